@@ -1,0 +1,24 @@
+// Writes a planned Graph as a plan file (layout in runtime/plan_format.h). The FlatBuffer is
+// built with force_defaults so its size does not depend on the hash values: it is built once
+// to learn its size, the weights are streamed after it while their hashes are computed, and
+// then the final FlatBuffer (same size) and header are written in front. The file appears
+// under its name only when complete (written to PATH.tmp, then renamed).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "compiler/ir/graph.h"
+
+namespace kiln {
+
+struct PlanTargets {
+  bool cpu = true;
+  std::vector<uint32_t> cuda_sm_archs;  // empty: no CUDA target
+};
+
+using WeightBytesFn = std::function<void(const Value&, std::vector<uint8_t>&)>;
+
+void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn& weight_bytes, const std::string& path);
+
+}  // namespace kiln

@@ -1,0 +1,29 @@
+// The compile driver: checkpoint folder → plan file. Used by `kiln compile` and the tests.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "kernels/dtype.h"
+
+namespace kiln {
+
+struct CompileOptions {
+  std::string model_dir;
+  std::string output;
+  std::string dtype;        // "", "f32", "bf16", "f16" ("" = the checkpoint's)
+  int64_t max_seq = 0;      // 0 = min(max_position_embeddings, 2048)
+  int64_t batch = 1;
+  int64_t chunk = 0;        // 0 = min(64, max_seq)
+};
+
+struct CompileSummary {
+  DType plan_dtype = DType::F32;
+  int64_t max_seq = 0, batch = 0, chunk = 0;
+  uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0;
+  size_t n_launches_prefill = 0, n_launches_decode = 0;
+};
+
+// Throws CompileError with one clear line on any failure; no output file is left behind.
+CompileSummary compile_model(const CompileOptions& opts);
+
+}  // namespace kiln

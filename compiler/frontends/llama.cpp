@@ -1,0 +1,188 @@
+#include "compiler/frontends/llama.h"
+
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "compiler/error.h"
+
+namespace kiln {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
+
+// name → shape of every tensor the config implies.
+std::map<std::string, std::vector<int64_t>> expected_tensors(const LlamaConfig& c) {
+  const int64_t D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
+  const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
+  std::map<std::string, std::vector<int64_t>> e;
+  e["model.embed_tokens.weight"] = {c.vocab_size, D};
+  e["model.norm.weight"] = {D};
+  if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = layer_prefix(i);
+    e[p + "input_layernorm.weight"] = {D};
+    e[p + "post_attention_layernorm.weight"] = {D};
+    e[p + "self_attn.q_proj.weight"] = {q, D};
+    e[p + "self_attn.k_proj.weight"] = {kv, D};
+    e[p + "self_attn.v_proj.weight"] = {kv, D};
+    e[p + "self_attn.o_proj.weight"] = {D, q};
+    e[p + "mlp.gate_proj.weight"] = {F, D};
+    e[p + "mlp.up_proj.weight"] = {F, D};
+    e[p + "mlp.down_proj.weight"] = {D, F};
+    if (c.attention_bias) {
+      e[p + "self_attn.q_proj.bias"] = {q};
+      e[p + "self_attn.k_proj.bias"] = {kv};
+      e[p + "self_attn.v_proj.bias"] = {kv};
+      e[p + "self_attn.o_proj.bias"] = {D};
+    }
+    if (c.mlp_bias) {
+      e[p + "mlp.gate_proj.bias"] = {F};
+      e[p + "mlp.up_proj.bias"] = {F};
+      e[p + "mlp.down_proj.bias"] = {D};
+    }
+  }
+  return e;
+}
+
+bool ignorable(const std::string& name, const LlamaConfig& c) {
+  // Old conversions ship rotary buffers; tied checkpoints sometimes ship lm_head anyway.
+  if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
+  return c.tie_word_embeddings && name == "lm_head.weight";
+}
+
+}  // namespace
+
+void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
+  const auto expected = expected_tensors(c);
+  std::vector<std::string> problems;
+  for (const auto& [name, shape] : expected) {
+    const StTensor* t = ck.find(name);
+    if (!t) {
+      problems.push_back("missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
+      continue;
+    }
+    if (t->shape != shape)
+      problems.push_back("tensor '" + name + "' in " + t->file + " has shape " + shape_str(t->shape) +
+                         ", expected " + shape_str(shape) + " from config.json");
+    else if (!t->has_dtype || !dtype_is_float(t->dtype))
+      problems.push_back("tensor '" + name + "' in " + t->file + " has dtype " + t->st_dtype +
+                         " (supported: F32, BF16, F16)");
+  }
+  for (const auto& [name, t] : ck.all())
+    if (!expected.count(name) && !ignorable(name, c))
+      problems.push_back("unexpected tensor '" + name + "' in " + t->file + " (shape " + shape_str(t->shape) + ")");
+  if (problems.empty()) return;
+  std::string msg = "checkpoint does not match config.json (" + std::to_string(problems.size()) + " problem" +
+                    (problems.size() > 1 ? "s" : "") + "): ";
+  const size_t shown = std::min<size_t>(problems.size(), 8);
+  for (size_t i = 0; i < shown; ++i) msg += (i ? "; " : "") + problems[i];
+  if (shown < problems.size()) msg += "; and " + std::to_string(problems.size() - shown) + " more";
+  throw CompileError(msg);
+}
+
+Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
+  Graph g;
+  const DType wt = o.plan_dtype;
+  const int64_t D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim, V = c.vocab_size;
+  const int64_t H = c.num_attention_heads, KVH = c.num_key_value_heads, B = o.batch, S = o.max_seq;
+  const int64_t W = (H + 2 * KVH) * hd;
+  auto w = [&](const std::string& name, std::vector<int64_t> shape, std::vector<std::string> parts) {
+    return g.weight(name, wt, std::move(shape), WeightSource{std::move(parts), {}});
+  };
+  auto opt_bias = [&](bool on, const std::string& name, int64_t n, std::vector<std::string> parts) {
+    return on ? w(name, {n}, std::move(parts)) : kNoTensor;
+  };
+
+  // --- weights (QKV and gate|up concatenated along the output dimension)
+  struct Layer {
+    uint32_t attn_norm, qkv_w, qkv_b, o_w, o_b, mlp_norm, gu_w, gu_b, down_w, down_b, k_cache, v_cache;
+  };
+  const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"});
+  std::vector<Layer> layers;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = layer_prefix(i);
+    Layer L;
+    L.attn_norm = w(p + "input_layernorm.weight", {D}, {p + "input_layernorm.weight"});
+    L.qkv_w = w(p + "self_attn.qkv_proj.weight", {W, D},
+                {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
+    L.qkv_b = opt_bias(c.attention_bias, p + "self_attn.qkv_proj.bias", W,
+                       {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
+    L.o_w = w(p + "self_attn.o_proj.weight", {D, H * hd}, {p + "self_attn.o_proj.weight"});
+    L.o_b = opt_bias(c.attention_bias, p + "self_attn.o_proj.bias", D, {p + "self_attn.o_proj.bias"});
+    L.mlp_norm = w(p + "post_attention_layernorm.weight", {D}, {p + "post_attention_layernorm.weight"});
+    L.gu_w = w(p + "mlp.gate_up_proj.weight", {2 * F, D}, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+    L.gu_b = opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
+    L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
+    L.down_b = opt_bias(c.mlp_bias, p + "mlp.down_proj.bias", D, {p + "mlp.down_proj.bias"});
+    L.k_cache = g.kv(p + "k_cache", wt, {B, S, KVH, hd});
+    L.v_cache = g.kv(p + "v_cache", wt, {B, S, KVH, hd});
+    layers.push_back(L);
+  }
+  const uint32_t norm = w("model.norm.weight", {D}, {"model.norm.weight"});
+  const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
+  const uint32_t inv_freq =
+      g.weight("rope.inv_freq", DType::F32, {hd / 2}, WeightSource{{}, rope_inv_freq(c.rope, hd)});
+
+  // --- step state shared by both programs
+  const uint32_t start_pos = g.state("start_pos", {B});
+  const uint32_t n_valid = g.state("n_valid", {B});
+  const double eps = c.rms_norm_eps, scale = 1.0 / std::sqrt(double(hd));
+
+  for (const auto& [pname, C] : {std::pair<std::string, int64_t>{"prefill", o.chunk}, {"decode", 1}}) {
+    GraphProgram P;
+    P.name = pname;
+    const int64_t N = B * C;
+    const std::string a = pname + ".";
+    const uint32_t tokens = g.state(a + "tokens", {B, C});
+    const uint32_t x = g.activation(a + "x", {N, D});
+    add_node(P, kEmbeddingSpec, {tokens, embed}, {x});
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      const Layer& L = layers[size_t(i)];
+      const std::string p = a + "layers." + std::to_string(i) + ".";
+      const uint32_t h = g.activation(p + "attn_in", {N, D});
+      const uint32_t qkv = g.activation(p + "qkv", {N, W});
+      const uint32_t att = g.activation(p + "attn_out", {N, H * hd});
+      const uint32_t h2 = g.activation(p + "mlp_in", {N, D});
+      const uint32_t gu = g.activation(p + "gate_up", {N, 2 * F});
+      const uint32_t m = g.activation(p + "mlp_act", {N, F});
+      add_node(P, kRmsNormSpec, {x, L.attn_norm}, {h}, {}, {eps});
+      add_node(P, kMatmulSpec, {h, L.qkv_w, L.qkv_b}, {qkv}, {0});
+      add_node(P, kRopeSpec, {inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd}, {1.0});
+      add_node(P, kKvWriteSpec, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
+      add_node(P, kAttentionSpec, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd}, {scale});
+      add_node(P, kMatmulSpec, {att, L.o_w, L.o_b}, {x}, {1});  // x += o_proj(att)
+      add_node(P, kRmsNormSpec, {x, L.mlp_norm}, {h2}, {}, {eps});
+      add_node(P, kMatmulSpec, {h2, L.gu_w, L.gu_b}, {gu}, {0});
+      add_node(P, kSwigluSpec, {gu}, {m});
+      add_node(P, kMatmulSpec, {m, L.down_w, L.down_b}, {x}, {1});  // x += down_proj(m)
+    }
+    const uint32_t xn = g.activation(a + "final_norm", {N, D});
+    const uint32_t logits = g.activation(a + "logits", {N, V});
+    add_node(P, kRmsNormSpec, {x, norm}, {xn}, {}, {eps});
+    add_node(P, kMatmulSpec, {xn, lm_head, kNoTensor}, {logits}, {0});
+    P.inputs = {{"tokens", tokens}, {"start_pos", start_pos}, {"n_valid", n_valid}};
+    P.outputs = {{"logits", logits}};
+    g.programs.push_back(std::move(P));
+  }
+  g.info.architecture = c.architecture;
+  g.info.vocab_size = V;
+  g.info.max_seq = S;
+  g.info.batch = B;
+  g.info.chunk = o.chunk;
+  g.info.source_dtype = c.dtype;
+  g.info.plan_dtype = wt;
+  g.info.config_json = c.raw_json;
+  return g;
+}
+
+}  // namespace kiln

@@ -1,0 +1,20 @@
+// LLaMA frontend: checks a checkpoint against its config and builds the static graph with
+// the `prefill` (batch × chunk tokens) and `decode` (batch × 1) programs.
+#pragma once
+#include "compiler/ir/graph.h"
+#include "compiler/llama_config.h"
+#include "compiler/safetensors.h"
+
+namespace kiln {
+
+struct LlamaBuildOptions {
+  DType plan_dtype = DType::F32;  // weights and KV cache
+  int64_t max_seq = 0, batch = 1, chunk = 1;
+};
+
+// Throws CompileError listing every missing, unexpected or mis-shaped tensor.
+void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck);
+
+Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o);
+
+}  // namespace kiln

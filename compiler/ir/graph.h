@@ -1,0 +1,73 @@
+// The compiler's static-shape graph IR. A Graph holds every value (weights, KV caches, state
+// inputs, activations) and the programs, each an ordered list of nodes naming a kernel from
+// kernels/kernel_specs.h. Shapes are fixed at build time; memory planning assigns arena
+// offsets afterwards and codegen turns the graph into a plan file.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/dtype.h"
+#include "kernels/kernel_specs.h"
+#include "runtime/plan.h"  // Region
+
+namespace kiln {
+
+// Where a weight's bytes come from: the named checkpoint tensors concatenated along dim 0
+// (the QKV and gate/up folding), cast to the value's dtype; or constant f32 data the
+// compiler computed (rope inv_freq).
+struct WeightSource {
+  std::vector<std::string> parts;
+  std::vector<float> constant;
+};
+
+struct Value {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  Region region = Region::kArena;
+  WeightSource weight;   // Region::kWeights only
+  uint64_t offset = 0;   // arena / kv / state offset, filled by planning
+  uint64_t bytes() const;
+};
+
+struct Node {
+  const KernelSpec* kernel = nullptr;
+  std::vector<uint32_t> inputs;   // value ids; kNoTensor for an absent optional operand
+  std::vector<uint32_t> outputs;
+  std::vector<int64_t> int_attrs;
+  std::vector<double> float_attrs;
+};
+
+struct GraphProgram {
+  std::string name;
+  std::vector<std::pair<std::string, uint32_t>> inputs, outputs;
+  std::vector<Node> nodes;
+};
+
+struct GraphModelInfo {
+  std::string architecture;
+  int64_t vocab_size = 0, max_seq = 0, batch = 0, chunk = 0;
+  DType source_dtype = DType::F32, plan_dtype = DType::F32;
+  std::string config_json;
+};
+
+class Graph {
+ public:
+  uint32_t add(Value v);
+  uint32_t weight(const std::string& name, DType dtype, std::vector<int64_t> shape, WeightSource src);
+  uint32_t activation(const std::string& name, std::vector<int64_t> shape, DType dtype = DType::F32);
+  uint32_t state(const std::string& name, std::vector<int64_t> shape);
+  uint32_t kv(const std::string& name, DType dtype, std::vector<int64_t> shape);
+
+  std::vector<Value> values;
+  std::vector<GraphProgram> programs;
+  GraphModelInfo info;
+  uint64_t arena_bytes = 0, kv_bytes = 0, state_bytes = 0, weight_bytes = 0;
+};
+
+// Appends a node, checking operand and attribute counts against the kernel spec.
+void add_node(GraphProgram& p, const KernelSpec& k, std::vector<uint32_t> in, std::vector<uint32_t> out,
+              std::vector<int64_t> iattrs = {}, std::vector<double> fattrs = {});
+
+}  // namespace kiln

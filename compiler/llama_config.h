@@ -1,0 +1,40 @@
+// config.json of a LLaMA-family checkpoint (LlamaForCausalLM), in both the transformers 4
+// style (top-level rope_theta, rope_scaling, torch_dtype) and the transformers 5 style
+// (rope_parameters holding rope_theta, dtype). Unknown rope types and activations are errors.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/dtype.h"
+
+namespace kiln {
+
+struct RopeConfig {
+  std::string type = "default";  // default | linear | llama3
+  double theta = 10000.0;
+  double factor = 1.0;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct LlamaConfig {
+  std::string architecture = "LlamaForCausalLM";
+  int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0;
+  int64_t num_attention_heads = 0, num_key_value_heads = 0, head_dim = 0;
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  RopeConfig rope;
+  bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
+  bool has_dtype = false;
+  DType dtype = DType::F32;     // torch_dtype / dtype, when given
+  std::string raw_json;         // the file, verbatim
+};
+
+// Parses `path` (a config.json); throws CompileError with the file and key at fault.
+LlamaConfig read_llama_config(const std::string& path);
+
+// inv_freq (head_dim/2 floats) for the config's rope type, computed in f32 as HF does.
+std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim);
+
+}  // namespace kiln

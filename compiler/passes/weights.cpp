@@ -1,0 +1,49 @@
+#include "compiler/passes/weights.h"
+
+#include <cstring>
+
+#include "compiler/error.h"
+
+namespace kiln {
+
+namespace {
+
+// Converts n elements between float dtypes; a straight copy when they match.
+void cast_into(const void* src, DType from, uint8_t* dst, DType to, uint64_t n) {
+  if (from == to) {
+    std::memcpy(dst, src, n * dtype_size(from));
+    return;
+  }
+  constexpr uint64_t kBlock = 4096;
+  float buf[kBlock];
+  for (uint64_t i = 0; i < n; i += kBlock) {
+    const uint64_t m = std::min(kBlock, n - i);
+    convert_to_f32(static_cast<const uint8_t*>(src) + i * dtype_size(from), from, buf, m);
+    convert_f32_to(buf, to, dst + i * dtype_size(to), m);
+  }
+}
+
+}  // namespace
+
+void materialize_weight(const Value& v, const Checkpoint& ck, std::vector<uint8_t>& out) {
+  out.resize(v.bytes());
+  if (v.weight.parts.empty()) {
+    if (v.weight.constant.size() * sizeof(float) != out.size() || v.dtype != DType::F32)
+      throw CompileError("internal: constant '" + v.name + "' has the wrong size");
+    std::memcpy(out.data(), v.weight.constant.data(), out.size());
+    return;
+  }
+  uint64_t at = 0;
+  for (const std::string& name : v.weight.parts) {
+    const StTensor* t = ck.find(name);
+    if (!t) throw CompileError("missing tensor '" + name + "'");
+    const uint64_t n = uint64_t(t->numel());
+    const uint64_t bytes = n * dtype_size(v.dtype);
+    if (at + bytes > out.size()) throw CompileError("internal: parts of '" + v.name + "' overflow it");
+    cast_into(t->data, t->dtype, out.data() + at, v.dtype, n);
+    at += bytes;
+  }
+  if (at != out.size()) throw CompileError("internal: parts of '" + v.name + "' do not fill it");
+}
+
+}  // namespace kiln

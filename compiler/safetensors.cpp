@@ -1,0 +1,255 @@
+#include "compiler/safetensors.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "compiler/error.h"
+
+namespace kiln {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint64_t kMaxHeader = 100ull * 1000 * 1000;  // as the reference implementation
+
+struct StDtype {
+  const char* name;
+  int size;
+  bool kiln;
+  DType dtype;
+};
+constexpr StDtype kStDtypes[] = {
+    {"F32", 4, true, DType::F32},    {"BF16", 2, true, DType::BF16},  {"F16", 2, true, DType::F16},
+    {"I32", 4, true, DType::I32},    {"I64", 8, true, DType::I64},    {"F64", 8, false, DType::F32},
+    {"I8", 1, false, DType::F32},    {"U8", 1, false, DType::F32},    {"I16", 2, false, DType::F32},
+    {"U16", 2, false, DType::F32},   {"U32", 4, false, DType::F32},   {"U64", 8, false, DType::F32},
+    {"BOOL", 1, false, DType::F32},  {"F8_E4M3", 1, false, DType::F32}, {"F8_E5M2", 1, false, DType::F32},
+};
+
+const StDtype* find_dtype(const std::string& s) {
+  for (const StDtype& d : kStDtypes)
+    if (s == d.name) return &d;
+  return nullptr;
+}
+
+[[noreturn]] void fail(const std::string& file, const std::string& msg) { throw CompileError(file + ": " + msg); }
+
+bool is_dir(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool is_file(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace
+
+int64_t StTensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+const char* dtype_to_safetensors(DType t) {
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::BF16: return "BF16";
+    case DType::F16: return "F16";
+    case DType::I32: return "I32";
+    case DType::I64: return "I64";
+  }
+  return "?";
+}
+
+std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  auto mapped = MappedFile::open(path);
+  if (!mapped.is_ok()) throw CompileError(mapped.status().message());
+  std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
+  f->path_ = path;
+  f->file_ = mapped.take();
+  const uint8_t* d = f->file_->data();
+  const uint64_t size = f->file_->size();
+  if (size < 8) fail(path, "file is " + std::to_string(size) + " bytes, too short for a safetensors header (truncated?)");
+  uint64_t hlen = 0;
+  for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | d[i];
+  if (hlen > kMaxHeader) fail(path, "header length " + std::to_string(hlen) + " exceeds the 100 MB limit");
+  if (hlen > size - 8)
+    fail(path, "header length " + std::to_string(hlen) + " runs past the end of the " + std::to_string(size) +
+                   "-byte file (truncated?)");
+  json h;
+  std::set<std::string> top_keys;
+  std::string duplicate;
+  try {
+    // nlohmann validates UTF-8 while parsing and throws on invalid sequences. It keeps the
+    // last of duplicate keys silently, so the callback records top-level keys to catch them.
+    h = json::parse(d + 8, d + 8 + hlen, [&](int depth, json::parse_event_t ev, json& parsed) {
+      if (ev == json::parse_event_t::key && depth == 1 && !top_keys.insert(parsed.get<std::string>()).second)
+        duplicate = parsed.get<std::string>();
+      return true;
+    });
+  } catch (const json::exception& e) {
+    fail(path, std::string("header is not valid JSON: ") + e.what());
+  }
+  if (!duplicate.empty()) fail(path, "tensor '" + duplicate + "' appears twice in the header");
+  if (!h.is_object()) fail(path, "header is not a JSON object");
+  const uint64_t data_size = size - 8 - hlen;
+  const uint8_t* base = d + 8 + hlen;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (auto it = h.begin(); it != h.end(); ++it) {
+    const std::string& name = it.key();
+    if (name == "__metadata__") {
+      if (!it->is_object()) fail(path, "__metadata__ is not an object");
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        if (!m->is_string()) fail(path, "__metadata__ value '" + m.key() + "' is not a string");
+        f->metadata_[m.key()] = m->get<std::string>();
+      }
+      continue;
+    }
+    const json& t = *it;
+    const std::string where = "tensor '" + name + "'";
+    if (!t.is_object() || !t.contains("dtype") || !t.contains("shape") || !t.contains("data_offsets"))
+      fail(path, where + " needs dtype, shape and data_offsets");
+    if (!t["dtype"].is_string()) fail(path, where + ": dtype is not a string");
+    StTensor st;
+    st.name = name;
+    st.file = path;
+    st.st_dtype = t["dtype"].get<std::string>();
+    const StDtype* dt = find_dtype(st.st_dtype);
+    if (!dt) fail(path, where + " has unknown dtype '" + st.st_dtype + "'");
+    st.has_dtype = dt->kiln;
+    st.dtype = dt->dtype;
+    if (!t["shape"].is_array()) fail(path, where + ": shape is not an array");
+    uint64_t bytes = uint64_t(dt->size);
+    for (const json& v : t["shape"]) {
+      if (!v.is_number_unsigned()) fail(path, where + ": shape has a non-integer or negative dimension");
+      uint64_t dim = v.get<uint64_t>();
+      if (dim > (uint64_t(1) << 48) || (dim != 0 && bytes > UINT64_MAX / dim)) fail(path, where + ": shape is too large");
+      bytes *= dim;
+      st.shape.push_back(int64_t(dim));
+    }
+    const json& off = t["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      fail(path, where + ": data_offsets must be two non-negative integers");
+    const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+    if (b > e || e > data_size)
+      fail(path, where + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + ") lie outside the " +
+                     std::to_string(data_size) + "-byte data section (truncated?)");
+    if (e - b != bytes)
+      fail(path, where + ": byte range of " + std::to_string(e - b) + " does not match shape × dtype size = " +
+                     std::to_string(bytes));
+    st.data = base + b;
+    st.size = bytes;
+    ranges.emplace_back(b, e);
+    if (!f->tensors_.emplace(name, std::move(st)).second) fail(path, where + " appears twice");
+  }
+  std::sort(ranges.begin(), ranges.end());
+  uint64_t cursor = 0;
+  for (const auto& r : ranges) {
+    if (r.first < cursor) fail(path, "tensor byte ranges overlap");
+    if (r.first > cursor) fail(path, "tensor byte ranges leave a gap (data_offsets are not contiguous)");
+    cursor = r.second;
+  }
+  if (cursor != data_size)
+    fail(path, "data section is " + std::to_string(data_size) + " bytes but the tensors cover " + std::to_string(cursor));
+  return f;
+}
+
+Checkpoint Checkpoint::open_dir(const std::string& dir) {
+  if (!is_dir(dir)) throw CompileError(dir + ": not a directory");
+  Checkpoint ck;
+  const std::string index = dir + "/model.safetensors.index.json";
+  std::vector<std::string> files;
+  std::map<std::string, std::string> weight_map;
+  if (is_file(index)) {
+    std::ifstream in(index);
+    json j;
+    try {
+      j = json::parse(in);
+    } catch (const json::exception& e) {
+      throw CompileError(index + ": not valid JSON: " + e.what());
+    }
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw CompileError(index + ": has no weight_map object");
+    std::set<std::string> seen;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it->is_string()) throw CompileError(index + ": weight_map entry '" + it.key() + "' is not a file name");
+      const std::string shard = it->get<std::string>();
+      if (shard.empty() || shard[0] == '/' || shard.find("..") != std::string::npos || shard.find('/') != std::string::npos)
+        throw CompileError(index + ": shard path '" + shard + "' must be a plain file name inside the model folder");
+      weight_map[it.key()] = shard;
+      if (seen.insert(shard).second) files.push_back(shard);
+    }
+  } else if (is_file(dir + "/model.safetensors")) {
+    files.push_back("model.safetensors");
+  } else {
+    bool has_bin = is_file(dir + "/pytorch_model.bin") || is_file(dir + "/pytorch_model.bin.index.json");
+    throw CompileError(dir + ": no model.safetensors or model.safetensors.index.json" +
+                       std::string(has_bin ? " (pickle checkpoints are not read: convert them to safetensors)" : ""));
+  }
+  for (const std::string& name : files) {
+    const std::string path = dir + "/" + name;
+    if (!is_file(path)) throw CompileError(path + ": shard listed in the index is missing");
+    ck.files_.push_back(SafetensorsFile::open(path));
+    for (const auto& kv : ck.files_.back()->tensors()) {
+      if (!ck.all_.emplace(kv.first, &kv.second).second)
+        throw CompileError(path + ": tensor '" + kv.first + "' also appears in " + ck.all_[kv.first]->file);
+    }
+  }
+  for (const auto& kv : weight_map) {
+    auto it = ck.all_.find(kv.first);
+    if (it == ck.all_.end())
+      throw CompileError(dir + "/" + kv.second + ": tensor '" + kv.first + "' listed in the index is missing from the shard");
+    if (it->second->file != dir + "/" + kv.second)
+      throw CompileError(index + ": tensor '" + kv.first + "' is mapped to " + kv.second + " but found in " + it->second->file);
+  }
+  if (!weight_map.empty())
+    for (const auto& kv : ck.all_)
+      if (!weight_map.count(kv.first))
+        throw CompileError(kv.second->file + ": tensor '" + kv.first + "' is not listed in the index");
+  return ck;
+}
+
+const StTensor* Checkpoint::find(const std::string& name) const {
+  auto it = all_.find(name);
+  return it == all_.end() ? nullptr : it->second;
+}
+
+void write_safetensors(const std::string& path, const std::vector<StWriteTensor>& tensors) {
+  json h = json::object();
+  uint64_t off = 0;
+  for (const auto& t : tensors) {
+    h[t.name] = {{"dtype", dtype_to_safetensors(t.dtype)}, {"shape", t.shape}, {"data_offsets", {off, off + t.size}}};
+    off += t.size;
+  }
+  std::string hs = h.dump();
+  while ((8 + hs.size()) % 8 != 0) hs += ' ';
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
+    if (!o) throw CompileError(path + ": cannot open for writing");
+    uint8_t len[8];
+    for (int i = 0; i < 8; ++i) len[i] = uint8_t((uint64_t(hs.size()) >> (8 * i)) & 0xff);
+    o.write(reinterpret_cast<const char*>(len), 8);
+    o.write(hs.data(), std::streamsize(hs.size()));
+    for (const auto& t : tensors) o.write(static_cast<const char*>(t.data), std::streamsize(t.size));
+    o.flush();
+    if (!o) {
+      std::remove(tmp.c_str());
+      throw CompileError(path + ": write failed");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw CompileError(path + ": cannot rename the finished file into place");
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,71 @@
+// safetensors reading (mmap, fully validated) and writing.
+//
+// A checkpoint is a single `model.safetensors`, or shards listed by
+// `model.safetensors.index.json` (its weight_map). Each file is checked as the reference
+// implementation does: the 8-byte header length is within bounds (≤ 100 MB), the header is
+// UTF-8 JSON, every dtype is known, shape × dtype size equals the byte range, offsets are
+// in bounds, contiguous and do not overlap, and no name appears twice (within a file or
+// across shards). Failures throw CompileError naming the file and the tensor.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/dtype.h"
+#include "runtime/mapped_file.h"
+
+namespace kiln {
+
+struct StTensor {
+  std::string name;
+  std::string file;          // path of the file holding it
+  std::string st_dtype;      // as written in the file, e.g. "BF16"
+  bool has_dtype = false;    // false: a valid safetensors dtype that kiln cannot hold (F64, U8, ...)
+  DType dtype = DType::F32;  // valid when has_dtype
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;  // inside the file's mapping
+  uint64_t size = 0;
+  int64_t numel() const;
+};
+
+class SafetensorsFile {
+ public:
+  static std::unique_ptr<SafetensorsFile> open(const std::string& path);  // throws CompileError
+  const std::map<std::string, StTensor>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::unique_ptr<MappedFile> file_;
+  std::map<std::string, StTensor> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// All tensors of a checkpoint folder (single file or index + shards).
+class Checkpoint {
+ public:
+  static Checkpoint open_dir(const std::string& dir);  // throws CompileError
+  const StTensor* find(const std::string& name) const;
+  const std::map<std::string, const StTensor*>& all() const { return all_; }
+
+ private:
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const StTensor*> all_;
+};
+
+const char* dtype_to_safetensors(DType t);
+
+// Writes tensors (name → dtype, shape, bytes) to a safetensors file, atomically (temp + rename).
+struct StWriteTensor {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const void* data;
+  uint64_t size;
+};
+void write_safetensors(const std::string& path, const std::vector<StWriteTensor>& tensors);
+
+}  // namespace kiln

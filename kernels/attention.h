@@ -1,0 +1,32 @@
+// Causal grouped-query attention over the KV cache (which already holds this step's keys).
+// Query t < n_valid[b] of batch row b, at position p = start_pos[b] + t, attends to cache
+// positions 0..p; rows past n_valid are written as zeros. Softmax in f32.
+// qkv: (batch·chunk, (n_heads + 2·n_kv_heads)·head_dim) f32 (only q is read);
+// k_cache, v_cache: (batch, max_seq, n_kv_heads, head_dim) f32|bf16|f16;
+// start_pos, n_valid: (batch,) i32 → out: (batch·chunk, n_heads·head_dim) f32
+// Plan operands: inputs {qkv, k_cache, v_cache, start_pos, n_valid}; outputs {out};
+// int attrs {n_heads, n_kv_heads, head_dim}; float attrs {scale}.
+// CPU scratch: max_seq + head_dim floats per worker.
+#pragma once
+#include <cstdint>
+
+#include "kernels/dtype.h"
+#include "kernels/thread_pool.h"
+
+namespace kiln {
+
+struct AttentionArgs {
+  const float* qkv;
+  const void* k_cache;
+  const void* v_cache;
+  DType cache_dtype;
+  const int32_t* start_pos;
+  const int32_t* n_valid;
+  float* out;
+  int64_t batch, chunk, max_seq, n_heads, n_kv_heads, head_dim;
+  float scale;
+};
+
+void attention_cpu(const AttentionArgs& a, ThreadPool& pool);
+
+}  // namespace kiln

@@ -1,0 +1,24 @@
+#include "kernels/kv_write.h"
+
+namespace kiln {
+
+void kv_write_cpu(const KvWriteArgs& a, ThreadPool& pool) {
+  const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
+  const int64_t kv = a.n_kv_heads * a.head_dim;
+  pool.parallel_for(a.batch * a.chunk, 4, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / a.chunk, t = r % a.chunk;
+      if (t >= a.n_valid[b]) continue;
+      const int64_t pos = int64_t(a.start_pos[b]) + t;
+      const float* k = a.qkv + r * width + a.n_heads * a.head_dim;
+      const float* v = k + kv;
+      const uint64_t base = uint64_t((b * a.max_seq + pos) * kv);
+      for (int64_t i = 0; i < kv; ++i) {
+        store_from_f32(a.k_cache, a.cache_dtype, base + uint64_t(i), k[i]);
+        store_from_f32(a.v_cache, a.cache_dtype, base + uint64_t(i), v[i]);
+      }
+    }
+  });
+}
+
+}  // namespace kiln

@@ -1,0 +1,20 @@
+#include "kernels/rmsnorm.h"
+
+#include <cmath>
+
+namespace kiln {
+
+void rmsnorm_cpu(const RmsNormArgs& a, ThreadPool& pool) {
+  pool.parallel_for(a.rows, 1, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = a.x + r * a.dim;
+      float* y = a.y + r * a.dim;
+      double ss = 0.0;
+      for (int64_t i = 0; i < a.dim; ++i) ss += double(x[i]) * double(x[i]);
+      float inv = float(1.0 / std::sqrt(ss / double(a.dim) + double(a.eps)));
+      for (int64_t i = 0; i < a.dim; ++i) y[i] = load_as_f32(a.w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
+    }
+  });
+}
+
+}  // namespace kiln

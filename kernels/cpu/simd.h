@@ -1,0 +1,22 @@
+// Portable inner loops for the CPU kernels. Written with independent accumulators so the
+// compiler vectorizes them without -ffast-math; on x86-64 the hot ones are cloned for
+// x86-64-v3 (AVX2/FMA) and chosen at load time by the loader. The association order is
+// fixed, so a result does not depend on how work was split across threads.
+#pragma once
+#include <cstdint>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define KILN_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define KILN_TARGET_CLONES
+#endif
+
+namespace kiln {
+
+// sum_i a[i]·b[i] with 16 lanes of partial sums, combined pairwise.
+float dot_f32(const float* a, const float* b, int64_t n);
+
+// y[j] += s·x[j]
+void axpy_f32(float s, const float* x, float* y, int64_t n);
+
+}  // namespace kiln

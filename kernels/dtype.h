@@ -1,0 +1,116 @@
+// Storage data types shared by kernels, runtime and compiler, and the scalar conversions
+// between them. The numeric values are the ones in schema/plan.fbs (enum DType); the
+// runtime static_asserts that they agree.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+namespace kiln {
+
+enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4 };
+constexpr int kNumDTypes = 5;
+
+inline bool dtype_valid(uint8_t v) { return v < kNumDTypes; }
+
+inline uint64_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::BF16: return 2;
+    case DType::F16: return 2;
+    case DType::I32: return 4;
+    case DType::I64: return 8;
+  }
+  return 0;
+}
+
+inline bool dtype_is_float(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "f32";
+    case DType::BF16: return "bf16";
+    case DType::F16: return "f16";
+    case DType::I32: return "i32";
+    case DType::I64: return "i64";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------
+// Scalar conversions. bf16 and f16 are stored as uint16_t bit patterns. Float → half
+// conversions round to nearest even, as torch does; NaN stays NaN.
+
+inline float bits_to_f32(uint32_t b) { float f; std::memcpy(&f, &b, 4); return f; }
+inline uint32_t f32_to_bits(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
+
+inline float bf16_to_f32(uint16_t h) { return bits_to_f32(uint32_t(h) << 16); }
+
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t b = f32_to_bits(f);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return uint16_t((b >> 16) | 0x40);  // quiet NaN
+  b += 0x7fffu + ((b >> 16) & 1u);
+  return uint16_t(b >> 16);
+}
+
+inline float f16_to_f32(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
+  if (exp == 0) {
+    if (man == 0) return bits_to_f32(sign);
+    // subnormal: value = man * 2^-24
+    float v = float(man) * (1.0f / 16777216.0f);
+    return sign ? -v : v;
+  }
+  if (exp == 31) return bits_to_f32(sign | 0x7f800000u | (man << 13));
+  return bits_to_f32(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+inline uint16_t f32_to_f16(float f) {
+  uint32_t b = f32_to_bits(f);
+  uint16_t sign = uint16_t((b >> 16) & 0x8000u);
+  uint32_t abs = b & 0x7fffffffu;
+  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u);   // NaN
+  if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds to inf (>= 65520)
+  if (abs < 0x38800000u) {                                  // below the smallest normal 2^-14
+    if (abs < 0x33000000u) return sign;                     // below half the smallest subnormal
+    uint32_t exp = abs >> 23;
+    uint32_t man = (abs & 0x7fffffu) | 0x800000u;
+    // value = man * 2^(exp-150); the subnormal unit is 2^-24, so q = man >> (126 - exp)
+    uint32_t shift = 126u - exp;
+    uint32_t q = man >> shift;
+    uint32_t rem = man & ((1u << shift) - 1u);
+    uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q;
+    return uint16_t(sign | q);
+  }
+  uint32_t r = abs - 0x38000000u;                           // rebias exponent 127 → 15
+  r += 0xfffu + ((r >> 13) & 1u);
+  return uint16_t(sign | uint16_t(r >> 13));
+}
+
+// Load element i of a float tensor of any float dtype as f32.
+inline float load_as_f32(const void* p, DType t, uint64_t i) {
+  switch (t) {
+    case DType::F32: return static_cast<const float*>(p)[i];
+    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    default: return 0.0f;
+  }
+}
+
+inline void store_from_f32(void* p, DType t, uint64_t i, float v) {
+  switch (t) {
+    case DType::F32: static_cast<float*>(p)[i] = v; break;
+    case DType::BF16: static_cast<uint16_t*>(p)[i] = f32_to_bf16(v); break;
+    case DType::F16: static_cast<uint16_t*>(p)[i] = f32_to_f16(v); break;
+    default: break;
+  }
+}
+
+// Convert n contiguous elements to f32.
+void convert_to_f32(const void* src, DType t, float* dst, uint64_t n);
+// Convert n contiguous f32 elements to a float dtype.
+void convert_f32_to(const float* src, DType t, void* dst, uint64_t n);
+
+}  // namespace kiln

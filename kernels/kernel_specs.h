@@ -1,0 +1,34 @@
+// The kernel ids that plans name, with their operand and attribute counts. The compiler
+// emits launches against these specs and the runtime's registry binds each one to a backend
+// implementation, validating shapes at load (runtime/kernel_registry.cpp). Bump a version
+// whenever a kernel's operands, attributes or semantics change.
+#pragma once
+#include <cstdint>
+
+namespace kiln {
+
+struct KernelSpec {
+  const char* name;
+  uint32_t version;
+  int n_inputs;       // including optional ones (which may be kNoTensor)
+  int n_outputs;
+  int n_int_attrs;
+  int n_float_attrs;
+};
+
+inline constexpr uint32_t kNoTensor = 0xFFFFFFFFu;
+
+// Each spec's operands are documented in the op's header in kernels/.
+inline constexpr KernelSpec kEmbeddingSpec{"embedding", 1, 2, 1, 0, 0};  // kernels/embedding.h
+inline constexpr KernelSpec kRmsNormSpec{"rmsnorm", 1, 2, 1, 0, 1};      // kernels/rmsnorm.h
+inline constexpr KernelSpec kMatmulSpec{"matmul", 1, 3, 1, 1, 0};        // kernels/matmul.h
+inline constexpr KernelSpec kRopeSpec{"rope", 1, 3, 1, 2, 1};            // kernels/rope.h
+inline constexpr KernelSpec kKvWriteSpec{"kv_write", 1, 3, 2, 3, 0};     // kernels/kv_write.h
+inline constexpr KernelSpec kAttentionSpec{"attention", 1, 5, 1, 3, 1};  // kernels/attention.h
+inline constexpr KernelSpec kSwigluSpec{"swiglu", 1, 1, 1, 0, 0};        // kernels/swiglu.h
+
+inline constexpr const KernelSpec* kAllKernelSpecs[] = {&kEmbeddingSpec, &kRmsNormSpec, &kMatmulSpec,
+                                                 &kRopeSpec,      &kKvWriteSpec, &kAttentionSpec,
+                                                 &kSwigluSpec};
+
+}  // namespace kiln

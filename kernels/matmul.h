@@ -1,0 +1,31 @@
+// Linear layer, weights in the torch nn.Linear layout.
+// x: (rows, k) f32; w: (m, k) f32|bf16|f16; bias: (m,) f32|bf16|f16 or absent
+//   → y: (rows, m) f32, y = x·wᵀ + bias, or y += x·wᵀ + bias when accumulate (a fused
+//   residual add: y is then read and written).
+// Plan operands: inputs {x, w, bias?}; outputs {y}; int attrs {accumulate}.
+// CPU scratch: 4·k floats per worker when w is not f32.
+#pragma once
+#include <cstdint>
+
+#include "kernels/dtype.h"
+#include "kernels/thread_pool.h"
+
+namespace kiln {
+
+struct MatmulArgs {
+  const float* x;
+  const void* w;
+  DType w_dtype;
+  const void* bias;  // may be null
+  DType bias_dtype;
+  float* y;
+  int64_t rows, k, m;
+  bool accumulate;
+};
+
+constexpr int64_t kMatmulRowBlock = 4;  // weight rows converted and reused together
+inline uint64_t matmul_scratch_floats(int64_t k) { return uint64_t(kMatmulRowBlock * k); }
+
+void matmul_cpu(const MatmulArgs& a, ThreadPool& pool);
+
+}  // namespace kiln

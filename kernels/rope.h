@@ -1,0 +1,25 @@
+// Rotary position embedding (the rotate-half form of HF LLaMA), applied in place to the
+// first `n_rot_heads` heads of each row of a fused QKV buffer. Token t of batch row b sits at
+// row b·chunk + t and at position start_pos[b] + t. All rope variants (default, linear,
+// llama3) differ only in inv_freq, which the compiler folds into a constant.
+// qkv: (batch·chunk, width) f32 [in/out]; inv_freq: (head_dim/2,) f32; start_pos: (batch,) i32
+// Plan operands: inputs {inv_freq, start_pos, qkv}; outputs {qkv}; int attrs {n_rot_heads,
+// head_dim}; float attrs {attention_scaling} (multiplies cos and sin; 1 for these variants).
+#pragma once
+#include <cstdint>
+
+#include "kernels/thread_pool.h"
+
+namespace kiln {
+
+struct RopeArgs {
+  float* qkv;
+  const float* inv_freq;
+  const int32_t* start_pos;
+  int64_t batch, chunk, width, n_rot_heads, head_dim;
+  float attention_scaling;
+};
+
+void rope_cpu(const RopeArgs& a, ThreadPool& pool);
+
+}  // namespace kiln

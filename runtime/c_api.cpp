@@ -1,0 +1,185 @@
+// The C API (runtime/include/kiln/kiln.h) over Plan and Context. Nothing throws across it:
+// every entry point catches and converts to a kiln_status.
+#include "kiln/kiln.h"
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "runtime/context.h"
+#include "runtime/plan.h"
+
+struct kiln_plan {
+  std::shared_ptr<const kiln::Plan> plan;
+};
+
+struct kiln_context {
+  std::unique_ptr<kiln::Context> ctx;
+};
+
+namespace {
+
+kiln_status to_c(kiln::StatusCode c) {
+  switch (c) {
+    case kiln::StatusCode::kOk: return KILN_OK;
+    case kiln::StatusCode::kInvalidArgument: return KILN_ERR_INVALID_ARGUMENT;
+    case kiln::StatusCode::kIoError: return KILN_ERR_IO;
+    case kiln::StatusCode::kCorruptPlan: return KILN_ERR_CORRUPT_PLAN;
+    case kiln::StatusCode::kUnsupported: return KILN_ERR_UNSUPPORTED;
+    case kiln::StatusCode::kLimitExceeded: return KILN_ERR_LIMIT;
+    case kiln::StatusCode::kOutOfMemory: return KILN_ERR_OUT_OF_MEMORY;
+    case kiln::StatusCode::kInternal: return KILN_ERR_INTERNAL;
+  }
+  return KILN_ERR_INTERNAL;
+}
+
+kiln_status fail(kiln_error* err, kiln_status code, const std::string& msg) {
+  if (err) {
+    err->code = code;
+    std::snprintf(err->message, sizeof(err->message), "%s", msg.c_str());
+  }
+  return code;
+}
+
+kiln_status report(kiln_error* err, const kiln::Status& st) {
+  if (st.is_ok()) {
+    if (err) {
+      err->code = KILN_OK;
+      err->message[0] = '\0';
+    }
+    return KILN_OK;
+  }
+  return fail(err, to_c(st.code()), st.message());
+}
+
+// Runs f, turning any escaping exception (bad_alloc, mostly) into a status.
+template <typename F>
+kiln_status guarded(kiln_error* err, F&& f) {
+  try {
+    return report(err, f());
+  } catch (const std::bad_alloc&) {
+    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(err, KILN_ERR_INTERNAL, e.what());
+  }
+}
+
+kiln_status open_common(kiln::Result<std::shared_ptr<const kiln::Plan>> r, kiln_plan** out, kiln_error* err) {
+  if (!r.is_ok()) return report(err, r.status());
+  *out = new kiln_plan{r.take()};
+  return report(err, kiln::Status::ok());
+}
+
+}  // namespace
+
+extern "C" {
+
+int kiln_api_version(void) { return KILN_API_VERSION; }
+
+const char* kiln_status_string(kiln_status s) {
+  switch (s) {
+    case KILN_OK: return "ok";
+    case KILN_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case KILN_ERR_IO: return "I/O error";
+    case KILN_ERR_CORRUPT_PLAN: return "corrupt plan";
+    case KILN_ERR_UNSUPPORTED: return "unsupported";
+    case KILN_ERR_LIMIT: return "limit exceeded";
+    case KILN_ERR_OUT_OF_MEMORY: return "out of memory";
+    case KILN_ERR_INTERNAL: return "internal error";
+  }
+  return "unknown status";
+}
+
+kiln_status kiln_plan_open(const char* path, kiln_plan** out, kiln_error* err) {
+  if (!path || !out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "path and out must not be null");
+  *out = nullptr;
+  try {
+    return open_common(kiln::Plan::load_file(path), out, err);
+  } catch (const std::bad_alloc&) {
+    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory loading the plan");
+  }
+}
+
+kiln_status kiln_plan_open_memory(const void* data, size_t size, kiln_plan** out, kiln_error* err) {
+  if (!out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "out must not be null");
+  *out = nullptr;
+  try {
+    return open_common(kiln::Plan::load_memory(data, size), out, err);
+  } catch (const std::bad_alloc&) {
+    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory loading the plan");
+  }
+}
+
+void kiln_plan_close(kiln_plan* plan) { delete plan; }
+
+kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* info, kiln_error* err) {
+  if (!plan || !info) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and info must not be null");
+  const kiln::ModelInfo& m = plan->plan->model();
+  info->vocab_size = m.vocab_size;
+  info->max_seq = m.max_seq;
+  info->batch = m.batch;
+  info->chunk = m.chunk;
+  return report(err, kiln::Status::ok());
+}
+
+kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err) {
+  if (!plan || !out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and out must not be null");
+  *out = nullptr;
+  return guarded(err, [&]() -> kiln::Status {
+    kiln::ContextOptions opts;
+    opts.n_threads = n_threads;
+    auto r = kiln::Context::create(plan->plan, opts);
+    if (!r.is_ok()) return r.status();
+    *out = new kiln_context{r.take()};
+    return kiln::Status::ok();
+  });
+}
+
+void kiln_context_destroy(kiln_context* ctx) { delete ctx; }
+
+void kiln_context_reset(kiln_context* ctx) {
+  if (ctx) ctx->ctx->reset();
+}
+
+kiln_status kiln_score(kiln_context* ctx, const int32_t* ids, int64_t rows, int64_t n_tokens, float* logits_out,
+                       kiln_error* err) {
+  if (!ctx) return fail(err, KILN_ERR_INVALID_ARGUMENT, "context is null");
+  return guarded(err, [&] { return ctx->ctx->score(ids, rows, n_tokens, logits_out); });
+}
+
+kiln_status kiln_prefill(kiln_context* ctx, int64_t row, const int32_t* ids, int64_t n, kiln_error* err) {
+  if (!ctx) return fail(err, KILN_ERR_INVALID_ARGUMENT, "context is null");
+  return guarded(err, [&] { return ctx->ctx->prefill(row, ids, n); });
+}
+
+kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* err) {
+  if (!ctx) return fail(err, KILN_ERR_INVALID_ARGUMENT, "context is null");
+  return guarded(err, [&] { return ctx->ctx->decode(tokens); });
+}
+
+const float* kiln_logits(const kiln_context* ctx, int64_t row) {
+  if (!ctx || row < 0 || row >= ctx->ctx->batch()) return nullptr;
+  return ctx->ctx->logits(row);
+}
+
+int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step) {
+  if (!ctx || row < 0 || row >= ctx->ctx->batch()) return -1;
+  kiln::SamplingParams sp;
+  if (sampling) sp = {sampling->temperature, sampling->top_k, sampling->top_p, sampling->seed};
+  return ctx->ctx->sample(row, sp, step);
+}
+
+kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_prompt, int64_t max_new,
+                          const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
+                          kiln_token_callback callback, void* user, kiln_error* err) {
+  if (!ctx) return fail(err, KILN_ERR_INVALID_ARGUMENT, "context is null");
+  kiln::SamplingParams sp;
+  if (sampling) sp = {sampling->temperature, sampling->top_k, sampling->top_p, sampling->seed};
+  return guarded(err, [&] {
+    std::function<bool(int32_t)> cb;
+    if (callback) cb = [&](int32_t t) { return callback(user, t) != 0; };
+    return ctx->ctx->generate(prompt, n_prompt, max_new, sp, eos_id, out_tokens, n_out, cb);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,225 @@
+#include "runtime/context.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace kiln {
+
+namespace {
+
+constexpr uintptr_t kAlign = 64;
+
+std::unique_ptr<uint8_t[]> alloc_zeroed(uint64_t n) {
+  // Round up so even an empty region has a valid, aligned base.
+  std::unique_ptr<uint8_t[]> p(new (std::nothrow) uint8_t[size_t(std::max<uint64_t>(n, 1) + kAlign)]());
+  return p;
+}
+
+}  // namespace
+
+Context::~Context() = default;
+
+Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Plan> plan, const ContextOptions& opts) {
+  if (!plan) return invalid_argument("plan is null");
+  if (!plan->has_target("cpu")) return unsupported("plan was not compiled for the CPU backend");
+  std::unique_ptr<Context> c(new (std::nothrow) Context());
+  if (!c) return Status(StatusCode::kOutOfMemory, "out of memory creating a context");
+  c->plan_ = std::move(plan);
+  KILN_RETURN_IF_ERROR(c->init(opts));
+  return c;
+}
+
+Status Context::init(const ContextOptions& opts) {
+  const Plan& p = *plan_;
+  const MemoryInfo& mem = p.memory();
+  uint64_t scratch = 0;
+  for (const ProgramInfo& pr : p.programs()) scratch = std::max(scratch, pr.scratch_floats);
+  try {
+    pool_ = std::make_unique<ThreadPool>(opts.n_threads, scratch);
+    arena_ = alloc_zeroed(mem.arena_bytes);
+    kv_ = alloc_zeroed(mem.kv_bytes);
+    state_ = alloc_zeroed(mem.state_bytes);
+    if (!arena_ || !kv_ || !state_) throw std::bad_alloc();
+    pos_.assign(size_t(batch()), 0);
+    last_logits_.assign(size_t(batch() * vocab()), 0.0f);
+    step_tokens_.assign(size_t(batch()), -1);
+    sampler_ = SamplerScratch(vocab());
+  } catch (const std::exception&) {
+    return Status(StatusCode::kOutOfMemory, "out of memory allocating the context (arena " +
+                                                std::to_string(mem.arena_bytes) + " bytes, KV cache " +
+                                                std::to_string(mem.kv_bytes) + " bytes)");
+  }
+  auto aligned = [](uint8_t* base) {
+    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + kAlign - 1) & ~uintptr_t(kAlign - 1));
+  };
+  uint8_t* arena = aligned(arena_.get());
+  uint8_t* kv = aligned(kv_.get());
+  uint8_t* state = aligned(state_.get());
+  ptrs_.resize(p.tensors().size());
+  for (size_t i = 0; i < p.tensors().size(); ++i) {
+    const TensorInfo& t = p.tensors()[i];
+    switch (t.region) {
+      case Region::kWeights: ptrs_[i] = const_cast<void*>(p.weight_data(t)); break;
+      case Region::kArena: ptrs_[i] = arena + t.offset; break;
+      case Region::kKvCache: ptrs_[i] = kv + t.offset; break;
+      case Region::kState: ptrs_[i] = state + t.offset; break;
+    }
+  }
+  KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_));
+  KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_));
+  if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
+  return Status::ok();
+}
+
+Status Context::bind_llm_program(const char* name, ProgramState* ps) {
+  const Plan& p = *plan_;
+  ps->index = p.find_program(name);
+  if (ps->index < 0) return unsupported(std::string("plan has no '") + name + "' program");
+  const ProgramInfo& pr = p.programs()[size_t(ps->index)];
+  const auto& T = p.tensors();
+  const uint32_t tok = pr.input("tokens"), start = pr.input("start_pos"), valid = pr.input("n_valid");
+  const uint32_t lg = pr.output("logits");
+  const std::string what = std::string("program '") + name + "'";
+  if (tok == kNoTensor || start == kNoTensor || valid == kNoTensor || lg == kNoTensor)
+    return corrupt_plan(what + " lacks tokens/start_pos/n_valid inputs or the logits output");
+  const int64_t b = batch();
+  if (T[tok].shape.size() != 2 || T[tok].shape[0] != b) return corrupt_plan(what + ": tokens must be (batch, chunk)");
+  ps->chunk = T[tok].shape[1];
+  if (T[start].shape != std::vector<int64_t>{b} || T[valid].shape != std::vector<int64_t>{b})
+    return corrupt_plan(what + ": start_pos and n_valid must be (batch,)");
+  if (T[lg].dtype != DType::F32 || T[lg].shape != std::vector<int64_t>{b * ps->chunk, vocab()})
+    return corrupt_plan(what + ": logits must be f32 (batch*chunk, vocab)");
+  ps->tokens = static_cast<int32_t*>(ptrs_[tok]);
+  ps->start_pos = static_cast<int32_t*>(ptrs_[start]);
+  ps->n_valid = static_cast<int32_t*>(ptrs_[valid]);
+  ps->logits = static_cast<const float*>(ptrs_[lg]);
+  for (const LaunchInfo& l : pr.launches) {
+    auto bound = bind_cpu_launch(*p.kernels()[l.kernel], l, T, ptrs_);
+    if (!bound.is_ok()) return bound.status();
+    ps->launches.push_back(bound.take());
+  }
+  return Status::ok();
+}
+
+void Context::run(const ProgramState& ps) {
+  for (const BoundLaunch& l : ps.launches) l(*pool_);
+}
+
+void Context::reset() { std::fill(pos_.begin(), pos_.end(), 0); }
+
+Status Context::check_ids(const int32_t* ids, int64_t n) const {
+  if (n <= 0) return invalid_argument("empty prompt: at least one token id is required");
+  if (!ids) return invalid_argument("token ids are null");
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= vocab())
+      return invalid_argument("token id " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+                              " is out of range [0, " + std::to_string(vocab()) + ")");
+  return Status::ok();
+}
+
+Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
+  if (row < 0 || row >= batch())
+    return invalid_argument("row " + std::to_string(row) + " is out of range: the plan has batch " + std::to_string(batch()));
+  KILN_RETURN_IF_ERROR(check_ids(ids, n));
+  if (pos_[size_t(row)] + n > max_seq())
+    return limit_exceeded(std::to_string(n) + " tokens at position " + std::to_string(pos_[size_t(row)]) +
+                          " exceed the plan's max_seq of " + std::to_string(max_seq()));
+  const int64_t C = prefill_.chunk;
+  for (int64_t done = 0; done < n; done += C) {
+    const int64_t len = std::min(C, n - done);
+    std::fill(prefill_.tokens, prefill_.tokens + batch() * C, 0);
+    std::fill(prefill_.n_valid, prefill_.n_valid + batch(), 0);
+    for (int64_t b = 0; b < batch(); ++b) prefill_.start_pos[b] = int32_t(pos_[size_t(b)]);
+    std::copy(ids + done, ids + done + len, prefill_.tokens + row * C);
+    prefill_.n_valid[row] = int32_t(len);
+    run(prefill_);
+    pos_[size_t(row)] += len;
+    std::copy(prefill_.logits + (row * C + len - 1) * vocab(), prefill_.logits + (row * C + len) * vocab(),
+              last_logits_.begin() + row * vocab());
+  }
+  return Status::ok();
+}
+
+Status Context::decode(const int32_t* tokens) {
+  if (!tokens) return invalid_argument("tokens are null");
+  bool any = false;
+  for (int64_t b = 0; b < batch(); ++b) {
+    if (tokens[b] < 0) continue;
+    any = true;
+    KILN_RETURN_IF_ERROR(check_ids(tokens + b, 1));
+    if (pos_[size_t(b)] + 1 > max_seq())
+      return limit_exceeded("row " + std::to_string(b) + " is full: the plan's max_seq is " + std::to_string(max_seq()));
+  }
+  if (!any) return invalid_argument("decode needs at least one active row");
+  for (int64_t b = 0; b < batch(); ++b) {
+    const bool active = tokens[b] >= 0;
+    decode_.tokens[b] = active ? tokens[b] : 0;
+    decode_.start_pos[b] = int32_t(pos_[size_t(b)]);
+    decode_.n_valid[b] = active ? 1 : 0;
+  }
+  run(decode_);
+  for (int64_t b = 0; b < batch(); ++b) {
+    if (tokens[b] < 0) continue;
+    pos_[size_t(b)] += 1;
+    std::copy(decode_.logits + b * vocab(), decode_.logits + (b + 1) * vocab(), last_logits_.begin() + b * vocab());
+  }
+  return Status::ok();
+}
+
+Status Context::score(const int32_t* ids, int64_t rows, int64_t n_tokens, float* out) {
+  if (rows <= 0 || n_tokens <= 0) return invalid_argument("score needs at least one row and one token");
+  if (!out) return invalid_argument("output buffer is null");
+  KILN_RETURN_IF_ERROR(check_ids(ids, rows * n_tokens));
+  if (n_tokens > max_seq())
+    return limit_exceeded(std::to_string(n_tokens) + " tokens exceed the plan's max_seq of " + std::to_string(max_seq()));
+  const int64_t B = batch(), C = prefill_.chunk, V = vocab();
+  for (int64_t r0 = 0; r0 < rows; r0 += B) {
+    const int64_t nb = std::min(B, rows - r0);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += C) {
+      const int64_t len = std::min(C, n_tokens - t0);
+      std::fill(prefill_.tokens, prefill_.tokens + B * C, 0);
+      for (int64_t b = 0; b < B; ++b) {
+        prefill_.start_pos[b] = int32_t(t0);
+        prefill_.n_valid[b] = b < nb ? int32_t(len) : 0;
+        if (b < nb) std::copy(ids + (r0 + b) * n_tokens + t0, ids + (r0 + b) * n_tokens + t0 + len, prefill_.tokens + b * C);
+      }
+      run(prefill_);
+      for (int64_t b = 0; b < nb; ++b)
+        std::copy(prefill_.logits + b * C * V, prefill_.logits + (b * C + len) * V, out + ((r0 + b) * n_tokens + t0) * V);
+    }
+  }
+  reset();
+  return Status::ok();
+}
+
+int32_t Context::sample(int64_t row, const SamplingParams& sp, uint64_t step) {
+  return sample_token(logits(row), vocab(), sp, step, sampler_);
+}
+
+Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_new, const SamplingParams& sp,
+                         int32_t eos, int32_t* out, int64_t* n_out, const std::function<bool(int32_t)>& on_token) {
+  if (n_out) *n_out = 0;
+  if (max_new < 0) return invalid_argument("max_new_tokens is negative");
+  if (max_new > 0 && !out) return invalid_argument("output buffer is null");
+  if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f)) return invalid_argument("temperature must be >= 0 and top_p > 0");
+  KILN_RETURN_IF_ERROR(check_ids(prompt, n_prompt));
+  if (n_prompt + max_new > max_seq())
+    return limit_exceeded("prompt of " + std::to_string(n_prompt) + " tokens plus " + std::to_string(max_new) +
+                          " new tokens exceeds the plan's max_seq of " + std::to_string(max_seq()));
+  pos_[0] = 0;
+  KILN_RETURN_IF_ERROR(prefill(0, prompt, n_prompt));
+  int64_t n = 0;
+  while (n < max_new) {
+    const int32_t tok = sample(0, sp, uint64_t(n));
+    out[n++] = tok;
+    if (n_out) *n_out = n;
+    if ((on_token && !on_token(tok)) || tok == eos || n == max_new) break;
+    std::fill(step_tokens_.begin(), step_tokens_.end(), -1);
+    step_tokens_[0] = tok;
+    KILN_RETURN_IF_ERROR(decode(step_tokens_.data()));
+  }
+  return Status::ok();
+}
+
+}  // namespace kiln

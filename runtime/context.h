@@ -1,0 +1,86 @@
+// Context: one backend's memory for one plan (arena, KV cache, step state, bound launches,
+// thread pool) and the LLM-level operations built on the plan's `prefill` and `decode`
+// programs. Everything is allocated in create(); nothing is allocated afterwards.
+// A Context is not thread-safe: use one per thread. The Plan is shared and immutable.
+//
+// LLM plan contract (checked in create): programs `prefill` and `decode`, each with state
+// inputs `tokens` (batch, chunk) i32, `start_pos` (batch,) i32, `n_valid` (batch,) i32 and the
+// output `logits` (batch·chunk, vocab) f32; decode has chunk 1.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/thread_pool.h"
+#include "runtime/cpu_backend.h"
+#include "runtime/plan.h"
+#include "runtime/sampling.h"
+
+namespace kiln {
+
+struct ContextOptions {
+  int n_threads = 0;  // <= 0: all cores
+};
+
+class Context {
+ public:
+  static Result<std::unique_ptr<Context>> create(std::shared_ptr<const Plan> plan, const ContextOptions& opts);
+  ~Context();
+
+  const Plan& plan() const { return *plan_; }
+  int64_t batch() const { return plan_->model().batch; }
+  int64_t vocab() const { return plan_->model().vocab_size; }
+  int64_t max_seq() const { return plan_->model().max_seq; }
+
+  // --- sequences, one per batch row
+  void reset();                       // forgets every row's tokens
+  int64_t position(int64_t row) const { return pos_[size_t(row)]; }
+  // Appends ids to `row`'s sequence; logits(row) then holds the last token's logits.
+  Status prefill(int64_t row, const int32_t* ids, int64_t n);
+  // One token per row; a negative token leaves that row idle. At least one row must be active.
+  Status decode(const int32_t* tokens);
+  // Logits (vocab floats) after the last prefill/decode step of `row`.
+  const float* logits(int64_t row) const { return last_logits_.data() + row * vocab(); }
+
+  // Scores `rows` independent prompts of n_tokens each (each from position 0), writing
+  // logits (rows, n_tokens, vocab) to out. Any number of rows; resets every sequence.
+  Status score(const int32_t* ids, int64_t rows, int64_t n_tokens, float* out);
+
+  // Generates up to max_new tokens after `prompt` on row 0 (which is reset first). Stops early
+  // at eos (if >= 0) or when on_token returns false. out receives the new tokens.
+  Status generate(const int32_t* prompt, int64_t n_prompt, int64_t max_new, const SamplingParams& sp, int32_t eos,
+                  int32_t* out, int64_t* n_out, const std::function<bool(int32_t)>& on_token);
+
+  // Samples from logits(row); exposed for hosts that drive decode themselves.
+  int32_t sample(int64_t row, const SamplingParams& sp, uint64_t step);
+
+ private:
+  struct ProgramState {
+    int index = -1;
+    std::vector<BoundLaunch> launches;
+    int32_t* tokens = nullptr;
+    int32_t* start_pos = nullptr;
+    int32_t* n_valid = nullptr;
+    const float* logits = nullptr;
+    int64_t chunk = 0;
+  };
+  Context() = default;
+  Status init(const ContextOptions& opts);
+  Status bind_llm_program(const char* name, ProgramState* ps);
+  void run(const ProgramState& ps);
+  Status check_ids(const int32_t* ids, int64_t n) const;
+
+  std::shared_ptr<const Plan> plan_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<uint8_t[]> arena_, kv_, state_;
+  std::vector<void*> ptrs_;
+  ProgramState prefill_, decode_;
+  std::vector<int64_t> pos_;
+  std::vector<float> last_logits_;
+  std::vector<int32_t> step_tokens_;  // generate()'s decode input
+  SamplerScratch sampler_;
+};
+
+}  // namespace kiln

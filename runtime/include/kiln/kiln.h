@@ -1,0 +1,104 @@
+/* kiln runtime C API.
+ *
+ * Load a verified plan, create contexts, and run the plan's programs: score prompts
+ * (logits for every position), prefill/decode step by step, or generate.
+ *
+ * Errors: every fallible function returns a kiln_status and, when `err` is non-null, fills
+ * it with the same code and a one-line message. No function aborts or throws.
+ * Thread safety: a kiln_plan is immutable and may be shared by any number of threads and
+ * contexts. A kiln_context must be used by one thread at a time.
+ * Ownership: handles are created by the _open and _create calls and released by _close and _destroy;
+ * a context holds a reference to its plan, so the plan may be closed first.
+ */
+#ifndef KILN_KILN_H_
+#define KILN_KILN_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_API_VERSION 1
+
+typedef enum kiln_status {
+  KILN_OK = 0,
+  KILN_ERR_INVALID_ARGUMENT = 1,
+  KILN_ERR_IO = 2,
+  KILN_ERR_CORRUPT_PLAN = 3,
+  KILN_ERR_UNSUPPORTED = 4,
+  KILN_ERR_LIMIT = 5,
+  KILN_ERR_OUT_OF_MEMORY = 6,
+  KILN_ERR_INTERNAL = 7
+} kiln_status;
+
+typedef struct kiln_error {
+  kiln_status code;
+  char message[512];
+} kiln_error;
+
+typedef struct kiln_plan kiln_plan;
+typedef struct kiln_context kiln_context;
+
+typedef struct kiln_plan_info {
+  int64_t vocab_size;
+  int64_t max_seq;   /* tokens per sequence (prompt + generated) */
+  int64_t batch;     /* sequences per context */
+  int64_t chunk;     /* prompt tokens per prefill replay */
+} kiln_plan_info;
+
+typedef struct kiln_sampling {
+  float temperature; /* <= 0: greedy */
+  int32_t top_k;     /* <= 0: off */
+  float top_p;       /* >= 1: off */
+  uint64_t seed;
+} kiln_sampling;
+
+/* Returns KILN_API_VERSION of the library actually linked. */
+int kiln_api_version(void);
+const char* kiln_status_string(kiln_status s);
+
+/* --- plans */
+kiln_status kiln_plan_open(const char* path, kiln_plan** out, kiln_error* err);
+/* data is not copied and must outlive the plan. */
+kiln_status kiln_plan_open_memory(const void* data, size_t size, kiln_plan** out, kiln_error* err);
+void kiln_plan_close(kiln_plan* plan);
+kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* info, kiln_error* err);
+
+/* --- contexts. n_threads <= 0 uses every core. */
+kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err);
+void kiln_context_destroy(kiln_context* ctx);
+/* Forgets every sequence. */
+void kiln_context_reset(kiln_context* ctx);
+
+/* Logits for every position of `rows` prompts of `n_tokens` ids each, every prompt starting
+ * at position 0: logits_out receives rows*n_tokens*vocab floats. Any number of rows.
+ * Nothing is written to logits_out on failure. Resets the context's sequences. */
+kiln_status kiln_score(kiln_context* ctx, const int32_t* ids, int64_t rows, int64_t n_tokens, float* logits_out,
+                       kiln_error* err);
+
+/* Appends n ids to sequence `row`; then kiln_logits(row) holds the last token's logits. */
+kiln_status kiln_prefill(kiln_context* ctx, int64_t row, const int32_t* ids, int64_t n, kiln_error* err);
+/* One token per row (batch entries); a negative token leaves that row idle. */
+kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* err);
+/* vocab_size floats, valid until the next call on ctx; NULL if row is out of range. */
+const float* kiln_logits(const kiln_context* ctx, int64_t row);
+/* Samples from kiln_logits(row); `step` feeds the counter-based RNG. Returns -1 on a bad row. */
+int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step);
+
+/* Called for each generated token; return 0 to stop. */
+typedef int (*kiln_token_callback)(void* user, int32_t token);
+
+/* Generates up to max_new tokens after the prompt on row 0 (reset first). Stops at eos_id
+ * (if >= 0) or when the callback returns 0. out_tokens receives the new tokens and *n_out
+ * their count. sampling may be NULL for greedy. */
+kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_prompt, int64_t max_new,
+                          const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
+                          kiln_token_callback callback, void* user, kiln_error* err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_KILN_H_ */

@@ -1,0 +1,35 @@
+// A read-only memory-mapped file (or a borrowed memory range with the same interface).
+// Used by the plan loader and by the compiler's safetensors reader.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "runtime/status.h"
+
+namespace kiln {
+
+class MappedFile {
+ public:
+  // Maps the whole file read-only. An empty file maps to size 0 with a null data pointer.
+  static Result<std::unique_ptr<MappedFile>> open(const std::string& path);
+  // Wraps memory owned by the caller (not owned; must outlive this object).
+  static std::unique_ptr<MappedFile> borrow(const void* data, size_t size, std::string name);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  bool mapped_ = false;
+  std::string path_;
+};
+
+}  // namespace kiln

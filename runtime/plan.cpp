@@ -1,0 +1,338 @@
+// Plan loading and verification. Order: header (magic, version, hash), section bounds and
+// the zero gaps, the FlatBuffer's hash, the FlatBuffers Verifier, the schema version, then
+// the semantic checks (every index, size, region and kernel), and last the weight segments'
+// hashes. Nothing is returned to a caller until every check has passed.
+#include "runtime/plan.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "plan_generated.h"
+#include "runtime/ops.h"
+#include "runtime/plan_format.h"
+
+namespace kiln {
+
+static_assert(int(fb::DType::F32) == int(DType::F32) && int(fb::DType::BF16) == int(DType::BF16) &&
+                  int(fb::DType::F16) == int(DType::F16) && int(fb::DType::I32) == int(DType::I32) &&
+                  int(fb::DType::I64) == int(DType::I64),
+              "schema/plan.fbs DType must match kernels/dtype.h");
+
+const char* region_name(Region r) {
+  switch (r) {
+    case Region::kWeights: return "weights";
+    case Region::kArena: return "arena";
+    case Region::kKvCache: return "kv_cache";
+    case Region::kState: return "state";
+  }
+  return "?";
+}
+
+int64_t TensorInfo::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+uint32_t ProgramInfo::input(const std::string& n) const {
+  for (size_t i = 0; i < input_names.size(); ++i)
+    if (input_names[i] == n) return inputs[i];
+  return kNoTensor;
+}
+
+uint32_t ProgramInfo::output(const std::string& n) const {
+  for (size_t i = 0; i < output_names.size(); ++i)
+    if (output_names[i] == n) return outputs[i];
+  return kNoTensor;
+}
+
+int Plan::find_program(const std::string& name) const {
+  for (size_t i = 0; i < programs_.size(); ++i)
+    if (programs_[i].name == name) return int(i);
+  return -1;
+}
+
+bool Plan::has_target(const std::string& backend) const {
+  for (const auto& t : targets_)
+    if (t.backend == backend) return true;
+  return false;
+}
+
+const void* Plan::weight_data(const TensorInfo& t) const {
+  return file_->data() + weights_offset_ + t.offset;
+}
+
+Result<std::shared_ptr<const Plan>> Plan::load_file(const std::string& path) {
+  auto f = MappedFile::open(path);
+  if (!f.is_ok()) return f.status();
+  return load(f.take());
+}
+
+Result<std::shared_ptr<const Plan>> Plan::load_memory(const void* data, size_t size) {
+  if (data == nullptr && size != 0) return invalid_argument("plan memory is null");
+  return load(MappedFile::borrow(data, size, "<memory>"));
+}
+
+Result<std::shared_ptr<const Plan>> Plan::load(std::unique_ptr<MappedFile> file) {
+  std::shared_ptr<Plan> p(new Plan());
+  p->file_ = std::move(file);
+  Status st = p->parse_and_verify();
+  if (!st.is_ok()) {
+    return Status(st.code(), p->file_->path() + ": " + st.message());
+  }
+  return std::shared_ptr<const Plan>(std::move(p));
+}
+
+// ---------------------------------------------------------------------------------------
+namespace {
+
+bool all_zero(const uint8_t* p, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i)
+    if (p[i] != 0) return false;
+  return true;
+}
+
+// a + b without wrapping; false on overflow.
+bool add_ok(uint64_t a, uint64_t b, uint64_t* out) {
+  if (a > UINT64_MAX - b) return false;
+  *out = a + b;
+  return true;
+}
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+template <typename T, typename V>
+std::vector<T> vec(const V* v) {
+  std::vector<T> out;
+  if (v) out.assign(v->begin(), v->end());
+  return out;
+}
+
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+constexpr int kMaxRank = 8;
+
+}  // namespace
+
+Status Plan::parse_and_verify() {
+  const uint8_t* data = file_->data();
+  const uint64_t size = file_->size();
+
+  // --- header
+  if (size < sizeof(PlanHeader))
+    return corrupt_plan("file is " + std::to_string(size) + " bytes, shorter than the 128-byte plan header");
+  PlanHeader h;
+  std::memcpy(&h, data, sizeof(h));
+  if (std::memcmp(h.magic, kPlanMagic, sizeof(kPlanMagic)) != 0) return corrupt_plan("not a kiln plan (bad magic)");
+  if (h.format_version > kPlanFormatVersion)
+    return unsupported("plan format version " + std::to_string(h.format_version) +
+                       " is newer than this runtime supports (" + std::to_string(kPlanFormatVersion) +
+                       "); rebuild kiln or recompile the plan");
+  if (h.format_version == 0) return corrupt_plan("plan format version 0 is invalid");
+  if (XXH3_64bits(data, offsetof(PlanHeader, header_xxh3)) != h.header_xxh3)
+    return corrupt_plan("header checksum mismatch");
+  if (h.header_size != sizeof(PlanHeader)) return corrupt_plan("unexpected header size");
+  if (!all_zero(h.reserved, sizeof(h.reserved))) return corrupt_plan("reserved header bytes are not zero");
+  format_version_ = h.format_version;
+
+  // --- sections
+  if (h.file_size != size)
+    return corrupt_plan("file is " + std::to_string(size) + " bytes but the header says " +
+                        std::to_string(h.file_size) + " (truncated or extended)");
+  uint64_t fb_end = 0, w_end = 0;
+  if (h.fb_offset < sizeof(PlanHeader) || !add_ok(h.fb_offset, h.fb_size, &fb_end) || fb_end > size ||
+      h.fb_offset % 8 != 0)
+    return corrupt_plan("FlatBuffer section lies outside the file");
+  if (h.weights_offset < fb_end || h.weights_offset % kSegmentAlignment != 0 ||
+      !add_ok(h.weights_offset, h.weights_size, &w_end) || w_end != size)
+    return corrupt_plan("weights section lies outside the file");
+  if (!all_zero(data + sizeof(PlanHeader), h.fb_offset - sizeof(PlanHeader)) ||
+      !all_zero(data + fb_end, h.weights_offset - fb_end))
+    return corrupt_plan("padding between sections is not zero");
+  if (h.fb_size < 8 || h.fb_size > (uint64_t(1) << 31)) return corrupt_plan("FlatBuffer size is out of range");
+  const uint8_t* fbp = data + h.fb_offset;
+  if (XXH3_64bits(fbp, h.fb_size) != h.fb_xxh3) return corrupt_plan("FlatBuffer checksum mismatch");
+  fb_size_ = h.fb_size;
+  fb_xxh3_ = h.fb_xxh3;
+  weights_offset_ = h.weights_offset;
+
+  // --- FlatBuffer structure
+  if (!flatbuffers::BufferHasIdentifier(fbp, fb::PlanIdentifier()))
+    return corrupt_plan("FlatBuffer identifier is not KILN");
+  flatbuffers::Verifier verifier(fbp, size_t(h.fb_size), /*max_depth=*/64, /*max_tables=*/10000000);
+  if (!fb::VerifyPlanBuffer(verifier)) return corrupt_plan("FlatBuffer failed structural verification");
+  const fb::Plan* root = fb::GetPlan(fbp);
+  schema_version_ = root->schema_version();
+  if (schema_version_ > kSchemaVersion)
+    return unsupported("plan schema version " + std::to_string(schema_version_) +
+                       " is newer than this runtime supports (" + std::to_string(kSchemaVersion) + ")");
+  if (schema_version_ == 0) return corrupt_plan("plan schema version 0 is invalid");
+  generator_ = str(root->generator());
+
+  // --- model, memory, targets
+  const fb::ModelInfo* m = root->model();
+  const fb::MemoryPlan* mem = root->memory();
+  if (!m || !mem) return corrupt_plan("plan lacks its model or memory table");
+  model_.architecture = str(m->architecture());
+  model_.vocab_size = m->vocab_size();
+  model_.max_seq = m->max_seq();
+  model_.batch = m->batch();
+  model_.chunk = m->chunk();
+  if (!dtype_valid(uint8_t(m->source_dtype())) || !dtype_valid(uint8_t(m->plan_dtype())))
+    return corrupt_plan("model dtype is invalid");
+  model_.source_dtype = DType(m->source_dtype());
+  model_.plan_dtype = DType(m->plan_dtype());
+  model_.config_json = str(m->config_json());
+  for (int64_t v : {model_.vocab_size, model_.max_seq, model_.batch, model_.chunk})
+    if (v <= 0 || v > (int64_t(1) << 31)) return corrupt_plan("model limits are out of range");
+  memory_ = {mem->weights_bytes(), mem->arena_bytes(), mem->kv_bytes(), mem->state_bytes(), mem->workspace_bytes()};
+  constexpr uint64_t kMaxRegion = uint64_t(1) << 44;
+  if (memory_.arena_bytes > kMaxRegion || memory_.kv_bytes > kMaxRegion || memory_.state_bytes > kMaxRegion ||
+      memory_.workspace_bytes > kMaxRegion)
+    return corrupt_plan("memory region sizes are out of range");
+  if (root->targets()) {
+    for (const fb::Target* t : *root->targets()) {
+      if (!t) return corrupt_plan("null target");
+      TargetInfo ti;
+      if (t->backend() == fb::Backend::Cpu) ti.backend = "cpu";
+      else if (t->backend() == fb::Backend::Cuda) ti.backend = "cuda";
+      else return corrupt_plan("unknown target backend " + std::to_string(int(t->backend())));
+      ti.sm_archs = vec<uint32_t>(t->sm_archs());
+      targets_.push_back(std::move(ti));
+    }
+  }
+
+  // --- segments: sorted, aligned, inside the section, zero bytes between and after
+  const uint8_t* wbase = data + h.weights_offset;
+  uint64_t cursor = 0;
+  if (root->segments()) {
+    for (const fb::Segment* s : *root->segments()) {
+      if (!s) return corrupt_plan("null segment");
+      SegmentInfo si{s->offset(), s->size(), s->xxh3()};
+      uint64_t end = 0;
+      if (si.offset < cursor || si.offset % kSegmentAlignment != 0 || !add_ok(si.offset, si.size, &end) ||
+          end > h.weights_size)
+        return corrupt_plan("weight segment " + std::to_string(segments_.size()) + " is out of bounds or out of order");
+      if (!all_zero(wbase + cursor, si.offset - cursor)) return corrupt_plan("padding between weight segments is not zero");
+      cursor = end;
+      segments_.push_back(si);
+    }
+  }
+  if (!all_zero(wbase + cursor, h.weights_size - cursor)) return corrupt_plan("bytes after the last weight segment are not zero");
+  memory_.weights_bytes = std::min<uint64_t>(memory_.weights_bytes, h.weights_size);
+
+  // --- tensors
+  if (!root->tensors()) return corrupt_plan("plan has no tensor table");
+  for (const fb::Tensor* t : *root->tensors()) {
+    if (!t) return corrupt_plan("null tensor");
+    TensorInfo ti;
+    ti.name = str(t->name());
+    const std::string what = "tensor " + std::to_string(tensors_.size()) + " '" + ti.name + "'";
+    if (!dtype_valid(uint8_t(t->dtype()))) return corrupt_plan(what + " has an invalid dtype");
+    ti.dtype = DType(t->dtype());
+    ti.shape = vec<int64_t>(t->shape());
+    if (ti.shape.size() > size_t(kMaxRank)) return corrupt_plan(what + " has too many dimensions");
+    uint64_t bytes = dtype_size(ti.dtype);
+    for (int64_t d : ti.shape) {
+      if (d <= 0 || d > kMaxDim) return corrupt_plan(what + " has a dimension out of range");
+      if (bytes > UINT64_MAX / uint64_t(d)) return corrupt_plan(what + " is too large");
+      bytes *= uint64_t(d);
+    }
+    if (t->size_bytes() != bytes) return corrupt_plan(what + " size does not match its shape and dtype");
+    ti.size_bytes = bytes;
+    ti.offset = t->offset();
+    if (uint8_t(t->region()) > uint8_t(fb::Region::MAX)) return corrupt_plan(what + " has an invalid region");
+    ti.region = Region(t->region());
+    uint64_t end = 0;
+    if (!add_ok(ti.offset, bytes, &end)) return corrupt_plan(what + " offset overflows");
+    switch (ti.region) {
+      case Region::kWeights: {
+        ti.segment = t->segment();
+        if (ti.segment >= segments_.size()) return corrupt_plan(what + " names a segment out of range");
+        const SegmentInfo& s = segments_[ti.segment];
+        if (end > s.size) return corrupt_plan(what + " extends past its segment");
+        ti.offset += s.offset;
+        break;
+      }
+      case Region::kArena:
+        if (end > memory_.arena_bytes) return corrupt_plan(what + " extends past the arena");
+        break;
+      case Region::kKvCache:
+        if (end > memory_.kv_bytes) return corrupt_plan(what + " extends past the KV cache");
+        break;
+      case Region::kState:
+        if (end > memory_.state_bytes) return corrupt_plan(what + " extends past the state buffer");
+        break;
+    }
+    if (ti.offset % dtype_size(ti.dtype) != 0) return corrupt_plan(what + " is misaligned");
+    tensors_.push_back(std::move(ti));
+  }
+
+  // --- kernels
+  if (root->kernels()) {
+    for (const fb::Kernel* k : *root->kernels()) {
+      if (!k) return corrupt_plan("null kernel");
+      const KernelSpec* spec = find_kernel_spec(str(k->name()), k->version());
+      if (!spec)
+        return unsupported("plan uses kernel '" + str(k->name()) + "' version " + std::to_string(k->version()) +
+                           ", which this runtime does not provide");
+      kernels_.push_back(spec);
+    }
+  }
+
+  // --- programs
+  if (!root->programs() || root->programs()->size() == 0) return corrupt_plan("plan has no programs");
+  std::set<std::string> names;
+  for (const fb::Program* p : *root->programs()) {
+    if (!p) return corrupt_plan("null program");
+    ProgramInfo pi;
+    pi.name = str(p->name());
+    if (pi.name.empty() || !names.insert(pi.name).second) return corrupt_plan("program names must be unique and non-empty");
+    const std::string what = "program '" + pi.name + "'";
+    pi.inputs = vec<uint32_t>(p->inputs());
+    pi.outputs = vec<uint32_t>(p->outputs());
+    if (p->input_names())
+      for (const auto* s : *p->input_names()) pi.input_names.push_back(str(s));
+    if (p->output_names())
+      for (const auto* s : *p->output_names()) pi.output_names.push_back(str(s));
+    if (pi.input_names.size() != pi.inputs.size() || pi.output_names.size() != pi.outputs.size())
+      return corrupt_plan(what + " has mismatched input or output names");
+    for (uint32_t i : pi.inputs)
+      if (i >= tensors_.size() || tensors_[i].region != Region::kState || tensors_[i].dtype != DType::I32)
+        return corrupt_plan(what + " has an input that is not an i32 state tensor");
+    for (uint32_t i : pi.outputs)
+      if (i >= tensors_.size() || tensors_[i].region == Region::kWeights)
+        return corrupt_plan(what + " has an output index out of range");
+    if (!p->launches()) return corrupt_plan(what + " has no launch list");
+    for (const fb::Launch* l : *p->launches()) {
+      if (!l) return corrupt_plan(what + " has a null launch");
+      LaunchInfo li;
+      li.kernel = l->kernel();
+      const std::string lwhat = what + " launch " + std::to_string(pi.launches.size());
+      if (li.kernel >= kernels_.size()) return corrupt_plan(lwhat + " names a kernel out of range");
+      li.inputs = vec<uint32_t>(l->inputs());
+      li.outputs = vec<uint32_t>(l->outputs());
+      li.int_attrs = vec<int64_t>(l->int_attrs());
+      li.float_attrs = vec<double>(l->float_attrs());
+      for (double f : li.float_attrs)
+        if (!std::isfinite(f)) return corrupt_plan(lwhat + " has a non-finite attribute");
+      Status st = validate_launch(*kernels_[li.kernel], li, tensors_, model_, &pi.scratch_floats);
+      if (!st.is_ok()) return corrupt_plan(lwhat + " (" + kernels_[li.kernel]->name + "): " + st.message());
+      pi.launches.push_back(std::move(li));
+    }
+    programs_.push_back(std::move(pi));
+  }
+
+  // --- weight bytes last: only a structurally sound plan gets this far
+  for (size_t i = 0; i < segments_.size(); ++i) {
+    const SegmentInfo& s = segments_[i];
+    if (XXH3_64bits(wbase + s.offset, s.size) != s.xxh3)
+      return corrupt_plan("weight segment " + std::to_string(i) + " checksum mismatch");
+  }
+  return Status::ok();
+}
+
+}  // namespace kiln

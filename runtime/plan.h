@@ -1,0 +1,114 @@
+// Plan: a loaded, verified, immutable plan file. Load verifies everything (header and
+// section hashes, the FlatBuffers Verifier, semantic checks of every index, size and
+// kernel, then every weight segment's hash) before anything else may use the plan; after
+// that the runtime trusts it. One Plan may be shared by many Contexts and threads.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/dtype.h"
+#include "kernels/kernel_specs.h"
+#include "runtime/mapped_file.h"
+#include "runtime/status.h"
+
+namespace kiln {
+
+enum class Region : uint8_t { kWeights = 0, kArena = 1, kKvCache = 2, kState = 3 };
+const char* region_name(Region r);
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  Region region = Region::kArena;
+  uint64_t offset = 0;       // inside its region (weights: from the start of the weights section)
+  uint64_t size_bytes = 0;
+  uint32_t segment = 0;      // weights only
+  int64_t numel() const;
+};
+
+struct SegmentInfo {
+  uint64_t offset = 0, size = 0, xxh3 = 0;
+};
+
+struct LaunchInfo {
+  uint32_t kernel = 0;            // index into Plan::kernels()
+  std::vector<uint32_t> inputs;   // kNoTensor for an absent optional operand
+  std::vector<uint32_t> outputs;
+  std::vector<int64_t> int_attrs;
+  std::vector<double> float_attrs;
+};
+
+struct ProgramInfo {
+  std::string name;
+  std::vector<uint32_t> inputs, outputs;
+  std::vector<std::string> input_names, output_names;
+  std::vector<LaunchInfo> launches;
+  uint64_t scratch_floats = 0;  // CPU scratch per worker that the launches need
+  // The tensor index of the named input/output, or kNoTensor.
+  uint32_t input(const std::string& n) const;
+  uint32_t output(const std::string& n) const;
+};
+
+struct ModelInfo {
+  std::string architecture;
+  int64_t vocab_size = 0, max_seq = 0, batch = 0, chunk = 0;
+  DType source_dtype = DType::F32, plan_dtype = DType::F32;
+  std::string config_json;
+};
+
+struct MemoryInfo {
+  uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0, workspace_bytes = 0;
+};
+
+struct TargetInfo {
+  std::string backend;  // "cpu" or "cuda"
+  std::vector<uint32_t> sm_archs;
+};
+
+class Plan {
+ public:
+  static Result<std::shared_ptr<const Plan>> load_file(const std::string& path);
+  // Verifies a plan held in memory (not owned; must outlive the Plan).
+  static Result<std::shared_ptr<const Plan>> load_memory(const void* data, size_t size);
+
+  uint32_t format_version() const { return format_version_; }
+  uint32_t schema_version() const { return schema_version_; }
+  const std::string& generator() const { return generator_; }
+  uint64_t file_size() const { return file_->size(); }
+  uint64_t fb_size() const { return fb_size_; }
+  uint64_t fb_xxh3() const { return fb_xxh3_; }
+  const ModelInfo& model() const { return model_; }
+  const MemoryInfo& memory() const { return memory_; }
+  const std::vector<TargetInfo>& targets() const { return targets_; }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const std::vector<SegmentInfo>& segments() const { return segments_; }
+  const std::vector<const KernelSpec*>& kernels() const { return kernels_; }
+  const std::vector<ProgramInfo>& programs() const { return programs_; }
+  // Index of the named program, or -1.
+  int find_program(const std::string& name) const;
+  bool has_target(const std::string& backend) const;
+  // Pointer to a weight tensor's bytes inside the mapped file.
+  const void* weight_data(const TensorInfo& t) const;
+
+ private:
+  Plan() = default;
+  static Result<std::shared_ptr<const Plan>> load(std::unique_ptr<MappedFile> file);
+  Status parse_and_verify();
+
+  std::unique_ptr<MappedFile> file_;
+  uint32_t format_version_ = 0, schema_version_ = 0;
+  uint64_t fb_size_ = 0, fb_xxh3_ = 0, weights_offset_ = 0;
+  std::string generator_;
+  ModelInfo model_;
+  MemoryInfo memory_;
+  std::vector<TargetInfo> targets_;
+  std::vector<TensorInfo> tensors_;
+  std::vector<SegmentInfo> segments_;
+  std::vector<const KernelSpec*> kernels_;
+  std::vector<ProgramInfo> programs_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,295 @@
+// kiln: the command-line tool. compile (checkpoint → plan), inspect, eval (logits for given
+// ids) and generate. eval and generate run through the public C API, as a host would.
+// Every failure prints one line "kiln: error: ..." on stderr and exits non-zero.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "compiler/compile.h"
+#include "compiler/error.h"
+#include "compiler/safetensors.h"
+#include "kiln/kiln.h"
+#include "runtime/plan.h"
+
+namespace {
+
+using kiln::CompileError;
+
+std::string human_bytes(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(b);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
+// RAII holders for the C API handles.
+struct PlanHandle {
+  kiln_plan* p = nullptr;
+  ~PlanHandle() { kiln_plan_close(p); }
+};
+struct ContextHandle {
+  kiln_context* c = nullptr;
+  ~ContextHandle() { kiln_context_destroy(c); }
+};
+
+void check(kiln_status s, const kiln_error& e) {
+  if (s != KILN_OK) throw CompileError(e.message[0] ? e.message : kiln_status_string(s));
+}
+
+void open_context(const std::string& plan_path, int threads, PlanHandle& plan, ContextHandle& ctx) {
+  kiln_error err{};
+  check(kiln_plan_open(plan_path.c_str(), &plan.p, &err), err);
+  check(kiln_context_create(plan.p, threads, &ctx.c, &err), err);
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
+    if (a == std::string::npos) throw CompileError("--ids has an empty entry in '" + s + "'");
+    item = item.substr(a, b - a + 1);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || v < 0 || v > INT32_MAX) throw CompileError("--ids entry '" + item + "' is not a token id");
+    ids.push_back(int32_t(v));
+  }
+  if (ids.empty()) throw CompileError("--ids is empty: give at least one token id");
+  return ids;
+}
+
+// --- subcommands ---------------------------------------------------------------------
+
+int run_compile(const kiln::CompileOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const kiln::CompileSummary s = kiln::compile_model(o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("compiled %s -> %s in %.2f s\n", o.model_dir.c_str(), o.output.c_str(), secs);
+  std::printf("  dtype %s, max_seq %" PRId64 ", batch %" PRId64 ", chunk %" PRId64 "\n", kiln::dtype_name(s.plan_dtype),
+              s.max_seq, s.batch, s.chunk);
+  std::printf("  weights %s, KV cache %s, arena %s; prefill %zu launches, decode %zu launches\n",
+              human_bytes(s.weights_bytes).c_str(), human_bytes(s.kv_bytes).c_str(), human_bytes(s.arena_bytes).c_str(),
+              s.n_launches_prefill, s.n_launches_decode);
+  return 0;
+}
+
+int run_inspect(const std::string& path, bool list_tensors) {
+  auto r = kiln::Plan::load_file(path);
+  if (!r.is_ok()) throw CompileError(r.status().message());
+  const kiln::Plan& p = *r.value();
+  const kiln::ModelInfo& m = p.model();
+  const kiln::MemoryInfo& mem = p.memory();
+  std::printf("plan       %s (%s, verified)\n", path.c_str(), human_bytes(p.file_size()).c_str());
+  std::printf("format     v%u, schema v%u, made by %s\n", p.format_version(), p.schema_version(), p.generator().c_str());
+  std::printf("flatbuf    %s, xxh3 %016" PRIx64 "\n", human_bytes(p.fb_size()).c_str(), p.fb_xxh3());
+  std::string targets;
+  for (const auto& t : p.targets()) {
+    targets += (targets.empty() ? "" : ", ") + t.backend;
+    for (uint32_t sm : t.sm_archs) targets += " sm_" + std::to_string(sm);
+  }
+  std::printf("targets    %s\n", targets.c_str());
+  std::printf("model      %s, vocab %" PRId64 ", source dtype %s, plan dtype %s\n", m.architecture.c_str(), m.vocab_size,
+              kiln::dtype_name(m.source_dtype), kiln::dtype_name(m.plan_dtype));
+  std::printf("limits     max_seq %" PRId64 ", batch %" PRId64 ", prefill chunk %" PRId64 "\n", m.max_seq, m.batch, m.chunk);
+  std::printf("memory     weights %s | KV cache %s | arena %s | state %s | workspace %s | total %s\n",
+              human_bytes(mem.weights_bytes).c_str(), human_bytes(mem.kv_bytes).c_str(),
+              human_bytes(mem.arena_bytes).c_str(), human_bytes(mem.state_bytes).c_str(),
+              human_bytes(mem.workspace_bytes).c_str(),
+              human_bytes(mem.weights_bytes + mem.kv_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes).c_str());
+  std::printf("tensors    %zu, in %zu weight segments (each xxh3-checked)\n", p.tensors().size(), p.segments().size());
+  for (const auto& pr : p.programs()) {
+    std::map<std::string, int> counts;
+    for (const auto& l : pr.launches) counts[p.kernels()[l.kernel]->name]++;
+    std::string ks;
+    for (const auto& [k, n] : counts) ks += (ks.empty() ? "" : ", ") + k + " x" + std::to_string(n);
+    std::printf("program    %-8s %4zu launches: %s\n", pr.name.c_str(), pr.launches.size(), ks.c_str());
+  }
+  if (list_tensors) {
+    std::printf("\n%-48s %-5s %-9s %-20s %s\n", "tensor", "dtype", "region", "shape", "segment/offset");
+    for (const auto& t : p.tensors()) {
+      std::string shape = "[";
+      for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape[i]);
+      shape += "]";
+      std::string where = t.region == kiln::Region::kWeights
+                              ? "seg " + std::to_string(t.segment) + " xxh3 " +
+                                    [&] {
+                                      char b[20];
+                                      std::snprintf(b, sizeof(b), "%016" PRIx64, p.segments()[t.segment].xxh3);
+                                      return std::string(b);
+                                    }()
+                              : "+" + std::to_string(t.offset);
+      std::printf("%-48s %-5s %-9s %-20s %s\n", t.name.c_str(), kiln::dtype_name(t.dtype), kiln::region_name(t.region),
+                  shape.c_str(), where.c_str());
+    }
+  }
+  return 0;
+}
+
+int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path, int threads) {
+  auto in = kiln::SafetensorsFile::open(in_path);
+  auto it = in->tensors().find("input_ids");
+  if (it == in->tensors().end()) throw CompileError(in_path + ": has no 'input_ids' tensor");
+  const kiln::StTensor& t = it->second;
+  if (!t.has_dtype || (t.dtype != kiln::DType::I64 && t.dtype != kiln::DType::I32))
+    throw CompileError(in_path + ": input_ids must be I64 or I32, not " + t.st_dtype);
+  if (t.shape.size() != 2 || t.shape[0] <= 0 || t.shape[1] <= 0)
+    throw CompileError(in_path + ": input_ids must have shape [batch, tokens] with both > 0");
+  const int64_t rows = t.shape[0], n = t.shape[1];
+  std::vector<int32_t> ids(size_t(rows * n));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    int64_t v = 0;
+    if (t.dtype == kiln::DType::I64) std::memcpy(&v, t.data + i * 8, 8);
+    else {
+      int32_t v32;
+      std::memcpy(&v32, t.data + i * 4, 4);
+      v = v32;
+    }
+    if (v < 0 || v > INT32_MAX)
+      throw CompileError(in_path + ": input_ids[" + std::to_string(i / size_t(n)) + ", " + std::to_string(i % size_t(n)) +
+                         "] = " + std::to_string(v) + " is not a token id");
+    ids[i] = int32_t(v);
+  }
+  PlanHandle plan;
+  ContextHandle ctx;
+  open_context(plan_path, threads, plan, ctx);
+  kiln_plan_info info;
+  kiln_error err{};
+  check(kiln_plan_get_info(plan.p, &info, &err), err);
+  std::vector<float> logits(size_t(rows * n * info.vocab_size));
+  check(kiln_score(ctx.c, ids.data(), rows, n, logits.data(), &err), err);
+  kiln::write_safetensors(out_path, {{"logits", kiln::DType::F32, {rows, n, info.vocab_size}, logits.data(),
+                                      uint64_t(logits.size() * sizeof(float))}});
+  std::fprintf(stderr, "wrote logits [%" PRId64 ", %" PRId64 ", %" PRId64 "] to %s\n", rows, n, info.vocab_size,
+               out_path.c_str());
+  return 0;
+}
+
+struct GenerateArgs {
+  std::string plan, ids;
+  int64_t max_new = 32;
+  float temperature = 0.0f, top_p = 1.0f;
+  int top_k = 0;
+  uint64_t seed = 0;
+  int64_t eos = -1;
+  bool output_ids = false;
+  int threads = 0;
+};
+
+int run_generate(const GenerateArgs& a) {
+  const std::vector<int32_t> prompt = parse_ids(a.ids);
+  if (a.max_new < 0) throw CompileError("--max-new-tokens must not be negative");
+  PlanHandle plan;
+  ContextHandle ctx;
+  open_context(a.plan, a.threads, plan, ctx);
+  kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed};
+  std::vector<int32_t> out(size_t(a.max_new));
+  int64_t n_out = 0;
+  kiln_error err{};
+  struct Stream {
+    bool on;
+    bool first = true;
+  } stream{!a.output_ids};
+  auto cb = [](void* user, int32_t tok) -> int {
+    auto* st = static_cast<Stream*>(user);
+    if (st->on) {
+      std::printf(st->first ? "%d" : " %d", tok);
+      std::fflush(stdout);
+      st->first = false;
+    }
+    return 1;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  check(kiln_generate(ctx.c, prompt.data(), int64_t(prompt.size()), a.max_new, &s, int32_t(a.eos), out.data(), &n_out, cb,
+                      &stream, &err),
+        err);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!a.output_ids) std::printf("\n");
+  std::fprintf(stderr, "generated %" PRId64 " tokens in %.3f s\n", n_out, secs);
+  if (a.output_ids) {
+    std::string line;
+    for (int32_t t : prompt) line += (line.empty() ? "" : " ") + std::to_string(t);
+    for (int64_t i = 0; i < n_out; ++i) line += " " + std::to_string(out[size_t(i)]);
+    std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kiln: ahead-of-time model compiler and runtime"};
+  app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION_STRING);
+  app.require_subcommand(1);
+
+  kiln::CompileOptions co;
+  auto* compile = app.add_subcommand("compile", "Compile a checkpoint folder into a plan file");
+  compile->add_option("model_dir", co.model_dir, "Checkpoint folder (config.json, *.safetensors)")->required();
+  compile->add_option("-o,--output", co.output, "Plan file to write")->required();
+  compile->add_option("--dtype", co.dtype, "Weight/KV dtype: f32, bf16 or f16 (default: the checkpoint's)");
+  compile->add_option("--max-seq", co.max_seq, "Tokens per sequence (default: min(max_position_embeddings, 2048))");
+  compile->add_option("--batch", co.batch, "Sequences per replay (default 1)");
+  compile->add_option("--chunk", co.chunk, "Prompt tokens per prefill replay (default: min(64, max-seq))");
+
+  std::string inspect_path;
+  bool list_tensors = false;
+  auto* inspect = app.add_subcommand("inspect", "Verify a plan and print its programs, memory and hashes");
+  inspect->add_option("plan", inspect_path, "Plan file")->required();
+  inspect->add_flag("--tensors", list_tensors, "Also list every tensor");
+
+  std::string eval_plan, eval_in, eval_out;
+  int eval_threads = 0;
+  auto* eval = app.add_subcommand("eval", "Logits for every position of the prompts in a safetensors file");
+  eval->add_option("plan", eval_plan, "Plan file")->required();
+  eval->add_option("--input", eval_in, "safetensors with input_ids (int64 or int32, [batch, tokens])")->required();
+  eval->add_option("--output", eval_out, "safetensors to write logits (float32, [batch, tokens, vocab]) to")->required();
+  eval->add_option("--threads", eval_threads, "CPU threads (default: all cores)");
+
+  GenerateArgs ga;
+  auto* gen = app.add_subcommand("generate", "Generate tokens after a prompt of token ids");
+  gen->add_option("plan", ga.plan, "Plan file")->required();
+  gen->add_option("--ids", ga.ids, "Prompt token ids, comma-separated")->required();
+  gen->add_option("--max-new-tokens", ga.max_new, "Tokens to generate (default 32)");
+  gen->add_option("--temperature", ga.temperature, "0 = greedy (default)");
+  gen->add_option("--top-k", ga.top_k, "Keep the k most likely tokens (0 = off)");
+  gen->add_option("--top-p", ga.top_p, "Nucleus sampling mass (1 = off)");
+  gen->add_option("--seed", ga.seed, "Sampling seed (default 0)");
+  gen->add_option("--eos", ga.eos, "Stop after this token id (default: none)");
+  gen->add_flag("--output-ids", ga.output_ids, "Print prompt + generated ids as the last line");
+  gen->add_option("--threads", ga.threads, "CPU threads (default: all cores)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*compile) return run_compile(co);
+    if (*inspect) return run_inspect(inspect_path, list_tensors);
+    if (*eval) return run_eval(eval_plan, eval_in, eval_out, eval_threads);
+    if (*gen) return run_generate(ga);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "kiln: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kiln: error: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}
