@@ -1,0 +1,120 @@
+// The kiln CLI as a user runs it: compile, inspect, eval, generate, and the exit codes and
+// single-line errors of bad invocations.
+#include <doctest/doctest.h>
+
+#include <sstream>
+
+#include "compiler/safetensors.h"
+#include "test_util.h"
+
+using namespace kiln;
+using kiln::test::TempDir;
+
+namespace {
+
+const std::string kCli = KILN_CLI_PATH;
+
+std::string last_line(const std::string& s) {
+  std::istringstream in(s);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  return last;
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("cli: compile, inspect, eval and generate a fixture end to end") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("llama3_rope_f32");
+  const auto ref = kiln::test::load_reference(model);
+  std::string out;
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "m.kplan") +
+                                              " --dtype f32 --max-seq 48 --batch 1 --chunk 8", &out) == 0, out);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan") + " --tensors", &out) == 0);
+  CHECK(out.find("verified") != std::string::npos);
+  CHECK(out.find("max_seq 48") != std::string::npos);
+  CHECK(out.find("program    prefill") != std::string::npos);
+  CHECK(out.find("KV cache") != std::string::npos);
+  CHECK(out.find("self_attn.qkv_proj.weight") != std::string::npos);
+
+  // eval: input_ids as int64 [2, 20] → logits float32 [2, 20, 256]
+  {
+    std::vector<int64_t> ids(ref.input_ids.begin(), ref.input_ids.end());
+    write_safetensors(d / "in.safetensors", {{"input_ids", DType::I64, {ref.rows, ref.tokens}, ids.data(), ids.size() * 8}});
+  }
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " eval " + (d / "m.kplan") + " --input " + (d / "in.safetensors") +
+                                              " --output " + (d / "out.safetensors"), &out) == 0, out);
+  auto res = SafetensorsFile::open(d / "out.safetensors");
+  const StTensor& lg = res->tensors().at("logits");
+  CHECK(lg.dtype == DType::F32);
+  CHECK(lg.shape == std::vector<int64_t>{ref.rows, ref.tokens, ref.vocab});
+  CHECK(kiln::test::rel_l2(reinterpret_cast<const float*>(lg.data), ref.logits.data(), ref.logits.size()) <= 1e-4);
+
+  // generate: the last line is the prompt followed by the generated ids.
+  std::string ids;
+  for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+  const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --max-new-tokens " +
+                                      std::to_string(n_new) + " --temperature 0 --output-ids 2>/dev/null", &out) == 0);
+  std::string expect;
+  for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
+  CHECK(last_line(out) == expect);
+  // Seeded sampling is reproducible.
+  std::string s1, s2;
+  const std::string sample = kCli + " generate " + (d / "m.kplan") + " --ids " + ids +
+                             " --max-new-tokens 10 --temperature 0.9 --top-k 20 --top-p 0.95 --seed 5 --output-ids 2>/dev/null";
+  REQUIRE(kiln::test::run_command(sample, &s1) == 0);
+  REQUIRE(kiln::test::run_command(sample, &s2) == 0);
+  CHECK(last_line(s1) == last_line(s2));
+}
+
+TEST_CASE("cli: bad input exits non-zero with one clear line") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("gqa_f32");
+  std::string out;
+  REQUIRE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "m.kplan") + " --max-seq 16 --chunk 4", &out) == 0);
+  struct Case {
+    std::string args;
+    const char* expect;
+  };
+  std::vector<uint8_t> junk(300, 0x41);
+  kiln::test::write_bytes(d / "junk.kplan", junk);
+  std::vector<float> f(4, 1.0f);
+  write_safetensors(d / "floats.safetensors", {{"input_ids", DType::F32, {1, 4}, f.data(), 16}});
+  std::vector<int64_t> big = {1, 2, 300000};
+  write_safetensors(d / "big.safetensors", {{"input_ids", DType::I64, {1, 3}, big.data(), 24}});
+  std::vector<int64_t> long_ids(40, 1);
+  write_safetensors(d / "long.safetensors", {{"input_ids", DType::I64, {1, 40}, long_ids.data(), 320}});
+  const Case cases[] = {
+      {"compile " + d.path() + "/nothing -o " + (d / "x.kplan"), "config.json"},
+      {"inspect " + (d / "junk.kplan"), "bad magic"},
+      {"inspect " + (d / "absent.kplan"), "cannot open"},
+      {"generate " + (d / "m.kplan") + " --ids 1,2,x", "'x' is not a token id"},
+      {"generate " + (d / "m.kplan") + " --ids 1,,2", "empty entry"},
+      {"generate " + (d / "m.kplan") + " --ids 1,999", "out of range [0, 256)"},
+      {"generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 20", "exceeds the plan's max_seq of 16"},
+      {"eval " + (d / "m.kplan") + " --input " + (d / "floats.safetensors") + " --output " + (d / "o.safetensors"),
+       "must be I64 or I32"},
+      {"eval " + (d / "m.kplan") + " --input " + (d / "big.safetensors") + " --output " + (d / "o.safetensors"),
+       "out of range"},
+      {"eval " + (d / "m.kplan") + " --input " + (d / "long.safetensors") + " --output " + (d / "o.safetensors"),
+       "max_seq of 16"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.args);
+    const int rc = kiln::test::run_command(kCli + " " + c.args, &out);
+    CHECK(rc != 0);
+    CHECK(out.find("kiln: error: ") == 0);
+    CHECK(out.find(c.expect) != std::string::npos);
+    CHECK(count_lines(out) == 1);
+  }
+  CHECK_FALSE(kiln::test::run_command("test -e " + (d / "o.safetensors"), &out) == 0);
+  CHECK(kiln::test::run_command(kCli + " compile", &out) != 0);  // usage error from CLI11
+}

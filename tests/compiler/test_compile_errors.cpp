@@ -1,0 +1,123 @@
+// kiln compile on broken checkpoints and bad options: one clear error naming the tensor or
+// file, and no plan file left behind.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "compiler/compile.h"
+#include "compiler/error.h"
+#include "test_util.h"
+
+using namespace kiln;
+using kiln::test::TempDir;
+
+namespace {
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+// Copies the gqa fixture into dir, rewriting model.safetensors through edit(name, shape) →
+// keep?; edit may change the shape (data is cut or zero-extended to fit).
+template <typename Edit>
+void edited_copy(const std::string& dir, Edit edit) {
+  kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), dir);
+  std::vector<StWriteTensor> out;
+  std::vector<std::vector<uint8_t>> store;
+  {
+    auto f = SafetensorsFile::open(kiln::test::fixture("gqa_f32") + "/model.safetensors");
+    for (const auto& [name, t] : f->tensors()) {
+      std::vector<int64_t> shape = t.shape;
+      std::string new_name = name;
+      if (!edit(new_name, shape)) continue;
+      uint64_t n = dtype_size(t.dtype);
+      for (int64_t d : shape) n *= uint64_t(d);
+      std::vector<uint8_t> bytes(t.data, t.data + std::min<uint64_t>(n, t.size));
+      bytes.resize(n, 0);
+      store.push_back(std::move(bytes));
+      out.push_back({new_name, t.dtype, shape, nullptr, n});
+    }
+  }
+  for (size_t i = 0; i < out.size(); ++i) out[i].data = store[i].data();
+  write_safetensors(dir + "/model.safetensors", out);
+}
+
+std::string compile_error(const std::string& dir, const std::string& plan, CompileOptions o = {}) {
+  o.model_dir = dir;
+  o.output = plan;
+  try {
+    compile_model(o);
+  } catch (const CompileError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("compile: a missing tensor is named") {
+  TempDir d;
+  edited_copy(d / "m", [](std::string& n, std::vector<int64_t>&) { return n != "model.layers.1.mlp.up_proj.weight"; });
+  const std::string err = compile_error(d / "m", d / "p.kplan");
+  CHECK(err.find("missing tensor 'model.layers.1.mlp.up_proj.weight'") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+  CHECK_FALSE(exists(d / "p.kplan.tmp"));
+}
+
+TEST_CASE("compile: a wrong shape is named with expected and found shapes") {
+  TempDir d;
+  edited_copy(d / "m", [](std::string& n, std::vector<int64_t>& s) {
+    if (n == "model.layers.0.self_attn.k_proj.weight") s = {16, 64};
+    return true;
+  });
+  const std::string err = compile_error(d / "m", d / "p.kplan");
+  CHECK(err.find("'model.layers.0.self_attn.k_proj.weight'") != std::string::npos);
+  CHECK(err.find("[16, 64]") != std::string::npos);
+  CHECK(err.find("expected [32, 64]") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
+TEST_CASE("compile: an unexpected tensor is named") {
+  TempDir d;
+  edited_copy(d / "m", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "model.norm.weight") n = "model.final_norm.weight";
+    return true;
+  });
+  const std::string err = compile_error(d / "m", d / "p.kplan");
+  CHECK(err.find("unexpected tensor 'model.final_norm.weight'") != std::string::npos);
+  CHECK(err.find("missing tensor 'model.norm.weight'") != std::string::npos);
+}
+
+TEST_CASE("compile: a truncated shard is named") {
+  TempDir d;
+  kiln::test::copy_dir(kiln::test::fixture("sharded_f32"), d / "m");
+  const std::string shard = d / "m/model-00002-of-00003.safetensors";
+  auto bytes = kiln::test::read_bytes(shard);
+  bytes.resize(bytes.size() - 100);
+  kiln::test::write_bytes(shard, bytes);
+  const std::string err = compile_error(d / "m", d / "p.kplan");
+  CHECK(err.find("model-00002-of-00003.safetensors") != std::string::npos);
+  CHECK(err.find("truncated") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
+TEST_CASE("compile: bad options and folders") {
+  TempDir d;
+  CompileOptions o;
+  o.dtype = "f64";
+  CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "p.kplan", o).find("--dtype 'f64'") != std::string::npos);
+  o = {};
+  o.max_seq = 16;
+  o.chunk = 32;
+  CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "p.kplan", o).find("--chunk 32 exceeds --max-seq 16") !=
+        std::string::npos);
+  o = {};
+  o.batch = 0;
+  CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "p.kplan", o).find("--batch") != std::string::npos);
+  CHECK(compile_error(d / "absent", d / "p.kplan").find("config.json") != std::string::npos);
+  CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "no/such/dir/p.kplan").find("cannot open") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}

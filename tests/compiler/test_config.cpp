@@ -1,0 +1,128 @@
+// config.json parsing: both transformers generations, rope variants, and errors.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "compiler/error.h"
+#include "compiler/llama_config.h"
+#include "test_util.h"
+
+using namespace kiln;
+using kiln::test::TempDir;
+
+namespace {
+
+LlamaConfig parse(const TempDir& d, const std::string& extra) {
+  std::ofstream(d / "config.json") << "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 100, "
+                                      "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 2, "
+                                      "\"num_attention_heads\": 4" +
+                                          extra + "}";
+  return read_llama_config(d / "config.json");
+}
+
+std::string error_of(const TempDir& d, const std::string& extra) {
+  try {
+    parse(d, extra);
+  } catch (const CompileError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("config: transformers 5 fixture keys (rope_parameters, dtype, head_dim)") {
+  LlamaConfig c = read_llama_config(kiln::test::fixture("llama3_rope_f32") + "/config.json");
+  CHECK(c.rope.type == "llama3");
+  CHECK(c.rope.factor == 8.0);
+  CHECK(c.rope.original_max_position_embeddings == 64);
+  CHECK(c.head_dim == 16);
+  CHECK(c.has_dtype);
+  CHECK(c.dtype == DType::F32);
+  LlamaConfig h = read_llama_config(kiln::test::fixture("head_dim_f32") + "/config.json");
+  CHECK(h.head_dim == 32);
+  CHECK(h.hidden_size / h.num_attention_heads == 16);
+  LlamaConfig t = read_llama_config(kiln::test::fixture("tied_f32") + "/config.json");
+  CHECK(t.tie_word_embeddings);
+  LlamaConfig b = read_llama_config(kiln::test::fixture("bias_f32") + "/config.json");
+  CHECK(b.attention_bias);
+  CHECK(b.mlp_bias);
+  CHECK(read_llama_config(kiln::test::fixture("bf16") + "/config.json").dtype == DType::BF16);
+}
+
+TEST_CASE("config: transformers 4 keys (rope_theta, rope_scaling, torch_dtype)") {
+  LlamaConfig c = read_llama_config(kiln::test::fixture("legacy_config_f32") + "/config.json");
+  CHECK(c.rope.type == "llama3");
+  CHECK(c.rope.theta == 50000.0);
+  CHECK(c.rope.factor == 4.0);
+  CHECK(c.has_dtype);
+  TempDir d;
+  LlamaConfig l = parse(d, R"(, "rope_theta": 500000, "rope_scaling": {"type": "linear", "factor": 2.0}, "torch_dtype": "float16")");
+  CHECK(l.rope.type == "linear");
+  CHECK(l.rope.theta == 500000.0);
+  CHECK(l.dtype == DType::F16);
+  LlamaConfig n = parse(d, R"(, "rope_scaling": null)");
+  CHECK(n.rope.type == "default");
+  CHECK(n.num_key_value_heads == 4);
+  CHECK(n.head_dim == 16);
+  CHECK(n.max_position_embeddings == 2048);
+}
+
+TEST_CASE("config: bad values are errors naming the key") {
+  TempDir d;
+  CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "yarn", "factor": 4.0})").find("rope type 'yarn'") !=
+        std::string::npos);
+  CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 4.0})").find("not support") != std::string::npos);
+  CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "llama3", "factor": 8.0})").find("low_freq_factor") !=
+        std::string::npos);
+  CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "linear"})").find("factor") != std::string::npos);
+  CHECK(error_of(d, R"(, "num_key_value_heads": 3)").find("num_key_value_heads") != std::string::npos);
+  CHECK(error_of(d, R"(, "hidden_act": "gelu")").find("hidden_act") != std::string::npos);
+  CHECK(error_of(d, R"(, "dtype": "float64")").find("float64") != std::string::npos);
+  CHECK(error_of(d, R"(, "head_dim": -4)").find("head_dim") != std::string::npos);
+  CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
+  CHECK(error_of(d, R"(, "rms_norm_eps": "small")").find("rms_norm_eps") != std::string::npos);
+  CHECK(error_of(d, R"(, "tie_word_embeddings": 1)").find("tie_word_embeddings") != std::string::npos);
+  std::ofstream(d / "config.json") << R"({"architectures": ["MistralForCausalLM"], "vocab_size": 10})";
+  try {
+    read_llama_config(d / "config.json");
+    FAIL("expected an error");
+  } catch (const CompileError& e) {
+    CHECK(std::string(e.what()).find("MistralForCausalLM") != std::string::npos);
+  }
+  std::ofstream(d / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64})";
+  try {
+    read_llama_config(d / "config.json");
+    FAIL("expected an error");
+  } catch (const CompileError& e) {
+    CHECK(std::string(e.what()).find("vocab_size is missing") != std::string::npos);
+  }
+}
+
+TEST_CASE("rope inv_freq: default, linear and llama3 bands") {
+  RopeConfig r;
+  r.theta = 10000.0;
+  auto base = rope_inv_freq(r, 16);
+  REQUIRE(base.size() == 8);
+  for (size_t i = 0; i < 8; ++i) CHECK(base[i] == doctest::Approx(std::pow(10000.0, -2.0 * double(i) / 16.0)).epsilon(1e-6));
+  r.type = "linear";
+  r.factor = 2.0;
+  auto lin = rope_inv_freq(r, 16);
+  for (size_t i = 0; i < 8; ++i) CHECK(lin[i] == doctest::Approx(base[i] / 2.0).epsilon(1e-6));
+  r.type = "llama3";
+  r.factor = 8.0;
+  r.low_freq_factor = 1.0;
+  r.high_freq_factor = 4.0;
+  r.original_max_position_embeddings = 64;  // high-freq band: wavelen < 16; low band: wavelen > 64
+  auto l3 = rope_inv_freq(r, 16);
+  for (size_t i = 0; i < 8; ++i) {
+    const double wavelen = 2 * M_PI / base[i];
+    if (wavelen < 16) CHECK(l3[i] == base[i]);
+    else if (wavelen > 64) CHECK(l3[i] == doctest::Approx(base[i] / 8.0).epsilon(1e-6));
+    else {
+      const double smooth = (64.0 / wavelen - 1.0) / 3.0;
+      CHECK(l3[i] == doctest::Approx((1 - smooth) * base[i] / 8.0 + smooth * base[i]).epsilon(1e-5));
+    }
+  }
+}

@@ -1,0 +1,198 @@
+// Each CPU kernel against a naive double-precision reference on random inputs. Outputs are
+// poisoned (NaN) before the run so an unwritten element fails.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/embedding.h"
+#include "kernels/kv_write.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+#include "test_util.h"
+
+using namespace kiln;
+using kiln::test::random_floats;
+using kiln::test::rel_l2;
+
+namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// Stores f32 values in dtype t (as bytes) and returns the values as rounded, in f32.
+std::vector<uint8_t> store(const std::vector<float>& v, DType t, std::vector<float>* rounded) {
+  std::vector<uint8_t> out(v.size() * dtype_size(t));
+  convert_f32_to(v.data(), t, out.data(), v.size());
+  rounded->resize(v.size());
+  convert_to_f32(out.data(), t, rounded->data(), v.size());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("matmul matches a double reference for every weight dtype, with bias and accumulate") {
+  ThreadPool pool(2, matmul_scratch_floats(37));
+  for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
+    for (int acc = 0; acc < 2; ++acc) {
+      const int64_t rows = 5, k = 37, m = 23;  // odd sizes exercise every tail
+      auto x = random_floats(size_t(rows * k), 1);
+      std::vector<float> w_r, b_r;
+      auto w = store(random_floats(size_t(m * k), 2), wt, &w_r);
+      auto b = store(random_floats(size_t(m), 3), wt, &b_r);
+      auto y0 = random_floats(size_t(rows * m), 4);
+      std::vector<float> y = acc ? y0 : std::vector<float>(size_t(rows * m), kNaN);
+      matmul_cpu(MatmulArgs{x.data(), w.data(), wt, b.data(), wt, y.data(), rows, k, m, acc == 1}, pool);
+      std::vector<float> ref(size_t(rows * m));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < m; ++j) {
+          double s = b_r[size_t(j)];
+          for (int64_t i = 0; i < k; ++i) s += double(x[size_t(r * k + i)]) * w_r[size_t(j * k + i)];
+          ref[size_t(r * m + j)] = float(s + (acc ? y0[size_t(r * m + j)] : 0.0));
+        }
+      CAPTURE(dtype_name(wt));
+      CAPTURE(acc);
+      CHECK(rel_l2(y.data(), ref.data(), ref.size()) < 1e-6);
+    }
+  }
+}
+
+TEST_CASE("matmul gives bit-identical results for 1 and 2 threads") {
+  const int64_t rows = 3, k = 64, m = 50;
+  auto x = random_floats(size_t(rows * k), 5);
+  auto w = random_floats(size_t(m * k), 6);
+  std::vector<float> y1(size_t(rows * m), kNaN), y2(size_t(rows * m), kNaN);
+  ThreadPool p1(1), p2(2);
+  matmul_cpu(MatmulArgs{x.data(), w.data(), DType::F32, nullptr, DType::F32, y1.data(), rows, k, m, false}, p1);
+  matmul_cpu(MatmulArgs{x.data(), w.data(), DType::F32, nullptr, DType::F32, y2.data(), rows, k, m, false}, p2);
+  CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);
+}
+
+TEST_CASE("rmsnorm matches a double reference") {
+  ThreadPool pool(2);
+  const int64_t rows = 4, dim = 33;
+  auto x = random_floats(size_t(rows * dim), 7, 3.0f);
+  std::vector<float> w_r;
+  auto w = store(random_floats(size_t(dim), 8), DType::BF16, &w_r);
+  std::vector<float> y(size_t(rows * dim), kNaN), ref(y.size());
+  rmsnorm_cpu(RmsNormArgs{x.data(), w.data(), DType::BF16, y.data(), rows, dim, 1e-5f}, pool);
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(x[size_t(r * dim + i)]) * x[size_t(r * dim + i)];
+    const double inv = 1.0 / std::sqrt(ss / double(dim) + 1e-5);
+    for (int64_t i = 0; i < dim; ++i) ref[size_t(r * dim + i)] = float(x[size_t(r * dim + i)] * inv * w_r[size_t(i)]);
+  }
+  CHECK(rel_l2(y.data(), ref.data(), ref.size()) < 1e-6);
+}
+
+TEST_CASE("embedding gathers rows and fences out-of-range ids to row 0") {
+  ThreadPool pool(2);
+  const int64_t vocab = 11, dim = 6;
+  std::vector<float> t_r;
+  auto table = store(random_floats(size_t(vocab * dim), 9), DType::F16, &t_r);
+  std::vector<int32_t> tokens = {3, 0, 10, 7, -1, 11};
+  std::vector<float> y(tokens.size() * size_t(dim), kNaN);
+  embedding_cpu(EmbeddingArgs{tokens.data(), table.data(), DType::F16, y.data(), int64_t(tokens.size()), vocab, dim}, pool);
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    const int64_t id = (tokens[r] < 0 || tokens[r] >= vocab) ? 0 : tokens[r];
+    for (int64_t i = 0; i < dim; ++i) REQUIRE(y[r * size_t(dim) + size_t(i)] == t_r[size_t(id * dim + i)]);
+  }
+}
+
+TEST_CASE("swiglu matches silu(gate) * up") {
+  ThreadPool pool(2);
+  const int64_t rows = 3, ffn = 9;
+  auto gu = random_floats(size_t(rows * 2 * ffn), 10, 2.0f);
+  std::vector<float> h(size_t(rows * ffn), kNaN), ref(h.size());
+  swiglu_cpu(SwigluArgs{gu.data(), h.data(), rows, ffn}, pool);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < ffn; ++i) {
+      const double g = gu[size_t(r * 2 * ffn + i)], u = gu[size_t(r * 2 * ffn + ffn + i)];
+      ref[size_t(r * ffn + i)] = float(g / (1 + std::exp(-g)) * u);
+    }
+  CHECK(rel_l2(h.data(), ref.data(), ref.size()) < 1e-6);
+}
+
+TEST_CASE("rope rotates q and k heads by position and leaves v alone") {
+  ThreadPool pool(2);
+  const int64_t batch = 2, chunk = 3, hd = 8, nrot = 3, width = 4 * hd;  // 3 rotated heads + 1 untouched
+  auto qkv = random_floats(size_t(batch * chunk * width), 11);
+  const auto orig = qkv;
+  std::vector<float> inv = {1.0f, 0.3f, 0.05f, 0.001f};
+  std::vector<int32_t> start = {0, 17};
+  rope_cpu(RopeArgs{qkv.data(), inv.data(), start.data(), batch, chunk, width, nrot, hd, 1.0f}, pool);
+  std::vector<float> ref = orig;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < chunk; ++t) {
+      const double pos = start[size_t(b)] + t;
+      for (int64_t h = 0; h < nrot; ++h)
+        for (int64_t i = 0; i < hd / 2; ++i) {
+          const size_t base = size_t((b * chunk + t) * width + h * hd);
+          const double a = pos * inv[size_t(i)], x0 = orig[base + size_t(i)], x1 = orig[base + size_t(i + hd / 2)];
+          ref[base + size_t(i)] = float(x0 * std::cos(a) - x1 * std::sin(a));
+          ref[base + size_t(i + hd / 2)] = float(x1 * std::cos(a) + x0 * std::sin(a));
+        }
+    }
+  CHECK(rel_l2(qkv.data(), ref.data(), ref.size()) < 1e-6);
+  for (int64_t r = 0; r < batch * chunk; ++r)
+    for (int64_t i = nrot * hd; i < width; ++i) REQUIRE(qkv[size_t(r * width + i)] == orig[size_t(r * width + i)]);
+}
+
+TEST_CASE("kv_write and attention match a double reference for causal GQA with padding rows") {
+  for (DType cache_t : {DType::F32, DType::BF16}) {
+    CAPTURE(dtype_name(cache_t));
+    const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
+    ThreadPool pool(2, uint64_t(S + hd));
+    // The cache already holds earlier positions; this step appends at start_pos.
+    std::vector<int32_t> start = {5, 0}, valid = {3, 4};
+    std::vector<float> k_all = random_floats(size_t(batch * S * KVH * hd), 12), v_all = random_floats(k_all.size(), 13);
+    std::vector<float> k_r, v_r;
+    auto kc = store(k_all, cache_t, &k_r);
+    auto vc = store(v_all, cache_t, &v_r);
+    auto qkv = random_floats(size_t(batch * chunk * width), 14);
+    kv_write_cpu(KvWriteArgs{qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), cache_t, batch, chunk, S, H, KVH, hd}, pool);
+    // Expected cache: new k/v (rounded to the cache dtype) at start+t for t < valid.
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t t = 0; t < valid[size_t(b)]; ++t)
+        for (int64_t i = 0; i < KVH * hd; ++i) {
+          const size_t c = size_t((b * S + start[size_t(b)] + t) * KVH * hd + i);
+          const size_t q = size_t((b * chunk + t) * width + H * hd + i);
+          k_r[c] = load_as_f32(kc.data(), cache_t, c);
+          REQUIRE(std::fabs(load_as_f32(kc.data(), cache_t, c) - qkv[q]) <= std::fabs(qkv[q]) * 4e-3f);
+          REQUIRE(std::fabs(load_as_f32(vc.data(), cache_t, c) - qkv[q + size_t(KVH * hd)]) <=
+                  std::fabs(qkv[q + size_t(KVH * hd)]) * 4e-3f);
+          v_r[c] = load_as_f32(vc.data(), cache_t, c);
+        }
+    std::vector<float> out(size_t(batch * chunk * H * hd), kNaN), ref(out.size(), 0.0f);
+    const float scale = 1.0f / std::sqrt(float(hd));
+    attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(), batch,
+                                chunk, S, H, KVH, hd, scale},
+                  pool);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t t = 0; t < valid[size_t(b)]; ++t)
+        for (int64_t h = 0; h < H; ++h) {
+          const int64_t p = start[size_t(b)] + t, kvh = h / (H / KVH);
+          std::vector<double> s(size_t(p + 1));
+          double mx = -1e300, sum = 0;
+          for (int64_t j = 0; j <= p; ++j) {
+            double d = 0;
+            for (int64_t i = 0; i < hd; ++i)
+              d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) * k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
+            s[size_t(j)] = d * scale;
+            mx = std::max(mx, s[size_t(j)]);
+          }
+          for (double& e : s) sum += (e = std::exp(e - mx));
+          for (int64_t i = 0; i < hd; ++i) {
+            double o = 0;
+            for (int64_t j = 0; j <= p; ++j) o += s[size_t(j)] / sum * v_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
+            ref[size_t((b * chunk + t) * H * hd + h * hd + i)] = float(o);
+          }
+        }
+    // Padding rows (t >= valid) must be zeros, not left over.
+    CHECK(rel_l2(out.data(), ref.data(), ref.size()) < 1e-6);
+  }
+}

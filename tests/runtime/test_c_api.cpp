@@ -1,0 +1,164 @@
+// The C API: plans, contexts, score/prefill/decode/generate, and every limit and bad
+// argument returning a clear status with nothing written to outputs.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "compiler/compile.h"
+#include "kiln/kiln.h"
+#include "test_util.h"
+
+using kiln::test::TempDir;
+
+namespace {
+
+struct Fixture {
+  TempDir dir;
+  kiln_plan* plan = nullptr;
+  kiln_context* ctx = nullptr;
+  kiln::test::Reference ref;
+  Fixture() {
+    kiln::CompileOptions o;
+    o.model_dir = kiln::test::fixture("tied_f32");
+    o.output = dir / "p.kplan";
+    o.max_seq = 32;
+    o.chunk = 8;
+    o.batch = 2;
+    kiln::compile_model(o);
+    ref = kiln::test::load_reference(o.model_dir);
+    kiln_error err{};
+    REQUIRE(kiln_plan_open(o.output.c_str(), &plan, &err) == KILN_OK);
+    REQUIRE(kiln_context_create(plan, 2, &ctx, &err) == KILN_OK);
+  }
+  ~Fixture() {
+    kiln_context_destroy(ctx);
+    kiln_plan_close(plan);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("C API: version, info and status strings") {
+  Fixture f;
+  CHECK(kiln_api_version() == KILN_API_VERSION);
+  kiln_plan_info info;
+  kiln_error err{};
+  REQUIRE(kiln_plan_get_info(f.plan, &info, &err) == KILN_OK);
+  CHECK(info.vocab_size == 256);
+  CHECK(info.max_seq == 32);
+  CHECK(info.batch == 2);
+  CHECK(info.chunk == 8);
+  CHECK(std::string(kiln_status_string(KILN_ERR_LIMIT)) == "limit exceeded");
+}
+
+TEST_CASE("C API: score and generate match the reference; the plan may close before the context") {
+  Fixture f;
+  kiln_error err{};
+  std::vector<float> logits(f.ref.logits.size());
+  REQUIRE(kiln_score(f.ctx, f.ref.input_ids.data(), f.ref.rows, f.ref.tokens, logits.data(), &err) == KILN_OK);
+  CHECK(kiln::test::rel_l2(logits.data(), f.ref.logits.data(), logits.size()) <= 1e-4);
+  kiln_plan_close(f.plan);  // the context keeps its own reference
+  f.plan = nullptr;
+  const int64_t n_new = int64_t(f.ref.greedy_ids.size() - f.ref.prompt_ids.size());
+  std::vector<int32_t> out(static_cast<size_t>(n_new));
+  int64_t n = 0;
+  std::vector<int32_t> streamed;
+  auto cb = [](void* user, int32_t t) -> int {
+    static_cast<std::vector<int32_t>*>(user)->push_back(t);
+    return 1;
+  };
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1, out.data(), &n,
+                        cb, &streamed, &err) == KILN_OK);
+  CHECK(n == n_new);
+  CHECK(streamed == out);
+  CHECK(std::equal(out.begin(), out.end(), f.ref.greedy_ids.begin() + long(f.ref.prompt_ids.size())));
+  // Stop early from the callback, and at an eos id.
+  auto stop_after_2 = [](void* user, int32_t) -> int { return ++*static_cast<int*>(user) < 2; };
+  int calls = 0;
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, -1, out.data(), &n, stop_after_2, &calls, &err) ==
+          KILN_OK);
+  CHECK(n == 2);
+  const int32_t eos = f.ref.greedy_ids[f.ref.prompt_ids.size() + 3];
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, out.data(), &n, nullptr, nullptr, &err) ==
+          KILN_OK);
+  CHECK(out[size_t(n - 1)] == eos);
+  CHECK(n <= 4);
+}
+
+TEST_CASE("C API: prefill, decode and sample drive two rows step by step") {
+  Fixture f;
+  kiln_error err{};
+  const int32_t* a = f.ref.input_ids.data();
+  REQUIRE(kiln_prefill(f.ctx, 0, a, 10, &err) == KILN_OK);
+  REQUIRE(kiln_prefill(f.ctx, 1, a + f.ref.tokens, 4, &err) == KILN_OK);
+  int32_t step[2] = {a[10], -1};  // row 1 idle
+  REQUIRE(kiln_decode(f.ctx, step, &err) == KILN_OK);
+  CHECK(kiln::test::rel_l2(kiln_logits(f.ctx, 0), f.ref.logits.data() + 10 * f.ref.vocab, size_t(f.ref.vocab)) <= 1e-4);
+  CHECK(kiln::test::rel_l2(kiln_logits(f.ctx, 1), f.ref.logits.data() + (f.ref.tokens + 3) * f.ref.vocab,
+                           size_t(f.ref.vocab)) <= 1e-4);
+  CHECK(kiln_logits(f.ctx, 2) == nullptr);
+  CHECK(kiln_sample(f.ctx, 5, nullptr, 0) == -1);
+  const int32_t g = kiln_sample(f.ctx, 0, nullptr, 0);
+  const float* l = kiln_logits(f.ctx, 0);
+  for (int64_t i = 0; i < f.ref.vocab; ++i) CHECK(l[i] <= l[g]);
+}
+
+TEST_CASE("C API: limits and bad arguments give typed errors and write nothing") {
+  Fixture f;
+  kiln_error err{};
+  std::vector<float> out(size_t(2 * 40 * 256), 7.0f);
+  std::vector<int32_t> ids(80, 1);
+  auto untouched = [&] {
+    for (float v : out)
+      if (v != 7.0f) return false;
+    return true;
+  };
+  // Too long for max_seq 32.
+  CHECK(kiln_score(f.ctx, ids.data(), 2, 40, out.data(), &err) == KILN_ERR_LIMIT);
+  CHECK(std::string(err.message).find("max_seq of 32") != std::string::npos);
+  // Out-of-range id.
+  ids[5] = 256;
+  CHECK(kiln_score(f.ctx, ids.data(), 2, 8, out.data(), &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message).find("token id 256 at index 5 is out of range [0, 256)") != std::string::npos);
+  ids[5] = -3;
+  CHECK(kiln_score(f.ctx, ids.data(), 2, 8, out.data(), &err) == KILN_ERR_INVALID_ARGUMENT);
+  ids[5] = 1;
+  CHECK(kiln_score(f.ctx, ids.data(), 0, 8, out.data(), &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_score(f.ctx, ids.data(), 1, 8, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(untouched());
+  // Empty prompt, bad row, too many tokens for a row.
+  CHECK(kiln_prefill(f.ctx, 0, ids.data(), 0, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message).find("empty prompt") != std::string::npos);
+  CHECK(kiln_prefill(f.ctx, 2, ids.data(), 3, &err) == KILN_ERR_INVALID_ARGUMENT);
+  REQUIRE(kiln_prefill(f.ctx, 0, ids.data(), 30, &err) == KILN_OK);
+  CHECK(kiln_prefill(f.ctx, 0, ids.data(), 3, &err) == KILN_ERR_LIMIT);
+  int32_t step[2] = {1, 1};
+  REQUIRE(kiln_decode(f.ctx, step, &err) == KILN_OK);
+  REQUIRE(kiln_decode(f.ctx, step, &err) == KILN_OK);
+  CHECK(kiln_decode(f.ctx, step, &err) == KILN_ERR_LIMIT);
+  CHECK(std::string(err.message).find("row 0 is full") != std::string::npos);
+  int32_t idle[2] = {-1, -1};
+  CHECK(kiln_decode(f.ctx, idle, &err) == KILN_ERR_INVALID_ARGUMENT);
+  // Generate: prompt + new tokens over max_seq, null output, bad sampling.
+  std::vector<int32_t> gen(64, -5);
+  int64_t n = -1;
+  CHECK(kiln_generate(f.ctx, ids.data(), 30, 3, nullptr, -1, gen.data(), &n, nullptr, nullptr, &err) == KILN_ERR_LIMIT);
+  CHECK(std::string(err.message).find("30 tokens plus 3 new tokens exceeds the plan's max_seq of 32") != std::string::npos);
+  CHECK(n == 0);
+  CHECK(gen[0] == -5);
+  CHECK(kiln_generate(f.ctx, ids.data(), 3, 3, nullptr, -1, nullptr, &n, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  kiln_sampling bad{-1.0f, 0, 1.0f, 0};
+  CHECK(kiln_generate(f.ctx, ids.data(), 3, 3, &bad, -1, gen.data(), &n, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  // Null handles and paths; a NULL err is allowed.
+  kiln_plan* p = nullptr;
+  CHECK(kiln_plan_open(nullptr, &p, nullptr) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_plan_open((f.dir / "absent.kplan").c_str(), &p, &err) == KILN_ERR_IO);
+  CHECK(p == nullptr);
+  CHECK(kiln_score(nullptr, ids.data(), 1, 1, out.data(), &err) == KILN_ERR_INVALID_ARGUMENT);
+  const std::string garbage(300, 'x');
+  CHECK(kiln_plan_open_memory(garbage.data(), garbage.size(), &p, &err) == KILN_ERR_CORRUPT_PLAN);
+  CHECK(std::string(err.message).find("bad magic") != std::string::npos);
+}

@@ -1,0 +1,211 @@
+// The plan file: round trip, and rejection of every single-byte flip, every truncation,
+// newer versions, unknown kernels and semantically broken plans whose hashes were fixed up
+// (so the verifier, not the checksum, has to catch them).
+#include <doctest/doctest.h>
+#include <xxhash.h>
+
+#include <cstring>
+
+#include "compiler/compile.h"
+#include "plan_generated.h"
+#include "runtime/plan.h"
+#include "runtime/plan_format.h"
+#include "test_util.h"
+
+using namespace kiln;
+using kiln::test::TempDir;
+
+namespace {
+
+// A small plan compiled from a tiny random checkpoint.
+std::vector<uint8_t> tiny_plan_bytes(const TempDir& d) {
+  kiln::test::write_tiny_llama(d.path());
+  CompileOptions o;
+  o.model_dir = d.path();
+  o.output = d / "tiny.kplan";
+  o.max_seq = 8;
+  o.chunk = 4;
+  compile_model(o);
+  return kiln::test::read_bytes(d / "tiny.kplan");
+}
+
+Status load(const std::vector<uint8_t>& b) {
+  auto r = Plan::load_memory(b.data(), b.size());
+  return r.is_ok() ? Status::ok() : r.status();
+}
+
+PlanHeader header_of(const std::vector<uint8_t>& b) {
+  PlanHeader h;
+  std::memcpy(&h, b.data(), sizeof(h));
+  return h;
+}
+
+fb::Plan* mutable_root(std::vector<uint8_t>& b) { return fb::GetMutablePlan(b.data() + header_of(b).fb_offset); }
+
+// Recomputes the FlatBuffer and header checksums after an edit.
+void rehash(std::vector<uint8_t>& b) {
+  PlanHeader h = header_of(b);
+  h.fb_xxh3 = XXH3_64bits(b.data() + h.fb_offset, h.fb_size);
+  h.header_xxh3 = XXH3_64bits(&h, offsetof(PlanHeader, header_xxh3));
+  std::memcpy(b.data(), &h, sizeof(h));
+}
+
+}  // namespace
+
+TEST_CASE("plan file: round trip keeps the model, programs and memory plan") {
+  TempDir d;
+  auto bytes = tiny_plan_bytes(d);
+  auto r = Plan::load_file(d / "tiny.kplan");
+  REQUIRE(r.is_ok());
+  const Plan& p = *r.value();
+  CHECK(p.model().architecture == "LlamaForCausalLM");
+  CHECK(p.model().vocab_size == 16);
+  CHECK(p.model().max_seq == 8);
+  CHECK(p.model().chunk == 4);
+  const auto cfg = kiln::test::read_bytes(d / "config.json");
+  CHECK(p.model().config_json == std::string(cfg.begin(), cfg.end()));
+  CHECK(p.has_target("cpu"));
+  CHECK_FALSE(p.has_target("cuda"));
+  REQUIRE(p.find_program("prefill") >= 0);
+  REQUIRE(p.find_program("decode") >= 0);
+  CHECK(p.programs()[size_t(p.find_program("prefill"))].launches.size() == 13);  // embedding + 10 per layer + norm + lm_head
+  CHECK(p.memory().kv_bytes == 2 * 256);  // k and v: 8 positions × 1 kv head × 4 dims × f32 = 128 B, each 256-aligned
+  CHECK(p.memory().arena_bytes > 0);
+  CHECK(header_of(bytes).weights_offset % kSegmentAlignment == 0);
+  for (const auto& s : p.segments()) CHECK(s.offset % kSegmentAlignment == 0);
+  // Tied embeddings: lm_head reuses the embedding, so no lm_head tensor exists.
+  for (const auto& t : p.tensors()) CHECK(t.name != "lm_head.weight");
+  // Compiling twice gives the same bytes (the writer is deterministic).
+  CompileOptions o;
+  o.model_dir = d.path();
+  o.output = d / "again.kplan";
+  o.max_seq = 8;
+  o.chunk = 4;
+  compile_model(o);
+  CHECK(kiln::test::read_bytes(d / "again.kplan") == bytes);
+}
+
+TEST_CASE("plan file: every single flipped byte is rejected") {
+  TempDir d;
+  auto bytes = tiny_plan_bytes(d);
+  REQUIRE(load(bytes).is_ok());
+  size_t rejected = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] ^= 0x5a;
+    Status st = load(bytes);
+    bytes[i] ^= 0x5a;
+    if (!st.is_ok()) ++rejected;
+    else FAIL_CHECK("flip at byte " << i << " was accepted");
+  }
+  CHECK(rejected == bytes.size());
+  MESSAGE("rejected all " << rejected << " single-byte flips");
+}
+
+TEST_CASE("plan file: every truncation and an extension are rejected") {
+  TempDir d;
+  auto bytes = tiny_plan_bytes(d);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    auto r = Plan::load_memory(bytes.data(), n);
+    REQUIRE_FALSE(r.is_ok());
+  }
+  auto longer = bytes;
+  longer.push_back(0);
+  CHECK(load(longer).message().find("truncated or extended") != std::string::npos);
+  // And through the file loader.
+  kiln::test::write_bytes(d / "cut.kplan", std::vector<uint8_t>(bytes.begin(), bytes.begin() + 1000));
+  auto r = Plan::load_file(d / "cut.kplan");
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("cut.kplan") != std::string::npos);
+  CHECK_FALSE(Plan::load_file(d / "absent.kplan").is_ok());
+}
+
+TEST_CASE("plan file: newer format and schema versions get a specific error") {
+  TempDir d;
+  auto bytes = tiny_plan_bytes(d);
+  auto v = bytes;
+  PlanHeader h = header_of(v);
+  h.format_version = kPlanFormatVersion + 1;
+  std::memcpy(v.data(), &h, sizeof(h));
+  rehash(v);
+  Status st = load(v);
+  CHECK(st.code() == StatusCode::kUnsupported);
+  CHECK(st.message().find("format version 2 is newer") != std::string::npos);
+
+  auto s = bytes;
+  REQUIRE(mutable_root(s)->mutate_schema_version(kSchemaVersion + 1));
+  rehash(s);
+  st = load(s);
+  CHECK(st.code() == StatusCode::kUnsupported);
+  CHECK(st.message().find("schema version 2 is newer than this runtime supports (1)") != std::string::npos);
+}
+
+TEST_CASE("plan file: semantic corruption behind valid checksums is caught by the verifier") {
+  TempDir d;
+  const auto bytes = tiny_plan_bytes(d);
+  struct Case {
+    const char* name;
+    void (*edit)(fb::Plan*);
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"kernel version", [](fb::Plan* p) { p->mutable_kernels()->GetMutableObject(0)->mutate_version(99); },
+       "version 99, which this runtime does not provide"},
+      {"launch input out of range",
+       [](fb::Plan* p) {
+         p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(1)->mutable_inputs()->Mutate(0, 9999);
+       },
+       "input index out of range"},
+      {"launch kernel out of range",
+       [](fb::Plan* p) { p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(0)->mutate_kernel(77); },
+       "kernel out of range"},
+      {"tensor shape vs size", [](fb::Plan* p) { p->mutable_tensors()->GetMutableObject(0)->mutable_shape()->Mutate(0, 17); },
+       "size does not match"},
+      {"tensor offset",
+       [](fb::Plan* p) {
+         auto* ts = p->mutable_tensors();
+         for (flatbuffers::uoffset_t i = 0; i < ts->size(); ++i)
+           if (ts->Get(i)->region() == fb::Region::Arena) {
+             ts->GetMutableObject(i)->mutate_offset(uint64_t(1) << 40);
+             return;
+           }
+       },
+       "extends past the arena"},
+      {"segment checksum", [](fb::Plan* p) { p->mutable_segments()->GetMutableObject(0)->mutate_xxh3(12345); },
+       "checksum mismatch"},
+      {"segment order", [](fb::Plan* p) { p->mutable_segments()->GetMutableObject(1)->mutate_offset(0); }, "out of order"},
+      {"model limits", [](fb::Plan* p) { p->mutable_model()->mutate_max_seq(0); }, "out of range"},
+      {"cache length", [](fb::Plan* p) { p->mutable_model()->mutate_max_seq(9); }, "cache length differs"},
+      {"head attribute",
+       [](fb::Plan* p) {
+         // attention's n_heads: launch 5 of the prefill program is attention (see llama.cpp order)
+         auto* l = p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(5);
+         l->mutable_int_attrs()->Mutate(0, 3);
+       },
+       "has shape [4, 16], expected [4, 20]"},
+      {"accumulate attribute",
+       [](fb::Plan* p) {
+         p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(2)->mutable_int_attrs()->Mutate(0, 7);
+       },
+       "accumulate must be 0 or 1"},
+      {"write into weights",
+       [](fb::Plan* p) {
+         auto* l = p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(1);
+         l->mutable_outputs()->Mutate(0, l->inputs()->Get(1));  // rmsnorm writes its own weight
+       },
+       "read-only weights region"},
+      {"memory region size", [](fb::Plan* p) { p->mutable_memory()->mutate_arena_bytes(uint64_t(1) << 50); },
+       "region sizes are out of range"},
+      {"tensor dtype", [](fb::Plan* p) { p->mutable_tensors()->GetMutableObject(0)->mutate_dtype(fb::DType(9)); },
+       "invalid dtype"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(std::string(c.name));
+    auto b = bytes;
+    c.edit(mutable_root(b));
+    rehash(b);
+    Status st = load(b);
+    REQUIRE_FALSE(st.is_ok());
+    CHECK(st.message().find(c.expect) != std::string::npos);
+    MESSAGE(c.name << ": " << st.message());
+  }
+}

@@ -1,0 +1,164 @@
+#include "test_util.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+namespace kiln::test {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/kiln-test-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::string cmd = "rm -rf '" + path_ + "'";
+  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path_.c_str());
+}
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+void copy_dir(const std::string& from, const std::string& to) {
+  std::string cmd = "mkdir -p '" + to + "' && cp -r '" + from + "'/. '" + to + "'/";
+  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("copy failed: " + cmd);
+}
+
+std::string fixture(const std::string& name) { return std::string(KILN_FIXTURES_DIR) + "/llama/" + name; }
+
+std::vector<std::string> llama_fixture_names() {
+  std::vector<std::string> names;
+  const std::string dir = std::string(KILN_FIXTURES_DIR) + "/llama";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return names;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    struct stat st;
+    if (n[0] != '.' && stat((dir + "/" + n).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) names.push_back(n);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+double rel_l2(const float* out, const float* ref, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = double(out[i]) - double(ref[i]);
+    num += d * d;
+    den += double(ref[i]) * double(ref[i]);
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+namespace {
+
+std::vector<int32_t> ids_of(const StTensor& t) {
+  std::vector<int32_t> v(size_t(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i) {
+    int64_t x;
+    std::memcpy(&x, t.data + i * 8, 8);
+    v[i] = int32_t(x);
+  }
+  return v;
+}
+
+}  // namespace
+
+Reference load_reference(const std::string& dir) {
+  auto f = SafetensorsFile::open(dir + "/reference.safetensors");
+  const auto& t = f->tensors();
+  Reference r;
+  const StTensor& ids = t.at("input_ids");
+  const StTensor& lg = t.at("logits");
+  r.rows = ids.shape[0];
+  r.tokens = ids.shape[1];
+  r.vocab = lg.shape[2];
+  r.input_ids = ids_of(ids);
+  r.prompt_ids = ids_of(t.at("prompt_ids"));
+  r.greedy_ids = ids_of(t.at("greedy_ids"));
+  r.logits.resize(size_t(lg.numel()));
+  std::memcpy(r.logits.data(), lg.data, lg.size);
+  return r;
+}
+
+void write_tiny_llama(const std::string& dir, const TinyLlama& t) {
+  const int64_t hd = t.hidden / t.heads;
+  std::string cfg = "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"vocab_size\": " +
+                    std::to_string(t.vocab) + ", \"hidden_size\": " + std::to_string(t.hidden) +
+                    ", \"intermediate_size\": " + std::to_string(t.ffn) + ", \"num_hidden_layers\": " +
+                    std::to_string(t.layers) + ", \"num_attention_heads\": " + std::to_string(t.heads) +
+                    ", \"num_key_value_heads\": " + std::to_string(t.kv_heads) +
+                    ", \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": " +
+                    (t.tied ? "true" : "false") + ", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}, \"dtype\": \"float32\"}";
+  std::ofstream(dir + "/config.json") << cfg;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {{"model.embed_tokens.weight", {t.vocab, t.hidden}},
+                                                                      {"model.norm.weight", {t.hidden}}};
+  if (!t.tied) shapes.push_back({"lm_head.weight", {t.vocab, t.hidden}});
+  for (int64_t i = 0; i < t.layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    shapes.push_back({p + "input_layernorm.weight", {t.hidden}});
+    shapes.push_back({p + "post_attention_layernorm.weight", {t.hidden}});
+    shapes.push_back({p + "self_attn.q_proj.weight", {t.heads * hd, t.hidden}});
+    shapes.push_back({p + "self_attn.k_proj.weight", {t.kv_heads * hd, t.hidden}});
+    shapes.push_back({p + "self_attn.v_proj.weight", {t.kv_heads * hd, t.hidden}});
+    shapes.push_back({p + "self_attn.o_proj.weight", {t.hidden, t.heads * hd}});
+    shapes.push_back({p + "mlp.gate_proj.weight", {t.ffn, t.hidden}});
+    shapes.push_back({p + "mlp.up_proj.weight", {t.ffn, t.hidden}});
+    shapes.push_back({p + "mlp.down_proj.weight", {t.hidden, t.ffn}});
+  }
+  std::vector<std::vector<float>> data;
+  std::vector<StWriteTensor> tensors;
+  uint32_t seed = 1;
+  for (const auto& [name, shape] : shapes) {
+    size_t n = 1;
+    for (int64_t d : shape) n *= size_t(d);
+    data.push_back(random_floats(n, seed++, 0.3f));
+  }
+  for (size_t i = 0; i < shapes.size(); ++i)
+    tensors.push_back({shapes[i].first, DType::F32, shapes[i].second, data[i].data(), data[i].size() * 4});
+  write_safetensors(dir + "/model.safetensors", tensors);
+}
+
+int run_command(const std::string& cmd, std::string* out) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return -1;
+  std::string s;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) s.append(buf, n);
+  int rc = pclose(p);
+  if (out) *out = s;
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+}  // namespace kiln::test

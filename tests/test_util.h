@@ -1,0 +1,52 @@
+// Shared test helpers: temp folders, file bytes, fixtures, relative L2 error, and tiny
+// random LLaMA checkpoints for format tests (parity tests use the transformers fixtures).
+#pragma once
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "compiler/safetensors.h"
+
+namespace kiln::test {
+
+// A fresh empty folder, removed with its contents when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::vector<uint8_t> read_bytes(const std::string& path);
+void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
+void copy_dir(const std::string& from, const std::string& to);
+std::string fixture(const std::string& name);       // tests/fixtures/llama/<name>
+std::vector<std::string> llama_fixture_names();     // every folder under tests/fixtures/llama
+
+double rel_l2(const float* out, const float* ref, size_t n);
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f);
+
+// Reference tensors of a fixture.
+struct Reference {
+  int64_t rows = 0, tokens = 0, vocab = 0;
+  std::vector<int32_t> input_ids, prompt_ids, greedy_ids;
+  std::vector<float> logits;
+};
+Reference load_reference(const std::string& fixture_dir);
+
+// A tiny random LLaMA checkpoint (config.json + model.safetensors) for plan-format tests.
+struct TinyLlama {
+  int64_t vocab = 16, hidden = 8, ffn = 12, layers = 1, heads = 2, kv_heads = 1;
+  bool tied = true;
+};
+void write_tiny_llama(const std::string& dir, const TinyLlama& t = {});
+
+// Runs a shell command; returns its exit code and fills out with stdout+stderr.
+int run_command(const std::string& cmd, std::string* out);
+
+}  // namespace kiln::test
