@@ -21,7 +21,7 @@ inline constexpr uint32_t kNoTensor = 0xFFFFFFFFu;
 // Each spec's operands are documented in the op's header in kernels/.
 inline constexpr KernelSpec kEmbeddingSpec{"embedding", 1, 2, 1, 0, 0};  // kernels/embedding.h
 inline constexpr KernelSpec kRmsNormSpec{"rmsnorm", 1, 2, 1, 0, 1};      // kernels/rmsnorm.h
-inline constexpr KernelSpec kMatmulSpec{"matmul", 1, 3, 1, 1, 0};        // kernels/matmul.h
+inline constexpr KernelSpec kMatmulSpec{"matmul", 1, 4, 1, 1, 0};        // kernels/matmul.h
 inline constexpr KernelSpec kRopeSpec{"rope", 1, 3, 1, 2, 1};            // kernels/rope.h
 inline constexpr KernelSpec kKvWriteSpec{"kv_write", 1, 3, 2, 3, 0};     // kernels/kv_write.h
 inline constexpr KernelSpec kAttentionSpec{"attention", 1, 5, 1, 3, 1};  // kernels/attention.h

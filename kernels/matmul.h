@@ -2,7 +2,10 @@
 // x: (rows, k) f32; w: (m, k) f32|bf16|f16; bias: (m,) f32|bf16|f16 or absent
 //   → y: (rows, m) f32, y = x·wᵀ + bias, or y += x·wᵀ + bias when accumulate (a fused
 //   residual add: y is then read and written).
-// Plan operands: inputs {x, w, bias?}; outputs {y}; int attrs {accumulate}.
+// n_valid: (batch,) i32 or absent. When present, the rows are batch × chunk and row
+//   b·chunk + t is computed only if t < n_valid[b]: padding rows of a partly filled prefill
+//   chunk cost nothing, and are left unwritten.
+// Plan operands: inputs {x, w, bias?, n_valid?}; outputs {y}; int attrs {accumulate}.
 // CPU scratch: 4·k floats per worker when w is not f32.
 #pragma once
 #include <cstdint>
@@ -21,6 +24,8 @@ struct MatmulArgs {
   float* y;
   int64_t rows, k, m;
   bool accumulate;
+  const int32_t* n_valid = nullptr;  // (batch,) or null: every row is valid
+  int64_t batch = 1;
 };
 
 constexpr int64_t kMatmulRowBlock = 4;  // weight rows converted and reused together

@@ -30,7 +30,8 @@ Result<BoundLaunch> bind_cpu_launch(const KernelSpec& spec, const LaunchInfo& l,
   if (&spec == &kMatmulSpec) {
     const bool has_bias = l.inputs[2] != kNoTensor;
     MatmulArgs a{f32(inp(0)), inp(1), in(1).dtype, inp(2), has_bias ? in(2).dtype : DType::F32, f32(outp(0)),
-                 in(0).shape[0], in(0).shape[1], in(1).shape[0], l.int_attrs[0] != 0};
+                 in(0).shape[0], in(0).shape[1], in(1).shape[0], l.int_attrs[0] != 0,
+                 i32(inp(3)), l.inputs[3] == kNoTensor ? 1 : in(3).shape[0]};
     return BoundLaunch([a](ThreadPool& p) { matmul_cpu(a, p); });
   }
   if (&spec == &kRopeSpec) {

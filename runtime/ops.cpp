@@ -143,6 +143,12 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     if (c.has_in(2)) KILN_RETURN_IF_ERROR(c.expect(c.in(2), "bias", kFloat, {m}));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, m}));
     if (c.iattr(0) != 0 && c.iattr(0) != 1) return invalid_argument("accumulate must be 0 or 1");
+    if (c.has_in(3)) {
+      KILN_RETURN_IF_ERROR(c.expect_rank(c.in(3), "n_valid", 1));
+      KILN_RETURN_IF_ERROR(c.expect(c.in(3), "n_valid", kI32, c.in(3)->shape));
+      KILN_RETURN_IF_ERROR(c.expect_state(c.in(3), "n_valid"));
+      if (rows % c.in(3)->shape[0] != 0) return invalid_argument("x rows are not a multiple of the batch");
+    }
     if (c.in(1)->dtype != DType::F32) scratch = matmul_scratch_floats(k);
   } else if (&spec == &kRopeSpec) {
     const TensorInfo* inv = c.in(0);

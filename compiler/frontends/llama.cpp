@@ -156,20 +156,20 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t gu = g.activation(p + "gate_up", {N, 2 * F});
       const uint32_t m = g.activation(p + "mlp_act", {N, F});
       add_node(P, kRmsNormSpec, {x, L.attn_norm}, {h}, {}, {eps});
-      add_node(P, kMatmulSpec, {h, L.qkv_w, L.qkv_b}, {qkv}, {0});
+      add_node(P, kMatmulSpec, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       add_node(P, kRopeSpec, {inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd}, {1.0});
       add_node(P, kKvWriteSpec, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
       add_node(P, kAttentionSpec, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd}, {scale});
-      add_node(P, kMatmulSpec, {att, L.o_w, L.o_b}, {x}, {1});  // x += o_proj(att)
+      add_node(P, kMatmulSpec, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
       add_node(P, kRmsNormSpec, {x, L.mlp_norm}, {h2}, {}, {eps});
-      add_node(P, kMatmulSpec, {h2, L.gu_w, L.gu_b}, {gu}, {0});
+      add_node(P, kMatmulSpec, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
       add_node(P, kSwigluSpec, {gu}, {m});
-      add_node(P, kMatmulSpec, {m, L.down_w, L.down_b}, {x}, {1});  // x += down_proj(m)
+      add_node(P, kMatmulSpec, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
     }
     const uint32_t xn = g.activation(a + "final_norm", {N, D});
     const uint32_t logits = g.activation(a + "logits", {N, V});
     add_node(P, kRmsNormSpec, {x, norm}, {xn}, {}, {eps});
-    add_node(P, kMatmulSpec, {xn, lm_head, kNoTensor}, {logits}, {0});
+    add_node(P, kMatmulSpec, {xn, lm_head, kNoTensor, n_valid}, {logits}, {0});
     P.inputs = {{"tokens", tokens}, {"start_pos", start_pos}, {"n_valid", n_valid}};
     P.outputs = {{"logits", logits}};
     g.programs.push_back(std::move(P));

@@ -11,6 +11,7 @@ namespace kiln {
 
 void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
   const uint64_t esz = dtype_size(a.w_dtype);
+  const int64_t chunk = a.rows / a.batch;
   const int64_t n_blocks = (a.m + kMatmulRowBlock - 1) / kMatmulRowBlock;
   pool.parallel_for(n_blocks, 1, [&](int64_t b0, int64_t b1, int worker) {
     float* scratch = pool.scratch(worker);
@@ -28,6 +29,7 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
         }
       }
       for (int64_t r = 0; r < a.rows; ++r) {
+        if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
         const float* x = a.x + r * a.k;
         float* y = a.y + r * a.m + m0;
         for (int64_t j = 0; j < mb; ++j) {

@@ -54,7 +54,7 @@ TEST_CASE("matmul matches a double reference for every weight dtype, with bias a
           for (int64_t i = 0; i < k; ++i) s += double(x[size_t(r * k + i)]) * w_r[size_t(j * k + i)];
           ref[size_t(r * m + j)] = float(s + (acc ? y0[size_t(r * m + j)] : 0.0));
         }
-      CAPTURE(dtype_name(wt));
+      CAPTURE(std::string(dtype_name(wt)));
       CAPTURE(acc);
       CHECK(rel_l2(y.data(), ref.data(), ref.size()) < 1e-6);
     }
@@ -70,6 +70,28 @@ TEST_CASE("matmul gives bit-identical results for 1 and 2 threads") {
   matmul_cpu(MatmulArgs{x.data(), w.data(), DType::F32, nullptr, DType::F32, y1.data(), rows, k, m, false}, p1);
   matmul_cpu(MatmulArgs{x.data(), w.data(), DType::F32, nullptr, DType::F32, y2.data(), rows, k, m, false}, p2);
   CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);
+}
+
+TEST_CASE("matmul skips the padding rows of each batch row (n_valid) and computes the rest") {
+  ThreadPool pool(2);
+  const int64_t batch = 3, chunk = 4, rows = batch * chunk, k = 20, m = 9;
+  auto x = random_floats(size_t(rows * k), 15);
+  auto w = random_floats(size_t(m * k), 16);
+  std::vector<int32_t> valid = {4, 0, 2};
+  std::vector<float> y(size_t(rows * m), kNaN), full(size_t(rows * m), kNaN);
+  MatmulArgs a{x.data(), w.data(), DType::F32, nullptr, DType::F32, y.data(), rows, k, m, false, valid.data(), batch};
+  matmul_cpu(a, pool);
+  a.y = full.data();
+  a.n_valid = nullptr;
+  matmul_cpu(a, pool);
+  for (int64_t r = 0; r < rows; ++r) {
+    const bool is_valid = r % chunk < valid[size_t(r / chunk)];
+    for (int64_t j = 0; j < m; ++j) {
+      const float v = y[size_t(r * m + j)];
+      if (is_valid) REQUIRE(v == full[size_t(r * m + j)]);
+      else REQUIRE(std::isnan(v));
+    }
+  }
 }
 
 TEST_CASE("rmsnorm matches a double reference") {
@@ -144,7 +166,7 @@ TEST_CASE("rope rotates q and k heads by position and leaves v alone") {
 
 TEST_CASE("kv_write and attention match a double reference for causal GQA with padding rows") {
   for (DType cache_t : {DType::F32, DType::BF16}) {
-    CAPTURE(dtype_name(cache_t));
+    CAPTURE(std::string(dtype_name(cache_t)));
     const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
     ThreadPool pool(2, uint64_t(S + hd));
     // The cache already holds earlier positions; this step appends at start_pos.

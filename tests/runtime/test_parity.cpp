@@ -119,7 +119,7 @@ TEST_CASE("parity: bf16 and f16 plans stay within the low-precision bound") {
     REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
     const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
     CHECK(err <= 2e-2);
-    MESSAGE(name << " as " << dtype_name(plan->model().plan_dtype) << ": rel L2 " << err);
+    MESSAGE(name << " as " << std::string(dtype_name(plan->model().plan_dtype)) << ": rel L2 " << err);
   }
 }
 

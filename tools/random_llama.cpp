@@ -1,0 +1,121 @@
+// kiln-random-llama: writes a random-weight LLaMA checkpoint (config.json, bf16 safetensors
+// shards and model.safetensors.index.json, as the hub ships them) in a named shape, for
+// benchmarks and compile-time measurements where no real checkpoint can be downloaded.
+//   kiln-random-llama --shape 1b OUT_DIR      (Llama-3.2-1B: 2048 hidden, 16 layers, tied)
+//   kiln-random-llama --shape 8b OUT_DIR      (Llama-3.1-8B: 4096 hidden, 32 layers)
+// Weights are uniform with the std of a 0.02 normal; shards hold whole layers (≤ ~1 GiB).
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "compiler/error.h"
+#include "compiler/safetensors.h"
+
+namespace {
+
+struct Shape {
+  int64_t vocab, hidden, ffn, layers, heads, kv_heads;
+  bool tied;
+  double rope_theta;
+};
+
+// xorshift64* → bf16 uniform in [-a, a] with a = 0.02·√3 (std 0.02).
+void fill_bf16(std::vector<uint16_t>& v, uint64_t seed) {
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  const float a = 0.02f * std::sqrt(3.0f);
+  for (uint16_t& x : v) {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    const uint64_t r = s * 0x2545F4914F6CDD1Dull;
+    const float u = float(r >> 40) * (1.0f / 16777216.0f);
+    x = kiln::f32_to_bf16((2.0f * u - 1.0f) * a);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Write a random-weight LLaMA checkpoint in a standard shape"};
+  std::string shape_name = "1b", out;
+  int64_t layers = 0;
+  app.add_option("--shape", shape_name, "1b | 8b | tiny")->check(CLI::IsMember({"1b", "8b", "tiny"}));
+  app.add_option("--layers", layers, "Override the layer count");
+  app.add_option("out_dir", out, "Folder to create")->required();
+  CLI11_PARSE(app, argc, argv);
+  Shape s = shape_name == "8b"   ? Shape{128256, 4096, 14336, 32, 32, 8, false, 500000.0}
+            : shape_name == "1b" ? Shape{128256, 2048, 8192, 16, 32, 8, true, 500000.0}
+                                 : Shape{512, 128, 352, 2, 4, 2, false, 10000.0};
+  if (layers > 0) s.layers = layers;
+  const int64_t hd = s.hidden / s.heads;
+  try {
+    if (std::system(("mkdir -p '" + out + "'").c_str()) != 0) throw kiln::CompileError("cannot create " + out);
+    nlohmann::json cfg = {
+        {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", s.vocab},
+        {"hidden_size", s.hidden}, {"intermediate_size", s.ffn}, {"num_hidden_layers", s.layers},
+        {"num_attention_heads", s.heads}, {"num_key_value_heads", s.kv_heads}, {"head_dim", hd},
+        {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", s.tied},
+        {"hidden_act", "silu"}, {"attention_bias", false}, {"mlp_bias", false}, {"dtype", "bfloat16"},
+        {"rope_parameters", {{"rope_type", "llama3"}, {"rope_theta", s.rope_theta}, {"factor", 32.0},
+                             {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                             {"original_max_position_embeddings", 8192}}}};
+    std::ofstream(out + "/config.json") << cfg.dump(2);
+
+    // Shards: [embed], one per layer group, [norm, lm_head].
+    std::vector<std::vector<std::pair<std::string, std::vector<int64_t>>>> shards(1);
+    shards[0].push_back({"model.embed_tokens.weight", {s.vocab, s.hidden}});
+    const int64_t per_layer = (s.hidden * hd * (s.heads * 2 + s.kv_heads * 2) + 3 * s.hidden * s.ffn) * 2;
+    const int64_t layers_per_shard = std::max<int64_t>(1, (int64_t(1) << 30) / per_layer);
+    for (int64_t i = 0; i < s.layers; ++i) {
+      if (i % layers_per_shard == 0) shards.emplace_back();
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      auto& sh = shards.back();
+      sh.push_back({p + "input_layernorm.weight", {s.hidden}});
+      sh.push_back({p + "post_attention_layernorm.weight", {s.hidden}});
+      sh.push_back({p + "self_attn.q_proj.weight", {s.heads * hd, s.hidden}});
+      sh.push_back({p + "self_attn.k_proj.weight", {s.kv_heads * hd, s.hidden}});
+      sh.push_back({p + "self_attn.v_proj.weight", {s.kv_heads * hd, s.hidden}});
+      sh.push_back({p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd}});
+      sh.push_back({p + "mlp.gate_proj.weight", {s.ffn, s.hidden}});
+      sh.push_back({p + "mlp.up_proj.weight", {s.ffn, s.hidden}});
+      sh.push_back({p + "mlp.down_proj.weight", {s.hidden, s.ffn}});
+    }
+    shards.emplace_back();
+    shards.back().push_back({"model.norm.weight", {s.hidden}});
+    if (!s.tied) shards.back().push_back({"lm_head.weight", {s.vocab, s.hidden}});
+
+    nlohmann::json weight_map = nlohmann::json::object();
+    uint64_t seed = 1, total = 0;
+    for (size_t k = 0; k < shards.size(); ++k) {
+      char name[64];
+      std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", k + 1, shards.size());
+      std::vector<std::vector<uint16_t>> data;
+      std::vector<kiln::StWriteTensor> tensors;
+      for (const auto& [tname, shape] : shards[k]) {
+        size_t n = 1;
+        for (int64_t d : shape) n *= size_t(d);
+        data.emplace_back(n);
+        if (shape.size() == 1) std::fill(data.back().begin(), data.back().end(), kiln::f32_to_bf16(1.0f));  // norms
+        else fill_bf16(data.back(), seed++);
+        weight_map[tname] = name;
+      }
+      for (size_t i = 0; i < shards[k].size(); ++i) {
+        tensors.push_back({shards[k][i].first, kiln::DType::BF16, shards[k][i].second, data[i].data(), data[i].size() * 2});
+        total += data[i].size() * 2;
+      }
+      kiln::write_safetensors(out + "/" + name, tensors);
+      std::fprintf(stderr, "wrote %s\n", name);
+    }
+    std::ofstream(out + "/model.safetensors.index.json")
+        << nlohmann::json({{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}).dump(2);
+    std::printf("%s: %s shape, %lld layers, %.2f GB of bf16 weights\n", out.c_str(), shape_name.c_str(),
+                (long long)s.layers, double(total) / 1e9);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kiln-random-llama: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
