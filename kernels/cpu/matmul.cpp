@@ -1,6 +1,8 @@
 // CPU matmul: parallel over blocks of output features (weight rows), so each weight byte is
 // read once per call however many activation rows there are. Low-precision weight rows are
-// widened to f32 in the worker's scratch, kMatmulRowBlock rows at a time.
+// widened to f32 in the worker's scratch, kMatmulRowBlock rows at a time, and reused for
+// every activation row. With a single activation row (decode) bf16 rows are instead widened
+// in registers by dot_f32_bf16, which gives the same bits without the round trip to scratch.
 #include "kernels/matmul.h"
 
 #include <algorithm>
@@ -12,6 +14,18 @@ namespace kiln {
 void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
   const uint64_t esz = dtype_size(a.w_dtype);
   const int64_t chunk = a.rows / a.batch;
+  if (a.rows == 1 && a.w_dtype == DType::BF16) {
+    const uint16_t* w = static_cast<const uint16_t*>(a.w);
+    if (a.n_valid && a.n_valid[0] < 1) return;
+    pool.parallel_for(a.m, 16, [&](int64_t m0, int64_t m1, int) {
+      for (int64_t j = m0; j < m1; ++j) {
+        float v = dot_f32_bf16(a.x, w + j * a.k, a.k);
+        if (a.bias) v += load_as_f32(a.bias, a.bias_dtype, uint64_t(j));
+        a.y[j] = a.accumulate ? a.y[j] + v : v;
+      }
+    });
+    return;
+  }
   const int64_t n_blocks = (a.m + kMatmulRowBlock - 1) / kMatmulRowBlock;
   pool.parallel_for(n_blocks, 1, [&](int64_t b0, int64_t b1, int worker) {
     float* scratch = pool.scratch(worker);

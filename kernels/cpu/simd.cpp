@@ -17,6 +17,20 @@ float dot_f32(const float* a, const float* b, int64_t n) {
 }
 
 KILN_TARGET_CLONES
+float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n) {
+  constexpr int L = 16;
+  float acc[L] = {};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * bf16_to_f32(b[i + l]);
+  for (int w = L / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  float s = acc[0];
+  for (; i < n; ++i) s += a[i] * bf16_to_f32(b[i]);
+  return s;
+}
+
+KILN_TARGET_CLONES
 void axpy_f32(float s, const float* x, float* y, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[j] += s * x[j];
 }

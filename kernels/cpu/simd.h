@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/dtype.h"
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define KILN_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
@@ -15,6 +17,10 @@ namespace kiln {
 
 // sum_i a[i]·b[i] with 16 lanes of partial sums, combined pairwise.
 float dot_f32(const float* a, const float* b, int64_t n);
+
+// sum_i a[i]·bf16(b[i]), widening in registers. The same lanes and association order as
+// dot_f32, so it is bit-identical to dot_f32 on the widened values.
+float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n);
 
 // y[j] += s·x[j]
 void axpy_f32(float s, const float* x, float* y, int64_t n);
