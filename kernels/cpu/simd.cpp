@@ -2,32 +2,33 @@
 
 namespace kiln {
 
-KILN_TARGET_CLONES
-float dot_f32(const float* a, const float* b, int64_t n) {
+namespace {
+
+// One body for every dot product: 16 lane sums (the tail folded into the lanes), then a
+// pairwise reduction. Sharing it keeps the f32 and widening variants bit-identical.
+template <typename LoadB>
+inline float dot_lanes(const float* a, LoadB b, int64_t n) {
   constexpr int L = 16;
   float acc[L] = {};
   int64_t i = 0;
   for (; i + L <= n; i += L)
-    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * b[i + l];
+    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * b(i + l);
+  for (int l = 0; i + l < n; ++l) acc[l] += a[i + l] * b(i + l);
   for (int w = L / 2; w > 0; w /= 2)
     for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
-  float s = acc[0];
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
+  return acc[0];
+}
+
+}  // namespace
+
+KILN_TARGET_CLONES
+float dot_f32(const float* a, const float* b, int64_t n) {
+  return dot_lanes(a, [b](int64_t i) { return b[i]; }, n);
 }
 
 KILN_TARGET_CLONES
 float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n) {
-  constexpr int L = 16;
-  float acc[L] = {};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * bf16_to_f32(b[i + l]);
-  for (int w = L / 2; w > 0; w /= 2)
-    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
-  float s = acc[0];
-  for (; i < n; ++i) s += a[i] * bf16_to_f32(b[i]);
-  return s;
+  return dot_lanes(a, [b](int64_t i) { return bf16_to_f32(b[i]); }, n);
 }
 
 KILN_TARGET_CLONES
