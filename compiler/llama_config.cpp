@@ -152,6 +152,20 @@ LlamaConfig read_llama_config(const std::string& path) {
   return c;
 }
 
+LlamaConfig llama_config_from_shape(int64_t vocab, int64_t hidden, int64_t ffn, int64_t layers, int64_t heads,
+                                    int64_t kv_heads, bool tied) {
+  LlamaConfig c;
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = ffn;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv_heads;
+  c.head_dim = hidden / heads;
+  c.tie_word_embeddings = tied;
+  return c;
+}
+
 std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim) {
   const int64_t half = head_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));

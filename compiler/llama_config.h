@@ -34,6 +34,11 @@ struct LlamaConfig {
 // Parses `path` (a config.json); throws CompileError with the file and key at fault.
 LlamaConfig read_llama_config(const std::string& path);
 
+// A config from dimensions alone (head_dim = hidden / heads, default rope, no biases), for
+// synthetic checkpoints (tests, kiln-random-llama).
+LlamaConfig llama_config_from_shape(int64_t vocab, int64_t hidden, int64_t ffn, int64_t layers, int64_t heads,
+                                    int64_t kv_heads, bool tied);
+
 // inv_freq (head_dim/2 floats) for the config's rope type, computed in f32 as HF does.
 std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim);
 

@@ -4,7 +4,6 @@
 #include "runtime/ops.h"
 
 #include <cstring>
-#include <sstream>
 
 #include "kernels/matmul.h"
 
@@ -17,14 +16,6 @@ const KernelSpec* find_kernel_spec(const std::string& name, uint32_t version) {
 }
 
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
 
 // Operand access with the checks every kernel shares.
 class Checker {

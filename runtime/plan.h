@@ -17,6 +17,8 @@ namespace kiln {
 
 enum class Region : uint8_t { kWeights = 0, kArena = 1, kKvCache = 2, kState = 3 };
 const char* region_name(Region r);
+// "[2, 3]": how errors and tools print a shape.
+std::string shape_str(const std::vector<int64_t>& shape);
 
 struct TensorInfo {
   std::string name;

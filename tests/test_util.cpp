@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "compiler/frontends/llama.h"
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -121,21 +123,8 @@ void write_tiny_llama(const std::string& dir, const TinyLlama& t) {
                     ", \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": " +
                     (t.tied ? "true" : "false") + ", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}, \"dtype\": \"float32\"}";
   std::ofstream(dir + "/config.json") << cfg;
-  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {{"model.embed_tokens.weight", {t.vocab, t.hidden}},
-                                                                      {"model.norm.weight", {t.hidden}}};
-  if (!t.tied) shapes.push_back({"lm_head.weight", {t.vocab, t.hidden}});
-  for (int64_t i = 0; i < t.layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    shapes.push_back({p + "input_layernorm.weight", {t.hidden}});
-    shapes.push_back({p + "post_attention_layernorm.weight", {t.hidden}});
-    shapes.push_back({p + "self_attn.q_proj.weight", {t.heads * hd, t.hidden}});
-    shapes.push_back({p + "self_attn.k_proj.weight", {t.kv_heads * hd, t.hidden}});
-    shapes.push_back({p + "self_attn.v_proj.weight", {t.kv_heads * hd, t.hidden}});
-    shapes.push_back({p + "self_attn.o_proj.weight", {t.hidden, t.heads * hd}});
-    shapes.push_back({p + "mlp.gate_proj.weight", {t.ffn, t.hidden}});
-    shapes.push_back({p + "mlp.up_proj.weight", {t.ffn, t.hidden}});
-    shapes.push_back({p + "mlp.down_proj.weight", {t.hidden, t.ffn}});
-  }
+  const auto shapes =
+      llama_tensor_shapes(llama_config_from_shape(t.vocab, t.hidden, t.ffn, t.layers, t.heads, t.kv_heads, t.tied));
   std::vector<std::vector<float>> data;
   std::vector<StWriteTensor> tensors;
   uint32_t seed = 1;
@@ -144,8 +133,11 @@ void write_tiny_llama(const std::string& dir, const TinyLlama& t) {
     for (int64_t d : shape) n *= size_t(d);
     data.push_back(random_floats(n, seed++, 0.3f));
   }
-  for (size_t i = 0; i < shapes.size(); ++i)
-    tensors.push_back({shapes[i].first, DType::F32, shapes[i].second, data[i].data(), data[i].size() * 4});
+  size_t i = 0;
+  for (const auto& [name, shape] : shapes) {
+    tensors.push_back({name, DType::F32, shape, data[i].data(), data[i].size() * 4});
+    ++i;
+  }
   write_safetensors(dir + "/model.safetensors", tensors);
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "compiler/error.h"
+#include "compiler/frontends/llama.h"
 #include "compiler/safetensors.h"
 
 namespace {
@@ -64,28 +65,21 @@ int main(int argc, char** argv) {
                              {"original_max_position_embeddings", 8192}}}};
     std::ofstream(out + "/config.json") << cfg.dump(2);
 
-    // Shards: [embed], one per layer group, [norm, lm_head].
+    // Shards of at most ~1 GiB, filled in name order.
+    const kiln::LlamaConfig c =
+        kiln::llama_config_from_shape(s.vocab, s.hidden, s.ffn, s.layers, s.heads, s.kv_heads, s.tied);
     std::vector<std::vector<std::pair<std::string, std::vector<int64_t>>>> shards(1);
-    shards[0].push_back({"model.embed_tokens.weight", {s.vocab, s.hidden}});
-    const int64_t per_layer = (s.hidden * hd * (s.heads * 2 + s.kv_heads * 2) + 3 * s.hidden * s.ffn) * 2;
-    const int64_t layers_per_shard = std::max<int64_t>(1, (int64_t(1) << 30) / per_layer);
-    for (int64_t i = 0; i < s.layers; ++i) {
-      if (i % layers_per_shard == 0) shards.emplace_back();
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      auto& sh = shards.back();
-      sh.push_back({p + "input_layernorm.weight", {s.hidden}});
-      sh.push_back({p + "post_attention_layernorm.weight", {s.hidden}});
-      sh.push_back({p + "self_attn.q_proj.weight", {s.heads * hd, s.hidden}});
-      sh.push_back({p + "self_attn.k_proj.weight", {s.kv_heads * hd, s.hidden}});
-      sh.push_back({p + "self_attn.v_proj.weight", {s.kv_heads * hd, s.hidden}});
-      sh.push_back({p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd}});
-      sh.push_back({p + "mlp.gate_proj.weight", {s.ffn, s.hidden}});
-      sh.push_back({p + "mlp.up_proj.weight", {s.ffn, s.hidden}});
-      sh.push_back({p + "mlp.down_proj.weight", {s.hidden, s.ffn}});
+    uint64_t shard_bytes = 0;
+    for (const auto& [name, shape] : kiln::llama_tensor_shapes(c)) {
+      uint64_t bytes = 2;
+      for (int64_t d : shape) bytes *= uint64_t(d);
+      if (shard_bytes > 0 && shard_bytes + bytes > (uint64_t(1) << 30)) {
+        shards.emplace_back();
+        shard_bytes = 0;
+      }
+      shards.back().push_back({name, shape});
+      shard_bytes += bytes;
     }
-    shards.emplace_back();
-    shards.back().push_back({"model.norm.weight", {s.hidden}});
-    if (!s.tied) shards.back().push_back({"lm_head.weight", {s.vocab, s.hidden}});
 
     nlohmann::json weight_map = nlohmann::json::object();
     uint64_t seed = 1, total = 0;

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <map>
-#include <sstream>
 
 #include "compiler/error.h"
 
@@ -10,18 +9,11 @@ namespace kiln {
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
-
 std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
 
-// name → shape of every tensor the config implies.
-std::map<std::string, std::vector<int64_t>> expected_tensors(const LlamaConfig& c) {
+}  // namespace
+
+std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfig& c) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
   const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
   std::map<std::string, std::vector<int64_t>> e;
@@ -54,6 +46,8 @@ std::map<std::string, std::vector<int64_t>> expected_tensors(const LlamaConfig& 
   return e;
 }
 
+namespace {
+
 bool ignorable(const std::string& name, const LlamaConfig& c) {
   // Old conversions ship rotary buffers; tied checkpoints sometimes ship lm_head anyway.
   if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
@@ -63,7 +57,7 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
 }  // namespace
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
-  const auto expected = expected_tensors(c);
+  const auto expected = llama_tensor_shapes(c);
   std::vector<std::string> problems;
   for (const auto& [name, shape] : expected) {
     const StTensor* t = ck.find(name);

@@ -1,6 +1,10 @@
 // LLaMA frontend: checks a checkpoint against its config and builds the static graph with
 // the `prefill` (batch × chunk tokens) and `decode` (batch × 1) programs.
 #pragma once
+#include <map>
+#include <string>
+#include <vector>
+
 #include "compiler/ir/graph.h"
 #include "compiler/llama_config.h"
 #include "compiler/safetensors.h"
@@ -11,6 +15,9 @@ struct LlamaBuildOptions {
   DType plan_dtype = DType::F32;  // weights and KV cache
   int64_t max_seq = 0, batch = 1, chunk = 1;
 };
+
+// name → shape of every checkpoint tensor the config implies (HF names).
+std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfig& c);
 
 // Throws CompileError listing every missing, unexpected or mis-shaped tensor.
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck);

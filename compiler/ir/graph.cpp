@@ -17,41 +17,35 @@ uint32_t Graph::add(Value v) {
   return uint32_t(values.size() - 1);
 }
 
-uint32_t Graph::weight(const std::string& name, DType dtype, std::vector<int64_t> shape, WeightSource src) {
+namespace {
+
+Value make_value(const std::string& name, DType dtype, std::vector<int64_t> shape, Region region) {
   Value v;
   v.name = name;
   v.dtype = dtype;
   v.shape = std::move(shape);
-  v.region = Region::kWeights;
+  v.region = region;
+  return v;
+}
+
+}  // namespace
+
+uint32_t Graph::weight(const std::string& name, DType dtype, std::vector<int64_t> shape, WeightSource src) {
+  Value v = make_value(name, dtype, std::move(shape), Region::kWeights);
   v.weight = std::move(src);
   return add(std::move(v));
 }
 
 uint32_t Graph::activation(const std::string& name, std::vector<int64_t> shape, DType dtype) {
-  Value v;
-  v.name = name;
-  v.dtype = dtype;
-  v.shape = std::move(shape);
-  v.region = Region::kArena;
-  return add(std::move(v));
+  return add(make_value(name, dtype, std::move(shape), Region::kArena));
 }
 
 uint32_t Graph::state(const std::string& name, std::vector<int64_t> shape) {
-  Value v;
-  v.name = name;
-  v.dtype = DType::I32;
-  v.shape = std::move(shape);
-  v.region = Region::kState;
-  return add(std::move(v));
+  return add(make_value(name, DType::I32, std::move(shape), Region::kState));
 }
 
 uint32_t Graph::kv(const std::string& name, DType dtype, std::vector<int64_t> shape) {
-  Value v;
-  v.name = name;
-  v.dtype = dtype;
-  v.shape = std::move(shape);
-  v.region = Region::kKvCache;
-  return add(std::move(v));
+  return add(make_value(name, dtype, std::move(shape), Region::kKvCache));
 }
 
 void add_node(GraphProgram& p, const KernelSpec& k, std::vector<uint32_t> in, std::vector<uint32_t> out,

@@ -9,7 +9,7 @@
 
 #include "kernels/dtype.h"
 #include "kernels/kernel_specs.h"
-#include "runtime/plan.h"  // Region
+#include "runtime/plan.h"  // Region, ModelInfo
 
 namespace kiln {
 
@@ -45,13 +45,6 @@ struct GraphProgram {
   std::vector<Node> nodes;
 };
 
-struct GraphModelInfo {
-  std::string architecture;
-  int64_t vocab_size = 0, max_seq = 0, batch = 0, chunk = 0;
-  DType source_dtype = DType::F32, plan_dtype = DType::F32;
-  std::string config_json;
-};
-
 class Graph {
  public:
   uint32_t add(Value v);
@@ -62,7 +55,7 @@ class Graph {
 
   std::vector<Value> values;
   std::vector<GraphProgram> programs;
-  GraphModelInfo info;
+  ModelInfo info;  // the plan's ModelInfo table
   uint64_t arena_bytes = 0, kv_bytes = 0, state_bytes = 0, weight_bytes = 0;
 };
 

@@ -124,9 +124,7 @@ int run_inspect(const std::string& path, bool list_tensors) {
   if (list_tensors) {
     std::printf("\n%-48s %-5s %-9s %-20s %s\n", "tensor", "dtype", "region", "shape", "segment/offset");
     for (const auto& t : p.tensors()) {
-      std::string shape = "[";
-      for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape[i]);
-      shape += "]";
+      const std::string shape = kiln::shape_str(t.shape);
       std::string where = t.region == kiln::Region::kWeights
                               ? "seg " + std::to_string(t.segment) + " xxh3 " +
                                     [&] {
