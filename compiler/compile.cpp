@@ -43,6 +43,10 @@ CompileSummary compile_model(const CompileOptions& o) {
   Graph g = build_llama_graph(cfg, b);
   g.info.source_dtype = stored;
   plan_memory(g);
+  constexpr uint64_t kMaxRegion = uint64_t(1) << 44;  // the runtime's limit (runtime/plan.cpp)
+  if (g.kv_bytes > kMaxRegion || g.arena_bytes > kMaxRegion)
+    throw CompileError("the plan needs " + std::to_string(g.kv_bytes) + " bytes of KV cache and " +
+                       std::to_string(g.arena_bytes) + " bytes of arena, over the 16 TiB limit; lower --max-seq, --batch or --chunk");
   write_plan(g, PlanTargets{}, [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, out); },
              o.output);
 

@@ -11,8 +11,14 @@ uint64_t Value::bytes() const {
 }
 
 uint32_t Graph::add(Value v) {
-  for (int64_t d : v.shape)
+  uint64_t bytes = dtype_size(v.dtype);
+  for (int64_t d : v.shape) {
     if (d <= 0) throw CompileError("internal: value '" + v.name + "' has a non-positive dimension");
+    if (bytes > (uint64_t(1) << 46) / uint64_t(d))
+      throw CompileError("tensor '" + v.name + "' of shape " + shape_str(v.shape) +
+                         " is too large (over 64 TiB); lower --max-seq, --batch or --chunk");
+    bytes *= uint64_t(d);
+  }
   values.push_back(std::move(v));
   return uint32_t(values.size() - 1);
 }
