@@ -121,10 +121,10 @@ Status Context::check_ids(const int32_t* ids, int64_t n) const {
 Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
   if (row < 0 || row >= batch())
     return invalid_argument("row " + std::to_string(row) + " is out of range: the plan has batch " + std::to_string(batch()));
-  KILN_RETURN_IF_ERROR(check_ids(ids, n));
-  if (pos_[size_t(row)] + n > max_seq())
+  if (n > max_seq() - pos_[size_t(row)])
     return limit_exceeded(std::to_string(n) + " tokens at position " + std::to_string(pos_[size_t(row)]) +
                           " exceed the plan's max_seq of " + std::to_string(max_seq()));
+  KILN_RETURN_IF_ERROR(check_ids(ids, n));
   const int64_t C = prefill_.chunk;
   for (int64_t done = 0; done < n; done += C) {
     const int64_t len = std::min(C, n - done);
@@ -170,9 +170,10 @@ Status Context::decode(const int32_t* tokens) {
 Status Context::score(const int32_t* ids, int64_t rows, int64_t n_tokens, float* out) {
   if (rows <= 0 || n_tokens <= 0) return invalid_argument("score needs at least one row and one token");
   if (!out) return invalid_argument("output buffer is null");
-  KILN_RETURN_IF_ERROR(check_ids(ids, rows * n_tokens));
   if (n_tokens > max_seq())
     return limit_exceeded(std::to_string(n_tokens) + " tokens exceed the plan's max_seq of " + std::to_string(max_seq()));
+  if (rows > (int64_t(1) << 40) / (n_tokens * vocab())) return limit_exceeded("score: too many rows for one call");
+  KILN_RETURN_IF_ERROR(check_ids(ids, rows * n_tokens));
   const int64_t B = batch(), C = prefill_.chunk, V = vocab();
   for (int64_t r0 = 0; r0 < rows; r0 += B) {
     const int64_t nb = std::min(B, rows - r0);
@@ -203,10 +204,10 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
   if (max_new < 0) return invalid_argument("max_new_tokens is negative");
   if (max_new > 0 && !out) return invalid_argument("output buffer is null");
   if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f)) return invalid_argument("temperature must be >= 0 and top_p > 0");
-  KILN_RETURN_IF_ERROR(check_ids(prompt, n_prompt));
-  if (n_prompt + max_new > max_seq())
+  if (n_prompt > max_seq() || max_new > max_seq() - std::max<int64_t>(n_prompt, 0))
     return limit_exceeded("prompt of " + std::to_string(n_prompt) + " tokens plus " + std::to_string(max_new) +
                           " new tokens exceeds the plan's max_seq of " + std::to_string(max_seq()));
+  KILN_RETURN_IF_ERROR(check_ids(prompt, n_prompt));
   pos_[0] = 0;
   KILN_RETURN_IF_ERROR(prefill(0, prompt, n_prompt));
   int64_t n = 0;

@@ -98,7 +98,7 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
       {"inspect " + (d / "absent.kplan"), "cannot open"},
       {"generate " + (d / "m.kplan") + " --ids 1,2,x", "'x' is not a token id"},
       {"generate " + (d / "m.kplan") + " --ids 1,,2", "empty entry"},
-      {"generate " + (d / "m.kplan") + " --ids 1,999", "out of range [0, 256)"},
+      {"generate " + (d / "m.kplan") + " --ids 1,999 --max-new-tokens 4", "out of range [0, 256)"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 20", "exceeds the plan's max_seq of 16"},
       {"eval " + (d / "m.kplan") + " --input " + (d / "floats.safetensors") + " --output " + (d / "o.safetensors"),
        "must be I64 or I32"},
