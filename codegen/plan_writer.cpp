@@ -73,9 +73,11 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
   auto model = fb::CreateModelInfo(b, b.CreateString(m.architecture), m.vocab_size, m.max_seq, m.batch, m.chunk,
                                    fb::DType(m.source_dtype), fb::DType(m.plan_dtype), b.CreateString(m.config_json));
   auto memory = fb::CreateMemoryPlan(b, g.weight_bytes, g.arena_bytes, g.kv_bytes, g.state_bytes, 0);
+  std::vector<flatbuffers::Offset<fb::Adapter>> adapters;
+  for (const AdapterInfo& a : g.adapters) adapters.push_back(fb::CreateAdapter(b, b.CreateString(a.name), a.xxh3, a.weight));
   auto root = fb::CreatePlan(b, kSchemaVersion, b.CreateString("kiln " KILN_VERSION_STRING), b.CreateVector(tvec), model,
                              b.CreateVector(tensors), b.CreateVector(segments), b.CreateVector(kvec),
-                             b.CreateVector(programs), memory);
+                             b.CreateVector(programs), memory, b.CreateVector(adapters));
   fb::FinishPlanBuffer(b, root);
 }
 

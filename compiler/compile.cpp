@@ -25,6 +25,7 @@ CompileSummary compile_model(const CompileOptions& o) {
   const LlamaConfig cfg = read_llama_config(o.model_dir + "/config.json");
   const Checkpoint ck = Checkpoint::open_dir(o.model_dir);
   check_llama_tensors(cfg, ck);
+  const LoraSet lora = LoraSet::load(o.lora, ck);
 
   // The checkpoint's dtype is what its weights are stored in (config.json's dtype may say
   // otherwise; the embedding decides).
@@ -47,8 +48,10 @@ CompileSummary compile_model(const CompileOptions& o) {
   if (g.kv_bytes > kMaxRegion || g.arena_bytes > kMaxRegion)
     throw CompileError("the plan needs " + std::to_string(g.kv_bytes) + " bytes of KV cache and " +
                        std::to_string(g.arena_bytes) + " bytes of arena, over the 16 TiB limit; lower --max-seq, --batch or --chunk");
-  write_plan(g, PlanTargets{}, [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, out); },
-             o.output);
+  for (const LoraRecord& r : lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
+  ThreadPool pool;
+  write_plan(g, PlanTargets{},
+             [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output);
 
   CompileSummary s;
   s.plan_dtype = b.plan_dtype;
@@ -61,6 +64,7 @@ CompileSummary compile_model(const CompileOptions& o) {
   s.state_bytes = g.state_bytes;
   s.n_launches_prefill = g.programs[0].nodes.size();
   s.n_launches_decode = g.programs[1].nodes.size();
+  s.adapters = lora.records();
   return s;
 }
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "compiler/lora.h"
 #include "kernels/dtype.h"
 
 namespace kiln {
@@ -14,6 +15,7 @@ struct CompileOptions {
   int64_t max_seq = 0;      // 0 = min(max_position_embeddings, 2048)
   int64_t batch = 1;
   int64_t chunk = 0;        // 0 = min(64, max_seq)
+  std::vector<LoraAdapterSpec> lora;  // merged in order
 };
 
 struct CompileSummary {
@@ -21,6 +23,7 @@ struct CompileSummary {
   int64_t max_seq = 0, batch = 0, chunk = 0;
   uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0;
   size_t n_launches_prefill = 0, n_launches_decode = 0;
+  std::vector<LoraRecord> adapters;
 };
 
 // Throws CompileError with one clear line on any failure; no output file is left behind.

@@ -211,6 +211,13 @@ Status Plan::parse_and_verify() {
     }
   }
 
+  if (root->adapters()) {
+    for (const fb::Adapter* a : *root->adapters()) {
+      if (!a) return corrupt_plan("null adapter record");
+      adapters_.push_back(AdapterInfo{str(a->name()), a->xxh3(), a->weight()});
+    }
+  }
+
   // --- segments: sorted, aligned, inside the section, zero bytes between and after
   const uint8_t* wbase = data + h.weights_offset;
   uint64_t cursor = 0;

@@ -61,6 +61,12 @@ struct ModelInfo {
   std::string config_json;
 };
 
+struct AdapterInfo {
+  std::string name;
+  uint64_t xxh3 = 0;
+  double weight = 1.0;
+};
+
 struct MemoryInfo {
   uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0, workspace_bytes = 0;
 };
@@ -85,6 +91,7 @@ class Plan {
   const ModelInfo& model() const { return model_; }
   const MemoryInfo& memory() const { return memory_; }
   const std::vector<TargetInfo>& targets() const { return targets_; }
+  const std::vector<AdapterInfo>& adapters() const { return adapters_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::vector<SegmentInfo>& segments() const { return segments_; }
   const std::vector<const KernelSpec*>& kernels() const { return kernels_; }
@@ -107,6 +114,7 @@ class Plan {
   ModelInfo model_;
   MemoryInfo memory_;
   std::vector<TargetInfo> targets_;
+  std::vector<AdapterInfo> adapters_;
   std::vector<TensorInfo> tensors_;
   std::vector<SegmentInfo> segments_;
   std::vector<const KernelSpec*> kernels_;

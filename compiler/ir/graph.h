@@ -56,6 +56,7 @@ class Graph {
   std::vector<Value> values;
   std::vector<GraphProgram> programs;
   ModelInfo info;  // the plan's ModelInfo table
+  std::vector<AdapterInfo> adapters;  // merged LoRA adapters
   uint64_t arena_bytes = 0, kv_bytes = 0, state_bytes = 0, weight_bytes = 0;
 };
 

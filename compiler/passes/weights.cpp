@@ -25,7 +25,8 @@ void cast_into(const void* src, DType from, uint8_t* dst, DType to, uint64_t n) 
 
 }  // namespace
 
-void materialize_weight(const Value& v, const Checkpoint& ck, std::vector<uint8_t>& out) {
+void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lora, ThreadPool& pool,
+                        std::vector<uint8_t>& out) {
   out.resize(v.bytes());
   if (v.weight.parts.empty()) {
     if (v.weight.constant.size() * sizeof(float) != out.size() || v.dtype != DType::F32)
@@ -35,12 +36,20 @@ void materialize_weight(const Value& v, const Checkpoint& ck, std::vector<uint8_
   }
   uint64_t at = 0;
   for (const std::string& name : v.weight.parts) {
-    const StTensor* t = ck.find(name);
+    const StTensor* t = lora.replacement(name);  // a modules_to_save copy replaces the tensor
+    if (!t) t = ck.find(name);
     if (!t) throw CompileError("missing tensor '" + name + "'");
     const uint64_t n = uint64_t(t->numel());
     const uint64_t bytes = n * dtype_size(v.dtype);
     if (at + bytes > out.size()) throw CompileError("internal: parts of '" + v.name + "' overflow it");
-    cast_into(t->data, t->dtype, out.data() + at, v.dtype, n);
+    if (lora.touches(name)) {
+      std::vector<float> w(n);
+      convert_to_f32(t->data, t->dtype, w.data(), n);
+      lora.apply(name, w, pool);
+      convert_f32_to(w.data(), v.dtype, out.data() + at, n);
+    } else {
+      cast_into(t->data, t->dtype, out.data() + at, v.dtype, n);
+    }
     at += bytes;
   }
   if (at != out.size()) throw CompileError("internal: parts of '" + v.name + "' do not fill it");

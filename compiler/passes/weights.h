@@ -6,10 +6,14 @@
 #include <vector>
 
 #include "compiler/ir/graph.h"
+#include "compiler/lora.h"
 #include "compiler/safetensors.h"
+#include "kernels/thread_pool.h"
 
 namespace kiln {
 
-void materialize_weight(const Value& v, const Checkpoint& ck, std::vector<uint8_t>& out);
+// LoRA deltas (lora may be empty) are added in f32 before the cast; pool runs the merge.
+void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lora, ThreadPool& pool,
+                        std::vector<uint8_t>& out);
 
 }  // namespace kiln

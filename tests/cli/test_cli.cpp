@@ -75,6 +75,28 @@ TEST_CASE("cli: compile, inspect, eval and generate a fixture end to end") {
   CHECK(last_line(s1) == last_line(s2));
 }
 
+TEST_CASE("cli: compile --lora merges weighted adapters and inspect lists them") {
+  TempDir d;
+  const std::string fx = std::string(KILN_FIXTURES_DIR) + "/lora/two_adapters";
+  std::string out;
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("tied_f32") + " --lora " + fx + "/a:0.7 --lora " +
+                                              fx + "/b:0.3 -o " + (d / "m.kplan") + " --dtype f32 --max-seq 32", &out) == 0, out);
+  CHECK(out.find("merged LoRA adapter a (weight 0.7") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan"), &out) == 0);
+  CHECK(out.find("adapter    a, weight 0.7") != std::string::npos);
+  CHECK(out.find("adapter    b, weight 0.3") != std::string::npos);
+  const auto ref = kiln::test::load_reference(fx);
+  std::string ids, expect;
+  for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+  for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
+  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --max-new-tokens " +
+                                      std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) + " --output-ids 2>/dev/null", &out) == 0);
+  CHECK(last_line(out) == expect);
+  CHECK(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("gqa_f32") + " --lora " + std::string(KILN_FIXTURES_DIR) + "/lora/wrong_shape/adapter -o " + (d / "x.kplan"), &out) != 0);
+  CHECK(out.find("kiln: error: ") == 0);
+  CHECK_FALSE(kiln::test::run_command("test -e " + (d / "x.kplan"), &out) == 0);
+}
+
 TEST_CASE("cli: bad input exits non-zero with one clear line") {
   TempDir d;
   const std::string model = kiln::test::fixture("gqa_f32");

@@ -87,6 +87,8 @@ int run_compile(const kiln::CompileOptions& o) {
   std::printf("  weights %s, KV cache %s, arena %s; prefill %zu launches, decode %zu launches\n",
               human_bytes(s.weights_bytes).c_str(), human_bytes(s.kv_bytes).c_str(), human_bytes(s.arena_bytes).c_str(),
               s.n_launches_prefill, s.n_launches_decode);
+  for (const auto& a : s.adapters)
+    std::printf("  merged LoRA adapter %s (weight %g, xxh3 %016" PRIx64 ")\n", a.name.c_str(), a.weight, a.xxh3);
   return 0;
 }
 
@@ -114,6 +116,9 @@ int run_inspect(const std::string& path, bool list_tensors) {
               human_bytes(mem.workspace_bytes).c_str(),
               human_bytes(mem.weights_bytes + mem.kv_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes).c_str());
   std::printf("tensors    %zu, in %zu weight segments (each xxh3-checked)\n", p.tensors().size(), p.segments().size());
+  if (p.adapters().empty()) std::printf("adapters   none\n");
+  for (const auto& a : p.adapters())
+    std::printf("adapter    %s, weight %g, xxh3 %016" PRIx64 " (LoRA, merged at compile time)\n", a.name.c_str(), a.weight, a.xxh3);
   for (const auto& pr : p.programs()) {
     std::map<std::string, int> counts;
     for (const auto& l : pr.launches) counts[p.kernels()[l.kernel]->name]++;
@@ -244,6 +249,8 @@ int main(int argc, char** argv) {
   compile->add_option("--max-seq", co.max_seq, "Tokens per sequence (default: min(max_position_embeddings, 2048))");
   compile->add_option("--batch", co.batch, "Sequences per replay (default 1)");
   compile->add_option("--chunk", co.chunk, "Prompt tokens per prefill replay (default: min(64, max-seq))");
+  std::vector<std::string> lora_args;
+  compile->add_option("--lora", lora_args, "PEFT LoRA adapter folder to merge, DIR or DIR:WEIGHT (repeatable)");
 
   std::string inspect_path;
   bool list_tensors = false;
@@ -278,7 +285,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    if (*compile) return run_compile(co);
+    if (*compile) {
+      for (const std::string& a : lora_args) co.lora.push_back(kiln::parse_lora_spec(a));
+      return run_compile(co);
+    }
     if (*inspect) return run_inspect(inspect_path, list_tensors);
     if (*eval) return run_eval(eval_plan, eval_in, eval_out, eval_threads);
     if (*gen) return run_generate(ga);

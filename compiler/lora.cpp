@@ -1,0 +1,438 @@
+#include "compiler/lora.h"
+
+#include <xxhash.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "compiler/error.h"
+#include "kernels/thread_pool.h"
+#include "runtime/plan.h"  // shape_str
+
+namespace kiln {
+
+namespace {
+
+using json = nlohmann::json;
+const std::string kPrefix = "base_model.model.";
+
+enum class Kind { kLinear, kEmbedding };
+
+// One adapted module of one adapter.
+struct Module {
+  std::string path;  // e.g. model.layers.0.self_attn.q_proj
+  Kind kind = Kind::kLinear;
+  const StTensor* a = nullptr;          // linear: (r, in);   embedding: (r, vocab)
+  const StTensor* b = nullptr;          // linear: (out, r);  embedding: (dim, r)
+  const StTensor* b_bias = nullptr;     // lora_bias: (out,)
+  const StTensor* magnitude = nullptr;  // DoRA: (out,)
+  double scale = 1.0;                   // s · alpha / r (or / √r)
+};
+
+struct Adapter {
+  LoraRecord record;
+  std::unique_ptr<SafetensorsFile> file;
+  std::vector<Module> modules;
+  std::map<std::string, const StTensor*> replacements;  // modules_to_save: tensor name → copy
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw CompileError(path + ": cannot open (is this a PEFT adapter folder?)");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string base_name(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const size_t s = dir.rfind('/');
+  return s == std::string::npos ? dir : dir.substr(s + 1);
+}
+
+// peft's get_pattern_key: the first pattern p (in file order) with re.match(rf"(.*\.)?({p})$", module).
+const json* pattern_value(const json& patterns, const std::string& module, const std::string& where) {
+  if (!patterns.is_object()) return nullptr;
+  for (auto it = patterns.begin(); it != patterns.end(); ++it) {
+    try {
+      if (std::regex_match(module, std::regex("(.*\\.)?(" + it.key() + ")"))) return &it.value();
+    } catch (const std::regex_error&) {
+      throw CompileError(where + ": pattern '" + it.key() + "' is not a valid regular expression");
+    }
+  }
+  return nullptr;
+}
+
+// The base checkpoint's module names: tensor names without their last component.
+std::set<std::string> module_names(const Checkpoint& base) {
+  std::set<std::string> m;
+  for (const auto& kv : base.all()) {
+    const size_t dot = kv.first.rfind('.');
+    if (dot != std::string::npos) m.insert(kv.first.substr(0, dot));
+  }
+  return m;
+}
+
+bool ends_with_component(const std::string& s, const std::string& tail) {
+  return s == tail || (s.size() > tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0 &&
+                       s[s.size() - tail.size() - 1] == '.');
+}
+
+struct Config {
+  int64_t r = 8;
+  double alpha = 8;
+  bool rslora = false, dora = false, lora_bias = false;
+  json rank_pattern, alpha_pattern, target_modules;
+  std::vector<std::string> modules_to_save;
+};
+
+Config read_config(const std::string& path) {
+  json j;
+  try {
+    j = json::parse(read_text(path));
+  } catch (const json::exception& e) {
+    throw CompileError(path + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw CompileError(path + ": not a JSON object");
+  auto has = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
+  auto refuse = [&](const std::string& what) { throw CompileError(path + ": " + what); };
+  if (has("peft_type") && j["peft_type"] != "LORA")
+    refuse("peft_type " + j["peft_type"].dump() + " is not supported (kiln merges LORA adapters)");
+  Config c;
+  if (!has("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0) refuse("r must be a positive integer");
+  c.r = j["r"].get<int64_t>();
+  c.alpha = double(c.r);
+  if (has("lora_alpha")) {
+    if (!j["lora_alpha"].is_number()) refuse("lora_alpha must be a number");
+    c.alpha = j["lora_alpha"].get<double>();
+  }
+  auto flag = [&](const char* k) {
+    if (!has(k)) return false;
+    if (!j[k].is_boolean()) refuse(std::string(k) + " must be true or false");
+    return j[k].get<bool>();
+  };
+  c.rslora = flag("use_rslora");
+  c.dora = flag("use_dora");
+  c.lora_bias = flag("lora_bias");
+  if (has("bias") && j["bias"] != "none")
+    refuse("bias " + j["bias"].dump() + " is not supported: kiln merges adapters trained with bias \"none\"");
+  // Anything set here changes what the adapter computes in ways a plain merge would get wrong.
+  auto set = [&](const char* k) {
+    if (!has(k)) return false;
+    const json& v = j[k];
+    return !((v.is_boolean() && !v.get<bool>()) || ((v.is_array() || v.is_object() || v.is_string()) && v.empty()) ||
+             (v.is_number() && v.get<double>() == 0));
+  };
+  for (const char* k : {"use_qalora", "trainable_token_indices", "layer_replication", "alora_invocation_tokens",
+                        "target_parameters", "velora_config", "monteclora_config", "use_bdlora", "arrow_config",
+                        "kasa_config"})
+    if (set(k)) refuse(std::string(k) + " is set: kiln merges plain LoRA and DoRA adapters only");
+  if (has("init_lora_weights") && j["init_lora_weights"].is_string()) {
+    const std::string init = j["init_lora_weights"].get<std::string>();
+    for (const char* p : {"pissa", "olora", "corda", "loftq", "mica"})
+      if (init.rfind(p, 0) == 0)
+        refuse("init_lora_weights \"" + init + "\" changes the base weights or the LoRA variant; convert the adapter to "
+               "plain LoRA first (peft: save_pretrained(..., path_initial_model_for_weight_conversion=...))");
+  }
+  if (has("rank_pattern")) c.rank_pattern = j["rank_pattern"];
+  if (has("alpha_pattern")) c.alpha_pattern = j["alpha_pattern"];
+  if (has("target_modules")) c.target_modules = j["target_modules"];
+  if (has("modules_to_save")) {
+    if (!j["modules_to_save"].is_array()) refuse("modules_to_save must be a list");
+    for (const json& m : j["modules_to_save"]) {
+      if (!m.is_string()) refuse("modules_to_save must list module names");
+      c.modules_to_save.push_back(m.get<std::string>());
+    }
+  }
+  return c;
+}
+
+// Checks that every name in target_modules (list) or the regex (string) names a module of the model.
+void check_targets(const Config& c, const std::set<std::string>& modules, const std::string& where) {
+  if (c.target_modules.is_string()) {
+    const std::string re = c.target_modules.get<std::string>();
+    std::regex rx;
+    try {
+      rx = std::regex(re);
+    } catch (const std::regex_error&) {
+      throw CompileError(where + ": target_modules '" + re + "' is not a valid regular expression");
+    }
+    for (const auto& m : modules)
+      if (std::regex_match(m, rx)) return;
+    throw CompileError(where + ": target_modules regex '" + re + "' matches no module of the model");
+  }
+  if (!c.target_modules.is_array()) return;
+  for (const json& t : c.target_modules) {
+    if (!t.is_string()) throw CompileError(where + ": target_modules must list module names");
+    const std::string name = t.get<std::string>();
+    if (name == "all-linear") continue;
+    bool found = false;
+    for (const auto& m : modules) found = found || ends_with_component(m, name);
+    if (!found) throw CompileError(where + ": target module '" + name + "' is not in the model");
+  }
+}
+
+// Splits an adapter key into (module path, role). Roles: lora_A, lora_B, lora_B.bias,
+// lora_embedding_A, lora_embedding_B, magnitude, or "" for a plain tensor (modules_to_save).
+// An adapter name between the role and "weight" (".default.") is accepted.
+std::pair<std::string, std::string> split_key(const std::string& key, std::string* tensor_name) {
+  std::string rest = key.substr(kPrefix.size());
+  static const std::vector<std::pair<std::regex, std::string>> roles = {
+      {std::regex("(.+)\\.lora_A(\\.[^.]+)?\\.weight"), "lora_A"},
+      {std::regex("(.+)\\.lora_B(\\.[^.]+)?\\.weight"), "lora_B"},
+      {std::regex("(.+)\\.lora_B(\\.[^.]+)?\\.bias"), "lora_B.bias"},
+      {std::regex("(.+)\\.lora_embedding_A(\\.[^.]+)?"), "lora_embedding_A"},
+      {std::regex("(.+)\\.lora_embedding_B(\\.[^.]+)?"), "lora_embedding_B"},
+      {std::regex("(.+)\\.lora_magnitude_vector(\\.[^.]+)?(\\.weight)?"), "magnitude"},
+  };
+  std::smatch m;
+  for (const auto& [rx, role] : roles)
+    if (std::regex_match(rest, m, rx)) return {m[1].str(), role};
+  *tensor_name = rest;
+  return {"", ""};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+struct LoraSet::Impl {
+  std::vector<Adapter> adapters;
+  std::vector<LoraRecord> records;
+  std::map<std::string, std::vector<std::pair<const Adapter*, const Module*>>> by_tensor;  // "<path>.weight"/".bias"
+  std::map<std::string, const StTensor*> replacements;
+};
+
+LoraSet::LoraSet() : impl_(std::make_unique<Impl>()) {}
+LoraSet::~LoraSet() = default;
+LoraSet::LoraSet(LoraSet&&) noexcept = default;
+LoraSet& LoraSet::operator=(LoraSet&&) noexcept = default;
+
+LoraAdapterSpec parse_lora_spec(const std::string& arg) {
+  LoraAdapterSpec s;
+  s.dir = arg;
+  const size_t colon = arg.rfind(':');
+  if (colon != std::string::npos && colon + 1 < arg.size()) {
+    const std::string w = arg.substr(colon + 1);
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(w, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == w.size()) {
+      if (!std::isfinite(v)) throw CompileError("--lora " + arg + ": the weight must be a finite number");
+      s.dir = arg.substr(0, colon);
+      s.weight = v;
+    }
+  }
+  if (s.dir.empty()) throw CompileError("--lora needs an adapter folder");
+  return s;
+}
+
+LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base) {
+  LoraSet set;
+  Impl& im = *set.impl_;
+  const std::set<std::string> modules = module_names(base);
+  im.adapters.reserve(specs.size());
+  for (const LoraAdapterSpec& spec : specs) {
+    const std::string name = base_name(spec.dir);
+    const std::string where = "adapter '" + name + "'";
+    const std::string cfg_path = spec.dir + "/adapter_config.json";
+    const std::string st_path = spec.dir + "/adapter_model.safetensors";
+    const Config c = read_config(cfg_path);
+    Adapter ad;
+    ad.record.name = name;
+    ad.record.weight = spec.weight;
+    ad.file = SafetensorsFile::open(st_path);
+    {  // content hash: config bytes, then the tensor file
+      XXH3_state_t* st = XXH3_createState();
+      XXH3_64bits_reset(st);
+      const std::string cfg = read_text(cfg_path);
+      XXH3_64bits_update(st, cfg.data(), cfg.size());
+      const std::string model = read_text(st_path);
+      XXH3_64bits_update(st, model.data(), model.size());
+      ad.record.xxh3 = XXH3_64bits_digest(st);
+      XXH3_freeState(st);
+    }
+    if (c.dora && (specs.size() > 1 || spec.weight != 1.0))
+      throw CompileError(where + ": a DoRA adapter can only be merged alone and with weight 1 (its merge is not linear)");
+    check_targets(c, modules, where);
+    for (const std::string& m : c.modules_to_save) {
+      bool found = false;
+      for (const auto& mod : modules) found = found || ends_with_component(mod, m);
+      if (!found) throw CompileError(where + ": modules_to_save names '" + m + "', which is not in the model");
+    }
+
+    // Group the tensors by module.
+    std::map<std::string, Module> mods;
+    for (const auto& [key, t] : ad.file->tensors()) {
+      if (key.compare(0, kPrefix.size(), kPrefix) != 0)
+        throw CompileError(st_path + ": key '" + key + "' is not a PEFT key (expected the prefix base_model.model.)");
+      std::string plain;
+      const auto [path, role] = split_key(key, &plain);
+      if (role.empty()) {
+        // A full tensor that replaces the base one: a modules_to_save copy (its module must be
+        // listed), or a targeted layer's own weights ("<module>.base_layer.weight"), which peft
+        // saves for embeddings and loads over the base before the LoRA applies.
+        const size_t bl = plain.find(".base_layer.");
+        const bool base_layer = bl != std::string::npos;
+        if (base_layer) plain.erase(bl, std::string(".base_layer").size());
+        bool listed = base_layer;
+        for (const std::string& m : c.modules_to_save) {
+          const size_t dot = plain.rfind('.');
+          listed = listed || (dot != std::string::npos && ends_with_component(plain.substr(0, dot), m));
+        }
+        if (!listed) throw CompileError(st_path + ": unrecognized key '" + key + "' (not a LoRA tensor or a module to save)");
+        const StTensor* b = base.find(plain);
+        if (!b) throw CompileError(where + ": saved module tensor '" + plain + "' is not in the model");
+        if (b->shape != t.shape)
+          throw CompileError(where + ": saved module tensor '" + plain + "' has shape " + shape_str(t.shape) +
+                             " but the model's is " + shape_str(b->shape) + " (a resized vocabulary is not supported)");
+        if (!t.has_dtype || !dtype_is_float(t.dtype)) throw CompileError(where + ": '" + key + "' is not a float tensor");
+        ad.replacements[plain] = &t;
+        continue;
+      }
+      if (!t.has_dtype || !dtype_is_float(t.dtype))
+        throw CompileError(where + ": '" + key + "' has dtype " + t.st_dtype + " (expected F32, BF16 or F16)");
+      Module& m = mods[path];
+      m.path = path;
+      const StTensor** slot = role == "lora_A" || role == "lora_embedding_A"   ? &m.a
+                              : role == "lora_B" || role == "lora_embedding_B" ? &m.b
+                              : role == "lora_B.bias"                          ? &m.b_bias
+                                                                               : &m.magnitude;
+      if (*slot) throw CompileError(where + ": module '" + path + "' has two " + role + " tensors");
+      *slot = &t;
+      if (role == "lora_embedding_A" || role == "lora_embedding_B") m.kind = Kind::kEmbedding;
+    }
+    if (mods.empty() && ad.replacements.empty()) throw CompileError(where + ": the adapter matches no module (no LoRA tensors)");
+
+    for (auto& [path, m] : mods) {
+      const std::string mw = where + ", module '" + path + "'";
+      if (!m.a || !m.b) throw CompileError(mw + ": needs both A and B matrices");
+      const StTensor* w = base.find(path + ".weight");
+      if (!w) throw CompileError(mw + ": the module is not in the model");
+      if (m.magnitude && !c.dora) throw CompileError(mw + ": has a DoRA magnitude but use_dora is false");
+      if (c.dora && !m.magnitude) throw CompileError(mw + ": use_dora is set but the magnitude vector is missing");
+      if (m.b_bias && !c.lora_bias) throw CompileError(mw + ": has lora_B.bias but lora_bias is false");
+      if (m.a->shape.size() != 2 || m.b->shape.size() != 2 || w->shape.size() != 2)
+        throw CompileError(mw + ": A, B and the base weight must be matrices");
+      const int64_t rank = m.a->shape[0];
+      // Linear: W (out, in), A (r, in), B (out, r). Embedding: W (vocab, dim), A (r, vocab), B (dim, r).
+      const int64_t a_cols = m.kind == Kind::kLinear ? w->shape[1] : w->shape[0];
+      const int64_t b_rows = m.kind == Kind::kLinear ? w->shape[0] : w->shape[1];
+      if (m.a->shape[1] != a_cols)
+        throw CompileError(mw + ": A is " + shape_str(m.a->shape) + " but the model's weight " + shape_str(w->shape) +
+                           " needs " + std::to_string(a_cols) + " columns (made for another model?)");
+      if (m.b->shape[0] != b_rows || m.b->shape[1] != rank)
+        throw CompileError(mw + ": B is " + shape_str(m.b->shape) + ", expected [" + std::to_string(b_rows) + ", " +
+                           std::to_string(rank) + "] for A " + shape_str(m.a->shape) + " and the model's weight " +
+                           shape_str(w->shape) + " (made for another model?)");
+      const json* rp = pattern_value(c.rank_pattern, path, cfg_path);
+      const json* ap = pattern_value(c.alpha_pattern, path, cfg_path);
+      if (rp && !rp->is_number_integer()) throw CompileError(cfg_path + ": rank_pattern values must be integers");
+      if (ap && !ap->is_number()) throw CompileError(cfg_path + ": alpha_pattern values must be numbers");
+      const int64_t r = rp ? rp->get<int64_t>() : c.r;
+      const double alpha = ap ? ap->get<double>() : c.alpha;
+      if (rank != r)
+        throw CompileError(mw + ": A has rank " + std::to_string(rank) + " but adapter_config.json gives r = " +
+                           std::to_string(r) + " for this module");
+      if (m.magnitude && m.magnitude->shape != std::vector<int64_t>{w->shape[0]})
+        throw CompileError(mw + ": the DoRA magnitude is " + shape_str(m.magnitude->shape) + ", expected [" +
+                           std::to_string(w->shape[0]) + "]");
+      if (m.magnitude && m.kind != Kind::kLinear) throw CompileError(mw + ": DoRA on embeddings is not supported");
+      if (m.b_bias) {
+        if (m.b_bias->shape != std::vector<int64_t>{b_rows}) throw CompileError(mw + ": lora_B.bias has the wrong shape");
+        if (!base.find(path + ".bias"))
+          throw CompileError(mw + ": lora_bias needs a bias in the base layer, which has none");
+      }
+      m.scale = spec.weight * (c.rslora ? alpha / std::sqrt(double(r)) : alpha / double(r));
+    }
+    for (auto& [path, m] : mods) ad.modules.push_back(m);
+    im.adapters.push_back(std::move(ad));
+  }
+  for (const Adapter& ad : im.adapters) {
+    im.records.push_back(ad.record);
+    for (const Module& m : ad.modules) {
+      im.by_tensor[m.path + ".weight"].push_back({&ad, &m});
+      if (m.b_bias) im.by_tensor[m.path + ".bias"].push_back({&ad, &m});
+    }
+    for (const auto& [name, t] : ad.replacements) {
+      if (im.replacements.count(name))
+        throw CompileError("adapter '" + ad.record.name + "': '" + name + "' is also replaced by another adapter");
+      im.replacements[name] = t;
+    }
+  }
+  return set;
+}
+
+bool LoraSet::empty() const { return impl_->adapters.empty(); }
+
+bool LoraSet::touches(const std::string& name) const { return impl_->by_tensor.count(name) > 0; }
+
+const StTensor* LoraSet::replacement(const std::string& name) const {
+  auto it = impl_->replacements.find(name);
+  return it == impl_->replacements.end() ? nullptr : it->second;
+}
+
+const std::vector<LoraRecord>& LoraSet::records() const { return impl_->records; }
+
+void LoraSet::apply(const std::string& name, std::vector<float>& w, ThreadPool& pool) const {
+  auto it = impl_->by_tensor.find(name);
+  if (it == impl_->by_tensor.end()) return;
+  const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+  for (const auto& [ad, m] : it->second) {
+    const float scale = float(m->scale);
+    if (is_bias) {  // lora_bias: b += scale · lora_B.bias
+      for (size_t o = 0; o < w.size(); ++o) w[o] += load_as_f32(m->b_bias->data, m->b_bias->dtype, o) * scale;
+      continue;
+    }
+    const int64_t r = m->a->shape[0];
+    std::vector<float> A(size_t(m->a->numel())), B(size_t(m->b->numel()));
+    convert_to_f32(m->a->data, m->a->dtype, A.data(), A.size());
+    convert_to_f32(m->b->data, m->b->dtype, B.data(), B.size());
+    // Rows of W: linear → out (B's rows), embedding → vocab (A's columns).
+    const bool lin = m->kind == Kind::kLinear;
+    const int64_t rows = lin ? m->b->shape[0] : m->a->shape[1];
+    const int64_t cols = lin ? m->a->shape[1] : m->b->shape[0];
+    // ΔW[i, j] = scale · Σ_k B[i, k] A[k, j] (linear); scale · Σ_k B[j, k] A[k, i] (embedding).
+    std::vector<float> delta(size_t(rows * cols));
+    pool.parallel_for(rows, 16, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1; ++i) {
+        float* d = delta.data() + i * cols;
+        for (int64_t j = 0; j < cols; ++j) d[j] = 0.0f;
+        for (int64_t k = 0; k < r; ++k) {
+          if (lin) {
+            const float bik = B[size_t(i * r + k)];
+            const float* a = A.data() + k * cols;
+            for (int64_t j = 0; j < cols; ++j) d[j] += bik * a[j];
+          } else {
+            const float aki = A[size_t(k * rows + i)];
+            for (int64_t j = 0; j < cols; ++j) d[j] += B[size_t(j * r + k)] * aki;
+          }
+        }
+        for (int64_t j = 0; j < cols; ++j) d[j] *= scale;
+      }
+    });
+    if (!m->magnitude) {
+      for (size_t i = 0; i < w.size(); ++i) w[i] += delta[i];
+      continue;
+    }
+    // DoRA (peft's merge): W' = (m / ‖W + ΔW‖_row) · (W + ΔW).
+    for (int64_t i = 0; i < rows; ++i) {
+      double ss = 0;
+      float* row = w.data() + i * cols;
+      const float* d = delta.data() + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        row[j] += d[j];
+        ss += double(row[j]) * double(row[j]);
+      }
+      const float factor = load_as_f32(m->magnitude->data, m->magnitude->dtype, uint64_t(i)) / float(std::sqrt(ss));
+      for (int64_t j = 0; j < cols; ++j) row[j] *= factor;
+    }
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,66 @@
+// PEFT LoRA adapters, merged into the weights at compile time.
+//
+// An adapter folder is what peft's save_pretrained writes: adapter_config.json and
+// adapter_model.safetensors. Keys are module paths ("base_model.model." + the module's name
+// in the base checkpoint), so one merge path serves every model family: a checkpoint tensor
+// "<module>.weight" receives, in f32 and before the cast to the plan dtype,
+//   W' = W + Σ_adapters s · scale · (B @ A)          (embeddings: (B @ A)ᵀ)
+// with scale = alpha / r, or alpha / √r with rsLoRA, r and alpha per module from rank_pattern
+// and alpha_pattern (peft's get_pattern_key rule), and s the user's weight. DoRA is merged as
+// peft does (rows rescaled to the learned magnitude), for a single adapter of weight 1.
+// lora_bias adds s · scale · lora_B.bias to the base bias. modules_to_save copies, and the
+// base-layer weights peft saves for targeted embeddings, replace the base tensors (before any
+// LoRA delta is added). Features kiln does not merge (bias other than "none", trainable tokens,
+// target_parameters, layer replication, aLoRA, QALoRA) are refused with a clear error.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/safetensors.h"
+
+namespace kiln {
+
+class ThreadPool;
+
+struct LoraAdapterSpec {
+  std::string dir;
+  double weight = 1.0;  // s
+};
+
+// Parses "DIR" or "DIR:WEIGHT" (the CLI's --lora syntax). Throws CompileError.
+LoraAdapterSpec parse_lora_spec(const std::string& arg);
+
+struct LoraRecord {  // what the plan records of each merged adapter
+  std::string name;  // the folder's base name
+  uint64_t xxh3 = 0; // of adapter_config.json then adapter_model.safetensors
+  double weight = 1.0;
+};
+
+class LoraSet {
+ public:
+  LoraSet();
+  ~LoraSet();
+  LoraSet(LoraSet&&) noexcept;
+  LoraSet& operator=(LoraSet&&) noexcept;
+
+  // Reads and validates every adapter against the base checkpoint: shapes, ranks, target
+  // modules, unsupported features. Throws CompileError naming the adapter, module and shapes.
+  static LoraSet load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base);
+
+  bool empty() const;
+  // True if merging changes checkpoint tensor `name` (a ".weight" or ".bias").
+  bool touches(const std::string& name) const;
+  // The modules_to_save copy that replaces tensor `name`, or null.
+  const StTensor* replacement(const std::string& name) const;
+  // Adds every adapter's contribution to `w`, the f32 values of checkpoint tensor `name`.
+  void apply(const std::string& name, std::vector<float>& w, ThreadPool& pool) const;
+  const std::vector<LoraRecord>& records() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,194 @@
+// LoRA merging against peft: every fixture under tests/fixtures/lora (made by
+// tools/make_fixtures.py with peft's merge_and_unload) must match in f32 with identical greedy
+// tokens; bad adapters each get their own clear error and no plan.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "compiler/compile.h"
+#include "compiler/error.h"
+#include "runtime/context.h"
+#include "test_util.h"
+
+using namespace kiln;
+using kiln::test::TempDir;
+
+namespace {
+
+std::string lora_fixture(const std::string& name) { return std::string(KILN_FIXTURES_DIR) + "/lora/" + name; }
+
+std::string read_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+// The adapters of a fixture: weights.txt ("folder weight" lines) or the single folder "adapter".
+std::vector<LoraAdapterSpec> fixture_adapters(const std::string& dir) {
+  std::vector<LoraAdapterSpec> specs;
+  std::ifstream in(dir + "/weights.txt");
+  std::string name;
+  double w;
+  while (in >> name >> w) specs.push_back({dir + "/" + name, w});
+  if (specs.empty()) specs.push_back({dir + "/adapter", 1.0});
+  return specs;
+}
+
+CompileOptions options(const std::string& base, std::vector<LoraAdapterSpec> lora, const std::string& out) {
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture(base);
+  o.output = out;
+  o.dtype = "f32";
+  o.max_seq = 64;
+  o.chunk = 8;
+  o.lora = std::move(lora);
+  return o;
+}
+
+std::string compile_error(const CompileOptions& o) {
+  try {
+    compile_model(o);
+  } catch (const CompileError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A copy of the all_linear_r8 adapter whose config is edited by `edit`.
+std::string edited_adapter(const TempDir& d, const std::string& name, void (*edit)(nlohmann::json&)) {
+  const std::string dir = d / name;
+  kiln::test::copy_dir(lora_fixture("all_linear_r8") + "/adapter", dir);
+  std::ifstream in(dir + "/adapter_config.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  edit(j);
+  std::ofstream(dir + "/adapter_config.json") << j.dump(2);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and greedy tokens)") {
+  const std::vector<std::string> cases = {"all_linear_r8", "rslora_qv", "rank_pattern", "two_adapters", "embedding", "dora"};
+  TempDir d;
+  for (const std::string& name : cases) {
+    CAPTURE(name);
+    const std::string dir = lora_fixture(name);
+    REQUIRE(exists(dir + "/reference.safetensors"));
+    const std::string base = read_line(dir + "/base.txt");
+    const CompileOptions o = options(base, fixture_adapters(dir), d / (name + ".kplan"));
+    const CompileSummary s = compile_model(o);
+    CHECK(s.adapters.size() == o.lora.size());
+    auto plan = Plan::load_file(o.output);
+    REQUIRE(plan.is_ok());
+    REQUIRE(plan.value()->adapters().size() == o.lora.size());
+    for (size_t i = 0; i < o.lora.size(); ++i) CHECK(plan.value()->adapters()[i].weight == o.lora[i].weight);
+    auto ctx = Context::create(plan.value(), ContextOptions{});
+    REQUIRE(ctx.is_ok());
+    const auto ref = kiln::test::load_reference(dir);
+    std::vector<float> logits(ref.logits.size());
+    REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+    const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), logits.size());
+    CHECK(err <= 1e-4);
+    // The adapter really changed the model: the base's own logits are far from the merged ones.
+    const auto base_ref = kiln::test::load_reference(kiln::test::fixture(base));
+    CHECK(kiln::test::rel_l2(base_ref.logits.data(), ref.logits.data(), logits.size()) > 1e-2);
+    const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+    std::vector<int32_t> out(static_cast<size_t>(n_new));
+    int64_t n = 0;
+    REQUIRE(ctx.value()->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
+                                  out.data(), &n, nullptr).is_ok());
+    CHECK(std::equal(out.begin(), out.end(), ref.greedy_ids.begin() + long(ref.prompt_ids.size())));
+    MESSAGE(name << ": rel L2 " << err);
+  }
+}
+
+TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
+  TempDir d;
+  const std::string plan = d / "p.kplan";
+  struct Case {
+    std::string name;
+    std::vector<LoraAdapterSpec> lora;
+    std::string expect;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"made for another model", {{lora_fixture("wrong_shape") + "/adapter", 1.0}}, "B is [128, 8], expected [64, 8] for A [8, 64] and the model's weight [64, 64] (made for another model?)"});
+  cases.push_back({"unknown target", {{edited_adapter(d, "t1", [](nlohmann::json& j) { j["target_modules"] = {"q_proj", "c_attn"}; }), 1.0}},
+                   "target module 'c_attn' is not in the model"});
+  cases.push_back({"regex matching nothing",
+                   {{edited_adapter(d, "t2", [](nlohmann::json& j) { j["target_modules"] = ".*\\.attn_out"; }), 1.0}},
+                   "matches no module"});
+  cases.push_back({"rank disagrees", {{edited_adapter(d, "t3", [](nlohmann::json& j) { j["r"] = 4; }), 1.0}},
+                   "has rank 8 but adapter_config.json gives r = 4"});
+  cases.push_back({"bias all", {{edited_adapter(d, "t4", [](nlohmann::json& j) { j["bias"] = "all"; }), 1.0}},
+                   "bias \"all\" is not supported"});
+  cases.push_back({"not lora", {{edited_adapter(d, "t5", [](nlohmann::json& j) { j["peft_type"] = "IA3"; }), 1.0}},
+                   "peft_type \"IA3\" is not supported"});
+  cases.push_back({"pissa init", {{edited_adapter(d, "t6", [](nlohmann::json& j) { j["init_lora_weights"] = "pissa"; }), 1.0}},
+                   "changes the base weights"});
+  cases.push_back({"dora flag without magnitudes", {{edited_adapter(d, "t7", [](nlohmann::json& j) { j["use_dora"] = true; }), 1.0}},
+                   "magnitude vector is missing"});
+  cases.push_back({"variant", {{edited_adapter(d, "t8", [](nlohmann::json& j) { j["use_bdlora"] = {{"a", 1}}; }), 1.0}},
+                   "use_bdlora is set"});
+  cases.push_back({"dora mixed", {{lora_fixture("dora") + "/adapter", 1.0}, {lora_fixture("all_linear_r8") + "/adapter", 1.0}},
+                   "DoRA adapter can only be merged alone"});
+  cases.push_back({"missing folder", {{d / "nope", 1.0}}, "cannot open"});
+  {
+    // Keys: one for a module the model lacks, one unrecognized, and no LoRA tensors at all.
+    const std::string dir = edited_adapter(d, "k1", [](nlohmann::json&) {});
+    auto src = SafetensorsFile::open(dir + "/adapter_model.safetensors");
+    std::vector<StWriteTensor> ts;
+    for (const auto& [name, t] : src->tensors()) {
+      std::string n = name;
+      const size_t p = n.find("layers.0.");
+      if (p != std::string::npos) n.replace(p, 9, "layers.7.");
+      ts.push_back({n, t.dtype, t.shape, t.data, t.size});
+    }
+    write_safetensors(dir + "/adapter_model.safetensors.new", ts);
+    std::rename((dir + "/adapter_model.safetensors.new").c_str(), (dir + "/adapter_model.safetensors").c_str());
+    cases.push_back({"module not in model", {{dir, 1.0}}, "model.layers.7.mlp.down_proj': the module is not in the model"});
+
+    const std::string dir2 = edited_adapter(d, "k2", [](nlohmann::json&) {});
+    std::vector<float> v(4, 1.0f);
+    write_safetensors(dir2 + "/adapter_model.safetensors",
+                      {{"base_model.model.model.layers.0.self_attn.q_proj.lora_C.weight", DType::F32, {4}, v.data(), 16}});
+    cases.push_back({"unrecognized key", {{dir2, 1.0}}, "unrecognized key"});
+
+    const std::string dir3 = edited_adapter(d, "k3", [](nlohmann::json&) {});
+    write_safetensors(dir3 + "/adapter_model.safetensors", {});
+    cases.push_back({"empty adapter", {{dir3, 1.0}}, "matches no module"});
+
+    const std::string dir4 = edited_adapter(d, "k4", [](nlohmann::json&) {});
+    auto bytes = kiln::test::read_bytes(dir4 + "/adapter_model.safetensors");
+    bytes.resize(bytes.size() / 2);
+    kiln::test::write_bytes(dir4 + "/adapter_model.safetensors", bytes);
+    cases.push_back({"truncated tensors", {{dir4, 1.0}}, "adapter_model.safetensors"});
+  }
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    const std::string err = compile_error(options("gqa_f32", c.lora, plan));
+    CHECK(err.find(c.expect) != std::string::npos);
+    CHECK_FALSE(exists(plan));
+    MESSAGE(c.name << ": " << err);
+  }
+}
+
+TEST_CASE("lora: --lora DIR[:WEIGHT] parsing") {
+  CHECK(parse_lora_spec("a/b").dir == "a/b");
+  CHECK(parse_lora_spec("a/b").weight == 1.0);
+  CHECK(parse_lora_spec("a/b:0.7").dir == "a/b");
+  CHECK(parse_lora_spec("a/b:0.7").weight == 0.7);
+  CHECK(parse_lora_spec("a/b:-1").weight == -1.0);
+  CHECK(parse_lora_spec("c:/x/y").dir == "c:/x/y");  // not a number after the colon: part of the path
+  CHECK_THROWS_AS(parse_lora_spec("a:inf"), CompileError);
+  CHECK_THROWS_AS(parse_lora_spec(":0.5"), CompileError);
+}
