@@ -12,9 +12,11 @@
 
 namespace kiln {
 
+// The backends a plan is compiled for. The kernels are the same ids on every backend; a CUDA
+// target records the SM archs whose kernels the runtime must have (sm_90: H100/H200).
 struct PlanTargets {
   bool cpu = true;
-  std::vector<uint32_t> cuda_sm_archs;  // empty: no CUDA target
+  std::vector<uint32_t> cuda_sm_archs = {90};  // empty: no CUDA target
 };
 
 using WeightBytesFn = std::function<void(const Value&, std::vector<uint8_t>&)>;

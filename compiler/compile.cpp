@@ -50,7 +50,11 @@ CompileSummary compile_model(const CompileOptions& o) {
                        std::to_string(g.arena_bytes) + " bytes of arena, over the 16 TiB limit; lower --max-seq, --batch or --chunk");
   for (const LoraRecord& r : lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
   ThreadPool pool;
-  write_plan(g, PlanTargets{},
+  PlanTargets targets;
+  if (o.target == "cpu") targets.cuda_sm_archs.clear();
+  else if (o.target == "cuda") targets.cpu = false;
+  else if (o.target != "all") throw CompileError("--target '" + o.target + "' is not one of cpu, cuda, all");
+  write_plan(g, targets,
              [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output);
 
   CompileSummary s;

@@ -16,6 +16,7 @@ struct CompileOptions {
   int64_t batch = 1;
   int64_t chunk = 0;        // 0 = min(64, max_seq)
   std::vector<LoraAdapterSpec> lora;  // merged in order
+  std::string target = "all";         // "cpu", "cuda" (sm_90) or "all"
 };
 
 struct CompileSummary {

@@ -12,7 +12,7 @@ constexpr int kNumDTypes = 5;
 
 inline bool dtype_valid(uint8_t v) { return v < kNumDTypes; }
 
-inline uint64_t dtype_size(DType t) {
+constexpr uint64_t dtype_size(DType t) {
   switch (t) {
     case DType::F32: return 4;
     case DType::BF16: return 2;

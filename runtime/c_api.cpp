@@ -123,11 +123,25 @@ kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* info, kiln
 }
 
 kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err) {
-  if (!plan || !out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and out must not be null");
+  kiln_context_options o = kiln_context_options_default();
+  o.n_threads = n_threads;
+  o.device = "cpu";
+  return kiln_context_create_with(plan, &o, out, err);
+}
+
+kiln_context_options kiln_context_options_default(void) { return kiln_context_options{0, "auto", 1}; }
+
+const char* kiln_context_backend(const kiln_context* ctx) { return ctx ? ctx->ctx->backend() : ""; }
+
+kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options* o, kiln_context** out,
+                                     kiln_error* err) {
+  if (!plan || !out || !o) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan, options and out must not be null");
   *out = nullptr;
   return guarded(err, [&]() -> kiln::Status {
     kiln::ContextOptions opts;
-    opts.n_threads = n_threads;
+    opts.n_threads = o->n_threads;
+    opts.device = o->device ? o->device : "auto";
+    opts.use_graphs = o->use_graphs != 0;
     auto r = kiln::Context::create(plan->plan, opts);
     if (!r.is_ok()) return r.status();
     *out = new kiln_context{r.take()};

@@ -3,68 +3,43 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <string>
 
 namespace kiln {
-
-namespace {
-
-constexpr uintptr_t kAlign = 64;
-
-std::unique_ptr<uint8_t[]> alloc_zeroed(uint64_t n) {
-  // Round up so even an empty region has a valid, aligned base.
-  std::unique_ptr<uint8_t[]> p(new (std::nothrow) uint8_t[size_t(std::max<uint64_t>(n, 1) + kAlign)]());
-  return p;
-}
-
-}  // namespace
 
 Context::~Context() = default;
 
 Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Plan> plan, const ContextOptions& opts) {
   if (!plan) return invalid_argument("plan is null");
-  if (!plan->has_target("cpu")) return unsupported("plan was not compiled for the CPU backend");
   std::unique_ptr<Context> c(new (std::nothrow) Context());
   if (!c) return Status(StatusCode::kOutOfMemory, "out of memory creating a context");
-  c->plan_ = std::move(plan);
+  c->plan_ = plan;
+  std::string device = opts.device;
+  if (device == "auto") device = (cuda_device_count() > 0 && plan->has_target("cuda")) ? "cuda" : "cpu";
+  Result<std::unique_ptr<Executor>> e = Status();
+  if (device == "cpu") {
+    e = make_cpu_executor(plan, opts.n_threads);
+  } else if (device == "cuda") {
+    CudaExecutorOptions co;
+    co.use_graphs = opts.use_graphs;
+    e = make_cuda_executor(plan, co);
+  } else {
+    return invalid_argument("unknown device '" + opts.device + "' (cpu, cuda or auto)");
+  }
+  if (!e.is_ok()) return e.status();
+  c->exec_ = e.take();
   KILN_RETURN_IF_ERROR(c->init(opts));
   return c;
 }
 
-Status Context::init(const ContextOptions& opts) {
-  const Plan& p = *plan_;
-  const MemoryInfo& mem = p.memory();
-  uint64_t scratch = 0;
-  for (const ProgramInfo& pr : p.programs()) scratch = std::max(scratch, pr.scratch_floats);
+Status Context::init(const ContextOptions&) {
   try {
-    pool_ = std::make_unique<ThreadPool>(opts.n_threads, scratch);
-    arena_ = alloc_zeroed(mem.arena_bytes);
-    kv_ = alloc_zeroed(mem.kv_bytes);
-    state_ = alloc_zeroed(mem.state_bytes);
-    if (!arena_ || !kv_ || !state_) throw std::bad_alloc();
     pos_.assign(size_t(batch()), 0);
     last_logits_.assign(size_t(batch() * vocab()), 0.0f);
     step_tokens_.assign(size_t(batch()), -1);
     sampler_ = SamplerScratch(vocab());
-  } catch (const std::exception&) {
-    return Status(StatusCode::kOutOfMemory, "out of memory allocating the context (arena " +
-                                                std::to_string(mem.arena_bytes) + " bytes, KV cache " +
-                                                std::to_string(mem.kv_bytes) + " bytes)");
-  }
-  auto aligned = [](uint8_t* base) {
-    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + kAlign - 1) & ~uintptr_t(kAlign - 1));
-  };
-  uint8_t* arena = aligned(arena_.get());
-  uint8_t* kv = aligned(kv_.get());
-  uint8_t* state = aligned(state_.get());
-  ptrs_.resize(p.tensors().size());
-  for (size_t i = 0; i < p.tensors().size(); ++i) {
-    const TensorInfo& t = p.tensors()[i];
-    switch (t.region) {
-      case Region::kWeights: ptrs_[i] = const_cast<void*>(p.weight_data(t)); break;
-      case Region::kArena: ptrs_[i] = arena + t.offset; break;
-      case Region::kKvCache: ptrs_[i] = kv + t.offset; break;
-      case Region::kState: ptrs_[i] = state + t.offset; break;
-    }
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kOutOfMemory, "out of memory creating the context");
   }
   KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_));
   KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_));
@@ -90,20 +65,18 @@ Status Context::bind_llm_program(const char* name, ProgramState* ps) {
     return corrupt_plan(what + ": start_pos and n_valid must be (batch,)");
   if (T[lg].dtype != DType::F32 || T[lg].shape != std::vector<int64_t>{b * ps->chunk, vocab()})
     return corrupt_plan(what + ": logits must be f32 (batch*chunk, vocab)");
-  ps->tokens = static_cast<int32_t*>(ptrs_[tok]);
-  ps->start_pos = static_cast<int32_t*>(ptrs_[start]);
-  ps->n_valid = static_cast<int32_t*>(ptrs_[valid]);
-  ps->logits = static_cast<const float*>(ptrs_[lg]);
-  for (const LaunchInfo& l : pr.launches) {
-    auto bound = bind_cpu_launch(*p.kernels()[l.kernel], l, T, ptrs_);
-    if (!bound.is_ok()) return bound.status();
-    ps->launches.push_back(bound.take());
-  }
+  uint8_t* state = exec_->host_state();
+  ps->tokens = reinterpret_cast<int32_t*>(state + T[tok].offset);
+  ps->start_pos = reinterpret_cast<int32_t*>(state + T[start].offset);
+  ps->n_valid = reinterpret_cast<int32_t*>(state + T[valid].offset);
+  ps->logits_tensor = lg;
   return Status::ok();
 }
 
-void Context::run(const ProgramState& ps) {
-  for (const BoundLaunch& l : ps.launches) l(*pool_);
+Status Context::run(ProgramState& ps) {
+  KILN_RETURN_IF_ERROR(exec_->run(ps.index));
+  ps.logits = static_cast<const float*>(exec_->host_output(ps.logits_tensor));
+  return Status::ok();
 }
 
 void Context::reset() { std::fill(pos_.begin(), pos_.end(), 0); }
@@ -133,7 +106,7 @@ Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
     for (int64_t b = 0; b < batch(); ++b) prefill_.start_pos[b] = int32_t(pos_[size_t(b)]);
     std::copy(ids + done, ids + done + len, prefill_.tokens + row * C);
     prefill_.n_valid[row] = int32_t(len);
-    run(prefill_);
+    KILN_RETURN_IF_ERROR(run(prefill_));
     pos_[size_t(row)] += len;
     std::copy(prefill_.logits + (row * C + len - 1) * vocab(), prefill_.logits + (row * C + len) * vocab(),
               last_logits_.begin() + row * vocab());
@@ -158,7 +131,7 @@ Status Context::decode(const int32_t* tokens) {
     decode_.start_pos[b] = int32_t(pos_[size_t(b)]);
     decode_.n_valid[b] = active ? 1 : 0;
   }
-  run(decode_);
+  KILN_RETURN_IF_ERROR(run(decode_));
   for (int64_t b = 0; b < batch(); ++b) {
     if (tokens[b] < 0) continue;
     pos_[size_t(b)] += 1;
@@ -185,7 +158,7 @@ Status Context::score(const int32_t* ids, int64_t rows, int64_t n_tokens, float*
         prefill_.n_valid[b] = b < nb ? int32_t(len) : 0;
         if (b < nb) std::copy(ids + (r0 + b) * n_tokens + t0, ids + (r0 + b) * n_tokens + t0 + len, prefill_.tokens + b * C);
       }
-      run(prefill_);
+      KILN_RETURN_IF_ERROR(run(prefill_));
       for (int64_t b = 0; b < nb; ++b)
         std::copy(prefill_.logits + b * C * V, prefill_.logits + (b * C + len) * V, out + ((r0 + b) * n_tokens + t0) * V);
     }

@@ -1,6 +1,6 @@
-// Context: one backend's memory for one plan (arena, KV cache, step state, bound launches,
-// thread pool) and the LLM-level operations built on the plan's `prefill` and `decode`
-// programs. Everything is allocated in create(); nothing is allocated afterwards.
+// Context: one plan on one backend (an Executor, which owns the arena, KV cache, step state
+// and bound launches) plus the LLM-level operations built on the plan's `prefill` and
+// `decode` programs. Everything is allocated in create(); nothing is allocated afterwards.
 // A Context is not thread-safe: use one per thread. The Plan is shared and immutable.
 //
 // LLM plan contract (checked in create): programs `prefill` and `decode`, each with state
@@ -13,15 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "kernels/thread_pool.h"
-#include "runtime/cpu_backend.h"
+#include "runtime/executor.h"
 #include "runtime/plan.h"
 #include "runtime/sampling.h"
 
 namespace kiln {
 
 struct ContextOptions {
-  int n_threads = 0;  // <= 0: all cores
+  int n_threads = 0;           // CPU: <= 0 uses all cores
+  std::string device = "cpu";  // "cpu", "cuda" or "auto" (cuda when a device is usable)
+  bool use_graphs = true;      // CUDA: replay captured graphs; false = stream mode (debugging)
 };
 
 class Context {
@@ -56,26 +57,28 @@ class Context {
   // Samples from logits(row); exposed for hosts that drive decode themselves.
   int32_t sample(int64_t row, const SamplingParams& sp, uint64_t step);
 
+  // "cpu" or "cuda", and a line on how programs are replayed.
+  const char* backend() const { return exec_->backend(); }
+  std::string describe() const { return exec_->describe(); }
+
  private:
   struct ProgramState {
     int index = -1;
-    std::vector<BoundLaunch> launches;
-    int32_t* tokens = nullptr;
+    int32_t* tokens = nullptr;  // in the executor's host state
     int32_t* start_pos = nullptr;
     int32_t* n_valid = nullptr;
-    const float* logits = nullptr;
+    uint32_t logits_tensor = 0;
+    const float* logits = nullptr;  // host view, valid after run()
     int64_t chunk = 0;
   };
   Context() = default;
   Status init(const ContextOptions& opts);
   Status bind_llm_program(const char* name, ProgramState* ps);
-  void run(const ProgramState& ps);
+  Status run(ProgramState& ps);
   Status check_ids(const int32_t* ids, int64_t n) const;
 
   std::shared_ptr<const Plan> plan_;
-  std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<uint8_t[]> arena_, kv_, state_;
-  std::vector<void*> ptrs_;
+  std::unique_ptr<Executor> exec_;
   ProgramState prefill_, decode_;
   std::vector<int64_t> pos_;
   std::vector<float> last_logits_;

@@ -1,63 +1,113 @@
 #include "runtime/cpu_backend.h"
 
-#include "kernels/attention.h"
-#include "kernels/embedding.h"
-#include "kernels/kv_write.h"
-#include "kernels/matmul.h"
-#include "kernels/rmsnorm.h"
-#include "kernels/rope.h"
-#include "kernels/swiglu.h"
+#include "runtime/executor.h"
+#include "runtime/launch_args.h"
+
+#include <algorithm>
+#include <new>
 
 namespace kiln {
 
 Result<BoundLaunch> bind_cpu_launch(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& t,
                                     const std::vector<void*>& ptrs) {
-  auto in = [&](int i) -> const TensorInfo& { return t[l.inputs[size_t(i)]]; };
-  auto inp = [&](int i) -> void* { return l.inputs[size_t(i)] == kNoTensor ? nullptr : ptrs[l.inputs[size_t(i)]]; };
-  auto out = [&](int i) -> const TensorInfo& { return t[l.outputs[size_t(i)]]; };
-  auto outp = [&](int i) -> void* { return ptrs[l.outputs[size_t(i)]]; };
-  auto f32 = [](void* p) { return static_cast<float*>(p); };
-  auto i32 = [](void* p) { return static_cast<const int32_t*>(p); };
+  auto args = make_launch_args(spec, l, t, ptrs);
+  if (!args.is_ok()) return args.status();
+  return BoundLaunch([a = args.take()](ThreadPool& pool) {
+    std::visit(
+        [&pool](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, EmbeddingArgs>) embedding_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, RmsNormArgs>) rmsnorm_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, MatmulArgs>) matmul_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, RopeArgs>) rope_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, KvWriteArgs>) kv_write_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, AttentionArgs>) attention_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, SwigluArgs>) swiglu_cpu(x, pool);
+        },
+        a);
+  });
+}
 
-  if (&spec == &kEmbeddingSpec) {
-    EmbeddingArgs a{i32(inp(0)), inp(1), in(1).dtype, f32(outp(0)), in(0).numel(), in(1).shape[0], in(1).shape[1]};
-    return BoundLaunch([a](ThreadPool& p) { embedding_cpu(a, p); });
+// ---------------------------------------------------------------------------------------
+// The CPU executor: host memory for every region, weights read in place from the mapped plan.
+
+namespace {
+
+constexpr uintptr_t kAlign = 64;
+
+class CpuExecutor final : public Executor {
+ public:
+  const char* backend() const override { return "cpu"; }
+  uint8_t* host_state() override { return state_; }
+  const void* host_output(uint32_t tensor) override { return ptrs_[tensor]; }
+  std::string describe() const override { return "cpu, " + std::to_string(pool_->size()) + " threads"; }
+
+  Status run(int index) override {
+    for (const BoundLaunch& l : programs_[size_t(index)]) l(*pool_);
+    return Status::ok();
   }
-  if (&spec == &kRmsNormSpec) {
-    RmsNormArgs a{f32(inp(0)), inp(1), in(1).dtype, f32(outp(0)), in(0).shape[0], in(0).shape[1], float(l.float_attrs[0])};
-    return BoundLaunch([a](ThreadPool& p) { rmsnorm_cpu(a, p); });
+
+  Status init(std::shared_ptr<const Plan> plan, int n_threads) {
+    plan_ = std::move(plan);
+    const Plan& p = *plan_;
+    const MemoryInfo& mem = p.memory();
+    uint64_t scratch = 0;
+    for (const ProgramInfo& pr : p.programs()) scratch = std::max(scratch, pr.scratch_floats);
+    try {
+      pool_ = std::make_unique<ThreadPool>(n_threads, scratch);
+      const uint64_t total = mem.arena_bytes + mem.kv_bytes + mem.state_bytes + 3 * kAlign;
+      memory_.reset(new uint8_t[size_t(total + kAlign)]());
+    } catch (const std::bad_alloc&) {
+      return Status(StatusCode::kOutOfMemory, "out of memory allocating the context (arena " +
+                                                  std::to_string(mem.arena_bytes) + " bytes, KV cache " +
+                                                  std::to_string(mem.kv_bytes) + " bytes)");
+    }
+    auto align = [](uint8_t* q) {
+      return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(q) + kAlign - 1) & ~(kAlign - 1));
+    };
+    uint8_t* arena = align(memory_.get());
+    uint8_t* kv = align(arena + mem.arena_bytes);
+    state_ = align(kv + mem.kv_bytes);
+    ptrs_.resize(p.tensors().size());
+    for (size_t i = 0; i < p.tensors().size(); ++i) {
+      const TensorInfo& t = p.tensors()[i];
+      switch (t.region) {
+        case Region::kWeights: ptrs_[i] = const_cast<void*>(p.weight_data(t)); break;
+        case Region::kArena: ptrs_[i] = arena + t.offset; break;
+        case Region::kKvCache: ptrs_[i] = kv + t.offset; break;
+        case Region::kState: ptrs_[i] = state_ + t.offset; break;
+      }
+    }
+    for (const ProgramInfo& pr : p.programs()) {
+      std::vector<BoundLaunch> launches;
+      for (const LaunchInfo& l : pr.launches) {
+        auto bound = bind_cpu_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs_);
+        if (!bound.is_ok()) return bound.status();
+        launches.push_back(bound.take());
+      }
+      programs_.push_back(std::move(launches));
+    }
+    return Status::ok();
   }
-  if (&spec == &kMatmulSpec) {
-    const bool has_bias = l.inputs[2] != kNoTensor;
-    MatmulArgs a{f32(inp(0)), inp(1), in(1).dtype, inp(2), has_bias ? in(2).dtype : DType::F32, f32(outp(0)),
-                 in(0).shape[0], in(0).shape[1], in(1).shape[0], l.int_attrs[0] != 0,
-                 i32(inp(3)), l.inputs[3] == kNoTensor ? 1 : in(3).shape[0]};
-    return BoundLaunch([a](ThreadPool& p) { matmul_cpu(a, p); });
-  }
-  if (&spec == &kRopeSpec) {
-    const int64_t b = in(1).shape[0];
-    RopeArgs a{f32(outp(0)), f32(inp(0)), i32(inp(1)), b, in(2).shape[0] / b, in(2).shape[1],
-               l.int_attrs[0], l.int_attrs[1], float(l.float_attrs[0])};
-    return BoundLaunch([a](ThreadPool& p) { rope_cpu(a, p); });
-  }
-  if (&spec == &kKvWriteSpec) {
-    const int64_t b = out(0).shape[0];
-    KvWriteArgs a{f32(inp(0)), i32(inp(1)), i32(inp(2)), outp(0), outp(1), out(0).dtype, b, in(0).shape[0] / b,
-                  out(0).shape[1], l.int_attrs[0], l.int_attrs[1], l.int_attrs[2]};
-    return BoundLaunch([a](ThreadPool& p) { kv_write_cpu(a, p); });
-  }
-  if (&spec == &kAttentionSpec) {
-    const int64_t b = in(1).shape[0];
-    AttentionArgs a{f32(inp(0)), inp(1), inp(2), in(1).dtype, i32(inp(3)), i32(inp(4)), f32(outp(0)), b,
-                    in(0).shape[0] / b, in(1).shape[1], l.int_attrs[0], l.int_attrs[1], l.int_attrs[2],
-                    float(l.float_attrs[0])};
-    return BoundLaunch([a](ThreadPool& p) { attention_cpu(a, p); });
-  }
-  if (&spec == &kSwigluSpec) {
-    SwigluArgs a{f32(inp(0)), f32(outp(0)), in(0).shape[0], in(0).shape[1] / 2};
-    return BoundLaunch([a](ThreadPool& p) { swiglu_cpu(a, p); });
-  }
-  return unsupported(std::string("the CPU backend has no kernel '") + spec.name + "'");
+
+ private:
+  std::shared_ptr<const Plan> plan_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<uint8_t[]> memory_;  // arena | kv cache | state, zeroed
+  uint8_t* state_ = nullptr;
+  std::vector<void*> ptrs_;
+  std::vector<std::vector<BoundLaunch>> programs_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads) {
+  if (!plan) return invalid_argument("plan is null");
+  if (!plan->has_target("cpu")) return unsupported("plan was not compiled for the CPU backend");
+  std::unique_ptr<CpuExecutor> e(new (std::nothrow) CpuExecutor());
+  if (!e) return Status(StatusCode::kOutOfMemory, "out of memory creating the CPU executor");
+  KILN_RETURN_IF_ERROR(e->init(std::move(plan), n_threads));
+  return std::unique_ptr<Executor>(std::move(e));
 }
 
 }  // namespace kiln

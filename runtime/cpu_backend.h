@@ -1,5 +1,6 @@
 // The CPU backend: binds a validated launch to its CPU kernel with resolved pointers. The
-// returned callable does no checks; validation happened when the plan was loaded.
+// returned callable does no checks; validation happened when the plan was loaded. The CPU
+// executor (make_cpu_executor in runtime/executor.h) is built on it.
 #pragma once
 #include <functional>
 #include <vector>

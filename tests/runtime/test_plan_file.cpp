@@ -65,7 +65,9 @@ TEST_CASE("plan file: round trip keeps the model, programs and memory plan") {
   const auto cfg = kiln::test::read_bytes(d / "config.json");
   CHECK(p.model().config_json == std::string(cfg.begin(), cfg.end()));
   CHECK(p.has_target("cpu"));
-  CHECK_FALSE(p.has_target("cuda"));
+  CHECK(p.has_target("cuda"));  // --target all is the default
+  REQUIRE(p.targets().size() == 2);
+  CHECK(p.targets()[1].sm_archs == std::vector<uint32_t>{90});
   REQUIRE(p.find_program("prefill") >= 0);
   REQUIRE(p.find_program("decode") >= 0);
   CHECK(p.programs()[size_t(p.find_program("prefill"))].launches.size() == 13);  // embedding + 10 per layer + norm + lm_head

@@ -47,10 +47,27 @@ void check(kiln_status s, const kiln_error& e) {
   if (s != KILN_OK) throw CompileError(e.message[0] ? e.message : kiln_status_string(s));
 }
 
-void open_context(const std::string& plan_path, int threads, PlanHandle& plan, ContextHandle& ctx) {
+struct RunOptions {
+  int threads = 0;
+  std::string device = "auto";
+  bool no_graphs = false;
+};
+
+void open_context(const std::string& plan_path, const RunOptions& ro, PlanHandle& plan, ContextHandle& ctx) {
   kiln_error err{};
   check(kiln_plan_open(plan_path.c_str(), &plan.p, &err), err);
-  check(kiln_context_create(plan.p, threads, &ctx.c, &err), err);
+  kiln_context_options o = kiln_context_options_default();
+  o.n_threads = ro.threads;
+  o.device = ro.device.c_str();
+  o.use_graphs = ro.no_graphs ? 0 : 1;
+  check(kiln_context_create_with(plan.p, &o, &ctx.c, &err), err);
+}
+
+void add_run_options(CLI::App* cmd, RunOptions& ro) {
+  cmd->add_option("--threads", ro.threads, "CPU threads (default: all cores)");
+  cmd->add_option("--device", ro.device, "cpu, cuda or auto (default: cuda when a GPU is present)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  cmd->add_flag("--no-graphs", ro.no_graphs, "CUDA: replay launch by launch instead of captured graphs (debugging)");
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
@@ -145,7 +162,7 @@ int run_inspect(const std::string& path, bool list_tensors) {
   return 0;
 }
 
-int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path, int threads) {
+int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path, const RunOptions& ro) {
   auto in = kiln::SafetensorsFile::open(in_path);
   auto it = in->tensors().find("input_ids");
   if (it == in->tensors().end()) throw CompileError(in_path + ": has no 'input_ids' tensor");
@@ -171,7 +188,7 @@ int run_eval(const std::string& plan_path, const std::string& in_path, const std
   }
   PlanHandle plan;
   ContextHandle ctx;
-  open_context(plan_path, threads, plan, ctx);
+  open_context(plan_path, ro, plan, ctx);
   kiln_plan_info info;
   kiln_error err{};
   check(kiln_plan_get_info(plan.p, &info, &err), err);
@@ -192,7 +209,7 @@ struct GenerateArgs {
   uint64_t seed = 0;
   int64_t eos = -1;
   bool output_ids = false;
-  int threads = 0;
+  RunOptions run;
 };
 
 int run_generate(const GenerateArgs& a) {
@@ -200,7 +217,7 @@ int run_generate(const GenerateArgs& a) {
   if (a.max_new < 0) throw CompileError("--max-new-tokens must not be negative");
   PlanHandle plan;
   ContextHandle ctx;
-  open_context(a.plan, a.threads, plan, ctx);
+  open_context(a.plan, a.run, plan, ctx);
   kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed};
   std::vector<int32_t> out(size_t(a.max_new));
   int64_t n_out = 0;
@@ -224,7 +241,7 @@ int run_generate(const GenerateArgs& a) {
         err);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!a.output_ids) std::printf("\n");
-  std::fprintf(stderr, "generated %" PRId64 " tokens in %.3f s\n", n_out, secs);
+  std::fprintf(stderr, "generated %" PRId64 " tokens in %.3f s on %s\n", n_out, secs, kiln_context_backend(ctx.c));
   if (a.output_ids) {
     std::string line;
     for (int32_t t : prompt) line += (line.empty() ? "" : " ") + std::to_string(t);
@@ -249,6 +266,8 @@ int main(int argc, char** argv) {
   compile->add_option("--max-seq", co.max_seq, "Tokens per sequence (default: min(max_position_embeddings, 2048))");
   compile->add_option("--batch", co.batch, "Sequences per replay (default 1)");
   compile->add_option("--chunk", co.chunk, "Prompt tokens per prefill replay (default: min(64, max-seq))");
+  compile->add_option("--target", co.target, "Backends to compile for: cpu, cuda (sm_90) or all (default)")
+      ->check(CLI::IsMember({"cpu", "cuda", "all"}));
   std::vector<std::string> lora_args;
   compile->add_option("--lora", lora_args, "PEFT LoRA adapter folder to merge, DIR or DIR:WEIGHT (repeatable)");
 
@@ -259,12 +278,12 @@ int main(int argc, char** argv) {
   inspect->add_flag("--tensors", list_tensors, "Also list every tensor");
 
   std::string eval_plan, eval_in, eval_out;
-  int eval_threads = 0;
+  RunOptions eval_run;
   auto* eval = app.add_subcommand("eval", "Logits for every position of the prompts in a safetensors file");
   eval->add_option("plan", eval_plan, "Plan file")->required();
   eval->add_option("--input", eval_in, "safetensors with input_ids (int64 or int32, [batch, tokens])")->required();
   eval->add_option("--output", eval_out, "safetensors to write logits (float32, [batch, tokens, vocab]) to")->required();
-  eval->add_option("--threads", eval_threads, "CPU threads (default: all cores)");
+  add_run_options(eval, eval_run);
 
   GenerateArgs ga;
   auto* gen = app.add_subcommand("generate", "Generate tokens after a prompt of token ids");
@@ -277,7 +296,7 @@ int main(int argc, char** argv) {
   gen->add_option("--seed", ga.seed, "Sampling seed (default 0)");
   gen->add_option("--eos", ga.eos, "Stop after this token id (default: none)");
   gen->add_flag("--output-ids", ga.output_ids, "Print prompt + generated ids as the last line");
-  gen->add_option("--threads", ga.threads, "CPU threads (default: all cores)");
+  add_run_options(gen, ga.run);
 
   try {
     app.parse(argc, argv);
@@ -290,7 +309,7 @@ int main(int argc, char** argv) {
       return run_compile(co);
     }
     if (*inspect) return run_inspect(inspect_path, list_tensors);
-    if (*eval) return run_eval(eval_plan, eval_in, eval_out, eval_threads);
+    if (*eval) return run_eval(eval_plan, eval_in, eval_out, eval_run);
     if (*gen) return run_generate(ga);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "kiln: error: out of memory\n");

@@ -66,8 +66,21 @@ kiln_status kiln_plan_open_memory(const void* data, size_t size, kiln_plan** out
 void kiln_plan_close(kiln_plan* plan);
 kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* info, kiln_error* err);
 
-/* --- contexts. n_threads <= 0 uses every core. */
+/* --- contexts. n_threads <= 0 uses every core; the device is the CPU. */
 kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err);
+
+typedef struct kiln_context_options {
+  int n_threads;      /* CPU threads; <= 0: every core */
+  const char* device; /* "cpu", "cuda" or "auto" (cuda when a GPU and a CUDA target exist); NULL = "auto" */
+  int use_graphs;     /* CUDA: nonzero replays captured graphs; 0 = stream mode, for debugging */
+} kiln_context_options;
+
+/* Defaults: all cores, device "auto", graphs on. */
+kiln_context_options kiln_context_options_default(void);
+kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options* opts, kiln_context** out,
+                                     kiln_error* err);
+/* "cpu" or "cuda": the backend the context runs on. */
+const char* kiln_context_backend(const kiln_context* ctx);
 void kiln_context_destroy(kiln_context* ctx);
 /* Forgets every sequence. */
 void kiln_context_reset(kiln_context* ctx);

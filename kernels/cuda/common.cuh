@@ -1,0 +1,63 @@
+// Device helpers shared by the CUDA kernels: dtype loads/stores matching kernels/dtype.h
+// (round to nearest even), warp reductions and launch sizing.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/dtype.h"
+
+namespace kiln::cuda {
+
+__device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+
+__device__ __forceinline__ float ld(const void* p, DType t, uint64_t i) {
+  switch (t) {
+    case DType::F32: return static_cast<const float*>(p)[i];
+    case DType::BF16: return bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case DType::F16: return __half2float(static_cast<const __half*>(p)[i]);
+    default: return 0.0f;
+  }
+}
+
+__device__ __forceinline__ void st(void* p, DType t, uint64_t i, float v) {
+  switch (t) {
+    case DType::F32: static_cast<float*>(p)[i] = v; break;
+    case DType::BF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); break;
+    case DType::F16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
+    default: break;
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread gets it.
+__device__ __forceinline__ float block_sum(float v, float* smem32) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();
+  if (lane == 0) smem32[warp] = v;
+  __syncthreads();
+  const int n_warps = int(blockDim.x >> 5);
+  v = lane < n_warps ? smem32[lane] : 0.0f;
+  return warp_sum(v);
+}
+
+inline unsigned blocks_for(uint64_t n, unsigned threads) { return unsigned((n + threads - 1) / threads); }
+
+// Row b·chunk + t of a batch × chunk buffer is a real token iff t < n_valid[b].
+__device__ __forceinline__ bool row_valid(const int32_t* n_valid, int64_t row, int64_t chunk) {
+  return n_valid == nullptr || (row % chunk) < n_valid[row / chunk];
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,95 @@
+// Small CUDA kernels: embedding gather, RMSNorm, RoPE, KV-cache append and SwiGLU. Each
+// mirrors its CPU twin in kernels/cpu/ (the oracle of tests/cuda/).
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernels_cuda.h"
+
+namespace kiln {
+
+namespace {
+
+using cuda::blocks_for;
+
+__global__ void embedding_kernel(EmbeddingArgs a) {
+  const uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= uint64_t(a.rows * a.dim)) return;
+  const int64_t r = int64_t(i / uint64_t(a.dim)), d = int64_t(i % uint64_t(a.dim));
+  int64_t id = a.tokens[r];
+  if (id < 0 || id >= a.vocab) id = 0;
+  a.y[i] = cuda::ld(a.table, a.table_dtype, uint64_t(id * a.dim + d));
+}
+
+__global__ void rmsnorm_kernel(RmsNormArgs a) {
+  __shared__ float red[32];
+  const int64_t r = blockIdx.x;
+  const float* x = a.x + r * a.dim;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x) ss += x[i] * x[i];
+  ss = cuda::block_sum(ss, red);
+  const float inv = rsqrtf(ss / float(a.dim) + a.eps);
+  for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x)
+    a.y[r * a.dim + i] = cuda::ld(a.w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
+}
+
+__global__ void rope_kernel(RopeArgs a) {
+  const int64_t half = a.head_dim / 2;
+  const uint64_t n = uint64_t(a.batch * a.chunk * a.n_rot_heads * half);
+  const uint64_t idx = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= n) return;
+  const int64_t i = int64_t(idx % uint64_t(half));
+  const int64_t h = int64_t((idx / uint64_t(half)) % uint64_t(a.n_rot_heads));
+  const int64_t r = int64_t(idx / uint64_t(half * a.n_rot_heads));
+  const int64_t b = r / a.chunk, t = r % a.chunk;
+  const float angle = float(int64_t(a.start_pos[b]) + t) * a.inv_freq[i];
+  float s, c;
+  sincosf(angle, &s, &c);
+  c *= a.attention_scaling;
+  s *= a.attention_scaling;
+  float* v = a.qkv + r * a.width + h * a.head_dim;
+  const float x0 = v[i], x1 = v[i + half];
+  v[i] = x0 * c - x1 * s;
+  v[i + half] = x1 * c + x0 * s;
+}
+
+__global__ void kv_write_kernel(KvWriteArgs a) {
+  const int64_t kv = a.n_kv_heads * a.head_dim;
+  const uint64_t idx = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= uint64_t(a.batch * a.chunk * kv)) return;
+  const int64_t r = int64_t(idx / uint64_t(kv)), i = int64_t(idx % uint64_t(kv));
+  const int64_t b = r / a.chunk, t = r % a.chunk;
+  if (t >= a.n_valid[b]) return;
+  const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
+  const float* k = a.qkv + r * width + a.n_heads * a.head_dim;
+  const uint64_t c = uint64_t((b * a.max_seq + a.start_pos[b] + t) * kv + i);
+  cuda::st(a.k_cache, a.cache_dtype, c, k[i]);
+  cuda::st(a.v_cache, a.cache_dtype, c, k[kv + i]);
+}
+
+__global__ void swiglu_kernel(SwigluArgs a) {
+  const uint64_t idx = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= uint64_t(a.rows * a.ffn)) return;
+  const int64_t r = int64_t(idx / uint64_t(a.ffn)), i = int64_t(idx % uint64_t(a.ffn));
+  const float g = a.gu[r * 2 * a.ffn + i], u = a.gu[r * 2 * a.ffn + a.ffn + i];
+  a.h[idx] = g / (1.0f + __expf(-g)) * u;
+}
+
+}  // namespace
+
+void embedding_cuda(const EmbeddingArgs& a, cudaStream_t s) {
+  embedding_kernel<<<blocks_for(uint64_t(a.rows * a.dim), 256), 256, 0, s>>>(a);
+}
+
+void rmsnorm_cuda(const RmsNormArgs& a, cudaStream_t s) { rmsnorm_kernel<<<unsigned(a.rows), 256, 0, s>>>(a); }
+
+void rope_cuda(const RopeArgs& a, cudaStream_t s) {
+  rope_kernel<<<blocks_for(uint64_t(a.batch * a.chunk * a.n_rot_heads * (a.head_dim / 2)), 256), 256, 0, s>>>(a);
+}
+
+void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s) {
+  kv_write_kernel<<<blocks_for(uint64_t(a.batch * a.chunk * a.n_kv_heads * a.head_dim), 256), 256, 0, s>>>(a);
+}
+
+void swiglu_cuda(const SwigluArgs& a, cudaStream_t s) {
+  swiglu_kernel<<<blocks_for(uint64_t(a.rows * a.ffn), 256), 256, 0, s>>>(a);
+}
+
+}  // namespace kiln

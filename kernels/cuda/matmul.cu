@@ -1,0 +1,162 @@
+// CUDA matmul, y = x·wᵀ (+ bias) (+ y when accumulating), x f32, w f32|bf16|f16, f32 accumulate.
+// - Up to 8 activation rows (decode): a GEMV in which each warp owns one output feature and
+//   streams its weight row with 16-byte loads, reusing each weight for every row. This is the
+//   memory-bound path, where reading the weights once at full bandwidth is the whole game.
+// - More rows (prefill): a 64×64 shared-memory tiled kernel with 4×4 outputs per thread. It
+//   is correct and simple, not yet the tensor-core path (#3 lists cuBLASLt or wgmma for it).
+// Rows that n_valid marks as padding are neither computed nor stored.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernels_cuda.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr int kGemvMaxRows = 8;
+constexpr int kGemvWarps = 8;  // per block
+
+// Loads 8 consecutive weights starting at element i (16-byte aligned for 16-bit types; two
+// 16-byte loads for f32) and widens them to f32.
+template <DType W>
+__device__ __forceinline__ void load8(const void* w, int64_t i, float out[8]) {
+  if constexpr (W == DType::F32) {
+    const float4 a = *reinterpret_cast<const float4*>(static_cast<const float*>(w) + i);
+    const float4 b = *reinterpret_cast<const float4*>(static_cast<const float*>(w) + i + 4);
+    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+  } else {
+    const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + i);
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      if constexpr (W == DType::BF16) {
+        out[2 * q] = __uint_as_float(words[q] << 16);
+        out[2 * q + 1] = __uint_as_float(words[q] & 0xffff0000u);
+      } else {
+        out[2 * q] = __half2float(__ushort_as_half(uint16_t(words[q] & 0xffffu)));
+        out[2 * q + 1] = __half2float(__ushort_as_half(uint16_t(words[q] >> 16)));
+      }
+    }
+  }
+}
+
+template <DType W, int R>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a) {
+  const int lane = threadIdx.x & 31;
+  const int64_t j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
+  if (j >= a.m) return;
+  const int64_t chunk = a.rows / a.batch;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  const void* wrow = static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W);
+  const bool vec = (a.k % 8) == 0;  // rows then start 16-byte aligned (segments are 4 KiB aligned)
+  if (vec) {
+    for (int64_t i = int64_t(lane) * 8; i < a.k; i += 32 * 8) {
+      float wv[8];
+      load8<W>(wrow, i, wv);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        if (r < a.rows) {
+          const float4 x0 = *reinterpret_cast<const float4*>(a.x + r * a.k + i);
+          const float4 x1 = *reinterpret_cast<const float4*>(a.x + r * a.k + i + 4);
+          acc[r] += wv[0] * x0.x + wv[1] * x0.y + wv[2] * x0.z + wv[3] * x0.w + wv[4] * x1.x + wv[5] * x1.y +
+                    wv[6] * x1.z + wv[7] * x1.w;
+        }
+      }
+    }
+  } else {
+    for (int64_t i = lane; i < a.k; i += 32) {
+      const float wv = cuda::ld(wrow, W, uint64_t(i));
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (r < a.rows) acc[r] += wv * a.x[r * a.k + i];
+    }
+  }
+  const float bias = a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (r >= a.rows) break;
+    const float v = cuda::warp_sum(acc[r]) + bias;
+    if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) {
+      float* y = a.y + r * a.m + j;
+      *y = a.accumulate ? *y + v : v;
+    }
+  }
+}
+
+constexpr int kTile = 64, kTileK = 16;
+
+template <DType W>
+__global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
+  __shared__ float xs[kTileK][kTile + 4];
+  __shared__ float ws[kTileK][kTile + 4];
+  const int64_t r0 = int64_t(blockIdx.y) * kTile, j0 = int64_t(blockIdx.x) * kTile;
+  const int64_t chunk = a.rows / a.batch;
+  const int tr = threadIdx.x / 16, tc = threadIdx.x % 16;  // 16 × 16 threads, 4 × 4 outputs each
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < a.k; k0 += kTileK) {
+    // 64 × 16 elements of each operand: 4 per thread, k fastest so global reads coalesce.
+    for (int e = threadIdx.x; e < kTile * kTileK; e += 256) {
+      const int row = e / kTileK, kk = e % kTileK;
+      const int64_t k = k0 + kk;
+      const int64_t xr = r0 + row, wj = j0 + row;
+      xs[kk][row] = (xr < a.rows && k < a.k) ? a.x[xr * a.k + k] : 0.0f;
+      ws[kk][row] = (wj < a.m && k < a.k) ? cuda::ld(a.w, W, uint64_t(wj * a.k + k)) : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      float xv[4], wv[4];
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        xv[q] = xs[kk][tr * 4 + q];
+        wv[q] = ws[kk][tc * 4 + q];
+      }
+#pragma unroll
+      for (int p = 0; p < 4; ++p)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) acc[p][q] += xv[p] * wv[q];
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    const int64_t r = r0 + tr * 4 + p;
+    if (r >= a.rows || !cuda::row_valid(a.n_valid, r, chunk)) continue;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int64_t j = j0 + tc * 4 + q;
+      if (j >= a.m) continue;
+      const float v = acc[p][q] + (a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f);
+      float* y = a.y + r * a.m + j;
+      *y = a.accumulate ? *y + v : v;
+    }
+  }
+}
+
+template <DType W>
+void launch(const MatmulArgs& a, cudaStream_t s) {
+  if (a.rows <= kGemvMaxRows) {
+    const dim3 grid(unsigned((a.m + kGemvWarps - 1) / kGemvWarps));
+    if (a.rows <= 1) gemv_kernel<W, 1><<<grid, kGemvWarps * 32, 0, s>>>(a);
+    else if (a.rows <= 2) gemv_kernel<W, 2><<<grid, kGemvWarps * 32, 0, s>>>(a);
+    else if (a.rows <= 4) gemv_kernel<W, 4><<<grid, kGemvWarps * 32, 0, s>>>(a);
+    else gemv_kernel<W, 8><<<grid, kGemvWarps * 32, 0, s>>>(a);
+    return;
+  }
+  const dim3 grid(unsigned((a.m + kTile - 1) / kTile), unsigned((a.rows + kTile - 1) / kTile));
+  gemm_kernel<W><<<grid, 256, 0, s>>>(a);
+}
+
+}  // namespace
+
+void matmul_cuda(const MatmulArgs& a, cudaStream_t s) {
+  switch (a.w_dtype) {
+    case DType::F32: launch<DType::F32>(a, s); break;
+    case DType::BF16: launch<DType::BF16>(a, s); break;
+    case DType::F16: launch<DType::F16>(a, s); break;
+    default: break;
+  }
+}
+
+}  // namespace kiln

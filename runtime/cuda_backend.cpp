@@ -1,0 +1,264 @@
+// The CUDA executor. At creation it:
+//   1. checks the plan's CUDA target against the device's SM arch;
+//   2. uploads the weights section once through a pinned staging buffer (same layout as the
+//      file, so a tensor is base + offset), and allocates arena | KV cache | state in one block;
+//   3. binds every launch to its CUDA kernel and, unless stream mode was asked for, captures
+//      each program once into a CUDA graph: state copy in (from a pinned mirror), the
+//      launches, output copies out (to pinned buffers). Graphs are never re-captured; steps
+//      differ only through the state bytes the host writes into the mirror.
+// A failed CUDA call after creation poisons the executor: every later run() fails with the
+// first error, since a sticky error leaves the CUDA context unusable.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <new>
+
+#include "kernels/cuda/kernels_cuda.h"
+#include "runtime/cuda_check.h"
+#include "runtime/executor.h"
+#include "runtime/launch_args.h"
+
+namespace kiln {
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // "no device" is not sticky, but clear it anyway
+    return 0;
+  }
+  return n;
+}
+
+namespace {
+
+using CudaLaunch = std::function<void(cudaStream_t)>;
+
+Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& t,
+                                    const std::vector<void*>& ptrs) {
+  auto args = make_launch_args(spec, l, t, ptrs);
+  if (!args.is_ok()) return args.status();
+  if (const auto* a = std::get_if<AttentionArgs>(&args.value()); a && a->head_dim > kCudaMaxHeadDim)
+    return unsupported("CUDA attention supports head_dim up to " + std::to_string(kCudaMaxHeadDim) + ", the plan has " +
+                       std::to_string(a->head_dim));
+  return CudaLaunch([a = args.take()](cudaStream_t s) {
+    std::visit(
+        [s](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, EmbeddingArgs>) embedding_cuda(x, s);
+          else if constexpr (std::is_same_v<T, RmsNormArgs>) rmsnorm_cuda(x, s);
+          else if constexpr (std::is_same_v<T, MatmulArgs>) matmul_cuda(x, s);
+          else if constexpr (std::is_same_v<T, RopeArgs>) rope_cuda(x, s);
+          else if constexpr (std::is_same_v<T, KvWriteArgs>) kv_write_cuda(x, s);
+          else if constexpr (std::is_same_v<T, AttentionArgs>) attention_cuda(x, s);
+          else if constexpr (std::is_same_v<T, SwigluArgs>) swiglu_cuda(x, s);
+        },
+        a);
+  });
+}
+
+constexpr uint64_t kAlign = 256;
+uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+class CudaExecutor final : public Executor {
+ public:
+  ~CudaExecutor() override {
+    for (auto& p : programs_)
+      if (p.exec) cudaGraphExecDestroy(p.exec);
+    if (stream_) cudaStreamDestroy(stream_);
+    cudaFree(weights_);
+    cudaFree(memory_);
+    cudaFreeHost(host_state_);
+    for (auto& [t, p] : host_outputs_) cudaFreeHost(p);
+  }
+
+  const char* backend() const override { return "cuda"; }
+  uint8_t* host_state() override { return static_cast<uint8_t*>(host_state_); }
+  const void* host_output(uint32_t tensor) override {
+    auto it = host_outputs_.find(tensor);
+    return it == host_outputs_.end() ? nullptr : it->second;
+  }
+  std::string describe() const override {
+    return "cuda device " + std::to_string(opts_.device) + " (sm_" + std::to_string(sm_) + "), " +
+           (opts_.use_graphs ? "graphs captured once per program" : "stream mode (no graphs)");
+  }
+
+  Status run(int index) override {
+    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
+    Status st = replay(programs_[size_t(index)]);
+    if (!st.is_ok()) poisoned_ = st.message();
+    return st;
+  }
+
+  Status init(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {
+    plan_ = std::move(plan);
+    opts_ = opts;
+    const Plan& p = *plan_;
+    KILN_CUDA_CHECK(cudaSetDevice(opts.device));
+    int major = 0, minor = 0;
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, opts.device));
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, opts.device));
+    sm_ = major * 10 + minor;
+    std::vector<uint32_t> archs;
+    for (const auto& t : p.targets())
+      if (t.backend == "cuda") archs = t.sm_archs;
+    if (archs.empty()) return unsupported("plan was not compiled for CUDA (kiln compile --target cuda or all)");
+    if (std::find(archs.begin(), archs.end(), uint32_t(sm_)) == archs.end()) {
+      std::string want;
+      for (uint32_t a : archs) want += (want.empty() ? "sm_" : ", sm_") + std::to_string(a);
+      return unsupported("plan was compiled for " + want + " but CUDA device " + std::to_string(opts.device) + " is sm_" +
+                         std::to_string(sm_));
+    }
+    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+
+    // Weights: the whole section, uploaded through a pinned staging buffer.
+    const uint8_t* file_weights = nullptr;
+    uint64_t weights_size = 0;
+    for (const SegmentInfo& s : p.segments()) weights_size = std::max(weights_size, s.offset + s.size);
+    for (const TensorInfo& t : p.tensors())
+      if (t.region == Region::kWeights) {
+        file_weights = static_cast<const uint8_t*>(p.weight_data(t)) - t.offset;
+        break;
+      }
+    if (weights_size > 0) {
+      KILN_CUDA_CHECK(cudaMalloc(&weights_, weights_size));
+      KILN_RETURN_IF_ERROR(upload(file_weights, weights_size));
+    }
+
+    // Arena | KV cache | state in one allocation, zeroed.
+    const MemoryInfo& mem = p.memory();
+    const uint64_t arena_off = 0, kv_off = align_up(mem.arena_bytes), state_off = kv_off + align_up(mem.kv_bytes);
+    const uint64_t total = state_off + align_up(std::max<uint64_t>(mem.state_bytes, 1));
+    KILN_CUDA_CHECK(cudaMalloc(&memory_, total));
+    KILN_CUDA_CHECK(cudaMemsetAsync(memory_, 0, total, stream_));
+    uint8_t* base = static_cast<uint8_t*>(memory_);
+    state_dev_ = base + state_off;
+    state_bytes_ = mem.state_bytes;
+    KILN_CUDA_CHECK(cudaMallocHost(&host_state_, std::max<uint64_t>(mem.state_bytes, 1)));
+    std::memset(host_state_, 0, std::max<uint64_t>(mem.state_bytes, 1));
+
+    std::vector<void*> ptrs(p.tensors().size());
+    for (size_t i = 0; i < p.tensors().size(); ++i) {
+      const TensorInfo& t = p.tensors()[i];
+      switch (t.region) {
+        case Region::kWeights: ptrs[i] = static_cast<uint8_t*>(weights_) + t.offset; break;
+        case Region::kArena: ptrs[i] = base + arena_off + t.offset; break;
+        case Region::kKvCache: ptrs[i] = base + kv_off + t.offset; break;
+        case Region::kState: ptrs[i] = base + state_off + t.offset; break;
+      }
+    }
+    for (const ProgramInfo& pr : p.programs()) {
+      Program prog;
+      for (const LaunchInfo& l : pr.launches) {
+        auto bound = bind_cuda_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs);
+        if (!bound.is_ok()) return bound.status();
+        prog.launches.push_back(bound.take());
+      }
+      for (uint32_t o : pr.outputs) {
+        if (!host_outputs_.count(o)) {
+          void* h = nullptr;
+          KILN_CUDA_CHECK(cudaMallocHost(&h, p.tensors()[o].size_bytes));
+          host_outputs_[o] = h;
+        }
+        prog.outputs.push_back({ptrs[o], host_outputs_[o], p.tensors()[o].size_bytes});
+      }
+      programs_.push_back(std::move(prog));
+    }
+    KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (opts.use_graphs)
+      for (Program& prog : programs_) KILN_RETURN_IF_ERROR(capture(prog));
+    return Status::ok();
+  }
+
+ private:
+  struct Output {
+    void* dev;
+    void* host;
+    uint64_t bytes;
+  };
+  struct Program {
+    std::vector<CudaLaunch> launches;
+    std::vector<Output> outputs;
+    cudaGraphExec_t exec = nullptr;
+  };
+
+  Status upload(const uint8_t* src, uint64_t n) {
+    constexpr uint64_t kStage = uint64_t(64) << 20;
+    void* stage = nullptr;
+    KILN_CUDA_CHECK(cudaMallocHost(&stage, std::min(n, kStage)));
+    Status st;
+    for (uint64_t off = 0; off < n && st.is_ok(); off += kStage) {
+      const uint64_t len = std::min(kStage, n - off);
+      std::memcpy(stage, src + off, len);
+      const cudaError_t e = cudaMemcpy(static_cast<uint8_t*>(weights_) + off, stage, len, cudaMemcpyHostToDevice);
+      if (e != cudaSuccess) st = cuda_status(e, "cudaMemcpy(weights)", __FILE__, __LINE__);
+    }
+    cudaFreeHost(stage);
+    return st;
+  }
+
+  // The replay body: state in, launches, outputs out. Recorded once into a graph, or run as is.
+  Status enqueue(const Program& prog, bool check_each) {
+    if (state_bytes_ > 0)
+      KILN_CUDA_CHECK(cudaMemcpyAsync(state_dev_, host_state_, state_bytes_, cudaMemcpyHostToDevice, stream_));
+    for (const CudaLaunch& l : prog.launches) {
+      l(stream_);
+      if (check_each) KILN_CUDA_CHECK(cudaGetLastError());
+    }
+    for (const Output& o : prog.outputs)
+      KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
+    return Status::ok();
+  }
+
+  Status capture(Program& prog) {
+    cudaGraph_t graph = nullptr;
+    KILN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    Status st = enqueue(prog, /*check_each=*/false);
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    if (!st.is_ok()) {
+      if (graph) cudaGraphDestroy(graph);
+      return Status(st.code(), "graph capture failed: " + st.message());
+    }
+    if (end != cudaSuccess) return cuda_status(end, "cudaStreamEndCapture", __FILE__, __LINE__);
+    const cudaError_t inst = cudaGraphInstantiate(&prog.exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (inst != cudaSuccess) return cuda_status(inst, "cudaGraphInstantiate", __FILE__, __LINE__);
+    return Status::ok();
+  }
+
+  Status replay(const Program& prog) {
+    if (prog.exec) KILN_CUDA_CHECK(cudaGraphLaunch(prog.exec, stream_));
+    else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true));
+    KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    KILN_CUDA_CHECK(cudaGetLastError());
+    return Status::ok();
+  }
+
+  std::shared_ptr<const Plan> plan_;
+  CudaExecutorOptions opts_;
+  int sm_ = 0;
+  cudaStream_t stream_ = nullptr;
+  void* weights_ = nullptr;
+  void* memory_ = nullptr;
+  void* state_dev_ = nullptr;
+  void* host_state_ = nullptr;
+  uint64_t state_bytes_ = 0;
+  std::map<uint32_t, void*> host_outputs_;
+  std::vector<Program> programs_;
+  std::string poisoned_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {
+  if (!plan) return invalid_argument("plan is null");
+  if (cuda_device_count() <= opts.device) return unsupported("no usable CUDA device " + std::to_string(opts.device));
+  std::unique_ptr<CudaExecutor> e(new (std::nothrow) CudaExecutor());
+  if (!e) return Status(StatusCode::kOutOfMemory, "out of memory creating the CUDA executor");
+  KILN_RETURN_IF_ERROR(e->init(std::move(plan), opts));
+  return std::unique_ptr<Executor>(std::move(e));
+}
+
+}  // namespace kiln

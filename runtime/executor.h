@@ -1,0 +1,42 @@
+// An Executor replays a verified plan's programs on one backend. It owns that backend's
+// memory (arena, KV cache, step state; on CUDA also the device copy of the weights) and the
+// bound launches, all allocated when it is made. The Context (runtime/context.h) drives it:
+// it writes a program's inputs into host_state(), calls run(), and reads host_output().
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "runtime/plan.h"
+
+namespace kiln {
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual const char* backend() const = 0;
+  // The state region as the host writes it before run(). On the CPU it is the state itself;
+  // on CUDA a pinned mirror that each replay copies to the device first.
+  virtual uint8_t* host_state() = 0;
+  // Host-visible bytes of an output tensor of the last program run (CUDA copies each
+  // program's outputs back at the end of its replay).
+  virtual const void* host_output(uint32_t tensor) = 0;
+  // Replays program `index` and waits for it. After a CUDA error that poisons the device
+  // context, this and every later call fail with the same message.
+  virtual Status run(int index) = 0;
+  // One line on how programs are replayed (e.g. "cuda graphs, captured 2 programs").
+  virtual std::string describe() const = 0;
+};
+
+Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads);
+
+struct CudaExecutorOptions {
+  int device = 0;
+  bool use_graphs = true;  // false: stream mode (launch by launch), for debugging
+};
+// Fails with kUnsupported when this build has no CUDA backend or no device is usable.
+Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts);
+// Number of usable CUDA devices (0 without a CUDA build, driver or device).
+int cuda_device_count();
+
+}  // namespace kiln

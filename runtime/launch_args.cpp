@@ -1,0 +1,59 @@
+// Turns a validated launch into its kernel's argument struct (kernels/<op>.h) with resolved
+// pointers: host pointers for the CPU backend, device pointers for CUDA. Shapes come from the
+// tensor table, which the loader has already checked against each kernel's contract.
+#include "runtime/launch_args.h"
+
+namespace kiln {
+
+Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& t,
+                                    const std::vector<void*>& ptrs) {
+  auto in = [&](int i) -> const TensorInfo& { return t[l.inputs[size_t(i)]]; };
+  auto inp = [&](int i) -> void* { return l.inputs[size_t(i)] == kNoTensor ? nullptr : ptrs[l.inputs[size_t(i)]]; };
+  auto out = [&](int i) -> const TensorInfo& { return t[l.outputs[size_t(i)]]; };
+  auto outp = [&](int i) -> void* { return ptrs[l.outputs[size_t(i)]]; };
+  auto f32 = [](void* p) { return static_cast<float*>(p); };
+  auto i32 = [](void* p) { return static_cast<const int32_t*>(p); };
+
+  if (&spec == &kEmbeddingSpec) {
+    EmbeddingArgs a{i32(inp(0)), inp(1), in(1).dtype, f32(outp(0)), in(0).numel(), in(1).shape[0], in(1).shape[1]};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kRmsNormSpec) {
+    RmsNormArgs a{f32(inp(0)), inp(1), in(1).dtype, f32(outp(0)), in(0).shape[0], in(0).shape[1], float(l.float_attrs[0])};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kMatmulSpec) {
+    const bool has_bias = l.inputs[2] != kNoTensor;
+    MatmulArgs a{f32(inp(0)), inp(1), in(1).dtype, inp(2), has_bias ? in(2).dtype : DType::F32, f32(outp(0)),
+                 in(0).shape[0], in(0).shape[1], in(1).shape[0], l.int_attrs[0] != 0,
+                 i32(inp(3)), l.inputs[3] == kNoTensor ? 1 : in(3).shape[0]};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kRopeSpec) {
+    const int64_t b = in(1).shape[0];
+    RopeArgs a{f32(outp(0)), f32(inp(0)), i32(inp(1)), b, in(2).shape[0] / b, in(2).shape[1],
+               l.int_attrs[0], l.int_attrs[1], float(l.float_attrs[0])};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kKvWriteSpec) {
+    const int64_t b = out(0).shape[0];
+    KvWriteArgs a{f32(inp(0)), i32(inp(1)), i32(inp(2)), outp(0), outp(1), out(0).dtype, b, in(0).shape[0] / b,
+                  out(0).shape[1], l.int_attrs[0], l.int_attrs[1], l.int_attrs[2]};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kAttentionSpec) {
+    const int64_t b = in(1).shape[0];
+    AttentionArgs a{f32(inp(0)), inp(1), inp(2), in(1).dtype, i32(inp(3)), i32(inp(4)), f32(outp(0)), b,
+                    in(0).shape[0] / b, in(1).shape[1], l.int_attrs[0], l.int_attrs[1], l.int_attrs[2],
+                    float(l.float_attrs[0])};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kSwigluSpec) {
+    SwigluArgs a{f32(inp(0)), f32(outp(0)), in(0).shape[0], in(0).shape[1] / 2};
+    return LaunchArgs(a);
+  }
+  return unsupported(std::string("no argument binding for kernel '") + spec.name + "'");
+}
+
+
+}  // namespace kiln

@@ -1,0 +1,23 @@
+// One launch's kernel arguments, shared by every backend (see launch_args.cpp).
+#pragma once
+#include <variant>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/embedding.h"
+#include "kernels/kv_write.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+#include "runtime/plan.h"
+
+namespace kiln {
+
+using LaunchArgs = std::variant<EmbeddingArgs, RmsNormArgs, MatmulArgs, RopeArgs, KvWriteArgs, AttentionArgs, SwigluArgs>;
+
+// ptrs[i] is where tensor i lives for the backend (weights included).
+Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& tensors,
+                                    const std::vector<void*>& ptrs);
+
+}  // namespace kiln
