@@ -47,11 +47,16 @@ void copy_dir(const std::string& from, const std::string& to) {
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error("copy failed: " + cmd);
 }
 
-std::string fixture(const std::string& name) { return std::string(KILN_FIXTURES_DIR) + "/llama/" + name; }
+std::string fixtures_root() {
+  const char* env = std::getenv("KILN_FIXTURES_DIR");
+  return env && *env ? std::string(env) : std::string(KILN_FIXTURES_DIR);
+}
+
+std::string fixture(const std::string& name) { return fixtures_root() + "/llama/" + name; }
 
 std::vector<std::string> llama_fixture_names() {
   std::vector<std::string> names;
-  const std::string dir = std::string(KILN_FIXTURES_DIR) + "/llama";
+  const std::string dir = fixtures_root() + "/llama";
   DIR* d = opendir(dir.c_str());
   if (!d) return names;
   while (dirent* e = readdir(d)) {

@@ -25,7 +25,9 @@ class TempDir {
 std::vector<uint8_t> read_bytes(const std::string& path);
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 void copy_dir(const std::string& from, const std::string& to);
-std::string fixture(const std::string& name);       // tests/fixtures/llama/<name>
+// tests/fixtures, or $KILN_FIXTURES_DIR when set (a build carried to another machine).
+std::string fixtures_root();
+std::string fixture(const std::string& name);       // <root>/llama/<name>
 std::vector<std::string> llama_fixture_names();     // every folder under tests/fixtures/llama
 
 double rel_l2(const float* out, const float* ref, size_t n);

@@ -77,7 +77,7 @@ TEST_CASE("cli: compile, inspect, eval and generate a fixture end to end") {
 
 TEST_CASE("cli: compile --lora merges weighted adapters and inspect lists them") {
   TempDir d;
-  const std::string fx = std::string(KILN_FIXTURES_DIR) + "/lora/two_adapters";
+  const std::string fx = kiln::test::fixtures_root() + "/lora/two_adapters";
   std::string out;
   REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("tied_f32") + " --lora " + fx + "/a:0.7 --lora " +
                                               fx + "/b:0.3 -o " + (d / "m.kplan") + " --dtype f32 --max-seq 32", &out) == 0, out);
@@ -92,7 +92,7 @@ TEST_CASE("cli: compile --lora merges weighted adapters and inspect lists them")
   REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --max-new-tokens " +
                                       std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) + " --output-ids 2>/dev/null", &out) == 0);
   CHECK(last_line(out) == expect);
-  CHECK(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("gqa_f32") + " --lora " + std::string(KILN_FIXTURES_DIR) + "/lora/wrong_shape/adapter -o " + (d / "x.kplan"), &out) != 0);
+  CHECK(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("gqa_f32") + " --lora " + kiln::test::fixtures_root() + "/lora/wrong_shape/adapter -o " + (d / "x.kplan"), &out) != 0);
   CHECK(out.find("kiln: error: ") == 0);
   CHECK_FALSE(kiln::test::run_command("test -e " + (d / "x.kplan"), &out) == 0);
 }

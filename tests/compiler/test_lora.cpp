@@ -19,7 +19,7 @@ using kiln::test::TempDir;
 
 namespace {
 
-std::string lora_fixture(const std::string& name) { return std::string(KILN_FIXTURES_DIR) + "/lora/" + name; }
+std::string lora_fixture(const std::string& name) { return kiln::test::fixtures_root() + "/lora/" + name; }
 
 std::string read_line(const std::string& path) {
   std::ifstream in(path);

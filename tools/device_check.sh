@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One prepared run on a machine with an NVIDIA GPU (an H200 in practice):
+#   1. use the sm_90 build in $BUILD_DIR (default build-sm90, e.g. carried from a dev machine)
+#      or build one here when cmake and the Debian headers are present;
+#   2. run the CUDA tests (tests/cuda) and the CPU suite;
+#   3. benchmark decode and prefill on random-weight Llama-3.2-1B and Llama-3.1-8B shapes
+#      (kiln-random-llama) against the device-to-device copy floor measured in the same run,
+#      and against HF transformers eager on the same weights when torch is importable.
+# Logs go to the folder given as $1 (default ./device-check); a short table is printed last.
+#   tools/device_check.sh OUT_DIR            (SHAPES="1b 8b" by default; SHAPES=1b for a quick run)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-device-check}"
+mkdir -p "$out"
+build="${BUILD_DIR:-build-sm90}"
+shapes="${SHAPES:-1b 8b}"
+work="${WORK_DIR:-/tmp/kiln-device-check}"
+mkdir -p "$work"
+table="$out/table.txt"
+: > "$table"
+row() { printf '%-44s %s\n' "$1" "$2" | tee -a "$table"; }
+
+{ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true; } > "$out/gpu.txt" 2>&1
+gpu="$(head -1 "$out/gpu.txt")"
+
+if [ ! -x "$build/kiln" ]; then
+  echo "== building $build for sm_90"
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+    > "$out/build.log" 2>&1 && cmake --build "$build" -j "$(nproc)" >> "$out/build.log" 2>&1 \
+    || { echo "build failed (see $out/build.log)"; tail -20 "$out/build.log"; exit 1; }
+fi
+export KILN_FIXTURES_DIR="$PWD/tests/fixtures"
+
+echo "== CUDA tests"
+"$build/tests/kiln_cuda_tests" --success=false > "$out/cuda_tests.log" 2>&1
+cuda_rc=$?
+row "CUDA tests (tests/cuda)" "$( [ $cuda_rc -eq 0 ] && echo pass || echo "FAIL rc=$cuda_rc" ); $(grep -E 'test cases' "$out/cuda_tests.log" | tail -1)"
+grep -q "SKIPPED: no CUDA device" "$out/cuda_tests.log" && row "WARNING" "CUDA tests skipped: no device visible"
+"$build/tests/kiln_tests" > "$out/cpu_tests.log" 2>&1
+row "CPU tests (tests/)" "$( [ $? -eq 0 ] && echo pass || echo FAIL ); $(grep -E 'test cases' "$out/cpu_tests.log" | tail -1)"
+
+for shape in $shapes; do
+  ck="$work/llama-$shape"
+  plan="$work/llama-$shape.kplan"
+  [ -f "$ck/config.json" ] || "$build/kiln-random-llama" --shape "$shape" "$ck" > "$out/random-$shape.log" 2>&1
+  "$build/kiln" compile "$ck" -o "$plan" --dtype bf16 --max-seq 2048 --batch 1 --chunk 512 --target cuda \
+    > "$out/compile-$shape.log" 2>&1 || { row "compile $shape" "FAIL (see compile-$shape.log)"; continue; }
+  for ctxlen in 128 1024; do
+    "$build/kiln-bench" "$plan" --device cuda --steps 256 --context $ctxlen --prefill 512 \
+      > "$out/bench-$shape-ctx$ctxlen.log" 2>&1
+    r="$(grep '^RESULT' "$out/bench-$shape-ctx$ctxlen.log")"
+    if [ -z "$r" ]; then row "kiln $shape decode ctx $ctxlen" "FAIL: $(tail -1 "$out/bench-$shape-ctx$ctxlen.log")"; continue; fi
+    dec=$(sed -E 's/.*decode_ms=([0-9.]+).*/\1/' <<<"$r"); fl=$(sed -E 's/.*floor_ms=([0-9.]+).*/\1/' <<<"$r")
+    pf=$(sed -E 's/.*prefill_ms=([0-9.]+).*/\1/' <<<"$r"); bw=$(sed -E 's/.*gbs=([0-9.]+).*/\1/' <<<"$r")
+    row "kiln $shape decode ctx $ctxlen (ms/token)" "$dec (floor $fl at copy $bw GB/s)"
+    [ $ctxlen -eq 128 ] && row "kiln $shape prefill 512 tokens (ms)" "$pf"
+  done
+  if python3 -c "import torch, transformers" 2>/dev/null; then
+    python3 bench/hf_decode.py "$ck" --steps 64 --context 128 > "$out/hf-$shape.log" 2>&1
+    row "HF eager $shape decode ctx 128 (ms/token)" "$(grep '^RESULT' "$out/hf-$shape.log" | sed -E 's/.*decode_ms=([0-9.]+).*/\1/' || echo n/a)"
+  fi
+  rm -f "$plan"
+done
+
+echo
+echo "== device check on ${gpu:-unknown GPU}, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%F)"
+cat "$table"
