@@ -26,9 +26,14 @@ inline constexpr KernelSpec kRopeSpec{"rope", 1, 3, 1, 2, 1};            // kern
 inline constexpr KernelSpec kKvWriteSpec{"kv_write", 1, 3, 2, 3, 0};     // kernels/kv_write.h
 inline constexpr KernelSpec kAttentionSpec{"attention", 1, 5, 1, 3, 1};  // kernels/attention.h
 inline constexpr KernelSpec kSwigluSpec{"swiglu", 1, 1, 1, 0, 0};        // kernels/swiglu.h
+inline constexpr KernelSpec kHeadMatmulSpec{"head_matmul", 1, 3, 1, 0, 0};    // kernels/head_matmul.h
+inline constexpr KernelSpec kMlaKvWriteSpec{"mla_kv_write", 1, 4, 1, 0, 0};   // kernels/mla.h
+inline constexpr KernelSpec kMlaAttentionSpec{"mla_attention", 1, 5, 1, 3, 1};  // kernels/mla.h
+inline constexpr KernelSpec kMoeRouteSpec{"moe_route", 1, 4, 2, 5, 1};        // kernels/moe.h
+inline constexpr KernelSpec kMoeExpertsSpec{"moe_experts", 1, 6, 2, 0, 0};    // kernels/moe.h
 
-inline constexpr const KernelSpec* kAllKernelSpecs[] = {&kEmbeddingSpec, &kRmsNormSpec, &kMatmulSpec,
-                                                 &kRopeSpec,      &kKvWriteSpec, &kAttentionSpec,
-                                                 &kSwigluSpec};
+inline constexpr const KernelSpec* kAllKernelSpecs[] = {
+    &kEmbeddingSpec, &kRmsNormSpec,    &kMatmulSpec,       &kRopeSpec,     &kKvWriteSpec,   &kAttentionSpec,
+    &kSwigluSpec,    &kHeadMatmulSpec, &kMlaKvWriteSpec,   &kMlaAttentionSpec, &kMoeRouteSpec, &kMoeExpertsSpec};
 
 }  // namespace kiln

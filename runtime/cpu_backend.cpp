@@ -23,6 +23,11 @@ Result<BoundLaunch> bind_cpu_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, KvWriteArgs>) kv_write_cpu(x, pool);
           else if constexpr (std::is_same_v<T, AttentionArgs>) attention_cpu(x, pool);
           else if constexpr (std::is_same_v<T, SwigluArgs>) swiglu_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, HeadMatmulArgs>) head_matmul_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, MlaKvWriteArgs>) mla_kv_write_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, MlaAttentionArgs>) mla_attention_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, MoeRouteArgs>) moe_route_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, MoeExpertsArgs>) moe_experts_cpu(x, pool);
         },
         a);
   });

@@ -43,6 +43,10 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
   if (const auto* a = std::get_if<AttentionArgs>(&args.value()); a && a->head_dim > kCudaMaxHeadDim)
     return unsupported("CUDA attention supports head_dim up to " + std::to_string(kCudaMaxHeadDim) + ", the plan has " +
                        std::to_string(a->head_dim));
+  if (std::holds_alternative<HeadMatmulArgs>(args.value()) || std::holds_alternative<MlaKvWriteArgs>(args.value()) ||
+      std::holds_alternative<MlaAttentionArgs>(args.value()) || std::holds_alternative<MoeRouteArgs>(args.value()) ||
+      std::holds_alternative<MoeExpertsArgs>(args.value()))
+    return unsupported(std::string("kernel '") + spec.name + "' has no CUDA implementation yet (run this plan on the CPU)");
   return CudaLaunch([a = args.take()](cudaStream_t s) {
     std::visit(
         [s](const auto& x) {

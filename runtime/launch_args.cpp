@@ -52,6 +52,39 @@ Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l,
     SwigluArgs a{f32(inp(0)), f32(outp(0)), in(0).shape[0], in(0).shape[1] / 2};
     return LaunchArgs(a);
   }
+  auto batch_of = [&](int i) -> int64_t { return l.inputs[size_t(i)] == kNoTensor ? 1 : in(i).shape[0]; };
+  if (&spec == &kHeadMatmulSpec) {
+    HeadMatmulArgs a{f32(inp(0)), inp(1), in(1).dtype, f32(outp(0)), in(0).shape[0], in(1).shape[0], in(1).shape[2],
+                     in(1).shape[1], i32(inp(2)), batch_of(2)};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kMlaKvWriteSpec) {
+    const int64_t b = out(0).shape[0];
+    MlaKvWriteArgs a{f32(inp(0)), f32(inp(1)), i32(inp(2)), i32(inp(3)), outp(0), out(0).dtype, b, in(0).shape[0] / b,
+                     out(0).shape[1], in(0).shape[1], in(1).shape[1]};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kMlaAttentionSpec) {
+    const int64_t b = in(2).shape[0];
+    MlaAttentionArgs a{f32(inp(0)), f32(inp(1)), inp(2), in(2).dtype, i32(inp(3)), i32(inp(4)), f32(outp(0)), b,
+                       in(0).shape[0] / b, in(2).shape[1], l.int_attrs[0], l.int_attrs[1], l.int_attrs[2],
+                       float(l.float_attrs[0])};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kMoeRouteSpec) {
+    const bool has_bias = l.inputs[2] != kNoTensor;
+    MoeRouteArgs a{f32(inp(0)), inp(1), in(1).dtype, inp(2), has_bias ? in(2).dtype : DType::F32,
+                   static_cast<int32_t*>(outp(0)), f32(outp(1)), in(0).shape[0], in(0).shape[1], in(1).shape[0],
+                   out(0).shape[1], MoeTopk(l.int_attrs[0]), MoeScoring(l.int_attrs[1]), l.int_attrs[2], l.int_attrs[3],
+                   l.int_attrs[4] != 0, float(l.float_attrs[0]), i32(inp(3)), batch_of(3)};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kMoeExpertsSpec) {
+    const int64_t dim = in(0).shape[1];
+    MoeExpertsArgs a{f32(inp(0)), i32(inp(1)), f32(inp(2)), inp(3), inp(4), in(3).dtype, f32(outp(0)), f32(outp(1)),
+                     in(0).shape[0], dim, in(4).shape[0] / dim, in(4).shape[1], in(1).shape[1], i32(inp(5)), batch_of(5)};
+    return LaunchArgs(a);
+  }
   return unsupported(std::string("no argument binding for kernel '") + spec.name + "'");
 }
 

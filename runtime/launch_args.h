@@ -5,8 +5,11 @@
 
 #include "kernels/attention.h"
 #include "kernels/embedding.h"
+#include "kernels/head_matmul.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
+#include "kernels/mla.h"
+#include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -14,7 +17,8 @@
 
 namespace kiln {
 
-using LaunchArgs = std::variant<EmbeddingArgs, RmsNormArgs, MatmulArgs, RopeArgs, KvWriteArgs, AttentionArgs, SwigluArgs>;
+using LaunchArgs = std::variant<EmbeddingArgs, RmsNormArgs, MatmulArgs, RopeArgs, KvWriteArgs, AttentionArgs, SwigluArgs,
+                                HeadMatmulArgs, MlaKvWriteArgs, MlaAttentionArgs, MoeRouteArgs, MoeExpertsArgs>;
 
 // ptrs[i] is where tensor i lives for the backend (weights included).
 Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& tensors,

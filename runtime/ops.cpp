@@ -101,6 +101,32 @@ Status check_kv(const Checker& c, const TensorInfo* qkv, const TensorInfo* kc, c
   return c.expect_state(valid, "n_valid");
 }
 
+// An optional n_valid operand: an i32 state tensor (batch,) dividing the rows.
+Status check_n_valid(const Checker& c, int i, int64_t rows) {
+  if (!c.has_in(i)) return Status::ok();
+  KILN_RETURN_IF_ERROR(c.expect_rank(c.in(i), "n_valid", 1));
+  KILN_RETURN_IF_ERROR(c.expect(c.in(i), "n_valid", kI32, c.in(i)->shape));
+  KILN_RETURN_IF_ERROR(c.expect_state(c.in(i), "n_valid"));
+  if (rows % c.in(i)->shape[0] != 0) return invalid_argument("rows are not a multiple of the batch");
+  return Status::ok();
+}
+
+// The latent cache and the step state shared by mla_kv_write and mla_attention.
+Status check_latent_cache(const Checker& c, const TensorInfo* cache, const TensorInfo* start, const TensorInfo* valid,
+                          int64_t rows, int64_t width, const ModelInfo& model, int64_t* batch) {
+  KILN_RETURN_IF_ERROR(c.expect_rank(cache, "cache", 3));
+  const int64_t b = cache->shape[0];
+  if (cache->shape[1] != model.max_seq) return invalid_argument("cache length differs from the plan's max_seq");
+  if (rows % b != 0) return invalid_argument("rows are not a multiple of the batch");
+  KILN_RETURN_IF_ERROR(c.expect(cache, "cache", kFloat, {b, model.max_seq, width}));
+  KILN_RETURN_IF_ERROR(c.expect(start, "start_pos", kI32, {b}));
+  KILN_RETURN_IF_ERROR(c.expect(valid, "n_valid", kI32, {b}));
+  KILN_RETURN_IF_ERROR(c.expect_state(start, "start_pos"));
+  KILN_RETURN_IF_ERROR(c.expect_state(valid, "n_valid"));
+  *batch = b;
+  return Status::ok();
+}
+
 }  // namespace
 
 Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& tensors,
@@ -134,12 +160,7 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     if (c.has_in(2)) KILN_RETURN_IF_ERROR(c.expect(c.in(2), "bias", kFloat, {m}));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, m}));
     if (c.iattr(0) != 0 && c.iattr(0) != 1) return invalid_argument("accumulate must be 0 or 1");
-    if (c.has_in(3)) {
-      KILN_RETURN_IF_ERROR(c.expect_rank(c.in(3), "n_valid", 1));
-      KILN_RETURN_IF_ERROR(c.expect(c.in(3), "n_valid", kI32, c.in(3)->shape));
-      KILN_RETURN_IF_ERROR(c.expect_state(c.in(3), "n_valid"));
-      if (rows % c.in(3)->shape[0] != 0) return invalid_argument("x rows are not a multiple of the batch");
-    }
+    KILN_RETURN_IF_ERROR(check_n_valid(c, 3, rows));
     if (c.in(1)->dtype != DType::F32) scratch = matmul_scratch_floats(k);
   } else if (&spec == &kRopeSpec) {
     const TensorInfo* inv = c.in(0);
@@ -171,6 +192,74 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     if (s[1] % 2 != 0) return invalid_argument("gate|up width is odd");
     KILN_RETURN_IF_ERROR(c.expect(c.in(0), "gu", kF32, s));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "h", kF32, {s[0], s[1] / 2}));
+  } else if (&spec == &kHeadMatmulSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 2));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "w", 3));
+    const int64_t rows = c.in(0)->shape[0], h = c.in(1)->shape[0], m = c.in(1)->shape[1], k = c.in(1)->shape[2];
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", kF32, {rows, h * k}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloat, {h, m, k}));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, h * m}));
+    KILN_RETURN_IF_ERROR(check_n_valid(c, 2, rows));
+    if (l.inputs[0] == l.outputs[0]) return invalid_argument("head_matmul cannot work in place");
+    if (c.in(1)->dtype != DType::F32) scratch = uint64_t(k);
+  } else if (&spec == &kMlaKvWriteSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "ckv", 2));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "kpe", 2));
+    const int64_t rows = c.in(0)->shape[0], rank = c.in(0)->shape[1], rope = c.in(1)->shape[1];
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "ckv", kF32, {rows, rank}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "kpe", kF32, {rows, rope}));
+    int64_t b = 0;
+    KILN_RETURN_IF_ERROR(check_latent_cache(c, &c.out(0), c.in(2), c.in(3), rows, rank + rope, model, &b));
+  } else if (&spec == &kMlaAttentionSpec) {
+    const int64_t heads = c.iattr(0), rank = c.iattr(1), rope = c.iattr(2);
+    if (!positive({heads, rank, rope})) return invalid_argument("head attributes are invalid");
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "q_lat", 2));
+    const int64_t rows = c.in(0)->shape[0];
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "q_lat", kF32, {rows, heads * rank}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "q_pe", kF32, {rows, heads * rope}));
+    int64_t b = 0;
+    KILN_RETURN_IF_ERROR(check_latent_cache(c, c.in(2), c.in(3), c.in(4), rows, rank + rope, model, &b));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", kF32, {rows, heads * rank}));
+    scratch = uint64_t(model.max_seq + rank + rope);
+  } else if (&spec == &kMoeRouteSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "h", 2));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "gate", 2));
+    KILN_RETURN_IF_ERROR(c.expect_rank(&c.out(0), "ids", 2));
+    const int64_t rows = c.in(0)->shape[0], dim = c.in(0)->shape[1], e = c.in(1)->shape[0], k = c.out(0).shape[1];
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "h", kF32, {rows, dim}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "gate", kFloat, {e, dim}));
+    if (c.has_in(2)) KILN_RETURN_IF_ERROR(c.expect(c.in(2), "bias", kFloat, {e}));
+    KILN_RETURN_IF_ERROR(check_n_valid(c, 3, rows));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "ids", kI32, {rows, k}));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "weights", kF32, {rows, k}));
+    const int64_t method = c.iattr(0), scoring = c.iattr(1), groups = c.iattr(2), topk_group = c.iattr(3);
+    if (method < 0 || method > 2 || scoring < 0 || scoring > 1 || (c.iattr(4) != 0 && c.iattr(4) != 1))
+      return invalid_argument("routing attributes are invalid");
+    if (k > e) return invalid_argument("top_k exceeds the number of experts");
+    if (method != 0 && (groups <= 0 || groups > 64 || e % groups != 0 || topk_group <= 0 || topk_group > groups ||
+                        k > topk_group * (e / groups) || (method == 2 && e / groups < 2)))
+      return invalid_argument("expert groups are invalid");
+    if (method == 2 && !c.has_in(2)) return invalid_argument("noaux_tc routing needs the correction bias");
+    scratch = uint64_t(2 * e);
+  } else if (&spec == &kMoeExpertsSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "h", 2));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "ids", 2));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(4), "w_down", 2));
+    const int64_t rows = c.in(0)->shape[0], dim = c.in(0)->shape[1], k = c.in(1)->shape[1], ffn = c.in(4)->shape[1];
+    if (c.in(4)->shape[0] % dim != 0) return invalid_argument("w_down rows are not a multiple of dim");
+    const int64_t e = c.in(4)->shape[0] / dim;
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "h", kF32, {rows, dim}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "ids", kI32, {rows, k}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(2), "weights", kF32, {rows, k}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(3), "w_gu", kFloat, {e * 2 * ffn, dim}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(4), "w_down", {c.in(3)->dtype}, {e * dim, ffn}));
+    KILN_RETURN_IF_ERROR(check_n_valid(c, 5, rows));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, dim}));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", kF32, {2 * ffn}));
+    for (int i = 0; i < 5; ++i)
+      if (l.inputs[size_t(i)] == l.outputs[1]) return invalid_argument("the workspace aliases an input");
+    if (l.outputs[0] == l.outputs[1] || l.inputs[0] == l.outputs[0]) return invalid_argument("outputs alias");
+    scratch = uint64_t(std::max(dim, ffn));
   } else {
     return unsupported("no validator for kernel " + name);
   }

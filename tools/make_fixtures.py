@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Generate tiny random Llama checkpoints + reference outputs for kiln tests.
+"""Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek}]
 
-  --only all    (default) the llama fixtures, then the LoRA fixtures
-  --only llama  only tests/fixtures/llama/
-  --only lora   only tests/fixtures/lora/ (needs the llama fixtures in place:
-                it reuses their checkpoints, input_ids and prompt_ids)
+  --only all       (default) the llama fixtures, then the LoRA fixtures, then the DeepSeek fixtures
+  --only llama     only tests/fixtures/llama/
+  --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
+                   it reuses their checkpoints, input_ids and prompt_ids)
+  --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
 
 Step 1 (bootstrap, stdlib only): create <repo>/.venv-fixtures, pip-install
 pinned torch (CPU use only; installed --no-deps so the multi-GB CUDA wheels
@@ -22,6 +23,14 @@ llama fixture folder the adapter belongs to), the adapter folder(s) exactly as
 PeftModel.save_pretrained writes them (README.md removed), weights.txt for
 multi-adapter cases and reference.safetensors computed from the merged model,
 plus tests/fixtures/lora/VERSIONS.txt.
+
+Step 4 (inside the venv): write tests/fixtures/deepseek/<case>/ with tiny random
+DeepseekV2ForCausalLM / DeepseekV3ForCausalLM checkpoints (MLA attention, MoE with
+shared experts; transformers' own classes, not remote code): config.json,
+model.safetensors (experts stored per expert, as on the hub) and
+reference.safetensors in the llama format, plus tests/fixtures/deepseek/VERSIONS.txt.
+The V3 case also carries a fake multi-token-prediction layer (model.layers.<N>.*,
+N = num_hidden_layers) appended to model.safetensors, as the hub checkpoints ship it.
 
 Deterministic and idempotent: every run wipes and rewrites the variant dirs.
 """
@@ -99,8 +108,9 @@ def bootstrap():
 
 def parse_args():
     import argparse
-    ap = argparse.ArgumentParser(description="Generate kiln test fixtures (llama checkpoints, LoRA adapters).")
-    ap.add_argument("--only", choices=["all", "llama", "lora"], default="all",
+    ap = argparse.ArgumentParser(
+        description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints).")
+    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek"], default="all",
                     help="which fixture family to (re)generate (default: all)")
     ap.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args()
@@ -697,6 +707,397 @@ def main_lora():
     assert total < 1_500_000, total
 
 
+# ---------------------------------------------------------------------------
+# DeepSeek fixtures (tests/fixtures/deepseek/<case>/)
+# ---------------------------------------------------------------------------
+
+from transformers import (  # noqa: E402
+    DeepseekV2Config, DeepseekV2ForCausalLM, DeepseekV3Config, DeepseekV3ForCausalLM)
+
+DEEPSEEK_DIR = os.path.join(REPO, "tests", "fixtures", "deepseek")
+
+DS_BASE = dict(
+    vocab_size=256,
+    hidden_size=64,
+    num_attention_heads=4,
+    num_key_value_heads=4,  # MLA: must equal num_attention_heads (DeepseekV3Config defaults it to 128)
+    intermediate_size=128,  # dense MLP (layers < first_k_dense_replace)
+    moe_intermediate_size=32,  # per routed expert; shared experts use moe_intermediate_size * n_shared_experts
+    num_hidden_layers=3,
+    first_k_dense_replace=1,
+    moe_layer_freq=1,  # not a transformers field: kept in config.json as the hub configs have it
+    n_routed_experts=8,
+    num_experts_per_tok=2,
+    n_shared_experts=1,
+    kv_lora_rank=32,
+    qk_rope_head_dim=8,
+    qk_nope_head_dim=16,
+    v_head_dim=16,
+    max_position_embeddings=256,
+    initializer_range=0.1,
+)
+
+DS_NORM_STD = 0.2    # every RMSNorm weight = 1 + N(0, DS_NORM_STD^2) instead of ones
+DS_BIAS_STD = 0.15   # V3 e_score_correction_bias ~ N(0, DS_BIAS_STD^2) instead of zeros
+DS_MIN_ROUTE_MARGIN = 1e-4  # min gap at every expert / group top-k cut in the reference forwards
+DS_MIN_BIAS_FLIPS = 4       # V3: tokens per MoE layer whose expert set the bias changes
+DS_MTP_STD = 0.1
+
+V2_YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 64,
+           "beta_fast": 32, "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707}
+# mscale != mscale_all_dim so that the cos/sin factor (attention_factor) is not 1 here
+V3_YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 64,
+           "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 0.5}
+
+# method: the routing (topk_method) transformers implements for the class (V3 is always noaux_tc + sigmoid);
+# topk_method / scoring_func are also written into config.json like the hub configs have them.
+DS_CASES = [
+    dict(name="v2_greedy_yarn", arch="v2", seed=3101, method="greedy",
+         config=dict(q_lora_rank=None, topk_method="greedy", scoring_func="softmax", norm_topk_prob=False,
+                     routed_scaling_factor=1.0, rope_parameters=V2_YARN)),
+    dict(name="v3_noaux", arch="v3", seed=3202, method="noaux_tc", mtp=True,
+         config=dict(q_lora_rank=24, topk_method="noaux_tc", scoring_func="sigmoid", n_group=4, topk_group=2,
+                     norm_topk_prob=True, routed_scaling_factor=2.5, rope_parameters=V3_YARN,
+                     num_nextn_predict_layers=1)),
+    dict(name="v2_group_limited", arch="v2", seed=3303, method="group_limited_greedy",
+         config=dict(q_lora_rank=24, topk_method="group_limited_greedy", scoring_func="softmax", n_group=4,
+                     topk_group=2, norm_topk_prob=True, routed_scaling_factor=1.5,
+                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+]
+
+
+def ds_classes(arch):
+    return {"v2": (DeepseekV2Config, DeepseekV2ForCausalLM),
+            "v3": (DeepseekV3Config, DeepseekV3ForCausalLM)}[arch]
+
+
+def ds_load(path, arch):
+    _, cls = ds_classes(arch)
+    m = cls.from_pretrained(path, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager")
+    return m.float().eval()
+
+
+def ds_randomize(model, g):
+    """Norm weights start at one and e_score_correction_bias at zero: make them random, non-trivial."""
+    with torch.no_grad():
+        for _, mod in model.named_modules():
+            if type(mod).__name__.endswith("RMSNorm"):
+                mod.weight.copy_(1 + DS_NORM_STD * torch.randn(mod.weight.shape, generator=g))
+            if hasattr(mod, "e_score_correction_bias"):
+                b = mod.e_score_correction_bias
+                b.copy_(DS_BIAS_STD * torch.randn(b.shape, generator=g))
+
+
+def ds_gates(model):
+    return [(i, layer.mlp.gate) for i, layer in enumerate(model.model.layers) if hasattr(layer.mlp, "gate")]
+
+
+def ds_capture(model, fn):
+    """Run fn() and return {layer: (router_logits, topk_weights, topk_indices)} of its last call of every gate."""
+    got, hooks = {}, []
+    for i, gate in ds_gates(model):
+        hooks.append(gate.register_forward_hook(
+            lambda mod, inp, out, i=i: got.__setitem__(i, tuple(t.detach().clone() for t in out))))
+    try:
+        fn()
+    finally:
+        for h in hooks:
+            h.remove()
+    return got
+
+
+def ds_route(method, cfg, router_logits, bias=None, grouped=True):
+    """The expert choice re-derived independently from the router logits (what kiln implements).
+    Returns (indices [T,k] ascending, weights [T,k] aligned with them, min group-cut gap, min expert-cut gap)."""
+    n_exp, k = cfg.n_routed_experts, cfg.num_experts_per_tok
+    if method == "noaux_tc":
+        scores = router_logits.sigmoid()
+        choice = scores + (bias if bias is not None else 0.0)
+    else:
+        scores = router_logits.softmax(dim=-1)
+        choice = scores
+    g_gap = float("inf")
+    if grouped and method != "greedy":
+        n_grp, per = cfg.n_group, n_exp // cfg.n_group
+        grp = choice.view(-1, n_grp, per)
+        gs = grp.topk(2, dim=-1).values.sum(-1) if method == "noaux_tc" else grp.max(dim=-1).values
+        gsorted = gs.sort(dim=-1, descending=True).values
+        g_gap = (gsorted[:, cfg.topk_group - 1] - gsorted[:, cfg.topk_group]).min().item()
+        keep = torch.zeros_like(gs, dtype=torch.bool).scatter(1, gs.topk(cfg.topk_group, dim=-1).indices, True)
+        choice = choice.masked_fill(~keep.repeat_interleave(per, dim=1), float("-inf"))
+    srt = choice.sort(dim=-1, descending=True).values
+    e_gap = (srt[:, k - 1] - srt[:, k]).min().item()
+    idx = choice.topk(k, dim=-1).indices.sort(dim=-1).values
+    w = scores.gather(1, idx)
+    if method == "noaux_tc" and cfg.norm_topk_prob:  # transformers' V2 router never normalises
+        w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)
+    return idx, w * cfg.routed_scaling_factor, g_gap, e_gap
+
+
+def ds_check_routing(case, model, captured, label):
+    """Check transformers' choice against ds_route; return (min gap, per-layer histograms, notes)."""
+    cfg, method = model.config, case["method"]
+    gates = dict(ds_gates(model))
+    min_gap, hists, notes = float("inf"), {}, []
+    for layer, (logits, w_hf, idx_hf) in sorted(captured.items()):
+        bias = getattr(gates[layer], "e_score_correction_bias", None)
+        order = idx_hf.argsort(dim=-1)
+        idx_hf, w_hf = idx_hf.gather(1, order), w_hf.gather(1, order)
+        idx, w, g_gap, e_gap = ds_route(method, cfg, logits, bias)
+        assert torch.equal(idx, idx_hf), "%s layer %d: expert choice differs from ds_route" % (label, layer)
+        assert torch.allclose(w, w_hf, rtol=1e-6, atol=1e-7), "%s layer %d: weights differ" % (label, layer)
+        min_gap = min(min_gap, g_gap, e_gap)
+        hists[layer] = torch.bincount(idx.flatten(), minlength=cfg.n_routed_experts).tolist()
+        sets = lambda t: [tuple(r) for r in t.tolist()]  # noqa: E731
+        if method != "greedy":
+            plain = ds_route(method, cfg, logits, bias, grouped=False)[0]
+            n = sum(a != b for a, b in zip(sets(idx), sets(plain)))
+            notes.append("layer %d: group limit changes the experts of %d/%d tokens" % (layer, n, len(idx)))
+        if bias is not None:
+            nob = ds_route(method, cfg, logits, torch.zeros_like(bias))[0]
+            n = sum(a != b for a, b in zip(sets(idx), sets(nob)))
+            notes.append("layer %d: e_score_correction_bias changes the experts of %d/%d tokens" % (layer, n, len(idx)))
+    return min_gap, hists, notes
+
+
+def ds_expected_rope(rp, dim):
+    """inv_freq (float64) and cos/sin factor the way transformers' yarn computes them (independent re-derivation)."""
+    base = rp["rope_theta"]
+    inv = torch.tensor([base ** (-(2 * i) / dim) for i in range(dim // 2)], dtype=torch.float64)
+    if rp["rope_type"] == "default":
+        return inv, 1.0
+    factor, orig = rp["factor"], rp["original_max_position_embeddings"]
+    ms = lambda s, m=1.0: 1.0 if s <= 1 else 0.1 * m * math.log(s) + 1.0  # noqa: E731
+    if rp.get("mscale") and rp.get("mscale_all_dim"):
+        att = ms(factor, rp["mscale"]) / ms(factor, rp["mscale_all_dim"])
+    else:
+        att = ms(factor)
+    cdim = lambda rot: dim * math.log(orig / (rot * 2 * math.pi)) / (2 * math.log(base))  # noqa: E731
+    low = max(math.floor(cdim(rp.get("beta_fast") or 32)), 0)
+    high = min(math.ceil(cdim(rp.get("beta_slow") or 1)), dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = ((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    extrap = 1 - ramp
+    return inv / factor * (1 - extrap) + inv * extrap, att
+
+
+def ds_check_rope(model, rp):
+    cfg = model.config
+    rot = model.model.rotary_emb
+    want_inv, want_att = ds_expected_rope(rp, cfg.qk_rope_head_dim)
+    assert torch.allclose(rot.inv_freq.double(), want_inv, rtol=1e-6), (rot.inv_freq, want_inv)
+    assert abs(rot.attention_scaling - want_att) < 1e-12, (rot.attention_scaling, want_att)
+    scale = (cfg.qk_nope_head_dim + cfg.qk_rope_head_dim) ** -0.5
+    if rp["rope_type"] != "default" and rp.get("mscale_all_dim"):
+        scale *= (0.1 * rp["mscale_all_dim"] * math.log(rp["factor"]) + 1.0) ** 2
+    attn = model.model.layers[0].self_attn
+    assert abs(attn.scaling - scale) < 1e-12, (attn.scaling, scale)
+    print("  rope %s: inv_freq %s, cos/sin factor (attention_factor) %.9f, softmax scale %.9f (1/sqrt(%d) = %.9f)"
+          % (rp["rope_type"], ["%.9g" % v for v in rot.inv_freq.tolist()], rot.attention_scaling, attn.scaling,
+             cfg.qk_nope_head_dim + cfg.qk_rope_head_dim, (cfg.qk_nope_head_dim + cfg.qk_rope_head_dim) ** -0.5))
+
+
+def ds_build_case(case):
+    name, arch = case["name"], case["arch"]
+    cfg_cls, model_cls = ds_classes(arch)
+    out = os.path.join(DEEPSEEK_DIR, name)
+    for attempt in range(MAX_SEED_TRIES):
+        s = case["seed"] + attempt
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        kw = dict(DS_BASE)
+        kw.update(case["config"])
+        torch.manual_seed(s)
+        g = torch.Generator().manual_seed(s)
+        config = cfg_cls(**kw)
+        model = model_cls(config).eval()
+        ds_randomize(model, g)
+        model.config.dtype = torch.float32
+        model.save_pretrained(out, safe_serialization=True)
+        gen_cfg = os.path.join(out, "generation_config.json")
+        if os.path.exists(gen_cfg):
+            os.remove(gen_cfg)
+
+        ref_model = ds_load(out, arch)
+        in_mem = model.state_dict()
+        got = ref_model.state_dict()
+        assert sorted(got) == sorted(in_mem), sorted(set(got) ^ set(in_mem))
+        for k, v in got.items():
+            assert torch.equal(v, in_mem[k]), "reload mismatch for %s" % k
+
+        input_ids = torch.randint(0, config.vocab_size, (SEQ_BATCH, SEQ_LEN), generator=g)
+        prompt_ids = torch.randint(0, config.vocab_size, (PROMPT_LEN,), generator=g)
+        with torch.no_grad():
+            box = {}
+            cap_ref = ds_capture(ref_model, lambda: box.__setitem__("l", ref_model(input_ids).logits))
+            logits = box["l"].float().contiguous()
+            greedy = ref_model.generate(
+                prompt_ids[None], max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                do_sample=False, eos_token_id=None, pad_token_id=0)[0]
+            cap_gen = ds_capture(ref_model, lambda: ref_model(greedy[None]))
+        manual, margins = greedy_manual(ref_model, prompt_ids)
+        assert greedy.shape == (PROMPT_LEN + NEW_TOKENS,), greedy.shape
+        assert torch.equal(greedy, manual), (greedy, manual)
+        gap_ref, hists, notes = ds_check_routing(case, ref_model, cap_ref, "reference")
+        gap_gen, hists_gen, _ = ds_check_routing(case, ref_model, cap_gen, "greedy")
+        new = greedy[PROMPT_LEN:].tolist()
+        problems = []
+        if min(margins) < MIN_MARGIN:
+            problems.append("min greedy margin %.2e < %g" % (min(margins), MIN_MARGIN))
+        if len(set(new)) < MIN_DISTINCT_NEW:
+            problems.append("only %d distinct greedy ids" % len(set(new)))
+        for special in (config.eos_token_id, config.bos_token_id):
+            if special is not None and special in new:
+                problems.append("greedy produced special id %d" % special)
+        if min(gap_ref, gap_gen) < DS_MIN_ROUTE_MARGIN:
+            problems.append("routing gap %.2e < %g" % (min(gap_ref, gap_gen), DS_MIN_ROUTE_MARGIN))
+        for layer, h in hists.items():
+            if min(h) == 0:
+                problems.append("layer %d: some expert gets no token (%s)" % (layer, h))
+        for n in notes:
+            if "group limit" in n and " 0/" in n:
+                problems.append(n)
+            if "e_score_correction_bias" in n and int(n.split("of ")[1].split("/")[0]) < DS_MIN_BIAS_FLIPS:
+                problems.append(n)
+        if problems:
+            print("  %s seed %d rejected: %s; retrying with seed %d" % (name, s, "; ".join(problems), s + 1))
+            continue
+        print("  %s: seed %d, logits std %.3f, min greedy margin %.3e, greedy new ids %s"
+              % (name, s, logits.std().item(), min(margins), new))
+        print("  routing: method %s, min top-k gap %.3e (reference) / %.3e (greedy sequence)"
+              % (case["method"], gap_ref, gap_gen))
+        for layer in sorted(hists):
+            print("    layer %d tokens per expert: reference %s, greedy sequence %s"
+                  % (layer, hists[layer], hists_gen[layer]))
+        for n in notes:
+            print("    " + n)
+        for layer, gate in ds_gates(ref_model):
+            if hasattr(gate, "e_score_correction_bias"):
+                print("    layer %d e_score_correction_bias %s"
+                      % (layer, ["%.4f" % v for v in gate.e_score_correction_bias.tolist()]))
+        ds_check_rope(ref_model, config.rope_parameters)
+        if arch == "v2" and config.norm_topk_prob:
+            print("  note: config.norm_topk_prob=True, but transformers' DeepseekV2 router never normalises "
+                  "(weights = routed_scaling_factor * softmax score; checked above)")
+        if arch == "v3":
+            print("  rope_interleave=%s (config.json), apply_rotary_pos_emb_interleave used" % config.rope_interleave)
+        # the default experts implementation (grouped_mm when available) must agree with the eager loop
+        alt = model_cls.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
+        with torch.no_grad():
+            d = (alt(input_ids).logits - logits).abs().max().item()
+        print("  experts_implementation %s vs eager: max abs logits diff %.2e"
+              % (alt.config._experts_implementation, d))
+        assert d < 1e-4, d
+        ref = dict(input_ids=input_ids.contiguous(), logits=logits,
+                   prompt_ids=prompt_ids.contiguous(), greedy_ids=greedy.contiguous())
+        return out, ref_model, ref
+    raise SystemExit("%s: no seed passed the checks in %d tries" % (name, MAX_SEED_TRIES))
+
+
+def ds_mtp_tensors(model, g):
+    """A fake MTP module named like DeepSeek-V3's model.layers.61.* (index N = num_hidden_layers): embed_tokens,
+    enorm, hnorm, eh_proj [H, 2H], shared_head.{norm,head}, plus a whole MoE decoder layer (attention, gate with
+    e_score_correction_bias, per-expert and shared-expert projections, both layernorms). Random values."""
+    cfg = model.config
+    n, h = cfg.num_hidden_layers, cfg.hidden_size
+    last = "model.layers.%d." % (n - 1)
+    src = {}
+    with safe_open_model(model) as sd:
+        for k in sorted(sd):
+            if k.startswith(last):
+                src[k[len(last):]] = tuple(sd[k].shape)
+    shapes = {"embed_tokens.weight": (cfg.vocab_size, h), "enorm.weight": (h,), "hnorm.weight": (h,),
+              "eh_proj.weight": (h, 2 * h), "shared_head.norm.weight": (h,),
+              "shared_head.head.weight": (cfg.vocab_size, h)}
+    shapes.update(src)
+    out = {}
+    for k in sorted(shapes):
+        shape = shapes[k]
+        if k.endswith("norm.weight"):
+            t = 1 + DS_NORM_STD * torch.randn(shape, generator=g)
+        elif k.endswith("e_score_correction_bias"):
+            t = DS_BIAS_STD * torch.randn(shape, generator=g)
+        else:
+            t = DS_MTP_STD * torch.randn(shape, generator=g)
+        out["model.layers.%d.%s" % (n, k)] = t.float().contiguous()
+    return out
+
+
+class safe_open_model:  # noqa: N801 - tiny context manager over the saved model.safetensors
+    def __init__(self, model):
+        self.path = os.path.join(model.config.name_or_path, "model.safetensors")
+
+    def __enter__(self):
+        return load_file(self.path)
+
+    def __exit__(self, *a):
+        return False
+
+
+def ds_append_mtp(out, arch, ref_model, ref, seed):
+    path = os.path.join(out, "model.safetensors")
+    with safe_open(path, "pt") as sf:
+        meta = sf.metadata()
+        tensors = {k: sf.get_tensor(k) for k in sf.keys()}
+    g = torch.Generator().manual_seed(seed)
+    mtp = ds_mtp_tensors(ref_model, g)
+    assert not set(mtp) & set(tensors)
+    tensors.update(mtp)
+    save_file(tensors, path, metadata=meta)
+    cfg_path = os.path.join(out, "config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    assert cfg.get("num_nextn_predict_layers") == 1, cfg.get("num_nextn_predict_layers")
+    print("  appended %d MTP tensors (layer %d): %s" % (len(mtp), ref_model.config.num_hidden_layers, ", ".join(
+        "%s %s" % (k, list(v.shape)) for k, v in mtp.items() if ".mlp.experts." not in k or ".experts.0." in k)))
+    # transformers must still load the folder (ignoring those keys) and give the same logits
+    import logging
+    records = []
+
+    class Grab(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    tlog = logging.getLogger("transformers")
+    h = Grab()
+    tlog.addHandler(h)
+    try:
+        m2 = ds_load(out, arch)
+    finally:
+        tlog.removeHandler(h)
+    with torch.no_grad():
+        l2 = m2(ref["input_ids"]).logits
+    assert torch.equal(l2, ref["logits"]), "MTP tensors changed the logits"
+    print("  reload with MTP tensors: logits identical; transformers log while loading: %s"
+          % (" || ".join(r.replace("\n", " | ") for r in records) or "(nothing)"))
+
+
+def main_deepseek():
+    if os.path.exists(DEEPSEEK_DIR):
+        shutil.rmtree(DEEPSEEK_DIR)
+    os.makedirs(DEEPSEEK_DIR)
+    for case in DS_CASES:
+        print("== deepseek/%s" % case["name"], flush=True)
+        out, ref_model, ref = ds_build_case(case)
+        if case.get("mtp"):
+            ds_append_mtp(out, case["arch"], ref_model, ref, case["seed"] + 1000)
+        save_file(ref, os.path.join(out, "reference.safetensors"))
+        with open(os.path.join(out, "config.json")) as f:
+            print("  config.json:", json.dumps(json.load(f), sort_keys=True))
+        print("  files:", ", ".join("%s (%d B)" % (f, os.path.getsize(os.path.join(out, f)))
+                                    for f in sorted(os.listdir(out))))
+    with open(os.path.join(DEEPSEEK_DIR, "VERSIONS.txt"), "w") as f:
+        f.write("generated by: python3 tools/make_fixtures.py --only deepseek\n")
+        f.write("python %s\n" % sys.version.split()[0])
+        f.write("torch %s\n" % torch.__version__)
+        f.write("transformers %s\n" % transformers.__version__)
+        f.write("safetensors %s\n" % safetensors.__version__)
+        f.write("numpy %s\n" % numpy.__version__)
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(DEEPSEEK_DIR) for f in fs)
+    print("total size of %s: %d bytes" % (DEEPSEEK_DIR, total))
+
+
 def main():
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -705,6 +1106,8 @@ def main():
         main_llama()
     if ARGS.only in ("all", "lora"):
         main_lora()
+    if ARGS.only in ("all", "deepseek"):
+        main_deepseek()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,115 @@
+// CPU MoE: the router (one row per work item) and the routed experts (per token and selected
+// expert: the gate|up rows in parallel, then the down rows in parallel).
+#include "kernels/moe.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/simd.h"
+
+namespace kiln {
+
+void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
+  const int64_t chunk = a.rows / a.batch, E = a.experts;
+  pool.parallel_for(a.rows, 1, [&](int64_t r0, int64_t r1, int worker) {
+    float* scores = pool.scratch(worker);  // E
+    float* choice = scores + E;            // E
+    for (int64_t r = r0; r < r1; ++r) {
+      int32_t* ids = a.ids + r * a.top_k;
+      float* w = a.weights + r * a.top_k;
+      if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) {
+        for (int64_t k = 0; k < a.top_k; ++k) ids[k] = -1, w[k] = 0.0f;
+        continue;
+      }
+      const float* h = a.h + r * a.dim;
+      const uint64_t esz = dtype_size(a.gate_dtype);
+      for (int64_t e = 0; e < E; ++e)
+        scores[e] = dot_f32_any(h, static_cast<const uint8_t*>(a.gate) + uint64_t(e * a.dim) * esz, a.gate_dtype, a.dim,
+                                choice);
+      if (a.scoring == MoeScoring::kSoftmax) {
+        float mx = scores[0];
+        for (int64_t e = 1; e < E; ++e) mx = std::max(mx, scores[e]);
+        double sum = 0.0;
+        for (int64_t e = 0; e < E; ++e) sum += (scores[e] = std::exp(scores[e] - mx));
+        for (int64_t e = 0; e < E; ++e) scores[e] = float(scores[e] / sum);
+      } else {
+        for (int64_t e = 0; e < E; ++e) scores[e] = 1.0f / (1.0f + std::exp(-scores[e]));
+      }
+      for (int64_t e = 0; e < E; ++e)
+        choice[e] = scores[e] + (a.method == MoeTopk::kNoauxTc ? load_as_f32(a.bias, a.bias_dtype, uint64_t(e)) : 0.0f);
+      if (a.method != MoeTopk::kGreedy) {
+        // Keep the topk_group best groups; a group scores its max (group_limited_greedy) or the
+        // sum of its two best choices (noaux_tc). Experts of the other groups get choice 0.
+        const int64_t per = E / a.n_group;
+        float gscore[64];
+        int64_t order[64];
+        const int64_t G = std::min<int64_t>(a.n_group, 64);
+        for (int64_t g = 0; g < G; ++g) {
+          const float* c = choice + g * per;
+          if (a.method == MoeTopk::kGroupLimitedGreedy) {
+            gscore[g] = *std::max_element(c, c + per);
+          } else {
+            float b1 = -INFINITY, b2 = -INFINITY;
+            for (int64_t i = 0; i < per; ++i) {
+              if (c[i] > b1) b2 = b1, b1 = c[i];
+              else if (c[i] > b2) b2 = c[i];
+            }
+            gscore[g] = b1 + b2;
+          }
+          order[g] = g;
+        }
+        std::stable_sort(order, order + G, [&](int64_t x, int64_t y) { return gscore[x] > gscore[y]; });
+        for (int64_t gi = a.topk_group; gi < G; ++gi)
+          for (int64_t i = 0; i < per; ++i) choice[order[gi] * per + i] = 0.0f;
+      }
+      // Top-k by choice, descending; ties go to the lower id.
+      for (int64_t k = 0; k < a.top_k; ++k) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; ++e) {
+          bool taken = false;
+          for (int64_t q = 0; q < k; ++q) taken = taken || ids[q] == e;
+          if (!taken && (best < 0 || choice[e] > choice[best])) best = e;
+        }
+        ids[k] = int32_t(best);
+        w[k] = scores[best];
+      }
+      if (a.norm_topk_prob) {
+        double sum = 0.0;
+        for (int64_t k = 0; k < a.top_k; ++k) sum += w[k];
+        for (int64_t k = 0; k < a.top_k; ++k) w[k] = float(w[k] / (sum + 1e-20));
+      }
+      for (int64_t k = 0; k < a.top_k; ++k) w[k] *= a.routed_scaling_factor;
+    }
+  });
+}
+
+void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
+  const int64_t chunk = a.rows / a.batch;
+  const uint64_t esz = dtype_size(a.w_dtype);
+  for (int64_t r = 0; r < a.rows; ++r) {
+    if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
+    const float* h = a.h + r * a.dim;
+    float* y = a.y + r * a.dim;
+    for (int64_t k = 0; k < a.top_k; ++k) {
+      const int32_t e = a.ids[r * a.top_k + k];
+      if (e < 0 || e >= a.experts) continue;
+      const float wk = a.weights[r * a.top_k + k];
+      const uint8_t* gu = static_cast<const uint8_t*>(a.w_gu) + uint64_t(e * 2 * a.ffn * a.dim) * esz;
+      pool.parallel_for(2 * a.ffn, 8, [&](int64_t o0, int64_t o1, int w) {
+        for (int64_t o = o0; o < o1; ++o)
+          a.ws[o] = dot_f32_any(h, gu + uint64_t(o * a.dim) * esz, a.w_dtype, a.dim, pool.scratch(w));
+      });
+      for (int64_t f = 0; f < a.ffn; ++f) {
+        const float g = a.ws[f];
+        a.ws[f] = g / (1.0f + std::exp(-g)) * a.ws[a.ffn + f];
+      }
+      const uint8_t* down = static_cast<const uint8_t*>(a.w_down) + uint64_t(e * a.dim * a.ffn) * esz;
+      pool.parallel_for(a.dim, 8, [&](int64_t d0, int64_t d1, int w) {
+        for (int64_t d = d0; d < d1; ++d)
+          y[d] += wk * dot_f32_any(a.ws, down + uint64_t(d * a.ffn) * esz, a.w_dtype, a.ffn, pool.scratch(w));
+      });
+    }
+  }
+}
+
+}  // namespace kiln

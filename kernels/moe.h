@@ -1,0 +1,61 @@
+// Mixture of experts (DeepSeek V2/V3): the router and the routed experts.
+#pragma once
+#include <cstdint>
+
+#include "kernels/dtype.h"
+#include "kernels/thread_pool.h"
+
+namespace kiln {
+
+enum class MoeTopk : int64_t { kGreedy = 0, kGroupLimitedGreedy = 1, kNoauxTc = 2 };
+enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
+
+// Router, as transformers' DeepseekV2/V3 gates compute it in f32.
+// h: (rows, dim) f32; gate: (experts, dim) f32|bf16|f16; bias: (experts,) or absent
+//   (e_score_correction_bias: noaux_tc adds it for selection only)
+//   → ids: (rows, top_k) i32; weights: (rows, top_k) f32
+// int attrs {method (MoeTopk), scoring (MoeScoring), n_group, topk_group, norm_topk_prob};
+// float attrs {routed_scaling_factor}. Plan operands: inputs {h, gate, bias?, n_valid?};
+// outputs {ids, weights}. CPU scratch: 2·experts floats per worker.
+struct MoeRouteArgs {
+  const float* h;
+  const void* gate;
+  DType gate_dtype;
+  const void* bias;
+  DType bias_dtype;
+  int32_t* ids;
+  float* weights;
+  int64_t rows, dim, experts, top_k;
+  MoeTopk method;
+  MoeScoring scoring;
+  int64_t n_group, topk_group;
+  bool norm_topk_prob;
+  float routed_scaling_factor;
+  const int32_t* n_valid;
+  int64_t batch;
+};
+
+// Routed experts, reading only the selected experts' weights (a gather-GEMV per token).
+// h: (rows, dim) f32; ids, weights: (rows, top_k); w_gu: (experts·2·ffn, dim), each expert's
+// [gate | up] rows; w_down: (experts·dim, ffn) → y: (rows, dim) f32 [in/out], y += Σ_k
+// weights[k] · down_e(silu(gate_e·h) · up_e·h); ws: (2·ffn,) f32 workspace.
+// Ids outside [0, experts) are skipped. Plan operands: inputs {h, ids, weights, w_gu, w_down,
+// n_valid?}; outputs {y, ws}. CPU scratch: dim floats per worker when weights are f16.
+struct MoeExpertsArgs {
+  const float* h;
+  const int32_t* ids;
+  const float* weights;
+  const void* w_gu;
+  const void* w_down;
+  DType w_dtype;
+  float* y;
+  float* ws;
+  int64_t rows, dim, experts, ffn, top_k;
+  const int32_t* n_valid;
+  int64_t batch;
+};
+
+void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool);
+void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool);
+
+}  // namespace kiln
