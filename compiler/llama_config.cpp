@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "compiler/error.h"
+#include "compiler/json_util.h"
 
 namespace kiln {
 
@@ -87,18 +88,8 @@ void read_rope(const Reader& r, const json& j, LlamaConfig& c) {
 }  // namespace
 
 LlamaConfig read_llama_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CompileError(path + ": cannot open (is this a model folder?)");
-  std::stringstream ss;
-  ss << in.rdbuf();
   LlamaConfig c;
-  c.raw_json = ss.str();
-  json j;
-  try {
-    j = json::parse(c.raw_json);
-  } catch (const json::exception& e) {
-    throw CompileError(path + ": not valid JSON: " + e.what());
-  }
+  const json j = read_json_file(path, &c.raw_json);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   Reader r{j, path};
 

@@ -5,10 +5,12 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <cstring>
 #include <regex>
 #include <set>
 
 #include "compiler/error.h"
+#include "compiler/json_util.h"
 #include "kernels/thread_pool.h"
 #include "runtime/plan.h"  // shape_str
 
@@ -55,6 +57,7 @@ std::string base_name(std::string dir) {
 const json* pattern_value(const json& patterns, const std::string& module, const std::string& where) {
   if (!patterns.is_object()) return nullptr;
   for (auto it = patterns.begin(); it != patterns.end(); ++it) {
+    if (it.key().size() > 1024) throw CompileError(where + ": a rank/alpha pattern is longer than 1024 characters");
     try {
       if (std::regex_match(module, std::regex("(.*\\.)?(" + it.key() + ")"))) return &it.value();
     } catch (const std::regex_error&) {
@@ -88,12 +91,7 @@ struct Config {
 };
 
 Config read_config(const std::string& path) {
-  json j;
-  try {
-    j = json::parse(read_text(path));
-  } catch (const json::exception& e) {
-    throw CompileError(path + ": not valid JSON: " + e.what());
-  }
+  const json j = read_json_file(path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   auto has = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
   auto refuse = [&](const std::string& what) { throw CompileError(path + ": " + what); };
@@ -152,6 +150,7 @@ Config read_config(const std::string& path) {
 void check_targets(const Config& c, const std::set<std::string>& modules, const std::string& where) {
   if (c.target_modules.is_string()) {
     const std::string re = c.target_modules.get<std::string>();
+    if (re.size() > 1024) throw CompileError(where + ": target_modules is longer than 1024 characters");
     std::regex rx;
     try {
       rx = std::regex(re);
@@ -174,21 +173,39 @@ void check_targets(const Config& c, const std::set<std::string>& modules, const 
 }
 
 // Splits an adapter key into (module path, role). Roles: lora_A, lora_B, lora_B.bias,
-// lora_embedding_A, lora_embedding_B, magnitude, or "" for a plain tensor (modules_to_save).
-// An adapter name between the role and "weight" (".default.") is accepted.
+// lora_embedding_A, lora_embedding_B, magnitude, or "" for a plain tensor (modules_to_save),
+// whose name goes to *tensor_name. An adapter name after the role (".default") is accepted.
+// Plain string scanning: keys come from the file and may be arbitrarily long.
 std::pair<std::string, std::string> split_key(const std::string& key, std::string* tensor_name) {
-  std::string rest = key.substr(kPrefix.size());
-  static const std::vector<std::pair<std::regex, std::string>> roles = {
-      {std::regex("(.+)\\.lora_A(\\.[^.]+)?\\.weight"), "lora_A"},
-      {std::regex("(.+)\\.lora_B(\\.[^.]+)?\\.weight"), "lora_B"},
-      {std::regex("(.+)\\.lora_B(\\.[^.]+)?\\.bias"), "lora_B.bias"},
-      {std::regex("(.+)\\.lora_embedding_A(\\.[^.]+)?"), "lora_embedding_A"},
-      {std::regex("(.+)\\.lora_embedding_B(\\.[^.]+)?"), "lora_embedding_B"},
-      {std::regex("(.+)\\.lora_magnitude_vector(\\.[^.]+)?(\\.weight)?"), "magnitude"},
+  const std::string rest = key.substr(kPrefix.size());
+  struct Marker {
+    const char* text;
+    const char* role;
   };
-  std::smatch m;
-  for (const auto& [rx, role] : roles)
-    if (std::regex_match(rest, m, rx)) return {m[1].str(), role};
+  static const Marker markers[] = {{".lora_embedding_A", "lora_embedding_A"}, {".lora_embedding_B", "lora_embedding_B"},
+                                   {".lora_magnitude_vector", "magnitude"},   {".lora_A", "lora_A"},
+                                   {".lora_B", "lora_B"}};
+  for (const Marker& m : markers) {
+    const size_t at = rest.rfind(m.text);
+    if (at == std::string::npos || at == 0) continue;
+    std::string tail = rest.substr(at + std::strlen(m.text));
+    if (!tail.empty() && tail[0] != '.') continue;  // e.g. ".lora_Ab": not this marker
+    // tail: "", ".weight", ".bias", ".<adapter>", ".<adapter>.weight", ...
+    std::vector<std::string> parts;
+    for (size_t p = 1; p <= tail.size();) {
+      const size_t q = tail.find('.', p);
+      parts.push_back(tail.substr(p, q == std::string::npos ? std::string::npos : q - p));
+      if (q == std::string::npos) break;
+      p = q + 1;
+    }
+    const std::string last = parts.empty() ? "" : parts.back();
+    const std::string role = m.role;
+    const bool matrix = role == "lora_A" || role == "lora_B";
+    if (matrix && parts.size() >= 1 && parts.size() <= 2 && (last == "weight" || (role == "lora_B" && last == "bias")))
+      return {rest.substr(0, at), last == "bias" ? "lora_B.bias" : role};
+    if (!matrix && parts.size() <= 2 && (parts.size() < 2 || last == "weight"))
+      return {rest.substr(0, at), role};
+  }
   *tensor_name = rest;
   return {"", ""};
 }

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "compiler/error.h"
+#include "compiler/json_util.h"
 
 namespace kiln {
 
@@ -18,6 +19,7 @@ namespace {
 using json = nlohmann::json;
 
 constexpr uint64_t kMaxHeader = 100ull * 1000 * 1000;  // as the reference implementation
+constexpr size_t kMaxNameBytes = 4096;                 // far above any real tensor name
 
 struct StDtype {
   const char* name;
@@ -84,20 +86,14 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   if (hlen > size - 8)
     fail(path, "header length " + std::to_string(hlen) + " runs past the end of the " + std::to_string(size) +
                    "-byte file (truncated?)");
-  json h;
   std::set<std::string> top_keys;
   std::string duplicate;
-  try {
-    // nlohmann validates UTF-8 while parsing and throws on invalid sequences. It keeps the
-    // last of duplicate keys silently, so the callback records top-level keys to catch them.
-    h = json::parse(d + 8, d + 8 + hlen, [&](int depth, json::parse_event_t ev, json& parsed) {
-      if (ev == json::parse_event_t::key && depth == 1 && !top_keys.insert(parsed.get<std::string>()).second)
-        duplicate = parsed.get<std::string>();
-      return true;
-    });
-  } catch (const json::exception& e) {
-    fail(path, std::string("header is not valid JSON: ") + e.what());
-  }
+  // nlohmann validates UTF-8 while parsing and throws on invalid sequences. It keeps the last
+  // of duplicate keys silently, so the key callback records top-level keys to catch them.
+  const char* hb = reinterpret_cast<const char*>(d + 8);
+  json h = parse_json_limited(hb, hb + hlen, path + " (header)", [&](int depth, const std::string& key) {
+    if (depth == 1 && !top_keys.insert(key).second) duplicate = key;
+  });
   if (!duplicate.empty()) fail(path, "tensor '" + duplicate + "' appears twice in the header");
   if (!h.is_object()) fail(path, "header is not a JSON object");
   const uint64_t data_size = size - 8 - hlen;
@@ -114,6 +110,9 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
       continue;
     }
     const json& t = *it;
+    if (name.size() > kMaxNameBytes)
+      fail(path, "a tensor name is " + std::to_string(name.size()) + " bytes long (the limit is " +
+                     std::to_string(kMaxNameBytes) + ")");
     const std::string where = "tensor '" + name + "'";
     if (!t.is_object() || !t.contains("dtype") || !t.contains("shape") || !t.contains("data_offsets"))
       fail(path, where + " needs dtype, shape and data_offsets");
@@ -169,13 +168,7 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
   std::vector<std::string> files;
   std::map<std::string, std::string> weight_map;
   if (is_file(index)) {
-    std::ifstream in(index);
-    json j;
-    try {
-      j = json::parse(in);
-    } catch (const json::exception& e) {
-      throw CompileError(index + ": not valid JSON: " + e.what());
-    }
+    const json j = read_json_file(index);
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw CompileError(index + ": has no weight_map object");
     std::set<std::string> seen;

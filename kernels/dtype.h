@@ -90,11 +90,22 @@ inline uint16_t f32_to_f16(float f) {
 }
 
 // Load element i of a float tensor of any float dtype as f32.
+// Loads go through memcpy, so element pointers need no alignment (safetensors does not
+// promise any); compilers turn these into plain loads.
 inline float load_as_f32(const void* p, DType t, uint64_t i) {
+  const uint8_t* b = static_cast<const uint8_t*>(p);
   switch (t) {
-    case DType::F32: return static_cast<const float*>(p)[i];
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case DType::F32: {
+      float f;
+      std::memcpy(&f, b + i * 4, 4);
+      return f;
+    }
+    case DType::BF16:
+    case DType::F16: {
+      uint16_t h;
+      std::memcpy(&h, b + i * 2, 2);
+      return t == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+    }
     default: return 0.0f;
   }
 }

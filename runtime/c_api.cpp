@@ -95,7 +95,7 @@ kiln_status kiln_plan_open(const char* path, kiln_plan** out, kiln_error* err) {
   *out = nullptr;
   try {
     return open_common(kiln::Plan::load_file(path), out, err);
-  } catch (const std::bad_alloc&) {
+  } catch (const std::exception&) {
     return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory loading the plan");
   }
 }
@@ -105,7 +105,7 @@ kiln_status kiln_plan_open_memory(const void* data, size_t size, kiln_plan** out
   *out = nullptr;
   try {
     return open_common(kiln::Plan::load_memory(data, size), out, err);
-  } catch (const std::bad_alloc&) {
+  } catch (const std::exception&) {
     return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory loading the plan");
   }
 }

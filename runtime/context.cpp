@@ -33,17 +33,19 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Plan> pla
 }
 
 Status Context::init(const ContextOptions&) {
+  // Binding first: it checks batch and vocab against real tensors of the plan, so the
+  // host buffers below are never sized from the model metadata alone.
+  KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_));
+  KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_));
+  if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
   try {
     pos_.assign(size_t(batch()), 0);
     last_logits_.assign(size_t(batch() * vocab()), 0.0f);
     step_tokens_.assign(size_t(batch()), -1);
     sampler_ = SamplerScratch(vocab());
-  } catch (const std::bad_alloc&) {
+  } catch (const std::exception&) {
     return Status(StatusCode::kOutOfMemory, "out of memory creating the context");
   }
-  KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_));
-  KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_));
-  if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
   return Status::ok();
 }
 

@@ -9,6 +9,20 @@
 
 namespace kiln {
 
+std::vector<std::pair<int, const char*>> state_operands(const KernelSpec& s) {
+  if (&s == &kEmbeddingSpec) return {{0, "tokens"}};
+  if (&s == &kMatmulSpec) return {{3, "n_valid"}};
+  if (&s == &kRopeSpec) return {{1, "start_pos"}};
+  if (&s == &kKvWriteSpec) return {{1, "start_pos"}, {2, "n_valid"}};
+  if (&s == &kAttentionSpec) return {{3, "start_pos"}, {4, "n_valid"}};
+  if (&s == &kHeadMatmulSpec) return {{2, "n_valid"}};
+  if (&s == &kMlaKvWriteSpec) return {{2, "start_pos"}, {3, "n_valid"}};
+  if (&s == &kMlaAttentionSpec) return {{3, "start_pos"}, {4, "n_valid"}};
+  if (&s == &kMoeRouteSpec) return {{3, "n_valid"}};
+  if (&s == &kMoeExpertsSpec) return {{5, "n_valid"}};
+  return {};
+}
+
 const KernelSpec* find_kernel_spec(const std::string& name, uint32_t version) {
   for (const KernelSpec* s : kAllKernelSpecs)
     if (name == s->name && version == s->version) return s;
@@ -21,6 +35,23 @@ namespace {
 class Checker {
  public:
   Checker(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& t) : spec_(spec), l_(l), t_(t) {}
+
+  // No output may overlap another output or an input, except rope's exact in-place write:
+  // overlapping operands would race between threads (and mean nothing on any backend).
+  Status no_aliasing(bool allow_in_place_input) const {
+    auto overlap = [&](uint32_t a, uint32_t b) {
+      const TensorInfo &x = t_[a], &y = t_[b];
+      return x.region == y.region && x.offset < y.offset + y.size_bytes && y.offset < x.offset + x.size_bytes;
+    };
+    for (size_t o = 0; o < l_.outputs.size(); ++o) {
+      for (size_t p = o + 1; p < l_.outputs.size(); ++p)
+        if (overlap(l_.outputs[o], l_.outputs[p])) return invalid_argument("outputs overlap");
+      for (uint32_t i : l_.inputs)
+        if (i != kNoTensor && overlap(l_.outputs[o], i) && !(allow_in_place_input && i == l_.outputs[o]))
+          return invalid_argument("output '" + t_[l_.outputs[o]].name + "' overlaps input '" + t_[i].name + "'");
+    }
+    return Status::ok();
+  }
 
   Status counts() const {
     if (int(l_.inputs.size()) != spec_.n_inputs || int(l_.outputs.size()) != spec_.n_outputs ||
@@ -133,6 +164,7 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
                        const ModelInfo& model, uint64_t* scratch_floats) {
   Checker c(spec, l, tensors);
   KILN_RETURN_IF_ERROR(c.counts());
+  KILN_RETURN_IF_ERROR(c.no_aliasing(&spec == &kRopeSpec));
   uint64_t scratch = 0;
   const std::string name = spec.name;
 
@@ -180,7 +212,6 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     if (l.outputs[0] != l.inputs[2]) return invalid_argument("rope must write its qkv input in place");
   } else if (&spec == &kKvWriteSpec) {
     KILN_RETURN_IF_ERROR(check_kv(c, c.in(0), &c.out(0), &c.out(1), c.in(1), c.in(2), model));
-    if (l.outputs[0] == l.outputs[1]) return invalid_argument("k and v caches must differ");
   } else if (&spec == &kAttentionSpec) {
     KILN_RETURN_IF_ERROR(check_kv(c, c.in(0), c.in(1), c.in(2), c.in(3), c.in(4), model));
     const int64_t rows = c.in(0)->shape[0], h = c.iattr(0), hd = c.iattr(2);
@@ -200,7 +231,6 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloat, {h, m, k}));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, h * m}));
     KILN_RETURN_IF_ERROR(check_n_valid(c, 2, rows));
-    if (l.inputs[0] == l.outputs[0]) return invalid_argument("head_matmul cannot work in place");
     if (c.in(1)->dtype != DType::F32) scratch = uint64_t(k);
   } else if (&spec == &kMlaKvWriteSpec) {
     KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "ckv", 2));
@@ -256,9 +286,6 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     KILN_RETURN_IF_ERROR(check_n_valid(c, 5, rows));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, dim}));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", kF32, {2 * ffn}));
-    for (int i = 0; i < 5; ++i)
-      if (l.inputs[size_t(i)] == l.outputs[1]) return invalid_argument("the workspace aliases an input");
-    if (l.outputs[0] == l.outputs[1] || l.inputs[0] == l.outputs[0]) return invalid_argument("outputs alias");
     scratch = uint64_t(std::max(dim, ffn));
   } else {
     return unsupported("no validator for kernel " + name);

@@ -284,6 +284,16 @@ Status Plan::parse_and_verify() {
     tensors_.push_back(std::move(ti));
   }
 
+  // --- state tensors must not overlap: the runtime bounds each one's values separately
+  {
+    std::vector<std::pair<uint64_t, uint64_t>> st;
+    for (const TensorInfo& t : tensors_)
+      if (t.region == Region::kState) st.emplace_back(t.offset, t.offset + t.size_bytes);
+    std::sort(st.begin(), st.end());
+    for (size_t i = 1; i < st.size(); ++i)
+      if (st[i].first < st[i - 1].second) return corrupt_plan("state tensors overlap");
+  }
+
   // --- kernels
   if (root->kernels()) {
     for (const fb::Kernel* k : *root->kernels()) {
@@ -333,6 +343,11 @@ Status Plan::parse_and_verify() {
       for (double f : li.float_attrs)
         if (!std::isfinite(f)) return corrupt_plan(lwhat + " has a non-finite attribute");
       Status st = validate_launch(*kernels_[li.kernel], li, tensors_, model_, &pi.scratch_floats);
+      // Step-state operands must be this program's own inputs of that name: those are the
+      // ones the runtime bounds before every replay (start_pos + n_valid <= max_seq).
+      for (const auto& [operand, input_name] : state_operands(*kernels_[li.kernel]))
+        if (st.is_ok() && li.inputs[size_t(operand)] != kNoTensor && li.inputs[size_t(operand)] != pi.input(input_name))
+          st = invalid_argument(std::string("its ") + input_name + " operand is not the program's " + input_name + " input");
       if (!st.is_ok()) return corrupt_plan(lwhat + " (" + kernels_[li.kernel]->name + "): " + st.message());
       pi.launches.push_back(std::move(li));
     }

@@ -57,6 +57,11 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
 }  // namespace
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
+  // Every layer has at least 9 tensors; refuse a layer count the files cannot back before
+  // building a list of that size.
+  if (uint64_t(c.num_hidden_layers) > ck.all().size() / 9 + 1)
+    throw CompileError("config.json says num_hidden_layers = " + std::to_string(c.num_hidden_layers) +
+                       " but the checkpoint has only " + std::to_string(ck.all().size()) + " tensors");
   const auto expected = llama_tensor_shapes(c);
   std::vector<std::string> problems;
   for (const auto& [name, shape] : expected) {

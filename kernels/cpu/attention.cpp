@@ -32,8 +32,8 @@ void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t b = r / a.chunk, t = r % a.chunk;
       float* o = a.out + r * out_w + h * a.head_dim;
       for (int64_t d = 0; d < a.head_dim; ++d) o[d] = 0.0f;
-      if (t >= a.n_valid[b]) continue;
       const int64_t p = int64_t(a.start_pos[b]) + t;
+      if (t >= a.n_valid[b] || p < 0 || p >= a.max_seq) continue;
       const float* q = a.qkv + r * width + h * a.head_dim;
       const int64_t kvh = h / group;
       const uint64_t base = uint64_t(b * a.max_seq * kv + kvh * a.head_dim);

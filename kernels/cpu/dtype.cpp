@@ -5,19 +5,26 @@ namespace kiln {
 
 void convert_to_f32(const void* src, DType t, float* dst, uint64_t n) {
   switch (t) {
-    case DType::F32: {
-      const float* s = static_cast<const float*>(src);
-      for (uint64_t i = 0; i < n; ++i) dst[i] = s[i];
+    // memcpy-based loads: the source may be unaligned (a safetensors mapping).
+    case DType::F32:
+      std::memcpy(dst, src, n * 4);
       break;
-    }
     case DType::BF16: {
-      const uint16_t* s = static_cast<const uint16_t*>(src);
-      for (uint64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+      const uint8_t* s = static_cast<const uint8_t*>(src);
+      for (uint64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, s + 2 * i, 2);
+        dst[i] = bf16_to_f32(h);
+      }
       break;
     }
     case DType::F16: {
-      const uint16_t* s = static_cast<const uint16_t*>(src);
-      for (uint64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+      const uint8_t* s = static_cast<const uint8_t*>(src);
+      for (uint64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, s + 2 * i, 2);
+        dst[i] = f16_to_f32(h);
+      }
       break;
     }
     default:

@@ -10,6 +10,7 @@ void kv_write_cpu(const KvWriteArgs& a, ThreadPool& pool) {
       const int64_t b = r / a.chunk, t = r % a.chunk;
       if (t >= a.n_valid[b]) continue;
       const int64_t pos = int64_t(a.start_pos[b]) + t;
+      if (pos < 0 || pos >= a.max_seq) continue;  // second fence; the runtime bounds positions
       const float* k = a.qkv + r * width + a.n_heads * a.head_dim;
       const float* v = k + kv;
       const uint64_t base = uint64_t((b * a.max_seq + pos) * kv);

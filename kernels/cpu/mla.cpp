@@ -13,8 +13,9 @@ void mla_kv_write_cpu(const MlaKvWriteArgs& a, ThreadPool& pool) {
   pool.parallel_for(a.batch * a.chunk, 4, [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = r / a.chunk, t = r % a.chunk;
-      if (t >= a.n_valid[b]) continue;
-      const uint64_t base = uint64_t((b * a.max_seq + a.start_pos[b] + t) * width);
+      const int64_t pos = int64_t(a.start_pos[b]) + t;
+      if (t >= a.n_valid[b] || pos < 0 || pos >= a.max_seq) continue;
+      const uint64_t base = uint64_t((b * a.max_seq + pos) * width);
       for (int64_t i = 0; i < a.rank; ++i) store_from_f32(a.cache, a.cache_dtype, base + uint64_t(i), a.ckv[r * a.rank + i]);
       for (int64_t i = 0; i < a.rope; ++i)
         store_from_f32(a.cache, a.cache_dtype, base + uint64_t(a.rank + i), a.kpe[r * a.rope + i]);
@@ -32,8 +33,8 @@ void mla_attention_cpu(const MlaAttentionArgs& a, ThreadPool& pool) {
       const int64_t b = r / a.chunk, t = r % a.chunk;
       float* o = a.out + r * a.heads * a.rank + h * a.rank;
       for (int64_t d = 0; d < a.rank; ++d) o[d] = 0.0f;
-      if (t >= a.n_valid[b]) continue;
       const int64_t p = int64_t(a.start_pos[b]) + t;
+      if (t >= a.n_valid[b] || p < 0 || p >= a.max_seq) continue;
       const float* ql = a.q_lat + r * a.heads * a.rank + h * a.rank;
       const float* qp = a.q_pe + r * a.heads * a.rope + h * a.rope;
       const uint64_t base = uint64_t(b * a.max_seq * width);

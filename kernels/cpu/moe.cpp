@@ -39,7 +39,7 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
         choice[e] = scores[e] + (a.method == MoeTopk::kNoauxTc ? load_as_f32(a.bias, a.bias_dtype, uint64_t(e)) : 0.0f);
       if (a.method != MoeTopk::kGreedy) {
         // Keep the topk_group best groups; a group scores its max (group_limited_greedy) or the
-        // sum of its two best choices (noaux_tc). Experts of the other groups get choice 0.
+        // sum of its two best choices (noaux_tc).
         const int64_t per = E / a.n_group;
         float gscore[64];
         int64_t order[64];
@@ -59,8 +59,10 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
           order[g] = g;
         }
         std::stable_sort(order, order + G, [&](int64_t x, int64_t y) { return gscore[x] > gscore[y]; });
+        // transformers masks the dropped groups with 0 (V2) or -inf (V3's noaux_tc).
+        const float masked = a.method == MoeTopk::kNoauxTc ? -INFINITY : 0.0f;
         for (int64_t gi = a.topk_group; gi < G; ++gi)
-          for (int64_t i = 0; i < per; ++i) choice[order[gi] * per + i] = 0.0f;
+          for (int64_t i = 0; i < per; ++i) choice[order[gi] * per + i] = masked;
       }
       // Top-k by choice, descending; ties go to the lower id.
       for (int64_t k = 0; k < a.top_k; ++k) {

@@ -20,11 +20,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a)
   const int64_t b = r / a.chunk, t = r % a.chunk;
   const int64_t hd = a.head_dim;
   float* out = a.out + r * a.n_heads * hd + h * hd;
-  if (t >= a.n_valid[b]) {
+  const int64_t p = int64_t(a.start_pos[b]) + t;
+  if (t >= a.n_valid[b] || p < 0 || p >= a.max_seq) {
     for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) out[d] = 0.0f;
     return;
   }
-  const int64_t p = int64_t(a.start_pos[b]) + t;
   const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * hd;
   const float* q = a.qkv + r * width + h * hd;
   const int64_t kvh = h / (a.n_heads / a.n_kv_heads), kv = a.n_kv_heads * hd;

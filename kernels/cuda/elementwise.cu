@@ -56,10 +56,11 @@ __global__ void kv_write_kernel(KvWriteArgs a) {
   if (idx >= uint64_t(a.batch * a.chunk * kv)) return;
   const int64_t r = int64_t(idx / uint64_t(kv)), i = int64_t(idx % uint64_t(kv));
   const int64_t b = r / a.chunk, t = r % a.chunk;
-  if (t >= a.n_valid[b]) return;
+  const int64_t pos = int64_t(a.start_pos[b]) + t;
+  if (t >= a.n_valid[b] || pos < 0 || pos >= a.max_seq) return;
   const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
   const float* k = a.qkv + r * width + a.n_heads * a.head_dim;
-  const uint64_t c = uint64_t((b * a.max_seq + a.start_pos[b] + t) * kv + i);
+  const uint64_t c = uint64_t((b * a.max_seq + pos) * kv + i);
   cuda::st(a.k_cache, a.cache_dtype, c, k[i]);
   cuda::st(a.v_cache, a.cache_dtype, c, k[kv + i]);
 }

@@ -54,7 +54,7 @@ TEST_CASE("C API: version, info and status strings") {
   CHECK(std::string(kiln_status_string(KILN_ERR_LIMIT)) == "limit exceeded");
 }
 
-TEST_CASE("C API: score and generate match the reference; the plan may close before the context") {
+TEST_CASE("C API: score and generate match the reference, and the plan may close before the context") {
   Fixture f;
   kiln_error err{};
   std::vector<float> logits(f.ref.logits.size());

@@ -192,6 +192,11 @@ int run_eval(const std::string& plan_path, const std::string& in_path, const std
   kiln_plan_info info;
   kiln_error err{};
   check(kiln_plan_get_info(plan.p, &info, &err), err);
+  if (n > info.max_seq)
+    throw CompileError(in_path + ": " + std::to_string(n) + " tokens per row exceed the plan's max_seq of " +
+                       std::to_string(info.max_seq));
+  if (double(rows) * double(n) * double(info.vocab_size) * 4.0 > 64.0 * double(1ull << 30))
+    throw CompileError(in_path + ": the logits would take over 64 GiB; score fewer rows at a time");
   std::vector<float> logits(size_t(rows * n * info.vocab_size));
   check(kiln_score(ctx.c, ids.data(), rows, n, logits.data(), &err), err);
   kiln::write_safetensors(out_path, {{"logits", kiln::DType::F32, {rows, n, info.vocab_size}, logits.data(),

@@ -1,0 +1,39 @@
+#include "compiler/json_util.h"
+
+#include <fstream>
+
+#include "compiler/error.h"
+
+namespace kiln {
+
+nlohmann::json parse_json_limited(const char* begin, const char* end, const std::string& what,
+                                  const std::function<void(int, const std::string&)>& on_key) {
+  using json = nlohmann::json;
+  if (size_t(end - begin) > kMaxJsonBytes) throw CompileError(what + ": JSON text is over 100 MB");
+  try {
+    return json::parse(begin, end, [&](int depth, json::parse_event_t ev, json& parsed) {
+      if ((ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) && depth >= kMaxJsonDepth)
+        throw CompileError(what + ": JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      if (ev == json::parse_event_t::key && on_key) on_key(depth, parsed.get<std::string>());
+      return true;
+    });
+  } catch (const json::exception& e) {
+    throw CompileError(what + ": not valid JSON: " + e.what());
+  }
+}
+
+nlohmann::json read_json_file(const std::string& path, std::string* text) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw CompileError(path + ": cannot open");
+  const std::streamoff size = in.tellg();
+  if (size < 0 || uint64_t(size) > kMaxJsonBytes) throw CompileError(path + ": JSON file is over 100 MB");
+  std::string s(size_t(size), '\0');
+  in.seekg(0);
+  in.read(s.data(), size);
+  if (!in) throw CompileError(path + ": read failed");
+  nlohmann::json j = parse_json_limited(s.data(), s.data() + s.size(), path);
+  if (text) *text = std::move(s);
+  return j;
+}
+
+}  // namespace kiln
