@@ -71,7 +71,8 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
     tvec.push_back(fb::CreateTarget(b, fb::Backend::Cuda, b.CreateVector(targets.cuda_sm_archs)));
   const auto& m = g.info;
   auto model = fb::CreateModelInfo(b, b.CreateString(m.architecture), m.vocab_size, m.max_seq, m.batch, m.chunk,
-                                   fb::DType(m.source_dtype), fb::DType(m.plan_dtype), b.CreateString(m.config_json));
+                                   fb::DType(m.source_dtype), fb::DType(m.plan_dtype), b.CreateString(m.config_json),
+                                   m.kv_bytes_per_token, m.mha_kv_bytes_per_token, b.CreateString(m.notes));
   auto memory = fb::CreateMemoryPlan(b, g.weight_bytes, g.arena_bytes, g.kv_bytes, g.state_bytes, 0);
   std::vector<flatbuffers::Offset<fb::Adapter>> adapters;
   for (const AdapterInfo& a : g.adapters) adapters.push_back(fb::CreateAdapter(b, b.CreateString(a.name), a.xxh3, a.weight));

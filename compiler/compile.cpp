@@ -1,8 +1,12 @@
 #include "compiler/compile.h"
 
+#include <optional>
+
 #include "codegen/plan_writer.h"
 #include "compiler/error.h"
+#include "compiler/frontends/deepseek.h"
 #include "compiler/frontends/llama.h"
+#include "compiler/json_util.h"
 #include "compiler/passes/memory_plan.h"
 #include "compiler/passes/weights.h"
 
@@ -18,30 +22,70 @@ DType parse_dtype(const std::string& s, DType def) {
   throw CompileError("--dtype '" + s + "' is not one of f32, bf16, f16");
 }
 
+// Sequence limits from the options, defaulting from the model's max_position_embeddings.
+struct Limits {
+  int64_t max_seq, batch, chunk;
+};
+
+Limits limits_from(const CompileOptions& o, int64_t max_position_embeddings) {
+  Limits l;
+  if (o.max_seq < 0) throw CompileError("--max-seq must be positive");
+  l.max_seq = o.max_seq > 0 ? o.max_seq : std::min<int64_t>(max_position_embeddings, 2048);
+  if (l.max_seq > (int64_t(1) << 24)) throw CompileError("--max-seq " + std::to_string(l.max_seq) + " is too large");
+  if (o.batch <= 0 || o.batch > 4096) throw CompileError("--batch must be between 1 and 4096");
+  l.batch = o.batch;
+  if (o.chunk < 0) throw CompileError("--chunk must be positive");
+  l.chunk = o.chunk > 0 ? o.chunk : std::min<int64_t>(64, l.max_seq);
+  if (l.chunk > l.max_seq)
+    throw CompileError("--chunk " + std::to_string(l.chunk) + " exceeds --max-seq " + std::to_string(l.max_seq));
+  return l;
+}
+
+bool is_deepseek(const std::string& config_path) {
+  const nlohmann::json j = read_json_file(config_path);
+  if (!j.is_object()) throw CompileError(config_path + ": not a JSON object");
+  const std::string a = ConfigReader(j, config_path).architecture();
+  return a == "DeepseekV2ForCausalLM" || a == "DeepseekV3ForCausalLM" || a == "deepseek_v2" || a == "deepseek_v3";
+}
+
 }  // namespace
 
 CompileSummary compile_model(const CompileOptions& o) {
   if (o.output.empty()) throw CompileError("no output path given (-o PLAN)");
-  const LlamaConfig cfg = read_llama_config(o.model_dir + "/config.json");
+  const std::string config_path = o.model_dir + "/config.json";
+  const bool deepseek = is_deepseek(config_path);
+  std::optional<LlamaConfig> llama;
+  std::optional<DeepseekConfig> ds;
+  if (deepseek) ds = read_deepseek_config(config_path);
+  else llama = read_llama_config(config_path);
   const Checkpoint ck = Checkpoint::open_dir(o.model_dir);
-  check_llama_tensors(cfg, ck);
+  size_t mtp_tensors = 0;
+  if (deepseek) check_deepseek_tensors(*ds, ck, &mtp_tensors);
+  else check_llama_tensors(*llama, ck);
   const LoraSet lora = LoraSet::load(o.lora, ck);
 
   // The checkpoint's dtype is what its weights are stored in (config.json's dtype may say
   // otherwise; the embedding decides).
   const DType stored = ck.find("model.embed_tokens.weight")->dtype;
-  LlamaBuildOptions b;
-  b.plan_dtype = parse_dtype(o.dtype, stored);
-  b.max_seq = o.max_seq > 0 ? o.max_seq : std::min<int64_t>(cfg.max_position_embeddings, 2048);
-  if (o.max_seq < 0) throw CompileError("--max-seq must be positive");
-  if (b.max_seq > (int64_t(1) << 24)) throw CompileError("--max-seq " + std::to_string(b.max_seq) + " is too large");
-  if (o.batch <= 0 || o.batch > 4096) throw CompileError("--batch must be between 1 and 4096");
-  b.batch = o.batch;
-  if (o.chunk < 0) throw CompileError("--chunk must be positive");
-  b.chunk = o.chunk > 0 ? o.chunk : std::min<int64_t>(64, b.max_seq);
-  if (b.chunk > b.max_seq) throw CompileError("--chunk " + std::to_string(b.chunk) + " exceeds --max-seq " + std::to_string(b.max_seq));
-
-  Graph g = build_llama_graph(cfg, b);
+  const DType plan_dtype = parse_dtype(o.dtype, stored);
+  const Limits lim = limits_from(o, deepseek ? ds->max_position_embeddings : llama->max_position_embeddings);
+  Graph g;
+  if (deepseek) {
+    g = build_deepseek_graph(*ds, DeepseekBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
+    const int64_t H = ds->num_attention_heads;
+    g.info.kv_bytes_per_token = uint64_t(ds->num_hidden_layers * (ds->kv_lora_rank + ds->qk_rope_head_dim)) * dtype_size(plan_dtype);
+    g.info.mha_kv_bytes_per_token =
+        uint64_t(ds->num_hidden_layers * H * (ds->qk_head_dim() + ds->v_head_dim)) * dtype_size(plan_dtype);
+    if (mtp_tensors > 0)
+      g.info.notes = "skipped " + std::to_string(mtp_tensors) + " tensors of " +
+                     std::to_string(ds->num_nextn_predict_layers) + " multi-token-prediction layer(s)";
+  } else {
+    g = build_llama_graph(*llama, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
+    const LlamaConfig& c = *llama;
+    g.info.kv_bytes_per_token = uint64_t(c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim) * dtype_size(plan_dtype);
+    g.info.mha_kv_bytes_per_token =
+        uint64_t(c.num_hidden_layers * 2 * c.num_attention_heads * c.head_dim) * dtype_size(plan_dtype);
+  }
   g.info.source_dtype = stored;
   plan_memory(g);
   constexpr uint64_t kMaxRegion = uint64_t(1) << 44;  // the runtime's limit (runtime/plan.cpp)
@@ -58,10 +102,11 @@ CompileSummary compile_model(const CompileOptions& o) {
              [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output);
 
   CompileSummary s;
-  s.plan_dtype = b.plan_dtype;
-  s.max_seq = b.max_seq;
-  s.batch = b.batch;
-  s.chunk = b.chunk;
+  s.plan_dtype = plan_dtype;
+  s.max_seq = lim.max_seq;
+  s.batch = lim.batch;
+  s.chunk = lim.chunk;
+  s.notes = g.info.notes;
   s.weights_bytes = g.weight_bytes;
   s.arena_bytes = g.arena_bytes;
   s.kv_bytes = g.kv_bytes;

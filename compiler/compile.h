@@ -25,6 +25,7 @@ struct CompileSummary {
   uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0;
   size_t n_launches_prefill = 0, n_launches_decode = 0;
   std::vector<LoraRecord> adapters;
+  std::string notes;
 };
 
 // Throws CompileError with one clear line on any failure; no output file is left behind.

@@ -6,17 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "compiler/config_reader.h"
 #include "kernels/dtype.h"
 
 namespace kiln {
-
-struct RopeConfig {
-  std::string type = "default";  // default | linear | llama3
-  double theta = 10000.0;
-  double factor = 1.0;
-  double low_freq_factor = 1.0, high_freq_factor = 4.0;
-  int64_t original_max_position_embeddings = 8192;
-};
 
 struct LlamaConfig {
   std::string architecture = "LlamaForCausalLM";
@@ -39,7 +32,5 @@ LlamaConfig read_llama_config(const std::string& path);
 LlamaConfig llama_config_from_shape(int64_t vocab, int64_t hidden, int64_t ffn, int64_t layers, int64_t heads,
                                     int64_t kv_heads, bool tied);
 
-// inv_freq (head_dim/2 floats) for the config's rope type, computed in f32 as HF does.
-std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim);
 
 }  // namespace kiln

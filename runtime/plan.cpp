@@ -192,6 +192,9 @@ Status Plan::parse_and_verify() {
   model_.source_dtype = DType(m->source_dtype());
   model_.plan_dtype = DType(m->plan_dtype());
   model_.config_json = str(m->config_json());
+  model_.kv_bytes_per_token = m->kv_bytes_per_token();
+  model_.mha_kv_bytes_per_token = m->mha_kv_bytes_per_token();
+  model_.notes = str(m->notes());
   for (int64_t v : {model_.vocab_size, model_.max_seq, model_.batch, model_.chunk})
     if (v <= 0 || v > (int64_t(1) << 31)) return corrupt_plan("model limits are out of range");
   memory_ = {mem->weights_bytes(), mem->arena_bytes(), mem->kv_bytes(), mem->state_bytes(), mem->workspace_bytes()};

@@ -59,6 +59,9 @@ struct ModelInfo {
   int64_t vocab_size = 0, max_seq = 0, batch = 0, chunk = 0;
   DType source_dtype = DType::F32, plan_dtype = DType::F32;
   std::string config_json;
+  uint64_t kv_bytes_per_token = 0;      // over all layers, in the plan's KV dtype
+  uint64_t mha_kv_bytes_per_token = 0;  // what full multi-head K/V would need for this model
+  std::string notes;                    // what the compiler left out, and why
 };
 
 struct AdapterInfo {

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "compiler/error.h"
+#include "compiler/frontends/common.h"
 
 namespace kiln {
 
@@ -57,36 +58,8 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
 }  // namespace
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
-  // Every layer has at least 9 tensors; refuse a layer count the files cannot back before
-  // building a list of that size.
-  if (uint64_t(c.num_hidden_layers) > ck.all().size() / 9 + 1)
-    throw CompileError("config.json says num_hidden_layers = " + std::to_string(c.num_hidden_layers) +
-                       " but the checkpoint has only " + std::to_string(ck.all().size()) + " tensors");
-  const auto expected = llama_tensor_shapes(c);
-  std::vector<std::string> problems;
-  for (const auto& [name, shape] : expected) {
-    const StTensor* t = ck.find(name);
-    if (!t) {
-      problems.push_back("missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
-      continue;
-    }
-    if (t->shape != shape)
-      problems.push_back("tensor '" + name + "' in " + t->file + " has shape " + shape_str(t->shape) +
-                         ", expected " + shape_str(shape) + " from config.json");
-    else if (!t->has_dtype || !dtype_is_float(t->dtype))
-      problems.push_back("tensor '" + name + "' in " + t->file + " has dtype " + t->st_dtype +
-                         " (supported: F32, BF16, F16)");
-  }
-  for (const auto& [name, t] : ck.all())
-    if (!expected.count(name) && !ignorable(name, c))
-      problems.push_back("unexpected tensor '" + name + "' in " + t->file + " (shape " + shape_str(t->shape) + ")");
-  if (problems.empty()) return;
-  std::string msg = "checkpoint does not match config.json (" + std::to_string(problems.size()) + " problem" +
-                    (problems.size() > 1 ? "s" : "") + "): ";
-  const size_t shown = std::min<size_t>(problems.size(), 8);
-  for (size_t i = 0; i < shown; ++i) msg += (i ? "; " : "") + problems[i];
-  if (shown < problems.size()) msg += "; and " + std::to_string(problems.size() - shown) + " more";
-  throw CompileError(msg);
+  check_layer_count(c.num_hidden_layers, ck, 9);
+  check_checkpoint_tensors(llama_tensor_shapes(c), ck, [&](const std::string& n) { return ignorable(n, c); });
 }
 
 Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {

@@ -4,6 +4,7 @@
 // offsets afterwards and codegen turns the graph into a plan file.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,12 +14,18 @@
 
 namespace kiln {
 
-// Where a weight's bytes come from: the named checkpoint tensors concatenated along dim 0
-// (the QKV and gate/up folding), cast to the value's dtype; or constant f32 data the
-// compiler computed (rope inv_freq).
+// f32 values of a checkpoint tensor, with any LoRA adapters already merged.
+using WeightFetch = std::function<std::vector<float>(const std::string& name)>;
+
+// Where a weight's bytes come from, cast to the value's dtype:
+// - parts: the named checkpoint tensors concatenated along dim 0 (QKV, gate|up folding);
+// - constant: f32 data the compiler computed (rope inv_freq);
+// - build: f32 data computed from checkpoint tensors (slices, row permutations, per-head
+//   transposes, as MLA absorption needs).
 struct WeightSource {
   std::vector<std::string> parts;
   std::vector<float> constant;
+  std::function<std::vector<float>(const WeightFetch&)> build;
 };
 
 struct Value {

@@ -28,6 +28,21 @@ void cast_into(const void* src, DType from, uint8_t* dst, DType to, uint64_t n) 
 void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lora, ThreadPool& pool,
                         std::vector<uint8_t>& out) {
   out.resize(v.bytes());
+  if (v.weight.build) {
+    const WeightFetch fetch = [&](const std::string& name) {
+      const StTensor* t = lora.replacement(name);
+      if (!t) t = ck.find(name);
+      if (!t) throw CompileError("missing tensor '" + name + "'");
+      std::vector<float> w(size_t(t->numel()));
+      convert_to_f32(t->data, t->dtype, w.data(), w.size());
+      if (lora.touches(name)) lora.apply(name, w, pool);
+      return w;
+    };
+    const std::vector<float> f = v.weight.build(fetch);
+    if (f.size() * dtype_size(v.dtype) != out.size()) throw CompileError("internal: '" + v.name + "' built the wrong size");
+    convert_f32_to(f.data(), v.dtype, out.data(), f.size());
+    return;
+  }
   if (v.weight.parts.empty()) {
     if (v.weight.constant.size() * sizeof(float) != out.size() || v.dtype != DType::F32)
       throw CompileError("internal: constant '" + v.name + "' has the wrong size");

@@ -104,6 +104,7 @@ int run_compile(const kiln::CompileOptions& o) {
   std::printf("  weights %s, KV cache %s, arena %s; prefill %zu launches, decode %zu launches\n",
               human_bytes(s.weights_bytes).c_str(), human_bytes(s.kv_bytes).c_str(), human_bytes(s.arena_bytes).c_str(),
               s.n_launches_prefill, s.n_launches_decode);
+  if (!s.notes.empty()) std::printf("  note: %s\n", s.notes.c_str());
   for (const auto& a : s.adapters)
     std::printf("  merged LoRA adapter %s (weight %g, xxh3 %016" PRIx64 ")\n", a.name.c_str(), a.weight, a.xxh3);
   return 0;
@@ -132,6 +133,11 @@ int run_inspect(const std::string& path, bool list_tensors) {
               human_bytes(mem.arena_bytes).c_str(), human_bytes(mem.state_bytes).c_str(),
               human_bytes(mem.workspace_bytes).c_str(),
               human_bytes(mem.weights_bytes + mem.kv_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes).c_str());
+  if (m.kv_bytes_per_token > 0)
+    std::printf("kv/token   %s (multi-head K/V would need %s, %.1fx more)\n", human_bytes(m.kv_bytes_per_token).c_str(),
+                human_bytes(m.mha_kv_bytes_per_token).c_str(),
+                double(m.mha_kv_bytes_per_token) / double(m.kv_bytes_per_token));
+  if (!m.notes.empty()) std::printf("notes      %s\n", m.notes.c_str());
   std::printf("tensors    %zu, in %zu weight segments (each xxh3-checked)\n", p.tensors().size(), p.segments().size());
   if (p.adapters().empty()) std::printf("adapters   none\n");
   for (const auto& a : p.adapters())

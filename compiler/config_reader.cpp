@@ -1,0 +1,195 @@
+#include "compiler/config_reader.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "compiler/error.h"
+
+namespace kiln {
+
+using json = nlohmann::json;
+
+void ConfigReader::fail(const std::string& key, const std::string& msg) const {
+  throw CompileError(path_ + ": " + key + " " + msg);
+}
+
+int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64_t def) const {
+  if (!has(o, k)) {
+    if (required) fail(k, "is missing");
+    return def;
+  }
+  if (!o[k].is_number_integer() || o[k].get<int64_t>() <= 0 || o[k].get<int64_t>() > (int64_t(1) << 31))
+    fail(k, "must be a positive integer");
+  return o[k].get<int64_t>();
+}
+
+int64_t ConfigReader::count(const char* k, int64_t def) const {
+  if (!has(k)) return def;
+  if (!j_[k].is_number_integer() || j_[k].get<int64_t>() < 0 || j_[k].get<int64_t>() > (int64_t(1) << 31))
+    fail(k, "must be a non-negative integer");
+  return j_[k].get<int64_t>();
+}
+
+double ConfigReader::num(const json& o, const char* k, double def) const {
+  if (!has(o, k)) return def;
+  if (!o[k].is_number()) fail(k, "must be a number");
+  const double v = o[k].get<double>();
+  if (!std::isfinite(v)) fail(k, "must be finite");
+  return v;
+}
+
+bool ConfigReader::boolean(const char* k, bool def) const {
+  if (!has(k)) return def;
+  if (!j_[k].is_boolean()) fail(k, "must be true or false");
+  return j_[k].get<bool>();
+}
+
+std::string ConfigReader::str(const char* k, const std::string& def) const {
+  if (!has(k)) return def;
+  if (!j_[k].is_string()) fail(k, "must be a string");
+  return j_[k].get<std::string>();
+}
+
+std::string ConfigReader::architecture() const {
+  if (has("architectures") && j_["architectures"].is_array() && !j_["architectures"].empty() &&
+      j_["architectures"][0].is_string())
+    return j_["architectures"][0].get<std::string>();
+  return has("model_type") && j_["model_type"].is_string() ? j_["model_type"].get<std::string>() : "";
+}
+
+bool ConfigReader::dtype(DType* out) const {
+  for (const char* k : {"dtype", "torch_dtype"}) {
+    if (!has(k)) continue;
+    const std::string d = str(k, "");
+    if (d == "float32") *out = DType::F32;
+    else if (d == "bfloat16") *out = DType::BF16;
+    else if (d == "float16") *out = DType::F16;
+    else fail(k, "'" + d + "' is not supported (float32, bfloat16, float16)");
+    return true;
+  }
+  return false;
+}
+
+RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const {
+  RopeConfig r;
+  const json* params = nullptr;
+  const char* key = nullptr;
+  if (has("rope_parameters")) {
+    params = &j_["rope_parameters"];
+    key = "rope_parameters";
+  } else if (has("rope_scaling")) {
+    params = &j_["rope_scaling"];
+    key = "rope_scaling";
+  }
+  r.theta = num("rope_theta", 10000.0);
+  if (params) {
+    if (!params->is_object()) fail(key, "must be an object");
+    const json& p = *params;
+    if (p.contains("rope_theta")) r.theta = num(p, "rope_theta", r.theta);
+    std::string type = "default";
+    if (has(p, "rope_type")) type = p["rope_type"].is_string() ? p["rope_type"].get<std::string>() : "?";
+    else if (has(p, "type")) type = p["type"].is_string() ? p["type"].get<std::string>() : "?";
+    std::string list;
+    bool ok = false;
+    for (const char* a : allowed) {
+      ok = ok || type == a;
+      list += (list.empty() ? "" : ", ") + std::string(a);
+    }
+    if (!ok) fail(key, "has rope type '" + type + "', which kiln does not support here (supported: " + list + ")");
+    r.type = type;
+    if (type == "linear" || type == "llama3" || type == "yarn") {
+      if (!has(p, "factor")) fail(key, "needs 'factor' for rope type " + type);
+      r.factor = num(p, "factor", 1.0);
+      if (r.factor <= 0) fail(key, "factor must be positive");
+    }
+    if (type == "llama3") {
+      for (const char* k : {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"})
+        if (!has(p, k)) fail(key, std::string("needs '") + k + "' for rope type llama3");
+      r.low_freq_factor = num(p, "low_freq_factor", 1.0);
+      r.high_freq_factor = num(p, "high_freq_factor", 4.0);
+      r.original_max_position_embeddings = pos_int(p, "original_max_position_embeddings", true);
+      if (r.low_freq_factor <= 0 || r.high_freq_factor <= r.low_freq_factor)
+        fail(key, "needs 0 < low_freq_factor < high_freq_factor");
+    }
+    if (type == "yarn") {
+      r.original_max_position_embeddings = pos_int(p, "original_max_position_embeddings", true);
+      r.beta_fast = num(p, "beta_fast", 32.0);
+      r.beta_slow = num(p, "beta_slow", 1.0);
+      r.mscale = num(p, "mscale", 0.0);
+      r.mscale_all_dim = num(p, "mscale_all_dim", 0.0);
+      r.attention_factor = num(p, "attention_factor", -1.0);
+      if (has(p, "truncate")) {
+        if (!p["truncate"].is_boolean()) fail(key, "truncate must be true or false");
+        r.truncate = p["truncate"].get<bool>();
+      }
+      if (r.beta_fast == 0) r.beta_fast = 32;  // transformers: `or 32`
+      if (r.beta_slow == 0) r.beta_slow = 1;
+    }
+  }
+  if (r.theta <= 0) fail("rope_theta", "must be positive");
+  return r;
+}
+
+double yarn_get_mscale(double scale, double mscale) {
+  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+double rope_attention_factor(const RopeConfig& r) {
+  if (r.type != "yarn") return 1.0;
+  if (r.attention_factor >= 0) return r.attention_factor;
+  if (r.mscale != 0 && r.mscale_all_dim != 0)
+    return yarn_get_mscale(r.factor, r.mscale) / yarn_get_mscale(r.factor, r.mscale_all_dim);
+  return yarn_get_mscale(r.factor, 1.0);
+}
+
+std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  const float base = float(rope.theta);
+  for (int64_t i = 0; i < half; ++i) {
+    // HF: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), all in f32.
+    const float e = float(2 * i) / float(head_dim);
+    inv[size_t(i)] = 1.0f / std::pow(base, e);
+  }
+  if (rope.type == "linear") {
+    for (float& f : inv) f = f / float(rope.factor);
+  } else if (rope.type == "llama3") {
+    const float factor = float(rope.factor), lo = float(rope.low_freq_factor), hi = float(rope.high_freq_factor);
+    const float old_len = float(rope.original_max_position_embeddings);
+    const float low_wavelen = old_len / lo, high_wavelen = old_len / hi;
+    for (float& f : inv) {
+      const float wavelen = 2.0f * float(M_PI) / f;
+      const float scaled = wavelen > low_wavelen ? f / factor : f;
+      if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) {
+        const float smooth = (old_len / wavelen - lo) / (hi - lo);
+        f = (1.0f - smooth) * scaled / factor + smooth * scaled;
+      } else {
+        f = scaled;
+      }
+    }
+  } else if (rope.type == "yarn") {
+    // transformers' _compute_yarn_parameters: blend interpolated and extrapolated frequencies
+    // with a linear ramp between the correction dims of beta_fast and beta_slow.
+    const double dim = double(head_dim), orig = double(rope.original_max_position_embeddings), base_d = rope.theta;
+    auto correction_dim = [&](double r) { return dim * std::log(orig / (r * 2 * M_PI)) / (2 * std::log(base_d)); };
+    double low = correction_dim(rope.beta_fast), high = correction_dim(rope.beta_slow);
+    if (rope.truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::max(low, 0.0);
+    high = std::min(high, dim - 1);
+    if (low == high) high += 0.001;
+    const float factor = float(rope.factor);
+    for (int64_t i = 0; i < half; ++i) {
+      const float pos_freq = std::pow(base, float(2 * i) / float(head_dim));
+      const float extra = 1.0f / pos_freq, inter = 1.0f / (factor * pos_freq);
+      const float ramp = std::clamp((float(i) - float(low)) / (float(high) - float(low)), 0.0f, 1.0f);
+      const float ef = 1.0f - ramp;
+      inv[size_t(i)] = inter * (1.0f - ef) + extra * ef;
+    }
+  }
+  return inv;
+}
+
+}  // namespace kiln

@@ -1,0 +1,95 @@
+#include "compiler/deepseek_config.h"
+
+#include <cmath>
+
+#include "compiler/error.h"
+#include "compiler/json_util.h"
+
+namespace kiln {
+
+double DeepseekConfig::softmax_scale() const {
+  double s = 1.0 / std::sqrt(double(qk_head_dim()));
+  if (rope.type != "default" && rope.mscale_all_dim != 0) {
+    const double m = yarn_get_mscale(rope.factor, rope.mscale_all_dim);
+    s *= m * m;
+  }
+  return s;
+}
+
+DeepseekConfig read_deepseek_config(const std::string& path) {
+  DeepseekConfig c;
+  const nlohmann::json j = read_json_file(path, &c.raw_json);
+  if (!j.is_object()) throw CompileError(path + ": not a JSON object");
+  ConfigReader r(j, path);
+  c.architecture = r.architecture();
+  if (c.architecture == "deepseek_v2") c.architecture = "DeepseekV2ForCausalLM";
+  if (c.architecture == "deepseek_v3") c.architecture = "DeepseekV3ForCausalLM";
+  if (c.architecture != "DeepseekV2ForCausalLM" && c.architecture != "DeepseekV3ForCausalLM")
+    throw CompileError(path + ": architecture '" + c.architecture + "' is not a DeepSeek V2/V3 model");
+  c.v3 = c.architecture == "DeepseekV3ForCausalLM";
+  if (r.str("hidden_act", "silu") != "silu") r.fail("hidden_act", "must be \"silu\"");
+
+  c.vocab_size = r.pos_int("vocab_size", true);
+  c.hidden_size = r.pos_int("hidden_size", true);
+  c.intermediate_size = r.pos_int("intermediate_size", true);
+  c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
+  c.num_attention_heads = r.pos_int("num_attention_heads", true);
+  const int64_t kvh = r.pos_int("num_key_value_heads", false, c.num_attention_heads);
+  if (kvh != c.num_attention_heads)
+    r.fail("num_key_value_heads", "must equal num_attention_heads for MLA (transformers repeats K/V by their ratio)");
+  c.q_lora_rank = r.count("q_lora_rank", 0);
+  c.kv_lora_rank = r.pos_int("kv_lora_rank", true);
+  c.qk_nope_head_dim = r.pos_int("qk_nope_head_dim", true);
+  c.qk_rope_head_dim = r.pos_int("qk_rope_head_dim", true);
+  c.v_head_dim = r.pos_int("v_head_dim", true);
+  if (c.qk_rope_head_dim % 2 != 0) r.fail("qk_rope_head_dim", "must be even");
+  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, 4096);
+  c.rms_norm_eps = r.num("rms_norm_eps", 1e-6);
+  if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
+  c.attention_bias = r.boolean("attention_bias", false);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+  c.has_dtype = r.dtype(&c.dtype);
+  c.rope = r.rope({"default", "yarn"});
+  c.rope_interleave = c.v3 ? r.boolean("rope_interleave", true) : true;
+
+  // --- MoE
+  c.n_routed_experts = r.count("n_routed_experts", 0);
+  c.first_k_dense_replace = r.count("first_k_dense_replace", 0);
+  if (c.n_routed_experts > 0) {
+    c.moe_intermediate_size = r.pos_int("moe_intermediate_size", true);
+    c.num_experts_per_tok = r.pos_int("num_experts_per_tok", true);
+    c.n_shared_experts = r.count("n_shared_experts", 0);
+    if (c.num_experts_per_tok > c.n_routed_experts) r.fail("num_experts_per_tok", "exceeds n_routed_experts");
+    if (r.count("moe_layer_freq", 1) != 1)
+      r.fail("moe_layer_freq", "other than 1 is not supported (transformers ignores it; the layers would differ)");
+    c.routed_scaling_factor = r.num("routed_scaling_factor", 1.0);
+    if (c.v3) {
+      c.topk_method = MoeTopk::kNoauxTc;
+      c.scoring = MoeScoring::kSigmoid;
+      c.norm_topk_prob = r.boolean("norm_topk_prob", true);
+    } else {
+      const std::string m = r.str("topk_method", "greedy");
+      if (m == "greedy") c.topk_method = MoeTopk::kGreedy;
+      else if (m == "group_limited_greedy") c.topk_method = MoeTopk::kGroupLimitedGreedy;
+      else r.fail("topk_method", "'" + m + "' is not supported for DeepSeek V2 (greedy, group_limited_greedy)");
+      const std::string sf = r.str("scoring_func", "softmax");
+      if (sf != "softmax") r.fail("scoring_func", "'" + sf + "' is not supported for DeepSeek V2 (softmax)");
+      c.scoring = MoeScoring::kSoftmax;
+      c.norm_topk_prob = false;  // transformers' DeepseekV2 router never renormalizes
+    }
+    if (c.topk_method != MoeTopk::kGreedy) {
+      c.n_group = r.pos_int("n_group", true);
+      c.topk_group = r.pos_int("topk_group", true);
+      if (c.n_routed_experts % c.n_group != 0) r.fail("n_group", "must divide n_routed_experts");
+      if (c.topk_group > c.n_group || c.n_group > 64) r.fail("topk_group", "must be at most n_group (and n_group <= 64)");
+      if (c.num_experts_per_tok > c.topk_group * (c.n_routed_experts / c.n_group))
+        r.fail("num_experts_per_tok", "exceeds the experts of topk_group groups");
+      if (c.topk_method == MoeTopk::kNoauxTc && c.n_routed_experts / c.n_group < 2)
+        r.fail("n_group", "leaves fewer than 2 experts per group, which noaux_tc scoring needs");
+    }
+  }
+  c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", 0);
+  return c;
+}
+
+}  // namespace kiln

@@ -1,0 +1,321 @@
+#include "compiler/frontends/deepseek.h"
+
+#include <cmath>
+
+#include "compiler/error.h"
+#include "compiler/frontends/common.h"
+
+namespace kiln {
+
+namespace {
+
+std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
+
+// Index of layer in "model.layers.<N>.…", or -1.
+int64_t layer_of(const std::string& name) {
+  static const std::string p = "model.layers.";
+  if (name.compare(0, p.size(), p) != 0) return -1;
+  int64_t v = 0;
+  size_t i = p.size();
+  if (i >= name.size() || !isdigit(static_cast<unsigned char>(name[i]))) return -1;
+  for (; i < name.size() && isdigit(static_cast<unsigned char>(name[i])) && v < (int64_t(1) << 40); ++i)
+    v = v * 10 + (name[i] - '0');
+  return v;
+}
+
+bool is_mtp(const std::string& name, const DeepseekConfig& c) {
+  const int64_t l = layer_of(name);
+  return l >= c.num_hidden_layers && l < c.num_hidden_layers + c.num_nextn_predict_layers;
+}
+
+// Rows [begin, end) of a row-major (rows, cols) matrix.
+std::vector<float> rows_of(const std::vector<float>& w, int64_t cols, int64_t begin, int64_t end) {
+  return std::vector<float>(w.begin() + begin * cols, w.begin() + end * cols);
+}
+
+// The order that turns pairwise rotation (x0,x1),(x2,x3)... into rotate-half: evens, then odds.
+std::vector<int64_t> deinterleave(int64_t d, bool pairwise) {
+  std::vector<int64_t> p(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i) p[size_t(i)] = pairwise ? (i < d / 2 ? 2 * i : 2 * (i - d / 2) + 1) : i;
+  return p;
+}
+
+}  // namespace
+
+std::map<std::string, std::vector<int64_t>> deepseek_tensor_shapes(const DeepseekConfig& c) {
+  const int64_t D = c.hidden_size, H = c.num_attention_heads, qk = c.qk_head_dim();
+  const int64_t r = c.kv_lora_rank, rope = c.qk_rope_head_dim, nope = c.qk_nope_head_dim, v = c.v_head_dim;
+  std::map<std::string, std::vector<int64_t>> e;
+  e["model.embed_tokens.weight"] = {c.vocab_size, D};
+  e["model.norm.weight"] = {D};
+  if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = layer_prefix(i), a = p + "self_attn.";
+    e[p + "input_layernorm.weight"] = {D};
+    e[p + "post_attention_layernorm.weight"] = {D};
+    if (c.q_lora_rank > 0) {
+      e[a + "q_a_proj.weight"] = {c.q_lora_rank, D};
+      e[a + "q_a_layernorm.weight"] = {c.q_lora_rank};
+      e[a + "q_b_proj.weight"] = {H * qk, c.q_lora_rank};
+      if (c.attention_bias) e[a + "q_a_proj.bias"] = {c.q_lora_rank};
+    } else {
+      e[a + "q_proj.weight"] = {H * qk, D};
+    }
+    e[a + "kv_a_proj_with_mqa.weight"] = {r + rope, D};
+    e[a + "kv_a_layernorm.weight"] = {r};
+    e[a + "kv_b_proj.weight"] = {H * (nope + v), r};
+    e[a + "o_proj.weight"] = {D, H * v};
+    if (c.attention_bias) {
+      e[a + "kv_a_proj_with_mqa.bias"] = {r + rope};
+      e[a + "o_proj.bias"] = {D};
+    }
+    const std::string m = p + "mlp.";
+    if (!c.is_moe_layer(i)) {
+      e[m + "gate_proj.weight"] = {c.intermediate_size, D};
+      e[m + "up_proj.weight"] = {c.intermediate_size, D};
+      e[m + "down_proj.weight"] = {D, c.intermediate_size};
+      continue;
+    }
+    const int64_t F = c.moe_intermediate_size;
+    e[m + "gate.weight"] = {c.n_routed_experts, D};
+    if (c.v3) e[m + "gate.e_score_correction_bias"] = {c.n_routed_experts};
+    for (int64_t x = 0; x < c.n_routed_experts; ++x) {
+      const std::string ex = m + "experts." + std::to_string(x) + ".";
+      e[ex + "gate_proj.weight"] = {F, D};
+      e[ex + "up_proj.weight"] = {F, D};
+      e[ex + "down_proj.weight"] = {D, F};
+    }
+    if (c.n_shared_experts > 0) {
+      const int64_t Fs = F * c.n_shared_experts;
+      e[m + "shared_experts.gate_proj.weight"] = {Fs, D};
+      e[m + "shared_experts.up_proj.weight"] = {Fs, D};
+      e[m + "shared_experts.down_proj.weight"] = {D, Fs};
+    }
+  }
+  return e;
+}
+
+void check_deepseek_tensors(const DeepseekConfig& c, const Checkpoint& ck, size_t* mtp_tensors) {
+  check_layer_count(c.num_hidden_layers, ck, 9);
+  size_t mtp = 0;
+  for (const auto& kv : ck.all()) mtp += is_mtp(kv.first, c);
+  if (mtp_tensors) *mtp_tensors = mtp;
+  check_checkpoint_tensors(deepseek_tensor_shapes(c), ck, [&](const std::string& n) {
+    return is_mtp(n, c) || n.find("rotary_emb.inv_freq") != std::string::npos ||
+           (c.tie_word_embeddings && n == "lm_head.weight");
+  });
+}
+
+Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& o) {
+  Graph g;
+  const DType wt = o.plan_dtype;
+  const int64_t D = c.hidden_size, V = c.vocab_size, H = c.num_attention_heads, B = o.batch, S = o.max_seq;
+  const int64_t r = c.kv_lora_rank, rope = c.qk_rope_head_dim, nope = c.qk_nope_head_dim, vd = c.v_head_dim;
+  const int64_t qk = c.qk_head_dim();
+  const std::vector<int64_t> perm = deinterleave(rope, c.rope_interleave);
+  auto w = [&](const std::string& name, std::vector<int64_t> shape, std::vector<std::string> parts, DType t) {
+    return g.weight(name, t, std::move(shape), WeightSource{std::move(parts), {}, nullptr});
+  };
+  auto built = [&](const std::string& name, std::vector<int64_t> shape, std::function<std::vector<float>(const WeightFetch&)> f) {
+    return g.weight(name, wt, std::move(shape), WeightSource{{}, {}, std::move(f)});
+  };
+
+  struct Layer {
+    uint32_t attn_norm, q_a = kNoTensor, q_a_b = kNoTensor, q_a_norm = kNoTensor, q_nope, q_pe, kv_c, kv_c_b = kNoTensor,
+                        kv_pe, kv_pe_b = kNoTensor, kv_norm, w_ukt, w_uv, o, o_b = kNoTensor, mlp_norm, cache;
+    bool moe = false;
+    uint32_t gu = kNoTensor, down = kNoTensor;                   // dense MLP or shared experts
+    uint32_t gate = kNoTensor, gate_bias = kNoTensor, egu = kNoTensor, edown = kNoTensor;  // routed experts
+  };
+  const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"}, wt);
+  std::vector<Layer> layers;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = layer_prefix(i), a = p + "self_attn.", m = p + "mlp.";
+    Layer L;
+    L.attn_norm = w(p + "input_layernorm.weight", {D}, {p + "input_layernorm.weight"}, wt);
+    const std::string qname = c.q_lora_rank > 0 ? a + "q_b_proj.weight" : a + "q_proj.weight";
+    const int64_t qin = c.q_lora_rank > 0 ? c.q_lora_rank : D;
+    if (c.q_lora_rank > 0) {
+      L.q_a = w(a + "q_a_proj.weight", {c.q_lora_rank, D}, {a + "q_a_proj.weight"}, wt);
+      if (c.attention_bias) L.q_a_b = w(a + "q_a_proj.bias", {c.q_lora_rank}, {a + "q_a_proj.bias"}, wt);
+      L.q_a_norm = w(a + "q_a_layernorm.weight", {c.q_lora_rank}, {a + "q_a_layernorm.weight"}, wt);
+    }
+    // q rows per head are [nope | rope]: split them, and put the rope rows in rotate-half order.
+    L.q_nope = built(a + "q_nope.weight", {H * nope, qin}, [=](const WeightFetch& f) {
+      const auto q = f(qname);
+      std::vector<float> out;
+      for (int64_t h = 0; h < H; ++h) {
+        const auto rws = rows_of(q, qin, h * qk, h * qk + nope);
+        out.insert(out.end(), rws.begin(), rws.end());
+      }
+      return out;
+    });
+    L.q_pe = built(a + "q_pe.weight", {H * rope, qin}, [=](const WeightFetch& f) {
+      const auto q = f(qname);
+      std::vector<float> out;
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t j : perm) {
+          const auto row = rows_of(q, qin, h * qk + nope + j, h * qk + nope + j + 1);
+          out.insert(out.end(), row.begin(), row.end());
+        }
+      return out;
+    });
+    const std::string kva = a + "kv_a_proj_with_mqa.";
+    L.kv_c = built(a + "kv_c.weight", {r, D}, [=](const WeightFetch& f) { return rows_of(f(kva + "weight"), D, 0, r); });
+    L.kv_pe = built(a + "kv_pe.weight", {rope, D}, [=](const WeightFetch& f) {
+      const auto k = f(kva + "weight");
+      std::vector<float> out;
+      for (int64_t j : perm) {
+        const auto row = rows_of(k, D, r + j, r + j + 1);
+        out.insert(out.end(), row.begin(), row.end());
+      }
+      return out;
+    });
+    if (c.attention_bias) {
+      L.kv_c_b = built(a + "kv_c.bias", {r}, [=](const WeightFetch& f) { return rows_of(f(kva + "bias"), 1, 0, r); });
+      L.kv_pe_b = built(a + "kv_pe.bias", {rope}, [=](const WeightFetch& f) {
+        const auto b = f(kva + "bias");
+        std::vector<float> out;
+        for (int64_t j : perm) out.push_back(b[size_t(r + j)]);
+        return out;
+      });
+    }
+    L.kv_norm = w(a + "kv_a_layernorm.weight", {r}, {a + "kv_a_layernorm.weight"}, wt);
+    // kv_b_proj rows per head are [k_nope (nope) | v (vd)], columns the latent (r).
+    const std::string kvb = a + "kv_b_proj.weight";
+    L.w_ukt = built(a + "w_uk_t.weight", {H, r, nope}, [=](const WeightFetch& f) {
+      const auto kv = f(kvb);
+      std::vector<float> out(size_t(H * r * nope));
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i2 = 0; i2 < r; ++i2)
+          for (int64_t j = 0; j < nope; ++j) out[size_t((h * r + i2) * nope + j)] = kv[size_t((h * (nope + vd) + j) * r + i2)];
+      return out;
+    });
+    L.w_uv = built(a + "w_uv.weight", {H, vd, r}, [=](const WeightFetch& f) {
+      const auto kv = f(kvb);
+      std::vector<float> out;
+      for (int64_t h = 0; h < H; ++h) {
+        const auto rws = rows_of(kv, r, h * (nope + vd) + nope, (h + 1) * (nope + vd));
+        out.insert(out.end(), rws.begin(), rws.end());
+      }
+      return out;
+    });
+    L.o = w(a + "o_proj.weight", {D, H * vd}, {a + "o_proj.weight"}, wt);
+    if (c.attention_bias) L.o_b = w(a + "o_proj.bias", {D}, {a + "o_proj.bias"}, wt);
+    L.mlp_norm = w(p + "post_attention_layernorm.weight", {D}, {p + "post_attention_layernorm.weight"}, wt);
+    L.cache = g.kv(p + "latent_cache", wt, {B, S, r + rope});
+    L.moe = c.is_moe_layer(i);
+    if (!L.moe) {
+      const int64_t F = c.intermediate_size;
+      L.gu = w(m + "gate_up_proj.weight", {2 * F, D}, {m + "gate_proj.weight", m + "up_proj.weight"}, wt);
+      L.down = w(m + "down_proj.weight", {D, F}, {m + "down_proj.weight"}, wt);
+    } else {
+      const int64_t F = c.moe_intermediate_size, E = c.n_routed_experts;
+      // The router stays f32, as transformers keeps it.
+      L.gate = w(m + "gate.weight", {E, D}, {m + "gate.weight"}, DType::F32);
+      if (c.v3) L.gate_bias = w(m + "gate.e_score_correction_bias", {E}, {m + "gate.e_score_correction_bias"}, DType::F32);
+      std::vector<std::string> gu_parts, down_parts;
+      for (int64_t x = 0; x < E; ++x) {
+        const std::string ex = m + "experts." + std::to_string(x) + ".";
+        gu_parts.push_back(ex + "gate_proj.weight");
+        gu_parts.push_back(ex + "up_proj.weight");
+        down_parts.push_back(ex + "down_proj.weight");
+      }
+      L.egu = w(m + "experts.gate_up_proj.weight", {E * 2 * F, D}, gu_parts, wt);
+      L.edown = w(m + "experts.down_proj.weight", {E * D, F}, down_parts, wt);
+      if (c.n_shared_experts > 0) {
+        const int64_t Fs = F * c.n_shared_experts;
+        const std::string sh = m + "shared_experts.";
+        L.gu = w(sh + "gate_up_proj.weight", {2 * Fs, D}, {sh + "gate_proj.weight", sh + "up_proj.weight"}, wt);
+        L.down = w(sh + "down_proj.weight", {D, Fs}, {sh + "down_proj.weight"}, wt);
+      }
+    }
+    layers.push_back(L);
+  }
+  const uint32_t norm = w("model.norm.weight", {D}, {"model.norm.weight"}, wt);
+  const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"}, wt);
+  const uint32_t inv_freq =
+      g.weight("rope.inv_freq", DType::F32, {rope / 2}, WeightSource{{}, rope_inv_freq(c.rope, rope), nullptr});
+  const double rope_scale = rope_attention_factor(c.rope);
+
+  const uint32_t start_pos = g.state("start_pos", {B});
+  const uint32_t n_valid = g.state("n_valid", {B});
+  const double eps = c.rms_norm_eps, lat_eps = 1e-6;  // q_a/kv_a layernorms use transformers' default eps
+  for (const auto& [pname, C] : {std::pair<std::string, int64_t>{"prefill", o.chunk}, {"decode", 1}}) {
+    GraphProgram P;
+    P.name = pname;
+    const int64_t N = B * C;
+    const std::string a = pname + ".";
+    const uint32_t tokens = g.state(a + "tokens", {B, C});
+    const uint32_t x = g.activation(a + "x", {N, D});
+    add_node(P, kEmbeddingSpec, {tokens, embed}, {x});
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      const Layer& L = layers[size_t(i)];
+      const std::string p = a + "layers." + std::to_string(i) + ".";
+      auto act = [&](const std::string& n, std::vector<int64_t> s, DType t = DType::F32) {
+        return g.activation(p + n, std::move(s), t);
+      };
+      const uint32_t h = act("attn_in", {N, D});
+      add_node(P, kRmsNormSpec, {x, L.attn_norm}, {h}, {}, {eps});
+      uint32_t qsrc = h;
+      if (c.q_lora_rank > 0) {
+        const uint32_t qa = act("q_a", {N, c.q_lora_rank}), qan = act("q_a_norm", {N, c.q_lora_rank});
+        add_node(P, kMatmulSpec, {h, L.q_a, L.q_a_b, n_valid}, {qa}, {0});
+        add_node(P, kRmsNormSpec, {qa, L.q_a_norm}, {qan}, {}, {lat_eps});
+        qsrc = qan;
+      }
+      const uint32_t q_nope = act("q_nope", {N, H * nope}), q_pe = act("q_pe", {N, H * rope});
+      add_node(P, kMatmulSpec, {qsrc, L.q_nope, kNoTensor, n_valid}, {q_nope}, {0});
+      add_node(P, kMatmulSpec, {qsrc, L.q_pe, kNoTensor, n_valid}, {q_pe}, {0});
+      add_node(P, kRopeSpec, {inv_freq, start_pos, q_pe}, {q_pe}, {H, rope}, {rope_scale});
+      const uint32_t ckv = act("c_kv", {N, r}), ckvn = act("c_kv_norm", {N, r}), kpe = act("k_pe", {N, rope});
+      add_node(P, kMatmulSpec, {h, L.kv_c, L.kv_c_b, n_valid}, {ckv}, {0});
+      add_node(P, kRmsNormSpec, {ckv, L.kv_norm}, {ckvn}, {}, {lat_eps});
+      add_node(P, kMatmulSpec, {h, L.kv_pe, L.kv_pe_b, n_valid}, {kpe}, {0});
+      add_node(P, kRopeSpec, {inv_freq, start_pos, kpe}, {kpe}, {1, rope}, {rope_scale});
+      add_node(P, kMlaKvWriteSpec, {ckvn, kpe, start_pos, n_valid}, {L.cache});
+      const uint32_t q_lat = act("q_lat", {N, H * r}), o_lat = act("o_lat", {N, H * r}), o_v = act("o_v", {N, H * vd});
+      add_node(P, kHeadMatmulSpec, {q_nope, L.w_ukt, n_valid}, {q_lat});
+      add_node(P, kMlaAttentionSpec, {q_lat, q_pe, L.cache, start_pos, n_valid}, {o_lat}, {H, r, rope},
+               {c.softmax_scale()});
+      add_node(P, kHeadMatmulSpec, {o_lat, L.w_uv, n_valid}, {o_v});
+      add_node(P, kMatmulSpec, {o_v, L.o, L.o_b, n_valid}, {x}, {1});  // x += o_proj(attention)
+      const uint32_t h2 = act("mlp_in", {N, D});
+      add_node(P, kRmsNormSpec, {x, L.mlp_norm}, {h2}, {}, {eps});
+      if (L.moe) {
+        const int64_t K = c.num_experts_per_tok;
+        const uint32_t ids = act("expert_ids", {N, K}, DType::I32), ew = act("expert_weights", {N, K});
+        const uint32_t ws = act("expert_ws", {2 * c.moe_intermediate_size});
+        add_node(P, kMoeRouteSpec, {h2, L.gate, L.gate_bias, n_valid}, {ids, ew},
+                 {int64_t(c.topk_method), int64_t(c.scoring), c.n_group, c.topk_group, c.norm_topk_prob ? 1 : 0},
+                 {c.routed_scaling_factor});
+        add_node(P, kMoeExpertsSpec, {h2, ids, ew, L.egu, L.edown, n_valid}, {x, ws});  // x += routed experts
+      }
+      if (L.gu != kNoTensor) {  // the dense MLP, or the shared experts
+        const int64_t F = L.moe ? c.moe_intermediate_size * c.n_shared_experts : c.intermediate_size;
+        const uint32_t gu = act("gate_up", {N, 2 * F}), mact = act("mlp_act", {N, F});
+        add_node(P, kMatmulSpec, {h2, L.gu, kNoTensor, n_valid}, {gu}, {0});
+        add_node(P, kSwigluSpec, {gu}, {mact});
+        add_node(P, kMatmulSpec, {mact, L.down, kNoTensor, n_valid}, {x}, {1});
+      }
+    }
+    const uint32_t xn = g.activation(a + "final_norm", {N, D});
+    const uint32_t logits = g.activation(a + "logits", {N, V});
+    add_node(P, kRmsNormSpec, {x, norm}, {xn}, {}, {eps});
+    add_node(P, kMatmulSpec, {xn, lm_head, kNoTensor, n_valid}, {logits}, {0});
+    P.inputs = {{"tokens", tokens}, {"start_pos", start_pos}, {"n_valid", n_valid}};
+    P.outputs = {{"logits", logits}};
+    g.programs.push_back(std::move(P));
+  }
+  g.info.architecture = c.architecture;
+  g.info.vocab_size = V;
+  g.info.max_seq = S;
+  g.info.batch = B;
+  g.info.chunk = o.chunk;
+  g.info.source_dtype = c.dtype;
+  g.info.plan_dtype = wt;
+  g.info.config_json = c.raw_json;
+  return g;
+}
+
+}  // namespace kiln
