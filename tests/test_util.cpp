@@ -52,11 +52,13 @@ std::string fixtures_root() {
   return env && *env ? std::string(env) : std::string(KILN_FIXTURES_DIR);
 }
 
-std::string fixture(const std::string& name) { return fixtures_root() + "/llama/" + name; }
+std::string fixture(const std::string& name, const std::string& family) {
+  return fixtures_root() + "/" + family + "/" + name;
+}
 
-std::vector<std::string> llama_fixture_names() {
+std::vector<std::string> fixture_names(const std::string& family) {
   std::vector<std::string> names;
-  const std::string dir = fixtures_root() + "/llama";
+  const std::string dir = fixtures_root() + "/" + family;
   DIR* d = opendir(dir.c_str());
   if (!d) return names;
   while (dirent* e = readdir(d)) {

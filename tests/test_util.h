@@ -27,8 +27,9 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 void copy_dir(const std::string& from, const std::string& to);
 // tests/fixtures, or $KILN_FIXTURES_DIR when set (a build carried to another machine).
 std::string fixtures_root();
-std::string fixture(const std::string& name);       // <root>/llama/<name>
-std::vector<std::string> llama_fixture_names();     // every folder under tests/fixtures/llama
+std::string fixture(const std::string& name, const std::string& family = "llama");  // <root>/<family>/<name>
+std::vector<std::string> fixture_names(const std::string& family);  // every folder under <root>/<family>
+inline std::vector<std::string> llama_fixture_names() { return fixture_names("llama"); }
 
 double rel_l2(const float* out, const float* ref, size_t n);
 std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f);
