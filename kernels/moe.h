@@ -38,9 +38,10 @@ struct MoeRouteArgs {
 // Routed experts, reading only the selected experts' weights (a gather-GEMV per token).
 // h: (rows, dim) f32; ids, weights: (rows, top_k); w_gu: (experts·2·ffn, dim), each expert's
 // [gate | up] rows; w_down: (experts·dim, ffn) → y: (rows, dim) f32 [in/out], y += Σ_k
-// weights[k] · down_e(silu(gate_e·h) · up_e·h); ws: (2·ffn,) f32 workspace.
+// weights[k] · down_e(silu(gate_e·h) · up_e·h); ws: (rows·top_k, ffn) f32 workspace holding
+// each selected expert's activation (so a GPU can run the two halves as separate passes).
 // Ids outside [0, experts) are skipped. Plan operands: inputs {h, ids, weights, w_gu, w_down,
-// n_valid?}; outputs {y, ws}. CPU scratch: dim floats per worker when weights are f16.
+// n_valid?}; outputs {y, ws}. CPU scratch: max(dim, ffn) floats per worker when weights are f16.
 struct MoeExpertsArgs {
   const float* h;
   const int32_t* ids;

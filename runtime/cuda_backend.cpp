@@ -43,10 +43,12 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
   if (const auto* a = std::get_if<AttentionArgs>(&args.value()); a && a->head_dim > kCudaMaxHeadDim)
     return unsupported("CUDA attention supports head_dim up to " + std::to_string(kCudaMaxHeadDim) + ", the plan has " +
                        std::to_string(a->head_dim));
-  if (std::holds_alternative<HeadMatmulArgs>(args.value()) || std::holds_alternative<MlaKvWriteArgs>(args.value()) ||
-      std::holds_alternative<MlaAttentionArgs>(args.value()) || std::holds_alternative<MoeRouteArgs>(args.value()) ||
-      std::holds_alternative<MoeExpertsArgs>(args.value()))
-    return unsupported(std::string("kernel '") + spec.name + "' has no CUDA implementation yet (run this plan on the CPU)");
+  if (const auto* a = std::get_if<MlaAttentionArgs>(&args.value());
+      a && (a->rank > kCudaMaxLatentRank || a->rope > kCudaMaxRopeDim))
+    return unsupported("CUDA MLA attention supports kv_lora_rank up to " + std::to_string(kCudaMaxLatentRank) +
+                       " and a RoPE dim up to " + std::to_string(kCudaMaxRopeDim));
+  if (const auto* a = std::get_if<MoeRouteArgs>(&args.value()); a && a->experts > kCudaMaxExperts)
+    return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
   return CudaLaunch([a = args.take()](cudaStream_t s) {
     std::visit(
         [s](const auto& x) {
@@ -58,6 +60,11 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, KvWriteArgs>) kv_write_cuda(x, s);
           else if constexpr (std::is_same_v<T, AttentionArgs>) attention_cuda(x, s);
           else if constexpr (std::is_same_v<T, SwigluArgs>) swiglu_cuda(x, s);
+          else if constexpr (std::is_same_v<T, HeadMatmulArgs>) head_matmul_cuda(x, s);
+          else if constexpr (std::is_same_v<T, MlaKvWriteArgs>) mla_kv_write_cuda(x, s);
+          else if constexpr (std::is_same_v<T, MlaAttentionArgs>) mla_attention_cuda(x, s);
+          else if constexpr (std::is_same_v<T, MoeRouteArgs>) moe_route_cuda(x, s);
+          else if constexpr (std::is_same_v<T, MoeExpertsArgs>) moe_experts_cuda(x, s);
         },
         a);
   });

@@ -285,7 +285,7 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     KILN_RETURN_IF_ERROR(c.expect(c.in(4), "w_down", {c.in(3)->dtype}, {e * dim, ffn}));
     KILN_RETURN_IF_ERROR(check_n_valid(c, 5, rows));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, dim}));
-    KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", kF32, {2 * ffn}));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", kF32, {rows * k, ffn}));
     scratch = uint64_t(std::max(dim, ffn));
   } else {
     return unsupported("no validator for kernel " + name);

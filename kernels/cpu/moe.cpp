@@ -96,19 +96,19 @@ void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
       const int32_t e = a.ids[r * a.top_k + k];
       if (e < 0 || e >= a.experts) continue;
       const float wk = a.weights[r * a.top_k + k];
+      float* act = a.ws + (r * a.top_k + k) * a.ffn;
       const uint8_t* gu = static_cast<const uint8_t*>(a.w_gu) + uint64_t(e * 2 * a.ffn * a.dim) * esz;
-      pool.parallel_for(2 * a.ffn, 8, [&](int64_t o0, int64_t o1, int w) {
-        for (int64_t o = o0; o < o1; ++o)
-          a.ws[o] = dot_f32_any(h, gu + uint64_t(o * a.dim) * esz, a.w_dtype, a.dim, pool.scratch(w));
+      pool.parallel_for(a.ffn, 8, [&](int64_t f0, int64_t f1, int w) {
+        for (int64_t f = f0; f < f1; ++f) {
+          const float g = dot_f32_any(h, gu + uint64_t(f * a.dim) * esz, a.w_dtype, a.dim, pool.scratch(w));
+          const float u = dot_f32_any(h, gu + uint64_t((a.ffn + f) * a.dim) * esz, a.w_dtype, a.dim, pool.scratch(w));
+          act[f] = g / (1.0f + std::exp(-g)) * u;
+        }
       });
-      for (int64_t f = 0; f < a.ffn; ++f) {
-        const float g = a.ws[f];
-        a.ws[f] = g / (1.0f + std::exp(-g)) * a.ws[a.ffn + f];
-      }
       const uint8_t* down = static_cast<const uint8_t*>(a.w_down) + uint64_t(e * a.dim * a.ffn) * esz;
       pool.parallel_for(a.dim, 8, [&](int64_t d0, int64_t d1, int w) {
         for (int64_t d = d0; d < d1; ++d)
-          y[d] += wk * dot_f32_any(a.ws, down + uint64_t(d * a.ffn) * esz, a.w_dtype, a.ffn, pool.scratch(w));
+          y[d] += wk * dot_f32_any(act, down + uint64_t(d * a.ffn) * esz, a.w_dtype, a.ffn, pool.scratch(w));
       });
     }
   }

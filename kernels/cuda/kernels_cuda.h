@@ -7,8 +7,11 @@
 
 #include "kernels/attention.h"
 #include "kernels/embedding.h"
+#include "kernels/head_matmul.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
+#include "kernels/mla.h"
+#include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -22,8 +25,15 @@ void rope_cuda(const RopeArgs& a, cudaStream_t s);
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s);
 void attention_cuda(const AttentionArgs& a, cudaStream_t s);
 void swiglu_cuda(const SwigluArgs& a, cudaStream_t s);
+void head_matmul_cuda(const HeadMatmulArgs& a, cudaStream_t s);
+void mla_kv_write_cuda(const MlaKvWriteArgs& a, cudaStream_t s);
+void mla_attention_cuda(const MlaAttentionArgs& a, cudaStream_t s);
+void moe_route_cuda(const MoeRouteArgs& a, cudaStream_t s);
+void moe_experts_cuda(const MoeExpertsArgs& a, cudaStream_t s);
 
 // Limits of the CUDA kernels, checked when a plan is bound to the CUDA backend.
 constexpr int64_t kCudaMaxHeadDim = 256;
+constexpr int64_t kCudaMaxLatentRank = 512, kCudaMaxRopeDim = 64;  // mla_attention
+constexpr int64_t kCudaMaxExperts = 4096;                           // moe_route (scores in shared memory)
 
 }  // namespace kiln

@@ -194,15 +194,100 @@ TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context
     }
 }
 
+TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
+  if (skip_without_gpu()) return;
+  ThreadPool pool(2, 8192);
+  uint32_t seed = 300;
+  {
+    const int64_t rows = 5, heads = 16, k = 128, m = 512;
+    const auto x = random_floats(size_t(rows * heads * k), seed++);
+    const auto w = as_dtype(random_floats(size_t(heads * m * k), seed++, 0.05f), DType::BF16);
+    std::vector<float> yc(size_t(rows * heads * m), kNaN);
+    Dev dx(x), dw(w), dy(yc);
+    head_matmul_cpu({x.data(), w.data(), DType::BF16, yc.data(), rows, heads, k, m, nullptr, 1}, pool);
+    head_matmul_cuda({dx.as<float>(), dw.p, DType::BF16, dy.as<float>(), rows, heads, k, m, nullptr, 1}, nullptr);
+    sync_ok();
+    const auto yg = dy.get<float>();
+    CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
+  }
+  for (DType ct : {DType::F32, DType::BF16}) {
+    CAPTURE(std::string(dtype_name(ct)));
+    const int64_t batch = 2, chunk = 3, S = 700, H = 16, rank = 512, rope = 64, rows = batch * chunk;
+    std::vector<int32_t> start = {650, 0}, valid = {3, 2};
+    auto cache = as_dtype(random_floats(size_t(batch * S * (rank + rope)), seed++), ct);
+    const auto ckv = random_floats(size_t(rows * rank), seed++), kpe = random_floats(size_t(rows * rope), seed++);
+    Dev dc(cache), dckv(ckv), dkpe(kpe), ds(start), dn(valid);
+    mla_kv_write_cpu({ckv.data(), kpe.data(), start.data(), valid.data(), cache.data(), ct, batch, chunk, S, rank, rope}, pool);
+    mla_kv_write_cuda({dckv.as<float>(), dkpe.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dc.p, ct, batch, chunk, S,
+                       rank, rope},
+                      nullptr);
+    sync_ok();
+    CHECK(dc.get<uint8_t>() == cache);
+    const auto ql = random_floats(size_t(rows * H * rank), seed++, 0.05f), qp = random_floats(size_t(rows * H * rope), seed++);
+    std::vector<float> oc(size_t(rows * H * rank), kNaN);
+    Dev dql(ql), dqp(qp), dout(oc);
+    mla_attention_cpu({ql.data(), qp.data(), cache.data(), ct, start.data(), valid.data(), oc.data(), batch, chunk, S, H,
+                       rank, rope, 0.07f},
+                      pool);
+    mla_attention_cuda({dql.as<float>(), dqp.as<float>(), dc.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(),
+                        batch, chunk, S, H, rank, rope, 0.07f},
+                       nullptr);
+    sync_ok();
+    const auto og = dout.get<float>();
+    CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
+  }
+  for (int64_t method = 0; method < 3; ++method) {
+    CAPTURE(method);
+    const int64_t rows = 7, dim = 256, E = 64, K = 6, F = 96;
+    const auto h = random_floats(size_t(rows * dim), seed++);
+    const auto gate = random_floats(size_t(E * dim), seed++, 0.1f), bias = random_floats(size_t(E), seed++, 0.1f);
+    std::vector<int32_t> ids_c(size_t(rows * K), -7);
+    std::vector<float> w_c(size_t(rows * K), kNaN);
+    Dev dh(h), dg(gate), db(bias), dids(ids_c), dw(w_c);
+    MoeRouteArgs rc{h.data(), gate.data(), DType::F32, bias.data(), DType::F32, ids_c.data(), w_c.data(), rows, dim, E, K,
+                    MoeTopk(method), method == 2 ? MoeScoring::kSigmoid : MoeScoring::kSoftmax, 8, 3, method == 2, 2.5f,
+                    nullptr, 1};
+    moe_route_cpu(rc, pool);
+    MoeRouteArgs rg = rc;
+    rg.h = dh.as<float>();
+    rg.gate = dg.p;
+    rg.bias = db.p;
+    rg.ids = dids.as<int32_t>();
+    rg.weights = dw.as<float>();
+    moe_route_cuda(rg, nullptr);
+    sync_ok();
+    CHECK(dids.get<int32_t>() == ids_c);
+    const auto wg = dw.get<float>();
+    CHECK(rel_l2(wg.data(), w_c.data(), w_c.size()) < 1e-5);
+    const auto wgu = as_dtype(random_floats(size_t(E * 2 * F * dim), seed++, 0.05f), DType::BF16);
+    const auto wdown = as_dtype(random_floats(size_t(E * dim * F), seed++, 0.05f), DType::BF16);
+    auto yc = random_floats(size_t(rows * dim), seed++);
+    std::vector<float> ws(size_t(rows * K * F), kNaN);
+    Dev dgu(wgu), ddown(wdown), dy(yc), dws(ws);
+    moe_experts_cpu({h.data(), ids_c.data(), w_c.data(), wgu.data(), wdown.data(), DType::BF16, yc.data(), ws.data(), rows,
+                     dim, E, F, K, nullptr, 1},
+                    pool);
+    moe_experts_cuda({dh.as<float>(), dids.as<int32_t>(), dw.as<float>(), dgu.p, ddown.p, DType::BF16, dy.as<float>(),
+                      dws.as<float>(), rows, dim, E, F, K, nullptr, 1},
+                     nullptr);
+    sync_ok();
+    const auto yg = dy.get<float>();
+    CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
+  }
+}
+
 TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal stream mode bit for bit") {
   if (skip_without_gpu()) return;
   TempDir d;
-  for (const std::string& name : kiln::test::llama_fixture_names()) {
+  std::vector<std::pair<std::string, std::string>> fixtures;
+  for (const std::string& n : kiln::test::fixture_names("llama")) fixtures.push_back({"llama", n});
+  for (const std::string& n : kiln::test::fixture_names("deepseek")) fixtures.push_back({"deepseek", n});
+  for (const auto& [family, name] : fixtures) {
     for (const char* dtype : {"f32", "bf16"}) {
       CAPTURE(name);
       CAPTURE(std::string(dtype));
       CompileOptions o;
-      o.model_dir = kiln::test::fixture(name);
+      o.model_dir = kiln::test::fixture(name, family);
       o.output = d / (name + dtype + ".kplan");
       o.dtype = dtype;
       o.max_seq = 64;
@@ -230,7 +315,8 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
         tokens.push_back(std::move(out));
       }
       const double err = rel_l2(logits[1].data(), ref.logits.data(), ref.logits.size());
-      CHECK(err <= (std::string(dtype) == "f32" ? 1e-4 : 2e-2));
+      // bf16: DeepSeek's tiny random routers flip some experts under rounding (see test_parity).
+      CHECK(err <= (std::string(dtype) == "f32" ? 1e-4 : family == "deepseek" ? 5e-2 : 2e-2));
       if (std::string(dtype) == "f32") CHECK(tokens[1] == tokens[0]);
       CHECK(std::memcmp(logits[1].data(), logits[2].data(), logits[1].size() * sizeof(float)) == 0);
       CHECK(tokens[1] == tokens[2]);
