@@ -2,11 +2,13 @@
 // floor measured in the same run. A benchmark, never a test: it prints numbers, it asserts
 // nothing about speed.
 //   kiln-bench PLAN [--device cpu|cuda] [--steps 256] [--context 128] [--prefill 512] [--threads N]
-// Floor: the bytes of the weights over the read bandwidth measured now (CPU: every weight read
-// once with the same threads; CUDA: a 1 GiB device-to-device copy, counting read + write).
+// Floor: the weight bytes one decode step must read over the read bandwidth measured now (CPU:
+// every weight read once with the same threads; CUDA: a 1 GiB device-to-device copy, counting
+// read + write). For MoE layers only the selected experts count: top_k / experts of their weights.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <cstdio>
 #include <vector>
 
@@ -83,6 +85,34 @@ double cuda_copy_gbs() {
 #endif
 }
 
+// Weight bytes one decode step reads: every weight the decode program uses once, with routed
+// expert weights scaled by the fraction of experts a token selects and embedding tables by the
+// rows looked up.
+double decode_weight_bytes(const kiln::Plan& p) {
+  const int prog = p.find_program("decode");
+  if (prog < 0) return double(p.memory().weights_bytes);
+  std::map<uint32_t, double> bytes;
+  for (const kiln::LaunchInfo& l : p.programs()[size_t(prog)].launches) {
+    double frac = 1.0;
+    if (p.kernels()[l.kernel] == &kiln::kEmbeddingSpec) {  // one row per token
+      const auto& table = p.tensors()[l.inputs[1]];
+      frac = std::min(1.0, double(p.tensors()[l.inputs[0]].numel()) / double(table.shape[0]));
+    } else if (p.kernels()[l.kernel] == &kiln::kMoeExpertsSpec) {
+      const auto& ids = p.tensors()[l.inputs[1]];
+      const auto& down = p.tensors()[l.inputs[4]];
+      const auto& h = p.tensors()[l.inputs[0]];
+      const double experts = double(down.shape[0] / h.shape[1]);
+      frac = std::min(1.0, double(ids.shape[1]) / experts);
+    }
+    for (uint32_t i : l.inputs)
+      if (i != kiln::kNoTensor && p.tensors()[i].region == kiln::Region::kWeights)
+        bytes[i] = std::max(bytes[i], double(p.tensors()[i].size_bytes) * frac);
+  }
+  double total = 0;
+  for (const auto& [i, b] : bytes) total += b;
+  return total;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -143,17 +173,17 @@ int main(int argc, char** argv) {
     }
     ms.push_back(now_ms() - t0);
   }
-  const uint64_t wbytes = plan.value()->memory().weights_bytes;
+  const double wbytes = decode_weight_bytes(*plan.value());
   const double gbs = device == "cuda" ? cuda_copy_gbs() : cpu_read_gbs(*plan.value(), threads);
-  const double floor_ms = gbs > 0 ? double(wbytes) / 1e6 / gbs : 0.0;
+  const double floor_ms = gbs > 0 ? wbytes / 1e6 / gbs : 0.0;
   const double med = median(ms);
   std::printf("plan %s on %s (%s), context %d\n", path.c_str(), device.c_str(), c.describe().c_str(), context);
   if (prefill > 0) std::printf("prefill %d tokens: median %.2f ms of 5\n", prefill, prefill_ms);
   std::printf("decode: median %.3f ms/token over %d steps (min %.3f, max %.3f); %.1f GB/s of weights\n", med, steps,
               *std::min_element(ms.begin(), ms.end()), *std::max_element(ms.begin(), ms.end()),
-              double(wbytes) / 1e6 / med);
-  std::printf("floor: %.2f GB of weights at %.1f GB/s measured now = %.3f ms/token; decode is %.2fx the floor\n",
-              double(wbytes) / 1e9, gbs, floor_ms, floor_ms > 0 ? med / floor_ms : 0.0);
+              wbytes / 1e6 / med);
+  std::printf("floor: %.2f GB of weights read per step at %.1f GB/s measured now = %.3f ms/token; decode is %.2fx the floor\n",
+              wbytes / 1e9, gbs, floor_ms, floor_ms > 0 ? med / floor_ms : 0.0);
   std::printf("RESULT device=%s decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f\n", device.c_str(), med, floor_ms,
               prefill_ms, gbs);
   return 0;

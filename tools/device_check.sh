@@ -3,17 +3,17 @@
 #   1. use the sm_90 build in $BUILD_DIR (default build-sm90, e.g. carried from a dev machine)
 #      or build one here when cmake and the Debian headers are present;
 #   2. run the CUDA tests (tests/cuda) and the CPU suite;
-#   3. benchmark decode and prefill on random-weight Llama-3.2-1B and Llama-3.1-8B shapes
-#      (kiln-random-llama) against the device-to-device copy floor measured in the same run,
+#   3. benchmark decode and prefill on random-weight Llama-3.2-1B, Llama-3.1-8B and DeepSeek-V2-Lite shapes
+#      (kiln-random-checkpoint) against the device-to-device copy floor measured in the same run,
 #      and against HF transformers eager on the same weights when torch is importable.
 # Logs go to the folder given as $1 (default ./device-check); a short table is printed last.
-#   tools/device_check.sh OUT_DIR            (SHAPES="1b 8b" by default; SHAPES=1b for a quick run)
+#   tools/device_check.sh OUT_DIR   (SHAPES="1b 8b v2-lite" by default; SHAPES=1b for a quick run)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-device-check}"
 mkdir -p "$out"
 build="${BUILD_DIR:-build-sm90}"
-shapes="${SHAPES:-1b 8b}"
+shapes="${SHAPES:-1b 8b v2-lite}"
 work="${WORK_DIR:-/tmp/kiln-device-check}"
 mkdir -p "$work"
 table="$out/table.txt"
@@ -42,7 +42,7 @@ row "CPU tests (tests/)" "$( [ $? -eq 0 ] && echo pass || echo FAIL ); $(grep -E
 for shape in $shapes; do
   ck="$work/llama-$shape"
   plan="$work/llama-$shape.kplan"
-  [ -f "$ck/config.json" ] || "$build/kiln-random-llama" --shape "$shape" "$ck" > "$out/random-$shape.log" 2>&1
+  [ -f "$ck/config.json" ] || "$build/kiln-random-checkpoint" --shape "$shape" "$ck" > "$out/random-$shape.log" 2>&1
   "$build/kiln" compile "$ck" -o "$plan" --dtype bf16 --max-seq 2048 --batch 1 --chunk 512 --target cuda \
     > "$out/compile-$shape.log" 2>&1 || { row "compile $shape" "FAIL (see compile-$shape.log)"; continue; }
   for ctxlen in 128 1024; do

@@ -1,8 +1,9 @@
-// kiln-random-llama: writes a random-weight LLaMA checkpoint (config.json, bf16 safetensors
+// kiln-random-checkpoint: writes a random-weight checkpoint (config.json, bf16 safetensors
 // shards and model.safetensors.index.json, as the hub ships them) in a named shape, for
 // benchmarks and compile-time measurements where no real checkpoint can be downloaded.
-//   kiln-random-llama --shape 1b OUT_DIR      (Llama-3.2-1B: 2048 hidden, 16 layers, tied)
-//   kiln-random-llama --shape 8b OUT_DIR      (Llama-3.1-8B: 4096 hidden, 32 layers)
+//   kiln-random-checkpoint --shape 1b OUT_DIR       (Llama-3.2-1B: 2048 hidden, 16 layers, tied)
+//   kiln-random-checkpoint --shape 8b OUT_DIR       (Llama-3.1-8B: 4096 hidden, 32 layers)
+//   kiln-random-checkpoint --shape v2-lite OUT_DIR  (DeepSeek-V2-Lite: MLA, 64+2 experts, 6 active)
 // Weights are uniform with the std of a 0.02 normal; shards hold whole layers (≤ ~1 GiB).
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "compiler/error.h"
+#include "compiler/frontends/deepseek.h"
 #include "compiler/frontends/llama.h"
 #include "compiler/safetensors.h"
 
@@ -40,10 +42,10 @@ void fill_bf16(std::vector<uint16_t>& v, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Write a random-weight LLaMA checkpoint in a standard shape"};
+  CLI::App app{"Write a random-weight checkpoint in a standard LLaMA or DeepSeek shape"};
   std::string shape_name = "1b", out;
   int64_t layers = 0;
-  app.add_option("--shape", shape_name, "1b | 8b | tiny")->check(CLI::IsMember({"1b", "8b", "tiny"}));
+  app.add_option("--shape", shape_name, "1b | 8b | tiny | v2-lite")->check(CLI::IsMember({"1b", "8b", "tiny", "v2-lite"}));
   app.add_option("--layers", layers, "Override the layer count");
   app.add_option("out_dir", out, "Folder to create")->required();
   CLI11_PARSE(app, argc, argv);
@@ -54,7 +56,21 @@ int main(int argc, char** argv) {
   const int64_t hd = s.hidden / s.heads;
   try {
     if (std::system(("mkdir -p '" + out + "'").c_str()) != 0) throw kiln::CompileError("cannot create " + out);
-    nlohmann::json cfg = {
+    nlohmann::json cfg;
+    if (shape_name == "v2-lite") {
+      cfg = {{"architectures", {"DeepseekV2ForCausalLM"}}, {"model_type", "deepseek_v2"}, {"vocab_size", 102400},
+             {"hidden_size", 2048}, {"intermediate_size", 10944}, {"moe_intermediate_size", 1408},
+             {"num_hidden_layers", layers > 0 ? layers : 27}, {"num_attention_heads", 16}, {"num_key_value_heads", 16},
+             {"q_lora_rank", nullptr}, {"kv_lora_rank", 512}, {"qk_nope_head_dim", 128}, {"qk_rope_head_dim", 64},
+             {"v_head_dim", 128}, {"n_routed_experts", 64}, {"n_shared_experts", 2}, {"num_experts_per_tok", 6},
+             {"first_k_dense_replace", 1}, {"moe_layer_freq", 1}, {"topk_method", "greedy"}, {"n_group", 1},
+             {"topk_group", 1}, {"routed_scaling_factor", 1.0}, {"scoring_func", "softmax"}, {"norm_topk_prob", false},
+             {"max_position_embeddings", 163840}, {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false},
+             {"hidden_act", "silu"}, {"attention_bias", false}, {"dtype", "bfloat16"},
+             {"rope_parameters", {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 40.0},
+                                  {"original_max_position_embeddings", 4096}, {"beta_fast", 32}, {"beta_slow", 1},
+                                  {"mscale", 0.707}, {"mscale_all_dim", 0.707}}}};
+    } else cfg = {
         {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", s.vocab},
         {"hidden_size", s.hidden}, {"intermediate_size", s.ffn}, {"num_hidden_layers", s.layers},
         {"num_attention_heads", s.heads}, {"num_key_value_heads", s.kv_heads}, {"head_dim", hd},
@@ -66,11 +82,14 @@ int main(int argc, char** argv) {
     std::ofstream(out + "/config.json") << cfg.dump(2);
 
     // Shards of at most ~1 GiB, filled in name order.
-    const kiln::LlamaConfig c =
-        kiln::llama_config_from_shape(s.vocab, s.hidden, s.ffn, s.layers, s.heads, s.kv_heads, s.tied);
+    const auto shapes =
+        shape_name == "v2-lite"
+            ? kiln::deepseek_tensor_shapes(kiln::read_deepseek_config(out + "/config.json"))
+            : kiln::llama_tensor_shapes(
+                  kiln::llama_config_from_shape(s.vocab, s.hidden, s.ffn, s.layers, s.heads, s.kv_heads, s.tied));
     std::vector<std::vector<std::pair<std::string, std::vector<int64_t>>>> shards(1);
     uint64_t shard_bytes = 0;
-    for (const auto& [name, shape] : kiln::llama_tensor_shapes(c)) {
+    for (const auto& [name, shape] : shapes) {
       uint64_t bytes = 2;
       for (int64_t d : shape) bytes *= uint64_t(d);
       if (shard_bytes > 0 && shard_bytes + bytes > (uint64_t(1) << 30)) {
@@ -106,9 +125,9 @@ int main(int argc, char** argv) {
     std::ofstream(out + "/model.safetensors.index.json")
         << nlohmann::json({{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}).dump(2);
     std::printf("%s: %s shape, %lld layers, %.2f GB of bf16 weights\n", out.c_str(), shape_name.c_str(),
-                (long long)s.layers, double(total) / 1e9);
+                (long long)cfg["num_hidden_layers"].get<int64_t>(), double(total) / 1e9);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "kiln-random-llama: error: %s\n", e.what());
+    std::fprintf(stderr, "kiln-random-checkpoint: error: %s\n", e.what());
     return 1;
   }
   return 0;
