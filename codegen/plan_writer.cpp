@@ -76,9 +76,23 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
   auto memory = fb::CreateMemoryPlan(b, g.weight_bytes, g.arena_bytes, g.kv_bytes, g.state_bytes, 0);
   std::vector<flatbuffers::Offset<fb::Adapter>> adapters;
   for (const AdapterInfo& a : g.adapters) adapters.push_back(fb::CreateAdapter(b, b.CreateString(a.name), a.xxh3, a.weight));
+  flatbuffers::Offset<fb::Tokenizer> tok = 0;
+  if (g.tokenizer) {
+    const TokenizerData& t = *g.tokenizer;
+    std::vector<int32_t> merges;
+    for (const auto& m : t.merges) merges.insert(merges.end(), {m.first, m.second});
+    std::vector<flatbuffers::Offset<fb::AddedToken>> added;
+    for (const auto& a : t.added)
+      added.push_back(fb::CreateAddedToken(b, a.id, b.CreateString(a.content), a.special, a.lstrip, a.rstrip, a.normalized,
+                                           a.single_word));
+    tok = fb::CreateTokenizer(b, uint8_t(t.kind), uint8_t(t.split), b.CreateVectorOfStrings(t.vocab), b.CreateVector(merges),
+                              t.ignore_merges, t.byte_fallback, t.unk_id, t.sp_prepend, t.sp_prepend_first,
+                              t.decode_strip_space, b.CreateVector(added), t.bos_id, t.eos_id, t.add_bos,
+                              b.CreateVector(t.stop_ids), uint8_t(t.chat), b.CreateString(g.chat_template));
+  }
   auto root = fb::CreatePlan(b, kSchemaVersion, b.CreateString("kiln " KILN_VERSION_STRING), b.CreateVector(tvec), model,
                              b.CreateVector(tensors), b.CreateVector(segments), b.CreateVector(kvec),
-                             b.CreateVector(programs), memory, b.CreateVector(adapters));
+                             b.CreateVector(programs), memory, b.CreateVector(adapters), tok);
   fb::FinishPlanBuffer(b, root);
 }
 

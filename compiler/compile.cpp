@@ -7,6 +7,7 @@
 #include "compiler/frontends/deepseek.h"
 #include "compiler/frontends/llama.h"
 #include "compiler/json_util.h"
+#include "compiler/tokenizer_reader.h"
 #include "compiler/passes/memory_plan.h"
 #include "compiler/passes/weights.h"
 
@@ -87,6 +88,14 @@ CompileSummary compile_model(const CompileOptions& o) {
         uint64_t(c.num_hidden_layers * 2 * c.num_attention_heads * c.head_dim) * dtype_size(plan_dtype);
   }
   g.info.source_dtype = stored;
+  if (!o.no_tokenizer) {
+    TokenizerData td;
+    if (read_hf_tokenizer(o.model_dir, &td, &g.chat_template)) {
+      auto check = Tokenizer::create(td);  // the runtime's own checks, before anything is written
+      if (!check.is_ok()) throw CompileError(o.model_dir + "/tokenizer.json: " + check.status().message());
+      g.tokenizer = std::move(td);
+    }
+  }
   plan_memory(g);
   constexpr uint64_t kMaxRegion = uint64_t(1) << 44;  // the runtime's limit (runtime/plan.cpp)
   if (g.kv_bytes > kMaxRegion || g.arena_bytes > kMaxRegion)
@@ -107,6 +116,11 @@ CompileSummary compile_model(const CompileOptions& o) {
   s.batch = lim.batch;
   s.chunk = lim.chunk;
   s.notes = g.info.notes;
+  if (g.tokenizer)
+    s.tokenizer = std::string(g.tokenizer->kind == TokenizerData::Kind::kByteLevelBpe ? "byte-level BPE" : "SentencePiece BPE") +
+                  ", " + std::to_string(g.tokenizer->vocab.size()) + " tokens, " +
+                  std::to_string(g.tokenizer->merges.size()) + " merges" +
+                  (g.tokenizer->chat != TokenizerData::Chat::kNone ? ", chat template recognized" : "");
   s.weights_bytes = g.weight_bytes;
   s.arena_bytes = g.arena_bytes;
   s.kv_bytes = g.kv_bytes;

@@ -17,6 +17,7 @@ struct CompileOptions {
   int64_t chunk = 0;        // 0 = min(64, max_seq)
   std::vector<LoraAdapterSpec> lora;  // merged in order
   std::string target = "all";         // "cpu", "cuda" (sm_90) or "all"
+  bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists
 };
 
 struct CompileSummary {
@@ -26,6 +27,7 @@ struct CompileSummary {
   size_t n_launches_prefill = 0, n_launches_decode = 0;
   std::vector<LoraRecord> adapters;
   std::string notes;
+  std::string tokenizer;  // "" or a one-line summary
 };
 
 // Throws CompileError with one clear line on any failure; no output file is left behind.

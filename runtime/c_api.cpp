@@ -17,6 +17,11 @@ struct kiln_context {
   std::unique_ptr<kiln::Context> ctx;
 };
 
+struct kiln_decoder {
+  std::shared_ptr<const kiln::Plan> plan;  // keeps the tokenizer alive
+  kiln::Tokenizer::Stream stream;
+};
+
 namespace {
 
 kiln_status to_c(kiln::StatusCode c) {
@@ -195,5 +200,89 @@ kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_pr
     return ctx->ctx->generate(prompt, n_prompt, max_new, sp, eos_id, out_tokens, n_out, cb);
   });
 }
+
+kiln_status kiln_tokenize(const kiln_plan* plan, const char* text, size_t len, int add_special, int32_t* ids,
+                          int64_t cap, int64_t* n_out, kiln_error* err) {
+  if (!plan || (!text && len) || !n_out || (cap > 0 && !ids))
+    return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan, text, ids and n_out must not be null");
+  const kiln::Tokenizer* t = plan->plan->tokenizer();
+  if (!t) return fail(err, KILN_ERR_UNSUPPORTED, "this plan has no tokenizer (compiled with --no-tokenizer?)");
+  return guarded(err, [&] {
+    const std::vector<int32_t> v = t->encode(std::string_view(text ? text : "", len), add_special != 0);
+    *n_out = int64_t(v.size());
+    std::copy(v.begin(), v.begin() + std::min<int64_t>(cap, int64_t(v.size())), ids);
+    return kiln::Status::ok();
+  });
+}
+
+namespace {
+
+kiln_status copy_text(const std::string& s, char* buf, size_t cap, size_t* len_out, kiln_error* err) {
+  if (len_out) *len_out = s.size();
+  if (buf && cap > 0) {
+    const size_t n = std::min(cap - 1, s.size());
+    std::memcpy(buf, s.data(), n);
+    buf[n] = '\0';
+  }
+  return report(err, kiln::Status::ok());
+}
+
+}  // namespace
+
+kiln_status kiln_detokenize(const kiln_plan* plan, const int32_t* ids, int64_t n, int skip_special, char* buf,
+                            size_t cap, size_t* len_out, kiln_error* err) {
+  if (!plan || (!ids && n > 0) || n < 0) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and ids must not be null");
+  const kiln::Tokenizer* t = plan->plan->tokenizer();
+  if (!t) return fail(err, KILN_ERR_UNSUPPORTED, "this plan has no tokenizer (compiled with --no-tokenizer?)");
+  try {
+    return copy_text(t->decode(ids, size_t(n), skip_special != 0), buf, cap, len_out, err);
+  } catch (const std::exception&) {
+    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  }
+}
+
+int kiln_token_is_stop(const kiln_plan* plan, int32_t id) {
+  return plan && plan->plan->tokenizer() && plan->plan->tokenizer()->is_stop(id) ? 1 : 0;
+}
+
+kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, const char* const* contents, int64_t n,
+                             char* buf, size_t cap, size_t* len_out, kiln_error* err) {
+  if (!plan || n < 0 || (n > 0 && (!roles || !contents)))
+    return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan, roles and contents must not be null");
+  for (int64_t i = 0; i < n; ++i)
+    if (!roles[i] || !contents[i]) return fail(err, KILN_ERR_INVALID_ARGUMENT, "a role or content is null");
+  const kiln::Tokenizer* t = plan->plan->tokenizer();
+  if (!t) return fail(err, KILN_ERR_UNSUPPORTED, "this plan has no tokenizer (compiled with --no-tokenizer?)");
+  try {
+    std::vector<std::pair<std::string, std::string>> msgs;
+    for (int64_t i = 0; i < n; ++i) msgs.push_back({roles[i], contents[i]});
+    auto p = t->chat_prompt(msgs);
+    if (!p.is_ok()) return report(err, p.status());
+    return copy_text(p.value(), buf, cap, len_out, err);
+  } catch (const std::exception&) {
+    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  }
+}
+
+kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err) {
+  if (!plan || !out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and out must not be null");
+  *out = nullptr;
+  const kiln::Tokenizer* t = plan->plan->tokenizer();
+  if (!t) return fail(err, KILN_ERR_UNSUPPORTED, "this plan has no tokenizer (compiled with --no-tokenizer?)");
+  *out = new (std::nothrow) kiln_decoder{plan->plan, kiln::Tokenizer::Stream(*t, skip_special != 0)};
+  if (!*out) return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  return report(err, kiln::Status::ok());
+}
+
+kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out, kiln_error* err) {
+  if (!dec) return fail(err, KILN_ERR_INVALID_ARGUMENT, "decoder is null");
+  try {
+    return copy_text(dec->stream.push(id), buf, cap, len_out, err);
+  } catch (const std::exception&) {
+    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  }
+}
+
+void kiln_decoder_destroy(kiln_decoder* dec) { delete dec; }
 
 }  // extern "C"

@@ -357,6 +357,42 @@ Status Plan::parse_and_verify() {
     programs_.push_back(std::move(pi));
   }
 
+  // --- tokenizer (checked by Tokenizer::create: every id in range)
+  if (const fb::Tokenizer* t = root->tokenizer()) {
+    TokenizerData d;
+    if (t->kind() > 1 || t->split() > 2 || t->chat() > 2) return corrupt_plan("tokenizer kind is invalid");
+    d.kind = TokenizerData::Kind(t->kind());
+    d.split = TokenizerData::Split(t->split());
+    if (t->vocab())
+      for (const auto* s : *t->vocab()) d.vocab.push_back(str(s));
+    if (t->merges()) {
+      if (t->merges()->size() % 2 != 0) return corrupt_plan("tokenizer merges are not pairs");
+      for (flatbuffers::uoffset_t i = 0; i < t->merges()->size(); i += 2)
+        d.merges.push_back({t->merges()->Get(i), t->merges()->Get(i + 1)});
+    }
+    d.ignore_merges = t->ignore_merges();
+    d.byte_fallback = t->byte_fallback();
+    d.unk_id = t->unk_id();
+    d.sp_prepend = t->sp_prepend();
+    d.sp_prepend_first = t->sp_prepend_first();
+    d.decode_strip_space = t->decode_strip_space();
+    if (t->added())
+      for (const fb::AddedToken* a : *t->added()) {
+        if (!a) return corrupt_plan("null added token");
+        d.added.push_back({a->id(), str(a->content()), a->special(), a->lstrip(), a->rstrip(), a->normalized(),
+                           a->single_word()});
+      }
+    d.bos_id = t->bos_id();
+    d.eos_id = t->eos_id();
+    d.add_bos = t->add_bos();
+    d.stop_ids = vec<int32_t>(t->stop_ids());
+    d.chat = TokenizerData::Chat(t->chat());
+    chat_template_ = str(t->chat_template());
+    auto tok = Tokenizer::create(std::move(d));
+    if (!tok.is_ok()) return corrupt_plan(tok.status().message());
+    tokenizer_ = tok.take();
+  }
+
   // --- weight bytes last: only a structurally sound plan gets this far
   for (size_t i = 0; i < segments_.size(); ++i) {
     const SegmentInfo& s = segments_[i];

@@ -12,6 +12,7 @@
 #include "kernels/kernel_specs.h"
 #include "runtime/mapped_file.h"
 #include "runtime/status.h"
+#include "runtime/tokenizer.h"
 
 namespace kiln {
 
@@ -95,6 +96,9 @@ class Plan {
   const MemoryInfo& memory() const { return memory_; }
   const std::vector<TargetInfo>& targets() const { return targets_; }
   const std::vector<AdapterInfo>& adapters() const { return adapters_; }
+  // The embedded tokenizer, or null (plans compiled with --no-tokenizer or without tokenizer.json).
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  const std::string& chat_template() const { return chat_template_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::vector<SegmentInfo>& segments() const { return segments_; }
   const std::vector<const KernelSpec*>& kernels() const { return kernels_; }
@@ -118,6 +122,8 @@ class Plan {
   MemoryInfo memory_;
   std::vector<TargetInfo> targets_;
   std::vector<AdapterInfo> adapters_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::string chat_template_;
   std::vector<TensorInfo> tensors_;
   std::vector<SegmentInfo> segments_;
   std::vector<const KernelSpec*> kernels_;

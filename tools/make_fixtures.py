@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenizers}]
 
-  --only all       (default) the llama fixtures, then the LoRA fixtures, then the DeepSeek fixtures
+  --only all       (default) the llama fixtures, then the LoRA fixtures, then the DeepSeek fixtures,
+                   then the tokenizer fixtures
   --only llama     only tests/fixtures/llama/
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
                    it reuses their checkpoints, input_ids and prompt_ids)
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
+  --only tokenizers  only tests/fixtures/tokenizers/ (independent of the others; no torch work)
 
 Step 1 (bootstrap, stdlib only): create <repo>/.venv-fixtures, pip-install
 pinned torch (CPU use only; installed --no-deps so the multi-GB CUDA wheels
@@ -31,6 +33,13 @@ model.safetensors (experts stored per expert, as on the hub) and
 reference.safetensors in the llama format, plus tests/fixtures/deepseek/VERSIONS.txt.
 The V3 case also carries a fake multi-token-prediction layer (model.layers.<N>.*,
 N = num_hidden_layers) appended to model.safetensors, as the hub checkpoints ship it.
+
+Step 5 (inside the venv): write tests/fixtures/tokenizers/{bytelevel,sentencepiece}/ with two small BPE
+tokenizers trained by the pinned `tokenizers` library on a corpus generated here (no external data):
+a LLaMA-3-style byte-level BPE and a LLaMA-2-style sentencepiece BPE with byte fallback. Each folder has
+tokenizer.json, tokenizer_config.json (with the model family's chat template), cases.json (encode/decode
+references), stream_cases.json (prefix decodes and DecodeStream steps), bytes_cases.json (invalid UTF-8)
+and chat.json; plus tests/fixtures/tokenizers/VERSIONS.txt.
 
 Deterministic and idempotent: every run wipes and rewrites the variant dirs.
 """
@@ -61,6 +70,8 @@ OTHER_PINS = ["transformers==5.24.0", "safetensors==0.8.0", "numpy==2.4.6"]
 # huggingface_hub, ...) already come with transformers, and a resolver run could
 # otherwise try to pull torch's CUDA requirements back in.
 PEFT_PINS = ["peft==0.21.2", "accelerate==1.15.0", "psutil==7.2.2"]
+# the version transformers 5.24.0 requires (tokenizers>=0.23.1,<0.24.0); the tokenizer fixtures depend on it
+TOKENIZERS_PIN = "tokenizers==0.23.3"
 
 SMOKE = "import torch; print('torch', torch.__version__, (torch.randn(2) @ torch.randn(2)).item())"
 
@@ -101,6 +112,11 @@ def bootstrap():
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
     if not peft_ok:
         _run(pip + ["--no-deps"] + PEFT_PINS)
+    tok_ok = subprocess.run([py, "-c", "import tokenizers; assert tokenizers.__version__ == %r"
+                             % TOKENIZERS_PIN.split("==")[1]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    if not tok_ok:
+        _run(pip + ["--no-deps", TOKENIZERS_PIN])
     _run([py, "-c", SMOKE])
     _run([py, "-c", "import peft; print('peft', peft.__version__)"])
     os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:] + ["--in-venv"])
@@ -109,8 +125,9 @@ def bootstrap():
 def parse_args():
     import argparse
     ap = argparse.ArgumentParser(
-        description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints).")
-    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek"], default="all",
+        description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
+                    "tokenizers).")
+    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek", "tokenizers"], default="all",
                     help="which fixture family to (re)generate (default: all)")
     ap.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args()
@@ -1164,6 +1181,716 @@ def main_deepseek():
     print("total size of %s: %d bytes" % (DEEPSEEK_DIR, total))
 
 
+# ---------------------------------------------------------------------------
+# Tokenizer fixtures (tests/fixtures/tokenizers/{bytelevel,sentencepiece}/)
+# ---------------------------------------------------------------------------
+
+import base64  # noqa: E402
+import random  # noqa: E402
+import tokenizers  # noqa: E402
+from tokenizers import (  # noqa: E402
+    AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers)
+
+TOK_DIR = os.path.join(REPO, "tests", "fixtures", "tokenizers")
+assert tokenizers.__version__ == TOKENIZERS_PIN.split("==")[1], tokenizers.__version__
+
+TOK_SEED = 4242
+TOK_CORPUS_DOCS = 1600
+BL_VOCAB = 1200   # byte-level: 256 ByteLevel alphabet tokens + merges; added tokens come after
+SP_VOCAB = 1000   # sentencepiece-style: <unk> <s> </s> + 256 <0xNN> + trained alphabet + merges
+SP_ALPHABET = 200  # about this many characters kept (the rest goes through byte fallback)
+
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+BL_SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+BL_PLAIN_ADDED = "<tool>"             # added with tokenizer.add_tokens: special=False, normalized=True
+BL_DEEPSEEK_STYLE = "<｜tool▁sep｜>"   # special, with characters outside the ByteLevel alphabet (DeepSeek style)
+# Whole words appended to the byte-level vocabulary after training (ids BL_VOCAB.., before the added tokens)
+# with no merge that builds them: only ignore_merges=True (LLaMA-3's setting: a pre-token found whole in the
+# vocabulary is taken as is, before any merge) reaches them. With the trained vocabulary alone ignore_merges
+# changes nothing (checked in tok_ignore_merges_words), so these make its effect visible in the cases.
+BL_WHOLE_WORDS = [" kiln", " tokenizer", "Straße", " Привет"]
+SP_SPECIAL = ["<unk>", "<s>", "</s>"]
+SP_BYTES = ["<0x%02X>" % b for b in range(256)]
+# training-only pre-tokenizer of the sentencepiece-style model (the saved file has pre_tokenizer null, like
+# LLaMA-2): words start at a "▁" (runs of "▁" stay together, as sentencepiece's allow_whitespace_only_pieces
+# does) and digits are single pieces (split_digits), so no merge crosses a word or joins digits.
+SP_TRAIN_SPLIT = r"▁+(?=▁[^▁])|▁?[^▁]+|▁+"
+
+# The chat templates, verbatim as meta-llama/Meta-Llama-3-8B-Instruct and meta-llama/Llama-2-7b-chat-hf ship
+# them in tokenizer_config.json.
+LLAMA3_CHAT_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+    "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+LLAMA2_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}")
+MODEL_MAX_LENGTH_UNSET = 1000000000000000019884624838656  # what transformers writes for "no limit"
+
+# --- corpus: generated here (no external data), English prose plus the scripts the cases use -------------
+
+EN_PROSE = [
+    "It was a bright cold day in April, and the clocks on the old tower were striking thirteen.",
+    "She didn't know whether to laugh or cry; the letter had arrived three weeks too late.",
+    "I'm not sure they're ready, but we'll find out soon enough, won't we?",
+    "You've been here before, haven't you? I'd recognise that coat anywhere.",
+    "The river runs quietly past the mill, where the miller's daughter sings every morning.",
+    "After the storm the fishermen counted their boats: twelve had returned, and two were lost.",
+    "\"Never mind,\" he said. \"It's only a story, and stories don't need to be true.\"",
+    "In the beginning there was nothing but wind over the water, and the long grey shore.",
+    "Mr. Smith paid $12.50 for the book, which was 25% cheaper than last year's edition.",
+    "The committee met on Tuesday, 14 March, and agreed (after a long debate) to postpone the vote.",
+    "WARNING: DO NOT OPEN THE DOOR WHILE THE MACHINE IS RUNNING!",
+    "They'll say it's impossible. They've said that before. We'll do it anyway.",
+    "Every child knows the rhyme about the cat, the fiddle, and the cow that jumped over the moon.",
+    "The garden was full of roses, lilies, tulips and daisies; the bees were busy all afternoon.",
+    "He walked slowly along the road, thinking of home, of his mother's kitchen, and of the bread she baked.",
+    "What's done is done, and what's lost is lost; tomorrow is another day.",
+    "The train leaves at 7:45 a.m. from platform 9, so please don't be late.",
+    "Science is a way of thinking much more than it is a body of knowledge.",
+    "Our teacher, Mrs. O'Brien, always said: read widely, write daily, and question everything.",
+    "There are 365 days in a year, 24 hours in a day, and 60 minutes in an hour.",
+]
+EN_WORDS = dict(
+    det=["The", "A", "That", "This", "Every", "One", "Some", "No", "Another", "Each"],
+    adj=["old", "young", "quiet", "bright", "small", "ancient", "happy", "tired", "golden", "strange", "gentle",
+         "proud", "curious", "silent", "brave", "broken", "clever", "distant", "heavy", "wild"],
+    noun=["king", "woman", "farmer", "child", "river", "mountain", "city", "garden", "soldier", "teacher",
+          "merchant", "ship", "house", "letter", "window", "horse", "bird", "forest", "village", "doctor",
+          "machine", "computer", "engineer", "student", "library", "kitchen", "market", "bridge"],
+    verb=["walked", "looked", "waited", "travelled", "worked", "listened", "spoke", "slept", "sang", "wrote",
+          "studied", "returned", "laughed", "prayed", "fought", "danced", "arrived", "wandered"],
+    tverb=["saw", "found", "loved", "built", "remembered", "carried", "opened", "painted", "followed",
+           "answered", "discovered", "repaired", "forgot", "visited", "watched", "understood"],
+    prep=["near", "beside", "behind", "under", "across", "through", "beyond", "around", "towards", "inside"],
+    time=["at dawn", "in the evening", "last night", "every Sunday", "for many years", "before the war",
+          "in the summer of 1912", "on a rainy Monday", "at half past six", "yesterday", "long ago"],
+    adv=["slowly", "quickly", "happily", "carefully", "quietly", "suddenly", "gladly", "often", "rarely"],
+    name=["John", "Mary", "Peter", "Anna", "David", "Sarah", "Thomas", "Elizabeth", "James", "Ruth", "Noah"],
+)
+EN_TEMPLATES = [
+    "{det} {adj} {noun} {verb} {prep} the {noun2} {time}.",
+    "{name} {tverb} the {adj} {noun} {adv}.",
+    "{name} said, \"I'm going to the {noun} {time}.\"",
+    "Why did the {noun} {verb_bare} so {adv}?",
+    "It's {adj}, they're {adj2}, and we'll see the {noun} {time}.",
+    "{det} {noun} {verb} {adv}; {name} {tverb} it {time}.",
+    "\"Don't {verb_bare} {prep} the {noun},\" said {name}. \"You'd better stay here.\"",
+    "In {year}, {num} {noun}s {verb} {prep} the {noun2}.",
+    "{name}'s {noun} {tverb} {count} {noun2}s and {count2} {noun3}s.",
+    "{det} {adj} {noun} and the {adj2} {noun2} {verb} together {time}.",
+    "I've {tverb} the {noun}, but I haven't {tverb2} the {noun2} yet.",
+    "{name} asked: who {tverb} the {noun}? Nobody knew.",
+    "THE {NOUN} {VERB} {TIME}!",
+    "Chapter {count}: The {Adj} {Noun}",
+]
+BARE = {"walked": "walk", "looked": "look", "waited": "wait", "travelled": "travel", "worked": "work",
+        "listened": "listen", "spoke": "speak", "slept": "sleep", "sang": "sing", "wrote": "write",
+        "studied": "study", "returned": "return", "laughed": "laugh", "prayed": "pray", "fought": "fight",
+        "danced": "dance", "arrived": "arrive", "wandered": "wander"}
+WORLD_LINES = [
+    # accented Latin
+    "Le café est très chaud ce matin, et la crème brûlée est délicieuse.",
+    "Où est la bibliothèque ? Elle est à côté de l'école, près du théâtre.",
+    "Noël approche : les enfants sont déjà très excités, ça c'est sûr !",
+    "Die Straße ist nass, weil es gestern den ganzen Tag geregnet hat.",
+    "Größere Häuser kosten mehr Geld, aber die Gärten sind schöner.",
+    "Ich weiß nicht, ob er heute kommt. Über den Wolken ist es ruhig.",
+    "¿Dónde está el baño? ¡Qué día tan bonito! Mañana iremos a la montaña.",
+    "El niño comió una manzana en el jardín con su señora madre.",
+    "A informação está disponível em português; não sei o que fazer amanhã.",
+    "Zażółć gęślą jaźń. Dziękuję bardzo za pomoc!",
+    "Příliš žluťoučký kůň úpěl ďábelské ódy.",
+    "İstanbul'da hava çok güzel; şehir büyük ve kalabalık.",
+    "Smörgåsbord, fjäll och ängar: Åsa bor i Göteborg.",
+    # Greek
+    "Καλημέρα, τι κάνεις; Ο Σωκράτης ήταν φιλόσοφος στην Αθήνα.",
+    "Η γρήγορη καφέ αλεπού πηδάει πάνω από τον τεμπέλη σκύλο.",
+    "Ω, τι ωραία μέρα! Το νερό είναι κρύο και η θάλασσα γαλάζια.",
+    "Άλφα, βήτα, γάμμα, δέλτα, έψιλον, ζήτα, ήτα, θήτα, ωμέγα.",
+    # Cyrillic
+    "Съешь же ещё этих мягких французских булок, да выпей чаю.",
+    "Привет, как дела? Москва — столица России.",
+    "Я люблю читать книги по вечерам, особенно зимой.",
+    "Жили-были дед да баба, и была у них курочка Ряба.",
+    "Дякую, все добре. Київ — дуже гарне місто.",
+    # CJK
+    "我爱北京天安门。今天天气很好，我们去公园散步吧。",
+    "中文是世界上使用人数最多的语言之一。你好，世界！",
+    "这是一个测试句子，用来检查分词器的行为。",
+    "日本語を勉強しています。東京は日本の首都です。",
+    "こんにちは、元気ですか？ありがとうございます。",
+    "カタカナとひらがなを覚えましょう。コンピューターとテスト。",
+    "안녕하세요, 만나서 반갑습니다. 한국어는 재미있어요.",
+    "서울은 큰 도시입니다. 감사합니다!",
+    # other scripts, a little
+    "مرحبا بالعالم", "שלום עולם", "नमस्ते दुनिया",
+    # emoji
+    "I love pizza 🍕 and coffee ☕!", "Great job 👍 👍🏽 👍🏿", "Family: 👨‍👩‍👧‍👦 and 👩‍💻 at work.",
+    "Flags: 🇺🇸 🇫🇷 🇯🇵 🇩🇪 🇬🇧", "Hearts ❤️ 💙 💚 💛", "🎉🎉🎉 party time 🥳",
+    "Rainbow flag 🏳️‍🌈 and pirate flag 🏴‍☠️", "😀😃😄😁😆😅😂🤣 so funny",
+    # symbols
+    "∀x ∈ ℝ: x² ≥ 0, and α + β = γ.", "½ + ¼ = ¾; 10 °C ≈ 50 °F.", "→ ← ↑ ↓ ⇒ ⇔ © 2024 ™ ®",
+    "“Smart quotes” and ‘single ones’ — plus «guillemets» and an ellipsis…",
+]
+CODE_SNIPPETS = [
+    "def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n",
+    "for i in range(10):\n    print(f\"{i:>3}: {i ** 2}\")\n",
+    "#include <stdio.h>\n\nint main(int argc, char **argv) {\n\tprintf(\"hello, %s\\n\", argv[0]);\n\treturn 0;\n}\n",
+    "static inline int max(int a, int b) { return a > b ? a : b; }\n",
+    "{\n  \"name\": \"kiln\",\n  \"version\": \"1.2.3\",\n  \"tags\": [\"llm\", \"compiler\"],\n  \"ok\": true\n}\n",
+    "$ ls -la /usr/local/bin | grep python >> out.txt && echo done\n",
+    "SELECT id, name FROM users WHERE age >= 18 ORDER BY name;\n",
+    "<div class=\"note\"><p>Hello &amp; welcome!</p></div>\n",
+    "const add = (a, b) => a + b; // arrow function\nlet xs = [1, 2, 3].map(x => x * 2);\n",
+    "all: build\n\nbuild:\n\tcmake -S . -B build -G Ninja\n\tninja -C build\n",
+    "if (x != nullptr && x->size() > 0) {\r\n    x->clear();\r\n}\r\n",
+    "std::vector<std::string> parts{\"a\", \"b\"};  /* block comment */\n",
+    "import numpy as np\nx = np.zeros((3, 4), dtype=np.float32)  # 12 zeros\n",
+    "git commit -m \"Fix: don't crash on empty input (#123)\"\n",
+    "https://www.example.com/path/to/page?query=1&lang=en#section",
+    "Contact: someone@example.org or visit http://localhost:8080/api/v2/items?id=42",
+    "C:\\Users\\Admin\\Documents\\report_2024.txt and /home/user/.config/app.toml",
+    "regex: ^[A-Za-z_][A-Za-z0-9_]*$ matches identifiers",
+]
+NUMBER_LINES = [
+    "The population was 8,336,817 in 2019 and 8,804,190 in 2020.",
+    "Call 555-0199 or +1 (212) 555-0147 before 10:30 p.m.",
+    "Version 3.11.4 was released on 2023-06-06; version 3.12.0 followed.",
+    "The total is $1,234.56 (about €1.130,00 or £980.12).",
+    "Pi is 3.14159265358979 and e is 2.71828182845904.",
+    "Order #00042: 3 x 19.99 = 59.97, shipped 2024/01/15.",
+    "Temperatures ranged from -40 to 105 degrees; the mean was 21.7.",
+    "Room 101, floor 7, building 12B, postcode 90210.",
+]
+
+
+def tok_english_sentence(rng):
+    w = EN_WORDS
+    pick = lambda k: rng.choice(w[k])  # noqa: E731
+    verb = pick("verb")
+    fields = dict(det=pick("det"), adj=pick("adj"), adj2=pick("adj"), noun=pick("noun"), noun2=pick("noun"),
+                  noun3=pick("noun"), verb=verb, verb_bare=BARE[verb], tverb=pick("tverb"), tverb2=pick("tverb"),
+                  prep=pick("prep"), time=pick("time"), adv=pick("adv"), name=pick("name"),
+                  year=str(rng.randint(1066, 2030)), num=str(rng.randint(2, 99999)),
+                  count=str(rng.randint(2, 40)), count2=str(rng.randint(100, 9999)))
+    fields.update(NOUN=fields["noun"].upper(), VERB=verb.upper(), TIME=fields["time"].upper(),
+                  Adj=fields["adj"].capitalize(), Noun=fields["noun"].capitalize())
+    return rng.choice(EN_TEMPLATES).format(**fields)
+
+
+def tok_corpus():
+    """Deterministic training corpus: a list of documents (strings with newlines, some CRLF, tabs, indents)."""
+    rng = random.Random(TOK_SEED)
+    docs = []
+    for _ in range(TOK_CORPUS_DOCS):
+        parts = []
+        for _ in range(rng.randint(1, 5)):
+            r = rng.random()
+            if r < 0.50:
+                parts.append(" ".join(tok_english_sentence(rng) for _ in range(rng.randint(1, 4))))
+            elif r < 0.62:
+                parts.append(rng.choice(EN_PROSE))
+            elif r < 0.80:
+                parts.append(rng.choice(WORLD_LINES))
+            elif r < 0.92:
+                parts.append(rng.choice(CODE_SNIPPETS).rstrip("\n"))
+            else:
+                parts.append(rng.choice(NUMBER_LINES))
+        sep = rng.choice(["\n", "\n", "\n\n", "\r\n", " "])
+        doc = sep.join(parts)
+        if rng.random() < 0.1:
+            doc = rng.choice(["  ", "\t", "    "]) + doc
+        if rng.random() < 0.1:
+            doc += rng.choice([" ", "  ", "\n", "\t"])
+        docs.append(doc)
+    return docs
+
+
+# --- the two tokenizers -----------------------------------------------------------------------------------
+
+def tok_build_bytelevel(docs):
+    split = pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [split, pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    trainer = trainers.BpeTrainer(vocab_size=BL_VOCAB, show_progress=False, special_tokens=[],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(docs, trainer=trainer)
+    trained = json.loads(tok.to_str())
+    model = trained["model"]
+    assert len(model["vocab"]) == BL_VOCAB, len(model["vocab"])
+    model.update(dropout=None, unk_token=None, continuing_subword_prefix=None, end_of_word_suffix=None,
+                 fuse_unk=False, byte_fallback=False, ignore_merges=True)
+    spec = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+            "pre_tokenizer": trained["pre_tokenizer"], "post_processor": None, "decoder": None, "model": model}
+    plain = Tokenizer.from_str(json.dumps(spec))
+    trained_only = {}
+    for word in BL_WHOLE_WORDS:
+        (piece, _), = plain.pre_tokenizer.pre_tokenize_str(word)  # one pre-token, in byte-level characters
+        trained_only[word] = plain.encode(word, add_special_tokens=False).ids
+        assert len(trained_only[word]) > 1 and piece not in model["vocab"], (word, trained_only[word])
+        model["vocab"][piece] = len(model["vocab"])
+    tok = Tokenizer.from_str(json.dumps(spec))
+    for word in BL_WHOLE_WORDS:
+        assert tok.encode(word, add_special_tokens=False).ids == [tok.token_to_id(
+            plain.pre_tokenizer.pre_tokenize_str(word)[0][0])], word
+    # as LLaMA-3 / DeepSeek-V3: special tokens after the regular vocabulary, normalized=False
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False, lstrip=False, rstrip=False,
+                                       single_word=False) for t in BL_SPECIAL])
+    tok.add_tokens([BL_PLAIN_ADDED])  # the library defaults for a non-special added token
+    tok.add_special_tokens([AddedToken(BL_DEEPSEEK_STYLE, special=True, normalized=False)])
+    bos = BL_SPECIAL[0]
+    bos_id = tok.token_to_id(bos)
+    assert bos_id == BL_VOCAB + len(BL_WHOLE_WORDS), bos_id
+    tok.post_processor = processors.Sequence([
+        processors.ByteLevel(add_prefix_space=True, trim_offsets=False, use_regex=True),
+        processors.TemplateProcessing(single="%s $A" % bos, pair="%s $A:0 %s:1 $B:1" % (bos, bos),
+                                      special_tokens=[(bos, bos_id)])])
+    tok.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=True)
+    return tok, trained_only
+
+
+def tok_sp_alphabet_limit(lines):
+    """Characters the sentencepiece-style trainer sees, counted as it counts them; returns a limit_alphabet
+    close to SP_ALPHABET whose cut does not fall inside a run of equal counts (so the kept set is
+    deterministic: BpeTrainer sorts by count with an unstable sort)."""
+    counts = {}
+    for line in lines:
+        for c in "▁" + line.replace(" ", "▁"):
+            counts[c] = counts.get(c, 0) + 1
+    freq = sorted(counts.values(), reverse=True)
+    for limit in range(SP_ALPHABET, len(freq)):
+        if freq[limit - 1] != freq[limit]:
+            kept = {c for c, n in counts.items() if n >= freq[limit - 1]}
+            return limit, kept, len(freq), freq[limit - 1], freq[limit]
+    raise SystemExit("no clean alphabet cut")
+
+
+def tok_build_sentencepiece(docs):
+    # sentencepiece trains on lines: "\n", "\r" and "\t" never enter the alphabet and go through byte
+    # fallback (<0x0A>, <0x0D>, <0x09>), as in LLaMA-2
+    lines = [ln.replace("\t", "").replace("\r", "") for d in docs for ln in d.split("\n")]
+    lines = [ln for ln in lines if ln.strip()]
+    limit, kept, n_chars, last_kept, first_dropped = tok_sp_alphabet_limit(lines)
+    tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([  # training only, see SP_TRAIN_SPLIT
+        pre_tokenizers.Split(Regex(SP_TRAIN_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.Digits(individual_digits=True)])
+    trainer = trainers.BpeTrainer(vocab_size=SP_VOCAB, show_progress=False, limit_alphabet=limit,
+                                  special_tokens=SP_SPECIAL + SP_BYTES)
+    tok.train_from_iterator(lines, trainer=trainer)
+    trained = json.loads(tok.to_str())
+    model = trained["model"]
+    assert len(model["vocab"]) == SP_VOCAB, len(model["vocab"])
+    assert [model["vocab"][t] for t in SP_SPECIAL + SP_BYTES] == list(range(3 + 256))
+    model.update(dropout=None, unk_token="<unk>", continuing_subword_prefix=None, end_of_word_suffix=None,
+                 fuse_unk=True, byte_fallback=True, ignore_merges=False)
+    # only <unk> <s> </s> are added tokens (the <0xNN> pieces are plain vocabulary entries, as in LLaMA-2)
+    added = [dict(id=i, content=t, single_word=False, lstrip=False, rstrip=False, normalized=False, special=True)
+             for i, t in enumerate(SP_SPECIAL)]
+    bos_id = 1
+    spec = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": trained["normalizer"], "pre_tokenizer": None,
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [bos_id], "tokens": ["<s>"]}}},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": model}
+    tok = Tokenizer.from_str(json.dumps(spec))
+    alphabet = sorted(t for t in model["vocab"] if len(t) == 1)
+    assert set(alphabet) == kept, set(alphabet) ^ kept
+    return tok, dict(limit_alphabet=limit, corpus_chars=n_chars, alphabet=len(alphabet),
+                     count_last_kept=last_kept, count_first_dropped=first_dropped, lines=len(lines))
+
+
+def tok_byte_ids(tok, family):
+    """id of the token for each byte value 0..255."""
+    if family == "sentencepiece":
+        return [tok.token_to_id(t) for t in SP_BYTES]
+    # GPT-2 bytes_to_unicode
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    b2u = dict(zip(bs, (chr(c) for c in cs)))
+    assert set(b2u.values()) == set(pre_tokenizers.ByteLevel.alphabet())
+    assert tok.encode("é", add_special_tokens=False).tokens in ([b2u[0xC3] + b2u[0xA9]], [b2u[0xC3], b2u[0xA9]])
+    return [tok.token_to_id(b2u[b]) for b in range(256)]
+
+
+# --- cases ------------------------------------------------------------------------------------------------
+
+EDGE_TEXTS = [
+    # whitespace
+    "", " ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "\r", " \n", "\n ", "  \n  ", " \t \n \r\n x",
+    "a  b", "a   b", "a\tb", "a\t\tb", "hello ", "hello  ", "  hello", "\thello", "hello\n", "hello\r\nworld\r\n",
+    "line1\n\n\nline2", "trailing spaces   \n", "x \n\n y", "end.  ",
+    # contractions, case
+    "I'm", "I'M", "they'Re", "THEY'RE", "we'll", "We'LL", "you've", "he'd", "She's", "it's", "don't",
+    "DON'T", "can't", "'s", "'S", "x's", "rock 'n' roll", "''", "I 'm", "’s curly", "Hello, World!",
+    "HELLO WORLD", "hElLo", "The quick brown fox jumps over the lazy dog.", "a , b . c ! d ? e 's f n't",
+    " kiln", "kiln", " kilns", " KILN", "the kiln, the tokenizer and the Straße", " Привет!", "Привет",
+    # numbers
+    "7", "42", "123", "1234", "12345", "123456", "1234567", "a123b4567", "3.14159", "1,000,000", "-42",
+    "0x1F", "1e-10", "2024-06-01", "v1.2.3", "٣٤٥", "①②③", "½", "x1y22z333w4444",
+    # punctuation
+    "...", "!!!", "?!?!", "---", "===", "***", "!@#$%^&*()", "a.b,c;d:e", "(a)", "[1]", "{}", "<>", "...\n",
+    "— – -", "“quoted” ‘single’ «guillemets»", "!!!\n\n", " ?!\r\n",
+    # code, paths, urls
+    "def f(x):\n    return x**2\n", "int main(void) {\n\treturn 0;\n}", "for (i = 0; i < n; ++i) a[i] += b[i];",
+    "if x != None and y >= 3:", "x => x * 2", "std::vector<int> v{1,2,3};", "#include <stdio.h>",
+    "// comment\n/* block */", "<div class=\"a\">hi</div>", "{\"key\": [1, 2, {\"k\": null}]}",
+    "$ ls -la | grep foo > out.txt", "    indented four", "\t\ttwo tabs", "https://example.com/a/b?c=d&e=f#g",
+    "user@example.com", "C:\\path\\to\\file.txt",
+    # unicode
+    "é", "café", "naïve", "Straße", "ß", "Ω", "Ωmega", "Жизнь", "中文", "日本語", "한국어", "中文 日本語 한국어",
+    "Ελληνικά", "Привет мир", "e\u0301", "a\u0308\u0304", "\u0301", "🙂", "👍🏽", "👨‍👩‍👧‍👦", "🇺🇸🇫🇷", "🏳️‍🌈",
+    "❤️", "\ufffd", "a\u00a0b", "\u200b", "a\u3000b", "\ufeffbom", "x\u2028y", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "😀😀😀😀😀",
+    "ﬁne", "Ⅻ", "ǅ", "İı", "ΣΑΣ σας", "x\u0000y", "\x7f", "\x1b[31mred\x1b[0m", "龘", "𠀀",
+    # special / added tokens written literally in the text
+    "hi<|eot_id|>there", "<|begin_of_text|>Hello", "<|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|>",
+    "<|eot_id|><|eot_id|>", "<|eot_id", "<|notatoken|>", "a <|eot_id|> b", " <|eot_id|>", "<|EOT_ID|>",
+    "<s>x</s>", "<s> x </s>", "<unk>", "</s></s>", "a<s>b", "<tool>", "a<tool>b", "<tool> call", " <tool> ",
+    "<tools>", "<TOOL>", "<<tool>>", "<｜tool▁sep｜>", "x<｜tool▁sep｜>y", "<0x41>", "▁", "▁▁hello", "Ġ", "ĠĊ",
+]
+STREAM_TEXTS = ["héllo wörld", "中文 日本語 한국어", "👨‍👩‍👧‍👦 family", "  leading space", "I'M here\n\tok",
+                "a<tool>b<|eot_id|>", "<s>x</s> y", "Ελληνικά Жизнь", "🇺🇸🇫🇷 flags ❤️", "e\u0301\u0301 x"]
+INVALID_UTF8 = [b"\xff", b"\xc3", b"abc\xe2\x82", b"\xe2\x82abc", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf5\x80\x80\x80",
+                b"\x80\x80", b"hello\xffworld", b"\xf0\x9f\x98", b"\xf0\x9f\x98 x", b"\xfe\xfe\xff",
+                b"\xe4\xb8\xad\xe6", b"\xc3\xa9\xa9"]
+
+
+def tok_random_unicode(rng, n):
+    pools = [
+        [chr(c) for c in range(0x21, 0x7F)],
+        list("àáâäæãåāçčćèéêëēėęîïíīįìłñńôöòóœøōõßśšûüùúūÿžźżÀÉÎÖÜÇÑ"),
+        [chr(c) for c in range(0x391, 0x3CA) if c != 0x3A2],
+        [chr(c) for c in range(0x410, 0x450)] + list("ёЁіїєґ"),
+        [chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(64)] + list("中文日本語東京北京的是一"),
+        [chr(c) for c in range(0x3041, 0x3097)] + [chr(c) for c in range(0x30A1, 0x30FB)],
+        [chr(rng.randint(0xAC00, 0xD7A3)) for _ in range(64)] + list("안녕하세요한국어"),
+        ["😀", "🍕", "☕", "👍🏽", "👨‍👩‍👧‍👦", "👩‍💻", "🇺🇸", "🇯🇵", "❤️", "🏳️‍🌈", "🥳", "🤣", "\u0301", "\u0308"],
+        list("0123456789") * 3 + list("٣①½"),
+        [" ", " ", " ", "  ", "\t", "\n", "\r\n", "\u00a0"],
+        list(".,;:!?-_()[]{}<>/\\|'\"`~@#$%^&*+=“”‘’—…«»"),
+        ["<|eot_id|>", "<tool>", "<s>", "</s>", "▁"],
+    ]
+    out = []
+    for _ in range(n):
+        weights = [rng.random() for _ in pools]
+        out.append("".join(rng.choice(rng.choices(pools, weights)[0]) for _ in range(rng.randint(3, 40))))
+    return out
+
+
+def tok_long_texts(rng):
+    prose = []
+    while sum(map(len, prose)) < 2000:
+        prose.append(" ".join(tok_english_sentence(rng) for _ in range(rng.randint(2, 5))))
+        if rng.random() < 0.3:
+            prose.append(rng.choice(EN_PROSE))
+    code = []
+    while sum(map(len, code)) < 2000:
+        code.append(rng.choice(CODE_SNIPPETS))
+    mixed = []
+    while sum(map(len, mixed)) < 2000:
+        mixed.append(rng.choice(WORLD_LINES + NUMBER_LINES + EN_PROSE))
+    return ["\n\n".join(prose)[:2000], "\n".join(code)[:2000], " ".join(mixed)[:2000]]
+
+
+def tok_ignore_merges_words(tok):
+    """Regular vocab tokens whose text, encoded as one pre-token, comes out differently once merges are
+    applied (i.e. what ignore_merges=True changes). Returns [(text, ids_with, ids_without)]."""
+    spec = json.loads(tok.to_str())
+    spec["model"]["ignore_merges"] = False
+    plain = Tokenizer.from_str(json.dumps(spec))
+    found = []
+    dec = decoders.ByteLevel()
+    for token, i in sorted(spec["model"]["vocab"].items(), key=lambda kv: kv[1]):
+        if i < 256:
+            continue
+        text = dec.decode([token])
+        if "\ufffd" in text:
+            continue
+        pieces = tok.pre_tokenizer.pre_tokenize_str(text)
+        if len(pieces) != 1:
+            continue
+        a = tok.encode(text, add_special_tokens=False).ids
+        b = plain.encode(text, add_special_tokens=False).ids
+        assert a == [i], (text, a, i)
+        if a != b:
+            found.append((text, a, b))
+    return found, plain
+
+
+def tok_case(tok, text, kind, extra=None):
+    e = tok.encode(text, add_special_tokens=False)
+    es = tok.encode(text, add_special_tokens=True)
+    c = {"kind": kind, "text": text, "ids": e.ids, "tokens": e.tokens, "ids_special": es.ids,
+         "decoded": tok.decode(e.ids, skip_special_tokens=False),
+         "decoded_skip_special": tok.decode(es.ids, skip_special_tokens=True)}
+    if extra:
+        c.update(extra)
+    return c
+
+
+def tok_stream(tok, text, ids, skip):
+    stream = decoders.DecodeStream(skip_special_tokens=skip)
+    return {"text": text, "ids": ids, "skip_special_tokens": skip,
+            "prefix_decodes": [tok.decode(ids[:k], skip_special_tokens=skip) for k in range(1, len(ids) + 1)],
+            "stream_steps": [stream.step(tok, i) for i in ids]}
+
+
+def tok_dump_list(path, items):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("[\n" + ",\n".join(json.dumps(x, ensure_ascii=False) for x in items) + "\n]\n")
+
+
+def tok_transformers_check(family, out, tok, cases):
+    """transformers' view of the same folder: PreTrainedTokenizerFast(tokenizer_file=...) must agree exactly;
+    AutoTokenizer.from_pretrained (which follows tokenizer_class) is reported, not required to agree."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    import logging
+    transformers.utils.logging.set_verbosity_error()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    fast = PreTrainedTokenizerFast(tokenizer_file=os.path.join(out, "tokenizer.json"))
+    auto = AutoTokenizer.from_pretrained(out)
+    report = {}
+    for name, t in (("PreTrainedTokenizerFast(tokenizer_file)", fast), ("AutoTokenizer", auto)):
+        enc = [c for c in cases if t.encode(c["text"], add_special_tokens=False) != c["ids"]]
+        enc_s = [c for c in cases if t.encode(c["text"], add_special_tokens=True) != c["ids_special"]]
+        dec = [c for c in cases if t.decode(c["ids"], skip_special_tokens=False) != c["decoded"]]
+        report[name] = (type(t).__name__, enc, enc_s, dec)
+        print("  %s %s -> %s: encode mismatches %d, encode(add_special_tokens) %d, decode %d / %d cases"
+              % (family, name, type(t).__name__, len(enc), len(enc_s), len(dec), len(cases)))
+        for c in (enc + enc_s)[:4]:
+            print("    e.g. %r: tokenizers %s, transformers %s"
+                  % (c["text"], c["ids_special"], t.encode(c["text"], add_special_tokens=True)))
+        for c in dec[:3]:
+            print("    e.g. decode %r: tokenizers %r, transformers %r"
+                  % (c["text"], c["decoded"], t.decode(c["ids"], skip_special_tokens=False)))
+    _, enc, enc_s, dec = report["PreTrainedTokenizerFast(tokenizer_file)"]
+    assert not enc and not enc_s and not dec, family
+    _, enc, enc_s, dec = report["AutoTokenizer"]
+    return auto, "%s: %d of %d cases encode differently, %d decode differently" % (
+        type(auto).__name__, len({id(c) for c in enc + enc_s}), len(cases), len(dec))
+
+
+def tok_chat(family, out, tok, auto):
+    if family == "bytelevel":
+        msgs = [{"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": "  What's 2+2?  "},
+                {"role": "assistant", "content": "4."},
+                {"role": "user", "content": "And in Греческий? 🙂"}]
+    else:
+        msgs = [{"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": "What's 2+2?"},
+                {"role": "assistant", "content": " 4. "},
+                {"role": "user", "content": "And in Greek? 🙂"}]
+    gen = family == "bytelevel"
+    rendered = auto.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
+    ids = tok.encode(rendered, add_special_tokens=False).ids
+    got = auto.apply_chat_template(msgs, tokenize=True, add_generation_prompt=gen)
+    got = got["input_ids"] if isinstance(got, dict) or hasattr(got, "keys") else got
+    print("  %s chat: rendered %r" % (family, rendered))
+    print("  %s chat: apply_chat_template(tokenize=True) %s tokenizers.encode(rendered, add_special_tokens="
+          "False)" % (family, "==" if list(got) == ids else "!="))
+    chat = {"messages": msgs, "add_generation_prompt": gen, "rendered": rendered, "ids": ids,
+            "note": "ids = tokenizers encode(rendered, add_special_tokens=False): the template writes the BOS "
+                    "token itself"}
+    with open(os.path.join(out, "chat.json"), "w", encoding="utf-8") as f:
+        json.dump(chat, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
+def tok_write_config(family, out, tok):
+    added = {}
+    spec = json.loads(tok.to_str())
+    for a in spec["added_tokens"]:
+        added[str(a["id"])] = {k: a[k] for k in ("content", "lstrip", "normalized", "rstrip", "single_word",
+                                                 "special")}
+    if family == "bytelevel":  # as meta-llama/Meta-Llama-3-8B-Instruct (no add_bos_token: BOS comes from
+        cfg = {                # the TemplateProcessing post-processor)
+            "added_tokens_decoder": added,
+            "bos_token": "<|begin_of_text|>",
+            "chat_template": LLAMA3_CHAT_TEMPLATE,
+            "clean_up_tokenization_spaces": True,
+            "eos_token": "<|eot_id|>",
+            "model_input_names": ["input_ids", "attention_mask"],
+            "model_max_length": MODEL_MAX_LENGTH_UNSET,
+            "tokenizer_class": "PreTrainedTokenizerFast",
+        }
+    else:  # as meta-llama/Llama-2-7b-chat-hf
+        cfg = {
+            "add_bos_token": True,
+            "add_eos_token": False,
+            "added_tokens_decoder": added,
+            "bos_token": "<s>",
+            "chat_template": LLAMA2_CHAT_TEMPLATE,
+            "clean_up_tokenization_spaces": False,
+            "eos_token": "</s>",
+            "legacy": False,
+            "model_max_length": MODEL_MAX_LENGTH_UNSET,
+            "pad_token": None,
+            "padding_side": "right",
+            "sp_model_kwargs": {},
+            "tokenizer_class": "LlamaTokenizer",
+            "unk_token": "<unk>",
+            "use_default_system_prompt": False,
+        }
+    with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(cfg, f, ensure_ascii=False, indent=2)
+        f.write("\n")
+
+
+def tok_bytes_cases(tok, family):
+    byte_ids = tok_byte_ids(tok, family)
+    out = []
+    for b in INVALID_UTF8:
+        try:
+            tok.encode(b.decode("utf-8", "surrogateescape"), add_special_tokens=False)
+            err = None
+        except Exception as e:  # noqa: BLE001
+            err = "%s: %s" % (type(e).__name__, e)
+        assert err is not None, b
+        lossy = b.decode("utf-8", "replace")
+        ids = [byte_ids[x] for x in b]
+        stream = decoders.DecodeStream(skip_special_tokens=False)
+        out.append({"b64": base64.b64encode(b).decode(), "hex": b.hex(),
+                    "hf_encode_surrogateescape_error": err,
+                    "lossy_text": lossy, "lossy_ids": tok.encode(lossy, add_special_tokens=False).ids,
+                    "byte_token_ids": ids, "decode_byte_tokens": tok.decode(ids, skip_special_tokens=False),
+                    "stream_steps_byte_tokens": [stream.step(tok, i) for i in ids]})
+    return out
+
+
+def tok_family(family, docs):
+    out = os.path.join(TOK_DIR, family)
+    os.makedirs(out)
+    print("== tokenizers/%s" % family, flush=True)
+    info = {}
+    if family == "bytelevel":
+        tok, info = tok_build_bytelevel(docs)
+        print("  whole words only ignore_merges reaches (their ids with merges alone): %s" % info)
+    else:
+        tok, info = tok_build_sentencepiece(docs)
+        print("  alphabet: %s" % info)
+    path = os.path.join(out, "tokenizer.json")
+    tok.save(path)
+    # the file must reload to the same tokenizer
+    again = Tokenizer.from_file(path)
+    assert again.to_str() == tok.to_str()
+    tok = again
+    tok_write_config(family, out, tok)
+    return out, tok, info
+
+
+def main_tokenizers():
+    if os.path.exists(TOK_DIR):
+        shutil.rmtree(TOK_DIR)
+    os.makedirs(TOK_DIR)
+    docs = tok_corpus()
+    print("tokenizer corpus: %d documents, %d characters, %d distinct"
+          % (len(docs), sum(map(len, docs)), len(set("".join(docs)))))
+    bl_out, bl, bl_info = tok_family("bytelevel", docs)
+    sp_out, sp, sp_info = tok_family("sentencepiece", docs)
+
+    im_words, bl_plain = tok_ignore_merges_words(bl)
+    print("  bytelevel ignore_merges: %d of %d non-byte vocab tokens encode differently with ignore_merges=False"
+          % (len(im_words), BL_VOCAB + len(BL_WHOLE_WORDS) - 256))
+    assert sorted(t for t, _, _ in im_words) == sorted(BL_WHOLE_WORDS), im_words
+    for text, a, b in im_words[:10]:
+        print("    %r: %s (ignore_merges) vs %s (merges) = %s" % (text, a, b, [bl.id_to_token(i) for i in b]))
+
+    rng = random.Random(TOK_SEED + 1)
+    corpus_lines = sorted({ln.strip("\r") for d in docs for ln in d.split("\n") if ln.strip()})
+    texts = [(t, "edge") for t in EDGE_TEXTS]
+    texts += [(t, "corpus") for t in rng.sample(corpus_lines, 40)]
+    texts += [(t, "random_unicode") for t in tok_random_unicode(rng, 20)]
+    texts += [(t, "long") for t in tok_long_texts(rng)]
+    assert len({t for t, _ in texts}) == len(texts), "duplicate case texts"
+
+    notes = {}
+    for family, out, tok in (("bytelevel", bl_out, bl), ("sentencepiece", sp_out, sp)):
+        cases = []
+        for text, kind in texts:
+            extra = None
+            if family == "bytelevel":
+                plain_ids = bl_plain.encode(text, add_special_tokens=False).ids
+                if plain_ids != tok.encode(text, add_special_tokens=False).ids:
+                    extra = {"ids_if_ignore_merges_false": plain_ids}
+            cases.append(tok_case(tok, text, kind, extra))
+        n_im = sum("ids_if_ignore_merges_false" in c for c in cases)
+        n_rt = sum(c["decoded"] == c["text"] for c in cases)
+        print("  %s: %d cases (%d round-trip exactly through decode%s)"
+              % (family, len(cases), n_rt, ", %d affected by ignore_merges" % n_im if family == "bytelevel" else ""))
+        for c in cases:
+            if c["decoded"] != c["text"]:
+                print("    decode(encode(%r)) = %r" % (c["text"][:60], c["decoded"][:60]))
+        tok_dump_list(os.path.join(out, "cases.json"), cases)
+        streams = []
+        for text in STREAM_TEXTS:
+            streams.append(tok_stream(tok, text, tok.encode(text, add_special_tokens=False).ids, False))
+        text = STREAM_TEXTS[5]
+        streams.append(tok_stream(tok, text, tok.encode(text, add_special_tokens=True).ids, True))
+        tok_dump_list(os.path.join(out, "stream_cases.json"), streams)
+        bcases = tok_bytes_cases(tok, family)
+        tok_dump_list(os.path.join(out, "bytes_cases.json"), bcases)
+        for c in bcases[:6]:
+            print("    bytes %s: decode(byte tokens) %r; lossy ids %s; stream %s"
+                  % (c["hex"], c["decode_byte_tokens"], c["lossy_ids"], c["stream_steps_byte_tokens"]))
+        auto, notes[family] = tok_transformers_check(family, out, tok, cases)
+        tok_chat(family, out, tok, auto)
+        print("  files:", ", ".join("%s (%d B)" % (f, os.path.getsize(os.path.join(out, f)))
+                                    for f in sorted(os.listdir(out))))
+
+    with open(os.path.join(TOK_DIR, "VERSIONS.txt"), "w") as f:
+        f.write("generated by: python3 tools/make_fixtures.py --only tokenizers\n")
+        f.write("python %s\n" % sys.version.split()[0])
+        f.write("tokenizers %s\n" % tokenizers.__version__)
+        f.write("transformers %s\n" % transformers.__version__)
+        f.write("corpus: generated by tok_corpus() in tools/make_fixtures.py (seed %d, %d documents, %d characters;"
+                " no external data)\n" % (TOK_SEED, len(docs), sum(map(len, docs))))
+        f.write("bytelevel: BpeTrainer vocab_size %d (256 ByteLevel alphabet + %d merges), ignore_merges true, then "
+                "%d whole words with no merge (ids %d..%d: %s); added tokens %d..%d\n"
+                % (BL_VOCAB, BL_VOCAB - 256, len(BL_WHOLE_WORDS), BL_VOCAB, BL_VOCAB + len(BL_WHOLE_WORDS) - 1,
+                   json.dumps(BL_WHOLE_WORDS, ensure_ascii=False), BL_VOCAB + len(BL_WHOLE_WORDS),
+                   bl.get_vocab_size() - 1))
+        f.write("sentencepiece: BpeTrainer vocab_size %d (<unk> <s> </s>, <0x00>..<0xFF>, %d characters, %d merges),"
+                " limit_alphabet %d\n" % (SP_VOCAB, sp_info["alphabet"], SP_VOCAB - 259 - sp_info["alphabet"],
+                                          sp_info["limit_alphabet"]))
+        f.write("reference: tokenizers.Tokenizer.from_file(tokenizer.json); transformers' "
+                "PreTrainedTokenizerFast(tokenizer_file=...) agrees on every case\n")
+        for family in sorted(notes):
+            f.write("transformers AutoTokenizer.from_pretrained(%s/) -> %s\n" % (family, notes[family]))
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(TOK_DIR) for f in fs)
+    print("total size of %s: %d bytes" % (TOK_DIR, total))
+    assert total < 2_000_000, total
+
+
 def main():
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -1174,6 +1901,8 @@ def main():
         main_lora()
     if ARGS.only in ("all", "deepseek"):
         main_deepseek()
+    if ARGS.only in ("all", "tokenizers"):
+        main_tokenizers()
 
 
 if __name__ == "__main__":

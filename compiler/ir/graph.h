@@ -5,12 +5,14 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kernels/dtype.h"
 #include "kernels/kernel_specs.h"
 #include "runtime/plan.h"  // Region, ModelInfo
+#include "runtime/tokenizer.h"
 
 namespace kiln {
 
@@ -64,6 +66,8 @@ class Graph {
   std::vector<GraphProgram> programs;
   ModelInfo info;  // the plan's ModelInfo table
   std::vector<AdapterInfo> adapters;  // merged LoRA adapters
+  std::optional<TokenizerData> tokenizer;
+  std::string chat_template;
   uint64_t arena_bytes = 0, kv_bytes = 0, state_bytes = 0, weight_bytes = 0;
 };
 

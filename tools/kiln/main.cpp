@@ -2,6 +2,10 @@
 // ids) and generate. eval and generate run through the public C API, as a host would.
 // Every failure prints one line "kiln: error: ..." on stderr and exits non-zero.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -105,6 +109,7 @@ int run_compile(const kiln::CompileOptions& o) {
               human_bytes(s.weights_bytes).c_str(), human_bytes(s.kv_bytes).c_str(), human_bytes(s.arena_bytes).c_str(),
               s.n_launches_prefill, s.n_launches_decode);
   if (!s.notes.empty()) std::printf("  note: %s\n", s.notes.c_str());
+  std::printf("  tokenizer: %s\n", s.tokenizer.empty() ? "none (ids only)" : s.tokenizer.c_str());
   for (const auto& a : s.adapters)
     std::printf("  merged LoRA adapter %s (weight %g, xxh3 %016" PRIx64 ")\n", a.name.c_str(), a.weight, a.xxh3);
   return 0;
@@ -139,6 +144,18 @@ int run_inspect(const std::string& path, bool list_tensors) {
                 double(m.mha_kv_bytes_per_token) / double(m.kv_bytes_per_token));
   if (!m.notes.empty()) std::printf("notes      %s\n", m.notes.c_str());
   std::printf("tensors    %zu, in %zu weight segments (each xxh3-checked)\n", p.tensors().size(), p.segments().size());
+  if (const kiln::Tokenizer* t = p.tokenizer()) {
+    const auto& d = t->data();
+    std::printf("tokenizer  %s BPE, %d tokens, %zu merges, %zu added, bos %d, eos %d, chat %s\n",
+                d.kind == kiln::TokenizerData::Kind::kByteLevelBpe ? "byte-level" : "SentencePiece", t->vocab_size(),
+                d.merges.size(), d.added.size(), d.bos_id, d.eos_id,
+                d.chat == kiln::TokenizerData::Chat::kLlama3     ? "LLaMA-3"
+                : d.chat == kiln::TokenizerData::Chat::kDeepseek ? "DeepSeek"
+                : p.chat_template().empty()                      ? "none"
+                                                                 : "unrecognized template (use --raw)");
+  } else {
+    std::printf("tokenizer  none (ids only)\n");
+  }
   if (p.adapters().empty()) std::printf("adapters   none\n");
   for (const auto& a : p.adapters())
     std::printf("adapter    %s, weight %g, xxh3 %016" PRIx64 " (LoRA, merged at compile time)\n", a.name.c_str(), a.weight, a.xxh3);
@@ -213,7 +230,9 @@ int run_eval(const std::string& plan_path, const std::string& in_path, const std
 }
 
 struct GenerateArgs {
-  std::string plan, ids;
+  std::string plan, ids, prompt;
+  std::vector<std::string> stops;
+  bool ignore_stop = false;
   int64_t max_new = 32;
   float temperature = 0.0f, top_p = 1.0f;
   int top_k = 0;
@@ -223,23 +242,98 @@ struct GenerateArgs {
   RunOptions run;
 };
 
+// Text out of generated ids: streams through the plan's decoder, holding back text that might
+// be the start of a stop string, and stops at stop tokens and stop strings.
+class TextSink {
+ public:
+  TextSink(kiln_plan* plan, std::vector<std::string> stops, bool ignore_stop, bool echo)
+      : plan_(plan), stops_(std::move(stops)), ignore_stop_(ignore_stop), echo_(echo) {
+    kiln_error err{};
+    check(kiln_decoder_create(plan, /*skip_special=*/1, &dec_, &err), err);
+    for (const auto& s : stops_) hold_ = std::max(hold_, s.size());
+  }
+  ~TextSink() { kiln_decoder_destroy(dec_); }
+  // False once generation should stop.
+  bool push(int32_t id) {
+    if (!ignore_stop_ && kiln_token_is_stop(plan_, id)) return false;
+    char buf[1024];
+    size_t len = 0;
+    kiln_error err{};
+    if (kiln_decoder_push(dec_, id, buf, sizeof(buf), &len, &err) != KILN_OK) return false;
+    pending_.append(buf, std::min(len, sizeof(buf) - 1));
+    for (const auto& s : stops_) {
+      const size_t at = pending_.find(s);
+      if (!s.empty() && at != std::string::npos) {
+        emit(pending_.substr(0, at));
+        pending_.clear();
+        return false;
+      }
+    }
+    if (pending_.size() > hold_) {
+      // Keep the last hold_ bytes (a stop string may be starting), but never split a UTF-8 sequence.
+      size_t cut = pending_.size() - hold_;
+      while (cut > 0 && (uint8_t(pending_[cut]) & 0xC0) == 0x80) --cut;
+      emit(pending_.substr(0, cut));
+      pending_.erase(0, cut);
+    }
+    return true;
+  }
+  void finish() {
+    emit(pending_);
+    pending_.clear();
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  void emit(const std::string& s) {
+    text_ += s;
+    if (echo_ && !s.empty()) {
+      std::fwrite(s.data(), 1, s.size(), stdout);
+      std::fflush(stdout);
+    }
+  }
+  kiln_plan* plan_;
+  kiln_decoder* dec_ = nullptr;
+  std::vector<std::string> stops_;
+  bool ignore_stop_, echo_;
+  size_t hold_ = 0;
+  std::string pending_, text_;
+};
+
+std::vector<int32_t> tokenize(kiln_plan* plan, const std::string& text, bool add_special) {
+  kiln_error err{};
+  int64_t n = 0;
+  check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, nullptr, 0, &n, &err), err);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, ids.data(), n, &n, &err), err);
+  return ids;
+}
+
 int run_generate(const GenerateArgs& a) {
-  const std::vector<int32_t> prompt = parse_ids(a.ids);
+  if (a.ids.empty() == a.prompt.empty()) throw CompileError("give exactly one of --ids and -p/--prompt");
   if (a.max_new < 0) throw CompileError("--max-new-tokens must not be negative");
   PlanHandle plan;
   ContextHandle ctx;
   open_context(a.plan, a.run, plan, ctx);
+  const bool text_mode = !a.prompt.empty();
+  const std::vector<int32_t> prompt = text_mode ? tokenize(plan.p, a.prompt, true) : parse_ids(a.ids);
+  if (prompt.empty()) throw CompileError("the prompt is empty after tokenization");
   kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed};
   std::vector<int32_t> out(size_t(a.max_new));
   int64_t n_out = 0;
   kiln_error err{};
   struct Stream {
-    bool on;
+    bool ids_on;
     bool first = true;
-  } stream{!a.output_ids};
+    TextSink* text;
+  };
+  std::unique_ptr<TextSink> sink;
+  if (text_mode) sink = std::make_unique<TextSink>(plan.p, a.stops, a.ignore_stop, !a.output_ids);
+  Stream stream{!a.output_ids && !text_mode, true, sink.get()};
   auto cb = [](void* user, int32_t tok) -> int {
     auto* st = static_cast<Stream*>(user);
-    if (st->on) {
+    if (st->text) return st->text->push(tok) ? 1 : 0;
+    if (st->ids_on) {
       std::printf(st->first ? "%d" : " %d", tok);
       std::fflush(stdout);
       st->first = false;
@@ -251,6 +345,7 @@ int run_generate(const GenerateArgs& a) {
                       &stream, &err),
         err);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (sink) sink->finish();
   if (!a.output_ids) std::printf("\n");
   std::fprintf(stderr, "generated %" PRId64 " tokens in %.3f s on %s\n", n_out, secs, kiln_context_backend(ctx.c));
   if (a.output_ids) {
@@ -258,6 +353,78 @@ int run_generate(const GenerateArgs& a) {
     for (int32_t t : prompt) line += (line.empty() ? "" : " ") + std::to_string(t);
     for (int64_t i = 0; i < n_out; ++i) line += " " + std::to_string(out[size_t(i)]);
     std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}
+
+struct ChatArgs {
+  std::string plan, system;
+  int64_t max_new = 256;
+  float temperature = 0.7f, top_p = 0.9f;
+  int top_k = 0;
+  uint64_t seed = 0;
+  bool raw = false;
+  RunOptions run;
+};
+
+// Interactive chat: each line on stdin is a user turn; the reply streams to stdout. The
+// whole conversation is re-encoded each turn in the model's chat format (or as plain text
+// with --raw).
+int run_chat(const ChatArgs& a) {
+  PlanHandle plan;
+  ContextHandle ctx;
+  open_context(a.plan, a.run, plan, ctx);
+  std::vector<std::string> roles, contents;
+  if (!a.system.empty()) roles.push_back("system"), contents.push_back(a.system);
+  std::string raw_text;
+  const bool tty = isatty(0);
+  kiln_error err{};
+  if (!a.raw) {  // fail early, with the template message, if the format is unknown
+    const char* r = "user";
+    const char* c = "";
+    check(kiln_chat_prompt(plan.p, &r, &c, 1, nullptr, 0, nullptr, &err), err);
+  }
+  std::string line;
+  for (uint64_t turn = 0;; ++turn) {
+    if (tty) std::fputs("> ", stdout), std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    std::string prompt_text;
+    if (a.raw) {
+      raw_text += line + "\n";
+      prompt_text = raw_text;
+    } else {
+      roles.push_back("user");
+      contents.push_back(line);
+      std::vector<const char*> rp, cp;
+      for (size_t i = 0; i < roles.size(); ++i) rp.push_back(roles[i].c_str()), cp.push_back(contents[i].c_str());
+      size_t len = 0;
+      check(kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), nullptr, 0, &len, &err), err);
+      std::string buf(len + 1, '\0');
+      check(kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), buf.data(), buf.size(), &len, &err), err);
+      prompt_text.assign(buf.data(), len);
+    }
+    const std::vector<int32_t> ids = tokenize(plan.p, prompt_text, a.raw);
+    TextSink sink(plan.p, a.raw ? std::vector<std::string>{"\n"} : std::vector<std::string>{}, false, true);
+    kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed + turn};
+    std::vector<int32_t> out(size_t(a.max_new));
+    int64_t n = 0;
+    auto cb = [](void* user, int32_t tok) -> int { return static_cast<TextSink*>(user)->push(tok) ? 1 : 0; };
+    kiln_plan_info info;
+    check(kiln_plan_get_info(plan.p, &info, &err), err);
+    const int64_t budget = std::min<int64_t>(a.max_new, info.max_seq - int64_t(ids.size()));
+    if (budget <= 0) {
+      std::fprintf(stderr, "kiln: the conversation has reached the plan's max_seq of %" PRId64 "; starting over\n",
+                   info.max_seq);
+      roles.resize(a.system.empty() ? 0 : 1), contents.resize(roles.size()), raw_text.clear();
+      continue;
+    }
+    check(kiln_generate(ctx.c, ids.data(), int64_t(ids.size()), budget, &s, -1, out.data(), &n, cb, &sink, &err), err);
+    sink.finish();
+    std::printf("\n");
+    std::fflush(stdout);
+    if (a.raw) raw_text += sink.text() + "\n";
+    else roles.push_back("assistant"), contents.push_back(sink.text());
   }
   return 0;
 }
@@ -277,6 +444,7 @@ int main(int argc, char** argv) {
   compile->add_option("--max-seq", co.max_seq, "Tokens per sequence (default: min(max_position_embeddings, 2048))");
   compile->add_option("--batch", co.batch, "Sequences per replay (default 1)");
   compile->add_option("--chunk", co.chunk, "Prompt tokens per prefill replay (default: min(64, max-seq))");
+  compile->add_flag("--no-tokenizer", co.no_tokenizer, "Leave the tokenizer out (the plan then takes token ids only)");
   compile->add_option("--target", co.target, "Backends to compile for: cpu, cuda (sm_90) or all (default)")
       ->check(CLI::IsMember({"cpu", "cuda", "all"}));
   std::vector<std::string> lora_args;
@@ -299,7 +467,10 @@ int main(int argc, char** argv) {
   GenerateArgs ga;
   auto* gen = app.add_subcommand("generate", "Generate tokens after a prompt of token ids");
   gen->add_option("plan", ga.plan, "Plan file")->required();
-  gen->add_option("--ids", ga.ids, "Prompt token ids, comma-separated")->required();
+  gen->add_option("--ids", ga.ids, "Prompt token ids, comma-separated");
+  gen->add_option("-p,--prompt", ga.prompt, "Prompt text (needs a plan with a tokenizer); the reply streams as text");
+  gen->add_option("--stop", ga.stops, "Stop when the generated text contains this string (repeatable)");
+  gen->add_flag("--ignore-eos", ga.ignore_stop, "Do not stop at the tokenizer's end-of-sequence tokens");
   gen->add_option("--max-new-tokens", ga.max_new, "Tokens to generate (default 32)");
   gen->add_option("--temperature", ga.temperature, "0 = greedy (default)");
   gen->add_option("--top-k", ga.top_k, "Keep the k most likely tokens (0 = off)");
@@ -308,6 +479,18 @@ int main(int argc, char** argv) {
   gen->add_option("--eos", ga.eos, "Stop after this token id (default: none)");
   gen->add_flag("--output-ids", ga.output_ids, "Print prompt + generated ids as the last line");
   add_run_options(gen, ga.run);
+
+  ChatArgs ca;
+  auto* chat = app.add_subcommand("chat", "Chat interactively in the model's chat format (one user turn per line)");
+  chat->add_option("plan", ca.plan, "Plan file")->required();
+  chat->add_option("--system", ca.system, "System message");
+  chat->add_option("--max-new-tokens", ca.max_new, "Longest reply in tokens (default 256)");
+  chat->add_option("--temperature", ca.temperature, "Sampling temperature (default 0.7; 0 = greedy)");
+  chat->add_option("--top-k", ca.top_k, "Keep the k most likely tokens (0 = off)");
+  chat->add_option("--top-p", ca.top_p, "Nucleus sampling mass (default 0.9)");
+  chat->add_option("--seed", ca.seed, "Sampling seed");
+  chat->add_flag("--raw", ca.raw, "No chat template: plain text in, plain text out (for models without one)");
+  add_run_options(chat, ca.run);
 
   try {
     app.parse(argc, argv);
@@ -322,6 +505,7 @@ int main(int argc, char** argv) {
     if (*inspect) return run_inspect(inspect_path, list_tensors);
     if (*eval) return run_eval(eval_plan, eval_in, eval_out, eval_run);
     if (*gen) return run_generate(ga);
+    if (*chat) return run_chat(ca);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "kiln: error: out of memory\n");
     return 1;

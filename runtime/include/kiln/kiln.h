@@ -110,6 +110,29 @@ kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_pr
                           const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
                           kiln_token_callback callback, void* user, kiln_error* err);
 
+/* --- text (plans compiled with a tokenizer; KILN_ERR_UNSUPPORTED otherwise) */
+typedef struct kiln_decoder kiln_decoder;
+
+/* Token ids of `text` (len bytes, any bytes). add_special prepends BOS when the tokenizer
+ * does. Writes at most cap ids; *n_out gets the full count (call again with a bigger buffer
+ * if it exceeds cap). */
+kiln_status kiln_tokenize(const kiln_plan* plan, const char* text, size_t len, int add_special, int32_t* ids,
+                          int64_t cap, int64_t* n_out, kiln_error* err);
+/* Text of ids, NUL-terminated in buf (cap bytes); *len_out gets the full byte length. */
+kiln_status kiln_detokenize(const kiln_plan* plan, const int32_t* ids, int64_t n, int skip_special, char* buf,
+                            size_t cap, size_t* len_out, kiln_error* err);
+/* 1 if generation should stop at this token (EOS, <|eot_id|>, ...), else 0. */
+int kiln_token_is_stop(const kiln_plan* plan, int32_t id);
+/* The prompt text for a conversation (roles "system", "user", "assistant") in the plan's chat
+ * format, ending where the assistant's reply begins; KILN_ERR_UNSUPPORTED if the plan's chat
+ * template is not one kiln knows. */
+kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, const char* const* contents, int64_t n,
+                             char* buf, size_t cap, size_t* len_out, kiln_error* err);
+/* Streaming detokenizer: push() writes the newly complete text (incomplete UTF-8 waits). */
+kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err);
+kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out, kiln_error* err);
+void kiln_decoder_destroy(kiln_decoder* dec);
+
 #ifdef __cplusplus
 }
 #endif

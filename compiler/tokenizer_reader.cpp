@@ -1,0 +1,227 @@
+#include "compiler/tokenizer_reader.h"
+
+#include <sys/stat.h>
+
+#include "compiler/error.h"
+#include "compiler/json_util.h"
+
+namespace kiln {
+
+namespace {
+
+using json = nlohmann::json;
+
+const char* kLlama3Pattern =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const char* kGpt2Pattern = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+const std::string kSpace = "\xE2\x96\x81";
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string type_of(const json& j) { return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : ""; }
+
+// The children of a Sequence node (or the node itself).
+std::vector<json> flatten(const json& j, const char* list_key) {
+  if (j.is_null()) return {};
+  if (type_of(j) == "Sequence" && j.contains(list_key) && j[list_key].is_array()) {
+    std::vector<json> out;
+    for (const json& c : j[list_key]) out.push_back(c);
+    return out;
+  }
+  return {j};
+}
+
+// A token field of tokenizer_config.json: "text" or {"content": "text", ...}.
+std::string token_text(const json& cfg, const char* key) {
+  if (!cfg.contains(key)) return "";
+  const json& v = cfg[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return "";
+}
+
+bool flag(const json& j, const char* k, bool def = false) {
+  return j.contains(k) && j[k].is_boolean() ? j[k].get<bool>() : def;
+}
+
+}  // namespace
+
+bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* chat_template) {
+  const std::string path = dir + "/tokenizer.json";
+  if (!exists(path)) return false;
+  const json j = read_json_file(path);
+  auto fail = [&](const std::string& m) -> void { throw CompileError(path + ": " + m); };
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail("has no model object");
+  const json& model = j["model"];
+  if (type_of(model) != "BPE")
+    fail("tokenizer model type '" + type_of(model) + "' is not supported (kiln reads BPE tokenizers; use --no-tokenizer)");
+  for (const char* k : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"})
+    if (model.contains(k) && !model[k].is_null() && !(model[k].is_string() && model[k].get<std::string>().empty()))
+      fail(std::string("BPE option '") + k + "' is not supported");
+  if (!model.contains("vocab") || !model["vocab"].is_object()) fail("BPE model has no vocab");
+
+  // --- vocabulary (ids may be given in any order, but must be dense)
+  const json& vocab = model["vocab"];
+  int64_t max_id = -1;
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() >= (int64_t(1) << 24))
+      fail("vocab id of '" + it.key() + "' is out of range");
+    max_id = std::max(max_id, it->get<int64_t>());
+  }
+  if (j.contains("added_tokens") && j["added_tokens"].is_array())
+    for (const json& a : j["added_tokens"])
+      if (a.contains("id") && a["id"].is_number_integer()) max_id = std::max(max_id, a["id"].get<int64_t>());
+  if (max_id < 0 || max_id >= (int64_t(1) << 24)) fail("vocabulary is empty or too large");
+  d->vocab.assign(size_t(max_id + 1), std::string());
+  std::vector<uint8_t> seen(size_t(max_id + 1), 0);
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    const size_t id = size_t(it->get<int64_t>());
+    if (seen[id]) fail("vocab id " + std::to_string(id) + " is used twice");
+    seen[id] = 1;
+    d->vocab[id] = it.key();
+  }
+  // --- added tokens
+  if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
+    for (const json& a : j["added_tokens"]) {
+      if (!a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") || !a["content"].is_string())
+        fail("an added token lacks its id or content");
+      TokenizerData::Added t;
+      t.id = int32_t(a["id"].get<int64_t>());
+      t.content = a["content"].get<std::string>();
+      t.special = flag(a, "special");
+      t.lstrip = flag(a, "lstrip");
+      t.rstrip = flag(a, "rstrip");
+      t.normalized = flag(a, "normalized");
+      t.single_word = flag(a, "single_word");
+      if (t.content.empty()) fail("an added token is empty");
+      if (t.single_word) fail("added token '" + t.content + "' uses single_word, which kiln does not support");
+      if (!seen[size_t(t.id)]) d->vocab[size_t(t.id)] = t.content;
+      seen[size_t(t.id)] = 1;
+      d->added.push_back(std::move(t));
+    }
+  }
+  for (size_t i = 0; i < seen.size(); ++i)
+    if (!seen[i]) fail("vocabulary has no token with id " + std::to_string(i));
+  std::unordered_map<std::string, int32_t> ids;
+  for (size_t i = 0; i < d->vocab.size(); ++i) ids.emplace(d->vocab[i], int32_t(i));
+
+  // --- merges: ["a b", ...] or [["a", "b"], ...]
+  if (model.contains("merges") && model["merges"].is_array()) {
+    for (const json& m : model["merges"]) {
+      std::string a, b;
+      if (m.is_string()) {
+        const std::string s = m.get<std::string>();
+        const size_t sp = s.find(' ', 1);
+        if (sp == std::string::npos) fail("merge '" + s + "' is not two tokens");
+        a = s.substr(0, sp);
+        b = s.substr(sp + 1);
+      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+        a = m[0].get<std::string>();
+        b = m[1].get<std::string>();
+      } else {
+        fail("a merge is neither \"a b\" nor [\"a\", \"b\"]");
+      }
+      auto ia = ids.find(a), ib = ids.find(b);
+      if (ia == ids.end() || ib == ids.end() || !ids.count(a + b)) fail("merge '" + a + " " + b + "' names unknown tokens");
+      d->merges.push_back({ia->second, ib->second});
+    }
+  }
+  d->ignore_merges = flag(model, "ignore_merges");
+  d->byte_fallback = flag(model, "byte_fallback");
+  if (model.contains("unk_token") && model["unk_token"].is_string()) {
+    auto it = ids.find(model["unk_token"].get<std::string>());
+    if (it != ids.end()) d->unk_id = it->second;
+  }
+
+  // --- normalizer, pre-tokenizer and decoder decide the family
+  bool byte_level = false, sp_replace = false;
+  for (const json& n : flatten(j.value("normalizer", json()), "normalizers")) {
+    const std::string t = type_of(n);
+    if (t == "Prepend" && n.value("prepend", "") == kSpace) d->sp_prepend = true;
+    else if (t == "Replace" && n.contains("pattern") && n["pattern"].value("String", "") == " " && n.value("content", "") == kSpace)
+      sp_replace = true;
+    else fail("normalizer '" + t + "' is not supported");
+  }
+  for (const json& p : flatten(j.value("pre_tokenizer", json()), "pretokenizers")) {
+    const std::string t = type_of(p);
+    if (t == "ByteLevel") {
+      byte_level = true;
+      if (flag(p, "add_prefix_space")) fail("ByteLevel add_prefix_space is not supported");
+      if (flag(p, "use_regex", true)) d->split = TokenizerData::Split::kGpt2;
+    } else if (t == "Split") {
+      const std::string re = p.contains("pattern") ? p["pattern"].value("Regex", "") : "";
+      if (p.value("behavior", "") != "Isolated" || flag(p, "invert")) fail("Split pre-tokenizer must be Isolated, not inverted");
+      if (re == kLlama3Pattern) d->split = TokenizerData::Split::kLlama3;
+      else if (re == kGpt2Pattern) d->split = TokenizerData::Split::kGpt2;
+      else fail("Split pattern is not one kiln knows (LLaMA-3 or GPT-2): " + re.substr(0, 80));
+    } else if (t == "Metaspace") {
+      if (p.value("replacement", "") != kSpace || flag(p, "split")) fail("Metaspace must use \"▁\" and split=false");
+      sp_replace = true;
+      const std::string scheme = p.value("prepend_scheme", "always");
+      d->sp_prepend = scheme != "never";
+      d->sp_prepend_first = scheme == "first";
+    } else {
+      fail("pre-tokenizer '" + t + "' is not supported");
+    }
+  }
+  if (byte_level) {
+    d->kind = TokenizerData::Kind::kByteLevelBpe;
+    if (sp_replace || d->sp_prepend) fail("mixes byte-level and SentencePiece-style settings");
+  } else if (sp_replace) {
+    d->kind = TokenizerData::Kind::kSentencePieceBpe;
+  } else {
+    fail("neither byte-level nor SentencePiece-style (\"▁\") BPE; kiln cannot tell how to split the text");
+  }
+  for (const json& dec : flatten(j.value("decoder", json()), "decoders")) {
+    const std::string t = type_of(dec);
+    if (t == "Strip" && dec.value("start", 0) == 1 && dec.value("content", "") == " ") d->decode_strip_space = true;
+    else if (t == "Metaspace" && dec.value("prepend_scheme", "always") != "never") d->decode_strip_space = true;
+  }
+
+  // --- post-processor: does it prepend a special token?
+  for (const json& p : flatten(j.value("post_processor", json()), "processors")) {
+    if (type_of(p) != "TemplateProcessing" || !p.contains("single") || !p["single"].is_array() || p["single"].empty()) continue;
+    const json& first = p["single"][0];
+    if (first.contains("SpecialToken")) {
+      auto it = ids.find(first["SpecialToken"].value("id", ""));
+      if (it != ids.end()) {
+        d->add_bos = true;
+        d->bos_id = it->second;
+      }
+    }
+  }
+
+  // --- tokenizer_config.json: bos/eos, chat template
+  const std::string cfg_path = dir + "/tokenizer_config.json";
+  json cfg = json::object();
+  if (exists(cfg_path)) cfg = read_json_file(cfg_path);
+  auto id_of = [&](const std::string& s) { auto it = ids.find(s); return it == ids.end() ? -1 : it->second; };
+  if (const std::string bos = token_text(cfg, "bos_token"); !bos.empty() && id_of(bos) >= 0) d->bos_id = id_of(bos);
+  if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean() && !d->add_bos)
+    d->add_bos = cfg["add_bos_token"].get<bool>() && d->bos_id >= 0;
+  const std::string eos = token_text(cfg, "eos_token");
+  d->eos_id = id_of(eos);
+  for (const char* s : {"<|eot_id|>", "<|end_of_text|>", "<|eom_id|>"})
+    if (id_of(s) >= 0) d->stop_ids.push_back(id_of(s));
+  if (d->eos_id >= 0 && std::find(d->stop_ids.begin(), d->stop_ids.end(), d->eos_id) == d->stop_ids.end())
+    d->stop_ids.push_back(d->eos_id);
+  chat_template->clear();
+  if (cfg.contains("chat_template")) {
+    if (cfg["chat_template"].is_string()) *chat_template = cfg["chat_template"].get<std::string>();
+    else if (cfg["chat_template"].is_array())
+      for (const json& t : cfg["chat_template"])
+        if (t.value("name", "") == "default" && t.contains("template") && t["template"].is_string())
+          *chat_template = t["template"].get<std::string>();
+  }
+  const std::string& ct = *chat_template;
+  if (ct.find("<|start_header_id|>") != std::string::npos && ct.find("<|eot_id|>") != std::string::npos)
+    d->chat = TokenizerData::Chat::kLlama3;
+  else if (ct.find("<\xEF\xBD\x9CUser\xEF\xBD\x9C>") != std::string::npos)
+    d->chat = TokenizerData::Chat::kDeepseek;
+  return true;
+}
+
+}  // namespace kiln

@@ -1,0 +1,489 @@
+// See tokenizer.h. Sections: UTF-8 and Unicode classes; the pre-tokenizer scanners (each a
+// transcription of one regex's leftmost-first backtracking semantics); BPE; encode; decode.
+#include "runtime/tokenizer.h"
+
+#include <algorithm>
+#include <queue>
+
+namespace kiln {
+
+namespace {
+
+struct CodeRange {
+  uint32_t lo, hi;
+};
+#include "runtime/unicode_tables.inc"
+
+template <size_t N>
+bool in(const CodeRange (&t)[N], uint32_t cp) {
+  size_t lo = 0, hi = N;
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (cp > t[mid].hi) lo = mid + 1;
+    else if (cp < t[mid].lo) hi = mid;
+    else return true;
+  }
+  return false;
+}
+
+constexpr uint32_t kInvalid = 0xFFFFFFFFu;  // a byte that starts no valid UTF-8 sequence
+
+// Decodes one code point at s[i]; *len gets its byte length (1 for an invalid byte).
+uint32_t next_cp(std::string_view s, size_t i, size_t* len) {
+  const uint8_t c = uint8_t(s[i]);
+  *len = 1;
+  if (c < 0x80) return c;
+  int n = 0;
+  uint32_t cp = 0, min = 0;
+  if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F, min = 0x80;
+  else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F, min = 0x800;
+  else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07, min = 0x10000;
+  else return kInvalid;
+  for (int k = 1; k <= n; ++k) {
+    if (i + size_t(k) >= s.size()) return kInvalid;
+    const uint8_t d = uint8_t(s[i + size_t(k)]);
+    if ((d & 0xC0) != 0x80) return kInvalid;
+    cp = (cp << 6) | (d & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return kInvalid;
+  *len = size_t(n) + 1;
+  return cp;
+}
+
+bool is_letter(uint32_t c) { return c != kInvalid && in(kLetter, c); }
+bool is_number(uint32_t c) { return c != kInvalid && in(kNumber, c); }
+bool is_space(uint32_t c) { return c != kInvalid && in(kWhiteSpace, c); }
+bool is_newline(uint32_t c) { return c == '\r' || c == '\n'; }
+
+// A decoded view of the text: code points and their byte offsets.
+struct Cps {
+  std::vector<uint32_t> cp;
+  std::vector<size_t> off;  // off[i] = byte offset of cp[i]; off[n] = size
+  explicit Cps(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+      size_t len;
+      cp.push_back(next_cp(s, i, &len));
+      off.push_back(i);
+      i += len;
+    }
+    off.push_back(s.size());
+  }
+  size_t n() const { return cp.size(); }
+};
+
+// Length (in code points) of a match of `(?i:'s|'t|'re|'ve|'m|'ll|'d)` (or the case-sensitive
+// GPT-2 form) at i, or 0.
+size_t contraction(const Cps& t, size_t i, bool icase) {
+  if (t.cp[i] != '\'' || i + 1 >= t.n()) return 0;
+  auto is = [&](size_t k, char ch) {
+    if (k >= t.n()) return false;
+    uint32_t c = t.cp[k];
+    if (icase) {
+      if (c >= 'A' && c <= 'Z') c += 32;
+      if (c == 0x17F) c = 's';  // LATIN SMALL LETTER LONG S folds to s
+    }
+    return c == uint32_t(ch);
+  };
+  if (is(i + 1, 's') || is(i + 1, 't')) return 2;
+  if ((is(i + 1, 'r') || is(i + 1, 'v')) && is(i + 2, 'e')) return 3;
+  if (is(i + 1, 'm')) return 2;
+  if (is(i + 1, 'l') && is(i + 2, 'l')) return 3;
+  if (is(i + 1, 'd')) return 2;
+  return 0;
+}
+
+// Whitespace alternatives shared by both patterns, at i (t.cp[i] is whitespace):
+// `\s*[\r\n]+` (LLaMA-3 only), then `\s+(?!\S)`, then `\s+`.
+size_t whitespace(const Cps& t, size_t i, bool newline_rule) {
+  size_t end = i;
+  while (end < t.n() && is_space(t.cp[end])) ++end;
+  if (newline_rule) {
+    for (size_t j = end; j > i; --j)
+      if (is_newline(t.cp[j - 1])) return j - i;
+  }
+  if (end == t.n() || end - i == 1) return end - i;  // \s+(?!\S) at the end, or \s+ for a single char
+  return end - i - 1;                                  // leave the last space to prefix the next word
+}
+
+// LLaMA-3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+size_t llama3_match(const Cps& t, size_t i) {
+  if (size_t c = contraction(t, i, true)) return c;
+  const uint32_t c0 = t.cp[i];
+  const bool other0 = !is_newline(c0) && !is_letter(c0) && !is_number(c0);
+  if (is_letter(c0) || (other0 && i + 1 < t.n() && is_letter(t.cp[i + 1]))) {
+    size_t j = is_letter(c0) ? i : i + 1;
+    while (j < t.n() && is_letter(t.cp[j])) ++j;
+    return j - i;
+  }
+  if (is_number(c0)) {
+    size_t j = i;
+    while (j < t.n() && j - i < 3 && is_number(t.cp[j])) ++j;
+    return j - i;
+  }
+  auto symbol = [&](size_t k) { return k < t.n() && !is_space(t.cp[k]) && !is_letter(t.cp[k]) && !is_number(t.cp[k]); };
+  if (symbol(i) || (c0 == ' ' && symbol(i + 1))) {
+    size_t j = c0 == ' ' ? i + 1 : i;
+    while (symbol(j)) ++j;
+    while (j < t.n() && is_newline(t.cp[j])) ++j;
+    return j - i;
+  }
+  return whitespace(t, i, true);
+}
+
+// GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+size_t gpt2_match(const Cps& t, size_t i) {
+  if (size_t c = contraction(t, i, false)) return c;
+  const size_t s = t.cp[i] == ' ' && i + 1 < t.n() ? i + 1 : i;
+  auto run = [&](auto pred) {
+    size_t j = s;
+    while (j < t.n() && pred(t.cp[j])) ++j;
+    return j - i;
+  };
+  if (is_letter(t.cp[s])) return run(is_letter);
+  if (is_number(t.cp[s])) return run(is_number);
+  auto symbol = [](uint32_t c) { return !is_space(c) && !is_letter(c) && !is_number(c); };
+  if (symbol(t.cp[s])) return run(symbol);
+  return whitespace(t, i, false);
+}
+
+// GPT-2's byte ↔ unicode alphabet for byte-level BPE.
+struct ByteAlphabet {
+  std::string enc[256];                     // byte → UTF-8 of its stand-in code point
+  std::unordered_map<uint32_t, uint8_t> dec;  // stand-in code point → byte
+  ByteAlphabet() {
+    int n = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      const uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + n++);
+      enc[b] = cp < 0x80 ? std::string(1, char(cp))
+                         : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+      dec[cp] = uint8_t(b);
+    }
+  }
+};
+
+const ByteAlphabet& byte_alphabet() {
+  static const ByteAlphabet a;  // immutable after construction (thread-safe static init)
+  return a;
+}
+
+const std::string kSpace = "\xE2\x96\x81";  // U+2581 "▁"
+
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    if (s.compare(i, from.size(), from) == 0) {
+      out += to;
+      i += from.size();
+    } else {
+      out += s[i++];
+    }
+  }
+  return out;
+}
+
+// Rust's String::from_utf8_lossy: each maximal invalid subsequence becomes one U+FFFD.
+std::string lossy_utf8(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    size_t len;
+    const uint32_t cp = next_cp(s, i, &len);
+    if (cp != kInvalid) {
+      out.append(s.substr(i, len));
+      i += len;
+      continue;
+    }
+    // A maximal subpart: a lead byte followed by as many valid continuation bytes as fit.
+    const uint8_t c = uint8_t(s[i]);
+    size_t need = (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 0;
+    size_t j = i + 1;
+    while (need > 0 && j < s.size() && (uint8_t(s[j]) & 0xC0) == 0x80) ++j, --need;
+    out += "\xEF\xBF\xBD";
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
+
+size_t utf8_complete_prefix(std::string_view s) {
+  // Walk back over at most 3 continuation bytes to the last lead byte; if its sequence is
+  // longer than what remains, it is incomplete.
+  size_t i = s.size();
+  size_t k = 0;
+  while (i > 0 && k < 3 && (uint8_t(s[i - 1]) & 0xC0) == 0x80) --i, ++k;
+  if (i == 0) return s.size();
+  const uint8_t c = uint8_t(s[i - 1]);
+  const size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+  return (need > k + 1) ? i - 1 : s.size();
+}
+
+// ---------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
+  const int64_t n = int64_t(d.vocab.size());
+  auto bad = [](const std::string& m) { return Status(StatusCode::kCorruptPlan, "tokenizer: " + m); };
+  if (n <= 0 || n > (int64_t(1) << 24)) return bad("vocabulary size out of range");
+  auto ok_id = [&](int32_t id) { return id >= 0 && id < n; };
+  for (const auto& m : d.merges)
+    if (!ok_id(m.first) || !ok_id(m.second)) return bad("a merge names a token out of range");
+  for (const auto& a : d.added)
+    if (!ok_id(a.id) || a.content.empty()) return bad("an added token is out of range or empty");
+  for (int32_t id : {d.bos_id, d.eos_id, d.unk_id})
+    if (id != -1 && !ok_id(id)) return bad("bos/eos/unk id out of range");
+  for (int32_t id : d.stop_ids)
+    if (!ok_id(id)) return bad("a stop id is out of range");
+  std::unique_ptr<Tokenizer> t(new Tokenizer(std::move(d)));
+  const TokenizerData& td = t->d_;
+  const ByteAlphabet& ab = byte_alphabet();
+  t->ids_.reserve(td.vocab.size());
+  t->bytes_.resize(td.vocab.size());
+  t->special_.assign(td.vocab.size(), 0);
+  for (size_t i = 0; i < td.vocab.size(); ++i) {
+    const std::string& s = td.vocab[i];
+    t->ids_.emplace(s, int32_t(i));
+    std::string b;
+    if (td.kind == TokenizerData::Kind::kByteLevelBpe) {
+      for (size_t k = 0; k < s.size();) {
+        size_t len;
+        const uint32_t cp = next_cp(s, k, &len);
+        auto it = cp == kInvalid ? ab.dec.end() : ab.dec.find(cp);
+        if (it != ab.dec.end()) b += char(it->second);
+        else b.append(s, k, len);
+        k += len;
+      }
+    } else if (s.size() == 6 && s.compare(0, 3, "<0x") == 0 && s[5] == '>') {
+      b = char(std::stoi(s.substr(3, 2), nullptr, 16));
+    } else {
+      b = replace_all(s, kSpace, " ");
+    }
+    t->bytes_[i] = std::move(b);
+  }
+  for (const auto& a : td.added) {
+    t->bytes_[size_t(a.id)] = a.content;
+    t->special_[size_t(a.id)] = a.special;
+    t->ids_[a.content] = a.id;
+  }
+  for (size_t r = 0; r < td.merges.size(); ++r) {
+    const auto [a, b] = td.merges[r];
+    auto it = t->ids_.find(td.vocab[size_t(a)] + td.vocab[size_t(b)]);
+    if (it == t->ids_.end()) return bad("merge " + std::to_string(r) + " makes a token missing from the vocabulary");
+    t->merge_.emplace((uint64_t(uint32_t(a)) << 32) | uint32_t(b), std::make_pair(int32_t(r), it->second));
+  }
+  for (int b = 0; b < 256; ++b) {
+    std::string key;
+    if (td.kind == TokenizerData::Kind::kByteLevelBpe) {
+      key = ab.enc[b];
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
+      key = buf;
+    }
+    auto it = t->ids_.find(key);
+    t->byte_ids_[b] = it == t->ids_.end() ? -1 : it->second;
+    if (td.kind == TokenizerData::Kind::kByteLevelBpe && t->byte_ids_[b] < 0)
+      return bad("byte-level vocabulary lacks the token for byte " + std::to_string(b));
+  }
+  return t;
+}
+
+bool Tokenizer::is_special(int32_t id) const { return id >= 0 && id < vocab_size() && special_[size_t(id)]; }
+
+bool Tokenizer::is_stop(int32_t id) const {
+  return std::find(d_.stop_ids.begin(), d_.stop_ids.end(), id) != d_.stop_ids.end();
+}
+
+std::string Tokenizer::token_bytes(int32_t id) const { return id >= 0 && id < vocab_size() ? bytes_[size_t(id)] : ""; }
+
+// ---------------------------------------------------------------------------------------
+// BPE: a linked list of symbols and a min-heap of candidate merges (rank, position); stale
+// candidates are skipped when popped. Equal ranks merge leftmost first, as HF does.
+
+void Tokenizer::bpe(const std::vector<int32_t>& symbols, std::vector<int32_t>* out) const {
+  const size_t n = symbols.size();
+  if (n == 0) return;
+  std::vector<int32_t> id(symbols);
+  std::vector<int64_t> prev(n), next(n);
+  for (size_t i = 0; i < n; ++i) {
+    prev[i] = int64_t(i) - 1;
+    next[i] = i + 1 < n ? int64_t(i) + 1 : -1;
+  }
+  using Cand = std::pair<std::pair<int32_t, int64_t>, std::pair<int32_t, int32_t>>;  // (rank, pos), (left id, right id)
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+  auto consider = [&](int64_t i) {
+    if (i < 0 || next[size_t(i)] < 0) return;
+    const int32_t a = id[size_t(i)], b = id[size_t(next[size_t(i)])];
+    auto it = merge_.find((uint64_t(uint32_t(a)) << 32) | uint32_t(b));
+    if (it != merge_.end()) heap.push({{it->second.first, i}, {a, b}});
+  };
+  for (size_t i = 0; i + 1 < n; ++i) consider(int64_t(i));
+  while (!heap.empty()) {
+    const Cand c = heap.top();
+    heap.pop();
+    const int64_t i = c.first.second;
+    const int64_t j = next[size_t(i)];
+    if (id[size_t(i)] != c.second.first || j < 0 || id[size_t(j)] != c.second.second) continue;  // stale
+    id[size_t(i)] = merge_.at((uint64_t(uint32_t(c.second.first)) << 32) | uint32_t(c.second.second)).second;
+    id[size_t(j)] = -1;
+    next[size_t(i)] = next[size_t(j)];
+    if (next[size_t(j)] >= 0) prev[size_t(next[size_t(j)])] = i;
+    consider(prev[size_t(i)]);
+    consider(i);
+  }
+  for (int64_t i = 0; i >= 0; i = next[size_t(i)]) out->push_back(id[size_t(i)]);
+}
+
+void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) const {
+  if (word.empty()) return;
+  const ByteAlphabet& ab = byte_alphabet();
+  std::vector<int32_t> symbols;
+  if (d_.kind == TokenizerData::Kind::kByteLevelBpe) {
+    if (d_.ignore_merges) {
+      std::string mapped;
+      for (unsigned char b : word) mapped += ab.enc[b];
+      auto it = ids_.find(mapped);
+      if (it != ids_.end()) {
+        out->push_back(it->second);
+        return;
+      }
+    }
+    for (unsigned char b : word) symbols.push_back(byte_ids_[b]);
+  } else {
+    if (d_.ignore_merges) {
+      auto it = ids_.find(std::string(word));
+      if (it != ids_.end()) {
+        out->push_back(it->second);
+        return;
+      }
+    }
+    bool last_unk = false;
+    for (size_t i = 0; i < word.size();) {
+      size_t len;
+      const uint32_t cp = next_cp(word, i, &len);
+      auto it = cp == kInvalid ? ids_.end() : ids_.find(std::string(word.substr(i, len)));
+      if (it != ids_.end()) {
+        symbols.push_back(it->second);
+        last_unk = false;
+      } else if (d_.byte_fallback && std::all_of(word.begin() + long(i), word.begin() + long(i + len),
+                                                   [&](char b) { return byte_ids_[uint8_t(b)] >= 0; })) {
+        for (size_t k = 0; k < len; ++k) symbols.push_back(byte_ids_[uint8_t(word[i + k])]);
+        last_unk = false;
+      } else if (d_.unk_id >= 0 && !last_unk) {  // fuse_unk
+        symbols.push_back(d_.unk_id);
+        last_unk = true;
+      }
+      i += len;
+    }
+  }
+  bpe(symbols, out);
+}
+
+void Tokenizer::encode_segment(std::string_view text, bool first_segment, std::vector<int32_t>* out) const {
+  if (text.empty()) return;
+  if (d_.kind == TokenizerData::Kind::kSentencePieceBpe) {
+    std::string s = replace_all(text, " ", kSpace);
+    if (d_.sp_prepend && (!d_.sp_prepend_first || first_segment)) s = kSpace + s;
+    bpe_word(s, out);
+    return;
+  }
+  if (d_.split == TokenizerData::Split::kNone) {
+    bpe_word(text, out);
+    return;
+  }
+  const Cps t(text);
+  for (size_t i = 0; i < t.n();) {
+    size_t len = d_.split == TokenizerData::Split::kLlama3 ? llama3_match(t, i) : gpt2_match(t, i);
+    if (len == 0) len = 1;  // unreachable for these patterns; never loop forever
+    bpe_word(text.substr(t.off[i], t.off[i + len] - t.off[i]), out);
+    i += len;
+  }
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) const {
+  std::vector<int32_t> out;
+  if (add_special && d_.add_bos && d_.bos_id >= 0) out.push_back(d_.bos_id);
+  // Split out added tokens (longest match at the earliest position), honouring lstrip/rstrip.
+  size_t seg = 0, i = 0;
+  bool first = true;
+  while (i < text.size()) {
+    const TokenizerData::Added* best = nullptr;
+    for (const auto& a : d_.added)
+      if (text.compare(i, a.content.size(), a.content) == 0 && (!best || a.content.size() > best->content.size()))
+        best = &a;
+    if (!best) {
+      ++i;
+      continue;
+    }
+    size_t start = i, end = i + best->content.size();
+    if (best->lstrip)
+      while (start > seg && (text[start - 1] == ' ' || text[start - 1] == '\t' || text[start - 1] == '\n')) --start;
+    if (best->rstrip)
+      while (end < text.size() && (text[end] == ' ' || text[end] == '\t' || text[end] == '\n')) ++end;
+    encode_segment(text.substr(seg, start - seg), first, &out);
+    if (start > seg) first = false;
+    out.push_back(best->id);
+    first = false;
+    seg = i = end;
+  }
+  encode_segment(text.substr(seg), first, &out);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+
+std::string Tokenizer::decode(const int32_t* ids, size_t n, bool skip_special) const {
+  std::string raw;
+  for (size_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_size() || (skip_special && special_[size_t(ids[i])])) continue;
+    raw += bytes_[size_t(ids[i])];
+  }
+  if (d_.decode_strip_space && !raw.empty() && raw[0] == ' ') raw.erase(0, 1);
+  return lossy_utf8(raw);
+}
+
+std::string Tokenizer::Stream::push(int32_t id) {
+  if (id < 0 || id >= t_.vocab_size() || (skip_special_ && t_.special_[size_t(id)])) return "";
+  pending_ += t_.bytes_[size_t(id)];
+  if (first_ && !pending_.empty()) {
+    if (t_.d_.decode_strip_space && pending_[0] == ' ') pending_.erase(0, 1);
+    first_ = pending_.empty();
+  }
+  const size_t k = utf8_complete_prefix(pending_);
+  std::string out = lossy_utf8(std::string_view(pending_).substr(0, k));
+  pending_.erase(0, k);
+  return out;
+}
+
+std::string Tokenizer::Stream::finish() {
+  std::string out = lossy_utf8(pending_);
+  pending_.clear();
+  return out;
+}
+
+Result<std::string> Tokenizer::chat_prompt(const std::vector<std::pair<std::string, std::string>>& messages) const {
+  auto trim = [](const std::string& s) {
+    const size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+    return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+  };
+  std::string p;
+  switch (d_.chat) {
+    case TokenizerData::Chat::kLlama3:
+      p = d_.bos_id >= 0 ? bytes_[size_t(d_.bos_id)] : "";
+      for (const auto& [role, content] : messages)
+        p += "<|start_header_id|>" + role + "<|end_header_id|>\n\n" + trim(content) + "<|eot_id|>";
+      return p + "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    case TokenizerData::Chat::kDeepseek:
+      p = d_.bos_id >= 0 ? bytes_[size_t(d_.bos_id)] : "";
+      for (const auto& [role, content] : messages) {
+        if (role == "system") p += content;
+        else if (role == "user") p += "<\xEF\xBD\x9CUser\xEF\xBD\x9C>" + content;
+        else p += "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>" + content + "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>";
+      }
+      return p + "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>";
+    case TokenizerData::Chat::kNone: break;
+  }
+  return Status(StatusCode::kUnsupported,
+                "this plan's tokenizer has no chat template kiln recognizes (known: LLaMA-3, DeepSeek); use --raw");
+}
+
+}  // namespace kiln

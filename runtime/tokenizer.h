@@ -1,0 +1,101 @@
+// The tokenizer embedded in a plan: HF `tokenizers` BPE models of the two families that
+// matter, re-implemented without a regex library.
+//   - byte-level BPE (LLaMA-3, DeepSeek, GPT-2): pre-tokenizer scanners hand-written for the
+//     known split patterns, bytes mapped to the GPT-2 byte alphabet, BPE merges by rank;
+//   - SentencePiece-style BPE (LLaMA-1/2, Mistral): "▁" for spaces (a Prepend+Replace
+//     normalizer or a Metaspace pre-tokenizer), byte fallback to <0xXX> tokens.
+// Added tokens (special or not) are split out of the text first, as HF does. Decoding
+// withholds incomplete UTF-8 while streaming. Input text need not be valid UTF-8: stray
+// bytes are kept (byte-level) or byte-fallback encoded, so decode(encode(x)) == x.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/status.h"
+
+namespace kiln {
+
+struct TokenizerData {
+  enum class Kind : uint8_t { kByteLevelBpe = 0, kSentencePieceBpe = 1 };
+  enum class Split : uint8_t { kNone = 0, kLlama3 = 1, kGpt2 = 2 };  // pre-tokenizer pattern
+  enum class Chat : uint8_t { kNone = 0, kLlama3 = 1, kDeepseek = 2 };
+  struct Added {
+    int32_t id = 0;
+    std::string content;
+    bool special = false, lstrip = false, rstrip = false, normalized = false, single_word = false;
+  };
+
+  Kind kind = Kind::kByteLevelBpe;
+  Split split = Split::kNone;
+  std::vector<std::string> vocab;                   // token strings by id, as in tokenizer.json
+  std::vector<std::pair<int32_t, int32_t>> merges;  // by rank: ids of the left and right pieces
+  bool ignore_merges = false;                       // a word in the vocab is one token
+  bool byte_fallback = false;                       // SentencePiece: unknown chars become <0xXX>
+  int32_t unk_id = -1;
+  bool sp_prepend = false;       // SentencePiece: prepend "▁" to each text segment
+  bool sp_prepend_first = false; //   ... only to the first segment (Metaspace prepend_scheme "first")
+  bool decode_strip_space = false;  // SentencePiece decoder: strip one leading space
+  std::vector<Added> added;
+  int32_t bos_id = -1, eos_id = -1;
+  bool add_bos = false;                 // the post-processor prepends bos
+  std::vector<int32_t> stop_ids;        // generation stops on these (eos, <|eot_id|>, ...)
+  Chat chat = Chat::kNone;
+};
+
+class Tokenizer {
+ public:
+  static Result<std::unique_ptr<Tokenizer>> create(TokenizerData data);  // checks ids, builds lookups
+  const TokenizerData& data() const { return d_; }
+  int32_t vocab_size() const { return int32_t(d_.vocab.size()); }
+
+  // Token ids of `text`; add_special prepends bos when the tokenizer's post-processor does.
+  std::vector<int32_t> encode(std::string_view text, bool add_special) const;
+  // Text of `ids` (ids outside the vocabulary decode to nothing). Invalid UTF-8 becomes U+FFFD.
+  std::string decode(const int32_t* ids, size_t n, bool skip_special) const;
+  // The raw bytes one token stands for (special tokens: their content).
+  std::string token_bytes(int32_t id) const;
+  bool is_special(int32_t id) const;
+  bool is_stop(int32_t id) const;
+
+  // Incremental decoding: push() returns the new complete text; bytes of an incomplete UTF-8
+  // character wait for the next token. finish() flushes what is left (as U+FFFD).
+  class Stream {
+   public:
+    explicit Stream(const Tokenizer& t, bool skip_special = false) : t_(t), skip_special_(skip_special) {}
+    std::string push(int32_t id);
+    std::string finish();
+
+   private:
+    const Tokenizer& t_;
+    bool skip_special_;
+    bool first_ = true;
+    std::string pending_;
+  };
+
+  // The prompt for a chat in the tokenizer's chat format (one user turn, optional system).
+  // Unsupported formats return an error naming the issue.
+  Result<std::string> chat_prompt(const std::vector<std::pair<std::string, std::string>>& messages) const;
+
+ private:
+  explicit Tokenizer(TokenizerData d) : d_(std::move(d)) {}
+  void encode_segment(std::string_view text, bool first_segment, std::vector<int32_t>* out) const;
+  void bpe(const std::vector<int32_t>& symbols, std::vector<int32_t>* out) const;
+  void bpe_word(std::string_view word_bytes, std::vector<int32_t>* out) const;
+
+  TokenizerData d_;
+  std::unordered_map<std::string, int32_t> ids_;                       // token string → id
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_;    // (left, right) → (rank, merged id)
+  std::vector<std::string> bytes_;                                      // id → raw bytes
+  std::vector<uint8_t> special_;                                        // id → is special
+  int32_t byte_ids_[256];                                               // byte → id (byte-level char or <0xXX>)
+};
+
+// UTF-8 helpers shared with the CLI: the length of the longest prefix of s made of complete
+// UTF-8 sequences (a truncated trailing sequence is excluded).
+size_t utf8_complete_prefix(std::string_view s);
+
+}  // namespace kiln
