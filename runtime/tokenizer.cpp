@@ -182,22 +182,28 @@ std::string replace_all(std::string_view s, std::string_view from, std::string_v
   return out;
 }
 
-// Rust's String::from_utf8_lossy: each maximal invalid subsequence becomes one U+FFFD.
+// Rust's String::from_utf8_lossy: each maximal subpart of an ill-formed sequence (the longest
+// prefix of some well-formed sequence, or one byte) becomes one U+FFFD (Unicode §3.9).
 std::string lossy_utf8(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size();) {
     size_t len;
-    const uint32_t cp = next_cp(s, i, &len);
-    if (cp != kInvalid) {
+    if (next_cp(s, i, &len) != kInvalid) {
       out.append(s.substr(i, len));
       i += len;
       continue;
     }
-    // A maximal subpart: a lead byte followed by as many valid continuation bytes as fit.
     const uint8_t c = uint8_t(s[i]);
-    size_t need = (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 0;
+    size_t need = 0;
+    uint8_t lo = 0x80, hi = 0xBF;  // range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
     size_t j = i + 1;
-    while (need > 0 && j < s.size() && (uint8_t(s[j]) & 0xC0) == 0x80) ++j, --need;
+    for (size_t k = 0; k < need && j < s.size(); ++k, ++j) {
+      const uint8_t d = uint8_t(s[j]);
+      if (k == 0 ? (d < lo || d > hi) : (d & 0xC0) != 0x80) break;
+    }
     out += "\xEF\xBF\xBD";
     i = j;
   }
@@ -433,20 +439,51 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
 
 std::string Tokenizer::decode(const int32_t* ids, size_t n, bool skip_special) const {
   std::string raw;
-  for (size_t i = 0; i < n; ++i) {
-    if (ids[i] < 0 || ids[i] >= vocab_size() || (skip_special && special_[size_t(ids[i])])) continue;
-    raw += bytes_[size_t(ids[i])];
+  if (d_.kind == TokenizerData::Kind::kByteLevelBpe) {
+    for (size_t i = 0; i < n; ++i)
+      if (ids[i] >= 0 && ids[i] < vocab_size() && !(skip_special && special_[size_t(ids[i])])) raw += bytes_[size_t(ids[i])];
+    return lossy_utf8(raw);  // HF's ByteLevel decoder: one U+FFFD per maximal invalid run
   }
+  // SentencePiece: HF's ByteFallback decoder gathers runs of <0xNN> tokens; a run that is not
+  // valid UTF-8 becomes one U+FFFD per byte token.
+  std::string group;
+  auto flush = [&] {
+    raw += utf8_complete_prefix(group) == group.size() && lossy_utf8(group) == group
+               ? group
+               : [&] {
+                   std::string r;
+                   for (size_t k = 0; k < group.size(); ++k) r += "\xEF\xBF\xBD";
+                   return r;
+                 }();
+    group.clear();
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t id = ids[i];
+    if (id < 0 || id >= vocab_size() || (skip_special && special_[size_t(id)])) continue;
+    if (is_byte_token(id)) {
+      group += bytes_[size_t(id)];
+      continue;
+    }
+    flush();
+    raw += bytes_[size_t(id)];
+  }
+  flush();
   if (d_.decode_strip_space && !raw.empty() && raw[0] == ' ') raw.erase(0, 1);
-  return lossy_utf8(raw);
+  return raw;
+}
+
+bool Tokenizer::is_byte_token(int32_t id) const {
+  const std::string& s = d_.vocab[size_t(id)];
+  return d_.kind == TokenizerData::Kind::kSentencePieceBpe && !special_[size_t(id)] && s.size() == 6 &&
+         s.compare(0, 3, "<0x") == 0 && s[5] == '>';
 }
 
 std::string Tokenizer::Stream::push(int32_t id) {
   if (id < 0 || id >= t_.vocab_size() || (skip_special_ && t_.special_[size_t(id)])) return "";
   pending_ += t_.bytes_[size_t(id)];
-  if (first_ && !pending_.empty()) {
+  if (first_ && !pending_.empty()) {  // the decoder strips at most one space, at the very start
     if (t_.d_.decode_strip_space && pending_[0] == ' ') pending_.erase(0, 1);
-    first_ = pending_.empty();
+    first_ = false;
   }
   const size_t k = utf8_complete_prefix(pending_);
   std::string out = lossy_utf8(std::string_view(pending_).substr(0, k));

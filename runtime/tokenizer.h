@@ -85,6 +85,7 @@ class Tokenizer {
   void encode_segment(std::string_view text, bool first_segment, std::vector<int32_t>* out) const;
   void bpe(const std::vector<int32_t>& symbols, std::vector<int32_t>* out) const;
   void bpe_word(std::string_view word_bytes, std::vector<int32_t>* out) const;
+  bool is_byte_token(int32_t id) const;  // SentencePiece <0xNN>
 
   TokenizerData d_;
   std::unordered_map<std::string, int32_t> ids_;                       // token string → id
