@@ -140,3 +140,46 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
   CHECK_FALSE(kiln::test::run_command("test -e " + (d / "o.safetensors"), &out) == 0);
   CHECK(kiln::test::run_command(kCli + " compile", &out) != 0);  // usage error from CLI11
 }
+
+TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, chat, --no-tokenizer)") {
+  TempDir d;
+  // A tiny random LLaMA whose vocabulary matches the byte-level fixture tokenizer (1211 ids).
+  kiln::test::TinyLlama tl;
+  tl.vocab = 1211;
+  tl.hidden = 16;
+  tl.ffn = 24;
+  kiln::test::write_tiny_llama(d.path(), tl);
+  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";
+  REQUIRE(kiln::test::run_command("cp " + tok + "/tokenizer.json " + tok + "/tokenizer_config.json " + d.path(), nullptr) == 0);
+  std::string out;
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + d.path() + " -o " + (d / "m.kplan") + " --max-seq 64", &out) == 0, out);
+  CHECK(out.find("tokenizer: byte-level BPE, 1211 tokens") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan"), &out) == 0);
+  CHECK(out.find("chat LLaMA-3") != std::string::npos);
+  // -p: the prompt is tokenized with BOS; --output-ids shows the ids the tokenizer made.
+  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") +
+                                      " -p 'Hello kiln' --max-new-tokens 5 --ignore-eos --output-ids 2>/dev/null", &out) == 0);
+  CHECK(last_line(out).rfind("1204 ", 0) == 0);  // <|begin_of_text|> first
+  // Text mode streams decoded text and exits cleanly.
+  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " -p 'Hello' --max-new-tokens 8 --ignore-eos --seed 3 --temperature 1", &out) == 0);
+  CHECK(out.find("generated 8 tokens") != std::string::npos);
+  // chat reads turns from stdin and answers each one.
+  REQUIRE(kiln::test::run_command("printf 'hi there\\nand again\\n' | " + kCli + " chat " + (d / "m.kplan") +
+                                      " --max-new-tokens 4 --temperature 0", &out) == 0);
+  CHECK(count_lines(out) >= 2);
+  // Errors: both --ids and -p; chat with an unknown template; a plan without a tokenizer.
+  CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " -p x --ids 1", &out) != 0);
+  CHECK(out.find("exactly one of --ids and -p") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " compile " + d.path() + " -o " + (d / "ids.kplan") + " --max-seq 64 --no-tokenizer", &out) == 0);
+  CHECK(kiln::test::run_command(kCli + " generate " + (d / "ids.kplan") + " -p hello", &out) != 0);
+  CHECK(out.find("has no tokenizer") != std::string::npos);
+  const std::string sp = kiln::test::fixtures_root() + "/tokenizers/sentencepiece";
+  TempDir e;
+  tl.vocab = 1000;
+  kiln::test::write_tiny_llama(e.path(), tl);
+  REQUIRE(kiln::test::run_command("cp " + sp + "/tokenizer.json " + sp + "/tokenizer_config.json " + e.path(), nullptr) == 0);
+  REQUIRE(kiln::test::run_command(kCli + " compile " + e.path() + " -o " + (e / "m.kplan") + " --max-seq 64", &out) == 0);
+  CHECK(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan"), &out) != 0);
+  CHECK(out.find("--raw") != std::string::npos);
+  REQUIRE(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan") + " --raw --max-new-tokens 3", &out) == 0);
+}

@@ -150,3 +150,44 @@ TEST_CASE("tokenizer: a megabyte of text encodes (benchmark-free check that it i
   std::string back = t->decode(ids.data(), ids.size(), false);
   CHECK(back == text);
 }
+
+TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at compile time, naming the field") {
+  struct Case {
+    const char* name;
+    void (*edit)(nlohmann::json&);
+    const char* expect;
+  };
+  const Case cases_[] = {
+      {"model type", [](nlohmann::json& j) { j["model"]["type"] = "WordPiece"; }, "model type 'WordPiece'"},
+      {"split regex", [](nlohmann::json& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+"; },
+       "Split pattern is not one kiln knows"},
+      {"normalizer", [](nlohmann::json& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "normalizer 'NFKC'"},
+      {"merge", [](nlohmann::json& j) { j["model"]["merges"][0] = {"nope", "zzz"}; }, "names unknown tokens"},
+      {"dropout", [](nlohmann::json& j) { j["model"]["dropout"] = 0.1; }, "'dropout'"},
+      {"vocab hole", [](nlohmann::json& j) { j["model"]["vocab"].erase("!"); }, "no token with id"},
+  };
+  for (const Case& c : cases_) {
+    CAPTURE(std::string(c.name));
+    kiln::test::TempDir d;
+    std::ifstream in(kiln::test::fixtures_root() + "/tokenizers/bytelevel/tokenizer.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    c.edit(j);
+    std::ofstream(d / "tokenizer.json") << j.dump();
+    TokenizerData td;
+    std::string tmpl;
+    std::string err;
+    try {
+      read_hf_tokenizer(d.path(), &td, &tmpl);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    CHECK(err.find(c.expect) != std::string::npos);
+    CHECK(err.find("tokenizer.json") != std::string::npos);
+  }
+  kiln::test::TempDir d;
+  kiln::test::write_bytes(d / "tokenizer.json", {'{', '"', 'x'});
+  TokenizerData td;
+  std::string tmpl;
+  CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &td, &tmpl), doctest::Contains("not valid JSON"), std::exception);
+  CHECK_FALSE(read_hf_tokenizer(d / "absent", &td, &tmpl));
+}
