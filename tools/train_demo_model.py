@@ -118,6 +118,38 @@ def train_tokenizer(verses):
     return tok, bos_id, eos_id
 
 
+def write_reference(out):
+    """Greedy continuations from transformers (float32 compute on the saved bf16 weights), which
+    kiln's tests must reproduce. Each entry records the smallest top-1/top-2 logit gap, so a test
+    knows how many tokens are robust."""
+    import json
+
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+
+    tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
+    refs = []
+    for prompt in ["In the beginning", "And the LORD said unto", "Blessed are"]:
+        ids = tok.encode(prompt).ids  # the post-processor adds bos
+        seq, gaps = list(ids), []
+        with torch.no_grad():
+            for _ in range(40):
+                logits = model(torch.tensor([seq])).logits[0, -1]
+                top = torch.topk(logits, 2)
+                gaps.append(float(top.values[0] - top.values[1]))
+                seq.append(int(top.indices[0]))
+        # robust: tokens generated before the first near-tie (gap < 1e-3, as the other fixtures require)
+        robust = next((i for i, g in enumerate(gaps) if g < 1e-3), len(gaps))
+        refs.append({"prompt": prompt, "prompt_ids": ids, "greedy_ids": seq[len(ids):], "robust_tokens": robust,
+                     "text": tok.decode(seq[len(ids):])})
+    with open(os.path.join(out, "reference.json"), "w") as f:
+        json.dump({"generated_by": "tools/train_demo_model.py --reference-only (transformers, float32 compute)",
+                   "cases": refs}, f, indent=1, ensure_ascii=False)
+    print("wrote", os.path.join(out, "reference.json"), [r["robust_tokens"] for r in refs])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(REPO, "models", "kjv-tiny"))
@@ -129,7 +161,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--reference-only", action="store_true",
+                    help="only (re)write <out>/reference.json from the saved model, without training")
     args = ap.parse_args()
+    if args.reference_only:
+        write_reference(args.out)
+        return
 
     t_start = time.time()
     verses = load_verses()  # before the heavy imports, so a missing package fails fast
@@ -280,6 +317,7 @@ Prompt it with bos followed by the start of a verse, e.g. "In the beginning" or
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     print(f"saved {out}: {sorted(os.listdir(out))}, {size / 1e6:.2f} MB, total {total_minutes:.1f} min", flush=True)
 
+    write_reference(out)
 
 if __name__ == "__main__":
     main()

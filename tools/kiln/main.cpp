@@ -347,6 +347,7 @@ int run_generate(const GenerateArgs& a) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (sink) sink->finish();
   if (!a.output_ids) std::printf("\n");
+  std::fflush(stdout);  // keep the text and the stderr summary in order when both go to one pipe
   std::fprintf(stderr, "generated %" PRId64 " tokens in %.3f s on %s\n", n_out, secs, kiln_context_backend(ctx.c));
   if (a.output_ids) {
     std::string line;
