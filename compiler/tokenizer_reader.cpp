@@ -15,6 +15,24 @@ const char* kLlama3Pattern =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char* kGpt2Pattern = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 const std::string kSpace = "\xE2\x96\x81";
+// DeepSeek-V3's three splits (CR and LF written as regex escapes; see normalize_regex).
+const char* kDsDigits = "\\p{N}{1,3}";
+const char* kDsCjk = "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+";
+const char* kDsMain =
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
+    "?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+// Regexes reach tokenizer.json with CR/LF either as regex escapes or as the characters
+// themselves (DeepSeek's); compare them in the escaped form.
+std::string normalize_regex(const std::string& re) {
+  std::string out;
+  for (char c : re) {
+    if (c == '\r') out += "\\r";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
 
 bool exists(const std::string& p) {
   struct stat st;
@@ -145,6 +163,7 @@ bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* ch
       sp_replace = true;
     else fail("normalizer '" + t + "' is not supported");
   }
+  std::vector<std::string> splits;
   for (const json& p : flatten(j.value("pre_tokenizer", json()), "pretokenizers")) {
     const std::string t = type_of(p);
     if (t == "ByteLevel") {
@@ -152,11 +171,9 @@ bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* ch
       if (flag(p, "add_prefix_space")) fail("ByteLevel add_prefix_space is not supported");
       if (flag(p, "use_regex", true)) d->split = TokenizerData::Split::kGpt2;
     } else if (t == "Split") {
-      const std::string re = p.contains("pattern") ? p["pattern"].value("Regex", "") : "";
+      const std::string re = normalize_regex(p.contains("pattern") ? p["pattern"].value("Regex", "") : "");
       if (p.value("behavior", "") != "Isolated" || flag(p, "invert")) fail("Split pre-tokenizer must be Isolated, not inverted");
-      if (re == kLlama3Pattern) d->split = TokenizerData::Split::kLlama3;
-      else if (re == kGpt2Pattern) d->split = TokenizerData::Split::kGpt2;
-      else fail("Split pattern is not one kiln knows (LLaMA-3 or GPT-2): " + re.substr(0, 80));
+      splits.push_back(re);
     } else if (t == "Metaspace") {
       if (p.value("replacement", "") != kSpace || flag(p, "split")) fail("Metaspace must use \"▁\" and split=false");
       sp_replace = true;
@@ -167,6 +184,11 @@ bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* ch
       fail("pre-tokenizer '" + t + "' is not supported");
     }
   }
+  if (splits.size() == 1 && splits[0] == kLlama3Pattern) d->split = TokenizerData::Split::kLlama3;
+  else if (splits.size() == 1 && splits[0] == kGpt2Pattern) d->split = TokenizerData::Split::kGpt2;
+  else if (splits == std::vector<std::string>{kDsDigits, kDsCjk, kDsMain}) d->split = TokenizerData::Split::kDeepseek;
+  else if (!splits.empty())
+    fail("Split pattern is not one kiln knows (LLaMA-3, GPT-2 or DeepSeek-V3's three): " + splits[0].substr(0, 80));
   if (byte_level) {
     d->kind = TokenizerData::Kind::kByteLevelBpe;
     if (sp_replace || d->sp_prepend) fail("mixes byte-level and SentencePiece-style settings");

@@ -360,7 +360,7 @@ Status Plan::parse_and_verify() {
   // --- tokenizer (checked by Tokenizer::create: every id in range)
   if (const fb::Tokenizer* t = root->tokenizer()) {
     TokenizerData d;
-    if (t->kind() > 1 || t->split() > 2 || t->chat() > 2) return corrupt_plan("tokenizer kind is invalid");
+    if (t->kind() > 1 || t->split() > 3 || t->chat() > 2) return corrupt_plan("tokenizer kind is invalid");
     d.kind = TokenizerData::Kind(t->kind());
     d.split = TokenizerData::Split(t->split());
     if (t->vocab())

@@ -51,6 +51,8 @@ uint32_t next_cp(std::string_view s, size_t i, size_t* len) {
 }
 
 bool is_letter(uint32_t c) { return c != kInvalid && in(kLetter, c); }
+bool is_mark(uint32_t c) { return c != kInvalid && in(kMark, c); }
+bool is_punct_or_symbol(uint32_t c) { return c != kInvalid && (in(kPunct, c) || in(kSymbol, c)); }
 bool is_number(uint32_t c) { return c != kInvalid && in(kNumber, c); }
 bool is_space(uint32_t c) { return c != kInvalid && in(kWhiteSpace, c); }
 bool is_newline(uint32_t c) { return c == '\r' || c == '\n'; }
@@ -144,6 +146,75 @@ size_t gpt2_match(const Cps& t, size_t i) {
   auto symbol = [](uint32_t c) { return !is_space(c) && !is_letter(c) && !is_number(c); };
   if (symbol(t.cp[s])) return run(symbol);
   return whitespace(t, i, false);
+}
+
+// --- DeepSeek-V3: three Splits applied in turn, each to the pieces of the previous one.
+// These matchers return 0 where their regex does not match (the text there stays a gap).
+
+size_t ds_digits(const Cps& t, size_t i) {  // \p{N}{1,3}
+  size_t j = i;
+  while (j < t.n() && j - i < 3 && is_number(t.cp[j])) ++j;
+  return j - i;
+}
+
+bool ds_cjk(uint32_t c) { return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x309F) || (c >= 0x30A0 && c <= 0x30FF); }
+
+size_t ds_cjk_run(const Cps& t, size_t i) {  // [一-龥\u3040-ゟ゠-ヿ]+
+  size_t j = i;
+  while (j < t.n() && ds_cjk(t.cp[j])) ++j;
+  return j - i;
+}
+
+// [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+|
+//  ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+size_t ds_main(const Cps& t, size_t i) {
+  auto ascii_letter = [](uint32_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
+  auto ascii_punct = [](uint32_t c) { return c < 0x80 && c > 0x20 && c != 0x7F && !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')); };
+  auto lm = [](uint32_t c) { return is_letter(c) || is_mark(c); };
+  const uint32_t c0 = t.cp[i];
+  if (ascii_punct(c0) && i + 1 < t.n() && ascii_letter(t.cp[i + 1])) {
+    size_t j = i + 1;
+    while (j < t.n() && ascii_letter(t.cp[j])) ++j;
+    return j - i;
+  }
+  const bool opt = !is_newline(c0) && !is_letter(c0) && !is_punct_or_symbol(c0);
+  if (opt && i + 1 < t.n() && lm(t.cp[i + 1])) {
+    size_t j = i + 1;
+    while (j < t.n() && lm(t.cp[j])) ++j;
+    return j - i;
+  }
+  if (lm(c0)) {
+    size_t j = i;
+    while (j < t.n() && lm(t.cp[j])) ++j;
+    return j - i;
+  }
+  if (is_punct_or_symbol(c0) || (c0 == ' ' && i + 1 < t.n() && is_punct_or_symbol(t.cp[i + 1]))) {
+    size_t j = c0 == ' ' ? i + 1 : i;
+    while (j < t.n() && is_punct_or_symbol(t.cp[j])) ++j;
+    while (j < t.n() && is_newline(t.cp[j])) ++j;
+    return j - i;
+  }
+  if (is_space(c0)) return whitespace(t, i, true);
+  return 0;
+}
+
+// Splits `text` with an isolating matcher: matches and the gaps between them, in order.
+template <typename Match>
+void split_isolated(std::string_view text, Match match, std::vector<std::string_view>* out) {
+  const Cps t(text);
+  size_t gap = 0;
+  for (size_t i = 0; i < t.n();) {
+    const size_t len = match(t, i);
+    if (len == 0) {
+      ++i;
+      continue;
+    }
+    if (i > gap) out->push_back(text.substr(t.off[gap], t.off[i] - t.off[gap]));
+    out->push_back(text.substr(t.off[i], t.off[i + len] - t.off[i]));
+    i += len;
+    gap = i;
+  }
+  if (gap < t.n()) out->push_back(text.substr(t.off[gap]));
 }
 
 // GPT-2's byte ↔ unicode alphabet for byte-level BPE.
@@ -394,6 +465,14 @@ void Tokenizer::encode_segment(std::string_view text, bool first_segment, std::v
   }
   if (d_.split == TokenizerData::Split::kNone) {
     bpe_word(text, out);
+    return;
+  }
+  if (d_.split == TokenizerData::Split::kDeepseek) {
+    std::vector<std::string_view> a, b, c;
+    split_isolated(text, ds_digits, &a);
+    for (std::string_view p : a) split_isolated(p, ds_cjk_run, &b);
+    for (std::string_view p : b) split_isolated(p, ds_main, &c);
+    for (std::string_view p : c) bpe_word(p, out);
     return;
   }
   const Cps t(text);

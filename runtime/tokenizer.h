@@ -21,7 +21,9 @@ namespace kiln {
 
 struct TokenizerData {
   enum class Kind : uint8_t { kByteLevelBpe = 0, kSentencePieceBpe = 1 };
-  enum class Split : uint8_t { kNone = 0, kLlama3 = 1, kGpt2 = 2 };  // pre-tokenizer pattern
+  // Pre-tokenizer: one split pattern, or DeepSeek-V3's sequence of three isolating splits
+  // (digit runs of up to 3, CJK/kana runs, then its main pattern).
+  enum class Split : uint8_t { kNone = 0, kLlama3 = 1, kGpt2 = 2, kDeepseek = 3 };
   enum class Chat : uint8_t { kNone = 0, kLlama3 = 1, kDeepseek = 2 };
   struct Added {
     int32_t id = 0;

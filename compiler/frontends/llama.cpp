@@ -69,7 +69,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const int64_t H = c.num_attention_heads, KVH = c.num_key_value_heads, B = o.batch, S = o.max_seq;
   const int64_t W = (H + 2 * KVH) * hd;
   auto w = [&](const std::string& name, std::vector<int64_t> shape, std::vector<std::string> parts) {
-    return g.weight(name, wt, std::move(shape), WeightSource{std::move(parts), {}});
+    return g.weight(name, wt, std::move(shape), WeightSource{std::move(parts), {}, nullptr});
   };
   auto opt_bias = [&](bool on, const std::string& name, int64_t n, std::vector<std::string> parts) {
     return on ? w(name, {n}, std::move(parts)) : kNoTensor;
@@ -103,7 +103,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t norm = w("model.norm.weight", {D}, {"model.norm.weight"});
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
   const uint32_t inv_freq =
-      g.weight("rope.inv_freq", DType::F32, {hd / 2}, WeightSource{{}, rope_inv_freq(c.rope, hd)});
+      g.weight("rope.inv_freq", DType::F32, {hd / 2}, WeightSource{{}, rope_inv_freq(c.rope, hd), nullptr});
 
   // --- step state shared by both programs
   const uint32_t start_pos = g.state("start_pos", {B});
