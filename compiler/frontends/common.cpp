@@ -40,4 +40,28 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
 }
 
 
+void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,
+                       double eps, const LmProgramIo& io) {
+  const int64_t rows = g.values[x].shape[0], dim = g.values[x].shape[1], vocab = g.values[lm_head].shape[0];
+  const uint32_t xn = g.activation(prefix + "final_norm", {rows, dim});
+  const uint32_t logits = g.activation(prefix + "logits", {rows, vocab});
+  add_node(P, kRmsNormSpec, {x, norm}, {xn}, {}, {eps});
+  add_node(P, kMatmulSpec, {xn, lm_head, kNoTensor, io.n_valid}, {logits}, {0});
+  P.inputs = {{"tokens", io.tokens}, {"start_pos", io.start_pos}, {"n_valid", io.n_valid}};
+  P.outputs = {{"logits", logits}};
+  g.programs.push_back(std::move(P));
+}
+
+void set_lm_info(Graph& g, const std::string& architecture, int64_t vocab, int64_t max_seq, int64_t batch, int64_t chunk,
+                 DType source_dtype, DType plan_dtype, const std::string& config_json) {
+  g.info.architecture = architecture;
+  g.info.vocab_size = vocab;
+  g.info.max_seq = max_seq;
+  g.info.batch = batch;
+  g.info.chunk = chunk;
+  g.info.source_dtype = source_dtype;
+  g.info.plan_dtype = plan_dtype;
+  g.info.config_json = config_json;
+}
+
 }  // namespace kiln

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/ir/graph.h"
 #include "compiler/safetensors.h"
 
 namespace kiln {
@@ -18,5 +19,19 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
 // Refuses a layer count the checkpoint cannot back (each layer has at least
 // min_tensors_per_layer tensors) before anything is sized from it.
 void check_layer_count(int64_t layers, const Checkpoint& ck, int64_t min_tensors_per_layer);
+
+// The LLM program contract (runtime/context.h): inputs tokens/start_pos/n_valid.
+struct LmProgramIo {
+  uint32_t tokens, start_pos, n_valid;
+};
+
+// Ends a prefill/decode program: final RMSNorm and LM head over residual stream x (the rows
+// of x), names the contract's inputs and its "logits" output, and adds the program to g.
+void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,
+                       double eps, const LmProgramIo& io);
+
+// Fills the plan's model info for an LLM.
+void set_lm_info(Graph& g, const std::string& architecture, int64_t vocab, int64_t max_seq, int64_t batch, int64_t chunk,
+                 DType source_dtype, DType plan_dtype, const std::string& config_json);
 
 }  // namespace kiln

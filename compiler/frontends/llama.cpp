@@ -138,22 +138,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kSwigluSpec, {gu}, {m});
       add_node(P, kMatmulSpec, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
     }
-    const uint32_t xn = g.activation(a + "final_norm", {N, D});
-    const uint32_t logits = g.activation(a + "logits", {N, V});
-    add_node(P, kRmsNormSpec, {x, norm}, {xn}, {}, {eps});
-    add_node(P, kMatmulSpec, {xn, lm_head, kNoTensor, n_valid}, {logits}, {0});
-    P.inputs = {{"tokens", tokens}, {"start_pos", start_pos}, {"n_valid", n_valid}};
-    P.outputs = {{"logits", logits}};
-    g.programs.push_back(std::move(P));
+    finish_lm_program(g, std::move(P), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid});
   }
-  g.info.architecture = c.architecture;
-  g.info.vocab_size = V;
-  g.info.max_seq = S;
-  g.info.batch = B;
-  g.info.chunk = o.chunk;
-  g.info.source_dtype = c.dtype;
-  g.info.plan_dtype = wt;
-  g.info.config_json = c.raw_json;
+  set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;
 }
 

@@ -37,21 +37,14 @@ void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
       const float* q = a.qkv + r * width + h * a.head_dim;
       const int64_t kvh = h / group;
       const uint64_t base = uint64_t(b * a.max_seq * kv + kvh * a.head_dim);
-      float mx = -INFINITY;
       for (int64_t j = 0; j <= p; ++j) {
         const float* k = cache_row(a.k_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);
         scores[j] = dot_f32(q, k, a.head_dim) * a.scale;
-        if (scores[j] > mx) mx = scores[j];
       }
-      double sum = 0.0;
-      for (int64_t j = 0; j <= p; ++j) {
-        scores[j] = std::exp(scores[j] - mx);
-        sum += scores[j];
-      }
-      const float inv = float(1.0 / sum);
+      softmax_inplace(scores, p + 1);
       for (int64_t j = 0; j <= p; ++j) {
         const float* v = cache_row(a.v_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);
-        axpy_f32(scores[j] * inv, v, o, a.head_dim);
+        axpy_f32(scores[j], v, o, a.head_dim);
       }
     }
   });

@@ -45,19 +45,12 @@ void mla_attention_cpu(const MlaAttentionArgs& a, ThreadPool& pool) {
                        uint64_t(width));
         return row;
       };
-      float mx = -INFINITY;
       for (int64_t j = 0; j <= p; ++j) {
         const float* c = cache_row(j);
         scores[j] = (dot_f32(ql, c, a.rank) + dot_f32(qp, c + a.rank, a.rope)) * a.scale;
-        if (scores[j] > mx) mx = scores[j];
       }
-      double sum = 0.0;
-      for (int64_t j = 0; j <= p; ++j) {
-        scores[j] = std::exp(scores[j] - mx);
-        sum += scores[j];
-      }
-      const float inv = float(1.0 / sum);
-      for (int64_t j = 0; j <= p; ++j) axpy_f32(scores[j] * inv, cache_row(j), o, a.rank);
+      softmax_inplace(scores, p + 1);
+      for (int64_t j = 0; j <= p; ++j) axpy_f32(scores[j], cache_row(j), o, a.rank);
     }
   });
 }

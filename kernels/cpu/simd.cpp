@@ -1,5 +1,8 @@
 #include "kernels/cpu/simd.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace kiln {
 
 namespace {
@@ -36,6 +39,18 @@ float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scra
   if (t == DType::BF16) return dot_f32_bf16(a, static_cast<const uint16_t*>(w), n);
   convert_to_f32(w, t, scratch, uint64_t(n));
   return dot_f32(a, scratch, n);
+}
+
+void softmax_inplace(float* s, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
+  double sum = 0.0;
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = std::exp(s[j] - mx);
+    sum += s[j];
+  }
+  const float inv = float(1.0 / sum);
+  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
 }
 
 KILN_TARGET_CLONES

@@ -26,6 +26,9 @@ float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n);
 // (n floats), f32 and bf16 rows are read in place.
 float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scratch);
 
+// s[0..n) ← softmax(s) in place (max-subtracted; the sum is accumulated in double).
+void softmax_inplace(float* s, int64_t n);
+
 // y[j] += s·x[j]
 void axpy_f32(float s, const float* x, float* y, int64_t n);
 
