@@ -34,9 +34,10 @@ reference.safetensors in the llama format, plus tests/fixtures/deepseek/VERSIONS
 The V3 case also carries a fake multi-token-prediction layer (model.layers.<N>.*,
 N = num_hidden_layers) appended to model.safetensors, as the hub checkpoints ship it.
 
-Step 5 (inside the venv): write tests/fixtures/tokenizers/{bytelevel,sentencepiece}/ with two small BPE
-tokenizers trained by the pinned `tokenizers` library on a corpus generated here (no external data):
-a LLaMA-3-style byte-level BPE and a LLaMA-2-style sentencepiece BPE with byte fallback. Each folder has
+Step 5 (inside the venv): write tests/fixtures/tokenizers/{bytelevel,sentencepiece,deepseek}/ with three small
+BPE tokenizers trained by the pinned `tokenizers` library on a corpus generated here (no external data):
+a LLaMA-3-style byte-level BPE, a LLaMA-2-style sentencepiece BPE with byte fallback and a DeepSeek-V3-style
+byte-level BPE (three Split pre-tokenizers: digit runs, CJK/kana runs, the word/punctuation pattern). Each folder has
 tokenizer.json, tokenizer_config.json (with the model family's chat template), cases.json (encode/decode
 references), stream_cases.json (prefix decodes and DecodeStream steps), bytes_cases.json (invalid UTF-8)
 and chat.json; plus tests/fixtures/tokenizers/VERSIONS.txt.
@@ -1182,7 +1183,7 @@ def main_deepseek():
 
 
 # ---------------------------------------------------------------------------
-# Tokenizer fixtures (tests/fixtures/tokenizers/{bytelevel,sentencepiece}/)
+# Tokenizer fixtures (tests/fixtures/tokenizers/{bytelevel,sentencepiece,deepseek}/)
 # ---------------------------------------------------------------------------
 
 import base64  # noqa: E402
@@ -1216,6 +1217,21 @@ SP_BYTES = ["<0x%02X>" % b for b in range(256)]
 # LLaMA-2): words start at a "▁" (runs of "▁" stay together, as sentencepiece's allow_whitespace_only_pieces
 # does) and digits are single pieces (split_digits), so no merge crosses a word or joins digits.
 SP_TRAIN_SPLIT = r"▁+(?=▁[^▁])|▁?[^▁]+|▁+"
+# DeepSeek-V3-style byte-level BPE (deepseek-ai/DeepSeek-V3 tokenizer.json): normalizer null, three isolating
+# Splits, then ByteLevel without its own regex. The patterns are DeepSeek-V3's, in order. In the third one the
+# "\r" and "\n" inside the character classes are real CR / LF characters (tokenizer.json has the JSON escapes
+# "\r\n" there), while \p{..}, \s, \S, \- are regex escapes: hence a plain (not raw) string with doubled
+# backslashes.
+DS_VOCAB = 1200   # <｜begin▁of▁sentence｜> <｜end▁of▁sentence｜> (ids 0, 1, as in DeepSeek-V3) + 256 bytes + merges
+DS_SPLITS = [
+    r"\p{N}{1,3}",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
+    "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+]
+DS_BOS, DS_EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"   # fullwidth bar U+FF5C, U+2581
+DS_ADDED = ["<｜User｜>", "<｜Assistant｜>"]   # added after the trained vocabulary (DeepSeek-V3: 128803, 128804)
+DS_IGNORE_MERGES = False  # the BPE model's ignore_merges as this fixture ships it (see VERSIONS.txt)
 
 # The chat templates, verbatim as meta-llama/Meta-Llama-3-8B-Instruct and meta-llama/Llama-2-7b-chat-hf ship
 # them in tokenizer_config.json.
@@ -1236,6 +1252,34 @@ LLAMA2_CHAT_TEMPLATE = (
     "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
     "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
     "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}")
+# The chat template verbatim as deepseek-ai/DeepSeek-V3 shipped it in tokenizer_config.json (the release
+# version, with add_bos_token true and model_max_length 131072; later revisions of the hub repo may differ in the
+# tool-call branches, not in the system/user/assistant path the fixture exercises).
+DEEPSEEK_V3_CHAT_TEMPLATE = (
+    "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"
+    "{% set ns = namespace(is_first=false, is_tool=false, is_output_first=true, system_prompt='', is_first_sp=true) %}"
+    "{%- for message in messages %}{%- if message['role'] == 'system' %}{%- if ns.is_first_sp %}"
+    "{% set ns.system_prompt = ns.system_prompt + message['content'] %}{% set ns.is_first_sp = false %}"
+    "{%- else %}{% set ns.system_prompt = ns.system_prompt + '\n\n' + message['content'] %}{%- endif %}"
+    "{%- endif %}{%- endfor %}{{bos_token}}{{ns.system_prompt}}{%- for message in messages %}"
+    "{%- if message['role'] == 'user' %}{%- set ns.is_tool = false -%}{{'<｜User｜>' + message['content']}}"
+    "{%- endif %}{%- if message['role'] == 'assistant' and message['content'] is none %}"
+    "{%- set ns.is_tool = false -%}{%- for tool in message['tool_calls']%}{%- if not ns.is_first %}"
+    "{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + "
+    "tool['function']['name'] + '\n' + '```json' + '\n' + tool['function']['arguments'] + '\n' + '```' + "
+    "'<｜tool▁call▁end｜>'}}{%- set ns.is_first = true -%}{%- else %}{{'\n' + '<｜tool▁call▁begin｜>' + "
+    "tool['type'] + '<｜tool▁sep｜>' + tool['function']['name'] + '\n' + '```json' + '\n' + "
+    "tool['function']['arguments'] + '\n' + '```' + '<｜tool▁call▁end｜>'}}"
+    "{{'<｜tool▁calls▁end｜><｜end▁of▁sentence｜>'}}{%- endif %}{%- endfor %}{%- endif %}"
+    "{%- if message['role'] == 'assistant' and message['content'] is not none %}{%- if ns.is_tool %}"
+    "{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- set ns.is_tool = false -%}"
+    "{%- else %}{{'<｜Assistant｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- endif %}{%- endif %}"
+    "{%- if message['role'] == 'tool' %}{%- set ns.is_tool = true -%}{%- if ns.is_output_first %}"
+    "{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}"
+    "{%- set ns.is_output_first = false %}{%- else %}{{'\n<｜tool▁output▁begin｜>' + message['content'] + "
+    "'<｜tool▁output▁end｜>'}}{%- endif %}{%- endif %}{%- endfor -%}{% if ns.is_tool %}"
+    "{{'<｜tool▁outputs▁end｜>'}}{% endif %}{% if add_generation_prompt and not ns.is_tool %}"
+    "{{'<｜Assistant｜>'}}{% endif %}")
 MODEL_MAX_LENGTH_UNSET = 1000000000000000019884624838656  # what transformers writes for "no limit"
 
 # --- corpus: generated here (no external data), English prose plus the scripts the cases use -------------
@@ -1462,6 +1506,59 @@ def tok_build_bytelevel(docs):
     return tok, trained_only
 
 
+def tok_build_deepseek(docs):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(p), behavior="isolated", invert=False) for p in DS_SPLITS]
+        + [pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    # BOS / EOS as trainer special tokens: ids 0 and 1 of the vocabulary, as in DeepSeek-V3
+    trainer = trainers.BpeTrainer(vocab_size=DS_VOCAB, show_progress=False, special_tokens=[DS_BOS, DS_EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(docs, trainer=trainer)
+    trained = json.loads(tok.to_str())
+    model = trained["model"]
+    assert len(model["vocab"]) == DS_VOCAB, len(model["vocab"])
+    assert model["vocab"][DS_BOS] == 0 and model["vocab"][DS_EOS] == 1, (model["vocab"][DS_BOS], model["vocab"][DS_EOS])
+    model.update(dropout=None, unk_token=None, continuing_subword_prefix=None, end_of_word_suffix=None,
+                 fuse_unk=False, byte_fallback=False, ignore_merges=DS_IGNORE_MERGES)
+    bos_id = 0
+    spec = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+        "pre_tokenizer": trained["pre_tokenizer"],
+        # as DeepSeek-V3: a bare TemplateProcessing (no ByteLevel post-processor in front of it)
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": DS_BOS, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": DS_BOS, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": DS_BOS, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {DS_BOS: {"id": DS_BOS, "ids": [bos_id], "tokens": [DS_BOS]}}},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": model}
+    tok = Tokenizer.from_str(json.dumps(spec))
+    # BOS / EOS keep their vocabulary ids; <｜User｜> <｜Assistant｜> come after the trained vocabulary
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False, lstrip=False, rstrip=False,
+                                       single_word=False) for t in [DS_BOS, DS_EOS] + DS_ADDED])
+    assert [tok.token_to_id(t) for t in [DS_BOS, DS_EOS] + DS_ADDED] == [0, 1, DS_VOCAB, DS_VOCAB + 1]
+    saved = json.loads(tok.to_str())
+    assert [p["pattern"]["Regex"] for p in saved["pre_tokenizer"]["pretokenizers"][:3]] == DS_SPLITS
+    # how many non-byte vocabulary tokens ignore_merges=True would encode differently (none expected: every
+    # trained token is reachable through its own merges)
+    other = dict(saved)
+    other["model"] = dict(saved["model"], ignore_merges=not DS_IGNORE_MERGES)
+    other = Tokenizer.from_str(json.dumps(other))
+    dec = decoders.ByteLevel()
+    differ = []
+    for token, i in saved["model"]["vocab"].items():
+        if i < 2 + 256:
+            continue
+        text = dec.decode([token])
+        if "\ufffd" in text or len(tok.pre_tokenizer.pre_tokenize_str(text)) != 1:
+            continue
+        if tok.encode(text, add_special_tokens=False).ids != other.encode(text, add_special_tokens=False).ids:
+            differ.append(text)
+    return tok, dict(merges=len(saved["model"]["merges"]), ignore_merges_flip_differs=differ)
+
+
 def tok_sp_alphabet_limit(lines):
     """Characters the sentencepiece-style trainer sees, counted as it counts them; returns a limit_alphabet
     close to SP_ALPHABET whose cut does not fall inside a run of equal counts (so the kept set is
@@ -1579,6 +1676,21 @@ EDGE_TEXTS = [
 ]
 STREAM_TEXTS = ["héllo wörld", "中文 日本語 한국어", "👨‍👩‍👧‍👦 family", "  leading space", "I'M here\n\tok",
                 "a<tool>b<|eot_id|>", "<s>x</s> y", "Ελληνικά Жизнь", "🇺🇸🇫🇷 flags ❤️", "e\u0301\u0301 x"]
+# deepseek only, after the shared texts: what its three Splits treat specially (digit runs of 1..3, CJK / kana
+# runs, one punctuation character glued to the ASCII letters after it, letters with combining marks) and its
+# special tokens. ("1234567", "'s", "can't", "#include <stdio.h>" are among the shared texts already.)
+DS_EXTRA_TEXTS = [
+    "12a345", "1234567890", "a1b22c333d4444e55555", "007", "3.14159265", "１２３４５", "x² + y³", "10,000km",
+    "2024年6月1日", "第3章", "中文abc123", "abc中文def", "中文123中文", "東京タワー333m", "ひらがなカタカナ漢字",
+    "カタカナABC", "ー長音", "日本語のテスト123です", "中文，标点。", "ｈｅｌｌｏ", "한국어123abc", "서울2024",
+    "안녕하세요world", "#include", ".method", "obj.method()", "@decorator", "$var", "--flag", "-x", "/usr/bin",
+    "he's", "Can't", "'ll", "\"quoted\"", "(paren)", "[bracket]", "a.b.c", "x=1;y=2", "#!/bin/sh",
+    "e\u0301t\u00e9", "ne\u0301e", "\u0915\u093f\u0924\u093e\u092c", "\u0627\u0644\u0633\u0644\u0627\u0645",
+    "  indented\n\tcode", "a\r\nb", "word!!\n\n", " ...", "x  \n  y",
+    "<｜begin▁of▁sentence｜>Hello", "<｜User｜>hi<｜Assistant｜>hello<｜end▁of▁sentence｜>",
+    "a<｜User｜>b", " <｜Assistant｜> ", "<｜User｜", "<|User|>", "<｜user｜>", "<｜end▁of▁sentence｜><｜end▁of▁sentence｜>",
+]
+DS_STREAM_EXTRA = ["中文abc123def", "<｜User｜>1234567<｜Assistant｜>日本語", "#include .method can't"]
 INVALID_UTF8 = [b"\xff", b"\xc3", b"abc\xe2\x82", b"\xe2\x82abc", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf5\x80\x80\x80",
                 b"\x80\x80", b"hello\xffworld", b"\xf0\x9f\x98", b"\xf0\x9f\x98 x", b"\xfe\xfe\xff",
                 b"\xe4\xb8\xad\xe6", b"\xc3\xa9\xa9"]
@@ -1700,7 +1812,7 @@ def tok_transformers_check(family, out, tok, cases):
 
 
 def tok_chat(family, out, tok, auto):
-    if family == "bytelevel":
+    if family in ("bytelevel", "deepseek"):
         msgs = [{"role": "system", "content": "You are a helpful assistant."},
                 {"role": "user", "content": "  What's 2+2?  "},
                 {"role": "assistant", "content": "4."},
@@ -1710,8 +1822,15 @@ def tok_chat(family, out, tok, auto):
                 {"role": "user", "content": "What's 2+2?"},
                 {"role": "assistant", "content": " 4. "},
                 {"role": "user", "content": "And in Greek? 🙂"}]
-    gen = family == "bytelevel"
+    gen = family in ("bytelevel", "deepseek")
     rendered = auto.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
+    if family == "deepseek":  # what DeepSeek-V3's template writes for plain system/user/assistant turns
+        expect = DS_BOS + msgs[0]["content"]
+        for m in msgs[1:]:
+            expect += ("<｜User｜>" + m["content"] if m["role"] == "user"
+                       else "<｜Assistant｜>" + m["content"] + DS_EOS)
+        expect += "<｜Assistant｜>"
+        assert rendered == expect, (rendered, expect)
     ids = tok.encode(rendered, add_special_tokens=False).ids
     got = auto.apply_chat_template(msgs, tokenize=True, add_generation_prompt=gen)
     got = got["input_ids"] if isinstance(got, dict) or hasattr(got, "keys") else got
@@ -1742,6 +1861,24 @@ def tok_write_config(family, out, tok):
             "model_input_names": ["input_ids", "attention_mask"],
             "model_max_length": MODEL_MAX_LENGTH_UNSET,
             "tokenizer_class": "PreTrainedTokenizerFast",
+        }
+    elif family == "deepseek":  # as deepseek-ai/DeepSeek-V3 (field for field; it has no added_tokens_decoder)
+        def added_token(content):
+            return {"__type": "AddedToken", "content": content, "lstrip": False, "normalized": True, "rstrip": False,
+                    "single_word": False}
+        cfg = {
+            "add_bos_token": True,
+            "add_eos_token": False,
+            "bos_token": added_token(DS_BOS),
+            "clean_up_tokenization_spaces": False,
+            "eos_token": added_token(DS_EOS),
+            "legacy": True,
+            "model_max_length": 131072,
+            "pad_token": added_token(DS_EOS),
+            "sp_model_kwargs": {},
+            "unk_token": None,
+            "tokenizer_class": "LlamaTokenizerFast",
+            "chat_template": DEEPSEEK_V3_CHAT_TEMPLATE,
         }
     else:  # as meta-llama/Llama-2-7b-chat-hf
         cfg = {
@@ -1795,6 +1932,10 @@ def tok_family(family, docs):
     if family == "bytelevel":
         tok, info = tok_build_bytelevel(docs)
         print("  whole words only ignore_merges reaches (their ids with merges alone): %s" % info)
+    elif family == "deepseek":
+        tok, info = tok_build_deepseek(docs)
+        print("  %d merges; vocabulary tokens that ignore_merges=%s would encode differently: %s"
+              % (info["merges"], not DS_IGNORE_MERGES, info["ignore_merges_flip_differs"]))
     else:
         tok, info = tok_build_sentencepiece(docs)
         print("  alphabet: %s" % info)
@@ -1817,6 +1958,7 @@ def main_tokenizers():
           % (len(docs), sum(map(len, docs)), len(set("".join(docs)))))
     bl_out, bl, bl_info = tok_family("bytelevel", docs)
     sp_out, sp, sp_info = tok_family("sentencepiece", docs)
+    ds_out, ds, ds_info = tok_family("deepseek", docs)
 
     im_words, bl_plain = tok_ignore_merges_words(bl)
     print("  bytelevel ignore_merges: %d of %d non-byte vocab tokens encode differently with ignore_merges=False"
@@ -1832,11 +1974,13 @@ def main_tokenizers():
     texts += [(t, "random_unicode") for t in tok_random_unicode(rng, 20)]
     texts += [(t, "long") for t in tok_long_texts(rng)]
     assert len({t for t, _ in texts}) == len(texts), "duplicate case texts"
+    ds_texts = texts + [(t, "deepseek") for t in DS_EXTRA_TEXTS]
+    assert len({t for t, _ in ds_texts}) == len(ds_texts), "duplicate deepseek case texts"
 
     notes = {}
-    for family, out, tok in (("bytelevel", bl_out, bl), ("sentencepiece", sp_out, sp)):
+    for family, out, tok in (("bytelevel", bl_out, bl), ("sentencepiece", sp_out, sp), ("deepseek", ds_out, ds)):
         cases = []
-        for text, kind in texts:
+        for text, kind in (ds_texts if family == "deepseek" else texts):
             extra = None
             if family == "bytelevel":
                 plain_ids = bl_plain.encode(text, add_special_tokens=False).ids
@@ -1852,10 +1996,10 @@ def main_tokenizers():
                 print("    decode(encode(%r)) = %r" % (c["text"][:60], c["decoded"][:60]))
         tok_dump_list(os.path.join(out, "cases.json"), cases)
         streams = []
-        for text in STREAM_TEXTS:
+        for text in STREAM_TEXTS + (DS_STREAM_EXTRA if family == "deepseek" else []):
             streams.append(tok_stream(tok, text, tok.encode(text, add_special_tokens=False).ids, False))
-        text = STREAM_TEXTS[5]
-        streams.append(tok_stream(tok, text, tok.encode(text, add_special_tokens=True).ids, True))
+        for text in [STREAM_TEXTS[5]] + ([DS_STREAM_EXTRA[1]] if family == "deepseek" else []):
+            streams.append(tok_stream(tok, text, tok.encode(text, add_special_tokens=True).ids, True))
         tok_dump_list(os.path.join(out, "stream_cases.json"), streams)
         bcases = tok_bytes_cases(tok, family)
         tok_dump_list(os.path.join(out, "bytes_cases.json"), bcases)
@@ -1882,6 +2026,12 @@ def main_tokenizers():
         f.write("sentencepiece: BpeTrainer vocab_size %d (<unk> <s> </s>, <0x00>..<0xFF>, %d characters, %d merges),"
                 " limit_alphabet %d\n" % (SP_VOCAB, sp_info["alphabet"], SP_VOCAB - 259 - sp_info["alphabet"],
                                           sp_info["limit_alphabet"]))
+        f.write("deepseek: as deepseek-ai/DeepSeek-V3 (pre_tokenizer: Split \\p{N}{1,3}, Split CJK/kana runs, Split "
+                "DeepSeek-V3's word/punctuation pattern, all Isolated, then ByteLevel(use_regex=false)); BpeTrainer "
+                "vocab_size %d (ids 0, 1: %s %s, then 256 ByteLevel alphabet + %d merges), ignore_merges %s; added "
+                "tokens %d..%d: %s; chat_template verbatim from DeepSeek-V3's tokenizer_config.json\n"
+                % (DS_VOCAB, DS_BOS, DS_EOS, ds_info["merges"], str(DS_IGNORE_MERGES).lower(), DS_VOCAB,
+                   ds.get_vocab_size() - 1, json.dumps(DS_ADDED, ensure_ascii=False)))
         f.write("reference: tokenizers.Tokenizer.from_file(tokenizer.json); transformers' "
                 "PreTrainedTokenizerFast(tokenizer_file=...) agrees on every case\n")
         for family in sorted(notes):

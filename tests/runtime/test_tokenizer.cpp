@@ -34,7 +34,7 @@ std::vector<int32_t> ids_of(const nlohmann::json& j) { return j.get<std::vector<
 }  // namespace
 
 TEST_CASE("tokenizer: ids and decoding match HF tokenizers on every fixture case") {
-  for (const char* family : {"bytelevel", "sentencepiece"}) {
+  for (const char* family : {"bytelevel", "sentencepiece", "deepseek"}) {
     CAPTURE(std::string(family));
     const auto t = load(family);
     size_t n = 0;
@@ -48,12 +48,12 @@ TEST_CASE("tokenizer: ids and decoding match HF tokenizers on every fixture case
       ++n;
     }
     CHECK(n >= 100);
-    MESSAGE(family << ": " << n << " cases identical to HF");
+    MESSAGE(std::string(family) << ": " << n << " cases identical to HF");
   }
 }
 
 TEST_CASE("tokenizer: streaming decode emits exactly the final text, never a partial character") {
-  for (const char* family : {"bytelevel", "sentencepiece"}) {
+  for (const char* family : {"bytelevel", "sentencepiece", "deepseek"}) {
     CAPTURE(std::string(family));
     const auto t = load(family);
     for (const auto& c : cases(family)) {
@@ -91,7 +91,7 @@ TEST_CASE("tokenizer: bytes that are not UTF-8 round-trip through the byte-level
 // characters come before the partial one; kiln emits those at once. So at every step HF's
 // text so far is a prefix of kiln's, and both end identical.
 TEST_CASE("tokenizer: streamed text is never behind HF's DecodeStream and ends identical") {
-  for (const char* family : {"bytelevel", "sentencepiece"}) {
+  for (const char* family : {"bytelevel", "sentencepiece", "deepseek"}) {
     CAPTURE(std::string(family));
     const auto t = load(family);
     for (const auto& c : cases(family, "stream_cases.json")) {
@@ -113,7 +113,7 @@ TEST_CASE("tokenizer: streamed text is never behind HF's DecodeStream and ends i
 }
 
 TEST_CASE("tokenizer: byte tokens that are not UTF-8 decode as HF does") {
-  for (const char* family : {"bytelevel", "sentencepiece"}) {
+  for (const char* family : {"bytelevel", "sentencepiece", "deepseek"}) {
     CAPTURE(std::string(family));
     const auto t = load(family);
     for (const auto& c : cases(family, "bytes_cases.json")) {
@@ -124,7 +124,7 @@ TEST_CASE("tokenizer: byte tokens that are not UTF-8 decode as HF does") {
   }
 }
 
-TEST_CASE("tokenizer: the LLaMA-3 chat format renders and encodes as transformers' template does") {
+TEST_CASE("tokenizer: the LLaMA-3 and DeepSeek chat formats render and encode as transformers' templates do") {
   const auto t = load("bytelevel");
   const auto c = cases("bytelevel", "chat.json");
   std::vector<std::pair<std::string, std::string>> msgs;
@@ -134,6 +134,16 @@ TEST_CASE("tokenizer: the LLaMA-3 chat format renders and encodes as transformer
   REQUIRE(p.is_ok());
   CHECK(p.value() == c["rendered"].get<std::string>());
   CHECK(t->encode(p.value(), false) == ids_of(c["ids"]));
+  // DeepSeek-V3's template (the real one, in the deepseek fixture).
+  const auto ds = load("deepseek");
+  const auto dc = cases("deepseek", "chat.json");
+  REQUIRE(ds->data().chat == TokenizerData::Chat::kDeepseek);
+  std::vector<std::pair<std::string, std::string>> dmsgs;
+  for (const auto& m : dc["messages"]) dmsgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  auto dp = ds->chat_prompt(dmsgs);
+  REQUIRE(dp.is_ok());
+  CHECK(dp.value() == dc["rendered"].get<std::string>());
+  CHECK(ds->encode(dp.value(), false) == ids_of(dc["ids"]));
   // The SentencePiece fixture's LLaMA-2 template is not one kiln formats: a clear refusal.
   const auto sp = load("sentencepiece");
   auto q = sp->chat_prompt(msgs);
