@@ -3,6 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -47,6 +50,20 @@ bool is_dir(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
+// Symlinked shards are normal in a hub cache (snapshots/<rev>/x -> ../../blobs/<hash>), so a
+// link may leave the folder itself but must stay inside the folder's grandparent tree (the
+// cache entry); anything resolving elsewhere is refused.
+bool index_links_ok(const std::string& resolved, const std::string& root) {
+  if (resolved.empty()) return false;
+  if (resolved.compare(0, root.size(), root) == 0) return true;
+  const size_t a = root.find_last_of('/', root.size() - 2);
+  const size_t b = a == std::string::npos ? std::string::npos : root.find_last_of('/', a - 1);
+  const size_t c = b == std::string::npos ? std::string::npos : root.find_last_of('/', b - 1);
+  if (c == std::string::npos || c == 0) return false;
+  const std::string cache = root.substr(0, c + 1);  // .../models--org--name/
+  return root.find("/snapshots/") != std::string::npos && resolved.compare(0, cache.size(), cache) == 0;
+}
+
 bool is_file(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -74,9 +91,17 @@ const char* dtype_to_safetensors(DType t) {
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   auto mapped = MappedFile::open(path);
   if (!mapped.is_ok()) throw CompileError(mapped.status().message());
+  return parse(mapped.take(), path);
+}
+
+std::unique_ptr<SafetensorsFile> SafetensorsFile::from_memory(const void* data, size_t size, const std::string& name) {
+  return parse(MappedFile::borrow(data, size, name), name);
+}
+
+std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::unique_ptr<MappedFile> file, const std::string& path) {
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
-  f->file_ = mapped.take();
+  f->file_ = std::move(file);
   const uint8_t* d = f->file_->data();
   const uint64_t size = f->file_->size();
   if (size < 8) fail(path, "file is " + std::to_string(size) + " bytes, too short for a safetensors header (truncated?)");
@@ -187,9 +212,18 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
     throw CompileError(dir + ": no model.safetensors or model.safetensors.index.json" +
                        std::string(has_bin ? " (pickle checkpoints are not read: convert them to safetensors)" : ""));
   }
+  char* real_dir = ::realpath(dir.c_str(), nullptr);
+  const std::string root = real_dir ? std::string(real_dir) + "/" : dir + "/";
+  std::free(real_dir);
   for (const std::string& name : files) {
     const std::string path = dir + "/" + name;
     if (!is_file(path)) throw CompileError(path + ": shard listed in the index is missing");
+    // A shard may be a symlink (the hub cache uses them), but it must not lead outside the folder's tree.
+    char* real = ::realpath(path.c_str(), nullptr);
+    const std::string resolved = real ? real : "";
+    std::free(real);
+    if (!index_links_ok(resolved, root))
+      throw CompileError(path + ": resolves to '" + resolved + "', outside the model folder");
     ck.files_.push_back(SafetensorsFile::open(path));
     for (const auto& kv : ck.files_.back()->tensors()) {
       if (!ck.all_.emplace(kv.first, &kv.second).second)

@@ -33,11 +33,14 @@ struct StTensor {
 class SafetensorsFile {
  public:
   static std::unique_ptr<SafetensorsFile> open(const std::string& path);  // throws CompileError
+  // Parses bytes held by the caller (not owned; must outlive the object), e.g. for fuzzing.
+  static std::unique_ptr<SafetensorsFile> from_memory(const void* data, size_t size, const std::string& name);
   const std::map<std::string, StTensor>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
 
  private:
+  static std::unique_ptr<SafetensorsFile> parse(std::unique_ptr<MappedFile> file, const std::string& path);
   std::string path_;
   std::unique_ptr<MappedFile> file_;
   std::map<std::string, StTensor> tensors_;

@@ -148,6 +148,16 @@ TEST_CASE("checkpoint folders: shards, index problems and pickle files") {
   CHECK(err_of_dir(e.path()).find("must be a plain file name") != std::string::npos);
   write_index(R"({"weight_map": {"model.norm.weight": "missing-shard.safetensors"}})");
   CHECK(err_of_dir(e.path()).find("missing") != std::string::npos);
+  // A shard that is a symlink leading outside the model folder is refused; one inside is fine.
+  TempDir outside;
+  kiln::test::copy_dir(kiln::test::fixture("sharded_f32"), outside / "copy");
+  const std::string shard = "model-00002-of-00003.safetensors";
+  REQUIRE(std::system(("rm '" + (e / shard) + "' && ln -s '" + (outside / "copy/") + shard + "' '" + (e / shard) + "'").c_str()) == 0);
+  REQUIRE(std::system(("cp '" + kiln::test::fixture("sharded_f32") + "/model.safetensors.index.json' '" + e.path() + "/'").c_str()) == 0);
+  CHECK(err_of_dir(e.path()).find("outside the model folder") != std::string::npos);
+  REQUIRE(std::system(("rm '" + (e / shard) + "' && cp '" + (outside / "copy/") + shard + "' '" + (e / "real.bin") +
+                       "' && ln -s real.bin '" + (e / shard) + "'").c_str()) == 0);
+  CHECK(err_of_dir(e.path()).empty());
   write_index(R"({"weights": {}})");
   CHECK(err_of_dir(e.path()).find("no weight_map") != std::string::npos);
   write_index("{not json");
