@@ -16,9 +16,12 @@ double DeepseekConfig::softmax_scale() const {
   return s;
 }
 
-DeepseekConfig read_deepseek_config(const std::string& path) {
+DeepseekConfig read_deepseek_config(const std::string& path) { return parse_deepseek_config(read_text_file(path), path); }
+
+DeepseekConfig parse_deepseek_config(const std::string& text, const std::string& path) {
   DeepseekConfig c;
-  const nlohmann::json j = read_json_file(path, &c.raw_json);
+  c.raw_json = text;
+  const nlohmann::json j = parse_json_limited(text.data(), text.data() + text.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   c.architecture = r.architecture();

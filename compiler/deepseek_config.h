@@ -42,5 +42,6 @@ struct DeepseekConfig {
 };
 
 DeepseekConfig read_deepseek_config(const std::string& path);
+DeepseekConfig parse_deepseek_config(const std::string& text, const std::string& path);
 
 }  // namespace kiln

@@ -22,15 +22,20 @@ nlohmann::json parse_json_limited(const char* begin, const char* end, const std:
   }
 }
 
-nlohmann::json read_json_file(const std::string& path, std::string* text) {
+std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw CompileError(path + ": cannot open");
   const std::streamoff size = in.tellg();
-  if (size < 0 || uint64_t(size) > kMaxJsonBytes) throw CompileError(path + ": JSON file is over 100 MB");
+  if (size < 0 || uint64_t(size) > kMaxJsonBytes) throw CompileError(path + ": file is over 100 MB");
   std::string s(size_t(size), '\0');
   in.seekg(0);
   in.read(s.data(), size);
   if (!in) throw CompileError(path + ": read failed");
+  return s;
+}
+
+nlohmann::json read_json_file(const std::string& path, std::string* text) {
+  std::string s = read_text_file(path);
   nlohmann::json j = parse_json_limited(s.data(), s.data() + s.size(), path);
   if (text) *text = std::move(s);
   return j;

@@ -10,9 +10,12 @@
 
 namespace kiln {
 
-LlamaConfig read_llama_config(const std::string& path) {
+LlamaConfig read_llama_config(const std::string& path) { return parse_llama_config(read_text_file(path), path); }
+
+LlamaConfig parse_llama_config(const std::string& text, const std::string& path) {
   LlamaConfig c;
-  const nlohmann::json j = read_json_file(path, &c.raw_json);
+  c.raw_json = text;
+  const nlohmann::json j = parse_json_limited(text.data(), text.data() + text.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   const std::string arch = r.architecture();

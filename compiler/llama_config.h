@@ -26,6 +26,8 @@ struct LlamaConfig {
 
 // Parses `path` (a config.json); throws CompileError with the file and key at fault.
 LlamaConfig read_llama_config(const std::string& path);
+// The same from the file's text (`path` only names it in errors).
+LlamaConfig parse_llama_config(const std::string& text, const std::string& path);
 
 // A config from dimensions alone (head_dim = hidden / heads, default rope, no biases), for
 // synthetic checkpoints (tests, kiln-random-llama).

@@ -90,8 +90,8 @@ struct Config {
   std::vector<std::string> modules_to_save;
 };
 
-Config read_config(const std::string& path) {
-  const json j = read_json_file(path);
+Config read_config_text(const std::string& text, const std::string& path) {
+  const json j = parse_json_limited(text.data(), text.data() + text.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   auto has = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
   auto refuse = [&](const std::string& what) { throw CompileError(path + ": " + what); };
@@ -259,7 +259,7 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     const std::string where = "adapter '" + name + "'";
     const std::string cfg_path = spec.dir + "/adapter_config.json";
     const std::string st_path = spec.dir + "/adapter_model.safetensors";
-    const Config c = read_config(cfg_path);
+    const Config c = read_config_text(read_text_file(cfg_path), cfg_path);
     Adapter ad;
     ad.record.name = name;
     ad.record.weight = spec.weight;
@@ -384,6 +384,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
   }
   return set;
 }
+
+void check_lora_config_text(const std::string& text, const std::string& name) { read_config_text(text, name); }
 
 bool LoraSet::empty() const { return impl_->adapters.empty(); }
 

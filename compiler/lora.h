@@ -29,6 +29,9 @@ struct LoraAdapterSpec {
   double weight = 1.0;  // s
 };
 
+// Checks an adapter_config.json's text as load() would (throws CompileError); for fuzzing.
+void check_lora_config_text(const std::string& text, const std::string& name);
+
 // Parses "DIR" or "DIR:WEIGHT" (the CLI's --lora syntax). Throws CompileError.
 LoraAdapterSpec parse_lora_spec(const std::string& arg);
 

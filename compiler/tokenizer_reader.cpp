@@ -70,7 +70,14 @@ bool flag(const json& j, const char* k, bool def = false) {
 bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* chat_template) {
   const std::string path = dir + "/tokenizer.json";
   if (!exists(path)) return false;
-  const json j = read_json_file(path);
+  const std::string cfg_path = dir + "/tokenizer_config.json";
+  parse_hf_tokenizer(read_text_file(path), exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d, chat_template);
+  return true;
+}
+
+void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json, const std::string& path,
+                        TokenizerData* d, std::string* chat_template) {
+  const json j = parse_json_limited(tokenizer_json.data(), tokenizer_json.data() + tokenizer_json.size(), path);
   auto fail = [&](const std::string& m) -> void { throw CompileError(path + ": " + m); };
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail("has no model object");
   const json& model = j["model"];
@@ -217,9 +224,8 @@ bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* ch
   }
 
   // --- tokenizer_config.json: bos/eos, chat template
-  const std::string cfg_path = dir + "/tokenizer_config.json";
-  json cfg = json::object();
-  if (exists(cfg_path)) cfg = read_json_file(cfg_path);
+  json cfg = parse_json_limited(config_json.data(), config_json.data() + config_json.size(), path + " (tokenizer_config.json)");
+  if (!cfg.is_object()) cfg = json::object();
   auto id_of = [&](const std::string& s) { auto it = ids.find(s); return it == ids.end() ? -1 : it->second; };
   if (const std::string bos = token_text(cfg, "bos_token"); !bos.empty() && id_of(bos) >= 0) d->bos_id = id_of(bos);
   if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean() && !d->add_bos)
@@ -243,7 +249,6 @@ bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* ch
     d->chat = TokenizerData::Chat::kLlama3;
   else if (ct.find("<\xEF\xBD\x9CUser\xEF\xBD\x9C>") != std::string::npos)
     d->chat = TokenizerData::Chat::kDeepseek;
-  return true;
 }
 
 }  // namespace kiln

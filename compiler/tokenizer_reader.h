@@ -13,5 +13,8 @@ namespace kiln {
 // False when the folder has no tokenizer.json. *chat_template receives tokenizer_config.json's
 // template (or ""); the recognized format goes to data->chat.
 bool read_hf_tokenizer(const std::string& model_dir, TokenizerData* data, std::string* chat_template);
+// The same from the two files' texts (`path` names tokenizer.json in errors).
+void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json, const std::string& path,
+                        TokenizerData* data, std::string* chat_template);
 
 }  // namespace kiln

@@ -111,6 +111,13 @@ bool add_ok(uint64_t a, uint64_t b, uint64_t* out) {
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
+// The FlatBuffers Verifier checks a vector's length prefix alignment, not its elements': a
+// crafted buffer can hold 8-byte scalars at 4-byte boundaries. Refuse those before reading.
+template <typename V>
+bool elements_aligned(const V* v) {
+  return !v || v->size() == 0 || reinterpret_cast<uintptr_t>(v->data()) % alignof(typename V::return_type) == 0;
+}
+
 template <typename T, typename V>
 std::vector<T> vec(const V* v) {
   std::vector<T> out;
@@ -249,6 +256,7 @@ Status Plan::parse_and_verify() {
     const std::string what = "tensor " + std::to_string(tensors_.size()) + " '" + ti.name + "'";
     if (!dtype_valid(uint8_t(t->dtype()))) return corrupt_plan(what + " has an invalid dtype");
     ti.dtype = DType(t->dtype());
+    if (!elements_aligned(t->shape())) return corrupt_plan(what + " has a misaligned shape vector");
     ti.shape = vec<int64_t>(t->shape());
     if (ti.shape.size() > size_t(kMaxRank)) return corrupt_plan(what + " has too many dimensions");
     uint64_t bytes = dtype_size(ti.dtype);
@@ -341,6 +349,8 @@ Status Plan::parse_and_verify() {
       if (li.kernel >= kernels_.size()) return corrupt_plan(lwhat + " names a kernel out of range");
       li.inputs = vec<uint32_t>(l->inputs());
       li.outputs = vec<uint32_t>(l->outputs());
+      if (!elements_aligned(l->int_attrs()) || !elements_aligned(l->float_attrs()))
+        return corrupt_plan(lwhat + " has misaligned attributes");
       li.int_attrs = vec<int64_t>(l->int_attrs());
       li.float_attrs = vec<double>(l->float_attrs());
       for (double f : li.float_attrs)

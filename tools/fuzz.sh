@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (tests/fuzz) with clang under ASan+UBSan, seeds each corpus
+# from the test fixtures plus any saved regression inputs (tests/fuzz/regressions/<target>/),
+# and runs every target for FUZZ_SECONDS (default 60). A crash fails the script and leaves
+# its input in build-fuzz/crashes/<target>/; copy it to tests/fuzz/regressions/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${FUZZ_SECONDS:-60}"
+build="${FUZZ_BUILD_DIR:-build-fuzz}"
+CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WITH_CUDA=OFF \
+  -DKILN_FUZZ=ON -DKILN_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" -j "$(nproc)" --target fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_plan
+
+corpus="$build/corpus"
+rm -rf "$corpus" && mkdir -p "$corpus"/{fuzz_safetensors,fuzz_configs,fuzz_tokenizer,fuzz_plan}
+fx=tests/fixtures
+cp "$fx"/lora/*/adapter/adapter_model.safetensors "$corpus/fuzz_safetensors/" 2>/dev/null || true
+for f in "$fx"/lora/*/adapter/adapter_model.safetensors; do cp "$f" "$corpus/fuzz_safetensors/$(basename "$(dirname "$(dirname "$f")")").st"; done
+i=0; for f in "$fx"/llama/*/config.json "$fx"/deepseek/*/config.json "$fx"/lora/*/adapter*/adapter_config.json "$fx"/lora/*/*/adapter_config.json; do
+  [ -f "$f" ] && cp "$f" "$corpus/fuzz_configs/c$((i++))"; done
+for m in 0 1 2; do printf '\\x0%dHello, kiln! 123 \\xe4\\xb8\\xad\\xe6\\x96\\x87 <|eot_id|>\\n\\tdone' "$m" > "$corpus/fuzz_tokenizer/t$m"; done
+# A small real plan, as raw bytes (mode 0) and as its FlatBuffer (mode 1).
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+python3 - "$tmp" <<'PY'
+import json, os, struct, sys
+d = sys.argv[1]
+# A 2-layer LLaMA with vocab 8 and hidden 4 in f32, written as safetensors with stdlib only.
+cfg = {"architectures": ["LlamaForCausalLM"], "vocab_size": 8, "hidden_size": 4, "intermediate_size": 4,
+       "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "tie_word_embeddings": True}
+json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+shapes = {"model.embed_tokens.weight": [8, 4], "model.norm.weight": [4]}
+p = "model.layers.0."
+for n, s in {"input_layernorm.weight": [4], "post_attention_layernorm.weight": [4], "self_attn.q_proj.weight": [4, 4],
+             "self_attn.k_proj.weight": [2, 4], "self_attn.v_proj.weight": [2, 4], "self_attn.o_proj.weight": [4, 4],
+             "mlp.gate_proj.weight": [4, 4], "mlp.up_proj.weight": [4, 4], "mlp.down_proj.weight": [4, 4]}.items():
+    shapes[p + n] = s
+hdr, off, blobs = {}, 0, []
+for n, s in shapes.items():
+    k = 1
+    for x in s: k *= x
+    blobs.append(struct.pack("<%df" % k, *[((i * 7) % 5 - 2) / 10 for i in range(k)]))
+    hdr[n] = {"dtype": "F32", "shape": s, "data_offsets": [off, off + 4 * k]}
+    off += 4 * k
+h = json.dumps(hdr).encode()
+open(os.path.join(d, "model.safetensors"), "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+PY
+./build/kiln compile "$tmp" -o "$tmp/tiny.kplan" --max-seq 8 --chunk 4 --target cpu >/dev/null
+python3 - "$tmp/tiny.kplan" "$corpus/fuzz_plan" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+fb_off, fb_size = struct.unpack_from("<QQ", b, 24)
+open(sys.argv[2] + "/raw", "wb").write(b"\x00" + b)
+open(sys.argv[2] + "/fb", "wb").write(b"\x01" + b[fb_off:fb_off + fb_size])
+PY
+
+status=0
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+for t in fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_plan; do
+  mkdir -p "$build/crashes/$t"
+  seeds=("$corpus/$t")
+  [ -d "tests/fuzz/regressions/$t" ] && seeds+=("tests/fuzz/regressions/$t")
+  echo "== $t for ${secs}s"
+  if ! "$build/tests/fuzz/$t" -max_total_time="$secs" -max_len=262144 -rss_limit_mb=4096 -timeout=20 \
+      -artifact_prefix="$build/crashes/$t/" -print_final_stats=1 "${seeds[@]}" > "$build/$t.log" 2>&1; then
+    echo "FAILED: $t (see $build/$t.log and $build/crashes/$t/)"
+    tail -30 "$build/$t.log"
+    status=1
+  fi
+  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$build/$t.log" | tail -1 || true
+done
+exit $status
