@@ -58,11 +58,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (s->offset() < (1u << 22) && s->size() < (1u << 22)) weights_size = std::max<uint64_t>(weights_size, s->offset() + s->size());
   if (weights_size > (1u << 22)) return 0;
   const std::vector<uint8_t> zeros(size_t(weights_size), 0);
-  if (auto* segs = root->mutable_segments())
-    for (flatbuffers::uoffset_t i = 0; i < segs->size(); ++i) {
-      auto* s = segs->GetMutableObject(i);
-      if (s->offset() + s->size() <= weights_size) s->mutate_xxh3(XXH3_64bits(zeros.data() + s->offset(), s->size()));
-    }
+  // A crafted buffer may overlap tables, so one mutation can change what another reads:
+  // re-verify after each one and give up on the input if it no longer verifies.
+  const flatbuffers::uoffset_t n_segs = root->segments() ? root->segments()->size() : 0;
+  for (flatbuffers::uoffset_t i = 0; i < n_segs; ++i) {
+    flatbuffers::Verifier again(fbuf.data(), fbuf.size(), 64, 100000);
+    if (!kiln::fb::VerifyPlanBuffer(again)) return 0;
+    root = kiln::fb::GetMutablePlan(fbuf.data());
+    auto* s = root->mutable_segments()->GetMutableObject(i);
+    if (s->offset() <= weights_size && s->size() <= weights_size - s->offset())
+      s->mutate_xxh3(XXH3_64bits(zeros.data() + s->offset(), s->size()));
+  }
   kiln::PlanHeader h;
   std::memset(&h, 0, sizeof(h));
   std::memcpy(h.magic, kiln::kPlanMagic, sizeof(h.magic));
