@@ -10,7 +10,19 @@ ThreadPool::ThreadPool(int n_threads, uint64_t scratch_floats) {
   if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
   scratch_.resize(size_t(n_threads));
   for (auto& s : scratch_) s.assign(scratch_floats, 0.0f);
-  for (int w = 1; w < n_threads; ++w) threads_.emplace_back([this, w] { worker_loop(w); });
+  try {
+    for (int w = 1; w < n_threads; ++w) threads_.emplace_back([this, w] { worker_loop(w); });
+  } catch (...) {
+    // A thread (or its bookkeeping) could not be made: stop and join the ones already running,
+    // so a failed construction never leaves a joinable std::thread behind.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_work_.notify_all();
+    for (auto& t : threads_) t.join();
+    throw;
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compiler/compile.h"
@@ -161,4 +162,42 @@ TEST_CASE("C API: limits and bad arguments give typed errors and write nothing")
   const std::string garbage(300, 'x');
   CHECK(kiln_plan_open_memory(garbage.data(), garbage.size(), &p, &err) == KILN_ERR_CORRUPT_PLAN);
   CHECK(std::string(err.message).find("bad magic") != std::string::npos);
+}
+
+TEST_CASE("C API: one plan shared by contexts on four threads gives the sequential results bit for bit") {
+  Fixture f;
+  kiln_error err{};
+  const int64_t T = f.ref.tokens, V = f.ref.vocab;
+  std::vector<float> want(size_t(2 * T * V));
+  REQUIRE(kiln_score(f.ctx, f.ref.input_ids.data(), 2, T, want.data(), &err) == KILN_OK);
+  std::vector<int32_t> want_gen(12);
+  int64_t n = 0;
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, 12, nullptr, -1, want_gen.data(), &n, nullptr, nullptr, &err) ==
+          KILN_OK);
+  constexpr int kThreads = 4;
+  std::vector<std::vector<float>> got(kThreads, std::vector<float>(want.size()));
+  std::vector<std::vector<int32_t>> got_gen(kThreads, std::vector<int32_t>(12));
+  std::vector<kiln_status> status(kThreads, KILN_ERR_INTERNAL);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      kiln_context* c = nullptr;
+      kiln_error e{};
+      kiln_status st = kiln_context_create(f.plan, 1 + t % 2, &c, &e);
+      for (int rep = 0; rep < 3 && st == KILN_OK; ++rep) {
+        st = kiln_score(c, f.ref.input_ids.data(), 2, T, got[size_t(t)].data(), &e);
+        int64_t m = 0;
+        if (st == KILN_OK)
+          st = kiln_generate(c, f.ref.prompt_ids.data(), 5, 12, nullptr, -1, got_gen[size_t(t)].data(), &m, nullptr, nullptr, &e);
+      }
+      kiln_context_destroy(c);
+      status[size_t(t)] = st;
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    CAPTURE(t);
+    CHECK(status[size_t(t)] == KILN_OK);
+    CHECK(std::memcmp(got[size_t(t)].data(), want.data(), want.size() * sizeof(float)) == 0);
+    CHECK(got_gen[size_t(t)] == want_gen);
+  }
 }
