@@ -282,8 +282,9 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
   std::vector<std::pair<std::string, std::string>> fixtures;
   for (const std::string& n : kiln::test::fixture_names("llama")) fixtures.push_back({"llama", n});
   for (const std::string& n : kiln::test::fixture_names("deepseek")) fixtures.push_back({"deepseek", n});
-  for (const auto& [family, name] : fixtures) {
+  for (const auto& fam_name : fixtures) {
     for (const char* dtype : {"f32", "bf16"}) {
+    const std::string family = fam_name.first, name = fam_name.second;
       CAPTURE(name);
       CAPTURE(std::string(dtype));
       CompileOptions o;

@@ -57,7 +57,8 @@ TEST_CASE("parity: every LLaMA and DeepSeek fixture matches transformers in f32 
   for (const std::string& n : kiln::test::fixture_names("deepseek")) cases.push_back({"deepseek", n});
   REQUIRE(cases.size() >= 14);
   TempDir d;
-  for (const auto& [family, name] : cases) {
+  for (const auto& fam_name : cases) {
+    const std::string family = fam_name.first, name = fam_name.second;
     CAPTURE(name);
     const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
     // chunk 8: the 20-token prompts span three prefill replays, the last one masked.
@@ -93,7 +94,8 @@ TEST_CASE("parity: batched plans (batch 3, chunk 5) with idle rows give the same
 }
 
 TEST_CASE("parity: decode steps reproduce the logits of a full prefill, and rows are independent (LLaMA, MLA+MoE)") {
-  for (const auto& [family, name] : {std::pair<std::string, std::string>{"llama", "gqa_f32"}, {"deepseek", "v3_noaux"}}) {
+  for (const auto& fam_name : {std::pair<std::string, std::string>{"llama", "gqa_f32"}, {"deepseek", "v3_noaux"}}) {
+    const std::string family = fam_name.first, name = fam_name.second;
   CAPTURE(name);
   TempDir d;
   const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
