@@ -69,6 +69,11 @@ kiln_status guarded(kiln_error* err, F&& f) {
   }
 }
 
+// A zero-initialized kiln_sampling means greedy with no filters: top_p 0 reads as "off".
+kiln::SamplingParams to_params(const kiln_sampling& s) {
+  return kiln::SamplingParams{s.temperature, s.top_k, s.top_p == 0.0f ? 1.0f : s.top_p, s.seed};
+}
+
 kiln_status open_common(kiln::Result<std::shared_ptr<const kiln::Plan>> r, kiln_plan** out, kiln_error* err) {
   if (!r.is_ok()) return report(err, r.status());
   *out = new kiln_plan{r.take()};
@@ -184,7 +189,7 @@ const float* kiln_logits(const kiln_context* ctx, int64_t row) {
 int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step) {
   if (!ctx || row < 0 || row >= ctx->ctx->batch()) return -1;
   kiln::SamplingParams sp;
-  if (sampling) sp = {sampling->temperature, sampling->top_k, sampling->top_p, sampling->seed};
+  if (sampling) sp = to_params(*sampling);
   return ctx->ctx->sample(row, sp, step);
 }
 
@@ -193,7 +198,7 @@ kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_pr
                           kiln_token_callback callback, void* user, kiln_error* err) {
   if (!ctx) return fail(err, KILN_ERR_INVALID_ARGUMENT, "context is null");
   kiln::SamplingParams sp;
-  if (sampling) sp = {sampling->temperature, sampling->top_k, sampling->top_p, sampling->seed};
+  if (sampling) sp = to_params(*sampling);
   return guarded(err, [&] {
     std::function<bool(int32_t)> cb;
     if (callback) cb = [&](int32_t t) { return callback(user, t) != 0; };

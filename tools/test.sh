@@ -9,3 +9,23 @@ build="${BUILD_DIR:-build}"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_CUDA="${KILN_WITH_CUDA:-AUTO}"
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+
+# Install to a prefix, then build and run the out-of-tree example against it, through both
+# the CMake package (find_package(kiln)) and pkg-config.
+prefix="$PWD/$build/install-prefix"
+rm -rf "$prefix" "$build/consumer"
+cmake --install "$build" --prefix "$prefix" >/dev/null
+cmake -S examples/consumer -B "$build/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$build/consumer" >/dev/null
+plan="$build/examples-kjv.kplan"   # made by the examples_compile_plan test above
+want="268 258 611 669 835 11"      # transformers' greedy start (models/kjv-tiny/reference.json)
+"$build/consumer/consumer_c" "$plan" 2046 1147 258 1801 1243 | grep -q "^$want" \
+  || { echo "install check: find_package(kiln) consumer gave the wrong tokens"; exit 1; }
+"$build/consumer/consumer_cpp" "$plan" "In the beginning" 8 2>/dev/null | grep -q "Lord Jesus" \
+  || { echo "install check: the C++ consumer (kiln::runtime_shared) failed"; exit 1; }
+pcdir="$(dirname "$(find "$prefix" -name kiln.pc | head -1)")"
+cc examples/c_generate.c -o "$build/consumer/pkgconfig_c" \
+  $(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs kiln) -Wl,-rpath,"$(dirname "$pcdir")"
+"$build/consumer/pkgconfig_c" "$plan" 2046 1147 258 1801 1243 | grep -q "^$want" \
+  || { echo "install check: the pkg-config consumer gave the wrong tokens"; exit 1; }
+echo "install check: find_package(kiln) and pkg-config consumers built against $prefix and ran: passed"

@@ -22,6 +22,13 @@ extern "C" {
 
 #define KILN_API_VERSION 1
 
+/* Only the C API is exported from libkiln_runtime.so; everything else is hidden. */
+#if defined(__GNUC__)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
+
 typedef enum kiln_status {
   KILN_OK = 0,
   KILN_ERR_INVALID_ARGUMENT = 1,
@@ -48,26 +55,27 @@ typedef struct kiln_plan_info {
   int64_t chunk;     /* prompt tokens per prefill replay */
 } kiln_plan_info;
 
+/* A zero-initialized kiln_sampling is greedy decoding. */
 typedef struct kiln_sampling {
   float temperature; /* <= 0: greedy */
   int32_t top_k;     /* <= 0: off */
-  float top_p;       /* >= 1: off */
+  float top_p;       /* 0 or >= 1: off */
   uint64_t seed;
 } kiln_sampling;
 
 /* Returns KILN_API_VERSION of the library actually linked. */
-int kiln_api_version(void);
-const char* kiln_status_string(kiln_status s);
+KILN_API int kiln_api_version(void);
+KILN_API const char* kiln_status_string(kiln_status s);
 
 /* --- plans */
-kiln_status kiln_plan_open(const char* path, kiln_plan** out, kiln_error* err);
+KILN_API kiln_status kiln_plan_open(const char* path, kiln_plan** out, kiln_error* err);
 /* data is not copied and must outlive the plan. */
-kiln_status kiln_plan_open_memory(const void* data, size_t size, kiln_plan** out, kiln_error* err);
-void kiln_plan_close(kiln_plan* plan);
-kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* info, kiln_error* err);
+KILN_API kiln_status kiln_plan_open_memory(const void* data, size_t size, kiln_plan** out, kiln_error* err);
+KILN_API void kiln_plan_close(kiln_plan* plan);
+KILN_API kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* info, kiln_error* err);
 
 /* --- contexts. n_threads <= 0 uses every core; the device is the CPU. */
-kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err);
+KILN_API kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err);
 
 typedef struct kiln_context_options {
   int n_threads;      /* CPU threads; <= 0: every core */
@@ -76,29 +84,29 @@ typedef struct kiln_context_options {
 } kiln_context_options;
 
 /* Defaults: all cores, device "auto", graphs on. */
-kiln_context_options kiln_context_options_default(void);
-kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options* opts, kiln_context** out,
+KILN_API kiln_context_options kiln_context_options_default(void);
+KILN_API kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options* opts, kiln_context** out,
                                      kiln_error* err);
 /* "cpu" or "cuda": the backend the context runs on. */
-const char* kiln_context_backend(const kiln_context* ctx);
-void kiln_context_destroy(kiln_context* ctx);
+KILN_API const char* kiln_context_backend(const kiln_context* ctx);
+KILN_API void kiln_context_destroy(kiln_context* ctx);
 /* Forgets every sequence. */
-void kiln_context_reset(kiln_context* ctx);
+KILN_API void kiln_context_reset(kiln_context* ctx);
 
 /* Logits for every position of `rows` prompts of `n_tokens` ids each, every prompt starting
  * at position 0: logits_out receives rows*n_tokens*vocab floats. Any number of rows.
  * Nothing is written to logits_out on failure. Resets the context's sequences. */
-kiln_status kiln_score(kiln_context* ctx, const int32_t* ids, int64_t rows, int64_t n_tokens, float* logits_out,
+KILN_API kiln_status kiln_score(kiln_context* ctx, const int32_t* ids, int64_t rows, int64_t n_tokens, float* logits_out,
                        kiln_error* err);
 
 /* Appends n ids to sequence `row`; then kiln_logits(row) holds the last token's logits. */
-kiln_status kiln_prefill(kiln_context* ctx, int64_t row, const int32_t* ids, int64_t n, kiln_error* err);
+KILN_API kiln_status kiln_prefill(kiln_context* ctx, int64_t row, const int32_t* ids, int64_t n, kiln_error* err);
 /* One token per row (batch entries); a negative token leaves that row idle. */
-kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* err);
+KILN_API kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* err);
 /* vocab_size floats, valid until the next call on ctx; NULL if row is out of range. */
-const float* kiln_logits(const kiln_context* ctx, int64_t row);
+KILN_API const float* kiln_logits(const kiln_context* ctx, int64_t row);
 /* Samples from kiln_logits(row); `step` feeds the counter-based RNG. Returns -1 on a bad row. */
-int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step);
+KILN_API int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step);
 
 /* Called for each generated token; return 0 to stop. */
 typedef int (*kiln_token_callback)(void* user, int32_t token);
@@ -106,7 +114,7 @@ typedef int (*kiln_token_callback)(void* user, int32_t token);
 /* Generates up to max_new tokens after the prompt on row 0 (reset first). Stops at eos_id
  * (if >= 0) or when the callback returns 0. out_tokens receives the new tokens and *n_out
  * their count. sampling may be NULL for greedy. */
-kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_prompt, int64_t max_new,
+KILN_API kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_prompt, int64_t max_new,
                           const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
                           kiln_token_callback callback, void* user, kiln_error* err);
 
@@ -116,22 +124,22 @@ typedef struct kiln_decoder kiln_decoder;
 /* Token ids of `text` (len bytes, any bytes). add_special prepends BOS when the tokenizer
  * does. Writes at most cap ids; *n_out gets the full count (call again with a bigger buffer
  * if it exceeds cap). */
-kiln_status kiln_tokenize(const kiln_plan* plan, const char* text, size_t len, int add_special, int32_t* ids,
+KILN_API kiln_status kiln_tokenize(const kiln_plan* plan, const char* text, size_t len, int add_special, int32_t* ids,
                           int64_t cap, int64_t* n_out, kiln_error* err);
 /* Text of ids, NUL-terminated in buf (cap bytes); *len_out gets the full byte length. */
-kiln_status kiln_detokenize(const kiln_plan* plan, const int32_t* ids, int64_t n, int skip_special, char* buf,
+KILN_API kiln_status kiln_detokenize(const kiln_plan* plan, const int32_t* ids, int64_t n, int skip_special, char* buf,
                             size_t cap, size_t* len_out, kiln_error* err);
 /* 1 if generation should stop at this token (EOS, <|eot_id|>, ...), else 0. */
-int kiln_token_is_stop(const kiln_plan* plan, int32_t id);
+KILN_API int kiln_token_is_stop(const kiln_plan* plan, int32_t id);
 /* The prompt text for a conversation (roles "system", "user", "assistant") in the plan's chat
  * format, ending where the assistant's reply begins; KILN_ERR_UNSUPPORTED if the plan's chat
  * template is not one kiln knows. */
-kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, const char* const* contents, int64_t n,
+KILN_API kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, const char* const* contents, int64_t n,
                              char* buf, size_t cap, size_t* len_out, kiln_error* err);
 /* Streaming detokenizer: push() writes the newly complete text (incomplete UTF-8 waits). */
-kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err);
-kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out, kiln_error* err);
-void kiln_decoder_destroy(kiln_decoder* dec);
+KILN_API kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err);
+KILN_API kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out, kiln_error* err);
+KILN_API void kiln_decoder_destroy(kiln_decoder* dec);
 
 #ifdef __cplusplus
 }
