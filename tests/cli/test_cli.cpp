@@ -4,7 +4,10 @@
 
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "compiler/safetensors.h"
+#include "runtime/plan.h"
 #include "test_util.h"
 
 using namespace kiln;
@@ -182,4 +185,36 @@ TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, ch
   CHECK(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan"), &out) != 0);
   CHECK(out.find("--raw") != std::string::npos);
   REQUIRE(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan") + " --raw --max-new-tokens 3", &out) == 0);
+}
+
+TEST_CASE("cli: inspect --json agrees with the plan, and --emit-c embeds a plan a C program runs") {
+  TempDir d;
+  std::string out;
+  REQUIRE(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("bias_f32") + " -o " + (d / "m.kplan") +
+                                      " --max-seq 24 --batch 2 --chunk 4", &out) == 0);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan") + " --json 2>/dev/null", &out) == 0);
+  const auto j = nlohmann::json::parse(out);
+  auto plan = Plan::load_file(d / "m.kplan");
+  REQUIRE(plan.is_ok());
+  const Plan& p = *plan.value();
+  CHECK(j["model"]["max_seq"] == 24);
+  CHECK(j["model"]["batch"] == 2);
+  CHECK(j["memory"]["kv_cache"] == p.memory().kv_bytes);
+  CHECK(j["memory"]["arena"] == p.memory().arena_bytes);
+  CHECK(j["tensors"].size() == p.tensors().size());
+  CHECK(j["programs"].size() == p.programs().size());
+  CHECK(j["programs"][0]["launches"] == p.programs()[0].launches.size());
+  CHECK(j["plan"]["file_bytes"] == p.file_size());
+  CHECK(j["targets"][0]["backend"] == "cpu");
+  CHECK(j["tokenizer"].is_null());
+  // The embedded example (built by CMake from kiln compile --emit-c on gqa_f32) generates
+  // transformers' greedy continuation.
+  const auto ref = kiln::test::load_reference(kiln::test::fixture("gqa_f32"));
+  std::string ids;
+  for (int32_t t : ref.prompt_ids) ids += " " + std::to_string(t);
+  REQUIRE(kiln::test::run_command(std::string(KILN_EMBEDDED_EXAMPLE) + ids, &out) == 0);
+  std::string expect;
+  for (size_t i = ref.prompt_ids.size(); i < ref.greedy_ids.size(); ++i)
+    expect += (expect.empty() ? "" : " ") + std::to_string(ref.greedy_ids[i]);
+  CHECK(last_line(out) == expect);
 }
