@@ -109,7 +109,8 @@ void write_at(FILE* f, uint64_t offset, const void* data, uint64_t n, const std:
 
 }  // namespace
 
-void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn& weight_bytes, const std::string& path) {
+void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn& weight_bytes, const std::string& path,
+                const ProgressFn& progress) {
   // Segment layout: one per weight value, in value order.
   std::vector<SegmentOut> segs;
   std::vector<uint32_t> value_segment(g.values.size(), 0);
@@ -143,6 +144,7 @@ void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn&
       if (bytes.size() != s.size) throw CompileError("internal: weight '" + v.name + "' changed size");
       s.xxh3 = XXH3_64bits(bytes.data(), bytes.size());
       write_at(f.get(), weights_offset + s.offset, bytes.data(), bytes.size(), path);
+      if (progress) progress(s.offset + s.size, weights_size);
     }
     flatbuffers::FlatBufferBuilder b(1 << 16);
     build_fb(b, g, targets, segs, value_segment);

@@ -21,6 +21,10 @@ struct PlanTargets {
 
 using WeightBytesFn = std::function<void(const Value&, std::vector<uint8_t>&)>;
 
-void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn& weight_bytes, const std::string& path);
+// progress(done, total) is called after each weight is written (may be null).
+using ProgressFn = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;
+
+void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn& weight_bytes, const std::string& path,
+                const ProgressFn& progress = nullptr);
 
 }  // namespace kiln

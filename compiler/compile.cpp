@@ -108,7 +108,8 @@ CompileSummary compile_model(const CompileOptions& o) {
   else if (o.target == "cuda") targets.cpu = false;
   else if (o.target != "all") throw CompileError("--target '" + o.target + "' is not one of cpu, cuda, all");
   write_plan(g, targets,
-             [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output);
+             [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output,
+             o.progress);
 
   CompileSummary s;
   s.plan_dtype = plan_dtype;

@@ -1,6 +1,7 @@
 // The compile driver: checkpoint folder → plan file. Used by `kiln compile` and the tests.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "compiler/lora.h"
@@ -18,6 +19,7 @@ struct CompileOptions {
   std::vector<LoraAdapterSpec> lora;  // merged in order
   std::string target = "all";         // "cpu", "cuda" (sm_90) or "all"
   bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists
+  std::function<void(uint64_t done, uint64_t total)> progress;  // weight bytes written so far
 };
 
 struct CompileSummary {

@@ -142,8 +142,18 @@ void emit_c(const std::string& plan_path, const std::string& prefix) {
     throw CompileError(prefix + ": cannot write the C files");
 }
 
-int run_compile(const kiln::CompileOptions& o, const std::string& emit_c_prefix) {
+int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (isatty(2)) {  // a progress line on a terminal only; logs and pipes stay clean
+    o.progress = [t0, last = 0.0](uint64_t done, uint64_t total) mutable {
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (t - last < 0.2 && done < total) return;
+      last = t;
+      std::fprintf(stderr, "\r  writing weights %s / %s (%.0f MB/s)   ", human_bytes(done).c_str(),
+                   human_bytes(total).c_str(), t > 0 ? double(done) / 1e6 / t : 0.0);
+      if (done >= total) std::fprintf(stderr, "\n");
+    };
+  }
   const kiln::CompileSummary s = kiln::compile_model(o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("compiled %s -> %s in %.2f s\n", o.model_dir.c_str(), o.output.c_str(), secs);
