@@ -139,7 +139,9 @@ kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** o
   return kiln_context_create_with(plan, &o, out, err);
 }
 
-kiln_context_options kiln_context_options_default(void) { return kiln_context_options{0, "auto", 1}; }
+kiln_context_options kiln_context_options_default(void) { return kiln_context_options{0, "auto", 1, nullptr, nullptr, 0}; }
+
+uint64_t kiln_plan_device_bytes(const kiln_plan* plan) { return plan ? kiln::cuda_device_bytes(*plan->plan) : 0; }
 
 const char* kiln_context_backend(const kiln_context* ctx) { return ctx ? ctx->ctx->backend() : ""; }
 
@@ -152,6 +154,9 @@ kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options
     opts.n_threads = o->n_threads;
     opts.device = o->device ? o->device : "auto";
     opts.use_graphs = o->use_graphs != 0;
+    opts.cuda_stream = o->cuda_stream;
+    opts.cuda_device_memory = o->cuda_device_memory;
+    opts.cuda_device_memory_bytes = o->cuda_device_memory_bytes;
     auto r = kiln::Context::create(plan->plan, opts);
     if (!r.is_ok()) return r.status();
     *out = new kiln_context{r.take()};

@@ -22,6 +22,9 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Plan> pla
   } else if (device == "cuda") {
     CudaExecutorOptions co;
     co.use_graphs = opts.use_graphs;
+    co.stream = opts.cuda_stream;
+    co.device_memory = opts.cuda_device_memory;
+    co.device_memory_bytes = opts.cuda_device_memory_bytes;
     e = make_cuda_executor(plan, co);
   } else {
     return invalid_argument("unknown device '" + opts.device + "' (cpu, cuda or auto)");

@@ -78,9 +78,11 @@ class CudaExecutor final : public Executor {
   ~CudaExecutor() override {
     for (auto& p : programs_)
       if (p.exec) cudaGraphExecDestroy(p.exec);
-    if (stream_) cudaStreamDestroy(stream_);
-    cudaFree(weights_);
-    cudaFree(memory_);
+    if (stream_ && owns_stream_) cudaStreamDestroy(stream_);
+    if (owns_memory_) {
+      cudaFree(weights_);
+      cudaFree(memory_);
+    }
     cudaFreeHost(host_state_);
     for (auto& [t, p] : host_outputs_) cudaFreeHost(p);
   }
@@ -122,7 +124,21 @@ class CudaExecutor final : public Executor {
       return unsupported("plan was compiled for " + want + " but CUDA device " + std::to_string(opts.device) + " is sm_" +
                          std::to_string(sm_));
     }
-    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    if (opts.stream) {
+      stream_ = static_cast<cudaStream_t>(opts.stream);
+      owns_stream_ = false;
+    } else {
+      KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    }
+    const uint64_t need = cuda_device_bytes(p);
+    uint8_t* host_block = static_cast<uint8_t*>(opts.device_memory);
+    if (host_block) {
+      if (opts.device_memory_bytes < need)
+        return invalid_argument("the host's device memory holds " + std::to_string(opts.device_memory_bytes) +
+                                " bytes but this plan needs " + std::to_string(need));
+      if (reinterpret_cast<uintptr_t>(host_block) % kAlign != 0) return invalid_argument("device memory must be 256-byte aligned");
+      owns_memory_ = false;
+    }
 
     // Weights: the whole section, uploaded through a pinned staging buffer.
     const uint8_t* file_weights = nullptr;
@@ -134,7 +150,8 @@ class CudaExecutor final : public Executor {
         break;
       }
     if (weights_size > 0) {
-      KILN_CUDA_CHECK(cudaMalloc(&weights_, weights_size));
+      if (host_block) weights_ = host_block;
+      else KILN_CUDA_CHECK(cudaMalloc(&weights_, weights_size));
       KILN_RETURN_IF_ERROR(upload(file_weights, weights_size));
     }
 
@@ -142,7 +159,8 @@ class CudaExecutor final : public Executor {
     const MemoryInfo& mem = p.memory();
     const uint64_t arena_off = 0, kv_off = align_up(mem.arena_bytes), state_off = kv_off + align_up(mem.kv_bytes);
     const uint64_t total = state_off + align_up(std::max<uint64_t>(mem.state_bytes, 1));
-    KILN_CUDA_CHECK(cudaMalloc(&memory_, total));
+    if (host_block) memory_ = host_block + align_up(weights_size);
+    else KILN_CUDA_CHECK(cudaMalloc(&memory_, total));
     KILN_CUDA_CHECK(cudaMemsetAsync(memory_, 0, total, stream_));
     uint8_t* base = static_cast<uint8_t*>(memory_);
     state_dev_ = base + state_off;
@@ -259,9 +277,17 @@ class CudaExecutor final : public Executor {
   std::map<uint32_t, void*> host_outputs_;
   std::vector<Program> programs_;
   std::string poisoned_;
+  bool owns_stream_ = true, owns_memory_ = true;
 };
 
 }  // namespace
+
+uint64_t cuda_device_bytes(const Plan& p) {
+  uint64_t weights = 0;
+  for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
+  const MemoryInfo& m = p.memory();
+  return align_up(weights) + align_up(m.arena_bytes) + align_up(m.kv_bytes) + align_up(std::max<uint64_t>(m.state_bytes, 1));
+}
 
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {
   if (!plan) return invalid_argument("plan is null");

@@ -33,7 +33,14 @@ Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> 
 struct CudaExecutorOptions {
   int device = 0;
   bool use_graphs = true;  // false: stream mode (launch by launch), for debugging
+  void* stream = nullptr;  // a cudaStream_t the host owns (not owned; must outlive the context)
+  // Device memory the host owns (not owned; must outlive the context), at least
+  // cuda_device_bytes(plan) bytes and 256-byte aligned; null: kiln allocates its own.
+  void* device_memory = nullptr;
+  size_t device_memory_bytes = 0;
 };
+// Device bytes a CUDA context of this plan needs: weights, arena, KV cache and state.
+uint64_t cuda_device_bytes(const Plan& plan);
 // Fails with kUnsupported when this build has no CUDA backend or no device is usable.
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts);
 // Number of usable CUDA devices (0 without a CUDA build, driver or device).

@@ -53,6 +53,14 @@ TEST_CASE("C API: version, info and status strings") {
   CHECK(info.batch == 2);
   CHECK(info.chunk == 8);
   CHECK(std::string(kiln_status_string(KILN_ERR_LIMIT)) == "limit exceeded");
+  // What a host must hand a CUDA context: every weight byte plus arena, KV cache and state.
+  const uint64_t dev = kiln_plan_device_bytes(f.plan);
+  CHECK(dev >= 465 * 1024);  // the tied_f32 fixture's weights alone are ~465 KiB
+  CHECK(dev % 256 == 0);
+  const kiln_context_options o = kiln_context_options_default();
+  CHECK(o.cuda_stream == nullptr);
+  CHECK(o.cuda_device_memory == nullptr);
+  CHECK(std::string(o.device) == "auto");
 }
 
 TEST_CASE("C API: score and generate match the reference, and the plan may close before the context") {

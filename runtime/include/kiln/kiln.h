@@ -81,7 +81,16 @@ typedef struct kiln_context_options {
   int n_threads;      /* CPU threads; <= 0: every core */
   const char* device; /* "cpu", "cuda" or "auto" (cuda when a GPU and a CUDA target exist); NULL = "auto" */
   int use_graphs;     /* CUDA: nonzero replays captured graphs; 0 = stream mode, for debugging */
+  /* CUDA, for hosts that own their resources (each NULL: kiln makes its own). Not owned; they
+   * must outlive the context. device_memory must hold kiln_plan_device_bytes() bytes, 256-byte
+   * aligned; kiln then allocates no device memory at all. */
+  void* cuda_stream;  /* a cudaStream_t */
+  void* cuda_device_memory;
+  size_t cuda_device_memory_bytes;
 } kiln_context_options;
+
+/* Device bytes a CUDA context of this plan needs (weights, arena, KV cache, step state). */
+KILN_API uint64_t kiln_plan_device_bytes(const kiln_plan* plan);
 
 /* Defaults: all cores, device "auto", graphs on. */
 KILN_API kiln_context_options kiln_context_options_default(void);
