@@ -72,10 +72,10 @@ const void* Plan::weight_data(const TensorInfo& t) const {
   return file_->data() + weights_offset_ + t.offset;
 }
 
-Result<std::shared_ptr<const Plan>> Plan::load_file(const std::string& path) {
+Result<std::shared_ptr<const Plan>> Plan::load_file(const std::string& path, const Progress& progress) {
   auto f = MappedFile::open(path);
   if (!f.is_ok()) return f.status();
-  return load(f.take());
+  return load(f.take(), progress);
 }
 
 Result<std::shared_ptr<const Plan>> Plan::load_memory(const void* data, size_t size) {
@@ -83,10 +83,10 @@ Result<std::shared_ptr<const Plan>> Plan::load_memory(const void* data, size_t s
   return load(MappedFile::borrow(data, size, "<memory>"));
 }
 
-Result<std::shared_ptr<const Plan>> Plan::load(std::unique_ptr<MappedFile> file) {
+Result<std::shared_ptr<const Plan>> Plan::load(std::unique_ptr<MappedFile> file, const Progress& progress) {
   std::shared_ptr<Plan> p(new Plan());
   p->file_ = std::move(file);
-  Status st = p->parse_and_verify();
+  Status st = p->parse_and_verify(progress);
   if (!st.is_ok()) {
     return Status(st.code(), p->file_->path() + ": " + st.message());
   }
@@ -130,7 +130,7 @@ constexpr int kMaxRank = 8;
 
 }  // namespace
 
-Status Plan::parse_and_verify() {
+Status Plan::parse_and_verify(const Progress& progress) {
   const uint8_t* data = file_->data();
   const uint64_t size = file_->size();
 
@@ -408,6 +408,7 @@ Status Plan::parse_and_verify() {
     const SegmentInfo& s = segments_[i];
     if (XXH3_64bits(wbase + s.offset, s.size) != s.xxh3)
       return corrupt_plan("weight segment " + std::to_string(i) + " checksum mismatch");
+    if (progress) progress(s.offset + s.size, h.weights_size);
   }
   return Status::ok();
 }

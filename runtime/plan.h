@@ -4,6 +4,7 @@
 // that the runtime trusts it. One Plan may be shared by many Contexts and threads.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,7 +83,10 @@ struct TargetInfo {
 
 class Plan {
  public:
-  static Result<std::shared_ptr<const Plan>> load_file(const std::string& path);
+  // progress(done, total), if given, is called while the weight segments are hashed (the
+  // slow part of verifying a large plan).
+  using Progress = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;
+  static Result<std::shared_ptr<const Plan>> load_file(const std::string& path, const Progress& progress = nullptr);
   // Verifies a plan held in memory (not owned; must outlive the Plan).
   static Result<std::shared_ptr<const Plan>> load_memory(const void* data, size_t size);
 
@@ -111,8 +115,8 @@ class Plan {
 
  private:
   Plan() = default;
-  static Result<std::shared_ptr<const Plan>> load(std::unique_ptr<MappedFile> file);
-  Status parse_and_verify();
+  static Result<std::shared_ptr<const Plan>> load(std::unique_ptr<MappedFile> file, const Progress& progress = nullptr);
+  Status parse_and_verify(const Progress& progress);
 
   std::unique_ptr<MappedFile> file_;
   uint32_t format_version_ = 0, schema_version_ = 0;

@@ -230,8 +230,21 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
   return 0;
 }
 
+// A "verifying" progress line on a terminal, for loads of large plans.
+kiln::Plan::Progress load_progress() {
+  if (!isatty(2)) return nullptr;
+  const auto t0 = std::chrono::steady_clock::now();
+  return [t0, last = 0.0](uint64_t done, uint64_t total) mutable {
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (t < 0.5 || (t - last < 0.2 && done < total)) return;  // quiet for small plans
+    last = t;
+    std::fprintf(stderr, "\r  verifying weights %s / %s   ", human_bytes(done).c_str(), human_bytes(total).c_str());
+    if (done >= total) std::fprintf(stderr, "\n");
+  };
+}
+
 int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
-  auto r = kiln::Plan::load_file(path);
+  auto r = kiln::Plan::load_file(path, load_progress());
   if (!r.is_ok()) throw CompileError(r.status().message());
   const kiln::Plan& p = *r.value();
   if (as_json) return inspect_json(path, p);
