@@ -148,6 +148,15 @@ void write_tiny_llama(const std::string& dir, const TinyLlama& t) {
   write_safetensors(dir + "/model.safetensors", tensors);
 }
 
+std::string compile_error(const CompileOptions& o) {
+  try {
+    compile_model(o);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 int run_command(const std::string& cmd, std::string* out) {
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");
   if (!p) return -1;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/compile.h"
 #include "compiler/safetensors.h"
 
 namespace kiln::test {
@@ -48,6 +49,9 @@ struct TinyLlama {
   bool tied = true;
 };
 void write_tiny_llama(const std::string& dir, const TinyLlama& t = {});
+
+// The CompileError message of compiling with o, or "" when it compiles.
+std::string compile_error(const CompileOptions& o);
 
 // Runs a shell command; returns its exit code and fills out with stdout+stderr.
 int run_command(const std::string& cmd, std::string* out);

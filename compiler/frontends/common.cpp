@@ -40,6 +40,18 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
 }
 
 
+LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch, int64_t chunk, int64_t dim,
+                                uint32_t embed) {
+  LmProgramStart s;
+  s.program.name = name;
+  s.prefix = name + ".";
+  s.rows = batch * chunk;
+  s.tokens = g.state(s.prefix + "tokens", {batch, chunk});
+  s.x = g.activation(s.prefix + "x", {s.rows, dim});
+  add_node(s.program, kEmbeddingSpec, {s.tokens, embed}, {s.x});
+  return s;
+}
+
 void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,
                        double eps, const LmProgramIo& io) {
   const int64_t rows = g.values[x].shape[0], dim = g.values[x].shape[1], vocab = g.values[lm_head].shape[0];

@@ -25,6 +25,17 @@ struct LmProgramIo {
   uint32_t tokens, start_pos, n_valid;
 };
 
+// Starts a prefill/decode program: its tokens state input (batch, chunk) and the embedding
+// lookup into the residual stream x (batch·chunk, dim).
+struct LmProgramStart {
+  GraphProgram program;
+  std::string prefix;  // "<name>." for the program's value names
+  uint32_t tokens, x;
+  int64_t rows;
+};
+LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch, int64_t chunk, int64_t dim,
+                                uint32_t embed);
+
 // Ends a prefill/decode program: final RMSNorm and LM head over residual stream x (the rows
 // of x), names the contract's inputs and its "logits" output, and adds the program to g.
 void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,

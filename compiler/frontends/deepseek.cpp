@@ -242,13 +242,11 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
   const uint32_t n_valid = g.state("n_valid", {B});
   const double eps = c.rms_norm_eps, lat_eps = 1e-6;  // q_a/kv_a layernorms use transformers' default eps
   for (const auto& [pname, C] : {std::pair<std::string, int64_t>{"prefill", o.chunk}, {"decode", 1}}) {
-    GraphProgram P;
-    P.name = pname;
-    const int64_t N = B * C;
-    const std::string a = pname + ".";
-    const uint32_t tokens = g.state(a + "tokens", {B, C});
-    const uint32_t x = g.activation(a + "x", {N, D});
-    add_node(P, kEmbeddingSpec, {tokens, embed}, {x});
+    LmProgramStart st = begin_lm_program(g, pname, B, C, D, embed);
+    GraphProgram& P = st.program;
+    const int64_t N = st.rows;
+    const std::string& a = st.prefix;
+    const uint32_t tokens = st.tokens, x = st.x;
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
       const Layer& L = layers[size_t(i)];
       const std::string p = a + "layers." + std::to_string(i) + ".";
@@ -299,7 +297,7 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
         add_node(P, kMatmulSpec, {mact, L.down, kNoTensor, n_valid}, {x}, {1});
       }
     }
-    finish_lm_program(g, std::move(P), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid});
+    finish_lm_program(g, std::move(st.program), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid});
   }
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;

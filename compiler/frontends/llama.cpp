@@ -111,13 +111,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const double eps = c.rms_norm_eps, scale = 1.0 / std::sqrt(double(hd));
 
   for (const auto& [pname, C] : {std::pair<std::string, int64_t>{"prefill", o.chunk}, {"decode", 1}}) {
-    GraphProgram P;
-    P.name = pname;
-    const int64_t N = B * C;
-    const std::string a = pname + ".";
-    const uint32_t tokens = g.state(a + "tokens", {B, C});
-    const uint32_t x = g.activation(a + "x", {N, D});
-    add_node(P, kEmbeddingSpec, {tokens, embed}, {x});
+    LmProgramStart st = begin_lm_program(g, pname, B, C, D, embed);
+    GraphProgram& P = st.program;
+    const int64_t N = st.rows;
+    const std::string& a = st.prefix;
+    const uint32_t tokens = st.tokens, x = st.x;
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
       const Layer& L = layers[size_t(i)];
       const std::string p = a + "layers." + std::to_string(i) + ".";
@@ -138,7 +136,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kSwigluSpec, {gu}, {m});
       add_node(P, kMatmulSpec, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
     }
-    finish_lm_program(g, std::move(P), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid});
+    finish_lm_program(g, std::move(st.program), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid});
   }
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;

@@ -48,12 +48,7 @@ void edited_copy(const std::string& dir, Edit edit) {
 std::string compile_error(const std::string& dir, const std::string& plan, CompileOptions o = {}) {
   o.model_dir = dir;
   o.output = plan;
-  try {
-    compile_model(o);
-  } catch (const CompileError& e) {
-    return e.what();
-  }
-  return "";
+  return kiln::test::compile_error(o);
 }
 
 }  // namespace

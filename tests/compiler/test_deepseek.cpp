@@ -20,12 +20,7 @@ std::string compile_error(const std::string& dir, const std::string& out) {
   o.model_dir = dir;
   o.output = out;
   o.max_seq = 32;
-  try {
-    compile_model(o);
-  } catch (const CompileError& e) {
-    return e.what();
-  }
-  return "";
+  return kiln::test::compile_error(o);
 }
 
 }  // namespace

@@ -55,15 +55,6 @@ CompileOptions options(const std::string& base, std::vector<LoraAdapterSpec> lor
   return o;
 }
 
-std::string compile_error(const CompileOptions& o) {
-  try {
-    compile_model(o);
-  } catch (const CompileError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // A copy of the all_linear_r8 adapter whose config is edited by `edit`.
 std::string edited_adapter(const TempDir& d, const std::string& name, void (*edit)(nlohmann::json&)) {
   const std::string dir = d / name;
@@ -175,7 +166,7 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
   }
   for (const Case& c : cases) {
     CAPTURE(c.name);
-    const std::string err = compile_error(options("gqa_f32", c.lora, plan));
+    const std::string err = kiln::test::compile_error(options("gqa_f32", c.lora, plan));
     CHECK(err.find(c.expect) != std::string::npos);
     CHECK_FALSE(exists(plan));
     MESSAGE(c.name << ": " << err);
