@@ -17,7 +17,8 @@ What it does, deterministically for a given --seed and --threads:
      LLaMA-3, and a TemplateProcessing post-processor prepends bos;
   3. model: LlamaForCausalLM from scratch (6 layers, hidden 256, GQA 8/2 heads, tied embeddings),
      trained on 128-token windows that start with bos at a verse start, AdamW + warmup + cosine;
-  4. output (--out, default models/kjv-tiny): bf16 model.safetensors, config.json,
+  4. output (--out, default models/kjv-tiny): bf16 safetensors in two shards with their index,
+     config.json,
      tokenizer.json, tokenizer_config.json and a README.md with the numbers of this run.
 """
 
@@ -267,7 +268,8 @@ def main():
     os.makedirs(out)
     model = model.to(torch.bfloat16)
     model.config.use_cache = True
-    model.save_pretrained(out, safe_serialization=True)
+    # Two shards (with model.safetensors.index.json) keep every file under 8 MiB.
+    model.save_pretrained(out, safe_serialization=True, max_shard_size="6MB")
     for extra in ("generation_config.json",):
         if os.path.exists(os.path.join(out, extra)):
             os.remove(os.path.join(out, extra))
