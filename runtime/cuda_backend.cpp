@@ -47,6 +47,9 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
       a && (a->rank > kCudaMaxLatentRank || a->rope > kCudaMaxRopeDim))
     return unsupported("CUDA MLA attention supports kv_lora_rank up to " + std::to_string(kCudaMaxLatentRank) +
                        " and a RoPE dim up to " + std::to_string(kCudaMaxRopeDim));
+  if (const auto* a = std::get_if<MoeExpertsArgs>(&args.value()); a && a->rows * a->top_k > kCudaMaxGridY)
+    return unsupported("CUDA MoE experts support up to " + std::to_string(kCudaMaxGridY) +
+                       " token-expert pairs per launch; compile with a smaller --batch or --chunk");
   if (const auto* a = std::get_if<MoeRouteArgs>(&args.value()); a && a->experts > kCudaMaxExperts)
     return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
   return CudaLaunch([a = args.take()](cudaStream_t s) {

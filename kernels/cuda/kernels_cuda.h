@@ -35,5 +35,6 @@ void moe_experts_cuda(const MoeExpertsArgs& a, cudaStream_t s);
 constexpr int64_t kCudaMaxHeadDim = 256;
 constexpr int64_t kCudaMaxLatentRank = 512, kCudaMaxRopeDim = 64;  // mla_attention
 constexpr int64_t kCudaMaxExperts = 4096;                           // moe_route (scores in shared memory)
+constexpr int64_t kCudaMaxGridY = 65535;                            // moe_experts' grid.y (rows · top_k)
 
 }  // namespace kiln
