@@ -73,12 +73,32 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
   });
 }
 
+// Makes the executor's device current for a scope and restores the caller's afterwards, so a host
+// that drives several devices from one thread never has its current device changed under it.
+class DeviceScope {
+ public:
+  explicit DeviceScope(int device) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
+    ok_ = previous_ == device || cudaSetDevice(device) == cudaSuccess;
+    if (previous_ == device) previous_ = -1;
+  }
+  ~DeviceScope() {
+    if (previous_ >= 0) cudaSetDevice(previous_);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  int previous_ = -1;
+  bool ok_ = false;
+};
+
 constexpr uint64_t kAlign = 256;
 uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
 class CudaExecutor final : public Executor {
  public:
   ~CudaExecutor() override {
+    DeviceScope scope(opts_.device);
     for (auto& p : programs_)
       if (p.exec) cudaGraphExecDestroy(p.exec);
     if (stream_ && owns_stream_) cudaStreamDestroy(stream_);
@@ -103,6 +123,8 @@ class CudaExecutor final : public Executor {
 
   Status run(int index) override {
     if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
+    DeviceScope scope(opts_.device);
+    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
     Status st = replay(programs_[size_t(index)]);
     if (!st.is_ok()) poisoned_ = st.message();
     return st;
@@ -112,6 +134,7 @@ class CudaExecutor final : public Executor {
     plan_ = std::move(plan);
     opts_ = opts;
     const Plan& p = *plan_;
+    DeviceScope scope(opts.device);
     KILN_CUDA_CHECK(cudaSetDevice(opts.device));
     int major = 0, minor = 0;
     KILN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, opts.device));
@@ -144,14 +167,9 @@ class CudaExecutor final : public Executor {
     }
 
     // Weights: the whole section, uploaded through a pinned staging buffer.
-    const uint8_t* file_weights = nullptr;
+    const uint8_t* file_weights = p.weights_base();
     uint64_t weights_size = 0;
     for (const SegmentInfo& s : p.segments()) weights_size = std::max(weights_size, s.offset + s.size);
-    for (const TensorInfo& t : p.tensors())
-      if (t.region == Region::kWeights) {
-        file_weights = static_cast<const uint8_t*>(p.weight_data(t)) - t.offset;
-        break;
-      }
     if (weights_size > 0) {
       if (host_block) weights_ = host_block;
       else KILN_CUDA_CHECK(cudaMalloc(&weights_, weights_size));
@@ -247,7 +265,9 @@ class CudaExecutor final : public Executor {
   Status capture(Program& prog) {
     cudaGraph_t graph = nullptr;
     KILN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    Status st = enqueue(prog, /*check_each=*/false);
+    // cudaGetLastError is legal during capture and reports a bad launch configuration at the launch
+    // that caused it, which is the message a user needs.
+    Status st = enqueue(prog, /*check_each=*/true);
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     if (!st.is_ok()) {
       if (graph) cudaGraphDestroy(graph);
@@ -261,10 +281,11 @@ class CudaExecutor final : public Executor {
   }
 
   Status replay(const Program& prog) {
+    // A launch error left behind by other code on this thread is not ours to report as a kiln failure.
+    cudaGetLastError();
     if (prog.exec) KILN_CUDA_CHECK(cudaGraphLaunch(prog.exec, stream_));
     else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true));
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    KILN_CUDA_CHECK(cudaGetLastError());
     return Status::ok();
   }
 

@@ -68,9 +68,9 @@ bool Plan::has_target(const std::string& backend) const {
   return false;
 }
 
-const void* Plan::weight_data(const TensorInfo& t) const {
-  return file_->data() + weights_offset_ + t.offset;
-}
+const uint8_t* Plan::weights_base() const { return file_->data() + weights_offset_; }
+
+const void* Plan::weight_data(const TensorInfo& t) const { return weights_base() + t.offset; }
 
 Result<std::shared_ptr<const Plan>> Plan::load_file(const std::string& path, const Progress& progress) {
   auto f = MappedFile::open(path);

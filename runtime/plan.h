@@ -112,6 +112,8 @@ class Plan {
   bool has_target(const std::string& backend) const;
   // Pointer to a weight tensor's bytes inside the mapped file.
   const void* weight_data(const TensorInfo& t) const;
+  // Start of the weight section inside the mapped file (segments and weight tensors are offsets from it).
+  const uint8_t* weights_base() const;
 
  private:
   Plan() = default;

@@ -26,6 +26,19 @@ bool in(const CodeRange (&t)[N], uint32_t cp) {
   return false;
 }
 
+// A SentencePiece byte-fallback piece is exactly "<0xNN>" with two hex digits; anything else
+// spelled like it (from a hostile or odd vocab) is an ordinary piece.
+bool parse_byte_piece(std::string_view s, char* out) {
+  auto hex = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  if (s.size() != 6 || s.substr(0, 3) != "<0x" || s[5] != '>') return false;
+  const int hi = hex(s[3]), lo = hex(s[4]);
+  if (hi < 0 || lo < 0) return false;
+  if (out) *out = char(hi * 16 + lo);
+  return true;
+}
+
 constexpr uint32_t kInvalid = 0xFFFFFFFFu;  // a byte that starts no valid UTF-8 sequence
 
 // Decodes one code point at s[i]; *len gets its byte length (1 for an invalid byte).
@@ -329,8 +342,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
         else b.append(s, k, len);
         k += len;
       }
-    } else if (s.size() == 6 && s.compare(0, 3, "<0x") == 0 && s[5] == '>') {
-      b = char(std::stoi(s.substr(3, 2), nullptr, 16));
+    } else if (char byte; parse_byte_piece(s, &byte)) {
+      b = std::string(1, byte);
     } else {
       b = replace_all(s, kSpace, " ");
     }
@@ -553,8 +566,7 @@ std::string Tokenizer::decode(const int32_t* ids, size_t n, bool skip_special) c
 
 bool Tokenizer::is_byte_token(int32_t id) const {
   const std::string& s = d_.vocab[size_t(id)];
-  return d_.kind == TokenizerData::Kind::kSentencePieceBpe && !special_[size_t(id)] && s.size() == 6 &&
-         s.compare(0, 3, "<0x") == 0 && s[5] == '>';
+  return d_.kind == TokenizerData::Kind::kSentencePieceBpe && !special_[size_t(id)] && parse_byte_piece(s, nullptr);
 }
 
 std::string Tokenizer::Stream::push(int32_t id) {

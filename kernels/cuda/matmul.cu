@@ -49,7 +49,10 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a) {
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   const void* wrow = static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W);
-  const bool vec = (a.k % 8) == 0;  // rows then start 16-byte aligned (segments are 4 KiB aligned)
+  // With k % 8 == 0 every row starts 16-byte aligned provided the bases are; the planner aligns
+  // tensors, but a hand-built plan may not, so the bases are checked rather than assumed.
+  const bool vec = (a.k % 8) == 0 && (reinterpret_cast<uintptr_t>(a.w) % 16) == 0 &&
+                   (reinterpret_cast<uintptr_t>(a.x) % 16) == 0;
   if (vec) {
     for (int64_t i = int64_t(lane) * 8; i < a.k; i += 32 * 8) {
       float wv[8];

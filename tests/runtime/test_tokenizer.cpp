@@ -201,3 +201,17 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
   CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &td, &tmpl), doctest::Contains("not valid JSON"), std::exception);
   CHECK_FALSE(read_hf_tokenizer(d / "absent", &td, &tmpl));
 }
+
+TEST_CASE("tokenizer: pieces spelled like byte tokens but not two hex digits are ordinary pieces, not a crash") {
+  TokenizerData d;
+  std::string tmpl;
+  REQUIRE(read_hf_tokenizer(kiln::test::fixtures_root() + "/tokenizers/sentencepiece", &d, &tmpl));
+  const int32_t a = int32_t(d.vocab.size()), b = a + 1;
+  for (const auto& added : d.added) REQUIRE(added.id < a);
+  d.vocab.push_back("<0xZZ>");  // std::stoi would have thrown on this
+  d.vocab.push_back("<0x4G>");  // and read this one as byte 0x04
+  auto t = Tokenizer::create(std::move(d));
+  REQUIRE_MESSAGE(t.is_ok(), t.status().message());
+  const int32_t ids[] = {a, b};
+  CHECK(t.value()->decode(ids, 2, false) == "<0xZZ><0x4G>");
+}
