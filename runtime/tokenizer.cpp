@@ -349,6 +349,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     }
     t->bytes_[i] = std::move(b);
   }
+  for (size_t k = 0; k < td.added.size(); ++k) t->added_by_byte_[uint8_t(td.added[k].content[0])].push_back(uint32_t(k));
   for (const auto& a : td.added) {
     t->bytes_[size_t(a.id)] = a.content;
     t->special_[size_t(a.id)] = a.special;
@@ -505,18 +506,33 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
   bool first = true;
   while (i < text.size()) {
     const TokenizerData::Added* best = nullptr;
-    for (const auto& a : d_.added)
+    for (uint32_t k : added_by_byte_[uint8_t(text[i])]) {
+      const auto& a = d_.added[k];
       if (text.compare(i, a.content.size(), a.content) == 0 && (!best || a.content.size() > best->content.size()))
         best = &a;
+    }
     if (!best) {
       ++i;
       continue;
     }
+    // lstrip/rstrip take Unicode whitespace (as HF's Rust `char::is_whitespace`), never past
+    // the previous added token.
     size_t start = i, end = i + best->content.size();
     if (best->lstrip)
-      while (start > seg && (text[start - 1] == ' ' || text[start - 1] == '\t' || text[start - 1] == '\n')) --start;
+      while (start > seg) {
+        size_t back = 1;
+        while (back < 4 && start - back > seg && (uint8_t(text[start - back]) & 0xC0) == 0x80) ++back;
+        size_t len;
+        const uint32_t cp = next_cp(text, start - back, &len);
+        if (len != back || !is_space(cp)) break;
+        start -= back;
+      }
     if (best->rstrip)
-      while (end < text.size() && (text[end] == ' ' || text[end] == '\t' || text[end] == '\n')) ++end;
+      while (end < text.size()) {
+        size_t len;
+        if (!is_space(next_cp(text, end, &len))) break;
+        end += len;
+      }
     encode_segment(text.substr(seg, start - seg), first, &out);
     if (start > seg) first = false;
     out.push_back(best->id);

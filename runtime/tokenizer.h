@@ -95,6 +95,7 @@ class Tokenizer {
   std::vector<std::string> bytes_;                                      // id → raw bytes
   std::vector<uint8_t> special_;                                        // id → is special
   int32_t byte_ids_[256];                                               // byte → id (byte-level char or <0xXX>)
+  std::vector<uint32_t> added_by_byte_[256];  // first byte → indices into d_.added, so encode's scan is not O(text × added)
 };
 
 // UTF-8 helpers shared with the CLI: the length of the longest prefix of s made of complete

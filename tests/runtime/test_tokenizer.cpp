@@ -215,3 +215,15 @@ TEST_CASE("tokenizer: pieces spelled like byte tokens but not two hex digits are
   const int32_t ids[] = {a, b};
   CHECK(t.value()->decode(ids, 2, false) == "<0xZZ><0x4G>");
 }
+
+TEST_CASE("tokenizer: lstrip/rstrip added tokens strip Unicode whitespace exactly as HF does") {
+  const auto t = load("bytelevel-strip");
+  size_t n = 0;
+  for (const auto& c : cases("bytelevel-strip")) {
+    const std::string text = c["text"].get<std::string>();
+    CAPTURE(text);
+    CHECK(t->encode(text, false) == ids_of(c["ids"]));
+    ++n;
+  }
+  CHECK(n == 10);
+}
