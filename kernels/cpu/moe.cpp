@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/cpu/simd.h"
+#include "kernels/moe_select.h"
 
 namespace kiln {
 
@@ -37,50 +38,7 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
       }
       for (int64_t e = 0; e < E; ++e)
         choice[e] = scores[e] + (a.method == MoeTopk::kNoauxTc ? load_as_f32(a.bias, a.bias_dtype, uint64_t(e)) : 0.0f);
-      if (a.method != MoeTopk::kGreedy) {
-        // Keep the topk_group best groups; a group scores its max (group_limited_greedy) or the
-        // sum of its two best choices (noaux_tc).
-        const int64_t per = E / a.n_group;
-        float gscore[64];
-        int64_t order[64];
-        const int64_t G = std::min<int64_t>(a.n_group, 64);
-        for (int64_t g = 0; g < G; ++g) {
-          const float* c = choice + g * per;
-          if (a.method == MoeTopk::kGroupLimitedGreedy) {
-            gscore[g] = *std::max_element(c, c + per);
-          } else {
-            float b1 = -INFINITY, b2 = -INFINITY;
-            for (int64_t i = 0; i < per; ++i) {
-              if (c[i] > b1) b2 = b1, b1 = c[i];
-              else if (c[i] > b2) b2 = c[i];
-            }
-            gscore[g] = b1 + b2;
-          }
-          order[g] = g;
-        }
-        std::stable_sort(order, order + G, [&](int64_t x, int64_t y) { return gscore[x] > gscore[y]; });
-        // transformers masks the dropped groups with 0 (V2) or -inf (V3's noaux_tc).
-        const float masked = a.method == MoeTopk::kNoauxTc ? -INFINITY : 0.0f;
-        for (int64_t gi = a.topk_group; gi < G; ++gi)
-          for (int64_t i = 0; i < per; ++i) choice[order[gi] * per + i] = masked;
-      }
-      // Top-k by choice, descending; ties go to the lower id.
-      for (int64_t k = 0; k < a.top_k; ++k) {
-        int64_t best = -1;
-        for (int64_t e = 0; e < E; ++e) {
-          bool taken = false;
-          for (int64_t q = 0; q < k; ++q) taken = taken || ids[q] == e;
-          if (!taken && (best < 0 || choice[e] > choice[best])) best = e;
-        }
-        ids[k] = int32_t(best);
-        w[k] = scores[best];
-      }
-      if (a.norm_topk_prob) {
-        double sum = 0.0;
-        for (int64_t k = 0; k < a.top_k; ++k) sum += w[k];
-        for (int64_t k = 0; k < a.top_k; ++k) w[k] = float(w[k] / (sum + 1e-20));
-      }
-      for (int64_t k = 0; k < a.top_k; ++k) w[k] *= a.routed_scaling_factor;
+      moe_select(a, scores, choice, ids, w);
     }
   });
 }

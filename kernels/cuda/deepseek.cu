@@ -8,6 +8,7 @@
 //   activation of one (token, expert), then each warp sums one output over the token's experts.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels_cuda.h"
+#include "kernels/moe_select.h"
 
 namespace kiln {
 
@@ -144,47 +145,7 @@ __global__ void __launch_bounds__(128) moe_route_kernel(MoeRouteArgs a) {
   }
   for (int64_t e = 0; e < E; ++e)
     choice[e] = scores[e] + (a.method == MoeTopk::kNoauxTc ? cuda::ld(a.bias, a.bias_dtype, uint64_t(e)) : 0.0f);
-  if (a.method != MoeTopk::kGreedy) {
-    const int64_t per = E / a.n_group;
-    float gscore[64];
-    bool keep[64];
-    for (int64_t g = 0; g < a.n_group; ++g) {
-      float b1 = -INFINITY, b2 = -INFINITY;
-      for (int64_t i = 0; i < per; ++i) {
-        const float c = choice[g * per + i];
-        if (c > b1) b2 = b1, b1 = c;
-        else if (c > b2) b2 = c;
-      }
-      gscore[g] = a.method == MoeTopk::kGroupLimitedGreedy ? b1 : b1 + b2;
-      keep[g] = false;
-    }
-    for (int64_t k = 0; k < a.topk_group; ++k) {  // stable: the lower group wins a tie
-      int64_t best = -1;
-      for (int64_t g = 0; g < a.n_group; ++g)
-        if (!keep[g] && (best < 0 || gscore[g] > gscore[best])) best = g;
-      keep[best] = true;
-    }
-    const float masked = a.method == MoeTopk::kNoauxTc ? -INFINITY : 0.0f;
-    for (int64_t g = 0; g < a.n_group; ++g)
-      if (!keep[g])
-        for (int64_t i = 0; i < per; ++i) choice[g * per + i] = masked;
-  }
-  float sum = 0.0f;
-  for (int64_t k = 0; k < a.top_k; ++k) {
-    int64_t best = -1;
-    for (int64_t e = 0; e < E; ++e) {
-      bool taken = false;
-      for (int64_t q = 0; q < k; ++q) taken = taken || ids[q] == e;
-      if (!taken && (best < 0 || choice[e] > choice[best])) best = e;
-    }
-    ids[k] = int32_t(best);
-    w[k] = scores[best];
-    sum += w[k];
-  }
-  for (int64_t k = 0; k < a.top_k; ++k) {
-    if (a.norm_topk_prob) w[k] = w[k] / (sum + 1e-20f);
-    w[k] *= a.routed_scaling_factor;
-  }
+  moe_select(a, scores, choice, ids, w);
 }
 
 __global__ void __launch_bounds__(kWarps * 32) moe_act_kernel(MoeExpertsArgs a) {

@@ -1,0 +1,71 @@
+// The part of DeepSeek's MoE gate after scoring, shared by the CPU router and the CUDA router
+// (one thread per token there), so the two cannot drift apart: group-limited masking, top-k,
+// optional renormalisation and the routed scaling factor, as transformers' MoEGate does them.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/moe.h"
+
+#if defined(__CUDACC__)
+#define KILN_HOST_DEVICE __host__ __device__
+#else
+#define KILN_HOST_DEVICE
+#endif
+
+namespace kiln {
+
+// scores: the E expert scores (softmax or sigmoid); choice: the E selection scores (scores plus
+// the noaux_tc bias), masked in place. Writes top_k ids (ties go to the lower id) and weights.
+KILN_HOST_DEVICE inline void moe_select(const MoeRouteArgs& a, const float* scores, float* choice, int32_t* ids,
+                                        float* w) {
+  const int64_t E = a.experts;
+  if (a.method != MoeTopk::kGreedy) {
+    // Keep the topk_group best groups; a group scores its max (group_limited_greedy) or the sum
+    // of its two best choices (noaux_tc). transformers masks the dropped groups with 0 (V2) or
+    // -inf (V3's noaux_tc).
+    constexpr int64_t kMaxGroups = 64;
+    const int64_t per = E / a.n_group, G = a.n_group < kMaxGroups ? a.n_group : kMaxGroups;
+    float gscore[kMaxGroups];
+    bool keep[kMaxGroups];
+    for (int64_t g = 0; g < G; ++g) {
+      float b1 = -INFINITY, b2 = -INFINITY;
+      for (int64_t i = 0; i < per; ++i) {
+        const float c = choice[g * per + i];
+        if (c > b1) b2 = b1, b1 = c;
+        else if (c > b2) b2 = c;
+      }
+      gscore[g] = a.method == MoeTopk::kGroupLimitedGreedy ? b1 : b1 + b2;
+      keep[g] = false;
+    }
+    for (int64_t k = 0; k < a.topk_group && k < G; ++k) {  // stable: the lower group wins a tie
+      int64_t best = -1;
+      for (int64_t g = 0; g < G; ++g)
+        if (!keep[g] && (best < 0 || gscore[g] > gscore[best])) best = g;
+      keep[best] = true;
+    }
+    const float masked = a.method == MoeTopk::kNoauxTc ? -INFINITY : 0.0f;
+    for (int64_t g = 0; g < G; ++g)
+      if (!keep[g])
+        for (int64_t i = 0; i < per; ++i) choice[g * per + i] = masked;
+  }
+  for (int64_t k = 0; k < a.top_k; ++k) {
+    int64_t best = -1;
+    for (int64_t e = 0; e < E; ++e) {
+      bool taken = false;
+      for (int64_t q = 0; q < k; ++q) taken = taken || ids[q] == e;
+      if (!taken && (best < 0 || choice[e] > choice[best])) best = e;
+    }
+    ids[k] = int32_t(best);
+    w[k] = scores[best];
+  }
+  if (a.norm_topk_prob) {
+    double sum = 0.0;
+    for (int64_t k = 0; k < a.top_k; ++k) sum += w[k];
+    for (int64_t k = 0; k < a.top_k; ++k) w[k] = float(w[k] / (sum + 1e-20));
+  }
+  for (int64_t k = 0; k < a.top_k; ++k) w[k] *= a.routed_scaling_factor;
+}
+
+}  // namespace kiln
