@@ -15,13 +15,17 @@ namespace kiln {
 
 namespace {
 
-DType parse_dtype(const std::string& s, DType def) {
+}  // namespace
+
+DType parse_plan_dtype(const std::string& s, DType def) {
   if (s.empty()) return def;
   if (s == "f32" || s == "float32") return DType::F32;
   if (s == "bf16" || s == "bfloat16") return DType::BF16;
   if (s == "f16" || s == "float16") return DType::F16;
   throw CompileError("--dtype '" + s + "' is not one of f32, bf16, f16");
 }
+
+namespace {
 
 // Sequence limits from the options, defaulting from the model's max_position_embeddings.
 struct Limits {
@@ -51,8 +55,17 @@ bool is_deepseek(const std::string& config_path) {
 
 }  // namespace
 
+PlanTargets parse_targets(const std::string& target) {
+  PlanTargets targets;
+  if (target == "cpu") targets.cuda_sm_archs.clear();
+  else if (target == "cuda") targets.cpu = false;
+  else if (target != "all") throw CompileError("--target '" + target + "' is not one of cpu, cuda, all");
+  return targets;
+}
+
 CompileSummary compile_model(const CompileOptions& o) {
   if (o.output.empty()) throw CompileError("no output path given (-o PLAN)");
+  if (path_is_file(o.model_dir + "/model_index.json")) return compile_diffusion(o);
   const std::string config_path = o.model_dir + "/config.json";
   const bool deepseek = is_deepseek(config_path);
   std::optional<LlamaConfig> llama;
@@ -68,7 +81,7 @@ CompileSummary compile_model(const CompileOptions& o) {
   // The checkpoint's dtype is what its weights are stored in (config.json's dtype may say
   // otherwise; the embedding decides).
   const DType stored = ck.find("model.embed_tokens.weight")->dtype;
-  const DType plan_dtype = parse_dtype(o.dtype, stored);
+  const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
   const Limits lim = limits_from(o, deepseek ? ds->max_position_embeddings : llama->max_position_embeddings);
   Graph g;
   if (deepseek) {
@@ -103,10 +116,7 @@ CompileSummary compile_model(const CompileOptions& o) {
                        std::to_string(g.arena_bytes) + " bytes of arena, over the 16 TiB limit; lower --max-seq, --batch or --chunk");
   for (const LoraRecord& r : lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
   ThreadPool pool;
-  PlanTargets targets;
-  if (o.target == "cpu") targets.cuda_sm_archs.clear();
-  else if (o.target == "cuda") targets.cpu = false;
-  else if (o.target != "all") throw CompileError("--target '" + o.target + "' is not one of cpu, cuda, all");
+  const PlanTargets targets = parse_targets(o.target);
   write_plan(g, targets,
              [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output,
              o.progress);
@@ -129,6 +139,7 @@ CompileSummary compile_model(const CompileOptions& o) {
   s.n_launches_prefill = g.programs[0].nodes.size();
   s.n_launches_decode = g.programs[1].nodes.size();
   s.adapters = lora.records();
+  for (const GraphProgram& p : g.programs) s.programs.emplace_back(p.name, p.nodes.size());
   return s;
 }
 

@@ -20,6 +20,13 @@ struct CompileOptions {
   std::string target = "all";         // "cpu", "cuda" (sm_90) or "all"
   bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists
   std::function<void(uint64_t done, uint64_t total)> progress;  // weight bytes written so far
+  // Diffusion pipelines (a folder with model_index.json) only; 0 / "" = the defaults noted.
+  int64_t height = 0, width = 0;  // pixels; 0 = the UNet's sample_size × the VAE factor
+  int64_t steps = 30;
+  std::string sampler = "euler";  // ddim, euler, euler_a, dpmpp_2m, vp_sde, pf_ode
+  double guidance = 7.5;          // classifier-free guidance; <= 1 compiles without the negative prompt
+  std::string controlnet;         // a ControlNetModel folder
+  double control_scale = 1.0;     // controlnet_conditioning_scale
 };
 
 struct CompileSummary {
@@ -30,9 +37,19 @@ struct CompileSummary {
   std::vector<LoraRecord> adapters;
   std::string notes;
   std::string tokenizer;  // "" or a one-line summary
+  std::vector<std::pair<std::string, size_t>> programs;  // name, launches
 };
 
 // Throws CompileError with one clear line on any failure; no output file is left behind.
 CompileSummary compile_model(const CompileOptions& opts);
+
+// compile_model's path for diffusers pipeline folders (compiler/compile_diffusion.cpp).
+CompileSummary compile_diffusion(const CompileOptions& opts);
+
+struct PlanTargets;
+// --dtype (f32, bf16, f16; "" = def).
+DType parse_plan_dtype(const std::string& s, DType def);
+// --target cpu|cuda|all as the plan writer's targets; throws CompileError otherwise.
+PlanTargets parse_targets(const std::string& target);
 
 }  // namespace kiln

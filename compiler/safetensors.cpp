@@ -71,6 +71,9 @@ bool is_file(const std::string& p) {
 
 }  // namespace
 
+bool path_is_file(const std::string& p) { return is_file(p); }
+bool path_is_dir(const std::string& p) { return is_dir(p); }
+
 int64_t StTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -186,10 +189,10 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::unique_ptr<MappedFi
   return f;
 }
 
-Checkpoint Checkpoint::open_dir(const std::string& dir) {
+Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem) {
   if (!is_dir(dir)) throw CompileError(dir + ": not a directory");
   Checkpoint ck;
-  const std::string index = dir + "/model.safetensors.index.json";
+  const std::string index = dir + "/" + stem + ".safetensors.index.json";
   std::vector<std::string> files;
   std::map<std::string, std::string> weight_map;
   if (is_file(index)) {
@@ -205,12 +208,17 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
       weight_map[it.key()] = shard;
       if (seen.insert(shard).second) files.push_back(shard);
     }
-  } else if (is_file(dir + "/model.safetensors")) {
-    files.push_back("model.safetensors");
+  } else if (is_file(dir + "/" + stem + ".safetensors")) {
+    files.push_back(stem + ".safetensors");
   } else {
-    bool has_bin = is_file(dir + "/pytorch_model.bin") || is_file(dir + "/pytorch_model.bin.index.json");
-    throw CompileError(dir + ": no model.safetensors or model.safetensors.index.json" +
-                       std::string(has_bin ? " (pickle checkpoints are not read: convert them to safetensors)" : ""));
+    const std::string bin = stem == "model" ? "pytorch_model" : stem;
+    bool has_bin = is_file(dir + "/" + bin + ".bin") || is_file(dir + "/" + bin + ".bin.index.json");
+    bool has_variant = is_file(dir + "/" + stem + ".fp16.safetensors");
+    throw CompileError(dir + ": no " + stem + ".safetensors or " + stem + ".safetensors.index.json" +
+                       std::string(has_bin ? " (pickle checkpoints are not read: convert them to safetensors)" : "") +
+                       std::string(has_variant ? " (only the fp16 variant is present: rename " + stem +
+                                                     ".fp16.safetensors to " + stem + ".safetensors to use it)"
+                                               : ""));
   }
   char* real_dir = ::realpath(dir.c_str(), nullptr);
   const std::string root = real_dir ? std::string(real_dir) + "/" : dir + "/";
@@ -242,6 +250,14 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
       if (!weight_map.count(kv.first))
         throw CompileError(kv.second->file + ": tensor '" + kv.first + "' is not listed in the index");
   return ck;
+}
+
+void Checkpoint::absorb(Checkpoint&& other, const std::string& prefix) {
+  for (auto& f : other.files_) files_.push_back(std::move(f));
+  for (const auto& kv : other.all_)
+    if (!all_.emplace(prefix + kv.first, kv.second).second)
+      throw CompileError(kv.second->file + ": tensor '" + prefix + kv.first + "' appears twice");
+  other.all_.clear();
 }
 
 const StTensor* Checkpoint::find(const std::string& name) const {

@@ -50,7 +50,11 @@ class SafetensorsFile {
 // All tensors of a checkpoint folder (single file or index + shards).
 class Checkpoint {
  public:
-  static Checkpoint open_dir(const std::string& dir);  // throws CompileError
+  // Reads <stem>.safetensors or <stem>.safetensors.index.json and its shards (diffusers names
+  // its files diffusion_pytorch_model.*). Throws CompileError.
+  static Checkpoint open_dir(const std::string& dir, const std::string& stem = "model");
+  // Takes other's tensors under names prefix + name (a pipeline's components in one map).
+  void absorb(Checkpoint&& other, const std::string& prefix);
   const StTensor* find(const std::string& name) const;
   const std::map<std::string, const StTensor*>& all() const { return all_; }
 
@@ -60,6 +64,10 @@ class Checkpoint {
 };
 
 const char* dtype_to_safetensors(DType t);
+
+// stat() checks: a regular file (after symlinks), a directory.
+bool path_is_file(const std::string& path);
+bool path_is_dir(const std::string& path);
 
 // Writes tensors (name → dtype, shape, bytes) to a safetensors file, atomically (temp + rename).
 struct StWriteTensor {

@@ -31,9 +31,25 @@ inline constexpr KernelSpec kMlaKvWriteSpec{"mla_kv_write", 1, 4, 1, 0, 0};   //
 inline constexpr KernelSpec kMlaAttentionSpec{"mla_attention", 1, 5, 1, 3, 1};  // kernels/mla.h
 inline constexpr KernelSpec kMoeRouteSpec{"moe_route", 1, 4, 2, 5, 1};        // kernels/moe.h
 inline constexpr KernelSpec kMoeExpertsSpec{"moe_experts", 1, 6, 2, 0, 0};    // kernels/moe.h
+// Diffusion (CLIP, UNet, VAE, ControlNet, samplers).
+inline constexpr KernelSpec kLayerNormSpec{"layernorm", 1, 3, 1, 0, 1};       // kernels/layernorm.h
+inline constexpr KernelSpec kGroupNormSpec{"group_norm", 1, 3, 1, 2, 1};      // kernels/group_norm.h
+inline constexpr KernelSpec kConv2dSpec{"conv2d", 1, 5, 1, 3, 1};             // kernels/conv2d.h
+inline constexpr KernelSpec kActivationSpec{"activation", 1, 1, 1, 1, 0};     // kernels/elementwise.h
+inline constexpr KernelSpec kGegluSpec{"geglu", 1, 1, 1, 0, 0};               // kernels/elementwise.h
+inline constexpr KernelSpec kAddSpec{"add", 1, 2, 1, 0, 1};                   // kernels/elementwise.h
+inline constexpr KernelSpec kConcatSpec{"concat", 1, 2, 1, 0, 0};             // kernels/elementwise.h
+inline constexpr KernelSpec kSdpaSpec{"sdpa", 1, 2, 1, 7, 1};                 // kernels/sdpa.h
+inline constexpr KernelSpec kTimestepEmbeddingSpec{"timestep_embedding", 1, 2, 1, 1, 2};  // kernels/timestep_embedding.h
+inline constexpr KernelSpec kSamplerInputSpec{"sampler_input", 1, 3, 1, 0, 0};  // kernels/sampler.h
+inline constexpr KernelSpec kSamplerStepSpec{"sampler_step", 1, 4, 2, 0, 1};    // kernels/sampler.h
+inline constexpr KernelSpec kNormalNoiseSpec{"normal_noise", 1, 2, 1, 1, 0};    // kernels/sampler.h
 
 inline constexpr const KernelSpec* kAllKernelSpecs[] = {
     &kEmbeddingSpec, &kRmsNormSpec,    &kMatmulSpec,       &kRopeSpec,     &kKvWriteSpec,   &kAttentionSpec,
-    &kSwigluSpec,    &kHeadMatmulSpec, &kMlaKvWriteSpec,   &kMlaAttentionSpec, &kMoeRouteSpec, &kMoeExpertsSpec};
+    &kSwigluSpec,    &kHeadMatmulSpec, &kMlaKvWriteSpec,   &kMlaAttentionSpec, &kMoeRouteSpec, &kMoeExpertsSpec,
+    &kLayerNormSpec, &kGroupNormSpec,  &kConv2dSpec,       &kActivationSpec,   &kGegluSpec,     &kAddSpec,
+    &kConcatSpec,    &kSdpaSpec,       &kTimestepEmbeddingSpec, &kSamplerInputSpec, &kSamplerStepSpec,
+    &kNormalNoiseSpec};
 
 }  // namespace kiln

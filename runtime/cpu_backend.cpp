@@ -28,6 +28,19 @@ Result<BoundLaunch> bind_cpu_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, MlaAttentionArgs>) mla_attention_cpu(x, pool);
           else if constexpr (std::is_same_v<T, MoeRouteArgs>) moe_route_cpu(x, pool);
           else if constexpr (std::is_same_v<T, MoeExpertsArgs>) moe_experts_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, LayerNormArgs>) layernorm_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, GroupNormArgs>) group_norm_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, Conv2dArgs>) conv2d_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, ActivationArgs>) activation_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, GegluArgs>) geglu_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, AddArgs>) add_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, ConcatArgs>) concat_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, SdpaArgs>) sdpa_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, TimestepEmbeddingArgs>) timestep_embedding_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, SamplerInputArgs>) sampler_input_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cpu(x, pool);
+          else static_assert(sizeof(T) == 0, "a launch type without a CPU kernel");
         },
         a);
   });

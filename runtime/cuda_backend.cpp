@@ -52,6 +52,11 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
                        " token-expert pairs per launch; compile with a smaller --batch or --chunk");
   if (const auto* a = std::get_if<MoeRouteArgs>(&args.value()); a && a->experts > kCudaMaxExperts)
     return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
+  if (const auto* a = std::get_if<SdpaArgs>(&args.value());
+      a && (a->head_dim > kCudaMaxSdpaHeadDim || a->heads > kCudaMaxGridY || a->batch > kCudaMaxGridY))
+    return unsupported("CUDA sdpa supports head_dim up to " + std::to_string(kCudaMaxSdpaHeadDim) + " and up to " +
+                       std::to_string(kCudaMaxGridY) + " heads and images; the plan has head_dim " +
+                       std::to_string(a->head_dim));
   return CudaLaunch([a = args.take()](cudaStream_t s) {
     std::visit(
         [s](const auto& x) {
@@ -68,6 +73,19 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, MlaAttentionArgs>) mla_attention_cuda(x, s);
           else if constexpr (std::is_same_v<T, MoeRouteArgs>) moe_route_cuda(x, s);
           else if constexpr (std::is_same_v<T, MoeExpertsArgs>) moe_experts_cuda(x, s);
+          else if constexpr (std::is_same_v<T, LayerNormArgs>) layernorm_cuda(x, s);
+          else if constexpr (std::is_same_v<T, GroupNormArgs>) group_norm_cuda(x, s);
+          else if constexpr (std::is_same_v<T, Conv2dArgs>) conv2d_cuda(x, s);
+          else if constexpr (std::is_same_v<T, ActivationArgs>) activation_cuda(x, s);
+          else if constexpr (std::is_same_v<T, GegluArgs>) geglu_cuda(x, s);
+          else if constexpr (std::is_same_v<T, AddArgs>) add_cuda(x, s);
+          else if constexpr (std::is_same_v<T, ConcatArgs>) concat_cuda(x, s);
+          else if constexpr (std::is_same_v<T, SdpaArgs>) sdpa_cuda(x, s);
+          else if constexpr (std::is_same_v<T, TimestepEmbeddingArgs>) timestep_embedding_cuda(x, s);
+          else if constexpr (std::is_same_v<T, SamplerInputArgs>) sampler_input_cuda(x, s);
+          else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cuda(x, s);
+          else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cuda(x, s);
+          else static_assert(sizeof(T) == 0, "a launch type without a CUDA kernel");
         },
         a);
   });

@@ -85,6 +85,68 @@ Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l,
                      in(0).shape[0], dim, in(4).shape[0] / dim, in(4).shape[1], in(1).shape[1], i32(inp(5)), batch_of(5)};
     return LaunchArgs(a);
   }
+  // --- diffusion
+  auto ia = [&](int i) { return l.int_attrs[size_t(i)]; };
+  auto fa = [&](int i) { return float(l.float_attrs[size_t(i)]); };
+  if (&spec == &kLayerNormSpec) {
+    LayerNormArgs a{f32(inp(0)), inp(1), inp(2), in(1).dtype, f32(outp(0)), in(0).shape[0], in(0).shape[1], fa(0)};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kGroupNormSpec) {
+    GroupNormArgs a{f32(inp(0)), inp(1), inp(2), in(1).dtype, f32(outp(0)), in(0).shape[0], in(0).shape[1],
+                    in(0).shape[2], ia(0), ia(1) != 0, fa(0)};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kConv2dSpec) {
+    const auto& xs = in(0).shape;
+    const auto& ws = in(1).shape;
+    Conv2dArgs a{f32(inp(0)), inp(1), in(1).dtype, inp(2), f32(inp(3)), f32(inp(4)), f32(outp(0)), xs[0], xs[1], xs[2],
+                 xs[3], ws[0], ws[1], ws[2], ia(0), ia(1), ia(2) != 0, fa(0), out(0).shape[1], out(0).shape[2]};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kActivationSpec) {
+    ActivationArgs a{f32(inp(0)), f32(outp(0)), in(0).numel(), Activation(ia(0))};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kGegluSpec) {
+    GegluArgs a{f32(inp(0)), f32(outp(0)), in(0).shape[0], in(0).shape[1] / 2};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kAddSpec) {
+    const int64_t cols = out(0).shape.back();
+    AddArgs a{f32(inp(0)), inp(1), in(1).dtype, f32(outp(0)), out(0).numel() / cols, cols, in(1).numel() / cols, fa(0)};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kConcatSpec) {
+    ConcatArgs a{f32(inp(0)), f32(inp(1)), f32(outp(0)), in(0).shape[0], in(0).shape[1], in(1).shape[1]};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kSdpaSpec) {
+    const int64_t b = ia(0);
+    SdpaArgs a{f32(inp(0)), f32(inp(1)), f32(outp(0)), b, in(0).shape[0] / b, in(1).shape[0] / b, in(0).shape[1],
+               in(1).shape[1], ia(1), ia(2), ia(3), ia(4), ia(5), ia(6) != 0, fa(0)};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kTimestepEmbeddingSpec) {
+    TimestepEmbeddingArgs a{f32(inp(0)), in(0).shape[0], i32(inp(1)), f32(outp(0)), out(0).shape[0], out(0).shape[1],
+                            ia(0) != 0, fa(0), fa(1)};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kSamplerInputSpec) {
+    const int64_t n = in(0).shape[0];
+    SamplerInputArgs a{f32(inp(0)), f32(inp(1)), in(1).shape[0], i32(inp(2)), f32(outp(0)), n, out(0).shape[0] / n};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kSamplerStepSpec) {
+    const int64_t n = out(0).shape[0];
+    SamplerStepArgs a{f32(inp(0)), f32(inp(1)), in(1).shape[0], i32(inp(2)), f32(inp(3)), f32(outp(0)), f32(outp(1)),
+                      n, in(0).shape[0] / n, fa(0)};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kNormalNoiseSpec) {
+    NormalNoiseArgs a{i32(inp(0)), i32(inp(1)), f32(outp(0)), out(0).shape[0], ia(0)};
+    return LaunchArgs(a);
+  }
   return unsupported(std::string("no argument binding for kernel '") + spec.name + "'");
 }
 

@@ -3,9 +3,13 @@
 // the state values the runtime later writes within their checked limits.
 #include "runtime/ops.h"
 
+#include <cmath>
 #include <cstring>
 
+#include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
+#include "kernels/sampler.h"
 
 namespace kiln {
 
@@ -20,6 +24,10 @@ std::vector<std::pair<int, const char*>> state_operands(const KernelSpec& s) {
   if (&s == &kMlaAttentionSpec) return {{3, "start_pos"}, {4, "n_valid"}};
   if (&s == &kMoeRouteSpec) return {{3, "n_valid"}};
   if (&s == &kMoeExpertsSpec) return {{5, "n_valid"}};
+  if (&s == &kTimestepEmbeddingSpec) return {{1, "step"}};
+  if (&s == &kSamplerInputSpec) return {{2, "step"}};
+  if (&s == &kSamplerStepSpec) return {{2, "step"}};
+  if (&s == &kNormalNoiseSpec) return {{0, "seed"}, {1, "step"}};
   return {};
 }
 
@@ -164,7 +172,7 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
                        const ModelInfo& model, uint64_t* scratch_floats) {
   Checker c(spec, l, tensors);
   KILN_RETURN_IF_ERROR(c.counts());
-  KILN_RETURN_IF_ERROR(c.no_aliasing(&spec == &kRopeSpec));
+  KILN_RETURN_IF_ERROR(c.no_aliasing(&spec == &kRopeSpec || &spec == &kActivationSpec || &spec == &kAddSpec));
   uint64_t scratch = 0;
   const std::string name = spec.name;
 
@@ -287,6 +295,120 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, dim}));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", kF32, {rows * k, ffn}));
     scratch = uint64_t(std::max(dim, ffn));
+
+  } else if (&spec == &kLayerNormSpec || &spec == &kGroupNormSpec) {
+    const bool group = &spec == &kGroupNormSpec;
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", group ? 3 : 2));
+    const auto& s = c.in(0)->shape;
+    const int64_t ch = s.back();
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", kF32, s));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloat, {ch}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(2), "b", {c.in(1)->dtype}, {ch}));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, s));
+    if (!(c.fattr(0) >= 0)) return invalid_argument("eps is negative");
+    if (group && (c.iattr(0) <= 0 || ch % c.iattr(0) != 0 || (c.iattr(1) != 0 && c.iattr(1) != 1)))
+      return invalid_argument("group count does not divide the channels");
+  } else if (&spec == &kConv2dSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 4));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "w", 4));
+    const auto& xs = c.in(0)->shape;
+    const auto& ws = c.in(1)->shape;
+    const int64_t b = xs[0], cin = xs[3], cout = ws[0], kh = ws[1], kw = ws[2];
+    const int64_t stride = c.iattr(0), pad = c.iattr(1), up = c.iattr(2);
+    if (stride < 1 || stride > 8 || pad < 0 || pad > 8 || (up != 0 && up != 1) || !positive({kh, kw}) || kh > 16 || kw > 16)
+      return invalid_argument("convolution attributes are invalid");
+    const int64_t ho = conv2d_out_size(xs[1], kh, stride, pad, up != 0), wo = conv2d_out_size(xs[2], kw, stride, pad, up != 0);
+    if (ho < 1 || wo < 1) return invalid_argument("convolution output is empty");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", kF32, xs));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloat, {cout, kh, kw, cin}));
+    if (c.has_in(2)) KILN_RETURN_IF_ERROR(c.expect(c.in(2), "bias", {c.in(1)->dtype}, {cout}));
+    if (c.has_in(3)) KILN_RETURN_IF_ERROR(c.expect(c.in(3), "chan_add", kF32, {b, cout}));
+    if (c.has_in(4)) KILN_RETURN_IF_ERROR(c.expect(c.in(4), "residual", kF32, {b, ho, wo, cout}));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {b, ho, wo, cout}));
+    if (!std::isfinite(c.fattr(0))) return invalid_argument("out_scale is not finite");
+    scratch = conv2d_scratch_floats(kh, kw, cin);
+  } else if (&spec == &kActivationSpec) {
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", kF32, c.in(0)->shape));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, c.in(0)->shape));
+    if (!activation_valid(c.iattr(0))) return invalid_argument("unknown activation kind");
+  } else if (&spec == &kGegluSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 2));
+    const auto& s = c.in(0)->shape;
+    if (s[1] % 2 != 0) return invalid_argument("GEGLU input width is odd");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", kF32, s));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {s[0], s[1] / 2}));
+  } else if (&spec == &kAddSpec) {
+    const TensorInfo& y = c.out(0);
+    if (y.shape.empty()) return invalid_argument("add output has rank 0");
+    KILN_RETURN_IF_ERROR(c.expect(&y, "y", kF32, y.shape));
+    const TensorInfo* b = c.in(1);
+    if (!b || b->shape.empty() || b->shape.back() != y.shape.back() || b->numel() == 0 || y.numel() % b->numel() != 0)
+      return invalid_argument("add operand b does not broadcast over the output rows");
+    KILN_RETURN_IF_ERROR(c.expect(b, "b", kFloat, b->shape));
+    if (c.has_in(0)) KILN_RETURN_IF_ERROR(c.expect(c.in(0), "a", kF32, y.shape));
+    if (!std::isfinite(c.fattr(0))) return invalid_argument("scale is not finite");
+  } else if (&spec == &kConcatSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "a", 2));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "b", 2));
+    const int64_t rows = c.in(0)->shape[0], ca = c.in(0)->shape[1], cb = c.in(1)->shape[1];
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "a", kF32, {rows, ca}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "b", kF32, {rows, cb}));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, ca + cb}));
+  } else if (&spec == &kSdpaSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "q_src", 2));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "kv_src", 2));
+    const int64_t b = c.iattr(0), h = c.iattr(1), hd = c.iattr(2), qo = c.iattr(3), ko = c.iattr(4), vo = c.iattr(5);
+    const int64_t rq = c.in(0)->shape[0], wq = c.in(0)->shape[1], rk = c.in(1)->shape[0], wkv = c.in(1)->shape[1];
+    if (!positive({b, h, hd}) || rq % b != 0 || rk % b != 0 || (c.iattr(6) != 0 && c.iattr(6) != 1))
+      return invalid_argument("attention attributes are invalid");
+    if (qo < 0 || ko < 0 || vo < 0 || qo + h * hd > wq || ko + h * hd > wkv || vo + h * hd > wkv)
+      return invalid_argument("attention heads exceed their source columns");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "q_src", kF32, {rq, wq}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "kv_src", kF32, {rk, wkv}));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", kF32, {rq, h * hd}));
+    scratch = uint64_t(rk / b + hd);
+  } else if (&spec == &kTimestepEmbeddingSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "t", 1));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "t", kF32, c.in(0)->shape));
+    if (c.has_in(1)) {
+      KILN_RETURN_IF_ERROR(c.expect(c.in(1), "step", kI32, {1}));
+      KILN_RETURN_IF_ERROR(c.expect_state(c.in(1), "step"));
+    }
+    KILN_RETURN_IF_ERROR(c.expect_rank(&c.out(0), "emb", 2));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "emb", kF32, c.out(0).shape));
+    if (c.iattr(0) != 0 && c.iattr(0) != 1) return invalid_argument("flip_sin_to_cos must be 0 or 1");
+    if (!std::isfinite(c.fattr(0)) || !(c.fattr(1) > 1) || !std::isfinite(c.fattr(1)) ||
+        double(c.out(0).shape[1] / 2) - c.fattr(0) == 0)
+      return invalid_argument("timestep embedding attributes are invalid");
+  } else if (&spec == &kSamplerInputSpec || &spec == &kSamplerStepSpec) {
+    const bool in = &spec == &kSamplerInputSpec;
+    const TensorInfo* x = in ? c.in(0) : &c.out(0);
+    const TensorInfo* big = in ? &c.out(0) : c.in(0);
+    KILN_RETURN_IF_ERROR(c.expect_rank(x, "x", 1));
+    KILN_RETURN_IF_ERROR(c.expect_rank(big, in ? "x_in" : "out", 1));
+    const int64_t n = x->shape[0];
+    if (big->shape[0] != n && big->shape[0] != 2 * n) return invalid_argument("the model batch must be 1 or 2 images");
+    KILN_RETURN_IF_ERROR(c.expect(x, "x", kF32, {n}));
+    KILN_RETURN_IF_ERROR(c.expect(big, in ? "x_in" : "out", kF32, big->shape));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "coefs", 2));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "coefs", kF32, {c.in(1)->shape[0], kSamplerCoefs}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(2), "step", kI32, {1}));
+    KILN_RETURN_IF_ERROR(c.expect_state(c.in(2), "step"));
+    if (!in) {
+      if (c.has_in(3)) KILN_RETURN_IF_ERROR(c.expect(c.in(3), "noise", kF32, {n}));
+      KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "h", kF32, {n}));
+      if (!std::isfinite(c.fattr(0))) return invalid_argument("guidance is not finite");
+    }
+  } else if (&spec == &kNormalNoiseSpec) {
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "seed", kI32, {2}));
+    KILN_RETURN_IF_ERROR(c.expect_state(c.in(0), "seed"));
+    if (c.has_in(1)) {
+      KILN_RETURN_IF_ERROR(c.expect(c.in(1), "step", kI32, {1}));
+      KILN_RETURN_IF_ERROR(c.expect_state(c.in(1), "step"));
+    }
+    KILN_RETURN_IF_ERROR(c.expect_rank(&c.out(0), "z", 1));
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "z", kF32, c.out(0).shape));
+    if (c.iattr(0) < 0) return invalid_argument("noise stream is negative");
   } else {
     return unsupported("no validator for kernel " + name);
   }

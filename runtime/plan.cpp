@@ -335,8 +335,9 @@ Status Plan::parse_and_verify(const Progress& progress) {
     if (pi.input_names.size() != pi.inputs.size() || pi.output_names.size() != pi.outputs.size())
       return corrupt_plan(what + " has mismatched input or output names");
     for (uint32_t i : pi.inputs)
-      if (i >= tensors_.size() || tensors_[i].region != Region::kState || tensors_[i].dtype != DType::I32)
-        return corrupt_plan(what + " has an input that is not an i32 state tensor");
+      if (i >= tensors_.size() || tensors_[i].region != Region::kState ||
+          (tensors_[i].dtype != DType::I32 && tensors_[i].dtype != DType::F32))
+        return corrupt_plan(what + " has an input that is not an i32 or f32 state tensor");
     for (uint32_t i : pi.outputs)
       if (i >= tensors_.size() || tensors_[i].region == Region::kWeights)
         return corrupt_plan(what + " has an output index out of range");

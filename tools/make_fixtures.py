@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenizers}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenizers,diffusion}]
 
   --only all       (default) the llama fixtures, then the LoRA fixtures, then the DeepSeek fixtures,
-                   then the tokenizer fixtures
+                   then the tokenizer fixtures, then the diffusion fixtures
   --only llama     only tests/fixtures/llama/
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
                    it reuses their checkpoints, input_ids and prompt_ids)
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
   --only tokenizers  only tests/fixtures/tokenizers/ (independent of the others; no torch work)
+  --only diffusion   only tests/fixtures/diffusion/ (independent of the others; code in tools/fixtures_diffusion.py)
 
 Step 1 (bootstrap, stdlib only): create <repo>/.venv-fixtures, pip-install
 pinned torch (CPU use only; installed --no-deps so the multi-GB CUDA wheels
 are skipped when `import torch` works without them), transformers 5.x,
-safetensors, numpy and peft, then re-exec this script inside the venv.
+safetensors, numpy, peft and diffusers (with its pure-python requirements), then re-exec this script
+inside the venv.
 
 Step 2 (inside the venv): write tests/fixtures/llama/<variant>/ with
 config.json, model.safetensors (or shards + index) and reference.safetensors
@@ -41,6 +43,16 @@ byte-level BPE (three Split pre-tokenizers: digit runs, CJK/kana runs, the word/
 tokenizer.json, tokenizer_config.json (with the model family's chat template), cases.json (encode/decode
 references), stream_cases.json (prefix decodes and DecodeStream steps), bytes_cases.json (invalid UTF-8)
 and chat.json; plus tests/fixtures/tokenizers/VERSIONS.txt.
+
+Step 6 (inside the venv): write tests/fixtures/diffusion/ with the pinned `diffusers` (generation code in
+tools/fixtures_diffusion.py): a CLIP BPE tokenizer in openai/clip-vit-large-patch14's file layout (vocab.json,
+merges.txt, hub-style tokenizer_config.json / special_tokens_map.json; trained here) with cases.json; tiny
+re-randomized Stable Diffusion pipelines saved with save_pretrained (sd15_tiny: float16, PNDM with SD 1.5's
+scheduler config; sd2_tiny: float32, linear-projection transformers, v-prediction DDIM, pad token "!") and a
+ControlNet on top of sd15_tiny (controlnet_tiny), each with reference.safetensors (token ids, text encoder
+output, one UNet call, one VAE decode, 4-step DDIM / Euler / DPM++ 2M pipeline runs); and samplers/ with
+scheduler configs and 10-step trajectories of DDIM, Euler, Euler ancestral, DPM++ 2M and the VP SDE sampler
+driven by random model outputs (with the noise the samplers drew); plus tests/fixtures/diffusion/VERSIONS.txt.
 
 Deterministic and idempotent: every run wipes and rewrites the variant dirs.
 """
@@ -73,6 +85,10 @@ OTHER_PINS = ["transformers==5.24.0", "safetensors==0.8.0", "numpy==2.4.6"]
 PEFT_PINS = ["peft==0.21.2", "accelerate==1.15.0", "psutil==7.2.2"]
 # the version transformers 5.24.0 requires (tokenizers>=0.23.1,<0.24.0); the tokenizer fixtures depend on it
 TOKENIZERS_PIN = "tokenizers==0.23.3"
+# the diffusion fixtures (tools/fixtures_diffusion.py); installed --no-deps like the peft pins: diffusers'
+# other requirements (huggingface_hub, filelock, numpy, safetensors) come with transformers / torch
+DIFFUSERS_PINS = ["diffusers==0.42.1", "pillow==13.0.0", "requests==2.34.2", "importlib_metadata==10.2.0",
+                  "regex==2026.11.19"]
 
 SMOKE = "import torch; print('torch', torch.__version__, (torch.randn(2) @ torch.randn(2)).item())"
 
@@ -118,6 +134,12 @@ def bootstrap():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
     if not tok_ok:
         _run(pip + ["--no-deps", TOKENIZERS_PIN])
+    diffusers_ok = subprocess.run([py, "-c", "import diffusers, PIL, requests, importlib_metadata, regex; "
+                                   "assert diffusers.__version__ == %r; assert PIL.__version__ == %r"
+                                   % (DIFFUSERS_PINS[0].split("==")[1], DIFFUSERS_PINS[1].split("==")[1])],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    if not diffusers_ok:
+        _run(pip + ["--no-deps"] + DIFFUSERS_PINS)
     _run([py, "-c", SMOKE])
     _run([py, "-c", "import peft; print('peft', peft.__version__)"])
     os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:] + ["--in-venv"])
@@ -127,8 +149,8 @@ def parse_args():
     import argparse
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
-                    "tokenizers).")
-    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek", "tokenizers"], default="all",
+                    "tokenizers, diffusion pipelines).")
+    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek", "tokenizers", "diffusion"], default="all",
                     help="which fixture family to (re)generate (default: all)")
     ap.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args()
@@ -2079,6 +2101,10 @@ def main():
         main_deepseek()
     if ARGS.only in ("all", "tokenizers"):
         main_tokenizers()
+    if ARGS.only in ("all", "diffusion"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import fixtures_diffusion
+        fixtures_diffusion.main(REPO)
 
 
 if __name__ == "__main__":

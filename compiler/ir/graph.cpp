@@ -46,8 +46,25 @@ uint32_t Graph::activation(const std::string& name, std::vector<int64_t> shape, 
   return add(make_value(name, dtype, std::move(shape), Region::kArena));
 }
 
-uint32_t Graph::state(const std::string& name, std::vector<int64_t> shape) {
-  return add(make_value(name, DType::I32, std::move(shape), Region::kState));
+uint32_t Graph::state(const std::string& name, std::vector<int64_t> shape, DType dtype) {
+  return add(make_value(name, dtype, std::move(shape), Region::kState));
+}
+
+uint32_t Graph::view(uint32_t base, const std::string& name, std::vector<int64_t> shape) {
+  base = storage(base);
+  const Value& b = values.at(base);
+  if (b.region == Region::kWeights) throw CompileError("internal: view of weight '" + b.name + "'");
+  Value v = make_value(name, b.dtype, std::move(shape), b.region);
+  v.view_of = base;
+  if (v.bytes() != b.bytes())
+    throw CompileError("internal: view '" + name + "' " + shape_str(v.shape) + " does not match '" + b.name + "' " +
+                       shape_str(b.shape));
+  return add(std::move(v));
+}
+
+uint32_t Graph::storage(uint32_t v) const {
+  while (values.at(v).view_of != kNoTensor) v = values[v].view_of;
+  return v;
 }
 
 uint32_t Graph::kv(const std::string& name, DType dtype, std::vector<int64_t> shape) {

@@ -37,6 +37,7 @@ struct Value {
   Region region = Region::kArena;
   WeightSource weight;   // Region::kWeights only
   uint64_t offset = 0;   // arena / kv / state offset, filled by planning
+  uint32_t view_of = kNoTensor;  // a view: the same bytes as that value, another shape
   uint64_t bytes() const;
 };
 
@@ -59,7 +60,12 @@ class Graph {
   uint32_t add(Value v);
   uint32_t weight(const std::string& name, DType dtype, std::vector<int64_t> shape, WeightSource src);
   uint32_t activation(const std::string& name, std::vector<int64_t> shape, DType dtype = DType::F32);
-  uint32_t state(const std::string& name, std::vector<int64_t> shape);
+  uint32_t state(const std::string& name, std::vector<int64_t> shape, DType dtype = DType::I32);
+  // A reshape: a new value over base's bytes (same dtype and element count, any region but
+  // weights). Planning gives it base's offset and keeps base live wherever the view is used.
+  uint32_t view(uint32_t base, const std::string& name, std::vector<int64_t> shape);
+  // The value whose memory v occupies (v itself unless v is a view).
+  uint32_t storage(uint32_t v) const;
   uint32_t kv(const std::string& name, DType dtype, std::vector<int64_t> shape);
 
   std::vector<Value> values;

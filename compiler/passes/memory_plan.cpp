@@ -62,6 +62,7 @@ void plan_memory(Graph& g) {
     std::vector<int> first(g.values.size(), -1), last(g.values.size(), -1);
     auto touch = [&](uint32_t v, int n) {
       if (v == kNoTensor || g.values[v].region != Region::kArena) return;
+      v = g.storage(v);  // a view keeps its base live
       if (owner[v] != -1 && owner[v] != int(pi))
         throw CompileError("internal: activation '" + g.values[v].name + "' is used by two programs");
       owner[v] = int(pi);
@@ -77,7 +78,7 @@ void plan_memory(Graph& g) {
     std::vector<PlanBuffer> bufs;
     std::vector<uint32_t> ids;
     for (uint32_t v = 0; v < g.values.size(); ++v) {
-      if (first[v] < 0) continue;
+      if (first[v] < 0 || g.values[v].view_of != kNoTensor) continue;
       bufs.push_back(PlanBuffer{g.values[v].bytes(), first[v], last[v], 0});
       ids.push_back(v);
     }
@@ -87,6 +88,7 @@ void plan_memory(Graph& g) {
   g.arena_bytes = arena;
   g.kv_bytes = g.state_bytes = g.weight_bytes = 0;
   for (Value& v : g.values) {
+    if (v.view_of != kNoTensor) continue;
     if (v.region == Region::kKvCache) {
       v.offset = g.kv_bytes;
       g.kv_bytes += align_up(v.bytes(), kArenaAlignment);
@@ -97,6 +99,8 @@ void plan_memory(Graph& g) {
       g.weight_bytes += v.bytes();
     }
   }
+  for (Value& v : g.values)
+    if (v.view_of != kNoTensor) v.offset = g.values[g.storage(uint32_t(&v - g.values.data()))].offset;
 }
 
 }  // namespace kiln

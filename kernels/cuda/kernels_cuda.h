@@ -6,6 +6,10 @@
 #include <cuda_runtime_api.h>
 
 #include "kernels/attention.h"
+#include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
+#include "kernels/group_norm.h"
+#include "kernels/layernorm.h"
 #include "kernels/embedding.h"
 #include "kernels/head_matmul.h"
 #include "kernels/kv_write.h"
@@ -14,7 +18,10 @@
 #include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "kernels/sampler.h"
+#include "kernels/sdpa.h"
 #include "kernels/swiglu.h"
+#include "kernels/timestep_embedding.h"
 
 namespace kiln {
 
@@ -31,10 +38,25 @@ void mla_attention_cuda(const MlaAttentionArgs& a, cudaStream_t s);
 void moe_route_cuda(const MoeRouteArgs& a, cudaStream_t s);
 void moe_experts_cuda(const MoeExpertsArgs& a, cudaStream_t s);
 
+// Diffusion (kernels/cuda/diffusion.cu).
+void layernorm_cuda(const LayerNormArgs& a, cudaStream_t s);
+void group_norm_cuda(const GroupNormArgs& a, cudaStream_t s);
+void conv2d_cuda(const Conv2dArgs& a, cudaStream_t s);
+void activation_cuda(const ActivationArgs& a, cudaStream_t s);
+void geglu_cuda(const GegluArgs& a, cudaStream_t s);
+void add_cuda(const AddArgs& a, cudaStream_t s);
+void concat_cuda(const ConcatArgs& a, cudaStream_t s);
+void sdpa_cuda(const SdpaArgs& a, cudaStream_t s);
+void timestep_embedding_cuda(const TimestepEmbeddingArgs& a, cudaStream_t s);
+void sampler_input_cuda(const SamplerInputArgs& a, cudaStream_t s);
+void sampler_step_cuda(const SamplerStepArgs& a, cudaStream_t s);
+void normal_noise_cuda(const NormalNoiseArgs& a, cudaStream_t s);
+
 // Limits of the CUDA kernels, checked when a plan is bound to the CUDA backend.
 constexpr int64_t kCudaMaxHeadDim = 256;
 constexpr int64_t kCudaMaxLatentRank = 512, kCudaMaxRopeDim = 64;  // mla_attention
 constexpr int64_t kCudaMaxExperts = 4096;                           // moe_route (scores in shared memory)
 constexpr int64_t kCudaMaxGridY = 65535;                            // moe_experts' grid.y (rows · top_k)
+constexpr int64_t kCudaMaxSdpaHeadDim = 256;  // sdpa: 16 threads per row, at most 16 output dims each
 
 }  // namespace kiln

@@ -159,9 +159,10 @@ int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix) {
   std::printf("compiled %s -> %s in %.2f s\n", o.model_dir.c_str(), o.output.c_str(), secs);
   std::printf("  dtype %s, max_seq %" PRId64 ", batch %" PRId64 ", chunk %" PRId64 "\n", kiln::dtype_name(s.plan_dtype),
               s.max_seq, s.batch, s.chunk);
-  std::printf("  weights %s, KV cache %s, arena %s; prefill %zu launches, decode %zu launches\n",
-              human_bytes(s.weights_bytes).c_str(), human_bytes(s.kv_bytes).c_str(), human_bytes(s.arena_bytes).c_str(),
-              s.n_launches_prefill, s.n_launches_decode);
+  std::string progs;
+  for (const auto& [name, n] : s.programs) progs += (progs.empty() ? "" : ", ") + name + " " + std::to_string(n);
+  std::printf("  weights %s, persistent %s, arena %s; launches: %s\n", human_bytes(s.weights_bytes).c_str(),
+              human_bytes(s.kv_bytes).c_str(), human_bytes(s.arena_bytes).c_str(), progs.c_str());
   if (!s.notes.empty()) std::printf("  note: %s\n", s.notes.c_str());
   std::printf("  tokenizer: %s\n", s.tokenizer.empty() ? "none (ids only)" : s.tokenizer.c_str());
   if (!emit_c_prefix.empty()) {
@@ -581,6 +582,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"cpu", "cuda", "all"}));
   std::vector<std::string> lora_args;
   compile->add_option("--lora", lora_args, "PEFT LoRA adapter folder to merge, DIR or DIR:WEIGHT (repeatable)");
+  // Diffusion pipelines (folders with model_index.json)
+  compile->add_option("--height", co.height, "Diffusion: image height in pixels (default: the UNet's sample_size x 8)");
+  compile->add_option("--width", co.width, "Diffusion: image width in pixels (default: as --height)");
+  compile->add_option("--steps", co.steps, "Diffusion: denoising steps (default 30)");
+  compile->add_option("--sampler", co.sampler, "Diffusion: ddim, euler (default), euler_a, dpmpp_2m, vp_sde or pf_ode");
+  compile->add_option("--guidance", co.guidance, "Diffusion: classifier-free guidance scale (default 7.5; <= 1: none)");
+  compile->add_option("--controlnet", co.controlnet, "Diffusion: a ControlNetModel folder to compile in");
+  compile->add_option("--control-scale", co.control_scale, "Diffusion: ControlNet conditioning scale (default 1)");
 
   std::string inspect_path;
   bool list_tensors = false;

@@ -1,0 +1,131 @@
+// compile_model for a diffusers pipeline folder (model_index.json): reads the component
+// configs and checkpoints, folds the sampler into tables, builds the programs of
+// compiler/frontends/diffusion.h and writes the plan.
+#include <cmath>
+#include <sstream>
+
+#include "codegen/plan_writer.h"
+#include "compiler/compile.h"
+#include "compiler/error.h"
+#include "compiler/frontends/common.h"
+#include "compiler/frontends/diffusion.h"
+#include "compiler/passes/memory_plan.h"
+#include "compiler/passes/weights.h"
+#include "compiler/safetensors.h"
+
+namespace kiln {
+
+namespace {
+
+void need_file(const std::string& path, const std::string& what) {
+  if (!path_is_file(path)) throw CompileError(path + ": missing (" + what + ")");
+}
+
+std::string num(double v) {
+  std::ostringstream s;
+  s.precision(9);
+  s << v;
+  return s.str();
+}
+
+}  // namespace
+
+CompileSummary compile_diffusion(const CompileOptions& o) {
+  const std::string& d = o.model_dir;
+  DiffusionModel m;
+  m.index = read_pipeline_index(d + "/model_index.json");
+  if (!m.index.has_text_encoder || !m.index.has_unet || !m.index.has_vae)
+    throw CompileError(d + "/model_index.json: kiln needs the text_encoder, unet and vae components (" +
+                       m.index.class_name + " lists " + std::string(m.index.has_text_encoder ? "" : "no text_encoder ") +
+                       std::string(m.index.has_unet ? "" : "no unet ") + std::string(m.index.has_vae ? "" : "no vae") + ")");
+  need_file(d + "/text_encoder/config.json", "the text encoder's config");
+  need_file(d + "/unet/config.json", "the UNet's config");
+  need_file(d + "/vae/config.json", "the VAE's config");
+  need_file(d + "/scheduler/scheduler_config.json", "the scheduler's config");
+  m.clip = read_clip_text_config(d + "/text_encoder/config.json");
+  m.unet = read_unet_config(d + "/unet/config.json");
+  m.vae = read_vae_config(d + "/vae/config.json");
+  m.scheduler = read_scheduler_config(d + "/scheduler/scheduler_config.json");
+  if (m.vae.shift_factor != 0) throw CompileError(d + "/vae/config.json: shift_factor is not supported");
+  if (!o.controlnet.empty()) {
+    need_file(o.controlnet + "/config.json", "the ControlNet's config");
+    m.controlnet = read_unet_config(o.controlnet + "/config.json", true);
+  }
+  if (!o.lora.empty()) throw CompileError("--lora is not supported for diffusion pipelines yet");
+
+  Checkpoint ck;
+  {
+    // Hub checkpoints name CLIP's tensors text_model.*; transformers 5 saves them without the prefix.
+    Checkpoint te = Checkpoint::open_dir(d + "/text_encoder", "model");
+    const bool prefixed = te.find("text_model.embeddings.token_embedding.weight") != nullptr;
+    ck.absorb(std::move(te), prefixed ? "text_encoder/" : "text_encoder/text_model.");
+  }
+  ck.absorb(Checkpoint::open_dir(d + "/unet", "diffusion_pytorch_model"), "unet/");
+  ck.absorb(Checkpoint::open_dir(d + "/vae", "diffusion_pytorch_model"), "vae/");
+  if (m.controlnet) ck.absorb(Checkpoint::open_dir(o.controlnet, "diffusion_pytorch_model"), "controlnet/");
+
+  const Sampler sampler = parse_sampler(o.sampler);
+  const Schedule sched = build_schedule(m.scheduler, sampler, o.steps);
+  if (!std::isfinite(o.guidance) || o.guidance < 0) throw CompileError("--guidance must be a finite number >= 0");
+  if (!std::isfinite(o.control_scale)) throw CompileError("--control-scale must be finite");
+  if (o.height < 0 || o.width < 0) throw CompileError("--height and --width must be positive");
+
+  const StTensor* probe = ck.find("unet/conv_in.weight");
+  if (!probe) throw CompileError(d + "/unet: missing tensor 'conv_in.weight'");
+  DiffusionBuildOptions bo;
+  bo.plan_dtype = parse_plan_dtype(o.dtype, probe->dtype);
+  const int64_t f = vae_scale_factor(m.vae);
+  bo.height = o.height ? o.height : m.unet.sample_size * f;
+  bo.width = o.width ? o.width : m.unet.sample_size * f;
+  bo.steps = o.steps;
+  bo.sampler = sampler;
+  bo.guidance = o.guidance;
+  bo.control_scale = o.control_scale;
+  bo.text_len = std::min<int64_t>(77, m.clip.max_position_embeddings);
+
+  std::map<std::string, std::vector<int64_t>> expected;
+  Graph g = build_diffusion_graph(m, sched, bo, &expected);
+  check_checkpoint_tensors(expected, ck, diffusion_tensor_ignorable);
+
+  const int64_t G = bo.guidance > 1.0 ? 2 : 1;
+  g.info.architecture = m.index.class_name.empty() ? "StableDiffusionPipeline" : m.index.class_name;
+  g.info.vocab_size = m.clip.vocab_size;
+  g.info.max_seq = bo.text_len;
+  g.info.batch = G;
+  g.info.chunk = bo.text_len;
+  g.info.source_dtype = probe->dtype;
+  g.info.plan_dtype = bo.plan_dtype;
+  g.info.config_json = std::string("{\"height\": ") + std::to_string(bo.height) + ", \"width\": " + std::to_string(bo.width) +
+                       ", \"steps\": " + std::to_string(bo.steps) + ", \"sampler\": \"" + sampler_name(sampler) +
+                       "\", \"timestep_spacing\": \"" + sched.spacing + "\", \"guidance\": " + num(bo.guidance) +
+                       ", \"init_noise_sigma\": " + num(sched.init_noise_sigma) + ", \"prediction_type\": \"" +
+                       m.scheduler.prediction_type + "\", \"controlnet\": " + (m.controlnet ? "true" : "false") +
+                       ", \"control_scale\": " + num(bo.control_scale) + ", \"vae_scaling_factor\": " +
+                       num(m.vae.scaling_factor) + "}";
+  g.info.notes = std::string("sampler ") + sampler_name(sampler) + " (" + sampler_reference(sampler) + "), " +
+                 std::to_string(bo.steps) + " steps, " + sched.spacing + " timesteps" +
+                 (G == 2 ? ", guidance " + num(bo.guidance) : ", no classifier-free guidance") +
+                 (m.controlnet ? ", ControlNet scale " + num(bo.control_scale) : "");
+
+  plan_memory(g);
+  ThreadPool pool;
+  const LoraSet no_lora;
+  write_plan(g, parse_targets(o.target),
+             [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, no_lora, pool, out); }, o.output,
+             o.progress);
+
+  CompileSummary s;
+  s.plan_dtype = bo.plan_dtype;
+  s.max_seq = bo.text_len;
+  s.batch = G;
+  s.chunk = bo.text_len;
+  s.notes = g.info.notes;
+  s.weights_bytes = g.weight_bytes;
+  s.arena_bytes = g.arena_bytes;
+  s.kv_bytes = g.kv_bytes;
+  s.state_bytes = g.state_bytes;
+  for (const GraphProgram& p : g.programs) s.programs.emplace_back(p.name, p.nodes.size());
+  return s;
+}
+
+}  // namespace kiln

@@ -1,0 +1,291 @@
+#include "compiler/diffusion_config.h"
+
+#include "compiler/config_reader.h"
+#include "compiler/error.h"
+#include "compiler/json_util.h"
+
+namespace kiln {
+
+using json = nlohmann::json;
+
+namespace {
+
+json load_object(const std::string& path, std::string* text) {
+  json j = read_json_file(path, text);
+  if (!j.is_object()) throw CompileError(path + ": not a JSON object");
+  return j;
+}
+
+// A list of positive integers, or one integer repeated n times (diffusers accepts both).
+std::vector<int64_t> int_list(const ConfigReader& r, const json& j, const char* key, size_t n, int64_t def) {
+  if (!r.has(key)) return std::vector<int64_t>(n, def);
+  const json& v = j[key];
+  if (v.is_number_integer()) return std::vector<int64_t>(n, r.pos_int(j, key, true));
+  if (!v.is_array() || v.size() != n) r.fail(key, "must be an integer or a list of " + std::to_string(n));
+  std::vector<int64_t> out;
+  for (const json& e : v) {
+    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > (int64_t(1) << 20))
+      r.fail(key, "must hold positive integers");
+    out.push_back(e.get<int64_t>());
+  }
+  return out;
+}
+
+std::vector<std::string> str_list(const ConfigReader& r, const json& j, const char* key) {
+  if (!r.has(key) || !j[key].is_array() || j[key].empty()) r.fail(key, "must be a non-empty list of block types");
+  std::vector<std::string> out;
+  for (const json& e : j[key]) {
+    if (!e.is_string()) r.fail(key, "must hold strings");
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+// Keys whose non-default values change the model in ways kiln does not build.
+void refuse_unless(const ConfigReader& r, const json& j, const char* key, const json& allowed) {
+  if (!r.has(key)) return;
+  if (allowed.is_array()) {
+    for (const json& a : allowed)
+      if (j[key] == a) return;
+  } else if (j[key] == allowed) {
+    return;
+  }
+  r.fail(key, "= " + j[key].dump() + " is not supported (kiln builds " + allowed.dump() + ")");
+}
+
+}  // namespace
+
+PipelineIndex read_pipeline_index(const std::string& path) {
+  std::string text;
+  const json j = load_object(path, &text);
+  ConfigReader r(j, path);
+  PipelineIndex p;
+  p.class_name = r.str("_class_name", "");
+  auto component = [&](const char* k) {
+    return r.has(k) && j[k].is_array() && j[k].size() == 2 && !j[k][0].is_null() && !j[k][1].is_null();
+  };
+  p.has_text_encoder = component("text_encoder");
+  p.has_unet = component("unet");
+  p.has_vae = component("vae");
+  return p;
+}
+
+ClipTextConfig read_clip_text_config(const std::string& path) {
+  ClipTextConfig c;
+  const json j = load_object(path, &c.raw_json);
+  ConfigReader r(j, path);
+  c.vocab_size = r.pos_int("vocab_size", true);
+  c.hidden_size = r.pos_int("hidden_size", true);
+  c.intermediate_size = r.pos_int("intermediate_size", true);
+  c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
+  c.num_attention_heads = r.pos_int("num_attention_heads", true);
+  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, 77);
+  c.layer_norm_eps = r.num("layer_norm_eps", 1e-5);
+  if (c.hidden_size % c.num_attention_heads != 0) r.fail("hidden_size", "is not a multiple of num_attention_heads");
+  if (c.num_hidden_layers > 1024) r.fail("num_hidden_layers", "is too large");
+  const std::string act = r.str("hidden_act", "quick_gelu");
+  if (act == "quick_gelu") c.act = Activation::kQuickGelu;
+  else if (act == "gelu") c.act = Activation::kGelu;
+  else if (act == "gelu_new" || act == "gelu_pytorch_tanh") c.act = Activation::kGeluTanh;
+  else r.fail("hidden_act", "'" + act + "' is not supported (quick_gelu, gelu, gelu_new)");
+  const std::string arch = r.architecture();
+  if (!arch.empty() && arch != "CLIPTextModel" && arch != "clip_text_model" && arch != "CLIPTextModelWithProjection")
+    r.fail("architectures", "'" + arch + "' is not a CLIP text encoder");
+  auto id = [&](const char* k) { return r.has(k) && j[k].is_number_integer() ? j[k].get<int64_t>() : -1; };
+  c.bos_token_id = id("bos_token_id");
+  c.eos_token_id = id("eos_token_id");
+  c.pad_token_id = id("pad_token_id");
+  return c;
+}
+
+UNetConfig read_unet_config(const std::string& path, bool controlnet) {
+  UNetConfig c;
+  const json j = load_object(path, &c.raw_json);
+  ConfigReader r(j, path);
+  const std::string cls = r.str("_class_name", controlnet ? "ControlNetModel" : "UNet2DConditionModel");
+  if (cls != (controlnet ? "ControlNetModel" : "UNet2DConditionModel"))
+    r.fail("_class_name", "'" + cls + "' is not supported here");
+  c.in_channels = r.pos_int("in_channels", false, 4);
+  c.out_channels = r.pos_int("out_channels", false, 4);
+  c.sample_size = r.pos_int("sample_size", false, 64);
+  if (!r.has("block_out_channels") || !j["block_out_channels"].is_array())
+    r.fail("block_out_channels", "must be a list");
+  c.block_out_channels.clear();
+  for (const json& e : j["block_out_channels"]) {
+    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > 65536) r.fail("block_out_channels", "must hold positive integers");
+    c.block_out_channels.push_back(e.get<int64_t>());
+  }
+  const size_t nb = c.block_out_channels.size();
+  if (nb == 0 || nb > 8) r.fail("block_out_channels", "must have 1 to 8 entries");
+  for (const std::string& t : str_list(r, j, "down_block_types")) {
+    if (t == "CrossAttnDownBlock2D") c.down_cross.push_back(true);
+    else if (t == "DownBlock2D") c.down_cross.push_back(false);
+    else r.fail("down_block_types", "holds '" + t + "' (kiln builds CrossAttnDownBlock2D and DownBlock2D)");
+  }
+  if (c.down_cross.size() != nb) r.fail("down_block_types", "must have one entry per block_out_channels");
+  if (!controlnet) {
+    for (const std::string& t : str_list(r, j, "up_block_types")) {
+      if (t == "CrossAttnUpBlock2D") c.up_cross.push_back(true);
+      else if (t == "UpBlock2D") c.up_cross.push_back(false);
+      else r.fail("up_block_types", "holds '" + t + "' (kiln builds CrossAttnUpBlock2D and UpBlock2D)");
+    }
+    if (c.up_cross.size() != nb) r.fail("up_block_types", "must have one entry per block_out_channels");
+  }
+  const std::string mid = r.str("mid_block_type", "UNetMidBlock2DCrossAttn");
+  if (mid != "UNetMidBlock2DCrossAttn") r.fail("mid_block_type", "'" + mid + "' is not supported");
+  if (r.has("layers_per_block") && !j["layers_per_block"].is_number_integer())
+    r.fail("layers_per_block", "must be one integer (per-block lists are not supported)");
+  c.layers_per_block = r.pos_int("layers_per_block", false, 2);
+  if (c.layers_per_block > 16) r.fail("layers_per_block", "is too large");
+  // diffusers' naming quirk: attention_head_dim is the number of heads when num_attention_heads is unset.
+  const char* heads_key = r.has("num_attention_heads") ? "num_attention_heads" : "attention_head_dim";
+  c.heads = int_list(r, j, heads_key, nb, 8);
+  c.transformer_layers = int_list(r, j, "transformer_layers_per_block", nb, 1);
+  if (r.has("cross_attention_dim") && !j["cross_attention_dim"].is_number_integer())
+    r.fail("cross_attention_dim", "must be one integer");
+  c.cross_attention_dim = r.pos_int("cross_attention_dim", false, 1280);
+  c.norm_num_groups = r.pos_int("norm_num_groups", false, 32);
+  c.norm_eps = r.num("norm_eps", 1e-5);
+  c.use_linear_projection = r.boolean("use_linear_projection", false);
+  c.flip_sin_to_cos = r.boolean("flip_sin_to_cos", true);
+  c.freq_shift = r.num("freq_shift", 0);
+  c.mid_block_scale = r.num("mid_block_scale_factor", 1.0);
+  c.resnet_out_scale = r.num("resnet_out_scale_factor", 1.0);
+  if (c.mid_block_scale == 0 || c.resnet_out_scale == 0) r.fail("mid_block_scale_factor", "must not be zero");
+  for (size_t i = 0; i < nb; ++i) {
+    const int64_t ch = c.block_out_channels[i];
+    if (ch % c.norm_num_groups != 0) r.fail("norm_num_groups", "does not divide block_out_channels");
+    if (ch % c.heads[i] != 0) r.fail(heads_key, "does not divide the block's channels");
+  }
+  refuse_unless(r, j, "act_fn", "silu");
+  refuse_unless(r, j, "time_embedding_type", "positional");
+  refuse_unless(r, j, "resnet_time_scale_shift", "default");
+  refuse_unless(r, j, "center_input_sample", false);
+  refuse_unless(r, j, "only_cross_attention", false);
+  refuse_unless(r, j, "dual_cross_attention", false);
+  refuse_unless(r, j, "class_embed_type", nullptr);
+  refuse_unless(r, j, "addition_embed_type", nullptr);
+  refuse_unless(r, j, "encoder_hid_dim", nullptr);
+  refuse_unless(r, j, "time_cond_proj_dim", nullptr);
+  refuse_unless(r, j, "time_embedding_dim", nullptr);
+  refuse_unless(r, j, "timestep_post_act", nullptr);
+  refuse_unless(r, j, "num_class_embeds", nullptr);
+  refuse_unless(r, j, "conv_in_kernel", 3);
+  refuse_unless(r, j, "conv_out_kernel", 3);
+  refuse_unless(r, j, "downsample_padding", 1);
+  refuse_unless(r, j, "attention_type", "default");
+  refuse_unless(r, j, "reverse_transformer_layers_per_block", nullptr);
+  refuse_unless(r, j, "global_pool_conditions", false);
+  if (controlnet) {
+    c.cond_embedding_channels = int_list(r, j, "conditioning_embedding_out_channels", 4, 0);
+    if (r.has("conditioning_embedding_out_channels") && j["conditioning_embedding_out_channels"].is_array()) {
+      c.cond_embedding_channels.clear();
+      for (const json& e : j["conditioning_embedding_out_channels"]) {
+        if (!e.is_number_integer() || e.get<int64_t>() <= 0) r.fail("conditioning_embedding_out_channels", "must hold positive integers");
+        c.cond_embedding_channels.push_back(e.get<int64_t>());
+      }
+    } else {
+      c.cond_embedding_channels = {16, 32, 96, 256};
+    }
+    if (c.cond_embedding_channels.empty() || c.cond_embedding_channels.size() > 8)
+      r.fail("conditioning_embedding_out_channels", "must have 1 to 8 entries");
+    c.conditioning_channels = r.pos_int("conditioning_channels", false, 3);
+    const std::string order = r.str("controlnet_conditioning_channel_order", "rgb");
+    if (order != "rgb" && order != "bgr") r.fail("controlnet_conditioning_channel_order", "must be rgb or bgr");
+    c.bgr = order == "bgr";
+  }
+  return c;
+}
+
+VaeConfig read_vae_config(const std::string& path) {
+  VaeConfig c;
+  const json j = load_object(path, &c.raw_json);
+  ConfigReader r(j, path);
+  const std::string cls = r.str("_class_name", "AutoencoderKL");
+  if (cls != "AutoencoderKL") r.fail("_class_name", "'" + cls + "' is not supported (AutoencoderKL)");
+  c.latent_channels = r.pos_int("latent_channels", false, 4);
+  c.out_channels = r.pos_int("out_channels", false, 3);
+  if (!r.has("block_out_channels") || !j["block_out_channels"].is_array() || j["block_out_channels"].empty() ||
+      j["block_out_channels"].size() > 8)
+    r.fail("block_out_channels", "must be a list of 1 to 8 entries");
+  for (const json& e : j["block_out_channels"]) {
+    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > 65536) r.fail("block_out_channels", "must hold positive integers");
+    c.block_out_channels.push_back(e.get<int64_t>());
+  }
+  c.layers_per_block = r.pos_int("layers_per_block", false, 1);
+  if (c.layers_per_block > 16) r.fail("layers_per_block", "is too large");
+  c.norm_num_groups = r.pos_int("norm_num_groups", false, 32);
+  for (int64_t ch : c.block_out_channels)
+    if (ch % c.norm_num_groups != 0) r.fail("norm_num_groups", "does not divide block_out_channels");
+  c.scaling_factor = r.num("scaling_factor", 0.18215);
+  if (c.scaling_factor == 0) r.fail("scaling_factor", "must not be zero");
+  c.shift_factor = r.num("shift_factor", 0.0);
+  c.use_post_quant_conv = r.boolean("use_post_quant_conv", true);
+  c.mid_attention = r.boolean("mid_block_add_attention", true);
+  if (r.has("up_block_types") && j["up_block_types"].is_array())
+    for (const json& e : j["up_block_types"])
+      if (!e.is_string() || e.get<std::string>() != "UpDecoderBlock2D")
+        r.fail("up_block_types", "must all be UpDecoderBlock2D");
+  refuse_unless(r, j, "act_fn", "silu");
+  refuse_unless(r, j, "use_quant_conv", true);
+  refuse_unless(r, j, "latents_mean", nullptr);
+  refuse_unless(r, j, "latents_std", nullptr);
+  return c;
+}
+
+SchedulerConfig parse_scheduler_config(const std::string& text, const std::string& path) {
+  SchedulerConfig c;
+  c.raw_json = text;
+  const json j = parse_json_limited(text.data(), text.data() + text.size(), path);
+  if (!j.is_object()) throw CompileError(path + ": not a JSON object");
+  ConfigReader r(j, path);
+  c.class_name = r.str("_class_name", "");
+  c.num_train_timesteps = r.pos_int("num_train_timesteps", false, c.class_name == "ScoreSdeVpScheduler" ? 2000 : 1000);
+  if (c.num_train_timesteps > 1000000) r.fail("num_train_timesteps", "is too large");
+  c.beta_start = r.num("beta_start", 0.0001);
+  c.beta_end = r.num("beta_end", 0.02);
+  c.beta_schedule = r.str("beta_schedule", "linear");
+  if (c.beta_schedule != "linear" && c.beta_schedule != "scaled_linear" && c.beta_schedule != "squaredcos_cap_v2")
+    r.fail("beta_schedule", "'" + c.beta_schedule + "' is not supported (linear, scaled_linear, squaredcos_cap_v2)");
+  if (r.has("trained_betas")) {
+    if (!j["trained_betas"].is_array() || j["trained_betas"].size() != size_t(c.num_train_timesteps))
+      r.fail("trained_betas", "must list num_train_timesteps numbers");
+    for (const json& e : j["trained_betas"]) {
+      if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() < 1)) r.fail("trained_betas", "must hold numbers in (0, 1)");
+      c.trained_betas.push_back(e.get<double>());
+    }
+  }
+  if (!(c.beta_start > 0 && c.beta_end > 0 && c.beta_start < 1 && c.beta_end < 1))
+    r.fail("beta_start", "and beta_end must lie in (0, 1)");
+  c.prediction_type = r.str("prediction_type", "epsilon");
+  if (c.prediction_type != "epsilon" && c.prediction_type != "v_prediction")
+    r.fail("prediction_type", "'" + c.prediction_type + "' is not supported (epsilon, v_prediction)");
+  c.timestep_spacing = r.str("timestep_spacing", "");
+  if (!c.timestep_spacing.empty() && c.timestep_spacing != "leading" && c.timestep_spacing != "trailing" &&
+      c.timestep_spacing != "linspace")
+    r.fail("timestep_spacing", "'" + c.timestep_spacing + "' is not supported (leading, trailing, linspace)");
+  if (r.has("steps_offset") && (!j["steps_offset"].is_number_integer() || j["steps_offset"].get<int64_t>() < 0 ||
+                                j["steps_offset"].get<int64_t>() >= c.num_train_timesteps))
+    r.fail("steps_offset", "must be an integer in [0, num_train_timesteps)");
+  c.steps_offset = r.has("steps_offset") ? j["steps_offset"].get<int64_t>() : 0;
+  c.set_alpha_to_one = r.boolean("set_alpha_to_one", true);
+  c.clip_sample = r.boolean("clip_sample", false);
+  refuse_unless(r, j, "rescale_betas_zero_snr", false);
+  refuse_unless(r, j, "thresholding", false);
+  refuse_unless(r, j, "use_karras_sigmas", false);
+  refuse_unless(r, j, "use_exponential_sigmas", false);
+  refuse_unless(r, j, "use_beta_sigmas", false);
+  refuse_unless(r, j, "timestep_type", "discrete");
+  c.sde_beta_min = r.num("beta_min", 0.1);
+  c.sde_beta_max = r.num("beta_max", 20.0);
+  c.sde_sampling_eps = r.num("sampling_eps", 1e-3);
+  if (!(c.sde_beta_min > 0 && c.sde_beta_max > c.sde_beta_min && c.sde_sampling_eps > 0 && c.sde_sampling_eps < 1))
+    r.fail("beta_min", "beta_max and sampling_eps must satisfy 0 < beta_min < beta_max and 0 < sampling_eps < 1");
+  return c;
+}
+
+SchedulerConfig read_scheduler_config(const std::string& path) {
+  return parse_scheduler_config(read_text_file(path), path);
+}
+
+}  // namespace kiln

@@ -1,0 +1,69 @@
+#include "kernels/elementwise.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace kiln {
+
+namespace {
+
+inline float gelu_erf(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+
+inline float apply(Activation k, float x) {
+  switch (k) {
+    case Activation::kSilu: return x / (1.0f + std::exp(-x));
+    case Activation::kGelu: return gelu_erf(x);
+    case Activation::kGeluTanh: {
+      const float c = 0.79788456080286536f;  // sqrt(2/pi)
+      return 0.5f * x * (1.0f + std::tanh(c * (x + 0.044715f * x * x * x)));
+    }
+    case Activation::kQuickGelu: return x / (1.0f + std::exp(-1.702f * x));
+  }
+  return x;
+}
+
+}  // namespace
+
+void activation_cpu(const ActivationArgs& a, ThreadPool& pool) {
+  pool.parallel_for(a.n, 4096, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) a.y[i] = apply(a.kind, a.x[i]);
+  });
+}
+
+void geglu_cpu(const GegluArgs& a, ThreadPool& pool) {
+  pool.parallel_for(a.rows, 1, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* h = a.x + r * 2 * a.f;
+      const float* g = h + a.f;
+      float* y = a.y + r * a.f;
+      for (int64_t i = 0; i < a.f; ++i) y[i] = h[i] * gelu_erf(g[i]);
+    }
+  });
+}
+
+void add_cpu(const AddArgs& a, ThreadPool& pool) {
+  pool.parallel_for(a.rows, 1, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* y = a.y + r * a.cols;
+      const uint64_t base = uint64_t((r % a.b_rows) * a.cols);
+      if (!a.a) {
+        for (int64_t c = 0; c < a.cols; ++c) y[c] = a.scale * load_as_f32(a.b, a.b_dtype, base + uint64_t(c));
+        continue;
+      }
+      const float* x = a.a + r * a.cols;
+      for (int64_t c = 0; c < a.cols; ++c) y[c] = x[c] + a.scale * load_as_f32(a.b, a.b_dtype, base + uint64_t(c));
+    }
+  });
+}
+
+void concat_cpu(const ConcatArgs& a, ThreadPool& pool) {
+  pool.parallel_for(a.rows, 16, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* y = a.y + r * (a.ca + a.cb);
+      std::memcpy(y, a.a + r * a.ca, size_t(a.ca) * sizeof(float));
+      std::memcpy(y + a.ca, a.b + r * a.cb, size_t(a.cb) * sizeof(float));
+    }
+  });
+}
+
+}  // namespace kiln

@@ -1,0 +1,60 @@
+// Small elementwise ops of the diffusion models, all f32 and channels-last.
+//
+// activation: y = f(x), f by kind: SiLU, exact (erf) GELU, tanh GELU, QuickGELU
+//   (x·sigmoid(1.702x), CLIP's "quick_gelu"). y may be x itself (in place).
+//   x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; int attrs {kind}.
+// geglu: diffusers' GEGLU on a fused projection: y = h · gelu(g) with [h | g] = x.
+//   x: (rows, 2·f) → y: (rows, f). Plan: inputs {x}; outputs {y}.
+// add: y = a + scale · b, b broadcast over the rows (row r uses b[r mod m]); y may be a.
+//   Without a, y = scale · b (a broadcast copy).
+//   a: (rows, cols) f32 or absent; b: (m, cols) f32|bf16|f16 → y: (rows, cols); the shapes
+//   may have any rank: cols is the last dimension.
+//   Plan: inputs {a, b}; outputs {y}; float attrs {scale}.
+// concat: channel concatenation (the UNet's skip connections).
+//   a: (rows, ca), b: (rows, cb) → y: (rows, ca + cb). Plan: inputs {a, b}; outputs {y}.
+#pragma once
+#include <cstdint>
+
+#include "kernels/dtype.h"
+#include "kernels/thread_pool.h"
+
+namespace kiln {
+
+enum class Activation : int64_t { kSilu = 0, kGelu = 1, kGeluTanh = 2, kQuickGelu = 3 };
+inline bool activation_valid(int64_t k) { return k >= 0 && k <= 3; }
+
+struct ActivationArgs {
+  const float* x;
+  float* y;
+  int64_t n;  // rows · cols
+  Activation kind;
+};
+
+struct GegluArgs {
+  const float* x;
+  float* y;
+  int64_t rows, f;
+};
+
+struct AddArgs {
+  const float* a;  // may be null
+  const void* b;
+  DType b_dtype;
+  float* y;
+  int64_t rows, cols, b_rows;
+  float scale;
+};
+
+struct ConcatArgs {
+  const float* a;
+  const float* b;
+  float* y;
+  int64_t rows, ca, cb;
+};
+
+void activation_cpu(const ActivationArgs& a, ThreadPool& pool);
+void geglu_cpu(const GegluArgs& a, ThreadPool& pool);
+void add_cpu(const AddArgs& a, ThreadPool& pool);
+void concat_cpu(const ConcatArgs& a, ThreadPool& pool);
+
+}  // namespace kiln

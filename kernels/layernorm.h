@@ -1,0 +1,25 @@
+// LayerNorm over the last dimension, as torch.nn.LayerNorm (CLIP, transformer blocks):
+// y = (x − mean) / sqrt(var + eps) · w + b, statistics in double, output f32.
+// x: (rows, dim) f32; w, b: (dim,) f32|bf16|f16 (one dtype) → y: (rows, dim) f32
+// Plan operands: inputs {x, w, b}; outputs {y}; float attrs {eps}.
+#pragma once
+#include <cstdint>
+
+#include "kernels/dtype.h"
+#include "kernels/thread_pool.h"
+
+namespace kiln {
+
+struct LayerNormArgs {
+  const float* x;
+  const void* w;
+  const void* b;
+  DType w_dtype;
+  float* y;
+  int64_t rows, dim;
+  float eps;
+};
+
+void layernorm_cpu(const LayerNormArgs& a, ThreadPool& pool);
+
+}  // namespace kiln

@@ -1,0 +1,30 @@
+// Attention without a KV cache (CLIP's causal self-attention, the UNet's self- and
+// cross-attention): softmax(q·kᵀ·scale [+ causal mask]) · v per image and head, in f32.
+// Q, K and V are column windows of fused projection buffers, so one matmul can produce
+// [q | k | v] (self-attention) or [k | v] (cross-attention) without copies.
+// q_src: (batch·lq, wq) f32, head h of row i at columns q_off + h·head_dim;
+// kv_src: (batch·lk, wkv) f32, K of head h at k_off + h·head_dim, V at v_off + h·head_dim
+//   → out: (batch·lq, heads·head_dim) f32
+// Plan operands: inputs {q_src, kv_src}; outputs {out};
+//   int attrs {batch, heads, head_dim, q_off, k_off, v_off, causal}; float attrs {scale}.
+// CPU scratch: lk + head_dim floats per worker.
+#pragma once
+#include <cstdint>
+
+#include "kernels/thread_pool.h"
+
+namespace kiln {
+
+struct SdpaArgs {
+  const float* q_src;
+  const float* kv_src;
+  float* out;
+  int64_t batch, lq, lk, wq, wkv;
+  int64_t heads, head_dim, q_off, k_off, v_off;
+  bool causal;
+  float scale;
+};
+
+void sdpa_cpu(const SdpaArgs& a, ThreadPool& pool);
+
+}  // namespace kiln
