@@ -177,7 +177,6 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
   refuse_unless(r, j, "reverse_transformer_layers_per_block", nullptr);
   refuse_unless(r, j, "global_pool_conditions", false);
   if (controlnet) {
-    c.cond_embedding_channels = int_list(r, j, "conditioning_embedding_out_channels", 4, 0);
     if (r.has("conditioning_embedding_out_channels") && j["conditioning_embedding_out_channels"].is_array()) {
       c.cond_embedding_channels.clear();
       for (const json& e : j["conditioning_embedding_out_channels"]) {
