@@ -128,7 +128,7 @@ CompileSummary compile_model(const CompileOptions& o) {
   s.chunk = lim.chunk;
   s.notes = g.info.notes;
   if (g.tokenizer)
-    s.tokenizer = std::string(g.tokenizer->kind == TokenizerData::Kind::kByteLevelBpe ? "byte-level BPE" : "SentencePiece BPE") +
+    s.tokenizer = std::string(tokenizer_kind_name(g.tokenizer->kind)) +
                   ", " + std::to_string(g.tokenizer->vocab.size()) + " tokens, " +
                   std::to_string(g.tokenizer->merges.size()) + " merges" +
                   (g.tokenizer->chat != TokenizerData::Chat::kNone ? ", chat template recognized" : "");

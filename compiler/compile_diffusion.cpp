@@ -12,6 +12,7 @@
 #include "compiler/passes/memory_plan.h"
 #include "compiler/passes/weights.h"
 #include "compiler/safetensors.h"
+#include "compiler/tokenizer_reader.h"
 
 namespace kiln {
 
@@ -107,6 +108,18 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
                  (G == 2 ? ", guidance " + num(bo.guidance) : ", no classifier-free guidance") +
                  (m.controlnet ? ", ControlNet scale " + num(bo.control_scale) : "");
 
+  if (!o.no_tokenizer) {
+    TokenizerData td;
+    if (read_clip_tokenizer(d + "/tokenizer", &td)) {
+      if (int64_t(td.vocab.size()) > m.clip.vocab_size)
+        throw CompileError(d + "/tokenizer: " + std::to_string(td.vocab.size()) + " tokens, more than the text encoder's vocab_size " +
+                           std::to_string(m.clip.vocab_size));
+      auto check = Tokenizer::create(td);
+      if (!check.is_ok()) throw CompileError(d + "/tokenizer: " + check.status().message());
+      g.tokenizer = std::move(td);
+    }
+  }
+
   plan_memory(g);
   ThreadPool pool;
   const LoraSet no_lora;
@@ -125,6 +138,9 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
   s.kv_bytes = g.kv_bytes;
   s.state_bytes = g.state_bytes;
   for (const GraphProgram& p : g.programs) s.programs.emplace_back(p.name, p.nodes.size());
+  if (g.tokenizer)
+    s.tokenizer = "CLIP BPE, " + std::to_string(g.tokenizer->vocab.size()) + " tokens, " +
+                  std::to_string(g.tokenizer->merges.size()) + " merges";
   return s;
 }
 

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "compiler/error.h"
 #include "compiler/json_util.h"
 
@@ -249,6 +251,96 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     d->chat = TokenizerData::Chat::kLlama3;
   else if (ct.find("<\xEF\xBD\x9CUser\xEF\xBD\x9C>") != std::string::npos)
     d->chat = TokenizerData::Chat::kDeepseek;
+}
+
+}  // namespace kiln
+
+// ---------------------------------------------------------------------------------------
+// CLIP (vocab.json + merges.txt)
+
+namespace kiln {
+
+bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
+  const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt";
+  if (!exists(vocab_path)) return false;
+  if (!exists(merges_path)) throw CompileError(merges_path + ": missing (CLIP tokenizers need vocab.json and merges.txt)");
+  const json v = read_json_file(vocab_path);
+  if (!v.is_object() || v.empty()) throw CompileError(vocab_path + ": not a JSON object of token ids");
+  if (v.size() > (size_t(1) << 24)) throw CompileError(vocab_path + ": too many tokens");
+  TokenizerData t;
+  t.kind = TokenizerData::Kind::kClipBpe;
+  t.vocab.assign(v.size(), std::string());
+  std::vector<bool> seen(v.size(), false);
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() >= int64_t(v.size()) ||
+        seen[size_t(it->get<int64_t>())])
+      throw CompileError(vocab_path + ": token '" + it.key() + "' has an id that is not unique within [0, " +
+                         std::to_string(v.size()) + ")");
+    seen[size_t(it->get<int64_t>())] = true;
+    t.vocab[size_t(it->get<int64_t>())] = it.key();
+  }
+  auto id_of = [&](const std::string& tok) -> int32_t {
+    auto it = v.find(tok);
+    return it == v.end() ? -1 : it->get<int32_t>();
+  };
+  const std::string merges = read_text_file(merges_path);
+  size_t line_no = 0;
+  for (size_t pos = 0; pos < merges.size();) {
+    size_t end = merges.find('\n', pos);
+    if (end == std::string::npos) end = merges.size();
+    std::string line = merges.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+    const size_t sp = line.find(' ');
+    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
+      throw CompileError(merges_path + ":" + std::to_string(line_no) + ": not a merge 'left right'");
+    const int32_t a = id_of(line.substr(0, sp)), b = id_of(line.substr(sp + 1));
+    if (a < 0 || b < 0 || id_of(line.substr(0, sp) + line.substr(sp + 1)) < 0)
+      throw CompileError(merges_path + ":" + std::to_string(line_no) + ": merge '" + line + "' names a token missing from vocab.json");
+    t.merges.push_back({a, b});
+  }
+  // Special tokens: tokenizer_config.json, else special_tokens_map.json. transformers 5 registers
+  // bos, eos, unk, pad in that order; a token given as a plain string is not normalized, and a
+  // later registration of the same text decides.
+  json cfg = json::object();
+  for (const char* f : {"/special_tokens_map.json", "/tokenizer_config.json"}) {
+    if (!exists(dir + f)) continue;
+    const json j = read_json_file(dir + f);
+    if (!j.is_object()) throw CompileError(dir + f + ": not a JSON object");
+    for (auto it = j.begin(); it != j.end(); ++it) cfg[it.key()] = *it;
+  }
+  if (cfg.contains("do_lower_case") && cfg["do_lower_case"].is_boolean() && !cfg["do_lower_case"].get<bool>())
+    throw CompileError(dir + "/tokenizer_config.json: do_lower_case = false is not supported (CLIP lowercases)");
+  std::vector<std::pair<std::string, bool>> order;  // content, normalized
+  auto reg = [&](const char* key, const std::string& def) -> int32_t {
+    std::string text = token_text(cfg, key);
+    bool normalized = false;
+    if (cfg.contains(key) && cfg[key].is_object()) normalized = flag(cfg[key], "normalized", true);
+    if (text.empty()) text = def;
+    const int32_t id = id_of(text);
+    if (id < 0) throw CompileError(dir + ": " + key + " '" + text + "' is not in vocab.json");
+    auto it = std::find_if(order.begin(), order.end(), [&](const auto& e) { return e.first == text; });
+    if (it != order.end()) it->second = normalized;
+    else order.push_back({text, normalized});
+    return id;
+  };
+  t.bos_id = reg("bos_token", "<|startoftext|>");
+  t.eos_id = reg("eos_token", "<|endoftext|>");
+  t.unk_id = reg("unk_token", "<|endoftext|>");
+  t.pad_id = reg("pad_token", "<|endoftext|>");
+  for (const auto& [text, normalized] : order) {
+    TokenizerData::Added a;
+    a.id = id_of(text);
+    a.content = text;
+    a.special = true;
+    a.normalized = normalized;
+    t.added.push_back(a);
+  }
+  t.add_bos = true;
+  *d = std::move(t);
+  return true;
 }
 
 }  // namespace kiln

@@ -17,4 +17,8 @@ bool read_hf_tokenizer(const std::string& model_dir, TokenizerData* data, std::s
 void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json, const std::string& path,
                         TokenizerData* data, std::string* chat_template);
 
+// A diffusers pipeline's CLIP tokenizer folder (vocab.json, merges.txt, tokenizer_config.json
+// and/or special_tokens_map.json, as the hub ships them); false when vocab.json is absent.
+bool read_clip_tokenizer(const std::string& dir, TokenizerData* data);
+
 }  // namespace kiln

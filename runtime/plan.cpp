@@ -371,7 +371,7 @@ Status Plan::parse_and_verify(const Progress& progress) {
   // --- tokenizer (checked by Tokenizer::create: every id in range)
   if (const fb::Tokenizer* t = root->tokenizer()) {
     TokenizerData d;
-    if (t->kind() > 1 || t->split() > 3 || t->chat() > 2) return corrupt_plan("tokenizer kind is invalid");
+    if (t->kind() > 2 || t->split() > 3 || t->chat() > 2) return corrupt_plan("tokenizer kind is invalid");
     d.kind = TokenizerData::Kind(t->kind());
     d.split = TokenizerData::Split(t->split());
     if (t->vocab())
@@ -395,6 +395,7 @@ Status Plan::parse_and_verify(const Progress& progress) {
       }
     d.bos_id = t->bos_id();
     d.eos_id = t->eos_id();
+    d.pad_id = t->pad_id();
     d.add_bos = t->add_bos();
     d.stop_ids = vec<int32_t>(t->stop_ids());
     d.chat = TokenizerData::Chat(t->chat());

@@ -12,6 +12,18 @@ namespace {
 struct CodeRange {
   uint32_t lo, hi;
 };
+struct CombiningClass {
+  uint32_t cp, ccc;
+};
+struct Decomposition {
+  uint32_t cp, a, b;  // b = 0: a singleton
+};
+struct Composition {
+  uint32_t a, b, cp;
+};
+struct LowerMapping {
+  uint32_t cp, l[3];  // unused slots are 0
+};
 #include "runtime/unicode_tables.inc"
 
 template <size_t N>
@@ -230,6 +242,154 @@ void split_isolated(std::string_view text, Match match, std::vector<std::string_
   if (gap < t.n()) out->push_back(text.substr(t.off[gap]));
 }
 
+// --- CLIP's normalizer (NFC, \s+ → " ", per-character lowercase) and split pattern.
+
+template <typename T, size_t N, typename Key>
+const T* find_sorted(const T (&t)[N], Key key, Key (*key_of)(const T&)) {
+  const T* it = std::lower_bound(t, t + N, key, [&](const T& e, Key k) { return key_of(e) < k; });
+  return it != t + N && key_of(*it) == key ? it : nullptr;
+}
+
+uint32_t ccc_of(uint32_t c) {
+  const CombiningClass* e = find_sorted(kCombiningClass, c, +[](const CombiningClass& x) { return x.cp; });
+  return e ? e->ccc : 0;
+}
+
+constexpr uint32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
+constexpr uint32_t kLCount = 19, kVCount = 21, kTCount = 28, kNCount = kVCount * kTCount, kSCount = kLCount * kNCount;
+
+void decompose(uint32_t c, std::vector<uint32_t>* out) {
+  if (c >= kSBase && c < kSBase + kSCount) {  // Hangul syllable
+    const uint32_t s = c - kSBase;
+    out->push_back(kLBase + s / kNCount);
+    out->push_back(kVBase + (s % kNCount) / kTCount);
+    if (s % kTCount) out->push_back(kTBase + s % kTCount);
+    return;
+  }
+  const Decomposition* d = find_sorted(kDecomposition, c, +[](const Decomposition& x) { return x.cp; });
+  if (!d) {
+    out->push_back(c);
+    return;
+  }
+  decompose(d->a, out);
+  if (d->b) decompose(d->b, out);
+}
+
+uint32_t compose(uint32_t a, uint32_t b) {
+  if (a >= kLBase && a < kLBase + kLCount && b >= kVBase && b < kVBase + kVCount)
+    return kSBase + ((a - kLBase) * kVCount + (b - kVBase)) * kTCount;
+  if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase && b < kTBase + kTCount)
+    return a + (b - kTBase);
+  const Composition* e = std::lower_bound(std::begin(kComposition), std::end(kComposition), std::make_pair(a, b),
+                                          [](const Composition& x, const std::pair<uint32_t, uint32_t>& k) {
+                                            return std::make_pair(x.a, x.b) < k;
+                                          });
+  return e != std::end(kComposition) && e->a == a && e->b == b ? e->cp : 0;
+}
+
+// Unicode NFC (UAX #15): full canonical decomposition, canonical ordering, canonical composition.
+std::vector<uint32_t> nfc(const std::vector<uint32_t>& in) {
+  std::vector<uint32_t> d;
+  for (uint32_t c : in) decompose(c, &d);
+  for (size_t i = 0; i < d.size();) {  // stable-sort each run of non-starters by combining class
+    size_t j = i;
+    while (j < d.size() && ccc_of(d[j]) != 0) ++j;
+    if (j > i + 1) std::stable_sort(d.begin() + long(i), d.begin() + long(j), [](uint32_t x, uint32_t y) { return ccc_of(x) < ccc_of(y); });
+    i = j == i ? i + 1 : j;
+  }
+  std::vector<uint32_t> out;
+  int64_t starter = -1;
+  uint32_t last_cc = 0;
+  for (uint32_t c : d) {
+    const uint32_t cc = ccc_of(c);
+    if (starter >= 0) {
+      const bool adjacent = int64_t(out.size()) - 1 == starter;
+      if (adjacent || (last_cc != 0 && last_cc < cc)) {
+        if (const uint32_t k = compose(out[size_t(starter)], c)) {
+          out[size_t(starter)] = k;
+          continue;
+        }
+      }
+    }
+    if (cc == 0) starter = int64_t(out.size());
+    last_cc = cc;
+    out.push_back(c);
+  }
+  return out;
+}
+
+void append_utf8(uint32_t c, std::string* s) {
+  if (c < 0x80) {
+    *s += char(c);
+  } else if (c < 0x800) {
+    *s += char(0xC0 | (c >> 6));
+    *s += char(0x80 | (c & 0x3F));
+  } else if (c < 0x10000) {
+    *s += char(0xE0 | (c >> 12));
+    *s += char(0x80 | ((c >> 6) & 0x3F));
+    *s += char(0x80 | (c & 0x3F));
+  } else {
+    *s += char(0xF0 | (c >> 18));
+    *s += char(0x80 | ((c >> 12) & 0x3F));
+    *s += char(0x80 | ((c >> 6) & 0x3F));
+    *s += char(0x80 | (c & 0x3F));
+  }
+}
+
+// CLIP's normalizer, as HF tokenizers runs it: NFC, then every run of White_Space becomes one
+// space, then each character is lowercased on its own (no final-sigma rule). Invalid UTF-8
+// (which a Python caller cannot pass) becomes U+FFFD first.
+std::string clip_normalize(std::string_view text) {
+  std::vector<uint32_t> cps;
+  for (size_t i = 0; i < text.size();) {
+    size_t len;
+    const uint32_t c = next_cp(text, i, &len);
+    cps.push_back(c == kInvalid ? 0xFFFD : c);
+    i += len;
+  }
+  std::string out;
+  bool in_space = false;
+  for (uint32_t c : nfc(cps)) {
+    if (in(kWhiteSpace, c)) {
+      if (!in_space) out += ' ';
+      in_space = true;
+      continue;
+    }
+    in_space = false;
+    const LowerMapping* m = find_sorted(kLowercase, c, +[](const LowerMapping& x) { return x.cp; });
+    if (!m) {
+      append_utf8(c, &out);
+      continue;
+    }
+    for (uint32_t l : m->l)
+      if (l) append_utf8(l, &out);
+  }
+  return out;
+}
+
+// CLIP: <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
+// Returns the match length at i; 0 at whitespace (which the Split removes).
+size_t clip_match(const Cps& t, size_t i) {
+  for (const char* sp : {"<|startoftext|>", "<|endoftext|>"}) {
+    const size_t n = std::char_traits<char>::length(sp);
+    bool ok = i + n <= t.n();
+    for (size_t k = 0; ok && k < n; ++k) ok = t.cp[i + k] == uint32_t(uint8_t(sp[k]));
+    if (ok) return n;
+  }
+  if (size_t c = contraction(t, i, false)) return c;
+  const uint32_t c0 = t.cp[i];
+  if (is_letter(c0)) {
+    size_t j = i;
+    while (j < t.n() && is_letter(t.cp[j])) ++j;
+    return j - i;
+  }
+  if (is_number(c0)) return 1;
+  auto other = [](uint32_t c) { return !is_space(c) && !is_letter(c) && !is_number(c); };
+  size_t j = i;
+  while (j < t.n() && other(t.cp[j])) ++j;
+  return j - i;
+}
+
 // GPT-2's byte ↔ unicode alphabet for byte-level BPE.
 struct ByteAlphabet {
   std::string enc[256];                     // byte → UTF-8 of its stand-in code point
@@ -319,8 +479,10 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     if (!ok_id(m.first) || !ok_id(m.second)) return bad("a merge names a token out of range");
   for (const auto& a : d.added)
     if (!ok_id(a.id) || a.content.empty()) return bad("an added token is out of range or empty");
-  for (int32_t id : {d.bos_id, d.eos_id, d.unk_id})
-    if (id != -1 && !ok_id(id)) return bad("bos/eos/unk id out of range");
+  for (int32_t id : {d.bos_id, d.eos_id, d.unk_id, d.pad_id})
+    if (id != -1 && !ok_id(id)) return bad("bos/eos/unk/pad id out of range");
+  if (d.kind == TokenizerData::Kind::kClipBpe && (d.bos_id < 0 || d.eos_id < 0 || d.pad_id < 0))
+    return bad("a CLIP tokenizer needs bos, eos and pad ids");
   for (int32_t id : d.stop_ids)
     if (!ok_id(id)) return bad("a stop id is out of range");
   std::unique_ptr<Tokenizer> t(new Tokenizer(std::move(d)));
@@ -333,7 +495,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     const std::string& s = td.vocab[i];
     t->ids_.emplace(s, int32_t(i));
     std::string b;
-    if (td.kind == TokenizerData::Kind::kByteLevelBpe) {
+    if (td.kind != TokenizerData::Kind::kSentencePieceBpe) {
       for (size_t k = 0; k < s.size();) {
         size_t len;
         const uint32_t cp = next_cp(s, k, &len);
@@ -363,7 +525,12 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
   }
   for (int b = 0; b < 256; ++b) {
     std::string key;
-    if (td.kind == TokenizerData::Kind::kByteLevelBpe) {
+    t->byte_eow_ids_[b] = -1;
+    if (td.kind == TokenizerData::Kind::kClipBpe) {
+      auto it = t->ids_.find(ab.enc[b] + "</w>");
+      t->byte_eow_ids_[b] = it == t->ids_.end() ? td.unk_id : it->second;
+    }
+    if (td.kind != TokenizerData::Kind::kSentencePieceBpe) {
       key = ab.enc[b];
     } else {
       char buf[8];
@@ -372,8 +539,10 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     }
     auto it = t->ids_.find(key);
     t->byte_ids_[b] = it == t->ids_.end() ? -1 : it->second;
-    if (td.kind == TokenizerData::Kind::kByteLevelBpe && t->byte_ids_[b] < 0)
+    if (td.kind != TokenizerData::Kind::kSentencePieceBpe && t->byte_ids_[b] < 0)
       return bad("byte-level vocabulary lacks the token for byte " + std::to_string(b));
+    if (td.kind == TokenizerData::Kind::kClipBpe && t->byte_eow_ids_[b] < 0)
+      return bad("CLIP vocabulary lacks the word-final token for byte " + std::to_string(b) + " and has no unk token");
   }
   return t;
 }
@@ -500,6 +669,12 @@ void Tokenizer::encode_segment(std::string_view text, bool first_segment, std::v
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) const {
   std::vector<int32_t> out;
+  if (d_.kind == TokenizerData::Kind::kClipBpe) {  // RobertaProcessing: bos … eos
+    if (add_special) out.push_back(d_.bos_id);
+    encode_clip(text, &out);
+    if (add_special) out.push_back(d_.eos_id);
+    return out;
+  }
   if (add_special && d_.add_bos && d_.bos_id >= 0) out.push_back(d_.bos_id);
   // Split out added tokens (longest match at the earliest position), honouring lstrip/rstrip.
   size_t seg = 0, i = 0;
@@ -544,9 +719,90 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
 }
 
 // ---------------------------------------------------------------------------------------
+// CLIP
+
+void Tokenizer::clip_word(std::string_view word, std::vector<int32_t>* out) const {
+  if (word.empty()) return;
+  std::vector<int32_t> symbols;
+  for (size_t i = 0; i < word.size(); ++i)
+    symbols.push_back(i + 1 < word.size() ? byte_ids_[uint8_t(word[i])] : byte_eow_ids_[uint8_t(word[i])]);
+  bpe(symbols, out);
+}
+
+// HF's order: added tokens with normalized = false are split out of the raw text; each piece
+// between them is normalized, and the normalized added tokens are split out of that; the rest
+// goes through the CLIP split, then GPT-2's split (HF's ByteLevel pre-tokenizer with
+// use_regex, which only ever cuts the special-token strings apart), then BPE per word.
+void Tokenizer::encode_clip(std::string_view text, std::vector<int32_t>* out) const {
+  auto split_added = [&](std::string_view s, bool normalized, const auto& rest) {
+    size_t seg = 0, i = 0;
+    while (i < s.size()) {
+      const TokenizerData::Added* best = nullptr;
+      for (const auto& a : d_.added) {
+        if (a.normalized == normalized && s.compare(i, a.content.size(), a.content) == 0 &&
+            (!best || a.content.size() > best->content.size()))
+          best = &a;
+      }
+      if (!best) {
+        ++i;
+        continue;
+      }
+      rest(s.substr(seg, i - seg));
+      out->push_back(best->id);
+      seg = i = i + best->content.size();
+    }
+    rest(s.substr(seg));
+  };
+  auto words = [&](std::string_view norm) {
+    const Cps t(norm);
+    for (size_t i = 0; i < t.n();) {
+      const size_t len = clip_match(t, i);
+      if (len == 0) {
+        ++i;
+        continue;
+      }
+      const std::string_view piece = norm.substr(t.off[i], t.off[i + len] - t.off[i]);
+      const Cps p(piece);
+      for (size_t k = 0; k < p.n();) {
+        size_t l = gpt2_match(p, k);
+        if (l == 0) l = 1;
+        clip_word(piece.substr(p.off[k], p.off[k + l] - p.off[k]), out);
+        k += l;
+      }
+      i += len;
+    }
+  };
+  split_added(text, false, [&](std::string_view raw) {
+    if (raw.empty()) return;
+    const std::string norm = clip_normalize(raw);
+    split_added(norm, true, words);
+  });
+}
+
+std::vector<int32_t> Tokenizer::encode_fixed(std::string_view text, int64_t length) const {
+  std::vector<int32_t> body;
+  encode_clip(text, &body);
+  std::vector<int32_t> out;
+  out.push_back(d_.bos_id);
+  const int64_t keep = std::max<int64_t>(0, std::min<int64_t>(int64_t(body.size()), length - 2));
+  out.insert(out.end(), body.begin(), body.begin() + keep);
+  out.push_back(d_.eos_id);
+  while (int64_t(out.size()) < length) out.push_back(d_.pad_id);
+  out.resize(size_t(std::max<int64_t>(length, 0)));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
 
 std::string Tokenizer::decode(const int32_t* ids, size_t n, bool skip_special) const {
   std::string raw;
+  if (d_.kind == TokenizerData::Kind::kClipBpe) {  // ByteLevel, then "</w>" → " " and strip (transformers' CLIP)
+    for (size_t i = 0; i < n; ++i)
+      if (ids[i] >= 0 && ids[i] < vocab_size() && !(skip_special && special_[size_t(ids[i])])) raw += bytes_[size_t(ids[i])];
+    std::string text = lossy_utf8(replace_all(raw, "</w>", " "));
+    const size_t a = text.find_first_not_of(' '), b = text.find_last_not_of(' ');
+    return a == std::string::npos ? std::string() : text.substr(a, b - a + 1);
+  }
   if (d_.kind == TokenizerData::Kind::kByteLevelBpe) {
     for (size_t i = 0; i < n; ++i)
       if (ids[i] >= 0 && ids[i] < vocab_size() && !(skip_special && special_[size_t(ids[i])])) raw += bytes_[size_t(ids[i])];

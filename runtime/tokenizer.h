@@ -3,7 +3,10 @@
 //   - byte-level BPE (LLaMA-3, DeepSeek, GPT-2): pre-tokenizer scanners hand-written for the
 //     known split patterns, bytes mapped to the GPT-2 byte alphabet, BPE merges by rank;
 //   - SentencePiece-style BPE (LLaMA-1/2, Mistral): "▁" for spaces (a Prepend+Replace
-//     normalizer or a Metaspace pre-tokenizer), byte fallback to <0xXX> tokens.
+//     normalizer or a Metaspace pre-tokenizer), byte fallback to <0xXX> tokens;
+//   - CLIP BPE (Stable Diffusion's text encoders): NFC, whitespace runs to one space and
+//     per-character lowercase, CLIP's split pattern (then GPT-2's, as HF's ByteLevel step
+//     does), byte-level symbols with "</w>" marking each word's last one.
 // Added tokens (special or not) are split out of the text first, as HF does. Decoding
 // withholds incomplete UTF-8 while streaming. Input text need not be valid UTF-8: stray
 // bytes are kept (byte-level) or byte-fallback encoded, so decode(encode(x)) == x.
@@ -20,7 +23,7 @@
 namespace kiln {
 
 struct TokenizerData {
-  enum class Kind : uint8_t { kByteLevelBpe = 0, kSentencePieceBpe = 1 };
+  enum class Kind : uint8_t { kByteLevelBpe = 0, kSentencePieceBpe = 1, kClipBpe = 2 };
   // Pre-tokenizer: one split pattern, or DeepSeek-V3's sequence of three isolating splits
   // (digit runs of up to 3, CJK/kana runs, then its main pattern).
   enum class Split : uint8_t { kNone = 0, kLlama3 = 1, kGpt2 = 2, kDeepseek = 3 };
@@ -43,10 +46,20 @@ struct TokenizerData {
   bool decode_strip_space = false;  // SentencePiece decoder: strip one leading space
   std::vector<Added> added;
   int32_t bos_id = -1, eos_id = -1;
+  int32_t pad_id = -1;                  // CLIP: fills encode_fixed's tail
   bool add_bos = false;                 // the post-processor prepends bos
   std::vector<int32_t> stop_ids;        // generation stops on these (eos, <|eot_id|>, ...)
   Chat chat = Chat::kNone;
 };
+
+inline const char* tokenizer_kind_name(TokenizerData::Kind k) {
+  switch (k) {
+    case TokenizerData::Kind::kByteLevelBpe: return "byte-level BPE";
+    case TokenizerData::Kind::kSentencePieceBpe: return "SentencePiece BPE";
+    case TokenizerData::Kind::kClipBpe: return "CLIP BPE";
+  }
+  return "?";
+}
 
 class Tokenizer {
  public:
@@ -56,6 +69,9 @@ class Tokenizer {
 
   // Token ids of `text`; add_special prepends bos when the tokenizer's post-processor does.
   std::vector<int32_t> encode(std::string_view text, bool add_special) const;
+  // CLIP prompts as diffusers tokenizes them (padding="max_length", truncation=True):
+  // bos, at most length − 2 content ids, eos, then pad_id up to `length` ids.
+  std::vector<int32_t> encode_fixed(std::string_view text, int64_t length) const;
   // Text of `ids` (ids outside the vocabulary decode to nothing). Invalid UTF-8 becomes U+FFFD.
   std::string decode(const int32_t* ids, size_t n, bool skip_special) const;
   // The raw bytes one token stands for (special tokens: their content).
@@ -88,6 +104,8 @@ class Tokenizer {
   void bpe(const std::vector<int32_t>& symbols, std::vector<int32_t>* out) const;
   void bpe_word(std::string_view word_bytes, std::vector<int32_t>* out) const;
   bool is_byte_token(int32_t id) const;  // SentencePiece <0xNN>
+  void encode_clip(std::string_view text, std::vector<int32_t>* out) const;
+  void clip_word(std::string_view word_bytes, std::vector<int32_t>* out) const;
 
   TokenizerData d_;
   std::unordered_map<std::string, int32_t> ids_;                       // token string → id
@@ -95,6 +113,7 @@ class Tokenizer {
   std::vector<std::string> bytes_;                                      // id → raw bytes
   std::vector<uint8_t> special_;                                        // id → is special
   int32_t byte_ids_[256];                                               // byte → id (byte-level char or <0xXX>)
+  int32_t byte_eow_ids_[256];                                           // CLIP: byte → id of its char + "</w>"
   std::vector<uint32_t> added_by_byte_[256];  // first byte → indices into d_.added, so encode's scan is not O(text × added)
 };
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes runtime/unicode_tables.inc: sorted code-point ranges of the Unicode classes the
 tokenizer's pre-tokenizer scanners need (letters \\p{L}, numbers \\p{N}, marks \\p{M},
-punctuation \\p{P}, symbols \\p{S}, and White_Space), from Python's unicodedata.
+punctuation \\p{P}, symbols \\p{S}, and White_Space), plus what CLIP's normalizer needs:
+canonical combining classes, canonical decompositions and primary composites (NFC), and
+per-character full lowercase mappings, all from Python's unicodedata.
 
     python3 tools/gen_unicode_tables.py      (rewrites the file; commit the result)
 """
@@ -49,7 +51,40 @@ def main():
             for i in range(0, len(rs), 6):
                 f.write("    " + " ".join("{0x%X, 0x%X}," % r for r in rs[i:i + 6]) + "\n")
             f.write("};\n")
-    print("wrote", path, {k: len(v) for k, v in tables.items()})
+        # NFC data (Hangul syllables are algorithmic and not listed).
+        ccc = [(c, unicodedata.combining(chr(c))) for c in range(0x110000) if unicodedata.combining(chr(c))]
+        decomp, compose = [], []
+        for c in range(0x110000):
+            if 0xAC00 <= c <= 0xD7A3:
+                continue
+            d = unicodedata.decomposition(chr(c))
+            if not d or d.startswith("<"):
+                continue
+            parts = [int(x, 16) for x in d.split()]
+            assert 1 <= len(parts) <= 2, hex(c)
+            decomp.append((c, parts[0], parts[1] if len(parts) == 2 else 0))
+            if len(parts) == 2 and unicodedata.normalize("NFC", chr(c)) == chr(c):
+                compose.append((parts[0], parts[1], c))
+        compose.sort()
+        lower = []
+        for c in range(0x110000):
+            if 0xD800 <= c <= 0xDFFF:
+                continue
+            low = chr(c).lower()
+            if low != chr(c):
+                assert len(low) <= 3, hex(c)
+                cps = [ord(x) for x in low] + [0] * (3 - len(low))
+                lower.append((c, *cps))
+        def table(name, typ, rows, per):
+            f.write("constexpr %s %s[] = {\n" % (typ, name))
+            for i in range(0, len(rows), per):
+                f.write("    " + " ".join("{" + ", ".join("0x%X" % v for v in r) + "}," for r in rows[i:i + per]) + "\n")
+            f.write("};\n")
+        table("kCombiningClass", "CombiningClass", ccc, 8)
+        table("kDecomposition", "Decomposition", decomp, 5)
+        table("kComposition", "Composition", compose, 5)
+        table("kLowercase", "LowerMapping", lower, 5)
+    print("wrote", path, {k: len(v) for k, v in tables.items()}, len(ccc), len(decomp), len(compose), len(lower))
 
 
 if __name__ == "__main__":

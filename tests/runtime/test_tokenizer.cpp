@@ -227,3 +227,64 @@ TEST_CASE("tokenizer: lstrip/rstrip added tokens strip Unicode whitespace exactl
   }
   CHECK(n == 10);
 }
+
+// CLIP (diffusers pipelines): transformers 5's CLIPTokenizer on the hub-style folder, with
+// padding="max_length", max_length=77, truncation=True as the pipelines call it.
+TEST_CASE("tokenizer: CLIP ids match transformers' CLIPTokenizer (padded, truncated and raw)") {
+  struct Fam {
+    std::string dir, cases;
+  };
+  const std::string root = kiln::test::fixtures_root() + "/diffusion/";
+  for (const Fam& f : {Fam{root + "tokenizer", root + "tokenizer/cases.json"},
+                       Fam{root + "sd2_tiny/pipeline/tokenizer", root + "sd2_tiny/tokenizer_cases.json"}}) {
+    CAPTURE(f.dir);
+    TokenizerData d;
+    REQUIRE(read_clip_tokenizer(f.dir, &d));
+    auto t = Tokenizer::create(std::move(d));
+    REQUIRE_MESSAGE(t.is_ok(), t.status().message());
+    std::ifstream in(f.cases);
+    REQUIRE(in.good());
+    const nlohmann::json cs = nlohmann::json::parse(in);
+    REQUIRE(cs.size() > 0);
+    size_t n = 0;
+    for (const auto& c : cs) {
+      const std::string text = c["text"].get<std::string>();
+      CAPTURE(text);
+      CHECK(t.value()->encode_fixed(text, 77) == ids_of(c["ids"]));
+      if (c.contains("ids_unpadded")) CHECK(t.value()->encode(text, true) == ids_of(c["ids_unpadded"]));
+      ++n;
+    }
+    MESSAGE(n << " CLIP cases from " << f.cases);
+  }
+}
+
+TEST_CASE("tokenizer: CLIP folders with bad files are refused with the file named") {
+  test::TempDir dir;
+  const std::string src = kiln::test::fixtures_root() + "/diffusion/tokenizer";
+  auto write = [&](const std::string& name, const std::string& text) { std::ofstream(dir / name) << text; };
+  auto error = [&]() {
+    TokenizerData d;
+    try {
+      read_clip_tokenizer(dir.path(), &d);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  test::copy_dir(src, dir.path());
+  write("merges.txt", "#version: 0.2\ni n\nzz qq\n");
+  CHECK(error().find("merges.txt:3") != std::string::npos);
+  test::copy_dir(src, dir.path());
+  write("merges.txt", "#version: 0.2\nonly-one-piece\n");
+  CHECK(error().find("not a merge") != std::string::npos);
+  test::copy_dir(src, dir.path());
+  write("vocab.json", "{\"a\": 0, \"b\": 0}");
+  CHECK(error().find("not unique") != std::string::npos);
+  write("vocab.json", "[1, 2]");
+  CHECK(error().find("vocab.json") != std::string::npos);
+  test::copy_dir(src, dir.path());
+  write("tokenizer_config.json", "{\"pad_token\": \"<|no-such-token|>\"}");
+  CHECK(error().find("pad_token") != std::string::npos);
+  std::remove((dir / "merges.txt").c_str());
+  CHECK(error().find("merges.txt") != std::string::npos);
+}

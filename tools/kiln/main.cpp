@@ -218,7 +218,7 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
   for (const auto& a : p.adapters()) j["adapters"].push_back({{"name", a.name}, {"weight", a.weight}, {"xxh3", hex(a.xxh3)}});
   if (const kiln::Tokenizer* t = p.tokenizer()) {
     const auto& d = t->data();
-    j["tokenizer"] = {{"kind", d.kind == kiln::TokenizerData::Kind::kByteLevelBpe ? "byte-level BPE" : "SentencePiece BPE"},
+    j["tokenizer"] = {{"kind", kiln::tokenizer_kind_name(d.kind)},
                       {"vocab_size", t->vocab_size()}, {"merges", d.merges.size()}, {"added_tokens", d.added.size()},
                       {"bos_id", d.bos_id}, {"eos_id", d.eos_id}, {"stop_ids", d.stop_ids},
                       {"chat_format", d.chat == kiln::TokenizerData::Chat::kLlama3     ? "llama3"
@@ -276,8 +276,8 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
   std::printf("tensors    %zu, in %zu weight segments (each xxh3-checked)\n", p.tensors().size(), p.segments().size());
   if (const kiln::Tokenizer* t = p.tokenizer()) {
     const auto& d = t->data();
-    std::printf("tokenizer  %s BPE, %d tokens, %zu merges, %zu added, bos %d, eos %d, chat %s\n",
-                d.kind == kiln::TokenizerData::Kind::kByteLevelBpe ? "byte-level" : "SentencePiece", t->vocab_size(),
+    std::printf("tokenizer  %s, %d tokens, %zu merges, %zu added, bos %d, eos %d, chat %s\n",
+                kiln::tokenizer_kind_name(d.kind), t->vocab_size(),
                 d.merges.size(), d.added.size(), d.bos_id, d.eos_id,
                 d.chat == kiln::TokenizerData::Chat::kLlama3     ? "LLaMA-3"
                 : d.chat == kiln::TokenizerData::Chat::kDeepseek ? "DeepSeek"
