@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "runtime/context.h"
+#include "runtime/diffusion.h"
+#include "runtime/image.h"
 #include "runtime/plan.h"
 
 struct kiln_plan {
@@ -15,6 +18,13 @@ struct kiln_plan {
 
 struct kiln_context {
   std::unique_ptr<kiln::Context> ctx;
+};
+
+struct kiln_diffusion {
+  std::shared_ptr<const kiln::Plan> plan;
+  std::unique_ptr<kiln::DiffusionSession> s;
+  uint64_t seed = 0;
+  std::vector<float> noise, image;
 };
 
 struct kiln_decoder {
@@ -145,19 +155,27 @@ uint64_t kiln_plan_device_bytes(const kiln_plan* plan) { return plan ? kiln::cud
 
 const char* kiln_context_backend(const kiln_context* ctx) { return ctx ? ctx->ctx->backend() : ""; }
 
+namespace {
+
+kiln::ContextOptions to_options(const kiln_context_options* o) {
+  kiln::ContextOptions opts;
+  opts.n_threads = o->n_threads;
+  opts.device = o->device ? o->device : "auto";
+  opts.use_graphs = o->use_graphs != 0;
+  opts.cuda_stream = o->cuda_stream;
+  opts.cuda_device_memory = o->cuda_device_memory;
+  opts.cuda_device_memory_bytes = o->cuda_device_memory_bytes;
+  return opts;
+}
+
+}  // namespace
+
 kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options* o, kiln_context** out,
                                      kiln_error* err) {
   if (!plan || !out || !o) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan, options and out must not be null");
   *out = nullptr;
   return guarded(err, [&]() -> kiln::Status {
-    kiln::ContextOptions opts;
-    opts.n_threads = o->n_threads;
-    opts.device = o->device ? o->device : "auto";
-    opts.use_graphs = o->use_graphs != 0;
-    opts.cuda_stream = o->cuda_stream;
-    opts.cuda_device_memory = o->cuda_device_memory;
-    opts.cuda_device_memory_bytes = o->cuda_device_memory_bytes;
-    auto r = kiln::Context::create(plan->plan, opts);
+    auto r = kiln::Context::create(plan->plan, to_options(o));
     if (!r.is_ok()) return r.status();
     *out = new kiln_context{r.take()};
     return kiln::Status::ok();
@@ -294,5 +312,104 @@ kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t c
 }
 
 void kiln_decoder_destroy(kiln_decoder* dec) { delete dec; }
+
+// --- text-to-image
+
+kiln_status kiln_diffusion_create(kiln_plan* plan, const kiln_context_options* o, kiln_diffusion** out, kiln_error* err) {
+  if (!plan || !out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and out must not be null");
+  *out = nullptr;
+  return guarded(err, [&]() -> kiln::Status {
+    const kiln_context_options def = kiln_context_options_default();
+    auto r = kiln::DiffusionSession::create(plan->plan, to_options(o ? o : &def));
+    if (!r.is_ok()) return r.status();
+    auto d = std::make_unique<kiln_diffusion>();
+    d->plan = plan->plan;
+    d->s = r.take();
+    d->noise.resize(size_t(d->s->latent_size()));
+    d->image.resize(size_t(d->s->height() * d->s->width() * 3));
+    *out = d.release();
+    return kiln::Status::ok();
+  });
+}
+
+void kiln_diffusion_destroy(kiln_diffusion* d) { delete d; }
+
+const char* kiln_diffusion_backend(const kiln_diffusion* d) { return d ? d->s->backend() : ""; }
+
+kiln_status kiln_diffusion_get_info(const kiln_diffusion* d, kiln_diffusion_info* info, kiln_error* err) {
+  if (!d || !info) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and info must not be null");
+  const kiln::DiffusionSession& s = *d->s;
+  *info = kiln_diffusion_info{s.height(), s.width(), s.latent_height(), s.latent_width(), s.latent_channels(), s.steps(),
+                              s.text_len(), s.guided() ? 1 : 0, s.stochastic() ? 1 : 0, s.has_control() ? 1 : 0};
+  return report(err, kiln::Status::ok());
+}
+
+kiln_status kiln_diffusion_set_prompt_ids(kiln_diffusion* d, const int32_t* ids, const int32_t* negative_ids,
+                                          kiln_error* err) {
+  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
+  return guarded(err, [&] { return d->s->encode_text(ids, d->s->guided() ? negative_ids : nullptr); });
+}
+
+kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, const char* negative, kiln_error* err) {
+  if (!d || !prompt) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and prompt must not be null");
+  const kiln::Tokenizer* t = d->plan->tokenizer();
+  if (!t || t->data().kind != kiln::TokenizerData::Kind::kClipBpe)
+    return fail(err, KILN_ERR_UNSUPPORTED, "this plan has no CLIP tokenizer (compiled with --no-tokenizer?): give token ids");
+  return guarded(err, [&] {
+    const int64_t L = d->s->text_len();
+    const std::vector<int32_t> ids = t->encode_fixed(prompt, L);
+    const std::vector<int32_t> neg = t->encode_fixed(negative ? negative : "", L);
+    return d->s->encode_text(ids.data(), d->s->guided() ? neg.data() : nullptr);
+  });
+}
+
+kiln_status kiln_diffusion_start(kiln_diffusion* d, uint64_t seed, const float* noise, const float* control,
+                                 kiln_error* err) {
+  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
+  return guarded(err, [&] {
+    d->seed = seed;
+    if (!noise) {
+      d->s->seed_noise(seed, d->noise.data());
+      noise = d->noise.data();
+    }
+    return d->s->prepare(noise, control);
+  });
+}
+
+kiln_status kiln_diffusion_step(kiln_diffusion* d, int64_t step, kiln_error* err) {
+  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
+  return guarded(err, [&] { return d->s->denoise(step, d->seed); });
+}
+
+const float* kiln_diffusion_latents(const kiln_diffusion* d) { return d ? d->s->latents() : nullptr; }
+
+kiln_status kiln_diffusion_decode(kiln_diffusion* d, float* image_out, uint8_t* rgb_out, kiln_error* err) {
+  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
+  return guarded(err, [&] {
+    KILN_RETURN_IF_ERROR(d->s->decode(d->image.data()));
+    if (image_out) std::memcpy(image_out, d->image.data(), d->image.size() * sizeof(float));
+    if (rgb_out) kiln::DiffusionSession::to_rgb8(d->image.data(), d->s->height() * d->s->width(), rgb_out);
+    return kiln::Status::ok();
+  });
+}
+
+kiln_status kiln_txt2img(kiln_diffusion* d, const char* prompt, const char* negative, uint64_t seed, const float* control,
+                         uint8_t* rgb_out, kiln_step_callback on_step, void* user, kiln_error* err) {
+  if (!d || !rgb_out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and rgb_out must not be null");
+  if (kiln_status st = kiln_diffusion_set_prompt(d, prompt, negative, err)) return st;
+  if (kiln_status st = kiln_diffusion_start(d, seed, nullptr, control, err)) return st;
+  const int64_t steps = d->s->steps();
+  for (int64_t i = 0; i < steps; ++i) {
+    if (kiln_status st = kiln_diffusion_step(d, i, err)) return st;
+    if (on_step && !on_step(user, i, steps))
+      return fail(err, KILN_ERR_INVALID_ARGUMENT, "stopped by the step callback after step " + std::to_string(i));
+  }
+  return kiln_diffusion_decode(d, nullptr, rgb_out, err);
+}
+
+kiln_status kiln_control_image_from_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w, int64_t out_h, float* out,
+                                         kiln_error* err) {
+  return guarded(err, [&] { return kiln::control_image_from_rgb8(rgb, w, h, out_w, out_h, out); });
+}
 
 }  // extern "C"

@@ -561,8 +561,8 @@ def build_sd2(out, tok_info):
     return lines
 
 
-def draw_control_image(path):
-    rng = random.Random(3001)
+def draw_control_image(path, WIDTH=WIDTH, HEIGHT=HEIGHT, seed=3001):
+    rng = random.Random(seed)
     img = Image.new("RGB", (WIDTH, HEIGHT), (0, 0, 0))
     d = ImageDraw.Draw(img)
     for _ in range(6):
@@ -605,9 +605,6 @@ def build_controlnet(out, pipe15, ref15, unet_f32):
     with torch.no_grad():
         down, mid = cn(ref["unet_sample"], ref["unet_timestep"], encoder_hidden_states=ref["text_hidden"],
                        controlnet_cond=ref["cn_cond"], conditioning_scale=CN_SCALE, return_dict=False)
-        for i, r in enumerate(down):
-            ref["cn_down_%d" % i] = r
-        ref["cn_mid"] = mid
         ref["cn_unet_out"] = pipe15.unet(ref["unet_sample"], ref["unet_timestep"],
                                          encoder_hidden_states=ref["text_hidden"],
                                          down_block_additional_residuals=list(down),
@@ -627,6 +624,13 @@ def build_controlnet(out, pipe15, ref15, unet_f32):
         else:
             ref["loop_euler_cn_image"] = torch.from_numpy(np.ascontiguousarray(img))
     ref["loop_euler_cn_timesteps"] = cpipe.scheduler.timesteps.to(torch.float32)
+    # Control images of other sizes, as the pipeline resizes them (PIL Lanczos) and scales to [0, 1].
+    for w, h in ((97, 71), (150, 130)):
+        name = "control_%dx%d.png" % (w, h)
+        draw_control_image(os.path.join(case, name), w, h, seed=3003 + w)
+        img = Image.open(os.path.join(case, name)).convert("RGB")
+        ref["resized_%dx%d" % (w, h)] = cpipe.prepare_image(img, WIDTH, HEIGHT, 1, 1, "cpu", torch.float32,
+                                                            do_classifier_free_guidance=False, guess_mode=False)
     diff = (ref["loop_euler_cn_latents"] - ref15["loop_euler_latents"]).abs().max().item()
     assert diff > 1e-3, diff
     write_ref(os.path.join(case, "reference.safetensors"), ref, lines)

@@ -7,6 +7,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <memory>
 
 #include "compiler/compile.h"
@@ -292,4 +294,215 @@ TEST_CASE("diffusion samplers: every step of DDIM, Euler, Euler-a, DPM++ 2M and 
     MESSAGE(cs.file << ": worst step rel L2 " << worst);
     CHECK(worst <= 1e-5);
   }
+}
+
+// --- through the C API, the CLI, and on bad input
+
+#include "kiln/kiln.h"
+#include "runtime/image.h"
+#include "tools/kiln/png_io.h"
+
+namespace {
+
+struct CPlan {
+  kiln_plan* p = nullptr;
+  kiln_diffusion* d = nullptr;
+  ~CPlan() {
+    kiln_diffusion_destroy(d);
+    kiln_plan_close(p);
+  }
+};
+
+std::string compile_to(const test::TempDir& dir, const std::string& pipeline, const std::string& extra = "",
+                       const std::string& name = "sd.kplan") {
+  std::string out;
+  const std::string plan = dir / name;
+  const int rc = test::run_command(std::string(KILN_CLI_PATH) + " compile " + pipeline + " -o " + plan +
+                                       " --steps 4 --dtype f32 --target cpu " + extra + " 2>&1",
+                                   &out);
+  REQUIRE_MESSAGE(rc == 0, out);
+  return plan;
+}
+
+}  // namespace
+
+TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer gives diffusers' image") {
+  test::TempDir dir;
+  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline");
+  const RefFile ref(dfix("sd15_tiny") + "/reference.safetensors");
+  CPlan c;
+  kiln_error err{};
+  REQUIRE(kiln_plan_open(plan.c_str(), &c.p, &err) == KILN_OK);
+  kiln_context_options o = kiln_context_options_default();
+  o.device = "cpu";
+  o.n_threads = 2;
+  REQUIRE_MESSAGE(kiln_diffusion_create(c.p, &o, &c.d, &err) == KILN_OK, err.message);
+  kiln_diffusion_info info{};
+  REQUIRE(kiln_diffusion_get_info(c.d, &info, &err) == KILN_OK);
+  CHECK(info.height == 64);
+  CHECK(info.steps == 4);
+  CHECK(info.guided == 1);
+  CHECK(info.has_control == 0);
+  CHECK(std::string(kiln_diffusion_backend(c.d)) == "cpu");
+  REQUIRE(kiln_diffusion_set_prompt(c.d, "a red fox in snow", "", &err) == KILN_OK);  // the fixture's prompt
+  const std::vector<float> noise = nchw_to_nhwc(ref.floats("init_latents"), 1, 4, 32, 32);
+  REQUIRE(kiln_diffusion_start(c.d, 0, noise.data(), nullptr, &err) == KILN_OK);
+  for (int64_t i = 0; i < info.steps; ++i) REQUIRE(kiln_diffusion_step(c.d, i, &err) == KILN_OK);
+  std::vector<uint8_t> rgb(64 * 64 * 3);
+  std::vector<float> img(64 * 64 * 3);
+  REQUIRE(kiln_diffusion_decode(c.d, img.data(), rgb.data(), &err) == KILN_OK);
+  const std::vector<float> want = ref.floats("loop_euler_image");
+  std::vector<float> got(img.size());
+  for (size_t i = 0; i < img.size(); ++i) got[i] = std::min(1.0f, std::max(0.0f, img[i] / 2 + 0.5f));
+  CHECK(test::rel_l2(got.data(), want.data(), want.size()) <= 1e-3);
+  int off = 0;
+  for (size_t i = 0; i < rgb.size(); ++i) off += std::abs(int(rgb[i]) - int(std::lround(want[i] * 255)));
+  CHECK(off <= int(rgb.size()) / 50);  // bytes agree but for rare rounding ties
+
+  // Bad calls: typed errors, nothing crashes.
+  CHECK(kiln_diffusion_step(c.d, 4, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_diffusion_step(c.d, -1, &err) == KILN_ERR_INVALID_ARGUMENT);
+  const float ctl[3] = {0, 0, 0};
+  CHECK(kiln_diffusion_start(c.d, 0, nullptr, ctl, &err) == KILN_ERR_INVALID_ARGUMENT);
+  std::vector<int32_t> bad(77, 5000);
+  CHECK(kiln_diffusion_set_prompt_ids(c.d, bad.data(), bad.data(), &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_diffusion_set_prompt(c.d, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  std::vector<float> nan_noise(size_t(4 * 32 * 32), NAN);
+  CHECK(kiln_diffusion_start(c.d, 0, nan_noise.data(), nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  // The same seed gives the same image; kiln_txt2img runs it all.
+  std::vector<uint8_t> a(rgb.size()), b(rgb.size());
+  REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, a.data(), nullptr, nullptr, &err) == KILN_OK);
+  REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), nullptr, nullptr, &err) == KILN_OK);
+  CHECK(a == b);
+  REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 8, nullptr, b.data(), nullptr, nullptr, &err) == KILN_OK);
+  CHECK(a != b);
+  // An LLM plan is not a text-to-image plan.
+  kiln_diffusion* none = nullptr;
+  CPlan llm;
+  test::TempDir d2;
+  CompileOptions lo;
+  lo.model_dir = test::fixture("gqa_f32");
+  lo.output = d2 / "l.kplan";
+  compile_model(lo);
+  REQUIRE(kiln_plan_open(lo.output.c_str(), &llm.p, &err) == KILN_OK);
+  CHECK(kiln_diffusion_create(llm.p, nullptr, &none, &err) == KILN_ERR_UNSUPPORTED);
+  CHECK(none == nullptr);
+}
+
+TEST_CASE("diffusion control images are resized exactly as diffusers (PIL Lanczos) prepares them") {
+  const RefFile ref(dfix("controlnet_tiny") + "/reference.safetensors");
+  for (const char* size : {"97x71", "150x130"}) {
+    CAPTURE(size);
+    int64_t w = 0, h = 0;
+    std::vector<uint8_t> rgb;
+    read_png_rgb8(dfix("controlnet_tiny") + "/control_" + std::string(size) + ".png", &w, &h, &rgb);
+    std::vector<float> got(64 * 64 * 3);
+    REQUIRE(control_image_from_rgb8(rgb.data(), w, h, 64, 64, got.data()).is_ok());
+    const std::vector<float> want = nchw_to_nhwc(ref.floats("resized_" + std::string(size)), 1, 3, 64, 64);
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - want[i])));
+    CHECK(worst <= 1e-6);  // the same bytes
+  }
+  std::vector<float> out(12);
+  const uint8_t px[3] = {1, 2, 3};
+  CHECK(!control_image_from_rgb8(px, 0, 1, 2, 2, out.data()).is_ok());
+  CHECK(!control_image_from_rgb8(nullptr, 1, 1, 2, 2, out.data()).is_ok());
+}
+
+TEST_CASE("diffusion CLI: txt2img writes a PNG; control images and bad inputs are handled") {
+  test::TempDir dir;
+  const std::string cli = KILN_CLI_PATH;
+  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline");
+  std::string out;
+  REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + plan + " -p 'a red fox in snow' --seed 42 -q --device cpu -o " +
+                                        (dir / "fox.png") + " 2>&1",
+                                    &out) == 0,
+                  out);
+  int64_t w = 0, h = 0;
+  std::vector<uint8_t> rgb;
+  read_png_rgb8(dir / "fox.png", &w, &h, &rgb);
+  CHECK(w == 64);
+  CHECK(h == 64);
+  CHECK(out.find("wrote") != std::string::npos);
+  // Control image for a plan without a ControlNet, a missing prompt, a missing plan.
+  CHECK(test::run_command(cli + " txt2img " + plan + " -p x -o " + (dir / "a.png") + " --control " +
+                              dfix("controlnet_tiny") + "/control.png 2>&1",
+                          &out) != 0);
+  CHECK(out.find("no ControlNet") != std::string::npos);
+  CHECK(test::run_command(cli + " txt2img " + plan + " -o " + (dir / "a.png") + " 2>&1", &out) != 0);
+  CHECK(test::run_command(cli + " txt2img " + (dir / "none.kplan") + " -p x -o " + (dir / "a.png") + " 2>&1", &out) != 0);
+
+  // A ControlNet plan: needs --control; a bad PNG is refused by name; a good one of another size works.
+  const std::string cn = compile_to(dir, dfix("sd15_tiny") + "/pipeline",
+                                    "--controlnet " + dfix("controlnet_tiny") + "/controlnet --control-scale 0.8", "cn.kplan");
+  CHECK(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p x -o " + (dir / "a.png") + " 2>&1", &out) != 0);
+  CHECK(out.find("--control") != std::string::npos);
+  test::write_bytes(dir / "bad.png", {0x89, 'P', 'N', 'G', 1, 2, 3});
+  CHECK(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p x -o " + (dir / "a.png") + " --control " +
+                              (dir / "bad.png") + " 2>&1",
+                          &out) != 0);
+  CHECK(out.find("bad.png") != std::string::npos);
+  REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p 'a fox' -q -o " + (dir / "cn.png") +
+                                        " --control " + dfix("controlnet_tiny") + "/control_97x71.png 2>&1",
+                                    &out) == 0,
+                  out);
+  CHECK(!test::read_bytes(dir / "cn.png").empty());
+  CHECK(std::ifstream(dir / "a.png").good() == false);  // failed runs leave no output behind
+}
+
+TEST_CASE("diffusion compile: bad pipelines and options are refused with one clear line and no plan") {
+  test::TempDir dir;
+  const std::string src = dfix("sd15_tiny") + "/pipeline";
+  auto err_of = [&](const std::string& folder, const std::function<void(CompileOptions&)>& tweak = nullptr) {
+    CompileOptions o;
+    o.model_dir = folder;
+    o.output = dir / "x.kplan";
+    o.steps = 4;
+    if (tweak) tweak(o);
+    const std::string e = test::compile_error(o);
+    CHECK(!std::ifstream(o.output).good());
+    return e;
+  };
+  CHECK(err_of(src, [](CompileOptions& o) { o.sampler = "heun"; }).find("--sampler") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.steps = 0; }).find("--steps") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.height = 62; }).find("multiples") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.guidance = NAN; }).find("--guidance") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.lora.push_back({"x", 1.0}); }).find("--lora") != std::string::npos);
+  CHECK(err_of(src, [&](CompileOptions& o) { o.controlnet = dir / "nope"; }).find("config.json") != std::string::npos);
+  // A ControlNet whose blocks do not match the UNet (sd2's UNet is smaller).
+  CHECK(err_of(dfix("sd2_tiny") + "/pipeline", [&](CompileOptions& o) { o.controlnet = dfix("controlnet_tiny") + "/controlnet"; })
+            .find("ControlNet") != std::string::npos);
+  auto broken = [&](const std::function<void(const std::string&)>& edit) {
+    const std::string p = dir / "pipe";
+    test::run_command("rm -rf '" + p + "'", nullptr);
+    test::copy_dir(src, p);
+    edit(p);
+    return err_of(p);
+  };
+  auto write = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+  CHECK(broken([](const std::string& p) { std::remove((p + "/vae/config.json").c_str()); }).find("vae/config.json") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/unet/config.json", "{\"_class_name\": \"UNet2DConditionModel\", \"block_out_channels\": [32, 64], \"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\"], \"layers_per_block\": 2, \"cross_attention_dim\": 32, \"norm_num_groups\": 8, \"attention_head_dim\": 2, \"class_embed_type\": \"timestep\"}"); })
+            .find("class_embed_type") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/unet/config.json", "{\"block_out_channels\": [32, 64], \"down_block_types\": [\"SimpleDown\", \"DownBlock2D\"]}"); })
+            .find("SimpleDown") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/scheduler/scheduler_config.json", "{\"beta_schedule\": \"cosine\"}"); })
+            .find("beta_schedule") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/scheduler/scheduler_config.json", "{\"prediction_type\": \"sample\"}"); })
+            .find("prediction_type") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/model_index.json", "{\"_class_name\": \"StableDiffusionPipeline\", \"unet\": [\"diffusers\", \"UNet2DConditionModel\"]}"); })
+            .find("text_encoder") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/text_encoder/config.json", "{\"vocab_size\": 1000, \"hidden_size\": 32, \"intermediate_size\": 37, \"num_hidden_layers\": 3, \"num_attention_heads\": 4, \"hidden_act\": \"relu\"}"); })
+            .find("hidden_act") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { std::remove((p + "/unet/diffusion_pytorch_model.safetensors").c_str()); })
+            .find("diffusion_pytorch_model.safetensors") != std::string::npos);
+  // A truncated weight file and a checkpoint that does not match its config.
+  CHECK(!broken([&](const std::string& p) {
+           auto b = test::read_bytes(p + "/vae/diffusion_pytorch_model.safetensors");
+           b.resize(b.size() / 2);
+           test::write_bytes(p + "/vae/diffusion_pytorch_model.safetensors", b);
+         }).empty());
+  CHECK(broken([&](const std::string& p) { write(p + "/text_encoder/config.json", "{\"vocab_size\": 1000, \"hidden_size\": 32, \"intermediate_size\": 37, \"num_hidden_layers\": 4, \"num_attention_heads\": 4}"); })
+            .find("missing tensor") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/tokenizer/merges.txt", "#version: 0.2\nnot-a-merge\n"); })
+            .find("merges.txt") != std::string::npos);
 }

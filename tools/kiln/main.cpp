@@ -20,6 +20,7 @@
 #include "compiler/safetensors.h"
 #include "kiln/kiln.h"
 #include "runtime/plan.h"
+#include "tools/kiln/txt2img.h"
 
 #include <nlohmann/json.hpp>
 
@@ -635,6 +636,20 @@ int main(int argc, char** argv) {
   chat->add_flag("--raw", ca.raw, "No chat template: plain text in, plain text out (for models without one)");
   add_run_options(chat, ca.run);
 
+  Txt2ImgArgs ta;
+  auto* t2i = app.add_subcommand("txt2img", "Generate an image from a text-to-image plan (a compiled diffusers pipeline)");
+  t2i->add_option("plan", ta.plan, "Plan file")->required();
+  t2i->add_option("-p,--prompt", ta.prompt, "What to draw")->required();
+  t2i->add_option("--negative", ta.negative, "Negative prompt (default empty; needs guidance > 1 at compile time)");
+  t2i->add_option("--seed", ta.seed, "Noise seed (default 0); the same seed gives the same image on every backend");
+  t2i->add_option("-o,--output", ta.output, "PNG file to write")->required();
+  t2i->add_option("--control", ta.control, "Control image (PNG) for a plan compiled with --controlnet");
+  t2i->add_option("--threads", ta.threads, "CPU threads (default: all cores)");
+  t2i->add_option("--device", ta.device, "cpu, cuda or auto (default: cuda when a GPU is present)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  t2i->add_flag("--no-graphs", ta.no_graphs, "CUDA: replay launch by launch instead of captured graphs (debugging)");
+  t2i->add_flag("-q,--quiet", ta.quiet, "No per-step progress on stderr");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -649,6 +664,7 @@ int main(int argc, char** argv) {
     if (*eval) return run_eval(eval_plan, eval_in, eval_out, eval_run);
     if (*gen) return run_generate(ga);
     if (*chat) return run_chat(ca);
+    if (*t2i) return run_txt2img(ta);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "kiln: error: out of memory\n");
     return 1;

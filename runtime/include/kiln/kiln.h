@@ -150,6 +150,59 @@ KILN_API kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special
 KILN_API kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out, kiln_error* err);
 KILN_API void kiln_decoder_destroy(kiln_decoder* dec);
 
+/* --- text-to-image (plans compiled from a diffusers pipeline folder).
+ * A kiln_diffusion session owns one backend's memory for the plan, like a context; one per
+ * thread. Images are height x width x 3, row-major RGB; latents and noise are channels-last
+ * (latent_height x latent_width x latent_channels floats). */
+typedef struct kiln_diffusion kiln_diffusion;
+
+typedef struct kiln_diffusion_info {
+  int64_t height, width;                                   /* pixels */
+  int64_t latent_height, latent_width, latent_channels;
+  int64_t steps;                                           /* sampler steps compiled in */
+  int64_t text_len;                                        /* token ids per prompt */
+  int guided;                                              /* classifier-free guidance: takes a negative prompt */
+  int stochastic;                                          /* the sampler draws fresh noise each step */
+  int has_control;                                         /* a ControlNet: every image needs a control image */
+} kiln_diffusion_info;
+
+/* opts may be NULL (the defaults). Fails with KILN_ERR_UNSUPPORTED on a plan that is not text-to-image. */
+KILN_API kiln_status kiln_diffusion_create(kiln_plan* plan, const kiln_context_options* opts, kiln_diffusion** out,
+                                           kiln_error* err);
+KILN_API void kiln_diffusion_destroy(kiln_diffusion* d);
+KILN_API kiln_status kiln_diffusion_get_info(const kiln_diffusion* d, kiln_diffusion_info* info, kiln_error* err);
+KILN_API const char* kiln_diffusion_backend(const kiln_diffusion* d);
+/* Tokenizes the prompt (and the negative prompt, "" when NULL; ignored without guidance) with the
+ * plan's CLIP tokenizer and runs the text encoder. */
+KILN_API kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, const char* negative, kiln_error* err);
+/* The same from text_len ids each (negative: NULL without guidance). */
+KILN_API kiln_status kiln_diffusion_set_prompt_ids(kiln_diffusion* d, const int32_t* ids, const int32_t* negative_ids,
+                                                   kiln_error* err);
+/* Starts an image. noise: NULL draws it from seed (Philox, identical on every backend), else the
+ * caller's latents-sized noise. control: height x width x 3 floats in [0, 1], required with a
+ * ControlNet and NULL otherwise. seed also feeds stochastic samplers. */
+KILN_API kiln_status kiln_diffusion_start(kiln_diffusion* d, uint64_t seed, const float* noise, const float* control,
+                                          kiln_error* err);
+/* Runs sampler step `step` (0 .. steps-1, in order). */
+KILN_API kiln_status kiln_diffusion_step(kiln_diffusion* d, int64_t step, kiln_error* err);
+/* The current latents (valid until the next call on d). */
+KILN_API const float* kiln_diffusion_latents(const kiln_diffusion* d);
+/* Decodes the latents: image_out (floats, about [-1, 1]) and/or rgb_out (bytes, diffusers'
+ * postprocess); either may be NULL. */
+KILN_API kiln_status kiln_diffusion_decode(kiln_diffusion* d, float* image_out, uint8_t* rgb_out, kiln_error* err);
+
+/* A control image for kiln_diffusion_start from 8-bit RGB of any size (w x h x 3 bytes): resized
+ * to out_w x out_h as diffusers does (PIL Lanczos), then scaled to [0, 1]; out holds out_w*out_h*3 floats. */
+KILN_API kiln_status kiln_control_image_from_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w, int64_t out_h,
+                                                  float* out, kiln_error* err);
+
+/* Called after each step; return 0 to stop (kiln_txt2img then fails with KILN_ERR_INVALID_ARGUMENT "stopped"). */
+typedef int (*kiln_step_callback)(void* user, int64_t step, int64_t steps);
+/* set_prompt + start + every step + decode to RGB bytes (height*width*3). */
+KILN_API kiln_status kiln_txt2img(kiln_diffusion* d, const char* prompt, const char* negative, uint64_t seed,
+                                  const float* control, uint8_t* rgb_out, kiln_step_callback on_step, void* user,
+                                  kiln_error* err);
+
 #ifdef __cplusplus
 }
 #endif

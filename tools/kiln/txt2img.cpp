@@ -1,0 +1,84 @@
+#include "tools/kiln/txt2img.h"
+
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+#include <vector>
+
+#include "kiln/kiln.h"
+#include "tools/kiln/png_io.h"
+
+namespace {
+
+struct Handles {
+  kiln_plan* plan = nullptr;
+  kiln_diffusion* d = nullptr;
+  ~Handles() {
+    kiln_diffusion_destroy(d);
+    kiln_plan_close(plan);
+  }
+};
+
+void check(kiln_status s, const kiln_error& e) {
+  if (s != KILN_OK) throw std::runtime_error(e.message[0] ? e.message : kiln_status_string(s));
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+int run_txt2img(const Txt2ImgArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  kiln_error err{};
+  Handles h;
+  check(kiln_plan_open(a.plan.c_str(), &h.plan, &err), err);
+  kiln_context_options o = kiln_context_options_default();
+  o.n_threads = a.threads;
+  o.device = a.device.c_str();
+  o.use_graphs = a.no_graphs ? 0 : 1;
+  check(kiln_diffusion_create(h.plan, &o, &h.d, &err), err);
+  kiln_diffusion_info info{};
+  check(kiln_diffusion_get_info(h.d, &info, &err), err);
+  if (!a.negative.empty() && !info.guided)
+    throw std::runtime_error("--negative needs a plan compiled with guidance > 1 (this one has none)");
+
+  std::vector<float> control;
+  if (info.has_control && a.control.empty())
+    throw std::runtime_error("this plan has a ControlNet: give its control image with --control IMAGE.png");
+  if (!info.has_control && !a.control.empty())
+    throw std::runtime_error("this plan has no ControlNet: --control is not accepted (compile with --controlnet DIR)");
+  if (!a.control.empty()) {
+    int64_t w = 0, hh = 0;
+    std::vector<uint8_t> rgb;
+    kiln::read_png_rgb8(a.control, &w, &hh, &rgb);
+    control.resize(size_t(info.width * info.height * 3));
+    check(kiln_control_image_from_rgb8(rgb.data(), w, hh, info.width, info.height, control.data(), &err), err);
+  }
+  const double load_s = seconds_since(t0);
+
+  const auto t1 = std::chrono::steady_clock::now();
+  check(kiln_diffusion_set_prompt(h.d, a.prompt.c_str(), a.negative.c_str(), &err), err);
+  const double text_s = seconds_since(t1);
+  check(kiln_diffusion_start(h.d, a.seed, nullptr, control.empty() ? nullptr : control.data(), &err), err);
+  const auto t2 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < info.steps; ++i) {
+    check(kiln_diffusion_step(h.d, i, &err), err);
+    if (!a.quiet)
+      std::fprintf(stderr, "\r  step %lld/%lld (%.2f s)   ", static_cast<long long>(i + 1), static_cast<long long>(info.steps),
+                   seconds_since(t2));
+  }
+  if (!a.quiet) std::fprintf(stderr, "\n");
+  const double steps_s = seconds_since(t2);
+  const auto t3 = std::chrono::steady_clock::now();
+  std::vector<uint8_t> rgb(size_t(info.width * info.height * 3));
+  check(kiln_diffusion_decode(h.d, nullptr, rgb.data(), &err), err);
+  const double decode_s = seconds_since(t3);
+  kiln::write_png_rgb8(a.output, info.width, info.height, rgb.data());
+  std::printf("wrote %s (%lldx%lld, seed %llu) on %s: load %.2f s, text %.1f ms, %lld steps %.1f ms each, decode %.1f ms\n",
+              a.output.c_str(), static_cast<long long>(info.width), static_cast<long long>(info.height),
+              static_cast<unsigned long long>(a.seed), kiln_diffusion_backend(h.d), load_s, text_s * 1e3,
+              static_cast<long long>(info.steps), steps_s * 1e3 / double(info.steps), decode_s * 1e3);
+  return 0;
+}
