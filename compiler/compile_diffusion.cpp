@@ -52,7 +52,6 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
     need_file(o.controlnet + "/config.json", "the ControlNet's config");
     m.controlnet = read_unet_config(o.controlnet + "/config.json", true);
   }
-  if (!o.lora.empty()) throw CompileError("--lora is not supported for diffusion pipelines yet");
 
   Checkpoint ck;
   {
@@ -64,6 +63,12 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
   ck.absorb(Checkpoint::open_dir(d + "/unet", "diffusion_pytorch_model"), "unet/");
   ck.absorb(Checkpoint::open_dir(d + "/vae", "diffusion_pytorch_model"), "vae/");
   if (m.controlnet) ck.absorb(Checkpoint::open_dir(o.controlnet, "diffusion_pytorch_model"), "controlnet/");
+
+  // LoRA adapters for the UNet or the text encoder (PEFT folders); each is matched to its component.
+  std::vector<LoraAdapterSpec> lora_specs = o.lora;
+  for (LoraAdapterSpec& l : lora_specs)
+    l.prefix = find_lora_prefix(l.dir, ck, {"unet/", "text_encoder/", "text_encoder/text_model."});
+  const LoraSet lora = LoraSet::load(lora_specs, ck);
 
   const Sampler sampler = parse_sampler(o.sampler);
   const Schedule sched = build_schedule(m.scheduler, sampler, o.steps);
@@ -122,9 +127,9 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
 
   plan_memory(g);
   ThreadPool pool;
-  const LoraSet no_lora;
+  for (const LoraRecord& r : lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
   write_plan(g, parse_targets(o.target),
-             [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, no_lora, pool, out); }, o.output,
+             [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output,
              o.progress);
 
   CompileSummary s;
@@ -137,6 +142,7 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
   s.arena_bytes = g.arena_bytes;
   s.kv_bytes = g.kv_bytes;
   s.state_bytes = g.state_bytes;
+  s.adapters = lora.records();
   for (const GraphProgram& p : g.programs) s.programs.emplace_back(p.name, p.nodes.size());
   if (g.tokenizer)
     s.tokenizer = "CLIP BPE, " + std::to_string(g.tokenizer->vocab.size()) + " tokens, " +

@@ -249,6 +249,21 @@ LoraAdapterSpec parse_lora_spec(const std::string& arg) {
   return s;
 }
 
+std::string find_lora_prefix(const std::string& dir, const Checkpoint& base, const std::vector<std::string>& candidates) {
+  const std::string st_path = dir + "/adapter_model.safetensors";
+  const auto file = SafetensorsFile::open(st_path);
+  for (const auto& [key, t] : file->tensors()) {
+    if (key.compare(0, kPrefix.size(), kPrefix) != 0) continue;
+    std::string plain;
+    const auto [path, role] = split_key(key, &plain);
+    if (role != "lora_A" && role != "lora_embedding_A") continue;
+    for (const std::string& c : candidates)
+      if (base.find(c + path + ".weight")) return c;
+    throw CompileError("adapter '" + base_name(dir) + "': module '" + path + "' is in none of the pipeline's components");
+  }
+  throw CompileError(st_path + ": the adapter has no LoRA A matrices");
+}
+
 LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base) {
   LoraSet set;
   Impl& im = *set.impl_;
@@ -289,7 +304,10 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       if (key.compare(0, kPrefix.size(), kPrefix) != 0)
         throw CompileError(st_path + ": key '" + key + "' is not a PEFT key (expected the prefix base_model.model.)");
       std::string plain;
-      const auto [path, role] = split_key(key, &plain);
+      const auto [local_path, role] = split_key(key, &plain);
+      // A pipeline component's adapter: its module paths live under spec.prefix in `base`.
+      const std::string path = spec.prefix + local_path;
+      plain = spec.prefix + plain;
       if (role.empty()) {
         // A full tensor that replaces the base one: a modules_to_save copy (its module must be
         // listed), or a targeted layer's own weights ("<module>.base_layer.weight"), which peft
@@ -347,8 +365,9 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
         throw CompileError(mw + ": B is " + shape_str(m.b->shape) + ", expected [" + std::to_string(b_rows) + ", " +
                            std::to_string(rank) + "] for A " + shape_str(m.a->shape) + " and the model's weight " +
                            shape_str(w->shape) + " (made for another model?)");
-      const json* rp = pattern_value(c.rank_pattern, path, cfg_path);
-      const json* ap = pattern_value(c.alpha_pattern, path, cfg_path);
+      const std::string local = path.substr(spec.prefix.size());  // patterns name the component's own modules
+      const json* rp = pattern_value(c.rank_pattern, local, cfg_path);
+      const json* ap = pattern_value(c.alpha_pattern, local, cfg_path);
       if (rp && !rp->is_number_integer()) throw CompileError(cfg_path + ": rank_pattern values must be integers");
       if (ap && !ap->is_number()) throw CompileError(cfg_path + ": alpha_pattern values must be numbers");
       const int64_t r = rp ? rp->get<int64_t>() : c.r;

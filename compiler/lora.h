@@ -27,7 +27,14 @@ class ThreadPool;
 struct LoraAdapterSpec {
   std::string dir;
   double weight = 1.0;  // s
+  // Where the adapter's modules live in the base checkpoint: "" for a model's own adapter;
+  // for a pipeline component, its prefix there (e.g. "unet/", "text_encoder/text_model.").
+  std::string prefix;
 };
+
+// The prefix (of `candidates`) under which `base` holds the modules of the adapter in `dir`:
+// the first candidate that holds its first LoRA module. Throws CompileError when none does.
+std::string find_lora_prefix(const std::string& dir, const Checkpoint& base, const std::vector<std::string>& candidates);
 
 // Checks an adapter_config.json's text as load() would (throws CompileError); for fuzzing.
 void check_lora_config_text(const std::string& text, const std::string& name);

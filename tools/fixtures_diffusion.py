@@ -23,7 +23,9 @@ reference is computed with the pipeline loaded back from disk in float32, so it 
 """
 
 import json
+import copy
 import math
+import peft
 import os
 import random
 import shutil
@@ -743,6 +745,62 @@ def build_samplers(out):
     return lines
 
 
+# --- LoRA ----------------------------------------------------------------------------------------------------
+
+def peft_adapter(model, targets, rank, alpha, seed, folder, base_name):
+    """A peft LoRA on `model` with every lora_B randomised (peft initialises B to zero), saved as peft's
+    save_pretrained writes it; returns the merged copy (merge_and_unload)."""
+    from peft import LoraConfig, get_peft_model
+    cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, init_lora_weights=True)
+    pm = get_peft_model(copy.deepcopy(model), cfg)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in sorted(pm.named_parameters()):
+            if "lora_" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * (0.5 / math.sqrt(p.shape[-1])))
+    pm.peft_config["default"].base_model_name_or_path = base_name  # not this machine's path
+    pm.save_pretrained(folder)
+    readme = os.path.join(folder, "README.md")
+    if os.path.exists(readme):
+        os.remove(readme)
+    return pm.merge_and_unload().eval()
+
+
+def build_lora(out, pipe15, ref15):
+    """sd15_tiny with a UNet LoRA (attention, feed-forward, time projections) and a text-encoder LoRA, merged by
+    peft; references from the merged pipeline on sd15_tiny's inputs."""
+    case = os.path.join(out, "lora_tiny")
+    os.makedirs(case)
+    with open(os.path.join(case, "base.txt"), "w") as f:
+        f.write("sd15_tiny\n")
+    unet = peft_adapter(pipe15.unet, ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "time_emb_proj",
+                                      "linear_1"], 4, 8, 4001, os.path.join(case, "unet_lora"), "sd15_tiny/unet")
+    text = peft_adapter(pipe15.text_encoder, ["q_proj", "v_proj", "fc1"], 2, 4, 4002, os.path.join(case, "text_lora"),
+                        "sd15_tiny/text_encoder")
+    comps = dict(pipe15.components)
+    comps["unet"], comps["text_encoder"] = unet, text
+    pipe = StableDiffusionPipeline(**comps)
+    pipe.set_progress_bar_config(disable=True)
+    ref = {k: ref15[k] for k in ("ids", "unet_sample", "unet_timestep", "init_latents")}
+    with torch.no_grad():
+        ref["text_hidden"] = text(ref["ids"].long())[0]
+        ref["unet_out"] = unet(ref["unet_sample"], ref["unet_timestep"], encoder_hidden_states=ref["text_hidden"]).sample
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe15.scheduler.config)
+    for output_type in ("latent", "np"):
+        with torch.no_grad():
+            img = pipe(PROMPT, negative_prompt="", latents=ref["init_latents"].clone(), num_inference_steps=LOOP_STEPS,
+                       guidance_scale=GUIDANCE, height=HEIGHT, width=WIDTH, output_type=output_type).images
+        ref["loop_euler_" + ("latents" if output_type == "latent" else "image")] = (
+            img if output_type == "latent" else torch.from_numpy(np.ascontiguousarray(img)))
+    rel = ((ref["unet_out"] - ref15["unet_out"]).norm() / ref15["unet_out"].norm()).item()
+    rel_t = ((ref["text_hidden"] - ref15["text_hidden"]).norm() / ref15["text_hidden"].norm()).item()
+    assert rel > 0.02 and rel_t > 0.02, (rel, rel_t)
+    lines = ["lora_tiny: unet LoRA r4/alpha8 and text LoRA r2/alpha4 (peft %s), merged by merge_and_unload; "
+             "|unet_out - base| / |base| = %.3f, text %.3f" % (peft.__version__, rel, rel_t)]
+    write_ref(os.path.join(case, "reference.safetensors"), ref, lines)
+    return lines
+
+
 # --- main ---------------------------------------------------------------------------------------------------
 
 def main(repo):
@@ -760,6 +818,7 @@ def main(repo):
     pipe15, ref15, unet_f32, l15 = build_sd15(out, tok_folder, tok_info)
     lines += l15
     lines += build_controlnet(out, pipe15, ref15, unet_f32)
+    lines += build_lora(out, pipe15, ref15)
     lines += build_sd2(out, tok_info)
     lines += build_samplers(out)
     for ln in lines:

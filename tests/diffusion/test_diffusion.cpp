@@ -467,7 +467,7 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
   CHECK(err_of(src, [](CompileOptions& o) { o.steps = 0; }).find("--steps") != std::string::npos);
   CHECK(err_of(src, [](CompileOptions& o) { o.height = 62; }).find("multiples") != std::string::npos);
   CHECK(err_of(src, [](CompileOptions& o) { o.guidance = NAN; }).find("--guidance") != std::string::npos);
-  CHECK(err_of(src, [](CompileOptions& o) { o.lora.push_back({"x", 1.0}); }).find("--lora") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.lora.push_back({"x", 1.0, ""}); }).find("adapter_model.safetensors") != std::string::npos);
   CHECK(err_of(src, [&](CompileOptions& o) { o.controlnet = dir / "nope"; }).find("config.json") != std::string::npos);
   // A ControlNet whose blocks do not match the UNet (sd2's UNet is smaller).
   CHECK(err_of(dfix("sd2_tiny") + "/pipeline", [&](CompileOptions& o) { o.controlnet = dfix("controlnet_tiny") + "/controlnet"; })
@@ -505,4 +505,38 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
             .find("missing tensor") != std::string::npos);
   CHECK(broken([&](const std::string& p) { write(p + "/tokenizer/merges.txt", "#version: 0.2\nnot-a-merge\n"); })
             .find("merges.txt") != std::string::npos);
+}
+
+TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge as peft's merge_and_unload") {
+  const RefFile ref(dfix("lora_tiny") + "/reference.safetensors");
+  auto c = std::make_unique<Compiled>();
+  CompileOptions o;
+  o.model_dir = dfix("sd15_tiny") + "/pipeline";
+  o.output = c->dir / "sd.kplan";
+  o.dtype = "f32";
+  o.steps = 4;
+  o.target = "cpu";
+  o.lora = {LoraAdapterSpec{dfix("lora_tiny") + "/unet_lora", 1.0, ""}, LoraAdapterSpec{dfix("lora_tiny") + "/text_lora", 1.0, ""}};
+  const CompileSummary sum = compile_model(o);
+  REQUIRE(sum.adapters.size() == 2);
+  auto p = Plan::load_file(o.output);
+  REQUIRE(p.is_ok());
+  CHECK(p.value()->adapters().size() == 2);
+  ContextOptions co;
+  co.n_threads = 2;
+  auto s = DiffusionSession::create(p.take(), co);
+  REQUIRE(s.is_ok());
+  encode(*s.value(), ref);
+  check_text(*s.value(), ref);
+  check_unet(*s.value(), ref, "unet_out");
+  check_loop(*s.value(), ref, "euler", nullptr);
+
+  // An adapter made for another pipeline (sd2's smaller UNet) is refused, naming the module and shapes.
+  CompileOptions bad = o;
+  bad.model_dir = dfix("sd2_tiny") + "/pipeline";
+  bad.output = c->dir / "bad.kplan";
+  bad.lora = {LoraAdapterSpec{dfix("lora_tiny") + "/unet_lora", 1.0, ""}};
+  const std::string e = test::compile_error(bad);
+  CHECK(e.find("unet_lora") != std::string::npos);
+  CHECK(!std::ifstream(bad.output).good());
 }
