@@ -540,3 +540,19 @@ TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge 
   CHECK(e.find("unet_lora") != std::string::npos);
   CHECK(!std::ifstream(bad.output).good());
 }
+
+TEST_CASE("diffusion pf_ode is the VP-SDE's probability-flow ODE: same drift, half the score term, no noise") {
+  const SchedulerConfig cfg = read_scheduler_config(dfix("samplers") + "/vp_sde.json");
+  const Schedule sde = build_schedule(cfg, Sampler::kVpSde, 10), ode = build_schedule(cfg, Sampler::kPfOde, 10);
+  CHECK(sde.stochastic);
+  CHECK(!ode.stochastic);
+  REQUIRE(sde.timesteps == ode.timesteps);
+  for (int64_t i = 0; i < 10; ++i) {
+    const float* a = sde.coefs.data() + i * kSamplerCoefs;
+    const float* b = ode.coefs.data() + i * kSamplerCoefs;
+    CHECK(b[kAx] == a[kAx]);
+    CHECK(std::fabs(b[kAm] - 0.5f * a[kAm]) <= 1e-6f * std::fabs(a[kAm]));
+    CHECK(b[kAz] == 0.0f);
+    if (i + 1 < 10) CHECK(a[kAz] > 0.0f);
+  }
+}

@@ -263,7 +263,18 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
   std::printf("targets    %s\n", targets.c_str());
   std::printf("model      %s, vocab %" PRId64 ", source dtype %s, plan dtype %s\n", m.architecture.c_str(), m.vocab_size,
               kiln::dtype_name(m.source_dtype), kiln::dtype_name(m.plan_dtype));
-  std::printf("limits     max_seq %" PRId64 ", batch %" PRId64 ", prefill chunk %" PRId64 "\n", m.max_seq, m.batch, m.chunk);
+  if (p.find_program("denoise") >= 0) {  // a text-to-image plan: its settings are in config_json
+    const nlohmann::json c = nlohmann::json::parse(m.config_json, nullptr, false);
+    auto num = [&](const char* k) { return c.is_object() && c.contains(k) && c[k].is_number() ? c[k].get<double>() : 0.0; };
+    auto str = [&](const char* k) { return c.is_object() && c.contains(k) && c[k].is_string() ? c[k].get<std::string>() : "?"; };
+    std::printf("image      %.0fx%.0f, %.0f steps of %s (%s timesteps, %s prediction), guidance %g, prompt %" PRId64
+                " tokens%s\n",
+                num("width"), num("height"), num("steps"), str("sampler").c_str(), str("timestep_spacing").c_str(),
+                str("prediction_type").c_str(), num("guidance"), m.max_seq,
+                c.is_object() && c.value("controlnet", false) ? ", ControlNet" : "");
+  } else {
+    std::printf("limits     max_seq %" PRId64 ", batch %" PRId64 ", prefill chunk %" PRId64 "\n", m.max_seq, m.batch, m.chunk);
+  }
   std::printf("memory     weights %s | KV cache %s | arena %s | state %s | workspace %s | total %s\n",
               human_bytes(mem.weights_bytes).c_str(), human_bytes(mem.kv_bytes).c_str(),
               human_bytes(mem.arena_bytes).c_str(), human_bytes(mem.state_bytes).c_str(),
