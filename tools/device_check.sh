@@ -7,6 +7,8 @@
 #      (kiln-random-checkpoint) against the device-to-device copy floor measured in the same run,
 #      and against HF transformers eager on the same weights when torch is importable.
 # Logs go to the folder given as $1 (default ./device-check); a short table is printed last.
+#   4. benchmark text-to-image on a random-weight SD1.5-shaped pipeline (512², 30 Euler steps, CFG)
+#      with kiln-bench-diffusion (DIFFUSION=none skips it).
 #   tools/device_check.sh OUT_DIR   (SHAPES="1b 8b v2-lite" by default; SHAPES=1b for a quick run)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +63,26 @@ for shape in $shapes; do
   fi
   rm -f "$plan"
 done
+
+if [ "${DIFFUSION:-sd15}" != none ]; then
+  ck="$work/sd15"
+  plan="$work/sd15.kplan"
+  [ -f "$ck/model_index.json" ] || "$build/kiln-random-checkpoint" --shape sd15 "$ck" > "$out/random-sd15.log" 2>&1
+  if "$build/kiln" compile "$ck" -o "$plan" --dtype bf16 --height 512 --width 512 --steps 30 --sampler euler \
+       --guidance 7.5 --target cuda > "$out/compile-sd15.log" 2>&1; then
+    "$build/kiln-bench-diffusion" "$plan" --device cuda --images 3 > "$out/bench-sd15.log" 2>&1
+    r="$(grep '^RESULT' "$out/bench-sd15.log")"
+    if [ -n "$r" ]; then
+      row "kiln SD1.5 step, 64x64 latent, CFG 2 (ms)" "$(sed -E 's/.*step_ms=([0-9.]+).*/\1/' <<<"$r") (target 8)"
+      row "kiln SD1.5 30-step 512x512 image (s)" "$(sed -E 's/.*image_s=([0-9.]+).*/\1/' <<<"$r") (target 0.35; decode $(sed -E 's/.*decode_ms=([0-9.]+).*/\1/' <<<"$r") ms)"
+    else
+      row "kiln SD1.5" "FAIL: $(tail -1 "$out/bench-sd15.log")"
+    fi
+  else
+    row "compile sd15" "FAIL (see compile-sd15.log)"
+  fi
+  rm -f "$plan"
+fi
 
 echo
 echo "== device check on ${gpu:-unknown GPU}, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%F)"

@@ -4,6 +4,8 @@
 //   kiln-random-checkpoint --shape 1b OUT_DIR       (Llama-3.2-1B: 2048 hidden, 16 layers, tied)
 //   kiln-random-checkpoint --shape 8b OUT_DIR       (Llama-3.1-8B: 4096 hidden, 32 layers)
 //   kiln-random-checkpoint --shape v2-lite OUT_DIR  (DeepSeek-V2-Lite: MLA, 64+2 experts, 6 active)
+//   kiln-random-checkpoint --shape sd15 OUT_DIR     (a Stable Diffusion 1.5 diffusers folder, no tokenizer)
+//   kiln-random-checkpoint --shape sd-tiny OUT_DIR  (a tiny pipeline of the same layout, for smoke runs)
 // Weights are uniform with the std of a 0.02 normal; shards hold whole layers (≤ ~1 GiB).
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -16,6 +18,7 @@
 #include "compiler/frontends/deepseek.h"
 #include "compiler/frontends/llama.h"
 #include "compiler/safetensors.h"
+#include "tools/random_pipeline.h"
 
 namespace {
 
@@ -45,7 +48,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Write a random-weight checkpoint in a standard LLaMA or DeepSeek shape"};
   std::string shape_name = "1b", out;
   int64_t layers = 0;
-  app.add_option("--shape", shape_name, "1b | 8b | tiny | v2-lite")->check(CLI::IsMember({"1b", "8b", "tiny", "v2-lite"}));
+  app.add_option("--shape", shape_name, "1b | 8b | tiny | v2-lite | sd15 | sd-tiny")
+      ->check(CLI::IsMember({"1b", "8b", "tiny", "v2-lite", "sd15", "sd-tiny"}));
   app.add_option("--layers", layers, "Override the layer count");
   app.add_option("out_dir", out, "Folder to create")->required();
   CLI11_PARSE(app, argc, argv);
@@ -54,6 +58,16 @@ int main(int argc, char** argv) {
                                  : Shape{512, 128, 352, 2, 4, 2, false, 10000.0};
   if (layers > 0) s.layers = layers;
   const int64_t hd = s.hidden / s.heads;
+  if (shape_name == "sd15" || shape_name == "sd-tiny") {
+    try {
+      const uint64_t total = kiln::write_random_pipeline(out, shape_name == "sd-tiny", fill_bf16);
+      std::printf("%s: %s pipeline, %.2f GB of bf16 weights\n", out.c_str(), shape_name.c_str(), double(total) / 1e9);
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kiln-random-checkpoint: error: %s\n", e.what());
+      return 1;
+    }
+  }
   try {
     if (std::system(("mkdir -p '" + out + "'").c_str()) != 0) throw kiln::CompileError("cannot create " + out);
     nlohmann::json cfg;
