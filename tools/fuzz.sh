@@ -46,12 +46,17 @@ h = json.dumps(hdr).encode()
 open(os.path.join(d, "model.safetensors"), "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 PY
 ./build/kiln compile "$tmp" -o "$tmp/tiny.kplan" --max-seq 8 --chunk 4 --target cpu >/dev/null
-python3 - "$tmp/tiny.kplan" "$corpus/fuzz_plan" <<'PY'
+# A tiny text-to-image plan (8x8 pixels, 2 steps) so the diffusion kernels are reached too.
+./build/kiln-random-checkpoint --shape sd-tiny "$tmp/sd" >/dev/null 2>&1
+./build/kiln compile "$tmp/sd" -o "$tmp/sd.kplan" --height 8 --width 8 --steps 2 --target cpu >/dev/null
+python3 - "$corpus/fuzz_plan" "$tmp/tiny.kplan" "$tmp/sd.kplan" <<'PY'
 import struct, sys
-b = open(sys.argv[1], "rb").read()
-fb_off, fb_size = struct.unpack_from("<QQ", b, 24)
-open(sys.argv[2] + "/raw", "wb").write(b"\x00" + b)
-open(sys.argv[2] + "/fb", "wb").write(b"\x01" + b[fb_off:fb_off + fb_size])
+for i, path in enumerate(sys.argv[2:]):
+    b = open(path, "rb").read()
+    fb_off, fb_size = struct.unpack_from("<QQ", b, 24)
+    if i == 0:  # the diffusion plan's raw file (weights included) is over -max_len
+        open(sys.argv[1] + "/raw%d" % i, "wb").write(b"\x00" + b)
+    open(sys.argv[1] + "/fb%d" % i, "wb").write(b"\x01" + b[fb_off:fb_off + fb_size])
 PY
 
 status=0

@@ -3,7 +3,9 @@
 // - semantic: the bytes are a FlatBuffer, wrapped by this harness in a valid header with
 //   correct hashes (segment hashes recomputed over zero weights), so the fuzzer explores the
 //   verifier's semantic checks. A plan that verifies is then replayed on the CPU (prefill and
-//   decode): verification must guarantee that no kernel touches memory out of bounds.
+//   decode through a Context, then every program once on a raw executor with zeroed step state,
+//   which reaches the diffusion kernels too): verification must guarantee that no kernel touches
+//   memory out of bounds.
 #include <xxhash.h>
 
 #include <cstddef>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "runtime/context.h"
+#include "runtime/executor.h"
 #include "plan_generated.h"
 #include "runtime/plan_format.h"
 
@@ -28,11 +31,16 @@ void replay(const std::vector<uint8_t>& file) {
   kiln::ContextOptions co;
   co.n_threads = 1;
   auto ctx = kiln::Context::create(plan.value(), co);
-  if (!ctx.is_ok()) return;
-  const int32_t ids[3] = {0, 1, 2};
-  (void)ctx.value()->prefill(0, ids, 3);
-  std::vector<int32_t> step(size_t(p.model().batch), 1);
-  (void)ctx.value()->decode(step.data());
+  if (ctx.is_ok()) {
+    const int32_t ids[3] = {0, 1, 2};
+    (void)ctx.value()->prefill(0, ids, 3);
+    std::vector<int32_t> step(size_t(p.model().batch), 1);
+    (void)ctx.value()->decode(step.data());
+  }
+  // Every program, whatever its contract, with the step state left zero (always in bounds).
+  auto exec = kiln::make_cpu_executor(plan.value(), 1);
+  if (!exec.is_ok()) return;
+  for (size_t i = 0; i < p.programs().size(); ++i) (void)exec.value()->run(int(i));
 }
 
 }  // namespace
