@@ -63,7 +63,8 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
       out_names.push_back(name);
     }
     programs.push_back(fb::CreateProgram(b, b.CreateString(p.name), b.CreateVector(in), b.CreateVectorOfStrings(in_names),
-                                         b.CreateVector(out), b.CreateVectorOfStrings(out_names), b.CreateVector(launches)));
+                                         b.CreateVector(out), b.CreateVectorOfStrings(out_names), b.CreateVector(launches),
+                                         p.repeat, p.counter));
   }
   std::vector<flatbuffers::Offset<fb::Target>> tvec;
   if (targets.cpu) tvec.push_back(fb::CreateTarget(b, fb::Backend::Cpu, b.CreateVector(std::vector<uint32_t>{})));

@@ -381,6 +381,11 @@ kiln_status kiln_diffusion_step(kiln_diffusion* d, int64_t step, kiln_error* err
   return guarded(err, [&] { return d->s->denoise(step, d->seed); });
 }
 
+kiln_status kiln_diffusion_denoise(kiln_diffusion* d, kiln_error* err) {
+  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
+  return guarded(err, [&] { return d->s->denoise_all(d->seed); });
+}
+
 const float* kiln_diffusion_latents(const kiln_diffusion* d) { return d ? d->s->latents() : nullptr; }
 
 kiln_status kiln_diffusion_decode(kiln_diffusion* d, float* image_out, uint8_t* rgb_out, kiln_error* err) {
@@ -399,6 +404,10 @@ kiln_status kiln_txt2img(kiln_diffusion* d, const char* prompt, const char* nega
   if (kiln_status st = kiln_diffusion_set_prompt(d, prompt, negative, err)) return st;
   if (kiln_status st = kiln_diffusion_start(d, seed, nullptr, control, err)) return st;
   const int64_t steps = d->s->steps();
+  if (!on_step) {
+    if (kiln_status st = kiln_diffusion_denoise(d, err)) return st;
+    return kiln_diffusion_decode(d, nullptr, rgb_out, err);
+  }
   for (int64_t i = 0; i < steps; ++i) {
     if (kiln_status st = kiln_diffusion_step(d, i, err)) return st;
     if (on_step && !on_step(user, i, steps))

@@ -65,6 +65,17 @@ class CpuExecutor final : public Executor {
     return Status::ok();
   }
 
+  Status run_loop(int index) override {
+    const ProgramInfo& pr = plan_->programs()[size_t(index)];
+    if (pr.counter == kNoTensor) return run(index);
+    int32_t* counter = reinterpret_cast<int32_t*>(state_ + plan_->tensors()[pr.counter].offset);
+    for (uint32_t r = 0; r < pr.repeat; ++r) {
+      *counter = int32_t(r);
+      KILN_RETURN_IF_ERROR(run(index));
+    }
+    return Status::ok();
+  }
+
   Status init(std::shared_ptr<const Plan> plan, int n_threads) {
     plan_ = std::move(plan);
     const Plan& p = *plan_;

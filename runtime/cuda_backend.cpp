@@ -117,8 +117,11 @@ class CudaExecutor final : public Executor {
  public:
   ~CudaExecutor() override {
     DeviceScope scope(opts_.device);
-    for (auto& p : programs_)
+    for (auto& p : programs_) {
       if (p.exec) cudaGraphExecDestroy(p.exec);
+      if (p.loop_exec) cudaGraphExecDestroy(p.loop_exec);
+    }
+    cudaFreeHost(loop_values_);
     if (stream_ && owns_stream_) cudaStreamDestroy(stream_);
     if (owns_memory_) {
       cudaFree(weights_);
@@ -143,7 +146,17 @@ class CudaExecutor final : public Executor {
     if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
     DeviceScope scope(opts_.device);
     if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
-    Status st = replay(programs_[size_t(index)]);
+    Status st = replay(programs_[size_t(index)], false);
+    if (!st.is_ok()) poisoned_ = st.message();
+    return st;
+  }
+
+  Status run_loop(int index) override {
+    if (programs_[size_t(index)].repeat <= 1) return run(index);
+    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
+    DeviceScope scope(opts_.device);
+    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
+    Status st = replay(programs_[size_t(index)], true);
     if (!st.is_ok()) poisoned_ = st.message();
     return st;
   }
@@ -217,8 +230,16 @@ class CudaExecutor final : public Executor {
         case Region::kState: ptrs[i] = base + state_off + t.offset; break;
       }
     }
+    uint32_t max_repeat = 0;
+    for (const ProgramInfo& pr : p.programs()) max_repeat = std::max(max_repeat, pr.repeat > 1 ? pr.repeat : 0u);
+    if (max_repeat > 0) {  // the iteration indices the loop graphs copy into each counter
+      KILN_CUDA_CHECK(cudaMallocHost(&loop_values_, max_repeat * sizeof(int32_t)));
+      for (uint32_t r = 0; r < max_repeat; ++r) static_cast<int32_t*>(loop_values_)[r] = int32_t(r);
+    }
     for (const ProgramInfo& pr : p.programs()) {
       Program prog;
+      prog.repeat = pr.repeat;
+      if (pr.counter != kNoTensor) prog.counter_dev = ptrs[pr.counter];
       for (const LaunchInfo& l : pr.launches) {
         auto bound = bind_cuda_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs);
         if (!bound.is_ok()) return bound.status();
@@ -236,7 +257,10 @@ class CudaExecutor final : public Executor {
     }
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
     if (opts.use_graphs)
-      for (Program& prog : programs_) KILN_RETURN_IF_ERROR(capture(prog));
+      for (Program& prog : programs_) {
+        KILN_RETURN_IF_ERROR(capture(prog, false, &prog.exec));
+        if (prog.repeat > 1) KILN_RETURN_IF_ERROR(capture(prog, true, &prog.loop_exec));
+      }
     return Status::ok();
   }
 
@@ -249,7 +273,10 @@ class CudaExecutor final : public Executor {
   struct Program {
     std::vector<CudaLaunch> launches;
     std::vector<Output> outputs;
-    cudaGraphExec_t exec = nullptr;
+    cudaGraphExec_t exec = nullptr;       // one iteration
+    cudaGraphExec_t loop_exec = nullptr;  // a loop program's every iteration (repeat > 1)
+    uint32_t repeat = 1;
+    void* counter_dev = nullptr;
   };
 
   Status upload(const uint8_t* src, uint64_t n) {
@@ -268,41 +295,48 @@ class CudaExecutor final : public Executor {
   }
 
   // The replay body: state in, launches, outputs out. Recorded once into a graph, or run as is.
-  Status enqueue(const Program& prog, bool check_each) {
+  // A loop enqueues every iteration, each preceded by a 4-byte copy of its index into the counter.
+  Status enqueue(const Program& prog, bool check_each, bool loop) {
     if (state_bytes_ > 0)
       KILN_CUDA_CHECK(cudaMemcpyAsync(state_dev_, host_state_, state_bytes_, cudaMemcpyHostToDevice, stream_));
-    for (const CudaLaunch& l : prog.launches) {
-      l(stream_);
-      if (check_each) KILN_CUDA_CHECK(cudaGetLastError());
+    for (uint32_t r = 0; r < (loop ? prog.repeat : 1); ++r) {
+      if (loop)
+        KILN_CUDA_CHECK(cudaMemcpyAsync(prog.counter_dev, static_cast<int32_t*>(loop_values_) + r, sizeof(int32_t),
+                                        cudaMemcpyHostToDevice, stream_));
+      for (const CudaLaunch& l : prog.launches) {
+        l(stream_);
+        if (check_each) KILN_CUDA_CHECK(cudaGetLastError());
+      }
     }
     for (const Output& o : prog.outputs)
       KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
     return Status::ok();
   }
 
-  Status capture(Program& prog) {
+  Status capture(Program& prog, bool loop, cudaGraphExec_t* out) {
     cudaGraph_t graph = nullptr;
     KILN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     // cudaGetLastError is legal during capture and reports a bad launch configuration at the launch
     // that caused it, which is the message a user needs.
-    Status st = enqueue(prog, /*check_each=*/true);
+    Status st = enqueue(prog, /*check_each=*/true, loop);
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     if (!st.is_ok()) {
       if (graph) cudaGraphDestroy(graph);
       return Status(st.code(), "graph capture failed: " + st.message());
     }
     if (end != cudaSuccess) return cuda_status(end, "cudaStreamEndCapture", __FILE__, __LINE__);
-    const cudaError_t inst = cudaGraphInstantiate(&prog.exec, graph, 0);
+    const cudaError_t inst = cudaGraphInstantiate(out, graph, 0);
     cudaGraphDestroy(graph);
     if (inst != cudaSuccess) return cuda_status(inst, "cudaGraphInstantiate", __FILE__, __LINE__);
     return Status::ok();
   }
 
-  Status replay(const Program& prog) {
+  Status replay(const Program& prog, bool loop) {
     // A launch error left behind by other code on this thread is not ours to report as a kiln failure.
     cudaGetLastError();
-    if (prog.exec) KILN_CUDA_CHECK(cudaGraphLaunch(prog.exec, stream_));
-    else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true));
+    const cudaGraphExec_t exec = loop ? prog.loop_exec : prog.exec;
+    if (exec) KILN_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+    else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, loop));
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return Status::ok();
   }
@@ -315,6 +349,7 @@ class CudaExecutor final : public Executor {
   void* memory_ = nullptr;
   void* state_dev_ = nullptr;
   void* host_state_ = nullptr;
+  void* loop_values_ = nullptr;  // pinned 0, 1, … for loop counters
   uint64_t state_bytes_ = 0;
   std::map<uint32_t, void*> host_outputs_;
   std::vector<Program> programs_;

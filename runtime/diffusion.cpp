@@ -118,10 +118,12 @@ Status DiffusionSession::init() {
     if (T[seed].dtype != DType::I32 || T[seed].shape != std::vector<int64_t>{2}) return corrupt_plan("the seed input must be (2,) i32");
     seed_ = reinterpret_cast<int32_t*>(exec_->host_state() + T[seed].offset);
   }
-  // The step count is the sampler tables' length (the timesteps weight of the denoise program).
+  // The step count is the sampler tables' length (the coefficients of the denoise program).
   for (const LaunchInfo& l : P[size_t(p_denoise_)].launches)
     if (plan_->kernels()[l.kernel] == &kSamplerStepSpec) steps_ = T[l.inputs[1]].shape[0];
   if (steps_ <= 0) return corrupt_plan("program 'denoise' has no sampler step");
+  if (P[size_t(p_denoise_)].counter != step || P[size_t(p_denoise_)].repeat != uint32_t(steps_))
+    return corrupt_plan("program 'denoise' must loop over its steps with 'step' as the counter");
   return Status::ok();
 }
 
@@ -170,6 +172,15 @@ Status DiffusionSession::denoise(int64_t step, uint64_t seed) {
 }
 
 Status DiffusionSession::denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step) {
+  if (!on_step) {
+    if (seed_) {
+      seed_[0] = int32_t(uint32_t(seed));
+      seed_[1] = int32_t(uint32_t(seed >> 32));
+    }
+    KILN_RETURN_IF_ERROR(exec_->run_loop(p_denoise_));
+    latents_view_ = exec_->host_output(t_latents_step_);
+    return Status::ok();
+  }
   for (int64_t s = 0; s < steps_; ++s) {
     KILN_RETURN_IF_ERROR(denoise(s, seed));
     if (on_step && !on_step(s)) break;

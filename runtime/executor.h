@@ -24,6 +24,10 @@ class Executor {
   // Replays program `index` and waits for it. After a CUDA error that poisons the device
   // context, this and every later call fail with the same message.
   virtual Status run(int index) = 0;
+  // Replays a loop program (ProgramInfo::repeat > 1) whole: every iteration, with its counter
+  // set to 0, 1, …, then the outputs. On CUDA this is one captured graph for the whole loop.
+  // For any other program the same as run().
+  virtual Status run_loop(int index) = 0;
   // One line on how programs are replayed (e.g. "cuda graphs, captured 2 programs").
   virtual std::string describe() const = 0;
 };

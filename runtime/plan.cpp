@@ -127,6 +127,7 @@ std::vector<T> vec(const V* v) {
 
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 constexpr int kMaxRank = 8;
+constexpr uint32_t kMaxRepeat = 100000;  // loop iterations of one program
 
 }  // namespace
 
@@ -364,6 +365,16 @@ Status Plan::parse_and_verify(const Progress& progress) {
           st = invalid_argument(std::string("its ") + input_name + " operand is not the program's " + input_name + " input");
       if (!st.is_ok()) return corrupt_plan(lwhat + " (" + kernels_[li.kernel]->name + "): " + st.message());
       pi.launches.push_back(std::move(li));
+    }
+    pi.repeat = p->repeat();
+    pi.counter = p->counter();
+    if (pi.repeat < 1 || pi.repeat > kMaxRepeat) return corrupt_plan(what + " repeats out of range");
+    if (pi.counter != kNoTensor) {
+      if (std::find(pi.inputs.begin(), pi.inputs.end(), pi.counter) == pi.inputs.end() ||
+          tensors_[pi.counter].dtype != DType::I32 || tensors_[pi.counter].shape != std::vector<int64_t>{1})
+        return corrupt_plan(what + "'s loop counter is not one of its i32 (1,) inputs");
+    } else if (pi.repeat > 1) {
+      return corrupt_plan(what + " repeats without a loop counter");
     }
     programs_.push_back(std::move(pi));
   }

@@ -51,6 +51,8 @@ struct ProgramInfo {
   std::vector<std::string> input_names, output_names;
   std::vector<LaunchInfo> launches;
   uint64_t scratch_floats = 0;  // CPU scratch per worker that the launches need
+  uint32_t repeat = 1;           // a loop: iterations of a whole replay (Executor::run_loop)
+  uint32_t counter = kNoTensor;  // its i32 (1,) state input, set to the iteration index
   // The tensor index of the named input/output, or kNoTensor.
   uint32_t input(const std::string& n) const;
   uint32_t output(const std::string& n) const;

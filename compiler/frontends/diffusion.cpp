@@ -511,6 +511,8 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
     }
     B.node(kSamplerStepSpec, {out_flat, coefs, step, noise}, {x, hist}, {}, {G == 2 ? o.guidance : 1.0});
     P.outputs = {{"latents", x_img}};
+    P.repeat = uint32_t(steps);  // replayed whole, the loop is one program (one CUDA graph)
+    P.counter = step;
     g.programs.push_back(std::move(P));
   }
   // vae_decode

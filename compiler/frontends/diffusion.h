@@ -13,7 +13,8 @@
 //   unet         inputs sample (G, h, w, c) f32, timestep (1,) f32 → noise_pred (G, h, w, c):
 //                one model call on the current text states (and control), for tests and hosts
 //   denoise      inputs step (1,) i32 (and seed (2,) i32 for stochastic samplers): one sampler
-//                step, replayed for step = 0 … steps−1
+//                step; a loop program (repeat = steps, counter = step), so a whole replay runs
+//                every step with step = 0 … steps−1 (on CUDA one graph)
 //   vae_decode   → image (1, H, W, 3) f32, the decoder's raw output in about [−1, 1]
 // G = 2 with classifier-free guidance (guidance > 1), else 1.
 #pragma once

@@ -53,6 +53,8 @@ struct GraphProgram {
   std::string name;
   std::vector<std::pair<std::string, uint32_t>> inputs, outputs;
   std::vector<Node> nodes;
+  uint32_t repeat = 1;             // a loop of `repeat` iterations (schema/plan.fbs Program.repeat)
+  uint32_t counter = kNoTensor;    // the i32 (1,) state input holding the iteration index
 };
 
 class Graph {

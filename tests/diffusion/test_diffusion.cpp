@@ -170,6 +170,17 @@ TEST_CASE("diffusion sd15_tiny: text encoder, UNet, VAE and the Euler loop match
     CHECK(e <= 1e-4);
   }
   check_loop(s, ref, "euler", nullptr);
+  // The loop replayed whole (one program replay; one graph on CUDA) equals step-by-step replays.
+  const std::vector<float> whole(s.latents(), s.latents() + s.latent_size());
+  const std::vector<float> noise = nchw_to_nhwc(ref.floats("init_latents"), 1, 4, 32, 32);
+  REQUIRE(s.prepare(noise.data(), nullptr).is_ok());
+  int64_t seen = 0;
+  REQUIRE(s.denoise_all(0, [&](int64_t) { return ++seen > 0; }).is_ok());
+  CHECK(seen == 4);
+  CHECK(std::memcmp(whole.data(), s.latents(), whole.size() * sizeof(float)) == 0);
+  REQUIRE(s.prepare(noise.data(), nullptr).is_ok());
+  REQUIRE(s.denoise_all(0, [](int64_t step) { return step < 1; }).is_ok());  // stops after step 1
+  CHECK(std::memcmp(whole.data(), s.latents(), whole.size() * sizeof(float)) != 0);
 }
 
 TEST_CASE("diffusion sd15_tiny: DDIM and DPM-Solver++ 2M loops match diffusers") {
@@ -414,7 +425,7 @@ TEST_CASE("diffusion CLI: txt2img writes a PNG; control images and bad inputs ar
   const std::string cli = KILN_CLI_PATH;
   const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline");
   std::string out;
-  REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + plan + " -p 'a red fox in snow' --seed 42 -q --device cpu -o " +
+  REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + plan + " -p 'a red fox in snow' --seed 42 --progress --device cpu -o " +
                                         (dir / "fox.png") + " 2>&1",
                                     &out) == 0,
                   out);
@@ -442,7 +453,7 @@ TEST_CASE("diffusion CLI: txt2img writes a PNG; control images and bad inputs ar
                               (dir / "bad.png") + " 2>&1",
                           &out) != 0);
   CHECK(out.find("bad.png") != std::string::npos);
-  REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p 'a fox' -q -o " + (dir / "cn.png") +
+  REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p 'a fox' -o " + (dir / "cn.png") +
                                         " --control " + dfix("controlnet_tiny") + "/control_97x71.png 2>&1",
                                     &out) == 0,
                   out);

@@ -659,7 +659,7 @@ int main(int argc, char** argv) {
   t2i->add_option("--device", ta.device, "cpu, cuda or auto (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   t2i->add_flag("--no-graphs", ta.no_graphs, "CUDA: replay launch by launch instead of captured graphs (debugging)");
-  t2i->add_flag("-q,--quiet", ta.quiet, "No per-step progress on stderr");
+  t2i->add_flag("--progress", ta.progress, "Report each step on stderr (replays step by step instead of the whole loop at once)");
 
   try {
     app.parse(argc, argv);

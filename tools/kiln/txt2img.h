@@ -9,7 +9,7 @@ struct Txt2ImgArgs {
   int threads = 0;
   std::string device = "auto";
   bool no_graphs = false;
-  bool quiet = false;
+  bool progress = false;  // one replay per step with a progress line, instead of the loop in one replay
 };
 
 int run_txt2img(const Txt2ImgArgs& a);

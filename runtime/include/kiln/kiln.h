@@ -185,6 +185,8 @@ KILN_API kiln_status kiln_diffusion_start(kiln_diffusion* d, uint64_t seed, cons
                                           kiln_error* err);
 /* Runs sampler step `step` (0 .. steps-1, in order). */
 KILN_API kiln_status kiln_diffusion_step(kiln_diffusion* d, int64_t step, kiln_error* err);
+/* Runs every step as one replay of the loop program (on CUDA, one graph for the whole loop). */
+KILN_API kiln_status kiln_diffusion_denoise(kiln_diffusion* d, kiln_error* err);
 /* The current latents (valid until the next call on d). */
 KILN_API const float* kiln_diffusion_latents(const kiln_diffusion* d);
 /* Decodes the latents: image_out (floats, about [-1, 1]) and/or rgb_out (bytes, diffusers'
