@@ -6,6 +6,8 @@
 // every weight read once with the same threads; CUDA: a 1 GiB device-to-device copy, counting
 // read + write). For MoE layers only the selected experts count: top_k / experts of their weights.
 #include <CLI/CLI.hpp>
+
+#include "bench/bench_util.h"
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -21,14 +23,8 @@
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using kiln::bench::median;
+using kiln::bench::now_ms;
 
 // GB/s of reading every weight once on the CPU with `threads` threads (median of 7).
 double cpu_read_gbs(const kiln::Plan& p, int threads) {

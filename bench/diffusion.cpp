@@ -6,6 +6,8 @@
 // plus the update) replayed on its own, the whole loop replayed at once (one CUDA graph) per
 // step, the VAE decode, and a whole image (encode + the loop + decode).
 #include <CLI/CLI.hpp>
+
+#include "bench/bench_util.h"
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,14 +17,8 @@
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using kiln::bench::median;
+using kiln::bench::now_ms;
 
 }  // namespace
 

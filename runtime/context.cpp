@@ -9,26 +9,27 @@ namespace kiln {
 
 Context::~Context() = default;
 
-Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Plan> plan, const ContextOptions& opts) {
-  if (!plan) return invalid_argument("plan is null");
-  std::unique_ptr<Context> c(new (std::nothrow) Context());
-  if (!c) return Status(StatusCode::kOutOfMemory, "out of memory creating a context");
-  c->plan_ = plan;
+Result<std::unique_ptr<Executor>> make_executor(std::shared_ptr<const Plan> plan, const ContextOptions& opts) {
   std::string device = opts.device;
   if (device == "auto") device = (cuda_device_count() > 0 && plan->has_target("cuda")) ? "cuda" : "cpu";
-  Result<std::unique_ptr<Executor>> e = Status();
-  if (device == "cpu") {
-    e = make_cpu_executor(plan, opts.n_threads);
-  } else if (device == "cuda") {
+  if (device == "cpu") return make_cpu_executor(plan, opts.n_threads);
+  if (device == "cuda") {
     CudaExecutorOptions co;
     co.use_graphs = opts.use_graphs;
     co.stream = opts.cuda_stream;
     co.device_memory = opts.cuda_device_memory;
     co.device_memory_bytes = opts.cuda_device_memory_bytes;
-    e = make_cuda_executor(plan, co);
-  } else {
-    return invalid_argument("unknown device '" + opts.device + "' (cpu, cuda or auto)");
+    return make_cuda_executor(plan, co);
   }
+  return invalid_argument("unknown device '" + opts.device + "' (cpu, cuda or auto)");
+}
+
+Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Plan> plan, const ContextOptions& opts) {
+  if (!plan) return invalid_argument("plan is null");
+  std::unique_ptr<Context> c(new (std::nothrow) Context());
+  if (!c) return Status(StatusCode::kOutOfMemory, "out of memory creating a context");
+  c->plan_ = plan;
+  Result<std::unique_ptr<Executor>> e = make_executor(plan, opts);
   if (!e.is_ok()) return e.status();
   c->exec_ = e.take();
   KILN_RETURN_IF_ERROR(c->init(opts));

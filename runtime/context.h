@@ -28,6 +28,9 @@ struct ContextOptions {
   size_t cuda_device_memory_bytes = 0;
 };
 
+// The executor `opts` asks for ("auto": CUDA when a device and a CUDA target exist).
+Result<std::unique_ptr<Executor>> make_executor(std::shared_ptr<const Plan> plan, const ContextOptions& opts);
+
 class Context {
  public:
   static Result<std::unique_ptr<Context>> create(std::shared_ptr<const Plan> plan, const ContextOptions& opts);

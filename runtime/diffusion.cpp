@@ -17,21 +17,7 @@ Result<std::unique_ptr<DiffusionSession>> DiffusionSession::create(std::shared_p
   std::unique_ptr<DiffusionSession> s(new (std::nothrow) DiffusionSession());
   if (!s) return Status(StatusCode::kOutOfMemory, "out of memory creating a diffusion session");
   s->plan_ = plan;
-  std::string device = opts.device;
-  if (device == "auto") device = (cuda_device_count() > 0 && plan->has_target("cuda")) ? "cuda" : "cpu";
-  Result<std::unique_ptr<Executor>> e = Status();
-  if (device == "cpu") {
-    e = make_cpu_executor(plan, opts.n_threads);
-  } else if (device == "cuda") {
-    CudaExecutorOptions co;
-    co.use_graphs = opts.use_graphs;
-    co.stream = opts.cuda_stream;
-    co.device_memory = opts.cuda_device_memory;
-    co.device_memory_bytes = opts.cuda_device_memory_bytes;
-    e = make_cuda_executor(plan, co);
-  } else {
-    return invalid_argument("unknown device '" + opts.device + "' (cpu, cuda or auto)");
-  }
+  Result<std::unique_ptr<Executor>> e = make_executor(plan, opts);
   if (!e.is_ok()) return e.status();
   s->exec_ = e.take();
   KILN_RETURN_IF_ERROR(s->init());
@@ -158,14 +144,17 @@ Status DiffusionSession::prepare(const float* noise, const float* control) {
   return Status::ok();
 }
 
+void DiffusionSession::set_seed(uint64_t seed) {
+  if (!seed_) return;
+  seed_[0] = int32_t(uint32_t(seed));
+  seed_[1] = int32_t(uint32_t(seed >> 32));
+}
+
 Status DiffusionSession::denoise(int64_t step, uint64_t seed) {
   if (step < 0 || step >= steps_)
     return invalid_argument("step " + std::to_string(step) + " is out of range [0, " + std::to_string(steps_) + ")");
   *step_ = int32_t(step);
-  if (seed_) {
-    seed_[0] = int32_t(uint32_t(seed));
-    seed_[1] = int32_t(uint32_t(seed >> 32));
-  }
+  set_seed(seed);
   KILN_RETURN_IF_ERROR(exec_->run(p_denoise_));
   latents_view_ = exec_->host_output(t_latents_step_);
   return Status::ok();
@@ -173,10 +162,7 @@ Status DiffusionSession::denoise(int64_t step, uint64_t seed) {
 
 Status DiffusionSession::denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step) {
   if (!on_step) {
-    if (seed_) {
-      seed_[0] = int32_t(uint32_t(seed));
-      seed_[1] = int32_t(uint32_t(seed >> 32));
-    }
+    set_seed(seed);
     KILN_RETURN_IF_ERROR(exec_->run_loop(p_denoise_));
     latents_view_ = exec_->host_output(t_latents_step_);
     return Status::ok();

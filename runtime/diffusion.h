@@ -68,6 +68,7 @@ class DiffusionSession {
   DiffusionSession() = default;
   Status init();
   Status bind(const char* name, int* index);
+  void set_seed(uint64_t seed);  // the seed state of stochastic samplers (no-op otherwise)
   float* state_f32(int program, const char* input, std::vector<int64_t> shape, bool required, Status* st);
 
   std::shared_ptr<const Plan> plan_;
