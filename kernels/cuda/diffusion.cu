@@ -1,0 +1,747 @@
+// CUDA kernels of the diffusion models (CLIP, UNet, VAE, samplers). Each mirrors its CPU twin
+// in kernels/cpu/ (the oracle of tests/cuda/): same formulas, f32 arithmetic with f32
+// accumulation, statistics in double where the CPU keeps them in double.
+// - layernorm, group_norm: one block per row / per (image, group); two-pass statistics in
+//   double (the CPU's order differs only in how the double sums associate).
+// - conv2d: an implicit GEMM (output pixels × output channels, K = kh·kw·cin) on CUDA cores,
+//   f32 throughout; register-staged, double-buffered shared-memory tiles.
+// - sdpa: flash-style attention, one block per (64 query rows, head, image), 64-key tiles
+//   with an online softmax, so any key length works with fixed shared memory.
+// - small elementwise and sampler kernels: one thread per element.
+// Every launcher only enqueues on its stream (no allocation, no synchronisation), so it can
+// be captured into a graph; shapes come from the argument struct, checked at bind time.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernels_cuda.h"
+#include "kernels/philox.h"
+
+namespace kiln {
+
+namespace {
+
+using cuda::blocks_for;
+
+// Sum over a block of blockDim.x threads (a multiple of 32, at most 1024) in double; every
+// thread gets the total.
+__device__ __forceinline__ double block_sum_d(double v, double* smem32) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();  // smem32 may still be read by an earlier call
+  if (lane == 0) smem32[warp] = v;
+  __syncthreads();
+  v = lane < int(blockDim.x >> 5) ? smem32[lane] : 0.0;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------
+// LayerNorm: one block per row.
+
+constexpr int kNormThreads = 256;
+
+__global__ void __launch_bounds__(kNormThreads) layernorm_kernel(LayerNormArgs a) {
+  __shared__ double red[32];
+  const int64_t r = blockIdx.x;
+  const float* x = a.x + r * a.dim;
+  float* y = a.y + r * a.dim;
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x) s += double(x[i]);
+  const double mean = block_sum_d(s, red) / double(a.dim);
+  double v = 0.0;
+  for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x) {
+    const double d = double(x[i]) - mean;
+    v += d * d;
+  }
+  v = block_sum_d(v, red);
+  const float inv = float(1.0 / sqrt(v / double(a.dim) + double(a.eps)));
+  const float m = float(mean);
+  for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x)
+    y[i] = (x[i] - m) * inv * cuda::ld(a.w, a.w_dtype, uint64_t(i)) + cuda::ld(a.b, a.w_dtype, uint64_t(i));
+}
+
+// ---------------------------------------------------------------------------------------
+// GroupNorm (+ SiLU): one block per (image, group). The group's elements are the pixels ×
+// cpg channels starting at channel c0 of every pixel; element e is (pixel e / cpg, channel
+// e % cpg), so consecutive threads read runs of cpg contiguous floats. I is the index type:
+// 32-bit division when the group fits, which keeps the three passes memory-bound.
+
+constexpr int kGroupNormThreads = 512;
+
+template <typename I>
+__global__ void __launch_bounds__(kGroupNormThreads) group_norm_kernel(GroupNormArgs a) {
+  __shared__ double red[32];
+  const int64_t item = blockIdx.x;
+  const int64_t cpg = a.channels / a.groups;
+  const int64_t b = item / a.groups, c0 = (item % a.groups) * cpg;
+  const float* x = a.x + b * a.pixels * a.channels + c0;
+  float* y = a.y + b * a.pixels * a.channels + c0;
+  const I n = I(a.pixels * cpg), g = I(cpg);
+  const I ch = I(a.channels);
+  double s = 0.0;
+  for (I e = threadIdx.x; e < n; e += blockDim.x) {
+    const I p = e / g, c = e - p * g;
+    s += double(x[p * ch + c]);
+  }
+  const double cnt = double(a.pixels * cpg);
+  const double mean = block_sum_d(s, red) / cnt;
+  double v = 0.0;
+  for (I e = threadIdx.x; e < n; e += blockDim.x) {
+    const I p = e / g, c = e - p * g;
+    const double d = double(x[p * ch + c]) - mean;
+    v += d * d;
+  }
+  v = block_sum_d(v, red);
+  const float inv = float(1.0 / sqrt(v / cnt + double(a.eps))), m = float(mean);
+  for (I e = threadIdx.x; e < n; e += blockDim.x) {
+    const I p = e / g, c = e - p * g;
+    const uint64_t wc = uint64_t(c0) + uint64_t(c);
+    float t = (x[p * ch + c] - m) * inv * cuda::ld(a.w, a.w_dtype, wc) + cuda::ld(a.b, a.w_dtype, wc);
+    if (a.silu) t = t / (1.0f + expf(-t));
+    y[p * ch + c] = t;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// conv2d as an implicit GEMM: y[m][n] = Σ_k patch[m][k] · w[n][k], m an output pixel (over the
+// whole batch), n an output channel, k = (ky·kw + kx)·cin + ci, matching the weight layout
+// (cout, kh, kw, cin). A block computes BM pixels × BN channels with 256 threads, each a
+// TM × TN register tile; K advances in steps of kConvBK through two shared-memory buffers,
+// the next step's global loads held in registers while the current step is computed.
+// Each tile pixel's image and top-left input corner are precomputed in shared memory.
+// VEC (cin % 16 == 0, aligned bases): a K step lies inside one (ky, kx), so patches load as
+//   float4 and weights as 4-element vectors; otherwise every element is gathered on its own
+//   (only the 3- or 4-channel stems take that path).
+// Upsampling reads input row iy >> 1 of the virtual 2× image; zero padding is a bounds test.
+
+constexpr int kConvBK = 16, kConvThreads = 256;
+
+template <int N>
+__device__ __forceinline__ void lds_vec(const float* p, float (&v)[N]) {
+  if constexpr (N % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i += 4) {
+      const float4 t = *reinterpret_cast<const float4*>(p + i);
+      v[i] = t.x, v[i + 1] = t.y, v[i + 2] = t.z, v[i + 3] = t.w;
+    }
+  } else if constexpr (N == 2) {
+    const float2 t = *reinterpret_cast<const float2*>(p);
+    v[0] = t.x, v[1] = t.y;
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) v[i] = p[i];
+  }
+}
+
+// Four consecutive weights from element i (16-byte aligned for f32, 8-byte for 16-bit types).
+template <DType W>
+__device__ __forceinline__ float4 ldg4(const void* w, int64_t i) {
+  if constexpr (W == DType::F32) {
+    return *reinterpret_cast<const float4*>(static_cast<const float*>(w) + i);
+  } else {
+    const uint2 v = *reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(w) + i);
+    if constexpr (W == DType::BF16) {
+      return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u), __uint_as_float(v.y << 16),
+                         __uint_as_float(v.y & 0xffff0000u));
+    } else {
+      return make_float4(__half2float(__ushort_as_half(uint16_t(v.x & 0xffffu))),
+                         __half2float(__ushort_as_half(uint16_t(v.x >> 16))),
+                         __half2float(__ushort_as_half(uint16_t(v.y & 0xffffu))),
+                         __half2float(__ushort_as_half(uint16_t(v.y >> 16))));
+    }
+  }
+}
+
+template <int BM, int BN, int TM, int TN, bool VEC, DType W>
+__global__ void __launch_bounds__(kConvThreads) conv2d_kernel(Conv2dArgs a) {
+  constexpr int BK = kConvBK, T = kConvThreads;
+  static_assert((BM / TM) * (BN / TN) == T && BN / TN == 16, "thread tile layout");
+  // Per-thread load counts for one K step.
+  constexpr int kAv = BM * BK / 4 / T, kAg = BM * BK / T;            // A: float4s / scalars
+  constexpr int kBvTotal = BN * BK / 4, kBv = (kBvTotal + T - 1) / T;  // B: 4-vectors
+  constexpr int kBg = BN * BK / T;                                     // B: scalars
+  static_assert(kAv >= 1 && BM * BK % (4 * T) == 0 && BN * BK % T == 0, "load split");
+  constexpr int kA = VEC ? kAv * 4 : kAg, kB = VEC ? kBv * 4 : kBg;
+
+  __shared__ __align__(16) float As[2][BK][BM + 4];  // As[.][k][pixel]
+  __shared__ __align__(16) float Bs[2][BK][BN + 4];  // Bs[.][k][channel]
+  __shared__ int pix_b[BM], pix_y[BM], pix_x[BM];     // image (−1 past the end), top-left input corner
+
+  const int tid = threadIdx.x;
+  const int64_t M = a.batch * a.ho * a.wo, hw = a.ho * a.wo;
+  const int64_t m0 = int64_t(blockIdx.x) * BM;
+  const int n0 = int(blockIdx.y) * BN;
+  const int cin = int(a.cin), kw = int(a.kw), cout = int(a.cout);
+  const int K = int(a.kh) * kw * cin;
+  const int up = a.upsample ? 1 : 0;
+  const int hv = int(a.h) << up, wv = int(a.w_in) << up;  // virtual input size
+
+  for (int i = tid; i < BM; i += T) {
+    const int64_t m = m0 + i;
+    if (m < M) {
+      const int64_t b = m / hw, r = m - b * hw, oy = r / a.wo, ox = r - oy * a.wo;
+      pix_b[i] = int(b);
+      pix_y[i] = int(oy * a.stride - a.pad);
+      pix_x[i] = int(ox * a.stride - a.pad);
+    } else {
+      pix_b[i] = -1;
+      pix_y[i] = pix_x[i] = 0;
+    }
+  }
+  __syncthreads();
+
+  // Input element (image b, virtual row iy, virtual column ix, channel ci), 0 outside.
+  auto in_at = [&](int b, int iy, int ix) -> const float* {
+    if (b < 0 || iy < 0 || iy >= hv || ix < 0 || ix >= wv) return nullptr;
+    return a.x + ((int64_t(b) * a.h + (iy >> up)) * a.w_in + (ix >> up)) * int64_t(cin);
+  };
+
+  float ra[kA], rb[kB];
+  auto load = [&](int k0) {
+    if constexpr (VEC) {
+      const int r = k0 / cin, ci0 = k0 - r * cin, ky = r / kw, kx = r - ky * kw;
+#pragma unroll
+      for (int i = 0; i < kAv; ++i) {
+        const int idx = tid + i * T, ml = idx >> 2, kq = idx & 3;
+        const float* p = in_at(pix_b[ml], pix_y[ml] + ky, pix_x[ml] + kx);
+        const float4 v = p ? *reinterpret_cast<const float4*>(p + ci0 + kq * 4) : make_float4(0.f, 0.f, 0.f, 0.f);
+        ra[4 * i] = v.x, ra[4 * i + 1] = v.y, ra[4 * i + 2] = v.z, ra[4 * i + 3] = v.w;
+      }
+#pragma unroll
+      for (int i = 0; i < kBv; ++i) {
+        const int idx = tid + i * T, nl = idx >> 2, kq = idx & 3, n = n0 + nl;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (idx < kBvTotal && n < cout) v = ldg4<W>(a.w, int64_t(n) * K + k0 + kq * 4);
+        rb[4 * i] = v.x, rb[4 * i + 1] = v.y, rb[4 * i + 2] = v.z, rb[4 * i + 3] = v.w;
+      }
+    } else {
+      // kk = tid % BK is the same for every element this thread loads (T % BK == 0).
+      const int k = k0 + (tid % BK);
+      int ci = 0, ky = 0, kx = 0;
+      if (k < K) {
+        const int r = k / cin;
+        ci = k - r * cin, ky = r / kw, kx = r - ky * kw;
+      }
+#pragma unroll
+      for (int i = 0; i < kAg; ++i) {
+        const int ml = (tid + i * T) / BK;
+        const float* p = k < K ? in_at(pix_b[ml], pix_y[ml] + ky, pix_x[ml] + kx) : nullptr;
+        ra[i] = p ? p[ci] : 0.0f;
+      }
+#pragma unroll
+      for (int i = 0; i < kBg; ++i) {
+        const int n = n0 + (tid + i * T) / BK;
+        rb[i] = (k < K && n < cout) ? cuda::ld(a.w, W, uint64_t(int64_t(n) * K + k)) : 0.0f;
+      }
+    }
+  };
+  auto store = [&](int buf) {
+    if constexpr (VEC) {
+#pragma unroll
+      for (int i = 0; i < kAv; ++i) {
+        const int idx = tid + i * T, ml = idx >> 2, kq = idx & 3;
+#pragma unroll
+        for (int c = 0; c < 4; ++c) As[buf][kq * 4 + c][ml] = ra[4 * i + c];
+      }
+#pragma unroll
+      for (int i = 0; i < kBv; ++i) {
+        const int idx = tid + i * T, nl = idx >> 2, kq = idx & 3;
+        if (idx < kBvTotal)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) Bs[buf][kq * 4 + c][nl] = rb[4 * i + c];
+      }
+    } else {
+      const int kk = tid % BK;
+#pragma unroll
+      for (int i = 0; i < kAg; ++i) As[buf][kk][(tid + i * T) / BK] = ra[i];
+#pragma unroll
+      for (int i = 0; i < kBg; ++i) Bs[buf][kk][(tid + i * T) / BK] = rb[i];
+    }
+  };
+
+  const int tm = tid / (BN / TN), tn = tid % (BN / TN);
+  float acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+
+  const int steps = (K + BK - 1) / BK;
+  load(0);
+  store(0);
+  __syncthreads();
+  for (int t = 0; t < steps; ++t) {
+    const int buf = t & 1;
+    if (t + 1 < steps) load((t + 1) * BK);
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      float av[TM], bv[TN];
+      lds_vec<TM>(&As[buf][kk][tm * TM], av);
+      lds_vec<TN>(&Bs[buf][kk][tn * TN], bv);
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    // The other buffer was last read in step t − 1, which ended with a barrier.
+    if (t + 1 < steps) store(buf ^ 1);
+    __syncthreads();
+  }
+
+  // Epilogue in the CPU's order: (dot + bias + chan_add + residual) · out_scale.
+  float bias[TN];
+#pragma unroll
+  for (int j = 0; j < TN; ++j) {
+    const int n = n0 + tn * TN + j;
+    bias[j] = (a.bias && n < cout) ? cuda::ld(a.bias, W, uint64_t(n)) : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {
+    const int ml = tm * TM + i, b = pix_b[ml];
+    if (b < 0) continue;
+    const int64_t m = m0 + ml;
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+      const int n = n0 + tn * TN + j;
+      if (n >= cout) continue;
+      float v = acc[i][j] + bias[j];
+      if (a.chan_add) v += a.chan_add[int64_t(b) * cout + n];
+      if (a.residual) v += a.residual[m * cout + n];
+      a.y[m * cout + n] = v * a.out_scale;
+    }
+  }
+}
+
+template <int BM, int BN, int TM, int TN, DType W>
+void conv2d_launch(const Conv2dArgs& a, bool vec, cudaStream_t s) {
+  const int64_t M = a.batch * a.ho * a.wo;
+  const dim3 grid(unsigned((M + BM - 1) / BM), unsigned((a.cout + BN - 1) / BN));
+  if (vec) conv2d_kernel<BM, BN, TM, TN, true, W><<<grid, kConvThreads, 0, s>>>(a);
+  else conv2d_kernel<BM, BN, TM, TN, false, W><<<grid, kConvThreads, 0, s>>>(a);
+}
+
+template <DType W>
+void conv2d_dispatch(const Conv2dArgs& a, bool vec, cudaStream_t s) {
+  // 128 × 64 tiles when they give at least two waves on a 132-SM H100/H200; otherwise 64 × 32
+  // tiles (4× the blocks) for the small late-UNet maps (8×8, 16×16).
+  const int64_t M = a.batch * a.ho * a.wo;
+  const int64_t big = ((M + 127) / 128) * ((a.cout + 63) / 64);
+  if (big >= 264) conv2d_launch<128, 64, 8, 4, W>(a, vec, s);
+  else conv2d_launch<64, 32, 4, 2, W>(a, vec, s);
+}
+
+// ---------------------------------------------------------------------------------------
+// Elementwise ops: one thread per output element. I is the index type (32-bit division when
+// the tensor allows it).
+
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+template <typename I>
+__global__ void activation_kernel(ActivationArgs a) {
+  const I i = I(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= I(a.n)) return;
+  const float x = a.x[i];
+  float y;
+  switch (a.kind) {
+    case Activation::kSilu: y = x / (1.0f + expf(-x)); break;
+    case Activation::kGelu: y = gelu_erf(x); break;
+    case Activation::kGeluTanh: {
+      const float c = 0.79788456080286536f;  // sqrt(2/pi)
+      y = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+      break;
+    }
+    case Activation::kQuickGelu: y = x / (1.0f + expf(-1.702f * x)); break;
+    default: y = x; break;
+  }
+  a.y[i] = y;
+}
+
+template <typename I>
+__global__ void geglu_kernel(GegluArgs a) {
+  const I idx = I(blockIdx.x) * blockDim.x + threadIdx.x;
+  const I f = I(a.f);
+  if (idx >= I(a.rows) * f) return;
+  const I r = idx / f, i = idx - r * f;
+  const float* h = a.x + r * 2 * f;
+  a.y[idx] = h[i] * gelu_erf(h[f + i]);
+}
+
+template <typename I>
+__global__ void add_kernel(AddArgs a) {
+  const I idx = I(blockIdx.x) * blockDim.x + threadIdx.x;
+  const I cols = I(a.cols);
+  if (idx >= I(a.rows) * cols) return;
+  const I r = idx / cols, c = idx - r * cols;
+  const I br = I(a.b_rows) == 1 ? I(0) : r % I(a.b_rows);
+  a.y[idx] = a.a[idx] + a.scale * cuda::ld(a.b, a.b_dtype, uint64_t(br * cols + c));
+}
+
+template <typename I>
+__global__ void concat_kernel(ConcatArgs a) {
+  const I idx = I(blockIdx.x) * blockDim.x + threadIdx.x;
+  const I ca = I(a.ca), cb = I(a.cb), w = ca + cb;
+  if (idx >= I(a.rows) * w) return;
+  const I r = idx / w, c = idx - r * w;
+  a.y[idx] = c < ca ? a.a[r * ca + c] : a.b[r * cb + (c - ca)];
+}
+
+constexpr int kEwThreads = 256;
+
+// One thread per element of n; the 32-bit-index instantiation when every index the kernel
+// forms (below `extent`, and the thread index one block past n) fits in 32 bits.
+template <typename Args>
+void launch_ew(void (*k32)(Args), void (*k64)(Args), uint64_t n, uint64_t extent, const Args& a, cudaStream_t s) {
+  if (n == 0) return;
+  const auto k = std::max(n, extent) + kEwThreads < (uint64_t(1) << 32) ? k32 : k64;
+  k<<<blocks_for(n, kEwThreads), kEwThreads, 0, s>>>(a);
+}
+
+// ---------------------------------------------------------------------------------------
+// Scaled dot-product attention, flash style. A block of 256 threads (16 × 16: tx over keys
+// and output dims, ty over query rows) owns 64 query rows of one (image, head); each thread
+// owns 4 rows (ty·4 + i) and, per 64-key tile, the scores of keys tx + 16·j (j < 4), and the
+// output dims tx + 16·c (c < NC). Per key tile:
+//   K tile → shared; S = Q·Kᵀ·scale (4 × 4 per thread, float4 shared reads along head_dim);
+//   online softmax per row (max and sum across the row's 16 threads by shuffles);
+//   P → shared (transposed); V tile → shared (reusing K's buffer); O += P·V.
+// Shared memory: Q [64][S] | K or V [64][max(S, 16·NC)] | P [64 keys][64 + 4 rows], with the
+// row stride S ≥ head_dim a multiple of 4 and S/4 odd, so the 8 threads of a quarter-warp
+// reading keys tx, tx + 1, … hit distinct banks. Padding columns and rows past lq / lk are
+// zero-filled, so they add nothing (and never NaN) to the sums.
+
+constexpr int kSdpaBQ = 64, kSdpaBKV = 64, kSdpaThreads = 256, kSdpaPStride = kSdpaBQ + 4;
+
+inline int sdpa_qk_stride(int64_t head_dim) {
+  int s = int((head_dim + 3) / 4 * 4);
+  if ((s / 4) % 2 == 0) s += 4;
+  return s;
+}
+
+inline size_t sdpa_smem_bytes(int64_t head_dim, int nc) {
+  const int s = sdpa_qk_stride(head_dim), sv = 16 * nc;
+  return sizeof(float) * size_t(kSdpaBQ * s + kSdpaBKV * std::max(s, sv) + kSdpaBKV * kSdpaPStride);
+}
+
+// Fills rows [0, 64) of a tile (row stride `stride`, columns [0, cols)) from rows r0 + row of
+// src (row stride ld, column offset col0), zeros past n_rows or past head_dim.
+__device__ __forceinline__ void sdpa_load_tile(float* dst, int stride, int cols, const float* src, int64_t ld,
+                                               int64_t col0, int64_t r0, int64_t n_rows, int head_dim, bool vec) {
+  const int tid = threadIdx.x;
+  if (vec) {  // head_dim, ld, col0 multiples of 4 and src 16-byte aligned; cols % 4 == 0
+    const int per_row = cols / 4, total = kSdpaBKV * per_row;
+    // (row, q) = divmod(e, per_row), advanced incrementally by kSdpaThreads.
+    const int step_r = kSdpaThreads / per_row, step_q = kSdpaThreads % per_row;
+    int row = tid / per_row, q = tid % per_row;
+    for (int e = tid; e < total; e += kSdpaThreads) {
+      const int d = 4 * q;
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (r0 + row < n_rows && d < head_dim)
+        v = *reinterpret_cast<const float4*>(src + (r0 + row) * ld + col0 + d);
+      *reinterpret_cast<float4*>(dst + row * stride + d) = v;
+      row += step_r;
+      q += step_q;
+      if (q >= per_row) q -= per_row, ++row;
+    }
+  } else {
+    const int total = kSdpaBKV * cols;
+    const int step_r = kSdpaThreads / cols, step_q = kSdpaThreads % cols;
+    int row = tid / cols, d = tid % cols;
+    for (int e = tid; e < total; e += kSdpaThreads) {
+      dst[row * stride + d] = (r0 + row < n_rows && d < head_dim) ? src[(r0 + row) * ld + col0 + d] : 0.0f;
+      row += step_r;
+      d += step_q;
+      if (d >= cols) d -= cols, ++row;
+    }
+  }
+}
+
+template <int NC>  // head_dim <= 16 · NC
+__global__ void __launch_bounds__(kSdpaThreads, NC <= 10 ? 2 : 1) sdpa_kernel(SdpaArgs a, int S, bool vec) {
+  static_assert(kSdpaBQ == kSdpaBKV, "sdpa_load_tile fills 64-row tiles");
+  extern __shared__ __align__(16) float sm[];
+  constexpr int SV = 16 * NC;
+  float* Qs = sm;                               // [64][S]
+  float* KV = Qs + kSdpaBQ * S;                 // K: [64][S], then V: [64][SV]
+  float* Ps = KV + kSdpaBKV * (S > SV ? S : SV);  // [64 keys][kSdpaPStride]
+  const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+  const int64_t q0 = int64_t(blockIdx.x) * kSdpaBQ, h = blockIdx.y, b = blockIdx.z;
+  const int D = int(a.head_dim), D4 = (D + 3) & ~3;
+
+  sdpa_load_tile(Qs, S, D4, a.q_src + b * a.lq * a.wq, a.wq, a.q_off + h * D, q0, a.lq, D, vec);
+
+  float o[4][NC], m[4], l[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < NC; ++c) o[i][c] = 0.0f;
+  }
+  // Causal: no row of this block sees a key past its last row.
+  const int64_t n_keys = a.causal ? min(a.lk, min(q0 + kSdpaBQ, a.lq)) : a.lk;
+  const float* kv_base = a.kv_src + b * a.lk * a.wkv;
+
+  for (int64_t kv0 = 0; kv0 < n_keys; kv0 += kSdpaBKV) {
+    __syncthreads();  // the previous tile's P·V is done with KV and Ps (and Q is stored)
+    sdpa_load_tile(KV, S, D4, kv_base, a.wkv, a.k_off + h * D, kv0, a.lk, D, vec);
+    __syncthreads();
+
+    float s[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) s[i][j] = 0.0f;
+    for (int d = 0; d < D4; d += 4) {
+      float4 qv[4], kv[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) qv[i] = *reinterpret_cast<const float4*>(Qs + (ty * 4 + i) * S + d);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) kv[j] = *reinterpret_cast<const float4*>(KV + (tx + 16 * j) * S + d);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          s[i][j] = fmaf(qv[i].x, kv[j].x, s[i][j]);
+          s[i][j] = fmaf(qv[i].y, kv[j].y, s[i][j]);
+          s[i][j] = fmaf(qv[i].z, kv[j].z, s[i][j]);
+          s[i][j] = fmaf(qv[i].w, kv[j].w, s[i][j]);
+        }
+    }
+
+    // Online softmax; a row's 16 threads are 16 consecutive lanes of one warp.
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t qi = q0 + ty * 4 + i;
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int64_t key = kv0 + tx + 16 * j;
+        const bool visible = key < a.lk && (!a.causal || key <= qi);
+        s[i][j] = visible ? s[i][j] * a.scale : -INFINITY;
+        mx = fmaxf(mx, s[i][j]);
+      }
+#pragma unroll
+      for (int off = 8; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+      const float m_new = fmaxf(m[i], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: keep zeros
+      const float corr = expf(m[i] - m_use);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        s[i][j] = expf(s[i][j] - m_use);
+        sum += s[i][j];
+      }
+#pragma unroll
+      for (int off = 8; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+      l[i] = l[i] * corr + sum;
+      m[i] = m_new;
+#pragma unroll
+      for (int c = 0; c < NC; ++c) o[i][c] *= corr;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      *reinterpret_cast<float4*>(Ps + (tx + 16 * j) * kSdpaPStride + ty * 4) = make_float4(s[0][j], s[1][j], s[2][j], s[3][j]);
+    __syncthreads();  // everyone is done reading K; P is complete
+
+    sdpa_load_tile(KV, SV, SV, kv_base, a.wkv, a.v_off + h * D, kv0, a.lk, D, vec);
+    __syncthreads();
+    const int kn = int(min(int64_t(kSdpaBKV), n_keys - kv0));  // later keys have p = 0
+    for (int j = 0; j < kn; ++j) {
+      const float4 p = *reinterpret_cast<const float4*>(Ps + j * kSdpaPStride + ty * 4);
+      const float* v = KV + j * SV + tx;
+#pragma unroll
+      for (int c = 0; c < NC; ++c) {
+        const float vc = v[16 * c];
+        o[0][c] = fmaf(p.x, vc, o[0][c]);
+        o[1][c] = fmaf(p.y, vc, o[1][c]);
+        o[2][c] = fmaf(p.z, vc, o[2][c]);
+        o[3][c] = fmaf(p.w, vc, o[3][c]);
+      }
+    }
+  }
+
+  const int64_t ow = a.heads * D;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t qi = q0 + ty * 4 + i;
+    if (qi >= a.lq) continue;
+    float* out = a.out + (b * a.lq + qi) * ow + h * D;
+    const float inv_l = 1.0f / l[i];
+#pragma unroll
+    for (int c = 0; c < NC; ++c) {
+      const int d = tx + 16 * c;
+      if (d < D) out[d] = o[i][c] * inv_l;
+    }
+  }
+}
+
+template <int NC>
+void sdpa_launch(const SdpaArgs& a, cudaStream_t s) {
+  const int S = sdpa_qk_stride(a.head_dim);
+  const size_t smem = sdpa_smem_bytes(a.head_dim, NC);
+  // Opting in to more than 48 KiB is a function attribute, not stream work: legal while
+  // capturing, and a failure surfaces through the launch's error like any other.
+  if (smem > 48 * 1024) cudaFuncSetAttribute(sdpa_kernel<NC>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const bool vec = a.head_dim % 4 == 0 && a.wq % 4 == 0 && a.wkv % 4 == 0 && a.q_off % 4 == 0 && a.k_off % 4 == 0 &&
+                   a.v_off % 4 == 0 && aligned(a.q_src) && aligned(a.kv_src);
+  const dim3 grid(unsigned((a.lq + kSdpaBQ - 1) / kSdpaBQ), unsigned(a.heads), unsigned(a.batch));
+  sdpa_kernel<NC><<<grid, kSdpaThreads, smem, s>>>(a, S, vec);
+}
+
+// ---------------------------------------------------------------------------------------
+// Timestep embedding: one thread per output element. The frequency's exponent is computed
+// in f32 exactly as on the CPU (neg_log from the host's std::log); exp, sin and cos run in
+// double and round once to f32, which reproduces the CPU's (nearly) correctly rounded
+// expf/sinf/cosf: CUDA's f32 versions differ by an ulp or two, and an ulp of the frequency
+// moves sin(t·f) by up to t·2⁻²⁴ ≈ 6e-5 at t = 999.
+
+__global__ void timestep_embedding_kernel(TimestepEmbeddingArgs a, float neg_log) {
+  const uint64_t idx = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= uint64_t(a.rows * a.dim)) return;
+  const int64_t col = int64_t(idx % uint64_t(a.dim)), half = a.dim / 2;
+  if (col >= 2 * half) {
+    a.emb[idx] = 0.0f;
+    return;
+  }
+  int64_t s = a.step ? int64_t(a.step[0]) : 0;
+  s = s < 0 ? 0 : (s > a.n - 1 ? a.n - 1 : s);
+  const float t = a.t[s];
+  const bool first = col < half;
+  const int64_t i = first ? col : col - half;
+  const bool is_sin = first != a.flip_sin_to_cos;  // [sin | cos], or [cos | sin] when flipped
+  const float e = neg_log * float(i) / (float(half) - a.freq_shift);
+  const float f = float(exp(double(e)));
+  const float arg = t * f;
+  a.emb[idx] = is_sin ? float(sin(double(arg))) : float(cos(double(arg)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Sampler kernels: one thread per latent element; every thread clamps the step itself with
+// sampler_row (shared with the CPU). The products and sums are rounded one by one, as the
+// CPU's expression is written (no fused multiply-add), so both backends take the same steps.
+
+__device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ float add(float a, float b) { return __fadd_rn(a, b); }
+
+__global__ void sampler_input_kernel(SamplerInputArgs a) {
+  const uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= uint64_t(a.n)) return;
+  const float s = a.coefs[sampler_row(a.step, a.steps) * kSamplerCoefs + kSin];
+  const float v = mul(s, a.x[i]);
+  for (int64_t k = 0; k < a.g; ++k) a.x_in[uint64_t(k * a.n) + i] = v;
+}
+
+__global__ void sampler_step_kernel(SamplerStepArgs a) {
+  const uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= uint64_t(a.n)) return;
+  const float* c = a.coefs + sampler_row(a.step, a.steps) * kSamplerCoefs;
+  const float u = a.out[i];
+  const float m = a.g == 2 ? add(u, mul(a.guidance, a.out[uint64_t(a.n) + i] - u)) : u;
+  const float x = a.x[i];
+  float v = add(mul(c[kAx], x), mul(c[kAm], m));
+  if (a.h && c[kAh] != 0.0f) v = add(v, mul(c[kAh], a.h[i]));  // h is undefined before its first write
+  if (a.noise) v = add(v, mul(c[kAz], a.noise[i]));
+  if (a.h) a.h[i] = add(mul(c[kHx], x), mul(c[kHm], m));
+  a.x[i] = v;
+}
+
+__global__ void normal_noise_kernel(NormalNoiseArgs a) {
+  const uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= uint64_t(a.n)) return;
+  const uint64_t seed = uint64_t(uint32_t(a.seed[0])) | (uint64_t(uint32_t(a.seed[1])) << 32);
+  const uint64_t stream = uint64_t(a.stream) + uint64_t(a.step ? int64_t(a.step[0]) : 0);
+  a.z[i] = philox_normal(seed, stream, i);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Launchers.
+
+void layernorm_cuda(const LayerNormArgs& a, cudaStream_t s) {
+  if (a.rows <= 0) return;
+  layernorm_kernel<<<unsigned(a.rows), kNormThreads, 0, s>>>(a);
+}
+
+void group_norm_cuda(const GroupNormArgs& a, cudaStream_t s) {
+  if (a.batch * a.groups <= 0) return;
+  const uint64_t n = uint64_t(a.pixels * (a.channels / a.groups));
+  const uint64_t last = uint64_t(a.pixels) * uint64_t(a.channels);  // bound on p · channels + c
+  if (n + kGroupNormThreads < (uint64_t(1) << 32) && last < (uint64_t(1) << 32))
+    group_norm_kernel<uint32_t><<<unsigned(a.batch * a.groups), kGroupNormThreads, 0, s>>>(a);
+  else
+    group_norm_kernel<uint64_t><<<unsigned(a.batch * a.groups), kGroupNormThreads, 0, s>>>(a);
+}
+
+void conv2d_cuda(const Conv2dArgs& a, cudaStream_t s) {
+  if (a.batch * a.ho * a.wo <= 0 || a.cout <= 0) return;
+  const auto aligned = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
+  const bool vec = a.cin % kConvBK == 0 && aligned(a.x, 16) && aligned(a.w, a.w_dtype == DType::F32 ? 16 : 8);
+  switch (a.w_dtype) {
+    case DType::F32: conv2d_dispatch<DType::F32>(a, vec, s); break;
+    case DType::BF16: conv2d_dispatch<DType::BF16>(a, vec, s); break;
+    case DType::F16: conv2d_dispatch<DType::F16>(a, vec, s); break;
+    default: break;
+  }
+}
+
+void activation_cuda(const ActivationArgs& a, cudaStream_t s) {
+  launch_ew(activation_kernel<uint32_t>, activation_kernel<uint64_t>, uint64_t(a.n), uint64_t(a.n), a, s);
+}
+
+void geglu_cuda(const GegluArgs& a, cudaStream_t s) {
+  // One thread per output; the input is indexed up to rows · 2f.
+  launch_ew(geglu_kernel<uint32_t>, geglu_kernel<uint64_t>, uint64_t(a.rows * a.f), uint64_t(a.rows * 2 * a.f), a, s);
+}
+
+void add_cuda(const AddArgs& a, cudaStream_t s) {
+  // Row r reads b's row r mod b_rows, which is r itself when b_rows >= rows; clamping keeps
+  // every index of b below rows · cols, so the 32-bit path stays exact.
+  AddArgs c = a;
+  c.b_rows = std::min(a.b_rows, a.rows);
+  if (c.b_rows <= 0) return;
+  launch_ew(add_kernel<uint32_t>, add_kernel<uint64_t>, uint64_t(a.rows * a.cols), uint64_t(a.rows * a.cols), c, s);
+}
+
+void concat_cuda(const ConcatArgs& a, cudaStream_t s) {
+  launch_ew(concat_kernel<uint32_t>, concat_kernel<uint64_t>, uint64_t(a.rows * (a.ca + a.cb)),
+            uint64_t(a.rows * (a.ca + a.cb)), a, s);
+}
+
+void sdpa_cuda(const SdpaArgs& a, cudaStream_t s) {
+  if (a.batch * a.lq * a.heads <= 0) return;
+  const int64_t nc = (a.head_dim + 15) / 16;
+  if (nc <= 2) sdpa_launch<2>(a, s);
+  else if (nc <= 3) sdpa_launch<3>(a, s);
+  else if (nc <= 4) sdpa_launch<4>(a, s);
+  else if (nc <= 5) sdpa_launch<5>(a, s);
+  else if (nc <= 8) sdpa_launch<8>(a, s);
+  else if (nc <= 10) sdpa_launch<10>(a, s);
+  else sdpa_launch<16>(a, s);  // head_dim <= kCudaMaxSdpaHeadDim, checked at bind time
+}
+
+void timestep_embedding_cuda(const TimestepEmbeddingArgs& a, cudaStream_t s) {
+  if (a.rows * a.dim <= 0) return;
+  // The same std::log the CPU twin calls, so the exponents agree bit for bit.
+  const float neg_log = -std::log(a.max_period);
+  timestep_embedding_kernel<<<blocks_for(uint64_t(a.rows * a.dim), 256), 256, 0, s>>>(a, neg_log);
+}
+
+void sampler_input_cuda(const SamplerInputArgs& a, cudaStream_t s) {
+  if (a.n <= 0) return;
+  sampler_input_kernel<<<blocks_for(uint64_t(a.n), 256), 256, 0, s>>>(a);
+}
+
+void sampler_step_cuda(const SamplerStepArgs& a, cudaStream_t s) {
+  if (a.n <= 0) return;
+  sampler_step_kernel<<<blocks_for(uint64_t(a.n), 256), 256, 0, s>>>(a);
+}
+
+void normal_noise_cuda(const NormalNoiseArgs& a, cudaStream_t s) {
+  if (a.n <= 0) return;
+  normal_noise_kernel<<<blocks_for(uint64_t(a.n), 256), 256, 0, s>>>(a);
+}
+
+}  // namespace kiln
