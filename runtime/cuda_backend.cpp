@@ -50,6 +50,10 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
   if (const auto* a = std::get_if<MoeExpertsArgs>(&args.value()); a && a->rows * a->top_k > kCudaMaxGridY)
     return unsupported("CUDA MoE experts support up to " + std::to_string(kCudaMaxGridY) +
                        " token-expert pairs per launch; compile with a smaller --batch or --chunk");
+  if (const auto* a = std::get_if<SdpaArgs>(&args.value()); a && !sdpa_cuda_supported(*a))
+    return unsupported("CUDA attention with head_dim " + std::to_string(a->head_dim) + " supports up to " +
+                       std::to_string((kCudaMaxSdpaWideSmem / sizeof(float)) - uint64_t(a->head_dim)) + " keys, the plan has " +
+                       std::to_string(a->lk) + " (a smaller image)");
   if (const auto* a = std::get_if<MoeRouteArgs>(&args.value()); a && a->experts > kCudaMaxExperts)
     return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
   if (const auto* a = std::get_if<SdpaArgs>(&args.value());

@@ -705,6 +705,90 @@ void add_cuda(const AddArgs& a, cudaStream_t s) {
   launch_ew(add_kernel<uint32_t>, add_kernel<uint64_t>, uint64_t(a.rows * a.cols), uint64_t(a.rows * a.cols), c, s);
 }
 
+// Wide heads (head_dim above kCudaMaxSdpaHeadDim, which the tiled kernel's registers cannot
+// hold): a block takes R query rows of one head, keeps their scores for every key in shared
+// memory, and computes them a key per warp (lanes split the head dimension, so K rows load
+// coalesced); then a softmax per row and P·V with the threads spread over output columns
+// (V rows load coalesced). Each block reads K and V once for its R rows.
+static __global__ void __launch_bounds__(256) sdpa_wide_kernel(SdpaArgs a, int R) {
+  extern __shared__ __align__(16) float sm[];
+  const int D = int(a.head_dim);
+  float* q = sm;             // [R][D]
+  float* p = sm + R * D;     // [R][lk]
+  __shared__ float red[32];
+  const int64_t q0 = int64_t(blockIdx.x) * R, h = blockIdx.y, b = blockIdx.z;
+  const int rows = int(min(int64_t(R), a.lq - q0));
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = blockDim.x >> 5;
+  for (int e = tid; e < rows * D; e += blockDim.x) {
+    const int r = e / D, d = e - r * D;
+    q[e] = a.q_src[(b * a.lq + q0 + r) * a.wq + a.q_off + h * D + d];
+  }
+  __syncthreads();
+  const float* kv = a.kv_src + b * a.lk * a.wkv;
+  for (int64_t j = warp; j < a.lk; j += nwarps) {
+    const float* k = kv + j * a.wkv + a.k_off + h * D;
+    for (int r = 0; r < rows; ++r) {
+      float acc = 0.0f;
+      for (int d = lane; d < D; d += 32) acc = fmaf(q[r * D + d], k[d], acc);
+      for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+      if (lane == 0) p[int64_t(r) * a.lk + j] = (a.causal && j > q0 + r) ? -INFINITY : acc * a.scale;
+    }
+  }
+  __syncthreads();
+  for (int r = 0; r < rows; ++r) {  // softmax of row r, in place
+    float* pr = p + int64_t(r) * a.lk;
+    float mx = -INFINITY;
+    for (int64_t j = tid; j < a.lk; j += blockDim.x) mx = fmaxf(mx, pr[j]);
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    if (lane == 0) red[warp] = mx;
+    __syncthreads();
+    mx = red[0];
+    for (int w = 1; w < nwarps; ++w) mx = fmaxf(mx, red[w]);
+    __syncthreads();
+    float sum = 0.0f;
+    for (int64_t j = tid; j < a.lk; j += blockDim.x) {
+      const float e = expf(pr[j] - mx);
+      pr[j] = e;
+      sum += e;
+    }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) red[warp] = sum;
+    __syncthreads();
+    sum = 0.0f;
+    for (int w = 0; w < nwarps; ++w) sum += red[w];
+    const float inv = 1.0f / sum;
+    for (int64_t j = tid; j < a.lk; j += blockDim.x) pr[j] *= inv;
+    __syncthreads();
+  }
+  const int ow = int(a.heads) * D;
+  for (int d = tid; d < D; d += blockDim.x) {
+    float acc[8];
+    for (int r = 0; r < 8; ++r) acc[r] = 0.0f;
+    for (int64_t j = 0; j < a.lk; ++j) {
+      const float v = kv[j * a.wkv + a.v_off + h * D + d];
+#pragma unroll
+      for (int r = 0; r < 8; ++r)
+        if (r < rows) acc[r] = fmaf(p[int64_t(r) * a.lk + j], v, acc[r]);
+    }
+    for (int r = 0; r < rows; ++r) a.out[(b * a.lq + q0 + r) * ow + h * D + d] = acc[r];
+  }
+}
+
+// Rows per block: as many (up to 8) as the scores of every key fit in shared memory.
+static int sdpa_wide_rows(const SdpaArgs& a) {
+  for (int r = 8; r >= 1; r /= 2)
+    if (uint64_t(r) * uint64_t(a.head_dim + a.lk) * sizeof(float) <= kCudaMaxSdpaWideSmem) return r;
+  return 0;
+}
+
+static void sdpa_wide_launch(const SdpaArgs& a, cudaStream_t s) {
+  const int R = sdpa_wide_rows(a);  // > 0: checked at bind time (sdpa_cuda_supported)
+  const size_t smem = size_t(R) * size_t(a.head_dim + a.lk) * sizeof(float);
+  if (smem > 48 * 1024) cudaFuncSetAttribute(sdpa_wide_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  const dim3 grid(unsigned((a.lq + R - 1) / R), unsigned(a.heads), unsigned(a.batch));
+  sdpa_wide_kernel<<<grid, 256, smem, s>>>(a, R);
+}
+
 void concat_cuda(const ConcatArgs& a, cudaStream_t s) {
   launch_ew(concat_kernel<uint32_t>, concat_kernel<uint64_t>, uint64_t(a.rows * (a.ca + a.cb)),
             uint64_t(a.rows * (a.ca + a.cb)), a, s);
@@ -712,6 +796,10 @@ void concat_cuda(const ConcatArgs& a, cudaStream_t s) {
 
 void sdpa_cuda(const SdpaArgs& a, cudaStream_t s) {
   if (a.batch * a.lq * a.heads <= 0) return;
+  if (a.head_dim > kCudaMaxSdpaHeadDim) {  // e.g. the VAE's single 512-wide head
+    sdpa_wide_launch(a, s);
+    return;
+  }
   const int64_t nc = (a.head_dim + 15) / 16;
   if (nc <= 2) sdpa_launch<2>(a, s);
   else if (nc <= 3) sdpa_launch<3>(a, s);

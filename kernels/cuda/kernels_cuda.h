@@ -57,6 +57,13 @@ constexpr int64_t kCudaMaxHeadDim = 256;
 constexpr int64_t kCudaMaxLatentRank = 512, kCudaMaxRopeDim = 64;  // mla_attention
 constexpr int64_t kCudaMaxExperts = 4096;                           // moe_route (scores in shared memory)
 constexpr int64_t kCudaMaxGridY = 65535;                            // moe_experts' grid.y (rows · top_k)
-constexpr int64_t kCudaMaxSdpaHeadDim = 256;  // sdpa: 16 threads per row, at most 16 output dims each
+constexpr int64_t kCudaMaxSdpaHeadDim = 256;  // sdpa's tiled kernel: 16 threads per row, at most 16 output dims each
+// Wider heads take a kernel that keeps one query row's scores for every key in shared memory:
+// (head_dim + keys) floats must fit in this many bytes.
+constexpr uint64_t kCudaMaxSdpaWideSmem = 200 * 1024;
+// Whether sdpa_cuda handles these shapes (checked when a plan is bound to the CUDA backend).
+inline bool sdpa_cuda_supported(const SdpaArgs& a) {
+  return a.head_dim <= kCudaMaxSdpaHeadDim || uint64_t(a.head_dim + a.lk) * sizeof(float) <= kCudaMaxSdpaWideSmem;
+}
 
 }  // namespace kiln
