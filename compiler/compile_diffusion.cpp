@@ -65,9 +65,12 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
   if (m.controlnet) ck.absorb(Checkpoint::open_dir(o.controlnet, "diffusion_pytorch_model"), "controlnet/");
 
   // LoRA adapters for the UNet or the text encoder (PEFT folders); each is matched to its component.
-  std::vector<LoraAdapterSpec> lora_specs = o.lora;
+  // A diffusers LoRA file becomes one adapter per component it holds.
+  std::vector<LoraAdapterSpec> lora_specs;
+  for (const LoraAdapterSpec& l : o.lora)
+    for (LoraAdapterSpec& s : expand_lora_spec(l)) lora_specs.push_back(std::move(s));
   for (LoraAdapterSpec& l : lora_specs)
-    l.prefix = find_lora_prefix(l.dir, ck, {"unet/", "text_encoder/", "text_encoder/text_model."});
+    l.prefix = find_lora_prefix(l, ck, {"unet/", "text_encoder/", "text_encoder/text_model."});
   const LoraSet lora = LoraSet::load(lora_specs, ck);
 
   const Sampler sampler = parse_sampler(o.sampler);

@@ -176,8 +176,8 @@ void check_targets(const Config& c, const std::set<std::string>& modules, const 
 // lora_embedding_A, lora_embedding_B, magnitude, or "" for a plain tensor (modules_to_save),
 // whose name goes to *tensor_name. An adapter name after the role (".default") is accepted.
 // Plain string scanning: keys come from the file and may be arbitrarily long.
-std::pair<std::string, std::string> split_key(const std::string& key, std::string* tensor_name) {
-  const std::string rest = key.substr(kPrefix.size());
+std::pair<std::string, std::string> split_key(const std::string& key, size_t prefix_len, std::string* tensor_name) {
+  const std::string rest = key.substr(prefix_len);
   struct Marker {
     const char* text;
     const char* role;
@@ -249,19 +249,73 @@ LoraAdapterSpec parse_lora_spec(const std::string& arg) {
   return s;
 }
 
-std::string find_lora_prefix(const std::string& dir, const Checkpoint& base, const std::vector<std::string>& candidates) {
-  const std::string st_path = dir + "/adapter_model.safetensors";
+std::string spec_file(const LoraAdapterSpec& s) { return s.file.empty() ? s.dir + "/adapter_model.safetensors" : s.file; }
+std::string spec_prefix(const LoraAdapterSpec& s) { return s.key_prefix.empty() ? kPrefix : s.key_prefix; }
+std::string spec_name(const LoraAdapterSpec& s) { return s.name.empty() ? base_name(s.dir) : s.name; }
+
+std::string find_lora_prefix(const LoraAdapterSpec& spec, const Checkpoint& base, const std::vector<std::string>& candidates) {
+  const std::string st_path = spec_file(spec), kp = spec_prefix(spec);
   const auto file = SafetensorsFile::open(st_path);
   for (const auto& [key, t] : file->tensors()) {
-    if (key.compare(0, kPrefix.size(), kPrefix) != 0) continue;
+    if (key.compare(0, kp.size(), kp) != 0) continue;
     std::string plain;
-    const auto [path, role] = split_key(key, &plain);
+    const auto [path, role] = split_key(key, kp.size(), &plain);
     if (role != "lora_A" && role != "lora_embedding_A") continue;
     for (const std::string& c : candidates)
       if (base.find(c + path + ".weight")) return c;
-    throw CompileError("adapter '" + base_name(dir) + "': module '" + path + "' is in none of the pipeline's components");
+    throw CompileError("adapter '" + spec_name(spec) + "': module '" + path + "' is in none of the pipeline's components");
   }
   throw CompileError(st_path + ": the adapter has no LoRA A matrices");
+}
+
+std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec) {
+  std::string file = spec.dir;
+  if (file.size() < 12 || file.compare(file.size() - 12, 12, ".safetensors") != 0) {
+    if (path_is_file(spec.dir + "/adapter_config.json") || !path_is_file(spec.dir + "/pytorch_lora_weights.safetensors"))
+      return {spec};  // a PEFT folder (its own errors say what is missing)
+    file = spec.dir + "/pytorch_lora_weights.safetensors";
+  }
+  const auto st = SafetensorsFile::open(file);
+  // Components by key prefix, and the ranks of their A matrices.
+  std::map<std::string, std::set<int64_t>> ranks;
+  for (const auto& [key, t] : st->tensors()) {
+    if (key.find("lora_unet_") == 0 || key.find("lora_te") == 0 || key.find(".alpha") != std::string::npos)
+      throw CompileError(file + ": key '" + key + "' is in the kohya format, which kiln does not read (convert it with "
+                         "diffusers' load_lora_weights and save_lora_weights)");
+    if (key.find(".lora.down.") != std::string::npos || key.find("_lora.down.") != std::string::npos)
+      throw CompileError(file + ": key '" + key + "' is in diffusers' pre-PEFT LoRA format, which kiln does not read "
+                         "(load and save it again with a current diffusers)");
+    const size_t dot = key.find('.');
+    if (dot == std::string::npos) throw CompileError(file + ": key '" + key + "' names no component");
+    if (key.find(".lora_A.") != std::string::npos && t.shape.size() >= 1) ranks[key.substr(0, dot)].insert(t.shape[0]);
+  }
+  if (ranks.empty()) throw CompileError(file + ": no LoRA A matrices (expected keys like unet.<module>.lora_A.weight)");
+  nlohmann::json meta;
+  if (auto it = st->metadata().find("lora_adapter_metadata"); it != st->metadata().end()) {
+    meta = parse_json_limited(it->second.data(), it->second.data() + it->second.size(), file + " (lora_adapter_metadata)");
+    if (!meta.is_object()) throw CompileError(file + ": lora_adapter_metadata is not a JSON object");
+  }
+  std::vector<LoraAdapterSpec> out;
+  for (const auto& [component, rs] : ranks) {
+    nlohmann::json cfg = nlohmann::json::object();
+    const std::string cp = component + ".";
+    for (auto it = meta.begin(); it != meta.end(); ++it)
+      if (it.key().compare(0, cp.size(), cp) == 0) cfg[it.key().substr(cp.size())] = it.value();
+    if (cfg.empty()) {
+      if (rs.size() != 1)
+        throw CompileError(file + ": the " + component + " matrices have different ranks and the file has no "
+                           "lora_adapter_metadata to say their alphas");
+      cfg = {{"r", *rs.begin()}, {"lora_alpha", *rs.begin()}};
+    }
+    cfg.erase("base_model_name_or_path");
+    LoraAdapterSpec s = spec;
+    s.file = file;
+    s.config_text = cfg.dump();
+    s.key_prefix = cp;
+    s.name = base_name(spec.dir) + ":" + component;
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base) {
@@ -270,11 +324,12 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
   const std::set<std::string> modules = module_names(base);
   im.adapters.reserve(specs.size());
   for (const LoraAdapterSpec& spec : specs) {
-    const std::string name = base_name(spec.dir);
+    const std::string name = spec_name(spec);
     const std::string where = "adapter '" + name + "'";
-    const std::string cfg_path = spec.dir + "/adapter_config.json";
-    const std::string st_path = spec.dir + "/adapter_model.safetensors";
-    const Config c = read_config_text(read_text_file(cfg_path), cfg_path);
+    const std::string cfg_path = spec.config_text.empty() ? spec.dir + "/adapter_config.json" : spec_file(spec) + " (" + name + ")";
+    const std::string st_path = spec_file(spec), kp = spec_prefix(spec);
+    const std::string cfg_text = spec.config_text.empty() ? read_text_file(cfg_path) : spec.config_text;
+    const Config c = read_config_text(cfg_text, cfg_path);
     Adapter ad;
     ad.record.name = name;
     ad.record.weight = spec.weight;
@@ -282,8 +337,7 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     {  // content hash: config bytes, then the tensor file
       XXH3_state_t* st = XXH3_createState();
       XXH3_64bits_reset(st);
-      const std::string cfg = read_text(cfg_path);
-      XXH3_64bits_update(st, cfg.data(), cfg.size());
+      XXH3_64bits_update(st, cfg_text.data(), cfg_text.size());
       const std::string model = read_text(st_path);
       XXH3_64bits_update(st, model.data(), model.size());
       ad.record.xxh3 = XXH3_64bits_digest(st);
@@ -301,10 +355,12 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     // Group the tensors by module.
     std::map<std::string, Module> mods;
     for (const auto& [key, t] : ad.file->tensors()) {
-      if (key.compare(0, kPrefix.size(), kPrefix) != 0)
+      if (key.compare(0, kp.size(), kp) != 0) {
+        if (!spec.key_prefix.empty()) continue;  // another component's tensors in a shared file
         throw CompileError(st_path + ": key '" + key + "' is not a PEFT key (expected the prefix base_model.model.)");
+      }
       std::string plain;
-      const auto [local_path, role] = split_key(key, &plain);
+      const auto [local_path, role] = split_key(key, kp.size(), &plain);
       // A pipeline component's adapter: its module paths live under spec.prefix in `base`.
       const std::string path = spec.prefix + local_path;
       plain = spec.prefix + plain;

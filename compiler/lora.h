@@ -30,11 +30,23 @@ struct LoraAdapterSpec {
   // Where the adapter's modules live in the base checkpoint: "" for a model's own adapter;
   // for a pipeline component, its prefix there (e.g. "unet/", "text_encoder/text_model.").
   std::string prefix;
+  // A PEFT folder leaves these empty. An adapter inside another file (one component of a
+  // diffusers LoRA file) names the file, gives its config as JSON text, the prefix its keys
+  // carry instead of "base_model.model.", and a display name; keys without that prefix (other
+  // components') are skipped.
+  std::string file, config_text, key_prefix, name;
 };
 
-// The prefix (of `candidates`) under which `base` holds the modules of the adapter in `dir`:
-// the first candidate that holds its first LoRA module. Throws CompileError when none does.
-std::string find_lora_prefix(const std::string& dir, const Checkpoint& base, const std::vector<std::string>& candidates);
+// The prefix (of `candidates`) under which `base` holds the modules of the adapter: the first
+// candidate that holds its first LoRA module. Throws CompileError when none does.
+std::string find_lora_prefix(const LoraAdapterSpec& spec, const Checkpoint& base, const std::vector<std::string>& candidates);
+
+// A diffusers LoRA file (pytorch_lora_weights.safetensors, as save_lora_weights writes it, or a
+// folder holding one): one spec per component it adapts ("unet", "text_encoder", ...), with
+// r, lora_alpha and patterns from its lora_adapter_metadata (or, without metadata, r from the
+// matrices and lora_alpha = r, as diffusers loads such files). A PEFT folder comes back as is.
+// Throws CompileError on the older diffusers and kohya key formats, naming them.
+std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec);
 
 // Checks an adapter_config.json's text as load() would (throws CompileError); for fuzzing.
 void check_lora_config_text(const std::string& text, const std::string& name);

@@ -795,8 +795,37 @@ def build_lora(out, pipe15, ref15):
     rel = ((ref["unet_out"] - ref15["unet_out"]).norm() / ref15["unet_out"].norm()).item()
     rel_t = ((ref["text_hidden"] - ref15["text_hidden"]).norm() / ref15["text_hidden"].norm()).item()
     assert rel > 0.02 and rel_t > 0.02, (rel, rel_t)
+    # diffusers' own LoRA file format (save_lora_weights / load_lora_weights), for the UNet: once with
+    # lora_adapter_metadata (r 4, lora_alpha 6) and once without (diffusers then takes lora_alpha = r).
+    from peft.utils import get_peft_model_state_dict
+    from peft import LoraConfig
+    folder15 = os.path.join(out, "sd15_tiny", "pipeline")
+    src = load_pipeline(folder15)
+    src.unet.add_adapter(LoraConfig(r=4, lora_alpha=6, target_modules=["to_k", "to_out.0", "ff.net.2", "linear_2"],
+                                    init_lora_weights=True))
+    g = torch.Generator().manual_seed(4003)
+    with torch.no_grad():
+        for n, p in sorted(src.unet.named_parameters()):
+            if "lora_" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * (0.5 / math.sqrt(p.shape[-1])))
+    layers = get_peft_model_state_dict(src.unet)
+    meta = src.unet.peft_config["default"].to_dict()
+    meta["base_model_name_or_path"] = None
+    StableDiffusionPipeline.save_lora_weights(os.path.join(case, "diffusers_lora"), unet_lora_layers=layers,
+                                              unet_lora_adapter_metadata=meta)
+    StableDiffusionPipeline.save_lora_weights(os.path.join(case, "diffusers_lora_nometa"), unet_lora_layers=layers)
+    for name, key in (("diffusers_lora", "dlora_unet_out"), ("diffusers_lora_nometa", "dlora_nometa_unet_out")):
+        dst = load_pipeline(folder15)
+        dst.load_lora_weights(os.path.join(case, name))
+        with torch.no_grad():
+            ref[key] = dst.unet(ref["unet_sample"], ref["unet_timestep"], encoder_hidden_states=ref15["text_hidden"]).sample
+    ref["base_text_hidden"] = ref15["text_hidden"]
+    d1 = ((ref["dlora_unet_out"] - ref15["unet_out"]).norm() / ref15["unet_out"].norm()).item()
+    d2 = ((ref["dlora_unet_out"] - ref["dlora_nometa_unet_out"]).norm() / ref15["unet_out"].norm()).item()
+    assert d1 > 0.02 and d2 > 0.01, (d1, d2)
     lines = ["lora_tiny: unet LoRA r4/alpha8 and text LoRA r2/alpha4 (peft %s), merged by merge_and_unload; "
-             "|unet_out - base| / |base| = %.3f, text %.3f" % (peft.__version__, rel, rel_t)]
+             "|unet_out - base| / |base| = %.3f, text %.3f; diffusers-format UNet LoRA (r4/alpha6 with metadata, "
+             "alpha = r without): %.3f from base, %.3f between the two" % (peft.__version__, rel, rel_t, d1, d2)]
     write_ref(os.path.join(case, "reference.safetensors"), ref, lines)
     return lines
 

@@ -1,7 +1,8 @@
 // CUDA launchers, one per op, taking the same argument structs as the CPU kernels
 // (kernels/<op>.h) with device pointers. Each only enqueues work on `stream` (no allocation,
-// no synchronization), so every one can be captured into a CUDA graph. A launcher returns
-// false if the shape is outside what its kernel handles (checked at bind time, not replay).
+// no synchronization), so every one can be captured into a CUDA graph. Shapes a kernel cannot
+// handle are refused when a plan is bound (runtime/cuda_backend.cpp, the limits below), never
+// at replay.
 #pragma once
 #include <cuda_runtime_api.h>
 

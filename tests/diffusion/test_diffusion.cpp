@@ -567,3 +567,42 @@ TEST_CASE("diffusion pf_ode is the VP-SDE's probability-flow ODE: same drift, ha
     if (i + 1 < 10) CHECK(a[kAz] > 0.0f);
   }
 }
+
+TEST_CASE("diffusion LoRA: diffusers' own LoRA files (with and without adapter metadata) load as diffusers loads them") {
+  const RefFile ref(dfix("lora_tiny") + "/reference.safetensors");
+  for (const auto& [dir, key] : {std::pair<std::string, std::string>{"diffusers_lora", "dlora_unet_out"},
+                                 {"diffusers_lora_nometa", "dlora_nometa_unet_out"}}) {
+    CAPTURE(dir);
+    auto c = std::make_unique<Compiled>();
+    CompileOptions o;
+    o.model_dir = dfix("sd15_tiny") + "/pipeline";
+    o.output = c->dir / "sd.kplan";
+    o.dtype = "f32";
+    o.steps = 4;
+    o.target = "cpu";
+    // The folder for one, the file itself for the other: both name a diffusers LoRA.
+    o.lora = {LoraAdapterSpec{dfix("lora_tiny") + "/" + dir + (dir == "diffusers_lora" ? "" : "/pytorch_lora_weights.safetensors")}};
+    const CompileSummary sum = compile_model(o);
+    REQUIRE(sum.adapters.size() == 1);  // one component (unet) in the file
+    auto p = Plan::load_file(o.output);
+    REQUIRE(p.is_ok());
+    ContextOptions co;
+    co.n_threads = 2;
+    auto s = DiffusionSession::create(p.take(), co);
+    REQUIRE(s.is_ok());
+    encode(*s.value(), ref);  // the base text encoder: this file adapts the UNet only
+    const std::vector<float> base_text = swap_halves(ref.floats("base_text_hidden"));
+    CHECK(test::rel_l2(s.value()->text_states(), base_text.data(), base_text.size()) <= 1e-4);
+    check_unet(*s.value(), ref, key);
+  }
+  // kohya files are refused by name.
+  test::TempDir d;
+  const std::vector<float> v(4, 0.5f);
+  write_safetensors(d / "kohya.safetensors",
+                    {StWriteTensor{"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", DType::F32, {2, 2}, v.data(), 16}});
+  CompileOptions o;
+  o.model_dir = dfix("sd15_tiny") + "/pipeline";
+  o.output = d / "x.kplan";
+  o.lora = {LoraAdapterSpec{d / "kohya.safetensors"}};
+  CHECK(test::compile_error(o).find("kohya") != std::string::npos);
+}
