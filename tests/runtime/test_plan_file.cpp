@@ -199,6 +199,12 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
        "region sizes are out of range"},
       {"tensor dtype", [](fb::Plan* p) { p->mutable_tensors()->GetMutableObject(0)->mutate_dtype(fb::DType(9)); },
        "invalid dtype"},
+      {"program repeat", [](fb::Plan* p) { p->mutable_programs()->GetMutableObject(0)->mutate_repeat(0); },
+       "repeats out of range"},
+      {"loop without counter", [](fb::Plan* p) { p->mutable_programs()->GetMutableObject(0)->mutate_repeat(5); },
+       "repeats without a loop counter"},
+      {"loop counter", [](fb::Plan* p) { p->mutable_programs()->GetMutableObject(0)->mutate_counter(0); },
+       "loop counter is not one of its i32 (1,) inputs"},
   };
   for (const Case& c : cases) {
     CAPTURE(std::string(c.name));
