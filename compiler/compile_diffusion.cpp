@@ -2,6 +2,7 @@
 // configs and checkpoints, folds the sampler into tables, builds the programs of
 // compiler/frontends/diffusion.h and writes the plan.
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "codegen/plan_writer.h"
@@ -61,7 +62,16 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
     ck.absorb(std::move(te), prefixed ? "text_encoder/" : "text_encoder/text_model.");
   }
   ck.absorb(Checkpoint::open_dir(d + "/unet", "diffusion_pytorch_model"), "unet/");
-  ck.absorb(Checkpoint::open_dir(d + "/vae", "diffusion_pytorch_model"), "vae/");
+  // Older VAE checkpoints (SD 1.x/2.x on the hub) name the mid-block attention query/key/value/
+  // proj_attn; diffusers renames them to to_q/to_k/to_v/to_out.0 when loading, and so does kiln.
+  ck.absorb(Checkpoint::open_dir(d + "/vae", "diffusion_pytorch_model"), "vae/", [](const std::string& n) {
+    static const std::pair<const char*, const char*> kOld[] = {
+        {".attentions.0.query.", ".attentions.0.to_q."}, {".attentions.0.key.", ".attentions.0.to_k."},
+        {".attentions.0.value.", ".attentions.0.to_v."}, {".attentions.0.proj_attn.", ".attentions.0.to_out.0."}};
+    for (const auto& [from, to] : kOld)
+      if (const size_t at = n.find(from); at != std::string::npos) return n.substr(0, at) + to + n.substr(at + std::strlen(from));
+    return n;
+  });
   if (m.controlnet) ck.absorb(Checkpoint::open_dir(o.controlnet, "diffusion_pytorch_model"), "controlnet/");
 
   // LoRA adapters for the UNet or the text encoder (PEFT folders); each is matched to its component.

@@ -1,5 +1,7 @@
 #include "compiler/diffusion_config.h"
 
+#include <cmath>
+
 #include "compiler/config_reader.h"
 #include "compiler/error.h"
 #include "compiler/json_util.h"
@@ -190,8 +192,8 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
       r.fail("conditioning_embedding_out_channels", "must have 1 to 8 entries");
     c.conditioning_channels = r.pos_int("conditioning_channels", false, 3);
     const std::string order = r.str("controlnet_conditioning_channel_order", "rgb");
-    if (order != "rgb" && order != "bgr") r.fail("controlnet_conditioning_channel_order", "must be rgb or bgr");
-    c.bgr = order == "bgr";
+    if (order != "rgb") r.fail("controlnet_conditioning_channel_order", "'" + order + "' is not supported (rgb)");
+    if (c.conditioning_channels != 3) r.fail("conditioning_channels", "must be 3 (an RGB control image)");
   }
   return c;
 }
@@ -235,7 +237,12 @@ VaeConfig read_vae_config(const std::string& path) {
 SchedulerConfig parse_scheduler_config(const std::string& text, const std::string& path) {
   SchedulerConfig c;
   c.raw_json = text;
-  const json j = parse_json_limited(text.data(), text.data() + text.size(), path);
+  // Python's json writes float("-inf") (DPM-Solver's lambda_min_clipped default) as -Infinity,
+  // which is not JSON: read it as an absent value, which is what it means here.
+  std::string clean = text;
+  for (size_t at = clean.find("-Infinity"); at != std::string::npos; at = clean.find("-Infinity", at))
+    clean.replace(at, 9, "null");
+  const json j = parse_json_limited(clean.data(), clean.data() + clean.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   c.class_name = r.str("_class_name", "");
@@ -268,13 +275,19 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
     r.fail("steps_offset", "must be an integer in [0, num_train_timesteps)");
   c.steps_offset = r.has("steps_offset") ? j["steps_offset"].get<int64_t>() : 0;
   c.set_alpha_to_one = r.boolean("set_alpha_to_one", true);
-  c.clip_sample = r.boolean("clip_sample", false);
+  c.clip_sample = r.boolean("clip_sample", true);  // DDIMScheduler's default
   refuse_unless(r, j, "rescale_betas_zero_snr", false);
   refuse_unless(r, j, "thresholding", false);
   refuse_unless(r, j, "use_karras_sigmas", false);
   refuse_unless(r, j, "use_exponential_sigmas", false);
   refuse_unless(r, j, "use_beta_sigmas", false);
   refuse_unless(r, j, "timestep_type", "discrete");
+  refuse_unless(r, j, "final_sigmas_type", "zero");
+  refuse_unless(r, j, "interpolation_type", "linear");
+  refuse_unless(r, j, "use_lu_lambdas", false);
+  refuse_unless(r, j, "use_flow_sigmas", false);
+  if (r.has("lambda_min_clipped") && (!j["lambda_min_clipped"].is_number() || std::isfinite(j["lambda_min_clipped"].get<double>())))
+    r.fail("lambda_min_clipped", "must be -inf or absent (kiln does not clip DPM-Solver's lambdas)");
   c.sde_beta_min = r.num("beta_min", 0.1);
   c.sde_beta_max = r.num("beta_max", 20.0);
   c.sde_sampling_eps = r.num("sampling_eps", 1e-3);

@@ -40,7 +40,6 @@ struct UNetConfig {
   // ControlNetModel only
   std::vector<int64_t> cond_embedding_channels;
   int64_t conditioning_channels = 3;
-  bool bgr = false;
   std::string raw_json;
 };
 

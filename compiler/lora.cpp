@@ -345,10 +345,16 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     }
     if (c.dora && (specs.size() > 1 || spec.weight != 1.0))
       throw CompileError(where + ": a DoRA adapter can only be merged alone and with weight 1 (its merge is not linear)");
-    check_targets(c, modules, where);
+    // A pipeline component's adapter names its own modules (no component prefix).
+    std::set<std::string> local;
+    if (!spec.prefix.empty())
+      for (const std::string& m : modules)
+        if (m.compare(0, spec.prefix.size(), spec.prefix) == 0) local.insert(m.substr(spec.prefix.size()));
+    const std::set<std::string>& own = spec.prefix.empty() ? modules : local;
+    check_targets(c, own, where);
     for (const std::string& m : c.modules_to_save) {
       bool found = false;
-      for (const auto& mod : modules) found = found || ends_with_component(mod, m);
+      for (const auto& mod : own) found = found || ends_with_component(mod, m);
       if (!found) throw CompileError(where + ": modules_to_save names '" + m + "', which is not in the model");
     }
 

@@ -252,10 +252,11 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
   return ck;
 }
 
-void Checkpoint::absorb(Checkpoint&& other, const std::string& prefix) {
+void Checkpoint::absorb(Checkpoint&& other, const std::string& prefix,
+                        const std::function<std::string(const std::string&)>& rename) {
   for (auto& f : other.files_) files_.push_back(std::move(f));
   for (const auto& kv : other.all_)
-    if (!all_.emplace(prefix + kv.first, kv.second).second)
+    if (!all_.emplace(prefix + (rename ? rename(kv.first) : kv.first), kv.second).second)
       throw CompileError(kv.second->file + ": tensor '" + prefix + kv.first + "' appears twice");
   other.all_.clear();
 }

@@ -8,6 +8,7 @@
 // across shards). Failures throw CompileError naming the file and the tensor.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -54,7 +55,9 @@ class Checkpoint {
   // its files diffusion_pytorch_model.*). Throws CompileError.
   static Checkpoint open_dir(const std::string& dir, const std::string& stem = "model");
   // Takes other's tensors under names prefix + name (a pipeline's components in one map).
-  void absorb(Checkpoint&& other, const std::string& prefix);
+  // rename, when given, maps each of other's names first (e.g. old attention names to new).
+  void absorb(Checkpoint&& other, const std::string& prefix,
+              const std::function<std::string(const std::string&)>& rename = nullptr);
   const StTensor* find(const std::string& name) const;
   const std::map<std::string, const StTensor*>& all() const { return all_; }
 

@@ -66,9 +66,10 @@ std::vector<float> alphas_cumprod(const SchedulerConfig& c) {
       betas[size_t(i)] = scaled ? v * v : v;
     }
   }
+  // torch.cumprod on the CPU accumulates f32 inputs in double and rounds each output.
   std::vector<float> ac(static_cast<size_t>(T));
-  float p = 1.0f;
-  for (int64_t i = 0; i < T; ++i) ac[size_t(i)] = p *= (1.0f - betas[size_t(i)]);
+  double p = 1.0;
+  for (int64_t i = 0; i < T; ++i) ac[size_t(i)] = float(p *= double(1.0f - betas[size_t(i)]));
   return ac;
 }
 
@@ -94,9 +95,10 @@ std::vector<double> spaced_timesteps(const std::string& spacing, int64_t T, int6
   std::vector<double> ts;
   if (spacing == "linspace") {
     const int64_t n = plus_one ? N + 1 : N;
+    const double step = n > 1 ? double(T - 1) / double(n - 1) : 0.0;  // np.linspace: i·step, the end exact
     for (int64_t i = 0; i < n; ++i) {
-      double v = n > 1 ? double(T - 1) * double(i) / double(n - 1) : 0.0;
-      if (integer) v = std::nearbyint(v);
+      double v = i == n - 1 && n > 1 ? double(T - 1) : double(i) * step;
+      if (integer) v = std::nearbyint(v);  // np.round: half to even
       else v = double(float(v));
       ts.push_back(v);
     }
@@ -129,7 +131,12 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
   auto finish = [&](std::vector<double> ts) {
     for (double t : ts) out.timesteps.push_back(float(t));
     for (const Row& r : rows)
-      for (double v : r) out.coefs.push_back(float(v));
+      for (double v : r) {
+        if (!std::isfinite(float(v)))
+          throw CompileError(std::string("the ") + sampler_name(s) + " schedule for " + std::to_string(N) +
+                             " steps is degenerate (repeated timesteps give non-finite coefficients); use fewer steps");
+        out.coefs.push_back(float(v));
+      }
     if (out.timesteps.size() != size_t(N) || out.coefs.size() != size_t(N * kSamplerCoefs))
       throw CompileError("internal: schedule has the wrong length");
     return out;
@@ -137,7 +144,9 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
 
   switch (s) {
     case Sampler::kDdim: {
-      if (c.clip_sample) throw CompileError("scheduler_config.json: clip_sample = true is not supported by kiln's DDIM");
+      if (c.clip_sample)
+        throw CompileError("scheduler_config.json: clip_sample is true (DDIMScheduler's default when the key is absent); "
+                           "kiln's DDIM does not clip x0");
       out.spacing = c.timestep_spacing.empty() ? "leading" : c.timestep_spacing;
       const std::vector<double> ts = spaced_timesteps(out.spacing, T, N, c.steps_offset, true, false);
       const double final_ac = c.set_alpha_to_one ? 1.0 : double(ac[0]);
@@ -215,7 +224,13 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
     case Sampler::kPfOde: {
       out.spacing = "continuous";
       double bmin = c.sde_beta_min, bmax = c.sde_beta_max;
-      if (c.class_name != "ScoreSdeVpScheduler") {  // a discrete DDPM schedule: its continuous-time limit
+      if (c.prediction_type != "epsilon")
+        throw CompileError(std::string("--sampler ") + sampler_name(s) + " needs an epsilon-prediction model (this one predicts " +
+                           c.prediction_type + ")");
+      if (c.class_name != "ScoreSdeVpScheduler" && (c.beta_schedule != "linear" || !c.trained_betas.empty()))
+        throw CompileError(std::string("--sampler ") + sampler_name(s) + " needs a linear beta schedule (its continuous "
+                           "VP-SDE limit); this pipeline's is " + (c.trained_betas.empty() ? c.beta_schedule : "trained_betas"));
+      if (c.class_name != "ScoreSdeVpScheduler") {  // a discrete linear DDPM schedule: its continuous-time limit
         bmin = c.beta_start * double(T);
         bmax = c.beta_end * double(T);
       }

@@ -330,6 +330,22 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
   t.eos_id = reg("eos_token", "<|endoftext|>");
   t.unk_id = reg("unk_token", "<|endoftext|>");
   t.pad_id = reg("pad_token", "<|endoftext|>");
+  // Added tokens beyond the special ones (textual-inversion embeddings) would change what the
+  // text encoder sees; kiln does not read them, so refuse rather than tokenize them as text.
+  auto refuse_extra = [&](const std::string& content, const std::string& where) {
+    const bool known = std::any_of(order.begin(), order.end(), [&](const auto& e) { return e.first == content; });
+    if (!known)
+      throw CompileError(where + ": added token '" + content + "' (e.g. a textual-inversion embedding) is not supported");
+  };
+  if (exists(dir + "/added_tokens.json")) {
+    const json j = read_json_file(dir + "/added_tokens.json");
+    if (!j.is_object()) throw CompileError(dir + "/added_tokens.json: not a JSON object");
+    for (auto it = j.begin(); it != j.end(); ++it) refuse_extra(it.key(), dir + "/added_tokens.json");
+  }
+  if (cfg.contains("added_tokens_decoder") && cfg["added_tokens_decoder"].is_object())
+    for (auto it = cfg["added_tokens_decoder"].begin(); it != cfg["added_tokens_decoder"].end(); ++it)
+      if (it->is_object() && it->contains("content") && (*it)["content"].is_string())
+        refuse_extra((*it)["content"].get<std::string>(), dir + "/tokenizer_config.json");
   for (const auto& [text, normalized] : order) {
     TokenizerData::Added a;
     a.id = id_of(text);

@@ -54,6 +54,10 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
     return unsupported("CUDA attention with head_dim " + std::to_string(a->head_dim) + " supports up to " +
                        std::to_string((kCudaMaxSdpaWideSmem / sizeof(float)) - uint64_t(a->head_dim)) + " keys, the plan has " +
                        std::to_string(a->lk) + " (a smaller image)");
+  if (const auto* a = std::get_if<Conv2dArgs>(&args.value());
+      a && (a->kh * a->kw * a->cin >= kCudaMaxConvIndex || 2 * a->h >= kCudaMaxConvIndex || 2 * a->w_in >= kCudaMaxConvIndex ||
+            a->cout >= kCudaMaxConvIndex))
+    return unsupported("CUDA conv2d indexes with 32 bits: the plan's convolution is too large");
   if (const auto* a = std::get_if<MoeRouteArgs>(&args.value()); a && a->experts > kCudaMaxExperts)
     return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
   if (const auto* a = std::get_if<SdpaArgs>(&args.value()); a && (a->heads > kCudaMaxGridY || a->batch > kCudaMaxGridY))
@@ -217,7 +221,6 @@ class CudaExecutor final : public Executor {
     KILN_CUDA_CHECK(cudaMemsetAsync(memory_, 0, total, stream_));
     uint8_t* base = static_cast<uint8_t*>(memory_);
     state_dev_ = base + state_off;
-    state_bytes_ = mem.state_bytes;
     KILN_CUDA_CHECK(cudaMallocHost(&host_state_, std::max<uint64_t>(mem.state_bytes, 1)));
     std::memset(host_state_, 0, std::max<uint64_t>(mem.state_bytes, 1));
 
@@ -239,8 +242,25 @@ class CudaExecutor final : public Executor {
     }
     for (const ProgramInfo& pr : p.programs()) {
       Program prog;
+      if (opts.use_graphs && pr.repeat > 1 && uint64_t(pr.repeat) * pr.launches.size() > kCudaMaxLoopNodes)
+        return unsupported("program '" + pr.name + "' loops " + std::to_string(pr.repeat) + " times over " +
+                           std::to_string(pr.launches.size()) + " launches, over the " + std::to_string(kCudaMaxLoopNodes) +
+                           " graph nodes kiln captures in one graph (use stream mode, or fewer steps)");
       prog.repeat = pr.repeat;
       if (pr.counter != kNoTensor) prog.counter_dev = ptrs[pr.counter];
+      // The state this program reads, so a replay copies only that (a text-to-image plan's
+      // state holds the control image and the noise, which a denoise step never reads).
+      std::vector<std::pair<uint64_t, uint64_t>> ranges;
+      for (const LaunchInfo& l : pr.launches)
+        for (uint32_t i : l.inputs)
+          if (i != kNoTensor && p.tensors()[i].region == Region::kState)
+            ranges.emplace_back(p.tensors()[i].offset, p.tensors()[i].offset + p.tensors()[i].size_bytes);
+      std::sort(ranges.begin(), ranges.end());
+      for (const auto& r : ranges) {
+        if (!prog.state_ranges.empty() && r.first <= prog.state_ranges.back().second)
+          prog.state_ranges.back().second = std::max(prog.state_ranges.back().second, r.second);
+        else prog.state_ranges.push_back(r);
+      }
       for (const LaunchInfo& l : pr.launches) {
         auto bound = bind_cuda_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs);
         if (!bound.is_ok()) return bound.status();
@@ -278,6 +298,7 @@ class CudaExecutor final : public Executor {
     cudaGraphExec_t loop_exec = nullptr;  // a loop program's every iteration (repeat > 1)
     uint32_t repeat = 1;
     void* counter_dev = nullptr;
+    std::vector<std::pair<uint64_t, uint64_t>> state_ranges;  // [begin, end) of the state it reads
   };
 
   Status upload(const uint8_t* src, uint64_t n) {
@@ -298,8 +319,9 @@ class CudaExecutor final : public Executor {
   // The replay body: state in, launches, outputs out. Recorded once into a graph, or run as is.
   // A loop enqueues every iteration, each preceded by a 4-byte copy of its index into the counter.
   Status enqueue(const Program& prog, bool check_each, bool loop) {
-    if (state_bytes_ > 0)
-      KILN_CUDA_CHECK(cudaMemcpyAsync(state_dev_, host_state_, state_bytes_, cudaMemcpyHostToDevice, stream_));
+    for (const auto& [b, e] : prog.state_ranges)
+      KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(state_dev_) + b, static_cast<const uint8_t*>(host_state_) + b,
+                                      e - b, cudaMemcpyHostToDevice, stream_));
     for (uint32_t r = 0; r < (loop ? prog.repeat : 1); ++r) {
       if (loop)
         KILN_CUDA_CHECK(cudaMemcpyAsync(prog.counter_dev, static_cast<int32_t*>(loop_values_) + r, sizeof(int32_t),
@@ -351,7 +373,6 @@ class CudaExecutor final : public Executor {
   void* state_dev_ = nullptr;
   void* host_state_ = nullptr;
   void* loop_values_ = nullptr;  // pinned 0, 1, … for loop counters
-  uint64_t state_bytes_ = 0;
   std::map<uint32_t, void*> host_outputs_;
   std::vector<Program> programs_;
   std::string poisoned_;

@@ -199,7 +199,7 @@ void DiffusionSession::to_rgb8(const float* image, int64_t pixels, uint8_t* rgb)
   for (int64_t i = 0; i < pixels * 3; ++i) {
     float v = image[i] / 2.0f + 0.5f;
     v = std::isnan(v) ? 0.0f : std::min(1.0f, std::max(0.0f, v));
-    rgb[i] = uint8_t(std::lround(v * 255.0f));
+    rgb[i] = uint8_t(std::nearbyint(v * 255.0f));  // numpy's round(): half to even
   }
 }
 

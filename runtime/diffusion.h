@@ -61,7 +61,7 @@ class DiffusionSession {
   const float* text_states() const;   // (G · text_len, hidden), valid after encode_text
   int64_t text_hidden() const { return D_; }
 
-  // diffusers' postprocess: (x / 2 + 0.5) clamped to [0, 1], then ×255 rounded, to RGB bytes.
+  // diffusers' postprocess: (x / 2 + 0.5) clamped to [0, 1], then ×255 rounded half to even, to RGB bytes.
   static void to_rgb8(const float* image, int64_t pixels, uint8_t* rgb);
 
  private:

@@ -325,9 +325,10 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     if (c.has_in(3)) KILN_RETURN_IF_ERROR(c.expect(c.in(3), "chan_add", kF32, {b, cout}));
     if (c.has_in(4)) KILN_RETURN_IF_ERROR(c.expect(c.in(4), "residual", kF32, {b, ho, wo, cout}));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {b, ho, wo, cout}));
-    if (!std::isfinite(c.fattr(0))) return invalid_argument("out_scale is not finite");
+    if (!std::isfinite(float(c.fattr(0)))) return invalid_argument("out_scale is not finite");
     scratch = conv2d_scratch_floats(kh, kw, cin);
   } else if (&spec == &kActivationSpec) {
+    if (!c.in(0) || c.in(0)->shape.empty()) return invalid_argument("activation input is missing or has rank 0");
     KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", kF32, c.in(0)->shape));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, c.in(0)->shape));
     if (!activation_valid(c.iattr(0))) return invalid_argument("unknown activation kind");
@@ -346,7 +347,7 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
       return invalid_argument("add operand b does not broadcast over the output rows");
     KILN_RETURN_IF_ERROR(c.expect(b, "b", kFloat, b->shape));
     if (c.has_in(0)) KILN_RETURN_IF_ERROR(c.expect(c.in(0), "a", kF32, y.shape));
-    if (!std::isfinite(c.fattr(0))) return invalid_argument("scale is not finite");
+    if (!std::isfinite(float(c.fattr(0)))) return invalid_argument("scale is not finite");
   } else if (&spec == &kConcatSpec) {
     KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "a", 2));
     KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "b", 2));
@@ -377,8 +378,8 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     KILN_RETURN_IF_ERROR(c.expect_rank(&c.out(0), "emb", 2));
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "emb", kF32, c.out(0).shape));
     if (c.iattr(0) != 0 && c.iattr(0) != 1) return invalid_argument("flip_sin_to_cos must be 0 or 1");
-    if (!std::isfinite(c.fattr(0)) || !(c.fattr(1) > 1) || !std::isfinite(c.fattr(1)) ||
-        double(c.out(0).shape[1] / 2) - c.fattr(0) == 0)
+    if (!std::isfinite(float(c.fattr(0))) || !(c.fattr(1) > 1) || !std::isfinite(float(c.fattr(1))) ||
+        float(c.out(0).shape[1] / 2) - float(c.fattr(0)) == 0.0f)
       return invalid_argument("timestep embedding attributes are invalid");
   } else if (&spec == &kSamplerInputSpec || &spec == &kSamplerStepSpec) {
     const bool in = &spec == &kSamplerInputSpec;
@@ -397,7 +398,7 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     if (!in) {
       if (c.has_in(3)) KILN_RETURN_IF_ERROR(c.expect(c.in(3), "noise", kF32, {n}));
       KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "h", kF32, {n}));
-      if (!std::isfinite(c.fattr(0))) return invalid_argument("guidance is not finite");
+      if (!std::isfinite(float(c.fattr(0)))) return invalid_argument("guidance is not finite");
     }
   } else if (&spec == &kNormalNoiseSpec) {
     KILN_RETURN_IF_ERROR(c.expect(c.in(0), "seed", kI32, {2}));

@@ -677,9 +677,9 @@ class NoiseRecorder:
         return t
 
 
-def run_sampler(sched, seed, vp_sde=False):
+def run_sampler(sched, seed, vp_sde=False, steps=None):
     module = sys.modules[type(sched).__module__]
-    sched.set_timesteps(SAMPLER_STEPS)
+    sched.set_timesteps(steps or SAMPLER_STEPS)
     ts = sched.timesteps
     init_sigma = float(getattr(sched, "init_noise_sigma", 1.0)) if not vp_sde else 1.0
     x = seeded_randn(SAMPLER_SHAPE, seed) * init_sigma
@@ -733,6 +733,17 @@ def build_samplers(out):
                 cname, sname, [round(v, 3) for v in rec["timesteps"].tolist()], rec["init_noise_sigma"].item(),
                 rec["scale_in"][0].item(), bool(rec["noise"].any()),
                 "; sigmas %s" % [round(v, 4) for v in rec["sigmas"].tolist()] if "sigmas" in rec else ""))
+    # linspace spacing at 30 steps: numpy's linspace/round edge cases (DPM's 31 points hit x.5 exactly).
+    lin = dict(SD15_SCHEDULER, timestep_spacing="linspace")
+    with open(os.path.join(folder, "lin.json"), "w") as f:
+        json.dump(lin, f, indent=2, sort_keys=True)
+        f.write("\n")
+    for si, sname in enumerate(("ddim", "euler", "dpmpp_2m")):
+        cls, kw = SAMPLERS[sname]
+        sched = cls.from_config({k: v for k, v in lin.items() if k != "_class_name"}, **kw)
+        rec = run_sampler(sched, 4700 + 10 * si, steps=30)
+        save_file(rec, os.path.join(folder, "lin_%s.safetensors" % sname), metadata={"format": "pt"})
+        lines.append("lin_%s (30 steps): timesteps %s" % (sname, [round(v, 3) for v in rec["timesteps"].tolist()]))
     sched = ScoreSdeVpScheduler()
     cfg = {"_class_name": "ScoreSdeVpScheduler"}
     cfg.update({k: v for k, v in sched.config.items() if not k.startswith("_")})

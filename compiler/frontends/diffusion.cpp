@@ -418,6 +418,11 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
   if (o.height > 8192 || o.width > 8192) throw CompileError("--height and --width must be at most 8192");
   if (m.vae.latent_channels != uc.in_channels || uc.out_channels != uc.in_channels)
     throw CompileError("the VAE's latent_channels (" + std::to_string(m.vae.latent_channels) + ") do not match the UNet's in/out channels");
+  if (m.vae.out_channels != 3) throw CompileError("the VAE's out_channels is " + std::to_string(m.vae.out_channels) + ", not 3 (RGB)");
+  if (m.controlnet && m.controlnet->cross_attention_dim != m.clip.hidden_size)
+    throw CompileError("the ControlNet's cross_attention_dim (" + std::to_string(m.controlnet->cross_attention_dim) +
+                       ") differs from the text encoder's hidden_size (" + std::to_string(m.clip.hidden_size) +
+                       "): it was made for another base model");
   if (m.clip.hidden_size != uc.cross_attention_dim)
     throw CompileError("the text encoder's hidden_size (" + std::to_string(m.clip.hidden_size) +
                        ") differs from the UNet's cross_attention_dim (" + std::to_string(uc.cross_attention_dim) + ")");

@@ -374,7 +374,8 @@ __global__ void add_kernel(AddArgs a) {
   if (idx >= I(a.rows) * cols) return;
   const I r = idx / cols, c = idx - r * cols;
   const I br = I(a.b_rows) == 1 ? I(0) : r % I(a.b_rows);
-  a.y[idx] = a.a[idx] + a.scale * cuda::ld(a.b, a.b_dtype, uint64_t(br * cols + c));
+  const float base = a.a ? a.a[idx] : 0.0f;  // absent a: y = scale·b (a broadcast copy)
+  a.y[idx] = base + a.scale * cuda::ld(a.b, a.b_dtype, uint64_t(br * cols + c));
 }
 
 template <typename I>
@@ -760,7 +761,7 @@ static __global__ void __launch_bounds__(256) sdpa_wide_kernel(SdpaArgs a, int R
     for (int64_t j = tid; j < a.lk; j += blockDim.x) pr[j] *= inv;
     __syncthreads();
   }
-  const int ow = int(a.heads) * D;
+  const int64_t ow = a.heads * int64_t(D);
   for (int d = tid; d < D; d += blockDim.x) {
     float acc[8];
     for (int r = 0; r < 8; ++r) acc[r] = 0.0f;

@@ -62,6 +62,11 @@ constexpr int64_t kCudaMaxSdpaHeadDim = 256;  // sdpa's tiled kernel: 16 threads
 // Wider heads take a kernel that keeps one query row's scores for every key in shared memory:
 // (head_dim + keys) floats must fit in this many bytes.
 constexpr uint64_t kCudaMaxSdpaWideSmem = 200 * 1024;
+// conv2d indexes patches and weights with 32-bit ints: K = kh·kw·cin and the (virtual) input
+// sides must stay below this.
+constexpr int64_t kCudaMaxConvIndex = int64_t(1) << 30;
+// A loop program's graph holds repeat × launches kernel nodes.
+constexpr uint64_t kCudaMaxLoopNodes = 4u << 20;
 // Whether sdpa_cuda handles these shapes (checked when a plan is bound to the CUDA backend).
 inline bool sdpa_cuda_supported(const SdpaArgs& a) {
   return a.head_dim <= kCudaMaxSdpaHeadDim || uint64_t(a.head_dim + a.lk) * sizeof(float) <= kCudaMaxSdpaWideSmem;

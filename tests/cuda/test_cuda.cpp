@@ -440,17 +440,19 @@ TEST_CASE("cuda: activation, geglu, add and concat match the CPU kernels") {
   }
   for (DType bt : {DType::F32, DType::BF16, DType::F16})
     for (int64_t b_rows : {1, 5, 10})
-      for (bool in_place : {false, true}) {
+      for (int mode : {0, 1, 2}) {  // out of place, in place, a absent (y = scale·b)
+        const bool in_place = mode == 1, no_a = mode == 2;
         CAPTURE(std::string(dtype_name(bt)));
         CAPTURE(b_rows);
-        CAPTURE(in_place);
+        CAPTURE(mode);
         const int64_t rows = 10, cols = 33;
         const auto x = random_floats(size_t(rows * cols), seed++);
         const auto b = as_dtype(random_floats(size_t(b_rows * cols), seed++), bt);
         std::vector<float> yc(x.size(), kNaN);
         Dev dx(x), db(b), dy(yc);
-        add_cpu({x.data(), b.data(), bt, yc.data(), rows, cols, b_rows, 0.7f}, pool);
-        add_cuda({dx.as<float>(), db.p, bt, in_place ? dx.as<float>() : dy.as<float>(), rows, cols, b_rows, 0.7f},
+        add_cpu({no_a ? nullptr : x.data(), b.data(), bt, yc.data(), rows, cols, b_rows, 0.7f}, pool);
+        add_cuda({no_a ? nullptr : dx.as<float>(), db.p, bt, in_place ? dx.as<float>() : dy.as<float>(), rows, cols,
+                  b_rows, 0.7f},
                  nullptr);
         sync_ok();
         CHECK(diff_of((in_place ? dx : dy).get<float>(), yc) < 1e-6);

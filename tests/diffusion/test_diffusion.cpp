@@ -266,6 +266,7 @@ TEST_CASE("diffusion samplers: every step of DDIM, Euler, Euler-a, DPM++ 2M and 
   for (const char* cfg : {"sd15", "vpred"})
     for (const char* s : {"ddim", "euler", "euler_a", "dpmpp_2m"})
       cases.push_back({cfg, std::string(cfg) + "_" + s, s});
+  for (const char* s : {"ddim", "euler", "dpmpp_2m"}) cases.push_back({"lin", std::string("lin_") + s, s});  // 30 steps
   cases.push_back({"vp_sde", "vp_sde", "vp_sde"});
   ThreadPool pool(1);
   for (const Case& cs : cases) {
@@ -605,4 +606,77 @@ TEST_CASE("diffusion LoRA: diffusers' own LoRA files (with and without adapter m
   o.output = d / "x.kplan";
   o.lora = {LoraAdapterSpec{d / "kohya.safetensors"}};
   CHECK(test::compile_error(o).find("kohya") != std::string::npos);
+}
+
+TEST_CASE("diffusion VAE checkpoints with the old attention names (query/key/value/proj_attn) load as diffusers renames them") {
+  test::TempDir dir;
+  const std::string p = dir / "pipe";
+  test::copy_dir(dfix("sd15_tiny") + "/pipeline", p);
+  const std::string vae = p + "/vae/diffusion_pytorch_model.safetensors";
+  {
+    auto f = SafetensorsFile::open(vae);
+    std::vector<StWriteTensor> out;
+    int renamed = 0;
+    for (const auto& [name, t] : f->tensors()) {
+      std::string n = name;
+      for (const auto& [to, from] : {std::pair<std::string, std::string>{"to_q.", "query."}, {"to_k.", "key."},
+                                     {"to_v.", "value."}, {"to_out.0.", "proj_attn."}})
+        if (const size_t at = n.find("attentions.0." + to); at != std::string::npos) {
+          n.replace(at + 13, to.size(), from);
+          ++renamed;
+        }
+      out.push_back({n, t.dtype, t.shape, t.data, t.size});
+    }
+    REQUIRE(renamed >= 8);  // decoder and encoder attention
+    write_safetensors(vae + ".new", out);
+  }
+  REQUIRE(std::rename((vae + ".new").c_str(), vae.c_str()) == 0);
+  CompileOptions o;
+  o.model_dir = p;
+  o.output = dir / "sd.kplan";
+  o.dtype = "f32";
+  o.steps = 4;
+  compile_model(o);
+  auto plan = Plan::load_file(o.output);
+  REQUIRE(plan.is_ok());
+  ContextOptions co;
+  co.n_threads = 2;
+  auto s = DiffusionSession::create(plan.take(), co);
+  REQUIRE(s.is_ok());
+  const RefFile ref(dfix("sd15_tiny") + "/reference.safetensors");
+  const std::vector<float> lat = nchw_to_nhwc(ref.floats("vae_latents"), 1, 4, 32, 32);
+  REQUIRE(s.value()->prepare(lat.data(), nullptr).is_ok());
+  const double sigma = double(s.value()->latents()[0]) / double(lat[0]);
+  std::vector<float> scaled(lat.size());
+  for (size_t i = 0; i < lat.size(); ++i) scaled[i] = float(double(lat[i]) / sigma);
+  REQUIRE(s.value()->prepare(scaled.data(), nullptr).is_ok());
+  std::vector<float> img(64 * 64 * 3);
+  REQUIRE(s.value()->decode(img.data()).is_ok());
+  const std::vector<float> want = nchw_to_nhwc(ref.floats("vae_out"), 1, 3, 64, 64);
+  CHECK(test::rel_l2(img.data(), want.data(), want.size()) <= 1e-4);
+}
+
+TEST_CASE("diffusion LoRA: target_modules given as full module paths or an anchored regex name the component's own modules") {
+  for (const std::string targets : {std::string("[\"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q\"]"),
+                                    std::string("\"down_blocks\\\\.0\\\\..*attn1\\\\.to_q\"")}) {
+    CAPTURE(targets);
+    test::TempDir dir;
+    test::copy_dir(dfix("lora_tiny") + "/unet_lora", dir / "lora");
+    std::string cfg;
+    {
+      std::ifstream in(dir / "lora/adapter_config.json");
+      cfg.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const size_t at = cfg.find("\"target_modules\"");
+    REQUIRE(at != std::string::npos);
+    const size_t end = cfg.find(']', at);
+    cfg.replace(at, end + 1 - at, "\"target_modules\": " + targets);
+    std::ofstream(dir / "lora/adapter_config.json") << cfg;
+    CompileOptions o;
+    o.model_dir = dfix("sd15_tiny") + "/pipeline";
+    o.output = dir / "x.kplan";
+    o.steps = 2;
+    o.lora = {LoraAdapterSpec{dir / "lora"}};
+    CHECK(test::compile_error(o) == "");
+  }
 }

@@ -285,6 +285,9 @@ TEST_CASE("tokenizer: CLIP folders with bad files are refused with the file name
   test::copy_dir(src, dir.path());
   write("tokenizer_config.json", "{\"pad_token\": \"<|no-such-token|>\"}");
   CHECK(error().find("pad_token") != std::string::npos);
+  test::copy_dir(src, dir.path());
+  write("added_tokens.json", "{\"<my-style>\": 1000}");
+  CHECK(error().find("textual-inversion") != std::string::npos);
   std::remove((dir / "merges.txt").c_str());
   CHECK(error().find("merges.txt") != std::string::npos);
 }

@@ -596,7 +596,7 @@ int main(int argc, char** argv) {
   compile->add_option("--lora", lora_args, "PEFT LoRA adapter folder to merge, DIR or DIR:WEIGHT (repeatable)");
   // Diffusion pipelines (folders with model_index.json)
   compile->add_option("--height", co.height, "Diffusion: image height in pixels (default: the UNet's sample_size x 8)");
-  compile->add_option("--width", co.width, "Diffusion: image width in pixels (default: as --height)");
+  compile->add_option("--width", co.width, "Diffusion: image width in pixels (default: the UNet's sample_size x 8)");
   compile->add_option("--steps", co.steps, "Diffusion: denoising steps (default 30)");
   compile->add_option("--sampler", co.sampler, "Diffusion: ddim, euler (default), euler_a, dpmpp_2m, vp_sde or pf_ode");
   compile->add_option("--guidance", co.guidance, "Diffusion: classifier-free guidance scale (default 7.5; <= 1: none)");
