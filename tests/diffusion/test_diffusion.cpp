@@ -74,7 +74,8 @@ struct Compiled {
 };
 
 std::unique_ptr<Compiled> compile_and_open(const std::string& pipeline, const std::string& sampler, int64_t steps,
-                                           const std::string& controlnet = "", double control_scale = 1.0) {
+                                           const std::string& controlnet = "", double control_scale = 1.0,
+                                           const std::vector<LoraAdapterSpec>& lora = {}, CompileSummary* summary = nullptr) {
   auto c = std::make_unique<Compiled>();
   CompileOptions o;
   o.model_dir = pipeline;
@@ -86,7 +87,9 @@ std::unique_ptr<Compiled> compile_and_open(const std::string& pipeline, const st
   o.controlnet = controlnet;
   o.control_scale = control_scale;
   o.target = "cpu";
-  compile_model(o);
+  o.lora = lora;
+  const CompileSummary sum = compile_model(o);
+  if (summary) *summary = sum;
   auto p = Plan::load_file(o.output);
   REQUIRE_MESSAGE(p.is_ok(), p.status().message());
   c->plan = p.take();
@@ -96,6 +99,23 @@ std::unique_ptr<Compiled> compile_and_open(const std::string& pipeline, const st
   REQUIRE_MESSAGE(s.is_ok(), s.status().message());
   c->s = s.take();
   return c;
+}
+
+// The VAE decoder alone: prepare() scales the noise by init_noise_sigma, so hand it latents / sigma.
+void check_vae(DiffusionSession& s, const RefFile& ref) {
+  const std::vector<float> lat = nchw_to_nhwc(ref.floats("vae_latents"), 1, 4, 32, 32);
+  REQUIRE(s.prepare(lat.data(), nullptr).is_ok());
+  const double sigma = double(s.latents()[0]) / double(lat[0]);  // init_noise_sigma
+  std::vector<float> scaled(lat.size());
+  for (size_t i = 0; i < lat.size(); ++i) scaled[i] = float(double(lat[i]) / sigma);
+  REQUIRE(s.prepare(scaled.data(), nullptr).is_ok());
+  CHECK(test::rel_l2(s.latents(), lat.data(), lat.size()) <= 1e-6);
+  std::vector<float> img(size_t(64 * 64 * 3), NAN);
+  REQUIRE(s.decode(img.data()).is_ok());
+  const std::vector<float> want = nchw_to_nhwc(ref.floats("vae_out"), 1, 3, 64, 64);
+  const double e = test::rel_l2(img.data(), want.data(), want.size());
+  MESSAGE("vae rel L2 " << e);
+  CHECK(e <= 1e-4);
 }
 
 void encode(DiffusionSession& s, const RefFile& ref) {
@@ -153,22 +173,7 @@ TEST_CASE("diffusion sd15_tiny: text encoder, UNet, VAE and the Euler loop match
   encode(s, ref);
   check_text(s, ref);
   check_unet(s, ref, "unet_out");
-  // VAE alone: prepare() scales the noise by init_noise_sigma, so hand it latents / sigma.
-  {
-    const std::vector<float> lat = nchw_to_nhwc(ref.floats("vae_latents"), 1, 4, 32, 32);
-    REQUIRE(s.prepare(lat.data(), nullptr).is_ok());
-    const double sigma = double(s.latents()[0]) / double(lat[0]);  // init_noise_sigma
-    std::vector<float> scaled(lat.size());
-    for (size_t i = 0; i < lat.size(); ++i) scaled[i] = float(double(lat[i]) / sigma);
-    REQUIRE(s.prepare(scaled.data(), nullptr).is_ok());
-    CHECK(test::rel_l2(s.latents(), lat.data(), lat.size()) <= 1e-6);
-    std::vector<float> img(size_t(64 * 64 * 3), NAN);
-    REQUIRE(s.decode(img.data()).is_ok());
-    const std::vector<float> want = nchw_to_nhwc(ref.floats("vae_out"), 1, 3, 64, 64);
-    const double e = test::rel_l2(img.data(), want.data(), want.size());
-    MESSAGE("vae rel L2 " << e);
-    CHECK(e <= 1e-4);
-  }
+  check_vae(s, ref);
   check_loop(s, ref, "euler", nullptr);
   // The loop replayed whole (one program replay; one graph on CUDA) equals step-by-step replays.
   const std::vector<float> whole(s.latents(), s.latents() + s.latent_size());
@@ -521,30 +526,21 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
 
 TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge as peft's merge_and_unload") {
   const RefFile ref(dfix("lora_tiny") + "/reference.safetensors");
-  auto c = std::make_unique<Compiled>();
-  CompileOptions o;
-  o.model_dir = dfix("sd15_tiny") + "/pipeline";
-  o.output = c->dir / "sd.kplan";
-  o.dtype = "f32";
-  o.steps = 4;
-  o.target = "cpu";
-  o.lora = {LoraAdapterSpec{dfix("lora_tiny") + "/unet_lora", 1.0, ""}, LoraAdapterSpec{dfix("lora_tiny") + "/text_lora", 1.0, ""}};
-  const CompileSummary sum = compile_model(o);
+  CompileSummary sum;
+  auto c = compile_and_open(dfix("sd15_tiny") + "/pipeline", "euler", 4, "", 1.0,
+                            {LoraAdapterSpec{dfix("lora_tiny") + "/unet_lora", 1.0, ""},
+                             LoraAdapterSpec{dfix("lora_tiny") + "/text_lora", 1.0, ""}},
+                            &sum);
   REQUIRE(sum.adapters.size() == 2);
-  auto p = Plan::load_file(o.output);
-  REQUIRE(p.is_ok());
-  CHECK(p.value()->adapters().size() == 2);
-  ContextOptions co;
-  co.n_threads = 2;
-  auto s = DiffusionSession::create(p.take(), co);
-  REQUIRE(s.is_ok());
-  encode(*s.value(), ref);
-  check_text(*s.value(), ref);
-  check_unet(*s.value(), ref, "unet_out");
-  check_loop(*s.value(), ref, "euler", nullptr);
+  CHECK(c->plan->adapters().size() == 2);
+  DiffusionSession* s = c->s.get();
+  encode(*s, ref);
+  check_text(*s, ref);
+  check_unet(*s, ref, "unet_out");
+  check_loop(*s, ref, "euler", nullptr);
 
   // An adapter made for another pipeline (sd2's smaller UNet) is refused, naming the module and shapes.
-  CompileOptions bad = o;
+  CompileOptions bad;
   bad.model_dir = dfix("sd2_tiny") + "/pipeline";
   bad.output = c->dir / "bad.kplan";
   bad.lora = {LoraAdapterSpec{dfix("lora_tiny") + "/unet_lora", 1.0, ""}};
@@ -571,30 +567,22 @@ TEST_CASE("diffusion pf_ode is the VP-SDE's probability-flow ODE: same drift, ha
 
 TEST_CASE("diffusion LoRA: diffusers' own LoRA files (with and without adapter metadata) load as diffusers loads them") {
   const RefFile ref(dfix("lora_tiny") + "/reference.safetensors");
-  for (const auto& [dir, key] : {std::pair<std::string, std::string>{"diffusers_lora", "dlora_unet_out"},
-                                 {"diffusers_lora_nometa", "dlora_nometa_unet_out"}}) {
+  for (const auto& dk : {std::pair<std::string, std::string>{"diffusers_lora", "dlora_unet_out"},
+                         {"diffusers_lora_nometa", "dlora_nometa_unet_out"}}) {
+    const std::string dir = dk.first, key = dk.second;  // named copies: CAPTURE cannot take structured bindings
     CAPTURE(dir);
-    auto c = std::make_unique<Compiled>();
-    CompileOptions o;
-    o.model_dir = dfix("sd15_tiny") + "/pipeline";
-    o.output = c->dir / "sd.kplan";
-    o.dtype = "f32";
-    o.steps = 4;
-    o.target = "cpu";
     // The folder for one, the file itself for the other: both name a diffusers LoRA.
-    o.lora = {LoraAdapterSpec{dfix("lora_tiny") + "/" + dir + (dir == "diffusers_lora" ? "" : "/pytorch_lora_weights.safetensors")}};
-    const CompileSummary sum = compile_model(o);
+    CompileSummary sum;
+    auto c = compile_and_open(dfix("sd15_tiny") + "/pipeline", "euler", 4, "", 1.0,
+                              {LoraAdapterSpec{dfix("lora_tiny") + "/" + dir +
+                                               (dir == "diffusers_lora" ? "" : "/pytorch_lora_weights.safetensors")}},
+                              &sum);
     REQUIRE(sum.adapters.size() == 1);  // one component (unet) in the file
-    auto p = Plan::load_file(o.output);
-    REQUIRE(p.is_ok());
-    ContextOptions co;
-    co.n_threads = 2;
-    auto s = DiffusionSession::create(p.take(), co);
-    REQUIRE(s.is_ok());
-    encode(*s.value(), ref);  // the base text encoder: this file adapts the UNet only
+    DiffusionSession* s = c->s.get();
+    encode(*s, ref);  // the base text encoder: this file adapts the UNet only
     const std::vector<float> base_text = swap_halves(ref.floats("base_text_hidden"));
-    CHECK(test::rel_l2(s.value()->text_states(), base_text.data(), base_text.size()) <= 1e-4);
-    check_unet(*s.value(), ref, key);
+    CHECK(test::rel_l2(s->text_states(), base_text.data(), base_text.size()) <= 1e-4);
+    check_unet(*s, ref, key);
   }
   // kohya files are refused by name.
   test::TempDir d;
@@ -631,29 +619,8 @@ TEST_CASE("diffusion VAE checkpoints with the old attention names (query/key/val
     write_safetensors(vae + ".new", out);
   }
   REQUIRE(std::rename((vae + ".new").c_str(), vae.c_str()) == 0);
-  CompileOptions o;
-  o.model_dir = p;
-  o.output = dir / "sd.kplan";
-  o.dtype = "f32";
-  o.steps = 4;
-  compile_model(o);
-  auto plan = Plan::load_file(o.output);
-  REQUIRE(plan.is_ok());
-  ContextOptions co;
-  co.n_threads = 2;
-  auto s = DiffusionSession::create(plan.take(), co);
-  REQUIRE(s.is_ok());
-  const RefFile ref(dfix("sd15_tiny") + "/reference.safetensors");
-  const std::vector<float> lat = nchw_to_nhwc(ref.floats("vae_latents"), 1, 4, 32, 32);
-  REQUIRE(s.value()->prepare(lat.data(), nullptr).is_ok());
-  const double sigma = double(s.value()->latents()[0]) / double(lat[0]);
-  std::vector<float> scaled(lat.size());
-  for (size_t i = 0; i < lat.size(); ++i) scaled[i] = float(double(lat[i]) / sigma);
-  REQUIRE(s.value()->prepare(scaled.data(), nullptr).is_ok());
-  std::vector<float> img(64 * 64 * 3);
-  REQUIRE(s.value()->decode(img.data()).is_ok());
-  const std::vector<float> want = nchw_to_nhwc(ref.floats("vae_out"), 1, 3, 64, 64);
-  CHECK(test::rel_l2(img.data(), want.data(), want.size()) <= 1e-4);
+  auto c = compile_and_open(p, "euler", 4);
+  check_vae(*c->s, RefFile(dfix("sd15_tiny") + "/reference.safetensors"));
 }
 
 TEST_CASE("diffusion LoRA: target_modules given as full module paths or an anchored regex name the component's own modules") {
