@@ -92,7 +92,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-TEST_CASE("cuda diffusion: f32 plans match the CPU backend; loop graph, step graphs and stream mode agree bit for bit") {
+TEST_CASE("cuda diffusion: f32 plans match the CPU backend, and the loop graph, step graphs and stream mode agree bit for bit") {
   if (no_gpu()) return;
   test::TempDir dir;
   for (const char* sampler : {"euler", "euler_a", "dpmpp_2m"}) {
@@ -113,7 +113,7 @@ TEST_CASE("cuda diffusion: f32 plans match the CPU backend; loop graph, step gra
   }
 }
 
-TEST_CASE("cuda diffusion: ControlNet plans match the CPU; bf16 plans stay within 2e-2 of f32") {
+TEST_CASE("cuda diffusion: ControlNet plans match the CPU, and bf16 plans stay within 2e-2 of f32") {
   if (no_gpu()) return;
   test::TempDir dir;
   auto cn = compile_plan(dir, "cn.kplan", "f32", "euler", test::fixture("controlnet_tiny", "diffusion") + "/controlnet");

@@ -231,7 +231,7 @@ TEST_CASE("diffusion ControlNet: residuals change the UNet call and the loop exa
   CHECK(s.prepare(noise.data(), nullptr).code() == StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("diffusion Philox4x32-10 matches the Random123 known-answer vectors; normals are standard") {
+TEST_CASE("diffusion Philox4x32-10 matches the Random123 known-answer vectors, and its normals are standard") {
   struct Kat {
     uint32_t ctr[4], key[2], out[4];
   };
@@ -426,7 +426,7 @@ TEST_CASE("diffusion control images are resized exactly as diffusers (PIL Lanczo
   CHECK(!control_image_from_rgb8(nullptr, 1, 1, 2, 2, out.data()).is_ok());
 }
 
-TEST_CASE("diffusion CLI: txt2img writes a PNG; control images and bad inputs are handled") {
+TEST_CASE("diffusion CLI: txt2img writes a PNG, and control images and bad inputs are handled") {
   test::TempDir dir;
   const std::string cli = KILN_CLI_PATH;
   const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline");
