@@ -66,6 +66,11 @@ PlanTargets parse_targets(const std::string& target) {
 CompileSummary compile_model(const CompileOptions& o) {
   if (o.output.empty()) throw CompileError("no output path given (-o PLAN)");
   if (path_is_file(o.model_dir + "/model_index.json")) return compile_diffusion(o);
+  const CompileOptions defaults;
+  if (o.height != 0 || o.width != 0 || o.steps != defaults.steps || o.sampler != defaults.sampler ||
+      o.guidance != defaults.guidance || !o.controlnet.empty() || o.control_scale != defaults.control_scale)
+    throw CompileError("--height, --width, --steps, --sampler, --guidance, --controlnet and --control-scale are for "
+                       "diffusers pipelines (a folder with model_index.json); " + o.model_dir + " has none");
   const std::string config_path = o.model_dir + "/config.json";
   const bool deepseek = is_deepseek(config_path);
   std::optional<LlamaConfig> llama;
@@ -136,8 +141,6 @@ CompileSummary compile_model(const CompileOptions& o) {
   s.arena_bytes = g.arena_bytes;
   s.kv_bytes = g.kv_bytes;
   s.state_bytes = g.state_bytes;
-  s.n_launches_prefill = g.programs[0].nodes.size();
-  s.n_launches_decode = g.programs[1].nodes.size();
   s.adapters = lora.records();
   for (const GraphProgram& p : g.programs) s.programs.emplace_back(p.name, p.nodes.size());
   return s;

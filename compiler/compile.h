@@ -33,7 +33,6 @@ struct CompileSummary {
   DType plan_dtype = DType::F32;
   int64_t max_seq = 0, batch = 0, chunk = 0;
   uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0;
-  size_t n_launches_prefill = 0, n_launches_decode = 0;
   std::vector<LoraRecord> adapters;
   std::string notes;
   std::string tokenizer;  // "" or a one-line summary

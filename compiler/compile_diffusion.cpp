@@ -34,6 +34,8 @@ std::string num(double v) {
 
 CompileSummary compile_diffusion(const CompileOptions& o) {
   const std::string& d = o.model_dir;
+  if (o.max_seq != 0 || o.batch != 1 || o.chunk != 0)
+    throw CompileError("--max-seq, --batch and --chunk are for language models; " + d + " is a diffusers pipeline");
   DiffusionModel m;
   m.index = read_pipeline_index(d + "/model_index.json");
   if (!m.index.has_text_encoder || !m.index.has_unet || !m.index.has_vae)

@@ -481,6 +481,8 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
     return e;
   };
   CHECK(err_of(src, [](CompileOptions& o) { o.sampler = "heun"; }).find("--sampler") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.max_seq = 64; }).find("language models") != std::string::npos);
+  CHECK(err_of(test::fixture("gqa_f32"), [](CompileOptions& o) { o.steps = 20; }).find("diffusers pipelines") != std::string::npos);
   CHECK(err_of(src, [](CompileOptions& o) { o.steps = 0; }).find("--steps") != std::string::npos);
   CHECK(err_of(src, [](CompileOptions& o) { o.height = 62; }).find("multiples") != std::string::npos);
   CHECK(err_of(src, [](CompileOptions& o) { o.guidance = NAN; }).find("--guidance") != std::string::npos);
