@@ -152,8 +152,9 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
   c.flip_sin_to_cos = r.boolean("flip_sin_to_cos", true);
   c.freq_shift = r.num("freq_shift", 0);
   c.mid_block_scale = r.num("mid_block_scale_factor", 1.0);
-  c.resnet_out_scale = r.num("resnet_out_scale_factor", 1.0);
-  if (c.mid_block_scale == 0 || c.resnet_out_scale == 0) r.fail("mid_block_scale_factor", "must not be zero");
+  // resnet_out_scale_factor only reaches the Simple*/ResnetDownsample blocks kiln refuses: the
+  // {CrossAttn,}{Down,Up}Block2D resnets always divide by 1 (as diffusers' get_down_block does).
+  if (c.mid_block_scale == 0) r.fail("mid_block_scale_factor", "must not be zero");
   for (size_t i = 0; i < nb; ++i) {
     const int64_t ch = c.block_out_channels[i];
     if (ch % c.norm_num_groups != 0) r.fail("norm_num_groups", "does not divide block_out_channels");
@@ -276,6 +277,9 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
   c.steps_offset = r.has("steps_offset") ? j["steps_offset"].get<int64_t>() : 0;
   c.set_alpha_to_one = r.boolean("set_alpha_to_one", true);
   c.clip_sample = r.boolean("clip_sample", true);  // DDIMScheduler's default
+  const std::string solver = r.str("solver_type", "midpoint");
+  if (solver != "midpoint" && solver != "heun") r.fail("solver_type", "'" + solver + "' is not supported (midpoint, heun)");
+  c.dpm_heun = solver == "heun";
   refuse_unless(r, j, "rescale_betas_zero_snr", false);
   refuse_unless(r, j, "thresholding", false);
   refuse_unless(r, j, "use_karras_sigmas", false);

@@ -36,7 +36,7 @@ struct UNetConfig {
   bool use_linear_projection = false;
   bool flip_sin_to_cos = true;
   double freq_shift = 0;
-  double resnet_out_scale = 1.0, mid_block_scale = 1.0;
+  double mid_block_scale = 1.0;
   // ControlNetModel only
   std::vector<int64_t> cond_embedding_channels;
   int64_t conditioning_channels = 3;
@@ -63,6 +63,7 @@ struct SchedulerConfig {
   int64_t steps_offset = 0;
   bool set_alpha_to_one = true;
   bool clip_sample = false;              // DDIM's x0 clamp (refused: kiln's samplers are linear)
+  bool dpm_heun = false;                 // DPM-Solver's solver_type "heun" (else "midpoint")
   // score-SDE (ScoreSdeVpScheduler) parameters
   double sde_beta_min = 0.1, sde_beta_max = 20.0, sde_sampling_eps = 1e-3;
   std::string raw_json;

@@ -214,8 +214,10 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
           const double h = st == 0 ? INFINITY : lambda(st) - lambda(ss);
           const double h0 = lambda(ss) - lambda(out.sigmas[size_t(i - 1)]);
           const double r0 = h0 / h;
-          const double E2 = E * (1 + 0.5 / r0);
-          rows.push_back(Row{R + E2 * p, E2 * q, -0.5 * E / r0, 0, p, q, 1.0});
+          // x' = R·x + E·D0 + c1·D1 with D1 = (m0 − m1)/r0; c1 = E/2 (midpoint) or α_t·(expm1(−h)/h + 1) (heun)
+          const double c1 = c.dpm_heun ? alpha(st) * (std::expm1(-h) / h + 1) : 0.5 * E;
+          const double E2 = E + c1 / r0;
+          rows.push_back(Row{R + E2 * p, E2 * q, -c1 / r0, 0, p, q, 1.0});
         }
       }
       return finish(ts);

@@ -58,7 +58,7 @@ LATENT = 32
 UNET_T = 537.0
 LOOP_STEPS = 4
 CN_SCALE = 0.8
-MAX_TOTAL_BYTES = 10_500_000
+MAX_TOTAL_BYTES = int(11.5e6)  # the diffusion fixtures stay small enough for git
 
 # --- tokenizer ------------------------------------------------------------------------------------------------
 
@@ -458,7 +458,7 @@ def load_pipeline(folder, text_prefix=""):
     return pipe
 
 
-def pipeline_refs(pipe, negative, seed, lines):
+def pipeline_refs(pipe, negative, seed, lines, samplers=None):
     """The common reference tensors of a pipeline case."""
     ref = {}
     tok = pipe.tokenizer
@@ -483,6 +483,8 @@ def pipeline_refs(pipe, negative, seed, lines):
     ref["init_latents"] = seeded_randn((1, 4, LATENT, LATENT), seed + 3)
     base_cfg = pipe.scheduler.config
     for s, (cls, kw) in LOOP_SAMPLERS.items():
+        if samplers is not None and s not in samplers:
+            continue
         for output_type in ("latent", "np"):
             pipe.scheduler = cls.from_config(base_cfg, **kw)
             with torch.no_grad():
@@ -744,6 +746,17 @@ def build_samplers(out):
         rec = run_sampler(sched, 4700 + 10 * si, steps=30)
         save_file(rec, os.path.join(folder, "lin_%s.safetensors" % sname), metadata={"format": "pt"})
         lines.append("lin_%s (30 steps): timesteps %s" % (sname, [round(v, 3) for v in rec["timesteps"].tolist()]))
+    # DPM-Solver++ 2M with solver_type "heun" (a different second-order coefficient).
+    heun = dict(SD15_SCHEDULER, solver_type="heun")
+    with open(os.path.join(folder, "heun.json"), "w") as f:
+        json.dump(heun, f, indent=2, sort_keys=True)
+        f.write("\n")
+    cls, kw = SAMPLERS["dpmpp_2m"]
+    sched = cls.from_config({k: v for k, v in heun.items() if k != "_class_name"}, **kw)
+    assert sched.config.solver_type == "heun"
+    rec = run_sampler(sched, 4800)
+    save_file(rec, os.path.join(folder, "heun_dpmpp_2m.safetensors"), metadata={"format": "pt"})
+    lines.append("heun_dpmpp_2m: timesteps %s" % [round(v, 3) for v in rec["timesteps"].tolist()])
     sched = ScoreSdeVpScheduler()
     cfg = {"_class_name": "ScoreSdeVpScheduler"}
     cfg.update({k: v for k, v in sched.config.items() if not k.startswith("_")})
@@ -753,6 +766,55 @@ def build_samplers(out):
     rec = run_sampler(sched, 4900, vp_sde=True)
     save_file(rec, os.path.join(folder, "vp_sde.safetensors"), metadata={"format": "pt"})
     lines.append("vp_sde: timesteps %s; step_pred returns (x, x_mean)" % [round(v, 4) for v in rec["timesteps"].tolist()])
+    return lines
+
+
+# --- a held-out UNet variant --------------------------------------------------------------------------------
+
+def build_var(out, pipe15):
+    """sd15_tiny's text encoder, tokenizer and VAE with a UNet that varies what the other cases keep fixed: three
+    blocks ending in a plain DownBlock2D, per-block heads (1, 2, 2) and transformer depths (1, 2, 1),
+    flip_sin_to_cos false with freq_shift 1, non-unit mid-block and ResNet output scales; and a
+    DPMSolverMultistepScheduler config as diffusers saves it (lambda_min_clipped written as -Infinity)."""
+    case = os.path.join(out, "var_tiny")
+    torch.manual_seed(5001)
+    unet = UNet2DConditionModel(
+        sample_size=LATENT, in_channels=4, out_channels=4, block_out_channels=(16, 32, 32), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+        norm_num_groups=8, attention_head_dim=(1, 2, 2), transformer_layers_per_block=(1, 2, 1),
+        flip_sin_to_cos=False, freq_shift=1, mid_block_scale_factor=1.5, resnet_out_scale_factor=2.0)
+    rerandomize(unet, 50011)
+    comps = {k: v for k, v in pipe15.components.items() if k in ("vae", "text_encoder", "tokenizer")}
+    sched = DPMSolverMultistepScheduler.from_config(pipe15.scheduler.config, algorithm_type="dpmsolver++",
+                                                    solver_order=2)
+    pipe = StableDiffusionPipeline(unet=unet, scheduler=sched, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False, **comps)
+    pipe.to(torch.float16).save_pretrained(os.path.join(case, "pipeline"), safe_serialization=True)  # size; refs in f32
+    for comp in ("vae", "text_encoder"):  # reused components remember where they were loaded from
+        path = os.path.join(case, "pipeline", comp, "config.json")
+        with open(path) as f:
+            cfg = json.load(f)
+        cfg.pop("_name_or_path", None)
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+            f.write("\n")
+    with open(os.path.join(case, "pipeline", "scheduler", "scheduler_config.json")) as f:
+        assert "-Infinity" in f.read(), "expected diffusers to write lambda_min_clipped as -Infinity"
+    pipe = load_pipeline(os.path.join(case, "pipeline"))
+    lines = ["var_tiny"] + model_summary(pipe)
+    ref = pipeline_refs(pipe, "", 5010, lines, samplers=("dpmpp_2m",))
+    write_ref(os.path.join(case, "reference.safetensors"), ref, lines)
+    # The shared components are sd15_tiny's, byte for byte: keep one copy (the tests copy them back in).
+    for comp in ("vae", "text_encoder", "tokenizer"):
+        a, b = os.path.join(case, "pipeline", comp), os.path.join(out, "sd15_tiny", "pipeline", comp)
+        for name in os.listdir(a) if comp != "tokenizer" else []:  # (transformers 5 adds tokenizer.json)
+            if name != "config.json":
+                with open(os.path.join(a, name), "rb") as f1, open(os.path.join(b, name), "rb") as f2:
+                    assert f1.read() == f2.read(), (comp, name)
+        shutil.rmtree(a)
+    with open(os.path.join(case, "base.txt"), "w") as f:
+        f.write("sd15_tiny: vae, text_encoder and tokenizer\n")
     return lines
 
 
@@ -859,6 +921,7 @@ def main(repo):
     lines += l15
     lines += build_controlnet(out, pipe15, ref15, unet_f32)
     lines += build_lora(out, pipe15, ref15)
+    lines += build_var(out, pipe15)
     lines += build_sd2(out, tok_info)
     lines += build_samplers(out)
     for ln in lines:

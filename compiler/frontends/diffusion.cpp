@@ -274,7 +274,7 @@ std::pair<std::vector<Img>, Img> unet_encoder(Builder& B, const UNetCtx& u, cons
     const std::string bp = p + "down_blocks." + std::to_string(i) + ".";
     for (int64_t j = 0; j < c.layers_per_block; ++j) {
       x = resnet(B, x, bp + "resnets." + std::to_string(j) + ".", ch, u.temb_act, u.temb_dim, c.norm_num_groups, c.norm_eps,
-                 c.resnet_out_scale);
+                 1.0);
       if (c.down_cross[i]) x = transformer(B, u, x, bp + "attentions." + std::to_string(j) + ".", c.heads[i], c.transformer_layers[i]);
       skips.push_back(x);
     }
@@ -353,7 +353,7 @@ Img unet(Builder& B, const UNetConfig& c, const Img& sample, uint32_t t, uint32_
       const uint32_t cat = B.act("cat", {x.rows(), x.c + s.c});
       B.node(kConcatSpec, {B.rows(x), B.rows(s)}, {cat});
       x = resnet(B, B.as_img(cat, x.b, x.h, x.w, x.c + s.c), bp + "resnets." + std::to_string(j) + ".", ch, u.temb_act,
-                 u.temb_dim, c.norm_num_groups, c.norm_eps, c.resnet_out_scale);
+                 u.temb_dim, c.norm_num_groups, c.norm_eps, 1.0);
       if (c.up_cross[i]) x = transformer(B, u, x, bp + "attentions." + std::to_string(j) + ".", c.heads[r], c.transformer_layers[r]);
     }
     if (i + 1 < nb) x = B.conv(x, bp + "upsamplers.0.conv", ch, 3, 1, 1, true);

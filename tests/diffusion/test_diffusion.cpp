@@ -272,6 +272,7 @@ TEST_CASE("diffusion samplers: every step of DDIM, Euler, Euler-a, DPM++ 2M and 
     for (const char* s : {"ddim", "euler", "euler_a", "dpmpp_2m"})
       cases.push_back({cfg, std::string(cfg) + "_" + s, s});
   for (const char* s : {"ddim", "euler", "dpmpp_2m"}) cases.push_back({"lin", std::string("lin_") + s, s});  // 30 steps
+  cases.push_back({"heun", "heun_dpmpp_2m", "dpmpp_2m"});  // DPM-Solver++ 2M with solver_type "heun"
   cases.push_back({"vp_sde", "vp_sde", "vp_sde"});
   ThreadPool pool(1);
   for (const Case& cs : cases) {
@@ -648,4 +649,19 @@ TEST_CASE("diffusion LoRA: target_modules given as full module paths or an ancho
     o.lora = {LoraAdapterSpec{dir / "lora"}};
     CHECK(test::compile_error(o) == "");
   }
+}
+
+TEST_CASE("diffusion var_tiny (held out: three blocks, per-block depths, flip_sin_to_cos off, output scales, a saved DPM config) matches diffusers") {
+  // The fixture keeps only its own UNet and scheduler; the rest is sd15_tiny's, copied back in.
+  test::TempDir dir;
+  const std::string p = dir / "pipe";
+  test::copy_dir(dfix("var_tiny") + "/pipeline", p);
+  for (const char* comp : {"vae", "text_encoder", "tokenizer"})
+    test::copy_dir(dfix("sd15_tiny") + "/pipeline/" + comp, p + "/" + comp);
+  const RefFile ref(dfix("var_tiny") + "/reference.safetensors");
+  auto c = compile_and_open(p, "dpmpp_2m", 4);
+  encode(*c->s, ref);
+  check_text(*c->s, ref);
+  check_unet(*c->s, ref, "unet_out");
+  check_loop(*c->s, ref, "dpmpp_2m", nullptr);
 }
