@@ -18,7 +18,7 @@ cp "$fx"/lora/*/adapter/adapter_model.safetensors "$corpus/fuzz_safetensors/" 2>
 for f in "$fx"/lora/*/adapter/adapter_model.safetensors; do cp "$f" "$corpus/fuzz_safetensors/$(basename "$(dirname "$(dirname "$f")")").st"; done
 i=0; for f in "$fx"/llama/*/config.json "$fx"/deepseek/*/config.json "$fx"/lora/*/adapter*/adapter_config.json "$fx"/lora/*/*/adapter_config.json; do
   [ -f "$f" ] && cp "$f" "$corpus/fuzz_configs/c$((i++))"; done
-for m in 0 1 2; do printf '\\x0%dHello, kiln! 123 \\xe4\\xb8\\xad\\xe6\\x96\\x87 <|eot_id|>\\n\\tdone' "$m" > "$corpus/fuzz_tokenizer/t$m"; done
+for m in 0 1 2 4; do printf '\\x0%dHello, kiln! 123 \\xe4\\xb8\\xad\\xe6\\x96\\x87 <|eot_id|>\\n\\tdone' "$m" > "$corpus/fuzz_tokenizer/t$m"; done
 # A small real plan, as raw bytes (mode 0) and as its FlatBuffer (mode 1).
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -2,7 +2,9 @@
 // - the first byte picks a mode: 0-2 encode the rest with one of the fixture tokenizers and
 //   check the invariants (byte-level: the tokens' bytes give back the input exactly; all:
 //   every id is in range, decode and streaming agree);
-// - mode 3 parses the rest as a tokenizer.json and builds a Tokenizer from it.
+// - mode 3 parses the rest as a tokenizer.json and builds a Tokenizer from it;
+// - mode 4 encodes the rest with the CLIP fixture tokenizer (NFC, lowercase, CLIP and GPT-2
+//   splits, </w> BPE): every id in range, fixed-length prompts framed by bos and eos.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,7 +22,10 @@ std::unique_ptr<kiln::Tokenizer> load(const char* family) {
   const std::string root = env ? env : KILN_FIXTURES_DIR;
   kiln::TokenizerData d;
   std::string tmpl;
-  if (!kiln::read_hf_tokenizer(root + "/tokenizers/" + family, &d, &tmpl)) std::abort();
+  const bool clip = std::string(family) == "clip";
+  if (clip ? !kiln::read_clip_tokenizer(root + "/diffusion/tokenizer", &d)
+           : !kiln::read_hf_tokenizer(root + "/tokenizers/" + family, &d, &tmpl))
+    std::abort();
   auto t = kiln::Tokenizer::create(std::move(d));
   if (!t.is_ok()) std::abort();
   return t.take();
@@ -47,9 +52,24 @@ bool valid_utf8(const std::string& s) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::unique_ptr<kiln::Tokenizer> toks[3] = {load("bytelevel"), load("sentencepiece"), load("deepseek")};
+  static const std::unique_ptr<kiln::Tokenizer> clip = load("clip");
   if (size == 0) return 0;
-  const uint8_t mode = data[0] % 4;
+  const uint8_t mode = data[0] % 5;
   const std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
+  if (mode == 4) {
+    const std::vector<int32_t> ids = clip->encode(text, true);
+    for (int32_t id : ids)
+      if (id < 0 || id >= clip->vocab_size()) std::abort();
+    const std::vector<int32_t> fixed = clip->encode_fixed(text, 77);
+    const auto& d = clip->data();
+    if (fixed.size() != 77 || fixed[0] != d.bos_id || ids.front() != d.bos_id || ids.back() != d.eos_id) std::abort();
+    const size_t body = std::min<size_t>(ids.size() - 2, 75);  // encode_fixed keeps a prefix of the same ids
+    for (size_t i = 0; i < body; ++i)
+      if (fixed[1 + i] != ids[1 + i]) std::abort();
+    if (fixed[1 + body] != d.eos_id) std::abort();
+    (void)clip->decode(ids.data(), ids.size(), true);
+    return 0;
+  }
   if (mode == 3) {
     try {
       kiln::TokenizerData d;
