@@ -110,9 +110,9 @@ std::vector<double> spaced_timesteps(const std::string& spacing, int64_t T, int6
     for (int64_t i = n - 1; i >= 0; --i) ts.push_back(double(i * ratio + offset));
     if (plus_one) ts.pop_back();
   } else {  // trailing
-    // np.round(np.arange(T, 0, -T/N)) - 1. For some N (61, 103, 121, ... at T = 1000) floating-point
-    // accumulation gives numpy N + 1 points, the last one -1, and diffusers then runs an extra
-    // step at t = -1; kiln keeps the N steps asked for.
+    // np.round(np.arange(T, 0, -T/N)) - 1. For some N (61, 103, 121, ... at T = 1000) arange's
+    // length, ceil(T / (T/N)) in floating point, comes out N + 1, the last point -1, and diffusers
+    // then runs an extra step at t = -1; kiln keeps the N steps asked for.
     const double ratio = double(T) / double(N);
     for (double v = double(T); v > 0; v -= ratio) ts.push_back(std::nearbyint(v) - 1);
     ts.resize(size_t(N));
