@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "compiler/compile.h"
 #include "compiler/diffusion_config.h"
@@ -442,6 +443,12 @@ TEST_CASE("diffusion CLI: txt2img writes a PNG, and control images and bad input
   CHECK(w == 64);
   CHECK(h == 64);
   CHECK(out.find("wrote") != std::string::npos);
+  REQUIRE(test::run_command(cli + " inspect " + plan + " --json", &out) == 0);
+  const nlohmann::json info = nlohmann::json::parse(out);
+  CHECK(info["diffusion"]["height"] == 64);
+  CHECK(info["diffusion"]["steps"] == 4);
+  CHECK(info["diffusion"]["sampler"] == "euler");
+  CHECK(info["tokenizer"]["kind"] == "CLIP BPE");
   // Control image for a plan without a ControlNet, a missing prompt, a missing plan.
   CHECK(test::run_command(cli + " txt2img " + plan + " -p x -o " + (dir / "a.png") + " --control " +
                               dfix("controlnet_tiny") + "/control.png 2>&1",

@@ -196,6 +196,10 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
                 {"plan_dtype", kiln::dtype_name(m.plan_dtype)}, {"kv_bytes_per_token", m.kv_bytes_per_token},
                 {"mha_kv_bytes_per_token", m.mha_kv_bytes_per_token}, {"notes", m.notes}};
   const uint64_t total = mem.weights_bytes + mem.kv_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes;
+  if (p.find_program("denoise") >= 0) {  // a text-to-image plan: the settings the compiler recorded
+    const json c = json::parse(m.config_json, nullptr, false);
+    if (c.is_object()) j["diffusion"] = c;
+  }
   j["memory"] = {{"weights", mem.weights_bytes}, {"kv_cache", mem.kv_bytes}, {"arena", mem.arena_bytes},
                  {"state", mem.state_bytes}, {"workspace", mem.workspace_bytes}, {"total_per_device", total}};
   j["programs"] = json::array();
