@@ -20,6 +20,7 @@
 #include "compiler/safetensors.h"
 #include "kiln/kiln.h"
 #include "runtime/plan.h"
+#include "tools/kiln/run_options.h"
 #include "tools/kiln/txt2img.h"
 
 #include <nlohmann/json.hpp>
@@ -55,19 +56,10 @@ void check(kiln_status s, const kiln_error& e) {
   if (s != KILN_OK) throw CompileError(e.message[0] ? e.message : kiln_status_string(s));
 }
 
-struct RunOptions {
-  int threads = 0;
-  std::string device = "auto";
-  bool no_graphs = false;
-};
-
 void open_context(const std::string& plan_path, const RunOptions& ro, PlanHandle& plan, ContextHandle& ctx) {
   kiln_error err{};
   check(kiln_plan_open(plan_path.c_str(), &plan.p, &err), err);
-  kiln_context_options o = kiln_context_options_default();
-  o.n_threads = ro.threads;
-  o.device = ro.device.c_str();
-  o.use_graphs = ro.no_graphs ? 0 : 1;
+  const kiln_context_options o = to_context_options(ro);
   check(kiln_context_create_with(plan.p, &o, &ctx.c, &err), err);
 }
 
@@ -659,10 +651,7 @@ int main(int argc, char** argv) {
   t2i->add_option("--seed", ta.seed, "Noise seed (default 0); the same seed gives the same image on every backend");
   t2i->add_option("-o,--output", ta.output, "PNG file to write")->required();
   t2i->add_option("--control", ta.control, "Control image (PNG) for a plan compiled with --controlnet");
-  t2i->add_option("--threads", ta.threads, "CPU threads (default: all cores)");
-  t2i->add_option("--device", ta.device, "cpu, cuda or auto (default: cuda when a GPU is present)")
-      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
-  t2i->add_flag("--no-graphs", ta.no_graphs, "CUDA: replay launch by launch instead of captured graphs (debugging)");
+  add_run_options(t2i, ta.run);
   t2i->add_flag("--progress", ta.progress, "Report each step on stderr (replays step by step instead of the whole loop at once)");
 
   try {

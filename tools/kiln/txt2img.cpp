@@ -34,10 +34,7 @@ int run_txt2img(const Txt2ImgArgs& a) {
   kiln_error err{};
   Handles h;
   check(kiln_plan_open(a.plan.c_str(), &h.plan, &err), err);
-  kiln_context_options o = kiln_context_options_default();
-  o.n_threads = a.threads;
-  o.device = a.device.c_str();
-  o.use_graphs = a.no_graphs ? 0 : 1;
+  const kiln_context_options o = to_context_options(a.run);
   check(kiln_diffusion_create(h.plan, &o, &h.d, &err), err);
   kiln_diffusion_info info{};
   check(kiln_diffusion_get_info(h.d, &info, &err), err);

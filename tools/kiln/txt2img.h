@@ -3,12 +3,12 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/kiln/run_options.h"
+
 struct Txt2ImgArgs {
   std::string plan, prompt, negative, output, control;
   uint64_t seed = 0;
-  int threads = 0;
-  std::string device = "auto";
-  bool no_graphs = false;
+  RunOptions run;
   bool progress = false;  // one replay per step with a progress line, instead of the loop in one replay
 };
 
