@@ -23,6 +23,7 @@ struct ContextOptions {
   int n_threads = 0;           // CPU: <= 0 uses all cores
   std::string device = "cpu";  // "cpu", "cuda" or "auto" (cuda when a device is usable)
   bool use_graphs = true;      // CUDA: replay captured graphs; false = stream mode (debugging)
+  bool use_cublaslt = true;    // CUDA: prefill GEMMs on cuBLASLt when it loads (CudaExecutorOptions)
   void* cuda_stream = nullptr;          // CUDA: a host-owned stream (see CudaExecutorOptions)
   void* cuda_device_memory = nullptr;   // CUDA: host-owned device memory, cuda_device_bytes(plan) bytes
   size_t cuda_device_memory_bytes = 0;

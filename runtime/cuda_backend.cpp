@@ -2,7 +2,8 @@
 //   1. checks the plan's CUDA target against the device's SM arch;
 //   2. uploads the weights section once through a pinned staging buffer (same layout as the
 //      file, so a tensor is base + offset), and allocates arena | KV cache | state in one block;
-//   3. binds every launch to its CUDA kernel and, unless stream mode was asked for, captures
+//   3. binds every launch to its CUDA kernel (prefill-sized bf16/f16 GEMMs to cuBLASLt when it
+//      can be loaded, runtime/cublaslt.h) and, unless stream mode was asked for, captures
 //      each program once into a CUDA graph: state copy in (from a pinned mirror), the
 //      launches, output copies out (to pinned buffers). Graphs are never re-captured; steps
 //      differ only through the state bytes the host writes into the mirror.
@@ -17,6 +18,7 @@
 #include <new>
 
 #include "kernels/cuda/kernels_cuda.h"
+#include "runtime/cublaslt.h"
 #include "runtime/cuda_check.h"
 #include "runtime/executor.h"
 #include "runtime/launch_args.h"
@@ -34,7 +36,7 @@ int cuda_device_count() {
 
 namespace {
 
-using CudaLaunch = std::function<void(cudaStream_t)>;
+using CudaLaunch = std::function<Status(cudaStream_t)>;
 
 Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& t,
                                     const std::vector<void*>& ptrs) {
@@ -56,13 +58,13 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
                        std::to_string(a->lk) + " (a smaller image)");
   if (const auto* a = std::get_if<Conv2dArgs>(&args.value());
       a && (a->kh * a->kw * a->cin >= kCudaMaxConvIndex || 2 * a->h >= kCudaMaxConvIndex || 2 * a->w_in >= kCudaMaxConvIndex ||
-            a->cout >= kCudaMaxConvIndex))
+            a->cout >= kCudaMaxConvIndex || (a->cout + 31) / 32 > kCudaMaxGridY))
     return unsupported("CUDA conv2d indexes with 32 bits: the plan's convolution is too large");
   if (const auto* a = std::get_if<MoeRouteArgs>(&args.value()); a && a->experts > kCudaMaxExperts)
     return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
   if (const auto* a = std::get_if<SdpaArgs>(&args.value()); a && (a->heads > kCudaMaxGridY || a->batch > kCudaMaxGridY))
     return unsupported("CUDA sdpa supports up to " + std::to_string(kCudaMaxGridY) + " heads and images per launch");
-  return CudaLaunch([a = args.take()](cudaStream_t s) {
+  return CudaLaunch([a = args.take()](cudaStream_t s) -> Status {
     std::visit(
         [s](const auto& x) {
           using T = std::decay_t<decltype(x)>;
@@ -93,7 +95,25 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
           else static_assert(sizeof(T) == 0, "a launch type without a CUDA kernel");
         },
         a);
+    return Status::ok();
   });
+}
+
+// Device bytes the cuBLASLt path needs (x packed to 16 bits for the largest eligible matmul, then
+// the workspace); 0 when no launch is eligible. Part of cuda_device_bytes whether or not the
+// library turns out to be loadable, so a host sizing memory for a plan never needs to know.
+uint64_t library_gemm_scratch_bytes(const Plan& p) {
+  const std::vector<void*> none(p.tensors().size(), nullptr);
+  uint64_t x = 0;
+  for (const ProgramInfo& pr : p.programs())
+    for (const LaunchInfo& l : pr.launches) {
+      if (p.kernels()[l.kernel] != &kMatmulSpec) continue;
+      auto args = make_launch_args(kMatmulSpec, l, p.tensors(), none);
+      if (!args.is_ok()) continue;
+      const auto& a = std::get<MatmulArgs>(args.value());
+      if (library_gemm_eligible(a)) x = std::max(x, library_gemm_x_bytes(a));
+    }
+  return x == 0 ? 0 : ((x + 255) / 256 * 256) + kCublasLtWorkspaceBytes;
 }
 
 // Makes the executor's device current for a scope and restores the caller's afterwards, so a host
@@ -126,6 +146,8 @@ class CudaExecutor final : public Executor {
       if (p.exec) cudaGraphExecDestroy(p.exec);
       if (p.loop_exec) cudaGraphExecDestroy(p.loop_exec);
     }
+    programs_.clear();  // the bound GEMMs hold cuBLASLt descriptors: gone before the handle
+    cublas_.reset();
     cudaFreeHost(loop_values_);
     if (stream_ && owns_stream_) cudaStreamDestroy(stream_);
     if (owns_memory_) {
@@ -144,7 +166,7 @@ class CudaExecutor final : public Executor {
   }
   std::string describe() const override {
     return "cuda device " + std::to_string(opts_.device) + " (sm_" + std::to_string(sm_) + "), " +
-           (opts_.use_graphs ? "graphs captured once per program" : "stream mode (no graphs)");
+           (opts_.use_graphs ? "graphs captured once per program" : "stream mode (no graphs)") + "; " + gemm_note_;
   }
 
   Status run(int index) override {
@@ -215,7 +237,9 @@ class CudaExecutor final : public Executor {
     // Arena | KV cache | state in one allocation, zeroed.
     const MemoryInfo& mem = p.memory();
     const uint64_t arena_off = 0, kv_off = align_up(mem.arena_bytes), state_off = kv_off + align_up(mem.kv_bytes);
-    const uint64_t total = state_off + align_up(std::max<uint64_t>(mem.state_bytes, 1));
+    const uint64_t gemm_off = state_off + align_up(std::max<uint64_t>(mem.state_bytes, 1));
+    const uint64_t gemm_bytes = library_gemm_scratch_bytes(p);
+    const uint64_t total = gemm_off + gemm_bytes;
     if (host_block) memory_ = host_block + align_up(weights_size);
     else KILN_CUDA_CHECK(cudaMalloc(&memory_, total));
     KILN_CUDA_CHECK(cudaMemsetAsync(memory_, 0, total, stream_));
@@ -234,6 +258,21 @@ class CudaExecutor final : public Executor {
         case Region::kState: ptrs[i] = base + state_off + t.offset; break;
       }
     }
+    // Prefill GEMMs on cuBLASLt when it loads; otherwise (or per launch, when it has no
+    // algorithm for a shape) the built-in kernels, and describe() says which and why.
+    std::shared_ptr<CublasLt> lt;
+    if (gemm_bytes == 0) {
+      gemm_note_ = "no prefill-sized bf16/f16 GEMMs";
+    } else if (!opts.use_cublaslt) {
+      gemm_note_ = "prefill GEMMs on the built-in f32 kernel (cuBLASLt not asked for)";
+    } else {
+      auto opened = CublasLt::open();
+      if (opened.is_ok()) lt = opened.take();
+      else gemm_note_ = "prefill GEMMs on the built-in f32 kernel (" + opened.status().message() + ")";
+    }
+    void* x16 = base + gemm_off;
+    void* workspace = base + gemm_off + (gemm_bytes - kCublasLtWorkspaceBytes * (gemm_bytes > 0));
+    int lib_launches = 0, lib_refused = 0;
     uint32_t max_repeat = 0;
     for (const ProgramInfo& pr : p.programs()) max_repeat = std::max(max_repeat, pr.repeat > 1 ? pr.repeat : 0u);
     if (max_repeat > 0) {  // the iteration indices the loop graphs copy into each counter
@@ -262,6 +301,21 @@ class CudaExecutor final : public Executor {
         else prog.state_ranges.push_back(r);
       }
       for (const LaunchInfo& l : pr.launches) {
+        if (lt && p.kernels()[l.kernel] == &kMatmulSpec) {
+          auto args = make_launch_args(kMatmulSpec, l, p.tensors(), ptrs);
+          if (!args.is_ok()) return args.status();
+          const auto& a = std::get<MatmulArgs>(args.value());
+          if (library_gemm_eligible(a)) {
+            auto gemm = lt->bind(a, x16, workspace, kCublasLtWorkspaceBytes);
+            if (gemm.is_ok()) {
+              prog.launches.push_back(gemm.take());
+              ++lib_launches;
+              continue;
+            }
+            if (gemm.status().code() != StatusCode::kUnsupported) return gemm.status();
+            ++lib_refused;  // no algorithm for this shape: the built-in kernel below
+          }
+        }
         auto bound = bind_cuda_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs);
         if (!bound.is_ok()) return bound.status();
         prog.launches.push_back(bound.take());
@@ -275,6 +329,11 @@ class CudaExecutor final : public Executor {
         prog.outputs.push_back({ptrs[o], host_outputs_[o], p.tensors()[o].size_bytes});
       }
       programs_.push_back(std::move(prog));
+    }
+    if (lt) {
+      gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
+      if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";
+      cublas_ = std::move(lt);
     }
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
     if (opts.use_graphs)
@@ -327,7 +386,7 @@ class CudaExecutor final : public Executor {
         KILN_CUDA_CHECK(cudaMemcpyAsync(prog.counter_dev, static_cast<int32_t*>(loop_values_) + r, sizeof(int32_t),
                                         cudaMemcpyHostToDevice, stream_));
       for (const CudaLaunch& l : prog.launches) {
-        l(stream_);
+        KILN_RETURN_IF_ERROR(l(stream_));
         if (check_each) KILN_CUDA_CHECK(cudaGetLastError());
       }
     }
@@ -376,6 +435,8 @@ class CudaExecutor final : public Executor {
   std::map<uint32_t, void*> host_outputs_;
   std::vector<Program> programs_;
   std::string poisoned_;
+  std::shared_ptr<CublasLt> cublas_;
+  std::string gemm_note_;
   bool owns_stream_ = true, owns_memory_ = true;
 };
 
@@ -385,7 +446,8 @@ uint64_t cuda_device_bytes(const Plan& p) {
   uint64_t weights = 0;
   for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
   const MemoryInfo& m = p.memory();
-  return align_up(weights) + align_up(m.arena_bytes) + align_up(m.kv_bytes) + align_up(std::max<uint64_t>(m.state_bytes, 1));
+  return align_up(weights) + align_up(m.arena_bytes) + align_up(m.kv_bytes) + align_up(std::max<uint64_t>(m.state_bytes, 1)) +
+         library_gemm_scratch_bytes(p);
 }
 
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {

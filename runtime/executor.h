@@ -37,13 +37,17 @@ Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> 
 struct CudaExecutorOptions {
   int device = 0;
   bool use_graphs = true;  // false: stream mode (launch by launch), for debugging
+  // Prefill-sized bf16/f16 GEMMs on cuBLASLt when it can be loaded (runtime/cublaslt.h; the
+  // environment variable KILN_CUBLASLT=off also switches it off); false: kiln's own kernels.
+  bool use_cublaslt = true;
   void* stream = nullptr;  // a cudaStream_t the host owns (not owned; must outlive the context)
   // Device memory the host owns (not owned; must outlive the context), at least
   // cuda_device_bytes(plan) bytes and 256-byte aligned; null: kiln allocates its own.
   void* device_memory = nullptr;
   size_t device_memory_bytes = 0;
 };
-// Device bytes a CUDA context of this plan needs: weights, arena, KV cache and state.
+// Device bytes a CUDA context of this plan needs: weights, arena, KV cache, state, and the
+// scratch of the cuBLASLt GEMM path (runtime/cublaslt.h) when the plan has prefill-sized GEMMs.
 uint64_t cuda_device_bytes(const Plan& plan);
 // Fails with kUnsupported when this build has no CUDA backend or no device is usable.
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts);

@@ -12,6 +12,9 @@
 // be captured into a graph; shapes come from the argument struct, checked at bind time.
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels_cuda.h"
@@ -22,6 +25,23 @@ namespace kiln {
 namespace {
 
 using cuda::blocks_for;
+
+// Opts `kernel` in to `bytes` of dynamic shared memory on the current device, only ever raising
+// the limit. The attribute belongs to the kernel, not to one launch, so setting each launch's own
+// size would let a smaller launch (another executor, another thread) lower it under a larger one
+// that is about to run or was captured. Opting in is a function attribute, not stream work: legal
+// while capturing, and a failure surfaces through the launch's error like any other.
+void raise_dynamic_smem(const void* kernel, size_t bytes) {
+  if (bytes <= 48 * 1024) return;
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, size_t> high;  // (kernel, device) → limit set
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return;
+  std::lock_guard<std::mutex> lock(mu);
+  size_t& h = high[{kernel, device}];
+  if (bytes <= h) return;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) == cudaSuccess) h = bytes;
+}
 
 // Sum over a block of blockDim.x threads (a multiple of 32, at most 1024) in double; every
 // thread gets the total.
@@ -581,9 +601,7 @@ template <int NC>
 void sdpa_launch(const SdpaArgs& a, cudaStream_t s) {
   const int S = sdpa_qk_stride(a.head_dim);
   const size_t smem = sdpa_smem_bytes(a.head_dim, NC);
-  // Opting in to more than 48 KiB is a function attribute, not stream work: legal while
-  // capturing, and a failure surfaces through the launch's error like any other.
-  if (smem > 48 * 1024) cudaFuncSetAttribute(sdpa_kernel<NC>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  raise_dynamic_smem(reinterpret_cast<const void*>(&sdpa_kernel<NC>), smem);
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const bool vec = a.head_dim % 4 == 0 && a.wq % 4 == 0 && a.wkv % 4 == 0 && a.q_off % 4 == 0 && a.k_off % 4 == 0 &&
                    a.v_off % 4 == 0 && aligned(a.q_src) && aligned(a.kv_src);
@@ -785,7 +803,7 @@ static int sdpa_wide_rows(const SdpaArgs& a) {
 static void sdpa_wide_launch(const SdpaArgs& a, cudaStream_t s) {
   const int R = sdpa_wide_rows(a);  // > 0: checked at bind time (sdpa_cuda_supported)
   const size_t smem = size_t(R) * size_t(a.head_dim + a.lk) * sizeof(float);
-  if (smem > 48 * 1024) cudaFuncSetAttribute(sdpa_wide_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  raise_dynamic_smem(reinterpret_cast<const void*>(&sdpa_wide_kernel), smem);
   const dim3 grid(unsigned((a.lq + R - 1) / R), unsigned(a.heads), unsigned(a.batch));
   sdpa_wide_kernel<<<grid, 256, smem, s>>>(a, R);
 }
@@ -797,6 +815,10 @@ void concat_cuda(const ConcatArgs& a, cudaStream_t s) {
 
 void sdpa_cuda(const SdpaArgs& a, cudaStream_t s) {
   if (a.batch * a.lq * a.heads <= 0) return;
+  if (a.lk <= 0) {  // no keys: zeros, as on the CPU (the online softmax would give 0/0)
+    cudaMemsetAsync(a.out, 0, size_t(a.batch * a.lq * a.heads * a.head_dim) * sizeof(float), s);
+    return;
+  }
   if (a.head_dim > kCudaMaxSdpaHeadDim) {  // e.g. the VAE's single 512-wide head
     sdpa_wide_launch(a, s);
     return;

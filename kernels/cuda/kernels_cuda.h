@@ -29,6 +29,12 @@ namespace kiln {
 void embedding_cuda(const EmbeddingArgs& a, cudaStream_t s);
 void rmsnorm_cuda(const RmsNormArgs& a, cudaStream_t s);
 void matmul_cuda(const MatmulArgs& a, cudaStream_t s);
+// matmul_cuda runs a GEMV up to this many rows; above it, the tiled f32 kernel.
+constexpr int64_t kCudaGemvMaxRows = 8;
+// The two halves around a library (cuBLASLt) GEMM for bf16/f16 weights: x rounded to the
+// weight dtype into `out` (rows·k elements, padding rows zeroed), and y += bias on valid rows.
+void matmul_pack_x_cuda(const MatmulArgs& a, void* out, cudaStream_t s);
+void matmul_add_bias_cuda(const MatmulArgs& a, cudaStream_t s);
 void rope_cuda(const RopeArgs& a, cudaStream_t s);
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s);
 void attention_cuda(const AttentionArgs& a, cudaStream_t s);

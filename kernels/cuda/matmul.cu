@@ -2,9 +2,13 @@
 // - Up to 8 activation rows (decode): a GEMV in which each warp owns one output feature and
 //   streams its weight row with 16-byte loads, reusing each weight for every row. This is the
 //   memory-bound path, where reading the weights once at full bandwidth is the whole game.
-// - More rows (prefill): a 64×64 shared-memory tiled kernel with 4×4 outputs per thread. It
-//   is correct and simple, not yet the tensor-core path (#3 lists cuBLASLt or wgmma for it).
-// Rows that n_valid marks as padding are neither computed nor stored.
+// - More rows (prefill): a 64×64 shared-memory tiled kernel with 4×4 outputs per thread, in
+//   f32. It is exact and simple; for bf16/f16 weights the executor prefers cuBLASLt's tensor
+//   cores (runtime/cublaslt.cpp), which these files feed: matmul_pack_x_cuda rounds x to the
+//   weight dtype and matmul_add_bias_cuda applies the bias after the library GEMM.
+// Rows that n_valid marks as padding are neither computed nor stored by these kernels.
+#include <type_traits>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels_cuda.h"
 
@@ -12,7 +16,7 @@ namespace kiln {
 
 namespace {
 
-constexpr int kGemvMaxRows = 8;
+constexpr int kGemvMaxRows = int(kCudaGemvMaxRows);
 constexpr int kGemvWarps = 8;  // per block
 
 // Loads 8 consecutive weights starting at element i (16-byte aligned for 16-bit types; two
@@ -160,6 +164,44 @@ void matmul_cuda(const MatmulArgs& a, cudaStream_t s) {
     case DType::F16: launch<DType::F16>(a, s); break;
     default: break;
   }
+}
+
+namespace {
+
+// x (rows, k) f32 → T, eight elements per thread when k allows; padding rows become zeros, so
+// the library GEMM writes y = 0 (or leaves y as it was when accumulating) for them.
+template <typename T>
+__global__ void pack_x_kernel(const float* x, T* out, int64_t rows, int64_t k, const int32_t* n_valid, int64_t chunk) {
+  const int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x);
+  if (i >= rows * k) return;
+  const float v = cuda::row_valid(n_valid, i / k, chunk) ? x[i] : 0.0f;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) out[i] = __float2bfloat16_rn(v);
+  else out[i] = __float2half_rn(v);
+}
+
+__global__ void add_bias_kernel(float* y, const void* bias, DType bias_dtype, int64_t rows, int64_t m,
+                                const int32_t* n_valid, int64_t chunk) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * m || !cuda::row_valid(n_valid, i / m, chunk)) return;
+  y[i] += cuda::ld(bias, bias_dtype, uint64_t(i % m));
+}
+
+unsigned blocks_for(int64_t n) { return unsigned((n + 255) / 256); }
+
+}  // namespace
+
+void matmul_pack_x_cuda(const MatmulArgs& a, void* out, cudaStream_t s) {
+  const int64_t chunk = a.rows / a.batch;
+  if (a.rows * a.k == 0) return;
+  if (a.w_dtype == DType::BF16)
+    pack_x_kernel<<<blocks_for(a.rows * a.k), 256, 0, s>>>(a.x, static_cast<__nv_bfloat16*>(out), a.rows, a.k, a.n_valid, chunk);
+  else
+    pack_x_kernel<<<blocks_for(a.rows * a.k), 256, 0, s>>>(a.x, static_cast<__half*>(out), a.rows, a.k, a.n_valid, chunk);
+}
+
+void matmul_add_bias_cuda(const MatmulArgs& a, cudaStream_t s) {
+  if (!a.bias || a.rows * a.m == 0) return;
+  add_bias_kernel<<<blocks_for(a.rows * a.m), 256, 0, s>>>(a.y, a.bias, a.bias_dtype, a.rows, a.m, a.n_valid, a.rows / a.batch);
 }
 
 }  // namespace kiln

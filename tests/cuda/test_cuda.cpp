@@ -16,6 +16,7 @@
 #include "compiler/compile.h"
 #include "kernels/cuda/kernels_cuda.h"
 #include "runtime/context.h"
+#include "runtime/cublaslt.h"
 #include "runtime/executor.h"
 #include "test_util.h"
 
@@ -105,6 +106,97 @@ TEST_CASE("cuda: matmul (GEMV and tiled paths) matches the CPU kernel for every 
             }
           }
           CHECK(rel_l2(a1.data(), a2.data(), a1.size()) < 1e-5);
+        }
+      }
+}
+
+// Loading needs no GPU, so this runs in CI too. A CUDA toolkit with cuBLASLt (KILN_EXPECT_CUBLASLT,
+// set by tests/CMakeLists.txt when CMake finds CUDA::cublasLt) must load; either way the switch
+// and a missing file give the errors a user would need.
+TEST_CASE("cuda: cuBLASLt loads by dlopen, or says exactly why not; KILN_CUBLASLT switches it off or names the file") {
+  kiln::test::ScopedEnv unset("KILN_CUBLASLT", nullptr);
+  auto probe = CublasLt::probe();
+#if KILN_EXPECT_CUBLASLT
+  REQUIRE_MESSAGE(probe.is_ok(), probe.status().message());
+  CHECK(probe.value().rfind("cuBLASLt ", 0) == 0);
+  MESSAGE(probe.value());
+#else
+  REQUIRE_FALSE(probe.is_ok());
+  CHECK(probe.status().message().find("tried:") != std::string::npos);
+#endif
+  {
+    kiln::test::ScopedEnv off("KILN_CUBLASLT", "off");
+    auto p = CublasLt::probe();
+    REQUIRE_FALSE(p.is_ok());
+    CHECK(p.status().code() == StatusCode::kUnsupported);
+    CHECK(p.status().message().find("KILN_CUBLASLT=off") != std::string::npos);
+  }
+  {
+    kiln::test::ScopedEnv bad("KILN_CUBLASLT", "/nonexistent/libcublasLt.so.13");
+    auto p = CublasLt::probe();
+    REQUIRE_FALSE(p.is_ok());
+    CHECK(p.status().message().find("/nonexistent/libcublasLt.so.13") != std::string::npos);
+  }
+  {
+    // A real shared library that is not cuBLASLt: refused, naming the missing entry points.
+    kiln::test::ScopedEnv other("KILN_CUBLASLT", "libm.so.6");
+    auto p = CublasLt::probe();
+    REQUIRE_FALSE(p.is_ok());
+    CHECK(p.status().message().find("lacks cublasLtCreate") != std::string::npos);
+  }
+}
+
+// The library GEMM rounds x to the weight dtype, then accumulates in f32: against the CPU kernel
+// fed the same rounded x it must agree to f32 accumulation order; against the exact f32 product,
+// to the rounding of x. Padding rows get y = 0 (x zeroed, no bias), or keep y when accumulating.
+TEST_CASE("cuda: cuBLASLt prefill GEMM matches the CPU kernel on rounded x, with bias, accumulate and padding rows") {
+  if (skip_without_gpu()) return;
+  auto lt = CublasLt::open();
+  REQUIRE_MESSAGE(lt.is_ok(), lt.status().message());
+  ThreadPool pool(2, matmul_scratch_floats(4096));
+  uint32_t seed = 900;
+  for (DType wt : {DType::BF16, DType::F16})
+    for (int64_t rows : {9, 64, 300})
+      for (int64_t k : {64, 72, 4096}) {
+        CAPTURE(std::string(dtype_name(wt)));
+        CAPTURE(rows);
+        CAPTURE(k);
+        const int64_t m = 520, batch = rows == 300 ? 3 : 1, chunk = rows / batch;
+        const auto x = random_floats(size_t(rows * k), seed++);
+        const auto w = as_dtype(random_floats(size_t(m * k), seed++, 0.05f), wt);
+        const auto bias = as_dtype(random_floats(size_t(m), seed++), wt);
+        const auto y0 = random_floats(size_t(rows * m), seed++);
+        std::vector<int32_t> valid = {int32_t(chunk), int32_t(chunk / 2), 0};
+        valid.resize(size_t(batch));
+        std::vector<float> xr(x.size());  // x rounded to the weight dtype, as the library path does
+        convert_to_f32(as_dtype(x, wt).data(), wt, xr.data(), xr.size());
+        for (int acc = 0; acc < 2; ++acc) {
+          std::vector<float> yc = acc ? y0 : std::vector<float>(y0.size(), kNaN), yexact = yc;
+          const std::vector<float> poison(y0.size(), kNaN);
+          Dev dx(x), dw(w), db(bias), dy(acc ? y0 : poison), dv(valid);
+          Dev x16{std::vector<uint16_t>(size_t(rows * k))}, ws{std::vector<uint8_t>(kCublasLtWorkspaceBytes)};
+          matmul_cpu({xr.data(), w.data(), wt, bias.data(), wt, yc.data(), rows, k, m, acc == 1, valid.data(), batch}, pool);
+          matmul_cpu({x.data(), w.data(), wt, bias.data(), wt, yexact.data(), rows, k, m, acc == 1, valid.data(), batch}, pool);
+          MatmulArgs g{dx.as<float>(), dw.p, wt, db.p, wt, dy.as<float>(), rows, k, m, acc == 1, dv.as<int32_t>(), batch};
+          REQUIRE(library_gemm_eligible(g));
+          auto gemm = lt.value()->bind(g, x16.p, ws.p, kCublasLtWorkspaceBytes);
+          REQUIRE_MESSAGE(gemm.is_ok(), gemm.status().message());
+          REQUIRE(gemm.value()(nullptr).is_ok());
+          sync_ok();
+          const auto yg = dy.get<float>();
+          std::vector<float> g1, c1, e1;
+          for (size_t i = 0; i < yg.size(); ++i) {
+            const int64_t r = int64_t(i) / m;
+            if ((r % chunk) < valid[size_t(r / chunk)]) {
+              g1.push_back(yg[i]);
+              c1.push_back(yc[i]);
+              e1.push_back(yexact[i]);
+            } else {
+              REQUIRE(yg[i] == (acc ? y0[i] : 0.0f));
+            }
+          }
+          CHECK(rel_l2(g1.data(), c1.data(), g1.size()) < 1e-5);
+          CHECK(rel_l2(g1.data(), e1.data(), g1.size()) < (wt == DType::BF16 ? 1e-2 : 2e-3));
         }
       }
 }
@@ -487,6 +579,8 @@ TEST_CASE("cuda: sdpa matches the CPU kernel (causal and not, fused column windo
       {1, 64, 4096, 1, 64, false, false, 0},    // long key length
       {1, 50, 50, 1, 256, true, true, 0},       // the largest head_dim
       {2, 1, 3, 2, 8, false, false, 3},         // tiny
+      {1, 90, 120, 2, 128, false, true, 0},     // head_dim 128 (the 8-column kernel)
+      {1, 20, 0, 1, 64, false, false, 0},       // no keys: zeros, as on the CPU
   };
   for (const Shape& s : shapes) {
     CAPTURE(s.batch);
@@ -695,6 +789,45 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
       MESSAGE(name << " " << dtype << " on cuda: rel L2 " << err);
     }
   }
+}
+
+// Prefill chunks of 32 rows put every bf16 projection on cuBLASLt: it must match the reference
+// within the bf16 bound, agree with kiln's own kernels to bf16 rounding of x, and replay from its
+// graph bit for bit like stream mode (the algorithm is chosen once, with no atomic split-K).
+TEST_CASE("cuda: bf16 prefill on cuBLASLt matches the reference, kiln's own GEMM, and stream mode bit for bit") {
+  if (skip_without_gpu()) return;
+  kiln::test::ScopedEnv unset("KILN_CUBLASLT", nullptr);
+  TempDir d;
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture("gqa_f32");
+  o.output = d / "bf16-chunk32.kplan";
+  o.dtype = "bf16";
+  o.max_seq = 64;
+  o.chunk = 32;
+  compile_model(o);
+  auto plan = Plan::load_file(o.output);
+  REQUIRE(plan.is_ok());
+  const auto ref = kiln::test::load_reference(o.model_dir);
+  std::vector<std::vector<float>> logits;
+  for (int mode = 0; mode < 3; ++mode) {  // cuBLASLt with graphs, cuBLASLt in stream mode, own kernels
+    ContextOptions co;
+    co.device = "cuda";
+    co.use_graphs = mode != 1;
+    co.use_cublaslt = mode != 2;
+    auto ctx = Context::create(plan.value(), co);
+    REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
+    const std::string how = ctx.value()->describe();
+    MESSAGE(how);
+    CHECK((how.find("on cuBLASLt") != std::string::npos) == (mode != 2));
+    std::vector<float> l(ref.logits.size(), kNaN);
+    REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, l.data()).is_ok());
+    logits.push_back(std::move(l));
+  }
+  const double err = rel_l2(logits[0].data(), ref.logits.data(), ref.logits.size());
+  MESSAGE("bf16 prefill on cuBLASLt: rel L2 " << err << " to transformers");
+  CHECK(err <= 2e-2);
+  CHECK(std::memcmp(logits[0].data(), logits[1].data(), logits[0].size() * sizeof(float)) == 0);
+  CHECK(rel_l2(logits[0].data(), logits[2].data(), logits[0].size()) <= 1e-2);
 }
 
 TEST_CASE("cuda: a CPU-only plan is refused with a clear error") {
