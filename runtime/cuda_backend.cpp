@@ -360,19 +360,41 @@ class CudaExecutor final : public Executor {
     std::vector<std::pair<uint64_t, uint64_t>> state_ranges;  // [begin, end) of the state it reads
   };
 
+  // Copies the weight section to the device through two pinned 64 MiB staging buffers, so the
+  // host fills one while the other is on its way (the file's pages come from the page cache or
+  // the disk, which is the slow half). Progress is reported as chunks complete.
   Status upload(const uint8_t* src, uint64_t n) {
     constexpr uint64_t kStage = uint64_t(64) << 20;
-    void* stage = nullptr;
-    KILN_CUDA_CHECK(cudaMallocHost(&stage, std::min(n, kStage)));
-    Status st;
-    for (uint64_t off = 0; off < n && st.is_ok(); off += kStage) {
-      const uint64_t len = std::min(kStage, n - off);
-      std::memcpy(stage, src + off, len);
-      const cudaError_t e = cudaMemcpy(static_cast<uint8_t*>(weights_) + off, stage, len, cudaMemcpyHostToDevice);
-      if (e != cudaSuccess) st = cuda_status(e, "cudaMemcpy(weights)", __FILE__, __LINE__);
+    struct Staging {
+      void* buf[2] = {nullptr, nullptr};
+      cudaEvent_t done[2] = {nullptr, nullptr};
+      ~Staging() {
+        for (int i = 0; i < 2; ++i) {
+          if (done[i]) cudaEventSynchronize(done[i]), cudaEventDestroy(done[i]);
+          cudaFreeHost(buf[i]);
+        }
+      }
+    } st;
+    for (int i = 0; i < 2; ++i) {
+      KILN_CUDA_CHECK(cudaMallocHost(&st.buf[i], std::min(n, kStage)));
+      KILN_CUDA_CHECK(cudaEventCreateWithFlags(&st.done[i], cudaEventDisableTiming));
     }
-    cudaFreeHost(stage);
-    return st;
+    uint64_t completed = 0;
+    for (uint64_t off = 0, chunk = 0; off < n; off += kStage, ++chunk) {
+      const int b = int(chunk % 2);
+      const uint64_t len = std::min(kStage, n - off);
+      if (chunk >= 2) {  // this buffer's previous chunk must have landed before it is refilled
+        KILN_CUDA_CHECK(cudaEventSynchronize(st.done[b]));
+        completed = off - kStage;
+        if (opts_.upload_progress) opts_.upload_progress(completed, n);
+      }
+      std::memcpy(st.buf[b], src + off, len);
+      KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(weights_) + off, st.buf[b], len, cudaMemcpyHostToDevice, stream_));
+      KILN_CUDA_CHECK(cudaEventRecord(st.done[b], stream_));
+    }
+    KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (opts_.upload_progress) opts_.upload_progress(n, n);
+    return Status::ok();
   }
 
   // The replay body: state in, launches, outputs out. Recorded once into a graph, or run as is.

@@ -4,6 +4,7 @@
 // it writes a program's inputs into host_state(), calls run(), and reads host_output().
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -40,6 +41,8 @@ struct CudaExecutorOptions {
   // Prefill-sized bf16/f16 GEMMs on cuBLASLt when it can be loaded (runtime/cublaslt.h; the
   // environment variable KILN_CUBLASLT=off also switches it off); false: kiln's own kernels.
   bool use_cublaslt = true;
+  // Called while the weights upload, with bytes done and the total (last with done == total).
+  std::function<void(uint64_t, uint64_t)> upload_progress;
   void* stream = nullptr;  // a cudaStream_t the host owns (not owned; must outlive the context)
   // Device memory the host owns (not owned; must outlive the context), at least
   // cuda_device_bytes(plan) bytes and 256-byte aligned; null: kiln allocates its own.

@@ -55,7 +55,7 @@ for shape in $shapes; do
     dec=$(sed -E 's/.*decode_ms=([0-9.]+).*/\1/' <<<"$r"); fl=$(sed -E 's/.*floor_ms=([0-9.]+).*/\1/' <<<"$r")
     pf=$(sed -E 's/.*prefill_ms=([0-9.]+).*/\1/' <<<"$r"); bw=$(sed -E 's/.*gbs=([0-9.]+).*/\1/' <<<"$r")
     row "kiln $shape decode ctx $ctxlen (ms/token)" "$dec (floor $fl at copy $bw GB/s)"
-    [ $ctxlen -eq 128 ] && row "kiln $shape prefill 512 tokens (ms)" "$pf"
+    [ $ctxlen -eq 128 ] && row "kiln $shape prefill 512 tokens (ms)" "$pf ($(grep -o 'prefill GEMMs on [^:;]*' "$out/bench-$shape-ctx$ctxlen.log" | head -1 || echo 'GEMM path not reported'))"
   done
   if python3 -c "import torch, transformers" 2>/dev/null; then
     python3 bench/hf_decode.py "$ck" --steps 64 --context 128 > "$out/hf-$shape.log" 2>&1

@@ -146,6 +146,34 @@ TEST_CASE("cuda: cuBLASLt loads by dlopen, or says exactly why not; KILN_CUBLASL
   }
 }
 
+// Sizing needs no GPU: a host that hands kiln its device memory must get room for the cuBLASLt
+// scratch exactly when the plan has prefill-sized bf16/f16 GEMMs.
+TEST_CASE("cuda: device bytes include the cuBLASLt scratch only for plans with prefill-sized bf16/f16 GEMMs") {
+  TempDir d;
+  auto bytes = [&](const char* dtype, int64_t chunk) {
+    CompileOptions o;
+    o.model_dir = kiln::test::fixture("gqa_f32");
+    o.output = d / (std::string(dtype) + std::to_string(chunk) + ".kplan");
+    o.dtype = dtype;
+    o.max_seq = 64;
+    o.chunk = chunk;
+    compile_model(o);
+    auto plan = Plan::load_file(o.output);
+    REQUIRE(plan.is_ok());
+    const Plan& p = *plan.value();
+    uint64_t weights = 0;
+    for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
+    return std::make_pair(cuda_device_bytes(p), weights + p.memory().arena_bytes + p.memory().kv_bytes);
+  };
+  const auto bf16_8 = bytes("bf16", 8), bf16_32 = bytes("bf16", 32), f32_32 = bytes("f32", 32);
+  // chunk 8: every GEMM is a GEMV; f32 weights never go to cuBLASLt.
+  CHECK(bf16_8.first - bf16_8.second < 4096);
+  CHECK(f32_32.first - f32_32.second < 4096);
+  // chunk 32: the workspace plus x packed to bf16 (32 rows of the widest input, at least 64).
+  CHECK(bf16_32.first - bf16_32.second >= kCublasLtWorkspaceBytes + 32 * 64 * 2);
+  CHECK(bf16_32.first - bf16_32.second < kCublasLtWorkspaceBytes + (1 << 20));
+}
+
 // The library GEMM rounds x to the weight dtype, then accumulates in f32: against the CPU kernel
 // fed the same rounded x it must agree to f32 accumulation order; against the exact f32 product,
 // to the rounding of x. Padding rows get y = 0 (x zeroed, no bias), or keep y when accumulating.
@@ -814,11 +842,21 @@ TEST_CASE("cuda: bf16 prefill on cuBLASLt matches the reference, kiln's own GEMM
     co.device = "cuda";
     co.use_graphs = mode != 1;
     co.use_cublaslt = mode != 2;
+    uint64_t done = 0, total = 0, calls = 0;
+    co.upload_progress = [&](uint64_t dn, uint64_t tot) {
+      CHECK(dn >= done);  // never backwards
+      done = dn, total = tot, ++calls;
+    };
     auto ctx = Context::create(plan.value(), co);
     REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
     const std::string how = ctx.value()->describe();
     MESSAGE(how);
     CHECK((how.find("on cuBLASLt") != std::string::npos) == (mode != 2));
+    CHECK(calls >= 1);
+    CHECK(done == total);
+    uint64_t section = 0;
+    for (const SegmentInfo& sg : plan.value()->segments()) section = std::max(section, sg.offset + sg.size);
+    CHECK(total == section);
     std::vector<float> l(ref.logits.size(), kNaN);
     REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, l.data()).is_ok());
     logits.push_back(std::move(l));

@@ -61,6 +61,10 @@ TEST_CASE("C API: version, info and status strings") {
   CHECK(o.cuda_stream == nullptr);
   CHECK(o.cuda_device_memory == nullptr);
   CHECK(std::string(o.device) == "auto");
+  CHECK(o.use_graphs == 1);
+  CHECK(o.use_cublaslt == 1);
+  CHECK(!o.upload_progress);
+  CHECK(o.upload_progress_user == nullptr);
 }
 
 TEST_CASE("C API: score and generate match the reference, and the plan may close before the context") {

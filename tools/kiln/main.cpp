@@ -68,6 +68,7 @@ void add_run_options(CLI::App* cmd, RunOptions& ro) {
   cmd->add_option("--device", ro.device, "cpu, cuda or auto (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   cmd->add_flag("--no-graphs", ro.no_graphs, "CUDA: replay launch by launch instead of captured graphs (debugging)");
+  cmd->add_flag("--no-cublaslt", ro.no_cublaslt, "CUDA: run prefill GEMMs on kiln's own kernels, not cuBLASLt");
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {

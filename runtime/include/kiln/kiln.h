@@ -87,12 +87,21 @@ typedef struct kiln_context_options {
   void* cuda_stream;  /* a cudaStream_t */
   void* cuda_device_memory;
   size_t cuda_device_memory_bytes;
+  /* CUDA: nonzero (the default) runs prefill-sized bf16/f16 GEMMs on cuBLASLt when the library
+   * can be loaded (dlopen; the environment variable KILN_CUBLASLT=off also refuses it, or names
+   * the file); 0 = kiln's own kernels for every GEMM. */
+  int use_cublaslt;
+  /* CUDA: called while the weights upload to the device, with bytes done and the total (the last
+   * call has done == total); NULL: no reports. */
+  void (*upload_progress)(uint64_t done, uint64_t total, void* user);
+  void* upload_progress_user;
 } kiln_context_options;
 
-/* Device bytes a CUDA context of this plan needs (weights, arena, KV cache, step state). */
+/* Device bytes a CUDA context of this plan needs (weights, arena, KV cache, step state, and the
+ * cuBLASLt GEMM scratch when the plan has prefill-sized bf16/f16 GEMMs). */
 KILN_API uint64_t kiln_plan_device_bytes(const kiln_plan* plan);
 
-/* Defaults: all cores, device "auto", graphs on. */
+/* Defaults: all cores, device "auto", graphs on, cuBLASLt when present, no progress reports. */
 KILN_API kiln_context_options kiln_context_options_default(void);
 KILN_API kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options* opts, kiln_context** out,
                                      kiln_error* err);
