@@ -38,8 +38,10 @@ namespace {
 
 using CudaLaunch = std::function<Status(cudaStream_t)>;
 
+// `scratch` is the executor's launch scratch (see launch_scratch_bytes), shared by every launch
+// that needs one, since launches run one after another on one stream.
 Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& t,
-                                    const std::vector<void*>& ptrs) {
+                                    const std::vector<void*>& ptrs, void* scratch) {
   auto args = make_launch_args(spec, l, t, ptrs);
   if (!args.is_ok()) return args.status();
   if (const auto* a = std::get_if<AttentionArgs>(&args.value()); a && a->head_dim > kCudaMaxHeadDim)
@@ -64,6 +66,11 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
     return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
   if (const auto* a = std::get_if<SdpaArgs>(&args.value()); a && (a->heads > kCudaMaxGridY || a->batch > kCudaMaxGridY))
     return unsupported("CUDA sdpa supports up to " + std::to_string(kCudaMaxGridY) + " heads and images per launch");
+  if (const auto* a = std::get_if<AttentionArgs>(&args.value()); a && attention_cuda_splits(*a) > 0)
+    return CudaLaunch([x = *a, scratch](cudaStream_t s) -> Status {
+      attention_split_cuda(x, static_cast<float*>(scratch), s);
+      return Status::ok();
+    });
   return CudaLaunch([a = args.take()](cudaStream_t s) -> Status {
     std::visit(
         [s](const auto& x) {
@@ -99,21 +106,32 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
   });
 }
 
-// Device bytes the cuBLASLt path needs (x packed to 16 bits for the largest eligible matmul, then
-// the workspace); 0 when no launch is eligible. Part of cuda_device_bytes whether or not the
-// library turns out to be loadable, so a host sizing memory for a plan never needs to know.
-uint64_t library_gemm_scratch_bytes(const Plan& p) {
+// The device scratch that launches borrow, one at a time: the cuBLASLt path's x packed to 16
+// bits (for the largest eligible matmul) followed by its workspace, and the split-K decode
+// attention's partial results. Part of cuda_device_bytes whether or not cuBLASLt turns out to be
+// loadable, so a host sizing memory for a plan never needs to know.
+struct LaunchScratch {
+  uint64_t gemm_x = 0;     // 0: no prefill-sized bf16/f16 GEMM
+  uint64_t attention = 0;  // bytes of split-K partials
+  uint64_t gemm_bytes() const { return gemm_x == 0 ? 0 : (gemm_x + 255) / 256 * 256 + kCublasLtWorkspaceBytes; }
+  uint64_t bytes() const { return std::max(gemm_bytes(), (attention + 255) / 256 * 256); }
+};
+
+LaunchScratch launch_scratch(const Plan& p) {
   const std::vector<void*> none(p.tensors().size(), nullptr);
-  uint64_t x = 0;
+  LaunchScratch sc;
   for (const ProgramInfo& pr : p.programs())
     for (const LaunchInfo& l : pr.launches) {
-      if (p.kernels()[l.kernel] != &kMatmulSpec) continue;
-      auto args = make_launch_args(kMatmulSpec, l, p.tensors(), none);
+      const KernelSpec* k = p.kernels()[l.kernel];
+      if (k != &kMatmulSpec && k != &kAttentionSpec) continue;
+      auto args = make_launch_args(*k, l, p.tensors(), none);
       if (!args.is_ok()) continue;
-      const auto& a = std::get<MatmulArgs>(args.value());
-      if (library_gemm_eligible(a)) x = std::max(x, library_gemm_x_bytes(a));
+      if (const auto* a = std::get_if<MatmulArgs>(&args.value()); a && library_gemm_eligible(*a))
+        sc.gemm_x = std::max(sc.gemm_x, library_gemm_x_bytes(*a));
+      if (const auto* a = std::get_if<AttentionArgs>(&args.value()))
+        sc.attention = std::max(sc.attention, attention_cuda_scratch_floats(*a) * sizeof(float));
     }
-  return x == 0 ? 0 : ((x + 255) / 256 * 256) + kCublasLtWorkspaceBytes;
+  return sc;
 }
 
 // Makes the executor's device current for a scope and restores the caller's afterwards, so a host
@@ -237,9 +255,9 @@ class CudaExecutor final : public Executor {
     // Arena | KV cache | state in one allocation, zeroed.
     const MemoryInfo& mem = p.memory();
     const uint64_t arena_off = 0, kv_off = align_up(mem.arena_bytes), state_off = kv_off + align_up(mem.kv_bytes);
-    const uint64_t gemm_off = state_off + align_up(std::max<uint64_t>(mem.state_bytes, 1));
-    const uint64_t gemm_bytes = library_gemm_scratch_bytes(p);
-    const uint64_t total = gemm_off + gemm_bytes;
+    const uint64_t scratch_off = state_off + align_up(std::max<uint64_t>(mem.state_bytes, 1));
+    const LaunchScratch scratch = launch_scratch(p);
+    const uint64_t total = scratch_off + scratch.bytes();
     if (host_block) memory_ = host_block + align_up(weights_size);
     else KILN_CUDA_CHECK(cudaMalloc(&memory_, total));
     KILN_CUDA_CHECK(cudaMemsetAsync(memory_, 0, total, stream_));
@@ -261,7 +279,7 @@ class CudaExecutor final : public Executor {
     // Prefill GEMMs on cuBLASLt when it loads; otherwise (or per launch, when it has no
     // algorithm for a shape) the built-in kernels, and describe() says which and why.
     std::shared_ptr<CublasLt> lt;
-    if (gemm_bytes == 0) {
+    if (scratch.gemm_x == 0) {
       gemm_note_ = "no prefill-sized bf16/f16 GEMMs";
     } else if (!opts.use_cublaslt) {
       gemm_note_ = "prefill GEMMs on the built-in f32 kernel (cuBLASLt not asked for)";
@@ -270,8 +288,8 @@ class CudaExecutor final : public Executor {
       if (opened.is_ok()) lt = opened.take();
       else gemm_note_ = "prefill GEMMs on the built-in f32 kernel (" + opened.status().message() + ")";
     }
-    void* x16 = base + gemm_off;
-    void* workspace = base + gemm_off + (gemm_bytes - kCublasLtWorkspaceBytes * (gemm_bytes > 0));
+    void* x16 = base + scratch_off;
+    void* workspace = base + scratch_off + (scratch.gemm_bytes() - kCublasLtWorkspaceBytes * (scratch.gemm_x > 0));
     int lib_launches = 0, lib_refused = 0;
     uint32_t max_repeat = 0;
     for (const ProgramInfo& pr : p.programs()) max_repeat = std::max(max_repeat, pr.repeat > 1 ? pr.repeat : 0u);
@@ -316,7 +334,7 @@ class CudaExecutor final : public Executor {
             ++lib_refused;  // no algorithm for this shape: the built-in kernel below
           }
         }
-        auto bound = bind_cuda_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs);
+        auto bound = bind_cuda_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs, base + scratch_off);
         if (!bound.is_ok()) return bound.status();
         prog.launches.push_back(bound.take());
       }
@@ -469,7 +487,7 @@ uint64_t cuda_device_bytes(const Plan& p) {
   for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
   const MemoryInfo& m = p.memory();
   return align_up(weights) + align_up(m.arena_bytes) + align_up(m.kv_bytes) + align_up(std::max<uint64_t>(m.state_bytes, 1)) +
-         library_gemm_scratch_bytes(p);
+         launch_scratch(p).bytes();
 }
 
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {

@@ -38,6 +38,12 @@ void matmul_add_bias_cuda(const MatmulArgs& a, cudaStream_t s);
 void rope_cuda(const RopeArgs& a, cudaStream_t s);
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s);
 void attention_cuda(const AttentionArgs& a, cudaStream_t s);
+// Split-K decode attention (flash-decoding) for launches of a few rows: `scratch` holds
+// attention_cuda_scratch_floats(a) floats. Falls back to attention_cuda where the split kernel
+// does not apply (attention_cuda_splits(a) == 0: many rows, or a head/group too large).
+int attention_cuda_splits(const AttentionArgs& a);
+uint64_t attention_cuda_scratch_floats(const AttentionArgs& a);
+void attention_split_cuda(const AttentionArgs& a, float* scratch, cudaStream_t s);
 void swiglu_cuda(const SwigluArgs& a, cudaStream_t s);
 void head_matmul_cuda(const HeadMatmulArgs& a, cudaStream_t s);
 void mla_kv_write_cuda(const MlaKvWriteArgs& a, cudaStream_t s);

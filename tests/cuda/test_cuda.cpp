@@ -113,7 +113,7 @@ TEST_CASE("cuda: matmul (GEMV and tiled paths) matches the CPU kernel for every 
 // Loading needs no GPU, so this runs in CI too. A CUDA toolkit with cuBLASLt (KILN_EXPECT_CUBLASLT,
 // set by tests/CMakeLists.txt when CMake finds CUDA::cublasLt) must load; either way the switch
 // and a missing file give the errors a user would need.
-TEST_CASE("cuda: cuBLASLt loads by dlopen, or says exactly why not; KILN_CUBLASLT switches it off or names the file") {
+TEST_CASE("cuda: cuBLASLt loads by dlopen or says exactly why not, and KILN_CUBLASLT switches it off or names the file") {
   kiln::test::ScopedEnv unset("KILN_CUBLASLT", nullptr);
   auto probe = CublasLt::probe();
 #if KILN_EXPECT_CUBLASLT
@@ -165,13 +165,16 @@ TEST_CASE("cuda: device bytes include the cuBLASLt scratch only for plans with p
     for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
     return std::make_pair(cuda_device_bytes(p), weights + p.memory().arena_bytes + p.memory().kv_bytes);
   };
-  const auto bf16_8 = bytes("bf16", 8), bf16_32 = bytes("bf16", 32), f32_32 = bytes("f32", 32);
+  // Beyond weights, arena and KV cache: alignment, state and the launch scratch (the split-K
+  // decode attention's partials, which do not depend on the weight dtype, and the GEMM scratch).
+  auto extra = [](std::pair<uint64_t, uint64_t> v) { return int64_t(v.first) - int64_t(v.second); };
+  const auto bf16_8 = bytes("bf16", 8), f32_8 = bytes("f32", 8), bf16_32 = bytes("bf16", 32), f32_32 = bytes("f32", 32);
   // chunk 8: every GEMM is a GEMV; f32 weights never go to cuBLASLt.
-  CHECK(bf16_8.first - bf16_8.second < 4096);
-  CHECK(f32_32.first - f32_32.second < 4096);
+  CHECK(extra(bf16_8) == extra(f32_8));
+  CHECK(extra(f32_32) < int64_t(kCublasLtWorkspaceBytes));
   // chunk 32: the workspace plus x packed to bf16 (32 rows of the widest input, at least 64).
-  CHECK(bf16_32.first - bf16_32.second >= kCublasLtWorkspaceBytes + 32 * 64 * 2);
-  CHECK(bf16_32.first - bf16_32.second < kCublasLtWorkspaceBytes + (1 << 20));
+  CHECK(extra(bf16_32) - extra(f32_32) >= int64_t(kCublasLtWorkspaceBytes) + 32 * 64 * 2);
+  CHECK(extra(bf16_32) - extra(f32_32) < int64_t(kCublasLtWorkspaceBytes) + (1 << 20));
 }
 
 // The library GEMM rounds x to the weight dtype, then accumulates in f32: against the CPU kernel
@@ -311,6 +314,57 @@ TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context
                      nullptr);
       sync_ok();
       const auto og = dout.get<float>();
+      CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
+    }
+}
+
+// Split-K decode attention against the CPU kernel: group sizes 1 to 8 (3 runs in the 4-wide
+// variant), head_dim 64 to 256, a context shorter than the split count, the last cache position,
+// idle rows (zeros), and positions at or past max_seq (zeros, as on the CPU).
+TEST_CASE("cuda: split-K decode attention matches the CPU kernel (GQA groups, head dims, idle rows, short and long context)") {
+  if (skip_without_gpu()) return;
+  uint32_t seed = 4000;
+  struct Shape {
+    int64_t batch, chunk, heads, kv_heads, hd, max_seq;
+    std::vector<int32_t> start, valid;
+  };
+  const Shape shapes[] = {
+      {1, 1, 32, 8, 64, 2048, {1023}, {1}},                  // Llama-3.2-1B decode at 1024 tokens
+      {1, 1, 32, 8, 128, 2048, {127}, {1}},                  // Llama-3.1-8B decode at 128 tokens
+      {3, 1, 6, 2, 128, 300, {0, 299, 5}, {1, 1, 0}},        // first token, last position, an idle row
+      {2, 2, 8, 8, 64, 512, {40, 511}, {2, 2}},              // MHA; row 2 of batch 1 is past max_seq
+      {1, 4, 24, 8, 96, 1000, {2}, {3}},                     // group of 3, odd head_dim, padding row
+      {1, 1, 16, 2, 64, 4096, {4095}, {1}},                  // group of 8, a full long cache
+      {2, 1, 8, 2, 256, 256, {100, 7}, {1, 1}},              // the widest head
+  };
+  for (DType ct : {DType::F32, DType::BF16})
+    for (const Shape& sh : shapes) {
+      CAPTURE(std::string(dtype_name(ct)));
+      CAPTURE(sh.heads);
+      CAPTURE(sh.kv_heads);
+      CAPTURE(sh.hd);
+      CAPTURE(sh.max_seq);
+      const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
+      const auto kc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
+      const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
+      const auto qkv = random_floats(size_t(rows * width), seed++, 2.0f);
+      std::vector<float> oc(size_t(rows * sh.heads * sh.hd), kNaN);
+      ThreadPool pool(2, uint64_t(sh.max_seq + sh.hd));
+      const float scale = 1.0f / std::sqrt(float(sh.hd));
+      AttentionArgs c{qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
+                      sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale};
+      attention_cpu(c, pool);
+      Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
+      AttentionArgs g{dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
+                      sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale};
+      const int splits = attention_cuda_splits(g);
+      REQUIRE(splits >= 1);
+      MESSAGE("splits " << splits);
+      Dev scratch(std::vector<float>(attention_cuda_scratch_floats(g), kNaN));
+      attention_split_cuda(g, scratch.as<float>(), nullptr);
+      sync_ok();
+      const auto og = dout.get<float>();
+      CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
       CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
     }
 }
