@@ -1,7 +1,11 @@
 // kiln-bench: decode and prefill latency of a plan on the CPU or CUDA backend, next to a
 // floor measured in the same run. A benchmark, never a test: it prints numbers, it asserts
 // nothing about speed.
-//   kiln-bench PLAN [--device cpu|cuda] [--steps 256] [--context 128] [--prefill 512] [--threads N]
+//   kiln-bench PLAN [--device cpu|cuda] [--steps 256] [--context 128] [--prefill 512] [--threads N] [--profile]
+// --profile: one decode step (and one prefill with --prefill) replayed launch by launch with a
+// timer around each (CUDA: events, stream mode), summed per kernel, next to the graph step time,
+// so the gap between them is the launch/inter-kernel overhead; on CUDA also the cost of one graph
+// node and of one stream launch, from 2000 empty kernels.
 // Floor: the weight bytes one decode step must read over the read bandwidth measured now (CPU:
 // every weight read once with the same threads; CUDA: a 1 GiB device-to-device copy, counting
 // read + write). For MoE layers only the selected experts count: top_k / experts of their weights.
@@ -19,6 +23,8 @@
 
 #ifdef KILN_WITH_CUDA
 #include <cuda_runtime_api.h>
+
+#include "kernels/cuda/kernels_cuda.h"
 #endif
 
 namespace {
@@ -81,6 +87,64 @@ double cuda_copy_gbs() {
 #endif
 }
 
+// Microseconds per empty kernel: replayed from one captured graph of n nodes, and launched one by
+// one on a stream (median of 11 runs each). {0, 0} without CUDA.
+std::pair<double, double> cuda_node_overhead_us() {
+#ifdef KILN_WITH_CUDA
+  const int n = 2000;
+  cudaStream_t s = nullptr;
+  if (cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) return {0.0, 0.0};
+  cudaGraph_t g = nullptr;
+  cudaGraphExec_t ge = nullptr;
+  cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+  for (int i = 0; i < n; ++i) kiln::noop_cuda(s);
+  if (cudaStreamEndCapture(s, &g) != cudaSuccess || cudaGraphInstantiate(&ge, g, 0) != cudaSuccess) return {0.0, 0.0};
+  std::vector<double> graph_ms, stream_ms;
+  for (int r = 0; r < 13; ++r) {
+    double t0 = now_ms();
+    cudaGraphLaunch(ge, s);
+    cudaStreamSynchronize(s);
+    if (r >= 2) graph_ms.push_back(now_ms() - t0);
+    t0 = now_ms();
+    for (int i = 0; i < n; ++i) kiln::noop_cuda(s);
+    cudaStreamSynchronize(s);
+    if (r >= 2) stream_ms.push_back(now_ms() - t0);
+  }
+  cudaGraphExecDestroy(ge);
+  cudaGraphDestroy(g);
+  cudaStreamDestroy(s);
+  return {median(graph_ms) * 1000.0 / n, median(stream_ms) * 1000.0 / n};
+#else
+  return {0.0, 0.0};
+#endif
+}
+
+// Prints one profiled step: time per kernel (summed over its launches) against the step's time.
+void print_profile(const char* what, const kiln::Plan& p, int program, const std::vector<double>& launch_ms,
+                   double step_ms) {
+  const auto& launches = p.programs()[size_t(program)].launches;
+  std::map<std::string, std::pair<int, double>> by_kernel;
+  double sum = 0.0;
+  for (size_t i = 0; i < launches.size() && i < launch_ms.size(); ++i) {
+    auto& e = by_kernel[p.kernels()[launches[i].kernel]->name];
+    e.first += 1;
+    e.second += launch_ms[i];
+    sum += launch_ms[i];
+  }
+  std::vector<std::pair<double, std::string>> order;
+  for (const auto& [name, e] : by_kernel) order.push_back({e.second, name});
+  std::sort(order.rbegin(), order.rend());
+  std::printf("profile %s: %zu launches, %.3f ms in kernels; the timed step took %.3f ms (%.1f%% outside kernels)\n", what,
+              launches.size(), sum, step_ms, step_ms > 0 ? 100.0 * (step_ms - sum) / step_ms : 0.0);
+  for (const auto& [ms, name] : order) {
+    const auto& e = by_kernel[name];
+    std::printf("  %-20s %5d launches %9.3f ms %5.1f%%  (%.1f us each)\n", name.c_str(), e.first, ms,
+                sum > 0 ? 100.0 * ms / sum : 0.0, 1000.0 * ms / e.first);
+  }
+  std::printf("PROFILE %s kernels_ms=%.3f step_ms=%.3f outside_pct=%.1f\n", what, sum, step_ms,
+              step_ms > 0 ? 100.0 * (step_ms - sum) / step_ms : 0.0);
+}
+
 // Weight bytes one decode step reads: every weight the decode program uses once, with routed
 // expert weights scaled by the fraction of experts a token selects and embedding tables by the
 // rows looked up.
@@ -115,13 +179,19 @@ int main(int argc, char** argv) {
   CLI::App app{"kiln decode/prefill benchmark"};
   std::string path, device = "cpu";
   int steps = 64, context = 128, prefill = 0, threads = 0;
+  bool profile = false;
   app.add_option("plan", path)->required();
   app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--steps", steps, "decode steps to time");
   app.add_option("--context", context, "prompt tokens before decoding");
   app.add_option("--prefill", prefill, "also time one prefill of this many tokens (0 = skip)");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
+  app.add_flag("--profile", profile, "also time each launch of one decode (and prefill) step, per kernel");
   CLI11_PARSE(app, argc, argv);
+  if (steps < 1 || context < 1 || prefill < 0) {
+    std::fprintf(stderr, "error: --steps and --context must be at least 1, --prefill at least 0\n");
+    return 1;
+  }
 
   auto plan = kiln::Plan::load_file(path);
   if (!plan.is_ok()) {
@@ -182,5 +252,26 @@ int main(int argc, char** argv) {
               wbytes / 1e9, gbs, floor_ms, floor_ms > 0 ? med / floor_ms : 0.0);
   std::printf("RESULT device=%s decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f\n", device.c_str(), med, floor_ms,
               prefill_ms, gbs);
+  if (profile) {
+    std::vector<double> launch_ms;
+    c.set_profile(&launch_ms);
+    tok[0] = c.sample(0, kiln::SamplingParams{}, uint64_t(steps));
+    if (!c.decode(tok.data()).is_ok()) return 1;
+    print_profile("decode", *plan.value(), c.program_index(true), launch_ms, med);
+    if (prefill > 0 && prefill <= c.prefill_chunk()) {  // one prefill replay: comparable with prefill_ms
+      c.reset();
+      if (!c.prefill(0, prompt.data(), prefill).is_ok()) return 1;
+      print_profile("prefill", *plan.value(), c.program_index(false), launch_ms, prefill_ms);
+    } else if (prefill > 0) {
+      std::printf("profile prefill: skipped, %d tokens take several chunks of %lld\n", prefill, (long long)c.prefill_chunk());
+    }
+    c.set_profile(nullptr);
+    if (device == "cuda") {
+      const auto [graph_us, stream_us] = cuda_node_overhead_us();
+      std::printf("graph replay: %.2f us per node; stream launch: %.2f us per kernel (2000 empty kernels)\n", graph_us,
+                  stream_us);
+      std::printf("OVERHEAD graph_node_us=%.2f stream_launch_us=%.2f\n", graph_us, stream_us);
+    }
+  }
   return 0;
 }

@@ -82,7 +82,7 @@ Status Context::bind_llm_program(const char* name, ProgramState* ps) {
 }
 
 Status Context::run(ProgramState& ps) {
-  KILN_RETURN_IF_ERROR(exec_->run(ps.index));
+  KILN_RETURN_IF_ERROR(profile_ms_ ? exec_->profile(ps.index, profile_ms_) : exec_->run(ps.index));
   ps.logits = static_cast<const float*>(exec_->host_output(ps.logits_tensor));
   return Status::ok();
 }

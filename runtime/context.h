@@ -42,6 +42,7 @@ class Context {
   int64_t batch() const { return plan_->model().batch; }
   int64_t vocab() const { return plan_->model().vocab_size; }
   int64_t max_seq() const { return plan_->model().max_seq; }
+  int64_t prefill_chunk() const { return prefill_.chunk; }
 
   // --- sequences, one per batch row
   void reset();                       // forgets every row's tokens
@@ -64,6 +65,11 @@ class Context {
 
   // Samples from logits(row); exposed for hosts that drive decode themselves.
   int32_t sample(int64_t row, const SamplingParams& sp, uint64_t step);
+
+  // While set (non-null), each prefill/decode step is replayed through Executor::profile and
+  // its per-launch times land here (the last step's). For benchmarks.
+  void set_profile(std::vector<double>* launch_ms) { profile_ms_ = launch_ms; }
+  int program_index(bool decode) const { return decode ? decode_.index : prefill_.index; }
 
   // "cpu" or "cuda", and a line on how programs are replayed.
   const char* backend() const { return exec_->backend(); }
@@ -92,6 +98,7 @@ class Context {
   std::vector<float> last_logits_;
   std::vector<int32_t> step_tokens_;  // generate()'s decode input
   SamplerScratch sampler_;
+  std::vector<double>* profile_ms_ = nullptr;
 };
 
 }  // namespace kiln

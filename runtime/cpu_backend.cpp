@@ -3,6 +3,7 @@
 #include "runtime/executor.h"
 #include "runtime/launch_args.h"
 
+#include <chrono>
 #include <algorithm>
 #include <new>
 
@@ -62,6 +63,16 @@ class CpuExecutor final : public Executor {
 
   Status run(int index) override {
     for (const BoundLaunch& l : programs_[size_t(index)]) l(*pool_);
+    return Status::ok();
+  }
+
+  Status profile(int index, std::vector<double>* launch_ms) override {
+    launch_ms->clear();
+    for (const BoundLaunch& l : programs_[size_t(index)]) {
+      const auto t0 = std::chrono::steady_clock::now();
+      l(*pool_);
+      launch_ms->push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
     return Status::ok();
   }
 

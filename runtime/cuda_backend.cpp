@@ -206,6 +206,15 @@ class CudaExecutor final : public Executor {
     return st;
   }
 
+  Status profile(int index, std::vector<double>* launch_ms) override {
+    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
+    DeviceScope scope(opts_.device);
+    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
+    Status st = profile_program(programs_[size_t(index)], launch_ms);
+    if (!st.is_ok()) poisoned_ = st.message();
+    return st;
+  }
+
   Status init(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {
     plan_ = std::move(plan);
     opts_ = opts;
@@ -432,6 +441,40 @@ class CudaExecutor final : public Executor {
     }
     for (const Output& o : prog.outputs)
       KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
+    return Status::ok();
+  }
+
+  // Stream mode with an event before each launch and after the last.
+  Status profile_program(const Program& prog, std::vector<double>* launch_ms) {
+    cudaGetLastError();
+    const size_t n = prog.launches.size();
+    std::vector<cudaEvent_t> ev(n + 1, nullptr);
+    struct Events {
+      std::vector<cudaEvent_t>& v;
+      ~Events() {
+        for (cudaEvent_t e : v)
+          if (e) cudaEventDestroy(e);
+      }
+    } guard{ev};
+    for (cudaEvent_t& e : ev) KILN_CUDA_CHECK(cudaEventCreate(&e));
+    for (const auto& [b, e] : prog.state_ranges)
+      KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(state_dev_) + b, static_cast<const uint8_t*>(host_state_) + b,
+                                      e - b, cudaMemcpyHostToDevice, stream_));
+    for (size_t i = 0; i < n; ++i) {
+      KILN_CUDA_CHECK(cudaEventRecord(ev[i], stream_));
+      KILN_RETURN_IF_ERROR(prog.launches[i](stream_));
+      KILN_CUDA_CHECK(cudaGetLastError());
+    }
+    KILN_CUDA_CHECK(cudaEventRecord(ev[n], stream_));
+    for (const Output& o : prog.outputs)
+      KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
+    KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    launch_ms->assign(n, 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      float t = 0.0f;
+      KILN_CUDA_CHECK(cudaEventElapsedTime(&t, ev[i], ev[i + 1]));
+      (*launch_ms)[i] = double(t);
+    }
     return Status::ok();
   }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/plan.h"
 
@@ -31,6 +32,11 @@ class Executor {
   virtual Status run_loop(int index) = 0;
   // One line on how programs are replayed (e.g. "cuda graphs, captured 2 programs").
   virtual std::string describe() const = 0;
+  // Runs program `index` once like run(), timing each launch: launch_ms[i] is launch i's time
+  // in milliseconds (CPU: wall clock; CUDA: events between launches in stream mode, so the
+  // launches run back to back and each interval is one kernel). For benchmarks (kiln-bench
+  // --profile), never for correctness.
+  virtual Status profile(int index, std::vector<double>* launch_ms) = 0;
 };
 
 Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads);

@@ -48,13 +48,15 @@ for shape in $shapes; do
   "$build/kiln" compile "$ck" -o "$plan" --dtype bf16 --max-seq 2048 --batch 1 --chunk 512 --target cuda \
     > "$out/compile-$shape.log" 2>&1 || { row "compile $shape" "FAIL (see compile-$shape.log)"; continue; }
   for ctxlen in 128 1024; do
-    "$build/kiln-bench" "$plan" --device cuda --steps 256 --context $ctxlen --prefill 512 \
+    "$build/kiln-bench" "$plan" --device cuda --steps 256 --context $ctxlen --prefill 512 --profile \
       > "$out/bench-$shape-ctx$ctxlen.log" 2>&1
     r="$(grep '^RESULT' "$out/bench-$shape-ctx$ctxlen.log")"
     if [ -z "$r" ]; then row "kiln $shape decode ctx $ctxlen" "FAIL: $(tail -1 "$out/bench-$shape-ctx$ctxlen.log")"; continue; fi
     dec=$(sed -E 's/.*decode_ms=([0-9.]+).*/\1/' <<<"$r"); fl=$(sed -E 's/.*floor_ms=([0-9.]+).*/\1/' <<<"$r")
     pf=$(sed -E 's/.*prefill_ms=([0-9.]+).*/\1/' <<<"$r"); bw=$(sed -E 's/.*gbs=([0-9.]+).*/\1/' <<<"$r")
     row "kiln $shape decode ctx $ctxlen (ms/token)" "$dec (floor $fl at copy $bw GB/s)"
+    p="$(grep '^PROFILE decode' "$out/bench-$shape-ctx$ctxlen.log")"
+    [ -n "$p" ] && row "  $shape ctx $ctxlen: kernels / outside (%)" "$(sed -E 's/.*kernels_ms=([0-9.]+).*outside_pct=([-0-9.]+).*/\1 ms in kernels, \2% outside (target <= 5)/' <<<"$p")"
     [ $ctxlen -eq 128 ] && row "kiln $shape prefill 512 tokens (ms)" "$pf ($(grep -o 'prefill GEMMs on [^:;]*' "$out/bench-$shape-ctx$ctxlen.log" | head -1 || echo 'GEMM path not reported'))"
   done
   if python3 -c "import torch, transformers" 2>/dev/null; then
@@ -63,6 +65,9 @@ for shape in $shapes; do
   fi
   rm -f "$plan"
 done
+
+o="$(cat "$out"/bench-*-ctx128.log 2>/dev/null | grep -m1 '^OVERHEAD')"
+[ -n "$o" ] && row "graph node / stream launch (us)" "$(sed -E 's/.*graph_node_us=([0-9.]+) stream_launch_us=([0-9.]+).*/\1 per graph node, \2 per stream launch/' <<<"$o")"
 
 if [ "${DIFFUSION:-sd15}" != none ]; then
   ck="$work/sd15"

@@ -45,6 +45,8 @@ int attention_cuda_splits(const AttentionArgs& a);
 uint64_t attention_cuda_scratch_floats(const AttentionArgs& a);
 void attention_split_cuda(const AttentionArgs& a, float* scratch, cudaStream_t s);
 void swiglu_cuda(const SwigluArgs& a, cudaStream_t s);
+// One empty kernel, to measure launch and graph-node overhead (kiln-bench).
+void noop_cuda(cudaStream_t s);
 void head_matmul_cuda(const HeadMatmulArgs& a, cudaStream_t s);
 void mla_kv_write_cuda(const MlaKvWriteArgs& a, cudaStream_t s);
 void mla_attention_cuda(const MlaAttentionArgs& a, cudaStream_t s);
