@@ -78,12 +78,19 @@ Status Context::bind_llm_program(const char* name, ProgramState* ps) {
   ps->start_pos = reinterpret_cast<int32_t*>(state + T[start].offset);
   ps->n_valid = reinterpret_cast<int32_t*>(state + T[valid].offset);
   ps->logits_tensor = lg;
+  ps->next_tensor = pr.output("next_token");  // absent in plans made before kiln had it
+  if (ps->next_tensor != kNoTensor &&
+      (T[ps->next_tensor].dtype != DType::I32 || T[ps->next_tensor].shape != std::vector<int64_t>{b}))
+    return corrupt_plan(what + ": next_token must be i32 (batch,)");
   return Status::ok();
 }
 
-Status Context::run(ProgramState& ps) {
-  KILN_RETURN_IF_ERROR(profile_ms_ ? exec_->profile(ps.index, profile_ms_) : exec_->run(ps.index));
+Status Context::run(ProgramState& ps, bool small) {
+  KILN_RETURN_IF_ERROR(profile_ms_ ? exec_->profile(ps.index, profile_ms_)
+                       : small     ? exec_->run_small(ps.index)
+                                   : exec_->run(ps.index));
   ps.logits = static_cast<const float*>(exec_->host_output(ps.logits_tensor));
+  ps.next = ps.next_tensor == kNoTensor ? nullptr : static_cast<const int32_t*>(exec_->host_output(ps.next_tensor));
   return Status::ok();
 }
 
@@ -122,7 +129,9 @@ Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
   return Status::ok();
 }
 
-Status Context::decode(const int32_t* tokens) {
+Status Context::decode(const int32_t* tokens) { return decode_step(tokens, true); }
+
+Status Context::decode_step(const int32_t* tokens, bool keep_logits) {
   if (!tokens) return invalid_argument("tokens are null");
   bool any = false;
   for (int64_t b = 0; b < batch(); ++b) {
@@ -139,11 +148,12 @@ Status Context::decode(const int32_t* tokens) {
     decode_.start_pos[b] = int32_t(pos_[size_t(b)]);
     decode_.n_valid[b] = active ? 1 : 0;
   }
-  KILN_RETURN_IF_ERROR(run(decode_));
+  KILN_RETURN_IF_ERROR(run(decode_, !keep_logits));
   for (int64_t b = 0; b < batch(); ++b) {
     if (tokens[b] < 0) continue;
     pos_[size_t(b)] += 1;
-    std::copy(decode_.logits + b * vocab(), decode_.logits + (b + 1) * vocab(), last_logits_.begin() + b * vocab());
+    if (keep_logits)
+      std::copy(decode_.logits + b * vocab(), decode_.logits + (b + 1) * vocab(), last_logits_.begin() + b * vocab());
   }
   return Status::ok();
 }
@@ -191,15 +201,25 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
   KILN_RETURN_IF_ERROR(check_ids(prompt, n_prompt));
   pos_[0] = 0;
   KILN_RETURN_IF_ERROR(prefill(0, prompt, n_prompt));
+  // Greedy with the plan's on-device argmax: each step copies back one token per row, not the
+  // logits, and nothing scans them on the host. The last step's logits are fetched at the end,
+  // so logits(0) afterwards is what it would have been.
+  const bool on_device = !(sp.temperature > 0.0f) && prefill_.next && decode_.next_tensor != kNoTensor;
+  bool stale = false;
   int64_t n = 0;
   while (n < max_new) {
-    const int32_t tok = sample(0, sp, uint64_t(n));
+    const int32_t tok = on_device ? (stale ? decode_.next[0] : prefill_.next[0]) : sample(0, sp, uint64_t(n));
     out[n++] = tok;
     if (n_out) *n_out = n;
     if ((on_token && !on_token(tok)) || tok == eos || n == max_new) break;
     std::fill(step_tokens_.begin(), step_tokens_.end(), -1);
     step_tokens_[0] = tok;
-    KILN_RETURN_IF_ERROR(decode(step_tokens_.data()));
+    KILN_RETURN_IF_ERROR(decode_step(step_tokens_.data(), !on_device));
+    stale = on_device;
+  }
+  if (stale) {
+    KILN_RETURN_IF_ERROR(exec_->fetch_outputs(decode_.index));
+    std::copy(decode_.logits, decode_.logits + vocab(), last_logits_.begin());
   }
   return Status::ok();
 }

@@ -82,13 +82,17 @@ class Context {
     int32_t* start_pos = nullptr;
     int32_t* n_valid = nullptr;
     uint32_t logits_tensor = 0;
-    const float* logits = nullptr;  // host view, valid after run()
+    uint32_t next_tensor = kNoTensor;  // "next_token" (batch,) i32, when the plan has it
+    const float* logits = nullptr;     // host view, valid after run()
+    const int32_t* next = nullptr;     // host view of next_token, valid after run()
     int64_t chunk = 0;
   };
   Context() = default;
   Status init(const ContextOptions& opts);
   Status bind_llm_program(const char* name, ProgramState* ps);
-  Status run(ProgramState& ps);
+  Status run(ProgramState& ps, bool small = false);
+  // decode() whose logits stay on the device when `keep_logits` is false (generate's greedy path).
+  Status decode_step(const int32_t* tokens, bool keep_logits);
   Status check_ids(const int32_t* ids, int64_t n) const;
 
   std::shared_ptr<const Plan> plan_;

@@ -41,6 +41,7 @@ Result<BoundLaunch> bind_cpu_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, SamplerInputArgs>) sampler_input_cpu(x, pool);
           else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cpu(x, pool);
           else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, ArgmaxArgs>) argmax_cpu(x);
           else static_assert(sizeof(T) == 0, "a launch type without a CPU kernel");
         },
         a);
@@ -65,6 +66,9 @@ class CpuExecutor final : public Executor {
     for (const BoundLaunch& l : programs_[size_t(index)]) l(*pool_);
     return Status::ok();
   }
+
+  Status run_small(int index) override { return run(index); }
+  Status fetch_outputs(int) override { return Status::ok(); }
 
   Status profile(int index, std::vector<double>* launch_ms) override {
     launch_ms->clear();

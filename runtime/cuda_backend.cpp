@@ -99,6 +99,7 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, SamplerInputArgs>) sampler_input_cuda(x, s);
           else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cuda(x, s);
           else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cuda(x, s);
+          else if constexpr (std::is_same_v<T, ArgmaxArgs>) argmax_cuda(x, s);
           else static_assert(sizeof(T) == 0, "a launch type without a CUDA kernel");
         },
         a);
@@ -162,6 +163,7 @@ class CudaExecutor final : public Executor {
     DeviceScope scope(opts_.device);
     for (auto& p : programs_) {
       if (p.exec) cudaGraphExecDestroy(p.exec);
+      if (p.small_exec) cudaGraphExecDestroy(p.small_exec);
       if (p.loop_exec) cudaGraphExecDestroy(p.loop_exec);
     }
     programs_.clear();  // the bound GEMMs hold cuBLASLt descriptors: gone before the handle
@@ -192,6 +194,31 @@ class CudaExecutor final : public Executor {
     DeviceScope scope(opts_.device);
     if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
     Status st = replay(programs_[size_t(index)], false);
+    if (!st.is_ok()) poisoned_ = st.message();
+    return st;
+  }
+
+  Status run_small(int index) override {
+    const Program& prog = programs_[size_t(index)];
+    if (!prog.has_large_output) return run(index);
+    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
+    DeviceScope scope(opts_.device);
+    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
+    Status st = replay(prog, false, /*small=*/true);
+    if (!st.is_ok()) poisoned_ = st.message();
+    return st;
+  }
+
+  Status fetch_outputs(int index) override {
+    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
+    DeviceScope scope(opts_.device);
+    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
+    Status st = [&]() -> Status {
+      for (const Output& o : programs_[size_t(index)].outputs)
+        KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
+      KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      return Status::ok();
+    }();
     if (!st.is_ok()) poisoned_ = st.message();
     return st;
   }
@@ -354,6 +381,7 @@ class CudaExecutor final : public Executor {
           host_outputs_[o] = h;
         }
         prog.outputs.push_back({ptrs[o], host_outputs_[o], p.tensors()[o].size_bytes});
+        prog.has_large_output = prog.has_large_output || p.tensors()[o].size_bytes > kSmallOutputBytes;
       }
       programs_.push_back(std::move(prog));
     }
@@ -366,6 +394,7 @@ class CudaExecutor final : public Executor {
     if (opts.use_graphs)
       for (Program& prog : programs_) {
         KILN_RETURN_IF_ERROR(capture(prog, false, &prog.exec));
+        if (prog.has_large_output && prog.repeat <= 1) KILN_RETURN_IF_ERROR(capture(prog, false, &prog.small_exec, true));
         if (prog.repeat > 1) KILN_RETURN_IF_ERROR(capture(prog, true, &prog.loop_exec));
       }
     return Status::ok();
@@ -381,6 +410,8 @@ class CudaExecutor final : public Executor {
     std::vector<CudaLaunch> launches;
     std::vector<Output> outputs;
     cudaGraphExec_t exec = nullptr;       // one iteration
+    cudaGraphExec_t small_exec = nullptr;  // the same without copying back large outputs
+    bool has_large_output = false;
     cudaGraphExec_t loop_exec = nullptr;  // a loop program's every iteration (repeat > 1)
     uint32_t repeat = 1;
     void* counter_dev = nullptr;
@@ -426,7 +457,7 @@ class CudaExecutor final : public Executor {
 
   // The replay body: state in, launches, outputs out. Recorded once into a graph, or run as is.
   // A loop enqueues every iteration, each preceded by a 4-byte copy of its index into the counter.
-  Status enqueue(const Program& prog, bool check_each, bool loop) {
+  Status enqueue(const Program& prog, bool check_each, bool loop, bool small = false) {
     for (const auto& [b, e] : prog.state_ranges)
       KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(state_dev_) + b, static_cast<const uint8_t*>(host_state_) + b,
                                       e - b, cudaMemcpyHostToDevice, stream_));
@@ -440,7 +471,8 @@ class CudaExecutor final : public Executor {
       }
     }
     for (const Output& o : prog.outputs)
-      KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
+      if (!small || o.bytes <= kSmallOutputBytes)
+        KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
     return Status::ok();
   }
 
@@ -478,12 +510,12 @@ class CudaExecutor final : public Executor {
     return Status::ok();
   }
 
-  Status capture(Program& prog, bool loop, cudaGraphExec_t* out) {
+  Status capture(Program& prog, bool loop, cudaGraphExec_t* out, bool small = false) {
     cudaGraph_t graph = nullptr;
     KILN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     // cudaGetLastError is legal during capture and reports a bad launch configuration at the launch
     // that caused it, which is the message a user needs.
-    Status st = enqueue(prog, /*check_each=*/true, loop);
+    Status st = enqueue(prog, /*check_each=*/true, loop, small);
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     if (!st.is_ok()) {
       if (graph) cudaGraphDestroy(graph);
@@ -496,12 +528,12 @@ class CudaExecutor final : public Executor {
     return Status::ok();
   }
 
-  Status replay(const Program& prog, bool loop) {
+  Status replay(const Program& prog, bool loop, bool small = false) {
     // A launch error left behind by other code on this thread is not ours to report as a kiln failure.
     cudaGetLastError();
-    const cudaGraphExec_t exec = loop ? prog.loop_exec : prog.exec;
+    const cudaGraphExec_t exec = loop ? prog.loop_exec : small ? prog.small_exec : prog.exec;
     if (exec) KILN_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
-    else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, loop));
+    else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, loop, small));
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return Status::ok();
   }

@@ -13,6 +13,9 @@
 
 namespace kiln {
 
+// Outputs up to this size are "small": run_small() copies them back.
+constexpr uint64_t kSmallOutputBytes = 4096;
+
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -26,6 +29,12 @@ class Executor {
   // Replays program `index` and waits for it. After a CUDA error that poisons the device
   // context, this and every later call fail with the same message.
   virtual Status run(int index) = 0;
+  // run() that copies back only the program's small outputs (at most kSmallOutputBytes each,
+  // e.g. the next token), leaving larger ones (the logits) on the device until fetch_outputs.
+  // On the CPU, where outputs are read in place, the same as run().
+  virtual Status run_small(int index) = 0;
+  // Copies every output of program `index`, as its last replay left them, to host_output().
+  virtual Status fetch_outputs(int index) = 0;
   // Replays a loop program (ProgramInfo::repeat > 1) whole: every iteration, with its counter
   // set to 0, 1, …, then the outputs. On CUDA this is one captured graph for the whole loop.
   // For any other program the same as run().

@@ -48,6 +48,11 @@ Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l,
                     float(l.float_attrs[0])};
     return LaunchArgs(a);
   }
+  if (&spec == &kArgmaxSpec) {
+    const int64_t b = in(1).shape[0];
+    ArgmaxArgs a{f32(inp(0)), i32(inp(1)), static_cast<int32_t*>(outp(0)), b, in(0).shape[0] / b, in(0).shape[1]};
+    return LaunchArgs(a);
+  }
   if (&spec == &kSwigluSpec) {
     SwigluArgs a{f32(inp(0)), f32(outp(0)), in(0).shape[0], in(0).shape[1] / 2};
     return LaunchArgs(a);

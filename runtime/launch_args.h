@@ -3,6 +3,7 @@
 #include <variant>
 #include <vector>
 
+#include "kernels/argmax.h"
 #include "kernels/attention.h"
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
@@ -27,7 +28,8 @@ namespace kiln {
 using LaunchArgs = std::variant<EmbeddingArgs, RmsNormArgs, MatmulArgs, RopeArgs, KvWriteArgs, AttentionArgs, SwigluArgs,
                                 HeadMatmulArgs, MlaKvWriteArgs, MlaAttentionArgs, MoeRouteArgs, MoeExpertsArgs,
                                 LayerNormArgs, GroupNormArgs, Conv2dArgs, ActivationArgs, GegluArgs, AddArgs, ConcatArgs,
-                                SdpaArgs, TimestepEmbeddingArgs, SamplerInputArgs, SamplerStepArgs, NormalNoiseArgs>;
+                                SdpaArgs, TimestepEmbeddingArgs, SamplerInputArgs, SamplerStepArgs, NormalNoiseArgs,
+                                ArgmaxArgs>;
 
 // ptrs[i] is where tensor i lives for the backend (weights included).
 Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& tensors,

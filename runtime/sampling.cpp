@@ -1,5 +1,7 @@
 #include "runtime/sampling.h"
 
+#include "kernels/argmax.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -15,10 +17,7 @@ float uniform_from_counter(uint64_t seed, uint64_t step) {
 
 int32_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p, uint64_t step,
                      SamplerScratch& s) {
-  int32_t best = 0;
-  for (int64_t i = 1; i < vocab; ++i)
-    if (logits[i] > logits[best]) best = int32_t(i);
-  if (!(p.temperature > 0.0f)) return best;
+  if (!(p.temperature > 0.0f)) return argmax_row(logits, vocab);
 
   // Candidates sorted by logit (descending, ties by id), cut by top-k.
   int64_t n = vocab;

@@ -8,7 +8,7 @@
 namespace kiln {
 
 struct SamplingParams {
-  float temperature = 0.0f;  // <= 0: greedy (argmax; the lowest id wins a tie)
+  float temperature = 0.0f;  // <= 0: greedy (argmax_row: the lowest id wins a tie, NaN never)
   int32_t top_k = 0;         // <= 0: no top-k filter
   float top_p = 1.0f;        // >= 1: no nucleus filter
   uint64_t seed = 0;

@@ -99,4 +99,59 @@ __global__ void noop_kernel() {}
 
 void noop_cuda(cudaStream_t s) { noop_kernel<<<1, 32, 0, s>>>(); }
 
+namespace {
+
+// The argmax_row order (kernels/argmax.h): index −1 is "nothing yet"; a larger value wins, and
+// equal values go to the lower index. NaN is never taken in (see the scan below).
+__device__ __forceinline__ void argmax_take(float& v, int64_t& i, float w, int64_t j) {
+  if (j < 0) return;
+  if (i < 0 || w > v || (w == v && j < i)) v = w, i = j;
+}
+
+// One block per batch row: each thread scans a strided share in ascending order, then warps and
+// the block reduce with the same order.
+__global__ void __launch_bounds__(1024) argmax_kernel(ArgmaxArgs a) {
+  __shared__ float sv[32];
+  __shared__ int64_t si[32];
+  const int64_t b = blockIdx.x;
+  const int64_t n = min(int64_t(a.n_valid[b]), a.chunk);
+  if (n <= 0) {
+    if (threadIdx.x == 0) a.next[b] = -1;
+    return;
+  }
+  const float* row = a.logits + (b * a.chunk + n - 1) * a.vocab;
+  float v = 0.0f;
+  int64_t i = -1;
+  for (int64_t j = threadIdx.x; j < a.vocab; j += blockDim.x) {
+    const float w = row[j];
+    if (!isnan(w)) argmax_take(v, i, w, j);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float w = __shfl_xor_sync(0xffffffffu, v, o);
+    const int64_t j = __shfl_xor_sync(0xffffffffu, i, o);
+    argmax_take(v, i, w, j);
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) sv[warp] = v, si[warp] = i;
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = int(blockDim.x >> 5);
+    v = lane < warps ? sv[lane] : 0.0f;
+    i = lane < warps ? si[lane] : -1;
+    for (int o = 16; o > 0; o >>= 1) {
+      const float w = __shfl_xor_sync(0xffffffffu, v, o);
+      const int64_t j = __shfl_xor_sync(0xffffffffu, i, o);
+      argmax_take(v, i, w, j);
+    }
+    if (lane == 0) a.next[b] = i < 0 ? 0 : int32_t(i);
+  }
+}
+
+}  // namespace
+
+void argmax_cuda(const ArgmaxArgs& a, cudaStream_t s) {
+  if (a.batch <= 0) return;
+  argmax_kernel<<<unsigned(a.batch), 1024, 0, s>>>(a);
+}
+
 }  // namespace kiln

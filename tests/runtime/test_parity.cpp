@@ -74,6 +74,33 @@ TEST_CASE("parity: every LLaMA and DeepSeek fixture matches transformers in f32 
   }
 }
 
+// generate()'s greedy loop reads the plan's on-device argmax instead of the logits. It must give
+// what sampling on the host from every step's logits gives, and leave logits(0) as that loop does.
+TEST_CASE("parity: greedy generate on the plan's argmax equals host sampling, and leaves the last step's logits") {
+  TempDir d;
+  for (const char* name : {"gqa_f32", "mha_f32"}) {
+    CAPTURE(name);
+    auto plan = compile_fixture(d, name, "f32", 2, 4);
+    REQUIRE(plan->programs()[size_t(plan->find_program("decode"))].output("next_token") != kNoTensor);
+    const auto ref = kiln::test::load_reference(kiln::test::fixture(name));
+    const int64_t n_new = 9;
+    auto fast = make_context(plan);
+    const auto tokens = greedy(*fast, ref.prompt_ids, n_new);
+    auto host = make_context(plan);
+    REQUIRE(host->prefill(0, ref.prompt_ids.data(), int64_t(ref.prompt_ids.size())).is_ok());
+    std::vector<int32_t> want = ref.prompt_ids, step = {-1, -1};
+    for (int64_t i = 0; i < n_new; ++i) {
+      want.push_back(host->sample(0, SamplingParams{}, uint64_t(i)));
+      if (i + 1 == n_new) break;
+      step[0] = want.back();
+      REQUIRE(host->decode(step.data()).is_ok());
+    }
+    CHECK(tokens == want);
+    CHECK(fast->position(0) == host->position(0));
+    CHECK(std::memcmp(fast->logits(0), host->logits(0), size_t(fast->vocab()) * sizeof(float)) == 0);
+  }
+}
+
 TEST_CASE("parity: batched plans (batch 3, chunk 5) with idle rows give the same logits") {
   TempDir d;
   const auto ref = kiln::test::load_reference(kiln::test::fixture("head_dim_f32"));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/argmax.h"
 #include "runtime/sampling.h"
 
 using namespace kiln;
@@ -12,6 +13,26 @@ TEST_CASE("sampling: greedy picks the first maximum") {
   std::vector<float> l = {0.1f, 2.0f, -1.0f, 2.0f};
   SamplerScratch s(4);
   CHECK(sample_token(l.data(), 4, SamplingParams{}, 0, s) == 1);
+}
+
+TEST_CASE("sampling: the plan's argmax kernel follows the greedy rule (ties, NaN, -0, idle rows, the last valid row)") {
+  const float nan = std::nanf("");
+  // NaN is never chosen, wherever it sits (first included); -0 and +0 tie (the lower id wins).
+  CHECK(argmax_row(std::vector<float>{nan, -3.0f, -2.0f, nan}.data(), 4) == 2);
+  CHECK(argmax_row(std::vector<float>{-0.0f, 0.0f, -1.0f}.data(), 3) == 0);
+  CHECK(argmax_row(std::vector<float>{nan, nan}.data(), 2) == 0);
+  CHECK(argmax_row(std::vector<float>{-INFINITY, -INFINITY, -5.0f}.data(), 3) == 2);
+  SamplerScratch s(4);
+  CHECK(sample_token(std::vector<float>{nan, 1.0f, 3.0f, 3.0f}.data(), 4, SamplingParams{}, 0, s) == 2);
+  // batch 3, chunk 2, vocab 3: row 0 uses its 2nd position, row 1 its 1st, row 2 is idle; an
+  // n_valid above the chunk is clamped to it.
+  const std::vector<float> logits = {9, 0, 0, /**/ 0, 0, 7, /**/ 0, 8, 0, /**/ 1, 1, 1, /**/ 5, 5, 5, /**/ 0, 0, 6};
+  for (const auto& [valid, want] : std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>>{
+           {{2, 1, 0}, {2, 1, -1}}, {{1, 2, 2}, {0, 0, 2}}, {{0, 0, 9}, {-1, -1, 2}}}) {
+    std::vector<int32_t> next(3, 123);
+    argmax_cpu({logits.data(), valid.data(), next.data(), 3, 2, 3});
+    CHECK(next == want);
+  }
 }
 
 TEST_CASE("sampling: the same seed gives the same tokens, and top-k 1 and a tiny top-p are greedy") {
