@@ -3,6 +3,11 @@
 // output accumulator of head_dim/32 values per lane), so no score buffer is needed and any
 // context length works; the 4 partial results are then merged. Rows past n_valid get zeros.
 //
+// Prefill (chunks of kTiledMinChunk rows or more) uses the flash tile kernel of flash_tile.cuh
+// instead: one block per (64 query rows, head, batch row), K and V tiles read from the cache (the
+// KV head of the query head's GQA group) and widened to f32 in shared memory, so each K/V row is
+// read once per 64 queries rather than once per query.
+//
 // Decode (a few rows) uses the split-K ("flash-decoding") pair instead, when the executor gives it
 // scratch: one block per (row, KV head, split) reads each K/V row once for every query head of
 // its GQA group, over 1/splits of the visible positions (the split length follows the live
@@ -12,6 +17,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/flash_tile.cuh"
 #include "kernels/cuda/kernels_cuda.h"
 
 namespace kiln {
@@ -88,7 +94,92 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a)
 
 }  // namespace
 
+namespace {
+
+constexpr int64_t kTiledMinChunk = 16;
+
+// Fills rows [0, 64) of a tile (stride `stride`, columns [0, cols)) with cache rows r0 + row
+// (element base + position·row_stride + d), widened to f32; zeros past n_rows or head_dim.
+__device__ __forceinline__ void cache_load_tile(float* dst, int stride, int cols, const void* cache, DType t, uint64_t base,
+                                                int64_t row_stride, int64_t r0, int64_t n_rows, int head_dim) {
+  const int total = cuda::kSdpaBKV * cols;
+  for (int e = threadIdx.x; e < total; e += cuda::kSdpaThreads) {
+    const int row = e / cols, d = e % cols;
+    dst[row * stride + d] = (r0 + row < n_rows && d < head_dim)
+                                ? cuda::ld(cache, t, base + uint64_t((r0 + row) * row_stride + d))
+                                : 0.0f;
+  }
+}
+
+template <int NC>  // head_dim <= 16 · NC
+__global__ void __launch_bounds__(cuda::kSdpaThreads, NC <= 10 ? 2 : 1)
+    attention_tiled_kernel(AttentionArgs a, int S, bool vec) {
+  extern __shared__ __align__(16) float sm[];
+  constexpr int SV = 16 * NC;
+  float* Qs = sm;                                     // [64][S]
+  float* KV = Qs + cuda::kSdpaBQ * S;                 // K: [64][S], then V: [64][SV]
+  float* Ps = KV + cuda::kSdpaBKV * (S > SV ? S : SV);  // [64 keys][kSdpaPStride]
+  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+  const int64_t q0 = int64_t(blockIdx.x) * cuda::kSdpaBQ, h = blockIdx.y, b = blockIdx.z;
+  const int D = int(a.head_dim), D4 = (D + 3) & ~3;
+  const int64_t nv = min(int64_t(a.n_valid[b]), a.chunk), start = a.start_pos[b];
+  const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * D;
+  cuda::sdpa_load_tile(Qs, S, D4, a.qkv + b * a.chunk * width, width, h * D, q0, nv, D, vec);
+
+  float o[4][NC], m[4], l[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < NC; ++c) o[i][c] = 0.0f;
+  }
+  // Row t sees cache positions 0..start + t; no row of this block sees past its last valid row.
+  const int64_t last = min(q0 + cuda::kSdpaBQ, nv);
+  const int64_t n_keys = last > q0 ? max(int64_t(0), min(start + last, a.max_seq)) : 0;
+  const int64_t kv = a.n_kv_heads * D;
+  const uint64_t base = uint64_t(b * a.max_seq * kv + (h / (a.n_heads / a.n_kv_heads)) * D);
+  cuda::flash_tile_loop<NC>(
+      Qs, KV, Ps, S, D4, q0, n_keys, a.scale,
+      [&](int64_t kv0) { cache_load_tile(KV, S, D4, a.k_cache, a.cache_dtype, base, kv, kv0, n_keys, D); },
+      [&](int64_t kv0) { cache_load_tile(KV, SV, SV, a.v_cache, a.cache_dtype, base, kv, kv0, n_keys, D); },
+      [&](int64_t qi, int64_t key) { return key <= start + qi; }, o, m, l);
+
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t t = q0 + ty * 4 + i;
+    if (t >= a.chunk) continue;
+    float* out = a.out + (b * a.chunk + t) * a.n_heads * D + h * D;
+    const bool valid = t < nv && start + t >= 0 && start + t < a.max_seq;  // else zeros, as on the CPU
+    const float inv_l = valid ? 1.0f / l[i] : 0.0f;
+#pragma unroll
+    for (int c = 0; c < NC; ++c) {
+      const int d = tx + 16 * c;
+      if (d < D) out[d] = valid ? o[i][c] * inv_l : 0.0f;
+    }
+  }
+}
+
+template <int NC>
+void tiled_launch(const AttentionArgs& a, cudaStream_t s) {
+  const int S = cuda::sdpa_qk_stride(a.head_dim);
+  const size_t smem = cuda::sdpa_smem_bytes(a.head_dim, NC);
+  cuda::raise_dynamic_smem(reinterpret_cast<const void*>(&attention_tiled_kernel<NC>), smem);
+  const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
+  const bool vec = a.head_dim % 4 == 0 && width % 4 == 0 && reinterpret_cast<uintptr_t>(a.qkv) % 16 == 0;
+  const dim3 grid(unsigned((a.chunk + cuda::kSdpaBQ - 1) / cuda::kSdpaBQ), unsigned(a.n_heads), unsigned(a.batch));
+  attention_tiled_kernel<NC><<<grid, cuda::kSdpaThreads, smem, s>>>(a, S, vec);
+}
+
+}  // namespace
+
 void attention_cuda(const AttentionArgs& a, cudaStream_t s) {
+  if (a.chunk >= kTiledMinChunk && a.head_dim <= 256 && a.batch <= 65535) {
+    if (a.head_dim <= 64) tiled_launch<4>(a, s);
+    else if (a.head_dim <= 128) tiled_launch<8>(a, s);
+    else tiled_launch<16>(a, s);
+    return;
+  }
   const dim3 grid(unsigned(a.batch * a.chunk), unsigned(a.n_heads));
   if (a.head_dim <= 64) attention_kernel<2><<<grid, kWarps * 32, 0, s>>>(a);
   else if (a.head_dim <= 128) attention_kernel<4><<<grid, kWarps * 32, 0, s>>>(a);

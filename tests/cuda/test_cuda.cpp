@@ -341,6 +341,51 @@ TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context
     }
 }
 
+// Tiled (flash) prefill attention over the cache against the CPU kernel: chunks of 16 to 130 rows
+// (several 64-row query tiles, a partial last one), prompts continuing at a later position, GQA
+// and MHA, head_dim 64 to 256, partial chunks (padding rows get zeros), an idle batch row, and
+// rows whose position reaches max_seq (zeros, as on the CPU).
+TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, continued prompts, GQA, padding rows)") {
+  if (skip_without_gpu()) return;
+  uint32_t seed = 5000;
+  struct Shape {
+    int64_t batch, chunk, heads, kv_heads, hd, max_seq;
+    std::vector<int32_t> start, valid;
+  };
+  const Shape shapes[] = {
+      {1, 130, 8, 2, 64, 512, {0}, {130}},                // three query tiles from position 0
+      {2, 64, 32, 8, 128, 1024, {300, 0}, {64, 50}},      // a continued prompt; a partial chunk
+      {3, 16, 4, 4, 96, 200, {190, 7, 0}, {16, 9, 0}},    // MHA, odd head count per tile; rows past max_seq; idle row
+      {1, 70, 2, 1, 256, 300, {100}, {70}},               // the widest head
+      {1, 512, 32, 8, 128, 2048, {0}, {512}},             // an 8B-shaped 512-token prefill chunk
+  };
+  for (DType ct : {DType::F32, DType::BF16})
+    for (const Shape& sh : shapes) {
+      CAPTURE(std::string(dtype_name(ct)));
+      CAPTURE(sh.chunk);
+      CAPTURE(sh.heads);
+      CAPTURE(sh.hd);
+      const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
+      const auto kc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
+      const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
+      const auto qkv = random_floats(size_t(rows * width), seed++, 2.0f);
+      std::vector<float> oc(size_t(rows * sh.heads * sh.hd), kNaN);
+      ThreadPool pool(2, uint64_t(sh.max_seq + sh.hd));
+      const float scale = 1.0f / std::sqrt(float(sh.hd));
+      attention_cpu({qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
+                     sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale},
+                    pool);
+      Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
+      attention_cuda({dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
+                      sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale},
+                     nullptr);
+      sync_ok();
+      const auto og = dout.get<float>();
+      CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
+      CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
+    }
+}
+
 // Split-K decode attention against the CPU kernel: group sizes 1 to 8 (3 runs in the 4-wide
 // variant), head_dim 64 to 256, a context shorter than the split count, the last cache position,
 // idle rows (zeros), and positions at or past max_seq (zeros, as on the CPU).
