@@ -58,6 +58,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a) {
   const bool vec = (a.k % 8) == 0 && (reinterpret_cast<uintptr_t>(a.w) % 16) == 0 &&
                    (reinterpret_cast<uintptr_t>(a.x) % 16) == 0;
   if (vec) {
+    // Unrolled so each lane has several independent 16-byte weight loads in flight: one at a time
+    // leaves the memory system idle between a load's issue and its use.
+#pragma unroll 4
     for (int64_t i = int64_t(lane) * 8; i < a.k; i += 32 * 8) {
       float wv[8];
       load8<W>(wrow, i, wv);
