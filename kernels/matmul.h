@@ -4,7 +4,9 @@
 //   residual add: y is then read and written).
 // n_valid: (batch,) i32 or absent. When present, the rows are batch × chunk and row
 //   b·chunk + t is computed only if t < n_valid[b]: padding rows of a partly filled prefill
-//   chunk cost nothing, and are left unwritten.
+//   chunk cost nothing, and are left unwritten (by the CPU kernel and matmul_cuda; the CUDA
+//   backend's cuBLASLt path writes y = 0 there, or leaves y as it was when accumulating, and
+//   nothing reads padding rows).
 // Plan operands: inputs {x, w, bias?, n_valid?}; outputs {y}; int attrs {accumulate}.
 // CPU scratch: 4·k floats per worker when w is not f32.
 #pragma once

@@ -157,6 +157,7 @@ uint64_t kiln_plan_device_bytes(const kiln_plan* plan) { return plan ? kiln::cud
 
 const char* kiln_context_backend(const kiln_context* ctx) { return ctx ? ctx->ctx->backend() : ""; }
 
+extern "C++" {  // a C++ helper inside the extern "C" block: C++ linkage (it returns a C++ type)
 namespace {
 
 kiln::ContextOptions to_options(const kiln_context_options* o) {
@@ -176,6 +177,7 @@ kiln::ContextOptions to_options(const kiln_context_options* o) {
 }
 
 }  // namespace
+}  // extern "C++"
 
 kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options* o, kiln_context** out,
                                      kiln_error* err) {

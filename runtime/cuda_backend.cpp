@@ -200,7 +200,9 @@ class CudaExecutor final : public Executor {
 
   Status run_small(int index) override {
     const Program& prog = programs_[size_t(index)];
-    if (!prog.has_large_output) return run(index);
+    // Nothing to leave behind, or no graph without the large copies (a loop program, or one with
+    // only large outputs): the full replay, still from its graph.
+    if (!prog.has_large_output || (opts_.use_graphs && !prog.small_exec)) return run(index);
     if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
     DeviceScope scope(opts_.device);
     if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
@@ -382,6 +384,7 @@ class CudaExecutor final : public Executor {
         }
         prog.outputs.push_back({ptrs[o], host_outputs_[o], p.tensors()[o].size_bytes});
         prog.has_large_output = prog.has_large_output || p.tensors()[o].size_bytes > kSmallOutputBytes;
+        prog.has_small_output = prog.has_small_output || p.tensors()[o].size_bytes <= kSmallOutputBytes;
       }
       programs_.push_back(std::move(prog));
     }
@@ -394,7 +397,10 @@ class CudaExecutor final : public Executor {
     if (opts.use_graphs)
       for (Program& prog : programs_) {
         KILN_RETURN_IF_ERROR(capture(prog, false, &prog.exec));
-        if (prog.has_large_output && prog.repeat <= 1) KILN_RETURN_IF_ERROR(capture(prog, false, &prog.small_exec, true));
+        // Only where run_small has something to return (the LLM programs' next token); diffusion
+        // programs, whose outputs are all large, keep one graph.
+        if (prog.has_large_output && prog.has_small_output && prog.repeat <= 1)
+          KILN_RETURN_IF_ERROR(capture(prog, false, &prog.small_exec, true));
         if (prog.repeat > 1) KILN_RETURN_IF_ERROR(capture(prog, true, &prog.loop_exec));
       }
     return Status::ok();
@@ -411,7 +417,7 @@ class CudaExecutor final : public Executor {
     std::vector<Output> outputs;
     cudaGraphExec_t exec = nullptr;       // one iteration
     cudaGraphExec_t small_exec = nullptr;  // the same without copying back large outputs
-    bool has_large_output = false;
+    bool has_large_output = false, has_small_output = false;
     cudaGraphExec_t loop_exec = nullptr;  // a loop program's every iteration (repeat > 1)
     uint32_t repeat = 1;
     void* counter_dev = nullptr;

@@ -171,7 +171,7 @@ void matmul_cuda(const MatmulArgs& a, cudaStream_t s) {
 
 namespace {
 
-// x (rows, k) f32 → T, eight elements per thread when k allows; padding rows become zeros, so
+// x (rows, k) f32 → T, one element per thread; padding rows become zeros, so
 // the library GEMM writes y = 0 (or leaves y as it was when accumulating) for them.
 template <typename T>
 __global__ void pack_x_kernel(const float* x, T* out, int64_t rows, int64_t k, const int32_t* n_valid, int64_t chunk) {

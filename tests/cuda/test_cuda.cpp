@@ -239,16 +239,16 @@ TEST_CASE("cuda: argmax matches the CPU kernel (vocab 128256, ties, NaN, -inf ro
   const float nan = std::nanf("");
   auto row = [&](int64_t b, int64_t t) { return logits.data() + (b * chunk + t) * vocab; };
   // row 0: a tie at the maximum far apart (the lower id wins); row 1: NaN first and a maximum at
-  // the end; row 2: all NaN (0); row 3: -inf except one NaN (the first -inf); row 4: idle.
+  // the end; row 2: all NaN (0); row 3: -inf after a NaN (the first -inf, id 1); row 4: idle.
   row(0, 2)[70000] = 50.0f, row(0, 2)[9] = 50.0f;
   row(1, 0)[0] = nan, row(1, 0)[vocab - 1] = 60.0f;
   std::fill(row(2, 1), row(2, 1) + vocab, nan);
   std::fill(row(3, 2), row(3, 2) + vocab, -INFINITY);
-  row(3, 2)[5] = nan;
+  row(3, 2)[0] = nan;
   const std::vector<int32_t> valid = {3, 1, 2, 7, 0};
   std::vector<int32_t> want(batch, 99);
   argmax_cpu({logits.data(), valid.data(), want.data(), batch, chunk, vocab});
-  CHECK(want == std::vector<int32_t>{9, int32_t(vocab - 1), 0, 0, -1});
+  CHECK(want == std::vector<int32_t>{9, int32_t(vocab - 1), 0, 1, -1});
   Dev dl(logits), dv(valid), dn(std::vector<int32_t>(batch, 99));
   argmax_cuda({dl.as<float>(), dv.as<int32_t>(), dn.as<int32_t>(), batch, chunk, vocab}, nullptr);
   sync_ok();

@@ -77,6 +77,8 @@ KILN_API kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* i
 /* --- contexts. n_threads <= 0 uses every core; the device is the CPU. */
 KILN_API kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err);
 
+/* Start from kiln_context_options_default() and set the fields you need: fields may be added
+ * at the end in later versions, and the defaults keep such a host's behaviour unchanged. */
 typedef struct kiln_context_options {
   int n_threads;      /* CPU threads; <= 0: every core */
   const char* device; /* "cpu", "cuda" or "auto" (cuda when a GPU and a CUDA target exist); NULL = "auto" */
