@@ -190,12 +190,7 @@ class CudaExecutor final : public Executor {
   }
 
   Status run(int index) override {
-    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
-    DeviceScope scope(opts_.device);
-    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
-    Status st = replay(programs_[size_t(index)], false);
-    if (!st.is_ok()) poisoned_ = st.message();
-    return st;
+    return guarded([&] { return replay(programs_[size_t(index)], false); });
   }
 
   Status run_small(int index) override {
@@ -203,45 +198,25 @@ class CudaExecutor final : public Executor {
     // Nothing to leave behind, or no graph without the large copies (a loop program, or one with
     // only large outputs): the full replay, still from its graph.
     if (!prog.has_large_output || (opts_.use_graphs && !prog.small_exec)) return run(index);
-    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
-    DeviceScope scope(opts_.device);
-    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
-    Status st = replay(prog, false, /*small=*/true);
-    if (!st.is_ok()) poisoned_ = st.message();
-    return st;
+    return guarded([&] { return replay(prog, false, /*small=*/true); });
   }
 
   Status fetch_outputs(int index) override {
-    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
-    DeviceScope scope(opts_.device);
-    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
-    Status st = [&]() -> Status {
+    return guarded([&]() -> Status {
       for (const Output& o : programs_[size_t(index)].outputs)
         KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
       KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
       return Status::ok();
-    }();
-    if (!st.is_ok()) poisoned_ = st.message();
-    return st;
+    });
   }
 
   Status run_loop(int index) override {
     if (programs_[size_t(index)].repeat <= 1) return run(index);
-    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
-    DeviceScope scope(opts_.device);
-    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
-    Status st = replay(programs_[size_t(index)], true);
-    if (!st.is_ok()) poisoned_ = st.message();
-    return st;
+    return guarded([&] { return replay(programs_[size_t(index)], true); });
   }
 
   Status profile(int index, std::vector<double>* launch_ms) override {
-    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
-    DeviceScope scope(opts_.device);
-    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
-    Status st = profile_program(programs_[size_t(index)], launch_ms);
-    if (!st.is_ok()) poisoned_ = st.message();
-    return st;
+    return guarded([&] { return profile_program(programs_[size_t(index)], launch_ms); });
   }
 
   Status init(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {
@@ -407,6 +382,18 @@ class CudaExecutor final : public Executor {
   }
 
  private:
+  // Every entry point's frame: refuse once poisoned, make the executor's device current (and
+  // restore the caller's after), and poison the executor when `f` fails.
+  template <typename F>
+  Status guarded(F&& f) {
+    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
+    DeviceScope scope(opts_.device);
+    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
+    Status st = f();
+    if (!st.is_ok()) poisoned_ = st.message();
+    return st;
+  }
+
   struct Output {
     void* dev;
     void* host;

@@ -127,13 +127,7 @@ __global__ void __launch_bounds__(cuda::kSdpaThreads, NC <= 10 ? 2 : 1)
   cuda::sdpa_load_tile(Qs, S, D4, a.qkv + b * a.chunk * width, width, h * D, q0, nv, D, vec);
 
   float o[4][NC], m[4], l[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    m[i] = -INFINITY;
-    l[i] = 0.0f;
-#pragma unroll
-    for (int c = 0; c < NC; ++c) o[i][c] = 0.0f;
-  }
+  cuda::flash_init<NC>(o, m, l);
   // Row t sees cache positions 0..start + t; no row of this block sees past its last valid row.
   const int64_t last = min(q0 + cuda::kSdpaBQ, nv);
   const int64_t n_keys = last > q0 ? max(int64_t(0), min(start + last, a.max_seq)) : 0;

@@ -429,13 +429,7 @@ __global__ void __launch_bounds__(kSdpaThreads, NC <= 10 ? 2 : 1) sdpa_kernel(Sd
   sdpa_load_tile(Qs, S, D4, a.q_src + b * a.lq * a.wq, a.wq, a.q_off + h * D, q0, a.lq, D, vec);
 
   float o[4][NC], m[4], l[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    m[i] = -INFINITY;
-    l[i] = 0.0f;
-#pragma unroll
-    for (int c = 0; c < NC; ++c) o[i][c] = 0.0f;
-  }
+  cuda::flash_init<NC>(o, m, l);
   // Causal: no row of this block sees a key past its last row.
   const int64_t n_keys = a.causal ? min(a.lk, min(q0 + kSdpaBQ, a.lq)) : a.lk;
   const float* kv_base = a.kv_src + b * a.lk * a.wkv;

@@ -90,6 +90,18 @@ __device__ __forceinline__ void sdpa_load_tile(float* dst, int stride, int cols,
 }
 
 
+// A thread's accumulators before the first key tile: no max yet, zero sum and output.
+template <int NC>
+__device__ __forceinline__ void flash_init(float (&o)[4][NC], float (&m)[4], float (&l)[4]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < NC; ++c) o[i][c] = 0.0f;
+  }
+}
+
 // The key-tile loop of one block (see the comment above): Q is in Qs; for each 64-key tile from 0
 // to n_keys, load_k(kv0) fills KV with K rows (stride S) and load_v(kv0) with V rows (stride
 // 16·NC); visible(qi, key) says whether query row qi (q0 + its index) sees key. Accumulates into

@@ -60,6 +60,21 @@ void sync_ok() {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
+// A fixture compiled to a plan in `d` (max_seq 64) and loaded.
+std::shared_ptr<const Plan> compile_plan(const TempDir& d, const std::string& name, const std::string& family,
+                                         const std::string& dtype, int64_t chunk) {
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture(name, family);
+  o.output = d / (name + "-" + dtype + "-" + std::to_string(chunk) + ".kplan");
+  o.dtype = dtype;
+  o.max_seq = 64;
+  o.chunk = chunk;
+  compile_model(o);
+  auto plan = Plan::load_file(o.output);
+  REQUIRE_MESSAGE(plan.is_ok(), plan.status().message());
+  return plan.take();
+}
+
 std::vector<uint8_t> as_dtype(const std::vector<float>& v, DType t) {
   std::vector<uint8_t> out(v.size() * dtype_size(t));
   convert_f32_to(v.data(), t, out.data(), v.size());
@@ -151,16 +166,8 @@ TEST_CASE("cuda: cuBLASLt loads by dlopen or says exactly why not, and KILN_CUBL
 TEST_CASE("cuda: device bytes include the cuBLASLt scratch only for plans with prefill-sized bf16/f16 GEMMs") {
   TempDir d;
   auto bytes = [&](const char* dtype, int64_t chunk) {
-    CompileOptions o;
-    o.model_dir = kiln::test::fixture("gqa_f32");
-    o.output = d / (std::string(dtype) + std::to_string(chunk) + ".kplan");
-    o.dtype = dtype;
-    o.max_seq = 64;
-    o.chunk = chunk;
-    compile_model(o);
-    auto plan = Plan::load_file(o.output);
-    REQUIRE(plan.is_ok());
-    const Plan& p = *plan.value();
+    const auto plan = compile_plan(d, "gqa_f32", "llama", dtype, chunk);
+    const Plan& p = *plan;
     uint64_t weights = 0;
     for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
     return std::make_pair(cuda_device_bytes(p), weights + p.memory().arena_bytes + p.memory().kv_bytes);
@@ -341,6 +348,44 @@ TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context
     }
 }
 
+namespace {
+
+// One attention case over a random cache: inputs, the CPU kernel's output, and the GPU output of
+// `run` (given device arguments with a NaN-poisoned output), checked finite and within 1e-5.
+struct AttentionCase {
+  int64_t batch, chunk, heads, kv_heads, hd, max_seq;
+  std::vector<int32_t> start, valid;
+};
+
+template <typename Run>
+void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, const Run& run) {
+  CAPTURE(std::string(dtype_name(ct)));
+  CAPTURE(sh.chunk);
+  CAPTURE(sh.heads);
+  CAPTURE(sh.kv_heads);
+  CAPTURE(sh.hd);
+  CAPTURE(sh.max_seq);
+  const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
+  const auto kc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
+  const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
+  const auto qkv = random_floats(size_t(rows * width), seed++, 2.0f);
+  std::vector<float> oc(size_t(rows * sh.heads * sh.hd), kNaN);
+  ThreadPool pool(2, uint64_t(sh.max_seq + sh.hd));
+  const float scale = 1.0f / std::sqrt(float(sh.hd));
+  attention_cpu({qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
+                 sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale},
+                pool);
+  Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
+  run(AttentionArgs{dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
+                    sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale});
+  sync_ok();
+  const auto og = dout.get<float>();
+  CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
+  CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
+}
+
+}  // namespace
+
 // Tiled (flash) prefill attention over the cache against the CPU kernel: chunks of 16 to 130 rows
 // (several 64-row query tiles, a partial last one), prompts continuing at a later position, GQA
 // and MHA, head_dim 64 to 256, partial chunks (padding rows get zeros), an idle batch row, and
@@ -348,11 +393,7 @@ TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context
 TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, continued prompts, GQA, padding rows)") {
   if (skip_without_gpu()) return;
   uint32_t seed = 5000;
-  struct Shape {
-    int64_t batch, chunk, heads, kv_heads, hd, max_seq;
-    std::vector<int32_t> start, valid;
-  };
-  const Shape shapes[] = {
+  const AttentionCase shapes[] = {
       {1, 130, 8, 2, 64, 512, {0}, {130}},                // three query tiles from position 0
       {2, 64, 32, 8, 128, 1024, {300, 0}, {64, 50}},      // a continued prompt; a partial chunk
       {3, 16, 4, 4, 96, 200, {190, 7, 0}, {16, 9, 0}},    // MHA, odd head count per tile; rows past max_seq; idle row
@@ -360,30 +401,8 @@ TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, co
       {1, 512, 32, 8, 128, 2048, {0}, {512}},             // an 8B-shaped 512-token prefill chunk
   };
   for (DType ct : {DType::F32, DType::BF16})
-    for (const Shape& sh : shapes) {
-      CAPTURE(std::string(dtype_name(ct)));
-      CAPTURE(sh.chunk);
-      CAPTURE(sh.heads);
-      CAPTURE(sh.hd);
-      const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
-      const auto kc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
-      const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
-      const auto qkv = random_floats(size_t(rows * width), seed++, 2.0f);
-      std::vector<float> oc(size_t(rows * sh.heads * sh.hd), kNaN);
-      ThreadPool pool(2, uint64_t(sh.max_seq + sh.hd));
-      const float scale = 1.0f / std::sqrt(float(sh.hd));
-      attention_cpu({qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
-                     sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale},
-                    pool);
-      Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
-      attention_cuda({dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
-                      sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale},
-                     nullptr);
-      sync_ok();
-      const auto og = dout.get<float>();
-      CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
-      CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
-    }
+    for (const AttentionCase& sh : shapes)
+      check_attention_case(sh, ct, seed, [](const AttentionArgs& g) { attention_cuda(g, nullptr); });
 }
 
 // Split-K decode attention against the CPU kernel: group sizes 1 to 8 (3 runs in the 4-wide
@@ -392,11 +411,7 @@ TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, co
 TEST_CASE("cuda: split-K decode attention matches the CPU kernel (GQA groups, head dims, idle rows, short and long context)") {
   if (skip_without_gpu()) return;
   uint32_t seed = 4000;
-  struct Shape {
-    int64_t batch, chunk, heads, kv_heads, hd, max_seq;
-    std::vector<int32_t> start, valid;
-  };
-  const Shape shapes[] = {
+  const AttentionCase shapes[] = {
       {1, 1, 32, 8, 64, 2048, {1023}, {1}},                  // Llama-3.2-1B decode at 1024 tokens
       {1, 1, 32, 8, 128, 2048, {127}, {1}},                  // Llama-3.1-8B decode at 128 tokens
       {3, 1, 6, 2, 128, 300, {0, 299, 5}, {1, 1, 0}},        // first token, last position, an idle row
@@ -406,35 +421,15 @@ TEST_CASE("cuda: split-K decode attention matches the CPU kernel (GQA groups, he
       {2, 1, 8, 2, 256, 256, {100, 7}, {1, 1}},              // the widest head
   };
   for (DType ct : {DType::F32, DType::BF16})
-    for (const Shape& sh : shapes) {
-      CAPTURE(std::string(dtype_name(ct)));
-      CAPTURE(sh.heads);
-      CAPTURE(sh.kv_heads);
-      CAPTURE(sh.hd);
-      CAPTURE(sh.max_seq);
-      const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
-      const auto kc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
-      const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
-      const auto qkv = random_floats(size_t(rows * width), seed++, 2.0f);
-      std::vector<float> oc(size_t(rows * sh.heads * sh.hd), kNaN);
-      ThreadPool pool(2, uint64_t(sh.max_seq + sh.hd));
-      const float scale = 1.0f / std::sqrt(float(sh.hd));
-      AttentionArgs c{qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
-                      sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale};
-      attention_cpu(c, pool);
-      Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
-      AttentionArgs g{dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
-                      sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale};
-      const int splits = attention_cuda_splits(g);
-      REQUIRE(splits >= 1);
-      MESSAGE("splits " << splits);
-      Dev scratch(std::vector<float>(attention_cuda_scratch_floats(g), kNaN));
-      attention_split_cuda(g, scratch.as<float>(), nullptr);
-      sync_ok();
-      const auto og = dout.get<float>();
-      CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
-      CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
-    }
+    for (const AttentionCase& sh : shapes)
+      check_attention_case(sh, ct, seed, [](const AttentionArgs& g) {
+        const int splits = attention_cuda_splits(g);
+        REQUIRE(splits >= 1);
+        MESSAGE("splits " << splits);
+        Dev scratch(std::vector<float>(attention_cuda_scratch_floats(g), kNaN));
+        attention_split_cuda(g, scratch.as<float>(), nullptr);
+        sync_ok();  // before scratch is freed
+      });
 }
 
 TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
@@ -902,23 +897,15 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
     const std::string family = fam_name.first, name = fam_name.second;
       CAPTURE(name);
       CAPTURE(std::string(dtype));
-      CompileOptions o;
-      o.model_dir = kiln::test::fixture(name, family);
-      o.output = d / (name + dtype + ".kplan");
-      o.dtype = dtype;
-      o.max_seq = 64;
-      o.chunk = 8;
-      compile_model(o);
-      auto plan = Plan::load_file(o.output);
-      REQUIRE(plan.is_ok());
-      const auto ref = kiln::test::load_reference(o.model_dir);
+      const auto plan = compile_plan(d, name, family, dtype, 8);
+      const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
       std::vector<std::vector<float>> logits;
       std::vector<std::vector<int32_t>> tokens;
       for (const char* dev : {"cpu", "cuda", "cuda-stream"}) {
         ContextOptions co;
         co.device = std::string(dev) == "cpu" ? "cpu" : "cuda";
         co.use_graphs = std::string(dev) != "cuda-stream";
-        auto ctx = Context::create(plan.value(), co);
+        auto ctx = Context::create(plan, co);
         REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
         std::vector<float> l(ref.logits.size(), kNaN);
         REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, l.data()).is_ok());
@@ -948,16 +935,8 @@ TEST_CASE("cuda: bf16 prefill on cuBLASLt matches the reference, kiln's own GEMM
   if (skip_without_gpu()) return;
   kiln::test::ScopedEnv unset("KILN_CUBLASLT", nullptr);
   TempDir d;
-  CompileOptions o;
-  o.model_dir = kiln::test::fixture("gqa_f32");
-  o.output = d / "bf16-chunk32.kplan";
-  o.dtype = "bf16";
-  o.max_seq = 64;
-  o.chunk = 32;
-  compile_model(o);
-  auto plan = Plan::load_file(o.output);
-  REQUIRE(plan.is_ok());
-  const auto ref = kiln::test::load_reference(o.model_dir);
+  const auto plan = compile_plan(d, "gqa_f32", "llama", "bf16", 32);
+  const auto ref = kiln::test::load_reference(kiln::test::fixture("gqa_f32"));
   std::vector<std::vector<float>> logits;
   for (int mode = 0; mode < 3; ++mode) {  // cuBLASLt with graphs, cuBLASLt in stream mode, own kernels
     ContextOptions co;
@@ -969,7 +948,7 @@ TEST_CASE("cuda: bf16 prefill on cuBLASLt matches the reference, kiln's own GEMM
       CHECK(dn >= done);  // never backwards
       done = dn, total = tot, ++calls;
     };
-    auto ctx = Context::create(plan.value(), co);
+    auto ctx = Context::create(plan, co);
     REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
     const std::string how = ctx.value()->describe();
     MESSAGE(how);
@@ -977,7 +956,7 @@ TEST_CASE("cuda: bf16 prefill on cuBLASLt matches the reference, kiln's own GEMM
     CHECK(calls >= 1);
     CHECK(done == total);
     uint64_t section = 0;
-    for (const SegmentInfo& sg : plan.value()->segments()) section = std::max(section, sg.offset + sg.size);
+    for (const SegmentInfo& sg : plan->segments()) section = std::max(section, sg.offset + sg.size);
     CHECK(total == section);
     std::vector<float> l(ref.logits.size(), kNaN);
     REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, l.data()).is_ok());
