@@ -26,7 +26,7 @@ inline constexpr KernelSpec kRopeSpec{"rope", 1, 3, 1, 2, 1};            // kern
 inline constexpr KernelSpec kKvWriteSpec{"kv_write", 1, 3, 2, 3, 0};     // kernels/kv_write.h
 inline constexpr KernelSpec kAttentionSpec{"attention", 1, 5, 1, 3, 1};  // kernels/attention.h
 inline constexpr KernelSpec kSwigluSpec{"swiglu", 1, 1, 1, 0, 0};        // kernels/swiglu.h
-inline constexpr KernelSpec kArgmaxSpec{"argmax", 1, 2, 1, 0, 0};        // kernels/argmax.h
+inline constexpr KernelSpec kSampleSpec{"sample", 1, 3, 1, 0, 0};        // kernels/sample.h
 inline constexpr KernelSpec kHeadMatmulSpec{"head_matmul", 1, 3, 1, 0, 0};    // kernels/head_matmul.h
 inline constexpr KernelSpec kMlaKvWriteSpec{"mla_kv_write", 1, 4, 1, 0, 0};   // kernels/mla.h
 inline constexpr KernelSpec kMlaAttentionSpec{"mla_attention", 1, 5, 1, 3, 1};  // kernels/mla.h
@@ -51,6 +51,6 @@ inline constexpr const KernelSpec* kAllKernelSpecs[] = {
     &kSwigluSpec,    &kHeadMatmulSpec, &kMlaKvWriteSpec,   &kMlaAttentionSpec, &kMoeRouteSpec, &kMoeExpertsSpec,
     &kLayerNormSpec, &kGroupNormSpec,  &kConv2dSpec,       &kActivationSpec,   &kGegluSpec,     &kAddSpec,
     &kConcatSpec,    &kSdpaSpec,       &kTimestepEmbeddingSpec, &kSamplerInputSpec, &kSamplerStepSpec,
-    &kNormalNoiseSpec, &kArgmaxSpec};
+    &kNormalNoiseSpec, &kSampleSpec};
 
 }  // namespace kiln

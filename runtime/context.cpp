@@ -82,6 +82,12 @@ Status Context::bind_llm_program(const char* name, ProgramState* ps) {
   if (ps->next_tensor != kNoTensor &&
       (T[ps->next_tensor].dtype != DType::I32 || T[ps->next_tensor].shape != std::vector<int64_t>{b}))
     return corrupt_plan(what + ": next_token must be i32 (batch,)");
+  const uint32_t sampling = pr.input("sampling");
+  if (sampling != kNoTensor) {
+    if (T[sampling].dtype != DType::I32 || T[sampling].shape != std::vector<int64_t>{b, kSampleParamWords})
+      return corrupt_plan(what + ": sampling must be i32 (batch, 8)");
+    ps->sampling = reinterpret_cast<SampleParams*>(state + T[sampling].offset);
+  }
   return Status::ok();
 }
 
@@ -200,20 +206,34 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
                           " new tokens exceeds the plan's max_seq of " + std::to_string(max_seq()));
   KILN_RETURN_IF_ERROR(check_ids(prompt, n_prompt));
   pos_[0] = 0;
+  // With the plan's `sample` launch each step copies back one token per row, not the logits, and
+  // nothing sorts or scans them on the host. The last step's logits are fetched at the end, so
+  // logits(0) afterwards is what it would have been.
+  const bool on_device = samples_on_backend(sp);
+  SampleParams kp{sp.temperature, sp.top_k, sp.top_p, 0, sp.seed, 0};
+  if (on_device) set_sampling(kp);
+  struct Greedy {  // back to greedy on every exit, so plain prefill/decode calls never sample
+    Context* c;
+    bool on;
+    ~Greedy() {
+      if (on) c->set_sampling(SampleParams{});
+    }
+  } greedy_after{this, on_device};
   KILN_RETURN_IF_ERROR(prefill(0, prompt, n_prompt));
-  // Greedy with the plan's on-device argmax: each step copies back one token per row, not the
-  // logits, and nothing scans them on the host. The last step's logits are fetched at the end,
-  // so logits(0) afterwards is what it would have been.
-  const bool on_device = !(sp.temperature > 0.0f) && prefill_.next && decode_.next_tensor != kNoTensor;
   bool stale = false;
   int64_t n = 0;
   while (n < max_new) {
     const int32_t tok = on_device ? (stale ? decode_.next[0] : prefill_.next[0]) : sample(0, sp, uint64_t(n));
+    if (tok < 0 || tok >= vocab()) return Status(StatusCode::kInternal, "the plan's sample launch gave no token");
     out[n++] = tok;
     if (n_out) *n_out = n;
     if ((on_token && !on_token(tok)) || tok == eos || n == max_new) break;
     std::fill(step_tokens_.begin(), step_tokens_.end(), -1);
     step_tokens_[0] = tok;
+    if (on_device) {
+      kp.step = uint64_t(n);
+      set_sampling(kp);
+    }
     KILN_RETURN_IF_ERROR(decode_step(step_tokens_.data(), !on_device));
     stale = on_device;
   }
@@ -222,6 +242,21 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
     std::copy(decode_.logits, decode_.logits + vocab(), last_logits_.begin());
   }
   return Status::ok();
+}
+
+bool Context::samples_on_backend(const SamplingParams& sp) const {
+  if (decode_.next_tensor == kNoTensor || prefill_.next_tensor == kNoTensor || !decode_.sampling || !prefill_.sampling)
+    return false;
+  if (!(sp.temperature > 0.0f) || std::string(exec_->backend()) == "cpu") return true;
+  const int64_t k = sp.top_k > 0 && sp.top_k < vocab() ? sp.top_k : vocab();
+  return k <= kSampleMaxTopK;
+}
+
+void Context::set_sampling(const SampleParams& p) {
+  for (ProgramState* ps : {&prefill_, &decode_}) {
+    std::fill(ps->sampling, ps->sampling + batch(), SampleParams{});
+    ps->sampling[0] = p;
+  }
 }
 
 }  // namespace kiln

@@ -83,6 +83,7 @@ class Context {
     int32_t* n_valid = nullptr;
     uint32_t logits_tensor = 0;
     uint32_t next_tensor = kNoTensor;  // "next_token" (batch,) i32, when the plan has it
+    SampleParams* sampling = nullptr;  // "sampling" (batch, 8) in the host state, likewise
     const float* logits = nullptr;     // host view, valid after run()
     const int32_t* next = nullptr;     // host view of next_token, valid after run()
     int64_t chunk = 0;
@@ -91,6 +92,11 @@ class Context {
   Status init(const ContextOptions& opts);
   Status bind_llm_program(const char* name, ProgramState* ps);
   Status run(ProgramState& ps, bool small = false);
+  // Whether generate() can take its tokens from the plan's `sample` launch for these parameters
+  // (the CUDA kernel samples with at most kSampleMaxTopK candidates).
+  bool samples_on_backend(const SamplingParams& sp) const;
+  // Writes row 0's sampling parameters into both programs' state (the others stay greedy).
+  void set_sampling(const SampleParams& p);
   // decode() whose logits stay on the device when `keep_logits` is false (generate's greedy path).
   Status decode_step(const int32_t* tokens, bool keep_logits);
   Status check_ids(const int32_t* ids, int64_t n) const;

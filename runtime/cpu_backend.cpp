@@ -41,7 +41,7 @@ Result<BoundLaunch> bind_cpu_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, SamplerInputArgs>) sampler_input_cpu(x, pool);
           else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cpu(x, pool);
           else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, ArgmaxArgs>) argmax_cpu(x);
+          else if constexpr (std::is_same_v<T, SampleArgs>) sample_cpu(x, pool);
           else static_assert(sizeof(T) == 0, "a launch type without a CPU kernel");
         },
         a);

@@ -99,7 +99,7 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, SamplerInputArgs>) sampler_input_cuda(x, s);
           else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cuda(x, s);
           else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cuda(x, s);
-          else if constexpr (std::is_same_v<T, ArgmaxArgs>) argmax_cuda(x, s);
+          else if constexpr (std::is_same_v<T, SampleArgs>) sample_cuda(x, s);
           else static_assert(sizeof(T) == 0, "a launch type without a CUDA kernel");
         },
         a);

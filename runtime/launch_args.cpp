@@ -48,9 +48,10 @@ Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l,
                     float(l.float_attrs[0])};
     return LaunchArgs(a);
   }
-  if (&spec == &kArgmaxSpec) {
+  if (&spec == &kSampleSpec) {
     const int64_t b = in(1).shape[0];
-    ArgmaxArgs a{f32(inp(0)), i32(inp(1)), static_cast<int32_t*>(outp(0)), b, in(0).shape[0] / b, in(0).shape[1]};
+    SampleArgs a{f32(inp(0)), i32(inp(1)), static_cast<const SampleParams*>(inp(2)), static_cast<int32_t*>(outp(0)), b,
+                 in(0).shape[0] / b, in(0).shape[1]};
     return LaunchArgs(a);
   }
   if (&spec == &kSwigluSpec) {

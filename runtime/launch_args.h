@@ -3,7 +3,7 @@
 #include <variant>
 #include <vector>
 
-#include "kernels/argmax.h"
+#include "kernels/sample.h"
 #include "kernels/attention.h"
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
@@ -29,7 +29,7 @@ using LaunchArgs = std::variant<EmbeddingArgs, RmsNormArgs, MatmulArgs, RopeArgs
                                 HeadMatmulArgs, MlaKvWriteArgs, MlaAttentionArgs, MoeRouteArgs, MoeExpertsArgs,
                                 LayerNormArgs, GroupNormArgs, Conv2dArgs, ActivationArgs, GegluArgs, AddArgs, ConcatArgs,
                                 SdpaArgs, TimestepEmbeddingArgs, SamplerInputArgs, SamplerStepArgs, NormalNoiseArgs,
-                                ArgmaxArgs>;
+                                SampleArgs>;
 
 // ptrs[i] is where tensor i lives for the backend (weights included).
 Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& tensors,

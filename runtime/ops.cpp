@@ -10,6 +10,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
+#include "kernels/sample.h"
 #include "kernels/sampler.h"
 
 namespace kiln {
@@ -29,7 +30,7 @@ std::vector<std::pair<int, const char*>> state_operands(const KernelSpec& s) {
   if (&s == &kSamplerInputSpec) return {{2, "step"}};
   if (&s == &kSamplerStepSpec) return {{2, "step"}};
   if (&s == &kNormalNoiseSpec) return {{0, "seed"}, {1, "step"}};
-  if (&s == &kArgmaxSpec) return {{1, "n_valid"}};
+  if (&s == &kSampleSpec) return {{1, "n_valid"}, {2, "sampling"}};
   return {};
 }
 
@@ -227,16 +228,21 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     const int64_t rows = c.in(0)->shape[0], h = c.iattr(0), hd = c.iattr(2);
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", kF32, {rows, h * hd}));
     scratch = uint64_t(model.max_seq + hd);
-  } else if (&spec == &kArgmaxSpec) {
+  } else if (&spec == &kSampleSpec) {
     KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "logits", 2));
     KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "n_valid", 1));
     const int64_t rows = c.in(0)->shape[0], vocab = c.in(0)->shape[1], b = c.in(1)->shape[0];
     if (b <= 0 || rows <= 0 || rows % b != 0 || vocab <= 0 || vocab > int64_t(INT32_MAX))
-      return invalid_argument("argmax shapes are invalid");
+      return invalid_argument("sample shapes are invalid");
     KILN_RETURN_IF_ERROR(c.expect(c.in(0), "logits", kF32, {rows, vocab}));
     KILN_RETURN_IF_ERROR(c.expect(c.in(1), "n_valid", kI32, {b}));
     KILN_RETURN_IF_ERROR(c.expect_state(c.in(1), "n_valid"));
+    if (c.has_in(2)) {
+      KILN_RETURN_IF_ERROR(c.expect(c.in(2), "params", kI32, {b, kSampleParamWords}));
+      KILN_RETURN_IF_ERROR(c.expect_state(c.in(2), "params"));
+    }
     KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "next", kI32, {b}));
+    scratch = uint64_t(2 * vocab);
   } else if (&spec == &kSwigluSpec) {
     KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "gu", 2));
     const auto& s = c.in(0)->shape;

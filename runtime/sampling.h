@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/sample.h"
+
 namespace kiln {
 
 struct SamplingParams {
@@ -14,8 +16,8 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
-// Uniform float in [0, 1) from (seed, step): splitmix64 of a counter, no hidden state.
-float uniform_from_counter(uint64_t seed, uint64_t step);
+// uniform_from_counter, argmax_row and sample_row (the rule itself, shared with the plan's
+// `sample` kernel) are in kernels/sample.h.
 
 // Scratch for sample_token, allocated once per context.
 struct SamplerScratch {

@@ -1,6 +1,7 @@
 #include "compiler/frontends/common.h"
 
 #include "compiler/error.h"
+#include "kernels/sample.h"
 #include "runtime/plan.h"  // shape_str
 
 namespace kiln {
@@ -59,11 +60,14 @@ void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint
   const uint32_t logits = g.activation(prefix + "logits", {rows, vocab});
   add_node(P, kRmsNormSpec, {x, norm}, {xn}, {}, {eps});
   add_node(P, kMatmulSpec, {xn, lm_head, kNoTensor, io.n_valid}, {logits}, {0});
-  // The greedy next token of each batch row, on the backend itself: a greedy generate loop reads
-  // these few bytes instead of copying every row of logits back and scanning them on the host.
-  const uint32_t next = g.activation(prefix + "next_token", {g.values[io.n_valid].shape[0]}, DType::I32);
-  add_node(P, kArgmaxSpec, {logits, io.n_valid}, {next});
-  P.inputs = {{"tokens", io.tokens}, {"start_pos", io.start_pos}, {"n_valid", io.n_valid}};
+  // The next token of each batch row, sampled on the backend itself with the parameters in the
+  // step state: a generate loop reads these few bytes instead of copying every row of logits
+  // back and scanning them on the host.
+  const int64_t batch = g.values[io.n_valid].shape[0];
+  const uint32_t params = g.state(prefix + "sampling", {batch, kSampleParamWords});
+  const uint32_t next = g.activation(prefix + "next_token", {batch}, DType::I32);
+  add_node(P, kSampleSpec, {logits, io.n_valid, params}, {next});
+  P.inputs = {{"tokens", io.tokens}, {"start_pos", io.start_pos}, {"n_valid", io.n_valid}, {"sampling", params}};
   P.outputs = {{"logits", logits}, {"next_token", next}};
   g.programs.push_back(std::move(P));
 }

@@ -37,8 +37,9 @@ LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch
                                 uint32_t embed);
 
 // Ends a prefill/decode program: final RMSNorm and LM head over residual stream x (the rows
-// of x), then the greedy next token of each batch row (argmax); names the contract's inputs and
-// its "logits" and "next_token" outputs, and adds the program to g.
+// of x), then the next token of each batch row (the `sample` kernel, with the "sampling" state
+// input); names the contract's inputs and its "logits" and "next_token" outputs, and adds the
+// program to g.
 void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,
                        double eps, const LmProgramIo& io);
 

@@ -6,7 +6,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
-#include "kernels/argmax.h"
+#include "kernels/sample.h"
 #include "kernels/attention.h"
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
@@ -46,7 +46,7 @@ int attention_cuda_splits(const AttentionArgs& a);
 uint64_t attention_cuda_scratch_floats(const AttentionArgs& a);
 void attention_split_cuda(const AttentionArgs& a, float* scratch, cudaStream_t s);
 void swiglu_cuda(const SwigluArgs& a, cudaStream_t s);
-void argmax_cuda(const ArgmaxArgs& a, cudaStream_t s);
+void sample_cuda(const SampleArgs& a, cudaStream_t s);
 // One empty kernel, to measure launch and graph-node overhead (kiln-bench).
 void noop_cuda(cudaStream_t s);
 void head_matmul_cuda(const HeadMatmulArgs& a, cudaStream_t s);

@@ -239,7 +239,7 @@ TEST_CASE("cuda: cuBLASLt prefill GEMM matches the CPU kernel on rounded x, with
       }
 }
 
-TEST_CASE("cuda: argmax matches the CPU kernel (vocab 128256, ties, NaN, -inf rows, idle rows, clamped n_valid)") {
+TEST_CASE("cuda: greedy sample matches the CPU kernel (vocab 128256, ties, NaN, -inf rows, idle rows, clamped n_valid)") {
   if (skip_without_gpu()) return;
   const int64_t batch = 5, chunk = 3, vocab = 128256;
   auto logits = random_floats(size_t(batch * chunk * vocab), 77, 3.0f);
@@ -254,12 +254,53 @@ TEST_CASE("cuda: argmax matches the CPU kernel (vocab 128256, ties, NaN, -inf ro
   row(3, 2)[0] = nan;
   const std::vector<int32_t> valid = {3, 1, 2, 7, 0};
   std::vector<int32_t> want(batch, 99);
-  argmax_cpu({logits.data(), valid.data(), want.data(), batch, chunk, vocab});
+  ThreadPool pool(2, uint64_t(2 * vocab));
+  sample_cpu({logits.data(), valid.data(), nullptr, want.data(), batch, chunk, vocab}, pool);
   CHECK(want == std::vector<int32_t>{9, int32_t(vocab - 1), 0, 1, -1});
   Dev dl(logits), dv(valid), dn(std::vector<int32_t>(batch, 99));
-  argmax_cuda({dl.as<float>(), dv.as<int32_t>(), dn.as<int32_t>(), batch, chunk, vocab}, nullptr);
+  sample_cuda({dl.as<float>(), dv.as<int32_t>(), nullptr, dn.as<int32_t>(), batch, chunk, vocab}, nullptr);
   sync_ok();
   CHECK(dn.get<int32_t>() == want);
+}
+
+// Temperature sampling on the device against the CPU kernel (which is the host's sample_token):
+// top-k from 1 to 1024 (ties at the boundary, a repeated maximum), top-p on and off, many
+// (seed, step) draws, a small vocabulary with top_k 0 (every token a candidate), greedy rows
+// mixed in, and top_k above the device's limit (-1: the host samples).
+TEST_CASE("cuda: sampling with temperature, top-k and top-p picks the CPU kernel's tokens") {
+  if (skip_without_gpu()) return;
+  for (const int64_t vocab : {int64_t(128256), int64_t(300)}) {
+    CAPTURE(vocab);
+    const int64_t batch = 64;
+    auto logits = random_floats(size_t(batch * vocab), 91, 2.5f);
+    for (int64_t b = 0; b < batch; ++b) {  // ties: a block of equal logits near the top
+      float* r = logits.data() + b * vocab;
+      for (int64_t j = 0; j < 40; ++j) r[(j * 97 + b) % vocab] = 6.0f;
+    }
+    std::vector<int32_t> valid(size_t(batch), 1);
+    std::vector<SampleParams> params(static_cast<size_t>(batch));
+    const int32_t ks[] = {1, 2, 7, 40, 41, 100, 1000, 1024, 0};
+    for (int64_t b = 0; b < batch; ++b)
+      params[size_t(b)] = {b % 9 == 8 && vocab > 1024 ? 0.7f : (b % 11 == 0 ? 0.0f : 0.3f + 0.1f * float(b % 13)),
+                           ks[b % 9], (b % 3 == 0) ? 1.0f : 0.5f + 0.04f * float(b % 12), 0, uint64_t(1234 + b),
+                           uint64_t(b * 7)};
+    ThreadPool pool(2, uint64_t(2 * vocab));
+    std::vector<int32_t> want(size_t(batch), 99);
+    sample_cpu({logits.data(), valid.data(), params.data(), want.data(), batch, 1, vocab}, pool);
+    std::vector<int32_t> pw(params.size() * 8);
+    std::memcpy(pw.data(), params.data(), params.size() * sizeof(SampleParams));
+    Dev dl(logits), dv(valid), dp(pw), dn(std::vector<int32_t>(size_t(batch), 99));
+    sample_cuda({dl.as<float>(), dv.as<int32_t>(), dp.as<SampleParams>(), dn.as<int32_t>(), batch, 1, vocab}, nullptr);
+    sync_ok();
+    const auto got = dn.get<int32_t>();
+    for (int64_t b = 0; b < batch; ++b) {
+      CAPTURE(b);
+      const SampleParams& p = params[size_t(b)];
+      const int64_t k = p.top_k > 0 && p.top_k < vocab ? p.top_k : vocab;
+      if (p.temperature > 0.0f && k > kSampleMaxTopK) CHECK(got[size_t(b)] == -1);
+      else CHECK(got[size_t(b)] == want[size_t(b)]);
+    }
+  }
 }
 
 TEST_CASE("cuda: embedding, rmsnorm, swiglu and rope match the CPU kernels") {

@@ -74,30 +74,45 @@ TEST_CASE("parity: every LLaMA and DeepSeek fixture matches transformers in f32 
   }
 }
 
-// generate()'s greedy loop reads the plan's on-device argmax instead of the logits. It must give
-// what sampling on the host from every step's logits gives, and leave logits(0) as that loop does.
-TEST_CASE("parity: greedy generate on the plan's argmax equals host sampling, and leaves the last step's logits") {
+// generate() takes its tokens from the plan's `sample` launch instead of the logits. Greedy or
+// sampled, it must give what sampling on the host from every step's logits gives, and leave
+// logits(0) as that loop does; plain decode calls afterwards are greedy again.
+TEST_CASE("parity: generate on the plan's sample launch equals host sampling, and leaves the last step's logits") {
   TempDir d;
   for (const char* name : {"gqa_f32", "mha_f32"}) {
-    CAPTURE(name);
     auto plan = compile_fixture(d, name, "f32", 2, 4);
     REQUIRE(plan->programs()[size_t(plan->find_program("decode"))].output("next_token") != kNoTensor);
+    REQUIRE(plan->programs()[size_t(plan->find_program("decode"))].input("sampling") != kNoTensor);
     const auto ref = kiln::test::load_reference(kiln::test::fixture(name));
     const int64_t n_new = 9;
-    auto fast = make_context(plan);
-    const auto tokens = greedy(*fast, ref.prompt_ids, n_new);
-    auto host = make_context(plan);
-    REQUIRE(host->prefill(0, ref.prompt_ids.data(), int64_t(ref.prompt_ids.size())).is_ok());
-    std::vector<int32_t> want = ref.prompt_ids, step = {-1, -1};
-    for (int64_t i = 0; i < n_new; ++i) {
-      want.push_back(host->sample(0, SamplingParams{}, uint64_t(i)));
-      if (i + 1 == n_new) break;
-      step[0] = want.back();
-      REQUIRE(host->decode(step.data()).is_ok());
+    for (const SamplingParams& sp : {SamplingParams{}, SamplingParams{0.9f, 20, 0.9f, 42}, SamplingParams{1.3f, 0, 1.0f, 7},
+                                     SamplingParams{0.7f, 3, 0.6f, 1}}) {
+      CAPTURE(name);
+      CAPTURE(sp.temperature);
+      CAPTURE(sp.top_k);
+      auto fast = make_context(plan);
+      std::vector<int32_t> tokens(static_cast<size_t>(n_new));
+      int64_t n = 0;
+      REQUIRE(fast->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, sp, -1, tokens.data(), &n,
+                             nullptr).is_ok());
+      REQUIRE(n == n_new);
+      auto host = make_context(plan);
+      REQUIRE(host->prefill(0, ref.prompt_ids.data(), int64_t(ref.prompt_ids.size())).is_ok());
+      std::vector<int32_t> want, step = {-1, -1};
+      for (int64_t i = 0; i < n_new; ++i) {
+        want.push_back(host->sample(0, sp, uint64_t(i)));
+        if (i + 1 == n_new) break;
+        step[0] = want.back();
+        REQUIRE(host->decode(step.data()).is_ok());
+      }
+      CHECK(tokens == want);
+      CHECK(fast->position(0) == host->position(0));
+      CHECK(std::memcmp(fast->logits(0), host->logits(0), size_t(fast->vocab()) * sizeof(float)) == 0);
+      // The sampling state is greedy again: a plain decode's next token is the logits' argmax.
+      step[0] = tokens.back();
+      REQUIRE(fast->decode(step.data()).is_ok());
+      CHECK(fast->sample(0, SamplingParams{}, 0) == argmax_row(fast->logits(0), fast->vocab()));
     }
-    CHECK(tokens == want);
-    CHECK(fast->position(0) == host->position(0));
-    CHECK(std::memcmp(fast->logits(0), host->logits(0), size_t(fast->vocab()) * sizeof(float)) == 0);
   }
 }
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/argmax.h"
+#include "kernels/sample.h"
 #include "runtime/sampling.h"
 
 using namespace kiln;
@@ -15,7 +15,7 @@ TEST_CASE("sampling: greedy picks the first maximum") {
   CHECK(sample_token(l.data(), 4, SamplingParams{}, 0, s) == 1);
 }
 
-TEST_CASE("sampling: the plan's argmax kernel follows the greedy rule (ties, NaN, -0, idle rows, the last valid row)") {
+TEST_CASE("sampling: the plan's sample kernel follows the greedy rule (ties, NaN, -0, idle rows, the last valid row)") {
   const float nan = std::nanf("");
   // NaN is never chosen, wherever it sits (first included); -0 and +0 tie (the lower id wins).
   CHECK(argmax_row(std::vector<float>{nan, -3.0f, -2.0f, nan}.data(), 4) == 2);
@@ -30,7 +30,8 @@ TEST_CASE("sampling: the plan's argmax kernel follows the greedy rule (ties, NaN
   for (const auto& [valid, want] : std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>>{
            {{2, 1, 0}, {2, 1, -1}}, {{1, 2, 2}, {0, 0, 2}}, {{0, 0, 9}, {-1, -1, 2}}}) {
     std::vector<int32_t> next(3, 123);
-    argmax_cpu({logits.data(), valid.data(), next.data(), 3, 2, 3});
+    ThreadPool pool(2, 6);
+    sample_cpu({logits.data(), valid.data(), nullptr, next.data(), 3, 2, 3}, pool);
     CHECK(next == want);
   }
 }
@@ -75,4 +76,27 @@ TEST_CASE("sampling: top-k keeps only the k best, and frequencies follow the sof
   for (int i = 0; i < 2000; ++i) p7[size_t(sample_token(l.data(), 4, SamplingParams{1.0f, 0, 0.7f, 3}, uint64_t(i), s))]++;
   CHECK(p7[2] + p7[3] == 0);
   CHECK(p7[1] > 0);
+}
+
+TEST_CASE("sampling: the plan's sample kernel draws what sample_token draws, row by row, with each row's parameters") {
+  const int64_t batch = 6, chunk = 2, vocab = 500;
+  std::vector<float> logits(size_t(batch * chunk * vocab));
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = float((i * 2654435761u) % 1000) / 97.0f;
+  const std::vector<int32_t> valid = {2, 1, 2, 1, 0, 2};
+  const std::vector<SampleParams> params = {{0.8f, 40, 0.9f, 0, 7, 3},  {1.5f, 0, 1.0f, 0, 7, 4}, {0.0f, 5, 0.5f, 0, 1, 1},
+                                            {1.0f, 1, 1.0f, 0, 9, 9},   {1.0f, 5, 1.0f, 0, 1, 1}, {0.5f, 600, 0.3f, 0, 3, 0}};
+  std::vector<int32_t> next(size_t(batch), 123);
+  ThreadPool pool(2, uint64_t(2 * vocab));
+  sample_cpu({logits.data(), valid.data(), params.data(), next.data(), batch, chunk, vocab}, pool);
+  SamplerScratch s(vocab);
+  for (int64_t b = 0; b < batch; ++b) {
+    CAPTURE(b);
+    if (valid[size_t(b)] == 0) {
+      CHECK(next[size_t(b)] == -1);
+      continue;
+    }
+    const SampleParams& p = params[size_t(b)];
+    const float* row = logits.data() + (b * chunk + valid[size_t(b)] - 1) * vocab;
+    CHECK(next[size_t(b)] == sample_token(row, vocab, SamplingParams{p.temperature, p.top_k, p.top_p, p.seed}, p.step, s));
+  }
 }

@@ -1,0 +1,61 @@
+// The next token of each batch row, on the backend that ran the model. For each batch row b with
+// n_valid[b] > 0 it reads row b·chunk + n_valid[b] − 1 of the logits (the row's last valid
+// position, n_valid clamped to chunk) and writes one id; rows with n_valid[b] == 0 get −1.
+//   params null, or temperature <= 0: greedy (argmax_row: the lowest id wins a tie, NaN is never
+//     chosen, a row of only NaN gives 0);
+//   otherwise sample_row: top-k, softmax at the temperature, top-p, then one uniform draw from
+//     (seed, step), exactly as runtime/sampling.h's sample_token does on the host.
+// The CUDA kernel samples with top_k in [1, kSampleMaxTopK] only (it selects the candidates by a
+// radix select and sorts them in shared memory); for other top_k with a temperature it writes −1
+// and the host samples from the logits (Context::generate knows this and copies them then).
+// logits: (batch·chunk, vocab) f32; n_valid: (batch,) i32; params: (batch, 8) i32 words, each row a
+// SampleParams (may be absent) → next: (batch,) i32
+// Plan operands: inputs {logits, n_valid, params}; outputs {next}.
+// CPU scratch: 2·vocab floats per worker.
+#pragma once
+#include <cstdint>
+
+#include "kernels/host_device.h"
+#include "kernels/thread_pool.h"
+
+namespace kiln {
+
+// One batch row's sampling parameters, as the plan's state holds them (8 i32 words).
+struct SampleParams {
+  float temperature;  // <= 0: greedy
+  int32_t top_k;      // <= 0: no top-k filter
+  float top_p;        // >= 1: no nucleus filter
+  uint32_t reserved;
+  uint64_t seed;
+  uint64_t step;  // the draw's counter: generate() uses the index of the token being chosen
+};
+static_assert(sizeof(SampleParams) == 32, "SampleParams is 8 i32 words");
+constexpr int64_t kSampleParamWords = 8;
+constexpr int32_t kSampleMaxTopK = 1024;
+
+// Uniform float in [0, 1) from (seed, step): splitmix64 of a counter, no hidden state.
+KILN_HOST_DEVICE inline float uniform_from_counter(uint64_t seed, uint64_t step) {
+  uint64_t z = seed + (step + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return float(z >> 40) * (1.0f / 16777216.0f);  // 24 random bits
+}
+
+// The greedy rule on one row of logits.
+int32_t argmax_row(const float* logits, int64_t vocab);
+
+// The sampling rule on one row, with scratch for vocab ids and vocab probabilities.
+int32_t sample_row(const float* logits, int64_t vocab, const SampleParams& p, int32_t* ids, float* probs);
+
+struct SampleArgs {
+  const float* logits;
+  const int32_t* n_valid;
+  const SampleParams* params;  // null: greedy
+  int32_t* next;
+  int64_t batch, chunk, vocab;
+};
+
+void sample_cpu(const SampleArgs& a, ThreadPool& pool);
+
+}  // namespace kiln
