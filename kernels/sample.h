@@ -42,6 +42,17 @@ KILN_HOST_DEVICE inline float uniform_from_counter(uint64_t seed, uint64_t step)
   return float(z >> 40) * (1.0f / 16777216.0f);  // 24 random bits
 }
 
+// The candidate order's key: larger logits give larger keys, -0 and +0 the same key (they compare
+// equal), NaN the smallest (after every number). Candidates sort by (key desc, id asc).
+KILN_HOST_DEVICE inline uint32_t sample_order_key(float f) {
+  if (f != f) return 0u;  // NaN
+  uint32_t u;
+  static_assert(sizeof(u) == sizeof(f), "f32");
+  __builtin_memcpy(&u, &f, sizeof(u));
+  if (u == 0x80000000u) u = 0u;
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
 // The greedy rule on one row of logits.
 int32_t argmax_row(const float* logits, int64_t vocab);
 

@@ -18,7 +18,12 @@ int32_t sample_row(const float* logits, int64_t vocab, const SampleParams& p, in
   // Candidates sorted by logit (descending, ties by id), cut by top-k.
   int64_t n = vocab;
   for (int64_t i = 0; i < vocab; ++i) ids[i] = int32_t(i);
-  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  // A total order (NaN last), so the sort is well defined for any row and the CUDA kernel, which
+  // uses the same keys, orders the candidates identically.
+  auto by_logit = [&](int32_t a, int32_t b) {
+    const uint32_t ka = sample_order_key(logits[a]), kb = sample_order_key(logits[b]);
+    return ka > kb || (ka == kb && a < b);
+  };
   if (p.top_k > 0 && p.top_k < vocab) {
     n = p.top_k;
     std::partial_sort(ids, ids + n, ids + vocab, by_logit);

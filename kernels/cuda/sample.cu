@@ -4,7 +4,7 @@
 // - Sampling, for at most kSampleMaxTopK candidates: a most-significant-digit radix select (4
 //   passes of 8 bits over order-preserving keys) finds the k-th largest logit; the candidates
 //   are gathered (ties at the boundary by lowest id, through a block scan over contiguous id
-//   ranges), bitonic-sorted by (logit descending, id ascending) in shared memory, and one thread
+//   ranges), bitonic-sorted by (key descending, id ascending) in shared memory, and one thread
 //   then runs sample_row's softmax, nucleus and draw over them in the same order and precision
 //   as the CPU, so both backends pick the same token (exp in double may differ in the last bit
 //   between CUDA and glibc, which can only matter when the draw lands within that of a boundary).
@@ -57,18 +57,12 @@ __device__ int32_t block_argmax(const float* row, int64_t vocab) {
   return result;
 }
 
-// Order-preserving unsigned key of a logit: larger logits give larger keys, -0 equals +0 (they
-// compare equal on the CPU), and NaN gets the smallest key.
-__device__ __forceinline__ uint32_t order_key(float f) {
-  if (isnan(f)) return 0u;
-  uint32_t u = __float_as_uint(f);
-  if (u == 0x80000000u) u = 0u;
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
+__device__ __forceinline__ uint32_t order_key(float f) { return sample_order_key(f); }
 
-// True when candidate (va, ia) comes before (vb, ib): larger logit first, then lower id.
+// True when candidate (va, ia) comes before (vb, ib): the CPU's order, (key desc, id asc).
 __device__ __forceinline__ bool before(float va, int32_t ia, float vb, int32_t ib) {
-  return va > vb || (va == vb && ia < ib);
+  const uint32_t ka = order_key(va), kb = order_key(vb);
+  return ka > kb || (ka == kb && ia < ib);
 }
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
@@ -169,7 +163,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
   int P = 1;
   while (P < K) P <<= 1;
   if (tid >= K && tid < P) {
-    cand_v[tid] = -INFINITY;
+    cand_v[tid] = __int_as_float(0x7fc00000);  // NaN: the smallest key, and the largest id, so last
     cand_i[tid] = INT32_MAX;
   }
   __syncthreads();

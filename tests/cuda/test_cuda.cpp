@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -273,9 +274,18 @@ TEST_CASE("cuda: sampling with temperature, top-k and top-p picks the CPU kernel
     CAPTURE(vocab);
     const int64_t batch = 64;
     auto logits = random_floats(size_t(batch * vocab), 91, 2.5f);
-    for (int64_t b = 0; b < batch; ++b) {  // ties: a block of equal logits near the top
+    for (int64_t b = 0; b < batch; ++b) {
       float* r = logits.data() + b * vocab;
-      for (int64_t j = 0; j < 40; ++j) r[(j * 97 + b) % vocab] = 6.0f;
+      if (b % 4 == 0) {  // a repeated maximum: 40 ties above every other logit
+        for (int64_t j = 0; j < 40; ++j) r[(j * 97 + b) % vocab] = 30.0f;
+      } else if (b % 4 == 1) {  // 60 ties around rank 1000 (or the middle of a small row), straddling top_k
+        std::vector<float> sorted(r, r + vocab);
+        const size_t at = size_t(std::min<int64_t>(1000, vocab / 2));
+        std::nth_element(sorted.begin(), sorted.begin() + long(at), sorted.end(), std::greater<float>());
+        for (int64_t j = 0; j < 60; ++j) r[(j * 131 + b) % vocab] = sorted[at];
+      } else if (b % 4 == 2 && b % 8 == 2) {  // every logit equal, as -0 and +0: all keys tie
+        for (int64_t j = 0; j < vocab; ++j) r[j] = (j % 2) ? -0.0f : 0.0f;
+      }
     }
     std::vector<int32_t> valid(size_t(batch), 1);
     std::vector<SampleParams> params(static_cast<size_t>(batch));

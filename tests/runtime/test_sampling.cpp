@@ -100,3 +100,17 @@ TEST_CASE("sampling: the plan's sample kernel draws what sample_token draws, row
     CHECK(next[size_t(b)] == sample_token(row, vocab, SamplingParams{p.temperature, p.top_k, p.top_p, p.seed}, p.step, s));
   }
 }
+
+TEST_CASE("sampling: NaN logits sort after every number, so top-k and the draw ignore them") {
+  const float nan = std::nanf("");
+  const std::vector<float> l = {nan, 1.0f, nan, 3.0f, -0.0f, 0.0f, 2.0f};
+  SamplerScratch s(7);
+  for (uint64_t step = 0; step < 32; ++step) {
+    const int32_t t = sample_token(l.data(), 7, SamplingParams{1.0f, 2, 1.0f, 5}, step, s);
+    CHECK((t == 3 || t == 6));  // the two largest numbers, never a NaN id
+  }
+  CHECK(sample_order_key(-0.0f) == sample_order_key(0.0f));
+  CHECK(sample_order_key(nan) < sample_order_key(-INFINITY));
+  CHECK(sample_order_key(-1.0f) < sample_order_key(-0.5f));
+  CHECK(sample_order_key(0.5f) < sample_order_key(INFINITY));
+}
