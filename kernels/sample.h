@@ -53,6 +53,33 @@ KILN_HOST_DEVICE inline uint32_t sample_order_key(float f) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
+// The end of the sampling rule, shared by both backends so they cannot drift apart: given the n
+// candidates' ids in order, their probabilities as float (unnormalised, probs[i] = float(e_i))
+// and sum = Σ e_i in double, cut the nucleus (the shortest prefix whose mass reaches top_p, at
+// least one), then pick by inverse CDF with the (seed, step) draw.
+KILN_HOST_DEVICE inline int32_t sample_pick(const int32_t* ids, const float* probs, int64_t n, double sum,
+                                            const SampleParams& p) {
+  if (p.top_p < 1.0f) {
+    double cum = 0.0;
+    int64_t keep = 0;
+    while (keep < n) {
+      cum += double(probs[keep]) / sum;
+      ++keep;
+      if (cum >= double(p.top_p)) break;
+    }
+    n = keep;
+    sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += double(probs[i]);
+  }
+  const double u = double(uniform_from_counter(p.seed, p.step)) * sum;
+  double cum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    cum += double(probs[i]);
+    if (u < cum) return ids[i];
+  }
+  return ids[n - 1];
+}
+
 // The greedy rule on one row of logits.
 int32_t argmax_row(const float* logits, int64_t vocab);
 

@@ -39,26 +39,7 @@ int32_t sample_row(const float* logits, int64_t vocab, const SampleParams& p, in
     probs[i] = float(e);
     sum += e;
   }
-  // Nucleus: the shortest prefix whose mass reaches top_p (at least one token).
-  if (p.top_p < 1.0f) {
-    double cum = 0.0;
-    int64_t keep = 0;
-    while (keep < n) {
-      cum += double(probs[keep]) / sum;
-      ++keep;
-      if (cum >= double(p.top_p)) break;
-    }
-    n = keep;
-    sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += double(probs[i]);
-  }
-  const double u = double(uniform_from_counter(p.seed, p.step)) * sum;
-  double cum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    cum += double(probs[i]);
-    if (u < cum) return ids[i];
-  }
-  return ids[n - 1];
+  return sample_pick(ids, probs, n, sum, p);
 }
 
 void sample_cpu(const SampleArgs& a, ThreadPool& pool) {

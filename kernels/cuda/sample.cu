@@ -192,32 +192,9 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
   }
   __syncthreads();
   if (tid == 0) {
-    int64_t m = K;
     double sum = 0.0;
-    for (int64_t i = 0; i < m; ++i) sum += e[i];
-    if (p.top_p < 1.0f) {
-      double cum = 0.0;
-      int64_t keep = 0;
-      while (keep < m) {
-        cum += double(probs[keep]) / sum;
-        ++keep;
-        if (cum >= double(p.top_p)) break;
-      }
-      m = keep;
-      sum = 0.0;
-      for (int64_t i = 0; i < m; ++i) sum += double(probs[i]);
-    }
-    const double u = double(uniform_from_counter(p.seed, p.step)) * sum;
-    double cum = 0.0;
-    int32_t pick = cand_i[m - 1];
-    for (int64_t i = 0; i < m; ++i) {
-      cum += double(probs[i]);
-      if (u < cum) {
-        pick = cand_i[i];
-        break;
-      }
-    }
-    a.next[b] = pick;
+    for (int64_t i = 0; i < K; ++i) sum += e[i];
+    a.next[b] = sample_pick(cand_i, probs, K, sum, p);
   }
 }
 
