@@ -18,11 +18,13 @@ struct kiln_plan {
 
 struct kiln_context {
   std::unique_ptr<kiln::Context> ctx;
+  std::string description;  // kiln_context_describe's text, made once
 };
 
 struct kiln_diffusion {
   std::shared_ptr<const kiln::Plan> plan;
   std::unique_ptr<kiln::DiffusionSession> s;
+  std::string description;  // kiln_diffusion_describe's text, made once
   uint64_t seed = 0;
   std::vector<float> noise, image;
 };
@@ -157,6 +159,8 @@ uint64_t kiln_plan_device_bytes(const kiln_plan* plan) { return plan ? kiln::cud
 
 const char* kiln_context_backend(const kiln_context* ctx) { return ctx ? ctx->ctx->backend() : ""; }
 
+const char* kiln_context_describe(const kiln_context* ctx) { return ctx ? ctx->description.c_str() : ""; }
+
 extern "C++" {  // a C++ helper inside the extern "C" block: C++ linkage (it returns a C++ type)
 namespace {
 
@@ -186,7 +190,9 @@ kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options
   return guarded(err, [&]() -> kiln::Status {
     auto r = kiln::Context::create(plan->plan, to_options(o));
     if (!r.is_ok()) return r.status();
-    *out = new kiln_context{r.take()};
+    auto ctx = r.take();
+    std::string description = ctx->describe();
+    *out = new kiln_context{std::move(ctx), std::move(description)};
     return kiln::Status::ok();
   });
 }
@@ -334,6 +340,7 @@ kiln_status kiln_diffusion_create(kiln_plan* plan, const kiln_context_options* o
     auto d = std::make_unique<kiln_diffusion>();
     d->plan = plan->plan;
     d->s = r.take();
+    d->description = d->s->describe();
     d->noise.resize(size_t(d->s->latent_size()));
     d->image.resize(size_t(d->s->height() * d->s->width() * 3));
     *out = d.release();
@@ -344,6 +351,8 @@ kiln_status kiln_diffusion_create(kiln_plan* plan, const kiln_context_options* o
 void kiln_diffusion_destroy(kiln_diffusion* d) { delete d; }
 
 const char* kiln_diffusion_backend(const kiln_diffusion* d) { return d ? d->s->backend() : ""; }
+
+const char* kiln_diffusion_describe(const kiln_diffusion* d) { return d ? d->description.c_str() : ""; }
 
 kiln_status kiln_diffusion_get_info(const kiln_diffusion* d, kiln_diffusion_info* info, kiln_error* err) {
   if (!d || !info) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and info must not be null");

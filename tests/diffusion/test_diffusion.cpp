@@ -363,6 +363,7 @@ TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer g
   CHECK(info.guided == 1);
   CHECK(info.has_control == 0);
   CHECK(std::string(kiln_diffusion_backend(c.d)) == "cpu");
+  CHECK(std::string(kiln_diffusion_describe(c.d)).rfind("cpu, ", 0) == 0);
   REQUIRE(kiln_diffusion_set_prompt(c.d, "a red fox in snow", "", &err) == KILN_OK);  // the fixture's prompt
   const std::vector<float> noise = nchw_to_nhwc(ref.floats("init_latents"), 1, 4, 32, 32);
   REQUIRE(kiln_diffusion_start(c.d, 0, noise.data(), nullptr, &err) == KILN_OK);

@@ -64,6 +64,8 @@ TEST_CASE("C API: version, info and status strings") {
   CHECK(o.use_graphs == 1);
   CHECK(o.use_cublaslt == 1);
   CHECK(!o.upload_progress);
+  CHECK(std::string(kiln_context_describe(f.ctx)).rfind("cpu, ", 0) == 0);  // "cpu, N threads"
+  CHECK(std::string(kiln_context_describe(nullptr)).empty());
   CHECK(o.upload_progress_user == nullptr);
 }
 

@@ -61,6 +61,8 @@ void open_context(const std::string& plan_path, const RunOptions& ro, PlanHandle
   check(kiln_plan_open(plan_path.c_str(), &plan.p, &err), err);
   const kiln_context_options o = to_context_options(ro);
   check(kiln_context_create_with(plan.p, &o, &ctx.c, &err), err);
+  // On CUDA the setup is worth a line: the graphs captured (or stream mode) and the GEMM path.
+  if (std::string(kiln_context_backend(ctx.c)) == "cuda") std::fprintf(stderr, "%s\n", kiln_context_describe(ctx.c));
 }
 
 void add_run_options(CLI::App* cmd, RunOptions& ro) {

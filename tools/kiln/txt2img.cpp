@@ -36,6 +36,7 @@ int run_txt2img(const Txt2ImgArgs& a) {
   check(kiln_plan_open(a.plan.c_str(), &h.plan, &err), err);
   const kiln_context_options o = to_context_options(a.run);
   check(kiln_diffusion_create(h.plan, &o, &h.d, &err), err);
+  if (std::string(kiln_diffusion_backend(h.d)) == "cuda") std::fprintf(stderr, "%s\n", kiln_diffusion_describe(h.d));
   kiln_diffusion_info info{};
   check(kiln_diffusion_get_info(h.d, &info, &err), err);
   if (!a.negative.empty() && !info.guided)

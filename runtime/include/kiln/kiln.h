@@ -109,6 +109,9 @@ KILN_API kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_contex
                                      kiln_error* err);
 /* "cpu" or "cuda": the backend the context runs on. */
 KILN_API const char* kiln_context_backend(const kiln_context* ctx);
+/* One line on how the context runs programs, valid while it lives: on CUDA the device, the graphs
+ * captured at creation (or stream mode) and the GEMM path; on the CPU the threads. */
+KILN_API const char* kiln_context_describe(const kiln_context* ctx);
 KILN_API void kiln_context_destroy(kiln_context* ctx);
 /* Forgets every sequence. */
 KILN_API void kiln_context_reset(kiln_context* ctx);
@@ -183,6 +186,8 @@ KILN_API kiln_status kiln_diffusion_create(kiln_plan* plan, const kiln_context_o
 KILN_API void kiln_diffusion_destroy(kiln_diffusion* d);
 KILN_API kiln_status kiln_diffusion_get_info(const kiln_diffusion* d, kiln_diffusion_info* info, kiln_error* err);
 KILN_API const char* kiln_diffusion_backend(const kiln_diffusion* d);
+/* As kiln_context_describe. */
+KILN_API const char* kiln_diffusion_describe(const kiln_diffusion* d);
 /* Tokenizes the prompt (and the negative prompt, "" when NULL; ignored without guidance) with the
  * plan's CLIP tokenizer and runs the text encoder. */
 KILN_API kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, const char* negative, kiln_error* err);

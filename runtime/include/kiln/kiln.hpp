@@ -115,6 +115,7 @@ class Context {
 
   kiln_context* get() const { return c_; }
   const char* backend() const { return kiln_context_backend(c_); }
+  const char* describe() const { return kiln_context_describe(c_); }
   void reset() { kiln_context_reset(c_); }
 
   std::vector<float> score(const std::vector<int32_t>& ids, int64_t rows, int64_t vocab) {
