@@ -64,8 +64,9 @@ struct CudaExecutorOptions {
   void* device_memory = nullptr;
   size_t device_memory_bytes = 0;
 };
-// Device bytes a CUDA context of this plan needs: weights, arena, KV cache, state, and the
-// scratch of the cuBLASLt GEMM path (runtime/cublaslt.h) when the plan has prefill-sized GEMMs.
+// Device bytes a CUDA context of this plan needs: weights, arena, KV cache, state, and the launch
+// scratch (cuBLASLt's packed x and workspace for prefill-sized bf16/f16 GEMMs, split-K decode
+// attention partials). A build without the CUDA backend counts all but the scratch.
 uint64_t cuda_device_bytes(const Plan& plan);
 // Fails with kUnsupported when this build has no CUDA backend or no device is usable.
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts);

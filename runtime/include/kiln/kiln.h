@@ -100,7 +100,8 @@ typedef struct kiln_context_options {
 } kiln_context_options;
 
 /* Device bytes a CUDA context of this plan needs (weights, arena, KV cache, step state, and the
- * cuBLASLt GEMM scratch when the plan has prefill-sized bf16/f16 GEMMs). */
+ * scratch some launches borrow: cuBLASLt's for prefill-sized bf16/f16 GEMMs, split-K decode
+ * attention's partials). */
 KILN_API uint64_t kiln_plan_device_bytes(const kiln_plan* plan);
 
 /* Defaults: all cores, device "auto", graphs on, cuBLASLt when present, no progress reports. */
