@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <new>
+#include <optional>
 
 #include "kernels/cuda/kernels_cuda.h"
 #include "runtime/cublaslt.h"
@@ -137,6 +138,34 @@ LaunchScratch launch_scratch(const Plan& p) {
   return sc;
 }
 
+// The fused gate|up GEMV + SwiGLU for plan launches li (matmul) and li + 1 (swiglu) of `pr`, or
+// null when they do not qualify: the SwiGLU reads the matmul's output, nothing else in the
+// program reads it (or returns it), and matmul_swiglu_cuda_supported holds.
+Result<std::optional<CudaLaunch>> bind_gemv_swiglu(const Plan& p, const ProgramInfo& pr, size_t li,
+                                                   const std::vector<void*>& ptrs) {
+  const LaunchInfo &l = pr.launches[li], &n = pr.launches[li + 1];
+  if (p.kernels()[l.kernel] != &kMatmulSpec || p.kernels()[n.kernel] != &kSwigluSpec || n.inputs[0] != l.outputs[0])
+    return std::optional<CudaLaunch>();
+  const uint32_t gu = l.outputs[0];
+  for (size_t k = 0; k < pr.launches.size(); ++k)
+    if (k != li + 1)
+      for (uint32_t i : pr.launches[k].inputs)
+        if (i == gu) return std::optional<CudaLaunch>();
+  for (uint32_t o : pr.outputs)
+    if (o == gu) return std::optional<CudaLaunch>();
+  auto ma = make_launch_args(kMatmulSpec, l, p.tensors(), ptrs);
+  if (!ma.is_ok()) return ma.status();
+  auto sa = make_launch_args(kSwigluSpec, n, p.tensors(), ptrs);
+  if (!sa.is_ok()) return sa.status();
+  const auto& m = std::get<MatmulArgs>(ma.value());
+  const auto& sw = std::get<SwigluArgs>(sa.value());
+  if (!matmul_swiglu_cuda_supported(m) || sw.rows != m.rows || 2 * sw.ffn != m.m) return std::optional<CudaLaunch>();
+  return std::optional<CudaLaunch>(CudaLaunch([m, h = sw.h](cudaStream_t s) -> Status {
+    matmul_swiglu_cuda(m, h, s);
+    return Status::ok();
+  }));
+}
+
 // Makes the executor's device current for a scope and restores the caller's afterwards, so a host
 // that drives several devices from one thread never has its current device changed under it.
 class DeviceScope {
@@ -191,7 +220,8 @@ class CudaExecutor final : public Executor {
     std::snprintf(graphs, sizeof(graphs), "%d graphs captured for %zu programs in %.1f ms", graphs_captured_,
                   programs_.size(), capture_ms_);
     return "cuda device " + std::to_string(opts_.device) + " (sm_" + std::to_string(sm_) + "), " +
-           (opts_.use_graphs ? std::string(graphs) : std::string("stream mode (no graphs)")) + "; " + gemm_note_;
+           (opts_.use_graphs ? std::string(graphs) : std::string("stream mode (no graphs)")) + "; " + gemm_note_ +
+           fused_note_;
   }
 
   Status run(int index) override {
@@ -308,7 +338,7 @@ class CudaExecutor final : public Executor {
     }
     void* x16 = base + scratch_off;
     void* workspace = base + scratch_off + (scratch.gemm_bytes() - kCublasLtWorkspaceBytes * (scratch.gemm_x > 0));
-    int lib_launches = 0, lib_refused = 0;
+    int lib_launches = 0, lib_refused = 0, fused_swiglu = 0;
     uint32_t max_repeat = 0;
     for (const ProgramInfo& pr : p.programs()) max_repeat = std::max(max_repeat, pr.repeat > 1 ? pr.repeat : 0u);
     if (max_repeat > 0) {  // the iteration indices the loop graphs copy into each counter
@@ -336,7 +366,22 @@ class CudaExecutor final : public Executor {
           prog.state_ranges.back().second = std::max(prog.state_ranges.back().second, r.second);
         else prog.state_ranges.push_back(r);
       }
-      for (const LaunchInfo& l : pr.launches) {
+      prog.plan_launches = pr.launches.size();
+      for (size_t li = 0; li < pr.launches.size(); ++li) {
+        const LaunchInfo& l = pr.launches[li];
+        prog.plan_index.push_back(li);
+        // A decode GEMV followed by the SwiGLU of its output (and nothing else reading it) runs as
+        // one launch with SwiGLU as the epilogue.
+        if (li + 1 < pr.launches.size()) {
+          auto fused = bind_gemv_swiglu(p, pr, li, ptrs);
+          if (!fused.is_ok()) return fused.status();
+          if (fused.value()) {
+            prog.launches.push_back(std::move(*fused.value()));
+            ++fused_swiglu;
+            ++li;  // the SwiGLU launch is done by the fused one
+            continue;
+          }
+        }
         if (lt && p.kernels()[l.kernel] == &kMatmulSpec) {
           auto args = make_launch_args(kMatmulSpec, l, p.tensors(), ptrs);
           if (!args.is_ok()) return args.status();
@@ -368,6 +413,7 @@ class CudaExecutor final : public Executor {
       }
       programs_.push_back(std::move(prog));
     }
+    if (fused_swiglu > 0) fused_note_ = "; " + std::to_string(fused_swiglu) + " decode GEMVs with SwiGLU fused";
     if (lt) {
       gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
       if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";
@@ -411,6 +457,8 @@ class CudaExecutor final : public Executor {
     std::vector<Output> outputs;
     cudaGraphExec_t exec = nullptr;       // one iteration
     cudaGraphExec_t small_exec = nullptr;  // the same without copying back large outputs
+    std::vector<size_t> plan_index;       // launches[i] starts at the plan's launch plan_index[i]
+    size_t plan_launches = 0;             // the plan's launch count (fused launches make fewer here)
     bool has_large_output = false, has_small_output = false;
     cudaGraphExec_t loop_exec = nullptr;  // a loop program's every iteration (repeat > 1)
     uint32_t repeat = 1;
@@ -501,11 +549,12 @@ class CudaExecutor final : public Executor {
     for (const Output& o : prog.outputs)
       KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    launch_ms->assign(n, 0.0);
+    // One entry per plan launch: a fused launch's time goes to its first plan launch.
+    launch_ms->assign(prog.plan_launches, 0.0);
     for (size_t i = 0; i < n; ++i) {
       float t = 0.0f;
       KILN_CUDA_CHECK(cudaEventElapsedTime(&t, ev[i], ev[i + 1]));
-      (*launch_ms)[i] = double(t);
+      (*launch_ms)[prog.plan_index[i]] = double(t);
     }
     return Status::ok();
   }
@@ -552,7 +601,7 @@ class CudaExecutor final : public Executor {
   std::vector<Program> programs_;
   std::string poisoned_;
   std::shared_ptr<CublasLt> cublas_;
-  std::string gemm_note_;
+  std::string gemm_note_, fused_note_;
   int graphs_captured_ = 0;
   double capture_ms_ = 0.0;
   bool owns_stream_ = true, owns_memory_ = true;

@@ -36,6 +36,12 @@ constexpr int64_t kCudaGemvMaxRows = 8;
 // weight dtype into `out` (rows·k elements, padding rows zeroed), and y += bias on valid rows.
 void matmul_pack_x_cuda(const MatmulArgs& a, void* out, cudaStream_t s);
 void matmul_add_bias_cuda(const MatmulArgs& a, cudaStream_t s);
+// The decode GEMV of a fused gate|up weight (m = 2·ffn rows) with SwiGLU as its epilogue:
+// h (rows, ffn) = silu(x·w[0:ffn]ᵀ) · (x·w[ffn:2ffn]ᵀ), what matmul_cuda then swiglu_cuda give,
+// in one launch and without the gate|up buffer (a.y is not used). For bf16/f16 weights, at most
+// kCudaGemvMaxRows rows, no bias and no accumulation (matmul_swiglu_cuda_supported).
+bool matmul_swiglu_cuda_supported(const MatmulArgs& a);
+void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s);
 void rope_cuda(const RopeArgs& a, cudaStream_t s);
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s);
 void attention_cuda(const AttentionArgs& a, cudaStream_t s);

@@ -43,20 +43,9 @@ __device__ __forceinline__ void load8(const void* w, int64_t i, float out[8]) {
   }
 }
 
+// Accumulates row r's dot product with one weight row into acc[r], for every row r < a.rows.
 template <DType W, int R>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a) {
-  const int lane = threadIdx.x & 31;
-  const int64_t j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
-  if (j >= a.m) return;
-  const int64_t chunk = a.rows / a.batch;
-  float acc[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  const void* wrow = static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W);
-  // With k % 8 == 0 every row starts 16-byte aligned provided the bases are; the planner aligns
-  // tensors, but a hand-built plan may not, so the bases are checked rather than assumed.
-  const bool vec = (a.k % 8) == 0 && (reinterpret_cast<uintptr_t>(a.w) % 16) == 0 &&
-                   (reinterpret_cast<uintptr_t>(a.x) % 16) == 0;
+__device__ __forceinline__ void gemv_dot(const MatmulArgs& a, const void* wrow, bool vec, int lane, float (&acc)[R]) {
   if (vec) {
     // Unrolled so each lane has several independent 16-byte weight loads in flight: one at a time
     // leaves the memory system idle between a load's issue and its use.
@@ -82,6 +71,24 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a) {
         if (r < a.rows) acc[r] += wv * a.x[r * a.k + i];
     }
   }
+}
+
+// With k % 8 == 0 every row starts 16-byte aligned provided the bases are; the planner aligns
+// tensors, but a hand-built plan may not, so the bases are checked rather than assumed.
+__device__ __forceinline__ bool gemv_vec(const MatmulArgs& a) {
+  return (a.k % 8) == 0 && (reinterpret_cast<uintptr_t>(a.w) % 16) == 0 && (reinterpret_cast<uintptr_t>(a.x) % 16) == 0;
+}
+
+template <DType W, int R>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a) {
+  const int lane = threadIdx.x & 31;
+  const int64_t j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
+  if (j >= a.m) return;
+  const int64_t chunk = a.rows / a.batch;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  gemv_dot<W, R>(a, static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W), gemv_vec(a), lane, acc);
   const float bias = a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -91,6 +98,29 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a) {
       float* y = a.y + r * a.m + j;
       *y = a.accumulate ? *y + v : v;
     }
+  }
+}
+
+// The gate|up GEMV with SwiGLU as its epilogue: warp j reads weight rows j (gate) and m/2 + j
+// (up) and writes h[r][j] = silu(g)·u, so the (rows, m) gate|up buffer is never written.
+template <DType W, int R>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_swiglu_kernel(MatmulArgs a, float* h) {
+  const int lane = threadIdx.x & 31;
+  const int64_t half = a.m / 2, j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
+  if (j >= half) return;
+  const int64_t chunk = a.rows / a.batch;
+  const bool vec = gemv_vec(a);
+  float g[R], u[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) g[r] = u[r] = 0.0f;
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  gemv_dot<W, R>(a, w + uint64_t(j * a.k) * dtype_size(W), vec, lane, g);
+  gemv_dot<W, R>(a, w + uint64_t((half + j) * a.k) * dtype_size(W), vec, lane, u);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (r >= a.rows) break;
+    const float gv = cuda::warp_sum(g[r]), uv = cuda::warp_sum(u[r]);
+    if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) h[r * half + j] = gv / (1.0f + __expf(-gv)) * uv;
   }
 }
 
@@ -158,7 +188,31 @@ void launch(const MatmulArgs& a, cudaStream_t s) {
   gemm_kernel<W><<<grid, 256, 0, s>>>(a);
 }
 
+template <DType W>
+void launch_swiglu(const MatmulArgs& a, float* h, cudaStream_t s) {
+  const dim3 grid(unsigned((a.m / 2 + kGemvWarps - 1) / kGemvWarps));
+  if (a.rows <= 1) gemv_swiglu_kernel<W, 1><<<grid, kGemvWarps * 32, 0, s>>>(a, h);
+  else if (a.rows <= 2) gemv_swiglu_kernel<W, 2><<<grid, kGemvWarps * 32, 0, s>>>(a, h);
+  else if (a.rows <= 4) gemv_swiglu_kernel<W, 4><<<grid, kGemvWarps * 32, 0, s>>>(a, h);
+  else gemv_swiglu_kernel<W, 8><<<grid, kGemvWarps * 32, 0, s>>>(a, h);
+}
+
 }  // namespace
+
+bool matmul_swiglu_cuda_supported(const MatmulArgs& a) {
+  // 16-bit weights only: the decode path that matters (f32 plans are for checking), and the f32
+  // variant at 8 rows spills.
+  return a.rows >= 1 && a.rows <= kGemvMaxRows && !a.accumulate && !a.bias && a.m % 2 == 0 && a.m > 0 &&
+         (a.w_dtype == DType::BF16 || a.w_dtype == DType::F16);
+}
+
+void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s) {
+  switch (a.w_dtype) {
+    case DType::BF16: launch_swiglu<DType::BF16>(a, h, s); break;
+    case DType::F16: launch_swiglu<DType::F16>(a, h, s); break;
+    default: break;
+  }
+}
 
 void matmul_cuda(const MatmulArgs& a, cudaStream_t s) {
   switch (a.w_dtype) {

@@ -126,6 +126,49 @@ TEST_CASE("cuda: matmul (GEMV and tiled paths) matches the CPU kernel for every 
       }
 }
 
+// The fused decode GEMV + SwiGLU against the CPU's matmul then swiglu; padding rows stay unwritten.
+TEST_CASE("cuda: the gate|up GEMV with SwiGLU fused matches the CPU's matmul then swiglu") {
+  if (skip_without_gpu()) return;
+  ThreadPool pool(2, matmul_scratch_floats(4096));
+  uint32_t seed = 700;
+  for (DType wt : {DType::BF16, DType::F16})
+    for (int64_t rows : {1, 2, 3, 8})
+      for (int64_t k : {64, 70, 4096}) {
+        CAPTURE(std::string(dtype_name(wt)));
+        CAPTURE(rows);
+        CAPTURE(k);
+        const int64_t ffn = 300, batch = rows == 8 ? 2 : 1, chunk = rows / batch;
+        const auto x = random_floats(size_t(rows * k), seed++);
+        const auto w = as_dtype(random_floats(size_t(2 * ffn * k), seed++, 0.05f), wt);
+        std::vector<int32_t> valid = {int32_t(chunk), int32_t(chunk / 2)};
+        valid.resize(size_t(batch));
+        std::vector<float> gu(size_t(rows * 2 * ffn), kNaN), hc(size_t(rows * ffn), kNaN);
+        matmul_cpu({x.data(), w.data(), wt, nullptr, wt, gu.data(), rows, k, 2 * ffn, false, valid.data(), batch}, pool);
+        swiglu_cpu({gu.data(), hc.data(), rows, ffn}, pool);
+        Dev dx(x), dw(w), dv(valid), dh(std::vector<float>(hc.size(), kNaN));
+        const MatmulArgs g{dx.as<float>(), dw.p, wt, nullptr, wt, nullptr, rows, k, 2 * ffn, false, dv.as<int32_t>(), batch};
+        REQUIRE(matmul_swiglu_cuda_supported(g));
+        matmul_swiglu_cuda(g, dh.as<float>(), nullptr);
+        sync_ok();
+        const auto hg = dh.get<float>();
+        std::vector<float> a1, a2;
+        for (size_t i = 0; i < hg.size(); ++i) {
+          const int64_t r = int64_t(i) / ffn;
+          if ((r % chunk) < valid[size_t(r / chunk)]) {
+            a1.push_back(hg[i]);
+            a2.push_back(hc[i]);
+          } else {
+            REQUIRE(std::isnan(hg[i]));
+          }
+        }
+        CHECK(std::count_if(a1.begin(), a1.end(), [](float v) { return !std::isfinite(v); }) == 0);
+        CHECK(rel_l2(a1.data(), a2.data(), a1.size()) < 1e-5);
+      }
+  MatmulArgs acc{};
+  acc.rows = 1, acc.m = 600, acc.w_dtype = DType::BF16, acc.accumulate = true;
+  CHECK_FALSE(matmul_swiglu_cuda_supported(acc));  // accumulation (a residual add) is not fused
+}
+
 // Loading needs no GPU, so this runs in CI too. A CUDA toolkit with cuBLASLt (KILN_EXPECT_CUBLASLT,
 // set by tests/CMakeLists.txt when CMake finds CUDA::cublasLt) must load; either way the switch
 // and a missing file give the errors a user would need.
