@@ -138,12 +138,30 @@ LaunchScratch launch_scratch(const Plan& p) {
   return sc;
 }
 
-// The fused gate|up GEMV + SwiGLU for plan launches li (matmul) and li + 1 (swiglu) of `pr`, or
-// null when they do not qualify: the SwiGLU reads the matmul's output, nothing else in the
-// program reads it (or returns it), and matmul_swiglu_cuda_supported holds.
-Result<std::optional<CudaLaunch>> bind_gemv_swiglu(const Plan& p, const ProgramInfo& pr, size_t li,
-                                                   const std::vector<void*>& ptrs) {
+// Plan launches li and li + 1 of `pr` as one CUDA launch, or null when they are not a pair the
+// backend fuses (kind says which pair it was):
+// - a decode gate|up GEMV and the SwiGLU of its output, when nothing else in the program reads
+//   (or returns) that output and matmul_swiglu_cuda_supported holds;
+// - rope of every q and k head and the kv_write of the same qkv buffer.
+enum class Fused { kGemvSwiglu, kRopeKvWrite };
+
+Result<std::optional<CudaLaunch>> bind_fused_pair(const Plan& p, const ProgramInfo& pr, size_t li,
+                                                  const std::vector<void*>& ptrs, Fused* kind) {
   const LaunchInfo &l = pr.launches[li], &n = pr.launches[li + 1];
+  if (p.kernels()[l.kernel] == &kRopeSpec && p.kernels()[n.kernel] == &kKvWriteSpec && n.inputs[0] == l.outputs[0]) {
+    auto ra = make_launch_args(kRopeSpec, l, p.tensors(), ptrs);
+    if (!ra.is_ok()) return ra.status();
+    auto ka = make_launch_args(kKvWriteSpec, n, p.tensors(), ptrs);
+    if (!ka.is_ok()) return ka.status();
+    const auto& r = std::get<RopeArgs>(ra.value());
+    const auto& w = std::get<KvWriteArgs>(ka.value());
+    if (!rope_kv_write_cuda_supported(r, w)) return std::optional<CudaLaunch>();
+    *kind = Fused::kRopeKvWrite;
+    return std::optional<CudaLaunch>(CudaLaunch([r, w](cudaStream_t s) -> Status {
+      rope_kv_write_cuda(r, w, s);
+      return Status::ok();
+    }));
+  }
   if (p.kernels()[l.kernel] != &kMatmulSpec || p.kernels()[n.kernel] != &kSwigluSpec || n.inputs[0] != l.outputs[0])
     return std::optional<CudaLaunch>();
   const uint32_t gu = l.outputs[0];
@@ -160,6 +178,7 @@ Result<std::optional<CudaLaunch>> bind_gemv_swiglu(const Plan& p, const ProgramI
   const auto& m = std::get<MatmulArgs>(ma.value());
   const auto& sw = std::get<SwigluArgs>(sa.value());
   if (!matmul_swiglu_cuda_supported(m) || sw.rows != m.rows || 2 * sw.ffn != m.m) return std::optional<CudaLaunch>();
+  *kind = Fused::kGemvSwiglu;
   return std::optional<CudaLaunch>(CudaLaunch([m, h = sw.h](cudaStream_t s) -> Status {
     matmul_swiglu_cuda(m, h, s);
     return Status::ok();
@@ -338,7 +357,7 @@ class CudaExecutor final : public Executor {
     }
     void* x16 = base + scratch_off;
     void* workspace = base + scratch_off + (scratch.gemm_bytes() - kCublasLtWorkspaceBytes * (scratch.gemm_x > 0));
-    int lib_launches = 0, lib_refused = 0, fused_swiglu = 0;
+    int lib_launches = 0, lib_refused = 0, fused_swiglu = 0, fused_rope = 0;
     uint32_t max_repeat = 0;
     for (const ProgramInfo& pr : p.programs()) max_repeat = std::max(max_repeat, pr.repeat > 1 ? pr.repeat : 0u);
     if (max_repeat > 0) {  // the iteration indices the loop graphs copy into each counter
@@ -370,15 +389,15 @@ class CudaExecutor final : public Executor {
       for (size_t li = 0; li < pr.launches.size(); ++li) {
         const LaunchInfo& l = pr.launches[li];
         prog.plan_index.push_back(li);
-        // A decode GEMV followed by the SwiGLU of its output (and nothing else reading it) runs as
-        // one launch with SwiGLU as the epilogue.
+        // Pairs the backend runs as one launch (bind_fused_pair).
         if (li + 1 < pr.launches.size()) {
-          auto fused = bind_gemv_swiglu(p, pr, li, ptrs);
+          Fused kind{};
+          auto fused = bind_fused_pair(p, pr, li, ptrs, &kind);
           if (!fused.is_ok()) return fused.status();
           if (fused.value()) {
             prog.launches.push_back(std::move(*fused.value()));
-            ++fused_swiglu;
-            ++li;  // the SwiGLU launch is done by the fused one
+            ++(kind == Fused::kGemvSwiglu ? fused_swiglu : fused_rope);
+            ++li;  // the second launch is done by the fused one
             continue;
           }
         }
@@ -413,7 +432,9 @@ class CudaExecutor final : public Executor {
       }
       programs_.push_back(std::move(prog));
     }
-    if (fused_swiglu > 0) fused_note_ = "; " + std::to_string(fused_swiglu) + " decode GEMVs with SwiGLU fused";
+    if (fused_swiglu + fused_rope > 0)
+      fused_note_ = "; fused: " + std::to_string(fused_swiglu) + " GEMV+SwiGLU, " + std::to_string(fused_rope) +
+                    " RoPE+KV-write";
     if (lt) {
       gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
       if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";

@@ -73,7 +73,54 @@ __global__ void swiglu_kernel(SwigluArgs a) {
   a.h[idx] = g / (1.0f + __expf(-g)) * u;
 }
 
+// rope then kv_write in one pass: one thread per (row, head of q|k|v, rotation pair). q and k
+// pairs are rotated in place exactly as rope_kernel does; k and v pairs of valid rows are stored
+// in the caches exactly as kv_write_kernel does.
+__global__ void rope_kv_write_kernel(RopeArgs r, KvWriteArgs w) {
+  const int64_t half = r.head_dim / 2, heads = w.n_heads + 2 * w.n_kv_heads;
+  const uint64_t n = uint64_t(r.batch * r.chunk * heads * half);
+  const uint64_t idx = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= n) return;
+  const int64_t i = int64_t(idx % uint64_t(half));
+  const int64_t h = int64_t((idx / uint64_t(half)) % uint64_t(heads));
+  const int64_t row = int64_t(idx / uint64_t(half * heads));
+  const int64_t b = row / r.chunk, t = row % r.chunk;
+  float* v = r.qkv + row * r.width + h * r.head_dim;
+  float x0 = v[i], x1 = v[i + half];
+  if (h < r.n_rot_heads) {
+    const float angle = float(int64_t(r.start_pos[b]) + t) * r.inv_freq[i];
+    float s, c;
+    sincosf(angle, &s, &c);
+    c *= r.attention_scaling;
+    s *= r.attention_scaling;
+    const float y0 = x0 * c - x1 * s, y1 = x1 * c + x0 * s;
+    v[i] = x0 = y0;
+    v[i + half] = x1 = y1;
+  }
+  if (h < w.n_heads) return;
+  const int64_t pos = int64_t(w.start_pos[b]) + t;
+  if (t >= w.n_valid[b] || pos < 0 || pos >= w.max_seq) return;
+  const int64_t kv = w.n_kv_heads * w.head_dim, is_v = h >= w.n_heads + w.n_kv_heads;
+  const int64_t kvh = h - w.n_heads - (is_v ? w.n_kv_heads : 0);
+  const uint64_t c = uint64_t((b * w.max_seq + pos) * kv + kvh * w.head_dim + i);
+  void* cache = is_v ? w.v_cache : w.k_cache;
+  cuda::st(cache, w.cache_dtype, c, x0);
+  cuda::st(cache, w.cache_dtype, c + uint64_t(half), x1);
+}
+
 }  // namespace
+
+bool rope_kv_write_cuda_supported(const RopeArgs& r, const KvWriteArgs& w) {
+  return r.qkv == w.qkv && r.start_pos == w.start_pos && r.batch == w.batch && r.chunk == w.chunk &&
+         r.head_dim == w.head_dim && r.head_dim % 2 == 0 && r.n_rot_heads == w.n_heads + w.n_kv_heads &&
+         r.width == (w.n_heads + 2 * w.n_kv_heads) * w.head_dim;
+}
+
+void rope_kv_write_cuda(const RopeArgs& r, const KvWriteArgs& w, cudaStream_t s) {
+  const uint64_t n = uint64_t(r.batch * r.chunk * (w.n_heads + 2 * w.n_kv_heads) * (r.head_dim / 2));
+  if (n == 0) return;
+  rope_kv_write_kernel<<<blocks_for(n, 256), 256, 0, s>>>(r, w);
+}
 
 void embedding_cuda(const EmbeddingArgs& a, cudaStream_t s) {
   embedding_kernel<<<blocks_for(uint64_t(a.rows * a.dim), 256), 256, 0, s>>>(a);

@@ -44,6 +44,10 @@ bool matmul_swiglu_cuda_supported(const MatmulArgs& a);
 void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s);
 void rope_cuda(const RopeArgs& a, cudaStream_t s);
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s);
+// rope (of every q and k head) then kv_write of the same qkv buffer, in one launch with the same
+// results: the CUDA backend fuses the pair when rope_kv_write_cuda_supported holds.
+bool rope_kv_write_cuda_supported(const RopeArgs& r, const KvWriteArgs& w);
+void rope_kv_write_cuda(const RopeArgs& r, const KvWriteArgs& w, cudaStream_t s);
 void attention_cuda(const AttentionArgs& a, cudaStream_t s);
 // Split-K decode attention (flash-decoding) for launches of a few rows: `scratch` holds
 // attention_cuda_scratch_floats(a) floats. Falls back to attention_cuda where the split kernel

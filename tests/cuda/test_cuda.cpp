@@ -408,6 +408,42 @@ TEST_CASE("cuda: embedding, rmsnorm, swiglu and rope match the CPU kernels") {
   }
 }
 
+// RoPE + KV write fused (the pair the backend binds as one launch) against the CPU's rope then
+// kv_write: the rotated qkv buffer and both caches, with padding rows, a row reaching max_seq and
+// every cache dtype.
+TEST_CASE("cuda: the fused RoPE + KV write matches the CPU's rope then kv_write") {
+  if (skip_without_gpu()) return;
+  for (DType ct : {DType::F32, DType::BF16, DType::F16}) {
+    CAPTURE(std::string(dtype_name(ct)));
+    const int64_t batch = 3, chunk = 5, S = 64, H = 8, KVH = 2, hd = 64, width = (H + 2 * KVH) * hd;
+    ThreadPool pool(2);
+    std::vector<int32_t> start = {0, 40, 61}, valid = {5, 2, 5};  // row 2 reaches max_seq after 3 tokens
+    std::vector<float> inv(size_t(hd / 2));
+    for (int64_t i = 0; i < hd / 2; ++i) inv[size_t(i)] = std::pow(500000.0f, -2.0f * float(i) / float(hd));
+    auto qc = random_floats(size_t(batch * chunk * width), 33);
+    auto kc = as_dtype(random_floats(size_t(batch * S * KVH * hd), 34), ct), vc = kc;
+    Dev dq(qc), dinv(inv), ds(start), dn(valid), dk(kc), dv(vc);
+    rope_cpu({qc.data(), inv.data(), start.data(), batch, chunk, width, H + KVH, hd, 1.0f}, pool);
+    kv_write_cpu({qc.data(), start.data(), valid.data(), kc.data(), vc.data(), ct, batch, chunk, S, H, KVH, hd}, pool);
+    const RopeArgs r{dq.as<float>(), dinv.as<float>(), ds.as<int32_t>(), batch, chunk, width, H + KVH, hd, 1.0f};
+    const KvWriteArgs w{dq.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dk.p, dv.p, ct, batch, chunk, S, H, KVH, hd};
+    REQUIRE(rope_kv_write_cuda_supported(r, w));
+    rope_kv_write_cuda(r, w, nullptr);
+    sync_ok();
+    const auto qg = dq.get<float>();
+    CHECK(rel_l2(qg.data(), qc.data(), qc.size()) < 1e-5);
+    for (const auto& [dev, host] : {std::make_pair(&dk, &kc), std::make_pair(&dv, &vc)}) {
+      const auto got = dev->get<uint8_t>();
+      std::vector<float> g(host->size() / dtype_size(ct)), c(g.size());
+      convert_to_f32(got.data(), ct, g.data(), g.size());
+      convert_to_f32(host->data(), ct, c.data(), c.size());
+      // GPU and CPU sin/cos differ in the last bits, which can flip a 16-bit rounding of a rotated
+      // k now and then (2^-8 relative for bf16); a wrong position would be off by order 1.
+      CHECK(rel_l2(g.data(), c.data(), c.size()) < (ct == DType::F32 ? 1e-5 : ct == DType::F16 ? 1e-4 : 5e-4));
+    }
+  }
+}
+
 TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context, padding rows, every cache dtype)") {
   if (skip_without_gpu()) return;
   for (DType ct : {DType::F32, DType::BF16, DType::F16})
