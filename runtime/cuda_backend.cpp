@@ -138,49 +138,72 @@ LaunchScratch launch_scratch(const Plan& p) {
   return sc;
 }
 
-// Plan launches li and li + 1 of `pr` as one CUDA launch, or null when they are not a pair the
-// backend fuses (kind says which pair it was):
-// - a decode gate|up GEMV and the SwiGLU of its output, when nothing else in the program reads
-//   (or returns) that output and matmul_swiglu_cuda_supported holds;
-// - rope of every q and k head and the kv_write of the same qkv buffer.
-enum class Fused { kGemvSwiglu, kRopeKvWrite };
+// Runs of plan launches that the CUDA backend binds as one launch, with the same results:
+// - RMSNorm whose output only a decode GEMV reads: the norm becomes the GEMV's prologue;
+// - a decode gate|up GEMV whose output only a SwiGLU reads: SwiGLU becomes its epilogue
+//   (both at once when a norm feeds a gate|up GEMV);
+// - RoPE of every q and k head and the KV-cache write of the same qkv buffer.
+enum class Fused { kNormGemv, kGemvSwiglu, kNormGemvSwiglu, kRopeKvWrite };
 
-Result<std::optional<CudaLaunch>> bind_fused_pair(const Plan& p, const ProgramInfo& pr, size_t li,
-                                                  const std::vector<void*>& ptrs, Fused* kind) {
-  const LaunchInfo &l = pr.launches[li], &n = pr.launches[li + 1];
-  if (p.kernels()[l.kernel] == &kRopeSpec && p.kernels()[n.kernel] == &kKvWriteSpec && n.inputs[0] == l.outputs[0]) {
-    auto ra = make_launch_args(kRopeSpec, l, p.tensors(), ptrs);
+// Whether launch `reader` of `pr` is the only reader of tensor t, and t is not a program output.
+bool only_reader(const ProgramInfo& pr, uint32_t t, size_t reader) {
+  for (size_t k = 0; k < pr.launches.size(); ++k)
+    if (k != reader)
+      for (uint32_t i : pr.launches[k].inputs)
+        if (i == t) return false;
+  return std::find(pr.outputs.begin(), pr.outputs.end(), t) == pr.outputs.end();
+}
+
+// The fused launch starting at plan launch li, or null; *count is how many plan launches it does.
+Result<std::optional<CudaLaunch>> bind_fused(const Plan& p, const ProgramInfo& pr, size_t li, const std::vector<void*>& ptrs,
+                                             Fused* kind, size_t* count) {
+  const auto& L = pr.launches;
+  auto spec = [&](size_t i) { return i < L.size() ? p.kernels()[L[i].kernel] : nullptr; };
+  auto args = [&](size_t i) { return make_launch_args(*spec(i), L[i], p.tensors(), ptrs); };
+  using Out = std::optional<CudaLaunch>;
+  if (spec(li) == &kRopeSpec && spec(li + 1) == &kKvWriteSpec && L[li + 1].inputs[0] == L[li].outputs[0]) {
+    auto ra = args(li), ka = args(li + 1);
     if (!ra.is_ok()) return ra.status();
-    auto ka = make_launch_args(kKvWriteSpec, n, p.tensors(), ptrs);
     if (!ka.is_ok()) return ka.status();
     const auto& r = std::get<RopeArgs>(ra.value());
     const auto& w = std::get<KvWriteArgs>(ka.value());
-    if (!rope_kv_write_cuda_supported(r, w)) return std::optional<CudaLaunch>();
-    *kind = Fused::kRopeKvWrite;
-    return std::optional<CudaLaunch>(CudaLaunch([r, w](cudaStream_t s) -> Status {
+    if (!rope_kv_write_cuda_supported(r, w)) return Out();
+    *kind = Fused::kRopeKvWrite, *count = 2;
+    return Out(CudaLaunch([r, w](cudaStream_t s) -> Status {
       rope_kv_write_cuda(r, w, s);
       return Status::ok();
     }));
   }
-  if (p.kernels()[l.kernel] != &kMatmulSpec || p.kernels()[n.kernel] != &kSwigluSpec || n.inputs[0] != l.outputs[0])
-    return std::optional<CudaLaunch>();
-  const uint32_t gu = l.outputs[0];
-  for (size_t k = 0; k < pr.launches.size(); ++k)
-    if (k != li + 1)
-      for (uint32_t i : pr.launches[k].inputs)
-        if (i == gu) return std::optional<CudaLaunch>();
-  for (uint32_t o : pr.outputs)
-    if (o == gu) return std::optional<CudaLaunch>();
-  auto ma = make_launch_args(kMatmulSpec, l, p.tensors(), ptrs);
+  // [rmsnorm →] matmul [→ swiglu]
+  const bool norm = spec(li) == &kRmsNormSpec && spec(li + 1) == &kMatmulSpec && L[li + 1].inputs[0] == L[li].outputs[0] &&
+                    only_reader(pr, L[li].outputs[0], li + 1);
+  const size_t mi = norm ? li + 1 : li;
+  if (spec(mi) != &kMatmulSpec) return Out();
+  auto ma = args(mi);
   if (!ma.is_ok()) return ma.status();
-  auto sa = make_launch_args(kSwigluSpec, n, p.tensors(), ptrs);
-  if (!sa.is_ok()) return sa.status();
-  const auto& m = std::get<MatmulArgs>(ma.value());
-  const auto& sw = std::get<SwigluArgs>(sa.value());
-  if (!matmul_swiglu_cuda_supported(m) || sw.rows != m.rows || 2 * sw.ffn != m.m) return std::optional<CudaLaunch>();
-  *kind = Fused::kGemvSwiglu;
-  return std::optional<CudaLaunch>(CudaLaunch([m, h = sw.h](cudaStream_t s) -> Status {
-    matmul_swiglu_cuda(m, h, s);
+  MatmulArgs m = std::get<MatmulArgs>(ma.value());
+  GemvNorm gn;
+  if (norm) {
+    auto na = args(li);
+    if (!na.is_ok()) return na.status();
+    const auto& n = std::get<RmsNormArgs>(na.value());
+    if (n.rows != m.rows || n.dim != m.k || !matmul_norm_cuda_supported(m)) return Out();  // no prologue: plain kernels
+    gn = GemvNorm{n.w, n.w_dtype, n.eps};
+    m.x = n.x;  // the GEMV reads the norm's input
+  }
+  float* h = nullptr;
+  if (spec(mi + 1) == &kSwigluSpec && L[mi + 1].inputs[0] == L[mi].outputs[0] && only_reader(pr, L[mi].outputs[0], mi + 1)) {
+    auto sa = args(mi + 1);
+    if (!sa.is_ok()) return sa.status();
+    const auto& sw = std::get<SwigluArgs>(sa.value());
+    if (matmul_swiglu_cuda_supported(m) && sw.rows == m.rows && 2 * sw.ffn == m.m) h = sw.h;
+  }
+  if (!norm && !h) return Out();
+  *count = (norm ? 2 : 1) + (h ? 1 : 0);
+  *kind = norm && h ? Fused::kNormGemvSwiglu : norm ? Fused::kNormGemv : Fused::kGemvSwiglu;
+  return Out(CudaLaunch([m, gn, h, norm](cudaStream_t s) -> Status {
+    if (h) matmul_swiglu_cuda(m, h, s, norm ? &gn : nullptr);
+    else matmul_norm_cuda(m, gn, s);
     return Status::ok();
   }));
 }
@@ -357,7 +380,7 @@ class CudaExecutor final : public Executor {
     }
     void* x16 = base + scratch_off;
     void* workspace = base + scratch_off + (scratch.gemm_bytes() - kCublasLtWorkspaceBytes * (scratch.gemm_x > 0));
-    int lib_launches = 0, lib_refused = 0, fused_swiglu = 0, fused_rope = 0;
+    int lib_launches = 0, lib_refused = 0, fused_count[4] = {0, 0, 0, 0};
     uint32_t max_repeat = 0;
     for (const ProgramInfo& pr : p.programs()) max_repeat = std::max(max_repeat, pr.repeat > 1 ? pr.repeat : 0u);
     if (max_repeat > 0) {  // the iteration indices the loop graphs copy into each counter
@@ -389,17 +412,16 @@ class CudaExecutor final : public Executor {
       for (size_t li = 0; li < pr.launches.size(); ++li) {
         const LaunchInfo& l = pr.launches[li];
         prog.plan_index.push_back(li);
-        // Pairs the backend runs as one launch (bind_fused_pair).
-        if (li + 1 < pr.launches.size()) {
-          Fused kind{};
-          auto fused = bind_fused_pair(p, pr, li, ptrs, &kind);
-          if (!fused.is_ok()) return fused.status();
-          if (fused.value()) {
-            prog.launches.push_back(std::move(*fused.value()));
-            ++(kind == Fused::kGemvSwiglu ? fused_swiglu : fused_rope);
-            ++li;  // the second launch is done by the fused one
-            continue;
-          }
+        // Runs the backend binds as one launch (bind_fused).
+        Fused kind{};
+        size_t count = 1;
+        auto fused = bind_fused(p, pr, li, ptrs, &kind, &count);
+        if (!fused.is_ok()) return fused.status();
+        if (fused.value()) {
+          prog.launches.push_back(std::move(*fused.value()));
+          ++fused_count[int(kind)];
+          li += count - 1;  // the following launches are done by the fused one
+          continue;
         }
         if (lt && p.kernels()[l.kernel] == &kMatmulSpec) {
           auto args = make_launch_args(kMatmulSpec, l, p.tensors(), ptrs);
@@ -432,9 +454,10 @@ class CudaExecutor final : public Executor {
       }
       programs_.push_back(std::move(prog));
     }
-    if (fused_swiglu + fused_rope > 0)
-      fused_note_ = "; fused: " + std::to_string(fused_swiglu) + " GEMV+SwiGLU, " + std::to_string(fused_rope) +
-                    " RoPE+KV-write";
+    const char* fused_names[4] = {"RMSNorm+GEMV", "GEMV+SwiGLU", "RMSNorm+GEMV+SwiGLU", "RoPE+KV-write"};
+    for (int k = 0; k < 4; ++k)
+      if (fused_count[k] > 0)
+        fused_note_ += (fused_note_.empty() ? "; fused: " : ", ") + std::to_string(fused_count[k]) + " " + fused_names[k];
     if (lt) {
       gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
       if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";

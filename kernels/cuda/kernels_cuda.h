@@ -41,7 +41,18 @@ void matmul_add_bias_cuda(const MatmulArgs& a, cudaStream_t s);
 // in one launch and without the gate|up buffer (a.y is not used). For bf16/f16 weights, at most
 // kCudaGemvMaxRows rows, no bias and no accumulation (matmul_swiglu_cuda_supported).
 bool matmul_swiglu_cuda_supported(const MatmulArgs& a);
-void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s);
+// RMSNorm as a decode GEMV's prologue: with a.x the norm's input, the GEMV of
+// w_norm · (x · inv_rms(x)) (what rmsnorm_cuda then matmul_cuda give), the normalized rows never
+// written. For bf16/f16 weights and at most kCudaGemvMaxRows rows (matmul_norm_cuda_supported).
+struct GemvNorm {
+  const void* w = nullptr;  // (k,) norm weight
+  DType w_dtype = DType::F32;
+  float eps = 0.0f;
+};
+bool matmul_norm_cuda_supported(const MatmulArgs& a);
+void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s);
+// matmul_swiglu_cuda with the RMSNorm prologue when `norm` is given.
+void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm = nullptr);
 void rope_cuda(const RopeArgs& a, cudaStream_t s);
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s);
 // rope (of every q and k head) then kv_write of the same qkv buffer, in one launch with the same

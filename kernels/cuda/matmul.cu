@@ -43,9 +43,50 @@ __device__ __forceinline__ void load8(const void* w, int64_t i, float out[8]) {
   }
 }
 
+// Where a GEMV's activations come from. Plain: x itself. Normed: RMSNorm as a prologue, each
+// value w_norm[i] · (x[i] · inv_rms[row]) exactly as rmsnorm_kernel stores it, with inv_rms
+// computed by the block first (so the normalized rows are never written).
+struct PlainX {
+  const float* x;
+  int64_t k;
+  __device__ __forceinline__ void load8(int r, int64_t i, float (&v)[8]) const {
+    const float4 x0 = *reinterpret_cast<const float4*>(x + r * k + i);
+    const float4 x1 = *reinterpret_cast<const float4*>(x + r * k + i + 4);
+    v[0] = x0.x, v[1] = x0.y, v[2] = x0.z, v[3] = x0.w, v[4] = x1.x, v[5] = x1.y, v[6] = x1.z, v[7] = x1.w;
+  }
+  __device__ __forceinline__ float load1(int r, int64_t i) const { return x[r * k + i]; }
+};
+
+struct NormedX {
+  PlainX plain;
+  GemvNorm norm;
+  const float* inv;  // per row, in shared memory
+  __device__ __forceinline__ void load8(int r, int64_t i, float (&v)[8]) const {
+    plain.load8(r, i, v);
+#pragma unroll
+    for (int q = 0; q < 8; ++q) v[q] = cuda::ld(norm.w, norm.w_dtype, uint64_t(i + q)) * (v[q] * inv[r]);
+  }
+  __device__ __forceinline__ float load1(int r, int64_t i) const {
+    return cuda::ld(norm.w, norm.w_dtype, uint64_t(i)) * (plain.load1(r, i) * inv[r]);
+  }
+};
+
+// The block's inv_rms of each row, as rmsnorm_kernel computes it (same 256-thread reduction).
+__device__ __forceinline__ void gemv_norm_prologue(const MatmulArgs& a, const GemvNorm& n, float* inv, float* red) {
+  for (int r = 0; r < int(a.rows); ++r) {
+    const float* x = a.x + r * a.k;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < a.k; i += blockDim.x) ss += x[i] * x[i];
+    ss = cuda::block_sum(ss, red);
+    if (threadIdx.x == 0) inv[r] = rsqrtf(ss / float(a.k) + n.eps);
+  }
+  __syncthreads();
+}
+
 // Accumulates row r's dot product with one weight row into acc[r], for every row r < a.rows.
-template <DType W, int R>
-__device__ __forceinline__ void gemv_dot(const MatmulArgs& a, const void* wrow, bool vec, int lane, float (&acc)[R]) {
+template <DType W, int R, class X>
+__device__ __forceinline__ void gemv_dot(const MatmulArgs& a, const X& xs, const void* wrow, bool vec, int lane,
+                                         float (&acc)[R]) {
   if (vec) {
     // Unrolled so each lane has several independent 16-byte weight loads in flight: one at a time
     // leaves the memory system idle between a load's issue and its use.
@@ -56,10 +97,10 @@ __device__ __forceinline__ void gemv_dot(const MatmulArgs& a, const void* wrow, 
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         if (r < a.rows) {
-          const float4 x0 = *reinterpret_cast<const float4*>(a.x + r * a.k + i);
-          const float4 x1 = *reinterpret_cast<const float4*>(a.x + r * a.k + i + 4);
-          acc[r] += wv[0] * x0.x + wv[1] * x0.y + wv[2] * x0.z + wv[3] * x0.w + wv[4] * x1.x + wv[5] * x1.y +
-                    wv[6] * x1.z + wv[7] * x1.w;
+          float xv[8];
+          xs.load8(r, i, xv);
+          acc[r] += wv[0] * xv[0] + wv[1] * xv[1] + wv[2] * xv[2] + wv[3] * xv[3] + wv[4] * xv[4] + wv[5] * xv[5] +
+                    wv[6] * xv[6] + wv[7] * xv[7];
         }
       }
     }
@@ -68,7 +109,7 @@ __device__ __forceinline__ void gemv_dot(const MatmulArgs& a, const void* wrow, 
       const float wv = cuda::ld(wrow, W, uint64_t(i));
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        if (r < a.rows) acc[r] += wv * a.x[r * a.k + i];
+        if (r < a.rows) acc[r] += wv * xs.load1(r, i);
     }
   }
 }
@@ -79,49 +120,67 @@ __device__ __forceinline__ bool gemv_vec(const MatmulArgs& a) {
   return (a.k % 8) == 0 && (reinterpret_cast<uintptr_t>(a.w) % 16) == 0 && (reinterpret_cast<uintptr_t>(a.x) % 16) == 0;
 }
 
-template <DType W, int R>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a) {
-  const int lane = threadIdx.x & 31;
-  const int64_t j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
-  if (j >= a.m) return;
-  const int64_t chunk = a.rows / a.batch;
-  float acc[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  gemv_dot<W, R>(a, static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W), gemv_vec(a), lane, acc);
-  const float bias = a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f;
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    if (r >= a.rows) break;
-    const float v = cuda::warp_sum(acc[r]) + bias;
-    if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) {
-      float* y = a.y + r * a.m + j;
-      *y = a.accumulate ? *y + v : v;
-    }
+// Runs `body(xs)` with the activation loader: plain, or after the RMSNorm prologue. Every thread
+// of the block must call it (the prologue synchronizes).
+template <bool NORM, class Body>
+__device__ __forceinline__ void with_activations(const MatmulArgs& a, const GemvNorm& n, const Body& body) {
+  if constexpr (NORM) {
+    __shared__ float inv[kGemvMaxRows];
+    __shared__ float red[32];
+    gemv_norm_prologue(a, n, inv, red);
+    body(NormedX{PlainX{a.x, a.k}, n, inv});
+  } else {
+    body(PlainX{a.x, a.k});
   }
+}
+
+template <DType W, int R, bool NORM>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, GemvNorm n) {
+  with_activations<NORM>(a, n, [&](const auto& xs) {
+    const int lane = threadIdx.x & 31;
+    const int64_t j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
+    if (j >= a.m) return;
+    const int64_t chunk = a.rows / a.batch;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+    gemv_dot<W, R>(a, xs, static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W), gemv_vec(a), lane, acc);
+    const float bias = a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (r >= a.rows) break;
+      const float v = cuda::warp_sum(acc[r]) + bias;
+      if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) {
+        float* y = a.y + r * a.m + j;
+        *y = a.accumulate ? *y + v : v;
+      }
+    }
+  });
 }
 
 // The gate|up GEMV with SwiGLU as its epilogue: warp j reads weight rows j (gate) and m/2 + j
 // (up) and writes h[r][j] = silu(g)·u, so the (rows, m) gate|up buffer is never written.
-template <DType W, int R>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_swiglu_kernel(MatmulArgs a, float* h) {
-  const int lane = threadIdx.x & 31;
-  const int64_t half = a.m / 2, j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
-  if (j >= half) return;
-  const int64_t chunk = a.rows / a.batch;
-  const bool vec = gemv_vec(a);
-  float g[R], u[R];
+template <DType W, int R, bool NORM>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_swiglu_kernel(MatmulArgs a, float* h, GemvNorm n) {
+  with_activations<NORM>(a, n, [&](const auto& xs) {
+    const int lane = threadIdx.x & 31;
+    const int64_t half = a.m / 2, j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
+    if (j >= half) return;
+    const int64_t chunk = a.rows / a.batch;
+    const bool vec = gemv_vec(a);
+    float g[R], u[R];
 #pragma unroll
-  for (int r = 0; r < R; ++r) g[r] = u[r] = 0.0f;
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  gemv_dot<W, R>(a, w + uint64_t(j * a.k) * dtype_size(W), vec, lane, g);
-  gemv_dot<W, R>(a, w + uint64_t((half + j) * a.k) * dtype_size(W), vec, lane, u);
+    for (int r = 0; r < R; ++r) g[r] = u[r] = 0.0f;
+    const uint8_t* w = static_cast<const uint8_t*>(a.w);
+    gemv_dot<W, R>(a, xs, w + uint64_t(j * a.k) * dtype_size(W), vec, lane, g);
+    gemv_dot<W, R>(a, xs, w + uint64_t((half + j) * a.k) * dtype_size(W), vec, lane, u);
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
-    if (r >= a.rows) break;
-    const float gv = cuda::warp_sum(g[r]), uv = cuda::warp_sum(u[r]);
-    if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) h[r * half + j] = gv / (1.0f + __expf(-gv)) * uv;
-  }
+    for (int r = 0; r < R; ++r) {
+      if (r >= a.rows) break;
+      const float gv = cuda::warp_sum(g[r]), uv = cuda::warp_sum(u[r]);
+      if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) h[r * half + j] = gv / (1.0f + __expf(-gv)) * uv;
+    }
+  });
 }
 
 constexpr int kTile = 64, kTileK = 16;
@@ -174,27 +233,38 @@ __global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
   }
 }
 
+template <DType W, bool NORM>
+void launch_gemv(const MatmulArgs& a, const GemvNorm& n, cudaStream_t s) {
+  const dim3 grid(unsigned((a.m + kGemvWarps - 1) / kGemvWarps));
+  if (a.rows <= 1) gemv_kernel<W, 1, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, n);
+  else if (a.rows <= 2) gemv_kernel<W, 2, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, n);
+  else if (a.rows <= 4) gemv_kernel<W, 4, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, n);
+  else gemv_kernel<W, 8, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, n);
+}
+
 template <DType W>
 void launch(const MatmulArgs& a, cudaStream_t s) {
   if (a.rows <= kGemvMaxRows) {
-    const dim3 grid(unsigned((a.m + kGemvWarps - 1) / kGemvWarps));
-    if (a.rows <= 1) gemv_kernel<W, 1><<<grid, kGemvWarps * 32, 0, s>>>(a);
-    else if (a.rows <= 2) gemv_kernel<W, 2><<<grid, kGemvWarps * 32, 0, s>>>(a);
-    else if (a.rows <= 4) gemv_kernel<W, 4><<<grid, kGemvWarps * 32, 0, s>>>(a);
-    else gemv_kernel<W, 8><<<grid, kGemvWarps * 32, 0, s>>>(a);
+    launch_gemv<W, false>(a, GemvNorm{}, s);
     return;
   }
   const dim3 grid(unsigned((a.m + kTile - 1) / kTile), unsigned((a.rows + kTile - 1) / kTile));
   gemm_kernel<W><<<grid, 256, 0, s>>>(a);
 }
 
-template <DType W>
-void launch_swiglu(const MatmulArgs& a, float* h, cudaStream_t s) {
+template <DType W, bool NORM>
+void launch_swiglu(const MatmulArgs& a, float* h, const GemvNorm& n, cudaStream_t s) {
   const dim3 grid(unsigned((a.m / 2 + kGemvWarps - 1) / kGemvWarps));
-  if (a.rows <= 1) gemv_swiglu_kernel<W, 1><<<grid, kGemvWarps * 32, 0, s>>>(a, h);
-  else if (a.rows <= 2) gemv_swiglu_kernel<W, 2><<<grid, kGemvWarps * 32, 0, s>>>(a, h);
-  else if (a.rows <= 4) gemv_swiglu_kernel<W, 4><<<grid, kGemvWarps * 32, 0, s>>>(a, h);
-  else gemv_swiglu_kernel<W, 8><<<grid, kGemvWarps * 32, 0, s>>>(a, h);
+  if (a.rows <= 1) gemv_swiglu_kernel<W, 1, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, h, n);
+  else if (a.rows <= 2) gemv_swiglu_kernel<W, 2, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, h, n);
+  else if (a.rows <= 4) gemv_swiglu_kernel<W, 4, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, h, n);
+  else gemv_swiglu_kernel<W, 8, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, h, n);
+}
+
+template <DType W>
+void dispatch_swiglu(const MatmulArgs& a, float* h, const GemvNorm* n, cudaStream_t s) {
+  if (n) launch_swiglu<W, true>(a, h, *n, s);
+  else launch_swiglu<W, false>(a, h, GemvNorm{}, s);
 }
 
 }  // namespace
@@ -206,10 +276,22 @@ bool matmul_swiglu_cuda_supported(const MatmulArgs& a) {
          (a.w_dtype == DType::BF16 || a.w_dtype == DType::F16);
 }
 
-void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s) {
+void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm) {
   switch (a.w_dtype) {
-    case DType::BF16: launch_swiglu<DType::BF16>(a, h, s); break;
-    case DType::F16: launch_swiglu<DType::F16>(a, h, s); break;
+    case DType::BF16: dispatch_swiglu<DType::BF16>(a, h, norm, s); break;
+    case DType::F16: dispatch_swiglu<DType::F16>(a, h, norm, s); break;
+    default: break;
+  }
+}
+
+bool matmul_norm_cuda_supported(const MatmulArgs& a) {
+  return a.rows >= 1 && a.rows <= kGemvMaxRows && (a.w_dtype == DType::BF16 || a.w_dtype == DType::F16);
+}
+
+void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s) {
+  switch (a.w_dtype) {
+    case DType::BF16: launch_gemv<DType::BF16, true>(a, norm, s); break;
+    case DType::F16: launch_gemv<DType::F16, true>(a, norm, s); break;
     default: break;
   }
 }

@@ -126,44 +126,55 @@ TEST_CASE("cuda: matmul (GEMV and tiled paths) matches the CPU kernel for every 
       }
 }
 
-// The fused decode GEMV + SwiGLU against the CPU's matmul then swiglu; padding rows stay unwritten.
-TEST_CASE("cuda: the gate|up GEMV with SwiGLU fused matches the CPU's matmul then swiglu") {
+// The fused decode GEMVs against the CPU's separate kernels: RMSNorm as a prologue, SwiGLU as an
+// epilogue, and both; padding rows stay unwritten.
+TEST_CASE("cuda: decode GEMVs with RMSNorm and/or SwiGLU fused match the CPU's separate kernels") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2, matmul_scratch_floats(4096));
   uint32_t seed = 700;
   for (DType wt : {DType::BF16, DType::F16})
     for (int64_t rows : {1, 2, 3, 8})
-      for (int64_t k : {64, 70, 4096}) {
-        CAPTURE(std::string(dtype_name(wt)));
-        CAPTURE(rows);
-        CAPTURE(k);
-        const int64_t ffn = 300, batch = rows == 8 ? 2 : 1, chunk = rows / batch;
-        const auto x = random_floats(size_t(rows * k), seed++);
-        const auto w = as_dtype(random_floats(size_t(2 * ffn * k), seed++, 0.05f), wt);
-        std::vector<int32_t> valid = {int32_t(chunk), int32_t(chunk / 2)};
-        valid.resize(size_t(batch));
-        std::vector<float> gu(size_t(rows * 2 * ffn), kNaN), hc(size_t(rows * ffn), kNaN);
-        matmul_cpu({x.data(), w.data(), wt, nullptr, wt, gu.data(), rows, k, 2 * ffn, false, valid.data(), batch}, pool);
-        swiglu_cpu({gu.data(), hc.data(), rows, ffn}, pool);
-        Dev dx(x), dw(w), dv(valid), dh(std::vector<float>(hc.size(), kNaN));
-        const MatmulArgs g{dx.as<float>(), dw.p, wt, nullptr, wt, nullptr, rows, k, 2 * ffn, false, dv.as<int32_t>(), batch};
-        REQUIRE(matmul_swiglu_cuda_supported(g));
-        matmul_swiglu_cuda(g, dh.as<float>(), nullptr);
-        sync_ok();
-        const auto hg = dh.get<float>();
-        std::vector<float> a1, a2;
-        for (size_t i = 0; i < hg.size(); ++i) {
-          const int64_t r = int64_t(i) / ffn;
-          if ((r % chunk) < valid[size_t(r / chunk)]) {
-            a1.push_back(hg[i]);
-            a2.push_back(hc[i]);
-          } else {
-            REQUIRE(std::isnan(hg[i]));
+      for (int64_t k : {64, 70, 4096})
+        for (int mode = 0; mode < 3; ++mode) {  // 0: norm + GEMV, 1: GEMV + SwiGLU, 2: all three
+          CAPTURE(std::string(dtype_name(wt)));
+          CAPTURE(rows);
+          CAPTURE(k);
+          CAPTURE(mode);
+          const bool norm = mode != 1, swiglu = mode != 0;
+          const int64_t ffn = 300, m = 2 * ffn, batch = rows == 8 ? 2 : 1, chunk = rows / batch;
+          const auto x = random_floats(size_t(rows * k), seed++, 2.0f);
+          const auto wn = as_dtype(random_floats(size_t(k), seed++), wt);
+          const auto w = as_dtype(random_floats(size_t(m * k), seed++, 0.05f), wt);
+          std::vector<int32_t> valid = {int32_t(chunk), int32_t(chunk / 2)};
+          valid.resize(size_t(batch));
+          std::vector<float> xn = x, gu(size_t(rows * m), kNaN), hc(size_t(rows * ffn), kNaN);
+          if (norm) rmsnorm_cpu({x.data(), wn.data(), wt, xn.data(), rows, k, 1e-5f}, pool);
+          matmul_cpu({xn.data(), w.data(), wt, nullptr, wt, gu.data(), rows, k, m, false, valid.data(), batch}, pool);
+          if (swiglu) swiglu_cpu({gu.data(), hc.data(), rows, ffn}, pool);
+          const std::vector<float>& want = swiglu ? hc : gu;
+          const int64_t width = swiglu ? ffn : m;
+          Dev dx(x), dwn(wn), dw(w), dv(valid), dout(std::vector<float>(want.size(), kNaN));
+          const MatmulArgs g{dx.as<float>(), dw.p, wt, nullptr, wt, swiglu ? nullptr : dout.as<float>(), rows, k, m, false,
+                             dv.as<int32_t>(), batch};
+          const GemvNorm gn{dwn.p, wt, 1e-5f};
+          REQUIRE((swiglu ? matmul_swiglu_cuda_supported(g) : matmul_norm_cuda_supported(g)));
+          if (swiglu) matmul_swiglu_cuda(g, dout.as<float>(), nullptr, norm ? &gn : nullptr);
+          else matmul_norm_cuda(g, gn, nullptr);
+          sync_ok();
+          const auto got = dout.get<float>();
+          std::vector<float> a1, a2;
+          for (size_t i = 0; i < got.size(); ++i) {
+            const int64_t r = int64_t(i) / width;
+            if ((r % chunk) < valid[size_t(r / chunk)]) {
+              a1.push_back(got[i]);
+              a2.push_back(want[i]);
+            } else {
+              REQUIRE(std::isnan(got[i]));
+            }
           }
+          CHECK(std::count_if(a1.begin(), a1.end(), [](float v) { return !std::isfinite(v); }) == 0);
+          CHECK(rel_l2(a1.data(), a2.data(), a1.size()) < 1e-5);
         }
-        CHECK(std::count_if(a1.begin(), a1.end(), [](float v) { return !std::isfinite(v); }) == 0);
-        CHECK(rel_l2(a1.data(), a2.data(), a1.size()) < 1e-5);
-      }
   MatmulArgs acc{};
   acc.rows = 1, acc.m = 600, acc.w_dtype = DType::BF16, acc.accumulate = true;
   CHECK_FALSE(matmul_swiglu_cuda_supported(acc));  // accumulation (a residual add) is not fused
