@@ -144,9 +144,12 @@ LaunchScratch launch_scratch(const Plan& p) {
 //   (both at once when a norm feeds a gate|up GEMV);
 // - RoPE of every q and k head and the KV-cache write of the same qkv buffer.
 enum class Fused { kNormGemv, kGemvSwiglu, kNormGemvSwiglu, kRopeKvWrite };
+constexpr const char* kFusedNames[4] = {"RMSNorm+GEMV", "GEMV+SwiGLU", "RMSNorm+GEMV+SwiGLU", "RoPE+KV-write"};
 
-// Whether launch `reader` of `pr` is the only reader of tensor t, and t is not a program output.
-bool only_reader(const ProgramInfo& pr, uint32_t t, size_t reader) {
+// Whether t is an arena tensor that launch `reader` of `pr` alone reads, and not a program output:
+// a fused launch never writes it.
+bool only_reader(const Plan& p, const ProgramInfo& pr, uint32_t t, size_t reader) {
+  if (p.tensors()[t].region != Region::kArena) return false;
   for (size_t k = 0; k < pr.launches.size(); ++k)
     if (k != reader)
       for (uint32_t i : pr.launches[k].inputs)
@@ -154,9 +157,16 @@ bool only_reader(const ProgramInfo& pr, uint32_t t, size_t reader) {
   return std::find(pr.outputs.begin(), pr.outputs.end(), t) == pr.outputs.end();
 }
 
-// The fused launch starting at plan launch li, or null; *count is how many plan launches it does.
+// Whether tensors a and b share bytes.
+bool overlap(const Plan& p, uint32_t a, uint32_t b) {
+  const TensorInfo &x = p.tensors()[a], &y = p.tensors()[b];
+  return x.region == y.region && x.offset < y.offset + y.size_bytes && y.offset < x.offset + x.size_bytes;
+}
+
+// The fused launch starting at plan launch li, or null; *count is how many plan launches it does
+// and *main the one whose time a profile credits it to (the GEMV, or the RoPE).
 Result<std::optional<CudaLaunch>> bind_fused(const Plan& p, const ProgramInfo& pr, size_t li, const std::vector<void*>& ptrs,
-                                             Fused* kind, size_t* count) {
+                                             Fused* kind, size_t* count, size_t* main) {
   const auto& L = pr.launches;
   auto spec = [&](size_t i) { return i < L.size() ? p.kernels()[L[i].kernel] : nullptr; };
   auto args = [&](size_t i) { return make_launch_args(*spec(i), L[i], p.tensors(), ptrs); };
@@ -168,7 +178,7 @@ Result<std::optional<CudaLaunch>> bind_fused(const Plan& p, const ProgramInfo& p
     const auto& r = std::get<RopeArgs>(ra.value());
     const auto& w = std::get<KvWriteArgs>(ka.value());
     if (!rope_kv_write_cuda_supported(r, w)) return Out();
-    *kind = Fused::kRopeKvWrite, *count = 2;
+    *kind = Fused::kRopeKvWrite, *count = 2, *main = li;
     return Out(CudaLaunch([r, w](cudaStream_t s) -> Status {
       rope_kv_write_cuda(r, w, s);
       return Status::ok();
@@ -176,7 +186,7 @@ Result<std::optional<CudaLaunch>> bind_fused(const Plan& p, const ProgramInfo& p
   }
   // [rmsnorm →] matmul [→ swiglu]
   const bool norm = spec(li) == &kRmsNormSpec && spec(li + 1) == &kMatmulSpec && L[li + 1].inputs[0] == L[li].outputs[0] &&
-                    only_reader(pr, L[li].outputs[0], li + 1);
+                    only_reader(p, pr, L[li].outputs[0], li + 1);
   const size_t mi = norm ? li + 1 : li;
   if (spec(mi) != &kMatmulSpec) return Out();
   auto ma = args(mi);
@@ -192,14 +202,20 @@ Result<std::optional<CudaLaunch>> bind_fused(const Plan& p, const ProgramInfo& p
     m.x = n.x;  // the GEMV reads the norm's input
   }
   float* h = nullptr;
-  if (spec(mi + 1) == &kSwigluSpec && L[mi + 1].inputs[0] == L[mi].outputs[0] && only_reader(pr, L[mi].outputs[0], mi + 1)) {
+  if (spec(mi + 1) == &kSwigluSpec && L[mi + 1].inputs[0] == L[mi].outputs[0] && only_reader(p, pr, L[mi].outputs[0], mi + 1)) {
     auto sa = args(mi + 1);
     if (!sa.is_ok()) return sa.status();
     const auto& sw = std::get<SwigluArgs>(sa.value());
     if (matmul_swiglu_cuda_supported(m) && sw.rows == m.rows && 2 * sw.ffn == m.m) h = sw.h;
   }
   if (!norm && !h) return Out();
+  // The fused launch reads its first input (the norm's x, or the GEMV's x) while writing its last
+  // output, but the memory planner only kept them apart for as long as the plan's own launches
+  // needed: it may have placed the later output over an input whose last plan read came earlier.
+  const uint32_t in = L[li].inputs[0], out = h ? L[mi + 1].outputs[0] : L[mi].outputs[0];
+  if (overlap(p, in, out)) return Out();
   *count = (norm ? 2 : 1) + (h ? 1 : 0);
+  *main = mi;
   *kind = norm && h ? Fused::kNormGemvSwiglu : norm ? Fused::kNormGemv : Fused::kGemvSwiglu;
   return Out(CudaLaunch([m, gn, h, norm](cudaStream_t s) -> Status {
     if (h) matmul_swiglu_cuda(m, h, s, norm ? &gn : nullptr);
@@ -414,10 +430,11 @@ class CudaExecutor final : public Executor {
         prog.plan_index.push_back(li);
         // Runs the backend binds as one launch (bind_fused).
         Fused kind{};
-        size_t count = 1;
-        auto fused = bind_fused(p, pr, li, ptrs, &kind, &count);
+        size_t count = 1, main = li;
+        auto fused = bind_fused(p, pr, li, ptrs, &kind, &count, &main);
         if (!fused.is_ok()) return fused.status();
         if (fused.value()) {
+          prog.plan_index.back() = main;
           prog.launches.push_back(std::move(*fused.value()));
           ++fused_count[int(kind)];
           li += count - 1;  // the following launches are done by the fused one
@@ -454,10 +471,9 @@ class CudaExecutor final : public Executor {
       }
       programs_.push_back(std::move(prog));
     }
-    const char* fused_names[4] = {"RMSNorm+GEMV", "GEMV+SwiGLU", "RMSNorm+GEMV+SwiGLU", "RoPE+KV-write"};
     for (int k = 0; k < 4; ++k)
       if (fused_count[k] > 0)
-        fused_note_ += (fused_note_.empty() ? "; fused: " : ", ") + std::to_string(fused_count[k]) + " " + fused_names[k];
+        fused_note_ += (fused_note_.empty() ? "; fused: " : ", ") + std::to_string(fused_count[k]) + " " + kFusedNames[k];
     if (lt) {
       gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
       if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";
@@ -501,7 +517,7 @@ class CudaExecutor final : public Executor {
     std::vector<Output> outputs;
     cudaGraphExec_t exec = nullptr;       // one iteration
     cudaGraphExec_t small_exec = nullptr;  // the same without copying back large outputs
-    std::vector<size_t> plan_index;       // launches[i] starts at the plan's launch plan_index[i]
+    std::vector<size_t> plan_index;       // launches[i]'s plan launch (a fused launch's main one)
     size_t plan_launches = 0;             // the plan's launch count (fused launches make fewer here)
     bool has_large_output = false, has_small_output = false;
     cudaGraphExec_t loop_exec = nullptr;  // a loop program's every iteration (repeat > 1)
@@ -593,7 +609,8 @@ class CudaExecutor final : public Executor {
     for (const Output& o : prog.outputs)
       KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    // One entry per plan launch: a fused launch's time goes to its first plan launch.
+    // One entry per plan launch: a fused launch's time goes to its main plan launch (the GEMV, or
+    // the RoPE), and the launches it absorbed get 0.
     launch_ms->assign(prog.plan_launches, 0.0);
     for (size_t i = 0; i < n; ++i) {
       float t = 0.0f;
@@ -652,6 +669,25 @@ class CudaExecutor final : public Executor {
 };
 
 }  // namespace
+
+std::vector<std::string> cuda_fusions(const Plan& p) {
+  // Pointers as the executor derives them, from a distinct made-up base per region: bind_fused
+  // only compares them and builds closures, it never dereferences them.
+  std::vector<void*> ptrs(p.tensors().size());
+  for (size_t i = 0; i < ptrs.size(); ++i)
+    ptrs[i] = reinterpret_cast<void*>((uintptr_t(p.tensors()[i].region) + 1) << 40 | uintptr_t(p.tensors()[i].offset));
+  std::vector<std::string> out;
+  for (const ProgramInfo& pr : p.programs())
+    for (size_t li = 0; li < pr.launches.size(); ++li) {
+      Fused kind{};
+      size_t count = 1, main = li;
+      auto f = bind_fused(p, pr, li, ptrs, &kind, &count, &main);
+      if (!f.is_ok() || !f.value()) continue;
+      out.push_back(pr.name + " " + std::to_string(li) + " " + kFusedNames[int(kind)]);
+      li += count - 1;
+    }
+  return out;
+}
 
 uint64_t cuda_device_bytes(const Plan& p) {
   uint64_t weights = 0;

@@ -43,8 +43,9 @@ class Executor {
   virtual std::string describe() const = 0;
   // Runs program `index` once like run(), timing each launch: launch_ms[i] is launch i's time
   // in milliseconds (CPU: wall clock; CUDA: events between launches in stream mode, so the
-  // launches run back to back and each interval is one kernel). For benchmarks (kiln-bench
-  // --profile), never for correctness.
+  // launches run back to back and each interval is one kernel; where the CUDA backend fused
+  // launches, the fused kernel's time is its main launch's and the others read 0). For
+  // benchmarks (kiln-bench --profile), never for correctness.
   virtual Status profile(int index, std::vector<double>* launch_ms) = 0;
 };
 
@@ -70,6 +71,10 @@ struct CudaExecutorOptions {
 uint64_t cuda_device_bytes(const Plan& plan);
 // Fails with kUnsupported when this build has no CUDA backend or no device is usable.
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts);
+// The runs of launches the CUDA backend fuses into one when it binds this plan, as
+// "<program> <first launch> <kind>" (e.g. "decode 1 RMSNorm+GEMV"). Needs no device; empty in a
+// build without the CUDA backend.
+std::vector<std::string> cuda_fusions(const Plan& plan);
 // Number of usable CUDA devices (0 without a CUDA build, driver or device).
 int cuda_device_count();
 

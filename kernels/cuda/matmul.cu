@@ -72,6 +72,7 @@ struct NormedX {
 };
 
 // The block's inv_rms of each row, as rmsnorm_kernel computes it (same 256-thread reduction).
+static_assert(kGemvWarps * 32 == 256, "the prologue reduces like rmsnorm_kernel's 256-thread blocks");
 __device__ __forceinline__ void gemv_norm_prologue(const MatmulArgs& a, const GemvNorm& n, float* inv, float* red) {
   for (int r = 0; r < int(a.rows); ++r) {
     const float* x = a.x + r * a.k;
