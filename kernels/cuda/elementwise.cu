@@ -30,6 +30,23 @@ __global__ void rmsnorm_kernel(RmsNormArgs a) {
     a.y[r * a.dim + i] = cuda::ld(a.w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
 }
 
+// Rotates pair (i, i + head_dim/2) of head h of qkv row `row` in place and leaves the rotated
+// values in x0, x1. The one rotation rope_kernel and rope_kv_write_kernel both run.
+__device__ __forceinline__ void rope_rotate(const RopeArgs& a, int64_t row, int64_t h, int64_t i, float& x0, float& x1) {
+  const int64_t half = a.head_dim / 2, b = row / a.chunk, t = row % a.chunk;
+  const float angle = float(int64_t(a.start_pos[b]) + t) * a.inv_freq[i];
+  float s, c;
+  sincosf(angle, &s, &c);
+  c *= a.attention_scaling;
+  s *= a.attention_scaling;
+  float* v = a.qkv + row * a.width + h * a.head_dim;
+  const float v0 = v[i], v1 = v[i + half];
+  x0 = v0 * c - v1 * s;
+  x1 = v1 * c + v0 * s;
+  v[i] = x0;
+  v[i + half] = x1;
+}
+
 __global__ void rope_kernel(RopeArgs a) {
   const int64_t half = a.head_dim / 2;
   const uint64_t n = uint64_t(a.batch * a.chunk * a.n_rot_heads * half);
@@ -38,16 +55,8 @@ __global__ void rope_kernel(RopeArgs a) {
   const int64_t i = int64_t(idx % uint64_t(half));
   const int64_t h = int64_t((idx / uint64_t(half)) % uint64_t(a.n_rot_heads));
   const int64_t r = int64_t(idx / uint64_t(half * a.n_rot_heads));
-  const int64_t b = r / a.chunk, t = r % a.chunk;
-  const float angle = float(int64_t(a.start_pos[b]) + t) * a.inv_freq[i];
-  float s, c;
-  sincosf(angle, &s, &c);
-  c *= a.attention_scaling;
-  s *= a.attention_scaling;
-  float* v = a.qkv + r * a.width + h * a.head_dim;
-  const float x0 = v[i], x1 = v[i + half];
-  v[i] = x0 * c - x1 * s;
-  v[i + half] = x1 * c + x0 * s;
+  float x0, x1;
+  rope_rotate(a, r, h, i, x0, x1);
 }
 
 __global__ void kv_write_kernel(KvWriteArgs a) {
@@ -85,18 +94,9 @@ __global__ void rope_kv_write_kernel(RopeArgs r, KvWriteArgs w) {
   const int64_t h = int64_t((idx / uint64_t(half)) % uint64_t(heads));
   const int64_t row = int64_t(idx / uint64_t(half * heads));
   const int64_t b = row / r.chunk, t = row % r.chunk;
-  float* v = r.qkv + row * r.width + h * r.head_dim;
+  const float* v = r.qkv + row * r.width + h * r.head_dim;
   float x0 = v[i], x1 = v[i + half];
-  if (h < r.n_rot_heads) {
-    const float angle = float(int64_t(r.start_pos[b]) + t) * r.inv_freq[i];
-    float s, c;
-    sincosf(angle, &s, &c);
-    c *= r.attention_scaling;
-    s *= r.attention_scaling;
-    const float y0 = x0 * c - x1 * s, y1 = x1 * c + x0 * s;
-    v[i] = x0 = y0;
-    v[i + half] = x1 = y1;
-  }
+  if (h < r.n_rot_heads) rope_rotate(r, row, h, i, x0, x1);
   if (h < w.n_heads) return;
   const int64_t pos = int64_t(w.start_pos[b]) + t;
   if (t >= w.n_valid[b] || pos < 0 || pos >= w.max_seq) return;
