@@ -96,4 +96,24 @@ struct SampleArgs {
 
 void sample_cpu(const SampleArgs& a, ThreadPool& pool);
 
+// Token feedback, the step between two decode replays of a generate loop that the backend takes
+// without the host (Executor::enqueue_step): every row with n_valid > 0 takes the token the last
+// replay chose as its input, one position further, and the next draw of its sampling counter.
+// Idle rows (n_valid <= 0) keep their state. The CUDA backend runs this as a graph node.
+struct FeedbackArgs {
+  int32_t* tokens;          // (batch, 1): the decode input
+  int32_t* start_pos;       // (batch,)
+  const int32_t* n_valid;   // (batch,)
+  SampleParams* sampling;   // (batch,), may be null
+  const int32_t* next;      // (batch,): the last replay's next_token
+  int64_t batch;
+};
+
+KILN_HOST_DEVICE inline void feedback_row(const FeedbackArgs& a, int64_t r) {
+  if (a.n_valid[r] <= 0) return;
+  a.tokens[r] = a.next[r];
+  a.start_pos[r] += 1;
+  if (a.sampling) a.sampling[r].step += 1;
+}
+
 }  // namespace kiln

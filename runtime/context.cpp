@@ -38,12 +38,24 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Plan> pla
   return c;
 }
 
-Status Context::init(const ContextOptions&) {
+Status Context::init(const ContextOptions& opts) {
   // Binding first: it checks batch and vocab against real tensors of the plan, so the
   // host buffers below are never sized from the model metadata alone.
   KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_));
   KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_));
   if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
+  if (opts.generate_depth < 0 || opts.generate_depth > int(kFeedbackRing))
+    return invalid_argument("generate_depth must be in [0, " + std::to_string(kFeedbackRing) + "], not " +
+                            std::to_string(opts.generate_depth));
+  depth_ = opts.generate_depth > 0 ? opts.generate_depth : std::string(exec_->backend()) == "cpu" ? 1 : 3;
+  if (decode_.next_tensor != kNoTensor) {
+    const ProgramInfo& pr = plan_->programs()[size_t(decode_.index)];
+    Executor::FeedbackTensors t;
+    t.tokens = pr.input("tokens"), t.start_pos = pr.input("start_pos"), t.n_valid = pr.input("n_valid");
+    t.sampling = pr.input("sampling"), t.next_token = decode_.next_tensor;
+    KILN_RETURN_IF_ERROR(exec_->enable_feedback(decode_.index, t));
+    feedback_ = true;
+  }
   try {
     pos_.assign(size_t(batch()), 0);
     last_logits_.assign(size_t(batch() * vocab()), 0.0f);
@@ -220,14 +232,24 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
     }
   } greedy_after{this, on_device};
   KILN_RETURN_IF_ERROR(prefill(0, prompt, n_prompt));
-  bool stale = false;
   int64_t n = 0;
+  auto emit = [&](int32_t tok) {  // false: stop
+    out[n++] = tok;
+    if (n_out) *n_out = n;
+    return !((on_token && !on_token(tok)) || tok == eos || n == max_new);
+  };
+  if (max_new == 0) return Status::ok();
+  if (on_device && feedback_ && !profile_ms_) {
+    const int32_t first = prefill_.next[0];
+    if (first < 0 || first >= vocab()) return Status(StatusCode::kInternal, "the plan's sample launch gave no token");
+    if (!emit(first)) return Status::ok();
+    return generate_fed(max_new, kp, out, &n, emit);
+  }
+  bool stale = false;
   while (n < max_new) {
     const int32_t tok = on_device ? (stale ? decode_.next[0] : prefill_.next[0]) : sample(0, sp, uint64_t(n));
     if (tok < 0 || tok >= vocab()) return Status(StatusCode::kInternal, "the plan's sample launch gave no token");
-    out[n++] = tok;
-    if (n_out) *n_out = n;
-    if ((on_token && !on_token(tok)) || tok == eos || n == max_new) break;
+    if (!emit(tok)) break;
     std::fill(step_tokens_.begin(), step_tokens_.end(), -1);
     step_tokens_[0] = tok;
     if (on_device) {
@@ -241,6 +263,50 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
     KILN_RETURN_IF_ERROR(exec_->fetch_outputs(decode_.index));
     std::copy(decode_.logits, decode_.logits + vocab(), last_logits_.begin());
   }
+  return Status::ok();
+}
+
+Status Context::generate_fed(int64_t max_new, SampleParams kp, int32_t* out, int64_t* n,
+                             const std::function<bool(int32_t)>& emit) {
+  // Decode step s reads out[s] at position pos_[0] + s and chooses out[s + 1]. Step 0's state is
+  // the host's; each later one is fed back on the backend from the step before.
+  const int64_t steps = max_new - 1;
+  for (int64_t b = 0; b < batch(); ++b) {
+    decode_.tokens[b] = b == 0 ? out[0] : 0;
+    decode_.start_pos[b] = int32_t(pos_[size_t(b)]);
+    decode_.n_valid[b] = b == 0 ? 1 : 0;
+  }
+  kp.step = 1;
+  set_sampling(kp);
+  int64_t queued = 0, done = 0;
+  struct Drain {  // nothing may still run (or read the host state) once generate returns
+    Executor* e;
+    ~Drain() { (void)e->finish_steps(); }
+  } drain{exec_.get()};
+  while (done < steps) {
+    for (; queued < steps && queued - done < depth_; ++queued) KILN_RETURN_IF_ERROR(exec_->enqueue_step(queued == 0));
+    Result<const int32_t*> r = exec_->step_tokens(uint64_t(done));
+    if (!r.is_ok()) return r.status();
+    const int32_t tok = r.value()[0];
+    ++done;
+    pos_[0] += 1;
+    if (tok < 0 || tok >= vocab()) return Status(StatusCode::kInternal, "the plan's sample launch gave no token");
+    if (!emit(tok)) break;
+  }
+  KILN_RETURN_IF_ERROR(exec_->finish_steps());
+  if (done == 0) return Status::ok();  // logits(0) are the prefill's
+  if (queued > done) {
+    // Steps ran ahead of the last token kept: replay the step that chose it, for its logits. It
+    // reads the same cache at the same position, so it writes the same keys and values again
+    // (the steps after it wrote only later positions, which it does not read).
+    std::fill(step_tokens_.begin(), step_tokens_.end(), -1);
+    step_tokens_[0] = out[*n - 2];
+    pos_[0] -= 1;
+    return decode_step(step_tokens_.data(), true);
+  }
+  KILN_RETURN_IF_ERROR(exec_->fetch_outputs(decode_.index));
+  const float* logits = static_cast<const float*>(exec_->host_output(decode_.logits_tensor));
+  std::copy(logits, logits + vocab(), last_logits_.begin());
   return Status::ok();
 }
 

@@ -28,6 +28,12 @@ struct ContextOptions {
   void* cuda_stream = nullptr;          // CUDA: a host-owned stream (see CudaExecutorOptions)
   void* cuda_device_memory = nullptr;   // CUDA: host-owned device memory, cuda_device_bytes(plan) bytes
   size_t cuda_device_memory_bytes = 0;
+  // generate()'s decode steps in flight when the plan's `sample` launch picks the tokens: each step
+  // takes its input token from the step before on the backend, and the host reads the tokens as
+  // they land. 0: the backend's default (CPU 1, CUDA 3); 1: one step at a time. More steps keep
+  // the GPU busy while the host handles a token, and cost up to depth − 1 wasted steps (plus one
+  // replay for the logits) when generation stops early. At most kFeedbackRing.
+  int generate_depth = 0;
 };
 
 // The executor `opts` asks for ("auto": CUDA when a device and a CUDA target exist).
@@ -59,7 +65,10 @@ class Context {
   Status score(const int32_t* ids, int64_t rows, int64_t n_tokens, float* out);
 
   // Generates up to max_new tokens after `prompt` on row 0 (which is reset first). Stops early
-  // at eos (if >= 0) or when on_token returns false. out receives the new tokens.
+  // at eos (if >= 0) or when on_token returns false. out receives the new tokens. on_token must
+  // not call into this context. Afterwards position(0) counts the prompt and every token but the
+  // last, and logits(0) are the ones the last token was chosen from, however many decode steps
+  // ran ahead (ContextOptions::generate_depth).
   Status generate(const int32_t* prompt, int64_t n_prompt, int64_t max_new, const SamplingParams& sp, int32_t eos,
                   int32_t* out, int64_t* n_out, const std::function<bool(int32_t)>& on_token);
 
@@ -99,6 +108,10 @@ class Context {
   void set_sampling(const SampleParams& p);
   // decode() whose logits stay on the device when `keep_logits` is false (generate's greedy path).
   Status decode_step(const int32_t* tokens, bool keep_logits);
+  // generate's decode loop with token feedback (Executor::enqueue_step), after the prefill chose
+  // out[0]; `emit` takes each token and says whether to go on.
+  Status generate_fed(int64_t max_new, SampleParams kp, int32_t* out, int64_t* n,
+                      const std::function<bool(int32_t)>& emit);
   Status check_ids(const int32_t* ids, int64_t n) const;
 
   std::shared_ptr<const Plan> plan_;
@@ -108,6 +121,8 @@ class Context {
   std::vector<float> last_logits_;
   std::vector<int32_t> step_tokens_;  // generate()'s decode input
   SamplerScratch sampler_;
+  bool feedback_ = false;  // the decode program has next_token and the executor feeds it back
+  int depth_ = 1;          // generate's steps in flight
   std::vector<double>* profile_ms_ = nullptr;
 };
 

@@ -255,6 +255,10 @@ class CudaExecutor final : public Executor {
       if (p.small_exec) cudaGraphExecDestroy(p.small_exec);
       if (p.loop_exec) cudaGraphExecDestroy(p.loop_exec);
     }
+    if (fb_exec_) cudaGraphExecDestroy(fb_exec_);
+    for (cudaEvent_t e : fb_done_)
+      if (e) cudaEventDestroy(e);
+    cudaFreeHost(fb_ring_);
     programs_.clear();  // the bound GEMMs hold cuBLASLt descriptors: gone before the handle
     cublas_.reset();
     cudaFreeHost(loop_values_);
@@ -312,6 +316,68 @@ class CudaExecutor final : public Executor {
     return guarded([&] { return profile_program(programs_[size_t(index)], launch_ms); });
   }
 
+  Status enable_feedback(int index, const FeedbackTensors& t) override {
+    if (fb_.index >= 0) return Status(StatusCode::kInternal, "token feedback is already enabled");
+    return guarded([&]() -> Status {
+      const int64_t batch = plan_->tensors()[t.n_valid].shape[0];
+      void* ring = nullptr;
+      KILN_CUDA_CHECK(cudaHostAlloc(&ring, size_t(kFeedbackRing * batch) * sizeof(int32_t), cudaHostAllocMapped));
+      fb_ring_ = static_cast<int32_t*>(ring);
+      void* ring_dev = nullptr;
+      KILN_CUDA_CHECK(cudaHostGetDevicePointer(&ring_dev, fb_ring_, 0));
+      fb_ring_dev_ = static_cast<int32_t*>(ring_dev);
+      for (cudaEvent_t& e : fb_done_) KILN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+      auto i32 = [&](uint32_t tensor) { return static_cast<int32_t*>(ptrs_[tensor]); };
+      fb_args_ = FeedbackArgs{i32(t.tokens), i32(t.start_pos), i32(t.n_valid),
+                              t.sampling == kNoTensor ? nullptr : static_cast<SampleParams*>(ptrs_[t.sampling]),
+                              i32(t.next_token), batch};
+      fb_.index = index;
+      if (opts_.use_graphs) {
+        const auto start = std::chrono::steady_clock::now();
+        KILN_RETURN_IF_ERROR(capture(programs_[size_t(index)], false, &fb_exec_, false, /*feedback=*/true));
+        capture_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      }
+      return Status::ok();
+    });
+  }
+
+  // first: the host's state goes in as run() copies it, and the control block is reset, so the
+  // graph's feedback node leaves that state alone this once. Then the feedback graph, and an
+  // event that step_tokens waits on.
+  Status enqueue_step(bool first) override {
+    KILN_RETURN_IF_ERROR(fb_.check_enqueue(first));
+    return guarded([&]() -> Status {
+      cudaGetLastError();
+      const Program& prog = programs_[size_t(fb_.index)];
+      if (first) {
+        KILN_RETURN_IF_ERROR(copy_state_in(prog));
+        KILN_CUDA_CHECK(cudaMemsetAsync(fb_ctrl_, 0, sizeof(FeedbackControl), stream_));
+      }
+      if (fb_exec_) KILN_CUDA_CHECK(cudaGraphLaunch(fb_exec_, stream_));
+      else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, false, false, /*feedback=*/true));
+      const uint64_t seq = fb_.push(first);
+      KILN_CUDA_CHECK(cudaEventRecord(fb_done_[FeedbackSteps::slot(seq)], stream_));
+      return Status::ok();
+    });
+  }
+
+  Result<const int32_t*> step_tokens(uint64_t seq) override {
+    KILN_RETURN_IF_ERROR(fb_.check_read(seq));
+    const uint32_t slot = FeedbackSteps::slot(seq);
+    KILN_RETURN_IF_ERROR(guarded([&]() -> Status {
+      KILN_CUDA_CHECK(cudaEventSynchronize(fb_done_[slot]));
+      return Status::ok();
+    }));
+    return static_cast<const int32_t*>(fb_ring_ + int64_t(slot) * fb_args_.batch);
+  }
+
+  Status finish_steps() override {
+    return guarded([&]() -> Status {
+      KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      return Status::ok();
+    });
+  }
+
   Status init(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {
     plan_ = std::move(plan);
     opts_ = opts;
@@ -363,16 +429,19 @@ class CudaExecutor final : public Executor {
     const uint64_t arena_off = 0, kv_off = align_up(mem.arena_bytes), state_off = kv_off + align_up(mem.kv_bytes);
     const uint64_t scratch_off = state_off + align_up(std::max<uint64_t>(mem.state_bytes, 1));
     const LaunchScratch scratch = launch_scratch(p);
-    const uint64_t total = scratch_off + scratch.bytes();
+    const uint64_t ctrl_off = scratch_off + align_up(scratch.bytes());
+    const uint64_t total = ctrl_off + kAlign;
     if (host_block) memory_ = host_block + align_up(weights_size);
     else KILN_CUDA_CHECK(cudaMalloc(&memory_, total));
     KILN_CUDA_CHECK(cudaMemsetAsync(memory_, 0, total, stream_));
     uint8_t* base = static_cast<uint8_t*>(memory_);
     state_dev_ = base + state_off;
+    fb_ctrl_ = reinterpret_cast<FeedbackControl*>(base + ctrl_off);
     KILN_CUDA_CHECK(cudaMallocHost(&host_state_, std::max<uint64_t>(mem.state_bytes, 1)));
     std::memset(host_state_, 0, std::max<uint64_t>(mem.state_bytes, 1));
 
-    std::vector<void*> ptrs(p.tensors().size());
+    ptrs_.resize(p.tensors().size());
+    std::vector<void*>& ptrs = ptrs_;
     for (size_t i = 0; i < p.tensors().size(); ++i) {
       const TensorInfo& t = p.tensors()[i];
       switch (t.region) {
@@ -565,10 +634,15 @@ class CudaExecutor final : public Executor {
 
   // The replay body: state in, launches, outputs out. Recorded once into a graph, or run as is.
   // A loop enqueues every iteration, each preceded by a 4-byte copy of its index into the counter.
-  Status enqueue(const Program& prog, bool check_each, bool loop, bool small = false) {
-    for (const auto& [b, e] : prog.state_ranges)
-      KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(state_dev_) + b, static_cast<const uint8_t*>(host_state_) + b,
-                                      e - b, cudaMemcpyHostToDevice, stream_));
+  // feedback: the token feedback replay (enqueue_step) instead, whose state is fed back on the
+  // device and whose next_token goes to the mapped ring, with no other copies.
+  Status enqueue(const Program& prog, bool check_each, bool loop, bool small = false, bool feedback = false) {
+    if (feedback) {
+      feedback_advance_cuda(fb_args_, fb_ctrl_, stream_);
+      if (check_each) KILN_CUDA_CHECK(cudaGetLastError());
+    } else {
+      KILN_RETURN_IF_ERROR(copy_state_in(prog));
+    }
     for (uint32_t r = 0; r < (loop ? prog.repeat : 1); ++r) {
       if (loop)
         KILN_CUDA_CHECK(cudaMemcpyAsync(prog.counter_dev, static_cast<int32_t*>(loop_values_) + r, sizeof(int32_t),
@@ -578,9 +652,22 @@ class CudaExecutor final : public Executor {
         if (check_each) KILN_CUDA_CHECK(cudaGetLastError());
       }
     }
+    if (feedback) {
+      feedback_publish_cuda(fb_args_.next, fb_args_.batch, fb_ctrl_, fb_ring_dev_, kFeedbackRing, stream_);
+      if (check_each) KILN_CUDA_CHECK(cudaGetLastError());
+      return Status::ok();
+    }
     for (const Output& o : prog.outputs)
       if (!small || o.bytes <= kSmallOutputBytes)
         KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
+    return Status::ok();
+  }
+
+  // The state ranges `prog` reads, from the host's pinned mirror.
+  Status copy_state_in(const Program& prog) {
+    for (const auto& [b, e] : prog.state_ranges)
+      KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(state_dev_) + b, static_cast<const uint8_t*>(host_state_) + b,
+                                      e - b, cudaMemcpyHostToDevice, stream_));
     return Status::ok();
   }
 
@@ -597,9 +684,7 @@ class CudaExecutor final : public Executor {
       }
     } guard{ev};
     for (cudaEvent_t& e : ev) KILN_CUDA_CHECK(cudaEventCreate(&e));
-    for (const auto& [b, e] : prog.state_ranges)
-      KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(state_dev_) + b, static_cast<const uint8_t*>(host_state_) + b,
-                                      e - b, cudaMemcpyHostToDevice, stream_));
+    KILN_RETURN_IF_ERROR(copy_state_in(prog));
     for (size_t i = 0; i < n; ++i) {
       KILN_CUDA_CHECK(cudaEventRecord(ev[i], stream_));
       KILN_RETURN_IF_ERROR(prog.launches[i](stream_));
@@ -620,12 +705,12 @@ class CudaExecutor final : public Executor {
     return Status::ok();
   }
 
-  Status capture(Program& prog, bool loop, cudaGraphExec_t* out, bool small = false) {
+  Status capture(const Program& prog, bool loop, cudaGraphExec_t* out, bool small = false, bool feedback = false) {
     cudaGraph_t graph = nullptr;
     KILN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     // cudaGetLastError is legal during capture and reports a bad launch configuration at the launch
     // that caused it, which is the message a user needs.
-    Status st = enqueue(prog, /*check_each=*/true, loop, small);
+    Status st = enqueue(prog, /*check_each=*/true, loop, small, feedback);
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     if (!st.is_ok()) {
       if (graph) cudaGraphDestroy(graph);
@@ -660,6 +745,16 @@ class CudaExecutor final : public Executor {
   void* loop_values_ = nullptr;  // pinned 0, 1, … for loop counters
   std::map<uint32_t, void*> host_outputs_;
   std::vector<Program> programs_;
+  std::vector<void*> ptrs_;  // every tensor's device address
+  // Token feedback (enable_feedback): the decode program's graph with the feedback and publish
+  // nodes, the control block in device memory, the mapped ring of next tokens and one event per slot.
+  FeedbackSteps fb_;
+  FeedbackArgs fb_args_{};
+  FeedbackControl* fb_ctrl_ = nullptr;
+  int32_t* fb_ring_ = nullptr;
+  int32_t* fb_ring_dev_ = nullptr;
+  cudaEvent_t fb_done_[kFeedbackRing] = {};
+  cudaGraphExec_t fb_exec_ = nullptr;
   std::string poisoned_;
   std::shared_ptr<CublasLt> cublas_;
   std::string gemm_note_, fused_note_;
@@ -694,7 +789,7 @@ uint64_t cuda_device_bytes(const Plan& p) {
   for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
   const MemoryInfo& m = p.memory();
   return align_up(weights) + align_up(m.arena_bytes) + align_up(m.kv_bytes) + align_up(std::max<uint64_t>(m.state_bytes, 1)) +
-         launch_scratch(p).bytes();
+         align_up(launch_scratch(p).bytes()) + kAlign;  // the last: token feedback's control block
 }
 
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {

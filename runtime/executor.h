@@ -47,6 +47,57 @@ class Executor {
   // launches, the fused kernel's time is its main launch's and the others read 0). For
   // benchmarks (kiln-bench --profile), never for correctness.
   virtual Status profile(int index, std::vector<double>* launch_ms) = 0;
+
+  // --- Token feedback: generate's decode loop with its tokens kept on the backend.
+  // Prepares program `index` (an LLM decode program: tokens (batch, 1), start_pos and n_valid
+  // (batch,), sampling (batch, 8) or absent, next_token (batch,)) for enqueue_step. CUDA
+  // captures one more graph for it. Call once, when the context is made.
+  struct FeedbackTensors {
+    uint32_t tokens = kNoTensor, start_pos = kNoTensor, n_valid = kNoTensor, sampling = kNoTensor, next_token = kNoTensor;
+  };
+  virtual Status enable_feedback(int index, const FeedbackTensors& t) = 0;
+  // Enqueues one replay of the feedback program and returns without waiting for it (the CPU runs
+  // it before returning). first: the step's state is host_state(), as run() takes it, and the
+  // step count starts again at 0; otherwise the backend first applies feedback_row
+  // (kernels/sample.h) to every row, the previous step's next_token becoming the input. Each
+  // step's next_token is kept for step_tokens in a ring of kFeedbackRing steps.
+  virtual Status enqueue_step(bool first) = 0;
+  // Waits for step `seq` (0: the last first step) and returns its next_token (batch values). Only
+  // the last kFeedbackRing steps enqueued can be read; the pointer is valid until the next call.
+  virtual Result<const int32_t*> step_tokens(uint64_t seq) = 0;
+  // Waits for every enqueued step; fetch_outputs then reads the last one's outputs.
+  virtual Status finish_steps() = 0;
+};
+
+// Steps of token feedback the backends keep (Executor::step_tokens); generate keeps fewer in flight.
+constexpr uint32_t kFeedbackRing = 16;
+
+// The step bookkeeping both backends share: which steps were enqueued, which can still be read.
+class FeedbackSteps {
+ public:
+  // Before enqueueing a step: refuses a feedback step with no first step before it.
+  Status check_enqueue(bool first) const {
+    if (index < 0) return Status(StatusCode::kInternal, "token feedback was not enabled for any program");
+    if (!first && !started_) return Status(StatusCode::kInternal, "a feedback step needs a first step before it");
+    return Status::ok();
+  }
+  // Counts an enqueued step and returns its number.
+  uint64_t push(bool first) {
+    if (first) enqueued_ = 0, started_ = true;
+    return enqueued_++;
+  }
+  Status check_read(uint64_t seq) const {
+    if (seq >= enqueued_ || seq + kFeedbackRing < enqueued_)
+      return Status(StatusCode::kInternal, "step " + std::to_string(seq) + " is not readable (" + std::to_string(enqueued_) +
+                                               " steps enqueued, the last " + std::to_string(kFeedbackRing) + " are kept)");
+    return Status::ok();
+  }
+  static uint32_t slot(uint64_t seq) { return uint32_t(seq % kFeedbackRing); }
+  int index = -1;  // the program enable_feedback prepared
+
+ private:
+  uint64_t enqueued_ = 0;
+  bool started_ = false;
 };
 
 Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads);

@@ -183,4 +183,36 @@ int run_command(const std::string& cmd, std::string* out) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+std::vector<int32_t> feedback_run(Executor& e, const Plan& p, const std::vector<int32_t>& first,
+                                  const std::vector<SampleParams>& params, int steps) {
+  auto check = [](const Status& st) {
+    if (!st.is_ok()) throw std::runtime_error(st.message());
+  };
+  const int index = p.find_program("decode");
+  if (index < 0) throw std::runtime_error("the plan has no decode program");
+  const ProgramInfo& pr = p.programs()[size_t(index)];
+  Executor::FeedbackTensors t;
+  t.tokens = pr.input("tokens"), t.start_pos = pr.input("start_pos"), t.n_valid = pr.input("n_valid");
+  t.sampling = pr.input("sampling"), t.next_token = pr.output("next_token");
+  check(e.enable_feedback(index, t));
+  uint8_t* state = e.host_state();
+  auto at = [&](uint32_t tensor) { return reinterpret_cast<int32_t*>(state + p.tensors()[tensor].offset); };
+  const size_t batch = first.size();
+  for (size_t r = 0; r < batch; ++r) {
+    at(t.tokens)[r] = std::max(first[r], 0);
+    at(t.start_pos)[r] = 0;
+    at(t.n_valid)[r] = first[r] >= 0 ? 1 : 0;
+    reinterpret_cast<SampleParams*>(at(t.sampling))[r] = params[r];
+  }
+  for (int s = 0; s < steps; ++s) check(e.enqueue_step(s == 0));
+  std::vector<int32_t> out;
+  for (int s = 0; s < steps; ++s) {
+    Result<const int32_t*> r = e.step_tokens(uint64_t(s));
+    check(r.status());
+    out.insert(out.end(), r.value(), r.value() + batch);
+  }
+  check(e.finish_steps());
+  return out;
+}
+
 }  // namespace kiln::test

@@ -8,6 +8,8 @@
 
 #include "compiler/compile.h"
 #include "compiler/safetensors.h"
+#include "kernels/sample.h"
+#include "runtime/executor.h"
 
 namespace kiln::test {
 
@@ -65,6 +67,13 @@ void write_tiny_llama(const std::string& dir, const TinyLlama& t = {});
 
 // The CompileError message of compiling with o, or "" when it compiles.
 std::string compile_error(const CompileOptions& o);
+
+// Drives an LLM plan's decode program on `e` by token feedback (Executor::enqueue_step): row r
+// starts from token first[r] at position 0 with sampling params[r] (first[r] < 0: an idle row), and
+// `steps` steps (at most kFeedbackRing) are enqueued before any is read. Returns every step's
+// next_token, steps × batch. Throws std::runtime_error with the executor's message on a failure.
+std::vector<int32_t> feedback_run(Executor& e, const Plan& plan, const std::vector<int32_t>& first,
+                                  const std::vector<SampleParams>& params, int steps);
 
 // Runs a shell command; returns its exit code and fills out with stdout+stderr.
 int run_command(const std::string& cmd, std::string* out);

@@ -68,6 +68,19 @@ uint64_t attention_cuda_scratch_floats(const AttentionArgs& a);
 void attention_split_cuda(const AttentionArgs& a, float* scratch, cudaStream_t s);
 void swiglu_cuda(const SwigluArgs& a, cudaStream_t s);
 void sample_cuda(const SampleArgs& a, cudaStream_t s);
+// Token feedback between decode replays (Executor::enqueue_step), each a one-block graph node.
+// The control block lives in device memory: mode 0 means the state was just written by the host
+// (the advance leaves it), and the advance sets it to 1; seq counts published steps.
+struct FeedbackControl {
+  int32_t mode;
+  uint32_t seq;
+};
+// feedback_row on every row when ctrl->mode != 0; then ctrl->mode = 1.
+void feedback_advance_cuda(const FeedbackArgs& a, FeedbackControl* ctrl, cudaStream_t s);
+// next (batch,) into ring slot ctrl->seq % slots (ring: slots·batch i32, host memory mapped for the
+// device), then ctrl->seq += 1.
+void feedback_publish_cuda(const int32_t* next, int64_t batch, FeedbackControl* ctrl, int32_t* ring, uint32_t slots,
+                           cudaStream_t s);
 // One empty kernel, to measure launch and graph-node overhead (kiln-bench).
 void noop_cuda(cudaStream_t s);
 void head_matmul_cuda(const HeadMatmulArgs& a, cudaStream_t s);

@@ -198,7 +198,36 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
   }
 }
 
+// One block: every row's feedback (when the control block says a replay came before), then the
+// control block marks that one has.
+__global__ void feedback_advance_kernel(FeedbackArgs a, FeedbackControl* ctrl) {
+  const bool fed = ctrl->mode != 0;
+  if (fed)
+    for (int64_t r = threadIdx.x; r < a.batch; r += blockDim.x) feedback_row(a, r);
+  __syncthreads();
+  if (threadIdx.x == 0) ctrl->mode = 1;
+}
+
+// Copies next into ring slot seq % slots (host memory mapped into the device), then counts the step.
+__global__ void feedback_publish_kernel(const int32_t* next, int64_t batch, FeedbackControl* ctrl, int32_t* ring,
+                                        uint32_t slots) {
+  const uint32_t slot = ctrl->seq % slots;
+  for (int64_t r = threadIdx.x; r < batch; r += blockDim.x) ring[int64_t(slot) * batch + r] = next[r];
+  __threadfence_system();
+  __syncthreads();
+  if (threadIdx.x == 0) ctrl->seq += 1;
+}
+
 }  // namespace
+
+void feedback_advance_cuda(const FeedbackArgs& a, FeedbackControl* ctrl, cudaStream_t s) {
+  feedback_advance_kernel<<<1, 128, 0, s>>>(a, ctrl);
+}
+
+void feedback_publish_cuda(const int32_t* next, int64_t batch, FeedbackControl* ctrl, int32_t* ring, uint32_t slots,
+                           cudaStream_t s) {
+  feedback_publish_kernel<<<1, 128, 0, s>>>(next, batch, ctrl, ring, slots);
+}
 
 void sample_cuda(const SampleArgs& a, cudaStream_t s) {
   if (a.batch <= 0) return;

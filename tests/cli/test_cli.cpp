@@ -76,6 +76,14 @@ TEST_CASE("cli: compile, inspect, eval and generate a fixture end to end") {
   REQUIRE(kiln::test::run_command(sample, &s1) == 0);
   REQUIRE(kiln::test::run_command(sample, &s2) == 0);
   CHECK(last_line(s1) == last_line(s2));
+  // Decode steps in flight change nothing the user sees, greedy or sampled.
+  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --max-new-tokens " +
+                                      std::to_string(n_new) + " --in-flight 5 --output-ids 2>/dev/null", &out) == 0);
+  CHECK(last_line(out) == expect);
+  REQUIRE(kiln::test::run_command(sample + " --in-flight 3", &s2) == 0);
+  CHECK(last_line(s1) == last_line(s2));
+  CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --in-flight 17", &out) != 0);
+  CHECK(out.find("--in-flight") != std::string::npos);
 }
 
 TEST_CASE("cli: compile --lora merges weighted adapters and inspect lists them") {

@@ -67,6 +67,7 @@ TEST_CASE("C API: version, info and status strings") {
   CHECK(std::string(kiln_context_describe(f.ctx)).rfind("cpu, ", 0) == 0);  // "cpu, N threads"
   CHECK(std::string(kiln_context_describe(nullptr)).empty());
   CHECK(o.upload_progress_user == nullptr);
+  CHECK(o.generate_depth == 0);
 }
 
 TEST_CASE("C API: score and generate match the reference, and the plan may close before the context") {
@@ -101,6 +102,44 @@ TEST_CASE("C API: score and generate match the reference, and the plan may close
           KILN_OK);
   CHECK(out[size_t(n - 1)] == eos);
   CHECK(n <= 4);
+}
+
+// generate_depth: the decode loop with steps in flight gives the same tokens and the same early stop.
+TEST_CASE("C API: generate with steps in flight equals the reference and stops at the same eos, and bad depths are refused") {
+  Fixture f;
+  kiln_error err{};
+  const int64_t n_new = int64_t(f.ref.greedy_ids.size() - f.ref.prompt_ids.size());
+  const int32_t eos = f.ref.greedy_ids[f.ref.prompt_ids.size() + 3];
+  std::vector<int32_t> out(static_cast<size_t>(n_new));
+  int64_t n = 0;
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, out.data(), &n, nullptr, nullptr, &err) == KILN_OK);
+  for (int depth : {4, 16}) {
+    CAPTURE(depth);
+    kiln_context_options o = kiln_context_options_default();
+    o.device = "cpu";
+    o.generate_depth = depth;
+    kiln_context* c = nullptr;
+    REQUIRE(kiln_context_create_with(f.plan, &o, &c, &err) == KILN_OK);
+    std::vector<int32_t> got(size_t(n_new), -1);
+    int64_t m = 0;
+    REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1, got.data(), &m,
+                          nullptr, nullptr, &err) == KILN_OK);
+    CHECK(m == n_new);
+    CHECK(std::equal(got.begin(), got.end(), f.ref.greedy_ids.begin() + long(f.ref.prompt_ids.size())));
+    REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, got.data(), &m, nullptr, nullptr, &err) == KILN_OK);
+    CHECK(m == n);
+    CHECK(std::equal(got.begin(), got.begin() + m, out.begin()));
+    kiln_context_destroy(c);
+  }
+  for (int depth : {-1, 17}) {
+    kiln_context_options o = kiln_context_options_default();
+    o.device = "cpu";
+    o.generate_depth = depth;
+    kiln_context* c = nullptr;
+    CHECK(kiln_context_create_with(f.plan, &o, &c, &err) == KILN_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(err.message).find("generate_depth must be in [0, 16]") != std::string::npos);
+    CHECK(c == nullptr);
+  }
 }
 
 TEST_CASE("C API: prefill, decode and sample drive two rows step by step") {

@@ -30,9 +30,10 @@ std::shared_ptr<const Plan> compile_fixture(const TempDir& d, const std::string&
   return r.take();
 }
 
-std::unique_ptr<Context> make_context(std::shared_ptr<const Plan> p, int threads = 0) {
+std::unique_ptr<Context> make_context(std::shared_ptr<const Plan> p, int threads = 0, int generate_depth = 0) {
   ContextOptions co;
   co.n_threads = threads;
+  co.generate_depth = generate_depth;
   auto r = Context::create(std::move(p), co);
   REQUIRE_MESSAGE(r.is_ok(), r.status().message());
   return r.take();
@@ -114,6 +115,133 @@ TEST_CASE("parity: generate on the plan's sample launch equals host sampling, an
       CHECK(fast->sample(0, SamplingParams{}, 0) == argmax_row(fast->logits(0), fast->vocab()));
     }
   }
+}
+
+// With the plan's `sample` launch, generate keeps decode steps in flight (token feedback,
+// ContextOptions::generate_depth): each step takes its token from the one before on the backend.
+// Wherever it stops (max_new, an eos, on_token), it must give what one step at a time with host
+// sampling gives, and leave position(0) and logits(0) at the last token kept however many steps
+// ran ahead. The cache must be as if none had: decoding on from there, on row 0 and on row 1
+// (prefilled before, idle during generate), gives the same logits bit for bit.
+TEST_CASE("parity: generate with decode steps in flight equals one step at a time, wherever it stops") {
+  TempDir d;
+  auto plan = compile_fixture(d, "gqa_f32", "f32", 2, 4);
+  const auto ref = kiln::test::load_reference(kiln::test::fixture("gqa_f32"));
+  REQUIRE(ref.rows == 2);
+  const std::vector<int32_t> prompt(ref.input_ids.begin() + ref.tokens, ref.input_ids.begin() + ref.tokens + 6);
+  const std::vector<int32_t> other(ref.input_ids.begin(), ref.input_ids.begin() + 5);  // row 1's sequence
+  const int64_t n_new = 10;
+  // The state one step at a time with host sampling reaches after `kept` tokens.
+  auto reference = [&](const SamplingParams& sp, int64_t kept, std::vector<int32_t>* tokens,
+                       std::vector<std::vector<float>>* logits) {  // logits may be null
+    auto host = make_context(plan);
+    REQUIRE(host->prefill(1, other.data(), int64_t(other.size())).is_ok());
+    REQUIRE(host->prefill(0, prompt.data(), int64_t(prompt.size())).is_ok());
+    std::vector<int32_t> step = {-1, -1};
+    for (int64_t i = 0; i < kept; ++i) {
+      if (logits) logits->emplace_back(host->logits(0), host->logits(0) + host->vocab());
+      tokens->push_back(host->sample(0, sp, uint64_t(i)));
+      if (i + 1 == kept) break;
+      step[0] = tokens->back();
+      REQUIRE(host->decode(step.data()).is_ok());
+    }
+    return host;
+  };
+  for (const SamplingParams& sp : {SamplingParams{}, SamplingParams{0.9f, 20, 0.9f, 42}}) {
+    std::vector<int32_t> want;
+    std::vector<std::vector<float>> want_logits;
+    reference(sp, n_new, &want, &want_logits);
+    for (int depth : {1, 2, 5, 16}) {
+      for (int stop = 0; stop < 4; ++stop) {  // max_new, eos = want[0], eos = want[3], on_token false at the 4th
+        CAPTURE(sp.temperature);
+        CAPTURE(depth);
+        CAPTURE(stop);
+        const int32_t eos = stop == 1 ? want[0] : stop == 2 ? want[3] : -1;
+        int64_t kept = stop == 3 ? 4 : n_new;
+        if (eos >= 0) kept = (std::find(want.begin(), want.end(), eos) - want.begin()) + 1;
+        auto fast = make_context(plan, 0, depth);
+        REQUIRE(fast->prefill(1, other.data(), int64_t(other.size())).is_ok());
+        std::vector<int32_t> out(size_t(n_new), -7);
+        int64_t n = 0, calls = 0;
+        const Status st = fast->generate(prompt.data(), int64_t(prompt.size()), n_new, sp, eos, out.data(), &n,
+                                         [&](int32_t) { return !(stop == 3 && ++calls == 4); });
+        REQUIRE_MESSAGE(st.is_ok(), st.message());
+        REQUIRE(n == kept);
+        CHECK(std::vector<int32_t>(out.begin(), out.begin() + n) == std::vector<int32_t>(want.begin(), want.begin() + n));
+        CHECK(out[size_t(n_new - 1)] == (n == n_new ? want.back() : -7));
+        CHECK(fast->position(0) == int64_t(prompt.size()) + kept - 1);
+        CHECK(fast->position(1) == int64_t(other.size()));
+        CHECK(std::memcmp(fast->logits(0), want_logits[size_t(kept - 1)].data(), size_t(fast->vocab()) * sizeof(float)) == 0);
+        // One more step on both rows, against the reference state.
+        std::vector<int32_t> again;
+        auto host = reference(sp, kept, &again, nullptr);
+        REQUIRE(again == std::vector<int32_t>(want.begin(), want.begin() + kept));
+        int32_t next[2] = {want[size_t(kept - 1)], ref.input_ids[5]};
+        REQUIRE(fast->decode(next).is_ok());
+        REQUIRE(host->decode(next).is_ok());
+        for (int64_t r = 0; r < 2; ++r)
+          CHECK(std::memcmp(fast->logits(r), host->logits(r), size_t(fast->vocab()) * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
+// Token feedback on the executor, every row at once: each active row's steps give what decoding
+// its own tokens one at a time gives (greedy and sampled rows side by side, the sampled row's draw
+// counter advancing), an idle row never moves, and misuse is refused.
+TEST_CASE("runtime: token feedback steps advance active rows only and equal decoding the same tokens") {
+  TempDir d;
+  auto plan = compile_fixture(d, "gqa_f32", "f32", 3, 4);
+  const std::vector<int32_t> first = {5, -1, 9};
+  const SampleParams sampled{0.8f, 12, 0.95f, 0, 99, 3};
+  const std::vector<SampleParams> params = {SampleParams{}, SampleParams{}, sampled};
+  const int steps = 12;
+  auto exec = make_cpu_executor(plan, 0);
+  REQUIRE(exec.is_ok());
+  Executor& e = *exec.value();
+  const std::vector<int32_t> got = kiln::test::feedback_run(e, *plan, first, params, steps);
+  // The reference: Context::decode with the tokens chosen on the host from the logits.
+  auto host = make_context(plan);
+  std::vector<int32_t> tokens = first, want;
+  for (int s = 0; s < steps; ++s) {
+    REQUIRE(host->decode(tokens.data()).is_ok());
+    for (int64_t r = 0; r < 3; ++r) {
+      if (first[size_t(r)] < 0) {
+        want.push_back(-1);  // the sample launch's idle-row value
+        continue;
+      }
+      const SamplingParams sp = r == 2 ? SamplingParams{sampled.temperature, sampled.top_k, sampled.top_p, sampled.seed}
+                                       : SamplingParams{};
+      tokens[size_t(r)] = host->sample(r, sp, r == 2 ? sampled.step + uint64_t(s) : 0);
+      want.push_back(tokens[size_t(r)]);
+    }
+  }
+  CHECK(got == want);
+  // The state after: active rows one position per fed step further on, the idle row as written.
+  const ProgramInfo& pr = plan->programs()[size_t(plan->find_program("decode"))];
+  auto at = [&](const char* name) {
+    return reinterpret_cast<const int32_t*>(e.host_state() + plan->tensors()[pr.input(name)].offset);
+  };
+  CHECK(at("start_pos")[0] == steps - 1);
+  CHECK(at("start_pos")[1] == 0);
+  CHECK(at("start_pos")[2] == steps - 1);
+  CHECK(at("tokens")[1] == 0);
+  CHECK(reinterpret_cast<const SampleParams*>(at("sampling"))[2].step == sampled.step + uint64_t(steps - 1));
+  CHECK(reinterpret_cast<const SampleParams*>(at("sampling"))[0].step == uint64_t(steps - 1));
+  // Misuse: enabling twice, reading a step not enqueued or no longer kept, feeding back first.
+  CHECK(e.enable_feedback(0, {}).code() == StatusCode::kInternal);
+  CHECK(e.step_tokens(uint64_t(steps)).status().code() == StatusCode::kInternal);
+  for (uint32_t s = 0; s < kFeedbackRing; ++s) REQUIRE(e.enqueue_step(s == 0).is_ok());
+  REQUIRE(e.enqueue_step(false).is_ok());
+  CHECK(e.step_tokens(0).status().message().find("not readable") != std::string::npos);
+  CHECK(e.step_tokens(kFeedbackRing).is_ok());
+  auto fresh = make_cpu_executor(plan, 1);
+  REQUIRE(fresh.is_ok());
+  CHECK(fresh.value()->enqueue_step(true).code() == StatusCode::kInternal);  // not enabled
+  REQUIRE(fresh.value()->enable_feedback(plan->find_program("decode"), {pr.input("tokens"), pr.input("start_pos"),
+                                         pr.input("n_valid"), pr.input("sampling"), pr.output("next_token")}).is_ok());
+  CHECK(fresh.value()->enqueue_step(false).message().find("needs a first step") != std::string::npos);
+  CHECK(fresh.value()->enqueue_step(true).is_ok());
 }
 
 TEST_CASE("parity: batched plans (batch 3, chunk 5) with idle rows give the same logits") {

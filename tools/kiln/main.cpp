@@ -73,6 +73,14 @@ void add_run_options(CLI::App* cmd, RunOptions& ro) {
   cmd->add_flag("--no-cublaslt", ro.no_cublaslt, "CUDA: run prefill GEMMs on kiln's own kernels, not cuBLASLt");
 }
 
+// generate and chat: how far the decode loop runs ahead of the host.
+void add_in_flight_option(CLI::App* cmd, RunOptions& ro) {
+  cmd->add_option("--in-flight", ro.in_flight,
+                  "Decode steps in flight, each fed its token by the one before on the device (0 = the backend's "
+                  "default: CPU 1, CUDA 3)")
+      ->check(CLI::Range(0, 16));
+}
+
 std::vector<int32_t> parse_ids(const std::string& s) {
   std::vector<int32_t> ids;
   std::stringstream ss(s);
@@ -633,6 +641,7 @@ int main(int argc, char** argv) {
   gen->add_option("--eos", ga.eos, "Stop after this token id (default: none)");
   gen->add_flag("--output-ids", ga.output_ids, "Print prompt + generated ids as the last line");
   add_run_options(gen, ga.run);
+  add_in_flight_option(gen, ga.run);
 
   ChatArgs ca;
   auto* chat = app.add_subcommand("chat", "Chat interactively in the model's chat format (one user turn per line)");
@@ -645,6 +654,7 @@ int main(int argc, char** argv) {
   chat->add_option("--seed", ca.seed, "Sampling seed");
   chat->add_flag("--raw", ca.raw, "No chat template: plain text in, plain text out (for models without one)");
   add_run_options(chat, ca.run);
+  add_in_flight_option(chat, ca.run);
 
   Txt2ImgArgs ta;
   auto* t2i = app.add_subcommand("txt2img", "Generate an image from a text-to-image plan (a compiled diffusers pipeline)");

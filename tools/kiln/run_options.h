@@ -30,6 +30,7 @@ struct RunOptions {
   std::string device = "auto";
   bool no_graphs = false;
   bool no_cublaslt = false;
+  int in_flight = 0;  // generate/chat: decode steps in flight (0: the backend's default)
   mutable UploadProgress upload;
 };
 
@@ -40,6 +41,7 @@ inline kiln_context_options to_context_options(const RunOptions& ro) {
   o.device = ro.device.c_str();
   o.use_graphs = ro.no_graphs ? 0 : 1;
   o.use_cublaslt = ro.no_cublaslt ? 0 : 1;
+  o.generate_depth = ro.in_flight;
   if (isatty(2)) {  // logs and pipes stay clean
     ro.upload = UploadProgress{};
     o.upload_progress = &UploadProgress::report;

@@ -97,6 +97,11 @@ typedef struct kiln_context_options {
    * call has done == total); NULL: no reports. */
   void (*upload_progress)(uint64_t done, uint64_t total, void* user);
   void* upload_progress_user;
+  /* kiln_generate's decode steps in flight, in [0, 16]: each step takes its input token from the
+   * one before on the device, and the host reads the tokens as they land. 0 (the default): the
+   * backend's choice (CPU 1, CUDA 3); 1: one step at a time. A step ahead keeps the GPU busy
+   * while the host handles a token; stopping early (eos, callback) wastes up to depth - 1 steps. */
+  int generate_depth;
 } kiln_context_options;
 
 /* Device bytes a CUDA context of this plan needs (weights, arena, KV cache, step state, and the
