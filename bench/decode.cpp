@@ -7,7 +7,8 @@
 // so the gap between them is the launch/inter-kernel overhead; on CUDA also the cost of one graph
 // node and of one stream launch, from 2000 empty kernels.
 // decode_ms times Context::decode (logits copied back every step); generate_ms times the
-// generate loop's steps (greedy, next token on the backend, 4 bytes back per step).
+// generate loop's steps (greedy, next token chosen and fed back on the backend, the default
+// steps in flight), generate1_ms the same loop one step at a time (generate_depth 1).
 // Floor: the weight bytes one decode step must read over the read bandwidth measured now (CPU:
 // every weight read once with the same threads; CUDA: a 1 GiB device-to-device copy, counting
 // read + write). For MoE layers only the selected experts count: top_k / experts of their weights.
@@ -241,23 +242,31 @@ int main(int argc, char** argv) {
     }
     ms.push_back(now_ms() - t0);
   }
-  // The generate loop as an application runs it: greedy, the next token chosen on the backend, one
-  // small copy back per step. Per-token time is the interval between consecutive callbacks.
-  std::vector<double> stamps;
-  std::vector<int32_t> gen(static_cast<size_t>(steps + 1));
-  int64_t n_gen = 0;
-  kiln::Status gst = c.generate(prompt.data(), context, steps + 1, kiln::SamplingParams{}, -1, gen.data(), &n_gen,
-                                [&](int32_t) {
-                                  stamps.push_back(now_ms());
-                                  return true;
-                                });
-  if (!gst.is_ok()) {
-    std::fprintf(stderr, "error: %s\n", gst.message().c_str());
-    return 1;
-  }
-  std::vector<double> gen_ms;
-  for (size_t i = 1; i < stamps.size(); ++i) gen_ms.push_back(stamps[i] - stamps[i - 1]);
-  const double gen_med = gen_ms.empty() ? 0.0 : median(gen_ms);
+  // The generate loop as an application runs it: greedy, the next token chosen on the backend and
+  // fed back there, the host reading each token as it lands. Per-token time is the interval between
+  // consecutive callbacks: with the default steps in flight, and with one step at a time.
+  const int depth = c.generate_depth();
+  auto time_generate = [&](int d, double* out_ms) {
+    if (!c.set_generate_depth(d).is_ok()) return false;
+    std::vector<double> stamps;
+    std::vector<int32_t> gen(static_cast<size_t>(steps + 1));
+    int64_t n_gen = 0;
+    kiln::Status gst = c.generate(prompt.data(), context, steps + 1, kiln::SamplingParams{}, -1, gen.data(), &n_gen,
+                                  [&](int32_t) {
+                                    stamps.push_back(now_ms());
+                                    return true;
+                                  });
+    if (!gst.is_ok()) {
+      std::fprintf(stderr, "error: %s\n", gst.message().c_str());
+      return false;
+    }
+    std::vector<double> gen_ms;
+    for (size_t i = 1; i < stamps.size(); ++i) gen_ms.push_back(stamps[i] - stamps[i - 1]);
+    *out_ms = gen_ms.empty() ? 0.0 : median(gen_ms);
+    return true;
+  };
+  double gen_med = 0, gen1_med = 0;
+  if (!time_generate(1, &gen1_med) || !time_generate(depth, &gen_med)) return 1;
   const double wbytes = decode_weight_bytes(*plan.value());
   const double gbs = device == "cuda" ? cuda_copy_gbs() : cpu_read_gbs(*plan.value(), threads);
   const double floor_ms = gbs > 0 ? wbytes / 1e6 / gbs : 0.0;
@@ -267,12 +276,12 @@ int main(int argc, char** argv) {
   std::printf("decode: median %.3f ms/token over %d steps (min %.3f, max %.3f); %.1f GB/s of weights\n", med, steps,
               *std::min_element(ms.begin(), ms.end()), *std::max_element(ms.begin(), ms.end()),
               wbytes / 1e6 / med);
-  std::printf("generate: median %.3f ms/token over %zu steps (greedy, next token chosen on the %s)\n", gen_med,
-              gen_ms.size(), device.c_str());
+  std::printf("generate: median %.3f ms/token over %d steps with %d in flight, %.3f one step at a time (greedy, next "
+              "token chosen on the %s)\n", gen_med, steps, depth, gen1_med, device.c_str());
   std::printf("floor: %.2f GB of weights read per step at %.1f GB/s measured now = %.3f ms/token; decode is %.2fx the floor\n",
               wbytes / 1e9, gbs, floor_ms, floor_ms > 0 ? med / floor_ms : 0.0);
-  std::printf("RESULT device=%s decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f generate_ms=%.3f\n", device.c_str(),
-              med, floor_ms, prefill_ms, gbs, gen_med);
+  std::printf("RESULT device=%s decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f generate_ms=%.3f generate1_ms=%.3f\n",
+              device.c_str(), med, floor_ms, prefill_ms, gbs, gen_med, gen1_med);
   if (profile) {
     std::vector<double> launch_ms;
     c.set_profile(&launch_ms);

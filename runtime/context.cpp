@@ -44,10 +44,7 @@ Status Context::init(const ContextOptions& opts) {
   KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_));
   KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_));
   if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
-  if (opts.generate_depth < 0 || opts.generate_depth > int(kFeedbackRing))
-    return invalid_argument("generate_depth must be in [0, " + std::to_string(kFeedbackRing) + "], not " +
-                            std::to_string(opts.generate_depth));
-  depth_ = opts.generate_depth > 0 ? opts.generate_depth : std::string(exec_->backend()) == "cpu" ? 1 : 3;
+  KILN_RETURN_IF_ERROR(set_generate_depth(opts.generate_depth));
   if (decode_.next_tensor != kNoTensor) {
     const ProgramInfo& pr = plan_->programs()[size_t(decode_.index)];
     Executor::FeedbackTensors t;
@@ -64,6 +61,14 @@ Status Context::init(const ContextOptions& opts) {
   } catch (const std::exception&) {
     return Status(StatusCode::kOutOfMemory, "out of memory creating the context");
   }
+  return Status::ok();
+}
+
+Status Context::set_generate_depth(int depth) {
+  if (depth < 0 || depth > int(kFeedbackRing))
+    return invalid_argument("generate_depth must be in [0, " + std::to_string(kFeedbackRing) + "], not " +
+                            std::to_string(depth));
+  depth_ = depth > 0 ? depth : std::string(exec_->backend()) == "cpu" ? 1 : 3;
   return Status::ok();
 }
 

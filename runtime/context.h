@@ -72,6 +72,10 @@ class Context {
   Status generate(const int32_t* prompt, int64_t n_prompt, int64_t max_new, const SamplingParams& sp, int32_t eos,
                   int32_t* out, int64_t* n_out, const std::function<bool(int32_t)>& on_token);
 
+  // ContextOptions::generate_depth for later generate calls (0: the backend's default).
+  Status set_generate_depth(int depth);
+  int generate_depth() const { return depth_; }
+
   // Samples from logits(row); exposed for hosts that drive decode themselves.
   int32_t sample(int64_t row, const SamplingParams& sp, uint64_t step);
 

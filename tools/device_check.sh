@@ -54,8 +54,8 @@ for shape in $shapes; do
     if [ -z "$r" ]; then row "kiln $shape decode ctx $ctxlen" "FAIL: $(tail -1 "$out/bench-$shape-ctx$ctxlen.log")"; continue; fi
     dec=$(sed -E 's/.*decode_ms=([0-9.]+).*/\1/' <<<"$r"); fl=$(sed -E 's/.*floor_ms=([0-9.]+).*/\1/' <<<"$r")
     pf=$(sed -E 's/.*prefill_ms=([0-9.]+).*/\1/' <<<"$r"); bw=$(sed -E 's/.*gbs=([0-9.]+).*/\1/' <<<"$r")
-    gm=$(sed -E 's/.*generate_ms=([0-9.]+).*/\1/' <<<"$r")
-    row "kiln $shape decode ctx $ctxlen (ms/token)" "$dec decode(), $gm generate loop (floor $fl at copy $bw GB/s)"
+    gm=$(sed -E 's/.*generate_ms=([0-9.]+).*/\1/' <<<"$r"); g1=$(sed -E 's/.*generate1_ms=([0-9.]+).*/\1/' <<<"$r")
+    row "kiln $shape decode ctx $ctxlen (ms/token)" "$dec decode(), $gm generate loop ($g1 one step at a time) (floor $fl at copy $bw GB/s)"
     p="$(grep '^PROFILE decode' "$out/bench-$shape-ctx$ctxlen.log")"
     [ -n "$p" ] && row "  $shape ctx $ctxlen: kernels / outside (%)" "$(sed -E 's/.*kernels_ms=([0-9.]+).*outside_pct=([-0-9.]+).*/\1 ms in kernels, \2% outside (target <= 5)/' <<<"$p")"
     [ $ctxlen -eq 128 ] && row "kiln $shape prefill 512 tokens (ms)" "$pf ($(grep -o 'prefill GEMMs on [^:;]*' "$out/bench-$shape-ctx$ctxlen.log" | head -1 || echo 'GEMM path not reported'))"

@@ -1121,6 +1121,71 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
   }
 }
 
+// Token feedback: the feedback and publish nodes on the device must give the CPU backend's steps
+// (rows side by side, one idle, one sampled), from the graph and in stream mode; and generate with
+// 1, 3 and 16 steps in flight the same tokens, positions and logits bit for bit, early stops too.
+TEST_CASE("cuda: token feedback steps equal the CPU backend's, and generate with steps in flight equals one at a time") {
+  if (skip_without_gpu()) return;
+  TempDir d;
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture("gqa_f32");
+  o.output = d / "fb.kplan";
+  o.dtype = "f32";
+  o.batch = 3;
+  o.chunk = 4;
+  o.max_seq = 64;
+  compile_model(o);
+  auto loaded = Plan::load_file(o.output);
+  REQUIRE(loaded.is_ok());
+  const std::shared_ptr<const Plan> plan = loaded.take();
+  const std::vector<int32_t> first = {5, -1, 9};
+  const std::vector<SampleParams> params = {SampleParams{}, SampleParams{}, SampleParams{0.8f, 12, 0.95f, 0, 99, 3}};
+  auto cpu = make_cpu_executor(plan, 0);
+  REQUIRE(cpu.is_ok());
+  const std::vector<int32_t> want = kiln::test::feedback_run(*cpu.value(), *plan, first, params, 12);
+  for (bool graphs : {true, false}) {
+    CAPTURE(graphs);
+    CudaExecutorOptions co;
+    co.use_graphs = graphs;
+    auto cuda = make_cuda_executor(plan, co);
+    REQUIRE_MESSAGE(cuda.is_ok(), cuda.status().message());
+    CHECK(kiln::test::feedback_run(*cuda.value(), *plan, first, params, 12) == want);
+  }
+  const auto ref = kiln::test::load_reference(kiln::test::fixture("gqa_f32"));
+  const std::vector<int32_t> prompt(ref.input_ids.begin(), ref.input_ids.begin() + 7);
+  for (const SamplingParams& sp : {SamplingParams{}, SamplingParams{0.9f, 20, 0.9f, 42}}) {
+    std::vector<std::vector<int32_t>> tokens;
+    std::vector<std::vector<float>> logits;
+    std::vector<int64_t> pos;
+    for (int eos_at : {-1, 3}) {
+      for (int depth : {1, 3, 16}) {
+        ContextOptions co;
+        co.device = "cuda";
+        co.generate_depth = depth;
+        auto ctx = Context::create(plan, co);
+        REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
+        std::vector<int32_t> out(12, -1);
+        int64_t n = 0;
+        const int32_t eos = eos_at < 0 || tokens.empty() ? -1 : tokens[0][size_t(eos_at)];
+        REQUIRE(ctx.value()->generate(prompt.data(), int64_t(prompt.size()), 12, sp, eos, out.data(), &n, nullptr).is_ok());
+        out.resize(size_t(n));
+        tokens.push_back(out);
+        logits.emplace_back(ctx.value()->logits(0), ctx.value()->logits(0) + ctx.value()->vocab());
+        pos.push_back(ctx.value()->position(0));
+      }
+    }
+    for (size_t i = 1; i < tokens.size(); ++i) {
+      CAPTURE(i);
+      const size_t base = i < 3 ? 0 : 3;  // each stop against depth 1 with the same stop
+      CHECK(tokens[i] == tokens[base]);
+      CHECK(pos[i] == pos[base]);
+      CHECK(std::memcmp(logits[i].data(), logits[base].data(), logits[i].size() * sizeof(float)) == 0);
+    }
+    CHECK(tokens[3].size() <= 4);
+    CHECK(tokens[3].back() == tokens[0][3]);
+  }
+}
+
 // Prefill chunks of 32 rows put every bf16 projection on cuBLASLt: it must match the reference
 // within the bf16 bound, agree with kiln's own kernels to bf16 rounding of x, and replay from its
 // graph bit for bit like stream mode (the algorithm is chosen once, with no atomic split-K).
