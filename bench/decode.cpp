@@ -1,7 +1,8 @@
 // kiln-bench: decode and prefill latency of a plan on the CPU or CUDA backend, next to a
 // floor measured in the same run. A benchmark, never a test: it prints numbers, it asserts
 // nothing about speed.
-//   kiln-bench PLAN [--device cpu|cuda] [--steps 256] [--context 128] [--prefill 512] [--threads N] [--profile]
+//   kiln-bench PLAN [--device cpu|cuda] [--steps 256] [--context 128] [--prefill 512] [--threads N] [--profile] [--pdl]
+// --pdl: decode GEMVs launched with programmatic dependent launch (CudaExecutorOptions::use_pdl).
 // --profile: one decode step (and one prefill with --prefill) replayed launch by launch with a
 // timer around each (CUDA: events, stream mode), summed per kernel, next to the graph step time,
 // so the gap between them is the launch/inter-kernel overhead; on CUDA also the cost of one graph
@@ -182,7 +183,7 @@ int main(int argc, char** argv) {
   CLI::App app{"kiln decode/prefill benchmark"};
   std::string path, device = "cpu";
   int steps = 64, context = 128, prefill = 0, threads = 0;
-  bool profile = false;
+  bool profile = false, pdl = false;
   app.add_option("plan", path)->required();
   app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--steps", steps, "decode steps to time");
@@ -190,6 +191,7 @@ int main(int argc, char** argv) {
   app.add_option("--prefill", prefill, "also time one prefill of this many tokens (0 = skip)");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
   app.add_flag("--profile", profile, "also time each launch of one decode (and prefill) step, per kernel");
+  app.add_flag("--pdl", pdl, "CUDA: launch decode GEMVs with programmatic dependent launch");
   CLI11_PARSE(app, argc, argv);
   if (steps < 1 || context < 1 || prefill < 0) {
     std::fprintf(stderr, "error: --steps and --context must be at least 1, --prefill at least 0\n");
@@ -204,6 +206,7 @@ int main(int argc, char** argv) {
   kiln::ContextOptions co;
   co.n_threads = threads;
   co.device = device;
+  co.use_pdl = pdl;
   auto ctx = kiln::Context::create(plan.value(), co);
   if (!ctx.is_ok()) {
     std::fprintf(stderr, "error: %s\n", ctx.status().message().c_str());

@@ -17,6 +17,7 @@ Result<std::unique_ptr<Executor>> make_executor(std::shared_ptr<const Plan> plan
     CudaExecutorOptions co;
     co.use_graphs = opts.use_graphs;
     co.use_cublaslt = opts.use_cublaslt;
+    co.use_pdl = opts.use_pdl;
     co.upload_progress = opts.upload_progress;
     co.stream = opts.cuda_stream;
     co.device_memory = opts.cuda_device_memory;

@@ -24,6 +24,7 @@ struct ContextOptions {
   std::string device = "cpu";  // "cpu", "cuda" or "auto" (cuda when a device is usable)
   bool use_graphs = true;      // CUDA: replay captured graphs; false = stream mode (debugging)
   bool use_cublaslt = true;    // CUDA: prefill GEMMs on cuBLASLt when it loads (CudaExecutorOptions)
+  bool use_pdl = false;        // CUDA: decode GEMVs with programmatic dependent launch (CudaExecutorOptions)
   std::function<void(uint64_t, uint64_t)> upload_progress;  // CUDA: weight upload (done, total)
   void* cuda_stream = nullptr;          // CUDA: a host-owned stream (see CudaExecutorOptions)
   void* cuda_device_memory = nullptr;   // CUDA: host-owned device memory, cuda_device_bytes(plan) bytes

@@ -14,11 +14,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <new>
 #include <optional>
+#include <string>
 
 #include "kernels/cuda/kernels_cuda.h"
 #include "runtime/cublaslt.h"
@@ -43,8 +45,9 @@ using CudaLaunch = std::function<Status(cudaStream_t)>;
 
 // `scratch` is the executor's launch scratch (see launch_scratch_bytes), shared by every launch
 // that needs one, since launches run one after another on one stream.
+// pdl: a decode GEMV may be launched with programmatic dependent launch (matmul_cuda).
 Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& t,
-                                    const std::vector<void*>& ptrs, void* scratch) {
+                                    const std::vector<void*>& ptrs, void* scratch, bool pdl) {
   auto args = make_launch_args(spec, l, t, ptrs);
   if (!args.is_ok()) return args.status();
   if (const auto* a = std::get_if<AttentionArgs>(&args.value()); a && a->head_dim > kCudaMaxHeadDim)
@@ -74,13 +77,13 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
       attention_split_cuda(x, static_cast<float*>(scratch), s);
       return Status::ok();
     });
-  return CudaLaunch([a = args.take()](cudaStream_t s) -> Status {
+  return CudaLaunch([a = args.take(), pdl](cudaStream_t s) -> Status {
     std::visit(
-        [s](const auto& x) {
+        [s, pdl](const auto& x) {
           using T = std::decay_t<decltype(x)>;
           if constexpr (std::is_same_v<T, EmbeddingArgs>) embedding_cuda(x, s);
           else if constexpr (std::is_same_v<T, RmsNormArgs>) rmsnorm_cuda(x, s);
-          else if constexpr (std::is_same_v<T, MatmulArgs>) matmul_cuda(x, s);
+          else if constexpr (std::is_same_v<T, MatmulArgs>) matmul_cuda(x, s, pdl);
           else if constexpr (std::is_same_v<T, RopeArgs>) rope_cuda(x, s);
           else if constexpr (std::is_same_v<T, KvWriteArgs>) kv_write_cuda(x, s);
           else if constexpr (std::is_same_v<T, AttentionArgs>) attention_cuda(x, s);
@@ -166,7 +169,7 @@ bool overlap(const Plan& p, uint32_t a, uint32_t b) {
 // The fused launch starting at plan launch li, or null; *count is how many plan launches it does
 // and *main the one whose time a profile credits it to (the GEMV, or the RoPE).
 Result<std::optional<CudaLaunch>> bind_fused(const Plan& p, const ProgramInfo& pr, size_t li, const std::vector<void*>& ptrs,
-                                             Fused* kind, size_t* count, size_t* main) {
+                                             Fused* kind, size_t* count, size_t* main, bool pdl = false) {
   const auto& L = pr.launches;
   auto spec = [&](size_t i) { return i < L.size() ? p.kernels()[L[i].kernel] : nullptr; };
   auto args = [&](size_t i) { return make_launch_args(*spec(i), L[i], p.tensors(), ptrs); };
@@ -217,9 +220,9 @@ Result<std::optional<CudaLaunch>> bind_fused(const Plan& p, const ProgramInfo& p
   *count = (norm ? 2 : 1) + (h ? 1 : 0);
   *main = mi;
   *kind = norm && h ? Fused::kNormGemvSwiglu : norm ? Fused::kNormGemv : Fused::kGemvSwiglu;
-  return Out(CudaLaunch([m, gn, h, norm](cudaStream_t s) -> Status {
-    if (h) matmul_swiglu_cuda(m, h, s, norm ? &gn : nullptr);
-    else matmul_norm_cuda(m, gn, s);
+  return Out(CudaLaunch([m, gn, h, norm, pdl](cudaStream_t s) -> Status {
+    if (h) matmul_swiglu_cuda(m, h, s, norm ? &gn : nullptr, pdl);
+    else matmul_norm_cuda(m, gn, s, pdl);
     return Status::ok();
   }));
 }
@@ -465,7 +468,10 @@ class CudaExecutor final : public Executor {
     }
     void* x16 = base + scratch_off;
     void* workspace = base + scratch_off + (scratch.gemm_bytes() - kCublasLtWorkspaceBytes * (scratch.gemm_x > 0));
-    int lib_launches = 0, lib_refused = 0, fused_count[4] = {0, 0, 0, 0};
+    int lib_launches = 0, lib_refused = 0, fused_count[4] = {0, 0, 0, 0}, pdl_gemvs = 0;
+    // Programmatic dependent launch for decode GEMVs: asked for, or KILN_PDL=1 (0 refuses it).
+    bool use_pdl = opts.use_pdl;
+    if (const char* e = std::getenv("KILN_PDL")) use_pdl = std::string(e) == "1" || std::string(e) == "on";
     uint32_t max_repeat = 0;
     for (const ProgramInfo& pr : p.programs()) max_repeat = std::max(max_repeat, pr.repeat > 1 ? pr.repeat : 0u);
     if (max_repeat > 0) {  // the iteration indices the loop graphs copy into each counter
@@ -498,14 +504,18 @@ class CudaExecutor final : public Executor {
         const LaunchInfo& l = pr.launches[li];
         prog.plan_index.push_back(li);
         // Runs the backend binds as one launch (bind_fused).
+        // A GEMV after another kernel of the program may start early (PDL); the first launch follows
+        // the state copy, which is not a kernel.
+        const bool pdl = use_pdl && li > 0;
         Fused kind{};
         size_t count = 1, main = li;
-        auto fused = bind_fused(p, pr, li, ptrs, &kind, &count, &main);
+        auto fused = bind_fused(p, pr, li, ptrs, &kind, &count, &main, pdl);
         if (!fused.is_ok()) return fused.status();
         if (fused.value()) {
           prog.plan_index.back() = main;
           prog.launches.push_back(std::move(*fused.value()));
           ++fused_count[int(kind)];
+          pdl_gemvs += pdl && kind != Fused::kRopeKvWrite;
           li += count - 1;  // the following launches are done by the fused one
           continue;
         }
@@ -524,8 +534,12 @@ class CudaExecutor final : public Executor {
             ++lib_refused;  // no algorithm for this shape: the built-in kernel below
           }
         }
-        auto bound = bind_cuda_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs, base + scratch_off);
+        auto bound = bind_cuda_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs, base + scratch_off, pdl);
         if (!bound.is_ok()) return bound.status();
+        if (pdl && p.kernels()[l.kernel] == &kMatmulSpec) {
+          auto args = make_launch_args(kMatmulSpec, l, p.tensors(), ptrs);
+          pdl_gemvs += args.is_ok() && std::get<MatmulArgs>(args.value()).rows <= kCudaGemvMaxRows;
+        }
         prog.launches.push_back(bound.take());
       }
       for (uint32_t o : pr.outputs) {
@@ -543,6 +557,7 @@ class CudaExecutor final : public Executor {
     for (int k = 0; k < 4; ++k)
       if (fused_count[k] > 0)
         fused_note_ += (fused_note_.empty() ? "; fused: " : ", ") + std::to_string(fused_count[k]) + " " + kFusedNames[k];
+    if (pdl_gemvs > 0) fused_note_ += "; PDL on " + std::to_string(pdl_gemvs) + " GEMVs";
     if (lt) {
       gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
       if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";

@@ -58,6 +58,11 @@ for shape in $shapes; do
     row "kiln $shape decode ctx $ctxlen (ms/token)" "$dec decode(), $gm generate loop ($g1 one step at a time) (floor $fl at copy $bw GB/s)"
     p="$(grep '^PROFILE decode' "$out/bench-$shape-ctx$ctxlen.log")"
     [ -n "$p" ] && row "  $shape ctx $ctxlen: kernels / outside (%)" "$(sed -E 's/.*kernels_ms=([0-9.]+).*outside_pct=([-0-9.]+).*/\1 ms in kernels, \2% outside (target <= 5)/' <<<"$p")"
+    if [ $ctxlen -eq 128 ]; then  # the same decode with the GEMVs on programmatic dependent launch
+      "$build/kiln-bench" "$plan" --device cuda --steps 256 --context 128 --pdl > "$out/bench-$shape-ctx128-pdl.log" 2>&1
+      rp="$(grep '^RESULT' "$out/bench-$shape-ctx128-pdl.log")"
+      row "  $shape ctx 128 with --pdl (ms/token)" "$( [ -n "$rp" ] && sed -E 's/.*decode_ms=([0-9.]+).*generate_ms=([0-9.]+).*/\1 decode(), \2 generate loop/' <<<"$rp" || echo "FAIL: $(tail -1 "$out/bench-$shape-ctx128-pdl.log")")"
+    fi
     [ $ctxlen -eq 128 ] && row "kiln $shape prefill 512 tokens (ms)" "$pf ($(grep -o 'prefill GEMMs on [^:;]*' "$out/bench-$shape-ctx$ctxlen.log" | head -1 || echo 'GEMM path not reported'))"
   done
   if python3 -c "import torch, transformers" 2>/dev/null; then

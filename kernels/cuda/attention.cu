@@ -28,6 +28,7 @@ constexpr int kWarps = 4;
 
 template <int PER_LANE>  // head_dim <= 32 · PER_LANE
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a) {
+  cuda::pdl_trigger();  // the o-projection GEMV after it may launch (and prefetch) early
   __shared__ float part_m[kWarps], part_l[kWarps];
   __shared__ float part_o[kWarps][32 * PER_LANE];
   const int64_t r = blockIdx.x, h = blockIdx.y;
@@ -279,6 +280,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
 }
 
 __global__ void __launch_bounds__(128) attention_merge_kernel(AttentionArgs a, const float* part, int splits) {
+  cuda::pdl_trigger();  // the o-projection GEMV after it may launch (and prefetch) early
   const int64_t r = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
   const int64_t b = r / a.chunk, t = r % a.chunk;
   float* out = a.out + r * a.n_heads * hd + h * hd;

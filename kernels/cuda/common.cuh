@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "kernels/dtype.h"
 
@@ -51,6 +52,51 @@ __device__ __forceinline__ float block_sum(float v, float* smem32) {
   const int n_warps = int(blockDim.x >> 5);
   v = lane < n_warps ? smem32[lane] : 0.0f;
   return warp_sum(v);
+}
+
+// Programmatic dependent launch (sm_90). A kernel launched with the PDL attribute (launch_pdl) may
+// start while the kernel before it in the stream still runs: it must call pdl_wait() before it
+// reads anything that kernel (or any before it) wrote, and before it writes anything at all; what
+// it may do first is read data nothing writes, such as weights. pdl_trigger() lets such a kernel
+// after this one launch once every block of this one has started. Both are no-ops otherwise.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Hints `bytes` bytes from p into L2, a warp's lanes taking 128-byte lines in turn.
+__device__ __forceinline__ void prefetch_l2(const void* p, uint64_t bytes, int lane) {
+  const char* c = static_cast<const char*>(p);
+  for (uint64_t off = uint64_t(lane) * 128; off < bytes; off += 32 * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(c + off));
+}
+
+// kernel<<<grid, block, smem, s>>>(args...), with the PDL attribute when pdl is set (the kernel
+// must then follow pdl_wait's rule). Errors surface through cudaGetLastError as for <<<>>>.
+template <typename... Params, typename... Args>
+void launch_pdl(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args&&... args) {
+  if (!pdl) {
+    kernel<<<grid, block, smem, s>>>(std::forward<Args>(args)...);
+    return;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1] = {};
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  (void)cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 
 inline unsigned blocks_for(uint64_t n, unsigned threads) { return unsigned((n + threads - 1) / threads); }

@@ -9,7 +9,9 @@ namespace {
 
 using cuda::blocks_for;
 
+// Embedding and RMSNorm precede decode GEMVs: pdl_trigger lets a GEMV launched with PDL start early.
 __global__ void embedding_kernel(EmbeddingArgs a) {
+  cuda::pdl_trigger();
   const uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= uint64_t(a.rows * a.dim)) return;
   const int64_t r = int64_t(i / uint64_t(a.dim)), d = int64_t(i % uint64_t(a.dim));
@@ -19,6 +21,7 @@ __global__ void embedding_kernel(EmbeddingArgs a) {
 }
 
 __global__ void rmsnorm_kernel(RmsNormArgs a) {
+  cuda::pdl_trigger();
   __shared__ float red[32];
   const int64_t r = blockIdx.x;
   const float* x = a.x + r * a.dim;

@@ -29,7 +29,10 @@ namespace kiln {
 
 void embedding_cuda(const EmbeddingArgs& a, cudaStream_t s);
 void rmsnorm_cuda(const RmsNormArgs& a, cudaStream_t s);
-void matmul_cuda(const MatmulArgs& a, cudaStream_t s);
+// pdl (here and in the GEMV variants below): launch the GEMV with programmatic dependent launch
+// (sm_90), so it starts while the kernel before it finishes, hints its weight rows into L2 and
+// waits for that kernel before reading x. The results are the same; the tiled path ignores it.
+void matmul_cuda(const MatmulArgs& a, cudaStream_t s, bool pdl = false);
 // matmul_cuda runs a GEMV up to this many rows; above it, the tiled f32 kernel.
 constexpr int64_t kCudaGemvMaxRows = 8;
 // The two halves around a library (cuBLASLt) GEMM for bf16/f16 weights: x rounded to the
@@ -50,9 +53,9 @@ struct GemvNorm {
   float eps = 0.0f;
 };
 bool matmul_norm_cuda_supported(const MatmulArgs& a);
-void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s);
+void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s, bool pdl = false);
 // matmul_swiglu_cuda with the RMSNorm prologue when `norm` is given.
-void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm = nullptr);
+void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm = nullptr, bool pdl = false);
 void rope_cuda(const RopeArgs& a, cudaStream_t s);
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s);
 // rope (of every q and k head) then kv_write of the same qkv buffer, in one launch with the same

@@ -135,8 +135,24 @@ __device__ __forceinline__ void with_activations(const MatmulArgs& a, const Gemv
   }
 }
 
+// The start of every GEMV: let the next kernel launch once all blocks run (pdl_trigger); when this
+// one was launched early (PDL), hint the weight rows its warps will read into L2 while the kernel
+// before finishes, then wait for it before anything reads x or writes.
+__device__ __forceinline__ void gemv_start(const MatmulArgs& a, bool pdl, int64_t j, int64_t rows_per_warp_stride, int n_rows,
+                                           int64_t m, uint64_t wsize) {
+  cuda::pdl_trigger();
+  if (pdl && j < m) {
+    const uint64_t row_bytes = uint64_t(a.k) * wsize;
+    for (int q = 0; q < n_rows; ++q)
+      cuda::prefetch_l2(static_cast<const uint8_t*>(a.w) + uint64_t(j + q * rows_per_warp_stride) * row_bytes, row_bytes,
+                        int(threadIdx.x & 31));
+  }
+  cuda::pdl_wait();
+}
+
 template <DType W, int R, bool NORM>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, GemvNorm n) {
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, GemvNorm n, bool pdl) {
+  gemv_start(a, pdl, int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5), 0, 1, a.m, dtype_size(W));
   with_activations<NORM>(a, n, [&](const auto& xs) {
     const int lane = threadIdx.x & 31;
     const int64_t j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
@@ -162,7 +178,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, Gem
 // The gate|up GEMV with SwiGLU as its epilogue: warp j reads weight rows j (gate) and m/2 + j
 // (up) and writes h[r][j] = silu(g)·u, so the (rows, m) gate|up buffer is never written.
 template <DType W, int R, bool NORM>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_swiglu_kernel(MatmulArgs a, float* h, GemvNorm n) {
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_swiglu_kernel(MatmulArgs a, float* h, GemvNorm n, bool pdl) {
+  gemv_start(a, pdl, int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5), a.m / 2, 2, a.m / 2, dtype_size(W));
   with_activations<NORM>(a, n, [&](const auto& xs) {
     const int lane = threadIdx.x & 31;
     const int64_t half = a.m / 2, j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
@@ -235,18 +252,18 @@ __global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
 }
 
 template <DType W, bool NORM>
-void launch_gemv(const MatmulArgs& a, const GemvNorm& n, cudaStream_t s) {
-  const dim3 grid(unsigned((a.m + kGemvWarps - 1) / kGemvWarps));
-  if (a.rows <= 1) gemv_kernel<W, 1, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, n);
-  else if (a.rows <= 2) gemv_kernel<W, 2, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, n);
-  else if (a.rows <= 4) gemv_kernel<W, 4, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, n);
-  else gemv_kernel<W, 8, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, n);
+void launch_gemv(const MatmulArgs& a, const GemvNorm& n, cudaStream_t s, bool pdl) {
+  const dim3 grid(unsigned((a.m + kGemvWarps - 1) / kGemvWarps)), block(kGemvWarps * 32);
+  if (a.rows <= 1) cuda::launch_pdl(pdl, gemv_kernel<W, 1, NORM>, grid, block, 0, s, a, n, pdl);
+  else if (a.rows <= 2) cuda::launch_pdl(pdl, gemv_kernel<W, 2, NORM>, grid, block, 0, s, a, n, pdl);
+  else if (a.rows <= 4) cuda::launch_pdl(pdl, gemv_kernel<W, 4, NORM>, grid, block, 0, s, a, n, pdl);
+  else cuda::launch_pdl(pdl, gemv_kernel<W, 8, NORM>, grid, block, 0, s, a, n, pdl);
 }
 
 template <DType W>
-void launch(const MatmulArgs& a, cudaStream_t s) {
+void launch(const MatmulArgs& a, cudaStream_t s, bool pdl) {
   if (a.rows <= kGemvMaxRows) {
-    launch_gemv<W, false>(a, GemvNorm{}, s);
+    launch_gemv<W, false>(a, GemvNorm{}, s, pdl);
     return;
   }
   const dim3 grid(unsigned((a.m + kTile - 1) / kTile), unsigned((a.rows + kTile - 1) / kTile));
@@ -254,18 +271,18 @@ void launch(const MatmulArgs& a, cudaStream_t s) {
 }
 
 template <DType W, bool NORM>
-void launch_swiglu(const MatmulArgs& a, float* h, const GemvNorm& n, cudaStream_t s) {
-  const dim3 grid(unsigned((a.m / 2 + kGemvWarps - 1) / kGemvWarps));
-  if (a.rows <= 1) gemv_swiglu_kernel<W, 1, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, h, n);
-  else if (a.rows <= 2) gemv_swiglu_kernel<W, 2, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, h, n);
-  else if (a.rows <= 4) gemv_swiglu_kernel<W, 4, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, h, n);
-  else gemv_swiglu_kernel<W, 8, NORM><<<grid, kGemvWarps * 32, 0, s>>>(a, h, n);
+void launch_swiglu(const MatmulArgs& a, float* h, const GemvNorm& n, cudaStream_t s, bool pdl) {
+  const dim3 grid(unsigned((a.m / 2 + kGemvWarps - 1) / kGemvWarps)), block(kGemvWarps * 32);
+  if (a.rows <= 1) cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 1, NORM>, grid, block, 0, s, a, h, n, pdl);
+  else if (a.rows <= 2) cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 2, NORM>, grid, block, 0, s, a, h, n, pdl);
+  else if (a.rows <= 4) cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 4, NORM>, grid, block, 0, s, a, h, n, pdl);
+  else cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 8, NORM>, grid, block, 0, s, a, h, n, pdl);
 }
 
 template <DType W>
-void dispatch_swiglu(const MatmulArgs& a, float* h, const GemvNorm* n, cudaStream_t s) {
-  if (n) launch_swiglu<W, true>(a, h, *n, s);
-  else launch_swiglu<W, false>(a, h, GemvNorm{}, s);
+void dispatch_swiglu(const MatmulArgs& a, float* h, const GemvNorm* n, cudaStream_t s, bool pdl) {
+  if (n) launch_swiglu<W, true>(a, h, *n, s, pdl);
+  else launch_swiglu<W, false>(a, h, GemvNorm{}, s, pdl);
 }
 
 }  // namespace
@@ -277,10 +294,10 @@ bool matmul_swiglu_cuda_supported(const MatmulArgs& a) {
          (a.w_dtype == DType::BF16 || a.w_dtype == DType::F16);
 }
 
-void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm) {
+void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm, bool pdl) {
   switch (a.w_dtype) {
-    case DType::BF16: dispatch_swiglu<DType::BF16>(a, h, norm, s); break;
-    case DType::F16: dispatch_swiglu<DType::F16>(a, h, norm, s); break;
+    case DType::BF16: dispatch_swiglu<DType::BF16>(a, h, norm, s, pdl); break;
+    case DType::F16: dispatch_swiglu<DType::F16>(a, h, norm, s, pdl); break;
     default: break;
   }
 }
@@ -289,19 +306,19 @@ bool matmul_norm_cuda_supported(const MatmulArgs& a) {
   return a.rows >= 1 && a.rows <= kGemvMaxRows && (a.w_dtype == DType::BF16 || a.w_dtype == DType::F16);
 }
 
-void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s) {
+void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s, bool pdl) {
   switch (a.w_dtype) {
-    case DType::BF16: launch_gemv<DType::BF16, true>(a, norm, s); break;
-    case DType::F16: launch_gemv<DType::F16, true>(a, norm, s); break;
+    case DType::BF16: launch_gemv<DType::BF16, true>(a, norm, s, pdl); break;
+    case DType::F16: launch_gemv<DType::F16, true>(a, norm, s, pdl); break;
     default: break;
   }
 }
 
-void matmul_cuda(const MatmulArgs& a, cudaStream_t s) {
+void matmul_cuda(const MatmulArgs& a, cudaStream_t s, bool pdl) {
   switch (a.w_dtype) {
-    case DType::F32: launch<DType::F32>(a, s); break;
-    case DType::BF16: launch<DType::BF16>(a, s); break;
-    case DType::F16: launch<DType::F16>(a, s); break;
+    case DType::F32: launch<DType::F32>(a, s, pdl); break;
+    case DType::BF16: launch<DType::BF16>(a, s, pdl); break;
+    case DType::F16: launch<DType::F16>(a, s, pdl); break;
     default: break;
   }
 }

@@ -1079,7 +1079,9 @@ TEST_CASE("cuda: normal_noise equals the CPU kernel bit for bit and is standard 
     for (size_t j = i + 1; j < draws.size(); ++j) CHECK(draws[i] != draws[j]);
 }
 
-TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal stream mode bit for bit") {
+// PDL (programmatic dependent launch of the decode GEMVs) changes when kernels start, never what
+// they compute: its graphs must give the same bits too.
+TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal stream mode and PDL bit for bit") {
   if (skip_without_gpu()) return;
   TempDir d;
   std::vector<std::pair<std::string, std::string>> fixtures;
@@ -1094,10 +1096,11 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
       const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
       std::vector<std::vector<float>> logits;
       std::vector<std::vector<int32_t>> tokens;
-      for (const char* dev : {"cpu", "cuda", "cuda-stream"}) {
+      for (const char* dev : {"cpu", "cuda", "cuda-stream", "cuda-pdl"}) {
         ContextOptions co;
         co.device = std::string(dev) == "cpu" ? "cpu" : "cuda";
         co.use_graphs = std::string(dev) != "cuda-stream";
+        co.use_pdl = std::string(dev) == "cuda-pdl";
         auto ctx = Context::create(plan, co);
         REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
         std::vector<float> l(ref.logits.size(), kNaN);
@@ -1116,6 +1119,8 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
       if (std::string(dtype) == "f32") CHECK(tokens[1] == tokens[0]);
       CHECK(std::memcmp(logits[1].data(), logits[2].data(), logits[1].size() * sizeof(float)) == 0);
       CHECK(tokens[1] == tokens[2]);
+      CHECK(std::memcmp(logits[1].data(), logits[3].data(), logits[1].size() * sizeof(float)) == 0);
+      CHECK(tokens[1] == tokens[3]);
       MESSAGE(name << " " << dtype << " on cuda: rel L2 " << err);
     }
   }
