@@ -109,10 +109,8 @@ Status Context::bind_llm_program(const char* name, ProgramState* ps) {
   return Status::ok();
 }
 
-Status Context::run(ProgramState& ps, bool small) {
-  KILN_RETURN_IF_ERROR(profile_ms_ ? exec_->profile(ps.index, profile_ms_)
-                       : small     ? exec_->run_small(ps.index)
-                                   : exec_->run(ps.index));
+Status Context::run(ProgramState& ps) {
+  KILN_RETURN_IF_ERROR(profile_ms_ ? exec_->profile(ps.index, profile_ms_) : exec_->run(ps.index));
   ps.logits = static_cast<const float*>(exec_->host_output(ps.logits_tensor));
   ps.next = ps.next_tensor == kNoTensor ? nullptr : static_cast<const int32_t*>(exec_->host_output(ps.next_tensor));
   return Status::ok();
@@ -153,9 +151,7 @@ Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
   return Status::ok();
 }
 
-Status Context::decode(const int32_t* tokens) { return decode_step(tokens, true); }
-
-Status Context::decode_step(const int32_t* tokens, bool keep_logits) {
+Status Context::decode(const int32_t* tokens) {
   if (!tokens) return invalid_argument("tokens are null");
   bool any = false;
   for (int64_t b = 0; b < batch(); ++b) {
@@ -172,12 +168,11 @@ Status Context::decode_step(const int32_t* tokens, bool keep_logits) {
     decode_.start_pos[b] = int32_t(pos_[size_t(b)]);
     decode_.n_valid[b] = active ? 1 : 0;
   }
-  KILN_RETURN_IF_ERROR(run(decode_, !keep_logits));
+  KILN_RETURN_IF_ERROR(run(decode_));
   for (int64_t b = 0; b < batch(); ++b) {
     if (tokens[b] < 0) continue;
     pos_[size_t(b)] += 1;
-    if (keep_logits)
-      std::copy(decode_.logits + b * vocab(), decode_.logits + (b + 1) * vocab(), last_logits_.begin() + b * vocab());
+    std::copy(decode_.logits + b * vocab(), decode_.logits + (b + 1) * vocab(), last_logits_.begin() + b * vocab());
   }
   return Status::ok();
 }
@@ -224,9 +219,9 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
                           " new tokens exceeds the plan's max_seq of " + std::to_string(max_seq()));
   KILN_RETURN_IF_ERROR(check_ids(prompt, n_prompt));
   pos_[0] = 0;
-  // With the plan's `sample` launch each step copies back one token per row, not the logits, and
-  // nothing sorts or scans them on the host. The last step's logits are fetched at the end, so
-  // logits(0) afterwards is what it would have been.
+  // With the plan's `sample` launch the tokens are chosen on the backend and fed back there
+  // (generate_fed): nothing copies, sorts or scans the logits per step, and the last step's logits
+  // are fetched at the end, so logits(0) afterwards is what it would have been.
   const bool on_device = samples_on_backend(sp);
   SampleParams kp{sp.temperature, sp.top_k, sp.top_p, 0, sp.seed, 0};
   if (on_device) set_sampling(kp);
@@ -251,25 +246,19 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
     if (!emit(first)) return Status::ok();
     return generate_fed(max_new, kp, out, &n, emit);
   }
-  bool stale = false;
-  while (n < max_new) {
-    const int32_t tok = on_device ? (stale ? decode_.next[0] : prefill_.next[0]) : sample(0, sp, uint64_t(n));
+  // One step at a time: sampling on the host, or the plan's sample launch while profiling.
+  for (;;) {
+    const int32_t tok = !on_device ? sample(0, sp, uint64_t(n)) : n == 0 ? prefill_.next[0] : decode_.next[0];
     if (tok < 0 || tok >= vocab()) return Status(StatusCode::kInternal, "the plan's sample launch gave no token");
-    if (!emit(tok)) break;
+    if (!emit(tok)) return Status::ok();
     std::fill(step_tokens_.begin(), step_tokens_.end(), -1);
     step_tokens_[0] = tok;
     if (on_device) {
       kp.step = uint64_t(n);
       set_sampling(kp);
     }
-    KILN_RETURN_IF_ERROR(decode_step(step_tokens_.data(), !on_device));
-    stale = on_device;
+    KILN_RETURN_IF_ERROR(decode(step_tokens_.data()));
   }
-  if (stale) {
-    KILN_RETURN_IF_ERROR(exec_->fetch_outputs(decode_.index));
-    std::copy(decode_.logits, decode_.logits + vocab(), last_logits_.begin());
-  }
-  return Status::ok();
 }
 
 Status Context::generate_fed(int64_t max_new, SampleParams kp, int32_t* out, int64_t* n,
@@ -300,7 +289,6 @@ Status Context::generate_fed(int64_t max_new, SampleParams kp, int32_t* out, int
     if (!emit(tok)) break;
   }
   KILN_RETURN_IF_ERROR(exec_->finish_steps());
-  if (done == 0) return Status::ok();  // logits(0) are the prefill's
   if (queued > done) {
     // Steps ran ahead of the last token kept: replay the step that chose it, for its logits. It
     // reads the same cache at the same position, so it writes the same keys and values again
@@ -308,7 +296,7 @@ Status Context::generate_fed(int64_t max_new, SampleParams kp, int32_t* out, int
     std::fill(step_tokens_.begin(), step_tokens_.end(), -1);
     step_tokens_[0] = out[*n - 2];
     pos_[0] -= 1;
-    return decode_step(step_tokens_.data(), true);
+    return decode(step_tokens_.data());
   }
   KILN_RETURN_IF_ERROR(exec_->fetch_outputs(decode_.index));
   const float* logits = static_cast<const float*>(exec_->host_output(decode_.logits_tensor));

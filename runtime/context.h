@@ -105,14 +105,12 @@ class Context {
   Context() = default;
   Status init(const ContextOptions& opts);
   Status bind_llm_program(const char* name, ProgramState* ps);
-  Status run(ProgramState& ps, bool small = false);
+  Status run(ProgramState& ps);
   // Whether generate() can take its tokens from the plan's `sample` launch for these parameters
   // (the CUDA kernel samples with at most kSampleMaxTopK candidates).
   bool samples_on_backend(const SamplingParams& sp) const;
   // Writes row 0's sampling parameters into both programs' state (the others stay greedy).
   void set_sampling(const SampleParams& p);
-  // decode() whose logits stay on the device when `keep_logits` is false (generate's greedy path).
-  Status decode_step(const int32_t* tokens, bool keep_logits);
   // generate's decode loop with token feedback (Executor::enqueue_step), after the prefill chose
   // out[0]; `emit` takes each token and says whether to go on.
   Status generate_fed(int64_t max_new, SampleParams kp, int32_t* out, int64_t* n,

@@ -67,7 +67,6 @@ class CpuExecutor final : public Executor {
     return Status::ok();
   }
 
-  Status run_small(int index) override { return run(index); }
   Status fetch_outputs(int) override { return Status::ok(); }
 
   Status profile(int index, std::vector<double>* launch_ms) override {

@@ -253,9 +253,9 @@ class CudaExecutor final : public Executor {
  public:
   ~CudaExecutor() override {
     DeviceScope scope(opts_.device);
+    if (stream_) cudaStreamSynchronize(stream_);  // queued work may still read what is freed below
     for (auto& p : programs_) {
       if (p.exec) cudaGraphExecDestroy(p.exec);
-      if (p.small_exec) cudaGraphExecDestroy(p.small_exec);
       if (p.loop_exec) cudaGraphExecDestroy(p.loop_exec);
     }
     if (fb_exec_) cudaGraphExecDestroy(fb_exec_);
@@ -291,14 +291,6 @@ class CudaExecutor final : public Executor {
 
   Status run(int index) override {
     return guarded([&] { return replay(programs_[size_t(index)], false); });
-  }
-
-  Status run_small(int index) override {
-    const Program& prog = programs_[size_t(index)];
-    // Nothing to leave behind, or no graph without the large copies (a loop program, or one with
-    // only large outputs): the full replay, still from its graph.
-    if (!prog.has_large_output || (opts_.use_graphs && !prog.small_exec)) return run(index);
-    return guarded([&] { return replay(prog, false, /*small=*/true); });
   }
 
   Status fetch_outputs(int index) override {
@@ -337,7 +329,7 @@ class CudaExecutor final : public Executor {
       fb_.index = index;
       if (opts_.use_graphs) {
         const auto start = std::chrono::steady_clock::now();
-        KILN_RETURN_IF_ERROR(capture(programs_[size_t(index)], false, &fb_exec_, false, /*feedback=*/true));
+        KILN_RETURN_IF_ERROR(capture(programs_[size_t(index)], false, &fb_exec_, /*feedback=*/true));
         capture_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       }
       return Status::ok();
@@ -357,7 +349,7 @@ class CudaExecutor final : public Executor {
         KILN_CUDA_CHECK(cudaMemsetAsync(fb_ctrl_, 0, sizeof(FeedbackControl), stream_));
       }
       if (fb_exec_) KILN_CUDA_CHECK(cudaGraphLaunch(fb_exec_, stream_));
-      else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, false, false, /*feedback=*/true));
+      else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, false, /*feedback=*/true));
       const uint64_t seq = fb_.push(first);
       KILN_CUDA_CHECK(cudaEventRecord(fb_done_[FeedbackSteps::slot(seq)], stream_));
       return Status::ok();
@@ -374,7 +366,13 @@ class CudaExecutor final : public Executor {
     return static_cast<const int32_t*>(fb_ring_ + int64_t(slot) * fb_args_.batch);
   }
 
+  // Waits even once poisoned (ignoring what the wait says then): the caller is about to reuse the
+  // host state that queued steps may still be reading.
   Status finish_steps() override {
+    if (!poisoned_.empty()) {
+      DeviceScope scope(opts_.device);
+      cudaStreamSynchronize(stream_);
+    }
     return guarded([&]() -> Status {
       KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
       return Status::ok();
@@ -549,8 +547,6 @@ class CudaExecutor final : public Executor {
           host_outputs_[o] = h;
         }
         prog.outputs.push_back({ptrs[o], host_outputs_[o], p.tensors()[o].size_bytes});
-        prog.has_large_output = prog.has_large_output || p.tensors()[o].size_bytes > kSmallOutputBytes;
-        prog.has_small_output = prog.has_small_output || p.tensors()[o].size_bytes <= kSmallOutputBytes;
       }
       programs_.push_back(std::move(prog));
     }
@@ -568,10 +564,6 @@ class CudaExecutor final : public Executor {
     if (opts.use_graphs)
       for (Program& prog : programs_) {
         KILN_RETURN_IF_ERROR(capture(prog, false, &prog.exec));
-        // Only where run_small has something to return (the LLM programs' next token); diffusion
-        // programs, whose outputs are all large, keep one graph.
-        if (prog.has_large_output && prog.has_small_output && prog.repeat <= 1)
-          KILN_RETURN_IF_ERROR(capture(prog, false, &prog.small_exec, true));
         if (prog.repeat > 1) KILN_RETURN_IF_ERROR(capture(prog, true, &prog.loop_exec));
       }
     capture_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - capture_start).count();
@@ -600,10 +592,8 @@ class CudaExecutor final : public Executor {
     std::vector<CudaLaunch> launches;
     std::vector<Output> outputs;
     cudaGraphExec_t exec = nullptr;       // one iteration
-    cudaGraphExec_t small_exec = nullptr;  // the same without copying back large outputs
     std::vector<size_t> plan_index;       // launches[i]'s plan launch (a fused launch's main one)
     size_t plan_launches = 0;             // the plan's launch count (fused launches make fewer here)
-    bool has_large_output = false, has_small_output = false;
     cudaGraphExec_t loop_exec = nullptr;  // a loop program's every iteration (repeat > 1)
     uint32_t repeat = 1;
     void* counter_dev = nullptr;
@@ -651,7 +641,7 @@ class CudaExecutor final : public Executor {
   // A loop enqueues every iteration, each preceded by a 4-byte copy of its index into the counter.
   // feedback: the token feedback replay (enqueue_step) instead, whose state is fed back on the
   // device and whose next_token goes to the mapped ring, with no other copies.
-  Status enqueue(const Program& prog, bool check_each, bool loop, bool small = false, bool feedback = false) {
+  Status enqueue(const Program& prog, bool check_each, bool loop, bool feedback = false) {
     if (feedback) {
       feedback_advance_cuda(fb_args_, fb_ctrl_, stream_);
       if (check_each) KILN_CUDA_CHECK(cudaGetLastError());
@@ -673,8 +663,7 @@ class CudaExecutor final : public Executor {
       return Status::ok();
     }
     for (const Output& o : prog.outputs)
-      if (!small || o.bytes <= kSmallOutputBytes)
-        KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
+      KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
     return Status::ok();
   }
 
@@ -720,12 +709,12 @@ class CudaExecutor final : public Executor {
     return Status::ok();
   }
 
-  Status capture(const Program& prog, bool loop, cudaGraphExec_t* out, bool small = false, bool feedback = false) {
+  Status capture(const Program& prog, bool loop, cudaGraphExec_t* out, bool feedback = false) {
     cudaGraph_t graph = nullptr;
     KILN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     // cudaGetLastError is legal during capture and reports a bad launch configuration at the launch
     // that caused it, which is the message a user needs.
-    Status st = enqueue(prog, /*check_each=*/true, loop, small, feedback);
+    Status st = enqueue(prog, /*check_each=*/true, loop, feedback);
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     if (!st.is_ok()) {
       if (graph) cudaGraphDestroy(graph);
@@ -739,12 +728,12 @@ class CudaExecutor final : public Executor {
     return Status::ok();
   }
 
-  Status replay(const Program& prog, bool loop, bool small = false) {
+  Status replay(const Program& prog, bool loop) {
     // A launch error left behind by other code on this thread is not ours to report as a kiln failure.
     cudaGetLastError();
-    const cudaGraphExec_t exec = loop ? prog.loop_exec : small ? prog.small_exec : prog.exec;
+    const cudaGraphExec_t exec = loop ? prog.loop_exec : prog.exec;
     if (exec) KILN_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
-    else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, loop, small));
+    else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, loop));
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return Status::ok();
   }

@@ -13,9 +13,6 @@
 
 namespace kiln {
 
-// Outputs up to this size are "small": run_small() copies them back.
-constexpr uint64_t kSmallOutputBytes = 4096;
-
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -29,10 +26,6 @@ class Executor {
   // Replays program `index` and waits for it. After a CUDA error that poisons the device
   // context, this and every later call fail with the same message.
   virtual Status run(int index) = 0;
-  // run() that copies back only the program's small outputs (at most kSmallOutputBytes each,
-  // e.g. the next token), leaving larger ones (the logits) on the device until fetch_outputs.
-  // On the CPU, where outputs are read in place, the same as run().
-  virtual Status run_small(int index) = 0;
   // Copies every output of program `index`, as its last replay left them, to host_output().
   virtual Status fetch_outputs(int index) = 0;
   // Replays a loop program (ProgramInfo::repeat > 1) whole: every iteration, with its counter
@@ -60,7 +53,8 @@ class Executor {
   // it before returning). first: the step's state is host_state(), as run() takes it, and the
   // step count starts again at 0; otherwise the backend first applies feedback_row
   // (kernels/sample.h) to every row, the previous step's next_token becoming the input. Each
-  // step's next_token is kept for step_tokens in a ring of kFeedbackRing steps.
+  // step's next_token is kept for step_tokens in a ring of kFeedbackRing steps. The host must not
+  // write host_state() again until finish_steps has returned.
   virtual Status enqueue_step(bool first) = 0;
   // Waits for step `seq` (0: the last first step) and returns its next_token (batch values). Only
   // the last kFeedbackRing steps enqueued can be read; the pointer is valid until the next call.
@@ -122,7 +116,8 @@ struct CudaExecutorOptions {
 };
 // Device bytes a CUDA context of this plan needs: weights, arena, KV cache, state, and the launch
 // scratch (cuBLASLt's packed x and workspace for prefill-sized bf16/f16 GEMMs, split-K decode
-// attention partials). A build without the CUDA backend counts all but the scratch.
+// attention partials) and 256 bytes for token feedback's control block. A build without the CUDA
+// backend counts all but the scratch.
 uint64_t cuda_device_bytes(const Plan& plan);
 // Fails with kUnsupported when this build has no CUDA backend or no device is usable.
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts);

@@ -104,9 +104,9 @@ typedef struct kiln_context_options {
   int generate_depth;
 } kiln_context_options;
 
-/* Device bytes a CUDA context of this plan needs (weights, arena, KV cache, step state, and the
+/* Device bytes a CUDA context of this plan needs (weights, arena, KV cache, step state, the
  * scratch some launches borrow: cuBLASLt's for prefill-sized bf16/f16 GEMMs, split-K decode
- * attention's partials). */
+ * attention's partials, and 256 bytes of generate's token feedback state). */
 KILN_API uint64_t kiln_plan_device_bytes(const kiln_plan* plan);
 
 /* Defaults: all cores, device "auto", graphs on, cuBLASLt when present, no progress reports. */
@@ -142,7 +142,8 @@ typedef int (*kiln_token_callback)(void* user, int32_t token);
 
 /* Generates up to max_new tokens after the prompt on row 0 (reset first). Stops at eos_id
  * (if >= 0) or when the callback returns 0. out_tokens receives the new tokens and *n_out
- * their count. sampling may be NULL for greedy. */
+ * their count. sampling may be NULL for greedy. The callback must not call kiln with this
+ * context (steps may still be running, see generate_depth). */
 KILN_API kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_prompt, int64_t max_new,
                           const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
                           kiln_token_callback callback, void* user, kiln_error* err);
