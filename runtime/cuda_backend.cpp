@@ -286,7 +286,7 @@ class CudaExecutor final : public Executor {
                   programs_.size(), capture_ms_);
     return "cuda device " + std::to_string(opts_.device) + " (sm_" + std::to_string(sm_) + "), " +
            (opts_.use_graphs ? std::string(graphs) : std::string("stream mode (no graphs)")) + "; " + gemm_note_ +
-           fused_note_;
+           fused_note_ + pdl_note_;
   }
 
   Status run(int index) override {
@@ -470,6 +470,10 @@ class CudaExecutor final : public Executor {
     // Programmatic dependent launch for decode GEMVs: asked for, or KILN_PDL=1 (0 refuses it).
     bool use_pdl = opts.use_pdl;
     if (const char* e = std::getenv("KILN_PDL")) use_pdl = std::string(e) == "1" || std::string(e) == "on";
+    if (use_pdl && !(sm_ >= 90 && matmul_pdl_supported())) {
+      use_pdl = false;
+      pdl_note_ = "; PDL not used (needs sm_90 device code)";
+    }
     uint32_t max_repeat = 0;
     for (const ProgramInfo& pr : p.programs()) max_repeat = std::max(max_repeat, pr.repeat > 1 ? pr.repeat : 0u);
     if (max_repeat > 0) {  // the iteration indices the loop graphs copy into each counter
@@ -553,7 +557,7 @@ class CudaExecutor final : public Executor {
     for (int k = 0; k < 4; ++k)
       if (fused_count[k] > 0)
         fused_note_ += (fused_note_.empty() ? "; fused: " : ", ") + std::to_string(fused_count[k]) + " " + kFusedNames[k];
-    if (pdl_gemvs > 0) fused_note_ += "; PDL on " + std::to_string(pdl_gemvs) + " GEMVs";
+    if (pdl_gemvs > 0) pdl_note_ = "; PDL on " + std::to_string(pdl_gemvs) + " GEMVs";
     if (lt) {
       gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
       if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";
@@ -761,7 +765,7 @@ class CudaExecutor final : public Executor {
   cudaGraphExec_t fb_exec_ = nullptr;
   std::string poisoned_;
   std::shared_ptr<CublasLt> cublas_;
-  std::string gemm_note_, fused_note_;
+  std::string gemm_note_, fused_note_, pdl_note_;
   int graphs_captured_ = 0;
   double capture_ms_ = 0.0;
   bool owns_stream_ = true, owns_memory_ = true;

@@ -58,7 +58,9 @@ __device__ __forceinline__ float block_sum(float v, float* smem32) {
 // start while the kernel before it in the stream still runs: it must call pdl_wait() before it
 // reads anything that kernel (or any before it) wrote, and before it writes anything at all; what
 // it may do first is read data nothing writes, such as weights. pdl_trigger() lets such a kernel
-// after this one launch once every block of this one has started. Both are no-ops otherwise.
+// after this one launch once every block of this one has triggered or exited. Both are no-ops
+// otherwise, and compiled out below sm_90: launch_pdl's callers must check that the kernel was
+// built for sm_90 or later (matmul_pdl_supported), or the wait would be missing.
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -33,6 +33,9 @@ void rmsnorm_cuda(const RmsNormArgs& a, cudaStream_t s);
 // (sm_90), so it starts while the kernel before it finishes, hints its weight rows into L2 and
 // waits for that kernel before reading x. The results are the same; the tiled path ignores it.
 void matmul_cuda(const MatmulArgs& a, cudaStream_t s, bool pdl = false);
+// Whether the GEMVs' device code waits as PDL requires (built for sm_90 or later); the backend
+// launches with pdl only then.
+bool matmul_pdl_supported();
 // matmul_cuda runs a GEMV up to this many rows; above it, the tiled f32 kernel.
 constexpr int64_t kCudaGemvMaxRows = 8;
 // The two halves around a library (cuBLASLt) GEMM for bf16/f16 weights: x rounded to the

@@ -138,14 +138,18 @@ __device__ __forceinline__ void with_activations(const MatmulArgs& a, const Gemv
 // The start of every GEMV: let the next kernel launch once all blocks run (pdl_trigger); when this
 // one was launched early (PDL), hint the weight rows its warps will read into L2 while the kernel
 // before finishes, then wait for it before anything reads x or writes.
+// Only the first kGemvPrefetchBytes of each row: every resident warp prefetches, and whole rows of
+// all of them (tens of MB) would push out of L2 what they are meant to speed up.
+constexpr uint64_t kGemvPrefetchBytes = 1024;
+
 __device__ __forceinline__ void gemv_start(const MatmulArgs& a, bool pdl, int64_t j, int64_t rows_per_warp_stride, int n_rows,
                                            int64_t m, uint64_t wsize) {
   cuda::pdl_trigger();
   if (pdl && j < m) {
     const uint64_t row_bytes = uint64_t(a.k) * wsize;
     for (int q = 0; q < n_rows; ++q)
-      cuda::prefetch_l2(static_cast<const uint8_t*>(a.w) + uint64_t(j + q * rows_per_warp_stride) * row_bytes, row_bytes,
-                        int(threadIdx.x & 31));
+      cuda::prefetch_l2(static_cast<const uint8_t*>(a.w) + uint64_t(j + q * rows_per_warp_stride) * row_bytes,
+                        row_bytes < kGemvPrefetchBytes ? row_bytes : kGemvPrefetchBytes, int(threadIdx.x & 31));
   }
   cuda::pdl_wait();
 }
@@ -312,6 +316,17 @@ void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s,
     case DType::F16: launch_gemv<DType::F16, true>(a, norm, s, pdl); break;
     default: break;
   }
+}
+
+bool matmul_pdl_supported() {
+  // The device code the GEMVs will run must have been built for sm_90 or later, where pdl_wait is
+  // real (a build for older archs running on Hopper through PTX would skip the wait).
+  cudaFuncAttributes attr = {};
+  if (cudaFuncGetAttributes(&attr, gemv_kernel<DType::BF16, 1, false>) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return attr.binaryVersion >= 90 && attr.ptxVersion >= 90;
 }
 
 void matmul_cuda(const MatmulArgs& a, cudaStream_t s, bool pdl) {
