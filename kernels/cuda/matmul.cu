@@ -1,7 +1,8 @@
 // CUDA matmul, y = x·wᵀ (+ bias) (+ y when accumulating), x f32, w f32|bf16|f16, f32 accumulate.
-// - Up to 8 activation rows (decode): a GEMV in which each warp owns one output feature and
-//   streams its weight row with 16-byte loads, reusing each weight for every row. This is the
-//   memory-bound path, where reading the weights once at full bandwidth is the whole game.
+// - Up to 8 activation rows (decode): a GEMV in which each warp owns one output feature (or a
+//   part of one, when few long rows would leave the memory system idle: split-K) and streams its
+//   weight row with 16-byte loads, reusing each weight for every row. This is the memory-bound
+//   path, where reading the weights once at full bandwidth is the whole game.
 // - More rows (prefill): a 64×64 shared-memory tiled kernel with 4×4 outputs per thread, in
 //   f32. It is exact and simple; for bf16/f16 weights the executor prefers cuBLASLt's tensor
 //   cores (runtime/cublaslt.cpp), which these files feed: matmul_pack_x_cuda rounds x to the
@@ -84,15 +85,16 @@ __device__ __forceinline__ void gemv_norm_prologue(const MatmulArgs& a, const Ge
   __syncthreads();
 }
 
-// Accumulates row r's dot product with one weight row into acc[r], for every row r < a.rows.
+// Accumulates row r's dot product with one weight row over columns [k0, k1) into acc[r], for every
+// row r < a.rows. With vec, k0 is a multiple of 8.
 template <DType W, int R, class X>
 __device__ __forceinline__ void gemv_dot(const MatmulArgs& a, const X& xs, const void* wrow, bool vec, int lane,
-                                         float (&acc)[R]) {
+                                         float (&acc)[R], int64_t k0, int64_t k1) {
   if (vec) {
     // Unrolled so each lane has several independent 16-byte weight loads in flight: one at a time
     // leaves the memory system idle between a load's issue and its use.
 #pragma unroll 4
-    for (int64_t i = int64_t(lane) * 8; i < a.k; i += 32 * 8) {
+    for (int64_t i = k0 + int64_t(lane) * 8; i < k1; i += 32 * 8) {
       float wv[8];
       load8<W>(wrow, i, wv);
 #pragma unroll
@@ -106,7 +108,7 @@ __device__ __forceinline__ void gemv_dot(const MatmulArgs& a, const X& xs, const
       }
     }
   } else {
-    for (int64_t i = lane; i < a.k; i += 32) {
+    for (int64_t i = k0 + lane; i < k1; i += 32) {
       const float wv = cuda::ld(wrow, W, uint64_t(i));
 #pragma unroll
       for (int r = 0; r < R; ++r)
@@ -142,35 +144,59 @@ __device__ __forceinline__ void with_activations(const MatmulArgs& a, const Gemv
 // all of them (tens of MB) would push out of L2 what they are meant to speed up.
 constexpr uint64_t kGemvPrefetchBytes = 1024;
 
+// The warp's part of each row starts `col_bytes` in (split-K GEMVs).
 __device__ __forceinline__ void gemv_start(const MatmulArgs& a, bool pdl, int64_t j, int64_t rows_per_warp_stride, int n_rows,
-                                           int64_t m, uint64_t wsize) {
+                                           int64_t m, uint64_t wsize, uint64_t col_bytes = 0) {
   cuda::pdl_trigger();
   if (pdl && j < m) {
-    const uint64_t row_bytes = uint64_t(a.k) * wsize;
+    const uint64_t row_bytes = uint64_t(a.k) * wsize, left = row_bytes - col_bytes;
     for (int q = 0; q < n_rows; ++q)
-      cuda::prefetch_l2(static_cast<const uint8_t*>(a.w) + uint64_t(j + q * rows_per_warp_stride) * row_bytes,
-                        row_bytes < kGemvPrefetchBytes ? row_bytes : kGemvPrefetchBytes, int(threadIdx.x & 31));
+      cuda::prefetch_l2(static_cast<const uint8_t*>(a.w) + uint64_t(j + q * rows_per_warp_stride) * row_bytes + col_bytes,
+                        left < kGemvPrefetchBytes ? left : kGemvPrefetchBytes, int(threadIdx.x & 31));
   }
   cuda::pdl_wait();
 }
 
+// `splits` (1, 2 or 4; gemv_splits) consecutive warps share each output row, each over a
+// contiguous 1/splits of k; the first adds the parts in order, so the result does not depend on
+// which warp finishes first.
 template <DType W, int R, bool NORM>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, GemvNorm n, bool pdl) {
-  gemv_start(a, pdl, int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5), 0, 1, a.m, dtype_size(W));
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, GemvNorm n, bool pdl, int splits) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, part = warp % splits;
+  const int64_t j = int64_t(blockIdx.x) * (kGemvWarps / splits) + warp / splits, kp = a.k / splits;
+  gemv_start(a, pdl, j, 0, 1, a.m, dtype_size(W), uint64_t(part * kp) * dtype_size(W));
+  __shared__ float partial[kGemvWarps][R];
   with_activations<NORM>(a, n, [&](const auto& xs) {
-    const int lane = threadIdx.x & 31;
-    const int64_t j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
-    if (j >= a.m) return;
+    const bool live = j < a.m;
     const int64_t chunk = a.rows / a.batch;
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-    gemv_dot<W, R>(a, xs, static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W), gemv_vec(a), lane, acc);
+    if (live)
+      gemv_dot<W, R>(a, xs, static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W), gemv_vec(a), lane, acc,
+                     part * kp, part * kp + kp);
+    float sum[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) sum[r] = r < a.rows ? cuda::warp_sum(acc[r]) : 0.0f;
+    if (splits > 1) {
+      if (lane == 0)
+#pragma unroll
+        for (int r = 0; r < R; ++r) partial[warp][r] = sum[r];
+      __syncthreads();
+      if (part != 0) return;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float t = partial[warp][r];
+        for (int q = 1; q < splits; ++q) t += partial[warp + q][r];
+        sum[r] = t;
+      }
+    }
+    if (!live) return;
     const float bias = a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       if (r >= a.rows) break;
-      const float v = cuda::warp_sum(acc[r]) + bias;
+      const float v = sum[r] + bias;
       if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) {
         float* y = a.y + r * a.m + j;
         *y = a.accumulate ? *y + v : v;
@@ -194,8 +220,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_swiglu_kernel(MatmulArgs
 #pragma unroll
     for (int r = 0; r < R; ++r) g[r] = u[r] = 0.0f;
     const uint8_t* w = static_cast<const uint8_t*>(a.w);
-    gemv_dot<W, R>(a, xs, w + uint64_t(j * a.k) * dtype_size(W), vec, lane, g);
-    gemv_dot<W, R>(a, xs, w + uint64_t((half + j) * a.k) * dtype_size(W), vec, lane, u);
+    gemv_dot<W, R>(a, xs, w + uint64_t(j * a.k) * dtype_size(W), vec, lane, g, 0, a.k);
+    gemv_dot<W, R>(a, xs, w + uint64_t((half + j) * a.k) * dtype_size(W), vec, lane, u, 0, a.k);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       if (r >= a.rows) break;
@@ -255,13 +281,26 @@ __global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
   }
 }
 
+// Split-K for GEMVs with few output rows: each warp has only a few loads in flight, so a GEMV
+// needs many warps streaming at once to approach the memory bandwidth. Below kGemvSplitWarps
+// rows·splits, 2 or 4 warps share a row, while every part stays at least 512 columns and a
+// multiple of 8 (16-byte loads).
+constexpr int64_t kGemvSplitWarps = 8192;
+
+int gemv_splits(const MatmulArgs& a) {
+  int s = 1;
+  while (s < 4 && a.m * s < kGemvSplitWarps && a.k % (16 * s) == 0 && a.k / (2 * s) >= 512) s *= 2;
+  return s;
+}
+
 template <DType W, bool NORM>
 void launch_gemv(const MatmulArgs& a, const GemvNorm& n, cudaStream_t s, bool pdl) {
-  const dim3 grid(unsigned((a.m + kGemvWarps - 1) / kGemvWarps)), block(kGemvWarps * 32);
-  if (a.rows <= 1) cuda::launch_pdl(pdl, gemv_kernel<W, 1, NORM>, grid, block, 0, s, a, n, pdl);
-  else if (a.rows <= 2) cuda::launch_pdl(pdl, gemv_kernel<W, 2, NORM>, grid, block, 0, s, a, n, pdl);
-  else if (a.rows <= 4) cuda::launch_pdl(pdl, gemv_kernel<W, 4, NORM>, grid, block, 0, s, a, n, pdl);
-  else cuda::launch_pdl(pdl, gemv_kernel<W, 8, NORM>, grid, block, 0, s, a, n, pdl);
+  const int splits = gemv_splits(a), rows_per_block = kGemvWarps / splits;
+  const dim3 grid(unsigned((a.m + rows_per_block - 1) / rows_per_block)), block(kGemvWarps * 32);
+  if (a.rows <= 1) cuda::launch_pdl(pdl, gemv_kernel<W, 1, NORM>, grid, block, 0, s, a, n, pdl, splits);
+  else if (a.rows <= 2) cuda::launch_pdl(pdl, gemv_kernel<W, 2, NORM>, grid, block, 0, s, a, n, pdl, splits);
+  else if (a.rows <= 4) cuda::launch_pdl(pdl, gemv_kernel<W, 4, NORM>, grid, block, 0, s, a, n, pdl, splits);
+  else cuda::launch_pdl(pdl, gemv_kernel<W, 8, NORM>, grid, block, 0, s, a, n, pdl, splits);
 }
 
 template <DType W>
