@@ -46,14 +46,9 @@ Status Context::init(const ContextOptions& opts) {
   KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_));
   if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
   KILN_RETURN_IF_ERROR(set_generate_depth(opts.generate_depth));
-  if (decode_.next_tensor != kNoTensor) {
-    const ProgramInfo& pr = plan_->programs()[size_t(decode_.index)];
-    Executor::FeedbackTensors t;
-    t.tokens = pr.input("tokens"), t.start_pos = pr.input("start_pos"), t.n_valid = pr.input("n_valid");
-    t.sampling = pr.input("sampling"), t.next_token = decode_.next_tensor;
-    KILN_RETURN_IF_ERROR(exec_->enable_feedback(decode_.index, t));
-    feedback_ = true;
-  }
+  if (decode_.next_tensor != kNoTensor)
+    KILN_RETURN_IF_ERROR(exec_->enable_feedback(
+        decode_.index, Executor::FeedbackTensors::of(plan_->programs()[size_t(decode_.index)])));
   try {
     pos_.assign(size_t(batch()), 0);
     last_logits_.assign(size_t(batch() * vocab()), 0.0f);
@@ -116,7 +111,15 @@ Status Context::run(ProgramState& ps) {
   return Status::ok();
 }
 
-void Context::reset() { std::fill(pos_.begin(), pos_.end(), 0); }
+void Context::reset() {
+  if (!in_callback_) std::fill(pos_.begin(), pos_.end(), 0);
+}
+
+Status Context::check_not_in_callback() const {
+  if (in_callback_)
+    return invalid_argument("generate's on_token callback called into the context it is generating on (decode steps may still be running)");
+  return Status::ok();
+}
 
 Status Context::check_ids(const int32_t* ids, int64_t n) const {
   if (n <= 0) return invalid_argument("empty prompt: at least one token id is required");
@@ -129,6 +132,7 @@ Status Context::check_ids(const int32_t* ids, int64_t n) const {
 }
 
 Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
+  KILN_RETURN_IF_ERROR(check_not_in_callback());
   if (row < 0 || row >= batch())
     return invalid_argument("row " + std::to_string(row) + " is out of range: the plan has batch " + std::to_string(batch()));
   if (n > max_seq() - pos_[size_t(row)])
@@ -152,6 +156,7 @@ Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
 }
 
 Status Context::decode(const int32_t* tokens) {
+  KILN_RETURN_IF_ERROR(check_not_in_callback());
   if (!tokens) return invalid_argument("tokens are null");
   bool any = false;
   for (int64_t b = 0; b < batch(); ++b) {
@@ -178,6 +183,7 @@ Status Context::decode(const int32_t* tokens) {
 }
 
 Status Context::score(const int32_t* ids, int64_t rows, int64_t n_tokens, float* out) {
+  KILN_RETURN_IF_ERROR(check_not_in_callback());
   if (rows <= 0 || n_tokens <= 0) return invalid_argument("score needs at least one row and one token");
   if (!out) return invalid_argument("output buffer is null");
   if (n_tokens > max_seq())
@@ -210,6 +216,7 @@ int32_t Context::sample(int64_t row, const SamplingParams& sp, uint64_t step) {
 
 Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_new, const SamplingParams& sp,
                          int32_t eos, int32_t* out, int64_t* n_out, const std::function<bool(int32_t)>& on_token) {
+  KILN_RETURN_IF_ERROR(check_not_in_callback());
   if (n_out) *n_out = 0;
   if (max_new < 0) return invalid_argument("max_new_tokens is negative");
   if (max_new > 0 && !out) return invalid_argument("output buffer is null");
@@ -237,10 +244,18 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
   auto emit = [&](int32_t tok) {  // false: stop
     out[n++] = tok;
     if (n_out) *n_out = n;
-    return !((on_token && !on_token(tok)) || tok == eos || n == max_new);
+    if (on_token) {
+      struct InCallback {  // steps may be in flight: the callback must not touch the context
+        bool& flag;
+        ~InCallback() { flag = false; }
+      } guard{in_callback_};
+      in_callback_ = true;
+      if (!on_token(tok)) return false;
+    }
+    return !(tok == eos || n == max_new);
   };
   if (max_new == 0) return Status::ok();
-  if (on_device && feedback_ && !profile_ms_) {
+  if (on_device && !profile_ms_) {  // on_device implies the plan has next_token: feedback is enabled
     const int32_t first = prefill_.next[0];
     if (first < 0 || first >= vocab()) return Status(StatusCode::kInternal, "the plan's sample launch gave no token");
     if (!emit(first)) return Status::ok();

@@ -52,7 +52,7 @@ class Context {
   int64_t prefill_chunk() const { return prefill_.chunk; }
 
   // --- sequences, one per batch row
-  void reset();                       // forgets every row's tokens
+  void reset();                       // forgets every row's tokens (not from generate's on_token)
   int64_t position(int64_t row) const { return pos_[size_t(row)]; }
   // Appends ids to `row`'s sequence; logits(row) then holds the last token's logits.
   Status prefill(int64_t row, const int32_t* ids, int64_t n);
@@ -67,7 +67,7 @@ class Context {
 
   // Generates up to max_new tokens after `prompt` on row 0 (which is reset first). Stops early
   // at eos (if >= 0) or when on_token returns false. out receives the new tokens. on_token must
-  // not call into this context. Afterwards position(0) counts the prompt and every token but the
+  // not call into this context: prefill, decode, score and generate then fail, reset does nothing. Afterwards position(0) counts the prompt and every token but the
   // last, and logits(0) are the ones the last token was chosen from, however many decode steps
   // ran ahead (ContextOptions::generate_depth).
   Status generate(const int32_t* prompt, int64_t n_prompt, int64_t max_new, const SamplingParams& sp, int32_t eos,
@@ -116,6 +116,7 @@ class Context {
   Status generate_fed(int64_t max_new, SampleParams kp, int32_t* out, int64_t* n,
                       const std::function<bool(int32_t)>& emit);
   Status check_ids(const int32_t* ids, int64_t n) const;
+  Status check_not_in_callback() const;
 
   std::shared_ptr<const Plan> plan_;
   std::unique_ptr<Executor> exec_;
@@ -124,8 +125,8 @@ class Context {
   std::vector<float> last_logits_;
   std::vector<int32_t> step_tokens_;  // generate()'s decode input
   SamplerScratch sampler_;
-  bool feedback_ = false;  // the decode program has next_token and the executor feeds it back
-  int depth_ = 1;          // generate's steps in flight
+  int depth_ = 1;              // generate's steps in flight
+  bool in_callback_ = false;   // generate's on_token is running (Context calls are refused)
   std::vector<double>* profile_ms_ = nullptr;
 };
 

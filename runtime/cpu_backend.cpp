@@ -92,16 +92,12 @@ class CpuExecutor final : public Executor {
 
   Status enable_feedback(int index, const FeedbackTensors& t) override {
     if (fb_.index >= 0) return Status(StatusCode::kInternal, "token feedback is already enabled");
-    const int64_t batch = plan_->tensors()[t.n_valid].shape[0];
+    fb_args_ = feedback_args(*plan_, t, ptrs_);
     try {
-      ring_.assign(size_t(kFeedbackRing * batch), -1);
+      ring_.assign(size_t(kFeedbackRing * fb_args_.batch), -1);
     } catch (const std::bad_alloc&) {
       return Status(StatusCode::kOutOfMemory, "out of memory for the token feedback ring");
     }
-    auto i32 = [&](uint32_t tensor) { return static_cast<int32_t*>(ptrs_[tensor]); };
-    fb_args_ = FeedbackArgs{i32(t.tokens), i32(t.start_pos), i32(t.n_valid),
-                            t.sampling == kNoTensor ? nullptr : static_cast<SampleParams*>(ptrs_[t.sampling]),
-                            i32(t.next_token), batch};
     fb_.index = index;
     return Status::ok();
   }

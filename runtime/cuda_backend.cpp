@@ -314,18 +314,14 @@ class CudaExecutor final : public Executor {
   Status enable_feedback(int index, const FeedbackTensors& t) override {
     if (fb_.index >= 0) return Status(StatusCode::kInternal, "token feedback is already enabled");
     return guarded([&]() -> Status {
-      const int64_t batch = plan_->tensors()[t.n_valid].shape[0];
+      fb_args_ = feedback_args(*plan_, t, ptrs_);
       void* ring = nullptr;
-      KILN_CUDA_CHECK(cudaHostAlloc(&ring, size_t(kFeedbackRing * batch) * sizeof(int32_t), cudaHostAllocMapped));
+      KILN_CUDA_CHECK(cudaHostAlloc(&ring, size_t(kFeedbackRing * fb_args_.batch) * sizeof(int32_t), cudaHostAllocMapped));
       fb_ring_ = static_cast<int32_t*>(ring);
       void* ring_dev = nullptr;
       KILN_CUDA_CHECK(cudaHostGetDevicePointer(&ring_dev, fb_ring_, 0));
       fb_ring_dev_ = static_cast<int32_t*>(ring_dev);
       for (cudaEvent_t& e : fb_done_) KILN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-      auto i32 = [&](uint32_t tensor) { return static_cast<int32_t*>(ptrs_[tensor]); };
-      fb_args_ = FeedbackArgs{i32(t.tokens), i32(t.start_pos), i32(t.n_valid),
-                              t.sampling == kNoTensor ? nullptr : static_cast<SampleParams*>(ptrs_[t.sampling]),
-                              i32(t.next_token), batch};
       fb_.index = index;
       if (opts_.use_graphs) {
         const auto start = std::chrono::steady_clock::now();
@@ -469,7 +465,11 @@ class CudaExecutor final : public Executor {
     int lib_launches = 0, lib_refused = 0, fused_count[4] = {0, 0, 0, 0}, pdl_gemvs = 0;
     // Programmatic dependent launch for decode GEMVs: asked for, or KILN_PDL=1 (0 refuses it).
     bool use_pdl = opts.use_pdl;
-    if (const char* e = std::getenv("KILN_PDL")) use_pdl = std::string(e) == "1" || std::string(e) == "on";
+    if (const char* e = std::getenv("KILN_PDL")) {
+      const std::string v = e;
+      if (v == "1" || v == "on" || v == "true") use_pdl = true;
+      if (v == "0" || v == "off" || v == "false") use_pdl = false;
+    }
     if (use_pdl && !(sm_ >= 90 && matmul_pdl_supported())) {
       use_pdl = false;
       pdl_note_ = "; PDL not used (needs sm_90 device code)";

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/sample.h"
 #include "runtime/plan.h"
 
 namespace kiln {
@@ -47,6 +48,11 @@ class Executor {
   // captures one more graph for it. Call once, when the context is made.
   struct FeedbackTensors {
     uint32_t tokens = kNoTensor, start_pos = kNoTensor, n_valid = kNoTensor, sampling = kNoTensor, next_token = kNoTensor;
+    // The decode program's tensors by their names.
+    static FeedbackTensors of(const ProgramInfo& decode) {
+      return {decode.input("tokens"), decode.input("start_pos"), decode.input("n_valid"), decode.input("sampling"),
+              decode.output("next_token")};
+    }
   };
   virtual Status enable_feedback(int index, const FeedbackTensors& t) = 0;
   // Enqueues one replay of the feedback program and returns without waiting for it (the CPU runs
@@ -62,6 +68,14 @@ class Executor {
   // Waits for every enqueued step; fetch_outputs then reads the last one's outputs.
   virtual Status finish_steps() = 0;
 };
+
+// feedback_row's arguments for these tensors, from every tensor's address in the executor's memory.
+inline FeedbackArgs feedback_args(const Plan& p, const Executor::FeedbackTensors& t, const std::vector<void*>& ptrs) {
+  auto i32 = [&](uint32_t tensor) { return static_cast<int32_t*>(ptrs[tensor]); };
+  return FeedbackArgs{i32(t.tokens), i32(t.start_pos), i32(t.n_valid),
+                      t.sampling == kNoTensor ? nullptr : static_cast<SampleParams*>(ptrs[t.sampling]), i32(t.next_token),
+                      p.tensors()[t.n_valid].shape[0]};
+}
 
 // Steps of token feedback the backends keep (Executor::step_tokens); generate keeps fewer in flight.
 constexpr uint32_t kFeedbackRing = 16;

@@ -191,9 +191,7 @@ std::vector<int32_t> feedback_run(Executor& e, const Plan& p, const std::vector<
   const int index = p.find_program("decode");
   if (index < 0) throw std::runtime_error("the plan has no decode program");
   const ProgramInfo& pr = p.programs()[size_t(index)];
-  Executor::FeedbackTensors t;
-  t.tokens = pr.input("tokens"), t.start_pos = pr.input("start_pos"), t.n_valid = pr.input("n_valid");
-  t.sampling = pr.input("sampling"), t.next_token = pr.output("next_token");
+  const Executor::FeedbackTensors t = Executor::FeedbackTensors::of(pr);
   check(e.enable_feedback(index, t));
   uint8_t* state = e.host_state();
   auto at = [&](uint32_t tensor) { return reinterpret_cast<int32_t*>(state + p.tensors()[tensor].offset); };

@@ -61,7 +61,8 @@ for shape in $shapes; do
     if [ $ctxlen -eq 128 ]; then  # the same decode with the GEMVs on programmatic dependent launch
       "$build/kiln-bench" "$plan" --device cuda --steps 256 --context 128 --pdl > "$out/bench-$shape-ctx128-pdl.log" 2>&1
       rp="$(grep '^RESULT' "$out/bench-$shape-ctx128-pdl.log")"
-      row "  $shape ctx 128 with --pdl (ms/token)" "$( [ -n "$rp" ] && sed -E 's/.*decode_ms=([0-9.]+).*generate_ms=([0-9.]+).*/\1 decode(), \2 generate loop/' <<<"$rp" || echo "FAIL: $(tail -1 "$out/bench-$shape-ctx128-pdl.log")")"
+      pdl_state="$(grep -o 'PDL [^;)]*' "$out/bench-$shape-ctx128-pdl.log" | head -1)"
+      row "  $shape ctx 128 with --pdl (ms/token)" "$( [ -n "$rp" ] && sed -E 's/.*decode_ms=([0-9.]+).*generate_ms=([0-9.]+).*/\1 decode(), \2 generate loop/' <<<"$rp" || echo "FAIL: $(tail -1 "$out/bench-$shape-ctx128-pdl.log")") (${pdl_state:-PDL state not reported})"
     fi
     [ $ctxlen -eq 128 ] && row "kiln $shape prefill 512 tokens (ms)" "$pf ($(grep -o 'prefill GEMMs on [^:;]*' "$out/bench-$shape-ctx$ctxlen.log" | head -1 || echo 'GEMM path not reported'))"
   done

@@ -140,19 +140,20 @@ __device__ __forceinline__ void with_activations(const MatmulArgs& a, const Gemv
 // The start of every GEMV: let the next kernel launch once all blocks run (pdl_trigger); when this
 // one was launched early (PDL), hint the weight rows its warps will read into L2 while the kernel
 // before finishes, then wait for it before anything reads x or writes.
-// Only the first kGemvPrefetchBytes of each row: every resident warp prefetches, and whole rows of
-// all of them (tens of MB) would push out of L2 what they are meant to speed up.
+// Only kGemvPrefetchBytes per weight row, split among the warps that share it: every resident warp
+// prefetches, and whole rows for all of them (tens of MB) would push out of L2 what they are meant
+// to speed up.
 constexpr uint64_t kGemvPrefetchBytes = 1024;
 
-// The warp's part of each row starts `col_bytes` in (split-K GEMVs).
+// For a split-K GEMV (`splits` warps per row) the warp's part starts `col_bytes` into the row.
 __device__ __forceinline__ void gemv_start(const MatmulArgs& a, bool pdl, int64_t j, int64_t rows_per_warp_stride, int n_rows,
-                                           int64_t m, uint64_t wsize, uint64_t col_bytes = 0) {
+                                           int64_t m, uint64_t wsize, uint64_t col_bytes = 0, int splits = 1) {
   cuda::pdl_trigger();
   if (pdl && j < m) {
-    const uint64_t row_bytes = uint64_t(a.k) * wsize, left = row_bytes - col_bytes;
+    const uint64_t row_bytes = uint64_t(a.k) * wsize, left = row_bytes - col_bytes, cap = kGemvPrefetchBytes / splits;
     for (int q = 0; q < n_rows; ++q)
       cuda::prefetch_l2(static_cast<const uint8_t*>(a.w) + uint64_t(j + q * rows_per_warp_stride) * row_bytes + col_bytes,
-                        left < kGemvPrefetchBytes ? left : kGemvPrefetchBytes, int(threadIdx.x & 31));
+                        left < cap ? left : cap, int(threadIdx.x & 31));
   }
   cuda::pdl_wait();
 }
@@ -164,7 +165,7 @@ template <DType W, int R, bool NORM>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, GemvNorm n, bool pdl, int splits) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, part = warp % splits;
   const int64_t j = int64_t(blockIdx.x) * (kGemvWarps / splits) + warp / splits, kp = a.k / splits;
-  gemv_start(a, pdl, j, 0, 1, a.m, dtype_size(W), uint64_t(part * kp) * dtype_size(W));
+  gemv_start(a, pdl, j, 0, 1, a.m, dtype_size(W), uint64_t(part * kp) * dtype_size(W), splits);
   __shared__ float partial[kGemvWarps][R];
   with_activations<NORM>(a, n, [&](const auto& xs) {
     const bool live = j < a.m;
@@ -282,20 +283,21 @@ __global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
 }
 
 // Split-K for GEMVs with few output rows: each warp has only a few loads in flight, so a GEMV
-// needs many warps streaming at once to approach the memory bandwidth. Below kGemvSplitWarps
-// rows·splits, 2 or 4 warps share a row, while every part stays at least 512 columns and a
-// multiple of 8 (16-byte loads).
+// needs many warps streaming at once to approach the memory bandwidth. While rows·splits is below
+// kGemvSplitWarps the warps per row double, up to max_splits, as long as every part stays at
+// least 512 columns and a multiple of 8 (16-byte loads). With the RMSNorm prologue at most 2:
+// each block recomputes the norm over all of x, so more blocks cost more of that.
 constexpr int64_t kGemvSplitWarps = 8192;
 
-int gemv_splits(const MatmulArgs& a) {
+int gemv_splits(const MatmulArgs& a, int max_splits) {
   int s = 1;
-  while (s < 4 && a.m * s < kGemvSplitWarps && a.k % (16 * s) == 0 && a.k / (2 * s) >= 512) s *= 2;
+  while (s < max_splits && a.m * s < kGemvSplitWarps && a.k % (16 * s) == 0 && a.k / (2 * s) >= 512) s *= 2;
   return s;
 }
 
 template <DType W, bool NORM>
 void launch_gemv(const MatmulArgs& a, const GemvNorm& n, cudaStream_t s, bool pdl) {
-  const int splits = gemv_splits(a), rows_per_block = kGemvWarps / splits;
+  const int splits = gemv_splits(a, NORM ? 2 : 4), rows_per_block = kGemvWarps / splits;
   const dim3 grid(unsigned((a.m + rows_per_block - 1) / rows_per_block)), block(kGemvWarps * 32);
   if (a.rows <= 1) cuda::launch_pdl(pdl, gemv_kernel<W, 1, NORM>, grid, block, 0, s, a, n, pdl, splits);
   else if (a.rows <= 2) cuda::launch_pdl(pdl, gemv_kernel<W, 2, NORM>, grid, block, 0, s, a, n, pdl, splits);

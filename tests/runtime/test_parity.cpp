@@ -186,6 +186,42 @@ TEST_CASE("parity: generate with decode steps in flight equals one step at a tim
   }
 }
 
+// Steps may still run while on_token runs, so a callback that calls into its own context is
+// refused (reset does nothing), and the generation it interrupted goes on unharmed.
+TEST_CASE("runtime: generate's on_token cannot call into its own context") {
+  TempDir d;
+  auto plan = compile_fixture(d, "gqa_f32", "f32", 2, 4);
+  const auto ref = kiln::test::load_reference(kiln::test::fixture("gqa_f32"));
+  for (int depth : {1, 4}) {
+    CAPTURE(depth);
+    auto c = make_context(plan, 0, depth);
+    std::vector<int32_t> want(6), got(6);
+    int64_t n = 0;
+    REQUIRE(c->generate(ref.prompt_ids.data(), 5, 6, SamplingParams{}, -1, want.data(), &n, nullptr).is_ok());
+    std::vector<Status> inner;
+    const int32_t step[2] = {1, -1};
+    std::vector<float> sink(size_t(5 * c->vocab()));
+    auto meddle = [&](int32_t) {
+      inner.push_back(c->decode(step));
+      inner.push_back(c->prefill(1, ref.prompt_ids.data(), 2));
+      inner.push_back(c->score(ref.prompt_ids.data(), 1, 5, sink.data()));
+      inner.push_back(c->generate(ref.prompt_ids.data(), 5, 2, SamplingParams{}, -1, got.data(), &n, nullptr));
+      c->reset();
+      return true;
+    };
+    REQUIRE(c->generate(ref.prompt_ids.data(), 5, 6, SamplingParams{}, -1, got.data(), &n, meddle).is_ok());
+    CHECK(got == want);
+    CHECK(c->position(0) == 5 + 5);
+    CHECK(c->position(1) == 0);
+    REQUIRE(inner.size() == 4 * 6);
+    for (const Status& st : inner) {
+      CHECK(st.code() == StatusCode::kInvalidArgument);
+      CHECK(st.message().find("on_token callback") != std::string::npos);
+    }
+    REQUIRE(c->decode(step).is_ok());  // usable again afterwards
+  }
+}
+
 // Token feedback on the executor, every row at once: each active row's steps give what decoding
 // its own tokens one at a time gives (greedy and sampled rows side by side, the sampled row's draw
 // counter advancing), an idle row never moves, and misuse is refused.
@@ -238,8 +274,7 @@ TEST_CASE("runtime: token feedback steps advance active rows only and equal deco
   auto fresh = make_cpu_executor(plan, 1);
   REQUIRE(fresh.is_ok());
   CHECK(fresh.value()->enqueue_step(true).code() == StatusCode::kInternal);  // not enabled
-  REQUIRE(fresh.value()->enable_feedback(plan->find_program("decode"), {pr.input("tokens"), pr.input("start_pos"),
-                                         pr.input("n_valid"), pr.input("sampling"), pr.output("next_token")}).is_ok());
+  REQUIRE(fresh.value()->enable_feedback(plan->find_program("decode"), Executor::FeedbackTensors::of(pr)).is_ok());
   CHECK(fresh.value()->enqueue_step(false).message().find("needs a first step") != std::string::npos);
   CHECK(fresh.value()->enqueue_step(true).is_ok());
 }

@@ -100,7 +100,8 @@ typedef struct kiln_context_options {
   /* kiln_generate's decode steps in flight, in [0, 16]: each step takes its input token from the
    * one before on the device, and the host reads the tokens as they land. 0 (the default): the
    * backend's choice (CPU 1, CUDA 3); 1: one step at a time. A step ahead keeps the GPU busy
-   * while the host handles a token; stopping early (eos, callback) wastes up to depth - 1 steps. */
+   * while the host handles a token; stopping early (eos, callback) wastes up to depth - 1 steps,
+   * plus one more decode step that recomputes the last token's logits for kiln_logits. */
   int generate_depth;
 } kiln_context_options;
 
@@ -109,7 +110,8 @@ typedef struct kiln_context_options {
  * attention's partials, and 256 bytes of generate's token feedback state). */
 KILN_API uint64_t kiln_plan_device_bytes(const kiln_plan* plan);
 
-/* Defaults: all cores, device "auto", graphs on, cuBLASLt when present, no progress reports. */
+/* Defaults: all cores, device "auto", graphs on, cuBLASLt when present, no progress reports,
+ * generate_depth 0 (the backend's). */
 KILN_API kiln_context_options kiln_context_options_default(void);
 KILN_API kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options* opts, kiln_context** out,
                                      kiln_error* err);
