@@ -8,10 +8,15 @@
 //   kiln-random-checkpoint --shape sd-tiny OUT_DIR  (a tiny pipeline of the same layout, for smoke runs)
 // Weights are uniform with the std of a 0.02 normal; shards hold whole layers (≤ ~1 GiB).
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "compiler/error.h"
@@ -114,32 +119,63 @@ int main(int argc, char** argv) {
       shard_bytes += bytes;
     }
 
+    // Shards are filled and written by several threads (the 8B and V2-Lite shapes are 16 and 31 GB);
+    // each tensor's seed is its place in name order, so the files do not depend on the thread count.
     nlohmann::json weight_map = nlohmann::json::object();
-    uint64_t seed = 1, total = 0;
+    std::vector<std::string> shard_names(shards.size());
+    std::vector<uint64_t> first_seed(shards.size(), 1);
     for (size_t k = 0; k < shards.size(); ++k) {
       char name[64];
       std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", k + 1, shards.size());
-      std::vector<std::vector<uint16_t>> data;
-      std::vector<kiln::StWriteTensor> tensors;
-      for (const auto& [tname, shape] : shards[k]) {
-        size_t n = 1;
-        for (int64_t d : shape) n *= size_t(d);
-        data.emplace_back(n);
-        if (shape.size() == 1) std::fill(data.back().begin(), data.back().end(), kiln::f32_to_bf16(1.0f));  // norms
-        else fill_bf16(data.back(), seed++);
-        weight_map[tname] = name;
+      shard_names[k] = name;
+      uint64_t filled = 0;  // norms are ones and take no seed
+      for (const auto& t : shards[k]) {
+        weight_map[t.first] = name;
+        filled += t.second.size() != 1;
       }
-      for (size_t i = 0; i < shards[k].size(); ++i) {
-        tensors.push_back({shards[k][i].first, kiln::DType::BF16, shards[k][i].second, data[i].data(), data[i].size() * 2});
-        total += data[i].size() * 2;
-      }
-      kiln::write_safetensors(out + "/" + name, tensors);
-      std::fprintf(stderr, "wrote %s\n", name);
+      if (k + 1 < shards.size()) first_seed[k + 1] = first_seed[k] + filled;
     }
+    std::atomic<size_t> next{0};
+    std::atomic<uint64_t> total{0};
+    std::mutex error_mutex;
+    std::string error;
+    auto worker = [&] {
+      try {
+        for (size_t k = next++; k < shards.size(); k = next++) {
+          std::vector<std::vector<uint16_t>> data;
+          std::vector<kiln::StWriteTensor> tensors;
+          uint64_t seed = first_seed[k];
+          for (const auto& [tname, shape] : shards[k]) {
+            size_t n = 1;
+            for (int64_t d : shape) n *= size_t(d);
+            data.emplace_back(n);
+            if (shape.size() == 1) std::fill(data.back().begin(), data.back().end(), kiln::f32_to_bf16(1.0f));  // norms
+            else fill_bf16(data.back(), seed++);
+          }
+          for (size_t i = 0; i < shards[k].size(); ++i) {
+            tensors.push_back({shards[k][i].first, kiln::DType::BF16, shards[k][i].second, data[i].data(), data[i].size() * 2});
+            total += data[i].size() * 2;
+          }
+          kiln::write_safetensors(out + "/" + shard_names[k], tensors);
+          std::fprintf(stderr, "wrote %s\n", shard_names[k].c_str());
+        }
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (error.empty()) error = e.what();
+        next = shards.size();
+      }
+    };
+    // Each thread holds one ~1 GiB shard in memory: at most 8 of them.
+    const size_t n_threads = std::max<size_t>(1, std::min<size_t>({std::thread::hardware_concurrency(), 8, shards.size()}));
+    std::vector<std::thread> threads;
+    for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(worker);
+    worker();
+    for (std::thread& t : threads) t.join();
+    if (!error.empty()) throw std::runtime_error(error);
     std::ofstream(out + "/model.safetensors.index.json")
-        << nlohmann::json({{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}).dump(2);
+        << nlohmann::json({{"metadata", {{"total_size", total.load()}}}, {"weight_map", weight_map}}).dump(2);
     std::printf("%s: %s shape, %lld layers, %.2f GB of bf16 weights\n", out.c_str(), shape_name.c_str(),
-                (long long)cfg["num_hidden_layers"].get<int64_t>(), double(total) / 1e9);
+                (long long)cfg["num_hidden_layers"].get<int64_t>(), double(total.load()) / 1e9);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln-random-checkpoint: error: %s\n", e.what());
     return 1;
