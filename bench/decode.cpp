@@ -1,12 +1,17 @@
 // kiln-bench: decode and prefill latency of a plan on the CPU or CUDA backend, next to a
 // floor measured in the same run. A benchmark, never a test: it prints numbers, it asserts
 // nothing about speed.
-//   kiln-bench PLAN [--device cpu|cuda] [--steps 256] [--context 128] [--prefill 512] [--threads N] [--profile] [--pdl]
-// --pdl: decode GEMVs launched with programmatic dependent launch (CudaExecutorOptions::use_pdl).
+//   kiln-bench PLAN [--device cpu|cuda] [--steps 256] [--context 128 [--context 1024]] [--prefill 512]
+//              [--threads N] [--profile] [--pdl] [--compare-pdl]
+// The plan is loaded once. LOAD: plan load and verification, context creation (CUDA: weight
+// upload, graph capture) and the first token after the first --context prompt, from the start of
+// the load. Then one RESULT line per --context.
+// --pdl: decode GEMVs launched with programmatic dependent launch (CudaExecutorOptions::use_pdl);
+// --compare-pdl: then the first context's decode again in a fresh context with PDL the other way.
 // --profile: one decode step (and one prefill with --prefill) replayed launch by launch with a
-// timer around each (CUDA: events, stream mode), summed per kernel, next to the graph step time,
-// so the gap between them is the launch/inter-kernel overhead; on CUDA also the cost of one graph
-// node and of one stream launch, from 2000 empty kernels.
+// timer around each (CUDA: events, stream mode), summed per kernel, next to the generate loop's
+// step time, so the gap between them is the launch/inter-kernel overhead; on CUDA also the cost
+// of one graph node and of one stream launch, from 2000 empty kernels.
 // decode_ms times Context::decode (logits copied back every step); generate_ms times the
 // generate loop's steps (greedy, next token chosen and fed back on the backend, the default
 // steps in flight), generate1_ms the same loop one step at a time (generate_depth 1).
@@ -19,6 +24,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <cstdio>
 #include <vector>
 
@@ -177,62 +183,17 @@ double decode_weight_bytes(const kiln::Plan& p) {
   return total;
 }
 
-}  // namespace
+// Decode timings of one context after a prompt of `context` tokens: Context::decode (logits
+// copied back each step), and the generate loop with the default steps in flight and with one
+// step at a time (per-token time = the interval between consecutive callbacks).
+struct DecodeTimes {
+  double decode_ms = 0, min_ms = 0, max_ms = 0, generate_ms = 0, generate1_ms = 0;
+  int depth = 0;
+};
 
-int main(int argc, char** argv) {
-  CLI::App app{"kiln decode/prefill benchmark"};
-  std::string path, device = "cpu";
-  int steps = 64, context = 128, prefill = 0, threads = 0;
-  bool profile = false, pdl = false;
-  app.add_option("plan", path)->required();
-  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--steps", steps, "decode steps to time");
-  app.add_option("--context", context, "prompt tokens before decoding");
-  app.add_option("--prefill", prefill, "also time one prefill of this many tokens (0 = skip)");
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
-  app.add_flag("--profile", profile, "also time each launch of one decode (and prefill) step, per kernel");
-  app.add_flag("--pdl", pdl, "CUDA: launch decode GEMVs with programmatic dependent launch");
-  CLI11_PARSE(app, argc, argv);
-  if (steps < 1 || context < 1 || prefill < 0) {
-    std::fprintf(stderr, "error: --steps and --context must be at least 1, --prefill at least 0\n");
-    return 1;
-  }
-
-  auto plan = kiln::Plan::load_file(path);
-  if (!plan.is_ok()) {
-    std::fprintf(stderr, "error: %s\n", plan.status().message().c_str());
-    return 1;
-  }
-  kiln::ContextOptions co;
-  co.n_threads = threads;
-  co.device = device;
-  co.use_pdl = pdl;
-  auto ctx = kiln::Context::create(plan.value(), co);
-  if (!ctx.is_ok()) {
-    std::fprintf(stderr, "error: %s\n", ctx.status().message().c_str());
-    return 1;
-  }
-  kiln::Context& c = *ctx.value();
-  if (context + steps + 1 > c.max_seq() || prefill > c.max_seq()) {
-    std::fprintf(stderr, "error: context + steps + 1 (or --prefill) exceeds max_seq %lld\n", (long long)c.max_seq());
-    return 1;
-  }
-  std::vector<int32_t> prompt(static_cast<size_t>(std::max(context, prefill)));
-  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919) % size_t(c.vocab()));
-
-  double prefill_ms = 0;
-  if (prefill > 0) {
-    std::vector<double> ms;
-    for (int r = 0; r < 5; ++r) {
-      c.reset();
-      const double t0 = now_ms();
-      if (!c.prefill(0, prompt.data(), prefill).is_ok()) return 1;
-      ms.push_back(now_ms() - t0);
-    }
-    prefill_ms = median(ms);
-  }
+bool time_decode(kiln::Context& c, const std::vector<int32_t>& prompt, int context, int steps, DecodeTimes* out) {
   c.reset();
-  if (!c.prefill(0, prompt.data(), context).is_ok()) return 1;
+  if (!c.prefill(0, prompt.data(), context).is_ok()) return false;
   std::vector<int32_t> tok(size_t(c.batch()), -1);
   std::vector<double> ms;
   for (int s = 0; s < steps; ++s) {
@@ -241,14 +202,10 @@ int main(int argc, char** argv) {
     kiln::Status st = c.decode(tok.data());
     if (!st.is_ok()) {
       std::fprintf(stderr, "error: %s\n", st.message().c_str());
-      return 1;
+      return false;
     }
     ms.push_back(now_ms() - t0);
   }
-  // The generate loop as an application runs it: greedy, the next token chosen on the backend and
-  // fed back there, the host reading each token as it lands. Per-token time is the interval between
-  // consecutive callbacks: with the default steps in flight, and with one step at a time.
-  const int depth = c.generate_depth();
   auto time_generate = [&](int d, double* out_ms) {
     if (!c.set_generate_depth(d).is_ok()) return false;
     std::vector<double> stamps;
@@ -268,43 +225,161 @@ int main(int argc, char** argv) {
     *out_ms = gen_ms.empty() ? 0.0 : median(gen_ms);
     return true;
   };
-  double gen_med = 0, gen1_med = 0;
-  if (!time_generate(1, &gen1_med) || !time_generate(depth, &gen_med)) return 1;
+  out->depth = c.generate_depth();
+  const int depth = out->depth;
+  if (!time_generate(1, &out->generate1_ms) || !time_generate(depth, &out->generate_ms)) return false;
+  if (!c.set_generate_depth(depth).is_ok()) return false;
+  out->decode_ms = median(ms);
+  out->min_ms = *std::min_element(ms.begin(), ms.end());
+  out->max_ms = *std::max_element(ms.begin(), ms.end());
+  return true;
+}
+
+std::unique_ptr<kiln::Context> create_context(const std::shared_ptr<const kiln::Plan>& plan,
+                                              const kiln::ContextOptions& co) {
+  auto ctx = kiln::Context::create(plan, co);
+  if (!ctx.is_ok()) {
+    std::fprintf(stderr, "error: %s\n", ctx.status().message().c_str());
+    return nullptr;
+  }
+  return ctx.take();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kiln decode/prefill benchmark"};
+  std::string path, device = "cpu";
+  int steps = 64, prefill = 0, threads = 0;
+  std::vector<int> contexts;
+  bool profile = false, pdl = false, compare_pdl = false;
+  app.add_option("plan", path)->required();
+  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--steps", steps, "decode steps to time");
+  app.add_option("--context", contexts, "prompt tokens before decoding (default 128; repeat for several)");
+  app.add_option("--prefill", prefill, "also time one prefill of this many tokens (0 = skip)");
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
+  app.add_flag("--profile", profile, "also time each launch of one decode (and prefill) step, per kernel");
+  app.add_flag("--pdl", pdl, "CUDA: launch decode GEMVs with programmatic dependent launch");
+  app.add_flag("--compare-pdl", compare_pdl, "CUDA: then time decode again in a context with PDL the other way");
+  CLI11_PARSE(app, argc, argv);
+  if (contexts.empty()) contexts.push_back(128);
+  bool bad_context = false;
+  for (int ctx_len : contexts) bad_context = bad_context || ctx_len < 1;
+  if (steps < 1 || bad_context || prefill < 0) {
+    std::fprintf(stderr, "error: --steps and --context must be at least 1, --prefill at least 0\n");
+    return 1;
+  }
+
+  // Load → first token: the plan loaded and verified, the context created (CUDA: weights uploaded,
+  // graphs captured), the first prompt prefilled and its next token chosen. The page cache is as
+  // the caller left it (warm right after kiln compile wrote the plan).
+  const double t_load = now_ms();
+  auto plan = kiln::Plan::load_file(path);
+  if (!plan.is_ok()) {
+    std::fprintf(stderr, "error: %s\n", plan.status().message().c_str());
+    return 1;
+  }
+  const double t_loaded = now_ms();
+  kiln::ContextOptions co;
+  co.n_threads = threads;
+  co.device = device;
+  co.use_pdl = pdl;
+  std::unique_ptr<kiln::Context> ctx = create_context(plan.value(), co);
+  if (!ctx) return 1;
+  const double t_created = now_ms();
+  kiln::Context* c = ctx.get();
+  int max_context = 0;
+  for (int ctx_len : contexts) max_context = std::max(max_context, ctx_len);
+  if (max_context + steps + 1 > c->max_seq() || prefill > c->max_seq()) {
+    std::fprintf(stderr, "error: context + steps + 1 (or --prefill) exceeds max_seq %lld\n", (long long)c->max_seq());
+    return 1;
+  }
+  std::vector<int32_t> prompt(static_cast<size_t>(std::max(max_context, prefill)));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919) % size_t(c->vocab()));
+  if (!c->prefill(0, prompt.data(), contexts[0]).is_ok()) return 1;
+  const int32_t first = c->sample(0, kiln::SamplingParams{}, 0);
+  const double t_first = now_ms();
+  std::printf("load: plan loaded and verified in %.1f ms, context created in %.1f ms, first token (%d) after a "
+              "%d-token prompt %.1f ms after the load began\n",
+              t_loaded - t_load, t_created - t_loaded, int(first), contexts[0], t_first - t_load);
+  std::printf("LOAD load_ms=%.1f create_ms=%.1f first_token_ms=%.1f\n", t_loaded - t_load, t_created - t_loaded,
+              t_first - t_load);
+
+  double prefill_ms = 0;
+  if (prefill > 0) {
+    std::vector<double> ms;
+    for (int r = 0; r < 5; ++r) {
+      c->reset();
+      const double t0 = now_ms();
+      if (!c->prefill(0, prompt.data(), prefill).is_ok()) return 1;
+      ms.push_back(now_ms() - t0);
+    }
+    prefill_ms = median(ms);
+  }
   const double wbytes = decode_weight_bytes(*plan.value());
   const double gbs = device == "cuda" ? cuda_copy_gbs() : cpu_read_gbs(*plan.value(), threads);
   const double floor_ms = gbs > 0 ? wbytes / 1e6 / gbs : 0.0;
-  const double med = median(ms);
-  std::printf("plan %s on %s (%s), context %d\n", path.c_str(), device.c_str(), c.describe().c_str(), context);
+  std::printf("plan %s on %s (%s)\n", path.c_str(), device.c_str(), c->describe().c_str());
   if (prefill > 0) std::printf("prefill %d tokens: median %.2f ms of 5\n", prefill, prefill_ms);
-  std::printf("decode: median %.3f ms/token over %d steps (min %.3f, max %.3f); %.1f GB/s of weights\n", med, steps,
-              *std::min_element(ms.begin(), ms.end()), *std::max_element(ms.begin(), ms.end()),
-              wbytes / 1e6 / med);
-  std::printf("generate: median %.3f ms/token over %d steps with %d in flight, %.3f one step at a time (greedy, next "
-              "token chosen on the %s)\n", gen_med, steps, depth, gen1_med, device.c_str());
-  std::printf("floor: %.2f GB of weights read per step at %.1f GB/s measured now = %.3f ms/token; decode is %.2fx the floor\n",
-              wbytes / 1e9, gbs, floor_ms, floor_ms > 0 ? med / floor_ms : 0.0);
-  std::printf("RESULT device=%s decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f generate_ms=%.3f generate1_ms=%.3f\n",
-              device.c_str(), med, floor_ms, prefill_ms, gbs, gen_med, gen1_med);
+  std::printf("floor: %.2f GB of weights read per step at %.1f GB/s measured now = %.3f ms/token\n", wbytes / 1e9, gbs,
+              floor_ms);
+  // One RESULT line per (context, PDL) pair; prefill_ms is the same prefill in each.
+  auto report = [&](int ctx_len, bool with_pdl, const DecodeTimes& d) {
+    std::printf("context %d%s: decode median %.3f ms/token over %d steps (min %.3f, max %.3f; %.2fx the floor, "
+                "%.1f GB/s of weights); generate %.3f ms/token with %d in flight, %.3f one step at a time\n",
+                ctx_len, with_pdl ? ", PDL" : "", d.decode_ms, steps, d.min_ms, d.max_ms,
+                floor_ms > 0 ? d.decode_ms / floor_ms : 0.0, wbytes / 1e6 / d.decode_ms, d.generate_ms, d.depth,
+                d.generate1_ms);
+    std::printf("RESULT device=%s context=%d pdl=%d decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f "
+                "generate_ms=%.3f generate1_ms=%.3f\n",
+                device.c_str(), ctx_len, with_pdl ? 1 : 0, d.decode_ms, floor_ms, prefill_ms, gbs, d.generate_ms,
+                d.generate1_ms);
+    std::fflush(stdout);
+  };
+  DecodeTimes first_times;
+  for (size_t i = 0; i < contexts.size(); ++i) {
+    DecodeTimes d;
+    if (!time_decode(*c, prompt, contexts[i], steps, &d)) return 1;
+    report(contexts[i], pdl, d);
+    if (i == 0) first_times = d;
+  }
   if (profile) {
+    // The share outside kernels is taken against the generate loop's step (graph replays back to
+    // back, nothing copied to the host but the token), the closest to one decode graph alone.
     std::vector<double> launch_ms;
-    c.set_profile(&launch_ms);
-    tok[0] = c.sample(0, kiln::SamplingParams{}, uint64_t(steps));
-    if (!c.decode(tok.data()).is_ok()) return 1;
-    print_profile("decode", *plan.value(), c.program_index(true), launch_ms, med);
-    if (prefill > 0 && prefill <= c.prefill_chunk()) {  // one prefill replay: comparable with prefill_ms
-      c.reset();
-      if (!c.prefill(0, prompt.data(), prefill).is_ok()) return 1;
-      print_profile("prefill", *plan.value(), c.program_index(false), launch_ms, prefill_ms);
+    c->reset();
+    if (!c->prefill(0, prompt.data(), contexts[0]).is_ok()) return 1;
+    std::vector<int32_t> tok(size_t(c->batch()), -1);
+    tok[0] = c->sample(0, kiln::SamplingParams{}, 0);
+    c->set_profile(&launch_ms);
+    if (!c->decode(tok.data()).is_ok()) return 1;
+    print_profile("decode", *plan.value(), c->program_index(true), launch_ms, first_times.generate_ms);
+    if (prefill > 0 && prefill <= c->prefill_chunk()) {  // one prefill replay: comparable with prefill_ms
+      c->reset();
+      if (!c->prefill(0, prompt.data(), prefill).is_ok()) return 1;
+      print_profile("prefill", *plan.value(), c->program_index(false), launch_ms, prefill_ms);
     } else if (prefill > 0) {
-      std::printf("profile prefill: skipped, %d tokens take several chunks of %lld\n", prefill, (long long)c.prefill_chunk());
+      std::printf("profile prefill: skipped, %d tokens take several chunks of %lld\n", prefill,
+                  (long long)c->prefill_chunk());
     }
-    c.set_profile(nullptr);
+    c->set_profile(nullptr);
     if (device == "cuda") {
       const auto [graph_us, stream_us] = cuda_node_overhead_us();
       std::printf("graph replay: %.2f us per node; stream launch: %.2f us per kernel (2000 empty kernels)\n", graph_us,
                   stream_us);
       std::printf("OVERHEAD graph_node_us=%.2f stream_launch_us=%.2f\n", graph_us, stream_us);
     }
+  }
+  if (compare_pdl && device == "cuda") {  // the same decode in a fresh context with PDL the other way
+    ctx.reset();
+    co.use_pdl = !pdl;
+    ctx = create_context(plan.value(), co);
+    if (!ctx) return 1;
+    std::printf("context with PDL %s: %s\n", co.use_pdl ? "asked for" : "off", ctx->describe().c_str());
+    DecodeTimes d;
+    if (!time_decode(*ctx, prompt, contexts[0], steps, &d)) return 1;
+    report(contexts[0], co.use_pdl, d);
   }
   return 0;
 }
