@@ -1,101 +1,295 @@
 #!/usr/bin/env bash
-# One prepared run on a machine with an NVIDIA GPU (an H200 in practice):
-#   1. use the sm_90 build in $BUILD_DIR (default build-sm90, e.g. carried from a dev machine)
-#      or build one here when cmake and the Debian headers are present;
-#   2. run the CUDA tests (tests/cuda) and the CPU suite;
-#   3. benchmark decode and prefill on random-weight Llama-3.2-1B, Llama-3.1-8B and DeepSeek-V2-Lite shapes
-#      (kiln-random-checkpoint) against the device-to-device copy floor measured in the same run,
-#      and against HF transformers eager on the same weights when torch is importable.
-# Logs go to the folder given as $1 (default ./device-check); a short table is printed last.
-#   4. benchmark text-to-image on a random-weight SD1.5-shaped pipeline (512², 30 Euler steps, CFG)
-#      with kiln-bench-diffusion (DIFFUSION=none skips it).
-#   tools/device_check.sh OUT_DIR   (SHAPES="1b 8b v2-lite" by default; SHAPES=1b for a quick run)
+# The one prepared run on a machine with an NVIDIA GPU (an H200 in practice):
+#   tools/device_check.sh OUT_DIR
+# Parts, most important first, each written to OUT_DIR as it finishes, so a run cut short still
+# returns what it did:
+#   tests      the CUDA tests (tests/cuda), full log in cuda_tests.log
+#   sanitizer  compute-sanitizer memcheck over the CUDA tests, then racecheck over the attention
+#              and sampling tests (sanitizer.log), when compute-sanitizer is installed
+#   1b v2-lite 8b   decode (contexts 128 and 1024, PDL on and off), prefill of 512 tokens, the
+#              per-kernel profile and plan load → first token on random-weight Llama-3.2-1B,
+#              DeepSeek-V2-Lite and Llama-3.1-8B shapes (kiln-random-checkpoint), against the
+#              device-to-device copy floor measured in the same run, and HF transformers eager on
+#              the same weights when torch is there (bench.log)
+#   sd15       one SD1.5-shaped 512² text-to-image plan: UNet step and whole image (bench.log)
+# PARTS selects and orders them (default "tests sanitizer 1b v2-lite 8b sd15"); BUDGET_S (default
+# 450) bounds the whole run: every step is cut at the budget's end and later parts are reported as
+# NOT RUN. Set-up (GPU, binaries, checkpoints, compiles) goes to setup.log; the table (table.txt) is
+# printed last. At most 8 files are written to OUT_DIR (the device tool returns no more).
+#
+# Binaries: BUILD_DIR (default build-sm90) holds either kiln-sm90.tar.xz from tools/build_sm90.sh
+# (used when its source hash matches this tree and it starts here) or a plain CMake build tree.
+# Otherwise the script builds here, with the Debian headers from BUILD_DIR/deps.tar.xz when
+# present (the GPU machine has nvcc, CMake and ninja but not those packages).
+#
+# DRY_RUN=1 runs the same parts on the CPU backend with one-layer checkpoints, short benchmarks and
+# the tiny diffusion pipeline: a check of this script's own logic on a machine without a GPU (the
+# CUDA tests and sanitizer still need one).
+#
+# Exit status: 0 when every part ran and passed; 1 when anything FAILed (no GPU visible, a CUDA test
+# failed or skipped, a sanitizer error, a benchmark that did not run to its RESULT); 2 when nothing
+# failed but some part did not run or was cut short.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-device-check}"
 mkdir -p "$out"
-build="${BUILD_DIR:-build-sm90}"
-shapes="${SHAPES:-1b 8b v2-lite}"
+out="$(cd "$out" && pwd)"
+budget="${BUDGET_S:-450}"
+parts=" ${PARTS:-tests sanitizer 1b v2-lite 8b sd15} "
+carried="${BUILD_DIR:-build-sm90}"
 work="${WORK_DIR:-/tmp/kiln-device-check}"
+t0=$SECONDS
+dry="${DRY_RUN:-0}"
+device=cuda steps=256 ctx2=1024 prefill=512 layers=() sd=sd15 sd_size=512
+[ "$dry" = 1 ] && device=cpu steps=8 ctx2=32 prefill=32 layers=(--layers 1) sd=sd-tiny sd_size=64
 mkdir -p "$work"
-table="$out/table.txt"
+table="$out/table.txt" setup_log="$out/setup.log" tests_log="$out/cuda_tests.log"
+san_log="$out/sanitizer.log" bench_log="$out/bench.log"
 : > "$table"
-row() { printf '%-44s %s\n' "$1" "$2" | tee -a "$table"; }
+: > "$setup_log"
+fails=0 unrun=0
 
-{ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true; } > "$out/gpu.txt" 2>&1
-gpu="$(head -1 "$out/gpu.txt")"
+row() { printf '%-46s %s\n' "$1" "$2" | tee -a "$table"; }
+fail() { row "$1" "FAIL: $2"; fails=$((fails + 1)); }
+notrun() { row "$1" "NOT RUN: $2"; unrun=$((unrun + 1)); }
+left() { echo $((budget - (SECONDS - t0))); }
+want() { [[ "$parts" == *" $1 "* ]]; }
+# capped CAP LOG CMD...: CMD's output appended to LOG, for at most CAP seconds and never past the
+# budget's end less 10 s for the table. CMD's status; 124 when cut (or not started for lack of time).
+capped() {
+  local cap=$1 log=$2 l
+  shift 2
+  l=$(($(left) - 10))
+  [ "$l" -lt "$cap" ] && cap=$l
+  [ "$cap" -le 0 ] && return 124
+  echo "=== $(date -u +%T) $* (at most ${cap}s)" >> "$log"
+  timeout -k 5 "$cap" "$@" >> "$log" 2>&1
+}
+# has_time NAME SECONDS: true when that much of the budget is left; else a NOT RUN row.
+has_time() {
+  [ "$(left)" -ge "$2" ] && return 0
+  notrun "$1" "out of time ($(left) s of $budget left, needs about $2)"
+  return 1
+}
+field() { sed -nE "s/.*[ ]$1=([-0-9.]+).*/\1/p" <<<"$2" | head -1; }
+# verdict VALUE TARGET: "met" or "MISSED" for a "≤ TARGET" target.
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "" && v + 0 <= t + 0) ? "met" : "MISSED" }'; }
+# unpack ARCHIVE DIR: a .tar.xz, through tar or (no xz there) Python's tarfile.
+unpack() {
+  tar -C "$2" -xJf "$1" 2>/dev/null ||
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$1" "$2"
+}
+# free_gb DIR: gigabytes free on DIR's file system.
+free_gb() { df -Pk "$1" 2>/dev/null | awk 'NR == 2 { printf "%d", $4 / 1048576 }'; }
 
-if [ ! -x "$build/kiln" ]; then
-  echo "== building $build for sm_90"
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-    > "$out/build.log" 2>&1 && cmake --build "$build" -j "$(nproc)" >> "$out/build.log" 2>&1 \
-    || { echo "build failed (see $out/build.log)"; tail -20 "$out/build.log"; exit 1; }
+# --- the GPU
+gpu=""
+if ! command -v nvidia-smi >/dev/null; then
+  fail "GPU" "none visible (no nvidia-smi)"
+else
+  gpu="$(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>>"$setup_log" | head -1)"
+  if [ -n "$gpu" ]; then row "GPU" "$gpu"; else fail "GPU" "none visible ($(nvidia-smi -L 2>&1 | head -1))"; fi
 fi
+
+# --- binaries
 export KILN_FIXTURES_DIR="$PWD/tests/fixtures"
-
-echo "== CUDA tests"
-"$build/tests/kiln_cuda_tests" --success=false > "$out/cuda_tests.log" 2>&1
-cuda_rc=$?
-row "CUDA tests (tests/cuda)" "$( [ $cuda_rc -eq 0 ] && echo pass || echo "FAIL rc=$cuda_rc" ); $(grep -E 'test cases' "$out/cuda_tests.log" | tail -1)"
-grep -q "SKIPPED: no CUDA device" "$out/cuda_tests.log" && row "WARNING" "CUDA tests skipped: no device visible"
-"$build/tests/kiln_tests" > "$out/cpu_tests.log" 2>&1
-row "CPU tests (tests/)" "$( [ $? -eq 0 ] && echo pass || echo FAIL ); $(grep -E 'test cases' "$out/cpu_tests.log" | tail -1)"
-
-for shape in $shapes; do
-  ck="$work/llama-$shape"
-  plan="$work/llama-$shape.kplan"
-  [ -f "$ck/config.json" ] || "$build/kiln-random-checkpoint" --shape "$shape" "$ck" > "$out/random-$shape.log" 2>&1
-  "$build/kiln" compile "$ck" -o "$plan" --dtype bf16 --max-seq 2048 --batch 1 --chunk 512 --target cuda \
-    > "$out/compile-$shape.log" 2>&1 || { row "compile $shape" "FAIL (see compile-$shape.log)"; continue; }
-  for ctxlen in 128 1024; do
-    "$build/kiln-bench" "$plan" --device cuda --steps 256 --context $ctxlen --prefill 512 --profile \
-      > "$out/bench-$shape-ctx$ctxlen.log" 2>&1
-    r="$(grep '^RESULT' "$out/bench-$shape-ctx$ctxlen.log")"
-    if [ -z "$r" ]; then row "kiln $shape decode ctx $ctxlen" "FAIL: $(tail -1 "$out/bench-$shape-ctx$ctxlen.log")"; continue; fi
-    dec=$(sed -E 's/.*decode_ms=([0-9.]+).*/\1/' <<<"$r"); fl=$(sed -E 's/.*floor_ms=([0-9.]+).*/\1/' <<<"$r")
-    pf=$(sed -E 's/.*prefill_ms=([0-9.]+).*/\1/' <<<"$r"); bw=$(sed -E 's/.*gbs=([0-9.]+).*/\1/' <<<"$r")
-    gm=$(sed -E 's/.*generate_ms=([0-9.]+).*/\1/' <<<"$r"); g1=$(sed -E 's/.*generate1_ms=([0-9.]+).*/\1/' <<<"$r")
-    row "kiln $shape decode ctx $ctxlen (ms/token)" "$dec decode(), $gm generate loop ($g1 one step at a time) (floor $fl at copy $bw GB/s)"
-    p="$(grep '^PROFILE decode' "$out/bench-$shape-ctx$ctxlen.log")"
-    [ -n "$p" ] && row "  $shape ctx $ctxlen: kernels / outside (%)" "$(sed -E 's/.*kernels_ms=([0-9.]+).*outside_pct=([-0-9.]+).*/\1 ms in kernels, \2% outside (target <= 5)/' <<<"$p")"
-    if [ $ctxlen -eq 128 ]; then  # the same decode with the GEMVs on programmatic dependent launch
-      "$build/kiln-bench" "$plan" --device cuda --steps 256 --context 128 --pdl > "$out/bench-$shape-ctx128-pdl.log" 2>&1
-      rp="$(grep '^RESULT' "$out/bench-$shape-ctx128-pdl.log")"
-      pdl_state="$(grep -o 'PDL [^;)]*' "$out/bench-$shape-ctx128-pdl.log" | head -1)"
-      row "  $shape ctx 128 with --pdl (ms/token)" "$( [ -n "$rp" ] && sed -E 's/.*decode_ms=([0-9.]+).*generate_ms=([0-9.]+).*/\1 decode(), \2 generate loop/' <<<"$rp" || echo "FAIL: $(tail -1 "$out/bench-$shape-ctx128-pdl.log")") (${pdl_state:-PDL state not reported})"
+targets=(kiln kiln-bench kiln-bench-diffusion kiln-random-checkpoint kiln_cuda_tests)
+src_hash="$(tools/source_hash.sh)"
+bin=""
+if [ -f "$carried/kiln-sm90.tar.xz" ]; then
+  rm -rf "$work/sm90" && mkdir -p "$work/sm90"
+  if unpack "$carried/kiln-sm90.tar.xz" "$work/sm90" >> "$setup_log" 2>&1; then
+    info="$(sed -n 's/^commit //p' "$work/sm90/BUILD_INFO")"
+    if [ "$(awk '/^source_hash/ {print $2}' "$work/sm90/BUILD_INFO")" != "$src_hash" ]; then
+      echo "prebuilt binaries ($info) were built from other sources than this tree ($src_hash): rebuilding" | tee -a "$setup_log"
+    elif ! "$work/sm90/kiln" --version >> "$setup_log" 2>&1; then
+      echo "prebuilt binaries ($info) do not start here: rebuilding" | tee -a "$setup_log"
+    else
+      bin="$work/sm90"
+      row "binaries" "prebuilt, $info; $(sed -n 's/^built //p' "$work/sm90/BUILD_INFO")"
     fi
-    [ $ctxlen -eq 128 ] && row "kiln $shape prefill 512 tokens (ms)" "$pf ($(grep -o 'prefill GEMMs on [^:;]*' "$out/bench-$shape-ctx$ctxlen.log" | head -1 || echo 'GEMM path not reported'))"
-  done
-  if python3 -c "import torch, transformers" 2>/dev/null; then
-    python3 bench/hf_decode.py "$ck" --steps 64 --context 128 > "$out/hf-$shape.log" 2>&1
-    row "HF eager $shape decode ctx 128 (ms/token)" "$(grep '^RESULT' "$out/hf-$shape.log" | sed -E 's/.*decode_ms=([0-9.]+).*/\1/' || echo n/a)"
+  fi
+elif [ -x "$carried/kiln" ] && [ -x "$carried/tests/kiln_cuda_tests" ]; then
+  bin="$carried"
+  row "binaries" "the build tree $carried (not checked against the sources)"
+fi
+if [ -z "$bin" ]; then
+  deps=()
+  if [ -f "$carried/deps.tar.xz" ] && unpack "$carried/deps.tar.xz" "$work" >> "$setup_log" 2>&1; then
+    deps=(-DCMAKE_PREFIX_PATH="$work/deps")
+  fi
+  command -v nvcc >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
+  if capped 60 "$setup_log" cmake -S . -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_CUDA=ON \
+       -DCMAKE_CUDA_ARCHITECTURES=90 "${deps[@]}" &&
+     capped 300 "$setup_log" cmake --build "$work/build" -j "$(nproc)" --target "${targets[@]}"; then
+    bin="$work/build"
+    row "binaries" "built here for sm_90 in $((SECONDS - t0)) s${deps:+ (with the carried Debian headers)}"
+  else
+    fail "binaries" "no usable prebuilt binaries and the build failed (setup.log)"
+    tail -20 "$setup_log"
+  fi
+fi
+
+# cuBLASLt is dlopen'ed: when the toolkit's copy is not where the runtime looks, use PyTorch's.
+if [ -z "${CUDA_HOME:-}" ] && ! ls /usr/local/cuda/lib64/libcublasLt.so.* >/dev/null 2>&1; then
+  d="$(python3 -c 'import nvidia.cublas as m; print(list(m.__path__)[0])' 2>/dev/null)" && [ -n "$d" ] && export CUDA_HOME="$d"
+fi
+
+run_gpu_parts=1
+[ -z "$bin" ] && run_gpu_parts=0
+[ -z "$gpu" ] && [ "$dry" != 1 ] && run_gpu_parts=0
+
+# --- the CUDA tests
+if want tests && [ -z "$bin" ]; then
+  notrun "CUDA tests (tests/cuda)" "no binaries"
+elif want tests; then
+  : > "$tests_log"
+  capped 240 "$tests_log" "$bin/tests/kiln_cuda_tests" --duration=true
+  rc=$?
+  summary="$(grep -E '^\[doctest\] (test cases|assertions)' "$tests_log" | sed 's/\[doctest\] //' | tr -s ' ' | paste -sd';')"
+  if grep -q "SKIPPED: no CUDA device" "$tests_log"; then
+    fail "CUDA tests (tests/cuda)" "skipped, no CUDA device visible to them ($summary)"
+  elif [ $rc -eq 124 ]; then
+    fail "CUDA tests (tests/cuda)" "cut after $(grep -c '^[0-9.]* s: ' "$tests_log") test cases (time budget)"
+  elif [ $rc -ne 0 ]; then
+    fail "CUDA tests (tests/cuda)" "rc=$rc; $summary; $(grep -c 'ERROR:' "$tests_log") failed checks (cuda_tests.log)"
+  else
+    row "CUDA tests (tests/cuda)" "pass; $summary"
+  fi
+fi
+if [ $run_gpu_parts -eq 0 ]; then
+  for p in $parts; do [ "$p" != tests ] && notrun "$p" "no GPU or no binaries"; done
+  parts=" "
+fi
+
+# --- compute-sanitizer
+if want sanitizer && [ -z "$gpu" ]; then
+  notrun "compute-sanitizer" "no GPU"
+elif want sanitizer; then
+  san="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)"
+  if [ -z "$san" ]; then
+    notrun "compute-sanitizer" "not installed"
+  else
+    : > "$san_log"
+    for tool in memcheck racecheck; do
+      filter=()
+      cap=150
+      [ $tool = racecheck ] && filter=(-tc='*attention*,*sampl*') && cap=100
+      if ! has_time "compute-sanitizer $tool" 40; then continue; fi
+      capped $cap "$san_log" "$san" --tool $tool --error-exitcode 86 --print-limit 20 \
+        "$bin/tests/kiln_cuda_tests" "${filter[@]}"
+      rc=$?
+      errs="$(grep -o 'ERROR SUMMARY: [0-9]* error' "$san_log" | tail -1)"
+      what="${filter[*]:-all CUDA tests}"
+      if [ $rc -eq 124 ]; then
+        notrun "compute-sanitizer $tool" "cut at the time budget ($what; $(grep -c '^[0-9.]* s: ' "$san_log") cases done so far)"
+      elif [ $rc -eq 86 ] || { [ -n "$errs" ] && [ "$errs" != "ERROR SUMMARY: 0 error" ]; }; then
+        fail "compute-sanitizer $tool" "$errs ($what; sanitizer.log)"
+      elif [ $rc -ne 0 ]; then
+        fail "compute-sanitizer $tool" "rc=$rc ($what; sanitizer.log)"
+      else
+        row "compute-sanitizer $tool" "clean, ${errs:-no summary}s ($what)"
+      fi
+    done
+  fi
+fi
+
+# --- LLM shapes
+# targets: decode ms/token (context 128), and for 8b the prefill of 512 tokens and load → first token.
+declare -A decode_target=([1b]=0.70 [8b]=4.2 [v2-lite]=1.6)
+declare -A need_s=([1b]=60 [8b]=150 [v2-lite]=200)
+bench_llm() {
+  local shape=$1 name="kiln $1" ck plan log r rc
+  has_time "$name" "${need_s[$shape]}" || return
+  # The checkpoint goes to RAM (/dev/shm) when it has room: V2-Lite's is 31 GB, and its plan as much again.
+  local gb=3 disk_gb
+  case $shape in 8b) gb=17 ;; v2-lite) gb=33 ;; esac
+  ck="$work/ck-$shape" disk_gb=$((2 * gb + 2))
+  if [ -d /dev/shm ] && [ "$(free_gb /dev/shm)" -gt $((gb + 4)) ]; then ck="/dev/shm/kiln-ck-$shape" disk_gb=$((gb + 2)); fi
+  plan="$work/$shape.kplan"
+  if [ "$(free_gb "$work")" -lt $disk_gb ]; then
+    fail "$name" "not enough disk in $work ($(free_gb "$work") GB free, needs about $disk_gb)"
+    return
+  fi
+  if [ ! -f "$ck/config.json" ]; then
+    capped 240 "$setup_log" "$bin/kiln-random-checkpoint" --shape "$shape" "${layers[@]}" "$ck" \
+      || { fail "$name" "random checkpoint failed or was cut (setup.log)"; rm -rf "$ck"; return; }
+  fi
+  capped 300 "$setup_log" "$bin/kiln" compile "$ck" -o "$plan" --dtype bf16 --max-seq 2048 --batch 1 --chunk 512 \
+    --target "$device" || { fail "$name" "compile failed or was cut (setup.log)"; rm -rf "$ck" "$plan"; return; }
+  log="$work/bench-$shape.log"
+  : > "$log"
+  capped 240 "$log" "$bin/kiln-bench" "$plan" --device "$device" --steps $steps --context 128 --context $ctx2 \
+    --prefill $prefill --profile --compare-pdl
+  rc=$?
+  cat "$log" >> "$bench_log"
+  local t="${decode_target[$shape]}"
+  while read -r r; do
+    local ctx pdl dec gm g1 fl bw
+    ctx=$(field context "$r") pdl=$(field pdl "$r") dec=$(field decode_ms "$r") gm=$(field generate_ms "$r")
+    g1=$(field generate1_ms "$r") fl=$(field floor_ms "$r") bw=$(field gbs "$r")
+    row "$name decode ctx $ctx$([ "$pdl" = 1 ] && echo ', PDL') (ms/token)" \
+      "$gm generate loop, $dec decode(), $g1 one step at a time; floor $fl at $bw GB/s$([ "$ctx" = 128 ] && echo "; target <= $t: $(verdict "$gm" "$t")")"
+  done < <(grep '^RESULT' "$log")
+  r="$(grep -m1 '^RESULT' "$log")"
+  if [ -z "$r" ]; then
+    fail "$name" "$([ $rc -eq 124 ] && echo 'cut at the time budget' || echo "rc=$rc"): $(grep -m1 error "$log" || tail -1 "$log")"
+  else
+    local p pf o l gemm
+    p="$(grep -m1 '^PROFILE decode' "$log")"
+    [ -n "$p" ] && row "  $shape decode graph: in kernels / outside" \
+      "$(field kernels_ms "$p") ms / $(field outside_pct "$p")% of the generate step (target <= 5%: $(verdict "$(field outside_pct "$p")" 5))"
+    pf="$(field prefill_ms "$r")"
+    gemm="$(grep -o 'prefill GEMMs on [^:;)]*' "$log" | head -1)"
+    row "$name prefill $prefill tokens (ms)" "$pf${gemm:+ ($gemm)}$([ "$shape" = 8b ] && echo "; target <= 13: $(verdict "$pf" 13)")"
+    l="$(grep -m1 '^LOAD' "$log")"
+    row "$name load -> first token (ms)" "$(field first_token_ms "$l") (load $(field load_ms "$l"), context $(field create_ms "$l"))$([ "$shape" = 8b ] && echo "; target <= 3000: $(verdict "$(field first_token_ms "$l")" 3000)")"
+    o="$(grep -m1 '^OVERHEAD' "$log")"
+    [ -n "$o" ] && row "  graph node / stream launch (us)" "$(field graph_node_us "$o") / $(field stream_launch_us "$o")"
+    [ $rc -ne 0 ] && fail "$name" "kiln-bench exited $rc after its first RESULT (bench.log)"
   fi
   rm -f "$plan"
+  if [ "${HF:-1}" = 1 ] && python3 -c "import torch, transformers" 2>/dev/null && has_time "HF eager $shape" 90; then
+    log="$work/hf-$shape.log"
+    : > "$log"
+    capped 150 "$log" python3 bench/hf_decode.py "$ck" --steps 64 --context 128
+    cat "$log" >> "$bench_log"
+    r="$(grep -m1 '^RESULT' "$log")"
+    if [ -n "$r" ]; then row "HF eager $shape decode ctx 128 (ms/token)" "$(field decode_ms "$r")"
+    else notrun "HF eager $shape" "no result ($(tail -1 "$log"))"; fi
+  fi
+  rm -rf "$ck"
+}
+for shape in 1b v2-lite 8b; do
+  want "$shape" && bench_llm "$shape"
 done
 
-o="$(cat "$out"/bench-*-ctx128.log 2>/dev/null | grep -m1 '^OVERHEAD')"
-[ -n "$o" ] && row "graph node / stream launch (us)" "$(sed -E 's/.*graph_node_us=([0-9.]+) stream_launch_us=([0-9.]+).*/\1 per graph node, \2 per stream launch/' <<<"$o")"
-
-if [ "${DIFFUSION:-sd15}" != none ]; then
-  ck="$work/sd15"
-  plan="$work/sd15.kplan"
-  [ -f "$ck/model_index.json" ] || "$build/kiln-random-checkpoint" --shape sd15 "$ck" > "$out/random-sd15.log" 2>&1
-  if "$build/kiln" compile "$ck" -o "$plan" --dtype bf16 --height 512 --width 512 --steps 30 --sampler euler \
-       --guidance 7.5 --target cuda > "$out/compile-sd15.log" 2>&1; then
-    "$build/kiln-bench-diffusion" "$plan" --device cuda --images 3 > "$out/bench-sd15.log" 2>&1
-    r="$(grep '^RESULT' "$out/bench-sd15.log")"
+# --- SD1.5
+if want sd15 && has_time "kiln SD1.5" 60; then
+  ck="$work/sd15" plan="$work/sd15.kplan" log="$work/bench-sd15.log"
+  : > "$log"
+  if { [ -f "$ck/model_index.json" ] || capped 120 "$setup_log" "$bin/kiln-random-checkpoint" --shape $sd "$ck"; } &&
+     capped 120 "$setup_log" "$bin/kiln" compile "$ck" -o "$plan" --dtype bf16 --height $sd_size --width $sd_size \
+       --steps 30 --sampler euler --guidance 7.5 --target "$device"; then
+    capped 150 "$log" "$bin/kiln-bench-diffusion" "$plan" --device "$device" --images 3
+    cat "$log" >> "$bench_log"
+    r="$(grep -m1 '^RESULT' "$log")"
     if [ -n "$r" ]; then
-      row "kiln SD1.5 step, 64x64 latent, CFG 2 (ms)" "$(sed -E 's/.* loop_step_ms=([0-9.]+).*/\1/' <<<"$r") in the loop graph, $(sed -E 's/.*RESULT step_ms=([0-9.]+).*/\1/' <<<"$r") replayed alone (target 8)"
-      row "kiln SD1.5 30-step 512x512 image (s)" "$(sed -E 's/.*image_s=([0-9.]+).*/\1/' <<<"$r") (target 0.35; decode $(sed -E 's/.*decode_ms=([0-9.]+).*/\1/' <<<"$r") ms)"
+      row "kiln SD1.5 UNet step, 64x64 latent, CFG 2 (ms)" \
+        "$(field loop_step_ms "$r") in the loop graph, $(field step_ms "$r") replayed alone; target <= 8: $(verdict "$(field loop_step_ms "$r")" 8)"
+      row "kiln SD1.5 30-step 512x512 image (s)" "$(field image_s "$r") (VAE decode $(field decode_ms "$r") ms)"
     else
-      row "kiln SD1.5" "FAIL: $(tail -1 "$out/bench-sd15.log")"
+      fail "kiln SD1.5" "$(grep -m1 error "$log" || tail -1 "$log")"
     fi
   else
-    row "compile sd15" "FAIL (see compile-sd15.log)"
+    fail "kiln SD1.5" "random pipeline or compile failed or was cut (setup.log)"
   fi
-  rm -f "$plan"
+  rm -rf "$plan" "$ck"
 fi
 
 echo
-echo "== device check on ${gpu:-unknown GPU}, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%F)"
+echo "== device check on ${gpu:-no GPU}, sources $src_hash, $(date -u +%F), $((SECONDS - t0)) s"
 cat "$table"
+if [ $fails -gt 0 ]; then echo "FAIL: $fails failed, $unrun not run"; exit 1; fi
+if [ $unrun -gt 0 ]; then echo "INCOMPLETE: $unrun not run"; exit 2; fi
+echo "PASS"
