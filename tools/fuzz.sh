@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (tests/fuzz) with clang under ASan+UBSan, seeds each corpus
-# from the test fixtures plus any saved regression inputs (tests/fuzz/regressions/<target>/),
-# and runs every target for FUZZ_SECONDS (default 60). A crash fails the script and leaves
-# its input in build-fuzz/crashes/<target>/; copy it to tests/fuzz/regressions/<target>/.
+# Builds the libFuzzer targets (tests/fuzz) with clang under ASan+UBSan (in FUZZ_BUILD_DIR,
+# default build-asan, the tree tools/test-sanitizers.sh also builds the tests in), seeds each
+# corpus from the test fixtures plus any saved regression inputs (tests/fuzz/regressions/<target>/),
+# and runs every target for FUZZ_SECONDS (default 60), FUZZ_JOBS (default: the core count) at a
+# time. A crash fails the script and leaves its input in <build>/crashes/<target>/; copy it to
+# tests/fuzz/regressions/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${FUZZ_SECONDS:-60}"
-build="${FUZZ_BUILD_DIR:-build-fuzz}"
+build="${FUZZ_BUILD_DIR:-build-asan}"
+jobs="${FUZZ_JOBS:-$(nproc)}"
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WITH_CUDA=OFF \
-  -DKILN_FUZZ=ON -DKILN_BUILD_TESTS=OFF >/dev/null
+  -DKILN_SANITIZE=ON -DKILN_FUZZ=ON "${launcher[@]}" >/dev/null
 cmake --build "$build" -j "$(nproc)" --target fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_plan
 
 corpus="$build/corpus"
@@ -59,19 +64,30 @@ for i, path in enumerate(sys.argv[2:]):
     open(sys.argv[1] + "/fb%d" % i, "wb").write(b"\x01" + b[fb_off:fb_off + fb_size])
 PY
 
-status=0
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-for t in fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_plan; do
+# fuzz_one TARGET: runs it for secs seconds; its log is <build>/<target>.log.
+fuzz_one() {
+  local t=$1
+  local seeds=("$corpus/$t")
   mkdir -p "$build/crashes/$t"
-  seeds=("$corpus/$t")
   [ -d "tests/fuzz/regressions/$t" ] && seeds+=("tests/fuzz/regressions/$t")
-  echo "== $t for ${secs}s"
-  if ! "$build/tests/fuzz/$t" -max_total_time="$secs" -max_len=262144 -rss_limit_mb=4096 -timeout=20 \
-      -artifact_prefix="$build/crashes/$t/" -print_final_stats=1 "${seeds[@]}" > "$build/$t.log" 2>&1; then
-    echo "FAILED: $t (see $build/$t.log and $build/crashes/$t/)"
-    tail -30 "$build/$t.log"
-    status=1
-  fi
-  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$build/$t.log" | tail -1 || true
+  "$build/tests/fuzz/$t" -max_total_time="$secs" -max_len=262144 -rss_limit_mb=4096 -timeout=20 \
+    -artifact_prefix="$build/crashes/$t/" -print_final_stats=1 "${seeds[@]}" > "$build/$t.log" 2>&1
+}
+targets=(fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_plan)
+status=0
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
+  pids=() batch=("${targets[@]:i:jobs}")
+  echo "== ${batch[*]} for ${secs}s"
+  for t in "${batch[@]}"; do fuzz_one "$t" & pids+=($!); done
+  for k in "${!batch[@]}"; do
+    t="${batch[$k]}"
+    if ! wait "${pids[$k]}"; then
+      echo "FAILED: $t (see $build/$t.log and $build/crashes/$t/)"
+      tail -30 "$build/$t.log"
+      status=1
+    fi
+    echo "$t: $(grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$build/$t.log" | tail -1)"
+  done
 done
 exit $status

@@ -6,7 +6,8 @@ set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config libflatbuffers-dev flatbuffers-compiler libcli11-dev
           libxxhash-dev doctest-dev nlohmann-json3-dev libpng-dev
-          clang libclang-rt-14-dev python3)  # sanitizer and fuzzer builds (tools/test-sanitizers.sh)
+          clang libclang-rt-14-dev python3  # sanitizer and fuzzer builds (tools/test-sanitizers.sh)
+          ccache)                           # compiler cache for repeated builds on one machine
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
