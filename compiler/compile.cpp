@@ -8,6 +8,7 @@
 #include "compiler/frontends/llama.h"
 #include "compiler/json_util.h"
 #include "compiler/tokenizer_reader.h"
+#include "compiler/passes/fuse.h"
 #include "compiler/passes/memory_plan.h"
 #include "compiler/passes/weights.h"
 
@@ -114,6 +115,8 @@ CompileSummary compile_model(const CompileOptions& o) {
       g.tokenizer = std::move(td);
     }
   }
+  const PlanTargets targets = parse_targets(o.target);
+  if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
   plan_memory(g);
   constexpr uint64_t kMaxRegion = uint64_t(1) << 44;  // the runtime's limit (runtime/plan.cpp)
   if (g.kv_bytes > kMaxRegion || g.arena_bytes > kMaxRegion)
@@ -121,7 +124,6 @@ CompileSummary compile_model(const CompileOptions& o) {
                        std::to_string(g.arena_bytes) + " bytes of arena, over the 16 TiB limit; lower --max-seq, --batch or --chunk");
   for (const LoraRecord& r : lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
   ThreadPool pool;
-  const PlanTargets targets = parse_targets(o.target);
   write_plan(g, targets,
              [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output,
              o.progress);

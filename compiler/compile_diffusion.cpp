@@ -10,6 +10,7 @@
 #include "compiler/error.h"
 #include "compiler/frontends/common.h"
 #include "compiler/frontends/diffusion.h"
+#include "compiler/passes/fuse.h"
 #include "compiler/passes/memory_plan.h"
 #include "compiler/passes/weights.h"
 #include "compiler/safetensors.h"
@@ -140,10 +141,12 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
     }
   }
 
+  const PlanTargets targets = parse_targets(o.target);
+  if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
   plan_memory(g);
   ThreadPool pool;
   for (const LoraRecord& r : lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
-  write_plan(g, parse_targets(o.target),
+  write_plan(g, targets,
              [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output,
              o.progress);
 

@@ -45,12 +45,15 @@ inline constexpr KernelSpec kTimestepEmbeddingSpec{"timestep_embedding", 1, 2, 1
 inline constexpr KernelSpec kSamplerInputSpec{"sampler_input", 1, 3, 1, 0, 0};  // kernels/sampler.h
 inline constexpr KernelSpec kSamplerStepSpec{"sampler_step", 1, 4, 2, 0, 1};    // kernels/sampler.h
 inline constexpr KernelSpec kNormalNoiseSpec{"normal_noise", 1, 2, 1, 1, 0};    // kernels/sampler.h
+// Fused ops (compiler/passes/fuse.h).
+inline constexpr KernelSpec kFusedMatmulSpec{"fused_matmul", 1, 5, 1, 2, 1};    // kernels/fused.h
+inline constexpr KernelSpec kRopeKvWriteSpec{"rope_kv_write", 1, 4, 3, 3, 1};   // kernels/fused.h
 
 inline constexpr const KernelSpec* kAllKernelSpecs[] = {
     &kEmbeddingSpec, &kRmsNormSpec,    &kMatmulSpec,       &kRopeSpec,     &kKvWriteSpec,   &kAttentionSpec,
     &kSwigluSpec,    &kHeadMatmulSpec, &kMlaKvWriteSpec,   &kMlaAttentionSpec, &kMoeRouteSpec, &kMoeExpertsSpec,
     &kLayerNormSpec, &kGroupNormSpec,  &kConv2dSpec,       &kActivationSpec,   &kGegluSpec,     &kAddSpec,
     &kConcatSpec,    &kSdpaSpec,       &kTimestepEmbeddingSpec, &kSamplerInputSpec, &kSamplerStepSpec,
-    &kNormalNoiseSpec, &kSampleSpec};
+    &kNormalNoiseSpec, &kSampleSpec, &kFusedMatmulSpec, &kRopeKvWriteSpec};
 
 }  // namespace kiln

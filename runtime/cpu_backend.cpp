@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <algorithm>
+#include <memory>
 #include <new>
 
 namespace kiln {
@@ -13,6 +14,15 @@ Result<BoundLaunch> bind_cpu_launch(const KernelSpec& spec, const LaunchInfo& l,
                                     const std::vector<void*>& ptrs) {
   auto args = make_launch_args(spec, l, t, ptrs);
   if (!args.is_ok()) return args.status();
+  if (const auto* f = std::get_if<FusedMatmulArgs>(&args.value())) {  // the buffers its parts pass on
+    std::shared_ptr<std::vector<float>> buffer;
+    try {
+      buffer = std::make_shared<std::vector<float>>(size_t(fused_matmul_cpu_buffer_floats(*f)));
+    } catch (const std::bad_alloc&) {
+      return Status(StatusCode::kOutOfMemory, "out of memory for a fused matmul's buffers");
+    }
+    return BoundLaunch([a = *f, buffer](ThreadPool& pool) { fused_matmul_cpu(a, buffer->data(), pool); });
+  }
   return BoundLaunch([a = args.take()](ThreadPool& pool) {
     std::visit(
         [&pool](const auto& x) {
@@ -42,6 +52,8 @@ Result<BoundLaunch> bind_cpu_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cpu(x, pool);
           else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cpu(x, pool);
           else if constexpr (std::is_same_v<T, SampleArgs>) sample_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, RopeKvWriteArgs>) rope_kv_write_cpu(x, pool);
+          else if constexpr (std::is_same_v<T, FusedMatmulArgs>) {}  // bound above
           else static_assert(sizeof(T) == 0, "a launch type without a CPU kernel");
         },
         a);

@@ -16,7 +16,7 @@
 namespace kiln {
 
 bool library_gemm_eligible(const MatmulArgs& a) {
-  return a.rows > kCudaGemvMaxRows && (a.w_dtype == DType::BF16 || a.w_dtype == DType::F16) && a.k > 0 && a.m > 0;
+  return a.rows > kGemvMaxRows && (a.w_dtype == DType::BF16 || a.w_dtype == DType::F16) && a.k > 0 && a.m > 0;
 }
 
 uint64_t library_gemm_x_bytes(const MatmulArgs& a) { return uint64_t(a.rows) * uint64_t(a.k) * 2; }

@@ -19,7 +19,6 @@
 #include <functional>
 #include <map>
 #include <new>
-#include <optional>
 #include <string>
 
 #include "kernels/cuda/kernels_cuda.h"
@@ -72,6 +71,22 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
     return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
   if (const auto* a = std::get_if<SdpaArgs>(&args.value()); a && (a->heads > kCudaMaxGridY || a->batch > kCudaMaxGridY))
     return unsupported("CUDA sdpa supports up to " + std::to_string(kCudaMaxGridY) + " heads and images per launch");
+  if (const auto* a = std::get_if<FusedMatmulArgs>(&args.value())) {
+    if (a->norm_w && !gemv_norm_fusable(a->m.rows, a->m.w_dtype))
+      return unsupported("CUDA fused_matmul has an RMSNorm prologue only in GEMVs of up to " +
+                         std::to_string(kGemvMaxRows) + " rows of bf16/f16 weights");
+    if (a->h && !gemv_swiglu_fusable(a->m.rows, a->m.w_dtype, a->m.bias != nullptr, a->m.accumulate, a->m.m))
+      return unsupported("CUDA fused_matmul has a SwiGLU epilogue only in GEMVs of up to " +
+                         std::to_string(kGemvMaxRows) + " rows of bf16/f16 weights, without bias or accumulation");
+    return CudaLaunch([x = *a, pdl](cudaStream_t s) -> Status {
+      const GemvNorm norm{x.norm_w, x.norm_dtype, x.eps};
+      if (x.h) matmul_swiglu_cuda(x.m, x.h, s, x.norm_w ? &norm : nullptr, pdl);
+      else matmul_norm_cuda(x.m, norm, s, pdl);
+      return Status::ok();
+    });
+  }
+  if (const auto* a = std::get_if<RopeKvWriteArgs>(&args.value()); a && !rope_kv_write_cuda_supported(a->rope, a->kv))
+    return unsupported("CUDA rope_kv_write needs every q and k head rotated and the [q | k | v] layout");
   if (const auto* a = std::get_if<AttentionArgs>(&args.value()); a && attention_cuda_splits(*a) > 0)
     return CudaLaunch([x = *a, scratch](cudaStream_t s) -> Status {
       attention_split_cuda(x, static_cast<float*>(scratch), s);
@@ -106,6 +121,8 @@ Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l,
           else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cuda(x, s);
           else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cuda(x, s);
           else if constexpr (std::is_same_v<T, SampleArgs>) sample_cuda(x, s);
+          else if constexpr (std::is_same_v<T, RopeKvWriteArgs>) rope_kv_write_cuda(x.rope, x.kv, s);
+          else if constexpr (std::is_same_v<T, FusedMatmulArgs>) {}  // bound above
           else static_assert(sizeof(T) == 0, "a launch type without a CUDA kernel");
         },
         a);
@@ -139,92 +156,6 @@ LaunchScratch launch_scratch(const Plan& p) {
         sc.attention = std::max(sc.attention, attention_cuda_scratch_floats(*a) * sizeof(float));
     }
   return sc;
-}
-
-// Runs of plan launches that the CUDA backend binds as one launch, with the same results:
-// - RMSNorm whose output only a decode GEMV reads: the norm becomes the GEMV's prologue;
-// - a decode gate|up GEMV whose output only a SwiGLU reads: SwiGLU becomes its epilogue
-//   (both at once when a norm feeds a gate|up GEMV);
-// - RoPE of every q and k head and the KV-cache write of the same qkv buffer.
-enum class Fused { kNormGemv, kGemvSwiglu, kNormGemvSwiglu, kRopeKvWrite };
-constexpr const char* kFusedNames[4] = {"RMSNorm+GEMV", "GEMV+SwiGLU", "RMSNorm+GEMV+SwiGLU", "RoPE+KV-write"};
-
-// Whether t is an arena tensor that launch `reader` of `pr` alone reads, and not a program output:
-// a fused launch never writes it.
-bool only_reader(const Plan& p, const ProgramInfo& pr, uint32_t t, size_t reader) {
-  if (p.tensors()[t].region != Region::kArena) return false;
-  for (size_t k = 0; k < pr.launches.size(); ++k)
-    if (k != reader)
-      for (uint32_t i : pr.launches[k].inputs)
-        if (i == t) return false;
-  return std::find(pr.outputs.begin(), pr.outputs.end(), t) == pr.outputs.end();
-}
-
-// Whether tensors a and b share bytes.
-bool overlap(const Plan& p, uint32_t a, uint32_t b) {
-  const TensorInfo &x = p.tensors()[a], &y = p.tensors()[b];
-  return x.region == y.region && x.offset < y.offset + y.size_bytes && y.offset < x.offset + x.size_bytes;
-}
-
-// The fused launch starting at plan launch li, or null; *count is how many plan launches it does
-// and *main the one whose time a profile credits it to (the GEMV, or the RoPE).
-Result<std::optional<CudaLaunch>> bind_fused(const Plan& p, const ProgramInfo& pr, size_t li, const std::vector<void*>& ptrs,
-                                             Fused* kind, size_t* count, size_t* main, bool pdl = false) {
-  const auto& L = pr.launches;
-  auto spec = [&](size_t i) { return i < L.size() ? p.kernels()[L[i].kernel] : nullptr; };
-  auto args = [&](size_t i) { return make_launch_args(*spec(i), L[i], p.tensors(), ptrs); };
-  using Out = std::optional<CudaLaunch>;
-  if (spec(li) == &kRopeSpec && spec(li + 1) == &kKvWriteSpec && L[li + 1].inputs[0] == L[li].outputs[0]) {
-    auto ra = args(li), ka = args(li + 1);
-    if (!ra.is_ok()) return ra.status();
-    if (!ka.is_ok()) return ka.status();
-    const auto& r = std::get<RopeArgs>(ra.value());
-    const auto& w = std::get<KvWriteArgs>(ka.value());
-    if (!rope_kv_write_cuda_supported(r, w)) return Out();
-    *kind = Fused::kRopeKvWrite, *count = 2, *main = li;
-    return Out(CudaLaunch([r, w](cudaStream_t s) -> Status {
-      rope_kv_write_cuda(r, w, s);
-      return Status::ok();
-    }));
-  }
-  // [rmsnorm →] matmul [→ swiglu]
-  const bool norm = spec(li) == &kRmsNormSpec && spec(li + 1) == &kMatmulSpec && L[li + 1].inputs[0] == L[li].outputs[0] &&
-                    only_reader(p, pr, L[li].outputs[0], li + 1);
-  const size_t mi = norm ? li + 1 : li;
-  if (spec(mi) != &kMatmulSpec) return Out();
-  auto ma = args(mi);
-  if (!ma.is_ok()) return ma.status();
-  MatmulArgs m = std::get<MatmulArgs>(ma.value());
-  GemvNorm gn;
-  if (norm) {
-    auto na = args(li);
-    if (!na.is_ok()) return na.status();
-    const auto& n = std::get<RmsNormArgs>(na.value());
-    if (n.rows != m.rows || n.dim != m.k || !matmul_norm_cuda_supported(m)) return Out();  // no prologue: plain kernels
-    gn = GemvNorm{n.w, n.w_dtype, n.eps};
-    m.x = n.x;  // the GEMV reads the norm's input
-  }
-  float* h = nullptr;
-  if (spec(mi + 1) == &kSwigluSpec && L[mi + 1].inputs[0] == L[mi].outputs[0] && only_reader(p, pr, L[mi].outputs[0], mi + 1)) {
-    auto sa = args(mi + 1);
-    if (!sa.is_ok()) return sa.status();
-    const auto& sw = std::get<SwigluArgs>(sa.value());
-    if (matmul_swiglu_cuda_supported(m) && sw.rows == m.rows && 2 * sw.ffn == m.m) h = sw.h;
-  }
-  if (!norm && !h) return Out();
-  // The fused launch reads its first input (the norm's x, or the GEMV's x) while writing its last
-  // output, but the memory planner only kept them apart for as long as the plan's own launches
-  // needed: it may have placed the later output over an input whose last plan read came earlier.
-  const uint32_t in = L[li].inputs[0], out = h ? L[mi + 1].outputs[0] : L[mi].outputs[0];
-  if (overlap(p, in, out)) return Out();
-  *count = (norm ? 2 : 1) + (h ? 1 : 0);
-  *main = mi;
-  *kind = norm && h ? Fused::kNormGemvSwiglu : norm ? Fused::kNormGemv : Fused::kGemvSwiglu;
-  return Out(CudaLaunch([m, gn, h, norm, pdl](cudaStream_t s) -> Status {
-    if (h) matmul_swiglu_cuda(m, h, s, norm ? &gn : nullptr, pdl);
-    else matmul_norm_cuda(m, gn, s, pdl);
-    return Status::ok();
-  }));
 }
 
 // Makes the executor's device current for a scope and restores the caller's afterwards, so a host
@@ -285,8 +216,7 @@ class CudaExecutor final : public Executor {
     std::snprintf(graphs, sizeof(graphs), "%d graphs captured for %zu programs in %.1f ms", graphs_captured_,
                   programs_.size(), capture_ms_);
     return "cuda device " + std::to_string(opts_.device) + " (sm_" + std::to_string(sm_) + "), " +
-           (opts_.use_graphs ? std::string(graphs) : std::string("stream mode (no graphs)")) + "; " + gemm_note_ +
-           fused_note_ + pdl_note_;
+           (opts_.use_graphs ? std::string(graphs) : std::string("stream mode (no graphs)")) + "; " + gemm_note_ + pdl_note_;
   }
 
   Status run(int index) override {
@@ -462,7 +392,7 @@ class CudaExecutor final : public Executor {
     }
     void* x16 = base + scratch_off;
     void* workspace = base + scratch_off + (scratch.gemm_bytes() - kCublasLtWorkspaceBytes * (scratch.gemm_x > 0));
-    int lib_launches = 0, lib_refused = 0, fused_count[4] = {0, 0, 0, 0}, pdl_gemvs = 0;
+    int lib_launches = 0, lib_refused = 0, pdl_gemvs = 0;
     // Programmatic dependent launch for decode GEMVs: asked for, or KILN_PDL=1 (0 refuses it).
     bool use_pdl = opts.use_pdl;
     if (const char* e = std::getenv("KILN_PDL")) {
@@ -501,27 +431,13 @@ class CudaExecutor final : public Executor {
           prog.state_ranges.back().second = std::max(prog.state_ranges.back().second, r.second);
         else prog.state_ranges.push_back(r);
       }
-      prog.plan_launches = pr.launches.size();
       for (size_t li = 0; li < pr.launches.size(); ++li) {
         const LaunchInfo& l = pr.launches[li];
-        prog.plan_index.push_back(li);
-        // Runs the backend binds as one launch (bind_fused).
+        const KernelSpec* spec = p.kernels()[l.kernel];
         // A GEMV after another kernel of the program may start early (PDL); the first launch follows
         // the state copy, which is not a kernel.
         const bool pdl = use_pdl && li > 0;
-        Fused kind{};
-        size_t count = 1, main = li;
-        auto fused = bind_fused(p, pr, li, ptrs, &kind, &count, &main, pdl);
-        if (!fused.is_ok()) return fused.status();
-        if (fused.value()) {
-          prog.plan_index.back() = main;
-          prog.launches.push_back(std::move(*fused.value()));
-          ++fused_count[int(kind)];
-          pdl_gemvs += pdl && kind != Fused::kRopeKvWrite;
-          li += count - 1;  // the following launches are done by the fused one
-          continue;
-        }
-        if (lt && p.kernels()[l.kernel] == &kMatmulSpec) {
+        if (lt && spec == &kMatmulSpec) {
           auto args = make_launch_args(kMatmulSpec, l, p.tensors(), ptrs);
           if (!args.is_ok()) return args.status();
           const auto& a = std::get<MatmulArgs>(args.value());
@@ -536,11 +452,15 @@ class CudaExecutor final : public Executor {
             ++lib_refused;  // no algorithm for this shape: the built-in kernel below
           }
         }
-        auto bound = bind_cuda_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs, base + scratch_off, pdl);
+        auto bound = bind_cuda_launch(*spec, l, p.tensors(), ptrs, base + scratch_off, pdl);
         if (!bound.is_ok()) return bound.status();
-        if (pdl && p.kernels()[l.kernel] == &kMatmulSpec) {
-          auto args = make_launch_args(kMatmulSpec, l, p.tensors(), ptrs);
-          pdl_gemvs += args.is_ok() && std::get<MatmulArgs>(args.value()).rows <= kCudaGemvMaxRows;
+        if (pdl && (spec == &kMatmulSpec || spec == &kFusedMatmulSpec)) {
+          auto args = make_launch_args(*spec, l, p.tensors(), ptrs);
+          if (args.is_ok()) {
+            const auto* m = std::get_if<MatmulArgs>(&args.value());
+            const auto* f = std::get_if<FusedMatmulArgs>(&args.value());
+            pdl_gemvs += (m ? m->rows : f->m.rows) <= kGemvMaxRows;
+          }
         }
         prog.launches.push_back(bound.take());
       }
@@ -554,9 +474,6 @@ class CudaExecutor final : public Executor {
       }
       programs_.push_back(std::move(prog));
     }
-    for (int k = 0; k < 4; ++k)
-      if (fused_count[k] > 0)
-        fused_note_ += (fused_note_.empty() ? "; fused: " : ", ") + std::to_string(fused_count[k]) + " " + kFusedNames[k];
     if (pdl_gemvs > 0) pdl_note_ = "; PDL on " + std::to_string(pdl_gemvs) + " GEMVs";
     if (lt) {
       gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
@@ -596,8 +513,6 @@ class CudaExecutor final : public Executor {
     std::vector<CudaLaunch> launches;
     std::vector<Output> outputs;
     cudaGraphExec_t exec = nullptr;       // one iteration
-    std::vector<size_t> plan_index;       // launches[i]'s plan launch (a fused launch's main one)
-    size_t plan_launches = 0;             // the plan's launch count (fused launches make fewer here)
     cudaGraphExec_t loop_exec = nullptr;  // a loop program's every iteration (repeat > 1)
     uint32_t repeat = 1;
     void* counter_dev = nullptr;
@@ -702,13 +617,11 @@ class CudaExecutor final : public Executor {
     for (const Output& o : prog.outputs)
       KILN_CUDA_CHECK(cudaMemcpyAsync(o.host, o.dev, o.bytes, cudaMemcpyDeviceToHost, stream_));
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    // One entry per plan launch: a fused launch's time goes to its main plan launch (the GEMV, or
-    // the RoPE), and the launches it absorbed get 0.
-    launch_ms->assign(prog.plan_launches, 0.0);
+    launch_ms->assign(n, 0.0);
     for (size_t i = 0; i < n; ++i) {
       float t = 0.0f;
       KILN_CUDA_CHECK(cudaEventElapsedTime(&t, ev[i], ev[i + 1]));
-      (*launch_ms)[prog.plan_index[i]] = double(t);
+      (*launch_ms)[i] = double(t);
     }
     return Status::ok();
   }
@@ -765,32 +678,13 @@ class CudaExecutor final : public Executor {
   cudaGraphExec_t fb_exec_ = nullptr;
   std::string poisoned_;
   std::shared_ptr<CublasLt> cublas_;
-  std::string gemm_note_, fused_note_, pdl_note_;
+  std::string gemm_note_, pdl_note_;
   int graphs_captured_ = 0;
   double capture_ms_ = 0.0;
   bool owns_stream_ = true, owns_memory_ = true;
 };
 
 }  // namespace
-
-std::vector<std::string> cuda_fusions(const Plan& p) {
-  // Pointers as the executor derives them, from a distinct made-up base per region: bind_fused
-  // only compares them and builds closures, it never dereferences them.
-  std::vector<void*> ptrs(p.tensors().size());
-  for (size_t i = 0; i < ptrs.size(); ++i)
-    ptrs[i] = reinterpret_cast<void*>((uintptr_t(p.tensors()[i].region) + 1) << 40 | uintptr_t(p.tensors()[i].offset));
-  std::vector<std::string> out;
-  for (const ProgramInfo& pr : p.programs())
-    for (size_t li = 0; li < pr.launches.size(); ++li) {
-      Fused kind{};
-      size_t count = 1, main = li;
-      auto f = bind_fused(p, pr, li, ptrs, &kind, &count, &main);
-      if (!f.is_ok() || !f.value()) continue;
-      out.push_back(pr.name + " " + std::to_string(li) + " " + kFusedNames[int(kind)]);
-      li += count - 1;
-    }
-  return out;
-}
 
 uint64_t cuda_device_bytes(const Plan& p) {
   uint64_t weights = 0;

@@ -7,8 +7,6 @@ namespace kiln {
 
 int cuda_device_count() { return 0; }
 
-std::vector<std::string> cuda_fusions(const Plan&) { return {}; }
-
 uint64_t cuda_device_bytes(const Plan& p) {
   auto a = [](uint64_t v) { return (v + 255) / 256 * 256; };
   uint64_t weights = 0;

@@ -135,10 +135,6 @@ struct CudaExecutorOptions {
 uint64_t cuda_device_bytes(const Plan& plan);
 // Fails with kUnsupported when this build has no CUDA backend or no device is usable.
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts);
-// The runs of launches the CUDA backend fuses into one when it binds this plan, as
-// "<program> <first launch> <kind>" (e.g. "decode 1 RMSNorm+GEMV"). Needs no device; empty in a
-// build without the CUDA backend.
-std::vector<std::string> cuda_fusions(const Plan& plan);
 // Number of usable CUDA devices (0 without a CUDA build, driver or device).
 int cuda_device_count();
 

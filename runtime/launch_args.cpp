@@ -29,6 +29,23 @@ Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l,
                  i32(inp(3)), l.inputs[3] == kNoTensor ? 1 : in(3).shape[0]};
     return LaunchArgs(a);
   }
+  if (&spec == &kFusedMatmulSpec) {
+    const bool has_bias = l.inputs[3] != kNoTensor, swiglu = l.int_attrs[1] != 0;
+    const MatmulArgs m{f32(inp(0)), inp(2), in(2).dtype, inp(3), has_bias ? in(3).dtype : DType::F32,
+                       swiglu ? nullptr : f32(outp(0)), in(0).shape[0], in(0).shape[1], in(2).shape[0],
+                       l.int_attrs[0] != 0, i32(inp(4)), l.inputs[4] == kNoTensor ? 1 : in(4).shape[0]};
+    const bool norm = l.inputs[1] != kNoTensor;
+    FusedMatmulArgs a{m, inp(1), norm ? in(1).dtype : DType::F32, float(l.float_attrs[0]), swiglu ? f32(outp(0)) : nullptr};
+    return LaunchArgs(a);
+  }
+  if (&spec == &kRopeKvWriteSpec) {
+    const int64_t b = out(1).shape[0], h = l.int_attrs[0], kvh = l.int_attrs[1], hd = l.int_attrs[2];
+    const RopeArgs r{f32(outp(0)), f32(inp(0)), i32(inp(1)), b, in(2).shape[0] / b, in(2).shape[1], h + kvh, hd,
+                     float(l.float_attrs[0])};
+    const KvWriteArgs w{f32(inp(2)), i32(inp(1)), i32(inp(3)), outp(1), outp(2), out(1).dtype, b, in(2).shape[0] / b,
+                        out(1).shape[1], h, kvh, hd};
+    return LaunchArgs(RopeKvWriteArgs{r, w});
+  }
   if (&spec == &kRopeSpec) {
     const int64_t b = in(1).shape[0];
     RopeArgs a{f32(outp(0)), f32(inp(0)), i32(inp(1)), b, in(2).shape[0] / b, in(2).shape[1],

@@ -10,6 +10,7 @@
 #include "kernels/group_norm.h"
 #include "kernels/layernorm.h"
 #include "kernels/embedding.h"
+#include "kernels/fused.h"
 #include "kernels/head_matmul.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
@@ -29,7 +30,7 @@ using LaunchArgs = std::variant<EmbeddingArgs, RmsNormArgs, MatmulArgs, RopeArgs
                                 HeadMatmulArgs, MlaKvWriteArgs, MlaAttentionArgs, MoeRouteArgs, MoeExpertsArgs,
                                 LayerNormArgs, GroupNormArgs, Conv2dArgs, ActivationArgs, GegluArgs, AddArgs, ConcatArgs,
                                 SdpaArgs, TimestepEmbeddingArgs, SamplerInputArgs, SamplerStepArgs, NormalNoiseArgs,
-                                SampleArgs>;
+                                SampleArgs, FusedMatmulArgs, RopeKvWriteArgs>;
 
 // ptrs[i] is where tensor i lives for the backend (weights included).
 Result<LaunchArgs> make_launch_args(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& tensors,

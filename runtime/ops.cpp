@@ -9,6 +9,7 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
+#include "kernels/fused.h"
 #include "kernels/matmul.h"
 #include "kernels/sample.h"
 #include "kernels/sampler.h"
@@ -31,6 +32,8 @@ std::vector<std::pair<int, const char*>> state_operands(const KernelSpec& s) {
   if (&s == &kSamplerStepSpec) return {{2, "step"}};
   if (&s == &kNormalNoiseSpec) return {{0, "seed"}, {1, "step"}};
   if (&s == &kSampleSpec) return {{1, "n_valid"}, {2, "sampling"}};
+  if (&s == &kFusedMatmulSpec) return {{4, "n_valid"}};
+  if (&s == &kRopeKvWriteSpec) return {{1, "start_pos"}, {3, "n_valid"}};
   return {};
 }
 
@@ -175,7 +178,8 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
                        const ModelInfo& model, uint64_t* scratch_floats) {
   Checker c(spec, l, tensors);
   KILN_RETURN_IF_ERROR(c.counts());
-  KILN_RETURN_IF_ERROR(c.no_aliasing(&spec == &kRopeSpec || &spec == &kActivationSpec || &spec == &kAddSpec));
+  KILN_RETURN_IF_ERROR(c.no_aliasing(&spec == &kRopeSpec || &spec == &kActivationSpec || &spec == &kAddSpec ||
+                                     &spec == &kRopeKvWriteSpec));
   uint64_t scratch = 0;
   const std::string name = spec.name;
 
@@ -205,6 +209,29 @@ Status validate_launch(const KernelSpec& spec, const LaunchInfo& l, const std::v
     if (c.iattr(0) != 0 && c.iattr(0) != 1) return invalid_argument("accumulate must be 0 or 1");
     KILN_RETURN_IF_ERROR(check_n_valid(c, 3, rows));
     if (c.in(1)->dtype != DType::F32) scratch = matmul_scratch_floats(k);
+  } else if (&spec == &kFusedMatmulSpec) {
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 2));
+    KILN_RETURN_IF_ERROR(c.expect_rank(c.in(2), "w", 2));
+    const int64_t rows = c.in(0)->shape[0], k = c.in(0)->shape[1], m = c.in(2)->shape[0];
+    const bool swiglu = c.iattr(1) == 1;
+    if (c.iattr(0) != 0 && c.iattr(0) != 1) return invalid_argument("accumulate must be 0 or 1");
+    if (c.iattr(1) != 0 && !swiglu) return invalid_argument("swiglu must be 0 or 1");
+    if (!c.has_in(1) && !swiglu) return invalid_argument("a fused matmul with neither a norm nor SwiGLU");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", kF32, {rows, k}));
+    if (c.has_in(1)) KILN_RETURN_IF_ERROR(c.expect(c.in(1), "norm_w", kFloat, {k}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(2), "w", kFloat, {m, k}));
+    if (c.has_in(3)) KILN_RETURN_IF_ERROR(c.expect(c.in(3), "bias", kFloat, {m}));
+    KILN_RETURN_IF_ERROR(check_n_valid(c, 4, rows));
+    if (swiglu && (m % 2 != 0 || c.has_in(3) || c.iattr(0) != 0))
+      return invalid_argument("a SwiGLU epilogue needs an even width, no bias and no accumulation");
+    KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", kF32, {rows, swiglu ? m / 2 : m}));
+    if (!(c.fattr(0) >= 0)) return invalid_argument("eps is negative");
+    if (c.in(2)->dtype != DType::F32) scratch = matmul_scratch_floats(k);
+  } else if (&spec == &kRopeKvWriteSpec) {
+    KILN_RETURN_IF_ERROR(check_kv(c, c.in(2), &c.out(1), &c.out(2), c.in(1), c.in(3), model));
+    if (c.iattr(2) % 2 != 0) return invalid_argument("head_dim is odd");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(0), "inv_freq", kF32, {c.iattr(2) / 2}));
+    if (l.outputs[0] != l.inputs[2]) return invalid_argument("rope_kv_write must write its qkv input in place");
   } else if (&spec == &kRopeSpec) {
     const TensorInfo* inv = c.in(0);
     const TensorInfo* start = c.in(1);

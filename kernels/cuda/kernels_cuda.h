@@ -13,6 +13,7 @@
 #include "kernels/group_norm.h"
 #include "kernels/layernorm.h"
 #include "kernels/embedding.h"
+#include "kernels/fused.h"
 #include "kernels/head_matmul.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
@@ -36,8 +37,7 @@ void matmul_cuda(const MatmulArgs& a, cudaStream_t s, bool pdl = false);
 // Whether the GEMVs' device code waits as PDL requires (built for sm_90 or later); the backend
 // launches with pdl only then.
 bool matmul_pdl_supported();
-// matmul_cuda runs a GEMV up to this many rows; above it, the tiled f32 kernel.
-constexpr int64_t kCudaGemvMaxRows = 8;
+// matmul_cuda runs a GEMV up to kGemvMaxRows rows (kernels/fused.h); above it, the tiled f32 kernel.
 // The two halves around a library (cuBLASLt) GEMM for bf16/f16 weights: x rounded to the
 // weight dtype into `out` (rows·k elements, padding rows zeroed), and y += bias on valid rows.
 void matmul_pack_x_cuda(const MatmulArgs& a, void* out, cudaStream_t s);
@@ -45,11 +45,12 @@ void matmul_add_bias_cuda(const MatmulArgs& a, cudaStream_t s);
 // The decode GEMV of a fused gate|up weight (m = 2·ffn rows) with SwiGLU as its epilogue:
 // h (rows, ffn) = silu(x·w[0:ffn]ᵀ) · (x·w[ffn:2ffn]ᵀ), what matmul_cuda then swiglu_cuda give,
 // in one launch and without the gate|up buffer (a.y is not used). For bf16/f16 weights, at most
-// kCudaGemvMaxRows rows, no bias and no accumulation (matmul_swiglu_cuda_supported).
+// kGemvMaxRows rows, no bias and no accumulation (matmul_swiglu_cuda_supported: gemv_swiglu_fusable).
 bool matmul_swiglu_cuda_supported(const MatmulArgs& a);
 // RMSNorm as a decode GEMV's prologue: with a.x the norm's input, the GEMV of
 // w_norm · (x · inv_rms(x)) (what rmsnorm_cuda then matmul_cuda give), the normalized rows never
-// written. For bf16/f16 weights and at most kCudaGemvMaxRows rows (matmul_norm_cuda_supported).
+// written. For bf16/f16 weights and at most kGemvMaxRows rows (matmul_norm_cuda_supported:
+// gemv_norm_fusable).
 struct GemvNorm {
   const void* w = nullptr;  // (k,) norm weight
   DType w_dtype = DType::F32;
@@ -62,7 +63,7 @@ void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const Gem
 void rope_cuda(const RopeArgs& a, cudaStream_t s);
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s);
 // rope (of every q and k head) then kv_write of the same qkv buffer, in one launch with the same
-// results: the CUDA backend fuses the pair when rope_kv_write_cuda_supported holds.
+// results (the rope_kv_write op, kernels/fused.h), when rope_kv_write_cuda_supported holds.
 bool rope_kv_write_cuda_supported(const RopeArgs& r, const KvWriteArgs& w);
 void rope_kv_write_cuda(const RopeArgs& r, const KvWriteArgs& w, cudaStream_t s);
 void attention_cuda(const AttentionArgs& a, cudaStream_t s);

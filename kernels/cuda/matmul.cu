@@ -17,7 +17,7 @@ namespace kiln {
 
 namespace {
 
-constexpr int kGemvMaxRows = int(kCudaGemvMaxRows);
+constexpr int kGemvRows = int(kGemvMaxRows);  // as an int, for templates and loops
 constexpr int kGemvWarps = 8;  // per block
 
 // Loads 8 consecutive weights starting at element i (16-byte aligned for 16-bit types; two
@@ -128,7 +128,7 @@ __device__ __forceinline__ bool gemv_vec(const MatmulArgs& a) {
 template <bool NORM, class Body>
 __device__ __forceinline__ void with_activations(const MatmulArgs& a, const GemvNorm& n, const Body& body) {
   if constexpr (NORM) {
-    __shared__ float inv[kGemvMaxRows];
+    __shared__ float inv[kGemvRows];
     __shared__ float red[32];
     gemv_norm_prologue(a, n, inv, red);
     body(NormedX{PlainX{a.x, a.k}, n, inv});
@@ -307,7 +307,7 @@ void launch_gemv(const MatmulArgs& a, const GemvNorm& n, cudaStream_t s, bool pd
 
 template <DType W>
 void launch(const MatmulArgs& a, cudaStream_t s, bool pdl) {
-  if (a.rows <= kGemvMaxRows) {
+  if (a.rows <= kGemvRows) {
     launch_gemv<W, false>(a, GemvNorm{}, s, pdl);
     return;
   }
@@ -333,10 +333,7 @@ void dispatch_swiglu(const MatmulArgs& a, float* h, const GemvNorm* n, cudaStrea
 }  // namespace
 
 bool matmul_swiglu_cuda_supported(const MatmulArgs& a) {
-  // 16-bit weights only: the decode path that matters (f32 plans are for checking), and the f32
-  // variant at 8 rows spills.
-  return a.rows >= 1 && a.rows <= kGemvMaxRows && !a.accumulate && !a.bias && a.m % 2 == 0 && a.m > 0 &&
-         (a.w_dtype == DType::BF16 || a.w_dtype == DType::F16);
+  return gemv_swiglu_fusable(a.rows, a.w_dtype, a.bias != nullptr, a.accumulate, a.m);
 }
 
 void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm, bool pdl) {
@@ -347,9 +344,7 @@ void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const Gem
   }
 }
 
-bool matmul_norm_cuda_supported(const MatmulArgs& a) {
-  return a.rows >= 1 && a.rows <= kGemvMaxRows && (a.w_dtype == DType::BF16 || a.w_dtype == DType::F16);
-}
+bool matmul_norm_cuda_supported(const MatmulArgs& a) { return gemv_norm_fusable(a.rows, a.w_dtype); }
 
 void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s, bool pdl) {
   switch (a.w_dtype) {

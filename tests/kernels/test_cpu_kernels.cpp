@@ -9,6 +9,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/embedding.h"
+#include "kernels/fused.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
@@ -237,5 +238,80 @@ TEST_CASE("kv_write and attention match a double reference for causal GQA with p
         }
     // Padding rows (t >= valid) must be zeros, not left over.
     CHECK(rel_l2(out.data(), ref.data(), ref.size()) < 1e-6);
+  }
+}
+
+// The fused ops (kernels/fused.h) run their parts on the CPU: bit for bit what the separate
+// kernels give, for every combination of prologue, epilogue, bias, accumulation and padding rows.
+TEST_CASE("fused_matmul equals rmsnorm, matmul and swiglu run separately, bit for bit") {
+  const int64_t k = 40, m = 22, batch = 2, chunk = 3, rows = batch * chunk;
+  ThreadPool pool(2, matmul_scratch_floats(k));
+  uint32_t seed = 900;
+  const int32_t n_valid[2] = {3, 1};
+  for (DType wt : {DType::F32, DType::BF16, DType::F16})
+    for (int mode = 0; mode < 3; ++mode)  // 0: norm, 1: swiglu, 2: both
+      for (int variant = 0; variant < 3; ++variant) {  // 0: plain, 1: bias + accumulate, 2: padding rows
+        const bool norm = mode != 1, swiglu = mode != 0, extra = variant == 1 && !swiglu, padded = variant == 2;
+        CAPTURE(std::string(dtype_name(wt)));
+        CAPTURE(mode);
+        CAPTURE(variant);
+        const auto x = random_floats(size_t(rows * k), seed++);
+        std::vector<float> nw_r, w_r, b_r;
+        const auto nw = store(random_floats(size_t(k), seed++), wt, &nw_r);
+        const auto w = store(random_floats(size_t(m * k), seed++), wt, &w_r);
+        const auto b = store(random_floats(size_t(m), seed++), wt, &b_r);
+        const int64_t out_w = swiglu ? m / 2 : m;
+        const auto y0 = random_floats(size_t(rows * out_w), seed++);
+        // Separately: rmsnorm → xn, matmul → y (or gu), swiglu → h.
+        std::vector<float> xn(size_t(rows * k)), gu(size_t(rows * m), 0.0f), ref = y0;
+        const float* mx = x.data();
+        if (norm) {
+          rmsnorm_cpu(RmsNormArgs{x.data(), nw.data(), wt, xn.data(), rows, k, 1e-5f}, pool);
+          mx = xn.data();
+        }
+        MatmulArgs ma{mx, w.data(), wt, extra ? b.data() : nullptr, wt, swiglu ? gu.data() : ref.data(), rows, k, m,
+                      extra, padded ? n_valid : nullptr, padded ? batch : 1};
+        matmul_cpu(ma, pool);
+        if (swiglu) swiglu_cpu(SwigluArgs{gu.data(), ref.data(), rows, m / 2}, pool);
+        // Fused.
+        std::vector<float> y = y0;
+        MatmulArgs fa = ma;
+        fa.x = x.data();
+        fa.y = swiglu ? nullptr : y.data();
+        const FusedMatmulArgs f{fa, norm ? nw.data() : nullptr, wt, 1e-5f, swiglu ? y.data() : nullptr};
+        std::vector<float> buffer(size_t(fused_matmul_cpu_buffer_floats(f)), kNaN);
+        fused_matmul_cpu(f, buffer.data(), pool);
+        // Padding rows (t >= n_valid) hold whatever the gate|up buffer held: nothing reads them.
+        for (int64_t r = 0; r < rows; ++r)
+          if (!padded || r % chunk < n_valid[r / chunk])
+            CHECK(std::memcmp(y.data() + r * out_w, ref.data() + r * out_w, size_t(out_w) * 4) == 0);
+      }
+}
+
+TEST_CASE("rope_kv_write equals rope then kv_write, bit for bit, for every cache dtype") {
+  ThreadPool pool(2);
+  const int64_t batch = 2, chunk = 3, h = 4, kvh = 2, hd = 8, max_seq = 10, width = (h + 2 * kvh) * hd;
+  const int32_t start[2] = {2, 6}, valid[2] = {3, 2};
+  const auto inv = random_floats(size_t(hd / 2), 31);
+  for (DType ct : {DType::F32, DType::BF16, DType::F16}) {
+    CAPTURE(std::string(dtype_name(ct)));
+    const auto qkv0 = random_floats(size_t(batch * chunk * width), 32);
+    const size_t cache_bytes = size_t(batch * max_seq * kvh * hd) * dtype_size(ct);
+    std::vector<uint8_t> kc0(cache_bytes), vc0(cache_bytes);
+    for (size_t i = 0; i < cache_bytes; ++i) kc0[i] = uint8_t(i * 7), vc0[i] = uint8_t(i * 13);
+    std::vector<float> q1 = qkv0, q2 = qkv0;
+    std::vector<uint8_t> k1 = kc0, v1 = vc0, k2 = kc0, v2 = vc0;
+    const RopeArgs r1{q1.data(), inv.data(), start, batch, chunk, width, h + kvh, hd, 1.0f};
+    const KvWriteArgs w1{q1.data(), start, valid, k1.data(), v1.data(), ct, batch, chunk, max_seq, h, kvh, hd};
+    rope_cpu(r1, pool);
+    kv_write_cpu(w1, pool);
+    RopeKvWriteArgs f{r1, w1};
+    f.rope.qkv = q2.data();
+    f.kv.qkv = q2.data(), f.kv.k_cache = k2.data(), f.kv.v_cache = v2.data();
+    rope_kv_write_cpu(f, pool);
+    CHECK(q1 == q2);
+    CHECK(k1 == k2);
+    CHECK(v1 == v2);
+    CHECK(k1 != kc0);  // something was written
   }
 }

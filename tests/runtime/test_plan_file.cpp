@@ -70,7 +70,7 @@ TEST_CASE("plan file: round trip keeps the model, programs and memory plan") {
   CHECK(p.targets()[1].sm_archs == std::vector<uint32_t>{90});
   REQUIRE(p.find_program("prefill") >= 0);
   REQUIRE(p.find_program("decode") >= 0);
-  CHECK(p.programs()[size_t(p.find_program("prefill"))].launches.size() == 14);  // embedding + 10 per layer + norm + lm_head + argmax
+  CHECK(p.programs()[size_t(p.find_program("prefill"))].launches.size() == 13);  // embedding + 9 per layer (RoPE and the KV write fused) + norm + lm_head + sample
   CHECK(p.memory().kv_bytes == 2 * 256);  // k and v: 8 positions × 1 kv head × 4 dims × f32 = 128 B, each 256-aligned
   CHECK(p.memory().arena_bytes > 0);
   CHECK(header_of(bytes).weights_offset % kSegmentAlignment == 0);
@@ -179,8 +179,9 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
       {"cache length", [](fb::Plan* p) { p->mutable_model()->mutate_max_seq(9); }, "cache length differs"},
       {"head attribute",
        [](fb::Plan* p) {
-         // attention's n_heads: launch 5 of the prefill program is attention (see llama.cpp order)
-         auto* l = p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(5);
+         // attention's n_heads: launch 4 of the prefill program is attention (see llama.cpp order;
+         // rope and kv_write are one rope_kv_write launch in a plan with a CUDA target)
+         auto* l = p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(4);
          l->mutable_int_attrs()->Mutate(0, 3);
        },
        "has shape [4, 16], expected [4, 20]"},

@@ -1,0 +1,95 @@
+// The fusion pass (compiler/passes/fuse.h): a plan with a CUDA target lists the fused launches the
+// CUDA kernels run, a plan for the CPU alone none, and on the CPU both give the same bits.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "compiler/compile.h"
+#include "runtime/context.h"
+#include "test_util.h"
+
+using namespace kiln;
+
+namespace {
+
+std::map<std::string, int> kernel_counts(const Plan& p, const std::string& program) {
+  std::map<std::string, int> n;
+  for (const LaunchInfo& l : p.programs()[size_t(p.find_program(program))].launches) ++n[p.kernels()[l.kernel]->name];
+  return n;
+}
+
+bool overlap(const TensorInfo& a, const TensorInfo& b) {
+  return a.region == b.region && a.offset < b.offset + b.size_bytes && b.offset < a.offset + a.size_bytes;
+}
+
+}  // namespace
+
+TEST_CASE("fuse: CUDA-target LLaMA plans list fused launches, CPU plans none, and both give the same bits") {
+  for (const auto& [vocab, dtype] : std::vector<std::pair<int64_t, std::string>>{{256, "bf16"}, {4096, "bf16"}, {256, "f32"}}) {
+    CAPTURE(vocab);
+    CAPTURE(dtype);
+    test::TempDir d;
+    test::TinyLlama t;
+    t.vocab = vocab, t.hidden = 64, t.ffn = 96, t.layers = 2, t.heads = 4, t.kv_heads = 2;
+    test::write_tiny_llama(d.path(), t);
+    CompileOptions o;
+    o.model_dir = d.path();
+    o.dtype = dtype;
+    o.max_seq = 64;
+    o.chunk = 16;  // prefill rows above the GEMV's 8: only RoPE + KV write fuse there
+    o.output = d / "all.kplan";
+    compile_model(o);
+    o.output = d / "cpu.kplan";
+    o.target = "cpu";
+    compile_model(o);
+    auto all = Plan::load_file(d / "all.kplan");
+    auto cpu = Plan::load_file(d / "cpu.kplan");
+    REQUIRE(all.is_ok());
+    REQUIRE(cpu.is_ok());
+    const int L = int(t.layers);
+    for (const char* prog : {"prefill", "decode"}) {
+      CAPTURE(std::string(prog));
+      auto n = kernel_counts(*all.value(), prog);
+      CHECK(n["rope_kv_write"] == L);
+      CHECK(n["rope"] == 0);
+      CHECK(n["kv_write"] == 0);
+      const bool gemv = std::string(prog) == "decode" && dtype == "bf16";
+      // Per layer the qkv GEMV with its norm and the gate|up GEMV with norm and SwiGLU; then the
+      // LM head with the final norm.
+      CHECK(n["fused_matmul"] == (gemv ? 2 * L + 1 : 0));
+      CHECK(n["rmsnorm"] == (gemv ? 0 : 2 * L + 1));
+      CHECK(n["swiglu"] == (gemv ? 0 : L));
+      CHECK(n["matmul"] == (gemv ? 2 * L : 4 * L + 1));
+      auto c = kernel_counts(*cpu.value(), prog);
+      CHECK(c.count("fused_matmul") == 0);
+      CHECK(c.count("rope_kv_write") == 0);
+      CHECK(c["rope"] == L);
+    }
+    // A fused launch reads its input while it writes its output: the planner kept them apart
+    // (the large vocabulary's logits included, which once landed on the residual stream).
+    const Plan& p = *all.value();
+    for (const LaunchInfo& l : p.programs()[size_t(p.find_program("decode"))].launches)
+      if (std::string(p.kernels()[l.kernel]->name) == "fused_matmul")
+        CHECK_FALSE(overlap(p.tensors()[l.inputs[0]], p.tensors()[l.outputs[0]]));
+    // Both plans on the CPU: the same logits, bit for bit, scoring and decoding.
+    auto ca = Context::create(all.value(), ContextOptions{});
+    auto cc = Context::create(cpu.value(), ContextOptions{});
+    REQUIRE(ca.is_ok());
+    REQUIRE(cc.is_ok());
+    std::mt19937 rng(5);
+    std::vector<int32_t> ids(40);
+    for (auto& x : ids) x = int32_t(rng() % uint32_t(vocab));
+    std::vector<float> la(size_t(40 * vocab)), lc(la.size());
+    REQUIRE(ca.value()->score(ids.data(), 1, 40, la.data()).is_ok());
+    REQUIRE(cc.value()->score(ids.data(), 1, 40, lc.data()).is_ok());
+    CHECK(std::memcmp(la.data(), lc.data(), la.size() * 4) == 0);
+    std::vector<int32_t> ga(12), gc(12);
+    int64_t na = 0, nc = 0;
+    REQUIRE(ca.value()->generate(ids.data(), 20, 12, SamplingParams{}, -1, ga.data(), &na, nullptr).is_ok());
+    REQUIRE(cc.value()->generate(ids.data(), 20, 12, SamplingParams{}, -1, gc.data(), &nc, nullptr).is_ok());
+    CHECK(ga == gc);
+    CHECK(std::memcmp(ca.value()->logits(0), cc.value()->logits(0), size_t(vocab) * 4) == 0);
+  }
+}
