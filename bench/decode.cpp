@@ -28,6 +28,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "kernels/embedding.h"
+#include "kernels/moe.h"
 #include "kernels/thread_pool.h"
 #include "runtime/context.h"
 
@@ -164,10 +166,10 @@ double decode_weight_bytes(const kiln::Plan& p) {
   std::map<uint32_t, double> bytes;
   for (const kiln::LaunchInfo& l : p.programs()[size_t(prog)].launches) {
     double frac = 1.0;
-    if (p.kernels()[l.kernel] == &kiln::kEmbeddingSpec) {  // one row per token
+    if (p.kernels()[l.kernel] == &kiln::kEmbeddingOp) {  // one row per token
       const auto& table = p.tensors()[l.inputs[1]];
       frac = std::min(1.0, double(p.tensors()[l.inputs[0]].numel()) / double(table.shape[0]));
-    } else if (p.kernels()[l.kernel] == &kiln::kMoeExpertsSpec) {
+    } else if (p.kernels()[l.kernel] == &kiln::kMoeExpertsOp) {
       const auto& ids = p.tensors()[l.inputs[1]];
       const auto& down = p.tensors()[l.inputs[4]];
       const auto& h = p.tensors()[l.inputs[0]];

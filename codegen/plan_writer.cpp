@@ -28,8 +28,8 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
               const std::vector<SegmentOut>& segs, const std::vector<uint32_t>& value_segment) {
   b.ForceDefaults(true);
   // Kernel table: every kernel the programs use, in first-use order.
-  std::vector<const KernelSpec*> kernels;
-  std::map<const KernelSpec*, uint32_t> kernel_index;
+  std::vector<const OpDef*> kernels;
+  std::map<const OpDef*, uint32_t> kernel_index;
   for (const auto& p : g.programs)
     for (const auto& n : p.nodes)
       if (kernel_index.emplace(n.kernel, uint32_t(kernels.size())).second) kernels.push_back(n.kernel);
@@ -45,7 +45,7 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
   std::vector<flatbuffers::Offset<fb::Segment>> segments;
   for (const auto& s : segs) segments.push_back(fb::CreateSegment(b, s.offset, s.size, s.xxh3));
   std::vector<flatbuffers::Offset<fb::Kernel>> kvec;
-  for (const KernelSpec* k : kernels) kvec.push_back(fb::CreateKernel(b, b.CreateString(k->name), k->version));
+  for (const OpDef* k : kernels) kvec.push_back(fb::CreateKernel(b, b.CreateString(k->name), k->version));
   std::vector<flatbuffers::Offset<fb::Program>> programs;
   for (const auto& p : g.programs) {
     std::vector<flatbuffers::Offset<fb::Launch>> launches;

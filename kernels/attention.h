@@ -15,6 +15,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kAttentionOp;
+
 struct AttentionArgs {
   const float* qkv;
   const void* k_cache;

@@ -19,6 +19,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kConv2dOp;
+
 struct Conv2dArgs {
   const float* x;
   const void* w;

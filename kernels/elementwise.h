@@ -20,6 +20,13 @@
 
 namespace kiln {
 
+// The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kActivationOp;
+extern const OpDef kGegluOp;
+extern const OpDef kAddOp;
+extern const OpDef kConcatOp;
+
 enum class Activation : int64_t { kSilu = 0, kGelu = 1, kGeluTanh = 2, kQuickGelu = 3 };
 inline bool activation_valid(int64_t k) { return k >= 0 && k <= 3; }
 

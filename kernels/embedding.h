@@ -10,6 +10,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kEmbeddingOp;
+
 struct EmbeddingArgs {
   const int32_t* tokens;
   const void* table;

@@ -29,6 +29,11 @@
 
 namespace kiln {
 
+// The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kFusedMatmulOp;
+extern const OpDef kRopeKvWriteOp;
+
 struct FusedMatmulArgs {
   MatmulArgs m;              // m.x: x; m.y: y without swiglu, null with it
   const void* norm_w;        // null: no prologue

@@ -12,6 +12,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kGroupNormOp;
+
 struct GroupNormArgs {
   const float* x;
   const void* w;

@@ -11,6 +11,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kHeadMatmulOp;
+
 struct HeadMatmulArgs {
   const float* x;
   const void* w;

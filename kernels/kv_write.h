@@ -13,6 +13,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kKvWriteOp;
+
 struct KvWriteArgs {
   const float* qkv;
   const int32_t* start_pos;

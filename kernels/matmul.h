@@ -17,6 +17,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kMatmulOp;
+
 struct MatmulArgs {
   const float* x;
   const void* w;

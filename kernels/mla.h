@@ -13,6 +13,11 @@
 
 namespace kiln {
 
+// The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kMlaKvWriteOp;
+extern const OpDef kMlaAttentionOp;
+
 // ckv: (batch·chunk, rank) f32; kpe: (batch·chunk, rope) f32; start_pos, n_valid: (batch,) i32
 //   → cache: (batch, max_seq, rank + rope) f32|bf16|f16 [in/out]; padding rows are not written.
 // Plan operands: inputs {ckv, kpe, start_pos, n_valid}; outputs {cache}.

@@ -7,6 +7,11 @@
 
 namespace kiln {
 
+// The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kMoeRouteOp;
+extern const OpDef kMoeExpertsOp;
+
 enum class MoeTopk : int64_t { kGreedy = 0, kGroupLimitedGreedy = 1, kNoauxTc = 2 };
 enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
 

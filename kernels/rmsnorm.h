@@ -9,6 +9,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kRmsNormOp;
+
 struct RmsNormArgs {
   const float* x;
   const void* w;

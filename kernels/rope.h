@@ -12,6 +12,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kRopeOp;
+
 struct RopeArgs {
   float* qkv;
   const float* inv_freq;

@@ -20,6 +20,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kSampleOp;
+
 // One batch row's sampling parameters, as the plan's state holds them (8 i32 words).
 struct SampleParams {
   float temperature;  // <= 0: greedy

@@ -29,6 +29,12 @@
 
 namespace kiln {
 
+// The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kSamplerInputOp;
+extern const OpDef kSamplerStepOp;
+extern const OpDef kNormalNoiseOp;
+
 constexpr int64_t kSamplerCoefs = 7;
 enum SamplerCoef : int { kAx = 0, kAm, kAh, kAz, kHx, kHm, kSin };
 

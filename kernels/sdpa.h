@@ -15,6 +15,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kSdpaOp;
+
 struct SdpaArgs {
   const float* q_src;
   const float* kv_src;

@@ -8,6 +8,10 @@
 
 namespace kiln {
 
+// The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
+struct OpDef;
+extern const OpDef kSwigluOp;
+
 struct SwigluArgs {
   const float* gu;
   float* h;

@@ -1,67 +1,14 @@
-#include "runtime/cpu_backend.h"
-
-#include "runtime/executor.h"
-#include "runtime/launch_args.h"
-
-#include <chrono>
+// The CPU executor: host memory for every region, weights read in place from the mapped plan,
+// and each launch bound to its op's CPU kernel (OpDef::bind_cpu) with resolved pointers. A bound
+// launch does no checks; validation happened when the plan was loaded.
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <new>
 
+#include "runtime/executor.h"
+
 namespace kiln {
-
-Result<BoundLaunch> bind_cpu_launch(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& t,
-                                    const std::vector<void*>& ptrs) {
-  auto args = make_launch_args(spec, l, t, ptrs);
-  if (!args.is_ok()) return args.status();
-  if (const auto* f = std::get_if<FusedMatmulArgs>(&args.value())) {  // the buffers its parts pass on
-    std::shared_ptr<std::vector<float>> buffer;
-    try {
-      buffer = std::make_shared<std::vector<float>>(size_t(fused_matmul_cpu_buffer_floats(*f)));
-    } catch (const std::bad_alloc&) {
-      return Status(StatusCode::kOutOfMemory, "out of memory for a fused matmul's buffers");
-    }
-    return BoundLaunch([a = *f, buffer](ThreadPool& pool) { fused_matmul_cpu(a, buffer->data(), pool); });
-  }
-  return BoundLaunch([a = args.take()](ThreadPool& pool) {
-    std::visit(
-        [&pool](const auto& x) {
-          using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, EmbeddingArgs>) embedding_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, RmsNormArgs>) rmsnorm_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, MatmulArgs>) matmul_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, RopeArgs>) rope_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, KvWriteArgs>) kv_write_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, AttentionArgs>) attention_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, SwigluArgs>) swiglu_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, HeadMatmulArgs>) head_matmul_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, MlaKvWriteArgs>) mla_kv_write_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, MlaAttentionArgs>) mla_attention_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, MoeRouteArgs>) moe_route_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, MoeExpertsArgs>) moe_experts_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, LayerNormArgs>) layernorm_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, GroupNormArgs>) group_norm_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, Conv2dArgs>) conv2d_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, ActivationArgs>) activation_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, GegluArgs>) geglu_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, AddArgs>) add_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, ConcatArgs>) concat_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, SdpaArgs>) sdpa_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, TimestepEmbeddingArgs>) timestep_embedding_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, SamplerInputArgs>) sampler_input_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, SampleArgs>) sample_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, RopeKvWriteArgs>) rope_kv_write_cpu(x, pool);
-          else if constexpr (std::is_same_v<T, FusedMatmulArgs>) {}  // bound above
-          else static_assert(sizeof(T) == 0, "a launch type without a CPU kernel");
-        },
-        a);
-  });
-}
-
-// ---------------------------------------------------------------------------------------
-// The CPU executor: host memory for every region, weights read in place from the mapped plan.
 
 namespace {
 
@@ -75,7 +22,7 @@ class CpuExecutor final : public Executor {
   std::string describe() const override { return "cpu, " + std::to_string(pool_->size()) + " threads"; }
 
   Status run(int index) override {
-    for (const BoundLaunch& l : programs_[size_t(index)]) l(*pool_);
+    for (const CpuLaunch& l : programs_[size_t(index)]) l(*pool_);
     return Status::ok();
   }
 
@@ -83,7 +30,7 @@ class CpuExecutor final : public Executor {
 
   Status profile(int index, std::vector<double>* launch_ms) override {
     launch_ms->clear();
-    for (const BoundLaunch& l : programs_[size_t(index)]) {
+    for (const CpuLaunch& l : programs_[size_t(index)]) {
       const auto t0 = std::chrono::steady_clock::now();
       l(*pool_);
       launch_ms->push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
@@ -164,9 +111,9 @@ class CpuExecutor final : public Executor {
       }
     }
     for (const ProgramInfo& pr : p.programs()) {
-      std::vector<BoundLaunch> launches;
+      std::vector<CpuLaunch> launches;
       for (const LaunchInfo& l : pr.launches) {
-        auto bound = bind_cpu_launch(*p.kernels()[l.kernel], l, p.tensors(), ptrs_);
+        auto bound = p.kernels()[l.kernel]->bind_cpu(OpLaunch(l, p.tensors(), p.model(), &ptrs_));
         if (!bound.is_ok()) return bound.status();
         launches.push_back(bound.take());
       }
@@ -181,7 +128,7 @@ class CpuExecutor final : public Executor {
   std::unique_ptr<uint8_t[]> memory_;  // arena | kv cache | state, zeroed
   uint8_t* state_ = nullptr;
   std::vector<void*> ptrs_;
-  std::vector<std::vector<BoundLaunch>> programs_;
+  std::vector<std::vector<CpuLaunch>> programs_;
   FeedbackSteps fb_;
   FeedbackArgs fb_args_{};
   std::vector<int32_t> ring_;  // kFeedbackRing steps of next_token

@@ -25,7 +25,6 @@
 #include "runtime/cublaslt.h"
 #include "runtime/cuda_check.h"
 #include "runtime/executor.h"
-#include "runtime/launch_args.h"
 
 namespace kiln {
 
@@ -40,122 +39,17 @@ int cuda_device_count() {
 
 namespace {
 
-using CudaLaunch = std::function<Status(cudaStream_t)>;
-
-// `scratch` is the executor's launch scratch (see launch_scratch_bytes), shared by every launch
-// that needs one, since launches run one after another on one stream.
-// pdl: a decode GEMV may be launched with programmatic dependent launch (matmul_cuda).
-Result<CudaLaunch> bind_cuda_launch(const KernelSpec& spec, const LaunchInfo& l, const std::vector<TensorInfo>& t,
-                                    const std::vector<void*>& ptrs, void* scratch, bool pdl) {
-  auto args = make_launch_args(spec, l, t, ptrs);
-  if (!args.is_ok()) return args.status();
-  if (const auto* a = std::get_if<AttentionArgs>(&args.value()); a && a->head_dim > kCudaMaxHeadDim)
-    return unsupported("CUDA attention supports head_dim up to " + std::to_string(kCudaMaxHeadDim) + ", the plan has " +
-                       std::to_string(a->head_dim));
-  if (const auto* a = std::get_if<MlaAttentionArgs>(&args.value());
-      a && (a->rank > kCudaMaxLatentRank || a->rope > kCudaMaxRopeDim))
-    return unsupported("CUDA MLA attention supports kv_lora_rank up to " + std::to_string(kCudaMaxLatentRank) +
-                       " and a RoPE dim up to " + std::to_string(kCudaMaxRopeDim));
-  if (const auto* a = std::get_if<MoeExpertsArgs>(&args.value()); a && a->rows * a->top_k > kCudaMaxGridY)
-    return unsupported("CUDA MoE experts support up to " + std::to_string(kCudaMaxGridY) +
-                       " token-expert pairs per launch; compile with a smaller --batch or --chunk");
-  if (const auto* a = std::get_if<SdpaArgs>(&args.value()); a && !sdpa_cuda_supported(*a))
-    return unsupported("CUDA attention with head_dim " + std::to_string(a->head_dim) + " supports up to " +
-                       std::to_string((kCudaMaxSdpaWideSmem / sizeof(float)) - uint64_t(a->head_dim)) + " keys, the plan has " +
-                       std::to_string(a->lk) + " (a smaller image)");
-  if (const auto* a = std::get_if<Conv2dArgs>(&args.value());
-      a && (a->kh * a->kw * a->cin >= kCudaMaxConvIndex || 2 * a->h >= kCudaMaxConvIndex || 2 * a->w_in >= kCudaMaxConvIndex ||
-            a->cout >= kCudaMaxConvIndex || (a->cout + 31) / 32 > kCudaMaxGridY))
-    return unsupported("CUDA conv2d indexes with 32 bits: the plan's convolution is too large");
-  if (const auto* a = std::get_if<MoeRouteArgs>(&args.value()); a && a->experts > kCudaMaxExperts)
-    return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
-  if (const auto* a = std::get_if<SdpaArgs>(&args.value()); a && (a->heads > kCudaMaxGridY || a->batch > kCudaMaxGridY))
-    return unsupported("CUDA sdpa supports up to " + std::to_string(kCudaMaxGridY) + " heads and images per launch");
-  if (const auto* a = std::get_if<FusedMatmulArgs>(&args.value())) {
-    if (a->norm_w && !gemv_norm_fusable(a->m.rows, a->m.w_dtype))
-      return unsupported("CUDA fused_matmul has an RMSNorm prologue only in GEMVs of up to " +
-                         std::to_string(kGemvMaxRows) + " rows of bf16/f16 weights");
-    if (a->h && !gemv_swiglu_fusable(a->m.rows, a->m.w_dtype, a->m.bias != nullptr, a->m.accumulate, a->m.m))
-      return unsupported("CUDA fused_matmul has a SwiGLU epilogue only in GEMVs of up to " +
-                         std::to_string(kGemvMaxRows) + " rows of bf16/f16 weights, without bias or accumulation");
-    return CudaLaunch([x = *a, pdl](cudaStream_t s) -> Status {
-      const GemvNorm norm{x.norm_w, x.norm_dtype, x.eps};
-      if (x.h) matmul_swiglu_cuda(x.m, x.h, s, x.norm_w ? &norm : nullptr, pdl);
-      else matmul_norm_cuda(x.m, norm, s, pdl);
-      return Status::ok();
-    });
-  }
-  if (const auto* a = std::get_if<RopeKvWriteArgs>(&args.value()); a && !rope_kv_write_cuda_supported(a->rope, a->kv))
-    return unsupported("CUDA rope_kv_write needs every q and k head rotated and the [q | k | v] layout");
-  if (const auto* a = std::get_if<AttentionArgs>(&args.value()); a && attention_cuda_splits(*a) > 0)
-    return CudaLaunch([x = *a, scratch](cudaStream_t s) -> Status {
-      attention_split_cuda(x, static_cast<float*>(scratch), s);
-      return Status::ok();
-    });
-  return CudaLaunch([a = args.take(), pdl](cudaStream_t s) -> Status {
-    std::visit(
-        [s, pdl](const auto& x) {
-          using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, EmbeddingArgs>) embedding_cuda(x, s);
-          else if constexpr (std::is_same_v<T, RmsNormArgs>) rmsnorm_cuda(x, s);
-          else if constexpr (std::is_same_v<T, MatmulArgs>) matmul_cuda(x, s, pdl);
-          else if constexpr (std::is_same_v<T, RopeArgs>) rope_cuda(x, s);
-          else if constexpr (std::is_same_v<T, KvWriteArgs>) kv_write_cuda(x, s);
-          else if constexpr (std::is_same_v<T, AttentionArgs>) attention_cuda(x, s);
-          else if constexpr (std::is_same_v<T, SwigluArgs>) swiglu_cuda(x, s);
-          else if constexpr (std::is_same_v<T, HeadMatmulArgs>) head_matmul_cuda(x, s);
-          else if constexpr (std::is_same_v<T, MlaKvWriteArgs>) mla_kv_write_cuda(x, s);
-          else if constexpr (std::is_same_v<T, MlaAttentionArgs>) mla_attention_cuda(x, s);
-          else if constexpr (std::is_same_v<T, MoeRouteArgs>) moe_route_cuda(x, s);
-          else if constexpr (std::is_same_v<T, MoeExpertsArgs>) moe_experts_cuda(x, s);
-          else if constexpr (std::is_same_v<T, LayerNormArgs>) layernorm_cuda(x, s);
-          else if constexpr (std::is_same_v<T, GroupNormArgs>) group_norm_cuda(x, s);
-          else if constexpr (std::is_same_v<T, Conv2dArgs>) conv2d_cuda(x, s);
-          else if constexpr (std::is_same_v<T, ActivationArgs>) activation_cuda(x, s);
-          else if constexpr (std::is_same_v<T, GegluArgs>) geglu_cuda(x, s);
-          else if constexpr (std::is_same_v<T, AddArgs>) add_cuda(x, s);
-          else if constexpr (std::is_same_v<T, ConcatArgs>) concat_cuda(x, s);
-          else if constexpr (std::is_same_v<T, SdpaArgs>) sdpa_cuda(x, s);
-          else if constexpr (std::is_same_v<T, TimestepEmbeddingArgs>) timestep_embedding_cuda(x, s);
-          else if constexpr (std::is_same_v<T, SamplerInputArgs>) sampler_input_cuda(x, s);
-          else if constexpr (std::is_same_v<T, SamplerStepArgs>) sampler_step_cuda(x, s);
-          else if constexpr (std::is_same_v<T, NormalNoiseArgs>) normal_noise_cuda(x, s);
-          else if constexpr (std::is_same_v<T, SampleArgs>) sample_cuda(x, s);
-          else if constexpr (std::is_same_v<T, RopeKvWriteArgs>) rope_kv_write_cuda(x.rope, x.kv, s);
-          else if constexpr (std::is_same_v<T, FusedMatmulArgs>) {}  // bound above
-          else static_assert(sizeof(T) == 0, "a launch type without a CUDA kernel");
-        },
-        a);
-    return Status::ok();
-  });
-}
-
-// The device scratch that launches borrow, one at a time: the cuBLASLt path's x packed to 16
-// bits (for the largest eligible matmul) followed by its workspace, and the split-K decode
-// attention's partial results. Part of cuda_device_bytes whether or not cuBLASLt turns out to be
-// loadable, so a host sizing memory for a plan never needs to know.
-struct LaunchScratch {
-  uint64_t gemm_x = 0;     // 0: no prefill-sized bf16/f16 GEMM
-  uint64_t attention = 0;  // bytes of split-K partials
-  uint64_t gemm_bytes() const { return gemm_x == 0 ? 0 : (gemm_x + 255) / 256 * 256 + kCublasLtWorkspaceBytes; }
-  uint64_t bytes() const { return std::max(gemm_bytes(), (attention + 255) / 256 * 256); }
-};
-
-LaunchScratch launch_scratch(const Plan& p) {
-  const std::vector<void*> none(p.tensors().size(), nullptr);
-  LaunchScratch sc;
+// The device scratch that launches borrow, one at a time (they run one after another on one
+// stream): the most any launch asks for (OpDef::cuda_scratch_bytes: cuBLASLt's packed x and
+// workspace, split-K attention partials). Part of cuda_device_bytes whether or not cuBLASLt turns
+// out to be loadable, so a host sizing memory for a plan never needs to know.
+uint64_t launch_scratch_bytes(const Plan& p) {
+  uint64_t bytes = 0;
   for (const ProgramInfo& pr : p.programs())
-    for (const LaunchInfo& l : pr.launches) {
-      const KernelSpec* k = p.kernels()[l.kernel];
-      if (k != &kMatmulSpec && k != &kAttentionSpec) continue;
-      auto args = make_launch_args(*k, l, p.tensors(), none);
-      if (!args.is_ok()) continue;
-      if (const auto* a = std::get_if<MatmulArgs>(&args.value()); a && library_gemm_eligible(*a))
-        sc.gemm_x = std::max(sc.gemm_x, library_gemm_x_bytes(*a));
-      if (const auto* a = std::get_if<AttentionArgs>(&args.value()))
-        sc.attention = std::max(sc.attention, attention_cuda_scratch_floats(*a) * sizeof(float));
-    }
-  return sc;
+    for (const LaunchInfo& l : pr.launches)
+      if (const OpDef* op = p.kernels()[l.kernel]; op->cuda_scratch_bytes)
+        bytes = std::max(bytes, op->cuda_scratch_bytes(OpLaunch(l, p.tensors(), p.model())));
+  return bytes;
 }
 
 // Makes the executor's device current for a scope and restores the caller's afterwards, so a host
@@ -355,8 +249,7 @@ class CudaExecutor final : public Executor {
     const MemoryInfo& mem = p.memory();
     const uint64_t arena_off = 0, kv_off = align_up(mem.arena_bytes), state_off = kv_off + align_up(mem.kv_bytes);
     const uint64_t scratch_off = state_off + align_up(std::max<uint64_t>(mem.state_bytes, 1));
-    const LaunchScratch scratch = launch_scratch(p);
-    const uint64_t ctrl_off = scratch_off + align_up(scratch.bytes());
+    const uint64_t ctrl_off = scratch_off + align_up(launch_scratch_bytes(p));
     const uint64_t total = ctrl_off + kAlign;
     if (host_block) memory_ = host_block + align_up(weights_size);
     else KILN_CUDA_CHECK(cudaMalloc(&memory_, total));
@@ -378,21 +271,31 @@ class CudaExecutor final : public Executor {
         case Region::kState: ptrs[i] = base + state_off + t.offset; break;
       }
     }
-    // Prefill GEMMs on cuBLASLt when it loads; otherwise (or per launch, when it has no
-    // algorithm for a shape) the built-in kernels, and describe() says which and why.
+    // Every launch is bound by its op (OpDef::bind_cuda), which may pick an implementation: prefill
+    // GEMMs go to cuBLASLt, loaded the first time one asks for it; otherwise (or per launch, when it
+    // has no algorithm for a shape) kiln's own kernels, and describe() says which and why.
     std::shared_ptr<CublasLt> lt;
-    if (scratch.gemm_x == 0) {
-      gemm_note_ = "no prefill-sized bf16/f16 GEMMs";
-    } else if (!opts.use_cublaslt) {
-      gemm_note_ = "prefill GEMMs on the built-in f32 kernel (cuBLASLt not asked for)";
-    } else {
-      auto opened = CublasLt::open();
-      if (opened.is_ok()) lt = opened.take();
-      else gemm_note_ = "prefill GEMMs on the built-in f32 kernel (" + opened.status().message() + ")";
-    }
-    void* x16 = base + scratch_off;
-    void* workspace = base + scratch_off + (scratch.gemm_bytes() - kCublasLtWorkspaceBytes * (scratch.gemm_x > 0));
+    bool lt_asked = false;
+    std::string lt_why;
     int lib_launches = 0, lib_refused = 0, pdl_gemvs = 0;
+    CudaBindEnv env;
+    env.scratch = base + scratch_off;
+    env.cublaslt = [&]() -> CublasLt* {
+      if (!lt_asked) {
+        lt_asked = true;
+        if (!opts.use_cublaslt) {
+          lt_why = "cuBLASLt not asked for";
+        } else {
+          auto opened = CublasLt::open();
+          if (opened.is_ok()) lt = opened.take();
+          else lt_why = opened.status().message();
+        }
+      }
+      return lt.get();
+    };
+    env.library_gemms = &lib_launches;
+    env.library_refused = &lib_refused;
+    env.pdl_gemvs = &pdl_gemvs;
     // Programmatic dependent launch for decode GEMVs: asked for, or KILN_PDL=1 (0 refuses it).
     bool use_pdl = opts.use_pdl;
     if (const char* e = std::getenv("KILN_PDL")) {
@@ -433,35 +336,13 @@ class CudaExecutor final : public Executor {
       }
       for (size_t li = 0; li < pr.launches.size(); ++li) {
         const LaunchInfo& l = pr.launches[li];
-        const KernelSpec* spec = p.kernels()[l.kernel];
+        const OpDef& op = *p.kernels()[l.kernel];
+        if (!op.bind_cuda) return unsupported(std::string("op '") + op.name + "' has no CUDA kernel");
         // A GEMV after another kernel of the program may start early (PDL); the first launch follows
         // the state copy, which is not a kernel.
-        const bool pdl = use_pdl && li > 0;
-        if (lt && spec == &kMatmulSpec) {
-          auto args = make_launch_args(kMatmulSpec, l, p.tensors(), ptrs);
-          if (!args.is_ok()) return args.status();
-          const auto& a = std::get<MatmulArgs>(args.value());
-          if (library_gemm_eligible(a)) {
-            auto gemm = lt->bind(a, x16, workspace, kCublasLtWorkspaceBytes);
-            if (gemm.is_ok()) {
-              prog.launches.push_back(gemm.take());
-              ++lib_launches;
-              continue;
-            }
-            if (gemm.status().code() != StatusCode::kUnsupported) return gemm.status();
-            ++lib_refused;  // no algorithm for this shape: the built-in kernel below
-          }
-        }
-        auto bound = bind_cuda_launch(*spec, l, p.tensors(), ptrs, base + scratch_off, pdl);
+        env.pdl = use_pdl && li > 0;
+        auto bound = op.bind_cuda(OpLaunch(l, p.tensors(), p.model(), &ptrs), env);
         if (!bound.is_ok()) return bound.status();
-        if (pdl && (spec == &kMatmulSpec || spec == &kFusedMatmulSpec)) {
-          auto args = make_launch_args(*spec, l, p.tensors(), ptrs);
-          if (args.is_ok()) {
-            const auto* m = std::get_if<MatmulArgs>(&args.value());
-            const auto* f = std::get_if<FusedMatmulArgs>(&args.value());
-            pdl_gemvs += (m ? m->rows : f->m.rows) <= kGemvMaxRows;
-          }
-        }
         prog.launches.push_back(bound.take());
       }
       for (uint32_t o : pr.outputs) {
@@ -475,7 +356,11 @@ class CudaExecutor final : public Executor {
       programs_.push_back(std::move(prog));
     }
     if (pdl_gemvs > 0) pdl_note_ = "; PDL on " + std::to_string(pdl_gemvs) + " GEMVs";
-    if (lt) {
+    if (!lt_asked) {
+      gemm_note_ = "no prefill-sized bf16/f16 GEMMs";
+    } else if (!lt) {
+      gemm_note_ = "prefill GEMMs on the built-in f32 kernel (" + lt_why + ")";
+    } else {
       gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
       if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";
       cublas_ = std::move(lt);
@@ -510,7 +395,7 @@ class CudaExecutor final : public Executor {
     uint64_t bytes;
   };
   struct Program {
-    std::vector<CudaLaunch> launches;
+    std::vector<CudaLaunch> launches;  // stream: the executor's cudaStream_t
     std::vector<Output> outputs;
     cudaGraphExec_t exec = nullptr;       // one iteration
     cudaGraphExec_t loop_exec = nullptr;  // a loop program's every iteration (repeat > 1)
@@ -691,7 +576,7 @@ uint64_t cuda_device_bytes(const Plan& p) {
   for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
   const MemoryInfo& m = p.memory();
   return align_up(weights) + align_up(m.arena_bytes) + align_up(m.kv_bytes) + align_up(std::max<uint64_t>(m.state_bytes, 1)) +
-         align_up(launch_scratch(p).bytes()) + kAlign;  // the last: token feedback's control block
+         align_up(launch_scratch_bytes(p)) + kAlign;  // the last: token feedback's control block
 }
 
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "kernels/philox.h"
+#include "kernels/sampler.h"
 
 namespace kiln {
 
@@ -106,7 +107,7 @@ Status DiffusionSession::init() {
   }
   // The step count is the sampler tables' length (the coefficients of the denoise program).
   for (const LaunchInfo& l : P[size_t(p_denoise_)].launches)
-    if (plan_->kernels()[l.kernel] == &kSamplerStepSpec) steps_ = T[l.inputs[1]].shape[0];
+    if (plan_->kernels()[l.kernel] == &kSamplerStepOp) steps_ = T[l.inputs[1]].shape[0];
   if (steps_ <= 0) return corrupt_plan("program 'denoise' has no sampler step");
   if (P[size_t(p_denoise_)].counter != step || P[size_t(p_denoise_)].repeat != uint32_t(steps_))
     return corrupt_plan("program 'denoise' must loop over its steps with 'step' as the counter");

@@ -12,7 +12,6 @@
 #include <set>
 
 #include "plan_generated.h"
-#include "runtime/ops.h"
 #include "runtime/plan_format.h"
 
 namespace kiln {
@@ -72,21 +71,23 @@ const uint8_t* Plan::weights_base() const { return file_->data() + weights_offse
 
 const void* Plan::weight_data(const TensorInfo& t) const { return weights_base() + t.offset; }
 
-Result<std::shared_ptr<const Plan>> Plan::load_file(const std::string& path, const Progress& progress) {
+Result<std::shared_ptr<const Plan>> Plan::load_file(const std::string& path, const Progress& progress,
+                                                    const OpRegistry& ops) {
   auto f = MappedFile::open(path);
   if (!f.is_ok()) return f.status();
-  return load(f.take(), progress);
+  return load(f.take(), progress, ops);
 }
 
-Result<std::shared_ptr<const Plan>> Plan::load_memory(const void* data, size_t size) {
+Result<std::shared_ptr<const Plan>> Plan::load_memory(const void* data, size_t size, const OpRegistry& ops) {
   if (data == nullptr && size != 0) return invalid_argument("plan memory is null");
-  return load(MappedFile::borrow(data, size, "<memory>"));
+  return load(MappedFile::borrow(data, size, "<memory>"), nullptr, ops);
 }
 
-Result<std::shared_ptr<const Plan>> Plan::load(std::unique_ptr<MappedFile> file, const Progress& progress) {
+Result<std::shared_ptr<const Plan>> Plan::load(std::unique_ptr<MappedFile> file, const Progress& progress,
+                                               const OpRegistry& ops) {
   std::shared_ptr<Plan> p(new Plan());
   p->file_ = std::move(file);
-  Status st = p->parse_and_verify(progress);
+  Status st = p->parse_and_verify(progress, ops);
   if (!st.is_ok()) {
     return Status(st.code(), p->file_->path() + ": " + st.message());
   }
@@ -131,7 +132,7 @@ constexpr uint32_t kMaxRepeat = 100000;  // loop iterations of one program
 
 }  // namespace
 
-Status Plan::parse_and_verify(const Progress& progress) {
+Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
   const uint8_t* data = file_->data();
   const uint64_t size = file_->size();
 
@@ -310,11 +311,11 @@ Status Plan::parse_and_verify(const Progress& progress) {
   if (root->kernels()) {
     for (const fb::Kernel* k : *root->kernels()) {
       if (!k) return corrupt_plan("null kernel");
-      const KernelSpec* spec = find_kernel_spec(str(k->name()), k->version());
-      if (!spec)
+      const OpDef* op = ops.find(str(k->name()), k->version());
+      if (!op)
         return unsupported("plan uses kernel '" + str(k->name()) + "' version " + std::to_string(k->version()) +
                            ", which this runtime does not provide");
-      kernels_.push_back(spec);
+      kernels_.push_back(op);
     }
   }
 
@@ -357,12 +358,16 @@ Status Plan::parse_and_verify(const Progress& progress) {
       li.float_attrs = vec<double>(l->float_attrs());
       for (double f : li.float_attrs)
         if (!std::isfinite(f)) return corrupt_plan(lwhat + " has a non-finite attribute");
-      Status st = validate_launch(*kernels_[li.kernel], li, tensors_, model_, &pi.scratch_floats);
+      const OpDef& op = *kernels_[li.kernel];
+      Status st = validate_launch(op, li, tensors_, model_, &pi.scratch_floats);
       // Step-state operands must be this program's own inputs of that name: those are the
       // ones the runtime bounds before every replay (start_pos + n_valid <= max_seq).
-      for (const auto& [operand, input_name] : state_operands(*kernels_[li.kernel]))
-        if (st.is_ok() && li.inputs[size_t(operand)] != kNoTensor && li.inputs[size_t(operand)] != pi.input(input_name))
-          st = invalid_argument(std::string("its ") + input_name + " operand is not the program's " + input_name + " input");
+      for (int k = 0; st.is_ok() && k < op.n_state; ++k) {
+        const uint32_t t = li.inputs[size_t(op.state[k].operand)];
+        if (t != kNoTensor && t != pi.input(op.state[k].input))
+          st = invalid_argument(std::string("its ") + op.state[k].input + " operand is not the program's " +
+                                op.state[k].input + " input");
+      }
       if (!st.is_ok()) return corrupt_plan(lwhat + " (" + kernels_[li.kernel]->name + "): " + st.message());
       pi.launches.push_back(std::move(li));
     }

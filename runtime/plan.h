@@ -10,40 +10,13 @@
 #include <vector>
 
 #include "kernels/dtype.h"
-#include "kernels/kernel_specs.h"
+#include "kernels/op.h"
+#include "runtime/plan_types.h"
 #include "runtime/mapped_file.h"
 #include "runtime/status.h"
 #include "runtime/tokenizer.h"
 
 namespace kiln {
-
-enum class Region : uint8_t { kWeights = 0, kArena = 1, kKvCache = 2, kState = 3 };
-const char* region_name(Region r);
-// "[2, 3]": how errors and tools print a shape.
-std::string shape_str(const std::vector<int64_t>& shape);
-
-struct TensorInfo {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<int64_t> shape;
-  Region region = Region::kArena;
-  uint64_t offset = 0;       // inside its region (weights: from the start of the weights section)
-  uint64_t size_bytes = 0;
-  uint32_t segment = 0;      // weights only
-  int64_t numel() const;
-};
-
-struct SegmentInfo {
-  uint64_t offset = 0, size = 0, xxh3 = 0;
-};
-
-struct LaunchInfo {
-  uint32_t kernel = 0;            // index into Plan::kernels()
-  std::vector<uint32_t> inputs;   // kNoTensor for an absent optional operand
-  std::vector<uint32_t> outputs;
-  std::vector<int64_t> int_attrs;
-  std::vector<double> float_attrs;
-};
 
 struct ProgramInfo {
   std::string name;
@@ -56,16 +29,6 @@ struct ProgramInfo {
   // The tensor index of the named input/output, or kNoTensor.
   uint32_t input(const std::string& n) const;
   uint32_t output(const std::string& n) const;
-};
-
-struct ModelInfo {
-  std::string architecture;
-  int64_t vocab_size = 0, max_seq = 0, batch = 0, chunk = 0;
-  DType source_dtype = DType::F32, plan_dtype = DType::F32;
-  std::string config_json;
-  uint64_t kv_bytes_per_token = 0;      // over all layers, in the plan's KV dtype
-  uint64_t mha_kv_bytes_per_token = 0;  // what full multi-head K/V would need for this model
-  std::string notes;                    // what the compiler left out, and why
 };
 
 struct AdapterInfo {
@@ -87,10 +50,14 @@ class Plan {
  public:
   // progress(done, total), if given, is called while the weight segments are hashed (the
   // slow part of verifying a large plan).
+  // Launches are resolved and validated against `ops` (not owned; its ops must outlive the Plan):
+  // the built-in ones, or those plus ops the host defines (OpRegistry::with).
   using Progress = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;
-  static Result<std::shared_ptr<const Plan>> load_file(const std::string& path, const Progress& progress = nullptr);
+  static Result<std::shared_ptr<const Plan>> load_file(const std::string& path, const Progress& progress = nullptr,
+                                                       const OpRegistry& ops = builtin_ops());
   // Verifies a plan held in memory (not owned; must outlive the Plan).
-  static Result<std::shared_ptr<const Plan>> load_memory(const void* data, size_t size);
+  static Result<std::shared_ptr<const Plan>> load_memory(const void* data, size_t size,
+                                                         const OpRegistry& ops = builtin_ops());
 
   uint32_t format_version() const { return format_version_; }
   uint32_t schema_version() const { return schema_version_; }
@@ -107,7 +74,8 @@ class Plan {
   const std::string& chat_template() const { return chat_template_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::vector<SegmentInfo>& segments() const { return segments_; }
-  const std::vector<const KernelSpec*>& kernels() const { return kernels_; }
+  // The op of each entry of the plan's kernel table (LaunchInfo::kernel indexes it).
+  const std::vector<const OpDef*>& kernels() const { return kernels_; }
   const std::vector<ProgramInfo>& programs() const { return programs_; }
   // Index of the named program, or -1.
   int find_program(const std::string& name) const;
@@ -119,8 +87,9 @@ class Plan {
 
  private:
   Plan() = default;
-  static Result<std::shared_ptr<const Plan>> load(std::unique_ptr<MappedFile> file, const Progress& progress = nullptr);
-  Status parse_and_verify(const Progress& progress);
+  static Result<std::shared_ptr<const Plan>> load(std::unique_ptr<MappedFile> file, const Progress& progress,
+                                                  const OpRegistry& ops);
+  Status parse_and_verify(const Progress& progress, const OpRegistry& ops);
 
   std::unique_ptr<MappedFile> file_;
   uint32_t format_version_ = 0, schema_version_ = 0;
@@ -134,7 +103,7 @@ class Plan {
   std::string chat_template_;
   std::vector<TensorInfo> tensors_;
   std::vector<SegmentInfo> segments_;
-  std::vector<const KernelSpec*> kernels_;
+  std::vector<const OpDef*> kernels_;
   std::vector<ProgramInfo> programs_;
 };
 

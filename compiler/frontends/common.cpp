@@ -1,6 +1,9 @@
 #include "compiler/frontends/common.h"
 
 #include "compiler/error.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
 #include "kernels/sample.h"
 #include "runtime/plan.h"  // shape_str
 
@@ -49,7 +52,7 @@ LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch
   s.rows = batch * chunk;
   s.tokens = g.state(s.prefix + "tokens", {batch, chunk});
   s.x = g.activation(s.prefix + "x", {s.rows, dim});
-  add_node(s.program, kEmbeddingSpec, {s.tokens, embed}, {s.x});
+  add_node(s.program, kEmbeddingOp, {s.tokens, embed}, {s.x});
   return s;
 }
 
@@ -58,15 +61,15 @@ void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint
   const int64_t rows = g.values[x].shape[0], dim = g.values[x].shape[1], vocab = g.values[lm_head].shape[0];
   const uint32_t xn = g.activation(prefix + "final_norm", {rows, dim});
   const uint32_t logits = g.activation(prefix + "logits", {rows, vocab});
-  add_node(P, kRmsNormSpec, {x, norm}, {xn}, {}, {eps});
-  add_node(P, kMatmulSpec, {xn, lm_head, kNoTensor, io.n_valid}, {logits}, {0});
+  add_node(P, kRmsNormOp, {x, norm}, {xn}, {}, {eps});
+  add_node(P, kMatmulOp, {xn, lm_head, kNoTensor, io.n_valid}, {logits}, {0});
   // The next token of each batch row, sampled on the backend itself with the parameters in the
   // step state: a generate loop reads these few bytes instead of copying every row of logits
   // back and scanning them on the host.
   const int64_t batch = g.values[io.n_valid].shape[0];
   const uint32_t params = g.state(prefix + "sampling", {batch, kSampleParamWords});
   const uint32_t next = g.activation(prefix + "next_token", {batch}, DType::I32);
-  add_node(P, kSampleSpec, {logits, io.n_valid, params}, {next});
+  add_node(P, kSampleOp, {logits, io.n_valid, params}, {next});
   P.inputs = {{"tokens", io.tokens}, {"start_pos", io.start_pos}, {"n_valid", io.n_valid}, {"sampling", params}};
   P.outputs = {{"logits", logits}, {"next_token", next}};
   g.programs.push_back(std::move(P));

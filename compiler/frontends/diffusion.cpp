@@ -4,6 +4,14 @@
 
 #include "compiler/error.h"
 #include "kernels/sampler.h"
+#include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
+#include "kernels/embedding.h"
+#include "kernels/group_norm.h"
+#include "kernels/layernorm.h"
+#include "kernels/matmul.h"
+#include "kernels/sdpa.h"
+#include "kernels/timestep_embedding.h"
 
 namespace kiln {
 
@@ -95,7 +103,7 @@ class Builder {
     return cache_[name] = g_.weight(name, DType::F32, std::move(shape), WeightSource{{}, std::move(data), nullptr});
   }
 
-  void node(const KernelSpec& k, std::vector<uint32_t> in, std::vector<uint32_t> out, std::vector<int64_t> ia = {},
+  void node(const OpDef& k, std::vector<uint32_t> in, std::vector<uint32_t> out, std::vector<int64_t> ia = {},
             std::vector<double> fa = {}) {
     add_node(*p_, k, std::move(in), std::move(out), std::move(ia), std::move(fa));
   }
@@ -105,19 +113,19 @@ class Builder {
            uint32_t chan_add = kNoTensor, uint32_t residual = kNoTensor, double scale = 1.0) {
     const int64_t h = conv2d_out(x.h, k, stride, pad, up), w = conv2d_out(x.w, k, stride, pad, up);
     Img y = img(p, x.b, h, w, cout);
-    node(kConv2dSpec, {x.id, conv_weight(p + ".weight", cout, x.c, k), weight(p + ".bias", {cout}), chan_add, residual},
+    node(kConv2dOp, {x.id, conv_weight(p + ".weight", cout, x.c, k), weight(p + ".bias", {cout}), chan_add, residual},
          {y.id}, {stride, pad, up ? 1 : 0}, {scale});
     return y;
   }
   Img group_norm(const Img& x, const std::string& p, int64_t groups, double eps, bool silu) {
     const uint32_t in = g_.view(x.id, prefix_ + "gn_in#" + std::to_string(counter_++), {x.b, x.h * x.w, x.c});
     const uint32_t out = act(p, {x.b, x.h * x.w, x.c});
-    node(kGroupNormSpec, {in, weight(p + ".weight", {x.c}), weight(p + ".bias", {x.c})}, {out}, {groups, silu ? 1 : 0}, {eps});
+    node(kGroupNormOp, {in, weight(p + ".weight", {x.c}), weight(p + ".bias", {x.c})}, {out}, {groups, silu ? 1 : 0}, {eps});
     return as_img(out, x.b, x.h, x.w, x.c);
   }
   uint32_t layer_norm(uint32_t x, int64_t n, int64_t d, const std::string& p, double eps) {
     const uint32_t y = act(p, {n, d});
-    node(kLayerNormSpec, {x, weight(p + ".weight", {d}), weight(p + ".bias", {d})}, {y}, {}, {eps});
+    node(kLayerNormOp, {x, weight(p + ".weight", {d}), weight(p + ".bias", {d})}, {y}, {}, {eps});
     return y;
   }
   // y = x·Wᵀ (+ b); into `into` (+=) when given. conv1x1: W is stored (out, in, 1, 1).
@@ -125,12 +133,12 @@ class Builder {
                   uint32_t into = kNoTensor, bool conv1x1 = false) {
     const uint32_t w = conv1x1 ? weight(p + ".weight", {out, in, 1, 1}, {out, in}) : weight(p + ".weight", {out, in});
     const uint32_t y = into != kNoTensor ? into : act(p, {n, out});
-    node(kMatmulSpec, {x, w, bias ? weight(p + ".bias", {out}) : kNoTensor, kNoTensor}, {y}, {into != kNoTensor ? 1 : 0});
+    node(kMatmulOp, {x, w, bias ? weight(p + ".bias", {out}) : kNoTensor, kNoTensor}, {y}, {into != kNoTensor ? 1 : 0});
     return y;
   }
   uint32_t add(uint32_t a, uint32_t b, std::vector<int64_t> shape, double scale = 1.0) {
     const uint32_t y = act("add", std::move(shape));
-    node(kAddSpec, {a, b}, {y}, {}, {scale});
+    node(kAddOp, {a, b}, {y}, {}, {scale});
     return y;
   }
 
@@ -159,10 +167,10 @@ uint32_t build_clip(Builder& B, const ClipTextConfig& c, uint32_t tokens, int64_
   const std::string p = "text_encoder/text_model.";
   const int64_t D = c.hidden_size, H = c.num_attention_heads, hd = D / H, N = G * L;
   uint32_t x = B.act("embed", {N, D});
-  B.node(kEmbeddingSpec, {tokens, B.weight(p + "embeddings.token_embedding.weight", {c.vocab_size, D})}, {x});
+  B.node(kEmbeddingOp, {tokens, B.weight(p + "embeddings.token_embedding.weight", {c.vocab_size, D})}, {x});
   // The first L rows of the position table, broadcast over the batch.
   const uint32_t pos = B.leading_rows(p + "embeddings.position_embedding.weight", c.max_position_embeddings, D, L);
-  B.node(kAddSpec, {x, pos}, {x}, {}, {1.0});
+  B.node(kAddOp, {x, pos}, {x}, {}, {1.0});
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string lp = p + "encoder.layers." + std::to_string(l) + ".";
     const uint32_t h = B.layer_norm(x, N, D, lp + "layer_norm1", c.layer_norm_eps);
@@ -170,16 +178,16 @@ uint32_t build_clip(Builder& B, const ClipTextConfig& c, uint32_t tokens, int64_
     const uint32_t wqkv = B.fused(a + "qkv_proj.weight", {a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"}, D, D);
     const uint32_t bqkv = B.fused(a + "qkv_proj.bias", {a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias"}, D, 0);
     const uint32_t qkv = B.act("qkv", {N, 3 * D});
-    B.node(kMatmulSpec, {h, wqkv, bqkv, kNoTensor}, {qkv}, {0});
+    B.node(kMatmulOp, {h, wqkv, bqkv, kNoTensor}, {qkv}, {0});
     const uint32_t att = B.act("attn", {N, D});
-    B.node(kSdpaSpec, {qkv, qkv}, {att}, {G, H, hd, 0, D, 2 * D, 1}, {1.0 / std::sqrt(double(hd))});
+    B.node(kSdpaOp, {qkv, qkv}, {att}, {G, H, hd, 0, D, 2 * D, 1}, {1.0 / std::sqrt(double(hd))});
     B.linear(att, N, a + "out_proj", D, D, true, x);
     const uint32_t h2 = B.layer_norm(x, N, D, lp + "layer_norm2", c.layer_norm_eps);
     const uint32_t f = B.linear(h2, N, lp + "mlp.fc1", c.intermediate_size, D, true);
-    B.node(kActivationSpec, {f}, {f}, {int64_t(c.act)});
+    B.node(kActivationOp, {f}, {f}, {int64_t(c.act)});
     B.linear(f, N, lp + "mlp.fc2", D, c.intermediate_size, true, x);
   }
-  B.node(kLayerNormSpec, {x, B.weight(p + "final_layer_norm.weight", {D}), B.weight(p + "final_layer_norm.bias", {D})},
+  B.node(kLayerNormOp, {x, B.weight(p + "final_layer_norm.weight", {D}), B.weight(p + "final_layer_norm.bias", {D})},
          {out}, {}, {c.layer_norm_eps});
   return out;
 }
@@ -220,9 +228,9 @@ Img transformer(Builder& B, const UNetCtx& u, const Img& x, const std::string& p
     const std::string a1 = bp + "attn1.";
     const uint32_t wqkv = B.fused(a1 + "to_qkv.weight", {a1 + "to_q.weight", a1 + "to_k.weight", a1 + "to_v.weight"}, C, C);
     const uint32_t qkv = B.act("qkv", {N, 3 * C});
-    B.node(kMatmulSpec, {n1, wqkv, kNoTensor, kNoTensor}, {qkv}, {0});
+    B.node(kMatmulOp, {n1, wqkv, kNoTensor, kNoTensor}, {qkv}, {0});
     const uint32_t at1 = B.act("attn1", {N, C});
-    B.node(kSdpaSpec, {qkv, qkv}, {at1}, {x.b, heads, hd, 0, C, 2 * C, 0}, {scale});
+    B.node(kSdpaOp, {qkv, qkv}, {at1}, {x.b, heads, hd, 0, C, 2 * C, 0}, {scale});
     B.linear(at1, N, a1 + "to_out.0", C, C, true, h);
     // cross-attention on the text states
     const uint32_t n2 = B.layer_norm(h, N, C, bp + "norm2", 1e-5);
@@ -230,15 +238,15 @@ Img transformer(Builder& B, const UNetCtx& u, const Img& x, const std::string& p
     const uint32_t q = B.linear(n2, N, a2 + "to_q", C, C, false);
     const uint32_t wkv = B.fused(a2 + "to_kv.weight", {a2 + "to_k.weight", a2 + "to_v.weight"}, C, X);
     const uint32_t kv = B.act("kv", {x.b * u.L, 2 * C});
-    B.node(kMatmulSpec, {u.text, wkv, kNoTensor, kNoTensor}, {kv}, {0});
+    B.node(kMatmulOp, {u.text, wkv, kNoTensor, kNoTensor}, {kv}, {0});
     const uint32_t at2 = B.act("attn2", {N, C});
-    B.node(kSdpaSpec, {q, kv}, {at2}, {x.b, heads, hd, 0, 0, C, 0}, {scale});
+    B.node(kSdpaOp, {q, kv}, {at2}, {x.b, heads, hd, 0, 0, C, 0}, {scale});
     B.linear(at2, N, a2 + "to_out.0", C, C, true, h);
     // GEGLU feed-forward
     const uint32_t n3 = B.layer_norm(h, N, C, bp + "norm3", 1e-5);
     const uint32_t gg = B.linear(n3, N, bp + "ff.net.0.proj", 2 * F, C, true);
     const uint32_t m = B.act("geglu", {N, F});
-    B.node(kGegluSpec, {gg}, {m});
+    B.node(kGegluOp, {gg}, {m});
     B.linear(m, N, bp + "ff.net.2", C, F, true, h);
   }
   const uint32_t o = B.linear(h, N, p + "proj_out", C, C, true, kNoTensor, !c.use_linear_projection);
@@ -251,11 +259,11 @@ uint32_t time_embedding(Builder& B, const UNetConfig& c, const std::string& p, u
                         int64_t* temb_dim) {
   const int64_t C0 = c.block_out_channels[0], TD = 4 * C0;
   const uint32_t e = B.act("t_emb", {G, C0});
-  B.node(kTimestepEmbeddingSpec, {t, step}, {e}, {c.flip_sin_to_cos ? 1 : 0}, {c.freq_shift, 10000.0});
+  B.node(kTimestepEmbeddingOp, {t, step}, {e}, {c.flip_sin_to_cos ? 1 : 0}, {c.freq_shift, 10000.0});
   const uint32_t h = B.linear(e, G, p + "time_embedding.linear_1", TD, C0, true);
-  B.node(kActivationSpec, {h}, {h}, {int64_t(Activation::kSilu)});
+  B.node(kActivationOp, {h}, {h}, {int64_t(Activation::kSilu)});
   const uint32_t emb = B.linear(h, G, p + "time_embedding.linear_2", TD, TD, true);
-  B.node(kActivationSpec, {emb}, {emb}, {int64_t(Activation::kSilu)});
+  B.node(kActivationOp, {emb}, {emb}, {int64_t(Activation::kSilu)});
   *temb_dim = TD;
   return emb;
 }
@@ -318,7 +326,7 @@ Img control_embedding(Builder& B, const UNetConfig& c, const Img& image) {
   const std::string p = "controlnet/controlnet_cond_embedding.";
   const auto& ch = c.cond_embedding_channels;
   auto silu = [&](const Img& x) {
-    B.node(kActivationSpec, {x.id}, {x.id}, {int64_t(Activation::kSilu)});
+    B.node(kActivationOp, {x.id}, {x.id}, {int64_t(Activation::kSilu)});
     return x;
   };
   Img x = silu(B.conv(image, p + "conv_in", ch[0], 3, 1, 1));
@@ -351,7 +359,7 @@ Img unet(Builder& B, const UNetConfig& c, const Img& sample, uint32_t t, uint32_
       const Img s = skips.back();
       skips.pop_back();
       const uint32_t cat = B.act("cat", {x.rows(), x.c + s.c});
-      B.node(kConcatSpec, {B.rows(x), B.rows(s)}, {cat});
+      B.node(kConcatOp, {B.rows(x), B.rows(s)}, {cat});
       x = resnet(B, B.as_img(cat, x.b, x.h, x.w, x.c + s.c), bp + "resnets." + std::to_string(j) + ".", ch, u.temb_act,
                  u.temb_dim, c.norm_num_groups, c.norm_eps, 1.0);
       if (c.up_cross[i]) x = transformer(B, u, x, bp + "attentions." + std::to_string(j) + ".", c.heads[r], c.transformer_layers[r]);
@@ -370,7 +378,7 @@ Img vae_decoder(Builder& B, const VaeConfig& v, const Img& latents) {
   const int64_t G = v.norm_num_groups;
   const double eps = 1e-6;
   Img z = B.img("unscaled", latents.b, latents.h, latents.w, latents.c);
-  B.node(kAddSpec, {kNoTensor, latents.id}, {z.id}, {}, {1.0 / v.scaling_factor});
+  B.node(kAddOp, {kNoTensor, latents.id}, {z.id}, {}, {1.0 / v.scaling_factor});
   if (v.use_post_quant_conv) z = B.conv(z, "vae/post_quant_conv", v.latent_channels, 1, 1, 0);
   const int64_t top = v.block_out_channels.back();
   Img x = B.conv(z, p + "conv_in", top, 3, 1, 1);
@@ -382,9 +390,9 @@ Img vae_decoder(Builder& B, const VaeConfig& v, const Img& latents) {
     const uint32_t w = B.fused(a + "to_qkv.weight", {a + "to_q.weight", a + "to_k.weight", a + "to_v.weight"}, C, C);
     const uint32_t bias = B.fused(a + "to_qkv.bias", {a + "to_q.bias", a + "to_k.bias", a + "to_v.bias"}, C, 0);
     const uint32_t qkv = B.act("qkv", {N, 3 * C});
-    B.node(kMatmulSpec, {B.rows(n), w, bias, kNoTensor}, {qkv}, {0});
+    B.node(kMatmulOp, {B.rows(n), w, bias, kNoTensor}, {qkv}, {0});
     const uint32_t att = B.act("attn", {N, C});
-    B.node(kSdpaSpec, {qkv, qkv}, {att}, {x.b, 1, C, 0, C, 2 * C, 0}, {1.0 / std::sqrt(double(C))});
+    B.node(kSdpaOp, {qkv, qkv}, {att}, {x.b, 1, C, 0, C, 2 * C, 0}, {1.0 / std::sqrt(double(C))});
     const uint32_t o = B.linear(att, N, a + "to_out.0", C, C, true);
     x = B.as_img(B.add(o, B.rows(x), {N, C}), x.b, x.h, x.w, C);
   }
@@ -463,7 +471,7 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
     P.name = "prepare";
     B.begin(&P);
     const uint32_t noise = g.state("noise", {1, h, w, lc}, DType::F32);
-    B.node(kAddSpec, {kNoTensor, noise}, {x_img}, {}, {s.init_noise_sigma});
+    B.node(kAddOp, {kNoTensor, noise}, {x_img}, {}, {s.init_noise_sigma});
     P.inputs = {{"noise", noise}};
     if (cn) {
       const uint32_t ctl = g.state("control", {1, o.height, o.width, m.controlnet->conditioning_channels}, DType::F32);
@@ -471,7 +479,7 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
       if (e.h != h || e.w != w)
         throw CompileError("the ControlNet's conditioning embedding gives " + std::to_string(e.h) + "×" + std::to_string(e.w) +
                            " latents, not " + std::to_string(h) + "×" + std::to_string(w));
-      B.node(kAddSpec, {kNoTensor, B.rows(e)}, {cond}, {}, {1.0});
+      B.node(kAddOp, {kNoTensor, B.rows(e)}, {cond}, {}, {1.0});
       P.inputs.push_back({"control", ctl});
     }
     P.outputs = {{"latents", x_img}};
@@ -503,7 +511,7 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
     B.begin(&P);
     const uint32_t step = g.state("step", {1});
     const uint32_t x_in = B.act("model_in", {G * n});
-    B.node(kSamplerInputSpec, {x, coefs, step}, {x_in});
+    B.node(kSamplerInputOp, {x, coefs, step}, {x_in});
     const Img out = model_call(B.as_img(x_in, G, h, w, lc), t_table, step);
     const uint32_t out_flat = g.view(out.id, "denoise.model_out", {G * n});
     P.inputs = {{"step", step}};
@@ -511,10 +519,10 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
     if (s.stochastic) {
       const uint32_t seed = g.state("seed", {2});
       noise = B.act("noise", {n});
-      B.node(kNormalNoiseSpec, {seed, step}, {noise}, {1});
+      B.node(kNormalNoiseOp, {seed, step}, {noise}, {1});
       P.inputs.push_back({"seed", seed});
     }
-    B.node(kSamplerStepSpec, {out_flat, coefs, step, noise}, {x, hist}, {}, {G == 2 ? o.guidance : 1.0});
+    B.node(kSamplerStepOp, {out_flat, coefs, step, noise}, {x, hist}, {}, {G == 2 ? o.guidance : 1.0});
     P.outputs = {{"latents", x_img}};
     P.repeat = uint32_t(steps);  // replayed whole, the loop is one program (one CUDA graph)
     P.counter = step;

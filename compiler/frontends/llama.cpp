@@ -5,6 +5,12 @@
 
 #include "compiler/error.h"
 #include "compiler/frontends/common.h"
+#include "kernels/attention.h"
+#include "kernels/kv_write.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
 
 namespace kiln {
 
@@ -125,16 +131,16 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t h2 = g.activation(p + "mlp_in", {N, D});
       const uint32_t gu = g.activation(p + "gate_up", {N, 2 * F});
       const uint32_t m = g.activation(p + "mlp_act", {N, F});
-      add_node(P, kRmsNormSpec, {x, L.attn_norm}, {h}, {}, {eps});
-      add_node(P, kMatmulSpec, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
-      add_node(P, kRopeSpec, {inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd}, {1.0});
-      add_node(P, kKvWriteSpec, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
-      add_node(P, kAttentionSpec, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd}, {scale});
-      add_node(P, kMatmulSpec, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
-      add_node(P, kRmsNormSpec, {x, L.mlp_norm}, {h2}, {}, {eps});
-      add_node(P, kMatmulSpec, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-      add_node(P, kSwigluSpec, {gu}, {m});
-      add_node(P, kMatmulSpec, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
+      add_node(P, kRmsNormOp, {x, L.attn_norm}, {h}, {}, {eps});
+      add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
+      add_node(P, kRopeOp, {inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd}, {1.0});
+      add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
+      add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd}, {scale});
+      add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
+      add_node(P, kRmsNormOp, {x, L.mlp_norm}, {h2}, {}, {eps});
+      add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
+      add_node(P, kSwigluOp, {gu}, {m});
+      add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
     }
     finish_lm_program(g, std::move(st.program), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid});
   }

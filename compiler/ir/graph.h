@@ -1,6 +1,6 @@
 // The compiler's static-shape graph IR. A Graph holds every value (weights, KV caches, state
-// inputs, activations) and the programs, each an ordered list of nodes naming a kernel from
-// kernels/kernel_specs.h. Shapes are fixed at build time; memory planning assigns arena
+// inputs, activations) and the programs, each an ordered list of nodes naming an op
+// (kernels/op.h). Shapes are fixed at build time; memory planning assigns arena
 // offsets afterwards and codegen turns the graph into a plan file.
 #pragma once
 #include <cstdint>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "kernels/dtype.h"
-#include "kernels/kernel_specs.h"
+#include "kernels/op.h"
 #include "runtime/plan.h"  // Region, ModelInfo
 #include "runtime/tokenizer.h"
 
@@ -42,7 +42,7 @@ struct Value {
 };
 
 struct Node {
-  const KernelSpec* kernel = nullptr;
+  const OpDef* kernel = nullptr;
   std::vector<uint32_t> inputs;   // value ids; kNoTensor for an absent optional operand
   std::vector<uint32_t> outputs;
   std::vector<int64_t> int_attrs;
@@ -80,7 +80,7 @@ class Graph {
 };
 
 // Appends a node, checking operand and attribute counts against the kernel spec.
-void add_node(GraphProgram& p, const KernelSpec& k, std::vector<uint32_t> in, std::vector<uint32_t> out,
+void add_node(GraphProgram& p, const OpDef& k, std::vector<uint32_t> in, std::vector<uint32_t> out,
               std::vector<int64_t> iattrs = {}, std::vector<double> fattrs = {});
 
 }  // namespace kiln

@@ -3,6 +3,11 @@
 #include <algorithm>
 
 #include "kernels/fused.h"
+#include "kernels/kv_write.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
 
 namespace kiln {
 
@@ -29,14 +34,14 @@ struct Readers {
 
 // rope (rotating every q and k head) then kv_write of the same qkv buffer, as one node, or false.
 bool fuse_rope_kv_write(const Node& rope, const Node& kv, std::vector<Node>* out, const Graph& g) {
-  if (rope.kernel != &kRopeSpec || kv.kernel != &kKvWriteSpec) return false;
+  if (rope.kernel != &kRopeOp || kv.kernel != &kKvWriteOp) return false;
   const uint32_t qkv = rope.outputs[0];
   const int64_t h = kv.int_attrs[0], kvh = kv.int_attrs[1], hd = kv.int_attrs[2];
   if (kv.inputs[0] != qkv || rope.inputs[1] != kv.inputs[1] || rope.int_attrs[0] != h + kvh || rope.int_attrs[1] != hd ||
       g.values[qkv].shape.size() != 2 || g.values[qkv].shape[1] != (h + 2 * kvh) * hd || hd % 2 != 0)
     return false;
   Node n;
-  n.kernel = &kRopeKvWriteSpec;
+  n.kernel = &kRopeKvWriteOp;
   n.inputs = {rope.inputs[0], rope.inputs[1], qkv, kv.inputs[2]};
   n.outputs = {qkv, kv.outputs[0], kv.outputs[1]};
   n.int_attrs = {h, kvh, hd};
@@ -49,20 +54,20 @@ bool fuse_rope_kv_write(const Node& rope, const Node& kv, std::vector<Node>* out
 // nodes it replaces, 0 for none.
 size_t fuse_matmul(const std::vector<Node>& nodes, size_t i, const Readers& r, const Graph& g, std::vector<Node>* out) {
   auto at = [&](size_t k) -> const Node* { return k < nodes.size() ? &nodes[k] : nullptr; };
-  const Node* norm = at(i)->kernel == &kRmsNormSpec ? at(i) : nullptr;
+  const Node* norm = at(i)->kernel == &kRmsNormOp ? at(i) : nullptr;
   const Node* mm = norm ? at(i + 1) : at(i);
-  if (!mm || mm->kernel != &kMatmulSpec) return 0;
+  if (!mm || mm->kernel != &kMatmulOp) return 0;
   const int64_t rows = g.values[mm->inputs[0]].shape[0], m = g.values[mm->inputs[1]].shape[0];
   const DType wt = g.values[mm->inputs[1]].dtype;
   if (norm && !(mm->inputs[0] == norm->outputs[0] && r.single_use(g, norm->outputs[0]) && gemv_norm_fusable(rows, wt)))
     return 0;
   const Node* sw = at((norm ? i + 1 : i) + 1);
-  const bool swiglu = sw && sw->kernel == &kSwigluSpec && sw->inputs[0] == mm->outputs[0] &&
+  const bool swiglu = sw && sw->kernel == &kSwigluOp && sw->inputs[0] == mm->outputs[0] &&
                       r.single_use(g, mm->outputs[0]) &&
                       gemv_swiglu_fusable(rows, wt, mm->inputs[2] != kNoTensor, mm->int_attrs[0] != 0, m);
   if (!norm && !swiglu) return 0;
   Node n;
-  n.kernel = &kFusedMatmulSpec;
+  n.kernel = &kFusedMatmulOp;
   n.inputs = {norm ? norm->inputs[0] : mm->inputs[0], norm ? norm->inputs[1] : kNoTensor, mm->inputs[1], mm->inputs[2],
               mm->inputs[3]};
   n.outputs = {swiglu ? sw->outputs[0] : mm->outputs[0]};

@@ -27,7 +27,9 @@ bool overlap(const TensorInfo& a, const TensorInfo& b) {
 }  // namespace
 
 TEST_CASE("fuse: CUDA-target LLaMA plans list fused launches, CPU plans none, and both give the same bits") {
-  for (const auto& [vocab, dtype] : std::vector<std::pair<int64_t, std::string>>{{256, "bf16"}, {4096, "bf16"}, {256, "f32"}}) {
+  for (const auto& shape : std::vector<std::pair<int64_t, std::string>>{{256, "bf16"}, {4096, "bf16"}, {256, "f32"}}) {
+    const int64_t vocab = shape.first;
+    const std::string dtype = shape.second;
     CAPTURE(vocab);
     CAPTURE(dtype);
     test::TempDir d;

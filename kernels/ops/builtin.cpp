@@ -1,0 +1,39 @@
+// The built-in ops: every op file of kernels/ops, one line each.
+#include "kernels/attention.h"
+#include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
+#include "kernels/embedding.h"
+#include "kernels/fused.h"
+#include "kernels/group_norm.h"
+#include "kernels/head_matmul.h"
+#include "kernels/kv_write.h"
+#include "kernels/layernorm.h"
+#include "kernels/matmul.h"
+#include "kernels/mla.h"
+#include "kernels/moe.h"
+#include "kernels/op.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/sample.h"
+#include "kernels/sampler.h"
+#include "kernels/sdpa.h"
+#include "kernels/swiglu.h"
+#include "kernels/timestep_embedding.h"
+
+namespace kiln {
+
+const OpRegistry& builtin_ops() {
+  static const OpRegistry ops({
+      // LLMs
+      &kEmbeddingOp, &kRmsNormOp, &kMatmulOp, &kRopeOp, &kKvWriteOp, &kAttentionOp, &kSwigluOp, &kSampleOp,
+      &kHeadMatmulOp, &kMlaKvWriteOp, &kMlaAttentionOp, &kMoeRouteOp, &kMoeExpertsOp,
+      // fused (compiler/passes/fuse.h)
+      &kFusedMatmulOp, &kRopeKvWriteOp,
+      // diffusion
+      &kLayerNormOp, &kGroupNormOp, &kConv2dOp, &kActivationOp, &kGegluOp, &kAddOp, &kConcatOp, &kSdpaOp,
+      &kTimestepEmbeddingOp, &kSamplerInputOp, &kSamplerStepOp, &kNormalNoiseOp,
+  });
+  return ops;
+}
+
+}  // namespace kiln

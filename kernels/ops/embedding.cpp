@@ -1,0 +1,29 @@
+// embedding (kernels/embedding.h): rows of a table by token id.
+#include "kernels/embedding.h"
+#include "kernels/ops/op_cuda.h"
+
+namespace kiln {
+
+namespace {
+
+Status validate(const OpCheck& c, uint64_t*) {
+  const TensorInfo* tok = c.in(0);
+  const TensorInfo* table = c.in(1);
+  KILN_RETURN_IF_ERROR(c.expect_rank(table, "table", 2));
+  if (!tok || tok->dtype != DType::I32) return invalid_argument("tokens must be i32");
+  KILN_RETURN_IF_ERROR(c.expect_state(tok, "tokens"));
+  KILN_RETURN_IF_ERROR(c.expect(table, "table", kFloatTypes, table->shape));
+  return c.expect(&c.out(0), "y", {DType::F32}, {tok->numel(), table->shape[1]});
+}
+
+EmbeddingArgs args(const OpLaunch& l) {
+  return {l.in_i32(0), l.in_ptr(1), l.in(1)->dtype, l.out_f32(0), l.in(0)->numel(), l.in(1)->shape[0], l.in(1)->shape[1]};
+}
+
+}  // namespace
+
+const OpDef kEmbeddingOp{"embedding", 1, 2, 1, 0, 0, {{0, "tokens"}}, 1, false, validate,
+                         bind_cpu_kernel<args, embedding_cpu>, KILN_CUDA_BIND(bind_cuda_kernel<args, embedding_cuda>),
+                         nullptr};
+
+}  // namespace kiln

@@ -1,0 +1,39 @@
+#include "kernels/ops/llm_checks.h"
+
+namespace kiln {
+
+Status check_qkv_and_caches(const OpCheck& c, const TensorInfo* qkv, const TensorInfo* kc, const TensorInfo* vc,
+                            const TensorInfo* start, const TensorInfo* valid) {
+  const int64_t h = c.iattr(0), kvh = c.iattr(1), hd = c.iattr(2);
+  if (!all_positive({h, kvh, hd}) || h % kvh != 0) return invalid_argument("head counts are invalid");
+  KILN_RETURN_IF_ERROR(c.expect_rank(kc, "k_cache", 4));
+  const int64_t b = kc->shape[0], s = kc->shape[1];
+  if (s != c.model().max_seq) return invalid_argument("cache length differs from the plan's max_seq");
+  KILN_RETURN_IF_ERROR(c.expect_rank(qkv, "qkv", 2));
+  const int64_t rows = qkv->shape[0];
+  if (rows % b != 0) return invalid_argument("qkv rows are not a multiple of the batch");
+  KILN_RETURN_IF_ERROR(c.expect(qkv, "qkv", {DType::F32}, {rows, (h + 2 * kvh) * hd}));
+  KILN_RETURN_IF_ERROR(c.expect(kc, "k_cache", kFloatTypes, {b, s, kvh, hd}));
+  KILN_RETURN_IF_ERROR(c.expect(vc, "v_cache", {kc->dtype}, {b, s, kvh, hd}));
+  KILN_RETURN_IF_ERROR(c.expect(start, "start_pos", {DType::I32}, {b}));
+  KILN_RETURN_IF_ERROR(c.expect(valid, "n_valid", {DType::I32}, {b}));
+  KILN_RETURN_IF_ERROR(c.expect_state(start, "start_pos"));
+  return c.expect_state(valid, "n_valid");
+}
+
+Status check_latent_cache(const OpCheck& c, const TensorInfo* cache, const TensorInfo* start, const TensorInfo* valid,
+                          int64_t rows, int64_t width, int64_t* batch) {
+  KILN_RETURN_IF_ERROR(c.expect_rank(cache, "cache", 3));
+  const int64_t b = cache->shape[0], max_seq = c.model().max_seq;
+  if (cache->shape[1] != max_seq) return invalid_argument("cache length differs from the plan's max_seq");
+  if (rows % b != 0) return invalid_argument("rows are not a multiple of the batch");
+  KILN_RETURN_IF_ERROR(c.expect(cache, "cache", kFloatTypes, {b, max_seq, width}));
+  KILN_RETURN_IF_ERROR(c.expect(start, "start_pos", {DType::I32}, {b}));
+  KILN_RETURN_IF_ERROR(c.expect(valid, "n_valid", {DType::I32}, {b}));
+  KILN_RETURN_IF_ERROR(c.expect_state(start, "start_pos"));
+  KILN_RETURN_IF_ERROR(c.expect_state(valid, "n_valid"));
+  *batch = b;
+  return Status::ok();
+}
+
+}  // namespace kiln

@@ -1,0 +1,70 @@
+// matmul (kernels/matmul.h): a linear layer. On CUDA, prefill-sized GEMMs with 16-bit weights go
+// to cuBLASLt when it is loaded (runtime/cublaslt.h), the rest to kiln's GEMV and tiled kernels.
+#include "kernels/matmul.h"
+
+#include "kernels/fused.h"
+#include "kernels/ops/op_cuda.h"
+#ifdef KILN_WITH_CUDA
+#include "runtime/cublaslt.h"
+#endif
+
+namespace kiln {
+
+namespace {
+
+Status validate(const OpCheck& c, uint64_t* scratch) {
+  KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 2));
+  KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "w", 2));
+  const int64_t rows = c.in(0)->shape[0], k = c.in(0)->shape[1], m = c.in(1)->shape[0];
+  KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, {rows, k}));
+  KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloatTypes, {m, k}));
+  if (c.has_in(2)) KILN_RETURN_IF_ERROR(c.expect(c.in(2), "bias", kFloatTypes, {m}));
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, m}));
+  if (c.iattr(0) != 0 && c.iattr(0) != 1) return invalid_argument("accumulate must be 0 or 1");
+  KILN_RETURN_IF_ERROR(c.expect_n_valid(3, rows));
+  if (c.in(1)->dtype != DType::F32) *scratch = matmul_scratch_floats(k);
+  return Status::ok();
+}
+
+MatmulArgs matmul_args(const OpLaunch& l) {
+  return {l.in_f32(0), l.in_ptr(1), l.in(1)->dtype, l.in_ptr(2), l.has_in(2) ? l.in(2)->dtype : DType::F32,
+          l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1], l.in(1)->shape[0], l.iattr(0) != 0, l.in_i32(3),
+          l.batch_of(3)};
+}
+
+#ifdef KILN_WITH_CUDA
+uint64_t align256(uint64_t v) { return (v + 255) / 256 * 256; }
+
+// cuBLASLt's packed x, then its workspace, at the start of the launch scratch.
+uint64_t cuda_scratch_bytes(const OpLaunch& l) {
+  const MatmulArgs a = matmul_args(l);
+  return library_gemm_eligible(a) ? align256(library_gemm_x_bytes(a)) + kCublasLtWorkspaceBytes : 0;
+}
+
+Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
+  const MatmulArgs a = matmul_args(l);
+  CublasLt* lt = env.cublaslt && library_gemm_eligible(a) ? env.cublaslt() : nullptr;
+  if (lt) {
+    void* workspace = static_cast<uint8_t*>(env.scratch) + align256(library_gemm_x_bytes(a));
+    auto gemm = lt->bind(a, env.scratch, workspace, kCublasLtWorkspaceBytes);
+    if (gemm.is_ok()) {
+      if (env.library_gemms) ++*env.library_gemms;
+      return CudaLaunch([g = gemm.take()](void* s) { return g(static_cast<cudaStream_t>(s)); });
+    }
+    if (gemm.status().code() != StatusCode::kUnsupported) return gemm.status();
+    if (env.library_refused) ++*env.library_refused;  // no algorithm for this shape: kiln's kernel
+  }
+  if (env.pdl && a.rows <= kGemvMaxRows && env.pdl_gemvs) ++*env.pdl_gemvs;
+  return CudaLaunch([a, pdl = env.pdl](void* s) -> Status {
+    matmul_cuda(a, static_cast<cudaStream_t>(s), pdl);
+    return Status::ok();
+  });
+}
+#endif
+
+}  // namespace
+
+const OpDef kMatmulOp{"matmul", 1, 4, 1, 1, 0, {{3, "n_valid"}}, 1, false, validate,
+                      bind_cpu_kernel<matmul_args, matmul_cpu>, KILN_CUDA_BIND(bind_cuda), KILN_CUDA_BIND(cuda_scratch_bytes)};
+
+}  // namespace kiln

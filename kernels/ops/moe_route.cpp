@@ -1,0 +1,52 @@
+// moe_route (kernels/moe.h): each token's top-k experts and their weights (DeepSeek's gating).
+#include "kernels/moe.h"
+#include "kernels/ops/op_cuda.h"
+
+namespace kiln {
+
+namespace {
+
+Status validate(const OpCheck& c, uint64_t* scratch) {
+  KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "h", 2));
+  KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "gate", 2));
+  KILN_RETURN_IF_ERROR(c.expect_rank(&c.out(0), "ids", 2));
+  const int64_t rows = c.in(0)->shape[0], dim = c.in(0)->shape[1], e = c.in(1)->shape[0], k = c.out(0).shape[1];
+  KILN_RETURN_IF_ERROR(c.expect(c.in(0), "h", {DType::F32}, {rows, dim}));
+  KILN_RETURN_IF_ERROR(c.expect(c.in(1), "gate", kFloatTypes, {e, dim}));
+  if (c.has_in(2)) KILN_RETURN_IF_ERROR(c.expect(c.in(2), "bias", kFloatTypes, {e}));
+  KILN_RETURN_IF_ERROR(c.expect_n_valid(3, rows));
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "ids", {DType::I32}, {rows, k}));
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "weights", {DType::F32}, {rows, k}));
+  const int64_t method = c.iattr(0), scoring = c.iattr(1), groups = c.iattr(2), topk_group = c.iattr(3);
+  if (method < 0 || method > 2 || scoring < 0 || scoring > 1 || (c.iattr(4) != 0 && c.iattr(4) != 1))
+    return invalid_argument("routing attributes are invalid");
+  if (k > e) return invalid_argument("top_k exceeds the number of experts");
+  if (method != 0 && (groups <= 0 || groups > 64 || e % groups != 0 || topk_group <= 0 || topk_group > groups ||
+                      k > topk_group * (e / groups) || (method == 2 && e / groups < 2)))
+    return invalid_argument("expert groups are invalid");
+  if (method == 2 && !c.has_in(2)) return invalid_argument("noaux_tc routing needs the correction bias");
+  *scratch = uint64_t(2 * e);
+  return Status::ok();
+}
+
+MoeRouteArgs args(const OpLaunch& l) {
+  return {l.in_f32(0), l.in_ptr(1), l.in(1)->dtype, l.in_ptr(2), l.has_in(2) ? l.in(2)->dtype : DType::F32,
+          static_cast<int32_t*>(l.out_ptr(0)), l.out_f32(1), l.in(0)->shape[0], l.in(0)->shape[1], l.in(1)->shape[0],
+          l.out(0).shape[1], MoeTopk(l.iattr(0)), MoeScoring(l.iattr(1)), l.iattr(2), l.iattr(3), l.iattr(4) != 0,
+          l.fattr32(0), l.in_i32(3), l.batch_of(3)};
+}
+
+#ifdef KILN_WITH_CUDA
+Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
+  if (args(l).experts > kCudaMaxExperts)
+    return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
+  return bind_cuda_kernel<args, moe_route_cuda>(l, env);
+}
+#endif
+
+}  // namespace
+
+const OpDef kMoeRouteOp{"moe_route", 1, 4, 2, 5, 1, {{3, "n_valid"}}, 1, false, validate,
+                        bind_cpu_kernel<args, moe_route_cpu>, KILN_CUDA_BIND(bind_cuda), nullptr};
+
+}  // namespace kiln

@@ -1,0 +1,39 @@
+// rope (kernels/rope.h): rotary position embedding, in place on a fused QKV buffer.
+#include "kernels/ops/op_cuda.h"
+#include "kernels/rope.h"
+
+namespace kiln {
+
+namespace {
+
+Status validate(const OpCheck& c, uint64_t*) {
+  const TensorInfo* inv = c.in(0);
+  const TensorInfo* start = c.in(1);
+  const TensorInfo* qkv = c.in(2);
+  const int64_t n_rot = c.iattr(0), hd = c.iattr(1);
+  if (!all_positive({n_rot, hd}) || hd % 2 != 0) return invalid_argument("head attributes are invalid");
+  KILN_RETURN_IF_ERROR(c.expect_rank(qkv, "qkv", 2));
+  KILN_RETURN_IF_ERROR(c.expect_rank(start, "start_pos", 1));
+  KILN_RETURN_IF_ERROR(c.expect(start, "start_pos", {DType::I32}, start->shape));
+  KILN_RETURN_IF_ERROR(c.expect_state(start, "start_pos"));
+  const int64_t b = start->shape[0];
+  if (qkv->shape[0] % b != 0) return invalid_argument("qkv rows are not a multiple of the batch");
+  if (n_rot * hd > qkv->shape[1]) return invalid_argument("rotated heads exceed the qkv width");
+  KILN_RETURN_IF_ERROR(c.expect(qkv, "qkv", {DType::F32}, qkv->shape));
+  KILN_RETURN_IF_ERROR(c.expect(inv, "inv_freq", {DType::F32}, {hd / 2}));
+  if (c.launch().outputs[0] != c.launch().inputs[2]) return invalid_argument("rope must write its qkv input in place");
+  return Status::ok();
+}
+
+RopeArgs args(const OpLaunch& l) {
+  const int64_t b = l.in(1)->shape[0];
+  return {l.out_f32(0), l.in_f32(0), l.in_i32(1), b, l.in(2)->shape[0] / b, l.in(2)->shape[1], l.iattr(0), l.iattr(1),
+          l.fattr32(0)};
+}
+
+}  // namespace
+
+const OpDef kRopeOp{"rope", 1, 3, 1, 2, 1, {{1, "start_pos"}}, 1, true, validate, bind_cpu_kernel<args, rope_cpu>,
+                    KILN_CUDA_BIND(bind_cuda_kernel<args, rope_cuda>), nullptr};
+
+}  // namespace kiln

@@ -1,0 +1,133 @@
+// The op registry (kernels/op.h): a new op is one OpDef plus its kernel. Shown with an op this
+// test defines, which neither the plan verifier, nor the CPU backend, nor the built-in registry
+// knows: a plan using it is refused by the built-in ops, verified (its own checks included) and
+// run by a registry that has it.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "codegen/plan_writer.h"
+#include "compiler/passes/memory_plan.h"
+#include "kernels/op.h"
+#include "runtime/executor.h"
+#include "test_util.h"
+
+using namespace kiln;
+
+namespace {
+
+// test_scale: y = s · x, elementwise.
+// x: (n,) f32 → y: (n,) f32 (may be x itself). Plan operands: inputs {x}; outputs {y}; float attrs {s}.
+struct ScaleArgs {
+  const float* x;
+  float* y;
+  int64_t n;
+  float s;
+};
+
+void scale_cpu(const ScaleArgs& a, ThreadPool& pool) {
+  pool.parallel_for(a.n, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) a.y[i] = a.s * a.x[i];
+  });
+}
+
+Status scale_validate(const OpCheck& c, uint64_t*) {
+  KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 1));
+  KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, c.in(0)->shape));
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, c.in(0)->shape));
+  if (!std::isfinite(c.fattr32(0))) return invalid_argument("scale is not finite");
+  return Status::ok();
+}
+
+ScaleArgs scale_args(const OpLaunch& l) { return {l.in_f32(0), l.out_f32(0), l.in(0)->shape[0], l.fattr32(0)}; }
+
+const OpDef kTestScaleOp{"test_scale", 1, 1, 1, 0, 1, {}, 0, true, scale_validate,
+                         bind_cpu_kernel<scale_args, scale_cpu>, nullptr, nullptr};
+
+// A plan of one program, "scale": state input x (n,) → output y, through the op.
+void write_scale_plan(const std::string& path, int64_t n, double s) {
+  Graph g;
+  const uint32_t x = g.state("x", {n}, DType::F32);
+  const uint32_t y = g.activation("y", {n});
+  GraphProgram p;
+  p.name = "scale";
+  add_node(p, kTestScaleOp, {x}, {y}, {}, {s});
+  p.inputs = {{"x", x}};
+  p.outputs = {{"y", y}};
+  g.programs.push_back(std::move(p));
+  g.info.architecture = "test";
+  g.info.vocab_size = g.info.max_seq = g.info.batch = g.info.chunk = 1;
+  plan_memory(g);
+  write_plan(g, PlanTargets{true, {}}, [](const Value&, std::vector<uint8_t>&) {}, path);
+}
+
+}  // namespace
+
+TEST_CASE("ops: an op defined outside kiln is refused by the built-in registry and verified and run by one that has it") {
+  test::TempDir d;
+  const std::string path = d / "scale.kplan";
+  write_scale_plan(path, 5, 2.5);
+
+  auto builtin = Plan::load_file(path);
+  REQUIRE_FALSE(builtin.is_ok());
+  CHECK(builtin.status().message().find("kernel 'test_scale' version 1, which this runtime does not provide") !=
+        std::string::npos);
+
+  const OpRegistry ops = builtin_ops().with(kTestScaleOp);
+  CHECK(ops.find("test_scale", 1) == &kTestScaleOp);
+  CHECK(ops.find("test_scale", 2) == nullptr);
+  CHECK(ops.find("matmul", 1) != nullptr);  // the built-in ones are all still there
+  CHECK(ops.ops().size() == builtin_ops().ops().size() + 1);
+  auto plan = Plan::load_file(path, nullptr, ops);
+  REQUIRE(plan.is_ok());
+  const Plan& p = *plan.value();
+  REQUIRE(p.kernels().size() == 1);
+  CHECK(p.kernels()[0] == &kTestScaleOp);
+
+  auto exec = make_cpu_executor(plan.value(), 2);
+  REQUIRE(exec.is_ok());
+  const ProgramInfo& prog = p.programs()[0];
+  const float x[5] = {1.0f, -2.0f, 0.5f, 3.0f, -0.25f};
+  std::memcpy(exec.value()->host_state() + p.tensors()[prog.input("x")].offset, x, sizeof(x));
+  REQUIRE(exec.value()->run(0).is_ok());
+  const float* y = static_cast<const float*>(exec.value()->host_output(prog.output("y")));
+  for (int i = 0; i < 5; ++i) CHECK(y[i] == 2.5f * x[i]);
+
+  // The op's own checks run when the plan is verified: a scale finite as a double but not as the
+  // float the kernel reads is refused.
+  write_scale_plan(d / "huge.kplan", 5, 1e300);
+  auto huge = Plan::load_file(d / "huge.kplan", nullptr, ops);
+  REQUIRE_FALSE(huge.is_ok());
+  CHECK(huge.status().message().find("(test_scale): scale is not finite") != std::string::npos);
+}
+
+TEST_CASE("ops: the built-in registry has one op per name and version, each with its counts and entry points") {
+  const auto& ops = builtin_ops().ops();
+  CHECK(ops.size() >= 27);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const OpDef& op = *ops[i];
+    CAPTURE(std::string(op.name));
+    CHECK(builtin_ops().find(op.name, op.version) == &op);
+    for (size_t j = i + 1; j < ops.size(); ++j) CHECK(std::string(ops[j]->name) != op.name);
+    CHECK(op.n_inputs >= 1);
+    CHECK(op.n_outputs >= 1);
+    const bool validates = op.validate != nullptr, runs_on_cpu = op.bind_cpu != nullptr;
+    const bool runs_on_cuda = op.bind_cuda != nullptr;
+    CHECK(validates);
+    CHECK(runs_on_cpu);
+#ifdef KILN_WITH_CUDA
+    CHECK(runs_on_cuda);
+#else
+    CHECK_FALSE(runs_on_cuda);
+#endif
+    CHECK(op.n_state >= 0);
+    CHECK(op.n_state <= 3);
+    for (int k = 0; k < op.n_state; ++k) {
+      CHECK(op.state[k].operand >= 0);
+      CHECK(op.state[k].operand < op.n_inputs);
+      CHECK(op.state[k].input != nullptr);
+    }
+  }
+}
