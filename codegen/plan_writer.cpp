@@ -74,7 +74,15 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
   auto model = fb::CreateModelInfo(b, b.CreateString(m.architecture), m.vocab_size, m.max_seq, m.batch, m.chunk,
                                    fb::DType(m.source_dtype), fb::DType(m.plan_dtype), b.CreateString(m.config_json),
                                    m.kv_bytes_per_token, m.mha_kv_bytes_per_token, b.CreateString(m.notes));
-  auto memory = fb::CreateMemoryPlan(b, g.weight_bytes, g.arena_bytes, g.kv_bytes, g.state_bytes, 0);
+  auto memory = fb::CreateMemoryPlan(b, g.weight_bytes, g.arena_bytes, g.kv_bytes, g.state_bytes, 0, g.request_bytes);
+  flatbuffers::Offset<fb::DiffusionInfo> diffusion = 0;
+  if (g.kind == PlanKind::kTextToImage) {
+    const DiffusionInfo& d = g.diffusion;
+    diffusion = fb::CreateDiffusionInfo(b, d.height, d.width, d.steps, b.CreateString(d.sampler),
+                                        b.CreateString(d.timestep_spacing), b.CreateString(d.prediction_type), d.guidance,
+                                        d.init_noise_sigma, d.text_len, d.control_scale, d.vae_scaling_factor,
+                                        b.CreateVectorOfStrings(d.components));
+  }
   std::vector<flatbuffers::Offset<fb::Adapter>> adapters;
   for (const AdapterInfo& a : g.adapters) adapters.push_back(fb::CreateAdapter(b, b.CreateString(a.name), a.xxh3, a.weight));
   flatbuffers::Offset<fb::Tokenizer> tok = 0;
@@ -93,7 +101,8 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
   }
   auto root = fb::CreatePlan(b, kSchemaVersion, b.CreateString("kiln " KILN_VERSION_STRING), b.CreateVector(tvec), model,
                              b.CreateVector(tensors), b.CreateVector(segments), b.CreateVector(kvec),
-                             b.CreateVector(programs), memory, b.CreateVector(adapters), tok);
+                             b.CreateVector(programs), memory, b.CreateVector(adapters), tok, fb::PlanKind(g.kind),
+                             diffusion);
   fb::FinishPlanBuffer(b, root);
 }
 

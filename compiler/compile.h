@@ -30,9 +30,10 @@ struct CompileOptions {
 };
 
 struct CompileSummary {
+  bool text_to_image = false;
   DType plan_dtype = DType::F32;
-  int64_t max_seq = 0, batch = 0, chunk = 0;
-  uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0;
+  int64_t max_seq = 0, batch = 0, chunk = 0;  // an LLM's limits (0 for a text-to-image plan)
+  uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0;  // kv_bytes: the KV cache or the request state
   std::vector<LoraRecord> adapters;
   std::string notes;
   std::string tokenizer;  // "" or a one-line summary

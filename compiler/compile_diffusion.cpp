@@ -8,6 +8,7 @@
 #include "codegen/plan_writer.h"
 #include "compiler/compile.h"
 #include "compiler/error.h"
+#include "compiler/json_util.h"
 #include "compiler/frontends/common.h"
 #include "compiler/frontends/diffusion.h"
 #include "compiler/passes/fuse.h"
@@ -110,20 +111,26 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
   check_checkpoint_tensors(expected, ck, diffusion_tensor_ignorable);
 
   const int64_t G = bo.guidance > 1.0 ? 2 : 1;
+  g.kind = PlanKind::kTextToImage;
   g.info.architecture = m.index.class_name.empty() ? "StableDiffusionPipeline" : m.index.class_name;
   g.info.vocab_size = m.clip.vocab_size;
-  g.info.max_seq = bo.text_len;
-  g.info.batch = G;
-  g.info.chunk = bo.text_len;
   g.info.source_dtype = probe->dtype;
   g.info.plan_dtype = bo.plan_dtype;
-  g.info.config_json = std::string("{\"height\": ") + std::to_string(bo.height) + ", \"width\": " + std::to_string(bo.width) +
-                       ", \"steps\": " + std::to_string(bo.steps) + ", \"sampler\": \"" + sampler_name(sampler) +
-                       "\", \"timestep_spacing\": \"" + sched.spacing + "\", \"guidance\": " + num(bo.guidance) +
-                       ", \"init_noise_sigma\": " + num(sched.init_noise_sigma) + ", \"prediction_type\": \"" +
-                       m.scheduler.prediction_type + "\", \"controlnet\": " + (m.controlnet ? "true" : "false") +
-                       ", \"control_scale\": " + num(bo.control_scale) + ", \"vae_scaling_factor\": " +
-                       num(m.vae.scaling_factor) + "}";
+  g.info.config_json = read_text_file(d + "/model_index.json");  // the pipeline's own config, verbatim
+  DiffusionInfo& di = g.diffusion;
+  di.height = bo.height;
+  di.width = bo.width;
+  di.steps = bo.steps;
+  di.sampler = sampler_name(sampler);
+  di.timestep_spacing = sched.spacing;
+  di.prediction_type = m.scheduler.prediction_type;
+  di.guidance = bo.guidance;
+  di.init_noise_sigma = sched.init_noise_sigma;
+  di.text_len = bo.text_len;
+  di.control_scale = m.controlnet ? bo.control_scale : 1.0;
+  di.vae_scaling_factor = m.vae.scaling_factor;
+  di.components = {"text_encoder", "unet", "vae"};
+  if (m.controlnet) di.components.push_back("controlnet");
   g.info.notes = std::string("sampler ") + sampler_name(sampler) + " (" + sampler_reference(sampler) + "), " +
                  std::to_string(bo.steps) + " steps, " + sched.spacing + " timesteps" +
                  (G == 2 ? ", guidance " + num(bo.guidance) : ", no classifier-free guidance") +
@@ -152,13 +159,11 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
 
   CompileSummary s;
   s.plan_dtype = bo.plan_dtype;
-  s.max_seq = bo.text_len;
-  s.batch = G;
-  s.chunk = bo.text_len;
+  s.text_to_image = true;
   s.notes = g.info.notes;
   s.weights_bytes = g.weight_bytes;
   s.arena_bytes = g.arena_bytes;
-  s.kv_bytes = g.kv_bytes;
+  s.kv_bytes = g.request_bytes;  // the persistent state: latents, text states, sampler history
   s.state_bytes = g.state_bytes;
   s.adapters = lora.records();
   for (const GraphProgram& p : g.programs) s.programs.emplace_back(p.name, p.nodes.size());

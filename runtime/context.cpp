@@ -40,6 +40,9 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Plan> pla
 }
 
 Status Context::init(const ContextOptions& opts) {
+  if (plan_->kind() != PlanKind::kLlm)
+    return unsupported(std::string("a ") + plan_kind_name(plan_->kind()) +
+                       " plan is not a language model (use a text-to-image session: kiln_diffusion_create, kiln txt2img)");
   // Binding first: it checks batch and vocab against real tensors of the plan, so the
   // host buffers below are never sized from the model metadata alone.
   KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_));

@@ -87,7 +87,7 @@ class CpuExecutor final : public Executor {
     for (const ProgramInfo& pr : p.programs()) scratch = std::max(scratch, pr.scratch_floats);
     try {
       pool_ = std::make_unique<ThreadPool>(n_threads, scratch);
-      const uint64_t total = mem.arena_bytes + mem.kv_bytes + mem.state_bytes + 3 * kAlign;
+      const uint64_t total = mem.arena_bytes + mem.kv_bytes + mem.request_bytes + mem.state_bytes + 4 * kAlign;
       memory_.reset(new uint8_t[size_t(total + kAlign)]());
     } catch (const std::bad_alloc&) {
       return Status(StatusCode::kOutOfMemory, "out of memory allocating the context (arena " +
@@ -99,7 +99,8 @@ class CpuExecutor final : public Executor {
     };
     uint8_t* arena = align(memory_.get());
     uint8_t* kv = align(arena + mem.arena_bytes);
-    state_ = align(kv + mem.kv_bytes);
+    uint8_t* request = align(kv + mem.kv_bytes);
+    state_ = align(request + mem.request_bytes);
     ptrs_.resize(p.tensors().size());
     for (size_t i = 0; i < p.tensors().size(); ++i) {
       const TensorInfo& t = p.tensors()[i];
@@ -108,6 +109,7 @@ class CpuExecutor final : public Executor {
         case Region::kArena: ptrs_[i] = arena + t.offset; break;
         case Region::kKvCache: ptrs_[i] = kv + t.offset; break;
         case Region::kState: ptrs_[i] = state_ + t.offset; break;
+        case Region::kRequest: ptrs_[i] = request + t.offset; break;
       }
     }
     for (const ProgramInfo& pr : p.programs()) {
@@ -125,7 +127,7 @@ class CpuExecutor final : public Executor {
  private:
   std::shared_ptr<const Plan> plan_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<uint8_t[]> memory_;  // arena | kv cache | state, zeroed
+  std::unique_ptr<uint8_t[]> memory_;  // arena | kv cache | request | state, zeroed
   uint8_t* state_ = nullptr;
   std::vector<void*> ptrs_;
   std::vector<std::vector<CpuLaunch>> programs_;

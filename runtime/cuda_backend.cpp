@@ -245,9 +245,10 @@ class CudaExecutor final : public Executor {
       KILN_RETURN_IF_ERROR(upload(file_weights, weights_size));
     }
 
-    // Arena | KV cache | state in one allocation, zeroed.
+    // Arena | KV cache | request | state | launch scratch | feedback control in one allocation, zeroed.
     const MemoryInfo& mem = p.memory();
-    const uint64_t arena_off = 0, kv_off = align_up(mem.arena_bytes), state_off = kv_off + align_up(mem.kv_bytes);
+    const uint64_t arena_off = 0, kv_off = align_up(mem.arena_bytes), request_off = kv_off + align_up(mem.kv_bytes);
+    const uint64_t state_off = request_off + align_up(mem.request_bytes);
     const uint64_t scratch_off = state_off + align_up(std::max<uint64_t>(mem.state_bytes, 1));
     const uint64_t ctrl_off = scratch_off + align_up(launch_scratch_bytes(p));
     const uint64_t total = ctrl_off + kAlign;
@@ -269,6 +270,7 @@ class CudaExecutor final : public Executor {
         case Region::kArena: ptrs[i] = base + arena_off + t.offset; break;
         case Region::kKvCache: ptrs[i] = base + kv_off + t.offset; break;
         case Region::kState: ptrs[i] = base + state_off + t.offset; break;
+        case Region::kRequest: ptrs[i] = base + request_off + t.offset; break;
       }
     }
     // Every launch is bound by its op (OpDef::bind_cuda), which may pick an implementation: prefill
@@ -575,7 +577,8 @@ uint64_t cuda_device_bytes(const Plan& p) {
   uint64_t weights = 0;
   for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
   const MemoryInfo& m = p.memory();
-  return align_up(weights) + align_up(m.arena_bytes) + align_up(m.kv_bytes) + align_up(std::max<uint64_t>(m.state_bytes, 1)) +
+  return align_up(weights) + align_up(m.arena_bytes) + align_up(m.kv_bytes) + align_up(m.request_bytes) +
+         align_up(std::max<uint64_t>(m.state_bytes, 1)) +
          align_up(launch_scratch_bytes(p)) + kAlign;  // the last: token feedback's control block
 }
 

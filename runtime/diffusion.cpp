@@ -6,7 +6,6 @@
 #include <new>
 
 #include "kernels/philox.h"
-#include "kernels/sampler.h"
 
 namespace kiln {
 
@@ -48,6 +47,9 @@ float* DiffusionSession::state_f32(int program, const char* input, std::vector<i
 }
 
 Status DiffusionSession::init() {
+  if (plan_->kind() != PlanKind::kTextToImage)
+    return unsupported(std::string("not a text-to-image plan (it is of kind '") + plan_kind_name(plan_->kind()) + "')");
+  const DiffusionInfo& info = plan_->diffusion();
   KILN_RETURN_IF_ERROR(bind("encode_text", &p_text_));
   KILN_RETURN_IF_ERROR(bind("prepare", &p_prepare_));
   KILN_RETURN_IF_ERROR(bind("unet", &p_unet_));
@@ -105,12 +107,12 @@ Status DiffusionSession::init() {
     if (T[seed].dtype != DType::I32 || T[seed].shape != std::vector<int64_t>{2}) return corrupt_plan("the seed input must be (2,) i32");
     seed_ = reinterpret_cast<int32_t*>(exec_->host_state() + T[seed].offset);
   }
-  // The step count is the sampler tables' length (the coefficients of the denoise program).
-  for (const LaunchInfo& l : P[size_t(p_denoise_)].launches)
-    if (plan_->kernels()[l.kernel] == &kSamplerStepOp) steps_ = T[l.inputs[1]].shape[0];
-  if (steps_ <= 0) return corrupt_plan("program 'denoise' has no sampler step");
+  steps_ = info.steps;
   if (P[size_t(p_denoise_)].counter != step || P[size_t(p_denoise_)].repeat != uint32_t(steps_))
-    return corrupt_plan("program 'denoise' must loop over its steps with 'step' as the counter");
+    return corrupt_plan("program 'denoise' must loop over its " + std::to_string(steps_) +
+                        " steps with 'step' as the counter");
+  if (H_ != info.height || W_ != info.width || L_ != info.text_len || G_ != (info.guided() ? 2 : 1))
+    return corrupt_plan("the diffusion table's size, text length or guidance contradicts the programs");
   return Status::ok();
 }
 

@@ -27,6 +27,15 @@ const char* region_name(Region r) {
     case Region::kArena: return "arena";
     case Region::kKvCache: return "kv_cache";
     case Region::kState: return "state";
+    case Region::kRequest: return "request";
+  }
+  return "?";
+}
+
+const char* plan_kind_name(PlanKind k) {
+  switch (k) {
+    case PlanKind::kLlm: return "llm";
+    case PlanKind::kTextToImage: return "text_to_image";
   }
   return "?";
 }
@@ -132,6 +141,35 @@ constexpr uint32_t kMaxRepeat = 100000;  // loop iterations of one program
 
 }  // namespace
 
+namespace {
+
+// A text-to-image plan's DiffusionInfo, every number in range and finite as the f32 the kernels use.
+Status read_diffusion(const fb::DiffusionInfo* d, DiffusionInfo* out) {
+  if (!d) return corrupt_plan("a text-to-image plan lacks its diffusion table");
+  out->height = d->height();
+  out->width = d->width();
+  out->steps = d->steps();
+  out->text_len = d->text_len();
+  for (int64_t side : {out->height, out->width})
+    if (side < 8 || side > (int64_t(1) << 16) || side % 8 != 0) return corrupt_plan("diffusion image size is out of range");
+  if (out->steps < 1 || out->steps > int64_t(kMaxRepeat)) return corrupt_plan("diffusion step count is out of range");
+  if (out->text_len < 1 || out->text_len > 4096) return corrupt_plan("diffusion text length is out of range");
+  out->sampler = str(d->sampler());
+  out->timestep_spacing = str(d->timestep_spacing());
+  out->prediction_type = str(d->prediction_type());
+  out->guidance = d->guidance();
+  out->init_noise_sigma = d->init_noise_sigma();
+  out->control_scale = d->control_scale();
+  out->vae_scaling_factor = d->vae_scaling_factor();
+  for (double v : {out->guidance, out->init_noise_sigma, out->control_scale, out->vae_scaling_factor})
+    if (!std::isfinite(float(v))) return corrupt_plan("a diffusion setting is not finite");
+  if (d->components())
+    for (const auto* c : *d->components()) out->components.push_back(str(c));
+  return Status::ok();
+}
+
+}  // namespace
+
 Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
   const uint8_t* data = file_->data();
   const uint64_t size = file_->size();
@@ -185,6 +223,9 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
     return unsupported("plan schema version " + std::to_string(schema_version_) +
                        " is newer than this runtime supports (" + std::to_string(kSchemaVersion) + ")");
   if (schema_version_ == 0) return corrupt_plan("plan schema version 0 is invalid");
+  if (schema_version_ < kSchemaVersion)
+    return unsupported("plan schema version " + std::to_string(schema_version_) + " is older than this runtime's (" +
+                       std::to_string(kSchemaVersion) + "): compile the checkpoint again with this kiln");
   generator_ = str(root->generator());
 
   // --- model, memory, targets
@@ -204,12 +245,23 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
   model_.kv_bytes_per_token = m->kv_bytes_per_token();
   model_.mha_kv_bytes_per_token = m->mha_kv_bytes_per_token();
   model_.notes = str(m->notes());
-  for (int64_t v : {model_.vocab_size, model_.max_seq, model_.batch, model_.chunk})
-    if (v <= 0 || v > (int64_t(1) << 31)) return corrupt_plan("model limits are out of range");
-  memory_ = {mem->weights_bytes(), mem->arena_bytes(), mem->kv_bytes(), mem->state_bytes(), mem->workspace_bytes()};
+  if (uint8_t(root->kind()) > uint8_t(fb::PlanKind::MAX)) return corrupt_plan("plan kind is invalid");
+  kind_ = PlanKind(root->kind());
+  if (model_.vocab_size <= 0 || model_.vocab_size > (int64_t(1) << 31)) return corrupt_plan("model limits are out of range");
+  if (kind_ == PlanKind::kLlm) {
+    for (int64_t v : {model_.max_seq, model_.batch, model_.chunk})
+      if (v <= 0 || v > (int64_t(1) << 31)) return corrupt_plan("model limits are out of range");
+    if (root->diffusion()) return corrupt_plan("an LLM plan has a diffusion table");
+  } else {
+    if (model_.max_seq != 0 || model_.batch != 0 || model_.chunk != 0)
+      return corrupt_plan("a text-to-image plan has LLM limits (max_seq, batch, chunk must be 0)");
+    KILN_RETURN_IF_ERROR(read_diffusion(root->diffusion(), &diffusion_));
+  }
+  memory_ = {mem->weights_bytes(), mem->arena_bytes(), mem->kv_bytes(), mem->state_bytes(), mem->workspace_bytes(),
+             mem->request_bytes()};
   constexpr uint64_t kMaxRegion = uint64_t(1) << 44;
   if (memory_.arena_bytes > kMaxRegion || memory_.kv_bytes > kMaxRegion || memory_.state_bytes > kMaxRegion ||
-      memory_.workspace_bytes > kMaxRegion)
+      memory_.workspace_bytes > kMaxRegion || memory_.request_bytes > kMaxRegion)
     return corrupt_plan("memory region sizes are out of range");
   if (root->targets()) {
     for (const fb::Target* t : *root->targets()) {
@@ -291,6 +343,9 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
         break;
       case Region::kState:
         if (end > memory_.state_bytes) return corrupt_plan(what + " extends past the state buffer");
+        break;
+      case Region::kRequest:
+        if (end > memory_.request_bytes) return corrupt_plan(what + " extends past the request region");
         break;
     }
     if (ti.offset % dtype_size(ti.dtype) != 0) return corrupt_plan(what + " is misaligned");

@@ -39,6 +39,21 @@ struct AdapterInfo {
 
 struct MemoryInfo {
   uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0, workspace_bytes = 0;
+  uint64_t request_bytes = 0;  // the Request region: a text-to-image plan's latents, text states, …
+};
+
+// What a plan is for (schema/plan.fbs PlanKind): an LLM (Context) or a text-to-image pipeline
+// (DiffusionSession).
+enum class PlanKind : uint8_t { kLlm = 0, kTextToImage = 1 };
+const char* plan_kind_name(PlanKind k);
+
+// A text-to-image plan's settings (schema/plan.fbs DiffusionInfo).
+struct DiffusionInfo {
+  int64_t height = 0, width = 0, steps = 0, text_len = 0;
+  std::string sampler, timestep_spacing, prediction_type;
+  double guidance = 0.0, init_noise_sigma = 0.0, control_scale = 1.0, vae_scaling_factor = 0.0;
+  std::vector<std::string> components;
+  bool guided() const { return guidance > 1.0; }
 };
 
 struct TargetInfo {
@@ -65,7 +80,10 @@ class Plan {
   uint64_t file_size() const { return file_->size(); }
   uint64_t fb_size() const { return fb_size_; }
   uint64_t fb_xxh3() const { return fb_xxh3_; }
+  PlanKind kind() const { return kind_; }
   const ModelInfo& model() const { return model_; }
+  // TextToImage plans' settings (empty for an LLM).
+  const DiffusionInfo& diffusion() const { return diffusion_; }
   const MemoryInfo& memory() const { return memory_; }
   const std::vector<TargetInfo>& targets() const { return targets_; }
   const std::vector<AdapterInfo>& adapters() const { return adapters_; }
@@ -95,7 +113,9 @@ class Plan {
   uint32_t format_version_ = 0, schema_version_ = 0;
   uint64_t fb_size_ = 0, fb_xxh3_ = 0, weights_offset_ = 0;
   std::string generator_;
+  PlanKind kind_ = PlanKind::kLlm;
   ModelInfo model_;
+  DiffusionInfo diffusion_;
   MemoryInfo memory_;
   std::vector<TargetInfo> targets_;
   std::vector<AdapterInfo> adapters_;

@@ -12,7 +12,9 @@ namespace kiln {
 // Marks an absent optional operand in a launch's inputs (schema/plan.fbs).
 inline constexpr uint32_t kNoTensor = 0xFFFFFFFFu;
 
-enum class Region : uint8_t { kWeights = 0, kArena = 1, kKvCache = 2, kState = 3 };
+// Where a tensor's bytes live (schema/plan.fbs): weight segments of the file, or one of the
+// regions the runtime allocates once, zeroed.
+enum class Region : uint8_t { kWeights = 0, kArena = 1, kKvCache = 2, kState = 3, kRequest = 4 };
 const char* region_name(Region r);
 // "[2, 3]": how errors and tools print a shape.
 std::string shape_str(const std::vector<int64_t>& shape);

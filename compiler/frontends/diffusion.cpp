@@ -447,12 +447,12 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
   }
 
   // Persistent values (live across programs and replays).
-  const uint32_t text = g.kv("text_states", DType::F32, {G * L, D});
-  const uint32_t x_img = g.kv("latents", DType::F32, {1, h, w, lc});
+  const uint32_t text = g.request("text_states", DType::F32, {G * L, D});
+  const uint32_t x_img = g.request("latents", DType::F32, {1, h, w, lc});
   const uint32_t x = g.view(x_img, "latents.flat", {n});
-  const uint32_t hist = g.kv("sampler_history", DType::F32, {n});
+  const uint32_t hist = g.request("sampler_history", DType::F32, {n});
   uint32_t cond = kNoTensor;
-  if (cn) cond = g.kv("control_embedding", DType::F32, {h * w, uc.block_out_channels[0]});
+  if (cn) cond = g.request("control_embedding", DType::F32, {h * w, uc.block_out_channels[0]});
 
   // encode_text
   {

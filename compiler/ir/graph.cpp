@@ -71,6 +71,10 @@ uint32_t Graph::kv(const std::string& name, DType dtype, std::vector<int64_t> sh
   return add(make_value(name, dtype, std::move(shape), Region::kKvCache));
 }
 
+uint32_t Graph::request(const std::string& name, DType dtype, std::vector<int64_t> shape) {
+  return add(make_value(name, dtype, std::move(shape), Region::kRequest));
+}
+
 void add_node(GraphProgram& p, const OpDef& k, std::vector<uint32_t> in, std::vector<uint32_t> out,
               std::vector<int64_t> iattrs, std::vector<double> fattrs) {
   if (int(in.size()) != k.n_inputs || int(out.size()) != k.n_outputs || int(iattrs.size()) != k.n_int_attrs ||

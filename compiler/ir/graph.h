@@ -69,14 +69,18 @@ class Graph {
   // The value whose memory v occupies (v itself unless v is a view).
   uint32_t storage(uint32_t v) const;
   uint32_t kv(const std::string& name, DType dtype, std::vector<int64_t> shape);
+  // Per-request state that is not a KV cache (Region::kRequest): kept across replays.
+  uint32_t request(const std::string& name, DType dtype, std::vector<int64_t> shape);
 
   std::vector<Value> values;
   std::vector<GraphProgram> programs;
-  ModelInfo info;  // the plan's ModelInfo table
+  PlanKind kind = PlanKind::kLlm;
+  ModelInfo info;           // the plan's ModelInfo table
+  DiffusionInfo diffusion;  // TextToImage plans' DiffusionInfo table
   std::vector<AdapterInfo> adapters;  // merged LoRA adapters
   std::optional<TokenizerData> tokenizer;
   std::string chat_template;
-  uint64_t arena_bytes = 0, kv_bytes = 0, state_bytes = 0, weight_bytes = 0;
+  uint64_t arena_bytes = 0, kv_bytes = 0, request_bytes = 0, state_bytes = 0, weight_bytes = 0;
 };
 
 // Appends a node, checking operand and attribute counts against the kernel spec.

@@ -86,12 +86,15 @@ void plan_memory(Graph& g) {
     for (size_t i = 0; i < ids.size(); ++i) g.values[ids[i]].offset = bufs[i].offset;
   }
   g.arena_bytes = arena;
-  g.kv_bytes = g.state_bytes = g.weight_bytes = 0;
+  g.kv_bytes = g.request_bytes = g.state_bytes = g.weight_bytes = 0;
   for (Value& v : g.values) {
     if (v.view_of != kNoTensor) continue;
     if (v.region == Region::kKvCache) {
       v.offset = g.kv_bytes;
       g.kv_bytes += align_up(v.bytes(), kArenaAlignment);
+    } else if (v.region == Region::kRequest) {
+      v.offset = g.request_bytes;
+      g.request_bytes += align_up(v.bytes(), kArenaAlignment);
     } else if (v.region == Region::kState) {
       v.offset = g.state_bytes;
       g.state_bytes += align_up(v.bytes(), 64);

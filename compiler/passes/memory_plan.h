@@ -2,7 +2,8 @@
 // programs (they never run at the same time). Buffers whose lifetimes [first, last] (node
 // indices) overlap never overlap in memory. Greedy by size, largest first, each placed in
 // the best-fitting gap among the already placed buffers it is live with (the TFLite Micro
-// greedy planner's idea). KV caches and state tensors get their own regions, packed in order.
+// greedy planner's idea). KV caches, request state and state tensors get their own regions,
+// packed in order.
 #pragma once
 #include <cstdint>
 #include <vector>

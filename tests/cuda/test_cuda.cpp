@@ -228,7 +228,7 @@ TEST_CASE("cuda: device bytes include the cuBLASLt scratch only for plans with p
     const Plan& p = *plan;
     uint64_t weights = 0;
     for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
-    return std::make_pair(cuda_device_bytes(p), weights + p.memory().arena_bytes + p.memory().kv_bytes);
+    return std::make_pair(cuda_device_bytes(p), weights + p.memory().arena_bytes + p.memory().kv_bytes + p.memory().request_bytes);
   };
   // Beyond weights, arena and KV cache: alignment, state and the launch scratch (the split-K
   // decode attention's partials, which do not depend on the weight dtype, and the GEMM scratch).

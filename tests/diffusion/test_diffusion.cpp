@@ -18,6 +18,7 @@
 #include "compiler/schedule.h"
 #include "kernels/philox.h"
 #include "kernels/sampler.h"
+#include "plan_edit.h"
 #include "runtime/diffusion.h"
 #include "test_util.h"
 
@@ -672,4 +673,89 @@ TEST_CASE("diffusion var_tiny (held out: three blocks, per-block depths, flip_si
   check_text(*c->s, ref);
   check_unet(*c->s, ref, "unet_out");
   check_loop(*c->s, ref, "dpmpp_2m", nullptr);
+}
+
+// Schema 2: a text-to-image plan says what it is (PlanKind), keeps its settings in its own table
+// (DiffusionInfo) and its latents and text states in the Request region; its ModelInfo carries no
+// LLM limits and its config_json is the pipeline's model_index.json verbatim. Edits of each,
+// re-sealed, are refused by the verifier or by the session.
+TEST_CASE("diffusion plans: kind, diffusion table and request region, and edits of them behind valid checksums") {
+  test::TempDir dir;
+  const std::string pipeline = dfix("sd15_tiny") + "/pipeline";
+  CompileOptions o;
+  o.model_dir = pipeline;
+  o.output = dir / "sd.kplan";
+  o.steps = 3;
+  o.sampler = "dpmpp_2m";
+  o.guidance = 5.0;
+  o.target = "cpu";
+  const CompileSummary sum = compile_model(o);
+  CHECK(sum.text_to_image);
+  auto plan = Plan::load_file(o.output);
+  REQUIRE(plan.is_ok());
+  const Plan& p = *plan.value();
+  CHECK(p.kind() == PlanKind::kTextToImage);
+  const DiffusionInfo& d = p.diffusion();
+  CHECK(d.height == 64);
+  CHECK(d.width == 64);
+  CHECK(d.steps == 3);
+  CHECK(d.sampler == "dpmpp_2m");
+  CHECK(d.guidance == 5.0);
+  CHECK(d.text_len == 77);
+  CHECK(d.components == std::vector<std::string>{"text_encoder", "unet", "vae"});
+  CHECK(p.model().max_seq == 0);
+  CHECK(p.model().batch == 0);
+  CHECK(p.model().chunk == 0);
+  const auto index = test::read_bytes(pipeline + "/model_index.json");
+  CHECK(p.model().config_json == std::string(index.begin(), index.end()));
+  CHECK(p.memory().kv_bytes == 0);
+  CHECK(p.memory().request_bytes > 0);
+  for (const char* name : {"latents", "text_states", "sampler_history"}) {
+    bool found = false;
+    for (const TensorInfo& t : p.tensors()) found = found || (t.name == name && t.region == Region::kRequest);
+    CHECK_MESSAGE(found, name);
+  }
+  // An LLM context refuses it, naming what it is.
+  auto ctx = Context::create(plan.value(), ContextOptions{});
+  REQUIRE_FALSE(ctx.is_ok());
+  CHECK(ctx.status().message().find("text_to_image plan is not a language model") != std::string::npos);
+
+  const auto bytes = test::read_bytes(o.output);
+  struct Case {
+    const char* name;
+    void (*edit)(fb::Plan*);
+    const char* expect;  // from the verifier, or (session) from DiffusionSession::create
+    bool session;
+  };
+  const Case cases[] = {
+      {"no steps", [](fb::Plan* q) { q->mutable_diffusion()->mutate_steps(0); }, "step count is out of range", false},
+      {"other steps", [](fb::Plan* q) { q->mutable_diffusion()->mutate_steps(4); }, "must loop over its 4 steps", true},
+      {"odd size", [](fb::Plan* q) { q->mutable_diffusion()->mutate_height(60); }, "image size is out of range", false},
+      {"other size", [](fb::Plan* q) { q->mutable_diffusion()->mutate_width(128); }, "contradicts the programs", true},
+      {"no guidance", [](fb::Plan* q) { q->mutable_diffusion()->mutate_guidance(1.0); }, "contradicts the programs", true},
+      {"infinite f32", [](fb::Plan* q) { q->mutable_diffusion()->mutate_init_noise_sigma(1e300); }, "not finite", false},
+      {"text length", [](fb::Plan* q) { q->mutable_diffusion()->mutate_text_len(0); }, "text length is out of range", false},
+      {"LLM limits", [](fb::Plan* q) { q->mutable_model()->mutate_max_seq(77); }, "has LLM limits", false},
+      {"marked an LLM", [](fb::Plan* q) { q->mutate_kind(fb::PlanKind::Llm); }, "model limits are out of range", false},
+      {"no request region", [](fb::Plan* q) { q->mutable_memory()->mutate_request_bytes(0); },
+       "extends past the request region", false},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(std::string(c.name));
+    auto b = bytes;
+    c.edit(test::mutable_root(b));
+    test::rehash(b);
+    auto r = Plan::load_memory(b.data(), b.size());
+    std::string message;
+    if (!c.session) {
+      REQUIRE_FALSE(r.is_ok());
+      message = r.status().message();
+    } else {
+      REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+      auto s = DiffusionSession::create(r.value(), ContextOptions{});
+      REQUIRE_FALSE(s.is_ok());
+      message = s.status().message();
+    }
+    CHECK_MESSAGE(message.find(c.expect) != std::string::npos, message);
+  }
 }

@@ -2,14 +2,11 @@
 // newer versions, unknown kernels and semantically broken plans whose hashes were fixed up
 // (so the verifier, not the checksum, has to catch them).
 #include <doctest/doctest.h>
-#include <xxhash.h>
 
 #include <cstring>
 
 #include "compiler/compile.h"
-#include "plan_generated.h"
-#include "runtime/plan.h"
-#include "runtime/plan_format.h"
+#include "plan_edit.h"
 #include "test_util.h"
 
 using namespace kiln;
@@ -29,26 +26,11 @@ std::vector<uint8_t> tiny_plan_bytes(const TempDir& d) {
   return kiln::test::read_bytes(d / "tiny.kplan");
 }
 
-Status load(const std::vector<uint8_t>& b) {
-  auto r = Plan::load_memory(b.data(), b.size());
-  return r.is_ok() ? Status::ok() : r.status();
-}
+Status load(const std::vector<uint8_t>& b) { return kiln::test::load_status(b); }
 
-PlanHeader header_of(const std::vector<uint8_t>& b) {
-  PlanHeader h;
-  std::memcpy(&h, b.data(), sizeof(h));
-  return h;
-}
-
-fb::Plan* mutable_root(std::vector<uint8_t>& b) { return fb::GetMutablePlan(b.data() + header_of(b).fb_offset); }
-
-// Recomputes the FlatBuffer and header checksums after an edit.
-void rehash(std::vector<uint8_t>& b) {
-  PlanHeader h = header_of(b);
-  h.fb_xxh3 = XXH3_64bits(b.data() + h.fb_offset, h.fb_size);
-  h.header_xxh3 = XXH3_64bits(&h, offsetof(PlanHeader, header_xxh3));
-  std::memcpy(b.data(), &h, sizeof(h));
-}
+using kiln::test::header_of;
+using kiln::test::mutable_root;
+using kiln::test::rehash;
 
 }  // namespace
 
@@ -121,7 +103,7 @@ TEST_CASE("plan file: every truncation and an extension are rejected") {
   CHECK_FALSE(Plan::load_file(d / "absent.kplan").is_ok());
 }
 
-TEST_CASE("plan file: newer format and schema versions get a specific error") {
+TEST_CASE("plan file: newer format and schema versions, and older schemas, get a specific error") {
   TempDir d;
   auto bytes = tiny_plan_bytes(d);
   auto v = bytes;
@@ -138,7 +120,16 @@ TEST_CASE("plan file: newer format and schema versions get a specific error") {
   rehash(s);
   st = load(s);
   CHECK(st.code() == StatusCode::kUnsupported);
-  CHECK(st.message().find("schema version 2 is newer than this runtime supports (1)") != std::string::npos);
+  CHECK(st.message().find("schema version 3 is newer than this runtime supports (2)") != std::string::npos);
+
+  // Plans of schema 1 (diffusion state in the KV-cache region, no plan kind) are refused by name.
+  auto old = bytes;
+  REQUIRE(mutable_root(old)->mutate_schema_version(1));
+  rehash(old);
+  st = load(old);
+  CHECK(st.code() == StatusCode::kUnsupported);
+  CHECK(st.message().find("schema version 1 is older than this runtime's (2): compile the checkpoint again") !=
+        std::string::npos);
 }
 
 TEST_CASE("plan file: semantic corruption behind valid checksums is caught by the verifier") {
@@ -206,6 +197,21 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
        "repeats without a loop counter"},
       {"loop counter", [](fb::Plan* p) { p->mutable_programs()->GetMutableObject(0)->mutate_counter(0); },
        "loop counter is not one of its i32 (1,) inputs"},
+      {"plan kind", [](fb::Plan* p) { p->mutate_kind(fb::PlanKind(7)); }, "plan kind is invalid"},
+      {"LLM plan marked text-to-image", [](fb::Plan* p) { p->mutate_kind(fb::PlanKind::TextToImage); },
+       "a text-to-image plan has LLM limits"},
+      {"request region size", [](fb::Plan* p) { p->mutable_memory()->mutate_request_bytes(uint64_t(1) << 50); },
+       "region sizes are out of range"},
+      {"tensor in the request region",
+       [](fb::Plan* p) {
+         auto* ts = p->mutable_tensors();
+         for (flatbuffers::uoffset_t i = 0; i < ts->size(); ++i)
+           if (ts->Get(i)->region() == fb::Region::KvCache) {
+             ts->GetMutableObject(i)->mutate_region(fb::Region::Request);  // an LLM plan has no request bytes
+             return;
+           }
+       },
+       "extends past the request region"},
   };
   for (const Case& c : cases) {
     CAPTURE(std::string(c.name));

@@ -161,8 +161,11 @@ int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix) {
   const kiln::CompileSummary s = kiln::compile_model(o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("compiled %s -> %s in %.2f s\n", o.model_dir.c_str(), o.output.c_str(), secs);
-  std::printf("  dtype %s, max_seq %" PRId64 ", batch %" PRId64 ", chunk %" PRId64 "\n", kiln::dtype_name(s.plan_dtype),
-              s.max_seq, s.batch, s.chunk);
+  if (s.text_to_image)
+    std::printf("  dtype %s, text to image\n", kiln::dtype_name(s.plan_dtype));
+  else
+    std::printf("  dtype %s, max_seq %" PRId64 ", batch %" PRId64 ", chunk %" PRId64 "\n", kiln::dtype_name(s.plan_dtype),
+                s.max_seq, s.batch, s.chunk);
   std::string progs;
   for (const auto& [name, n] : s.programs) progs += (progs.empty() ? "" : ", ") + name + " " + std::to_string(n);
   std::printf("  weights %s, persistent %s, arena %s; launches: %s\n", human_bytes(s.weights_bytes).c_str(),
@@ -198,13 +201,20 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
                 {"batch", m.batch}, {"chunk", m.chunk}, {"source_dtype", kiln::dtype_name(m.source_dtype)},
                 {"plan_dtype", kiln::dtype_name(m.plan_dtype)}, {"kv_bytes_per_token", m.kv_bytes_per_token},
                 {"mha_kv_bytes_per_token", m.mha_kv_bytes_per_token}, {"notes", m.notes}};
-  const uint64_t total = mem.weights_bytes + mem.kv_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes;
-  if (p.find_program("denoise") >= 0) {  // a text-to-image plan: the settings the compiler recorded
-    const json c = json::parse(m.config_json, nullptr, false);
-    if (c.is_object()) j["diffusion"] = c;
+  const uint64_t total =
+      mem.weights_bytes + mem.kv_bytes + mem.request_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes;
+  j["plan"]["kind"] = kiln::plan_kind_name(p.kind());
+  if (p.kind() == kiln::PlanKind::kTextToImage) {
+    const kiln::DiffusionInfo& d = p.diffusion();
+    j["diffusion"] = {{"height", d.height}, {"width", d.width}, {"steps", d.steps}, {"sampler", d.sampler},
+                      {"timestep_spacing", d.timestep_spacing}, {"prediction_type", d.prediction_type},
+                      {"guidance", d.guidance}, {"init_noise_sigma", d.init_noise_sigma}, {"text_len", d.text_len},
+                      {"control_scale", d.control_scale}, {"vae_scaling_factor", d.vae_scaling_factor},
+                      {"components", d.components}};
   }
-  j["memory"] = {{"weights", mem.weights_bytes}, {"kv_cache", mem.kv_bytes}, {"arena", mem.arena_bytes},
-                 {"state", mem.state_bytes}, {"workspace", mem.workspace_bytes}, {"total_per_device", total}};
+  j["memory"] = {{"weights", mem.weights_bytes}, {"kv_cache", mem.kv_bytes}, {"request", mem.request_bytes},
+                 {"arena", mem.arena_bytes}, {"state", mem.state_bytes}, {"workspace", mem.workspace_bytes},
+                 {"total_per_device", total}};
   j["programs"] = json::array();
   for (const auto& pr : p.programs()) {
     json kernels = json::object();
@@ -270,23 +280,24 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
   std::printf("targets    %s\n", targets.c_str());
   std::printf("model      %s, vocab %" PRId64 ", source dtype %s, plan dtype %s\n", m.architecture.c_str(), m.vocab_size,
               kiln::dtype_name(m.source_dtype), kiln::dtype_name(m.plan_dtype));
-  if (p.find_program("denoise") >= 0) {  // a text-to-image plan: its settings are in config_json
-    const nlohmann::json c = nlohmann::json::parse(m.config_json, nullptr, false);
-    auto num = [&](const char* k) { return c.is_object() && c.contains(k) && c[k].is_number() ? c[k].get<double>() : 0.0; };
-    auto str = [&](const char* k) { return c.is_object() && c.contains(k) && c[k].is_string() ? c[k].get<std::string>() : "?"; };
-    std::printf("image      %.0fx%.0f, %.0f steps of %s (%s timesteps, %s prediction), guidance %g, prompt %" PRId64
-                " tokens%s\n",
-                num("width"), num("height"), num("steps"), str("sampler").c_str(), str("timestep_spacing").c_str(),
-                str("prediction_type").c_str(), num("guidance"), m.max_seq,
-                c.is_object() && c.value("controlnet", false) ? ", ControlNet" : "");
+  if (p.kind() == kiln::PlanKind::kTextToImage) {
+    const kiln::DiffusionInfo& d = p.diffusion();
+    std::printf("image      %" PRId64 "x%" PRId64 ", %" PRId64 " steps of %s (%s timesteps, %s prediction), guidance %g, "
+                "prompt %" PRId64 " tokens%s\n",
+                d.width, d.height, d.steps, d.sampler.c_str(), d.timestep_spacing.c_str(), d.prediction_type.c_str(),
+                d.guidance, d.text_len,
+                std::find(d.components.begin(), d.components.end(), "controlnet") != d.components.end() ? ", ControlNet"
+                                                                                                       : "");
   } else {
     std::printf("limits     max_seq %" PRId64 ", batch %" PRId64 ", prefill chunk %" PRId64 "\n", m.max_seq, m.batch, m.chunk);
   }
-  std::printf("memory     weights %s | KV cache %s | arena %s | state %s | workspace %s | total %s\n",
-              human_bytes(mem.weights_bytes).c_str(), human_bytes(mem.kv_bytes).c_str(),
+  const uint64_t total =
+      mem.weights_bytes + mem.kv_bytes + mem.request_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes;
+  std::printf("memory     weights %s | %s %s | arena %s | state %s | workspace %s | total %s\n",
+              human_bytes(mem.weights_bytes).c_str(), p.kind() == kiln::PlanKind::kLlm ? "KV cache" : "request",
+              human_bytes(p.kind() == kiln::PlanKind::kLlm ? mem.kv_bytes : mem.request_bytes).c_str(),
               human_bytes(mem.arena_bytes).c_str(), human_bytes(mem.state_bytes).c_str(),
-              human_bytes(mem.workspace_bytes).c_str(),
-              human_bytes(mem.weights_bytes + mem.kv_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes).c_str());
+              human_bytes(mem.workspace_bytes).c_str(), human_bytes(total).c_str());
   if (m.kv_bytes_per_token > 0)
     std::printf("kv/token   %s (multi-head K/V would need %s, %.1fx more)\n", human_bytes(m.kv_bytes_per_token).c_str(),
                 human_bytes(m.mha_kv_bytes_per_token).c_str(),
