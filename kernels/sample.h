@@ -101,7 +101,7 @@ struct SampleArgs {
 void sample_cpu(const SampleArgs& a, ThreadPool& pool);
 
 // Token feedback, the step between two decode replays of a generate loop that the backend takes
-// without the host (Executor::enqueue_step): every row with n_valid > 0 takes the token the last
+// without the host (runtime/token_feedback.h): every row with n_valid > 0 takes the token the last
 // replay chose as its input, one position further, and the next draw of its sampling counter.
 // Idle rows (n_valid <= 0) keep their state. The CUDA backend runs this as a graph node.
 struct FeedbackArgs {

@@ -405,6 +405,19 @@ kiln_status kiln_diffusion_denoise(kiln_diffusion* d, kiln_error* err) {
   return guarded(err, [&] { return d->s->denoise_all(d->seed); });
 }
 
+kiln_status kiln_diffusion_denoise_steps(kiln_diffusion* d, kiln_step_callback on_step, void* user, kiln_error* err) {
+  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
+  return guarded(err, [&] {
+    const int64_t steps = d->s->steps();
+    int64_t done = 0;
+    KILN_RETURN_IF_ERROR(d->s->denoise_all(
+        d->seed, [&](int64_t step) { return !on_step || on_step(user, step, steps) != 0; }, &done));
+    if (done < steps)
+      return kiln::invalid_argument("stopped by the step callback after step " + std::to_string(done - 1));
+    return kiln::Status::ok();
+  });
+}
+
 const float* kiln_diffusion_latents(const kiln_diffusion* d) { return d ? d->s->latents() : nullptr; }
 
 kiln_status kiln_diffusion_decode(kiln_diffusion* d, float* image_out, uint8_t* rgb_out, kiln_error* err) {
@@ -422,16 +435,8 @@ kiln_status kiln_txt2img(kiln_diffusion* d, const char* prompt, const char* nega
   if (!d || !rgb_out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and rgb_out must not be null");
   if (kiln_status st = kiln_diffusion_set_prompt(d, prompt, negative, err)) return st;
   if (kiln_status st = kiln_diffusion_start(d, seed, nullptr, control, err)) return st;
-  const int64_t steps = d->s->steps();
-  if (!on_step) {
-    if (kiln_status st = kiln_diffusion_denoise(d, err)) return st;
-    return kiln_diffusion_decode(d, nullptr, rgb_out, err);
-  }
-  for (int64_t i = 0; i < steps; ++i) {
-    if (kiln_status st = kiln_diffusion_step(d, i, err)) return st;
-    if (on_step && !on_step(user, i, steps))
-      return fail(err, KILN_ERR_INVALID_ARGUMENT, "stopped by the step callback after step " + std::to_string(i));
-  }
+  const kiln_status st = on_step ? kiln_diffusion_denoise_steps(d, on_step, user, err) : kiln_diffusion_denoise(d, err);
+  if (st != KILN_OK) return st;
   return kiln_diffusion_decode(d, nullptr, rgb_out, err);
 }
 

@@ -49,9 +49,17 @@ Status Context::init(const ContextOptions& opts) {
   KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_));
   if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
   KILN_RETURN_IF_ERROR(set_generate_depth(opts.generate_depth));
-  if (decode_.next_tensor != kNoTensor)
-    KILN_RETURN_IF_ERROR(exec_->enable_feedback(
-        decode_.index, Executor::FeedbackTensors::of(plan_->programs()[size_t(decode_.index)])));
+  if (decode_.next_tensor != kNoTensor && decode_.sampling) {
+    // The backend's own token feedback when it has one, and host steps through run(), which
+    // honour set_profile (and serve backends without their own).
+    const FeedbackTensors t = FeedbackTensors::of(plan_->programs()[size_t(decode_.index)]);
+    auto native = exec_->enable_token_feedback(decode_.index, t);
+    if (!native.is_ok()) return native.status();
+    native_feedback_ = native.take();
+    auto host = make_token_feedback(*exec_, *plan_, decode_.index, t, [this] { return run(decode_); });
+    if (!host.is_ok()) return host.status();
+    host_feedback_ = host.take();
+  }
   try {
     pos_.assign(size_t(batch()), 0);
     last_logits_.assign(size_t(batch() * vocab()), 0.0f);
@@ -230,8 +238,8 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
   KILN_RETURN_IF_ERROR(check_ids(prompt, n_prompt));
   pos_[0] = 0;
   // With the plan's `sample` launch the tokens are chosen on the backend and fed back there
-  // (generate_fed): nothing copies, sorts or scans the logits per step, and the last step's logits
-  // are fetched at the end, so logits(0) afterwards is what it would have been.
+  // (GenerateSteps): nothing copies, sorts or scans the logits per step, and the last step's
+  // logits are fetched at the end, so logits(0) afterwards is what it would have been.
   const bool on_device = samples_on_backend(sp);
   SampleParams kp{sp.temperature, sp.top_k, sp.top_p, 0, sp.seed, 0};
   if (on_device) set_sampling(kp);
@@ -258,67 +266,77 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
     return !(tok == eos || n == max_new);
   };
   if (max_new == 0) return Status::ok();
-  if (on_device && !profile_ms_) {  // on_device implies the plan has next_token: feedback is enabled
-    const int32_t first = prefill_.next[0];
-    if (first < 0 || first >= vocab()) return Status(StatusCode::kInternal, "the plan's sample launch gave no token");
-    if (!emit(first)) return Status::ok();
-    return generate_fed(max_new, kp, out, &n, emit);
-  }
-  // One step at a time: sampling on the host, or the plan's sample launch while profiling.
+  // One loop: the prefill chose the first token; each later one comes from one decode step, its
+  // token chosen by the plan's sample launch and fed back on the backend (steps queued ahead), or
+  // on the host. emit() alone decides when to stop.
+  TokenFeedback* feedback = !on_device ? nullptr : native_feedback_ && !profile_ms_ ? native_feedback_.get() : host_feedback_.get();
+  GenerateSteps steps(*this, feedback, profile_ms_ ? 1 : depth_, sp, out, max_new);  // profiles time one step
+  int32_t tok = on_device ? prefill_.next[0] : sample(0, sp, 0);
   for (;;) {
-    const int32_t tok = !on_device ? sample(0, sp, uint64_t(n)) : n == 0 ? prefill_.next[0] : decode_.next[0];
-    if (tok < 0 || tok >= vocab()) return Status(StatusCode::kInternal, "the plan's sample launch gave no token");
-    if (!emit(tok)) return Status::ok();
-    std::fill(step_tokens_.begin(), step_tokens_.end(), -1);
-    step_tokens_[0] = tok;
-    if (on_device) {
-      kp.step = uint64_t(n);
-      set_sampling(kp);
-    }
-    KILN_RETURN_IF_ERROR(decode(step_tokens_.data()));
-  }
-}
-
-Status Context::generate_fed(int64_t max_new, SampleParams kp, int32_t* out, int64_t* n,
-                             const std::function<bool(int32_t)>& emit) {
-  // Decode step s reads out[s] at position pos_[0] + s and chooses out[s + 1]. Step 0's state is
-  // the host's; each later one is fed back on the backend from the step before.
-  const int64_t steps = max_new - 1;
-  for (int64_t b = 0; b < batch(); ++b) {
-    decode_.tokens[b] = b == 0 ? out[0] : 0;
-    decode_.start_pos[b] = int32_t(pos_[size_t(b)]);
-    decode_.n_valid[b] = b == 0 ? 1 : 0;
-  }
-  kp.step = 1;
-  set_sampling(kp);
-  int64_t queued = 0, done = 0;
-  struct Drain {  // nothing may still run (or read the host state) once generate returns
-    Executor* e;
-    ~Drain() { (void)e->finish_steps(); }
-  } drain{exec_.get()};
-  while (done < steps) {
-    for (; queued < steps && queued - done < depth_; ++queued) KILN_RETURN_IF_ERROR(exec_->enqueue_step(queued == 0));
-    Result<const int32_t*> r = exec_->step_tokens(uint64_t(done));
-    if (!r.is_ok()) return r.status();
-    const int32_t tok = r.value()[0];
-    ++done;
-    pos_[0] += 1;
     if (tok < 0 || tok >= vocab()) return Status(StatusCode::kInternal, "the plan's sample launch gave no token");
     if (!emit(tok)) break;
+    Result<int32_t> next = steps.next(tok, n);
+    if (!next.is_ok()) return next.status();
+    tok = next.value();
   }
-  KILN_RETURN_IF_ERROR(exec_->finish_steps());
-  if (queued > done) {
+  return steps.finish(n);
+}
+
+// generate's decode steps after the prompt. Fed (a TokenFeedback): step s reads out[s] at position
+// pos_[0] + s and chooses out[s + 1]; step 0's state is the host's, each later one is fed back
+// from the step before, and up to `depth` steps run ahead of the tokens read. Otherwise one
+// decode per token, the host sampling from its logits.
+Context::GenerateSteps::GenerateSteps(Context& c, TokenFeedback* feedback, int depth, const SamplingParams& sp,
+                                      const int32_t* out, int64_t max_new)
+    : c_(c), feedback_(feedback), depth_(depth), sp_(sp), out_(out), steps_(max_new - 1) {}
+
+Context::GenerateSteps::~GenerateSteps() {
+  if (feedback_ && queued_ > 0) (void)feedback_->finish_steps();  // nothing may still read the host state
+}
+
+Result<int32_t> Context::GenerateSteps::next(int32_t last, int64_t emitted) {
+  if (!feedback_) {
+    std::fill(c_.step_tokens_.begin(), c_.step_tokens_.end(), -1);
+    c_.step_tokens_[0] = last;
+    KILN_RETURN_IF_ERROR(c_.decode(c_.step_tokens_.data()));
+    return c_.sample(0, sp_, uint64_t(emitted));
+  }
+  if (queued_ == 0) {
+    ProgramState& d = c_.decode_;
+    for (int64_t b = 0; b < c_.batch(); ++b) {
+      d.tokens[b] = b == 0 ? last : 0;
+      d.start_pos[b] = int32_t(c_.pos_[size_t(b)]);
+      d.n_valid[b] = b == 0 ? 1 : 0;
+    }
+    SampleParams kp = d.sampling[0];
+    kp.step = 1;
+    c_.set_sampling(kp);
+  }
+  for (; queued_ < steps_ && queued_ - done_ < depth_; ++queued_) KILN_RETURN_IF_ERROR(feedback_->enqueue_step(queued_ == 0));
+  Result<const int32_t*> r = feedback_->step_tokens(uint64_t(done_));
+  if (!r.is_ok()) return r.status();
+  ++done_;
+  c_.pos_[0] += 1;
+  return r.value()[0];
+}
+
+Status Context::GenerateSteps::finish(int64_t emitted) {
+  if (!feedback_ || queued_ == 0) return Status::ok();  // logits(0) are the last decode's (or the prefill's)
+  KILN_RETURN_IF_ERROR(feedback_->finish_steps());
+  const bool ran_ahead = queued_ > done_;
+  queued_ = 0;
+  if (ran_ahead) {
     // Steps ran ahead of the last token kept: replay the step that chose it, for its logits. It
     // reads the same cache at the same position, so it writes the same keys and values again
     // (the steps after it wrote only later positions, which it does not read).
-    std::fill(step_tokens_.begin(), step_tokens_.end(), -1);
-    step_tokens_[0] = out[*n - 2];
-    pos_[0] -= 1;
-    return decode(step_tokens_.data());
+    std::fill(c_.step_tokens_.begin(), c_.step_tokens_.end(), -1);
+    c_.step_tokens_[0] = out_[emitted - 2];
+    c_.pos_[0] -= 1;
+    return c_.decode(c_.step_tokens_.data());
   }
-  KILN_RETURN_IF_ERROR(exec_->fetch_outputs(decode_.index));
-  const float* logits = static_cast<const float*>(exec_->host_output(decode_.logits_tensor));
-  std::copy(logits, logits + vocab(), last_logits_.begin());
+  KILN_RETURN_IF_ERROR(c_.exec_->fetch_outputs(c_.decode_.index));
+  const float* logits = static_cast<const float*>(c_.exec_->host_output(c_.decode_.logits_tensor));
+  std::copy(logits, logits + c_.vocab(), c_.last_logits_.begin());
   return Status::ok();
 }
 

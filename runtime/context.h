@@ -111,15 +111,35 @@ class Context {
   bool samples_on_backend(const SamplingParams& sp) const;
   // Writes row 0's sampling parameters into both programs' state (the others stay greedy).
   void set_sampling(const SampleParams& p);
-  // generate's decode loop with token feedback (Executor::enqueue_step), after the prefill chose
-  // out[0]; `emit` takes each token and says whether to go on.
-  Status generate_fed(int64_t max_new, SampleParams kp, int32_t* out, int64_t* n,
-                      const std::function<bool(int32_t)>& emit);
+  // generate's decode steps after the prompt, one token each (context.cpp).
+  class GenerateSteps {
+   public:
+    // feedback: the tokens come from the plan's sample launch through it, `depth` steps in flight;
+    // null: one decode per token, sampled on the host with sp.
+    GenerateSteps(Context& c, TokenFeedback* feedback, int depth, const SamplingParams& sp, const int32_t* out,
+                  int64_t max_new);
+    ~GenerateSteps();
+    // The next token, after `emitted` tokens of which `last` is the latest.
+    Result<int32_t> next(int32_t last, int64_t emitted);
+    // After the last token kept: position(0) and logits(0) as one step at a time leaves them.
+    Status finish(int64_t emitted);
+
+   private:
+    Context& c_;
+    TokenFeedback* feedback_;
+    int64_t depth_;
+    SamplingParams sp_;
+    const int32_t* out_;
+    int64_t steps_, queued_ = 0, done_ = 0;
+  };
   Status check_ids(const int32_t* ids, int64_t n) const;
   Status check_not_in_callback() const;
 
   std::shared_ptr<const Plan> plan_;
   std::unique_ptr<Executor> exec_;
+  // Token feedback for generate (declared after exec_, so destroyed before it): the backend's own
+  // (null on the CPU), and steps run one at a time through run() (also while profiling).
+  std::unique_ptr<TokenFeedback> native_feedback_, host_feedback_;
   ProgramState prefill_, decode_;
   std::vector<int64_t> pos_;
   std::vector<float> last_logits_;

@@ -49,36 +49,6 @@ class CpuExecutor final : public Executor {
     return Status::ok();
   }
 
-  Status enable_feedback(int index, const FeedbackTensors& t) override {
-    if (fb_.index >= 0) return Status(StatusCode::kInternal, "token feedback is already enabled");
-    fb_args_ = feedback_args(*plan_, t, ptrs_);
-    try {
-      ring_.assign(size_t(kFeedbackRing * fb_args_.batch), -1);
-    } catch (const std::bad_alloc&) {
-      return Status(StatusCode::kOutOfMemory, "out of memory for the token feedback ring");
-    }
-    fb_.index = index;
-    return Status::ok();
-  }
-
-  // The state is the host's memory, so the feedback is applied in place and the step runs at once.
-  Status enqueue_step(bool first) override {
-    KILN_RETURN_IF_ERROR(fb_.check_enqueue(first));
-    if (!first)
-      for (int64_t r = 0; r < fb_args_.batch; ++r) feedback_row(fb_args_, r);
-    KILN_RETURN_IF_ERROR(run(fb_.index));
-    const uint64_t seq = fb_.push(first);
-    std::copy(fb_args_.next, fb_args_.next + fb_args_.batch, ring_.begin() + FeedbackSteps::slot(seq) * fb_args_.batch);
-    return Status::ok();
-  }
-
-  Result<const int32_t*> step_tokens(uint64_t seq) override {
-    KILN_RETURN_IF_ERROR(fb_.check_read(seq));
-    return static_cast<const int32_t*>(ring_.data() + FeedbackSteps::slot(seq) * fb_args_.batch);
-  }
-
-  Status finish_steps() override { return Status::ok(); }
-
   Status init(std::shared_ptr<const Plan> plan, int n_threads) {
     plan_ = std::move(plan);
     const Plan& p = *plan_;
@@ -131,9 +101,6 @@ class CpuExecutor final : public Executor {
   uint8_t* state_ = nullptr;
   std::vector<void*> ptrs_;
   std::vector<std::vector<CpuLaunch>> programs_;
-  FeedbackSteps fb_;
-  FeedbackArgs fb_args_{};
-  std::vector<int32_t> ring_;  // kFeedbackRing steps of next_token
 };
 
 }  // namespace

@@ -135,9 +135,12 @@ class CudaExecutor final : public Executor {
     return guarded([&] { return profile_program(programs_[size_t(index)], launch_ms); });
   }
 
-  Status enable_feedback(int index, const FeedbackTensors& t) override {
-    if (fb_.index >= 0) return Status(StatusCode::kInternal, "token feedback is already enabled");
-    return guarded([&]() -> Status {
+  // Token feedback of its own: the decode program captured once more between a feedback node and
+  // a publish node into a ring of pinned host memory mapped for the device (feedback_advance_cuda,
+  // feedback_publish_cuda), with one event per ring slot.
+  Result<std::unique_ptr<TokenFeedback>> enable_token_feedback(int index, const FeedbackTensors& t) override {
+    if (fb_index_ >= 0) return Status(StatusCode::kInternal, "token feedback is already enabled");
+    const Status st = guarded([&]() -> Status {
       fb_args_ = feedback_args(*plan_, t, ptrs_);
       void* ring = nullptr;
       KILN_CUDA_CHECK(cudaHostAlloc(&ring, size_t(kFeedbackRing * fb_args_.batch) * sizeof(int32_t), cudaHostAllocMapped));
@@ -146,7 +149,7 @@ class CudaExecutor final : public Executor {
       KILN_CUDA_CHECK(cudaHostGetDevicePointer(&ring_dev, fb_ring_, 0));
       fb_ring_dev_ = static_cast<int32_t*>(ring_dev);
       for (cudaEvent_t& e : fb_done_) KILN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-      fb_.index = index;
+      fb_index_ = index;
       if (opts_.use_graphs) {
         const auto start = std::chrono::steady_clock::now();
         KILN_RETURN_IF_ERROR(capture(programs_[size_t(index)], false, &fb_exec_, /*feedback=*/true));
@@ -154,49 +157,8 @@ class CudaExecutor final : public Executor {
       }
       return Status::ok();
     });
-  }
-
-  // first: the host's state goes in as run() copies it, and the control block is reset, so the
-  // graph's feedback node leaves that state alone this once. Then the feedback graph, and an
-  // event that step_tokens waits on.
-  Status enqueue_step(bool first) override {
-    KILN_RETURN_IF_ERROR(fb_.check_enqueue(first));
-    return guarded([&]() -> Status {
-      cudaGetLastError();
-      const Program& prog = programs_[size_t(fb_.index)];
-      if (first) {
-        KILN_RETURN_IF_ERROR(copy_state_in(prog));
-        KILN_CUDA_CHECK(cudaMemsetAsync(fb_ctrl_, 0, sizeof(FeedbackControl), stream_));
-      }
-      if (fb_exec_) KILN_CUDA_CHECK(cudaGraphLaunch(fb_exec_, stream_));
-      else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, false, /*feedback=*/true));
-      const uint64_t seq = fb_.push(first);
-      KILN_CUDA_CHECK(cudaEventRecord(fb_done_[FeedbackSteps::slot(seq)], stream_));
-      return Status::ok();
-    });
-  }
-
-  Result<const int32_t*> step_tokens(uint64_t seq) override {
-    KILN_RETURN_IF_ERROR(fb_.check_read(seq));
-    const uint32_t slot = FeedbackSteps::slot(seq);
-    KILN_RETURN_IF_ERROR(guarded([&]() -> Status {
-      KILN_CUDA_CHECK(cudaEventSynchronize(fb_done_[slot]));
-      return Status::ok();
-    }));
-    return static_cast<const int32_t*>(fb_ring_ + int64_t(slot) * fb_args_.batch);
-  }
-
-  // Waits even once poisoned (ignoring what the wait says then): the caller is about to reuse the
-  // host state that queued steps may still be reading.
-  Status finish_steps() override {
-    if (!poisoned_.empty()) {
-      DeviceScope scope(opts_.device);
-      cudaStreamSynchronize(stream_);
-    }
-    return guarded([&]() -> Status {
-      KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      return Status::ok();
-    });
+    if (!st.is_ok()) return st;
+    return std::unique_ptr<TokenFeedback>(new Feedback(*this));
   }
 
   Status init(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {
@@ -379,6 +341,61 @@ class CudaExecutor final : public Executor {
   }
 
  private:
+  // The TokenFeedback that enable_token_feedback returns; the executor keeps the state.
+  class Feedback final : public TokenFeedback {
+   public:
+    explicit Feedback(CudaExecutor& e) : e_(e) {}
+    Status enqueue_step(bool first) override { return e_.fb_enqueue(first); }
+    Result<const int32_t*> step_tokens(uint64_t seq) override { return e_.fb_tokens(seq); }
+    Status finish_steps() override { return e_.fb_finish(); }
+
+   private:
+    CudaExecutor& e_;
+  };
+
+  // first: the host's state goes in as run() copies it, and the control block is reset, so the
+  // graph's feedback node leaves that state alone this once. Then the feedback graph, and an
+  // event that step_tokens waits on.
+  Status fb_enqueue(bool first) {
+    KILN_RETURN_IF_ERROR(fb_steps_.check_enqueue(first));
+    return guarded([&]() -> Status {
+      cudaGetLastError();
+      const Program& prog = programs_[size_t(fb_index_)];
+      if (first) {
+        KILN_RETURN_IF_ERROR(copy_state_in(prog));
+        KILN_CUDA_CHECK(cudaMemsetAsync(fb_ctrl_, 0, sizeof(FeedbackControl), stream_));
+      }
+      if (fb_exec_) KILN_CUDA_CHECK(cudaGraphLaunch(fb_exec_, stream_));
+      else KILN_RETURN_IF_ERROR(enqueue(prog, /*check_each=*/true, false, /*feedback=*/true));
+      const uint64_t seq = fb_steps_.push(first);
+      KILN_CUDA_CHECK(cudaEventRecord(fb_done_[FeedbackSteps::slot(seq)], stream_));
+      return Status::ok();
+    });
+  }
+
+  Result<const int32_t*> fb_tokens(uint64_t seq) {
+    KILN_RETURN_IF_ERROR(fb_steps_.check_read(seq));
+    const uint32_t slot = FeedbackSteps::slot(seq);
+    KILN_RETURN_IF_ERROR(guarded([&]() -> Status {
+      KILN_CUDA_CHECK(cudaEventSynchronize(fb_done_[slot]));
+      return Status::ok();
+    }));
+    return static_cast<const int32_t*>(fb_ring_ + int64_t(slot) * fb_args_.batch);
+  }
+
+  // Waits even once poisoned (ignoring what the wait says then): the caller is about to reuse the
+  // host state that queued steps may still be reading.
+  Status fb_finish() {
+    if (!poisoned_.empty()) {
+      DeviceScope scope(opts_.device);
+      cudaStreamSynchronize(stream_);
+    }
+    return guarded([&]() -> Status {
+      KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      return Status::ok();
+    });
+  }
+
   // Every entry point's frame: refuse once poisoned, make the executor's device current (and
   // restore the caller's after), and poison the executor when `f` fails.
   template <typename F>
@@ -445,7 +462,7 @@ class CudaExecutor final : public Executor {
 
   // The replay body: state in, launches, outputs out. Recorded once into a graph, or run as is.
   // A loop enqueues every iteration, each preceded by a 4-byte copy of its index into the counter.
-  // feedback: the token feedback replay (enqueue_step) instead, whose state is fed back on the
+  // feedback: the token feedback replay (fb_enqueue) instead, whose state is fed back on the
   // device and whose next_token goes to the mapped ring, with no other copies.
   Status enqueue(const Program& prog, bool check_each, bool loop, bool feedback = false) {
     if (feedback) {
@@ -554,9 +571,10 @@ class CudaExecutor final : public Executor {
   std::map<uint32_t, void*> host_outputs_;
   std::vector<Program> programs_;
   std::vector<void*> ptrs_;  // every tensor's device address
-  // Token feedback (enable_feedback): the decode program's graph with the feedback and publish
+  // Token feedback (enable_token_feedback): the decode program's graph with the feedback and publish
   // nodes, the control block in device memory, the mapped ring of next tokens and one event per slot.
-  FeedbackSteps fb_;
+  int fb_index_ = -1;  // the program enable_token_feedback prepared
+  FeedbackSteps fb_steps_;
   FeedbackArgs fb_args_{};
   FeedbackControl* fb_ctrl_ = nullptr;
   int32_t* fb_ring_ = nullptr;

@@ -163,16 +163,19 @@ Status DiffusionSession::denoise(int64_t step, uint64_t seed) {
   return Status::ok();
 }
 
-Status DiffusionSession::denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step) {
+Status DiffusionSession::denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step, int64_t* done) {
+  if (done) *done = 0;
   if (!on_step) {
     set_seed(seed);
     KILN_RETURN_IF_ERROR(exec_->run_loop(p_denoise_));
     latents_view_ = exec_->host_output(t_latents_step_);
+    if (done) *done = steps_;
     return Status::ok();
   }
   for (int64_t s = 0; s < steps_; ++s) {
     KILN_RETURN_IF_ERROR(denoise(s, seed));
-    if (on_step && !on_step(s)) break;
+    if (done) *done = s + 1;
+    if (!on_step(s)) break;
   }
   return Status::ok();
 }

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/sample.h"
 #include "runtime/plan.h"
+#include "runtime/token_feedback.h"
 
 namespace kiln {
 
@@ -37,75 +37,16 @@ class Executor {
   virtual std::string describe() const = 0;
   // Runs program `index` once like run(), timing each launch: launch_ms[i] is launch i's time
   // in milliseconds (CPU: wall clock; CUDA: events between launches in stream mode, so the
-  // launches run back to back and each interval is one kernel; where the CUDA backend fused
-  // launches, the fused kernel's time is its main launch's and the others read 0). For
-  // benchmarks (kiln-bench --profile), never for correctness.
+  // launches run back to back and each interval is one kernel). For benchmarks (kiln-bench
+  // --profile), never for correctness.
   virtual Status profile(int index, std::vector<double>* launch_ms) = 0;
 
-  // --- Token feedback: generate's decode loop with its tokens kept on the backend.
-  // Prepares program `index` (an LLM decode program: tokens (batch, 1), start_pos and n_valid
-  // (batch,), sampling (batch, 8) or absent, next_token (batch,)) for enqueue_step. CUDA
-  // captures one more graph for it. Call once, when the context is made.
-  struct FeedbackTensors {
-    uint32_t tokens = kNoTensor, start_pos = kNoTensor, n_valid = kNoTensor, sampling = kNoTensor, next_token = kNoTensor;
-    // The decode program's tensors by their names.
-    static FeedbackTensors of(const ProgramInfo& decode) {
-      return {decode.input("tokens"), decode.input("start_pos"), decode.input("n_valid"), decode.input("sampling"),
-              decode.output("next_token")};
-    }
-  };
-  virtual Status enable_feedback(int index, const FeedbackTensors& t) = 0;
-  // Enqueues one replay of the feedback program and returns without waiting for it (the CPU runs
-  // it before returning). first: the step's state is host_state(), as run() takes it, and the
-  // step count starts again at 0; otherwise the backend first applies feedback_row
-  // (kernels/sample.h) to every row, the previous step's next_token becoming the input. Each
-  // step's next_token is kept for step_tokens in a ring of kFeedbackRing steps. The host must not
-  // write host_state() again until finish_steps has returned.
-  virtual Status enqueue_step(bool first) = 0;
-  // Waits for step `seq` (0: the last first step) and returns its next_token (batch values). Only
-  // the last kFeedbackRing steps enqueued can be read; the pointer is valid until the next call.
-  virtual Result<const int32_t*> step_tokens(uint64_t seq) = 0;
-  // Waits for every enqueued step; fetch_outputs then reads the last one's outputs.
-  virtual Status finish_steps() = 0;
-};
-
-// feedback_row's arguments for these tensors, from every tensor's address in the executor's memory.
-inline FeedbackArgs feedback_args(const Plan& p, const Executor::FeedbackTensors& t, const std::vector<void*>& ptrs) {
-  auto i32 = [&](uint32_t tensor) { return static_cast<int32_t*>(ptrs[tensor]); };
-  return FeedbackArgs{i32(t.tokens), i32(t.start_pos), i32(t.n_valid),
-                      t.sampling == kNoTensor ? nullptr : static_cast<SampleParams*>(ptrs[t.sampling]), i32(t.next_token),
-                      p.tensors()[t.n_valid].shape[0]};
-}
-
-// Steps of token feedback the backends keep (Executor::step_tokens); generate keeps fewer in flight.
-constexpr uint32_t kFeedbackRing = 16;
-
-// The step bookkeeping both backends share: which steps were enqueued, which can still be read.
-class FeedbackSteps {
- public:
-  // Before enqueueing a step: refuses a feedback step with no first step before it.
-  Status check_enqueue(bool first) const {
-    if (index < 0) return Status(StatusCode::kInternal, "token feedback was not enabled for any program");
-    if (!first && !started_) return Status(StatusCode::kInternal, "a feedback step needs a first step before it");
-    return Status::ok();
+  // Token feedback for program `index` (runtime/token_feedback.h) when this backend has its own
+  // (CUDA: one more captured graph); null when it has none. Call at most once, when the context
+  // is made; the executor must outlive what it returns.
+  virtual Result<std::unique_ptr<TokenFeedback>> enable_token_feedback(int index, const FeedbackTensors& t) {
+    return std::unique_ptr<TokenFeedback>();
   }
-  // Counts an enqueued step and returns its number.
-  uint64_t push(bool first) {
-    if (first) enqueued_ = 0, started_ = true;
-    return enqueued_++;
-  }
-  Status check_read(uint64_t seq) const {
-    if (seq >= enqueued_ || seq + kFeedbackRing < enqueued_)
-      return Status(StatusCode::kInternal, "step " + std::to_string(seq) + " is not readable (" + std::to_string(enqueued_) +
-                                               " steps enqueued, the last " + std::to_string(kFeedbackRing) + " are kept)");
-    return Status::ok();
-  }
-  static uint32_t slot(uint64_t seq) { return uint32_t(seq % kFeedbackRing); }
-  int index = -1;  // the program enable_feedback prepared
-
- private:
-  uint64_t enqueued_ = 0;
-  bool started_ = false;
 };
 
 Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads);

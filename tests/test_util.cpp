@@ -191,8 +191,10 @@ std::vector<int32_t> feedback_run(Executor& e, const Plan& p, const std::vector<
   const int index = p.find_program("decode");
   if (index < 0) throw std::runtime_error("the plan has no decode program");
   const ProgramInfo& pr = p.programs()[size_t(index)];
-  const Executor::FeedbackTensors t = Executor::FeedbackTensors::of(pr);
-  check(e.enable_feedback(index, t));
+  const FeedbackTensors t = FeedbackTensors::of(pr);
+  auto made = make_token_feedback(e, p, index, t);
+  check(made.status());
+  TokenFeedback& f = *made.value();
   uint8_t* state = e.host_state();
   auto at = [&](uint32_t tensor) { return reinterpret_cast<int32_t*>(state + p.tensors()[tensor].offset); };
   const size_t batch = first.size();
@@ -202,14 +204,14 @@ std::vector<int32_t> feedback_run(Executor& e, const Plan& p, const std::vector<
     at(t.n_valid)[r] = first[r] >= 0 ? 1 : 0;
     reinterpret_cast<SampleParams*>(at(t.sampling))[r] = params[r];
   }
-  for (int s = 0; s < steps; ++s) check(e.enqueue_step(s == 0));
+  for (int s = 0; s < steps; ++s) check(f.enqueue_step(s == 0));
   std::vector<int32_t> out;
   for (int s = 0; s < steps; ++s) {
-    Result<const int32_t*> r = e.step_tokens(uint64_t(s));
+    Result<const int32_t*> r = f.step_tokens(uint64_t(s));
     check(r.status());
     out.insert(out.end(), r.value(), r.value() + batch);
   }
-  check(e.finish_steps());
+  check(f.finish_steps());
   return out;
 }
 

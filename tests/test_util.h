@@ -68,7 +68,8 @@ void write_tiny_llama(const std::string& dir, const TinyLlama& t = {});
 // The CompileError message of compiling with o, or "" when it compiles.
 std::string compile_error(const CompileOptions& o);
 
-// Drives an LLM plan's decode program on `e` by token feedback (Executor::enqueue_step): row r
+// Drives an LLM plan's decode program on `e` by token feedback (make_token_feedback: the backend's
+// own, or host steps): row r
 // starts from token first[r] at position 0 with sampling params[r] (first[r] < 0: an idle row), and
 // `steps` steps (at most kFeedbackRing) are enqueued before any is read. Returns every step's
 // next_token, steps × batch. Throws std::runtime_error with the executor's message on a failure.

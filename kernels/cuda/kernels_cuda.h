@@ -75,7 +75,7 @@ uint64_t attention_cuda_scratch_floats(const AttentionArgs& a);
 void attention_split_cuda(const AttentionArgs& a, float* scratch, cudaStream_t s);
 void swiglu_cuda(const SwigluArgs& a, cudaStream_t s);
 void sample_cuda(const SampleArgs& a, cudaStream_t s);
-// Token feedback between decode replays (Executor::enqueue_step), each a one-block graph node.
+// Token feedback between decode replays (runtime/token_feedback.h), each a one-block graph node.
 // The control block lives in device memory: mode 0 means the state was just written by the host
 // (the advance leaves it), and the advance sets it to 1; seq counts published steps.
 struct FeedbackControl {

@@ -397,6 +397,27 @@ TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer g
   CHECK(a == b);
   REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 8, nullptr, b.data(), nullptr, nullptr, &err) == KILN_OK);
   CHECK(a != b);
+  // Step by step through the one loop: a callback that goes on gives the loop replay's image; one
+  // that stops after step 1 makes the call fail, naming the step.
+  struct Seen {
+    std::vector<int64_t> steps;
+    int64_t stop_after = -1;
+  } seen;
+  auto on_step = [](void* user, int64_t step, int64_t steps) {
+    auto* s = static_cast<Seen*>(user);
+    s->steps.push_back(step * 100 + steps);
+    return step == s->stop_after ? 0 : 1;
+  };
+  REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) == KILN_OK);
+  CHECK(a == b);
+  CHECK(seen.steps == std::vector<int64_t>{4, 104, 204, 304});
+  seen = Seen{{}, 1};
+  REQUIRE(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err) == KILN_OK);
+  CHECK(kiln_diffusion_denoise_steps(c.d, on_step, &seen, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message).find("stopped by the step callback after step 1") != std::string::npos);
+  CHECK(seen.steps.size() == 2);
+  CHECK(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_diffusion_denoise_steps(nullptr, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
   // An LLM plan is not a text-to-image plan.
   kiln_diffusion* none = nullptr;
   CPlan llm;

@@ -264,19 +264,20 @@ TEST_CASE("runtime: token feedback steps advance active rows only and equal deco
   CHECK(at("tokens")[1] == 0);
   CHECK(reinterpret_cast<const SampleParams*>(at("sampling"))[2].step == sampled.step + uint64_t(steps - 1));
   CHECK(reinterpret_cast<const SampleParams*>(at("sampling"))[0].step == uint64_t(steps - 1));
-  // Misuse: enabling twice, reading a step not enqueued or no longer kept, feeding back first.
-  CHECK(e.enable_feedback(0, {}).code() == StatusCode::kInternal);
-  CHECK(e.step_tokens(uint64_t(steps)).status().code() == StatusCode::kInternal);
-  for (uint32_t s = 0; s < kFeedbackRing; ++s) REQUIRE(e.enqueue_step(s == 0).is_ok());
-  REQUIRE(e.enqueue_step(false).is_ok());
-  CHECK(e.step_tokens(0).status().message().find("not readable") != std::string::npos);
-  CHECK(e.step_tokens(kFeedbackRing).is_ok());
-  auto fresh = make_cpu_executor(plan, 1);
-  REQUIRE(fresh.is_ok());
-  CHECK(fresh.value()->enqueue_step(true).code() == StatusCode::kInternal);  // not enabled
-  REQUIRE(fresh.value()->enable_feedback(plan->find_program("decode"), Executor::FeedbackTensors::of(pr)).is_ok());
-  CHECK(fresh.value()->enqueue_step(false).message().find("needs a first step") != std::string::npos);
-  CHECK(fresh.value()->enqueue_step(true).is_ok());
+  // Misuse: a program without the tensors feedback needs, reading a step not enqueued or no longer
+  // kept, feeding back before a first step.
+  CHECK(make_token_feedback(e, *plan, 0, FeedbackTensors{}).status().message().find("lacks a tensor") !=
+        std::string::npos);
+  auto made = make_token_feedback(e, *plan, plan->find_program("decode"), FeedbackTensors::of(pr));
+  REQUIRE(made.is_ok());
+  TokenFeedback& f = *made.value();
+  CHECK(f.enqueue_step(false).message().find("needs a first step") != std::string::npos);
+  CHECK(f.step_tokens(0).status().code() == StatusCode::kInternal);
+  for (uint32_t s = 0; s < kFeedbackRing; ++s) REQUIRE(f.enqueue_step(s == 0).is_ok());
+  REQUIRE(f.enqueue_step(false).is_ok());
+  CHECK(f.step_tokens(0).status().message().find("not readable") != std::string::npos);
+  CHECK(f.step_tokens(kFeedbackRing).is_ok());
+  CHECK(f.step_tokens(kFeedbackRing + 1).status().code() == StatusCode::kInternal);
 }
 
 TEST_CASE("parity: batched plans (batch 3, chunk 5) with idle rows give the same logits") {

@@ -460,12 +460,18 @@ class TextSink {
   std::string pending_, text_;
 };
 
+// One encode: a token covers at least one byte of the text, so bytes plus a few specials (BOS,
+// EOS, a prepended "▁") always fit; a second call only if a tokenizer ever needed more.
 std::vector<int32_t> tokenize(kiln_plan* plan, const std::string& text, bool add_special) {
   kiln_error err{};
   int64_t n = 0;
-  check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, nullptr, 0, &n, &err), err);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, ids.data(), n, &n, &err), err);
+  std::vector<int32_t> ids(text.size() + 16);
+  check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, ids.data(), int64_t(ids.size()), &n, &err), err);
+  if (n > int64_t(ids.size())) {
+    ids.resize(size_t(n));
+    check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, ids.data(), n, &n, &err), err);
+  }
+  ids.resize(size_t(n));
   return ids;
 }
 

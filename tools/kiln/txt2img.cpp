@@ -62,11 +62,15 @@ int run_txt2img(const Txt2ImgArgs& a) {
   check(kiln_diffusion_start(h.d, a.seed, nullptr, control.empty() ? nullptr : control.data(), &err), err);
   const auto t2 = std::chrono::steady_clock::now();
   if (a.progress) {  // one replay per step, to report each
-    for (int64_t i = 0; i < info.steps; ++i) {
-      check(kiln_diffusion_step(h.d, i, &err), err);
-      std::fprintf(stderr, "\r  step %lld/%lld (%.2f s)   ", static_cast<long long>(i + 1),
-                   static_cast<long long>(info.steps), seconds_since(t2));
-    }
+    struct Progress {
+      std::chrono::steady_clock::time_point t0;
+    } progress{t2};
+    auto report = [](void* user, int64_t step, int64_t steps) {
+      std::fprintf(stderr, "\r  step %lld/%lld (%.2f s)   ", static_cast<long long>(step + 1),
+                   static_cast<long long>(steps), seconds_since(static_cast<Progress*>(user)->t0));
+      return 1;
+    };
+    check(kiln_diffusion_denoise_steps(h.d, report, &progress, &err), err);
     std::fprintf(stderr, "\n");
   } else {
     check(kiln_diffusion_denoise(h.d, &err), err);  // the whole loop in one replay

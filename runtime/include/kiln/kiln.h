@@ -212,6 +212,10 @@ KILN_API kiln_status kiln_diffusion_start(kiln_diffusion* d, uint64_t seed, cons
 KILN_API kiln_status kiln_diffusion_step(kiln_diffusion* d, int64_t step, kiln_error* err);
 /* Runs every step as one replay of the loop program (on CUDA, one graph for the whole loop). */
 KILN_API kiln_status kiln_diffusion_denoise(kiln_diffusion* d, kiln_error* err);
+/* Called after each step; return 0 to stop (the call then fails with KILN_ERR_INVALID_ARGUMENT "stopped"). */
+typedef int (*kiln_step_callback)(void* user, int64_t step, int64_t steps);
+/* Runs every step one replay at a time, calling on_step (which may be NULL) after each. */
+KILN_API kiln_status kiln_diffusion_denoise_steps(kiln_diffusion* d, kiln_step_callback on_step, void* user, kiln_error* err);
 /* The current latents (valid until the next call on d). */
 KILN_API const float* kiln_diffusion_latents(const kiln_diffusion* d);
 /* Decodes the latents: image_out (floats, about [-1, 1]) and/or rgb_out (bytes, diffusers'
@@ -223,9 +227,8 @@ KILN_API kiln_status kiln_diffusion_decode(kiln_diffusion* d, float* image_out, 
 KILN_API kiln_status kiln_control_image_from_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w, int64_t out_h,
                                                   float* out, kiln_error* err);
 
-/* Called after each step; return 0 to stop (kiln_txt2img then fails with KILN_ERR_INVALID_ARGUMENT "stopped"). */
-typedef int (*kiln_step_callback)(void* user, int64_t step, int64_t steps);
-/* set_prompt + start + every step + decode to RGB bytes (height*width*3). */
+/* set_prompt + start + every step (kiln_diffusion_denoise, or kiln_diffusion_denoise_steps with on_step) +
+ * decode to RGB bytes (height*width*3). */
 KILN_API kiln_status kiln_txt2img(kiln_diffusion* d, const char* prompt, const char* negative, uint64_t seed,
                                   const float* control, uint8_t* rgb_out, kiln_step_callback on_step, void* user,
                                   kiln_error* err);
