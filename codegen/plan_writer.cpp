@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "compiler/error.h"
+#include "kernels/op.h"
 #include "plan_generated.h"
 #include "runtime/plan_format.h"
 

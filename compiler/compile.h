@@ -43,9 +43,6 @@ struct CompileSummary {
 // Throws CompileError with one clear line on any failure; no output file is left behind.
 CompileSummary compile_model(const CompileOptions& opts);
 
-// compile_model's path for diffusers pipeline folders (compiler/compile_diffusion.cpp).
-CompileSummary compile_diffusion(const CompileOptions& opts);
-
 struct PlanTargets;
 // --dtype (f32, bf16, f16; "" = def).
 DType parse_plan_dtype(const std::string& s, DType def);

@@ -14,8 +14,8 @@
 
 #include "kernels/dtype.h"
 #include "kernels/thread_pool.h"
-#include "runtime/plan_types.h"
 #include "runtime/status.h"
+#include "schema/plan_types.h"
 
 namespace kiln {
 

@@ -21,37 +21,6 @@ static_assert(int(fb::DType::F32) == int(DType::F32) && int(fb::DType::BF16) == 
                   int(fb::DType::I64) == int(DType::I64),
               "schema/plan.fbs DType must match kernels/dtype.h");
 
-const char* region_name(Region r) {
-  switch (r) {
-    case Region::kWeights: return "weights";
-    case Region::kArena: return "arena";
-    case Region::kKvCache: return "kv_cache";
-    case Region::kState: return "state";
-    case Region::kRequest: return "request";
-  }
-  return "?";
-}
-
-const char* plan_kind_name(PlanKind k) {
-  switch (k) {
-    case PlanKind::kLlm: return "llm";
-    case PlanKind::kTextToImage: return "text_to_image";
-  }
-  return "?";
-}
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-int64_t TensorInfo::numel() const {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
 uint32_t ProgramInfo::input(const std::string& n) const {
   for (size_t i = 0; i < input_names.size(); ++i)
     if (input_names[i] == n) return inputs[i];

@@ -11,7 +11,7 @@
 
 #include "kernels/dtype.h"
 #include "kernels/op.h"
-#include "runtime/plan_types.h"
+#include "schema/plan_types.h"
 #include "runtime/mapped_file.h"
 #include "runtime/status.h"
 #include "runtime/tokenizer.h"
@@ -29,31 +29,6 @@ struct ProgramInfo {
   // The tensor index of the named input/output, or kNoTensor.
   uint32_t input(const std::string& n) const;
   uint32_t output(const std::string& n) const;
-};
-
-struct AdapterInfo {
-  std::string name;
-  uint64_t xxh3 = 0;
-  double weight = 1.0;
-};
-
-struct MemoryInfo {
-  uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0, workspace_bytes = 0;
-  uint64_t request_bytes = 0;  // the Request region: a text-to-image plan's latents, text states, …
-};
-
-// What a plan is for (schema/plan.fbs PlanKind): an LLM (Context) or a text-to-image pipeline
-// (DiffusionSession).
-enum class PlanKind : uint8_t { kLlm = 0, kTextToImage = 1 };
-const char* plan_kind_name(PlanKind k);
-
-// A text-to-image plan's settings (schema/plan.fbs DiffusionInfo).
-struct DiffusionInfo {
-  int64_t height = 0, width = 0, steps = 0, text_len = 0;
-  std::string sampler, timestep_spacing, prediction_type;
-  double guidance = 0.0, init_noise_sigma = 0.0, control_scale = 1.0, vae_scaling_factor = 0.0;
-  std::vector<std::string> components;
-  bool guided() const { return guidance > 1.0; }
 };
 
 struct TargetInfo {

@@ -1,6 +1,7 @@
 #include "compiler/frontends/common.h"
 
 #include "compiler/error.h"
+#include "compiler/tokenizer_reader.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
@@ -73,6 +74,47 @@ void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint
   P.inputs = {{"tokens", io.tokens}, {"start_pos", io.start_pos}, {"n_valid", io.n_valid}, {"sampling", params}};
   P.outputs = {{"logits", logits}, {"next_token", next}};
   g.programs.push_back(std::move(P));
+}
+
+void refuse_pipeline_options(const CompileOptions& o) {
+  const CompileOptions defaults;
+  if (o.height != 0 || o.width != 0 || o.steps != defaults.steps || o.sampler != defaults.sampler ||
+      o.guidance != defaults.guidance || !o.controlnet.empty() || o.control_scale != defaults.control_scale)
+    throw CompileError("--height, --width, --steps, --sampler, --guidance, --controlnet and --control-scale are for "
+                       "diffusers pipelines (a folder with model_index.json); " + o.model_dir + " has none");
+}
+
+LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings) {
+  LlmLimits l;
+  if (o.max_seq < 0) throw CompileError("--max-seq must be positive");
+  l.max_seq = o.max_seq > 0 ? o.max_seq : std::min<int64_t>(max_position_embeddings, 2048);
+  if (l.max_seq > (int64_t(1) << 24)) throw CompileError("--max-seq " + std::to_string(l.max_seq) + " is too large");
+  if (o.batch <= 0 || o.batch > 4096) throw CompileError("--batch must be between 1 and 4096");
+  l.batch = o.batch;
+  if (o.chunk < 0) throw CompileError("--chunk must be positive");
+  l.chunk = o.chunk > 0 ? o.chunk : std::min<int64_t>(64, l.max_seq);
+  if (l.chunk > l.max_seq)
+    throw CompileError("--chunk " + std::to_string(l.chunk) + " exceeds --max-seq " + std::to_string(l.max_seq));
+  return l;
+}
+
+void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
+  if (o.no_tokenizer) return;
+  TokenizerData td;
+  if (!read_hf_tokenizer(o.model_dir, &td, &g.chat_template)) return;
+  auto check = Tokenizer::create(td);  // the runtime's own checks, before anything is written
+  if (!check.is_ok()) throw CompileError(o.model_dir + "/tokenizer.json: " + check.status().message());
+  g.tokenizer = std::move(td);
+}
+
+CompileSummary llm_summary(DType plan_dtype, const LlmLimits& lim, const std::string& notes) {
+  CompileSummary s;
+  s.plan_dtype = plan_dtype;
+  s.max_seq = lim.max_seq;
+  s.batch = lim.batch;
+  s.chunk = lim.chunk;
+  s.notes = notes;
+  return s;
 }
 
 void set_lm_info(Graph& g, const std::string& architecture, int64_t vocab, int64_t max_seq, int64_t batch, int64_t chunk,

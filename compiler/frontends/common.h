@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/compile.h"
 #include "compiler/ir/graph.h"
 #include "compiler/safetensors.h"
 
@@ -42,6 +43,24 @@ LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch
 // program to g.
 void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,
                        double eps, const LmProgramIo& io);
+
+// --- What every LLM frontend does around its graph (llama.cpp, deepseek.cpp).
+
+// Refuses the options only a diffusers pipeline takes (--height, --steps, …).
+void refuse_pipeline_options(const CompileOptions& o);
+
+// Sequence limits from the options, defaulting from the model's max_position_embeddings.
+struct LlmLimits {
+  int64_t max_seq, batch, chunk;
+};
+LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings);
+
+// The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
+// as the runtime will check them.
+void read_llm_tokenizer(const CompileOptions& o, Graph& g);
+
+// The frontend's part of an LLM's compile summary.
+CompileSummary llm_summary(DType plan_dtype, const LlmLimits& lim, const std::string& notes);
 
 // Fills the plan's model info for an LLM.
 void set_lm_info(Graph& g, const std::string& architecture, int64_t vocab, int64_t max_seq, int64_t batch, int64_t chunk,

@@ -4,6 +4,7 @@
 
 #include "compiler/error.h"
 #include "compiler/frontends/common.h"
+#include "compiler/frontends/frontend.h"
 #include "kernels/head_matmul.h"
 #include "kernels/matmul.h"
 #include "kernels/mla.h"
@@ -309,5 +310,36 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;
 }
+
+namespace {
+
+FrontendBuild build(const CompileOptions& o) {
+  refuse_pipeline_options(o);
+  const DeepseekConfig c = read_deepseek_config(o.model_dir + "/config.json");
+  FrontendBuild b;
+  b.checkpoint = Checkpoint::open_dir(o.model_dir);
+  size_t mtp_tensors = 0;
+  check_deepseek_tensors(c, b.checkpoint, &mtp_tensors);
+  b.lora = LoraSet::load(o.lora, b.checkpoint);
+  const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
+  const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
+  const LlmLimits lim = llm_limits(o, c.max_position_embeddings);
+  Graph& g = b.graph = build_deepseek_graph(c, DeepseekBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
+  const int64_t H = c.num_attention_heads;
+  g.info.kv_bytes_per_token = uint64_t(c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim)) * dtype_size(plan_dtype);
+  g.info.mha_kv_bytes_per_token = uint64_t(c.num_hidden_layers * H * (c.qk_head_dim() + c.v_head_dim)) * dtype_size(plan_dtype);
+  if (mtp_tensors > 0)
+    g.info.notes = "skipped " + std::to_string(mtp_tensors) + " tensors of " + std::to_string(c.num_nextn_predict_layers) +
+                   " multi-token-prediction layer(s)";
+  g.info.source_dtype = stored;
+  read_llm_tokenizer(o, g);
+  b.summary = llm_summary(plan_dtype, lim, g.info.notes);
+  return b;
+}
+
+}  // namespace
+
+extern const Frontend kDeepseekFrontend{
+    "deepseek", {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "deepseek_v2", "deepseek_v3"}, nullptr, build};
 
 }  // namespace kiln

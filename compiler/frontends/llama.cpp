@@ -5,6 +5,7 @@
 
 #include "compiler/error.h"
 #include "compiler/frontends/common.h"
+#include "compiler/frontends/frontend.h"
 #include "kernels/attention.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
@@ -147,5 +148,33 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;
 }
+
+namespace {
+
+FrontendBuild build(const CompileOptions& o) {
+  refuse_pipeline_options(o);
+  const LlamaConfig c = read_llama_config(o.model_dir + "/config.json");
+  FrontendBuild b;
+  b.checkpoint = Checkpoint::open_dir(o.model_dir);
+  check_llama_tensors(c, b.checkpoint);
+  b.lora = LoraSet::load(o.lora, b.checkpoint);
+  // The checkpoint's dtype is what its weights are stored in (config.json's dtype may say
+  // otherwise; the embedding decides).
+  const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
+  const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
+  const LlmLimits lim = llm_limits(o, c.max_position_embeddings);
+  Graph& g = b.graph = build_llama_graph(c, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
+  g.info.kv_bytes_per_token = uint64_t(c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim) * dtype_size(plan_dtype);
+  g.info.mha_kv_bytes_per_token =
+      uint64_t(c.num_hidden_layers * 2 * c.num_attention_heads * c.head_dim) * dtype_size(plan_dtype);
+  g.info.source_dtype = stored;
+  read_llm_tokenizer(o, g);
+  b.summary = llm_summary(plan_dtype, lim, g.info.notes);
+  return b;
+}
+
+}  // namespace
+
+extern const Frontend kLlamaFrontend{"llama", {"LlamaForCausalLM", "llama"}, nullptr, build};
 
 }  // namespace kiln

@@ -1,6 +1,7 @@
 #include "compiler/ir/graph.h"
 
 #include "compiler/error.h"
+#include "kernels/op.h"
 
 namespace kiln {
 

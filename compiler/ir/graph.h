@@ -10,11 +10,12 @@
 #include <vector>
 
 #include "kernels/dtype.h"
-#include "kernels/op.h"
-#include "runtime/plan.h"  // Region, ModelInfo
-#include "runtime/tokenizer.h"
+#include "schema/plan_types.h"
+#include "schema/tokenizer_data.h"
 
 namespace kiln {
+
+struct OpDef;  // kernels/op.h
 
 // f32 values of a checkpoint tensor, with any LoRA adapters already merged.
 using WeightFetch = std::function<std::vector<float>(const std::string& name)>;

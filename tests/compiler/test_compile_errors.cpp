@@ -8,6 +8,7 @@
 
 #include "compiler/compile.h"
 #include "compiler/error.h"
+#include "compiler/frontends/frontend.h"
 #include "test_util.h"
 
 using namespace kiln;
@@ -114,5 +115,22 @@ TEST_CASE("compile: bad options and folders") {
   CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "p.kplan", o).find("--batch") != std::string::npos);
   CHECK(compile_error(d / "absent", d / "p.kplan").find("config.json") != std::string::npos);
   CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "no/such/dir/p.kplan").find("cannot open") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
+// The frontend registry (compiler/frontends/frontend.h) routes a folder by its layout or its
+// config.json architecture; an architecture no frontend reads is refused, listing those that are.
+TEST_CASE("compile: each model family's frontend is found by architecture or layout, and others are refused") {
+  CHECK(std::string(frontend_for(kiln::test::fixture("gqa_f32")).family) == "llama");
+  CHECK(std::string(frontend_for(kiln::test::fixture("v3_noaux", "deepseek")).family) == "deepseek");
+  CHECK(std::string(frontend_for(kiln::test::fixture("sd15_tiny", "diffusion") + "/pipeline").family) ==
+        "diffusers pipeline");
+  CHECK(supported_architectures() == "LlamaForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM");
+  TempDir d;
+  kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
+  std::ofstream(d / "m/config.json") << R"({"architectures": ["MistralForCausalLM"], "vocab_size": 10})";
+  const std::string err = compile_error(d / "m", d / "p.kplan");
+  CHECK(err.find("architecture 'MistralForCausalLM' is not supported (supported: LlamaForCausalLM, "
+                 "DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
 }

@@ -1,19 +1,16 @@
-// compile_model for a diffusers pipeline folder (model_index.json): reads the component
-// configs and checkpoints, folds the sampler into tables, builds the programs of
-// compiler/frontends/diffusion.h and writes the plan.
+// The diffusers pipeline frontend (a folder with model_index.json): reads the component configs
+// and checkpoints, folds the sampler into tables and builds the programs of
+// compiler/frontends/diffusion.h; compile_model writes the plan.
 #include <cmath>
 #include <cstring>
 #include <sstream>
 
-#include "codegen/plan_writer.h"
 #include "compiler/compile.h"
 #include "compiler/error.h"
 #include "compiler/json_util.h"
 #include "compiler/frontends/common.h"
 #include "compiler/frontends/diffusion.h"
-#include "compiler/passes/fuse.h"
-#include "compiler/passes/memory_plan.h"
-#include "compiler/passes/weights.h"
+#include "compiler/frontends/frontend.h"
 #include "compiler/safetensors.h"
 #include "compiler/tokenizer_reader.h"
 
@@ -32,9 +29,7 @@ std::string num(double v) {
   return s.str();
 }
 
-}  // namespace
-
-CompileSummary compile_diffusion(const CompileOptions& o) {
+FrontendBuild build(const CompileOptions& o) {
   const std::string& d = o.model_dir;
   if (o.max_seq != 0 || o.batch != 1 || o.chunk != 0)
     throw CompileError("--max-seq, --batch and --chunk are for language models; " + d + " is a diffusers pipeline");
@@ -58,7 +53,8 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
     m.controlnet = read_unet_config(o.controlnet + "/config.json", true);
   }
 
-  Checkpoint ck;
+  FrontendBuild b;
+  Checkpoint& ck = b.checkpoint;
   {
     // Hub checkpoints name CLIP's tensors text_model.*; transformers 5 saves them without the prefix.
     Checkpoint te = Checkpoint::open_dir(d + "/text_encoder", "model");
@@ -85,7 +81,7 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
     for (LoraAdapterSpec& s : expand_lora_spec(l)) lora_specs.push_back(std::move(s));
   for (LoraAdapterSpec& l : lora_specs)
     l.prefix = find_lora_prefix(l, ck, {"unet/", "text_encoder/", "text_encoder/text_model."});
-  const LoraSet lora = LoraSet::load(lora_specs, ck);
+  b.lora = LoraSet::load(lora_specs, ck);
 
   const Sampler sampler = parse_sampler(o.sampler);
   const Schedule sched = build_schedule(m.scheduler, sampler, o.steps);
@@ -107,7 +103,7 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
   bo.text_len = std::min<int64_t>(77, m.clip.max_position_embeddings);
 
   std::map<std::string, std::vector<int64_t>> expected;
-  Graph g = build_diffusion_graph(m, sched, bo, &expected);
+  Graph& g = b.graph = build_diffusion_graph(m, sched, bo, &expected);
   check_checkpoint_tensors(expected, ck, diffusion_tensor_ignorable);
 
   const int64_t G = bo.guidance > 1.0 ? 2 : 1;
@@ -148,29 +144,16 @@ CompileSummary compile_diffusion(const CompileOptions& o) {
     }
   }
 
-  const PlanTargets targets = parse_targets(o.target);
-  if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
-  plan_memory(g);
-  ThreadPool pool;
-  for (const LoraRecord& r : lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
-  write_plan(g, targets,
-             [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, ck, lora, pool, out); }, o.output,
-             o.progress);
-
-  CompileSummary s;
-  s.plan_dtype = bo.plan_dtype;
-  s.text_to_image = true;
-  s.notes = g.info.notes;
-  s.weights_bytes = g.weight_bytes;
-  s.arena_bytes = g.arena_bytes;
-  s.kv_bytes = g.request_bytes;  // the persistent state: latents, text states, sampler history
-  s.state_bytes = g.state_bytes;
-  s.adapters = lora.records();
-  for (const GraphProgram& p : g.programs) s.programs.emplace_back(p.name, p.nodes.size());
-  if (g.tokenizer)
-    s.tokenizer = "CLIP BPE, " + std::to_string(g.tokenizer->vocab.size()) + " tokens, " +
-                  std::to_string(g.tokenizer->merges.size()) + " merges";
-  return s;
+  b.summary.text_to_image = true;
+  b.summary.plan_dtype = bo.plan_dtype;
+  b.summary.notes = g.info.notes;
+  return b;
 }
+
+bool is_pipeline_folder(const std::string& dir) { return path_is_file(dir + "/model_index.json"); }
+
+}  // namespace
+
+extern const Frontend kDiffusionFrontend{"diffusers pipeline", {}, is_pipeline_folder, build};
 
 }  // namespace kiln
