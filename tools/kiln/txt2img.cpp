@@ -6,22 +6,16 @@
 #include <vector>
 
 #include "kiln/kiln.h"
+#include "tools/kiln/commands.h"
 #include "tools/kiln/png_io.h"
 
 namespace {
 
 struct Handles {
-  kiln_plan* plan = nullptr;
+  PlanHandle plan;
   kiln_diffusion* d = nullptr;
-  ~Handles() {
-    kiln_diffusion_destroy(d);
-    kiln_plan_close(plan);
-  }
+  ~Handles() { kiln_diffusion_destroy(d); }
 };
-
-void check(kiln_status s, const kiln_error& e) {
-  if (s != KILN_OK) throw std::runtime_error(e.message[0] ? e.message : kiln_status_string(s));
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -33,9 +27,9 @@ int run_txt2img(const Txt2ImgArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   kiln_error err{};
   Handles h;
-  check(kiln_plan_open(a.plan.c_str(), &h.plan, &err), err);
+  check(kiln_plan_open(a.plan.c_str(), &h.plan.p, &err), err);
   const kiln_context_options o = to_context_options(a.run);
-  check(kiln_diffusion_create(h.plan, &o, &h.d, &err), err);
+  check(kiln_diffusion_create(h.plan.p, &o, &h.d, &err), err);
   if (std::string(kiln_diffusion_backend(h.d)) == "cuda") std::fprintf(stderr, "%s\n", kiln_diffusion_describe(h.d));
   kiln_diffusion_info info{};
   check(kiln_diffusion_get_info(h.d, &info, &err), err);

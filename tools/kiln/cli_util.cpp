@@ -1,0 +1,58 @@
+// Helpers the kiln CLI's subcommands share (tools/kiln/commands.h).
+#include <cstdio>
+#include <sstream>
+#include <string>
+
+#include "compiler/error.h"
+#include "tools/kiln/commands.h"
+
+using kiln::CompileError;
+
+std::string human_bytes(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(b);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
+void check(kiln_status s, const kiln_error& e) {
+  if (s != KILN_OK) throw CompileError(e.message[0] ? e.message : kiln_status_string(s));
+}
+
+void open_context(const std::string& plan_path, const RunOptions& ro, PlanHandle& plan, ContextHandle& ctx) {
+  kiln_error err{};
+  check(kiln_plan_open(plan_path.c_str(), &plan.p, &err), err);
+  const kiln_context_options o = to_context_options(ro);
+  check(kiln_context_create_with(plan.p, &o, &ctx.c, &err), err);
+  // On CUDA the setup is worth a line: the graphs captured (or stream mode) and the GEMM path.
+  if (std::string(kiln_context_backend(ctx.c)) == "cuda") std::fprintf(stderr, "%s\n", kiln_context_describe(ctx.c));
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
+    if (a == std::string::npos) throw CompileError("--ids has an empty entry in '" + s + "'");
+    item = item.substr(a, b - a + 1);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || v < 0 || v > INT32_MAX) throw CompileError("--ids entry '" + item + "' is not a token id");
+    ids.push_back(int32_t(v));
+  }
+  if (ids.empty()) throw CompileError("--ids is empty: give at least one token id");
+  return ids;
+}
+

@@ -1,0 +1,60 @@
+// The kiln CLI's subcommands (tools/kiln/main.cpp parses the arguments): compile (compile.cpp),
+// inspect (inspect.cpp), eval, generate and chat (generate.cpp), txt2img (txt2img.cpp). Each
+// throws on failure; main prints one "kiln: error: ..." line and exits non-zero.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compiler/compile.h"
+#include "kiln/kiln.h"
+#include "tools/kiln/run_options.h"
+
+// --- shared by the subcommands (cli_util.cpp)
+std::string human_bytes(uint64_t b);
+// RAII holders for the C API handles.
+struct PlanHandle {
+  kiln_plan* p = nullptr;
+  ~PlanHandle() { kiln_plan_close(p); }
+};
+struct ContextHandle {
+  kiln_context* c = nullptr;
+  ~ContextHandle() { kiln_context_destroy(c); }
+};
+// Throws the error's message when s is not KILN_OK.
+void check(kiln_status s, const kiln_error& e);
+void open_context(const std::string& plan_path, const RunOptions& ro, PlanHandle& plan, ContextHandle& ctx);
+// "1, 2,3" → ids; throws on anything else.
+std::vector<int32_t> parse_ids(const std::string& s);
+
+// --- the subcommands
+int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix);
+int run_inspect(const std::string& path, bool list_tensors, bool as_json);
+int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path, const RunOptions& ro);
+
+struct GenerateArgs {
+  std::string plan, ids, prompt;
+  std::vector<std::string> stops;
+  bool ignore_stop = false;
+  int64_t max_new = 32;
+  float temperature = 0.0f, top_p = 1.0f;
+  int top_k = 0;
+  uint64_t seed = 0;
+  int64_t eos = -1;
+  bool output_ids = false;
+  RunOptions run;
+};
+
+int run_generate(const GenerateArgs& a);
+
+struct ChatArgs {
+  std::string plan, system;
+  int64_t max_new = 256;
+  float temperature = 0.7f, top_p = 0.9f;
+  int top_k = 0;
+  uint64_t seed = 0;
+  bool raw = false;
+  RunOptions run;
+};
+
+int run_chat(const ChatArgs& a);

@@ -1,0 +1,246 @@
+// kiln eval, generate and chat, through the public C API as a host would.
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "compiler/error.h"
+#include "compiler/safetensors.h"
+#include "tools/kiln/commands.h"
+
+using kiln::CompileError;
+
+int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path, const RunOptions& ro) {
+  auto in = kiln::SafetensorsFile::open(in_path);
+  auto it = in->tensors().find("input_ids");
+  if (it == in->tensors().end()) throw CompileError(in_path + ": has no 'input_ids' tensor");
+  const kiln::StTensor& t = it->second;
+  if (!t.has_dtype || (t.dtype != kiln::DType::I64 && t.dtype != kiln::DType::I32))
+    throw CompileError(in_path + ": input_ids must be I64 or I32, not " + t.st_dtype);
+  if (t.shape.size() != 2 || t.shape[0] <= 0 || t.shape[1] <= 0)
+    throw CompileError(in_path + ": input_ids must have shape [batch, tokens] with both > 0");
+  const int64_t rows = t.shape[0], n = t.shape[1];
+  std::vector<int32_t> ids(size_t(rows * n));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    int64_t v = 0;
+    if (t.dtype == kiln::DType::I64) std::memcpy(&v, t.data + i * 8, 8);
+    else {
+      int32_t v32;
+      std::memcpy(&v32, t.data + i * 4, 4);
+      v = v32;
+    }
+    if (v < 0 || v > INT32_MAX)
+      throw CompileError(in_path + ": input_ids[" + std::to_string(i / size_t(n)) + ", " + std::to_string(i % size_t(n)) +
+                         "] = " + std::to_string(v) + " is not a token id");
+    ids[i] = int32_t(v);
+  }
+  PlanHandle plan;
+  ContextHandle ctx;
+  open_context(plan_path, ro, plan, ctx);
+  kiln_plan_info info;
+  kiln_error err{};
+  check(kiln_plan_get_info(plan.p, &info, &err), err);
+  if (n > info.max_seq)
+    throw CompileError(in_path + ": " + std::to_string(n) + " tokens per row exceed the plan's max_seq of " +
+                       std::to_string(info.max_seq));
+  if (double(rows) * double(n) * double(info.vocab_size) * 4.0 > 64.0 * double(1ull << 30))
+    throw CompileError(in_path + ": the logits would take over 64 GiB; score fewer rows at a time");
+  std::vector<float> logits(size_t(rows * n * info.vocab_size));
+  check(kiln_score(ctx.c, ids.data(), rows, n, logits.data(), &err), err);
+  kiln::write_safetensors(out_path, {{"logits", kiln::DType::F32, {rows, n, info.vocab_size}, logits.data(),
+                                      uint64_t(logits.size() * sizeof(float))}});
+  std::fprintf(stderr, "wrote logits [%" PRId64 ", %" PRId64 ", %" PRId64 "] to %s\n", rows, n, info.vocab_size,
+               out_path.c_str());
+  return 0;
+}
+
+namespace {
+
+// Text out of generated ids: streams through the plan's decoder, holding back text that might
+// be the start of a stop string, and stops at stop tokens and stop strings.
+class TextSink {
+ public:
+  TextSink(kiln_plan* plan, std::vector<std::string> stops, bool ignore_stop, bool echo)
+      : plan_(plan), stops_(std::move(stops)), ignore_stop_(ignore_stop), echo_(echo) {
+    kiln_error err{};
+    check(kiln_decoder_create(plan, /*skip_special=*/1, &dec_, &err), err);
+    for (const auto& s : stops_) hold_ = std::max(hold_, s.size());
+  }
+  ~TextSink() { kiln_decoder_destroy(dec_); }
+  // False once generation should stop.
+  bool push(int32_t id) {
+    if (!ignore_stop_ && kiln_token_is_stop(plan_, id)) return false;
+    char buf[1024];
+    size_t len = 0;
+    kiln_error err{};
+    if (kiln_decoder_push(dec_, id, buf, sizeof(buf), &len, &err) != KILN_OK) return false;
+    pending_.append(buf, std::min(len, sizeof(buf) - 1));
+    for (const auto& s : stops_) {
+      const size_t at = pending_.find(s);
+      if (!s.empty() && at != std::string::npos) {
+        emit(pending_.substr(0, at));
+        pending_.clear();
+        return false;
+      }
+    }
+    if (pending_.size() > hold_) {
+      // Keep the last hold_ bytes (a stop string may be starting), but never split a UTF-8 sequence.
+      size_t cut = pending_.size() - hold_;
+      while (cut > 0 && (uint8_t(pending_[cut]) & 0xC0) == 0x80) --cut;
+      emit(pending_.substr(0, cut));
+      pending_.erase(0, cut);
+    }
+    return true;
+  }
+  void finish() {
+    emit(pending_);
+    pending_.clear();
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  void emit(const std::string& s) {
+    text_ += s;
+    if (echo_ && !s.empty()) {
+      std::fwrite(s.data(), 1, s.size(), stdout);
+      std::fflush(stdout);
+    }
+  }
+  kiln_plan* plan_;
+  kiln_decoder* dec_ = nullptr;
+  std::vector<std::string> stops_;
+  bool ignore_stop_, echo_;
+  size_t hold_ = 0;
+  std::string pending_, text_;
+};
+
+// One encode: a token covers at least one byte of the text, so bytes plus a few specials (BOS,
+// EOS, a prepended "▁") always fit; a second call only if a tokenizer ever needed more.
+std::vector<int32_t> tokenize(kiln_plan* plan, const std::string& text, bool add_special) {
+  kiln_error err{};
+  int64_t n = 0;
+  std::vector<int32_t> ids(text.size() + 16);
+  check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, ids.data(), int64_t(ids.size()), &n, &err), err);
+  if (n > int64_t(ids.size())) {
+    ids.resize(size_t(n));
+    check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, ids.data(), n, &n, &err), err);
+  }
+  ids.resize(size_t(n));
+  return ids;
+}
+
+}  // namespace
+
+int run_generate(const GenerateArgs& a) {
+  if (a.ids.empty() == a.prompt.empty()) throw CompileError("give exactly one of --ids and -p/--prompt");
+  if (a.max_new < 0) throw CompileError("--max-new-tokens must not be negative");
+  PlanHandle plan;
+  ContextHandle ctx;
+  open_context(a.plan, a.run, plan, ctx);
+  const bool text_mode = !a.prompt.empty();
+  const std::vector<int32_t> prompt = text_mode ? tokenize(plan.p, a.prompt, true) : parse_ids(a.ids);
+  if (prompt.empty()) throw CompileError("the prompt is empty after tokenization");
+  kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed};
+  std::vector<int32_t> out(size_t(a.max_new));
+  int64_t n_out = 0;
+  kiln_error err{};
+  struct Stream {
+    bool ids_on;
+    bool first = true;
+    TextSink* text;
+  };
+  std::unique_ptr<TextSink> sink;
+  if (text_mode) sink = std::make_unique<TextSink>(plan.p, a.stops, a.ignore_stop, !a.output_ids);
+  Stream stream{!a.output_ids && !text_mode, true, sink.get()};
+  auto cb = [](void* user, int32_t tok) -> int {
+    auto* st = static_cast<Stream*>(user);
+    if (st->text) return st->text->push(tok) ? 1 : 0;
+    if (st->ids_on) {
+      std::printf(st->first ? "%d" : " %d", tok);
+      std::fflush(stdout);
+      st->first = false;
+    }
+    return 1;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  check(kiln_generate(ctx.c, prompt.data(), int64_t(prompt.size()), a.max_new, &s, int32_t(a.eos), out.data(), &n_out, cb,
+                      &stream, &err),
+        err);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (sink) sink->finish();
+  if (!a.output_ids) std::printf("\n");
+  std::fflush(stdout);  // keep the text and the stderr summary in order when both go to one pipe
+  std::fprintf(stderr, "generated %" PRId64 " tokens in %.3f s on %s\n", n_out, secs, kiln_context_backend(ctx.c));
+  if (a.output_ids) {
+    std::string line;
+    for (int32_t t : prompt) line += (line.empty() ? "" : " ") + std::to_string(t);
+    for (int64_t i = 0; i < n_out; ++i) line += " " + std::to_string(out[size_t(i)]);
+    std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}
+
+// Interactive chat: each line on stdin is a user turn; the reply streams to stdout. The
+// whole conversation is re-encoded each turn in the model's chat format (or as plain text
+// with --raw).
+int run_chat(const ChatArgs& a) {
+  PlanHandle plan;
+  ContextHandle ctx;
+  open_context(a.plan, a.run, plan, ctx);
+  std::vector<std::string> roles, contents;
+  if (!a.system.empty()) roles.push_back("system"), contents.push_back(a.system);
+  std::string raw_text;
+  const bool tty = isatty(0);
+  kiln_error err{};
+  if (!a.raw) {  // fail early, with the template message, if the format is unknown
+    const char* r = "user";
+    const char* c = "";
+    check(kiln_chat_prompt(plan.p, &r, &c, 1, nullptr, 0, nullptr, &err), err);
+  }
+  std::string line;
+  for (uint64_t turn = 0;; ++turn) {
+    if (tty) std::fputs("> ", stdout), std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    std::string prompt_text;
+    if (a.raw) {
+      raw_text += line + "\n";
+      prompt_text = raw_text;
+    } else {
+      roles.push_back("user");
+      contents.push_back(line);
+      std::vector<const char*> rp, cp;
+      for (size_t i = 0; i < roles.size(); ++i) rp.push_back(roles[i].c_str()), cp.push_back(contents[i].c_str());
+      size_t len = 0;
+      check(kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), nullptr, 0, &len, &err), err);
+      std::string buf(len + 1, '\0');
+      check(kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), buf.data(), buf.size(), &len, &err), err);
+      prompt_text.assign(buf.data(), len);
+    }
+    const std::vector<int32_t> ids = tokenize(plan.p, prompt_text, a.raw);
+    TextSink sink(plan.p, a.raw ? std::vector<std::string>{"\n"} : std::vector<std::string>{}, false, true);
+    kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed + turn};
+    std::vector<int32_t> out(size_t(a.max_new));
+    int64_t n = 0;
+    auto cb = [](void* user, int32_t tok) -> int { return static_cast<TextSink*>(user)->push(tok) ? 1 : 0; };
+    kiln_plan_info info;
+    check(kiln_plan_get_info(plan.p, &info, &err), err);
+    const int64_t budget = std::min<int64_t>(a.max_new, info.max_seq - int64_t(ids.size()));
+    if (budget <= 0) {
+      std::fprintf(stderr, "kiln: the conversation has reached the plan's max_seq of %" PRId64 "; starting over\n",
+                   info.max_seq);
+      roles.resize(a.system.empty() ? 0 : 1), contents.resize(roles.size()), raw_text.clear();
+      continue;
+    }
+    check(kiln_generate(ctx.c, ids.data(), int64_t(ids.size()), budget, &s, -1, out.data(), &n, cb, &sink, &err), err);
+    sink.finish();
+    std::printf("\n");
+    std::fflush(stdout);
+    if (a.raw) raw_text += sink.text() + "\n";
+    else roles.push_back("assistant"), contents.push_back(sink.text());
+  }
+  return 0;
+}
+
