@@ -1,13 +1,11 @@
-// CUDA kernels of the diffusion models (CLIP, UNet, VAE, samplers). Each mirrors its CPU twin
-// in kernels/cpu/ (the oracle of tests/cuda/): same formulas, f32 arithmetic with f32
-// accumulation, statistics in double where the CPU keeps them in double.
-// - layernorm, group_norm: one block per row / per (image, group); two-pass statistics in
-//   double (the CPU's order differs only in how the double sums associate).
+// CUDA kernels of the diffusion models (UNet, VAE, samplers). Each mirrors its CPU twin in
+// kernels/cpu/ (the oracle of tests/cuda/): same formulas, f32 arithmetic with f32 accumulation.
+// The norms are in norms.cu, the elementwise ops in pointwise.cu.
 // - conv2d: an implicit GEMM (output pixels × output channels, K = kh·kw·cin) on CUDA cores,
 //   f32 throughout; register-staged, double-buffered shared-memory tiles.
 // - sdpa: flash-style attention, one block per (64 query rows, head, image), 64-key tiles
 //   with an online softmax, so any key length works with fixed shared memory.
-// - small elementwise and sampler kernels: one thread per element.
+// - timestep embedding and sampler kernels: one thread per element.
 // Every launcher only enqueues on its stream (no allocation, no synchronisation), so it can
 // be captured into a graph; shapes come from the argument struct, checked at bind time.
 #include <algorithm>
@@ -36,86 +34,6 @@ using cuda::sdpa_load_tile;
 using cuda::sdpa_qk_stride;
 using cuda::sdpa_smem_bytes;
 
-
-// Sum over a block of blockDim.x threads (a multiple of 32, at most 1024) in double; every
-// thread gets the total.
-__device__ __forceinline__ double block_sum_d(double v, double* smem32) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();  // smem32 may still be read by an earlier call
-  if (lane == 0) smem32[warp] = v;
-  __syncthreads();
-  v = lane < int(blockDim.x >> 5) ? smem32[lane] : 0.0;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// ---------------------------------------------------------------------------------------
-// LayerNorm: one block per row.
-
-constexpr int kNormThreads = 256;
-
-__global__ void __launch_bounds__(kNormThreads) layernorm_kernel(LayerNormArgs a) {
-  __shared__ double red[32];
-  const int64_t r = blockIdx.x;
-  const float* x = a.x + r * a.dim;
-  float* y = a.y + r * a.dim;
-  double s = 0.0;
-  for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x) s += double(x[i]);
-  const double mean = block_sum_d(s, red) / double(a.dim);
-  double v = 0.0;
-  for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x) {
-    const double d = double(x[i]) - mean;
-    v += d * d;
-  }
-  v = block_sum_d(v, red);
-  const float inv = float(1.0 / sqrt(v / double(a.dim) + double(a.eps)));
-  const float m = float(mean);
-  for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x)
-    y[i] = (x[i] - m) * inv * cuda::ld(a.w, a.w_dtype, uint64_t(i)) + cuda::ld(a.b, a.w_dtype, uint64_t(i));
-}
-
-// ---------------------------------------------------------------------------------------
-// GroupNorm (+ SiLU): one block per (image, group). The group's elements are the pixels ×
-// cpg channels starting at channel c0 of every pixel; element e is (pixel e / cpg, channel
-// e % cpg), so consecutive threads read runs of cpg contiguous floats. I is the index type:
-// 32-bit division when the group fits, which keeps the three passes memory-bound.
-
-constexpr int kGroupNormThreads = 512;
-
-template <typename I>
-__global__ void __launch_bounds__(kGroupNormThreads) group_norm_kernel(GroupNormArgs a) {
-  __shared__ double red[32];
-  const int64_t item = blockIdx.x;
-  const int64_t cpg = a.channels / a.groups;
-  const int64_t b = item / a.groups, c0 = (item % a.groups) * cpg;
-  const float* x = a.x + b * a.pixels * a.channels + c0;
-  float* y = a.y + b * a.pixels * a.channels + c0;
-  const I n = I(a.pixels * cpg), g = I(cpg);
-  const I ch = I(a.channels);
-  double s = 0.0;
-  for (I e = threadIdx.x; e < n; e += blockDim.x) {
-    const I p = e / g, c = e - p * g;
-    s += double(x[p * ch + c]);
-  }
-  const double cnt = double(a.pixels * cpg);
-  const double mean = block_sum_d(s, red) / cnt;
-  double v = 0.0;
-  for (I e = threadIdx.x; e < n; e += blockDim.x) {
-    const I p = e / g, c = e - p * g;
-    const double d = double(x[p * ch + c]) - mean;
-    v += d * d;
-  }
-  v = block_sum_d(v, red);
-  const float inv = float(1.0 / sqrt(v / cnt + double(a.eps))), m = float(mean);
-  for (I e = threadIdx.x; e < n; e += blockDim.x) {
-    const I p = e / g, c = e - p * g;
-    const uint64_t wc = uint64_t(c0) + uint64_t(c);
-    float t = (x[p * ch + c] - m) * inv * cuda::ld(a.w, a.w_dtype, wc) + cuda::ld(a.b, a.w_dtype, wc);
-    if (a.silu) t = t / (1.0f + expf(-t));
-    y[p * ch + c] = t;
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // conv2d as an implicit GEMM: y[m][n] = Σ_k patch[m][k] · w[n][k], m an output pixel (over the
@@ -345,73 +263,6 @@ void conv2d_dispatch(const Conv2dArgs& a, bool vec, cudaStream_t s) {
   else conv2d_launch<64, 32, 4, 2, W>(a, vec, s);
 }
 
-// ---------------------------------------------------------------------------------------
-// Elementwise ops: one thread per output element. I is the index type (32-bit division when
-// the tensor allows it).
-
-__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-
-template <typename I>
-__global__ void activation_kernel(ActivationArgs a) {
-  const I i = I(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= I(a.n)) return;
-  const float x = a.x[i];
-  float y;
-  switch (a.kind) {
-    case Activation::kSilu: y = x / (1.0f + expf(-x)); break;
-    case Activation::kGelu: y = gelu_erf(x); break;
-    case Activation::kGeluTanh: {
-      const float c = 0.79788456080286536f;  // sqrt(2/pi)
-      y = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-      break;
-    }
-    case Activation::kQuickGelu: y = x / (1.0f + expf(-1.702f * x)); break;
-    default: y = x; break;
-  }
-  a.y[i] = y;
-}
-
-template <typename I>
-__global__ void geglu_kernel(GegluArgs a) {
-  const I idx = I(blockIdx.x) * blockDim.x + threadIdx.x;
-  const I f = I(a.f);
-  if (idx >= I(a.rows) * f) return;
-  const I r = idx / f, i = idx - r * f;
-  const float* h = a.x + r * 2 * f;
-  a.y[idx] = h[i] * gelu_erf(h[f + i]);
-}
-
-template <typename I>
-__global__ void add_kernel(AddArgs a) {
-  const I idx = I(blockIdx.x) * blockDim.x + threadIdx.x;
-  const I cols = I(a.cols);
-  if (idx >= I(a.rows) * cols) return;
-  const I r = idx / cols, c = idx - r * cols;
-  const I br = I(a.b_rows) == 1 ? I(0) : r % I(a.b_rows);
-  const float base = a.a ? a.a[idx] : 0.0f;  // absent a: y = scale·b (a broadcast copy)
-  a.y[idx] = base + a.scale * cuda::ld(a.b, a.b_dtype, uint64_t(br * cols + c));
-}
-
-template <typename I>
-__global__ void concat_kernel(ConcatArgs a) {
-  const I idx = I(blockIdx.x) * blockDim.x + threadIdx.x;
-  const I ca = I(a.ca), cb = I(a.cb), w = ca + cb;
-  if (idx >= I(a.rows) * w) return;
-  const I r = idx / w, c = idx - r * w;
-  a.y[idx] = c < ca ? a.a[r * ca + c] : a.b[r * cb + (c - ca)];
-}
-
-constexpr int kEwThreads = 256;
-
-// One thread per element of n; the 32-bit-index instantiation when every index the kernel
-// forms (below `extent`, and the thread index one block past n) fits in 32 bits.
-template <typename Args>
-void launch_ew(void (*k32)(Args), void (*k64)(Args), uint64_t n, uint64_t extent, const Args& a, cudaStream_t s) {
-  if (n == 0) return;
-  const auto k = std::max(n, extent) + kEwThreads < (uint64_t(1) << 32) ? k32 : k64;
-  k<<<blocks_for(n, kEwThreads), kEwThreads, 0, s>>>(a);
-}
-
 // Scaled dot-product attention: the flash tile machinery is in flash_tile.cuh.
 
 template <int NC>  // head_dim <= 16 · NC
@@ -537,21 +388,6 @@ __global__ void normal_noise_kernel(NormalNoiseArgs a) {
 // ---------------------------------------------------------------------------------------
 // Launchers.
 
-void layernorm_cuda(const LayerNormArgs& a, cudaStream_t s) {
-  if (a.rows <= 0) return;
-  layernorm_kernel<<<unsigned(a.rows), kNormThreads, 0, s>>>(a);
-}
-
-void group_norm_cuda(const GroupNormArgs& a, cudaStream_t s) {
-  if (a.batch * a.groups <= 0) return;
-  const uint64_t n = uint64_t(a.pixels * (a.channels / a.groups));
-  const uint64_t last = uint64_t(a.pixels) * uint64_t(a.channels);  // bound on p · channels + c
-  if (n + kGroupNormThreads < (uint64_t(1) << 32) && last < (uint64_t(1) << 32))
-    group_norm_kernel<uint32_t><<<unsigned(a.batch * a.groups), kGroupNormThreads, 0, s>>>(a);
-  else
-    group_norm_kernel<uint64_t><<<unsigned(a.batch * a.groups), kGroupNormThreads, 0, s>>>(a);
-}
-
 void conv2d_cuda(const Conv2dArgs& a, cudaStream_t s) {
   if (a.batch * a.ho * a.wo <= 0 || a.cout <= 0) return;
   const auto aligned = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
@@ -562,24 +398,6 @@ void conv2d_cuda(const Conv2dArgs& a, cudaStream_t s) {
     case DType::F16: conv2d_dispatch<DType::F16>(a, vec, s); break;
     default: break;
   }
-}
-
-void activation_cuda(const ActivationArgs& a, cudaStream_t s) {
-  launch_ew(activation_kernel<uint32_t>, activation_kernel<uint64_t>, uint64_t(a.n), uint64_t(a.n), a, s);
-}
-
-void geglu_cuda(const GegluArgs& a, cudaStream_t s) {
-  // One thread per output; the input is indexed up to rows · 2f.
-  launch_ew(geglu_kernel<uint32_t>, geglu_kernel<uint64_t>, uint64_t(a.rows * a.f), uint64_t(a.rows * 2 * a.f), a, s);
-}
-
-void add_cuda(const AddArgs& a, cudaStream_t s) {
-  // Row r reads b's row r mod b_rows, which is r itself when b_rows >= rows; clamping keeps
-  // every index of b below rows · cols, so the 32-bit path stays exact.
-  AddArgs c = a;
-  c.b_rows = std::min(a.b_rows, a.rows);
-  if (c.b_rows <= 0) return;
-  launch_ew(add_kernel<uint32_t>, add_kernel<uint64_t>, uint64_t(a.rows * a.cols), uint64_t(a.rows * a.cols), c, s);
 }
 
 // Wide heads (head_dim above kCudaMaxSdpaHeadDim, which the tiled kernel's registers cannot
@@ -664,11 +482,6 @@ static void sdpa_wide_launch(const SdpaArgs& a, cudaStream_t s) {
   raise_dynamic_smem(reinterpret_cast<const void*>(&sdpa_wide_kernel), smem);
   const dim3 grid(unsigned((a.lq + R - 1) / R), unsigned(a.heads), unsigned(a.batch));
   sdpa_wide_kernel<<<grid, 256, smem, s>>>(a, R);
-}
-
-void concat_cuda(const ConcatArgs& a, cudaStream_t s) {
-  launch_ew(concat_kernel<uint32_t>, concat_kernel<uint64_t>, uint64_t(a.rows * (a.ca + a.cb)),
-            uint64_t(a.rows * (a.ca + a.cb)), a, s);
 }
 
 void sdpa_cuda(const SdpaArgs& a, cudaStream_t s) {
