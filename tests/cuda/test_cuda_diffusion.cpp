@@ -13,17 +13,12 @@
 #include "compiler/compile.h"
 #include "runtime/diffusion.h"
 #include "runtime/executor.h"
+#include "cuda/cuda_test.h"
 #include "test_util.h"
 
 using namespace kiln;
 
 namespace {
-
-bool no_gpu() {
-  if (cuda_device_count() > 0) return false;
-  std::printf("SKIPPED: no CUDA device\n");
-  return true;
-}
 
 std::shared_ptr<const Plan> compile_plan(const test::TempDir& dir, const std::string& name, const std::string& dtype,
                                          const std::string& sampler, const std::string& controlnet = "") {
@@ -93,7 +88,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 TEST_CASE("cuda diffusion: f32 plans match the CPU backend, and the loop graph, step graphs and stream mode agree bit for bit") {
-  if (no_gpu()) return;
+  if (cuda_test::skip_without_gpu()) return;
   test::TempDir dir;
   for (const char* sampler : {"euler", "euler_a", "dpmpp_2m"}) {
     CAPTURE(sampler);
@@ -114,7 +109,7 @@ TEST_CASE("cuda diffusion: f32 plans match the CPU backend, and the loop graph, 
 }
 
 TEST_CASE("cuda diffusion: ControlNet plans match the CPU, and bf16 plans stay within 2e-2 of f32") {
-  if (no_gpu()) return;
+  if (cuda_test::skip_without_gpu()) return;
   test::TempDir dir;
   auto cn = compile_plan(dir, "cn.kplan", "f32", "euler", test::fixture("controlnet_tiny", "diffusion") + "/controlnet");
   const std::vector<float> control = test::random_floats(size_t(64 * 64 * 3), 3, 0.5f);
@@ -138,7 +133,7 @@ TEST_CASE("cuda diffusion: ControlNet plans match the CPU, and bf16 plans stay w
 #include "kernels/sdpa.h"
 
 TEST_CASE("cuda diffusion: sdpa with heads wider than the tiled kernel (the VAE's 512) matches the CPU") {
-  if (no_gpu()) return;
+  if (cuda_test::skip_without_gpu()) return;
   struct Shape {
     int64_t batch, lq, lk, heads, hd;
     bool causal;

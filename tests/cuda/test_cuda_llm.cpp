@@ -1,0 +1,379 @@
+// CUDA LLM kernels against their CPU twins: sampling, embedding, RMSNorm, SwiGLU, RoPE (fused
+// with the KV write too), the KV write and attention (decode split-K, tiled prefill), and the
+// DeepSeek kernels (head_matmul, MLA, MoE).
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "kernels/cuda/kernels_cuda.h"
+#include "runtime/context.h"
+#include "runtime/cublaslt.h"
+#include "cuda/cuda_test.h"
+
+using namespace kiln;
+using namespace kiln::cuda_test;
+using kiln::test::random_floats;
+using kiln::test::rel_l2;
+using kiln::test::TempDir;
+
+TEST_CASE("cuda: greedy sample matches the CPU kernel (vocab 128256, ties, NaN, -inf rows, idle rows, clamped n_valid)") {
+  if (skip_without_gpu()) return;
+  const int64_t batch = 5, chunk = 3, vocab = 128256;
+  auto logits = random_floats(size_t(batch * chunk * vocab), 77, 3.0f);
+  const float nan = std::nanf("");
+  auto row = [&](int64_t b, int64_t t) { return logits.data() + (b * chunk + t) * vocab; };
+  // row 0: a tie at the maximum far apart (the lower id wins); row 1: NaN first and a maximum at
+  // the end; row 2: all NaN (0); row 3: -inf after a NaN (the first -inf, id 1); row 4: idle.
+  row(0, 2)[70000] = 50.0f, row(0, 2)[9] = 50.0f;
+  row(1, 0)[0] = nan, row(1, 0)[vocab - 1] = 60.0f;
+  std::fill(row(2, 1), row(2, 1) + vocab, nan);
+  std::fill(row(3, 2), row(3, 2) + vocab, -INFINITY);
+  row(3, 2)[0] = nan;
+  const std::vector<int32_t> valid = {3, 1, 2, 7, 0};
+  std::vector<int32_t> want(batch, 99);
+  ThreadPool pool(2, uint64_t(2 * vocab));
+  sample_cpu({logits.data(), valid.data(), nullptr, want.data(), batch, chunk, vocab}, pool);
+  CHECK(want == std::vector<int32_t>{9, int32_t(vocab - 1), 0, 1, -1});
+  Dev dl(logits), dv(valid), dn(std::vector<int32_t>(batch, 99));
+  sample_cuda({dl.as<float>(), dv.as<int32_t>(), nullptr, dn.as<int32_t>(), batch, chunk, vocab}, nullptr);
+  sync_ok();
+  CHECK(dn.get<int32_t>() == want);
+}
+
+// Temperature sampling on the device against the CPU kernel (which is the host's sample_token):
+// top-k from 1 to 1024 (ties at the boundary, a repeated maximum), top-p on and off, many
+// (seed, step) draws, a small vocabulary with top_k 0 (every token a candidate), greedy rows
+// mixed in, and top_k above the device's limit (-1: the host samples).
+TEST_CASE("cuda: sampling with temperature, top-k and top-p picks the CPU kernel's tokens") {
+  if (skip_without_gpu()) return;
+  for (const int64_t vocab : {int64_t(128256), int64_t(300)}) {
+    CAPTURE(vocab);
+    const int64_t batch = 64;
+    auto logits = random_floats(size_t(batch * vocab), 91, 2.5f);
+    for (int64_t b = 0; b < batch; ++b) {
+      float* r = logits.data() + b * vocab;
+      if (b % 4 == 0) {  // a repeated maximum: 40 ties above every other logit
+        for (int64_t j = 0; j < 40; ++j) r[(j * 97 + b) % vocab] = 30.0f;
+      } else if (b % 4 == 1) {  // 60 ties around rank 1000 (or the middle of a small row), straddling top_k
+        std::vector<float> sorted(r, r + vocab);
+        const size_t at = size_t(std::min<int64_t>(1000, vocab / 2));
+        std::nth_element(sorted.begin(), sorted.begin() + long(at), sorted.end(), std::greater<float>());
+        for (int64_t j = 0; j < 60; ++j) r[(j * 131 + b) % vocab] = sorted[at];
+      } else if (b % 4 == 2 && b % 8 == 2) {  // every logit equal, as -0 and +0: all keys tie
+        for (int64_t j = 0; j < vocab; ++j) r[j] = (j % 2) ? -0.0f : 0.0f;
+      }
+    }
+    std::vector<int32_t> valid(size_t(batch), 1);
+    std::vector<SampleParams> params(static_cast<size_t>(batch));
+    const int32_t ks[] = {1, 2, 7, 40, 41, 100, 1000, 1024, 0};
+    for (int64_t b = 0; b < batch; ++b)
+      params[size_t(b)] = {b % 9 == 8 && vocab > 1024 ? 0.7f : (b % 11 == 0 ? 0.0f : 0.3f + 0.1f * float(b % 13)),
+                           ks[b % 9], (b % 3 == 0) ? 1.0f : 0.5f + 0.04f * float(b % 12), 0, uint64_t(1234 + b),
+                           uint64_t(b * 7)};
+    ThreadPool pool(2, uint64_t(2 * vocab));
+    std::vector<int32_t> want(size_t(batch), 99);
+    sample_cpu({logits.data(), valid.data(), params.data(), want.data(), batch, 1, vocab}, pool);
+    std::vector<int32_t> pw(params.size() * 8);
+    std::memcpy(pw.data(), params.data(), params.size() * sizeof(SampleParams));
+    Dev dl(logits), dv(valid), dp(pw), dn(std::vector<int32_t>(size_t(batch), 99));
+    sample_cuda({dl.as<float>(), dv.as<int32_t>(), dp.as<SampleParams>(), dn.as<int32_t>(), batch, 1, vocab}, nullptr);
+    sync_ok();
+    const auto got = dn.get<int32_t>();
+    for (int64_t b = 0; b < batch; ++b) {
+      CAPTURE(b);
+      const SampleParams& p = params[size_t(b)];
+      const int64_t k = p.top_k > 0 && p.top_k < vocab ? p.top_k : vocab;
+      if (p.temperature > 0.0f && k > kSampleMaxTopK) CHECK(got[size_t(b)] == -1);
+      else CHECK(got[size_t(b)] == want[size_t(b)]);
+    }
+  }
+}
+
+TEST_CASE("cuda: embedding, rmsnorm, swiglu and rope match the CPU kernels") {
+  if (skip_without_gpu()) return;
+  ThreadPool pool(2);
+  {
+    const int64_t vocab = 1000, dim = 96;
+    const auto table = as_dtype(random_floats(size_t(vocab * dim), 1), DType::BF16);
+    std::vector<int32_t> tok = {5, 999, 0, -3, 1000, 42};
+    std::vector<float> yc(tok.size() * size_t(dim), kNaN), yg = yc;
+    Dev dt(table), dtok(tok), dy(yg);
+    embedding_cpu({tok.data(), table.data(), DType::BF16, yc.data(), int64_t(tok.size()), vocab, dim}, pool);
+    embedding_cuda({dtok.as<int32_t>(), dt.p, DType::BF16, dy.as<float>(), int64_t(tok.size()), vocab, dim}, nullptr);
+    sync_ok();
+    CHECK(dy.get<float>() == yc);
+  }
+  {
+    const int64_t rows = 7, dim = 2048;
+    const auto x = random_floats(size_t(rows * dim), 2, 3.0f);
+    const auto w = as_dtype(random_floats(size_t(dim), 3), DType::F16);
+    std::vector<float> yc(x.size(), kNaN);
+    Dev dx(x), dw(w), dy(yc);
+    rmsnorm_cpu({x.data(), w.data(), DType::F16, yc.data(), rows, dim, 1e-5f}, pool);
+    rmsnorm_cuda({dx.as<float>(), dw.p, DType::F16, dy.as<float>(), rows, dim, 1e-5f}, nullptr);
+    sync_ok();
+    const auto yg = dy.get<float>();
+    CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-6);
+  }
+  {
+    const int64_t rows = 9, ffn = 1000;
+    const auto gu = random_floats(size_t(rows * 2 * ffn), 4, 2.0f);
+    std::vector<float> hc(size_t(rows * ffn), kNaN);
+    Dev dgu(gu), dh(hc);
+    swiglu_cpu({gu.data(), hc.data(), rows, ffn}, pool);
+    swiglu_cuda({dgu.as<float>(), dh.as<float>(), rows, ffn}, nullptr);
+    sync_ok();
+    const auto hg = dh.get<float>();
+    CHECK(rel_l2(hg.data(), hc.data(), hc.size()) < 1e-6);
+  }
+  {
+    const int64_t batch = 2, chunk = 5, hd = 128, nrot = 12, width = 16 * hd;
+    auto qc = random_floats(size_t(batch * chunk * width), 5);
+    std::vector<float> inv(size_t(hd / 2));
+    for (int64_t i = 0; i < hd / 2; ++i) inv[size_t(i)] = std::pow(500000.0f, -2.0f * float(i) / float(hd));
+    std::vector<int32_t> start = {0, 3000};
+    Dev dq(qc), dinv(inv), ds(start);
+    rope_cpu({qc.data(), inv.data(), start.data(), batch, chunk, width, nrot, hd, 1.0f}, pool);
+    rope_cuda({dq.as<float>(), dinv.as<float>(), ds.as<int32_t>(), batch, chunk, width, nrot, hd, 1.0f}, nullptr);
+    sync_ok();
+    const auto qg = dq.get<float>();
+    CHECK(rel_l2(qg.data(), qc.data(), qc.size()) < 1e-5);
+  }
+}
+
+// RoPE + KV write fused (the pair the backend binds as one launch) against the CPU's rope then
+// kv_write: the rotated qkv buffer and both caches, with padding rows, a row reaching max_seq and
+// every cache dtype.
+TEST_CASE("cuda: the fused RoPE + KV write matches the CPU's rope then kv_write") {
+  if (skip_without_gpu()) return;
+  for (DType ct : {DType::F32, DType::BF16, DType::F16}) {
+    CAPTURE(std::string(dtype_name(ct)));
+    const int64_t batch = 3, chunk = 5, S = 64, H = 8, KVH = 2, hd = 64, width = (H + 2 * KVH) * hd;
+    ThreadPool pool(2);
+    std::vector<int32_t> start = {0, 40, 61}, valid = {5, 2, 5};  // row 2 reaches max_seq after 3 tokens
+    std::vector<float> inv(size_t(hd / 2));
+    for (int64_t i = 0; i < hd / 2; ++i) inv[size_t(i)] = std::pow(500000.0f, -2.0f * float(i) / float(hd));
+    auto qc = random_floats(size_t(batch * chunk * width), 33);
+    auto kc = as_dtype(random_floats(size_t(batch * S * KVH * hd), 34), ct), vc = kc;
+    Dev dq(qc), dinv(inv), ds(start), dn(valid), dk(kc), dv(vc);
+    rope_cpu({qc.data(), inv.data(), start.data(), batch, chunk, width, H + KVH, hd, 1.0f}, pool);
+    kv_write_cpu({qc.data(), start.data(), valid.data(), kc.data(), vc.data(), ct, batch, chunk, S, H, KVH, hd}, pool);
+    const RopeArgs r{dq.as<float>(), dinv.as<float>(), ds.as<int32_t>(), batch, chunk, width, H + KVH, hd, 1.0f};
+    const KvWriteArgs w{dq.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dk.p, dv.p, ct, batch, chunk, S, H, KVH, hd};
+    REQUIRE(rope_kv_write_cuda_supported(r, w));
+    rope_kv_write_cuda(r, w, nullptr);
+    sync_ok();
+    const auto qg = dq.get<float>();
+    CHECK(rel_l2(qg.data(), qc.data(), qc.size()) < 1e-5);
+    for (const auto& [dev, host] : {std::make_pair(&dk, &kc), std::make_pair(&dv, &vc)}) {
+      const auto got = dev->get<uint8_t>();
+      std::vector<float> g(host->size() / dtype_size(ct)), c(g.size());
+      convert_to_f32(got.data(), ct, g.data(), g.size());
+      convert_to_f32(host->data(), ct, c.data(), c.size());
+      // GPU and CPU sin/cos differ in the last bits, which can flip a 16-bit rounding of a rotated
+      // k now and then (2^-8 relative for bf16); a wrong position would be off by order 1.
+      CHECK(rel_l2(g.data(), c.data(), c.size()) < (ct == DType::F32 ? 1e-5 : ct == DType::F16 ? 1e-4 : 5e-4));
+    }
+  }
+}
+
+TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context, padding rows, every cache dtype)") {
+  if (skip_without_gpu()) return;
+  for (DType ct : {DType::F32, DType::BF16, DType::F16})
+    for (int64_t hd : {64, 128}) {
+      CAPTURE(std::string(dtype_name(ct)));
+      CAPTURE(hd);
+      const int64_t batch = 2, chunk = 4, S = 1500, H = 8, KVH = 2, width = (H + 2 * KVH) * hd;
+      ThreadPool pool(2, uint64_t(S + hd));
+      std::vector<int32_t> start = {1200, 0}, valid = {3, 4};
+      const auto cache0 = as_dtype(random_floats(size_t(batch * S * KVH * hd), 7), ct);
+      auto kc = cache0, vc = as_dtype(random_floats(size_t(batch * S * KVH * hd), 8), ct);
+      const auto qkv = random_floats(size_t(batch * chunk * width), 9);
+      Dev dk(kc), dv(vc), dqkv(qkv), ds(start), dn(valid);
+      kv_write_cpu({qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), ct, batch, chunk, S, H, KVH, hd}, pool);
+      kv_write_cuda({dqkv.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dk.p, dv.p, ct, batch, chunk, S, H, KVH, hd},
+                    nullptr);
+      sync_ok();
+      CHECK(dk.get<uint8_t>() == kc);
+      CHECK(dv.get<uint8_t>() == vc);
+      std::vector<float> oc(size_t(batch * chunk * H * hd), kNaN);
+      Dev dout(oc);
+      const float scale = 1.0f / std::sqrt(float(hd));
+      attention_cpu({qkv.data(), kc.data(), vc.data(), ct, start.data(), valid.data(), oc.data(), batch, chunk, S, H, KVH,
+                     hd, scale},
+                    pool);
+      attention_cuda({dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), batch, chunk,
+                      S, H, KVH, hd, scale},
+                     nullptr);
+      sync_ok();
+      const auto og = dout.get<float>();
+      CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
+    }
+}
+
+namespace {
+
+// One attention case over a random cache: inputs, the CPU kernel's output, and the GPU output of
+// `run` (given device arguments with a NaN-poisoned output), checked finite and within 1e-5.
+struct AttentionCase {
+  int64_t batch, chunk, heads, kv_heads, hd, max_seq;
+  std::vector<int32_t> start, valid;
+};
+
+template <typename Run>
+void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, const Run& run) {
+  CAPTURE(std::string(dtype_name(ct)));
+  CAPTURE(sh.chunk);
+  CAPTURE(sh.heads);
+  CAPTURE(sh.kv_heads);
+  CAPTURE(sh.hd);
+  CAPTURE(sh.max_seq);
+  const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
+  const auto kc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
+  const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
+  const auto qkv = random_floats(size_t(rows * width), seed++, 2.0f);
+  std::vector<float> oc(size_t(rows * sh.heads * sh.hd), kNaN);
+  ThreadPool pool(2, uint64_t(sh.max_seq + sh.hd));
+  const float scale = 1.0f / std::sqrt(float(sh.hd));
+  attention_cpu({qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
+                 sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale},
+                pool);
+  Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
+  run(AttentionArgs{dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
+                    sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale});
+  sync_ok();
+  const auto og = dout.get<float>();
+  CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
+  CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
+}
+
+}  // namespace
+
+// Tiled (flash) prefill attention over the cache against the CPU kernel: chunks of 16 to 130 rows
+// (several 64-row query tiles, a partial last one), prompts continuing at a later position, GQA
+// and MHA, head_dim 64 to 256, partial chunks (padding rows get zeros), an idle batch row, and
+// rows whose position reaches max_seq (zeros, as on the CPU).
+TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, continued prompts, GQA, padding rows)") {
+  if (skip_without_gpu()) return;
+  uint32_t seed = 5000;
+  const AttentionCase shapes[] = {
+      {1, 130, 8, 2, 64, 512, {0}, {130}},                // three query tiles from position 0
+      {2, 64, 32, 8, 128, 1024, {300, 0}, {64, 50}},      // a continued prompt; a partial chunk
+      {3, 16, 4, 4, 96, 200, {190, 7, 0}, {16, 9, 0}},    // MHA, odd head count per tile; rows past max_seq; idle row
+      {1, 70, 2, 1, 256, 300, {100}, {70}},               // the widest head
+      {1, 512, 32, 8, 128, 2048, {0}, {512}},             // an 8B-shaped 512-token prefill chunk
+  };
+  for (DType ct : {DType::F32, DType::BF16})
+    for (const AttentionCase& sh : shapes)
+      check_attention_case(sh, ct, seed, [](const AttentionArgs& g) { attention_cuda(g, nullptr); });
+}
+
+// Split-K decode attention against the CPU kernel: group sizes 1 to 8 (3 runs in the 4-wide
+// variant), head_dim 64 to 256, a context shorter than the split count, the last cache position,
+// idle rows (zeros), and positions at or past max_seq (zeros, as on the CPU).
+TEST_CASE("cuda: split-K decode attention matches the CPU kernel (GQA groups, head dims, idle rows, short and long context)") {
+  if (skip_without_gpu()) return;
+  uint32_t seed = 4000;
+  const AttentionCase shapes[] = {
+      {1, 1, 32, 8, 64, 2048, {1023}, {1}},                  // Llama-3.2-1B decode at 1024 tokens
+      {1, 1, 32, 8, 128, 2048, {127}, {1}},                  // Llama-3.1-8B decode at 128 tokens
+      {3, 1, 6, 2, 128, 300, {0, 299, 5}, {1, 1, 0}},        // first token, last position, an idle row
+      {2, 2, 8, 8, 64, 512, {40, 511}, {2, 2}},              // MHA; row 2 of batch 1 is past max_seq
+      {1, 4, 24, 8, 96, 1000, {2}, {3}},                     // group of 3, odd head_dim, padding row
+      {1, 1, 16, 2, 64, 4096, {4095}, {1}},                  // group of 8, a full long cache
+      {2, 1, 8, 2, 256, 256, {100, 7}, {1, 1}},              // the widest head
+  };
+  for (DType ct : {DType::F32, DType::BF16})
+    for (const AttentionCase& sh : shapes)
+      check_attention_case(sh, ct, seed, [](const AttentionArgs& g) {
+        const int splits = attention_cuda_splits(g);
+        REQUIRE(splits >= 1);
+        MESSAGE("splits " << splits);
+        Dev scratch(std::vector<float>(attention_cuda_scratch_floats(g), kNaN));
+        attention_split_cuda(g, scratch.as<float>(), nullptr);
+        sync_ok();  // before scratch is freed
+      });
+}
+
+TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
+  if (skip_without_gpu()) return;
+  ThreadPool pool(2, 8192);
+  uint32_t seed = 300;
+  {
+    const int64_t rows = 5, heads = 16, k = 128, m = 512;
+    const auto x = random_floats(size_t(rows * heads * k), seed++);
+    const auto w = as_dtype(random_floats(size_t(heads * m * k), seed++, 0.05f), DType::BF16);
+    std::vector<float> yc(size_t(rows * heads * m), kNaN);
+    Dev dx(x), dw(w), dy(yc);
+    head_matmul_cpu({x.data(), w.data(), DType::BF16, yc.data(), rows, heads, k, m, nullptr, 1}, pool);
+    head_matmul_cuda({dx.as<float>(), dw.p, DType::BF16, dy.as<float>(), rows, heads, k, m, nullptr, 1}, nullptr);
+    sync_ok();
+    const auto yg = dy.get<float>();
+    CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
+  }
+  for (DType ct : {DType::F32, DType::BF16}) {
+    CAPTURE(std::string(dtype_name(ct)));
+    const int64_t batch = 2, chunk = 3, S = 700, H = 16, rank = 512, rope = 64, rows = batch * chunk;
+    std::vector<int32_t> start = {650, 0}, valid = {3, 2};
+    auto cache = as_dtype(random_floats(size_t(batch * S * (rank + rope)), seed++), ct);
+    const auto ckv = random_floats(size_t(rows * rank), seed++), kpe = random_floats(size_t(rows * rope), seed++);
+    Dev dc(cache), dckv(ckv), dkpe(kpe), ds(start), dn(valid);
+    mla_kv_write_cpu({ckv.data(), kpe.data(), start.data(), valid.data(), cache.data(), ct, batch, chunk, S, rank, rope}, pool);
+    mla_kv_write_cuda({dckv.as<float>(), dkpe.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dc.p, ct, batch, chunk, S,
+                       rank, rope},
+                      nullptr);
+    sync_ok();
+    CHECK(dc.get<uint8_t>() == cache);
+    const auto ql = random_floats(size_t(rows * H * rank), seed++, 0.05f), qp = random_floats(size_t(rows * H * rope), seed++);
+    std::vector<float> oc(size_t(rows * H * rank), kNaN);
+    Dev dql(ql), dqp(qp), dout(oc);
+    mla_attention_cpu({ql.data(), qp.data(), cache.data(), ct, start.data(), valid.data(), oc.data(), batch, chunk, S, H,
+                       rank, rope, 0.07f},
+                      pool);
+    mla_attention_cuda({dql.as<float>(), dqp.as<float>(), dc.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(),
+                        batch, chunk, S, H, rank, rope, 0.07f},
+                       nullptr);
+    sync_ok();
+    const auto og = dout.get<float>();
+    CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
+  }
+  for (int64_t method = 0; method < 3; ++method) {
+    CAPTURE(method);
+    const int64_t rows = 7, dim = 256, E = 64, K = 6, F = 96;
+    const auto h = random_floats(size_t(rows * dim), seed++);
+    const auto gate = random_floats(size_t(E * dim), seed++, 0.1f), bias = random_floats(size_t(E), seed++, 0.1f);
+    std::vector<int32_t> ids_c(size_t(rows * K), -7);
+    std::vector<float> w_c(size_t(rows * K), kNaN);
+    Dev dh(h), dg(gate), db(bias), dids(ids_c), dw(w_c);
+    MoeRouteArgs rc{h.data(), gate.data(), DType::F32, bias.data(), DType::F32, ids_c.data(), w_c.data(), rows, dim, E, K,
+                    MoeTopk(method), method == 2 ? MoeScoring::kSigmoid : MoeScoring::kSoftmax, 8, 3, method == 2, 2.5f,
+                    nullptr, 1};
+    moe_route_cpu(rc, pool);
+    MoeRouteArgs rg = rc;
+    rg.h = dh.as<float>();
+    rg.gate = dg.p;
+    rg.bias = db.p;
+    rg.ids = dids.as<int32_t>();
+    rg.weights = dw.as<float>();
+    moe_route_cuda(rg, nullptr);
+    sync_ok();
+    CHECK(dids.get<int32_t>() == ids_c);
+    const auto wg = dw.get<float>();
+    CHECK(rel_l2(wg.data(), w_c.data(), w_c.size()) < 1e-5);
+    const auto wgu = as_dtype(random_floats(size_t(E * 2 * F * dim), seed++, 0.05f), DType::BF16);
+    const auto wdown = as_dtype(random_floats(size_t(E * dim * F), seed++, 0.05f), DType::BF16);
+    auto yc = random_floats(size_t(rows * dim), seed++);
+    std::vector<float> ws(size_t(rows * K * F), kNaN);
+    Dev dgu(wgu), ddown(wdown), dy(yc), dws(ws);
+    moe_experts_cpu({h.data(), ids_c.data(), w_c.data(), wgu.data(), wdown.data(), DType::BF16, yc.data(), ws.data(), rows,
+                     dim, E, F, K, nullptr, 1},
+                    pool);
+    moe_experts_cuda({dh.as<float>(), dids.as<int32_t>(), dw.as<float>(), dgu.p, ddown.p, DType::BF16, dy.as<float>(),
+                      dws.as<float>(), rows, dim, E, F, K, nullptr, 1},
+                     nullptr);
+    sync_ok();
+    const auto yg = dy.get<float>();
+    CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
+  }
+}
