@@ -1,0 +1,488 @@
+// Text-to-image through the C API and the CLI (against diffusers' images), control images,
+// compile errors, LoRA on pipelines, the held-out var_tiny pipeline, and the schema of
+// text-to-image plans (kind, diffusion table, request region) under re-sealed edits.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "compiler/compile.h"
+#include "compiler/diffusion_config.h"
+#include "compiler/safetensors.h"
+#include "compiler/schedule.h"
+#include "kernels/philox.h"
+#include "kernels/sampler.h"
+#include "plan_edit.h"
+#include "runtime/diffusion.h"
+#include "diffusion/diffusion_test.h"
+#include "kiln/kiln.h"
+#include "runtime/image.h"
+#include "test_util.h"
+#include "tools/kiln/png_io.h"
+
+using namespace kiln;
+
+using namespace kiln::diffusion_test;
+
+namespace {
+
+struct CPlan {
+  kiln_plan* p = nullptr;
+  kiln_diffusion* d = nullptr;
+  ~CPlan() {
+    kiln_diffusion_destroy(d);
+    kiln_plan_close(p);
+  }
+};
+
+std::string compile_to(const test::TempDir& dir, const std::string& pipeline, const std::string& extra = "",
+                       const std::string& name = "sd.kplan") {
+  std::string out;
+  const std::string plan = dir / name;
+  const int rc = test::run_command(std::string(KILN_CLI_PATH) + " compile " + pipeline + " -o " + plan +
+                                       " --steps 4 --dtype f32 --target cpu " + extra + " 2>&1",
+                                   &out);
+  REQUIRE_MESSAGE(rc == 0, out);
+  return plan;
+}
+
+}  // namespace
+
+TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer gives diffusers' image") {
+  test::TempDir dir;
+  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline");
+  const RefFile ref(dfix("sd15_tiny") + "/reference.safetensors");
+  CPlan c;
+  kiln_error err{};
+  REQUIRE(kiln_plan_open(plan.c_str(), &c.p, &err) == KILN_OK);
+  kiln_context_options o = kiln_context_options_default();
+  o.device = "cpu";
+  o.n_threads = 2;
+  REQUIRE_MESSAGE(kiln_diffusion_create(c.p, &o, &c.d, &err) == KILN_OK, err.message);
+  kiln_diffusion_info info{};
+  REQUIRE(kiln_diffusion_get_info(c.d, &info, &err) == KILN_OK);
+  CHECK(info.height == 64);
+  CHECK(info.steps == 4);
+  CHECK(info.guided == 1);
+  CHECK(info.has_control == 0);
+  CHECK(std::string(kiln_diffusion_backend(c.d)) == "cpu");
+  CHECK(std::string(kiln_diffusion_describe(c.d)).rfind("cpu, ", 0) == 0);
+  REQUIRE(kiln_diffusion_set_prompt(c.d, "a red fox in snow", "", &err) == KILN_OK);  // the fixture's prompt
+  const std::vector<float> noise = nchw_to_nhwc(ref.floats("init_latents"), 1, 4, 32, 32);
+  REQUIRE(kiln_diffusion_start(c.d, 0, noise.data(), nullptr, &err) == KILN_OK);
+  for (int64_t i = 0; i < info.steps; ++i) REQUIRE(kiln_diffusion_step(c.d, i, &err) == KILN_OK);
+  std::vector<uint8_t> rgb(64 * 64 * 3);
+  std::vector<float> img(64 * 64 * 3);
+  REQUIRE(kiln_diffusion_decode(c.d, img.data(), rgb.data(), &err) == KILN_OK);
+  const std::vector<float> want = ref.floats("loop_euler_image");
+  std::vector<float> got(img.size());
+  for (size_t i = 0; i < img.size(); ++i) got[i] = std::min(1.0f, std::max(0.0f, img[i] / 2 + 0.5f));
+  CHECK(test::rel_l2(got.data(), want.data(), want.size()) <= 1e-3);
+  int off = 0;
+  for (size_t i = 0; i < rgb.size(); ++i) off += std::abs(int(rgb[i]) - int(std::lround(want[i] * 255)));
+  CHECK(off <= int(rgb.size()) / 50);  // bytes agree but for rare rounding ties
+
+  // Bad calls: typed errors, nothing crashes.
+  CHECK(kiln_diffusion_step(c.d, 4, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_diffusion_step(c.d, -1, &err) == KILN_ERR_INVALID_ARGUMENT);
+  const float ctl[3] = {0, 0, 0};
+  CHECK(kiln_diffusion_start(c.d, 0, nullptr, ctl, &err) == KILN_ERR_INVALID_ARGUMENT);
+  std::vector<int32_t> bad(77, 5000);
+  CHECK(kiln_diffusion_set_prompt_ids(c.d, bad.data(), bad.data(), &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_diffusion_set_prompt(c.d, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  std::vector<float> nan_noise(size_t(4 * 32 * 32), NAN);
+  CHECK(kiln_diffusion_start(c.d, 0, nan_noise.data(), nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  // The same seed gives the same image; kiln_txt2img runs it all.
+  std::vector<uint8_t> a(rgb.size()), b(rgb.size());
+  REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, a.data(), nullptr, nullptr, &err) == KILN_OK);
+  REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), nullptr, nullptr, &err) == KILN_OK);
+  CHECK(a == b);
+  REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 8, nullptr, b.data(), nullptr, nullptr, &err) == KILN_OK);
+  CHECK(a != b);
+  // Step by step through the one loop: a callback that goes on gives the loop replay's image; one
+  // that stops after step 1 makes the call fail, naming the step.
+  struct Seen {
+    std::vector<int64_t> steps;
+    int64_t stop_after = -1;
+  } seen;
+  auto on_step = [](void* user, int64_t step, int64_t steps) {
+    auto* s = static_cast<Seen*>(user);
+    s->steps.push_back(step * 100 + steps);
+    return step == s->stop_after ? 0 : 1;
+  };
+  REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) == KILN_OK);
+  CHECK(a == b);
+  CHECK(seen.steps == std::vector<int64_t>{4, 104, 204, 304});
+  seen = Seen{{}, 1};
+  REQUIRE(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err) == KILN_OK);
+  CHECK(kiln_diffusion_denoise_steps(c.d, on_step, &seen, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message).find("stopped by the step callback after step 1") != std::string::npos);
+  CHECK(seen.steps.size() == 2);
+  CHECK(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_diffusion_denoise_steps(nullptr, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  // An LLM plan is not a text-to-image plan.
+  kiln_diffusion* none = nullptr;
+  CPlan llm;
+  test::TempDir d2;
+  CompileOptions lo;
+  lo.model_dir = test::fixture("gqa_f32");
+  lo.output = d2 / "l.kplan";
+  compile_model(lo);
+  REQUIRE(kiln_plan_open(lo.output.c_str(), &llm.p, &err) == KILN_OK);
+  CHECK(kiln_diffusion_create(llm.p, nullptr, &none, &err) == KILN_ERR_UNSUPPORTED);
+  CHECK(none == nullptr);
+}
+
+TEST_CASE("diffusion control images are resized exactly as diffusers (PIL Lanczos) prepares them") {
+  const RefFile ref(dfix("controlnet_tiny") + "/reference.safetensors");
+  for (const char* size : {"97x71", "150x130"}) {
+    CAPTURE(size);
+    int64_t w = 0, h = 0;
+    std::vector<uint8_t> rgb;
+    read_png_rgb8(dfix("controlnet_tiny") + "/control_" + std::string(size) + ".png", &w, &h, &rgb);
+    std::vector<float> got(64 * 64 * 3);
+    REQUIRE(control_image_from_rgb8(rgb.data(), w, h, 64, 64, got.data()).is_ok());
+    const std::vector<float> want = nchw_to_nhwc(ref.floats("resized_" + std::string(size)), 1, 3, 64, 64);
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - want[i])));
+    CHECK(worst <= 1e-6);  // the same bytes
+  }
+  std::vector<float> out(12);
+  const uint8_t px[3] = {1, 2, 3};
+  CHECK(!control_image_from_rgb8(px, 0, 1, 2, 2, out.data()).is_ok());
+  CHECK(!control_image_from_rgb8(nullptr, 1, 1, 2, 2, out.data()).is_ok());
+}
+
+TEST_CASE("diffusion CLI: txt2img writes a PNG, and control images and bad inputs are handled") {
+  test::TempDir dir;
+  const std::string cli = KILN_CLI_PATH;
+  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline");
+  std::string out;
+  REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + plan + " -p 'a red fox in snow' --seed 42 --progress --device cpu -o " +
+                                        (dir / "fox.png") + " 2>&1",
+                                    &out) == 0,
+                  out);
+  int64_t w = 0, h = 0;
+  std::vector<uint8_t> rgb;
+  read_png_rgb8(dir / "fox.png", &w, &h, &rgb);
+  CHECK(w == 64);
+  CHECK(h == 64);
+  CHECK(out.find("wrote") != std::string::npos);
+  REQUIRE(test::run_command(cli + " inspect " + plan + " --json", &out) == 0);
+  const nlohmann::json info = nlohmann::json::parse(out);
+  CHECK(info["diffusion"]["height"] == 64);
+  CHECK(info["diffusion"]["steps"] == 4);
+  CHECK(info["diffusion"]["sampler"] == "euler");
+  CHECK(info["tokenizer"]["kind"] == "CLIP BPE");
+  // Control image for a plan without a ControlNet, a missing prompt, a missing plan.
+  CHECK(test::run_command(cli + " txt2img " + plan + " -p x -o " + (dir / "a.png") + " --control " +
+                              dfix("controlnet_tiny") + "/control.png 2>&1",
+                          &out) != 0);
+  CHECK(out.find("no ControlNet") != std::string::npos);
+  CHECK(test::run_command(cli + " txt2img " + plan + " -o " + (dir / "a.png") + " 2>&1", &out) != 0);
+  CHECK(test::run_command(cli + " txt2img " + (dir / "none.kplan") + " -p x -o " + (dir / "a.png") + " 2>&1", &out) != 0);
+
+  // A ControlNet plan: needs --control; a bad PNG is refused by name; a good one of another size works.
+  const std::string cn = compile_to(dir, dfix("sd15_tiny") + "/pipeline",
+                                    "--controlnet " + dfix("controlnet_tiny") + "/controlnet --control-scale 0.8", "cn.kplan");
+  CHECK(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p x -o " + (dir / "a.png") + " 2>&1", &out) != 0);
+  CHECK(out.find("--control") != std::string::npos);
+  test::write_bytes(dir / "bad.png", {0x89, 'P', 'N', 'G', 1, 2, 3});
+  CHECK(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p x -o " + (dir / "a.png") + " --control " +
+                              (dir / "bad.png") + " 2>&1",
+                          &out) != 0);
+  CHECK(out.find("bad.png") != std::string::npos);
+  REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p 'a fox' -o " + (dir / "cn.png") +
+                                        " --control " + dfix("controlnet_tiny") + "/control_97x71.png 2>&1",
+                                    &out) == 0,
+                  out);
+  CHECK(!test::read_bytes(dir / "cn.png").empty());
+  CHECK(std::ifstream(dir / "a.png").good() == false);  // failed runs leave no output behind
+}
+
+TEST_CASE("diffusion compile: bad pipelines and options are refused with one clear line and no plan") {
+  test::TempDir dir;
+  const std::string src = dfix("sd15_tiny") + "/pipeline";
+  auto err_of = [&](const std::string& folder, const std::function<void(CompileOptions&)>& tweak = nullptr) {
+    CompileOptions o;
+    o.model_dir = folder;
+    o.output = dir / "x.kplan";
+    o.steps = 4;
+    if (tweak) tweak(o);
+    const std::string e = test::compile_error(o);
+    CHECK(!std::ifstream(o.output).good());
+    return e;
+  };
+  CHECK(err_of(src, [](CompileOptions& o) { o.sampler = "heun"; }).find("--sampler") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.max_seq = 64; }).find("language models") != std::string::npos);
+  CHECK(err_of(test::fixture("gqa_f32"), [](CompileOptions& o) { o.steps = 20; }).find("diffusers pipelines") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.steps = 0; }).find("--steps") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.height = 62; }).find("multiples") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.guidance = NAN; }).find("--guidance") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) { o.lora.push_back({"x", 1.0, ""}); }).find("adapter_model.safetensors") != std::string::npos);
+  CHECK(err_of(src, [&](CompileOptions& o) { o.controlnet = dir / "nope"; }).find("config.json") != std::string::npos);
+  // A ControlNet whose blocks do not match the UNet (sd2's UNet is smaller).
+  CHECK(err_of(dfix("sd2_tiny") + "/pipeline", [&](CompileOptions& o) { o.controlnet = dfix("controlnet_tiny") + "/controlnet"; })
+            .find("ControlNet") != std::string::npos);
+  auto broken = [&](const std::function<void(const std::string&)>& edit) {
+    const std::string p = dir / "pipe";
+    test::run_command("rm -rf '" + p + "'", nullptr);
+    test::copy_dir(src, p);
+    edit(p);
+    return err_of(p);
+  };
+  auto write = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+  CHECK(broken([](const std::string& p) { std::remove((p + "/vae/config.json").c_str()); }).find("vae/config.json") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/unet/config.json", "{\"_class_name\": \"UNet2DConditionModel\", \"block_out_channels\": [32, 64], \"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\"], \"layers_per_block\": 2, \"cross_attention_dim\": 32, \"norm_num_groups\": 8, \"attention_head_dim\": 2, \"class_embed_type\": \"timestep\"}"); })
+            .find("class_embed_type") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/unet/config.json", "{\"block_out_channels\": [32, 64], \"down_block_types\": [\"SimpleDown\", \"DownBlock2D\"]}"); })
+            .find("SimpleDown") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/scheduler/scheduler_config.json", "{\"beta_schedule\": \"cosine\"}"); })
+            .find("beta_schedule") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/scheduler/scheduler_config.json", "{\"prediction_type\": \"sample\"}"); })
+            .find("prediction_type") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/model_index.json", "{\"_class_name\": \"StableDiffusionPipeline\", \"unet\": [\"diffusers\", \"UNet2DConditionModel\"]}"); })
+            .find("text_encoder") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/text_encoder/config.json", "{\"vocab_size\": 1000, \"hidden_size\": 32, \"intermediate_size\": 37, \"num_hidden_layers\": 3, \"num_attention_heads\": 4, \"hidden_act\": \"relu\"}"); })
+            .find("hidden_act") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { std::remove((p + "/unet/diffusion_pytorch_model.safetensors").c_str()); })
+            .find("diffusion_pytorch_model.safetensors") != std::string::npos);
+  // A truncated weight file and a checkpoint that does not match its config.
+  CHECK(!broken([&](const std::string& p) {
+           auto b = test::read_bytes(p + "/vae/diffusion_pytorch_model.safetensors");
+           b.resize(b.size() / 2);
+           test::write_bytes(p + "/vae/diffusion_pytorch_model.safetensors", b);
+         }).empty());
+  CHECK(broken([&](const std::string& p) { write(p + "/text_encoder/config.json", "{\"vocab_size\": 1000, \"hidden_size\": 32, \"intermediate_size\": 37, \"num_hidden_layers\": 4, \"num_attention_heads\": 4}"); })
+            .find("missing tensor") != std::string::npos);
+  CHECK(broken([&](const std::string& p) { write(p + "/tokenizer/merges.txt", "#version: 0.2\nnot-a-merge\n"); })
+            .find("merges.txt") != std::string::npos);
+}
+
+TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge as peft's merge_and_unload") {
+  const RefFile ref(dfix("lora_tiny") + "/reference.safetensors");
+  CompileSummary sum;
+  auto c = compile_and_open(dfix("sd15_tiny") + "/pipeline", "euler", 4, "", 1.0,
+                            {LoraAdapterSpec{dfix("lora_tiny") + "/unet_lora", 1.0, ""},
+                             LoraAdapterSpec{dfix("lora_tiny") + "/text_lora", 1.0, ""}},
+                            &sum);
+  REQUIRE(sum.adapters.size() == 2);
+  CHECK(c->plan->adapters().size() == 2);
+  DiffusionSession* s = c->s.get();
+  encode(*s, ref);
+  check_text(*s, ref);
+  check_unet(*s, ref, "unet_out");
+  check_loop(*s, ref, "euler", nullptr);
+
+  // An adapter made for another pipeline (sd2's smaller UNet) is refused, naming the module and shapes.
+  CompileOptions bad;
+  bad.model_dir = dfix("sd2_tiny") + "/pipeline";
+  bad.output = c->dir / "bad.kplan";
+  bad.lora = {LoraAdapterSpec{dfix("lora_tiny") + "/unet_lora", 1.0, ""}};
+  const std::string e = test::compile_error(bad);
+  CHECK(e.find("unet_lora") != std::string::npos);
+  CHECK(!std::ifstream(bad.output).good());
+}
+
+TEST_CASE("diffusion pf_ode is the VP-SDE's probability-flow ODE: same drift, half the score term, no noise") {
+  const SchedulerConfig cfg = read_scheduler_config(dfix("samplers") + "/vp_sde.json");
+  const Schedule sde = build_schedule(cfg, Sampler::kVpSde, 10), ode = build_schedule(cfg, Sampler::kPfOde, 10);
+  CHECK(sde.stochastic);
+  CHECK(!ode.stochastic);
+  REQUIRE(sde.timesteps == ode.timesteps);
+  for (int64_t i = 0; i < 10; ++i) {
+    const float* a = sde.coefs.data() + i * kSamplerCoefs;
+    const float* b = ode.coefs.data() + i * kSamplerCoefs;
+    CHECK(b[kAx] == a[kAx]);
+    CHECK(std::fabs(b[kAm] - 0.5f * a[kAm]) <= 1e-6f * std::fabs(a[kAm]));
+    CHECK(b[kAz] == 0.0f);
+    if (i + 1 < 10) CHECK(a[kAz] > 0.0f);
+  }
+}
+
+TEST_CASE("diffusion LoRA: diffusers' own LoRA files (with and without adapter metadata) load as diffusers loads them") {
+  const RefFile ref(dfix("lora_tiny") + "/reference.safetensors");
+  for (const auto& dk : {std::pair<std::string, std::string>{"diffusers_lora", "dlora_unet_out"},
+                         {"diffusers_lora_nometa", "dlora_nometa_unet_out"}}) {
+    const std::string dir = dk.first, key = dk.second;  // named copies: CAPTURE cannot take structured bindings
+    CAPTURE(dir);
+    // The folder for one, the file itself for the other: both name a diffusers LoRA.
+    CompileSummary sum;
+    auto c = compile_and_open(dfix("sd15_tiny") + "/pipeline", "euler", 4, "", 1.0,
+                              {LoraAdapterSpec{dfix("lora_tiny") + "/" + dir +
+                                               (dir == "diffusers_lora" ? "" : "/pytorch_lora_weights.safetensors")}},
+                              &sum);
+    REQUIRE(sum.adapters.size() == 1);  // one component (unet) in the file
+    DiffusionSession* s = c->s.get();
+    encode(*s, ref);  // the base text encoder: this file adapts the UNet only
+    const std::vector<float> base_text = swap_halves(ref.floats("base_text_hidden"));
+    CHECK(test::rel_l2(s->text_states(), base_text.data(), base_text.size()) <= 1e-4);
+    check_unet(*s, ref, key);
+  }
+  // kohya files are refused by name.
+  test::TempDir d;
+  const std::vector<float> v(4, 0.5f);
+  write_safetensors(d / "kohya.safetensors",
+                    {StWriteTensor{"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", DType::F32, {2, 2}, v.data(), 16}});
+  CompileOptions o;
+  o.model_dir = dfix("sd15_tiny") + "/pipeline";
+  o.output = d / "x.kplan";
+  o.lora = {LoraAdapterSpec{d / "kohya.safetensors"}};
+  CHECK(test::compile_error(o).find("kohya") != std::string::npos);
+}
+
+TEST_CASE("diffusion VAE checkpoints with the old attention names (query/key/value/proj_attn) load as diffusers renames them") {
+  test::TempDir dir;
+  const std::string p = dir / "pipe";
+  test::copy_dir(dfix("sd15_tiny") + "/pipeline", p);
+  const std::string vae = p + "/vae/diffusion_pytorch_model.safetensors";
+  {
+    auto f = SafetensorsFile::open(vae);
+    std::vector<StWriteTensor> out;
+    int renamed = 0;
+    for (const auto& [name, t] : f->tensors()) {
+      std::string n = name;
+      for (const auto& [to, from] : {std::pair<std::string, std::string>{"to_q.", "query."}, {"to_k.", "key."},
+                                     {"to_v.", "value."}, {"to_out.0.", "proj_attn."}})
+        if (const size_t at = n.find("attentions.0." + to); at != std::string::npos) {
+          n.replace(at + 13, to.size(), from);
+          ++renamed;
+        }
+      out.push_back({n, t.dtype, t.shape, t.data, t.size});
+    }
+    REQUIRE(renamed >= 8);  // decoder and encoder attention
+    write_safetensors(vae + ".new", out);
+  }
+  REQUIRE(std::rename((vae + ".new").c_str(), vae.c_str()) == 0);
+  auto c = compile_and_open(p, "euler", 4);
+  check_vae(*c->s, RefFile(dfix("sd15_tiny") + "/reference.safetensors"));
+}
+
+TEST_CASE("diffusion LoRA: target_modules given as full module paths or an anchored regex name the component's own modules") {
+  for (const std::string targets : {std::string("[\"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q\"]"),
+                                    std::string("\"down_blocks\\\\.0\\\\..*attn1\\\\.to_q\"")}) {
+    CAPTURE(targets);
+    test::TempDir dir;
+    test::copy_dir(dfix("lora_tiny") + "/unet_lora", dir / "lora");
+    std::string cfg;
+    {
+      std::ifstream in(dir / "lora/adapter_config.json");
+      cfg.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const size_t at = cfg.find("\"target_modules\"");
+    REQUIRE(at != std::string::npos);
+    const size_t end = cfg.find(']', at);
+    cfg.replace(at, end + 1 - at, "\"target_modules\": " + targets);
+    std::ofstream(dir / "lora/adapter_config.json") << cfg;
+    CompileOptions o;
+    o.model_dir = dfix("sd15_tiny") + "/pipeline";
+    o.output = dir / "x.kplan";
+    o.steps = 2;
+    o.lora = {LoraAdapterSpec{dir / "lora"}};
+    CHECK(test::compile_error(o) == "");
+  }
+}
+
+TEST_CASE("diffusion var_tiny (held out: three blocks, per-block depths, flip_sin_to_cos off, output scales, a saved DPM config) matches diffusers") {
+  // The fixture keeps only its own UNet and scheduler; the rest is sd15_tiny's, copied back in.
+  test::TempDir dir;
+  const std::string p = dir / "pipe";
+  test::copy_dir(dfix("var_tiny") + "/pipeline", p);
+  for (const char* comp : {"vae", "text_encoder", "tokenizer"})
+    test::copy_dir(dfix("sd15_tiny") + "/pipeline/" + comp, p + "/" + comp);
+  const RefFile ref(dfix("var_tiny") + "/reference.safetensors");
+  auto c = compile_and_open(p, "dpmpp_2m", 4);
+  encode(*c->s, ref);
+  check_text(*c->s, ref);
+  check_unet(*c->s, ref, "unet_out");
+  check_loop(*c->s, ref, "dpmpp_2m", nullptr);
+}
+
+// Schema 2: a text-to-image plan says what it is (PlanKind), keeps its settings in its own table
+// (DiffusionInfo) and its latents and text states in the Request region; its ModelInfo carries no
+// LLM limits and its config_json is the pipeline's model_index.json verbatim. Edits of each,
+// re-sealed, are refused by the verifier or by the session.
+TEST_CASE("diffusion plans: kind, diffusion table and request region, and edits of them behind valid checksums") {
+  test::TempDir dir;
+  const std::string pipeline = dfix("sd15_tiny") + "/pipeline";
+  CompileOptions o;
+  o.model_dir = pipeline;
+  o.output = dir / "sd.kplan";
+  o.steps = 3;
+  o.sampler = "dpmpp_2m";
+  o.guidance = 5.0;
+  o.target = "cpu";
+  const CompileSummary sum = compile_model(o);
+  CHECK(sum.text_to_image);
+  auto plan = Plan::load_file(o.output);
+  REQUIRE(plan.is_ok());
+  const Plan& p = *plan.value();
+  CHECK(p.kind() == PlanKind::kTextToImage);
+  const DiffusionInfo& d = p.diffusion();
+  CHECK(d.height == 64);
+  CHECK(d.width == 64);
+  CHECK(d.steps == 3);
+  CHECK(d.sampler == "dpmpp_2m");
+  CHECK(d.guidance == 5.0);
+  CHECK(d.text_len == 77);
+  CHECK(d.components == std::vector<std::string>{"text_encoder", "unet", "vae"});
+  CHECK(p.model().max_seq == 0);
+  CHECK(p.model().batch == 0);
+  CHECK(p.model().chunk == 0);
+  const auto index = test::read_bytes(pipeline + "/model_index.json");
+  CHECK(p.model().config_json == std::string(index.begin(), index.end()));
+  CHECK(p.memory().kv_bytes == 0);
+  CHECK(p.memory().request_bytes > 0);
+  for (const char* name : {"latents", "text_states", "sampler_history"}) {
+    bool found = false;
+    for (const TensorInfo& t : p.tensors()) found = found || (t.name == name && t.region == Region::kRequest);
+    CHECK_MESSAGE(found, name);
+  }
+  // An LLM context refuses it, naming what it is.
+  auto ctx = Context::create(plan.value(), ContextOptions{});
+  REQUIRE_FALSE(ctx.is_ok());
+  CHECK(ctx.status().message().find("text_to_image plan is not a language model") != std::string::npos);
+
+  const auto bytes = test::read_bytes(o.output);
+  struct Case {
+    const char* name;
+    void (*edit)(fb::Plan*);
+    const char* expect;  // from the verifier, or (session) from DiffusionSession::create
+    bool session;
+  };
+  const Case cases[] = {
+      {"no steps", [](fb::Plan* q) { q->mutable_diffusion()->mutate_steps(0); }, "step count is out of range", false},
+      {"other steps", [](fb::Plan* q) { q->mutable_diffusion()->mutate_steps(4); }, "must loop over its 4 steps", true},
+      {"odd size", [](fb::Plan* q) { q->mutable_diffusion()->mutate_height(60); }, "image size is out of range", false},
+      {"other size", [](fb::Plan* q) { q->mutable_diffusion()->mutate_width(128); }, "contradicts the programs", true},
+      {"no guidance", [](fb::Plan* q) { q->mutable_diffusion()->mutate_guidance(1.0); }, "contradicts the programs", true},
+      {"infinite f32", [](fb::Plan* q) { q->mutable_diffusion()->mutate_init_noise_sigma(1e300); }, "not finite", false},
+      {"text length", [](fb::Plan* q) { q->mutable_diffusion()->mutate_text_len(0); }, "text length is out of range", false},
+      {"LLM limits", [](fb::Plan* q) { q->mutable_model()->mutate_max_seq(77); }, "has LLM limits", false},
+      {"marked an LLM", [](fb::Plan* q) { q->mutate_kind(fb::PlanKind::Llm); }, "model limits are out of range", false},
+      {"no request region", [](fb::Plan* q) { q->mutable_memory()->mutate_request_bytes(0); },
+       "extends past the request region", false},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(std::string(c.name));
+    auto b = bytes;
+    c.edit(test::mutable_root(b));
+    test::rehash(b);
+    auto r = Plan::load_memory(b.data(), b.size());
+    std::string message;
+    if (!c.session) {
+      REQUIRE_FALSE(r.is_ok());
+      message = r.status().message();
+    } else {
+      REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+      auto s = DiffusionSession::create(r.value(), ContextOptions{});
+      REQUIRE_FALSE(s.is_ok());
+      message = s.status().message();
+    }
+    CHECK_MESSAGE(message.find(c.expect) != std::string::npos, message);
+  }
+}
