@@ -24,6 +24,7 @@
 #include "kernels/cuda/kernels_cuda.h"
 #include "runtime/cublaslt.h"
 #include "runtime/cuda_check.h"
+#include "runtime/cuda_util.h"
 #include "runtime/executor.h"
 
 namespace kiln {
@@ -51,25 +52,6 @@ uint64_t launch_scratch_bytes(const Plan& p) {
         bytes = std::max(bytes, op->cuda_scratch_bytes(OpLaunch(l, p.tensors(), p.model())));
   return bytes;
 }
-
-// Makes the executor's device current for a scope and restores the caller's afterwards, so a host
-// that drives several devices from one thread never has its current device changed under it.
-class DeviceScope {
- public:
-  explicit DeviceScope(int device) {
-    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
-    ok_ = previous_ == device || cudaSetDevice(device) == cudaSuccess;
-    if (previous_ == device) previous_ = -1;
-  }
-  ~DeviceScope() {
-    if (previous_ >= 0) cudaSetDevice(previous_);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  int previous_ = -1;
-  bool ok_ = false;
-};
 
 constexpr uint64_t kAlign = 256;
 uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
@@ -164,50 +146,70 @@ class CudaExecutor final : public Executor {
   Status init(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {
     plan_ = std::move(plan);
     opts_ = opts;
-    const Plan& p = *plan_;
     DeviceScope scope(opts.device);
     KILN_CUDA_CHECK(cudaSetDevice(opts.device));
-    int major = 0, minor = 0;
-    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, opts.device));
-    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, opts.device));
-    sm_ = major * 10 + minor;
-    std::vector<uint32_t> archs;
-    for (const auto& t : p.targets())
-      if (t.backend == "cuda") archs = t.sm_archs;
-    if (archs.empty()) return unsupported("plan was not compiled for CUDA (kiln compile --target cuda or all)");
-    if (std::find(archs.begin(), archs.end(), uint32_t(sm_)) == archs.end()) {
-      std::string want;
-      for (uint32_t a : archs) want += (want.empty() ? "sm_" : ", sm_") + std::to_string(a);
-      return unsupported("plan was compiled for " + want + " but CUDA device " + std::to_string(opts.device) + " is sm_" +
-                         std::to_string(sm_));
-    }
+    KILN_RETURN_IF_ERROR(check_target());
     if (opts.stream) {
       stream_ = static_cast<cudaStream_t>(opts.stream);
       owns_stream_ = false;
     } else {
       KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     }
+    void* scratch = nullptr;
+    KILN_RETURN_IF_ERROR(allocate(&scratch));
+    KILN_RETURN_IF_ERROR(bind_programs(scratch));
+    KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    const auto capture_start = std::chrono::steady_clock::now();
+    if (opts.use_graphs)
+      for (Program& prog : programs_) {
+        KILN_RETURN_IF_ERROR(capture(prog, false, &prog.exec));
+        if (prog.repeat > 1) KILN_RETURN_IF_ERROR(capture(prog, true, &prog.loop_exec));
+      }
+    capture_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - capture_start).count();
+    return Status::ok();
+  }
+
+ private:
+  // The device's SM arch, which the plan's CUDA target must list.
+  Status check_target() {
+    int major = 0, minor = 0;
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, opts_.device));
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, opts_.device));
+    sm_ = major * 10 + minor;
+    std::vector<uint32_t> archs;
+    for (const auto& t : plan_->targets())
+      if (t.backend == "cuda") archs = t.sm_archs;
+    if (archs.empty()) return unsupported("plan was not compiled for CUDA (kiln compile --target cuda or all)");
+    if (std::find(archs.begin(), archs.end(), uint32_t(sm_)) == archs.end()) {
+      std::string want;
+      for (uint32_t a : archs) want += (want.empty() ? "sm_" : ", sm_") + std::to_string(a);
+      return unsupported("plan was compiled for " + want + " but CUDA device " + std::to_string(opts_.device) + " is sm_" +
+                         std::to_string(sm_));
+    }
+    return Status::ok();
+  }
+
+  // The weights, uploaded once; then arena | KV cache | request | state | launch scratch | feedback
+  // control in one allocation, zeroed (both in the host's device memory when it gave some), the
+  // pinned host state, and every tensor's device address. *scratch: the launch scratch.
+  Status allocate(void** scratch) {
+    const Plan& p = *plan_;
     const uint64_t need = cuda_device_bytes(p);
-    uint8_t* host_block = static_cast<uint8_t*>(opts.device_memory);
+    uint8_t* host_block = static_cast<uint8_t*>(opts_.device_memory);
     if (host_block) {
-      if (opts.device_memory_bytes < need)
-        return invalid_argument("the host's device memory holds " + std::to_string(opts.device_memory_bytes) +
+      if (opts_.device_memory_bytes < need)
+        return invalid_argument("the host's device memory holds " + std::to_string(opts_.device_memory_bytes) +
                                 " bytes but this plan needs " + std::to_string(need));
       if (reinterpret_cast<uintptr_t>(host_block) % kAlign != 0) return invalid_argument("device memory must be 256-byte aligned");
       owns_memory_ = false;
     }
-
-    // Weights: the whole section, uploaded through a pinned staging buffer.
-    const uint8_t* file_weights = p.weights_base();
     uint64_t weights_size = 0;
     for (const SegmentInfo& s : p.segments()) weights_size = std::max(weights_size, s.offset + s.size);
     if (weights_size > 0) {
       if (host_block) weights_ = host_block;
       else KILN_CUDA_CHECK(cudaMalloc(&weights_, weights_size));
-      KILN_RETURN_IF_ERROR(upload(file_weights, weights_size));
+      KILN_RETURN_IF_ERROR(upload_staged(weights_, p.weights_base(), weights_size, stream_, opts_.upload_progress));
     }
-
-    // Arena | KV cache | request | state | launch scratch | feedback control in one allocation, zeroed.
     const MemoryInfo& mem = p.memory();
     const uint64_t arena_off = 0, kv_off = align_up(mem.arena_bytes), request_off = kv_off + align_up(mem.kv_bytes);
     const uint64_t state_off = request_off + align_up(mem.request_bytes);
@@ -220,34 +222,38 @@ class CudaExecutor final : public Executor {
     uint8_t* base = static_cast<uint8_t*>(memory_);
     state_dev_ = base + state_off;
     fb_ctrl_ = reinterpret_cast<FeedbackControl*>(base + ctrl_off);
+    *scratch = base + scratch_off;
     KILN_CUDA_CHECK(cudaMallocHost(&host_state_, std::max<uint64_t>(mem.state_bytes, 1)));
     std::memset(host_state_, 0, std::max<uint64_t>(mem.state_bytes, 1));
-
     ptrs_.resize(p.tensors().size());
-    std::vector<void*>& ptrs = ptrs_;
     for (size_t i = 0; i < p.tensors().size(); ++i) {
       const TensorInfo& t = p.tensors()[i];
       switch (t.region) {
-        case Region::kWeights: ptrs[i] = static_cast<uint8_t*>(weights_) + t.offset; break;
-        case Region::kArena: ptrs[i] = base + arena_off + t.offset; break;
-        case Region::kKvCache: ptrs[i] = base + kv_off + t.offset; break;
-        case Region::kState: ptrs[i] = base + state_off + t.offset; break;
-        case Region::kRequest: ptrs[i] = base + request_off + t.offset; break;
+        case Region::kWeights: ptrs_[i] = static_cast<uint8_t*>(weights_) + t.offset; break;
+        case Region::kArena: ptrs_[i] = base + arena_off + t.offset; break;
+        case Region::kKvCache: ptrs_[i] = base + kv_off + t.offset; break;
+        case Region::kState: ptrs_[i] = base + state_off + t.offset; break;
+        case Region::kRequest: ptrs_[i] = base + request_off + t.offset; break;
       }
     }
-    // Every launch is bound by its op (OpDef::bind_cuda), which may pick an implementation: prefill
-    // GEMMs go to cuBLASLt, loaded the first time one asks for it; otherwise (or per launch, when it
-    // has no algorithm for a shape) kiln's own kernels, and describe() says which and why.
+    return Status::ok();
+  }
+
+  // Every launch bound by its op (OpDef::bind_cuda), which may pick an implementation: prefill
+  // GEMMs go to cuBLASLt, loaded the first time one asks for it; otherwise (or per launch, when it
+  // has no algorithm for a shape) kiln's own kernels, and describe() says which and why.
+  Status bind_programs(void* scratch) {
+    const Plan& p = *plan_;
     std::shared_ptr<CublasLt> lt;
     bool lt_asked = false;
     std::string lt_why;
     int lib_launches = 0, lib_refused = 0, pdl_gemvs = 0;
     CudaBindEnv env;
-    env.scratch = base + scratch_off;
+    env.scratch = scratch;
     env.cublaslt = [&]() -> CublasLt* {
       if (!lt_asked) {
         lt_asked = true;
-        if (!opts.use_cublaslt) {
+        if (!opts_.use_cublaslt) {
           lt_why = "cuBLASLt not asked for";
         } else {
           auto opened = CublasLt::open();
@@ -261,7 +267,7 @@ class CudaExecutor final : public Executor {
     env.library_refused = &lib_refused;
     env.pdl_gemvs = &pdl_gemvs;
     // Programmatic dependent launch for decode GEMVs: asked for, or KILN_PDL=1 (0 refuses it).
-    bool use_pdl = opts.use_pdl;
+    bool use_pdl = opts_.use_pdl;
     if (const char* e = std::getenv("KILN_PDL")) {
       const std::string v = e;
       if (v == "1" || v == "on" || v == "true") use_pdl = true;
@@ -277,48 +283,7 @@ class CudaExecutor final : public Executor {
       KILN_CUDA_CHECK(cudaMallocHost(&loop_values_, max_repeat * sizeof(int32_t)));
       for (uint32_t r = 0; r < max_repeat; ++r) static_cast<int32_t*>(loop_values_)[r] = int32_t(r);
     }
-    for (const ProgramInfo& pr : p.programs()) {
-      Program prog;
-      if (opts.use_graphs && pr.repeat > 1 && uint64_t(pr.repeat) * pr.launches.size() > kCudaMaxLoopNodes)
-        return unsupported("program '" + pr.name + "' loops " + std::to_string(pr.repeat) + " times over " +
-                           std::to_string(pr.launches.size()) + " launches, over the " + std::to_string(kCudaMaxLoopNodes) +
-                           " graph nodes kiln captures in one graph (use stream mode, or fewer steps)");
-      prog.repeat = pr.repeat;
-      if (pr.counter != kNoTensor) prog.counter_dev = ptrs[pr.counter];
-      // The state this program reads, so a replay copies only that (a text-to-image plan's
-      // state holds the control image and the noise, which a denoise step never reads).
-      std::vector<std::pair<uint64_t, uint64_t>> ranges;
-      for (const LaunchInfo& l : pr.launches)
-        for (uint32_t i : l.inputs)
-          if (i != kNoTensor && p.tensors()[i].region == Region::kState)
-            ranges.emplace_back(p.tensors()[i].offset, p.tensors()[i].offset + p.tensors()[i].size_bytes);
-      std::sort(ranges.begin(), ranges.end());
-      for (const auto& r : ranges) {
-        if (!prog.state_ranges.empty() && r.first <= prog.state_ranges.back().second)
-          prog.state_ranges.back().second = std::max(prog.state_ranges.back().second, r.second);
-        else prog.state_ranges.push_back(r);
-      }
-      for (size_t li = 0; li < pr.launches.size(); ++li) {
-        const LaunchInfo& l = pr.launches[li];
-        const OpDef& op = *p.kernels()[l.kernel];
-        if (!op.bind_cuda) return unsupported(std::string("op '") + op.name + "' has no CUDA kernel");
-        // A GEMV after another kernel of the program may start early (PDL); the first launch follows
-        // the state copy, which is not a kernel.
-        env.pdl = use_pdl && li > 0;
-        auto bound = op.bind_cuda(OpLaunch(l, p.tensors(), p.model(), &ptrs), env);
-        if (!bound.is_ok()) return bound.status();
-        prog.launches.push_back(bound.take());
-      }
-      for (uint32_t o : pr.outputs) {
-        if (!host_outputs_.count(o)) {
-          void* h = nullptr;
-          KILN_CUDA_CHECK(cudaMallocHost(&h, p.tensors()[o].size_bytes));
-          host_outputs_[o] = h;
-        }
-        prog.outputs.push_back({ptrs[o], host_outputs_[o], p.tensors()[o].size_bytes});
-      }
-      programs_.push_back(std::move(prog));
-    }
+    for (const ProgramInfo& pr : p.programs()) KILN_RETURN_IF_ERROR(bind_program(pr, env, use_pdl));
     if (pdl_gemvs > 0) pdl_note_ = "; PDL on " + std::to_string(pdl_gemvs) + " GEMVs";
     if (!lt_asked) {
       gemm_note_ = "no prefill-sized bf16/f16 GEMMs";
@@ -329,18 +294,55 @@ class CudaExecutor final : public Executor {
       if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";
       cublas_ = std::move(lt);
     }
-    KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    const auto capture_start = std::chrono::steady_clock::now();
-    if (opts.use_graphs)
-      for (Program& prog : programs_) {
-        KILN_RETURN_IF_ERROR(capture(prog, false, &prog.exec));
-        if (prog.repeat > 1) KILN_RETURN_IF_ERROR(capture(prog, true, &prog.loop_exec));
-      }
-    capture_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - capture_start).count();
     return Status::ok();
   }
 
- private:
+  // One program: its launches, the state ranges a replay copies in, its outputs' pinned buffers.
+  Status bind_program(const ProgramInfo& pr, CudaBindEnv& env, bool use_pdl) {
+    const Plan& p = *plan_;
+    Program prog;
+    if (opts_.use_graphs && pr.repeat > 1 && uint64_t(pr.repeat) * pr.launches.size() > kCudaMaxLoopNodes)
+      return unsupported("program '" + pr.name + "' loops " + std::to_string(pr.repeat) + " times over " +
+                         std::to_string(pr.launches.size()) + " launches, over the " + std::to_string(kCudaMaxLoopNodes) +
+                         " graph nodes kiln captures in one graph (use stream mode, or fewer steps)");
+    prog.repeat = pr.repeat;
+    if (pr.counter != kNoTensor) prog.counter_dev = ptrs_[pr.counter];
+    // The state this program reads, so a replay copies only that (a text-to-image plan's
+    // state holds the control image and the noise, which a denoise step never reads).
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (const LaunchInfo& l : pr.launches)
+      for (uint32_t i : l.inputs)
+        if (i != kNoTensor && p.tensors()[i].region == Region::kState)
+          ranges.emplace_back(p.tensors()[i].offset, p.tensors()[i].offset + p.tensors()[i].size_bytes);
+    std::sort(ranges.begin(), ranges.end());
+    for (const auto& r : ranges) {
+      if (!prog.state_ranges.empty() && r.first <= prog.state_ranges.back().second)
+        prog.state_ranges.back().second = std::max(prog.state_ranges.back().second, r.second);
+      else prog.state_ranges.push_back(r);
+    }
+    for (size_t li = 0; li < pr.launches.size(); ++li) {
+      const LaunchInfo& l = pr.launches[li];
+      const OpDef& op = *p.kernels()[l.kernel];
+      if (!op.bind_cuda) return unsupported(std::string("op '") + op.name + "' has no CUDA kernel");
+      // A GEMV after another kernel of the program may start early (PDL); the first launch follows
+      // the state copy, which is not a kernel.
+      env.pdl = use_pdl && li > 0;
+      auto bound = op.bind_cuda(OpLaunch(l, p.tensors(), p.model(), &ptrs_), env);
+      if (!bound.is_ok()) return bound.status();
+      prog.launches.push_back(bound.take());
+    }
+    for (uint32_t o : pr.outputs) {
+      if (!host_outputs_.count(o)) {
+        void* h = nullptr;
+        KILN_CUDA_CHECK(cudaMallocHost(&h, p.tensors()[o].size_bytes));
+        host_outputs_[o] = h;
+      }
+      prog.outputs.push_back({ptrs_[o], host_outputs_[o], p.tensors()[o].size_bytes});
+    }
+    programs_.push_back(std::move(prog));
+    return Status::ok();
+  }
+
   // The TokenFeedback that enable_token_feedback returns; the executor keeps the state.
   class Feedback final : public TokenFeedback {
    public:
@@ -422,43 +424,6 @@ class CudaExecutor final : public Executor {
     void* counter_dev = nullptr;
     std::vector<std::pair<uint64_t, uint64_t>> state_ranges;  // [begin, end) of the state it reads
   };
-
-  // Copies the weight section to the device through two pinned 64 MiB staging buffers, so the
-  // host fills one while the other is on its way (the file's pages come from the page cache or
-  // the disk, which is the slow half). Progress is reported as chunks complete.
-  Status upload(const uint8_t* src, uint64_t n) {
-    constexpr uint64_t kStage = uint64_t(64) << 20;
-    struct Staging {
-      void* buf[2] = {nullptr, nullptr};
-      cudaEvent_t done[2] = {nullptr, nullptr};
-      ~Staging() {
-        for (int i = 0; i < 2; ++i) {
-          if (done[i]) cudaEventSynchronize(done[i]), cudaEventDestroy(done[i]);
-          cudaFreeHost(buf[i]);
-        }
-      }
-    } st;
-    for (int i = 0; i < 2; ++i) {
-      KILN_CUDA_CHECK(cudaMallocHost(&st.buf[i], std::min(n, kStage)));
-      KILN_CUDA_CHECK(cudaEventCreateWithFlags(&st.done[i], cudaEventDisableTiming));
-    }
-    uint64_t completed = 0;
-    for (uint64_t off = 0, chunk = 0; off < n; off += kStage, ++chunk) {
-      const int b = int(chunk % 2);
-      const uint64_t len = std::min(kStage, n - off);
-      if (chunk >= 2) {  // this buffer's previous chunk must have landed before it is refilled
-        KILN_CUDA_CHECK(cudaEventSynchronize(st.done[b]));
-        completed = off - kStage;
-        if (opts_.upload_progress) opts_.upload_progress(completed, n);
-      }
-      std::memcpy(st.buf[b], src + off, len);
-      KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(weights_) + off, st.buf[b], len, cudaMemcpyHostToDevice, stream_));
-      KILN_CUDA_CHECK(cudaEventRecord(st.done[b], stream_));
-    }
-    KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    if (opts_.upload_progress) opts_.upload_progress(n, n);
-    return Status::ok();
-  }
 
   // The replay body: state in, launches, outputs out. Recorded once into a graph, or run as is.
   // A loop enqueues every iteration, each preceded by a 4-byte copy of its index into the counter.
