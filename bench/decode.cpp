@@ -20,13 +20,13 @@
 // read + write). For MoE layers only the selected experts count: top_k / experts of their weights.
 #include <CLI/CLI.hpp>
 
-#include "bench/bench_util.h"
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <memory>
-#include <cstdio>
 #include <vector>
+#include "bench/bench_util.h"
 
 #include "kernels/embedding.h"
 #include "kernels/moe.h"
@@ -146,8 +146,8 @@ void print_profile(const char* what, const kiln::Plan& p, int program, const std
   std::vector<std::pair<double, std::string>> order;
   for (const auto& [name, e] : by_kernel) order.push_back({e.second, name});
   std::sort(order.rbegin(), order.rend());
-  std::printf("profile %s: %zu launches, %.3f ms in kernels; the timed step took %.3f ms (%.1f%% outside kernels)\n", what,
-              launches.size(), sum, step_ms, step_ms > 0 ? 100.0 * (step_ms - sum) / step_ms : 0.0);
+  std::printf("profile %s: %zu launches, %.3f ms in kernels; the timed step took %.3f ms (%.1f%% outside kernels)\n",
+              what, launches.size(), sum, step_ms, step_ms > 0 ? 100.0 * (step_ms - sum) / step_ms : 0.0);
   for (const auto& [ms, name] : order) {
     const auto& e = by_kernel[name];
     std::printf("  %-20s %5d launches %9.3f ms %5.1f%%  (%.1f us each)\n", name.c_str(), e.first, ms,
@@ -213,11 +213,11 @@ bool time_decode(kiln::Context& c, const std::vector<int32_t>& prompt, int conte
     std::vector<double> stamps;
     std::vector<int32_t> gen(static_cast<size_t>(steps + 1));
     int64_t n_gen = 0;
-    kiln::Status gst = c.generate(prompt.data(), context, steps + 1, kiln::SamplingParams{}, -1, gen.data(), &n_gen,
-                                  [&](int32_t) {
-                                    stamps.push_back(now_ms());
-                                    return true;
-                                  });
+    kiln::Status gst =
+        c.generate(prompt.data(), context, steps + 1, kiln::SamplingParams{}, -1, gen.data(), &n_gen, [&](int32_t) {
+          stamps.push_back(now_ms());
+          return true;
+        });
     if (!gst.is_ok()) {
       std::fprintf(stderr, "error: %s\n", gst.message().c_str());
       return false;
@@ -302,9 +302,10 @@ int main(int argc, char** argv) {
   if (!c->prefill(0, prompt.data(), contexts[0]).is_ok()) return 1;
   const int32_t first = c->sample(0, kiln::SamplingParams{}, 0);
   const double t_first = now_ms();
-  std::printf("load: plan loaded and verified in %.1f ms, context created in %.1f ms, first token (%d) after a "
-              "%d-token prompt %.1f ms after the load began\n",
-              t_loaded - t_load, t_created - t_loaded, int(first), contexts[0], t_first - t_load);
+  std::printf(
+      "load: plan loaded and verified in %.1f ms, context created in %.1f ms, first token (%d) after a "
+      "%d-token prompt %.1f ms after the load began\n",
+      t_loaded - t_load, t_created - t_loaded, int(first), contexts[0], t_first - t_load);
   std::printf("LOAD load_ms=%.1f create_ms=%.1f first_token_ms=%.1f\n", t_loaded - t_load, t_created - t_loaded,
               t_first - t_load);
 
@@ -328,15 +329,17 @@ int main(int argc, char** argv) {
               floor_ms);
   // One RESULT line per (context, PDL) pair; prefill_ms is the same prefill in each.
   auto report = [&](int ctx_len, bool with_pdl, const DecodeTimes& d) {
-    std::printf("context %d%s: decode median %.3f ms/token over %d steps (min %.3f, max %.3f; %.2fx the floor, "
-                "%.1f GB/s of weights); generate %.3f ms/token with %d in flight, %.3f one step at a time\n",
-                ctx_len, with_pdl ? ", PDL" : "", d.decode_ms, steps, d.min_ms, d.max_ms,
-                floor_ms > 0 ? d.decode_ms / floor_ms : 0.0, wbytes / 1e6 / d.decode_ms, d.generate_ms, d.depth,
-                d.generate1_ms);
-    std::printf("RESULT device=%s context=%d pdl=%d decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f "
-                "generate_ms=%.3f generate1_ms=%.3f\n",
-                device.c_str(), ctx_len, with_pdl ? 1 : 0, d.decode_ms, floor_ms, prefill_ms, gbs, d.generate_ms,
-                d.generate1_ms);
+    std::printf(
+        "context %d%s: decode median %.3f ms/token over %d steps (min %.3f, max %.3f; %.2fx the floor, "
+        "%.1f GB/s of weights); generate %.3f ms/token with %d in flight, %.3f one step at a time\n",
+        ctx_len, with_pdl ? ", PDL" : "", d.decode_ms, steps, d.min_ms, d.max_ms,
+        floor_ms > 0 ? d.decode_ms / floor_ms : 0.0, wbytes / 1e6 / d.decode_ms, d.generate_ms, d.depth,
+        d.generate1_ms);
+    std::printf(
+        "RESULT device=%s context=%d pdl=%d decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f "
+        "generate_ms=%.3f generate1_ms=%.3f\n",
+        device.c_str(), ctx_len, with_pdl ? 1 : 0, d.decode_ms, floor_ms, prefill_ms, gbs, d.generate_ms,
+        d.generate1_ms);
     std::fflush(stdout);
   };
   DecodeTimes first_times;

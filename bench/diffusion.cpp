@@ -7,11 +7,11 @@
 // step, the VAE decode, and a whole image (encode + the loop + decode).
 #include <CLI/CLI.hpp>
 
-#include "bench/bench_util.h"
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <vector>
+#include "bench/bench_util.h"
 
 #include "runtime/diffusion.h"
 
@@ -87,8 +87,9 @@ int main(int argc, char** argv) {
     loop_step_ms.push_back((t2 - tl) / double(d.steps()));
     decode_ms.push_back(t3 - t2);
     image_s.push_back((t3 - t0) / 1e3);
-    std::printf("image %d: %.3f s (text %.2f ms, loop %.2f ms/step, single-step replays median %.2f ms, decode %.2f ms)\n",
-                img, (t3 - t0) / 1e3, t1 - t0, (t2 - tl) / double(d.steps()), median(steps), t3 - t2);
+    std::printf(
+        "image %d: %.3f s (text %.2f ms, loop %.2f ms/step, single-step replays median %.2f ms, decode %.2f ms)\n", img,
+        (t3 - t0) / 1e3, t1 - t0, (t2 - tl) / double(d.steps()), median(steps), t3 - t2);
   }
   std::printf("RESULT step_ms=%.3f loop_step_ms=%.3f image_s=%.4f text_ms=%.3f decode_ms=%.3f steps=%lld images=%d\n",
               median(step_ms), median(loop_step_ms), median(image_s), median(text_ms), median(decode_ms),

@@ -51,8 +51,9 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
   for (const auto& p : g.programs) {
     std::vector<flatbuffers::Offset<fb::Launch>> launches;
     for (const auto& n : p.nodes)
-      launches.push_back(fb::CreateLaunch(b, kernel_index[n.kernel], b.CreateVector(n.inputs), b.CreateVector(n.outputs),
-                                          b.CreateVector(n.int_attrs), b.CreateVector(n.float_attrs)));
+      launches.push_back(fb::CreateLaunch(b, kernel_index[n.kernel], b.CreateVector(n.inputs),
+                                          b.CreateVector(n.outputs), b.CreateVector(n.int_attrs),
+                                          b.CreateVector(n.float_attrs)));
     std::vector<uint32_t> in, out;
     std::vector<std::string> in_names, out_names;
     for (const auto& [name, v] : p.inputs) {
@@ -63,9 +64,9 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
       out.push_back(v);
       out_names.push_back(name);
     }
-    programs.push_back(fb::CreateProgram(b, b.CreateString(p.name), b.CreateVector(in), b.CreateVectorOfStrings(in_names),
-                                         b.CreateVector(out), b.CreateVectorOfStrings(out_names), b.CreateVector(launches),
-                                         p.repeat, p.counter));
+    programs.push_back(fb::CreateProgram(
+        b, b.CreateString(p.name), b.CreateVector(in), b.CreateVectorOfStrings(in_names), b.CreateVector(out),
+        b.CreateVectorOfStrings(out_names), b.CreateVector(launches), p.repeat, p.counter));
   }
   std::vector<flatbuffers::Offset<fb::Target>> tvec;
   if (targets.cpu) tvec.push_back(fb::CreateTarget(b, fb::Backend::Cpu, b.CreateVector(std::vector<uint32_t>{})));
@@ -80,12 +81,13 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
   if (g.kind == PlanKind::kTextToImage) {
     const DiffusionInfo& d = g.diffusion;
     diffusion = fb::CreateDiffusionInfo(b, d.height, d.width, d.steps, b.CreateString(d.sampler),
-                                        b.CreateString(d.timestep_spacing), b.CreateString(d.prediction_type), d.guidance,
-                                        d.init_noise_sigma, d.text_len, d.control_scale, d.vae_scaling_factor,
-                                        b.CreateVectorOfStrings(d.components));
+                                        b.CreateString(d.timestep_spacing), b.CreateString(d.prediction_type),
+                                        d.guidance, d.init_noise_sigma, d.text_len, d.control_scale,
+                                        d.vae_scaling_factor, b.CreateVectorOfStrings(d.components));
   }
   std::vector<flatbuffers::Offset<fb::Adapter>> adapters;
-  for (const AdapterInfo& a : g.adapters) adapters.push_back(fb::CreateAdapter(b, b.CreateString(a.name), a.xxh3, a.weight));
+  for (const AdapterInfo& a : g.adapters)
+    adapters.push_back(fb::CreateAdapter(b, b.CreateString(a.name), a.xxh3, a.weight));
   flatbuffers::Offset<fb::Tokenizer> tok = 0;
   if (g.tokenizer) {
     const TokenizerData& t = *g.tokenizer;
@@ -93,17 +95,18 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
     for (const auto& m : t.merges) merges.insert(merges.end(), {m.first, m.second});
     std::vector<flatbuffers::Offset<fb::AddedToken>> added;
     for (const auto& a : t.added)
-      added.push_back(fb::CreateAddedToken(b, a.id, b.CreateString(a.content), a.special, a.lstrip, a.rstrip, a.normalized,
-                                           a.single_word));
-    tok = fb::CreateTokenizer(b, uint8_t(t.kind), uint8_t(t.split), b.CreateVectorOfStrings(t.vocab), b.CreateVector(merges),
-                              t.ignore_merges, t.byte_fallback, t.unk_id, t.sp_prepend, t.sp_prepend_first,
-                              t.decode_strip_space, b.CreateVector(added), t.bos_id, t.eos_id, t.add_bos,
-                              b.CreateVector(t.stop_ids), uint8_t(t.chat), b.CreateString(g.chat_template), t.pad_id);
+      added.push_back(fb::CreateAddedToken(b, a.id, b.CreateString(a.content), a.special, a.lstrip, a.rstrip,
+                                           a.normalized, a.single_word));
+    tok = fb::CreateTokenizer(b, uint8_t(t.kind), uint8_t(t.split), b.CreateVectorOfStrings(t.vocab),
+                              b.CreateVector(merges), t.ignore_merges, t.byte_fallback, t.unk_id, t.sp_prepend,
+                              t.sp_prepend_first, t.decode_strip_space, b.CreateVector(added), t.bos_id, t.eos_id,
+                              t.add_bos, b.CreateVector(t.stop_ids), uint8_t(t.chat), b.CreateString(g.chat_template),
+                              t.pad_id);
   }
-  auto root = fb::CreatePlan(b, kSchemaVersion, b.CreateString("kiln " KILN_VERSION_STRING), b.CreateVector(tvec), model,
-                             b.CreateVector(tensors), b.CreateVector(segments), b.CreateVector(kvec),
-                             b.CreateVector(programs), memory, b.CreateVector(adapters), tok, fb::PlanKind(g.kind),
-                             diffusion);
+  auto root =
+      fb::CreatePlan(b, kSchemaVersion, b.CreateString("kiln " KILN_VERSION_STRING), b.CreateVector(tvec), model,
+                     b.CreateVector(tensors), b.CreateVector(segments), b.CreateVector(kvec), b.CreateVector(programs),
+                     memory, b.CreateVector(adapters), tok, fb::PlanKind(g.kind), diffusion);
   fb::FinishPlanBuffer(b, root);
 }
 

@@ -38,18 +38,20 @@ CompileSummary compile_model(const CompileOptions& o) {
   constexpr uint64_t kMaxRegion = uint64_t(1) << 44;  // the runtime's limit (runtime/plan.cpp)
   if (g.kv_bytes > kMaxRegion || g.arena_bytes > kMaxRegion || g.request_bytes > kMaxRegion)
     throw CompileError("the plan needs " + std::to_string(g.kv_bytes + g.request_bytes) + " bytes of KV cache and " +
-                       std::to_string(g.arena_bytes) + " bytes of arena, over the 16 TiB limit; lower --max-seq, --batch or --chunk");
+                       std::to_string(g.arena_bytes) +
+                       " bytes of arena, over the 16 TiB limit; lower --max-seq, --batch or --chunk");
   for (const LoraRecord& r : b.lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
   ThreadPool pool;
-  write_plan(g, targets,
-             [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, b.checkpoint, b.lora, pool, out); },
-             o.output, o.progress);
+  write_plan(
+      g, targets,
+      [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, b.checkpoint, b.lora, pool, out); },
+      o.output, o.progress);
 
   CompileSummary s = std::move(b.summary);
   if (g.tokenizer)
-    s.tokenizer = std::string(tokenizer_kind_name(g.tokenizer->kind)) + ", " + std::to_string(g.tokenizer->vocab.size()) +
-                  " tokens, " + std::to_string(g.tokenizer->merges.size()) + " merges" +
-                  (g.tokenizer->chat != TokenizerData::Chat::kNone ? ", chat template recognized" : "");
+    s.tokenizer = std::string(tokenizer_kind_name(g.tokenizer->kind)) + ", " +
+                  std::to_string(g.tokenizer->vocab.size()) + " tokens, " + std::to_string(g.tokenizer->merges.size()) +
+                  " merges" + (g.tokenizer->chat != TokenizerData::Chat::kNone ? ", chat template recognized" : "");
   s.weights_bytes = g.weight_bytes;
   s.arena_bytes = g.arena_bytes;
   s.kv_bytes = g.kv_bytes + g.request_bytes;

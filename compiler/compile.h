@@ -12,13 +12,13 @@ namespace kiln {
 struct CompileOptions {
   std::string model_dir;
   std::string output;
-  std::string dtype;        // "", "f32", "bf16", "f16" ("" = the checkpoint's)
-  int64_t max_seq = 0;      // 0 = min(max_position_embeddings, 2048)
+  std::string dtype;    // "", "f32", "bf16", "f16" ("" = the checkpoint's)
+  int64_t max_seq = 0;  // 0 = min(max_position_embeddings, 2048)
   int64_t batch = 1;
-  int64_t chunk = 0;        // 0 = min(64, max_seq)
-  std::vector<LoraAdapterSpec> lora;  // merged in order
-  std::string target = "all";         // "cpu", "cuda" (sm_90) or "all"
-  bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists
+  int64_t chunk = 0;                                            // 0 = min(64, max_seq)
+  std::vector<LoraAdapterSpec> lora;                            // merged in order
+  std::string target = "all";                                   // "cpu", "cuda" (sm_90) or "all"
+  bool no_tokenizer = false;                                    // compile for ids only, even if tokenizer.json exists
   std::function<void(uint64_t done, uint64_t total)> progress;  // weight bytes written so far
   // Diffusion pipelines (a folder with model_index.json) only; 0 / "" = the defaults noted.
   int64_t height = 0, width = 0;  // pixels; 0 = the UNet's sample_size × the VAE factor
@@ -33,10 +33,11 @@ struct CompileSummary {
   bool text_to_image = false;
   DType plan_dtype = DType::F32;
   int64_t max_seq = 0, batch = 0, chunk = 0;  // an LLM's limits (0 for a text-to-image plan)
-  uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0, state_bytes = 0;  // kv_bytes: the KV cache or the request state
+  uint64_t weights_bytes = 0, arena_bytes = 0, kv_bytes = 0,
+           state_bytes = 0;  // kv_bytes: the KV cache or the request state
   std::vector<LoraRecord> adapters;
   std::string notes;
-  std::string tokenizer;  // "" or a one-line summary
+  std::string tokenizer;                                 // "" or a one-line summary
   std::vector<std::pair<std::string, size_t>> programs;  // name, launches
 };
 

@@ -130,9 +130,7 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const 
   return r;
 }
 
-double yarn_get_mscale(double scale, double mscale) {
-  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
-}
+double yarn_get_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
 
 double rope_attention_factor(const RopeConfig& r) {
   if (r.type != "yarn") return 1.0;

@@ -15,11 +15,11 @@ struct RopeConfig {
   std::string type = "default";  // default | linear | llama3 | yarn
   double theta = 10000.0;
   double factor = 1.0;
-  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
-  int64_t original_max_position_embeddings = 8192;        // llama3, yarn
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;                  // llama3
+  int64_t original_max_position_embeddings = 8192;                       // llama3, yarn
   double beta_fast = 32, beta_slow = 1, mscale = 0, mscale_all_dim = 0;  // yarn
-  double attention_factor = -1;                           // yarn; < 0: derived from mscale
-  bool truncate = true;                                   // yarn
+  double attention_factor = -1;                                          // yarn; < 0: derived from mscale
+  bool truncate = true;                                                  // yarn
 };
 
 class ConfigReader {

@@ -16,7 +16,9 @@ double DeepseekConfig::softmax_scale() const {
   return s;
 }
 
-DeepseekConfig read_deepseek_config(const std::string& path) { return parse_deepseek_config(read_text_file(path), path); }
+DeepseekConfig read_deepseek_config(const std::string& path) {
+  return parse_deepseek_config(read_text_file(path), path);
+}
 
 DeepseekConfig parse_deepseek_config(const std::string& text, const std::string& path) {
   DeepseekConfig c;
@@ -84,7 +86,8 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
       c.n_group = r.pos_int("n_group", true);
       c.topk_group = r.pos_int("topk_group", true);
       if (c.n_routed_experts % c.n_group != 0) r.fail("n_group", "must divide n_routed_experts");
-      if (c.topk_group > c.n_group || c.n_group > 64) r.fail("topk_group", "must be at most n_group (and n_group <= 64)");
+      if (c.topk_group > c.n_group || c.n_group > 64)
+        r.fail("topk_group", "must be at most n_group (and n_group <= 64)");
       if (c.num_experts_per_tok > c.topk_group * (c.n_routed_experts / c.n_group))
         r.fail("num_experts_per_tok", "exceeds the experts of topk_group groups");
       if (c.topk_method == MoeTopk::kNoauxTc && c.n_routed_experts / c.n_group < 2)

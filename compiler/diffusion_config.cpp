@@ -114,7 +114,8 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
     r.fail("block_out_channels", "must be a list");
   c.block_out_channels.clear();
   for (const json& e : j["block_out_channels"]) {
-    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > 65536) r.fail("block_out_channels", "must hold positive integers");
+    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > 65536)
+      r.fail("block_out_channels", "must hold positive integers");
     c.block_out_channels.push_back(e.get<int64_t>());
   }
   const size_t nb = c.block_out_channels.size();
@@ -183,7 +184,8 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
     if (r.has("conditioning_embedding_out_channels") && j["conditioning_embedding_out_channels"].is_array()) {
       c.cond_embedding_channels.clear();
       for (const json& e : j["conditioning_embedding_out_channels"]) {
-        if (!e.is_number_integer() || e.get<int64_t>() <= 0) r.fail("conditioning_embedding_out_channels", "must hold positive integers");
+        if (!e.is_number_integer() || e.get<int64_t>() <= 0)
+          r.fail("conditioning_embedding_out_channels", "must hold positive integers");
         c.cond_embedding_channels.push_back(e.get<int64_t>());
       }
     } else {
@@ -211,7 +213,8 @@ VaeConfig read_vae_config(const std::string& path) {
       j["block_out_channels"].size() > 8)
     r.fail("block_out_channels", "must be a list of 1 to 8 entries");
   for (const json& e : j["block_out_channels"]) {
-    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > 65536) r.fail("block_out_channels", "must hold positive integers");
+    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > 65536)
+      r.fail("block_out_channels", "must hold positive integers");
     c.block_out_channels.push_back(e.get<int64_t>());
   }
   c.layers_per_block = r.pos_int("layers_per_block", false, 1);
@@ -258,7 +261,8 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
     if (!j["trained_betas"].is_array() || j["trained_betas"].size() != size_t(c.num_train_timesteps))
       r.fail("trained_betas", "must list num_train_timesteps numbers");
     for (const json& e : j["trained_betas"]) {
-      if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() < 1)) r.fail("trained_betas", "must hold numbers in (0, 1)");
+      if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() < 1))
+        r.fail("trained_betas", "must hold numbers in (0, 1)");
       c.trained_betas.push_back(e.get<double>());
     }
   }
@@ -278,7 +282,8 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
   c.set_alpha_to_one = r.boolean("set_alpha_to_one", true);
   c.clip_sample = r.boolean("clip_sample", true);  // DDIMScheduler's default
   const std::string solver = r.str("solver_type", "midpoint");
-  if (solver != "midpoint" && solver != "heun") r.fail("solver_type", "'" + solver + "' is not supported (midpoint, heun)");
+  if (solver != "midpoint" && solver != "heun")
+    r.fail("solver_type", "'" + solver + "' is not supported (midpoint, heun)");
   c.dpm_heun = solver == "heun";
   refuse_unless(r, j, "rescale_betas_zero_snr", false);
   refuse_unless(r, j, "thresholding", false);
@@ -290,7 +295,8 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
   refuse_unless(r, j, "interpolation_type", "linear");
   refuse_unless(r, j, "use_lu_lambdas", false);
   refuse_unless(r, j, "use_flow_sigmas", false);
-  if (r.has("lambda_min_clipped") && (!j["lambda_min_clipped"].is_number() || std::isfinite(j["lambda_min_clipped"].get<double>())))
+  if (r.has("lambda_min_clipped") &&
+      (!j["lambda_min_clipped"].is_number() || std::isfinite(j["lambda_min_clipped"].get<double>())))
     r.fail("lambda_min_clipped", "must be -inf or absent (kiln does not clip DPM-Solver's lambdas)");
   c.sde_beta_min = r.num("beta_min", 0.1);
   c.sde_beta_max = r.num("beta_max", 20.0);

@@ -28,8 +28,8 @@ struct UNetConfig {
   std::vector<bool> down_cross, up_cross;  // CrossAttn{Down,Up}Block2D (true) or {Down,Up}Block2D
   bool mid_cross = true;                   // UNetMidBlock2DCrossAttn (false: no mid block attention)
   int64_t layers_per_block = 2;
-  std::vector<int64_t> heads;              // attention heads per down block (up blocks reversed)
-  std::vector<int64_t> transformer_layers; // transformer blocks per attention, per down block
+  std::vector<int64_t> heads;               // attention heads per down block (up blocks reversed)
+  std::vector<int64_t> transformer_layers;  // transformer blocks per attention, per down block
   int64_t cross_attention_dim = 768;
   int64_t norm_num_groups = 32;
   double norm_eps = 1e-5;
@@ -56,21 +56,21 @@ struct SchedulerConfig {
   std::string class_name;
   int64_t num_train_timesteps = 1000;
   double beta_start = 0.0001, beta_end = 0.02;
-  std::string beta_schedule = "linear";  // linear | scaled_linear | squaredcos_cap_v2
-  std::vector<double> trained_betas;     // overrides the schedule when given
+  std::string beta_schedule = "linear";     // linear | scaled_linear | squaredcos_cap_v2
+  std::vector<double> trained_betas;        // overrides the schedule when given
   std::string prediction_type = "epsilon";  // epsilon | v_prediction
-  std::string timestep_spacing;          // "" = each sampler's own default
+  std::string timestep_spacing;             // "" = each sampler's own default
   int64_t steps_offset = 0;
   bool set_alpha_to_one = true;
-  bool clip_sample = false;              // DDIM's x0 clamp (refused: kiln's samplers are linear)
-  bool dpm_heun = false;                 // DPM-Solver's solver_type "heun" (else "midpoint")
+  bool clip_sample = false;  // DDIM's x0 clamp (refused: kiln's samplers are linear)
+  bool dpm_heun = false;     // DPM-Solver's solver_type "heun" (else "midpoint")
   // score-SDE (ScoreSdeVpScheduler) parameters
   double sde_beta_min = 0.1, sde_beta_max = 20.0, sde_sampling_eps = 1e-3;
   std::string raw_json;
 };
 
 struct PipelineIndex {
-  std::string class_name;     // StableDiffusionPipeline, ...
+  std::string class_name;  // StableDiffusionPipeline, ...
   bool has_text_encoder = false, has_unet = false, has_vae = false;
 };
 

@@ -21,7 +21,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   ConfigReader r(j, path);
   const std::string arch = r.architecture();
   if (arch != "LlamaForCausalLM" && arch != "llama")
-    throw CompileError(path + ": architecture '" + arch + "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
+    throw CompileError(path + ": architecture '" + arch +
+                       "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   if (r.str("hidden_act", "silu") != "silu") r.fail("hidden_act", "must be \"silu\" for LLaMA");
 
   c.vocab_size = r.pos_int("vocab_size", true);

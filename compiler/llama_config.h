@@ -20,8 +20,8 @@ struct LlamaConfig {
   RopeConfig rope;
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
   bool has_dtype = false;
-  DType dtype = DType::F32;     // torch_dtype / dtype, when given
-  std::string raw_json;         // the file, verbatim
+  DType dtype = DType::F32;  // torch_dtype / dtype, when given
+  std::string raw_json;      // the file, verbatim
 };
 
 // Parses `path` (a config.json); throws CompileError with the file and key at fault.
@@ -33,6 +33,5 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
 // synthetic checkpoints (tests, kiln-random-llama).
 LlamaConfig llama_config_from_shape(int64_t vocab, int64_t hidden, int64_t ffn, int64_t layers, int64_t heads,
                                     int64_t kv_heads, bool tied);
-
 
 }  // namespace kiln

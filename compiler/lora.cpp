@@ -3,9 +3,9 @@
 #include <xxhash.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <cstring>
 #include <regex>
 #include <set>
 
@@ -122,15 +122,16 @@ Config read_config_text(const std::string& text, const std::string& path) {
     return !((v.is_boolean() && !v.get<bool>()) || ((v.is_array() || v.is_object() || v.is_string()) && v.empty()) ||
              (v.is_number() && v.get<double>() == 0));
   };
-  for (const char* k : {"use_qalora", "trainable_token_indices", "layer_replication", "alora_invocation_tokens",
-                        "target_parameters", "velora_config", "monteclora_config", "use_bdlora", "arrow_config",
-                        "kasa_config"})
+  for (const char* k :
+       {"use_qalora", "trainable_token_indices", "layer_replication", "alora_invocation_tokens", "target_parameters",
+        "velora_config", "monteclora_config", "use_bdlora", "arrow_config", "kasa_config"})
     if (set(k)) refuse(std::string(k) + " is set: kiln merges plain LoRA and DoRA adapters only");
   if (has("init_lora_weights") && j["init_lora_weights"].is_string()) {
     const std::string init = j["init_lora_weights"].get<std::string>();
     for (const char* p : {"pissa", "olora", "corda", "loftq", "mica"})
       if (init.rfind(p, 0) == 0)
-        refuse("init_lora_weights \"" + init + "\" changes the base weights or the LoRA variant; convert the adapter to "
+        refuse("init_lora_weights \"" + init +
+               "\" changes the base weights or the LoRA variant; convert the adapter to "
                "plain LoRA first (peft: save_pretrained(..., path_initial_model_for_weight_conversion=...))");
   }
   if (has("rank_pattern")) c.rank_pattern = j["rank_pattern"];
@@ -182,8 +183,10 @@ std::pair<std::string, std::string> split_key(const std::string& key, size_t pre
     const char* text;
     const char* role;
   };
-  static const Marker markers[] = {{".lora_embedding_A", "lora_embedding_A"}, {".lora_embedding_B", "lora_embedding_B"},
-                                   {".lora_magnitude_vector", "magnitude"},   {".lora_A", "lora_A"},
+  static const Marker markers[] = {{".lora_embedding_A", "lora_embedding_A"},
+                                   {".lora_embedding_B", "lora_embedding_B"},
+                                   {".lora_magnitude_vector", "magnitude"},
+                                   {".lora_A", "lora_A"},
                                    {".lora_B", "lora_B"}};
   for (const Marker& m : markers) {
     const size_t at = rest.rfind(m.text);
@@ -203,8 +206,7 @@ std::pair<std::string, std::string> split_key(const std::string& key, size_t pre
     const bool matrix = role == "lora_A" || role == "lora_B";
     if (matrix && parts.size() >= 1 && parts.size() <= 2 && (last == "weight" || (role == "lora_B" && last == "bias")))
       return {rest.substr(0, at), last == "bias" ? "lora_B.bias" : role};
-    if (!matrix && parts.size() <= 2 && (parts.size() < 2 || last == "weight"))
-      return {rest.substr(0, at), role};
+    if (!matrix && parts.size() <= 2 && (parts.size() < 2 || last == "weight")) return {rest.substr(0, at), role};
   }
   *tensor_name = rest;
   return {"", ""};
@@ -249,11 +251,14 @@ LoraAdapterSpec parse_lora_spec(const std::string& arg) {
   return s;
 }
 
-std::string spec_file(const LoraAdapterSpec& s) { return s.file.empty() ? s.dir + "/adapter_model.safetensors" : s.file; }
+std::string spec_file(const LoraAdapterSpec& s) {
+  return s.file.empty() ? s.dir + "/adapter_model.safetensors" : s.file;
+}
 std::string spec_prefix(const LoraAdapterSpec& s) { return s.key_prefix.empty() ? kPrefix : s.key_prefix; }
 std::string spec_name(const LoraAdapterSpec& s) { return s.name.empty() ? base_name(s.dir) : s.name; }
 
-std::string find_lora_prefix(const LoraAdapterSpec& spec, const Checkpoint& base, const std::vector<std::string>& candidates) {
+std::string find_lora_prefix(const LoraAdapterSpec& spec, const Checkpoint& base,
+                             const std::vector<std::string>& candidates) {
   const std::string st_path = spec_file(spec), kp = spec_prefix(spec);
   const auto file = SafetensorsFile::open(st_path);
   for (const auto& [key, t] : file->tensors()) {
@@ -263,7 +268,8 @@ std::string find_lora_prefix(const LoraAdapterSpec& spec, const Checkpoint& base
     if (role != "lora_A" && role != "lora_embedding_A") continue;
     for (const std::string& c : candidates)
       if (base.find(c + path + ".weight")) return c;
-    throw CompileError("adapter '" + spec_name(spec) + "': module '" + path + "' is in none of the pipeline's components");
+    throw CompileError("adapter '" + spec_name(spec) + "': module '" + path +
+                       "' is in none of the pipeline's components");
   }
   throw CompileError(st_path + ": the adapter has no LoRA A matrices");
 }
@@ -271,7 +277,8 @@ std::string find_lora_prefix(const LoraAdapterSpec& spec, const Checkpoint& base
 std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec) {
   std::string file = spec.dir;
   if (file.size() < 12 || file.compare(file.size() - 12, 12, ".safetensors") != 0) {
-    if (path_is_file(spec.dir + "/adapter_config.json") || !path_is_file(spec.dir + "/pytorch_lora_weights.safetensors"))
+    if (path_is_file(spec.dir + "/adapter_config.json") ||
+        !path_is_file(spec.dir + "/pytorch_lora_weights.safetensors"))
       return {spec};  // a PEFT folder (its own errors say what is missing)
     file = spec.dir + "/pytorch_lora_weights.safetensors";
   }
@@ -280,10 +287,12 @@ std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec) {
   std::map<std::string, std::set<int64_t>> ranks;
   for (const auto& [key, t] : st->tensors()) {
     if (key.find("lora_unet_") == 0 || key.find("lora_te") == 0 || key.find(".alpha") != std::string::npos)
-      throw CompileError(file + ": key '" + key + "' is in the kohya format, which kiln does not read (convert it with "
+      throw CompileError(file + ": key '" + key +
+                         "' is in the kohya format, which kiln does not read (convert it with "
                          "diffusers' load_lora_weights and save_lora_weights)");
     if (key.find(".lora.down.") != std::string::npos || key.find("_lora.down.") != std::string::npos)
-      throw CompileError(file + ": key '" + key + "' is in diffusers' pre-PEFT LoRA format, which kiln does not read "
+      throw CompileError(file + ": key '" + key +
+                         "' is in diffusers' pre-PEFT LoRA format, which kiln does not read "
                          "(load and save it again with a current diffusers)");
     const size_t dot = key.find('.');
     if (dot == std::string::npos) throw CompileError(file + ": key '" + key + "' names no component");
@@ -292,7 +301,8 @@ std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec) {
   if (ranks.empty()) throw CompileError(file + ": no LoRA A matrices (expected keys like unet.<module>.lora_A.weight)");
   nlohmann::json meta;
   if (auto it = st->metadata().find("lora_adapter_metadata"); it != st->metadata().end()) {
-    meta = parse_json_limited(it->second.data(), it->second.data() + it->second.size(), file + " (lora_adapter_metadata)");
+    meta =
+        parse_json_limited(it->second.data(), it->second.data() + it->second.size(), file + " (lora_adapter_metadata)");
     if (!meta.is_object()) throw CompileError(file + ": lora_adapter_metadata is not a JSON object");
   }
   std::vector<LoraAdapterSpec> out;
@@ -303,7 +313,8 @@ std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec) {
       if (it.key().compare(0, cp.size(), cp) == 0) cfg[it.key().substr(cp.size())] = it.value();
     if (cfg.empty()) {
       if (rs.size() != 1)
-        throw CompileError(file + ": the " + component + " matrices have different ranks and the file has no "
+        throw CompileError(file + ": the " + component +
+                           " matrices have different ranks and the file has no "
                            "lora_adapter_metadata to say their alphas");
       cfg = {{"r", *rs.begin()}, {"lora_alpha", *rs.begin()}};
     }
@@ -326,7 +337,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
   for (const LoraAdapterSpec& spec : specs) {
     const std::string name = spec_name(spec);
     const std::string where = "adapter '" + name + "'";
-    const std::string cfg_path = spec.config_text.empty() ? spec.dir + "/adapter_config.json" : spec_file(spec) + " (" + name + ")";
+    const std::string cfg_path =
+        spec.config_text.empty() ? spec.dir + "/adapter_config.json" : spec_file(spec) + " (" + name + ")";
     const std::string st_path = spec_file(spec), kp = spec_prefix(spec);
     const std::string cfg_text = spec.config_text.empty() ? read_text_file(cfg_path) : spec.config_text;
     const Config c = read_config_text(cfg_text, cfg_path);
@@ -344,7 +356,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       XXH3_freeState(st);
     }
     if (c.dora && (specs.size() > 1 || spec.weight != 1.0))
-      throw CompileError(where + ": a DoRA adapter can only be merged alone and with weight 1 (its merge is not linear)");
+      throw CompileError(where +
+                         ": a DoRA adapter can only be merged alone and with weight 1 (its merge is not linear)");
     // A pipeline component's adapter names its own modules (no component prefix).
     std::set<std::string> local;
     if (!spec.prefix.empty())
@@ -382,13 +395,15 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
           const size_t dot = plain.rfind('.');
           listed = listed || (dot != std::string::npos && ends_with_component(plain.substr(0, dot), m));
         }
-        if (!listed) throw CompileError(st_path + ": unrecognized key '" + key + "' (not a LoRA tensor or a module to save)");
+        if (!listed)
+          throw CompileError(st_path + ": unrecognized key '" + key + "' (not a LoRA tensor or a module to save)");
         const StTensor* b = base.find(plain);
         if (!b) throw CompileError(where + ": saved module tensor '" + plain + "' is not in the model");
         if (b->shape != t.shape)
           throw CompileError(where + ": saved module tensor '" + plain + "' has shape " + shape_str(t.shape) +
                              " but the model's is " + shape_str(b->shape) + " (a resized vocabulary is not supported)");
-        if (!t.has_dtype || !dtype_is_float(t.dtype)) throw CompileError(where + ": '" + key + "' is not a float tensor");
+        if (!t.has_dtype || !dtype_is_float(t.dtype))
+          throw CompileError(where + ": '" + key + "' is not a float tensor");
         ad.replacements[plain] = &t;
         continue;
       }
@@ -404,7 +419,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       *slot = &t;
       if (role == "lora_embedding_A" || role == "lora_embedding_B") m.kind = Kind::kEmbedding;
     }
-    if (mods.empty() && ad.replacements.empty()) throw CompileError(where + ": the adapter matches no module (no LoRA tensors)");
+    if (mods.empty() && ad.replacements.empty())
+      throw CompileError(where + ": the adapter matches no module (no LoRA tensors)");
 
     for (auto& [path, m] : mods) {
       const std::string mw = where + ", module '" + path + "'";
@@ -435,14 +451,15 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       const int64_t r = rp ? rp->get<int64_t>() : c.r;
       const double alpha = ap ? ap->get<double>() : c.alpha;
       if (rank != r)
-        throw CompileError(mw + ": A has rank " + std::to_string(rank) + " but adapter_config.json gives r = " +
-                           std::to_string(r) + " for this module");
+        throw CompileError(mw + ": A has rank " + std::to_string(rank) +
+                           " but adapter_config.json gives r = " + std::to_string(r) + " for this module");
       if (m.magnitude && m.magnitude->shape != std::vector<int64_t>{w->shape[0]})
         throw CompileError(mw + ": the DoRA magnitude is " + shape_str(m.magnitude->shape) + ", expected [" +
                            std::to_string(w->shape[0]) + "]");
       if (m.magnitude && m.kind != Kind::kLinear) throw CompileError(mw + ": DoRA on embeddings is not supported");
       if (m.b_bias) {
-        if (m.b_bias->shape != std::vector<int64_t>{b_rows}) throw CompileError(mw + ": lora_B.bias has the wrong shape");
+        if (m.b_bias->shape != std::vector<int64_t>{b_rows})
+          throw CompileError(mw + ": lora_B.bias has the wrong shape");
         if (!base.find(path + ".bias"))
           throw CompileError(mw + ": lora_bias needs a bias in the base layer, which has none");
       }

@@ -39,7 +39,8 @@ struct LoraAdapterSpec {
 
 // The prefix (of `candidates`) under which `base` holds the modules of the adapter: the first
 // candidate that holds its first LoRA module. Throws CompileError when none does.
-std::string find_lora_prefix(const LoraAdapterSpec& spec, const Checkpoint& base, const std::vector<std::string>& candidates);
+std::string find_lora_prefix(const LoraAdapterSpec& spec, const Checkpoint& base,
+                             const std::vector<std::string>& candidates);
 
 // A diffusers LoRA file (pytorch_lora_weights.safetensors, as save_lora_weights writes it, or a
 // folder holding one): one spec per component it adapts ("unet", "text_encoder", ...), with
@@ -54,9 +55,9 @@ void check_lora_config_text(const std::string& text, const std::string& name);
 // Parses "DIR" or "DIR:WEIGHT" (the CLI's --lora syntax). Throws CompileError.
 LoraAdapterSpec parse_lora_spec(const std::string& arg);
 
-struct LoraRecord {  // what the plan records of each merged adapter
-  std::string name;  // the folder's base name
-  uint64_t xxh3 = 0; // of adapter_config.json then adapter_model.safetensors
+struct LoraRecord {   // what the plan records of each merged adapter
+  std::string name;   // the folder's base name
+  uint64_t xxh3 = 0;  // of adapter_config.json then adapter_model.safetensors
   double weight = 1.0;
 };
 

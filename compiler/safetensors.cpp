@@ -31,11 +31,11 @@ struct StDtype {
   DType dtype;
 };
 constexpr StDtype kStDtypes[] = {
-    {"F32", 4, true, DType::F32},    {"BF16", 2, true, DType::BF16},  {"F16", 2, true, DType::F16},
-    {"I32", 4, true, DType::I32},    {"I64", 8, true, DType::I64},    {"F64", 8, false, DType::F32},
-    {"I8", 1, false, DType::F32},    {"U8", 1, false, DType::F32},    {"I16", 2, false, DType::F32},
-    {"U16", 2, false, DType::F32},   {"U32", 4, false, DType::F32},   {"U64", 8, false, DType::F32},
-    {"BOOL", 1, false, DType::F32},  {"F8_E4M3", 1, false, DType::F32}, {"F8_E5M2", 1, false, DType::F32},
+    {"F32", 4, true, DType::F32},   {"BF16", 2, true, DType::BF16},    {"F16", 2, true, DType::F16},
+    {"I32", 4, true, DType::I32},   {"I64", 8, true, DType::I64},      {"F64", 8, false, DType::F32},
+    {"I8", 1, false, DType::F32},   {"U8", 1, false, DType::F32},      {"I16", 2, false, DType::F32},
+    {"U16", 2, false, DType::F32},  {"U32", 4, false, DType::F32},     {"U64", 8, false, DType::F32},
+    {"BOOL", 1, false, DType::F32}, {"F8_E4M3", 1, false, DType::F32}, {"F8_E5M2", 1, false, DType::F32},
 };
 
 const StDtype* find_dtype(const std::string& s) {
@@ -82,11 +82,16 @@ int64_t StTensor::numel() const {
 
 const char* dtype_to_safetensors(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::BF16: return "BF16";
-    case DType::F16: return "F16";
-    case DType::I32: return "I32";
-    case DType::I64: return "I64";
+    case DType::F32:
+      return "F32";
+    case DType::BF16:
+      return "BF16";
+    case DType::F16:
+      return "F16";
+    case DType::I32:
+      return "I32";
+    case DType::I64:
+      return "I64";
   }
   return "?";
 }
@@ -107,7 +112,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::unique_ptr<MappedFi
   f->file_ = std::move(file);
   const uint8_t* d = f->file_->data();
   const uint64_t size = f->file_->size();
-  if (size < 8) fail(path, "file is " + std::to_string(size) + " bytes, too short for a safetensors header (truncated?)");
+  if (size < 8)
+    fail(path, "file is " + std::to_string(size) + " bytes, too short for a safetensors header (truncated?)");
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | d[i];
   if (hlen > kMaxHeader) fail(path, "header length " + std::to_string(hlen) + " exceeds the 100 MB limit");
@@ -158,7 +164,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::unique_ptr<MappedFi
     for (const json& v : t["shape"]) {
       if (!v.is_number_unsigned()) fail(path, where + ": shape has a non-integer or negative dimension");
       uint64_t dim = v.get<uint64_t>();
-      if (dim > (uint64_t(1) << 48) || (dim != 0 && bytes > UINT64_MAX / dim)) fail(path, where + ": shape is too large");
+      if (dim > (uint64_t(1) << 48) || (dim != 0 && bytes > UINT64_MAX / dim))
+        fail(path, where + ": shape is too large");
       bytes *= dim;
       st.shape.push_back(int64_t(dim));
     }
@@ -170,8 +177,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::unique_ptr<MappedFi
       fail(path, where + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + ") lie outside the " +
                      std::to_string(data_size) + "-byte data section (truncated?)");
     if (e - b != bytes)
-      fail(path, where + ": byte range of " + std::to_string(e - b) + " does not match shape × dtype size = " +
-                     std::to_string(bytes));
+      fail(path, where + ": byte range of " + std::to_string(e - b) +
+                     " does not match shape × dtype size = " + std::to_string(bytes));
     st.data = base + b;
     st.size = bytes;
     ranges.emplace_back(b, e);
@@ -185,7 +192,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::unique_ptr<MappedFi
     cursor = r.second;
   }
   if (cursor != data_size)
-    fail(path, "data section is " + std::to_string(data_size) + " bytes but the tensors cover " + std::to_string(cursor));
+    fail(path,
+         "data section is " + std::to_string(data_size) + " bytes but the tensors cover " + std::to_string(cursor));
   return f;
 }
 
@@ -203,7 +211,8 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
       if (!it->is_string()) throw CompileError(index + ": weight_map entry '" + it.key() + "' is not a file name");
       const std::string shard = it->get<std::string>();
-      if (shard.empty() || shard[0] == '/' || shard.find("..") != std::string::npos || shard.find('/') != std::string::npos)
+      if (shard.empty() || shard[0] == '/' || shard.find("..") != std::string::npos ||
+          shard.find('/') != std::string::npos)
         throw CompileError(index + ": shard path '" + shard + "' must be a plain file name inside the model folder");
       weight_map[it.key()] = shard;
       if (seen.insert(shard).second) files.push_back(shard);
@@ -241,9 +250,11 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
   for (const auto& kv : weight_map) {
     auto it = ck.all_.find(kv.first);
     if (it == ck.all_.end())
-      throw CompileError(dir + "/" + kv.second + ": tensor '" + kv.first + "' listed in the index is missing from the shard");
+      throw CompileError(dir + "/" + kv.second + ": tensor '" + kv.first +
+                         "' listed in the index is missing from the shard");
     if (it->second->file != dir + "/" + kv.second)
-      throw CompileError(index + ": tensor '" + kv.first + "' is mapped to " + kv.second + " but found in " + it->second->file);
+      throw CompileError(index + ": tensor '" + kv.first + "' is mapped to " + kv.second + " but found in " +
+                         it->second->file);
   }
   if (!weight_map.empty())
     for (const auto& kv : ck.all_)

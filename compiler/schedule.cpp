@@ -24,24 +24,36 @@ Sampler parse_sampler(const std::string& n) {
 
 const char* sampler_name(Sampler s) {
   switch (s) {
-    case Sampler::kDdim: return "ddim";
-    case Sampler::kEuler: return "euler";
-    case Sampler::kEulerAncestral: return "euler_a";
-    case Sampler::kDpmpp2m: return "dpmpp_2m";
-    case Sampler::kVpSde: return "vp_sde";
-    case Sampler::kPfOde: return "pf_ode";
+    case Sampler::kDdim:
+      return "ddim";
+    case Sampler::kEuler:
+      return "euler";
+    case Sampler::kEulerAncestral:
+      return "euler_a";
+    case Sampler::kDpmpp2m:
+      return "dpmpp_2m";
+    case Sampler::kVpSde:
+      return "vp_sde";
+    case Sampler::kPfOde:
+      return "pf_ode";
   }
   return "?";
 }
 
 const char* sampler_reference(Sampler s) {
   switch (s) {
-    case Sampler::kDdim: return "DDIMScheduler (eta 0)";
-    case Sampler::kEuler: return "EulerDiscreteScheduler";
-    case Sampler::kEulerAncestral: return "EulerAncestralDiscreteScheduler";
-    case Sampler::kDpmpp2m: return "DPMSolverMultistepScheduler (dpmsolver++, order 2)";
-    case Sampler::kVpSde: return "ScoreSdeVpScheduler (Euler-Maruyama)";
-    case Sampler::kPfOde: return "the probability-flow ODE of ScoreSdeVpScheduler's SDE (Euler)";
+    case Sampler::kDdim:
+      return "DDIMScheduler (eta 0)";
+    case Sampler::kEuler:
+      return "EulerDiscreteScheduler";
+    case Sampler::kEulerAncestral:
+      return "EulerAncestralDiscreteScheduler";
+    case Sampler::kDpmpp2m:
+      return "DPMSolverMultistepScheduler (dpmsolver++, order 2)";
+    case Sampler::kVpSde:
+      return "ScoreSdeVpScheduler (Euler-Maruyama)";
+    case Sampler::kPfOde:
+      return "the probability-flow ODE of ScoreSdeVpScheduler's SDE (Euler)";
   }
   return "?";
 }
@@ -52,7 +64,10 @@ std::vector<float> alphas_cumprod(const SchedulerConfig& c) {
   if (!c.trained_betas.empty()) {
     for (int64_t i = 0; i < T; ++i) betas[size_t(i)] = float(c.trained_betas[size_t(i)]);
   } else if (c.beta_schedule == "squaredcos_cap_v2") {
-    auto abar = [](double t) { const double v = std::cos((t + 0.008) / 1.008 * M_PI / 2); return v * v; };
+    auto abar = [](double t) {
+      const double v = std::cos((t + 0.008) / 1.008 * M_PI / 2);
+      return v * v;
+    };
     for (int64_t i = 0; i < T; ++i)
       betas[size_t(i)] = float(std::min(1 - abar(double(i + 1) / double(T)) / abar(double(i) / double(T)), 0.999));
   } else {
@@ -126,7 +141,8 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
   if (N <= 0 || N > 10000) throw CompileError("--steps must be between 1 and 10000");
   const int64_t T = c.num_train_timesteps;
   if (N > T && s != Sampler::kVpSde && s != Sampler::kPfOde)
-    throw CompileError("--steps " + std::to_string(N) + " exceeds the scheduler's num_train_timesteps " + std::to_string(T));
+    throw CompileError("--steps " + std::to_string(N) + " exceeds the scheduler's num_train_timesteps " +
+                       std::to_string(T));
   const std::vector<float> ac = alphas_cumprod(c);
   const bool vpred = c.prediction_type == "v_prediction";
   Schedule out;
@@ -148,8 +164,9 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
   switch (s) {
     case Sampler::kDdim: {
       if (c.clip_sample)
-        throw CompileError("scheduler_config.json: clip_sample is true (DDIMScheduler's default when the key is absent); "
-                           "kiln's DDIM does not clip x0");
+        throw CompileError(
+            "scheduler_config.json: clip_sample is true (DDIMScheduler's default when the key is absent); "
+            "kiln's DDIM does not clip x0");
       out.spacing = c.timestep_spacing.empty() ? "leading" : c.timestep_spacing;
       const std::vector<double> ts = spaced_timesteps(out.spacing, T, N, c.steps_offset, true, false);
       const double final_ac = c.set_alpha_to_one ? 1.0 : double(ac[0]);
@@ -160,8 +177,17 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
         const double sa = std::sqrt(at), sb = std::sqrt(1 - at), pa = std::sqrt(ap), pb = std::sqrt(1 - ap);
         // x0 = px·x + pm·m, eps = ex·x + em·m; x' = √ᾱ_prev·x0 + √(1−ᾱ_prev)·eps
         double px, pm, ex, em;
-        if (vpred) { px = sa; pm = -sb; ex = sb; em = sa; }
-        else { px = 1 / sa; pm = -sb / sa; ex = 0; em = 1; }
+        if (vpred) {
+          px = sa;
+          pm = -sb;
+          ex = sb;
+          em = sa;
+        } else {
+          px = 1 / sa;
+          pm = -sb / sa;
+          ex = 0;
+          em = 1;
+        }
         rows.push_back(Row{pa * px + pb * ex, pa * pm + pb * em, 0, 0, 0, 0, 1.0});
       }
       return finish(ts);
@@ -173,7 +199,8 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
       for (double t : ts) out.sigmas.push_back(double(float(interp_sigma(ac, t))));
       out.sigmas.push_back(0.0);
       const double smax = *std::max_element(out.sigmas.begin(), out.sigmas.end());
-      out.init_noise_sigma = (out.spacing == "linspace" || out.spacing == "trailing") ? smax : std::sqrt(smax * smax + 1);
+      out.init_noise_sigma =
+          (out.spacing == "linspace" || out.spacing == "trailing") ? smax : std::sqrt(smax * smax + 1);
       out.stochastic = s == Sampler::kEulerAncestral;
       for (int64_t i = 0; i < N; ++i) {
         const double sg = out.sigmas[size_t(i)], sn = out.sigmas[size_t(i + 1)];
@@ -230,11 +257,13 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
       out.spacing = "continuous";
       double bmin = c.sde_beta_min, bmax = c.sde_beta_max;
       if (c.prediction_type != "epsilon")
-        throw CompileError(std::string("--sampler ") + sampler_name(s) + " needs an epsilon-prediction model (this one predicts " +
-                           c.prediction_type + ")");
+        throw CompileError(std::string("--sampler ") + sampler_name(s) +
+                           " needs an epsilon-prediction model (this one predicts " + c.prediction_type + ")");
       if (c.class_name != "ScoreSdeVpScheduler" && (c.beta_schedule != "linear" || !c.trained_betas.empty()))
-        throw CompileError(std::string("--sampler ") + sampler_name(s) + " needs a linear beta schedule (its continuous "
-                           "VP-SDE limit); this pipeline's is " + (c.trained_betas.empty() ? c.beta_schedule : "trained_betas"));
+        throw CompileError(std::string("--sampler ") + sampler_name(s) +
+                           " needs a linear beta schedule (its continuous "
+                           "VP-SDE limit); this pipeline's is " +
+                           (c.trained_betas.empty() ? c.beta_schedule : "trained_betas"));
       if (c.class_name != "ScoreSdeVpScheduler") {  // a discrete linear DDPM schedule: its continuous-time limit
         bmin = c.beta_start * double(T);
         bmax = c.beta_end * double(T);

@@ -21,13 +21,13 @@ const char* sampler_name(Sampler s);
 const char* sampler_reference(Sampler s);
 
 struct Schedule {
-  std::vector<float> timesteps;  // the UNet's timestep per step
-  std::vector<float> coefs;      // steps × kSamplerCoefs (kernels/sampler.h)
-  std::vector<double> sigmas;    // Euler/DPM sigmas (steps + 1), for inspection and tests
-  double init_noise_sigma = 1.0; // initial latents = init_noise_sigma · N(0, I)
-  bool stochastic = false;       // needs fresh noise every step
-  bool uses_history = false;     // DPM++ 2M's previous denoised estimate
-  std::string spacing;           // the timestep spacing used
+  std::vector<float> timesteps;   // the UNet's timestep per step
+  std::vector<float> coefs;       // steps × kSamplerCoefs (kernels/sampler.h)
+  std::vector<double> sigmas;     // Euler/DPM sigmas (steps + 1), for inspection and tests
+  double init_noise_sigma = 1.0;  // initial latents = init_noise_sigma · N(0, I)
+  bool stochastic = false;        // needs fresh noise every step
+  bool uses_history = false;      // DPM++ 2M's previous denoised estimate
+  std::string spacing;            // the timestep spacing used
 };
 
 Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t steps);

@@ -41,7 +41,9 @@ bool exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::string type_of(const json& j) { return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : ""; }
+std::string type_of(const json& j) {
+  return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
+}
 
 // The children of a Sequence node (or the node itself).
 std::vector<json> flatten(const json& j, const char* list_key) {
@@ -84,7 +86,8 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail("has no model object");
   const json& model = j["model"];
   if (type_of(model) != "BPE")
-    fail("tokenizer model type '" + type_of(model) + "' is not supported (kiln reads BPE tokenizers; use --no-tokenizer)");
+    fail("tokenizer model type '" + type_of(model) +
+         "' is not supported (kiln reads BPE tokenizers; use --no-tokenizer)");
   for (const char* k : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"})
     if (model.contains(k) && !model[k].is_null() && !(model[k].is_string() && model[k].get<std::string>().empty()))
       fail(std::string("BPE option '") + k + "' is not supported");
@@ -152,7 +155,8 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
         fail("a merge is neither \"a b\" nor [\"a\", \"b\"]");
       }
       auto ia = ids.find(a), ib = ids.find(b);
-      if (ia == ids.end() || ib == ids.end() || !ids.count(a + b)) fail("merge '" + a + " " + b + "' names unknown tokens");
+      if (ia == ids.end() || ib == ids.end() || !ids.count(a + b))
+        fail("merge '" + a + " " + b + "' names unknown tokens");
       d->merges.push_back({ia->second, ib->second});
     }
   }
@@ -168,7 +172,8 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   for (const json& n : flatten(j.value("normalizer", json()), "normalizers")) {
     const std::string t = type_of(n);
     if (t == "Prepend" && n.value("prepend", "") == kSpace) d->sp_prepend = true;
-    else if (t == "Replace" && n.contains("pattern") && n["pattern"].value("String", "") == " " && n.value("content", "") == kSpace)
+    else if (t == "Replace" && n.contains("pattern") && n["pattern"].value("String", "") == " " &&
+             n.value("content", "") == kSpace)
       sp_replace = true;
     else fail("normalizer '" + t + "' is not supported");
   }
@@ -181,7 +186,8 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       if (flag(p, "use_regex", true)) d->split = TokenizerData::Split::kGpt2;
     } else if (t == "Split") {
       const std::string re = normalize_regex(p.contains("pattern") ? p["pattern"].value("Regex", "") : "");
-      if (p.value("behavior", "") != "Isolated" || flag(p, "invert")) fail("Split pre-tokenizer must be Isolated, not inverted");
+      if (p.value("behavior", "") != "Isolated" || flag(p, "invert"))
+        fail("Split pre-tokenizer must be Isolated, not inverted");
       splits.push_back(re);
     } else if (t == "Metaspace") {
       if (p.value("replacement", "") != kSpace || flag(p, "split")) fail("Metaspace must use \"▁\" and split=false");
@@ -214,7 +220,8 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
 
   // --- post-processor: does it prepend a special token?
   for (const json& p : flatten(j.value("post_processor", json()), "processors")) {
-    if (type_of(p) != "TemplateProcessing" || !p.contains("single") || !p["single"].is_array() || p["single"].empty()) continue;
+    if (type_of(p) != "TemplateProcessing" || !p.contains("single") || !p["single"].is_array() || p["single"].empty())
+      continue;
     const json& first = p["single"][0];
     if (first.contains("SpecialToken")) {
       auto it = ids.find(first["SpecialToken"].value("id", ""));
@@ -226,9 +233,13 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   }
 
   // --- tokenizer_config.json: bos/eos, chat template
-  json cfg = parse_json_limited(config_json.data(), config_json.data() + config_json.size(), path + " (tokenizer_config.json)");
+  json cfg = parse_json_limited(config_json.data(), config_json.data() + config_json.size(),
+                                path + " (tokenizer_config.json)");
   if (!cfg.is_object()) cfg = json::object();
-  auto id_of = [&](const std::string& s) { auto it = ids.find(s); return it == ids.end() ? -1 : it->second; };
+  auto id_of = [&](const std::string& s) {
+    auto it = ids.find(s);
+    return it == ids.end() ? -1 : it->second;
+  };
   if (const std::string bos = token_text(cfg, "bos_token"); !bos.empty() && id_of(bos) >= 0) d->bos_id = id_of(bos);
   if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean() && !d->add_bos)
     d->add_bos = cfg["add_bos_token"].get<bool>() && d->bos_id >= 0;
@@ -249,8 +260,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   const std::string& ct = *chat_template;
   if (ct.find("<|start_header_id|>") != std::string::npos && ct.find("<|eot_id|>") != std::string::npos)
     d->chat = TokenizerData::Chat::kLlama3;
-  else if (ct.find("<\xEF\xBD\x9CUser\xEF\xBD\x9C>") != std::string::npos)
-    d->chat = TokenizerData::Chat::kDeepseek;
+  else if (ct.find("<\xEF\xBD\x9CUser\xEF\xBD\x9C>") != std::string::npos) d->chat = TokenizerData::Chat::kDeepseek;
 }
 
 }  // namespace kiln
@@ -263,7 +273,8 @@ namespace kiln {
 bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
   const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt";
   if (!exists(vocab_path)) return false;
-  if (!exists(merges_path)) throw CompileError(merges_path + ": missing (CLIP tokenizers need vocab.json and merges.txt)");
+  if (!exists(merges_path))
+    throw CompileError(merges_path + ": missing (CLIP tokenizers need vocab.json and merges.txt)");
   const json v = read_json_file(vocab_path);
   if (!v.is_object() || v.empty()) throw CompileError(vocab_path + ": not a JSON object of token ids");
   if (v.size() > (size_t(1) << 24)) throw CompileError(vocab_path + ": too many tokens");
@@ -298,7 +309,8 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
       throw CompileError(merges_path + ":" + std::to_string(line_no) + ": not a merge 'left right'");
     const int32_t a = id_of(line.substr(0, sp)), b = id_of(line.substr(sp + 1));
     if (a < 0 || b < 0 || id_of(line.substr(0, sp) + line.substr(sp + 1)) < 0)
-      throw CompileError(merges_path + ":" + std::to_string(line_no) + ": merge '" + line + "' names a token missing from vocab.json");
+      throw CompileError(merges_path + ":" + std::to_string(line_no) + ": merge '" + line +
+                         "' names a token missing from vocab.json");
     t.merges.push_back({a, b});
   }
   // Special tokens: tokenizer_config.json, else special_tokens_map.json. transformers 5 registers
@@ -335,7 +347,8 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
   auto refuse_extra = [&](const std::string& content, const std::string& where) {
     const bool known = std::any_of(order.begin(), order.end(), [&](const auto& e) { return e.first == content; });
     if (!known)
-      throw CompileError(where + ": added token '" + content + "' (e.g. a textual-inversion embedding) is not supported");
+      throw CompileError(where + ": added token '" + content +
+                         "' (e.g. a textual-inversion embedding) is not supported");
   };
   if (exists(dir + "/added_tokens.json")) {
     const json j = read_json_file(dir + "/added_tokens.json");

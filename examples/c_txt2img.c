@@ -37,8 +37,9 @@ int main(int argc, char** argv) {
       rc = fwrite(rgb, 3, (size_t)(info.width * info.height), f) == (size_t)(info.width * info.height) ? 0 : 1;
       rc |= fclose(f) != 0;
     }
-    if (rc == 0) printf("\nwrote %s %lldx%lld on %s\n", argv[4], (long long)info.width, (long long)info.height,
-                        kiln_diffusion_backend(d));
+    if (rc == 0)
+      printf("\nwrote %s %lldx%lld on %s\n", argv[4], (long long)info.width, (long long)info.height,
+             kiln_diffusion_backend(d));
     else fprintf(stderr, "error: cannot write %s\n", argv[4]);
   } else {
     fprintf(stderr, "error: %s\n", rgb ? err.message : "out of memory");

@@ -27,7 +27,7 @@ struct Conv2dArgs {
   const float* x;
   const void* w;
   DType w_dtype;
-  const void* bias;  // may be null; dtype w_dtype
+  const void* bias;       // may be null; dtype w_dtype
   const float* chan_add;  // may be null
   const float* residual;  // may be null
   float* y;

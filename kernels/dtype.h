@@ -14,11 +14,16 @@ inline bool dtype_valid(uint8_t v) { return v < kNumDTypes; }
 
 constexpr uint64_t dtype_size(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::BF16: return 2;
-    case DType::F16: return 2;
-    case DType::I32: return 4;
-    case DType::I64: return 8;
+    case DType::F32:
+      return 4;
+    case DType::BF16:
+      return 2;
+    case DType::F16:
+      return 2;
+    case DType::I32:
+      return 4;
+    case DType::I64:
+      return 8;
   }
   return 0;
 }
@@ -27,11 +32,16 @@ inline bool dtype_is_float(DType t) { return t == DType::F32 || t == DType::BF16
 
 inline const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "f32";
-    case DType::BF16: return "bf16";
-    case DType::F16: return "f16";
-    case DType::I32: return "i32";
-    case DType::I64: return "i64";
+    case DType::F32:
+      return "f32";
+    case DType::BF16:
+      return "bf16";
+    case DType::F16:
+      return "f16";
+    case DType::I32:
+      return "i32";
+    case DType::I64:
+      return "i64";
   }
   return "?";
 }
@@ -40,8 +50,16 @@ inline const char* dtype_name(DType t) {
 // Scalar conversions. bf16 and f16 are stored as uint16_t bit patterns. Float → half
 // conversions round to nearest even, as torch does; NaN stays NaN.
 
-inline float bits_to_f32(uint32_t b) { float f; std::memcpy(&f, &b, 4); return f; }
-inline uint32_t f32_to_bits(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
+inline float bits_to_f32(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+inline uint32_t f32_to_bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
 
 inline float bf16_to_f32(uint16_t h) { return bits_to_f32(uint32_t(h) << 16); }
 
@@ -84,7 +102,7 @@ inline uint16_t f32_to_f16(float f) {
     if (rem > half || (rem == half && (q & 1u))) ++q;
     return uint16_t(sign | q);
   }
-  uint32_t r = abs - 0x38000000u;                           // rebias exponent 127 → 15
+  uint32_t r = abs - 0x38000000u;  // rebias exponent 127 → 15
   r += 0xfffu + ((r >> 13) & 1u);
   return uint16_t(sign | uint16_t(r >> 13));
 }
@@ -106,16 +124,24 @@ inline float load_as_f32(const void* p, DType t, uint64_t i) {
       std::memcpy(&h, b + i * 2, 2);
       return t == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
     }
-    default: return 0.0f;
+    default:
+      return 0.0f;
   }
 }
 
 inline void store_from_f32(void* p, DType t, uint64_t i, float v) {
   switch (t) {
-    case DType::F32: static_cast<float*>(p)[i] = v; break;
-    case DType::BF16: static_cast<uint16_t*>(p)[i] = f32_to_bf16(v); break;
-    case DType::F16: static_cast<uint16_t*>(p)[i] = f32_to_f16(v); break;
-    default: break;
+    case DType::F32:
+      static_cast<float*>(p)[i] = v;
+      break;
+    case DType::BF16:
+      static_cast<uint16_t*>(p)[i] = f32_to_bf16(v);
+      break;
+    case DType::F16:
+      static_cast<uint16_t*>(p)[i] = f32_to_f16(v);
+      break;
+    default:
+      break;
   }
 }
 

@@ -35,11 +35,11 @@ extern const OpDef kFusedMatmulOp;
 extern const OpDef kRopeKvWriteOp;
 
 struct FusedMatmulArgs {
-  MatmulArgs m;              // m.x: x; m.y: y without swiglu, null with it
-  const void* norm_w;        // null: no prologue
+  MatmulArgs m;        // m.x: x; m.y: y without swiglu, null with it
+  const void* norm_w;  // null: no prologue
   DType norm_dtype;
   float eps;
-  float* h;                  // the SwiGLU output (rows, m/2), or null: no epilogue
+  float* h;  // the SwiGLU output (rows, m/2), or null: no epilogue
 };
 
 // The CUDA GEMV runs at most this many activation rows; more take the tiled GEMM, which has no

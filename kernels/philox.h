@@ -31,8 +31,9 @@ KILN_HOST_DEVICE inline Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t
 // The index-th standard normal of stream `stream` under `seed`: one Philox block per value,
 // counter {index, stream}, key = seed; Box-Muller on the block's first two words.
 KILN_HOST_DEVICE inline float philox_normal(uint64_t seed, uint64_t stream, uint64_t index) {
-  const Philox4 r = philox4x32_10(Philox4{{uint32_t(index), uint32_t(index >> 32), uint32_t(stream), uint32_t(stream >> 32)}},
-                                  uint32_t(seed), uint32_t(seed >> 32));
+  const Philox4 r =
+      philox4x32_10(Philox4{{uint32_t(index), uint32_t(index >> 32), uint32_t(stream), uint32_t(stream >> 32)}},
+                    uint32_t(seed), uint32_t(seed >> 32));
   const double u1 = (double(r.v[0]) + 1.0) / 4294967296.0;  // (0, 1]
   const double u2 = double(r.v[1]) / 4294967296.0;          // [0, 1)
   return float(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));

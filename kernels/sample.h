@@ -105,11 +105,11 @@ void sample_cpu(const SampleArgs& a, ThreadPool& pool);
 // replay chose as its input, one position further, and the next draw of its sampling counter.
 // Idle rows (n_valid <= 0) keep their state. The CUDA backend runs this as a graph node.
 struct FeedbackArgs {
-  int32_t* tokens;          // (batch, 1): the decode input
-  int32_t* start_pos;       // (batch,)
-  const int32_t* n_valid;   // (batch,)
-  SampleParams* sampling;   // (batch,), may be null
-  const int32_t* next;      // (batch,): the last replay's next_token
+  int32_t* tokens;         // (batch, 1): the decode input
+  int32_t* start_pos;      // (batch,)
+  const int32_t* n_valid;  // (batch,)
+  SampleParams* sampling;  // (batch,), may be null
+  const int32_t* next;     // (batch,): the last replay's next_token
   int64_t batch;
 };
 

@@ -27,8 +27,7 @@ class ThreadPool {
 
   // Calls fn(begin, end, worker) for disjoint blocks covering [0, n). Blocks are at least
   // `grain` long. Runs inline when there is only one block. Not reentrant.
-  void parallel_for(int64_t n, int64_t grain,
-                    const std::function<void(int64_t, int64_t, int)>& fn);
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
   // Scratch of worker w (valid during parallel_for), at least scratch_floats() floats.
   float* scratch(int w) { return scratch_[size_t(w)].data(); }

@@ -38,14 +38,22 @@ namespace {
 
 kiln_status to_c(kiln::StatusCode c) {
   switch (c) {
-    case kiln::StatusCode::kOk: return KILN_OK;
-    case kiln::StatusCode::kInvalidArgument: return KILN_ERR_INVALID_ARGUMENT;
-    case kiln::StatusCode::kIoError: return KILN_ERR_IO;
-    case kiln::StatusCode::kCorruptPlan: return KILN_ERR_CORRUPT_PLAN;
-    case kiln::StatusCode::kUnsupported: return KILN_ERR_UNSUPPORTED;
-    case kiln::StatusCode::kLimitExceeded: return KILN_ERR_LIMIT;
-    case kiln::StatusCode::kOutOfMemory: return KILN_ERR_OUT_OF_MEMORY;
-    case kiln::StatusCode::kInternal: return KILN_ERR_INTERNAL;
+    case kiln::StatusCode::kOk:
+      return KILN_OK;
+    case kiln::StatusCode::kInvalidArgument:
+      return KILN_ERR_INVALID_ARGUMENT;
+    case kiln::StatusCode::kIoError:
+      return KILN_ERR_IO;
+    case kiln::StatusCode::kCorruptPlan:
+      return KILN_ERR_CORRUPT_PLAN;
+    case kiln::StatusCode::kUnsupported:
+      return KILN_ERR_UNSUPPORTED;
+    case kiln::StatusCode::kLimitExceeded:
+      return KILN_ERR_LIMIT;
+    case kiln::StatusCode::kOutOfMemory:
+      return KILN_ERR_OUT_OF_MEMORY;
+    case kiln::StatusCode::kInternal:
+      return KILN_ERR_INTERNAL;
   }
   return KILN_ERR_INTERNAL;
 }
@@ -100,14 +108,22 @@ int kiln_api_version(void) { return KILN_API_VERSION; }
 
 const char* kiln_status_string(kiln_status s) {
   switch (s) {
-    case KILN_OK: return "ok";
-    case KILN_ERR_INVALID_ARGUMENT: return "invalid argument";
-    case KILN_ERR_IO: return "I/O error";
-    case KILN_ERR_CORRUPT_PLAN: return "corrupt plan";
-    case KILN_ERR_UNSUPPORTED: return "unsupported";
-    case KILN_ERR_LIMIT: return "limit exceeded";
-    case KILN_ERR_OUT_OF_MEMORY: return "out of memory";
-    case KILN_ERR_INTERNAL: return "internal error";
+    case KILN_OK:
+      return "ok";
+    case KILN_ERR_INVALID_ARGUMENT:
+      return "invalid argument";
+    case KILN_ERR_IO:
+      return "I/O error";
+    case KILN_ERR_CORRUPT_PLAN:
+      return "corrupt plan";
+    case KILN_ERR_UNSUPPORTED:
+      return "unsupported";
+    case KILN_ERR_LIMIT:
+      return "limit exceeded";
+    case KILN_ERR_OUT_OF_MEMORY:
+      return "out of memory";
+    case KILN_ERR_INTERNAL:
+      return "internal error";
   }
   return "unknown status";
 }
@@ -331,7 +347,8 @@ void kiln_decoder_destroy(kiln_decoder* dec) { delete dec; }
 
 // --- text-to-image
 
-kiln_status kiln_diffusion_create(kiln_plan* plan, const kiln_context_options* o, kiln_diffusion** out, kiln_error* err) {
+kiln_status kiln_diffusion_create(kiln_plan* plan, const kiln_context_options* o, kiln_diffusion** out,
+                                  kiln_error* err) {
   if (!plan || !out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and out must not be null");
   *out = nullptr;
   return guarded(err, [&]() -> kiln::Status {
@@ -358,8 +375,9 @@ const char* kiln_diffusion_describe(const kiln_diffusion* d) { return d ? d->des
 kiln_status kiln_diffusion_get_info(const kiln_diffusion* d, kiln_diffusion_info* info, kiln_error* err) {
   if (!d || !info) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and info must not be null");
   const kiln::DiffusionSession& s = *d->s;
-  *info = kiln_diffusion_info{s.height(), s.width(), s.latent_height(), s.latent_width(), s.latent_channels(), s.steps(),
-                              s.text_len(), s.guided() ? 1 : 0, s.stochastic() ? 1 : 0, s.has_control() ? 1 : 0};
+  *info = kiln_diffusion_info{
+      s.height(), s.width(),    s.latent_height(),  s.latent_width(),       s.latent_channels(),
+      s.steps(),  s.text_len(), s.guided() ? 1 : 0, s.stochastic() ? 1 : 0, s.has_control() ? 1 : 0};
   return report(err, kiln::Status::ok());
 }
 
@@ -373,7 +391,8 @@ kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, con
   if (!d || !prompt) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and prompt must not be null");
   const kiln::Tokenizer* t = d->plan->tokenizer();
   if (!t || t->data().kind != kiln::TokenizerData::Kind::kClipBpe)
-    return fail(err, KILN_ERR_UNSUPPORTED, "this plan has no CLIP tokenizer (compiled with --no-tokenizer?): give token ids");
+    return fail(err, KILN_ERR_UNSUPPORTED,
+                "this plan has no CLIP tokenizer (compiled with --no-tokenizer?): give token ids");
   return guarded(err, [&] {
     const int64_t L = d->s->text_len();
     const std::vector<int32_t> ids = t->encode_fixed(prompt, L);
@@ -430,8 +449,9 @@ kiln_status kiln_diffusion_decode(kiln_diffusion* d, float* image_out, uint8_t* 
   });
 }
 
-kiln_status kiln_txt2img(kiln_diffusion* d, const char* prompt, const char* negative, uint64_t seed, const float* control,
-                         uint8_t* rgb_out, kiln_step_callback on_step, void* user, kiln_error* err) {
+kiln_status kiln_txt2img(kiln_diffusion* d, const char* prompt, const char* negative, uint64_t seed,
+                         const float* control, uint8_t* rgb_out, kiln_step_callback on_step, void* user,
+                         kiln_error* err) {
   if (!d || !rgb_out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and rgb_out must not be null");
   if (kiln_status st = kiln_diffusion_set_prompt(d, prompt, negative, err)) return st;
   if (kiln_status st = kiln_diffusion_start(d, seed, nullptr, control, err)) return st;
@@ -440,8 +460,8 @@ kiln_status kiln_txt2img(kiln_diffusion* d, const char* prompt, const char* nega
   return kiln_diffusion_decode(d, nullptr, rgb_out, err);
 }
 
-kiln_status kiln_control_image_from_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w, int64_t out_h, float* out,
-                                         kiln_error* err) {
+kiln_status kiln_control_image_from_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w, int64_t out_h,
+                                         float* out, kiln_error* err) {
   return guarded(err, [&] { return kiln::control_image_from_rgb8(rgb, w, h, out_w, out_h, out); });
 }
 

@@ -41,8 +41,9 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Plan> pla
 
 Status Context::init(const ContextOptions& opts) {
   if (plan_->kind() != PlanKind::kLlm)
-    return unsupported(std::string("a ") + plan_kind_name(plan_->kind()) +
-                       " plan is not a language model (use a text-to-image session: kiln_diffusion_create, kiln txt2img)");
+    return unsupported(
+        std::string("a ") + plan_kind_name(plan_->kind()) +
+        " plan is not a language model (use a text-to-image session: kiln_diffusion_create, kiln txt2img)");
   // Binding first: it checks batch and vocab against real tensors of the plan, so the
   // host buffers below are never sized from the model metadata alone.
   KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_));
@@ -128,7 +129,8 @@ void Context::reset() {
 
 Status Context::check_not_in_callback() const {
   if (in_callback_)
-    return invalid_argument("generate's on_token callback called into the context it is generating on (decode steps may still be running)");
+    return invalid_argument(
+        "generate's on_token callback called into the context it is generating on (decode steps may still be running)");
   return Status::ok();
 }
 
@@ -145,7 +147,8 @@ Status Context::check_ids(const int32_t* ids, int64_t n) const {
 Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
   KILN_RETURN_IF_ERROR(check_not_in_callback());
   if (row < 0 || row >= batch())
-    return invalid_argument("row " + std::to_string(row) + " is out of range: the plan has batch " + std::to_string(batch()));
+    return invalid_argument("row " + std::to_string(row) + " is out of range: the plan has batch " +
+                            std::to_string(batch()));
   if (n > max_seq() - pos_[size_t(row)])
     return limit_exceeded(std::to_string(n) + " tokens at position " + std::to_string(pos_[size_t(row)]) +
                           " exceed the plan's max_seq of " + std::to_string(max_seq()));
@@ -175,7 +178,8 @@ Status Context::decode(const int32_t* tokens) {
     any = true;
     KILN_RETURN_IF_ERROR(check_ids(tokens + b, 1));
     if (pos_[size_t(b)] + 1 > max_seq())
-      return limit_exceeded("row " + std::to_string(b) + " is full: the plan's max_seq is " + std::to_string(max_seq()));
+      return limit_exceeded("row " + std::to_string(b) + " is full: the plan's max_seq is " +
+                            std::to_string(max_seq()));
   }
   if (!any) return invalid_argument("decode needs at least one active row");
   for (int64_t b = 0; b < batch(); ++b) {
@@ -198,7 +202,8 @@ Status Context::score(const int32_t* ids, int64_t rows, int64_t n_tokens, float*
   if (rows <= 0 || n_tokens <= 0) return invalid_argument("score needs at least one row and one token");
   if (!out) return invalid_argument("output buffer is null");
   if (n_tokens > max_seq())
-    return limit_exceeded(std::to_string(n_tokens) + " tokens exceed the plan's max_seq of " + std::to_string(max_seq()));
+    return limit_exceeded(std::to_string(n_tokens) + " tokens exceed the plan's max_seq of " +
+                          std::to_string(max_seq()));
   if (rows > (int64_t(1) << 40) / (n_tokens * vocab())) return limit_exceeded("score: too many rows for one call");
   KILN_RETURN_IF_ERROR(check_ids(ids, rows * n_tokens));
   const int64_t B = batch(), C = prefill_.chunk, V = vocab();
@@ -210,11 +215,13 @@ Status Context::score(const int32_t* ids, int64_t rows, int64_t n_tokens, float*
       for (int64_t b = 0; b < B; ++b) {
         prefill_.start_pos[b] = int32_t(t0);
         prefill_.n_valid[b] = b < nb ? int32_t(len) : 0;
-        if (b < nb) std::copy(ids + (r0 + b) * n_tokens + t0, ids + (r0 + b) * n_tokens + t0 + len, prefill_.tokens + b * C);
+        if (b < nb)
+          std::copy(ids + (r0 + b) * n_tokens + t0, ids + (r0 + b) * n_tokens + t0 + len, prefill_.tokens + b * C);
       }
       KILN_RETURN_IF_ERROR(run(prefill_));
       for (int64_t b = 0; b < nb; ++b)
-        std::copy(prefill_.logits + b * C * V, prefill_.logits + (b * C + len) * V, out + ((r0 + b) * n_tokens + t0) * V);
+        std::copy(prefill_.logits + b * C * V, prefill_.logits + (b * C + len) * V,
+                  out + ((r0 + b) * n_tokens + t0) * V);
     }
   }
   reset();
@@ -231,7 +238,8 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
   if (n_out) *n_out = 0;
   if (max_new < 0) return invalid_argument("max_new_tokens is negative");
   if (max_new > 0 && !out) return invalid_argument("output buffer is null");
-  if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f)) return invalid_argument("temperature must be >= 0 and top_p > 0");
+  if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f))
+    return invalid_argument("temperature must be >= 0 and top_p > 0");
   if (n_prompt > max_seq() || max_new > max_seq() - std::max<int64_t>(n_prompt, 0))
     return limit_exceeded("prompt of " + std::to_string(n_prompt) + " tokens plus " + std::to_string(max_new) +
                           " new tokens exceeds the plan's max_seq of " + std::to_string(max_seq()));
@@ -269,7 +277,9 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
   // One loop: the prefill chose the first token; each later one comes from one decode step, its
   // token chosen by the plan's sample launch and fed back on the backend (steps queued ahead), or
   // on the host. emit() alone decides when to stop.
-  TokenFeedback* feedback = !on_device ? nullptr : native_feedback_ && !profile_ms_ ? native_feedback_.get() : host_feedback_.get();
+  TokenFeedback* feedback = !on_device                         ? nullptr
+                            : native_feedback_ && !profile_ms_ ? native_feedback_.get()
+                                                               : host_feedback_.get();
   GenerateSteps steps(*this, feedback, profile_ms_ ? 1 : depth_, sp, out, max_new);  // profiles time one step
   int32_t tok = on_device ? prefill_.next[0] : sample(0, sp, 0);
   for (;;) {
@@ -312,7 +322,8 @@ Result<int32_t> Context::GenerateSteps::next(int32_t last, int64_t emitted) {
     kp.step = 1;
     c_.set_sampling(kp);
   }
-  for (; queued_ < steps_ && queued_ - done_ < depth_; ++queued_) KILN_RETURN_IF_ERROR(feedback_->enqueue_step(queued_ == 0));
+  for (; queued_ < steps_ && queued_ - done_ < depth_; ++queued_)
+    KILN_RETURN_IF_ERROR(feedback_->enqueue_step(queued_ == 0));
   Result<const int32_t*> r = feedback_->step_tokens(uint64_t(done_));
   if (!r.is_ok()) return r.status();
   ++done_;

@@ -26,8 +26,8 @@ struct ContextOptions {
   bool use_cublaslt = true;    // CUDA: prefill GEMMs on cuBLASLt when it loads (CudaExecutorOptions)
   bool use_pdl = false;        // CUDA: decode GEMVs with programmatic dependent launch (CudaExecutorOptions)
   std::function<void(uint64_t, uint64_t)> upload_progress;  // CUDA: weight upload (done, total)
-  void* cuda_stream = nullptr;          // CUDA: a host-owned stream (see CudaExecutorOptions)
-  void* cuda_device_memory = nullptr;   // CUDA: host-owned device memory, cuda_device_bytes(plan) bytes
+  void* cuda_stream = nullptr;                              // CUDA: a host-owned stream (see CudaExecutorOptions)
+  void* cuda_device_memory = nullptr;  // CUDA: host-owned device memory, cuda_device_bytes(plan) bytes
   size_t cuda_device_memory_bytes = 0;
   // generate()'s decode steps in flight when the plan's `sample` launch picks the tokens: each step
   // takes its input token from the step before on the backend, and the host reads the tokens as
@@ -52,7 +52,7 @@ class Context {
   int64_t prefill_chunk() const { return prefill_.chunk; }
 
   // --- sequences, one per batch row
-  void reset();                       // forgets every row's tokens (not from generate's on_token)
+  void reset();  // forgets every row's tokens (not from generate's on_token)
   int64_t position(int64_t row) const { return pos_[size_t(row)]; }
   // Appends ids to `row`'s sequence; logits(row) then holds the last token's logits.
   Status prefill(int64_t row, const int32_t* ids, int64_t n);
@@ -67,9 +67,9 @@ class Context {
 
   // Generates up to max_new tokens after `prompt` on row 0 (which is reset first). Stops early
   // at eos (if >= 0) or when on_token returns false. out receives the new tokens. on_token must
-  // not call into this context: prefill, decode, score and generate then fail, reset does nothing. Afterwards position(0) counts the prompt and every token but the
-  // last, and logits(0) are the ones the last token was chosen from, however many decode steps
-  // ran ahead (ContextOptions::generate_depth).
+  // not call into this context: prefill, decode, score and generate then fail, reset does nothing. Afterwards
+  // position(0) counts the prompt and every token but the last, and logits(0) are the ones the last token was chosen
+  // from, however many decode steps ran ahead (ContextOptions::generate_depth).
   Status generate(const int32_t* prompt, int64_t n_prompt, int64_t max_new, const SamplingParams& sp, int32_t eos,
                   int32_t* out, int64_t* n_out, const std::function<bool(int32_t)>& on_token);
 
@@ -145,8 +145,8 @@ class Context {
   std::vector<float> last_logits_;
   std::vector<int32_t> step_tokens_;  // generate()'s decode input
   SamplerScratch sampler_;
-  int depth_ = 1;              // generate's steps in flight
-  bool in_callback_ = false;   // generate's on_token is running (Context calls are refused)
+  int depth_ = 1;             // generate's steps in flight
+  bool in_callback_ = false;  // generate's on_token is running (Context calls are refused)
   std::vector<double>* profile_ms_ = nullptr;
 };
 

@@ -75,11 +75,21 @@ class CpuExecutor final : public Executor {
     for (size_t i = 0; i < p.tensors().size(); ++i) {
       const TensorInfo& t = p.tensors()[i];
       switch (t.region) {
-        case Region::kWeights: ptrs_[i] = const_cast<void*>(p.weight_data(t)); break;
-        case Region::kArena: ptrs_[i] = arena + t.offset; break;
-        case Region::kKvCache: ptrs_[i] = kv + t.offset; break;
-        case Region::kState: ptrs_[i] = state_ + t.offset; break;
-        case Region::kRequest: ptrs_[i] = request + t.offset; break;
+        case Region::kWeights:
+          ptrs_[i] = const_cast<void*>(p.weight_data(t));
+          break;
+        case Region::kArena:
+          ptrs_[i] = arena + t.offset;
+          break;
+        case Region::kKvCache:
+          ptrs_[i] = kv + t.offset;
+          break;
+        case Region::kState:
+          ptrs_[i] = state_ + t.offset;
+          break;
+        case Region::kRequest:
+          ptrs_[i] = request + t.offset;
+          break;
       }
     }
     for (const ProgramInfo& pr : p.programs()) {

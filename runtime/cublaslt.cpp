@@ -43,7 +43,8 @@ struct CublasLt::Api {
   }
 
   std::string error(cublasStatus_t st, const char* what) const {
-    return std::string(what) + " failed: " + (status_string ? status_string(st) : "cuBLAS status " + std::to_string(int(st)));
+    return std::string(what) +
+           " failed: " + (status_string ? status_string(st) : "cuBLAS status " + std::to_string(int(st)));
   }
 };
 
@@ -85,8 +86,7 @@ namespace {
 Result<std::shared_ptr<const CublasLt::Api>> load_cublaslt_api() {
   const char* env = std::getenv("KILN_CUBLASLT");
   const std::string choice = env ? env : "";
-  if (choice == "off" || choice == "0")
-    return unsupported("cuBLASLt switched off by KILN_CUBLASLT=" + choice);
+  if (choice == "off" || choice == "0") return unsupported("cuBLASLt switched off by KILN_CUBLASLT=" + choice);
   std::vector<std::string> candidates;
   const std::string so = "libcublasLt.so." + std::to_string(CUBLAS_VER_MAJOR);
   if (!choice.empty()) {
@@ -97,7 +97,8 @@ Result<std::shared_ptr<const CublasLt::Api>> load_cublaslt_api() {
       candidates.push_back(std::string(home) + "/lib64/" + so);
       candidates.push_back(std::string(home) + "/lib/" + so);
     }
-    for (const char* dir : {"/usr/local/cuda/lib64/", "/usr/local/cuda/lib/", "/usr/local/cuda/targets/x86_64-linux/lib/"})
+    for (const char* dir :
+         {"/usr/local/cuda/lib64/", "/usr/local/cuda/lib/", "/usr/local/cuda/targets/x86_64-linux/lib/"})
       candidates.push_back(dir + so);
   }
   auto api = std::make_shared<CublasLt::Api>();
@@ -207,7 +208,8 @@ Result<CublasLt::Gemm> CublasLt::bind(const MatmulArgs& a, void* x16, void* work
   api.pref_destroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found < 1 || result.state != CUBLAS_STATUS_SUCCESS)
     return unsupported("cuBLASLt has no algorithm for a " + std::to_string(n) + "x" + std::to_string(k) + " by " +
-                       std::to_string(m) + " GEMM" + (st != CUBLAS_STATUS_SUCCESS ? ": " + api.error(st, "heuristic") : ""));
+                       std::to_string(m) + " GEMM" +
+                       (st != CUBLAS_STATUS_SUCCESS ? ": " + api.error(st, "heuristic") : ""));
   g->algo = result.algo;
 
   const MatmulArgs args = a;

@@ -92,7 +92,8 @@ class CudaExecutor final : public Executor {
     std::snprintf(graphs, sizeof(graphs), "%d graphs captured for %zu programs in %.1f ms", graphs_captured_,
                   programs_.size(), capture_ms_);
     return "cuda device " + std::to_string(opts_.device) + " (sm_" + std::to_string(sm_) + "), " +
-           (opts_.use_graphs ? std::string(graphs) : std::string("stream mode (no graphs)")) + "; " + gemm_note_ + pdl_note_;
+           (opts_.use_graphs ? std::string(graphs) : std::string("stream mode (no graphs)")) + "; " + gemm_note_ +
+           pdl_note_;
   }
 
   Status run(int index) override {
@@ -125,7 +126,8 @@ class CudaExecutor final : public Executor {
     const Status st = guarded([&]() -> Status {
       fb_args_ = feedback_args(*plan_, t, ptrs_);
       void* ring = nullptr;
-      KILN_CUDA_CHECK(cudaHostAlloc(&ring, size_t(kFeedbackRing * fb_args_.batch) * sizeof(int32_t), cudaHostAllocMapped));
+      KILN_CUDA_CHECK(
+          cudaHostAlloc(&ring, size_t(kFeedbackRing * fb_args_.batch) * sizeof(int32_t), cudaHostAllocMapped));
       fb_ring_ = static_cast<int32_t*>(ring);
       void* ring_dev = nullptr;
       KILN_CUDA_CHECK(cudaHostGetDevicePointer(&ring_dev, fb_ring_, 0));
@@ -183,8 +185,8 @@ class CudaExecutor final : public Executor {
     if (std::find(archs.begin(), archs.end(), uint32_t(sm_)) == archs.end()) {
       std::string want;
       for (uint32_t a : archs) want += (want.empty() ? "sm_" : ", sm_") + std::to_string(a);
-      return unsupported("plan was compiled for " + want + " but CUDA device " + std::to_string(opts_.device) + " is sm_" +
-                         std::to_string(sm_));
+      return unsupported("plan was compiled for " + want + " but CUDA device " + std::to_string(opts_.device) +
+                         " is sm_" + std::to_string(sm_));
     }
     return Status::ok();
   }
@@ -200,7 +202,8 @@ class CudaExecutor final : public Executor {
       if (opts_.device_memory_bytes < need)
         return invalid_argument("the host's device memory holds " + std::to_string(opts_.device_memory_bytes) +
                                 " bytes but this plan needs " + std::to_string(need));
-      if (reinterpret_cast<uintptr_t>(host_block) % kAlign != 0) return invalid_argument("device memory must be 256-byte aligned");
+      if (reinterpret_cast<uintptr_t>(host_block) % kAlign != 0)
+        return invalid_argument("device memory must be 256-byte aligned");
       owns_memory_ = false;
     }
     uint64_t weights_size = 0;
@@ -229,11 +232,21 @@ class CudaExecutor final : public Executor {
     for (size_t i = 0; i < p.tensors().size(); ++i) {
       const TensorInfo& t = p.tensors()[i];
       switch (t.region) {
-        case Region::kWeights: ptrs_[i] = static_cast<uint8_t*>(weights_) + t.offset; break;
-        case Region::kArena: ptrs_[i] = base + arena_off + t.offset; break;
-        case Region::kKvCache: ptrs_[i] = base + kv_off + t.offset; break;
-        case Region::kState: ptrs_[i] = base + state_off + t.offset; break;
-        case Region::kRequest: ptrs_[i] = base + request_off + t.offset; break;
+        case Region::kWeights:
+          ptrs_[i] = static_cast<uint8_t*>(weights_) + t.offset;
+          break;
+        case Region::kArena:
+          ptrs_[i] = base + arena_off + t.offset;
+          break;
+        case Region::kKvCache:
+          ptrs_[i] = base + kv_off + t.offset;
+          break;
+        case Region::kState:
+          ptrs_[i] = base + state_off + t.offset;
+          break;
+        case Region::kRequest:
+          ptrs_[i] = base + request_off + t.offset;
+          break;
       }
     }
     return Status::ok();
@@ -291,7 +304,8 @@ class CudaExecutor final : public Executor {
       gemm_note_ = "prefill GEMMs on the built-in f32 kernel (" + lt_why + ")";
     } else {
       gemm_note_ = "prefill GEMMs on " + lt->describe() + ": " + std::to_string(lib_launches) + " launches";
-      if (lib_refused > 0) gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";
+      if (lib_refused > 0)
+        gemm_note_ += ", " + std::to_string(lib_refused) + " on the built-in kernel (no cuBLASLt algorithm)";
       cublas_ = std::move(lt);
     }
     return Status::ok();
@@ -303,7 +317,8 @@ class CudaExecutor final : public Executor {
     Program prog;
     if (opts_.use_graphs && pr.repeat > 1 && uint64_t(pr.repeat) * pr.launches.size() > kCudaMaxLoopNodes)
       return unsupported("program '" + pr.name + "' loops " + std::to_string(pr.repeat) + " times over " +
-                         std::to_string(pr.launches.size()) + " launches, over the " + std::to_string(kCudaMaxLoopNodes) +
+                         std::to_string(pr.launches.size()) + " launches, over the " +
+                         std::to_string(kCudaMaxLoopNodes) +
                          " graph nodes kiln captures in one graph (use stream mode, or fewer steps)");
     prog.repeat = pr.repeat;
     if (pr.counter != kNoTensor) prog.counter_dev = ptrs_[pr.counter];
@@ -402,9 +417,11 @@ class CudaExecutor final : public Executor {
   // restore the caller's after), and poison the executor when `f` fails.
   template <typename F>
   Status guarded(F&& f) {
-    if (!poisoned_.empty()) return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
+    if (!poisoned_.empty())
+      return Status(StatusCode::kInternal, "CUDA context poisoned by an earlier error: " + poisoned_);
     DeviceScope scope(opts_.device);
-    if (!scope.ok()) return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
+    if (!scope.ok())
+      return Status(StatusCode::kInternal, "cannot make CUDA device " + std::to_string(opts_.device) + " current");
     Status st = f();
     if (!st.is_ok()) poisoned_ = st.message();
     return st;
@@ -458,8 +475,9 @@ class CudaExecutor final : public Executor {
   // The state ranges `prog` reads, from the host's pinned mirror.
   Status copy_state_in(const Program& prog) {
     for (const auto& [b, e] : prog.state_ranges)
-      KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(state_dev_) + b, static_cast<const uint8_t*>(host_state_) + b,
-                                      e - b, cudaMemcpyHostToDevice, stream_));
+      KILN_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint8_t*>(state_dev_) + b,
+                                      static_cast<const uint8_t*>(host_state_) + b, e - b, cudaMemcpyHostToDevice,
+                                      stream_));
     return Status::ok();
   }
 
@@ -561,11 +579,12 @@ uint64_t cuda_device_bytes(const Plan& p) {
   for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
   const MemoryInfo& m = p.memory();
   return align_up(weights) + align_up(m.arena_bytes) + align_up(m.kv_bytes) + align_up(m.request_bytes) +
-         align_up(std::max<uint64_t>(m.state_bytes, 1)) +
-         align_up(launch_scratch_bytes(p)) + kAlign;  // the last: token feedback's control block
+         align_up(std::max<uint64_t>(m.state_bytes, 1)) + align_up(launch_scratch_bytes(p)) +
+         kAlign;  // the last: token feedback's control block
 }
 
-Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaExecutorOptions& opts) {
+Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan,
+                                                     const CudaExecutorOptions& opts) {
   if (!plan) return invalid_argument("plan is null");
   if (cuda_device_count() <= opts.device) return unsupported("no usable CUDA device " + std::to_string(opts.device));
   std::unique_ptr<CudaExecutor> e(new (std::nothrow) CudaExecutor());

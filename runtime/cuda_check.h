@@ -14,9 +14,9 @@ inline Status cuda_status(cudaError_t e, const char* expr, const char* file, int
                 std::string(expr) + " failed at " + file + ":" + std::to_string(line) + ": " + cudaGetErrorString(e));
 }
 
-#define KILN_CUDA_CHECK(expr)                                                    \
-  do {                                                                           \
-    const cudaError_t _kiln_e = (expr);                                          \
+#define KILN_CUDA_CHECK(expr)                                                                   \
+  do {                                                                                          \
+    const cudaError_t _kiln_e = (expr);                                                         \
     if (_kiln_e != cudaSuccess) return ::kiln::cuda_status(_kiln_e, #expr, __FILE__, __LINE__); \
   } while (0)
 

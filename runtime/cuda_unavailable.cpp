@@ -13,7 +13,8 @@ uint64_t cuda_device_bytes(const Plan& p) {
   for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
   const MemoryInfo& m = p.memory();
   // The launch scratch depends on the CUDA kernels; the last 256 bytes are token feedback's control block.
-  return a(weights) + a(m.arena_bytes) + a(m.kv_bytes) + a(m.request_bytes) + a(std::max<uint64_t>(m.state_bytes, 1)) + 256;
+  return a(weights) + a(m.arena_bytes) + a(m.kv_bytes) + a(m.request_bytes) + a(std::max<uint64_t>(m.state_bytes, 1)) +
+         256;
 }
 
 Result<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan>, const CudaExecutorOptions&) {

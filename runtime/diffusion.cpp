@@ -30,7 +30,8 @@ Status DiffusionSession::bind(const char* name, int* index) {
   return Status::ok();
 }
 
-float* DiffusionSession::state_f32(int program, const char* input, std::vector<int64_t> shape, bool required, Status* st) {
+float* DiffusionSession::state_f32(int program, const char* input, std::vector<int64_t> shape, bool required,
+                                   Status* st) {
   const ProgramInfo& pr = plan_->programs()[size_t(program)];
   const uint32_t t = pr.input(input);
   if (t == kNoTensor) {
@@ -39,8 +40,8 @@ float* DiffusionSession::state_f32(int program, const char* input, std::vector<i
   }
   const TensorInfo& ti = plan_->tensors()[t];
   if (ti.dtype != DType::F32 || ti.shape != shape) {
-    *st = corrupt_plan("program '" + pr.name + "': input '" + input + "' has shape " + shape_str(ti.shape) + ", expected " +
-                       shape_str(shape));
+    *st = corrupt_plan("program '" + pr.name + "': input '" + input + "' has shape " + shape_str(ti.shape) +
+                       ", expected " + shape_str(shape));
     return nullptr;
   }
   return reinterpret_cast<float*>(exec_->host_state() + ti.offset);
@@ -86,7 +87,8 @@ Status DiffusionSession::init() {
   for (uint32_t t : {t_latents_prep_, t_latents_step_})
     if (t == kNoTensor || T[t].dtype != DType::F32 || T[t].shape != std::vector<int64_t>{1, h_, w_, c_})
       return corrupt_plan("the latents outputs do not match the noise input");
-  if (t_pred_ == kNoTensor || T[t_pred_].dtype != DType::F32 || T[t_pred_].shape != std::vector<int64_t>{G_, h_, w_, c_})
+  if (t_pred_ == kNoTensor || T[t_pred_].dtype != DType::F32 ||
+      T[t_pred_].shape != std::vector<int64_t>{G_, h_, w_, c_})
     return corrupt_plan("program 'unet' lacks its noise_pred output");
   if (t_image_ == kNoTensor || T[t_image_].dtype != DType::F32 || T[t_image_].shape.size() != 4 ||
       T[t_image_].shape[0] != 1 || T[t_image_].shape[3] != 3)
@@ -104,7 +106,8 @@ Status DiffusionSession::init() {
   step_ = reinterpret_cast<int32_t*>(exec_->host_state() + T[step].offset);
   const uint32_t seed = P[size_t(p_denoise_)].input("seed");
   if (seed != kNoTensor) {
-    if (T[seed].dtype != DType::I32 || T[seed].shape != std::vector<int64_t>{2}) return corrupt_plan("the seed input must be (2,) i32");
+    if (T[seed].dtype != DType::I32 || T[seed].shape != std::vector<int64_t>{2})
+      return corrupt_plan("the seed input must be (2,) i32");
     seed_ = reinterpret_cast<int32_t*>(exec_->host_state() + T[seed].offset);
   }
   steps_ = info.steps;
@@ -118,13 +121,15 @@ Status DiffusionSession::init() {
 
 Status DiffusionSession::encode_text(const int32_t* prompt, const int32_t* negative) {
   if (!prompt) return invalid_argument("prompt ids are null");
-  if (G_ == 2 && !negative) return invalid_argument("this plan uses classifier-free guidance: give the negative prompt's ids");
+  if (G_ == 2 && !negative)
+    return invalid_argument("this plan uses classifier-free guidance: give the negative prompt's ids");
   if (G_ == 1 && negative) return invalid_argument("this plan has no guidance: it takes no negative prompt");
   for (int64_t r = 0; r < G_; ++r) {
     const int32_t* src = G_ == 2 ? (r == 0 ? negative : prompt) : prompt;  // diffusers: [uncond, cond]
     for (int64_t i = 0; i < L_; ++i)
       if (src[i] < 0 || src[i] >= vocab_)
-        return invalid_argument("token id " + std::to_string(src[i]) + " is out of range [0, " + std::to_string(vocab_) + ")");
+        return invalid_argument("token id " + std::to_string(src[i]) + " is out of range [0, " +
+                                std::to_string(vocab_) + ")");
     std::memcpy(tokens_ + r * L_, src, size_t(L_) * sizeof(int32_t));
   }
   return exec_->run(p_text_);

@@ -32,7 +32,7 @@ class DiffusionSession {
   int64_t latent_size() const { return h_ * w_ * c_; }
   int64_t steps() const { return steps_; }
   int64_t text_len() const { return L_; }
-  bool guided() const { return G_ == 2; }        // classifier-free guidance (a negative prompt row)
+  bool guided() const { return G_ == 2; }  // classifier-free guidance (a negative prompt row)
   bool stochastic() const { return seed_ != nullptr; }
   bool has_control() const { return control_ != nullptr; }
   const char* backend() const { return exec_->backend(); }
@@ -58,8 +58,8 @@ class DiffusionSession {
   // images of latent_size() floats, the negative prompt's first; out receives as many.
   Status unet(const float* sample, float timestep, float* out);
 
-  const float* latents() const;       // latent_size() floats, valid after prepare/denoise
-  const float* text_states() const;   // (G · text_len, hidden), valid after encode_text
+  const float* latents() const;      // latent_size() floats, valid after prepare/denoise
+  const float* text_states() const;  // (G · text_len, hidden), valid after encode_text
   int64_t text_hidden() const { return D_; }
 
   // diffusers' postprocess: (x / 2 + 0.5) clamped to [0, 1], then ×255 rounded half to even, to RGB bytes.

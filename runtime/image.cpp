@@ -49,7 +49,8 @@ Coeffs precompute(int64_t in_size, int64_t out_size) {
     }
     for (int64_t x = 0; x < c.ksize; ++x) {
       double v = x < xmax ? (ww != 0.0 ? w[size_t(x)] / ww : w[size_t(x)]) : 0.0;
-      c.k[size_t(xx * c.ksize + x)] = int32_t(v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
+      c.k[size_t(xx * c.ksize + x)] =
+          int32_t(v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
     }
     c.bounds[size_t(2 * xx)] = xmin;
     c.bounds[size_t(2 * xx + 1)] = xmax;
@@ -64,7 +65,8 @@ uint8_t clip8(int64_t v) {
 
 }  // namespace
 
-Status resize_lanczos_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t ow, int64_t oh, std::vector<uint8_t>* out) {
+Status resize_lanczos_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t ow, int64_t oh,
+                           std::vector<uint8_t>* out) {
   constexpr int64_t kMax = int64_t(1) << 15;
   if (!rgb || !out) return invalid_argument("image buffers are null");
   if (w <= 0 || h <= 0 || ow <= 0 || oh <= 0 || w > kMax || h > kMax || ow > kMax || oh > kMax)

@@ -12,7 +12,8 @@
 namespace kiln {
 
 // rgb: h × w × 3 bytes → out: out_h × out_w × 3 bytes (a copy when the sizes match).
-Status resize_lanczos_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w, int64_t out_h, std::vector<uint8_t>* out);
+Status resize_lanczos_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w, int64_t out_h,
+                           std::vector<uint8_t>* out);
 
 // The ControlNet input: resized as above, then each byte / 255.
 Status control_image_from_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w, int64_t out_h, float* out);

@@ -120,7 +120,8 @@ Status read_diffusion(const fb::DiffusionInfo* d, DiffusionInfo* out) {
   out->steps = d->steps();
   out->text_len = d->text_len();
   for (int64_t side : {out->height, out->width})
-    if (side < 8 || side > (int64_t(1) << 16) || side % 8 != 0) return corrupt_plan("diffusion image size is out of range");
+    if (side < 8 || side > (int64_t(1) << 16) || side % 8 != 0)
+      return corrupt_plan("diffusion image size is out of range");
   if (out->steps < 1 || out->steps > int64_t(kMaxRepeat)) return corrupt_plan("diffusion step count is out of range");
   if (out->text_len < 1 || out->text_len > 4096) return corrupt_plan("diffusion text length is out of range");
   out->sampler = str(d->sampler());
@@ -216,7 +217,8 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
   model_.notes = str(m->notes());
   if (uint8_t(root->kind()) > uint8_t(fb::PlanKind::MAX)) return corrupt_plan("plan kind is invalid");
   kind_ = PlanKind(root->kind());
-  if (model_.vocab_size <= 0 || model_.vocab_size > (int64_t(1) << 31)) return corrupt_plan("model limits are out of range");
+  if (model_.vocab_size <= 0 || model_.vocab_size > (int64_t(1) << 31))
+    return corrupt_plan("model limits are out of range");
   if (kind_ == PlanKind::kLlm) {
     for (int64_t v : {model_.max_seq, model_.batch, model_.chunk})
       if (v <= 0 || v > (int64_t(1) << 31)) return corrupt_plan("model limits are out of range");
@@ -226,8 +228,8 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
       return corrupt_plan("a text-to-image plan has LLM limits (max_seq, batch, chunk must be 0)");
     KILN_RETURN_IF_ERROR(read_diffusion(root->diffusion(), &diffusion_));
   }
-  memory_ = {mem->weights_bytes(), mem->arena_bytes(), mem->kv_bytes(), mem->state_bytes(), mem->workspace_bytes(),
-             mem->request_bytes()};
+  memory_ = {mem->weights_bytes(), mem->arena_bytes(),     mem->kv_bytes(),
+             mem->state_bytes(),   mem->workspace_bytes(), mem->request_bytes()};
   constexpr uint64_t kMaxRegion = uint64_t(1) << 44;
   if (memory_.arena_bytes > kMaxRegion || memory_.kv_bytes > kMaxRegion || memory_.state_bytes > kMaxRegion ||
       memory_.workspace_bytes > kMaxRegion || memory_.request_bytes > kMaxRegion)
@@ -262,12 +264,14 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
       if (si.offset < cursor || si.offset % kSegmentAlignment != 0 || !add_ok(si.offset, si.size, &end) ||
           end > h.weights_size)
         return corrupt_plan("weight segment " + std::to_string(segments_.size()) + " is out of bounds or out of order");
-      if (!all_zero(wbase + cursor, si.offset - cursor)) return corrupt_plan("padding between weight segments is not zero");
+      if (!all_zero(wbase + cursor, si.offset - cursor))
+        return corrupt_plan("padding between weight segments is not zero");
       cursor = end;
       segments_.push_back(si);
     }
   }
-  if (!all_zero(wbase + cursor, h.weights_size - cursor)) return corrupt_plan("bytes after the last weight segment are not zero");
+  if (!all_zero(wbase + cursor, h.weights_size - cursor))
+    return corrupt_plan("bytes after the last weight segment are not zero");
   memory_.weights_bytes = std::min<uint64_t>(memory_.weights_bytes, h.weights_size);
 
   // --- tensors
@@ -350,7 +354,8 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
     if (!p) return corrupt_plan("null program");
     ProgramInfo pi;
     pi.name = str(p->name());
-    if (pi.name.empty() || !names.insert(pi.name).second) return corrupt_plan("program names must be unique and non-empty");
+    if (pi.name.empty() || !names.insert(pi.name).second)
+      return corrupt_plan("program names must be unique and non-empty");
     const std::string what = "program '" + pi.name + "'";
     pi.inputs = vec<uint32_t>(p->inputs());
     pi.outputs = vec<uint32_t>(p->outputs());
@@ -430,8 +435,8 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
     if (t->added())
       for (const fb::AddedToken* a : *t->added()) {
         if (!a) return corrupt_plan("null added token");
-        d.added.push_back({a->id(), str(a->content()), a->special(), a->lstrip(), a->rstrip(), a->normalized(),
-                           a->single_word()});
+        d.added.push_back(
+            {a->id(), str(a->content()), a->special(), a->lstrip(), a->rstrip(), a->normalized(), a->single_word()});
       }
     d.bos_id = t->bos_id();
     d.eos_id = t->eos_id();

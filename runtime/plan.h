@@ -11,10 +11,10 @@
 
 #include "kernels/dtype.h"
 #include "kernels/op.h"
-#include "schema/plan_types.h"
 #include "runtime/mapped_file.h"
 #include "runtime/status.h"
 #include "runtime/tokenizer.h"
+#include "schema/plan_types.h"
 
 namespace kiln {
 
@@ -23,7 +23,7 @@ struct ProgramInfo {
   std::vector<uint32_t> inputs, outputs;
   std::vector<std::string> input_names, output_names;
   std::vector<LaunchInfo> launches;
-  uint64_t scratch_floats = 0;  // CPU scratch per worker that the launches need
+  uint64_t scratch_floats = 0;   // CPU scratch per worker that the launches need
   uint32_t repeat = 1;           // a loop: iterations of a whole replay (Executor::run_loop)
   uint32_t counter = kNoTensor;  // its i32 (1,) state input, set to the iteration index
   // The tensor index of the named input/output, or kNoTensor.

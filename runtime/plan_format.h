@@ -24,15 +24,15 @@ constexpr uint64_t kArenaAlignment = 256;
 struct PlanHeader {
   char magic[8];
   uint32_t format_version;
-  uint32_t header_size;     // sizeof(PlanHeader)
+  uint32_t header_size;  // sizeof(PlanHeader)
   uint64_t file_size;
   uint64_t fb_offset;
   uint64_t fb_size;
   uint64_t fb_xxh3;
   uint64_t weights_offset;
-  uint64_t weights_size;    // file_size - weights_offset
-  uint8_t reserved[56];     // zero
-  uint64_t header_xxh3;     // XXH3-64 of the 120 bytes before this field
+  uint64_t weights_size;  // file_size - weights_offset
+  uint8_t reserved[56];   // zero
+  uint64_t header_xxh3;   // XXH3-64 of the 120 bytes before this field
 };
 static_assert(sizeof(PlanHeader) == 128, "PlanHeader must stay 128 bytes");
 

@@ -37,12 +37,13 @@ size_t whitespace(const Cps& t, size_t i, bool newline_rule) {
       if (is_newline(t.cp[j - 1])) return j - i;
   }
   if (end == t.n() || end - i == 1) return end - i;  // \s+(?!\S) at the end, or \s+ for a single char
-  return end - i - 1;                                  // leave the last space to prefix the next word
+  return end - i - 1;                                // leave the last space to prefix the next word
 }
 
 }  // namespace
 
-// LLaMA-3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+// LLaMA-3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 size_t llama3_match(const Cps& t, size_t i) {
   if (size_t c = contraction(t, i, true)) return c;
   const uint32_t c0 = t.cp[i];
@@ -92,7 +93,9 @@ size_t ds_digits(const Cps& t, size_t i) {  // \p{N}{1,3}
   return j - i;
 }
 
-static bool ds_cjk(uint32_t c) { return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x309F) || (c >= 0x30A0 && c <= 0x30FF); }
+static bool ds_cjk(uint32_t c) {
+  return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x309F) || (c >= 0x30A0 && c <= 0x30FF);
+}
 
 size_t ds_cjk_run(const Cps& t, size_t i) {  // [一-龥\u3040-ゟ゠-ヿ]+
   size_t j = i;
@@ -104,7 +107,10 @@ size_t ds_cjk_run(const Cps& t, size_t i) {  // [一-龥\u3040-ゟ゠-ヿ]+
 //  ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 size_t ds_main(const Cps& t, size_t i) {
   auto ascii_letter = [](uint32_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
-  auto ascii_punct = [](uint32_t c) { return c < 0x80 && c > 0x20 && c != 0x7F && !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')); };
+  auto ascii_punct = [](uint32_t c) {
+    return c < 0x80 && c > 0x20 && c != 0x7F &&
+           !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'));
+  };
   auto lm = [](uint32_t c) { return is_letter(c) || is_mark(c); };
   const uint32_t c0 = t.cp[i];
   if (ascii_punct(c0) && i + 1 < t.n() && ascii_letter(t.cp[i + 1])) {

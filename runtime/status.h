@@ -44,7 +44,7 @@ inline Status limit_exceeded(std::string m) { return Status(StatusCode::kLimitEx
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {}  // NOLINT
   bool is_ok() const { return status_.is_ok(); }
   const Status& status() const { return status_; }

@@ -55,8 +55,8 @@ class HostTokenFeedback final : public TokenFeedback {
 
 }  // namespace
 
-Result<std::unique_ptr<TokenFeedback>> make_token_feedback(Executor& e, const Plan& p, int index, const FeedbackTensors& t,
-                                                           std::function<Status()> run_step) {
+Result<std::unique_ptr<TokenFeedback>> make_token_feedback(Executor& e, const Plan& p, int index,
+                                                           const FeedbackTensors& t, std::function<Status()> run_step) {
   for (uint32_t i : {t.tokens, t.start_pos, t.n_valid, t.next_token})
     if (i == kNoTensor) return unsupported("the decode program lacks a tensor token feedback needs");
   if (!run_step) {

@@ -50,15 +50,17 @@ class TokenFeedback {
 
 // The token feedback of program `index` on `e`: the backend's own when it has one, else steps run
 // one at a time on the host state by `run_step` (default: e.run(index); a profiler passes its own).
-Result<std::unique_ptr<TokenFeedback>> make_token_feedback(Executor& e, const Plan& p, int index, const FeedbackTensors& t,
+Result<std::unique_ptr<TokenFeedback>> make_token_feedback(Executor& e, const Plan& p, int index,
+                                                           const FeedbackTensors& t,
                                                            std::function<Status()> run_step = nullptr);
 
 // feedback_row's arguments for these tensors, from every tensor's address.
 inline FeedbackArgs feedback_args(const Plan& p, const FeedbackTensors& t, const std::vector<void*>& ptrs) {
   auto i32 = [&](uint32_t tensor) { return static_cast<int32_t*>(ptrs[tensor]); };
-  return FeedbackArgs{i32(t.tokens), i32(t.start_pos), i32(t.n_valid),
-                      t.sampling == kNoTensor ? nullptr : static_cast<SampleParams*>(ptrs[t.sampling]), i32(t.next_token),
-                      p.tensors()[t.n_valid].shape[0]};
+  return FeedbackArgs{
+      i32(t.tokens),     i32(t.start_pos),
+      i32(t.n_valid),    t.sampling == kNoTensor ? nullptr : static_cast<SampleParams*>(ptrs[t.sampling]),
+      i32(t.next_token), p.tensors()[t.n_valid].shape[0]};
 }
 
 // The step bookkeeping every implementation shares: which steps were enqueued, which can be read.
@@ -76,8 +78,9 @@ class FeedbackSteps {
   }
   Status check_read(uint64_t seq) const {
     if (seq >= enqueued_ || seq + kFeedbackRing < enqueued_)
-      return Status(StatusCode::kInternal, "step " + std::to_string(seq) + " is not readable (" + std::to_string(enqueued_) +
-                                               " steps enqueued, the last " + std::to_string(kFeedbackRing) + " are kept)");
+      return Status(StatusCode::kInternal, "step " + std::to_string(seq) + " is not readable (" +
+                                               std::to_string(enqueued_) + " steps enqueued, the last " +
+                                               std::to_string(kFeedbackRing) + " are kept)");
     return Status::ok();
   }
   static uint32_t slot(uint64_t seq) { return uint32_t(seq % kFeedbackRing); }

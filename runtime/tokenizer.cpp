@@ -17,7 +17,10 @@ namespace {
 // spelled like it (from a hostile or odd vocab) is an ordinary piece.
 bool parse_byte_piece(std::string_view s, char* out) {
   auto hex = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
   };
   if (s.size() != 6 || s.substr(0, 3) != "<0x" || s[5] != '>') return false;
   const int hi = hex(s[3]), lo = hex(s[4]);
@@ -98,7 +101,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     }
     t->bytes_[i] = std::move(b);
   }
-  for (size_t k = 0; k < td.added.size(); ++k) t->added_by_byte_[uint8_t(td.added[k].content[0])].push_back(uint32_t(k));
+  for (size_t k = 0; k < td.added.size(); ++k)
+    t->added_by_byte_[uint8_t(td.added[k].content[0])].push_back(uint32_t(k));
   for (const auto& a : td.added) {
     t->bytes_[size_t(a.id)] = a.content;
     t->special_[size_t(a.id)] = a.special;
@@ -212,7 +216,7 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) const
         symbols.push_back(it->second);
         last_unk = false;
       } else if (d_.byte_fallback && std::all_of(word.begin() + long(i), word.begin() + long(i + len),
-                                                   [&](char b) { return byte_ids_[uint8_t(b)] >= 0; })) {
+                                                 [&](char b) { return byte_ids_[uint8_t(b)] >= 0; })) {
         for (size_t k = 0; k < len; ++k) symbols.push_back(byte_ids_[uint8_t(word[i + k])]);
         last_unk = false;
       } else if (d_.unk_id >= 0 && !last_unk) {  // fuse_unk
@@ -385,27 +389,27 @@ std::string Tokenizer::decode(const int32_t* ids, size_t n, bool skip_special) c
   std::string raw;
   if (d_.kind == TokenizerData::Kind::kClipBpe) {  // ByteLevel, then "</w>" → " " and strip (transformers' CLIP)
     for (size_t i = 0; i < n; ++i)
-      if (ids[i] >= 0 && ids[i] < vocab_size() && !(skip_special && special_[size_t(ids[i])])) raw += bytes_[size_t(ids[i])];
+      if (ids[i] >= 0 && ids[i] < vocab_size() && !(skip_special && special_[size_t(ids[i])]))
+        raw += bytes_[size_t(ids[i])];
     std::string text = lossy_utf8(replace_all(raw, "</w>", " "));
     const size_t a = text.find_first_not_of(' '), b = text.find_last_not_of(' ');
     return a == std::string::npos ? std::string() : text.substr(a, b - a + 1);
   }
   if (d_.kind == TokenizerData::Kind::kByteLevelBpe) {
     for (size_t i = 0; i < n; ++i)
-      if (ids[i] >= 0 && ids[i] < vocab_size() && !(skip_special && special_[size_t(ids[i])])) raw += bytes_[size_t(ids[i])];
+      if (ids[i] >= 0 && ids[i] < vocab_size() && !(skip_special && special_[size_t(ids[i])]))
+        raw += bytes_[size_t(ids[i])];
     return lossy_utf8(raw);  // HF's ByteLevel decoder: one U+FFFD per maximal invalid run
   }
   // SentencePiece: HF's ByteFallback decoder gathers runs of <0xNN> tokens; a run that is not
   // valid UTF-8 becomes one U+FFFD per byte token.
   std::string group;
   auto flush = [&] {
-    raw += utf8_complete_prefix(group) == group.size() && lossy_utf8(group) == group
-               ? group
-               : [&] {
-                   std::string r;
-                   for (size_t k = 0; k < group.size(); ++k) r += "\xEF\xBF\xBD";
-                   return r;
-                 }();
+    raw += utf8_complete_prefix(group) == group.size() && lossy_utf8(group) == group ? group : [&] {
+      std::string r;
+      for (size_t k = 0; k < group.size(); ++k) r += "\xEF\xBF\xBD";
+      return r;
+    }();
     group.clear();
   };
   for (size_t i = 0; i < n; ++i) {
@@ -464,10 +468,18 @@ Result<std::string> Tokenizer::chat_prompt(const std::vector<std::pair<std::stri
       for (const auto& [role, content] : messages) {
         if (role == "system") p += content;
         else if (role == "user") p += "<\xEF\xBD\x9CUser\xEF\xBD\x9C>" + content;
-        else p += "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>" + content + "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>";
+        else
+          p += "<\xEF\xBD\x9C"
+               "Assistant\xEF\xBD\x9C>" +
+               content +
+               "<\xEF\xBD\x9C"
+               "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>";
       }
-      return p + "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>";
-    case TokenizerData::Chat::kNone: break;
+      return p +
+             "<\xEF\xBD\x9C"
+             "Assistant\xEF\xBD\x9C>";
+    case TokenizerData::Chat::kNone:
+      break;
   }
   return Status(StatusCode::kUnsupported,
                 "this plan's tokenizer has no chat template kiln recognizes (known: LLaMA-3, DeepSeek); use --raw");

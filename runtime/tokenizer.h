@@ -70,13 +70,14 @@ class Tokenizer {
   void clip_word(std::string_view word_bytes, std::vector<int32_t>* out) const;
 
   TokenizerData d_;
-  std::unordered_map<std::string, int32_t> ids_;                       // token string → id
-  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_;    // (left, right) → (rank, merged id)
-  std::vector<std::string> bytes_;                                      // id → raw bytes
-  std::vector<uint8_t> special_;                                        // id → is special
-  int32_t byte_ids_[256];                                               // byte → id (byte-level char or <0xXX>)
-  int32_t byte_eow_ids_[256];                                           // CLIP: byte → id of its char + "</w>"
-  std::vector<uint32_t> added_by_byte_[256];  // first byte → indices into d_.added, so encode's scan is not O(text × added)
+  std::unordered_map<std::string, int32_t> ids_;                     // token string → id
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_;  // (left, right) → (rank, merged id)
+  std::vector<std::string> bytes_;                                   // id → raw bytes
+  std::vector<uint8_t> special_;                                     // id → is special
+  int32_t byte_ids_[256];                                            // byte → id (byte-level char or <0xXX>)
+  int32_t byte_eow_ids_[256];                                        // CLIP: byte → id of its char + "</w>"
+  std::vector<uint32_t>
+      added_by_byte_[256];  // first byte → indices into d_.added, so encode's scan is not O(text × added)
 };
 
 // UTF-8 helpers shared with the CLI: the length of the longest prefix of s made of complete

@@ -43,7 +43,8 @@ const T* find_sorted(const T (&t)[N], Key key, Key (*key_of)(const T&)) {
 }
 
 uint32_t ccc_of(uint32_t c) {
-  const CombiningClass* e = find_sorted(kCombiningClass, c, +[](const CombiningClass& x) { return x.cp; });
+  const CombiningClass* e = find_sorted(
+      kCombiningClass, c, +[](const CombiningClass& x) { return x.cp; });
   return e ? e->ccc : 0;
 }
 
@@ -58,7 +59,8 @@ void decompose(uint32_t c, std::vector<uint32_t>* out) {
     if (s % kTCount) out->push_back(kTBase + s % kTCount);
     return;
   }
-  const Decomposition* d = find_sorted(kDecomposition, c, +[](const Decomposition& x) { return x.cp; });
+  const Decomposition* d = find_sorted(
+      kDecomposition, c, +[](const Decomposition& x) { return x.cp; });
   if (!d) {
     out->push_back(c);
     return;
@@ -72,10 +74,9 @@ uint32_t compose(uint32_t a, uint32_t b) {
     return kSBase + ((a - kLBase) * kVCount + (b - kVBase)) * kTCount;
   if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase && b < kTBase + kTCount)
     return a + (b - kTBase);
-  const Composition* e = std::lower_bound(std::begin(kComposition), std::end(kComposition), std::make_pair(a, b),
-                                          [](const Composition& x, const std::pair<uint32_t, uint32_t>& k) {
-                                            return std::make_pair(x.a, x.b) < k;
-                                          });
+  const Composition* e = std::lower_bound(
+      std::begin(kComposition), std::end(kComposition), std::make_pair(a, b),
+      [](const Composition& x, const std::pair<uint32_t, uint32_t>& k) { return std::make_pair(x.a, x.b) < k; });
   return e != std::end(kComposition) && e->a == a && e->b == b ? e->cp : 0;
 }
 
@@ -88,7 +89,9 @@ std::vector<uint32_t> nfc(const std::vector<uint32_t>& in) {
   for (size_t i = 0; i < d.size();) {  // stable-sort each run of non-starters by combining class
     size_t j = i;
     while (j < d.size() && ccc_of(d[j]) != 0) ++j;
-    if (j > i + 1) std::stable_sort(d.begin() + long(i), d.begin() + long(j), [](uint32_t x, uint32_t y) { return ccc_of(x) < ccc_of(y); });
+    if (j > i + 1)
+      std::stable_sort(d.begin() + long(i), d.begin() + long(j),
+                       [](uint32_t x, uint32_t y) { return ccc_of(x) < ccc_of(y); });
     i = j == i ? i + 1 : j;
   }
   std::vector<uint32_t> out;
@@ -147,7 +150,8 @@ std::string clip_normalize(std::string_view text) {
       continue;
     }
     in_space = false;
-    const LowerMapping* m = find_sorted(kLowercase, c, +[](const LowerMapping& x) { return x.cp; });
+    const LowerMapping* m = find_sorted(
+        kLowercase, c, +[](const LowerMapping& x) { return x.cp; });
     if (!m) {
       append_utf8(c, &out);
       continue;
@@ -157,7 +161,6 @@ std::string clip_normalize(std::string_view text) {
   }
   return out;
 }
-
 
 // Decodes one code point at s[i]; *len gets its byte length (1 for an invalid byte).
 uint32_t next_cp(std::string_view s, size_t i, size_t* len) {
@@ -186,7 +189,6 @@ bool is_mark(uint32_t c) { return c != kInvalid && in(kMark, c); }
 bool is_punct_or_symbol(uint32_t c) { return c != kInvalid && (in(kPunct, c) || in(kSymbol, c)); }
 bool is_number(uint32_t c) { return c != kInvalid && in(kNumber, c); }
 bool is_space(uint32_t c) { return c != kInvalid && in(kWhiteSpace, c); }
-
 
 Cps::Cps(std::string_view s) {
   for (size_t i = 0; i < s.size();) {

@@ -19,11 +19,16 @@ inline constexpr uint32_t kNoTensor = 0xFFFFFFFFu;
 enum class Region : uint8_t { kWeights = 0, kArena = 1, kKvCache = 2, kState = 3, kRequest = 4 };
 inline const char* region_name(Region r) {
   switch (r) {
-    case Region::kWeights: return "weights";
-    case Region::kArena: return "arena";
-    case Region::kKvCache: return "kv_cache";
-    case Region::kState: return "state";
-    case Region::kRequest: return "request";
+    case Region::kWeights:
+      return "weights";
+    case Region::kArena:
+      return "arena";
+    case Region::kKvCache:
+      return "kv_cache";
+    case Region::kState:
+      return "state";
+    case Region::kRequest:
+      return "request";
   }
   return "?";
 }
@@ -40,9 +45,9 @@ struct TensorInfo {
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   Region region = Region::kArena;
-  uint64_t offset = 0;       // inside its region (weights: from the start of the weights section)
+  uint64_t offset = 0;  // inside its region (weights: from the start of the weights section)
   uint64_t size_bytes = 0;
-  uint32_t segment = 0;      // weights only
+  uint32_t segment = 0;  // weights only
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -55,8 +60,8 @@ struct SegmentInfo {
 };
 
 struct LaunchInfo {
-  uint32_t kernel = 0;            // index into Plan::kernels()
-  std::vector<uint32_t> inputs;   // kNoTensor for an absent optional operand
+  uint32_t kernel = 0;           // index into Plan::kernels()
+  std::vector<uint32_t> inputs;  // kNoTensor for an absent optional operand
   std::vector<uint32_t> outputs;
   std::vector<int64_t> int_attrs;
   std::vector<double> float_attrs;
@@ -88,8 +93,10 @@ struct MemoryInfo {
 enum class PlanKind : uint8_t { kLlm = 0, kTextToImage = 1 };
 inline const char* plan_kind_name(PlanKind k) {
   switch (k) {
-    case PlanKind::kLlm: return "llm";
-    case PlanKind::kTextToImage: return "text_to_image";
+    case PlanKind::kLlm:
+      return "llm";
+    case PlanKind::kTextToImage:
+      return "text_to_image";
   }
   return "?";
 }

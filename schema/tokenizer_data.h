@@ -28,22 +28,25 @@ struct TokenizerData {
   bool ignore_merges = false;                       // a word in the vocab is one token
   bool byte_fallback = false;                       // SentencePiece: unknown chars become <0xXX>
   int32_t unk_id = -1;
-  bool sp_prepend = false;       // SentencePiece: prepend "▁" to each text segment
-  bool sp_prepend_first = false; //   ... only to the first segment (Metaspace prepend_scheme "first")
+  bool sp_prepend = false;          // SentencePiece: prepend "▁" to each text segment
+  bool sp_prepend_first = false;    //   ... only to the first segment (Metaspace prepend_scheme "first")
   bool decode_strip_space = false;  // SentencePiece decoder: strip one leading space
   std::vector<Added> added;
   int32_t bos_id = -1, eos_id = -1;
-  int32_t pad_id = -1;                  // CLIP: fills encode_fixed's tail
-  bool add_bos = false;                 // the post-processor prepends bos
-  std::vector<int32_t> stop_ids;        // generation stops on these (eos, <|eot_id|>, ...)
+  int32_t pad_id = -1;            // CLIP: fills encode_fixed's tail
+  bool add_bos = false;           // the post-processor prepends bos
+  std::vector<int32_t> stop_ids;  // generation stops on these (eos, <|eot_id|>, ...)
   Chat chat = Chat::kNone;
 };
 
 inline const char* tokenizer_kind_name(TokenizerData::Kind k) {
   switch (k) {
-    case TokenizerData::Kind::kByteLevelBpe: return "byte-level BPE";
-    case TokenizerData::Kind::kSentencePieceBpe: return "SentencePiece BPE";
-    case TokenizerData::Kind::kClipBpe: return "CLIP BPE";
+    case TokenizerData::Kind::kByteLevelBpe:
+      return "byte-level BPE";
+    case TokenizerData::Kind::kSentencePieceBpe:
+      return "SentencePiece BPE";
+    case TokenizerData::Kind::kClipBpe:
+      return "CLIP BPE";
   }
   return "?";
 }

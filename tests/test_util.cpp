@@ -136,13 +136,15 @@ Reference load_reference(const std::string& dir) {
 
 void write_tiny_llama(const std::string& dir, const TinyLlama& t) {
   const int64_t hd = t.hidden / t.heads;
-  std::string cfg = "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"vocab_size\": " +
-                    std::to_string(t.vocab) + ", \"hidden_size\": " + std::to_string(t.hidden) +
-                    ", \"intermediate_size\": " + std::to_string(t.ffn) + ", \"num_hidden_layers\": " +
-                    std::to_string(t.layers) + ", \"num_attention_heads\": " + std::to_string(t.heads) +
-                    ", \"num_key_value_heads\": " + std::to_string(t.kv_heads) +
-                    ", \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": " +
-                    (t.tied ? "true" : "false") + ", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}, \"dtype\": \"float32\"}";
+  std::string cfg =
+      "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"vocab_size\": " +
+      std::to_string(t.vocab) + ", \"hidden_size\": " + std::to_string(t.hidden) +
+      ", \"intermediate_size\": " + std::to_string(t.ffn) + ", \"num_hidden_layers\": " + std::to_string(t.layers) +
+      ", \"num_attention_heads\": " + std::to_string(t.heads) +
+      ", \"num_key_value_heads\": " + std::to_string(t.kv_heads) +
+      ", \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": " +
+      (t.tied ? "true" : "false") +
+      ", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}, \"dtype\": \"float32\"}";
   std::ofstream(dir + "/config.json") << cfg;
   const auto shapes =
       llama_tensor_shapes(llama_config_from_shape(t.vocab, t.hidden, t.ffn, t.layers, t.heads, t.kv_heads, t.tied));

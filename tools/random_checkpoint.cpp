@@ -77,35 +77,77 @@ int main(int argc, char** argv) {
     if (std::system(("mkdir -p '" + out + "'").c_str()) != 0) throw kiln::CompileError("cannot create " + out);
     nlohmann::json cfg;
     if (shape_name == "v2-lite") {
-      cfg = {{"architectures", {"DeepseekV2ForCausalLM"}}, {"model_type", "deepseek_v2"}, {"vocab_size", 102400},
-             {"hidden_size", 2048}, {"intermediate_size", 10944}, {"moe_intermediate_size", 1408},
-             {"num_hidden_layers", layers > 0 ? layers : 27}, {"num_attention_heads", 16}, {"num_key_value_heads", 16},
-             {"q_lora_rank", nullptr}, {"kv_lora_rank", 512}, {"qk_nope_head_dim", 128}, {"qk_rope_head_dim", 64},
-             {"v_head_dim", 128}, {"n_routed_experts", 64}, {"n_shared_experts", 2}, {"num_experts_per_tok", 6},
-             {"first_k_dense_replace", 1}, {"moe_layer_freq", 1}, {"topk_method", "greedy"}, {"n_group", 1},
-             {"topk_group", 1}, {"routed_scaling_factor", 1.0}, {"scoring_func", "softmax"}, {"norm_topk_prob", false},
-             {"max_position_embeddings", 163840}, {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false},
-             {"hidden_act", "silu"}, {"attention_bias", false}, {"dtype", "bfloat16"},
-             {"rope_parameters", {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 40.0},
-                                  {"original_max_position_embeddings", 4096}, {"beta_fast", 32}, {"beta_slow", 1},
-                                  {"mscale", 0.707}, {"mscale_all_dim", 0.707}}}};
-    } else cfg = {
-        {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", s.vocab},
-        {"hidden_size", s.hidden}, {"intermediate_size", s.ffn}, {"num_hidden_layers", s.layers},
-        {"num_attention_heads", s.heads}, {"num_key_value_heads", s.kv_heads}, {"head_dim", hd},
-        {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", s.tied},
-        {"hidden_act", "silu"}, {"attention_bias", false}, {"mlp_bias", false}, {"dtype", "bfloat16"},
-        {"rope_parameters", {{"rope_type", "llama3"}, {"rope_theta", s.rope_theta}, {"factor", 32.0},
-                             {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
-                             {"original_max_position_embeddings", 8192}}}};
+      cfg = {{"architectures", {"DeepseekV2ForCausalLM"}},
+             {"model_type", "deepseek_v2"},
+             {"vocab_size", 102400},
+             {"hidden_size", 2048},
+             {"intermediate_size", 10944},
+             {"moe_intermediate_size", 1408},
+             {"num_hidden_layers", layers > 0 ? layers : 27},
+             {"num_attention_heads", 16},
+             {"num_key_value_heads", 16},
+             {"q_lora_rank", nullptr},
+             {"kv_lora_rank", 512},
+             {"qk_nope_head_dim", 128},
+             {"qk_rope_head_dim", 64},
+             {"v_head_dim", 128},
+             {"n_routed_experts", 64},
+             {"n_shared_experts", 2},
+             {"num_experts_per_tok", 6},
+             {"first_k_dense_replace", 1},
+             {"moe_layer_freq", 1},
+             {"topk_method", "greedy"},
+             {"n_group", 1},
+             {"topk_group", 1},
+             {"routed_scaling_factor", 1.0},
+             {"scoring_func", "softmax"},
+             {"norm_topk_prob", false},
+             {"max_position_embeddings", 163840},
+             {"rms_norm_eps", 1e-6},
+             {"tie_word_embeddings", false},
+             {"hidden_act", "silu"},
+             {"attention_bias", false},
+             {"dtype", "bfloat16"},
+             {"rope_parameters",
+              {{"rope_type", "yarn"},
+               {"rope_theta", 10000.0},
+               {"factor", 40.0},
+               {"original_max_position_embeddings", 4096},
+               {"beta_fast", 32},
+               {"beta_slow", 1},
+               {"mscale", 0.707},
+               {"mscale_all_dim", 0.707}}}};
+    } else
+      cfg = {{"architectures", {"LlamaForCausalLM"}},
+             {"model_type", "llama"},
+             {"vocab_size", s.vocab},
+             {"hidden_size", s.hidden},
+             {"intermediate_size", s.ffn},
+             {"num_hidden_layers", s.layers},
+             {"num_attention_heads", s.heads},
+             {"num_key_value_heads", s.kv_heads},
+             {"head_dim", hd},
+             {"max_position_embeddings", 131072},
+             {"rms_norm_eps", 1e-5},
+             {"tie_word_embeddings", s.tied},
+             {"hidden_act", "silu"},
+             {"attention_bias", false},
+             {"mlp_bias", false},
+             {"dtype", "bfloat16"},
+             {"rope_parameters",
+              {{"rope_type", "llama3"},
+               {"rope_theta", s.rope_theta},
+               {"factor", 32.0},
+               {"low_freq_factor", 1.0},
+               {"high_freq_factor", 4.0},
+               {"original_max_position_embeddings", 8192}}}};
     std::ofstream(out + "/config.json") << cfg.dump(2);
 
     // Shards of at most ~1 GiB, filled in name order.
-    const auto shapes =
-        shape_name == "v2-lite"
-            ? kiln::deepseek_tensor_shapes(kiln::read_deepseek_config(out + "/config.json"))
-            : kiln::llama_tensor_shapes(
-                  kiln::llama_config_from_shape(s.vocab, s.hidden, s.ffn, s.layers, s.heads, s.kv_heads, s.tied));
+    const auto shapes = shape_name == "v2-lite"
+                            ? kiln::deepseek_tensor_shapes(kiln::read_deepseek_config(out + "/config.json"))
+                            : kiln::llama_tensor_shapes(kiln::llama_config_from_shape(
+                                  s.vocab, s.hidden, s.ffn, s.layers, s.heads, s.kv_heads, s.tied));
     std::vector<std::vector<std::pair<std::string, std::vector<int64_t>>>> shards(1);
     uint64_t shard_bytes = 0;
     for (const auto& [name, shape] : shapes) {
@@ -153,7 +195,8 @@ int main(int argc, char** argv) {
             else fill_bf16(data.back(), seed++);
           }
           for (size_t i = 0; i < shards[k].size(); ++i) {
-            tensors.push_back({shards[k][i].first, kiln::DType::BF16, shards[k][i].second, data[i].data(), data[i].size() * 2});
+            tensors.push_back(
+                {shards[k][i].first, kiln::DType::BF16, shards[k][i].second, data[i].data(), data[i].size() * 2});
             total += data[i].size() * 2;
           }
           kiln::write_safetensors(out + "/" + shard_names[k], tensors);
@@ -166,7 +209,8 @@ int main(int argc, char** argv) {
       }
     };
     // Each thread holds one ~1 GiB shard in memory: at most 8 of them.
-    const size_t n_threads = std::max<size_t>(1, std::min<size_t>({std::thread::hardware_concurrency(), 8, shards.size()}));
+    const size_t n_threads =
+        std::max<size_t>(1, std::min<size_t>({std::thread::hardware_concurrency(), 8, shards.size()}));
     std::vector<std::thread> threads;
     for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(worker);
     worker();

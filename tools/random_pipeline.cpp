@@ -28,7 +28,8 @@ void write_json(const std::string& path, const json& j) {
 
 }  // namespace
 
-uint64_t write_random_pipeline(const std::string& out, bool tiny, const std::function<void(std::vector<uint16_t>&, uint64_t)>& fill) {
+uint64_t write_random_pipeline(const std::string& out, bool tiny,
+                               const std::function<void(std::vector<uint16_t>&, uint64_t)>& fill) {
   for (const char* sub : {"", "/text_encoder", "/unet", "/vae", "/scheduler"})
     if (std::system(("mkdir -p '" + out + sub + "'").c_str()) != 0) throw CompileError("cannot create " + out + sub);
   const std::vector<int> unet_ch = tiny ? std::vector<int>{32, 64} : std::vector<int>{320, 640, 1280, 1280};
@@ -46,25 +47,50 @@ uint64_t write_random_pipeline(const std::string& out, bool tiny, const std::fun
                                          {"scheduler", {"diffusers", "PNDMScheduler"}},
                                          {"safety_checker", {nullptr, nullptr}},
                                          {"feature_extractor", {nullptr, nullptr}}});
-  write_json(out + "/text_encoder/config.json",
-             {{"architectures", {"CLIPTextModel"}}, {"vocab_size", tiny ? 1000 : 49408}, {"hidden_size", tiny ? 32 : 768},
-              {"intermediate_size", tiny ? 37 : 3072}, {"num_hidden_layers", tiny ? 2 : 12},
-              {"num_attention_heads", tiny ? 4 : 12}, {"max_position_embeddings", 77}, {"hidden_act", "quick_gelu"},
-              {"layer_norm_eps", 1e-5}, {"bos_token_id", tiny ? 998 : 49406}, {"eos_token_id", tiny ? 999 : 49407}});
-  write_json(out + "/unet/config.json",
-             {{"_class_name", "UNet2DConditionModel"}, {"sample_size", tiny ? 32 : 64}, {"in_channels", 4},
-              {"out_channels", 4}, {"block_out_channels", unet_ch}, {"down_block_types", down}, {"up_block_types", up},
-              {"layers_per_block", tiny ? 1 : 2}, {"attention_head_dim", tiny ? 2 : 8},
-              {"cross_attention_dim", tiny ? 32 : 768}, {"norm_num_groups", tiny ? 8 : 32}, {"norm_eps", 1e-5},
-              {"flip_sin_to_cos", true}, {"freq_shift", 0}});
-  write_json(out + "/vae/config.json",
-             {{"_class_name", "AutoencoderKL"}, {"in_channels", 3}, {"out_channels", 3}, {"latent_channels", 4},
-              {"block_out_channels", vae_ch}, {"layers_per_block", tiny ? 1 : 2}, {"norm_num_groups", tiny ? 8 : 32},
-              {"scaling_factor", 0.18215}, {"sample_size", tiny ? 64 : 512}});
-  write_json(out + "/scheduler/scheduler_config.json",
-             {{"_class_name", "PNDMScheduler"}, {"beta_start", 0.00085}, {"beta_end", 0.012},
-              {"beta_schedule", "scaled_linear"}, {"num_train_timesteps", 1000}, {"set_alpha_to_one", false},
-              {"skip_prk_steps", true}, {"steps_offset", 1}, {"clip_sample", false}, {"prediction_type", "epsilon"}});
+  write_json(out + "/text_encoder/config.json", {{"architectures", {"CLIPTextModel"}},
+                                                 {"vocab_size", tiny ? 1000 : 49408},
+                                                 {"hidden_size", tiny ? 32 : 768},
+                                                 {"intermediate_size", tiny ? 37 : 3072},
+                                                 {"num_hidden_layers", tiny ? 2 : 12},
+                                                 {"num_attention_heads", tiny ? 4 : 12},
+                                                 {"max_position_embeddings", 77},
+                                                 {"hidden_act", "quick_gelu"},
+                                                 {"layer_norm_eps", 1e-5},
+                                                 {"bos_token_id", tiny ? 998 : 49406},
+                                                 {"eos_token_id", tiny ? 999 : 49407}});
+  write_json(out + "/unet/config.json", {{"_class_name", "UNet2DConditionModel"},
+                                         {"sample_size", tiny ? 32 : 64},
+                                         {"in_channels", 4},
+                                         {"out_channels", 4},
+                                         {"block_out_channels", unet_ch},
+                                         {"down_block_types", down},
+                                         {"up_block_types", up},
+                                         {"layers_per_block", tiny ? 1 : 2},
+                                         {"attention_head_dim", tiny ? 2 : 8},
+                                         {"cross_attention_dim", tiny ? 32 : 768},
+                                         {"norm_num_groups", tiny ? 8 : 32},
+                                         {"norm_eps", 1e-5},
+                                         {"flip_sin_to_cos", true},
+                                         {"freq_shift", 0}});
+  write_json(out + "/vae/config.json", {{"_class_name", "AutoencoderKL"},
+                                        {"in_channels", 3},
+                                        {"out_channels", 3},
+                                        {"latent_channels", 4},
+                                        {"block_out_channels", vae_ch},
+                                        {"layers_per_block", tiny ? 1 : 2},
+                                        {"norm_num_groups", tiny ? 8 : 32},
+                                        {"scaling_factor", 0.18215},
+                                        {"sample_size", tiny ? 64 : 512}});
+  write_json(out + "/scheduler/scheduler_config.json", {{"_class_name", "PNDMScheduler"},
+                                                        {"beta_start", 0.00085},
+                                                        {"beta_end", 0.012},
+                                                        {"beta_schedule", "scaled_linear"},
+                                                        {"num_train_timesteps", 1000},
+                                                        {"set_alpha_to_one", false},
+                                                        {"skip_prk_steps", true},
+                                                        {"steps_offset", 1},
+                                                        {"clip_sample", false},
+                                                        {"prediction_type", "epsilon"}});
 
   // The tensors the frontend reads, per component.
   DiffusionModel m;

@@ -26,8 +26,8 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
       continue;
     }
     if (t->shape != shape)
-      problems.push_back("tensor '" + name + "' in " + t->file + " has shape " + shape_str(t->shape) +
-                         ", expected " + shape_str(shape) + " from config.json");
+      problems.push_back("tensor '" + name + "' in " + t->file + " has shape " + shape_str(t->shape) + ", expected " +
+                         shape_str(shape) + " from config.json");
     else if (!t->has_dtype || !dtype_is_float(t->dtype))
       problems.push_back("tensor '" + name + "' in " + t->file + " has dtype " + t->st_dtype +
                          " (supported: F32, BF16, F16)");
@@ -43,7 +43,6 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
   if (shown < problems.size()) msg += "; and " + std::to_string(problems.size() - shown) + " more";
   throw CompileError(msg);
 }
-
 
 LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch, int64_t chunk, int64_t dim,
                                 uint32_t embed) {
@@ -80,8 +79,10 @@ void refuse_pipeline_options(const CompileOptions& o) {
   const CompileOptions defaults;
   if (o.height != 0 || o.width != 0 || o.steps != defaults.steps || o.sampler != defaults.sampler ||
       o.guidance != defaults.guidance || !o.controlnet.empty() || o.control_scale != defaults.control_scale)
-    throw CompileError("--height, --width, --steps, --sampler, --guidance, --controlnet and --control-scale are for "
-                       "diffusers pipelines (a folder with model_index.json); " + o.model_dir + " has none");
+    throw CompileError(
+        "--height, --width, --steps, --sampler, --guidance, --controlnet and --control-scale are for "
+        "diffusers pipelines (a folder with model_index.json); " +
+        o.model_dir + " has none");
 }
 
 LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings) {
@@ -117,8 +118,8 @@ CompileSummary llm_summary(DType plan_dtype, const LlmLimits& lim, const std::st
   return s;
 }
 
-void set_lm_info(Graph& g, const std::string& architecture, int64_t vocab, int64_t max_seq, int64_t batch, int64_t chunk,
-                 DType source_dtype, DType plan_dtype, const std::string& config_json) {
+void set_lm_info(Graph& g, const std::string& architecture, int64_t vocab, int64_t max_seq, int64_t batch,
+                 int64_t chunk, DType source_dtype, DType plan_dtype, const std::string& config_json) {
   g.info.architecture = architecture;
   g.info.vocab_size = vocab;
   g.info.max_seq = max_seq;

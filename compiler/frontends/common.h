@@ -63,7 +63,7 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g);
 CompileSummary llm_summary(DType plan_dtype, const LlmLimits& lim, const std::string& notes);
 
 // Fills the plan's model info for an LLM.
-void set_lm_info(Graph& g, const std::string& architecture, int64_t vocab, int64_t max_seq, int64_t batch, int64_t chunk,
-                 DType source_dtype, DType plan_dtype, const std::string& config_json);
+void set_lm_info(Graph& g, const std::string& architecture, int64_t vocab, int64_t max_seq, int64_t batch,
+                 int64_t chunk, DType source_dtype, DType plan_dtype, const std::string& config_json);
 
 }  // namespace kiln

@@ -124,15 +124,17 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
   auto w = [&](const std::string& name, std::vector<int64_t> shape, std::vector<std::string> parts, DType t) {
     return g.weight(name, t, std::move(shape), WeightSource{std::move(parts), {}, nullptr});
   };
-  auto built = [&](const std::string& name, std::vector<int64_t> shape, std::function<std::vector<float>(const WeightFetch&)> f) {
+  auto built = [&](const std::string& name, std::vector<int64_t> shape,
+                   std::function<std::vector<float>(const WeightFetch&)> f) {
     return g.weight(name, wt, std::move(shape), WeightSource{{}, {}, std::move(f)});
   };
 
   struct Layer {
-    uint32_t attn_norm, q_a = kNoTensor, q_a_b = kNoTensor, q_a_norm = kNoTensor, q_nope, q_pe, kv_c, kv_c_b = kNoTensor,
-                        kv_pe, kv_pe_b = kNoTensor, kv_norm, w_ukt, w_uv, o, o_b = kNoTensor, mlp_norm, cache;
+    uint32_t attn_norm, q_a = kNoTensor, q_a_b = kNoTensor, q_a_norm = kNoTensor, q_nope, q_pe, kv_c,
+                        kv_c_b = kNoTensor, kv_pe, kv_pe_b = kNoTensor, kv_norm, w_ukt, w_uv, o, o_b = kNoTensor,
+                        mlp_norm, cache;
     bool moe = false;
-    uint32_t gu = kNoTensor, down = kNoTensor;                   // dense MLP or shared experts
+    uint32_t gu = kNoTensor, down = kNoTensor;  // dense MLP or shared experts
     uint32_t gate = kNoTensor, gate_bias = kNoTensor, egu = kNoTensor, edown = kNoTensor;  // routed experts
   };
   const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"}, wt);
@@ -169,7 +171,8 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
       return out;
     });
     const std::string kva = a + "kv_a_proj_with_mqa.";
-    L.kv_c = built(a + "kv_c.weight", {r, D}, [=](const WeightFetch& f) { return rows_of(f(kva + "weight"), D, 0, r); });
+    L.kv_c =
+        built(a + "kv_c.weight", {r, D}, [=](const WeightFetch& f) { return rows_of(f(kva + "weight"), D, 0, r); });
     L.kv_pe = built(a + "kv_pe.weight", {rope, D}, [=](const WeightFetch& f) {
       const auto k = f(kva + "weight");
       std::vector<float> out;
@@ -196,7 +199,8 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
       std::vector<float> out(size_t(H * r * nope));
       for (int64_t h = 0; h < H; ++h)
         for (int64_t i2 = 0; i2 < r; ++i2)
-          for (int64_t j = 0; j < nope; ++j) out[size_t((h * r + i2) * nope + j)] = kv[size_t((h * (nope + vd) + j) * r + i2)];
+          for (int64_t j = 0; j < nope; ++j)
+            out[size_t((h * r + i2) * nope + j)] = kv[size_t((h * (nope + vd) + j) * r + i2)];
       return out;
     });
     L.w_uv = built(a + "w_uv.weight", {H, vd, r}, [=](const WeightFetch& f) {
@@ -221,7 +225,8 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
       const int64_t F = c.moe_intermediate_size, E = c.n_routed_experts;
       // The router stays f32, as transformers keeps it.
       L.gate = w(m + "gate.weight", {E, D}, {m + "gate.weight"}, DType::F32);
-      if (c.v3) L.gate_bias = w(m + "gate.e_score_correction_bias", {E}, {m + "gate.e_score_correction_bias"}, DType::F32);
+      if (c.v3)
+        L.gate_bias = w(m + "gate.e_score_correction_bias", {E}, {m + "gate.e_score_correction_bias"}, DType::F32);
       std::vector<std::string> gu_parts, down_parts;
       for (int64_t x = 0; x < E; ++x) {
         const std::string ex = m + "experts." + std::to_string(x) + ".";
@@ -326,11 +331,13 @@ FrontendBuild build(const CompileOptions& o) {
   const LlmLimits lim = llm_limits(o, c.max_position_embeddings);
   Graph& g = b.graph = build_deepseek_graph(c, DeepseekBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
   const int64_t H = c.num_attention_heads;
-  g.info.kv_bytes_per_token = uint64_t(c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim)) * dtype_size(plan_dtype);
-  g.info.mha_kv_bytes_per_token = uint64_t(c.num_hidden_layers * H * (c.qk_head_dim() + c.v_head_dim)) * dtype_size(plan_dtype);
+  g.info.kv_bytes_per_token =
+      uint64_t(c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim)) * dtype_size(plan_dtype);
+  g.info.mha_kv_bytes_per_token =
+      uint64_t(c.num_hidden_layers * H * (c.qk_head_dim() + c.v_head_dim)) * dtype_size(plan_dtype);
   if (mtp_tensors > 0)
-    g.info.notes = "skipped " + std::to_string(mtp_tensors) + " tensors of " + std::to_string(c.num_nextn_predict_layers) +
-                   " multi-token-prediction layer(s)";
+    g.info.notes = "skipped " + std::to_string(mtp_tensors) + " tensors of " +
+                   std::to_string(c.num_nextn_predict_layers) + " multi-token-prediction layer(s)";
   g.info.source_dtype = stored;
   read_llm_tokenizer(o, g);
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);

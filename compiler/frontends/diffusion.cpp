@@ -3,13 +3,13 @@
 #include <cmath>
 
 #include "compiler/error.h"
-#include "kernels/sampler.h"
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/group_norm.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
+#include "kernels/sampler.h"
 #include "kernels/sdpa.h"
 #include "kernels/timestep_embedding.h"
 
@@ -19,8 +19,9 @@ int64_t vae_scale_factor(const VaeConfig& v) { return int64_t(1) << (v.block_out
 
 bool diffusion_tensor_ignorable(const std::string& n) {
   auto starts = [&](const char* p) { return n.rfind(p, 0) == 0; };
-  return starts("vae/encoder.") || starts("vae/quant_conv.") || n == "text_encoder/text_model.embeddings.position_ids" ||
-         starts("text_encoder/text_projection.") || starts("text_encoder/text_model.text_projection.");
+  return starts("vae/encoder.") || starts("vae/quant_conv.") ||
+         n == "text_encoder/text_model.embeddings.position_ids" || starts("text_encoder/text_projection.") ||
+         starts("text_encoder/text_model.text_projection.");
 }
 
 namespace {
@@ -64,7 +65,8 @@ class Builder {
   }
   // Checkpoint tensors concatenated along dim 0 (fused projections).
   uint32_t fused(const std::string& key, const std::vector<std::string>& parts, int64_t rows_each, int64_t cols) {
-    for (const std::string& p : parts) record(p, cols > 0 ? std::vector<int64_t>{rows_each, cols} : std::vector<int64_t>{rows_each});
+    for (const std::string& p : parts)
+      record(p, cols > 0 ? std::vector<int64_t>{rows_each, cols} : std::vector<int64_t>{rows_each});
     if (auto it = cache_.find(key); it != cache_.end()) return it->second;
     std::vector<int64_t> shape{int64_t(parts.size()) * rows_each};
     if (cols > 0) shape.push_back(cols);
@@ -120,7 +122,8 @@ class Builder {
   Img group_norm(const Img& x, const std::string& p, int64_t groups, double eps, bool silu) {
     const uint32_t in = g_.view(x.id, prefix_ + "gn_in#" + std::to_string(counter_++), {x.b, x.h * x.w, x.c});
     const uint32_t out = act(p, {x.b, x.h * x.w, x.c});
-    node(kGroupNormOp, {in, weight(p + ".weight", {x.c}), weight(p + ".bias", {x.c})}, {out}, {groups, silu ? 1 : 0}, {eps});
+    node(kGroupNormOp, {in, weight(p + ".weight", {x.c}), weight(p + ".bias", {x.c})}, {out}, {groups, silu ? 1 : 0},
+         {eps});
     return as_img(out, x.b, x.h, x.w, x.c);
   }
   uint32_t layer_norm(uint32_t x, int64_t n, int64_t d, const std::string& p, double eps) {
@@ -175,7 +178,8 @@ uint32_t build_clip(Builder& B, const ClipTextConfig& c, uint32_t tokens, int64_
     const std::string lp = p + "encoder.layers." + std::to_string(l) + ".";
     const uint32_t h = B.layer_norm(x, N, D, lp + "layer_norm1", c.layer_norm_eps);
     const std::string a = lp + "self_attn.";
-    const uint32_t wqkv = B.fused(a + "qkv_proj.weight", {a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"}, D, D);
+    const uint32_t wqkv =
+        B.fused(a + "qkv_proj.weight", {a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"}, D, D);
     const uint32_t bqkv = B.fused(a + "qkv_proj.bias", {a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias"}, D, 0);
     const uint32_t qkv = B.act("qkv", {N, 3 * D});
     B.node(kMatmulOp, {h, wqkv, bqkv, kNoTensor}, {qkv}, {0});
@@ -197,10 +201,10 @@ uint32_t build_clip(Builder& B, const ClipTextConfig& c, uint32_t tokens, int64_
 
 struct UNetCtx {
   const UNetConfig* c;
-  std::string p;        // "unet/" or "controlnet/"
-  uint32_t temb_act;    // silu(time embedding), (G, 4·C0)
+  std::string p;      // "unet/" or "controlnet/"
+  uint32_t temb_act;  // silu(time embedding), (G, 4·C0)
   int64_t temb_dim;
-  uint32_t text;        // (G·L, cross_dim)
+  uint32_t text;  // (G·L, cross_dim)
   int64_t L;
 };
 
@@ -226,7 +230,8 @@ Img transformer(Builder& B, const UNetCtx& u, const Img& x, const std::string& p
     // self-attention
     const uint32_t n1 = B.layer_norm(h, N, C, bp + "norm1", 1e-5);
     const std::string a1 = bp + "attn1.";
-    const uint32_t wqkv = B.fused(a1 + "to_qkv.weight", {a1 + "to_q.weight", a1 + "to_k.weight", a1 + "to_v.weight"}, C, C);
+    const uint32_t wqkv =
+        B.fused(a1 + "to_qkv.weight", {a1 + "to_q.weight", a1 + "to_k.weight", a1 + "to_v.weight"}, C, C);
     const uint32_t qkv = B.act("qkv", {N, 3 * C});
     B.node(kMatmulOp, {n1, wqkv, kNoTensor, kNoTensor}, {qkv}, {0});
     const uint32_t at1 = B.act("attn1", {N, C});
@@ -281,9 +286,10 @@ std::pair<std::vector<Img>, Img> unet_encoder(Builder& B, const UNetCtx& u, cons
     const int64_t ch = c.block_out_channels[i];
     const std::string bp = p + "down_blocks." + std::to_string(i) + ".";
     for (int64_t j = 0; j < c.layers_per_block; ++j) {
-      x = resnet(B, x, bp + "resnets." + std::to_string(j) + ".", ch, u.temb_act, u.temb_dim, c.norm_num_groups, c.norm_eps,
-                 1.0);
-      if (c.down_cross[i]) x = transformer(B, u, x, bp + "attentions." + std::to_string(j) + ".", c.heads[i], c.transformer_layers[i]);
+      x = resnet(B, x, bp + "resnets." + std::to_string(j) + ".", ch, u.temb_act, u.temb_dim, c.norm_num_groups,
+                 c.norm_eps, 1.0);
+      if (c.down_cross[i])
+        x = transformer(B, u, x, bp + "attentions." + std::to_string(j) + ".", c.heads[i], c.transformer_layers[i]);
       skips.push_back(x);
     }
     if (i + 1 < nb) {
@@ -306,8 +312,8 @@ struct ControlResiduals {
 
 // The ControlNet: its own time embedding, conv_in plus the control embedding, the UNet's
 // down and mid blocks, and the zero convolutions scaled by the conditioning scale.
-ControlResiduals controlnet(Builder& B, const UNetConfig& c, const Img& sample, uint32_t t, uint32_t step, uint32_t text,
-                            int64_t L, uint32_t cond, double scale) {
+ControlResiduals controlnet(Builder& B, const UNetConfig& c, const Img& sample, uint32_t t, uint32_t step,
+                            uint32_t text, int64_t L, uint32_t cond, double scale) {
   UNetCtx u{&c, "controlnet/", kNoTensor, 0, text, L};
   u.temb_act = time_embedding(B, c, u.p, t, step, sample.b, &u.temb_dim);
   auto [skips, mid] = unet_encoder(B, u, sample, cond);
@@ -362,7 +368,8 @@ Img unet(Builder& B, const UNetConfig& c, const Img& sample, uint32_t t, uint32_
       B.node(kConcatOp, {B.rows(x), B.rows(s)}, {cat});
       x = resnet(B, B.as_img(cat, x.b, x.h, x.w, x.c + s.c), bp + "resnets." + std::to_string(j) + ".", ch, u.temb_act,
                  u.temb_dim, c.norm_num_groups, c.norm_eps, 1.0);
-      if (c.up_cross[i]) x = transformer(B, u, x, bp + "attentions." + std::to_string(j) + ".", c.heads[r], c.transformer_layers[r]);
+      if (c.up_cross[i])
+        x = transformer(B, u, x, bp + "attentions." + std::to_string(j) + ".", c.heads[r], c.transformer_layers[r]);
     }
     if (i + 1 < nb) x = B.conv(x, bp + "upsamplers.0.conv", ch, 3, 1, 1, true);
   }
@@ -422,19 +429,24 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
   const int64_t down = int64_t(1) << (uc.block_out_channels.size() - 1);  // the UNet's own downsampling
   if (o.height <= 0 || o.width <= 0 || o.height % (f * down) != 0 || o.width % (f * down) != 0)
     throw CompileError("--height and --width must be positive multiples of " + std::to_string(f * down) +
-                       " for this pipeline (VAE factor " + std::to_string(f) + " × UNet factor " + std::to_string(down) + ")");
+                       " for this pipeline (VAE factor " + std::to_string(f) + " × UNet factor " +
+                       std::to_string(down) + ")");
   if (o.height > 8192 || o.width > 8192) throw CompileError("--height and --width must be at most 8192");
   if (m.vae.latent_channels != uc.in_channels || uc.out_channels != uc.in_channels)
-    throw CompileError("the VAE's latent_channels (" + std::to_string(m.vae.latent_channels) + ") do not match the UNet's in/out channels");
-  if (m.vae.out_channels != 3) throw CompileError("the VAE's out_channels is " + std::to_string(m.vae.out_channels) + ", not 3 (RGB)");
+    throw CompileError("the VAE's latent_channels (" + std::to_string(m.vae.latent_channels) +
+                       ") do not match the UNet's in/out channels");
+  if (m.vae.out_channels != 3)
+    throw CompileError("the VAE's out_channels is " + std::to_string(m.vae.out_channels) + ", not 3 (RGB)");
   if (m.controlnet && m.controlnet->cross_attention_dim != m.clip.hidden_size)
     throw CompileError("the ControlNet's cross_attention_dim (" + std::to_string(m.controlnet->cross_attention_dim) +
                        ") differs from the text encoder's hidden_size (" + std::to_string(m.clip.hidden_size) +
                        "): it was made for another base model");
   if (m.clip.hidden_size != uc.cross_attention_dim)
     throw CompileError("the text encoder's hidden_size (" + std::to_string(m.clip.hidden_size) +
-                       ") differs from the UNet's cross_attention_dim (" + std::to_string(uc.cross_attention_dim) + ")");
-  if (o.text_len > m.clip.max_position_embeddings) throw CompileError("the text length exceeds the text encoder's positions");
+                       ") differs from the UNet's cross_attention_dim (" + std::to_string(uc.cross_attention_dim) +
+                       ")");
+  if (o.text_len > m.clip.max_position_embeddings)
+    throw CompileError("the text length exceeds the text encoder's positions");
   const int64_t h = o.height / f, w = o.width / f, lc = uc.in_channels, n = h * w * lc;
   const int64_t G = o.guidance > 1.0 ? 2 : 1, L = o.text_len, D = m.clip.hidden_size;
   const int64_t steps = int64_t(s.timesteps.size());
@@ -443,7 +455,8 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
     const UNetConfig& cc = *m.controlnet;
     if (cc.block_out_channels != uc.block_out_channels || cc.layers_per_block != uc.layers_per_block ||
         cc.down_cross != uc.down_cross || cc.in_channels != uc.in_channels)
-      throw CompileError("the ControlNet's blocks (block_out_channels, layers_per_block, down_block_types) do not match the UNet's");
+      throw CompileError(
+          "the ControlNet's blocks (block_out_channels, layers_per_block, down_block_types) do not match the UNet's");
   }
 
   // Persistent values (live across programs and replays).
@@ -475,10 +488,11 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
     P.inputs = {{"noise", noise}};
     if (cn) {
       const uint32_t ctl = g.state("control", {1, o.height, o.width, m.controlnet->conditioning_channels}, DType::F32);
-      const Img e = control_embedding(B, *m.controlnet, Img{ctl, 1, o.height, o.width, m.controlnet->conditioning_channels});
+      const Img e =
+          control_embedding(B, *m.controlnet, Img{ctl, 1, o.height, o.width, m.controlnet->conditioning_channels});
       if (e.h != h || e.w != w)
-        throw CompileError("the ControlNet's conditioning embedding gives " + std::to_string(e.h) + "×" + std::to_string(e.w) +
-                           " latents, not " + std::to_string(h) + "×" + std::to_string(w));
+        throw CompileError("the ControlNet's conditioning embedding gives " + std::to_string(e.h) + "×" +
+                           std::to_string(e.w) + " latents, not " + std::to_string(h) + "×" + std::to_string(w));
       B.node(kAddOp, {kNoTensor, B.rows(e)}, {cond}, {}, {1.0});
       P.inputs.push_back({"control", ctl});
     }

@@ -7,10 +7,10 @@
 
 #include "compiler/compile.h"
 #include "compiler/error.h"
-#include "compiler/json_util.h"
 #include "compiler/frontends/common.h"
 #include "compiler/frontends/diffusion.h"
 #include "compiler/frontends/frontend.h"
+#include "compiler/json_util.h"
 #include "compiler/safetensors.h"
 #include "compiler/tokenizer_reader.h"
 
@@ -36,9 +36,10 @@ FrontendBuild build(const CompileOptions& o) {
   DiffusionModel m;
   m.index = read_pipeline_index(d + "/model_index.json");
   if (!m.index.has_text_encoder || !m.index.has_unet || !m.index.has_vae)
-    throw CompileError(d + "/model_index.json: kiln needs the text_encoder, unet and vae components (" +
-                       m.index.class_name + " lists " + std::string(m.index.has_text_encoder ? "" : "no text_encoder ") +
-                       std::string(m.index.has_unet ? "" : "no unet ") + std::string(m.index.has_vae ? "" : "no vae") + ")");
+    throw CompileError(
+        d + "/model_index.json: kiln needs the text_encoder, unet and vae components (" + m.index.class_name +
+        " lists " + std::string(m.index.has_text_encoder ? "" : "no text_encoder ") +
+        std::string(m.index.has_unet ? "" : "no unet ") + std::string(m.index.has_vae ? "" : "no vae") + ")");
   need_file(d + "/text_encoder/config.json", "the text encoder's config");
   need_file(d + "/unet/config.json", "the UNet's config");
   need_file(d + "/vae/config.json", "the VAE's config");
@@ -65,11 +66,13 @@ FrontendBuild build(const CompileOptions& o) {
   // Older VAE checkpoints (SD 1.x/2.x on the hub) name the mid-block attention query/key/value/
   // proj_attn; diffusers renames them to to_q/to_k/to_v/to_out.0 when loading, and so does kiln.
   ck.absorb(Checkpoint::open_dir(d + "/vae", "diffusion_pytorch_model"), "vae/", [](const std::string& n) {
-    static const std::pair<const char*, const char*> kOld[] = {
-        {".attentions.0.query.", ".attentions.0.to_q."}, {".attentions.0.key.", ".attentions.0.to_k."},
-        {".attentions.0.value.", ".attentions.0.to_v."}, {".attentions.0.proj_attn.", ".attentions.0.to_out.0."}};
+    static const std::pair<const char*, const char*> kOld[] = {{".attentions.0.query.", ".attentions.0.to_q."},
+                                                               {".attentions.0.key.", ".attentions.0.to_k."},
+                                                               {".attentions.0.value.", ".attentions.0.to_v."},
+                                                               {".attentions.0.proj_attn.", ".attentions.0.to_out.0."}};
     for (const auto& [from, to] : kOld)
-      if (const size_t at = n.find(from); at != std::string::npos) return n.substr(0, at) + to + n.substr(at + std::strlen(from));
+      if (const size_t at = n.find(from); at != std::string::npos)
+        return n.substr(0, at) + to + n.substr(at + std::strlen(from));
     return n;
   });
   if (m.controlnet) ck.absorb(Checkpoint::open_dir(o.controlnet, "diffusion_pytorch_model"), "controlnet/");
@@ -136,8 +139,8 @@ FrontendBuild build(const CompileOptions& o) {
     TokenizerData td;
     if (read_clip_tokenizer(d + "/tokenizer", &td)) {
       if (int64_t(td.vocab.size()) > m.clip.vocab_size)
-        throw CompileError(d + "/tokenizer: " + std::to_string(td.vocab.size()) + " tokens, more than the text encoder's vocab_size " +
-                           std::to_string(m.clip.vocab_size));
+        throw CompileError(d + "/tokenizer: " + std::to_string(td.vocab.size()) +
+                           " tokens, more than the text encoder's vocab_size " + std::to_string(m.clip.vocab_size));
       auto check = Tokenizer::create(td);
       if (!check.is_ok()) throw CompileError(d + "/tokenizer: " + check.status().message());
       g.tokenizer = std::move(td);

@@ -100,7 +100,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.o_b = opt_bias(c.attention_bias, p + "self_attn.o_proj.bias", D, {p + "self_attn.o_proj.bias"});
     L.mlp_norm = w(p + "post_attention_layernorm.weight", {D}, {p + "post_attention_layernorm.weight"});
     L.gu_w = w(p + "mlp.gate_up_proj.weight", {2 * F, D}, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
-    L.gu_b = opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
+    L.gu_b =
+        opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
     L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
     L.down_b = opt_bias(c.mlp_bias, p + "mlp.down_proj.bias", D, {p + "mlp.down_proj.bias"});
     L.k_cache = g.kv(p + "k_cache", wt, {B, S, KVH, hd});
@@ -164,7 +165,8 @@ FrontendBuild build(const CompileOptions& o) {
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
   const LlmLimits lim = llm_limits(o, c.max_position_embeddings);
   Graph& g = b.graph = build_llama_graph(c, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
-  g.info.kv_bytes_per_token = uint64_t(c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim) * dtype_size(plan_dtype);
+  g.info.kv_bytes_per_token =
+      uint64_t(c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim) * dtype_size(plan_dtype);
   g.info.mha_kv_bytes_per_token =
       uint64_t(c.num_hidden_layers * 2 * c.num_attention_heads * c.head_dim) * dtype_size(plan_dtype);
   g.info.source_dtype = stored;

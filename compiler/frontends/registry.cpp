@@ -1,8 +1,8 @@
 // The frontends compile_model knows: one line per model family.
+#include "compiler/config_reader.h"
 #include "compiler/error.h"
 #include "compiler/frontends/frontend.h"
 #include "compiler/json_util.h"
-#include "compiler/config_reader.h"
 
 namespace kiln {
 

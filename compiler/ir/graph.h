@@ -36,15 +36,15 @@ struct Value {
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   Region region = Region::kArena;
-  WeightSource weight;   // Region::kWeights only
-  uint64_t offset = 0;   // arena / kv / state offset, filled by planning
+  WeightSource weight;           // Region::kWeights only
+  uint64_t offset = 0;           // arena / kv / state offset, filled by planning
   uint32_t view_of = kNoTensor;  // a view: the same bytes as that value, another shape
   uint64_t bytes() const;
 };
 
 struct Node {
   const OpDef* kernel = nullptr;
-  std::vector<uint32_t> inputs;   // value ids; kNoTensor for an absent optional operand
+  std::vector<uint32_t> inputs;  // value ids; kNoTensor for an absent optional operand
   std::vector<uint32_t> outputs;
   std::vector<int64_t> int_attrs;
   std::vector<double> float_attrs;
@@ -54,8 +54,8 @@ struct GraphProgram {
   std::string name;
   std::vector<std::pair<std::string, uint32_t>> inputs, outputs;
   std::vector<Node> nodes;
-  uint32_t repeat = 1;             // a loop of `repeat` iterations (schema/plan.fbs Program.repeat)
-  uint32_t counter = kNoTensor;    // the i32 (1,) state input holding the iteration index
+  uint32_t repeat = 1;           // a loop of `repeat` iterations (schema/plan.fbs Program.repeat)
+  uint32_t counter = kNoTensor;  // the i32 (1,) state input holding the iteration index
 };
 
 class Graph {
@@ -76,8 +76,8 @@ class Graph {
   std::vector<Value> values;
   std::vector<GraphProgram> programs;
   PlanKind kind = PlanKind::kLlm;
-  ModelInfo info;           // the plan's ModelInfo table
-  DiffusionInfo diffusion;  // TextToImage plans' DiffusionInfo table
+  ModelInfo info;                     // the plan's ModelInfo table
+  DiffusionInfo diffusion;            // TextToImage plans' DiffusionInfo table
   std::vector<AdapterInfo> adapters;  // merged LoRA adapters
   std::optional<TokenizerData> tokenizer;
   std::string chat_template;

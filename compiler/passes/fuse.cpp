@@ -37,8 +37,9 @@ bool fuse_rope_kv_write(const Node& rope, const Node& kv, std::vector<Node>* out
   if (rope.kernel != &kRopeOp || kv.kernel != &kKvWriteOp) return false;
   const uint32_t qkv = rope.outputs[0];
   const int64_t h = kv.int_attrs[0], kvh = kv.int_attrs[1], hd = kv.int_attrs[2];
-  if (kv.inputs[0] != qkv || rope.inputs[1] != kv.inputs[1] || rope.int_attrs[0] != h + kvh || rope.int_attrs[1] != hd ||
-      g.values[qkv].shape.size() != 2 || g.values[qkv].shape[1] != (h + 2 * kvh) * hd || hd % 2 != 0)
+  if (kv.inputs[0] != qkv || rope.inputs[1] != kv.inputs[1] || rope.int_attrs[0] != h + kvh ||
+      rope.int_attrs[1] != hd || g.values[qkv].shape.size() != 2 || g.values[qkv].shape[1] != (h + 2 * kvh) * hd ||
+      hd % 2 != 0)
     return false;
   Node n;
   n.kernel = &kRopeKvWriteOp;

@@ -30,7 +30,8 @@ uint64_t plan_buffers(std::vector<PlanBuffer>& bufs, uint64_t alignment) {
     busy.clear();
     for (size_t j : placed) {
       const PlanBuffer& o = bufs[j];
-      if (o.first <= b.last && b.first <= o.last) busy.emplace_back(o.offset, o.offset + align_up(std::max<uint64_t>(o.size, 1), alignment));
+      if (o.first <= b.last && b.first <= o.last)
+        busy.emplace_back(o.offset, o.offset + align_up(std::max<uint64_t>(o.size, 1), alignment));
     }
     std::sort(busy.begin(), busy.end());
     // Best fit: the smallest gap that holds the buffer; else after the last busy range.

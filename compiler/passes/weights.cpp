@@ -39,7 +39,8 @@ void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lor
       return w;
     };
     const std::vector<float> f = v.weight.build(fetch);
-    if (f.size() * dtype_size(v.dtype) != out.size()) throw CompileError("internal: '" + v.name + "' built the wrong size");
+    if (f.size() * dtype_size(v.dtype) != out.size())
+      throw CompileError("internal: '" + v.name + "' built the wrong size");
     convert_f32_to(f.data(), v.dtype, out.data(), f.size());
     return;
   }

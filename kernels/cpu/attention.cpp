@@ -25,8 +25,8 @@ void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t kv = a.n_kv_heads * a.head_dim;
   const int64_t out_w = a.n_heads * a.head_dim;
   pool.parallel_for(a.batch * a.chunk * a.n_heads, 1, [&](int64_t i0, int64_t i1, int worker) {
-    float* scores = pool.scratch(worker);              // max_seq
-    float* rowbuf = scores + a.max_seq;                // head_dim, for non-f32 caches
+    float* scores = pool.scratch(worker);  // max_seq
+    float* rowbuf = scores + a.max_seq;    // head_dim, for non-f32 caches
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t r = item / a.n_heads, h = item % a.n_heads;
       const int64_t b = r / a.chunk, t = r % a.chunk;

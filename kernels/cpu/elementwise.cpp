@@ -11,13 +11,16 @@ inline float gelu_erf(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.707106
 
 inline float apply(Activation k, float x) {
   switch (k) {
-    case Activation::kSilu: return x / (1.0f + std::exp(-x));
-    case Activation::kGelu: return gelu_erf(x);
+    case Activation::kSilu:
+      return x / (1.0f + std::exp(-x));
+    case Activation::kGelu:
+      return gelu_erf(x);
     case Activation::kGeluTanh: {
       const float c = 0.79788456080286536f;  // sqrt(2/pi)
       return 0.5f * x * (1.0f + std::tanh(c * (x + 0.044715f * x * x * x)));
     }
-    case Activation::kQuickGelu: return x / (1.0f + std::exp(-1.702f * x));
+    case Activation::kQuickGelu:
+      return x / (1.0f + std::exp(-1.702f * x));
   }
   return x;
 }

@@ -16,7 +16,8 @@ void mla_kv_write_cpu(const MlaKvWriteArgs& a, ThreadPool& pool) {
       const int64_t pos = int64_t(a.start_pos[b]) + t;
       if (t >= a.n_valid[b] || pos < 0 || pos >= a.max_seq) continue;
       const uint64_t base = uint64_t((b * a.max_seq + pos) * width);
-      for (int64_t i = 0; i < a.rank; ++i) store_from_f32(a.cache, a.cache_dtype, base + uint64_t(i), a.ckv[r * a.rank + i]);
+      for (int64_t i = 0; i < a.rank; ++i)
+        store_from_f32(a.cache, a.cache_dtype, base + uint64_t(i), a.ckv[r * a.rank + i]);
       for (int64_t i = 0; i < a.rope; ++i)
         store_from_f32(a.cache, a.cache_dtype, base + uint64_t(a.rank + i), a.kpe[r * a.rope + i]);
     }

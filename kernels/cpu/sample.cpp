@@ -44,8 +44,8 @@ int32_t sample_row(const float* logits, int64_t vocab, const SampleParams& p, in
 
 void sample_cpu(const SampleArgs& a, ThreadPool& pool) {
   pool.parallel_for(a.batch, 1, [&](int64_t b0, int64_t b1, int worker) {
-    float* probs = pool.scratch(worker);                              // vocab floats
-    int32_t* ids = reinterpret_cast<int32_t*>(probs + a.vocab);      // then vocab ids
+    float* probs = pool.scratch(worker);                         // vocab floats
+    int32_t* ids = reinterpret_cast<int32_t*>(probs + a.vocab);  // then vocab ids
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n = std::min<int64_t>(a.n_valid[b], a.chunk);
       if (n <= 0) {

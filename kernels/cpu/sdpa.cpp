@@ -16,7 +16,8 @@ void sdpa_cpu(const SdpaArgs& a, ThreadPool& pool) {
       const int64_t n = a.causal ? std::min(i + 1, a.lk) : a.lk;
       const float* q = a.q_src + r * a.wq + a.q_off + h * a.head_dim;
       const float* kv = a.kv_src + b * a.lk * a.wkv;
-      for (int64_t j = 0; j < n; ++j) scores[j] = dot_f32(q, kv + j * a.wkv + a.k_off + h * a.head_dim, a.head_dim) * a.scale;
+      for (int64_t j = 0; j < n; ++j)
+        scores[j] = dot_f32(q, kv + j * a.wkv + a.k_off + h * a.head_dim, a.head_dim) * a.scale;
       softmax_inplace(scores, n);
       float* o = a.out + r * ow + h * a.head_dim;
       for (int64_t d = 0; d < a.head_dim; ++d) o[d] = 0.0f;

@@ -26,12 +26,14 @@ inline float dot_lanes(const float* a, LoadB b, int64_t n) {
 
 KILN_TARGET_CLONES
 float dot_f32(const float* a, const float* b, int64_t n) {
-  return dot_lanes(a, [b](int64_t i) { return b[i]; }, n);
+  return dot_lanes(
+      a, [b](int64_t i) { return b[i]; }, n);
 }
 
 KILN_TARGET_CLONES
 float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n) {
-  return dot_lanes(a, [b](int64_t i) { return bf16_to_f32(b[i]); }, n);
+  return dot_lanes(
+      a, [b](int64_t i) { return bf16_to_f32(b[i]); }, n);
 }
 
 float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scratch) {

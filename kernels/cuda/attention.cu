@@ -101,14 +101,14 @@ constexpr int64_t kTiledMinChunk = 16;
 
 // Fills rows [0, 64) of a tile (stride `stride`, columns [0, cols)) with cache rows r0 + row
 // (element base + position·row_stride + d), widened to f32; zeros past n_rows or head_dim.
-__device__ __forceinline__ void cache_load_tile(float* dst, int stride, int cols, const void* cache, DType t, uint64_t base,
-                                                int64_t row_stride, int64_t r0, int64_t n_rows, int head_dim) {
+__device__ __forceinline__ void cache_load_tile(float* dst, int stride, int cols, const void* cache, DType t,
+                                                uint64_t base, int64_t row_stride, int64_t r0, int64_t n_rows,
+                                                int head_dim) {
   const int total = cuda::kSdpaBKV * cols;
   for (int e = threadIdx.x; e < total; e += cuda::kSdpaThreads) {
     const int row = e / cols, d = e % cols;
-    dst[row * stride + d] = (r0 + row < n_rows && d < head_dim)
-                                ? cuda::ld(cache, t, base + uint64_t((r0 + row) * row_stride + d))
-                                : 0.0f;
+    dst[row * stride + d] =
+        (r0 + row < n_rows && d < head_dim) ? cuda::ld(cache, t, base + uint64_t((r0 + row) * row_stride + d)) : 0.0f;
   }
 }
 
@@ -117,8 +117,8 @@ __global__ void __launch_bounds__(cuda::kSdpaThreads, NC <= 10 ? 2 : 1)
     attention_tiled_kernel(AttentionArgs a, int S, bool vec) {
   extern __shared__ __align__(16) float sm[];
   constexpr int SV = 16 * NC;
-  float* Qs = sm;                                     // [64][S]
-  float* KV = Qs + cuda::kSdpaBQ * S;                 // K: [64][S], then V: [64][SV]
+  float* Qs = sm;                                       // [64][S]
+  float* KV = Qs + cuda::kSdpaBQ * S;                   // K: [64][S], then V: [64][SV]
   float* Ps = KV + cuda::kSdpaBKV * (S > SV ? S : SV);  // [64 keys][kSdpaPStride]
   const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
   const int64_t q0 = int64_t(blockIdx.x) * cuda::kSdpaBQ, h = blockIdx.y, b = blockIdx.z;
@@ -184,7 +184,7 @@ void attention_cuda(const AttentionArgs& a, cudaStream_t s) {
 namespace {
 
 constexpr int kSplitWarps = 4;
-constexpr int64_t kSplitMaxRows = 16;      // more rows fill the GPU with the one-pass kernel
+constexpr int64_t kSplitMaxRows = 16;        // more rows fill the GPU with the one-pass kernel
 constexpr int64_t kSplitTargetBlocks = 264;  // two blocks per SM on a 132-SM H100/H200
 constexpr int64_t kSplitMax = 64, kSplitMinPositions = 16;
 
@@ -318,7 +318,8 @@ int split_variant(const AttentionArgs& a) {
 template <int PL, int GM>
 void split_launch(const AttentionArgs& a, float* part, int splits, cudaStream_t s) {
   attention_split_kernel<PL, GM>
-      <<<dim3(unsigned(a.batch * a.chunk), unsigned(a.n_kv_heads), unsigned(splits)), kSplitWarps * 32, 0, s>>>(a, part, splits);
+      <<<dim3(unsigned(a.batch * a.chunk), unsigned(a.n_kv_heads), unsigned(splits)), kSplitWarps * 32, 0, s>>>(a, part,
+                                                                                                                splits);
 }
 
 }  // namespace
@@ -344,18 +345,42 @@ void attention_split_cuda(const AttentionArgs& a, float* scratch, cudaStream_t s
     return;
   }
   switch (split_variant(a)) {
-    case 201: split_launch<2, 1>(a, scratch, splits, s); break;
-    case 202: split_launch<2, 2>(a, scratch, splits, s); break;
-    case 204: split_launch<2, 4>(a, scratch, splits, s); break;
-    case 208: split_launch<2, 8>(a, scratch, splits, s); break;
-    case 401: split_launch<4, 1>(a, scratch, splits, s); break;
-    case 402: split_launch<4, 2>(a, scratch, splits, s); break;
-    case 404: split_launch<4, 4>(a, scratch, splits, s); break;
-    case 408: split_launch<4, 8>(a, scratch, splits, s); break;
-    case 801: split_launch<8, 1>(a, scratch, splits, s); break;
-    case 802: split_launch<8, 2>(a, scratch, splits, s); break;
-    case 804: split_launch<8, 4>(a, scratch, splits, s); break;
-    default: attention_cuda(a, s); return;
+    case 201:
+      split_launch<2, 1>(a, scratch, splits, s);
+      break;
+    case 202:
+      split_launch<2, 2>(a, scratch, splits, s);
+      break;
+    case 204:
+      split_launch<2, 4>(a, scratch, splits, s);
+      break;
+    case 208:
+      split_launch<2, 8>(a, scratch, splits, s);
+      break;
+    case 401:
+      split_launch<4, 1>(a, scratch, splits, s);
+      break;
+    case 402:
+      split_launch<4, 2>(a, scratch, splits, s);
+      break;
+    case 404:
+      split_launch<4, 4>(a, scratch, splits, s);
+      break;
+    case 408:
+      split_launch<4, 8>(a, scratch, splits, s);
+      break;
+    case 801:
+      split_launch<8, 1>(a, scratch, splits, s);
+      break;
+    case 802:
+      split_launch<8, 2>(a, scratch, splits, s);
+      break;
+    case 804:
+      split_launch<8, 4>(a, scratch, splits, s);
+      break;
+    default:
+      attention_cuda(a, s);
+      return;
   }
   attention_merge_kernel<<<dim3(unsigned(a.batch * a.chunk), unsigned(a.n_heads)), 128, 0, s>>>(a, scratch, splits);
 }

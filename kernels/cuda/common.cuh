@@ -16,19 +16,30 @@ __device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as
 
 __device__ __forceinline__ float ld(const void* p, DType t, uint64_t i) {
   switch (t) {
-    case DType::F32: return static_cast<const float*>(p)[i];
-    case DType::BF16: return bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case DType::F16: return __half2float(static_cast<const __half*>(p)[i]);
-    default: return 0.0f;
+    case DType::F32:
+      return static_cast<const float*>(p)[i];
+    case DType::BF16:
+      return bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case DType::F16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    default:
+      return 0.0f;
   }
 }
 
 __device__ __forceinline__ void st(void* p, DType t, uint64_t i, float v) {
   switch (t) {
-    case DType::F32: static_cast<float*>(p)[i] = v; break;
-    case DType::BF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); break;
-    case DType::F16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
-    default: break;
+    case DType::F32:
+      static_cast<float*>(p)[i] = v;
+      break;
+    case DType::BF16:
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+      break;
+    case DType::F16:
+      static_cast<__half*>(p)[i] = __float2half_rn(v);
+      break;
+    default:
+      break;
   }
 }
 
@@ -83,7 +94,8 @@ __device__ __forceinline__ void prefetch_l2(const void* p, uint64_t bytes, int l
 // kernel<<<grid, block, smem, s>>>(args...), with the PDL attribute when pdl is set (the kernel
 // must then follow pdl_wait's rule). Errors surface through cudaGetLastError as for <<<>>>.
 template <typename... Params, typename... Args>
-void launch_pdl(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args&&... args) {
+void launch_pdl(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                Args&&... args) {
   if (!pdl) {
     kernel<<<grid, block, smem, s>>>(std::forward<Args>(args)...);
     return;

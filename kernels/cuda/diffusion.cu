@@ -34,7 +34,6 @@ using cuda::sdpa_load_tile;
 using cuda::sdpa_qk_stride;
 using cuda::sdpa_smem_bytes;
 
-
 // ---------------------------------------------------------------------------------------
 // conv2d as an implicit GEMM: y[m][n] = Σ_k patch[m][k] · w[n][k], m an output pixel (over the
 // whole batch), n an output channel, k = (ky·kw + kx)·cin + ci, matching the weight layout
@@ -77,10 +76,9 @@ __device__ __forceinline__ float4 ldg4(const void* w, int64_t i) {
       return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u), __uint_as_float(v.y << 16),
                          __uint_as_float(v.y & 0xffff0000u));
     } else {
-      return make_float4(__half2float(__ushort_as_half(uint16_t(v.x & 0xffffu))),
-                         __half2float(__ushort_as_half(uint16_t(v.x >> 16))),
-                         __half2float(__ushort_as_half(uint16_t(v.y & 0xffffu))),
-                         __half2float(__ushort_as_half(uint16_t(v.y >> 16))));
+      return make_float4(
+          __half2float(__ushort_as_half(uint16_t(v.x & 0xffffu))), __half2float(__ushort_as_half(uint16_t(v.x >> 16))),
+          __half2float(__ushort_as_half(uint16_t(v.y & 0xffffu))), __half2float(__ushort_as_half(uint16_t(v.y >> 16))));
     }
   }
 }
@@ -90,7 +88,7 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_kernel(Conv2dArgs a) {
   constexpr int BK = kConvBK, T = kConvThreads;
   static_assert((BM / TM) * (BN / TN) == T && BN / TN == 16, "thread tile layout");
   // Per-thread load counts for one K step.
-  constexpr int kAv = BM * BK / 4 / T, kAg = BM * BK / T;            // A: float4s / scalars
+  constexpr int kAv = BM * BK / 4 / T, kAg = BM * BK / T;              // A: float4s / scalars
   constexpr int kBvTotal = BN * BK / 4, kBv = (kBvTotal + T - 1) / T;  // B: 4-vectors
   constexpr int kBg = BN * BK / T;                                     // B: scalars
   static_assert(kAv >= 1 && BM * BK % (4 * T) == 0 && BN * BK % T == 0, "load split");
@@ -98,7 +96,7 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_kernel(Conv2dArgs a) {
 
   __shared__ __align__(16) float As[2][BK][BM + 4];  // As[.][k][pixel]
   __shared__ __align__(16) float Bs[2][BK][BN + 4];  // Bs[.][k][channel]
-  __shared__ int pix_b[BM], pix_y[BM], pix_x[BM];     // image (−1 past the end), top-left input corner
+  __shared__ int pix_b[BM], pix_y[BM], pix_x[BM];    // image (−1 past the end), top-left input corner
 
   const int tid = threadIdx.x;
   const int64_t M = a.batch * a.ho * a.wo, hw = a.ho * a.wo;
@@ -270,8 +268,8 @@ __global__ void __launch_bounds__(kSdpaThreads, NC <= 10 ? 2 : 1) sdpa_kernel(Sd
   static_assert(kSdpaBQ == kSdpaBKV, "sdpa_load_tile fills 64-row tiles");
   extern __shared__ __align__(16) float sm[];
   constexpr int SV = 16 * NC;
-  float* Qs = sm;                               // [64][S]
-  float* KV = Qs + kSdpaBQ * S;                 // K: [64][S], then V: [64][SV]
+  float* Qs = sm;                                 // [64][S]
+  float* KV = Qs + kSdpaBQ * S;                   // K: [64][S], then V: [64][SV]
   float* Ps = KV + kSdpaBKV * (S > SV ? S : SV);  // [64 keys][kSdpaPStride]
   const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
   const int64_t q0 = int64_t(blockIdx.x) * kSdpaBQ, h = blockIdx.y, b = blockIdx.z;
@@ -393,10 +391,17 @@ void conv2d_cuda(const Conv2dArgs& a, cudaStream_t s) {
   const auto aligned = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
   const bool vec = a.cin % kConvBK == 0 && aligned(a.x, 16) && aligned(a.w, a.w_dtype == DType::F32 ? 16 : 8);
   switch (a.w_dtype) {
-    case DType::F32: conv2d_dispatch<DType::F32>(a, vec, s); break;
-    case DType::BF16: conv2d_dispatch<DType::BF16>(a, vec, s); break;
-    case DType::F16: conv2d_dispatch<DType::F16>(a, vec, s); break;
-    default: break;
+    case DType::F32:
+      conv2d_dispatch<DType::F32>(a, vec, s);
+      break;
+    case DType::BF16:
+      conv2d_dispatch<DType::BF16>(a, vec, s);
+      break;
+    case DType::F16:
+      conv2d_dispatch<DType::F16>(a, vec, s);
+      break;
+    default:
+      break;
   }
 }
 
@@ -408,8 +413,8 @@ void conv2d_cuda(const Conv2dArgs& a, cudaStream_t s) {
 static __global__ void __launch_bounds__(256) sdpa_wide_kernel(SdpaArgs a, int R) {
   extern __shared__ __align__(16) float sm[];
   const int D = int(a.head_dim);
-  float* q = sm;             // [R][D]
-  float* p = sm + R * D;     // [R][lk]
+  float* q = sm;          // [R][D]
+  float* p = sm + R * D;  // [R][lk]
   __shared__ float red[32];
   const int64_t q0 = int64_t(blockIdx.x) * R, h = blockIdx.y, b = blockIdx.z;
   const int rows = int(min(int64_t(R), a.lq - q0));

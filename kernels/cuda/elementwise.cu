@@ -35,7 +35,8 @@ __global__ void rmsnorm_kernel(RmsNormArgs a) {
 
 // Rotates pair (i, i + head_dim/2) of head h of qkv row `row` in place and leaves the rotated
 // values in x0, x1. The one rotation rope_kernel and rope_kv_write_kernel both run.
-__device__ __forceinline__ void rope_rotate(const RopeArgs& a, int64_t row, int64_t h, int64_t i, float& x0, float& x1) {
+__device__ __forceinline__ void rope_rotate(const RopeArgs& a, int64_t row, int64_t h, int64_t i, float& x0,
+                                            float& x1) {
   const int64_t half = a.head_dim / 2, b = row / a.chunk, t = row % a.chunk;
   const float angle = float(int64_t(a.start_pos[b]) + t) * a.inv_freq[i];
   float s, c;

@@ -69,8 +69,7 @@ __device__ __forceinline__ void sdpa_load_tile(float* dst, int stride, int cols,
     for (int e = tid; e < total; e += kSdpaThreads) {
       const int d = 4 * q;
       float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (r0 + row < n_rows && d < head_dim)
-        v = *reinterpret_cast<const float4*>(src + (r0 + row) * ld + col0 + d);
+      if (r0 + row < n_rows && d < head_dim) v = *reinterpret_cast<const float4*>(src + (r0 + row) * ld + col0 + d);
       *reinterpret_cast<float4*>(dst + row * stride + d) = v;
       row += step_r;
       q += step_q;
@@ -88,7 +87,6 @@ __device__ __forceinline__ void sdpa_load_tile(float* dst, int stride, int cols,
     }
   }
 }
-
 
 // A thread's accumulators before the first key tile: no max yet, zero sum and output.
 template <int NC>
@@ -109,7 +107,8 @@ __device__ __forceinline__ void flash_init(float (&o)[4][NC], float (&m)[4], flo
 template <int NC, class LoadK, class LoadV, class Visible>
 __device__ __forceinline__ void flash_tile_loop(const float* Qs, float* KV, float* Ps, int S, int D4, int64_t q0,
                                                 int64_t n_keys, float scale, const LoadK& load_k, const LoadV& load_v,
-                                                const Visible& visible, float (&o)[4][NC], float (&m)[4], float (&l)[4]) {
+                                                const Visible& visible, float (&o)[4][NC], float (&m)[4],
+                                                float (&l)[4]) {
   constexpr int SV = 16 * NC;
   const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
   for (int64_t kv0 = 0; kv0 < n_keys; kv0 += kSdpaBKV) {
@@ -170,7 +169,8 @@ __device__ __forceinline__ void flash_tile_loop(const float* Qs, float* KV, floa
     }
 #pragma unroll
     for (int j = 0; j < 4; ++j)
-      *reinterpret_cast<float4*>(Ps + (tx + 16 * j) * kSdpaPStride + ty * 4) = make_float4(s[0][j], s[1][j], s[2][j], s[3][j]);
+      *reinterpret_cast<float4*>(Ps + (tx + 16 * j) * kSdpaPStride + ty * 4) =
+          make_float4(s[0][j], s[1][j], s[2][j], s[3][j]);
     __syncthreads();  // everyone is done reading K; P is complete
 
     load_v(kv0);

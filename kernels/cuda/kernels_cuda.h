@@ -6,21 +6,21 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
-#include "kernels/sample.h"
 #include "kernels/attention.h"
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
-#include "kernels/group_norm.h"
-#include "kernels/layernorm.h"
 #include "kernels/embedding.h"
 #include "kernels/fused.h"
+#include "kernels/group_norm.h"
 #include "kernels/head_matmul.h"
 #include "kernels/kv_write.h"
+#include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #include "kernels/mla.h"
 #include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "kernels/sample.h"
 #include "kernels/sampler.h"
 #include "kernels/sdpa.h"
 #include "kernels/swiglu.h"
@@ -59,7 +59,8 @@ struct GemvNorm {
 bool matmul_norm_cuda_supported(const MatmulArgs& a);
 void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s, bool pdl = false);
 // matmul_swiglu_cuda with the RMSNorm prologue when `norm` is given.
-void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm = nullptr, bool pdl = false);
+void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm = nullptr,
+                        bool pdl = false);
 void rope_cuda(const RopeArgs& a, cudaStream_t s);
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s);
 // rope (of every q and k head) then kv_write of the same qkv buffer, in one launch with the same
@@ -113,8 +114,8 @@ void normal_noise_cuda(const NormalNoiseArgs& a, cudaStream_t s);
 // Limits of the CUDA kernels, checked when a plan is bound to the CUDA backend.
 constexpr int64_t kCudaMaxHeadDim = 256;
 constexpr int64_t kCudaMaxLatentRank = 512, kCudaMaxRopeDim = 64;  // mla_attention
-constexpr int64_t kCudaMaxExperts = 4096;                           // moe_route (scores in shared memory)
-constexpr int64_t kCudaMaxGridY = 65535;                            // moe_experts' grid.y (rows · top_k)
+constexpr int64_t kCudaMaxExperts = 4096;                          // moe_route (scores in shared memory)
+constexpr int64_t kCudaMaxGridY = 65535;                           // moe_experts' grid.y (rows · top_k)
 constexpr int64_t kCudaMaxSdpaHeadDim = 256;  // sdpa's tiled kernel: 16 threads per row, at most 16 output dims each
 // Wider heads take a kernel that keeps one query row's scores for every key in shared memory:
 // (head_dim + keys) floats must fit in this many bytes.

@@ -18,7 +18,7 @@ namespace kiln {
 namespace {
 
 constexpr int kGemvRows = int(kGemvMaxRows);  // as an int, for templates and loops
-constexpr int kGemvWarps = 8;  // per block
+constexpr int kGemvWarps = 8;                 // per block
 
 // Loads 8 consecutive weights starting at element i (16-byte aligned for 16-bit types; two
 // 16-byte loads for f32) and widens them to f32.
@@ -146,14 +146,16 @@ __device__ __forceinline__ void with_activations(const MatmulArgs& a, const Gemv
 constexpr uint64_t kGemvPrefetchBytes = 1024;
 
 // For a split-K GEMV (`splits` warps per row) the warp's part starts `col_bytes` into the row.
-__device__ __forceinline__ void gemv_start(const MatmulArgs& a, bool pdl, int64_t j, int64_t rows_per_warp_stride, int n_rows,
-                                           int64_t m, uint64_t wsize, uint64_t col_bytes = 0, int splits = 1) {
+__device__ __forceinline__ void gemv_start(const MatmulArgs& a, bool pdl, int64_t j, int64_t rows_per_warp_stride,
+                                           int n_rows, int64_t m, uint64_t wsize, uint64_t col_bytes = 0,
+                                           int splits = 1) {
   cuda::pdl_trigger();
   if (pdl && j < m) {
     const uint64_t row_bytes = uint64_t(a.k) * wsize, left = row_bytes - col_bytes, cap = kGemvPrefetchBytes / splits;
     for (int q = 0; q < n_rows; ++q)
-      cuda::prefetch_l2(static_cast<const uint8_t*>(a.w) + uint64_t(j + q * rows_per_warp_stride) * row_bytes + col_bytes,
-                        left < cap ? left : cap, int(threadIdx.x & 31));
+      cuda::prefetch_l2(
+          static_cast<const uint8_t*>(a.w) + uint64_t(j + q * rows_per_warp_stride) * row_bytes + col_bytes,
+          left < cap ? left : cap, int(threadIdx.x & 31));
   }
   cuda::pdl_wait();
 }
@@ -174,8 +176,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, Gem
 #pragma unroll
     for (int r = 0; r < R; ++r) acc[r] = 0.0f;
     if (live)
-      gemv_dot<W, R>(a, xs, static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W), gemv_vec(a), lane, acc,
-                     part * kp, part * kp + kp);
+      gemv_dot<W, R>(a, xs, static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W), gemv_vec(a), lane,
+                     acc, part * kp, part * kp + kp);
     float sum[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) sum[r] = r < a.rows ? cuda::warp_sum(acc[r]) : 0.0f;
@@ -338,9 +340,14 @@ bool matmul_swiglu_cuda_supported(const MatmulArgs& a) {
 
 void matmul_swiglu_cuda(const MatmulArgs& a, float* h, cudaStream_t s, const GemvNorm* norm, bool pdl) {
   switch (a.w_dtype) {
-    case DType::BF16: dispatch_swiglu<DType::BF16>(a, h, norm, s, pdl); break;
-    case DType::F16: dispatch_swiglu<DType::F16>(a, h, norm, s, pdl); break;
-    default: break;
+    case DType::BF16:
+      dispatch_swiglu<DType::BF16>(a, h, norm, s, pdl);
+      break;
+    case DType::F16:
+      dispatch_swiglu<DType::F16>(a, h, norm, s, pdl);
+      break;
+    default:
+      break;
   }
 }
 
@@ -348,9 +355,14 @@ bool matmul_norm_cuda_supported(const MatmulArgs& a) { return gemv_norm_fusable(
 
 void matmul_norm_cuda(const MatmulArgs& a, const GemvNorm& norm, cudaStream_t s, bool pdl) {
   switch (a.w_dtype) {
-    case DType::BF16: launch_gemv<DType::BF16, true>(a, norm, s, pdl); break;
-    case DType::F16: launch_gemv<DType::F16, true>(a, norm, s, pdl); break;
-    default: break;
+    case DType::BF16:
+      launch_gemv<DType::BF16, true>(a, norm, s, pdl);
+      break;
+    case DType::F16:
+      launch_gemv<DType::F16, true>(a, norm, s, pdl);
+      break;
+    default:
+      break;
   }
 }
 
@@ -367,10 +379,17 @@ bool matmul_pdl_supported() {
 
 void matmul_cuda(const MatmulArgs& a, cudaStream_t s, bool pdl) {
   switch (a.w_dtype) {
-    case DType::F32: launch<DType::F32>(a, s, pdl); break;
-    case DType::BF16: launch<DType::BF16>(a, s, pdl); break;
-    case DType::F16: launch<DType::F16>(a, s, pdl); break;
-    default: break;
+    case DType::F32:
+      launch<DType::F32>(a, s, pdl);
+      break;
+    case DType::BF16:
+      launch<DType::BF16>(a, s, pdl);
+      break;
+    case DType::F16:
+      launch<DType::F16>(a, s, pdl);
+      break;
+    default:
+      break;
   }
 }
 
@@ -402,14 +421,17 @@ void matmul_pack_x_cuda(const MatmulArgs& a, void* out, cudaStream_t s) {
   const int64_t chunk = a.rows / a.batch;
   if (a.rows * a.k == 0) return;
   if (a.w_dtype == DType::BF16)
-    pack_x_kernel<<<blocks_for(a.rows * a.k), 256, 0, s>>>(a.x, static_cast<__nv_bfloat16*>(out), a.rows, a.k, a.n_valid, chunk);
+    pack_x_kernel<<<blocks_for(a.rows * a.k), 256, 0, s>>>(a.x, static_cast<__nv_bfloat16*>(out), a.rows, a.k,
+                                                           a.n_valid, chunk);
   else
-    pack_x_kernel<<<blocks_for(a.rows * a.k), 256, 0, s>>>(a.x, static_cast<__half*>(out), a.rows, a.k, a.n_valid, chunk);
+    pack_x_kernel<<<blocks_for(a.rows * a.k), 256, 0, s>>>(a.x, static_cast<__half*>(out), a.rows, a.k, a.n_valid,
+                                                           chunk);
 }
 
 void matmul_add_bias_cuda(const MatmulArgs& a, cudaStream_t s) {
   if (!a.bias || a.rows * a.m == 0) return;
-  add_bias_kernel<<<blocks_for(a.rows * a.m), 256, 0, s>>>(a.y, a.bias, a.bias_dtype, a.rows, a.m, a.n_valid, a.rows / a.batch);
+  add_bias_kernel<<<blocks_for(a.rows * a.m), 256, 0, s>>>(a.y, a.bias, a.bias_dtype, a.rows, a.m, a.n_valid,
+                                                           a.rows / a.batch);
 }
 
 }  // namespace kiln

@@ -106,8 +106,7 @@ void group_norm_cuda(const GroupNormArgs& a, cudaStream_t s) {
   const uint64_t last = uint64_t(a.pixels) * uint64_t(a.channels);  // bound on p · channels + c
   if (n + kGroupNormThreads < (uint64_t(1) << 32) && last < (uint64_t(1) << 32))
     group_norm_kernel<uint32_t><<<unsigned(a.batch * a.groups), kGroupNormThreads, 0, s>>>(a);
-  else
-    group_norm_kernel<uint64_t><<<unsigned(a.batch * a.groups), kGroupNormThreads, 0, s>>>(a);
+  else group_norm_kernel<uint64_t><<<unsigned(a.batch * a.groups), kGroupNormThreads, 0, s>>>(a);
 }
 
 }  // namespace kiln

@@ -25,15 +25,23 @@ __global__ void activation_kernel(ActivationArgs a) {
   const float x = a.x[i];
   float y;
   switch (a.kind) {
-    case Activation::kSilu: y = x / (1.0f + expf(-x)); break;
-    case Activation::kGelu: y = gelu_erf(x); break;
+    case Activation::kSilu:
+      y = x / (1.0f + expf(-x));
+      break;
+    case Activation::kGelu:
+      y = gelu_erf(x);
+      break;
     case Activation::kGeluTanh: {
       const float c = 0.79788456080286536f;  // sqrt(2/pi)
       y = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
       break;
     }
-    case Activation::kQuickGelu: y = x / (1.0f + expf(-1.702f * x)); break;
-    default: y = x; break;
+    case Activation::kQuickGelu:
+      y = x / (1.0f + expf(-1.702f * x));
+      break;
+    default:
+      y = x;
+      break;
   }
   a.y[i] = y;
 }

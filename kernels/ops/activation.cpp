@@ -18,7 +18,18 @@ ActivationArgs args(const OpLaunch& l) { return {l.in_f32(0), l.out_f32(0), l.in
 
 }  // namespace
 
-const OpDef kActivationOp{"activation", 1, 1, 1, 1, 0, {}, 0, true, validate, bind_cpu_kernel<args, activation_cpu>,
-                          KILN_CUDA_BIND(bind_cuda_kernel<args, activation_cuda>), nullptr};
+const OpDef kActivationOp{"activation",
+                          1,
+                          1,
+                          1,
+                          1,
+                          0,
+                          {},
+                          0,
+                          true,
+                          validate,
+                          bind_cpu_kernel<args, activation_cpu>,
+                          KILN_CUDA_BIND(bind_cuda_kernel<args, activation_cuda>),
+                          nullptr};
 
 }  // namespace kiln

@@ -23,13 +23,25 @@ Status validate(const OpCheck& c, uint64_t*) {
 
 AddArgs args(const OpLaunch& l) {
   const int64_t cols = l.out(0).shape.back();
-  return {l.in_f32(0), l.in_ptr(1), l.in(1)->dtype, l.out_f32(0), l.out(0).numel() / cols, cols, l.in(1)->numel() / cols,
-          l.fattr32(0)};
+  return {
+      l.in_f32(0), l.in_ptr(1), l.in(1)->dtype, l.out_f32(0), l.out(0).numel() / cols, cols, l.in(1)->numel() / cols,
+      l.fattr32(0)};
 }
 
 }  // namespace
 
-const OpDef kAddOp{"add", 1, 2, 1, 0, 1, {}, 0, true, validate, bind_cpu_kernel<args, add_cpu>,
-                   KILN_CUDA_BIND(bind_cuda_kernel<args, add_cuda>), nullptr};
+const OpDef kAddOp{"add",
+                   1,
+                   2,
+                   1,
+                   0,
+                   1,
+                   {},
+                   0,
+                   true,
+                   validate,
+                   bind_cpu_kernel<args, add_cpu>,
+                   KILN_CUDA_BIND(bind_cuda_kernel<args, add_cuda>),
+                   nullptr};
 
 }  // namespace kiln

@@ -18,8 +18,9 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 
 AttentionArgs args(const OpLaunch& l) {
   const int64_t b = l.in(1)->shape[0];
-  return {l.in_f32(0), l.in_ptr(1), l.in_ptr(2), l.in(1)->dtype, l.in_i32(3), l.in_i32(4), l.out_f32(0), b,
-          l.in(0)->shape[0] / b, l.in(1)->shape[1], l.iattr(0), l.iattr(1), l.iattr(2), l.fattr32(0)};
+  return {l.in_f32(0), l.in_ptr(1),  l.in_ptr(2), l.in(1)->dtype,        l.in_i32(3),
+          l.in_i32(4), l.out_f32(0), b,           l.in(0)->shape[0] / b, l.in(1)->shape[1],
+          l.iattr(0),  l.iattr(1),   l.iattr(2),  l.fattr32(0)};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -41,8 +42,18 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-const OpDef kAttentionOp{"attention", 1, 5, 1, 3, 1, {{3, "start_pos"}, {4, "n_valid"}}, 2, false, validate,
-                         bind_cpu_kernel<args, attention_cpu>, KILN_CUDA_BIND(bind_cuda),
+const OpDef kAttentionOp{"attention",
+                         1,
+                         5,
+                         1,
+                         3,
+                         1,
+                         {{3, "start_pos"}, {4, "n_valid"}},
+                         2,
+                         false,
+                         validate,
+                         bind_cpu_kernel<args, attention_cpu>,
+                         KILN_CUDA_BIND(bind_cuda),
                          KILN_CUDA_BIND(cuda_scratch_bytes)};
 
 }  // namespace kiln

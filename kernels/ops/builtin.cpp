@@ -25,13 +25,35 @@ namespace kiln {
 const OpRegistry& builtin_ops() {
   static const OpRegistry ops({
       // LLMs
-      &kEmbeddingOp, &kRmsNormOp, &kMatmulOp, &kRopeOp, &kKvWriteOp, &kAttentionOp, &kSwigluOp, &kSampleOp,
-      &kHeadMatmulOp, &kMlaKvWriteOp, &kMlaAttentionOp, &kMoeRouteOp, &kMoeExpertsOp,
+      &kEmbeddingOp,
+      &kRmsNormOp,
+      &kMatmulOp,
+      &kRopeOp,
+      &kKvWriteOp,
+      &kAttentionOp,
+      &kSwigluOp,
+      &kSampleOp,
+      &kHeadMatmulOp,
+      &kMlaKvWriteOp,
+      &kMlaAttentionOp,
+      &kMoeRouteOp,
+      &kMoeExpertsOp,
       // fused (compiler/passes/fuse.h)
-      &kFusedMatmulOp, &kRopeKvWriteOp,
+      &kFusedMatmulOp,
+      &kRopeKvWriteOp,
       // diffusion
-      &kLayerNormOp, &kGroupNormOp, &kConv2dOp, &kActivationOp, &kGegluOp, &kAddOp, &kConcatOp, &kSdpaOp,
-      &kTimestepEmbeddingOp, &kSamplerInputOp, &kSamplerStepOp, &kNormalNoiseOp,
+      &kLayerNormOp,
+      &kGroupNormOp,
+      &kConv2dOp,
+      &kActivationOp,
+      &kGegluOp,
+      &kAddOp,
+      &kConcatOp,
+      &kSdpaOp,
+      &kTimestepEmbeddingOp,
+      &kSamplerInputOp,
+      &kSamplerStepOp,
+      &kNormalNoiseOp,
   });
   return ops;
 }

@@ -21,7 +21,18 @@ ConcatArgs args(const OpLaunch& l) {
 
 }  // namespace
 
-const OpDef kConcatOp{"concat", 1, 2, 1, 0, 0, {}, 0, false, validate, bind_cpu_kernel<args, concat_cpu>,
-                      KILN_CUDA_BIND(bind_cuda_kernel<args, concat_cuda>), nullptr};
+const OpDef kConcatOp{"concat",
+                      1,
+                      2,
+                      1,
+                      0,
+                      0,
+                      {},
+                      0,
+                      false,
+                      validate,
+                      bind_cpu_kernel<args, concat_cpu>,
+                      KILN_CUDA_BIND(bind_cuda_kernel<args, concat_cuda>),
+                      nullptr};
 
 }  // namespace kiln

@@ -19,7 +19,8 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   if (stride < 1 || stride > 8 || pad < 0 || pad > 8 || (up != 0 && up != 1) || !all_positive({kh, kw}) || kh > 16 ||
       kw > 16)
     return invalid_argument("convolution attributes are invalid");
-  const int64_t ho = conv2d_out_size(xs[1], kh, stride, pad, up != 0), wo = conv2d_out_size(xs[2], kw, stride, pad, up != 0);
+  const int64_t ho = conv2d_out_size(xs[1], kh, stride, pad, up != 0),
+                wo = conv2d_out_size(xs[2], kw, stride, pad, up != 0);
   if (ho < 1 || wo < 1) return invalid_argument("convolution output is empty");
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, xs));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloatTypes, {cout, kh, kw, cin}));
@@ -35,8 +36,25 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 Conv2dArgs args(const OpLaunch& l) {
   const auto& xs = l.in(0)->shape;
   const auto& ws = l.in(1)->shape;
-  return {l.in_f32(0), l.in_ptr(1), l.in(1)->dtype, l.in_ptr(2), l.in_f32(3), l.in_f32(4), l.out_f32(0), xs[0], xs[1],
-          xs[2], xs[3], ws[0], ws[1], ws[2], l.iattr(0), l.iattr(1), l.iattr(2) != 0, l.fattr32(0), l.out(0).shape[1],
+  return {l.in_f32(0),
+          l.in_ptr(1),
+          l.in(1)->dtype,
+          l.in_ptr(2),
+          l.in_f32(3),
+          l.in_f32(4),
+          l.out_f32(0),
+          xs[0],
+          xs[1],
+          xs[2],
+          xs[3],
+          ws[0],
+          ws[1],
+          ws[2],
+          l.iattr(0),
+          l.iattr(1),
+          l.iattr(2) != 0,
+          l.fattr32(0),
+          l.out(0).shape[1],
           l.out(0).shape[2]};
 }
 
@@ -52,7 +70,8 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-const OpDef kConv2dOp{"conv2d", 1, 5, 1, 3, 1, {}, 0, false, validate, bind_cpu_kernel<args, conv2d_cpu>,
-                      KILN_CUDA_BIND(bind_cuda), nullptr};
+const OpDef kConv2dOp{
+    "conv2d", 1, 5, 1, 3, 1, {}, 0, false, validate, bind_cpu_kernel<args, conv2d_cpu>, KILN_CUDA_BIND(bind_cuda),
+    nullptr};
 
 }  // namespace kiln

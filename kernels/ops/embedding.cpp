@@ -17,13 +17,24 @@ Status validate(const OpCheck& c, uint64_t*) {
 }
 
 EmbeddingArgs args(const OpLaunch& l) {
-  return {l.in_i32(0), l.in_ptr(1), l.in(1)->dtype, l.out_f32(0), l.in(0)->numel(), l.in(1)->shape[0], l.in(1)->shape[1]};
+  return {l.in_i32(0),      l.in_ptr(1),       l.in(1)->dtype,   l.out_f32(0),
+          l.in(0)->numel(), l.in(1)->shape[0], l.in(1)->shape[1]};
 }
 
 }  // namespace
 
-const OpDef kEmbeddingOp{"embedding", 1, 2, 1, 0, 0, {{0, "tokens"}}, 1, false, validate,
-                         bind_cpu_kernel<args, embedding_cpu>, KILN_CUDA_BIND(bind_cuda_kernel<args, embedding_cuda>),
+const OpDef kEmbeddingOp{"embedding",
+                         1,
+                         2,
+                         1,
+                         0,
+                         0,
+                         {{0, "tokens"}},
+                         1,
+                         false,
+                         validate,
+                         bind_cpu_kernel<args, embedding_cpu>,
+                         KILN_CUDA_BIND(bind_cuda_kernel<args, embedding_cuda>),
                          nullptr};
 
 }  // namespace kiln

@@ -34,9 +34,18 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 
 FusedMatmulArgs args(const OpLaunch& l) {
   const bool swiglu = l.iattr(1) != 0;
-  const MatmulArgs m{l.in_f32(0), l.in_ptr(2), l.in(2)->dtype, l.in_ptr(3), l.has_in(3) ? l.in(3)->dtype : DType::F32,
-                     swiglu ? nullptr : l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1], l.in(2)->shape[0],
-                     l.iattr(0) != 0, l.in_i32(4), l.batch_of(4)};
+  const MatmulArgs m{l.in_f32(0),
+                     l.in_ptr(2),
+                     l.in(2)->dtype,
+                     l.in_ptr(3),
+                     l.has_in(3) ? l.in(3)->dtype : DType::F32,
+                     swiglu ? nullptr : l.out_f32(0),
+                     l.in(0)->shape[0],
+                     l.in(0)->shape[1],
+                     l.in(2)->shape[0],
+                     l.iattr(0) != 0,
+                     l.in_i32(4),
+                     l.batch_of(4)};
   return {m, l.in_ptr(1), l.has_in(1) ? l.in(1)->dtype : DType::F32, l.fattr32(0), swiglu ? l.out_f32(0) : nullptr};
 }
 
@@ -74,7 +83,7 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-const OpDef kFusedMatmulOp{"fused_matmul", 1, 5, 1, 2, 1, {{4, "n_valid"}}, 1, false, validate, bind_cpu,
-                           KILN_CUDA_BIND(bind_cuda), nullptr};
+const OpDef kFusedMatmulOp{
+    "fused_matmul", 1, 5, 1, 2, 1, {{4, "n_valid"}}, 1, false, validate, bind_cpu, KILN_CUDA_BIND(bind_cuda), nullptr};
 
 }  // namespace kiln

@@ -18,7 +18,18 @@ GegluArgs args(const OpLaunch& l) { return {l.in_f32(0), l.out_f32(0), l.in(0)->
 
 }  // namespace
 
-const OpDef kGegluOp{"geglu", 1, 1, 1, 0, 0, {}, 0, false, validate, bind_cpu_kernel<args, geglu_cpu>,
-                     KILN_CUDA_BIND(bind_cuda_kernel<args, geglu_cuda>), nullptr};
+const OpDef kGegluOp{"geglu",
+                     1,
+                     1,
+                     1,
+                     0,
+                     0,
+                     {},
+                     0,
+                     false,
+                     validate,
+                     bind_cpu_kernel<args, geglu_cpu>,
+                     KILN_CUDA_BIND(bind_cuda_kernel<args, geglu_cuda>),
+                     nullptr};
 
 }  // namespace kiln

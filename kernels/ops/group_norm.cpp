@@ -21,13 +21,24 @@ Status validate(const OpCheck& c, uint64_t*) {
 }
 
 GroupNormArgs args(const OpLaunch& l) {
-  return {l.in_f32(0), l.in_ptr(1), l.in_ptr(2), l.in(1)->dtype, l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1],
-          l.in(0)->shape[2], l.iattr(0), l.iattr(1) != 0, l.fattr32(0)};
+  return {l.in_f32(0),       l.in_ptr(1),       l.in_ptr(2), l.in(1)->dtype,  l.out_f32(0), l.in(0)->shape[0],
+          l.in(0)->shape[1], l.in(0)->shape[2], l.iattr(0),  l.iattr(1) != 0, l.fattr32(0)};
 }
 
 }  // namespace
 
-const OpDef kGroupNormOp{"group_norm", 1, 3, 1, 2, 1, {}, 0, false, validate, bind_cpu_kernel<args, group_norm_cpu>,
-                         KILN_CUDA_BIND(bind_cuda_kernel<args, group_norm_cuda>), nullptr};
+const OpDef kGroupNormOp{"group_norm",
+                         1,
+                         3,
+                         1,
+                         2,
+                         1,
+                         {},
+                         0,
+                         false,
+                         validate,
+                         bind_cpu_kernel<args, group_norm_cpu>,
+                         KILN_CUDA_BIND(bind_cuda_kernel<args, group_norm_cuda>),
+                         nullptr};
 
 }  // namespace kiln

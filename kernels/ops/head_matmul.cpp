@@ -19,14 +19,24 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 }
 
 HeadMatmulArgs args(const OpLaunch& l) {
-  return {l.in_f32(0), l.in_ptr(1), l.in(1)->dtype, l.out_f32(0), l.in(0)->shape[0], l.in(1)->shape[0], l.in(1)->shape[2],
-          l.in(1)->shape[1], l.in_i32(2), l.batch_of(2)};
+  return {l.in_f32(0),       l.in_ptr(1),       l.in(1)->dtype,    l.out_f32(0), l.in(0)->shape[0],
+          l.in(1)->shape[0], l.in(1)->shape[2], l.in(1)->shape[1], l.in_i32(2),  l.batch_of(2)};
 }
 
 }  // namespace
 
-const OpDef kHeadMatmulOp{"head_matmul", 1, 3, 1, 0, 0, {{2, "n_valid"}}, 1, false, validate,
-                          bind_cpu_kernel<args, head_matmul_cpu>, KILN_CUDA_BIND(bind_cuda_kernel<args, head_matmul_cuda>),
+const OpDef kHeadMatmulOp{"head_matmul",
+                          1,
+                          3,
+                          1,
+                          0,
+                          0,
+                          {{2, "n_valid"}},
+                          1,
+                          false,
+                          validate,
+                          bind_cpu_kernel<args, head_matmul_cpu>,
+                          KILN_CUDA_BIND(bind_cuda_kernel<args, head_matmul_cuda>),
                           nullptr};
 
 }  // namespace kiln

@@ -18,13 +18,24 @@ Status validate(const OpCheck& c, uint64_t*) {
 }
 
 LayerNormArgs args(const OpLaunch& l) {
-  return {l.in_f32(0), l.in_ptr(1), l.in_ptr(2), l.in(1)->dtype, l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1],
-          l.fattr32(0)};
+  return {l.in_f32(0),  l.in_ptr(1),       l.in_ptr(2),       l.in(1)->dtype,
+          l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1], l.fattr32(0)};
 }
 
 }  // namespace
 
-const OpDef kLayerNormOp{"layernorm", 1, 3, 1, 0, 1, {}, 0, false, validate, bind_cpu_kernel<args, layernorm_cpu>,
-                         KILN_CUDA_BIND(bind_cuda_kernel<args, layernorm_cuda>), nullptr};
+const OpDef kLayerNormOp{"layernorm",
+                         1,
+                         3,
+                         1,
+                         0,
+                         1,
+                         {},
+                         0,
+                         false,
+                         validate,
+                         bind_cpu_kernel<args, layernorm_cpu>,
+                         KILN_CUDA_BIND(bind_cuda_kernel<args, layernorm_cuda>),
+                         nullptr};
 
 }  // namespace kiln

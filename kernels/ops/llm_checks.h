@@ -8,8 +8,8 @@ namespace kiln {
 // Head counts from int attrs {n_heads, n_kv_heads, head_dim}, the qkv buffer (rows, (h + 2·kvh)·hd)
 // f32, the caches (batch, max_seq, kvh, hd) of one float dtype, and start_pos and n_valid (batch,)
 // i32 state tensors.
-Status check_qkv_and_caches(const OpCheck& c, const TensorInfo* qkv, const TensorInfo* k_cache, const TensorInfo* v_cache,
-                            const TensorInfo* start, const TensorInfo* valid);
+Status check_qkv_and_caches(const OpCheck& c, const TensorInfo* qkv, const TensorInfo* k_cache,
+                            const TensorInfo* v_cache, const TensorInfo* start, const TensorInfo* valid);
 
 // The latent cache (batch, max_seq, width) and the step state; *batch receives its batch.
 Status check_latent_cache(const OpCheck& c, const TensorInfo* cache, const TensorInfo* start, const TensorInfo* valid,

@@ -27,9 +27,10 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 }
 
 MatmulArgs matmul_args(const OpLaunch& l) {
-  return {l.in_f32(0), l.in_ptr(1), l.in(1)->dtype, l.in_ptr(2), l.has_in(2) ? l.in(2)->dtype : DType::F32,
-          l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1], l.in(1)->shape[0], l.iattr(0) != 0, l.in_i32(3),
-          l.batch_of(3)};
+  return {
+      l.in_f32(0),  l.in_ptr(1),       l.in(1)->dtype,    l.in_ptr(2),       l.has_in(2) ? l.in(2)->dtype : DType::F32,
+      l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1], l.in(1)->shape[0], l.iattr(0) != 0,
+      l.in_i32(3),  l.batch_of(3)};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -64,7 +65,18 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-const OpDef kMatmulOp{"matmul", 1, 4, 1, 1, 0, {{3, "n_valid"}}, 1, false, validate,
-                      bind_cpu_kernel<matmul_args, matmul_cpu>, KILN_CUDA_BIND(bind_cuda), KILN_CUDA_BIND(cuda_scratch_bytes)};
+const OpDef kMatmulOp{"matmul",
+                      1,
+                      4,
+                      1,
+                      1,
+                      0,
+                      {{3, "n_valid"}},
+                      1,
+                      false,
+                      validate,
+                      bind_cpu_kernel<matmul_args, matmul_cpu>,
+                      KILN_CUDA_BIND(bind_cuda),
+                      KILN_CUDA_BIND(cuda_scratch_bytes)};
 
 }  // namespace kiln

@@ -23,8 +23,9 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 
 MlaAttentionArgs args(const OpLaunch& l) {
   const int64_t b = l.in(2)->shape[0];
-  return {l.in_f32(0), l.in_f32(1), l.in_ptr(2), l.in(2)->dtype, l.in_i32(3), l.in_i32(4), l.out_f32(0), b,
-          l.in(0)->shape[0] / b, l.in(2)->shape[1], l.iattr(0), l.iattr(1), l.iattr(2), l.fattr32(0)};
+  return {l.in_f32(0), l.in_f32(1),  l.in_ptr(2), l.in(2)->dtype,        l.in_i32(3),
+          l.in_i32(4), l.out_f32(0), b,           l.in(0)->shape[0] / b, l.in(2)->shape[1],
+          l.iattr(0),  l.iattr(1),   l.iattr(2),  l.fattr32(0)};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -39,7 +40,18 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-const OpDef kMlaAttentionOp{"mla_attention", 1, 5, 1, 3, 1, {{3, "start_pos"}, {4, "n_valid"}}, 2, false, validate,
-                            bind_cpu_kernel<args, mla_attention_cpu>, KILN_CUDA_BIND(bind_cuda), nullptr};
+const OpDef kMlaAttentionOp{"mla_attention",
+                            1,
+                            5,
+                            1,
+                            3,
+                            1,
+                            {{3, "start_pos"}, {4, "n_valid"}},
+                            2,
+                            false,
+                            validate,
+                            bind_cpu_kernel<args, mla_attention_cpu>,
+                            KILN_CUDA_BIND(bind_cuda),
+                            nullptr};
 
 }  // namespace kiln

@@ -19,14 +19,24 @@ Status validate(const OpCheck& c, uint64_t*) {
 
 MlaKvWriteArgs args(const OpLaunch& l) {
   const int64_t b = l.out(0).shape[0];
-  return {l.in_f32(0), l.in_f32(1), l.in_i32(2), l.in_i32(3), l.out_ptr(0), l.out(0).dtype, b, l.in(0)->shape[0] / b,
-          l.out(0).shape[1], l.in(0)->shape[1], l.in(1)->shape[1]};
+  return {l.in_f32(0), l.in_f32(1),           l.in_i32(2),       l.in_i32(3),       l.out_ptr(0),     l.out(0).dtype,
+          b,           l.in(0)->shape[0] / b, l.out(0).shape[1], l.in(0)->shape[1], l.in(1)->shape[1]};
 }
 
 }  // namespace
 
-const OpDef kMlaKvWriteOp{"mla_kv_write", 1, 4, 1, 0, 0, {{2, "start_pos"}, {3, "n_valid"}}, 2, false, validate,
+const OpDef kMlaKvWriteOp{"mla_kv_write",
+                          1,
+                          4,
+                          1,
+                          0,
+                          0,
+                          {{2, "start_pos"}, {3, "n_valid"}},
+                          2,
+                          false,
+                          validate,
                           bind_cpu_kernel<args, mla_kv_write_cpu>,
-                          KILN_CUDA_BIND(bind_cuda_kernel<args, mla_kv_write_cuda>), nullptr};
+                          KILN_CUDA_BIND(bind_cuda_kernel<args, mla_kv_write_cuda>),
+                          nullptr};
 
 }  // namespace kiln

@@ -29,8 +29,20 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 
 MoeExpertsArgs args(const OpLaunch& l) {
   const int64_t dim = l.in(0)->shape[1];
-  return {l.in_f32(0), l.in_i32(1), l.in_f32(2), l.in_ptr(3), l.in_ptr(4), l.in(3)->dtype, l.out_f32(0), l.out_f32(1),
-          l.in(0)->shape[0], dim, l.in(4)->shape[0] / dim, l.in(4)->shape[1], l.in(1)->shape[1], l.in_i32(5),
+  return {l.in_f32(0),
+          l.in_i32(1),
+          l.in_f32(2),
+          l.in_ptr(3),
+          l.in_ptr(4),
+          l.in(3)->dtype,
+          l.out_f32(0),
+          l.out_f32(1),
+          l.in(0)->shape[0],
+          dim,
+          l.in(4)->shape[0] / dim,
+          l.in(4)->shape[1],
+          l.in(1)->shape[1],
+          l.in_i32(5),
           l.batch_of(5)};
 }
 
@@ -46,7 +58,18 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-const OpDef kMoeExpertsOp{"moe_experts", 1, 6, 2, 0, 0, {{5, "n_valid"}}, 1, false, validate,
-                          bind_cpu_kernel<args, moe_experts_cpu>, KILN_CUDA_BIND(bind_cuda), nullptr};
+const OpDef kMoeExpertsOp{"moe_experts",
+                          1,
+                          6,
+                          2,
+                          0,
+                          0,
+                          {{5, "n_valid"}},
+                          1,
+                          false,
+                          validate,
+                          bind_cpu_kernel<args, moe_experts_cpu>,
+                          KILN_CUDA_BIND(bind_cuda),
+                          nullptr};
 
 }  // namespace kiln

@@ -30,10 +30,25 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 }
 
 MoeRouteArgs args(const OpLaunch& l) {
-  return {l.in_f32(0), l.in_ptr(1), l.in(1)->dtype, l.in_ptr(2), l.has_in(2) ? l.in(2)->dtype : DType::F32,
-          static_cast<int32_t*>(l.out_ptr(0)), l.out_f32(1), l.in(0)->shape[0], l.in(0)->shape[1], l.in(1)->shape[0],
-          l.out(0).shape[1], MoeTopk(l.iattr(0)), MoeScoring(l.iattr(1)), l.iattr(2), l.iattr(3), l.iattr(4) != 0,
-          l.fattr32(0), l.in_i32(3), l.batch_of(3)};
+  return {l.in_f32(0),
+          l.in_ptr(1),
+          l.in(1)->dtype,
+          l.in_ptr(2),
+          l.has_in(2) ? l.in(2)->dtype : DType::F32,
+          static_cast<int32_t*>(l.out_ptr(0)),
+          l.out_f32(1),
+          l.in(0)->shape[0],
+          l.in(0)->shape[1],
+          l.in(1)->shape[0],
+          l.out(0).shape[1],
+          MoeTopk(l.iattr(0)),
+          MoeScoring(l.iattr(1)),
+          l.iattr(2),
+          l.iattr(3),
+          l.iattr(4) != 0,
+          l.fattr32(0),
+          l.in_i32(3),
+          l.batch_of(3)};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -46,7 +61,18 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-const OpDef kMoeRouteOp{"moe_route", 1, 4, 2, 5, 1, {{3, "n_valid"}}, 1, false, validate,
-                        bind_cpu_kernel<args, moe_route_cpu>, KILN_CUDA_BIND(bind_cuda), nullptr};
+const OpDef kMoeRouteOp{"moe_route",
+                        1,
+                        4,
+                        2,
+                        5,
+                        1,
+                        {{3, "n_valid"}},
+                        1,
+                        false,
+                        validate,
+                        bind_cpu_kernel<args, moe_route_cpu>,
+                        KILN_CUDA_BIND(bind_cuda),
+                        nullptr};
 
 }  // namespace kiln

@@ -25,8 +25,18 @@ NormalNoiseArgs args(const OpLaunch& l) {
 
 }  // namespace
 
-const OpDef kNormalNoiseOp{"normal_noise", 1, 2, 1, 1, 0, {{0, "seed"}, {1, "step"}}, 2, false, validate,
+const OpDef kNormalNoiseOp{"normal_noise",
+                           1,
+                           2,
+                           1,
+                           1,
+                           0,
+                           {{0, "seed"}, {1, "step"}},
+                           2,
+                           false,
+                           validate,
                            bind_cpu_kernel<args, normal_noise_cpu>,
-                           KILN_CUDA_BIND(bind_cuda_kernel<args, normal_noise_cuda>), nullptr};
+                           KILN_CUDA_BIND(bind_cuda_kernel<args, normal_noise_cuda>),
+                           nullptr};
 
 }  // namespace kiln

@@ -1,6 +1,6 @@
 // rmsnorm (kernels/rmsnorm.h): LLaMA's RMSNorm, in f32.
-#include "kernels/ops/op_cuda.h"
 #include "kernels/rmsnorm.h"
+#include "kernels/ops/op_cuda.h"
 
 namespace kiln {
 
@@ -22,7 +22,18 @@ RmsNormArgs args(const OpLaunch& l) {
 
 }  // namespace
 
-const OpDef kRmsNormOp{"rmsnorm", 1, 2, 1, 0, 1, {}, 0, false, validate, bind_cpu_kernel<args, rmsnorm_cpu>,
-                       KILN_CUDA_BIND(bind_cuda_kernel<args, rmsnorm_cuda>), nullptr};
+const OpDef kRmsNormOp{"rmsnorm",
+                       1,
+                       2,
+                       1,
+                       0,
+                       1,
+                       {},
+                       0,
+                       false,
+                       validate,
+                       bind_cpu_kernel<args, rmsnorm_cpu>,
+                       KILN_CUDA_BIND(bind_cuda_kernel<args, rmsnorm_cuda>),
+                       nullptr};
 
 }  // namespace kiln

@@ -1,6 +1,6 @@
 // rope (kernels/rope.h): rotary position embedding, in place on a fused QKV buffer.
-#include "kernels/ops/op_cuda.h"
 #include "kernels/rope.h"
+#include "kernels/ops/op_cuda.h"
 
 namespace kiln {
 
@@ -27,13 +27,24 @@ Status validate(const OpCheck& c, uint64_t*) {
 
 RopeArgs args(const OpLaunch& l) {
   const int64_t b = l.in(1)->shape[0];
-  return {l.out_f32(0), l.in_f32(0), l.in_i32(1), b, l.in(2)->shape[0] / b, l.in(2)->shape[1], l.iattr(0), l.iattr(1),
-          l.fattr32(0)};
+  return {l.out_f32(0),      l.in_f32(0), l.in_i32(1), b,           l.in(2)->shape[0] / b,
+          l.in(2)->shape[1], l.iattr(0),  l.iattr(1),  l.fattr32(0)};
 }
 
 }  // namespace
 
-const OpDef kRopeOp{"rope", 1, 3, 1, 2, 1, {{1, "start_pos"}}, 1, true, validate, bind_cpu_kernel<args, rope_cpu>,
-                    KILN_CUDA_BIND(bind_cuda_kernel<args, rope_cuda>), nullptr};
+const OpDef kRopeOp{"rope",
+                    1,
+                    3,
+                    1,
+                    2,
+                    1,
+                    {{1, "start_pos"}},
+                    1,
+                    true,
+                    validate,
+                    bind_cpu_kernel<args, rope_cpu>,
+                    KILN_CUDA_BIND(bind_cuda_kernel<args, rope_cuda>),
+                    nullptr};
 
 }  // namespace kiln

@@ -20,8 +20,9 @@ Status validate(const OpCheck& c, uint64_t*) {
 RopeKvWriteArgs args(const OpLaunch& l) {
   const int64_t b = l.out(1).shape[0], h = l.iattr(0), kvh = l.iattr(1), hd = l.iattr(2), rows = l.in(2)->shape[0];
   const RopeArgs r{l.out_f32(0), l.in_f32(0), l.in_i32(1), b, rows / b, l.in(2)->shape[1], h + kvh, hd, l.fattr32(0)};
-  const KvWriteArgs w{l.in_f32(2), l.in_i32(1), l.in_i32(3), l.out_ptr(1), l.out_ptr(2), l.out(1).dtype, b, rows / b,
-                      l.out(1).shape[1], h, kvh, hd};
+  const KvWriteArgs w{
+      l.in_f32(2), l.in_i32(1), l.in_i32(3), l.out_ptr(1), l.out_ptr(2), l.out(1).dtype, b, rows / b, l.out(1).shape[1],
+      h,           kvh,         hd};
   return {r, w};
 }
 
@@ -39,7 +40,18 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv&) {
 
 }  // namespace
 
-const OpDef kRopeKvWriteOp{"rope_kv_write", 1, 4, 3, 3, 1, {{1, "start_pos"}, {3, "n_valid"}}, 2, true, validate,
-                           bind_cpu_kernel<args, rope_kv_write_cpu>, KILN_CUDA_BIND(bind_cuda), nullptr};
+const OpDef kRopeKvWriteOp{"rope_kv_write",
+                           1,
+                           4,
+                           3,
+                           3,
+                           1,
+                           {{1, "start_pos"}, {3, "n_valid"}},
+                           2,
+                           true,
+                           validate,
+                           bind_cpu_kernel<args, rope_kv_write_cpu>,
+                           KILN_CUDA_BIND(bind_cuda),
+                           nullptr};
 
 }  // namespace kiln

@@ -1,7 +1,7 @@
 // sample (kernels/sample.h): each batch row's next token from its last valid logits row, greedy or
 // with the row's temperature/top-k/top-p from the sampling state.
-#include "kernels/ops/op_cuda.h"
 #include "kernels/sample.h"
+#include "kernels/ops/op_cuda.h"
 
 namespace kiln {
 
@@ -27,13 +27,29 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 
 SampleArgs args(const OpLaunch& l) {
   const int64_t b = l.in(1)->shape[0];
-  return {l.in_f32(0), l.in_i32(1), static_cast<const SampleParams*>(l.in_ptr(2)), static_cast<int32_t*>(l.out_ptr(0)),
-          b, l.in(0)->shape[0] / b, l.in(0)->shape[1]};
+  return {l.in_f32(0),
+          l.in_i32(1),
+          static_cast<const SampleParams*>(l.in_ptr(2)),
+          static_cast<int32_t*>(l.out_ptr(0)),
+          b,
+          l.in(0)->shape[0] / b,
+          l.in(0)->shape[1]};
 }
 
 }  // namespace
 
-const OpDef kSampleOp{"sample", 1, 3, 1, 0, 0, {{1, "n_valid"}, {2, "sampling"}}, 2, false, validate,
-                      bind_cpu_kernel<args, sample_cpu>, KILN_CUDA_BIND(bind_cuda_kernel<args, sample_cuda>), nullptr};
+const OpDef kSampleOp{"sample",
+                      1,
+                      3,
+                      1,
+                      0,
+                      0,
+                      {{1, "n_valid"}, {2, "sampling"}},
+                      2,
+                      false,
+                      validate,
+                      bind_cpu_kernel<args, sample_cpu>,
+                      KILN_CUDA_BIND(bind_cuda_kernel<args, sample_cuda>),
+                      nullptr};
 
 }  // namespace kiln

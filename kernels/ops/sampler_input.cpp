@@ -28,8 +28,18 @@ SamplerInputArgs args(const OpLaunch& l) {
 
 }  // namespace
 
-const OpDef kSamplerInputOp{"sampler_input", 1, 3, 1, 0, 0, {{2, "step"}}, 1, false, validate,
+const OpDef kSamplerInputOp{"sampler_input",
+                            1,
+                            3,
+                            1,
+                            0,
+                            0,
+                            {{2, "step"}},
+                            1,
+                            false,
+                            validate,
                             bind_cpu_kernel<args, sampler_input_cpu>,
-                            KILN_CUDA_BIND(bind_cuda_kernel<args, sampler_input_cuda>), nullptr};
+                            KILN_CUDA_BIND(bind_cuda_kernel<args, sampler_input_cuda>),
+                            nullptr};
 
 }  // namespace kiln

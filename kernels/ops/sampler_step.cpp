@@ -29,14 +29,24 @@ Status validate(const OpCheck& c, uint64_t*) {
 
 SamplerStepArgs args(const OpLaunch& l) {
   const int64_t n = l.out(0).shape[0];
-  return {l.in_f32(0), l.in_f32(1), l.in(1)->shape[0], l.in_i32(2), l.in_f32(3), l.out_f32(0), l.out_f32(1), n,
-          l.in(0)->shape[0] / n, l.fattr32(0)};
+  return {l.in_f32(0),  l.in_f32(1), l.in(1)->shape[0],     l.in_i32(2), l.in_f32(3), l.out_f32(0),
+          l.out_f32(1), n,           l.in(0)->shape[0] / n, l.fattr32(0)};
 }
 
 }  // namespace
 
-const OpDef kSamplerStepOp{"sampler_step", 1, 4, 2, 0, 1, {{2, "step"}}, 1, false, validate,
+const OpDef kSamplerStepOp{"sampler_step",
+                           1,
+                           4,
+                           2,
+                           0,
+                           1,
+                           {{2, "step"}},
+                           1,
+                           false,
+                           validate,
                            bind_cpu_kernel<args, sampler_step_cpu>,
-                           KILN_CUDA_BIND(bind_cuda_kernel<args, sampler_step_cuda>), nullptr};
+                           KILN_CUDA_BIND(bind_cuda_kernel<args, sampler_step_cuda>),
+                           nullptr};
 
 }  // namespace kiln

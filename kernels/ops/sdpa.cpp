@@ -1,6 +1,6 @@
 // sdpa (kernels/sdpa.h): scaled dot-product attention of the diffusion models (self and cross).
-#include "kernels/ops/op_cuda.h"
 #include "kernels/sdpa.h"
+#include "kernels/ops/op_cuda.h"
 
 namespace kiln {
 
@@ -24,8 +24,21 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 
 SdpaArgs args(const OpLaunch& l) {
   const int64_t b = l.iattr(0);
-  return {l.in_f32(0), l.in_f32(1), l.out_f32(0), b, l.in(0)->shape[0] / b, l.in(1)->shape[0] / b, l.in(0)->shape[1],
-          l.in(1)->shape[1], l.iattr(1), l.iattr(2), l.iattr(3), l.iattr(4), l.iattr(5), l.iattr(6) != 0, l.fattr32(0)};
+  return {l.in_f32(0),
+          l.in_f32(1),
+          l.out_f32(0),
+          b,
+          l.in(0)->shape[0] / b,
+          l.in(1)->shape[0] / b,
+          l.in(0)->shape[1],
+          l.in(1)->shape[1],
+          l.iattr(1),
+          l.iattr(2),
+          l.iattr(3),
+          l.iattr(4),
+          l.iattr(5),
+          l.iattr(6) != 0,
+          l.fattr32(0)};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -43,7 +56,7 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-const OpDef kSdpaOp{"sdpa", 1, 2, 1, 7, 1, {}, 0, false, validate, bind_cpu_kernel<args, sdpa_cpu>,
-                    KILN_CUDA_BIND(bind_cuda), nullptr};
+const OpDef kSdpaOp{
+    "sdpa", 1, 2, 1, 7, 1, {}, 0, false, validate, bind_cpu_kernel<args, sdpa_cpu>, KILN_CUDA_BIND(bind_cuda), nullptr};
 
 }  // namespace kiln

@@ -1,8 +1,8 @@
 // swiglu (kernels/swiglu.h): h = silu(g) · u of a fused gate|up buffer. The smallest op, and the
 // pattern for a new one: validate() checks every operand against the shape comment in its header,
 // args() builds the kernel's argument struct, and the OpDef names both entry points.
-#include "kernels/ops/op_cuda.h"
 #include "kernels/swiglu.h"
+#include "kernels/ops/op_cuda.h"
 
 namespace kiln {
 
@@ -20,7 +20,18 @@ SwigluArgs args(const OpLaunch& l) { return {l.in_f32(0), l.out_f32(0), l.in(0)-
 
 }  // namespace
 
-const OpDef kSwigluOp{"swiglu", 1, 1, 1, 0, 0, {}, 0, false, validate, bind_cpu_kernel<args, swiglu_cpu>,
-                      KILN_CUDA_BIND(bind_cuda_kernel<args, swiglu_cuda>), nullptr};
+const OpDef kSwigluOp{"swiglu",
+                      1,
+                      1,
+                      1,
+                      0,
+                      0,
+                      {},
+                      0,
+                      false,
+                      validate,
+                      bind_cpu_kernel<args, swiglu_cpu>,
+                      KILN_CUDA_BIND(bind_cuda_kernel<args, swiglu_cuda>),
+                      nullptr};
 
 }  // namespace kiln

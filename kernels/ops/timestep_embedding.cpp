@@ -25,14 +25,24 @@ Status validate(const OpCheck& c, uint64_t*) {
 }
 
 TimestepEmbeddingArgs args(const OpLaunch& l) {
-  return {l.in_f32(0), l.in(0)->shape[0], l.in_i32(1), l.out_f32(0), l.out(0).shape[0], l.out(0).shape[1],
-          l.iattr(0) != 0, l.fattr32(0), l.fattr32(1)};
+  return {l.in_f32(0),       l.in(0)->shape[0], l.in_i32(1),  l.out_f32(0), l.out(0).shape[0],
+          l.out(0).shape[1], l.iattr(0) != 0,   l.fattr32(0), l.fattr32(1)};
 }
 
 }  // namespace
 
-const OpDef kTimestepEmbeddingOp{"timestep_embedding", 1, 2, 1, 1, 2, {{1, "step"}}, 1, false, validate,
+const OpDef kTimestepEmbeddingOp{"timestep_embedding",
+                                 1,
+                                 2,
+                                 1,
+                                 1,
+                                 2,
+                                 {{1, "step"}},
+                                 1,
+                                 false,
+                                 validate,
                                  bind_cpu_kernel<args, timestep_embedding_cpu>,
-                                 KILN_CUDA_BIND(bind_cuda_kernel<args, timestep_embedding_cuda>), nullptr};
+                                 KILN_CUDA_BIND(bind_cuda_kernel<args, timestep_embedding_cuda>),
+                                 nullptr};
 
 }  // namespace kiln

@@ -39,7 +39,9 @@ TEST_CASE("cli: compile, inspect, eval and generate a fixture end to end") {
   const auto ref = kiln::test::load_reference(model);
   std::string out;
   REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "m.kplan") +
-                                              " --dtype f32 --max-seq 48 --batch 1 --chunk 8", &out) == 0, out);
+                                              " --dtype f32 --max-seq 48 --batch 1 --chunk 8",
+                                          &out) == 0,
+                  out);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan") + " --tensors", &out) == 0);
   CHECK(out.find("verified") != std::string::npos);
   CHECK(out.find("max_seq 48") != std::string::npos);
@@ -50,10 +52,13 @@ TEST_CASE("cli: compile, inspect, eval and generate a fixture end to end") {
   // eval: input_ids as int64 [2, 20] → logits float32 [2, 20, 256]
   {
     std::vector<int64_t> ids(ref.input_ids.begin(), ref.input_ids.end());
-    write_safetensors(d / "in.safetensors", {{"input_ids", DType::I64, {ref.rows, ref.tokens}, ids.data(), ids.size() * 8}});
+    write_safetensors(d / "in.safetensors",
+                      {{"input_ids", DType::I64, {ref.rows, ref.tokens}, ids.data(), ids.size() * 8}});
   }
   REQUIRE_MESSAGE(kiln::test::run_command(kCli + " eval " + (d / "m.kplan") + " --input " + (d / "in.safetensors") +
-                                              " --output " + (d / "out.safetensors"), &out) == 0, out);
+                                              " --output " + (d / "out.safetensors"),
+                                          &out) == 0,
+                  out);
   auto res = SafetensorsFile::open(d / "out.safetensors");
   const StTensor& lg = res->tensors().at("logits");
   CHECK(lg.dtype == DType::F32);
@@ -65,24 +70,28 @@ TEST_CASE("cli: compile, inspect, eval and generate a fixture end to end") {
   for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
   const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
   REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --max-new-tokens " +
-                                      std::to_string(n_new) + " --temperature 0 --output-ids 2>/dev/null", &out) == 0);
+                                      std::to_string(n_new) + " --temperature 0 --output-ids 2>/dev/null",
+                                  &out) == 0);
   std::string expect;
   for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
   CHECK(last_line(out) == expect);
   // Seeded sampling is reproducible.
   std::string s1, s2;
-  const std::string sample = kCli + " generate " + (d / "m.kplan") + " --ids " + ids +
-                             " --max-new-tokens 10 --temperature 0.9 --top-k 20 --top-p 0.95 --seed 5 --output-ids 2>/dev/null";
+  const std::string sample =
+      kCli + " generate " + (d / "m.kplan") + " --ids " + ids +
+      " --max-new-tokens 10 --temperature 0.9 --top-k 20 --top-p 0.95 --seed 5 --output-ids 2>/dev/null";
   REQUIRE(kiln::test::run_command(sample, &s1) == 0);
   REQUIRE(kiln::test::run_command(sample, &s2) == 0);
   CHECK(last_line(s1) == last_line(s2));
   // Decode steps in flight change nothing the user sees, greedy or sampled.
   REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --max-new-tokens " +
-                                      std::to_string(n_new) + " --in-flight 5 --output-ids 2>/dev/null", &out) == 0);
+                                      std::to_string(n_new) + " --in-flight 5 --output-ids 2>/dev/null",
+                                  &out) == 0);
   CHECK(last_line(out) == expect);
   REQUIRE(kiln::test::run_command(sample + " --in-flight 3", &s2) == 0);
   CHECK(last_line(s1) == last_line(s2));
-  CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --in-flight 17", &out) != 0);
+  CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --in-flight 17", &out) !=
+        0);
   CHECK(out.find("--in-flight") != std::string::npos);
 }
 
@@ -90,8 +99,11 @@ TEST_CASE("cli: compile --lora merges weighted adapters and inspect lists them")
   TempDir d;
   const std::string fx = kiln::test::fixtures_root() + "/lora/two_adapters";
   std::string out;
-  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("tied_f32") + " --lora " + fx + "/a:0.7 --lora " +
-                                              fx + "/b:0.3 -o " + (d / "m.kplan") + " --dtype f32 --max-seq 32", &out) == 0, out);
+  REQUIRE_MESSAGE(
+      kiln::test::run_command(kCli + " compile " + kiln::test::fixture("tied_f32") + " --lora " + fx +
+                                  "/a:0.7 --lora " + fx + "/b:0.3 -o " + (d / "m.kplan") + " --dtype f32 --max-seq 32",
+                              &out) == 0,
+      out);
   CHECK(out.find("merged LoRA adapter a (weight 0.7") != std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan"), &out) == 0);
   CHECK(out.find("adapter    a, weight 0.7") != std::string::npos);
@@ -101,9 +113,13 @@ TEST_CASE("cli: compile --lora merges weighted adapters and inspect lists them")
   for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
   for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
   REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --max-new-tokens " +
-                                      std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) + " --output-ids 2>/dev/null", &out) == 0);
+                                      std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) +
+                                      " --output-ids 2>/dev/null",
+                                  &out) == 0);
   CHECK(last_line(out) == expect);
-  CHECK(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("gqa_f32") + " --lora " + kiln::test::fixtures_root() + "/lora/wrong_shape/adapter -o " + (d / "x.kplan"), &out) != 0);
+  CHECK(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("gqa_f32") + " --lora " +
+                                    kiln::test::fixtures_root() + "/lora/wrong_shape/adapter -o " + (d / "x.kplan"),
+                                &out) != 0);
   CHECK(out.find("kiln: error: ") == 0);
   CHECK_FALSE(kiln::test::run_command("test -e " + (d / "x.kplan"), &out) == 0);
 }
@@ -112,7 +128,8 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
   TempDir d;
   const std::string model = kiln::test::fixture("gqa_f32");
   std::string out;
-  REQUIRE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "m.kplan") + " --max-seq 16 --chunk 4", &out) == 0);
+  REQUIRE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "m.kplan") + " --max-seq 16 --chunk 4",
+                                  &out) == 0);
   struct Case {
     std::string args;
     const char* expect;
@@ -161,45 +178,57 @@ TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, ch
   tl.ffn = 24;
   kiln::test::write_tiny_llama(d.path(), tl);
   const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";
-  REQUIRE(kiln::test::run_command("cp " + tok + "/tokenizer.json " + tok + "/tokenizer_config.json " + d.path(), nullptr) == 0);
+  REQUIRE(kiln::test::run_command("cp " + tok + "/tokenizer.json " + tok + "/tokenizer_config.json " + d.path(),
+                                  nullptr) == 0);
   std::string out;
-  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + d.path() + " -o " + (d / "m.kplan") + " --max-seq 64", &out) == 0, out);
+  REQUIRE_MESSAGE(
+      kiln::test::run_command(kCli + " compile " + d.path() + " -o " + (d / "m.kplan") + " --max-seq 64", &out) == 0,
+      out);
   CHECK(out.find("tokenizer: byte-level BPE, 1211 tokens") != std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan"), &out) == 0);
   CHECK(out.find("chat LLaMA-3") != std::string::npos);
   // -p: the prompt is tokenized with BOS; --output-ids shows the ids the tokenizer made.
   REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") +
-                                      " -p 'Hello kiln' --max-new-tokens 5 --ignore-eos --output-ids 2>/dev/null", &out) == 0);
+                                      " -p 'Hello kiln' --max-new-tokens 5 --ignore-eos --output-ids 2>/dev/null",
+                                  &out) == 0);
   CHECK(last_line(out).rfind("1204 ", 0) == 0);  // <|begin_of_text|> first
   // Text mode streams decoded text and exits cleanly.
-  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " -p 'Hello' --max-new-tokens 8 --ignore-eos --seed 3 --temperature 1", &out) == 0);
+  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") +
+                                      " -p 'Hello' --max-new-tokens 8 --ignore-eos --seed 3 --temperature 1",
+                                  &out) == 0);
   CHECK(out.find("generated 8 tokens") != std::string::npos);
   // chat reads turns from stdin and answers each one.
   REQUIRE(kiln::test::run_command("printf 'hi there\\nand again\\n' | " + kCli + " chat " + (d / "m.kplan") +
-                                      " --max-new-tokens 4 --temperature 0", &out) == 0);
+                                      " --max-new-tokens 4 --temperature 0",
+                                  &out) == 0);
   CHECK(count_lines(out) >= 2);
   // Errors: both --ids and -p; chat with an unknown template; a plan without a tokenizer.
   CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " -p x --ids 1", &out) != 0);
   CHECK(out.find("exactly one of --ids and -p") != std::string::npos);
-  REQUIRE(kiln::test::run_command(kCli + " compile " + d.path() + " -o " + (d / "ids.kplan") + " --max-seq 64 --no-tokenizer", &out) == 0);
+  REQUIRE(kiln::test::run_command(
+              kCli + " compile " + d.path() + " -o " + (d / "ids.kplan") + " --max-seq 64 --no-tokenizer", &out) == 0);
   CHECK(kiln::test::run_command(kCli + " generate " + (d / "ids.kplan") + " -p hello", &out) != 0);
   CHECK(out.find("has no tokenizer") != std::string::npos);
   const std::string sp = kiln::test::fixtures_root() + "/tokenizers/sentencepiece";
   TempDir e;
   tl.vocab = 1000;
   kiln::test::write_tiny_llama(e.path(), tl);
-  REQUIRE(kiln::test::run_command("cp " + sp + "/tokenizer.json " + sp + "/tokenizer_config.json " + e.path(), nullptr) == 0);
-  REQUIRE(kiln::test::run_command(kCli + " compile " + e.path() + " -o " + (e / "m.kplan") + " --max-seq 64", &out) == 0);
+  REQUIRE(kiln::test::run_command("cp " + sp + "/tokenizer.json " + sp + "/tokenizer_config.json " + e.path(),
+                                  nullptr) == 0);
+  REQUIRE(kiln::test::run_command(kCli + " compile " + e.path() + " -o " + (e / "m.kplan") + " --max-seq 64", &out) ==
+          0);
   CHECK(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan"), &out) != 0);
   CHECK(out.find("--raw") != std::string::npos);
-  REQUIRE(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan") + " --raw --max-new-tokens 3", &out) == 0);
+  REQUIRE(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan") + " --raw --max-new-tokens 3",
+                                  &out) == 0);
 }
 
 TEST_CASE("cli: inspect --json agrees with the plan, and --emit-c embeds a plan a C program runs") {
   TempDir d;
   std::string out;
   REQUIRE(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("bias_f32") + " -o " + (d / "m.kplan") +
-                                      " --max-seq 24 --batch 2 --chunk 4", &out) == 0);
+                                      " --max-seq 24 --batch 2 --chunk 4",
+                                  &out) == 0);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan") + " --json 2>/dev/null", &out) == 0);
   const auto j = nlohmann::json::parse(out);
   auto plan = Plan::load_file(d / "m.kplan");

@@ -114,7 +114,8 @@ TEST_CASE("compile: bad options and folders") {
   o.batch = 0;
   CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "p.kplan", o).find("--batch") != std::string::npos);
   CHECK(compile_error(d / "absent", d / "p.kplan").find("config.json") != std::string::npos);
-  CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "no/such/dir/p.kplan").find("cannot open") != std::string::npos);
+  CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "no/such/dir/p.kplan").find("cannot open") !=
+        std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 

@@ -58,7 +58,8 @@ TEST_CASE("config: transformers 4 keys (rope_theta, rope_scaling, torch_dtype)")
   CHECK(c.rope.factor == 4.0);
   CHECK(c.has_dtype);
   TempDir d;
-  LlamaConfig l = parse(d, R"(, "rope_theta": 500000, "rope_scaling": {"type": "linear", "factor": 2.0}, "torch_dtype": "float16")");
+  LlamaConfig l = parse(
+      d, R"(, "rope_theta": 500000, "rope_scaling": {"type": "linear", "factor": 2.0}, "torch_dtype": "float16")");
   CHECK(l.rope.type == "linear");
   CHECK(l.rope.theta == 500000.0);
   CHECK(l.dtype == DType::F16);
@@ -73,7 +74,8 @@ TEST_CASE("config: bad values are errors naming the key") {
   TempDir d;
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "yarn", "factor": 4.0})").find("rope type 'yarn'") !=
         std::string::npos);
-  CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 4.0})").find("not support") != std::string::npos);
+  CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 4.0})").find("not support") !=
+        std::string::npos);
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "llama3", "factor": 8.0})").find("low_freq_factor") !=
         std::string::npos);
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "linear"})").find("factor") != std::string::npos);
@@ -105,7 +107,8 @@ TEST_CASE("rope inv_freq: default, linear and llama3 bands") {
   r.theta = 10000.0;
   auto base = rope_inv_freq(r, 16);
   REQUIRE(base.size() == 8);
-  for (size_t i = 0; i < 8; ++i) CHECK(base[i] == doctest::Approx(std::pow(10000.0, -2.0 * double(i) / 16.0)).epsilon(1e-6));
+  for (size_t i = 0; i < 8; ++i)
+    CHECK(base[i] == doctest::Approx(std::pow(10000.0, -2.0 * double(i) / 16.0)).epsilon(1e-6));
   r.type = "linear";
   r.factor = 2.0;
   auto lin = rope_inv_freq(r, 16);

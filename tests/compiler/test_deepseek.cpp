@@ -70,7 +70,9 @@ TEST_CASE("deepseek: bad configs and checkpoints are refused with the key named"
       {"topk method", [](nlohmann::json& j) { j["topk_method"] = "noaux_tc"; }, "topk_method"},
       {"groups", [](nlohmann::json& j) { j["n_group"] = 3; }, "n_group"},
       {"yarn keys",
-       [](nlohmann::json& j) { j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 4.0}}; },
+       [](nlohmann::json& j) {
+         j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 4.0}};
+       },
        "original_max_position_embeddings"},
       {"rope type", [](nlohmann::json& j) { j["rope_parameters"]["rope_type"] = "longrope"; }, "rope type 'longrope'"},
       {"rank", [](nlohmann::json& j) { j["kv_lora_rank"] = 16; }, "kv_a_proj_with_mqa.weight"},

@@ -69,7 +69,8 @@ std::string edited_adapter(const TempDir& d, const std::string& name, void (*edi
 }  // namespace
 
 TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and greedy tokens)") {
-  const std::vector<std::string> cases = {"all_linear_r8", "rslora_qv", "rank_pattern", "two_adapters", "embedding", "dora"};
+  const std::vector<std::string> cases = {"all_linear_r8", "rslora_qv", "rank_pattern",
+                                          "two_adapters",  "embedding", "dora"};
   TempDir d;
   for (const std::string& name : cases) {
     CAPTURE(name);
@@ -96,8 +97,10 @@ TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and 
     const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
     std::vector<int32_t> out(static_cast<size_t>(n_new));
     int64_t n = 0;
-    REQUIRE(ctx.value()->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
-                                  out.data(), &n, nullptr).is_ok());
+    REQUIRE(ctx.value()
+                ->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
+                           out.data(), &n, nullptr)
+                .is_ok());
     CHECK(std::equal(out.begin(), out.end(), ref.greedy_ids.begin() + long(ref.prompt_ids.size())));
     MESSAGE(name << ": rel L2 " << err);
   }
@@ -112,25 +115,44 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
     std::string expect;
   };
   std::vector<Case> cases;
-  cases.push_back({"made for another model", {{lora_fixture("wrong_shape") + "/adapter", 1.0}}, "B is [128, 8], expected [64, 8] for A [8, 64] and the model's weight [64, 64] (made for another model?)"});
-  cases.push_back({"unknown target", {{edited_adapter(d, "t1", [](nlohmann::json& j) { j["target_modules"] = {"q_proj", "c_attn"}; }), 1.0}},
+  cases.push_back(
+      {"made for another model",
+       {{lora_fixture("wrong_shape") + "/adapter", 1.0}},
+       "B is [128, 8], expected [64, 8] for A [8, 64] and the model's weight [64, 64] (made for another model?)"});
+  cases.push_back({"unknown target",
+                   {{edited_adapter(d, "t1",
+                                    [](nlohmann::json& j) {
+                                      j["target_modules"] = {"q_proj", "c_attn"};
+                                    }),
+                     1.0}},
                    "target module 'c_attn' is not in the model"});
   cases.push_back({"regex matching nothing",
                    {{edited_adapter(d, "t2", [](nlohmann::json& j) { j["target_modules"] = ".*\\.attn_out"; }), 1.0}},
                    "matches no module"});
-  cases.push_back({"rank disagrees", {{edited_adapter(d, "t3", [](nlohmann::json& j) { j["r"] = 4; }), 1.0}},
+  cases.push_back({"rank disagrees",
+                   {{edited_adapter(d, "t3", [](nlohmann::json& j) { j["r"] = 4; }), 1.0}},
                    "has rank 8 but adapter_config.json gives r = 4"});
-  cases.push_back({"bias all", {{edited_adapter(d, "t4", [](nlohmann::json& j) { j["bias"] = "all"; }), 1.0}},
+  cases.push_back({"bias all",
+                   {{edited_adapter(d, "t4", [](nlohmann::json& j) { j["bias"] = "all"; }), 1.0}},
                    "bias \"all\" is not supported"});
-  cases.push_back({"not lora", {{edited_adapter(d, "t5", [](nlohmann::json& j) { j["peft_type"] = "IA3"; }), 1.0}},
+  cases.push_back({"not lora",
+                   {{edited_adapter(d, "t5", [](nlohmann::json& j) { j["peft_type"] = "IA3"; }), 1.0}},
                    "peft_type \"IA3\" is not supported"});
-  cases.push_back({"pissa init", {{edited_adapter(d, "t6", [](nlohmann::json& j) { j["init_lora_weights"] = "pissa"; }), 1.0}},
+  cases.push_back({"pissa init",
+                   {{edited_adapter(d, "t6", [](nlohmann::json& j) { j["init_lora_weights"] = "pissa"; }), 1.0}},
                    "changes the base weights"});
-  cases.push_back({"dora flag without magnitudes", {{edited_adapter(d, "t7", [](nlohmann::json& j) { j["use_dora"] = true; }), 1.0}},
+  cases.push_back({"dora flag without magnitudes",
+                   {{edited_adapter(d, "t7", [](nlohmann::json& j) { j["use_dora"] = true; }), 1.0}},
                    "magnitude vector is missing"});
-  cases.push_back({"variant", {{edited_adapter(d, "t8", [](nlohmann::json& j) { j["use_bdlora"] = {{"a", 1}}; }), 1.0}},
+  cases.push_back({"variant",
+                   {{edited_adapter(d, "t8",
+                                    [](nlohmann::json& j) {
+                                      j["use_bdlora"] = {{"a", 1}};
+                                    }),
+                     1.0}},
                    "use_bdlora is set"});
-  cases.push_back({"dora mixed", {{lora_fixture("dora") + "/adapter", 1.0}, {lora_fixture("all_linear_r8") + "/adapter", 1.0}},
+  cases.push_back({"dora mixed",
+                   {{lora_fixture("dora") + "/adapter", 1.0}, {lora_fixture("all_linear_r8") + "/adapter", 1.0}},
                    "DoRA adapter can only be merged alone"});
   cases.push_back({"missing folder", {{d / "nope", 1.0}}, "cannot open"});
   {
@@ -146,12 +168,14 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
     }
     write_safetensors(dir + "/adapter_model.safetensors.new", ts);
     std::rename((dir + "/adapter_model.safetensors.new").c_str(), (dir + "/adapter_model.safetensors").c_str());
-    cases.push_back({"module not in model", {{dir, 1.0}}, "model.layers.7.mlp.down_proj': the module is not in the model"});
+    cases.push_back(
+        {"module not in model", {{dir, 1.0}}, "model.layers.7.mlp.down_proj': the module is not in the model"});
 
     const std::string dir2 = edited_adapter(d, "k2", [](nlohmann::json&) {});
     std::vector<float> v(4, 1.0f);
-    write_safetensors(dir2 + "/adapter_model.safetensors",
-                      {{"base_model.model.model.layers.0.self_attn.q_proj.lora_C.weight", DType::F32, {4}, v.data(), 16}});
+    write_safetensors(
+        dir2 + "/adapter_model.safetensors",
+        {{"base_model.model.model.layers.0.self_attn.q_proj.lora_C.weight", DType::F32, {4}, v.data(), 16}});
     cases.push_back({"unrecognized key", {{dir2, 1.0}}, "unrecognized key"});
 
     const std::string dir3 = edited_adapter(d, "k3", [](nlohmann::json&) {});

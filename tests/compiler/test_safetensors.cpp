@@ -40,7 +40,8 @@ TEST_CASE("safetensors: a written file reads back exactly") {
   TempDir d;
   std::vector<float> a = {1, 2, 3, 4, 5, 6};
   std::vector<uint16_t> b = {0x3f80, 0x4000};
-  write_safetensors(d / "x.safetensors", {{"a", DType::F32, {2, 3}, a.data(), 24}, {"b", DType::BF16, {2}, b.data(), 4}});
+  write_safetensors(d / "x.safetensors",
+                    {{"a", DType::F32, {2, 3}, a.data(), 24}, {"b", DType::BF16, {2}, b.data(), 4}});
   auto f = SafetensorsFile::open(d / "x.safetensors");
   REQUIRE(f->tensors().size() == 2);
   const StTensor& ta = f->tensors().at("a");
@@ -75,12 +76,13 @@ TEST_CASE("safetensors: malformed files are rejected with the file and tensor na
       {"gap", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8, "gap"},
       {"trailing", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8, "cover"},
       {"dup",
-       R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8,
-       "'a' appears twice"},
+       R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+       8, "'a' appears twice"},
       {"negdim", R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8, "negative"},
       {"hugedim", R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8, "too large"},
       {"missing", R"({"w":{"dtype":"F32","shape":[2]}})", 8, "needs dtype, shape and data_offsets"},
-      {"utf8", std::string("{\"w\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}"), 8, "not valid JSON"},
+      {"utf8", std::string("{\"w\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}"), 8,
+       "not valid JSON"},
   };
   for (const Case& c : cases) {
     CAPTURE(std::string(c.name));
@@ -152,11 +154,15 @@ TEST_CASE("checkpoint folders: shards, index problems and pickle files") {
   TempDir outside;
   kiln::test::copy_dir(kiln::test::fixture("sharded_f32"), outside / "copy");
   const std::string shard = "model-00002-of-00003.safetensors";
-  REQUIRE(std::system(("rm '" + (e / shard) + "' && ln -s '" + (outside / "copy/") + shard + "' '" + (e / shard) + "'").c_str()) == 0);
-  REQUIRE(std::system(("cp '" + kiln::test::fixture("sharded_f32") + "/model.safetensors.index.json' '" + e.path() + "/'").c_str()) == 0);
+  REQUIRE(std::system(("rm '" + (e / shard) + "' && ln -s '" + (outside / "copy/") + shard + "' '" + (e / shard) + "'")
+                          .c_str()) == 0);
+  REQUIRE(
+      std::system(("cp '" + kiln::test::fixture("sharded_f32") + "/model.safetensors.index.json' '" + e.path() + "/'")
+                      .c_str()) == 0);
   CHECK(err_of_dir(e.path()).find("outside the model folder") != std::string::npos);
   REQUIRE(std::system(("rm '" + (e / shard) + "' && cp '" + (outside / "copy/") + shard + "' '" + (e / "real.bin") +
-                       "' && ln -s real.bin '" + (e / shard) + "'").c_str()) == 0);
+                       "' && ln -s real.bin '" + (e / shard) + "'")
+                          .c_str()) == 0);
   CHECK(err_of_dir(e.path()).empty());
   write_index(R"({"weights": {}})");
   CHECK(err_of_dir(e.path()).find("no weight_map") != std::string::npos);

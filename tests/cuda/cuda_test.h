@@ -37,7 +37,9 @@ struct Dev {
   }
   ~Dev() { cudaFree(p); }
   template <typename T>
-  T* as() const { return static_cast<T*>(p); }
+  T* as() const {
+    return static_cast<T*>(p);
+  }
   template <typename T>
   std::vector<T> get() const {
     std::vector<T> v(bytes / sizeof(T));
@@ -54,8 +56,9 @@ inline void sync_ok() {
 inline const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // A fixture compiled to a plan in `d` (max_seq 64) and loaded.
-inline std::shared_ptr<const Plan> compile_plan(const test::TempDir& d, const std::string& name, const std::string& family,
-                                         const std::string& dtype, int64_t chunk, int64_t batch = 1) {
+inline std::shared_ptr<const Plan> compile_plan(const test::TempDir& d, const std::string& name,
+                                                const std::string& family, const std::string& dtype, int64_t chunk,
+                                                int64_t batch = 1) {
   CompileOptions o;
   o.model_dir = kiln::test::fixture(name, family);
   o.output = d / (name + "-" + dtype + "-" + std::to_string(chunk) + "-" + std::to_string(batch) + ".kplan");

@@ -5,10 +5,10 @@
 #include <functional>
 #include <vector>
 
+#include "cuda/cuda_test.h"
 #include "kernels/cuda/kernels_cuda.h"
 #include "runtime/context.h"
 #include "runtime/cublaslt.h"
-#include "cuda/cuda_test.h"
 
 using namespace kiln;
 using namespace kiln::cuda_test;
@@ -27,7 +27,7 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
   for (const std::string& n : kiln::test::fixture_names("deepseek")) fixtures.push_back({"deepseek", n});
   for (const auto& fam_name : fixtures) {
     for (const char* dtype : {"f32", "bf16"}) {
-    const std::string family = fam_name.first, name = fam_name.second;
+      const std::string family = fam_name.first, name = fam_name.second;
       CAPTURE(name);
       CAPTURE(std::string(dtype));
       const auto plan = compile_plan(d, name, family, dtype, 8);
@@ -48,8 +48,10 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
         const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
         std::vector<int32_t> out(static_cast<size_t>(n_new));
         int64_t n = 0;
-        REQUIRE(ctx.value()->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
-                                      out.data(), &n, nullptr).is_ok());
+        REQUIRE(ctx.value()
+                    ->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
+                               out.data(), &n, nullptr)
+                    .is_ok());
         logits.push_back(std::move(l));
         tokens.push_back(std::move(out));
       }
@@ -71,7 +73,8 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
 // Token feedback: the feedback and publish nodes on the device must give the CPU backend's steps
 // (rows side by side, one idle, one sampled), from the graph and in stream mode; and generate with
 // 1, 3 and 16 steps in flight the same tokens, positions and logits bit for bit, early stops too.
-TEST_CASE("cuda: token feedback steps equal the CPU backend's, and generate with steps in flight equals one at a time") {
+TEST_CASE(
+    "cuda: token feedback steps equal the CPU backend's, and generate with steps in flight equals one at a time") {
   if (skip_without_gpu()) return;
   TempDir d;
   const std::shared_ptr<const Plan> plan = compile_plan(d, "gqa_f32", "llama", "f32", 4, 3);

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "compiler/compile.h"
+#include "cuda/cuda_test.h"
 #include "runtime/diffusion.h"
 #include "runtime/executor.h"
-#include "cuda/cuda_test.h"
 #include "test_util.h"
 
 using namespace kiln;
@@ -36,7 +36,8 @@ std::shared_ptr<const Plan> compile_plan(const test::TempDir& dir, const std::st
   return p.take();
 }
 
-std::unique_ptr<DiffusionSession> open(std::shared_ptr<const Plan> plan, const std::string& device, bool graphs = true) {
+std::unique_ptr<DiffusionSession> open(std::shared_ptr<const Plan> plan, const std::string& device,
+                                       bool graphs = true) {
   ContextOptions co;
   co.device = device;
   co.n_threads = 2;
@@ -87,7 +88,8 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-TEST_CASE("cuda diffusion: f32 plans match the CPU backend, and the loop graph, step graphs and stream mode agree bit for bit") {
+TEST_CASE(
+    "cuda diffusion: f32 plans match the CPU backend, and the loop graph, step graphs and stream mode agree bit for bit") {
   if (cuda_test::skip_without_gpu()) return;
   test::TempDir dir;
   for (const char* sampler : {"euler", "euler_a", "dpmpp_2m"}) {
@@ -111,7 +113,8 @@ TEST_CASE("cuda diffusion: f32 plans match the CPU backend, and the loop graph, 
 TEST_CASE("cuda diffusion: ControlNet plans match the CPU, and bf16 plans stay within 2e-2 of f32") {
   if (cuda_test::skip_without_gpu()) return;
   test::TempDir dir;
-  auto cn = compile_plan(dir, "cn.kplan", "f32", "euler", test::fixture("controlnet_tiny", "diffusion") + "/controlnet");
+  auto cn =
+      compile_plan(dir, "cn.kplan", "f32", "euler", test::fixture("controlnet_tiny", "diffusion") + "/controlnet");
   const std::vector<float> control = test::random_floats(size_t(64 * 64 * 3), 3, 0.5f);
   std::vector<float> ctl(control.size());
   for (size_t i = 0; i < ctl.size(); ++i) ctl[i] = 0.5f + control[i];
@@ -138,15 +141,18 @@ TEST_CASE("cuda diffusion: sdpa with heads wider than the tiled kernel (the VAE'
     int64_t batch, lq, lk, heads, hd;
     bool causal;
   };
-  for (const Shape sh : {Shape{1, 77, 300, 1, 512, false}, Shape{2, 33, 33, 2, 320, true}, Shape{1, 5, 4096, 1, 512, false},
-                          Shape{1, 9, 8192, 1, 512, false}}) {  // last: fewer than 8 rows per block
+  for (const Shape sh :
+       {Shape{1, 77, 300, 1, 512, false}, Shape{2, 33, 33, 2, 320, true}, Shape{1, 5, 4096, 1, 512, false},
+        Shape{1, 9, 8192, 1, 512, false}}) {  // last: fewer than 8 rows per block
     CAPTURE(sh.hd);
     CAPTURE(sh.lk);
     const int64_t w = sh.heads * sh.hd;
-    const std::vector<float> q = test::random_floats(size_t(sh.batch * sh.lq * w), 1), kv = test::random_floats(size_t(sh.batch * sh.lk * 2 * w), 2);
+    const std::vector<float> q = test::random_floats(size_t(sh.batch * sh.lq * w), 1),
+                             kv = test::random_floats(size_t(sh.batch * sh.lk * 2 * w), 2);
     std::vector<float> want(size_t(sh.batch * sh.lq * w), NAN), got(want.size(), NAN);
-    SdpaArgs a{q.data(), kv.data(), want.data(), sh.batch, sh.lq, sh.lk, w, 2 * w, sh.heads, sh.hd, 0, 0, w, sh.causal,
-               float(1.0 / std::sqrt(double(sh.hd)))};
+    SdpaArgs a{q.data(), kv.data(), want.data(), sh.batch,  sh.lq,
+               sh.lk,    w,         2 * w,       sh.heads,  sh.hd,
+               0,        0,         w,           sh.causal, float(1.0 / std::sqrt(double(sh.hd)))};
     REQUIRE(sdpa_cuda_supported(a));
     ThreadPool pool(2, uint64_t(sh.lk + sh.hd));
     sdpa_cpu(a, pool);

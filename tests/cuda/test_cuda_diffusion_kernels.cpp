@@ -5,10 +5,10 @@
 #include <functional>
 #include <vector>
 
+#include "cuda/cuda_test.h"
 #include "kernels/cuda/kernels_cuda.h"
 #include "runtime/context.h"
 #include "runtime/cublaslt.h"
-#include "cuda/cuda_test.h"
 
 using namespace kiln;
 using namespace kiln::cuda_test;
@@ -80,11 +80,11 @@ TEST_CASE("cuda: group_norm matches the CPU kernel (groups of 1 to 40 channels, 
       const auto b = as_dtype(random_floats(size_t(s.channels), seed++, 0.3f), wt);
       std::vector<float> yc(x.size(), kNaN);
       Dev dx(x), dw(w), db(b), dy(yc);
-      group_norm_cpu({x.data(), w.data(), b.data(), wt, yc.data(), s.batch, s.pixels, s.channels, s.groups, s.silu, 1e-6f},
-                     pool);
-      group_norm_cuda({dx.as<float>(), dw.p, db.p, wt, dy.as<float>(), s.batch, s.pixels, s.channels, s.groups, s.silu,
-                       1e-6f},
-                      nullptr);
+      group_norm_cpu(
+          {x.data(), w.data(), b.data(), wt, yc.data(), s.batch, s.pixels, s.channels, s.groups, s.silu, 1e-6f}, pool);
+      group_norm_cuda(
+          {dx.as<float>(), dw.p, db.p, wt, dy.as<float>(), s.batch, s.pixels, s.channels, s.groups, s.silu, 1e-6f},
+          nullptr);
       sync_ok();
       CHECK(diff_of(dy.get<float>(), yc) < 1e-5);
     }
@@ -99,17 +99,17 @@ TEST_CASE("cuda: conv2d matches the CPU kernel (3x3, 1x1, stride 2, upsample, st
     float out_scale;
   };
   const Shape shapes[] = {
-      {2, 9, 11, 32, 40, 3, 1, 1, false, true, false, false, 1.0f},    // 3x3, vectorised path, small tiles
-      {2, 9, 11, 32, 40, 3, 1, 1, false, true, true, true, 0.5f},      // ResNet conv2: chan_add + residual, scaled
-      {1, 10, 7, 16, 24, 3, 2, 1, false, true, false, false, 1.0f},    // Downsample2D: stride 2, odd output
-      {2, 5, 6, 16, 20, 3, 1, 1, true, true, false, false, 1.0f},      // Upsample2D: 2x nearest, then conv
-      {2, 6, 5, 64, 24, 1, 1, 0, false, true, false, true, 1.0f},      // 1x1 skip conv + residual
-      {1, 7, 9, 3, 8, 3, 1, 1, false, true, false, false, 1.0f},       // RGB stem: element gather path
-      {1, 6, 4, 4, 12, 3, 1, 1, true, false, false, false, 1.0f},      // gather path with upsample, no bias
-      {2, 64, 64, 16, 320, 3, 1, 1, false, true, true, false, 1.0f},   // 128x64 tiles, vectorised
-      {2, 64, 64, 3, 320, 3, 1, 1, false, true, false, false, 1.0f},   // 128x64 tiles, gather
-      {1, 8, 8, 320, 64, 3, 1, 1, false, true, false, false, 1.0f},    // K = 2880
-      {1, 12, 10, 48, 70, 3, 2, 0, false, false, true, false, 2.0f},   // stride 2 without padding
+      {2, 9, 11, 32, 40, 3, 1, 1, false, true, false, false, 1.0f},   // 3x3, vectorised path, small tiles
+      {2, 9, 11, 32, 40, 3, 1, 1, false, true, true, true, 0.5f},     // ResNet conv2: chan_add + residual, scaled
+      {1, 10, 7, 16, 24, 3, 2, 1, false, true, false, false, 1.0f},   // Downsample2D: stride 2, odd output
+      {2, 5, 6, 16, 20, 3, 1, 1, true, true, false, false, 1.0f},     // Upsample2D: 2x nearest, then conv
+      {2, 6, 5, 64, 24, 1, 1, 0, false, true, false, true, 1.0f},     // 1x1 skip conv + residual
+      {1, 7, 9, 3, 8, 3, 1, 1, false, true, false, false, 1.0f},      // RGB stem: element gather path
+      {1, 6, 4, 4, 12, 3, 1, 1, true, false, false, false, 1.0f},     // gather path with upsample, no bias
+      {2, 64, 64, 16, 320, 3, 1, 1, false, true, true, false, 1.0f},  // 128x64 tiles, vectorised
+      {2, 64, 64, 3, 320, 3, 1, 1, false, true, false, false, 1.0f},  // 128x64 tiles, gather
+      {1, 8, 8, 320, 64, 3, 1, 1, false, true, false, false, 1.0f},   // K = 2880
+      {1, 12, 10, 48, 70, 3, 2, 0, false, false, true, false, 2.0f},  // stride 2 without padding
   };
   for (DType wt : {DType::F32, DType::BF16, DType::F16})
     for (const Shape& s : shapes) {
@@ -131,9 +131,26 @@ TEST_CASE("cuda: conv2d matches the CPU kernel (3x3, 1x1, stride 2, upsample, st
       const auto res = random_floats(size_t(s.batch * ho * wo * s.cout), seed++);
       std::vector<float> yc(size_t(s.batch * ho * wo * s.cout), kNaN);
       Dev dx(x), dw(w), db(bias), dc(chan), dr(res), dy(yc);
-      Conv2dArgs a{x.data(), w.data(), wt, s.bias ? bias.data() : nullptr, s.chan_add ? chan.data() : nullptr,
-                   s.residual ? res.data() : nullptr, yc.data(), s.batch, s.h, s.w, s.cin, s.cout, s.k, s.k,
-                   s.stride, s.pad, s.upsample, s.out_scale, ho, wo};
+      Conv2dArgs a{x.data(),
+                   w.data(),
+                   wt,
+                   s.bias ? bias.data() : nullptr,
+                   s.chan_add ? chan.data() : nullptr,
+                   s.residual ? res.data() : nullptr,
+                   yc.data(),
+                   s.batch,
+                   s.h,
+                   s.w,
+                   s.cin,
+                   s.cout,
+                   s.k,
+                   s.k,
+                   s.stride,
+                   s.pad,
+                   s.upsample,
+                   s.out_scale,
+                   ho,
+                   wo};
       conv2d_cpu(a, pool);
       Conv2dArgs g = a;
       g.x = dx.as<float>();
@@ -217,17 +234,17 @@ TEST_CASE("cuda: sdpa matches the CPU kernel (causal and not, fused column windo
     int64_t pad;         // extra columns before the windows (offsets not a multiple of 4 when odd)
   };
   const Shape shapes[] = {
-      {1, 77, 77, 3, 64, true, true, 0},        // CLIP text encoder
-      {2, 200, 200, 2, 40, false, true, 0},     // UNet self-attention, partial tiles
-      {2, 130, 77, 2, 80, false, false, 0},     // UNet cross-attention
-      {1, 70, 77, 2, 160, false, false, 4},     // head_dim 160
-      {1, 65, 65, 2, 37, true, true, 1},        // odd head_dim and offsets: scalar loads
-      {1, 100, 70, 1, 64, true, false, 0},      // causal with lq > lk
-      {1, 64, 4096, 1, 64, false, false, 0},    // long key length
-      {1, 50, 50, 1, 256, true, true, 0},       // the largest head_dim
-      {2, 1, 3, 2, 8, false, false, 3},         // tiny
-      {1, 90, 120, 2, 128, false, true, 0},     // head_dim 128 (the 8-column kernel)
-      {1, 20, 0, 1, 64, false, false, 0},       // no keys: zeros, as on the CPU
+      {1, 77, 77, 3, 64, true, true, 0},      // CLIP text encoder
+      {2, 200, 200, 2, 40, false, true, 0},   // UNet self-attention, partial tiles
+      {2, 130, 77, 2, 80, false, false, 0},   // UNet cross-attention
+      {1, 70, 77, 2, 160, false, false, 4},   // head_dim 160
+      {1, 65, 65, 2, 37, true, true, 1},      // odd head_dim and offsets: scalar loads
+      {1, 100, 70, 1, 64, true, false, 0},    // causal with lq > lk
+      {1, 64, 4096, 1, 64, false, false, 0},  // long key length
+      {1, 50, 50, 1, 256, true, true, 0},     // the largest head_dim
+      {2, 1, 3, 2, 8, false, false, 3},       // tiny
+      {1, 90, 120, 2, 128, false, true, 0},   // head_dim 128 (the 8-column kernel)
+      {1, 20, 0, 1, 64, false, false, 0},     // no keys: zeros, as on the CPU
   };
   for (const Shape& s : shapes) {
     CAPTURE(s.batch);
@@ -338,10 +355,10 @@ TEST_CASE("cuda: sampler_input and sampler_step match the CPU kernels (g = 1 and
         sampler_step_cpu({out.data(), coefs.data(), steps, st.data(), has_noise ? noise.data() : nullptr, xc.data(),
                           has_h ? hc.data() : nullptr, n, g, 7.5f},
                          pool);
-        sampler_step_cuda({dout.as<float>(), dcoefs.as<float>(), steps, ds.as<int32_t>(),
-                           has_noise ? dnoise.as<float>() : nullptr, dx.as<float>(), has_h ? dh.as<float>() : nullptr, n,
-                           g, 7.5f},
-                          nullptr);
+        sampler_step_cuda(
+            {dout.as<float>(), dcoefs.as<float>(), steps, ds.as<int32_t>(), has_noise ? dnoise.as<float>() : nullptr,
+             dx.as<float>(), has_h ? dh.as<float>() : nullptr, n, g, 7.5f},
+            nullptr);
         sync_ok();
         // Both sides round every product and sum on its own (no FMA), so x86 builds agree bit
         // for bit; the bound leaves room for a CPU build that contracts.

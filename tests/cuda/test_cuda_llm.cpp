@@ -6,10 +6,10 @@
 #include <functional>
 #include <vector>
 
+#include "cuda/cuda_test.h"
 #include "kernels/cuda/kernels_cuda.h"
 #include "runtime/context.h"
 #include "runtime/cublaslt.h"
-#include "cuda/cuda_test.h"
 
 using namespace kiln;
 using namespace kiln::cuda_test;
@@ -17,7 +17,8 @@ using kiln::test::random_floats;
 using kiln::test::rel_l2;
 using kiln::test::TempDir;
 
-TEST_CASE("cuda: greedy sample matches the CPU kernel (vocab 128256, ties, NaN, -inf rows, idle rows, clamped n_valid)") {
+TEST_CASE(
+    "cuda: greedy sample matches the CPU kernel (vocab 128256, ties, NaN, -inf rows, idle rows, clamped n_valid)") {
   if (skip_without_gpu()) return;
   const int64_t batch = 5, chunk = 3, vocab = 128256;
   auto logits = random_floats(size_t(batch * chunk * vocab), 77, 3.0f);
@@ -69,7 +70,10 @@ TEST_CASE("cuda: sampling with temperature, top-k and top-p picks the CPU kernel
     const int32_t ks[] = {1, 2, 7, 40, 41, 100, 1000, 1024, 0};
     for (int64_t b = 0; b < batch; ++b)
       params[size_t(b)] = {b % 9 == 8 && vocab > 1024 ? 0.7f : (b % 11 == 0 ? 0.0f : 0.3f + 0.1f * float(b % 13)),
-                           ks[b % 9], (b % 3 == 0) ? 1.0f : 0.5f + 0.04f * float(b % 12), 0, uint64_t(1234 + b),
+                           ks[b % 9],
+                           (b % 3 == 0) ? 1.0f : 0.5f + 0.04f * float(b % 12),
+                           0,
+                           uint64_t(1234 + b),
                            uint64_t(b * 7)};
     ThreadPool pool(2, uint64_t(2 * vocab));
     std::vector<int32_t> want(size_t(batch), 99);
@@ -160,7 +164,8 @@ TEST_CASE("cuda: the fused RoPE + KV write matches the CPU's rope then kv_write"
     rope_cpu({qc.data(), inv.data(), start.data(), batch, chunk, width, H + KVH, hd, 1.0f}, pool);
     kv_write_cpu({qc.data(), start.data(), valid.data(), kc.data(), vc.data(), ct, batch, chunk, S, H, KVH, hd}, pool);
     const RopeArgs r{dq.as<float>(), dinv.as<float>(), ds.as<int32_t>(), batch, chunk, width, H + KVH, hd, 1.0f};
-    const KvWriteArgs w{dq.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dk.p, dv.p, ct, batch, chunk, S, H, KVH, hd};
+    const KvWriteArgs w{
+        dq.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dk.p, dv.p, ct, batch, chunk, S, H, KVH, hd};
     REQUIRE(rope_kv_write_cuda_supported(r, w));
     rope_kv_write_cuda(r, w, nullptr);
     sync_ok();
@@ -191,7 +196,8 @@ TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context
       auto kc = cache0, vc = as_dtype(random_floats(size_t(batch * S * KVH * hd), 8), ct);
       const auto qkv = random_floats(size_t(batch * chunk * width), 9);
       Dev dk(kc), dv(vc), dqkv(qkv), ds(start), dn(valid);
-      kv_write_cpu({qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), ct, batch, chunk, S, H, KVH, hd}, pool);
+      kv_write_cpu({qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), ct, batch, chunk, S, H, KVH, hd},
+                   pool);
       kv_write_cuda({dqkv.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dk.p, dv.p, ct, batch, chunk, S, H, KVH, hd},
                     nullptr);
       sync_ok();
@@ -200,11 +206,11 @@ TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context
       std::vector<float> oc(size_t(batch * chunk * H * hd), kNaN);
       Dev dout(oc);
       const float scale = 1.0f / std::sqrt(float(hd));
-      attention_cpu({qkv.data(), kc.data(), vc.data(), ct, start.data(), valid.data(), oc.data(), batch, chunk, S, H, KVH,
-                     hd, scale},
+      attention_cpu({qkv.data(), kc.data(), vc.data(), ct, start.data(), valid.data(), oc.data(), batch, chunk, S, H,
+                     KVH, hd, scale},
                     pool);
-      attention_cuda({dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), batch, chunk,
-                      S, H, KVH, hd, scale},
+      attention_cuda({dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), batch,
+                      chunk, S, H, KVH, hd, scale},
                      nullptr);
       sync_ok();
       const auto og = dout.get<float>();
@@ -258,11 +264,11 @@ TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, co
   if (skip_without_gpu()) return;
   uint32_t seed = 5000;
   const AttentionCase shapes[] = {
-      {1, 130, 8, 2, 64, 512, {0}, {130}},                // three query tiles from position 0
-      {2, 64, 32, 8, 128, 1024, {300, 0}, {64, 50}},      // a continued prompt; a partial chunk
-      {3, 16, 4, 4, 96, 200, {190, 7, 0}, {16, 9, 0}},    // MHA, odd head count per tile; rows past max_seq; idle row
-      {1, 70, 2, 1, 256, 300, {100}, {70}},               // the widest head
-      {1, 512, 32, 8, 128, 2048, {0}, {512}},             // an 8B-shaped 512-token prefill chunk
+      {1, 130, 8, 2, 64, 512, {0}, {130}},              // three query tiles from position 0
+      {2, 64, 32, 8, 128, 1024, {300, 0}, {64, 50}},    // a continued prompt; a partial chunk
+      {3, 16, 4, 4, 96, 200, {190, 7, 0}, {16, 9, 0}},  // MHA, odd head count per tile; rows past max_seq; idle row
+      {1, 70, 2, 1, 256, 300, {100}, {70}},             // the widest head
+      {1, 512, 32, 8, 128, 2048, {0}, {512}},           // an 8B-shaped 512-token prefill chunk
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -272,17 +278,18 @@ TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, co
 // Split-K decode attention against the CPU kernel: group sizes 1 to 8 (3 runs in the 4-wide
 // variant), head_dim 64 to 256, a context shorter than the split count, the last cache position,
 // idle rows (zeros), and positions at or past max_seq (zeros, as on the CPU).
-TEST_CASE("cuda: split-K decode attention matches the CPU kernel (GQA groups, head dims, idle rows, short and long context)") {
+TEST_CASE(
+    "cuda: split-K decode attention matches the CPU kernel (GQA groups, head dims, idle rows, short and long context)") {
   if (skip_without_gpu()) return;
   uint32_t seed = 4000;
   const AttentionCase shapes[] = {
-      {1, 1, 32, 8, 64, 2048, {1023}, {1}},                  // Llama-3.2-1B decode at 1024 tokens
-      {1, 1, 32, 8, 128, 2048, {127}, {1}},                  // Llama-3.1-8B decode at 128 tokens
-      {3, 1, 6, 2, 128, 300, {0, 299, 5}, {1, 1, 0}},        // first token, last position, an idle row
-      {2, 2, 8, 8, 64, 512, {40, 511}, {2, 2}},              // MHA; row 2 of batch 1 is past max_seq
-      {1, 4, 24, 8, 96, 1000, {2}, {3}},                     // group of 3, odd head_dim, padding row
-      {1, 1, 16, 2, 64, 4096, {4095}, {1}},                  // group of 8, a full long cache
-      {2, 1, 8, 2, 256, 256, {100, 7}, {1, 1}},              // the widest head
+      {1, 1, 32, 8, 64, 2048, {1023}, {1}},            // Llama-3.2-1B decode at 1024 tokens
+      {1, 1, 32, 8, 128, 2048, {127}, {1}},            // Llama-3.1-8B decode at 128 tokens
+      {3, 1, 6, 2, 128, 300, {0, 299, 5}, {1, 1, 0}},  // first token, last position, an idle row
+      {2, 2, 8, 8, 64, 512, {40, 511}, {2, 2}},        // MHA; row 2 of batch 1 is past max_seq
+      {1, 4, 24, 8, 96, 1000, {2}, {3}},               // group of 3, odd head_dim, padding row
+      {1, 1, 16, 2, 64, 4096, {4095}, {1}},            // group of 8, a full long cache
+      {2, 1, 8, 2, 256, 256, {100, 7}, {1, 1}},        // the widest head
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -319,20 +326,22 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     auto cache = as_dtype(random_floats(size_t(batch * S * (rank + rope)), seed++), ct);
     const auto ckv = random_floats(size_t(rows * rank), seed++), kpe = random_floats(size_t(rows * rope), seed++);
     Dev dc(cache), dckv(ckv), dkpe(kpe), ds(start), dn(valid);
-    mla_kv_write_cpu({ckv.data(), kpe.data(), start.data(), valid.data(), cache.data(), ct, batch, chunk, S, rank, rope}, pool);
-    mla_kv_write_cuda({dckv.as<float>(), dkpe.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dc.p, ct, batch, chunk, S,
-                       rank, rope},
-                      nullptr);
+    mla_kv_write_cpu(
+        {ckv.data(), kpe.data(), start.data(), valid.data(), cache.data(), ct, batch, chunk, S, rank, rope}, pool);
+    mla_kv_write_cuda(
+        {dckv.as<float>(), dkpe.as<float>(), ds.as<int32_t>(), dn.as<int32_t>(), dc.p, ct, batch, chunk, S, rank, rope},
+        nullptr);
     sync_ok();
     CHECK(dc.get<uint8_t>() == cache);
-    const auto ql = random_floats(size_t(rows * H * rank), seed++, 0.05f), qp = random_floats(size_t(rows * H * rope), seed++);
+    const auto ql = random_floats(size_t(rows * H * rank), seed++, 0.05f),
+               qp = random_floats(size_t(rows * H * rope), seed++);
     std::vector<float> oc(size_t(rows * H * rank), kNaN);
     Dev dql(ql), dqp(qp), dout(oc);
-    mla_attention_cpu({ql.data(), qp.data(), cache.data(), ct, start.data(), valid.data(), oc.data(), batch, chunk, S, H,
-                       rank, rope, 0.07f},
+    mla_attention_cpu({ql.data(), qp.data(), cache.data(), ct, start.data(), valid.data(), oc.data(), batch, chunk, S,
+                       H, rank, rope, 0.07f},
                       pool);
-    mla_attention_cuda({dql.as<float>(), dqp.as<float>(), dc.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(),
-                        batch, chunk, S, H, rank, rope, 0.07f},
+    mla_attention_cuda({dql.as<float>(), dqp.as<float>(), dc.p, ct, ds.as<int32_t>(), dn.as<int32_t>(),
+                        dout.as<float>(), batch, chunk, S, H, rank, rope, 0.07f},
                        nullptr);
     sync_ok();
     const auto og = dout.get<float>();
@@ -346,9 +355,25 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     std::vector<int32_t> ids_c(size_t(rows * K), -7);
     std::vector<float> w_c(size_t(rows * K), kNaN);
     Dev dh(h), dg(gate), db(bias), dids(ids_c), dw(w_c);
-    MoeRouteArgs rc{h.data(), gate.data(), DType::F32, bias.data(), DType::F32, ids_c.data(), w_c.data(), rows, dim, E, K,
-                    MoeTopk(method), method == 2 ? MoeScoring::kSigmoid : MoeScoring::kSoftmax, 8, 3, method == 2, 2.5f,
-                    nullptr, 1};
+    MoeRouteArgs rc{h.data(),
+                    gate.data(),
+                    DType::F32,
+                    bias.data(),
+                    DType::F32,
+                    ids_c.data(),
+                    w_c.data(),
+                    rows,
+                    dim,
+                    E,
+                    K,
+                    MoeTopk(method),
+                    method == 2 ? MoeScoring::kSigmoid : MoeScoring::kSoftmax,
+                    8,
+                    3,
+                    method == 2,
+                    2.5f,
+                    nullptr,
+                    1};
     moe_route_cpu(rc, pool);
     MoeRouteArgs rg = rc;
     rg.h = dh.as<float>();
@@ -366,8 +391,8 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     auto yc = random_floats(size_t(rows * dim), seed++);
     std::vector<float> ws(size_t(rows * K * F), kNaN);
     Dev dgu(wgu), ddown(wdown), dy(yc), dws(ws);
-    moe_experts_cpu({h.data(), ids_c.data(), w_c.data(), wgu.data(), wdown.data(), DType::BF16, yc.data(), ws.data(), rows,
-                     dim, E, F, K, nullptr, 1},
+    moe_experts_cpu({h.data(), ids_c.data(), w_c.data(), wgu.data(), wdown.data(), DType::BF16, yc.data(), ws.data(),
+                     rows, dim, E, F, K, nullptr, 1},
                     pool);
     moe_experts_cuda({dh.as<float>(), dids.as<int32_t>(), dw.as<float>(), dgu.p, ddown.p, DType::BF16, dy.as<float>(),
                       dws.as<float>(), rows, dim, E, F, K, nullptr, 1},

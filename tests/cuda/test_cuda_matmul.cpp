@@ -5,10 +5,10 @@
 #include <functional>
 #include <vector>
 
+#include "cuda/cuda_test.h"
 #include "kernels/cuda/kernels_cuda.h"
 #include "runtime/context.h"
 #include "runtime/cublaslt.h"
-#include "cuda/cuda_test.h"
 
 using namespace kiln;
 using namespace kiln::cuda_test;
@@ -16,7 +16,8 @@ using kiln::test::random_floats;
 using kiln::test::rel_l2;
 using kiln::test::TempDir;
 
-TEST_CASE("cuda: matmul (GEMV, split-K GEMV and tiled paths) matches the CPU kernel for every dtype, with bias, accumulate and padding rows") {
+TEST_CASE(
+    "cuda: matmul (GEMV, split-K GEMV and tiled paths) matches the CPU kernel for every dtype, with bias, accumulate and padding rows") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2, matmul_scratch_floats(4096));
   uint32_t seed = 100;
@@ -40,7 +41,8 @@ TEST_CASE("cuda: matmul (GEMV, split-K GEMV and tiled paths) matches the CPU ker
           Dev dx(x), dw(w), db(bias), dy(yc), dv(valid);
           MatmulArgs a{x.data(), w.data(), wt, bias.data(), wt, yc.data(), rows, k, m, acc == 1, valid.data(), batch};
           matmul_cpu(a, pool);
-          MatmulArgs g{dx.as<float>(), dw.p, wt, db.p, wt, dy.as<float>(), rows, k, m, acc == 1, dv.as<int32_t>(), batch};
+          MatmulArgs g{dx.as<float>(),   dw.p, wt, db.p, wt, dy.as<float>(), rows, k, m, acc == 1,
+                       dv.as<int32_t>(), batch};
           matmul_cuda(g, nullptr);
           sync_ok();
           const auto yg = dy.get<float>();
@@ -88,8 +90,9 @@ TEST_CASE("cuda: decode GEMVs with RMSNorm and/or SwiGLU fused match the CPU's s
           const std::vector<float>& want = swiglu ? hc : gu;
           const int64_t width = swiglu ? ffn : m;
           Dev dx(x), dwn(wn), dw(w), dv(valid), dout(std::vector<float>(want.size(), kNaN));
-          const MatmulArgs g{dx.as<float>(), dw.p, wt, nullptr, wt, swiglu ? nullptr : dout.as<float>(), rows, k, m, false,
-                             dv.as<int32_t>(), batch};
+          const MatmulArgs g{
+              dx.as<float>(),   dw.p, wt, nullptr, wt, swiglu ? nullptr : dout.as<float>(), rows, k, m, false,
+              dv.as<int32_t>(), batch};
           const GemvNorm gn{dwn.p, wt, 1e-5f};
           REQUIRE((swiglu ? matmul_swiglu_cuda_supported(g) : matmul_norm_cuda_supported(g)));
           if (swiglu) matmul_swiglu_cuda(g, dout.as<float>(), nullptr, norm ? &gn : nullptr);
@@ -117,7 +120,8 @@ TEST_CASE("cuda: decode GEMVs with RMSNorm and/or SwiGLU fused match the CPU's s
 // Loading needs no GPU, so this runs in CI too. A CUDA toolkit with cuBLASLt (KILN_EXPECT_CUBLASLT,
 // set by tests/CMakeLists.txt when CMake finds CUDA::cublasLt) must load; either way the switch
 // and a missing file give the errors a user would need.
-TEST_CASE("cuda: cuBLASLt loads by dlopen or says exactly why not, and KILN_CUBLASLT switches it off or names the file") {
+TEST_CASE(
+    "cuda: cuBLASLt loads by dlopen or says exactly why not, and KILN_CUBLASLT switches it off or names the file") {
   kiln::test::ScopedEnv unset("KILN_CUBLASLT", nullptr);
   auto probe = CublasLt::probe();
 #if KILN_EXPECT_CUBLASLT
@@ -159,7 +163,8 @@ TEST_CASE("cuda: device bytes include the cuBLASLt scratch only for plans with p
     const Plan& p = *plan;
     uint64_t weights = 0;
     for (const SegmentInfo& s : p.segments()) weights = std::max(weights, s.offset + s.size);
-    return std::make_pair(cuda_device_bytes(p), weights + p.memory().arena_bytes + p.memory().kv_bytes + p.memory().request_bytes);
+    return std::make_pair(cuda_device_bytes(p),
+                          weights + p.memory().arena_bytes + p.memory().kv_bytes + p.memory().request_bytes);
   };
   // Beyond weights, arena and KV cache: alignment, state and the launch scratch (the split-K
   // decode attention's partials, which do not depend on the weight dtype, and the GEMM scratch).
@@ -202,9 +207,13 @@ TEST_CASE("cuda: cuBLASLt prefill GEMM matches the CPU kernel on rounded x, with
           const std::vector<float> poison(y0.size(), kNaN);
           Dev dx(x), dw(w), db(bias), dy(acc ? y0 : poison), dv(valid);
           Dev x16{std::vector<uint16_t>(size_t(rows * k))}, ws{std::vector<uint8_t>(kCublasLtWorkspaceBytes)};
-          matmul_cpu({xr.data(), w.data(), wt, bias.data(), wt, yc.data(), rows, k, m, acc == 1, valid.data(), batch}, pool);
-          matmul_cpu({x.data(), w.data(), wt, bias.data(), wt, yexact.data(), rows, k, m, acc == 1, valid.data(), batch}, pool);
-          MatmulArgs g{dx.as<float>(), dw.p, wt, db.p, wt, dy.as<float>(), rows, k, m, acc == 1, dv.as<int32_t>(), batch};
+          matmul_cpu({xr.data(), w.data(), wt, bias.data(), wt, yc.data(), rows, k, m, acc == 1, valid.data(), batch},
+                     pool);
+          matmul_cpu(
+              {x.data(), w.data(), wt, bias.data(), wt, yexact.data(), rows, k, m, acc == 1, valid.data(), batch},
+              pool);
+          MatmulArgs g{dx.as<float>(),   dw.p, wt, db.p, wt, dy.as<float>(), rows, k, m, acc == 1,
+                       dv.as<int32_t>(), batch};
           REQUIRE(library_gemm_eligible(g));
           auto gemm = lt.value()->bind(g, x16.p, ws.p, kCublasLtWorkspaceBytes);
           REQUIRE_MESSAGE(gemm.is_ok(), gemm.status().message());

@@ -67,9 +67,11 @@ struct Compiled {
   std::unique_ptr<DiffusionSession> s;
 };
 
-inline std::unique_ptr<Compiled> compile_and_open(const std::string& pipeline, const std::string& sampler, int64_t steps,
-                                           const std::string& controlnet = "", double control_scale = 1.0,
-                                           const std::vector<LoraAdapterSpec>& lora = {}, CompileSummary* summary = nullptr) {
+inline std::unique_ptr<Compiled> compile_and_open(const std::string& pipeline, const std::string& sampler,
+                                                  int64_t steps, const std::string& controlnet = "",
+                                                  double control_scale = 1.0,
+                                                  const std::vector<LoraAdapterSpec>& lora = {},
+                                                  CompileSummary* summary = nullptr) {
   auto c = std::make_unique<Compiled>();
   CompileOptions o;
   o.model_dir = pipeline;

@@ -15,10 +15,10 @@
 #include "compiler/diffusion_config.h"
 #include "compiler/safetensors.h"
 #include "compiler/schedule.h"
+#include "diffusion/diffusion_test.h"
 #include "kernels/philox.h"
 #include "kernels/sampler.h"
 #include "runtime/diffusion.h"
-#include "diffusion/diffusion_test.h"
 #include "test_util.h"
 
 using namespace kiln;
@@ -99,8 +99,12 @@ TEST_CASE("diffusion Philox4x32-10 matches the Random123 known-answer vectors, a
   // Random123's kat_vectors (Salmon et al., SC'11).
   const Kat kats[] = {
       {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
-      {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, {0xffffffff, 0xffffffff}, {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
-      {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, {0xa4093822, 0x299f31d0}, {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}},
+      {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+       {0xffffffff, 0xffffffff},
+       {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+      {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+       {0xa4093822, 0x299f31d0},
+       {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}},
   };
   for (const Kat& k : kats) {
     const Philox4 r = philox4x32_10(Philox4{{k.ctr[0], k.ctr[1], k.ctr[2], k.ctr[3]}}, k.key[0], k.key[1]);
@@ -145,7 +149,8 @@ TEST_CASE("diffusion samplers: every step of DDIM, Euler, Euler-a, DPM++ 2M and 
     const Schedule sch = build_schedule(cfg, parse_sampler(cs.sampler), N);
     const bool sde = cs.sampler == "vp_sde";
     for (int64_t i = 0; i < N; ++i) {
-      const double want = ts[size_t(i)], got = sde ? sch.timesteps[size_t(i)] / double(cfg.num_train_timesteps - 1) : sch.timesteps[size_t(i)];
+      const double want = ts[size_t(i)], got = sde ? sch.timesteps[size_t(i)] / double(cfg.num_train_timesteps - 1)
+                                                   : sch.timesteps[size_t(i)];
       CHECK(std::fabs(got - want) <= 1e-6 * std::max(1.0, std::fabs(want)));
       CHECK(std::fabs(sch.coefs[size_t(i * kSamplerCoefs + kSin)] - ref.floats("scale_in")[size_t(i)]) <= 1e-6);
     }
@@ -156,7 +161,8 @@ TEST_CASE("diffusion samplers: every step of DDIM, Euler, Euler-a, DPM++ 2M and 
       for (size_t i = 0; i < sg.size(); ++i) CHECK(std::fabs(sch.sigmas[i] - sg[i]) <= 1e-5 * std::max(1.0f, sg[i]));
     }
     const std::vector<float> xs = ref.floats("samples"), ms = ref.floats("model_outputs"), zs = ref.floats("noise"),
-                             prev = ref.floats(sde ? "prev_means" : "prev_samples"), prev_full = ref.floats("prev_samples");
+                             prev = ref.floats(sde ? "prev_means" : "prev_samples"),
+                             prev_full = ref.floats("prev_samples");
     const int64_t n = int64_t(xs.size()) / N;
     std::vector<float> h(size_t(n), 0.0f);
     int32_t step = 0;
@@ -164,7 +170,8 @@ TEST_CASE("diffusion samplers: every step of DDIM, Euler, Euler-a, DPM++ 2M and 
     for (int64_t i = 0; i < N; ++i) {
       std::vector<float> x(xs.begin() + i * n, xs.begin() + (i + 1) * n);
       step = int32_t(i);
-      SamplerStepArgs a{ms.data() + i * n, sch.coefs.data(), N, &step, zs.data() + i * n, x.data(), h.data(), n, 1, 1.0f};
+      SamplerStepArgs a{ms.data() + i * n, sch.coefs.data(), N, &step, zs.data() + i * n,
+                        x.data(),          h.data(),         n, 1,     1.0f};
       sampler_step_cpu(a, pool);
       // vp_sde: kiln returns the noise-free mean at the last step (Song et al.); before it, the sample.
       const float* want = (sde && i + 1 < N ? prev_full.data() : prev.data()) + i * n;

@@ -14,12 +14,12 @@
 #include "compiler/diffusion_config.h"
 #include "compiler/safetensors.h"
 #include "compiler/schedule.h"
+#include "diffusion/diffusion_test.h"
 #include "kernels/philox.h"
 #include "kernels/sampler.h"
+#include "kiln/kiln.h"
 #include "plan_edit.h"
 #include "runtime/diffusion.h"
-#include "diffusion/diffusion_test.h"
-#include "kiln/kiln.h"
 #include "runtime/image.h"
 #include "test_util.h"
 #include "tools/kiln/png_io.h"
@@ -122,7 +122,8 @@ TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer g
   CHECK(kiln_diffusion_denoise_steps(c.d, on_step, &seen, &err) == KILN_ERR_INVALID_ARGUMENT);
   CHECK(std::string(err.message).find("stopped by the step callback after step 1") != std::string::npos);
   CHECK(seen.steps.size() == 2);
-  CHECK(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) ==
+        KILN_ERR_INVALID_ARGUMENT);
   CHECK(kiln_diffusion_denoise_steps(nullptr, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
   // An LLM plan is not a text-to-image plan.
   kiln_diffusion* none = nullptr;
@@ -162,10 +163,11 @@ TEST_CASE("diffusion CLI: txt2img writes a PNG, and control images and bad input
   const std::string cli = KILN_CLI_PATH;
   const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline");
   std::string out;
-  REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + plan + " -p 'a red fox in snow' --seed 42 --progress --device cpu -o " +
-                                        (dir / "fox.png") + " 2>&1",
-                                    &out) == 0,
-                  out);
+  REQUIRE_MESSAGE(
+      test::run_command(cli + " txt2img " + plan + " -p 'a red fox in snow' --seed 42 --progress --device cpu -o " +
+                            (dir / "fox.png") + " 2>&1",
+                        &out) == 0,
+      out);
   int64_t w = 0, h = 0;
   std::vector<uint8_t> rgb;
   read_png_rgb8(dir / "fox.png", &w, &h, &rgb);
@@ -184,11 +186,13 @@ TEST_CASE("diffusion CLI: txt2img writes a PNG, and control images and bad input
                           &out) != 0);
   CHECK(out.find("no ControlNet") != std::string::npos);
   CHECK(test::run_command(cli + " txt2img " + plan + " -o " + (dir / "a.png") + " 2>&1", &out) != 0);
-  CHECK(test::run_command(cli + " txt2img " + (dir / "none.kplan") + " -p x -o " + (dir / "a.png") + " 2>&1", &out) != 0);
+  CHECK(test::run_command(cli + " txt2img " + (dir / "none.kplan") + " -p x -o " + (dir / "a.png") + " 2>&1", &out) !=
+        0);
 
   // A ControlNet plan: needs --control; a bad PNG is refused by name; a good one of another size works.
-  const std::string cn = compile_to(dir, dfix("sd15_tiny") + "/pipeline",
-                                    "--controlnet " + dfix("controlnet_tiny") + "/controlnet --control-scale 0.8", "cn.kplan");
+  const std::string cn =
+      compile_to(dir, dfix("sd15_tiny") + "/pipeline",
+                 "--controlnet " + dfix("controlnet_tiny") + "/controlnet --control-scale 0.8", "cn.kplan");
   CHECK(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p x -o " + (dir / "a.png") + " 2>&1", &out) != 0);
   CHECK(out.find("--control") != std::string::npos);
   test::write_bytes(dir / "bad.png", {0x89, 'P', 'N', 'G', 1, 2, 3});
@@ -219,15 +223,19 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
   };
   CHECK(err_of(src, [](CompileOptions& o) { o.sampler = "heun"; }).find("--sampler") != std::string::npos);
   CHECK(err_of(src, [](CompileOptions& o) { o.max_seq = 64; }).find("language models") != std::string::npos);
-  CHECK(err_of(test::fixture("gqa_f32"), [](CompileOptions& o) { o.steps = 20; }).find("diffusers pipelines") != std::string::npos);
+  CHECK(err_of(test::fixture("gqa_f32"), [](CompileOptions& o) { o.steps = 20; }).find("diffusers pipelines") !=
+        std::string::npos);
   CHECK(err_of(src, [](CompileOptions& o) { o.steps = 0; }).find("--steps") != std::string::npos);
   CHECK(err_of(src, [](CompileOptions& o) { o.height = 62; }).find("multiples") != std::string::npos);
   CHECK(err_of(src, [](CompileOptions& o) { o.guidance = NAN; }).find("--guidance") != std::string::npos);
-  CHECK(err_of(src, [](CompileOptions& o) { o.lora.push_back({"x", 1.0, ""}); }).find("adapter_model.safetensors") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) {
+          o.lora.push_back({"x", 1.0, ""});
+        }).find("adapter_model.safetensors") != std::string::npos);
   CHECK(err_of(src, [&](CompileOptions& o) { o.controlnet = dir / "nope"; }).find("config.json") != std::string::npos);
   // A ControlNet whose blocks do not match the UNet (sd2's UNet is smaller).
-  CHECK(err_of(dfix("sd2_tiny") + "/pipeline", [&](CompileOptions& o) { o.controlnet = dfix("controlnet_tiny") + "/controlnet"; })
-            .find("ControlNet") != std::string::npos);
+  CHECK(err_of(dfix("sd2_tiny") + "/pipeline", [&](CompileOptions& o) {
+          o.controlnet = dfix("controlnet_tiny") + "/controlnet";
+        }).find("ControlNet") != std::string::npos);
   auto broken = [&](const std::function<void(const std::string&)>& edit) {
     const std::string p = dir / "pipe";
     test::run_command("rm -rf '" + p + "'", nullptr);
@@ -236,31 +244,52 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
     return err_of(p);
   };
   auto write = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
-  CHECK(broken([](const std::string& p) { std::remove((p + "/vae/config.json").c_str()); }).find("vae/config.json") != std::string::npos);
-  CHECK(broken([&](const std::string& p) { write(p + "/unet/config.json", "{\"_class_name\": \"UNet2DConditionModel\", \"block_out_channels\": [32, 64], \"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\"], \"layers_per_block\": 2, \"cross_attention_dim\": 32, \"norm_num_groups\": 8, \"attention_head_dim\": 2, \"class_embed_type\": \"timestep\"}"); })
-            .find("class_embed_type") != std::string::npos);
-  CHECK(broken([&](const std::string& p) { write(p + "/unet/config.json", "{\"block_out_channels\": [32, 64], \"down_block_types\": [\"SimpleDown\", \"DownBlock2D\"]}"); })
-            .find("SimpleDown") != std::string::npos);
-  CHECK(broken([&](const std::string& p) { write(p + "/scheduler/scheduler_config.json", "{\"beta_schedule\": \"cosine\"}"); })
-            .find("beta_schedule") != std::string::npos);
-  CHECK(broken([&](const std::string& p) { write(p + "/scheduler/scheduler_config.json", "{\"prediction_type\": \"sample\"}"); })
-            .find("prediction_type") != std::string::npos);
-  CHECK(broken([&](const std::string& p) { write(p + "/model_index.json", "{\"_class_name\": \"StableDiffusionPipeline\", \"unet\": [\"diffusers\", \"UNet2DConditionModel\"]}"); })
-            .find("text_encoder") != std::string::npos);
-  CHECK(broken([&](const std::string& p) { write(p + "/text_encoder/config.json", "{\"vocab_size\": 1000, \"hidden_size\": 32, \"intermediate_size\": 37, \"num_hidden_layers\": 3, \"num_attention_heads\": 4, \"hidden_act\": \"relu\"}"); })
-            .find("hidden_act") != std::string::npos);
-  CHECK(broken([&](const std::string& p) { std::remove((p + "/unet/diffusion_pytorch_model.safetensors").c_str()); })
-            .find("diffusion_pytorch_model.safetensors") != std::string::npos);
+  CHECK(broken([](const std::string& p) { std::remove((p + "/vae/config.json").c_str()); }).find("vae/config.json") !=
+        std::string::npos);
+  CHECK(
+      broken([&](const std::string& p) {
+        write(
+            p + "/unet/config.json",
+            "{\"_class_name\": \"UNet2DConditionModel\", \"block_out_channels\": [32, 64], \"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\"], \"layers_per_block\": 2, \"cross_attention_dim\": 32, \"norm_num_groups\": 8, \"attention_head_dim\": 2, \"class_embed_type\": \"timestep\"}");
+      }).find("class_embed_type") != std::string::npos);
+  CHECK(broken([&](const std::string& p) {
+          write(p + "/unet/config.json",
+                "{\"block_out_channels\": [32, 64], \"down_block_types\": [\"SimpleDown\", \"DownBlock2D\"]}");
+        }).find("SimpleDown") != std::string::npos);
+  CHECK(broken([&](const std::string& p) {
+          write(p + "/scheduler/scheduler_config.json", "{\"beta_schedule\": \"cosine\"}");
+        }).find("beta_schedule") != std::string::npos);
+  CHECK(broken([&](const std::string& p) {
+          write(p + "/scheduler/scheduler_config.json", "{\"prediction_type\": \"sample\"}");
+        }).find("prediction_type") != std::string::npos);
+  CHECK(broken([&](const std::string& p) {
+          write(p + "/model_index.json",
+                "{\"_class_name\": \"StableDiffusionPipeline\", \"unet\": [\"diffusers\", \"UNet2DConditionModel\"]}");
+        }).find("text_encoder") != std::string::npos);
+  CHECK(
+      broken([&](const std::string& p) {
+        write(
+            p + "/text_encoder/config.json",
+            "{\"vocab_size\": 1000, \"hidden_size\": 32, \"intermediate_size\": 37, \"num_hidden_layers\": 3, \"num_attention_heads\": 4, \"hidden_act\": \"relu\"}");
+      }).find("hidden_act") != std::string::npos);
+  CHECK(broken([&](const std::string& p) {
+          std::remove((p + "/unet/diffusion_pytorch_model.safetensors").c_str());
+        }).find("diffusion_pytorch_model.safetensors") != std::string::npos);
   // A truncated weight file and a checkpoint that does not match its config.
   CHECK(!broken([&](const std::string& p) {
            auto b = test::read_bytes(p + "/vae/diffusion_pytorch_model.safetensors");
            b.resize(b.size() / 2);
            test::write_bytes(p + "/vae/diffusion_pytorch_model.safetensors", b);
          }).empty());
-  CHECK(broken([&](const std::string& p) { write(p + "/text_encoder/config.json", "{\"vocab_size\": 1000, \"hidden_size\": 32, \"intermediate_size\": 37, \"num_hidden_layers\": 4, \"num_attention_heads\": 4}"); })
-            .find("missing tensor") != std::string::npos);
-  CHECK(broken([&](const std::string& p) { write(p + "/tokenizer/merges.txt", "#version: 0.2\nnot-a-merge\n"); })
-            .find("merges.txt") != std::string::npos);
+  CHECK(
+      broken([&](const std::string& p) {
+        write(
+            p + "/text_encoder/config.json",
+            "{\"vocab_size\": 1000, \"hidden_size\": 32, \"intermediate_size\": 37, \"num_hidden_layers\": 4, \"num_attention_heads\": 4}");
+      }).find("missing tensor") != std::string::npos);
+  CHECK(broken([&](const std::string& p) {
+          write(p + "/tokenizer/merges.txt", "#version: 0.2\nnot-a-merge\n");
+        }).find("merges.txt") != std::string::npos);
 }
 
 TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge as peft's merge_and_unload") {
@@ -304,7 +333,8 @@ TEST_CASE("diffusion pf_ode is the VP-SDE's probability-flow ODE: same drift, ha
   }
 }
 
-TEST_CASE("diffusion LoRA: diffusers' own LoRA files (with and without adapter metadata) load as diffusers loads them") {
+TEST_CASE(
+    "diffusion LoRA: diffusers' own LoRA files (with and without adapter metadata) load as diffusers loads them") {
   const RefFile ref(dfix("lora_tiny") + "/reference.safetensors");
   for (const auto& dk : {std::pair<std::string, std::string>{"diffusers_lora", "dlora_unet_out"},
                          {"diffusers_lora_nometa", "dlora_nometa_unet_out"}}) {
@@ -326,8 +356,10 @@ TEST_CASE("diffusion LoRA: diffusers' own LoRA files (with and without adapter m
   // kohya files are refused by name.
   test::TempDir d;
   const std::vector<float> v(4, 0.5f);
-  write_safetensors(d / "kohya.safetensors",
-                    {StWriteTensor{"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", DType::F32, {2, 2}, v.data(), 16}});
+  write_safetensors(
+      d / "kohya.safetensors",
+      {StWriteTensor{
+          "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", DType::F32, {2, 2}, v.data(), 16}});
   CompileOptions o;
   o.model_dir = dfix("sd15_tiny") + "/pipeline";
   o.output = d / "x.kplan";
@@ -335,7 +367,8 @@ TEST_CASE("diffusion LoRA: diffusers' own LoRA files (with and without adapter m
   CHECK(test::compile_error(o).find("kohya") != std::string::npos);
 }
 
-TEST_CASE("diffusion VAE checkpoints with the old attention names (query/key/value/proj_attn) load as diffusers renames them") {
+TEST_CASE(
+    "diffusion VAE checkpoints with the old attention names (query/key/value/proj_attn) load as diffusers renames them") {
   test::TempDir dir;
   const std::string p = dir / "pipe";
   test::copy_dir(dfix("sd15_tiny") + "/pipeline", p);
@@ -346,8 +379,10 @@ TEST_CASE("diffusion VAE checkpoints with the old attention names (query/key/val
     int renamed = 0;
     for (const auto& [name, t] : f->tensors()) {
       std::string n = name;
-      for (const auto& [to, from] : {std::pair<std::string, std::string>{"to_q.", "query."}, {"to_k.", "key."},
-                                     {"to_v.", "value."}, {"to_out.0.", "proj_attn."}})
+      for (const auto& [to, from] : {std::pair<std::string, std::string>{"to_q.", "query."},
+                                     {"to_k.", "key."},
+                                     {"to_v.", "value."},
+                                     {"to_out.0.", "proj_attn."}})
         if (const size_t at = n.find("attentions.0." + to); at != std::string::npos) {
           n.replace(at + 13, to.size(), from);
           ++renamed;
@@ -362,7 +397,8 @@ TEST_CASE("diffusion VAE checkpoints with the old attention names (query/key/val
   check_vae(*c->s, RefFile(dfix("sd15_tiny") + "/reference.safetensors"));
 }
 
-TEST_CASE("diffusion LoRA: target_modules given as full module paths or an anchored regex name the component's own modules") {
+TEST_CASE(
+    "diffusion LoRA: target_modules given as full module paths or an anchored regex name the component's own modules") {
   for (const std::string targets : {std::string("[\"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q\"]"),
                                     std::string("\"down_blocks\\\\.0\\\\..*attn1\\\\.to_q\"")}) {
     CAPTURE(targets);
@@ -387,7 +423,8 @@ TEST_CASE("diffusion LoRA: target_modules given as full module paths or an ancho
   }
 }
 
-TEST_CASE("diffusion var_tiny (held out: three blocks, per-block depths, flip_sin_to_cos off, output scales, a saved DPM config) matches diffusers") {
+TEST_CASE(
+    "diffusion var_tiny (held out: three blocks, per-block depths, flip_sin_to_cos off, output scales, a saved DPM config) matches diffusers") {
   // The fixture keeps only its own UNet and scheduler; the rest is sd15_tiny's, copied back in.
   test::TempDir dir;
   const std::string p = dir / "pipe";
@@ -459,9 +496,12 @@ TEST_CASE("diffusion plans: kind, diffusion table and request region, and edits 
       {"other steps", [](fb::Plan* q) { q->mutable_diffusion()->mutate_steps(4); }, "must loop over its 4 steps", true},
       {"odd size", [](fb::Plan* q) { q->mutable_diffusion()->mutate_height(60); }, "image size is out of range", false},
       {"other size", [](fb::Plan* q) { q->mutable_diffusion()->mutate_width(128); }, "contradicts the programs", true},
-      {"no guidance", [](fb::Plan* q) { q->mutable_diffusion()->mutate_guidance(1.0); }, "contradicts the programs", true},
-      {"infinite f32", [](fb::Plan* q) { q->mutable_diffusion()->mutate_init_noise_sigma(1e300); }, "not finite", false},
-      {"text length", [](fb::Plan* q) { q->mutable_diffusion()->mutate_text_len(0); }, "text length is out of range", false},
+      {"no guidance", [](fb::Plan* q) { q->mutable_diffusion()->mutate_guidance(1.0); }, "contradicts the programs",
+       true},
+      {"infinite f32", [](fb::Plan* q) { q->mutable_diffusion()->mutate_init_noise_sigma(1e300); }, "not finite",
+       false},
+      {"text length", [](fb::Plan* q) { q->mutable_diffusion()->mutate_text_len(0); }, "text length is out of range",
+       false},
       {"LLM limits", [](fb::Plan* q) { q->mutable_model()->mutate_max_seq(77); }, "has LLM limits", false},
       {"marked an LLM", [](fb::Plan* q) { q->mutate_kind(fb::PlanKind::Llm); }, "model limits are out of range", false},
       {"no request region", [](fb::Plan* q) { q->mutable_memory()->mutate_request_bytes(0); },

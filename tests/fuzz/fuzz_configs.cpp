@@ -14,17 +14,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     kiln::LlamaConfig c = kiln::parse_llama_config(text, "config.json");
     (void)kiln::rope_inv_freq(c.rope, c.head_dim > 4096 ? 4096 : c.head_dim);
-  } catch (const kiln::CompileError&) {
-  }
+  } catch (const kiln::CompileError&) {}
   try {
     kiln::DeepseekConfig c = kiln::parse_deepseek_config(text, "config.json");
     (void)c.softmax_scale();
     (void)kiln::rope_inv_freq(c.rope, c.qk_rope_head_dim > 4096 ? 4096 : c.qk_rope_head_dim);
-  } catch (const kiln::CompileError&) {
-  }
+  } catch (const kiln::CompileError&) {}
   try {
     kiln::check_lora_config_text(text, "adapter_config.json");
-  } catch (const kiln::CompileError&) {
-  }
+  } catch (const kiln::CompileError&) {}
   return 0;
 }

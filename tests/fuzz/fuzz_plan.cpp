@@ -13,9 +13,9 @@
 #include <cstring>
 #include <vector>
 
+#include "plan_generated.h"
 #include "runtime/context.h"
 #include "runtime/executor.h"
-#include "plan_generated.h"
 #include "runtime/plan_format.h"
 
 namespace {
@@ -27,7 +27,8 @@ void replay(const std::vector<uint8_t>& file) {
   // throwing; the runtime's own answer to those is an out-of-memory status).
   const kiln::Plan& p = *plan.value();
   const auto& m = p.memory();
-  if (m.arena_bytes + m.kv_bytes + m.state_bytes > (64u << 20) || p.model().batch * p.model().vocab_size > (1 << 22)) return;
+  if (m.arena_bytes + m.kv_bytes + m.state_bytes > (64u << 20) || p.model().batch * p.model().vocab_size > (1 << 22))
+    return;
   kiln::ContextOptions co;
   co.n_threads = 1;
   auto ctx = kiln::Context::create(plan.value(), co);
@@ -63,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t weights_size = 0;
   if (root->segments())
     for (const auto* s : *root->segments())
-      if (s->offset() < (1u << 22) && s->size() < (1u << 22)) weights_size = std::max<uint64_t>(weights_size, s->offset() + s->size());
+      if (s->offset() < (1u << 22) && s->size() < (1u << 22))
+        weights_size = std::max<uint64_t>(weights_size, s->offset() + s->size());
   if (weights_size > (1u << 22)) return 0;
   const std::vector<uint8_t> zeros(size_t(weights_size), 0);
   // A crafted buffer may overlap tables, so one mutation can change what another reads:
@@ -85,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   h.fb_offset = sizeof(h);
   h.fb_size = fbuf.size();
   h.fb_xxh3 = XXH3_64bits(fbuf.data(), fbuf.size());
-  h.weights_offset = (sizeof(h) + fbuf.size() + kiln::kSegmentAlignment - 1) / kiln::kSegmentAlignment * kiln::kSegmentAlignment;
+  h.weights_offset =
+      (sizeof(h) + fbuf.size() + kiln::kSegmentAlignment - 1) / kiln::kSegmentAlignment * kiln::kSegmentAlignment;
   h.weights_size = weights_size;
   h.file_size = h.weights_offset + weights_size;
   h.header_xxh3 = XXH3_64bits(&h, offsetof(kiln::PlanHeader, header_xxh3));

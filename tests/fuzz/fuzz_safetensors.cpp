@@ -11,7 +11,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     volatile uint64_t sum = 0;  // touch every tensor's bytes: the ranges must be in bounds
     for (const auto& [name, t] : f->tensors())
       for (uint64_t i = 0; i < t.size; i += 64) sum = sum + t.data[i];
-  } catch (const kiln::CompileError&) {
-  }
+  } catch (const kiln::CompileError&) {}
   return 0;
 }

@@ -77,8 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       kiln::parse_hf_tokenizer(text, "{}", "tokenizer.json", &d, &tmpl);
       auto t = kiln::Tokenizer::create(std::move(d));
       if (t.is_ok()) (void)t.value()->encode("Hello, kiln! 123 \xe4\xb8\xad", true);
-    } catch (const kiln::CompileError&) {
-    }
+    } catch (const kiln::CompileError&) {}
     return 0;
   }
   const kiln::Tokenizer& t = *toks[mode];

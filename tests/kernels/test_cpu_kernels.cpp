@@ -140,7 +140,8 @@ TEST_CASE("embedding gathers rows and fences out-of-range ids to row 0") {
   auto table = store(random_floats(size_t(vocab * dim), 9), DType::F16, &t_r);
   std::vector<int32_t> tokens = {3, 0, 10, 7, -1, 11};
   std::vector<float> y(tokens.size() * size_t(dim), kNaN);
-  embedding_cpu(EmbeddingArgs{tokens.data(), table.data(), DType::F16, y.data(), int64_t(tokens.size()), vocab, dim}, pool);
+  embedding_cpu(EmbeddingArgs{tokens.data(), table.data(), DType::F16, y.data(), int64_t(tokens.size()), vocab, dim},
+                pool);
   for (size_t r = 0; r < tokens.size(); ++r) {
     const int64_t id = (tokens[r] < 0 || tokens[r] >= vocab) ? 0 : tokens[r];
     for (int64_t i = 0; i < dim; ++i) REQUIRE(y[r * size_t(dim) + size_t(i)] == t_r[size_t(id * dim + i)]);
@@ -198,7 +199,9 @@ TEST_CASE("kv_write and attention match a double reference for causal GQA with p
     auto kc = store(k_all, cache_t, &k_r);
     auto vc = store(v_all, cache_t, &v_r);
     auto qkv = random_floats(size_t(batch * chunk * width), 14);
-    kv_write_cpu(KvWriteArgs{qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), cache_t, batch, chunk, S, H, KVH, hd}, pool);
+    kv_write_cpu(
+        KvWriteArgs{qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), cache_t, batch, chunk, S, H, KVH, hd},
+        pool);
     // Expected cache: new k/v (rounded to the cache dtype) at start+t for t < valid.
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t t = 0; t < valid[size_t(b)]; ++t)
@@ -213,8 +216,8 @@ TEST_CASE("kv_write and attention match a double reference for causal GQA with p
         }
     std::vector<float> out(size_t(batch * chunk * H * hd), kNaN), ref(out.size(), 0.0f);
     const float scale = 1.0f / std::sqrt(float(hd));
-    attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(), batch,
-                                chunk, S, H, KVH, hd, scale},
+    attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
+                                batch, chunk, S, H, KVH, hd, scale},
                   pool);
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t t = 0; t < valid[size_t(b)]; ++t)
@@ -225,7 +228,8 @@ TEST_CASE("kv_write and attention match a double reference for causal GQA with p
           for (int64_t j = 0; j <= p; ++j) {
             double d = 0;
             for (int64_t i = 0; i < hd; ++i)
-              d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) * k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
+              d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) *
+                   k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
             s[size_t(j)] = d * scale;
             mx = std::max(mx, s[size_t(j)]);
           }
@@ -249,7 +253,7 @@ TEST_CASE("fused_matmul equals rmsnorm, matmul and swiglu run separately, bit fo
   uint32_t seed = 900;
   const int32_t n_valid[2] = {3, 1};
   for (DType wt : {DType::F32, DType::BF16, DType::F16})
-    for (int mode = 0; mode < 3; ++mode)  // 0: norm, 1: swiglu, 2: both
+    for (int mode = 0; mode < 3; ++mode)               // 0: norm, 1: swiglu, 2: both
       for (int variant = 0; variant < 3; ++variant) {  // 0: plain, 1: bias + accumulate, 2: padding rows
         const bool norm = mode != 1, swiglu = mode != 0, extra = variant == 1 && !swiglu, padded = variant == 2;
         CAPTURE(std::string(dtype_name(wt)));
@@ -269,8 +273,18 @@ TEST_CASE("fused_matmul equals rmsnorm, matmul and swiglu run separately, bit fo
           rmsnorm_cpu(RmsNormArgs{x.data(), nw.data(), wt, xn.data(), rows, k, 1e-5f}, pool);
           mx = xn.data();
         }
-        MatmulArgs ma{mx, w.data(), wt, extra ? b.data() : nullptr, wt, swiglu ? gu.data() : ref.data(), rows, k, m,
-                      extra, padded ? n_valid : nullptr, padded ? batch : 1};
+        MatmulArgs ma{mx,
+                      w.data(),
+                      wt,
+                      extra ? b.data() : nullptr,
+                      wt,
+                      swiglu ? gu.data() : ref.data(),
+                      rows,
+                      k,
+                      m,
+                      extra,
+                      padded ? n_valid : nullptr,
+                      padded ? batch : 1};
         matmul_cpu(ma, pool);
         if (swiglu) swiglu_cpu(SwigluArgs{gu.data(), ref.data(), rows, m / 2}, pool);
         // Fused.

@@ -15,7 +15,8 @@ TEST_CASE("f16 round-trips every finite half value and matches the IEEE definiti
     const uint32_t exp = (bits >> 10) & 0x1f, man = bits & 0x3ff;
     if (exp == 31) continue;  // inf / NaN below
     const double sign = (bits & 0x8000) ? -1.0 : 1.0;
-    const double expected = exp == 0 ? sign * std::ldexp(double(man), -24) : sign * std::ldexp(double(1024 + man), int(exp) - 25);
+    const double expected =
+        exp == 0 ? sign * std::ldexp(double(man), -24) : sign * std::ldexp(double(1024 + man), int(exp) - 25);
     REQUIRE(double(f16_to_f32(bits)) == expected);
     if (!(bits == 0x8000)) REQUIRE(f32_to_f16(f16_to_f32(bits)) == bits);
     ++checked;
@@ -34,10 +35,10 @@ TEST_CASE("f32 to f16 rounds to nearest even, saturates to inf and keeps NaN") {
   CHECK(f32_to_f16(65504.0f) == 0x7bff);
   CHECK(f32_to_f16(65520.0f) == 0x7c00);
   CHECK(f32_to_f16(-1e9f) == 0xfc00);
-  CHECK(f32_to_f16(std::ldexp(1.0f, -24)) == 0x0001);     // smallest subnormal
-  CHECK(f32_to_f16(std::ldexp(1.0f, -25)) == 0x0000);     // exactly half of it: ties to even (0)
+  CHECK(f32_to_f16(std::ldexp(1.0f, -24)) == 0x0001);  // smallest subnormal
+  CHECK(f32_to_f16(std::ldexp(1.0f, -25)) == 0x0000);  // exactly half of it: ties to even (0)
   CHECK(f32_to_f16(std::ldexp(1.5f, -25)) == 0x0001);
-  CHECK(f32_to_f16(std::ldexp(3.0f, -25)) == 0x0002);     // 1.5 units: ties to even (2)
+  CHECK(f32_to_f16(std::ldexp(3.0f, -25)) == 0x0002);  // 1.5 units: ties to even (2)
   CHECK((f32_to_f16(std::numeric_limits<float>::quiet_NaN()) & 0x7e00) == 0x7e00);
 }
 

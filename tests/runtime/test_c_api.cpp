@@ -86,33 +86,35 @@ TEST_CASE("C API: score and generate match the reference, and the plan may close
     static_cast<std::vector<int32_t>*>(user)->push_back(t);
     return 1;
   };
-  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1, out.data(), &n,
-                        cb, &streamed, &err) == KILN_OK);
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1,
+                        out.data(), &n, cb, &streamed, &err) == KILN_OK);
   CHECK(n == n_new);
   CHECK(streamed == out);
   CHECK(std::equal(out.begin(), out.end(), f.ref.greedy_ids.begin() + long(f.ref.prompt_ids.size())));
   // Stop early from the callback, and at an eos id.
   auto stop_after_2 = [](void* user, int32_t) -> int { return ++*static_cast<int*>(user) < 2; };
   int calls = 0;
-  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, -1, out.data(), &n, stop_after_2, &calls, &err) ==
-          KILN_OK);
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, -1, out.data(), &n, stop_after_2, &calls,
+                        &err) == KILN_OK);
   CHECK(n == 2);
   const int32_t eos = f.ref.greedy_ids[f.ref.prompt_ids.size() + 3];
-  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, out.data(), &n, nullptr, nullptr, &err) ==
-          KILN_OK);
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, out.data(), &n, nullptr, nullptr,
+                        &err) == KILN_OK);
   CHECK(out[size_t(n - 1)] == eos);
   CHECK(n <= 4);
 }
 
 // generate_depth: the decode loop with steps in flight gives the same tokens and the same early stop.
-TEST_CASE("C API: generate with steps in flight equals the reference and stops at the same eos, and bad depths are refused") {
+TEST_CASE(
+    "C API: generate with steps in flight equals the reference and stops at the same eos, and bad depths are refused") {
   Fixture f;
   kiln_error err{};
   const int64_t n_new = int64_t(f.ref.greedy_ids.size() - f.ref.prompt_ids.size());
   const int32_t eos = f.ref.greedy_ids[f.ref.prompt_ids.size() + 3];
   std::vector<int32_t> out(static_cast<size_t>(n_new));
   int64_t n = 0;
-  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, out.data(), &n, nullptr, nullptr, &err) == KILN_OK);
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, out.data(), &n, nullptr, nullptr,
+                        &err) == KILN_OK);
   for (int depth : {4, 16}) {
     CAPTURE(depth);
     kiln_context_options o = kiln_context_options_default();
@@ -122,11 +124,12 @@ TEST_CASE("C API: generate with steps in flight equals the reference and stops a
     REQUIRE(kiln_context_create_with(f.plan, &o, &c, &err) == KILN_OK);
     std::vector<int32_t> got(size_t(n_new), -1);
     int64_t m = 0;
-    REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1, got.data(), &m,
-                          nullptr, nullptr, &err) == KILN_OK);
+    REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1, got.data(),
+                          &m, nullptr, nullptr, &err) == KILN_OK);
     CHECK(m == n_new);
     CHECK(std::equal(got.begin(), got.end(), f.ref.greedy_ids.begin() + long(f.ref.prompt_ids.size())));
-    REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, got.data(), &m, nullptr, nullptr, &err) == KILN_OK);
+    REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, got.data(), &m, nullptr, nullptr, &err) ==
+            KILN_OK);
     CHECK(m == n);
     CHECK(std::equal(got.begin(), got.begin() + m, out.begin()));
     kiln_context_destroy(c);
@@ -200,12 +203,15 @@ TEST_CASE("C API: limits and bad arguments give typed errors and write nothing")
   std::vector<int32_t> gen(64, -5);
   int64_t n = -1;
   CHECK(kiln_generate(f.ctx, ids.data(), 30, 3, nullptr, -1, gen.data(), &n, nullptr, nullptr, &err) == KILN_ERR_LIMIT);
-  CHECK(std::string(err.message).find("30 tokens plus 3 new tokens exceeds the plan's max_seq of 32") != std::string::npos);
+  CHECK(std::string(err.message).find("30 tokens plus 3 new tokens exceeds the plan's max_seq of 32") !=
+        std::string::npos);
   CHECK(n == 0);
   CHECK(gen[0] == -5);
-  CHECK(kiln_generate(f.ctx, ids.data(), 3, 3, nullptr, -1, nullptr, &n, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_generate(f.ctx, ids.data(), 3, 3, nullptr, -1, nullptr, &n, nullptr, nullptr, &err) ==
+        KILN_ERR_INVALID_ARGUMENT);
   kiln_sampling bad{-1.0f, 0, 1.0f, 0};
-  CHECK(kiln_generate(f.ctx, ids.data(), 3, 3, &bad, -1, gen.data(), &n, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_generate(f.ctx, ids.data(), 3, 3, &bad, -1, gen.data(), &n, nullptr, nullptr, &err) ==
+        KILN_ERR_INVALID_ARGUMENT);
   // Null handles and paths; a NULL err is allowed.
   kiln_plan* p = nullptr;
   CHECK(kiln_plan_open(nullptr, &p, nullptr) == KILN_ERR_INVALID_ARGUMENT);
@@ -225,8 +231,8 @@ TEST_CASE("C API: one plan shared by contexts on four threads gives the sequenti
   REQUIRE(kiln_score(f.ctx, f.ref.input_ids.data(), 2, T, want.data(), &err) == KILN_OK);
   std::vector<int32_t> want_gen(12);
   int64_t n = 0;
-  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, 12, nullptr, -1, want_gen.data(), &n, nullptr, nullptr, &err) ==
-          KILN_OK);
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, 12, nullptr, -1, want_gen.data(), &n, nullptr, nullptr,
+                        &err) == KILN_OK);
   constexpr int kThreads = 4;
   std::vector<std::vector<float>> got(kThreads, std::vector<float>(want.size()));
   std::vector<std::vector<int32_t>> got_gen(kThreads, std::vector<int32_t>(12));
@@ -241,7 +247,8 @@ TEST_CASE("C API: one plan shared by contexts on four threads gives the sequenti
         st = kiln_score(c, f.ref.input_ids.data(), 2, T, got[size_t(t)].data(), &e);
         int64_t m = 0;
         if (st == KILN_OK)
-          st = kiln_generate(c, f.ref.prompt_ids.data(), 5, 12, nullptr, -1, got_gen[size_t(t)].data(), &m, nullptr, nullptr, &e);
+          st = kiln_generate(c, f.ref.prompt_ids.data(), 5, 12, nullptr, -1, got_gen[size_t(t)].data(), &m, nullptr,
+                             nullptr, &e);
       }
       kiln_context_destroy(c);
       status[size_t(t)] = st;

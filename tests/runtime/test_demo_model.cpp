@@ -38,7 +38,8 @@ TEST_CASE("demo model: text in, greedy text out, identical to transformers") {
     REQUIRE(n >= 3);
     std::vector<int32_t> out(static_cast<size_t>(n));
     int64_t got = 0;
-    REQUIRE(ctx.value()->generate(prompt.data(), int64_t(prompt.size()), n, SamplingParams{}, -1, out.data(), &got, nullptr)
+    REQUIRE(ctx.value()
+                ->generate(prompt.data(), int64_t(prompt.size()), n, SamplingParams{}, -1, out.data(), &got, nullptr)
                 .is_ok());
     const auto want = c["greedy_ids"].get<std::vector<int32_t>>();
     CHECK(std::equal(out.begin(), out.end(), want.begin()));

@@ -43,8 +43,8 @@ Status scale_validate(const OpCheck& c, uint64_t*) {
 
 ScaleArgs scale_args(const OpLaunch& l) { return {l.in_f32(0), l.out_f32(0), l.in(0)->shape[0], l.fattr32(0)}; }
 
-const OpDef kTestScaleOp{"test_scale", 1, 1, 1, 0, 1, {}, 0, true, scale_validate,
-                         bind_cpu_kernel<scale_args, scale_cpu>, nullptr, nullptr};
+const OpDef kTestScaleOp{
+    "test_scale", 1, 1, 1, 0, 1, {}, 0, true, scale_validate, bind_cpu_kernel<scale_args, scale_cpu>, nullptr, nullptr};
 
 // A plan of one program, "scale": state input x (n,) → output y, through the op.
 void write_scale_plan(const std::string& path, int64_t n, double s) {
@@ -60,12 +60,14 @@ void write_scale_plan(const std::string& path, int64_t n, double s) {
   g.info.architecture = "test";
   g.info.vocab_size = g.info.max_seq = g.info.batch = g.info.chunk = 1;
   plan_memory(g);
-  write_plan(g, PlanTargets{true, {}}, [](const Value&, std::vector<uint8_t>&) {}, path);
+  write_plan(
+      g, PlanTargets{true, {}}, [](const Value&, std::vector<uint8_t>&) {}, path);
 }
 
 }  // namespace
 
-TEST_CASE("ops: an op defined outside kiln is refused by the built-in registry and verified and run by one that has it") {
+TEST_CASE(
+    "ops: an op defined outside kiln is refused by the built-in registry and verified and run by one that has it") {
   test::TempDir d;
   const std::string path = d / "scale.kplan";
   write_scale_plan(path, 5, 2.5);

@@ -52,7 +52,8 @@ TEST_CASE("plan file: round trip keeps the model, programs and memory plan") {
   CHECK(p.targets()[1].sm_archs == std::vector<uint32_t>{90});
   REQUIRE(p.find_program("prefill") >= 0);
   REQUIRE(p.find_program("decode") >= 0);
-  CHECK(p.programs()[size_t(p.find_program("prefill"))].launches.size() == 13);  // embedding + 9 per layer (RoPE and the KV write fused) + norm + lm_head + sample
+  CHECK(p.programs()[size_t(p.find_program("prefill"))].launches.size() ==
+        13);  // embedding + 9 per layer (RoPE and the KV write fused) + norm + lm_head + sample
   CHECK(p.memory().kv_bytes == 2 * 256);  // k and v: 8 positions × 1 kv head × 4 dims × f32 = 128 B, each 256-aligned
   CHECK(p.memory().arena_bytes > 0);
   CHECK(header_of(bytes).weights_offset % kSegmentAlignment == 0);
@@ -145,13 +146,17 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
        "version 99, which this runtime does not provide"},
       {"launch input out of range",
        [](fb::Plan* p) {
-         p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(1)->mutable_inputs()->Mutate(0, 9999);
+         p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(1)->mutable_inputs()->Mutate(
+             0, 9999);
        },
        "input index out of range"},
       {"launch kernel out of range",
-       [](fb::Plan* p) { p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(0)->mutate_kernel(77); },
+       [](fb::Plan* p) {
+         p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(0)->mutate_kernel(77);
+       },
        "kernel out of range"},
-      {"tensor shape vs size", [](fb::Plan* p) { p->mutable_tensors()->GetMutableObject(0)->mutable_shape()->Mutate(0, 17); },
+      {"tensor shape vs size",
+       [](fb::Plan* p) { p->mutable_tensors()->GetMutableObject(0)->mutable_shape()->Mutate(0, 17); },
        "size does not match"},
       {"tensor offset",
        [](fb::Plan* p) {
@@ -165,7 +170,8 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
        "extends past the arena"},
       {"segment checksum", [](fb::Plan* p) { p->mutable_segments()->GetMutableObject(0)->mutate_xxh3(12345); },
        "checksum mismatch"},
-      {"segment order", [](fb::Plan* p) { p->mutable_segments()->GetMutableObject(1)->mutate_offset(0); }, "out of order"},
+      {"segment order", [](fb::Plan* p) { p->mutable_segments()->GetMutableObject(1)->mutate_offset(0); },
+       "out of order"},
       {"model limits", [](fb::Plan* p) { p->mutable_model()->mutate_max_seq(0); }, "out of range"},
       {"cache length", [](fb::Plan* p) { p->mutable_model()->mutate_max_seq(9); }, "cache length differs"},
       {"head attribute",
@@ -178,7 +184,12 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
        "has shape [4, 16], expected [4, 20]"},
       {"accumulate attribute",
        [](fb::Plan* p) {
-         p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(2)->mutable_int_attrs()->Mutate(0, 7);
+         p->mutable_programs()
+             ->GetMutableObject(0)
+             ->mutable_launches()
+             ->GetMutableObject(2)
+             ->mutable_int_attrs()
+             ->Mutate(0, 7);
        },
        "accumulate must be 0 or 1"},
       {"write into weights",

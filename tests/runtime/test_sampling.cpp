@@ -62,18 +62,21 @@ TEST_CASE("sampling: top-k keeps only the k best, and frequencies follow the sof
   SamplerScratch s(4);
   std::vector<int> counts(4, 0);
   const int n = 20000;
-  for (int i = 0; i < n; ++i) counts[size_t(sample_token(l.data(), 4, SamplingParams{1.0f, 0, 1.0f, 7}, uint64_t(i), s))]++;
+  for (int i = 0; i < n; ++i)
+    counts[size_t(sample_token(l.data(), 4, SamplingParams{1.0f, 0, 1.0f, 7}, uint64_t(i), s))]++;
   CHECK(double(counts[0]) / n == doctest::Approx(0.5).epsilon(0.05));
   CHECK(double(counts[1]) / n == doctest::Approx(0.3).epsilon(0.05));
   CHECK(double(counts[3]) / n == doctest::Approx(0.05).epsilon(0.15));
   std::vector<int> k2(4, 0);
-  for (int i = 0; i < 2000; ++i) k2[size_t(sample_token(l.data(), 4, SamplingParams{1.0f, 2, 1.0f, 9}, uint64_t(i), s))]++;
+  for (int i = 0; i < 2000; ++i)
+    k2[size_t(sample_token(l.data(), 4, SamplingParams{1.0f, 2, 1.0f, 9}, uint64_t(i), s))]++;
   CHECK(k2[2] == 0);
   CHECK(k2[3] == 0);
   CHECK(k2[0] > k2[1]);
   // top-p 0.7: {0.5, 0.3} reach 0.8 >= 0.7, so only the first two tokens remain.
   std::vector<int> p7(4, 0);
-  for (int i = 0; i < 2000; ++i) p7[size_t(sample_token(l.data(), 4, SamplingParams{1.0f, 0, 0.7f, 3}, uint64_t(i), s))]++;
+  for (int i = 0; i < 2000; ++i)
+    p7[size_t(sample_token(l.data(), 4, SamplingParams{1.0f, 0, 0.7f, 3}, uint64_t(i), s))]++;
   CHECK(p7[2] + p7[3] == 0);
   CHECK(p7[1] > 0);
 }
@@ -83,8 +86,9 @@ TEST_CASE("sampling: the plan's sample kernel draws what sample_token draws, row
   std::vector<float> logits(size_t(batch * chunk * vocab));
   for (size_t i = 0; i < logits.size(); ++i) logits[i] = float((i * 2654435761u) % 1000) / 97.0f;
   const std::vector<int32_t> valid = {2, 1, 2, 1, 0, 2};
-  const std::vector<SampleParams> params = {{0.8f, 40, 0.9f, 0, 7, 3},  {1.5f, 0, 1.0f, 0, 7, 4}, {0.0f, 5, 0.5f, 0, 1, 1},
-                                            {1.0f, 1, 1.0f, 0, 9, 9},   {1.0f, 5, 1.0f, 0, 1, 1}, {0.5f, 600, 0.3f, 0, 3, 0}};
+  const std::vector<SampleParams> params = {{0.8f, 40, 0.9f, 0, 7, 3}, {1.5f, 0, 1.0f, 0, 7, 4},
+                                            {0.0f, 5, 0.5f, 0, 1, 1},  {1.0f, 1, 1.0f, 0, 9, 9},
+                                            {1.0f, 5, 1.0f, 0, 1, 1},  {0.5f, 600, 0.3f, 0, 3, 0}};
   std::vector<int32_t> next(size_t(batch), 123);
   ThreadPool pool(2, uint64_t(2 * vocab));
   sample_cpu({logits.data(), valid.data(), params.data(), next.data(), batch, chunk, vocab}, pool);
@@ -97,7 +101,8 @@ TEST_CASE("sampling: the plan's sample kernel draws what sample_token draws, row
     }
     const SampleParams& p = params[size_t(b)];
     const float* row = logits.data() + (b * chunk + valid[size_t(b)] - 1) * vocab;
-    CHECK(next[size_t(b)] == sample_token(row, vocab, SamplingParams{p.temperature, p.top_k, p.top_p, p.seed}, p.step, s));
+    CHECK(next[size_t(b)] ==
+          sample_token(row, vocab, SamplingParams{p.temperature, p.top_k, p.top_p, p.seed}, p.step, s));
   }
 }
 

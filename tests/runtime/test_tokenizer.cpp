@@ -74,8 +74,11 @@ TEST_CASE("tokenizer: streaming decode emits exactly the final text, never a par
 
 TEST_CASE("tokenizer: bytes that are not UTF-8 round-trip through the byte-level tokenizer") {
   const auto t = load("bytelevel");
-  const std::string bad[] = {std::string("\xff\xfe", 2), std::string("ab\x80" "cd", 5), std::string("\xe4\xb8", 2),
-                             std::string("x\xc3(y", 4), std::string("\xf0\x9f\x98", 3)};
+  const std::string bad[] = {std::string("\xff\xfe", 2),
+                             std::string("ab\x80"
+                                         "cd",
+                                         5),
+                             std::string("\xe4\xb8", 2), std::string("x\xc3(y", 4), std::string("\xf0\x9f\x98", 3)};
   for (const std::string& s : bad) {
     const auto ids = t->encode(s, false);
     CHECK_FALSE(ids.empty());
@@ -171,8 +174,16 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
       {"model type", [](nlohmann::json& j) { j["model"]["type"] = "WordPiece"; }, "model type 'WordPiece'"},
       {"split regex", [](nlohmann::json& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+"; },
        "Split pattern is not one kiln knows"},
-      {"normalizer", [](nlohmann::json& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "normalizer 'NFKC'"},
-      {"merge", [](nlohmann::json& j) { j["model"]["merges"][0] = {"nope", "zzz"}; }, "names unknown tokens"},
+      {"normalizer",
+       [](nlohmann::json& j) {
+         j["normalizer"] = {{"type", "NFKC"}};
+       },
+       "normalizer 'NFKC'"},
+      {"merge",
+       [](nlohmann::json& j) {
+         j["model"]["merges"][0] = {"nope", "zzz"};
+       },
+       "names unknown tokens"},
       {"dropout", [](nlohmann::json& j) { j["model"]["dropout"] = 0.1; }, "'dropout'"},
       {"vocab hole", [](nlohmann::json& j) { j["model"]["vocab"].erase("!"); }, "no token with id"},
   };

@@ -49,10 +49,10 @@ std::vector<int32_t> parse_ids(const std::string& s) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != item.size() || v < 0 || v > INT32_MAX) throw CompileError("--ids entry '" + item + "' is not a token id");
+    if (used != item.size() || v < 0 || v > INT32_MAX)
+      throw CompileError("--ids entry '" + item + "' is not a token id");
     ids.push_back(int32_t(v));
   }
   if (ids.empty()) throw CompileError("--ids is empty: give at least one token id");
   return ids;
 }
-

@@ -30,7 +30,8 @@ std::vector<int32_t> parse_ids(const std::string& s);
 // --- the subcommands
 int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix);
 int run_inspect(const std::string& path, bool list_tensors, bool as_json);
-int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path, const RunOptions& ro);
+int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path,
+             const RunOptions& ro);
 
 struct GenerateArgs {
   std::string plan, ids, prompt;

@@ -12,7 +12,8 @@
 
 using kiln::CompileError;
 
-int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path, const RunOptions& ro) {
+int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path,
+             const RunOptions& ro) {
   auto in = kiln::SafetensorsFile::open(in_path);
   auto it = in->tensors().find("input_ids");
   if (it == in->tensors().end()) throw CompileError(in_path + ": has no 'input_ids' tensor");
@@ -32,8 +33,8 @@ int run_eval(const std::string& plan_path, const std::string& in_path, const std
       v = v32;
     }
     if (v < 0 || v > INT32_MAX)
-      throw CompileError(in_path + ": input_ids[" + std::to_string(i / size_t(n)) + ", " + std::to_string(i % size_t(n)) +
-                         "] = " + std::to_string(v) + " is not a token id");
+      throw CompileError(in_path + ": input_ids[" + std::to_string(i / size_t(n)) + ", " +
+                         std::to_string(i % size_t(n)) + "] = " + std::to_string(v) + " is not a token id");
     ids[i] = int32_t(v);
   }
   PlanHandle plan;
@@ -49,7 +50,10 @@ int run_eval(const std::string& plan_path, const std::string& in_path, const std
     throw CompileError(in_path + ": the logits would take over 64 GiB; score fewer rows at a time");
   std::vector<float> logits(size_t(rows * n * info.vocab_size));
   check(kiln_score(ctx.c, ids.data(), rows, n, logits.data(), &err), err);
-  kiln::write_safetensors(out_path, {{"logits", kiln::DType::F32, {rows, n, info.vocab_size}, logits.data(),
+  kiln::write_safetensors(out_path, {{"logits",
+                                      kiln::DType::F32,
+                                      {rows, n, info.vocab_size},
+                                      logits.data(),
                                       uint64_t(logits.size() * sizeof(float))}});
   std::fprintf(stderr, "wrote logits [%" PRId64 ", %" PRId64 ", %" PRId64 "] to %s\n", rows, n, info.vocab_size,
                out_path.c_str());
@@ -122,7 +126,8 @@ std::vector<int32_t> tokenize(kiln_plan* plan, const std::string& text, bool add
   kiln_error err{};
   int64_t n = 0;
   std::vector<int32_t> ids(text.size() + 16);
-  check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, ids.data(), int64_t(ids.size()), &n, &err), err);
+  check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, ids.data(), int64_t(ids.size()), &n, &err),
+        err);
   if (n > int64_t(ids.size())) {
     ids.resize(size_t(n));
     check(kiln_tokenize(plan, text.data(), text.size(), add_special ? 1 : 0, ids.data(), n, &n, &err), err);
@@ -165,8 +170,8 @@ int run_generate(const GenerateArgs& a) {
     return 1;
   };
   const auto t0 = std::chrono::steady_clock::now();
-  check(kiln_generate(ctx.c, prompt.data(), int64_t(prompt.size()), a.max_new, &s, int32_t(a.eos), out.data(), &n_out, cb,
-                      &stream, &err),
+  check(kiln_generate(ctx.c, prompt.data(), int64_t(prompt.size()), a.max_new, &s, int32_t(a.eos), out.data(), &n_out,
+                      cb, &stream, &err),
         err);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (sink) sink->finish();
@@ -216,7 +221,8 @@ int run_chat(const ChatArgs& a) {
       size_t len = 0;
       check(kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), nullptr, 0, &len, &err), err);
       std::string buf(len + 1, '\0');
-      check(kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), buf.data(), buf.size(), &len, &err), err);
+      check(kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), buf.data(), buf.size(), &len, &err),
+            err);
       prompt_text.assign(buf.data(), len);
     }
     const std::vector<int32_t> ids = tokenize(plan.p, prompt_text, a.raw);
@@ -243,4 +249,3 @@ int run_chat(const ChatArgs& a) {
   }
   return 0;
 }
-

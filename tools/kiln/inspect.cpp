@@ -28,40 +28,65 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
     return std::string(b);
   };
   json j;
-  j["plan"] = {{"path", path}, {"file_bytes", p.file_size()}, {"format_version", p.format_version()},
-               {"schema_version", p.schema_version()}, {"generator", p.generator()}, {"flatbuffer_bytes", p.fb_size()},
+  j["plan"] = {{"path", path},
+               {"file_bytes", p.file_size()},
+               {"format_version", p.format_version()},
+               {"schema_version", p.schema_version()},
+               {"generator", p.generator()},
+               {"flatbuffer_bytes", p.fb_size()},
                {"flatbuffer_xxh3", hex(p.fb_xxh3())}};
   j["targets"] = json::array();
   for (const auto& t : p.targets()) j["targets"].push_back({{"backend", t.backend}, {"sm_archs", t.sm_archs}});
-  j["model"] = {{"architecture", m.architecture}, {"vocab_size", m.vocab_size}, {"max_seq", m.max_seq},
-                {"batch", m.batch}, {"chunk", m.chunk}, {"source_dtype", kiln::dtype_name(m.source_dtype)},
-                {"plan_dtype", kiln::dtype_name(m.plan_dtype)}, {"kv_bytes_per_token", m.kv_bytes_per_token},
-                {"mha_kv_bytes_per_token", m.mha_kv_bytes_per_token}, {"notes", m.notes}};
+  j["model"] = {{"architecture", m.architecture},
+                {"vocab_size", m.vocab_size},
+                {"max_seq", m.max_seq},
+                {"batch", m.batch},
+                {"chunk", m.chunk},
+                {"source_dtype", kiln::dtype_name(m.source_dtype)},
+                {"plan_dtype", kiln::dtype_name(m.plan_dtype)},
+                {"kv_bytes_per_token", m.kv_bytes_per_token},
+                {"mha_kv_bytes_per_token", m.mha_kv_bytes_per_token},
+                {"notes", m.notes}};
   const uint64_t total =
       mem.weights_bytes + mem.kv_bytes + mem.request_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes;
   j["plan"]["kind"] = kiln::plan_kind_name(p.kind());
   if (p.kind() == kiln::PlanKind::kTextToImage) {
     const kiln::DiffusionInfo& d = p.diffusion();
-    j["diffusion"] = {{"height", d.height}, {"width", d.width}, {"steps", d.steps}, {"sampler", d.sampler},
-                      {"timestep_spacing", d.timestep_spacing}, {"prediction_type", d.prediction_type},
-                      {"guidance", d.guidance}, {"init_noise_sigma", d.init_noise_sigma}, {"text_len", d.text_len},
-                      {"control_scale", d.control_scale}, {"vae_scaling_factor", d.vae_scaling_factor},
+    j["diffusion"] = {{"height", d.height},
+                      {"width", d.width},
+                      {"steps", d.steps},
+                      {"sampler", d.sampler},
+                      {"timestep_spacing", d.timestep_spacing},
+                      {"prediction_type", d.prediction_type},
+                      {"guidance", d.guidance},
+                      {"init_noise_sigma", d.init_noise_sigma},
+                      {"text_len", d.text_len},
+                      {"control_scale", d.control_scale},
+                      {"vae_scaling_factor", d.vae_scaling_factor},
                       {"components", d.components}};
   }
   j["memory"] = {{"weights", mem.weights_bytes}, {"kv_cache", mem.kv_bytes}, {"request", mem.request_bytes},
-                 {"arena", mem.arena_bytes}, {"state", mem.state_bytes}, {"workspace", mem.workspace_bytes},
+                 {"arena", mem.arena_bytes},     {"state", mem.state_bytes}, {"workspace", mem.workspace_bytes},
                  {"total_per_device", total}};
   j["programs"] = json::array();
   for (const auto& pr : p.programs()) {
     json kernels = json::object();
-    for (const auto& l : pr.launches) kernels[p.kernels()[l.kernel]->name] = kernels.value(p.kernels()[l.kernel]->name, 0) + 1;
-    j["programs"].push_back({{"name", pr.name}, {"launches", pr.launches.size()}, {"kernels", kernels},
-                             {"inputs", pr.input_names}, {"outputs", pr.output_names}});
+    for (const auto& l : pr.launches)
+      kernels[p.kernels()[l.kernel]->name] = kernels.value(p.kernels()[l.kernel]->name, 0) + 1;
+    j["programs"].push_back({{"name", pr.name},
+                             {"launches", pr.launches.size()},
+                             {"kernels", kernels},
+                             {"inputs", pr.input_names},
+                             {"outputs", pr.output_names}});
   }
   j["tensors"] = json::array();
   for (const auto& t : p.tensors()) {
-    json e = {{"name", t.name}, {"dtype", kiln::dtype_name(t.dtype)}, {"region", kiln::region_name(t.region)},
-              {"shape", t.shape}, {"bytes", t.size_bytes}, {"offset", t.offset}};
+    json e = {{"name", t.name},
+              {"dtype", kiln::dtype_name(t.dtype)},
+              {"region", kiln::region_name(t.region)},
+              {"shape", t.shape},
+              {"bytes", t.size_bytes},
+              {"offset", t.offset}};
     if (t.region == kiln::Region::kWeights) {
       e["segment"] = t.segment;
       e["xxh3"] = hex(p.segments()[t.segment].xxh3);
@@ -69,12 +94,17 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
     j["tensors"].push_back(e);
   }
   j["adapters"] = json::array();
-  for (const auto& a : p.adapters()) j["adapters"].push_back({{"name", a.name}, {"weight", a.weight}, {"xxh3", hex(a.xxh3)}});
+  for (const auto& a : p.adapters())
+    j["adapters"].push_back({{"name", a.name}, {"weight", a.weight}, {"xxh3", hex(a.xxh3)}});
   if (const kiln::Tokenizer* t = p.tokenizer()) {
     const auto& d = t->data();
     j["tokenizer"] = {{"kind", kiln::tokenizer_kind_name(d.kind)},
-                      {"vocab_size", t->vocab_size()}, {"merges", d.merges.size()}, {"added_tokens", d.added.size()},
-                      {"bos_id", d.bos_id}, {"eos_id", d.eos_id}, {"stop_ids", d.stop_ids},
+                      {"vocab_size", t->vocab_size()},
+                      {"merges", d.merges.size()},
+                      {"added_tokens", d.added.size()},
+                      {"bos_id", d.bos_id},
+                      {"eos_id", d.eos_id},
+                      {"stop_ids", d.stop_ids},
                       {"chat_format", d.chat == kiln::TokenizerData::Chat::kLlama3     ? "llama3"
                                       : d.chat == kiln::TokenizerData::Chat::kDeepseek ? "deepseek"
                                                                                        : "none"}};
@@ -108,7 +138,8 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
   const kiln::ModelInfo& m = p.model();
   const kiln::MemoryInfo& mem = p.memory();
   std::printf("plan       %s (%s, verified)\n", path.c_str(), human_bytes(p.file_size()).c_str());
-  std::printf("format     v%u, schema v%u, made by %s\n", p.format_version(), p.schema_version(), p.generator().c_str());
+  std::printf("format     v%u, schema v%u, made by %s\n", p.format_version(), p.schema_version(),
+              p.generator().c_str());
   std::printf("flatbuf    %s, xxh3 %016" PRIx64 "\n", human_bytes(p.fb_size()).c_str(), p.fb_xxh3());
   std::string targets;
   for (const auto& t : p.targets()) {
@@ -116,18 +147,20 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
     for (uint32_t sm : t.sm_archs) targets += " sm_" + std::to_string(sm);
   }
   std::printf("targets    %s\n", targets.c_str());
-  std::printf("model      %s, vocab %" PRId64 ", source dtype %s, plan dtype %s\n", m.architecture.c_str(), m.vocab_size,
-              kiln::dtype_name(m.source_dtype), kiln::dtype_name(m.plan_dtype));
+  std::printf("model      %s, vocab %" PRId64 ", source dtype %s, plan dtype %s\n", m.architecture.c_str(),
+              m.vocab_size, kiln::dtype_name(m.source_dtype), kiln::dtype_name(m.plan_dtype));
   if (p.kind() == kiln::PlanKind::kTextToImage) {
     const kiln::DiffusionInfo& d = p.diffusion();
-    std::printf("image      %" PRId64 "x%" PRId64 ", %" PRId64 " steps of %s (%s timesteps, %s prediction), guidance %g, "
-                "prompt %" PRId64 " tokens%s\n",
-                d.width, d.height, d.steps, d.sampler.c_str(), d.timestep_spacing.c_str(), d.prediction_type.c_str(),
-                d.guidance, d.text_len,
-                std::find(d.components.begin(), d.components.end(), "controlnet") != d.components.end() ? ", ControlNet"
-                                                                                                       : "");
+    std::printf(
+        "image      %" PRId64 "x%" PRId64 ", %" PRId64
+        " steps of %s (%s timesteps, %s prediction), guidance %g, "
+        "prompt %" PRId64 " tokens%s\n",
+        d.width, d.height, d.steps, d.sampler.c_str(), d.timestep_spacing.c_str(), d.prediction_type.c_str(),
+        d.guidance, d.text_len,
+        std::find(d.components.begin(), d.components.end(), "controlnet") != d.components.end() ? ", ControlNet" : "");
   } else {
-    std::printf("limits     max_seq %" PRId64 ", batch %" PRId64 ", prefill chunk %" PRId64 "\n", m.max_seq, m.batch, m.chunk);
+    std::printf("limits     max_seq %" PRId64 ", batch %" PRId64 ", prefill chunk %" PRId64 "\n", m.max_seq, m.batch,
+                m.chunk);
   }
   const uint64_t total =
       mem.weights_bytes + mem.kv_bytes + mem.request_bytes + mem.arena_bytes + mem.state_bytes + mem.workspace_bytes;
@@ -145,8 +178,7 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
   if (const kiln::Tokenizer* t = p.tokenizer()) {
     const auto& d = t->data();
     std::printf("tokenizer  %s, %d tokens, %zu merges, %zu added, bos %d, eos %d, chat %s\n",
-                kiln::tokenizer_kind_name(d.kind), t->vocab_size(),
-                d.merges.size(), d.added.size(), d.bos_id, d.eos_id,
+                kiln::tokenizer_kind_name(d.kind), t->vocab_size(), d.merges.size(), d.added.size(), d.bos_id, d.eos_id,
                 d.chat == kiln::TokenizerData::Chat::kLlama3     ? "LLaMA-3"
                 : d.chat == kiln::TokenizerData::Chat::kDeepseek ? "DeepSeek"
                 : p.chat_template().empty()                      ? "none"
@@ -156,7 +188,8 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
   }
   if (p.adapters().empty()) std::printf("adapters   none\n");
   for (const auto& a : p.adapters())
-    std::printf("adapter    %s, weight %g, xxh3 %016" PRIx64 " (LoRA, merged at compile time)\n", a.name.c_str(), a.weight, a.xxh3);
+    std::printf("adapter    %s, weight %g, xxh3 %016" PRIx64 " (LoRA, merged at compile time)\n", a.name.c_str(),
+                a.weight, a.xxh3);
   for (const auto& pr : p.programs()) {
     std::map<std::string, int> counts;
     for (const auto& l : pr.launches) counts[p.kernels()[l.kernel]->name]++;
@@ -182,4 +215,3 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
   }
   return 0;
 }
-

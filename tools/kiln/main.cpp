@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "Logits for every position of the prompts in a safetensors file");
   eval->add_option("plan", eval_plan, "Plan file")->required();
   eval->add_option("--input", eval_in, "safetensors with input_ids (int64 or int32, [batch, tokens])")->required();
-  eval->add_option("--output", eval_out, "safetensors to write logits (float32, [batch, tokens, vocab]) to")->required();
+  eval->add_option("--output", eval_out, "safetensors to write logits (float32, [batch, tokens, vocab]) to")
+      ->required();
   add_run_options(eval, eval_run);
 
   GenerateArgs ga;
@@ -109,7 +110,8 @@ int main(int argc, char** argv) {
   add_in_flight_option(chat, ca.run);
 
   Txt2ImgArgs ta;
-  auto* t2i = app.add_subcommand("txt2img", "Generate an image from a text-to-image plan (a compiled diffusers pipeline)");
+  auto* t2i =
+      app.add_subcommand("txt2img", "Generate an image from a text-to-image plan (a compiled diffusers pipeline)");
   t2i->add_option("plan", ta.plan, "Plan file")->required();
   t2i->add_option("-p,--prompt", ta.prompt, "What to draw")->required();
   t2i->add_option("--negative", ta.negative, "Negative prompt (default empty; needs guidance > 1 at compile time)");
@@ -117,7 +119,8 @@ int main(int argc, char** argv) {
   t2i->add_option("-o,--output", ta.output, "PNG file to write")->required();
   t2i->add_option("--control", ta.control, "Control image (PNG) for a plan compiled with --controlnet");
   add_run_options(t2i, ta.run);
-  t2i->add_flag("--progress", ta.progress, "Report each step on stderr (replays step by step instead of the whole loop at once)");
+  t2i->add_flag("--progress", ta.progress,
+                "Report each step on stderr (replays step by step instead of the whole loop at once)");
 
   try {
     app.parse(argc, argv);

@@ -75,9 +75,10 @@ int run_txt2img(const Txt2ImgArgs& a) {
   check(kiln_diffusion_decode(h.d, nullptr, rgb.data(), &err), err);
   const double decode_s = seconds_since(t3);
   kiln::write_png_rgb8(a.output, info.width, info.height, rgb.data());
-  std::printf("wrote %s (%lldx%lld, seed %llu) on %s: load %.2f s, text %.1f ms, %lld steps %.1f ms each, decode %.1f ms\n",
-              a.output.c_str(), static_cast<long long>(info.width), static_cast<long long>(info.height),
-              static_cast<unsigned long long>(a.seed), kiln_diffusion_backend(h.d), load_s, text_s * 1e3,
-              static_cast<long long>(info.steps), steps_s * 1e3 / double(info.steps), decode_s * 1e3);
+  std::printf(
+      "wrote %s (%lldx%lld, seed %llu) on %s: load %.2f s, text %.1f ms, %lld steps %.1f ms each, decode %.1f ms\n",
+      a.output.c_str(), static_cast<long long>(info.width), static_cast<long long>(info.height),
+      static_cast<unsigned long long>(a.seed), kiln_diffusion_backend(h.d), load_s, text_s * 1e3,
+      static_cast<long long>(info.steps), steps_s * 1e3 / double(info.steps), decode_s * 1e3);
   return 0;
 }

@@ -50,9 +50,9 @@ typedef struct kiln_context kiln_context;
 
 typedef struct kiln_plan_info {
   int64_t vocab_size;
-  int64_t max_seq;   /* tokens per sequence (prompt + generated) */
-  int64_t batch;     /* sequences per context */
-  int64_t chunk;     /* prompt tokens per prefill replay */
+  int64_t max_seq; /* tokens per sequence (prompt + generated) */
+  int64_t batch;   /* sequences per context */
+  int64_t chunk;   /* prompt tokens per prefill replay */
 } kiln_plan_info;
 
 /* A zero-initialized kiln_sampling is greedy decoding. */
@@ -86,7 +86,7 @@ typedef struct kiln_context_options {
   /* CUDA, for hosts that own their resources (each NULL: kiln makes its own). Not owned; they
    * must outlive the context. device_memory must hold kiln_plan_device_bytes() bytes, 256-byte
    * aligned; kiln then allocates no device memory at all. */
-  void* cuda_stream;  /* a cudaStream_t */
+  void* cuda_stream; /* a cudaStream_t */
   void* cuda_device_memory;
   size_t cuda_device_memory_bytes;
   /* CUDA: nonzero (the default) runs prefill-sized bf16/f16 GEMMs on cuBLASLt when the library
@@ -114,7 +114,7 @@ KILN_API uint64_t kiln_plan_device_bytes(const kiln_plan* plan);
  * generate_depth 0 (the backend's). */
 KILN_API kiln_context_options kiln_context_options_default(void);
 KILN_API kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options* opts, kiln_context** out,
-                                     kiln_error* err);
+                                              kiln_error* err);
 /* "cpu" or "cuda": the backend the context runs on. */
 KILN_API const char* kiln_context_backend(const kiln_context* ctx);
 /* One line on how the context runs programs, valid while it lives: on CUDA the device, the graphs
@@ -127,8 +127,8 @@ KILN_API void kiln_context_reset(kiln_context* ctx);
 /* Logits for every position of `rows` prompts of `n_tokens` ids each, every prompt starting
  * at position 0: logits_out receives rows*n_tokens*vocab floats. Any number of rows.
  * Nothing is written to logits_out on failure. Resets the context's sequences. */
-KILN_API kiln_status kiln_score(kiln_context* ctx, const int32_t* ids, int64_t rows, int64_t n_tokens, float* logits_out,
-                       kiln_error* err);
+KILN_API kiln_status kiln_score(kiln_context* ctx, const int32_t* ids, int64_t rows, int64_t n_tokens,
+                                float* logits_out, kiln_error* err);
 
 /* Appends n ids to sequence `row`; then kiln_logits(row) holds the last token's logits. */
 KILN_API kiln_status kiln_prefill(kiln_context* ctx, int64_t row, const int32_t* ids, int64_t n, kiln_error* err);
@@ -147,8 +147,8 @@ typedef int (*kiln_token_callback)(void* user, int32_t token);
  * their count. sampling may be NULL for greedy. The callback must not call kiln with this
  * context (steps may still be running, see generate_depth). */
 KILN_API kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_prompt, int64_t max_new,
-                          const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
-                          kiln_token_callback callback, void* user, kiln_error* err);
+                                   const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
+                                   kiln_token_callback callback, void* user, kiln_error* err);
 
 /* --- text (plans compiled with a tokenizer; KILN_ERR_UNSUPPORTED otherwise) */
 typedef struct kiln_decoder kiln_decoder;
@@ -157,20 +157,21 @@ typedef struct kiln_decoder kiln_decoder;
  * does. Writes at most cap ids; *n_out gets the full count (call again with a bigger buffer
  * if it exceeds cap). */
 KILN_API kiln_status kiln_tokenize(const kiln_plan* plan, const char* text, size_t len, int add_special, int32_t* ids,
-                          int64_t cap, int64_t* n_out, kiln_error* err);
+                                   int64_t cap, int64_t* n_out, kiln_error* err);
 /* Text of ids, NUL-terminated in buf (cap bytes); *len_out gets the full byte length. */
 KILN_API kiln_status kiln_detokenize(const kiln_plan* plan, const int32_t* ids, int64_t n, int skip_special, char* buf,
-                            size_t cap, size_t* len_out, kiln_error* err);
+                                     size_t cap, size_t* len_out, kiln_error* err);
 /* 1 if generation should stop at this token (EOS, <|eot_id|>, ...), else 0. */
 KILN_API int kiln_token_is_stop(const kiln_plan* plan, int32_t id);
 /* The prompt text for a conversation (roles "system", "user", "assistant") in the plan's chat
  * format, ending where the assistant's reply begins; KILN_ERR_UNSUPPORTED if the plan's chat
  * template is not one kiln knows. */
-KILN_API kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, const char* const* contents, int64_t n,
-                             char* buf, size_t cap, size_t* len_out, kiln_error* err);
+KILN_API kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, const char* const* contents,
+                                      int64_t n, char* buf, size_t cap, size_t* len_out, kiln_error* err);
 /* Streaming detokenizer: push() writes the newly complete text (incomplete UTF-8 waits). */
 KILN_API kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err);
-KILN_API kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out, kiln_error* err);
+KILN_API kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out,
+                                       kiln_error* err);
 KILN_API void kiln_decoder_destroy(kiln_decoder* dec);
 
 /* --- text-to-image (plans compiled from a diffusers pipeline folder).
@@ -180,13 +181,13 @@ KILN_API void kiln_decoder_destroy(kiln_decoder* dec);
 typedef struct kiln_diffusion kiln_diffusion;
 
 typedef struct kiln_diffusion_info {
-  int64_t height, width;                                   /* pixels */
+  int64_t height, width; /* pixels */
   int64_t latent_height, latent_width, latent_channels;
-  int64_t steps;                                           /* sampler steps compiled in */
-  int64_t text_len;                                        /* token ids per prompt */
-  int guided;                                              /* classifier-free guidance: takes a negative prompt */
-  int stochastic;                                          /* the sampler draws fresh noise each step */
-  int has_control;                                         /* a ControlNet: every image needs a control image */
+  int64_t steps;    /* sampler steps compiled in */
+  int64_t text_len; /* token ids per prompt */
+  int guided;       /* classifier-free guidance: takes a negative prompt */
+  int stochastic;   /* the sampler draws fresh noise each step */
+  int has_control;  /* a ControlNet: every image needs a control image */
 } kiln_diffusion_info;
 
 /* opts may be NULL (the defaults). Fails with KILN_ERR_UNSUPPORTED on a plan that is not text-to-image. */
@@ -199,7 +200,8 @@ KILN_API const char* kiln_diffusion_backend(const kiln_diffusion* d);
 KILN_API const char* kiln_diffusion_describe(const kiln_diffusion* d);
 /* Tokenizes the prompt (and the negative prompt, "" when NULL; ignored without guidance) with the
  * plan's CLIP tokenizer and runs the text encoder. */
-KILN_API kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, const char* negative, kiln_error* err);
+KILN_API kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, const char* negative,
+                                               kiln_error* err);
 /* The same from text_len ids each (negative: NULL without guidance). */
 KILN_API kiln_status kiln_diffusion_set_prompt_ids(kiln_diffusion* d, const int32_t* ids, const int32_t* negative_ids,
                                                    kiln_error* err);
@@ -215,7 +217,8 @@ KILN_API kiln_status kiln_diffusion_denoise(kiln_diffusion* d, kiln_error* err);
 /* Called after each step; return 0 to stop (the call then fails with KILN_ERR_INVALID_ARGUMENT "stopped"). */
 typedef int (*kiln_step_callback)(void* user, int64_t step, int64_t steps);
 /* Runs every step one replay at a time, calling on_step (which may be NULL) after each. */
-KILN_API kiln_status kiln_diffusion_denoise_steps(kiln_diffusion* d, kiln_step_callback on_step, void* user, kiln_error* err);
+KILN_API kiln_status kiln_diffusion_denoise_steps(kiln_diffusion* d, kiln_step_callback on_step, void* user,
+                                                  kiln_error* err);
 /* The current latents (valid until the next call on d). */
 KILN_API const float* kiln_diffusion_latents(const kiln_diffusion* d);
 /* Decodes the latents: image_out (floats, about [-1, 1]) and/or rgb_out (bytes, diffusers'
@@ -224,8 +227,8 @@ KILN_API kiln_status kiln_diffusion_decode(kiln_diffusion* d, float* image_out, 
 
 /* A control image for kiln_diffusion_start from 8-bit RGB of any size (w x h x 3 bytes): resized
  * to out_w x out_h as diffusers does (PIL Lanczos), then scaled to [0, 1]; out holds out_w*out_h*3 floats. */
-KILN_API kiln_status kiln_control_image_from_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w, int64_t out_h,
-                                                  float* out, kiln_error* err);
+KILN_API kiln_status kiln_control_image_from_rgb8(const uint8_t* rgb, int64_t w, int64_t h, int64_t out_w,
+                                                  int64_t out_h, float* out, kiln_error* err);
 
 /* set_prompt + start + every step (kiln_diffusion_denoise, or kiln_diffusion_denoise_steps with on_step) +
  * decode to RGB bytes (height*width*3). */

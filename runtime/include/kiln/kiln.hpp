@@ -136,9 +136,10 @@ class Context {
       auto* f = static_cast<const std::function<bool(int32_t)>*>(user);
       return (*f)(t) ? 1 : 0;
     };
-    detail::check(kiln_generate(c_, prompt.data(), int64_t(prompt.size()), max_new, &sampling, eos, out.data(), &n,
-                                on_token ? +trampoline : nullptr, const_cast<std::function<bool(int32_t)>*>(&on_token), &e),
-                  e);
+    detail::check(
+        kiln_generate(c_, prompt.data(), int64_t(prompt.size()), max_new, &sampling, eos, out.data(), &n,
+                      on_token ? +trampoline : nullptr, const_cast<std::function<bool(int32_t)>*>(&on_token), &e),
+        e);
     out.resize(static_cast<size_t>(n));
     return out;
   }
