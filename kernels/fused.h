@@ -12,8 +12,8 @@
 //   → y: (rows, m/2) f32 = silu(g)·u of [g | u] = the matmul's rows (no bias, no accumulate).
 //   Plan operands: inputs {x, norm_w?, w, bias?, n_valid?}; outputs {y};
 //   int attrs {accumulate, swiglu}; float attrs {eps}.
-//   CPU: the normalized x (rows·k floats) and the gate|up rows (rows·m floats) go to buffers the
-//   bound launch owns (fused_matmul_cpu_buffer_floats).
+//   CPU: the normalized x (rows·k floats) and the gate|up rows (rows·m floats) go to the launch
+//   buffer the CPU backend lends (CpuBindEnv, fused_matmul_cpu_buffer_floats).
 // rope_kv_write: rope of every q and k head of a fused QKV buffer, in place, then the KV-cache
 //   write of its k and v (rope.h, kv_write.h).
 //   Plan operands: inputs {inv_freq, start_pos, qkv, n_valid}; outputs {qkv, k_cache, v_cache};
@@ -56,7 +56,8 @@ inline bool gemv_swiglu_fusable(int64_t rows, DType w, bool has_bias, bool accum
          (w == DType::BF16 || w == DType::F16);
 }
 
-// Floats of the CPU buffers a bound fused_matmul owns: the normalized x, then the gate|up rows.
+// Floats of the CPU buffer a fused_matmul needs while it runs: the normalized x, then the gate|up
+// rows.
 inline uint64_t fused_matmul_cpu_buffer_floats(const FusedMatmulArgs& a) {
   return uint64_t(a.norm_w ? a.m.rows * a.m.k : 0) + uint64_t(a.h ? a.m.rows * a.m.m : 0);
 }

@@ -36,6 +36,13 @@ using CpuLaunch = std::function<void(ThreadPool&)>;
 // synchronization), so it can be captured into a graph.
 using CudaLaunch = std::function<Status(void* stream)>;
 
+// What the CPU backend lends an op when it binds a launch.
+struct CpuBindEnv {
+  // One buffer that a launch may use whole while it runs (launches run one at a time, so all
+  // share it): grow it at bind time to what the launch needs, read its data() when it runs.
+  std::vector<float>* launch_buffer = nullptr;
+};
+
 // What the CUDA backend lends an op when it binds a launch.
 struct CudaBindEnv {
   void* scratch = nullptr;  // device launch scratch, at least the largest cuda_scratch_bytes
@@ -61,7 +68,7 @@ struct OpDef {
   // Checks a launch whose operand counts, indices and overlaps are already checked (op.cpp).
   // On success it raises *cpu_scratch_floats to the CPU scratch the launch needs per worker.
   Status (*validate)(const OpCheck& c, uint64_t* cpu_scratch_floats);
-  Result<CpuLaunch> (*bind_cpu)(const OpLaunch& l);
+  Result<CpuLaunch> (*bind_cpu)(const OpLaunch& l, const CpuBindEnv& env);
   // Null in builds without the CUDA backend. May refuse shapes its kernels lack (kUnsupported).
   Result<CudaLaunch> (*bind_cuda)(const OpLaunch& l, const CudaBindEnv& env);
   // Device scratch a launch needs (split-K partials, cuBLASLt's packed x); null: none.
@@ -147,7 +154,7 @@ const OpRegistry& builtin_ops();
 
 // bind_cpu for an op whose kernel takes its argument struct: make(l) builds it.
 template <auto Make, auto Kernel>
-Result<CpuLaunch> bind_cpu_kernel(const OpLaunch& l) {
+Result<CpuLaunch> bind_cpu_kernel(const OpLaunch& l, const CpuBindEnv&) {
   return CpuLaunch([a = Make(l)](ThreadPool& pool) { Kernel(a, pool); });
 }
 

@@ -428,11 +428,10 @@ kiln_status kiln_diffusion_denoise_steps(kiln_diffusion* d, kiln_step_callback o
   if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
   return guarded(err, [&] {
     const int64_t steps = d->s->steps();
-    int64_t done = 0;
+    int64_t stopped = -1;
     KILN_RETURN_IF_ERROR(d->s->denoise_all(
-        d->seed, [&](int64_t step) { return !on_step || on_step(user, step, steps) != 0; }, &done));
-    if (done < steps)
-      return kiln::invalid_argument("stopped by the step callback after step " + std::to_string(done - 1));
+        d->seed, [&](int64_t step) { return !on_step || on_step(user, step, steps) != 0; }, &stopped));
+    if (stopped >= 0) return kiln::invalid_argument("stopped by the step callback after step " + std::to_string(stopped));
     return kiln::Status::ok();
   });
 }

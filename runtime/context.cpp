@@ -301,7 +301,7 @@ Context::GenerateSteps::GenerateSteps(Context& c, TokenFeedback* feedback, int d
     : c_(c), feedback_(feedback), depth_(depth), sp_(sp), out_(out), steps_(max_new - 1) {}
 
 Context::GenerateSteps::~GenerateSteps() {
-  if (feedback_ && queued_ > 0) (void)feedback_->finish_steps();  // nothing may still read the host state
+  if (feedback_ && started_) (void)feedback_->finish_steps();  // nothing may still read the host state
 }
 
 Result<int32_t> Context::GenerateSteps::next(int32_t last, int64_t emitted) {
@@ -322,6 +322,7 @@ Result<int32_t> Context::GenerateSteps::next(int32_t last, int64_t emitted) {
     kp.step = 1;
     c_.set_sampling(kp);
   }
+  started_ = true;  // from here on work may be queued (a failed first enqueue may have queued its state copy)
   for (; queued_ < steps_ && queued_ - done_ < depth_; ++queued_)
     KILN_RETURN_IF_ERROR(feedback_->enqueue_step(queued_ == 0));
   Result<const int32_t*> r = feedback_->step_tokens(uint64_t(done_));
@@ -332,10 +333,10 @@ Result<int32_t> Context::GenerateSteps::next(int32_t last, int64_t emitted) {
 }
 
 Status Context::GenerateSteps::finish(int64_t emitted) {
-  if (!feedback_ || queued_ == 0) return Status::ok();  // logits(0) are the last decode's (or the prefill's)
+  if (!feedback_ || !started_) return Status::ok();  // logits(0) are the last decode's (or the prefill's)
+  started_ = false;
   KILN_RETURN_IF_ERROR(feedback_->finish_steps());
   const bool ran_ahead = queued_ > done_;
-  queued_ = 0;
   if (ran_ahead) {
     // Steps ran ahead of the last token kept: replay the step that chose it, for its logits. It
     // reads the same cache at the same position, so it writes the same keys and values again

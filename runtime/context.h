@@ -131,6 +131,7 @@ class Context {
     SamplingParams sp_;
     const int32_t* out_;
     int64_t steps_, queued_ = 0, done_ = 0;
+    bool started_ = false;  // steps were (or may have been) enqueued and are not yet finished
   };
   Status check_ids(const int32_t* ids, int64_t n) const;
   Status check_not_in_callback() const;

@@ -92,10 +92,11 @@ class CpuExecutor final : public Executor {
           break;
       }
     }
+    const CpuBindEnv env{&launch_buffer_};
     for (const ProgramInfo& pr : p.programs()) {
       std::vector<CpuLaunch> launches;
       for (const LaunchInfo& l : pr.launches) {
-        auto bound = p.kernels()[l.kernel]->bind_cpu(OpLaunch(l, p.tensors(), p.model(), &ptrs_));
+        auto bound = p.kernels()[l.kernel]->bind_cpu(OpLaunch(l, p.tensors(), p.model(), &ptrs_), env);
         if (!bound.is_ok()) return bound.status();
         launches.push_back(bound.take());
       }
@@ -110,6 +111,7 @@ class CpuExecutor final : public Executor {
   std::unique_ptr<uint8_t[]> memory_;  // arena | kv cache | request | state, zeroed
   uint8_t* state_ = nullptr;
   std::vector<void*> ptrs_;
+  std::vector<float> launch_buffer_;  // CpuBindEnv::launch_buffer, sized while binding
   std::vector<std::vector<CpuLaunch>> programs_;
 };
 

@@ -1,9 +1,11 @@
 // The CUDA executor. At creation it:
 //   1. checks the plan's CUDA target against the device's SM arch;
-//   2. uploads the weights section once through a pinned staging buffer (same layout as the
-//      file, so a tensor is base + offset), and allocates arena | KV cache | state in one block;
-//   3. binds every launch to its CUDA kernel (prefill-sized bf16/f16 GEMMs to cuBLASLt when it
-//      can be loaded, runtime/cublaslt.h) and, unless stream mode was asked for, captures
+//   2. uploads the weights section once through pinned staging buffers (same layout as the
+//      file, so a tensor is base + offset), and allocates arena | KV cache | request | state |
+//      launch scratch | token feedback control in one block;
+//   3. binds every launch through its op (OpDef::bind_cuda: the op picks its kernel, e.g.
+//      prefill-sized bf16/f16 GEMMs on cuBLASLt when it can be loaded, runtime/cublaslt.h), one
+//      bound launch per plan launch, and, unless stream mode was asked for, captures
 //      each program once into a CUDA graph: state copy in (from a pinned mirror), the
 //      launches, output copies out (to pinned buffers). Graphs are never re-captured; steps
 //      differ only through the state bytes the host writes into the mirror.

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "kernels/philox.h"
+#include "kernels/sampler.h"
 
 namespace kiln {
 
@@ -114,6 +115,18 @@ Status DiffusionSession::init() {
   if (P[size_t(p_denoise_)].counter != step || P[size_t(p_denoise_)].repeat != uint32_t(steps_))
     return corrupt_plan("program 'denoise' must loop over its " + std::to_string(steps_) +
                         " steps with 'step' as the counter");
+  // The sampler's tables hold one row per step (their kernels clamp the step to the table, so a
+  // shorter table would silently repeat its last row).
+  bool sampler_step = false;
+  for (const LaunchInfo& l : P[size_t(p_denoise_)].launches) {
+    const OpDef* op = plan_->kernels()[l.kernel];
+    if (op != &kSamplerStepOp && op != &kSamplerInputOp) continue;
+    sampler_step = sampler_step || op == &kSamplerStepOp;
+    if (T[l.inputs[1]].shape[0] != steps_)
+      return corrupt_plan("program 'denoise' has a sampler table of " + std::to_string(T[l.inputs[1]].shape[0]) +
+                          " steps, but the plan compiles " + std::to_string(steps_));
+  }
+  if (!sampler_step) return corrupt_plan("program 'denoise' has no sampler step");
   if (H_ != info.height || W_ != info.width || L_ != info.text_len || G_ != (info.guided() ? 2 : 1))
     return corrupt_plan("the diffusion table's size, text length or guidance contradicts the programs");
   return Status::ok();
@@ -168,19 +181,20 @@ Status DiffusionSession::denoise(int64_t step, uint64_t seed) {
   return Status::ok();
 }
 
-Status DiffusionSession::denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step, int64_t* done) {
-  if (done) *done = 0;
+Status DiffusionSession::denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step, int64_t* stopped_after) {
+  if (stopped_after) *stopped_after = -1;
   if (!on_step) {
     set_seed(seed);
     KILN_RETURN_IF_ERROR(exec_->run_loop(p_denoise_));
     latents_view_ = exec_->host_output(t_latents_step_);
-    if (done) *done = steps_;
     return Status::ok();
   }
   for (int64_t s = 0; s < steps_; ++s) {
     KILN_RETURN_IF_ERROR(denoise(s, seed));
-    if (done) *done = s + 1;
-    if (!on_step(s)) break;
+    if (!on_step(s)) {
+      if (stopped_after) *stopped_after = s;
+      break;
+    }
   }
   return Status::ok();
 }

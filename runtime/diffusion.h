@@ -50,8 +50,10 @@ class DiffusionSession {
   Status denoise(int64_t step, uint64_t seed);
   // Every step in order: the one step loop (the C API and the CLI drive it). Without on_step the
   // whole loop is one replay of the loop program (one CUDA graph); with it, one replay per step,
-  // and on_step(step) may return false to stop early. *done (if given) counts the steps run.
-  Status denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step = nullptr, int64_t* done = nullptr);
+  // and on_step(step) may return false to stop there (*stopped_after then says after which step;
+  // -1 when it ran to the end).
+  Status denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step = nullptr,
+                     int64_t* stopped_after = nullptr);
   // The VAE decoder's raw output, height() × width() × 3 floats (about [−1, 1]).
   Status decode(float* image);
   // One model call on the current text states (and control): sample is guided() ? 2 : 1

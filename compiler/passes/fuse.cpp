@@ -67,6 +67,10 @@ size_t fuse_matmul(const std::vector<Node>& nodes, size_t i, const Readers& r, c
                       r.single_use(g, mm->outputs[0]) &&
                       gemv_swiglu_fusable(rows, wt, mm->inputs[2] != kNoTensor, mm->int_attrs[0] != 0, m);
   if (!norm && !swiglu) return 0;
+  // The fused launch reads its x while it writes its output: never one buffer (e.g. a residual
+  // update x += W·norm(x)), which the parts could do one after another but one launch cannot.
+  const uint32_t x = norm ? norm->inputs[0] : mm->inputs[0], y = swiglu ? sw->outputs[0] : mm->outputs[0];
+  if (g.storage(x) == g.storage(y)) return 0;
   Node n;
   n.kernel = &kFusedMatmulOp;
   n.inputs = {norm ? norm->inputs[0] : mm->inputs[0], norm ? norm->inputs[1] : kNoTensor, mm->inputs[1], mm->inputs[2],

@@ -1,4 +1,4 @@
-// The fused ops on the CPU: their parts one after another, through the bound launch's buffers, so
+// The fused ops on the CPU: their parts one after another, through the backend's launch buffer, so
 // a plan with fused ops gives the same bits as one without (kernels/fused.h).
 #include "kernels/fused.h"
 

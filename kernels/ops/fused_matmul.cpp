@@ -49,16 +49,18 @@ FusedMatmulArgs args(const OpLaunch& l) {
   return {m, l.in_ptr(1), l.has_in(1) ? l.in(1)->dtype : DType::F32, l.fattr32(0), swiglu ? l.out_f32(0) : nullptr};
 }
 
-// The parts run one after another on the CPU, through buffers the bound launch owns.
-Result<CpuLaunch> bind_cpu(const OpLaunch& l) {
+// The parts run one after another on the CPU, through the launch buffer the backend lends.
+Result<CpuLaunch> bind_cpu(const OpLaunch& l, const CpuBindEnv& env) {
   const FusedMatmulArgs a = args(l);
-  std::shared_ptr<std::vector<float>> buffer;
+  std::vector<float>* buffer = env.launch_buffer;
+  const uint64_t need = fused_matmul_cpu_buffer_floats(a);
+  if (need > 0 && !buffer) return Status(StatusCode::kInternal, "fused_matmul bound without a launch buffer");
   try {
-    buffer = std::make_shared<std::vector<float>>(size_t(fused_matmul_cpu_buffer_floats(a)));
+    if (need > 0 && buffer->size() < need) buffer->resize(size_t(need));
   } catch (const std::bad_alloc&) {
-    return Status(StatusCode::kOutOfMemory, "out of memory for a fused matmul's buffers");
+    return Status(StatusCode::kOutOfMemory, "out of memory for a fused matmul's buffer");
   }
-  return CpuLaunch([a, buffer](ThreadPool& pool) { fused_matmul_cpu(a, buffer->data(), pool); });
+  return CpuLaunch([a, buffer](ThreadPool& pool) { fused_matmul_cpu(a, buffer ? buffer->data() : nullptr, pool); });
 }
 
 #ifdef KILN_WITH_CUDA

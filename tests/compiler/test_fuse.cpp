@@ -20,10 +20,6 @@ std::map<std::string, int> kernel_counts(const Plan& p, const std::string& progr
   return n;
 }
 
-bool overlap(const TensorInfo& a, const TensorInfo& b) {
-  return a.region == b.region && a.offset < b.offset + b.size_bytes && b.offset < a.offset + a.size_bytes;
-}
-
 }  // namespace
 
 TEST_CASE("fuse: CUDA-target LLaMA plans list fused launches, CPU plans none, and both give the same bits") {
@@ -69,12 +65,9 @@ TEST_CASE("fuse: CUDA-target LLaMA plans list fused launches, CPU plans none, an
       CHECK(c.count("rope_kv_write") == 0);
       CHECK(c["rope"] == L);
     }
-    // A fused launch reads its input while it writes its output: the planner kept them apart
-    // (the large vocabulary's logits included, which once landed on the residual stream).
-    const Plan& p = *all.value();
-    for (const LaunchInfo& l : p.programs()[size_t(p.find_program("decode"))].launches)
-      if (std::string(p.kernels()[l.kernel]->name) == "fused_matmul")
-        CHECK_FALSE(overlap(p.tensors()[l.inputs[0]], p.tensors()[l.outputs[0]]));
+    // A fused launch reads its input while it writes its output: that the planner kept them apart
+    // (the large vocabulary's logits included, which once landed on the residual stream) is proven
+    // by the plan loading at all, since Plan::load refuses overlapping operands (validate_launch).
     // Both plans on the CPU: the same logits, bit for bit, scoring and decoding.
     auto ca = Context::create(all.value(), ContextOptions{});
     auto cc = Context::create(cpu.value(), ContextOptions{});

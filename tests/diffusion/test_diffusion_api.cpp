@@ -124,6 +124,10 @@ TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer g
   CHECK(seen.steps.size() == 2);
   CHECK(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) ==
         KILN_ERR_INVALID_ARGUMENT);
+  seen = Seen{{}, 3};  // asking to stop after the last step still stops: the call fails, nothing is decoded
+  CHECK(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) ==
+        KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message).find("after step 3") != std::string::npos);
   CHECK(kiln_diffusion_denoise_steps(nullptr, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
   // An LLM plan is not a text-to-image plan.
   kiln_diffusion* none = nullptr;
@@ -494,6 +498,13 @@ TEST_CASE("diffusion plans: kind, diffusion table and request region, and edits 
   const Case cases[] = {
       {"no steps", [](fb::Plan* q) { q->mutable_diffusion()->mutate_steps(0); }, "step count is out of range", false},
       {"other steps", [](fb::Plan* q) { q->mutable_diffusion()->mutate_steps(4); }, "must loop over its 4 steps", true},
+      {"loop longer than its tables",  // steps and the loop's repeat agree, the sampler tables have 3 rows
+       [](fb::Plan* q) {
+         q->mutable_diffusion()->mutate_steps(4);
+         for (flatbuffers::uoffset_t i = 0; i < q->programs()->size(); ++i)
+           if (q->programs()->Get(i)->name()->str() == "denoise") q->mutable_programs()->GetMutableObject(i)->mutate_repeat(4);
+       },
+       "has a sampler table of 3 steps, but the plan compiles 4", true},
       {"odd size", [](fb::Plan* q) { q->mutable_diffusion()->mutate_height(60); }, "image size is out of range", false},
       {"other size", [](fb::Plan* q) { q->mutable_diffusion()->mutate_width(128); }, "contradicts the programs", true},
       {"no guidance", [](fb::Plan* q) { q->mutable_diffusion()->mutate_guidance(1.0); }, "contradicts the programs",
