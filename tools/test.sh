@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kiln and runs the whole test suite (the README's test command; .ci/run calls it).
 # The CUDA backend is compiled when nvcc is present (KILN_WITH_CUDA=AUTO); its tests skip
-# without a GPU. BUILD_DIR overrides the build folder (default: build).
+# without a GPU. BUILD_DIR overrides the build folder (default: build); KILN_UNITY=OFF compiles
+# file by file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
@@ -9,7 +10,9 @@ build="${BUILD_DIR:-build}"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
                                           -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_CUDA="${KILN_WITH_CUDA:-AUTO}" "${launcher[@]}"
+# Unity batches (KILN_UNITY=OFF to build file by file): less compiling from scratch.
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_CUDA="${KILN_WITH_CUDA:-AUTO}" \
+  -DCMAKE_UNITY_BUILD="${KILN_UNITY:-ON}" "${launcher[@]}"
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 

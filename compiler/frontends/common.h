@@ -49,6 +49,9 @@ void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint
 // Refuses the options only a diffusers pipeline takes (--height, --steps, …).
 void refuse_pipeline_options(const CompileOptions& o);
 
+// "model.layers.<i>.": where transformers' decoder layer i keeps its tensors.
+inline std::string hf_layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
+
 // Sequence limits from the options, defaulting from the model's max_position_embeddings.
 struct LlmLimits {
   int64_t max_seq, batch, chunk;

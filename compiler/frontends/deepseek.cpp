@@ -17,8 +17,6 @@ namespace kiln {
 
 namespace {
 
-std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
-
 // Index of layer in "model.layers.<N>.…", or -1.
 int64_t layer_of(const std::string& name) {
   static const std::string p = "model.layers.";
@@ -58,7 +56,7 @@ std::map<std::string, std::vector<int64_t>> deepseek_tensor_shapes(const Deepsee
   e["model.norm.weight"] = {D};
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = layer_prefix(i), a = p + "self_attn.";
+    const std::string p = hf_layer_prefix(i), a = p + "self_attn.";
     e[p + "input_layernorm.weight"] = {D};
     e[p + "post_attention_layernorm.weight"] = {D};
     if (c.q_lora_rank > 0) {
@@ -140,7 +138,7 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
   const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"}, wt);
   std::vector<Layer> layers;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = layer_prefix(i), a = p + "self_attn.", m = p + "mlp.";
+    const std::string p = hf_layer_prefix(i), a = p + "self_attn.", m = p + "mlp.";
     Layer L;
     L.attn_norm = w(p + "input_layernorm.weight", {D}, {p + "input_layernorm.weight"}, wt);
     const std::string qname = c.q_lora_rank > 0 ? a + "q_b_proj.weight" : a + "q_proj.weight";
@@ -318,7 +316,7 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
 
 namespace {
 
-FrontendBuild build(const CompileOptions& o) {
+FrontendBuild build_deepseek(const CompileOptions& o) {
   refuse_pipeline_options(o);
   const DeepseekConfig c = read_deepseek_config(o.model_dir + "/config.json");
   FrontendBuild b;
@@ -347,6 +345,6 @@ FrontendBuild build(const CompileOptions& o) {
 }  // namespace
 
 extern const Frontend kDeepseekFrontend{
-    "deepseek", {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "deepseek_v2", "deepseek_v3"}, nullptr, build};
+    "deepseek", {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "deepseek_v2", "deepseek_v3"}, nullptr, build_deepseek};
 
 }  // namespace kiln

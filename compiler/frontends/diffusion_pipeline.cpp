@@ -29,7 +29,7 @@ std::string num(double v) {
   return s.str();
 }
 
-FrontendBuild build(const CompileOptions& o) {
+FrontendBuild build_pipeline(const CompileOptions& o) {
   const std::string& d = o.model_dir;
   if (o.max_seq != 0 || o.batch != 1 || o.chunk != 0)
     throw CompileError("--max-seq, --batch and --chunk are for language models; " + d + " is a diffusers pipeline");
@@ -157,6 +157,6 @@ bool is_pipeline_folder(const std::string& dir) { return path_is_file(dir + "/mo
 
 }  // namespace
 
-extern const Frontend kDiffusionFrontend{"diffusers pipeline", {}, is_pipeline_folder, build};
+extern const Frontend kDiffusionFrontend{"diffusers pipeline", {}, is_pipeline_folder, build_pipeline};
 
 }  // namespace kiln

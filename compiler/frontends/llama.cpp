@@ -15,12 +15,6 @@
 
 namespace kiln {
 
-namespace {
-
-std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
-
-}  // namespace
-
 std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfig& c) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
   const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
@@ -29,7 +23,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   e["model.norm.weight"] = {D};
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = layer_prefix(i);
+    const std::string p = hf_layer_prefix(i);
     e[p + "input_layernorm.weight"] = {D};
     e[p + "post_attention_layernorm.weight"] = {D};
     e[p + "self_attn.q_proj.weight"] = {q, D};
@@ -89,7 +83,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"});
   std::vector<Layer> layers;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = layer_prefix(i);
+    const std::string p = hf_layer_prefix(i);
     Layer L;
     L.attn_norm = w(p + "input_layernorm.weight", {D}, {p + "input_layernorm.weight"});
     L.qkv_w = w(p + "self_attn.qkv_proj.weight", {W, D},
@@ -152,7 +146,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
 
 namespace {
 
-FrontendBuild build(const CompileOptions& o) {
+FrontendBuild build_llama(const CompileOptions& o) {
   refuse_pipeline_options(o);
   const LlamaConfig c = read_llama_config(o.model_dir + "/config.json");
   FrontendBuild b;
@@ -177,6 +171,6 @@ FrontendBuild build(const CompileOptions& o) {
 
 }  // namespace
 
-extern const Frontend kLlamaFrontend{"llama", {"LlamaForCausalLM", "llama"}, nullptr, build};
+extern const Frontend kLlamaFrontend{"llama", {"LlamaForCausalLM", "llama"}, nullptr, build_llama};
 
 }  // namespace kiln

@@ -1,4 +1,4 @@
-// A bounded soak test: for KILN_SOAK_SECONDS (default 20; CI's sanitizer job sets 30) mix
+// A bounded soak test: for KILN_SOAK_SECONDS (default 20, as in CI's sanitizer job) mix
 // valid and invalid requests through the C API on one context — prompts of every length,
 // out-of-range ids, overlong prompts, decode past the end, resets — and check that every
 // call answers with the expected status and that the process does not grow (resident pages; under
