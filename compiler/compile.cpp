@@ -9,6 +9,7 @@
 #include "compiler/passes/fuse.h"
 #include "compiler/passes/memory_plan.h"
 #include "compiler/passes/weights.h"
+#include "runtime/plan_format.h"
 
 namespace kiln {
 
@@ -35,11 +36,12 @@ CompileSummary compile_model(const CompileOptions& o) {
   const PlanTargets targets = parse_targets(o.target);
   if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
   plan_memory(g);
-  constexpr uint64_t kMaxRegion = uint64_t(1) << 44;  // the runtime's limit (runtime/plan.cpp)
-  if (g.kv_bytes > kMaxRegion || g.arena_bytes > kMaxRegion || g.request_bytes > kMaxRegion)
+  // The runtime's limit (runtime/plan_format.h); each term is far below 2^64, so the sum does not wrap.
+  if (g.kv_bytes > kMaxPlanMemory || g.arena_bytes > kMaxPlanMemory || g.request_bytes > kMaxPlanMemory ||
+      g.state_bytes > kMaxPlanMemory || g.kv_bytes + g.arena_bytes + g.request_bytes + g.state_bytes > kMaxPlanMemory)
     throw CompileError("the plan needs " + std::to_string(g.kv_bytes + g.request_bytes) + " bytes of KV cache and " +
-                       std::to_string(g.arena_bytes) +
-                       " bytes of arena, over the 16 TiB limit; lower --max-seq, --batch or --chunk");
+                       std::to_string(g.arena_bytes) + " bytes of arena, over the " +
+                       std::to_string(kMaxPlanMemory >> 40) + " TiB limit; lower --max-seq, --batch or --chunk");
   for (const LoraRecord& r : b.lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
   ThreadPool pool;
   write_plan(

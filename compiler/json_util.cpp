@@ -1,8 +1,7 @@
 #include "compiler/json_util.h"
 
-#include <fstream>
-
 #include "compiler/error.h"
+#include "runtime/mapped_file.h"
 
 namespace kiln {
 
@@ -23,15 +22,10 @@ nlohmann::json parse_json_limited(const char* begin, const char* end, const std:
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw CompileError(path + ": cannot open");
-  const std::streamoff size = in.tellg();
-  if (size < 0 || uint64_t(size) > kMaxJsonBytes) throw CompileError(path + ": file is over 100 MB");
-  std::string s(size_t(size), '\0');
-  in.seekg(0);
-  in.read(s.data(), size);
-  if (!in) throw CompileError(path + ": read failed");
-  return s;
+  auto f = MappedFile::open(path);  // regular files only: a FIFO or a device is refused, never waited on
+  if (!f.is_ok()) throw CompileError(f.status().message());
+  if (f.value()->size() > kMaxJsonBytes) throw CompileError(path + ": file is over 100 MB");
+  return std::string(reinterpret_cast<const char*>(f.value()->data()), f.value()->size());
 }
 
 nlohmann::json read_json_file(const std::string& path, std::string* text) {

@@ -1,12 +1,11 @@
 #include "compiler/lora.h"
 
+#include <re2/re2.h>
 #include <xxhash.h>
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 
 #include "compiler/error.h"
@@ -41,28 +40,31 @@ struct Adapter {
   std::map<std::string, const StTensor*> replacements;  // modules_to_save: tensor name → copy
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CompileError(path + ": cannot open (is this a PEFT adapter folder?)");
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 std::string base_name(std::string dir) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   const size_t s = dir.rfind('/');
   return s == std::string::npos ? dir : dir.substr(s + 1);
 }
 
+// A module-name pattern compiled by RE2, which matches in time linear in the name whatever the
+// pattern (std::regex and Python's re backtrack: "(a|a)*b" takes exponential time). RE2 has the
+// syntax peft's adapters use; what only a backtracking engine offers (backreferences,
+// lookaround) is refused by name.
+// any_prefix: as peft's rank/alpha patterns, which may match after any dotted prefix.
+std::unique_ptr<RE2> module_pattern(const std::string& re, const std::string& what, bool any_prefix = false) {
+  if (re.size() > 1024) throw CompileError(what + " is longer than 1024 characters");
+  RE2::Options o;
+  o.set_log_errors(false);
+  auto rx = std::make_unique<RE2>(any_prefix ? "(.*\\.)?(" + re + ")" : re, o);
+  if (!rx->ok()) throw CompileError(what + " '" + re + "' is not a regular expression kiln can match: " + rx->error());
+  return rx;
+}
+
 // peft's get_pattern_key: the first pattern p (in file order) with re.match(rf"(.*\.)?({p})$", module).
 const json* pattern_value(const json& patterns, const std::string& module, const std::string& where) {
   if (!patterns.is_object()) return nullptr;
   for (auto it = patterns.begin(); it != patterns.end(); ++it) {
-    if (it.key().size() > 1024) throw CompileError(where + ": a rank/alpha pattern is longer than 1024 characters");
-    try {
-      if (std::regex_match(module, std::regex("(.*\\.)?(" + it.key() + ")"))) return &it.value();
-    } catch (const std::regex_error&) {
-      throw CompileError(where + ": pattern '" + it.key() + "' is not a valid regular expression");
-    }
+    if (RE2::FullMatch(module, *module_pattern(it.key(), where + ": rank/alpha pattern", true))) return &it.value();
   }
   return nullptr;
 }
@@ -151,15 +153,9 @@ Config read_config_text(const std::string& text, const std::string& path) {
 void check_targets(const Config& c, const std::set<std::string>& modules, const std::string& where) {
   if (c.target_modules.is_string()) {
     const std::string re = c.target_modules.get<std::string>();
-    if (re.size() > 1024) throw CompileError(where + ": target_modules is longer than 1024 characters");
-    std::regex rx;
-    try {
-      rx = std::regex(re);
-    } catch (const std::regex_error&) {
-      throw CompileError(where + ": target_modules '" + re + "' is not a valid regular expression");
-    }
+    const auto rx = module_pattern(re, where + ": target_modules");
     for (const auto& m : modules)
-      if (std::regex_match(m, rx)) return;
+      if (RE2::FullMatch(m, *rx)) return;
     throw CompileError(where + ": target_modules regex '" + re + "' matches no module of the model");
   }
   if (!c.target_modules.is_array()) return;
@@ -277,8 +273,7 @@ std::string find_lora_prefix(const LoraAdapterSpec& spec, const Checkpoint& base
 std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec) {
   std::string file = spec.dir;
   if (file.size() < 12 || file.compare(file.size() - 12, 12, ".safetensors") != 0) {
-    if (path_is_file(spec.dir + "/adapter_config.json") ||
-        !path_is_file(spec.dir + "/pytorch_lora_weights.safetensors"))
+    if (path_exists(spec.dir + "/adapter_config.json") || !path_exists(spec.dir + "/pytorch_lora_weights.safetensors"))
       return {spec};  // a PEFT folder (its own errors say what is missing)
     file = spec.dir + "/pytorch_lora_weights.safetensors";
   }
@@ -350,8 +345,7 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       XXH3_state_t* st = XXH3_createState();
       XXH3_64bits_reset(st);
       XXH3_64bits_update(st, cfg_text.data(), cfg_text.size());
-      const std::string model = read_text(st_path);
-      XXH3_64bits_update(st, model.data(), model.size());
+      XXH3_64bits_update(st, ad.file->bytes(), ad.file->size());
       ad.record.xxh3 = XXH3_64bits_digest(st);
       XXH3_freeState(st);
     }

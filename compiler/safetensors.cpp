@@ -64,14 +64,16 @@ bool index_links_ok(const std::string& resolved, const std::string& root) {
   return root.find("/snapshots/") != std::string::npos && resolved.compare(0, cache.size(), cache) == 0;
 }
 
+// Something is at p: a file, or something else (a FIFO, a folder) that opening refuses by name
+// rather than as if it were absent.
 bool is_file(const std::string& p) {
   struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  return ::stat(p.c_str(), &st) == 0;
 }
 
 }  // namespace
 
-bool path_is_file(const std::string& p) { return is_file(p); }
+bool path_exists(const std::string& p) { return is_file(p); }
 bool path_is_dir(const std::string& p) { return is_dir(p); }
 
 int64_t StTensor::numel() const {

@@ -39,6 +39,9 @@ class SafetensorsFile {
   const std::map<std::string, StTensor>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
+  // The whole file as read (header and data).
+  const uint8_t* bytes() const { return file_->data(); }
+  size_t size() const { return file_->size(); }
 
  private:
   static std::unique_ptr<SafetensorsFile> parse(std::unique_ptr<MappedFile> file, const std::string& path);
@@ -68,8 +71,9 @@ class Checkpoint {
 
 const char* dtype_to_safetensors(DType t);
 
-// stat() checks: a regular file (after symlinks), a directory.
-bool path_is_file(const std::string& path);
+// stat() checks: something is at the path (after symlinks; a FIFO or a folder counts, and
+// opening it as a file then refuses it by name), a directory.
+bool path_exists(const std::string& path);
 bool path_is_dir(const std::string& path);
 
 // Writes tensors (name → dtype, shape, bytes) to a safetensors file, atomically (temp + rename).

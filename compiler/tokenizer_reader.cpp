@@ -6,6 +6,7 @@
 
 #include "compiler/error.h"
 #include "compiler/json_util.h"
+#include "compiler/safetensors.h"  // path_exists: a FIFO there is refused by name, not skipped
 
 namespace kiln {
 
@@ -34,11 +35,6 @@ std::string normalize_regex(const std::string& re) {
     else out += c;
   }
   return out;
-}
-
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 std::string type_of(const json& j) {
@@ -73,9 +69,10 @@ bool flag(const json& j, const char* k, bool def = false) {
 
 bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* chat_template) {
   const std::string path = dir + "/tokenizer.json";
-  if (!exists(path)) return false;
+  if (!path_exists(path)) return false;
   const std::string cfg_path = dir + "/tokenizer_config.json";
-  parse_hf_tokenizer(read_text_file(path), exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d, chat_template);
+  parse_hf_tokenizer(read_text_file(path), path_exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d,
+                     chat_template);
   return true;
 }
 
@@ -103,7 +100,11 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   }
   if (j.contains("added_tokens") && j["added_tokens"].is_array())
     for (const json& a : j["added_tokens"])
-      if (a.contains("id") && a["id"].is_number_integer()) max_id = std::max(max_id, a["id"].get<int64_t>());
+      if (a.contains("id") && a["id"].is_number_integer()) {
+        const int64_t id = a["id"].get<int64_t>();
+        if (id < 0 || id >= (int64_t(1) << 24)) fail("added token id " + std::to_string(id) + " is out of range");
+        max_id = std::max(max_id, id);
+      }
   if (max_id < 0 || max_id >= (int64_t(1) << 24)) fail("vocabulary is empty or too large");
   d->vocab.assign(size_t(max_id + 1), std::string());
   std::vector<uint8_t> seen(size_t(max_id + 1), 0);
@@ -272,8 +273,8 @@ namespace kiln {
 
 bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
   const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt";
-  if (!exists(vocab_path)) return false;
-  if (!exists(merges_path))
+  if (!path_exists(vocab_path)) return false;
+  if (!path_exists(merges_path))
     throw CompileError(merges_path + ": missing (CLIP tokenizers need vocab.json and merges.txt)");
   const json v = read_json_file(vocab_path);
   if (!v.is_object() || v.empty()) throw CompileError(vocab_path + ": not a JSON object of token ids");
@@ -318,7 +319,7 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
   // later registration of the same text decides.
   json cfg = json::object();
   for (const char* f : {"/special_tokens_map.json", "/tokenizer_config.json"}) {
-    if (!exists(dir + f)) continue;
+    if (!path_exists(dir + f)) continue;
     const json j = read_json_file(dir + f);
     if (!j.is_object()) throw CompileError(dir + f + ": not a JSON object");
     for (auto it = j.begin(); it != j.end(); ++it) cfg[it.key()] = *it;
@@ -350,7 +351,7 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
       throw CompileError(where + ": added token '" + content +
                          "' (e.g. a textual-inversion embedding) is not supported");
   };
-  if (exists(dir + "/added_tokens.json")) {
+  if (path_exists(dir + "/added_tokens.json")) {
     const json j = read_json_file(dir + "/added_tokens.json");
     if (!j.is_object()) throw CompileError(dir + "/added_tokens.json: not a JSON object");
     for (auto it = j.begin(); it != j.end(); ++it) refuse_extra(it.key(), dir + "/added_tokens.json");

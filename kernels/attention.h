@@ -31,6 +31,12 @@ struct AttentionArgs {
   float scale;
 };
 
+// attention_cpu's scratch per worker (the op's validate() reserves it): the scores over max_seq
+// positions, then one cache row widened to f32 (head_dim floats).
+inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim) {
+  return uint64_t(max_seq) + uint64_t(head_dim);
+}
+
 void attention_cpu(const AttentionArgs& a, ThreadPool& pool);
 
 }  // namespace kiln

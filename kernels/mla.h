@@ -48,6 +48,12 @@ struct MlaAttentionArgs {
   float scale;
 };
 
+// mla_attention_cpu's scratch per worker (the op's validate() reserves it): the scores over
+// max_seq positions, then one cache row widened to f32 (rank + rope floats).
+inline uint64_t mla_scratch_floats(int64_t max_seq, int64_t rank, int64_t rope) {
+  return uint64_t(max_seq) + uint64_t(rank) + uint64_t(rope);
+}
+
 void mla_kv_write_cpu(const MlaKvWriteArgs& a, ThreadPool& pool);
 void mla_attention_cpu(const MlaAttentionArgs& a, ThreadPool& pool);
 

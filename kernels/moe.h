@@ -61,6 +61,15 @@ struct MoeExpertsArgs {
   int64_t batch;
 };
 
+// moe_route_cpu's scratch per worker (the op's validate() reserves it): scores and choices
+// (experts floats each), then a gate row widened to f32 (dim floats) for a gate dtype the dot
+// product does not read in place (f16).
+inline uint64_t moe_route_scratch_floats(int64_t experts, int64_t dim, DType gate) {
+  return 2 * uint64_t(experts) + (gate == DType::F32 || gate == DType::BF16 ? 0 : uint64_t(dim));
+}
+// moe_experts_cpu's scratch per worker: one expert row (dim or ffn floats) widened to f32.
+inline uint64_t moe_experts_scratch_floats(int64_t dim, int64_t ffn) { return uint64_t(dim > ffn ? dim : ffn); }
+
 void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool);
 void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool);
 

@@ -43,6 +43,16 @@ bool all_positive(std::initializer_list<int64_t> v) {
   return true;
 }
 
+int64_t cmul(int64_t a, int64_t b) {
+  int64_t r = 0;
+  return a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r) ? -1 : r;
+}
+
+int64_t cadd(int64_t a, int64_t b) {
+  int64_t r = 0;
+  return a < 0 || b < 0 || __builtin_add_overflow(a, b, &r) ? -1 : r;
+}
+
 namespace {
 
 bool overlap(const TensorInfo& x, const TensorInfo& y) {

@@ -126,6 +126,21 @@ constexpr std::initializer_list<DType> kFloatTypes = {DType::F32, DType::BF16, D
 // Every value is in [1, 2^24] (head counts, dimensions, …).
 bool all_positive(std::initializer_list<int64_t> v);
 
+// Checked arithmetic, the only arithmetic validate() does on plan values (dimensions, attributes):
+// the product or sum, or -1 when an operand is negative or the result overflows int64. -1 is no
+// dimension and fails every bound, and it propagates, so a wrapped value never passes a check.
+int64_t cmul(int64_t a, int64_t b);
+int64_t cadd(int64_t a, int64_t b);
+template <typename... T>
+int64_t cmul(int64_t a, int64_t b, int64_t c, T... rest) {
+  return cmul(cmul(a, b), c, rest...);
+}
+// [offset, offset + length) lies in [0, limit), computed without overflow.
+inline bool span_within(int64_t offset, int64_t length, int64_t limit) {
+  const int64_t end = cadd(offset, length);
+  return length >= 0 && end >= 0 && end <= limit;
+}
+
 // The whole check of launch `l` against op `op`: operand and attribute counts, operand indices,
 // outputs only in writable regions, no overlapping operands (but the op's in-place update), then
 // op.validate. On success raises *cpu_scratch_floats.

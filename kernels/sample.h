@@ -98,6 +98,10 @@ struct SampleArgs {
   int64_t batch, chunk, vocab;
 };
 
+// sample_cpu's scratch per worker (the op's validate() reserves it): vocab probabilities, then
+// vocab token ids (i32, the size of a float).
+inline uint64_t sample_scratch_floats(int64_t vocab) { return 2 * uint64_t(vocab); }
+
 void sample_cpu(const SampleArgs& a, ThreadPool& pool);
 
 // Token feedback, the step between two decode replays of a generate loop that the backend takes

@@ -29,6 +29,10 @@ struct SdpaArgs {
   float scale;
 };
 
+// sdpa_cpu's scratch per worker (the op's validate() reserves it): the scores over lk keys (and
+// head_dim floats to spare).
+inline uint64_t sdpa_scratch_floats(int64_t lk, int64_t head_dim) { return uint64_t(lk) + uint64_t(head_dim); }
+
 void sdpa_cpu(const SdpaArgs& a, ThreadPool& pool);
 
 }  // namespace kiln

@@ -7,8 +7,10 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "plan_generated.h"
@@ -88,8 +90,6 @@ bool add_ok(uint64_t a, uint64_t b, uint64_t* out) {
   return true;
 }
 
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
-
 // The FlatBuffers Verifier checks a vector's length prefix alignment, not its elements': a
 // crafted buffer can hold 8-byte scalars at 4-byte boundaries. Refuse those before reading.
 template <typename V>
@@ -107,13 +107,106 @@ std::vector<T> vec(const V* v) {
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 constexpr int kMaxRank = 8;
 constexpr uint32_t kMaxRepeat = 100000;  // loop iterations of one program
+// Launches one replay of a program runs (its launches × repeat): a bound on the work a plan can ask for.
+constexpr uint64_t kMaxLaunchesPerRun = uint64_t(1) << 24;
+
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool valid_utf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* e = p + s.size();
+  while (p < e) {
+    const unsigned c = *p;
+    int n = 0;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c < 0x80) n = 0;
+    else if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c == 0xE0) n = 2, lo = 0xA0;
+    else if (c >= 0xE1 && c <= 0xEC) n = 2;
+    else if (c == 0xED) n = 2, hi = 0x9F;
+    else if (c >= 0xEE && c <= 0xEF) n = 2;
+    else if (c == 0xF0) n = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3) n = 3;
+    else if (c == 0xF4) n = 3, hi = 0x8F;
+    else return false;
+    if (e - p <= n) return false;  // truncated
+    for (int i = 1; i <= n; ++i, lo = 0x80, hi = 0xBF)
+      if (p[i] < lo || p[i] > hi) return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+// Reads the plan's strings, remembering whether one was not well-formed UTF-8.
+struct Strings {
+  bool bad = false;
+  std::string operator()(const flatbuffers::String* s) {
+    std::string v = s ? s->str() : std::string();
+    bad = bad || !valid_utf8(v);
+    return v;
+  }
+};
+
+// Byte ranges of one region, as a union of disjoint [begin, end) intervals.
+class Coverage {
+ public:
+  void add(uint64_t b, uint64_t e) {
+    auto it = m_.upper_bound(b);
+    if (it != m_.begin() && std::prev(it)->second >= b) --it;
+    while (it != m_.end() && it->first <= e) {
+      b = std::min(b, it->first);
+      e = std::max(e, it->second);
+      it = m_.erase(it);
+    }
+    m_[b] = e;
+  }
+  bool covers(uint64_t b, uint64_t e) const {
+    auto it = m_.upper_bound(b);
+    return it != m_.begin() && std::prev(it)->second >= e;
+  }
+
+ private:
+  std::map<uint64_t, uint64_t> m_;  // begin → end
+};
+
+// The invariants of one program that no single launch shows (schema/README.md): each arena tensor a launch reads was
+// written by an earlier launch of the program (the arena holds nothing between replays); each output is written by one
+// of its launches; next_token is what a sample launch wrote; one replay is bounded work.
+Status check_program(const ProgramInfo& p, const std::vector<TensorInfo>& t, const std::vector<const OpDef*>& ops) {
+  std::map<Region, Coverage> written;
+  uint32_t next_writer = kNoTensor;  // the kernel of the last launch that wrote next_token
+  const uint32_t next = p.output("next_token");
+  for (size_t k = 0; k < p.launches.size(); ++k) {
+    const LaunchInfo& l = p.launches[k];
+    for (uint32_t i : l.inputs)
+      if (i != kNoTensor && t[i].region == Region::kArena &&
+          !written[Region::kArena].covers(t[i].offset, t[i].offset + t[i].size_bytes))
+        return invalid_argument("launch " + std::to_string(k) + " reads arena tensor '" + t[i].name +
+                                "' before any launch of the program writes it");
+    for (uint32_t o : l.outputs) {
+      written[t[o].region].add(t[o].offset, t[o].offset + t[o].size_bytes);
+      if (o == next) next_writer = l.kernel;
+    }
+  }
+  for (size_t i = 0; i < p.outputs.size(); ++i) {
+    const TensorInfo& o = t[p.outputs[i]];
+    if (!written[o.region].covers(o.offset, o.offset + o.size_bytes))
+      return invalid_argument("output '" + p.output_names[i] + "' is not written by any launch of the program");
+  }
+  if (next != kNoTensor && (next_writer == kNoTensor || std::string(ops[next_writer]->name) != "sample"))
+    return invalid_argument("next_token is not the output of a sample launch");
+  if (uint64_t(p.launches.size()) * p.repeat > kMaxLaunchesPerRun)
+    return invalid_argument(std::to_string(p.launches.size()) + " launches repeated " + std::to_string(p.repeat) +
+                            " times exceed the bound of " + std::to_string(kMaxLaunchesPerRun) +
+                            " launches per replay");
+  return Status::ok();
+}
 
 }  // namespace
 
 namespace {
 
 // A text-to-image plan's DiffusionInfo, every number in range and finite as the f32 the kernels use.
-Status read_diffusion(const fb::DiffusionInfo* d, DiffusionInfo* out) {
+Status read_diffusion(const fb::DiffusionInfo* d, DiffusionInfo* out, Strings& str) {
   if (!d) return corrupt_plan("a text-to-image plan lacks its diffusion table");
   out->height = d->height();
   out->width = d->width();
@@ -141,6 +234,7 @@ Status read_diffusion(const fb::DiffusionInfo* d, DiffusionInfo* out) {
 }  // namespace
 
 Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
+  Strings str;
   const uint8_t* data = file_->data();
   const uint64_t size = file_->size();
 
@@ -226,14 +320,18 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
   } else {
     if (model_.max_seq != 0 || model_.batch != 0 || model_.chunk != 0)
       return corrupt_plan("a text-to-image plan has LLM limits (max_seq, batch, chunk must be 0)");
-    KILN_RETURN_IF_ERROR(read_diffusion(root->diffusion(), &diffusion_));
+    KILN_RETURN_IF_ERROR(read_diffusion(root->diffusion(), &diffusion_, str));
   }
   memory_ = {mem->weights_bytes(), mem->arena_bytes(),     mem->kv_bytes(),
              mem->state_bytes(),   mem->workspace_bytes(), mem->request_bytes()};
-  constexpr uint64_t kMaxRegion = uint64_t(1) << 44;
-  if (memory_.arena_bytes > kMaxRegion || memory_.kv_bytes > kMaxRegion || memory_.state_bytes > kMaxRegion ||
-      memory_.workspace_bytes > kMaxRegion || memory_.request_bytes > kMaxRegion)
-    return corrupt_plan("memory region sizes are out of range");
+  {
+    uint64_t total = 0;
+    for (uint64_t r :
+         {memory_.arena_bytes, memory_.kv_bytes, memory_.state_bytes, memory_.workspace_bytes, memory_.request_bytes})
+      if (r > kMaxPlanMemory || !add_ok(total, r, &total) || total > kMaxPlanMemory)
+        return corrupt_plan("the plan asks for more than " + std::to_string(kMaxPlanMemory >> 40) +
+                            " TiB of memory besides its weights");
+  }
   if (root->targets()) {
     for (const fb::Target* t : *root->targets()) {
       if (!t) return corrupt_plan("null target");
@@ -369,6 +467,11 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
       if (i >= tensors_.size() || tensors_[i].region != Region::kState ||
           (tensors_[i].dtype != DType::I32 && tensors_[i].dtype != DType::F32))
         return corrupt_plan(what + " has an input that is not an i32 or f32 state tensor");
+    for (size_t i = 0; i < pi.inputs.size(); ++i)  // state tensors do not overlap, so distinct ones are disjoint
+      for (size_t j = i + 1; j < pi.inputs.size(); ++j)
+        if (pi.inputs[i] == pi.inputs[j])
+          return corrupt_plan(what + ": inputs '" + pi.input_names[i] + "' and '" + pi.input_names[j] +
+                              "' are one tensor");
     for (uint32_t i : pi.outputs)
       if (i >= tensors_.size() || tensors_[i].region == Region::kWeights)
         return corrupt_plan(what + " has an output index out of range");
@@ -385,8 +488,9 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
         return corrupt_plan(lwhat + " has misaligned attributes");
       li.int_attrs = vec<int64_t>(l->int_attrs());
       li.float_attrs = vec<double>(l->float_attrs());
-      for (double f : li.float_attrs)
-        if (!std::isfinite(f)) return corrupt_plan(lwhat + " has a non-finite attribute");
+      for (double f : li.float_attrs)  // kernels read them as f32: finite as a double is not enough
+        if (!(std::fabs(f) <= double(FLT_MAX)))
+          return corrupt_plan(lwhat + " has an attribute that is not a finite f32");
       const OpDef& op = *kernels_[li.kernel];
       Status st = validate_launch(op, li, tensors_, model_, &pi.scratch_floats);
       // Step-state operands must be this program's own inputs of that name: those are the
@@ -410,6 +514,8 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
     } else if (pi.repeat > 1) {
       return corrupt_plan(what + " repeats without a loop counter");
     }
+    Status st = check_program(pi, tensors_, kernels_);
+    if (!st.is_ok()) return corrupt_plan(what + ": " + st.message());
     programs_.push_back(std::move(pi));
   }
 
@@ -448,7 +554,12 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
     auto tok = Tokenizer::create(std::move(d));
     if (!tok.is_ok()) return corrupt_plan(tok.status().message());
     tokenizer_ = tok.take();
+    if (tokenizer_->vocab_size() > model_.vocab_size)
+      return corrupt_plan("the tokenizer has " + std::to_string(tokenizer_->vocab_size()) +
+                          " tokens, more than the model's vocab_size " + std::to_string(model_.vocab_size));
   }
+
+  if (str.bad) return corrupt_plan("a name or text in the plan is not valid UTF-8");
 
   // --- weight bytes last: only a structurally sound plan gets this far
   for (size_t i = 0; i < segments_.size(); ++i) {

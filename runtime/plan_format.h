@@ -20,6 +20,9 @@ constexpr uint32_t kPlanFormatVersion = 1;  // the container layout (this header
 constexpr uint32_t kSchemaVersion = 2;      // Plan.schema_version: what the FlatBuffer holds
 constexpr uint64_t kSegmentAlignment = 4096;
 constexpr uint64_t kArenaAlignment = 256;
+// The most memory a plan may ask for besides its weights (arena, KV cache, state, workspace and
+// request regions together): 4 TiB. The compiler refuses larger plans, the loader too.
+constexpr uint64_t kMaxPlanMemory = uint64_t(1) << 42;
 
 struct PlanHeader {
   char magic[8];

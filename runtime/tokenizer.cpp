@@ -3,7 +3,9 @@
 #include "runtime/tokenizer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <queue>
+#include <random>
 
 #include "runtime/text.h"
 
@@ -44,7 +46,72 @@ std::string replace_all(std::string_view s, std::string_view from, std::string_v
   return out;
 }
 
+// Polynomial hashes of byte strings modulo the Mersenne prime 2^61 - 1, with a base drawn at
+// random per process: the hash of a + b follows from the parts' hashes and b's length, so the
+// merge table is built in time linear in the vocabulary's bytes (no concatenation per merge).
+// Two different strings of length <= L collide with probability <= L / 2^61.
+class StringHash {
+ public:
+  static constexpr uint64_t kP = (uint64_t(1) << 61) - 1;
+  StringHash() {
+    uint64_t seed = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+    try {
+      std::random_device rd;
+      seed ^= (uint64_t(rd()) << 32) ^ rd();
+    } catch (...) {  // no entropy source: the clock alone
+    }
+    base_ = seed % (kP - 256) + 256;
+  }
+  uint64_t of(std::string_view s) const {
+    uint64_t h = 0;
+    for (unsigned char c : s) h = add(mul(h, base_), c + 1);
+    return h;
+  }
+  uint64_t concat(uint64_t ha, uint64_t hb, uint64_t len_b) const { return add(mul(ha, pow(len_b)), hb); }
+
+ private:
+  static uint64_t mul(uint64_t a, uint64_t b) {
+    const unsigned __int128 r = (unsigned __int128)a * b;
+    uint64_t x = uint64_t(r & kP) + uint64_t(r >> 61);
+    x = (x & kP) + (x >> 61);
+    return x >= kP ? x - kP : x;
+  }
+  static uint64_t add(uint64_t a, uint64_t b) {
+    const uint64_t r = a + b;
+    return r >= kP ? r - kP : r;
+  }
+  uint64_t pow(uint64_t e) const {
+    uint64_t r = 1, b = base_;
+    for (; e; e >>= 1, b = mul(b, b))
+      if (e & 1) r = mul(r, b);
+    return r;
+  }
+  uint64_t base_ = 0;
+};
+
 }  // namespace
+
+void AddedTrie::insert(std::string_view s, uint32_t k) {
+  uint32_t node = 0;
+  for (unsigned char c : s) {
+    auto [it, fresh] = next_.emplace((uint64_t(node) << 8) | c, uint32_t(k_.size()));
+    if (fresh) k_.push_back(-1);
+    node = it->second;
+  }
+  if (k_[node] < 0) k_[node] = k;
+}
+
+int64_t AddedTrie::longest_at(std::string_view text, size_t i) const {
+  int64_t best = -1;
+  uint32_t node = 0;
+  for (; i < text.size(); ++i) {
+    auto it = next_.find((uint64_t(node) << 8) | uint8_t(text[i]));
+    if (it == next_.end()) break;
+    node = it->second;
+    if (k_[node] >= 0) best = k_[node];
+  }
+  return best;
+}
 
 size_t utf8_complete_prefix(std::string_view s) {
   // Walk back over at most 3 continuation bytes to the last lead byte; if its sequence is
@@ -67,8 +134,11 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
   auto ok_id = [&](int32_t id) { return id >= 0 && id < n; };
   for (const auto& m : d.merges)
     if (!ok_id(m.first) || !ok_id(m.second)) return bad("a merge names a token out of range");
-  for (const auto& a : d.added)
+  for (const auto& a : d.added) {
     if (!ok_id(a.id) || a.content.empty()) return bad("an added token is out of range or empty");
+    if (a.content.size() > kMaxAddedTokenBytes)
+      return bad("an added token is longer than " + std::to_string(kMaxAddedTokenBytes) + " bytes");
+  }
   for (int32_t id : {d.bos_id, d.eos_id, d.unk_id, d.pad_id})
     if (id != -1 && !ok_id(id)) return bad("bos/eos/unk/pad id out of range");
   if (d.kind == TokenizerData::Kind::kClipBpe && (d.bos_id < 0 || d.eos_id < 0 || d.pad_id < 0))
@@ -101,18 +171,34 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     }
     t->bytes_[i] = std::move(b);
   }
-  for (size_t k = 0; k < td.added.size(); ++k)
-    t->added_by_byte_[uint8_t(td.added[k].content[0])].push_back(uint32_t(k));
+  for (size_t k = 0; k < td.added.size(); ++k) {
+    t->added_.insert(td.added[k].content, uint32_t(k));
+    t->added_norm_[td.added[k].normalized ? 1 : 0].insert(td.added[k].content, uint32_t(k));
+  }
   for (const auto& a : td.added) {
     t->bytes_[size_t(a.id)] = a.content;
     t->special_[size_t(a.id)] = a.special;
     t->ids_[a.content] = a.id;
   }
-  for (size_t r = 0; r < td.merges.size(); ++r) {
-    const auto [a, b] = td.merges[r];
-    auto it = t->ids_.find(td.vocab[size_t(a)] + td.vocab[size_t(b)]);
-    if (it == t->ids_.end()) return bad("merge " + std::to_string(r) + " makes a token missing from the vocabulary");
-    t->merge_.emplace((uint64_t(uint32_t(a)) << 32) | uint32_t(b), std::make_pair(int32_t(r), it->second));
+  {
+    // A merge's token is ids_[vocab[a] + vocab[b]], found through hashes of (string, length)
+    // built the way ids_ was (vocabulary first wins, then added tokens override).
+    const StringHash hash;
+    std::vector<uint64_t> h(td.vocab.size());
+    std::unordered_map<uint64_t, int32_t> by_hash;
+    auto key = [](uint64_t hs, uint64_t len) { return hs ^ (len * 0x9E3779B97F4A7C15ull); };
+    for (size_t i = 0; i < td.vocab.size(); ++i) {
+      h[i] = hash.of(td.vocab[i]);
+      by_hash.emplace(key(h[i], td.vocab[i].size()), int32_t(i));
+    }
+    for (const auto& a : td.added) by_hash[key(hash.of(a.content), a.content.size())] = a.id;
+    for (size_t r = 0; r < td.merges.size(); ++r) {
+      const auto [a, b] = td.merges[r];
+      const std::string &sa = td.vocab[size_t(a)], &sb = td.vocab[size_t(b)];
+      auto it = by_hash.find(key(hash.concat(h[size_t(a)], h[size_t(b)], sb.size()), sa.size() + sb.size()));
+      if (it == by_hash.end()) return bad("merge " + std::to_string(r) + " makes a token missing from the vocabulary");
+      t->merge_.emplace((uint64_t(uint32_t(a)) << 32) | uint32_t(b), std::make_pair(int32_t(r), it->second));
+    }
   }
   for (int b = 0; b < 256; ++b) {
     std::string key;
@@ -271,12 +357,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
   size_t seg = 0, i = 0;
   bool first = true;
   while (i < text.size()) {
-    const TokenizerData::Added* best = nullptr;
-    for (uint32_t k : added_by_byte_[uint8_t(text[i])]) {
-      const auto& a = d_.added[k];
-      if (text.compare(i, a.content.size(), a.content) == 0 && (!best || a.content.size() > best->content.size()))
-        best = &a;
-    }
+    const int64_t k = added_.longest_at(text, i);
+    const TokenizerData::Added* best = k < 0 ? nullptr : &d_.added[size_t(k)];
     if (!best) {
       ++i;
       continue;
@@ -328,12 +410,8 @@ void Tokenizer::encode_clip(std::string_view text, std::vector<int32_t>* out) co
   auto split_added = [&](std::string_view s, bool normalized, const auto& rest) {
     size_t seg = 0, i = 0;
     while (i < s.size()) {
-      const TokenizerData::Added* best = nullptr;
-      for (const auto& a : d_.added) {
-        if (a.normalized == normalized && s.compare(i, a.content.size(), a.content) == 0 &&
-            (!best || a.content.size() > best->content.size()))
-          best = &a;
-      }
+      const int64_t k = added_norm_[normalized ? 1 : 0].longest_at(s, i);
+      const TokenizerData::Added* best = k < 0 ? nullptr : &d_.added[size_t(k)];
       if (!best) {
         ++i;
         continue;

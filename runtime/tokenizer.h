@@ -23,8 +23,23 @@
 
 namespace kiln {
 
+// The added tokens as a byte trie: the longest one starting at a position is found in time
+// bounded by the longest token (kMaxAddedTokenBytes), not by how many there are.
+class AddedTrie {
+ public:
+  void insert(std::string_view s, uint32_t k);  // the first k inserted for a string is kept
+  // The k of the longest inserted string that starts at text[i], or -1.
+  int64_t longest_at(std::string_view text, size_t i) const;
+
+ private:
+  std::unordered_map<uint64_t, uint32_t> next_;  // (node << 8) | byte → child node
+  std::vector<int64_t> k_ = {-1};                // node → k of the string ending there, or -1
+};
+
 class Tokenizer {
  public:
+  static constexpr size_t kMaxAddedTokenBytes = 1024;
+
   static Result<std::unique_ptr<Tokenizer>> create(TokenizerData data);  // checks ids, builds lookups
   const TokenizerData& data() const { return d_; }
   int32_t vocab_size() const { return int32_t(d_.vocab.size()); }
@@ -76,8 +91,8 @@ class Tokenizer {
   std::vector<uint8_t> special_;                                     // id → is special
   int32_t byte_ids_[256];                                            // byte → id (byte-level char or <0xXX>)
   int32_t byte_eow_ids_[256];                                        // CLIP: byte → id of its char + "</w>"
-  std::vector<uint32_t>
-      added_by_byte_[256];  // first byte → indices into d_.added, so encode's scan is not O(text × added)
+  AddedTrie added_;                                                  // every added token → its index in d_.added
+  AddedTrie added_norm_[2];  // CLIP: the added tokens with normalized false [0] and true [1]
 };
 
 // UTF-8 helpers shared with the CLI: the length of the longest prefix of s made of complete

@@ -51,13 +51,13 @@ tar -C "$stage/bin" -cf - . | xz -9 -T "$(nproc)" > "$dest/kiln-sm90.tar.xz"
 # their prefix from where they lie.
 d="$stage/deps"
 mkdir -p "$d/include" "$d/bin" "$d/lib/pkgconfig" "$d/lib/cmake" "$d/share/cmake"
-cp -r /usr/include/flatbuffers /usr/include/CLI /usr/include/nlohmann /usr/include/doctest "$d/include/"
+cp -r /usr/include/flatbuffers /usr/include/CLI /usr/include/nlohmann /usr/include/doctest /usr/include/re2 "$d/include/"
 cp /usr/include/xxhash.h /usr/include/png.h /usr/include/pngconf.h /usr/include/zlib.h "$d/include/"
 cp /usr/include/x86_64-linux-gnu/pnglibconf.h /usr/include/x86_64-linux-gnu/zconf.h "$d/include/" 2>/dev/null \
   || cp /usr/include/pnglibconf.h /usr/include/zconf.h "$d/include/"
 cp /usr/bin/flatc "$d/bin/"
 multi=/usr/lib/x86_64-linux-gnu
-cp "$multi/libxxhash.a" "$multi/libpng16.a" "$multi/libz.a" "$d/lib/"
+cp "$multi/libxxhash.a" "$multi/libre2.a" "$multi/libpng16.a" "$multi/libz.a" "$d/lib/"
 sed -e 's|^prefix=.*|prefix=${pcfiledir}/../..|' -e 's|^libdir=.*|libdir=${prefix}/lib|' \
   "$multi/pkgconfig/libxxhash.pc" > "$d/lib/pkgconfig/libxxhash.pc"
 cp -r /usr/lib/cmake/doctest "$d/lib/cmake/"

@@ -103,8 +103,15 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   if (o.no_tokenizer) return;
   TokenizerData td;
   if (!read_hf_tokenizer(o.model_dir, &td, &g.chat_template)) return;
+  attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
+}
+
+void attach_tokenizer(Graph& g, TokenizerData td, const std::string& where, const std::string& model) {
+  if (int64_t(td.vocab.size()) > g.info.vocab_size)
+    throw CompileError(where + ": " + std::to_string(td.vocab.size()) + " tokens, more than the " + model +
+                       "'s vocab_size " + std::to_string(g.info.vocab_size));
   auto check = Tokenizer::create(td);  // the runtime's own checks, before anything is written
-  if (!check.is_ok()) throw CompileError(o.model_dir + "/tokenizer.json: " + check.status().message());
+  if (!check.is_ok()) throw CompileError(where + ": " + check.status().message());
   g.tokenizer = std::move(td);
 }
 

@@ -61,6 +61,9 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings);
 // The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
 // as the runtime will check them.
 void read_llm_tokenizer(const CompileOptions& o, Graph& g);
+// Puts td into g after the runtime's checks, and no more tokens than g.info.vocab_size (the
+// vocab_size of `model`, for the error); `where` names the tokenizer's file.
+void attach_tokenizer(Graph& g, TokenizerData td, const std::string& where, const std::string& model);
 
 // The frontend's part of an LLM's compile summary.
 CompileSummary llm_summary(DType plan_dtype, const LlmLimits& lim, const std::string& notes);

@@ -19,7 +19,7 @@ namespace kiln {
 namespace {
 
 void need_file(const std::string& path, const std::string& what) {
-  if (!path_is_file(path)) throw CompileError(path + ": missing (" + what + ")");
+  if (!path_exists(path)) throw CompileError(path + ": missing (" + what + ")");
 }
 
 std::string num(double v) {
@@ -138,12 +138,7 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
   if (!o.no_tokenizer) {
     TokenizerData td;
     if (read_clip_tokenizer(d + "/tokenizer", &td)) {
-      if (int64_t(td.vocab.size()) > m.clip.vocab_size)
-        throw CompileError(d + "/tokenizer: " + std::to_string(td.vocab.size()) +
-                           " tokens, more than the text encoder's vocab_size " + std::to_string(m.clip.vocab_size));
-      auto check = Tokenizer::create(td);
-      if (!check.is_ok()) throw CompileError(d + "/tokenizer: " + check.status().message());
-      g.tokenizer = std::move(td);
+      attach_tokenizer(g, std::move(td), d + "/tokenizer", "text encoder");
     }
   }
 
@@ -153,7 +148,7 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
   return b;
 }
 
-bool is_pipeline_folder(const std::string& dir) { return path_is_file(dir + "/model_index.json"); }
+bool is_pipeline_folder(const std::string& dir) { return path_exists(dir + "/model_index.json"); }
 
 }  // namespace
 

@@ -13,8 +13,9 @@ namespace kiln {
 void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
   const int64_t chunk = a.rows / a.batch, E = a.experts;
   pool.parallel_for(a.rows, 1, [&](int64_t r0, int64_t r1, int worker) {
-    float* scores = pool.scratch(worker);  // E
+    float* scores = pool.scratch(worker);  // E (the layout of moe_route_scratch_floats)
     float* choice = scores + E;            // E
+    float* widened = choice + E;           // dim, for an f16 gate
     for (int64_t r = r0; r < r1; ++r) {
       int32_t* ids = a.ids + r * a.top_k;
       float* w = a.weights + r * a.top_k;
@@ -26,7 +27,7 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
       const uint64_t esz = dtype_size(a.gate_dtype);
       for (int64_t e = 0; e < E; ++e)
         scores[e] = dot_f32_any(h, static_cast<const uint8_t*>(a.gate) + uint64_t(e * a.dim) * esz, a.gate_dtype, a.dim,
-                                choice);
+                                widened);
       if (a.scoring == MoeScoring::kSoftmax) {
         float mx = scores[0];
         for (int64_t e = 1; e < E; ++e) mx = std::max(mx, scores[e]);

@@ -11,8 +11,8 @@ namespace {
 Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(check_qkv_and_caches(c, c.in(0), c.in(1), c.in(2), c.in(3), c.in(4)));
   const int64_t rows = c.in(0)->shape[0], h = c.iattr(0), hd = c.iattr(2);
-  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", {DType::F32}, {rows, h * hd}));
-  *scratch = uint64_t(c.model().max_seq + hd);
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", {DType::F32}, {rows, cmul(h, hd)}));
+  *scratch = attention_scratch_floats(c.model().max_seq, hd);
   return Status::ok();
 }
 

@@ -12,7 +12,7 @@ Status validate(const OpCheck& c, uint64_t*) {
   const int64_t rows = c.in(0)->shape[0], ca = c.in(0)->shape[1], cb = c.in(1)->shape[1];
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "a", {DType::F32}, {rows, ca}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "b", {DType::F32}, {rows, cb}));
-  return c.expect(&c.out(0), "y", {DType::F32}, {rows, ca + cb});
+  return c.expect(&c.out(0), "y", {DType::F32}, {rows, cadd(ca, cb)});
 }
 
 ConcatArgs args(const OpLaunch& l) {

@@ -13,6 +13,10 @@ Status validate(const OpCheck& c, uint64_t*) {
   if (!tok || tok->dtype != DType::I32) return invalid_argument("tokens must be i32");
   KILN_RETURN_IF_ERROR(c.expect_state(tok, "tokens"));
   KILN_RETURN_IF_ERROR(c.expect(table, "table", kFloatTypes, table->shape));
+  // Every id the runtime accepts (below the model's vocab_size) must have its row.
+  if (table->shape[0] < c.model().vocab_size)
+    return invalid_argument("the embedding table has " + std::to_string(table->shape[0]) +
+                            " rows, fewer than vocab_size " + std::to_string(c.model().vocab_size));
   return c.expect(&c.out(0), "y", {DType::F32}, {tok->numel(), table->shape[1]});
 }
 

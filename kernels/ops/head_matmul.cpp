@@ -10,9 +10,9 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 2));
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "w", 3));
   const int64_t rows = c.in(0)->shape[0], h = c.in(1)->shape[0], m = c.in(1)->shape[1], k = c.in(1)->shape[2];
-  KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, {rows, h * k}));
+  KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, {rows, cmul(h, k)}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloatTypes, {h, m, k}));
-  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, h * m}));
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, cmul(h, m)}));
   KILN_RETURN_IF_ERROR(c.expect_n_valid(2, rows));
   if (c.in(1)->dtype != DType::F32) *scratch = uint64_t(k);
   return Status::ok();

@@ -12,7 +12,7 @@ Status check_qkv_and_caches(const OpCheck& c, const TensorInfo* qkv, const Tenso
   KILN_RETURN_IF_ERROR(c.expect_rank(qkv, "qkv", 2));
   const int64_t rows = qkv->shape[0];
   if (rows % b != 0) return invalid_argument("qkv rows are not a multiple of the batch");
-  KILN_RETURN_IF_ERROR(c.expect(qkv, "qkv", {DType::F32}, {rows, (h + 2 * kvh) * hd}));
+  KILN_RETURN_IF_ERROR(c.expect(qkv, "qkv", {DType::F32}, {rows, cmul(cadd(h, cmul(2, kvh)), hd)}));
   KILN_RETURN_IF_ERROR(c.expect(kc, "k_cache", kFloatTypes, {b, s, kvh, hd}));
   KILN_RETURN_IF_ERROR(c.expect(vc, "v_cache", {kc->dtype}, {b, s, kvh, hd}));
   KILN_RETURN_IF_ERROR(c.expect(start, "start_pos", {DType::I32}, {b}));

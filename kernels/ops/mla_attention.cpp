@@ -12,12 +12,12 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   if (!all_positive({heads, rank, rope})) return invalid_argument("head attributes are invalid");
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "q_lat", 2));
   const int64_t rows = c.in(0)->shape[0];
-  KILN_RETURN_IF_ERROR(c.expect(c.in(0), "q_lat", {DType::F32}, {rows, heads * rank}));
-  KILN_RETURN_IF_ERROR(c.expect(c.in(1), "q_pe", {DType::F32}, {rows, heads * rope}));
+  KILN_RETURN_IF_ERROR(c.expect(c.in(0), "q_lat", {DType::F32}, {rows, cmul(heads, rank)}));
+  KILN_RETURN_IF_ERROR(c.expect(c.in(1), "q_pe", {DType::F32}, {rows, cmul(heads, rope)}));
   int64_t b = 0;
-  KILN_RETURN_IF_ERROR(check_latent_cache(c, c.in(2), c.in(3), c.in(4), rows, rank + rope, &b));
-  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", {DType::F32}, {rows, heads * rank}));
-  *scratch = uint64_t(c.model().max_seq + rank + rope);
+  KILN_RETURN_IF_ERROR(check_latent_cache(c, c.in(2), c.in(3), c.in(4), rows, cadd(rank, rope), &b));
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", {DType::F32}, {rows, cmul(heads, rank)}));
+  *scratch = mla_scratch_floats(c.model().max_seq, rank, rope);
   return Status::ok();
 }
 

@@ -14,7 +14,7 @@ Status validate(const OpCheck& c, uint64_t*) {
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "ckv", {DType::F32}, {rows, rank}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "kpe", {DType::F32}, {rows, rope}));
   int64_t b = 0;
-  return check_latent_cache(c, &c.out(0), c.in(2), c.in(3), rows, rank + rope, &b);
+  return check_latent_cache(c, &c.out(0), c.in(2), c.in(3), rows, cadd(rank, rope), &b);
 }
 
 MlaKvWriteArgs args(const OpLaunch& l) {

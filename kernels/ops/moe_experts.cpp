@@ -18,12 +18,12 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "h", {DType::F32}, {rows, dim}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "ids", {DType::I32}, {rows, k}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(2), "weights", {DType::F32}, {rows, k}));
-  KILN_RETURN_IF_ERROR(c.expect(c.in(3), "w_gu", kFloatTypes, {e * 2 * ffn, dim}));
-  KILN_RETURN_IF_ERROR(c.expect(c.in(4), "w_down", {c.in(3)->dtype}, {e * dim, ffn}));
+  KILN_RETURN_IF_ERROR(c.expect(c.in(3), "w_gu", kFloatTypes, {cmul(e, 2, ffn), dim}));
+  KILN_RETURN_IF_ERROR(c.expect(c.in(4), "w_down", {c.in(3)->dtype}, {cmul(e, dim), ffn}));
   KILN_RETURN_IF_ERROR(c.expect_n_valid(5, rows));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, dim}));
-  KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", {DType::F32}, {rows * k, ffn}));
-  *scratch = uint64_t(std::max(dim, ffn));
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", {DType::F32}, {cmul(rows, k), ffn}));
+  *scratch = moe_experts_scratch_floats(dim, ffn);
   return Status::ok();
 }
 

@@ -22,10 +22,10 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
     return invalid_argument("routing attributes are invalid");
   if (k > e) return invalid_argument("top_k exceeds the number of experts");
   if (method != 0 && (groups <= 0 || groups > 64 || e % groups != 0 || topk_group <= 0 || topk_group > groups ||
-                      k > topk_group * (e / groups) || (method == 2 && e / groups < 2)))
+                      k > cmul(topk_group, e / groups) || (method == 2 && e / groups < 2)))
     return invalid_argument("expert groups are invalid");
   if (method == 2 && !c.has_in(2)) return invalid_argument("noaux_tc routing needs the correction bias");
-  *scratch = uint64_t(2 * e);
+  *scratch = moe_route_scratch_floats(e, dim, c.in(1)->dtype);
   return Status::ok();
 }
 

@@ -18,7 +18,7 @@ Status validate(const OpCheck& c, uint64_t*) {
   KILN_RETURN_IF_ERROR(c.expect_state(start, "start_pos"));
   const int64_t b = start->shape[0];
   if (qkv->shape[0] % b != 0) return invalid_argument("qkv rows are not a multiple of the batch");
-  if (n_rot * hd > qkv->shape[1]) return invalid_argument("rotated heads exceed the qkv width");
+  if (!span_within(0, cmul(n_rot, hd), qkv->shape[1])) return invalid_argument("rotated heads exceed the qkv width");
   KILN_RETURN_IF_ERROR(c.expect(qkv, "qkv", {DType::F32}, qkv->shape));
   KILN_RETURN_IF_ERROR(c.expect(inv, "inv_freq", {DType::F32}, {hd / 2}));
   if (c.launch().outputs[0] != c.launch().inputs[2]) return invalid_argument("rope must write its qkv input in place");

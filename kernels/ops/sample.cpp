@@ -21,7 +21,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
     KILN_RETURN_IF_ERROR(c.expect_state(c.in(2), "params"));
   }
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "next", {DType::I32}, {b}));
-  *scratch = uint64_t(2 * vocab);
+  *scratch = sample_scratch_floats(vocab);
   return Status::ok();
 }
 

@@ -12,7 +12,8 @@ Status validate(const OpCheck& c, uint64_t*) {
   KILN_RETURN_IF_ERROR(c.expect_rank(x, "x", 1));
   KILN_RETURN_IF_ERROR(c.expect_rank(x_in, "x_in", 1));
   const int64_t n = x->shape[0];
-  if (x_in->shape[0] != n && x_in->shape[0] != 2 * n) return invalid_argument("the model batch must be 1 or 2 images");
+  if (x_in->shape[0] != n && x_in->shape[0] != cmul(2, n))
+    return invalid_argument("the model batch must be 1 or 2 images");
   KILN_RETURN_IF_ERROR(c.expect(x, "x", {DType::F32}, {n}));
   KILN_RETURN_IF_ERROR(c.expect(x_in, "x_in", {DType::F32}, x_in->shape));
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "coefs", 2));

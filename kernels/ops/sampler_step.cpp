@@ -14,7 +14,8 @@ Status validate(const OpCheck& c, uint64_t*) {
   KILN_RETURN_IF_ERROR(c.expect_rank(x, "x", 1));
   KILN_RETURN_IF_ERROR(c.expect_rank(out, "out", 1));
   const int64_t n = x->shape[0];
-  if (out->shape[0] != n && out->shape[0] != 2 * n) return invalid_argument("the model batch must be 1 or 2 images");
+  if (out->shape[0] != n && out->shape[0] != cmul(2, n))
+    return invalid_argument("the model batch must be 1 or 2 images");
   KILN_RETURN_IF_ERROR(c.expect(x, "x", {DType::F32}, {n}));
   KILN_RETURN_IF_ERROR(c.expect(out, "out", {DType::F32}, out->shape));
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "coefs", 2));

@@ -13,12 +13,13 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   const int64_t rq = c.in(0)->shape[0], wq = c.in(0)->shape[1], rk = c.in(1)->shape[0], wkv = c.in(1)->shape[1];
   if (!all_positive({b, h, hd}) || rq % b != 0 || rk % b != 0 || (c.iattr(6) != 0 && c.iattr(6) != 1))
     return invalid_argument("attention attributes are invalid");
-  if (qo < 0 || ko < 0 || vo < 0 || qo + h * hd > wq || ko + h * hd > wkv || vo + h * hd > wkv)
+  const int64_t heads_width = cmul(h, hd);
+  if (!span_within(qo, heads_width, wq) || !span_within(ko, heads_width, wkv) || !span_within(vo, heads_width, wkv))
     return invalid_argument("attention heads exceed their source columns");
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "q_src", {DType::F32}, {rq, wq}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "kv_src", {DType::F32}, {rk, wkv}));
-  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", {DType::F32}, {rq, h * hd}));
-  *scratch = uint64_t(rk / b + hd);
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", {DType::F32}, {rq, heads_width}));
+  *scratch = sdpa_scratch_floats(rk / b, hd);
   return Status::ok();
 }
 

@@ -166,7 +166,23 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
     CHECK(count_lines(out) == 1);
   }
   CHECK_FALSE(kiln::test::run_command("test -e " + (d / "o.safetensors"), &out) == 0);
-  CHECK(kiln::test::run_command(kCli + " compile", &out) != 0);  // usage error from CLI11
+  // Usage errors found by the argument parser: the same one-line format, exit status 2.
+  const std::pair<std::string, const char*> usage[] = {
+      {"compile", "model_dir is required"},
+      {"generate " + (d / "m.kplan") + " --max-new-tokens many", "many"},
+      {"inspect " + (d / "m.kplan") + " --no-such-flag", "--no-such-flag"},
+      {"frobnicate", "subcommand is required"},
+  };
+  for (const auto& u : usage) {
+    const std::string& args = u.first;
+    const char* expect = u.second;
+    CAPTURE(args);
+    CHECK(kiln::test::run_command(kCli + " " + args, &out) == 2);
+    CHECK(out.find("kiln: error: ") == 0);
+    CHECK(out.find(expect) != std::string::npos);
+    CHECK(count_lines(out) == 1);
+  }
+  CHECK(kiln::test::run_command(kCli + " compile --help", &out) == 0);
 }
 
 TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, chat, --no-tokenizer)") {

@@ -4,11 +4,13 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <fstream>
 
 #include "compiler/compile.h"
 #include "compiler/error.h"
 #include "compiler/frontends/frontend.h"
+#include "runtime/plan.h"
 #include "test_util.h"
 
 using namespace kiln;
@@ -117,6 +119,25 @@ TEST_CASE("compile: bad options and folders") {
   CHECK(compile_error(kiln::test::fixture("gqa_f32"), d / "no/such/dir/p.kplan").find("cannot open") !=
         std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
+}
+
+TEST_CASE("compile and load: a FIFO where a file should be is refused at once, never waited on") {
+  TempDir d;
+  for (const char* file : {"config.json", "model.safetensors", "tokenizer.json"}) {
+    CAPTURE(file);
+    const std::string dir = d / (std::string("m_") + file);
+    kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), dir);
+    std::remove((dir + "/" + file).c_str());
+    REQUIRE(mkfifo((dir + "/" + file).c_str(), 0600) == 0);
+    const std::string err = compile_error(dir, d / "p.kplan");
+    CHECK(err.find("is not a regular file") != std::string::npos);
+    CHECK(err.find(file) != std::string::npos);
+    CHECK_FALSE(exists(d / "p.kplan"));
+  }
+  REQUIRE(mkfifo((d / "fifo.kplan").c_str(), 0600) == 0);
+  auto plan = Plan::load_file(d / "fifo.kplan");
+  REQUIRE_FALSE(plan.is_ok());
+  CHECK(plan.status().message().find("is not a regular file") != std::string::npos);
 }
 
 // The frontend registry (compiler/frontends/frontend.h) routes a folder by its layout or its

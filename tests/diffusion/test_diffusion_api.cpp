@@ -447,6 +447,20 @@ TEST_CASE(
 // (DiffusionInfo) and its latents and text states in the Request region; its ModelInfo carries no
 // LLM limits and its config_json is the pipeline's model_index.json verbatim. Edits of each,
 // re-sealed, are refused by the verifier or by the session.
+// Applies edit to the first launch of kernel `name` in any program.
+template <typename F>
+void mutate_first_launch_of(fb::Plan* q, const char* name, F edit) {
+  for (flatbuffers::uoffset_t k = 0; k < q->kernels()->size(); ++k) {
+    if (q->kernels()->Get(k)->name()->str() != name) continue;
+    for (flatbuffers::uoffset_t i = 0; i < q->programs()->size(); ++i) {
+      auto* ls = q->mutable_programs()->GetMutableObject(i)->mutable_launches();
+      for (flatbuffers::uoffset_t j = 0; j < ls->size(); ++j)
+        if (ls->Get(j)->kernel() == k) return edit(ls->GetMutableObject(j));
+    }
+  }
+  FAIL("no launch of " << name);
+}
+
 TEST_CASE("diffusion plans: kind, diffusion table and request region, and edits of them behind valid checksums") {
   test::TempDir dir;
   const std::string pipeline = dfix("sd15_tiny") + "/pipeline";
@@ -502,7 +516,8 @@ TEST_CASE("diffusion plans: kind, diffusion table and request region, and edits 
        [](fb::Plan* q) {
          q->mutable_diffusion()->mutate_steps(4);
          for (flatbuffers::uoffset_t i = 0; i < q->programs()->size(); ++i)
-           if (q->programs()->Get(i)->name()->str() == "denoise") q->mutable_programs()->GetMutableObject(i)->mutate_repeat(4);
+           if (q->programs()->Get(i)->name()->str() == "denoise")
+             q->mutable_programs()->GetMutableObject(i)->mutate_repeat(4);
        },
        "has a sampler table of 3 steps, but the plan compiles 4", true},
       {"odd size", [](fb::Plan* q) { q->mutable_diffusion()->mutate_height(60); }, "image size is out of range", false},
@@ -517,6 +532,24 @@ TEST_CASE("diffusion plans: kind, diffusion table and request region, and edits 
       {"marked an LLM", [](fb::Plan* q) { q->mutate_kind(fb::PlanKind::Llm); }, "model limits are out of range", false},
       {"no request region", [](fb::Plan* q) { q->mutable_memory()->mutate_request_bytes(0); },
        "extends past the request region", false},
+      {"attention head offset near 2^63",  // q_off + heads*head_dim wraps int64 when added unchecked
+       [](fb::Plan* q) {
+         mutate_first_launch_of(q, "sdpa", [](fb::Launch* l) { l->mutable_int_attrs()->Mutate(3, INT64_MAX - 8); });
+       },
+       "attention heads exceed their source columns", false},
+      {"negative attention head offset",
+       [](fb::Plan* q) {
+         mutate_first_launch_of(q, "sdpa", [](fb::Launch* l) { l->mutable_int_attrs()->Mutate(4, -1); });
+       },
+       "attention heads exceed their source columns", false},
+      {"loop past the work bound",
+       [](fb::Plan* q) {
+         q->mutable_diffusion()->mutate_steps(100000);
+         for (flatbuffers::uoffset_t i = 0; i < q->programs()->size(); ++i)
+           if (q->programs()->Get(i)->name()->str() == "denoise")
+             q->mutable_programs()->GetMutableObject(i)->mutate_repeat(100000);
+       },
+       "launches per replay", false},
   };
   for (const Case& c : cases) {
     CAPTURE(std::string(c.name));

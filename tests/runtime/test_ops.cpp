@@ -37,7 +37,7 @@ Status scale_validate(const OpCheck& c, uint64_t*) {
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 1));
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, c.in(0)->shape));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, c.in(0)->shape));
-  if (!std::isfinite(c.fattr32(0))) return invalid_argument("scale is not finite");
+  if (c.fattr32(0) == 0.0f) return invalid_argument("scale is zero");  // the loader has checked it is a finite f32
   return Status::ok();
 }
 
@@ -97,12 +97,17 @@ TEST_CASE(
   const float* y = static_cast<const float*>(exec.value()->host_output(prog.output("y")));
   for (int i = 0; i < 5; ++i) CHECK(y[i] == 2.5f * x[i]);
 
-  // The op's own checks run when the plan is verified: a scale finite as a double but not as the
+  // The op's own checks run when the plan is verified.
+  write_scale_plan(d / "zero.kplan", 5, 0.0);
+  auto zero = Plan::load_file(d / "zero.kplan", nullptr, ops);
+  REQUIRE_FALSE(zero.is_ok());
+  CHECK(zero.status().message().find("(test_scale): scale is zero") != std::string::npos);
+  // Every op's float attributes are checked before: a scale finite as a double but not as the
   // float the kernel reads is refused.
   write_scale_plan(d / "huge.kplan", 5, 1e300);
   auto huge = Plan::load_file(d / "huge.kplan", nullptr, ops);
   REQUIRE_FALSE(huge.is_ok());
-  CHECK(huge.status().message().find("(test_scale): scale is not finite") != std::string::npos);
+  CHECK(huge.status().message().find("not a finite f32") != std::string::npos);
 }
 
 TEST_CASE("ops: the built-in registry has one op per name and version, each with its counts and entry points") {

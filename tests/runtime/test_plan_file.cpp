@@ -3,6 +3,8 @@
 // (so the verifier, not the checksum, has to catch them).
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
 
 #include "compiler/compile.h"
@@ -27,6 +29,20 @@ std::vector<uint8_t> tiny_plan_bytes(const TempDir& d) {
 }
 
 Status load(const std::vector<uint8_t>& b) { return kiln::test::load_status(b); }
+
+// The position of a program's input or output of this name.
+flatbuffers::uoffset_t input_slot(const fb::Program* p, const std::string& name) {
+  for (flatbuffers::uoffset_t i = 0; i < p->input_names()->size(); ++i)
+    if (p->input_names()->Get(i)->str() == name) return i;
+  FAIL("no input " << name);
+  return 0;
+}
+flatbuffers::uoffset_t output_slot(const fb::Program* p, const std::string& name) {
+  for (flatbuffers::uoffset_t i = 0; i < p->output_names()->size(); ++i)
+    if (p->output_names()->Get(i)->str() == name) return i;
+  FAIL("no output " << name);
+  return 0;
+}
 
 using kiln::test::header_of;
 using kiln::test::mutable_root;
@@ -199,7 +215,7 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
        },
        "read-only weights region"},
       {"memory region size", [](fb::Plan* p) { p->mutable_memory()->mutate_arena_bytes(uint64_t(1) << 50); },
-       "region sizes are out of range"},
+       "TiB of memory besides its weights"},
       {"tensor dtype", [](fb::Plan* p) { p->mutable_tensors()->GetMutableObject(0)->mutate_dtype(fb::DType(9)); },
        "invalid dtype"},
       {"program repeat", [](fb::Plan* p) { p->mutable_programs()->GetMutableObject(0)->mutate_repeat(0); },
@@ -212,7 +228,58 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
       {"LLM plan marked text-to-image", [](fb::Plan* p) { p->mutate_kind(fb::PlanKind::TextToImage); },
        "a text-to-image plan has LLM limits"},
       {"request region size", [](fb::Plan* p) { p->mutable_memory()->mutate_request_bytes(uint64_t(1) << 50); },
-       "region sizes are out of range"},
+       "TiB of memory besides its weights"},
+      {"48 TiB in three regions of 16",
+       [](fb::Plan* p) {
+         p->mutable_memory()->mutate_arena_bytes(uint64_t(1) << 44);
+         p->mutable_memory()->mutate_kv_bytes(uint64_t(1) << 44);
+         p->mutable_memory()->mutate_request_bytes(uint64_t(1) << 44);
+       },
+       "more than 4 TiB of memory"},
+      {"inputs alias (n_valid is start_pos)",
+       [](fb::Plan* p) {
+         auto* prog = p->mutable_programs()->GetMutableObject(0);
+         prog->mutable_inputs()->Mutate(input_slot(prog, "n_valid"),
+                                        prog->inputs()->Get(input_slot(prog, "start_pos")));
+       },
+       "inputs 'start_pos' and 'n_valid' are one tensor"},
+      {"inputs alias (tokens is sampling)",
+       [](fb::Plan* p) {
+         auto* prog = p->mutable_programs()->GetMutableObject(0);
+         prog->mutable_inputs()->Mutate(input_slot(prog, "tokens"), prog->inputs()->Get(input_slot(prog, "sampling")));
+       },
+       "are one tensor"},
+      {"next_token bound to a state input",
+       [](fb::Plan* p) {
+         auto* prog = p->mutable_programs()->GetMutableObject(0);
+         prog->mutable_outputs()->Mutate(output_slot(prog, "next_token"), prog->inputs()->Get(0));
+       },
+       "output 'next_token' is not written by any launch"},
+      {"next_token written by another op",
+       [](fb::Plan* p) {
+         auto* prog = p->mutable_programs()->GetMutableObject(0);
+         auto* outs = prog->mutable_outputs();
+         const uint32_t logits = outs->Get(output_slot(prog, "logits"));
+         outs->Mutate(output_slot(prog, "next_token"), logits);
+       },
+       "next_token is not the output of a sample launch"},
+      {"float attribute finite as a double only",
+       [](fb::Plan* p) {
+         auto* ls = p->mutable_programs()->GetMutableObject(0)->mutable_launches();
+         for (flatbuffers::uoffset_t i = 0; i < ls->size(); ++i)
+           if (ls->Get(i)->float_attrs()->size() > 0) {
+             ls->GetMutableObject(i)->mutable_float_attrs()->Mutate(0, 1e300);
+             return;
+           }
+       },
+       "not a finite f32"},
+      {"embedding table shorter than vocab", [](fb::Plan* p) { p->mutable_model()->mutate_vocab_size(100000); },
+       "fewer than vocab_size 100000"},
+      {"tensor name not UTF-8",
+       [](fb::Plan* p) {
+         const_cast<char*>(p->mutable_tensors()->GetMutableObject(0)->mutable_name()->c_str())[0] = char(0xC0);
+       },
+       "not valid UTF-8"},
       {"tensor in the request region",
        [](fb::Plan* p) {
          auto* ts = p->mutable_tensors();
@@ -234,4 +301,35 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
     CHECK(st.message().find(c.expect) != std::string::npos);
     MESSAGE(c.name << ": " << st.message());
   }
+}
+
+TEST_CASE("plan file: a tokenizer with more tokens than the model's vocabulary is refused, compiled or edited") {
+  TempDir d;
+  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";  // 1211 ids
+  auto folder = [&](const std::string& dir, int64_t vocab) {
+    REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+    kiln::test::TinyLlama tl;
+    tl.vocab = vocab;
+    kiln::test::write_tiny_llama(dir, tl);
+    kiln::test::write_bytes(dir + "/tokenizer.json", kiln::test::read_bytes(tok + "/tokenizer.json"));
+  };
+  CompileOptions o;
+  o.model_dir = d / "small";
+  o.output = d / "small.kplan";
+  o.max_seq = 8;
+  o.chunk = 4;
+  folder(o.model_dir, 1000);
+  CHECK(kiln::test::compile_error(o).find("1211 tokens, more than the model's vocab_size 1000") != std::string::npos);
+
+  o.model_dir = d / "fits";
+  o.output = d / "fits.kplan";
+  folder(o.model_dir, 1211);
+  REQUIRE(kiln::test::compile_error(o).empty());
+  auto b = kiln::test::read_bytes(o.output);
+  REQUIRE(load(b).is_ok());
+  mutable_root(b)->mutable_model()->mutate_vocab_size(1210);  // the embedding still has every row
+  rehash(b);
+  const Status st = load(b);
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("1211 tokens, more than the model's vocab_size 1210") != std::string::npos);
 }

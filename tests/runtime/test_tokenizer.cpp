@@ -3,6 +3,7 @@
 // ever emits prefixes, and byte strings that are not valid UTF-8.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -186,6 +187,16 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
        "names unknown tokens"},
       {"dropout", [](nlohmann::json& j) { j["model"]["dropout"] = 0.1; }, "'dropout'"},
       {"vocab hole", [](nlohmann::json& j) { j["model"]["vocab"].erase("!"); }, "no token with id"},
+      {"negative added token id",
+       [](nlohmann::json& j) {
+         j["added_tokens"].push_back({{"id", -5}, {"content", "<x>"}, {"special", true}});
+       },
+       "added token id -5 is out of range"},
+      {"huge added token id",
+       [](nlohmann::json& j) {
+         j["added_tokens"].push_back({{"id", int64_t(1) << 40}, {"content", "<x>"}, {"special", true}});
+       },
+       "is out of range"},
   };
   for (const Case& c : cases_) {
     CAPTURE(std::string(c.name));
@@ -301,4 +312,54 @@ TEST_CASE("tokenizer: CLIP folders with bad files are refused with the file name
   CHECK(error().find("textual-inversion") != std::string::npos);
   std::remove((dir / "merges.txt").c_str());
   CHECK(error().find("merges.txt") != std::string::npos);
+}
+
+// Costs an attacker could blow up (each ran for minutes before): bounds on hanging, not speed targets.
+TEST_CASE("tokenizer: long merged tokens and many added tokens cost time linear in their size") {
+  using Clock = std::chrono::steady_clock;
+  {  // 150k merges of a 64 KiB token with itself: no merge concatenates or rehashes its strings
+    TokenizerData d;
+    d.kind = TokenizerData::Kind::kSentencePieceBpe;
+    d.vocab = {"a", "b", "ab", std::string(1 << 16, 'a'), std::string(1 << 17, 'a')};
+    d.merges.assign(150000, {3, 3});
+    d.merges.push_back({0, 1});
+    const auto t0 = Clock::now();
+    auto t = Tokenizer::create(d);
+    REQUIRE_MESSAGE(t.is_ok(), t.status().message());
+    CHECK(Clock::now() - t0 < std::chrono::seconds(2));
+    CHECK(t.value()->encode("ab", false) == std::vector<int32_t>{2});  // the merges found their tokens
+    d.vocab[4] = std::string((1 << 17) - 1, 'a') + "b";  // same length, other text: no token for 150k merges
+    auto missing = Tokenizer::create(d);
+    REQUIRE_FALSE(missing.is_ok());
+    CHECK(missing.status().message().find("merge 0 makes a token missing") != std::string::npos);
+  }
+  {  // 5000 added tokens sharing their first byte, over 256 KiB of that byte
+    const std::string root = kiln::test::fixtures_root() + "/diffusion/tokenizer";
+    TokenizerData clip;
+    REQUIRE(read_clip_tokenizer(root, &clip));
+    TokenizerData bl;
+    std::string tmpl;
+    REQUIRE(read_hf_tokenizer(kiln::test::fixtures_root() + "/tokenizers/bytelevel", &bl, &tmpl));
+    for (TokenizerData* d : {&clip, &bl}) {
+      for (int i = 0; i < 5000; ++i)
+        d->added.push_back({int32_t(i % 100), "<" + std::to_string(i) + ">", true, false, false, i % 2 == 0, false});
+      auto t = Tokenizer::create(*d);
+      REQUIRE_MESSAGE(t.is_ok(), t.status().message());
+      const std::string text(1 << 18, '<');
+      const auto t0 = Clock::now();
+      const auto ids = t.value()->encode(text, false);
+      CHECK(Clock::now() - t0 < std::chrono::seconds(3));
+      CHECK(!ids.empty());
+      // The longest match at the earliest position, as before: "<12>", not "<1>" then text.
+      CHECK(t.value()->encode("<12>", false) == std::vector<int32_t>{12});
+      CHECK(t.value()->encode("<1>", false) == std::vector<int32_t>{1});
+    }
+  }
+  TokenizerData d;  // an added token past the bound is refused, not scanned
+  d.kind = TokenizerData::Kind::kSentencePieceBpe;
+  d.vocab = {"a", "b"};
+  d.added.push_back({1, std::string(Tokenizer::kMaxAddedTokenBytes + 1, 'b'), true});
+  auto t = Tokenizer::create(d);
+  REQUIRE_FALSE(t.is_ok());
+  CHECK(t.status().message().find("longer than") != std::string::npos);
 }

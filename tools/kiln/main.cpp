@@ -125,7 +125,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // A usage error in the one-line format of every other failure (CLI11 may write several).
+    std::string msg = e.what();
+    for (char& ch : msg)
+      if (ch == '\n') ch = ' ';
+    std::fprintf(stderr, "kiln: error: %s (see kiln --help)\n", msg.c_str());
+    return 2;
   }
   try {
     if (*compile) {
