@@ -10,10 +10,14 @@ bash tools/install-deps.sh
 build="${ASAN_BUILD_DIR:-build-asan}"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+# Line tables only (not full debug info): sanitizer reports keep their file:line, and the tree
+# compiles in about two thirds of the time.
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WITH_CUDA=OFF \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only -DNDEBUG" \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only -DNDEBUG" \
   -DKILN_SANITIZE=ON -DKILN_FUZZ=ON -DCMAKE_UNITY_BUILD="${KILN_UNITY:-ON}" "${launcher[@]}" >/dev/null
 cmake --build "$build" -j "$(nproc)"
 KILN_SOAK_SECONDS="${KILN_SOAK_SECONDS:-20}" \
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
-FUZZ_BUILD_DIR="$build" FUZZ_SECONDS="${FUZZ_SECONDS:-45}" bash tools/fuzz.sh
+FUZZ_BUILD_DIR="$build" FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash tools/fuzz.sh
