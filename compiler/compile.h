@@ -15,10 +15,11 @@ struct CompileOptions {
   std::string dtype;    // "", "f32", "bf16", "f16" ("" = the checkpoint's)
   int64_t max_seq = 0;  // 0 = min(max_position_embeddings, 2048)
   int64_t batch = 1;
-  int64_t chunk = 0;                                            // 0 = min(64, max_seq)
-  std::vector<LoraAdapterSpec> lora;                            // merged in order
-  std::string target = "all";                                   // "cpu", "cuda" (sm_90) or "all"
-  bool no_tokenizer = false;                                    // compile for ids only, even if tokenizer.json exists
+  int64_t chunk = 0;                  // 0 = min(64, max_seq)
+  std::vector<LoraAdapterSpec> lora;  // merged in order
+  std::string target = "all";         // "cpu", "cuda" (sm_90) or "all"
+  bool allow_unknown_config = false;  // config keys kiln does not model: noted in the plan, not refused
+  bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists
   std::function<void(uint64_t done, uint64_t total)> progress;  // weight bytes written so far
   // Diffusion pipelines (a folder with model_index.json) only; 0 / "" = the defaults noted.
   int64_t height = 0, width = 0;  // pixels; 0 = the UNet's sample_size × the VAE factor

@@ -38,6 +38,32 @@ double ConfigReader::num(const json& o, const char* k, double def) const {
   return v;
 }
 
+void ConfigReader::only(const char* k, const json& allowed) const {
+  if (!has(k)) return;
+  if (allowed.is_array()) {
+    for (const json& a : allowed)
+      if (j_[k] == a) return;
+  } else if (j_[k] == allowed) {
+    return;
+  }
+  fail(k, "= " + j_[k].dump() + " is not supported (kiln builds " + allowed.dump() + ")");
+}
+
+std::vector<std::string> ConfigReader::unmodeled(std::initializer_list<const char*> irrelevant) const {
+  std::vector<std::string> out;
+  for (auto it = j_.begin(); it != j_.end(); ++it) {
+    if (it->is_null() || read_.count(it.key())) continue;
+    bool known = false;
+    for (const char* k : irrelevant) known = known || it.key() == k;
+    if (!known) {
+      std::string v = it->dump();
+      if (v.size() > 60) v = v.substr(0, 57) + "...";
+      out.push_back(it.key() + " = " + v);
+    }
+  }
+  return out;
+}
+
 bool ConfigReader::boolean(const char* k, bool def) const {
   if (!has(k)) return def;
   if (!j_[k].is_boolean()) fail(k, "must be true or false");

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,12 @@ class ConfigReader {
   ConfigReader(const nlohmann::json& j, std::string path) : j_(j), path_(std::move(path)) {}
   const nlohmann::json& doc() const { return j_; }
   [[noreturn]] void fail(const std::string& key, const std::string& msg) const;
-  bool has(const nlohmann::json& o, const char* k) const { return o.contains(k) && !o[k].is_null(); }
+  // Whether key k of o is present and not null. A top-level key asked about counts as modeled
+  // (unmodeled() leaves it out): the reader either builds its value or refuses it.
+  bool has(const nlohmann::json& o, const char* k) const {
+    if (&o == &j_) read_.insert(k);
+    return o.contains(k) && !o[k].is_null();
+  }
   bool has(const char* k) const { return has(j_, k); }
   // A positive integer (at most 2^31), or `def` when absent and not required.
   int64_t pos_int(const nlohmann::json& o, const char* k, bool required, int64_t def = 0) const;
@@ -43,11 +49,39 @@ class ConfigReader {
   bool dtype(DType* out) const;
   // rope_parameters (transformers 5) or rope_theta + rope_scaling (transformers 4).
   RopeConfig rope(std::initializer_list<const char*> allowed_types) const;
+  // A key kiln builds only with one of these values (a list) or this value: any other is refused
+  // by name. Absent and null are the default.
+  void only(const char* k, const nlohmann::json& allowed) const;
+  // Strict configs: every top-level key that is neither modeled (asked about through this
+  // reader) nor in `irrelevant` (keys known not to change the numbers: metadata, training-only
+  // settings, generation defaults) and is not null, as "key = value". The frontends refuse them
+  // (check_config_keys) unless --allow-unknown-config. Nested keys are the readers' own.
+  std::vector<std::string> unmodeled(std::initializer_list<const char*> irrelevant) const;
 
  private:
   const nlohmann::json& j_;
   std::string path_;
+  mutable std::set<std::string> read_;
 };
+
+// Keys every transformers config may carry that no forward pass reads: PretrainedConfig's own
+// (transformers 4 and 5: metadata, generation defaults, training switches), for unmodeled().
+#define KILN_TRANSFORMERS_IRRELEVANT_KEYS                                                                              \
+  "transformers_version", "architectures", "model_type", "_name_or_path", "output_hidden_states", "return_dict",       \
+      "use_return_dict", "output_attentions", "torchscript", "use_bfloat16", "tf_legacy_loss", "pruned_heads",         \
+      "chunk_size_feed_forward", "is_encoder_decoder", "is_decoder", "add_cross_attention", "tie_encoder_decoder",     \
+      "cross_attention_hidden_size", "id2label", "label2id", "problem_type", "finetuning_task",                        \
+      "task_specific_params", "tokenizer_class", "prefix", "max_length", "min_length", "do_sample", "early_stopping",  \
+      "num_beams", "num_beam_groups", "diversity_penalty", "temperature", "top_k", "top_p", "typical_p",               \
+      "repetition_penalty", "length_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids", \
+      "num_return_sequences", "output_scores", "return_dict_in_generate", "forced_bos_token_id",                       \
+      "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",           \
+      "begin_suppress_tokens", "sep_token_id", "decoder_start_token_id", "bos_token_id", "eos_token_id",               \
+      "pad_token_id", "use_cache", "initializer_range", "initializer_factor", "attention_dropout", "dropout",          \
+      "hidden_dropout", "embd_pdrop", "resid_pdrop", "output_router_logits", "router_aux_loss_coef", "auto_map",       \
+      "_attn_implementation_autoset", "gradient_checkpointing", "pretraining_tp"
+// Keys every diffusers config carries that change nothing.
+#define KILN_DIFFUSERS_IRRELEVANT_KEYS "_diffusers_version", "_name_or_path", "_use_default_values"
 
 // inv_freq (head_dim/2 floats) for any supported rope type, in f32 as transformers computes it.
 std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim);

@@ -95,6 +95,20 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
     }
   }
   c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", 0);
+  r.only("mlp_bias", false);
+  // Keys transformers itself ignores for this model: V3 always routes noaux_tc on sigmoid scores,
+  // V2 never renormalizes; the MoE keys of a dense model and the group keys of greedy routing.
+  const bool moe = c.n_routed_experts > 0, grouped = moe && c.topk_method != MoeTopk::kGreedy;
+  const std::vector<std::pair<const char*, bool>> ignored = {
+      {"topk_method", c.v3},           {"scoring_func", c.v3},        {"norm_topk_prob", !c.v3},
+      {"moe_intermediate_size", !moe}, {"num_experts_per_tok", !moe}, {"n_shared_experts", !moe},
+      {"routed_scaling_factor", !moe}, {"moe_layer_freq", !moe},      {"n_group", !grouped},
+      {"topk_group", !grouped}};
+  for (const auto& [k, yes] : ignored)
+    if (yes) r.has(k);
+  // Derived (qk_head_dim, head_dim), the MTP alias (its layers are skipped), training-only MoE keys.
+  c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "qk_head_dim", "head_dim", "num_mtp_layers",
+                             "aux_loss_alpha", "seq_aux", "ep_size"});
   return c;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "compiler/config_reader.h"
 #include "kernels/dtype.h"
@@ -34,6 +35,7 @@ struct DeepseekConfig {
   bool has_dtype = false;
   DType dtype = DType::F32;
   std::string raw_json;
+  std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   bool is_moe_layer(int64_t i) const { return n_routed_experts > 0 && i >= first_k_dense_replace; }

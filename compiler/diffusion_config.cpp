@@ -43,18 +43,6 @@ std::vector<std::string> str_list(const ConfigReader& r, const json& j, const ch
   return out;
 }
 
-// Keys whose non-default values change the model in ways kiln does not build.
-void refuse_unless(const ConfigReader& r, const json& j, const char* key, const json& allowed) {
-  if (!r.has(key)) return;
-  if (allowed.is_array()) {
-    for (const json& a : allowed)
-      if (j[key] == a) return;
-  } else if (j[key] == allowed) {
-    return;
-  }
-  r.fail(key, "= " + j[key].dump() + " is not supported (kiln builds " + allowed.dump() + ")");
-}
-
 }  // namespace
 
 PipelineIndex read_pipeline_index(const std::string& path) {
@@ -97,6 +85,9 @@ ClipTextConfig read_clip_text_config(const std::string& path) {
   c.bos_token_id = id("bos_token_id");
   c.eos_token_id = id("eos_token_id");
   c.pad_token_id = id("pad_token_id");
+  // projection_dim: only CLIPTextModelWithProjection's projection, which the pipeline does not use;
+  // the dtype keys: the weights' own dtype is what the plan reads.
+  c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "projection_dim", "dtype", "torch_dtype"});
   return c;
 }
 
@@ -161,25 +152,33 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
     if (ch % c.norm_num_groups != 0) r.fail("norm_num_groups", "does not divide block_out_channels");
     if (ch % c.heads[i] != 0) r.fail(heads_key, "does not divide the block's channels");
   }
-  refuse_unless(r, j, "act_fn", "silu");
-  refuse_unless(r, j, "time_embedding_type", "positional");
-  refuse_unless(r, j, "resnet_time_scale_shift", "default");
-  refuse_unless(r, j, "center_input_sample", false);
-  refuse_unless(r, j, "only_cross_attention", false);
-  refuse_unless(r, j, "dual_cross_attention", false);
-  refuse_unless(r, j, "class_embed_type", nullptr);
-  refuse_unless(r, j, "addition_embed_type", nullptr);
-  refuse_unless(r, j, "encoder_hid_dim", nullptr);
-  refuse_unless(r, j, "time_cond_proj_dim", nullptr);
-  refuse_unless(r, j, "time_embedding_dim", nullptr);
-  refuse_unless(r, j, "timestep_post_act", nullptr);
-  refuse_unless(r, j, "num_class_embeds", nullptr);
-  refuse_unless(r, j, "conv_in_kernel", 3);
-  refuse_unless(r, j, "conv_out_kernel", 3);
-  refuse_unless(r, j, "downsample_padding", 1);
-  refuse_unless(r, j, "attention_type", "default");
-  refuse_unless(r, j, "reverse_transformer_layers_per_block", nullptr);
-  refuse_unless(r, j, "global_pool_conditions", false);
+  r.only("act_fn", "silu");
+  r.only("time_embedding_type", "positional");
+  r.only("resnet_time_scale_shift", "default");
+  r.only("center_input_sample", false);
+  r.only("only_cross_attention", false);
+  r.only("dual_cross_attention", false);
+  r.only("class_embed_type", nullptr);
+  r.only("addition_embed_type", nullptr);
+  r.only("encoder_hid_dim", nullptr);
+  r.only("time_cond_proj_dim", nullptr);
+  r.only("time_embedding_dim", nullptr);
+  r.only("timestep_post_act", nullptr);
+  r.only("num_class_embeds", nullptr);
+  r.only("conv_in_kernel", 3);
+  r.only("conv_out_kernel", 3);
+  r.only("downsample_padding", 1);
+  r.only("attention_type", "default");
+  r.only("reverse_transformer_layers_per_block", nullptr);
+  r.only("global_pool_conditions", false);
+  r.only("time_embedding_act_fn", nullptr);
+  r.only("resnet_skip_time_act", false);
+  r.only("encoder_hid_dim_type", nullptr);
+  r.only("addition_time_embed_dim", nullptr);
+  r.only("projection_class_embeddings_input_dim", nullptr);
+  r.only("class_embeddings_concat", false);
+  r.only("mid_block_only_cross_attention", json::array({nullptr, false}));
+  r.only("cross_attention_norm", nullptr);
   if (controlnet) {
     if (r.has("conditioning_embedding_out_channels") && j["conditioning_embedding_out_channels"].is_array()) {
       c.cond_embedding_channels.clear();
@@ -198,6 +197,11 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
     if (order != "rgb") r.fail("controlnet_conditioning_channel_order", "'" + order + "' is not supported (rgb)");
     if (c.conditioning_channels != 3) r.fail("conditioning_channels", "must be 3 (an RGB control image)");
   }
+  // dropout: training only; upcast_attention: kiln's attention is f32 already;
+  // resnet_out_scale_factor: see above; addition_embed_type_num_heads: only with an
+  // addition_embed_type, which is refused.
+  c.unmodeled = r.unmodeled({KILN_DIFFUSERS_IRRELEVANT_KEYS, "dropout", "upcast_attention", "resnet_out_scale_factor",
+                             "addition_embed_type_num_heads"});
   return c;
 }
 
@@ -231,10 +235,14 @@ VaeConfig read_vae_config(const std::string& path) {
     for (const json& e : j["up_block_types"])
       if (!e.is_string() || e.get<std::string>() != "UpDecoderBlock2D")
         r.fail("up_block_types", "must all be UpDecoderBlock2D");
-  refuse_unless(r, j, "act_fn", "silu");
-  refuse_unless(r, j, "use_quant_conv", true);
-  refuse_unless(r, j, "latents_mean", nullptr);
-  refuse_unless(r, j, "latents_std", nullptr);
+  r.only("act_fn", "silu");
+  r.only("use_quant_conv", true);
+  r.only("latents_mean", nullptr);
+  r.only("latents_std", nullptr);
+  // The encoder's keys (kiln decodes only), the tiling size, and a precision hint (kiln decodes
+  // in f32).
+  c.unmodeled =
+      r.unmodeled({KILN_DIFFUSERS_IRRELEVANT_KEYS, "in_channels", "down_block_types", "sample_size", "force_upcast"});
   return c;
 }
 
@@ -285,16 +293,16 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
   if (solver != "midpoint" && solver != "heun")
     r.fail("solver_type", "'" + solver + "' is not supported (midpoint, heun)");
   c.dpm_heun = solver == "heun";
-  refuse_unless(r, j, "rescale_betas_zero_snr", false);
-  refuse_unless(r, j, "thresholding", false);
-  refuse_unless(r, j, "use_karras_sigmas", false);
-  refuse_unless(r, j, "use_exponential_sigmas", false);
-  refuse_unless(r, j, "use_beta_sigmas", false);
-  refuse_unless(r, j, "timestep_type", "discrete");
-  refuse_unless(r, j, "final_sigmas_type", "zero");
-  refuse_unless(r, j, "interpolation_type", "linear");
-  refuse_unless(r, j, "use_lu_lambdas", false);
-  refuse_unless(r, j, "use_flow_sigmas", false);
+  r.only("rescale_betas_zero_snr", false);
+  r.only("thresholding", false);
+  r.only("use_karras_sigmas", false);
+  r.only("use_exponential_sigmas", false);
+  r.only("use_beta_sigmas", false);
+  r.only("timestep_type", "discrete");
+  r.only("final_sigmas_type", "zero");
+  r.only("interpolation_type", "linear");
+  r.only("use_lu_lambdas", false);
+  r.only("use_flow_sigmas", false);
   if (r.has("lambda_min_clipped") &&
       (!j["lambda_min_clipped"].is_number() || std::isfinite(j["lambda_min_clipped"].get<double>())))
     r.fail("lambda_min_clipped", "must be -inf or absent (kiln does not clip DPM-Solver's lambdas)");
@@ -303,6 +311,27 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
   c.sde_sampling_eps = r.num("sampling_eps", 1e-3);
   if (!(c.sde_beta_min > 0 && c.sde_beta_max > c.sde_beta_min && c.sde_sampling_eps > 0 && c.sde_sampling_eps < 1))
     r.fail("beta_min", "beta_max and sampling_eps must satisfy 0 < beta_min < beta_max and 0 < sampling_eps < 1");
+  r.only("clip_sample_range", 1.0);
+  // Keys of the diffusers scheduler this file is for: kiln runs --sampler, which follows its
+  // reference scheduler's defaults, so a file of that class must not change them.
+  if (c.class_name == "DPMSolverMultistepScheduler") {
+    r.only("solver_order", 2);
+    r.only("algorithm_type", "dpmsolver++");
+    r.only("lower_order_final", true);
+    r.only("euler_at_final", false);
+    r.only("variance_type", nullptr);
+    r.only("use_dynamic_shifting", false);
+    r.only("time_shift_type", "exponential");
+  }
+  if (c.class_name == "DDPMScheduler") r.only("variance_type", "fixed_small");
+  // skip_prk_steps: PNDM's, which kiln never runs; sigma_min/max: only with the Karras-style sigmas
+  // refused above; sample_max_value, dynamic_thresholding_ratio: only with thresholding;
+  // flow_shift: only with flow sigmas. Other classes' algorithm keys (solver_order of a
+  // DPM file compiled with --sampler euler) describe a scheduler kiln does not run.
+  c.unmodeled =
+      r.unmodeled({KILN_DIFFUSERS_IRRELEVANT_KEYS, "skip_prk_steps", "sigma_min", "sigma_max", "sample_max_value",
+                   "dynamic_thresholding_ratio", "flow_shift", "solver_order", "algorithm_type", "lower_order_final",
+                   "euler_at_final", "variance_type", "use_dynamic_shifting", "time_shift_type"});
   return c;
 }
 

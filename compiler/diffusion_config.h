@@ -19,6 +19,7 @@ struct ClipTextConfig {
   Activation act = Activation::kQuickGelu;
   int64_t bos_token_id = -1, eos_token_id = -1, pad_token_id = -1;
   std::string raw_json;
+  std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 
 // UNet2DConditionModel, and the part of it a ControlNetModel repeats (down blocks, mid block).
@@ -41,6 +42,7 @@ struct UNetConfig {
   std::vector<int64_t> cond_embedding_channels;
   int64_t conditioning_channels = 3;
   std::string raw_json;
+  std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 
 struct VaeConfig {
@@ -50,6 +52,7 @@ struct VaeConfig {
   double scaling_factor = 0.18215, shift_factor = 0.0;
   bool use_post_quant_conv = true, mid_attention = true;
   std::string raw_json;
+  std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 
 struct SchedulerConfig {
@@ -67,6 +70,7 @@ struct SchedulerConfig {
   // score-SDE (ScoreSdeVpScheduler) parameters
   double sde_beta_min = 0.1, sde_beta_max = 20.0, sde_sampling_eps = 1e-3;
   std::string raw_json;
+  std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 
 struct PipelineIndex {

@@ -20,8 +20,9 @@ struct LlamaConfig {
   RopeConfig rope;
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
   bool has_dtype = false;
-  DType dtype = DType::F32;  // torch_dtype / dtype, when given
-  std::string raw_json;      // the file, verbatim
+  DType dtype = DType::F32;            // torch_dtype / dtype, when given
+  std::string raw_json;                // the file, verbatim
+  std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 
 // Parses `path` (a config.json); throws CompileError with the file and key at fault.

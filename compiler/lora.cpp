@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "compiler/config_reader.h"
 #include "compiler/error.h"
 #include "compiler/json_util.h"
 #include "kernels/thread_pool.h"
@@ -90,12 +91,14 @@ struct Config {
   bool rslora = false, dora = false, lora_bias = false;
   json rank_pattern, alpha_pattern, target_modules;
   std::vector<std::string> modules_to_save;
+  std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 
 Config read_config_text(const std::string& text, const std::string& path) {
   const json j = parse_json_limited(text.data(), text.data() + text.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
-  auto has = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
+  const ConfigReader reader(j, path);  // records the keys looked at (strict configs)
+  auto has = [&](const char* k) { return reader.has(k); };
   auto refuse = [&](const std::string& what) { throw CompileError(path + ": " + what); };
   if (has("peft_type") && j["peft_type"] != "LORA")
     refuse("peft_type " + j["peft_type"].dump() + " is not supported (kiln merges LORA adapters)");
@@ -130,7 +133,7 @@ Config read_config_text(const std::string& text, const std::string& path) {
     if (set(k)) refuse(std::string(k) + " is set: kiln merges plain LoRA and DoRA adapters only");
   if (has("init_lora_weights") && j["init_lora_weights"].is_string()) {
     const std::string init = j["init_lora_weights"].get<std::string>();
-    for (const char* p : {"pissa", "olora", "corda", "loftq", "mica"})
+    for (const char* p : {"pissa", "olora", "corda", "loftq", "mica", "lora_ga"})
       if (init.rfind(p, 0) == 0)
         refuse("init_lora_weights \"" + init +
                "\" changes the base weights or the LoRA variant; convert the adapter to "
@@ -146,6 +149,17 @@ Config read_config_text(const std::string& text, const std::string& path) {
       c.modules_to_save.push_back(m.get<std::string>());
     }
   }
+  // Metadata; training-only settings (dropout, Megatron layers); which modules were adapted
+  // (exclude_modules, layers_to_transform, layers_pattern: the tensors in the file say it);
+  // initialisation settings (those that change the base weights are refused through
+  // init_lora_weights above); fan_in_fan_out (peft turns it off for the Linear layers kiln's
+  // models have); qalora_group_size (QALoRA is refused); runtime_config (never saved).
+  c.unmodeled =
+      reader.unmodeled({"task_type",      "auto_mapping",      "peft_version",        "base_model_name_or_path",
+                        "revision",       "inference_mode",    "lora_dropout",        "megatron_config",
+                        "megatron_core",  "exclude_modules",   "layers_to_transform", "layers_pattern",
+                        "loftq_config",   "eva_config",        "corda_config",        "lora_ga_config",
+                        "fan_in_fan_out", "qalora_group_size", "runtime_config",      "ensure_weight_tying"});
   return c;
 }
 
@@ -217,6 +231,7 @@ struct LoraSet::Impl {
   std::vector<LoraRecord> records;
   std::map<std::string, std::vector<std::pair<const Adapter*, const Module*>>> by_tensor;  // "<path>.weight"/".bias"
   std::map<std::string, const StTensor*> replacements;
+  std::vector<std::pair<std::string, std::vector<std::string>>> unmodeled;  // (config, keys)
 };
 
 LoraSet::LoraSet() : impl_(std::make_unique<Impl>()) {}
@@ -337,6 +352,7 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     const std::string st_path = spec_file(spec), kp = spec_prefix(spec);
     const std::string cfg_text = spec.config_text.empty() ? read_text_file(cfg_path) : spec.config_text;
     const Config c = read_config_text(cfg_text, cfg_path);
+    if (!c.unmodeled.empty()) im.unmodeled.emplace_back(cfg_path, c.unmodeled);
     Adapter ad;
     ad.record.name = name;
     ad.record.weight = spec.weight;
@@ -479,6 +495,10 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
 
 void check_lora_config_text(const std::string& text, const std::string& name) { read_config_text(text, name); }
 
+std::vector<std::string> lora_config_unmodeled(const std::string& text, const std::string& name) {
+  return read_config_text(text, name).unmodeled;
+}
+
 bool LoraSet::empty() const { return impl_->adapters.empty(); }
 
 bool LoraSet::touches(const std::string& name) const { return impl_->by_tensor.count(name) > 0; }
@@ -489,6 +509,10 @@ const StTensor* LoraSet::replacement(const std::string& name) const {
 }
 
 const std::vector<LoraRecord>& LoraSet::records() const { return impl_->records; }
+
+const std::vector<std::pair<std::string, std::vector<std::string>>>& LoraSet::unmodeled_config_keys() const {
+  return impl_->unmodeled;
+}
 
 void LoraSet::apply(const std::string& name, std::vector<float>& w, ThreadPool& pool) const {
   auto it = impl_->by_tensor.find(name);

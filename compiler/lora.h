@@ -51,6 +51,8 @@ std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec);
 
 // Checks an adapter_config.json's text as load() would (throws CompileError); for fuzzing.
 void check_lora_config_text(const std::string& text, const std::string& name);
+// The keys of an adapter config kiln does not model (tests).
+std::vector<std::string> lora_config_unmodeled(const std::string& text, const std::string& name);
 
 // Parses "DIR" or "DIR:WEIGHT" (the CLI's --lora syntax). Throws CompileError.
 LoraAdapterSpec parse_lora_spec(const std::string& arg);
@@ -80,6 +82,9 @@ class LoraSet {
   // Adds every adapter's contribution to `w`, the f32 values of checkpoint tensor `name`.
   void apply(const std::string& name, std::vector<float>& w, ThreadPool& pool) const;
   const std::vector<LoraRecord>& records() const;
+  // Each adapter config with keys kiln does not model (the frontends refuse them by name unless
+  // --allow-unknown-config: check_config_keys).
+  const std::vector<std::pair<std::string, std::vector<std::string>>>& unmodeled_config_keys() const;
 
  private:
   struct Impl;

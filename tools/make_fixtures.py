@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenizers,diffusion}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenizers,diffusion,configs}]
 
   --only all       (default) the llama fixtures, then the LoRA fixtures, then the DeepSeek fixtures,
                    then the tokenizer fixtures, then the diffusion fixtures
@@ -11,6 +11,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenize
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
   --only tokenizers  only tests/fixtures/tokenizers/ (independent of the others; no torch work)
   --only diffusion   only tests/fixtures/diffusion/ (independent of the others; code in tools/fixtures_diffusion.py)
+  --only configs     only tests/fixtures/configs/: the keys and defaults of the config classes kiln reads
+                     (code in tools/fixtures_configs.py; no torch work)
 
 Step 1 (bootstrap, stdlib only): create <repo>/.venv-fixtures, pip-install
 pinned torch (CPU use only; installed --no-deps so the multi-GB CUDA wheels
@@ -150,7 +152,8 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek", "tokenizers", "diffusion"], default="all",
+    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek", "tokenizers", "diffusion", "configs"],
+                    default="all",
                     help="which fixture family to (re)generate (default: all)")
     ap.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args()
@@ -2105,6 +2108,10 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import fixtures_diffusion
         fixtures_diffusion.main(REPO)
+    if ARGS.only in ("all", "configs"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import fixtures_configs
+        fixtures_configs.main(REPO)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,30 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
 }
 
+std::string check_config_keys(const std::vector<std::string>& unmodeled, const std::string& path,
+                              const CompileOptions& o) {
+  if (unmodeled.empty()) return "";
+  std::string list;
+  for (const std::string& k : unmodeled) list += (list.empty() ? "" : ", ") + k;
+  if (!o.allow_unknown_config)
+    throw CompileError(path + ": " + list + (unmodeled.size() > 1 ? ": keys" : ": a key") +
+                       " kiln does not model, which may change the model; kiln refuses rather than ignore " +
+                       (unmodeled.size() > 1 ? "them" : "it") +
+                       " (--allow-unknown-config compiles anyway and notes it in the plan)");
+  return "ignored config keys (--allow-unknown-config) in " + path + ": " + list;
+}
+
+std::string check_lora_config_keys(const LoraSet& lora, const CompileOptions& o) {
+  std::string notes;
+  for (const auto& [path, keys] : lora.unmodeled_config_keys()) add_note(&notes, check_config_keys(keys, path, o));
+  return notes;
+}
+
+void add_note(std::string* notes, const std::string& note) {
+  if (note.empty()) return;
+  *notes += (notes->empty() ? "" : "; ") + note;
+}
+
 void attach_tokenizer(Graph& g, TokenizerData td, const std::string& where, const std::string& model) {
   if (int64_t(td.vocab.size()) > g.info.vocab_size)
     throw CompileError(where + ": " + std::to_string(td.vocab.size()) + " tokens, more than the " + model +

@@ -61,6 +61,14 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings);
 // The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
 // as the runtime will check them.
 void read_llm_tokenizer(const CompileOptions& o, Graph& g);
+// Strict configs: the keys a config reader did not model (ConfigReader::unmodeled) are refused,
+// naming them, unless --allow-unknown-config; then the returned note lists them for the plan.
+std::string check_config_keys(const std::vector<std::string>& unmodeled, const std::string& path,
+                              const CompileOptions& o);
+// check_config_keys on every adapter config of `lora`.
+std::string check_lora_config_keys(const LoraSet& lora, const CompileOptions& o);
+// Appends a note to a plan's notes ("; " between notes).
+void add_note(std::string* notes, const std::string& note);
 // Puts td into g after the runtime's checks, and no more tokens than g.info.vocab_size (the
 // vocab_size of `model`, for the error); `where` names the tokenizer's file.
 void attach_tokenizer(Graph& g, TokenizerData td, const std::string& where, const std::string& model);

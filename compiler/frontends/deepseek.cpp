@@ -319,11 +319,13 @@ namespace {
 FrontendBuild build_deepseek(const CompileOptions& o) {
   refuse_pipeline_options(o);
   const DeepseekConfig c = read_deepseek_config(o.model_dir + "/config.json");
+  const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   size_t mtp_tensors = 0;
   check_deepseek_tensors(c, b.checkpoint, &mtp_tensors);
   b.lora = LoraSet::load(o.lora, b.checkpoint);
+  const std::string lora_note = check_lora_config_keys(b.lora, o);
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
   const LlmLimits lim = llm_limits(o, c.max_position_embeddings);
@@ -338,6 +340,8 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
                    std::to_string(c.num_nextn_predict_layers) + " multi-token-prediction layer(s)";
   g.info.source_dtype = stored;
   read_llm_tokenizer(o, g);
+  add_note(&g.info.notes, key_note);
+  add_note(&g.info.notes, lora_note);
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);
   return b;
 }
@@ -345,6 +349,9 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
 }  // namespace
 
 extern const Frontend kDeepseekFrontend{
-    "deepseek", {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "deepseek_v2", "deepseek_v3"}, nullptr, build_deepseek};
+    "deepseek",
+    {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "deepseek_v2", "deepseek_v3"},
+    nullptr,
+    build_deepseek};
 
 }  // namespace kiln

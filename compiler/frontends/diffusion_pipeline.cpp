@@ -53,6 +53,12 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
     need_file(o.controlnet + "/config.json", "the ControlNet's config");
     m.controlnet = read_unet_config(o.controlnet + "/config.json", true);
   }
+  std::string key_notes;
+  add_note(&key_notes, check_config_keys(m.clip.unmodeled, d + "/text_encoder/config.json", o));
+  add_note(&key_notes, check_config_keys(m.unet.unmodeled, d + "/unet/config.json", o));
+  add_note(&key_notes, check_config_keys(m.vae.unmodeled, d + "/vae/config.json", o));
+  add_note(&key_notes, check_config_keys(m.scheduler.unmodeled, d + "/scheduler/scheduler_config.json", o));
+  if (m.controlnet) add_note(&key_notes, check_config_keys(m.controlnet->unmodeled, o.controlnet + "/config.json", o));
 
   FrontendBuild b;
   Checkpoint& ck = b.checkpoint;
@@ -85,6 +91,7 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
   for (LoraAdapterSpec& l : lora_specs)
     l.prefix = find_lora_prefix(l, ck, {"unet/", "text_encoder/", "text_encoder/text_model."});
   b.lora = LoraSet::load(lora_specs, ck);
+  add_note(&key_notes, check_lora_config_keys(b.lora, o));
 
   const Sampler sampler = parse_sampler(o.sampler);
   const Schedule sched = build_schedule(m.scheduler, sampler, o.steps);
@@ -144,6 +151,7 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
 
   b.summary.text_to_image = true;
   b.summary.plan_dtype = bo.plan_dtype;
+  add_note(&g.info.notes, key_notes);
   b.summary.notes = g.info.notes;
   return b;
 }

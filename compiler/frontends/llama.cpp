@@ -149,10 +149,12 @@ namespace {
 FrontendBuild build_llama(const CompileOptions& o) {
   refuse_pipeline_options(o);
   const LlamaConfig c = read_llama_config(o.model_dir + "/config.json");
+  const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   check_llama_tensors(c, b.checkpoint);
   b.lora = LoraSet::load(o.lora, b.checkpoint);
+  const std::string lora_note = check_lora_config_keys(b.lora, o);
   // The checkpoint's dtype is what its weights are stored in (config.json's dtype may say
   // otherwise; the embedding decides).
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
@@ -165,6 +167,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
       uint64_t(c.num_hidden_layers * 2 * c.num_attention_heads * c.head_dim) * dtype_size(plan_dtype);
   g.info.source_dtype = stored;
   read_llm_tokenizer(o, g);
+  add_note(&g.info.notes, key_note);
+  add_note(&g.info.notes, lora_note);
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);
   return b;
 }

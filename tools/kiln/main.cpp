@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   std::string emit_c_prefix;
   compile->add_option("--emit-c", emit_c_prefix, "Also write PREFIX.c/PREFIX.h embedding the plan as a byte array");
   compile->add_flag("--no-tokenizer", co.no_tokenizer, "Leave the tokenizer out (the plan then takes token ids only)");
+  compile->add_flag("--allow-unknown-config", co.allow_unknown_config,
+                    "Compile although a config sets keys kiln does not model (they may change the model); each "
+                    "is noted in the plan instead of refused");
   compile->add_option("--target", co.target, "Backends to compile for: cpu, cuda (sm_90) or all (default)")
       ->check(CLI::IsMember({"cpu", "cuda", "all"}));
   std::vector<std::string> lora_args;

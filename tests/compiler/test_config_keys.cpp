@@ -1,0 +1,163 @@
+// Strict configs: every key of the config classes kiln reads (tests/fixtures/configs/, written by
+// tools/make_fixtures.py from the pinned transformers, diffusers and peft) is either modeled by
+// kiln's reader or known not to change the numbers, so a config at the library's defaults is
+// accepted with nothing left over; a key kiln does not know (a new upstream key, a typo, a
+// setting of another model) is refused by name unless --allow-unknown-config.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "compiler/compile.h"
+#include "compiler/deepseek_config.h"
+#include "compiler/diffusion_config.h"
+#include "compiler/error.h"
+#include "compiler/llama_config.h"
+#include "compiler/lora.h"
+#include "runtime/plan.h"
+#include "test_util.h"
+
+using namespace kiln;
+using json = nlohmann::json;
+using kiln::test::TempDir;
+
+namespace {
+
+json catalog(const std::string& cls) {
+  std::ifstream in(kiln::test::fixtures_root() + "/configs/" + cls + ".json");
+  REQUIRE_MESSAGE(in.good(), cls);
+  return json::parse(in);
+}
+
+// Runs kiln's reader for `cls` on the config j; returns what it left unmodeled.
+std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& d) {
+  const std::string path = d / (cls + ".json");
+  std::ofstream(path) << j.dump();
+  const std::string text = j.dump();
+  if (cls == "LlamaConfig") return parse_llama_config(text, path).unmodeled;
+  if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
+  if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
+  if (cls == "UNet2DConditionModel") return read_unet_config(path).unmodeled;
+  if (cls == "ControlNetModel") return read_unet_config(path, true).unmodeled;
+  if (cls == "AutoencoderKL") return read_vae_config(path).unmodeled;
+  if (cls.find("Scheduler") != std::string::npos) return parse_scheduler_config(text, path).unmodeled;
+  if (cls == "LoraConfig") return lora_config_unmodeled(text, path);
+  FAIL("no reader for " << cls);
+  return {};
+}
+
+// The library's defaults as a config file would hold them.
+json defaults_of(const std::string& cls) {
+  const json c = catalog(cls);
+  json j = c["defaults"];
+  if (c["library"] == "diffusers") j["_class_name"] = cls;
+  // Python's float("-inf") is no JSON (the fixture holds its repr): a file holds -Infinity, read as absent.
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (*it == "-inf") *it = nullptr;
+  // DeepseekV2Config defaults to 64 routed experts but num_experts_per_tok null, which no model
+  // runs (transformers' router needs it): V2-Lite's value.
+  if (cls == "DeepseekV2Config") j["num_experts_per_tok"] = 6;
+  if (cls == "LoraConfig") {  // a saved adapter has these set (peft fills them in save_pretrained)
+    j["peft_type"] = "LORA";
+    j["target_modules"] = json::array({"q_proj"});
+  }
+  return j;
+}
+
+const char* const kClasses[] = {"LlamaConfig",
+                                "DeepseekV2Config",
+                                "DeepseekV3Config",
+                                "CLIPTextConfig",
+                                "UNet2DConditionModel",
+                                "ControlNetModel",
+                                "AutoencoderKL",
+                                "DDIMScheduler",
+                                "EulerDiscreteScheduler",
+                                "EulerAncestralDiscreteScheduler",
+                                "DPMSolverMultistepScheduler",
+                                "PNDMScheduler",
+                                "LMSDiscreteScheduler",
+                                "DDPMScheduler",
+                                "HeunDiscreteScheduler",
+                                "LoraConfig"};
+
+}  // namespace
+
+TEST_CASE("config keys: every key of each reference config class is modeled or known irrelevant") {
+  TempDir d;
+  for (const char* cls : kClasses) {
+    CAPTURE(std::string(cls));
+    const json c = catalog(cls);
+    MESSAGE(std::string(cls) << ": " << c["defaults"].size() << " keys of " << c["library"].get<std::string>() << " "
+                             << c["version"].get<std::string>());
+    std::vector<std::string> left;
+    std::string err;
+    try {
+      left = read_as(cls, defaults_of(cls), d);
+    } catch (const CompileError& e) {
+      err = e.what();
+    }
+    CHECK_MESSAGE(err.empty(), err);  // the library's own defaults are all built
+    std::string list;
+    for (const std::string& k : left) list += k + "; ";
+    CHECK_MESSAGE(left.empty(), "not modeled: " << list);
+  }
+}
+
+TEST_CASE("config keys: a key kiln does not know is refused by name, a null one is accepted") {
+  TempDir d;
+  for (const char* cls : kClasses) {
+    CAPTURE(std::string(cls));
+    json j = defaults_of(cls);
+    j["kiln_new_upstream_key"] = nullptr;  // null: as if absent
+    CHECK(read_as(cls, j, d).empty());
+    j["kiln_new_upstream_key"] = 3;
+    const std::vector<std::string> left = read_as(cls, j, d);
+    REQUIRE(left.size() == 1);
+    CHECK(left[0] == "kiln_new_upstream_key = 3");
+  }
+}
+
+TEST_CASE("config keys: kiln compile refuses unmodeled keys naming the file and key, or notes them when allowed") {
+  TempDir d;
+  // The UNet's time_embedding_act_fn changes the images (by 4e-2 against diffusers); kiln does not
+  // build it, so it is refused, never silently dropped.
+  const std::string sd = d / "sd";
+  kiln::test::copy_dir(kiln::test::fixtures_root() + "/diffusion/sd15_tiny/pipeline", sd);
+  {
+    std::ifstream in(sd + "/unet/config.json");
+    json u = json::parse(in);
+    u["time_embedding_act_fn"] = "silu";
+    std::ofstream(sd + "/unet/config.json") << u.dump();
+  }
+  CompileOptions o;
+  o.model_dir = sd;
+  o.output = d / "sd.kplan";
+  o.steps = 2;
+  std::string err = kiln::test::compile_error(o);
+  CHECK(err.find("unet/config.json: time_embedding_act_fn = \"silu\" is not supported") != std::string::npos);
+  o.allow_unknown_config = true;  // a key kiln models is refused even then: it would build the wrong model
+  CHECK(kiln::test::compile_error(o).find("time_embedding_act_fn") != std::string::npos);
+
+  const std::string llm = d / "llm";
+  kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), llm);
+  {
+    std::ifstream in(llm + "/config.json");
+    json c = json::parse(in);
+    c["sliding_window"] = 4096;  // another family's key: not LLaMA's, so not modeled
+    std::ofstream(llm + "/config.json") << c.dump();
+  }
+  o = CompileOptions{};
+  o.model_dir = llm;
+  o.output = d / "llm.kplan";
+  err = kiln::test::compile_error(o);
+  CHECK(err.find("config.json: sliding_window = 4096: a key kiln does not model") != std::string::npos);
+  CHECK(err.find("--allow-unknown-config") != std::string::npos);
+  o.allow_unknown_config = true;
+  REQUIRE(kiln::test::compile_error(o).empty());
+  auto plan = Plan::load_file(o.output);
+  REQUIRE(plan.is_ok());
+  CHECK(plan.value()->model().notes.find("ignored config keys (--allow-unknown-config) in " + llm +
+                                         "/config.json: sliding_window = 4096") != std::string::npos);
+}
