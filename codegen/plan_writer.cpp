@@ -12,6 +12,7 @@
 #include "kernels/op.h"
 #include "plan_generated.h"
 #include "runtime/plan_format.h"
+#include "runtime/text.h"
 
 namespace kiln {
 
@@ -75,7 +76,8 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
   const auto& m = g.info;
   auto model = fb::CreateModelInfo(b, b.CreateString(m.architecture), m.vocab_size, m.max_seq, m.batch, m.chunk,
                                    fb::DType(m.source_dtype), fb::DType(m.plan_dtype), b.CreateString(m.config_json),
-                                   m.kv_bytes_per_token, m.mha_kv_bytes_per_token, b.CreateString(m.notes));
+                                   m.kv_bytes_per_token, m.mha_kv_bytes_per_token,
+                                   b.CreateString(text::lossy_utf8(m.notes)));  // paths need not be UTF-8
   auto memory = fb::CreateMemoryPlan(b, g.weight_bytes, g.arena_bytes, g.kv_bytes, g.state_bytes, 0, g.request_bytes);
   flatbuffers::Offset<fb::DiffusionInfo> diffusion = 0;
   if (g.kind == PlanKind::kTextToImage) {
@@ -87,7 +89,7 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
   }
   std::vector<flatbuffers::Offset<fb::Adapter>> adapters;
   for (const AdapterInfo& a : g.adapters)
-    adapters.push_back(fb::CreateAdapter(b, b.CreateString(a.name), a.xxh3, a.weight));
+    adapters.push_back(fb::CreateAdapter(b, b.CreateString(text::lossy_utf8(a.name)), a.xxh3, a.weight));
   flatbuffers::Offset<fb::Tokenizer> tok = 0;
   if (g.tokenizer) {
     const TokenizerData& t = *g.tokenizer;

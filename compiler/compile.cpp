@@ -42,6 +42,11 @@ CompileSummary compile_model(const CompileOptions& o) {
     throw CompileError("the plan needs " + std::to_string(g.kv_bytes + g.request_bytes) + " bytes of KV cache and " +
                        std::to_string(g.arena_bytes) + " bytes of arena, over the " +
                        std::to_string(kMaxPlanMemory >> 40) + " TiB limit; lower --max-seq, --batch or --chunk");
+  for (const GraphProgram& p : g.programs)
+    if (uint64_t(p.nodes.size()) * p.repeat > kMaxLaunchesPerRun)
+      throw CompileError("program '" + p.name + "' would run " + std::to_string(p.nodes.size()) + " launches " +
+                         std::to_string(p.repeat) + " times, over the runtime's bound of " +
+                         std::to_string(kMaxLaunchesPerRun) + " launches per replay; lower --steps");
   for (const LoraRecord& r : b.lora.records()) g.adapters.push_back(AdapterInfo{r.name, r.xxh3, r.weight});
   ThreadPool pool;
   write_plan(

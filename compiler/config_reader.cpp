@@ -57,7 +57,11 @@ std::vector<std::string> ConfigReader::unmodeled(std::initializer_list<const cha
     for (const char* k : irrelevant) known = known || it.key() == k;
     if (!known) {
       std::string v = it->dump();
-      if (v.size() > 60) v = v.substr(0, 57) + "...";
+      if (v.size() > 60) {  // cut at a character boundary: the text may end up in the plan's notes
+        size_t cut = 57;
+        while (cut > 0 && (uint8_t(v[cut]) & 0xC0) == 0x80) --cut;
+        v = v.substr(0, cut) + "...";
+      }
       out.push_back(it.key() + " = " + v);
     }
   }

@@ -133,6 +133,9 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
   if (c.layers_per_block > 16) r.fail("layers_per_block", "is too large");
   // diffusers' naming quirk: attention_head_dim is the number of heads when num_attention_heads is unset.
   const char* heads_key = r.has("num_attention_heads") ? "num_attention_heads" : "attention_head_dim";
+  // With num_attention_heads set, attention_head_dim reaches only block types kiln refuses
+  // (ControlNetModel saves both; CrossAttn{Down,Up}Block2D take the head count).
+  r.has("attention_head_dim");
   c.heads = int_list(r, j, heads_key, nb, 8);
   c.transformer_layers = int_list(r, j, "transformer_layers_per_block", nb, 1);
   if (r.has("cross_attention_dim") && !j["cross_attention_dim"].is_number_integer())

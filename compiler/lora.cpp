@@ -61,12 +61,25 @@ std::unique_ptr<RE2> module_pattern(const std::string& re, const std::string& wh
   return rx;
 }
 
+// rank_pattern or alpha_pattern, each pattern compiled once (in file order) with its value.
+using Patterns = std::vector<std::pair<std::shared_ptr<RE2>, json>>;
+constexpr size_t kMaxPatterns = 4096;  // per map: real adapters have a handful
+
+Patterns compile_patterns(const json& patterns, const std::string& where) {
+  Patterns out;
+  if (!patterns.is_object()) return out;
+  if (patterns.size() > kMaxPatterns)
+    throw CompileError(where + " has " + std::to_string(patterns.size()) + " patterns, more than " +
+                       std::to_string(kMaxPatterns));
+  for (auto it = patterns.begin(); it != patterns.end(); ++it)
+    out.emplace_back(module_pattern(it.key(), where, true), it.value());
+  return out;
+}
+
 // peft's get_pattern_key: the first pattern p (in file order) with re.match(rf"(.*\.)?({p})$", module).
-const json* pattern_value(const json& patterns, const std::string& module, const std::string& where) {
-  if (!patterns.is_object()) return nullptr;
-  for (auto it = patterns.begin(); it != patterns.end(); ++it) {
-    if (RE2::FullMatch(module, *module_pattern(it.key(), where + ": rank/alpha pattern", true))) return &it.value();
-  }
+const json* pattern_value(const Patterns& patterns, const std::string& module) {
+  for (const auto& [rx, value] : patterns)
+    if (RE2::FullMatch(module, *rx)) return &value;
   return nullptr;
 }
 
@@ -89,7 +102,8 @@ struct Config {
   int64_t r = 8;
   double alpha = 8;
   bool rslora = false, dora = false, lora_bias = false;
-  json rank_pattern, alpha_pattern, target_modules;
+  Patterns rank_pattern, alpha_pattern;
+  json target_modules;
   std::vector<std::string> modules_to_save;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
@@ -139,8 +153,8 @@ Config read_config_text(const std::string& text, const std::string& path) {
                "\" changes the base weights or the LoRA variant; convert the adapter to "
                "plain LoRA first (peft: save_pretrained(..., path_initial_model_for_weight_conversion=...))");
   }
-  if (has("rank_pattern")) c.rank_pattern = j["rank_pattern"];
-  if (has("alpha_pattern")) c.alpha_pattern = j["alpha_pattern"];
+  if (has("rank_pattern")) c.rank_pattern = compile_patterns(j["rank_pattern"], path + ": rank_pattern");
+  if (has("alpha_pattern")) c.alpha_pattern = compile_patterns(j["alpha_pattern"], path + ": alpha_pattern");
   if (has("target_modules")) c.target_modules = j["target_modules"];
   if (has("modules_to_save")) {
     if (!j["modules_to_save"].is_array()) refuse("modules_to_save must be a list");
@@ -159,7 +173,8 @@ Config read_config_text(const std::string& text, const std::string& path) {
                         "revision",       "inference_mode",    "lora_dropout",        "megatron_config",
                         "megatron_core",  "exclude_modules",   "layers_to_transform", "layers_pattern",
                         "loftq_config",   "eva_config",        "corda_config",        "lora_ga_config",
-                        "fan_in_fan_out", "qalora_group_size", "runtime_config",      "ensure_weight_tying"});
+                        "fan_in_fan_out", "qalora_group_size", "runtime_config",      "ensure_weight_tying",
+                        "merge_weights",  "enable_lora"});  // the last two: old peft's training switches
   return c;
 }
 
@@ -454,8 +469,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
                            std::to_string(rank) + "] for A " + shape_str(m.a->shape) + " and the model's weight " +
                            shape_str(w->shape) + " (made for another model?)");
       const std::string local = path.substr(spec.prefix.size());  // patterns name the component's own modules
-      const json* rp = pattern_value(c.rank_pattern, local, cfg_path);
-      const json* ap = pattern_value(c.alpha_pattern, local, cfg_path);
+      const json* rp = pattern_value(c.rank_pattern, local);
+      const json* ap = pattern_value(c.alpha_pattern, local);
       if (rp && !rp->is_number_integer()) throw CompileError(cfg_path + ": rank_pattern values must be integers");
       if (ap && !ap->is_number()) throw CompileError(cfg_path + ": alpha_pattern values must be numbers");
       const int64_t r = rp ? rp->get<int64_t>() : c.r;
@@ -494,6 +509,10 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
 }
 
 void check_lora_config_text(const std::string& text, const std::string& name) { read_config_text(text, name); }
+
+bool lora_module_pattern_matches(const std::string& pattern, const std::string& module) {
+  return RE2::FullMatch(module, *module_pattern(pattern, "target_modules"));
+}
 
 std::vector<std::string> lora_config_unmodeled(const std::string& text, const std::string& name) {
   return read_config_text(text, name).unmodeled;

@@ -51,6 +51,9 @@ std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec);
 
 // Checks an adapter_config.json's text as load() would (throws CompileError); for fuzzing.
 void check_lora_config_text(const std::string& text, const std::string& name);
+// Whether target_modules given as a regular expression matches `module` in full (RE2: linear in
+// the name); throws CompileError for a pattern RE2 cannot match (backreferences, lookaround).
+bool lora_module_pattern_matches(const std::string& pattern, const std::string& module);
 // The keys of an adapter config kiln does not model (tests).
 std::vector<std::string> lora_config_unmodeled(const std::string& text, const std::string& name);
 

@@ -73,7 +73,11 @@ struct OpDef {
   Result<CudaLaunch> (*bind_cuda)(const OpLaunch& l, const CudaBindEnv& env);
   // Device scratch a launch needs (split-K partials, cuBLASLt's packed x); null: none.
   uint64_t (*cuda_scratch_bytes)(const OpLaunch& l);
+  // Whether the launch reads output i's old value (it accumulates into it), so it must have been
+  // written before the launch runs (the loader's program checks); null: never.
+  bool (*reads_output)(const OpLaunch& l, int i) = nullptr;
 };
+
 
 // One launch as an op sees it: the tensor table, the launch, the model's limits and, once bound,
 // every tensor's address (host addresses on the CPU, device addresses on CUDA).
@@ -161,6 +165,11 @@ class OpRegistry {
  private:
   std::vector<const OpDef*> ops_;
 };
+
+// OpDef::reads_output for an op whose int attribute 0 is "accumulate" (into its output 0), and
+// for one that always accumulates into its output 0.
+inline bool accumulates(const OpLaunch& l, int i) { return i == 0 && l.iattr(0) == 1; }
+inline bool accumulates_first(const OpLaunch&, int i) { return i == 0; }
 
 // Every op of kernels/ops (kernels/ops/builtin.cpp).
 const OpRegistry& builtin_ops();

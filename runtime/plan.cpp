@@ -12,6 +12,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "plan_generated.h"
 #include "runtime/plan_format.h"
@@ -107,8 +108,9 @@ std::vector<T> vec(const V* v) {
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 constexpr int kMaxRank = 8;
 constexpr uint32_t kMaxRepeat = 100000;  // loop iterations of one program
-// Launches one replay of a program runs (its launches × repeat): a bound on the work a plan can ask for.
-constexpr uint64_t kMaxLaunchesPerRun = uint64_t(1) << 24;
+// CPU scratch per worker thread (1 GiB): far above any real model's (scores over max_seq keys,
+// a vocabulary of probabilities), far below what would exhaust a host.
+constexpr uint64_t kMaxScratchFloats = uint64_t(1) << 28;
 
 // Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
 bool valid_utf8(const std::string& s) {
@@ -146,50 +148,39 @@ struct Strings {
   }
 };
 
-// Byte ranges of one region, as a union of disjoint [begin, end) intervals.
-class Coverage {
- public:
-  void add(uint64_t b, uint64_t e) {
-    auto it = m_.upper_bound(b);
-    if (it != m_.begin() && std::prev(it)->second >= b) --it;
-    while (it != m_.end() && it->first <= e) {
-      b = std::min(b, it->first);
-      e = std::max(e, it->second);
-      it = m_.erase(it);
-    }
-    m_[b] = e;
-  }
-  bool covers(uint64_t b, uint64_t e) const {
-    auto it = m_.upper_bound(b);
-    return it != m_.begin() && std::prev(it)->second >= e;
-  }
-
- private:
-  std::map<uint64_t, uint64_t> m_;  // begin → end
-};
-
 // The invariants of one program that no single launch shows (schema/README.md): each arena tensor a launch reads was
 // written by an earlier launch of the program (the arena holds nothing between replays); each output is written by one
 // of its launches; next_token is what a sample launch wrote; one replay is bounded work.
-Status check_program(const ProgramInfo& p, const std::vector<TensorInfo>& t, const std::vector<const OpDef*>& ops) {
-  std::map<Region, Coverage> written;
+Status check_program(const ProgramInfo& p, const std::vector<TensorInfo>& t, const std::vector<const OpDef*>& ops,
+                     const ModelInfo& model) {
+  // By tensor, or by exactly its bytes (a view of a written tensor: same offset and size), not
+  // by any covering bytes: the memory planner reuses the arena, so bytes another tensor left
+  // there are stale, not this tensor's value.
+  std::vector<bool> written(t.size(), false);
+  std::set<std::tuple<Region, uint64_t, uint64_t>> written_bytes;  // (region, offset, size)
+  auto was_written = [&](uint32_t i) {
+    return written[i] || written_bytes.count({t[i].region, t[i].offset, t[i].size_bytes}) > 0;
+  };
   uint32_t next_writer = kNoTensor;  // the kernel of the last launch that wrote next_token
   const uint32_t next = p.output("next_token");
   for (size_t k = 0; k < p.launches.size(); ++k) {
     const LaunchInfo& l = p.launches[k];
-    for (uint32_t i : l.inputs)
-      if (i != kNoTensor && t[i].region == Region::kArena &&
-          !written[Region::kArena].covers(t[i].offset, t[i].offset + t[i].size_bytes))
+    std::vector<uint32_t> reads = l.inputs;
+    for (size_t o = 0; o < l.outputs.size(); ++o)
+      if (ops[l.kernel]->reads_output && ops[l.kernel]->reads_output(OpLaunch(l, t, model), int(o)))
+        reads.push_back(l.outputs[o]);
+    for (uint32_t i : reads)
+      if (i != kNoTensor && t[i].region == Region::kArena && !was_written(i))
         return invalid_argument("launch " + std::to_string(k) + " reads arena tensor '" + t[i].name +
                                 "' before any launch of the program writes it");
     for (uint32_t o : l.outputs) {
-      written[t[o].region].add(t[o].offset, t[o].offset + t[o].size_bytes);
+      written[o] = true;
+      written_bytes.insert({t[o].region, t[o].offset, t[o].size_bytes});
       if (o == next) next_writer = l.kernel;
     }
   }
   for (size_t i = 0; i < p.outputs.size(); ++i) {
-    const TensorInfo& o = t[p.outputs[i]];
-    if (!written[o.region].covers(o.offset, o.offset + o.size_bytes))
+    if (!was_written(p.outputs[i]))
       return invalid_argument("output '" + p.output_names[i] + "' is not written by any launch of the program");
   }
   if (next != kNoTensor && (next_writer == kNoTensor || std::string(ops[next_writer]->name) != "sample"))
@@ -467,11 +458,15 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
       if (i >= tensors_.size() || tensors_[i].region != Region::kState ||
           (tensors_[i].dtype != DType::I32 && tensors_[i].dtype != DType::F32))
         return corrupt_plan(what + " has an input that is not an i32 or f32 state tensor");
-    for (size_t i = 0; i < pi.inputs.size(); ++i)  // state tensors do not overlap, so distinct ones are disjoint
-      for (size_t j = i + 1; j < pi.inputs.size(); ++j)
-        if (pi.inputs[i] == pi.inputs[j])
-          return corrupt_plan(what + ": inputs '" + pi.input_names[i] + "' and '" + pi.input_names[j] +
+    {  // state tensors do not overlap, so distinct ones are disjoint
+      std::map<uint32_t, size_t> seen;
+      for (size_t i = 0; i < pi.inputs.size(); ++i) {
+        auto [it, fresh] = seen.emplace(pi.inputs[i], i);
+        if (!fresh)
+          return corrupt_plan(what + ": inputs '" + pi.input_names[it->second] + "' and '" + pi.input_names[i] +
                               "' are one tensor");
+      }
+    }
     for (uint32_t i : pi.outputs)
       if (i >= tensors_.size() || tensors_[i].region == Region::kWeights)
         return corrupt_plan(what + " has an output index out of range");
@@ -504,6 +499,10 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
       if (!st.is_ok()) return corrupt_plan(lwhat + " (" + kernels_[li.kernel]->name + "): " + st.message());
       pi.launches.push_back(std::move(li));
     }
+    if (pi.scratch_floats > kMaxScratchFloats)
+      return corrupt_plan(what + " needs " + std::to_string(pi.scratch_floats) +
+                          " floats of CPU scratch per thread, more than the bound of " +
+                          std::to_string(kMaxScratchFloats));
     pi.repeat = p->repeat();
     pi.counter = p->counter();
     if (pi.repeat < 1 || pi.repeat > kMaxRepeat) return corrupt_plan(what + " repeats out of range");
@@ -514,7 +513,7 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
     } else if (pi.repeat > 1) {
       return corrupt_plan(what + " repeats without a loop counter");
     }
-    Status st = check_program(pi, tensors_, kernels_);
+    Status st = check_program(pi, tensors_, kernels_, model_);
     if (!st.is_ok()) return corrupt_plan(what + ": " + st.message());
     programs_.push_back(std::move(pi));
   }

@@ -23,6 +23,9 @@ constexpr uint64_t kArenaAlignment = 256;
 // The most memory a plan may ask for besides its weights (arena, KV cache, state, workspace and
 // request regions together): 4 TiB. The compiler refuses larger plans, the loader too.
 constexpr uint64_t kMaxPlanMemory = uint64_t(1) << 42;
+// The most launches one replay of a program may run (its launches × repeat): a bound on the work
+// a plan can ask for. The compiler refuses plans past it, the loader too.
+constexpr uint64_t kMaxLaunchesPerRun = uint64_t(1) << 24;
 
 struct PlanHeader {
   char magic[8];

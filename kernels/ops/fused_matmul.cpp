@@ -85,7 +85,8 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-const OpDef kFusedMatmulOp{
-    "fused_matmul", 1, 5, 1, 2, 1, {{4, "n_valid"}}, 1, false, validate, bind_cpu, KILN_CUDA_BIND(bind_cuda), nullptr};
+const OpDef kFusedMatmulOp{"fused_matmul",   1,          5,     1,        2,        1,
+                           {{4, "n_valid"}}, 1,          false, validate, bind_cpu, KILN_CUDA_BIND(bind_cuda),
+                           nullptr,          accumulates};
 
 }  // namespace kiln

@@ -77,6 +77,7 @@ const OpDef kMatmulOp{"matmul",
                       validate,
                       bind_cpu_kernel<matmul_args, matmul_cpu>,
                       KILN_CUDA_BIND(bind_cuda),
-                      KILN_CUDA_BIND(cuda_scratch_bytes)};
+                      KILN_CUDA_BIND(cuda_scratch_bytes),
+                      accumulates};
 
 }  // namespace kiln

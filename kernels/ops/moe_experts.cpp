@@ -70,6 +70,7 @@ const OpDef kMoeExpertsOp{"moe_experts",
                           validate,
                           bind_cpu_kernel<args, moe_experts_cpu>,
                           KILN_CUDA_BIND(bind_cuda),
-                          nullptr};
+                          nullptr,
+                          accumulates_first};  // y += each expert's output
 
 }  // namespace kiln

@@ -2,6 +2,7 @@
 // compile errors, LoRA on pipelines, the held-out var_tiny pipeline, and the schema of
 // text-to-image plans (kind, diffusion table, request region) under re-sealed edits.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstring>
@@ -43,8 +44,8 @@ std::string compile_to(const test::TempDir& dir, const std::string& pipeline, co
                        const std::string& name = "sd.kplan", int steps = 4) {
   std::string out;
   const std::string plan = dir / name;
-  const int rc = test::run_command(std::string(KILN_CLI_PATH) + " compile " + pipeline + " -o " + plan +
-                                       " --steps " + std::to_string(steps) + " --dtype f32 --target cpu " + extra + " 2>&1",
+  const int rc = test::run_command(std::string(KILN_CLI_PATH) + " compile " + pipeline + " -o " + plan + " --steps " +
+                                       std::to_string(steps) + " --dtype f32 --target cpu " + extra + " 2>&1",
                                    &out);
   REQUIRE_MESSAGE(rc == 0, out);
   return plan;
@@ -110,10 +111,10 @@ TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer g
   CHECK(none == nullptr);
 }
 
-// The same calls on a smaller plan (2 steps, 32x32): what they do does not depend on the size.
+// The same calls on a smaller plan (3 steps, 32x32): what they do does not depend on the size.
 TEST_CASE("diffusion C API: seeds, step callbacks and stops on the one step loop") {
   test::TempDir dir;
-  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline", "--height 32 --width 32", "small.kplan", 2);
+  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline", "--height 32 --width 32", "small.kplan", 3);
   CPlan c;
   kiln_error err{};
   REQUIRE(kiln_plan_open(plan.c_str(), &c.p, &err) == KILN_OK);
@@ -123,9 +124,9 @@ TEST_CASE("diffusion C API: seeds, step callbacks and stops on the one step loop
   REQUIRE_MESSAGE(kiln_diffusion_create(c.p, &o, &c.d, &err) == KILN_OK, err.message);
   kiln_diffusion_info info{};
   REQUIRE(kiln_diffusion_get_info(c.d, &info, &err) == KILN_OK);
-  REQUIRE(info.steps == 2);
+  REQUIRE(info.steps == 3);
   REQUIRE(info.height == 32);
-  CHECK(kiln_diffusion_step(c.d, 2, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(kiln_diffusion_step(c.d, 3, &err) == KILN_ERR_INVALID_ARGUMENT);
   // The same seed gives the same image; kiln_txt2img runs it all.
   std::vector<uint8_t> a(size_t(32 * 32 * 3)), b(a.size());
   REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, a.data(), nullptr, nullptr, &err) == KILN_OK);
@@ -146,18 +147,18 @@ TEST_CASE("diffusion C API: seeds, step callbacks and stops on the one step loop
   };
   REQUIRE(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) == KILN_OK);
   CHECK(a == b);
-  CHECK(seen.steps == std::vector<int64_t>{2, 102});
-  seen = Seen{{}, 0};
+  CHECK(seen.steps == std::vector<int64_t>{3, 103, 203});
+  seen = Seen{{}, 1};  // stops in the middle of the loop
   REQUIRE(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err) == KILN_OK);
   CHECK(kiln_diffusion_denoise_steps(c.d, on_step, &seen, &err) == KILN_ERR_INVALID_ARGUMENT);
-  CHECK(std::string(err.message).find("stopped by the step callback after step 0") != std::string::npos);
-  CHECK(seen.steps.size() == 1);
+  CHECK(std::string(err.message).find("stopped by the step callback after step 1") != std::string::npos);
+  CHECK(seen.steps.size() == 2);
   CHECK(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) ==
         KILN_ERR_INVALID_ARGUMENT);
-  seen = Seen{{}, 1};  // asking to stop after the last step still stops: the call fails, nothing is decoded
+  seen = Seen{{}, 2};  // asking to stop after the last step still stops: the call fails, nothing is decoded
   CHECK(kiln_txt2img(c.d, "a red fox", "blurry", 7, nullptr, b.data(), on_step, &seen, &err) ==
         KILN_ERR_INVALID_ARGUMENT);
-  CHECK(std::string(err.message).find("after step 1") != std::string::npos);
+  CHECK(std::string(err.message).find("after step 2") != std::string::npos);
 }
 
 TEST_CASE("diffusion control images are resized exactly as diffusers (PIL Lanczos) prepares them") {
@@ -224,6 +225,11 @@ TEST_CASE("diffusion CLI: txt2img writes a PNG, and control images and bad input
                               (dir / "bad.png") + " 2>&1",
                           &out) != 0);
   CHECK(out.find("bad.png") != std::string::npos);
+  REQUIRE(mkfifo((dir / "fifo.png").c_str(), 0600) == 0);  // refused at once, never waited on
+  CHECK(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p x -o " + (dir / "a.png") + " --control " +
+                              (dir / "fifo.png") + " 2>&1",
+                          &out) != 0);
+  CHECK(out.find("is not a regular file") != std::string::npos);
   REQUIRE_MESSAGE(test::run_command(cli + " txt2img " + (dir / "cn.kplan") + " -p 'a fox' -o " + (dir / "cn.png") +
                                         " --control " + dfix("controlnet_tiny") + "/control_97x71.png 2>&1",
                                     &out) == 0,

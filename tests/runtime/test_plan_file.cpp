@@ -333,3 +333,31 @@ TEST_CASE("plan file: a tokenizer with more tokens than the model's vocabulary i
   REQUIRE_FALSE(st.is_ok());
   CHECK(st.message().find("1211 tokens, more than the model's vocab_size 1210") != std::string::npos);
 }
+
+TEST_CASE("plan file: an LM head that accumulates into logits no launch wrote is refused") {
+  // A vocabulary of 50: no other tensor of the plan has the logits' size, so their arena bytes
+  // can only be stale (the check accepts a view: a tensor with exactly a written tensor's bytes).
+  TempDir d;
+  kiln::test::TinyLlama tl;
+  tl.vocab = 50;
+  kiln::test::write_tiny_llama(d.path(), tl);
+  CompileOptions o;
+  o.model_dir = d.path();
+  o.output = d / "v50.kplan";
+  o.max_seq = 8;
+  o.chunk = 4;
+  REQUIRE(kiln::test::compile_error(o).empty());
+  auto b = kiln::test::read_bytes(o.output);
+  auto* prog = mutable_root(b)->mutable_programs()->GetMutableObject(0);
+  const uint32_t logits = prog->outputs()->Get(output_slot(prog, "logits"));
+  auto* ls = prog->mutable_launches();
+  int edited = 0;
+  for (flatbuffers::uoffset_t i = 0; i < ls->size(); ++i)
+    if (ls->Get(i)->outputs()->Get(0) == logits) ls->GetMutableObject(i)->mutable_int_attrs()->Mutate(0, 1), ++edited;
+  REQUIRE(edited == 1);
+  rehash(b);
+  const Status st = load(b);
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("reads arena tensor 'prefill.logits' before any launch of the program writes it") !=
+        std::string::npos);
+}

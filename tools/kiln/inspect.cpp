@@ -11,6 +11,7 @@
 
 #include "compiler/error.h"
 #include "runtime/plan.h"
+#include "runtime/text.h"
 #include "tools/kiln/commands.h"
 
 using kiln::CompileError;
@@ -28,13 +29,10 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
     return std::string(b);
   };
   json j;
-  j["plan"] = {{"path", path},
-               {"file_bytes", p.file_size()},
-               {"format_version", p.format_version()},
-               {"schema_version", p.schema_version()},
-               {"generator", p.generator()},
-               {"flatbuffer_bytes", p.fb_size()},
-               {"flatbuffer_xxh3", hex(p.fb_xxh3())}};
+  j["plan"] = {{"path", kiln::text::lossy_utf8(path)},  // JSON text is UTF-8; a path need not be
+               {"file_bytes", p.file_size()},          {"format_version", p.format_version()},
+               {"schema_version", p.schema_version()}, {"generator", p.generator()},
+               {"flatbuffer_bytes", p.fb_size()},      {"flatbuffer_xxh3", hex(p.fb_xxh3())}};
   j["targets"] = json::array();
   for (const auto& t : p.targets()) j["targets"].push_back({{"backend", t.backend}, {"sm_archs", t.sm_archs}});
   j["model"] = {{"architecture", m.architecture},

@@ -6,13 +6,17 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "runtime/mapped_file.h"
+
 namespace kiln {
 
 void read_png_rgb8(const std::string& path, int64_t* w, int64_t* h, std::vector<uint8_t>* rgb) {
   png_image img;
   std::memset(&img, 0, sizeof(img));
   img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_file(&img, path.c_str()))
+  auto file = MappedFile::open(path);  // a regular file only: a FIFO is refused, never waited on
+  if (!file.is_ok()) throw std::runtime_error(file.status().message());
+  if (!png_image_begin_read_from_memory(&img, file.value()->data(), file.value()->size()))
     throw std::runtime_error(path + ": not a readable PNG (" + img.message + ")");
   if (img.width == 0 || img.height == 0 || img.width > 16384 || img.height > 16384) {
     png_image_free(&img);
