@@ -119,8 +119,9 @@ inline std::vector<std::pair<int64_t, double>> mutations(const std::vector<uint8
   int64_t v = 0;
   std::memcpy(&v, p, flatbuffers::GetTypeSize(s.type == reflection::String ? reflection::UByte : s.type));
   if (s.type == reflection::String) return {{0xFF, 0}, {0xC0, 0}, {0, 0}, {v ^ 0x20, 0}};
-  std::vector<std::pair<int64_t, double>> out = {{0, 0},         {v + 1, 0},     {v - 1, 0},    {-1, 0},
-                                                 {INT64_MAX, 0}, {INT64_MIN, 0}, {v * 2 + 1, 0}};
+  const uint64_t u = uint64_t(v);  // neighbours wrap as the field would, without signed overflow
+  std::vector<std::pair<int64_t, double>> out = {{0, 0},         {int64_t(u + 1), 0}, {int64_t(u - 1), 0},    {-1, 0},
+                                                 {INT64_MAX, 0}, {INT64_MIN, 0},      {int64_t(u * 2 + 1), 0}};
   // 2^31: the sign bit of a 32-bit field (a 64-bit size of 2 GiB would only cost an allocation).
   if (flatbuffers::GetTypeSize(s.type) == 4) out.push_back({int64_t(1) << 31, 0});
   return out;

@@ -160,6 +160,7 @@ TEST_CASE("plan mutants: a text-to-image loop plan, every field set to edge valu
   o.height = 8;  // the smallest image: each verified mutant runs the whole pipeline
   o.width = 8;
   o.steps = 1;
+  o.guidance = 1.0;  // one prompt row: half the work per verified mutant
   o.dtype = "f32";
   o.target = "cpu";
   mutate_all(compile_bytes(o, d, "sd.kplan"), 1, "text-to-image");
