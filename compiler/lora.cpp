@@ -56,23 +56,25 @@ std::unique_ptr<RE2> module_pattern(const std::string& re, const std::string& wh
   if (re.size() > 1024) throw CompileError(what + " is longer than 1024 characters");
   RE2::Options o;
   o.set_log_errors(false);
+  o.set_max_mem(int64_t(1) << 20);  // per pattern (RE2's default is 8 MiB): at most 2048 live at once
   auto rx = std::make_unique<RE2>(any_prefix ? "(.*\\.)?(" + re + ")" : re, o);
   if (!rx->ok()) throw CompileError(what + " '" + re + "' is not a regular expression kiln can match: " + rx->error());
   return rx;
 }
 
-// rank_pattern or alpha_pattern, each pattern compiled once (in file order) with its value.
+// rank_pattern or alpha_pattern, each pattern compiled once, in file order (peft tries them in
+// its dict's order, which is the file's: nlohmann::json would sort them) with its value.
 using Patterns = std::vector<std::pair<std::shared_ptr<RE2>, json>>;
-constexpr size_t kMaxPatterns = 4096;  // per map: real adapters have a handful
+constexpr size_t kMaxPatterns = 1024;  // per map: real adapters have a handful
 
-Patterns compile_patterns(const json& patterns, const std::string& where) {
+Patterns compile_patterns(const nlohmann::ordered_json& patterns, const std::string& where) {
   Patterns out;
   if (!patterns.is_object()) return out;
   if (patterns.size() > kMaxPatterns)
     throw CompileError(where + " has " + std::to_string(patterns.size()) + " patterns, more than " +
                        std::to_string(kMaxPatterns));
   for (auto it = patterns.begin(); it != patterns.end(); ++it)
-    out.emplace_back(module_pattern(it.key(), where, true), it.value());
+    out.emplace_back(module_pattern(it.key(), where, true), json::parse(it.value().dump()));
   return out;
 }
 
@@ -153,8 +155,11 @@ Config read_config_text(const std::string& text, const std::string& path) {
                "\" changes the base weights or the LoRA variant; convert the adapter to "
                "plain LoRA first (peft: save_pretrained(..., path_initial_model_for_weight_conversion=...))");
   }
-  if (has("rank_pattern")) c.rank_pattern = compile_patterns(j["rank_pattern"], path + ": rank_pattern");
-  if (has("alpha_pattern")) c.alpha_pattern = compile_patterns(j["alpha_pattern"], path + ": alpha_pattern");
+  if (has("rank_pattern") || has("alpha_pattern")) {
+    const auto ordered = nlohmann::ordered_json::parse(text);  // already parsed within limits above
+    if (has("rank_pattern")) c.rank_pattern = compile_patterns(ordered["rank_pattern"], path + ": rank_pattern");
+    if (has("alpha_pattern")) c.alpha_pattern = compile_patterns(ordered["alpha_pattern"], path + ": alpha_pattern");
+  }
   if (has("target_modules")) c.target_modules = j["target_modules"];
   if (has("modules_to_save")) {
     if (!j["modules_to_save"].is_array()) refuse("modules_to_save must be a list");

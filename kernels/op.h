@@ -78,7 +78,6 @@ struct OpDef {
   bool (*reads_output)(const OpLaunch& l, int i) = nullptr;
 };
 
-
 // One launch as an op sees it: the tensor table, the launch, the model's limits and, once bound,
 // every tensor's address (host addresses on the CPU, device addresses on CUDA).
 class OpLaunch {
@@ -170,6 +169,8 @@ class OpRegistry {
 // for one that always accumulates into its output 0.
 inline bool accumulates(const OpLaunch& l, int i) { return i == 0 && l.iattr(0) == 1; }
 inline bool accumulates_first(const OpLaunch&, int i) { return i == 0; }
+// ... and for one that updates every output from its old value (a sampler step: x and its history).
+inline bool updates_outputs(const OpLaunch&, int) { return true; }
 
 // Every op of kernels/ops (kernels/ops/builtin.cpp).
 const OpRegistry& builtin_ops();

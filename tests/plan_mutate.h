@@ -6,6 +6,8 @@
 #pragma once
 #include <flatbuffers/reflection.h>
 
+#include <cfloat>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -51,11 +53,13 @@ class PlanFields {
         const flatbuffers::String* str = flatbuffers::GetFieldS(t, *f);
         if (str && str->size() > 0) add(at, reinterpret_cast<const uint8_t*>(str->c_str()), reflection::String);
       } else if (bt == reflection::Obj) {
+        REQUIRE_MESSAGE(!s.objects()->Get(f->type()->index())->is_struct(), at << ": structs are not walked");
         if (const flatbuffers::Table* sub = flatbuffers::GetFieldT(t, *f))
           visit(*sub, *s.objects()->Get(f->type()->index()), s, at);
       } else if (bt == reflection::Vector) {
         const reflection::BaseType et = f->type()->element();
         if (et == reflection::Obj) {
+          REQUIRE_MESSAGE(!s.objects()->Get(f->type()->index())->is_struct(), at << ": structs are not walked");
           const auto* v = flatbuffers::GetFieldV<flatbuffers::Offset<flatbuffers::Table>>(t, *f);
           for (flatbuffers::uoffset_t i = 0; v && i < v->size(); ++i)
             visit(*v->Get(i), *s.objects()->Get(f->type()->index()), s, at + "[" + std::to_string(i) + "]");
@@ -99,8 +103,8 @@ inline void write_site(std::vector<uint8_t>& plan, const FieldSite& s, int64_t i
     case reflection::Long:
     case reflection::ULong:
       return put(uint64_t(i));
-    case reflection::Float:
-      return put(float(f));
+    case reflection::Float:  // a double past the float range becomes infinity, as a cast should
+      return put(std::fabs(f) > double(FLT_MAX) ? (f > 0 ? INFINITY : -INFINITY) : float(f));
     case reflection::Double:
       return put(f);
     default:
@@ -112,8 +116,10 @@ inline void write_site(std::vector<uint8_t>& plan, const FieldSite& s, int64_t i
 inline std::vector<std::pair<int64_t, double>> mutations(const std::vector<uint8_t>& plan, const FieldSite& s) {
   const uint8_t* p = plan.data() + s.offset;
   if (s.type == reflection::Float || s.type == reflection::Double) {
-    const double v =
-        s.type == reflection::Float ? double(*reinterpret_cast<const float*>(p)) : *reinterpret_cast<const double*>(p);
+    float vf = 0;
+    double v = 0;
+    if (s.type == reflection::Float) std::memcpy(&vf, p, sizeof(vf)), v = vf;
+    else std::memcpy(&v, p, sizeof(v));
     return {{0, 0.0}, {0, -v}, {0, v * 1e6 + 1}, {0, 1e300}, {0, -1e-300}, {0, std::nan("")}, {0, HUGE_VAL}};
   }
   int64_t v = 0;

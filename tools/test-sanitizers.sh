@@ -20,4 +20,4 @@ cmake --build "$build" -j "$(nproc)"
 KILN_SOAK_SECONDS="${KILN_SOAK_SECONDS:-20}" \
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
-FUZZ_BUILD_DIR="$build" FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash tools/fuzz.sh
+FUZZ_BUILD_DIR="$build" FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash tools/fuzz.sh

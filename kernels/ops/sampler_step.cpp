@@ -48,6 +48,7 @@ const OpDef kSamplerStepOp{"sampler_step",
                            validate,
                            bind_cpu_kernel<args, sampler_step_cpu>,
                            KILN_CUDA_BIND(bind_cuda_kernel<args, sampler_step_cuda>),
-                           nullptr};
+                           nullptr,
+                           updates_outputs};
 
 }  // namespace kiln

@@ -237,6 +237,26 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
   }
 }
 
+TEST_CASE("lora: rank and alpha patterns are tried in the file's order, as peft's get_pattern_key does") {
+  TempDir d;
+  const std::string dir = d / "ordered";
+  kiln::test::copy_dir(lora_fixture("all_linear_r8") + "/adapter", dir);
+  std::ifstream in(dir + "/adapter_config.json");
+  auto j = nlohmann::ordered_json::parse(in);
+  // Both patterns match layer 0's q_proj; peft takes the first of the dict (the file's order):
+  // "q_proj", rank 8 as the adapter's matrices. Sorted, the second (rank 4) would come first and
+  // the adapter would be refused for a rank mismatch.
+  j["rank_pattern"] = nlohmann::ordered_json::object();
+  j["rank_pattern"]["q_proj"] = 8;
+  j["rank_pattern"]["model.layers.0.self_attn.q_proj"] = 4;
+  std::ofstream(dir + "/adapter_config.json") << j.dump(2);
+  CHECK(kiln::test::compile_error(options("gqa_f32", {{dir, 1.0}}, d / "p.kplan")).empty());
+  j["rank_pattern"].erase("q_proj");  // now the rank-4 pattern is the first match: refused
+  std::ofstream(dir + "/adapter_config.json") << j.dump(2);
+  CHECK(kiln::test::compile_error(options("gqa_f32", {{dir, 1.0}}, d / "p2.kplan")).find("gives r = 4") !=
+        std::string::npos);
+}
+
 TEST_CASE("lora: module patterns match in time linear in the name, whatever the pattern") {
   // Each takes exponential time in a backtracking engine (std::regex, Python's re) on these names.
   const std::string name = "base_model.model.model.layers.31.self_attn.q_proj_and_a_long_tail_of_words";

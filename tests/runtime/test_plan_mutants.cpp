@@ -81,9 +81,18 @@ void mutate_all(const std::vector<uint8_t>& plan, size_t per_group, const char* 
       }
       const size_t end = site.path.find(']', i);
       const size_t n = std::stoul(site.path.substr(i + 1, end - i - 1));
-      if (key.size() >= 8 && key.compare(key.size() - 8, 8, "programs") == 0) program = n;
-      if (key.size() >= 8 && key.compare(key.size() - 8, 8, "launches") == 0) launch = n, in_launch = true;
-      key += "[]";
+      auto ends_with = [&](const char* w) {
+        const size_t k = std::strlen(w);
+        return key.size() >= k && key.compare(key.size() - k, k, w) == 0;
+      };
+      // Tensors group by region and programs by name, so the arena, KV and state tensors and
+      // the loop program are mutated too, not only the first entries.
+      if (ends_with("plan.tensors") && n < base.tensors().size())
+        key += std::string("[") + region_name(base.tensors()[n].region) + "]";
+      else if (ends_with("plan.programs") && n < base.programs().size())
+        key += "[" + base.programs()[n].name + "]", program = n;
+      else key += "[]";
+      if (ends_with("launches[]")) launch = n, in_launch = true;
       i = end;
     }
     if (in_launch) key += std::string("|") + base.kernels()[base.programs()[program].launches[launch].kernel]->name;
