@@ -34,6 +34,18 @@ namespace {
 struct CPlan {
   kiln_plan* p = nullptr;
   kiln_diffusion* d = nullptr;
+  // Opens `plan` and its diffusion session on the CPU (2 threads) through the C API.
+  kiln_diffusion_info open(const std::string& plan) {
+    kiln_error err{};
+    REQUIRE(kiln_plan_open(plan.c_str(), &p, &err) == KILN_OK);
+    kiln_context_options o = kiln_context_options_default();
+    o.device = "cpu";
+    o.n_threads = 2;
+    REQUIRE_MESSAGE(kiln_diffusion_create(p, &o, &d, &err) == KILN_OK, err.message);
+    kiln_diffusion_info info{};
+    REQUIRE(kiln_diffusion_get_info(d, &info, &err) == KILN_OK);
+    return info;
+  }
   ~CPlan() {
     kiln_diffusion_destroy(d);
     kiln_plan_close(p);
@@ -59,13 +71,7 @@ TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer g
   const RefFile ref(dfix("sd15_tiny") + "/reference.safetensors");
   CPlan c;
   kiln_error err{};
-  REQUIRE(kiln_plan_open(plan.c_str(), &c.p, &err) == KILN_OK);
-  kiln_context_options o = kiln_context_options_default();
-  o.device = "cpu";
-  o.n_threads = 2;
-  REQUIRE_MESSAGE(kiln_diffusion_create(c.p, &o, &c.d, &err) == KILN_OK, err.message);
-  kiln_diffusion_info info{};
-  REQUIRE(kiln_diffusion_get_info(c.d, &info, &err) == KILN_OK);
+  const kiln_diffusion_info info = c.open(plan);
   CHECK(info.height == 64);
   CHECK(info.steps == 4);
   CHECK(info.guided == 1);
@@ -117,13 +123,7 @@ TEST_CASE("diffusion C API: seeds, step callbacks and stops on the one step loop
   const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline", "--height 32 --width 32", "small.kplan", 3);
   CPlan c;
   kiln_error err{};
-  REQUIRE(kiln_plan_open(plan.c_str(), &c.p, &err) == KILN_OK);
-  kiln_context_options o = kiln_context_options_default();
-  o.device = "cpu";
-  o.n_threads = 2;
-  REQUIRE_MESSAGE(kiln_diffusion_create(c.p, &o, &c.d, &err) == KILN_OK, err.message);
-  kiln_diffusion_info info{};
-  REQUIRE(kiln_diffusion_get_info(c.d, &info, &err) == KILN_OK);
+  const kiln_diffusion_info info = c.open(plan);
   REQUIRE(info.steps == 3);
   REQUIRE(info.height == 32);
   CHECK(kiln_diffusion_step(c.d, 3, &err) == KILN_ERR_INVALID_ARGUMENT);
