@@ -64,16 +64,14 @@ bool index_links_ok(const std::string& resolved, const std::string& root) {
   return root.find("/snapshots/") != std::string::npos && resolved.compare(0, cache.size(), cache) == 0;
 }
 
+}  // namespace
+
 // Something is at p: a file, or something else (a FIFO, a folder) that opening refuses by name
 // rather than as if it were absent.
-bool is_file(const std::string& p) {
+bool path_exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0;
 }
-
-}  // namespace
-
-bool path_exists(const std::string& p) { return is_file(p); }
 bool path_is_dir(const std::string& p) { return is_dir(p); }
 
 int64_t StTensor::numel() const {
@@ -205,7 +203,7 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
   const std::string index = dir + "/" + stem + ".safetensors.index.json";
   std::vector<std::string> files;
   std::map<std::string, std::string> weight_map;
-  if (is_file(index)) {
+  if (path_exists(index)) {
     const json j = read_json_file(index);
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw CompileError(index + ": has no weight_map object");
@@ -219,12 +217,12 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
       weight_map[it.key()] = shard;
       if (seen.insert(shard).second) files.push_back(shard);
     }
-  } else if (is_file(dir + "/" + stem + ".safetensors")) {
+  } else if (path_exists(dir + "/" + stem + ".safetensors")) {
     files.push_back(stem + ".safetensors");
   } else {
     const std::string bin = stem == "model" ? "pytorch_model" : stem;
-    bool has_bin = is_file(dir + "/" + bin + ".bin") || is_file(dir + "/" + bin + ".bin.index.json");
-    bool has_variant = is_file(dir + "/" + stem + ".fp16.safetensors");
+    bool has_bin = path_exists(dir + "/" + bin + ".bin") || path_exists(dir + "/" + bin + ".bin.index.json");
+    bool has_variant = path_exists(dir + "/" + stem + ".fp16.safetensors");
     throw CompileError(dir + ": no " + stem + ".safetensors or " + stem + ".safetensors.index.json" +
                        std::string(has_bin ? " (pickle checkpoints are not read: convert them to safetensors)" : "") +
                        std::string(has_variant ? " (only the fp16 variant is present: rename " + stem +
@@ -236,7 +234,7 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
   std::free(real_dir);
   for (const std::string& name : files) {
     const std::string path = dir + "/" + name;
-    if (!is_file(path)) throw CompileError(path + ": shard listed in the index is missing");
+    if (!path_exists(path)) throw CompileError(path + ": shard listed in the index is missing");
     // A shard may be a symlink (the hub cache uses them), but it must not lead outside the folder's tree.
     char* real = ::realpath(path.c_str(), nullptr);
     const std::string resolved = real ? real : "";

@@ -1,7 +1,5 @@
 #include "compiler/tokenizer_reader.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 
 #include "compiler/error.h"

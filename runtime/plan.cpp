@@ -16,6 +16,7 @@
 
 #include "plan_generated.h"
 #include "runtime/plan_format.h"
+#include "runtime/text.h"
 
 namespace kiln {
 
@@ -113,29 +114,11 @@ constexpr uint32_t kMaxRepeat = 100000;  // loop iterations of one program
 // a vocabulary of probabilities), far below what would exhaust a host.
 constexpr uint64_t kMaxScratchFloats = uint64_t(1) << 28;
 
-// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+// Well-formed UTF-8: every code point decodes (text::next_cp refuses overlong forms, surrogates
+// and code points past U+10FFFF).
 bool valid_utf8(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* e = p + s.size();
-  while (p < e) {
-    const unsigned c = *p;
-    int n = 0;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0x80) n = 0;
-    else if (c >= 0xC2 && c <= 0xDF) n = 1;
-    else if (c == 0xE0) n = 2, lo = 0xA0;
-    else if (c >= 0xE1 && c <= 0xEC) n = 2;
-    else if (c == 0xED) n = 2, hi = 0x9F;
-    else if (c >= 0xEE && c <= 0xEF) n = 2;
-    else if (c == 0xF0) n = 3, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) n = 3;
-    else if (c == 0xF4) n = 3, hi = 0x8F;
-    else return false;
-    if (e - p <= n) return false;  // truncated
-    for (int i = 1; i <= n; ++i, lo = 0x80, hi = 0xBF)
-      if (p[i] < lo || p[i] > hi) return false;
-    p += n + 1;
-  }
+  for (size_t i = 0, len = 0; i < s.size(); i += len)
+    if (text::next_cp(s, i, &len) == text::kInvalid) return false;
   return true;
 }
 
