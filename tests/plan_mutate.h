@@ -2,7 +2,8 @@
 // flatc writes next to plan_generated.h), so a test or a fuzzer can set any of them and re-seal
 // the plan (plan_edit.h's rehash): each scalar field of every table, each element of every scalar
 // vector, and the first byte of every string. The writer stores every field (force_defaults), so
-// each one is present and can be overwritten in place.
+// each one is present and can be overwritten in place. Used by tests/runtime/test_plan_mutants.cpp
+// and the fuzzer's field mode (tests/fuzz/fuzz_plan.cpp), so it depends on no test framework.
 #pragma once
 #include <flatbuffers/reflection.h>
 
@@ -10,11 +11,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "plan_edit.h"
-#include "test_util.h"
 
 namespace kiln::test {
 
@@ -42,6 +43,11 @@ class PlanFields {
     sites_.push_back({path, uint64_t(p - base_), t});
   }
 
+  // The schema has no structs (a walker for them would be needed if one is added).
+  static void no_struct(const reflection::Schema& s, const reflection::Field& f, const std::string& at) {
+    if (s.objects()->Get(f.type()->index())->is_struct()) throw std::logic_error(at + ": structs are not walked");
+  }
+
   void visit(const flatbuffers::Table& t, const reflection::Object& obj, const reflection::Schema& s,
              const std::string& path) {
     for (const reflection::Field* f : *obj.fields()) {
@@ -53,13 +59,13 @@ class PlanFields {
         const flatbuffers::String* str = flatbuffers::GetFieldS(t, *f);
         if (str && str->size() > 0) add(at, reinterpret_cast<const uint8_t*>(str->c_str()), reflection::String);
       } else if (bt == reflection::Obj) {
-        REQUIRE_MESSAGE(!s.objects()->Get(f->type()->index())->is_struct(), at << ": structs are not walked");
+        no_struct(s, *f, at);
         if (const flatbuffers::Table* sub = flatbuffers::GetFieldT(t, *f))
           visit(*sub, *s.objects()->Get(f->type()->index()), s, at);
       } else if (bt == reflection::Vector) {
         const reflection::BaseType et = f->type()->element();
         if (et == reflection::Obj) {
-          REQUIRE_MESSAGE(!s.objects()->Get(f->type()->index())->is_struct(), at << ": structs are not walked");
+          no_struct(s, *f, at);
           const auto* v = flatbuffers::GetFieldV<flatbuffers::Offset<flatbuffers::Table>>(t, *f);
           for (flatbuffers::uoffset_t i = 0; v && i < v->size(); ++i)
             visit(*v->Get(i), *s.objects()->Get(f->type()->index()), s, at + "[" + std::to_string(i) + "]");
@@ -112,18 +118,44 @@ inline void write_site(std::vector<uint8_t>& plan, const FieldSite& s, int64_t i
   }
 }
 
+// The value stored at a site: as an integer (sign-extended for signed types; a string's first
+// byte) and, for float fields, as a double.
+inline std::pair<int64_t, double> read_site(const std::vector<uint8_t>& plan, const FieldSite& s) {
+  const uint8_t* p = plan.data() + s.offset;
+  auto get = [&](auto v) {
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  };
+  switch (s.type) {
+    case reflection::Float:
+      return {0, double(get(float(0)))};
+    case reflection::Double:
+      return {0, get(double(0))};
+    case reflection::Byte:
+      return {get(int8_t(0)), 0};
+    case reflection::Short:
+      return {get(int16_t(0)), 0};
+    case reflection::Int:
+      return {get(int32_t(0)), 0};
+    case reflection::Long:
+    case reflection::ULong:
+      return {int64_t(get(uint64_t(0))), 0};
+    case reflection::UShort:
+      return {get(uint16_t(0)), 0};
+    case reflection::UInt:
+      return {get(uint32_t(0)), 0};
+    default:  // Bool, UByte, UType and a string's first byte
+      return {get(uint8_t(0)), 0};
+  }
+}
+
+inline bool is_float_site(const FieldSite& s) { return s.type == reflection::Float || s.type == reflection::Double; }
+
 // The values each site is set to: the edges of its type and its neighbours.
 inline std::vector<std::pair<int64_t, double>> mutations(const std::vector<uint8_t>& plan, const FieldSite& s) {
-  const uint8_t* p = plan.data() + s.offset;
-  if (s.type == reflection::Float || s.type == reflection::Double) {
-    float vf = 0;
-    double v = 0;
-    if (s.type == reflection::Float) std::memcpy(&vf, p, sizeof(vf)), v = vf;
-    else std::memcpy(&v, p, sizeof(v));
-    return {{0, 0.0}, {0, -v}, {0, v * 1e6 + 1}, {0, 1e300}, {0, -1e-300}, {0, std::nan("")}, {0, HUGE_VAL}};
-  }
-  int64_t v = 0;
-  std::memcpy(&v, p, flatbuffers::GetTypeSize(s.type == reflection::String ? reflection::UByte : s.type));
+  const auto [v, vf] = read_site(plan, s);
+  if (is_float_site(s))
+    return {{0, 0.0}, {0, -vf}, {0, vf * 1e6 + 1}, {0, 1e300}, {0, -1e-300}, {0, std::nan("")}, {0, HUGE_VAL}};
   if (s.type == reflection::String) return {{0xFF, 0}, {0xC0, 0}, {0, 0}, {v ^ 0x20, 0}};
   const uint64_t u = uint64_t(v);  // neighbours wrap as the field would, without signed overflow
   std::vector<std::pair<int64_t, double>> out = {{0, 0},         {int64_t(u + 1), 0}, {int64_t(u - 1), 0},    {-1, 0},

@@ -56,6 +56,9 @@ PY
 # A tiny text-to-image plan (8x8 pixels, 2 steps) so the diffusion kernels are reached too.
 ./build/kiln-random-checkpoint --shape sd-tiny "$tmp/sd" >/dev/null 2>&1
 ./build/kiln compile "$tmp/sd" -o "$tmp/sd.kplan" --height 8 --width 8 --steps 2 --target cpu >/dev/null
+# The field mode (first byte 2) edits plans the harness compiles itself: one seed per base plan,
+# unedited (the second byte picks it).
+for k in 0 1 2 3; do printf "\\x02\\x0$k" > "$corpus/fuzz_plan/fields$k"; done
 python3 - "$corpus/fuzz_plan" "$tmp/tiny.kplan" "$tmp/sd.kplan" "$tmp/tiny_fused.kplan" <<'PY'
 import struct, sys
 for i, path in enumerate(sys.argv[2:]):

@@ -1,26 +1,42 @@
-// libFuzzer target for the plan loader and verifier, two ways (first byte picks):
-// - raw: the bytes are a plan file; it must be rejected or verified, never crash;
-// - semantic: the bytes are a FlatBuffer, wrapped by this harness in a valid header with
+// libFuzzer target for the plan loader and verifier, three ways (the first byte, mod 3, picks):
+// - 0, raw: the bytes are a plan file; it must be rejected or verified, never crash;
+// - 1, semantic: the bytes are a FlatBuffer, wrapped by this harness in a valid header with
 //   correct hashes (segment hashes recomputed over zero weights), so the fuzzer explores the
-//   verifier's semantic checks. A plan that verifies is then replayed on the CPU (prefill and
-//   decode through a Context, then every program once on a raw executor with zeroed step state,
-//   which reaches the diffusion kernels too): verification must guarantee that no kernel touches
-//   memory out of bounds.
+//   verifier's semantic checks;
+// - 2, fields: the bytes are edits to the decoded fields of a real compiled plan (a LLaMA with its
+//   tokenizer in f32 and in bf16 with the fused ops, a DeepSeek MoE, a text-to-image loop; compiled
+//   from the fixtures at start-up), applied through the schema's reflection data
+//   (tests/plan_mutate.h) and re-sealed, so every mutant is a well-formed plan that only the
+//   semantic verifier can refuse. See field_mode for the layout.
+// A plan that verifies is then run as a host would (tests/plan_run.h: generate and the tokenizer,
+// or the whole text-to-image pipeline); in the raw and semantic modes also every program once on a
+// raw executor with zeroed step state. Verification must guarantee that no kernel touches memory
+// out of bounds.
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "compiler/compile.h"
 #include "plan_generated.h"
+#include "plan_mutate.h"
+#include "plan_run.h"
 #include "runtime/context.h"
 #include "runtime/executor.h"
 #include "runtime/plan_format.h"
+#include "test_util.h"
 
 namespace {
 
-void replay(const std::vector<uint8_t>& file) {
+// Loads a plan and, if it verifies, runs it as a host would; with `every_program`, also runs each
+// program once on a raw executor (a crafted plan's programs need not be the ones a host calls; the
+// field mode's mutants keep their base plan's programs, which the host run already reaches).
+void replay(const std::vector<uint8_t>& file, bool every_program) {
   auto plan = kiln::Plan::load_memory(file.data(), file.size());
   if (!plan.is_ok()) return;
   // Only plans small enough to run here (ASan aborts on absurd allocations rather than
@@ -29,36 +45,117 @@ void replay(const std::vector<uint8_t>& file) {
   const auto& m = p.memory();
   if (m.arena_bytes + m.kv_bytes + m.state_bytes > (64u << 20) || p.model().batch * p.model().vocab_size > (1 << 22))
     return;
-  kiln::ContextOptions co;
-  co.n_threads = 1;
-  auto ctx = kiln::Context::create(plan.value(), co);
-  if (ctx.is_ok()) {
-    const int32_t ids[3] = {0, 1, 2};
-    (void)ctx.value()->prefill(0, ids, 3);
-    std::vector<int32_t> step(size_t(p.model().batch), 1);
-    (void)ctx.value()->decode(step.data());
-  }
+  kiln::test::run_plan(plan.value());
+  if (!every_program) return;
   // Every program, whatever its contract, with the step state left zero (always in bounds).
   auto exec = kiln::make_cpu_executor(plan.value(), 1);
   if (!exec.is_ok()) return;
   for (size_t i = 0; i < p.programs().size(); ++i) (void)exec.value()->run(int(i));
 }
 
-}  // namespace
+// The field mode's base plans with their field sites, compiled once at start-up.
+struct Base {
+  std::vector<uint8_t> plan;
+  std::vector<kiln::test::FieldSite> sites;
+};
+std::vector<Base> g_bases;
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  if (data[0] % 2 == 0) {
-    std::vector<uint8_t> file(data + 1, data + size);
-    replay(file);
-    return 0;
+void add_base(const std::vector<uint8_t>& schema, kiln::CompileOptions o, const kiln::test::TempDir& d) {
+  o.output = d / ("p" + std::to_string(g_bases.size()) + ".kplan");
+  const std::string err = kiln::test::compile_error(o);
+  if (!err.empty()) {
+    std::fprintf(stderr, "fuzz_plan: compiling a base plan from %s failed: %s\n", o.model_dir.c_str(), err.c_str());
+    std::abort();
   }
-  // Semantic mode: data+1 is a FlatBuffer. Keep it aligned and bounded.
-  const size_t fb_size = size - 1;
-  if (fb_size < 8 || fb_size > (1u << 20)) return 0;
-  std::vector<uint8_t> fbuf(data + 1, data + size);
+  Base b;
+  b.plan = kiln::test::read_bytes(o.output);
+  b.sites = kiln::test::PlanFields(schema, b.plan).sites();
+  g_bases.push_back(std::move(b));
+}
+
+void make_bases() {
+  const std::vector<uint8_t> schema = kiln::test::read_bytes(KILN_PLAN_BFBS);
+  kiln::test::TempDir d;
+  kiln::CompileOptions o;
+  // A LLaMA with the real byte-level fixture tokenizer, for every target (f32), then in bf16
+  // (where the fused ops are chosen).
+  o.model_dir = d / "m";
+  if (::mkdir(o.model_dir.c_str(), 0700) != 0) std::abort();
+  kiln::test::TinyLlama tl;
+  tl.vocab = 1211;  // the byte-level fixture tokenizer's
+  kiln::test::write_tiny_llama(o.model_dir, tl);
+  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    kiln::test::write_bytes(o.model_dir + "/" + f, kiln::test::read_bytes(tok + "/" + f));
+  o.max_seq = 8;
+  o.chunk = 4;
+  o.target = "all";
+  add_base(schema, o, d);
+  o.dtype = "bf16";
+  add_base(schema, o, d);
+  // A DeepSeek-V3 MoE (MLA, routed experts), bf16.
+  o = kiln::CompileOptions{};
+  o.model_dir = kiln::test::fixture("v3_noaux", "deepseek");
+  o.max_seq = 8;
+  o.chunk = 4;
+  o.dtype = "bf16";
+  add_base(schema, o, d);
+  // A text-to-image loop at the smallest size: one step, one prompt row (no guidance: half the
+  // work of each mutant that verifies; the guided batch is in the raw mode's seed).
+  o = kiln::CompileOptions{};
+  o.model_dir = kiln::test::fixtures_root() + "/diffusion/sd15_tiny/pipeline";
+  o.height = 8;
+  o.width = 8;
+  o.steps = 1;
+  o.guidance = 1.0;
+  o.dtype = "f32";
+  o.target = "cpu";
+  add_base(schema, o, d);
+}
+
+// Field mode. data[1] picks the base plan; then up to 16 edits of 12 bytes each: a site index
+// (3 bytes, little-endian, modulo the plan's site count), an operation, and an 8-byte operand v:
+//   op % 4 == 0: the site's v-th edge value (plan_mutate.h's mutations);
+//   op % 4 == 1: v itself (an integer field) or v's bits as a double (a float field);
+//   op % 4 == 2: the current value plus the signed low byte of v (a float field: times 1 + that/64);
+//   op % 4 == 3: the value of site v (modulo the count), so that fields alias each other.
+void field_mode(const uint8_t* data, size_t size) {
+  if (size < 2) return;
+  const Base& base = g_bases[data[1] % g_bases.size()];
+  const size_t n_sites = base.sites.size();
+  std::vector<uint8_t> plan = base.plan;
+  const uint8_t* rec = data + 2;
+  size_t left = size - 2;
+  for (int k = 0; k < 16 && left >= 12; ++k, rec += 12, left -= 12) {
+    const auto& site = base.sites[(size_t(rec[0]) | size_t(rec[1]) << 8 | size_t(rec[2]) << 16) % n_sites];
+    const uint8_t op = rec[3] % 4;
+    uint64_t v;
+    std::memcpy(&v, rec + 4, sizeof(v));
+    auto [i, f] = kiln::test::read_site(plan, site);
+    if (op == 0) {
+      const auto edges = kiln::test::mutations(plan, site);
+      std::tie(i, f) = edges[v % edges.size()];
+    } else if (op == 1) {
+      i = int64_t(v);
+      std::memcpy(&f, &v, sizeof(f));
+    } else if (op == 2) {
+      i = int64_t(uint64_t(i) + uint64_t(int64_t(int8_t(v))));
+      f *= 1.0 + double(int8_t(v)) / 64.0;
+    } else {
+      std::tie(i, f) = kiln::test::read_site(plan, base.sites[v % n_sites]);
+    }
+    kiln::test::write_site(plan, site, i, f);
+  }
+  kiln::test::rehash(plan);
+  replay(plan, false);
+}
+
+// Semantic mode: data is a FlatBuffer. Keep it aligned and bounded.
+void semantic_mode(const uint8_t* data, size_t size) {
+  if (size < 8 || size > (1u << 20)) return;
+  std::vector<uint8_t> fbuf(data, data + size);
   flatbuffers::Verifier v(fbuf.data(), fbuf.size(), 64, 100000);
-  if (!kiln::fb::VerifyPlanBuffer(v)) return 0;
+  if (!kiln::fb::VerifyPlanBuffer(v)) return;
   kiln::fb::Plan* root = kiln::fb::GetMutablePlan(fbuf.data());
   // Lay out the weights section as the segments ask (zeros), with their hashes fixed up.
   uint64_t weights_size = 0;
@@ -66,14 +163,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto* s : *root->segments())
       if (s->offset() < (1u << 22) && s->size() < (1u << 22))
         weights_size = std::max<uint64_t>(weights_size, s->offset() + s->size());
-  if (weights_size > (1u << 22)) return 0;
+  if (weights_size > (1u << 22)) return;
   const std::vector<uint8_t> zeros(size_t(weights_size), 0);
   // A crafted buffer may overlap tables, so one mutation can change what another reads:
   // re-verify after each one and give up on the input if it no longer verifies.
   const flatbuffers::uoffset_t n_segs = root->segments() ? root->segments()->size() : 0;
   for (flatbuffers::uoffset_t i = 0; i < n_segs; ++i) {
     flatbuffers::Verifier again(fbuf.data(), fbuf.size(), 64, 100000);
-    if (!kiln::fb::VerifyPlanBuffer(again)) return 0;
+    if (!kiln::fb::VerifyPlanBuffer(again)) return;
     root = kiln::fb::GetMutablePlan(fbuf.data());
     auto* s = root->mutable_segments()->GetMutableObject(i);
     if (s->offset() <= weights_size && s->size() <= weights_size - s->offset())
@@ -95,6 +192,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> file(size_t(h.file_size), 0);
   std::memcpy(file.data(), &h, sizeof(h));
   std::memcpy(file.data() + h.fb_offset, fbuf.data(), fbuf.size());
-  replay(file);
+  replay(file, true);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  make_bases();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  switch (data[0] % 3) {
+    case 0:
+      replay(std::vector<uint8_t>(data + 1, data + size), true);
+      break;
+    case 1:
+      semantic_mode(data + 1, size - 1);
+      break;
+    default:
+      field_mode(data, size);
+  }
   return 0;
 }

@@ -12,9 +12,9 @@
 
 #include "compiler/compile.h"
 #include "plan_mutate.h"
-#include "runtime/context.h"
-#include "runtime/diffusion.h"
+#include "plan_run.h"
 #include "runtime/plan.h"
+#include "test_util.h"
 
 using namespace kiln;
 using kiln::test::TempDir;
@@ -25,36 +25,6 @@ std::vector<uint8_t> compile_bytes(CompileOptions o, const TempDir& d, const std
   o.output = d / name;
   REQUIRE(kiln::test::compile_error(o).empty());
   return kiln::test::read_bytes(o.output);
-}
-
-// Runs a plan that verified as a host would: an LLM generates a few tokens (and its tokenizer
-// round-trips text); a text-to-image plan encodes a prompt, denoises every step and decodes.
-void run_plan(const std::shared_ptr<const Plan>& p) {
-  ContextOptions opts;
-  opts.device = "cpu";
-  opts.n_threads = 1;
-  if (p->kind() == PlanKind::kLlm) {
-    auto ctx = Context::create(p, opts);
-    if (!ctx.is_ok()) return;
-    const int32_t prompt[3] = {1, 2, 3};
-    int32_t out[4];
-    int64_t n = 0;
-    (void)ctx.value()->generate(prompt, 3, 4, SamplingParams{}, -1, out, &n, nullptr);
-    if (const Tokenizer* t = p->tokenizer()) {
-      const auto ids = t->encode("Hello, kiln! <|eot_id|> 123", true);
-      (void)t->decode(ids.data(), ids.size(), false);
-    }
-    return;
-  }
-  auto s = DiffusionSession::create(p, opts);
-  if (!s.is_ok()) return;
-  DiffusionSession& d = *s.value();
-  std::vector<int32_t> ids(size_t(d.text_len()), 1);
-  if (!d.encode_text(ids.data(), d.guided() ? ids.data() : nullptr).is_ok()) return;
-  std::vector<float> noise(size_t(d.latent_size()), 0.5f), image(size_t(d.height() * d.width() * 3));
-  if (!d.prepare(noise.data(), nullptr).is_ok()) return;
-  if (!d.denoise_all(7).is_ok()) return;
-  (void)d.decode(image.data());
 }
 
 // Sets every site (of each field of each table; launches by their kernel, `per_group` of each)
@@ -118,7 +88,7 @@ void mutate_all(const std::vector<uint8_t>& plan, size_t per_group, const char* 
       if (p.is_ok()) {
         ++loaded;
         CAPTURE(site.path);
-        run_plan(p.value());
+        kiln::test::run_plan(p.value());
       } else {
         CHECK_MESSAGE(!p.status().message().empty(), site.path);
       }
