@@ -11,6 +11,7 @@
 #include "compiler/error.h"
 #include "kernels/op.h"
 #include "plan_generated.h"
+#include "runtime/plan.h"
 #include "runtime/plan_format.h"
 #include "runtime/text.h"
 
@@ -126,7 +127,7 @@ void write_at(FILE* f, uint64_t offset, const void* data, uint64_t n, const std:
 }  // namespace
 
 void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn& weight_bytes, const std::string& path,
-                const ProgressFn& progress) {
+                const ProgressFn& progress, const OpRegistry& ops) {
   // Segment layout: one per weight value, in value order.
   std::vector<SegmentOut> segs;
   std::vector<uint32_t> value_segment(g.values.size(), 0);
@@ -188,6 +189,14 @@ void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn&
     f.reset();
     std::remove(tmp.c_str());
     throw;
+  }
+  // The runtime's own verifier, on the finished file: a plan it would refuse (a bound exceeded, a
+  // launch it cannot validate) is this compile's error, not a surprise at load time.
+  const Status verified = Plan::verify_structure(tmp, ops);
+  if (!verified.is_ok()) {
+    std::remove(tmp.c_str());
+    throw CompileError("the compiled plan would not load in this runtime (" + verified.message() +
+                       "); nothing was written to " + path);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());

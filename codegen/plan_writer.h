@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "compiler/ir/graph.h"
+#include "kernels/op.h"
 
 namespace kiln {
 
@@ -24,7 +25,9 @@ using WeightBytesFn = std::function<void(const Value&, std::vector<uint8_t>&)>;
 // progress(done, total) is called after each weight is written (may be null).
 using ProgressFn = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;
 
+// The finished file is verified by the runtime's loader against `ops` (all but the weight
+// checksums) before it takes its name: a plan the runtime would refuse throws CompileError.
 void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn& weight_bytes, const std::string& path,
-                const ProgressFn& progress = nullptr);
+                const ProgressFn& progress = nullptr, const OpRegistry& ops = builtin_ops());
 
 }  // namespace kiln

@@ -16,7 +16,9 @@
 
 namespace kiln {
 
-namespace {
+// Named, not anonymous: LoraSet::Impl (declared in the header) holds these types, which GCC
+// warns about (-Wsubobject-linkage) when a unity build includes this file.
+namespace lora_detail {
 
 using json = nlohmann::json;
 const std::string kPrefix = "base_model.model.";
@@ -242,7 +244,9 @@ std::pair<std::string, std::string> split_key(const std::string& key, size_t pre
   return {"", ""};
 }
 
-}  // namespace
+}  // namespace lora_detail
+
+using namespace lora_detail;
 
 // ---------------------------------------------------------------------------------------
 

@@ -65,11 +65,18 @@ Result<std::shared_ptr<const Plan>> Plan::load_memory(const void* data, size_t s
   return load(MappedFile::borrow(data, size, "<memory>"), nullptr, ops);
 }
 
+Status Plan::verify_structure(const std::string& path, const OpRegistry& ops) {
+  auto f = MappedFile::open(path);
+  if (!f.is_ok()) return f.status();
+  auto p = load(f.take(), nullptr, ops, /*hash_weights=*/false);
+  return p.is_ok() ? Status::ok() : p.status();
+}
+
 Result<std::shared_ptr<const Plan>> Plan::load(std::unique_ptr<MappedFile> file, const Progress& progress,
-                                               const OpRegistry& ops) {
+                                               const OpRegistry& ops, bool hash_weights) {
   std::shared_ptr<Plan> p(new Plan());
   p->file_ = std::move(file);
-  Status st = p->parse_and_verify(progress, ops);
+  Status st = p->parse_and_verify(progress, ops, hash_weights);
   if (!st.is_ok()) {
     return Status(st.code(), p->file_->path() + ": " + st.message());
   }
@@ -208,7 +215,7 @@ Status read_diffusion(const fb::DiffusionInfo* d, DiffusionInfo* out, Strings& s
 
 }  // namespace
 
-Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
+Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, bool hash_weights) {
   Strings str;
   const uint8_t* data = file_->data();
   const uint64_t size = file_->size();
@@ -545,7 +552,7 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops) {
   if (str.bad) return corrupt_plan("a name or text in the plan is not valid UTF-8");
 
   // --- weight bytes last: only a structurally sound plan gets this far
-  for (size_t i = 0; i < segments_.size(); ++i) {
+  for (size_t i = 0; hash_weights && i < segments_.size(); ++i) {
     const SegmentInfo& s = segments_[i];
     if (XXH3_64bits(wbase + s.offset, s.size) != s.xxh3)
       return corrupt_plan("weight segment " + std::to_string(i) + " checksum mismatch");

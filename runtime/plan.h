@@ -48,6 +48,10 @@ class Plan {
   // Verifies a plan held in memory (not owned; must outlive the Plan).
   static Result<std::shared_ptr<const Plan>> load_memory(const void* data, size_t size,
                                                          const OpRegistry& ops = builtin_ops());
+  // Every check load_file makes except the weight segments' checksums. kiln compile runs it on the
+  // plan it has just written (it computed those sums itself), so that a plan this runtime would
+  // refuse is a compile error rather than a load error.
+  static Status verify_structure(const std::string& path, const OpRegistry& ops = builtin_ops());
 
   uint32_t format_version() const { return format_version_; }
   uint32_t schema_version() const { return schema_version_; }
@@ -81,8 +85,8 @@ class Plan {
  private:
   Plan() = default;
   static Result<std::shared_ptr<const Plan>> load(std::unique_ptr<MappedFile> file, const Progress& progress,
-                                                  const OpRegistry& ops);
-  Status parse_and_verify(const Progress& progress, const OpRegistry& ops);
+                                                  const OpRegistry& ops, bool hash_weights = true);
+  Status parse_and_verify(const Progress& progress, const OpRegistry& ops, bool hash_weights);
 
   std::unique_ptr<MappedFile> file_;
   uint32_t format_version_ = 0, schema_version_ = 0;

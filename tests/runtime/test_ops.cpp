@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "codegen/plan_writer.h"
+#include "compiler/error.h"
 #include "compiler/passes/memory_plan.h"
 #include "kernels/op.h"
 #include "runtime/executor.h"
@@ -46,8 +47,10 @@ ScaleArgs scale_args(const OpLaunch& l) { return {l.in_f32(0), l.out_f32(0), l.i
 const OpDef kTestScaleOp{
     "test_scale", 1, 1, 1, 0, 1, {}, 0, true, scale_validate, bind_cpu_kernel<scale_args, scale_cpu>, nullptr, nullptr};
 
-// A plan of one program, "scale": state input x (n,) → output y, through the op.
-void write_scale_plan(const std::string& path, int64_t n, double s) {
+// A plan of one program, "scale": state input x (n,) → output y, through the op. The writer
+// verifies the plan against `ops`, the registry it is meant to load with.
+void write_scale_plan(const std::string& path, int64_t n, double s,
+                      const OpRegistry& ops = builtin_ops().with(kTestScaleOp)) {
   Graph g;
   const uint32_t x = g.state("x", {n}, DType::F32);
   const uint32_t y = g.activation("y", {n});
@@ -61,7 +64,7 @@ void write_scale_plan(const std::string& path, int64_t n, double s) {
   g.info.vocab_size = g.info.max_seq = g.info.batch = g.info.chunk = 1;
   plan_memory(g);
   write_plan(
-      g, PlanTargets{true, {}}, [](const Value&, std::vector<uint8_t>&) {}, path);
+      g, PlanTargets{true, {}}, [](const Value&, std::vector<uint8_t>&) {}, path, nullptr, ops);
 }
 
 }  // namespace
@@ -97,17 +100,25 @@ TEST_CASE(
   const float* y = static_cast<const float*>(exec.value()->host_output(prog.output("y")));
   for (int i = 0; i < 5; ++i) CHECK(y[i] == 2.5f * x[i]);
 
-  // The op's own checks run when the plan is verified.
-  write_scale_plan(d / "zero.kplan", 5, 0.0);
-  auto zero = Plan::load_file(d / "zero.kplan", nullptr, ops);
-  REQUIRE_FALSE(zero.is_ok());
-  CHECK(zero.status().message().find("(test_scale): scale is zero") != std::string::npos);
+  // The op's own checks run when the plan is verified, and the writer runs the verifier on what
+  // it wrote: a plan this runtime would refuse is a compile error, and no file is left behind.
+  auto write_error = [&](const std::string& path, double scale, const OpRegistry& with) {
+    try {
+      write_scale_plan(path, 5, scale, with);
+    } catch (const CompileError& e) {
+      CHECK_FALSE(path_exists(path));
+      CHECK_FALSE(path_exists(path + ".tmp"));
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(write_error(d / "zero.kplan", 0.0, ops).find("(test_scale): scale is zero") != std::string::npos);
   // Every op's float attributes are checked before: a scale finite as a double but not as the
   // float the kernel reads is refused.
-  write_scale_plan(d / "huge.kplan", 5, 1e300);
-  auto huge = Plan::load_file(d / "huge.kplan", nullptr, ops);
-  REQUIRE_FALSE(huge.is_ok());
-  CHECK(huge.status().message().find("not a finite f32") != std::string::npos);
+  CHECK(write_error(d / "huge.kplan", 1e300, ops).find("not a finite f32") != std::string::npos);
+  // Written for a runtime that lacks the op.
+  CHECK(write_error(d / "builtin.kplan", 2.0, builtin_ops())
+            .find("kernel 'test_scale' version 1, which this runtime does not provide") != std::string::npos);
 }
 
 TEST_CASE("ops: the built-in registry has one op per name and version, each with its counts and entry points") {
