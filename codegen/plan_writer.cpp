@@ -192,11 +192,17 @@ void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn&
   }
   // The runtime's own verifier, on the finished file: a plan it would refuse (a bound exceeded, a
   // launch it cannot validate) is this compile's error, not a surprise at load time.
-  const Status verified = Plan::verify_structure(tmp, ops);
+  Status verified = Status::ok();
+  try {
+    verified = Plan::verify_structure(tmp, ops);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
   if (!verified.is_ok()) {
     std::remove(tmp.c_str());
-    throw CompileError("the compiled plan would not load in this runtime (" + verified.message() +
-                       "); nothing was written to " + path);
+    throw CompileError("kiln compiled a plan that its runtime refuses, so nothing was written to " + path + ": " +
+                       verified.message() + (&ops == &builtin_ops() ? " (a bug in kiln; please report it)" : ""));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());

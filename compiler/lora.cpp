@@ -17,7 +17,8 @@
 namespace kiln {
 
 // Named, not anonymous: LoraSet::Impl (declared in the header) holds these types, which GCC
-// warns about (-Wsubobject-linkage) when a unity build includes this file.
+// warns about (-Wsubobject-linkage) when a unity build includes this file. (The using-directive
+// below makes them as visible to a unity batch's later files as an anonymous namespace would.)
 namespace lora_detail {
 
 using json = nlohmann::json;

@@ -50,7 +50,7 @@ class Plan {
                                                          const OpRegistry& ops = builtin_ops());
   // Every check load_file makes except the weight segments' checksums. kiln compile runs it on the
   // plan it has just written (it computed those sums itself), so that a plan this runtime would
-  // refuse is a compile error rather than a load error.
+  // refuse is a compile error rather than a load error. Its messages do not name the file.
   static Status verify_structure(const std::string& path, const OpRegistry& ops = builtin_ops());
 
   uint32_t format_version() const { return format_version_; }

@@ -21,13 +21,15 @@ inline PlanHeader header_of(const std::vector<uint8_t>& b) {
 
 inline fb::Plan* mutable_root(std::vector<uint8_t>& b) { return fb::GetMutablePlan(b.data() + header_of(b).fb_offset); }
 
-// Recomputes the FlatBuffer and header checksums after an edit.
-inline void rehash(std::vector<uint8_t>& b) {
-  PlanHeader h = header_of(b);
-  h.fb_xxh3 = XXH3_64bits(b.data() + h.fb_offset, h.fb_size);
+// Recomputes the FlatBuffer and header checksums after an edit (of a whole plan file at b).
+inline void rehash(uint8_t* b) {
+  PlanHeader h;
+  std::memcpy(&h, b, sizeof(h));
+  h.fb_xxh3 = XXH3_64bits(b + h.fb_offset, h.fb_size);
   h.header_xxh3 = XXH3_64bits(&h, offsetof(PlanHeader, header_xxh3));
-  std::memcpy(b.data(), &h, sizeof(h));
+  std::memcpy(b, &h, sizeof(h));
 }
+inline void rehash(std::vector<uint8_t>& b) { rehash(b.data()); }
 
 // The status of loading (and verifying) plan bytes.
 inline Status load_status(const std::vector<uint8_t>& b) {

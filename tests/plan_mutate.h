@@ -90,8 +90,8 @@ class PlanFields {
 };
 
 // Writes v at a scalar site as its type stores it (integers wrap to the width, as a C cast).
-inline void write_site(std::vector<uint8_t>& plan, const FieldSite& s, int64_t i, double f) {
-  uint8_t* p = plan.data() + s.offset;
+inline void write_site(uint8_t* plan, const FieldSite& s, int64_t i, double f) {
+  uint8_t* p = plan + s.offset;
   auto put = [&](auto v) { std::memcpy(p, &v, sizeof(v)); };
   switch (s.type) {
     case reflection::Bool:
@@ -120,8 +120,8 @@ inline void write_site(std::vector<uint8_t>& plan, const FieldSite& s, int64_t i
 
 // The value stored at a site: as an integer (sign-extended for signed types; a string's first
 // byte) and, for float fields, as a double.
-inline std::pair<int64_t, double> read_site(const std::vector<uint8_t>& plan, const FieldSite& s) {
-  const uint8_t* p = plan.data() + s.offset;
+inline std::pair<int64_t, double> read_site(const uint8_t* plan, const FieldSite& s) {
+  const uint8_t* p = plan + s.offset;
   auto get = [&](auto v) {
     std::memcpy(&v, p, sizeof(v));
     return v;
@@ -152,7 +152,7 @@ inline std::pair<int64_t, double> read_site(const std::vector<uint8_t>& plan, co
 inline bool is_float_site(const FieldSite& s) { return s.type == reflection::Float || s.type == reflection::Double; }
 
 // The values each site is set to: the edges of its type and its neighbours.
-inline std::vector<std::pair<int64_t, double>> mutations(const std::vector<uint8_t>& plan, const FieldSite& s) {
+inline std::vector<std::pair<int64_t, double>> mutations(const uint8_t* plan, const FieldSite& s) {
   const auto [v, vf] = read_site(plan, s);
   if (is_float_site(s))
     return {{0, 0.0}, {0, -vf}, {0, vf * 1e6 + 1}, {0, 1e300}, {0, -1e-300}, {0, std::nan("")}, {0, HUGE_VAL}};

@@ -48,7 +48,9 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
   // One read of the whole file (a byte-wise stream iterator is slow in the -O0 sanitizer tree).
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw std::runtime_error("cannot read " + path);
-  std::vector<uint8_t> bytes(size_t(in.tellg()));
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw std::runtime_error("cannot read " + path);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
   in.seekg(0);
   if (!in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size())))
     throw std::runtime_error("cannot read " + path);

@@ -10,10 +10,7 @@ cd "$(dirname "$0")/.."
 secs="${FUZZ_SECONDS:-60}"
 build="${FUZZ_BUILD_DIR:-build-asan}"
 jobs="${FUZZ_JOBS:-2}"
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WITH_CUDA=OFF \
-  -DKILN_SANITIZE=ON -DKILN_FUZZ=ON "${launcher[@]}" >/dev/null
+bash tools/configure-sanitizer-tree.sh "$build"
 cmake --build "$build" -j "$(nproc)" --target fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_plan
 
 corpus="$build/corpus"
@@ -93,6 +90,13 @@ for ((i = 0; i < ${#targets[@]}; i += jobs)); do
       status=1
     fi
     echo "$t: $(grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$build/$t.log" | tail -1)"
+    # The plan target's executions by mode: its field mode must have run, not only its seeds.
+    if [ "$t" = fuzz_plan ]; then
+      counts="$(grep -E "^fuzz_plan: executions" "$build/$t.log" | tail -1)"
+      echo "$counts"
+      fields="$(sed -nE 's/.*fields ([0-9]+) .*/\1/p' <<<"$counts")"
+      if [ "${fields:-0}" -le 4 ]; then echo "FAILED: fuzz_plan's field mode ran only its seeds"; status=1; fi
+    fi
   done
 done
 exit $status

@@ -12,10 +12,12 @@
 // or the whole text-to-image pipeline); in the raw and semantic modes also every program once on a
 // raw executor with zeroed step state. Verification must guarantee that no kernel touches memory
 // out of bounds.
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -48,15 +50,17 @@ void print_counts() {
 // Loads a plan and, if it verifies, runs it as a host would; with `every_program`, also runs each
 // program once on a raw executor (a crafted plan's programs need not be the ones a host calls; the
 // field mode's mutants keep their base plan's programs, which the host run already reaches).
-void replay(const std::vector<uint8_t>& file, bool every_program) {
-  auto plan = kiln::Plan::load_memory(file.data(), file.size());
+void replay(const uint8_t* file, size_t size, bool every_program) {
+  auto plan = kiln::Plan::load_memory(file, size);
   if (!plan.is_ok()) return;
   ++g_verified[g_mode];
   // Only plans small enough to run here (ASan aborts on absurd allocations rather than
   // throwing; the runtime's own answer to those is an out-of-memory status).
   const kiln::Plan& p = *plan.value();
   const auto& m = p.memory();
-  if (m.arena_bytes + m.kv_bytes + m.state_bytes > (64u << 20) || p.model().batch * p.model().vocab_size > (1 << 22))
+  // (Each term is at most kMaxPlanMemory, verified, so the sum does not wrap.)
+  if (m.arena_bytes + m.kv_bytes + m.state_bytes + m.request_bytes + m.workspace_bytes > (64u << 20) ||
+      p.model().batch * p.model().vocab_size > (1 << 22))
     return;
   kiln::test::run_plan(plan.value());
   if (!every_program) return;
@@ -66,10 +70,16 @@ void replay(const std::vector<uint8_t>& file, bool every_program) {
   for (size_t i = 0; i < p.programs().size(); ++i) (void)exec.value()->run(int(i));
 }
 
-// The field mode's base plans with their field sites, compiled once at start-up.
+// The field mode's base plans with their field sites, compiled once at start-up. Each lives in its
+// own pages, writable only while the harness edits it: a runtime that wrote into a loaded plan
+// (mapped read-only in real use) crashes here too, and cannot spoil the base for later inputs.
 struct Base {
-  std::vector<uint8_t> plan;
+  uint8_t* plan = nullptr;
+  size_t size = 0, mapped = 0;
   std::vector<kiln::test::FieldSite> sites;
+  void protect(int prot) const {
+    if (::mprotect(plan, mapped, prot) != 0) std::abort();
+  }
 };
 std::vector<Base> g_bases;
 
@@ -80,9 +90,16 @@ void add_base(const std::vector<uint8_t>& schema, kiln::CompileOptions o, const 
     std::fprintf(stderr, "fuzz_plan: compiling a base plan from %s failed: %s\n", o.model_dir.c_str(), err.c_str());
     std::abort();
   }
+  const std::vector<uint8_t> bytes = kiln::test::read_bytes(o.output);
   Base b;
-  b.plan = kiln::test::read_bytes(o.output);
-  b.sites = kiln::test::PlanFields(schema, b.plan).sites();
+  b.size = bytes.size();
+  b.mapped = (b.size + 4095) / 4096 * 4096;
+  void* mem = ::mmap(nullptr, b.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) std::abort();
+  b.plan = static_cast<uint8_t*>(mem);
+  std::memcpy(b.plan, bytes.data(), b.size);
+  b.protect(PROT_READ);
+  b.sites = kiln::test::PlanFields(schema, bytes).sites();
   g_bases.push_back(std::move(b));
 }
 
@@ -131,26 +148,22 @@ void make_bases() {
 //   op % 4 == 0: the site's v-th edge value (plan_mutate.h's mutations);
 //   op % 4 == 1: v itself (an integer field) or v's bits as a double (a float field);
 //   op % 4 == 2: the current value plus the signed low byte of v (a float field: times 1 + that/64);
-//   op % 4 == 3: the value of site v (modulo the count), so that fields alias each other.
+//   op % 4 == 3: the value of site v (modulo the count), so that fields alias each other (an
+//                integer field takes a float's value truncated, a float field an integer's).
+// Sites are indices into plans compiled at start-up, so a saved field-mode input means the same
+// edits only while the compiler and the fixtures are unchanged: turn a crash it finds into a named
+// case in tests/runtime/test_plan_file.cpp.
 void field_mode(const uint8_t* data, size_t size) {
   if (size < 2) return;
-  Base& base = g_bases[data[1] % g_bases.size()];
+  const Base& base = g_bases[data[1] % g_bases.size()];
   const size_t n_sites = base.sites.size();
+  uint8_t* plan = base.plan;
   // Edited in place and restored afterwards (a copy of a plan with its weights per execution
   // was a fifth of the run time): each edit's old bytes, then the header with its checksums.
-  std::vector<uint8_t>& plan = base.plan;
   std::vector<std::pair<uint64_t, uint64_t>> undo;  // (offset, the 8 bytes there before)
-  struct Restore {
-    std::vector<uint8_t>& plan;
-    std::vector<std::pair<uint64_t, uint64_t>>& undo;
-    std::array<uint8_t, sizeof(kiln::PlanHeader)> header;
-    ~Restore() {
-      for (size_t k = undo.size(); k-- > 0;)
-        std::memcpy(plan.data() + undo[k].first, &undo[k].second, std::min<size_t>(8, plan.size() - undo[k].first));
-      std::memcpy(plan.data(), header.data(), header.size());
-    }
-  } restore{plan, undo, {}};
-  std::memcpy(restore.header.data(), plan.data(), restore.header.size());
+  std::array<uint8_t, sizeof(kiln::PlanHeader)> header;
+  std::memcpy(header.data(), plan, header.size());
+  base.protect(PROT_READ | PROT_WRITE);
   const uint8_t* rec = data + 2;
   size_t left = size - 2;
   for (int k = 0; k < 16 && left >= 12; ++k, rec += 12, left -= 12) {
@@ -168,16 +181,26 @@ void field_mode(const uint8_t* data, size_t size) {
     } else if (op == 2) {
       i = int64_t(uint64_t(i) + uint64_t(int64_t(int8_t(v))));
       f *= 1.0 + double(int8_t(v)) / 64.0;
-    } else {
-      std::tie(i, f) = kiln::test::read_site(plan, base.sites[v % n_sites]);
+    } else {  // another field's value, converted between integer and float fields
+      const auto& from = base.sites[v % n_sites];
+      std::tie(i, f) = kiln::test::read_site(plan, from);
+      if (kiln::test::is_float_site(from) && !kiln::test::is_float_site(site))
+        i = std::fabs(f) < 9.2e18 ? int64_t(f) : 0;  // NaN and out of range: 0
+      else if (!kiln::test::is_float_site(from)) f = double(i);
     }
     uint64_t old_bytes = 0;
-    std::memcpy(&old_bytes, plan.data() + site.offset, std::min<size_t>(8, plan.size() - site.offset));
+    std::memcpy(&old_bytes, plan + site.offset, std::min<size_t>(8, base.size - site.offset));
     undo.emplace_back(site.offset, old_bytes);
     kiln::test::write_site(plan, site, i, f);
   }
   kiln::test::rehash(plan);
-  replay(plan, false);
+  base.protect(PROT_READ);
+  replay(plan, base.size, false);
+  base.protect(PROT_READ | PROT_WRITE);
+  for (size_t k = undo.size(); k-- > 0;)
+    std::memcpy(plan + undo[k].first, &undo[k].second, std::min<size_t>(8, base.size - undo[k].first));
+  std::memcpy(plan, header.data(), header.size());
+  base.protect(PROT_READ);
 }
 
 // Semantic mode: data is a FlatBuffer. Keep it aligned and bounded.
@@ -222,7 +245,7 @@ void semantic_mode(const uint8_t* data, size_t size) {
   std::vector<uint8_t> file(size_t(h.file_size), 0);
   std::memcpy(file.data(), &h, sizeof(h));
   std::memcpy(file.data() + h.fb_offset, fbuf.data(), fbuf.size());
-  replay(file, true);
+  replay(file.data(), file.size(), true);
 }
 
 }  // namespace
@@ -238,9 +261,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_mode = data[0] % 3;
   ++g_runs[g_mode];
   switch (g_mode) {
-    case 0:
-      replay(std::vector<uint8_t>(data + 1, data + size), true);
+    case 0: {
+      const std::vector<uint8_t> file(data + 1, data + size);  // an aligned copy
+      replay(file.data(), file.size(), true);
       break;
+    }
     case 1:
       semantic_mode(data + 1, size - 1);
       break;

@@ -67,9 +67,9 @@ void mutate_all(const std::vector<uint8_t>& plan, size_t per_group, const char* 
     }
     if (in_launch) key += std::string("|") + base.kernels()[base.programs()[program].launches[launch].kernel]->name;
     if (++groups[key] > per_group) continue;
-    for (const auto& [i, f] : kiln::test::mutations(plan, site)) {
+    for (const auto& [i, f] : kiln::test::mutations(plan.data(), site)) {
       // Edited in place and restored afterwards (the site's 8 bytes and the header's hashes).
-      kiln::test::write_site(b, site, i, f);
+      kiln::test::write_site(b.data(), site, i, f);
       const size_t n = std::min<size_t>(8, b.size() - site.offset);
       if (std::memcmp(b.data() + site.offset, plan.data() + site.offset, n) == 0) continue;
       kiln::test::rehash(b);
