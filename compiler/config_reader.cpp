@@ -49,22 +49,30 @@ void ConfigReader::only(const char* k, const json& allowed) const {
   fail(k, "= " + j_[k].dump() + " is not supported (kiln builds " + allowed.dump() + ")");
 }
 
+namespace {
+
+// "key = value", the value cut at a character boundary (the text may end up in the plan's notes).
+std::string key_value(const std::string& key, const nlohmann::json& value) {
+  std::string v = value.dump();
+  if (v.size() > 60) {
+    size_t cut = 57;
+    while (cut > 0 && (uint8_t(v[cut]) & 0xC0) == 0x80) --cut;
+    v = v.substr(0, cut) + "...";
+  }
+  return key + " = " + v;
+}
+
+}  // namespace
+
 std::vector<std::string> ConfigReader::unmodeled(std::initializer_list<const char*> irrelevant) const {
   std::vector<std::string> out;
   for (auto it = j_.begin(); it != j_.end(); ++it) {
     if (it->is_null() || read_.count(it.key())) continue;
     bool known = false;
     for (const char* k : irrelevant) known = known || it.key() == k;
-    if (!known) {
-      std::string v = it->dump();
-      if (v.size() > 60) {  // cut at a character boundary: the text may end up in the plan's notes
-        size_t cut = 57;
-        while (cut > 0 && (uint8_t(v[cut]) & 0xC0) == 0x80) --cut;
-        v = v.substr(0, cut) + "...";
-      }
-      out.push_back(it.key() + " = " + v);
-    }
+    if (!known) out.push_back(key_value(it.key(), *it));
   }
+  out.insert(out.end(), nested_unmodeled_.begin(), nested_unmodeled_.end());
   return out;
 }
 
@@ -102,6 +110,7 @@ bool ConfigReader::dtype(DType* out) const {
 
 RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const {
   RopeConfig r;
+  nested_unmodeled_.clear();
   const json* params = nullptr;
   const char* key = nullptr;
   if (has("rope_parameters")) {
@@ -154,6 +163,28 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const 
       }
       if (r.beta_fast == 0) r.beta_fast = 32;  // transformers: `or 32`
       if (r.beta_slow == 0) r.beta_slow = 1;
+    }
+    // Strict configs inside the object too: the keys above (each read for the rope types that
+    // use it, and ignored by transformers for the others), a rotary fraction of 1, and nothing
+    // else (e.g. LongRoPE's factors, M-RoPE sections, a partial rotary fraction).
+    static const char* const kRopeKeys[] = {"rope_type",
+                                            "type",
+                                            "rope_theta",
+                                            "factor",
+                                            "low_freq_factor",
+                                            "high_freq_factor",
+                                            "original_max_position_embeddings",
+                                            "beta_fast",
+                                            "beta_slow",
+                                            "mscale",
+                                            "mscale_all_dim",
+                                            "attention_factor",
+                                            "truncate"};
+    for (auto it = p.begin(); it != p.end(); ++it) {
+      if (it->is_null() || std::find(std::begin(kRopeKeys), std::end(kRopeKeys), it.key()) != std::end(kRopeKeys))
+        continue;
+      if (it.key() == "partial_rotary_factor" && it->is_number() && it->get<double>() == 1.0) continue;
+      nested_unmodeled_.push_back(key_value(std::string(key) + "." + it.key(), *it));
     }
   }
   if (r.theta <= 0) fail("rope_theta", "must be positive");

@@ -55,13 +55,15 @@ class ConfigReader {
   // Strict configs: every top-level key that is neither modeled (asked about through this
   // reader) nor in `irrelevant` (keys known not to change the numbers: metadata, training-only
   // settings, generation defaults) and is not null, as "key = value". The frontends refuse them
-  // (check_config_keys) unless --allow-unknown-config. Nested keys are the readers' own.
+  // (check_config_keys) unless --allow-unknown-config. Nested keys are the readers' own; rope()
+  // adds the RoPE object's (as "rope_parameters.key = value").
   std::vector<std::string> unmodeled(std::initializer_list<const char*> irrelevant) const;
 
  private:
   const nlohmann::json& j_;
   std::string path_;
   mutable std::set<std::string> read_;
+  mutable std::vector<std::string> nested_unmodeled_;
 };
 
 // Keys every transformers config may carry that no forward pass reads: PretrainedConfig's own

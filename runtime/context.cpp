@@ -111,6 +111,8 @@ Status Context::bind_llm_program(const char* name, ProgramState* ps) {
   if (sampling != kNoTensor) {
     if (T[sampling].dtype != DType::I32 || T[sampling].shape != std::vector<int64_t>{b, kSampleParamWords})
       return corrupt_plan(what + ": sampling must be i32 (batch, 8)");
+    if (T[sampling].offset % alignof(SampleParams) != 0)  // read as SampleParams (8-byte fields)
+      return corrupt_plan(what + ": sampling must be 8-byte aligned");
     ps->sampling = reinterpret_cast<SampleParams*>(state + T[sampling].offset);
   }
   return Status::ok();

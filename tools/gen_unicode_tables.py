@@ -74,11 +74,13 @@ def main():
             if low != chr(c):
                 assert len(low) <= 3, hex(c)
                 cps = [ord(x) for x in low] + [0] * (3 - len(low))
-                lower.append((c, *cps))
+                lower.append((c, tuple(cps)))
+        def fmt(v):  # a number, or braces around a row or a nested array
+            return "0x%X" % v if isinstance(v, int) else "{" + ", ".join(fmt(x) for x in v) + "}"
         def table(name, typ, rows, per):
             f.write("constexpr %s %s[] = {\n" % (typ, name))
             for i in range(0, len(rows), per):
-                f.write("    " + " ".join("{" + ", ".join("0x%X" % v for v in r) + "}," for r in rows[i:i + per]) + "\n")
+                f.write("    " + " ".join(fmt(r) + "," for r in rows[i:i + per]) + "\n")
             f.write("};\n")
         table("kCombiningClass", "CombiningClass", ccc, 8)
         table("kDecomposition", "Decomposition", decomp, 5)

@@ -19,6 +19,9 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   if (c.has_in(2)) {
     KILN_RETURN_IF_ERROR(c.expect(c.in(2), "params", {DType::I32}, {b, kSampleParamWords}));
     KILN_RETURN_IF_ERROR(c.expect_state(c.in(2), "params"));
+    // The kernels read its rows as SampleParams, whose seed and step are 8-byte fields (the
+    // region bases are aligned further; the dtype check alone allows a 4-byte offset).
+    if (c.in(2)->offset % alignof(SampleParams) != 0) return invalid_argument("params must be 8-byte aligned");
   }
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "next", {DType::I32}, {b}));
   *scratch = sample_scratch_floats(vocab);

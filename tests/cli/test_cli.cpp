@@ -25,6 +25,14 @@ std::string last_line(const std::string& s) {
   return last;
 }
 
+int count_words(const std::string& s) {
+  std::istringstream in(s);
+  std::string w;
+  int n = 0;
+  while (in >> w) ++n;
+  return n;
+}
+
 int count_lines(const std::string& s) {
   int n = 0;
   for (char c : s) n += c == '\n';
@@ -208,6 +216,14 @@ TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, ch
                                       " -p 'Hello kiln' --max-new-tokens 5 --ignore-eos --output-ids 2>/dev/null",
                                   &out) == 0);
   CHECK(last_line(out).rfind("1204 ", 0) == 0);  // <|begin_of_text|> first
+  // An empty prompt is a prompt: HF encodes "" as the BOS token alone, and generation follows it.
+  REQUIRE(kiln::test::run_command(
+              kCli + " generate " + (d / "m.kplan") + " -p '' --max-new-tokens 3 --ignore-eos --output-ids 2>/dev/null",
+              &out) == 0);
+  CHECK(count_words(last_line(out)) == 4);
+  CHECK(last_line(out).rfind("1204 ", 0) == 0);
+  CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids ''", &out) != 0);
+  CHECK(out.find("--ids is empty") != std::string::npos);
   // Text mode streams decoded text and exits cleanly.
   REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") +
                                       " -p 'Hello' --max-new-tokens 8 --ignore-eos --seed 3 --temperature 1",

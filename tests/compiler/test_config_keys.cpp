@@ -161,3 +161,23 @@ TEST_CASE("config keys: kiln compile refuses unmodeled keys naming the file and 
   CHECK(plan.value()->model().notes.find("ignored config keys (--allow-unknown-config) in " + llm +
                                          "/config.json: sliding_window = 4096") != std::string::npos);
 }
+
+TEST_CASE("config keys: keys inside the RoPE object are strict too, in both spellings") {
+  TempDir d;
+  json j = defaults_of("LlamaConfig");
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    CAPTURE(std::string(key));
+    j.erase("rope_parameters");
+    j.erase("rope_scaling");
+    // Keys transformers reads for another rope type are ignored by it, and by kiln.
+    j[key] = {{"rope_type", "linear"}, {"factor", 2.0}, {"low_freq_factor", 1.0}, {"partial_rotary_factor", 1.0}};
+    CHECK(read_as("LlamaConfig", j, d).empty());
+    // LongRoPE's factors and a partial rotary fraction change the numbers; kiln builds neither.
+    j[key]["long_factor"] = {1.0, 2.0};
+    j[key]["partial_rotary_factor"] = 0.5;
+    const std::vector<std::string> left = read_as("LlamaConfig", j, d);
+    REQUIRE(left.size() == 2);
+    CHECK(left[0] == std::string(key) + ".long_factor = [1.0,2.0]");
+    CHECK(left[1] == std::string(key) + ".partial_rotary_factor = 0.5");
+  }
+}

@@ -290,6 +290,16 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
            }
        },
        "extends past the request region"},
+      // Found by fuzz_plan's field mode: an i32 tensor at a 4-byte offset passes the dtype's
+      // alignment, but the sampling rows are read as SampleParams (8-byte fields).
+      {"sampling params at a 4-byte offset",
+       [](fb::Plan* p) {
+         auto* ts = p->mutable_tensors();
+         for (flatbuffers::uoffset_t i = 0; i < ts->size(); ++i)
+           if (ts->Get(i)->name()->str() == "decode.sampling")  // state tensors sit 64 bytes apart
+             ts->GetMutableObject(i)->mutate_offset(ts->Get(i)->offset() + 4);
+       },
+       "params must be 8-byte aligned"},
   };
   for (const Case& c : cases) {
     CAPTURE(std::string(c.name));

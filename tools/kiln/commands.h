@@ -35,6 +35,7 @@ int run_eval(const std::string& plan_path, const std::string& in_path, const std
 
 struct GenerateArgs {
   std::string plan, ids, prompt;
+  bool has_ids = false, has_prompt = false;  // given on the command line (either may be empty)
   std::vector<std::string> stops;
   bool ignore_stop = false;
   int64_t max_new = 32;

@@ -139,14 +139,15 @@ std::vector<int32_t> tokenize(kiln_plan* plan, const std::string& text, bool add
 }  // namespace
 
 int run_generate(const GenerateArgs& a) {
-  if (a.ids.empty() == a.prompt.empty()) throw CompileError("give exactly one of --ids and -p/--prompt");
+  if (a.has_ids == a.has_prompt) throw CompileError("give exactly one of --ids and -p/--prompt");
   if (a.max_new < 0) throw CompileError("--max-new-tokens must not be negative");
   PlanHandle plan;
   ContextHandle ctx;
   open_context(a.plan, a.run, plan, ctx);
-  const bool text_mode = !a.prompt.empty();
+  const bool text_mode = a.has_prompt;
   const std::vector<int32_t> prompt = text_mode ? tokenize(plan.p, a.prompt, true) : parse_ids(a.ids);
-  if (prompt.empty()) throw CompileError("the prompt is empty after tokenization");
+  if (prompt.empty())  // (parse_ids refuses empty --ids itself)
+    throw CompileError("the prompt is empty after tokenization (this tokenizer adds no BOS token)");
   kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed};
   std::vector<int32_t> out(size_t(a.max_new));
   int64_t n_out = 0;

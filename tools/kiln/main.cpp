@@ -83,10 +83,12 @@ int main(int argc, char** argv) {
   add_run_options(eval, eval_run);
 
   GenerateArgs ga;
-  auto* gen = app.add_subcommand("generate", "Generate tokens after a prompt of token ids");
+  auto* gen = app.add_subcommand("generate",
+                                 "Generate tokens after a prompt (token ids, or text through the plan's tokenizer)");
   gen->add_option("plan", ga.plan, "Plan file")->required();
-  gen->add_option("--ids", ga.ids, "Prompt token ids, comma-separated");
-  gen->add_option("-p,--prompt", ga.prompt, "Prompt text (needs a plan with a tokenizer); the reply streams as text");
+  auto* gen_ids = gen->add_option("--ids", ga.ids, "Prompt token ids, comma-separated");
+  auto* gen_prompt = gen->add_option("-p,--prompt", ga.prompt,
+                                     "Prompt text (needs a plan with a tokenizer); the reply streams as text");
   gen->add_option("--stop", ga.stops, "Stop when the generated text contains this string (repeatable)");
   gen->add_flag("--ignore-eos", ga.ignore_stop, "Do not stop at the tokenizer's end-of-sequence tokens");
   gen->add_option("--max-new-tokens", ga.max_new, "Tokens to generate (default 32)");
@@ -143,7 +145,11 @@ int main(int argc, char** argv) {
     }
     if (*inspect) return run_inspect(inspect_path, list_tensors, inspect_as_json);
     if (*eval) return run_eval(eval_plan, eval_in, eval_out, eval_run);
-    if (*gen) return run_generate(ga);
+    if (*gen) {
+      ga.has_ids = gen_ids->count() > 0;  // an empty -p "" is a prompt (the tokenizer's BOS alone)
+      ga.has_prompt = gen_prompt->count() > 0;
+      return run_generate(ga);
+    }
     if (*chat) return run_chat(ca);
     if (*t2i) return run_txt2img(ta);
   } catch (const std::bad_alloc&) {
