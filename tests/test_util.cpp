@@ -141,6 +141,15 @@ Reference load_reference(const std::string& dir) {
   return r;
 }
 
+void write_tiny_llama_with_tokenizer(const std::string& dir) {
+  TinyLlama tl;
+  tl.vocab = 1211;  // the byte-level fixture tokenizer's
+  write_tiny_llama(dir, tl);
+  const std::string tok = fixtures_root() + "/tokenizers/bytelevel";
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    write_bytes(dir + "/" + f, read_bytes(tok + "/" + f));
+}
+
 void write_tiny_llama(const std::string& dir, const TinyLlama& t) {
   const int64_t hd = t.hidden / t.heads;
   std::string cfg =

@@ -64,6 +64,8 @@ struct TinyLlama {
   bool tied = true;
 };
 void write_tiny_llama(const std::string& dir, const TinyLlama& t = {});
+// A tiny LLaMA (vocab 1211) with the byte-level fixture tokenizer's files, in an existing folder.
+void write_tiny_llama_with_tokenizer(const std::string& dir);
 
 // The CompileError message of compiling with o, or "" when it compiles.
 std::string compile_error(const CompileOptions& o);

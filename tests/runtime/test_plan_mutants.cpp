@@ -110,12 +110,7 @@ TEST_CASE("plan mutants: a LLaMA plan with its tokenizer, every field set to edg
   CompileOptions o;
   o.model_dir = d / "m";
   REQUIRE(::mkdir(o.model_dir.c_str(), 0700) == 0);
-  kiln::test::TinyLlama tl;
-  tl.vocab = 1211;  // the byte-level fixture tokenizer's
-  kiln::test::write_tiny_llama(o.model_dir, tl);
-  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    kiln::test::write_bytes(o.model_dir + "/" + f, kiln::test::read_bytes(tok + "/" + f));
+  kiln::test::write_tiny_llama_with_tokenizer(o.model_dir);
   o.max_seq = 8;
   o.chunk = 4;
   o.target = "all";  // the fused ops too
