@@ -161,6 +161,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   }
   d->ignore_merges = flag(model, "ignore_merges");
   d->byte_fallback = flag(model, "byte_fallback");
+  d->fuse_unk = flag(model, "fuse_unk");
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     auto it = ids.find(model["unk_token"].get<std::string>());
     if (it != ids.end()) d->unk_id = it->second;
@@ -189,9 +190,17 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
         fail("Split pre-tokenizer must be Isolated, not inverted");
       splits.push_back(re);
     } else if (t == "Metaspace") {
-      if (p.value("replacement", "") != kSpace || flag(p, "split")) fail("Metaspace must use \"▁\" and split=false");
+      if (p.value("replacement", "") != kSpace) fail("Metaspace must use \"▁\" as its replacement");
+      if (d->sp_prepend) fail("a Prepend normalizer and a Metaspace pre-tokenizer together are not supported");
+      // tokenizers < 0.14 wrote add_prefix_space instead of prepend_scheme
+      const std::string scheme = p.contains("prepend_scheme")        ? p.value("prepend_scheme", "")
+                                 : flag(p, "add_prefix_space", true) ? "always"
+                                                                     : "never";
+      if (scheme != "always" && scheme != "first" && scheme != "never")
+        fail("Metaspace prepend_scheme '" + scheme + "' is not one of always, first, never");
       sp_replace = true;
-      const std::string scheme = p.value("prepend_scheme", "always");
+      d->metaspace = true;
+      d->metaspace_split = flag(p, "split", true);
       d->sp_prepend = scheme != "never";
       d->sp_prepend_first = scheme == "first";
     } else {
@@ -206,6 +215,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   if (byte_level) {
     d->kind = TokenizerData::Kind::kByteLevelBpe;
     if (sp_replace || d->sp_prepend) fail("mixes byte-level and SentencePiece-style settings");
+    if (d->byte_fallback) fail("BPE byte_fallback with a ByteLevel pre-tokenizer is not supported");
   } else if (sp_replace) {
     d->kind = TokenizerData::Kind::kSentencePieceBpe;
   } else {

@@ -528,6 +528,9 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
     d.unk_id = t->unk_id();
     d.sp_prepend = t->sp_prepend();
     d.sp_prepend_first = t->sp_prepend_first();
+    d.metaspace = t->metaspace();
+    d.metaspace_split = t->metaspace_split();
+    d.fuse_unk = t->fuse_unk();
     d.decode_strip_space = t->decode_strip_space();
     if (t->added())
       for (const fb::AddedToken* a : *t->added()) {

@@ -216,8 +216,10 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     }
     auto it = t->ids_.find(key);
     t->byte_ids_[b] = it == t->ids_.end() ? -1 : it->second;
-    if (td.kind != TokenizerData::Kind::kSentencePieceBpe && t->byte_ids_[b] < 0)
-      return bad("byte-level vocabulary lacks the token for byte " + std::to_string(b));
+    // A byte-level vocabulary may lack bytes (GPT-2-style files drop control bytes): they
+    // encode as unk, or to nothing, as in HF. CLIP's words need every byte.
+    if (td.kind == TokenizerData::Kind::kClipBpe && t->byte_ids_[b] < 0)
+      return bad("CLIP vocabulary lacks the token for byte " + std::to_string(b));
     if (td.kind == TokenizerData::Kind::kClipBpe && t->byte_eow_ids_[b] < 0)
       return bad("CLIP vocabulary lacks the word-final token for byte " + std::to_string(b) + " and has no unk token");
   }
@@ -274,6 +276,20 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) const
   if (word.empty()) return;
   const ByteAlphabet& ab = byte_alphabet();
   std::vector<int32_t> symbols;
+  // A character missing from the vocabulary becomes unk where the model has one (a run of them
+  // one unk with fuse_unk), else it is dropped, as HF's BPE does. HF keeps a pending unk back
+  // until the next character found in the vocabulary (byte-fallback tokens do not flush it).
+  bool unk_pending = false;
+  auto known = [&](int32_t id) {
+    if (unk_pending) symbols.push_back(d_.unk_id);
+    unk_pending = false;
+    symbols.push_back(id);
+  };
+  auto unknown = [&]() {
+    if (d_.unk_id < 0) return;
+    if (unk_pending && !d_.fuse_unk) symbols.push_back(d_.unk_id);
+    unk_pending = true;
+  };
   if (d_.kind == TokenizerData::Kind::kByteLevelBpe) {
     if (d_.ignore_merges) {
       std::string mapped;
@@ -284,7 +300,7 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) const
         return;
       }
     }
-    for (unsigned char b : word) symbols.push_back(byte_ids_[b]);
+    for (unsigned char b : word) byte_ids_[b] >= 0 ? known(byte_ids_[b]) : unknown();
   } else {
     if (d_.ignore_merges) {
       auto it = ids_.find(std::string(word));
@@ -293,25 +309,22 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) const
         return;
       }
     }
-    bool last_unk = false;
     for (size_t i = 0; i < word.size();) {
       size_t len;
       const uint32_t cp = next_cp(word, i, &len);
       auto it = cp == kInvalid ? ids_.end() : ids_.find(std::string(word.substr(i, len)));
       if (it != ids_.end()) {
-        symbols.push_back(it->second);
-        last_unk = false;
+        known(it->second);
       } else if (d_.byte_fallback && std::all_of(word.begin() + long(i), word.begin() + long(i + len),
                                                  [&](char b) { return byte_ids_[uint8_t(b)] >= 0; })) {
         for (size_t k = 0; k < len; ++k) symbols.push_back(byte_ids_[uint8_t(word[i + k])]);
-        last_unk = false;
-      } else if (d_.unk_id >= 0 && !last_unk) {  // fuse_unk
-        symbols.push_back(d_.unk_id);
-        last_unk = true;
+      } else {
+        unknown();
       }
       i += len;
     }
   }
+  if (unk_pending) symbols.push_back(d_.unk_id);
   bpe(symbols, out);
 }
 
@@ -319,8 +332,21 @@ void Tokenizer::encode_segment(std::string_view text, bool first_segment, std::v
   if (text.empty()) return;
   if (d_.kind == TokenizerData::Kind::kSentencePieceBpe) {
     std::string s = replace_all(text, " ", kSpace);
-    if (d_.sp_prepend && (!d_.sp_prepend_first || first_segment)) s = kSpace + s;
-    bpe_word(s, out);
+    // The Prepend normalizer always prepends; the Metaspace pre-tokenizer only where no "▁" leads.
+    if (d_.sp_prepend && (!d_.sp_prepend_first || first_segment) &&
+        !(d_.metaspace && s.compare(0, kSpace.size(), kSpace) == 0))
+      s = kSpace + s;
+    if (!d_.metaspace_split) {
+      bpe_word(s, out);
+      return;
+    }
+    // Metaspace split (HF's MergedWithNext on "▁"): a word starts at every "▁".
+    for (size_t start = 0; start < s.size();) {
+      size_t end = s.find(kSpace, start + 1);
+      if (end == std::string::npos) end = s.size();
+      bpe_word(std::string_view(s).substr(start, end - start), out);
+      start = end;
+    }
     return;
   }
   if (d_.split == TokenizerData::Split::kNone) {

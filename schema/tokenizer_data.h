@@ -30,6 +30,9 @@ struct TokenizerData {
   int32_t unk_id = -1;
   bool sp_prepend = false;          // SentencePiece: prepend "▁" to each text segment
   bool sp_prepend_first = false;    //   ... only to the first segment (Metaspace prepend_scheme "first")
+  bool metaspace = false;           //   ... a Metaspace pre-tokenizer: prepend only where no "▁" leads
+  bool metaspace_split = false;     //   ... and split the text before every "▁" (Metaspace split)
+  bool fuse_unk = false;            // a run of unknown characters is one unk token
   bool decode_strip_space = false;  // SentencePiece decoder: strip one leading space
   std::vector<Added> added;
   int32_t bos_id = -1, eos_id = -1;

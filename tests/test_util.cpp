@@ -141,11 +141,11 @@ Reference load_reference(const std::string& dir) {
   return r;
 }
 
-void write_tiny_llama_with_tokenizer(const std::string& dir) {
+void write_tiny_llama_with_tokenizer(const std::string& dir, const std::string& tokenizer, int64_t vocab) {
   TinyLlama tl;
-  tl.vocab = 1211;  // the byte-level fixture tokenizer's
+  tl.vocab = vocab;
   write_tiny_llama(dir, tl);
-  const std::string tok = fixtures_root() + "/tokenizers/bytelevel";
+  const std::string tok = fixtures_root() + "/" + tokenizer;
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
     write_bytes(dir + "/" + f, read_bytes(tok + "/" + f));
 }

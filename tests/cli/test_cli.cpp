@@ -2,6 +2,7 @@
 // single-line errors of bad invocations.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -286,4 +287,60 @@ TEST_CASE("cli: inspect --json agrees with the plan, and --emit-c embeds a plan 
   for (size_t i = ref.prompt_ids.size(); i < ref.greedy_ids.size(); ++i)
     expect += (expect.empty() ? "" : " ") + std::to_string(ref.greedy_ids[i]);
   CHECK(last_line(out) == expect);
+}
+
+// kiln tokenize / detokenize on a plan that embeds a real tokenizer (Mistral v3's, from the
+// mistral-common package): the ids of every fixture case, from one file in one process, are HF's.
+TEST_CASE("cli: tokenize and detokenize give HF's ids and text through a compiled plan") {
+  TempDir d;
+  kiln::test::write_tiny_llama_with_tokenizer(d.path(), "real_tokenizers/mistral_v3", 32768);
+  const std::string plan = d / "m.kplan";
+  std::string out;
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + d.path() + " -o " + plan + " --max-seq 16", &out) == 0,
+                  out);
+  std::ifstream in(kiln::test::fixtures_root() + "/real_tokenizers/mistral_v3/cases.json");
+  REQUIRE(in.good());
+  const nlohmann::json cases = nlohmann::json::parse(in);
+  nlohmann::json texts = nlohmann::json::array();
+  for (const auto& c : cases) texts.push_back(c["text"]);
+  std::ofstream(d / "texts.json") << texts.dump();
+  REQUIRE(kiln::test::run_command(kCli + " tokenize " + plan + " --file " + (d / "texts.json") + " --json 2>&1",
+                                  &out) == 0);
+  const nlohmann::json got = nlohmann::json::parse(out);
+  REQUIRE(got.size() == cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    CAPTURE(cases[i]["text"].get<std::string>());
+    CHECK(got[i] == cases[i]["ids_special"]);
+  }
+  // One prompt; one per line; without BOS.
+  REQUIRE(kiln::test::run_command(kCli + " tokenize " + plan + " -p ' Hello'", &out) == 0);
+  CHECK(out == "1 23325\n");  // HF: [1, 23325] (▁Hello), not ▁ then ▁Hello
+  std::ofstream(d / "lines.txt") << " Hello\nHello\n";
+  REQUIRE(kiln::test::run_command(kCli + " tokenize " + plan + " --file " + (d / "lines.txt") + " --no-special",
+                                  &out) == 0);
+  CHECK(out == "23325\n23325\n");
+  // detokenize: the text HF decodes, as a JSON string so newlines survive.
+  for (size_t i = 0; i < cases.size(); i += 37) {
+    std::string ids;
+    for (const auto& id : cases[i]["ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id.get<int>());
+    if (ids.empty()) continue;
+    CAPTURE(cases[i]["text"].get<std::string>());
+    REQUIRE(kiln::test::run_command(kCli + " detokenize " + plan + " --json --ids " + ids, &out) == 0);
+    CHECK(nlohmann::json::parse(out) == cases[i]["decoded"]);
+  }
+  // Bad input: one line each, non-zero.
+  CHECK(kiln::test::run_command(kCli + " tokenize " + plan + " -p x --file " + (d / "lines.txt"), &out) != 0);
+  CHECK(out.find("exactly one of -p/--prompt and --file") != std::string::npos);
+  CHECK(kiln::test::run_command(kCli + " tokenize " + plan, &out) != 0);
+  CHECK(kiln::test::run_command(kCli + " tokenize " + plan + " --file " + (d / "absent.txt"), &out) != 0);
+  CHECK(out.find("cannot be read") != std::string::npos);
+  std::ofstream(d / "bad.json") << "[\"a\", 3]";
+  CHECK(kiln::test::run_command(kCli + " tokenize " + plan + " --file " + (d / "bad.json"), &out) != 0);
+  CHECK(out.find("element 1 is not a string") != std::string::npos);
+  CHECK(kiln::test::run_command(kCli + " detokenize " + plan + " --ids 1,x", &out) != 0);
+  CHECK(out.find("not a token id") != std::string::npos);
+  REQUIRE(kiln::test::run_command(
+              kCli + " compile " + d.path() + " -o " + (d / "ids.kplan") + " --max-seq 16 --no-tokenizer", &out) == 0);
+  CHECK(kiln::test::run_command(kCli + " tokenize " + (d / "ids.kplan") + " -p hi", &out) != 0);
+  CHECK(out.find("kiln: error:") != std::string::npos);
 }

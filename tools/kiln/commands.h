@@ -1,5 +1,6 @@
 // The kiln CLI's subcommands (tools/kiln/main.cpp parses the arguments): compile (compile.cpp),
-// inspect (inspect.cpp), eval, generate and chat (generate.cpp), txt2img (txt2img.cpp). Each
+// inspect (inspect.cpp), eval, generate and chat (generate.cpp), tokenize and detokenize
+// (tokenize.cpp), txt2img (txt2img.cpp). Each
 // throws on failure; main prints one "kiln: error: ..." line and exits non-zero.
 #pragma once
 #include <cstdint>
@@ -60,3 +61,15 @@ struct ChatArgs {
 };
 
 int run_chat(const ChatArgs& a);
+
+// tokenize.cpp
+struct TokenizeArgs {
+  std::string plan, prompt, file;
+  bool has_prompt = false, json = false, no_special = false;
+};
+int run_tokenize(const TokenizeArgs& a);
+struct DetokenizeArgs {
+  std::string plan, ids;
+  bool skip_special = false, json = false;
+};
+int run_detokenize(const DetokenizeArgs& a);

@@ -1,7 +1,7 @@
 // kiln: the command-line tool. compile (checkpoint → plan), inspect, eval (logits for given
-// ids), generate, chat and txt2img; the subcommands are in tools/kiln/commands.h. eval, generate,
-// chat and txt2img run through the public C API, as a host would. Every failure prints one line
-// "kiln: error: ..." on stderr and exits non-zero.
+// ids), generate, chat, tokenize, detokenize and txt2img; the subcommands are in
+// tools/kiln/commands.h. All but compile and inspect run through the public C API, as a host would. Every failure
+// prints one line "kiln: error: ..." on stderr and exits non-zero.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -114,6 +114,21 @@ int main(int argc, char** argv) {
   add_run_options(chat, ca.run);
   add_in_flight_option(chat, ca.run);
 
+  TokenizeArgs tka;
+  auto* tokz = app.add_subcommand("tokenize", "Token ids of text through the plan's tokenizer (BOS as it adds it)");
+  tokz->add_option("plan", tka.plan, "Plan file")->required();
+  auto* tokz_prompt = tokz->add_option("-p,--prompt", tka.prompt, "Text to tokenize");
+  tokz->add_option("--file", tka.file,
+                   "Many texts: a JSON array of strings, or one text per line; one line of ids each");
+  tokz->add_flag("--json", tka.json, "Print JSON arrays of ids");
+  tokz->add_flag("--no-special", tka.no_special, "Do not add the tokens the post-processor adds (BOS)");
+  DetokenizeArgs dta;
+  auto* detok = app.add_subcommand("detokenize", "Text of token ids through the plan's tokenizer");
+  detok->add_option("plan", dta.plan, "Plan file")->required();
+  detok->add_option("--ids", dta.ids, "Token ids, comma-separated")->required();
+  detok->add_flag("--skip-special", dta.skip_special, "Leave special tokens out of the text");
+  detok->add_flag("--json", dta.json, "Print the text as a JSON string");
+
   Txt2ImgArgs ta;
   auto* t2i =
       app.add_subcommand("txt2img", "Generate an image from a text-to-image plan (a compiled diffusers pipeline)");
@@ -151,6 +166,11 @@ int main(int argc, char** argv) {
       return run_generate(ga);
     }
     if (*chat) return run_chat(ca);
+    if (*tokz) {
+      tka.has_prompt = tokz_prompt->count() > 0;
+      return run_tokenize(tka);
+    }
+    if (*detok) return run_detokenize(dta);
     if (*t2i) return run_txt2img(ta);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "kiln: error: out of memory\n");
