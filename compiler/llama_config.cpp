@@ -20,10 +20,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   const std::string arch = r.architecture();
-  if (arch != "LlamaForCausalLM" && arch != "llama")
+  const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
+  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
-  if (r.str("hidden_act", "silu") != "silu") r.fail("hidden_act", "must be \"silu\" for LLaMA");
+  c.architecture = qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
+  if (r.str("hidden_act", "silu") != "silu") r.fail("hidden_act", "must be \"silu\" for LLaMA and Qwen2");
 
   c.vocab_size = r.pos_int("vocab_size", true);
   c.hidden_size = r.pos_int("hidden_size", true);
@@ -45,10 +47,31 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.rms_norm_eps = r.num("rms_norm_eps", 1e-6);
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
-  c.attention_bias = r.boolean("attention_bias", false);
-  c.mlp_bias = r.boolean("mlp_bias", false);
+  if (qwen2) {
+    // Qwen2: biases on q, k and v (never on o_proj or the MLP). Its sliding-window attention is
+    // off unless use_sliding_window is set (then sliding_window and max_window_layers pick the
+    // layers, which transformers 5 also writes out as layer_types): kiln has no windowed
+    // attention yet, so any sliding layer is refused.
+    c.qkv_bias = true;
+    if (r.boolean("use_sliding_window", false))
+      r.fail("use_sliding_window", "is true: sliding-window attention is not supported yet");
+    r.has("sliding_window");
+    r.has("max_window_layers");
+    if (r.has("layer_types")) {
+      const nlohmann::json& lt = j["layer_types"];
+      if (!lt.is_array()) r.fail("layer_types", "must be a list");
+      for (const auto& t : lt)
+        if (t != "full_attention")
+          r.fail("layer_types", "names a layer type other than \"full_attention\" (" + t.dump() +
+                                    "): sliding-window attention is not supported yet");
+      if (int64_t(lt.size()) != c.num_hidden_layers) r.fail("layer_types", "must name one type per layer");
+    }
+  } else {
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.mlp_bias = r.boolean("mlp_bias", false);
+  }
   if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0)
-    r.fail("partial_rotary_factor", "other than 1 is not supported for LLaMA");
+    r.fail("partial_rotary_factor", "other than 1 is not supported for LLaMA and Qwen2");
   c.has_dtype = r.dtype(&c.dtype);
   c.rope = r.rope({"default", "linear", "llama3"});
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.

@@ -1,4 +1,5 @@
-// config.json of a LLaMA-family checkpoint (LlamaForCausalLM), in both the transformers 4
+// config.json of a LLaMA-family checkpoint (LlamaForCausalLM, or Qwen2ForCausalLM: LLaMA with
+// biases on q/k/v), in both the transformers 4
 // style (top-level rope_theta, rope_scaling, torch_dtype) and the transformers 5 style
 // (rope_parameters holding rope_theta, dtype). Unknown rope types and activations are errors.
 #pragma once
@@ -19,6 +20,7 @@ struct LlamaConfig {
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
+  bool qkv_bias = false;  // Qwen2: biases on q, k, v only (attention_bias: on o_proj too)
   bool has_dtype = false;
   DType dtype = DType::F32;            // torch_dtype / dtype, when given
   std::string raw_json;                // the file, verbatim

@@ -59,6 +59,12 @@ std::string token_text(const json& cfg, const char* key) {
   return "";
 }
 
+// A string field, or def where the node is not an object or the field not a string (a wrong type
+// then fails the caller's comparison with its own message instead of a JSON type error).
+std::string text_of(const json& j, const char* k, const std::string& def) {
+  return j.is_object() && j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : def;
+}
+
 bool flag(const json& j, const char* k, bool def = false) {
   return j.contains(k) && j[k].is_boolean() ? j[k].get<bool>() : def;
 }
@@ -171,9 +177,9 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   bool byte_level = false, sp_replace = false;
   for (const json& n : flatten(j.value("normalizer", json()), "normalizers")) {
     const std::string t = type_of(n);
-    if (t == "Prepend" && n.value("prepend", "") == kSpace) d->sp_prepend = true;
-    else if (t == "Replace" && n.contains("pattern") && n["pattern"].value("String", "") == " " &&
-             n.value("content", "") == kSpace)
+    if (t == "Prepend" && text_of(n, "prepend", "") == kSpace) d->sp_prepend = true;
+    else if (t == "Replace" && n.contains("pattern") && text_of(n["pattern"], "String", "") == " " &&
+             text_of(n, "content", "") == kSpace)
       sp_replace = true;
     else fail("normalizer '" + t + "' is not supported");
   }
@@ -185,15 +191,15 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       if (flag(p, "add_prefix_space")) fail("ByteLevel add_prefix_space is not supported");
       if (flag(p, "use_regex", true)) d->split = TokenizerData::Split::kGpt2;
     } else if (t == "Split") {
-      const std::string re = normalize_regex(p.contains("pattern") ? p["pattern"].value("Regex", "") : "");
-      if (p.value("behavior", "") != "Isolated" || flag(p, "invert"))
+      const std::string re = normalize_regex(p.contains("pattern") ? text_of(p["pattern"], "Regex", "") : "");
+      if (text_of(p, "behavior", "") != "Isolated" || flag(p, "invert"))
         fail("Split pre-tokenizer must be Isolated, not inverted");
       splits.push_back(re);
     } else if (t == "Metaspace") {
-      if (p.value("replacement", "") != kSpace) fail("Metaspace must use \"▁\" as its replacement");
+      if (text_of(p, "replacement", "") != kSpace) fail("Metaspace must use \"▁\" as its replacement");
       if (d->sp_prepend) fail("a Prepend normalizer and a Metaspace pre-tokenizer together are not supported");
       // tokenizers < 0.14 wrote add_prefix_space instead of prepend_scheme
-      const std::string scheme = p.contains("prepend_scheme")        ? p.value("prepend_scheme", "")
+      const std::string scheme = p.contains("prepend_scheme")        ? text_of(p, "prepend_scheme", "")
                                  : flag(p, "add_prefix_space", true) ? "always"
                                                                      : "never";
       if (scheme != "always" && scheme != "first" && scheme != "never")
@@ -215,16 +221,33 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   if (byte_level) {
     d->kind = TokenizerData::Kind::kByteLevelBpe;
     if (sp_replace || d->sp_prepend) fail("mixes byte-level and SentencePiece-style settings");
-    if (d->byte_fallback) fail("BPE byte_fallback with a ByteLevel pre-tokenizer is not supported");
+    // byte_fallback never fires where every byte has its token (files that set it anyway exist);
+    // with bytes missing HF would look up <0xXX> for the bytes of their stand-in characters.
+    if (d->byte_fallback) {
+      for (int b = 0, extra = 0; b < 256; ++b) {
+        const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+        const uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + extra++);  // GPT-2's byte alphabet
+        std::string u;
+        if (cp < 0x80) u += char(cp);
+        else u += {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+        if (!ids.count(u))
+          fail("BPE byte_fallback with a ByteLevel pre-tokenizer and no token for byte " + std::to_string(b) +
+               " is not supported");
+      }
+      d->byte_fallback = false;
+    }
   } else if (sp_replace) {
     d->kind = TokenizerData::Kind::kSentencePieceBpe;
+    if (!splits.empty()) fail("a Split pre-tokenizer with SentencePiece-style (\"▁\") BPE is not supported");
   } else {
     fail("neither byte-level nor SentencePiece-style (\"▁\") BPE; kiln cannot tell how to split the text");
   }
   for (const json& dec : flatten(j.value("decoder", json()), "decoders")) {
     const std::string t = type_of(dec);
-    if (t == "Strip" && dec.value("start", 0) == 1 && dec.value("content", "") == " ") d->decode_strip_space = true;
-    else if (t == "Metaspace" && dec.value("prepend_scheme", "always") != "never") d->decode_strip_space = true;
+    if (t == "Strip" && dec.is_object() && dec.contains("start") && dec["start"] == 1 &&
+        text_of(dec, "content", "") == " ")
+      d->decode_strip_space = true;
+    else if (t == "Metaspace" && text_of(dec, "prepend_scheme", "always") != "never") d->decode_strip_space = true;
   }
 
   // --- post-processor: does it prepend a special token?
@@ -233,7 +256,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       continue;
     const json& first = p["single"][0];
     if (first.contains("SpecialToken")) {
-      auto it = ids.find(first["SpecialToken"].value("id", ""));
+      auto it = ids.find(text_of(first["SpecialToken"], "id", ""));
       if (it != ids.end()) {
         d->add_bos = true;
         d->bos_id = it->second;
@@ -263,7 +286,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     if (cfg["chat_template"].is_string()) *chat_template = cfg["chat_template"].get<std::string>();
     else if (cfg["chat_template"].is_array())
       for (const json& t : cfg["chat_template"])
-        if (t.value("name", "") == "default" && t.contains("template") && t["template"].is_string())
+        if (text_of(t, "name", "") == "default" && t.contains("template") && t["template"].is_string())
           *chat_template = t["template"].get<std::string>();
   }
   const std::string& ct = *chat_template;

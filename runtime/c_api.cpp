@@ -265,6 +265,7 @@ kiln_status kiln_tokenize(const kiln_plan* plan, const char* text, size_t len, i
                           int64_t cap, int64_t* n_out, kiln_error* err) {
   if (!plan || (!text && len) || !n_out || (cap > 0 && !ids))
     return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan, text, ids and n_out must not be null");
+  if (cap < 0) return fail(err, KILN_ERR_INVALID_ARGUMENT, "cap must not be negative");
   const kiln::Tokenizer* t = plan->plan->tokenizer();
   if (!t) return fail(err, KILN_ERR_UNSUPPORTED, "this plan has no tokenizer (compiled with --no-tokenizer?)");
   return guarded(err, [&] {
@@ -431,7 +432,8 @@ kiln_status kiln_diffusion_denoise_steps(kiln_diffusion* d, kiln_step_callback o
     int64_t stopped = -1;
     KILN_RETURN_IF_ERROR(d->s->denoise_all(
         d->seed, [&](int64_t step) { return !on_step || on_step(user, step, steps) != 0; }, &stopped));
-    if (stopped >= 0) return kiln::invalid_argument("stopped by the step callback after step " + std::to_string(stopped));
+    if (stopped >= 0)
+      return kiln::invalid_argument("stopped by the step callback after step " + std::to_string(stopped));
     return kiln::Status::ok();
   });
 }

@@ -9,7 +9,9 @@
 //     does), byte-level symbols with "</w>" marking each word's last one.
 // Added tokens (special or not) are split out of the text first, as HF does. Decoding
 // withholds incomplete UTF-8 while streaming. Input text need not be valid UTF-8: stray
-// bytes are kept (byte-level) or byte-fallback encoded, so decode(encode(x)) == x.
+// bytes are kept (byte-level) or byte-fallback encoded, so decode(encode(x)) == x wherever
+// the vocabulary has every byte. A character or byte it lacks becomes the unk token, or
+// nothing without one, as in HF (SmolLM2's GPT-2-style vocabulary lacks 21 bytes).
 #pragma once
 #include <cstdint>
 #include <memory>

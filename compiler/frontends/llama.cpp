@@ -33,12 +33,12 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     e[p + "mlp.gate_proj.weight"] = {F, D};
     e[p + "mlp.up_proj.weight"] = {F, D};
     e[p + "mlp.down_proj.weight"] = {D, F};
-    if (c.attention_bias) {
+    if (c.attention_bias || c.qkv_bias) {
       e[p + "self_attn.q_proj.bias"] = {q};
       e[p + "self_attn.k_proj.bias"] = {kv};
       e[p + "self_attn.v_proj.bias"] = {kv};
-      e[p + "self_attn.o_proj.bias"] = {D};
     }
+    if (c.attention_bias) e[p + "self_attn.o_proj.bias"] = {D};
     if (c.mlp_bias) {
       e[p + "mlp.gate_proj.bias"] = {F};
       e[p + "mlp.up_proj.bias"] = {F};
@@ -88,7 +88,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.attn_norm = w(p + "input_layernorm.weight", {D}, {p + "input_layernorm.weight"});
     L.qkv_w = w(p + "self_attn.qkv_proj.weight", {W, D},
                 {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
-    L.qkv_b = opt_bias(c.attention_bias, p + "self_attn.qkv_proj.bias", W,
+    L.qkv_b = opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
                        {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
     L.o_w = w(p + "self_attn.o_proj.weight", {D, H * hd}, {p + "self_attn.o_proj.weight"});
     L.o_b = opt_bias(c.attention_bias, p + "self_attn.o_proj.bias", D, {p + "self_attn.o_proj.bias"});
@@ -175,6 +175,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 }  // namespace
 
-extern const Frontend kLlamaFrontend{"llama", {"LlamaForCausalLM", "llama"}, nullptr, build_llama};
+extern const Frontend kLlamaFrontend{
+    "llama", {"LlamaForCausalLM", "llama", "Qwen2ForCausalLM", "qwen2"}, nullptr, build_llama};
 
 }  // namespace kiln

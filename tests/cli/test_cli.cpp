@@ -314,11 +314,15 @@ TEST_CASE("cli: tokenize and detokenize give HF's ids and text through a compile
   }
   // One prompt; one per line; without BOS.
   REQUIRE(kiln::test::run_command(kCli + " tokenize " + plan + " -p ' Hello'", &out) == 0);
-  CHECK(out == "1 23325\n");  // HF: [1, 23325] (▁Hello), not ▁ then ▁Hello
-  std::ofstream(d / "lines.txt") << " Hello\nHello\n";
+  CHECK(out == "1 23325\n");                                         // HF: [1, 23325] (▁Hello), not ▁ then ▁Hello
+  std::ofstream(d / "lines.txt") << " Hello\r\nHello\n[INST] Hi\n";  // not .json: lines, even from "["
   REQUIRE(kiln::test::run_command(kCli + " tokenize " + plan + " --file " + (d / "lines.txt") + " --no-special",
                                   &out) == 0);
-  CHECK(out == "23325\n23325\n");
+  CHECK(out.rfind("23325\n23325\n3 ", 0) == 0);  // [INST] is one special token
+  CHECK(count_lines(out) == 3);
+  // tokenize's output goes back into detokenize as it is printed.
+  REQUIRE(kiln::test::run_command(kCli + " detokenize " + plan + " --ids '1 23325'", &out) == 0);
+  CHECK(out.find("Hello\n") != std::string::npos);
   // detokenize: the text HF decodes, as a JSON string so newlines survive.
   for (size_t i = 0; i < cases.size(); i += 37) {
     std::string ids;
@@ -333,7 +337,8 @@ TEST_CASE("cli: tokenize and detokenize give HF's ids and text through a compile
   CHECK(out.find("exactly one of -p/--prompt and --file") != std::string::npos);
   CHECK(kiln::test::run_command(kCli + " tokenize " + plan, &out) != 0);
   CHECK(kiln::test::run_command(kCli + " tokenize " + plan + " --file " + (d / "absent.txt"), &out) != 0);
-  CHECK(out.find("cannot be read") != std::string::npos);
+  CHECK(out.find("absent.txt") != std::string::npos);
+  CHECK(kiln::test::run_command(kCli + " tokenize " + plan + " --file " + d.path(), &out) != 0);  // a folder
   std::ofstream(d / "bad.json") << "[\"a\", 3]";
   CHECK(kiln::test::run_command(kCli + " tokenize " + plan + " --file " + (d / "bad.json"), &out) != 0);
   CHECK(out.find("element 1 is not a string") != std::string::npos);
@@ -343,4 +348,31 @@ TEST_CASE("cli: tokenize and detokenize give HF's ids and text through a compile
               kCli + " compile " + d.path() + " -o " + (d / "ids.kplan") + " --max-seq 16 --no-tokenizer", &out) == 0);
   CHECK(kiln::test::run_command(kCli + " tokenize " + (d / "ids.kplan") + " -p hi", &out) != 0);
   CHECK(out.find("kiln: error:") != std::string::npos);
+}
+
+// Qwen2ForCausalLM from a folder as transformers saves it: compile and greedy generate from the
+// CLI give transformers' tokens; a config with sliding windows on is refused naming the key.
+TEST_CASE("cli: a Qwen2 checkpoint compiles and generates transformers' greedy tokens") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("untied_f32", "qwen2");
+  const auto ref = kiln::test::load_reference(model);
+  std::string out;
+  REQUIRE_MESSAGE(kiln::test::run_command(
+                      kCli + " compile " + model + " -o " + (d / "q.kplan") + " --max-seq 32 --chunk 8", &out) == 0,
+                  out);
+  std::string ids, expect;
+  for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+  for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
+  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "q.kplan") + " --ids " + ids + " --max-new-tokens " +
+                                      std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) +
+                                      " --output-ids 2>/dev/null",
+                                  &out) == 0);
+  CHECK(last_line(out) == expect);
+  kiln::test::copy_dir(model, d / "sliding");
+  std::ifstream in(model + "/config.json");
+  nlohmann::json cfg = nlohmann::json::parse(in);
+  cfg["use_sliding_window"] = true;
+  std::ofstream(d / "sliding/config.json") << cfg.dump();
+  CHECK(kiln::test::run_command(kCli + " compile " + (d / "sliding") + " -o " + (d / "s.kplan"), &out) != 0);
+  CHECK(out.find("use_sliding_window") != std::string::npos);
 }

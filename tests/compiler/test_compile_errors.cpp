@@ -147,12 +147,15 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(std::string(frontend_for(kiln::test::fixture("v3_noaux", "deepseek")).family) == "deepseek");
   CHECK(std::string(frontend_for(kiln::test::fixture("sd15_tiny", "diffusion") + "/pipeline").family) ==
         "diffusers pipeline");
-  CHECK(supported_architectures() == "LlamaForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM");
+  CHECK(std::string(frontend_for(kiln::test::fixture("tied_f32", "qwen2")).family) == "llama");
+  CHECK(supported_architectures() ==
+        "LlamaForCausalLM, Qwen2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
   std::ofstream(d / "m/config.json") << R"({"architectures": ["MistralForCausalLM"], "vocab_size": 10})";
   const std::string err = compile_error(d / "m", d / "p.kplan");
   CHECK(err.find("architecture 'MistralForCausalLM' is not supported (supported: LlamaForCausalLM, "
-                 "DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a diffusers pipeline folder") != std::string::npos);
+                 "Qwen2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a diffusers pipeline "
+                 "folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
 }

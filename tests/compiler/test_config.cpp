@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 
 #include "compiler/error.h"
 #include "compiler/llama_config.h"
@@ -128,4 +130,41 @@ TEST_CASE("rope inv_freq: default, linear and llama3 bands") {
       CHECK(l3[i] == doctest::Approx((1 - smooth) * base[i] / 8.0 + smooth * base[i]).epsilon(1e-5));
     }
   }
+}
+
+// Qwen2ForCausalLM reads as LLaMA with biases on q/k/v; its sliding-window keys are read, and a
+// config that turns sliding windows on is refused by name (kiln has no windowed attention yet).
+TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys read and refused when on)") {
+  const std::string path = kiln::test::fixture("untied_f32", "qwen2") + "/config.json";
+  const LlamaConfig c = read_llama_config(path);
+  CHECK(c.architecture == "Qwen2ForCausalLM");
+  CHECK(c.qkv_bias);
+  CHECK_FALSE(c.attention_bias);
+  CHECK_FALSE(c.mlp_bias);
+  CHECK(c.unmodeled.empty());
+  std::ifstream in(path);
+  const nlohmann::json base = nlohmann::json::parse(in);
+  auto error = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = base;
+    edit(j);
+    try {
+      parse_llama_config(j.dump(), "config.json");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(error([](nlohmann::json& j) { j["use_sliding_window"] = true; }).find("use_sliding_window") !=
+        std::string::npos);
+  CHECK(error([](nlohmann::json& j) { j["layer_types"][1] = "sliding_attention"; }).find("layer_types") !=
+        std::string::npos);
+  CHECK(error([](nlohmann::json& j) { j["layer_types"] = {"full_attention"}; }).find("one type per layer") !=
+        std::string::npos);
+  CHECK(error([](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("hidden_act") != std::string::npos);
+  // LLaMA's bias switches are not Qwen2 keys: noted as unmodeled (and refused at compile time).
+  nlohmann::json j = base;
+  j["attention_bias"] = false;
+  const auto unmodeled = parse_llama_config(j.dump(), "config.json").unmodeled;
+  REQUIRE(unmodeled.size() == 1);
+  CHECK(unmodeled[0].rfind("attention_bias", 0) == 0);
 }

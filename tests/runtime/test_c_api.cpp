@@ -261,3 +261,36 @@ TEST_CASE("C API: one plan shared by contexts on four threads gives the sequenti
     CHECK(got_gen[size_t(t)] == want_gen);
   }
 }
+
+TEST_CASE("C API: tokenize and detokenize report full sizes and refuse a negative capacity") {
+  TempDir d;
+  kiln::test::write_tiny_llama_with_tokenizer(d.path());
+  kiln::CompileOptions o;
+  o.model_dir = d.path();
+  o.output = d / "t.kplan";
+  o.max_seq = 16;
+  kiln::compile_model(o);
+  kiln_plan* plan = nullptr;
+  kiln_error err{};
+  REQUIRE(kiln_plan_open(o.output.c_str(), &plan, &err) == KILN_OK);
+  const std::string text = "Hello kiln";
+  int64_t n = -1;
+  CHECK(kiln_tokenize(plan, text.data(), text.size(), 1, nullptr, 0, &n, &err) == KILN_OK);
+  REQUIRE(n > 1);
+  std::vector<int32_t> ids(size_t(n) - 1, -7);  // one short: the count is still the whole
+  int64_t m = -1;
+  CHECK(kiln_tokenize(plan, text.data(), text.size(), 1, ids.data(), int64_t(ids.size()), &m, &err) == KILN_OK);
+  CHECK(m == n);
+  CHECK(ids[0] == 1204);  // <|begin_of_text|>
+  int32_t one = -7;
+  CHECK(kiln_tokenize(plan, text.data(), text.size(), 1, &one, -1, &m, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(one == -7);
+  std::vector<int32_t> all(static_cast<size_t>(n));
+  REQUIRE(kiln_tokenize(plan, text.data(), text.size(), 0, all.data(), n, &m, &err) == KILN_OK);
+  char buf[4];
+  size_t len = 0;
+  CHECK(kiln_detokenize(plan, all.data(), m, 0, buf, sizeof(buf), &len, &err) == KILN_OK);
+  CHECK(len == text.size());  // the whole length, the text cut to fit and NUL-terminated
+  CHECK(std::string(buf) == text.substr(0, 3));
+  kiln_plan_close(plan);
+}

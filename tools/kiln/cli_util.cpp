@@ -34,24 +34,32 @@ void open_context(const std::string& plan_path, const RunOptions& ro, PlanHandle
   if (std::string(kiln_context_backend(ctx.c)) == "cuda") std::fprintf(stderr, "%s\n", kiln_context_describe(ctx.c));
 }
 
+namespace {
+
+int32_t parse_id(const std::string& item) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(item, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != item.size() || v < 0 || v > INT32_MAX) throw CompileError("--ids entry '" + item + "' is not a token id");
+  return int32_t(v);
+}
+
+}  // namespace
+
 std::vector<int32_t> parse_ids(const std::string& s) {
   std::vector<int32_t> ids;
   std::stringstream ss(s);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    size_t a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
-    if (a == std::string::npos) throw CompileError("--ids has an empty entry in '" + s + "'");
-    item = item.substr(a, b - a + 1);
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || v < 0 || v > INT32_MAX)
-      throw CompileError("--ids entry '" + item + "' is not a token id");
-    ids.push_back(int32_t(v));
+    if (item.find_first_not_of(" \t\n") == std::string::npos)
+      throw CompileError("--ids has an empty entry in '" + s + "'");
+    std::stringstream words(item);  // "1 2 3" (as tokenize and --output-ids print ids) works too
+    std::string word;
+    while (words >> word) ids.push_back(parse_id(word));
   }
   if (ids.empty()) throw CompileError("--ids is empty: give at least one token id");
   return ids;

@@ -25,7 +25,7 @@ struct ContextHandle {
 // Throws the error's message when s is not KILN_OK.
 void check(kiln_status s, const kiln_error& e);
 void open_context(const std::string& plan_path, const RunOptions& ro, PlanHandle& plan, ContextHandle& ctx);
-// "1, 2,3" → ids; throws on anything else.
+// "1, 2,3" or "1 2 3" → ids; throws on anything else.
 std::vector<int32_t> parse_ids(const std::string& s);
 
 // --- the subcommands

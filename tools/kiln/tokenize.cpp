@@ -1,9 +1,7 @@
 // kiln tokenize and detokenize: the plan's tokenizer through the public C API, as a host would
 // call it. Many prompts from one file cost one plan load.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -31,14 +29,12 @@ std::vector<int32_t> ids_of_text(const kiln_plan* plan, const std::string& text,
   return ids;
 }
 
-// The prompts in a file: a JSON array of strings, or else one prompt per line (no newline kept).
+// The prompts in a file: a JSON array of strings if its name ends in .json, else one prompt per
+// line (without its line break). Regular files only, at most 100 MiB (read_text_file).
 std::vector<std::string> read_prompts(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CompileError(path + ": cannot be read");
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t first = all.find_first_not_of(" \t\r\n");
+  const std::string all = kiln::read_text_file(path);
   std::vector<std::string> out;
-  if (first != std::string::npos && all[first] == '[') {
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) {
     const nlohmann::json j = kiln::parse_json_limited(all.data(), all.data() + all.size(), path);
     if (!j.is_array()) throw CompileError(path + ": not a JSON array of strings");
     for (const auto& s : j) {
