@@ -21,11 +21,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   ConfigReader r(j, path);
   const std::string arch = r.architecture();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
-  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2)
+  const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
+  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
-  c.architecture = qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-  if (r.str("hidden_act", "silu") != "silu") r.fail("hidden_act", "must be \"silu\" for LLaMA and Qwen2");
+  c.architecture = qwen2 ? "Qwen2ForCausalLM" : mistral ? "MistralForCausalLM" : "LlamaForCausalLM";
+  if (r.str("hidden_act", "silu") != "silu") r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral and Qwen2");
 
   c.vocab_size = r.pos_int("vocab_size", true);
   c.hidden_size = r.pos_int("hidden_size", true);
@@ -53,6 +54,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // layers, which transformers 5 also writes out as layer_types): kiln has no windowed
     // attention yet, so any sliding layer is refused.
     c.qkv_bias = true;
+    r.only("use_mrope", false);  // hub Qwen2/2.5 configs carry it; true is Qwen2-VL's M-RoPE
     if (r.boolean("use_sliding_window", false))
       r.fail("use_sliding_window", "is true: sliding-window attention is not supported yet");
     r.has("sliding_window");
@@ -66,12 +68,18 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                     "): sliding-window attention is not supported yet");
       if (int64_t(lt.size()) != c.num_hidden_layers) r.fail("layer_types", "must name one type per layer");
     }
+  } else if (mistral) {
+    // Mistral: LLaMA whose attention sees the last sliding_window positions (MistralConfig's
+    // default 4096 when the key is absent; null: all). The frontend refuses a window shorter
+    // than the compiled max-seq, the one case where it changes results.
+    if (!j.contains("sliding_window")) c.sliding_window = 4096;
+    else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
   } else {
     c.attention_bias = r.boolean("attention_bias", false);
     c.mlp_bias = r.boolean("mlp_bias", false);
   }
   if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0)
-    r.fail("partial_rotary_factor", "other than 1 is not supported for LLaMA and Qwen2");
+    r.fail("partial_rotary_factor", "other than 1 is not supported for LLaMA, Mistral and Qwen2");
   c.has_dtype = r.dtype(&c.dtype);
   c.rope = r.rope({"default", "linear", "llama3"});
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.

@@ -1,5 +1,5 @@
-// config.json of a LLaMA-family checkpoint (LlamaForCausalLM, or Qwen2ForCausalLM: LLaMA with
-// biases on q/k/v), in both the transformers 4
+// config.json of a LLaMA-family checkpoint (LlamaForCausalLM; Qwen2ForCausalLM: LLaMA with
+// biases on q/k/v; MistralForCausalLM: LLaMA with a sliding window), in both the transformers 4
 // style (top-level rope_theta, rope_scaling, torch_dtype) and the transformers 5 style
 // (rope_parameters holding rope_theta, dtype). Unknown rope types and activations are errors.
 #pragma once
@@ -20,7 +20,8 @@ struct LlamaConfig {
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
-  bool qkv_bias = false;  // Qwen2: biases on q, k, v only (attention_bias: on o_proj too)
+  bool qkv_bias = false;       // Qwen2: biases on q, k, v only (attention_bias: on o_proj too)
+  int64_t sliding_window = 0;  // Mistral: each query sees the last this many positions (0: all)
   bool has_dtype = false;
   DType dtype = DType::F32;            // torch_dtype / dtype, when given
   std::string raw_json;                // the file, verbatim

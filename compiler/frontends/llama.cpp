@@ -160,6 +160,11 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
   const LlmLimits lim = llm_limits(o, c.max_position_embeddings);
+  if (c.sliding_window > 0 && lim.max_seq > c.sliding_window)
+    throw CompileError(o.model_dir + "/config.json: sliding_window = " + std::to_string(c.sliding_window) +
+                       " is shorter than max-seq " + std::to_string(lim.max_seq) +
+                       ": kiln has no windowed attention yet; compile with --max-seq " +
+                       std::to_string(c.sliding_window) + " or less");
   Graph& g = b.graph = build_llama_graph(c, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
   g.info.kv_bytes_per_token =
       uint64_t(c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim) * dtype_size(plan_dtype);
@@ -176,6 +181,9 @@ FrontendBuild build_llama(const CompileOptions& o) {
 }  // namespace
 
 extern const Frontend kLlamaFrontend{
-    "llama", {"LlamaForCausalLM", "llama", "Qwen2ForCausalLM", "qwen2"}, nullptr, build_llama};
+    "llama",
+    {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM", "qwen2"},
+    nullptr,
+    build_llama};
 
 }  // namespace kiln

@@ -321,8 +321,13 @@ TEST_CASE("cli: tokenize and detokenize give HF's ids and text through a compile
   CHECK(out.rfind("23325\n23325\n3 ", 0) == 0);  // [INST] is one special token
   CHECK(count_lines(out) == 3);
   // tokenize's output goes back into detokenize as it is printed.
-  REQUIRE(kiln::test::run_command(kCli + " detokenize " + plan + " --ids '1 23325'", &out) == 0);
+  std::string spaced;
+  REQUIRE(kiln::test::run_command(kCli + " detokenize " + plan + " --ids '1 23325'", &spaced) == 0);
+  REQUIRE(kiln::test::run_command(kCli + " detokenize " + plan + " --ids 1,23325", &out) == 0);
+  CHECK(spaced == out);
   CHECK(out.find("Hello\n") != std::string::npos);
+  CHECK(kiln::test::run_command(kCli + " detokenize " + plan + " --ids '1, ,2'", &out) != 0);
+  CHECK(out.find("empty entry") != std::string::npos);
   // detokenize: the text HF decodes, as a JSON string so newlines survive.
   for (size_t i = 0; i < cases.size(); i += 37) {
     std::string ids;

@@ -88,12 +88,12 @@ TEST_CASE("config: bad values are errors naming the key") {
   CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
   CHECK(error_of(d, R"(, "rms_norm_eps": "small")").find("rms_norm_eps") != std::string::npos);
   CHECK(error_of(d, R"(, "tie_word_embeddings": 1)").find("tie_word_embeddings") != std::string::npos);
-  std::ofstream(d / "config.json") << R"({"architectures": ["MistralForCausalLM"], "vocab_size": 10})";
+  std::ofstream(d / "config.json") << R"({"architectures": ["Phi3ForCausalLM"], "vocab_size": 10})";
   try {
     read_llama_config(d / "config.json");
     FAIL("expected an error");
   } catch (const CompileError& e) {
-    CHECK(std::string(e.what()).find("MistralForCausalLM") != std::string::npos);
+    CHECK(std::string(e.what()).find("Phi3ForCausalLM") != std::string::npos);
   }
   std::ofstream(d / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64})";
   try {
@@ -161,10 +161,55 @@ TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys read and refused whe
   CHECK(error([](nlohmann::json& j) { j["layer_types"] = {"full_attention"}; }).find("one type per layer") !=
         std::string::npos);
   CHECK(error([](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("hidden_act") != std::string::npos);
+  // A hub Qwen2.5 config as transformers 4 wrote it (top-level rope_theta, rope_scaling null,
+  // use_mrope false, sliding_window set but off, torch_dtype) reads with nothing left over.
+  nlohmann::json hub = base;
+  for (const char* k : {"rope_parameters", "layer_types", "dtype"}) hub.erase(k);
+  hub["rope_theta"] = 1000000.0;
+  hub["rope_scaling"] = nullptr;
+  hub["use_mrope"] = false;
+  hub["sliding_window"] = 32768;
+  hub["max_window_layers"] = 21;
+  hub["torch_dtype"] = "bfloat16";
+  const LlamaConfig h = parse_llama_config(hub.dump(), "config.json");
+  CHECK(h.unmodeled.empty());
+  CHECK(h.rope.theta == 1000000.0);
+  hub["use_mrope"] = true;
+  CHECK(error([&](nlohmann::json& j) { j = hub; }).find("use_mrope") != std::string::npos);
   // LLaMA's bias switches are not Qwen2 keys: noted as unmodeled (and refused at compile time).
   nlohmann::json j = base;
   j["attention_bias"] = false;
   const auto unmodeled = parse_llama_config(j.dump(), "config.json").unmodeled;
   REQUIRE(unmodeled.size() == 1);
   CHECK(unmodeled[0].rfind("attention_bias", 0) == 0);
+}
+
+// MistralForCausalLM: LLaMA with a sliding window (MistralConfig's default 4096 when absent,
+// none when null). A window shorter than the compiled max-seq would change results: refused.
+TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq)") {
+  const std::string path = kiln::test::fixture("window_f32", "mistral") + "/config.json";
+  const LlamaConfig c = read_llama_config(path);
+  CHECK(c.architecture == "MistralForCausalLM");
+  CHECK(c.sliding_window == 4096);
+  CHECK(c.unmodeled.empty());
+  CHECK(read_llama_config(kiln::test::fixture("no_window_f32", "mistral") + "/config.json").sliding_window == 0);
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in);
+  j.erase("sliding_window");
+  CHECK(parse_llama_config(j.dump(), "config.json").sliding_window == 4096);
+  j["sliding_window"] = 0;
+  CHECK_THROWS_WITH_AS(parse_llama_config(j.dump(), "config.json"), doctest::Contains("sliding_window"),
+                       std::exception);
+  j["sliding_window"] = 16;
+  TempDir d;
+  kiln::test::copy_dir(kiln::test::fixture("window_f32", "mistral"), d / "m");
+  std::ofstream(d / "m/config.json") << j.dump();
+  CompileOptions o;
+  o.model_dir = d / "m";
+  o.output = d / "p.kplan";
+  o.max_seq = 32;
+  CHECK(kiln::test::compile_error(o).find("sliding_window = 16 is shorter than max-seq 32") != std::string::npos);
+  o.max_seq = 16;
+  o.chunk = 8;
+  CHECK(kiln::test::compile_error(o).empty());
 }

@@ -52,12 +52,14 @@ std::vector<int32_t> greedy(Context& c, const std::vector<int32_t>& prompt, int6
 
 }  // namespace
 
-TEST_CASE("parity: every LLaMA, Qwen2 and DeepSeek fixture matches transformers in f32 (logits and greedy tokens)") {
+TEST_CASE(
+    "parity: every LLaMA, Qwen2, Mistral and DeepSeek fixture matches transformers in f32 (logits and greedy tokens)") {
   std::vector<std::pair<std::string, std::string>> cases;
   for (const std::string& n : kiln::test::fixture_names("llama")) cases.push_back({"llama", n});
   for (const std::string& n : kiln::test::fixture_names("deepseek")) cases.push_back({"deepseek", n});
-  for (const std::string& n : kiln::test::fixture_names("qwen2")) cases.push_back({"qwen2", n});
-  REQUIRE(cases.size() >= 16);
+  for (const char* family : {"qwen2", "mistral"})
+    for (const std::string& n : kiln::test::fixture_names(family)) cases.push_back({family, n});
+  REQUIRE(cases.size() >= 18);
   TempDir d;
   for (const auto& fam_name : cases) {
     const std::string family = fam_name.first, name = fam_name.second;

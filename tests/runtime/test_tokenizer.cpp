@@ -182,7 +182,9 @@ TEST_CASE("tokenizer: real Mistral v3 and SmolLM2 tokenizers and their variants 
         }
       files.push_back({it.key(), std::move(v)});
     }
-    for (const auto& [key, file] : files) {
+    for (const auto& key_file : files) {
+      const std::string& key = key_file.first;  // (not a structured binding: CAPTURE needs a variable)
+      const nlohmann::json& file = key_file.second;
       CAPTURE(key);
       kiln::test::TempDir d;
       std::ofstream(d / "tokenizer.json") << file.dump();

@@ -55,11 +55,11 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   std::stringstream ss(s);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    if (item.find_first_not_of(" \t\n") == std::string::npos)
-      throw CompileError("--ids has an empty entry in '" + s + "'");
     std::stringstream words(item);  // "1 2 3" (as tokenize and --output-ids print ids) works too
     std::string word;
-    while (words >> word) ids.push_back(parse_id(word));
+    size_t n = 0;
+    for (; words >> word; ++n) ids.push_back(parse_id(word));
+    if (n == 0) throw CompileError("--ids has an empty entry in '" + s + "'");
   }
   if (ids.empty()) throw CompileError("--ids is empty: give at least one token id");
   return ids;
