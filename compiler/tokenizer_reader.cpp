@@ -14,6 +14,9 @@ using json = nlohmann::json;
 
 const char* kLlama3Pattern =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+// Qwen2's: LLaMA-3's with single digits.
+const char* kQwen2Pattern =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char* kGpt2Pattern = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 const std::string kSpace = "\xE2\x96\x81";
 // DeepSeek-V3's three splits (CR and LF written as regex escapes; see normalize_regex).
@@ -178,6 +181,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   for (const json& n : flatten(j.value("normalizer", json()), "normalizers")) {
     const std::string t = type_of(n);
     if (t == "Prepend" && text_of(n, "prepend", "") == kSpace) d->sp_prepend = true;
+    else if (t == "NFC") d->nfc = true;
     else if (t == "Replace" && n.contains("pattern") && text_of(n["pattern"], "String", "") == " " &&
              text_of(n, "content", "") == kSpace)
       sp_replace = true;
@@ -214,10 +218,18 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     }
   }
   if (splits.size() == 1 && splits[0] == kLlama3Pattern) d->split = TokenizerData::Split::kLlama3;
+  else if (splits.size() == 1 && splits[0] == kQwen2Pattern) d->split = TokenizerData::Split::kQwen2;
   else if (splits.size() == 1 && splits[0] == kGpt2Pattern) d->split = TokenizerData::Split::kGpt2;
   else if (splits == std::vector<std::string>{kDsDigits, kDsCjk, kDsMain}) d->split = TokenizerData::Split::kDeepseek;
   else if (!splits.empty())
-    fail("Split pattern is not one kiln knows (LLaMA-3, GPT-2 or DeepSeek-V3's three): " + splits[0].substr(0, 80));
+    fail("Split pattern is not one kiln knows (LLaMA-3, Qwen2, GPT-2 or DeepSeek-V3's three): " +
+         splits[0].substr(0, 80));
+  // HF splits normalized added tokens out of the normalized text; kiln splits all of them out of
+  // the raw text, which is the same unless a normalizer can change the text around them.
+  if (d->nfc)
+    for (const auto& a : d->added)
+      if (a.normalized)
+        fail("added token '" + a.content + "' is normalized, which kiln does not support with an NFC normalizer");
   if (byte_level) {
     d->kind = TokenizerData::Kind::kByteLevelBpe;
     if (sp_replace || d->sp_prepend) fail("mixes byte-level and SentencePiece-style settings");

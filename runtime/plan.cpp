@@ -513,7 +513,7 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
   // --- tokenizer (checked by Tokenizer::create: every id in range)
   if (const fb::Tokenizer* t = root->tokenizer()) {
     TokenizerData d;
-    if (t->kind() > 2 || t->split() > 3 || t->chat() > 2) return corrupt_plan("tokenizer kind is invalid");
+    if (t->kind() > 2 || t->split() > 4 || t->chat() > 2) return corrupt_plan("tokenizer kind is invalid");
     d.kind = TokenizerData::Kind(t->kind());
     d.split = TokenizerData::Split(t->split());
     if (t->vocab())
@@ -531,6 +531,7 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
     d.metaspace = t->metaspace();
     d.metaspace_split = t->metaspace_split();
     d.fuse_unk = t->fuse_unk();
+    d.nfc = t->nfc();
     d.decode_strip_space = t->decode_strip_space();
     if (t->added())
       for (const fb::AddedToken* a : *t->added()) {

@@ -44,7 +44,8 @@ size_t whitespace(const Cps& t, size_t i, bool newline_rule) {
 
 // LLaMA-3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 // ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-size_t llama3_match(const Cps& t, size_t i) {
+// (Qwen2's is the same with \p{N} for \p{N}{1,3}: max_digits 1.)
+size_t llama3_match(const Cps& t, size_t i, size_t max_digits) {
   if (size_t c = contraction(t, i, true)) return c;
   const uint32_t c0 = t.cp[i];
   const bool other0 = !is_newline(c0) && !is_letter(c0) && !is_number(c0);
@@ -55,7 +56,7 @@ size_t llama3_match(const Cps& t, size_t i) {
   }
   if (is_number(c0)) {
     size_t j = i;
-    while (j < t.n() && j - i < 3 && is_number(t.cp[j])) ++j;
+    while (j < t.n() && j - i < max_digits && is_number(t.cp[j])) ++j;
     return j - i;
   }
   auto symbol = [&](size_t k) { return k < t.n() && !is_space(t.cp[k]) && !is_letter(t.cp[k]) && !is_number(t.cp[k]); };

@@ -32,6 +32,8 @@ std::vector<uint32_t> nfc(const std::vector<uint32_t>& in);
 // CLIP's normalizer, as HF tokenizers runs it: NFC, every run of White_Space to one space, then
 // per-character lowercase. Invalid UTF-8 becomes U+FFFD first.
 std::string clip_normalize(std::string_view text);
+// NFC of the valid UTF-8 runs of s; bytes that are not UTF-8 are kept as they are.
+std::string nfc_utf8(std::string_view s);
 
 // A decoded view of the text: code points and their byte offsets.
 struct Cps {
@@ -44,7 +46,7 @@ struct Cps {
 // Pre-tokenizer matchers: the length in code points of the pattern's match at i.
 // LLaMA-3 and GPT-2 always match; CLIP's returns 0 at whitespace (which its Split removes), the
 // DeepSeek-V3 ones 0 where their regex does not match (the text there stays a gap).
-size_t llama3_match(const Cps& t, size_t i);
+size_t llama3_match(const Cps& t, size_t i, size_t max_digits = 3);
 size_t gpt2_match(const Cps& t, size_t i);
 size_t clip_match(const Cps& t, size_t i);
 size_t ds_digits(const Cps& t, size_t i);

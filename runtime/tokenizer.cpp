@@ -330,6 +330,11 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) const
 
 void Tokenizer::encode_segment(std::string_view text, bool first_segment, std::vector<int32_t>* out) const {
   if (text.empty()) return;
+  std::string normalized;
+  if (d_.nfc) {  // HF normalizes each segment between added tokens
+    normalized = nfc_utf8(text);
+    text = normalized;
+  }
   if (d_.kind == TokenizerData::Kind::kSentencePieceBpe) {
     std::string s = replace_all(text, " ", kSpace);
     // The Prepend normalizer always prepends; the Metaspace pre-tokenizer only where no "▁" leads.
@@ -363,7 +368,9 @@ void Tokenizer::encode_segment(std::string_view text, bool first_segment, std::v
   }
   const Cps t(text);
   for (size_t i = 0; i < t.n();) {
-    size_t len = d_.split == TokenizerData::Split::kLlama3 ? llama3_match(t, i) : gpt2_match(t, i);
+    size_t len = d_.split == TokenizerData::Split::kLlama3  ? llama3_match(t, i)
+                 : d_.split == TokenizerData::Split::kQwen2 ? llama3_match(t, i, 1)
+                                                            : gpt2_match(t, i);
     if (len == 0) len = 1;  // unreachable for these patterns; never loop forever
     bpe_word(text.substr(t.off[i], t.off[i + len] - t.off[i]), out);
     i += len;

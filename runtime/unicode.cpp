@@ -133,6 +133,29 @@ void append_utf8(uint32_t c, std::string* s) {
   }
 }
 
+std::string nfc_utf8(std::string_view s) {
+  if (std::all_of(s.begin(), s.end(), [](char c) { return uint8_t(c) < 0x80; })) return std::string(s);  // ASCII: NFC
+  std::string out;
+  std::vector<uint32_t> run;
+  auto flush = [&]() {
+    for (uint32_t c : nfc(run)) append_utf8(c, &out);
+    run.clear();
+  };
+  for (size_t i = 0; i < s.size();) {
+    size_t len;
+    const uint32_t c = next_cp(s, i, &len);
+    if (c == kInvalid) {
+      flush();
+      out.append(s.substr(i, len));
+    } else {
+      run.push_back(c);
+    }
+    i += len;
+  }
+  flush();
+  return out;
+}
+
 std::string clip_normalize(std::string_view text) {
   std::vector<uint32_t> cps;
   for (size_t i = 0; i < text.size();) {

@@ -13,7 +13,8 @@ struct TokenizerData {
   enum class Kind : uint8_t { kByteLevelBpe = 0, kSentencePieceBpe = 1, kClipBpe = 2 };
   // Pre-tokenizer: one split pattern, or DeepSeek-V3's sequence of three isolating splits
   // (digit runs of up to 3, CJK/kana runs, then its main pattern).
-  enum class Split : uint8_t { kNone = 0, kLlama3 = 1, kGpt2 = 2, kDeepseek = 3 };
+  // Qwen2: LLaMA-3's pattern with single digits (\p{N} for \p{N}{1,3}).
+  enum class Split : uint8_t { kNone = 0, kLlama3 = 1, kGpt2 = 2, kDeepseek = 3, kQwen2 = 4 };
   enum class Chat : uint8_t { kNone = 0, kLlama3 = 1, kDeepseek = 2 };
   struct Added {
     int32_t id = 0;
@@ -33,6 +34,7 @@ struct TokenizerData {
   bool metaspace = false;           //   ... a Metaspace pre-tokenizer: prepend only where no "▁" leads
   bool metaspace_split = false;     //   ... and split the text before every "▁" (Metaspace split)
   bool fuse_unk = false;            // a run of unknown characters is one unk token
+  bool nfc = false;                 // an NFC normalizer runs on each text segment first
   bool decode_strip_space = false;  // SentencePiece decoder: strip one leading space
   std::vector<Added> added;
   int32_t bos_id = -1, eos_id = -1;

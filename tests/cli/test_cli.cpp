@@ -312,6 +312,25 @@ TEST_CASE("cli: tokenize and detokenize give HF's ids and text through a compile
     CAPTURE(cases[i]["text"].get<std::string>());
     CHECK(got[i] == cases[i]["ids_special"]);
   }
+  // Qwen2's real tokenizer (NFC, single-digit split, 151,643 tokens plus added ones) likewise.
+  {
+    TempDir q;
+    kiln::test::write_tiny_llama_with_tokenizer(q.path(), "real_tokenizers/qwen2", 151936);
+    std::string qout;
+    REQUIRE_MESSAGE(
+        kiln::test::run_command(kCli + " compile " + q.path() + " -o " + (q / "q.kplan") + " --max-seq 16", &qout) == 0,
+        qout);
+    std::ifstream qin(kiln::test::fixtures_root() + "/real_tokenizers/qwen2/cases.json");
+    const nlohmann::json qcases = nlohmann::json::parse(qin);
+    nlohmann::json qtexts = nlohmann::json::array();
+    for (const auto& c : qcases) qtexts.push_back(c["text"]);
+    std::ofstream(q / "texts.json") << qtexts.dump();
+    REQUIRE(kiln::test::run_command(kCli + " tokenize " + (q / "q.kplan") + " --file " + (q / "texts.json") + " --json",
+                                    &qout) == 0);
+    const nlohmann::json qgot = nlohmann::json::parse(qout);
+    REQUIRE(qgot.size() == qcases.size());
+    for (size_t i = 0; i < qcases.size(); ++i) CHECK(qgot[i] == qcases[i]["ids_special"]);
+  }
   // One prompt; one per line; without BOS.
   REQUIRE(kiln::test::run_command(kCli + " tokenize " + plan + " -p ' Hello'", &out) == 0);
   CHECK(out == "1 23325\n");                                         // HF: [1, 23325] (▁Hello), not ▁ then ▁Hello

