@@ -143,29 +143,19 @@ def bootstrap():
         if subprocess.run([py, "-c", SMOKE]).returncode != 0:
             print("import torch failed without CUDA deps; installing full torch deps", flush=True)
             _run(pip + find_links + [TORCH_PIN])
-    peft_ok = subprocess.run([py, "-c", "import peft, accelerate; assert peft.__version__ == %r; "
-                              "assert accelerate.__version__ == %r"
-                              % (PEFT_PINS[0].split("==")[1], PEFT_PINS[1].split("==")[1])],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    if not peft_ok:
-        _run(pip + ["--no-deps"] + PEFT_PINS)
-    tok_ok = subprocess.run([py, "-c", "import tokenizers; assert tokenizers.__version__ == %r"
-                             % TOKENIZERS_PIN.split("==")[1]],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    if not tok_ok:
-        _run(pip + ["--no-deps", TOKENIZERS_PIN])
-    diffusers_ok = subprocess.run([py, "-c", "import diffusers, PIL, requests, importlib_metadata, regex; "
-                                   "assert diffusers.__version__ == %r; assert PIL.__version__ == %r"
-                                   % (DIFFUSERS_PINS[0].split("==")[1], DIFFUSERS_PINS[1].split("==")[1])],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    if not diffusers_ok:
-        _run(pip + ["--no-deps"] + DIFFUSERS_PINS)
-    convert_ok = subprocess.run([py, "-c", "import sentencepiece, google.protobuf, gguf; "
-                                 "assert sentencepiece.__version__ == %r; assert gguf.__version__ == %r"
-                                 % (CONVERT_PINS[0].split("==")[1], CONVERT_PINS[2].split("==")[1])],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    if not convert_ok:
-        _run(pip + ["--no-deps"] + CONVERT_PINS)
+    def ensure(check, pins):  # installs pins --no-deps unless the check passes in the venv
+        if subprocess.run([py, "-c", check], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            _run(pip + ["--no-deps"] + pins)
+
+    ensure("import peft, accelerate; assert peft.__version__ == %r; assert accelerate.__version__ == %r"
+           % (PEFT_PINS[0].split("==")[1], PEFT_PINS[1].split("==")[1]), PEFT_PINS)
+    ensure("import tokenizers; assert tokenizers.__version__ == %r" % TOKENIZERS_PIN.split("==")[1], [TOKENIZERS_PIN])
+    ensure("import diffusers, PIL, requests, importlib_metadata, regex; assert diffusers.__version__ == %r; "
+           "assert PIL.__version__ == %r" % (DIFFUSERS_PINS[0].split("==")[1], DIFFUSERS_PINS[1].split("==")[1]),
+           DIFFUSERS_PINS)
+    ensure("import importlib.metadata as m, sentencepiece, google.protobuf, gguf; "
+           "assert [m.version(p.split('==')[0]) for p in %r] == [p.split('==')[1] for p in %r]"
+           % (CONVERT_PINS, CONVERT_PINS), CONVERT_PINS)
     _run([py, "-c", SMOKE])
     _run([py, "-c", "import peft; print('peft', peft.__version__)"])
     os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:] + ["--in-venv"])
