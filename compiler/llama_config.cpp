@@ -33,7 +33,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.intermediate_size = r.pos_int("intermediate_size", true);
   c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
   c.num_attention_heads = r.pos_int("num_attention_heads", true);
-  c.num_key_value_heads = r.pos_int("num_key_value_heads", false, c.num_attention_heads);
+  // Absent: the config class's default (MistralConfig 8, Qwen2Config 32); null: one per head.
+  const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
+                             : mistral                         ? 8
+                             : qwen2                           ? 32
+                                                               : c.num_attention_heads;
+  c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     r.fail("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) + ") must divide num_attention_heads (" +
                                       std::to_string(c.num_attention_heads) + ")");

@@ -217,6 +217,8 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       fail("pre-tokenizer '" + t + "' is not supported");
     }
   }
+  if (!splits.empty() && d->split == TokenizerData::Split::kGpt2)  // set by ByteLevel's use_regex
+    fail("a Split pre-tokenizer followed by ByteLevel with use_regex true (two splits) is not supported");
   if (splits.size() == 1 && splits[0] == kLlama3Pattern) d->split = TokenizerData::Split::kLlama3;
   else if (splits.size() == 1 && splits[0] == kQwen2Pattern) d->split = TokenizerData::Split::kQwen2;
   else if (splits.size() == 1 && splits[0] == kGpt2Pattern) d->split = TokenizerData::Split::kGpt2;

@@ -345,8 +345,11 @@ TEST_CASE("cli: tokenize and detokenize give HF's ids and text through a compile
   REQUIRE(kiln::test::run_command(kCli + " detokenize " + plan + " --ids 1,23325", &out) == 0);
   CHECK(spaced == out);
   CHECK(out.find("Hello\n") != std::string::npos);
-  CHECK(kiln::test::run_command(kCli + " detokenize " + plan + " --ids '1, ,2'", &out) != 0);
-  CHECK(out.find("empty entry") != std::string::npos);
+  for (const char* bad : {"'1, ,2'", "1,2,", "' 1, 2 , '"}) {
+    CAPTURE(std::string(bad));
+    CHECK(kiln::test::run_command(kCli + " detokenize " + plan + " --ids " + bad, &out) != 0);
+    CHECK(out.find("empty entry") != std::string::npos);
+  }
   // detokenize: the text HF decodes, as a JSON string so newlines survive.
   for (size_t i = 0; i < cases.size(); i += 37) {
     std::string ids;

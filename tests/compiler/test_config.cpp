@@ -197,6 +197,14 @@ TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq
   nlohmann::json j = nlohmann::json::parse(in);
   j.erase("sliding_window");
   CHECK(parse_llama_config(j.dump(), "config.json").sliding_window == 4096);
+  {  // num_key_value_heads: absent is MistralConfig's 8, null one per head
+    nlohmann::json k = j;
+    k["num_attention_heads"] = 16;
+    k.erase("num_key_value_heads");
+    CHECK(parse_llama_config(k.dump(), "config.json").num_key_value_heads == 8);
+    k["num_key_value_heads"] = nullptr;
+    CHECK(parse_llama_config(k.dump(), "config.json").num_key_value_heads == 16);
+  }
   j["sliding_window"] = 0;
   CHECK_THROWS_WITH_AS(parse_llama_config(j.dump(), "config.json"), doctest::Contains("sliding_window"),
                        std::exception);

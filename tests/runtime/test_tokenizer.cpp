@@ -215,6 +215,22 @@ TEST_CASE("tokenizer: real Mistral v3, SmolLM2 and Qwen2 tokenizers and their va
       if (key != "ids") CHECK(differs > 0);  // each variant changes some case
     }
     MESSAGE(family << ": " << cs.size() << " cases identical to HF, and " << variants.size() << " variants");
+    if (family == "qwen2") {
+      // NFC runs on the text between added tokens, never across one: ">" + U+0338 would compose
+      // to U+226F and swallow the end of <|im_end|> if the whole text were normalized first.
+      TokenizerData td;
+      std::string tmpl;
+      REQUIRE(read_hf_tokenizer(dir, &td, &tmpl));
+      int32_t im_end = -1;
+      for (const auto& a : td.added)
+        if (a.content == "<|im_end|>") im_end = a.id;
+      REQUIRE(im_end >= 0);
+      auto t = Tokenizer::create(std::move(td));
+      REQUIRE(t.is_ok());
+      const auto ids = t.value()->encode("<|im_end|>\xCC\xB8", false);
+      REQUIRE(!ids.empty());
+      CHECK(ids[0] == im_end);
+    }
   }
 }
 
@@ -270,6 +286,13 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
          j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", 3}};
        },
        "prepend_scheme '' is not one of"},
+      {"Split then ByteLevel with use_regex",
+       [](nlohmann::json& j) { j["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = true; }, "(two splits)"},
+      {"NFC with a normalized added token",
+       [](nlohmann::json& j) {
+         j["normalizer"] = {{"type", "NFC"}};
+       },
+       "added token '<tool>' is normalized"},
       {"Split with Metaspace",
        [](nlohmann::json& j) {
          j["pre_tokenizer"]["pretokenizers"][1] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}};

@@ -61,6 +61,8 @@ std::vector<int32_t> parse_ids(const std::string& s) {
     for (; words >> word; ++n) ids.push_back(parse_id(word));
     if (n == 0) throw CompileError("--ids has an empty entry in '" + s + "'");
   }
+  const size_t last = s.find_last_not_of(" \t\r\n");
+  if (last != std::string::npos && s[last] == ',') throw CompileError("--ids has an empty entry in '" + s + "'");
   if (ids.empty()) throw CompileError("--ids is empty: give at least one token id");
   return ids;
 }
