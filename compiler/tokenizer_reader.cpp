@@ -5,6 +5,7 @@
 #include "compiler/error.h"
 #include "compiler/json_util.h"
 #include "compiler/safetensors.h"  // path_exists: a FIFO there is refused by name, not skipped
+#include "runtime/text.h"          // byte_alphabet: GPT-2's byte ↔ unicode mapping
 
 namespace kiln {
 
@@ -238,16 +239,10 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     // byte_fallback never fires where every byte has its token (files that set it anyway exist);
     // with bytes missing HF would look up <0xXX> for the bytes of their stand-in characters.
     if (d->byte_fallback) {
-      for (int b = 0, extra = 0; b < 256; ++b) {
-        const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-        const uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + extra++);  // GPT-2's byte alphabet
-        std::string u;
-        if (cp < 0x80) u += char(cp);
-        else u += {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
-        if (!ids.count(u))
+      for (int b = 0; b < 256; ++b)
+        if (!ids.count(text::byte_alphabet().enc[b]))
           fail("BPE byte_fallback with a ByteLevel pre-tokenizer and no token for byte " + std::to_string(b) +
                " is not supported");
-      }
       d->byte_fallback = false;
     }
   } else if (sp_replace) {
