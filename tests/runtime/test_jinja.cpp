@@ -1,0 +1,119 @@
+// The chat-template interpreter (runtime/jinja.cpp) against transformers: every real template
+// in tests/fixtures/chat_templates rendered for every conversation exactly as
+// render_jinja_template rendered it (or failing where it failed), the subset's small cases
+// likewise, and the limits that keep a hostile template from hanging or exhausting memory.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "runtime/jinja.h"
+#include "tests/test_util.h"
+
+using kiln::jinja::Limits;
+using kiln::jinja::Template;
+using kiln::jinja::Value;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  REQUIRE_MESSAGE(f.good(), "cannot open " << path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string chat_dir() { return kiln::test::fixtures_root() + "/chat_templates"; }
+
+Value to_value(const json& j) {
+  auto v = kiln::jinja::parse_json(j.dump());
+  REQUIRE(v.is_ok());
+  return v.take();
+}
+
+std::tm fixed_now(const json& now) {
+  std::tm tm{};
+  tm.tm_year = now[0].get<int>() - 1900;
+  tm.tm_mon = now[1].get<int>() - 1;
+  tm.tm_mday = now[2].get<int>();
+  tm.tm_hour = now[3].get<int>();
+  tm.tm_min = now[4].get<int>();
+  tm.tm_sec = now[5].get<int>();
+  std::tm copy = tm;
+  timegm(&copy);  // fills the weekday and the day of the year
+  tm.tm_wday = copy.tm_wday;
+  tm.tm_yday = copy.tm_yday;
+  return tm;
+}
+
+kiln::Result<std::string> render(const std::string& src, const Value& ctx, const std::tm* now,
+                                 const Limits& lim = Limits()) {
+  auto t = Template::parse(src);
+  if (!t.is_ok()) return t.status();
+  return t.value().render(ctx, lim, now);
+}
+
+}  // namespace
+
+TEST_CASE("jinja: the subset's constructs render as transformers' Jinja environment renders them") {
+  const json doc = json::parse(read_text(chat_dir() + "/jinja_cases.json"));
+  const std::tm now = fixed_now(doc["now"]);
+  int rendered = 0, refused = 0;
+  for (const json& c : doc["cases"]) {
+    const std::string tmpl = c["template"].get<std::string>();
+    CAPTURE(tmpl);
+    auto r = render(tmpl, to_value(c["context"]), &now);
+    if (c.contains("expected")) {
+      REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+      CHECK(r.value() == c["expected"].get<std::string>());
+      ++rendered;
+    } else {
+      CAPTURE(c["error"].get<std::string>());
+      CHECK_FALSE(r.is_ok());
+      if (!r.is_ok()) CHECK(r.status().message().rfind("chat template: ", 0) == 0);
+      ++refused;
+    }
+  }
+  CHECK(rendered > 80);
+  CHECK(refused > 20);
+}
+
+TEST_CASE("jinja: real chat templates render byte-identical to transformers' render_jinja_template") {
+  const json doc = json::parse(read_text(chat_dir() + "/cases.json"));
+  const std::tm now = fixed_now(doc["now"]);
+  std::map<std::string, kiln::Result<Template>> parsed;
+  int rendered = 0, errors = 0;
+  for (const json& c : doc["cases"]) {
+    const std::string name = c["template"].get<std::string>();
+    const std::string conv = c["conversation"].get<std::string>();
+    const bool agp = c["add_generation_prompt"].get<bool>();
+    CAPTURE(name);
+    CAPTURE(conv);
+    CAPTURE(agp);
+    auto it = parsed.find(name);
+    if (it == parsed.end())
+      it = parsed.emplace(name, Template::parse(read_text(chat_dir() + "/templates/" + name + ".jinja"))).first;
+    REQUIRE_MESSAGE(it->second.is_ok(), it->second.status().message());
+    const Value ctx = kiln::jinja::chat_context(to_value(doc["conversations"][conv]), agp, to_value(c["context"]));
+    auto r = it->second.value().render(ctx, Limits(), &now);
+    if (c.contains("expected")) {
+      REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+      CHECK(r.value() == c["expected"].get<std::string>());
+      if (r.value() != c["expected"].get<std::string>() && getenv("JDEBUG")) {
+        std::ofstream("/tmp/j_got.txt") << r.value();
+        std::ofstream("/tmp/j_exp.txt") << c["expected"].get<std::string>();
+      }
+      ++rendered;
+    } else {
+      CAPTURE(c["error"].get<std::string>());
+      CHECK_FALSE(r.is_ok());
+      ++errors;
+    }
+  }
+  CHECK(parsed.size() >= 90);
+  CHECK(rendered > 1000);
+  CHECK(errors > 0);
+}
