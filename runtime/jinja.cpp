@@ -3309,7 +3309,14 @@ Value chat_context(const Value& messages, bool add_generation_prompt, const Valu
   Value msgs = messages;
   if (messages.is_list()) {
     List out;
-    for (const Value& m : messages.items()) {
+    for (const Value& raw : messages.items()) {
+      Value m = raw;  // apply_chat_template drops the keys whose value is None
+      if (raw.is_dict() && std::any_of(raw.entries().items.begin(), raw.entries().items.end(),
+                                       [](const auto& e) { return e.second.is_none(); })) {
+        m = Value::dict();
+        for (const auto& [k, v] : raw.entries().items)
+          if (!v.is_none()) m.set(k, v);
+      }
       const Value* reasoning = nullptr;
       for (const char* k : {"reasoning_content", "thinking", "reasoning"})
         if (m.is_dict() && !reasoning && m.find(k) && !m.find(k)->is_none()) reasoning = m.find(k);

@@ -141,8 +141,9 @@ class Template {
   std::vector<std::string> unknown_;
 };
 
-// The variables transformers' apply_chat_template gives a template: `messages` (each dict's
-// reasoning also under "thinking" and "reasoning_content", as transformers aliases it), `tools`
+// The variables transformers' apply_chat_template gives a template: `messages` (keys whose
+// value is None dropped; a message's reasoning also under "thinking" and "reasoning_content",
+// as transformers aliases it), `tools`
 // and `documents` (None unless `extra` sets them), `add_generation_prompt`, then every key of
 // `extra` (a dict: the special tokens, the caller's own keyword arguments).
 Value chat_context(const Value& messages, bool add_generation_prompt, const Value& extra);

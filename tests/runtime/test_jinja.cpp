@@ -102,10 +102,6 @@ TEST_CASE("jinja: real chat templates render byte-identical to transformers' ren
     if (c.contains("expected")) {
       REQUIRE_MESSAGE(r.is_ok(), r.status().message());
       CHECK(r.value() == c["expected"].get<std::string>());
-      if (r.value() != c["expected"].get<std::string>() && getenv("JDEBUG")) {
-        std::ofstream("/tmp/j_got.txt") << r.value();
-        std::ofstream("/tmp/j_exp.txt") << c["expected"].get<std::string>();
-      }
       ++rendered;
     } else {
       CAPTURE(c["error"].get<std::string>());
@@ -114,6 +110,6 @@ TEST_CASE("jinja: real chat templates render byte-identical to transformers' ren
     }
   }
   CHECK(parsed.size() >= 90);
-  CHECK(rendered > 1000);
+  CHECK(rendered > 1100);
   CHECK(errors > 0);
 }
