@@ -58,7 +58,10 @@ CompileSummary compile_model(const CompileOptions& o) {
   if (g.tokenizer)
     s.tokenizer = std::string(tokenizer_kind_name(g.tokenizer->kind)) + ", " +
                   std::to_string(g.tokenizer->vocab.size()) + " tokens, " + std::to_string(g.tokenizer->merges.size()) +
-                  " merges" + (g.tokenizer->chat != TokenizerData::Chat::kNone ? ", chat template recognized" : "");
+                  " merges" +
+                  (g.tokenizer->chat == TokenizerData::Chat::kJinja
+                       ? ", chat template (" + std::to_string(g.tokenizer->chat_template.size()) + " bytes of Jinja)"
+                       : ", no chat template");
   s.weights_bytes = g.weight_bytes;
   s.arena_bytes = g.arena_bytes;
   s.kv_bytes = g.kv_bytes + g.request_bytes;

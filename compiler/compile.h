@@ -20,6 +20,7 @@ struct CompileOptions {
   std::string target = "all";         // "cpu", "cuda" (sm_90) or "all"
   bool allow_unknown_config = false;  // config keys kiln does not model: noted in the plan, not refused
   bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists
+  bool no_chat_template = false;      // embed the tokenizer without its chat template
   std::function<void(uint64_t done, uint64_t total)> progress;  // weight bytes written so far
   // Diffusion pipelines (a folder with model_index.json) only; 0 / "" = the defaults noted.
   int64_t height = 0, width = 0;  // pixels; 0 = the UNet's sample_size × the VAE factor

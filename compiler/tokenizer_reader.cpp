@@ -75,17 +75,21 @@ bool flag(const json& j, const char* k, bool def = false) {
 
 }  // namespace
 
-bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* chat_template) {
+bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* notes, bool with_chat_template) {
   const std::string path = dir + "/tokenizer.json";
   if (!path_exists(path)) return false;
   const std::string cfg_path = dir + "/tokenizer_config.json";
-  parse_hf_tokenizer(read_text_file(path), path_exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d,
-                     chat_template);
+  const std::string jinja_path = dir + "/chat_template.jinja";
+  const bool has_jinja = with_chat_template && path_exists(jinja_path);
+  const std::string jinja = has_jinja ? read_text_file(jinja_path) : "";
+  parse_hf_tokenizer(read_text_file(path), path_exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d, notes,
+                     has_jinja ? &jinja : nullptr, with_chat_template);
   return true;
 }
 
 void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json, const std::string& path,
-                        TokenizerData* d, std::string* chat_template) {
+                        TokenizerData* d, std::string* notes, const std::string* chat_template_jinja,
+                        bool with_chat_template) {
   const json j = parse_json_limited(tokenizer_json.data(), tokenizer_json.data() + tokenizer_json.size(), path);
   auto fail = [&](const std::string& m) -> void { throw CompileError(path + ": " + m); };
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail("has no model object");
@@ -290,18 +294,38 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     if (id_of(s) >= 0) d->stop_ids.push_back(id_of(s));
   if (d->eos_id >= 0 && std::find(d->stop_ids.begin(), d->stop_ids.end(), d->eos_id) == d->stop_ids.end())
     d->stop_ids.push_back(d->eos_id);
-  chat_template->clear();
-  if (cfg.contains("chat_template")) {
-    if (cfg["chat_template"].is_string()) *chat_template = cfg["chat_template"].get<std::string>();
+  // --- the chat template and the special tokens it sees (transformers' special_tokens_map)
+  if (!with_chat_template) return;
+  std::string tmpl;
+  std::string where = "tokenizer_config.json";
+  if (chat_template_jinja) {
+    tmpl = *chat_template_jinja;
+    where = "chat_template.jinja";
+  } else if (cfg.contains("chat_template")) {
+    if (cfg["chat_template"].is_string()) tmpl = cfg["chat_template"].get<std::string>();
     else if (cfg["chat_template"].is_array())
       for (const json& t : cfg["chat_template"])
         if (text_of(t, "name", "") == "default" && t.contains("template") && t["template"].is_string())
-          *chat_template = t["template"].get<std::string>();
+          tmpl = t["template"].get<std::string>();
   }
-  const std::string& ct = *chat_template;
-  if (ct.find("<|start_header_id|>") != std::string::npos && ct.find("<|eot_id|>") != std::string::npos)
-    d->chat = TokenizerData::Chat::kLlama3;
-  else if (ct.find("<\xEF\xBD\x9CUser\xEF\xBD\x9C>") != std::string::npos) d->chat = TokenizerData::Chat::kDeepseek;
+  if (tmpl.empty()) return;
+  auto parsed = jinja::Template::parse(tmpl);
+  if (!parsed.is_ok())
+    throw CompileError(path + " (" + where + "): " + parsed.status().message() +
+                       "; compile with --no-chat-template to leave the template out");
+  for (const std::string& u : parsed.value().unknown_names())
+    if (notes)
+      *notes += std::string(notes->empty() ? "" : "; ") + "the chat template names the " + u +
+                ", which neither transformers nor kiln defines: a conversation that reaches it fails in both";
+  json vars = json::object();
+  for (const char* k : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
+    if (cfg.contains(k) && !cfg[k].is_null()) {
+      const std::string text = token_text(cfg, k);
+      if (cfg[k].is_string() || !text.empty()) vars[k] = text;
+    }
+  d->chat = TokenizerData::Chat::kJinja;
+  d->chat_template = std::move(tmpl);
+  d->chat_vars = vars.dump();
 }
 
 }  // namespace kiln

@@ -10,12 +10,18 @@
 
 namespace kiln {
 
-// False when the folder has no tokenizer.json. *chat_template receives tokenizer_config.json's
-// template (or ""); the recognized format goes to data->chat.
-bool read_hf_tokenizer(const std::string& model_dir, TokenizerData* data, std::string* chat_template);
-// The same from the two files' texts (`path` names tokenizer.json in errors).
+// False when the folder has no tokenizer.json. The chat template (chat_template.jinja where the
+// folder has one, as transformers prefers it, else tokenizer_config.json's) is parsed by the
+// runtime's Jinja interpreter and kept with the special tokens it sees (data->chat_template,
+// chat_vars); a template outside the interpreter's subset is a CompileError naming the
+// construct. *notes (may be null) receives remarks for the compile summary.
+bool read_hf_tokenizer(const std::string& model_dir, TokenizerData* data, std::string* notes,
+                       bool with_chat_template = true);
+// The same from the files' texts (`path` names tokenizer.json in errors; chat_template_jinja,
+// when not null, is chat_template.jinja's text).
 void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json, const std::string& path,
-                        TokenizerData* data, std::string* chat_template);
+                        TokenizerData* data, std::string* notes, const std::string* chat_template_jinja = nullptr,
+                        bool with_chat_template = true);
 
 // A diffusers pipeline's CLIP tokenizer folder (vocab.json, merges.txt, tokenizer_config.json
 // and/or special_tokens_map.json, as the hub ships them); false when vocab.json is absent.

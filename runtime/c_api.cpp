@@ -325,6 +325,33 @@ kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, co
   }
 }
 
+kiln_status kiln_chat_render(const kiln_plan* plan, const char* json, int add_generation_prompt, char* buf, size_t cap,
+                             size_t* len_out, kiln_error* err) {
+  if (!plan || !json) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and json must not be null");
+  const kiln::Tokenizer* t = plan->plan->tokenizer();
+  if (!t) return fail(err, KILN_ERR_UNSUPPORTED, "this plan has no tokenizer (compiled with --no-tokenizer?)");
+  try {
+    auto doc = kiln::jinja::parse_json(json);
+    if (!doc.is_ok()) return fail(err, KILN_ERR_INVALID_ARGUMENT, "the conversation: " + doc.status().message());
+    kiln::jinja::Value messages = doc.value(), vars;
+    if (doc.value().is_dict()) {
+      vars = kiln::jinja::Value::dict();
+      messages = kiln::jinja::Value();
+      for (const auto& [k, v] : doc.value().entries().items) {
+        if (k.is_string() && k.as_string() == "messages") messages = v;
+        else vars.set(k, v);
+      }
+      if (messages.is_undefined())
+        return fail(err, KILN_ERR_INVALID_ARGUMENT, "the conversation object has no \"messages\"");
+    }
+    auto p = t->render_chat(messages, add_generation_prompt != 0, vars);
+    if (!p.is_ok()) return report(err, p.status());
+    return copy_text(p.value(), buf, cap, len_out, err);
+  } catch (const std::exception&) {
+    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  }
+}
+
 kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err) {
   if (!plan || !out) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and out must not be null");
   *out = nullptr;

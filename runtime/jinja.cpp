@@ -628,6 +628,10 @@ class JsonReader {
     if (lit("true")) return Value::boolean(true);
     if (lit("false")) return Value::boolean(false);
     if (lit("null")) return Value::none();
+    // Python's json reads these too (and writes them for inf and nan)
+    if (lit("NaN")) return Value::number(std::nan(""));
+    if (lit("Infinity")) return Value::number(HUGE_VAL);
+    if (lit("-Infinity")) return Value::number(-HUGE_VAL);
     const size_t start = i_;
     if (s_[i_] == '-') ++i_;
     bool is_float = false;
@@ -1113,7 +1117,7 @@ class Parser {
     while (true) {
       const Token& t = cur();
       if (t.t == Tok::kEof) {
-        if (!ends.empty()) fail(t.line, "unexpected end of template, expected '" + ends[0] + "'");
+        if (!ends.empty()) fail(t.line, "unexpected end of template, expected '" + ends.back() + "'");
         *ended = "";
         return body;
       }

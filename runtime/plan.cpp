@@ -513,7 +513,8 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
   // --- tokenizer (checked by Tokenizer::create: every id in range)
   if (const fb::Tokenizer* t = root->tokenizer()) {
     TokenizerData d;
-    if (t->kind() > 2 || t->split() > 4 || t->chat() > 2) return corrupt_plan("tokenizer kind is invalid");
+    if (t->kind() > 2 || t->split() > 4 || (t->chat() != 0 && t->chat() != 3))
+      return corrupt_plan("tokenizer kind is invalid");
     d.kind = TokenizerData::Kind(t->kind());
     d.split = TokenizerData::Split(t->split());
     if (t->vocab())
@@ -545,7 +546,8 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
     d.add_bos = t->add_bos();
     d.stop_ids = vec<int32_t>(t->stop_ids());
     d.chat = TokenizerData::Chat(t->chat());
-    chat_template_ = str(t->chat_template());
+    d.chat_template = str(t->chat_template());
+    d.chat_vars = str(t->chat_vars());
     auto tok = Tokenizer::create(std::move(d));
     if (!tok.is_ok()) return corrupt_plan(tok.status().message());
     tokenizer_ = tok.take();

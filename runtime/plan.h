@@ -68,7 +68,6 @@ class Plan {
   const std::vector<AdapterInfo>& adapters() const { return adapters_; }
   // The embedded tokenizer, or null (plans compiled with --no-tokenizer or without tokenizer.json).
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
-  const std::string& chat_template() const { return chat_template_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::vector<SegmentInfo>& segments() const { return segments_; }
   // The op of each entry of the plan's kernel table (LaunchInfo::kernel indexes it).
@@ -99,7 +98,6 @@ class Plan {
   std::vector<TargetInfo> targets_;
   std::vector<AdapterInfo> adapters_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::string chat_template_;
   std::vector<TensorInfo> tensors_;
   std::vector<SegmentInfo> segments_;
   std::vector<const OpDef*> kernels_;

@@ -17,7 +17,7 @@ namespace kiln {
 
 constexpr char kPlanMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};
 constexpr uint32_t kPlanFormatVersion = 1;  // the container layout (this header)
-constexpr uint32_t kSchemaVersion = 4;      // Plan.schema_version: what the FlatBuffer holds
+constexpr uint32_t kSchemaVersion = 5;      // Plan.schema_version: what the FlatBuffer holds
 constexpr uint64_t kSegmentAlignment = 4096;
 constexpr uint64_t kArenaAlignment = 256;
 // The most memory a plan may ask for besides its weights (arena, KV cache, state, workspace and

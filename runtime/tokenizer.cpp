@@ -145,7 +145,23 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     return bad("a CLIP tokenizer needs bos, eos and pad ids");
   for (int32_t id : d.stop_ids)
     if (!ok_id(id)) return bad("a stop id is out of range");
+  std::shared_ptr<const jinja::Template> chat;
+  jinja::Value chat_vars = jinja::Value::dict();
+  if (d.chat == TokenizerData::Chat::kJinja) {
+    auto tmpl = jinja::Template::parse(d.chat_template);
+    if (!tmpl.is_ok()) return bad(tmpl.status().message());
+    chat = std::make_shared<const jinja::Template>(tmpl.take());
+    if (!d.chat_vars.empty()) {
+      auto vars = jinja::parse_json(d.chat_vars);
+      if (!vars.is_ok() || !vars.value().is_dict()) return bad("the chat template's variables are not a JSON object");
+      chat_vars = vars.take();
+    }
+  } else if (!d.chat_template.empty() || !d.chat_vars.empty()) {
+    return bad("a chat template without the Jinja chat format");
+  }
   std::unique_ptr<Tokenizer> t(new Tokenizer(std::move(d)));
+  t->chat_ = std::move(chat);
+  t->chat_vars_ = std::move(chat_vars);
   const TokenizerData& td = t->d_;
   const ByteAlphabet& ab = byte_alphabet();
   t->ids_.reserve(td.vocab.size());
@@ -563,37 +579,31 @@ std::string Tokenizer::Stream::finish() {
 }
 
 Result<std::string> Tokenizer::chat_prompt(const std::vector<std::pair<std::string, std::string>>& messages) const {
-  auto trim = [](const std::string& s) {
-    const size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
-    return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-  };
-  std::string p;
-  switch (d_.chat) {
-    case TokenizerData::Chat::kLlama3:
-      p = d_.bos_id >= 0 ? bytes_[size_t(d_.bos_id)] : "";
-      for (const auto& [role, content] : messages)
-        p += "<|start_header_id|>" + role + "<|end_header_id|>\n\n" + trim(content) + "<|eot_id|>";
-      return p + "<|start_header_id|>assistant<|end_header_id|>\n\n";
-    case TokenizerData::Chat::kDeepseek:
-      p = d_.bos_id >= 0 ? bytes_[size_t(d_.bos_id)] : "";
-      for (const auto& [role, content] : messages) {
-        if (role == "system") p += content;
-        else if (role == "user") p += "<\xEF\xBD\x9CUser\xEF\xBD\x9C>" + content;
-        else
-          p += "<\xEF\xBD\x9C"
-               "Assistant\xEF\xBD\x9C>" +
-               content +
-               "<\xEF\xBD\x9C"
-               "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>";
-      }
-      return p +
-             "<\xEF\xBD\x9C"
-             "Assistant\xEF\xBD\x9C>";
-    case TokenizerData::Chat::kNone:
-      break;
+  jinja::List list;
+  for (const auto& [role, content] : messages) {
+    jinja::Value m = jinja::Value::dict();
+    m.set("role", jinja::Value::string(role));
+    m.set("content", jinja::Value::string(content));
+    list.push_back(std::move(m));
   }
-  return Status(StatusCode::kUnsupported,
-                "this plan's tokenizer has no chat template kiln recognizes (known: LLaMA-3, DeepSeek); use --raw");
+  return render_chat(jinja::Value::list(std::move(list)), true, jinja::Value());
+}
+
+Result<std::string> Tokenizer::render_chat(const jinja::Value& messages, bool add_generation_prompt,
+                                           const jinja::Value& kwargs, const std::tm* now) const {
+  if (!chat_)
+    return Status(StatusCode::kUnsupported,
+                  "this plan has no chat template (the checkpoint's tokenizer_config.json has none, or it was "
+                  "compiled with --no-chat-template); use --raw");
+  if (!messages.is_list()) return invalid_argument("the messages must be a list of message objects");
+  for (const jinja::Value& m : messages.items())
+    if (!m.is_dict()) return invalid_argument("each message must be an object (role, content, ...)");
+  if (!kwargs.is_undefined() && !kwargs.is_dict()) return invalid_argument("the template variables must be an object");
+  jinja::Value extra = jinja::Value::dict();  // the special tokens, then the caller's variables over them
+  for (const auto& [k, v] : chat_vars_.entries().items) extra.set(k, v);
+  if (kwargs.is_dict())
+    for (const auto& [k, v] : kwargs.entries().items) extra.set(k, v);
+  return chat_->render(jinja::chat_context(messages, add_generation_prompt, extra), jinja::Limits(), now);
 }
 
 }  // namespace kiln

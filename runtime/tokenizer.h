@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "runtime/jinja.h"
 #include "runtime/status.h"
 #include "schema/tokenizer_data.h"
 
@@ -73,9 +74,16 @@ class Tokenizer {
     std::string pending_;
   };
 
-  // The prompt for a chat in the tokenizer's chat format (one user turn, optional system).
-  // Unsupported formats return an error naming the issue.
+  // The prompt for a conversation of (role, content) messages, rendered by the plan's chat
+  // template as apply_chat_template(messages, add_generation_prompt=True) renders it.
   Result<std::string> chat_prompt(const std::vector<std::pair<std::string, std::string>>& messages) const;
+  // The chat template rendered for `messages` (a list of message dicts) with `kwargs` (a dict:
+  // tools, documents, the template's own variables; may be Undefined), as transformers'
+  // apply_chat_template(messages, tokenize=False, add_generation_prompt=..., **kwargs) does.
+  // strftime_now formats `now` (not owned) or the local time when null.
+  Result<std::string> render_chat(const jinja::Value& messages, bool add_generation_prompt, const jinja::Value& kwargs,
+                                  const std::tm* now = nullptr) const;
+  bool has_chat_template() const { return chat_ != nullptr; }
 
  private:
   explicit Tokenizer(TokenizerData d) : d_(std::move(d)) {}
@@ -94,7 +102,9 @@ class Tokenizer {
   int32_t byte_ids_[256];                                            // byte → id (byte-level char or <0xXX>)
   int32_t byte_eow_ids_[256];                                        // CLIP: byte → id of its char + "</w>"
   AddedTrie added_;                                                  // every added token → its index in d_.added
-  AddedTrie added_norm_[2];  // CLIP: the added tokens with normalized false [0] and true [1]
+  AddedTrie added_norm_[2];                      // CLIP: the added tokens with normalized false [0] and true [1]
+  std::shared_ptr<const jinja::Template> chat_;  // the parsed chat template, or null
+  jinja::Value chat_vars_;                       // a dict: the special tokens the template sees
 };
 
 // UTF-8 helpers shared with the CLI: the length of the longest prefix of s made of complete

@@ -15,7 +15,9 @@ struct TokenizerData {
   // (digit runs of up to 3, CJK/kana runs, then its main pattern).
   // Qwen2: LLaMA-3's pattern with single digits (\p{N} for \p{N}{1,3}).
   enum class Split : uint8_t { kNone = 0, kLlama3 = 1, kGpt2 = 2, kDeepseek = 3, kQwen2 = 4 };
-  enum class Chat : uint8_t { kNone = 0, kLlama3 = 1, kDeepseek = 2 };
+  // kJinja: chat_template is rendered by the Jinja interpreter (runtime/jinja.h). 1 and 2 were
+  // hard-coded LLaMA-3 and DeepSeek formats (schema 4 and older).
+  enum class Chat : uint8_t { kNone = 0, kJinja = 3 };
   struct Added {
     int32_t id = 0;
     std::string content;
@@ -42,6 +44,8 @@ struct TokenizerData {
   bool add_bos = false;           // the post-processor prepends bos
   std::vector<int32_t> stop_ids;  // generation stops on these (eos, <|eot_id|>, ...)
   Chat chat = Chat::kNone;
+  std::string chat_template;  // the Jinja source (tokenizer_config.json's or chat_template.jinja)
+  std::string chat_vars;      // a JSON object: the special tokens the template sees (bos_token, ...)
 };
 
 inline const char* tokenizer_kind_name(TokenizerData::Kind k) {

@@ -11,6 +11,9 @@ tests/fixtures/chat_templates/:
                           of SPECIAL), or the error it raised
   jinja_cases.json        small templates for each construct of the subset, rendered by transformers'
                           own Jinja environment (_compile_jinja_template), or the error class
+  e2e.json                a real tokenizer folder (tests/fixtures/real_tokenizers) with a real template of
+                          its family as chat_template.jinja: AutoTokenizer's apply_chat_template text and
+                          ids (tokenize=True), for the CLI test that compiles such a folder
 strftime_now sees a fixed clock (2026-07-26 12:00:00); the C++ test passes the same time.
 """
 import ast
@@ -255,6 +258,31 @@ def render_real(tok, templates):
     return cases
 
 
+# (real tokenizer folder, template of that family, conversations)
+E2E = [("smollm2", "HuggingFaceTB-SmolLM2-135M-Instruct", ["user", "system", "multi"]),
+       ("qwen2", "Qwen-Qwen2.5-7B-Instruct", ["user", "multi", "tools"]),
+       ("mistral_v3", "test-chat-template mistralai_Mistral-7B-Instruct-v0.2_mistralai_v1_template_with_a_system_prompt",
+        ["user", "multi", "ends_with_assistant"])]
+
+
+def render_e2e(repo, templates):
+    from transformers import AutoTokenizer
+    out = []
+    for family, name, convs in E2E:
+        tok = AutoTokenizer.from_pretrained(os.path.join(repo, "tests", "fixtures", "real_tokenizers", family))
+        tok.chat_template = templates[name]
+        for conv in convs:
+            for agp in (True, False):
+                kwargs = {"tools": TOOLS} if conv == "tools" else {}
+                text = tok.apply_chat_template(CONVERSATIONS[conv], add_generation_prompt=agp, tokenize=False, **kwargs)
+                ids = tok.apply_chat_template(CONVERSATIONS[conv], add_generation_prompt=agp, tokenize=True, **kwargs)
+                ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+                out.append({"tokenizer": family, "template": name, "conversation": conv, "add_generation_prompt": agp,
+                            "special_tokens": tok.special_tokens_map, "variables": kwargs, "text": text,
+                            "ids": list(ids)})
+    return out
+
+
 def main(repo, sdist_member, wheel):
     import transformers
     import jinja2
@@ -292,6 +320,9 @@ def main(repo, sdist_member, wheel):
     jcases = render_jinja_cases(ctu)
     with open(os.path.join(out, "jinja_cases.json"), "w", encoding="utf-8") as f:
         json.dump({"now": list(FIXED_NOW), "cases": jcases}, f, ensure_ascii=False, indent=1)
+    e2e = render_e2e(repo, templates)
+    with open(os.path.join(out, "e2e.json"), "w", encoding="utf-8") as f:
+        json.dump({"conversations": CONVERSATIONS, "cases": e2e}, f, ensure_ascii=False, indent=0)
     ok = sum("expected" in c for c in cases)
     print("chat_templates: %d templates, %d cases (%d rendered, %d errors), %d jinja cases"
           % (len(templates), len(cases), ok, len(cases) - ok, len(jcases)), flush=True)

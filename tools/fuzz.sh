@@ -11,16 +11,23 @@ secs="${FUZZ_SECONDS:-60}"
 build="${FUZZ_BUILD_DIR:-build-asan}"
 jobs="${FUZZ_JOBS:-2}"
 bash tools/configure-sanitizer-tree.sh "$build"
-cmake --build "$build" -j "$(nproc)" --target fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_plan
+cmake --build "$build" -j "$(nproc)" --target fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_chat fuzz_plan
 
 corpus="$build/corpus"
-rm -rf "$corpus" && mkdir -p "$corpus"/{fuzz_safetensors,fuzz_configs,fuzz_tokenizer,fuzz_plan}
+rm -rf "$corpus" && mkdir -p "$corpus"/{fuzz_safetensors,fuzz_configs,fuzz_tokenizer,fuzz_chat,fuzz_plan}
 fx=tests/fixtures
 cp "$fx"/lora/*/adapter/adapter_model.safetensors "$corpus/fuzz_safetensors/" 2>/dev/null || true
 for f in "$fx"/lora/*/adapter/adapter_model.safetensors; do cp "$f" "$corpus/fuzz_safetensors/$(basename "$(dirname "$(dirname "$f")")").st"; done
 i=0; for f in "$fx"/llama/*/config.json "$fx"/deepseek/*/config.json "$fx"/lora/*/adapter*/adapter_config.json "$fx"/lora/*/*/adapter_config.json; do
   [ -f "$f" ] && cp "$f" "$corpus/fuzz_configs/c$((i++))"; done
 for m in 0 1 2 4; do printf '\\x0%dHello, kiln! 123 \\xe4\\xb8\\xad\\xe6\\x96\\x87 <|eot_id|>\\n\\tdone' "$m" > "$corpus/fuzz_tokenizer/t$m"; done
+# Real chat templates (mode 0), one with a tool-call conversation (mode 1), and JSON (mode 2).
+i=0; for f in "$fx"/chat_templates/templates/*.jinja; do
+  { printf '\x00'; cat "$f"; } > "$corpus/fuzz_chat/t$((i++))"; done
+{ printf '\x01'; cat "$fx/chat_templates/templates/Qwen-Qwen2.5-7B-Instruct.jinja"; printf '\x00'
+  printf '{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]}'
+} > "$corpus/fuzz_chat/tools"
+{ printf '\x02'; head -c 20000 "$fx/chat_templates/e2e.json"; } > "$corpus/fuzz_chat/json"
 # A small real plan, as raw bytes (mode 0) and as its FlatBuffer (mode 1).
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -76,7 +83,7 @@ fuzz_one() {
   "$build/tests/fuzz/$t" -max_total_time="$secs" -max_len=262144 -rss_limit_mb=4096 -timeout=20 \
     -artifact_prefix="$build/crashes/$t/" -print_final_stats=1 "${seeds[@]}" > "$build/$t.log" 2>&1
 }
-targets=(fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_plan)
+targets=(fuzz_safetensors fuzz_configs fuzz_tokenizer fuzz_chat fuzz_plan)
 status=0
 for ((i = 0; i < ${#targets[@]}; i += jobs)); do
   pids=() batch=("${targets[@]:i:jobs}")

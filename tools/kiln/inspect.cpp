@@ -96,16 +96,18 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
     j["adapters"].push_back({{"name", a.name}, {"weight", a.weight}, {"xxh3", hex(a.xxh3)}});
   if (const kiln::Tokenizer* t = p.tokenizer()) {
     const auto& d = t->data();
-    j["tokenizer"] = {{"kind", kiln::tokenizer_kind_name(d.kind)},
-                      {"vocab_size", t->vocab_size()},
-                      {"merges", d.merges.size()},
-                      {"added_tokens", d.added.size()},
-                      {"bos_id", d.bos_id},
-                      {"eos_id", d.eos_id},
-                      {"stop_ids", d.stop_ids},
-                      {"chat_format", d.chat == kiln::TokenizerData::Chat::kLlama3     ? "llama3"
-                                      : d.chat == kiln::TokenizerData::Chat::kDeepseek ? "deepseek"
-                                                                                       : "none"}};
+    j["tokenizer"] = {
+        {"kind", kiln::tokenizer_kind_name(d.kind)},
+        {"vocab_size", t->vocab_size()},
+        {"merges", d.merges.size()},
+        {"added_tokens", d.added.size()},
+        {"bos_id", d.bos_id},
+        {"eos_id", d.eos_id},
+        {"stop_ids", d.stop_ids},
+        {"chat_template", t->has_chat_template() ? nlohmann::json(d.chat_template) : nlohmann::json()},
+        {"chat_vars", t->has_chat_template()
+                          ? nlohmann::json::parse(d.chat_vars.empty() ? "{}" : d.chat_vars, nullptr, false)
+                          : nlohmann::json()}};
   } else {
     j["tokenizer"] = nullptr;
   }
@@ -175,12 +177,11 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
   std::printf("tensors    %zu, in %zu weight segments (each xxh3-checked)\n", p.tensors().size(), p.segments().size());
   if (const kiln::Tokenizer* t = p.tokenizer()) {
     const auto& d = t->data();
+    const std::string chat =
+        t->has_chat_template() ? "Jinja template, " + std::to_string(d.chat_template.size()) + " bytes" : "none";
     std::printf("tokenizer  %s, %d tokens, %zu merges, %zu added, bos %d, eos %d, chat %s\n",
                 kiln::tokenizer_kind_name(d.kind), t->vocab_size(), d.merges.size(), d.added.size(), d.bos_id, d.eos_id,
-                d.chat == kiln::TokenizerData::Chat::kLlama3     ? "LLaMA-3"
-                : d.chat == kiln::TokenizerData::Chat::kDeepseek ? "DeepSeek"
-                : p.chat_template().empty()                      ? "none"
-                                                                 : "unrecognized template (use --raw)");
+                chat.c_str());
   } else {
     std::printf("tokenizer  none (ids only)\n");
   }

@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
   std::string emit_c_prefix;
   compile->add_option("--emit-c", emit_c_prefix, "Also write PREFIX.c/PREFIX.h embedding the plan as a byte array");
   compile->add_flag("--no-tokenizer", co.no_tokenizer, "Leave the tokenizer out (the plan then takes token ids only)");
+  compile->add_flag("--no-chat-template", co.no_chat_template,
+                    "Embed the tokenizer without its chat template (kiln chat then needs --raw)");
   compile->add_flag("--allow-unknown-config", co.allow_unknown_config,
                     "Compile although a config sets keys kiln does not model (they may change the model); each "
                     "is noted in the plan instead of refused");
@@ -129,6 +131,19 @@ int main(int argc, char** argv) {
   detok->add_flag("--skip-special", dta.skip_special, "Leave special tokens out of the text");
   detok->add_flag("--json", dta.json, "Print the text as a JSON string");
 
+  ChatTemplateArgs cta;
+  auto* ctmpl = app.add_subcommand(
+      "chat-template", "Render the plan's chat template for a conversation, as transformers' apply_chat_template does");
+  ctmpl->add_option("plan", cta.plan, "Plan file")->required();
+  ctmpl
+      ->add_option("--messages", cta.messages,
+                   "JSON file: an array of messages, or {\"messages\": [...], other template variables (tools, ...)}")
+      ->required();
+  ctmpl->add_flag("--add-generation-prompt", cta.add_generation_prompt,
+                  "End with the header that starts the assistant's reply");
+  ctmpl->add_flag("--ids", cta.ids, "Print the token ids of the rendered text (no BOS added: the template writes it)");
+  ctmpl->add_flag("--json", cta.json, "Print the text as a JSON string (with --ids: a JSON array)");
+
   Txt2ImgArgs ta;
   auto* t2i =
       app.add_subcommand("txt2img", "Generate an image from a text-to-image plan (a compiled diffusers pipeline)");
@@ -171,6 +186,7 @@ int main(int argc, char** argv) {
       return run_tokenize(tka);
     }
     if (*detok) return run_detokenize(dta);
+    if (*ctmpl) return run_chat_template(cta);
     if (*t2i) return run_txt2img(ta);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "kiln: error: out of memory\n");

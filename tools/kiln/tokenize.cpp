@@ -1,5 +1,5 @@
-// kiln tokenize and detokenize: the plan's tokenizer through the public C API, as a host would
-// call it. Many prompts from one file cost one plan load.
+// kiln tokenize, detokenize and chat-template: the plan's tokenizer and chat template through the
+// public C API, as a host would call them. Many prompts from one file cost one plan load.
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -96,5 +96,25 @@ int run_detokenize(const DetokenizeArgs& a) {
   if (a.json) text = nlohmann::json(text).dump();
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);
+  return 0;
+}
+
+int run_chat_template(const ChatTemplateArgs& a) {
+  const std::string conversation = kiln::read_text_file(a.messages);
+  if (conversation.find('\0') != std::string::npos) throw CompileError(a.messages + ": contains a NUL byte");
+  PlanHandle plan;
+  kiln_error err{};
+  check(kiln_plan_open(a.plan.c_str(), &plan.p, &err), err);
+  const int agp = a.add_generation_prompt ? 1 : 0;
+  size_t len = 0;
+  check(kiln_chat_render(plan.p, conversation.c_str(), agp, nullptr, 0, &len, &err), err);
+  std::string text(len + 1, '\0');
+  check(kiln_chat_render(plan.p, conversation.c_str(), agp, text.data(), text.size(), &len, &err), err);
+  text.resize(len);
+  std::string out;
+  if (a.ids) out = ids_text(ids_of_text(plan.p, text, false), a.json) + "\n";
+  else if (a.json) out = nlohmann::json(text).dump() + "\n";
+  else out = text;
+  std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }

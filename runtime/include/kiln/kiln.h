@@ -163,11 +163,21 @@ KILN_API kiln_status kiln_detokenize(const kiln_plan* plan, const int32_t* ids, 
                                      size_t cap, size_t* len_out, kiln_error* err);
 /* 1 if generation should stop at this token (EOS, <|eot_id|>, ...), else 0. */
 KILN_API int kiln_token_is_stop(const kiln_plan* plan, int32_t id);
-/* The prompt text for a conversation (roles "system", "user", "assistant") in the plan's chat
- * format, ending where the assistant's reply begins; KILN_ERR_UNSUPPORTED if the plan's chat
- * template is not one kiln knows. */
+/* The prompt text for a conversation of n (role, content) messages, rendered by the plan's chat
+ * template as transformers' apply_chat_template(messages, add_generation_prompt=True) renders
+ * it, so it ends where the assistant's reply begins. KILN_ERR_UNSUPPORTED if the plan has no
+ * chat template; KILN_ERR_INVALID_ARGUMENT if the template rejects the conversation (its
+ * raise_exception message is in err). Text as kiln_detokenize writes it. */
 KILN_API kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, const char* const* contents,
                                       int64_t n, char* buf, size_t cap, size_t* len_out, kiln_error* err);
+/* The chat template rendered for a conversation given as JSON text: an array of message objects
+ * ({"role": ..., "content": ..., plus whatever else the template reads, e.g. tool_calls}), or an
+ * object {"messages": [...], ...} whose other keys are template variables (tools, documents,
+ * enable_thinking, ...), exactly as apply_chat_template(messages, tokenize=False,
+ * add_generation_prompt=..., **variables) renders it. Errors as kiln_chat_prompt, and
+ * KILN_ERR_INVALID_ARGUMENT for malformed JSON. */
+KILN_API kiln_status kiln_chat_render(const kiln_plan* plan, const char* json, int add_generation_prompt, char* buf,
+                                      size_t cap, size_t* len_out, kiln_error* err);
 /* Streaming detokenizer: push() writes the newly complete text (incomplete UTF-8 waits). */
 KILN_API kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err);
 KILN_API kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out,
