@@ -22,21 +22,27 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const std::string arch = r.architecture();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
-  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral)
+  const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3";
+  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
-  c.architecture = qwen2 ? "Qwen2ForCausalLM" : mistral ? "MistralForCausalLM" : "LlamaForCausalLM";
-  if (r.str("hidden_act", "silu") != "silu") r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral and Qwen2");
+  c.architecture = qwen2     ? "Qwen2ForCausalLM"
+                   : qwen3   ? "Qwen3ForCausalLM"
+                   : mistral ? "MistralForCausalLM"
+                             : "LlamaForCausalLM";
+  if (r.str("hidden_act", "silu") != "silu")
+    r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Qwen2 and Qwen3");
 
   c.vocab_size = r.pos_int("vocab_size", true);
   c.hidden_size = r.pos_int("hidden_size", true);
   c.intermediate_size = r.pos_int("intermediate_size", true);
   c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
   c.num_attention_heads = r.pos_int("num_attention_heads", true);
-  // Absent: the config class's default (MistralConfig 8, Qwen2Config 32); null: one per head.
+  // Absent: the config class's default (MistralConfig 8, Qwen2Config and Qwen3Config 32); null:
+  // one per head.
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral                         ? 8
-                             : qwen2                           ? 32
+                             : qwen2 || qwen3                  ? 32
                                                                : c.num_attention_heads;
   c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
@@ -44,6 +50,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                       std::to_string(c.num_attention_heads) + ")");
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
+  } else if (qwen3 && !j.contains("head_dim")) {
+    c.head_dim = 128;  // Qwen3Config's default, whatever hidden_size / num_attention_heads is
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) r.fail("hidden_size", "is not divisible by num_attention_heads");
     c.head_dim = c.hidden_size / c.num_attention_heads;
@@ -53,13 +61,19 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.rms_norm_eps = r.num("rms_norm_eps", 1e-6);
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
-  if (qwen2) {
-    // Qwen2: biases on q, k and v (never on o_proj or the MLP). Its sliding-window attention is
-    // off unless use_sliding_window is set (then sliding_window and max_window_layers pick the
-    // layers, which transformers 5 also writes out as layer_types): kiln has no windowed
-    // attention yet, so any sliding layer is refused.
-    c.qkv_bias = true;
-    r.only("use_mrope", false);  // hub Qwen2/2.5 configs carry it; true is Qwen2-VL's M-RoPE
+  if (qwen2 || qwen3) {
+    // Qwen2: biases on q, k and v (never on o_proj or the MLP). Qwen3: no biases unless
+    // attention_bias (then on q, k, v and o_proj), and q_norm/k_norm over each head before RoPE.
+    // Both have sliding-window attention off unless use_sliding_window is set (then
+    // sliding_window and max_window_layers pick the layers, which transformers 5 also writes out
+    // as layer_types): kiln has no windowed attention yet, so any sliding layer is refused.
+    if (qwen2) {
+      c.qkv_bias = true;
+      r.only("use_mrope", false);  // hub Qwen2/2.5 configs carry it; true is Qwen2-VL's M-RoPE
+    } else {
+      c.qk_norm = true;
+      c.attention_bias = r.boolean("attention_bias", false);
+    }
     if (r.boolean("use_sliding_window", false))
       r.fail("use_sliding_window", "is true: sliding-window attention is not supported yet");
     r.has("sliding_window");
@@ -84,7 +98,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.mlp_bias = r.boolean("mlp_bias", false);
   }
   if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0)
-    r.fail("partial_rotary_factor", "other than 1 is not supported for LLaMA, Mistral and Qwen2");
+    r.fail("partial_rotary_factor", "other than 1 is not supported for LLaMA, Mistral, Qwen2 and Qwen3");
   c.has_dtype = r.dtype(&c.dtype);
   c.rope = r.rope({"default", "linear", "llama3"});
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.

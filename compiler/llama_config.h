@@ -1,5 +1,6 @@
 // config.json of a LLaMA-family checkpoint (LlamaForCausalLM; Qwen2ForCausalLM: LLaMA with
-// biases on q/k/v; MistralForCausalLM: LLaMA with a sliding window), in both the transformers 4
+// biases on q/k/v; Qwen3ForCausalLM: LLaMA with per-head RMSNorm on q and k before RoPE;
+// MistralForCausalLM: LLaMA with a sliding window), in both the transformers 4
 // style (top-level rope_theta, rope_scaling, torch_dtype) and the transformers 5 style
 // (rope_parameters holding rope_theta, dtype). Unknown rope types and activations are errors.
 #pragma once
@@ -22,6 +23,7 @@ struct LlamaConfig {
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
   bool qkv_bias = false;       // Qwen2: biases on q, k, v only (attention_bias: on o_proj too)
   int64_t sliding_window = 0;  // Mistral: each query sees the last this many positions (0: all)
+  bool qk_norm = false;        // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE
   bool has_dtype = false;
   DType dtype = DType::F32;            // torch_dtype / dtype, when given
   std::string raw_json;                // the file, verbatim

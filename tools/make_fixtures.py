@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,mistral,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,mistral,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
   --only llama     only tests/fixtures/llama/
   --only qwen2     only tests/fixtures/qwen2/ (tiny Qwen2ForCausalLM checkpoints, the llama reference layout)
+  --only qwen3     only tests/fixtures/qwen3/ (tiny Qwen3ForCausalLM checkpoints: q_norm/k_norm, explicit head_dim)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
                    it reuses their checkpoints, input_ids and prompt_ids)
@@ -168,7 +169,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "mistral", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "mistral", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -307,6 +308,14 @@ def greedy_manual(model, prompt):
     return ids[0], margins
 
 
+def draw_head_norms(model):
+    """Qwen3's q_norm and k_norm start at one; drawn around it so that their weights matter."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("q_norm.weight") or n.endswith("k_norm.weight"):
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+
+
 def draw_biases(model):
     """transformers initializes biases to zero; drawn here (from torch's seeded generator) so that they matter."""
     with torch.no_grad():
@@ -316,7 +325,7 @@ def draw_biases(model):
 
 
 def build_variant(name, seed, overrides, dtype, save_kwargs, out_dir=OUT_DIR, config_cls=LlamaConfig,
-                  model_cls=LlamaForCausalLM, random_biases=False):
+                  model_cls=LlamaForCausalLM, random_biases=False, randomize=None):
     out = os.path.join(out_dir, name)
     for attempt in range(MAX_SEED_TRIES):
         s = seed + attempt
@@ -329,6 +338,8 @@ def build_variant(name, seed, overrides, dtype, save_kwargs, out_dir=OUT_DIR, co
         model = model_cls(config).eval()
         if random_biases:
             draw_biases(model)
+        if randomize:
+            randomize(model)
         model.to(dtype)
         model.config.dtype = dtype
         model.save_pretrained(out, safe_serialization=True, **save_kwargs)
@@ -470,6 +481,14 @@ QWEN2_VARIANTS = [
 ]
 
 
+QWEN3_DIR = os.path.join(REPO, "tests", "fixtures", "qwen3")
+# Qwen3: q_norm/k_norm (drawn around one) before RoPE; head_dim explicit and not hidden/heads in
+# the first; attention_bias (q, k, v and o_proj) in the second.
+QWEN3_VARIANTS = [
+    ("untied_f32", 1616, {"tie_word_embeddings": False, "head_dim": 24}),
+    ("tied_bias_f32", 1717, {"tie_word_embeddings": True, "attention_bias": True}),
+]
+
 MISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mistral")
 # sliding_window: MistralConfig's default 4096 (longer than any prompt here, so it changes nothing), or null
 MISTRAL_VARIANTS = [
@@ -478,7 +497,7 @@ MISTRAL_VARIANTS = [
 ]
 
 
-def main_llama_like(family, out_dir, variants, config_cls, model_cls, check):
+def main_llama_like(family, out_dir, variants, config_cls, model_cls, check, randomize=None):
     """Tiny checkpoints of a LLaMA-like architecture, with the llama fixtures' reference files."""
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
@@ -486,7 +505,8 @@ def main_llama_like(family, out_dir, variants, config_cls, model_cls, check):
     for name, seed, overrides in variants:
         print("== %s/%s" % (family, name), flush=True)
         out, model, ref_model, config, s, ref = build_variant(name, seed, overrides, torch.float32, {}, out_dir,
-                                                              config_cls, model_cls, random_biases=True)
+                                                              config_cls, model_cls, random_biases=True,
+                                                              randomize=randomize)
         keys = safetensors_keys(out)
         check(keys)
         assert ("lm_head.weight" in keys) == (not config.tie_word_embeddings), keys.keys()
@@ -505,6 +525,14 @@ def main_qwen2():
     def check(keys):
         assert "model.layers.0.self_attn.q_proj.bias" in keys and "model.layers.0.self_attn.o_proj.bias" not in keys
     main_llama_like("qwen2", QWEN2_DIR, QWEN2_VARIANTS, Qwen2Config, Qwen2ForCausalLM, check)
+
+
+def main_qwen3():
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.self_attn.q_norm.weight" in keys and "model.layers.0.self_attn.k_norm.weight" in keys
+    main_llama_like("qwen3", QWEN3_DIR, QWEN3_VARIANTS, Qwen3Config, Qwen3ForCausalLM, check, draw_head_norms)
 
 
 def main_mistral():
@@ -2360,6 +2388,8 @@ def main():
         main_llama()
     if ARGS.only in ("all", "qwen2"):
         main_qwen2()
+    if ARGS.only in ("all", "qwen3"):
+        main_qwen3()
     if ARGS.only in ("all", "mistral"):
         main_mistral()
     if ARGS.only in ("all", "lora"):

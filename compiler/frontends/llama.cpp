@@ -7,6 +7,7 @@
 #include "compiler/frontends/common.h"
 #include "compiler/frontends/frontend.h"
 #include "kernels/attention.h"
+#include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
@@ -39,6 +40,10 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "self_attn.v_proj.bias"] = {kv};
     }
     if (c.attention_bias) e[p + "self_attn.o_proj.bias"] = {D};
+    if (c.qk_norm) {
+      e[p + "self_attn.q_norm.weight"] = {hd};
+      e[p + "self_attn.k_norm.weight"] = {hd};
+    }
     if (c.mlp_bias) {
       e[p + "mlp.gate_proj.bias"] = {F};
       e[p + "mlp.up_proj.bias"] = {F};
@@ -78,7 +83,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
 
   // --- weights (QKV and gate|up concatenated along the output dimension)
   struct Layer {
-    uint32_t attn_norm, qkv_w, qkv_b, o_w, o_b, mlp_norm, gu_w, gu_b, down_w, down_b, k_cache, v_cache;
+    uint32_t attn_norm, qkv_w, qkv_b, q_norm, k_norm, o_w, o_b, mlp_norm, gu_w, gu_b, down_w, down_b, k_cache, v_cache;
   };
   const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"});
   std::vector<Layer> layers;
@@ -90,6 +95,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                 {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
     L.qkv_b = opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
                        {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
+    L.q_norm = c.qk_norm ? w(p + "self_attn.q_norm.weight", {hd}, {p + "self_attn.q_norm.weight"}) : kNoTensor;
+    L.k_norm = c.qk_norm ? w(p + "self_attn.k_norm.weight", {hd}, {p + "self_attn.k_norm.weight"}) : kNoTensor;
     L.o_w = w(p + "self_attn.o_proj.weight", {D, H * hd}, {p + "self_attn.o_proj.weight"});
     L.o_b = opt_bias(c.attention_bias, p + "self_attn.o_proj.bias", D, {p + "self_attn.o_proj.bias"});
     L.mlp_norm = w(p + "post_attention_layernorm.weight", {D}, {p + "post_attention_layernorm.weight"});
@@ -129,6 +136,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t m = g.activation(p + "mlp_act", {N, F});
       add_node(P, kRmsNormOp, {x, L.attn_norm}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
+      if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
       add_node(P, kRopeOp, {inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd}, {1.0});
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
       add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd}, {scale});
@@ -180,10 +188,10 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 }  // namespace
 
-extern const Frontend kLlamaFrontend{
-    "llama",
-    {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM", "qwen2"},
-    nullptr,
-    build_llama};
+extern const Frontend kLlamaFrontend{"llama",
+                                     {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM",
+                                      "qwen2", "Qwen3ForCausalLM", "qwen3"},
+                                     nullptr,
+                                     build_llama};
 
 }  // namespace kiln

@@ -33,6 +33,23 @@ __global__ void rmsnorm_kernel(RmsNormArgs a) {
     a.y[r * a.dim + i] = cuda::ld(a.w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
 }
 
+// One warp per head: the sum of squares over its head_dim values, then the scaled values in place.
+__global__ void head_rmsnorm_kernel(HeadRmsNormArgs a) {
+  cuda::pdl_trigger();
+  const int64_t heads = a.n_q + a.n_k;
+  const int64_t head = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  if (head >= a.rows * heads) return;
+  const int64_t r = head / heads, h = head % heads;
+  float* x = a.qkv + r * a.width + h * a.head_dim;
+  const void* w = h < a.n_q ? a.w_q : a.w_k;
+  const int lane = threadIdx.x % 32;
+  float ss = 0.0f;
+  for (int64_t i = lane; i < a.head_dim; i += 32) ss += x[i] * x[i];
+  ss = cuda::warp_sum(ss);
+  const float inv = rsqrtf(ss / float(a.head_dim) + a.eps);
+  for (int64_t i = lane; i < a.head_dim; i += 32) x[i] = cuda::ld(w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
+}
+
 // Rotates pair (i, i + head_dim/2) of head h of qkv row `row` in place and leaves the rotated
 // values in x0, x1. The one rotation rope_kernel and rope_kv_write_kernel both run.
 __device__ __forceinline__ void rope_rotate(const RopeArgs& a, int64_t row, int64_t h, int64_t i, float& x0,
@@ -131,6 +148,11 @@ void embedding_cuda(const EmbeddingArgs& a, cudaStream_t s) {
 }
 
 void rmsnorm_cuda(const RmsNormArgs& a, cudaStream_t s) { rmsnorm_kernel<<<unsigned(a.rows), 256, 0, s>>>(a); }
+
+void head_rmsnorm_cuda(const HeadRmsNormArgs& a, cudaStream_t s) {
+  const uint64_t heads = uint64_t(a.rows * (a.n_q + a.n_k));
+  head_rmsnorm_kernel<<<unsigned((heads + 7) / 8), 256, 0, s>>>(a);
+}
 
 void rope_cuda(const RopeArgs& a, cudaStream_t s) {
   rope_kernel<<<blocks_for(uint64_t(a.batch * a.chunk * a.n_rot_heads * (a.head_dim / 2)), 256), 256, 0, s>>>(a);

@@ -13,6 +13,7 @@
 #include "kernels/fused.h"
 #include "kernels/group_norm.h"
 #include "kernels/head_matmul.h"
+#include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
@@ -30,6 +31,7 @@ namespace kiln {
 
 void embedding_cuda(const EmbeddingArgs& a, cudaStream_t s);
 void rmsnorm_cuda(const RmsNormArgs& a, cudaStream_t s);
+void head_rmsnorm_cuda(const HeadRmsNormArgs& a, cudaStream_t s);
 // pdl (here and in the GEMV variants below): launch the GEMV with programmatic dependent launch
 // (sm_90), so it starts while the kernel before it finishes, hints its weight rows into L2 and
 // waits for that kernel before reading x. The results are the same; the tiled path ignores it.

@@ -6,6 +6,7 @@
 #include "kernels/fused.h"
 #include "kernels/group_norm.h"
 #include "kernels/head_matmul.h"
+#include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
@@ -27,6 +28,7 @@ const OpRegistry& builtin_ops() {
       // LLMs
       &kEmbeddingOp,
       &kRmsNormOp,
+      &kHeadRmsNormOp,
       &kMatmulOp,
       &kRopeOp,
       &kKvWriteOp,

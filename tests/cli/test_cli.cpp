@@ -474,29 +474,33 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
                                   &out) == 0);
 }
 
-// Qwen2ForCausalLM from a folder as transformers saves it: compile and greedy generate from the
-// CLI give transformers' tokens; a config with sliding windows on is refused naming the key.
-TEST_CASE("cli: a Qwen2 checkpoint compiles and generates transformers' greedy tokens") {
-  TempDir d;
-  const std::string model = kiln::test::fixture("untied_f32", "qwen2");
-  const auto ref = kiln::test::load_reference(model);
-  std::string out;
-  REQUIRE_MESSAGE(kiln::test::run_command(
-                      kCli + " compile " + model + " -o " + (d / "q.kplan") + " --max-seq 32 --chunk 8", &out) == 0,
-                  out);
-  std::string ids, expect;
-  for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
-  for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
-  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "q.kplan") + " --ids " + ids + " --max-new-tokens " +
-                                      std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) +
-                                      " --output-ids 2>/dev/null",
-                                  &out) == 0);
-  CHECK(last_line(out) == expect);
-  kiln::test::copy_dir(model, d / "sliding");
-  std::ifstream in(model + "/config.json");
-  nlohmann::json cfg = nlohmann::json::parse(in);
-  cfg["use_sliding_window"] = true;
-  std::ofstream(d / "sliding/config.json") << cfg.dump();
-  CHECK(kiln::test::run_command(kCli + " compile " + (d / "sliding") + " -o " + (d / "s.kplan"), &out) != 0);
-  CHECK(out.find("use_sliding_window") != std::string::npos);
+// Qwen2ForCausalLM and Qwen3ForCausalLM from folders as transformers saves them: compile and greedy
+// generate from the CLI give transformers' tokens; a config with sliding windows on is refused
+// naming the key.
+TEST_CASE("cli: Qwen2 and Qwen3 checkpoints compile and generate transformers' greedy tokens") {
+  for (const char* family : {"qwen2", "qwen3"}) {
+    CAPTURE(std::string(family));
+    TempDir d;
+    const std::string model = kiln::test::fixture("untied_f32", family);
+    const auto ref = kiln::test::load_reference(model);
+    std::string out;
+    REQUIRE_MESSAGE(kiln::test::run_command(
+                        kCli + " compile " + model + " -o " + (d / "q.kplan") + " --max-seq 32 --chunk 8", &out) == 0,
+                    out);
+    std::string ids, expect;
+    for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+    for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
+    REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "q.kplan") + " --ids " + ids + " --max-new-tokens " +
+                                        std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) +
+                                        " --output-ids 2>/dev/null",
+                                    &out) == 0);
+    CHECK(last_line(out) == expect);
+    kiln::test::copy_dir(model, d / "sliding");
+    std::ifstream in(model + "/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg["use_sliding_window"] = true;
+    std::ofstream(d / "sliding/config.json") << cfg.dump();
+    CHECK(kiln::test::run_command(kCli + " compile " + (d / "sliding") + " -o " + (d / "s.kplan"), &out) != 0);
+    CHECK(out.find("use_sliding_window") != std::string::npos);
+  }
 }

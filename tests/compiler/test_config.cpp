@@ -132,6 +132,41 @@ TEST_CASE("rope inv_freq: default, linear and llama3 bands") {
   }
 }
 
+// Qwen3ForCausalLM: LLaMA with q_norm/k_norm, no biases unless attention_bias (then on o_proj
+// too), Qwen3Config's defaults for absent keys (head_dim 128, 32 KV heads), sliding windows refused.
+TEST_CASE("config: Qwen3 (head norms, explicit or default head_dim, attention_bias, sliding refused)") {
+  const std::string path = kiln::test::fixture("untied_f32", "qwen3") + "/config.json";
+  const LlamaConfig c = read_llama_config(path);
+  CHECK(c.architecture == "Qwen3ForCausalLM");
+  CHECK(c.qk_norm);
+  CHECK(c.head_dim == 24);  // explicit, not hidden_size / num_attention_heads (16)
+  CHECK_FALSE(c.qkv_bias);
+  CHECK_FALSE(c.attention_bias);
+  CHECK(c.unmodeled.empty());
+  CHECK(read_llama_config(kiln::test::fixture("tied_bias_f32", "qwen3") + "/config.json").attention_bias);
+  std::ifstream in(path);
+  const nlohmann::json base = nlohmann::json::parse(in);
+  nlohmann::json absent = base;
+  absent.erase("head_dim");
+  absent.erase("num_key_value_heads");
+  absent["num_attention_heads"] = 64;
+  const LlamaConfig a = parse_llama_config(absent.dump(), "config.json");
+  CHECK(a.head_dim == 128);
+  CHECK(a.num_key_value_heads == 32);
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"use_sliding_window", true}, {"layer_types", {"full_attention", "sliding_attention"}}}) {
+    nlohmann::json j = base;
+    j[key] = value;
+    std::string err;
+    try {
+      parse_llama_config(j.dump(), "config.json");
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    CHECK(err.find(key) != std::string::npos);
+  }
+}
+
 // Qwen2ForCausalLM reads as LLaMA with biases on q/k/v; its sliding-window keys are read, and a
 // config that turns sliding windows on is refused by name (kiln has no windowed attention yet).
 TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys read and refused when on)") {

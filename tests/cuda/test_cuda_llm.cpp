@@ -146,6 +146,29 @@ TEST_CASE("cuda: embedding, rmsnorm, swiglu and rope match the CPU kernels") {
   }
 }
 
+TEST_CASE("cuda: head_rmsnorm (Qwen3's q_norm and k_norm) matches the CPU kernel, v heads untouched") {
+  if (skip_without_gpu()) return;
+  ThreadPool pool(2);
+  for (const DType wt : {DType::F32, DType::BF16}) {
+    for (const int64_t hd : {128, 24, 40}) {  // a full warp's multiple, less than a warp, a warp and a bit
+      CAPTURE(hd);
+      const int64_t rows = 11, nq = 8, nk = 2, width = (nq + 2 * nk) * hd;
+      auto qc = random_floats(size_t(rows * width), 60 + uint32_t(hd), 2.0f);
+      const auto wq = as_dtype(random_floats(size_t(hd), 7), wt), wk = as_dtype(random_floats(size_t(hd), 8), wt);
+      const auto before = qc;
+      Dev dq(qc), dwq(wq), dwk(wk);
+      head_rmsnorm_cpu({qc.data(), wq.data(), wk.data(), wt, rows, width, nq, nk, hd, 1e-6f}, pool);
+      head_rmsnorm_cuda({dq.as<float>(), dwq.p, dwk.p, wt, rows, width, nq, nk, hd, 1e-6f}, nullptr);
+      sync_ok();
+      const auto qg = dq.get<float>();
+      CHECK(rel_l2(qg.data(), qc.data(), qc.size()) < 1e-6);
+      for (int64_t r = 0; r < rows; ++r)  // the v heads keep their values, bit for bit
+        for (int64_t i = (nq + nk) * hd; i < width; ++i)
+          CHECK(qg[size_t(r * width + i)] == before[size_t(r * width + i)]);
+    }
+  }
+}
+
 // RoPE + KV write fused (the pair the backend binds as one launch) against the CPU's rope then
 // kv_write: the rotated qkv buffer and both caches, with padding rows, a row reaching max_seq and
 // every cache dtype.

@@ -1,0 +1,22 @@
+#include "kernels/head_rmsnorm.h"
+
+#include <cmath>
+
+namespace kiln {
+
+void head_rmsnorm_cpu(const HeadRmsNormArgs& a, ThreadPool& pool) {
+  const int64_t heads = a.n_q + a.n_k;
+  pool.parallel_for(a.rows * heads, 8, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t r = i / heads, h = i % heads;
+      float* x = a.qkv + r * a.width + h * a.head_dim;
+      const void* w = h < a.n_q ? a.w_q : a.w_k;
+      double ss = 0.0;
+      for (int64_t k = 0; k < a.head_dim; ++k) ss += double(x[k]) * double(x[k]);
+      const float inv = float(1.0 / std::sqrt(ss / double(a.head_dim) + double(a.eps)));
+      for (int64_t k = 0; k < a.head_dim; ++k) x[k] = load_as_f32(w, a.w_dtype, uint64_t(k)) * (x[k] * inv);
+    }
+  });
+}
+
+}  // namespace kiln
