@@ -23,15 +23,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3";
-  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3)
+  const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
+  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2     ? "Qwen2ForCausalLM"
                    : qwen3   ? "Qwen3ForCausalLM"
                    : mistral ? "MistralForCausalLM"
+                   : mixtral ? "MixtralForCausalLM"
                              : "LlamaForCausalLM";
   if (r.str("hidden_act", "silu") != "silu")
-    r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Qwen2 and Qwen3");
+    r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Mixtral, Qwen2 and Qwen3");
 
   c.vocab_size = r.pos_int("vocab_size", true);
   c.hidden_size = r.pos_int("hidden_size", true);
@@ -41,7 +43,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Absent: the config class's default (MistralConfig 8, Qwen2Config and Qwen3Config 32); null:
   // one per head.
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
-                             : mistral                         ? 8
+                             : mistral || mixtral              ? 8
                              : qwen2 || qwen3                  ? 32
                                                                : c.num_attention_heads;
   c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
@@ -87,6 +89,16 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                     "): sliding-window attention is not supported yet");
       if (int64_t(lt.size()) != c.num_hidden_layers) r.fail("layer_types", "must name one type per layer");
     }
+  } else if (mixtral) {
+    // Mixtral: Mistral's attention (MixtralConfig's sliding_window defaults to none) and a mixture
+    // of experts in every layer. The router's jitter noise and aux loss act in training only.
+    if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
+    c.num_local_experts = r.pos_int("num_local_experts", false, 8);
+    c.num_experts_per_tok = r.pos_int("num_experts_per_tok", false, 2);
+    if (c.num_experts_per_tok > c.num_local_experts)
+      r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
+    if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
+    for (const char* k : {"router_jitter_noise", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
   } else if (mistral) {
     // Mistral: LLaMA whose attention sees the last sliding_window positions (MistralConfig's
     // default 4096 when the key is absent; null: all). The frontend refuses a window shorter
@@ -98,7 +110,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.mlp_bias = r.boolean("mlp_bias", false);
   }
   if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0)
-    r.fail("partial_rotary_factor", "other than 1 is not supported for LLaMA, Mistral, Qwen2 and Qwen3");
+    r.fail("partial_rotary_factor", "other than 1 is not supported for LLaMA, Mistral, Mixtral, Qwen2 and Qwen3");
   c.has_dtype = r.dtype(&c.dtype);
   c.rope = r.rope({"default", "linear", "llama3"});
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.

@@ -1,6 +1,7 @@
 // config.json of a LLaMA-family checkpoint (LlamaForCausalLM; Qwen2ForCausalLM: LLaMA with
 // biases on q/k/v; Qwen3ForCausalLM: LLaMA with per-head RMSNorm on q and k before RoPE;
-// MistralForCausalLM: LLaMA with a sliding window), in both the transformers 4
+// MistralForCausalLM: LLaMA with a sliding window; MixtralForCausalLM: Mistral whose MLP is a
+// softmax-routed mixture of experts), in both the transformers 4
 // style (top-level rope_theta, rope_scaling, torch_dtype) and the transformers 5 style
 // (rope_parameters holding rope_theta, dtype). Unknown rope types and activations are errors.
 #pragma once
@@ -24,6 +25,13 @@ struct LlamaConfig {
   bool qkv_bias = false;       // Qwen2: biases on q, k, v only (attention_bias: on o_proj too)
   int64_t sliding_window = 0;  // Mistral: each query sees the last this many positions (0: all)
   bool qk_norm = false;        // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE
+  // Mixtral: every MLP is num_local_experts SwiGLU experts (intermediate_size each), of which a
+  // softmax router picks num_experts_per_tok and weighs them by their renormalized probabilities.
+  int64_t num_local_experts = 0, num_experts_per_tok = 0;
+  // Where the experts are: false, the hub's layout (block_sparse_moe.experts.<e>.w1/w2/w3, what
+  // transformers 5 also saves); true, transformers 5's in-memory one (mlp.experts.gate_up_proj,
+  // mlp.experts.down_proj). Set by the frontend from the checkpoint.
+  bool moe_fused = false;
   bool has_dtype = false;
   DType dtype = DType::F32;            // torch_dtype / dtype, when given
   std::string raw_json;                // the file, verbatim

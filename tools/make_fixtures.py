@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,mistral,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,mistral,mixtral,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
   --only llama     only tests/fixtures/llama/
   --only qwen2     only tests/fixtures/qwen2/ (tiny Qwen2ForCausalLM checkpoints, the llama reference layout)
   --only qwen3     only tests/fixtures/qwen3/ (tiny Qwen3ForCausalLM checkpoints: q_norm/k_norm, explicit head_dim)
+  --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
                    it reuses their checkpoints, input_ids and prompt_ids)
@@ -169,7 +170,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "mistral", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "mistral", "mixtral", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -489,6 +490,14 @@ QWEN3_VARIANTS = [
     ("tied_bias_f32", 1717, {"tie_word_embeddings": True, "attention_bias": True}),
 ]
 
+MIXTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mixtral")
+# Mixtral: a softmax router over num_local_experts SwiGLU experts in every layer, top-k renormalized.
+MIXTRAL_VARIANTS = [
+    ("top2_f32", 1818, {"num_local_experts": 4, "num_experts_per_tok": 2}),
+    ("top1_tied_f32", 1919, {"num_local_experts": 3, "num_experts_per_tok": 1, "tie_word_embeddings": True}),
+]
+MIXTRAL_MIN_GAP = 1e-4  # the k-th and (k+1)-th router probabilities of every token differ at least this much
+
 MISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mistral")
 # sliding_window: MistralConfig's default 4096 (longer than any prompt here, so it changes nothing), or null
 MISTRAL_VARIANTS = [
@@ -533,6 +542,60 @@ def main_qwen3():
     def check(keys):
         assert "model.layers.0.self_attn.q_norm.weight" in keys and "model.layers.0.self_attn.k_norm.weight" in keys
     main_llama_like("qwen3", QWEN3_DIR, QWEN3_VARIANTS, Qwen3Config, Qwen3ForCausalLM, check, draw_head_norms)
+
+
+def mixtral_min_gap(out):
+    """The smallest gap between the k-th and (k+1)-th router probability over every layer and token
+    of the fixture's inputs (a near tie could let f32 rounding pick another expert)."""
+    from transformers import MixtralForCausalLM
+    model = MixtralForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    k = model.config.num_experts_per_tok
+    gaps = []
+
+    def hook(_m, _inp, outp):
+        probs = torch.softmax(outp[0].float(), dim=-1)
+        top = torch.topk(probs, min(k + 1, probs.shape[-1]), dim=-1).values
+        if top.shape[-1] > k:
+            gaps.append((top[:, k - 1] - top[:, k]).min().item())
+    for layer in model.model.layers:
+        layer.mlp.gate.register_forward_hook(hook)
+    with torch.no_grad():
+        model(ref["input_ids"])
+        model(ref["greedy_ids"][None])
+    return min(gaps)
+
+
+def main_mixtral():
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.block_sparse_moe.experts.0.w1.weight" in keys, keys.keys()
+    main_llama_like("mixtral", MIXTRAL_DIR, MIXTRAL_VARIANTS, MixtralConfig, MixtralForCausalLM, check)
+    for name, _, _ in MIXTRAL_VARIANTS:
+        gap = mixtral_min_gap(os.path.join(MIXTRAL_DIR, name))
+        print("  %s: min router gap %.3e" % (name, gap))
+        assert gap > MIXTRAL_MIN_GAP, (name, gap)
+    # The same top-2 checkpoint in transformers 5's in-memory layout (mlp.gate, mlp.experts.gate_up_proj
+    # [E, 2F, D], mlp.experts.down_proj [E, D, F]): kiln reads it too; the reference is unchanged.
+    src, dst = os.path.join(MIXTRAL_DIR, "top2_f32"), os.path.join(MIXTRAL_DIR, "fused_layout_f32")
+    shutil.copytree(src, dst)
+    t = load_file(os.path.join(src, "model.safetensors"))
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    fused = {}
+    for name, v in t.items():
+        if ".block_sparse_moe." not in name:
+            fused[name] = v
+    for i in range(cfg["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+        E = cfg["num_local_experts"]
+        fused[p + "mlp.gate.weight"] = t[p + "block_sparse_moe.gate.weight"]
+        fused[p + "mlp.experts.gate_up_proj"] = torch.stack([torch.cat(
+            [t[p + "block_sparse_moe.experts.%d.w1.weight" % e], t[p + "block_sparse_moe.experts.%d.w3.weight" % e]])
+            for e in range(E)]).contiguous()
+        fused[p + "mlp.experts.down_proj"] = torch.stack(
+            [t[p + "block_sparse_moe.experts.%d.w2.weight" % e] for e in range(E)]).contiguous()
+    save_file(fused, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
 
 
 def main_mistral():
@@ -2392,6 +2455,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "mistral"):
         main_mistral()
+    if ARGS.only in ("all", "mixtral"):
+        main_mixtral()
     if ARGS.only in ("all", "lora"):
         main_lora()
     if ARGS.only in ("all", "deepseek"):

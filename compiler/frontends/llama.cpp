@@ -10,6 +10,7 @@
 #include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
+#include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -31,9 +32,24 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     e[p + "self_attn.k_proj.weight"] = {kv, D};
     e[p + "self_attn.v_proj.weight"] = {kv, D};
     e[p + "self_attn.o_proj.weight"] = {D, q};
-    e[p + "mlp.gate_proj.weight"] = {F, D};
-    e[p + "mlp.up_proj.weight"] = {F, D};
-    e[p + "mlp.down_proj.weight"] = {D, F};
+    const int64_t E = c.num_local_experts;
+    if (E > 0 && c.moe_fused) {
+      e[p + "mlp.gate.weight"] = {E, D};
+      e[p + "mlp.experts.gate_up_proj"] = {E, 2 * F, D};
+      e[p + "mlp.experts.down_proj"] = {E, D, F};
+    } else if (E > 0) {
+      e[p + "block_sparse_moe.gate.weight"] = {E, D};
+      for (int64_t x = 0; x < E; ++x) {
+        const std::string ex = p + "block_sparse_moe.experts." + std::to_string(x) + ".";
+        e[ex + "w1.weight"] = {F, D};
+        e[ex + "w3.weight"] = {F, D};
+        e[ex + "w2.weight"] = {D, F};
+      }
+    } else {
+      e[p + "mlp.gate_proj.weight"] = {F, D};
+      e[p + "mlp.up_proj.weight"] = {F, D};
+      e[p + "mlp.down_proj.weight"] = {D, F};
+    }
     if (c.attention_bias || c.qkv_bias) {
       e[p + "self_attn.q_proj.bias"] = {q};
       e[p + "self_attn.k_proj.bias"] = {kv};
@@ -84,6 +100,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // --- weights (QKV and gate|up concatenated along the output dimension)
   struct Layer {
     uint32_t attn_norm, qkv_w, qkv_b, q_norm, k_norm, o_w, o_b, mlp_norm, gu_w, gu_b, down_w, down_b, k_cache, v_cache;
+    uint32_t router = kNoTensor;  // Mixtral: the router; gu_w and down_w then hold every expert
   };
   const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"});
   std::vector<Layer> layers;
@@ -100,10 +117,31 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.o_w = w(p + "self_attn.o_proj.weight", {D, H * hd}, {p + "self_attn.o_proj.weight"});
     L.o_b = opt_bias(c.attention_bias, p + "self_attn.o_proj.bias", D, {p + "self_attn.o_proj.bias"});
     L.mlp_norm = w(p + "post_attention_layernorm.weight", {D}, {p + "post_attention_layernorm.weight"});
-    L.gu_w = w(p + "mlp.gate_up_proj.weight", {2 * F, D}, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
-    L.gu_b =
-        opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
-    L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
+    if (const int64_t E = c.num_local_experts; E > 0) {
+      // Experts stacked as DeepSeek's are: expert e's gate rows, then its up rows; its down rows.
+      // The router stays f32, as for DeepSeek.
+      std::vector<std::string> gu, down;
+      const std::string moe = c.moe_fused ? p + "mlp." : p + "block_sparse_moe.";
+      if (c.moe_fused) {
+        gu = {moe + "experts.gate_up_proj"};
+        down = {moe + "experts.down_proj"};
+      } else {
+        for (int64_t x = 0; x < E; ++x) {
+          const std::string ex = moe + "experts." + std::to_string(x) + ".";
+          gu.insert(gu.end(), {ex + "w1.weight", ex + "w3.weight"});
+          down.push_back(ex + "w2.weight");
+        }
+      }
+      L.router = g.weight(moe + "gate.weight", DType::F32, {E, D}, WeightSource{{moe + "gate.weight"}, {}, nullptr});
+      L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * F, D}, gu);
+      L.gu_b = kNoTensor;
+      L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, F}, down);
+    } else {
+      L.gu_w = w(p + "mlp.gate_up_proj.weight", {2 * F, D}, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+      L.gu_b =
+          opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
+      L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
+    }
     L.down_b = opt_bias(c.mlp_bias, p + "mlp.down_proj.bias", D, {p + "mlp.down_proj.bias"});
     L.k_cache = g.kv(p + "k_cache", wt, {B, S, KVH, hd});
     L.v_cache = g.kv(p + "v_cache", wt, {B, S, KVH, hd});
@@ -132,8 +170,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t qkv = g.activation(p + "qkv", {N, W});
       const uint32_t att = g.activation(p + "attn_out", {N, H * hd});
       const uint32_t h2 = g.activation(p + "mlp_in", {N, D});
-      const uint32_t gu = g.activation(p + "gate_up", {N, 2 * F});
-      const uint32_t m = g.activation(p + "mlp_act", {N, F});
+      const uint32_t gu = c.num_local_experts ? kNoTensor : g.activation(p + "gate_up", {N, 2 * F});
+      const uint32_t m = c.num_local_experts ? kNoTensor : g.activation(p + "mlp_act", {N, F});
       add_node(P, kRmsNormOp, {x, L.attn_norm}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
@@ -142,6 +180,16 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd}, {scale});
       add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
       add_node(P, kRmsNormOp, {x, L.mlp_norm}, {h2}, {}, {eps});
+      if (const int64_t K = c.num_experts_per_tok; c.num_local_experts > 0) {
+        // Mixtral's router: softmax over every expert, the top K, renormalized to sum to one.
+        const uint32_t ids = g.activation(p + "expert_ids", {N, K}, DType::I32);
+        const uint32_t ew = g.activation(p + "expert_weights", {N, K});
+        const uint32_t ws = g.activation(p + "expert_act", {N * K, F});
+        add_node(P, kMoeRouteOp, {h2, L.router, kNoTensor, n_valid}, {ids, ew},
+                 {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1, 1}, {1.0});
+        add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
+        continue;
+      }
       add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
       add_node(P, kSwigluOp, {gu}, {m});
       add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
@@ -156,10 +204,11 @@ namespace {
 
 FrontendBuild build_llama(const CompileOptions& o) {
   refuse_pipeline_options(o);
-  const LlamaConfig c = read_llama_config(o.model_dir + "/config.json");
+  LlamaConfig c = read_llama_config(o.model_dir + "/config.json");
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
+  c.moe_fused = c.num_local_experts > 0 && b.checkpoint.find("model.layers.0.mlp.experts.gate_up_proj");
   check_llama_tensors(c, b.checkpoint);
   b.lora = LoraSet::load(o.lora, b.checkpoint);
   const std::string lora_note = check_lora_config_keys(b.lora, o);
@@ -190,7 +239,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 extern const Frontend kLlamaFrontend{"llama",
                                      {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM",
-                                      "qwen2", "Qwen3ForCausalLM", "qwen3"},
+                                      "qwen2", "Qwen3ForCausalLM", "qwen3", "MixtralForCausalLM", "mixtral"},
                                      nullptr,
                                      build_llama};
 

@@ -167,6 +167,37 @@ TEST_CASE("config: Qwen3 (head norms, explicit or default head_dim, attention_bi
   }
 }
 
+// MixtralForCausalLM: Mistral's attention with a mixture of experts in every layer; MixtralConfig's
+// defaults (8 experts, top 2, 8 KV heads, no window) for absent keys; the router's training-only
+// keys are read and change nothing.
+TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
+  const std::string path = kiln::test::fixture("top2_f32", "mixtral") + "/config.json";
+  const LlamaConfig c = read_llama_config(path);
+  CHECK(c.architecture == "MixtralForCausalLM");
+  CHECK(c.num_local_experts == 4);
+  CHECK(c.num_experts_per_tok == 2);
+  CHECK(c.sliding_window == 0);
+  CHECK(c.unmodeled.empty());
+  std::ifstream in(path);
+  const nlohmann::json base = nlohmann::json::parse(in);
+  nlohmann::json absent = base;
+  for (const char* k : {"num_local_experts", "num_experts_per_tok", "num_key_value_heads", "sliding_window"})
+    absent.erase(k);
+  absent["num_attention_heads"] = 16;
+  absent["hidden_size"] = 256;
+  const LlamaConfig a = parse_llama_config(absent.dump(), "config.json");
+  CHECK(a.num_local_experts == 8);
+  CHECK(a.num_experts_per_tok == 2);
+  CHECK(a.num_key_value_heads == 8);
+  CHECK(a.sliding_window == 0);
+  nlohmann::json bad = base;
+  bad["num_experts_per_tok"] = 5;
+  CHECK_THROWS_WITH(parse_llama_config(bad.dump(), "config.json"), doctest::Contains("num_experts_per_tok"));
+  bad = base;
+  bad["num_local_experts"] = 0;
+  CHECK_THROWS_WITH(parse_llama_config(bad.dump(), "config.json"), doctest::Contains("num_local_experts"));
+}
+
 // Qwen2ForCausalLM reads as LLaMA with biases on q/k/v; its sliding-window keys are read, and a
 // config that turns sliding windows on is refused by name (kiln has no windowed attention yet).
 TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys read and refused when on)") {

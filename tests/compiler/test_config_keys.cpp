@@ -35,7 +35,8 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
   const std::string path = d / (cls + ".json");
   std::ofstream(path) << j.dump();
   const std::string text = j.dump();
-  if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config")
+  if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
+      cls == "MixtralConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -68,6 +69,7 @@ json defaults_of(const std::string& cls) {
 
 const char* const kClasses[] = {"LlamaConfig",
                                 "MistralConfig",
+                                "MixtralConfig",
                                 "Qwen2Config",
                                 "Qwen3Config",
                                 "DeepseekV2Config",
