@@ -79,17 +79,23 @@ bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* no
   const std::string path = dir + "/tokenizer.json";
   if (!path_exists(path)) return false;
   const std::string cfg_path = dir + "/tokenizer_config.json";
-  const std::string jinja_path = dir + "/chat_template.jinja";
-  const bool has_jinja = with_chat_template && path_exists(jinja_path);
-  const std::string jinja = has_jinja ? read_text_file(jinja_path) : "";
+  auto optional_file = [&](const char* name, std::string* text) -> const std::string* {
+    if (!with_chat_template || !path_exists(dir + name)) return nullptr;
+    *text = read_text_file(dir + name);
+    return text;
+  };
+  std::string jinja, tool_use, special;
+  ChatTemplateFiles files;
+  files.jinja = optional_file("/chat_template.jinja", &jinja);
+  files.tool_use_jinja = optional_file("/additional_chat_templates/tool_use.jinja", &tool_use);
+  files.special_tokens_map = optional_file("/special_tokens_map.json", &special);
   parse_hf_tokenizer(read_text_file(path), path_exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d, notes,
-                     has_jinja ? &jinja : nullptr, with_chat_template);
+                     files, with_chat_template);
   return true;
 }
 
 void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json, const std::string& path,
-                        TokenizerData* d, std::string* notes, const std::string* chat_template_jinja,
-                        bool with_chat_template) {
+                        TokenizerData* d, std::string* notes, const ChatTemplateFiles& files, bool with_chat_template) {
   const json j = parse_json_limited(tokenizer_json.data(), tokenizer_json.data() + tokenizer_json.size(), path);
   auto fail = [&](const std::string& m) -> void { throw CompileError(path + ": " + m); };
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail("has no model object");
@@ -296,35 +302,68 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     d->stop_ids.push_back(d->eos_id);
   // --- the chat template and the special tokens it sees (transformers' special_tokens_map)
   if (!with_chat_template) return;
-  std::string tmpl;
+  // As transformers loads them: chat_template.jinja (and additional_chat_templates/) replace the
+  // config's entries; a list of named templates holds "default" and maybe "tool_use" (picked
+  // when tools are given).
+  std::string tmpl, tools_tmpl;
   std::string where = "tokenizer_config.json";
-  if (chat_template_jinja) {
-    tmpl = *chat_template_jinja;
+  if (files.jinja) {
+    tmpl = *files.jinja;
     where = "chat_template.jinja";
+    if (files.tool_use_jinja) tools_tmpl = *files.tool_use_jinja;
   } else if (cfg.contains("chat_template")) {
-    if (cfg["chat_template"].is_string()) tmpl = cfg["chat_template"].get<std::string>();
-    else if (cfg["chat_template"].is_array())
-      for (const json& t : cfg["chat_template"])
-        if (text_of(t, "name", "") == "default" && t.contains("template") && t["template"].is_string())
-          tmpl = t["template"].get<std::string>();
+    const json& ct = cfg["chat_template"];
+    if (ct.is_string()) {
+      tmpl = ct.get<std::string>();
+    } else if (ct.is_array()) {
+      bool has_default = false;
+      for (const json& t : ct) {
+        if (!t.is_object() || !t.contains("template") || !t["template"].is_string()) continue;
+        const std::string name = text_of(t, "name", "");
+        if (name == "default") tmpl = t["template"].get<std::string>(), has_default = true;
+        if (name == "tool_use") tools_tmpl = t["template"].get<std::string>();
+      }
+      if (!has_default && !ct.empty())
+        throw CompileError(path +
+                           " (tokenizer_config.json): chat_template names several templates but no \"default\"; "
+                           "compile with --no-chat-template to leave them out");
+    } else if (!ct.is_null()) {
+      throw CompileError(path + " (tokenizer_config.json): chat_template is neither a string nor a list of templates");
+    }
   }
   if (tmpl.empty()) return;
-  auto parsed = jinja::Template::parse(tmpl);
-  if (!parsed.is_ok())
-    throw CompileError(path + " (" + where + "): " + parsed.status().message() +
-                       "; compile with --no-chat-template to leave the template out");
-  for (const std::string& u : parsed.value().unknown_names())
-    if (notes)
-      *notes += std::string(notes->empty() ? "" : "; ") + "the chat template names the " + u +
-                ", which neither transformers nor kiln defines: a conversation that reaches it fails in both";
+  auto check = [&](const std::string& t, const std::string& what) {
+    if (text::lossy_utf8(t) != t) throw CompileError(path + " (" + where + "): the " + what + " is not valid UTF-8");
+    auto parsed = jinja::Template::parse(t);
+    if (!parsed.is_ok())
+      throw CompileError(path + " (" + where + "): " + (what == "chat template" ? "" : what + ": ") +
+                         parsed.status().message() + "; compile with --no-chat-template to leave the template out");
+    for (const std::string& u : parsed.value().unknown_names())
+      if (notes)
+        *notes += std::string(notes->empty() ? "" : "; ") + "the " + what + " names the " + u +
+                  ", which neither transformers nor kiln defines: a conversation that reaches it fails in both";
+  };
+  check(tmpl, "chat template");
+  if (!tools_tmpl.empty()) check(tools_tmpl, "tool_use chat template");
+  // transformers' special_tokens_map: the config's tokens, else special_tokens_map.json's.
+  json smap = json::object();
+  if (files.special_tokens_map) {
+    smap = parse_json_limited(files.special_tokens_map->data(),
+                              files.special_tokens_map->data() + files.special_tokens_map->size(),
+                              path + " (special_tokens_map.json)");
+    if (!smap.is_object()) smap = json::object();
+  }
   json vars = json::object();
-  for (const char* k : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
-    if (cfg.contains(k) && !cfg[k].is_null()) {
-      const std::string text = token_text(cfg, k);
-      if (cfg[k].is_string() || !text.empty()) vars[k] = text;
+  for (const char* k : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
+    const json& src = cfg.contains(k) ? cfg : smap;
+    if (src.contains(k) && !src[k].is_null()) {
+      const std::string text = token_text(src, k);
+      if (src[k].is_string() || !text.empty()) vars[k] = text;
     }
+  }
   d->chat = TokenizerData::Chat::kJinja;
   d->chat_template = std::move(tmpl);
+  d->chat_template_tools = std::move(tools_tmpl);
   d->chat_vars = vars.dump();
 }
 

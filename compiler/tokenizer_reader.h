@@ -17,10 +17,15 @@ namespace kiln {
 // construct. *notes (may be null) receives remarks for the compile summary.
 bool read_hf_tokenizer(const std::string& model_dir, TokenizerData* data, std::string* notes,
                        bool with_chat_template = true);
-// The same from the files' texts (`path` names tokenizer.json in errors; chat_template_jinja,
-// when not null, is chat_template.jinja's text).
+// Files beside tokenizer.json that transformers reads for the chat template (null: absent).
+struct ChatTemplateFiles {
+  const std::string* jinja = nullptr;               // chat_template.jinja (then tokenizer_config's is unused)
+  const std::string* tool_use_jinja = nullptr;      // additional_chat_templates/tool_use.jinja
+  const std::string* special_tokens_map = nullptr;  // special_tokens_map.json (where the config lacks a token)
+};
+// The same from the files' texts (`path` names tokenizer.json in errors).
 void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json, const std::string& path,
-                        TokenizerData* data, std::string* notes, const std::string* chat_template_jinja = nullptr,
+                        TokenizerData* data, std::string* notes, const ChatTemplateFiles& files = {},
                         bool with_chat_template = true);
 
 // A diffusers pipeline's CLIP tokenizer folder (vocab.json, merges.txt, tokenizer_config.json

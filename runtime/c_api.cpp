@@ -338,8 +338,21 @@ kiln_status kiln_chat_render(const kiln_plan* plan, const char* json, int add_ge
       vars = kiln::jinja::Value::dict();
       messages = kiln::jinja::Value();
       for (const auto& [k, v] : doc.value().entries().items) {
-        if (k.is_string() && k.as_string() == "messages") messages = v;
-        else vars.set(k, v);
+        const std::string& name = k.as_string();  // JSON keys are strings
+        if (name == "messages") {
+          messages = v;
+          continue;
+        }
+        // apply_chat_template's own parameters are not template variables there: refused, not passed on
+        for (const char* opt : {"add_generation_prompt", "continue_final_message", "chat_template", "tokenize",
+                                "return_assistant_tokens_mask", "return_dict", "return_tensors", "padding",
+                                "truncation", "max_length", "tokenizer_kwargs"})
+          if (name == opt)
+            return fail(
+                err, KILN_ERR_INVALID_ARGUMENT,
+                "the conversation sets \"" + name + "\", an apply_chat_template option and no template variable" +
+                    (name == "add_generation_prompt" ? " (pass it as the argument)" : " (kiln has no such option)"));
+        vars.set(k, v);
       }
       if (messages.is_undefined())
         return fail(err, KILN_ERR_INVALID_ARGUMENT, "the conversation object has no \"messages\"");
@@ -347,8 +360,10 @@ kiln_status kiln_chat_render(const kiln_plan* plan, const char* json, int add_ge
     auto p = t->render_chat(messages, add_generation_prompt != 0, vars);
     if (!p.is_ok()) return report(err, p.status());
     return copy_text(p.value(), buf, cap, len_out, err);
-  } catch (const std::exception&) {
+  } catch (const std::bad_alloc&) {
     return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(err, KILN_ERR_INTERNAL, std::string("internal error: ") + e.what());
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <unordered_set>
 
 #include "runtime/text.h"
 
@@ -26,7 +27,10 @@ struct Error {
   throw Error{line > 0 ? "line " + std::to_string(line) + ": " + m : m};
 }
 
-constexpr int kMaxNesting = 200;  // parse depth of statements and expressions, JSON depth
+constexpr int kMaxNesting = 200;           // parse depth of statements and expressions, JSON depth
+constexpr uint32_t kMaxValueDepth = 200;   // how deep values a template builds may nest
+constexpr uint64_t kMaxWeight = 1u << 24;  // Value::weight() of any one value a template builds
+constexpr int kMaxEvalDepth = 1500;        // eval/exec frames at once, macros included
 
 }  // namespace
 
@@ -56,11 +60,24 @@ Value Value::number(double f) {
   v.f_ = f;
   return v;
 }
+const std::string& Value::empty_string() {
+  static const std::string empty;
+  return empty;
+}
+
 Value Value::string(std::string s) {
   Value v;
   v.type_ = Type::kString;
-  v.s_ = std::move(s);
+  v.weight_ = 1 + s.size() / 16;
+  v.s_ = std::make_shared<const std::string>(std::move(s));
   return v;
+}
+
+void Value::account(const Value& c) {
+  depth_ = std::max<uint32_t>(depth_, c.depth_ + 1);
+  const uint64_t add = c.weight_ + 7;  // an item costs ~8 units (a Value is ~100 bytes)
+  weight_ = add > UINT64_MAX / 2 - weight_ ? UINT64_MAX / 2 : weight_ + add;
+  has_ns_ = has_ns_ || c.ns_ || c.has_ns_;
 }
 Value Value::markup(std::string s) {
   Value v = string(std::move(s));
@@ -72,14 +89,17 @@ Value Value::list(List items, ListKind kind, std::string range_repr) {
   Value v;
   v.type_ = Type::kList;
   v.kind_ = kind;
-  v.s_ = std::move(range_repr);
+  if (!range_repr.empty()) v.s_ = std::make_shared<const std::string>(std::move(range_repr));
   v.list_ = std::make_shared<List>(std::move(items));
+  v.depth_ = 1;
+  for (const Value& x : *v.list_) v.account(x);
   return v;
 }
 Value Value::dict() {
   Value v;
   v.type_ = Type::kDict;
   v.dict_ = std::make_shared<Dict>();
+  v.depth_ = 1;
   return v;
 }
 Value Value::namespace_() {
@@ -95,7 +115,7 @@ Value Value::function(std::shared_ptr<const Function> f) {
 }
 Value Value::undefined(std::string name) {
   Value v;
-  v.s_ = std::move(name);
+  v.s_ = std::make_shared<const std::string>(std::move(name));
   return v;
 }
 
@@ -103,6 +123,8 @@ void Value::set(const std::string& key, Value v) { set(Value::string(key), std::
 
 void Value::set(const Value& key, Value v) {
   std::string h = hash_key(key);
+  account(key);
+  account(v);
   auto it = dict_->index.find(h);
   if (it != dict_->index.end()) {
     dict_->items[it->second].second = std::move(v);
@@ -124,7 +146,11 @@ const Value* Value::find(const Value& key) const {
   return it == dict_->index.end() ? nullptr : &dict_->items[it->second].second;
 }
 
-std::string hash_key(const Value& k) {
+namespace {
+
+// A tuple's key is its items' keys, length-prefixed; bounded in depth and bytes (a template can
+// build tuples that share parts, whose keys would grow exponentially).
+std::string hash_key_at(const Value& k, int depth, size_t budget) {
   switch (k.type()) {
     case Value::Type::kString:
       return "s" + k.as_string();
@@ -142,11 +168,11 @@ std::string hash_key(const Value& k) {
     case Value::Type::kNone:
       return "n";
     case Value::Type::kList: {
-      if (!k.is_tuple()) return "";
+      if (!k.is_tuple() || depth > kMaxNesting) return "";
       std::string h = "t(";
       for (const Value& x : k.items()) {
-        const std::string e = hash_key(x);
-        if (e.empty()) return "";
+        const std::string e = hash_key_at(x, depth + 1, budget);
+        if (e.empty() || h.size() + e.size() > budget) return "";
         h += std::to_string(e.size()) + ":" + e;
       }
       return h + ")";
@@ -155,6 +181,10 @@ std::string hash_key(const Value& k) {
       return "";
   }
 }
+
+}  // namespace
+
+std::string hash_key(const Value& k) { return hash_key_at(k, 0, size_t(1) << 20); }
 
 namespace {
 
@@ -183,6 +213,37 @@ const char* type_name(const Value& v) {
   }
   return "?";
 }
+
+// Substring search in time linear in both strings (Knuth–Morris–Pratt): std::string::find is
+// O(n·m) on inputs like "aaa…ab", and both strings may come from a hostile template.
+class Finder {
+ public:
+  explicit Finder(std::string_view needle) : n_(needle), fail_(needle.size() + 1, 0) {
+    if (needle.size() > UINT32_MAX) fail(0, "a search string is too long");
+    for (size_t i = 1, k = 0; i < n_.size(); ++i) {
+      while (k > 0 && n_[i] != n_[k]) k = fail_[k];
+      if (n_[i] == n_[k]) ++k;
+      fail_[i + 1] = uint32_t(k);
+    }
+  }
+  // The first match starting at or after `from`, or npos.
+  size_t find(std::string_view hay, size_t from = 0) const {
+    if (n_.empty()) return from <= hay.size() ? from : std::string::npos;
+    if (from > hay.size() || hay.size() - from < n_.size()) return std::string::npos;
+    for (size_t i = from, k = 0; i < hay.size(); ++i) {
+      while (k > 0 && hay[i] != n_[k]) k = fail_[k];
+      if (hay[i] == n_[k]) ++k;
+      if (k == n_.size()) return i + 1 - k;
+    }
+    return std::string::npos;
+  }
+
+ private:
+  std::string_view n_;
+  std::vector<uint32_t> fail_;
+};
+
+std::string reversed(std::string_view s) { return std::string(s.rbegin(), s.rend()); }
 
 // Python's str.isspace.
 bool py_space(uint32_t c) { return text::is_space(c) || (c >= 0x1c && c <= 0x1f); }
@@ -304,6 +365,8 @@ std::string to_str(const Value& v) {
   }
 }
 
+constexpr size_t kMaxReprBytes = size_t(64) << 20;
+
 std::string repr(const Value& v, int depth) {
   if (depth > kMaxNesting) fail(0, "a value is nested too deeply to print");
   switch (v.type()) {
@@ -324,7 +387,10 @@ std::string repr(const Value& v, int depth) {
       if (v.list_kind() == K::kRange) return v.as_string();
       if (v.list_kind() == K::kIterator) fail(0, "cannot print a generator (add |list)");
       std::string out = v.is_tuple() ? "(" : "[";
-      for (size_t i = 0; i < v.items().size(); ++i) out += (i ? ", " : "") + repr(v.items()[i], depth + 1);
+      for (size_t i = 0; i < v.items().size(); ++i) {
+        out += (i ? ", " : "") + repr(v.items()[i], depth + 1);
+        if (out.size() > kMaxReprBytes) fail(0, "a value is too large to print");
+      }
       if (v.is_tuple() && v.items().size() == 1) out += ",";
       out += v.is_tuple() ? ")" : "]";
       switch (v.list_kind()) {
@@ -343,6 +409,7 @@ std::string repr(const Value& v, int depth) {
       bool first = true;
       for (const auto& [k, x] : v.entries().items) {
         out += (first ? "" : ", ") + repr(k, depth + 1) + ": " + repr(x, depth + 1);
+        if (out.size() > kMaxReprBytes) fail(0, "a value is too large to print");
         first = false;
       }
       return out + (v.is_namespace() ? "}>" : "}");
@@ -388,7 +455,7 @@ void json_string(const std::string& s, bool ensure_ascii, std::string* out) {
         *out += "\\f";
         break;
       default:
-        if (c < 0x20 || (ensure_ascii && c > 0x7e && c != 0x7f)) {
+        if (c < 0x20 || (ensure_ascii && c > 0x7e)) {
           if (c >= 0x10000) {
             const uint32_t v = c - 0x10000;
             std::snprintf(b, sizeof b, "\\u%04x\\u%04x", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff));
@@ -406,6 +473,7 @@ void json_string(const std::string& s, bool ensure_ascii, std::string* out) {
 
 void json_write(const Value& v, const JsonStyle& st, int level, std::string* out) {
   if (level > kMaxNesting) fail(0, "a value is nested too deeply for tojson");
+  if (out->size() > kMaxReprBytes) fail(0, "a value is too large for tojson");
   auto newline = [&](int l) {
     if (!st.indent) return;
     *out += '\n';
@@ -1008,6 +1076,7 @@ struct Expr {
   std::vector<std::string> ops;          // kCompare: the operators between a[i] and a[i + 1]
   std::vector<std::string> kw;           // kCall/kFilter/kTest: names of the trailing keyword args
   bool negate = false;                   // kTest: `is not`
+  int depth = 1;                         // of the tree below (bounded: eval and ~Expr stay shallow)
 };
 using ExprP = std::unique_ptr<Expr>;
 
@@ -1254,7 +1323,7 @@ class Parser {
       do {
         ExprP f = make(Expr::kFilter, cur().line);
         f->name = expect_name();
-        if (!known_filter(f->name)) unknown_.push_back("filter '" + f->name + "'");
+        if (!known_filter(f->name)) note_unknown("filter '" + f->name + "'");
         f->a.push_back(nullptr);
         if (accept_op("(")) call_args(f.get());
         n->exprs.push_back(std::move(f));
@@ -1291,6 +1360,14 @@ class Parser {
     e->line = line;
     return e;
   }
+  // A node whose operands are all attached: its depth, bounded like the parser's recursion
+  // (chains such as a+b+c… or x|f|g… build deep trees without recursing).
+  ExprP finish(ExprP e) {
+    for (const auto& c : e->a)
+      if (c) e->depth = std::max(e->depth, c->depth + 1);
+    if (e->depth > kMaxNesting) fail(e->line, "an expression is nested too deeply");
+    return e;
+  }
 
   // `a, b` without brackets is a tuple where Jinja allows it ({{ }}, set, for ... in).
   ExprP tuple_or_expr(bool no_cond = false) {
@@ -1303,7 +1380,7 @@ class Parser {
       if (cur().t == Tok::kEnd || is_name("if")) break;
       t->a.push_back(no_cond ? or_expr() : expression());
     }
-    return t;
+    return finish(std::move(t));
   }
 
   ExprP expression() {
@@ -1315,7 +1392,7 @@ class Parser {
       c->a.push_back(std::move(e));
       c->a.push_back(or_expr());
       c->a.push_back(accept_name("else") ? expression() : nullptr);
-      e = std::move(c);
+      e = finish(std::move(c));
     }
     return e;
   }
@@ -1325,7 +1402,7 @@ class Parser {
       ExprP o = make(Expr::kOr, next().line);
       o->a.push_back(std::move(e));
       o->a.push_back(and_expr());
-      e = std::move(o);
+      e = finish(std::move(o));
     }
     return e;
   }
@@ -1335,7 +1412,7 @@ class Parser {
       ExprP o = make(Expr::kAnd, next().line);
       o->a.push_back(std::move(e));
       o->a.push_back(not_expr());
-      e = std::move(o);
+      e = finish(std::move(o));
     }
     return e;
   }
@@ -1344,7 +1421,7 @@ class Parser {
     if (is_name("not")) {
       ExprP n = make(Expr::kNot, next().line);
       n->a.push_back(not_expr());
-      return n;
+      return finish(std::move(n));
     }
     return compare();
   }
@@ -1367,14 +1444,14 @@ class Parser {
       c->ops.push_back(op);
       c->a.push_back(math1());
     }
-    return c ? std::move(c) : std::move(e);
+    return c ? finish(std::move(c)) : std::move(e);
   }
   ExprP binary(ExprP l, const std::string& op, ExprP r, int line) {
     ExprP b = make(Expr::kBinary, line);
     b->name = op;
     b->a.push_back(std::move(l));
     b->a.push_back(std::move(r));
-    return b;
+    return finish(std::move(b));
   }
   ExprP math1() {
     ExprP e = concat();
@@ -1390,7 +1467,7 @@ class Parser {
     ExprP c = make(Expr::kConcat, cur().line);
     c->a.push_back(std::move(e));
     while (accept_op("~")) c->a.push_back(math2());
-    return c;
+    return finish(std::move(c));
   }
   ExprP math2() {
     ExprP e = power();
@@ -1415,6 +1492,7 @@ class Parser {
       const Token op = next();
       e = make(op.s == "-" ? Expr::kNeg : Expr::kPos, op.line);
       e->a.push_back(unary(false));
+      e = finish(std::move(e));
     } else {
       e = primary();
     }
@@ -1459,7 +1537,7 @@ class Parser {
             tup->a.push_back(expression());
           }
           expect_op(")");
-          return tup;
+          return finish(std::move(tup));
         }
         if (accept_op("[")) {
           e = make(Expr::kList, t.line);
@@ -1468,7 +1546,7 @@ class Parser {
             if (accept_op("]")) break;
             e->a.push_back(expression());
           }
-          return e;
+          return finish(std::move(e));
         }
         if (accept_op("{")) {
           e = make(Expr::kDict, t.line);
@@ -1479,7 +1557,7 @@ class Parser {
             expect_op(":");
             e->a.push_back(expression());
           }
-          return e;
+          return finish(std::move(e));
         }
         break;
       default:
@@ -1518,7 +1596,7 @@ class Parser {
           a->name = expect_name();
           a->a.push_back(std::move(e));
         }
-        e = std::move(a);
+        e = finish(std::move(a));
       } else if (is_op("[")) {
         const int line = next().line;
         ExprP parts[3];
@@ -1539,13 +1617,13 @@ class Parser {
           for (auto& x : parts) s->a.push_back(std::move(x));
         else if (!parts[0]) fail(line, "an empty subscript");
         else s->a.push_back(std::move(parts[0]));
-        e = std::move(s);
+        e = finish(std::move(s));
       } else if (is_op("(")) {
         const int line = next().line;
         ExprP c = make(Expr::kCall, line);
         c->a.push_back(std::move(e));
         call_args(c.get());
-        e = std::move(c);
+        e = finish(std::move(c));
       } else {
         return e;
       }
@@ -1558,16 +1636,16 @@ class Parser {
         ExprP f = make(Expr::kFilter, line);
         f->name = expect_name();
         while (accept_op(".")) f->name += "." + expect_name();
-        if (!known_filter(f->name)) unknown_.push_back("filter '" + f->name + "'");  // Jinja 3: fails when reached
+        if (!known_filter(f->name)) note_unknown("filter '" + f->name + "'");  // Jinja 3: fails when reached
         f->a.push_back(std::move(e));
         if (accept_op("(")) call_args(f.get());
-        e = std::move(f);
+        e = finish(std::move(f));
       } else if (is_name("is")) {
         const int line = next().line;
         ExprP t = make(Expr::kTest, line);
         t->negate = accept_name("not");
         t->name = expect_name();
-        if (!known_test(t->name)) unknown_.push_back("test '" + t->name + "'");
+        if (!known_test(t->name)) note_unknown("test '" + t->name + "'");
         t->a.push_back(std::move(e));
         if (accept_op("(")) {
           call_args(t.get());
@@ -1577,13 +1655,13 @@ class Parser {
                    is_op("{") || is_op("-")) {
           t->a.push_back(postfix(primary()));
         }
-        e = std::move(t);
+        e = finish(std::move(t));
       } else if (is_op("(")) {
         const int line = next().line;
         ExprP c = make(Expr::kCall, line);
         c->a.push_back(std::move(e));
         call_args(c.get());
-        e = std::move(c);
+        e = finish(std::move(c));
       } else {
         return e;
       }
@@ -1594,7 +1672,11 @@ class Parser {
   size_t p_ = 0;
 
  public:
-  std::vector<std::string> unknown_;  // filters and tests outside the subset, in order of use
+  std::vector<std::string> unknown_;  // filters and tests outside the subset, in order of use (<= 32)
+  std::unordered_set<std::string> unknown_seen_;
+  void note_unknown(const std::string& u) {
+    if (unknown_.size() < 32 && unknown_seen_.insert(u).second) unknown_.push_back(u);
+  }
 
  private:
   int depth_ = 0;
@@ -1613,10 +1695,27 @@ class Interpreter {
   Interpreter(const Limits& limits, const std::tm* now) : lim_(limits), now_(now) {}
 
   std::string run(const Node& root, const Value& context);
-  void step(int line) {
-    if (++steps_ > lim_.max_steps)
+  void step(int line) { charge(1, line); }
+  // Work proportional to n units (items walked, bytes / 16 searched or copied).
+  void charge(uint64_t n, int line) {
+    steps_ = n > lim_.max_steps ? lim_.max_steps + 1 : steps_ + n;
+    if (steps_ > lim_.max_steps)
       fail(line, "the template ran for more than " + std::to_string(lim_.max_steps) + " steps");
   }
+  // A value the template built: bounded in nesting and in size (a walk of it then ends).
+  const Value& checked(const Value& v, int line) const {
+    if (v.depth() > kMaxValueDepth) fail(line, "a value the template builds is nested too deeply");
+    if (v.weight() > kMaxWeight) fail(line, "a value the template builds is too large");
+    return v;
+  }
+  // Guards the C++ stack across eval, exec and macro calls.
+  struct Frame_ {
+    explicit Frame_(Interpreter* in, int line) : in(in) {
+      if (++in->eval_depth_ > kMaxEvalDepth) fail(line, "the template nests evaluation too deeply");
+    }
+    ~Frame_() { --in->eval_depth_; }
+    Interpreter* in;
+  };
   void check_size(size_t n, int line) const {
     if (n > lim_.max_output)
       fail(line, "the template's output or a string it builds exceeds " + std::to_string(lim_.max_output) + " bytes");
@@ -1651,6 +1750,7 @@ class Interpreter {
   const Limits& lim_;
   const std::tm* now_;  // not owned; null = the clock
   uint64_t steps_ = 0;
+  int eval_depth_ = 0;
   int call_depth_ = 0;
   std::vector<Frame> frames_;
 };
@@ -1750,7 +1850,7 @@ bool contains(const Value& container, const Value& item, int line) {
     case Type::kString:
       if (!item.is_string())
         fail(line, std::string("'in <string>' requires string as left operand, not ") + type_name(item));
-      return container.as_string().find(item.as_string()) != std::string::npos;
+      return Finder(item.as_string()).find(container.as_string()) != std::string::npos;
     case Type::kList:
       for (const Value& x : container.items())
         if (equals(x, item)) return true;
@@ -1867,6 +1967,7 @@ void Interpreter::assign(const std::vector<std::string>& names, const Value& v, 
 
 Flow Interpreter::exec(const Node& n, std::string& out) {
   step(n.line);
+  const Frame_ guard(this, n.line);
   switch (n.kind) {
     case Node::kBody:
       for (const auto& k : n.kids) {
@@ -1878,10 +1979,13 @@ Flow Interpreter::exec(const Node& n, std::string& out) {
       out += n.text;
       check_size(out.size(), n.line);
       return Flow::kNormal;
-    case Node::kOutput:
-      out += to_str(eval(*n.exprs[0]));
+    case Node::kOutput: {
+      const Value v = eval(*n.exprs[0]);
+      if (!v.is_string()) charge(v.weight(), n.line);  // repr walks it
+      out += to_str(v);
       check_size(out.size(), n.line);
       return Flow::kNormal;
+    }
     case Node::kIf:
       for (size_t i = 0; i < n.exprs.size(); ++i)
         if (truthy(eval(*n.exprs[i]))) return exec(*n.kids[i], out);
@@ -1896,8 +2000,12 @@ Flow Interpreter::exec(const Node& n, std::string& out) {
       const Value ns = lookup(n.names[0]);
       if (!ns.is_namespace()) fail(n.line, "cannot assign attribute on non-namespace object '" + n.names[0] + "'");
       if (!n.text.empty() && n.text[0] == '_') fail(n.line, "namespace attributes may not start with '_'");
+      const Value v = eval(*n.exprs[0]);
+      checked(v, n.line);
+      if (v.is_namespace() || v.holds_namespace())
+        fail(n.line, "a namespace cannot hold a namespace (kiln refuses what could make a cycle)");
       Value shared = ns;  // namespaces are the one mutable value: this writes through
-      shared.set(n.text, eval(*n.exprs[0]));
+      shared.set(n.text, v);
       return Flow::kNormal;
     }
     case Node::kSetBlock: {
@@ -1918,7 +2026,9 @@ Flow Interpreter::exec(const Node& n, std::string& out) {
     }
     case Node::kFilterBlock: {
       std::string s;
+      frames_.emplace_back();  // the body's sets stay inside, as in Jinja
       const Flow f = exec(*n.kids[0], s);
+      frames_.pop_back();
       Value v = Value::string(std::move(s));
       for (const auto& fe : n.exprs) v = filter_call(*fe, v);
       out += to_str(v);
@@ -1988,6 +2098,7 @@ Flow Interpreter::exec_for(const Node& n, std::string& out) {
 Value Interpreter::call_macro(const Node& m, Args& a, int line) {
   if (call_depth_ >= lim_.max_call_depth)
     fail(line, "macro calls nested deeper than " + std::to_string(lim_.max_call_depth));
+  const Frame_ guard(this, line);
   if (a.pos.size() > m.names.size())
     fail(line, "macro '" + m.text + "' takes not more than " + std::to_string(m.names.size()) + " arguments");
   // A macro sees the template's globals and its own arguments, not the caller's locals.
@@ -2035,6 +2146,7 @@ Value Interpreter::filter_call(const Expr& e, const Value& v) {
 
 Value Interpreter::eval(const Expr& e) {
   step(e.line);
+  const Frame_ guard(this, e.line);
   switch (e.kind) {
     case Expr::kLiteral:
       return e.literal;
@@ -2044,7 +2156,9 @@ Value Interpreter::eval(const Expr& e) {
     case Expr::kTuple: {
       List items;
       for (const auto& x : e.a) items.push_back(eval(*x));
-      return Value::list(std::move(items), e.kind == Expr::kTuple);
+      Value v = Value::list(std::move(items), e.kind == Expr::kTuple);
+      checked(v, e.line);
+      return v;
     }
     case Expr::kDict: {
       Value d = Value::dict();
@@ -2053,6 +2167,7 @@ Value Interpreter::eval(const Expr& e) {
         if (hash_key(k).empty()) fail(e.line, std::string("unhashable type: '") + type_name(k) + "'");
         d.set(k, eval(*e.a[i + 1]));
       }
+      checked(d, e.line);
       return d;
     }
     case Expr::kAttr: {
@@ -2116,9 +2231,13 @@ Value Interpreter::eval(const Expr& e) {
       };
       const int64_t start = clamp(part[0], given[0], step > 0 ? 0 : n - 1);
       const int64_t stop = clamp(part[1], given[1], step > 0 ? n : -1);
+      // Python's slice length, so a huge step never steps outside (or overflows)
+      const int64_t count = step > 0 ? (stop > start ? (stop - start - 1) / step + 1 : 0)
+                                     : (start > stop ? (start - stop - 1) / (-step) + 1 : 0);
       List items;
       std::vector<uint32_t> picked;
-      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+      charge(uint64_t(count), e.line);
+      for (int64_t k = 0, i = start; k < count; ++k, i += (k < count ? step : 0)) {
         if (obj.is_string()) picked.push_back(cps[size_t(i)]);
         else items.push_back(obj.items()[size_t(i)]);
       }
@@ -2174,7 +2293,9 @@ Value Interpreter::eval(const Expr& e) {
     case Expr::kConcat: {
       std::string s;
       for (const auto& x : e.a) {
-        s += to_str(eval(*x));
+        const Value v = eval(*x);
+        charge(v.is_string() ? v.as_string().size() / 16 : v.weight(), e.line);
+        s += to_str(v);
         check_size(s.size(), e.line);
       }
       return Value::string(std::move(s));
@@ -2185,6 +2306,9 @@ Value Interpreter::eval(const Expr& e) {
         Value r = eval(*e.a[i + 1]);
         const std::string& op = e.ops[i];
         bool ok;
+        charge((l.is_string() ? l.as_string().size() / 16 : l.weight()) +
+                   (r.is_string() ? r.as_string().size() / 16 : r.weight()),
+               e.line);
         if (op == "==") ok = equals(l, r);
         else if (op == "!=") ok = !equals(l, r);
         else if (op == "in") ok = contains(r, l, e.line);
@@ -2271,10 +2395,13 @@ Value Interpreter::eval(const Expr& e) {
         return Value::markup(std::move(sum));
       }
       if (op == "+" && l.is_list() && r.is_list() && l.is_tuple() == r.is_tuple()) {
+        if (l.weight() + r.weight() > kMaxWeight) fail(e.line, "a value the template builds is too large");
+        charge(l.items().size() + r.items().size(), e.line);
         List items = l.items();
         items.insert(items.end(), r.items().begin(), r.items().end());
-        check_size(items.size(), e.line);
-        return Value::list(std::move(items), l.is_tuple());
+        Value v = Value::list(std::move(items), l.is_tuple());
+        checked(v, e.line);
+        return v;
       }
       if (op == "*" && (l.is_string() || l.is_list() || r.is_string() || r.is_list())) {
         const Value& seq = l.is_string() || l.is_list() ? l : r;
@@ -2283,6 +2410,9 @@ Value Interpreter::eval(const Expr& e) {
         const int64_t k = std::max<int64_t>(0, int_of(cnt));
         const size_t unit = seq.is_string() ? seq.as_string().size() : seq.items().size();
         if (unit > 0 && uint64_t(k) > lim_.max_output / unit) check_size(lim_.max_output + 1, e.line);
+        if (seq.is_list() && uint64_t(k) > kMaxWeight / seq.weight())
+          fail(e.line, "a value the template builds is too large");
+        charge(uint64_t(k) * unit / 16, e.line);
         if (seq.is_string()) {
           std::string s;
           for (int64_t i = 0; i < k; ++i) s += seq.as_string();
@@ -2422,31 +2552,22 @@ List py_split(const std::string& s, const Value& sep, int64_t maxsplit, bool fro
   }
   const std::string d = need_str(sep, "the separator", line);
   if (d.empty()) fail(line, "empty separator");
+  // rsplit is split of the reversed string by the reversed separator, each piece reversed back.
+  const std::string hay = from_right ? reversed(s) : s, needle = from_right ? reversed(d) : d;
+  const Finder finder(needle);
   std::vector<std::string> parts;
-  if (!from_right) {
-    size_t pos = 0;
-    while (true) {
-      const size_t k = (maxsplit < 0 || int64_t(parts.size()) < maxsplit) ? s.find(d, pos) : std::string::npos;
-      if (k == std::string::npos) {
-        parts.push_back(s.substr(pos));
-        break;
-      }
-      parts.push_back(s.substr(pos, k - pos));
-      pos = k + d.size();
+  size_t pos = 0;
+  while (true) {
+    const size_t k = (maxsplit < 0 || int64_t(parts.size()) < maxsplit) ? finder.find(hay, pos) : std::string::npos;
+    if (k == std::string::npos) {
+      parts.push_back(hay.substr(pos));
+      break;
     }
-  } else {
-    size_t end = s.size();
-    while (true) {
-      const size_t k = (maxsplit < 0 || int64_t(parts.size()) < maxsplit) && end >= d.size()
-                           ? s.rfind(d, end - d.size())
-                           : std::string::npos;
-      if (k == std::string::npos) {
-        parts.push_back(s.substr(0, end));
-        break;
-      }
-      parts.push_back(s.substr(k + d.size(), end - k - d.size()));
-      end = k;
-    }
+    parts.push_back(hay.substr(pos, k - pos));
+    pos = k + needle.size();
+  }
+  if (from_right) {
+    for (auto& p : parts) p = reversed(p);
     std::reverse(parts.begin(), parts.end());
   }
   for (auto& p : parts) out.push_back(Value::string(std::move(p)));
@@ -2468,8 +2589,9 @@ std::string py_replace(const std::string& s, const std::string& from, const std:
   }
   size_t pos = 0;
   int64_t n = 0;
+  const Finder finder(from);
   while (count < 0 || n < count) {
-    const size_t k = s.find(from, pos);
+    const size_t k = finder.find(s, pos);
     if (k == std::string::npos) break;
     out.append(s, pos, k - pos);
     out += to;
@@ -2559,17 +2681,21 @@ std::string py_format(const std::string& fmt, const Args& a, const Interpreter& 
 }
 
 Value string_method(const Value& self, const std::string& name) {
-  const std::string s = self.as_string();
+  const Value sv = self;  // the string is shared, not copied, into each bound method
   auto m = [&](auto f) { return bound("str." + name, f); };
   if (name == "strip" || name == "lstrip" || name == "rstrip")
-    return m([s, name](Interpreter&, Args& a) {
+    return m([sv, name](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder b(a, name, 0);
       const Value chars = b.get(0, "chars", Value::none());
       b.done(1);
       return Value::string(py_strip(s, chars, name != "rstrip", name != "lstrip", 0));
     });
   if (name == "split" || name == "rsplit")
-    return m([s, name](Interpreter&, Args& a) {
+    return m([sv, name](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder b(a, name, 0);
       const Value sep = b.get(0, "sep", Value::none());
       const int64_t maxsplit = need_int(b.get(1, "maxsplit", Value::integer(-1)), "maxsplit", 0);
@@ -2577,7 +2703,9 @@ Value string_method(const Value& self, const std::string& name) {
       return Value::list(py_split(s, sep, maxsplit, name == "rsplit", 0));
     });
   if (name == "startswith" || name == "endswith")
-    return m([s, name](Interpreter&, Args& a) {
+    return m([sv, name](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder b(a, name, 0);
       const Value x = b.required(0, name == "startswith" ? "prefix" : "suffix");
       b.done(1);
@@ -2591,13 +2719,17 @@ Value string_method(const Value& self, const std::string& name) {
       return Value::boolean(false);
     });
   if (name == "upper" || name == "lower" || name == "capitalize" || name == "title")
-    return m([s, name](Interpreter&, Args& a) {
+    return m([sv, name](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder(a, name, 0).done(0);
       const int mode = name == "lower" ? 0 : name == "upper" ? 1 : name == "capitalize" ? 2 : 3;
       return Value::string(case_map(s, mode, ("str." + name + "()").c_str(), 0));
     });
   if (name == "replace")
-    return m([s](Interpreter& in, Args& a) {
+    return m([sv](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder b(a, "replace", 0);
       const std::string from = need_str(b.required(0, "old"), "replace's old", 0);
       const std::string to = need_str(b.required(1, "new"), "replace's new", 0);
@@ -2606,28 +2738,39 @@ Value string_method(const Value& self, const std::string& name) {
       return Value::string(py_replace(s, from, to, count, in, 0));
     });
   if (name == "find" || name == "rfind" || name == "count")
-    return m([s, name](Interpreter&, Args& a) {
+    return m([sv, name](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder b(a, name, 0);
       const std::string sub = need_str(b.required(0, "sub"), "the substring", 0);
       b.done(1);
       if (name == "count") {
         if (sub.empty()) return Value::integer(int64_t(cp_length(s)) + 1);
         int64_t n = 0;
-        for (size_t k = s.find(sub); k != std::string::npos; k = s.find(sub, k + sub.size())) ++n;
+        const Finder finder(sub);
+        for (size_t k = finder.find(s); k != std::string::npos; k = finder.find(s, k + sub.size())) ++n;
         return Value::integer(n);
       }
-      const size_t k = name == "find" ? s.find(sub) : s.rfind(sub);
-      return Value::integer(k == std::string::npos ? -1 : cp_offset(s, k));
+      if (name == "find") {
+        const size_t k = Finder(sub).find(s);
+        return Value::integer(k == std::string::npos ? -1 : cp_offset(s, k));
+      }
+      const size_t r = Finder(reversed(sub)).find(reversed(s));  // the last match, from the end
+      return Value::integer(r == std::string::npos ? -1 : cp_offset(s, s.size() - r - sub.size()));
     });
   if (name == "splitlines")
-    return m([s](Interpreter&, Args& a) {
+    return m([sv](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder(a, "splitlines", 0).done(0);
       List out;
       for (auto& l : splitlines(s)) out.push_back(Value::string(std::move(l)));
       return Value::list(std::move(out));
     });
   if (name == "join")
-    return m([s](Interpreter& in, Args& a) {
+    return m([sv](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder b(a, "join", 0);
       const Value it = b.required(0, "iterable");
       b.done(1);
@@ -2642,7 +2785,9 @@ Value string_method(const Value& self, const std::string& name) {
       return Value::string(std::move(out));
     });
   if (name == "removeprefix" || name == "removesuffix")
-    return m([s, name](Interpreter&, Args& a) {
+    return m([sv, name](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder b(a, name, 0);
       const std::string x = need_str(b.required(0, "affix"), "the affix", 0);
       b.done(1);
@@ -2655,7 +2800,9 @@ Value string_method(const Value& self, const std::string& name) {
     });
   if (name == "isdigit" || name == "isspace" || name == "isalpha" || name == "isalnum" || name == "isupper" ||
       name == "islower")
-    return m([s, name](Interpreter&, Args& a) {
+    return m([sv, name](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
       Binder(a, name, 0).done(0);
       const std::vector<uint32_t> cps = code_points(s);
       if (name == "isspace") return Value::boolean(!cps.empty() && std::all_of(cps.begin(), cps.end(), py_space));
@@ -2676,7 +2823,12 @@ Value string_method(const Value& self, const std::string& name) {
       };
       return Value::boolean(!cps.empty() && std::all_of(cps.begin(), cps.end(), ok));
     });
-  if (name == "format") return m([s](Interpreter& in, Args& a) { return Value::string(py_format(s, a, in)); });
+  if (name == "format")
+    return m([sv](Interpreter& in, Args& a) {
+      const std::string& s = sv.as_string();
+      in.charge(s.size() / 16, 0);
+      return Value::string(py_format(s, a, in));
+    });
   return Value::undefined("'str object' has no attribute '" + name + "'");
 }
 
@@ -2811,6 +2963,7 @@ List select_items(Interpreter& in, const Value& seq, Args& a, bool by_attr, bool
 }
 
 Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& a, int line) {
+  in.charge(v.is_string() ? v.as_string().size() / 16 : v.weight(), line);  // a filter may walk all of v
   Binder b(a, f, line);
   auto str_arg = [&](size_t i, const char* n, const char* def) {
     const Value x = b.get(i, n, Value::string(def));
@@ -2941,13 +3094,20 @@ Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& 
     const Value attr = b.get(f == "sort" ? 2 : 1, "attribute", Value::none());
     b.done(f == "sort" ? 3 : 2);
     List items = iterate(v, line);
-    if (f == "unique") {
+    if (f == "unique") {  // by hash where the key is hashable (Jinja's is a set), else by ==
       List out, keys;
+      std::unordered_set<std::string> seen;
       for (const Value& x : items) {
         const Value k = sort_key(x, attr, cs, line);
-        if (std::none_of(keys.begin(), keys.end(), [&](const Value& y) { return equals(k, y); }))
-          keys.push_back(k), out.push_back(x);
-        in.step(line);
+        const std::string h = hash_key(k);
+        if (!h.empty() ? seen.insert(h).second
+                       : std::none_of(keys.begin(), keys.end(), [&](const Value& y) { return equals(k, y); })) {
+          if (h.empty()) {
+            in.charge(keys.size(), line);
+            keys.push_back(k);
+          }
+          out.push_back(x);
+        }
       }
       return Value::list(std::move(out));
     }
@@ -2992,6 +3152,7 @@ Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& 
     }
     return Value::number(std::fabs(v.as_float()));
   }
+  if ((f == "int" || f == "float" || f == "indent") && v.is_undefined()) undefined_error(v, line);
   if (f == "int" || f == "float") {
     const Value def = b.get(0, "default", f == "int" ? Value::integer(0) : Value::number(0.0));
     const int64_t base = f == "int" ? need_int(b.get(1, "base", Value::integer(10)), "base", line) : 10;
@@ -3031,6 +3192,7 @@ Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& 
     const std::string method = str_arg(1, "method", "common");
     b.done(2);
     if (!numeric(v)) fail(line, "round needs a number");
+    if (integral(v) && method == "common" && prec >= 0) return Value::integer(int_of(v));  // round(int) is int
     const double x = float_of(v), p = std::pow(10.0, double(prec));
     if (method == "common") return Value::number(std::nearbyint(x * p) / p);  // Python's round: half to even
     if (method == "ceil") return Value::number(std::ceil(x * p) / p);
@@ -3094,13 +3256,19 @@ Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& 
     if (!indent.is_none()) {
       st.indent = true;
       if (indent.is_string()) st.indent_str = indent.as_string();
-      else st.indent_str = std::string(size_t(std::clamp<int64_t>(need_int(indent, "indent", line), 0, 64)), ' ');
+      else {
+        const int64_t n = need_int(indent, "indent", line);
+        if (n > 256) fail(line, "tojson's indent is over 256");
+        st.indent_str = std::string(size_t(std::max<int64_t>(n, 0)), ' ');
+      }
+      if (st.indent_str.size() > 256) fail(line, "tojson's indent is over 256 characters");
       st.item_sep = ",";
     }
     if (!seps.is_none()) {
       if (!seps.is_list() || seps.items().size() != 2) fail(line, "separators must be a pair of strings");
       st.item_sep = need_str(seps.items()[0], "the item separator", line);
       st.key_sep = need_str(seps.items()[1], "the key separator", line);
+      if (st.item_sep.size() + st.key_sep.size() > 256) fail(line, "tojson's separators are over 256 characters");
     }
     std::string out;
     try {
@@ -3151,11 +3319,11 @@ bool apply_test(Interpreter& in, const std::string& t, const Value& v, Args& a, 
   if (t == "mapping") return b.done(0), v.is_dict() && !v.is_namespace();
   if (t == "iterable")
     return b.done(0), v.is_list() || v.is_string() || (v.is_dict() && !v.is_namespace()) || v.is_undefined();
-  if (t == "sequence")
+  if (t == "sequence")  // (Undefined has __len__ and __getitem__)
     return b.done(0), (v.is_list() && v.list_kind() != Value::ListKind::kIterator) || v.is_string() ||
-                          (v.is_dict() && !v.is_namespace());
+                          (v.is_dict() && !v.is_namespace()) || v.is_undefined();
   if (t == "callable") return b.done(0), v.type() == Type::kFunction || v.is_undefined();  // Undefined has __call__
-  if (t == "escaped") return b.done(0), false;
+  if (t == "escaped") return b.done(0), v.is_markup();
   if (t == "lower" || t == "upper") {
     b.done(0);
     if (!v.is_string()) return false;
@@ -3176,6 +3344,7 @@ bool apply_test(Interpreter& in, const std::string& t, const Value& v, Args& a, 
     const Value n = other();
     if (!integral(v) || !integral(n)) fail(line, "divisibleby needs integers");
     if (int_of(n) == 0) fail(line, "integer division or modulo by zero");
+    if (int_of(n) == -1) return true;  // (INT64_MIN % -1 would trap)
     return int_of(v) % int_of(n) == 0;
   }
   if (t == "eq" || t == "equalto" || t == "==") return equals(v, other());
@@ -3287,8 +3456,7 @@ Result<Template> Template::parse(std::string_view source) {
     Template t;
     Parser p(Lexer(source).run());
     t.root_ = p.document();
-    for (const std::string& u : p.unknown_)
-      if (std::find(t.unknown_.begin(), t.unknown_.end(), u) == t.unknown_.end()) t.unknown_.push_back(u);
+    t.unknown_ = p.unknown_;
     return t;
   } catch (const Error& e) {
     return Status(StatusCode::kUnsupported, "chat template: " + e.message);

@@ -69,11 +69,17 @@ class Value {
   bool as_bool() const { return b_; }
   int64_t as_int() const { return i_; }
   double as_float() const { return type_ == Type::kInt ? double(i_) : f_; }
-  const std::string& as_string() const { return s_; }  // also an Undefined's name
+  const std::string& as_string() const { return s_ ? *s_ : empty_string(); }  // also an Undefined's name
   const List& items() const { return *list_; }
   const Dict& entries() const { return *dict_; }
   Dict& mutable_entries() const { return *dict_; }  // namespaces only
   const Function& function() const { return *fn_; }
+  // Containers: the deepest nesting below (1 for a flat list), the size counted with shared
+  // parts once per use (items plus string bytes / 16, saturating), and whether a namespace is
+  // inside. Namespaces are mutable, so theirs reflect their entries as of the last set().
+  uint32_t depth() const { return depth_; }
+  uint64_t weight() const { return weight_; }
+  bool holds_namespace() const { return has_ns_; }
 
   // Dicts: insert or replace a key (keeps the first insertion's position, as Python does).
   // Keys are str, int, float, bool, None or tuples of those (equal numbers are one key, as in
@@ -87,9 +93,15 @@ class Value {
   Type type_ = Type::kUndefined;
   bool b_ = false, ns_ = false, markup_ = false;
   ListKind kind_ = ListKind::kList;
+  bool has_ns_ = false;
+  uint32_t depth_ = 0;
+  uint64_t weight_ = 1;
+  void account(const Value& child);
+  static const std::string& empty_string();
   int64_t i_ = 0;
   double f_ = 0;
-  std::string s_;
+  // Strings are shared, never copied with the value (a template may pass a long one around).
+  std::shared_ptr<const std::string> s_;
   std::shared_ptr<List> list_;
   std::shared_ptr<Dict> dict_;
   std::shared_ptr<const Function> fn_;

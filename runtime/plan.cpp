@@ -548,6 +548,7 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
     d.chat = TokenizerData::Chat(t->chat());
     d.chat_template = str(t->chat_template());
     d.chat_vars = str(t->chat_vars());
+    d.chat_template_tools = str(t->chat_template_tools());
     auto tok = Tokenizer::create(std::move(d));
     if (!tok.is_ok()) return corrupt_plan(tok.status().message());
     tokenizer_ = tok.take();

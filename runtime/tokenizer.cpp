@@ -145,22 +145,28 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     return bad("a CLIP tokenizer needs bos, eos and pad ids");
   for (int32_t id : d.stop_ids)
     if (!ok_id(id)) return bad("a stop id is out of range");
-  std::shared_ptr<const jinja::Template> chat;
+  std::shared_ptr<const jinja::Template> chat, chat_tools;
   jinja::Value chat_vars = jinja::Value::dict();
   if (d.chat == TokenizerData::Chat::kJinja) {
     auto tmpl = jinja::Template::parse(d.chat_template);
     if (!tmpl.is_ok()) return bad(tmpl.status().message());
     chat = std::make_shared<const jinja::Template>(tmpl.take());
+    if (!d.chat_template_tools.empty()) {
+      auto tools = jinja::Template::parse(d.chat_template_tools);
+      if (!tools.is_ok()) return bad("the tool_use " + tools.status().message());
+      chat_tools = std::make_shared<const jinja::Template>(tools.take());
+    }
     if (!d.chat_vars.empty()) {
       auto vars = jinja::parse_json(d.chat_vars);
       if (!vars.is_ok() || !vars.value().is_dict()) return bad("the chat template's variables are not a JSON object");
       chat_vars = vars.take();
     }
-  } else if (!d.chat_template.empty() || !d.chat_vars.empty()) {
+  } else if (!d.chat_template.empty() || !d.chat_vars.empty() || !d.chat_template_tools.empty()) {
     return bad("a chat template without the Jinja chat format");
   }
   std::unique_ptr<Tokenizer> t(new Tokenizer(std::move(d)));
   t->chat_ = std::move(chat);
+  t->chat_tools_ = std::move(chat_tools);
   t->chat_vars_ = std::move(chat_vars);
   const TokenizerData& td = t->d_;
   const ByteAlphabet& ab = byte_alphabet();
@@ -603,7 +609,10 @@ Result<std::string> Tokenizer::render_chat(const jinja::Value& messages, bool ad
   for (const auto& [k, v] : chat_vars_.entries().items) extra.set(k, v);
   if (kwargs.is_dict())
     for (const auto& [k, v] : kwargs.entries().items) extra.set(k, v);
-  return chat_->render(jinja::chat_context(messages, add_generation_prompt, extra), jinja::Limits(), now);
+  // transformers' get_chat_template: the "tool_use" template when tools are given and there is one
+  const jinja::Value* tools = extra.find("tools");
+  const jinja::Template& tmpl = chat_tools_ && tools && !tools->is_none() ? *chat_tools_ : *chat_;
+  return tmpl.render(jinja::chat_context(messages, add_generation_prompt, extra), jinja::Limits(), now);
 }
 
 }  // namespace kiln

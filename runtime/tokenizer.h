@@ -102,9 +102,10 @@ class Tokenizer {
   int32_t byte_ids_[256];                                            // byte → id (byte-level char or <0xXX>)
   int32_t byte_eow_ids_[256];                                        // CLIP: byte → id of its char + "</w>"
   AddedTrie added_;                                                  // every added token → its index in d_.added
-  AddedTrie added_norm_[2];                      // CLIP: the added tokens with normalized false [0] and true [1]
-  std::shared_ptr<const jinja::Template> chat_;  // the parsed chat template, or null
-  jinja::Value chat_vars_;                       // a dict: the special tokens the template sees
+  AddedTrie added_norm_[2];                            // CLIP: the added tokens with normalized false [0] and true [1]
+  std::shared_ptr<const jinja::Template> chat_;        // the parsed chat template, or null
+  std::shared_ptr<const jinja::Template> chat_tools_;  // the "tool_use" one, or null
+  jinja::Value chat_vars_;                             // a dict: the special tokens the template sees
 };
 
 // UTF-8 helpers shared with the CLI: the length of the longest prefix of s made of complete

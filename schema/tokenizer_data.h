@@ -44,8 +44,9 @@ struct TokenizerData {
   bool add_bos = false;           // the post-processor prepends bos
   std::vector<int32_t> stop_ids;  // generation stops on these (eos, <|eot_id|>, ...)
   Chat chat = Chat::kNone;
-  std::string chat_template;  // the Jinja source (tokenizer_config.json's or chat_template.jinja)
-  std::string chat_vars;      // a JSON object: the special tokens the template sees (bos_token, ...)
+  std::string chat_template;        // the Jinja source (tokenizer_config.json's or chat_template.jinja)
+  std::string chat_vars;            // a JSON object: the special tokens the template sees (bos_token, ...)
+  std::string chat_template_tools;  // the checkpoint's "tool_use" template, or "" (then chat_template)
 };
 
 inline const char* tokenizer_kind_name(TokenizerData::Kind k) {

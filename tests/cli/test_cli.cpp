@@ -442,11 +442,14 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
     const char* text;
     const char* message;
   };
-  for (const Bad& b : {Bad{"notjson.json", "[{\"role\": ", "the conversation: JSON at byte"},
-                       Bad{"scalar.json", "42", "the messages must be a list"},
-                       Bad{"nomsgs.json", "{\"tools\": []}", "has no \"messages\""},
-                       Bad{"notdict.json", "[\"hi\"]", "each message must be an object"},
-                       Bad{"deep.json", nullptr, "nested too deeply"}}) {
+  for (const Bad& b :
+       {Bad{"notjson.json", "[{\"role\": ", "the conversation: JSON at byte"},
+        Bad{"scalar.json", "42", "the messages must be a list"},
+        Bad{"nomsgs.json", "{\"tools\": []}", "has no \"messages\""},
+        Bad{"notdict.json", "[\"hi\"]", "each message must be an object"},
+        Bad{"deep.json", nullptr, "nested too deeply"},
+        Bad{"agp.json", "{\"messages\": [], \"add_generation_prompt\": true}", "pass it as the argument"},
+        Bad{"cfm.json", "{\"messages\": [], \"continue_final_message\": true}", "kiln has no such option"}}) {
     CAPTURE(std::string(b.file));
     std::string text = b.text ? b.text : std::string(5000, '[') + std::string(5000, ']');
     std::ofstream(s / b.file) << text;

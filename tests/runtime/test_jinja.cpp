@@ -4,6 +4,7 @@
 // likewise, and the limits that keep a hostile template from hanging or exhausting memory.
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -71,9 +72,14 @@ TEST_CASE("jinja: the subset's constructs render as transformers' Jinja environm
       CHECK(r.value() == c["expected"].get<std::string>());
       ++rendered;
     } else {
-      CAPTURE(c["error"].get<std::string>());
-      CHECK_FALSE(r.is_ok());
-      if (!r.is_ok()) CHECK(r.status().message().rfind("chat template: ", 0) == 0);
+      const std::string error = c["error"].get<std::string>();
+      CAPTURE(error);
+      REQUIRE_FALSE(r.is_ok());
+      CHECK(r.status().message().rfind("chat template: ", 0) == 0);
+      // raise_exception's text, and Python's message for the errors kiln words the same way
+      for (const char* cls : {"TemplateError: ", "ZeroDivisionError: ", "OverflowError: "})
+        if (error.rfind(cls, 0) == 0)
+          CHECK(r.status().message().find(error.substr(std::strlen(cls))) != std::string::npos);
       ++refused;
     }
   }
@@ -104,8 +110,11 @@ TEST_CASE("jinja: real chat templates render byte-identical to transformers' ren
       CHECK(r.value() == c["expected"].get<std::string>());
       ++rendered;
     } else {
-      CAPTURE(c["error"].get<std::string>());
-      CHECK_FALSE(r.is_ok());
+      const std::string error = c["error"].get<std::string>();
+      CAPTURE(error);
+      REQUIRE_FALSE(r.is_ok());
+      if (error.rfind("TemplateError: ", 0) == 0)  // the template's own raise_exception: its message
+        CHECK(r.status().message().find(error.substr(15)) != std::string::npos);
       ++errors;
     }
   }
@@ -181,4 +190,84 @@ TEST_CASE("jinja: values keep Python's semantics where a template can see them")
   REQUIRE(r.is_ok());
   CHECK(r.value() ==
         R"({"thinking": "r", "role": "assistant", "reasoning": "r", "reasoning_content": "r"}|None|None|7)");
+}
+
+TEST_CASE("jinja: what a hostile template or input could exploit is bounded (review findings)") {
+  const Value ctx = kiln::jinja::chat_context(Value::list({}), true, Value());
+  auto run = [&](const std::string& tmpl) {
+    auto t = Template::parse(tmpl);
+    return t.is_ok() ? t.value().render(ctx) : kiln::Result<std::string>(t.status());
+  };
+  auto fails_with = [&](const std::string& tmpl, const std::string& message) {
+    CAPTURE(tmpl.substr(0, 100));
+    auto r = run(tmpl);
+    REQUIRE_FALSE(r.is_ok());
+    CAPTURE(r.status().message());
+    CHECK(r.status().message().find(message) != std::string::npos);
+  };
+  // A slice step near INT64_MAX reads no element outside the list (Jinja: [2]).
+  auto r = run("{{ [1,2,3][1::9223372036854775807] }}|{{ 'abc'[2::-9223372036854775807] }}|{{ [1,2,3][::-2] }}");
+  REQUIRE(r.is_ok());
+  CHECK(r.value() == "[2]|c|[3, 1]");
+  r = run("{{ (-9223372036854775807 - 1) is divisibleby(-1) }}");
+  REQUIRE(r.is_ok());
+  CHECK(r.value() == "True");
+  // Left-deep chains are bounded like nesting (they build trees without recursing).
+  fails_with(
+      "{{ 1" +
+          [] {
+            std::string s;
+            for (int i = 0; i < 200000; ++i) s += "+1";
+            return s;
+          }() +
+          " }}",
+      "nested too deeply");
+  fails_with(
+      "{{ x" +
+          [] {
+            std::string s;
+            for (int i = 0; i < 200000; ++i) s += "|e";
+            return s;
+          }() +
+          " }}",
+      "nested too deeply");
+  fails_with(
+      "{{ x" +
+          [] {
+            std::string s;
+            for (int i = 0; i < 200000; ++i) s += ".a";
+            return s;
+          }() +
+          " }}",
+      "nested too deeply");
+  // Values that share parts grow exponentially in a few steps: refused when built.
+  fails_with(
+      "{% set ns = namespace(x=[0]) %}{% for i in range(60) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}"
+      "{{ ns.x == ns.x }}",
+      "too large");
+  fails_with("{% set ns = namespace(v=none) %}{% for i in range(100000) %}{% set ns.v = [ns.v] %}{% endfor %}",
+             "nested too deeply");
+  fails_with("{{ ([0] * 67108864)|length }}", "too large");
+  fails_with("{% set s = 'x' * 60000000 %}{{ ([s] * 1000)|length }}", "too large");
+  // A namespace inside a namespace could make a cycle (a leak): refused.
+  fails_with("{% set ns = namespace() %}{% set ns.me = ns %}", "cannot hold a namespace");
+  fails_with("{% set ns = namespace() %}{% set ns.d = {'n': [ns]} %}", "cannot hold a namespace");
+  // Work on long strings is charged to the step budget, and substring search is linear.
+  fails_with("{% set s = 'x' * 60000000 %}{% for i in range(100000) %}{% if s in s %}{% endif %}{% endfor %}", "steps");
+  r =
+      run("{% set h = 'a' * 2000000 %}{% set n = 'a' * 1000000 ~ 'b' %}{{ n in h }}{{ h.count('aa') }}"
+          "{{ h.find('ab') }}{{ (h ~ 'b').rfind('ab') }}{{ h.split('ab')|length }}");
+  REQUIRE(r.is_ok());
+  CHECK(r.value() == "False1000000-119999991");
+  r = run("{{ (['a', 'A', 'b', 'a'] * 50000)|unique|list|length }}");
+  REQUIRE(r.is_ok());
+  CHECK(r.value() == "2");
+  // Jinja's behaviours the review found missing.
+  r =
+      run("{% filter upper %}{% set y = 1 %}a{% endfilter %}[{{ y }}]{{ 5|round }}{{ x is sequence }}"
+          "{{ ('<'|e) is escaped }}{{ 'x' is escaped }}{{ '\x7f'|tojson(ensure_ascii=true) }}");
+  REQUIRE(r.is_ok());
+  CHECK(r.value() == "A[]5TrueTrueFalse\"\\u007f\"");
+  fails_with("{{ x|int }}", "'x' is undefined");
+  fails_with("{{ [1]|tojson(indent=100000) }}", "indent is over 256");
 }

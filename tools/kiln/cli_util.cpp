@@ -66,3 +66,15 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   if (ids.empty()) throw CompileError("--ids is empty: give at least one token id");
   return ids;
 }
+
+std::string call_for_text(const std::function<kiln_status(char*, size_t, size_t*, kiln_error*)>& f) {
+  std::string buf(size_t(64) << 10, '\0');
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    size_t len = 0;
+    kiln_error err{};
+    check(f(buf.data(), buf.size(), &len, &err), err);
+    if (len < buf.size()) return buf.substr(0, len);
+    buf.assign(len + 1 + len / 8, '\0');
+  }
+  throw kiln::CompileError("the text kept changing length between calls");
+}

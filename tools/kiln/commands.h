@@ -4,6 +4,7 @@
 // throws on failure; main prints one "kiln: error: ..." line and exits non-zero.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ void check(kiln_status s, const kiln_error& e);
 void open_context(const std::string& plan_path, const RunOptions& ro, PlanHandle& plan, ContextHandle& ctx);
 // "1, 2,3" or "1 2 3" → ids; throws on anything else.
 std::vector<int32_t> parse_ids(const std::string& s);
+// The text a C API call writes into (buf, cap, &len, &err): retried with the length it reports
+// until the text fits (a chat template that reads the clock may render another length).
+std::string call_for_text(const std::function<kiln_status(char*, size_t, size_t*, kiln_error*)>& f);
 
 // --- the subcommands
 int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix);

@@ -219,12 +219,9 @@ int run_chat(const ChatArgs& a) {
       contents.push_back(line);
       std::vector<const char*> rp, cp;
       for (size_t i = 0; i < roles.size(); ++i) rp.push_back(roles[i].c_str()), cp.push_back(contents[i].c_str());
-      size_t len = 0;
-      check(kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), nullptr, 0, &len, &err), err);
-      std::string buf(len + 1, '\0');
-      check(kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), buf.data(), buf.size(), &len, &err),
-            err);
-      prompt_text.assign(buf.data(), len);
+      prompt_text = call_for_text([&](char* buf, size_t cap, size_t* len, kiln_error* e) {
+        return kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), buf, cap, len, e);
+      });
     }
     const std::vector<int32_t> ids = tokenize(plan.p, prompt_text, a.raw);
     TextSink sink(plan.p, a.raw ? std::vector<std::string>{"\n"} : std::vector<std::string>{}, false, true);

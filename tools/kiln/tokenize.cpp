@@ -106,11 +106,9 @@ int run_chat_template(const ChatTemplateArgs& a) {
   kiln_error err{};
   check(kiln_plan_open(a.plan.c_str(), &plan.p, &err), err);
   const int agp = a.add_generation_prompt ? 1 : 0;
-  size_t len = 0;
-  check(kiln_chat_render(plan.p, conversation.c_str(), agp, nullptr, 0, &len, &err), err);
-  std::string text(len + 1, '\0');
-  check(kiln_chat_render(plan.p, conversation.c_str(), agp, text.data(), text.size(), &len, &err), err);
-  text.resize(len);
+  const std::string text = call_for_text([&](char* buf, size_t cap, size_t* len, kiln_error* e) {
+    return kiln_chat_render(plan.p, conversation.c_str(), agp, buf, cap, len, e);
+  });
   std::string out;
   if (a.ids) out = ids_text(ids_of_text(plan.p, text, false), a.json) + "\n";
   else if (a.json) out = nlohmann::json(text).dump() + "\n";
