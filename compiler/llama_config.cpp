@@ -22,28 +22,31 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const std::string arch = r.architecture();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
-  const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3";
+  const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";
+  const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe;
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
-  c.architecture = qwen2     ? "Qwen2ForCausalLM"
-                   : qwen3   ? "Qwen3ForCausalLM"
-                   : mistral ? "MistralForCausalLM"
-                   : mixtral ? "MixtralForCausalLM"
-                             : "LlamaForCausalLM";
+  c.architecture = qwen2       ? "Qwen2ForCausalLM"
+                   : qwen3_moe ? "Qwen3MoeForCausalLM"
+                   : qwen3     ? "Qwen3ForCausalLM"
+                   : mistral   ? "MistralForCausalLM"
+                   : mixtral   ? "MixtralForCausalLM"
+                               : "LlamaForCausalLM";
   if (r.str("hidden_act", "silu") != "silu")
-    r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Mixtral, Qwen2 and Qwen3");
+    r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Mixtral, Qwen2, Qwen3 and Qwen3-MoE");
 
   c.vocab_size = r.pos_int("vocab_size", true);
   c.hidden_size = r.pos_int("hidden_size", true);
   c.intermediate_size = r.pos_int("intermediate_size", true);
   c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
   c.num_attention_heads = r.pos_int("num_attention_heads", true);
-  // Absent: the config class's default (MistralConfig 8, Qwen2Config and Qwen3Config 32); null:
-  // one per head.
+  // Absent: the config class's default (MistralConfig and MixtralConfig 8, Qwen3MoeConfig 4,
+  // Qwen2Config and Qwen3Config 32); null: one per head.
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral || mixtral              ? 8
+                             : qwen3_moe                       ? 4
                              : qwen2 || qwen3                  ? 32
                                                                : c.num_attention_heads;
   c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
@@ -52,8 +55,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                       std::to_string(c.num_attention_heads) + ")");
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
-  } else if (qwen3 && !j.contains("head_dim")) {
+  } else if (qwen3 && !qwen3_moe && !j.contains("head_dim")) {
     c.head_dim = 128;  // Qwen3Config's default, whatever hidden_size / num_attention_heads is
+    // (Qwen3MoeConfig has no head_dim: its attention takes hidden_size / num_attention_heads)
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) r.fail("hidden_size", "is not divisible by num_attention_heads");
     c.head_dim = c.hidden_size / c.num_attention_heads;
@@ -76,6 +80,32 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       c.qk_norm = true;
       c.attention_bias = r.boolean("attention_bias", false);
     }
+    if (qwen3_moe) {
+      // Experts in layer i unless i is in mlp_only_layers or (i + 1) % decoder_sparse_step != 0.
+      // transformers 5 writes num_local_experts (Qwen3MoeConfig's attribute_map), the hub num_experts.
+      c.num_local_experts = r.count("num_local_experts", r.count("num_experts", 128));
+      if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != c.num_local_experts)
+        r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
+      c.num_experts_per_tok = r.pos_int("num_experts_per_tok", false, 8);
+      c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, 768);
+      c.norm_topk_prob = r.boolean("norm_topk_prob", false);
+      const int64_t step = r.pos_int("decoder_sparse_step", false, 1);
+      c.moe_layer.assign(size_t(c.num_hidden_layers), false);
+      for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.moe_layer[size_t(i)] = (i + 1) % step == 0;
+      if (r.has("mlp_only_layers")) {
+        const nlohmann::json& m = j["mlp_only_layers"];
+        if (!m.is_array()) r.fail("mlp_only_layers", "must be a list of layer indices");
+        for (const auto& x : m) {
+          if (!x.is_number_integer()) r.fail("mlp_only_layers", "must be a list of layer indices");
+          const int64_t i = x.get<int64_t>();
+          if (i >= 0 && i < c.num_hidden_layers) c.moe_layer[size_t(i)] = false;  // others name no layer
+        }
+      }
+      if (c.num_local_experts > 4096) r.fail("num_experts", "is more than 4096");
+      if (c.num_local_experts > 0 && c.num_experts_per_tok > c.num_local_experts)
+        r.fail("num_experts_per_tok", "exceeds num_experts (" + std::to_string(c.num_local_experts) + ")");
+      for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);  // training only
+    }
     if (r.boolean("use_sliding_window", false))
       r.fail("use_sliding_window", "is true: sliding-window attention is not supported yet");
     r.has("sliding_window");
@@ -95,6 +125,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
     c.num_local_experts = r.pos_int("num_local_experts", false, 8);
     c.num_experts_per_tok = r.pos_int("num_experts_per_tok", false, 2);
+    c.moe_intermediate_size = c.intermediate_size;
+    c.mixtral_names = true;
     if (c.num_experts_per_tok > c.num_local_experts)
       r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
     if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
@@ -110,7 +142,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.mlp_bias = r.boolean("mlp_bias", false);
   }
   if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0)
-    r.fail("partial_rotary_factor", "other than 1 is not supported for LLaMA, Mistral, Mixtral, Qwen2 and Qwen3");
+    r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
   c.has_dtype = r.dtype(&c.dtype);
   c.rope = r.rope({"default", "linear", "llama3"});
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.

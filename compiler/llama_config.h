@@ -1,7 +1,8 @@
 // config.json of a LLaMA-family checkpoint (LlamaForCausalLM; Qwen2ForCausalLM: LLaMA with
 // biases on q/k/v; Qwen3ForCausalLM: LLaMA with per-head RMSNorm on q and k before RoPE;
 // MistralForCausalLM: LLaMA with a sliding window; MixtralForCausalLM: Mistral whose MLP is a
-// softmax-routed mixture of experts), in both the transformers 4
+// softmax-routed mixture of experts; Qwen3MoeForCausalLM: Qwen3 with such experts in the layers
+// its config picks), in both the transformers 4
 // style (top-level rope_theta, rope_scaling, torch_dtype) and the transformers 5 style
 // (rope_parameters holding rope_theta, dtype). Unknown rope types and activations are errors.
 #pragma once
@@ -25,13 +26,21 @@ struct LlamaConfig {
   bool qkv_bias = false;       // Qwen2: biases on q, k, v only (attention_bias: on o_proj too)
   int64_t sliding_window = 0;  // Mistral: each query sees the last this many positions (0: all)
   bool qk_norm = false;        // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE
-  // Mixtral: every MLP is num_local_experts SwiGLU experts (intermediate_size each), of which a
-  // softmax router picks num_experts_per_tok and weighs them by their renormalized probabilities.
-  int64_t num_local_experts = 0, num_experts_per_tok = 0;
-  // Where the experts are: false, the hub's layout (block_sparse_moe.experts.<e>.w1/w2/w3, what
-  // transformers 5 also saves); true, transformers 5's in-memory one (mlp.experts.gate_up_proj,
-  // mlp.experts.down_proj). Set by the frontend from the checkpoint.
+  // Mixture of experts (Mixtral, Qwen3-MoE): an MoE layer's MLP is num_local_experts SwiGLU
+  // experts (moe_intermediate_size each), of which a softmax router picks num_experts_per_tok,
+  // weighed by their probabilities, renormalized to sum to one when norm_topk_prob. Layer i is
+  // an MoE layer unless moe_layer says otherwise (Qwen3-MoE's decoder_sparse_step and
+  // mlp_only_layers; those keep a dense MLP of intermediate_size).
+  int64_t num_local_experts = 0, num_experts_per_tok = 0, moe_intermediate_size = 0;
+  bool norm_topk_prob = true;
+  std::vector<bool> moe_layer;  // by layer; empty: every layer (when there are experts)
+  bool is_moe_layer(int64_t i) const { return num_local_experts > 0 && (moe_layer.empty() || moe_layer[size_t(i)]); }
+  // Where the experts are: false, the hub's layout (Mixtral: block_sparse_moe.experts.<e>.w1/w3/w2;
+  // Qwen3-MoE: mlp.experts.<e>.gate_proj/up_proj/down_proj; what transformers 5 also saves);
+  // true, transformers 5's in-memory one (mlp.experts.gate_up_proj, mlp.experts.down_proj). Set
+  // by the frontend from the checkpoint.
   bool moe_fused = false;
+  bool mixtral_names = false;  // block_sparse_moe / w1 w3 w2 rather than mlp / gate_proj up_proj down_proj
   bool has_dtype = false;
   DType dtype = DType::F32;            // torch_dtype / dtype, when given
   std::string raw_json;                // the file, verbatim

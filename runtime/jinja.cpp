@@ -976,39 +976,14 @@ class Lexer {
           fail(t->line, "a string literal escapes an invalid code point");
         text::append_utf8(v, &t->s);
       };
+      static const char kFrom[] = "\\'\"abfnrtv", kTo[] = "\\'\"\a\b\f\n\r\t\v";  // Python's one-char escapes
+      if (const char* at = e ? std::strchr(kFrom, e) : nullptr) {
+        t->s += kTo[at - kFrom];
+        continue;
+      }
       switch (e) {
         case '\n':
-          ++line_;
-          break;  // a line continuation
-        case '\\':
-          t->s += '\\';
-          break;
-        case '\'':
-          t->s += '\'';
-          break;
-        case '"':
-          t->s += '"';
-          break;
-        case 'a':
-          t->s += '\a';
-          break;
-        case 'b':
-          t->s += '\b';
-          break;
-        case 'f':
-          t->s += '\f';
-          break;
-        case 'n':
-          t->s += '\n';
-          break;
-        case 'r':
-          t->s += '\r';
-          break;
-        case 't':
-          t->s += '\t';
-          break;
-        case 'v':
-          t->s += '\v';
+          ++line_;  // a line continuation
           break;
         case 'x':
           hex(2);

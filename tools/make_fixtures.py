@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,mistral,mixtral,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,mistral,mixtral,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
   --only llama     only tests/fixtures/llama/
   --only qwen2     only tests/fixtures/qwen2/ (tiny Qwen2ForCausalLM checkpoints, the llama reference layout)
   --only qwen3     only tests/fixtures/qwen3/ (tiny Qwen3ForCausalLM checkpoints: q_norm/k_norm, explicit head_dim)
+  --only qwen3_moe only tests/fixtures/qwen3_moe/ (tiny Qwen3MoeForCausalLM checkpoints: sparse steps, mlp_only_layers)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
@@ -170,7 +171,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "mistral", "mixtral", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -498,6 +499,17 @@ MIXTRAL_VARIANTS = [
 ]
 MIXTRAL_MIN_GAP = 1e-4  # the k-th and (k+1)-th router probabilities of every token differ at least this much
 
+QWEN3_MOE_DIR = os.path.join(REPO, "tests", "fixtures", "qwen3_moe")
+# Qwen3-MoE: Qwen3's attention (head norms drawn around one); experts in the layers that
+# decoder_sparse_step and mlp_only_layers leave (the others keep a dense MLP), top-k renormalized
+# only with norm_topk_prob.
+QWEN3_MOE_VARIANTS = [
+    ("norm_f32", 2020, {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 48,
+                        "norm_topk_prob": True, "decoder_sparse_step": 1, "mlp_only_layers": [1]}),
+    ("no_norm_step2_f32", 2121, {"num_experts": 3, "num_experts_per_tok": 2, "moe_intermediate_size": 40,
+                                 "norm_topk_prob": False, "decoder_sparse_step": 2, "tie_word_embeddings": True}),
+]
+
 MISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mistral")
 # sliding_window: MistralConfig's default 4096 (longer than any prompt here, so it changes nothing), or null
 MISTRAL_VARIANTS = [
@@ -544,11 +556,10 @@ def main_qwen3():
     main_llama_like("qwen3", QWEN3_DIR, QWEN3_VARIANTS, Qwen3Config, Qwen3ForCausalLM, check, draw_head_norms)
 
 
-def mixtral_min_gap(out):
-    """The smallest gap between the k-th and (k+1)-th router probability over every layer and token
-    of the fixture's inputs (a near tie could let f32 rounding pick another expert)."""
-    from transformers import MixtralForCausalLM
-    model = MixtralForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+def moe_min_gap(out, model_cls):
+    """The smallest gap between the k-th and (k+1)-th router probability over every MoE layer and
+    token of the fixture's inputs (a near tie could let f32 rounding pick another expert)."""
+    model = model_cls.from_pretrained(out, dtype=torch.float32).eval()
     ref = load_file(os.path.join(out, "reference.safetensors"))
     k = model.config.num_experts_per_tok
     gaps = []
@@ -558,8 +569,10 @@ def mixtral_min_gap(out):
         top = torch.topk(probs, min(k + 1, probs.shape[-1]), dim=-1).values
         if top.shape[-1] > k:
             gaps.append((top[:, k - 1] - top[:, k]).min().item())
-    for layer in model.model.layers:
-        layer.mlp.gate.register_forward_hook(hook)
+    routers = [m for m in model.modules() if type(m).__name__.endswith("TopKRouter")]
+    assert routers, "no router modules"
+    for r in routers:
+        r.register_forward_hook(hook)
     with torch.no_grad():
         model(ref["input_ids"])
         model(ref["greedy_ids"][None])
@@ -573,7 +586,7 @@ def main_mixtral():
         assert "model.layers.0.block_sparse_moe.experts.0.w1.weight" in keys, keys.keys()
     main_llama_like("mixtral", MIXTRAL_DIR, MIXTRAL_VARIANTS, MixtralConfig, MixtralForCausalLM, check)
     for name, _, _ in MIXTRAL_VARIANTS:
-        gap = mixtral_min_gap(os.path.join(MIXTRAL_DIR, name))
+        gap = moe_min_gap(os.path.join(MIXTRAL_DIR, name), MixtralForCausalLM)
         print("  %s: min router gap %.3e" % (name, gap))
         assert gap > MIXTRAL_MIN_GAP, (name, gap)
     # The same top-2 checkpoint in transformers 5's in-memory layout (mlp.gate, mlp.experts.gate_up_proj
@@ -596,6 +609,21 @@ def main_mixtral():
         fused[p + "mlp.experts.down_proj"] = torch.stack(
             [t[p + "block_sparse_moe.experts.%d.w2.weight" % e] for e in range(E)]).contiguous()
     save_file(fused, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
+
+
+def main_qwen3_moe():
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.self_attn.q_norm.weight" in keys, keys.keys()
+        assert any(".mlp.experts.0.gate_proj.weight" in k for k in keys), keys.keys()
+        assert any(k.endswith(".mlp.gate_proj.weight") for k in keys), keys.keys()  # a dense layer too
+    main_llama_like("qwen3_moe", QWEN3_MOE_DIR, QWEN3_MOE_VARIANTS, Qwen3MoeConfig, Qwen3MoeForCausalLM, check,
+                    draw_head_norms)
+    for name, _, _ in QWEN3_MOE_VARIANTS:
+        gap = moe_min_gap(os.path.join(QWEN3_MOE_DIR, name), Qwen3MoeForCausalLM)
+        print("  %s: min router gap %.3e" % (name, gap))
+        assert gap > MIXTRAL_MIN_GAP, (name, gap)
 
 
 def main_mistral():
@@ -2457,6 +2485,8 @@ def main():
         main_mistral()
     if ARGS.only in ("all", "mixtral"):
         main_mixtral()
+    if ARGS.only in ("all", "qwen3_moe"):
+        main_qwen3_moe()
     if ARGS.only in ("all", "lora"):
         main_lora()
     if ARGS.only in ("all", "deepseek"):

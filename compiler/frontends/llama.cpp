@@ -17,6 +17,39 @@
 
 namespace kiln {
 
+namespace {
+
+// The checkpoint tensors of one MoE layer's experts (prefix p: "model.layers.<i>."): the router,
+// then what stacks into gate|up (each expert's gate rows, then its up rows) and into down.
+struct MoeTensors {
+  std::string router;
+  std::vector<std::string> gate_up, down;
+};
+
+MoeTensors moe_tensors(const LlamaConfig& c, const std::string& p) {
+  MoeTensors t;
+  const std::string m = c.mixtral_names && !c.moe_fused ? p + "block_sparse_moe." : p + "mlp.";
+  t.router = m + "gate.weight";
+  if (c.moe_fused) {
+    t.gate_up = {m + "experts.gate_up_proj"};
+    t.down = {m + "experts.down_proj"};
+    return t;
+  }
+  for (int64_t x = 0; x < c.num_local_experts; ++x) {
+    const std::string ex = m + "experts." + std::to_string(x) + ".";
+    if (c.mixtral_names) {
+      t.gate_up.insert(t.gate_up.end(), {ex + "w1.weight", ex + "w3.weight"});
+      t.down.push_back(ex + "w2.weight");
+    } else {
+      t.gate_up.insert(t.gate_up.end(), {ex + "gate_proj.weight", ex + "up_proj.weight"});
+      t.down.push_back(ex + "down_proj.weight");
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
 std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfig& c) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
   const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
@@ -32,18 +65,16 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     e[p + "self_attn.k_proj.weight"] = {kv, D};
     e[p + "self_attn.v_proj.weight"] = {kv, D};
     e[p + "self_attn.o_proj.weight"] = {D, q};
-    const int64_t E = c.num_local_experts;
-    if (E > 0 && c.moe_fused) {
-      e[p + "mlp.gate.weight"] = {E, D};
-      e[p + "mlp.experts.gate_up_proj"] = {E, 2 * F, D};
-      e[p + "mlp.experts.down_proj"] = {E, D, F};
-    } else if (E > 0) {
-      e[p + "block_sparse_moe.gate.weight"] = {E, D};
-      for (int64_t x = 0; x < E; ++x) {
-        const std::string ex = p + "block_sparse_moe.experts." + std::to_string(x) + ".";
-        e[ex + "w1.weight"] = {F, D};
-        e[ex + "w3.weight"] = {F, D};
-        e[ex + "w2.weight"] = {D, F};
+    if (c.is_moe_layer(i)) {
+      const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
+      const MoeTensors t = moe_tensors(c, p);
+      e[t.router] = {E, D};
+      if (c.moe_fused) {
+        e[t.gate_up[0]] = {E, 2 * Fm, D};
+        e[t.down[0]] = {E, D, Fm};
+      } else {
+        for (const std::string& n : t.gate_up) e[n] = {Fm, D};
+        for (const std::string& n : t.down) e[n] = {D, Fm};
       }
     } else {
       e[p + "mlp.gate_proj.weight"] = {F, D};
@@ -117,25 +148,15 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.o_w = w(p + "self_attn.o_proj.weight", {D, H * hd}, {p + "self_attn.o_proj.weight"});
     L.o_b = opt_bias(c.attention_bias, p + "self_attn.o_proj.bias", D, {p + "self_attn.o_proj.bias"});
     L.mlp_norm = w(p + "post_attention_layernorm.weight", {D}, {p + "post_attention_layernorm.weight"});
-    if (const int64_t E = c.num_local_experts; E > 0) {
+    if (c.is_moe_layer(i)) {
       // Experts stacked as DeepSeek's are: expert e's gate rows, then its up rows; its down rows.
       // The router stays f32, as for DeepSeek.
-      std::vector<std::string> gu, down;
-      const std::string moe = c.moe_fused ? p + "mlp." : p + "block_sparse_moe.";
-      if (c.moe_fused) {
-        gu = {moe + "experts.gate_up_proj"};
-        down = {moe + "experts.down_proj"};
-      } else {
-        for (int64_t x = 0; x < E; ++x) {
-          const std::string ex = moe + "experts." + std::to_string(x) + ".";
-          gu.insert(gu.end(), {ex + "w1.weight", ex + "w3.weight"});
-          down.push_back(ex + "w2.weight");
-        }
-      }
-      L.router = g.weight(moe + "gate.weight", DType::F32, {E, D}, WeightSource{{moe + "gate.weight"}, {}, nullptr});
-      L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * F, D}, gu);
+      const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
+      const MoeTensors t = moe_tensors(c, p);
+      L.router = g.weight(t.router, DType::F32, {E, D}, WeightSource{{t.router}, {}, nullptr});
+      L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
       L.gu_b = kNoTensor;
-      L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, F}, down);
+      L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
     } else {
       L.gu_w = w(p + "mlp.gate_up_proj.weight", {2 * F, D}, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
       L.gu_b =
@@ -170,8 +191,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t qkv = g.activation(p + "qkv", {N, W});
       const uint32_t att = g.activation(p + "attn_out", {N, H * hd});
       const uint32_t h2 = g.activation(p + "mlp_in", {N, D});
-      const uint32_t gu = c.num_local_experts ? kNoTensor : g.activation(p + "gate_up", {N, 2 * F});
-      const uint32_t m = c.num_local_experts ? kNoTensor : g.activation(p + "mlp_act", {N, F});
+      const bool moe = c.is_moe_layer(i);
+      const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, 2 * F});
+      const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
       add_node(P, kRmsNormOp, {x, L.attn_norm}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
@@ -180,13 +202,14 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd}, {scale});
       add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
       add_node(P, kRmsNormOp, {x, L.mlp_norm}, {h2}, {}, {eps});
-      if (const int64_t K = c.num_experts_per_tok; c.num_local_experts > 0) {
-        // Mixtral's router: softmax over every expert, the top K, renormalized to sum to one.
+      if (const int64_t K = c.num_experts_per_tok; moe) {
+        // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
+        // Qwen3-MoE with norm_topk_prob).
         const uint32_t ids = g.activation(p + "expert_ids", {N, K}, DType::I32);
         const uint32_t ew = g.activation(p + "expert_weights", {N, K});
-        const uint32_t ws = g.activation(p + "expert_act", {N * K, F});
+        const uint32_t ws = g.activation(p + "expert_act", {N * K, c.moe_intermediate_size});
         add_node(P, kMoeRouteOp, {h2, L.router, kNoTensor, n_valid}, {ids, ew},
-                 {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1, 1}, {1.0});
+                 {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1, c.norm_topk_prob ? 1 : 0}, {1.0});
         add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
         continue;
       }
@@ -208,7 +231,11 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
-  c.moe_fused = c.num_local_experts > 0 && b.checkpoint.find("model.layers.0.mlp.experts.gate_up_proj");
+  for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
+    if (c.is_moe_layer(i)) {
+      c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;
+      break;
+    }
   check_llama_tensors(c, b.checkpoint);
   b.lora = LoraSet::load(o.lora, b.checkpoint);
   const std::string lora_note = check_lora_config_keys(b.lora, o);
@@ -237,10 +264,11 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 }  // namespace
 
-extern const Frontend kLlamaFrontend{"llama",
-                                     {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM",
-                                      "qwen2", "Qwen3ForCausalLM", "qwen3", "MixtralForCausalLM", "mixtral"},
-                                     nullptr,
-                                     build_llama};
+extern const Frontend kLlamaFrontend{
+    "llama",
+    {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM", "qwen2", "Qwen3ForCausalLM",
+     "qwen3", "MixtralForCausalLM", "mixtral", "Qwen3MoeForCausalLM", "qwen3_moe"},
+    nullptr,
+    build_llama};
 
 }  // namespace kiln

@@ -198,6 +198,42 @@ TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   CHECK_THROWS_WITH(parse_llama_config(bad.dump(), "config.json"), doctest::Contains("num_local_experts"));
 }
 
+// Qwen3MoeForCausalLM: Qwen3 attention; experts in the layers decoder_sparse_step and
+// mlp_only_layers leave; Qwen3MoeConfig's defaults; head_dim from hidden/heads when absent.
+TEST_CASE("config: Qwen3-MoE (sparse layers, norm_topk_prob, defaults)") {
+  const LlamaConfig a = read_llama_config(kiln::test::fixture("norm_f32", "qwen3_moe") + "/config.json");
+  CHECK(a.architecture == "Qwen3MoeForCausalLM");
+  CHECK(a.qk_norm);
+  CHECK(a.norm_topk_prob);
+  CHECK(a.is_moe_layer(0));
+  CHECK_FALSE(a.is_moe_layer(1));  // mlp_only_layers [1]
+  CHECK(a.unmodeled.empty());
+  const std::string path = kiln::test::fixture("no_norm_step2_f32", "qwen3_moe") + "/config.json";
+  const LlamaConfig b = read_llama_config(path);
+  CHECK_FALSE(b.norm_topk_prob);
+  CHECK_FALSE(b.is_moe_layer(0));  // decoder_sparse_step 2: layers 1, 3, ...
+  CHECK(b.is_moe_layer(1));
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in);
+  for (const char* k : {"head_dim", "num_local_experts", "num_experts_per_tok", "moe_intermediate_size",
+                        "norm_topk_prob", "decoder_sparse_step", "num_key_value_heads"})
+    j.erase(k);
+  const LlamaConfig d = parse_llama_config(j.dump(), "config.json");
+  CHECK(d.head_dim == 64 / 4);  // hidden_size / num_attention_heads, not Qwen3's 128
+  CHECK(d.num_local_experts == 128);
+  CHECK(d.num_experts_per_tok == 8);
+  CHECK(d.moe_intermediate_size == 768);
+  CHECK_FALSE(d.norm_topk_prob);
+  CHECK(d.num_key_value_heads == 4);
+  j["num_experts"] = 9;  // the hub's spelling (transformers 4)
+  CHECK(parse_llama_config(j.dump(), "config.json").num_local_experts == 9);
+  j["num_local_experts"] = 4;
+  CHECK_THROWS_WITH(parse_llama_config(j.dump(), "config.json"), doctest::Contains("num_experts"));
+  j.erase("num_local_experts");
+  j["num_experts"] = 0;  // no experts: every layer dense
+  CHECK_FALSE(parse_llama_config(j.dump(), "config.json").is_moe_layer(1));
+}
+
 // Qwen2ForCausalLM reads as LLaMA with biases on q/k/v; its sliding-window keys are read, and a
 // config that turns sliding windows on is refused by name (kiln has no windowed attention yet).
 TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys read and refused when on)") {

@@ -36,7 +36,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
   std::ofstream(path) << j.dump();
   const std::string text = j.dump();
   if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
-      cls == "MixtralConfig")
+      cls == "Qwen3MoeConfig" || cls == "MixtralConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -72,6 +72,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "MixtralConfig",
                                 "Qwen2Config",
                                 "Qwen3Config",
+                                "Qwen3MoeConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
