@@ -150,6 +150,26 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const 
       if (r.low_freq_factor <= 0 || r.high_freq_factor <= r.low_freq_factor)
         fail(key, "needs 0 < low_freq_factor < high_freq_factor");
     }
+    if (type == "longrope" || type == "su") {  // "su": Phi-3's old name for it
+      r.type = "longrope";
+      for (const char* k : {"short_factor", "long_factor"}) {
+        if (!has(p, k) || !p[k].is_array()) fail(key, std::string("needs the list '") + k + "' for rope type longrope");
+        std::vector<double>& out = std::string(k) == "short_factor" ? r.short_factor : r.long_factor;
+        for (const json& x : p[k]) {
+          if (!x.is_number() || !(x.get<double>() > 0)) fail(key, std::string(k) + " must hold positive numbers");
+          out.push_back(x.get<double>());
+        }
+      }
+      // original_max_position_embeddings: the object's, else the config's top-level key (Phi-3)
+      r.original_max_position_embeddings = has(p, "original_max_position_embeddings")
+                                               ? pos_int(p, "original_max_position_embeddings", true)
+                                               : pos_int("original_max_position_embeddings", true);
+      r.has_factor = has(p, "factor");
+      r.factor = r.has_factor
+                     ? num(p, "factor", 1.0)
+                     : double(pos_int("max_position_embeddings", true)) / double(r.original_max_position_embeddings);
+      r.attention_factor = num(p, "attention_factor", -1.0);
+    }
     if (type == "yarn") {
       r.original_max_position_embeddings = pos_int(p, "original_max_position_embeddings", true);
       r.beta_fast = num(p, "beta_fast", 32.0);
@@ -179,7 +199,9 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const 
                                             "mscale",
                                             "mscale_all_dim",
                                             "attention_factor",
-                                            "truncate"};
+                                            "truncate",
+                                            "short_factor",
+                                            "long_factor"};
     for (auto it = p.begin(); it != p.end(); ++it) {
       if (it->is_null() || std::find(std::begin(kRopeKeys), std::end(kRopeKeys), it.key()) != std::end(kRopeKeys))
         continue;
@@ -194,6 +216,11 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const 
 double yarn_get_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
 
 double rope_attention_factor(const RopeConfig& r) {
+  if (r.type == "longrope") {  // transformers' _compute_longrope_parameters
+    if (r.attention_factor >= 0) return r.attention_factor;
+    if (r.factor <= 1.0) return 1.0;
+    return std::sqrt(1 + std::log(r.factor) / std::log(double(r.original_max_position_embeddings)));
+  }
   if (r.type != "yarn") return 1.0;
   if (r.attention_factor >= 0) return r.attention_factor;
   if (r.mscale != 0 && r.mscale_all_dim != 0)
@@ -210,7 +237,12 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim) {
     const float e = float(2 * i) / float(head_dim);
     inv[size_t(i)] = 1.0f / std::pow(base, e);
   }
-  if (rope.type == "linear") {
+  if (rope.type == "longrope") {  // HF: 1.0 / (short_factor · base ** (arange(0, dim, 2) / dim)), in f32
+    for (int64_t i = 0; i < half; ++i) {
+      const float e = float(2 * i) / float(head_dim);
+      inv[size_t(i)] = 1.0f / (float(rope.short_factor[size_t(i)]) * std::pow(base, e));
+    }
+  } else if (rope.type == "linear") {
     for (float& f : inv) f = f / float(rope.factor);
   } else if (rope.type == "llama3") {
     const float factor = float(rope.factor), lo = float(rope.low_freq_factor), hi = float(rope.high_freq_factor);

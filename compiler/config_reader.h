@@ -13,7 +13,7 @@
 namespace kiln {
 
 struct RopeConfig {
-  std::string type = "default";  // default | linear | llama3 | yarn
+  std::string type = "default";  // default | linear | llama3 | yarn | longrope
   double theta = 10000.0;
   double factor = 1.0;
   double low_freq_factor = 1.0, high_freq_factor = 4.0;                  // llama3
@@ -21,6 +21,11 @@ struct RopeConfig {
   double beta_fast = 32, beta_slow = 1, mscale = 0, mscale_all_dim = 0;  // yarn
   double attention_factor = -1;                                          // yarn; < 0: derived from mscale
   bool truncate = true;                                                  // yarn
+  // longrope (Phi-3): per-frequency divisors for sequences up to original_max_position_embeddings
+  // (short) and beyond it (long; kiln refuses plans that long). factor: given, or
+  // max_position_embeddings / original_max_position_embeddings.
+  std::vector<double> short_factor, long_factor;
+  bool has_factor = false;
 };
 
 class ConfigReader {

@@ -25,7 +25,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe;
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
-  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral)
+  const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
+  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2       ? "Qwen2ForCausalLM"
@@ -33,9 +34,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : qwen3     ? "Qwen3ForCausalLM"
                    : mistral   ? "MistralForCausalLM"
                    : mixtral   ? "MixtralForCausalLM"
+                   : phi3      ? "Phi3ForCausalLM"
                                : "LlamaForCausalLM";
   if (r.str("hidden_act", "silu") != "silu")
-    r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Mixtral, Qwen2, Qwen3 and Qwen3-MoE");
+    r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Mixtral, Phi-3, Qwen2, Qwen3 and Qwen3-MoE");
 
   c.vocab_size = r.pos_int("vocab_size", true);
   c.hidden_size = r.pos_int("hidden_size", true);
@@ -119,6 +121,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                     "): sliding-window attention is not supported yet");
       if (int64_t(lt.size()) != c.num_hidden_layers) r.fail("layer_types", "must name one type per layer");
     }
+  } else if (phi3) {
+    // Phi-3: LLaMA with fused projections, an optional window (none unless set) and LongRoPE
+    // (rope() reads it; original_max_position_embeddings matters only there). Dropouts act in
+    // training only.
+    c.fused_projections = true;
+    if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
+    for (const char* k : {"original_max_position_embeddings", "resid_pdrop", "embd_pdrop"}) r.has(k);
   } else if (mixtral) {
     // Mixtral: Mistral's attention (MixtralConfig's sliding_window defaults to none) and a mixture
     // of experts in every layer. The router's jitter noise and aux loss act in training only.
@@ -144,7 +153,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0)
     r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
   c.has_dtype = r.dtype(&c.dtype);
-  c.rope = r.rope({"default", "linear", "llama3"});
+  c.rope = phi3 ? r.rope({"default", "longrope", "su"}) : r.rope({"default", "linear", "llama3"});
+  if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.head_dim / 2)
+    r.fail("rope_parameters", "short_factor must hold head_dim / 2 = " + std::to_string(c.head_dim / 2) + " numbers");
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "max_sequence_length"});
   return c;

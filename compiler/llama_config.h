@@ -2,7 +2,8 @@
 // biases on q/k/v; Qwen3ForCausalLM: LLaMA with per-head RMSNorm on q and k before RoPE;
 // MistralForCausalLM: LLaMA with a sliding window; MixtralForCausalLM: Mistral whose MLP is a
 // softmax-routed mixture of experts; Qwen3MoeForCausalLM: Qwen3 with such experts in the layers
-// its config picks), in both the transformers 4
+// its config picks; Phi3ForCausalLM: fused qkv and gate|up projections, LongRoPE), in both the
+// transformers 4
 // style (top-level rope_theta, rope_scaling, torch_dtype) and the transformers 5 style
 // (rope_parameters holding rope_theta, dtype). Unknown rope types and activations are errors.
 #pragma once
@@ -41,6 +42,9 @@ struct LlamaConfig {
   // by the frontend from the checkpoint.
   bool moe_fused = false;
   bool mixtral_names = false;  // block_sparse_moe / w1 w3 w2 rather than mlp / gate_proj up_proj down_proj
+  // Phi-3: q, k and v in one qkv_proj tensor and gate|up in one gate_up_proj (the layout kiln
+  // builds anyway), LongRoPE allowed.
+  bool fused_projections = false;
   bool has_dtype = false;
   DType dtype = DType::F32;            // torch_dtype / dtype, when given
   std::string raw_json;                // the file, verbatim

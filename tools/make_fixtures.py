@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,mistral,mixtral,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,mistral,mixtral,phi3,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -9,6 +9,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,
   --only qwen2     only tests/fixtures/qwen2/ (tiny Qwen2ForCausalLM checkpoints, the llama reference layout)
   --only qwen3     only tests/fixtures/qwen3/ (tiny Qwen3ForCausalLM checkpoints: q_norm/k_norm, explicit head_dim)
   --only qwen3_moe only tests/fixtures/qwen3_moe/ (tiny Qwen3MoeForCausalLM checkpoints: sparse steps, mlp_only_layers)
+  --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
@@ -171,7 +172,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -510,6 +511,19 @@ QWEN3_MOE_VARIANTS = [
                                  "norm_topk_prob": False, "decoder_sparse_step": 2, "tie_word_embeddings": True}),
 ]
 
+PHI3_DIR = os.path.join(REPO, "tests", "fixtures", "phi3")
+# Phi-3: fused qkv_proj and gate_up_proj; LongRoPE with original_max_position_embeddings 64 (the
+# fixtures' sequences and kiln's test plans stay within it, so the short factors apply) and
+# max_position_embeddings 256, so cos and sin are scaled by sqrt(1 + ln 4 / ln 64).
+PHI3_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+PHI3_VARIANTS = [
+    ("default_rope_f32", 2222, dict(PHI3_BASE, sliding_window=None)),
+    ("longrope_f32", 2323, dict(PHI3_BASE, sliding_window=None, original_max_position_embeddings=64,
+                                rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                                                 "short_factor": [1.0 + 0.37 * i for i in range(8)],
+                                                 "long_factor": [4.0 + i for i in range(8)]})),
+]
+
 MISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mistral")
 # sliding_window: MistralConfig's default 4096 (longer than any prompt here, so it changes nothing), or null
 MISTRAL_VARIANTS = [
@@ -624,6 +638,17 @@ def main_qwen3_moe():
         gap = moe_min_gap(os.path.join(QWEN3_MOE_DIR, name), Qwen3MoeForCausalLM)
         print("  %s: min router gap %.3e" % (name, gap))
         assert gap > MIXTRAL_MIN_GAP, (name, gap)
+
+
+def main_phi3():
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.self_attn.qkv_proj.weight" in keys and "model.layers.0.mlp.gate_up_proj.weight" in keys
+    main_llama_like("phi3", PHI3_DIR, PHI3_VARIANTS, Phi3Config, Phi3ForCausalLM, check)
+    model = Phi3ForCausalLM.from_pretrained(os.path.join(PHI3_DIR, "longrope_f32"))
+    scaling = model.model.rotary_emb.attention_scaling
+    assert abs(scaling - math.sqrt(1 + math.log(4) / math.log(64))) < 1e-12, scaling
 
 
 def main_mistral():
@@ -2487,6 +2512,8 @@ def main():
         main_mixtral()
     if ARGS.only in ("all", "qwen3_moe"):
         main_qwen3_moe()
+    if ARGS.only in ("all", "phi3"):
+        main_phi3()
     if ARGS.only in ("all", "lora"):
         main_lora()
     if ARGS.only in ("all", "deepseek"):

@@ -61,9 +61,13 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     const std::string p = hf_layer_prefix(i);
     e[p + "input_layernorm.weight"] = {D};
     e[p + "post_attention_layernorm.weight"] = {D};
-    e[p + "self_attn.q_proj.weight"] = {q, D};
-    e[p + "self_attn.k_proj.weight"] = {kv, D};
-    e[p + "self_attn.v_proj.weight"] = {kv, D};
+    if (c.fused_projections) {
+      e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
+    } else {
+      e[p + "self_attn.q_proj.weight"] = {q, D};
+      e[p + "self_attn.k_proj.weight"] = {kv, D};
+      e[p + "self_attn.v_proj.weight"] = {kv, D};
+    }
     e[p + "self_attn.o_proj.weight"] = {D, q};
     if (c.is_moe_layer(i)) {
       const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
@@ -76,6 +80,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
         for (const std::string& n : t.gate_up) e[n] = {Fm, D};
         for (const std::string& n : t.down) e[n] = {D, Fm};
       }
+    } else if (c.fused_projections) {
+      e[p + "mlp.gate_up_proj.weight"] = {2 * F, D};
+      e[p + "mlp.down_proj.weight"] = {D, F};
     } else {
       e[p + "mlp.gate_proj.weight"] = {F, D};
       e[p + "mlp.up_proj.weight"] = {F, D};
@@ -139,8 +146,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     const std::string p = hf_layer_prefix(i);
     Layer L;
     L.attn_norm = w(p + "input_layernorm.weight", {D}, {p + "input_layernorm.weight"});
-    L.qkv_w = w(p + "self_attn.qkv_proj.weight", {W, D},
-                {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
+    L.qkv_w =
+        w(p + "self_attn.qkv_proj.weight", {W, D},
+          c.fused_projections ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
+                              : std::vector<std::string>{p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                                                         p + "self_attn.v_proj.weight"});
     L.qkv_b = opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
                        {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
     L.q_norm = c.qk_norm ? w(p + "self_attn.q_norm.weight", {hd}, {p + "self_attn.q_norm.weight"}) : kNoTensor;
@@ -158,7 +168,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.gu_b = kNoTensor;
       L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
     } else {
-      L.gu_w = w(p + "mlp.gate_up_proj.weight", {2 * F, D}, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+      L.gu_w = w(p + "mlp.gate_up_proj.weight", {2 * F, D},
+                 c.fused_projections ? std::vector<std::string>{p + "mlp.gate_up_proj.weight"}
+                                     : std::vector<std::string>{p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
       L.gu_b =
           opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
       L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
@@ -177,6 +189,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t start_pos = g.state("start_pos", {B});
   const uint32_t n_valid = g.state("n_valid", {B});
   const double eps = c.rms_norm_eps, scale = 1.0 / std::sqrt(double(hd));
+  const double rope_scale = rope_attention_factor(c.rope);  // multiplies cos and sin (LongRoPE's)
 
   for (const auto& [pname, C] : {std::pair<std::string, int64_t>{"prefill", o.chunk}, {"decode", 1}}) {
     LmProgramStart st = begin_lm_program(g, pname, B, C, D, embed);
@@ -197,7 +210,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kRmsNormOp, {x, L.attn_norm}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
-      add_node(P, kRopeOp, {inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd}, {1.0});
+      add_node(P, kRopeOp, {inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd}, {rope_scale});
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
       add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd}, {scale});
       add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
@@ -244,6 +257,13 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
   const LlmLimits lim = llm_limits(o, c.max_position_embeddings);
+  if (c.rope.type == "longrope" && lim.max_seq > c.rope.original_max_position_embeddings)
+    throw CompileError(o.model_dir +
+                       "/config.json: LongRoPE switches to its long_factor for sequences longer than "
+                       "original_max_position_embeddings = " +
+                       std::to_string(c.rope.original_max_position_embeddings) +
+                       ", which one fixed plan cannot follow; compile with --max-seq " +
+                       std::to_string(c.rope.original_max_position_embeddings) + " or less");
   if (c.sliding_window > 0 && lim.max_seq > c.sliding_window)
     throw CompileError(o.model_dir + "/config.json: sliding_window = " + std::to_string(c.sliding_window) +
                        " is shorter than max-seq " + std::to_string(lim.max_seq) +
@@ -267,7 +287,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
 extern const Frontend kLlamaFrontend{
     "llama",
     {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM", "qwen2", "Qwen3ForCausalLM",
-     "qwen3", "MixtralForCausalLM", "mixtral", "Qwen3MoeForCausalLM", "qwen3_moe"},
+     "qwen3", "MixtralForCausalLM", "mixtral", "Qwen3MoeForCausalLM", "qwen3_moe", "Phi3ForCausalLM", "phi3"},
     nullptr,
     build_llama};
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "compiler/compile.h"
 #include "compiler/error.h"
 #include "compiler/llama_config.h"
 #include "test_util.h"
@@ -88,12 +89,12 @@ TEST_CASE("config: bad values are errors naming the key") {
   CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
   CHECK(error_of(d, R"(, "rms_norm_eps": "small")").find("rms_norm_eps") != std::string::npos);
   CHECK(error_of(d, R"(, "tie_word_embeddings": 1)").find("tie_word_embeddings") != std::string::npos);
-  std::ofstream(d / "config.json") << R"({"architectures": ["Phi3ForCausalLM"], "vocab_size": 10})";
+  std::ofstream(d / "config.json") << R"({"architectures": ["GemmaForCausalLM"], "vocab_size": 10})";
   try {
     read_llama_config(d / "config.json");
     FAIL("expected an error");
   } catch (const CompileError& e) {
-    CHECK(std::string(e.what()).find("Phi3ForCausalLM") != std::string::npos);
+    CHECK(std::string(e.what()).find("GemmaForCausalLM") != std::string::npos);
   }
   std::ofstream(d / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64})";
   try {
@@ -232,6 +233,57 @@ TEST_CASE("config: Qwen3-MoE (sparse layers, norm_topk_prob, defaults)") {
   j.erase("num_local_experts");
   j["num_experts"] = 0;  // no experts: every layer dense
   CHECK_FALSE(parse_llama_config(j.dump(), "config.json").is_moe_layer(1));
+}
+
+// Phi3ForCausalLM: fused projections and LongRoPE (short factors, cos and sin scaled), checked
+// against transformers' own numbers; a plan longer than original_max_position_embeddings (where
+// the long factors take over) and a partial rotary fraction are refused by name.
+TEST_CASE("config: Phi-3 (LongRoPE, fused projections, refusals)") {
+  const std::string path = kiln::test::fixture("longrope_f32", "phi3") + "/config.json";
+  const LlamaConfig c = read_llama_config(path);
+  CHECK(c.architecture == "Phi3ForCausalLM");
+  CHECK(c.fused_projections);
+  CHECK(c.rope.type == "longrope");
+  CHECK(c.rope.original_max_position_embeddings == 64);
+  CHECK(rope_attention_factor(c.rope) == doctest::Approx(std::sqrt(1 + std::log(4.0) / std::log(64.0))));
+  const std::vector<float> inv = rope_inv_freq(c.rope, c.head_dim);
+  CHECK(inv[1] == doctest::Approx(1.0 / (1.37 * std::pow(10000.0, 2.0 / 16))).epsilon(1e-6));
+  CHECK(c.unmodeled.empty());
+  CHECK(read_llama_config(kiln::test::fixture("default_rope_f32", "phi3") + "/config.json").unmodeled.empty());
+  std::ifstream in(path);
+  const nlohmann::json base = nlohmann::json::parse(in);
+  auto error = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = base;
+    edit(j);
+    try {
+      parse_llama_config(j.dump(), "config.json");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  {  // inside the RoPE object: left unmodeled, which compile refuses by name
+    nlohmann::json j = base;
+    j["rope_parameters"]["partial_rotary_factor"] = 0.75;
+    const LlamaConfig p = parse_llama_config(j.dump(), "config.json");
+    REQUIRE(p.unmodeled.size() == 1);
+    CHECK(p.unmodeled[0] == "rope_parameters.partial_rotary_factor = 0.75");
+  }
+  CHECK(error([](nlohmann::json& j) { j["partial_rotary_factor"] = 0.75; }).find("partial_rotary_factor") !=
+        std::string::npos);
+  CHECK(error([](nlohmann::json& j) {
+          j["rope_parameters"]["short_factor"] = {1.0, 2.0};
+        }).find("short_factor") != std::string::npos);
+  CHECK(error([](nlohmann::json& j) { j["rope_parameters"].erase("long_factor"); }).find("long_factor") !=
+        std::string::npos);
+  TempDir d;
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture("longrope_f32", "phi3");
+  o.output = d / "p.kplan";
+  o.max_seq = 65;
+  CHECK(kiln::test::compile_error(o).find("--max-seq 64 or less") != std::string::npos);
+  o.max_seq = 64;
+  CHECK(kiln::test::compile_error(o).empty());
 }
 
 // Qwen2ForCausalLM reads as LLaMA with biases on q/k/v; its sliding-window keys are read, and a

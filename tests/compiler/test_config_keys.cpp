@@ -36,7 +36,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
   std::ofstream(path) << j.dump();
   const std::string text = j.dump();
   if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
-      cls == "Qwen3MoeConfig" || cls == "MixtralConfig")
+      cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -73,6 +73,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "Qwen2Config",
                                 "Qwen3Config",
                                 "Qwen3MoeConfig",
+                                "Phi3Config",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -179,12 +180,12 @@ TEST_CASE("config keys: keys inside the RoPE object are strict too, in both spel
     // Keys transformers reads for another rope type are ignored by it, and by kiln.
     j[key] = {{"rope_type", "linear"}, {"factor", 2.0}, {"low_freq_factor", 1.0}, {"partial_rotary_factor", 1.0}};
     CHECK(read_as("LlamaConfig", j, d).empty());
-    // LongRoPE's factors and a partial rotary fraction change the numbers; kiln builds neither.
-    j[key]["long_factor"] = {1.0, 2.0};
+    // M-RoPE sections and a partial rotary fraction change the numbers; kiln builds neither.
+    j[key]["mrope_section"] = {1, 2};
     j[key]["partial_rotary_factor"] = 0.5;
     const std::vector<std::string> left = read_as("LlamaConfig", j, d);
     REQUIRE(left.size() == 2);
-    CHECK(left[0] == std::string(key) + ".long_factor = [1.0,2.0]");
+    CHECK(left[0] == std::string(key) + ".mrope_section = [1,2]");
     CHECK(left[1] == std::string(key) + ".partial_rotary_factor = 0.5");
   }
 }
