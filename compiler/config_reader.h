@@ -86,7 +86,8 @@ class ConfigReader {
       "begin_suppress_tokens", "sep_token_id", "decoder_start_token_id", "bos_token_id", "eos_token_id",               \
       "pad_token_id", "use_cache", "initializer_range", "initializer_factor", "attention_dropout", "dropout",          \
       "hidden_dropout", "embd_pdrop", "resid_pdrop", "output_router_logits", "router_aux_loss_coef", "auto_map",       \
-      "_attn_implementation_autoset", "gradient_checkpointing", "pretraining_tp", "unsloth_version", "unsloth_fixed"
+      "_attn_implementation_autoset", "gradient_checkpointing", "pretraining_tp", "unsloth_version", "unsloth_fixed",  \
+      /* transformers' GGUF loader writes these (metadata and a token id) */ "_model_name_or_path", "unk_token_id"
 // Keys every diffusers config carries that change nothing.
 #define KILN_DIFFUSERS_IRRELEVANT_KEYS "_diffusers_version", "_name_or_path", "_use_default_values"
 

