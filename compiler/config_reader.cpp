@@ -108,7 +108,7 @@ bool ConfigReader::dtype(DType* out) const {
   return false;
 }
 
-RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const {
+RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double default_theta) const {
   RopeConfig r;
   nested_unmodeled_.clear();
   const json* params = nullptr;
@@ -120,7 +120,7 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const 
     params = &j_["rope_scaling"];
     key = "rope_scaling";
   }
-  r.theta = num("rope_theta", 10000.0);
+  r.theta = num("rope_theta", default_theta);
   if (params) {
     if (!params->is_object()) fail(key, "must be an object");
     const json& p = *params;
@@ -160,10 +160,11 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed) const 
           out.push_back(x.get<double>());
         }
       }
-      // original_max_position_embeddings: the object's, else the config's top-level key (Phi-3)
-      r.original_max_position_embeddings = has(p, "original_max_position_embeddings")
-                                               ? pos_int(p, "original_max_position_embeddings", true)
-                                               : pos_int("original_max_position_embeddings", true);
+      // original_max_position_embeddings: Phi3Config always has the attribute (default 4096), and
+      // transformers' standardize_rope_params lets it override the object's copy.
+      r.original_max_position_embeddings =
+          has("original_max_position_embeddings") ? pos_int("original_max_position_embeddings", true) : 4096;
+      has(p, "original_max_position_embeddings");  // (its copy, overridden)
       r.has_factor = has(p, "factor");
       r.factor = r.has_factor
                      ? num(p, "factor", 1.0)

@@ -53,7 +53,9 @@ class ConfigReader {
   // dtype / torch_dtype (float32, bfloat16, float16); false when absent.
   bool dtype(DType* out) const;
   // rope_parameters (transformers 5) or rope_theta + rope_scaling (transformers 4).
-  RopeConfig rope(std::initializer_list<const char*> allowed_types) const;
+  // default_theta: rope_theta when neither the config nor its RoPE object sets it (the config
+  // class's default).
+  RopeConfig rope(std::initializer_list<const char*> allowed_types, double default_theta = 10000.0) const;
   // A key kiln builds only with one of these values (a list) or this value: any other is refused
   // by name. Absent and null are the default.
   void only(const char* k, const nlohmann::json& allowed) const;

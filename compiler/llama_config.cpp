@@ -66,7 +66,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false, 2048);
-  c.rms_norm_eps = r.num("rms_norm_eps", 1e-6);
+  c.rms_norm_eps = r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);  // the config classes' defaults
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
   if (qwen2 || qwen3) {
@@ -153,7 +153,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0)
     r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
   c.has_dtype = r.dtype(&c.dtype);
-  c.rope = phi3 ? r.rope({"default", "longrope", "su"}) : r.rope({"default", "linear", "llama3"});
+  c.rope = phi3      ? r.rope({"default", "longrope", "su"})
+           : mixtral ? r.rope({"default", "linear", "llama3"}, 1e6)  // MixtralConfig's default_theta
+                     : r.rope({"default", "linear", "llama3"});
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.head_dim / 2)
     r.fail("rope_parameters", "short_factor must hold head_dim / 2 = " + std::to_string(c.head_dim / 2) + " numbers");
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.

@@ -345,9 +345,10 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   };
   check(tmpl, "chat template");
   if (!tools_tmpl.empty()) check(tools_tmpl, "tool_use chat template");
-  // transformers' special_tokens_map: the config's tokens, else special_tokens_map.json's.
+  // transformers' special_tokens_map: special_tokens_map.json is read only for a config without
+  // added_tokens_decoder (the legacy layout), and then its tokens override the config's.
   json smap = json::object();
-  if (files.special_tokens_map) {
+  if (files.special_tokens_map && !cfg.contains("added_tokens_decoder")) {
     smap = parse_json_limited(files.special_tokens_map->data(),
                               files.special_tokens_map->data() + files.special_tokens_map->size(),
                               path + " (special_tokens_map.json)");
@@ -355,7 +356,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   }
   json vars = json::object();
   for (const char* k : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
-    const json& src = cfg.contains(k) ? cfg : smap;
+    const json& src = smap.contains(k) ? smap : cfg;
     if (src.contains(k) && !src[k].is_null()) {
       const std::string text = token_text(src, k);
       if (src[k].is_string() || !text.empty()) vars[k] = text;

@@ -346,7 +346,7 @@ kiln_status kiln_chat_render(const kiln_plan* plan, const char* json, int add_ge
         // apply_chat_template's own parameters are not template variables there: refused, not passed on
         for (const char* opt : {"add_generation_prompt", "continue_final_message", "chat_template", "tokenize",
                                 "return_assistant_tokens_mask", "return_dict", "return_tensors", "padding",
-                                "truncation", "max_length", "tokenizer_kwargs"})
+                                "truncation", "max_length", "tokenizer_kwargs", "sanitize_control_tokens"})
           if (name == opt)
             return fail(
                 err, KILN_ERR_INVALID_ARGUMENT,

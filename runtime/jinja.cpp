@@ -30,7 +30,7 @@ struct Error {
 constexpr int kMaxNesting = 200;           // parse depth of statements and expressions, JSON depth
 constexpr uint32_t kMaxValueDepth = 200;   // how deep values a template builds may nest
 constexpr uint64_t kMaxWeight = 1u << 24;  // Value::weight() of any one value a template builds
-constexpr int kMaxEvalDepth = 1500;        // eval/exec frames at once, macros included
+constexpr int kMaxEvalDepth = 400;         // eval/exec frames at once, macros included (~300 KB of stack)
 
 }  // namespace
 
@@ -77,7 +77,7 @@ void Value::account(const Value& c) {
   depth_ = std::max<uint32_t>(depth_, c.depth_ + 1);
   const uint64_t add = c.weight_ + 7;  // an item costs ~8 units (a Value is ~100 bytes)
   weight_ = add > UINT64_MAX / 2 - weight_ ? UINT64_MAX / 2 : weight_ + add;
-  has_ns_ = has_ns_ || c.ns_ || c.has_ns_;
+  has_ns_ = has_ns_ || c.ns_ || c.has_ns_ || c.type_ == Type::kFunction;  // (a bound method holds its object)
 }
 Value Value::markup(std::string s) {
   Value v = string(std::move(s));
@@ -244,6 +244,11 @@ class Finder {
 };
 
 std::string reversed(std::string_view s) { return std::string(s.rbegin(), s.rend()); }
+
+// The first match of needle in hay; no search table for a needle that cannot fit.
+size_t find_in(std::string_view hay, std::string_view needle) {
+  return needle.size() > hay.size() ? std::string::npos : Finder(needle).find(hay);
+}
 
 // Python's str.isspace.
 bool py_space(uint32_t c) { return text::is_space(c) || (c >= 0x1c && c <= 0x1f); }
@@ -1825,7 +1830,7 @@ bool contains(const Value& container, const Value& item, int line) {
     case Type::kString:
       if (!item.is_string())
         fail(line, std::string("'in <string>' requires string as left operand, not ") + type_name(item));
-      return Finder(item.as_string()).find(container.as_string()) != std::string::npos;
+      return find_in(container.as_string(), item.as_string()) != std::string::npos;
     case Type::kList:
       for (const Value& x : container.items())
         if (equals(x, item)) return true;
@@ -1977,8 +1982,8 @@ Flow Interpreter::exec(const Node& n, std::string& out) {
       if (!n.text.empty() && n.text[0] == '_') fail(n.line, "namespace attributes may not start with '_'");
       const Value v = eval(*n.exprs[0]);
       checked(v, n.line);
-      if (v.is_namespace() || v.holds_namespace())
-        fail(n.line, "a namespace cannot hold a namespace (kiln refuses what could make a cycle)");
+      if (v.is_namespace() || v.holds_namespace() || v.type() == Type::kFunction)
+        fail(n.line, "a namespace cannot hold a namespace or a function (kiln refuses what could make a cycle)");
       Value shared = ns;  // namespaces are the one mutable value: this writes through
       shared.set(n.text, v);
       return Flow::kNormal;
@@ -2169,6 +2174,7 @@ Value Interpreter::eval(const Expr& e) {
                                     std::to_string(int_of(key)));
           return obj.items()[size_t(i)];
         }
+        charge(obj.as_string().size() / 16, e.line);
         const std::vector<uint32_t> cps = code_points(obj.as_string());
         if (!norm_index(&i, cps.size()))
           return Value::undefined("'str object' has no element " + std::to_string(int_of(key)));
@@ -2190,12 +2196,15 @@ Value Interpreter::eval(const Expr& e) {
         given[k] = true;
       }
       if (part[2] == 0) fail(e.line, "slice step cannot be zero");
+      if (part[2] == INT64_MIN) fail(e.line, "slice step out of range");
       if (obj.is_undefined()) undefined_error(obj, e.line);
       if (obj.is_list() && obj.list_kind() == Value::ListKind::kIterator)
         return Value::undefined("'generator' object is not subscriptable");
       std::vector<uint32_t> cps;
-      if (obj.is_string()) cps = code_points(obj.as_string());
-      else if (!obj.is_list()) fail(e.line, std::string("'") + type_name(obj) + "' object is not subscriptable");
+      if (obj.is_string()) {
+        charge(obj.as_string().size() / 16, e.line);
+        cps = code_points(obj.as_string());
+      } else if (!obj.is_list()) fail(e.line, std::string("'") + type_name(obj) + "' object is not subscriptable");
       const int64_t n = obj.is_string() ? int64_t(cps.size()) : int64_t(obj.items().size());
       const int64_t step = part[2];
       auto clamp = [&](int64_t v, bool g, int64_t def) {
@@ -2448,9 +2457,17 @@ class Binder {
   std::vector<bool> used_;
 };
 
-std::string need_str(const Value& v, const char* what, int line) {
+const std::string& need_str(const Value& v, const char* what, int line) {
   if (!v.is_string()) fail(line, std::string(what) + " must be a string, not " + type_name(v));
   return v.as_string();
+}
+
+// What a builtin's arguments may cost it to read (string bytes / 16, container sizes).
+uint64_t args_weight(const Args& a) {
+  uint64_t w = 0;
+  for (const Value& v : a.pos) w += v.is_string() ? v.as_string().size() / 16 : v.weight();
+  for (const auto& kv : a.kw) w += kv.second.is_string() ? kv.second.as_string().size() / 16 : kv.second.weight();
+  return w;
 }
 int64_t need_int(const Value& v, const char* what, int line) {
   if (!integral(v)) fail(line, std::string(what) + " must be an integer, not " + type_name(v));
@@ -2528,6 +2545,7 @@ List py_split(const std::string& s, const Value& sep, int64_t maxsplit, bool fro
   const std::string d = need_str(sep, "the separator", line);
   if (d.empty()) fail(line, "empty separator");
   // rsplit is split of the reversed string by the reversed separator, each piece reversed back.
+  if (d.size() > s.size()) return List{Value::string(s)};
   const std::string hay = from_right ? reversed(s) : s, needle = from_right ? reversed(d) : d;
   const Finder finder(needle);
   std::vector<std::string> parts;
@@ -2562,6 +2580,7 @@ std::string py_replace(const std::string& s, const std::string& from, const std:
     }
     return out;
   }
+  if (from.size() > s.size()) return s;
   size_t pos = 0;
   int64_t n = 0;
   const Finder finder(from);
@@ -2661,7 +2680,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "strip" || name == "lstrip" || name == "rstrip")
     return m([sv, name](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder b(a, name, 0);
       const Value chars = b.get(0, "chars", Value::none());
       b.done(1);
@@ -2670,7 +2689,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "split" || name == "rsplit")
     return m([sv, name](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder b(a, name, 0);
       const Value sep = b.get(0, "sep", Value::none());
       const int64_t maxsplit = need_int(b.get(1, "maxsplit", Value::integer(-1)), "maxsplit", 0);
@@ -2680,7 +2699,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "startswith" || name == "endswith")
     return m([sv, name](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder b(a, name, 0);
       const Value x = b.required(0, name == "startswith" ? "prefix" : "suffix");
       b.done(1);
@@ -2696,7 +2715,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "upper" || name == "lower" || name == "capitalize" || name == "title")
     return m([sv, name](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder(a, name, 0).done(0);
       const int mode = name == "lower" ? 0 : name == "upper" ? 1 : name == "capitalize" ? 2 : 3;
       return Value::string(case_map(s, mode, ("str." + name + "()").c_str(), 0));
@@ -2704,7 +2723,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "replace")
     return m([sv](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder b(a, "replace", 0);
       const std::string from = need_str(b.required(0, "old"), "replace's old", 0);
       const std::string to = need_str(b.required(1, "new"), "replace's new", 0);
@@ -2715,28 +2734,30 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "find" || name == "rfind" || name == "count")
     return m([sv, name](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder b(a, name, 0);
       const std::string sub = need_str(b.required(0, "sub"), "the substring", 0);
       b.done(1);
       if (name == "count") {
         if (sub.empty()) return Value::integer(int64_t(cp_length(s)) + 1);
         int64_t n = 0;
+        if (sub.size() > s.size()) return Value::integer(0);
         const Finder finder(sub);
         for (size_t k = finder.find(s); k != std::string::npos; k = finder.find(s, k + sub.size())) ++n;
         return Value::integer(n);
       }
       if (name == "find") {
-        const size_t k = Finder(sub).find(s);
+        const size_t k = find_in(s, sub);
         return Value::integer(k == std::string::npos ? -1 : cp_offset(s, k));
       }
-      const size_t r = Finder(reversed(sub)).find(reversed(s));  // the last match, from the end
+      if (sub.size() > s.size()) return Value::integer(-1);
+      const size_t r = find_in(reversed(s), reversed(sub));  // the last match, from the end
       return Value::integer(r == std::string::npos ? -1 : cp_offset(s, s.size() - r - sub.size()));
     });
   if (name == "splitlines")
     return m([sv](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder(a, "splitlines", 0).done(0);
       List out;
       for (auto& l : splitlines(s)) out.push_back(Value::string(std::move(l)));
@@ -2745,7 +2766,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "join")
     return m([sv](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder b(a, "join", 0);
       const Value it = b.required(0, "iterable");
       b.done(1);
@@ -2762,7 +2783,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "removeprefix" || name == "removesuffix")
     return m([sv, name](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder b(a, name, 0);
       const std::string x = need_str(b.required(0, "affix"), "the affix", 0);
       b.done(1);
@@ -2777,7 +2798,7 @@ Value string_method(const Value& self, const std::string& name) {
       name == "islower")
     return m([sv, name](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       Binder(a, name, 0).done(0);
       const std::vector<uint32_t> cps = code_points(s);
       if (name == "isspace") return Value::boolean(!cps.empty() && std::all_of(cps.begin(), cps.end(), py_space));
@@ -2801,7 +2822,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "format")
     return m([sv](Interpreter& in, Args& a) {
       const std::string& s = sv.as_string();
-      in.charge(s.size() / 16, 0);
+      in.charge(s.size() / 16 + args_weight(a), 0);
       return Value::string(py_format(s, a, in));
     });
   return Value::undefined("'str object' has no attribute '" + name + "'");
@@ -2938,7 +2959,7 @@ List select_items(Interpreter& in, const Value& seq, Args& a, bool by_attr, bool
 }
 
 Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& a, int line) {
-  in.charge(v.is_string() ? v.as_string().size() / 16 : v.weight(), line);  // a filter may walk all of v
+  in.charge((v.is_string() ? v.as_string().size() / 16 : v.weight()) + args_weight(a), line);  // it may walk them
   Binder b(a, f, line);
   auto str_arg = [&](size_t i, const char* n, const char* def) {
     const Value x = b.get(i, n, Value::string(def));
@@ -3364,11 +3385,15 @@ void add_globals(std::unordered_map<std::string, Value>* g) {
     else start = need_int(a.pos[0], "range's start", 0), stop = need_int(a.pos[1], "range's stop", 0);
     if (a.pos.size() == 3) step = need_int(a.pos[2], "range's step", 0);
     if (step == 0) fail(0, "range() arg 3 must not be zero");
+    if (step == INT64_MIN) fail(0, "range() step out of range");
     const long double n = step > 0 ? std::ceil((long double)(stop - (long double)start) / step)
                                    : std::ceil(((long double)start - stop) / (long double)(-step));
     if (n > 100000) fail(0, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
     List out;
-    for (int64_t i = 0; i < int64_t(n); ++i) out.push_back(Value::integer(start + i * step));
+    for (int64_t i = 0, v = start; i < int64_t(n); ++i) {  // every value lies in [start, stop): no overflow
+      out.push_back(Value::integer(v));
+      if (i + 1 < int64_t(n)) v += step;
+    }
     std::string r = "range(" + std::to_string(start) + ", " + std::to_string(stop);
     if (step != 1) r += ", " + std::to_string(step);
     return Value::list(std::move(out), Value::ListKind::kRange, r + ")");

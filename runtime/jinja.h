@@ -79,7 +79,7 @@ class Value {
   // inside. Namespaces are mutable, so theirs reflect their entries as of the last set().
   uint32_t depth() const { return depth_; }
   uint64_t weight() const { return weight_; }
-  bool holds_namespace() const { return has_ns_; }
+  bool holds_namespace() const { return has_ns_; }  // or a function (a bound method holds its object)
 
   // Dicts: insert or replace a key (keeps the first insertion's position, as Python does).
   // Keys are str, int, float, bool, None or tuples of those (equal numbers are one key, as in

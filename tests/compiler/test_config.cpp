@@ -182,7 +182,8 @@ TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   std::ifstream in(path);
   const nlohmann::json base = nlohmann::json::parse(in);
   nlohmann::json absent = base;
-  for (const char* k : {"num_local_experts", "num_experts_per_tok", "num_key_value_heads", "sliding_window"})
+  for (const char* k : {"num_local_experts", "num_experts_per_tok", "num_key_value_heads", "sliding_window",
+                        "rms_norm_eps", "rope_parameters"})
     absent.erase(k);
   absent["num_attention_heads"] = 16;
   absent["hidden_size"] = 256;
@@ -191,6 +192,8 @@ TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   CHECK(a.num_experts_per_tok == 2);
   CHECK(a.num_key_value_heads == 8);
   CHECK(a.sliding_window == 0);
+  CHECK(a.rms_norm_eps == 1e-5);  // MixtralConfig's defaults, not LLaMA's
+  CHECK(a.rope.theta == 1e6);
   nlohmann::json bad = base;
   bad["num_experts_per_tok"] = 5;
   CHECK_THROWS_WITH(parse_llama_config(bad.dump(), "config.json"), doctest::Contains("num_experts_per_tok"));
@@ -281,6 +284,15 @@ TEST_CASE("config: Phi-3 (LongRoPE, fused projections, refusals)") {
   }
   CHECK(error([](nlohmann::json& j) { j["partial_rotary_factor"] = 0.75; }).find("partial_rotary_factor") !=
         std::string::npos);
+  {  // transformers: the top-level original_max_position_embeddings overrides the object's copy
+    nlohmann::json j = base;
+    j["original_max_position_embeddings"] = 128;
+    CHECK(parse_llama_config(j.dump(), "config.json").rope.original_max_position_embeddings == 128);
+    j.erase("original_max_position_embeddings");  // absent: Phi3Config's default 4096 (factor <= 1)
+    const LlamaConfig p = parse_llama_config(j.dump(), "config.json");
+    CHECK(p.rope.original_max_position_embeddings == 4096);
+    CHECK(rope_attention_factor(p.rope) == 1.0);
+  }
   CHECK(error([](nlohmann::json& j) {
           j["rope_parameters"]["short_factor"] = {1.0, 2.0};
         }).find("short_factor") != std::string::npos);

@@ -252,6 +252,11 @@ TEST_CASE("jinja: what a hostile template or input could exploit is bounded (rev
   // A namespace inside a namespace could make a cycle (a leak): refused.
   fails_with("{% set ns = namespace() %}{% set ns.me = ns %}", "cannot hold a namespace");
   fails_with("{% set ns = namespace() %}{% set ns.d = {'n': [ns]} %}", "cannot hold a namespace");
+  fails_with("{% set ns = namespace() %}{% set d = {'n': ns} %}{% set ns.f = d.get %}", "or a function");
+  // A string method's arguments count too, and a needle longer than the string builds nothing.
+  fails_with("{% set n = 'x' * 60000000 %}{% for i in range(100000) %}{{ 'a'.find(n) }}{% endfor %}", "steps");
+  fails_with("{% set n = 'x' * 60000000 %}{% for i in range(100000) %}{{ n[0] }}{% endfor %}", "steps");
+  fails_with("{{ [1][::(-9223372036854775807 - 1)] }}", "slice step out of range");
   // Work on long strings is charged to the step budget, and substring search is linear.
   fails_with("{% set s = 'x' * 60000000 %}{% for i in range(100000) %}{% if s in s %}{% endif %}{% endfor %}", "steps");
   r =

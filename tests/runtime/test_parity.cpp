@@ -58,8 +58,11 @@ TEST_CASE(
   std::vector<std::pair<std::string, std::string>> cases;
   for (const std::string& n : kiln::test::fixture_names("llama")) cases.push_back({"llama", n});
   for (const std::string& n : kiln::test::fixture_names("deepseek")) cases.push_back({"deepseek", n});
-  for (const char* family : {"qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3"})
-    for (const std::string& n : kiln::test::fixture_names(family)) cases.push_back({family, n});
+  for (const char* family : {"qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3"}) {
+    const auto names = kiln::test::fixture_names(family);
+    CHECK_MESSAGE(names.size() >= 2, family << " has fewer than two fixtures");
+    for (const std::string& n : names) cases.push_back({family, n});
+  }
   REQUIRE(cases.size() >= 18);
   TempDir d;
   for (const auto& fam_name : cases) {

@@ -186,8 +186,13 @@ TEST_CASE("tokenizer: the chat template is chosen and fed as transformers does")
   auto t = build(cfg, files);
   CHECK(t->render_chat(msgs, false, kiln::jinja::Value()).value() == "D<|begin_of_text|>");
   CHECK(t->render_chat(msgs, false, tools).value() == "T0");  // tools=[] is not None: tool_use
-  cfg["bos_token"] = "<s>";                                   // the config's token wins over the map's
+  cfg["bos_token"] = "<s>";  // a legacy config (no added_tokens_decoder): the map's token wins
+  CHECK(build(cfg, files)->render_chat(msgs, false, kiln::jinja::Value()).value() == "D<|begin_of_text|>");
+  cfg["added_tokens_decoder"] = nlohmann::json::object();  // a current config: the map is not read
   CHECK(build(cfg, files)->render_chat(msgs, false, kiln::jinja::Value()).value() == "D<s>");
+  cfg.erase("bos_token");
+  CHECK(build(cfg, files)->render_chat(msgs, false, kiln::jinja::Value()).value() == "D");
+  cfg.erase("added_tokens_decoder");
   const std::string jinja = "J{{ eos_token }}";
   files.jinja = &jinja;  // chat_template.jinja replaces the config's templates, tool_use included
   auto j = build(cfg, files);
