@@ -33,6 +33,18 @@ std::string error_of(const TempDir& d, const std::string& extra) {
   return "";
 }
 
+// The error parse_llama_config gives for `base` after `edit`, or "".
+std::string edited_error(const nlohmann::json& base, const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json j = base;
+  edit(j);
+  try {
+    parse_llama_config(j.dump(), "config.json");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace
 
 TEST_CASE("config: transformers 5 fixture keys (rope_parameters, dtype, head_dim)") {
@@ -265,16 +277,7 @@ TEST_CASE("config: Phi-3 (LongRoPE, fused projections, refusals)") {
   CHECK(read_llama_config(kiln::test::fixture("default_rope_f32", "phi3") + "/config.json").unmodeled.empty());
   std::ifstream in(path);
   const nlohmann::json base = nlohmann::json::parse(in);
-  auto error = [&](const std::function<void(nlohmann::json&)>& edit) {
-    nlohmann::json j = base;
-    edit(j);
-    try {
-      parse_llama_config(j.dump(), "config.json");
-    } catch (const std::exception& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  auto error = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(base, edit); };
   {  // inside the RoPE object: left unmodeled, which compile refuses by name
     nlohmann::json j = base;
     j["rope_parameters"]["partial_rotary_factor"] = 0.75;
@@ -320,16 +323,7 @@ TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys read and refused whe
   CHECK(c.unmodeled.empty());
   std::ifstream in(path);
   const nlohmann::json base = nlohmann::json::parse(in);
-  auto error = [&](const std::function<void(nlohmann::json&)>& edit) {
-    nlohmann::json j = base;
-    edit(j);
-    try {
-      parse_llama_config(j.dump(), "config.json");
-    } catch (const std::exception& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  auto error = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(base, edit); };
   CHECK(error([](nlohmann::json& j) { j["use_sliding_window"] = true; }).find("use_sliding_window") !=
         std::string::npos);
   CHECK(error([](nlohmann::json& j) { j["layer_types"][1] = "sliding_attention"; }).find("layer_types") !=
