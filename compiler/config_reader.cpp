@@ -165,8 +165,7 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double
       r.original_max_position_embeddings =
           has("original_max_position_embeddings") ? pos_int("original_max_position_embeddings", true) : 4096;
       has(p, "original_max_position_embeddings");  // (its copy, overridden)
-      r.has_factor = has(p, "factor");
-      r.factor = r.has_factor
+      r.factor = has(p, "factor")
                      ? num(p, "factor", 1.0)
                      : double(pos_int("max_position_embeddings", true)) / double(r.original_max_position_embeddings);
       r.attention_factor = num(p, "attention_factor", -1.0);

@@ -25,7 +25,6 @@ struct RopeConfig {
   // (short) and beyond it (long; kiln refuses plans that long). factor: given, or
   // max_position_embeddings / original_max_position_embeddings.
   std::vector<double> short_factor, long_factor;
-  bool has_factor = false;
 };
 
 class ConfigReader {

@@ -72,7 +72,6 @@ class Value {
   const std::string& as_string() const { return s_ ? *s_ : empty_string(); }  // also an Undefined's name
   const List& items() const { return *list_; }
   const Dict& entries() const { return *dict_; }
-  Dict& mutable_entries() const { return *dict_; }  // namespaces only
   const Function& function() const { return *fn_; }
   // Containers: the deepest nesting below (1 for a flat list), the size counted with shared
   // parts once per use (items plus string bytes / 16, saturating), and whether a namespace is
