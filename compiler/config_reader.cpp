@@ -121,96 +121,110 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double
     key = "rope_scaling";
   }
   r.theta = num("rope_theta", default_theta);
-  if (params) {
-    if (!params->is_object()) fail(key, "must be an object");
-    const json& p = *params;
-    if (p.contains("rope_theta")) r.theta = num(p, "rope_theta", r.theta);
-    std::string type = "default";
-    if (has(p, "rope_type")) type = p["rope_type"].is_string() ? p["rope_type"].get<std::string>() : "?";
-    else if (has(p, "type")) type = p["type"].is_string() ? p["type"].get<std::string>() : "?";
-    std::string list;
-    bool ok = false;
-    for (const char* a : allowed) {
-      ok = ok || type == a;
-      list += (list.empty() ? "" : ", ") + std::string(a);
-    }
-    if (!ok) fail(key, "has rope type '" + type + "', which kiln does not support here (supported: " + list + ")");
-    r.type = type;
-    if (type == "linear" || type == "llama3" || type == "yarn") {
-      if (!has(p, "factor")) fail(key, "needs 'factor' for rope type " + type);
-      r.factor = num(p, "factor", 1.0);
-      if (r.factor <= 0) fail(key, "factor must be positive");
-    }
-    if (type == "llama3") {
-      for (const char* k : {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"})
-        if (!has(p, k)) fail(key, std::string("needs '") + k + "' for rope type llama3");
-      r.low_freq_factor = num(p, "low_freq_factor", 1.0);
-      r.high_freq_factor = num(p, "high_freq_factor", 4.0);
-      r.original_max_position_embeddings = pos_int(p, "original_max_position_embeddings", true);
-      if (r.low_freq_factor <= 0 || r.high_freq_factor <= r.low_freq_factor)
-        fail(key, "needs 0 < low_freq_factor < high_freq_factor");
-    }
-    if (type == "longrope" || type == "su") {  // "su": Phi-3's old name for it
-      r.type = "longrope";
-      for (const char* k : {"short_factor", "long_factor"}) {
-        if (!has(p, k) || !p[k].is_array()) fail(key, std::string("needs the list '") + k + "' for rope type longrope");
-        std::vector<double>& out = std::string(k) == "short_factor" ? r.short_factor : r.long_factor;
-        for (const json& x : p[k]) {
-          if (!x.is_number() || !(x.get<double>() > 0)) fail(key, std::string(k) + " must hold positive numbers");
-          out.push_back(x.get<double>());
-        }
-      }
-      // original_max_position_embeddings: Phi3Config always has the attribute (default 4096), and
-      // transformers' standardize_rope_params lets it override the object's copy.
-      r.original_max_position_embeddings =
-          has("original_max_position_embeddings") ? pos_int("original_max_position_embeddings", true) : 4096;
-      has(p, "original_max_position_embeddings");  // (its copy, overridden)
-      r.factor = has(p, "factor")
-                     ? num(p, "factor", 1.0)
-                     : double(pos_int("max_position_embeddings", true)) / double(r.original_max_position_embeddings);
-      r.attention_factor = num(p, "attention_factor", -1.0);
-    }
-    if (type == "yarn") {
-      r.original_max_position_embeddings = pos_int(p, "original_max_position_embeddings", true);
-      r.beta_fast = num(p, "beta_fast", 32.0);
-      r.beta_slow = num(p, "beta_slow", 1.0);
-      r.mscale = num(p, "mscale", 0.0);
-      r.mscale_all_dim = num(p, "mscale_all_dim", 0.0);
-      r.attention_factor = num(p, "attention_factor", -1.0);
-      if (has(p, "truncate")) {
-        if (!p["truncate"].is_boolean()) fail(key, "truncate must be true or false");
-        r.truncate = p["truncate"].get<bool>();
-      }
-      if (r.beta_fast == 0) r.beta_fast = 32;  // transformers: `or 32`
-      if (r.beta_slow == 0) r.beta_slow = 1;
-    }
-    // Strict configs inside the object too: the keys above (each read for the rope types that
-    // use it, and ignored by transformers for the others), a rotary fraction of 1, and nothing
-    // else (e.g. LongRoPE's factors, M-RoPE sections, a partial rotary fraction).
-    static const char* const kRopeKeys[] = {"rope_type",
-                                            "type",
-                                            "rope_theta",
-                                            "factor",
-                                            "low_freq_factor",
-                                            "high_freq_factor",
-                                            "original_max_position_embeddings",
-                                            "beta_fast",
-                                            "beta_slow",
-                                            "mscale",
-                                            "mscale_all_dim",
-                                            "attention_factor",
-                                            "truncate",
-                                            "short_factor",
-                                            "long_factor"};
-    for (auto it = p.begin(); it != p.end(); ++it) {
-      if (it->is_null() || std::find(std::begin(kRopeKeys), std::end(kRopeKeys), it.key()) != std::end(kRopeKeys))
-        continue;
-      if (it.key() == "partial_rotary_factor" && it->is_number() && it->get<double>() == 1.0) continue;
-      nested_unmodeled_.push_back(key_value(std::string(key) + "." + it.key(), *it));
-    }
-  }
+  if (params) rope_object(*params, key, allowed, &r);
   if (r.theta <= 0) fail("rope_theta", "must be positive");
   return r;
+}
+
+RopeConfig ConfigReader::rope_at(const json& params, const std::string& key, std::initializer_list<const char*> allowed,
+                                 double theta) const {
+  RopeConfig r;
+  r.theta = theta;
+  rope_object(params, key, allowed, &r);
+  if (r.theta <= 0) fail(key, "rope_theta must be positive");
+  return r;
+}
+
+void ConfigReader::rope_object(const json& params, const std::string& key_name,
+                               std::initializer_list<const char*> allowed, RopeConfig* out) const {
+  RopeConfig& r = *out;
+  const std::string& key = key_name;
+  if (!params.is_object()) fail(key, "must be an object");
+  const json& p = params;
+  if (p.contains("rope_theta")) r.theta = num(p, "rope_theta", r.theta);
+  std::string type = "default";
+  if (has(p, "rope_type")) type = p["rope_type"].is_string() ? p["rope_type"].get<std::string>() : "?";
+  else if (has(p, "type")) type = p["type"].is_string() ? p["type"].get<std::string>() : "?";
+  std::string list;
+  bool ok = false;
+  for (const char* a : allowed) {
+    ok = ok || type == a;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  if (!ok) fail(key, "has rope type '" + type + "', which kiln does not support here (supported: " + list + ")");
+  r.type = type;
+  if (type == "linear" || type == "llama3" || type == "yarn") {
+    if (!has(p, "factor")) fail(key, "needs 'factor' for rope type " + type);
+    r.factor = num(p, "factor", 1.0);
+    if (r.factor <= 0) fail(key, "factor must be positive");
+  }
+  if (type == "llama3") {
+    for (const char* k : {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"})
+      if (!has(p, k)) fail(key, std::string("needs '") + k + "' for rope type llama3");
+    r.low_freq_factor = num(p, "low_freq_factor", 1.0);
+    r.high_freq_factor = num(p, "high_freq_factor", 4.0);
+    r.original_max_position_embeddings = pos_int(p, "original_max_position_embeddings", true);
+    if (r.low_freq_factor <= 0 || r.high_freq_factor <= r.low_freq_factor)
+      fail(key, "needs 0 < low_freq_factor < high_freq_factor");
+  }
+  if (type == "longrope" || type == "su") {  // "su": Phi-3's old name for it
+    r.type = "longrope";
+    for (const char* k : {"short_factor", "long_factor"}) {
+      if (!has(p, k) || !p[k].is_array()) fail(key, std::string("needs the list '") + k + "' for rope type longrope");
+      std::vector<double>& out = std::string(k) == "short_factor" ? r.short_factor : r.long_factor;
+      for (const json& x : p[k]) {
+        if (!x.is_number() || !(x.get<double>() > 0)) fail(key, std::string(k) + " must hold positive numbers");
+        out.push_back(x.get<double>());
+      }
+    }
+    // original_max_position_embeddings: Phi3Config always has the attribute (default 4096), and
+    // transformers' standardize_rope_params lets it override the object's copy.
+    r.original_max_position_embeddings =
+        has("original_max_position_embeddings") ? pos_int("original_max_position_embeddings", true) : 4096;
+    has(p, "original_max_position_embeddings");  // (its copy, overridden)
+    r.factor = has(p, "factor")
+                   ? num(p, "factor", 1.0)
+                   : double(pos_int("max_position_embeddings", true)) / double(r.original_max_position_embeddings);
+    r.attention_factor = num(p, "attention_factor", -1.0);
+  }
+  if (type == "yarn") {
+    r.original_max_position_embeddings = pos_int(p, "original_max_position_embeddings", true);
+    r.beta_fast = num(p, "beta_fast", 32.0);
+    r.beta_slow = num(p, "beta_slow", 1.0);
+    r.mscale = num(p, "mscale", 0.0);
+    r.mscale_all_dim = num(p, "mscale_all_dim", 0.0);
+    r.attention_factor = num(p, "attention_factor", -1.0);
+    if (has(p, "truncate")) {
+      if (!p["truncate"].is_boolean()) fail(key, "truncate must be true or false");
+      r.truncate = p["truncate"].get<bool>();
+    }
+    if (r.beta_fast == 0) r.beta_fast = 32;  // transformers: `or 32`
+    if (r.beta_slow == 0) r.beta_slow = 1;
+  }
+  // Strict configs inside the object too: the keys above (each read for the rope types that
+  // use it, and ignored by transformers for the others), a rotary fraction of 1, and nothing
+  // else (e.g. LongRoPE's factors, M-RoPE sections, a partial rotary fraction).
+  static const char* const kRopeKeys[] = {"rope_type",
+                                          "type",
+                                          "rope_theta",
+                                          "factor",
+                                          "low_freq_factor",
+                                          "high_freq_factor",
+                                          "original_max_position_embeddings",
+                                          "beta_fast",
+                                          "beta_slow",
+                                          "mscale",
+                                          "mscale_all_dim",
+                                          "attention_factor",
+                                          "truncate",
+                                          "short_factor",
+                                          "long_factor"};
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    if (it->is_null() || std::find(std::begin(kRopeKeys), std::end(kRopeKeys), it.key()) != std::end(kRopeKeys))
+      continue;
+    if (it.key() == "partial_rotary_factor" && it->is_number() && it->get<double>() == 1.0) continue;
+    nested_unmodeled_.push_back(key_value(key + "." + it.key(), *it));
+  }
 }
 
 double yarn_get_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }

@@ -55,6 +55,10 @@ class ConfigReader {
   // default_theta: rope_theta when neither the config nor its RoPE object sets it (the config
   // class's default).
   RopeConfig rope(std::initializer_list<const char*> allowed_types, double default_theta = 10000.0) const;
+  // One RoPE object (`key` names it in errors and unmodeled keys) whose rope_theta defaults to
+  // `theta`: Gemma 3's per-layer-type rope_parameters.
+  RopeConfig rope_at(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,
+                     double theta) const;
   // A key kiln builds only with one of these values (a list) or this value: any other is refused
   // by name. Absent and null are the default.
   void only(const char* k, const nlohmann::json& allowed) const;
@@ -66,6 +70,9 @@ class ConfigReader {
   std::vector<std::string> unmodeled(std::initializer_list<const char*> irrelevant) const;
 
  private:
+  void rope_object(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,
+                   RopeConfig* r) const;
+
   const nlohmann::json& j_;
   std::string path_;
   mutable std::set<std::string> read_;

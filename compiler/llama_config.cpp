@@ -1,5 +1,6 @@
 #include "compiler/llama_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,75 @@
 namespace kiln {
 
 LlamaConfig read_llama_config(const std::string& path) { return parse_llama_config(read_text_file(path), path); }
+
+namespace {
+
+// Gemma3TextConfig's keys past LLaMA's (see LlamaConfig::gemma), with its defaults for absent ones.
+void read_gemma3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.gemma = true;
+  c.qk_norm = true;
+  c.attention_bias = r.boolean("attention_bias", false);
+  c.query_pre_attn_scalar = r.num("query_pre_attn_scalar", 256);
+  if (!(c.query_pre_attn_scalar > 0)) r.fail("query_pre_attn_scalar", "must be positive");
+  c.final_logit_softcapping = r.num("final_logit_softcapping", 0);
+  if (c.final_logit_softcapping < 0 || (r.has("final_logit_softcapping") && c.final_logit_softcapping == 0))
+    r.fail("final_logit_softcapping", "must be positive (or null)");
+  if (r.has("attn_logit_softcapping"))
+    r.fail("attn_logit_softcapping",
+           "is set, but transformers' Gemma 3 never applies it (hub configs set it null); kiln refuses rather than "
+           "guess whether it should");
+  r.only("use_bidirectional_attention", false);
+  r.has("cache_implementation");  // "hybrid" in hub configs: how generate() keeps its cache
+  // Layer types: layer_types, or the hub's sliding_window_pattern (every n-th layer full; transformers
+  // 5 also writes it as _sliding_window_pattern), default 6.
+  if (r.has("layer_types")) {
+    const nlohmann::json& lt = j["layer_types"];
+    if (!lt.is_array() || int64_t(lt.size()) != c.num_hidden_layers)
+      r.fail("layer_types", "must name one type per layer");
+    for (const auto& t : lt) {
+      if (t != "full_attention" && t != "sliding_attention")
+        r.fail("layer_types",
+               "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
+      c.window_layer.push_back(t == "sliding_attention");
+    }
+    r.has("sliding_window_pattern");
+    r.has("_sliding_window_pattern");
+  } else {
+    const int64_t pattern = r.has("sliding_window_pattern") ? r.pos_int("sliding_window_pattern", true)
+                                                            : r.pos_int("_sliding_window_pattern", false, 6);
+    r.has("_sliding_window_pattern");  // (transformers 5 writes both; sliding_window_pattern decides)
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % pattern != 0);
+  }
+  const bool any_sliding = std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
+  if (!j.contains("sliding_window")) c.sliding_window = 4096;
+  else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
+  else if (any_sliding) r.fail("sliding_window", "is null, but layers are of type sliding_attention");
+  // RoPE: transformers 5's rope_parameters by layer type, or the hub's rope_theta (global, default
+  // 1e6) with rope_scaling (global layers only) and rope_local_base_freq (sliding, default 1e4).
+  const std::initializer_list<const char*> types = {"default", "linear", "llama3", "yarn"};
+  if (r.has("rope_parameters")) {
+    const nlohmann::json& rp = j["rope_parameters"];
+    if (!rp.is_object() || !rp.contains("full_attention") || !rp.contains("sliding_attention"))
+      r.fail("rope_parameters", "must hold one RoPE object for \"full_attention\" and one for \"sliding_attention\"");
+    for (auto it = rp.begin(); it != rp.end(); ++it)
+      if (it.key() != "full_attention" && it.key() != "sliding_attention")
+        r.fail("rope_parameters", "has the key '" + it.key() + "', not a layer type");
+    c.rope = r.rope_at(rp["full_attention"], "rope_parameters.full_attention", types, r.num("rope_theta", 1e6));
+    c.rope_local = r.rope_at(rp["sliding_attention"], "rope_parameters.sliding_attention", types,
+                             r.num("rope_local_base_freq", 1e4));
+    r.has("rope_scaling");
+  } else {
+    const double global_theta = r.num("rope_theta", 1e6), local_theta = r.num("rope_local_base_freq", 1e4);
+    c.rope = r.has("rope_scaling") ? r.rope_at(j["rope_scaling"], "rope_scaling", types, global_theta) : RopeConfig{};
+    if (!r.has("rope_scaling")) c.rope.theta = global_theta;
+    c.rope_local.theta = local_theta;
+    if (!(c.rope.theta > 0)) r.fail("rope_theta", "must be positive");
+    if (!(c.rope_local.theta > 0)) r.fail("rope_local_base_freq", "must be positive");
+  }
+}
+
+}  // namespace
 
 LlamaConfig parse_llama_config(const std::string& text, const std::string& path) {
   LlamaConfig c;
@@ -26,7 +96,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe;
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
-  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3)
+  const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text";
+  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2       ? "Qwen2ForCausalLM"
@@ -35,9 +106,15 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : mistral   ? "MistralForCausalLM"
                    : mixtral   ? "MixtralForCausalLM"
                    : phi3      ? "Phi3ForCausalLM"
+                   : gemma     ? "Gemma3ForCausalLM"
                                : "LlamaForCausalLM";
-  if (r.str("hidden_act", "silu") != "silu")
+  if (gemma) {
+    // Gemma3TextConfig's activation key; hidden_act is not one of its attributes.
+    if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
+      r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 3");
+  } else if (r.str("hidden_act", "silu") != "silu") {
     r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Mixtral, Phi-3, Qwen2, Qwen3 and Qwen3-MoE");
+  }
 
   c.vocab_size = r.pos_int("vocab_size", true);
   c.hidden_size = r.pos_int("hidden_size", true);
@@ -50,6 +127,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              : mistral || mixtral              ? 8
                              : qwen3_moe                       ? 4
                              : qwen2 || qwen3                  ? 32
+                             : gemma                           ? 4
                                                                : c.num_attention_heads;
   c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
@@ -57,9 +135,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                       std::to_string(c.num_attention_heads) + ")");
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
-  } else if (qwen3 && !qwen3_moe && !j.contains("head_dim")) {
-    c.head_dim = 128;  // Qwen3Config's default, whatever hidden_size / num_attention_heads is
-    // (Qwen3MoeConfig has no head_dim: its attention takes hidden_size / num_attention_heads)
+  } else if ((qwen3 && !qwen3_moe || gemma) && !j.contains("head_dim")) {
+    // Qwen3Config's default 128 and Gemma3TextConfig's 256, whatever hidden_size /
+    // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
+    // num_attention_heads)
+    c.head_dim = gemma ? 256 : 128;
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) r.fail("hidden_size", "is not divisible by num_attention_heads");
     c.head_dim = c.hidden_size / c.num_attention_heads;
@@ -68,7 +148,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false, 2048);
   c.rms_norm_eps = r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);  // the config classes' defaults
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma);  // Gemma3TextConfig ties by default
   if (qwen2 || qwen3) {
     // Qwen2: biases on q, k and v (never on o_proj or the MLP). Qwen3: no biases unless
     // attention_bias (then on q, k, v and o_proj), and q_norm/k_norm over each head before RoPE.
@@ -108,19 +188,33 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
         r.fail("num_experts_per_tok", "exceeds num_experts (" + std::to_string(c.num_local_experts) + ")");
       for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);  // training only
     }
-    if (r.boolean("use_sliding_window", false))
-      r.fail("use_sliding_window", "is true: sliding-window attention is not supported yet");
-    r.has("sliding_window");
-    r.has("max_window_layers");
-    if (r.has("layer_types")) {
+    // Sliding windows (transformers' Qwen2Config/Qwen3Config): on only with use_sliding_window,
+    // then of sliding_window positions (default 4096; null: none) in the layers layer_types names
+    // "sliding_attention", or without layer_types in layers max_window_layers (default 28) and
+    // up. Qwen3MoeConfig has neither key: its window covers every layer.
+    const bool use_window = r.boolean("use_sliding_window", false);
+    const int64_t window = !j.contains("sliding_window") ? 4096
+                           : r.has("sliding_window")     ? r.pos_int("sliding_window", true)
+                                                         : 0;
+    if (use_window) c.sliding_window = window;
+    const int64_t max_window_layers = r.count("max_window_layers", 28);
+    if (qwen3_moe) {
+      r.has("layer_types");  // not a Qwen3MoeConfig attribute: transformers never reads it
+    } else if (r.has("layer_types")) {
       const nlohmann::json& lt = j["layer_types"];
       if (!lt.is_array()) r.fail("layer_types", "must be a list");
-      for (const auto& t : lt)
-        if (t != "full_attention")
-          r.fail("layer_types", "names a layer type other than \"full_attention\" (" + t.dump() +
-                                    "): sliding-window attention is not supported yet");
       if (int64_t(lt.size()) != c.num_hidden_layers) r.fail("layer_types", "must name one type per layer");
+      for (const auto& t : lt) {
+        if (t != "full_attention" && t != "sliding_attention")
+          r.fail("layer_types",
+                 "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
+        c.window_layer.push_back(t == "sliding_attention");
+      }
+    } else {
+      for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(i >= max_window_layers);
     }
+  } else if (gemma) {
+    read_gemma3(r, j, &c);
   } else if (phi3) {
     // Phi-3: LLaMA with fused projections, an optional window (none unless set) and LongRoPE
     // (rope() reads it; original_max_position_embeddings matters only there). Dropouts act in
@@ -142,8 +236,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     for (const char* k : {"router_jitter_noise", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
   } else if (mistral) {
     // Mistral: LLaMA whose attention sees the last sliding_window positions (MistralConfig's
-    // default 4096 when the key is absent; null: all). The frontend refuses a window shorter
-    // than the compiled max-seq, the one case where it changes results.
+    // default 4096 when the key is absent; null: all).
     if (!j.contains("sliding_window")) c.sliding_window = 4096;
     else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
   } else {
@@ -153,9 +246,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0)
     r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
   c.has_dtype = r.dtype(&c.dtype);
-  c.rope = phi3      ? r.rope({"default", "longrope", "su"})
-           : mixtral ? r.rope({"default", "linear", "llama3"}, 1e6)  // MixtralConfig's default_theta
-                     : r.rope({"default", "linear", "llama3"});
+  if (!gemma)  // (read_gemma3 reads its two RoPEs)
+    c.rope = phi3      ? r.rope({"default", "longrope", "su"})
+             : mixtral ? r.rope({"default", "linear", "llama3"}, 1e6)  // MixtralConfig's default_theta
+                       : r.rope({"default", "linear", "llama3"});
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.head_dim / 2)
     r.fail("rope_parameters", "short_factor must hold head_dim / 2 = " + std::to_string(c.head_dim / 2) + " numbers");
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.

@@ -24,9 +24,17 @@ struct LlamaConfig {
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
-  bool qkv_bias = false;       // Qwen2: biases on q, k, v only (attention_bias: on o_proj too)
-  int64_t sliding_window = 0;  // Mistral: each query sees the last this many positions (0: all)
-  bool qk_norm = false;        // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE
+  bool qkv_bias = false;  // Qwen2: biases on q, k, v only (attention_bias: on o_proj too)
+  // Sliding-window attention: a query of a windowed layer sees only the last sliding_window
+  // positions (itself included); 0: no window. Mistral, Mixtral, Phi-3 and Qwen3-MoE window every
+  // layer (window_layer empty); Qwen2 and Qwen3 the layers window_layer marks (layer_types, or
+  // max_window_layers and up).
+  int64_t sliding_window = 0;
+  std::vector<bool> window_layer;
+  int64_t window_of(int64_t i) const {
+    return sliding_window > 0 && (window_layer.empty() || window_layer[size_t(i)]) ? sliding_window : 0;
+  }
+  bool qk_norm = false;  // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE
   // Mixture of experts (Mixtral, Qwen3-MoE): an MoE layer's MLP is num_local_experts SwiGLU
   // experts (moe_intermediate_size each), of which a softmax router picks num_experts_per_tok,
   // weighed by their probabilities, renormalized to sum to one when norm_topk_prob. Layer i is
@@ -45,6 +53,15 @@ struct LlamaConfig {
   // Phi-3: q, k and v in one qkv_proj tensor and gate|up in one gate_up_proj (the layout kiln
   // builds anyway), LongRoPE allowed.
   bool fused_projections = false;
+  // Gemma 3 (Gemma3ForCausalLM, its text model): the embedding scaled by √hidden_size, RMSNorms
+  // that multiply by (1 + w), q_norm/k_norm, a tanh-GELU GEGLU MLP, norms after attention and
+  // around the MLP, attention scaled by query_pre_attn_scalar^-½, sliding layers (window_layer)
+  // with their own RoPE (rope_local; rope for the others), and the logits soft-capped at
+  // final_logit_softcapping (0: not).
+  bool gemma = false;
+  double query_pre_attn_scalar = 0;
+  double final_logit_softcapping = 0;
+  RopeConfig rope_local;
   bool has_dtype = false;
   DType dtype = DType::F32;            // torch_dtype / dtype, when given
   std::string raw_json;                // the file, verbatim

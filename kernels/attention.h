@@ -1,16 +1,20 @@
 // Causal grouped-query attention over the KV cache (which already holds this step's keys).
 // Query t < n_valid[b] of batch row b, at position p = start_pos[b] + t, attends to cache
-// positions 0..p; rows past n_valid are written as zeros. Softmax in f32.
+// positions 0..p, or with a sliding window w > 0 to the last w of them, max(0, p - w + 1)..p
+// (transformers' sliding-window mask: key j is visible when j > p - w); rows past n_valid are
+// written as zeros. Softmax in f32.
 // qkv: (batch·chunk, (n_heads + 2·n_kv_heads)·head_dim) f32 (only q is read);
 // k_cache, v_cache: (batch, max_seq, n_kv_heads, head_dim) f32|bf16|f16;
 // start_pos, n_valid: (batch,) i32 → out: (batch·chunk, n_heads·head_dim) f32
 // Plan operands: inputs {qkv, k_cache, v_cache, start_pos, n_valid}; outputs {out};
-// int attrs {n_heads, n_kv_heads, head_dim}; float attrs {scale}.
+// int attrs {n_heads, n_kv_heads, head_dim, window (0: none)}; float attrs {scale}. Version 1
+// (plans written before windows) has no window attribute.
 // CPU scratch: max_seq + head_dim floats per worker.
 #pragma once
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/host_device.h"
 #include "kernels/thread_pool.h"
 
 namespace kiln {
@@ -18,6 +22,7 @@ namespace kiln {
 // The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
 struct OpDef;
 extern const OpDef kAttentionOp;
+extern const OpDef kAttentionOpV1;
 
 struct AttentionArgs {
   const float* qkv;
@@ -29,7 +34,13 @@ struct AttentionArgs {
   float* out;
   int64_t batch, chunk, max_seq, n_heads, n_kv_heads, head_dim;
   float scale;
+  int64_t window = 0;  // > 0: each query sees only the last `window` positions (itself included)
 };
+
+// The first cache position query position p sees.
+KILN_HOST_DEVICE inline int64_t attention_first_key(int64_t p, int64_t window) {
+  return window > 0 && p >= window ? p - window + 1 : 0;
+}
 
 // attention_cpu's scratch per worker (the op's validate() reserves it): the scores over max_seq
 // positions, then one cache row widened to f32 (head_dim floats).

@@ -3,8 +3,12 @@
 // activation: y = f(x), f by kind: SiLU, exact (erf) GELU, tanh GELU, QuickGELU
 //   (x·sigmoid(1.702x), CLIP's "quick_gelu"). y may be x itself (in place).
 //   x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; int attrs {kind}.
-// geglu: diffusers' GEGLU on a fused projection: y = h · gelu(g) with [h | g] = x.
-//   x: (rows, 2·f) → y: (rows, f). Plan: inputs {x}; outputs {y}.
+// geglu: GEGLU on a fused projection: y = h · act(g) with [h | g] = x, act exact GELU
+//   (diffusers) or tanh GELU (Gemma's gelu_pytorch_tanh).
+//   x: (rows, 2·f) → y: (rows, f). Plan: inputs {x}; outputs {y}; int attrs {kind: kGelu or
+//   kGeluTanh} (version 1, without the attribute: kGelu).
+// softcap: y = cap · tanh(x / cap) (Gemma's final logit soft-capping); y may be x.
+//   x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; float attrs {cap > 0}.
 // add: y = a + scale · b, b broadcast over the rows (row r uses b[r mod m]); y may be a.
 //   Without a, y = scale · b (a broadcast copy).
 //   a: (rows, cols) f32 or absent; b: (m, cols) f32|bf16|f16 → y: (rows, cols); the shapes
@@ -24,6 +28,8 @@ namespace kiln {
 struct OpDef;
 extern const OpDef kActivationOp;
 extern const OpDef kGegluOp;
+extern const OpDef kGegluOpV1;
+extern const OpDef kSoftcapOp;
 extern const OpDef kAddOp;
 extern const OpDef kConcatOp;
 
@@ -41,6 +47,14 @@ struct GegluArgs {
   const float* x;
   float* y;
   int64_t rows, f;
+  Activation kind = Activation::kGelu;
+};
+
+struct SoftcapArgs {
+  const float* x;
+  float* y;
+  int64_t n;  // rows · cols
+  float cap;
 };
 
 struct AddArgs {
@@ -61,6 +75,7 @@ struct ConcatArgs {
 
 void activation_cpu(const ActivationArgs& a, ThreadPool& pool);
 void geglu_cpu(const GegluArgs& a, ThreadPool& pool);
+void softcap_cpu(const SoftcapArgs& a, ThreadPool& pool);
 void add_cpu(const AddArgs& a, ThreadPool& pool);
 void concat_cpu(const ConcatArgs& a, ThreadPool& pool);
 

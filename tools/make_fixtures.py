@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,mistral,mixtral,phi3,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,mistral,mixtral,phi3,gemma3,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -12,6 +12,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
+  --only gemma3    only tests/fixtures/gemma3/ (tiny Gemma3ForCausalLM checkpoints: local/global layers, soft-capping)
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
                    it reuses their checkpoints, input_ids and prompt_ids)
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
@@ -172,7 +173,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -477,10 +478,14 @@ def main_llama():
 
 QWEN2_DIR = os.path.join(REPO, "tests", "fixtures", "qwen2")
 # name: (seed, config overrides); float32. Qwen2Config's own sliding-window keys stay at their
-# defaults (use_sliding_window false), as in the hub's Qwen2.5 configs.
+# defaults (use_sliding_window false), as in the hub's Qwen2.5 configs, but in sliding_f32: a
+# window of 6 positions (shorter than the 20-token sequences and the 17-token greedy run) in
+# layer 1 only (max_window_layers 1; transformers writes it out as layer_types).
 QWEN2_VARIANTS = [
     ("untied_f32", 1212, {"tie_word_embeddings": False}),
     ("tied_f32", 1313, {"tie_word_embeddings": True}),
+    ("sliding_f32", 1333, {"tie_word_embeddings": False, "use_sliding_window": True, "sliding_window": 6,
+                           "max_window_layers": 1}),
 ]
 
 
@@ -524,11 +529,39 @@ PHI3_VARIANTS = [
                                                  "long_factor": [4.0 + i for i in range(8)]})),
 ]
 
+GEMMA3_DIR = os.path.join(REPO, "tests", "fixtures", "gemma3")
+# Gemma 3 (Gemma3ForCausalLM): every RMSNorm weight drawn around zero (the norms multiply by 1 + w),
+# sliding layers with a window of 6 or 5 positions (shorter than the 20-token sequences and the
+# 17-token greedy run) and their own RoPE base, query_pre_attn_scalar other than head_dim.
+# pattern_f32: tied, head_dim 24 (not hidden / heads), linear RoPE scaling on the global layers,
+# its config.json rewritten as the hub ships Gemma 3 (rope_theta, rope_local_base_freq,
+# rope_scaling, sliding_window_pattern; no layer_types or rope_parameters). softcap_f32: untied,
+# attention biases, final logit soft-capping at 2 (it moves the logits), transformers 5's layout.
+GEMMA3_BASE = {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1}
+GEMMA3_VARIANTS = [
+    ("pattern_f32", 2424, dict(GEMMA3_BASE, num_hidden_layers=3, head_dim=24, sliding_window=6,
+                               sliding_window_pattern=3, query_pre_attn_scalar=20,
+                               rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0,
+                                                                   "rope_theta": 50000.0},
+                                                "sliding_attention": {"rope_type": "default",
+                                                                      "rope_theta": 500.0}})),
+    ("softcap_f32", 2525, dict(GEMMA3_BASE, num_hidden_layers=4, head_dim=16, tie_word_embeddings=False,
+                               attention_bias=True,
+                               sliding_window=5, query_pre_attn_scalar=12, final_logit_softcapping=2.0,
+                               layer_types=["sliding_attention", "full_attention", "sliding_attention",
+                                            "full_attention"],
+                               rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 20000.0},
+                                                "sliding_attention": {"rope_type": "default",
+                                                                      "rope_theta": 1000.0}})),
+]
+
 MISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mistral")
-# sliding_window: MistralConfig's default 4096 (longer than any prompt here, so it changes nothing), or null
+# sliding_window: MistralConfig's default 4096 (longer than any prompt here, so it changes nothing),
+# null, or 6 (shorter than the 20-token sequences and the 17-token greedy run, in every layer)
 MISTRAL_VARIANTS = [
     ("window_f32", 1414, {"sliding_window": 4096}),
     ("no_window_f32", 1515, {"sliding_window": None, "tie_word_embeddings": True}),
+    ("window6_f32", 1535, {"sliding_window": 6}),
 ]
 
 
@@ -545,6 +578,14 @@ def main_llama_like(family, out_dir, variants, config_cls, model_cls, check, ran
         keys = safetensors_keys(out)
         check(keys)
         assert ("lm_head.weight" in keys) == (not config.tie_word_embeddings), keys.keys()
+        if (getattr(config, "sliding_window", None) or SEQ_LEN) < SEQ_LEN:
+            # The window must change the reference: without it transformers gives other logits.
+            # (a window longer than the sequences, so that every layer keeps its type and RoPE)
+            plain = model_cls.from_pretrained(out, dtype=torch.float32, sliding_window=4096).eval()
+            with torch.no_grad():
+                diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+            assert diff > 1e-2, "%s: the sliding window changes the logits by only %.2e" % (name, diff)
+            print("  without its window the logits move by %.3f (rel L2)" % diff)
         save_file(ref, os.path.join(out, "reference.safetensors"))
         with open(os.path.join(out, "config.json")) as f:
             print("  config.json:", json.dumps(json.load(f), sort_keys=True))
@@ -649,6 +690,49 @@ def main_phi3():
     model = Phi3ForCausalLM.from_pretrained(os.path.join(PHI3_DIR, "longrope_f32"))
     scaling = model.model.rotary_emb.attention_scaling
     assert abs(scaling - math.sqrt(1 + math.log(4) / math.log(64))) < 1e-12, scaling
+
+
+def draw_gemma_norms(model):
+    """Gemma's RMSNorms start at zero (they multiply by 1 + w); drawn around it so that they matter."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("norm.weight"):
+                p.copy_(0.3 * torch.randn_like(p))
+
+
+def main_gemma3():
+    from transformers import Gemma3TextConfig, Gemma3ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.pre_feedforward_layernorm.weight" in keys, keys.keys()
+    main_llama_like("gemma3", GEMMA3_DIR, GEMMA3_VARIANTS, Gemma3TextConfig, Gemma3ForCausalLM, check,
+                    draw_gemma_norms)
+    # pattern_f32's config as the hub ships Gemma 3 (transformers 4 wrote it): the same model.
+    out = os.path.join(GEMMA3_DIR, "pattern_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    before = Gemma3ForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    rp = cfg.pop("rope_parameters")
+    cfg.pop("layer_types")
+    cfg.pop("_sliding_window_pattern")
+    cfg["rope_theta"] = rp["full_attention"]["rope_theta"]
+    cfg["rope_scaling"] = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
+    cfg["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+    cfg["torch_dtype"] = cfg.pop("dtype")
+    cfg["cache_implementation"] = "hybrid"
+    cfg["transformers_version"] = "4.50.0.dev0"
+    with open(path, "w") as f:
+        json.dump(dict(sorted(cfg.items())), f, indent=2)
+        f.write("\n")
+    after = Gemma3ForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    assert after.layer_types == before.layer_types, (after.layer_types, before.layer_types)
+    assert after.rope_parameters == before.rope_parameters, (after.rope_parameters, before.rope_parameters)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, Gemma3ForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "the hub-style config changed the model"
+    print("  pattern_f32: config.json rewritten in the hub's layout:", json.dumps(cfg, sort_keys=True))
 
 
 def main_mistral():
@@ -2508,6 +2592,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "mistral"):
         main_mistral()
+    if ARGS.only in ("all", "gemma3"):
+        main_gemma3()
     if ARGS.only in ("all", "mixtral"):
         main_mixtral()
     if ARGS.only in ("all", "qwen3_moe"):

@@ -2,6 +2,7 @@
 
 #include "compiler/error.h"
 #include "compiler/tokenizer_reader.h"
+#include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
@@ -45,24 +46,25 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
 }
 
 LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch, int64_t chunk, int64_t dim,
-                                uint32_t embed) {
+                                uint32_t embed, double embed_scale) {
   LmProgramStart s;
   s.program.name = name;
   s.prefix = name + ".";
   s.rows = batch * chunk;
   s.tokens = g.state(s.prefix + "tokens", {batch, chunk});
   s.x = g.activation(s.prefix + "x", {s.rows, dim});
-  add_node(s.program, kEmbeddingOp, {s.tokens, embed}, {s.x});
+  add_node(s.program, kEmbeddingOp, {s.tokens, embed}, {s.x}, {}, {embed_scale});
   return s;
 }
 
 void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,
-                       double eps, const LmProgramIo& io) {
+                       double eps, const LmProgramIo& io, double logit_softcap) {
   const int64_t rows = g.values[x].shape[0], dim = g.values[x].shape[1], vocab = g.values[lm_head].shape[0];
   const uint32_t xn = g.activation(prefix + "final_norm", {rows, dim});
   const uint32_t logits = g.activation(prefix + "logits", {rows, vocab});
   add_node(P, kRmsNormOp, {x, norm}, {xn}, {}, {eps});
   add_node(P, kMatmulOp, {xn, lm_head, kNoTensor, io.n_valid}, {logits}, {0});
+  if (logit_softcap > 0) add_node(P, kSoftcapOp, {logits}, {logits}, {}, {logit_softcap});
   // The next token of each batch row, sampled on the backend itself with the parameters in the
   // step state: a generate loop reads these few bytes instead of copying every row of logits
   // back and scanning them on the host.

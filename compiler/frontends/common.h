@@ -27,7 +27,7 @@ struct LmProgramIo {
 };
 
 // Starts a prefill/decode program: its tokens state input (batch, chunk) and the embedding
-// lookup into the residual stream x (batch·chunk, dim).
+// lookup into the residual stream x (batch·chunk, dim), times embed_scale (Gemma's √dim).
 struct LmProgramStart {
   GraphProgram program;
   std::string prefix;  // "<name>." for the program's value names
@@ -35,14 +35,14 @@ struct LmProgramStart {
   int64_t rows;
 };
 LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch, int64_t chunk, int64_t dim,
-                                uint32_t embed);
+                                uint32_t embed, double embed_scale = 1.0);
 
 // Ends a prefill/decode program: final RMSNorm and LM head over residual stream x (the rows
-// of x), then the next token of each batch row (the `sample` kernel, with the "sampling" state
-// input); names the contract's inputs and its "logits" and "next_token" outputs, and adds the
-// program to g.
+// of x), soft-capped when logit_softcap > 0 (Gemma: cap · tanh(logits / cap)), then the next
+// token of each batch row (the `sample` kernel, with the "sampling" state input); names the
+// contract's inputs and its "logits" and "next_token" outputs, and adds the program to g.
 void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,
-                       double eps, const LmProgramIo& io);
+                       double eps, const LmProgramIo& io, double logit_softcap = 0);
 
 // --- What every LLM frontend does around its graph (llama.cpp, deepseek.cpp).
 

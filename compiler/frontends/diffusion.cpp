@@ -170,7 +170,7 @@ uint32_t build_clip(Builder& B, const ClipTextConfig& c, uint32_t tokens, int64_
   const std::string p = "text_encoder/text_model.";
   const int64_t D = c.hidden_size, H = c.num_attention_heads, hd = D / H, N = G * L;
   uint32_t x = B.act("embed", {N, D});
-  B.node(kEmbeddingOp, {tokens, B.weight(p + "embeddings.token_embedding.weight", {c.vocab_size, D})}, {x});
+  B.node(kEmbeddingOp, {tokens, B.weight(p + "embeddings.token_embedding.weight", {c.vocab_size, D})}, {x}, {}, {1.0});
   // The first L rows of the position table, broadcast over the batch.
   const uint32_t pos = B.leading_rows(p + "embeddings.position_embedding.weight", c.max_position_embeddings, D, L);
   B.node(kAddOp, {x, pos}, {x}, {}, {1.0});
@@ -251,7 +251,7 @@ Img transformer(Builder& B, const UNetCtx& u, const Img& x, const std::string& p
     const uint32_t n3 = B.layer_norm(h, N, C, bp + "norm3", 1e-5);
     const uint32_t gg = B.linear(n3, N, bp + "ff.net.0.proj", 2 * F, C, true);
     const uint32_t m = B.act("geglu", {N, F});
-    B.node(kGegluOp, {gg}, {m});
+    B.node(kGegluOp, {gg}, {m}, {int64_t(Activation::kGelu)});
     B.linear(m, N, bp + "ff.net.2", C, F, true, h);
   }
   const uint32_t o = B.linear(h, N, p + "proj_out", C, C, true, kNoTensor, !c.use_linear_projection);

@@ -7,6 +7,7 @@
 #include "compiler/frontends/common.h"
 #include "compiler/frontends/frontend.h"
 #include "kernels/attention.h"
+#include "kernels/elementwise.h"
 #include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
@@ -61,6 +62,10 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     const std::string p = hf_layer_prefix(i);
     e[p + "input_layernorm.weight"] = {D};
     e[p + "post_attention_layernorm.weight"] = {D};
+    if (c.gemma) {
+      e[p + "pre_feedforward_layernorm.weight"] = {D};
+      e[p + "post_feedforward_layernorm.weight"] = {D};
+    }
     if (c.fused_projections) {
       e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
     } else {
@@ -134,10 +139,21 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   auto opt_bias = [&](bool on, const std::string& name, int64_t n, std::vector<std::string> parts) {
     return on ? w(name, {n}, std::move(parts)) : kNoTensor;
   };
+  // An RMSNorm weight. Gemma's norms multiply by (1 + w): folded in here, in f32 whatever the plan
+  // dtype (transformers computes 1 + w in f32 too).
+  auto norm_w = [&](const std::string& name, int64_t n) {
+    if (!c.gemma) return w(name, {n}, {name});
+    return g.weight(name, DType::F32, {n}, WeightSource{{}, {}, [name](const WeightFetch& fetch) {
+                                                          std::vector<float> v = fetch(name);
+                                                          for (float& x : v) x += 1.0f;
+                                                          return v;
+                                                        }});
+  };
 
   // --- weights (QKV and gate|up concatenated along the output dimension)
   struct Layer {
     uint32_t attn_norm, qkv_w, qkv_b, q_norm, k_norm, o_w, o_b, mlp_norm, gu_w, gu_b, down_w, down_b, k_cache, v_cache;
+    uint32_t attn_out_norm = kNoTensor, mlp_out_norm = kNoTensor;  // Gemma: on each branch before the residual add
     uint32_t router = kNoTensor;  // Mixtral: the router; gu_w and down_w then hold every expert
   };
   const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"});
@@ -145,7 +161,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
     Layer L;
-    L.attn_norm = w(p + "input_layernorm.weight", {D}, {p + "input_layernorm.weight"});
+    L.attn_norm = norm_w(p + "input_layernorm.weight", D);
     L.qkv_w =
         w(p + "self_attn.qkv_proj.weight", {W, D},
           c.fused_projections ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
@@ -153,11 +169,19 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                                                          p + "self_attn.v_proj.weight"});
     L.qkv_b = opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
                        {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
-    L.q_norm = c.qk_norm ? w(p + "self_attn.q_norm.weight", {hd}, {p + "self_attn.q_norm.weight"}) : kNoTensor;
-    L.k_norm = c.qk_norm ? w(p + "self_attn.k_norm.weight", {hd}, {p + "self_attn.k_norm.weight"}) : kNoTensor;
+    L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", hd) : kNoTensor;
+    L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", hd) : kNoTensor;
     L.o_w = w(p + "self_attn.o_proj.weight", {D, H * hd}, {p + "self_attn.o_proj.weight"});
     L.o_b = opt_bias(c.attention_bias, p + "self_attn.o_proj.bias", D, {p + "self_attn.o_proj.bias"});
-    L.mlp_norm = w(p + "post_attention_layernorm.weight", {D}, {p + "post_attention_layernorm.weight"});
+    // LLaMA's post_attention_layernorm is the MLP's input norm; Gemma's normalizes the attention
+    // output, and pre_feedforward_layernorm is the MLP's input norm.
+    if (c.gemma) {
+      L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
+      L.mlp_norm = norm_w(p + "pre_feedforward_layernorm.weight", D);
+      L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
+    } else {
+      L.mlp_norm = norm_w(p + "post_attention_layernorm.weight", D);
+    }
     if (c.is_moe_layer(i)) {
       // Experts stacked as DeepSeek's are: expert e's gate rows, then its up rows; its down rows.
       // The router stays f32, as for DeepSeek.
@@ -167,6 +191,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
       L.gu_b = kNoTensor;
       L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
+    } else if (c.gemma) {  // [up | gate], the GEGLU op's [h | g]
+      L.gu_w = w(p + "mlp.up_gate_proj.weight", {2 * F, D}, {p + "mlp.up_proj.weight", p + "mlp.gate_proj.weight"});
+      L.gu_b = kNoTensor;
+      L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
     } else {
       L.gu_w = w(p + "mlp.gate_up_proj.weight", {2 * F, D},
                  c.fused_projections ? std::vector<std::string>{p + "mlp.gate_up_proj.weight"}
@@ -180,19 +208,26 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.v_cache = g.kv(p + "v_cache", wt, {B, S, KVH, hd});
     layers.push_back(L);
   }
-  const uint32_t norm = w("model.norm.weight", {D}, {"model.norm.weight"});
+  const uint32_t norm = norm_w("model.norm.weight", D);
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
   const uint32_t inv_freq =
       g.weight("rope.inv_freq", DType::F32, {hd / 2}, WeightSource{{}, rope_inv_freq(c.rope, hd), nullptr});
+  // Gemma's sliding layers have their own RoPE.
+  const uint32_t inv_freq_local = c.gemma ? g.weight("rope.inv_freq_local", DType::F32, {hd / 2},
+                                                     WeightSource{{}, rope_inv_freq(c.rope_local, hd), nullptr})
+                                          : kNoTensor;
 
   // --- step state shared by both programs
   const uint32_t start_pos = g.state("start_pos", {B});
   const uint32_t n_valid = g.state("n_valid", {B});
-  const double eps = c.rms_norm_eps, scale = 1.0 / std::sqrt(double(hd));
+  const double eps = c.rms_norm_eps;
+  const double scale = 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
   const double rope_scale = rope_attention_factor(c.rope);  // multiplies cos and sin (LongRoPE's)
+  // Gemma: the embedding times √hidden_size, rounded to f32 as transformers' buffer is.
+  const double embed_scale = c.gemma ? double(float(std::sqrt(double(D)))) : 1.0;
 
   for (const auto& [pname, C] : {std::pair<std::string, int64_t>{"prefill", o.chunk}, {"decode", 1}}) {
-    LmProgramStart st = begin_lm_program(g, pname, B, C, D, embed);
+    LmProgramStart st = begin_lm_program(g, pname, B, C, D, embed, embed_scale);
     GraphProgram& P = st.program;
     const int64_t N = st.rows;
     const std::string& a = st.prefix;
@@ -207,13 +242,29 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const bool moe = c.is_moe_layer(i);
       const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, 2 * F});
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
+      // Gemma: each branch's output, then its norm, before the residual add.
+      const uint32_t branch = c.gemma ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
+      const uint32_t branch_n = c.gemma ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
+      auto residual_add = [&](const uint32_t out_norm) {  // x += norm(branch)
+        add_node(P, kRmsNormOp, {branch, out_norm}, {branch_n}, {}, {eps});
+        add_node(P, kAddOp, {x, branch_n}, {x}, {}, {1.0});
+      };
       add_node(P, kRmsNormOp, {x, L.attn_norm}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
-      add_node(P, kRopeOp, {inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd}, {rope_scale});
+      const bool local_rope = c.gemma && c.window_of(i) > 0;
+      add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd},
+               {local_rope ? rope_attention_factor(c.rope_local) : rope_scale});
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
-      add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd}, {scale});
-      add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
+      // A window as long as the cache cuts nothing: the plan says none.
+      const int64_t win = c.window_of(i) < S ? c.window_of(i) : 0;
+      add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win}, {scale});
+      if (c.gemma) {
+        add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {branch}, {0});
+        residual_add(L.attn_out_norm);
+      } else {
+        add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
+      }
       add_node(P, kRmsNormOp, {x, L.mlp_norm}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
@@ -227,10 +278,17 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         continue;
       }
       add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
+      if (c.gemma) {
+        add_node(P, kGegluOp, {gu}, {m}, {int64_t(Activation::kGeluTanh)});
+        add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {branch}, {0});
+        residual_add(L.mlp_out_norm);
+        continue;
+      }
       add_node(P, kSwigluOp, {gu}, {m});
       add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
     }
-    finish_lm_program(g, std::move(st.program), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid});
+    finish_lm_program(g, std::move(st.program), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid},
+                      c.final_logit_softcapping);
   }
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;
@@ -264,11 +322,6 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        std::to_string(c.rope.original_max_position_embeddings) +
                        ", which one fixed plan cannot follow; compile with --max-seq " +
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
-  if (c.sliding_window > 0 && lim.max_seq > c.sliding_window)
-    throw CompileError(o.model_dir + "/config.json: sliding_window = " + std::to_string(c.sliding_window) +
-                       " is shorter than max-seq " + std::to_string(lim.max_seq) +
-                       ": kiln has no windowed attention yet; compile with --max-seq " +
-                       std::to_string(c.sliding_window) + " or less");
   Graph& g = b.graph = build_llama_graph(c, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
   g.info.kv_bytes_per_token =
       uint64_t(c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim) * dtype_size(plan_dtype);
@@ -287,7 +340,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
 extern const Frontend kLlamaFrontend{
     "llama",
     {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM", "qwen2", "Qwen3ForCausalLM",
-     "qwen3", "MixtralForCausalLM", "mixtral", "Qwen3MoeForCausalLM", "qwen3_moe", "Phi3ForCausalLM", "phi3"},
+     "qwen3", "MixtralForCausalLM", "mixtral", "Qwen3MoeForCausalLM", "qwen3_moe", "Phi3ForCausalLM", "phi3",
+     "Gemma3ForCausalLM", "gemma3_text"},
     nullptr,
     build_llama};
 

@@ -1,5 +1,6 @@
 // CPU attention: one work item per (row, head). Scores for the visible prefix go to the
-// worker's scratch (max_seq floats), then a max-subtracted softmax and a weighted sum of V.
+// worker's scratch (max_seq floats; a sliding window reads only its last positions), then a max-subtracted softmax and
+// a weighted sum of V.
 #include "kernels/attention.h"
 
 #include <cmath>
@@ -37,14 +38,15 @@ void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
       const float* q = a.qkv + r * width + h * a.head_dim;
       const int64_t kvh = h / group;
       const uint64_t base = uint64_t(b * a.max_seq * kv + kvh * a.head_dim);
-      for (int64_t j = 0; j <= p; ++j) {
+      const int64_t j0 = attention_first_key(p, a.window);
+      for (int64_t j = j0; j <= p; ++j) {
         const float* k = cache_row(a.k_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);
-        scores[j] = dot_f32(q, k, a.head_dim) * a.scale;
+        scores[j - j0] = dot_f32(q, k, a.head_dim) * a.scale;
       }
-      softmax_inplace(scores, p + 1);
-      for (int64_t j = 0; j <= p; ++j) {
+      softmax_inplace(scores, p - j0 + 1);
+      for (int64_t j = j0; j <= p; ++j) {
         const float* v = cache_row(a.v_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);
-        axpy_f32(scores[j], v, o, a.head_dim);
+        axpy_f32(scores[j - j0], v, o, a.head_dim);
       }
     }
   });

@@ -39,8 +39,14 @@ void geglu_cpu(const GegluArgs& a, ThreadPool& pool) {
       const float* h = a.x + r * 2 * a.f;
       const float* g = h + a.f;
       float* y = a.y + r * a.f;
-      for (int64_t i = 0; i < a.f; ++i) y[i] = h[i] * gelu_erf(g[i]);
+      for (int64_t i = 0; i < a.f; ++i) y[i] = h[i] * apply(a.kind, g[i]);
     }
+  });
+}
+
+void softcap_cpu(const SoftcapArgs& a, ThreadPool& pool) {
+  pool.parallel_for(a.n, 4096, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) a.y[i] = std::tanh(a.x[i] / a.cap) * a.cap;
   });
 }
 

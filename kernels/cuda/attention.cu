@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a)
     acc[e] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
-  for (int64_t j = warp; j <= p; j += kWarps) {
+  for (int64_t j = attention_first_key(p, a.window) + warp; j <= p; j += kWarps) {
     const uint64_t row = base + uint64_t(j * kv);
     float s = 0.0f;
 #pragma unroll
@@ -129,16 +129,20 @@ __global__ void __launch_bounds__(cuda::kSdpaThreads, NC <= 10 ? 2 : 1)
 
   float o[4][NC], m[4], l[4];
   cuda::flash_init<NC>(o, m, l);
-  // Row t sees cache positions 0..start + t; no row of this block sees past its last valid row.
+  // Row t sees cache positions 0..start + t (the last `window` of them with a window); no row of
+  // this block sees past its last valid row, nor before its first row's first key.
   const int64_t last = min(q0 + cuda::kSdpaBQ, nv);
   const int64_t n_keys = last > q0 ? max(int64_t(0), min(start + last, a.max_seq)) : 0;
+  const int64_t first_key = attention_first_key(max(int64_t(0), start + q0), a.window);
+  const int64_t kv_begin = first_key / cuda::kSdpaBKV * cuda::kSdpaBKV;
   const int64_t kv = a.n_kv_heads * D;
   const uint64_t base = uint64_t(b * a.max_seq * kv + (h / (a.n_heads / a.n_kv_heads)) * D);
   cuda::flash_tile_loop<NC>(
-      Qs, KV, Ps, S, D4, q0, n_keys, a.scale,
+      Qs, KV, Ps, S, D4, q0, kv_begin, n_keys, a.scale,
       [&](int64_t kv0) { cache_load_tile(KV, S, D4, a.k_cache, a.cache_dtype, base, kv, kv0, n_keys, D); },
       [&](int64_t kv0) { cache_load_tile(KV, SV, SV, a.v_cache, a.cache_dtype, base, kv, kv0, n_keys, D); },
-      [&](int64_t qi, int64_t key) { return key <= start + qi; }, o, m, l);
+      [&](int64_t qi, int64_t key) { return key <= start + qi && key >= attention_first_key(start + qi, a.window); }, o,
+      m, l);
 
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -203,9 +207,9 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   const int64_t p = int64_t(a.start_pos[b]) + t;
   int64_t begin = 0, end = 0;
   if (t < a.n_valid[b] && p >= 0 && p < a.max_seq) {
-    const int64_t n = p + 1, len = (n + splits - 1) / splits;
-    begin = min(n, int64_t(s) * len);
-    end = min(n, begin + len);
+    const int64_t first = attention_first_key(p, a.window), n = p + 1 - first, len = (n + splits - 1) / splits;
+    begin = first + min(n, int64_t(s) * len);
+    end = first + min(n, int64_t(s) * len + len);
   }
   const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * hd;
   const float* qrow = a.qkv + r * width + kvh * G * hd;

@@ -17,7 +17,7 @@ __global__ void embedding_kernel(EmbeddingArgs a) {
   const int64_t r = int64_t(i / uint64_t(a.dim)), d = int64_t(i % uint64_t(a.dim));
   int64_t id = a.tokens[r];
   if (id < 0 || id >= a.vocab) id = 0;
-  a.y[i] = cuda::ld(a.table, a.table_dtype, uint64_t(id * a.dim + d));
+  a.y[i] = cuda::ld(a.table, a.table_dtype, uint64_t(id * a.dim + d)) * a.scale;
 }
 
 __global__ void rmsnorm_kernel(RmsNormArgs a) {

@@ -100,18 +100,18 @@ __device__ __forceinline__ void flash_init(float (&o)[4][NC], float (&m)[4], flo
   }
 }
 
-// The key-tile loop of one block (see the comment above): Q is in Qs; for each 64-key tile from 0
-// to n_keys, load_k(kv0) fills KV with K rows (stride S) and load_v(kv0) with V rows (stride
-// 16·NC); visible(qi, key) says whether query row qi (q0 + its index) sees key. Accumulates into
-// the thread's o, m, l.
+// The key-tile loop of one block (see the comment above): Q is in Qs; for each 64-key tile from
+// kv_begin (a multiple of 64) to n_keys, load_k(kv0) fills KV with K rows (stride S) and load_v(kv0) with V rows
+// (stride 16·NC); visible(qi, key) says whether query row qi (q0 + its index) sees key. Accumulates into the thread's
+// o, m, l.
 template <int NC, class LoadK, class LoadV, class Visible>
 __device__ __forceinline__ void flash_tile_loop(const float* Qs, float* KV, float* Ps, int S, int D4, int64_t q0,
-                                                int64_t n_keys, float scale, const LoadK& load_k, const LoadV& load_v,
-                                                const Visible& visible, float (&o)[4][NC], float (&m)[4],
-                                                float (&l)[4]) {
+                                                int64_t kv_begin, int64_t n_keys, float scale, const LoadK& load_k,
+                                                const LoadV& load_v, const Visible& visible, float (&o)[4][NC],
+                                                float (&m)[4], float (&l)[4]) {
   constexpr int SV = 16 * NC;
   const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
-  for (int64_t kv0 = 0; kv0 < n_keys; kv0 += kSdpaBKV) {
+  for (int64_t kv0 = kv_begin; kv0 < n_keys; kv0 += kSdpaBKV) {
     __syncthreads();  // the previous tile's P·V is done with KV and Ps (and Q is stored)
     load_k(kv0);
     __syncthreads();

@@ -18,32 +18,27 @@ using cuda::blocks_for;
 
 __device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 
+__device__ __forceinline__ float apply(Activation kind, float x) {
+  switch (kind) {
+    case Activation::kSilu:
+      return x / (1.0f + expf(-x));
+    case Activation::kGelu:
+      return gelu_erf(x);
+    case Activation::kGeluTanh: {
+      const float c = 0.79788456080286536f;  // sqrt(2/pi)
+      return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+    }
+    case Activation::kQuickGelu:
+      return x / (1.0f + expf(-1.702f * x));
+  }
+  return x;
+}
+
 template <typename I>
 __global__ void activation_kernel(ActivationArgs a) {
   const I i = I(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= I(a.n)) return;
-  const float x = a.x[i];
-  float y;
-  switch (a.kind) {
-    case Activation::kSilu:
-      y = x / (1.0f + expf(-x));
-      break;
-    case Activation::kGelu:
-      y = gelu_erf(x);
-      break;
-    case Activation::kGeluTanh: {
-      const float c = 0.79788456080286536f;  // sqrt(2/pi)
-      y = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-      break;
-    }
-    case Activation::kQuickGelu:
-      y = x / (1.0f + expf(-1.702f * x));
-      break;
-    default:
-      y = x;
-      break;
-  }
-  a.y[i] = y;
+  a.y[i] = apply(a.kind, a.x[i]);
 }
 
 template <typename I>
@@ -53,7 +48,14 @@ __global__ void geglu_kernel(GegluArgs a) {
   if (idx >= I(a.rows) * f) return;
   const I r = idx / f, i = idx - r * f;
   const float* h = a.x + r * 2 * f;
-  a.y[idx] = h[i] * gelu_erf(h[f + i]);
+  a.y[idx] = h[i] * apply(a.kind, h[f + i]);
+}
+
+template <typename I>
+__global__ void softcap_kernel(SoftcapArgs a) {
+  const I i = I(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= I(a.n)) return;
+  a.y[i] = tanhf(a.x[i] / a.cap) * a.cap;
 }
 
 template <typename I>
@@ -91,6 +93,10 @@ void launch_ew(void (*k32)(Args), void (*k64)(Args), uint64_t n, uint64_t extent
 
 void activation_cuda(const ActivationArgs& a, cudaStream_t s) {
   launch_ew(activation_kernel<uint32_t>, activation_kernel<uint64_t>, uint64_t(a.n), uint64_t(a.n), a, s);
+}
+
+void softcap_cuda(const SoftcapArgs& a, cudaStream_t s) {
+  launch_ew(softcap_kernel<uint32_t>, softcap_kernel<uint64_t>, uint64_t(a.n), uint64_t(a.n), a, s);
 }
 
 void geglu_cuda(const GegluArgs& a, cudaStream_t s) {

@@ -12,15 +12,18 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(check_qkv_and_caches(c, c.in(0), c.in(1), c.in(2), c.in(3), c.in(4)));
   const int64_t rows = c.in(0)->shape[0], h = c.iattr(0), hd = c.iattr(2);
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", {DType::F32}, {rows, cmul(h, hd)}));
+  if (c.launch().int_attrs.size() > 3 && (c.iattr(3) < 0 || c.iattr(3) > c.in(1)->shape[1]))
+    return invalid_argument("sliding window is negative or longer than the cache");
   *scratch = attention_scratch_floats(c.model().max_seq, hd);
   return Status::ok();
 }
 
 AttentionArgs args(const OpLaunch& l) {
   const int64_t b = l.in(1)->shape[0];
-  return {l.in_f32(0), l.in_ptr(1),  l.in_ptr(2), l.in(1)->dtype,        l.in_i32(3),
-          l.in_i32(4), l.out_f32(0), b,           l.in(0)->shape[0] / b, l.in(1)->shape[1],
-          l.iattr(0),  l.iattr(1),   l.iattr(2),  l.fattr32(0)};
+  return {
+      l.in_f32(0), l.in_ptr(1),  l.in_ptr(2), l.in(1)->dtype,        l.in_i32(3),
+      l.in_i32(4), l.out_f32(0), b,           l.in(0)->shape[0] / b, l.in(1)->shape[1],
+      l.iattr(0),  l.iattr(1),   l.iattr(2),  l.fattr32(0),          l.launch().int_attrs.size() > 3 ? l.iattr(3) : 0};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -42,11 +45,12 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
+// Version 2 added the window attribute; version 1 plans (no window) still load.
 const OpDef kAttentionOp{"attention",
-                         1,
+                         2,
                          5,
                          1,
-                         3,
+                         4,
                          1,
                          {{3, "start_pos"}, {4, "n_valid"}},
                          2,
@@ -55,5 +59,12 @@ const OpDef kAttentionOp{"attention",
                          bind_cpu_kernel<args, attention_cpu>,
                          KILN_CUDA_BIND(bind_cuda),
                          KILN_CUDA_BIND(cuda_scratch_bytes)};
+
+const OpDef kAttentionOpV1 = [] {
+  OpDef d = kAttentionOp;
+  d.version = 1;
+  d.n_int_attrs = 3;
+  return d;
+}();
 
 }  // namespace kiln

@@ -27,12 +27,14 @@ const OpRegistry& builtin_ops() {
   static const OpRegistry ops({
       // LLMs
       &kEmbeddingOp,
+      &kEmbeddingOpV1,
       &kRmsNormOp,
       &kHeadRmsNormOp,
       &kMatmulOp,
       &kRopeOp,
       &kKvWriteOp,
       &kAttentionOp,
+      &kAttentionOpV1,
       &kSwigluOp,
       &kSampleOp,
       &kHeadMatmulOp,
@@ -49,6 +51,8 @@ const OpRegistry& builtin_ops() {
       &kConv2dOp,
       &kActivationOp,
       &kGegluOp,
+      &kGegluOpV1,
+      &kSoftcapOp,
       &kAddOp,
       &kConcatOp,
       &kSdpaOp,

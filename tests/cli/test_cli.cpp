@@ -477,14 +477,17 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
                                   &out) == 0);
 }
 
-// Qwen2ForCausalLM and Qwen3ForCausalLM from folders as transformers saves them: compile and greedy
-// generate from the CLI give transformers' tokens; a config with sliding windows on is refused
+// Qwen2ForCausalLM, Qwen3ForCausalLM and Gemma3ForCausalLM from folders as transformers saves them
+// (and as the hub ships Gemma 3's config): compile and greedy
+// generate from the CLI give transformers' tokens; a layer type kiln does not know is refused
 // naming the key.
-TEST_CASE("cli: Qwen2 and Qwen3 checkpoints compile and generate transformers' greedy tokens") {
-  for (const char* family : {"qwen2", "qwen3"}) {
+TEST_CASE("cli: Qwen2, Qwen3 and Gemma 3 checkpoints compile and generate transformers' greedy tokens") {
+  for (const auto& [family, name] : {std::pair<const char*, const char*>{"qwen2", "sliding_f32"},
+                                     {"qwen3", "untied_f32"},
+                                     {"gemma3", "pattern_f32"}}) {
     CAPTURE(std::string(family));
     TempDir d;
-    const std::string model = kiln::test::fixture("untied_f32", family);
+    const std::string model = kiln::test::fixture(name, family);
     const auto ref = kiln::test::load_reference(model);
     std::string out;
     REQUIRE_MESSAGE(kiln::test::run_command(
@@ -502,8 +505,9 @@ TEST_CASE("cli: Qwen2 and Qwen3 checkpoints compile and generate transformers' g
     std::ifstream in(model + "/config.json");
     nlohmann::json cfg = nlohmann::json::parse(in);
     cfg["use_sliding_window"] = true;
+    cfg["layer_types"] = {"full_attention", "chunked_attention"};
     std::ofstream(d / "sliding/config.json") << cfg.dump();
     CHECK(kiln::test::run_command(kCli + " compile " + (d / "sliding") + " -o " + (d / "s.kplan"), &out) != 0);
-    CHECK(out.find("use_sliding_window") != std::string::npos);
+    CHECK(out.find("layer_types") != std::string::npos);
   }
 }

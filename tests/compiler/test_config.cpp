@@ -146,8 +146,9 @@ TEST_CASE("rope inv_freq: default, linear and llama3 bands") {
 }
 
 // Qwen3ForCausalLM: LLaMA with q_norm/k_norm, no biases unless attention_bias (then on o_proj
-// too), Qwen3Config's defaults for absent keys (head_dim 128, 32 KV heads), sliding windows refused.
-TEST_CASE("config: Qwen3 (head norms, explicit or default head_dim, attention_bias, sliding refused)") {
+// too), Qwen3Config's defaults for absent keys (head_dim 128, 32 KV heads), sliding windows in the
+// layers layer_types or max_window_layers pick, only with use_sliding_window.
+TEST_CASE("config: Qwen3 (head norms, explicit or default head_dim, attention_bias, sliding windows)") {
   const std::string path = kiln::test::fixture("untied_f32", "qwen3") + "/config.json";
   const LlamaConfig c = read_llama_config(path);
   CHECK(c.architecture == "Qwen3ForCausalLM");
@@ -166,18 +167,27 @@ TEST_CASE("config: Qwen3 (head norms, explicit or default head_dim, attention_bi
   const LlamaConfig a = parse_llama_config(absent.dump(), "config.json");
   CHECK(a.head_dim == 128);
   CHECK(a.num_key_value_heads == 32);
-  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
-           {"use_sliding_window", true}, {"layer_types", {"full_attention", "sliding_attention"}}}) {
-    nlohmann::json j = base;
-    j[key] = value;
-    std::string err;
-    try {
-      parse_llama_config(j.dump(), "config.json");
-    } catch (const std::exception& e) {
-      err = e.what();
-    }
-    CHECK(err.find(key) != std::string::npos);
-  }
+  nlohmann::json w = base;
+  w["layer_types"] = {"full_attention", "sliding_attention"};
+  w["sliding_window"] = 5;
+  CHECK(parse_llama_config(w.dump(), "config.json").window_of(1) == 0);  // use_sliding_window false
+  w["use_sliding_window"] = true;
+  const LlamaConfig sw = parse_llama_config(w.dump(), "config.json");
+  CHECK(sw.window_of(0) == 0);
+  CHECK(sw.window_of(1) == 5);
+  CHECK(sw.unmodeled.empty());
+  w.erase("layer_types");  // then max_window_layers (Qwen3Config's default 28) picks the layers
+  w["max_window_layers"] = 1;
+  CHECK(parse_llama_config(w.dump(), "config.json").window_of(0) == 0);
+  CHECK(parse_llama_config(w.dump(), "config.json").window_of(1) == 5);
+  w.erase("max_window_layers");
+  CHECK(parse_llama_config(w.dump(), "config.json").window_of(1) == 0);
+  w.erase("sliding_window");  // absent: Qwen3Config's 4096
+  w["max_window_layers"] = 0;
+  CHECK(parse_llama_config(w.dump(), "config.json").window_of(0) == 4096);
+  w["layer_types"] = {"full_attention", "chunked_attention"};
+  CHECK_THROWS_WITH_AS(parse_llama_config(w.dump(), "config.json"), doctest::Contains("chunked_attention"),
+                       std::exception);
 }
 
 // MixtralForCausalLM: Mistral's attention with a mixture of experts in every layer; MixtralConfig's
@@ -311,9 +321,9 @@ TEST_CASE("config: Phi-3 (LongRoPE, fused projections, refusals)") {
   CHECK(kiln::test::compile_error(o).empty());
 }
 
-// Qwen2ForCausalLM reads as LLaMA with biases on q/k/v; its sliding-window keys are read, and a
-// config that turns sliding windows on is refused by name (kiln has no windowed attention yet).
-TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys read and refused when on)") {
+// Qwen2ForCausalLM reads as LLaMA with biases on q/k/v; its sliding-window keys are read (the
+// windows themselves: the Qwen3 case above, and the sliding_f32 fixture's parity).
+TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys)") {
   const std::string path = kiln::test::fixture("untied_f32", "qwen2") + "/config.json";
   const LlamaConfig c = read_llama_config(path);
   CHECK(c.architecture == "Qwen2ForCausalLM");
@@ -324,10 +334,8 @@ TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys read and refused whe
   std::ifstream in(path);
   const nlohmann::json base = nlohmann::json::parse(in);
   auto error = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(base, edit); };
-  CHECK(error([](nlohmann::json& j) { j["use_sliding_window"] = true; }).find("use_sliding_window") !=
-        std::string::npos);
-  CHECK(error([](nlohmann::json& j) { j["layer_types"][1] = "sliding_attention"; }).find("layer_types") !=
-        std::string::npos);
+  CHECK(error([](nlohmann::json& j) { j["use_sliding_window"] = 1; }).find("use_sliding_window") != std::string::npos);
+  CHECK(error([](nlohmann::json& j) { j["layer_types"][1] = "local"; }).find("layer_types") != std::string::npos);
   CHECK(error([](nlohmann::json& j) { j["layer_types"] = {"full_attention"}; }).find("one type per layer") !=
         std::string::npos);
   CHECK(error([](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("hidden_act") != std::string::npos);
@@ -355,7 +363,7 @@ TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys read and refused whe
 }
 
 // MistralForCausalLM: LLaMA with a sliding window (MistralConfig's default 4096 when absent,
-// none when null). A window shorter than the compiled max-seq would change results: refused.
+// none when null), in every layer, also when shorter than the compiled max-seq.
 TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq)") {
   const std::string path = kiln::test::fixture("window_f32", "mistral") + "/config.json";
   const LlamaConfig c = read_llama_config(path);
@@ -386,8 +394,103 @@ TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq
   o.model_dir = d / "m";
   o.output = d / "p.kplan";
   o.max_seq = 32;
-  CHECK(kiln::test::compile_error(o).find("sliding_window = 16 is shorter than max-seq 32") != std::string::npos);
-  o.max_seq = 16;
   o.chunk = 8;
   CHECK(kiln::test::compile_error(o).empty());
+  auto plan = Plan::load_file(o.output);
+  REQUIRE(plan.is_ok());
+  int windowed = 0;
+  for (const ProgramInfo& pr : plan.value()->programs())
+    for (const LaunchInfo& l : pr.launches)
+      if (plan.value()->kernels()[l.kernel]->name == std::string("attention")) windowed += l.int_attrs.at(3) == 16;
+  CHECK(windowed == 2 * 2);  // both layers, in prefill and decode
+}
+
+// Gemma3ForCausalLM: both layouts (transformers 5's layer_types and per-type rope_parameters; the
+// hub's sliding_window_pattern, rope_theta, rope_local_base_freq and rope_scaling) read to the
+// same model; Gemma3TextConfig's defaults for absent keys; what kiln cannot reproduce refused by name.
+TEST_CASE("config: Gemma 3 (layer types, two RoPEs, both layouts, defaults, refusals)") {
+  const LlamaConfig hub = read_llama_config(kiln::test::fixture("pattern_f32", "gemma3") + "/config.json");
+  CHECK(hub.architecture == "Gemma3ForCausalLM");
+  CHECK(hub.gemma);
+  CHECK(hub.qk_norm);
+  CHECK(hub.unmodeled.empty());
+  CHECK(hub.head_dim == 24);
+  CHECK(hub.query_pre_attn_scalar == 20);
+  CHECK(hub.final_logit_softcapping == 0);
+  CHECK(hub.tie_word_embeddings);
+  CHECK(hub.window_of(0) == 6);
+  CHECK(hub.window_of(1) == 6);
+  CHECK(hub.window_of(2) == 0);  // sliding_window_pattern 3: every third layer is global
+  CHECK(hub.rope.type == "linear");
+  CHECK(hub.rope.factor == 4.0);
+  CHECK(hub.rope.theta == 50000.0);
+  CHECK(hub.rope_local.type == "default");
+  CHECK(hub.rope_local.theta == 500.0);
+
+  const std::string path = kiln::test::fixture("softcap_f32", "gemma3") + "/config.json";
+  const LlamaConfig c = read_llama_config(path);
+  CHECK(c.unmodeled.empty());
+  CHECK(c.final_logit_softcapping == 2.0);
+  CHECK(c.attention_bias);
+  CHECK_FALSE(c.tie_word_embeddings);
+  for (int64_t i = 0; i < 4; ++i) CHECK(c.window_of(i) == (i % 2 == 0 ? 5 : 0));
+  CHECK(c.rope.theta == 20000.0);
+  CHECK(c.rope_local.theta == 1000.0);
+
+  std::ifstream in(path);
+  const nlohmann::json base = nlohmann::json::parse(in);
+  nlohmann::json absent = base;
+  for (const char* k : {"head_dim", "num_key_value_heads", "tie_word_embeddings", "query_pre_attn_scalar",
+                        "layer_types", "_sliding_window_pattern", "sliding_window", "rope_parameters",
+                        "final_logit_softcapping", "hidden_activation", "rms_norm_eps"})
+    absent.erase(k);
+  absent["num_hidden_layers"] = 12;
+  const LlamaConfig a = parse_llama_config(absent.dump(), "config.json");
+  CHECK(a.head_dim == 256);
+  CHECK(a.num_key_value_heads == 4);
+  CHECK(a.tie_word_embeddings);
+  CHECK(a.query_pre_attn_scalar == 256);
+  CHECK(a.rms_norm_eps == 1e-6);
+  CHECK(a.rope.theta == 1e6);
+  CHECK(a.rope_local.theta == 1e4);
+  for (int64_t i = 0; i < 12; ++i) CHECK(a.window_of(i) == ((i + 1) % 6 == 0 ? 0 : 4096));
+
+  auto error = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(base, edit); };
+  struct Bad {
+    const char* key;
+    std::function<void(nlohmann::json&)> edit;
+  };
+  const Bad bad[] = {
+      {"attn_logit_softcapping", [](nlohmann::json& j) { j["attn_logit_softcapping"] = 50.0; }},
+      {"final_logit_softcapping", [](nlohmann::json& j) { j["final_logit_softcapping"] = 0; }},
+      {"final_logit_softcapping", [](nlohmann::json& j) { j["final_logit_softcapping"] = -3; }},
+      {"hidden_activation", [](nlohmann::json& j) { j["hidden_activation"] = "silu"; }},
+      {"use_bidirectional_attention", [](nlohmann::json& j) { j["use_bidirectional_attention"] = true; }},
+      {"layer_types", [](nlohmann::json& j) { j["layer_types"][0] = "chunked_attention"; }},
+      {"layer_types", [](nlohmann::json& j) { j["layer_types"].erase(0); }},
+      {"sliding_window", [](nlohmann::json& j) { j["sliding_window"] = nullptr; }},
+      {"query_pre_attn_scalar", [](nlohmann::json& j) { j["query_pre_attn_scalar"] = 0; }},
+      {"rope_parameters",
+       [](nlohmann::json& j) {
+         j["rope_parameters"] = {{"rope_theta", 1e6}};
+       }},
+      {"rope_parameters",
+       [](nlohmann::json& j) { j["rope_parameters"]["chunked_attention"] = nlohmann::json::object(); }},
+      {"rope_parameters.sliding_attention",
+       [](nlohmann::json& j) { j["rope_parameters"]["sliding_attention"]["rope_type"] = "dynamic"; }},
+      {"rope_parameters.full_attention",
+       [](nlohmann::json& j) { j["rope_parameters"]["full_attention"]["rope_theta"] = -1; }},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(std::string(b.key));
+    const std::string err = error(b.edit);
+    CAPTURE(err);
+    CHECK(err.find(b.key) != std::string::npos);
+  }
+  // A key inside a RoPE object that kiln does not model is left over, named with its object.
+  nlohmann::json odd = base;
+  odd["rope_parameters"]["sliding_attention"]["mrope_section"] = {1, 2};
+  const auto left = parse_llama_config(odd.dump(), "config.json").unmodeled;
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].rfind("rope_parameters.sliding_attention.mrope_section", 0) == 0);
 }

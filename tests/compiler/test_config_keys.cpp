@@ -36,7 +36,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
   std::ofstream(path) << j.dump();
   const std::string text = j.dump();
   if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
-      cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig")
+      cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig" || cls == "Gemma3TextConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -74,6 +74,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "Qwen3Config",
                                 "Qwen3MoeConfig",
                                 "Phi3Config",
+                                "Gemma3TextConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",

@@ -167,7 +167,7 @@ TEST_CASE("cuda: conv2d matches the CPU kernel (3x3, 1x1, stride 2, upsample, st
     }
 }
 
-TEST_CASE("cuda: activation, geglu, add and concat match the CPU kernels") {
+TEST_CASE("cuda: activation, geglu (exact and tanh), softcap, add and concat match the CPU kernels") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2);
   uint32_t seed = 1300;
@@ -184,15 +184,27 @@ TEST_CASE("cuda: activation, geglu, add and concat match the CPU kernels") {
       sync_ok();
       CHECK(diff_of((in_place ? dx : dy).get<float>(), yc) < 1e-6);
     }
-  {
+  for (Activation kind : {Activation::kGelu, Activation::kGeluTanh}) {
+    CAPTURE(int64_t(kind));
     const int64_t rows = 7, f = 1283;
     const auto x = random_floats(size_t(rows * 2 * f), seed++, 2.0f);
     std::vector<float> yc(size_t(rows * f), kNaN);
     Dev dx(x), dy(yc);
-    geglu_cpu({x.data(), yc.data(), rows, f}, pool);
-    geglu_cuda({dx.as<float>(), dy.as<float>(), rows, f}, nullptr);
+    geglu_cpu({x.data(), yc.data(), rows, f, kind}, pool);
+    geglu_cuda({dx.as<float>(), dy.as<float>(), rows, f, kind}, nullptr);
     sync_ok();
     CHECK(diff_of(dy.get<float>(), yc) < 1e-6);
+  }
+  for (bool in_place : {false, true}) {
+    CAPTURE(in_place);
+    const int64_t n = 3 * 4099;
+    const auto x = random_floats(size_t(n), seed++, 40.0f);  // into tanh's flat tails too
+    std::vector<float> yc(size_t(n), kNaN);
+    Dev dx(x), dy(yc);
+    softcap_cpu({x.data(), yc.data(), n, 30.0f}, pool);
+    softcap_cuda({dx.as<float>(), in_place ? dx.as<float>() : dy.as<float>(), n, 30.0f}, nullptr);
+    sync_ok();
+    CHECK(diff_of((in_place ? dx : dy).get<float>(), yc) < 1e-6);
   }
   for (DType bt : {DType::F32, DType::BF16, DType::F16})
     for (int64_t b_rows : {1, 5, 10})

@@ -97,16 +97,17 @@ TEST_CASE("cuda: sampling with temperature, top-k and top-p picks the CPU kernel
 TEST_CASE("cuda: embedding, rmsnorm, swiglu and rope match the CPU kernels") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2);
-  {
+  for (float scale : {1.0f, 33.941125f}) {  // 1, and Gemma's √1152
     const int64_t vocab = 1000, dim = 96;
     const auto table = as_dtype(random_floats(size_t(vocab * dim), 1), DType::BF16);
     std::vector<int32_t> tok = {5, 999, 0, -3, 1000, 42};
     std::vector<float> yc(tok.size() * size_t(dim), kNaN), yg = yc;
     Dev dt(table), dtok(tok), dy(yg);
-    embedding_cpu({tok.data(), table.data(), DType::BF16, yc.data(), int64_t(tok.size()), vocab, dim}, pool);
-    embedding_cuda({dtok.as<int32_t>(), dt.p, DType::BF16, dy.as<float>(), int64_t(tok.size()), vocab, dim}, nullptr);
+    embedding_cpu({tok.data(), table.data(), DType::BF16, yc.data(), int64_t(tok.size()), vocab, dim, scale}, pool);
+    embedding_cuda({dtok.as<int32_t>(), dt.p, DType::BF16, dy.as<float>(), int64_t(tok.size()), vocab, dim, scale},
+                   nullptr);
     sync_ok();
-    CHECK(dy.get<float>() == yc);
+    CHECK(dy.get<float>() == yc);  // one f32 multiply: bit for bit
   }
   {
     const int64_t rows = 7, dim = 2048;
@@ -248,6 +249,7 @@ namespace {
 struct AttentionCase {
   int64_t batch, chunk, heads, kv_heads, hd, max_seq;
   std::vector<int32_t> start, valid;
+  int64_t window = 0;  // a sliding window (0: none)
 };
 
 template <typename Run>
@@ -258,6 +260,7 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
   CAPTURE(sh.kv_heads);
   CAPTURE(sh.hd);
   CAPTURE(sh.max_seq);
+  CAPTURE(sh.window);
   const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
   const auto kc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
   const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
@@ -266,11 +269,11 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
   ThreadPool pool(2, uint64_t(sh.max_seq + sh.hd));
   const float scale = 1.0f / std::sqrt(float(sh.hd));
   attention_cpu({qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
-                 sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale},
+                 sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window},
                 pool);
   Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
   run(AttentionArgs{dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
-                    sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale});
+                    sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window});
   sync_ok();
   const auto og = dout.get<float>();
   CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
@@ -292,6 +295,25 @@ TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, co
       {3, 16, 4, 4, 96, 200, {190, 7, 0}, {16, 9, 0}},  // MHA, odd head count per tile; rows past max_seq; idle row
       {1, 70, 2, 1, 256, 300, {100}, {70}},             // the widest head
       {1, 512, 32, 8, 128, 2048, {0}, {512}},           // an 8B-shaped 512-token prefill chunk
+      // sliding windows: shorter than one key tile, spanning tiles, on a continued prompt
+      {1, 130, 8, 2, 64, 512, {0}, {130}, 7},
+      {2, 64, 8, 4, 128, 1024, {300, 0}, {64, 50}, 100},
+      {1, 70, 4, 1, 256, 300, {100}, {70}, 64},
+  };
+  for (DType ct : {DType::F32, DType::BF16})
+    for (const AttentionCase& sh : shapes)
+      check_attention_case(sh, ct, seed, [](const AttentionArgs& g) { attention_cuda(g, nullptr); });
+}
+
+// The one-pass kernel (a few rows, no split scratch) with sliding windows: shorter than the
+// context, of one position, and longer than it.
+TEST_CASE("cuda: one-pass attention with sliding windows matches the CPU kernel") {
+  if (skip_without_gpu()) return;
+  uint32_t seed = 6000;
+  const AttentionCase shapes[] = {
+      {2, 4, 8, 2, 64, 300, {200, 0}, {4, 3}, 17},
+      {1, 3, 4, 4, 128, 64, {10}, {3}, 1},
+      {1, 2, 6, 2, 96, 128, {5}, {2}, 128},
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -313,6 +335,10 @@ TEST_CASE(
       {1, 4, 24, 8, 96, 1000, {2}, {3}},               // group of 3, odd head_dim, padding row
       {1, 1, 16, 2, 64, 4096, {4095}, {1}},            // group of 8, a full long cache
       {2, 1, 8, 2, 256, 256, {100, 7}, {1, 1}},        // the widest head
+      // sliding windows: one position, shorter than the split count, longer than the context
+      {1, 1, 32, 8, 64, 2048, {1023}, {1}, 1},
+      {1, 1, 32, 8, 128, 2048, {1500}, {1}, 40},
+      {2, 4, 8, 2, 64, 512, {300, 2}, {4, 3}, 512},
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)

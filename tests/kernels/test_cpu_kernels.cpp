@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/fused.h"
 #include "kernels/kv_write.h"
@@ -133,19 +134,51 @@ TEST_CASE("rmsnorm matches a double reference") {
   CHECK(rel_l2(y.data(), ref.data(), ref.size()) < 1e-6);
 }
 
-TEST_CASE("embedding gathers rows and fences out-of-range ids to row 0") {
+TEST_CASE("embedding gathers rows (times a scale) and fences out-of-range ids to row 0") {
   ThreadPool pool(2);
   const int64_t vocab = 11, dim = 6;
   std::vector<float> t_r;
   auto table = store(random_floats(size_t(vocab * dim), 9), DType::F16, &t_r);
   std::vector<int32_t> tokens = {3, 0, 10, 7, -1, 11};
-  std::vector<float> y(tokens.size() * size_t(dim), kNaN);
-  embedding_cpu(EmbeddingArgs{tokens.data(), table.data(), DType::F16, y.data(), int64_t(tokens.size()), vocab, dim},
-                pool);
-  for (size_t r = 0; r < tokens.size(); ++r) {
-    const int64_t id = (tokens[r] < 0 || tokens[r] >= vocab) ? 0 : tokens[r];
-    for (int64_t i = 0; i < dim; ++i) REQUIRE(y[r * size_t(dim) + size_t(i)] == t_r[size_t(id * dim + i)]);
+  for (float scale : {1.0f, 8.0f, 2.4494898f}) {
+    CAPTURE(scale);
+    std::vector<float> y(tokens.size() * size_t(dim), kNaN);
+    embedding_cpu(
+        EmbeddingArgs{tokens.data(), table.data(), DType::F16, y.data(), int64_t(tokens.size()), vocab, dim, scale},
+        pool);
+    for (size_t r = 0; r < tokens.size(); ++r) {
+      const int64_t id = (tokens[r] < 0 || tokens[r] >= vocab) ? 0 : tokens[r];
+      for (int64_t i = 0; i < dim; ++i) REQUIRE(y[r * size_t(dim) + size_t(i)] == t_r[size_t(id * dim + i)] * scale);
+    }
   }
+}
+
+// Gemma's MLP: up · tanh-GELU(gate) on [up | gate]; diffusers' exact-GELU GEGLU; Gemma's final
+// logit soft-capping, in place, including values deep in tanh's flat tails.
+TEST_CASE("geglu (exact and tanh GELU) and softcap match a double reference") {
+  ThreadPool pool(2);
+  const int64_t rows = 3, f = 11;
+  auto x = random_floats(size_t(rows * 2 * f), 41, 3.0f);
+  for (Activation kind : {Activation::kGelu, Activation::kGeluTanh}) {
+    CAPTURE(int64_t(kind));
+    std::vector<float> y(size_t(rows * f), kNaN), ref(y.size());
+    geglu_cpu(GegluArgs{x.data(), y.data(), rows, f, kind}, pool);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < f; ++i) {
+        const double h = x[size_t(r * 2 * f + i)], g = x[size_t(r * 2 * f + f + i)];
+        const double act = kind == Activation::kGelu
+                               ? 0.5 * g * (1 + std::erf(g / std::sqrt(2.0)))
+                               : 0.5 * g * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g)));
+        ref[size_t(r * f + i)] = float(h * act);
+      }
+    CHECK(rel_l2(y.data(), ref.data(), ref.size()) < 1e-6);
+  }
+  auto v = random_floats(64, 42, 60.0f);
+  std::vector<float> ref(v.size());
+  for (size_t i = 0; i < v.size(); ++i) ref[i] = float(std::tanh(double(v[i]) / 15.0) * 15.0);
+  softcap_cpu(SoftcapArgs{v.data(), v.data(), int64_t(v.size()), 15.0f}, pool);
+  CHECK(rel_l2(v.data(), ref.data(), ref.size()) < 1e-6);
+  for (float y : v) CHECK(std::fabs(y) <= 15.0f);
 }
 
 TEST_CASE("swiglu matches silu(gate) * up") {
@@ -187,62 +220,71 @@ TEST_CASE("rope rotates q and k heads by position and leaves v alone") {
     for (int64_t i = nrot * hd; i < width; ++i) REQUIRE(qkv[size_t(r * width + i)] == orig[size_t(r * width + i)]);
 }
 
-TEST_CASE("kv_write and attention match a double reference for causal GQA with padding rows") {
-  for (DType cache_t : {DType::F32, DType::BF16}) {
-    CAPTURE(std::string(dtype_name(cache_t)));
-    const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
-    ThreadPool pool(2, uint64_t(S + hd));
-    // The cache already holds earlier positions; this step appends at start_pos.
-    std::vector<int32_t> start = {5, 0}, valid = {3, 4};
-    std::vector<float> k_all = random_floats(size_t(batch * S * KVH * hd), 12), v_all = random_floats(k_all.size(), 13);
-    std::vector<float> k_r, v_r;
-    auto kc = store(k_all, cache_t, &k_r);
-    auto vc = store(v_all, cache_t, &v_r);
-    auto qkv = random_floats(size_t(batch * chunk * width), 14);
-    kv_write_cpu(
-        KvWriteArgs{qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), cache_t, batch, chunk, S, H, KVH, hd},
-        pool);
-    // Expected cache: new k/v (rounded to the cache dtype) at start+t for t < valid.
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t t = 0; t < valid[size_t(b)]; ++t)
-        for (int64_t i = 0; i < KVH * hd; ++i) {
-          const size_t c = size_t((b * S + start[size_t(b)] + t) * KVH * hd + i);
-          const size_t q = size_t((b * chunk + t) * width + H * hd + i);
-          k_r[c] = load_as_f32(kc.data(), cache_t, c);
-          REQUIRE(std::fabs(load_as_f32(kc.data(), cache_t, c) - qkv[q]) <= std::fabs(qkv[q]) * 4e-3f);
-          REQUIRE(std::fabs(load_as_f32(vc.data(), cache_t, c) - qkv[q + size_t(KVH * hd)]) <=
-                  std::fabs(qkv[q + size_t(KVH * hd)]) * 4e-3f);
-          v_r[c] = load_as_f32(vc.data(), cache_t, c);
-        }
-    std::vector<float> out(size_t(batch * chunk * H * hd), kNaN), ref(out.size(), 0.0f);
-    const float scale = 1.0f / std::sqrt(float(hd));
-    attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
-                                batch, chunk, S, H, KVH, hd, scale},
-                  pool);
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t t = 0; t < valid[size_t(b)]; ++t)
-        for (int64_t h = 0; h < H; ++h) {
-          const int64_t p = start[size_t(b)] + t, kvh = h / (H / KVH);
-          std::vector<double> s(size_t(p + 1));
-          double mx = -1e300, sum = 0;
-          for (int64_t j = 0; j <= p; ++j) {
-            double d = 0;
-            for (int64_t i = 0; i < hd; ++i)
-              d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) *
-                   k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
-            s[size_t(j)] = d * scale;
-            mx = std::max(mx, s[size_t(j)]);
+// window 0: every earlier position; 3: the last three (fewer than some rows' positions); 6: as
+// long as the longest row's context plus one, so it cuts nothing.
+TEST_CASE("kv_write and attention match a double reference for causal GQA with padding rows and windows") {
+  for (DType cache_t : {DType::F32, DType::BF16})
+    for (int64_t window : {0, 3, 1, 9}) {
+      CAPTURE(std::string(dtype_name(cache_t)));
+      CAPTURE(window);
+      const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
+      ThreadPool pool(2, uint64_t(S + hd));
+      // The cache already holds earlier positions; this step appends at start_pos.
+      std::vector<int32_t> start = {5, 0}, valid = {3, 4};
+      std::vector<float> k_all = random_floats(size_t(batch * S * KVH * hd), 12),
+                         v_all = random_floats(k_all.size(), 13);
+      std::vector<float> k_r, v_r;
+      auto kc = store(k_all, cache_t, &k_r);
+      auto vc = store(v_all, cache_t, &v_r);
+      auto qkv = random_floats(size_t(batch * chunk * width), 14);
+      kv_write_cpu(KvWriteArgs{qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), cache_t, batch, chunk, S,
+                               H, KVH, hd},
+                   pool);
+      // Expected cache: new k/v (rounded to the cache dtype) at start+t for t < valid.
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t t = 0; t < valid[size_t(b)]; ++t)
+          for (int64_t i = 0; i < KVH * hd; ++i) {
+            const size_t c = size_t((b * S + start[size_t(b)] + t) * KVH * hd + i);
+            const size_t q = size_t((b * chunk + t) * width + H * hd + i);
+            k_r[c] = load_as_f32(kc.data(), cache_t, c);
+            REQUIRE(std::fabs(load_as_f32(kc.data(), cache_t, c) - qkv[q]) <= std::fabs(qkv[q]) * 4e-3f);
+            REQUIRE(std::fabs(load_as_f32(vc.data(), cache_t, c) - qkv[q + size_t(KVH * hd)]) <=
+                    std::fabs(qkv[q + size_t(KVH * hd)]) * 4e-3f);
+            v_r[c] = load_as_f32(vc.data(), cache_t, c);
           }
-          for (double& e : s) sum += (e = std::exp(e - mx));
-          for (int64_t i = 0; i < hd; ++i) {
-            double o = 0;
-            for (int64_t j = 0; j <= p; ++j) o += s[size_t(j)] / sum * v_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
-            ref[size_t((b * chunk + t) * H * hd + h * hd + i)] = float(o);
+      std::vector<float> out(size_t(batch * chunk * H * hd), kNaN), ref(out.size(), 0.0f);
+      const float scale = 1.0f / std::sqrt(float(hd));
+      attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
+                                  batch, chunk, S, H, KVH, hd, scale, window},
+                    pool);
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t t = 0; t < valid[size_t(b)]; ++t)
+          for (int64_t h = 0; h < H; ++h) {
+            const int64_t p = start[size_t(b)] + t, kvh = h / (H / KVH);
+            // Visible: j <= p and, with a window, j > p - window (transformers' sliding mask).
+            auto visible = [&](int64_t j) { return j <= p && (window == 0 || j > p - window); };
+            std::vector<double> s(size_t(p + 1), 0.0);
+            double mx = -1e300, sum = 0;
+            for (int64_t j = 0; j <= p; ++j) {
+              if (!visible(j)) continue;
+              double d = 0;
+              for (int64_t i = 0; i < hd; ++i)
+                d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) *
+                     k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
+              s[size_t(j)] = d * scale;
+              mx = std::max(mx, s[size_t(j)]);
+            }
+            for (int64_t j = 0; j <= p; ++j) sum += (s[size_t(j)] = visible(j) ? std::exp(s[size_t(j)] - mx) : 0.0);
+            for (int64_t i = 0; i < hd; ++i) {
+              double o = 0;
+              for (int64_t j = 0; j <= p; ++j)
+                o += s[size_t(j)] / sum * v_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
+              ref[size_t((b * chunk + t) * H * hd + h * hd + i)] = float(o);
+            }
           }
-        }
-    // Padding rows (t >= valid) must be zeros, not left over.
-    CHECK(rel_l2(out.data(), ref.data(), ref.size()) < 1e-6);
-  }
+      // Padding rows (t >= valid) must be zeros, not left over.
+      CHECK(rel_l2(out.data(), ref.data(), ref.size()) < 1e-6);
+    }
 }
 
 // The fused ops (kernels/fused.h) run their parts on the CPU: bit for bit what the separate

@@ -121,6 +121,8 @@ TEST_CASE(
             .find("kernel 'test_scale' version 1, which this runtime does not provide") != std::string::npos);
 }
 
+// Ops whose attributes grew keep their older version registered, so plans written before still
+// load: attention v1 (no window), embedding v1 (no scale), geglu v1 (no activation kind).
 TEST_CASE("ops: the built-in registry has one op per name and version, each with its counts and entry points") {
   const auto& ops = builtin_ops().ops();
   CHECK(ops.size() >= 27);
@@ -128,7 +130,8 @@ TEST_CASE("ops: the built-in registry has one op per name and version, each with
     const OpDef& op = *ops[i];
     CAPTURE(std::string(op.name));
     CHECK(builtin_ops().find(op.name, op.version) == &op);
-    for (size_t j = i + 1; j < ops.size(); ++j) CHECK(std::string(ops[j]->name) != op.name);
+    for (size_t j = i + 1; j < ops.size(); ++j)
+      CHECK_FALSE((std::string(ops[j]->name) == op.name && ops[j]->version == op.version));
     CHECK(op.n_inputs >= 1);
     CHECK(op.n_outputs >= 1);
     const bool validates = op.validate != nullptr, runs_on_cpu = op.bind_cpu != nullptr;
@@ -147,5 +150,20 @@ TEST_CASE("ops: the built-in registry has one op per name and version, each with
       CHECK(op.state[k].operand < op.n_inputs);
       CHECK(op.state[k].input != nullptr);
     }
+  }
+  struct Older {
+    const char* name;
+    int int_attrs, float_attrs;  // of version 1
+  };
+  for (const Older& o : {Older{"attention", 3, 1}, Older{"embedding", 0, 0}, Older{"geglu", 0, 0}}) {
+    CAPTURE(std::string(o.name));
+    const OpDef* v1 = builtin_ops().find(o.name, 1);
+    const OpDef* v2 = builtin_ops().find(o.name, 2);
+    REQUIRE(v1);
+    REQUIRE(v2);
+    CHECK(v1->n_int_attrs == o.int_attrs);
+    CHECK(v1->n_float_attrs == o.float_attrs);
+    CHECK(v2->n_int_attrs + v2->n_float_attrs == o.int_attrs + o.float_attrs + 1);
+    CHECK((v1->validate == v2->validate && v1->bind_cpu == v2->bind_cpu));
   }
 }

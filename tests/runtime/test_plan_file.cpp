@@ -203,6 +203,18 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
          l->mutable_int_attrs()->Mutate(0, 3);
        },
        "has shape [4, 16], expected [4, 20]"},
+      {"sliding window attribute",
+       [](fb::Plan* p) {
+         auto* l = p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(4);
+         l->mutable_int_attrs()->Mutate(3, 1 << 20);  // the window: longer than the cache
+       },
+       "sliding window is negative or longer than the cache"},
+      {"negative sliding window",
+       [](fb::Plan* p) {
+         auto* l = p->mutable_programs()->GetMutableObject(0)->mutable_launches()->GetMutableObject(4);
+         l->mutable_int_attrs()->Mutate(3, -2);
+       },
+       "sliding window is negative or longer than the cache"},
       {"accumulate attribute",
        [](fb::Plan* p) {
          p->mutable_programs()
