@@ -188,14 +188,14 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   }
 
   // --- normalizer, pre-tokenizer and decoder decide the family
-  bool byte_level = false, sp_replace = false;
+  bool byte_level = false, sp_replace = false, replace_normalizer = false;
   for (const json& n : flatten(j.value("normalizer", json()), "normalizers")) {
     const std::string t = type_of(n);
     if (t == "Prepend" && text_of(n, "prepend", "") == kSpace) d->sp_prepend = true;
     else if (t == "NFC") d->nfc = true;
     else if (t == "Replace" && n.contains("pattern") && text_of(n["pattern"], "String", "") == " " &&
              text_of(n, "content", "") == kSpace)
-      sp_replace = true;
+      sp_replace = replace_normalizer = true;
     else fail("normalizer '" + t + "' is not supported");
   }
   std::vector<std::string> splits;
@@ -205,6 +205,13 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       byte_level = true;
       if (flag(p, "add_prefix_space")) fail("ByteLevel add_prefix_space is not supported");
       if (flag(p, "use_regex", true)) d->split = TokenizerData::Split::kGpt2;
+    } else if (t == "Split" && p.contains("pattern") && p["pattern"].is_object() && p["pattern"].contains("String")) {
+      // Gemma: a split on the string " " after the normalizer has replaced every " " by "▁"
+      // finds nothing to split at (whatever its behavior); any other literal split is refused.
+      const std::string lit = text_of(p["pattern"], "String", "");
+      if (lit != " " || !replace_normalizer || flag(p, "invert"))
+        fail("Split pre-tokenizer on the string \"" + lit.substr(0, 40) +
+             "\" is supported only as a no-op: \" \" after a Replace(\" \" → \"▁\") normalizer, not inverted");
     } else if (t == "Split") {
       const std::string re = normalize_regex(p.contains("pattern") ? text_of(p["pattern"], "Regex", "") : "");
       if (text_of(p, "behavior", "") != "Isolated" || flag(p, "invert"))

@@ -2436,6 +2436,9 @@ REAL_TOK_VARIANTS = {
     },
     # the fixture has the hub's NFC normalizer (see main_real_tokenizers); the same without it
     "qwen2": {"ids_no_normalizer": {"normalizer": None}},
+    # Gemma: characters outside the vocabulary as <unk> instead of their bytes
+    "gemma": {"ids_unk": {"model": {"byte_fallback": False}}},
+    "phi3": {"ids_unk_fused": {"model": {"byte_fallback": False, "unk_token": "<unk>", "fuse_unk": True}}},
 }
 
 
@@ -2525,7 +2528,32 @@ def main_real_tokenizers():
                         "AutoTokenizer.from_pretrained(gguf_file=...).save_pretrained, then the NFC normalizer the "
                         "hub's Qwen2/2.5 tokenizer.json has (transformers' Qwen2Tokenizer applies NFC whatever the "
                         "file says)" % arc)
-    for family in ("mistral_v3", "smollm2", "qwen2"):
+        # Phi-3's SentencePiece vocabulary (Prepend and Replace normalizers, as Phi-3's repo has them).
+        src = os.path.join(tmp, "phi3_src")
+        os.makedirs(src)
+        arc = real_tok_sdist_member("llama-cpp-python", REAL_TOKENIZER_SDISTS["llama-cpp-python"],
+                                    "vendor/llama.cpp/models/ggml-vocab-phi-3.gguf", src)
+        AutoTokenizer.from_pretrained(src, gguf_file="ggml-vocab-phi-3.gguf").save_pretrained(
+            os.path.join(REAL_TOK_DIR, "phi3"))
+        versions.append("phi3: vendor/llama.cpp/models/ggml-vocab-phi-3.gguf from %s, "
+                        "AutoTokenizer.from_pretrained(gguf_file=...).save_pretrained" % arc)
+        # Gemma's 262k SentencePiece BPE (GemmaTokenizer's layout: a Replace(" " -> "\u2581") normalizer,
+        # a Split on " " that finds nothing left to split, byte fallback). The file's architecture is
+        # Gemma 4, which AutoTokenizer's GGUF path cannot build a model config for, so the tokenizer
+        # is converted by the same transformers functions it calls and handed to GemmaTokenizer.
+        from transformers import GemmaTokenizer
+        from transformers.integrations.gguf.gguf_tokenizer_mapping import get_gguf_tokenizer, convert_gguf_tokenizer
+        src = os.path.join(tmp, "gemma_src")
+        os.makedirs(src)
+        arc = real_tok_sdist_member("llama-cpp-python", REAL_TOKENIZER_SDISTS["llama-cpp-python"],
+                                    "vendor/llama.cpp/models/ggml-vocab-gemma-4.gguf", src)
+        arch, tok_dict, tok_cfg = get_gguf_tokenizer(os.path.join(src, "ggml-vocab-gemma-4.gguf"))
+        backend, _ = convert_gguf_tokenizer(arch, tok_dict)
+        GemmaTokenizer(tokenizer_object=backend, **tok_cfg).save_pretrained(os.path.join(REAL_TOK_DIR, "gemma"))
+        versions.append("gemma: vendor/llama.cpp/models/ggml-vocab-gemma-4.gguf from %s, transformers' "
+                        "get_gguf_tokenizer + convert_gguf_tokenizer, GemmaTokenizer(tokenizer_object=...)"
+                        ".save_pretrained" % arc)
+    for family in ("mistral_v3", "smollm2", "qwen2", "phi3", "gemma"):
         # Written compact (the same JSON, a third of the size); Qwen2's gets the hub's normalizer.
         path = os.path.join(REAL_TOK_DIR, family, "tokenizer.json")
         with open(path, encoding="utf-8") as f:
@@ -2535,7 +2563,7 @@ def main_real_tokenizers():
             spec["normalizer"] = {"type": "NFC"}
         with open(path, "w", encoding="utf-8") as f:
             json.dump(spec, f, ensure_ascii=False, separators=(",", ":"))
-    for family in ("mistral_v3", "smollm2", "qwen2"):
+    for family in ("mistral_v3", "smollm2", "qwen2", "phi3", "gemma"):
         out = os.path.join(REAL_TOK_DIR, family)
         print("== real_tokenizers/%s" % family, flush=True)
         tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
@@ -2550,7 +2578,8 @@ def main_real_tokenizers():
             f.write("\n")
         for key, edit in variants.items():
             v = json.loads(tok.to_str())
-            v["pre_tokenizer"].update(edit.get("pre_tokenizer", {}))
+            if "pre_tokenizer" in edit:
+                v["pre_tokenizer"].update(edit["pre_tokenizer"])
             if "normalizer" in edit:
                 v["normalizer"] = edit["normalizer"]
             v["model"].update(edit.get("model", {}))

