@@ -105,7 +105,7 @@ void build_fb(flatbuffers::FlatBufferBuilder& b, const Graph& g, const PlanTarge
                               t.sp_prepend_first, t.decode_strip_space, b.CreateVector(added), t.bos_id, t.eos_id,
                               t.add_bos, b.CreateVector(t.stop_ids), uint8_t(t.chat), b.CreateString(t.chat_template),
                               t.pad_id, t.metaspace, t.metaspace_split, t.fuse_unk, t.nfc, b.CreateString(t.chat_vars),
-                              b.CreateString(t.chat_template_tools));
+                              b.CreateString(t.chat_template_tools), b.CreateVectorOfStrings(t.split_regexes));
   }
   auto root =
       fb::CreatePlan(b, kSchemaVersion, b.CreateString("kiln " KILN_VERSION_STRING), b.CreateVector(tvec), model,

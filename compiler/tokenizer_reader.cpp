@@ -5,7 +5,8 @@
 #include "compiler/error.h"
 #include "compiler/json_util.h"
 #include "compiler/safetensors.h"  // path_exists: a FIFO there is refused by name, not skipped
-#include "runtime/text.h"          // byte_alphabet: GPT-2's byte ↔ unicode mapping
+#include "runtime/regex_split.h"
+#include "runtime/text.h"  // byte_alphabet: GPT-2's byte ↔ unicode mapping
 
 namespace kiln {
 
@@ -198,7 +199,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       sp_replace = replace_normalizer = true;
     else fail("normalizer '" + t + "' is not supported");
   }
-  std::vector<std::string> splits;
+  std::vector<std::string> splits, raw_splits;  // (normalized to compare with the known ones; as written)
   for (const json& p : flatten(j.value("pre_tokenizer", json()), "pretokenizers")) {
     const std::string t = type_of(p);
     if (t == "ByteLevel") {
@@ -213,10 +214,12 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
         fail("Split pre-tokenizer on the string \"" + lit.substr(0, 40) +
              "\" is supported only as a no-op: \" \" after a Replace(\" \" → \"▁\") normalizer, not inverted");
     } else if (t == "Split") {
-      const std::string re = normalize_regex(p.contains("pattern") ? text_of(p["pattern"], "Regex", "") : "");
+      const std::string raw = p.contains("pattern") ? text_of(p["pattern"], "Regex", "") : "";
+      const std::string re = normalize_regex(raw);
       if (text_of(p, "behavior", "") != "Isolated" || flag(p, "invert"))
         fail("Split pre-tokenizer must be Isolated, not inverted");
       splits.push_back(re);
+      raw_splits.push_back(raw);
     } else if (t == "Metaspace") {
       if (text_of(p, "replacement", "") != kSpace) fail("Metaspace must use \"▁\" as its replacement");
       if (d->sp_prepend) fail("a Prepend normalizer and a Metaspace pre-tokenizer together are not supported");
@@ -241,9 +244,12 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   else if (splits.size() == 1 && splits[0] == kQwen2Pattern) d->split = TokenizerData::Split::kQwen2;
   else if (splits.size() == 1 && splits[0] == kGpt2Pattern) d->split = TokenizerData::Split::kGpt2;
   else if (splits == std::vector<std::string>{kDsDigits, kDsCjk, kDsMain}) d->split = TokenizerData::Split::kDeepseek;
-  else if (!splits.empty())
-    fail("Split pattern is not one kiln knows (LLaMA-3, Qwen2, GPT-2 or DeepSeek-V3's three): " +
-         splits[0].substr(0, 80));
+  else if (!splits.empty()) {  // any other: PCRE2 runs it (Tokenizer::create compiles and checks it)
+    d->split = TokenizerData::Split::kRegex;
+    d->split_regexes = raw_splits;
+    auto check = RegexSplitter::create(raw_splits);  // as the runtime will compile them
+    if (!check.is_ok()) fail("Split " + check.status().message());
+  }
   // HF splits normalized added tokens out of the normalized text; kiln splits all of them out of
   // the raw text, which is the same unless a normalizer can change the text around them.
   if (d->nfc)

@@ -513,10 +513,12 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
   // --- tokenizer (checked by Tokenizer::create: every id in range)
   if (const fb::Tokenizer* t = root->tokenizer()) {
     TokenizerData d;
-    if (t->kind() > 2 || t->split() > 4 || (t->chat() != 0 && t->chat() != 3))
+    if (t->kind() > 2 || t->split() > 5 || (t->chat() != 0 && t->chat() != 3))
       return corrupt_plan("tokenizer kind is invalid");
     d.kind = TokenizerData::Kind(t->kind());
     d.split = TokenizerData::Split(t->split());
+    if (t->split_regexes())  // (Tokenizer::create bounds their number and length and compiles them)
+      for (const auto* s : *t->split_regexes()) d.split_regexes.push_back(str(s));
     if (t->vocab())
       for (const auto* s : *t->vocab()) d.vocab.push_back(str(s));
     if (t->merges()) {

@@ -164,7 +164,17 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
   } else if (!d.chat_template.empty() || !d.chat_vars.empty() || !d.chat_template_tools.empty()) {
     return bad("a chat template without the Jinja chat format");
   }
+  std::shared_ptr<const RegexSplitter> regex;
+  if (d.split == TokenizerData::Split::kRegex) {
+    if (d.kind != TokenizerData::Kind::kByteLevelBpe) return bad("split regexes need a byte-level BPE tokenizer");
+    auto r = RegexSplitter::create(d.split_regexes);
+    if (!r.is_ok()) return bad(r.status().message());
+    regex = r.take();
+  } else if (!d.split_regexes.empty()) {
+    return bad("split regexes without the regex split");
+  }
   std::unique_ptr<Tokenizer> t(new Tokenizer(std::move(d)));
+  t->regex_ = std::move(regex);
   t->chat_ = std::move(chat);
   t->chat_tools_ = std::move(chat_tools);
   t->chat_vars_ = std::move(chat_vars);
@@ -378,6 +388,12 @@ void Tokenizer::encode_segment(std::string_view text, bool first_segment, std::v
   }
   if (d_.split == TokenizerData::Split::kNone) {
     bpe_word(text, out);
+    return;
+  }
+  if (d_.split == TokenizerData::Split::kRegex) {
+    std::vector<std::string_view> pieces;
+    regex_->split(text, &pieces);
+    for (std::string_view p : pieces) bpe_word(p, out);
     return;
   }
   if (d_.split == TokenizerData::Split::kDeepseek) {

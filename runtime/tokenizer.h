@@ -1,7 +1,8 @@
 // The tokenizer embedded in a plan: HF `tokenizers` BPE models of the two families that
-// matter, re-implemented without a regex library.
+// matter, re-implemented.
 //   - byte-level BPE (LLaMA-3, DeepSeek, GPT-2): pre-tokenizer scanners hand-written for the
-//     known split patterns, bytes mapped to the GPT-2 byte alphabet, BPE merges by rank;
+//     known split patterns (any other Split regex runs on PCRE2: runtime/regex_split.h), bytes
+//     mapped to the GPT-2 byte alphabet, BPE merges by rank;
 //   - SentencePiece-style BPE (LLaMA-1/2, Mistral): "▁" for spaces (a Prepend+Replace
 //     normalizer or a Metaspace pre-tokenizer), byte fallback to <0xXX> tokens;
 //   - CLIP BPE (Stable Diffusion's text encoders): NFC, whitespace runs to one space and
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "runtime/jinja.h"
+#include "runtime/regex_split.h"
 #include "runtime/status.h"
 #include "schema/tokenizer_data.h"
 
@@ -106,6 +108,7 @@ class Tokenizer {
   std::shared_ptr<const jinja::Template> chat_;        // the parsed chat template, or null
   std::shared_ptr<const jinja::Template> chat_tools_;  // the "tool_use" one, or null
   jinja::Value chat_vars_;                             // a dict: the special tokens the template sees
+  std::shared_ptr<const RegexSplitter> regex_;         // Split::kRegex's patterns, compiled
 };
 
 // UTF-8 helpers shared with the CLI: the length of the longest prefix of s made of complete

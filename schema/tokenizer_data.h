@@ -13,8 +13,9 @@ struct TokenizerData {
   enum class Kind : uint8_t { kByteLevelBpe = 0, kSentencePieceBpe = 1, kClipBpe = 2 };
   // Pre-tokenizer: one split pattern, or DeepSeek-V3's sequence of three isolating splits
   // (digit runs of up to 3, CJK/kana runs, then its main pattern).
-  // Qwen2: LLaMA-3's pattern with single digits (\p{N} for \p{N}{1,3}).
-  enum class Split : uint8_t { kNone = 0, kLlama3 = 1, kGpt2 = 2, kDeepseek = 3, kQwen2 = 4 };
+  // Qwen2: LLaMA-3's pattern with single digits (\p{N} for \p{N}{1,3}). kRegex: any other
+  // sequence of isolating splits, split_regexes run by PCRE2 (runtime/regex_split.h).
+  enum class Split : uint8_t { kNone = 0, kLlama3 = 1, kGpt2 = 2, kDeepseek = 3, kQwen2 = 4, kRegex = 5 };
   // kJinja: chat_template is rendered by the Jinja interpreter (runtime/jinja.h). 1 and 2 were
   // hard-coded LLaMA-3 and DeepSeek formats (schema 4 and older).
   enum class Chat : uint8_t { kNone = 0, kJinja = 3 };
@@ -26,6 +27,7 @@ struct TokenizerData {
 
   Kind kind = Kind::kByteLevelBpe;
   Split split = Split::kNone;
+  std::vector<std::string> split_regexes;           // kRegex: the patterns, as tokenizer.json has them
   std::vector<std::string> vocab;                   // token strings by id, as in tokenizer.json
   std::vector<std::pair<int32_t, int32_t>> merges;  // by rank: ids of the left and right pieces
   bool ignore_merges = false;                       // a word in the vocab is one token

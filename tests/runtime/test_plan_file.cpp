@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "compiler/compile.h"
 #include "plan_edit.h"
@@ -437,4 +439,52 @@ TEST_CASE("plan file: a chat template or its variables edited behind valid check
   st = load(b);
   REQUIRE_FALSE(st.is_ok());
   CHECK(st.message().find("a chat template without the Jinja chat format") != std::string::npos);
+}
+
+TEST_CASE("plan file: split regexes edited behind valid checksums are refused at load") {
+  TempDir d;
+  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";
+  REQUIRE(::mkdir((d / "m").c_str(), 0700) == 0);
+  kiln::test::TinyLlama tl;
+  tl.vocab = 1211;
+  kiln::test::write_tiny_llama(d / "m", tl);
+  // LLaMA-3's split wrapped in (?:…): a pattern kiln has no scanner for, so the plan carries it.
+  nlohmann::json tj = nlohmann::json::parse(kiln::test::read_bytes(tok + "/tokenizer.json"));
+  auto& split = tj["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"];
+  split = "(?:" + split.get<std::string>() + ")";
+  std::ofstream(d / "m/tokenizer.json") << tj.dump();
+  kiln::test::write_bytes(d / "m/tokenizer_config.json", kiln::test::read_bytes(tok + "/tokenizer_config.json"));
+  CompileOptions o;
+  o.model_dir = d / "m";
+  o.output = d / "m.kplan";
+  o.max_seq = 8;
+  o.chunk = 4;
+  REQUIRE(kiln::test::compile_error(o).empty());
+  const auto base = kiln::test::read_bytes(o.output);
+  auto loaded = Plan::load_file(o.output);
+  REQUIRE(loaded.is_ok());
+  REQUIRE(loaded.value()->tokenizer()->data().split == TokenizerData::Split::kRegex);
+  auto b = base;
+  {  // \p{L} → \h{L}: Oniguruma's hex-digit escape, which PCRE2 reads otherwise
+    const flatbuffers::String* s = mutable_root(b)->tokenizer()->split_regexes()->Get(0);
+    const size_t at = s->str().find("\\p{L}");
+    REQUIRE(at != std::string::npos);
+    const_cast<char*>(s->c_str())[at + 1] = 'h';
+  }
+  rehash(b);
+  Status st = load(b);
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("the escape \\h") != std::string::npos);
+  b = base;
+  mutable_root(b)->mutable_tokenizer()->mutate_split(1);  // LLaMA-3's scanner, with regexes beside it
+  rehash(b);
+  st = load(b);
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("split regexes without the regex split") != std::string::npos);
+  b = base;
+  mutable_root(b)->mutable_tokenizer()->mutate_split(6);
+  rehash(b);
+  st = load(b);
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("tokenizer kind is invalid") != std::string::npos);
 }

@@ -219,12 +219,13 @@ TEST_CASE("tokenizer: the chat template is chosen and fed as transformers does")
 // SmolLM2 (a GPT-2-style vocabulary without 21 bytes, which HF drops: "a\x04b" → a b) and
 // Qwen2 (llama.cpp's vocabulary GGUF: LLaMA-3's split with single digits), Phi-3 (llama.cpp's:
 // SentencePiece BPE with Prepend and Replace normalizers) and Gemma (llama.cpp's Gemma 4 GGUF:
-// 262k tokens, a Replace normalizer and a Split on " " that finds nothing left to split). Each
-// variant in variants.json (Metaspace split / prepend_scheme, unk with and without fuse_unk, byte
-// fallback with byte tokens missing, Qwen2's NFC normalizer) is the same tokenizer.json edited,
-// read as a file.
-TEST_CASE("tokenizer: real Mistral v3, SmolLM2, Qwen2, Phi-3 and Gemma tokenizers and their variants give HF's ids") {
-  for (const std::string family : {"mistral_v3", "smollm2", "qwen2", "phi3", "gemma"}) {
+// 262k tokens, a Replace normalizer and a Split on " " that finds nothing left to split) and
+// Mistral NeMo's tekken (mistral-common's tekken.json as transformers converts it: a Split regex
+// kiln runs on PCRE2). Each variant in variants.json (Metaspace split / prepend_scheme, unk with
+// and without fuse_unk, byte fallback with byte tokens missing, NFC normalizers) is the same
+// tokenizer.json edited, read as a file.
+TEST_CASE("tokenizer: real Mistral v3, SmolLM2, Qwen2, Phi-3, Gemma and tekken tokenizers and variants give HF's ids") {
+  for (const std::string family : {"mistral_v3", "smollm2", "qwen2", "phi3", "gemma", "tekken"}) {
     CAPTURE(family);
     const std::string dir = kiln::test::fixtures_root() + "/real_tokenizers/" + family;
     std::ifstream tin(dir + "/tokenizer.json"), vin(dir + "/variants.json"), cin(dir + "/cases.json");
@@ -257,7 +258,8 @@ TEST_CASE("tokenizer: real Mistral v3, SmolLM2, Qwen2, Phi-3 and Gemma tokenizer
       std::string tmpl;
       REQUIRE(read_hf_tokenizer(d.path(), &td, &tmpl));
       CHECK(td.metaspace == (family == "mistral_v3"));
-      CHECK(td.nfc == (family == "qwen2" && key == "ids"));
+      CHECK(td.nfc == ((family == "qwen2" && key == "ids") || key == "ids_nfc"));
+      CHECK((td.split == TokenizerData::Split::kRegex) == (family == "tekken"));
       auto t = Tokenizer::create(std::move(td));
       REQUIRE_MESSAGE(t.is_ok(), t.status().message());
       size_t differs = 0;
@@ -315,7 +317,7 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
   const Case cases_[] = {
       {"model type", [](nlohmann::json& j) { j["model"]["type"] = "WordPiece"; }, "model type 'WordPiece'"},
       {"split regex", [](nlohmann::json& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+"; },
-       "Split pattern is not one kiln knows"},
+       "Split split pattern 0: the escape \\w, which Oniguruma (HF tokenizers) and PCRE2 read differently"},
       {"normalizer",
        [](nlohmann::json& j) {
          j["normalizer"] = {{"type", "NFKC"}};
@@ -570,4 +572,136 @@ TEST_CASE("tokenizer: long merged tokens and many added tokens cost time linear 
   auto t = Tokenizer::create(d);
   REQUIRE_FALSE(t.is_ok());
   CHECK(t.status().message().find("longer than") != std::string::npos);
+}
+
+namespace {
+
+// A tokenizer.json's known split patterns wrapped as (?:…): the same language, but not a
+// pattern kiln has a scanner for, so PCRE2 runs it (GPT-2's ByteLevel use_regex becomes a Split
+// of GPT-2's pattern before a ByteLevel without one).
+nlohmann::json with_regex_splits(nlohmann::json j) {
+  nlohmann::json& pre = j["pre_tokenizer"];
+  if (pre["type"] == "ByteLevel" && pre.value("use_regex", true)) {
+    nlohmann::json bl = pre;
+    bl["use_regex"] = false;
+    pre = {{"type", "Sequence"},
+           {"pretokenizers",
+            {{{"type", "Split"},
+              {"pattern",
+               {{"Regex", "(?:'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+)"}}},
+              {"behavior", "Isolated"},
+              {"invert", false}},
+             bl}}};
+    return j;
+  }
+  for (auto& p : pre["pretokenizers"])
+    if (p["type"] == "Split") p["pattern"]["Regex"] = "(?:" + p["pattern"]["Regex"].get<std::string>() + ")";
+  return j;
+}
+
+std::unique_ptr<Tokenizer> tokenizer_from(const nlohmann::json& file, const std::string& config_dir) {
+  kiln::test::TempDir d;
+  std::ofstream(d / "tokenizer.json") << file.dump();
+  kiln::test::write_bytes(d / "tokenizer_config.json", kiln::test::read_bytes(config_dir + "/tokenizer_config.json"));
+  TokenizerData td;
+  std::string tmpl;
+  REQUIRE(read_hf_tokenizer(d.path(), &td, &tmpl));
+  REQUIRE(td.split == TokenizerData::Split::kRegex);
+  auto t = Tokenizer::create(std::move(td));
+  REQUIRE_MESSAGE(t.is_ok(), t.status().message());
+  return t.take();
+}
+
+}  // namespace
+
+// PCRE2 against HF's Oniguruma, through kiln's hand-written scanners (which match HF on these
+// cases): LLaMA-3's, Qwen2's, GPT-2's and DeepSeek-V3's three patterns, run as regexes, give HF's
+// ids on every case of their fixtures (all scripts, emoji, whitespace and digit runs, long texts).
+TEST_CASE("tokenizer: the known split patterns run on PCRE2 give HF's ids on every case") {
+  struct Fixture {
+    std::string dir, cases;
+  };
+  const std::string root = kiln::test::fixtures_root();
+  for (const Fixture& f :
+       {Fixture{root + "/tokenizers/bytelevel", "cases.json"}, Fixture{root + "/tokenizers/deepseek", "cases.json"},
+        Fixture{root + "/real_tokenizers/qwen2", "cases.json"},
+        Fixture{root + "/real_tokenizers/smollm2", "cases.json"}}) {
+    CAPTURE(f.dir);
+    std::ifstream tin(f.dir + "/tokenizer.json"), cin(f.dir + "/" + f.cases);
+    const auto t = tokenizer_from(with_regex_splits(nlohmann::json::parse(tin)), f.dir);
+    size_t n = 0;
+    for (const auto& c : nlohmann::json::parse(cin)) {
+      const std::string text = c["text"].get<std::string>();
+      CAPTURE(text);
+      CHECK(t->encode(text, false) == ids_of(c["ids"]));
+      ++n;
+    }
+    CHECK(n >= 200);
+    MESSAGE(f.dir << ": " << n << " cases identical to HF on PCRE2");
+  }
+}
+
+// Patterns are untrusted plan data: Oniguruma syntax PCRE2 reads differently, too many or too
+// long patterns, and patterns that do not compile are refused naming the problem; a pattern
+// that backtracks catastrophically finishes under PCRE2's limits (the piece stays unsplit),
+// and one that matches the empty string terminates and splits nothing.
+TEST_CASE("tokenizer: regex splits refuse what they cannot run exactly and never hang") {
+  auto make = [](std::vector<std::string> pats) { return RegexSplitter::create(pats); };
+  struct Bad {
+    std::vector<std::string> pats;
+    const char* expect;
+  };
+  const Bad bad[] = {
+      {{"\\h+"}, "the escape \\h"},
+      {{"\\w+"}, "the escape \\w"},
+      {{"a\\b"}, "the escape \\b"},
+      {{"[a-z&&[^aeiou]]"}, "&& in a character class"},
+      {{"[a[bc]]"}, "a character class inside a character class"},
+      {{"[a-z&&b]"}, "&& in a character class"},
+      {{"[^\\S]"}, "\\S inside a character class"},
+      {{"(unclosed"}, "split pattern 0 does not compile"},
+      {{"\\u0041"}, "does not compile"},
+      {{""}, "is empty"},
+      {{std::string(5000, 'a')}, "longer than 4096 bytes"},
+      {std::vector<std::string>(17, "a"), "1 to 16 patterns"},
+      {{}, "1 to 16 patterns"},
+      {{"a", "b\\"}, "split pattern 1: the pattern ends in a backslash"},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(std::string(b.expect));
+    auto r = make(b.pats);
+    REQUIRE_FALSE(r.is_ok());
+    CAPTURE(r.status().message());
+    CHECK(r.status().message().find(b.expect) != std::string::npos);
+  }
+  std::vector<std::string_view> out;
+  auto pieces = [&](const std::string& pat, std::string_view text) {
+    auto r = make({pat});
+    REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+    out.clear();
+    r.value()->split(text, &out);
+    return std::vector<std::string>(out.begin(), out.end());
+  };
+  // Isolated: matches and the gaps between them; \s is White_Space (not U+180E, as Oniguruma).
+  CHECK(pieces("\\s+",
+               "a  b\xE1\xA0\x8E"
+               "c") == std::vector<std::string>{"a", "  ",
+                                                "b\xE1\xA0\x8E"
+                                                "c"});
+  CHECK(pieces("[^\\s]+", "x y") == std::vector<std::string>{"x", " ", "y"});
+  CHECK(pieces("\\S+", "x\xC2\x85y") == std::vector<std::string>{"x", "\xC2\x85", "y"});  // U+0085 is space
+  // Empty matches split nothing and the search moves on by whole characters.
+  CHECK(pieces("x*", "ab\xE4\xB8\xADxxc") == std::vector<std::string>{"ab\xE4\xB8\xAD", "xx", "c"});
+  // Invalid UTF-8 stays in the gaps.
+  CHECK(pieces("\\p{L}+",
+               "ab\xFF\xFE"
+               "cd") == std::vector<std::string>{"ab", "\xFF\xFE", "cd"});
+  // Catastrophic backtracking: bounded, the piece left whole.
+  const std::string evil(40000, 'a');
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto p = pieces("(a|aa)+$|(a+)+b", evil + "!");
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60));
+  std::string joined;
+  for (const auto& s : p) joined += s;
+  CHECK(joined == evil + "!");  // nothing lost, whatever was split
 }
