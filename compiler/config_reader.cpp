@@ -108,7 +108,8 @@ bool ConfigReader::dtype(DType* out) const {
   return false;
 }
 
-RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double default_theta) const {
+RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double default_theta,
+                              bool partial_rotary) const {
   RopeConfig r;
   nested_unmodeled_.clear();
   const json* params = nullptr;
@@ -121,7 +122,7 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double
     key = "rope_scaling";
   }
   r.theta = num("rope_theta", default_theta);
-  if (params) rope_object(*params, key, allowed, &r);
+  if (params) rope_object(*params, key, allowed, &r, partial_rotary);
   if (r.theta <= 0) fail("rope_theta", "must be positive");
   return r;
 }
@@ -136,7 +137,7 @@ RopeConfig ConfigReader::rope_at(const json& params, const std::string& key, std
 }
 
 void ConfigReader::rope_object(const json& params, const std::string& key_name,
-                               std::initializer_list<const char*> allowed, RopeConfig* out) const {
+                               std::initializer_list<const char*> allowed, RopeConfig* out, bool partial_rotary) const {
   RopeConfig& r = *out;
   const std::string& key = key_name;
   if (!params.is_object()) fail(key, "must be an object");
@@ -222,7 +223,8 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   for (auto it = p.begin(); it != p.end(); ++it) {
     if (it->is_null() || std::find(std::begin(kRopeKeys), std::end(kRopeKeys), it.key()) != std::end(kRopeKeys))
       continue;
-    if (it.key() == "partial_rotary_factor" && it->is_number() && it->get<double>() == 1.0) continue;
+    if (it.key() == "partial_rotary_factor" && (partial_rotary || (it->is_number() && it->get<double>() == 1.0)))
+      continue;
     nested_unmodeled_.push_back(key_value(key + "." + it.key(), *it));
   }
 }

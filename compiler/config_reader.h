@@ -54,7 +54,10 @@ class ConfigReader {
   // rope_parameters (transformers 5) or rope_theta + rope_scaling (transformers 4).
   // default_theta: rope_theta when neither the config nor its RoPE object sets it (the config
   // class's default).
-  RopeConfig rope(std::initializer_list<const char*> allowed_types, double default_theta = 10000.0) const;
+  // partial_rotary: the caller reads partial_rotary_factor itself (Phi-3); otherwise a value other
+  // than 1 in the RoPE object is left unmodeled.
+  RopeConfig rope(std::initializer_list<const char*> allowed_types, double default_theta = 10000.0,
+                  bool partial_rotary = false) const;
   // One RoPE object (`key` names it in errors and unmodeled keys) whose rope_theta defaults to
   // `theta`: Gemma 3's per-layer-type rope_parameters.
   RopeConfig rope_at(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,
@@ -71,7 +74,7 @@ class ConfigReader {
 
  private:
   void rope_object(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,
-                   RopeConfig* r) const;
+                   RopeConfig* r, bool partial_rotary = false) const;
 
   const nlohmann::json& j_;
   std::string path_;

@@ -243,15 +243,34 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.attention_bias = r.boolean("attention_bias", false);
     c.mlp_bias = r.boolean("mlp_bias", false);
   }
-  if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0)
+  if (phi3) {
+    // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
+    // hidden_size / num_attention_heads dims, rounded down (transformers' int()).
+    double f = r.num("partial_rotary_factor", 1.0);
+    const char* fkey = "partial_rotary_factor";
+    for (const char* k : {"rope_parameters", "rope_scaling"})
+      if (r.has(k) && j[k].is_object() && j[k].contains("partial_rotary_factor") &&
+          !j[k]["partial_rotary_factor"].is_null()) {
+        f = r.num(j[k], "partial_rotary_factor", 1.0);
+        fkey = k;
+      }
+    if (!(f > 0 && f <= 1)) r.fail(fkey, "partial_rotary_factor must be in (0, 1]");
+    const int64_t rd = int64_t(double(c.hidden_size / c.num_attention_heads) * f);
+    if (rd < 2 || rd % 2 != 0 || rd > c.head_dim)
+      r.fail(fkey, "partial_rotary_factor " + std::to_string(f) + " gives " + std::to_string(rd) +
+                       " rotary dims, which must be even, at least 2 and at most head_dim");
+    if (rd != c.head_dim) c.rotary_dim = rd;
+  } else if (r.has("partial_rotary_factor") && r.num("partial_rotary_factor", 1.0) != 1.0) {
     r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
+  }
   c.has_dtype = r.dtype(&c.dtype);
   if (!gemma)  // (read_gemma3 reads its two RoPEs)
-    c.rope = phi3      ? r.rope({"default", "longrope", "su"})
+    c.rope = phi3      ? r.rope({"default", "longrope", "su"}, 10000.0, true)
              : mixtral ? r.rope({"default", "linear", "llama3"}, 1e6)  // MixtralConfig's default_theta
                        : r.rope({"default", "linear", "llama3"});
-  if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.head_dim / 2)
-    r.fail("rope_parameters", "short_factor must hold head_dim / 2 = " + std::to_string(c.head_dim / 2) + " numbers");
+  if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
+    r.fail("rope_parameters",
+           "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "max_sequence_length"});
   return c;

@@ -53,6 +53,10 @@ struct LlamaConfig {
   // Phi-3: q, k and v in one qkv_proj tensor and gate|up in one gate_up_proj (the layout kiln
   // builds anyway), LongRoPE allowed.
   bool fused_projections = false;
+  // Phi-3/4: RoPE over the first rotary_dim dims of each head (partial_rotary_factor < 1,
+  // Phi-4-mini's 0.75); 0: all of them.
+  int64_t rotary_dim = 0;
+  int64_t rotary() const { return rotary_dim > 0 ? rotary_dim : head_dim; }
   // Gemma 3 (Gemma3ForCausalLM, its text model): the embedding scaled by √hidden_size, RMSNorms
   // that multiply by (1 + w), q_norm/k_norm, a tanh-GELU GEGLU MLP, norms after attention and
   // around the MLP, attention scaled by query_pre_attn_scalar^-½, sliding layers (window_layer)

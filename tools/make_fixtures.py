@@ -533,6 +533,13 @@ PHI3_VARIANTS = [
                                 rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
                                                  "short_factor": [1.0 + 0.37 * i for i in range(8)],
                                                  "long_factor": [4.0 + i for i in range(8)]})),
+    # Phi-4-mini's layout: RoPE over the first 0.75 of each head's dims (12 of 16), LongRoPE over those
+    ("partial_f32", 2626, dict(PHI3_BASE, sliding_window=None, original_max_position_embeddings=64,
+                               tie_word_embeddings=True, partial_rotary_factor=0.75,
+                               rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                                                "partial_rotary_factor": 0.75,
+                                                "short_factor": [1.0 + 0.41 * i for i in range(6)],
+                                                "long_factor": [3.0 + i for i in range(6)]})),
 ]
 
 GEMMA3_DIR = os.path.join(REPO, "tests", "fixtures", "gemma3")

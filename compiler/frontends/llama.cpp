@@ -210,8 +210,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   }
   const uint32_t norm = norm_w("model.norm.weight", D);
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
-  const uint32_t inv_freq =
-      g.weight("rope.inv_freq", DType::F32, {hd / 2}, WeightSource{{}, rope_inv_freq(c.rope, hd), nullptr});
+  // (Phi-4-mini: over the first rotary dims of each head only)
+  const uint32_t inv_freq = g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
+                                     WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
   // Gemma's sliding layers have their own RoPE.
   const uint32_t inv_freq_local = c.gemma ? g.weight("rope.inv_freq_local", DType::F32, {hd / 2},
                                                      WeightSource{{}, rope_inv_freq(c.rope_local, hd), nullptr})

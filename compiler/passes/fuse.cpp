@@ -39,7 +39,7 @@ bool fuse_rope_kv_write(const Node& rope, const Node& kv, std::vector<Node>* out
   const int64_t h = kv.int_attrs[0], kvh = kv.int_attrs[1], hd = kv.int_attrs[2];
   if (kv.inputs[0] != qkv || rope.inputs[1] != kv.inputs[1] || rope.int_attrs[0] != h + kvh ||
       rope.int_attrs[1] != hd || g.values[qkv].shape.size() != 2 || g.values[qkv].shape[1] != (h + 2 * kvh) * hd ||
-      hd % 2 != 0)
+      hd % 2 != 0 || g.values[rope.inputs[0]].shape != std::vector<int64_t>{hd / 2})  // (not a partial rotary)
     return false;
   Node n;
   n.kernel = &kRopeKvWriteOp;

@@ -5,7 +5,7 @@
 namespace kiln {
 
 void rope_cpu(const RopeArgs& a, ThreadPool& pool) {
-  const int64_t half = a.head_dim / 2;
+  const int64_t half = rope_half(a);
   pool.parallel_for(a.batch * a.chunk, 1, [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = r / a.chunk, t = r % a.chunk;

@@ -50,11 +50,12 @@ __global__ void head_rmsnorm_kernel(HeadRmsNormArgs a) {
   for (int64_t i = lane; i < a.head_dim; i += 32) x[i] = cuda::ld(w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
 }
 
-// Rotates pair (i, i + head_dim/2) of head h of qkv row `row` in place and leaves the rotated
-// values in x0, x1. The one rotation rope_kernel and rope_kv_write_kernel both run.
+// Rotates pair (i, i + rotary_dim/2) of head h of qkv row `row` in place and leaves the rotated
+// values in x0, x1. The one rotation rope_kernel and rope_kv_write_kernel (rotary_dim = head_dim
+// there) both run.
 __device__ __forceinline__ void rope_rotate(const RopeArgs& a, int64_t row, int64_t h, int64_t i, float& x0,
                                             float& x1) {
-  const int64_t half = a.head_dim / 2, b = row / a.chunk, t = row % a.chunk;
+  const int64_t half = rope_half(a), b = row / a.chunk, t = row % a.chunk;
   const float angle = float(int64_t(a.start_pos[b]) + t) * a.inv_freq[i];
   float s, c;
   sincosf(angle, &s, &c);
@@ -69,7 +70,7 @@ __device__ __forceinline__ void rope_rotate(const RopeArgs& a, int64_t row, int6
 }
 
 __global__ void rope_kernel(RopeArgs a) {
-  const int64_t half = a.head_dim / 2;
+  const int64_t half = rope_half(a);
   const uint64_t n = uint64_t(a.batch * a.chunk * a.n_rot_heads * half);
   const uint64_t idx = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n) return;
@@ -133,8 +134,8 @@ __global__ void rope_kv_write_kernel(RopeArgs r, KvWriteArgs w) {
 
 bool rope_kv_write_cuda_supported(const RopeArgs& r, const KvWriteArgs& w) {
   return r.qkv == w.qkv && r.start_pos == w.start_pos && r.batch == w.batch && r.chunk == w.chunk &&
-         r.head_dim == w.head_dim && r.head_dim % 2 == 0 && r.n_rot_heads == w.n_heads + w.n_kv_heads &&
-         r.width == (w.n_heads + 2 * w.n_kv_heads) * w.head_dim;
+         r.head_dim == w.head_dim && r.head_dim % 2 == 0 && rope_half(r) == r.head_dim / 2 &&
+         r.n_rot_heads == w.n_heads + w.n_kv_heads && r.width == (w.n_heads + 2 * w.n_kv_heads) * w.head_dim;
 }
 
 void rope_kv_write_cuda(const RopeArgs& r, const KvWriteArgs& w, cudaStream_t s) {
@@ -155,7 +156,7 @@ void head_rmsnorm_cuda(const HeadRmsNormArgs& a, cudaStream_t s) {
 }
 
 void rope_cuda(const RopeArgs& a, cudaStream_t s) {
-  rope_kernel<<<blocks_for(uint64_t(a.batch * a.chunk * a.n_rot_heads * (a.head_dim / 2)), 256), 256, 0, s>>>(a);
+  rope_kernel<<<blocks_for(uint64_t(a.batch * a.chunk * a.n_rot_heads * rope_half(a)), 256), 256, 0, s>>>(a);
 }
 
 void kv_write_cuda(const KvWriteArgs& a, cudaStream_t s) {

@@ -32,6 +32,7 @@ const OpRegistry& builtin_ops() {
       &kHeadRmsNormOp,
       &kMatmulOp,
       &kRopeOp,
+      &kRopeOpV1,
       &kKvWriteOp,
       &kAttentionOp,
       &kAttentionOpV1,

@@ -20,21 +20,25 @@ Status validate(const OpCheck& c, uint64_t*) {
   if (qkv->shape[0] % b != 0) return invalid_argument("qkv rows are not a multiple of the batch");
   if (!span_within(0, cmul(n_rot, hd), qkv->shape[1])) return invalid_argument("rotated heads exceed the qkv width");
   KILN_RETURN_IF_ERROR(c.expect(qkv, "qkv", {DType::F32}, qkv->shape));
-  KILN_RETURN_IF_ERROR(c.expect(inv, "inv_freq", {DType::F32}, {hd / 2}));
+  KILN_RETURN_IF_ERROR(c.expect_rank(inv, "inv_freq", 1));
+  if (inv->shape[0] < 1 || inv->shape[0] > hd / 2) return invalid_argument("inv_freq is longer than head_dim / 2");
+  KILN_RETURN_IF_ERROR(c.expect(inv, "inv_freq", {DType::F32}, inv->shape));
   if (c.launch().outputs[0] != c.launch().inputs[2]) return invalid_argument("rope must write its qkv input in place");
   return Status::ok();
 }
 
 RopeArgs args(const OpLaunch& l) {
   const int64_t b = l.in(1)->shape[0];
-  return {l.out_f32(0),      l.in_f32(0), l.in_i32(1), b,           l.in(2)->shape[0] / b,
-          l.in(2)->shape[1], l.iattr(0),  l.iattr(1),  l.fattr32(0)};
+  return {l.out_f32(0), l.in_f32(0),  l.in_i32(1),          b, l.in(2)->shape[0] / b, l.in(2)->shape[1], l.iattr(0),
+          l.iattr(1),   l.fattr32(0), 2 * l.in(0)->shape[0]};
 }
 
 }  // namespace
 
+// Version 2 allows an inv_freq shorter than head_dim / 2 (a partial rotary embedding); version 1
+// plans (always the whole head) still load.
 const OpDef kRopeOp{"rope",
-                    1,
+                    2,
                     3,
                     1,
                     2,
@@ -46,5 +50,11 @@ const OpDef kRopeOp{"rope",
                     bind_cpu_kernel<args, rope_cpu>,
                     KILN_CUDA_BIND(bind_cuda_kernel<args, rope_cuda>),
                     nullptr};
+
+const OpDef kRopeOpV1 = [] {
+  OpDef d = kRopeOp;
+  d.version = 1;
+  return d;
+}();
 
 }  // namespace kiln

@@ -273,7 +273,7 @@ TEST_CASE("config: keys that transformers' GGUF loader writes are read as irrele
 // Phi3ForCausalLM: fused projections and LongRoPE (short factors, cos and sin scaled), checked
 // against transformers' own numbers; a plan longer than original_max_position_embeddings (where
 // the long factors take over) and a partial rotary fraction are refused by name.
-TEST_CASE("config: Phi-3 (LongRoPE, fused projections, refusals)") {
+TEST_CASE("config: Phi-3 (LongRoPE, fused projections, partial rotary, refusals)") {
   const std::string path = kiln::test::fixture("longrope_f32", "phi3") + "/config.json";
   const LlamaConfig c = read_llama_config(path);
   CHECK(c.architecture == "Phi3ForCausalLM");
@@ -288,15 +288,41 @@ TEST_CASE("config: Phi-3 (LongRoPE, fused projections, refusals)") {
   std::ifstream in(path);
   const nlohmann::json base = nlohmann::json::parse(in);
   auto error = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(base, edit); };
-  {  // inside the RoPE object: left unmodeled, which compile refuses by name
-    nlohmann::json j = base;
-    j["rope_parameters"]["partial_rotary_factor"] = 0.75;
-    const LlamaConfig p = parse_llama_config(j.dump(), "config.json");
-    REQUIRE(p.unmodeled.size() == 1);
-    CHECK(p.unmodeled[0] == "rope_parameters.partial_rotary_factor = 0.75");
+  {  // Phi-4-mini: a partial rotary embedding, 0.75 of each head (12 of 16 dims), read from
+     // rope_parameters (transformers 5) or top-level (the hub, with rope_scaling)
+    const LlamaConfig p = read_llama_config(kiln::test::fixture("partial_f32", "phi3") + "/config.json");
+    CHECK(p.rotary_dim == 12);
+    CHECK(p.unmodeled.empty());
+    CHECK(rope_inv_freq(p.rope, p.rotary()).size() == 6);
+    nlohmann::json hub = base;
+    hub["partial_rotary_factor"] = 0.75;
+    hub["rope_scaling"] = hub["rope_parameters"];
+    hub.erase("rope_parameters");
+    hub["rope_scaling"].erase("partial_rotary_factor");  // (where both say, the object wins, as in Phi3Config)
+    hub["rope_scaling"]["short_factor"] = {1, 1, 1, 1, 1, 1};
+    hub["rope_scaling"]["long_factor"] = {2, 2, 2, 2, 2, 2};
+    const LlamaConfig h = parse_llama_config(hub.dump(), "config.json");
+    CHECK(h.rotary_dim == 12);
+    CHECK(h.unmodeled.empty());
+    CHECK(error([&](nlohmann::json& j) {
+            j = hub;
+            j["partial_rotary_factor"] = 0.7;  // 11.2 → 11 dims: odd
+          }).find("must be even") != std::string::npos);
+    CHECK(error([&](nlohmann::json& j) {
+            j = hub;
+            j["partial_rotary_factor"] = 1.5;
+          }).find("in (0, 1]") != std::string::npos);
+    CHECK(error([&](nlohmann::json& j) {  // factors for the whole head, not its rotary part
+            j = hub;
+            j["rope_scaling"]["short_factor"] = {1, 1, 1, 1, 1, 1, 1, 1};
+          })
+              .find("rotary dims / 2 = 6") != std::string::npos);
   }
-  CHECK(error([](nlohmann::json& j) { j["partial_rotary_factor"] = 0.75; }).find("partial_rotary_factor") !=
-        std::string::npos);
+  // Other architectures: a partial rotary embedding is refused by name.
+  CHECK(edited_error(
+            nlohmann::json::parse(kiln::test::read_bytes(kiln::test::fixture("untied_f32", "qwen2") + "/config.json")),
+            [](nlohmann::json& j) { j["partial_rotary_factor"] = 0.5; })
+            .find("partial_rotary_factor") != std::string::npos);
   {  // transformers: the top-level original_max_position_embeddings overrides the object's copy
     nlohmann::json j = base;
     j["original_max_position_embeddings"] = 128;

@@ -132,15 +132,16 @@ TEST_CASE("cuda: embedding, rmsnorm, swiglu and rope match the CPU kernels") {
     const auto hg = dh.get<float>();
     CHECK(rel_l2(hg.data(), hc.data(), hc.size()) < 1e-6);
   }
-  {
+  for (int64_t rot : {128, 96}) {  // the whole head; Phi-4-mini's partial rotary (0.75)
+    CAPTURE(rot);
     const int64_t batch = 2, chunk = 5, hd = 128, nrot = 12, width = 16 * hd;
     auto qc = random_floats(size_t(batch * chunk * width), 5);
-    std::vector<float> inv(size_t(hd / 2));
-    for (int64_t i = 0; i < hd / 2; ++i) inv[size_t(i)] = std::pow(500000.0f, -2.0f * float(i) / float(hd));
+    std::vector<float> inv(size_t(rot / 2));
+    for (int64_t i = 0; i < rot / 2; ++i) inv[size_t(i)] = std::pow(500000.0f, -2.0f * float(i) / float(rot));
     std::vector<int32_t> start = {0, 3000};
     Dev dq(qc), dinv(inv), ds(start);
-    rope_cpu({qc.data(), inv.data(), start.data(), batch, chunk, width, nrot, hd, 1.0f}, pool);
-    rope_cuda({dq.as<float>(), dinv.as<float>(), ds.as<int32_t>(), batch, chunk, width, nrot, hd, 1.0f}, nullptr);
+    rope_cpu({qc.data(), inv.data(), start.data(), batch, chunk, width, nrot, hd, 1.0f, rot}, pool);
+    rope_cuda({dq.as<float>(), dinv.as<float>(), ds.as<int32_t>(), batch, chunk, width, nrot, hd, 1.0f, rot}, nullptr);
     sync_ok();
     const auto qg = dq.get<float>();
     CHECK(rel_l2(qg.data(), qc.data(), qc.size()) < 1e-5);

@@ -195,29 +195,40 @@ TEST_CASE("swiglu matches silu(gate) * up") {
   CHECK(rel_l2(h.data(), ref.data(), ref.size()) < 1e-6);
 }
 
-TEST_CASE("rope rotates q and k heads by position and leaves v alone") {
+// rotary 8: the whole head; 4 and 2: a partial rotary embedding (Phi-4-mini), which rotates pairs
+// (i, i + rotary/2) of the first rotary dims and leaves the rest of the head alone.
+TEST_CASE("rope rotates q and k heads (whole or their first rotary dims) by position and leaves v alone") {
   ThreadPool pool(2);
   const int64_t batch = 2, chunk = 3, hd = 8, nrot = 3, width = 4 * hd;  // 3 rotated heads + 1 untouched
-  auto qkv = random_floats(size_t(batch * chunk * width), 11);
-  const auto orig = qkv;
-  std::vector<float> inv = {1.0f, 0.3f, 0.05f, 0.001f};
-  std::vector<int32_t> start = {0, 17};
-  rope_cpu(RopeArgs{qkv.data(), inv.data(), start.data(), batch, chunk, width, nrot, hd, 1.0f}, pool);
-  std::vector<float> ref = orig;
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t t = 0; t < chunk; ++t) {
-      const double pos = start[size_t(b)] + t;
-      for (int64_t h = 0; h < nrot; ++h)
-        for (int64_t i = 0; i < hd / 2; ++i) {
-          const size_t base = size_t((b * chunk + t) * width + h * hd);
-          const double a = pos * inv[size_t(i)], x0 = orig[base + size_t(i)], x1 = orig[base + size_t(i + hd / 2)];
-          ref[base + size_t(i)] = float(x0 * std::cos(a) - x1 * std::sin(a));
-          ref[base + size_t(i + hd / 2)] = float(x1 * std::cos(a) + x0 * std::sin(a));
-        }
+  for (int64_t rot : {8, 4, 2}) {
+    CAPTURE(rot);
+    auto qkv = random_floats(size_t(batch * chunk * width), 11);
+    const auto orig = qkv;
+    std::vector<float> inv = {1.0f, 0.3f, 0.05f, 0.001f};
+    inv.resize(size_t(rot / 2));
+    std::vector<int32_t> start = {0, 17};
+    rope_cpu(RopeArgs{qkv.data(), inv.data(), start.data(), batch, chunk, width, nrot, hd, 1.0f, rot == hd ? 0 : rot},
+             pool);
+    std::vector<float> ref = orig;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t t = 0; t < chunk; ++t) {
+        const double pos = start[size_t(b)] + t;
+        for (int64_t h = 0; h < nrot; ++h)
+          for (int64_t i = 0; i < rot / 2; ++i) {
+            const size_t base = size_t((b * chunk + t) * width + h * hd);
+            const double a = pos * inv[size_t(i)], x0 = orig[base + size_t(i)], x1 = orig[base + size_t(i + rot / 2)];
+            ref[base + size_t(i)] = float(x0 * std::cos(a) - x1 * std::sin(a));
+            ref[base + size_t(i + rot / 2)] = float(x1 * std::cos(a) + x0 * std::sin(a));
+          }
+      }
+    CHECK(rel_l2(qkv.data(), ref.data(), ref.size()) < 1e-6);
+    for (int64_t r = 0; r < batch * chunk; ++r) {
+      for (int64_t i = nrot * hd; i < width; ++i) REQUIRE(qkv[size_t(r * width + i)] == orig[size_t(r * width + i)]);
+      for (int64_t h = 0; h < nrot; ++h)  // the head's dims past the rotary ones: untouched
+        for (int64_t i = rot; i < hd; ++i)
+          REQUIRE(qkv[size_t(r * width + h * hd + i)] == orig[size_t(r * width + h * hd + i)]);
     }
-  CHECK(rel_l2(qkv.data(), ref.data(), ref.size()) < 1e-6);
-  for (int64_t r = 0; r < batch * chunk; ++r)
-    for (int64_t i = nrot * hd; i < width; ++i) REQUIRE(qkv[size_t(r * width + i)] == orig[size_t(r * width + i)]);
+  }
 }
 
 // window 0: every earlier position; 3: the last three (fewer than some rows' positions); 6: as
