@@ -482,10 +482,11 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
 // generate from the CLI give transformers' tokens; a layer type kiln does not know is refused
 // naming the key.
 TEST_CASE("cli: Qwen2, Qwen3 and Gemma 3 checkpoints compile and generate transformers' greedy tokens") {
-  for (const auto& [family, name] : {std::pair<const char*, const char*>{"qwen2", "sliding_f32"},
-                                     {"qwen3", "untied_f32"},
-                                     {"gemma3", "pattern_f32"}}) {
-    CAPTURE(std::string(family));
+  for (const auto& fam_name : {std::pair<const char*, const char*>{"qwen2", "sliding_f32"},
+                               {"qwen3", "untied_f32"},
+                               {"gemma3", "pattern_f32"}}) {
+    const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
+    CAPTURE(family);
     TempDir d;
     const std::string model = kiln::test::fixture(name, family);
     const auto ref = kiln::test::load_reference(model);
