@@ -33,8 +33,9 @@ void read_gemma3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* ou
            "guess whether it should");
   r.only("use_bidirectional_attention", false);
   r.has("cache_implementation");  // "hybrid" in hub configs: how generate() keeps its cache
-  // Layer types: layer_types, or the hub's sliding_window_pattern (every n-th layer full; transformers
-  // 5 also writes it as _sliding_window_pattern), default 6.
+  // Layer types: layer_types, or the hub's sliding_window_pattern (every n-th layer full), default
+  // 6. transformers 5 also writes _sliding_window_pattern, which it never reads back.
+  r.has("_sliding_window_pattern");
   if (r.has("layer_types")) {
     const nlohmann::json& lt = j["layer_types"];
     if (!lt.is_array() || int64_t(lt.size()) != c.num_hidden_layers)
@@ -46,11 +47,8 @@ void read_gemma3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* ou
       c.window_layer.push_back(t == "sliding_attention");
     }
     r.has("sliding_window_pattern");
-    r.has("_sliding_window_pattern");
   } else {
-    const int64_t pattern = r.has("sliding_window_pattern") ? r.pos_int("sliding_window_pattern", true)
-                                                            : r.pos_int("_sliding_window_pattern", false, 6);
-    r.has("_sliding_window_pattern");  // (transformers 5 writes both; sliding_window_pattern decides)
+    const int64_t pattern = r.pos_int("sliding_window_pattern", false, 6);
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % pattern != 0);
   }
   const bool any_sliding = std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
@@ -67,10 +65,15 @@ void read_gemma3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* ou
     for (auto it = rp.begin(); it != rp.end(); ++it)
       if (it.key() != "full_attention" && it.key() != "sliding_attention")
         r.fail("rope_parameters", "has the key '" + it.key() + "', not a layer type");
-    c.rope = r.rope_at(rp["full_attention"], "rope_parameters.full_attention", types, r.num("rope_theta", 1e6));
+    // transformers merges a rope_scaling into the global layers' object (convert_rope_params_to_dict)
+    nlohmann::json full = rp["full_attention"];
+    if (r.has("rope_scaling")) {
+      if (!j["rope_scaling"].is_object() || !full.is_object()) r.fail("rope_scaling", "must be an object");
+      full.update(j["rope_scaling"]);
+    }
+    c.rope = r.rope_at(full, "rope_parameters.full_attention", types, r.num("rope_theta", 1e6));
     c.rope_local = r.rope_at(rp["sliding_attention"], "rope_parameters.sliding_attention", types,
                              r.num("rope_local_base_freq", 1e4));
-    r.has("rope_scaling");
   } else {
     const double global_theta = r.num("rope_theta", 1e6), local_theta = r.num("rope_local_base_freq", 1e4);
     c.rope = r.has("rope_scaling") ? r.rope_at(j["rope_scaling"], "rope_scaling", types, global_theta) : RopeConfig{};
@@ -154,7 +157,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // attention_bias (then on q, k, v and o_proj), and q_norm/k_norm over each head before RoPE.
     // Both have sliding-window attention off unless use_sliding_window is set (then
     // sliding_window and max_window_layers pick the layers, which transformers 5 also writes out
-    // as layer_types): kiln has no windowed attention yet, so any sliding layer is refused.
+    // as layer_types; read below).
     if (qwen2) {
       c.qkv_bias = true;
       r.only("use_mrope", false);  // hub Qwen2/2.5 configs carry it; true is Qwen2-VL's M-RoPE
@@ -245,7 +248,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   }
   if (phi3) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
-    // hidden_size / num_attention_heads dims, rounded down (transformers' int()).
+    // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
+    // rounded down (int()).
     double f = r.num("partial_rotary_factor", 1.0);
     const char* fkey = "partial_rotary_factor";
     for (const char* k : {"rope_parameters", "rope_scaling"})
@@ -255,7 +259,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
         fkey = k;
       }
     if (!(f > 0 && f <= 1)) r.fail(fkey, "partial_rotary_factor must be in (0, 1]");
-    const int64_t rd = int64_t(double(c.hidden_size / c.num_attention_heads) * f);
+    const int64_t rd = int64_t(double(c.head_dim) * f);
     if (rd < 2 || rd % 2 != 0 || rd > c.head_dim)
       r.fail(fkey, "partial_rotary_factor " + std::to_string(f) + " gives " + std::to_string(rd) +
                        " rotary dims, which must be even, at least 2 and at most head_dim");

@@ -214,6 +214,9 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
         fail("Split pre-tokenizer on the string \"" + lit.substr(0, 40) +
              "\" is supported only as a no-op: \" \" after a Replace(\" \" → \"▁\") normalizer, not inverted");
     } else if (t == "Split") {
+      // HF runs a Split after a ByteLevel on the byte-mapped text ("Ġ" for a space); kiln's splits
+      // see the text itself, so that order is refused.
+      if (byte_level) fail("a Split pre-tokenizer after ByteLevel is not supported");
       const std::string raw = p.contains("pattern") ? text_of(p["pattern"], "Regex", "") : "";
       const std::string re = normalize_regex(raw);
       if (text_of(p, "behavior", "") != "Isolated" || flag(p, "invert"))

@@ -3,6 +3,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <cctype>
+
 namespace kiln {
 
 namespace {
@@ -12,34 +14,64 @@ namespace {
 constexpr const char* kWhiteSpace =
     "\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
 
-// A pattern as HF writes it (Oniguruma syntax) in PCRE2's: \s and \S spelled as White_Space
-// classes; what the two engines read differently refused (Oniguruma's \h is a hex digit,
-// its \w and \b take marks and all connector punctuation, and [a[b]] and && are set operations).
+// A pattern as HF writes it (Oniguruma syntax, Ruby options) in PCRE2's, compiled with
+// PCRE2_MULTILINE and LF newlines so that ^ and $ are line anchors as in Oniguruma: \s and \S
+// spelled as White_Space classes, \v as U+000B alone; what the two engines read differently
+// refused: Oniguruma's \h is a hex digit, its \w and \b take marks and all connector
+// punctuation, [a[b]] and && are set operations, (?m) is its dot-all (PCRE2's multiline), and
+// under (?i) it also matches multi-character case foldings (ß for "ss"), which PCRE2 does not.
 Result<std::string> to_pcre2(const std::string& p) {
   auto refuse = [&](const std::string& what) -> Result<std::string> {
     return invalid_argument(what + ", which Oniguruma (HF tokenizers) and PCRE2 read differently");
   };
-  std::string out;
-  bool in_class = false;
-  size_t class_body = 0;  // where the current class's members start
+  std::string out, letters;  // letters: the pattern's literal characters, lowercased (for (?i))
+  bool in_class = false, caseless = false;
+  size_t class_body = 0, class_out = 0;  // where the current class's members start, in p and in out
   for (size_t i = 0; i < p.size(); ++i) {
     const char c = p[i];
     if (c == '\\') {
       if (i + 1 >= p.size()) return invalid_argument("the pattern ends in a backslash");
       const char e = p[++i];
+      letters += ' ';
       if (e == 's') {
-        out += in_class ? std::string(kWhiteSpace) : "[" + std::string(kWhiteSpace) + "]";
+        if (in_class) {  // spelled out, it must not become one end of a range
+          if (out.back() == '-' && out.size() > class_out + 1) return refuse("a range ending in \\s");
+          if (i + 2 < p.size() && p[i + 1] == '-' && p[i + 2] != ']') return refuse("a range starting at \\s");
+          out += kWhiteSpace;
+        } else {
+          out += "[" + std::string(kWhiteSpace) + "]";
+        }
       } else if (e == 'S') {
         if (in_class) return refuse("\\S inside a character class");
         out += "[^" + std::string(kWhiteSpace) + "]";
-      } else if (e == 'h' || e == 'H' || e == 'w' || e == 'W' || e == 'b' || e == 'B' || e == 'Q') {
+      } else if (e == 'v') {
+        out += "\\x0B";
+      } else if (e == 'h' || e == 'H' || e == 'w' || e == 'W' || e == 'b' || e == 'B' || e == 'Q' || e == 'V') {
         return refuse(std::string("the escape \\") + e);
+      } else if ((e == 'p' || e == 'P' || e == 'x') && i + 1 < p.size() && p[i + 1] == '{') {
+        const size_t end = p.find('}', i + 1);  // \p{Name}, \x{HHHH}: copied whole
+        if (end == std::string::npos) return invalid_argument("an unterminated \\" + std::string(1, e) + "{");
+        out += c;
+        out.append(p, i, end + 1 - i);
+        i = end;
       } else {
         out += c;
         out += e;
       }
       continue;
     }
+    if (!in_class && c == '(' && i + 2 < p.size() && p[i + 1] == '?' &&
+        (std::isalpha(uint8_t(p[i + 2])) || p[i + 2] == '-')) {
+      size_t k = i + 2;  // an option group: (?flags) or (?flags:...)
+      while (k < p.size() && (std::isalpha(uint8_t(p[k])) || p[k] == '-')) ++k;
+      if (k < p.size() && (p[k] == ':' || p[k] == ')')) {
+        for (size_t f = i + 2; f < k; ++f) {
+          if (p[f] == 'i') caseless = true;
+          else if (p[f] != '-') return refuse(std::string("the inline option (?") + p[f] + ")");
+        }
+      }
+    }
+    letters += char(std::tolower(uint8_t(c)));
     if (in_class) {
       if (c == '[' && i + 1 < p.size() && p[i + 1] == ':') {  // a POSIX class, [:alpha:]
         const size_t end = p.find(":]", i + 2);
@@ -59,7 +91,15 @@ Result<std::string> to_pcre2(const std::string& p) {
       in_class = true;
       if (i + 1 < p.size() && p[i + 1] == '^') out += p[++i];
       class_body = i + 1;  // a ']' right here is a member
+      class_out = out.size();
     }
+  }
+  if (caseless) {
+    for (const char* fold : {"ss", "st", "ff", "fi", "fl"})
+      if (letters.find(fold) != std::string::npos)
+        return refuse(std::string("(?i) with \"") + fold + "\", which some characters fold to");
+    for (char ch : letters)
+      if (uint8_t(ch) >= 0x80) return refuse("(?i) with non-ASCII characters");
   }
   return out;
 }
@@ -104,6 +144,7 @@ Result<std::unique_ptr<RegexSplitter>> RegexSplitter::create(const std::vector<s
   pcre2_compile_context* cctx = pcre2_compile_context_create(nullptr);
   if (!cctx) return limit_exceeded("PCRE2 could not allocate a compile context");
   pcre2_set_max_pattern_length(cctx, 4 * kMaxPatternBytes);  // after \s is spelled out
+  pcre2_set_newline(cctx, PCRE2_NEWLINE_LF);                 // Oniguruma's: ^ $ and . know \n alone
   for (size_t k = 0; k < patterns.size(); ++k) {
     const std::string where = "split pattern " + std::to_string(k);
     if (patterns[k].empty() || patterns[k].size() > kMaxPatternBytes) {
@@ -119,9 +160,9 @@ Result<std::unique_ptr<RegexSplitter>> RegexSplitter::create(const std::vector<s
     int err = 0;
     PCRE2_SIZE off = 0;
     auto code = std::make_unique<Code>();
-    code->code =
-        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(),
-                      PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C, &err, &off, cctx);
+    code->code = pcre2_compile(
+        reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(),
+        PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C | PCRE2_MULTILINE, &err, &off, cctx);
     if (!code->code) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(err, msg, sizeof msg);
@@ -139,7 +180,12 @@ Result<std::unique_ptr<RegexSplitter>> RegexSplitter::create(const std::vector<s
 void RegexSplitter::split_one(const Code& code, std::string_view piece, std::vector<std::string_view>* out) const {
   thread_local MatchState st;
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
+  // HF's Split: the matches of find_iter (Oniguruma's, which skips an empty match right where the
+  // previous match ended) and the gaps between them; an empty match yields no piece but still
+  // ends the gap before it.
   size_t gap = 0, from = 0;  // the unmatched text starts at gap; the next search at from
+  size_t last_end = 0;
+  bool any = false;  // whether a match has been taken (last_end is its end)
   while (from <= piece.size() && st.data && st.ctx) {
     int rc = pcre2_match(code.code, subject, piece.size(), from, 0, st.data, st.ctx);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT)  // too deep for the JIT stack: the interpreter, under its limits
@@ -148,15 +194,22 @@ void RegexSplitter::split_one(const Code& code, std::string_view piece, std::vec
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(st.data);
     const size_t b = ov[0], e = ov[1];
     if (b > e || e > piece.size() || b < from) break;  // (\K tricks: never trust them)
-    if (e == b) {                                      // an empty match splits nothing: search again one character on
+    if (e == b) {
+      if (!(any && e == last_end)) {
+        if (b > gap) out->push_back(piece.substr(gap, b - gap));
+        gap = b;
+        any = true;
+        last_end = e;
+      }
       if (b >= piece.size()) break;
-      from = b + 1;
+      from = b + 1;  // search again one character on
       while (from < piece.size() && (uint8_t(piece[from]) & 0xC0) == 0x80) ++from;
       continue;
     }
     if (b > gap) out->push_back(piece.substr(gap, b - gap));
     out->push_back(piece.substr(b, e - b));
-    gap = from = e;
+    gap = from = last_end = e;
+    any = true;
   }
   if (gap < piece.size()) out->push_back(piece.substr(gap));
 }

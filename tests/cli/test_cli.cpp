@@ -317,15 +317,18 @@ TEST_CASE("cli: tokenize and detokenize give HF's ids and text through a compile
     CAPTURE(cases[i]["text"].get<std::string>());
     CHECK(got[i] == cases[i]["ids_special"]);
   }
-  // Qwen2's real tokenizer (NFC, single-digit split, 151,643 tokens plus added ones) likewise.
-  {
+  // Qwen2's real tokenizer (NFC, single-digit split, 151,643 tokens plus added ones) and Mistral
+  // NeMo's tekken (its Split regex on PCRE2, 131,072 tokens) likewise.
+  for (const auto& fam_vocab : {std::pair<const char*, int64_t>{"qwen2", 151936}, {"tekken", 131072}}) {
+    const std::string family = fam_vocab.first;
+    CAPTURE(family);
     TempDir q;
-    kiln::test::write_tiny_llama_with_tokenizer(q.path(), "real_tokenizers/qwen2", 151936);
+    kiln::test::write_tiny_llama_with_tokenizer(q.path(), "real_tokenizers/" + family, fam_vocab.second);
     std::string qout;
     REQUIRE_MESSAGE(
         kiln::test::run_command(kCli + " compile " + q.path() + " -o " + (q / "q.kplan") + " --max-seq 16", &qout) == 0,
         qout);
-    std::ifstream qin(kiln::test::fixtures_root() + "/real_tokenizers/qwen2/cases.json");
+    std::ifstream qin(kiln::test::fixtures_root() + "/real_tokenizers/" + family + "/cases.json");
     const nlohmann::json qcases = nlohmann::json::parse(qin);
     nlohmann::json qtexts = nlohmann::json::array();
     for (const auto& c : qcases) qtexts.push_back(c["text"]);
@@ -506,9 +509,12 @@ TEST_CASE("cli: Qwen2, Qwen3 and Gemma 3 checkpoints compile and generate transf
     std::ifstream in(model + "/config.json");
     nlohmann::json cfg = nlohmann::json::parse(in);
     cfg["use_sliding_window"] = true;
-    cfg["layer_types"] = {"full_attention", "chunked_attention"};
+    cfg["layer_types"] = nlohmann::json::array();  // one per layer, one of them unknown
+    for (int64_t i = 0; i < cfg["num_hidden_layers"].get<int64_t>(); ++i)
+      cfg["layer_types"].push_back(i == 0 ? "chunked_attention" : "full_attention");
     std::ofstream(d / "sliding/config.json") << cfg.dump();
     CHECK(kiln::test::run_command(kCli + " compile " + (d / "sliding") + " -o " + (d / "s.kplan"), &out) != 0);
     CHECK(out.find("layer_types") != std::string::npos);
+    CHECK(out.find("chunked_attention") != std::string::npos);
   }
 }

@@ -8,7 +8,9 @@
 
 #include "compiler/compile.h"
 #include "compiler/error.h"
+#include "compiler/frontends/llama.h"
 #include "compiler/llama_config.h"
+#include "kernels/embedding.h"
 #include "test_util.h"
 
 using namespace kiln;
@@ -312,6 +314,13 @@ TEST_CASE("config: Phi-3 (LongRoPE, fused projections, partial rotary, refusals)
             j = hub;
             j["partial_rotary_factor"] = 1.5;
           }).find("in (0, 1]") != std::string::npos);
+    {  // the fraction is of head_dim where the config sets one (transformers' RoPE init)
+      nlohmann::json j = hub;
+      j["head_dim"] = 24;  // hidden 64 / 4 heads would give 16
+      j["rope_scaling"]["short_factor"] = std::vector<double>(9, 1.0);
+      j["rope_scaling"]["long_factor"] = std::vector<double>(9, 2.0);
+      CHECK(parse_llama_config(j.dump(), "config.json").rotary_dim == 18);
+    }
     CHECK(error([&](nlohmann::json& j) {  // factors for the whole head, not its rotary part
             j = hub;
             j["rope_scaling"]["short_factor"] = {1, 1, 1, 1, 1, 1, 1, 1};
@@ -512,6 +521,33 @@ TEST_CASE("config: Gemma 3 (layer types, two RoPEs, both layouts, defaults, refu
     const std::string err = error(b.edit);
     CAPTURE(err);
     CHECK(err.find(b.key) != std::string::npos);
+  }
+  {  // a rope_scaling beside rope_parameters joins the global layers' RoPE, as transformers merges it
+    nlohmann::json j = base;
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+    const LlamaConfig m = parse_llama_config(j.dump(), "config.json");
+    CHECK(m.rope.type == "linear");
+    CHECK(m.rope.factor == 8.0);
+    CHECK(m.rope.theta == 20000.0);
+    CHECK(m.rope_local.type == "default");
+  }
+  {  // transformers never reads _sliding_window_pattern back: sliding_window_pattern (default 6) decides
+    nlohmann::json j = absent;
+    j["_sliding_window_pattern"] = 2;
+    const LlamaConfig m = parse_llama_config(j.dump(), "config.json");
+    CHECK(m.window_of(1) == 4096);
+    CHECK(m.window_of(5) == 0);
+    CHECK(m.unmodeled.empty());
+  }
+  // The embedding scale is √hidden_size in the weights' dtype, as transformers casts its buffer:
+  // √72 = 8.485 is 8.5 in bf16.
+  for (const DType wt : {DType::F32, DType::BF16}) {
+    LlamaConfig g = hub;
+    g.hidden_size = 72;
+    const Graph graph = build_llama_graph(g, LlamaBuildOptions{wt, 16, 1, 4});
+    const Node& first = graph.programs.at(0).nodes.at(0);
+    REQUIRE(first.kernel == &kEmbeddingOp);
+    CHECK(first.float_attrs.at(0) == (wt == DType::BF16 ? 8.5 : double(float(std::sqrt(72.0)))));
   }
   // A key inside a RoPE object that kiln does not model is left over, named with its object.
   nlohmann::json odd = base;

@@ -231,8 +231,8 @@ TEST_CASE("rope rotates q and k heads (whole or their first rotary dims) by posi
   }
 }
 
-// window 0: every earlier position; 3: the last three (fewer than some rows' positions); 6: as
-// long as the longest row's context plus one, so it cuts nothing.
+// window 0: every earlier position; 3 and 1: the last three, the position itself; 9: longer
+// than every row's context, so it cuts nothing.
 TEST_CASE("kv_write and attention match a double reference for causal GQA with padding rows and windows") {
   for (DType cache_t : {DType::F32, DType::BF16})
     for (int64_t window : {0, 3, 1, 9}) {

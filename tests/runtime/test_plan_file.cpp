@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "compiler/compile.h"
@@ -391,23 +392,36 @@ TEST_CASE("plan file: an LM head that accumulates into logits no launch wrote is
         std::string::npos);
 }
 
-TEST_CASE("plan file: a chat template or its variables edited behind valid checksums are refused at load") {
-  TempDir d;
-  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";  // LLaMA-3's template
+namespace {
+
+// The bytes of a tiny LLaMA plan with the byte-level fixture's tokenizer (LLaMA-3's template and
+// split), its tokenizer.json edited by `edit` first.
+std::vector<uint8_t> tiny_plan_with_tokenizer(const TempDir& d, const std::function<void(nlohmann::json&)>& edit) {
+  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";
   REQUIRE(::mkdir((d / "m").c_str(), 0700) == 0);
   kiln::test::TinyLlama tl;
   tl.vocab = 1211;
   kiln::test::write_tiny_llama(d / "m", tl);
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    kiln::test::write_bytes(d / "m" + "/" + f, kiln::test::read_bytes(tok + "/" + f));
+  nlohmann::json tj = nlohmann::json::parse(kiln::test::read_bytes(tok + "/tokenizer.json"));
+  edit(tj);
+  std::ofstream(d / "m/tokenizer.json") << tj.dump();
+  kiln::test::write_bytes(d / "m/tokenizer_config.json", kiln::test::read_bytes(tok + "/tokenizer_config.json"));
   CompileOptions o;
   o.model_dir = d / "m";
   o.output = d / "m.kplan";
   o.max_seq = 8;
   o.chunk = 4;
   REQUIRE(kiln::test::compile_error(o).empty());
-  const auto base = kiln::test::read_bytes(o.output);
-  REQUIRE(load(base).is_ok());
+  const auto bytes = kiln::test::read_bytes(o.output);
+  REQUIRE(load(bytes).is_ok());
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("plan file: a chat template or its variables edited behind valid checksums are refused at load") {
+  TempDir d;
+  const auto base = tiny_plan_with_tokenizer(d, [](nlohmann::json&) {});
   auto edit_string = [&](const flatbuffers::String* (*field)(const kiln::fb::Tokenizer*), const std::string& from,
                          const std::string& to) {
     auto b = base;
@@ -443,27 +457,14 @@ TEST_CASE("plan file: a chat template or its variables edited behind valid check
 
 TEST_CASE("plan file: split regexes edited behind valid checksums are refused at load") {
   TempDir d;
-  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";
-  REQUIRE(::mkdir((d / "m").c_str(), 0700) == 0);
-  kiln::test::TinyLlama tl;
-  tl.vocab = 1211;
-  kiln::test::write_tiny_llama(d / "m", tl);
   // LLaMA-3's split wrapped in (?:…): a pattern kiln has no scanner for, so the plan carries it.
-  nlohmann::json tj = nlohmann::json::parse(kiln::test::read_bytes(tok + "/tokenizer.json"));
-  auto& split = tj["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"];
-  split = "(?:" + split.get<std::string>() + ")";
-  std::ofstream(d / "m/tokenizer.json") << tj.dump();
-  kiln::test::write_bytes(d / "m/tokenizer_config.json", kiln::test::read_bytes(tok + "/tokenizer_config.json"));
-  CompileOptions o;
-  o.model_dir = d / "m";
-  o.output = d / "m.kplan";
-  o.max_seq = 8;
-  o.chunk = 4;
-  REQUIRE(kiln::test::compile_error(o).empty());
-  const auto base = kiln::test::read_bytes(o.output);
-  auto loaded = Plan::load_file(o.output);
-  REQUIRE(loaded.is_ok());
-  REQUIRE(loaded.value()->tokenizer()->data().split == TokenizerData::Split::kRegex);
+  const auto base = tiny_plan_with_tokenizer(d, [](nlohmann::json& tj) {
+    auto& split = tj["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"];
+    split = "(?:" + split.get<std::string>() + ")";
+  });
+  auto plan = Plan::load_memory(base.data(), base.size());
+  REQUIRE(plan.is_ok());
+  REQUIRE(plan.value()->tokenizer()->data().split == TokenizerData::Split::kRegex);
   auto b = base;
   {  // \p{L} → \h{L}: Oniguruma's hex-digit escape, which PCRE2 reads otherwise
     const flatbuffers::String* s = mutable_root(b)->tokenizer()->split_regexes()->Get(0);
