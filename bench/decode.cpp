@@ -309,7 +309,7 @@ int main(int argc, char** argv) {
   std::printf("LOAD load_ms=%.1f create_ms=%.1f first_token_ms=%.1f\n", t_loaded - t_load, t_created - t_loaded,
               t_first - t_load);
 
-  double prefill_ms = 0;
+  double prefill_ms = 0, score_ms = 0;
   if (prefill > 0) {
     std::vector<double> ms;
     for (int r = 0; r < 5; ++r) {
@@ -319,12 +319,26 @@ int main(int argc, char** argv) {
       ms.push_back(now_ms() - t0);
     }
     prefill_ms = median(ms);
+    // The same tokens scored (Context::score: the `score` program, logits for every position),
+    // which is what a prefill cost before it kept the LM head to the last position.
+    if (c->plan().find_program("score") >= 0) {
+      std::vector<float> all(size_t(prefill) * size_t(c->vocab()));
+      ms.clear();
+      for (int r = 0; r < 5; ++r) {
+        const double t0 = now_ms();
+        if (!c->score(prompt.data(), 1, prefill, all.data()).is_ok()) return 1;
+        ms.push_back(now_ms() - t0);
+      }
+      score_ms = median(ms);
+    }
   }
   const double wbytes = decode_weight_bytes(*plan.value());
   const double gbs = device == "cuda" ? cuda_copy_gbs() : cpu_read_gbs(*plan.value(), threads);
   const double floor_ms = gbs > 0 ? wbytes / 1e6 / gbs : 0.0;
   std::printf("plan %s on %s (%s)\n", path.c_str(), device.c_str(), c->describe().c_str());
   if (prefill > 0) std::printf("prefill %d tokens: median %.2f ms of 5\n", prefill, prefill_ms);
+  if (score_ms > 0)
+    std::printf("score %d tokens (logits of every position): median %.2f ms of 5\n", prefill, score_ms);
   std::printf("floor: %.2f GB of weights read per step at %.1f GB/s measured now = %.3f ms/token\n", wbytes / 1e9, gbs,
               floor_ms);
   // One RESULT line per (context, PDL) pair; prefill_ms is the same prefill in each.
@@ -337,9 +351,9 @@ int main(int argc, char** argv) {
         d.generate1_ms);
     std::printf(
         "RESULT device=%s context=%d pdl=%d decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f "
-        "generate_ms=%.3f generate1_ms=%.3f\n",
+        "generate_ms=%.3f generate1_ms=%.3f score_ms=%.2f\n",
         device.c_str(), ctx_len, with_pdl ? 1 : 0, d.decode_ms, floor_ms, prefill_ms, gbs, d.generate_ms,
-        d.generate1_ms);
+        d.generate1_ms, score_ms);
     std::fflush(stdout);
   };
   DecodeTimes first_times;

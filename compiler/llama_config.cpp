@@ -138,7 +138,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                       std::to_string(c.num_attention_heads) + ")");
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
-  } else if ((qwen3 && !qwen3_moe || gemma) && !j.contains("head_dim")) {
+  } else if (((qwen3 && !qwen3_moe) || gemma) && !j.contains("head_dim")) {
     // Qwen3Config's default 128 and Gemma3TextConfig's 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)

@@ -46,8 +46,9 @@ Status Context::init(const ContextOptions& opts) {
         " plan is not a language model (use a text-to-image session: kiln_diffusion_create, kiln txt2img)");
   // Binding first: it checks batch and vocab against real tensors of the plan, so the
   // host buffers below are never sized from the model metadata alone.
-  KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_));
-  KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_));
+  KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_, true));
+  KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_, false));
+  if (plan_->find_program("score") >= 0) KILN_RETURN_IF_ERROR(bind_llm_program("score", &score_, false));
   if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
   KILN_RETURN_IF_ERROR(set_generate_depth(opts.generate_depth));
   if (decode_.next_tensor != kNoTensor && decode_.sampling) {
@@ -80,7 +81,7 @@ Status Context::set_generate_depth(int depth) {
   return Status::ok();
 }
 
-Status Context::bind_llm_program(const char* name, ProgramState* ps) {
+Status Context::bind_llm_program(const char* name, ProgramState* ps, bool last_rows) {
   const Plan& p = *plan_;
   ps->index = p.find_program(name);
   if (ps->index < 0) return unsupported(std::string("plan has no '") + name + "' program");
@@ -96,8 +97,11 @@ Status Context::bind_llm_program(const char* name, ProgramState* ps) {
   ps->chunk = T[tok].shape[1];
   if (T[start].shape != std::vector<int64_t>{b} || T[valid].shape != std::vector<int64_t>{b})
     return corrupt_plan(what + ": start_pos and n_valid must be (batch,)");
-  if (T[lg].dtype != DType::F32 || T[lg].shape != std::vector<int64_t>{b * ps->chunk, vocab()})
-    return corrupt_plan(what + ": logits must be f32 (batch*chunk, vocab)");
+  ps->logit_rows = ps->chunk;
+  if (last_rows && T[lg].shape == std::vector<int64_t>{b, vocab()}) ps->logit_rows = 1;
+  if (T[lg].dtype != DType::F32 || T[lg].shape != std::vector<int64_t>{b * ps->logit_rows, vocab()})
+    return corrupt_plan(what + (last_rows ? ": logits must be f32 (batch*chunk, vocab) or (batch, vocab)"
+                                          : ": logits must be f32 (batch*chunk, vocab)"));
   uint8_t* state = exec_->host_state();
   ps->tokens = reinterpret_cast<int32_t*>(state + T[tok].offset);
   ps->start_pos = reinterpret_cast<int32_t*>(state + T[start].offset);
@@ -165,7 +169,8 @@ Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
     prefill_.n_valid[row] = int32_t(len);
     KILN_RETURN_IF_ERROR(run(prefill_));
     pos_[size_t(row)] += len;
-    std::copy(prefill_.logits + (row * C + len - 1) * vocab(), prefill_.logits + (row * C + len) * vocab(),
+    const int64_t last = row * prefill_.logit_rows + std::min(len, prefill_.logit_rows) - 1;
+    std::copy(prefill_.logits + last * vocab(), prefill_.logits + (last + 1) * vocab(),
               last_logits_.begin() + row * vocab());
   }
   return Status::ok();
@@ -208,21 +213,24 @@ Status Context::score(const int32_t* ids, int64_t rows, int64_t n_tokens, float*
                           std::to_string(max_seq()));
   if (rows > (int64_t(1) << 40) / (n_tokens * vocab())) return limit_exceeded("score: too many rows for one call");
   KILN_RETURN_IF_ERROR(check_ids(ids, rows * n_tokens));
-  const int64_t B = batch(), C = prefill_.chunk, V = vocab();
+  ProgramState& s = score_.index >= 0 ? score_ : prefill_;
+  if (s.logit_rows != s.chunk)
+    return unsupported("this plan's prefill keeps only each row's last logits and it has no 'score' program");
+  const int64_t B = batch(), C = s.chunk, V = vocab();
   for (int64_t r0 = 0; r0 < rows; r0 += B) {
     const int64_t nb = std::min(B, rows - r0);
     for (int64_t t0 = 0; t0 < n_tokens; t0 += C) {
       const int64_t len = std::min(C, n_tokens - t0);
-      std::fill(prefill_.tokens, prefill_.tokens + B * C, 0);
+      std::fill(s.tokens, s.tokens + B * C, 0);
       for (int64_t b = 0; b < B; ++b) {
-        prefill_.start_pos[b] = int32_t(t0);
-        prefill_.n_valid[b] = b < nb ? int32_t(len) : 0;
+        s.start_pos[b] = int32_t(t0);
+        s.n_valid[b] = b < nb ? int32_t(len) : 0;
         if (b < nb)
-          std::copy(ids + (r0 + b) * n_tokens + t0, ids + (r0 + b) * n_tokens + t0 + len, prefill_.tokens + b * C);
+          std::copy(ids + (r0 + b) * n_tokens + t0, ids + (r0 + b) * n_tokens + t0 + len, s.tokens + b * C);
       }
-      KILN_RETURN_IF_ERROR(run(prefill_));
+      KILN_RETURN_IF_ERROR(run(s));
       for (int64_t b = 0; b < nb; ++b)
-        std::copy(prefill_.logits + b * C * V, prefill_.logits + (b * C + len) * V,
+        std::copy(s.logits + b * C * V, s.logits + (b * C + len) * V,
                   out + ((r0 + b) * n_tokens + t0) * V);
     }
   }

@@ -3,9 +3,11 @@
 // `decode` programs. Everything is allocated in create(); nothing is allocated afterwards.
 // A Context is not thread-safe: use one per thread. The Plan is shared and immutable.
 //
-// LLM plan contract (checked in create): programs `prefill` and `decode`, each with state
-// inputs `tokens` (batch, chunk) i32, `start_pos` (batch,) i32, `n_valid` (batch,) i32 and the
-// output `logits` (batch·chunk, vocab) f32; decode has chunk 1.
+// LLM plan contract (checked in create): programs `prefill` and `decode`, and optionally
+// `score`, each with state inputs `tokens` (batch, chunk) i32, `start_pos` (batch,) i32,
+// `n_valid` (batch,) i32 and the output `logits` f32: (batch·chunk, vocab), a row per position,
+// or for `prefill` (batch, vocab), each row's last valid position only; decode has chunk 1.
+// score() runs `score`, or `prefill` in plans without one (made before it, with every row).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -101,10 +103,12 @@ class Context {
     const float* logits = nullptr;     // host view, valid after run()
     const int32_t* next = nullptr;     // host view of next_token, valid after run()
     int64_t chunk = 0;
+    int64_t logit_rows = 0;  // logits rows per batch row: chunk, or 1 (the last valid position's)
   };
   Context() = default;
   Status init(const ContextOptions& opts);
-  Status bind_llm_program(const char* name, ProgramState* ps);
+  // last_rows: the program may keep only each batch row's last logits row.
+  Status bind_llm_program(const char* name, ProgramState* ps, bool last_rows);
   Status run(ProgramState& ps);
   // Whether generate() can take its tokens from the plan's `sample` launch for these parameters
   // (the CUDA kernel samples with at most kSampleMaxTopK candidates).
@@ -142,6 +146,7 @@ class Context {
   // (null on the CPU), and steps run one at a time through run() (also while profiling).
   std::unique_ptr<TokenFeedback> native_feedback_, host_feedback_;
   ProgramState prefill_, decode_;
+  ProgramState score_;  // index -1: the plan has no score program (prefill keeps every row)
   std::vector<int64_t> pos_;
   std::vector<float> last_logits_;
   std::vector<int32_t> step_tokens_;  // generate()'s decode input

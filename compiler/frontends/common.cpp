@@ -45,21 +45,35 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
   throw CompileError(msg);
 }
 
-LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch, int64_t chunk, int64_t dim,
-                                uint32_t embed, double embed_scale) {
+std::vector<LmProgramSpec> lm_programs(int64_t chunk) {
+  return {{"prefill", chunk, true}, {"score", chunk, false}, {"decode", 1, false}};
+}
+
+LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
+                                double embed_scale) {
   LmProgramStart s;
-  s.program.name = name;
-  s.prefix = name + ".";
-  s.rows = batch * chunk;
-  s.tokens = g.state(s.prefix + "tokens", {batch, chunk});
+  s.program.name = spec.name;
+  s.prefix = std::string(spec.name) + ".";
+  s.rows = batch * spec.chunk;
+  s.last_rows = spec.last_rows;
+  s.tokens = g.state(s.prefix + "tokens", {batch, spec.chunk});
   s.x = g.activation(s.prefix + "x", {s.rows, dim});
   add_node(s.program, kEmbeddingOp, {s.tokens, embed}, {s.x}, {}, {embed_scale});
   return s;
 }
 
-void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,
-                       double eps, const LmProgramIo& io, double logit_softcap) {
-  const int64_t rows = g.values[x].shape[0], dim = g.values[x].shape[1], vocab = g.values[lm_head].shape[0];
+void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, uint32_t lm_head, double eps,
+                       const LmProgramIo& io, double logit_softcap) {
+  GraphProgram& P = st.program;
+  const std::string& prefix = st.prefix;
+  const int64_t dim = g.values[x].shape[1], vocab = g.values[lm_head].shape[0];
+  const int64_t batch = g.values[io.n_valid].shape[0];
+  if (st.last_rows) {  // only the row each sequence continues from
+    const uint32_t last = g.activation(prefix + "last_x", {batch, dim});
+    add_node(P, kLastRowsOp, {x, io.n_valid}, {last});
+    x = last;
+  }
+  const int64_t rows = g.values[x].shape[0];
   const uint32_t xn = g.activation(prefix + "final_norm", {rows, dim});
   const uint32_t logits = g.activation(prefix + "logits", {rows, vocab});
   add_node(P, kRmsNormOp, {x, norm}, {xn}, {}, {eps});
@@ -68,7 +82,6 @@ void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint
   // The next token of each batch row, sampled on the backend itself with the parameters in the
   // step state: a generate loop reads these few bytes instead of copying every row of logits
   // back and scanning them on the host.
-  const int64_t batch = g.values[io.n_valid].shape[0];
   const uint32_t params = g.state(prefix + "sampling", {batch, kSampleParamWords});
   const uint32_t next = g.activation(prefix + "next_token", {batch}, DType::I32);
   add_node(P, kSampleOp, {logits, io.n_valid, params}, {next});

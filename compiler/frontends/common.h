@@ -26,23 +26,37 @@ struct LmProgramIo {
   uint32_t tokens, start_pos, n_valid;
 };
 
-// Starts a prefill/decode program: its tokens state input (batch, chunk) and the embedding
-// lookup into the residual stream x (batch·chunk, dim), times embed_scale (Gemma's √dim).
+// The programs of an LLM plan, each the whole model over `chunk` tokens per batch row:
+//   prefill (chunk: --chunk) — logits of each row's last valid position only, (batch, vocab): what
+//     generation reads, without an LM head over every prompt position;
+//   score (chunk: --chunk) — logits of every position, (batch·chunk, vocab), for eval/score;
+//   decode (chunk 1) — one token per row.
+struct LmProgramSpec {
+  const char* name;
+  int64_t chunk;
+  bool last_rows;  // the LM head over each row's last valid position only
+};
+std::vector<LmProgramSpec> lm_programs(int64_t chunk);
+
+// Starts one of those programs: its tokens state input (batch, chunk) and the embedding lookup
+// into the residual stream x (batch·chunk, dim), times embed_scale (Gemma's √dim).
 struct LmProgramStart {
   GraphProgram program;
   std::string prefix;  // "<name>." for the program's value names
   uint32_t tokens, x;
   int64_t rows;
+  bool last_rows;
 };
-LmProgramStart begin_lm_program(Graph& g, const std::string& name, int64_t batch, int64_t chunk, int64_t dim,
-                                uint32_t embed, double embed_scale = 1.0);
+LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
+                                double embed_scale = 1.0);
 
-// Ends a prefill/decode program: final RMSNorm and LM head over residual stream x (the rows
-// of x), soft-capped when logit_softcap > 0 (Gemma: cap · tanh(logits / cap)), then the next
-// token of each batch row (the `sample` kernel, with the "sampling" state input); names the
-// contract's inputs and its "logits" and "next_token" outputs, and adds the program to g.
-void finish_lm_program(Graph& g, GraphProgram P, const std::string& prefix, uint32_t x, uint32_t norm, uint32_t lm_head,
-                       double eps, const LmProgramIo& io, double logit_softcap = 0);
+// Ends it: final RMSNorm and LM head over residual stream x (every row of x, or with last_rows
+// each batch row's last valid one, the `last_rows` gather), soft-capped when logit_softcap > 0
+// (Gemma: cap · tanh(logits / cap)), then the next token of each batch row (the `sample` kernel,
+// with the "sampling" state input); names the contract's inputs and its "logits" and
+// "next_token" outputs, and adds the program to g.
+void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, uint32_t lm_head, double eps,
+                       const LmProgramIo& io, double logit_softcap = 0);
 
 // --- What every LLM frontend does around its graph (llama.cpp, deepseek.cpp).
 

@@ -252,8 +252,8 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
   const uint32_t start_pos = g.state("start_pos", {B});
   const uint32_t n_valid = g.state("n_valid", {B});
   const double eps = c.rms_norm_eps, lat_eps = 1e-6;  // q_a/kv_a layernorms use transformers' default eps
-  for (const auto& [pname, C] : {std::pair<std::string, int64_t>{"prefill", o.chunk}, {"decode", 1}}) {
-    LmProgramStart st = begin_lm_program(g, pname, B, C, D, embed);
+  for (const LmProgramSpec& spec : lm_programs(o.chunk)) {
+    LmProgramStart st = begin_lm_program(g, spec, B, D, embed);
     GraphProgram& P = st.program;
     const int64_t N = st.rows;
     const std::string& a = st.prefix;
@@ -308,7 +308,7 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
         add_node(P, kMatmulOp, {mact, L.down, kNoTensor, n_valid}, {x}, {1});
       }
     }
-    finish_lm_program(g, std::move(st.program), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid});
+    finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid});
   }
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;

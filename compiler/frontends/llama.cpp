@@ -238,8 +238,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     embed_scale = double(s);
   }
 
-  for (const auto& [pname, C] : {std::pair<std::string, int64_t>{"prefill", o.chunk}, {"decode", 1}}) {
-    LmProgramStart st = begin_lm_program(g, pname, B, C, D, embed, embed_scale);
+  for (const LmProgramSpec& spec : lm_programs(o.chunk)) {
+    LmProgramStart st = begin_lm_program(g, spec, B, D, embed, embed_scale);
     GraphProgram& P = st.program;
     const int64_t N = st.rows;
     const std::string& a = st.prefix;
@@ -299,7 +299,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kSwigluOp, {gu}, {m});
       add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
     }
-    finish_lm_program(g, std::move(st.program), a, x, norm, lm_head, eps, {tokens, start_pos, n_valid},
+    finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid},
                       c.final_logit_softcapping);
   }
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);

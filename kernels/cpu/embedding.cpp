@@ -1,5 +1,7 @@
 #include "kernels/embedding.h"
 
+#include <algorithm>
+
 namespace kiln {
 
 void embedding_cpu(const EmbeddingArgs& a, ThreadPool& pool) {
@@ -11,6 +13,17 @@ void embedding_cpu(const EmbeddingArgs& a, ThreadPool& pool) {
                      a.table_dtype, a.y + r * a.dim, uint64_t(a.dim));
       if (a.scale != 1.0f)
         for (int64_t d = 0; d < a.dim; ++d) a.y[r * a.dim + d] *= a.scale;
+    }
+  });
+}
+
+void last_rows_cpu(const LastRowsArgs& a, ThreadPool& pool) {
+  pool.parallel_for(a.batch, 1, [&](int64_t b0, int64_t b1, int) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r = last_row_of(a, b);
+      float* y = a.y + b * a.dim;
+      if (r < 0) std::fill(y, y + a.dim, 0.0f);
+      else std::copy(a.x + r * a.dim, a.x + (r + 1) * a.dim, y);
     }
   });
 }

@@ -1,4 +1,4 @@
-// Small CUDA kernels: embedding gather, RMSNorm, RoPE, KV-cache append and SwiGLU. Each
+// Small CUDA kernels: embedding gather, last-row gather, RMSNorm, RoPE, KV-cache append and SwiGLU. Each
 // mirrors its CPU twin in kernels/cpu/ (the oracle of tests/cuda/).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels_cuda.h"
@@ -18,6 +18,15 @@ __global__ void embedding_kernel(EmbeddingArgs a) {
   int64_t id = a.tokens[r];
   if (id < 0 || id >= a.vocab) id = 0;
   a.y[i] = cuda::ld(a.table, a.table_dtype, uint64_t(id * a.dim + d)) * a.scale;
+}
+
+// One thread per output value: batch row b's last valid row of x, or 0 for an idle row.
+__global__ void last_rows_kernel(LastRowsArgs a) {
+  const uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= uint64_t(a.batch * a.dim)) return;
+  const int64_t b = int64_t(i / uint64_t(a.dim)), d = int64_t(i % uint64_t(a.dim));
+  const int64_t r = last_row_of(a, b);
+  a.y[i] = r < 0 ? 0.0f : a.x[r * a.dim + d];
 }
 
 __global__ void rmsnorm_kernel(RmsNormArgs a) {
@@ -146,6 +155,11 @@ void rope_kv_write_cuda(const RopeArgs& r, const KvWriteArgs& w, cudaStream_t s)
 
 void embedding_cuda(const EmbeddingArgs& a, cudaStream_t s) {
   embedding_kernel<<<blocks_for(uint64_t(a.rows * a.dim), 256), 256, 0, s>>>(a);
+}
+
+void last_rows_cuda(const LastRowsArgs& a, cudaStream_t s) {
+  if (a.batch * a.dim == 0) return;
+  last_rows_kernel<<<blocks_for(uint64_t(a.batch * a.dim), 256), 256, 0, s>>>(a);
 }
 
 void rmsnorm_cuda(const RmsNormArgs& a, cudaStream_t s) { rmsnorm_kernel<<<unsigned(a.rows), 256, 0, s>>>(a); }

@@ -30,6 +30,7 @@
 namespace kiln {
 
 void embedding_cuda(const EmbeddingArgs& a, cudaStream_t s);
+void last_rows_cuda(const LastRowsArgs& a, cudaStream_t s);
 void rmsnorm_cuda(const RmsNormArgs& a, cudaStream_t s);
 void head_rmsnorm_cuda(const HeadRmsNormArgs& a, cudaStream_t s);
 // pdl (here and in the GEMV variants below): launch the GEMV with programmatic dependent launch

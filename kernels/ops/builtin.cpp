@@ -28,6 +28,7 @@ const OpRegistry& builtin_ops() {
       // LLMs
       &kEmbeddingOp,
       &kEmbeddingOpV1,
+      &kLastRowsOp,
       &kRmsNormOp,
       &kHeadRmsNormOp,
       &kMatmulOp,

@@ -437,7 +437,7 @@ TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq
   for (const ProgramInfo& pr : plan.value()->programs())
     for (const LaunchInfo& l : pr.launches)
       if (plan.value()->kernels()[l.kernel]->name == std::string("attention")) windowed += l.int_attrs.at(3) == 16;
-  CHECK(windowed == 2 * 2);  // both layers, in prefill and decode
+  CHECK(windowed == 2 * 3);  // both layers, in prefill, score and decode
 }
 
 // Gemma3ForCausalLM: both layouts (transformers 5's layer_types and per-type rope_parameters; the

@@ -47,19 +47,22 @@ TEST_CASE("fuse: CUDA-target LLaMA plans list fused launches, CPU plans none, an
     REQUIRE(all.is_ok());
     REQUIRE(cpu.is_ok());
     const int L = int(t.layers);
-    for (const char* prog : {"prefill", "decode"}) {
+    for (const char* prog : {"prefill", "score", "decode"}) {
       CAPTURE(std::string(prog));
       auto n = kernel_counts(*all.value(), prog);
       CHECK(n["rope_kv_write"] == L);
       CHECK(n["rope"] == 0);
       CHECK(n["kv_write"] == 0);
-      const bool gemv = std::string(prog) == "decode" && dtype == "bf16";
-      // Per layer the qkv GEMV with its norm and the gate|up GEMV with norm and SwiGLU; then the
-      // LM head with the final norm.
-      CHECK(n["fused_matmul"] == (gemv ? 2 * L + 1 : 0));
-      CHECK(n["rmsnorm"] == (gemv ? 0 : 2 * L + 1));
-      CHECK(n["swiglu"] == (gemv ? 0 : L));
-      CHECK(n["matmul"] == (gemv ? 2 * L : 4 * L + 1));
+      // bf16 GEMVs fuse: per decode layer the qkv GEMV with its norm and the gate|up GEMV with norm
+      // and SwiGLU; the LM head with the final norm where it has one row per sequence (decode, and
+      // prefill after its last_rows gather), not in score's every-row head.
+      const bool bf16 = dtype == "bf16", layers_fused = bf16 && std::string(prog) == "decode";
+      const bool head_fused = bf16 && std::string(prog) != "score";
+      CHECK(n["fused_matmul"] == (layers_fused ? 2 * L : 0) + (head_fused ? 1 : 0));
+      CHECK(n["rmsnorm"] == (layers_fused ? 0 : 2 * L) + (head_fused ? 0 : 1));
+      CHECK(n["swiglu"] == (layers_fused ? 0 : L));
+      CHECK(n["matmul"] == (layers_fused ? 2 * L : 4 * L) + (head_fused ? 0 : 1));
+      CHECK(n["last_rows"] == (std::string(prog) == "prefill" ? 1 : 0));
       auto c = kernel_counts(*cpu.value(), prog);
       CHECK(c.count("fused_matmul") == 0);
       CHECK(c.count("rope_kv_write") == 0);

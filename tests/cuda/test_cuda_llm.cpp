@@ -94,6 +94,20 @@ TEST_CASE("cuda: sampling with temperature, top-k and top-p picks the CPU kernel
   }
 }
 
+TEST_CASE("cuda: last_rows matches the CPU kernel (clamped, idle and full rows)") {
+  if (skip_without_gpu()) return;
+  ThreadPool pool(2);
+  const int64_t batch = 5, chunk = 4, dim = 300;
+  const auto x = random_floats(size_t(batch * chunk * dim), 32);
+  const std::vector<int32_t> n_valid = {1, 4, 0, 9, -2};
+  std::vector<float> yc(size_t(batch * dim), kNaN);
+  Dev dx(x), dn(n_valid), dy(yc);
+  last_rows_cpu({x.data(), n_valid.data(), yc.data(), batch, chunk, dim}, pool);
+  last_rows_cuda({dx.as<float>(), dn.as<int32_t>(), dy.as<float>(), batch, chunk, dim}, nullptr);
+  sync_ok();
+  CHECK(dy.get<float>() == yc);  // copies: bit for bit
+}
+
 TEST_CASE("cuda: embedding, rmsnorm, swiglu and rope match the CPU kernels") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2);

@@ -153,6 +153,19 @@ TEST_CASE("embedding gathers rows (times a scale) and fences out-of-range ids to
   }
 }
 
+TEST_CASE("last_rows takes each batch row's last valid row (n_valid clamped to the chunk) and zeros idle rows") {
+  ThreadPool pool(2);
+  const int64_t batch = 5, chunk = 4, dim = 7;
+  const auto x = random_floats(size_t(batch * chunk * dim), 31);
+  const std::vector<int32_t> n_valid = {1, 4, 0, 9, 3};  // row 3 past the chunk, row 2 idle
+  const std::vector<int64_t> want = {0, 1 * chunk + 3, -1, 3 * chunk + 3, 4 * chunk + 2};
+  std::vector<float> y(size_t(batch * dim), kNaN);
+  last_rows_cpu(LastRowsArgs{x.data(), n_valid.data(), y.data(), batch, chunk, dim}, pool);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < dim; ++i)
+      REQUIRE(y[size_t(b * dim + i)] == (want[size_t(b)] < 0 ? 0.0f : x[size_t(want[size_t(b)] * dim + i)]));
+}
+
 // Gemma's MLP: up · tanh-GELU(gate) on [up | gate]; diffusers' exact-GELU GEGLU; Gemma's final
 // logit soft-capping, in place, including values deep in tanh's flat tails.
 TEST_CASE("geglu (exact and tanh GELU) and softcap match a double reference") {

@@ -3,9 +3,15 @@
 // (tools/make_fixtures.py). f32 plans: rel L2 <= 1e-4 and identical greedy continuations.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
 
+#include "codegen/plan_writer.h"
 #include "compiler/compile.h"
+#include "compiler/frontends/frontend.h"
+#include "compiler/passes/memory_plan.h"
+#include "compiler/passes/weights.h"
 #include "runtime/context.h"
 #include "test_util.h"
 
@@ -25,6 +31,30 @@ std::shared_ptr<const Plan> compile_fixture(const TempDir& d, const std::string&
   o.chunk = chunk;
   o.max_seq = max_seq;
   compile_model(o);
+  auto r = Plan::load_file(o.output);
+  REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+  return r.take();
+}
+
+// A CPU plan as compile_model writes it, with `edit` applied to its graph first: the program
+// layouts of plans an older compiler wrote.
+std::shared_ptr<const Plan> compile_edited(const TempDir& d, const std::string& name, const std::string& family,
+                                           int64_t batch, int64_t chunk, const std::function<void(Graph&)>& edit) {
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture(name, family);
+  o.output = d / (name + ".edited.kplan");
+  o.batch = batch;
+  o.chunk = chunk;
+  o.max_seq = 64;
+  o.target = "cpu";
+  FrontendBuild b = frontend_for(o.model_dir).build(o);
+  edit(b.graph);
+  plan_memory(b.graph);
+  ThreadPool pool;
+  write_plan(
+      b.graph, parse_targets(o.target),
+      [&](const Value& v, std::vector<uint8_t>& out) { materialize_weight(v, b.checkpoint, b.lora, pool, out); },
+      o.output);
   auto r = Plan::load_file(o.output);
   REQUIRE_MESSAGE(r.is_ok(), r.status().message());
   return r.take();
@@ -330,6 +360,69 @@ TEST_CASE("parity: decode steps reproduce the logits of a full prefill, and rows
     CHECK(ctx->position(0) == T);
     CHECK(ctx->position(1) == T);
   }
+}
+
+TEST_CASE("parity: prefill's LM head reads each row's last position only, score every position (LLaMA, MLA+MoE)") {
+  for (const auto& fam_name : {std::pair<std::string, std::string>{"llama", "gqa_f32"}, {"deepseek", "v3_noaux"}}) {
+    const std::string family = fam_name.first, name = fam_name.second;
+    CAPTURE(name);
+    TempDir d;
+    const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
+    const int64_t T = ref.tokens, V = ref.vocab;
+    REQUIRE(T > 4);  // row 1's prompt spans two chunks, the second partly filled
+    auto plan = compile_fixture(d, name, "f32", 2, 4, 64, family);
+    auto logits_shape = [&](const char* prog) {
+      const ProgramInfo& pr = plan->programs()[size_t(plan->find_program(prog))];
+      return plan->tensors()[pr.output("logits")].shape;
+    };
+    CHECK(logits_shape("prefill") == std::vector<int64_t>{2, V});
+    CHECK(logits_shape("score") == std::vector<int64_t>{2 * 4, V});
+    CHECK(logits_shape("decode") == std::vector<int64_t>{2, V});
+    auto ctx = make_context(plan);
+    // Row 0: 3 tokens (one chunk, partly filled); row 1: all T, over several replays.
+    REQUIRE(ctx->prefill(0, ref.input_ids.data(), 3).is_ok());
+    REQUIRE(ctx->prefill(1, ref.input_ids.data() + T, T).is_ok());
+    CHECK(kiln::test::rel_l2(ctx->logits(0), ref.logits.data() + size_t(2 * V), size_t(V)) <= 1e-4);
+    CHECK(kiln::test::rel_l2(ctx->logits(1), ref.logits.data() + size_t((2 * T - 1) * V), size_t(V)) <= 1e-4);
+    // The same row, generated: prefill's next token is the argmax of those logits.
+    std::vector<int32_t> row1(ref.input_ids.begin() + T, ref.input_ids.begin() + 2 * T);
+    const std::vector<int32_t> g = greedy(*ctx, row1, 1);
+    const float* last = ref.logits.data() + size_t((2 * T - 1) * V);
+    CHECK(g.back() == int32_t(std::max_element(last, last + V) - last));
+    std::vector<float> all(ref.logits.size(), std::nanf(""));
+    REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, T, all.data()).is_ok());
+    CHECK(kiln::test::rel_l2(all.data(), ref.logits.data(), ref.logits.size()) <= 1e-4);
+  }
+}
+
+TEST_CASE("parity: plans without a score program: an all-rows prefill still scores, a last-row one refuses") {
+  TempDir d;
+  const std::string name = "gqa_f32";
+  const auto ref = kiln::test::load_reference(kiln::test::fixture(name));
+  const int64_t T = ref.tokens, V = ref.vocab;
+  auto drop = [](Graph& g, const std::string& prog) {
+    g.programs.erase(std::remove_if(g.programs.begin(), g.programs.end(),
+                                    [&](const GraphProgram& p) { return p.name == prog; }),
+                     g.programs.end());
+  };
+  // The layout kiln wrote before: one prefill program with logits for every position.
+  auto old = make_context(compile_edited(d, name, "llama", 1, 4, [&](Graph& g) {
+    drop(g, "prefill");
+    for (GraphProgram& p : g.programs)
+      if (p.name == "score") p.name = "prefill";
+  }));
+  REQUIRE(old->prefill(0, ref.input_ids.data(), T).is_ok());
+  CHECK(kiln::test::rel_l2(old->logits(0), ref.logits.data() + size_t((T - 1) * V), size_t(V)) <= 1e-4);
+  std::vector<float> all(ref.logits.size(), std::nanf(""));
+  REQUIRE(old->score(ref.input_ids.data(), ref.rows, T, all.data()).is_ok());
+  CHECK(kiln::test::rel_l2(all.data(), ref.logits.data(), ref.logits.size()) <= 1e-4);
+  // A last-row prefill with no score program: generation works, scoring is refused by name.
+  auto no_score = make_context(compile_edited(d, name, "llama", 1, 4, [&](Graph& g) { drop(g, "score"); }));
+  REQUIRE(no_score->prefill(0, ref.input_ids.data(), T).is_ok());
+  CHECK(kiln::test::rel_l2(no_score->logits(0), ref.logits.data() + size_t((T - 1) * V), size_t(V)) <= 1e-4);
+  const Status st = no_score->score(ref.input_ids.data(), ref.rows, T, all.data());
+  CHECK(st.code() == StatusCode::kUnsupported);
+  CHECK(st.message().find("no 'score' program") != std::string::npos);
 }
 
 TEST_CASE("parity: bf16 and f16 plans stay within the low-precision bound") {

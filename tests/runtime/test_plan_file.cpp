@@ -71,8 +71,11 @@ TEST_CASE("plan file: round trip keeps the model, programs and memory plan") {
   CHECK(p.targets()[1].sm_archs == std::vector<uint32_t>{90});
   REQUIRE(p.find_program("prefill") >= 0);
   REQUIRE(p.find_program("decode") >= 0);
-  CHECK(p.programs()[size_t(p.find_program("prefill"))].launches.size() ==
-        13);  // embedding + 9 per layer (RoPE and the KV write fused) + norm + lm_head + sample
+  REQUIRE(p.find_program("score") >= 0);
+  // embedding + 9 per layer (RoPE and the KV write fused) + norm + lm_head + sample, and in prefill
+  // the last_rows gather before the norm
+  CHECK(p.programs()[size_t(p.find_program("prefill"))].launches.size() == 14);
+  CHECK(p.programs()[size_t(p.find_program("score"))].launches.size() == 13);
   CHECK(p.memory().kv_bytes == 2 * 256);  // k and v: 8 positions × 1 kv head × 4 dims × f32 = 128 B, each 256-aligned
   CHECK(p.memory().arena_bytes > 0);
   CHECK(header_of(bytes).weights_offset % kSegmentAlignment == 0);
