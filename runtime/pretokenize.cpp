@@ -2,6 +2,9 @@
 // backtracking semantics over Unicode classes, and the GPT-2 byte alphabet.
 #include "runtime/text.h"
 
+#include <algorithm>
+#include <iterator>
+
 namespace kiln::text {
 
 namespace {
@@ -180,12 +183,13 @@ size_t clip_match(const Cps& t, size_t i) {
 }
 
 ByteAlphabet::ByteAlphabet() {
+  std::fill(std::begin(dec), std::end(dec), int16_t(-1));
   int n = 0;
   for (int b = 0; b < 256; ++b) {
     const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
     const uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + n++);
     enc[b] = cp < 0x80 ? std::string(1, char(cp)) : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
-    dec[cp] = uint8_t(b);
+    dec[cp] = int16_t(b);
   }
 }
 

@@ -58,7 +58,8 @@ void split_isolated(std::string_view text, size_t (*match)(const Cps&, size_t), 
 // GPT-2's byte ↔ unicode alphabet for byte-level BPE.
 struct ByteAlphabet {
   std::string enc[256];                       // byte → UTF-8 of its stand-in code point
-  std::unordered_map<uint32_t, uint8_t> dec;  // stand-in code point → byte
+  static constexpr uint32_t kDecSize = 512;   // every stand-in code point is below 512
+  int16_t dec[kDecSize];                      // stand-in code point → byte, or -1
   ByteAlphabet();
 };
 const ByteAlphabet& byte_alphabet();

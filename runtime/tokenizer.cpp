@@ -3,9 +3,7 @@
 #include "runtime/tokenizer.h"
 
 #include <algorithm>
-#include <chrono>
 #include <queue>
-#include <random>
 
 #include "runtime/text.h"
 
@@ -45,49 +43,6 @@ std::string replace_all(std::string_view s, std::string_view from, std::string_v
   }
   return out;
 }
-
-// Polynomial hashes of byte strings modulo the Mersenne prime 2^61 - 1, with a base drawn at
-// random per process: the hash of a + b follows from the parts' hashes and b's length, so the
-// merge table is built in time linear in the vocabulary's bytes (no concatenation per merge).
-// Two different strings of length <= L collide with probability <= L / 2^61.
-class StringHash {
- public:
-  static constexpr uint64_t kP = (uint64_t(1) << 61) - 1;
-  StringHash() {
-    uint64_t seed = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-    try {
-      std::random_device rd;
-      seed ^= (uint64_t(rd()) << 32) ^ rd();
-    } catch (...) {  // no entropy source: the clock alone
-    }
-    base_ = seed % (kP - 256) + 256;
-  }
-  uint64_t of(std::string_view s) const {
-    uint64_t h = 0;
-    for (unsigned char c : s) h = add(mul(h, base_), c + 1);
-    return h;
-  }
-  uint64_t concat(uint64_t ha, uint64_t hb, uint64_t len_b) const { return add(mul(ha, pow(len_b)), hb); }
-
- private:
-  static uint64_t mul(uint64_t a, uint64_t b) {
-    const unsigned __int128 r = (unsigned __int128)a * b;
-    uint64_t x = uint64_t(r & kP) + uint64_t(r >> 61);
-    x = (x & kP) + (x >> 61);
-    return x >= kP ? x - kP : x;
-  }
-  static uint64_t add(uint64_t a, uint64_t b) {
-    const uint64_t r = a + b;
-    return r >= kP ? r - kP : r;
-  }
-  uint64_t pow(uint64_t e) const {
-    uint64_t r = 1, b = base_;
-    for (; e; e >>= 1, b = mul(b, b))
-      if (e & 1) r = mul(r, b);
-    return r;
-  }
-  uint64_t base_ = 0;
-};
 
 }  // namespace
 
@@ -180,26 +135,35 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
   t->chat_vars_ = std::move(chat_vars);
   const TokenizerData& td = t->d_;
   const ByteAlphabet& ab = byte_alphabet();
-  t->ids_.reserve(td.vocab.size());
+  // Token strings → ids: the vocabulary (the first of equal strings wins), then the added tokens
+  // (each overriding). A merge's token is the id of vocab[a] + vocab[b], found from the parts'
+  // hashes without concatenating them.
+  std::vector<uint64_t> h(td.vocab.size());
+  t->ids_.reserve(td.vocab.size() + td.added.size());
+  for (size_t i = 0; i < td.vocab.size(); ++i) {
+    h[i] = t->hash_.of(td.vocab[i]);
+    t->ids_.put(td.vocab[i], h[i], int32_t(i), false);
+  }
+  for (const auto& a : td.added) t->ids_.put(a.content, t->hash_.of(a.content), a.id, true);
   t->bytes_.resize(td.vocab.size());
   t->special_.assign(td.vocab.size(), 0);
   for (size_t i = 0; i < td.vocab.size(); ++i) {
     const std::string& s = td.vocab[i];
-    t->ids_.emplace(s, int32_t(i));
     std::string b;
     if (td.kind != TokenizerData::Kind::kSentencePieceBpe) {
+      b.reserve(s.size());
       for (size_t k = 0; k < s.size();) {
         size_t len;
         const uint32_t cp = next_cp(s, k, &len);
-        auto it = cp == kInvalid ? ab.dec.end() : ab.dec.find(cp);
-        if (it != ab.dec.end()) b += char(it->second);
+        const int byte = cp < ByteAlphabet::kDecSize ? ab.dec[cp] : -1;
+        if (byte >= 0) b += char(byte);
         else b.append(s, k, len);
         k += len;
       }
     } else if (char byte; parse_byte_piece(s, &byte)) {
       b = std::string(1, byte);
     } else {
-      b = replace_all(s, kSpace, " ");
+      b = s.find(kSpace) == std::string::npos ? s : replace_all(s, kSpace, " ");
     }
     t->bytes_[i] = std::move(b);
   }
@@ -210,34 +174,21 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
   for (const auto& a : td.added) {
     t->bytes_[size_t(a.id)] = a.content;
     t->special_[size_t(a.id)] = a.special;
-    t->ids_[a.content] = a.id;
   }
-  {
-    // A merge's token is ids_[vocab[a] + vocab[b]], found through hashes of (string, length)
-    // built the way ids_ was (vocabulary first wins, then added tokens override).
-    const StringHash hash;
-    std::vector<uint64_t> h(td.vocab.size());
-    std::unordered_map<uint64_t, int32_t> by_hash;
-    auto key = [](uint64_t hs, uint64_t len) { return hs ^ (len * 0x9E3779B97F4A7C15ull); };
-    for (size_t i = 0; i < td.vocab.size(); ++i) {
-      h[i] = hash.of(td.vocab[i]);
-      by_hash.emplace(key(h[i], td.vocab[i].size()), int32_t(i));
-    }
-    for (const auto& a : td.added) by_hash[key(hash.of(a.content), a.content.size())] = a.id;
-    for (size_t r = 0; r < td.merges.size(); ++r) {
-      const auto [a, b] = td.merges[r];
-      const std::string &sa = td.vocab[size_t(a)], &sb = td.vocab[size_t(b)];
-      auto it = by_hash.find(key(hash.concat(h[size_t(a)], h[size_t(b)], sb.size()), sa.size() + sb.size()));
-      if (it == by_hash.end()) return bad("merge " + std::to_string(r) + " makes a token missing from the vocabulary");
-      t->merge_.emplace((uint64_t(uint32_t(a)) << 32) | uint32_t(b), std::make_pair(int32_t(r), it->second));
-    }
+  t->merge_.reserve(td.merges.size());
+  for (size_t r = 0; r < td.merges.size(); ++r) {
+    const auto [a, b] = td.merges[r];
+    const std::string &sa = td.vocab[size_t(a)], &sb = td.vocab[size_t(b)];
+    const int32_t merged = t->ids_.find_concat(sa, sb, t->hash_.concat(h[size_t(a)], h[size_t(b)], sb.size()));
+    if (merged < 0) return bad("merge " + std::to_string(r) + " makes a token missing from the vocabulary");
+    t->merge_.put(a, b, int32_t(r), merged);
   }
   for (int b = 0; b < 256; ++b) {
     std::string key;
     t->byte_eow_ids_[b] = -1;
     if (td.kind == TokenizerData::Kind::kClipBpe) {
-      auto it = t->ids_.find(ab.enc[b] + "</w>");
-      t->byte_eow_ids_[b] = it == t->ids_.end() ? td.unk_id : it->second;
+      const int32_t eow = t->find_id(ab.enc[b] + "</w>");
+      t->byte_eow_ids_[b] = eow < 0 ? td.unk_id : eow;
     }
     if (td.kind != TokenizerData::Kind::kSentencePieceBpe) {
       key = ab.enc[b];
@@ -246,8 +197,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
       std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
       key = buf;
     }
-    auto it = t->ids_.find(key);
-    t->byte_ids_[b] = it == t->ids_.end() ? -1 : it->second;
+    t->byte_ids_[b] = t->find_id(key);
     // A byte-level vocabulary may lack bytes (GPT-2-style files drop control bytes): they
     // encode as unk, or to nothing, as in HF. CLIP's words need every byte.
     if (td.kind == TokenizerData::Kind::kClipBpe && t->byte_ids_[b] < 0)
@@ -284,8 +234,8 @@ void Tokenizer::bpe(const std::vector<int32_t>& symbols, std::vector<int32_t>* o
   auto consider = [&](int64_t i) {
     if (i < 0 || next[size_t(i)] < 0) return;
     const int32_t a = id[size_t(i)], b = id[size_t(next[size_t(i)])];
-    auto it = merge_.find((uint64_t(uint32_t(a)) << 32) | uint32_t(b));
-    if (it != merge_.end()) heap.push({{it->second.first, i}, {a, b}});
+    const MergeTable::Merge m = merge_.find(a, b);
+    if (m.rank >= 0) heap.push({{m.rank, i}, {a, b}});
   };
   for (size_t i = 0; i + 1 < n; ++i) consider(int64_t(i));
   while (!heap.empty()) {
@@ -294,7 +244,7 @@ void Tokenizer::bpe(const std::vector<int32_t>& symbols, std::vector<int32_t>* o
     const int64_t i = c.first.second;
     const int64_t j = next[size_t(i)];
     if (id[size_t(i)] != c.second.first || j < 0 || id[size_t(j)] != c.second.second) continue;  // stale
-    id[size_t(i)] = merge_.at((uint64_t(uint32_t(c.second.first)) << 32) | uint32_t(c.second.second)).second;
+    id[size_t(i)] = merge_.find(c.second.first, c.second.second).id;
     id[size_t(j)] = -1;
     next[size_t(i)] = next[size_t(j)];
     if (next[size_t(j)] >= 0) prev[size_t(next[size_t(j)])] = i;
@@ -326,27 +276,24 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) const
     if (d_.ignore_merges) {
       std::string mapped;
       for (unsigned char b : word) mapped += ab.enc[b];
-      auto it = ids_.find(mapped);
-      if (it != ids_.end()) {
-        out->push_back(it->second);
+      if (const int32_t whole = find_id(mapped); whole >= 0) {
+        out->push_back(whole);
         return;
       }
     }
     for (unsigned char b : word) byte_ids_[b] >= 0 ? known(byte_ids_[b]) : unknown();
   } else {
     if (d_.ignore_merges) {
-      auto it = ids_.find(std::string(word));
-      if (it != ids_.end()) {
-        out->push_back(it->second);
+      if (const int32_t whole = find_id(word); whole >= 0) {
+        out->push_back(whole);
         return;
       }
     }
     for (size_t i = 0; i < word.size();) {
       size_t len;
       const uint32_t cp = next_cp(word, i, &len);
-      auto it = cp == kInvalid ? ids_.end() : ids_.find(std::string(word.substr(i, len)));
-      if (it != ids_.end()) {
-        known(it->second);
+      if (const int32_t piece = cp == kInvalid ? -1 : find_id(word.substr(i, len)); piece >= 0) {
+        known(piece);
       } else if (d_.byte_fallback && std::all_of(word.begin() + long(i), word.begin() + long(i + len),
                                                  [&](char b) { return byte_ids_[uint8_t(b)] >= 0; })) {
         for (size_t k = 0; k < len; ++k) symbols.push_back(byte_ids_[uint8_t(word[i + k])]);

@@ -24,6 +24,7 @@
 #include "runtime/jinja.h"
 #include "runtime/regex_split.h"
 #include "runtime/status.h"
+#include "runtime/token_tables.h"
 #include "schema/tokenizer_data.h"
 
 namespace kiln {
@@ -97,8 +98,11 @@ class Tokenizer {
   void clip_word(std::string_view word_bytes, std::vector<int32_t>* out) const;
 
   TokenizerData d_;
-  std::unordered_map<std::string, int32_t> ids_;                     // token string → id
-  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_;  // (left, right) → (rank, merged id)
+  int32_t find_id(std::string_view s) const { return ids_.find(s, hash_.of(s)); }  // -1: not a token
+
+  StringHash hash_;
+  TokenIdTable ids_;  // token string (views into d_) → id
+  MergeTable merge_;  // (left, right) → (rank, merged id)
   std::vector<std::string> bytes_;                                   // id → raw bytes
   std::vector<uint8_t> special_;                                     // id → is special
   int32_t byte_ids_[256];                                            // byte → id (byte-level char or <0xXX>)

@@ -726,3 +726,42 @@ TEST_CASE("tokenizer: regex splits refuse what they cannot run exactly, and boun
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60));
   CHECK(p == std::vector<std::string>{evil + "!"});  // no match anywhere (or a limit hit): one piece
 }
+
+TEST_CASE("tokenizer tables: strings compare by bytes under colliding hashes; first merge and replace rules") {
+  // Every string put with the same hash: lookups must still tell them apart by their bytes.
+  std::vector<std::string> words;
+  for (int i = 0; i < 3000; ++i) words.push_back("w" + std::to_string(i));
+  words.push_back("");
+  TokenIdTable t;
+  t.reserve(words.size() + 2);
+  for (size_t i = 0; i < words.size(); ++i) t.put(words[i], 42, int32_t(i), false);
+  for (size_t i = 0; i < words.size(); ++i) REQUIRE(t.find(words[i], 42) == int32_t(i));
+  CHECK(t.find("w3000", 42) == -1);
+  CHECK(t.find("w1", 43) == -1);  // the right bytes under another hash: not found
+  t.put("w7", 42, 9999, false);    // present: the first id stays
+  CHECK(t.find("w7", 42) == 7);
+  t.put("w7", 42, 9999, true);  // an added token overrides
+  CHECK(t.find("w7", 42) == 9999);
+  CHECK(t.find_concat("w1", "2", 42) == 12);
+  CHECK(t.find_concat("", "w12", 42) == 12);
+  CHECK(t.find_concat("w", "", 42) == -1);
+  CHECK(TokenIdTable().find("w1", 42) == -1);  // empty table
+
+  // The hash the tokenizer uses: concat matches the whole string's.
+  const StringHash h;
+  CHECK(h.concat(h.of("ab"), h.of("cde"), 3) == h.of("abcde"));
+  CHECK(h.concat(h.of(""), h.of("x"), 1) == h.of("x"));
+
+  MergeTable m;
+  m.reserve(2000);
+  for (int32_t i = 0; i < 2000; ++i) REQUIRE(m.put(i % 50, i / 50, i, 100000 + i));
+  CHECK_FALSE(m.put(3, 0, 7777, 1));  // a repeated pair keeps its first rank
+  for (int32_t i = 0; i < 2000; ++i) {
+    const MergeTable::Merge g = m.find(i % 50, i / 50);
+    REQUIRE(g.rank == i);
+    REQUIRE(g.id == 100000 + i);
+  }
+  CHECK(m.find(50, 0).rank == -1);
+  CHECK(m.find(0, 40).rank == -1);
+  CHECK(MergeTable().find(1, 2).rank == -1);
+}
