@@ -1,18 +1,142 @@
 // CPU matmul: parallel over blocks of output features (weight rows), so each weight byte is
 // read once per call however many activation rows there are. Low-precision weight rows are
-// widened to f32 in the worker's scratch, kMatmulRowBlock rows at a time, and reused for
-// every activation row. With a single activation row (decode) bf16 rows are instead widened
-// in registers by dot_f32_bf16, which gives the same bits without the round trip to scratch.
+// widened to f32 in the worker's scratch, a block at a time, and reused for every activation
+// row. With a single activation row (decode) bf16 rows are instead widened in registers by
+// dot_f32_bf16, which gives the same bits without the round trip to scratch.
+// On x86-64-v3 CPUs the products run as register tiles of 2 activation rows × 3 weight rows
+// (dot_tile): each x load feeds 3 FMAs and each weight load 2, where a dot product per output
+// loads both operands for every FMA. Every output keeps dot_f32's 16 lanes, association order
+// and FMA contraction, so the results are bit-identical to dot_f32 (and to the one-row path).
 #include "kernels/matmul.h"
 
 #include <algorithm>
 
 #include "kernels/cpu/simd.h"
 
+#ifdef KILN_X86_64_V3_KERNELS
+#include <immintrin.h>
+
+#include <cmath>
+#endif
+
 namespace kiln {
 
-void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
+namespace {
+
+// The output of activation row r at feature j: the dot product v, plus the bias, stored or added.
+inline void store_output(const MatmulArgs& a, int64_t r, int64_t j, float v) {
+  if (a.bias) v += load_as_f32(a.bias, a.bias_dtype, uint64_t(j));
+  float& y = a.y[r * a.m + j];
+  y = a.accumulate ? y + v : v;
+}
+
+// Weight rows m0 … m0+mb as f32: in place for f32 weights, else widened into scratch.
+inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scratch, const float** rows) {
   const uint64_t esz = dtype_size(a.w_dtype);
+  for (int64_t j = 0; j < mb; ++j) {
+    const void* src = static_cast<const uint8_t*>(a.w) + uint64_t((m0 + j) * a.k) * esz;
+    if (a.w_dtype == DType::F32) {
+      rows[j] = static_cast<const float*>(src);
+    } else {
+      convert_to_f32(src, a.w_dtype, scratch + j * a.k, uint64_t(a.k));
+      rows[j] = scratch + j * a.k;
+    }
+  }
+}
+
+#ifdef KILN_X86_64_V3_KERNELS
+// out[r·C + c] = dot_f32(x[r], w[c], k) for R activation rows and C weight rows, bit for bit:
+// lanes 0-7 and 8-15 of each output in two registers, FMA over the whole 16-blocks of k, the tail
+// of k fused into lanes 0.. one by one, then dot_f32's pairwise reduction (8, 4, 2, 1).
+template <int R, int C>
+__attribute__((target("avx2,fma"))) void dot_tile(const float* const* x, const float* const* w, int64_t k, float* out) {
+  __m256 lo[R][C], hi[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) lo[r][c] = hi[r][c] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    // Lanes 0-7, then 8-15: R·C accumulators, R activation registers and one weight register
+    // at a time fit the 16 AVX2 registers for 2 × 3.
+    __m256 xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x[r] + i);
+    for (int c = 0; c < C; ++c) {
+      const __m256 wv = _mm256_loadu_ps(w[c] + i);
+      for (int r = 0; r < R; ++r) lo[r][c] = _mm256_fmadd_ps(xv[r], wv, lo[r][c]);
+    }
+    for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x[r] + i + 8);
+    for (int c = 0; c < C; ++c) {
+      const __m256 wv = _mm256_loadu_ps(w[c] + i + 8);
+      for (int r = 0; r < R; ++r) hi[r][c] = _mm256_fmadd_ps(xv[r], wv, hi[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      __m256 l = lo[r][c], h = hi[r][c];
+      if (i < k) {
+        alignas(32) float acc[16];
+        _mm256_store_ps(acc, l);
+        _mm256_store_ps(acc + 8, h);
+        for (int64_t t = 0; i + t < k; ++t) acc[t] = std::fma(x[r][i + t], w[c][i + t], acc[t]);
+        l = _mm256_load_ps(acc);
+        h = _mm256_load_ps(acc + 8);
+      }
+      const __m256 s8 = _mm256_add_ps(l, h);                                                     // l += l + 8
+      const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));  // l += l + 4
+      const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                  // l += l + 2
+      out[r * C + c] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));                    // 0 += 1
+    }
+}
+
+template <int R>
+void dot_tile_cols(const float* const* x, const float* const* w, int64_t cols, int64_t k, float* out) {
+  if (cols == 3) dot_tile<R, 3>(x, w, k, out);
+  else if (cols == 2) dot_tile<R, 2>(x, w, k, out);
+  else dot_tile<R, 1>(x, w, k, out);
+}
+
+constexpr int64_t kTileCols = 3;  // weight rows per tile (kMatmulRowBlock bounds the scratch)
+static_assert(kTileCols <= kMatmulRowBlock, "a tile's widened weight rows fit the scratch");
+
+// The blocked product on dot_tile: per block of 3 weight rows, every valid activation row, two
+// at a time (padding rows skipped, so a pair may straddle them).
+void matmul_tiles(const MatmulArgs& a, ThreadPool& pool) {
+  const int64_t chunk = a.rows / a.batch;
+  const int64_t n_tiles = (a.m + kTileCols - 1) / kTileCols;
+  pool.parallel_for(n_tiles, 1, [&](int64_t t0, int64_t t1, int worker) {
+    float* scratch = pool.scratch(worker);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = t * kTileCols, mb = std::min(kTileCols, a.m - m0);
+      const float* w[kTileCols];
+      weight_rows(a, m0, mb, scratch, w);
+      float out[2 * kTileCols];
+      int64_t pending = -1;  // a valid row waiting for its pair
+      for (int64_t r = 0; r < a.rows; ++r) {
+        if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
+        if (pending < 0) {
+          pending = r;
+          continue;
+        }
+        const float* x[2] = {a.x + pending * a.k, a.x + r * a.k};
+        dot_tile_cols<2>(x, w, mb, a.k, out);
+        for (int64_t j = 0; j < mb; ++j) {
+          store_output(a, pending, m0 + j, out[j]);
+          store_output(a, r, m0 + j, out[mb + j]);
+        }
+        pending = -1;
+      }
+      if (pending >= 0) {
+        const float* x[1] = {a.x + pending * a.k};
+        dot_tile_cols<1>(x, w, mb, a.k, out);
+        for (int64_t j = 0; j < mb; ++j) store_output(a, pending, m0 + j, out[j]);
+      }
+    }
+  });
+}
+#endif
+
+}  // namespace
+
+void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
   const int64_t chunk = a.rows / a.batch;
   if (a.rows == 1 && a.w_dtype == DType::BF16) {
     const uint16_t* w = static_cast<const uint16_t*>(a.w);
@@ -26,6 +150,9 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
     });
     return;
   }
+#ifdef KILN_X86_64_V3_KERNELS
+  if (cpu_has_x86_64_v3()) return matmul_tiles(a, pool);
+#endif
   const int64_t n_blocks = (a.m + kMatmulRowBlock - 1) / kMatmulRowBlock;
   pool.parallel_for(n_blocks, 1, [&](int64_t b0, int64_t b1, int worker) {
     float* scratch = pool.scratch(worker);
@@ -33,24 +160,10 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
       const int64_t m0 = blk * kMatmulRowBlock;
       const int64_t mb = std::min(kMatmulRowBlock, a.m - m0);
       const float* wrows[kMatmulRowBlock];
-      for (int64_t j = 0; j < mb; ++j) {
-        const void* src = static_cast<const uint8_t*>(a.w) + uint64_t((m0 + j) * a.k) * esz;
-        if (a.w_dtype == DType::F32) {
-          wrows[j] = static_cast<const float*>(src);
-        } else {
-          convert_to_f32(src, a.w_dtype, scratch + j * a.k, uint64_t(a.k));
-          wrows[j] = scratch + j * a.k;
-        }
-      }
+      weight_rows(a, m0, mb, scratch, wrows);
       for (int64_t r = 0; r < a.rows; ++r) {
         if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
-        const float* x = a.x + r * a.k;
-        float* y = a.y + r * a.m + m0;
-        for (int64_t j = 0; j < mb; ++j) {
-          float v = dot_f32(x, wrows[j], a.k);
-          if (a.bias) v += load_as_f32(a.bias, a.bias_dtype, uint64_t(m0 + j));
-          y[j] = a.accumulate ? y[j] + v : v;
-        }
+        for (int64_t j = 0; j < mb; ++j) store_output(a, r, m0 + j, dot_f32(a.x + r * a.k, wrows[j], a.k));
       }
     }
   });

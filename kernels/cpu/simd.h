@@ -9,11 +9,22 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define KILN_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+// Hand-written AVX2+FMA kernels (kernels/cpu/*.cpp), run where the clones above run their
+// x86-64-v3 versions (kiln::cpu_has_x86_64_v3), so both give the same bits.
+#define KILN_X86_64_V3_KERNELS 1
 #else
 #define KILN_TARGET_CLONES
 #endif
 
 namespace kiln {
+
+#ifdef KILN_X86_64_V3_KERNELS
+// Whether this CPU runs the x86-64-v3 clones (AVX2, FMA, F16C, BMI2, …), as the loader chose them.
+inline bool cpu_has_x86_64_v3() {
+  static const bool v3 = __builtin_cpu_supports("x86-64-v3");
+  return v3;
+}
+#endif
 
 // sum_i a[i]·b[i] with 16 lanes of partial sums, combined pairwise.
 float dot_f32(const float* a, const float* b, int64_t n);
