@@ -6,14 +6,32 @@
 // Each worker also owns a scratch buffer of `scratch_floats` floats, sized by the context at
 // creation from what the plan's launches need, so kernels never allocate during replay.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace kiln {
+
+// A non-owning reference to a callable fn(begin, end, worker): what parallel_for runs, without
+// the heap allocation a std::function of a capturing lambda may make on every launch. Valid
+// while the callable lives (parallel_for returns before its argument dies).
+class RangeFn {
+ public:
+  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, RangeFn>>>
+  RangeFn(F&& f)  // NOLINT: implicit, so callers pass lambdas as before
+      : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* o, int64_t b, int64_t e, int w) { (*static_cast<std::remove_reference_t<F>*>(o))(b, e, w); }) {}
+  void operator()(int64_t begin, int64_t end, int worker) const { call_(obj_, begin, end, worker); }
+
+ private:
+  void* obj_;
+  void (*call_)(void*, int64_t, int64_t, int);
+};
 
 class ThreadPool {
  public:
@@ -27,11 +45,16 @@ class ThreadPool {
 
   // Calls fn(begin, end, worker) for disjoint blocks covering [0, n). Blocks are at least
   // `grain` long. Runs inline when there is only one block. Not reentrant.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
+  // Workers spin briefly (kSpinNs) on the next job before they sleep, and the caller on their
+  // completion: a model's launches follow each other within microseconds, and waking a
+  // sleeping thread costs more than most decode launches take.
+  void parallel_for(int64_t n, int64_t grain, RangeFn fn);
 
   // Scratch of worker w (valid during parallel_for), at least scratch_floats() floats.
   float* scratch(int w) { return scratch_[size_t(w)].data(); }
   uint64_t scratch_floats() const { return scratch_.empty() ? 0 : scratch_[0].size(); }
+
+  static constexpr int64_t kSpinNs = 100000;  // 0.1 ms
 
  private:
   void worker_loop(int w);
@@ -40,11 +63,13 @@ class ThreadPool {
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_work_, cv_done_;
-  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  // The job: written under mu_ before generation_ advances (release), read by the workers after
+  // they see it advance (acquire).
+  const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0, job_block_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};  // workers that have not finished the current job
+  bool stop_ = false;            // under mu_
 };
 
 }  // namespace kiln

@@ -60,12 +60,14 @@ __attribute__((target("avx2,fma"))) void dot_tile(const float* const* x, const f
     __m256 xv[R];
     for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x[r] + i);
     for (int c = 0; c < C; ++c) {
-      const __m256 wv = _mm256_loadu_ps(w[c] + i);
+      __m256 wv = _mm256_loadu_ps(w[c] + i);
+      __asm__("" : "+x"(wv));  // one load per weight vector, kept in a register for all R rows
       for (int r = 0; r < R; ++r) lo[r][c] = _mm256_fmadd_ps(xv[r], wv, lo[r][c]);
     }
     for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x[r] + i + 8);
     for (int c = 0; c < C; ++c) {
-      const __m256 wv = _mm256_loadu_ps(w[c] + i + 8);
+      __m256 wv = _mm256_loadu_ps(w[c] + i + 8);
+      __asm__("" : "+x"(wv));  // one load per weight vector, kept in a register for all R rows
       for (int r = 0; r < R; ++r) hi[r][c] = _mm256_fmadd_ps(xv[r], wv, hi[r][c]);
     }
   }

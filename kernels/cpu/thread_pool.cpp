@@ -1,8 +1,10 @@
 // Fixed-size pool: worker 0 is the calling thread, workers 1..n-1 are std::threads that wait
-// for a generation counter to advance. See kernels/thread_pool.h.
+// for a generation counter to advance (spinning briefly, then on a condition variable). See
+// kernels/thread_pool.h.
 #include "kernels/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace kiln {
 
@@ -34,7 +36,33 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+// Spins until done() or kSpinNs have passed; whether done() held.
+template <typename Done>
+bool spin_until(Done done) {
+  if (done()) return true;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(ThreadPool::kSpinNs);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= until) return done();
+  }
+}
+
+}  // namespace
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain, RangeFn fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   int64_t workers = std::min<int64_t>(size(), (n + grain - 1) / grain);
@@ -48,34 +76,34 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     job_ = &fn;
     job_n_ = n;
     job_block_ = block;
-    pending_ = int(threads_.size());
-    ++generation_;
+    pending_.store(int(threads_.size()), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
-  cv_work_.notify_all();
+  cv_work_.notify_all();  // no system call unless a worker sleeps
   fn(0, std::min(n, block), 0);
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [this] { return pending_ == 0; });
+  if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+  }
   job_ = nullptr;
 }
 
 void ThreadPool::worker_loop(int w) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t, int)>* job;
-    int64_t begin, end;
-    {
+    if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_work_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      cv_work_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
       if (stop_) return;
-      seen = generation_;
-      job = job_;
-      begin = std::min(job_n_, job_block_ * w);
-      end = std::min(job_n_, begin + job_block_);
     }
+    seen = generation_.load(std::memory_order_acquire);
+    const RangeFn* job = job_;
+    const int64_t begin = std::min(job_n_, job_block_ * w);
+    const int64_t end = std::min(job_n_, begin + job_block_);
     if (begin < end) (*job)(begin, end, w);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // the caller checks under mu_ before it sleeps
+      cv_done_.notify_one();
     }
   }
 }
