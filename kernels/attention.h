@@ -9,7 +9,7 @@
 // Plan operands: inputs {qkv, k_cache, v_cache, start_pos, n_valid}; outputs {out};
 // int attrs {n_heads, n_kv_heads, head_dim, window (0: none)}; float attrs {scale}. Version 1
 // (plans written before windows) has no window attribute.
-// CPU scratch: max_seq + head_dim floats per worker.
+// CPU scratch: attention_scratch_floats floats per worker.
 #pragma once
 #include <cstdint>
 
@@ -42,10 +42,14 @@ KILN_HOST_DEVICE inline int64_t attention_first_key(int64_t p, int64_t window) {
   return window > 0 && p >= window ? p - window + 1 : 0;
 }
 
+// Cache rows widened to f32 together by the tiled CPU path (bf16/f16 caches).
+constexpr int64_t kAttentionKeyBlock = 48;
+
 // attention_cpu's scratch per worker (the op's validate() reserves it): the scores over max_seq
-// positions, then one cache row widened to f32 (head_dim floats).
-inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim) {
-  return uint64_t(max_seq) + uint64_t(head_dim);
+// positions for each query head of one KV group (n_heads / n_kv_heads of them), then a block of
+// cache rows widened to f32 (kAttentionKeyBlock · head_dim floats).
+inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim, int64_t group) {
+  return uint64_t(group) * uint64_t(max_seq) + uint64_t(kAttentionKeyBlock) * uint64_t(head_dim);
 }
 
 void attention_cpu(const AttentionArgs& a, ThreadPool& pool);

@@ -1,11 +1,17 @@
 // CPU attention: one work item per (row, head). Scores for the visible prefix go to the
 // worker's scratch (max_seq floats; a sliding window reads only its last positions), then a max-subtracted softmax and
 // a weighted sum of V.
+// On x86-64-v3 CPUs one work item is a (row, KV head): the query heads of the group share each
+// cache row, read once (and widened once for bf16/f16 caches) instead of once per head, and the
+// scores and weighted sums run as register tiles (kernels/cpu/tiles.h). The arithmetic is the
+// per-head loop's, operation for operation, so both give the same bits.
 #include "kernels/attention.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/simd.h"
+#include "kernels/cpu/tiles.h"
 
 namespace kiln {
 
@@ -18,9 +24,80 @@ const float* cache_row(const void* cache, DType t, uint64_t index, int64_t n, fl
   return dst;
 }
 
+#ifdef KILN_X86_64_V3_KERNELS
+void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
+  const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
+  const int64_t group = a.n_heads / a.n_kv_heads, hd = a.head_dim;
+  const int64_t kv = a.n_kv_heads * hd;
+  const int64_t out_w = a.n_heads * hd;
+  const bool f32 = a.cache_dtype == DType::F32;
+  pool.parallel_for(a.batch * a.chunk * a.n_kv_heads, 1, [&](int64_t i0, int64_t i1, int worker) {
+    float* scores = pool.scratch(worker);           // group × max_seq
+    float* block = scores + group * a.max_seq;      // kAttentionKeyBlock widened cache rows
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t r = item / a.n_kv_heads, kvh = item % a.n_kv_heads;
+      const int64_t b = r / a.chunk, t = r % a.chunk;
+      float* out = a.out + r * out_w + kvh * group * hd;  // the group's heads, kvh·group + g
+      std::fill(out, out + group * hd, 0.0f);
+      const int64_t p = int64_t(a.start_pos[b]) + t;
+      if (t >= a.n_valid[b] || p < 0 || p >= a.max_seq) continue;
+      const float* q = a.qkv + r * width + kvh * group * hd;
+      const uint64_t base = uint64_t(b * a.max_seq * kv + kvh * hd);
+      const int64_t j0 = attention_first_key(p, a.window), n = p - j0 + 1;
+      // Rows j0+jb … of one cache as f32 row pointers (widened into `block` unless f32).
+      const float* rows[kAttentionKeyBlock];
+      auto cache_rows = [&](const void* cache, int64_t jb, int64_t nb) {
+        for (int64_t i = 0; i < nb; ++i) {
+          const uint64_t at = base + uint64_t((j0 + jb + i) * kv);
+          if (f32) {
+            rows[i] = static_cast<const float*>(cache) + at;
+          } else {
+            convert_to_f32(static_cast<const uint8_t*>(cache) + at * dtype_size(a.cache_dtype), a.cache_dtype,
+                           block + i * hd, uint64_t(hd));
+            rows[i] = block + i * hd;
+          }
+        }
+      };
+      // Scores: every head of the group against each block of keys, two heads × three keys a tile.
+      for (int64_t jb = 0; jb < n; jb += kAttentionKeyBlock) {
+        const int64_t nb = std::min(kAttentionKeyBlock, n - jb);
+        cache_rows(a.k_cache, jb, nb);
+        for (int64_t g = 0; g < group; g += 2) {
+          const float* qs[2] = {q + g * hd, q + (g + 1) * hd};
+          const int64_t nh = std::min<int64_t>(2, group - g);
+          float tile[6];
+          for (int64_t c = 0; c < nb; c += 3) {
+            const int64_t nc = std::min<int64_t>(3, nb - c);
+            if (nh == 2) dot_tile_cols<2>(qs, rows + c, nc, hd, tile);
+            else dot_tile_cols<1>(qs, rows + c, nc, hd, tile);
+            for (int64_t h = 0; h < nh; ++h)
+              for (int64_t i = 0; i < nc; ++i) scores[(g + h) * a.max_seq + jb + c + i] = tile[h * nc + i] * a.scale;
+          }
+        }
+      }
+      for (int64_t g = 0; g < group; ++g) softmax_inplace(scores + g * a.max_seq, n);
+      // The weighted sums of V, two heads at a time sharing each value row.
+      for (int64_t jb = 0; jb < n; jb += kAttentionKeyBlock) {
+        const int64_t nb = std::min(kAttentionKeyBlock, n - jb);
+        cache_rows(a.v_cache, jb, nb);
+        for (int64_t g = 0; g < group; g += 2) {
+          const float* s[2] = {scores + g * a.max_seq + jb, scores + (g + 1) * a.max_seq + jb};
+          float* o[2] = {out + g * hd, out + (g + 1) * hd};
+          if (group - g >= 2) axpy_tile<2>(s, rows, nb, o, hd);
+          else axpy_tile<1>(s, rows, nb, o, hd);
+        }
+      }
+    }
+  });
+}
+#endif
+
 }  // namespace
 
 void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
+#ifdef KILN_X86_64_V3_KERNELS
+  if (cpu_has_x86_64_v3()) return attention_tiled(a, pool);
+#endif
   const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t kv = a.n_kv_heads * a.head_dim;

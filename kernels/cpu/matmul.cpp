@@ -12,12 +12,8 @@
 #include <algorithm>
 
 #include "kernels/cpu/simd.h"
+#include "kernels/cpu/tiles.h"
 
-#ifdef KILN_X86_64_V3_KERNELS
-#include <immintrin.h>
-
-#include <cmath>
-#endif
 
 namespace kiln {
 
@@ -45,57 +41,6 @@ inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scra
 }
 
 #ifdef KILN_X86_64_V3_KERNELS
-// out[r·C + c] = dot_f32(x[r], w[c], k) for R activation rows and C weight rows, bit for bit:
-// lanes 0-7 and 8-15 of each output in two registers, FMA over the whole 16-blocks of k, the tail
-// of k fused into lanes 0.. one by one, then dot_f32's pairwise reduction (8, 4, 2, 1).
-template <int R, int C>
-__attribute__((target("avx2,fma"))) void dot_tile(const float* const* x, const float* const* w, int64_t k, float* out) {
-  __m256 lo[R][C], hi[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) lo[r][c] = hi[r][c] = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    // Lanes 0-7, then 8-15: R·C accumulators, R activation registers and one weight register
-    // at a time fit the 16 AVX2 registers for 2 × 3.
-    __m256 xv[R];
-    for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x[r] + i);
-    for (int c = 0; c < C; ++c) {
-      __m256 wv = _mm256_loadu_ps(w[c] + i);
-      __asm__("" : "+x"(wv));  // one load per weight vector, kept in a register for all R rows
-      for (int r = 0; r < R; ++r) lo[r][c] = _mm256_fmadd_ps(xv[r], wv, lo[r][c]);
-    }
-    for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x[r] + i + 8);
-    for (int c = 0; c < C; ++c) {
-      __m256 wv = _mm256_loadu_ps(w[c] + i + 8);
-      __asm__("" : "+x"(wv));  // one load per weight vector, kept in a register for all R rows
-      for (int r = 0; r < R; ++r) hi[r][c] = _mm256_fmadd_ps(xv[r], wv, hi[r][c]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) {
-      __m256 l = lo[r][c], h = hi[r][c];
-      if (i < k) {
-        alignas(32) float acc[16];
-        _mm256_store_ps(acc, l);
-        _mm256_store_ps(acc + 8, h);
-        for (int64_t t = 0; i + t < k; ++t) acc[t] = std::fma(x[r][i + t], w[c][i + t], acc[t]);
-        l = _mm256_load_ps(acc);
-        h = _mm256_load_ps(acc + 8);
-      }
-      const __m256 s8 = _mm256_add_ps(l, h);                                                     // l += l + 8
-      const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));  // l += l + 4
-      const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                  // l += l + 2
-      out[r * C + c] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));                    // 0 += 1
-    }
-}
-
-template <int R>
-void dot_tile_cols(const float* const* x, const float* const* w, int64_t cols, int64_t k, float* out) {
-  if (cols == 3) dot_tile<R, 3>(x, w, k, out);
-  else if (cols == 2) dot_tile<R, 2>(x, w, k, out);
-  else dot_tile<R, 1>(x, w, k, out);
-}
-
 constexpr int64_t kTileCols = 3;  // weight rows per tile (kMatmulRowBlock bounds the scratch)
 static_assert(kTileCols <= kMatmulRowBlock, "a tile's widened weight rows fit the scratch");
 

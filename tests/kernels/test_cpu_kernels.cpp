@@ -280,6 +280,53 @@ TEST_CASE("rope rotates q and k heads (whole or their first rotary dims) by posi
   }
 }
 
+// attention_cpu against the per-head loop written out here with the portable helpers (dot_f32,
+// softmax_inplace, axpy_f32): the tiled path (one work item per KV group on x86-64-v3) must give
+// the same bits for every group size, head_dim (vector slices and scalar tails), window, cache
+// dtype, padding row and key count across the widening block.
+TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, cache dtypes)") {
+  uint32_t seed = 900;
+  for (DType cache_t : {DType::F32, DType::BF16, DType::F16})
+    for (const auto& [H, KVH] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 2}, {3, 1}, {8, 2}})
+      for (int64_t hd : {4, 20, 64, 72})
+        for (int64_t window : {0, 5}) {
+          CAPTURE(std::string(dtype_name(cache_t)));
+          CAPTURE(H);
+          CAPTURE(KVH);
+          CAPTURE(hd);
+          CAPTURE(window);
+          const int64_t batch = 2, chunk = 3, S = 120, width = (H + 2 * KVH) * hd;
+          ThreadPool pool(2, attention_scratch_floats(S, hd, H / KVH));
+          std::vector<int32_t> start = {100, 0}, valid = {3, 2};  // keys past the 48-row widening block
+          std::vector<float> k_r, v_r;
+          auto kc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &k_r);
+          auto vc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &v_r);
+          auto qkv = random_floats(size_t(batch * chunk * width), seed++, 3.0f);
+          std::vector<float> out(size_t(batch * chunk * H * hd), kNaN);
+          const float scale = 0.37f;
+          attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
+                                      batch, chunk, S, H, KVH, hd, scale, window},
+                        pool);
+          std::vector<float> scores(static_cast<size_t>(S)), o(static_cast<size_t>(hd));
+          for (int64_t r = 0; r < batch * chunk; ++r)
+            for (int64_t h = 0; h < H; ++h) {
+              const int64_t b = r / chunk, t = r % chunk, p = start[size_t(b)] + t;
+              std::fill(o.begin(), o.end(), 0.0f);
+              if (t < valid[size_t(b)]) {
+                const float* q = qkv.data() + r * width + h * hd;
+                const size_t base = size_t((b * S) * KVH * hd + (h / (H / KVH)) * hd);
+                const int64_t j0 = attention_first_key(p, window);
+                for (int64_t j = j0; j <= p; ++j)
+                  scores[size_t(j - j0)] = dot_f32(q, k_r.data() + base + size_t(j * KVH * hd), hd) * scale;
+                softmax_inplace(scores.data(), p - j0 + 1);
+                for (int64_t j = j0; j <= p; ++j)
+                  axpy_f32(scores[size_t(j - j0)], v_r.data() + base + size_t(j * KVH * hd), o.data(), hd);
+              }
+              REQUIRE(std::memcmp(out.data() + r * H * hd + h * hd, o.data(), size_t(hd) * 4) == 0);
+            }
+        }
+}
+
 // window 0: every earlier position; 3 and 1: the last three, the position itself; 9: longer
 // than every row's context, so it cuts nothing.
 TEST_CASE("kv_write and attention match a double reference for causal GQA with padding rows and windows") {
@@ -288,7 +335,7 @@ TEST_CASE("kv_write and attention match a double reference for causal GQA with p
       CAPTURE(std::string(dtype_name(cache_t)));
       CAPTURE(window);
       const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
-      ThreadPool pool(2, uint64_t(S + hd));
+      ThreadPool pool(2, attention_scratch_floats(S, hd, H / KVH));
       // The cache already holds earlier positions; this step appends at start_pos.
       std::vector<int32_t> start = {5, 0}, valid = {3, 4};
       std::vector<float> k_all = random_floats(size_t(batch * S * KVH * hd), 12),

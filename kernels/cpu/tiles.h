@@ -1,0 +1,109 @@
+// Register tiles for the CPU kernels on x86-64-v3 (AVX2 + FMA), each bit-identical to the
+// portable loop it replaces (kernels/cpu/simd.h): the same lanes, association order and FMA
+// contraction as the x86-64-v3 clone of that loop, which is the one the loader picks wherever
+// these run (cpu_has_x86_64_v3). Tests pin each against its loop, output by output.
+#pragma once
+#include "kernels/cpu/simd.h"
+
+#ifdef KILN_X86_64_V3_KERNELS
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+namespace kiln {
+
+// out[r·C + c] = dot_f32(x[r], w[c], k) for R activation rows and C weight rows, bit for bit:
+// lanes 0-7 and 8-15 of each output in two registers, FMA over the whole 16-blocks of k, the tail
+// of k fused into lanes 0.. one by one, then dot_f32's pairwise reduction (8, 4, 2, 1).
+template <int R, int C>
+__attribute__((target("avx2,fma"))) void dot_tile(const float* const* x, const float* const* w, int64_t k, float* out) {
+  __m256 lo[R][C], hi[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) lo[r][c] = hi[r][c] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    // Lanes 0-7, then 8-15: R·C accumulators, R activation registers and one weight register
+    // at a time fit the 16 AVX2 registers for 2 × 3.
+    __m256 xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x[r] + i);
+    for (int c = 0; c < C; ++c) {
+      __m256 wv = _mm256_loadu_ps(w[c] + i);
+      __asm__("" : "+x"(wv));  // one load per weight vector, kept in a register for all R rows
+      for (int r = 0; r < R; ++r) lo[r][c] = _mm256_fmadd_ps(xv[r], wv, lo[r][c]);
+    }
+    for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x[r] + i + 8);
+    for (int c = 0; c < C; ++c) {
+      __m256 wv = _mm256_loadu_ps(w[c] + i + 8);
+      __asm__("" : "+x"(wv));  // one load per weight vector, kept in a register for all R rows
+      for (int r = 0; r < R; ++r) hi[r][c] = _mm256_fmadd_ps(xv[r], wv, hi[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      __m256 l = lo[r][c], h = hi[r][c];
+      if (i < k) {
+        alignas(32) float acc[16];
+        _mm256_store_ps(acc, l);
+        _mm256_store_ps(acc + 8, h);
+        for (int64_t t = 0; i + t < k; ++t) acc[t] = std::fma(x[r][i + t], w[c][i + t], acc[t]);
+        l = _mm256_load_ps(acc);
+        h = _mm256_load_ps(acc + 8);
+      }
+      const __m256 s8 = _mm256_add_ps(l, h);                                                     // l += l + 8
+      const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));  // l += l + 4
+      const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                  // l += l + 2
+      out[r * C + c] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));                    // 0 += 1
+    }
+}
+
+template <int R>
+inline void dot_tile_cols(const float* const* x, const float* const* w, int64_t cols, int64_t k, float* out) {
+  if (cols == 3) dot_tile<R, 3>(x, w, k, out);
+  else if (cols == 2) dot_tile<R, 2>(x, w, k, out);
+  else dot_tile<R, 1>(x, w, k, out);
+}
+
+// o[r][d] = fma(s[r][j], v[j][d], o[r][d]) for j = 0 … n−1 in turn, every d: axpy_f32(s[r][j], v[j],
+// o[r], hd) for each j, for R rows of weights sharing the rows of v (a softmax's weighted sum).
+template <int R>
+__attribute__((target("avx2,fma"))) void axpy_tile(const float* const* s, const float* const* v, int64_t n,
+                                                    float* const* o, int64_t hd) {
+  int64_t d = 0;
+  for (; d + 32 <= hd; d += 32) {
+    __m256 acc[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int i = 0; i < 4; ++i) acc[r][i] = _mm256_loadu_ps(o[r] + d + 8 * i);
+    for (int64_t j = 0; j < n; ++j) {
+      __m256 vv[4];
+      for (int i = 0; i < 4; ++i) {
+        vv[i] = _mm256_loadu_ps(v[j] + d + 8 * i);
+        __asm__("" : "+x"(vv[i]));  // loaded once, used by every row
+      }
+      for (int r = 0; r < R; ++r) {
+        const __m256 sb = _mm256_broadcast_ss(s[r] + j);
+        for (int i = 0; i < 4; ++i) acc[r][i] = _mm256_fmadd_ps(sb, vv[i], acc[r][i]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int i = 0; i < 4; ++i) _mm256_storeu_ps(o[r] + d + 8 * i, acc[r][i]);
+  }
+  for (; d + 8 <= hd; d += 8) {
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_loadu_ps(o[r] + d);
+    for (int64_t j = 0; j < n; ++j) {
+      const __m256 vv = _mm256_loadu_ps(v[j] + d);
+      for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(s[r] + j), vv, acc[r]);
+    }
+    for (int r = 0; r < R; ++r) _mm256_storeu_ps(o[r] + d, acc[r]);
+  }
+  for (; d < hd; ++d)
+    for (int r = 0; r < R; ++r) {
+      float acc = o[r][d];
+      for (int64_t j = 0; j < n; ++j) acc = std::fma(s[r][j], v[j][d], acc);
+      o[r][d] = acc;
+    }
+}
+
+}  // namespace kiln
+#endif
