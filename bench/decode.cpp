@@ -254,7 +254,7 @@ int main(int argc, char** argv) {
   std::string path, device = "cpu";
   int steps = 64, prefill = 0, threads = 0;
   std::vector<int> contexts;
-  bool profile = false, pdl = false, compare_pdl = false;
+  bool profile = false, pdl = false, compare_pdl = false, time_score = false;
   app.add_option("plan", path)->required();
   app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--steps", steps, "decode steps to time");
@@ -262,6 +262,7 @@ int main(int argc, char** argv) {
   app.add_option("--prefill", prefill, "also time one prefill of this many tokens (0 = skip)");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
   app.add_flag("--profile", profile, "also time each launch of one decode (and prefill) step, per kernel");
+  app.add_flag("--score", time_score, "with --prefill: also time scoring those tokens (logits of every position)");
   app.add_flag("--pdl", pdl, "CUDA: launch decode GEMVs with programmatic dependent launch");
   app.add_flag("--compare-pdl", compare_pdl, "CUDA: then time decode again in a context with PDL the other way");
   CLI11_PARSE(app, argc, argv);
@@ -321,12 +322,16 @@ int main(int argc, char** argv) {
     prefill_ms = median(ms);
     // The same tokens scored (Context::score: the `score` program, logits for every position),
     // which is what a prefill cost before it kept the LM head to the last position.
-    if (c->plan().find_program("score") >= 0) {
+    if (time_score) {
       std::vector<float> all(size_t(prefill) * size_t(c->vocab()));
       ms.clear();
       for (int r = 0; r < 5; ++r) {
         const double t0 = now_ms();
-        if (!c->score(prompt.data(), 1, prefill, all.data()).is_ok()) return 1;
+        const kiln::Status st = c->score(prompt.data(), 1, prefill, all.data());
+        if (!st.is_ok()) {
+          std::fprintf(stderr, "error: score: %s\n", st.message().c_str());
+          return 1;
+        }
         ms.push_back(now_ms() - t0);
       }
       score_ms = median(ms);

@@ -46,10 +46,10 @@ KILN_HOST_DEVICE inline int64_t attention_first_key(int64_t p, int64_t window) {
 constexpr int64_t kAttentionKeyBlock = 48;
 
 // attention_cpu's scratch per worker (the op's validate() reserves it): the scores over max_seq
-// positions for each query head of one KV group (n_heads / n_kv_heads of them), then a block of
-// cache rows widened to f32 (kAttentionKeyBlock · head_dim floats).
-inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim, int64_t group) {
-  return uint64_t(group) * uint64_t(max_seq) + uint64_t(kAttentionKeyBlock) * uint64_t(head_dim);
+// positions for two query heads, then a block of cache rows widened to f32 (kAttentionKeyBlock ·
+// head_dim floats).
+inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim) {
+  return 2 * uint64_t(max_seq) + uint64_t(kAttentionKeyBlock) * uint64_t(head_dim);
 }
 
 void attention_cpu(const AttentionArgs& a, ThreadPool& pool);

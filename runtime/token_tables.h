@@ -43,7 +43,7 @@ class StringHash {
 // String → id. The strings are views the caller keeps alive (the tokenizer's own data).
 class TokenIdTable {
  public:
-  // Room for n strings; forgets any earlier contents.
+  // Room for n strings; forgets any earlier contents. put() needs it first, for every string.
   void reserve(size_t n);
   // s (with h = StringHash::of(s)) → id. A string already present keeps its id unless `replace`.
   void put(std::string_view s, uint64_t h, int32_t id, bool replace);
@@ -68,7 +68,7 @@ class TokenIdTable {
 // (left id, right id) → (rank, merged id); the first merge of a pair wins.
 class MergeTable {
  public:
-  void reserve(size_t n);
+  void reserve(size_t n);  // room for n pairs; put() needs it first, for every pair
   // False when the pair is already present (the earlier rank stays).
   bool put(int32_t left, int32_t right, int32_t rank, int32_t merged);
   struct Merge {

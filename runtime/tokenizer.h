@@ -47,6 +47,9 @@ class Tokenizer {
   static constexpr size_t kMaxAddedTokenBytes = 1024;
 
   static Result<std::unique_ptr<Tokenizer>> create(TokenizerData data);  // checks ids, builds lookups
+  // Not copyable or movable: its lookup tables point into its own data.
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
   const TokenizerData& data() const { return d_; }
   int32_t vocab_size() const { return int32_t(d_.vocab.size()); }
 

@@ -1,8 +1,8 @@
 // CPU attention: one work item per (row, head). Scores for the visible prefix go to the
 // worker's scratch (max_seq floats; a sliding window reads only its last positions), then a max-subtracted softmax and
 // a weighted sum of V.
-// On x86-64-v3 CPUs one work item is a (row, KV head): the query heads of the group share each
-// cache row, read once (and widened once for bf16/f16 caches) instead of once per head, and the
+// On x86-64-v3 CPUs one work item is a (row, pair of query heads of one KV group): the two heads
+// share each cache row, read once (and widened once for bf16/f16 caches) instead of once each, and the
 // scores and weighted sums run as register tiles (kernels/cpu/tiles.h). The arithmetic is the
 // per-head loop's, operation for operation, so both give the same bits.
 #include "kernels/attention.h"
@@ -31,17 +31,19 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t kv = a.n_kv_heads * hd;
   const int64_t out_w = a.n_heads * hd;
   const bool f32 = a.cache_dtype == DType::F32;
-  pool.parallel_for(a.batch * a.chunk * a.n_kv_heads, 1, [&](int64_t i0, int64_t i1, int worker) {
-    float* scores = pool.scratch(worker);           // group × max_seq
-    float* block = scores + group * a.max_seq;      // kAttentionKeyBlock widened cache rows
+  const int64_t pairs = (group + 1) / 2;  // work items per (row, KV head): its query heads, two at a time
+  pool.parallel_for(a.batch * a.chunk * a.n_kv_heads * pairs, 1, [&](int64_t i0, int64_t i1, int worker) {
+    float* scores = pool.scratch(worker);       // 2 × max_seq
+    float* block = scores + 2 * a.max_seq;      // kAttentionKeyBlock widened cache rows
     for (int64_t item = i0; item < i1; ++item) {
-      const int64_t r = item / a.n_kv_heads, kvh = item % a.n_kv_heads;
+      const int64_t r = item / (a.n_kv_heads * pairs), kvh = item / pairs % a.n_kv_heads;
       const int64_t b = r / a.chunk, t = r % a.chunk;
-      float* out = a.out + r * out_w + kvh * group * hd;  // the group's heads, kvh·group + g
-      std::fill(out, out + group * hd, 0.0f);
+      const int64_t h0 = kvh * group + item % pairs * 2, nh = std::min<int64_t>(2, (kvh + 1) * group - h0);
+      float* out = a.out + r * out_w + h0 * hd;  // query heads h0 (and h0 + 1)
+      std::fill(out, out + nh * hd, 0.0f);
       const int64_t p = int64_t(a.start_pos[b]) + t;
       if (t >= a.n_valid[b] || p < 0 || p >= a.max_seq) continue;
-      const float* q = a.qkv + r * width + kvh * group * hd;
+      const float* q = a.qkv + r * width + h0 * hd;
       const uint64_t base = uint64_t(b * a.max_seq * kv + kvh * hd);
       const int64_t j0 = attention_first_key(p, a.window), n = p - j0 + 1;
       // Rows j0+jb … of one cache as f32 row pointers (widened into `block` unless f32).
@@ -58,34 +60,30 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
           }
         }
       };
-      // Scores: every head of the group against each block of keys, two heads × three keys a tile.
+      // Scores: the item's heads against each block of keys, two heads × three keys a tile.
+      const float* qs[2] = {q, q + hd};
       for (int64_t jb = 0; jb < n; jb += kAttentionKeyBlock) {
         const int64_t nb = std::min(kAttentionKeyBlock, n - jb);
         cache_rows(a.k_cache, jb, nb);
-        for (int64_t g = 0; g < group; g += 2) {
-          const float* qs[2] = {q + g * hd, q + (g + 1) * hd};
-          const int64_t nh = std::min<int64_t>(2, group - g);
-          float tile[6];
-          for (int64_t c = 0; c < nb; c += 3) {
-            const int64_t nc = std::min<int64_t>(3, nb - c);
-            if (nh == 2) dot_tile_cols<2>(qs, rows + c, nc, hd, tile);
-            else dot_tile_cols<1>(qs, rows + c, nc, hd, tile);
-            for (int64_t h = 0; h < nh; ++h)
-              for (int64_t i = 0; i < nc; ++i) scores[(g + h) * a.max_seq + jb + c + i] = tile[h * nc + i] * a.scale;
-          }
+        float tile[6];
+        for (int64_t c = 0; c < nb; c += 3) {
+          const int64_t nc = std::min<int64_t>(3, nb - c);
+          if (nh == 2) dot_tile_cols<2>(qs, rows + c, nc, hd, tile);
+          else dot_tile_cols<1>(qs, rows + c, nc, hd, tile);
+          for (int64_t h = 0; h < nh; ++h)
+            for (int64_t i = 0; i < nc; ++i) scores[h * a.max_seq + jb + c + i] = tile[h * nc + i] * a.scale;
         }
       }
-      for (int64_t g = 0; g < group; ++g) softmax_inplace(scores + g * a.max_seq, n);
-      // The weighted sums of V, two heads at a time sharing each value row.
+      for (int64_t h = 0; h < nh; ++h) softmax_inplace(scores + h * a.max_seq, n);
+      // The weighted sums of V, both heads sharing each value row.
+      const float* s[2] = {scores, scores + a.max_seq};
+      float* o[2] = {out, out + hd};
       for (int64_t jb = 0; jb < n; jb += kAttentionKeyBlock) {
         const int64_t nb = std::min(kAttentionKeyBlock, n - jb);
         cache_rows(a.v_cache, jb, nb);
-        for (int64_t g = 0; g < group; g += 2) {
-          const float* s[2] = {scores + g * a.max_seq + jb, scores + (g + 1) * a.max_seq + jb};
-          float* o[2] = {out + g * hd, out + (g + 1) * hd};
-          if (group - g >= 2) axpy_tile<2>(s, rows, nb, o, hd);
-          else axpy_tile<1>(s, rows, nb, o, hd);
-        }
+        const float* sb[2] = {s[0] + jb, s[1] + jb};
+        if (nh == 2) axpy_tile<2>(sb, rows, nb, o, hd);
+        else axpy_tile<1>(sb, rows, nb, o, hd);
       }
     }
   });

@@ -46,7 +46,9 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spins until done() or kSpinNs have passed; whether done() held.
+// Spins until done() or kSpinNs have passed; whether done() held. Every 64 pauses it yields, so
+// with more threads than cores (several contexts, a CPU quota) a spinning thread hands its core
+// to one with work instead of burning the slice.
 template <typename Done>
 bool spin_until(Done done) {
   if (done()) return true;
@@ -57,6 +59,7 @@ bool spin_until(Done done) {
       cpu_relax();
     }
     if (std::chrono::steady_clock::now() >= until) return done();
+    std::this_thread::yield();
   }
 }
 

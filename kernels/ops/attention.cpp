@@ -14,7 +14,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", {DType::F32}, {rows, cmul(h, hd)}));
   if (c.launch().int_attrs.size() > 3 && (c.iattr(3) < 0 || c.iattr(3) > c.in(1)->shape[1]))
     return invalid_argument("sliding window is negative or longer than the cache");
-  *scratch = attention_scratch_floats(c.model().max_seq, hd, h / c.iattr(1));
+  *scratch = attention_scratch_floats(c.model().max_seq, hd);
   return Status::ok();
 }
 

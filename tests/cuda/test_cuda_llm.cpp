@@ -229,7 +229,7 @@ TEST_CASE("cuda: kv_write and attention match the CPU kernels (GQA, long context
       CAPTURE(std::string(dtype_name(ct)));
       CAPTURE(hd);
       const int64_t batch = 2, chunk = 4, S = 1500, H = 8, KVH = 2, width = (H + 2 * KVH) * hd;
-      ThreadPool pool(2, attention_scratch_floats(S, hd, H / KVH));
+      ThreadPool pool(2, attention_scratch_floats(S, hd));
       std::vector<int32_t> start = {1200, 0}, valid = {3, 4};
       const auto cache0 = as_dtype(random_floats(size_t(batch * S * KVH * hd), 7), ct);
       auto kc = cache0, vc = as_dtype(random_floats(size_t(batch * S * KVH * hd), 8), ct);
@@ -281,7 +281,7 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
   const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
   const auto qkv = random_floats(size_t(rows * width), seed++, 2.0f);
   std::vector<float> oc(size_t(rows * sh.heads * sh.hd), kNaN);
-  ThreadPool pool(2, attention_scratch_floats(sh.max_seq, sh.hd, sh.heads / sh.kv_heads));
+  ThreadPool pool(2, attention_scratch_floats(sh.max_seq, sh.hd));
   const float scale = 1.0f / std::sqrt(float(sh.hd));
   attention_cpu({qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
                  sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window},

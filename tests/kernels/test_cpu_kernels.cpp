@@ -101,6 +101,11 @@ TEST_CASE("matmul: the one-row bf16 path (decode) is bit-identical to the blocke
 // covers whole 16-blocks, tails and k < 16; m every remainder of 3; odd valid-row counts, padding
 // rows between valid ones, bias, accumulate, and values with large cancellation.
 TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for every tile remainder") {
+#ifdef KILN_X86_64_V3_KERNELS
+  MESSAGE((cpu_has_x86_64_v3() ? "x86-64-v3 register tiles" : "portable loop (no x86-64-v3): tiles not exercised"));
+#else
+  MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
+#endif
   ThreadPool pool(2, matmul_scratch_floats(300));
   uint32_t seed = 400;
   for (int64_t k : {1, 7, 15, 16, 17, 31, 32, 48, 63, 64, 130, 300})
@@ -285,6 +290,11 @@ TEST_CASE("rope rotates q and k heads (whole or their first rotary dims) by posi
 // the same bits for every group size, head_dim (vector slices and scalar tails), window, cache
 // dtype, padding row and key count across the widening block.
 TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, cache dtypes)") {
+#ifdef KILN_X86_64_V3_KERNELS
+  MESSAGE((cpu_has_x86_64_v3() ? "x86-64-v3 tiled path" : "portable loop (no x86-64-v3): tiles not exercised"));
+#else
+  MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
+#endif
   uint32_t seed = 900;
   for (DType cache_t : {DType::F32, DType::BF16, DType::F16})
     for (const auto& [H, KVH] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 2}, {3, 1}, {8, 2}})
@@ -296,7 +306,7 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
           CAPTURE(hd);
           CAPTURE(window);
           const int64_t batch = 2, chunk = 3, S = 120, width = (H + 2 * KVH) * hd;
-          ThreadPool pool(2, attention_scratch_floats(S, hd, H / KVH));
+          ThreadPool pool(2, attention_scratch_floats(S, hd));
           std::vector<int32_t> start = {100, 0}, valid = {3, 2};  // keys past the 48-row widening block
           std::vector<float> k_r, v_r;
           auto kc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &k_r);
@@ -335,7 +345,7 @@ TEST_CASE("kv_write and attention match a double reference for causal GQA with p
       CAPTURE(std::string(dtype_name(cache_t)));
       CAPTURE(window);
       const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
-      ThreadPool pool(2, attention_scratch_floats(S, hd, H / KVH));
+      ThreadPool pool(2, attention_scratch_floats(S, hd));
       // The cache already holds earlier positions; this step appends at start_pos.
       std::vector<int32_t> start = {5, 0}, valid = {3, 4};
       std::vector<float> k_all = random_floats(size_t(batch * S * KVH * hd), 12),
