@@ -33,6 +33,15 @@ std::vector<uint8_t> tiny_plan_bytes(const TempDir& d) {
 
 Status load(const std::vector<uint8_t>& b) { return kiln::test::load_status(b); }
 
+// The prefill program's (program 0's) last_rows launch.
+fb::Launch* last_rows_launch(fb::Plan* p) {
+  auto* ls = p->mutable_programs()->GetMutableObject(0)->mutable_launches();
+  for (flatbuffers::uoffset_t i = 0; i < ls->size(); ++i)
+    if (p->kernels()->Get(ls->Get(i)->kernel())->name()->str() == "last_rows") return ls->GetMutableObject(i);
+  FAIL("the prefill program has no last_rows launch");
+  return nullptr;
+}
+
 // The position of a program's input or output of this name.
 flatbuffers::uoffset_t input_slot(const fb::Program* p, const std::string& name) {
   for (flatbuffers::uoffset_t i = 0; i < p->input_names()->size(); ++i)
@@ -296,6 +305,24 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
            }
        },
        "not a finite f32"},
+      {"last_rows n_valid is start_pos",
+       [](fb::Plan* p) {
+         auto* prog = p->mutable_programs()->GetMutableObject(0);
+         last_rows_launch(p)->mutable_inputs()->Mutate(1, prog->inputs()->Get(input_slot(prog, "start_pos")));
+       },
+       "(last_rows): its n_valid operand is not the program's n_valid input"},
+      {"last_rows reads the tokens",
+       [](fb::Plan* p) {
+         auto* prog = p->mutable_programs()->GetMutableObject(0);
+         last_rows_launch(p)->mutable_inputs()->Mutate(0, prog->inputs()->Get(input_slot(prog, "tokens")));
+       },
+       "(last_rows): x 'prefill.tokens' has dtype i32"},
+      {"last_rows writes the logits",
+       [](fb::Plan* p) {
+         auto* prog = p->mutable_programs()->GetMutableObject(0);
+         last_rows_launch(p)->mutable_outputs()->Mutate(0, prog->outputs()->Get(output_slot(prog, "logits")));
+       },
+       "(last_rows): y 'prefill.logits' has shape [1, 16], expected [1, 8]"},
       {"embedding table shorter than vocab", [](fb::Plan* p) { p->mutable_model()->mutate_vocab_size(100000); },
        "fewer than vocab_size 100000"},
       {"tensor name not UTF-8",

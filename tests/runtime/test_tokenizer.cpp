@@ -727,7 +727,7 @@ TEST_CASE("tokenizer: regex splits refuse what they cannot run exactly, and boun
   CHECK(p == std::vector<std::string>{evil + "!"});  // no match anywhere (or a limit hit): one piece
 }
 
-TEST_CASE("tokenizer tables: strings compare by bytes under colliding hashes; first merge and replace rules") {
+TEST_CASE("tokenizer tables: strings compare by bytes under colliding hashes, first merge and replace rules") {
   // Every string put with the same hash: lookups must still tell them apart by their bytes.
   std::vector<std::string> words;
   for (int i = 0; i < 3000; ++i) words.push_back("w" + std::to_string(i));
