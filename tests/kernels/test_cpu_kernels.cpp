@@ -297,9 +297,10 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
 #endif
   uint32_t seed = 900;
   for (DType cache_t : {DType::F32, DType::BF16, DType::F16})
-    for (const auto& [H, KVH] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 2}, {3, 1}, {8, 2}})
+    for (const auto& heads : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 2}, {3, 1}, {8, 2}})
       for (int64_t hd : {4, 20, 64, 72})
         for (int64_t window : {0, 5}) {
+          const int64_t H = heads.first, KVH = heads.second;  // (no structured binding: CAPTURE, clang C++17)
           CAPTURE(std::string(dtype_name(cache_t)));
           CAPTURE(H);
           CAPTURE(KVH);
