@@ -42,14 +42,16 @@ KILN_HOST_DEVICE inline int64_t attention_first_key(int64_t p, int64_t window) {
   return window > 0 && p >= window ? p - window + 1 : 0;
 }
 
-// Cache rows widened to f32 together by the tiled CPU path (bf16/f16 caches).
+// The tiled CPU path: cache rows widened to f32 together (bf16/f16 caches), and query rows of a
+// prefill chunk sharing them.
 constexpr int64_t kAttentionKeyBlock = 48;
+constexpr int64_t kAttentionRowBlock = 4;
 
 // attention_cpu's scratch per worker (the op's validate() reserves it): the scores over max_seq
-// positions for two query heads, then a block of cache rows widened to f32 (kAttentionKeyBlock ·
-// head_dim floats).
+// positions for two query heads of kAttentionRowBlock rows, then a block of cache rows widened to
+// f32 (kAttentionKeyBlock · head_dim floats).
 inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim) {
-  return 2 * uint64_t(max_seq) + uint64_t(kAttentionKeyBlock) * uint64_t(head_dim);
+  return 2 * uint64_t(kAttentionRowBlock) * uint64_t(max_seq) + uint64_t(kAttentionKeyBlock) * uint64_t(head_dim);
 }
 
 void attention_cpu(const AttentionArgs& a, ThreadPool& pool);

@@ -1,13 +1,15 @@
 // CPU attention: one work item per (row, head). Scores for the visible prefix go to the
 // worker's scratch (max_seq floats; a sliding window reads only its last positions), then a max-subtracted softmax and
 // a weighted sum of V.
-// On x86-64-v3 CPUs one work item is a (row, pair of query heads of one KV group): the two heads
-// share each cache row, read once (and widened once for bf16/f16 caches) instead of once each, and the
+// On x86-64-v3 CPUs one work item is (up to kAttentionRowBlock rows, a pair of query heads of one
+// KV group): its rows and heads share each cache row, read once (and widened once for bf16/f16
+// caches) instead of once per row and head, and the
 // scores and weighted sums run as register tiles (kernels/cpu/tiles.h). The arithmetic is the
 // per-head loop's, operation for operation, so both give the same bits.
 #include "kernels/attention.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "kernels/cpu/simd.h"
@@ -31,26 +33,40 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t kv = a.n_kv_heads * hd;
   const int64_t out_w = a.n_heads * hd;
   const bool f32 = a.cache_dtype == DType::F32;
-  const int64_t pairs = (group + 1) / 2;  // work items per (row, KV head): its query heads, two at a time
-  pool.parallel_for(a.batch * a.chunk * a.n_kv_heads * pairs, 1, [&](int64_t i0, int64_t i1, int worker) {
-    float* scores = pool.scratch(worker);       // 2 × max_seq
-    float* block = scores + 2 * a.max_seq;      // kAttentionKeyBlock widened cache rows
+  const int64_t pairs = (group + 1) / 2;  // query heads of a KV group, two at a time
+  const int64_t row_blocks = (a.chunk + kAttentionRowBlock - 1) / kAttentionRowBlock;
+  const int64_t items = a.batch * row_blocks * a.n_kv_heads * pairs;
+  pool.parallel_for(items, 1, [&](int64_t i0, int64_t i1, int worker) {
+    float* scores = pool.scratch(worker);                         // (row, head) → max_seq, by key position
+    float* block = scores + 2 * kAttentionRowBlock * a.max_seq;  // kAttentionKeyBlock widened cache rows
     for (int64_t item = i0; item < i1; ++item) {
-      const int64_t r = item / (a.n_kv_heads * pairs), kvh = item / pairs % a.n_kv_heads;
-      const int64_t b = r / a.chunk, t = r % a.chunk;
-      const int64_t h0 = kvh * group + item % pairs * 2, nh = std::min<int64_t>(2, (kvh + 1) * group - h0);
-      float* out = a.out + r * out_w + h0 * hd;  // query heads h0 (and h0 + 1)
-      std::fill(out, out + nh * hd, 0.0f);
-      const int64_t p = int64_t(a.start_pos[b]) + t;
-      if (t >= a.n_valid[b] || p < 0 || p >= a.max_seq) continue;
-      const float* q = a.qkv + r * width + h0 * hd;
+      const int64_t pair = item % pairs, kvh = item / pairs % a.n_kv_heads;
+      const int64_t rb = item / (pairs * a.n_kv_heads) % row_blocks, b = item / (pairs * a.n_kv_heads * row_blocks);
+      const int64_t h0 = kvh * group + pair * 2, nh = std::min<int64_t>(2, (kvh + 1) * group - h0);
+      const int64_t t0 = rb * kAttentionRowBlock, t1 = std::min(a.chunk, t0 + kAttentionRowBlock);
+      // The block's valid rows: each sees keys j0[i] … p[i]; jlo … jhi covers them all.
+      int64_t nr = 0, ts[kAttentionRowBlock], j0[kAttentionRowBlock], p[kAttentionRowBlock];
+      int64_t jlo = INT64_MAX, jhi = -1;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t r = b * a.chunk + t;
+        std::fill(a.out + r * out_w + h0 * hd, a.out + r * out_w + (h0 + nh) * hd, 0.0f);
+        const int64_t pos = int64_t(a.start_pos[b]) + t;
+        if (t >= a.n_valid[b] || pos < 0 || pos >= a.max_seq) continue;
+        ts[nr] = t;
+        p[nr] = pos;
+        j0[nr] = attention_first_key(pos, a.window);
+        jlo = std::min(jlo, j0[nr]);
+        jhi = std::max(jhi, pos);
+        ++nr;
+      }
+      if (nr == 0) continue;
       const uint64_t base = uint64_t(b * a.max_seq * kv + kvh * hd);
-      const int64_t j0 = attention_first_key(p, a.window), n = p - j0 + 1;
-      // Rows j0+jb … of one cache as f32 row pointers (widened into `block` unless f32).
+      // Cache rows j … j+nb−1 as f32 row pointers (widened into `block` unless f32), once for
+      // every row of the block.
       const float* rows[kAttentionKeyBlock];
-      auto cache_rows = [&](const void* cache, int64_t jb, int64_t nb) {
+      auto cache_rows = [&](const void* cache, int64_t j, int64_t nb) {
         for (int64_t i = 0; i < nb; ++i) {
-          const uint64_t at = base + uint64_t((j0 + jb + i) * kv);
+          const uint64_t at = base + uint64_t((j + i) * kv);
           if (f32) {
             rows[i] = static_cast<const float*>(cache) + at;
           } else {
@@ -60,30 +76,40 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
           }
         }
       };
-      // Scores: the item's heads against each block of keys, two heads × three keys a tile.
-      const float* qs[2] = {q, q + hd};
-      for (int64_t jb = 0; jb < n; jb += kAttentionKeyBlock) {
-        const int64_t nb = std::min(kAttentionKeyBlock, n - jb);
+      auto score_row = [&](int64_t i, int64_t h) { return scores + (2 * i + h) * a.max_seq; };
+      // Scores: each row's two heads against its visible keys of each block, 2 heads × 3 keys a tile.
+      for (int64_t jb = jlo; jb <= jhi; jb += kAttentionKeyBlock) {
+        const int64_t nb = std::min(kAttentionKeyBlock, jhi + 1 - jb);
         cache_rows(a.k_cache, jb, nb);
-        float tile[6];
-        for (int64_t c = 0; c < nb; c += 3) {
-          const int64_t nc = std::min<int64_t>(3, nb - c);
-          if (nh == 2) dot_tile_cols<2>(qs, rows + c, nc, hd, tile);
-          else dot_tile_cols<1>(qs, rows + c, nc, hd, tile);
-          for (int64_t h = 0; h < nh; ++h)
-            for (int64_t i = 0; i < nc; ++i) scores[h * a.max_seq + jb + c + i] = tile[h * nc + i] * a.scale;
+        for (int64_t i = 0; i < nr; ++i) {
+          const int64_t lo = std::max(jb, j0[i]), hi = std::min(jb + nb - 1, p[i]);
+          const float* q = a.qkv + (b * a.chunk + ts[i]) * width + h0 * hd;
+          const float* qs[2] = {q, q + hd};
+          float tile[6];
+          for (int64_t j = lo; j <= hi; j += 3) {
+            const int64_t nc = std::min<int64_t>(3, hi + 1 - j);
+            if (nh == 2) dot_tile_cols<2>(qs, rows + (j - jb), nc, hd, tile);
+            else dot_tile_cols<1>(qs, rows + (j - jb), nc, hd, tile);
+            for (int64_t h = 0; h < nh; ++h)
+              for (int64_t c = 0; c < nc; ++c) score_row(i, h)[j + c] = tile[h * nc + c] * a.scale;
+          }
         }
       }
-      for (int64_t h = 0; h < nh; ++h) softmax_inplace(scores + h * a.max_seq, n);
-      // The weighted sums of V, both heads sharing each value row.
-      const float* s[2] = {scores, scores + a.max_seq};
-      float* o[2] = {out, out + hd};
-      for (int64_t jb = 0; jb < n; jb += kAttentionKeyBlock) {
-        const int64_t nb = std::min(kAttentionKeyBlock, n - jb);
+      for (int64_t i = 0; i < nr; ++i)
+        for (int64_t h = 0; h < nh; ++h) softmax_inplace(score_row(i, h) + j0[i], p[i] - j0[i] + 1);
+      // The weighted sums of V, in key order for every row: both heads share each value row.
+      for (int64_t jb = jlo; jb <= jhi; jb += kAttentionKeyBlock) {
+        const int64_t nb = std::min(kAttentionKeyBlock, jhi + 1 - jb);
         cache_rows(a.v_cache, jb, nb);
-        const float* sb[2] = {s[0] + jb, s[1] + jb};
-        if (nh == 2) axpy_tile<2>(sb, rows, nb, o, hd);
-        else axpy_tile<1>(sb, rows, nb, o, hd);
+        for (int64_t i = 0; i < nr; ++i) {
+          const int64_t lo = std::max(jb, j0[i]), hi = std::min(jb + nb - 1, p[i]);
+          if (lo > hi) continue;
+          float* out = a.out + (b * a.chunk + ts[i]) * out_w + h0 * hd;
+          const float* s[2] = {score_row(i, 0) + lo, score_row(i, 1) + lo};
+          float* o[2] = {out, out + hd};
+          if (nh == 2) axpy_tile<2>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
+          else axpy_tile<1>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
+        }
       }
     }
   });

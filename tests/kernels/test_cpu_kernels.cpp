@@ -306,9 +306,10 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
           CAPTURE(KVH);
           CAPTURE(hd);
           CAPTURE(window);
-          const int64_t batch = 2, chunk = 3, S = 120, width = (H + 2 * KVH) * hd;
+          // Keys past the 48-row widening block; rows in two row blocks of 4, with padding rows.
+          const int64_t batch = 2, chunk = 6, S = 120, width = (H + 2 * KVH) * hd;
           ThreadPool pool(2, attention_scratch_floats(S, hd));
-          std::vector<int32_t> start = {100, 0}, valid = {3, 2};  // keys past the 48-row widening block
+          std::vector<int32_t> start = {100, 0}, valid = {6, 5};
           std::vector<float> k_r, v_r;
           auto kc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &k_r);
           auto vc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &v_r);
