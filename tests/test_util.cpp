@@ -73,6 +73,12 @@ std::string fixtures_root() {
   return env && *env ? std::string(env) : std::string(KILN_FIXTURES_DIR);
 }
 
+std::string fixture_path(const std::string& rel) {
+  const std::string in_tree = fixtures_root() + "/" + rel;
+  if (std::ifstream(in_tree).good()) return in_tree;
+  return std::string(KILN_UNPACKED_FIXTURES_DIR) + "/" + rel;  // committed as <file>.tar.xz
+}
+
 std::string fixture(const std::string& name, const std::string& family) {
   return fixtures_root() + "/" + family + "/" + name;
 }
@@ -145,9 +151,8 @@ void write_tiny_llama_with_tokenizer(const std::string& dir, const std::string& 
   TinyLlama tl;
   tl.vocab = vocab;
   write_tiny_llama(dir, tl);
-  const std::string tok = fixtures_root() + "/" + tokenizer;
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    write_bytes(dir + "/" + f, read_bytes(tok + "/" + f));
+    write_bytes(dir + "/" + f, read_bytes(fixture_path(tokenizer + "/" + f)));
 }
 
 void write_tiny_llama(const std::string& dir, const TinyLlama& t) {

@@ -43,6 +43,9 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 void copy_dir(const std::string& from, const std::string& to);
 // tests/fixtures, or $KILN_FIXTURES_DIR when set (a build carried to another machine).
 std::string fixtures_root();
+// A fixture file by its path under tests/fixtures, or where CMake unpacked it when it is committed
+// as <path>.tar.xz (files over 8 MiB; tests/CMakeLists.txt).
+std::string fixture_path(const std::string& rel);
 std::string fixture(const std::string& name, const std::string& family = "llama");  // <root>/<family>/<name>
 std::vector<std::string> fixture_names(const std::string& family);  // every folder under <root>/<family>
 inline std::vector<std::string> llama_fixture_names() { return fixture_names("llama"); }

@@ -228,7 +228,8 @@ TEST_CASE("tokenizer: real Mistral v3, SmolLM2, Qwen2, Phi-3, Gemma and tekken t
   for (const std::string family : {"mistral_v3", "smollm2", "qwen2", "phi3", "gemma", "tekken"}) {
     CAPTURE(family);
     const std::string dir = kiln::test::fixtures_root() + "/real_tokenizers/" + family;
-    std::ifstream tin(dir + "/tokenizer.json"), vin(dir + "/variants.json"), cin(dir + "/cases.json");
+    std::ifstream tin(kiln::test::fixture_path("real_tokenizers/" + family + "/tokenizer.json")),
+        vin(dir + "/variants.json"), cin(dir + "/cases.json");
     REQUIRE((tin.good() && vin.good() && cin.good()));
     const nlohmann::json base = nlohmann::json::parse(tin), variants = nlohmann::json::parse(vin),
                          cs = nlohmann::json::parse(cin);
