@@ -34,6 +34,7 @@ CompileSummary compile_model(const CompileOptions& o) {
   FrontendBuild b = frontend_for(o.model_dir).build(o);
   Graph& g = b.graph;
   const PlanTargets targets = parse_targets(o.target);
+  drop_dead_nodes(g);
   if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
   plan_memory(g);
   // The runtime's limit (runtime/plan_format.h); each term is far below 2^64, so the sum does not wrap.

@@ -49,6 +49,12 @@ Status Context::init(const ContextOptions& opts) {
   KILN_RETURN_IF_ERROR(bind_llm_program("prefill", &prefill_, true));
   KILN_RETURN_IF_ERROR(bind_llm_program("decode", &decode_, false));
   if (plan_->find_program("score") >= 0) KILN_RETURN_IF_ERROR(bind_llm_program("score", &score_, false));
+  if (plan_->find_program("ingest") >= 0) {
+    KILN_RETURN_IF_ERROR(bind_llm_inputs("ingest", &ingest_));
+    if (ingest_.chunk != prefill_.chunk)
+      return corrupt_plan("program 'ingest' takes " + std::to_string(ingest_.chunk) + " tokens per row, prefill " +
+                          std::to_string(prefill_.chunk) + "; they must be equal");
+  }
   if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
   KILN_RETURN_IF_ERROR(set_generate_depth(opts.generate_depth));
   if (decode_.next_tensor != kNoTensor && decode_.sampling) {
@@ -81,31 +87,43 @@ Status Context::set_generate_depth(int depth) {
   return Status::ok();
 }
 
-Status Context::bind_llm_program(const char* name, ProgramState* ps, bool last_rows) {
+Status Context::bind_llm_inputs(const char* name, ProgramState* ps) {
   const Plan& p = *plan_;
   ps->index = p.find_program(name);
   if (ps->index < 0) return unsupported(std::string("plan has no '") + name + "' program");
   const ProgramInfo& pr = p.programs()[size_t(ps->index)];
   const auto& T = p.tensors();
   const uint32_t tok = pr.input("tokens"), start = pr.input("start_pos"), valid = pr.input("n_valid");
-  const uint32_t lg = pr.output("logits");
   const std::string what = std::string("program '") + name + "'";
-  if (tok == kNoTensor || start == kNoTensor || valid == kNoTensor || lg == kNoTensor)
-    return corrupt_plan(what + " lacks tokens/start_pos/n_valid inputs or the logits output");
+  if (tok == kNoTensor || start == kNoTensor || valid == kNoTensor)
+    return corrupt_plan(what + " lacks the tokens/start_pos/n_valid inputs");
   const int64_t b = batch();
   if (T[tok].shape.size() != 2 || T[tok].shape[0] != b) return corrupt_plan(what + ": tokens must be (batch, chunk)");
   ps->chunk = T[tok].shape[1];
   if (T[start].shape != std::vector<int64_t>{b} || T[valid].shape != std::vector<int64_t>{b})
     return corrupt_plan(what + ": start_pos and n_valid must be (batch,)");
+  uint8_t* state = exec_->host_state();
+  ps->tokens = reinterpret_cast<int32_t*>(state + T[tok].offset);
+  ps->start_pos = reinterpret_cast<int32_t*>(state + T[start].offset);
+  ps->n_valid = reinterpret_cast<int32_t*>(state + T[valid].offset);
+  return Status::ok();
+}
+
+Status Context::bind_llm_program(const char* name, ProgramState* ps, bool last_rows) {
+  KILN_RETURN_IF_ERROR(bind_llm_inputs(name, ps));
+  const Plan& p = *plan_;
+  const ProgramInfo& pr = p.programs()[size_t(ps->index)];
+  const auto& T = p.tensors();
+  const uint32_t lg = pr.output("logits");
+  const std::string what = std::string("program '") + name + "'";
+  if (lg == kNoTensor) return corrupt_plan(what + " lacks the logits output");
+  const int64_t b = batch();
   ps->logit_rows = ps->chunk;
   if (last_rows && T[lg].shape == std::vector<int64_t>{b, vocab()}) ps->logit_rows = 1;
   if (T[lg].dtype != DType::F32 || T[lg].shape != std::vector<int64_t>{b * ps->logit_rows, vocab()})
     return corrupt_plan(what + (last_rows ? ": logits must be f32 (batch*chunk, vocab) or (batch, vocab)"
                                           : ": logits must be f32 (batch*chunk, vocab)"));
   uint8_t* state = exec_->host_state();
-  ps->tokens = reinterpret_cast<int32_t*>(state + T[tok].offset);
-  ps->start_pos = reinterpret_cast<int32_t*>(state + T[start].offset);
-  ps->n_valid = reinterpret_cast<int32_t*>(state + T[valid].offset);
   ps->logits_tensor = lg;
   ps->next_tensor = pr.output("next_token");  // absent in plans made before kiln had it
   if (ps->next_tensor != kNoTensor &&
@@ -124,6 +142,7 @@ Status Context::bind_llm_program(const char* name, ProgramState* ps, bool last_r
 
 Status Context::run(ProgramState& ps) {
   KILN_RETURN_IF_ERROR(profile_ms_ ? exec_->profile(ps.index, profile_ms_) : exec_->run(ps.index));
+  if (ps.logits_tensor == kNoTensor) return Status::ok();  // ingest: no outputs
   ps.logits = static_cast<const float*>(exec_->host_output(ps.logits_tensor));
   ps.next = ps.next_tensor == kNoTensor ? nullptr : static_cast<const int32_t*>(exec_->host_output(ps.next_tensor));
   return Status::ok();
@@ -162,13 +181,16 @@ Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
   const int64_t C = prefill_.chunk;
   for (int64_t done = 0; done < n; done += C) {
     const int64_t len = std::min(C, n - done);
-    std::fill(prefill_.tokens, prefill_.tokens + batch() * C, 0);
-    std::fill(prefill_.n_valid, prefill_.n_valid + batch(), 0);
-    for (int64_t b = 0; b < batch(); ++b) prefill_.start_pos[b] = int32_t(pos_[size_t(b)]);
-    std::copy(ids + done, ids + done + len, prefill_.tokens + row * C);
-    prefill_.n_valid[row] = int32_t(len);
-    KILN_RETURN_IF_ERROR(run(prefill_));
+    // A chunk before the prompt's last only fills the KV cache: no LM head (`ingest`) where the plan can.
+    ProgramState& ps = done + len < n && ingest_.index >= 0 ? ingest_ : prefill_;
+    std::fill(ps.tokens, ps.tokens + batch() * C, 0);
+    std::fill(ps.n_valid, ps.n_valid + batch(), 0);
+    for (int64_t b = 0; b < batch(); ++b) ps.start_pos[b] = int32_t(pos_[size_t(b)]);
+    std::copy(ids + done, ids + done + len, ps.tokens + row * C);
+    ps.n_valid[row] = int32_t(len);
+    KILN_RETURN_IF_ERROR(run(ps));
     pos_[size_t(row)] += len;
+    if (&ps == &ingest_) continue;
     const int64_t last = row * prefill_.logit_rows + std::min(len, prefill_.logit_rows) - 1;
     std::copy(prefill_.logits + last * vocab(), prefill_.logits + (last + 1) * vocab(),
               last_logits_.begin() + row * vocab());

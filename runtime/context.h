@@ -8,6 +8,8 @@
 // `n_valid` (batch,) i32 and the output `logits` f32: (batch·chunk, vocab), a row per position,
 // or for `prefill` (batch, vocab), each row's last valid position only; decode has chunk 1.
 // score() runs `score`, or `prefill` in plans without one (made before it, with every row).
+// Optionally `ingest`: prefill's inputs and chunk, no outputs (the layers without the LM head);
+// prefill() runs it for every chunk of a prompt but the last, when the plan has it.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -97,7 +99,7 @@ class Context {
     int32_t* tokens = nullptr;  // in the executor's host state
     int32_t* start_pos = nullptr;
     int32_t* n_valid = nullptr;
-    uint32_t logits_tensor = 0;
+    uint32_t logits_tensor = kNoTensor;  // none: `ingest`
     uint32_t next_tensor = kNoTensor;  // "next_token" (batch,) i32, when the plan has it
     SampleParams* sampling = nullptr;  // "sampling" (batch, 8) in the host state, likewise
     const float* logits = nullptr;     // host view, valid after run()
@@ -109,6 +111,8 @@ class Context {
   Status init(const ContextOptions& opts);
   // last_rows: the program may keep only each batch row's last logits row.
   Status bind_llm_program(const char* name, ProgramState* ps, bool last_rows);
+  // Its tokens, start_pos and n_valid inputs only (what every LLM program takes).
+  Status bind_llm_inputs(const char* name, ProgramState* ps);
   Status run(ProgramState& ps);
   // Whether generate() can take its tokens from the plan's `sample` launch for these parameters
   // (the CUDA kernel samples with at most kSampleMaxTopK candidates).
@@ -146,7 +150,8 @@ class Context {
   // (null on the CPU), and steps run one at a time through run() (also while profiling).
   std::unique_ptr<TokenFeedback> native_feedback_, host_feedback_;
   ProgramState prefill_, decode_;
-  ProgramState score_;  // index -1: the plan has no score program (prefill keeps every row)
+  ProgramState score_;   // index -1: the plan has no score program (prefill keeps every row)
+  ProgramState ingest_;  // index -1: none (plans made before it); prefill runs every chunk
   std::vector<int64_t> pos_;
   std::vector<float> last_logits_;
   std::vector<int32_t> step_tokens_;  // generate()'s decode input

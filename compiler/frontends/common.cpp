@@ -46,7 +46,7 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
 }
 
 std::vector<LmProgramSpec> lm_programs(int64_t chunk) {
-  return {{"prefill", chunk, true}, {"score", chunk, false}, {"decode", 1, false}};
+  return {{"prefill", chunk, true}, {"score", chunk, false}, {"decode", 1, false}, {"ingest", chunk, false, false}};
 }
 
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
@@ -56,6 +56,7 @@ LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t bat
   s.prefix = std::string(spec.name) + ".";
   s.rows = batch * spec.chunk;
   s.last_rows = spec.last_rows;
+  s.head = spec.head;
   s.tokens = g.state(s.prefix + "tokens", {batch, spec.chunk});
   s.x = g.activation(s.prefix + "x", {s.rows, dim});
   add_node(s.program, kEmbeddingOp, {s.tokens, embed}, {s.x}, {}, {embed_scale});
@@ -68,6 +69,11 @@ void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, u
   const std::string& prefix = st.prefix;
   const int64_t dim = g.values[x].shape[1], vocab = g.values[lm_head].shape[0];
   const int64_t batch = g.values[io.n_valid].shape[0];
+  if (!st.head) {
+    P.inputs = {{"tokens", io.tokens}, {"start_pos", io.start_pos}, {"n_valid", io.n_valid}};
+    g.programs.push_back(std::move(P));
+    return;
+  }
   if (st.last_rows) {  // only the row each sequence continues from
     const uint32_t last = g.activation(prefix + "last_x", {batch, dim});
     add_node(P, kLastRowsOp, {x, io.n_valid}, {last});

@@ -30,11 +30,15 @@ struct LmProgramIo {
 //   prefill (chunk: --chunk) — logits of each row's last valid position only, (batch, vocab): what
 //     generation reads, without an LM head over every prompt position;
 //   score (chunk: --chunk) — logits of every position, (batch·chunk, vocab), for eval/score;
-//   decode (chunk 1) — one token per row.
+//   decode (chunk 1) — one token per row;
+//   ingest (chunk: --chunk) — no LM head and no outputs: the layers, for their KV-cache writes;
+//     the runtime runs it for every prefill chunk but a prompt's last (drop_dead_nodes then
+//     removes the last layer's attention and MLP, which nothing reads).
 struct LmProgramSpec {
   const char* name;
   int64_t chunk;
   bool last_rows;  // the LM head over each row's last valid position only
+  bool head = true;
 };
 std::vector<LmProgramSpec> lm_programs(int64_t chunk);
 
@@ -45,7 +49,7 @@ struct LmProgramStart {
   std::string prefix;  // "<name>." for the program's value names
   uint32_t tokens, x;
   int64_t rows;
-  bool last_rows;
+  bool last_rows, head;
 };
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
                                 double embed_scale = 1.0);
@@ -54,7 +58,8 @@ LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t bat
 // each batch row's last valid one, the `last_rows` gather), soft-capped when logit_softcap > 0
 // (Gemma: cap · tanh(logits / cap)), then the next token of each batch row (the `sample` kernel,
 // with the "sampling" state input); names the contract's inputs and its "logits" and
-// "next_token" outputs, and adds the program to g.
+// "next_token" outputs, and adds the program to g. A program without a head (`ingest`) names the
+// inputs only.
 void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, uint32_t lm_head, double eps,
                        const LmProgramIo& io, double logit_softcap = 0);
 

@@ -104,6 +104,35 @@ void fuse_for_cuda(Graph& g) {
   drop_unused_values(g);
 }
 
+void drop_dead_nodes(Graph& g) {
+  auto root = [&](uint32_t v) {
+    while (g.values[v].view_of != kNoTensor) v = g.values[v].view_of;
+    return v;
+  };
+  for (GraphProgram& p : g.programs) {
+    if (p.repeat > 1) continue;
+    std::vector<bool> needed(g.values.size(), false);
+    for (const auto& io : p.outputs) needed[root(io.second)] = true;
+    std::vector<bool> keep(p.nodes.size(), false);
+    for (size_t i = p.nodes.size(); i-- > 0;) {
+      const Node& n = p.nodes[i];
+      bool live = n.outputs.empty();
+      for (uint32_t v : n.outputs)
+        if (v != kNoTensor && (needed[root(v)] || g.values[root(v)].region != Region::kArena)) live = true;
+      if (!live) continue;
+      keep[i] = true;
+      for (const std::vector<uint32_t>* vs : {&n.inputs, &n.outputs})
+        for (uint32_t v : *vs)
+          if (v != kNoTensor) needed[root(v)] = true;
+    }
+    std::vector<Node> kept;
+    for (size_t i = 0; i < p.nodes.size(); ++i)
+      if (keep[i]) kept.push_back(std::move(p.nodes[i]));
+    p.nodes = std::move(kept);
+  }
+  drop_unused_values(g);
+}
+
 void drop_unused_values(Graph& g) {
   std::vector<bool> used(g.values.size(), false);
   auto use = [&](uint32_t v) {

@@ -18,4 +18,12 @@ void fuse_for_cuda(Graph& g);
 // Drops every value no program reads or writes (nor a used view's base), renumbering the rest.
 void drop_unused_values(Graph& g);
 
+// Drops the nodes of each program whose work nothing observes: a node is kept when it writes a
+// value outside the arena (KV cache, request or step state), a program output, or an arena value
+// a later kept node reads or writes (a kept node is taken to read its outputs too: accumulating
+// and in-place ops do). Views count as their base. Looped programs (repeat > 1) are left whole.
+// Then drops the values left unused. (An LLM's `ingest` program has no outputs: the last layer's
+// attention and MLP go, its KV-cache write stays.)
+void drop_dead_nodes(Graph& g);
+
 }  // namespace kiln

@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <map>
 
 #include "codegen/plan_writer.h"
 #include "compiler/compile.h"
 #include "compiler/frontends/frontend.h"
+#include "compiler/passes/fuse.h"
 #include "compiler/passes/memory_plan.h"
 #include "compiler/passes/weights.h"
 #include "runtime/context.h"
@@ -423,6 +425,84 @@ TEST_CASE("parity: plans without a score program: an all-rows prefill still scor
   const Status st = no_score->score(ref.input_ids.data(), ref.rows, T, all.data());
   CHECK(st.code() == StatusCode::kUnsupported);
   CHECK(st.message().find("no 'score' program") != std::string::npos);
+}
+
+TEST_CASE("parity: a prompt's chunks before its last run `ingest` (no LM head): the same bits as prefill (LLaMA, MLA+MoE)") {
+  for (const auto& fam_name : {std::pair<std::string, std::string>{"llama", "gqa_f32"}, {"deepseek", "v3_noaux"}}) {
+    const std::string family = fam_name.first, name = fam_name.second;
+    CAPTURE(name);
+    TempDir d, d_old;
+    const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
+    const int64_t T = ref.tokens, V = ref.vocab;
+    REQUIRE(T > 8);  // row 1's prompt: two ingest chunks, then prefill
+    auto with = compile_edited(d, name, family, 2, 4, [](Graph& g) { drop_dead_nodes(g); });
+    const int ig = with->find_program("ingest"), pf = with->find_program("prefill");
+    REQUIRE(ig >= 0);
+    const ProgramInfo& ingest = with->programs()[size_t(ig)];
+    CHECK(ingest.outputs.empty());
+    for (const auto& l : ingest.launches) CHECK(std::string(with->kernels()[l.kernel]->name) != "sample");
+    CHECK(ingest.launches.size() < with->programs()[size_t(pf)].launches.size() - 3);  // no head, less of the last layer
+    auto without = compile_edited(d_old, name, family, 2, 4, [](Graph& g) {
+      g.programs.erase(std::remove_if(g.programs.begin(), g.programs.end(),
+                                      [](const GraphProgram& p) { return p.name == "ingest"; }),
+                       g.programs.end());
+    });
+    REQUIRE(without->find_program("ingest") < 0);
+    auto a = make_context(with), b = make_context(without);
+    for (Context* c : {a.get(), b.get()}) {
+      REQUIRE(c->prefill(0, ref.input_ids.data(), 3).is_ok());
+      REQUIRE(c->prefill(1, ref.input_ids.data() + T, T - 1).is_ok());
+      CHECK(kiln::test::rel_l2(c->logits(1), ref.logits.data() + size_t((2 * T - 2) * V), size_t(V)) <= 1e-4);
+      const int32_t step[2] = {ref.input_ids[3], ref.input_ids[size_t(2 * T - 1)]};
+      REQUIRE(c->decode(step).is_ok());
+      CHECK(kiln::test::rel_l2(c->logits(1), ref.logits.data() + size_t((2 * T - 1) * V), size_t(V)) <= 1e-4);
+    }
+    for (int64_t r = 0; r < 2; ++r) CHECK(std::memcmp(a->logits(r), b->logits(r), size_t(V) * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("parity: a plan whose `ingest` takes another chunk than prefill is refused by the context") {
+  // The verifier checks every launch's shapes, so only a consistent program can get this far: the
+  // ingest program of a chunk-2 build, grafted into a chunk-4 plan (sharing its weights and cache).
+  TempDir d;
+  CompileOptions o2;
+  o2.model_dir = kiln::test::fixture("gqa_f32");
+  o2.chunk = 2;
+  o2.max_seq = 64;
+  const Graph g2 = frontend_for(o2.model_dir).build(o2).graph;
+  auto plan = compile_edited(d, "gqa_f32", "llama", 1, 4, [&](Graph& g) {
+    g.programs.erase(std::remove_if(g.programs.begin(), g.programs.end(),
+                                    [](const GraphProgram& p) { return p.name == "ingest"; }),
+                     g.programs.end());
+    std::map<uint32_t, uint32_t> remap;
+    std::function<uint32_t(uint32_t)> map = [&](uint32_t v) -> uint32_t {
+      if (v == kNoTensor) return v;
+      if (auto it = remap.find(v); it != remap.end()) return it->second;
+      const Value& val = g2.values[v];
+      if (val.region == Region::kWeights || val.region == Region::kKvCache)
+        for (uint32_t i = 0; i < g.values.size(); ++i)
+          if (g.values[i].name == val.name) return remap[v] = i;
+      Value copy = val;
+      copy.view_of = map(val.view_of);
+      g.values.push_back(copy);
+      return remap[v] = uint32_t(g.values.size() - 1);
+    };
+    for (const GraphProgram& src : g2.programs)
+      if (src.name == "ingest") {
+        GraphProgram p = src;
+        for (Node& n : p.nodes)
+          for (std::vector<uint32_t>* vs : {&n.inputs, &n.outputs})
+            for (uint32_t& v : *vs) v = map(v);
+        for (auto* ios : {&p.inputs, &p.outputs})
+          for (auto& io : *ios) io.second = map(io.second);
+        g.programs.push_back(std::move(p));
+      }
+    drop_unused_values(g);  // chunk 4's own ingest values
+  });
+  auto r = Context::create(plan, ContextOptions{});
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().code() == StatusCode::kCorruptPlan);
+  CHECK(r.status().message().find("program 'ingest' takes 2 tokens per row, prefill 4") != std::string::npos);
 }
 
 TEST_CASE("parity: bf16 and f16 plans stay within the low-precision bound") {

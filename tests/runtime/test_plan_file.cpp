@@ -85,6 +85,11 @@ TEST_CASE("plan file: round trip keeps the model, programs and memory plan") {
   // the last_rows gather before the norm
   CHECK(p.programs()[size_t(p.find_program("prefill"))].launches.size() == 14);
   CHECK(p.programs()[size_t(p.find_program("score"))].launches.size() == 13);
+  // ingest: the embedding, and of the one layer what writes its KV cache (norm, qkv, rope + write);
+  // no outputs.
+  REQUIRE(p.find_program("ingest") >= 0);
+  CHECK(p.programs()[size_t(p.find_program("ingest"))].launches.size() == 4);
+  CHECK(p.programs()[size_t(p.find_program("ingest"))].outputs.empty());
   CHECK(p.memory().kv_bytes == 2 * 256);  // k and v: 8 positions × 1 kv head × 4 dims × f32 = 128 B, each 256-aligned
   CHECK(p.memory().arena_bytes > 0);
   CHECK(header_of(bytes).weights_offset % kSegmentAlignment == 0);
