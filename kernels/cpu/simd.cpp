@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+
+#ifdef KILN_X86_64_V3_KERNELS
+#include <immintrin.h>
+#endif
 
 namespace kiln {
 
@@ -43,13 +48,121 @@ float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scra
   return dot_f32(a, scratch, n);
 }
 
-void softmax_inplace(float* s, int64_t n) {
+namespace {
+
+// exp_nonpositive's constants: round(x·log2 e) by adding 1.5·2^23 (n sits in the low mantissa bits
+// of the sum), ln 2 in two parts (Cody-Waite), Cephes' expf coefficients.
+constexpr float kExpMagic = 12582912.0f, kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+constexpr float kExpLo = -87.33654f;  // ln(FLT_MIN): 2^n stays normal above it
+constexpr float kExpP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                            4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+float bits_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// softmax_inplace's sum: 8 double lanes, combined pairwise (4, 2, 1).
+double reduce_lanes(double* acc) {
+  for (int w = 4; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  return acc[0];
+}
+
+}  // namespace
+
+// Every step an explicit float operation (std::fma where fused), so the AVX2 twin below, which
+// performs the same ones, gives the same bits.
+float exp_nonpositive(float x) {
+  const float t = std::fma(x, kLog2e, kExpMagic);
+  const float n = t - kExpMagic;
+  float r = std::fma(n, -kLn2Hi, x);
+  r = std::fma(n, -kLn2Lo, r);
+  float p = kExpP[0];
+  for (int i = 1; i < 6; ++i) p = std::fma(p, r, kExpP[i]);
+  const float z = r * r;
+  const float y = std::fma(p, z, r) + 1.0f;
+  const float scale = bits_float((float_bits(t) - float_bits(kExpMagic) + 127u) << 23);  // 2^n
+  const float e = y * scale;
+  return x < kExpLo ? 0.0f : e;
+}
+
+#ifdef KILN_X86_64_V3_KERNELS
+namespace {
+
+__attribute__((target("avx2,fma"))) inline __m256 exp_nonpositive_x8(__m256 x) {
+  const __m256 magic = _mm256_set1_ps(kExpMagic);
+  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(kLog2e), magic);
+  const __m256 n = _mm256_sub_ps(t, magic);
+  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Hi), x);
+  r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(kExpP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP[i]));
+  const __m256 z = _mm256_mul_ps(r, r);
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, z, r), _mm256_set1_ps(1.0f));
+  const __m256i k = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
+  const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+  const __m256 e = _mm256_mul_ps(y, scale);
+  return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(kExpLo), _CMP_LT_OQ), e);  // NaN compares false: kept
+}
+
+// softmax_inplace's max and e^(s − max) with its sum, on x86-64-v3: the portable loops' bits.
+__attribute__((target("avx2"))) float max_avx2(const float* s, int64_t n) {
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) m = _mm256_max_ps(_mm256_loadu_ps(s + j), m);  // a NaN score is skipped
+  alignas(32) float l[8];
+  _mm256_store_ps(l, m);
   float mx = -INFINITY;
-  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
-  double sum = 0.0;
-  for (int64_t j = 0; j < n; ++j) {
-    s[j] = std::exp(s[j] - mx);
-    sum += s[j];
+  for (float v : l) mx = std::max(mx, v);
+  for (; j < n; ++j) mx = std::max(mx, s[j]);
+  return mx;
+}
+
+__attribute__((target("avx2,fma"))) double exp_sum_avx2(float* s, int64_t n, float mx) {
+  const __m256 m = _mm256_set1_ps(mx);
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();  // lanes 0-3, 4-7
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp_nonpositive_x8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    _mm256_storeu_ps(s + j, e);
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  alignas(32) double acc[8];
+  _mm256_store_pd(acc, lo);
+  _mm256_store_pd(acc + 4, hi);
+  for (int l = 0; j + l < n; ++l) acc[l] += double(s[j + l] = exp_nonpositive(s[j + l] - mx));
+  return reduce_lanes(acc);
+}
+
+}  // namespace
+#endif
+
+void softmax_inplace(float* s, int64_t n) {
+  double sum;
+#ifdef KILN_X86_64_V3_KERNELS
+  if (cpu_has_x86_64_v3()) {
+    sum = exp_sum_avx2(s, n, max_avx2(s, n));
+  } else
+#endif
+  {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
+    double acc[8] = {};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      for (int l = 0; l < 8; ++l) acc[l] += double(s[j + l] = exp_nonpositive(s[j + l] - mx));
+    for (int l = 0; j + l < n; ++l) acc[l] += double(s[j + l] = exp_nonpositive(s[j + l] - mx));
+    sum = reduce_lanes(acc);
   }
   const float inv = float(1.0 / sum);
   for (int64_t j = 0; j < n; ++j) s[j] *= inv;

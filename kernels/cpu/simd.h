@@ -37,7 +37,14 @@ float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n);
 // (n floats), f32 and bf16 rows are read in place.
 float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scratch);
 
-// s[0..n) ← softmax(s) in place (max-subtracted; the sum is accumulated in double).
+// e^x for x <= 0 (and NaN, kept): Cephes' degree-6 polynomial on r = x − n·ln 2, n = round(x·log2 e),
+// times 2^n; within 2 ulp of the exact value; 0 below ln(FLT_MIN) (≈ −87.34), where the exact value
+// is subnormal or 0. exp_nonpositive_x8 (kernels/cpu/simd.cpp) gives the same bits, 8 at a time.
+float exp_nonpositive(float x);
+
+// s[0..n) ← softmax(s) in place: max-subtracted, e^x by exp_nonpositive (8 lanes at a time on
+// x86-64-v3, the same bits), summed in double over 8 lanes (element j into lane j mod 8, combined
+// pairwise), each scaled by the sum's reciprocal.
 void softmax_inplace(float* s, int64_t n);
 
 // y[j] += s·x[j]

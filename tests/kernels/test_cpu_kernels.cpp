@@ -285,6 +285,65 @@ TEST_CASE("rope rotates q and k heads (whole or their first rotary dims) by posi
   }
 }
 
+// exp_nonpositive against libm's double exp: within 2 ulp wherever the result is normal; 0 below
+// ln(FLT_MIN) (exact values there are subnormal); -inf → 0, NaN kept, e^0 = 1 exactly.
+TEST_CASE("exp_nonpositive is within 2 ulp of exp on [ln FLT_MIN, 0], 0 below, NaN kept") {
+  auto ulps = [](float got, double want) {
+    const float w = float(want);
+    return std::fabs(double(got) - want) / double(std::nextafter(w, INFINITY) - w);
+  };
+  double worst = 0.0;
+  float worst_x = 0.0f;
+  for (float x = 0.0f; x >= -87.3365f; x = std::nextafter(x, -INFINITY) - 1.7e-5f * std::fabs(x) - 1e-7f) {
+    const double u = ulps(exp_nonpositive(x), std::exp(double(x)));
+    if (u > worst) worst = u, worst_x = x;
+  }
+  MESSAGE("worst: " << worst << " ulp at x = " << worst_x);
+  CHECK(worst <= 2.0);
+  CHECK(exp_nonpositive(0.0f) == 1.0f);
+  CHECK(exp_nonpositive(-0.0f) == 1.0f);
+  CHECK(exp_nonpositive(-87.34f) == 0.0f);
+  CHECK(exp_nonpositive(-1000.0f) == 0.0f);
+  CHECK(exp_nonpositive(-INFINITY) == 0.0f);
+  CHECK(std::isnan(exp_nonpositive(kNaN)));
+}
+
+// softmax_inplace (the x86-64-v3 path where the CPU has it) against its definition written out
+// here with the scalar exp_nonpositive: the same bits, for lengths around the 8-lane blocks and a
+// 2,000-key row, scores with -inf and far-below-max entries; and close to a double softmax.
+TEST_CASE("softmax_inplace equals its 8-lane definition bit for bit, and a double softmax to rounding") {
+  uint32_t seed = 77;
+  for (int64_t n : {1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 2000}) {
+    CAPTURE(n);
+    std::vector<float> s = random_floats(size_t(n), seed++, 12.0f);
+    if (n > 3) {
+      s[1] = -INFINITY;
+      s[2] = s[0] - 150.0f;  // e^x flushed to 0
+    }
+    std::vector<float> want = s;
+    float mx = -INFINITY;
+    for (float v : want) mx = std::max(mx, v);
+    double acc[8] = {};
+    for (int64_t j = 0; j < n; ++j) acc[j % 8] += double(want[size_t(j)] = exp_nonpositive(want[size_t(j)] - mx));
+    for (int w = 4; w > 0; w /= 2)
+      for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+    const float inv = float(1.0 / acc[0]);
+    for (float& v : want) v *= inv;
+    const std::vector<float> orig = s;
+    std::vector<double> exact(s.size());
+    double sum = 0.0;
+    for (size_t j = 0; j < s.size(); ++j) sum += exact[j] = std::exp(double(s[j]) - double(mx));
+    softmax_inplace(s.data(), n);
+    CHECK(std::memcmp(s.data(), want.data(), size_t(n) * 4) == 0);
+    // Relative: exp's 2 ulp and the normalization, plus |x|·2^-24 from rounding x = s − max to float.
+    for (size_t j = 0; j < s.size(); ++j) {
+      const double p = exact[j] / sum, x = std::fabs(double(orig[j]) - double(mx));
+      if (p == 0.0) REQUIRE(s[j] == 0.0f);  // the -inf score
+      else REQUIRE(std::fabs(double(s[j]) - p) <= (4e-7 + x * 0x1p-23) * p + 1e-30);
+    }
+  }
+}
+
 // attention_cpu against the per-head loop written out here with the portable helpers (dot_f32,
 // softmax_inplace, axpy_f32): the tiled path (one work item per KV group on x86-64-v3) must give
 // the same bits for every group size, head_dim (vector slices and scalar tails), window, cache
