@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   };
   int64_t max_k = 0;
   for (const Shape& s : shapes) max_k = std::max(max_k, s.k);
-  kiln::ThreadPool pool(threads, kiln::matmul_scratch_floats(max_k));
+  kiln::ThreadPool pool(threads, kiln::matmul_scratch_floats(max_k, rows, kiln::DType::BF16));
   double peak = 0;
 #ifdef KILN_BENCH_FMA
   peak = fma_peak_gflops(pool);

@@ -34,8 +34,14 @@ struct MatmulArgs {
   int64_t batch = 1;
 };
 
-constexpr int64_t kMatmulRowBlock = 4;  // weight rows converted and reused together
-inline uint64_t matmul_scratch_floats(int64_t k) { return uint64_t(kMatmulRowBlock * k); }
+constexpr int64_t kMatmulRowBlock = 6;  // weight rows converted and reused together
+// CPU scratch per worker: that many widened weight rows (weights not f32), and with several
+// activation rows the x86-64-v3 tiles' accumulator panel (16 lanes of 6 outputs per row, rounded
+// up to pairs of rows).
+inline uint64_t matmul_scratch_floats(int64_t k, int64_t rows, DType w) {
+  return uint64_t(w == DType::F32 ? 0 : kMatmulRowBlock * k) +
+         (rows > 1 ? uint64_t((rows + 1) / 2) * 2 * 16 * uint64_t(kMatmulRowBlock) : 0);
+}
 
 void matmul_cpu(const MatmulArgs& a, ThreadPool& pool);
 

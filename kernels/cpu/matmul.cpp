@@ -3,10 +3,15 @@
 // widened to f32 in the worker's scratch, a block at a time, and reused for every activation
 // row. With a single activation row (decode) bf16 rows are instead widened in registers by
 // dot_f32_bf16, which gives the same bits without the round trip to scratch.
-// On x86-64-v3 CPUs the products run as register tiles of 2 activation rows × 3 weight rows
-// (dot_tile): each x load feeds 3 FMAs and each weight load 2, where a dot product per output
-// loads both operands for every FMA. Every output keeps dot_f32's 16 lanes, association order
-// and FMA contraction, so the results are bit-identical to dot_f32 (and to the one-row path).
+// On x86-64-v3 CPUs the products run as register tiles (kernels/cpu/tiles.h) of 2 activation
+// rows × 3 weight rows (dot_tile): each x load feeds 3 FMAs and each weight load 2, where a dot
+// product per output loads both operands for every FMA. With several activation rows and k over
+// 2,048 (where 3 weight rows outgrow L1) they run as 2 × 6 tiles instead, k in blocks of 1,024
+// that keep the weight rows' block in L1 while the activation rows stream past, each half of the
+// lanes in turn (dot_half_tile; on the 2-core dev VM 42-46% of the FMA peak on Llama-3.2-1B's
+// down projection against 33-36%; not faster at smaller k). Every output keeps dot_f32's 16
+// lanes, association order and FMA contraction, so the results are bit-identical to dot_f32 (and
+// to the one-row path).
 #include "kernels/matmul.h"
 
 #include <algorithm>
@@ -79,6 +84,72 @@ void matmul_tiles(const MatmulArgs& a, ThreadPool& pool) {
     }
   });
 }
+
+constexpr int64_t kPanelCols = kMatmulRowBlock;  // 6 weight rows per tile
+// Longer rows than this take matmul_panels: 3 f32 weight rows of them outgrow a 32 KiB L1.
+constexpr int64_t kPanelMinK = 2048;
+constexpr int64_t kPanelK = 1024;  // k per block: the tile's 6 weight rows of it (24 KB in f32) stay in L1
+
+// fn(pair, r0, r1) for the valid activation rows two at a time, in order; r1 = -1 for an odd last one.
+template <typename Fn>
+void for_row_pairs(const MatmulArgs& a, const Fn& fn) {
+  const int64_t chunk = a.rows / a.batch;
+  int64_t pending = -1, pair = 0;
+  for (int64_t r = 0; r < a.rows; ++r) {
+    if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
+    if (pending < 0) {
+      pending = r;
+      continue;
+    }
+    fn(pair++, pending, r);
+    pending = -1;
+  }
+  if (pending >= 0) fn(pair, pending, int64_t(-1));
+}
+
+// Several activation rows: per tile of 6 weight rows, k's whole 16-blocks in blocks of kPanelK, each
+// block against every pair of valid rows, lanes 0-7 then 8-15; a pair's accumulators wait in the
+// worker's scratch (the panel, matmul_scratch_floats) between blocks. Then finish_dot_lanes.
+void matmul_panels(const MatmulArgs& a, ThreadPool& pool) {
+  constexpr int64_t C = kPanelCols, kPairFloats = 2 * 2 * C * 8;  // 2 halves × 2 rows × C outputs × 8 lanes
+  const int64_t k16 = a.k - a.k % 16;
+  const int64_t n_tiles = (a.m + C - 1) / C;
+  pool.parallel_for(n_tiles, 1, [&](int64_t t0, int64_t t1, int worker) {
+    float* scratch = pool.scratch(worker);
+    float* panel = scratch + (a.w_dtype == DType::F32 ? 0 : C * a.k);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
+      const float* w[C];
+      weight_rows(a, m0, mb, scratch, w);
+      for (int64_t c = mb; c < C; ++c) w[c] = w[mb - 1];  // the last tile: repeats, their outputs unused
+      for (int64_t i0 = 0; i0 < k16; i0 += kPanelK) {
+        const int64_t i1 = std::min(i0 + kPanelK, k16);
+        for_row_pairs(a, [&](int64_t pair, int64_t r0, int64_t r1) {
+          for (int64_t h = 0; h < 2; ++h) {
+            float* acc = panel + pair * kPairFloats + h * (kPairFloats / 2);
+            const float* wh[C];
+            for (int64_t c = 0; c < C; ++c) wh[c] = w[c] + 8 * h;
+            const float* x[2] = {a.x + r0 * a.k + 8 * h, a.x + (r1 >= 0 ? r1 : r0) * a.k + 8 * h};
+            if (r1 >= 0) dot_half_tile<2, C>(x, wh, i0, i1, i0 == 0, acc);
+            else dot_half_tile<1, C>(x, wh, i0, i1, i0 == 0, acc);
+          }
+        });
+      }
+      for_row_pairs(a, [&](int64_t pair, int64_t r0, int64_t r1) {
+        const float* lo = panel + pair * kPairFloats;
+        const float* hi = lo + kPairFloats / 2;
+        for (int64_t i = 0; i < (r1 >= 0 ? 2 : 1); ++i) {
+          const int64_t r = i ? r1 : r0;
+          for (int64_t c = 0; c < mb; ++c) {
+            const int64_t o = (i * C + c) * 8;
+            store_output(a, r, m0 + c,
+                         finish_dot_lanes(k16 ? lo + o : nullptr, k16 ? hi + o : nullptr, a.x + r * a.k, w[c], k16, a.k));
+          }
+        }
+      });
+    }
+  });
+}
 #endif
 
 }  // namespace
@@ -98,7 +169,7 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
     return;
   }
 #ifdef KILN_X86_64_V3_KERNELS
-  if (cpu_has_x86_64_v3()) return matmul_tiles(a, pool);
+  if (cpu_has_x86_64_v3()) return a.rows > 1 && a.k > kPanelMinK ? matmul_panels(a, pool) : matmul_tiles(a, pool);
 #endif
   const int64_t n_blocks = (a.m + kMatmulRowBlock - 1) / kMatmulRowBlock;
   pool.parallel_for(n_blocks, 1, [&](int64_t b0, int64_t b1, int worker) {

@@ -13,9 +13,34 @@
 
 namespace kiln {
 
+// dot_f32's end, from its 16 lane sums (lanes 0-7 in l, 8-15 in h) over k's whole 16-blocks up
+// to i: the tail of k fused into lanes 0.. one by one, then the pairwise reduction (8, 4, 2, 1).
+__attribute__((target("avx2,fma"))) inline float finish_dot_lanes(__m256 l, __m256 h, const float* x, const float* w,
+                                                                   int64_t i, int64_t k) {
+  if (i < k) {
+    alignas(32) float acc[16];
+    _mm256_store_ps(acc, l);
+    _mm256_store_ps(acc + 8, h);
+    for (int64_t t = 0; i + t < k; ++t) acc[t] = std::fma(x[i + t], w[i + t], acc[t]);
+    l = _mm256_load_ps(acc);
+    h = _mm256_load_ps(acc + 8);
+  }
+  const __m256 s8 = _mm256_add_ps(l, h);                                                     // l += l + 8
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));  // l += l + 4
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                  // l += l + 2
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));                               // 0 += 1
+}
+
+// The same, the lane sums in memory (8 floats each), or zero where null (k has no whole 16-block).
+__attribute__((target("avx2,fma"))) inline float finish_dot_lanes(const float* l, const float* h, const float* x,
+                                                                   const float* w, int64_t i, int64_t k) {
+  return finish_dot_lanes(l ? _mm256_loadu_ps(l) : _mm256_setzero_ps(), h ? _mm256_loadu_ps(h) : _mm256_setzero_ps(),
+                          x, w, i, k);
+}
+
 // out[r·C + c] = dot_f32(x[r], w[c], k) for R activation rows and C weight rows, bit for bit:
-// lanes 0-7 and 8-15 of each output in two registers, FMA over the whole 16-blocks of k, the tail
-// of k fused into lanes 0.. one by one, then dot_f32's pairwise reduction (8, 4, 2, 1).
+// lanes 0-7 and 8-15 of each output in two registers, FMA over the whole 16-blocks of k, then
+// finish_dot_lanes.
 template <int R, int C>
 __attribute__((target("avx2,fma"))) void dot_tile(const float* const* x, const float* const* w, int64_t k, float* out) {
   __m256 lo[R][C], hi[R][C];
@@ -40,21 +65,32 @@ __attribute__((target("avx2,fma"))) void dot_tile(const float* const* x, const f
     }
   }
   for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) out[r * C + c] = finish_dot_lanes(lo[r][c], hi[r][c], x[r], w[c], i, k);
+}
+
+// One half of dot_tile's lanes over part of k: with x[r] and w[c] offset by 0 (lanes 0-7) or 8
+// (lanes 8-15), acc[(r·C + c)·8 …] += the FMAs of k's 16-blocks starting in [i0, i1), in order.
+// Lanes are independent, so a product run as both halves, its k in consecutive parts, each part
+// continuing from the last, is dot_tile's bit for bit; one accumulator per output instead of two
+// lets a tile hold 2 × 6 of them (15 registers), so each load feeds more FMAs.
+// first: start from zero rather than from acc.
+template <int R, int C>
+__attribute__((target("avx2,fma"))) void dot_half_tile(const float* const* x, const float* const* w, int64_t i0,
+                                                        int64_t i1, bool first, float* acc) {
+  __m256 a[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) a[r][c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + (r * C + c) * 8);
+  for (int64_t i = i0; i < i1; i += 16) {
+    __m256 xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x[r] + i);
     for (int c = 0; c < C; ++c) {
-      __m256 l = lo[r][c], h = hi[r][c];
-      if (i < k) {
-        alignas(32) float acc[16];
-        _mm256_store_ps(acc, l);
-        _mm256_store_ps(acc + 8, h);
-        for (int64_t t = 0; i + t < k; ++t) acc[t] = std::fma(x[r][i + t], w[c][i + t], acc[t]);
-        l = _mm256_load_ps(acc);
-        h = _mm256_load_ps(acc + 8);
-      }
-      const __m256 s8 = _mm256_add_ps(l, h);                                                     // l += l + 8
-      const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));  // l += l + 4
-      const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                  // l += l + 2
-      out[r * C + c] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));                    // 0 += 1
+      __m256 wv = _mm256_loadu_ps(w[c] + i);
+      __asm__("" : "+x"(wv));  // one load per weight vector, kept in a register for all R rows
+      for (int r = 0; r < R; ++r) a[r][c] = _mm256_fmadd_ps(xv[r], wv, a[r][c]);
     }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) _mm256_storeu_ps(acc + (r * C + c) * 8, a[r][c]);
 }
 
 template <int R>

@@ -28,7 +28,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
     return invalid_argument("a SwiGLU epilogue needs an even width, no bias and no accumulation");
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, swiglu ? m / 2 : m}));
   if (!(c.fattr(0) >= 0)) return invalid_argument("eps is negative");
-  if (c.in(2)->dtype != DType::F32) *scratch = matmul_scratch_floats(k);
+  *scratch = matmul_scratch_floats(k, rows, c.in(2)->dtype);
   return Status::ok();
 }
 

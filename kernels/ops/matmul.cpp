@@ -22,7 +22,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, m}));
   if (c.iattr(0) != 0 && c.iattr(0) != 1) return invalid_argument("accumulate must be 0 or 1");
   KILN_RETURN_IF_ERROR(c.expect_n_valid(3, rows));
-  if (c.in(1)->dtype != DType::F32) *scratch = matmul_scratch_floats(k);
+  *scratch = matmul_scratch_floats(k, rows, c.in(1)->dtype);
   return Status::ok();
 }
 

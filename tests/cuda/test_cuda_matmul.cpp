@@ -19,7 +19,7 @@ using kiln::test::TempDir;
 TEST_CASE(
     "cuda: matmul (GEMV, split-K GEMV and tiled paths) matches the CPU kernel for every dtype, with bias, accumulate and padding rows") {
   if (skip_without_gpu()) return;
-  ThreadPool pool(2, matmul_scratch_floats(4096));
+  ThreadPool pool(2, matmul_scratch_floats(4096, 300, DType::F16));
   uint32_t seed = 100;
   for (DType wt : {DType::F32, DType::BF16, DType::F16})
     for (int64_t rows : {1, 3, 8, 37, 128})
@@ -66,7 +66,7 @@ TEST_CASE(
 // epilogue, and both; padding rows stay unwritten.
 TEST_CASE("cuda: decode GEMVs with RMSNorm and/or SwiGLU fused match the CPU's separate kernels") {
   if (skip_without_gpu()) return;
-  ThreadPool pool(2, matmul_scratch_floats(4096));
+  ThreadPool pool(2, matmul_scratch_floats(4096, 300, DType::F16));
   uint32_t seed = 700;
   for (DType wt : {DType::BF16, DType::F16})
     for (int64_t rows : {1, 2, 3, 8})
@@ -185,7 +185,7 @@ TEST_CASE("cuda: cuBLASLt prefill GEMM matches the CPU kernel on rounded x, with
   if (skip_without_gpu()) return;
   auto lt = CublasLt::open();
   REQUIRE_MESSAGE(lt.is_ok(), lt.status().message());
-  ThreadPool pool(2, matmul_scratch_floats(4096));
+  ThreadPool pool(2, matmul_scratch_floats(4096, 300, DType::F16));
   uint32_t seed = 900;
   for (DType wt : {DType::BF16, DType::F16})
     for (int64_t rows : {9, 64, 300})

@@ -39,7 +39,7 @@ std::vector<uint8_t> store(const std::vector<float>& v, DType t, std::vector<flo
 }  // namespace
 
 TEST_CASE("matmul matches a double reference for every weight dtype, with bias and accumulate") {
-  ThreadPool pool(2, matmul_scratch_floats(37));
+  ThreadPool pool(2, matmul_scratch_floats(37, 5, DType::F16));
   for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
     for (int acc = 0; acc < 2; ++acc) {
       const int64_t rows = 5, k = 37, m = 23;  // odd sizes exercise every tail
@@ -69,14 +69,14 @@ TEST_CASE("matmul gives bit-identical results for 1 and 2 threads") {
   auto x = random_floats(size_t(rows * k), 5);
   auto w = random_floats(size_t(m * k), 6);
   std::vector<float> y1(size_t(rows * m), kNaN), y2(size_t(rows * m), kNaN);
-  ThreadPool p1(1), p2(2);
+  ThreadPool p1(1, matmul_scratch_floats(k, rows, DType::F32)), p2(2, matmul_scratch_floats(k, rows, DType::F32));
   matmul_cpu(MatmulArgs{x.data(), w.data(), DType::F32, nullptr, DType::F32, y1.data(), rows, k, m, false}, p1);
   matmul_cpu(MatmulArgs{x.data(), w.data(), DType::F32, nullptr, DType::F32, y2.data(), rows, k, m, false}, p2);
   CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);
 }
 
 TEST_CASE("matmul: the one-row bf16 path (decode) is bit-identical to the blocked path") {
-  ThreadPool pool(2, matmul_scratch_floats(70));
+  ThreadPool pool(2, matmul_scratch_floats(70, 2, DType::BF16));
   const int64_t k = 70, m = 33;
   auto x1 = random_floats(size_t(k), 17);
   std::vector<float> x2 = x1;
@@ -96,20 +96,21 @@ TEST_CASE("matmul: the one-row bf16 path (decode) is bit-identical to the blocke
   CHECK(rel_l2(y1.data(), ref.data(), ref.size()) < 1e-6);
 }
 
-// The blocked product (register tiles of 2 rows × 3 features on x86-64-v3 CPUs) must give every
-// output exactly what dot_f32 gives for its row and feature: the same lanes, order and FMAs. k
-// covers whole 16-blocks, tails and k < 16; m every remainder of 3; odd valid-row counts, padding
-// rows between valid ones, bias, accumulate, and values with large cancellation.
+// The blocked product (on x86-64-v3 CPUs register tiles of 2 rows × 3 features, and past k = 2048
+// 2 × 6 with k in blocks of 1024, each half of the lanes in turn) must give every output exactly
+// what dot_f32 gives for its row and feature: the same lanes, order and FMAs. k covers whole
+// 16-blocks, tails, k < 16 and several k blocks; m every remainder of 3 and 6; odd valid-row
+// counts, padding rows between valid ones, bias, accumulate, and values with large cancellation.
 TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for every tile remainder") {
 #ifdef KILN_X86_64_V3_KERNELS
   MESSAGE((cpu_has_x86_64_v3() ? "x86-64-v3 register tiles" : "portable loop (no x86-64-v3): tiles not exercised"));
 #else
   MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
 #endif
-  ThreadPool pool(2, matmul_scratch_floats(300));
+  ThreadPool pool(2, matmul_scratch_floats(3090, 10, DType::F16));
   uint32_t seed = 400;
-  for (int64_t k : {1, 7, 15, 16, 17, 31, 32, 48, 63, 64, 130, 300})
-    for (int64_t m : {1, 2, 3, 4, 5, 7, 11})
+  for (int64_t k : {1, 7, 15, 16, 17, 31, 32, 48, 63, 64, 130, 300, 2049, 3090})  // 2049, 3090: panels, 2 and 4 k blocks
+    for (int64_t m : {1, 2, 3, 4, 5, 7, 11, 13})
       for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
         CAPTURE(k);
         CAPTURE(m);
@@ -137,8 +138,8 @@ TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for eve
 }
 
 TEST_CASE("matmul skips the padding rows of each batch row (n_valid) and computes the rest") {
-  ThreadPool pool(2);
   const int64_t batch = 3, chunk = 4, rows = batch * chunk, k = 20, m = 9;
+  ThreadPool pool(2, matmul_scratch_floats(k, rows, DType::F32));
   auto x = random_floats(size_t(rows * k), 15);
   auto w = random_floats(size_t(m * k), 16);
   std::vector<int32_t> valid = {4, 0, 2};
@@ -469,7 +470,7 @@ TEST_CASE("kv_write and attention match a double reference for causal GQA with p
 // kernels give, for every combination of prologue, epilogue, bias, accumulation and padding rows.
 TEST_CASE("fused_matmul equals rmsnorm, matmul and swiglu run separately, bit for bit") {
   const int64_t k = 40, m = 22, batch = 2, chunk = 3, rows = batch * chunk;
-  ThreadPool pool(2, matmul_scratch_floats(k));
+  ThreadPool pool(2, matmul_scratch_floats(k, rows, DType::F16));
   uint32_t seed = 900;
   const int32_t n_valid[2] = {3, 1};
   for (DType wt : {DType::F32, DType::BF16, DType::F16})
