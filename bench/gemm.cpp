@@ -1,6 +1,7 @@
 // kiln-bench-gemm: the CPU matmul kernel's GFLOP/s on prefill-shaped products, next to the
-// machine's f32 FMA peak measured in the same run (every worker running independent 8-lane FMA
-// chains from registers, nothing from memory).
+// machine's f32 FMA peak measured in the same run (every worker running independent FMA chains
+// from registers, nothing from memory; 16-lane AVX-512 FMAs where the matmul runs its AVX-512
+// tiles, else 8-lane AVX2 ones).
 //   kiln-bench-gemm [--threads N] [--rows 64] [--runs 5]
 // Shapes: the Llama-3.2-1B and SmolLM2-135M projections (qkv, o, gate|up, down) with f32 and bf16
 // weights. Reports the median of --runs calls per shape.
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/simd.h"
 #include "kernels/dtype.h"
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
@@ -43,7 +45,20 @@ __attribute__((target("avx2,fma"))) float fma_chains(int64_t iters) {
   return out[0];
 }
 
-double fma_peak_gflops(kiln::ThreadPool& pool) {
+// The same with 16-lane AVX-512 FMAs.
+__attribute__((target("avx512f"))) float fma_chains512(int64_t iters) {
+  __m512 a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i) * 1e-3f);
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  for (int64_t t = 0; t < iters; ++t)
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], m, c);
+  __m512 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+// lanes 16: the AVX-512 peak (where the matmul runs its AVX-512 tiles), else 8: AVX2's.
+double fma_peak_gflops(kiln::ThreadPool& pool, int lanes) {
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
   const int64_t iters = 20000000;
   std::vector<float> sink(size_t(pool.size()));
@@ -51,9 +66,9 @@ double fma_peak_gflops(kiln::ThreadPool& pool) {
   for (int r = 0; r < 3; ++r) {
     const double t0 = now_s();
     pool.parallel_for(pool.size(), 1, [&](int64_t b0, int64_t b1, int) {
-      for (int64_t b = b0; b < b1; ++b) sink[size_t(b)] = fma_chains(iters);
+      for (int64_t b = b0; b < b1; ++b) sink[size_t(b)] = lanes == 16 ? fma_chains512(iters) : fma_chains(iters);
     });
-    best = std::max(best, 2.0 * 8 * 12 * double(iters) * pool.size() / (now_s() - t0) / 1e9);
+    best = std::max(best, 2.0 * lanes * 12 * double(iters) * pool.size() / (now_s() - t0) / 1e9);
   }
   return sink[0] == 12345.0f ? 0 : best;
 }
@@ -85,9 +100,17 @@ int main(int argc, char** argv) {
   kiln::ThreadPool pool(threads, kiln::matmul_scratch_floats(max_k, rows, kiln::DType::BF16));
   double peak = 0;
 #ifdef KILN_BENCH_FMA
-  peak = fma_peak_gflops(pool);
+#ifdef KILN_X86_64_V3_KERNELS
+  const int lanes = kiln::cpu_has_avx512() ? 16 : 8;
+#else
+  const int lanes = 8;
 #endif
-  std::printf("%d threads, %d rows; f32 FMA peak measured now: %.1f GFLOP/s\n", pool.size(), rows, peak);
+  peak = fma_peak_gflops(pool, lanes);
+#else
+  const int lanes = 8;
+#endif
+  std::printf("%d threads, %d rows; f32 FMA peak (%d-lane FMAs, as the matmul runs) measured now: %.1f GFLOP/s\n",
+              pool.size(), rows, lanes, peak);
   std::printf("| model | matmul | k | m | weights | median ms | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|\n");
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);

@@ -150,6 +150,43 @@ void matmul_panels(const MatmulArgs& a, ThreadPool& pool) {
     }
   });
 }
+// On AVX-512: per tile of 6 weight rows, the valid activation rows 4 at a time (dot_tile512).
+void matmul_tiles512(const MatmulArgs& a, ThreadPool& pool) {
+  constexpr int64_t C = kMatmulRowBlock, R = 4;
+  const int64_t chunk = a.rows / a.batch;
+  const int64_t n_tiles = (a.m + C - 1) / C;
+  pool.parallel_for(n_tiles, 1, [&](int64_t t0, int64_t t1, int worker) {
+    float* scratch = pool.scratch(worker);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
+      const float* w[C];
+      weight_rows(a, m0, mb, scratch, w);
+      for (int64_t c = mb; c < C; ++c) w[c] = w[mb - 1];  // the last tile: repeats, their outputs unused
+      int64_t rows[R];
+      int n = 0;
+      auto flush = [&] {
+        const float* x[R];
+        float out[R * C];
+        for (int i = 0; i < n; ++i) x[i] = a.x + rows[i] * a.k;
+        switch (n) {
+          case 1: dot_tile512<1, C>(x, w, a.k, out); break;
+          case 2: dot_tile512<2, C>(x, w, a.k, out); break;
+          case 3: dot_tile512<3, C>(x, w, a.k, out); break;
+          default: dot_tile512<4, C>(x, w, a.k, out); break;
+        }
+        for (int i = 0; i < n; ++i)
+          for (int64_t c = 0; c < mb; ++c) store_output(a, rows[i], m0 + c, out[i * C + c]);
+        n = 0;
+      };
+      for (int64_t r = 0; r < a.rows; ++r) {
+        if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
+        rows[n++] = r;
+        if (n == R) flush();
+      }
+      if (n > 0) flush();
+    }
+  });
+}
 #endif
 
 }  // namespace
@@ -169,6 +206,7 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
     return;
   }
 #ifdef KILN_X86_64_V3_KERNELS
+  if (cpu_has_avx512()) return matmul_tiles512(a, pool);
   if (cpu_has_x86_64_v3()) return a.rows > 1 && a.k > kPanelMinK ? matmul_panels(a, pool) : matmul_tiles(a, pool);
 #endif
   const int64_t n_blocks = (a.m + kMatmulRowBlock - 1) / kMatmulRowBlock;

@@ -6,9 +6,25 @@
 
 #ifdef KILN_X86_64_V3_KERNELS
 #include <immintrin.h>
+
+#include <atomic>
 #endif
 
 namespace kiln {
+
+#ifdef KILN_X86_64_V3_KERNELS
+namespace {
+std::atomic<bool> g_avx512_tiles_off{false};
+}  // namespace
+
+bool cpu_has_avx512() {
+  static const bool has =
+      cpu_has_x86_64_v3() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  return has && !g_avx512_tiles_off.load(std::memory_order_relaxed);
+}
+
+void set_avx512_tiles_for_tests(bool on) { g_avx512_tiles_off.store(!on, std::memory_order_relaxed); }
+#endif
 
 namespace {
 

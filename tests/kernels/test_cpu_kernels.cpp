@@ -96,45 +96,63 @@ TEST_CASE("matmul: the one-row bf16 path (decode) is bit-identical to the blocke
   CHECK(rel_l2(y1.data(), ref.data(), ref.size()) < 1e-6);
 }
 
-// The blocked product (on x86-64-v3 CPUs register tiles of 2 rows × 3 features, and past k = 2048
-// 2 × 6 with k in blocks of 1024, each half of the lanes in turn) must give every output exactly
+// The blocked product (on AVX-512 CPUs register tiles of 4 rows × 6 features; on x86-64-v3 ones
+// 2 × 3, and past k = 2048 2 × 6 with k in blocks of 1024, each half of the lanes in turn; both
+// tiers where the CPU has AVX-512) must give every output exactly
 // what dot_f32 gives for its row and feature: the same lanes, order and FMAs. k covers whole
 // 16-blocks, tails, k < 16 and several k blocks; m every remainder of 3 and 6; odd valid-row
 // counts, padding rows between valid ones, bias, accumulate, and values with large cancellation.
 TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for every tile remainder") {
 #ifdef KILN_X86_64_V3_KERNELS
-  MESSAGE((cpu_has_x86_64_v3() ? "x86-64-v3 register tiles" : "portable loop (no x86-64-v3): tiles not exercised"));
+  const bool avx512 = cpu_has_avx512();
+  MESSAGE(std::string(!cpu_has_x86_64_v3() ? "portable loop (no x86-64-v3): tiles not exercised"
+                      : avx512             ? "AVX-512 tiles, then the AVX2 tiles and panels"
+                                           : "AVX2 tiles and panels (no AVX-512: its tiles not exercised)"));
 #else
+  const bool avx512 = false;
   MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
 #endif
   ThreadPool pool(2, matmul_scratch_floats(3090, 10, DType::F16));
   uint32_t seed = 400;
-  for (int64_t k : {1, 7, 15, 16, 17, 31, 32, 48, 63, 64, 130, 300, 2049, 3090})  // 2049, 3090: panels, 2 and 4 k blocks
-    for (int64_t m : {1, 2, 3, 4, 5, 7, 11, 13})
-      for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
-        CAPTURE(k);
-        CAPTURE(m);
-        CAPTURE(dtype_name(wt));
-        const int64_t batch = 2, chunk = 5, rows = batch * chunk;
-        auto x = random_floats(size_t(rows * k), seed++, 8.0f);
-        std::vector<float> w_r, bias = random_floats(size_t(m), seed++);
-        auto w = store(random_floats(size_t(m * k), seed++, 4.0f), wt, &w_r);
-        const std::vector<int32_t> valid = {3, 5};  // 3 then 5 valid rows: odd, and pairs across the gap
-        std::vector<float> y = random_floats(size_t(rows * m), seed++);
-        const std::vector<float> y0 = y;
-        MatmulArgs a{x.data(), w.data(), wt, bias.data(), DType::F32, y.data(), rows, k, m, true, valid.data(), batch};
-        matmul_cpu(a, pool);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t j = 0; j < m; ++j) {
-            const size_t o = size_t(r * m + j);
-            if (r % chunk >= valid[size_t(r / chunk)]) {
-              REQUIRE(std::memcmp(&y[o], &y0[o], 4) == 0);  // padding: untouched
-              continue;
+  // Valid rows per batch row: 8, 7, 5 and 6 in all, so the AVX-512 tiles' groups of 4 end with 4,
+  // 3, 1 and 2 rows, and pairs and groups cross the padding.
+  const std::vector<std::vector<int32_t>> valid_sets = {{3, 5}, {2, 5}, {1, 4}, {2, 4}};
+  for (const bool tier512 : {true, false}) {
+    if (tier512 && !avx512) continue;
+#ifdef KILN_X86_64_V3_KERNELS
+    struct Tier {  // back to what the CPU has, however the loop ends
+      explicit Tier(bool on) { set_avx512_tiles_for_tests(on); }
+      ~Tier() { set_avx512_tiles_for_tests(true); }
+    } tier(tier512);
+#endif
+    CAPTURE(tier512);
+    for (int64_t k : {1, 7, 15, 16, 17, 31, 32, 48, 63, 64, 130, 300, 2049, 3090})  // 2049, 3090: panels, 2 and 4 k blocks
+      for (int64_t m : {1, 2, 3, 4, 5, 7, 11, 13})
+        for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
+          CAPTURE(k);
+          CAPTURE(m);
+          CAPTURE(dtype_name(wt));
+          const int64_t batch = 2, chunk = 5, rows = batch * chunk;
+          auto x = random_floats(size_t(rows * k), seed++, 8.0f);
+          std::vector<float> w_r, bias = random_floats(size_t(m), seed++);
+          auto w = store(random_floats(size_t(m * k), seed++, 4.0f), wt, &w_r);
+          const std::vector<int32_t>& valid = valid_sets[size_t(k + m) % valid_sets.size()];
+          std::vector<float> y = random_floats(size_t(rows * m), seed++);
+          const std::vector<float> y0 = y;
+          MatmulArgs a{x.data(), w.data(), wt, bias.data(), DType::F32, y.data(), rows, k, m, true, valid.data(), batch};
+          matmul_cpu(a, pool);
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t j = 0; j < m; ++j) {
+              const size_t o = size_t(r * m + j);
+              if (r % chunk >= valid[size_t(r / chunk)]) {
+                REQUIRE(std::memcmp(&y[o], &y0[o], 4) == 0);  // padding: untouched
+                continue;
+              }
+              const float want = y0[o] + (dot_f32(x.data() + r * k, w_r.data() + j * k, k) + bias[size_t(j)]);
+              REQUIRE(std::memcmp(&y[o], &want, 4) == 0);
             }
-            const float want = y0[o] + (dot_f32(x.data() + r * k, w_r.data() + j * k, k) + bias[size_t(j)]);
-            REQUIRE(std::memcmp(&y[o], &want, 4) == 0);
-          }
-      }
+        }
+  }
 }
 
 TEST_CASE("matmul skips the padding rows of each batch row (n_valid) and computes the rest") {
@@ -351,7 +369,7 @@ TEST_CASE("softmax_inplace equals its 8-lane definition bit for bit, and a doubl
 // dtype, padding row and key count across the widening block.
 TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, cache dtypes)") {
 #ifdef KILN_X86_64_V3_KERNELS
-  MESSAGE((cpu_has_x86_64_v3() ? "x86-64-v3 tiled path" : "portable loop (no x86-64-v3): tiles not exercised"));
+  MESSAGE(std::string(cpu_has_x86_64_v3() ? "x86-64-v3 tiled path" : "portable loop (no x86-64-v3): tiles not exercised"));
 #else
   MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
 #endif
