@@ -8,7 +8,7 @@
 //   backend's cuBLASLt path writes y = 0 there, or leaves y as it was when accumulating, and
 //   nothing reads padding rows).
 // Plan operands: inputs {x, w, bias?, n_valid?}; outputs {y}; int attrs {accumulate}.
-// CPU scratch: 4·k floats per worker when w is not f32.
+// CPU scratch per worker: matmul_scratch_floats(k, rows, w's dtype).
 #pragma once
 #include <cstdint>
 
@@ -35,12 +35,14 @@ struct MatmulArgs {
 };
 
 constexpr int64_t kMatmulRowBlock = 6;  // weight rows converted and reused together
-// CPU scratch per worker: that many widened weight rows (weights not f32), and with several
-// activation rows the x86-64-v3 tiles' accumulator panel (16 lanes of 6 outputs per row, rounded
-// up to pairs of rows).
+// The x86-64-v3 panels' accumulators for a pair of activation rows: 16 lanes of kMatmulRowBlock
+// outputs each (kernels/cpu/matmul.cpp, matmul_panels).
+constexpr int64_t kMatmulPanelPairFloats = 2 * 16 * kMatmulRowBlock;
+// CPU scratch per worker: that many widened weight rows (weights not f32), then with several
+// activation rows the panel, a pair of rows' accumulators per pair (rounded up).
 inline uint64_t matmul_scratch_floats(int64_t k, int64_t rows, DType w) {
   return uint64_t(w == DType::F32 ? 0 : kMatmulRowBlock * k) +
-         (rows > 1 ? uint64_t((rows + 1) / 2) * 2 * 16 * uint64_t(kMatmulRowBlock) : 0);
+         (rows > 1 ? uint64_t((rows + 1) / 2) * uint64_t(kMatmulPanelPairFloats) : 0);
 }
 
 void matmul_cpu(const MatmulArgs& a, ThreadPool& pool);

@@ -76,7 +76,9 @@ std::string fixtures_root() {
 std::string fixture_path(const std::string& rel) {
   const std::string in_tree = fixtures_root() + "/" + rel;
   if (std::ifstream(in_tree).good()) return in_tree;
-  return std::string(KILN_UNPACKED_FIXTURES_DIR) + "/" + rel;  // committed as <file>.tar.xz
+  // committed as <file>.tar.xz: CMake's unpacked copy, or $KILN_UNPACKED_FIXTURES_DIR's (a build carried elsewhere)
+  const char* env = std::getenv("KILN_UNPACKED_FIXTURES_DIR");
+  return (env && *env ? std::string(env) : std::string(KILN_UNPACKED_FIXTURES_DIR)) + "/" + rel;
 }
 
 std::string fixture(const std::string& name, const std::string& family) {

@@ -44,7 +44,8 @@ void copy_dir(const std::string& from, const std::string& to);
 // tests/fixtures, or $KILN_FIXTURES_DIR when set (a build carried to another machine).
 std::string fixtures_root();
 // A fixture file by its path under tests/fixtures, or where CMake unpacked it when it is committed
-// as <path>.tar.xz (files over 8 MiB; tests/CMakeLists.txt).
+// as <path>.tar.xz (files over 8 MiB; the root CMakeLists.txt), or under $KILN_UNPACKED_FIXTURES_DIR
+// when set.
 std::string fixture_path(const std::string& rel);
 std::string fixture(const std::string& name, const std::string& family = "llama");  // <root>/<family>/<name>
 std::vector<std::string> fixture_names(const std::string& family);  // every folder under <root>/<family>

@@ -49,47 +49,6 @@ inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scra
 constexpr int64_t kTileCols = 3;  // weight rows per tile (kMatmulRowBlock bounds the scratch)
 static_assert(kTileCols <= kMatmulRowBlock, "a tile's widened weight rows fit the scratch");
 
-// The blocked product on dot_tile: per block of 3 weight rows, every valid activation row, two
-// at a time (padding rows skipped, so a pair may straddle them).
-void matmul_tiles(const MatmulArgs& a, ThreadPool& pool) {
-  const int64_t chunk = a.rows / a.batch;
-  const int64_t n_tiles = (a.m + kTileCols - 1) / kTileCols;
-  pool.parallel_for(n_tiles, 1, [&](int64_t t0, int64_t t1, int worker) {
-    float* scratch = pool.scratch(worker);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t m0 = t * kTileCols, mb = std::min(kTileCols, a.m - m0);
-      const float* w[kTileCols];
-      weight_rows(a, m0, mb, scratch, w);
-      float out[2 * kTileCols];
-      int64_t pending = -1;  // a valid row waiting for its pair
-      for (int64_t r = 0; r < a.rows; ++r) {
-        if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
-        if (pending < 0) {
-          pending = r;
-          continue;
-        }
-        const float* x[2] = {a.x + pending * a.k, a.x + r * a.k};
-        dot_tile_cols<2>(x, w, mb, a.k, out);
-        for (int64_t j = 0; j < mb; ++j) {
-          store_output(a, pending, m0 + j, out[j]);
-          store_output(a, r, m0 + j, out[mb + j]);
-        }
-        pending = -1;
-      }
-      if (pending >= 0) {
-        const float* x[1] = {a.x + pending * a.k};
-        dot_tile_cols<1>(x, w, mb, a.k, out);
-        for (int64_t j = 0; j < mb; ++j) store_output(a, pending, m0 + j, out[j]);
-      }
-    }
-  });
-}
-
-constexpr int64_t kPanelCols = kMatmulRowBlock;  // 6 weight rows per tile
-// Longer rows than this take matmul_panels: 3 f32 weight rows of them outgrow a 32 KiB L1.
-constexpr int64_t kPanelMinK = 2048;
-constexpr int64_t kPanelK = 1024;  // k per block: the tile's 6 weight rows of it (24 KB in f32) stay in L1
-
 // fn(pair, r0, r1) for the valid activation rows two at a time, in order; r1 = -1 for an odd last one.
 template <typename Fn>
 void for_row_pairs(const MatmulArgs& a, const Fn& fn) {
@@ -107,11 +66,41 @@ void for_row_pairs(const MatmulArgs& a, const Fn& fn) {
   if (pending >= 0) fn(pair, pending, int64_t(-1));
 }
 
+// The blocked product on dot_tile: per block of 3 weight rows, every valid activation row, two
+// at a time (padding rows skipped, so a pair may straddle them).
+void matmul_tiles(const MatmulArgs& a, ThreadPool& pool) {
+  const int64_t n_tiles = (a.m + kTileCols - 1) / kTileCols;
+  pool.parallel_for(n_tiles, 1, [&](int64_t t0, int64_t t1, int worker) {
+    float* scratch = pool.scratch(worker);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = t * kTileCols, mb = std::min(kTileCols, a.m - m0);
+      const float* w[kTileCols];
+      weight_rows(a, m0, mb, scratch, w);
+      float out[2 * kTileCols];
+      for_row_pairs(a, [&](int64_t, int64_t r0, int64_t r1) {
+        const float* x[2] = {a.x + r0 * a.k, a.x + (r1 >= 0 ? r1 : r0) * a.k};
+        if (r1 >= 0) dot_tile_cols<2>(x, w, mb, a.k, out);
+        else dot_tile_cols<1>(x, w, mb, a.k, out);
+        for (int64_t j = 0; j < mb; ++j) {
+          store_output(a, r0, m0 + j, out[j]);
+          if (r1 >= 0) store_output(a, r1, m0 + j, out[mb + j]);
+        }
+      });
+    }
+  });
+}
+
+constexpr int64_t kPanelCols = kMatmulRowBlock;  // 6 weight rows per tile
+// Longer rows than this take matmul_panels: 3 f32 weight rows of them outgrow a 32 KiB L1.
+constexpr int64_t kPanelMinK = 2048;
+constexpr int64_t kPanelK = 1024;  // k per block: the tile's 6 weight rows of it (24 KB in f32) stay in L1
+
 // Several activation rows: per tile of 6 weight rows, k's whole 16-blocks in blocks of kPanelK, each
 // block against every pair of valid rows, lanes 0-7 then 8-15; a pair's accumulators wait in the
 // worker's scratch (the panel, matmul_scratch_floats) between blocks. Then finish_dot_lanes.
 void matmul_panels(const MatmulArgs& a, ThreadPool& pool) {
   constexpr int64_t C = kPanelCols, kPairFloats = 2 * 2 * C * 8;  // 2 halves × 2 rows × C outputs × 8 lanes
+  static_assert(kPairFloats == kMatmulPanelPairFloats, "matmul_scratch_floats sizes the panel");
   const int64_t k16 = a.k - a.k % 16;
   const int64_t n_tiles = (a.m + C - 1) / C;
   pool.parallel_for(n_tiles, 1, [&](int64_t t0, int64_t t1, int worker) {
@@ -206,7 +195,8 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
     return;
   }
 #ifdef KILN_X86_64_V3_KERNELS
-  if (cpu_has_avx512()) return matmul_tiles512(a, pool);
+  // One row (decode) keeps the AVX2 tiles: memory-bound, it ran 6% slower on the 6-row AVX-512 tiles.
+  if (cpu_has_avx512() && a.rows > 1) return matmul_tiles512(a, pool);
   if (cpu_has_x86_64_v3()) return a.rows > 1 && a.k > kPanelMinK ? matmul_panels(a, pool) : matmul_tiles(a, pool);
 #endif
   const int64_t n_blocks = (a.m + kMatmulRowBlock - 1) / kMatmulRowBlock;

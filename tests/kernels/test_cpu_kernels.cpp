@@ -127,7 +127,7 @@ TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for eve
 #endif
     CAPTURE(tier512);
     for (int64_t k : {1, 7, 15, 16, 17, 31, 32, 48, 63, 64, 130, 300, 2049, 3090})  // 2049, 3090: panels, 2 and 4 k blocks
-      for (int64_t m : {1, 2, 3, 4, 5, 7, 11, 13})
+      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13})
         for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
           CAPTURE(k);
           CAPTURE(m);

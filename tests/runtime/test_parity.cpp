@@ -14,6 +14,8 @@
 #include "compiler/passes/fuse.h"
 #include "compiler/passes/memory_plan.h"
 #include "compiler/passes/weights.h"
+#include "kernels/kv_write.h"
+#include "kernels/mla.h"
 #include "runtime/context.h"
 #include "test_util.h"
 
@@ -69,6 +71,13 @@ std::unique_ptr<Context> make_context(std::shared_ptr<const Plan> p, int threads
   auto r = Context::create(std::move(p), co);
   REQUIRE_MESSAGE(r.is_ok(), r.status().message());
   return r.take();
+}
+
+// Removes the program of this name from the graph (a layout an older compiler wrote).
+void drop_program(Graph& g, const std::string& name) {
+  g.programs.erase(std::remove_if(g.programs.begin(), g.programs.end(),
+                                  [&](const GraphProgram& p) { return p.name == name; }),
+                   g.programs.end());
 }
 
 std::vector<int32_t> greedy(Context& c, const std::vector<int32_t>& prompt, int64_t n_new) {
@@ -402,14 +411,9 @@ TEST_CASE("parity: plans without a score program: an all-rows prefill still scor
   const std::string name = "gqa_f32";
   const auto ref = kiln::test::load_reference(kiln::test::fixture(name));
   const int64_t T = ref.tokens, V = ref.vocab;
-  auto drop = [](Graph& g, const std::string& prog) {
-    g.programs.erase(std::remove_if(g.programs.begin(), g.programs.end(),
-                                    [&](const GraphProgram& p) { return p.name == prog; }),
-                     g.programs.end());
-  };
   // The layout kiln wrote before: one prefill program with logits for every position.
   auto old = make_context(compile_edited(d, name, "llama", 1, 4, [&](Graph& g) {
-    drop(g, "prefill");
+    drop_program(g, "prefill");
     for (GraphProgram& p : g.programs)
       if (p.name == "score") p.name = "prefill";
   }));
@@ -419,7 +423,7 @@ TEST_CASE("parity: plans without a score program: an all-rows prefill still scor
   REQUIRE(old->score(ref.input_ids.data(), ref.rows, T, all.data()).is_ok());
   CHECK(kiln::test::rel_l2(all.data(), ref.logits.data(), ref.logits.size()) <= 1e-4);
   // A last-row prefill with no score program: generation works, scoring is refused by name.
-  auto no_score = make_context(compile_edited(d, name, "llama", 1, 4, [&](Graph& g) { drop(g, "score"); }));
+  auto no_score = make_context(compile_edited(d, name, "llama", 1, 4, [&](Graph& g) { drop_program(g, "score"); }));
   REQUIRE(no_score->prefill(0, ref.input_ids.data(), T).is_ok());
   CHECK(kiln::test::rel_l2(no_score->logits(0), ref.logits.data() + size_t((T - 1) * V), size_t(V)) <= 1e-4);
   const Status st = no_score->score(ref.input_ids.data(), ref.rows, T, all.data());
@@ -442,11 +446,7 @@ TEST_CASE("parity: a prompt's chunks before its last run `ingest` (no LM head): 
     CHECK(ingest.outputs.empty());
     for (const auto& l : ingest.launches) CHECK(std::string(with->kernels()[l.kernel]->name) != "sample");
     CHECK(ingest.launches.size() < with->programs()[size_t(pf)].launches.size() - 3);  // no head, less of the last layer
-    auto without = compile_edited(d_old, name, family, 2, 4, [](Graph& g) {
-      g.programs.erase(std::remove_if(g.programs.begin(), g.programs.end(),
-                                      [](const GraphProgram& p) { return p.name == "ingest"; }),
-                       g.programs.end());
-    });
+    auto without = compile_edited(d_old, name, family, 2, 4, [](Graph& g) { drop_program(g, "ingest"); });
     REQUIRE(without->find_program("ingest") < 0);
     auto a = make_context(with), b = make_context(without);
     for (Context* c : {a.get(), b.get()}) {
@@ -458,6 +458,23 @@ TEST_CASE("parity: a prompt's chunks before its last run `ingest` (no LM head): 
       CHECK(kiln::test::rel_l2(c->logits(1), ref.logits.data() + size_t((2 * T - 1) * V), size_t(V)) <= 1e-4);
     }
     for (int64_t r = 0; r < 2; ++r) CHECK(std::memcmp(a->logits(r), b->logits(r), size_t(V) * sizeof(float)) == 0);
+    // That the context runs ingest at all: without its first KV-cache write, a prompt over several
+    // chunks attends to an unwritten cache and its logits move; one chunk's do not.
+    TempDir d_cut;
+    auto cut = make_context(compile_edited(d_cut, name, family, 2, 4, [](Graph& g) {
+      drop_dead_nodes(g);
+      for (GraphProgram& p : g.programs)
+        if (p.name == "ingest")
+          for (size_t i = 0; i < p.nodes.size(); ++i)
+            if (p.nodes[i].kernel == &kKvWriteOp || p.nodes[i].kernel == &kMlaKvWriteOp) {
+              p.nodes.erase(p.nodes.begin() + std::ptrdiff_t(i));
+              break;
+            }
+    }));
+    REQUIRE(cut->prefill(0, ref.input_ids.data(), 3).is_ok());
+    REQUIRE(cut->prefill(1, ref.input_ids.data() + T, T - 1).is_ok());
+    CHECK(kiln::test::rel_l2(cut->logits(0), ref.logits.data() + size_t(2 * V), size_t(V)) <= 1e-4);
+    CHECK(kiln::test::rel_l2(cut->logits(1), ref.logits.data() + size_t((2 * T - 2) * V), size_t(V)) > 1e-3);
   }
 }
 
