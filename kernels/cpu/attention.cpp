@@ -4,8 +4,9 @@
 // On x86-64-v3 CPUs one work item is (up to kAttentionRowBlock rows, a pair of query heads of one
 // KV group): its rows and heads share each cache row, read once (and widened once for bf16/f16
 // caches) instead of once per row and head, and the
-// scores and weighted sums run as register tiles (kernels/cpu/tiles.h). The arithmetic is the
-// per-head loop's, operation for operation, so both give the same bits.
+// scores and weighted sums run as register tiles (kernels/cpu/tiles.h; their AVX-512 forms where
+// the CPU has it). The arithmetic is the per-head loop's, operation for operation, so both give the
+// same bits.
 #include "kernels/attention.h"
 
 #include <algorithm>
@@ -34,6 +35,7 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t out_w = a.n_heads * hd;
   const bool f32 = a.cache_dtype == DType::F32;
   const int64_t pairs = (group + 1) / 2;  // query heads of a KV group, two at a time
+  const bool avx512 = cpu_has_avx512();
   const int64_t row_blocks = (a.chunk + kAttentionRowBlock - 1) / kAttentionRowBlock;
   const int64_t items = a.batch * row_blocks * a.n_kv_heads * pairs;
   pool.parallel_for(items, 1, [&](int64_t i0, int64_t i1, int worker) {
@@ -85,7 +87,19 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
           const int64_t lo = std::max(jb, j0[i]), hi = std::min(jb + nb - 1, p[i]);
           const float* q = a.qkv + (b * a.chunk + ts[i]) * width + h0 * hd;
           const float* qs[2] = {q, q + hd};
-          float tile[6];
+          float tile[12];
+          if (avx512) {  // 2 heads × 6 keys a tile; a short last tile repeats its last key
+            for (int64_t j = lo; j <= hi; j += 6) {
+              const int64_t nc = std::min<int64_t>(6, hi + 1 - j);
+              const float* keys[6];
+              for (int64_t c = 0; c < 6; ++c) keys[c] = rows[j - jb + std::min(c, nc - 1)];
+              if (nh == 2) dot_tile512<2, 6>(qs, keys, hd, tile);
+              else dot_tile512<1, 6>(qs, keys, hd, tile);
+              for (int64_t h = 0; h < nh; ++h)
+                for (int64_t c = 0; c < nc; ++c) score_row(i, h)[j + c] = tile[h * 6 + c] * a.scale;
+            }
+            continue;
+          }
           for (int64_t j = lo; j <= hi; j += 3) {
             const int64_t nc = std::min<int64_t>(3, hi + 1 - j);
             if (nh == 2) dot_tile_cols<2>(qs, rows + (j - jb), nc, hd, tile);
@@ -107,7 +121,9 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
           float* out = a.out + (b * a.chunk + ts[i]) * out_w + h0 * hd;
           const float* s[2] = {score_row(i, 0) + lo, score_row(i, 1) + lo};
           float* o[2] = {out, out + hd};
-          if (nh == 2) axpy_tile<2>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
+          if (avx512 && nh == 2) axpy_tile512<2>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
+          else if (avx512) axpy_tile512<1>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
+          else if (nh == 2) axpy_tile<2>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
           else axpy_tile<1>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
         }
       }

@@ -128,10 +128,11 @@ inline void dot_tile_cols(const float* const* x, const float* const* w, int64_t 
 
 // o[r][d] = fma(s[r][j], v[j][d], o[r][d]) for j = 0 … n−1 in turn, every d: axpy_f32(s[r][j], v[j],
 // o[r], hd) for each j, for R rows of weights sharing the rows of v (a softmax's weighted sum).
+// (From column d0 on: axpy_tile512 hands over its last columns.)
 template <int R>
 __attribute__((target("avx2,fma"))) void axpy_tile(const float* const* s, const float* const* v, int64_t n,
-                                                    float* const* o, int64_t hd) {
-  int64_t d = 0;
+                                                    float* const* o, int64_t hd, int64_t d0 = 0) {
+  int64_t d = d0;
   for (; d + 32 <= hd; d += 32) {
     __m256 acc[R][4];
     for (int r = 0; r < R; ++r)
@@ -165,6 +166,42 @@ __attribute__((target("avx2,fma"))) void axpy_tile(const float* const* s, const 
       for (int64_t j = 0; j < n; ++j) acc = std::fma(s[r][j], v[j][d], acc);
       o[r][d] = acc;
     }
+}
+
+// axpy_tile on AVX-512: 64 and then 16 columns at a time, the rest by axpy_tile; every output
+// the same chain of FMAs over j, so the same bits.
+template <int R>
+__attribute__((target("avx512f,avx2,fma"))) void axpy_tile512(const float* const* s, const float* const* v, int64_t n,
+                                                             float* const* o, int64_t hd) {
+  int64_t d = 0;
+  for (; d + 64 <= hd; d += 64) {
+    __m512 acc[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_loadu_ps(o[r] + d + 16 * i);
+    for (int64_t j = 0; j < n; ++j) {
+      __m512 vv[4];
+      for (int i = 0; i < 4; ++i) {
+        vv[i] = _mm512_loadu_ps(v[j] + d + 16 * i);
+        __asm__("" : "+v"(vv[i]));  // loaded once, used by every row
+      }
+      for (int r = 0; r < R; ++r) {
+        const __m512 sb = _mm512_set1_ps(s[r][j]);
+        for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_fmadd_ps(sb, vv[i], acc[r][i]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int i = 0; i < 4; ++i) _mm512_storeu_ps(o[r] + d + 16 * i, acc[r][i]);
+  }
+  for (; d + 16 <= hd; d += 16) {
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_loadu_ps(o[r] + d);
+    for (int64_t j = 0; j < n; ++j) {
+      const __m512 vv = _mm512_loadu_ps(v[j] + d);
+      for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(s[r][j]), vv, acc[r]);
+    }
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(o[r] + d, acc[r]);
+  }
+  if (d < hd) axpy_tile<R>(s, v, n, o, hd, d);
 }
 
 }  // namespace kiln

@@ -36,6 +36,31 @@ std::vector<uint8_t> store(const std::vector<float>& v, DType t, std::vector<flo
   return out;
 }
 
+// The CPU tiers a test runs in turn: the AVX-512 tiles where the CPU has them, then the AVX2 ones
+// (set_avx512_tiles_for_tests), which give the same bits; one pass elsewhere. Each Tier restores
+// what the CPU has when it goes, however the test ends.
+std::vector<bool> avx512_tiers() {
+#ifdef KILN_X86_64_V3_KERNELS
+  if (cpu_has_avx512()) return {true, false};
+#endif
+  return {false};
+}
+struct Tier {
+  explicit Tier(bool avx512) {
+#ifdef KILN_X86_64_V3_KERNELS
+    set_avx512_tiles_for_tests(avx512);
+#endif
+    (void)avx512;
+  }
+  ~Tier() {
+#ifdef KILN_X86_64_V3_KERNELS
+    set_avx512_tiles_for_tests(true);
+#endif
+  }
+  Tier(const Tier&) = delete;
+  Tier& operator=(const Tier&) = delete;
+};
+
 }  // namespace
 
 TEST_CASE("matmul matches a double reference for every weight dtype, with bias and accumulate") {
@@ -104,12 +129,10 @@ TEST_CASE("matmul: the one-row bf16 path (decode) is bit-identical to the blocke
 // counts, padding rows between valid ones, bias, accumulate, and values with large cancellation.
 TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for every tile remainder") {
 #ifdef KILN_X86_64_V3_KERNELS
-  const bool avx512 = cpu_has_avx512();
   MESSAGE(std::string(!cpu_has_x86_64_v3() ? "portable loop (no x86-64-v3): tiles not exercised"
-                      : avx512             ? "AVX-512 tiles, then the AVX2 tiles and panels"
+                      : cpu_has_avx512()   ? "AVX-512 tiles, then the AVX2 tiles and panels"
                                            : "AVX2 tiles and panels (no AVX-512: its tiles not exercised)"));
 #else
-  const bool avx512 = false;
   MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
 #endif
   ThreadPool pool(2, matmul_scratch_floats(3090, 10, DType::F16));
@@ -117,14 +140,8 @@ TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for eve
   // Valid rows per batch row: 8, 7, 5 and 6 in all, so the AVX-512 tiles' groups of 4 end with 4,
   // 3, 1 and 2 rows, and pairs and groups cross the padding.
   const std::vector<std::vector<int32_t>> valid_sets = {{3, 5}, {2, 5}, {1, 4}, {2, 4}};
-  for (const bool tier512 : {true, false}) {
-    if (tier512 && !avx512) continue;
-#ifdef KILN_X86_64_V3_KERNELS
-    struct Tier {  // back to what the CPU has, however the loop ends
-      explicit Tier(bool on) { set_avx512_tiles_for_tests(on); }
-      ~Tier() { set_avx512_tiles_for_tests(true); }
-    } tier(tier512);
-#endif
+  for (const bool tier512 : avx512_tiers()) {
+    const Tier tier(tier512);
     CAPTURE(tier512);
     for (int64_t k : {1, 7, 15, 16, 17, 31, 32, 48, 63, 64, 130, 300, 2049, 3090})  // 2049, 3090: panels, 2 and 4 k blocks
       for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13})
@@ -369,15 +386,20 @@ TEST_CASE("softmax_inplace equals its 8-lane definition bit for bit, and a doubl
 // dtype, padding row and key count across the widening block.
 TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, cache dtypes)") {
 #ifdef KILN_X86_64_V3_KERNELS
-  MESSAGE(std::string(cpu_has_x86_64_v3() ? "x86-64-v3 tiled path" : "portable loop (no x86-64-v3): tiles not exercised"));
+  MESSAGE(std::string(!cpu_has_x86_64_v3() ? "portable loop (no x86-64-v3): tiles not exercised"
+                      : cpu_has_avx512()   ? "AVX-512 tiles, then the AVX2 tiles"
+                                           : "AVX2 tiles (no AVX-512: its tiles not exercised)"));
 #else
   MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
 #endif
   uint32_t seed = 900;
+  for (const bool tier512 : avx512_tiers())
   for (DType cache_t : {DType::F32, DType::BF16, DType::F16})
     for (const auto& heads : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 2}, {3, 1}, {8, 2}})
-      for (int64_t hd : {4, 20, 64, 72})
+      for (int64_t hd : {4, 20, 64, 72, 220})  // 220: AVX-512 64- and 16-column steps, then 8 and 4 (AVX2)
         for (int64_t window : {0, 5}) {
+          const Tier tier(tier512);
+          CAPTURE(tier512);
           const int64_t H = heads.first, KVH = heads.second;  // (no structured binding: CAPTURE, clang C++17)
           CAPTURE(std::string(dtype_name(cache_t)));
           CAPTURE(H);
