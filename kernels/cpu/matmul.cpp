@@ -195,7 +195,8 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
     return;
   }
 #ifdef KILN_X86_64_V3_KERNELS
-  // One row (decode) keeps the AVX2 tiles: memory-bound, it ran 6% slower on the 6-row AVX-512 tiles.
+  // One row (decode) keeps the AVX2 tiles: memory-bound, it ran 4% slower on the 6-row AVX-512 tiles
+  // (SmolLM2 f32 decode, alternating runs on the Xeon dev VM).
   if (cpu_has_avx512() && a.rows > 1) return matmul_tiles512(a, pool);
   if (cpu_has_x86_64_v3()) return a.rows > 1 && a.k > kPanelMinK ? matmul_panels(a, pool) : matmul_tiles(a, pool);
 #endif
