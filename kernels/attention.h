@@ -45,13 +45,22 @@ KILN_HOST_DEVICE inline int64_t attention_first_key(int64_t p, int64_t window) {
 // The tiled CPU path: cache rows widened to f32 together (bf16/f16 caches), and query rows of a
 // prefill chunk sharing them.
 constexpr int64_t kAttentionKeyBlock = 48;
-constexpr int64_t kAttentionRowBlock = 4;
+// Query rows sharing each widened cache block: as many as a budget of 2^18 score floats (1 MiB)
+// per worker holds for two heads, between 4 and 32 (32 up to max_seq 4096, 4 from 32768). More
+// rows widen each cache row fewer times (bf16/f16 caches) and reuse it from L1; each row's
+// arithmetic is the same however many share a block.
+constexpr int64_t kAttentionMaxRowBlock = 32;
+inline int64_t attention_row_block(int64_t max_seq) {
+  const int64_t fit = (int64_t(1) << 18) / (2 * (max_seq > 0 ? max_seq : 1));
+  return fit < 4 ? 4 : fit > kAttentionMaxRowBlock ? kAttentionMaxRowBlock : fit;
+}
 
 // attention_cpu's scratch per worker (the op's validate() reserves it): the scores over max_seq
-// positions for two query heads of kAttentionRowBlock rows, then a block of cache rows widened to
-// f32 (kAttentionKeyBlock · head_dim floats).
+// positions for two query heads of attention_row_block(max_seq) rows, then a block of cache rows
+// widened to f32 (kAttentionKeyBlock · head_dim floats).
 inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim) {
-  return 2 * uint64_t(kAttentionRowBlock) * uint64_t(max_seq) + uint64_t(kAttentionKeyBlock) * uint64_t(head_dim);
+  return 2 * uint64_t(attention_row_block(max_seq)) * uint64_t(max_seq) +
+         uint64_t(kAttentionKeyBlock) * uint64_t(head_dim);
 }
 
 void attention_cpu(const AttentionArgs& a, ThreadPool& pool);

@@ -1,7 +1,7 @@
 // CPU attention: one work item per (row, head). Scores for the visible prefix go to the
 // worker's scratch (max_seq floats; a sliding window reads only its last positions), then a max-subtracted softmax and
 // a weighted sum of V.
-// On x86-64-v3 CPUs one work item is (up to kAttentionRowBlock rows, a pair of query heads of one
+// On x86-64-v3 CPUs one work item is (up to attention_row_block(max_seq) rows, a pair of query heads of one
 // KV group): its rows and heads share each cache row, read once (and widened once for bf16/f16
 // caches) instead of once per row and head, and the
 // scores and weighted sums run as register tiles (kernels/cpu/tiles.h; their AVX-512 forms where
@@ -36,18 +36,21 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const bool f32 = a.cache_dtype == DType::F32;
   const int64_t pairs = (group + 1) / 2;  // query heads of a KV group, two at a time
   const bool avx512 = cpu_has_avx512();
-  const int64_t row_blocks = (a.chunk + kAttentionRowBlock - 1) / kAttentionRowBlock;
+  // As few row blocks as the scratch allows, of even sizes (28, 28, 8 would leave a worker idle).
+  const int64_t fit = attention_row_block(a.max_seq);
+  const int64_t row_blocks = (a.chunk + fit - 1) / fit;
+  const int64_t row_block = (a.chunk + row_blocks - 1) / row_blocks;
   const int64_t items = a.batch * row_blocks * a.n_kv_heads * pairs;
   pool.parallel_for(items, 1, [&](int64_t i0, int64_t i1, int worker) {
     float* scores = pool.scratch(worker);                         // (row, head) → max_seq, by key position
-    float* block = scores + 2 * kAttentionRowBlock * a.max_seq;  // kAttentionKeyBlock widened cache rows
+    float* block = scores + 2 * row_block * a.max_seq;  // kAttentionKeyBlock widened cache rows
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t pair = item % pairs, kvh = item / pairs % a.n_kv_heads;
       const int64_t rb = item / (pairs * a.n_kv_heads) % row_blocks, b = item / (pairs * a.n_kv_heads * row_blocks);
       const int64_t h0 = kvh * group + pair * 2, nh = std::min<int64_t>(2, (kvh + 1) * group - h0);
-      const int64_t t0 = rb * kAttentionRowBlock, t1 = std::min(a.chunk, t0 + kAttentionRowBlock);
+      const int64_t t0 = rb * row_block, t1 = std::min(a.chunk, t0 + row_block);
       // The block's valid rows: each sees keys j0[i] … p[i]; jlo … jhi covers them all.
-      int64_t nr = 0, ts[kAttentionRowBlock], j0[kAttentionRowBlock], p[kAttentionRowBlock];
+      int64_t nr = 0, ts[kAttentionMaxRowBlock], j0[kAttentionMaxRowBlock], p[kAttentionMaxRowBlock];
       int64_t jlo = INT64_MAX, jhi = -1;
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t r = b * a.chunk + t;

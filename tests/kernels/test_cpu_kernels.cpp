@@ -406,10 +406,12 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
           CAPTURE(KVH);
           CAPTURE(hd);
           CAPTURE(window);
-          // Keys past the 48-row widening block; rows in two row blocks of 4, with padding rows.
-          const int64_t batch = 2, chunk = 6, S = 120, width = (H + 2 * KVH) * hd;
+          // Keys past the 48-row widening block; rows in two row blocks (32 and 8 at max_seq 120), with
+          // padding rows.
+          const int64_t batch = 2, chunk = 40, S = 120, width = (H + 2 * KVH) * hd;
+          REQUIRE(attention_row_block(S) < chunk);
           ThreadPool pool(2, attention_scratch_floats(S, hd));
-          std::vector<int32_t> start = {100, 0}, valid = {6, 5};
+          std::vector<int32_t> start = {75, 0}, valid = {40, 37};
           std::vector<float> k_r, v_r;
           auto kc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &k_r);
           auto vc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &v_r);
