@@ -119,6 +119,32 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512(const floa
                                         _mm512_maskz_extractf32x8_ps(0xFF, acc[r][c], 1), x[r], w[c], i, k);
 }
 
+// out[c] = dot_f32_bf16(x, w[c], k) for C bf16 weight rows, bit for bit, on AVX-512: each row's 16
+// lanes in one register, its weights widened in registers (a bf16 is the top half of its f32), the
+// tail fused into lanes 0.. as dot_f32_bf16 does, then finish_dot_lanes's reduction.
+template <int C>
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_bf16(const float* x, const uint16_t* const* w,
+                                                                          int64_t k, float* out) {
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + i);
+    for (int c = 0; c < C; ++c) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[c] + i));
+      // (zero-masked forms: GCC 12 warns that the plain ones' undefined pass-through is uninitialized)
+      const __m512 wv = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, h), 16));
+      acc[c] = _mm512_fmadd_ps(xv, wv, acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, acc[c]);
+    for (int64_t t = 0; i + t < k; ++t) lanes[t] = std::fma(x[i + t], bf16_to_f32(w[c][i + t]), lanes[t]);
+    out[c] = finish_dot_lanes(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8), x, nullptr, k, k);
+  }
+}
+
 template <int R>
 inline void dot_tile_cols(const float* const* x, const float* const* w, int64_t cols, int64_t k, float* out) {
   if (cols == 3) dot_tile<R, 3>(x, w, k, out);

@@ -100,25 +100,39 @@ TEST_CASE("matmul gives bit-identical results for 1 and 2 threads") {
   CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);
 }
 
+// The one-row bf16 path widens in registers (dot_f32_bf16; on AVX-512 4 rows at a time): every
+// output must be dot_f32_bf16's, the blocked path's (two rows) bit for bit, and near a double
+// reference; k with and without a tail, m every remainder of 4.
 TEST_CASE("matmul: the one-row bf16 path (decode) is bit-identical to the blocked path") {
-  ThreadPool pool(2, matmul_scratch_floats(70, 2, DType::BF16));
-  const int64_t k = 70, m = 33;
-  auto x1 = random_floats(size_t(k), 17);
-  std::vector<float> x2 = x1;
-  x2.insert(x2.end(), x1.begin(), x1.end());  // two identical rows take the blocked path
-  std::vector<float> w_r;
-  auto w = store(random_floats(size_t(m * k), 18), DType::BF16, &w_r);
-  std::vector<float> y1(size_t(m), kNaN), y2(size_t(2 * m), kNaN);
-  matmul_cpu(MatmulArgs{x1.data(), w.data(), DType::BF16, nullptr, DType::F32, y1.data(), 1, k, m, false}, pool);
-  matmul_cpu(MatmulArgs{x2.data(), w.data(), DType::BF16, nullptr, DType::F32, y2.data(), 2, k, m, false}, pool);
-  CHECK(std::memcmp(y1.data(), y2.data(), size_t(m) * 4) == 0);
-  std::vector<float> ref(static_cast<size_t>(m));
-  for (int64_t j = 0; j < m; ++j) {
-    double acc = 0;
-    for (int64_t i = 0; i < k; ++i) acc += double(x1[size_t(i)]) * w_r[size_t(j * k + i)];
-    ref[size_t(j)] = float(acc);
-  }
-  CHECK(rel_l2(y1.data(), ref.data(), ref.size()) < 1e-6);
+  uint32_t seed = 17;
+  for (const bool tier512 : avx512_tiers())
+    for (int64_t k : {7, 16, 70, 576})
+      for (int64_t m : {1, 4, 5, 33}) {
+        const Tier tier(tier512);
+        CAPTURE(tier512);
+        CAPTURE(k);
+        CAPTURE(m);
+        ThreadPool pool(2, matmul_scratch_floats(k, 2, DType::BF16));
+        auto x1 = random_floats(size_t(k), seed++);
+        std::vector<float> x2 = x1;
+        x2.insert(x2.end(), x1.begin(), x1.end());  // two identical rows take the blocked path
+        std::vector<float> w_r;
+        auto w = store(random_floats(size_t(m * k), seed++), DType::BF16, &w_r);
+        const auto* w16 = reinterpret_cast<const uint16_t*>(w.data());
+        std::vector<float> y1(size_t(m), kNaN), y2(size_t(2 * m), kNaN);
+        matmul_cpu(MatmulArgs{x1.data(), w.data(), DType::BF16, nullptr, DType::F32, y1.data(), 1, k, m, false}, pool);
+        matmul_cpu(MatmulArgs{x2.data(), w.data(), DType::BF16, nullptr, DType::F32, y2.data(), 2, k, m, false}, pool);
+        CHECK(std::memcmp(y1.data(), y2.data(), size_t(m) * 4) == 0);
+        std::vector<float> ref(static_cast<size_t>(m));
+        for (int64_t j = 0; j < m; ++j) {
+          const float want = dot_f32_bf16(x1.data(), w16 + j * k, k);
+          REQUIRE(std::memcmp(&y1[size_t(j)], &want, 4) == 0);
+          double acc = 0;
+          for (int64_t i = 0; i < k; ++i) acc += double(x1[size_t(i)]) * w_r[size_t(j * k + i)];
+          ref[size_t(j)] = float(acc);
+        }
+        CHECK(rel_l2(y1.data(), ref.data(), ref.size()) < 1e-6);
+      }
 }
 
 // The blocked product (on AVX-512 CPUs register tiles of 4 rows × 6 features; on x86-64-v3 ones
