@@ -29,6 +29,7 @@ const float* cache_row(const void* cache, DType t, uint64_t index, int64_t n, fl
 
 #ifdef KILN_X86_64_V3_KERNELS
 void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
+  if (a.chunk <= 0 || a.batch <= 0) return;  // (plans have neither; direct callers might)
   const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
   const int64_t group = a.n_heads / a.n_kv_heads, hd = a.head_dim;
   const int64_t kv = a.n_kv_heads * hd;
@@ -36,7 +37,8 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const bool f32 = a.cache_dtype == DType::F32;
   const int64_t pairs = (group + 1) / 2;  // query heads of a KV group, two at a time
   const bool avx512 = cpu_has_avx512();
-  // As few row blocks as the scratch allows, of even sizes (28, 28, 8 would leave a worker idle).
+  // As few row blocks as the scratch allows, of even sizes: 28, 28 and 8 rows would give one worker
+  // (parallel_for hands each a contiguous range of items) twice the other's rows.
   const int64_t fit = attention_row_block(a.max_seq);
   const int64_t row_blocks = (a.chunk + fit - 1) / fit;
   const int64_t row_block = (a.chunk + row_blocks - 1) / row_blocks;

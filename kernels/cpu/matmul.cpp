@@ -3,7 +3,10 @@
 // widened to f32 in the worker's scratch, a block at a time, and reused for every activation
 // row. With a single activation row (decode) bf16 rows are instead widened in registers by
 // dot_f32_bf16, which gives the same bits without the round trip to scratch.
-// On x86-64-v3 CPUs the products run as register tiles (kernels/cpu/tiles.h) of 2 activation
+// On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows × 6 weight
+// rows (dot_tile512), and one row with bf16 weights as tiles of 4 weight rows widened in registers
+// (dot_tile512_bf16); one row with other weights keeps the AVX2 tiles below.
+// On other x86-64-v3 CPUs the products run as register tiles (kernels/cpu/tiles.h) of 2 activation
 // rows × 3 weight rows (dot_tile): each x load feeds 3 FMAs and each weight load 2, where a dot
 // product per output loads both operands for every FMA. With several activation rows and k over
 // 2,048 (where 3 weight rows outgrow L1) they run as 2 × 6 tiles instead, k in blocks of 1,024

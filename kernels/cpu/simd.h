@@ -25,9 +25,10 @@ inline bool cpu_has_x86_64_v3() {
   return v3;
 }
 
-// Whether the matmul runs its AVX-512 tiles: the CPU has AVX-512 F and DQ besides x86-64-v3, and
-// tests have not turned them off (set_avx512_tiles_for_tests(false) runs the AVX2 tiles instead,
-// so both are covered on such a CPU; the results are the same bits).
+// Whether matmul and attention run their AVX-512 tiles: the CPU has AVX-512 F and DQ besides
+// x86-64-v3, and tests have not turned them off (set_avx512_tiles_for_tests(false) runs the AVX2
+// tiles instead, so both are covered on such a CPU; the results are the same bits). Read on the
+// calling thread before work is handed to the pool.
 bool cpu_has_avx512();
 void set_avx512_tiles_for_tests(bool on);
 #endif

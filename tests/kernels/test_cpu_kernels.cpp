@@ -106,8 +106,8 @@ TEST_CASE("matmul gives bit-identical results for 1 and 2 threads") {
 TEST_CASE("matmul: the one-row bf16 path (decode) is bit-identical to the blocked path") {
   uint32_t seed = 17;
   for (const bool tier512 : avx512_tiers())
-    for (int64_t k : {7, 16, 70, 576})
-      for (int64_t m : {1, 4, 5, 33}) {
+    for (int64_t k : {7, 16, 28, 70, 576})  // 28: a tail reaching lanes 8-11
+      for (int64_t m : {1, 2, 3, 4, 5, 33}) {
         const Tier tier(tier512);
         CAPTURE(tier512);
         CAPTURE(k);
@@ -398,6 +398,16 @@ TEST_CASE("softmax_inplace equals its 8-lane definition bit for bit, and a doubl
 // softmax_inplace, axpy_f32): the tiled path (one work item per KV group on x86-64-v3) must give
 // the same bits for every group size, head_dim (vector slices and scalar tails), window, cache
 // dtype, padding row and key count across the widening block.
+TEST_CASE("attention's rows per work item fill a 2^18-float score budget, between 4 and 32") {
+  CHECK(attention_row_block(1) == 32);
+  CHECK(attention_row_block(4096) == 32);
+  CHECK(attention_row_block(4097) == 31);
+  CHECK(attention_row_block(8192) == 16);
+  CHECK(attention_row_block(32768) == 4);
+  CHECK(attention_row_block(int64_t(1) << 30) == 4);
+  CHECK(attention_scratch_floats(8192, 64) == 2 * 16 * 8192 + 48 * 64);
+}
+
 TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, cache dtypes)") {
 #ifdef KILN_X86_64_V3_KERNELS
   MESSAGE(std::string(!cpu_has_x86_64_v3() ? "portable loop (no x86-64-v3): tiles not exercised"
@@ -420,12 +430,12 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
           CAPTURE(KVH);
           CAPTURE(hd);
           CAPTURE(window);
-          // Keys past the 48-row widening block; rows in two row blocks (32 and 8 at max_seq 120), with
-          // padding rows.
-          const int64_t batch = 2, chunk = 40, S = 120, width = (H + 2 * KVH) * hd;
-          REQUIRE(attention_row_block(S) < chunk);
+          // Keys past the 48-row widening block; rows in two row blocks (21 and 20 at max_seq 120: the
+          // last one cut short), padding rows, and a block that is all padding (batch row 1's second).
+          const int64_t batch = 2, chunk = 41, S = 120, width = (H + 2 * KVH) * hd;
+          REQUIRE(attention_row_block(S) == 32);
           ThreadPool pool(2, attention_scratch_floats(S, hd));
-          std::vector<int32_t> start = {75, 0}, valid = {40, 37};
+          std::vector<int32_t> start = {75, 0}, valid = {41, 15};
           std::vector<float> k_r, v_r;
           auto kc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &k_r);
           auto vc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &v_r);
