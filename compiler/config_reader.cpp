@@ -13,6 +13,17 @@ void ConfigReader::fail(const std::string& key, const std::string& msg) const {
   throw CompileError(path_ + ": " + key + " " + msg);
 }
 
+void ConfigReader::refuse_quantized() const {
+  if (!has("quantization_config")) return;
+  const json& q = j_["quantization_config"];
+  std::string method = "(none given)";
+  if (q.is_object() && q.contains("quant_method"))
+    method = q["quant_method"].is_string() ? "\"" + q["quant_method"].get<std::string>() + "\"" : q["quant_method"].dump();
+  fail("quantization_config", "has quant_method " + method +
+                                  ": this is a quantized checkpoint, and kiln compiles f32, bf16 and f16 weights "
+                                  "only (quantized weights are not supported yet); use the model's unquantized release");
+}
+
 int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64_t def) const {
   if (!has(o, k)) {
     if (required) fail(k, "is missing");

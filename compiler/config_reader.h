@@ -39,6 +39,9 @@ class ConfigReader {
     return o.contains(k) && !o[k].is_null();
   }
   bool has(const char* k) const { return has(j_, k); }
+  // Refuses a quantized checkpoint (a non-null quantization_config), naming its quant_method:
+  // its weights are not f32/bf16/f16, so --allow-unknown-config must not let it through either.
+  void refuse_quantized() const;
   // A positive integer (at most 2^31), or `def` when absent and not required.
   int64_t pos_int(const nlohmann::json& o, const char* k, bool required, int64_t def = 0) const;
   int64_t pos_int(const char* k, bool required, int64_t def = 0) const { return pos_int(j_, k, required, def); }

@@ -399,6 +399,56 @@ TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys)") {
 
 // MistralForCausalLM: LLaMA with a sliding window (MistralConfig's default 4096 when absent,
 // none when null), in every layer, also when shorter than the compiled max-seq.
+// Quantized checkpoints (issue 19): refused by quant_method, even with --allow-unknown-config, and
+// no plan written; a null quantization_config (as some configs carry) is no quantization. The
+// objects are the shapes those tools write: DeepSeek-V3's FP8 block, GPTQ, compressed-tensors,
+// bitsandbytes, and one without a quant_method.
+TEST_CASE("config: a quantized checkpoint is refused by its quant_method, even with --allow-unknown-config") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]})",
+       "quant_method \"fp8\""},
+      {R"({"bits": 4, "group_size": 128, "desc_act": false, "sym": true, "quant_method": "gptq"})",
+       "quant_method \"gptq\""},
+      {R"({"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {}})",
+       "quant_method \"compressed-tensors\""},
+      {R"({"quant_method": "bitsandbytes", "load_in_4bit": true})", "quant_method \"bitsandbytes\""},
+      {R"({"bits": 8})", "quant_method (none given)"},
+  };
+  for (const auto& fam_name : {std::pair<std::string, std::string>{"llama", "gqa_f32"}, {"deepseek", "v3_noaux"}}) {
+    const std::string family = fam_name.first, name = fam_name.second;
+    CAPTURE(name);
+    TempDir d;
+    kiln::test::copy_dir(kiln::test::fixture(name, family), d / "m");
+    std::ifstream in(d / "m/config.json");
+    const nlohmann::json base = nlohmann::json::parse(in);
+    for (const auto& c : cases) {
+      CAPTURE(c.first);
+      nlohmann::json j = base;
+      j["quantization_config"] = nlohmann::json::parse(c.first);
+      std::ofstream(d / "m/config.json") << j.dump();
+      for (const bool allow : {false, true}) {
+        CompileOptions o;
+        o.model_dir = d / "m";
+        o.output = d / "p.kplan";
+        o.max_seq = 16;
+        o.allow_unknown_config = allow;
+        const std::string err = kiln::test::compile_error(o);
+        CHECK(err.find("quantization_config has " + c.second) != std::string::npos);
+        CHECK(err.find("quantized checkpoint") != std::string::npos);
+        CHECK_FALSE(std::ifstream(o.output).good());
+      }
+    }
+    nlohmann::json j = base;
+    j["quantization_config"] = nullptr;
+    std::ofstream(d / "m/config.json") << j.dump();
+    CompileOptions o;
+    o.model_dir = d / "m";
+    o.output = d / "p.kplan";
+    o.max_seq = 16;
+    CHECK(kiln::test::compile_error(o).empty());
+  }
+}
+
 TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq)") {
   const std::string path = kiln::test::fixture("window_f32", "mistral") + "/config.json";
   const LlamaConfig c = read_llama_config(path);
