@@ -34,8 +34,10 @@ inline void store_output(const MatmulArgs& a, int64_t r, int64_t j, float v) {
   y = a.accumulate ? y + v : v;
 }
 
-// Weight rows m0 … m0+mb as f32: in place for f32 weights, else widened into scratch.
-inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scratch, const float** rows) {
+// Weight rows m0 … m0+mb as f32: in place for f32 weights, else widened into scratch; rows[mb …
+// pad_to) repeat the last (a tile's short end: their outputs are computed and dropped).
+inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scratch, const float** rows,
+                        int64_t pad_to = 0) {
   const uint64_t esz = dtype_size(a.w_dtype);
   for (int64_t j = 0; j < mb; ++j) {
     const void* src = static_cast<const uint8_t*>(a.w) + uint64_t((m0 + j) * a.k) * esz;
@@ -46,6 +48,7 @@ inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scra
       rows[j] = scratch + j * a.k;
     }
   }
+  for (int64_t j = mb; j < pad_to; ++j) rows[j] = rows[mb - 1];
 }
 
 #ifdef KILN_X86_64_V3_KERNELS
@@ -104,7 +107,7 @@ constexpr int64_t kPanelK = 1024;  // k per block: the tile's 6 weight rows of i
 void matmul_panels(const MatmulArgs& a, ThreadPool& pool) {
   constexpr int64_t C = kPanelCols, kPairFloats = 2 * 2 * C * 8;  // 2 halves × 2 rows × C outputs × 8 lanes
   static_assert(kPairFloats == kMatmulPanelPairFloats, "matmul_scratch_floats sizes the panel");
-  const int64_t k16 = a.k - a.k % 16;
+  const int64_t k16 = a.k - a.k % 16;  // > 0: panels run for k over kPanelMinK only
   const int64_t n_tiles = (a.m + C - 1) / C;
   pool.parallel_for(n_tiles, 1, [&](int64_t t0, int64_t t1, int worker) {
     float* scratch = pool.scratch(worker);
@@ -112,8 +115,7 @@ void matmul_panels(const MatmulArgs& a, ThreadPool& pool) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
       const float* w[C];
-      weight_rows(a, m0, mb, scratch, w);
-      for (int64_t c = mb; c < C; ++c) w[c] = w[mb - 1];  // the last tile: repeats, their outputs unused
+      weight_rows(a, m0, mb, scratch, w, C);
       for (int64_t i0 = 0; i0 < k16; i0 += kPanelK) {
         const int64_t i1 = std::min(i0 + kPanelK, k16);
         for_row_pairs(a, [&](int64_t pair, int64_t r0, int64_t r1) {
@@ -134,8 +136,7 @@ void matmul_panels(const MatmulArgs& a, ThreadPool& pool) {
           const int64_t r = i ? r1 : r0;
           for (int64_t c = 0; c < mb; ++c) {
             const int64_t o = (i * C + c) * 8;
-            store_output(a, r, m0 + c,
-                         finish_dot_lanes(k16 ? lo + o : nullptr, k16 ? hi + o : nullptr, a.x + r * a.k, w[c], k16, a.k));
+            store_output(a, r, m0 + c, finish_dot_lanes(lo + o, hi + o, a.x + r * a.k, w[c], k16, a.k));
           }
         }
       });
@@ -152,8 +153,7 @@ void matmul_tiles512(const MatmulArgs& a, ThreadPool& pool) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
       const float* w[C];
-      weight_rows(a, m0, mb, scratch, w);
-      for (int64_t c = mb; c < C; ++c) w[c] = w[mb - 1];  // the last tile: repeats, their outputs unused
+      weight_rows(a, m0, mb, scratch, w, C);
       int64_t rows[R];
       int n = 0;
       auto flush = [&] {

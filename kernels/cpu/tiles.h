@@ -31,11 +31,10 @@ __attribute__((target("avx2,fma"))) inline float finish_dot_lanes(__m256 l, __m2
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));                               // 0 += 1
 }
 
-// The same, the lane sums in memory (8 floats each), or zero where null (k has no whole 16-block).
+// The same, the lane sums in memory (8 floats each).
 __attribute__((target("avx2,fma"))) inline float finish_dot_lanes(const float* l, const float* h, const float* x,
                                                                    const float* w, int64_t i, int64_t k) {
-  return finish_dot_lanes(l ? _mm256_loadu_ps(l) : _mm256_setzero_ps(), h ? _mm256_loadu_ps(h) : _mm256_setzero_ps(),
-                          x, w, i, k);
+  return finish_dot_lanes(_mm256_loadu_ps(l), _mm256_loadu_ps(h), x, w, i, k);
 }
 
 // out[r·C + c] = dot_f32(x[r], w[c], k) for R activation rows and C weight rows, bit for bit:
