@@ -5,9 +5,11 @@
 
 #include "codegen/plan_writer.h"
 #include "compiler/error.h"
+#include "compiler/frontends/common.h"
 #include "compiler/frontends/frontend.h"
 #include "compiler/passes/fuse.h"
 #include "compiler/passes/memory_plan.h"
+#include "compiler/passes/quantize.h"
 #include "compiler/passes/weights.h"
 #include "runtime/plan_format.h"
 
@@ -25,17 +27,38 @@ PlanTargets parse_targets(const std::string& target) {
   PlanTargets targets;
   if (target == "cpu") targets.cuda_sm_archs.clear();
   else if (target == "cuda") targets.cpu = false;
-  else if (target != "all") throw CompileError("--target '" + target + "' is not one of cpu, cuda, all");
+  else if (target != "all" && !target.empty())
+    throw CompileError("--target '" + target + "' is not one of cpu, cuda, all");
   return targets;
 }
 
 CompileSummary compile_model(const CompileOptions& o) {
   if (o.output.empty()) throw CompileError("no output path given (-o PLAN)");
+  const QuantizeOptions quant{parse_quantize(o.quantize), o.quantize_head};
+  if (quant.head && quant.scheme.empty()) throw CompileError("--quantize-head needs --quantize");
+  // Quantized weights have CPU kernels only so far: such a plan is for the CPU unless a CUDA target
+  // is asked for, which is refused.
+  if (!quant.scheme.empty() && !o.target.empty() && o.target != "cpu")
+    throw CompileError("--quantize " + quant.scheme + " weights run on the CPU only so far; use --target cpu (not " +
+                       o.target + ")");
+  const PlanTargets targets = parse_targets(quant.scheme.empty() ? o.target : "cpu");
   FrontendBuild b = frontend_for(o.model_dir).build(o);
   Graph& g = b.graph;
-  const PlanTargets targets = parse_targets(o.target);
+  if (!quant.scheme.empty() && g.kind != PlanKind::kLlm)
+    throw CompileError("--quantize is for LLM checkpoints; " + o.model_dir + " is a text-to-image pipeline");
   drop_dead_nodes(g);
   if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
+  const QuantizeReport qr = quantize_weights(g, quant);
+  if (!quant.scheme.empty()) {
+    if (qr.quantized == 0)
+      throw CompileError("--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")");
+    const std::string note =
+        quant.scheme + " weights (per-row scales): " + std::to_string(qr.quantized) + " matmul weights, " +
+        std::to_string(qr.bytes_before) + " -> " + std::to_string(qr.bytes_after) + " bytes" +
+        (qr.kept.empty() ? "" : "; left in " + std::string(dtype_name(g.info.plan_dtype)) + ": " + qr.kept);
+    add_note(&g.info.notes, note);
+    add_note(&b.summary.notes, note);
+  }
   plan_memory(g);
   // The runtime's limit (runtime/plan_format.h); each term is far below 2^64, so the sum does not wrap.
   if (g.kv_bytes > kMaxPlanMemory || g.arena_bytes > kMaxPlanMemory || g.request_bytes > kMaxPlanMemory ||

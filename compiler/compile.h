@@ -17,7 +17,9 @@ struct CompileOptions {
   int64_t batch = 1;
   int64_t chunk = 0;                  // 0 = min(64, max_seq)
   std::vector<LoraAdapterSpec> lora;  // merged in order
-  std::string target = "all";         // "cpu", "cuda" (sm_90) or "all"
+  std::string target;                 // "cpu", "cuda" (sm_90), "all", or "" (all; cpu with quantize)
+  std::string quantize;               // "" or "none" (weights in the plan dtype), "int8" (compiler/passes/quantize.h)
+  bool quantize_head = false;         // --quantize the LM head too
   bool allow_unknown_config = false;  // config keys kiln does not model: noted in the plan, not refused
   bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists
   bool no_chat_template = false;      // embed the tokenizer without its chat template
@@ -49,7 +51,7 @@ CompileSummary compile_model(const CompileOptions& opts);
 struct PlanTargets;
 // --dtype (f32, bf16, f16; "" = def).
 DType parse_plan_dtype(const std::string& s, DType def);
-// --target cpu|cuda|all as the plan writer's targets; throws CompileError otherwise.
+// --target cpu|cuda|all as the plan writer's targets ("" = all); throws CompileError otherwise.
 PlanTargets parse_targets(const std::string& target);
 
 }  // namespace kiln

@@ -92,6 +92,8 @@ const char* dtype_to_safetensors(DType t) {
       return "I32";
     case DType::I64:
       return "I64";
+    case DType::I8:
+      return "I8";
   }
   return "?";
 }

@@ -7,8 +7,10 @@
 
 namespace kiln {
 
-enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4 };
-constexpr int kNumDTypes = 5;
+// I8: a weight quantized to int8, one f32 scale per row in its own tensor (the op that reads it
+// names the scale operand: matmul version 2, kernels/matmul.h); the value is q · scale[row].
+enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4, I8 = 5 };
+constexpr int kNumDTypes = 6;
 
 inline bool dtype_valid(uint8_t v) { return v < kNumDTypes; }
 
@@ -24,6 +26,8 @@ constexpr uint64_t dtype_size(DType t) {
       return 4;
     case DType::I64:
       return 8;
+    case DType::I8:
+      return 1;
   }
   return 0;
 }
@@ -42,6 +46,8 @@ inline const char* dtype_name(DType t) {
       return "i32";
     case DType::I64:
       return "i64";
+    case DType::I8:
+      return "i8";
   }
   return "?";
 }
@@ -107,7 +113,7 @@ inline uint16_t f32_to_f16(float f) {
   return uint16_t(sign | uint16_t(r >> 13));
 }
 
-// Load element i of a float tensor of any float dtype as f32.
+// Load element i of a float tensor of any float dtype as f32 (of an I8 tensor: q, unscaled).
 // Loads go through memcpy, so element pointers need no alignment (safetensors does not
 // promise any); compilers turn these into plain loads.
 inline float load_as_f32(const void* p, DType t, uint64_t i) {
@@ -124,6 +130,8 @@ inline float load_as_f32(const void* p, DType t, uint64_t i) {
       std::memcpy(&h, b + i * 2, 2);
       return t == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
     }
+    case DType::I8:
+      return float(int8_t(b[i]));
     default:
       return 0.0f;
   }
@@ -140,12 +148,15 @@ inline void store_from_f32(void* p, DType t, uint64_t i, float v) {
     case DType::F16:
       static_cast<uint16_t*>(p)[i] = f32_to_f16(v);
       break;
+    case DType::I8:  // v is already a whole number in [-127, 127] (compiler/passes/quantize.h)
+      static_cast<int8_t*>(p)[i] = int8_t(v);
+      break;
     default:
       break;
   }
 }
 
-// Convert n contiguous elements to f32.
+// Convert n contiguous elements to f32 (I8: the unscaled q).
 void convert_to_f32(const void* src, DType t, float* dst, uint64_t n);
 // Convert n contiguous f32 elements to a float dtype.
 void convert_f32_to(const float* src, DType t, void* dst, uint64_t n);

@@ -132,8 +132,8 @@ std::vector<int32_t> ids_of(const StTensor& t) {
 
 }  // namespace
 
-Reference load_reference(const std::string& dir) {
-  auto f = SafetensorsFile::open(dir + "/reference.safetensors");
+Reference load_reference(const std::string& dir, const std::string& file) {
+  auto f = SafetensorsFile::open(dir + "/" + file);
   const auto& t = f->tensors();
   Reference r;
   const StTensor& ids = t.at("input_ids");

@@ -60,7 +60,8 @@ struct Reference {
   std::vector<int32_t> input_ids, prompt_ids, greedy_ids;
   std::vector<float> logits;
 };
-Reference load_reference(const std::string& fixture_dir);
+// The fixture's reference.safetensors, or another file of the same layout (reference_int8.safetensors).
+Reference load_reference(const std::string& fixture_dir, const std::string& file = "reference.safetensors");
 
 // A tiny random LLaMA checkpoint (config.json + model.safetensors) for plan-format tests.
 struct TinyLlama {

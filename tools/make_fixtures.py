@@ -181,7 +181,7 @@ def parse_args():
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
     ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
-                                       "chat_templates", "diffusion", "configs"],
+                                       "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
     ap.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
@@ -2739,6 +2739,10 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import fixtures_configs
         fixtures_configs.main(REPO)
+    if ARGS.only in ("all", "quant"):  # after llama: it reads those fixtures
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import fixtures_quant
+        fixtures_quant.main(REPO)
 
 
 if __name__ == "__main__":

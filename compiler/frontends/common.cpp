@@ -68,6 +68,7 @@ void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, u
   GraphProgram& P = st.program;
   const std::string& prefix = st.prefix;
   const int64_t dim = g.values[x].shape[1], vocab = g.values[lm_head].shape[0];
+  g.values[lm_head].lm_head = true;
   const int64_t batch = g.values[io.n_valid].shape[0];
   if (!st.head) {
     P.inputs = {{"tokens", io.tokens}, {"start_pos", io.start_pos}, {"n_valid", io.n_valid}};

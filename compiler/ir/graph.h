@@ -39,6 +39,7 @@ struct Value {
   WeightSource weight;           // Region::kWeights only
   uint64_t offset = 0;           // arena / kv / state offset, filled by planning
   uint32_t view_of = kNoTensor;  // a view: the same bytes as that value, another shape
+  bool lm_head = false;          // an LLM's LM head weight (--quantize leaves it unless asked)
   uint64_t bytes() const;
 };
 

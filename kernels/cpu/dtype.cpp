@@ -27,6 +27,11 @@ void convert_to_f32(const void* src, DType t, float* dst, uint64_t n) {
       }
       break;
     }
+    case DType::I8: {
+      const int8_t* s = static_cast<const int8_t*>(src);
+      for (uint64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+      break;
+    }
     default:
       for (uint64_t i = 0; i < n; ++i) dst[i] = 0.0f;
   }

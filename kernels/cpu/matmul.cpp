@@ -1,8 +1,9 @@
 // CPU matmul: parallel over blocks of output features (weight rows), so each weight byte is
 // read once per call however many activation rows there are. Low-precision weight rows are
 // widened to f32 in the worker's scratch, a block at a time, and reused for every activation
-// row. With a single activation row (decode) bf16 rows are instead widened in registers by
-// dot_f32_bf16, which gives the same bits without the round trip to scratch.
+// row. With a single activation row (decode) bf16 and int8 rows are instead widened in registers by
+// dot_f32_bf16 and dot_f32_i8, which give the same bits without the round trip to scratch. Int8
+// rows (i8 weights) widen to their integers q; each output is then scaled by its row's w_scale.
 // On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows × 6 weight
 // rows (dot_tile512), and one row with bf16 weights as tiles of 4 weight rows widened in registers
 // (dot_tile512_bf16); one row with other weights keeps the AVX2 tiles below.
@@ -22,13 +23,14 @@
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/tiles.h"
 
-
 namespace kiln {
 
 namespace {
 
-// The output of activation row r at feature j: the dot product v, plus the bias, stored or added.
+// The output of activation row r at feature j: the dot product v (times the row's scale for i8
+// weights), plus the bias, stored or added.
 inline void store_output(const MatmulArgs& a, int64_t r, int64_t j, float v) {
+  if (a.w_scale) v *= a.w_scale[j];
   if (a.bias) v += load_as_f32(a.bias, a.bias_dtype, uint64_t(j));
   float& y = a.y[r * a.m + j];
   y = a.accumulate ? y + v : v;
@@ -161,10 +163,18 @@ void matmul_tiles512(const MatmulArgs& a, ThreadPool& pool) {
         float out[R * C];
         for (int i = 0; i < n; ++i) x[i] = a.x + rows[i] * a.k;
         switch (n) {
-          case 1: dot_tile512<1, C>(x, w, a.k, out); break;
-          case 2: dot_tile512<2, C>(x, w, a.k, out); break;
-          case 3: dot_tile512<3, C>(x, w, a.k, out); break;
-          default: dot_tile512<4, C>(x, w, a.k, out); break;
+          case 1:
+            dot_tile512<1, C>(x, w, a.k, out);
+            break;
+          case 2:
+            dot_tile512<2, C>(x, w, a.k, out);
+            break;
+          case 3:
+            dot_tile512<3, C>(x, w, a.k, out);
+            break;
+          default:
+            dot_tile512<4, C>(x, w, a.k, out);
+            break;
         }
         for (int i = 0; i < n; ++i)
           for (int64_t c = 0; c < mb; ++c) store_output(a, rows[i], m0 + c, out[i * C + c]);
@@ -180,43 +190,48 @@ void matmul_tiles512(const MatmulArgs& a, ThreadPool& pool) {
   });
 }
 
-// One activation row, bf16 weights, on AVX-512: 4 weight rows at a time, widened in registers
-// (dot_tile512_bf16), the same bits as dot_f32_bf16 row by row.
-void matvec_bf16_tiles512(const MatmulArgs& a, ThreadPool& pool) {
+// One activation row, bf16 (T = uint16_t) or int8 weights, on AVX-512: 4 weight rows at a time,
+// widened in registers (dot_tile512_widen), the same bits as dot_f32_bf16 or dot_f32_i8 row by row.
+template <typename T>
+void matvec_tiles512(const MatmulArgs& a, ThreadPool& pool) {
   constexpr int64_t C = 4;
-  const uint16_t* w = static_cast<const uint16_t*>(a.w);
+  const T* w = static_cast<const T*>(a.w);
   pool.parallel_for((a.m + C - 1) / C, 4, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
-      const uint16_t* rows[C];
+      const T* rows[C];
       for (int64_t c = 0; c < C; ++c) rows[c] = w + (m0 + std::min(c, mb - 1)) * a.k;  // a short last tile repeats
       float out[C];
-      dot_tile512_bf16<C>(a.x, rows, a.k, out);
+      dot_tile512_widen<C>(a.x, rows, a.k, out);
       for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
     }
   });
 }
 #endif
 
+// One activation row of bf16 (T = uint16_t) or int8 weights, widened in registers: AVX-512 tiles, or
+// a dot product per weight row.
+template <typename T>
+void matvec_widen(const MatmulArgs& a, ThreadPool& pool) {
+  if (a.n_valid && a.n_valid[0] < 1) return;
+#ifdef KILN_X86_64_V3_KERNELS
+  if (cpu_has_avx512()) return matvec_tiles512<T>(a, pool);
+#endif
+  const T* w = static_cast<const T*>(a.w);
+  pool.parallel_for(a.m, 16, [&](int64_t m0, int64_t m1, int) {
+    for (int64_t j = m0; j < m1; ++j) {
+      if constexpr (sizeof(T) == 2) store_output(a, 0, j, dot_f32_bf16(a.x, w + j * a.k, a.k));
+      else store_output(a, 0, j, dot_f32_i8(a.x, w + j * a.k, a.k));
+    }
+  });
+}
+
 }  // namespace
 
 void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
   const int64_t chunk = a.rows / a.batch;
-  if (a.rows == 1 && a.w_dtype == DType::BF16) {
-    const uint16_t* w = static_cast<const uint16_t*>(a.w);
-    if (a.n_valid && a.n_valid[0] < 1) return;
-#ifdef KILN_X86_64_V3_KERNELS
-    if (cpu_has_avx512()) return matvec_bf16_tiles512(a, pool);
-#endif
-    pool.parallel_for(a.m, 16, [&](int64_t m0, int64_t m1, int) {
-      for (int64_t j = m0; j < m1; ++j) {
-        float v = dot_f32_bf16(a.x, w + j * a.k, a.k);
-        if (a.bias) v += load_as_f32(a.bias, a.bias_dtype, uint64_t(j));
-        a.y[j] = a.accumulate ? a.y[j] + v : v;
-      }
-    });
-    return;
-  }
+  if (a.rows == 1 && a.w_dtype == DType::BF16) return matvec_widen<uint16_t>(a, pool);
+  if (a.rows == 1 && a.w_dtype == DType::I8) return matvec_widen<int8_t>(a, pool);
 #ifdef KILN_X86_64_V3_KERNELS
   // One row (decode) keeps the AVX2 tiles: memory-bound, it ran 4% slower on the 6-row AVX-512 tiles
   // (SmolLM2 f32 decode, alternating runs on the Xeon dev VM).

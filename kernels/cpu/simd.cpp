@@ -57,6 +57,12 @@ float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n) {
       a, [b](int64_t i) { return bf16_to_f32(b[i]); }, n);
 }
 
+KILN_TARGET_CLONES
+float dot_f32_i8(const float* a, const int8_t* b, int64_t n) {
+  return dot_lanes(
+      a, [b](int64_t i) { return float(b[i]); }, n);
+}
+
 float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scratch) {
   if (t == DType::F32) return dot_f32(a, static_cast<const float*>(w), n);
   if (t == DType::BF16) return dot_f32_bf16(a, static_cast<const uint16_t*>(w), n);

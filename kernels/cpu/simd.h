@@ -40,6 +40,10 @@ float dot_f32(const float* a, const float* b, int64_t n);
 // dot_f32, so it is bit-identical to dot_f32 on the widened values.
 float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n);
 
+// sum_i a[i]·float(b[i]) over int8 b, widening in registers; bit-identical to dot_f32 on the widened
+// values, as dot_f32_bf16 is.
+float dot_f32_i8(const float* a, const int8_t* b, int64_t n);
+
 // sum_i a[i]·w[i] for a weight row of any float dtype; f16 rows are widened into scratch
 // (n floats), f32 and bf16 rows are read in place.
 float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scratch);

@@ -16,7 +16,7 @@ namespace kiln {
 // dot_f32's end, from its 16 lane sums (lanes 0-7 in l, 8-15 in h) over k's whole 16-blocks up
 // to i: the tail of k fused into lanes 0.. one by one, then the pairwise reduction (8, 4, 2, 1).
 __attribute__((target("avx2,fma"))) inline float finish_dot_lanes(__m256 l, __m256 h, const float* x, const float* w,
-                                                                   int64_t i, int64_t k) {
+                                                                  int64_t i, int64_t k) {
   if (i < k) {
     alignas(32) float acc[16];
     _mm256_store_ps(acc, l);
@@ -25,15 +25,15 @@ __attribute__((target("avx2,fma"))) inline float finish_dot_lanes(__m256 l, __m2
     l = _mm256_load_ps(acc);
     h = _mm256_load_ps(acc + 8);
   }
-  const __m256 s8 = _mm256_add_ps(l, h);                                                     // l += l + 8
+  const __m256 s8 = _mm256_add_ps(l, h);                                                   // l += l + 8
   const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));  // l += l + 4
-  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                  // l += l + 2
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                 // l += l + 2
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));                               // 0 += 1
 }
 
 // The same, the lane sums in memory (8 floats each).
 __attribute__((target("avx2,fma"))) inline float finish_dot_lanes(const float* l, const float* h, const float* x,
-                                                                   const float* w, int64_t i, int64_t k) {
+                                                                  const float* w, int64_t i, int64_t k) {
   return finish_dot_lanes(_mm256_loadu_ps(l), _mm256_loadu_ps(h), x, w, i, k);
 }
 
@@ -75,7 +75,7 @@ __attribute__((target("avx2,fma"))) void dot_tile(const float* const* x, const f
 // first: start from zero rather than from acc.
 template <int R, int C>
 __attribute__((target("avx2,fma"))) void dot_half_tile(const float* const* x, const float* const* w, int64_t i0,
-                                                        int64_t i1, bool first, float* acc) {
+                                                       int64_t i1, bool first, float* acc) {
   __m256 a[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) a[r][c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + (r * C + c) * 8);
@@ -97,7 +97,7 @@ __attribute__((target("avx2,fma"))) void dot_half_tile(const float* const* x, co
 // 4 activation registers and a weight register.
 template <int R, int C>
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512(const float* const* x, const float* const* w,
-                                                                     int64_t k, float* out) {
+                                                                      int64_t k, float* out) {
   __m512 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
@@ -118,28 +118,37 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512(const floa
                                         _mm512_maskz_extractf32x8_ps(0xFF, acc[r][c], 1), x[r], w[c], i, k);
 }
 
-// out[c] = dot_f32_bf16(x, w[c], k) for C bf16 weight rows, bit for bit, on AVX-512: each row's 16
-// lanes in one register, its weights widened in registers (a bf16 is the top half of its f32), the
-// tail fused into lanes 0.. as dot_f32_bf16 does, then finish_dot_lanes's reduction.
-template <int C>
-__attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_bf16(const float* x, const uint16_t* const* w,
-                                                                          int64_t k, float* out) {
+// 16 weights of a low-precision row as f32 lanes, widened in registers, and one weight as f32:
+// bf16 is the top half of its f32; int8 is sign-extended and converted (exactly).
+// (zero-masked forms: GCC 12 warns that the plain ones' undefined pass-through is uninitialized)
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) inline __m512 widen16(const uint16_t* w) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, h), 16));
+}
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) inline __m512 widen16(const int8_t* w) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+  return _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, q));
+}
+inline float widen1(uint16_t w) { return bf16_to_f32(w); }
+inline float widen1(int8_t w) { return float(w); }
+
+// out[c] = dot_f32_bf16(x, w[c], k) (T = uint16_t, bf16 rows) or dot_f32_i8 (T = int8_t) for C
+// weight rows, bit for bit, on AVX-512: each row's 16 lanes in one register, its weights widened in
+// registers, the tail fused into lanes 0.. as the dot product does, then finish_dot_lanes's reduction.
+template <int C, typename T>
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_widen(const float* x, const T* const* w,
+                                                                            int64_t k, float* out) {
   __m512 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
     const __m512 xv = _mm512_loadu_ps(x + i);
-    for (int c = 0; c < C; ++c) {
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[c] + i));
-      // (zero-masked forms: GCC 12 warns that the plain ones' undefined pass-through is uninitialized)
-      const __m512 wv = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, h), 16));
-      acc[c] = _mm512_fmadd_ps(xv, wv, acc[c]);
-    }
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(xv, widen16(w[c] + i), acc[c]);
   }
   for (int c = 0; c < C; ++c) {
     alignas(64) float lanes[16];
     _mm512_store_ps(lanes, acc[c]);
-    for (int64_t t = 0; i + t < k; ++t) lanes[t] = std::fma(x[i + t], bf16_to_f32(w[c][i + t]), lanes[t]);
+    for (int64_t t = 0; i + t < k; ++t) lanes[t] = std::fma(x[i + t], widen1(w[c][i + t]), lanes[t]);
     out[c] = finish_dot_lanes(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8), x, nullptr, k, k);
   }
 }
@@ -156,7 +165,7 @@ inline void dot_tile_cols(const float* const* x, const float* const* w, int64_t 
 // (From column d0 on: axpy_tile512 hands over its last columns.)
 template <int R>
 __attribute__((target("avx2,fma"))) void axpy_tile(const float* const* s, const float* const* v, int64_t n,
-                                                    float* const* o, int64_t hd, int64_t d0 = 0) {
+                                                   float* const* o, int64_t hd, int64_t d0 = 0) {
   int64_t d = d0;
   for (; d + 32 <= hd; d += 32) {
     __m256 acc[R][4];
@@ -197,7 +206,7 @@ __attribute__((target("avx2,fma"))) void axpy_tile(const float* const* s, const 
 // the same chain of FMAs over j, so the same bits.
 template <int R>
 __attribute__((target("avx512f,avx2,fma"))) void axpy_tile512(const float* const* s, const float* const* v, int64_t n,
-                                                             float* const* o, int64_t hd) {
+                                                              float* const* o, int64_t hd) {
   int64_t d = 0;
   for (; d + 64 <= hd; d += 64) {
     __m512 acc[R][4];

@@ -32,6 +32,7 @@ const OpRegistry& builtin_ops() {
       &kRmsNormOp,
       &kHeadRmsNormOp,
       &kMatmulOp,
+      &kMatmulOpV2,
       &kRopeOp,
       &kRopeOpV1,
       &kKvWriteOp,

@@ -1,5 +1,6 @@
 // matmul (kernels/matmul.h): a linear layer. On CUDA, prefill-sized GEMMs with 16-bit weights go
 // to cuBLASLt when it is loaded (runtime/cublaslt.h), the rest to kiln's GEMV and tiled kernels.
+// Version 2 appends the w_scale operand of i8 weights, which only the CPU kernels run so far.
 #include "kernels/matmul.h"
 
 #include "kernels/fused.h"
@@ -12,12 +13,23 @@ namespace kiln {
 
 namespace {
 
+// Version 2's w_scale (input 4), or null: absent, or a version 1 launch.
+const TensorInfo* w_scale(const OpLaunch& l) { return l.launch().inputs.size() > 4 ? l.in(4) : nullptr; }
+
 Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 2));
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "w", 2));
   const int64_t rows = c.in(0)->shape[0], k = c.in(0)->shape[1], m = c.in(1)->shape[0];
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, {rows, k}));
-  KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloatTypes, {m, k}));
+  const TensorInfo* scale = w_scale(c);
+  if (c.launch().inputs.size() > 4 && c.in(1)->dtype == DType::I8) {
+    if (!scale) return invalid_argument("i8 weights '" + c.in(1)->name + "' without their w_scale");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", {DType::I8}, {m, k}));
+    KILN_RETURN_IF_ERROR(c.expect(scale, "w_scale", {DType::F32}, {m}));
+  } else {
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloatTypes, {m, k}));
+    if (scale) return invalid_argument("w_scale '" + scale->name + "' with float weights");
+  }
   if (c.has_in(2)) KILN_RETURN_IF_ERROR(c.expect(c.in(2), "bias", kFloatTypes, {m}));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, m}));
   if (c.iattr(0) != 0 && c.iattr(0) != 1) return invalid_argument("accumulate must be 0 or 1");
@@ -27,10 +39,19 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 }
 
 MatmulArgs matmul_args(const OpLaunch& l) {
-  return {
-      l.in_f32(0),  l.in_ptr(1),       l.in(1)->dtype,    l.in_ptr(2),       l.has_in(2) ? l.in(2)->dtype : DType::F32,
-      l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1], l.in(1)->shape[0], l.iattr(0) != 0,
-      l.in_i32(3),  l.batch_of(3)};
+  return {l.in_f32(0),
+          l.in_ptr(1),
+          l.in(1)->dtype,
+          l.in_ptr(2),
+          l.has_in(2) ? l.in(2)->dtype : DType::F32,
+          l.out_f32(0),
+          l.in(0)->shape[0],
+          l.in(0)->shape[1],
+          l.in(1)->shape[0],
+          l.iattr(0) != 0,
+          l.in_i32(3),
+          l.batch_of(3),
+          w_scale(l) ? static_cast<const float*>(l.in_ptr(4)) : nullptr};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -38,11 +59,15 @@ uint64_t align256(uint64_t v) { return (v + 255) / 256 * 256; }
 
 // cuBLASLt's packed x, then its workspace, at the start of the launch scratch.
 uint64_t cuda_scratch_bytes(const OpLaunch& l) {
+  if (l.in(1)->dtype == DType::I8) return 0;  // refused by bind_cuda
   const MatmulArgs a = matmul_args(l);
   return library_gemm_eligible(a) ? align256(library_gemm_x_bytes(a)) + kCublasLtWorkspaceBytes : 0;
 }
 
 Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
+  if (l.in(1)->dtype == DType::I8)
+    return unsupported("CUDA matmul has no kernels for i8 weights yet ('" + l.in(1)->name +
+                       "'); run this plan on the CPU");
   const MatmulArgs a = matmul_args(l);
   CublasLt* lt = env.cublaslt && library_gemm_eligible(a) ? env.cublaslt() : nullptr;
   if (lt) {
@@ -79,5 +104,12 @@ const OpDef kMatmulOp{"matmul",
                       KILN_CUDA_BIND(bind_cuda),
                       KILN_CUDA_BIND(cuda_scratch_bytes),
                       accumulates};
+
+const OpDef kMatmulOpV2 = [] {
+  OpDef d = kMatmulOp;
+  d.version = 2;
+  d.n_inputs = 5;
+  return d;
+}();
 
 }  // namespace kiln

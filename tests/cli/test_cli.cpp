@@ -135,6 +135,36 @@ TEST_CASE("cli: compile --lora merges weighted adapters and inspect lists them")
   CHECK_FALSE(kiln::test::run_command("test -e " + (d / "x.kplan"), &out) == 0);
 }
 
+TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that generates transformers' tokens") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("gqa_f32");
+  std::string out;
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "q.kplan") +
+                                              " --quantize int8 --dtype f32 --max-seq 32",
+                                          &out) == 0,
+                  out);
+  CHECK(out.find("note: int8 weights (per-row scales): 8 matmul weights") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q.kplan"), &out) == 0);
+  CHECK(out.find("targets    cpu\n") != std::string::npos);
+  CHECK(out.find(", i8 ") != std::string::npos);
+  const auto ref = kiln::test::load_reference(model, "reference_int8.safetensors");
+  std::string ids, expect;
+  for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+  for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
+  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "q.kplan") + " --ids " + ids + " --max-new-tokens " +
+                                      std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) +
+                                      " --output-ids 2>/dev/null",
+                                  &out) == 0);
+  CHECK(last_line(out) == expect);
+  for (const char* bad : {"--quantize int4", "--quantize int8 --target all", "--quantize-head"}) {
+    CAPTURE(std::string(bad));
+    CHECK(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "x.kplan") + " " + bad, &out) != 0);
+    CHECK(out.find("kiln: error: ") == 0);
+    CHECK(count_lines(out) == 1);
+    CHECK_FALSE(kiln::test::run_command("test -e " + (d / "x.kplan"), &out) == 0);
+  }
+}
+
 TEST_CASE("cli: bad input exits non-zero with one clear line") {
   TempDir d;
   const std::string model = kiln::test::fixture("gqa_f32");

@@ -186,6 +186,62 @@ TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for eve
   }
 }
 
+// i8 weights (matmul version 2): every output is dot_f32 over the widened integers q, times its
+// row's scale, plus the bias: bit for bit on the one-row path (dot_f32_i8, on AVX-512 4 rows at a
+// time widened in registers) and on the blocked path (q widened into scratch, every tile and panel),
+// with padding rows, bias and accumulate; and near a double reference of x·(q·scale)ᵀ.
+TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit for bit, on every path") {
+  ThreadPool pool(2, matmul_scratch_floats(3090, 10, DType::I8));
+  uint32_t seed = 900;
+  const std::vector<std::vector<int32_t>> valid_sets = {{3, 5}, {2, 5}, {1, 4}, {2, 4}};
+  for (const bool tier512 : avx512_tiers()) {
+    const Tier tier(tier512);
+    CAPTURE(tier512);
+    for (int64_t k : {1, 7, 16, 17, 28, 64, 130, 576, 2049, 3090})
+      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 13}) {
+        CAPTURE(k);
+        CAPTURE(m);
+        std::vector<int8_t> q(size_t(m * k));
+        std::mt19937 rng(seed++);
+        for (int8_t& v : q) v = int8_t(int(rng() % 255) - 127);
+        std::vector<float> qf(q.begin(), q.end()), scale = random_floats(size_t(m), seed++, 0.01f);
+        std::vector<float> bias = random_floats(size_t(m), seed++);
+        const int64_t batch = 2, chunk = 5, rows = batch * chunk;
+        auto x = random_floats(size_t(rows * k), seed++, 8.0f);
+        const std::vector<int32_t>& valid = valid_sets[size_t(k + m) % valid_sets.size()];
+        std::vector<float> y = random_floats(size_t(rows * m), seed++);
+        const std::vector<float> y0 = y;
+        MatmulArgs a{x.data(), q.data(), DType::I8, bias.data(), DType::F32, y.data(), rows, k, m, true, valid.data(),
+                     batch, scale.data()};
+        matmul_cpu(a, pool);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < m; ++j) {
+            const size_t o = size_t(r * m + j);
+            if (r % chunk >= valid[size_t(r / chunk)]) {
+              REQUIRE(std::memcmp(&y[o], &y0[o], 4) == 0);  // padding: untouched
+              continue;
+            }
+            const float want = y0[o] + (dot_f32(x.data() + r * k, qf.data() + j * k, k) * scale[size_t(j)] + bias[size_t(j)]);
+            REQUIRE(std::memcmp(&y[o], &want, 4) == 0);
+          }
+        // One row (decode), stored: the same bits as dot_f32 over q, and near x·(q·scale)ᵀ + bias.
+        std::vector<float> y1(static_cast<size_t>(m), kNaN), ref(static_cast<size_t>(m));
+        matmul_cpu(MatmulArgs{x.data(), q.data(), DType::I8, bias.data(), DType::F32, y1.data(), 1, k, m, false,
+                              nullptr, 1, scale.data()},
+                   pool);
+        for (int64_t j = 0; j < m; ++j) {
+          REQUIRE(dot_f32_i8(x.data(), q.data() + j * k, k) == dot_f32(x.data(), qf.data() + j * k, k));
+          const float want = dot_f32(x.data(), qf.data() + j * k, k) * scale[size_t(j)] + bias[size_t(j)];
+          REQUIRE(std::memcmp(&y1[size_t(j)], &want, 4) == 0);
+          double acc = bias[size_t(j)];
+          for (int64_t i = 0; i < k; ++i) acc += double(x[size_t(i)]) * (double(qf[size_t(j * k + i)]) * scale[size_t(j)]);
+          ref[size_t(j)] = float(acc);
+        }
+        CHECK(rel_l2(y1.data(), ref.data(), ref.size()) < 1e-5);
+      }
+  }
+}
+
 TEST_CASE("matmul skips the padding rows of each batch row (n_valid) and computes the rest") {
   const int64_t batch = 3, chunk = 4, rows = batch * chunk, k = 20, m = 9;
   ThreadPool pool(2, matmul_scratch_floats(k, rows, DType::F32));

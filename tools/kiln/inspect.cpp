@@ -18,6 +18,18 @@ using kiln::CompileError;
 
 namespace {
 
+// The weight tensors' bytes and count per dtype (i8: quantized, with their f32 scales counted as f32).
+std::map<std::string, std::pair<uint64_t, int>> weights_by_dtype(const kiln::Plan& p) {
+  std::map<std::string, std::pair<uint64_t, int>> out;
+  for (const kiln::TensorInfo& t : p.tensors())
+    if (t.region == kiln::Region::kWeights) {
+      auto& e = out[kiln::dtype_name(t.dtype)];
+      e.first += t.size_bytes;
+      ++e.second;
+    }
+  return out;
+}
+
 // The same facts as the tables, as one JSON document for tools.
 int inspect_json(const std::string& path, const kiln::Plan& p) {
   using nlohmann::json;
@@ -63,6 +75,8 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
                       {"vae_scaling_factor", d.vae_scaling_factor},
                       {"components", d.components}};
   }
+  for (const auto& [dt, e] : weights_by_dtype(p))
+    j["weights_by_dtype"][dt] = {{"bytes", e.first}, {"tensors", e.second}};
   j["memory"] = {{"weights", mem.weights_bytes}, {"kv_cache", mem.kv_bytes}, {"request", mem.request_bytes},
                  {"arena", mem.arena_bytes},     {"state", mem.state_bytes}, {"workspace", mem.workspace_bytes},
                  {"total_per_device", total}};
@@ -169,6 +183,11 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
               human_bytes(p.kind() == kiln::PlanKind::kLlm ? mem.kv_bytes : mem.request_bytes).c_str(),
               human_bytes(mem.arena_bytes).c_str(), human_bytes(mem.state_bytes).c_str(),
               human_bytes(mem.workspace_bytes).c_str(), human_bytes(total).c_str());
+  std::string by_dtype;
+  for (const auto& [dt, e] : weights_by_dtype(p))
+    by_dtype +=
+        (by_dtype.empty() ? "" : ", ") + dt + " " + human_bytes(e.first) + " (" + std::to_string(e.second) + ")";
+  std::printf("weights    by dtype (tensors): %s\n", by_dtype.empty() ? "none" : by_dtype.c_str());
   if (m.kv_bytes_per_token > 0)
     std::printf("kv/token   %s (multi-head K/V would need %s, %.1fx more)\n", human_bytes(m.kv_bytes_per_token).c_str(),
                 human_bytes(m.mha_kv_bytes_per_token).c_str(),

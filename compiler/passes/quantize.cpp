@@ -1,0 +1,134 @@
+#include "compiler/passes/quantize.h"
+
+#include <cmath>
+#include <map>
+#include <memory>
+
+#include "compiler/error.h"
+#include "kernels/matmul.h"
+#include "kernels/op.h"
+
+namespace kiln {
+
+void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* scale, const std::string& what) {
+  for (int64_t j = 0; j < m; ++j) {
+    const float* row = w + j * k;
+    float amax = 0.0f;
+    for (int64_t i = 0; i < k; ++i) {
+      if (!std::isfinite(row[i]))
+        throw CompileError("cannot quantize '" + what + "': row " + std::to_string(j) + " has a non-finite value (" +
+                           std::to_string(row[i]) + ")");
+      amax = std::max(amax, std::fabs(row[i]));
+    }
+    const float s = amax / 127.0f;
+    scale[j] = s;
+    for (int64_t i = 0; i < k; ++i)
+      q[j * k + i] = s == 0.0f ? int8_t(0) : int8_t(std::min(127.0f, std::max(-127.0f, std::nearbyint(row[i] / s))));
+  }
+}
+
+std::string parse_quantize(const std::string& s) {
+  if (s.empty() || s == "none") return "";
+  if (s == "int8") return s;
+  if (s == "int4" || s == "fp8")
+    throw CompileError("--quantize " + s + " is not supported yet; int8 is (per-row weight-only)");
+  throw CompileError("--quantize '" + s + "' is not one of int8, none");
+}
+
+namespace {
+
+// The f32 rows of a weight made of checkpoint parts, concatenated along dim 0 (LoRA merged by fetch).
+std::vector<float> fetch_parts(const std::vector<std::string>& parts, const WeightFetch& fetch) {
+  std::vector<float> all;
+  for (const std::string& p : parts) {
+    std::vector<float> v = fetch(p);
+    if (all.empty()) all = std::move(v);
+    else all.insert(all.end(), v.begin(), v.end());
+  }
+  return all;
+}
+
+// One quantized weight's rows: computed when its i8 bytes are written, kept for its scales.
+struct Quantized {
+  std::vector<std::string> parts;
+  std::string name;
+  int64_t m = 0, k = 0;
+  std::vector<float> scales;  // filled by the first build that needs them
+
+  void run(const WeightFetch& fetch, std::vector<float>* q_out) {
+    const std::vector<float> w = fetch_parts(parts, fetch);
+    if (int64_t(w.size()) != m * k) throw CompileError("internal: parts of '" + name + "' do not fill it");
+    std::vector<int8_t> q(w.size());
+    scales.assign(size_t(m), 0.0f);
+    quantize_rows_int8(w.data(), m, k, q.data(), scales.data(), name);
+    if (q_out) q_out->assign(q.begin(), q.end());
+  }
+};
+
+}  // namespace
+
+QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
+  QuantizeReport rep;
+  if (o.scheme.empty()) return rep;
+  if (o.scheme != "int8") throw CompileError("internal: quantize scheme '" + o.scheme + "'");
+  // Every use of each value: quantizable only if each is a version 1 matmul's w.
+  std::vector<int> matmul_uses(g.values.size(), 0), other_uses(g.values.size(), 0);
+  for (const GraphProgram& p : g.programs)
+    for (const Node& n : p.nodes) {
+      for (size_t i = 0; i < n.inputs.size(); ++i)
+        if (n.inputs[i] != kNoTensor) ++(n.kernel == &kMatmulOp && i == 1 ? matmul_uses : other_uses)[n.inputs[i]];
+      for (uint32_t v : n.outputs)
+        if (v != kNoTensor) ++other_uses[v];
+    }
+  std::map<std::string, int> kept;  // reason → count
+  std::vector<uint32_t> scale_of(g.values.size(), kNoTensor);
+  const size_t n_values = g.values.size();
+  for (uint32_t id = 0; id < n_values; ++id) {
+    if (matmul_uses[id] == 0) continue;
+    Value& v = g.values[id];
+    const char* why = nullptr;
+    if (v.region != Region::kWeights || !dtype_is_float(v.dtype) || v.shape.size() != 2) why = "not a float weight";
+    else if (v.lm_head && other_uses[id] > 0) why = "the LM head, tied to the embedding";
+    else if (v.lm_head && !o.head) why = "the LM head (--quantize-head quantizes it)";
+    else if (other_uses[id] > 0) why = "read by other ops too";
+    else if (v.weight.parts.empty() || v.weight.build) why = "computed by the compiler, not checkpoint rows";
+    if (why) {
+      ++kept[why];
+      continue;
+    }
+    auto qz = std::make_shared<Quantized>();
+    qz->parts = v.weight.parts;
+    qz->name = v.name;
+    qz->m = v.shape[0];
+    qz->k = v.shape[1];
+    rep.bytes_before += v.bytes();
+    v.dtype = DType::I8;
+    v.weight = WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
+                              std::vector<float> q;
+                              qz->run(fetch, &q);
+                              return q;
+                            }};
+    rep.bytes_after += v.bytes();
+    const std::string scale_name = v.name + ".scale";
+    const int64_t m = v.shape[0];
+    scale_of[id] = g.weight(scale_name, DType::F32, {m}, WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
+                                                                        if (qz->scales.empty()) qz->run(fetch, nullptr);
+                                                                        std::vector<float> s = std::move(qz->scales);
+                                                                        qz->scales.clear();
+                                                                        return s;
+                                                                      }});
+    rep.bytes_after += g.values[scale_of[id]].bytes();
+    ++rep.quantized;
+  }
+  for (GraphProgram& p : g.programs)
+    for (Node& n : p.nodes)
+      if (n.kernel == &kMatmulOp && scale_of[n.inputs[1]] != kNoTensor) {
+        n.kernel = &kMatmulOpV2;
+        n.inputs.push_back(scale_of[n.inputs[1]]);
+      }
+  for (const auto& [why, count] : kept)
+    rep.kept += (rep.kept.empty() ? "" : ", ") + (count == 1 ? std::string() : std::to_string(count) + " ") + why;
+  return rep;
+}
+
+}  // namespace kiln

@@ -1,0 +1,43 @@
+// Weight-only quantization at compile time (kiln compile --quantize int8), a pass after fusion and
+// before memory planning. It rewrites matmul weights that are checkpoint rows verbatim (parts
+// concatenated along dim 0, LoRA already merged) into i8 weights with one f32 scale per row, and
+// their matmul launches into version 2 (kernels/matmul.h), which takes the scales as w_scale.
+// Left in the plan dtype: every weight another op also reads (embeddings, a tied LM head), weights
+// the compiler computes (MLA's absorbed and sliced projections, routers, rope tables), the LM
+// head unless QuantizeOptions::head, and everything that is not a matmul weight (norms, biases,
+// MoE experts).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "compiler/ir/graph.h"
+
+namespace kiln {
+
+// Per-row symmetric int8, for each of m rows of k values: scale = max|w| / 127 and
+// q = round-half-even(w / scale), in f32 (q · scale is the dequantized weight); a row of zeros has
+// scale 0 and q 0, as does a row whose scale underflows to 0. Throws CompileError naming `what`
+// and the row when a value is not finite.
+void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* scale, const std::string& what);
+
+struct QuantizeOptions {
+  std::string scheme;  // "" (none) or "int8"
+  bool head = false;   // also quantize the LM head (when only matmuls read it)
+};
+
+struct QuantizeReport {
+  int quantized = 0;          // weights made i8
+  uint64_t bytes_before = 0;  // their bytes in the plan dtype
+  uint64_t bytes_after = 0;   // their i8 bytes plus their scales
+  std::string kept;           // the matmul weights left in the plan dtype, and why ("" if none)
+};
+
+// --quantize's value: "" (none) or "int8"; throws CompileError naming the choices otherwise (int4 and
+// fp8 are named as not yet supported).
+std::string parse_quantize(const std::string& s);
+
+// Rewrites g as the header says; returns what it did. The new scale values are named
+// "<weight>.scale".
+QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o);
+
+}  // namespace kiln

@@ -1,0 +1,308 @@
+// kiln compile --quantize int8 (compiler/passes/quantize.h): the formula against torch's, the
+// quantized plans against transformers running the same dequantized weights
+// (tools/fixtures_quant.py), bad options and bad weights, and the verifier on edited plans.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include "compiler/compile.h"
+#include "compiler/error.h"
+#include "compiler/passes/quantize.h"
+#include "compiler/safetensors.h"
+#include "plan_edit.h"
+#include "runtime/context.h"
+#include "runtime/plan.h"
+#include "test_util.h"
+
+using namespace kiln;
+using kiln::test::TempDir;
+
+namespace {
+
+std::vector<float> st_f32(const StTensor& t) {
+  std::vector<float> v(size_t(t.numel()));
+  convert_to_f32(t.data, t.dtype, v.data(), v.size());
+  return v;
+}
+
+CompileOptions int8_options(const std::string& dir, const std::string& out, const std::string& dtype = "f32") {
+  CompileOptions o;
+  o.model_dir = dir;
+  o.output = out;
+  o.dtype = dtype;
+  o.quantize = "int8";
+  o.batch = 1;
+  o.chunk = 8;
+  o.max_seq = 64;
+  return o;
+}
+
+std::shared_ptr<const Plan> load_plan(const std::string& path) {
+  auto r = Plan::load_file(path);
+  REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+  return r.take();
+}
+
+std::vector<int32_t> greedy_ids(Context& c, const std::vector<int32_t>& prompt, int64_t n_new) {
+  std::vector<int32_t> out(static_cast<size_t>(n_new));
+  int64_t n = 0;
+  Status st = c.generate(prompt.data(), int64_t(prompt.size()), n_new, SamplingParams{}, -1, out.data(), &n, nullptr);
+  REQUIRE_MESSAGE(st.is_ok(), st.message());
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), out.begin(), out.begin() + n);
+  return all;
+}
+
+bool plan_exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("quantize: per-row int8 equals torch's formula exactly on a fixture's weight") {
+  // tools/fixtures_quant.py stored torch's q and scale of layer 0's q_proj.
+  const std::string dir = kiln::test::fixture("gqa_f32");
+  auto ref = SafetensorsFile::open(dir + "/reference_int8.safetensors");
+  auto ck = SafetensorsFile::open(dir + "/model.safetensors");
+  const StTensor& w = ck->tensors().at("model.layers.0.self_attn.q_proj.weight");
+  const StTensor& tq = ref->tensors().at("check_q");
+  const StTensor& ts = ref->tensors().at("check_scale");
+  REQUIRE(tq.shape == w.shape);
+  const int64_t m = w.shape[0], k = w.shape[1];
+  const std::vector<float> wf = st_f32(w);
+  std::vector<int8_t> q(static_cast<size_t>(m * k));
+  std::vector<float> s(static_cast<size_t>(m));
+  quantize_rows_int8(wf.data(), m, k, q.data(), s.data(), "q_proj");
+  CHECK(std::memcmp(q.data(), tq.data, q.size()) == 0);
+  CHECK(std::memcmp(s.data(), ts.data, s.size() * 4) == 0);
+  // The formula's own properties: every row reaches ±127 at its largest value, and q·scale is within
+  // half a step of w.
+  for (int64_t j = 0; j < m; ++j) {
+    int amax = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      amax = std::max(amax, std::abs(int(q[size_t(j * k + i)])));
+      CHECK(std::fabs(float(q[size_t(j * k + i)]) * s[size_t(j)] - wf[size_t(j * k + i)]) <= 0.5001f * s[size_t(j)]);
+    }
+    CHECK(amax == 127);
+  }
+}
+
+TEST_CASE("quantize: zero and tiny rows, ties, and non-finite weights") {
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  // row 0: zeros; row 1: a subnormal whose scale underflows; row 2: 127 and exact halves (ties to even)
+  const float w[3][4] = {{0, 0, 0, 0}, {tiny, -tiny, 0, tiny}, {127.0f, 0.5f, 1.5f, -2.5f}};
+  int8_t q[12];
+  float s[3];
+  quantize_rows_int8(&w[0][0], 3, 4, q, s, "t");
+  CHECK(s[0] == 0.0f);
+  CHECK(s[1] == 0.0f);
+  CHECK(s[2] == 1.0f);
+  for (int i = 0; i < 8; ++i) CHECK(q[i] == 0);
+  CHECK(q[8] == 127);
+  CHECK(q[9] == 0);
+  CHECK(q[10] == 2);
+  CHECK(q[11] == -2);
+  for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    const float b[2][2] = {{1, 2}, {3, bad}};
+    CHECK_THROWS_WITH_AS(quantize_rows_int8(&b[0][0], 2, 2, q, s, "layer.w"),
+                         doctest::Contains("cannot quantize 'layer.w': row 1 has a non-finite value"), CompileError);
+  }
+}
+
+TEST_CASE("quantize: int8 plans match transformers on the same dequantized weights (logits and greedy tokens)") {
+  TempDir d;
+  struct Case {
+    const char* name;
+    bool head;
+    int i8_tensors;  // 2 layers × (qkv, o, gate|up, down), and the head
+  };
+  for (const Case& c : {Case{"gqa_f32", false, 8}, Case{"gqa_f32", true, 9}, Case{"bias_f32", false, 8},
+                        Case{"tied_f32", false, 8}, Case{"bf16", false, 8}}) {
+    CAPTURE(std::string(c.name));
+    CAPTURE(c.head);
+    const std::string dir = kiln::test::fixture(c.name);
+    const auto ref =
+        kiln::test::load_reference(dir, c.head ? "reference_int8_head.safetensors" : "reference_int8.safetensors");
+    const auto plain = kiln::test::load_reference(dir);
+    CompileOptions o = int8_options(dir, d / (std::string(c.name) + (c.head ? "_head" : "") + ".kplan"));
+    o.quantize_head = c.head;
+    const CompileSummary s = compile_model(o);
+    CHECK(s.notes.find("int8 weights (per-row scales)") != std::string::npos);
+    auto plan = load_plan(o.output);
+    CHECK(plan->has_target("cpu"));
+    CHECK_FALSE(plan->has_target("cuda"));
+    int i8 = 0, scales = 0;
+    for (const TensorInfo& t : plan->tensors()) {
+      i8 += t.dtype == DType::I8;
+      scales += t.name.size() > 6 && t.name.compare(t.name.size() - 6, 6, ".scale") == 0;
+    }
+    CHECK(i8 == c.i8_tensors);
+    CHECK(scales == c.i8_tensors);
+    CHECK(plan->model().notes.find("int8 weights") != std::string::npos);
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      ContextOptions co;
+      co.n_threads = threads;
+      auto ctx = Context::create(plan, co).take();
+      std::vector<float> logits(ref.logits.size(), std::nanf(""));
+      REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+      const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
+      CHECK(err <= 1e-4);
+      // The quantization moved the logits by far more than that bound, so this plan is quantized.
+      CHECK(kiln::test::rel_l2(logits.data(), plain.logits.data(), plain.logits.size()) > 1e-3);
+      const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+      CHECK(greedy_ids(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+      MESSAGE(std::string(c.name) << (c.head ? " (head too)" : "") << ": rel L2 " << err);
+    }
+  }
+  // The plan dtype for the rest (bf16 norms, embeddings, head and KV cache) within the low-precision bound.
+  const auto ref = kiln::test::load_reference(kiln::test::fixture("bf16"), "reference_int8.safetensors");
+  CompileOptions o = int8_options(kiln::test::fixture("bf16"), d / "bf16_plan.kplan", "");
+  compile_model(o);
+  auto plan = load_plan(o.output);
+  CHECK(plan->model().plan_dtype == DType::BF16);
+  auto ctx = Context::create(plan, {}).take();
+  std::vector<float> logits(ref.logits.size());
+  REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+  CHECK(kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size()) <= 2e-2);
+}
+
+TEST_CASE("quantize: bad options and weights are refused with one clear line, and no plan is written") {
+  TempDir d;
+  const std::string gqa = kiln::test::fixture("gqa_f32");
+  struct Case {
+    std::string quantize, target, expect;
+    bool head = false;
+  };
+  for (const Case& c :
+       {Case{"int4", "", "--quantize int4 is not supported yet"},
+        Case{"fp8", "cpu", "--quantize fp8 is not supported yet"},
+        Case{"int7", "", "--quantize 'int7' is not one of int8, none"},
+        Case{"int8", "all", "use --target cpu (not all)"}, Case{"int8", "cuda", "use --target cpu (not cuda)"},
+        Case{"", "", "--quantize-head needs --quantize", true}}) {
+    CAPTURE(c.quantize);
+    CompileOptions o = int8_options(gqa, d / "bad.kplan");
+    o.quantize = c.quantize;
+    o.target = c.target;
+    o.quantize_head = c.head;
+    CHECK(kiln::test::compile_error(o).find(c.expect) != std::string::npos);
+    CHECK_FALSE(plan_exists(o.output));
+  }
+  // A text-to-image pipeline.
+  CompileOptions o = int8_options(kiln::test::fixture("sd15_tiny", "diffusion") + "/pipeline", d / "sd.kplan", "");
+  o.batch = 1;
+  o.chunk = 0;
+  o.max_seq = 0;
+  const std::string sd_err = kiln::test::compile_error(o);
+  CHECK_MESSAGE(sd_err.find("--quantize is for LLM checkpoints") != std::string::npos, sd_err);
+  CHECK_FALSE(plan_exists(o.output));
+  // A NaN and an infinity in a checkpoint weight: named with the row, no plan.
+  for (float bad : {std::nanf(""), -std::numeric_limits<float>::infinity()}) {
+    const std::string m = d / "nan";
+    kiln::test::copy_dir(gqa, m);
+    std::vector<std::vector<float>> store;
+    std::vector<StWriteTensor> out;
+    {
+      auto f = SafetensorsFile::open(gqa + "/model.safetensors");
+      for (const auto& [name, t] : f->tensors()) {
+        store.push_back(st_f32(t));
+        if (name == "model.layers.1.mlp.down_proj.weight") store.back()[size_t(3 * t.shape[1] + 5)] = bad;
+        out.push_back({name, DType::F32, t.shape, nullptr, uint64_t(t.numel()) * 4});
+      }
+    }
+    for (size_t i = 0; i < out.size(); ++i) out[i].data = store[i].data();
+    write_safetensors(m + "/model.safetensors", out);
+    CompileOptions bo = int8_options(m, d / "nan.kplan");
+    const std::string err = kiln::test::compile_error(bo);
+    CHECK_MESSAGE(err.find("cannot quantize 'model.layers.1.mlp.down_proj.weight': row 3 has a non-finite value") !=
+                      std::string::npos,
+                  err);
+    CHECK_FALSE(plan_exists(bo.output));
+    // Unquantized, the same checkpoint compiles (kiln does not read weight values then).
+    bo.quantize = "";
+    CHECK(kiln::test::compile_error(bo) == "");
+    std::remove(bo.output.c_str());
+  }
+}
+
+TEST_CASE("quantize: edited int8 plans are refused by the verifier behind valid checksums") {
+  TempDir d;
+  CompileOptions o = int8_options(kiln::test::fixture("gqa_f32"), d / "q.kplan");
+  compile_model(o);
+  const std::vector<uint8_t> bytes = kiln::test::read_bytes(o.output);
+  REQUIRE(kiln::test::load_status(bytes).is_ok());
+  // The prefill program's matmul launches of version 2, by their scale's rows.
+  auto v2_launches = [](fb::Plan* p) {
+    std::vector<fb::Launch*> out;
+    auto* prog = p->mutable_programs()->GetMutableObject(0);
+    for (flatbuffers::uoffset_t i = 0; i < prog->launches()->size(); ++i) {
+      auto* l = prog->mutable_launches()->GetMutableObject(i);
+      const auto* k = p->kernels()->Get(l->kernel());
+      if (k->name()->str() == "matmul" && k->version() == 2) out.push_back(l);
+    }
+    REQUIRE(out.size() >= 2);
+    return out;
+  };
+  auto rows_of = [](fb::Plan* p, uint32_t t) { return p->tensors()->Get(t)->shape()->Get(0); };
+  struct Case {
+    const char* name;
+    std::function<void(fb::Plan*)> edit;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"scale dropped", [&](fb::Plan* p) { v2_launches(p)[0]->mutable_inputs()->Mutate(4, kNoTensor); },
+       "without their w_scale"},
+      {"another matmul's scale",
+       [&](fb::Plan* p) {
+         auto ls = v2_launches(p);
+         for (fb::Launch* l : ls)
+           if (rows_of(p, l->inputs()->Get(4)) != rows_of(p, ls[0]->inputs()->Get(4))) {
+             ls[0]->mutable_inputs()->Mutate(4, l->inputs()->Get(4));
+             return;
+           }
+         FAIL("no two matmuls with different widths");
+       },
+       "w_scale"},
+      {"the weight as its own scale",
+       [&](fb::Plan* p) {
+         auto* l = v2_launches(p)[0];
+         l->mutable_inputs()->Mutate(4, l->inputs()->Get(1));
+       },
+       "has dtype i8"},
+      {"float weights with a scale",
+       [&](fb::Plan* p) {
+         // the embedding table (f32, vocab × dim) as the weight of a launch that keeps its scale
+         auto* prog = p->mutable_programs()->GetMutableObject(0);
+         const uint32_t table = prog->launches()->Get(0)->inputs()->Get(1);
+         v2_launches(p)[0]->mutable_inputs()->Mutate(1, table);
+       },
+       "with float weights"},
+      {"kernel version 1 with five operands",
+       [&](fb::Plan* p) {
+         for (flatbuffers::uoffset_t i = 0; i < p->kernels()->size(); ++i)
+           if (p->kernels()->Get(i)->name()->str() == "matmul" && p->kernels()->Get(i)->version() == 2)
+             p->mutable_kernels()->GetMutableObject(i)->mutate_version(1);
+       },
+       "matmul"},
+      {"an i8 weight as bf16",
+       [&](fb::Plan* p) {
+         p->mutable_tensors()->GetMutableObject(v2_launches(p)[0]->inputs()->Get(1))->mutate_dtype(fb::DType::BF16);
+       },
+       "size does not match"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(std::string(c.name));
+    std::vector<uint8_t> b = bytes;
+    c.edit(kiln::test::mutable_root(b));
+    kiln::test::rehash(b);
+    const Status st = kiln::test::load_status(b);
+    CHECK_FALSE(st.is_ok());
+    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
+  }
+}

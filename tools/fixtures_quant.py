@@ -1,0 +1,76 @@
+"""References for kiln's compile-time weight quantization (kiln compile --quantize int8).
+
+Run by tools/make_fixtures.py --only quant (inside its venv), after the llama fixtures exist. For
+each fixture below it writes tests/fixtures/llama/<name>/reference_int8[_head].safetensors:
+transformers' logits and greedy tokens for the checkpoint with every decoder-layer nn.Linear (and,
+for the _head file, lm_head) replaced by its per-row int8 dequantization, computed by torch:
+
+    scale = W.abs().amax(dim=1) / 127;  q = round(W / scale).clamp(-127, 127);  W' = q * scale
+
+(round half to even, all in float32; a zero row keeps q = 0). The same input_ids and prompt_ids as
+reference.safetensors. Also one layer's q (int8) and scale (f32) as torch computes them, for the unit
+test of the formula itself (tests/compiler/test_quantize.cpp).
+"""
+import os
+
+LLAMA_CASES = [("gqa_f32", False), ("gqa_f32", True), ("bias_f32", False), ("tied_f32", False), ("bf16", False)]
+MIN_MARGIN = 1e-3
+
+
+def quantize_int8(w):
+    import torch
+    w = w.float()
+    scale = w.abs().amax(dim=1) / 127
+    q = torch.where(scale[:, None] > 0, torch.round(w / scale[:, None]), torch.zeros_like(w)).clamp(-127, 127)
+    return q.to(torch.int8), scale
+
+
+def greedy_with_margins(model, prompt_ids, n_new):
+    import torch
+    ids = prompt_ids[None]
+    margins = []
+    with torch.no_grad():
+        for _ in range(n_new):
+            logits = model(ids).logits[0, -1].float()
+            top = torch.topk(logits, 2).values
+            margins.append((top[0] - top[1]).item())
+            ids = torch.cat([ids, logits.argmax().view(1, 1)], dim=1)
+    return ids[0], margins
+
+
+def main(repo):
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import LlamaForCausalLM
+
+    base = os.path.join(repo, "tests", "fixtures", "llama")
+    for name, head in LLAMA_CASES:
+        d = os.path.join(base, name)
+        ref = load_file(os.path.join(d, "reference.safetensors"))
+        model = LlamaForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+        linears = [m for layer in model.model.layers for m in layer.modules() if isinstance(m, torch.nn.Linear)]
+        if head:
+            assert not model.config.tie_word_embeddings
+            linears.append(model.lm_head)
+        out = {}
+        with torch.no_grad():
+            for i, lin in enumerate(linears):
+                q, scale = quantize_int8(lin.weight)
+                if i == 0:  # layer 0's q_proj, for the formula's unit test
+                    out["check_q"] = q.contiguous()
+                    out["check_scale"] = scale.contiguous()
+                lin.weight.copy_(q.float() * scale[:, None])
+            logits = model(ref["input_ids"]).logits.float().contiguous()
+        n_new = ref["greedy_ids"].numel() - ref["prompt_ids"].numel()
+        greedy, margins = greedy_with_margins(model, ref["prompt_ids"], n_new)
+        assert min(margins) >= MIN_MARGIN, "%s: greedy margin %.2e too small for an exact comparison" % (
+            name, min(margins))
+        out.update(input_ids=ref["input_ids"], prompt_ids=ref["prompt_ids"], greedy_ids=greedy.contiguous(),
+                   logits=logits)
+        fname = "reference_int8%s.safetensors" % ("_head" if head else "")
+        save_file(out, os.path.join(d, fname))
+        moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
+        print("  llama/%s/%s: %d linears quantized, logits moved %.3e rel L2 from the unquantized ones, "
+              "min greedy margin %.3e, greedy %s (unquantized %s)"
+              % (name, fname, len(linears), moved.item(), min(margins), greedy.tolist()[ref["prompt_ids"].numel():],
+                 ref["greedy_ids"].tolist()[ref["prompt_ids"].numel():]))
