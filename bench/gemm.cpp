@@ -3,11 +3,13 @@
 // from registers, nothing from memory; 16-lane AVX-512 FMAs where the matmul runs its AVX-512
 // tiles, else 8-lane AVX2 ones).
 //   kiln-bench-gemm [--threads N] [--rows 64] [--runs 5]
-// Shapes: the Llama-3.2-1B and SmolLM2-135M projections (qkv, o, gate|up, down) with f32 and bf16
-// weights. Reports the median of --runs calls per shape.
+// Shapes: the Llama-3.2-1B and SmolLM2-135M projections (qkv, o, gate|up, down) with f32, bf16 and
+// i8 (per-row scaled) weights. Reports the median of --runs calls per shape, and the weight bytes
+// read per second (what bounds --rows 1, a decode GEMV).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -25,9 +27,7 @@
 
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 #ifdef KILN_BENCH_FMA
 // 2 · 8 · 12 flops per iteration, twelve independent chains (enough to cover the FMA latency on
@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
   app.add_option("--runs", runs, "timed calls per shape (the median is reported)")->check(CLI::Range(1, 1000));
   CLI11_PARSE(app, argc, argv);
   const std::vector<Shape> shapes = {
-      {"llama-3.2-1b", "qkv", 2048, 3072},     {"llama-3.2-1b", "o", 2048, 2048},
+      {"llama-3.2-1b", "qkv", 2048, 3072},      {"llama-3.2-1b", "o", 2048, 2048},
       {"llama-3.2-1b", "gate_up", 2048, 16384}, {"llama-3.2-1b", "down", 8192, 2048},
       {"smollm2-135m", "qkv", 576, 960},        {"smollm2-135m", "o", 576, 576},
       {"smollm2-135m", "gate_up", 576, 3072},   {"smollm2-135m", "down", 1536, 576},
@@ -111,17 +111,34 @@ int main(int argc, char** argv) {
 #endif
   std::printf("%d threads, %d rows; f32 FMA peak (%d-lane FMAs, as the matmul runs) measured now: %.1f GFLOP/s\n",
               pool.size(), rows, lanes, peak);
-  std::printf("| model | matmul | k | m | weights | median ms | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| model | matmul | k | m | weights | median ms | GFLOP/s | of peak | weight GB/s |\n"
+      "|---|---|---|---|---|---|---|---|---|\n");
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (const Shape& s : shapes)
-    for (kiln::DType dt : {kiln::DType::F32, kiln::DType::BF16}) {
+    for (kiln::DType dt : {kiln::DType::F32, kiln::DType::BF16, kiln::DType::I8}) {
       std::vector<float> x(size_t(rows * s.k)), wf(size_t(s.m * s.k)), y(size_t(rows * s.m));
       for (float& v : x) v = u(rng);
       for (float& v : wf) v = u(rng) * 0.05f;
       std::vector<uint8_t> w(wf.size() * kiln::dtype_size(dt));
-      for (size_t i = 0; i < wf.size(); ++i) kiln::store_from_f32(w.data(), dt, i, wf[i]);
-      kiln::MatmulArgs a{x.data(), w.data(), dt, nullptr, kiln::DType::F32, y.data(), rows, s.k, s.m, false};
+      // i8: whole numbers in [-127, 127] (store_from_f32's contract), scaled back per row
+      for (size_t i = 0; i < wf.size(); ++i)
+        kiln::store_from_f32(w.data(), dt, i, dt == kiln::DType::I8 ? std::nearbyint(wf[i] * 2540.0f) : wf[i]);
+      const std::vector<float> scale(size_t(s.m), 1.0f / 2540.0f);
+      kiln::MatmulArgs a{x.data(),
+                         w.data(),
+                         dt,
+                         nullptr,
+                         kiln::DType::F32,
+                         y.data(),
+                         rows,
+                         s.k,
+                         s.m,
+                         false,
+                         nullptr,
+                         1,
+                         dt == kiln::DType::I8 ? scale.data() : nullptr};
       kiln::matmul_cpu(a, pool);  // warm-up
       std::vector<double> ms;
       for (int r = 0; r < runs; ++r) {
@@ -131,8 +148,9 @@ int main(int argc, char** argv) {
       }
       std::sort(ms.begin(), ms.end());
       const double med = ms[ms.size() / 2], gflops = 2.0 * rows * s.k * s.m / (med / 1e3) / 1e9;
-      std::printf("| %s | %s | %lld | %lld | %s | %.2f | %.1f | %.0f%% |\n", s.model, s.name, (long long)s.k,
-                  (long long)s.m, kiln::dtype_name(dt), med, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0);
+      std::printf("| %s | %s | %lld | %lld | %s | %.2f | %.1f | %.0f%% | %.1f |\n", s.model, s.name, (long long)s.k,
+                  (long long)s.m, kiln::dtype_name(dt), med, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0,
+                  double(w.size()) / (med / 1e3) / 1e9);
     }
   return 0;
 }

@@ -48,14 +48,22 @@ CompileSummary compile_model(const CompileOptions& o) {
     throw CompileError("--quantize is for LLM checkpoints; " + o.model_dir + " is a text-to-image pipeline");
   drop_dead_nodes(g);
   if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
+  auto weight_bytes = [&g] {
+    uint64_t n = 0;
+    for (const Value& v : g.values) n += v.region == Region::kWeights ? v.bytes() : 0;
+    return n;
+  };
+  const uint64_t all_before = weight_bytes();
   const QuantizeReport qr = quantize_weights(g, quant);
   if (!quant.scheme.empty()) {
     if (qr.quantized == 0)
       throw CompileError("--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")");
     const std::string note =
-        quant.scheme + " weights (per-row scales): " + std::to_string(qr.quantized) + " matmul weights, " +
-        std::to_string(qr.bytes_before) + " -> " + std::to_string(qr.bytes_after) + " bytes" +
-        (qr.kept.empty() ? "" : "; left in " + std::string(dtype_name(g.info.plan_dtype)) + ": " + qr.kept);
+        quant.scheme + " weights (per-row scales): " + std::to_string(qr.quantized) + " matmul weights" +
+        (qr.tied_head_copy ? " (the tied LM head as an i8 copy; the embedding keeps its dtype)" : "") + ", " +
+        std::to_string(qr.bytes_before) + " -> " + std::to_string(qr.bytes_after) + " bytes (all weights " +
+        std::to_string(all_before) + " -> " + std::to_string(weight_bytes()) + ")" +
+        (qr.kept.empty() ? "" : ", left in " + std::string(dtype_name(g.info.plan_dtype)) + ": " + qr.kept);
     add_note(&g.info.notes, note);
     add_note(&b.summary.notes, note);
   }

@@ -2,6 +2,7 @@
 // between them. The numeric values are the ones in schema/plan.fbs (enum DType); the
 // runtime static_asserts that they agree.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -148,8 +149,9 @@ inline void store_from_f32(void* p, DType t, uint64_t i, float v) {
     case DType::F16:
       static_cast<uint16_t*>(p)[i] = f32_to_f16(v);
       break;
-    case DType::I8:  // v is already a whole number in [-127, 127] (compiler/passes/quantize.h)
-      static_cast<int8_t*>(p)[i] = int8_t(v);
+    case DType::I8:  // rounded and saturated (NaN: 0); the quantizer passes whole numbers in [-127, 127]
+      static_cast<int8_t*>(p)[i] =
+          v == v ? int8_t(std::fmin(127.0f, std::fmax(-128.0f, std::nearbyint(v)))) : int8_t(0);
       break;
     default:
       break;

@@ -37,18 +37,8 @@ std::string parse_quantize(const std::string& s) {
 
 namespace {
 
-// The f32 rows of a weight made of checkpoint parts, concatenated along dim 0 (LoRA merged by fetch).
-std::vector<float> fetch_parts(const std::vector<std::string>& parts, const WeightFetch& fetch) {
-  std::vector<float> all;
-  for (const std::string& p : parts) {
-    std::vector<float> v = fetch(p);
-    if (all.empty()) all = std::move(v);
-    else all.insert(all.end(), v.begin(), v.end());
-  }
-  return all;
-}
-
-// One quantized weight's rows: computed when its i8 bytes are written, kept for its scales.
+// One quantized weight: its checkpoint parts, concatenated along dim 0 (LoRA merged by fetch),
+// quantized when its i8 bytes are written; the scales are kept for its scale tensor.
 struct Quantized {
   std::vector<std::string> parts;
   std::string name;
@@ -56,12 +46,20 @@ struct Quantized {
   std::vector<float> scales;  // filled by the first build that needs them
 
   void run(const WeightFetch& fetch, std::vector<float>* q_out) {
-    const std::vector<float> w = fetch_parts(parts, fetch);
-    if (int64_t(w.size()) != m * k) throw CompileError("internal: parts of '" + name + "' do not fill it");
-    std::vector<int8_t> q(w.size());
     scales.assign(size_t(m), 0.0f);
-    quantize_rows_int8(w.data(), m, k, q.data(), scales.data(), name);
-    if (q_out) q_out->assign(q.begin(), q.end());
+    if (q_out) q_out->assign(size_t(m * k), 0.0f);
+    int64_t row = 0;
+    for (const std::string& p : parts) {  // part by part, so an error names the checkpoint tensor and its row
+      const std::vector<float> w = fetch(p);
+      const int64_t rows = int64_t(w.size()) / k;
+      if (rows * k != int64_t(w.size()) || row + rows > m)
+        throw CompileError("internal: parts of '" + name + "' do not fit it");
+      std::vector<int8_t> q(w.size());
+      quantize_rows_int8(w.data(), rows, k, q.data(), scales.data() + row, p);
+      if (q_out) std::copy(q.begin(), q.end(), q_out->begin() + row * k);
+      row += rows;
+    }
+    if (row != m) throw CompileError("internal: parts of '" + name + "' do not fill it");
   }
 };
 
@@ -81,27 +79,24 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
         if (v != kNoTensor) ++other_uses[v];
     }
   std::map<std::string, int> kept;  // reason → count
-  std::vector<uint32_t> scale_of(g.values.size(), kNoTensor);
-  const size_t n_values = g.values.size();
-  for (uint32_t id = 0; id < n_values; ++id) {
-    if (matmul_uses[id] == 0) continue;
-    Value& v = g.values[id];
-    const char* why = nullptr;
-    if (v.region != Region::kWeights || !dtype_is_float(v.dtype) || v.shape.size() != 2) why = "not a float weight";
-    else if (v.lm_head && other_uses[id] > 0) why = "the LM head, tied to the embedding";
-    else if (v.lm_head && !o.head) why = "the LM head (--quantize-head quantizes it)";
-    else if (other_uses[id] > 0) why = "read by other ops too";
-    else if (v.weight.parts.empty() || v.weight.build) why = "computed by the compiler, not checkpoint rows";
-    if (why) {
-      ++kept[why];
-      continue;
+  // The i8 value whose rows a matmul reads in place of each value, and its scales.
+  std::vector<uint32_t> i8_of(g.values.size(), kNoTensor), scale_of(g.values.size(), kNoTensor);
+  // Makes value id i8 (in place, or as a copy when other ops read the original), with its scales.
+  auto quantize = [&](uint32_t id, bool copy) {
+    uint32_t q_id = id;
+    if (copy) {
+      Value c = g.values[id];
+      c.name += ".i8";
+      c.lm_head = false;
+      q_id = g.add(std::move(c));
     }
     auto qz = std::make_shared<Quantized>();
+    Value& v = g.values[q_id];
     qz->parts = v.weight.parts;
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];
-    rep.bytes_before += v.bytes();
+    rep.bytes_before += copy ? 0 : v.bytes();
     v.dtype = DType::I8;
     v.weight = WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
                               std::vector<float> q;
@@ -111,20 +106,43 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     rep.bytes_after += v.bytes();
     const std::string scale_name = v.name + ".scale";
     const int64_t m = v.shape[0];
-    scale_of[id] = g.weight(scale_name, DType::F32, {m}, WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
-                                                                        if (qz->scales.empty()) qz->run(fetch, nullptr);
-                                                                        std::vector<float> s = std::move(qz->scales);
-                                                                        qz->scales.clear();
-                                                                        return s;
-                                                                      }});
-    rep.bytes_after += g.values[scale_of[id]].bytes();
+    const uint32_t s_id = g.weight(scale_name, DType::F32, {m}, WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
+                                                                               if (qz->scales.empty())
+                                                                                 qz->run(fetch, nullptr);
+                                                                               std::vector<float> s =
+                                                                                   std::move(qz->scales);
+                                                                               qz->scales.clear();
+                                                                               return s;
+                                                                             }});
+    rep.bytes_after += g.values[s_id].bytes();
+    i8_of[id] = q_id;
+    scale_of[id] = s_id;
     ++rep.quantized;
+  };
+  const size_t n_values = g.values.size();
+  for (uint32_t id = 0; id < n_values; ++id) {
+    if (matmul_uses[id] == 0) continue;
+    const Value& v = g.values[id];
+    const char* why = nullptr;
+    if (v.region != Region::kWeights || !dtype_is_float(v.dtype) || v.shape.size() != 2) why = "not a float weight";
+    else if (v.weight.parts.empty() || v.weight.build) why = "computed by the compiler, not checkpoint rows";
+    else if (v.lm_head && !o.head) why = "the LM head (--quantize-head quantizes it)";
+    else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
+    if (why) {
+      ++kept[why];
+      continue;
+    }
+    // A tied LM head with --quantize-head: an i8 copy for the head, the embedding keeps its rows.
+    quantize(id, other_uses[id] > 0);
+    if (other_uses[id] > 0) rep.tied_head_copy = true;
   }
   for (GraphProgram& p : g.programs)
     for (Node& n : p.nodes)
       if (n.kernel == &kMatmulOp && scale_of[n.inputs[1]] != kNoTensor) {
+        if (n.inputs.size() != 4) throw CompileError("internal: a matmul node without its 4 operands");
         n.kernel = &kMatmulOpV2;
         n.inputs.push_back(scale_of[n.inputs[1]]);
+        n.inputs[1] = i8_of[n.inputs[1]];
       }
   for (const auto& [why, count] : kept)
     rep.kept += (rep.kept.empty() ? "" : ", ") + (count == 1 ? std::string() : std::to_string(count) + " ") + why;

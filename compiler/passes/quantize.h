@@ -2,10 +2,11 @@
 // before memory planning. It rewrites matmul weights that are checkpoint rows verbatim (parts
 // concatenated along dim 0, LoRA already merged) into i8 weights with one f32 scale per row, and
 // their matmul launches into version 2 (kernels/matmul.h), which takes the scales as w_scale.
-// Left in the plan dtype: every weight another op also reads (embeddings, a tied LM head), weights
-// the compiler computes (MLA's absorbed and sliced projections, routers, rope tables), the LM
-// head unless QuantizeOptions::head, and everything that is not a matmul weight (norms, biases,
-// MoE experts).
+// Left in the plan dtype: weights another op also reads (embeddings), weights the compiler computes
+// (MLA's absorbed and sliced projections, rope tables), the LM head unless QuantizeOptions::head,
+// and everything that is not a matmul weight (norms, biases, routers, MoE experts). A head tied to
+// the embedding is quantized, with QuantizeOptions::head, as an i8 copy ("<name>.i8") that only the
+// head reads; the embedding keeps its rows in the plan dtype.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,7 +18,7 @@ namespace kiln {
 // Per-row symmetric int8, for each of m rows of k values: scale = max|w| / 127 and
 // q = round-half-even(w / scale), in f32 (q · scale is the dequantized weight); a row of zeros has
 // scale 0 and q 0, as does a row whose scale underflows to 0. Throws CompileError naming `what`
-// and the row when a value is not finite.
+// (a checkpoint tensor) and the row when a value is not finite.
 void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* scale, const std::string& what);
 
 struct QuantizeOptions {
@@ -26,10 +27,11 @@ struct QuantizeOptions {
 };
 
 struct QuantizeReport {
-  int quantized = 0;          // weights made i8
-  uint64_t bytes_before = 0;  // their bytes in the plan dtype
-  uint64_t bytes_after = 0;   // their i8 bytes plus their scales
-  std::string kept;           // the matmul weights left in the plan dtype, and why ("" if none)
+  int quantized = 0;            // weights made i8 (or copied as i8: a tied head)
+  uint64_t bytes_before = 0;    // their bytes in the plan dtype (0 for a copy)
+  uint64_t bytes_after = 0;     // their i8 bytes plus their scales
+  bool tied_head_copy = false;  // the tied LM head was copied as i8
+  std::string kept;             // the matmul weights left in the plan dtype, and why ("" if none)
 };
 
 // --quantize's value: "" (none) or "int8"; throws CompileError naming the choices otherwise (int4 and

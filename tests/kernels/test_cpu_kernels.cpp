@@ -157,7 +157,8 @@ TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for eve
   for (const bool tier512 : avx512_tiers()) {
     const Tier tier(tier512);
     CAPTURE(tier512);
-    for (int64_t k : {1, 7, 15, 16, 17, 31, 32, 48, 63, 64, 130, 300, 2049, 3090})  // 2049, 3090: panels, 2 and 4 k blocks
+    for (int64_t k :
+         {1, 7, 15, 16, 17, 31, 32, 48, 63, 64, 130, 300, 2049, 3090})  // 2049, 3090: panels, 2 and 4 k blocks
       for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13})
         for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
           CAPTURE(k);
@@ -170,7 +171,8 @@ TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for eve
           const std::vector<int32_t>& valid = valid_sets[size_t(k + m) % valid_sets.size()];
           std::vector<float> y = random_floats(size_t(rows * m), seed++);
           const std::vector<float> y0 = y;
-          MatmulArgs a{x.data(), w.data(), wt, bias.data(), DType::F32, y.data(), rows, k, m, true, valid.data(), batch};
+          MatmulArgs a{x.data(), w.data(), wt, bias.data(), DType::F32,   y.data(),
+                       rows,     k,        m,  true,        valid.data(), batch};
           matmul_cpu(a, pool);
           for (int64_t r = 0; r < rows; ++r)
             for (int64_t j = 0; j < m; ++j) {
@@ -211,8 +213,8 @@ TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit
         const std::vector<int32_t>& valid = valid_sets[size_t(k + m) % valid_sets.size()];
         std::vector<float> y = random_floats(size_t(rows * m), seed++);
         const std::vector<float> y0 = y;
-        MatmulArgs a{x.data(), q.data(), DType::I8, bias.data(), DType::F32, y.data(), rows, k, m, true, valid.data(),
-                     batch, scale.data()};
+        MatmulArgs a{x.data(), q.data(), DType::I8, bias.data(),  DType::F32, y.data(),    rows,
+                     k,        m,        true,      valid.data(), batch,      scale.data()};
         matmul_cpu(a, pool);
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t j = 0; j < m; ++j) {
@@ -221,7 +223,8 @@ TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit
               REQUIRE(std::memcmp(&y[o], &y0[o], 4) == 0);  // padding: untouched
               continue;
             }
-            const float want = y0[o] + (dot_f32(x.data() + r * k, qf.data() + j * k, k) * scale[size_t(j)] + bias[size_t(j)]);
+            const float want =
+                y0[o] + (dot_f32(x.data() + r * k, qf.data() + j * k, k) * scale[size_t(j)] + bias[size_t(j)]);
             REQUIRE(std::memcmp(&y[o], &want, 4) == 0);
           }
         // One row (decode), stored: the same bits as dot_f32 over q, and near x·(q·scale)ᵀ + bias.
@@ -234,10 +237,22 @@ TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit
           const float want = dot_f32(x.data(), qf.data() + j * k, k) * scale[size_t(j)] + bias[size_t(j)];
           REQUIRE(std::memcmp(&y1[size_t(j)], &want, 4) == 0);
           double acc = bias[size_t(j)];
-          for (int64_t i = 0; i < k; ++i) acc += double(x[size_t(i)]) * (double(qf[size_t(j * k + i)]) * scale[size_t(j)]);
+          for (int64_t i = 0; i < k; ++i)
+            acc += double(x[size_t(i)]) * (double(qf[size_t(j * k + i)]) * scale[size_t(j)]);
           ref[size_t(j)] = float(acc);
         }
         CHECK(rel_l2(y1.data(), ref.data(), ref.size()) < 1e-5);
+        // Decode's n_valid: 1 computes the row (the same bits), 0 leaves it as it was.
+        for (int32_t nv : {1, 0}) {
+          std::vector<float> yv(static_cast<size_t>(m), kNaN);
+          matmul_cpu(MatmulArgs{x.data(), q.data(), DType::I8, bias.data(), DType::F32, yv.data(), 1, k, m, false, &nv,
+                                1, scale.data()},
+                     pool);
+          for (int64_t j = 0; j < m; ++j) {
+            const bool ok = nv == 1 ? std::memcmp(&yv[size_t(j)], &y1[size_t(j)], 4) == 0 : std::isnan(yv[size_t(j)]);
+            REQUIRE(ok);
+          }
+        }
       }
   }
 }
@@ -474,51 +489,51 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
 #endif
   uint32_t seed = 900;
   for (const bool tier512 : avx512_tiers())
-  for (DType cache_t : {DType::F32, DType::BF16, DType::F16})
-    for (const auto& heads : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 2}, {3, 1}, {8, 2}})
-      for (int64_t hd : {4, 20, 64, 72, 220})  // 220: AVX-512 64- and 16-column steps, then 8 and 4 (AVX2)
-        for (int64_t window : {0, 5}) {
-          const Tier tier(tier512);
-          CAPTURE(tier512);
-          const int64_t H = heads.first, KVH = heads.second;  // (no structured binding: CAPTURE, clang C++17)
-          CAPTURE(std::string(dtype_name(cache_t)));
-          CAPTURE(H);
-          CAPTURE(KVH);
-          CAPTURE(hd);
-          CAPTURE(window);
-          // Keys past the 48-row widening block; rows in two row blocks (21 and 20 at max_seq 120: the
-          // last one cut short), padding rows, and a block that is all padding (batch row 1's second).
-          const int64_t batch = 2, chunk = 41, S = 120, width = (H + 2 * KVH) * hd;
-          REQUIRE(attention_row_block(S) == 32);
-          ThreadPool pool(2, attention_scratch_floats(S, hd));
-          std::vector<int32_t> start = {75, 0}, valid = {41, 15};
-          std::vector<float> k_r, v_r;
-          auto kc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &k_r);
-          auto vc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &v_r);
-          auto qkv = random_floats(size_t(batch * chunk * width), seed++, 3.0f);
-          std::vector<float> out(size_t(batch * chunk * H * hd), kNaN);
-          const float scale = 0.37f;
-          attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
-                                      batch, chunk, S, H, KVH, hd, scale, window},
-                        pool);
-          std::vector<float> scores(static_cast<size_t>(S)), o(static_cast<size_t>(hd));
-          for (int64_t r = 0; r < batch * chunk; ++r)
-            for (int64_t h = 0; h < H; ++h) {
-              const int64_t b = r / chunk, t = r % chunk, p = start[size_t(b)] + t;
-              std::fill(o.begin(), o.end(), 0.0f);
-              if (t < valid[size_t(b)]) {
-                const float* q = qkv.data() + r * width + h * hd;
-                const size_t base = size_t((b * S) * KVH * hd + (h / (H / KVH)) * hd);
-                const int64_t j0 = attention_first_key(p, window);
-                for (int64_t j = j0; j <= p; ++j)
-                  scores[size_t(j - j0)] = dot_f32(q, k_r.data() + base + size_t(j * KVH * hd), hd) * scale;
-                softmax_inplace(scores.data(), p - j0 + 1);
-                for (int64_t j = j0; j <= p; ++j)
-                  axpy_f32(scores[size_t(j - j0)], v_r.data() + base + size_t(j * KVH * hd), o.data(), hd);
+    for (DType cache_t : {DType::F32, DType::BF16, DType::F16})
+      for (const auto& heads : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 2}, {3, 1}, {8, 2}})
+        for (int64_t hd : {4, 20, 64, 72, 220})  // 220: AVX-512 64- and 16-column steps, then 8 and 4 (AVX2)
+          for (int64_t window : {0, 5}) {
+            const Tier tier(tier512);
+            CAPTURE(tier512);
+            const int64_t H = heads.first, KVH = heads.second;  // (no structured binding: CAPTURE, clang C++17)
+            CAPTURE(std::string(dtype_name(cache_t)));
+            CAPTURE(H);
+            CAPTURE(KVH);
+            CAPTURE(hd);
+            CAPTURE(window);
+            // Keys past the 48-row widening block; rows in two row blocks (21 and 20 at max_seq 120: the
+            // last one cut short), padding rows, and a block that is all padding (batch row 1's second).
+            const int64_t batch = 2, chunk = 41, S = 120, width = (H + 2 * KVH) * hd;
+            REQUIRE(attention_row_block(S) == 32);
+            ThreadPool pool(2, attention_scratch_floats(S, hd));
+            std::vector<int32_t> start = {75, 0}, valid = {41, 15};
+            std::vector<float> k_r, v_r;
+            auto kc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &k_r);
+            auto vc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &v_r);
+            auto qkv = random_floats(size_t(batch * chunk * width), seed++, 3.0f);
+            std::vector<float> out(size_t(batch * chunk * H * hd), kNaN);
+            const float scale = 0.37f;
+            attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(),
+                                        out.data(), batch, chunk, S, H, KVH, hd, scale, window},
+                          pool);
+            std::vector<float> scores(static_cast<size_t>(S)), o(static_cast<size_t>(hd));
+            for (int64_t r = 0; r < batch * chunk; ++r)
+              for (int64_t h = 0; h < H; ++h) {
+                const int64_t b = r / chunk, t = r % chunk, p = start[size_t(b)] + t;
+                std::fill(o.begin(), o.end(), 0.0f);
+                if (t < valid[size_t(b)]) {
+                  const float* q = qkv.data() + r * width + h * hd;
+                  const size_t base = size_t((b * S) * KVH * hd + (h / (H / KVH)) * hd);
+                  const int64_t j0 = attention_first_key(p, window);
+                  for (int64_t j = j0; j <= p; ++j)
+                    scores[size_t(j - j0)] = dot_f32(q, k_r.data() + base + size_t(j * KVH * hd), hd) * scale;
+                  softmax_inplace(scores.data(), p - j0 + 1);
+                  for (int64_t j = j0; j <= p; ++j)
+                    axpy_f32(scores[size_t(j - j0)], v_r.data() + base + size_t(j * KVH * hd), o.data(), hd);
+                }
+                REQUIRE(std::memcmp(out.data() + r * H * hd + h * hd, o.data(), size_t(hd) * 4) == 0);
               }
-              REQUIRE(std::memcmp(out.data() + r * H * hd + h * hd, o.data(), size_t(hd) * 4) == 0);
-            }
-        }
+          }
 }
 
 // window 0: every earlier position; 3 and 1: the last three, the position itself; 9: longer
