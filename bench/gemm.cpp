@@ -118,10 +118,12 @@ int main(int argc, char** argv) {
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (const Shape& s : shapes)
     for (kiln::DType dt : {kiln::DType::F32, kiln::DType::BF16, kiln::DType::I8}) {
-      std::vector<float> x(size_t(rows * s.k)), wf(size_t(s.m * s.k)), y(size_t(rows * s.m));
+      // x, y and w 64-byte aligned, as the CPU backend's arena and weight segments are
+      std::vector<float, kiln::CacheLineAllocator<float>> x(size_t(rows * s.k)), y(size_t(rows * s.m));
+      std::vector<float> wf(size_t(s.m * s.k));
       for (float& v : x) v = u(rng);
       for (float& v : wf) v = u(rng) * 0.05f;
-      std::vector<uint8_t> w(wf.size() * kiln::dtype_size(dt));
+      std::vector<uint8_t, kiln::CacheLineAllocator<uint8_t>> w(wf.size() * kiln::dtype_size(dt));
       // i8: whole numbers in [-127, 127] (store_from_f32's contract), scaled back per row
       for (size_t i = 0; i < wf.size(); ++i)
         kiln::store_from_f32(w.data(), dt, i, dt == kiln::DType::I8 ? std::nearbyint(wf[i] * 2540.0f) : wf[i]);

@@ -111,7 +111,7 @@ class CpuExecutor final : public Executor {
   std::unique_ptr<uint8_t[]> memory_;  // arena | kv cache | request | state, zeroed
   uint8_t* state_ = nullptr;
   std::vector<void*> ptrs_;
-  std::vector<float> launch_buffer_;  // CpuBindEnv::launch_buffer, sized while binding
+  std::vector<float, CacheLineAllocator<float>> launch_buffer_;  // CpuBindEnv::launch_buffer, sized while binding
   std::vector<std::vector<CpuLaunch>> programs_;
 };
 

@@ -52,7 +52,7 @@ FusedMatmulArgs args(const OpLaunch& l) {
 // The parts run one after another on the CPU, through the launch buffer the backend lends.
 Result<CpuLaunch> bind_cpu(const OpLaunch& l, const CpuBindEnv& env) {
   const FusedMatmulArgs a = args(l);
-  std::vector<float>* buffer = env.launch_buffer;
+  std::vector<float, CacheLineAllocator<float>>* buffer = env.launch_buffer;
   const uint64_t need = fused_matmul_cpu_buffer_floats(a);
   if (need > 0 && !buffer) return Status(StatusCode::kInternal, "fused_matmul bound without a launch buffer");
   try {

@@ -89,6 +89,14 @@ TEST_CASE("matmul matches a double reference for every weight dtype, with bias a
   }
 }
 
+TEST_CASE("thread pool scratch is 64-byte aligned for every worker (whole cache lines per AVX-512 load)") {
+  for (uint64_t floats : {uint64_t(1), uint64_t(37), uint64_t(4096)}) {
+    ThreadPool pool(3, floats);
+    for (int w = 0; w < pool.size(); ++w) CHECK(reinterpret_cast<uintptr_t>(pool.scratch(w)) % 64 == 0);
+    CHECK(pool.scratch_floats() == floats);
+  }
+}
+
 TEST_CASE("matmul gives bit-identical results for 1 and 2 threads") {
   const int64_t rows = 3, k = 64, m = 50;
   auto x = random_floats(size_t(rows * k), 5);
