@@ -78,6 +78,8 @@ void for_row_pairs(const MatmulArgs& a, const Fn& fn) {
 // at a time (padding rows skipped, so a pair may straddle them).
 void matmul_tiles(const MatmulArgs& a, ThreadPool& pool) {
   const int64_t n_tiles = (a.m + kTileCols - 1) / kTileCols;
+  // One activation row of f32 weights read in place (contiguous rows): prefetch the next tile's.
+  const bool decode_f32 = a.rows == 1 && a.w_dtype == DType::F32;
   pool.parallel_for(n_tiles, 1, [&](int64_t t0, int64_t t1, int worker) {
     float* scratch = pool.scratch(worker);
     for (int64_t t = t0; t < t1; ++t) {
@@ -88,7 +90,7 @@ void matmul_tiles(const MatmulArgs& a, ThreadPool& pool) {
       for_row_pairs(a, [&](int64_t, int64_t r0, int64_t r1) {
         const float* x[2] = {a.x + r0 * a.k, a.x + (r1 >= 0 ? r1 : r0) * a.k};
         if (r1 >= 0) dot_tile_cols<2>(x, w, mb, a.k, out);
-        else dot_tile_cols<1>(x, w, mb, a.k, out);
+        else dot_tile_cols<1>(x, w, mb, a.k, out, decode_f32 ? kTileCols * a.k : 0);
         for (int64_t j = 0; j < mb; ++j) {
           store_output(a, r0, m0 + j, out[j]);
           if (r1 >= 0) store_output(a, r1, m0 + j, out[mb + j]);
