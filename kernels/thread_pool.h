@@ -8,6 +8,7 @@
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -34,15 +35,19 @@ class RangeFn {
   void (*call_)(void*, int64_t, int64_t, int);
 };
 
-// An allocator of 64-byte-aligned (cache-line) blocks: whole AVX-512 vectors never straddle two lines.
+// An allocator of 64-byte-aligned (cache-line) blocks, so a buffer's first 512-bit vector (and every
+// one at a multiple of 16 floats from it) lies within one cache line.
 template <typename T>
 struct CacheLineAllocator {
   using value_type = T;
   CacheLineAllocator() = default;
   template <typename U>
   CacheLineAllocator(const CacheLineAllocator<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  T* allocate(std::size_t n) {
+    if (n > SIZE_MAX / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(64)); }
   bool operator==(const CacheLineAllocator&) const { return true; }
   bool operator!=(const CacheLineAllocator&) const { return false; }
 };

@@ -10,6 +10,9 @@ for the _head file, lm_head) replaced by its per-row int8 dequantization, comput
 (round half to even, all in float32; a zero row keeps q = 0). The same input_ids and prompt_ids as
 reference.safetensors. Also one layer's q (int8) and scale (f32) as torch computes them, for the unit
 test of the formula itself (tests/compiler/test_quantize.cpp).
+
+And tests/fixtures/lora/all_linear_r8/reference_int8.safetensors: the same for its base with the
+adapter merged by peft (merge_and_unload) first, as kiln merges before it quantizes.
 """
 import os
 
@@ -41,14 +44,26 @@ def greedy_with_margins(model, prompt_ids, n_new):
 
 def main(repo):
     import torch
+    from peft import PeftModel
     from safetensors.torch import load_file, save_file
     from transformers import LlamaForCausalLM
 
     base = os.path.join(repo, "tests", "fixtures", "llama")
-    for name, head in LLAMA_CASES:
-        d = os.path.join(base, name)
+    lora = os.path.join(repo, "tests", "fixtures", "lora", "all_linear_r8")
+    with open(os.path.join(lora, "base.txt")) as f:
+        lora_base = f.read().strip()
+    for name, head in LLAMA_CASES + [("lora:all_linear_r8", False)]:
+        is_lora = name.startswith("lora:")
+        d = lora if is_lora else os.path.join(base, name)
         ref = load_file(os.path.join(d, "reference.safetensors"))
-        model = LlamaForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+        model = LlamaForCausalLM.from_pretrained(os.path.join(base, lora_base) if is_lora else d,
+                                                 dtype=torch.float32).eval()
+        if is_lora:
+            model = PeftModel.from_pretrained(model, os.path.join(lora, "adapter")).merge_and_unload().eval()
+            with torch.no_grad():  # the merge must give the adapter's reference logits before quantizing
+                merged = model(ref["input_ids"]).logits.float()
+            moved = ((merged - ref["logits"]).norm() / ref["logits"].norm()).item()
+            assert moved < 1e-5, "peft merge differs from the fixture's reference: %.2e" % moved
         linears = [m for layer in model.model.layers for m in layer.modules() if isinstance(m, torch.nn.Linear)]
         if head:
             if model.config.tie_word_embeddings:  # kiln quantizes a copy for the head; the embedding keeps its rows
@@ -73,7 +88,7 @@ def main(repo):
         fname = "reference_int8%s.safetensors" % ("_head" if head else "")
         save_file(out, os.path.join(d, fname))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
-        print("  llama/%s/%s: %d linears quantized, logits moved %.3e rel L2 from the unquantized ones, "
+        print("  %s/%s: %d linears quantized, logits moved %.3e rel L2 from the unquantized ones, "
               "min greedy margin %.3e, greedy %s (unquantized %s)"
-              % (name, fname, len(linears), moved.item(), min(margins), greedy.tolist()[ref["prompt_ids"].numel():],
+              % (name if is_lora else "llama/" + name, fname, len(linears), moved.item(), min(margins), greedy.tolist()[ref["prompt_ids"].numel():],
                  ref["greedy_ids"].tolist()[ref["prompt_ids"].numel():]))

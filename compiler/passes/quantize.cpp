@@ -122,12 +122,14 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   const size_t n_values = g.values.size();
   for (uint32_t id = 0; id < n_values; ++id) {
     if (matmul_uses[id] == 0) continue;
-    const Value& v = g.values[id];
     const char* why = nullptr;
-    if (v.region != Region::kWeights || !dtype_is_float(v.dtype) || v.shape.size() != 2) why = "not a float weight";
-    else if (v.weight.parts.empty() || v.weight.build) why = "computed by the compiler, not checkpoint rows";
-    else if (v.lm_head && !o.head) why = "the LM head (--quantize-head quantizes it)";
-    else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
+    {  // (quantize() below may grow g.values: no reference into it outlives this block)
+      const Value& v = g.values[id];
+      if (v.region != Region::kWeights || !dtype_is_float(v.dtype) || v.shape.size() != 2) why = "not a float weight";
+      else if (v.weight.parts.empty() || v.weight.build) why = "computed by the compiler, not checkpoint rows";
+      else if (v.lm_head && !o.head) why = "the LM head (--quantize-head quantizes it)";
+      else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
+    }
     if (why) {
       ++kept[why];
       continue;
@@ -138,8 +140,9 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   }
   for (GraphProgram& p : g.programs)
     for (Node& n : p.nodes)
-      if (n.kernel == &kMatmulOp && scale_of[n.inputs[1]] != kNoTensor) {
-        if (n.inputs.size() != 4) throw CompileError("internal: a matmul node without its 4 operands");
+      if (n.kernel == &kMatmulOp && n.inputs.size() != 4)
+        throw CompileError("internal: a matmul node without its 4 operands");
+      else if (n.kernel == &kMatmulOp && scale_of[n.inputs[1]] != kNoTensor) {
         n.kernel = &kMatmulOpV2;
         n.inputs.push_back(scale_of[n.inputs[1]]);
         n.inputs[1] = i8_of[n.inputs[1]];

@@ -15,8 +15,8 @@ namespace kiln {
 
 // A decode GEMV's weight rows are contiguous and each worker takes consecutive tiles, so the rows
 // `ahead` elements on are the ones its next tile reads: prefetched into L2 while this tile streams,
-// they are there when it starts (Llama-3.2-1B-shape int8 decode 60 -> 49 ms, SmolLM2 bf16 17.5 ->
-// 12.4 ms on the Xeon dev VM). The address is computed as an integer: past the last tile it points
+// they are there when it starts (Llama-3.2-1B-shape int8 + head decode 60 -> 49 ms, SmolLM2 bf16
+// 17.5 -> 12.4 ms on the Xeon dev VM). The address is computed as an integer: past the last tile it points
 // outside the weights, which a prefetch may do (it never faults) but pointer arithmetic may not.
 template <typename T>
 inline void prefetch_next_tile(const T* p, int64_t ahead) {
@@ -163,7 +163,8 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_widen(cons
     const __m512 xv = _mm512_loadu_ps(x + i);
     // Per cache line of the rows: the next tile's rows into L2 (prefetch_next_tile), and for int8 rows
     // also this row 256 bytes on into L1 (a line lasts the int8 loop 4 steps, too few for the hardware
-    // prefetcher alone: 1B-shape decode 75 -> 66 ms before the next-tile prefetch; 256-2048 bytes tried)
+    // prefetcher alone: 1B-shape decode 75 -> 66 ms before the next-tile prefetch, at 256 and 512 bytes
+    // alike; 1024 and 2048 were slower)
     if ((i & (64 / sizeof(T) - 1)) == 0)
       for (int c = 0; c < C; ++c) {
         if (sizeof(T) == 1) prefetch_l1(w[c] + i, 256);

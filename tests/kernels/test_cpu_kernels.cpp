@@ -89,6 +89,35 @@ TEST_CASE("matmul matches a double reference for every weight dtype, with bias a
   }
 }
 
+TEST_CASE("i8 storage: whole numbers kept, others rounded half to even and saturated, NaN 0; loads unscaled") {
+  const float in[] = {0.0f,
+                      -127.0f,
+                      127.0f,
+                      2.5f,
+                      -2.5f,
+                      3.5f,
+                      300.0f,
+                      -300.0f,
+                      -128.0f,
+                      std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity(),
+                      kNaN};
+  const int8_t want[] = {0, -127, 127, 2, -2, 4, 127, -128, -128, 127, -128, 0};
+  int8_t q[12];
+  convert_f32_to(in, DType::I8, q, 12);
+  for (int i = 0; i < 12; ++i) {
+    CAPTURE(i);
+    CHECK(q[i] == want[i]);
+    CHECK(load_as_f32(q, DType::I8, uint64_t(i)) == float(want[i]));
+  }
+  float back[12];
+  convert_to_f32(q, DType::I8, back, 12);
+  for (int i = 0; i < 12; ++i) CHECK(back[i] == float(want[i]));
+  CHECK(dtype_size(DType::I8) == 1);
+  CHECK(std::string(dtype_name(DType::I8)) == "i8");
+  CHECK_FALSE(dtype_is_float(DType::I8));
+}
+
 TEST_CASE("thread pool scratch is 64-byte aligned for every worker (whole cache lines per AVX-512 load)") {
   for (uint64_t floats : {uint64_t(1), uint64_t(37), uint64_t(4096)}) {
     ThreadPool pool(3, floats);
@@ -197,7 +226,7 @@ TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for eve
 }
 
 // i8 weights (matmul version 2): every output is dot_f32 over the widened integers q, times its
-// row's scale, plus the bias: bit for bit on the one-row path (dot_f32_i8, on AVX-512 4 rows at a
+// row's scale, plus the bias: bit for bit on the one-row path (dot_f32_i8, on AVX-512 8 rows at a
 // time widened in registers) and on the blocked path (q widened into scratch, every tile and panel),
 // with padding rows, bias and accumulate; and near a double reference of x·(q·scale)ᵀ.
 TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit for bit, on every path") {
