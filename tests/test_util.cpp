@@ -132,6 +132,13 @@ std::vector<int32_t> ids_of(const StTensor& t) {
 
 }  // namespace
 
+std::string read_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
 Reference load_reference(const std::string& dir, const std::string& file) {
   auto f = SafetensorsFile::open(dir + "/" + file);
   const auto& t = f->tensors();

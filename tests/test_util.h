@@ -39,6 +39,8 @@ class ScopedEnv {
 };
 
 std::vector<uint8_t> read_bytes(const std::string& path);
+// The first line of a text file ("" if it cannot be read).
+std::string read_line(const std::string& path);
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 void copy_dir(const std::string& from, const std::string& to);
 // tests/fixtures, or $KILN_FIXTURES_DIR when set (a build carried to another machine).

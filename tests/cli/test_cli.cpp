@@ -42,6 +42,19 @@ int count_lines(const std::string& s) {
   return n;
 }
 
+// `kiln generate PLAN --ids PROMPT --output-ids` continues the reference's prompt greedily into its
+// greedy ids.
+void check_cli_greedy(const std::string& plan, const kiln::test::Reference& ref) {
+  std::string ids, expect, out;
+  for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+  for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
+  REQUIRE(kiln::test::run_command(kCli + " generate " + plan + " --ids " + ids + " --max-new-tokens " +
+                                      std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) +
+                                      " --output-ids 2>/dev/null",
+                                  &out) == 0);
+  CHECK(last_line(out) == expect);
+}
+
 }  // namespace
 
 TEST_CASE("cli: compile, inspect, eval and generate a fixture end to end") {
@@ -119,15 +132,7 @@ TEST_CASE("cli: compile --lora merges weighted adapters and inspect lists them")
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "m.kplan"), &out) == 0);
   CHECK(out.find("adapter    a, weight 0.7") != std::string::npos);
   CHECK(out.find("adapter    b, weight 0.3") != std::string::npos);
-  const auto ref = kiln::test::load_reference(fx);
-  std::string ids, expect;
-  for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
-  for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
-  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids " + ids + " --max-new-tokens " +
-                                      std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) +
-                                      " --output-ids 2>/dev/null",
-                                  &out) == 0);
-  CHECK(last_line(out) == expect);
+  check_cli_greedy(d / "m.kplan", kiln::test::load_reference(fx));
   CHECK(kiln::test::run_command(kCli + " compile " + kiln::test::fixture("gqa_f32") + " --lora " +
                                     kiln::test::fixtures_root() + "/lora/wrong_shape/adapter -o " + (d / "x.kplan"),
                                 &out) != 0);
@@ -147,15 +152,7 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
-  const auto ref = kiln::test::load_reference(model, "reference_int8.safetensors");
-  std::string ids, expect;
-  for (int32_t t : ref.prompt_ids) ids += (ids.empty() ? "" : ",") + std::to_string(t);
-  for (int32_t t : ref.greedy_ids) expect += (expect.empty() ? "" : " ") + std::to_string(t);
-  REQUIRE(kiln::test::run_command(kCli + " generate " + (d / "q.kplan") + " --ids " + ids + " --max-new-tokens " +
-                                      std::to_string(ref.greedy_ids.size() - ref.prompt_ids.size()) +
-                                      " --output-ids 2>/dev/null",
-                                  &out) == 0);
-  CHECK(last_line(out) == expect);
+  check_cli_greedy(d / "q.kplan", kiln::test::load_reference(model, "reference_int8.safetensors"));
   for (const char* bad : {"--quantize int4", "--quantize int8 --target all", "--quantize-head"}) {
     CAPTURE(std::string(bad));
     CHECK(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "x.kplan") + " " + bad, &out) != 0);

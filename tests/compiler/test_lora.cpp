@@ -23,13 +23,6 @@ namespace {
 
 std::string lora_fixture(const std::string& name) { return kiln::test::fixtures_root() + "/lora/" + name; }
 
-std::string read_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string s;
-  std::getline(in, s);
-  return s;
-}
-
 bool exists(const std::string& p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0;
@@ -78,7 +71,7 @@ TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and 
     CAPTURE(name);
     const std::string dir = lora_fixture(name);
     REQUIRE(exists(dir + "/reference.safetensors"));
-    const std::string base = read_line(dir + "/base.txt");
+    const std::string base = kiln::test::read_line(dir + "/base.txt");
     const CompileOptions o = options(base, fixture_adapters(dir), d / (name + ".kplan"));
     const CompileSummary s = compile_model(o);
     CHECK(s.adapters.size() == o.lora.size());

@@ -59,19 +59,6 @@ std::vector<int32_t> greedy_ids(Context& c, const std::vector<int32_t>& prompt, 
   return all;
 }
 
-// A LoRA fixture's base (the first line of its base.txt).
-std::string base_of_lora_fixture(const std::string& dir) {
-  std::ifstream f(dir + "/base.txt");
-  std::string line;
-  std::getline(f, line);
-  return line;
-}
-
-bool plan_exists(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
-
 }  // namespace
 
 TEST_CASE("quantize: per-row int8 equals torch's formula exactly on a fixture's weight") {
@@ -141,7 +128,7 @@ TEST_CASE("quantize: int8 plans match transformers on the same dequantized weigh
     const auto ref =
         kiln::test::load_reference(dir, c.head ? "reference_int8_head.safetensors" : "reference_int8.safetensors");
     const auto plain = kiln::test::load_reference(dir);
-    CompileOptions o = int8_options(c.lora ? kiln::test::fixture(base_of_lora_fixture(dir)) : dir,
+    CompileOptions o = int8_options(c.lora ? kiln::test::fixture(kiln::test::read_line(dir + "/base.txt")) : dir,
                                     d / (std::string(c.name) + (c.head ? "_head" : "") + ".kplan"));
     o.quantize_head = c.head;
     if (c.lora) o.lora = {{dir + "/adapter", 1.0}};
@@ -230,7 +217,7 @@ TEST_CASE("quantize: bad options and weights are refused with one clear line, an
     o.target = c.target;
     o.quantize_head = c.head;
     CHECK(kiln::test::compile_error(o).find(c.expect) != std::string::npos);
-    CHECK_FALSE(plan_exists(o.output));
+    CHECK_FALSE(kiln::path_exists(o.output));
   }
   // A text-to-image pipeline.
   CompileOptions o = int8_options(kiln::test::fixture("sd15_tiny", "diffusion") + "/pipeline", d / "sd.kplan", "");
@@ -239,7 +226,7 @@ TEST_CASE("quantize: bad options and weights are refused with one clear line, an
   o.max_seq = 0;
   const std::string sd_err = kiln::test::compile_error(o);
   CHECK_MESSAGE(sd_err.find("--quantize is for LLM checkpoints") != std::string::npos, sd_err);
-  CHECK_FALSE(plan_exists(o.output));
+  CHECK_FALSE(kiln::path_exists(o.output));
   // A NaN and an infinity in a checkpoint weight: named with the row, no plan.
   for (float bad : {std::nanf(""), -std::numeric_limits<float>::infinity()}) {
     const std::string m = d / "nan";
@@ -262,7 +249,7 @@ TEST_CASE("quantize: bad options and weights are refused with one clear line, an
     CHECK_MESSAGE(err.find("cannot quantize 'model.layers.1.self_attn.k_proj.weight': row 3 has a non-finite value") !=
                       std::string::npos,
                   err);
-    CHECK_FALSE(plan_exists(bo.output));
+    CHECK_FALSE(kiln::path_exists(bo.output));
     // Unquantized, the same checkpoint compiles (kiln does not read weight values then).
     bo.quantize = "";
     CHECK(kiln::test::compile_error(bo) == "");

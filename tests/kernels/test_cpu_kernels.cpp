@@ -61,6 +61,24 @@ struct Tier {
   Tier& operator=(const Tier&) = delete;
 };
 
+// y after a matmul that accumulated into y0 with n_valid `valid` (rows of `chunk` per batch row):
+// each valid output is exactly y0 + want(r, j), bit for bit; padding rows are untouched.
+template <typename Want>
+void check_accumulated_rows(const std::vector<float>& y, const std::vector<float>& y0, int64_t m, int64_t chunk,
+                            const std::vector<int32_t>& valid, const Want& want) {
+  const int64_t rows = int64_t(y.size()) / m;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < m; ++j) {
+      const size_t o = size_t(r * m + j);
+      if (r % chunk >= valid[size_t(r / chunk)]) {
+        REQUIRE(std::memcmp(&y[o], &y0[o], 4) == 0);  // padding: untouched
+        continue;
+      }
+      const float expect = y0[o] + want(r, j);
+      REQUIRE(std::memcmp(&y[o], &expect, 4) == 0);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("matmul matches a double reference for every weight dtype, with bias and accumulate") {
@@ -89,7 +107,7 @@ TEST_CASE("matmul matches a double reference for every weight dtype, with bias a
   }
 }
 
-TEST_CASE("i8 storage: whole numbers kept, others rounded half to even and saturated, NaN 0; loads unscaled") {
+TEST_CASE("i8 storage: whole numbers kept, others rounded half to even and saturated, NaN 0, loads unscaled") {
   const float in[] = {0.0f,
                       -127.0f,
                       127.0f,
@@ -211,16 +229,9 @@ TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for eve
           MatmulArgs a{x.data(), w.data(), wt, bias.data(), DType::F32,   y.data(),
                        rows,     k,        m,  true,        valid.data(), batch};
           matmul_cpu(a, pool);
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t j = 0; j < m; ++j) {
-              const size_t o = size_t(r * m + j);
-              if (r % chunk >= valid[size_t(r / chunk)]) {
-                REQUIRE(std::memcmp(&y[o], &y0[o], 4) == 0);  // padding: untouched
-                continue;
-              }
-              const float want = y0[o] + (dot_f32(x.data() + r * k, w_r.data() + j * k, k) + bias[size_t(j)]);
-              REQUIRE(std::memcmp(&y[o], &want, 4) == 0);
-            }
+          check_accumulated_rows(y, y0, m, chunk, valid, [&](int64_t r, int64_t j) {
+            return dot_f32(x.data() + r * k, w_r.data() + j * k, k) + bias[size_t(j)];
+          });
         }
   }
 }
@@ -253,17 +264,9 @@ TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit
         MatmulArgs a{x.data(), q.data(), DType::I8, bias.data(),  DType::F32, y.data(),    rows,
                      k,        m,        true,      valid.data(), batch,      scale.data()};
         matmul_cpu(a, pool);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t j = 0; j < m; ++j) {
-            const size_t o = size_t(r * m + j);
-            if (r % chunk >= valid[size_t(r / chunk)]) {
-              REQUIRE(std::memcmp(&y[o], &y0[o], 4) == 0);  // padding: untouched
-              continue;
-            }
-            const float want =
-                y0[o] + (dot_f32(x.data() + r * k, qf.data() + j * k, k) * scale[size_t(j)] + bias[size_t(j)]);
-            REQUIRE(std::memcmp(&y[o], &want, 4) == 0);
-          }
+        check_accumulated_rows(y, y0, m, chunk, valid, [&](int64_t r, int64_t j) {
+          return dot_f32(x.data() + r * k, qf.data() + j * k, k) * scale[size_t(j)] + bias[size_t(j)];
+        });
         // One row (decode), stored: the same bits as dot_f32 over q, and near x·(q·scale)ᵀ + bias.
         std::vector<float> y1(static_cast<size_t>(m), kNaN), ref(static_cast<size_t>(m));
         matmul_cpu(MatmulArgs{x.data(), q.data(), DType::I8, bias.data(), DType::F32, y1.data(), 1, k, m, false,
