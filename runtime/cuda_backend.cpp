@@ -183,7 +183,14 @@ class CudaExecutor final : public Executor {
     std::vector<uint32_t> archs;
     for (const auto& t : plan_->targets())
       if (t.backend == "cuda") archs = t.sm_archs;
-    if (archs.empty()) return unsupported("plan was not compiled for CUDA (kiln compile --target cuda or all)");
+    if (archs.empty()) {
+      for (const TensorInfo& t : plan_->tensors())
+        if (t.dtype == DType::I8)  // kiln compile --quantize: CPU kernels only, so no CUDA target
+          return unsupported(
+              "plan was not compiled for CUDA: its int8 weights (kiln compile --quantize) run on the "
+              "CPU only so far (--device cpu)");
+      return unsupported("plan was not compiled for CUDA (kiln compile --target cuda or all)");
+    }
     if (std::find(archs.begin(), archs.end(), uint32_t(sm_)) == archs.end()) {
       std::string want;
       for (uint32_t a : archs) want += (want.empty() ? "sm_" : ", sm_") + std::to_string(a);

@@ -164,7 +164,7 @@ TEST_CASE("quantize: int8 plans match transformers on the same dequantized weigh
       const ProgramInfo& dec = plan->programs()[size_t(plan->find_program("decode"))];
       const LaunchInfo* head = nullptr;
       for (const LaunchInfo& l : dec.launches)
-        if (plan->kernels()[l.kernel]->name == "matmul") head = &l;
+        if (std::string(plan->kernels()[l.kernel]->name) == "matmul") head = &l;
       REQUIRE(head != nullptr);
       CHECK(plan->tensors()[head->inputs[1]].name == "model.embed_tokens.weight.i8");
       CHECK(plan->tensors()[head->inputs[4]].name == "model.embed_tokens.weight.i8.scale");
