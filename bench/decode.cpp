@@ -2,7 +2,7 @@
 // floor measured in the same run. A benchmark, never a test: it prints numbers, it asserts
 // nothing about speed.
 //   kiln-bench PLAN [--device cpu|cuda] [--steps 256] [--context 128 [--context 1024]] [--prefill 512]
-//              [--threads N] [--profile] [--pdl] [--compare-pdl]
+//              [--threads N] [--profile] [--pdl] [--compare-pdl] [--huge-pages]
 // The plan is loaded once. LOAD: plan load and verification, context creation (CUDA: weight
 // upload, graph capture) and the first token after the first --context prompt, from the start of
 // the load. Then one RESULT line per --context.
@@ -264,6 +264,8 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", profile, "also time each launch of one decode (and prefill) step, per kernel");
   app.add_flag("--score", time_score, "with --prefill: also time scoring those tokens (logits of every position)");
   app.add_flag("--pdl", pdl, "CUDA: launch decode GEMVs with programmatic dependent launch");
+  bool huge_pages = false;
+  app.add_flag("--huge-pages", huge_pages, "CPU: weights from a copy in transparent huge pages (ContextOptions)");
   app.add_flag("--compare-pdl", compare_pdl, "CUDA: then time decode again in a context with PDL the other way");
   CLI11_PARSE(app, argc, argv);
   if (contexts.empty()) contexts.push_back(128);
@@ -288,6 +290,7 @@ int main(int argc, char** argv) {
   co.n_threads = threads;
   co.device = device;
   co.use_pdl = pdl;
+  co.cpu_huge_pages = huge_pages;
   std::unique_ptr<kiln::Context> ctx = create_context(plan.value(), co);
   if (!ctx) return 1;
   const double t_created = now_ms();

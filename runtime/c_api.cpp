@@ -168,7 +168,7 @@ kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** o
 }
 
 kiln_context_options kiln_context_options_default(void) {
-  return kiln_context_options{0, "auto", 1, nullptr, nullptr, 0, 1, nullptr, nullptr, 0};
+  return kiln_context_options{0, "auto", 1, nullptr, nullptr, 0, 1, nullptr, nullptr, 0, 0};
 }
 
 uint64_t kiln_plan_device_bytes(const kiln_plan* plan) { return plan ? kiln::cuda_device_bytes(*plan->plan) : 0; }
@@ -190,6 +190,7 @@ kiln::ContextOptions to_options(const kiln_context_options* o) {
   opts.cuda_device_memory_bytes = o->cuda_device_memory_bytes;
   opts.use_cublaslt = o->use_cublaslt != 0;
   opts.generate_depth = o->generate_depth;
+  opts.cpu_huge_pages = o->cpu_huge_pages != 0;
   if (o->upload_progress)
     opts.upload_progress = [f = o->upload_progress, user = o->upload_progress_user](uint64_t done, uint64_t total) {
       f(done, total, user);

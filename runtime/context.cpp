@@ -12,7 +12,7 @@ Context::~Context() = default;
 Result<std::unique_ptr<Executor>> make_executor(std::shared_ptr<const Plan> plan, const ContextOptions& opts) {
   std::string device = opts.device;
   if (device == "auto") device = (cuda_device_count() > 0 && plan->has_target("cuda")) ? "cuda" : "cpu";
-  if (device == "cpu") return make_cpu_executor(plan, opts.n_threads);
+  if (device == "cpu") return make_cpu_executor(plan, opts.n_threads, opts.cpu_huge_pages);
   if (device == "cuda") {
     CudaExecutorOptions co;
     co.use_graphs = opts.use_graphs;

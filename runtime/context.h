@@ -39,6 +39,9 @@ struct ContextOptions {
   // the GPU busy while the host handles a token, and cost up to depth − 1 wasted steps (plus one
   // replay for the logits) when generation stops early. At most kFeedbackRing.
   int generate_depth = 0;
+  // CPU: read the weights from a copy in transparent huge pages, shared by the plan's contexts
+  // (Plan::huge_page_weights_base): faster decode, at the cost of the copy's memory and time.
+  bool cpu_huge_pages = false;
 };
 
 // The executor `opts` asks for ("auto": CUDA when a device and a CUDA target exist).

@@ -1,6 +1,6 @@
-// The CPU executor: host memory for every region, weights read in place from the mapped plan,
-// and each launch bound to its op's CPU kernel (OpDef::bind_cpu) with resolved pointers. A bound
-// launch does no checks; validation happened when the plan was loaded.
+// The CPU executor: host memory for every region, weights read in place from the mapped plan (or
+// its shared huge-page copy), and each launch bound to its op's CPU kernel (OpDef::bind_cpu) with
+// resolved pointers. A bound launch does no checks; validation happened when the plan was loaded.
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -49,7 +49,7 @@ class CpuExecutor final : public Executor {
     return Status::ok();
   }
 
-  Status init(std::shared_ptr<const Plan> plan, int n_threads) {
+  Status init(std::shared_ptr<const Plan> plan, int n_threads, bool huge_pages) {
     plan_ = std::move(plan);
     const Plan& p = *plan_;
     const MemoryInfo& mem = p.memory();
@@ -72,11 +72,13 @@ class CpuExecutor final : public Executor {
     uint8_t* request = align(kv + mem.kv_bytes);
     state_ = align(request + mem.request_bytes);
     ptrs_.resize(p.tensors().size());
+    // The mapped plan, or its shared huge-page copy (Plan::huge_page_weights_base)
+    const uint8_t* weights = huge_pages ? p.huge_page_weights_base() : p.weights_base();
     for (size_t i = 0; i < p.tensors().size(); ++i) {
       const TensorInfo& t = p.tensors()[i];
       switch (t.region) {
         case Region::kWeights:
-          ptrs_[i] = const_cast<void*>(p.weight_data(t));
+          ptrs_[i] = const_cast<uint8_t*>(weights + t.offset);
           break;
         case Region::kArena:
           ptrs_[i] = arena + t.offset;
@@ -117,12 +119,12 @@ class CpuExecutor final : public Executor {
 
 }  // namespace
 
-Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads) {
+Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads, bool huge_pages) {
   if (!plan) return invalid_argument("plan is null");
   if (!plan->has_target("cpu")) return unsupported("plan was not compiled for the CPU backend");
   std::unique_ptr<CpuExecutor> e(new (std::nothrow) CpuExecutor());
   if (!e) return Status(StatusCode::kOutOfMemory, "out of memory creating the CPU executor");
-  KILN_RETURN_IF_ERROR(e->init(std::move(plan), n_threads));
+  KILN_RETURN_IF_ERROR(e->init(std::move(plan), n_threads, huge_pages));
   return std::unique_ptr<Executor>(std::move(e));
 }
 

@@ -49,7 +49,9 @@ class Executor {
   }
 };
 
-Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads);
+// huge_pages: read the weights from the plan's huge-page copy (Plan::huge_page_weights_base).
+Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads,
+                                                    bool huge_pages = false);
 
 struct CudaExecutorOptions {
   int device = 0;

@@ -21,6 +21,7 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   const uint8_t* data() const { return data_; }
+  bool mapped() const { return mapped_; }  // a file mapping (not a borrowed range)
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 

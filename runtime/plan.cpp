@@ -4,6 +4,8 @@
 // hashes. Nothing is returned to a caller until every check has passed.
 #include "runtime/plan.h"
 
+#include <sys/mman.h>
+
 #include <xxhash.h>
 
 #include <algorithm>
@@ -52,6 +54,28 @@ bool Plan::has_target(const std::string& backend) const {
 const uint8_t* Plan::weights_base() const { return file_->data() + weights_offset_; }
 
 const void* Plan::weight_data(const TensorInfo& t) const { return weights_base() + t.offset; }
+
+Plan::WeightCopy::~WeightCopy() {
+  if (data) ::munmap(data, size);
+}
+
+const uint8_t* Plan::huge_page_weights_base() const {
+  std::call_once(weight_copy_once_, [this] {
+    if (!file_->mapped() || weights_size_ == 0) return;
+    constexpr size_t kHuge = size_t(2) << 20;
+    const size_t n = (size_t(weights_size_) + kHuge - 1) / kHuge * kHuge;
+    void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;  // no memory for a copy: read the mapping
+#ifdef MADV_HUGEPAGE
+    ::madvise(p, n, MADV_HUGEPAGE);  // a request: without THP the copy is plain pages
+#endif
+    std::memcpy(p, weights_base(), size_t(weights_size_));
+    ::mprotect(p, n, PROT_READ);
+    weight_copy_.data = p;
+    weight_copy_.size = n;
+  });
+  return weight_copy_.data ? static_cast<const uint8_t*>(weight_copy_.data) : weights_base();
+}
 
 Result<std::shared_ptr<const Plan>> Plan::load_file(const std::string& path, const Progress& progress,
                                                     const OpRegistry& ops) {
@@ -258,6 +282,7 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
   fb_size_ = h.fb_size;
   fb_xxh3_ = h.fb_xxh3;
   weights_offset_ = h.weights_offset;
+  weights_size_ = h.weights_size;
 
   // --- FlatBuffer structure
   if (!flatbuffers::BufferHasIdentifier(fbp, fb::PlanIdentifier()))

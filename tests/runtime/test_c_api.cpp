@@ -68,6 +68,7 @@ TEST_CASE("C API: version, info and status strings") {
   CHECK(std::string(kiln_context_describe(nullptr)).empty());
   CHECK(o.upload_progress_user == nullptr);
   CHECK(o.generate_depth == 0);
+  CHECK(o.cpu_huge_pages == 0);
 }
 
 TEST_CASE("C API: score and generate match the reference, and the plan may close before the context") {
@@ -142,6 +143,27 @@ TEST_CASE(
     CHECK(kiln_context_create_with(f.plan, &o, &c, &err) == KILN_ERR_INVALID_ARGUMENT);
     CHECK(std::string(err.message).find("generate_depth must be in [0, 16]") != std::string::npos);
     CHECK(c == nullptr);
+  }
+}
+
+TEST_CASE("C API: cpu_huge_pages contexts generate the same tokens from the plan's shared weight copy") {
+  Fixture f;
+  kiln_error err{};
+  const int64_t n_new = int64_t(f.ref.greedy_ids.size() - f.ref.prompt_ids.size());
+  for (int rep = 0; rep < 2; ++rep) {  // the second context reuses the first one's copy
+    CAPTURE(rep);
+    kiln_context_options o = kiln_context_options_default();
+    o.device = "cpu";
+    o.cpu_huge_pages = 1;
+    kiln_context* c = nullptr;
+    REQUIRE(kiln_context_create_with(f.plan, &o, &c, &err) == KILN_OK);
+    std::vector<int32_t> got(size_t(n_new), -1);
+    int64_t m = 0;
+    REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1, got.data(),
+                          &m, nullptr, nullptr, &err) == KILN_OK);
+    CHECK(m == n_new);
+    CHECK(std::equal(got.begin(), got.end(), f.ref.greedy_ids.begin() + long(f.ref.prompt_ids.size())));
+    kiln_context_destroy(c);
   }
 }
 

@@ -550,6 +550,34 @@ TEST_CASE("parity: bf16 and f16 plans stay within the low-precision bound") {
   }
 }
 
+TEST_CASE("runtime: cpu_huge_pages contexts read one shared copy of the weights and give the same bits") {
+  TempDir d;
+  const auto ref = kiln::test::load_reference(kiln::test::fixture("gqa_f32"));
+  auto plan = compile_fixture(d, "gqa_f32", "bf16", 1, 8);
+  auto score = [&](bool huge) {
+    ContextOptions co;
+    co.cpu_huge_pages = huge;
+    auto r = Context::create(plan, co);
+    REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+    std::vector<float> logits(ref.logits.size(), std::nanf(""));
+    REQUIRE(r.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+    return logits;
+  };
+  const std::vector<float> mapped = score(false), copy = score(true), again = score(true);
+  CHECK(std::memcmp(mapped.data(), copy.data(), mapped.size() * 4) == 0);
+  CHECK(std::memcmp(mapped.data(), again.data(), mapped.size() * 4) == 0);
+  // A plan loaded from a file gets one copy, made once, holding the weight section's bytes.
+  const uint8_t* base = plan->huge_page_weights_base();
+  CHECK(base != plan->weights_base());
+  CHECK(plan->huge_page_weights_base() == base);
+  CHECK(std::memcmp(base, plan->weights_base(), size_t(plan->memory().weights_bytes)) == 0);
+  // A plan in borrowed memory is read in place.
+  const std::vector<uint8_t> bytes = kiln::test::read_bytes(d / "gqa_f32.kplan");
+  auto borrowed = Plan::load_memory(bytes.data(), bytes.size());
+  REQUIRE(borrowed.is_ok());
+  CHECK(borrowed.value()->huge_page_weights_base() == borrowed.value()->weights_base());
+}
+
 TEST_CASE("determinism: 1 and 2 threads give bit-identical logits") {
   TempDir d;
   const auto ref = kiln::test::load_reference(kiln::test::fixture("bias_f32"));

@@ -21,6 +21,9 @@ void add_run_options(CLI::App* cmd, RunOptions& ro) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   cmd->add_flag("--no-graphs", ro.no_graphs, "CUDA: replay launch by launch instead of captured graphs (debugging)");
   cmd->add_flag("--no-cublaslt", ro.no_cublaslt, "CUDA: run prefill GEMMs on kiln's own kernels, not cuBLASLt");
+  cmd->add_flag("--huge-pages", ro.huge_pages,
+                "CPU: read the weights from a copy in transparent huge pages (faster decode; costs the copy's "
+                "memory and time at start)");
 }
 
 // generate and chat: how far the decode loop runs ahead of the host.

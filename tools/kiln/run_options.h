@@ -1,4 +1,4 @@
-// The CLI's backend options (--threads, --device, --no-graphs, --no-cublaslt), shared by every
+// The CLI's backend options (--threads, --device, --no-graphs, --no-cublaslt, --huge-pages), shared by every
 // subcommand that runs a plan, and their C API form.
 #pragma once
 #include <unistd.h>
@@ -30,7 +30,8 @@ struct RunOptions {
   std::string device = "auto";
   bool no_graphs = false;
   bool no_cublaslt = false;
-  int in_flight = 0;  // generate/chat: decode steps in flight (0: the backend's default)
+  bool huge_pages = false;  // CPU: weights from a copy in transparent huge pages
+  int in_flight = 0;        // generate/chat: decode steps in flight (0: the backend's default)
   mutable UploadProgress upload;
 };
 
@@ -42,6 +43,7 @@ inline kiln_context_options to_context_options(const RunOptions& ro) {
   o.use_graphs = ro.no_graphs ? 0 : 1;
   o.use_cublaslt = ro.no_cublaslt ? 0 : 1;
   o.generate_depth = ro.in_flight;
+  o.cpu_huge_pages = ro.huge_pages ? 1 : 0;
   if (isatty(2)) {  // logs and pipes stay clean
     ro.upload = UploadProgress{};
     o.upload_progress = &UploadProgress::report;
