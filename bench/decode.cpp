@@ -358,9 +358,9 @@ int main(int argc, char** argv) {
         floor_ms > 0 ? d.decode_ms / floor_ms : 0.0, wbytes / 1e6 / d.decode_ms, d.generate_ms, d.depth,
         d.generate1_ms);
     std::printf(
-        "RESULT device=%s context=%d pdl=%d decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f "
+        "RESULT device=%s huge_pages=%d context=%d pdl=%d decode_ms=%.3f floor_ms=%.3f prefill_ms=%.2f gbs=%.1f "
         "generate_ms=%.3f generate1_ms=%.3f score_ms=%.2f\n",
-        device.c_str(), ctx_len, with_pdl ? 1 : 0, d.decode_ms, floor_ms, prefill_ms, gbs, d.generate_ms,
+        device.c_str(), huge_pages ? 1 : 0, ctx_len, with_pdl ? 1 : 0, d.decode_ms, floor_ms, prefill_ms, gbs, d.generate_ms,
         d.generate1_ms, score_ms);
     std::fflush(stdout);
   };

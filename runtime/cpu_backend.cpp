@@ -19,7 +19,9 @@ class CpuExecutor final : public Executor {
   const char* backend() const override { return "cpu"; }
   uint8_t* host_state() override { return state_; }
   const void* host_output(uint32_t tensor) override { return ptrs_[tensor]; }
-  std::string describe() const override { return "cpu, " + std::to_string(pool_->size()) + " threads"; }
+  std::string describe() const override {
+    return "cpu, " + std::to_string(pool_->size()) + " threads" + weights_note_;
+  }
 
   Status run(int index) override {
     for (const CpuLaunch& l : programs_[size_t(index)]) l(*pool_);
@@ -74,6 +76,11 @@ class CpuExecutor final : public Executor {
     ptrs_.resize(p.tensors().size());
     // The mapped plan, or its shared huge-page copy (Plan::huge_page_weights_base)
     const uint8_t* weights = huge_pages ? p.huge_page_weights_base() : p.weights_base();
+    if (huge_pages)  // say where the weights are read from (the copy may be unavailable)
+      weights_note_ = weights != p.weights_base()
+                          ? ", weights in a huge-page copy (" + std::to_string(p.weight_copy_bytes() >> 20) + " MiB)"
+                          : ", weights read in place (no huge-page copy for a plan in borrowed memory, or none could "
+                            "be made)";
     for (size_t i = 0; i < p.tensors().size(); ++i) {
       const TensorInfo& t = p.tensors()[i];
       switch (t.region) {
@@ -110,6 +117,7 @@ class CpuExecutor final : public Executor {
  private:
   std::shared_ptr<const Plan> plan_;
   std::unique_ptr<ThreadPool> pool_;
+  std::string weights_note_;  // describe(): where the weights are read from, with cpu_huge_pages
   std::unique_ptr<uint8_t[]> memory_;  // arena | kv cache | request | state, zeroed
   uint8_t* state_ = nullptr;
   std::vector<void*> ptrs_;

@@ -59,13 +59,18 @@ Plan::WeightCopy::~WeightCopy() {
   if (data) ::munmap(data, size);
 }
 
+uint64_t Plan::weight_copy_bytes() const {
+  // (after the call_once in huge_page_weights_base, or 0: callers ask after it ran)
+  return weight_copy_.data ? weights_size_ : 0;
+}
+
 const uint8_t* Plan::huge_page_weights_base() const {
   std::call_once(weight_copy_once_, [this] {
     if (!file_->mapped() || weights_size_ == 0) return;
     constexpr size_t kHuge = size_t(2) << 20;
     const size_t n = (size_t(weights_size_) + kHuge - 1) / kHuge * kHuge;
     void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return;  // no memory for a copy: read the mapping
+    if (p == MAP_FAILED) return;  // no address space for a copy: read the mapping
 #ifdef MADV_HUGEPAGE
     ::madvise(p, n, MADV_HUGEPAGE);  // a request: without THP the copy is plain pages
 #endif

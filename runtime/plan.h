@@ -83,12 +83,14 @@ class Plan {
   const uint8_t* weights_base() const;
   // The weight section copied into anonymous memory that asks for transparent huge pages
   // (MADV_HUGEPAGE), for CPU contexts that ask for it (ContextOptions::cpu_huge_pages): made on the
-  // first call and shared by every context of the plan. Decode streams every weight each token, and
-  // the page cache's 4 KiB pages cost it TLB misses (a Llama-3.2-1B-shape bf16 decode: 102 ms from
-  // the mapping, 84 ms from the copy on the dev VM), but the copy costs its size in memory and the
-  // kernel's compaction at creation (0.45-6.5 s there). weights_base() itself for a plan in borrowed
-  // memory, or when the copy cannot be made.
+  // first call and kept, shared by every context, until the plan is destroyed. Decode streams every
+  // weight each token, and the page cache's 4 KiB pages cost it TLB misses (a Llama-3.2-1B-shape
+  // bf16 decode: 102 ms from the mapping, 88 ms from the copy on the dev VM), but the copy costs its
+  // size in memory and the kernel's compaction at creation (4-7 s there). weights_base() itself for
+  // a plan in borrowed memory, or when the mapping for the copy cannot be made.
   const uint8_t* huge_page_weights_base() const;
+  // The copy's bytes (0 until huge_page_weights_base() made one, or when it could not).
+  uint64_t weight_copy_bytes() const;
 
  private:
   Plan() = default;
@@ -102,6 +104,9 @@ class Plan {
   struct WeightCopy {
     void* data = nullptr;
     size_t size = 0;
+    WeightCopy() = default;
+    WeightCopy(const WeightCopy&) = delete;
+    WeightCopy& operator=(const WeightCopy&) = delete;
     ~WeightCopy();
   };
   mutable std::once_flag weight_copy_once_;

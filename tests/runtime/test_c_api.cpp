@@ -157,6 +157,7 @@ TEST_CASE("C API: cpu_huge_pages contexts generate the same tokens from the plan
     o.cpu_huge_pages = 1;
     kiln_context* c = nullptr;
     REQUIRE(kiln_context_create_with(f.plan, &o, &c, &err) == KILN_OK);
+    CHECK(std::string(kiln_context_describe(c)).find("weights in a huge-page copy") != std::string::npos);
     std::vector<int32_t> got(size_t(n_new), -1);
     int64_t m = 0;
     REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1, got.data(),
@@ -165,6 +166,7 @@ TEST_CASE("C API: cpu_huge_pages contexts generate the same tokens from the plan
     CHECK(std::equal(got.begin(), got.end(), f.ref.greedy_ids.begin() + long(f.ref.prompt_ids.size())));
     kiln_context_destroy(c);
   }
+  CHECK(std::string(kiln_context_describe(f.ctx)).find("huge-page") == std::string::npos);  // the default
 }
 
 TEST_CASE("C API: prefill, decode and sample drive two rows step by step") {

@@ -559,11 +559,17 @@ TEST_CASE("runtime: cpu_huge_pages contexts read one shared copy of the weights 
     co.cpu_huge_pages = huge;
     auto r = Context::create(plan, co);
     REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+    // The context says where it reads the weights from.
+    CHECK((r.value()->describe().find("weights in a huge-page copy") != std::string::npos) == huge);
     std::vector<float> logits(ref.logits.size(), std::nanf(""));
     REQUIRE(r.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
     return logits;
   };
-  const std::vector<float> mapped = score(false), copy = score(true), again = score(true);
+  const std::vector<float> mapped = score(false);
+  CHECK(plan->weight_copy_bytes() == 0);  // no copy without the option
+  const std::vector<float> copy = score(true);
+  CHECK(plan->weight_copy_bytes() >= plan->memory().weights_bytes);  // the option made it (the whole section)
+  const std::vector<float> again = score(true);
   CHECK(std::memcmp(mapped.data(), copy.data(), mapped.size() * 4) == 0);
   CHECK(std::memcmp(mapped.data(), again.data(), mapped.size() * 4) == 0);
   // A plan loaded from a file gets one copy, made once, holding the weight section's bytes.
@@ -575,7 +581,13 @@ TEST_CASE("runtime: cpu_huge_pages contexts read one shared copy of the weights 
   const std::vector<uint8_t> bytes = kiln::test::read_bytes(d / "gqa_f32.kplan");
   auto borrowed = Plan::load_memory(bytes.data(), bytes.size());
   REQUIRE(borrowed.is_ok());
+  ContextOptions co;
+  co.cpu_huge_pages = true;
+  auto in_place = Context::create(borrowed.value(), co);
+  REQUIRE(in_place.is_ok());
+  CHECK(in_place.value()->describe().find("weights read in place") != std::string::npos);
   CHECK(borrowed.value()->huge_page_weights_base() == borrowed.value()->weights_base());
+  CHECK(borrowed.value()->weight_copy_bytes() == 0);
 }
 
 TEST_CASE("determinism: 1 and 2 threads give bit-identical logits") {

@@ -104,10 +104,12 @@ typedef struct kiln_context_options {
    * plus one more decode step that recomputes the last token's logits for kiln_logits. */
   int generate_depth;
   /* CPU: nonzero reads the weights from one copy in transparent huge pages, made when the plan's
-   * first such context is created and shared by the rest (decode streams every weight per token;
-   * 4 KiB page-cache pages cost it TLB misses: a Llama-3.2-1B-shape bf16 decode went 102 -> 84 ms
-   * on a 2-core Xeon VM). The copy costs the weights' size in memory, and the kernel's page
-   * compaction at creation (0.5-6.5 s there). 0 (the default): read the mapped plan in place. */
+   * first such context is created and shared by the rest until the plan and its contexts are gone
+   * (decode streams every weight per token; 4 KiB page-cache pages cost it TLB misses: a
+   * Llama-3.2-1B-shape bf16 decode went 102 -> 88 ms on a 2-core Xeon VM). The copy costs the
+   * weights' size in memory, and the kernel's page compaction at creation (4-7 s there). Not used
+   * on CUDA, nor for plans opened from memory (kiln_context_describe says where the weights are
+   * read from). 0 (the default): read the mapped plan in place. */
   int cpu_huge_pages;
 } kiln_context_options;
 
