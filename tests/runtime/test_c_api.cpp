@@ -105,7 +105,8 @@ TEST_CASE("C API: score and generate match the reference, and the plan may close
   CHECK(n <= 4);
 }
 
-// generate_depth: the decode loop with steps in flight gives the same tokens and the same early stop.
+// generate_depth: the decode loop with steps in flight gives the same tokens and the same early stop;
+// so do contexts reading the weights from the huge-page copy (cpu_huge_pages).
 TEST_CASE(
     "C API: generate with steps in flight equals the reference and stops at the same eos, and bad depths are refused") {
   Fixture f;
@@ -116,13 +117,19 @@ TEST_CASE(
   int64_t n = 0;
   REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, n_new, nullptr, eos, out.data(), &n, nullptr, nullptr,
                         &err) == KILN_OK);
-  for (int depth : {4, 16}) {
+  // Depths 4 and 16, then twice with cpu_huge_pages (the second context reuses the first one's copy).
+  for (int run = 0; run < 4; ++run) {
+    const int depth = run == 0 ? 4 : run == 1 ? 16 : 0;
+    const bool huge = run >= 2;
     CAPTURE(depth);
+    CAPTURE(huge);
     kiln_context_options o = kiln_context_options_default();
     o.device = "cpu";
     o.generate_depth = depth;
+    o.cpu_huge_pages = huge ? 1 : 0;
     kiln_context* c = nullptr;
     REQUIRE(kiln_context_create_with(f.plan, &o, &c, &err) == KILN_OK);
+    CHECK((std::string(kiln_context_describe(c)).find("weights in a huge-page copy") != std::string::npos) == huge);
     std::vector<int32_t> got(size_t(n_new), -1);
     int64_t m = 0;
     REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1, got.data(),
@@ -135,6 +142,7 @@ TEST_CASE(
     CHECK(std::equal(got.begin(), got.begin() + m, out.begin()));
     kiln_context_destroy(c);
   }
+  CHECK(std::string(kiln_context_describe(f.ctx)).find("huge-page") == std::string::npos);  // the default
   for (int depth : {-1, 17}) {
     kiln_context_options o = kiln_context_options_default();
     o.device = "cpu";
@@ -144,29 +152,6 @@ TEST_CASE(
     CHECK(std::string(err.message).find("generate_depth must be in [0, 16]") != std::string::npos);
     CHECK(c == nullptr);
   }
-}
-
-TEST_CASE("C API: cpu_huge_pages contexts generate the same tokens from the plan's shared weight copy") {
-  Fixture f;
-  kiln_error err{};
-  const int64_t n_new = int64_t(f.ref.greedy_ids.size() - f.ref.prompt_ids.size());
-  for (int rep = 0; rep < 2; ++rep) {  // the second context reuses the first one's copy
-    CAPTURE(rep);
-    kiln_context_options o = kiln_context_options_default();
-    o.device = "cpu";
-    o.cpu_huge_pages = 1;
-    kiln_context* c = nullptr;
-    REQUIRE(kiln_context_create_with(f.plan, &o, &c, &err) == KILN_OK);
-    CHECK(std::string(kiln_context_describe(c)).find("weights in a huge-page copy") != std::string::npos);
-    std::vector<int32_t> got(size_t(n_new), -1);
-    int64_t m = 0;
-    REQUIRE(kiln_generate(c, f.ref.prompt_ids.data(), int64_t(f.ref.prompt_ids.size()), n_new, nullptr, -1, got.data(),
-                          &m, nullptr, nullptr, &err) == KILN_OK);
-    CHECK(m == n_new);
-    CHECK(std::equal(got.begin(), got.end(), f.ref.greedy_ids.begin() + long(f.ref.prompt_ids.size())));
-    kiln_context_destroy(c);
-  }
-  CHECK(std::string(kiln_context_describe(f.ctx)).find("huge-page") == std::string::npos);  // the default
 }
 
 TEST_CASE("C API: prefill, decode and sample drive two rows step by step") {
