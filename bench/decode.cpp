@@ -44,14 +44,16 @@ namespace {
 using kiln::bench::median;
 using kiln::bench::now_ms;
 
-// GB/s of reading every weight once on the CPU with `threads` threads (median of 7).
-double cpu_read_gbs(const kiln::Plan& p, int threads) {
+// GB/s of reading every weight once on the CPU with `threads` threads (median of 7), from where the
+// context reads them: the mapped plan, or its huge-page copy (huge_pages).
+double cpu_read_gbs(const kiln::Plan& p, int threads, bool huge_pages) {
+  const uint8_t* base = huge_pages ? p.huge_page_weights_base() : p.weights_base();
   kiln::ThreadPool pool(threads);
   std::vector<std::pair<const uint64_t*, uint64_t>> ranges;
   uint64_t bytes = 0;
   for (const auto& t : p.tensors())
     if (t.region == kiln::Region::kWeights) {
-      ranges.push_back({static_cast<const uint64_t*>(p.weight_data(t)), t.size_bytes / 8});
+      ranges.push_back({reinterpret_cast<const uint64_t*>(base + t.offset), t.size_bytes / 8});
       bytes += t.size_bytes;
     }
   std::vector<double> ms;
@@ -341,7 +343,7 @@ int main(int argc, char** argv) {
     }
   }
   const double wbytes = decode_weight_bytes(*plan.value());
-  const double gbs = device == "cuda" ? cuda_copy_gbs() : cpu_read_gbs(*plan.value(), threads);
+  const double gbs = device == "cuda" ? cuda_copy_gbs() : cpu_read_gbs(*plan.value(), threads, huge_pages);
   const double floor_ms = gbs > 0 ? wbytes / 1e6 / gbs : 0.0;
   std::printf("plan %s on %s (%s)\n", path.c_str(), device.c_str(), c->describe().c_str());
   if (prefill > 0) std::printf("prefill %d tokens: median %.2f ms of 5\n", prefill, prefill_ms);
