@@ -3,8 +3,8 @@
 # them small enough to carry to the GPU machine (the device tool's 64 MiB limit counts the working
 # tree too), so the GPU's minutes are not spent compiling:
 #   build-sm90/kiln-sm90.tar.xz  kiln, kiln-bench, kiln-bench-diffusion, kiln-random-checkpoint and
-#       tests/kiln_cuda_tests, stripped, with static cudart, libstdc++ and libgcc; libxxhash, libpcre2, libpng
-#       and zlib beside them in lib/ (found through RUNPATH $ORIGIN), so only glibc and the driver
+#       tests/kiln_cuda_tests, stripped, with static cudart, libstdc++, libgcc, xxHash, RE2 and PCRE2;
+#       libpng and zlib beside them in lib/ (found through RUNPATH $ORIGIN), so only glibc and the driver
 #       are needed there; BUILD_INFO holds tools/source_hash.sh's hash of the sources built.
 #   build-sm90/deps.tar.xz  headers, flatc, static libraries and CMake package files for the fallback
 #       build on the GPU machine (its image has nvcc, CMake and ninja but not these Debian packages),
@@ -18,7 +18,7 @@ dest="${DEST_DIR:-build-sm90}"
 targets=(kiln kiln-bench kiln-bench-diffusion kiln-random-checkpoint kiln_cuda_tests)
 command -v nvcc >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
 
-cmake -S . -B "$tree" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+cmake -S . -B "$tree" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DKILN_STATIC_DEPS=ON \
   -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" -DCMAKE_BUILD_RPATH='$ORIGIN/lib;$ORIGIN/../lib' >/dev/null
 cmake --build "$tree" -j "$(nproc)" --target "${targets[@]}"
 
