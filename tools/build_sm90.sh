@@ -10,7 +10,9 @@
 #       build on the GPU machine (its image has nvcc, CMake and ninja but not these Debian packages),
 #       used by device_check.sh when the packed binaries do not start there or are stale.
 # The object tree is build-sm90-tree/ (never carried). Then, with the device tool:
+#   tools/device_tree.sh slim   (the tracked tree alone is over the tool's 64 MiB)
 #   run(command="tools/device_check.sh $OUT", carry=["build-sm90"], timeout_s=540)
+#   tools/device_tree.sh restore
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tree="${TREE_DIR:-build-sm90-tree}"
@@ -70,4 +72,4 @@ tar -C "$stage" -cf - deps | xz -9 -T "$(nproc)" > "$dest/deps.tar.xz"
 
 cat "$stage/bin/BUILD_INFO"
 du -h "$dest"/*.tar.xz
-echo "carry: build-sm90 ($(du -sh "$dest" | cut -f1)); run: tools/device_check.sh \$OUT"
+echo "carry: build-sm90 ($(du -sh "$dest" | cut -f1)); run: tools/device_check.sh \$OUT (after tools/device_tree.sh slim)"
