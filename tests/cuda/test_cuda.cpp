@@ -1,5 +1,6 @@
 // The CUDA backend end to end: fixtures against the CPU backend, graphs against stream mode and
 // PDL bit for bit, token feedback, cuBLASLt prefill in a plan, and refusing a CPU-only plan.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -59,16 +60,27 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
         tokens.push_back(std::move(out));
       }
       const double err = rel_l2(logits[1].data(), ref.logits.data(), ref.logits.size());
-      // bf16: DeepSeek's tiny random routers flip some experts under rounding (see test_parity).
-      CHECK(err <= (std::string(dtype) == "f32" ? 1e-4 : family == "deepseek" ? 5e-2 : 2e-2));
-      if (std::string(dtype) == "f32") CHECK(tokens[1] == tokens[0]);
+      const double cpu_err = rel_l2(logits[0].data(), ref.logits.data(), ref.logits.size());
+      const double vs_cpu = rel_l2(logits[1].data(), logits[0].data(), ref.logits.size());
+      if (std::string(dtype) == "f32") {
+        CHECK(err <= 1e-4);
+        CHECK(tokens[1] == tokens[0]);
+      } else {
+        // bf16: within 2e-2 of transformers' f32 logits, or of the CPU's own bf16 error where
+        // rounding flips some experts of the fixtures' tiny random routers (test_parity's bf16
+        // case measures those on the CPU), and near the CPU's bf16 logits.
+        CHECK(err <= std::max(2e-2, 1.1 * cpu_err));
+        CHECK(vs_cpu <= 2e-2);
+      }
       CHECK(std::memcmp(logits[1].data(), logits[2].data(), logits[1].size() * sizeof(float)) == 0);
       CHECK(tokens[1] == tokens[2]);
       for (size_t k : {3, 4}) {
         CHECK(std::memcmp(logits[1].data(), logits[k].data(), logits[1].size() * sizeof(float)) == 0);
         CHECK(tokens[1] == tokens[k]);
       }
-      MESSAGE(name << " " << dtype << " on cuda: rel L2 " << err);
+      const std::string line = name + " " + dtype + " on cuda: rel L2 " + std::to_string(err) + " (the CPU's " +
+                               std::to_string(cpu_err) + "), " + std::to_string(vs_cpu) + " from the CPU's logits";
+      MESSAGE(line);
     }
   }
 }

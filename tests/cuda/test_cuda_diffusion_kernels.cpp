@@ -255,7 +255,8 @@ TEST_CASE("cuda: sdpa matches the CPU kernel (causal and not, fused column windo
       {1, 64, 4096, 1, 64, false, false, 0},  // long key length
       {1, 50, 50, 1, 256, true, true, 0},     // the largest head_dim
       {2, 1, 3, 2, 8, false, false, 3},       // tiny
-      {1, 90, 120, 2, 128, false, true, 0},   // head_dim 128 (the 8-column kernel)
+      {1, 90, 120, 2, 128, false, false, 0},  // head_dim 128 (the 8-column kernel), cross-attention
+      {1, 120, 120, 2, 128, true, true, 0},   // the same, fused self-attention
       {1, 20, 0, 1, 64, false, false, 0},     // no keys: zeros, as on the CPU
   };
   for (const Shape& s : shapes) {
