@@ -11,10 +11,9 @@
 
 namespace kiln {
 
-// scores: the E expert scores (softmax or sigmoid); choice: the E selection scores (scores plus
-// the noaux_tc bias), masked in place. Writes top_k ids (ties go to the lower id) and weights.
-KILN_HOST_DEVICE inline void moe_select(const MoeRouteArgs& a, const float* scores, float* choice, int32_t* ids,
-                                        float* w) {
+// Group-limited routing's first step: choice (the E selection scores) keeps only the topk_group
+// best groups; the others are masked in place. Nothing to do for greedy routing.
+KILN_HOST_DEVICE inline void moe_mask_groups(const MoeRouteArgs& a, float* choice) {
   const int64_t E = a.experts;
   if (a.method != MoeTopk::kGreedy) {
     // Keep the topk_group best groups; a group scores its max (group_limited_greedy) or the sum
@@ -45,6 +44,13 @@ KILN_HOST_DEVICE inline void moe_select(const MoeRouteArgs& a, const float* scor
       if (!keep[g])
         for (int64_t i = 0; i < per; ++i) choice[g * per + i] = masked;
   }
+}
+
+// The top_k highest choices in order (ties go to the lower id; a NaN already chosen as best stays
+// best), each with its score as weight.
+KILN_HOST_DEVICE inline void moe_top_k(const MoeRouteArgs& a, const float* scores, const float* choice, int32_t* ids,
+                                       float* w) {
+  const int64_t E = a.experts;
   for (int64_t k = 0; k < a.top_k; ++k) {
     int64_t best = -1;
     for (int64_t e = 0; e < E; ++e) {
@@ -55,12 +61,25 @@ KILN_HOST_DEVICE inline void moe_select(const MoeRouteArgs& a, const float* scor
     ids[k] = int32_t(best);
     w[k] = scores[best];
   }
+}
+
+// The chosen weights renormalised (norm_topk_prob) and scaled.
+KILN_HOST_DEVICE inline void moe_finish_weights(const MoeRouteArgs& a, float* w) {
   if (a.norm_topk_prob) {
     double sum = 0.0;
     for (int64_t k = 0; k < a.top_k; ++k) sum += w[k];
     for (int64_t k = 0; k < a.top_k; ++k) w[k] = float(w[k] / (sum + 1e-20));
   }
   for (int64_t k = 0; k < a.top_k; ++k) w[k] *= a.routed_scaling_factor;
+}
+
+// scores: the E expert scores (softmax or sigmoid); choice: the E selection scores (scores plus
+// the noaux_tc bias), masked in place. Writes top_k ids (ties go to the lower id) and weights.
+KILN_HOST_DEVICE inline void moe_select(const MoeRouteArgs& a, const float* scores, float* choice, int32_t* ids,
+                                        float* w) {
+  moe_mask_groups(a, choice);
+  moe_top_k(a, scores, choice, ids, w);
+  moe_finish_weights(a, w);
 }
 
 }  // namespace kiln

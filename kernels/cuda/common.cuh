@@ -27,6 +27,62 @@ __device__ __forceinline__ float ld(const void* p, DType t, uint64_t i) {
   }
 }
 
+// 8 consecutive weights as stored: one 16-byte word for 16-bit types, two for f32. Loading a few of
+// these into an array before widening any keeps their loads in flight together (the compiler
+// otherwise tends to place each load next to its first use).
+template <DType W>
+struct Raw8 {
+  uint4 v[W == DType::F32 ? 2 : 1];
+};
+
+// The 8 weights from element i (16-byte aligned).
+template <DType W>
+__device__ __forceinline__ Raw8<W> ldg8(const void* w, int64_t i) {
+  Raw8<W> r;
+  if constexpr (W == DType::F32) {
+    r.v[0] = *reinterpret_cast<const uint4*>(static_cast<const float*>(w) + i);
+    r.v[1] = *reinterpret_cast<const uint4*>(static_cast<const float*>(w) + i + 4);
+  } else {
+    r.v[0] = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + i);
+  }
+  return r;
+}
+
+// Raw8 widened to f32.
+template <DType W>
+__device__ __forceinline__ void widen8(const Raw8<W>& r, float out[8]) {
+  if constexpr (W == DType::F32) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      out[4 * h] = __uint_as_float(r.v[h].x), out[4 * h + 1] = __uint_as_float(r.v[h].y);
+      out[4 * h + 2] = __uint_as_float(r.v[h].z), out[4 * h + 3] = __uint_as_float(r.v[h].w);
+    }
+  } else {
+    const uint32_t words[4] = {r.v[0].x, r.v[0].y, r.v[0].z, r.v[0].w};
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      if constexpr (W == DType::BF16) {
+        out[2 * q] = __uint_as_float(words[q] << 16);
+        out[2 * q + 1] = __uint_as_float(words[q] & 0xffff0000u);
+      } else {
+        out[2 * q] = __half2float(__ushort_as_half(uint16_t(words[q] & 0xffffu)));
+        out[2 * q + 1] = __half2float(__ushort_as_half(uint16_t(words[q] >> 16)));
+      }
+    }
+  }
+}
+
+// Loads 8 consecutive weights starting at element i (16-byte aligned) and widens them to f32.
+template <DType W>
+__device__ __forceinline__ void load8(const void* w, int64_t i, float out[8]) {
+  widen8<W>(ldg8<W>(w, i), out);
+}
+
+// Σ over 8 products, in the one order every 8-wide dot product here uses.
+__device__ __forceinline__ float dot8(const float (&a)[8], const float (&b)[8]) {
+  return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3] + a[4] * b[4] + a[5] * b[5] + a[6] * b[6] + a[7] * b[7];
+}
+
 __device__ __forceinline__ void st(void* p, DType t, uint64_t i, float v) {
   switch (t) {
     case DType::F32:

@@ -2,10 +2,14 @@
 // - head_matmul: one warp per (row, head, output), 16-byte-friendly coalesced dot products;
 // - mla_kv_write / mla_attention: the latent cache, attention as in attention.cu with one
 //   latent "head" shared by all query heads (FlashMLA's layout, online softmax, 4 warps);
-// - moe_route: one block per token: warps compute the gate logits, then one thread scores,
-//   groups and picks the top-k (E and k are small), so the choice is deterministic;
+// - moe_route: a warp per (token, expert) computes the gate logits into the launch scratch; then
+//   one warp per token scores them, masks groups and picks the top-k (the sums and group
+//   masking in one thread, the argmax of each pick across the warp), so the choice is
+//   deterministic and the CPU's;
 // - moe_experts: two passes that read only the selected experts' rows: each warp makes one
 //   activation of one (token, expert), then each warp sums one output over the token's experts.
+// The MoE dot products take 16-byte loads (8 elements a lane, several in flight) where sizes and
+// alignment allow.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/moe_select.h"
@@ -16,11 +20,68 @@ namespace {
 
 constexpr int kWarps = 8;
 
-// Σ_i x[i]·w[i] over a warp, w of any float dtype.
+// Σ_i x[i]·w[w0 + i] over a warp, w of any float dtype, one element a lane at a time.
 __device__ __forceinline__ float warp_dot(const float* x, const void* w, DType t, uint64_t w0, int64_t n) {
   float s = 0.0f;
   for (int64_t i = threadIdx.x & 31; i < n; i += 32) s += x[i] * cuda::ld(w, t, w0 + uint64_t(i));
   return cuda::warp_sum(s);
+}
+
+// N dot products of x with the weight rows starting at w0[q], 8 elements a lane per 16-byte load
+// (n % 8 == 0 and every row 16-byte aligned); the N rows are read side by side, 8 loads in flight
+// a lane.
+template <DType W, int N>
+__device__ __forceinline__ void warp_dots8(const float* x, const void* w, const uint64_t (&w0)[N], int64_t n,
+                                           float (&out)[N]) {
+  float s[N];
+#pragma unroll
+  for (int q = 0; q < N; ++q) s[q] = 0.0f;
+  constexpr int U = 8 / N;  // steps of 16-byte loads issued before any is used (as in matmul.cu)
+  for (int64_t i0 = int64_t(threadIdx.x & 31) * 8; i0 < n; i0 += 32 * 8 * U) {
+    cuda::Raw8<W> raw[N][U];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (i0 + 256 * u < n)
+#pragma unroll
+        for (int q = 0; q < N; ++q) raw[q][u] = cuda::ldg8<W>(w, int64_t(w0[q]) + i0 + 256 * u);
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t i = i0 + 256 * u;
+      if (i >= n) break;
+      float xv[8];
+      cuda::load8<DType::F32>(x, i, xv);
+#pragma unroll
+      for (int q = 0; q < N; ++q) {
+        float wv[8];
+        cuda::widen8<W>(raw[q][u], wv);
+        s[q] += cuda::dot8(wv, xv);
+      }
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < N; ++q) out[q] = cuda::warp_sum(s[q]);
+}
+
+// warp_dots8 where sizes and alignment allow it, else warp_dot row by row.
+template <int N>
+__device__ __forceinline__ void warp_dots(const float* x, const void* w, DType t, const uint64_t (&w0)[N], int64_t n,
+                                          float (&out)[N]) {
+  bool vec = n % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && t != DType::I8;
+#pragma unroll
+  for (int q = 0; q < N; ++q)
+    vec = vec && (reinterpret_cast<uintptr_t>(w) + w0[q] * uint64_t(dtype_size(t))) % 16 == 0;
+  if (vec && t == DType::F32) return warp_dots8<DType::F32, N>(x, w, w0, n, out);
+  if (vec && t == DType::BF16) return warp_dots8<DType::BF16, N>(x, w, w0, n, out);
+  if (vec && t == DType::F16) return warp_dots8<DType::F16, N>(x, w, w0, n, out);
+#pragma unroll
+  for (int q = 0; q < N; ++q) out[q] = warp_dot(x, w, t, w0[q], n);
+}
+
+__device__ __forceinline__ float warp_dot_vec(const float* x, const void* w, DType t, uint64_t w0, int64_t n) {
+  const uint64_t rows[1] = {w0};
+  float out[1];
+  warp_dots<1>(x, w, t, rows, n, out);
+  return out[0];
 }
 
 __global__ void __launch_bounds__(kWarps * 32) head_matmul_kernel(HeadMatmulArgs a) {
@@ -28,6 +89,8 @@ __global__ void __launch_bounds__(kWarps * 32) head_matmul_kernel(HeadMatmulArgs
   if (item >= a.rows * a.heads * a.m) return;
   const int64_t i = item % a.m, h = (item / a.m) % a.heads, r = item / (a.m * a.heads);
   if (!cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
+  // Scalar loads: with head_matmul's short rows (k = 128 in DeepSeek) the 16-byte path leaves half
+  // the lanes idle and measured twice as slow on the H200.
   const float v = warp_dot(a.x + r * a.heads * a.k + h * a.k, a.w, a.w_dtype, uint64_t((h * a.m + i) * a.k), a.k);
   if ((threadIdx.x & 31) == 0) a.y[r * a.heads * a.m + h * a.m + i] = v;
 }
@@ -115,37 +178,82 @@ __global__ void __launch_bounds__(kAttnWarps * 32) mla_attention_kernel(MlaAtten
   }
 }
 
-__global__ void __launch_bounds__(128) moe_route_kernel(MoeRouteArgs a) {
-  extern __shared__ float sm[];  // scores[E] | choice[E]
+// Gate logits: warp (r, e) writes logits[r·E + e] for the valid rows.
+__global__ void __launch_bounds__(kWarps * 32) moe_gate_kernel(MoeRouteArgs a, float* logits) {
+  const int64_t r = blockIdx.y, e = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (e >= a.experts || !cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
+  const float v = warp_dot_vec(a.h + r * a.dim, a.gate, a.gate_dtype, uint64_t(e * a.dim), a.dim);
+  if ((threadIdx.x & 31) == 0) logits[r * a.experts + e] = v;
+}
+
+// One warp per token: scores, group masking and top-k from its logits, as moe_select does them.
+__global__ void __launch_bounds__(32) moe_pick_kernel(MoeRouteArgs a, const float* logits) {
+  extern __shared__ float sm[];  // scores[E] | choice[E] | taken[E] (bytes)
+  const int64_t E = a.experts, r = blockIdx.x;
   float* scores = sm;
-  float* choice = sm + a.experts;
-  const int64_t r = blockIdx.x;
+  float* choice = sm + E;
+  unsigned char* taken = reinterpret_cast<unsigned char*>(sm + 2 * E);
+  __shared__ float total;
+  const int lane = int(threadIdx.x);
   int32_t* ids = a.ids + r * a.top_k;
   float* w = a.weights + r * a.top_k;
   if (!cuda::row_valid(a.n_valid, r, a.rows / a.batch)) {
-    for (int64_t k = threadIdx.x; k < a.top_k; k += blockDim.x) ids[k] = -1, w[k] = 0.0f;
+    for (int64_t k = lane; k < a.top_k; k += 32) ids[k] = -1, w[k] = 0.0f;
     return;
   }
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-  for (int64_t e = warp; e < a.experts; e += n_warps) {
-    const float v = warp_dot(a.h + r * a.dim, a.gate, a.gate_dtype, uint64_t(e * a.dim), a.dim);
-    if (lane == 0) scores[e] = v;
-  }
-  __syncthreads();
-  if (threadIdx.x != 0) return;
-  const int64_t E = a.experts;
+  const float* lg = logits + r * E;
   if (a.scoring == MoeScoring::kSoftmax) {
-    float mx = scores[0];
-    for (int64_t e = 1; e < E; ++e) mx = fmaxf(mx, scores[e]);
-    float sum = 0.0f;
-    for (int64_t e = 0; e < E; ++e) sum += (scores[e] = expf(scores[e] - mx));
-    for (int64_t e = 0; e < E; ++e) scores[e] /= sum;
+    // fmaxf ignores NaN as the serial max does; the sum stays serial, in expert order.
+    float mx = -INFINITY;
+    for (int64_t e = lane; e < E; e += 32) mx = fmaxf(mx, lg[e]);
+    mx = cuda::warp_max(mx);
+    for (int64_t e = lane; e < E; e += 32) scores[e] = expf(lg[e] - mx);
+    __syncwarp();
+    if (lane == 0) {
+      float sum = 0.0f;
+      for (int64_t e = 0; e < E; ++e) sum += scores[e];
+      total = sum;
+    }
+    __syncwarp();
+    for (int64_t e = lane; e < E; e += 32) scores[e] /= total;
   } else {
-    for (int64_t e = 0; e < E; ++e) scores[e] = 1.0f / (1.0f + expf(-scores[e]));
+    for (int64_t e = lane; e < E; e += 32) scores[e] = 1.0f / (1.0f + expf(-lg[e]));
   }
-  for (int64_t e = 0; e < E; ++e)
+  bool nan = false;
+  for (int64_t e = lane; e < E; e += 32) {
     choice[e] = scores[e] + (a.method == MoeTopk::kNoauxTc ? cuda::ld(a.bias, a.bias_dtype, uint64_t(e)) : 0.0f);
-  moe_select(a, scores, choice, ids, w);
+    taken[e] = 0;
+  }
+  __syncwarp();
+  if (lane == 0) moe_mask_groups(a, choice);
+  __syncwarp();
+  for (int64_t e = lane; e < E; e += 32) nan = nan || isnan(choice[e]);
+  if (__any_sync(0xffffffffu, nan)) {
+    // NaN choices: the serial loop's order decides, so it runs as written.
+    if (lane == 0) moe_top_k(a, scores, choice, ids, w);
+  } else {
+    for (int64_t k = 0; k < a.top_k; ++k) {
+      // Each lane's first maximum over its experts, then the warp's: the highest choice, the
+      // lower id on a tie, which is the serial loop's pick when nothing is NaN.
+      float bv = -INFINITY;
+      int64_t bi = -1;
+      for (int64_t e = lane; e < E; e += 32)
+        if (!taken[e] && (bi < 0 || choice[e] > bv)) bv = choice[e], bi = e;
+      for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) bv = ov, bi = oi;
+      }
+      if (lane == 0) {
+        ids[k] = int32_t(bi);
+        w[k] = scores[bi];
+        taken[bi] = 1;
+      }
+      __syncwarp();
+    }
+  }
+  __syncwarp();
+  if (lane == 0) moe_finish_weights(a, w);
 }
 
 __global__ void __launch_bounds__(kWarps * 32) moe_act_kernel(MoeExpertsArgs a) {
@@ -157,9 +265,10 @@ __global__ void __launch_bounds__(kWarps * 32) moe_act_kernel(MoeExpertsArgs a) 
   if (e < 0 || e >= a.experts) return;
   const float* h = a.h + r * a.dim;
   const uint64_t base = uint64_t(e) * uint64_t(2 * a.ffn * a.dim);
-  const float g = warp_dot(h, a.w_gu, a.w_dtype, base + uint64_t(f * a.dim), a.dim);
-  const float u = warp_dot(h, a.w_gu, a.w_dtype, base + uint64_t((a.ffn + f) * a.dim), a.dim);
-  if ((threadIdx.x & 31) == 0) a.ws[rk * a.ffn + f] = g / (1.0f + __expf(-g)) * u;
+  const uint64_t rows[2] = {base + uint64_t(f * a.dim), base + uint64_t((a.ffn + f) * a.dim)};
+  float gu[2];
+  warp_dots<2>(h, a.w_gu, a.w_dtype, rows, a.dim, gu);
+  if ((threadIdx.x & 31) == 0) a.ws[rk * a.ffn + f] = gu[0] / (1.0f + __expf(-gu[0])) * gu[1];
 }
 
 __global__ void __launch_bounds__(kWarps * 32) moe_down_kernel(MoeExpertsArgs a) {
@@ -170,8 +279,8 @@ __global__ void __launch_bounds__(kWarps * 32) moe_down_kernel(MoeExpertsArgs a)
   for (int64_t k = 0; k < a.top_k; ++k) {
     const int32_t e = a.ids[r * a.top_k + k];
     if (e < 0 || e >= a.experts) continue;
-    const float v = warp_dot(a.ws + (r * a.top_k + k) * a.ffn, a.w_down, a.w_dtype,
-                             uint64_t(e) * uint64_t(a.dim * a.ffn) + uint64_t(d * a.ffn), a.ffn);
+    const float v = warp_dot_vec(a.ws + (r * a.top_k + k) * a.ffn, a.w_down, a.w_dtype,
+                                 uint64_t(e) * uint64_t(a.dim * a.ffn) + uint64_t(d * a.ffn), a.ffn);
     total += a.weights[r * a.top_k + k] * v;
   }
   if ((threadIdx.x & 31) == 0) a.y[r * a.dim + d] += total;
@@ -195,8 +304,12 @@ void mla_attention_cuda(const MlaAttentionArgs& a, cudaStream_t s) {
   else mla_attention_kernel<16><<<grid, kAttnWarps * 32, 0, s>>>(a);
 }
 
-void moe_route_cuda(const MoeRouteArgs& a, cudaStream_t s) {
-  moe_route_kernel<<<unsigned(a.rows), 128, size_t(2 * a.experts) * sizeof(float), s>>>(a);
+uint64_t moe_route_cuda_scratch_floats(const MoeRouteArgs& a) { return uint64_t(a.rows * a.experts); }
+
+void moe_route_cuda(const MoeRouteArgs& a, float* scratch, cudaStream_t s) {
+  moe_gate_kernel<<<dim3(unsigned((a.experts + kWarps - 1) / kWarps), unsigned(a.rows)), kWarps * 32, 0, s>>>(a,
+                                                                                                          scratch);
+  moe_pick_kernel<<<unsigned(a.rows), 32, size_t(2 * a.experts) * sizeof(float) + size_t(a.experts), s>>>(a, scratch);
 }
 
 void moe_experts_cuda(const MoeExpertsArgs& a, cudaStream_t s) {

@@ -97,7 +97,9 @@ void noop_cuda(cudaStream_t s);
 void head_matmul_cuda(const HeadMatmulArgs& a, cudaStream_t s);
 void mla_kv_write_cuda(const MlaKvWriteArgs& a, cudaStream_t s);
 void mla_attention_cuda(const MlaAttentionArgs& a, cudaStream_t s);
-void moe_route_cuda(const MoeRouteArgs& a, cudaStream_t s);
+// moe_route: `scratch` holds moe_route_cuda_scratch_floats(a) floats (the gate logits).
+uint64_t moe_route_cuda_scratch_floats(const MoeRouteArgs& a);
+void moe_route_cuda(const MoeRouteArgs& a, float* scratch, cudaStream_t s);
 void moe_experts_cuda(const MoeExpertsArgs& a, cudaStream_t s);
 
 // Diffusion (kernels/cuda/diffusion.cu).
@@ -119,7 +121,7 @@ void normal_noise_cuda(const NormalNoiseArgs& a, cudaStream_t s);
 constexpr int64_t kCudaMaxHeadDim = 256;
 constexpr int64_t kCudaMaxLatentRank = 512, kCudaMaxRopeDim = 64;  // mla_attention
 constexpr int64_t kCudaMaxExperts = 4096;                          // moe_route (scores in shared memory)
-constexpr int64_t kCudaMaxGridY = 65535;                           // moe_experts' grid.y (rows · top_k)
+constexpr int64_t kCudaMaxGridY = 65535;                           // moe_experts' grid.y (rows · top_k), moe_route's (rows)
 constexpr int64_t kCudaMaxSdpaHeadDim = 256;  // sdpa's tiled kernel: 16 threads per row, at most 16 output dims each
 // Wider heads take a kernel that keeps one query row's scores for every key in shared memory:
 // (head_dim + keys) floats must fit in this many bytes.

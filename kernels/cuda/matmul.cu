@@ -20,30 +20,6 @@ namespace {
 constexpr int kGemvRows = int(kGemvMaxRows);  // as an int, for templates and loops
 constexpr int kGemvWarps = 8;                 // per block
 
-// Loads 8 consecutive weights starting at element i (16-byte aligned for 16-bit types; two
-// 16-byte loads for f32) and widens them to f32.
-template <DType W>
-__device__ __forceinline__ void load8(const void* w, int64_t i, float out[8]) {
-  if constexpr (W == DType::F32) {
-    const float4 a = *reinterpret_cast<const float4*>(static_cast<const float*>(w) + i);
-    const float4 b = *reinterpret_cast<const float4*>(static_cast<const float*>(w) + i + 4);
-    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
-  } else {
-    const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + i);
-    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      if constexpr (W == DType::BF16) {
-        out[2 * q] = __uint_as_float(words[q] << 16);
-        out[2 * q + 1] = __uint_as_float(words[q] & 0xffff0000u);
-      } else {
-        out[2 * q] = __half2float(__ushort_as_half(uint16_t(words[q] & 0xffffu)));
-        out[2 * q + 1] = __half2float(__ushort_as_half(uint16_t(words[q] >> 16)));
-      }
-    }
-  }
-}
-
 // Where a GEMV's activations come from. Plain: x itself. Normed: RMSNorm as a prologue, each
 // value w_norm[i] · (x[i] · inv_rms[row]) exactly as rmsnorm_kernel stores it, with inv_rms
 // computed by the block first (so the normalized rows are never written).
@@ -72,6 +48,19 @@ struct NormedX {
   }
 };
 
+// x staged in shared memory by the block (normalized there first when the GEMV fuses RMSNorm):
+// the weight stream is then the loop's only global load.
+struct SharedX {
+  const float* xs;  // rows × k, 16-byte aligned rows (k % 8 == 0)
+  int64_t k;
+  __device__ __forceinline__ void load8(int r, int64_t i, float (&v)[8]) const {
+    const float4 x0 = *reinterpret_cast<const float4*>(xs + r * k + i);
+    const float4 x1 = *reinterpret_cast<const float4*>(xs + r * k + i + 4);
+    v[0] = x0.x, v[1] = x0.y, v[2] = x0.z, v[3] = x0.w, v[4] = x1.x, v[5] = x1.y, v[6] = x1.z, v[7] = x1.w;
+  }
+  __device__ __forceinline__ float load1(int r, int64_t i) const { return xs[r * k + i]; }
+};
+
 // The block's inv_rms of each row, as rmsnorm_kernel computes it (same 256-thread reduction).
 static_assert(kGemvWarps * 32 == 256, "the prologue reduces like rmsnorm_kernel's 256-thread blocks");
 __device__ __forceinline__ void gemv_norm_prologue(const MatmulArgs& a, const GemvNorm& n, float* inv, float* red) {
@@ -85,34 +74,51 @@ __device__ __forceinline__ void gemv_norm_prologue(const MatmulArgs& a, const Ge
   __syncthreads();
 }
 
-// Accumulates row r's dot product with one weight row over columns [k0, k1) into acc[r], for every
-// row r < a.rows. With vec, k0 is a multiple of 8.
-template <DType W, int R, class X>
-__device__ __forceinline__ void gemv_dot(const MatmulArgs& a, const X& xs, const void* wrow, bool vec, int lane,
-                                         float (&acc)[R], int64_t k0, int64_t k1) {
+// Accumulates row r's dot product with each of the N weight rows wrows[q] over columns [k0, k1)
+// into acc[q][r], for every row r < a.rows. With vec, k0 is a multiple of 8. The N rows are read
+// side by side (more loads in flight); each accumulator still sums in column order.
+template <DType W, int R, int N, class X>
+__device__ __forceinline__ void gemv_dot(const MatmulArgs& a, const X& xs, const uint8_t* const (&wrows)[N], bool vec,
+                                         int lane, float (&acc)[N][R], int64_t k0, int64_t k1) {
   if (vec) {
-    // Unrolled so each lane has several independent 16-byte weight loads in flight: one at a time
-    // leaves the memory system idle between a load's issue and its use.
-#pragma unroll 4
-    for (int64_t i = k0 + int64_t(lane) * 8; i < k1; i += 32 * 8) {
-      float wv[8];
-      load8<W>(wrow, i, wv);
+    // U steps of every row's 16-byte weight loads are issued before any is used, so each lane
+    // has N·U loads in flight: one at a time leaves the memory system idle between a load's
+    // issue and its use.
+    constexpr int U = R >= 4 ? 2 : 8 / N;
+    for (int64_t i0 = k0 + int64_t(lane) * 8; i0 < k1; i0 += 32 * 8 * U) {
+      cuda::Raw8<W> raw[N][U];
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        if (r < a.rows) {
-          float xv[8];
-          xs.load8(r, i, xv);
-          acc[r] += wv[0] * xv[0] + wv[1] * xv[1] + wv[2] * xv[2] + wv[3] * xv[3] + wv[4] * xv[4] + wv[5] * xv[5] +
-                    wv[6] * xv[6] + wv[7] * xv[7];
+      for (int u = 0; u < U; ++u)
+        if (i0 + 256 * u < k1)
+#pragma unroll
+          for (int q = 0; q < N; ++q) raw[q][u] = cuda::ldg8<W>(wrows[q], i0 + 256 * u);
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t i = i0 + 256 * u;
+        if (i >= k1) break;
+        float wv[N][8];
+#pragma unroll
+        for (int q = 0; q < N; ++q) cuda::widen8<W>(raw[q][u], wv[q]);
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          if (r < a.rows) {
+            float xv[8];
+            xs.load8(r, i, xv);
+#pragma unroll
+            for (int q = 0; q < N; ++q) acc[q][r] += cuda::dot8(wv[q], xv);
+          }
         }
       }
     }
   } else {
     for (int64_t i = k0 + lane; i < k1; i += 32) {
-      const float wv = cuda::ld(wrow, W, uint64_t(i));
 #pragma unroll
-      for (int r = 0; r < R; ++r)
-        if (r < a.rows) acc[r] += wv * xs.load1(r, i);
+      for (int q = 0; q < N; ++q) {
+        const float wv = cuda::ld(wrows[q], W, uint64_t(i));
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+          if (r < a.rows) acc[q][r] += wv * xs.load1(r, i);
+      }
     }
   }
 }
@@ -123,15 +129,55 @@ __device__ __forceinline__ bool gemv_vec(const MatmulArgs& a) {
   return (a.k % 8) == 0 && (reinterpret_cast<uintptr_t>(a.w) % 16) == 0 && (reinterpret_cast<uintptr_t>(a.x) % 16) == 0;
 }
 
-// Runs `body(xs)` with the activation loader: plain, or after the RMSNorm prologue. Every thread
-// of the block must call it (the prologue synchronizes).
+// Whether a GEMV that fuses RMSNorm stages x in shared memory (gemv_shared_x_bytes of it,
+// normalized there once per block instead of per load): when x's rows are 16-byte aligned and it
+// fits, with the kernels' static shared memory (under 1 KiB), in the 48 KiB a launch may take
+// without opting in. (48 KiB of x alone failed to launch on the H200.) Plain GEMVs read x where it
+// is: staging it per block cost a split-K GEMV as many L2 reads again as its weights, and was
+// measured slower there.
+constexpr uint64_t kGemvSharedXMax = 40 * 1024;
+uint64_t gemv_shared_x_bytes(const MatmulArgs& a, bool norm) {
+  const uint64_t bytes = uint64_t(a.rows * a.k) * sizeof(float);
+  const bool ok = norm && bytes > 0 && bytes <= kGemvSharedXMax && a.k % 8 == 0 &&
+                  reinterpret_cast<uintptr_t>(a.x) % 16 == 0;
+  return ok ? bytes : 0;
+}
+
+// Runs `body(xs)` with the activation loader: for NORM, x staged in shared memory and normalized
+// there (shared_x: the launch gave gemv_shared_x_bytes of dynamic shared memory), or read in place
+// after the RMSNorm prologue, both giving every activation rmsnorm_kernel's value; else x itself.
+// Every thread of the block must call it (the NORM ways synchronize).
 template <bool NORM, class Body>
-__device__ __forceinline__ void with_activations(const MatmulArgs& a, const GemvNorm& n, const Body& body) {
+__device__ __forceinline__ void with_activations(const MatmulArgs& a, const GemvNorm& n, bool shared_x,
+                                                 const Body& body) {
   if constexpr (NORM) {
     __shared__ float inv[kGemvRows];
     __shared__ float red[32];
-    gemv_norm_prologue(a, n, inv, red);
-    body(NormedX{PlainX{a.x, a.k}, n, inv});
+    if (!shared_x) {
+      gemv_norm_prologue(a, n, inv, red);
+      body(NormedX{PlainX{a.x, a.k}, n, inv});
+      return;
+    }
+    extern __shared__ float4 gemv_xs4[];
+    float* xs = reinterpret_cast<float*>(gemv_xs4);
+    const int64_t n4 = a.rows * a.k / 4;
+    const float4* x4 = reinterpret_cast<const float4*>(a.x);
+    for (int64_t q = threadIdx.x; q < n4; q += blockDim.x) gemv_xs4[q] = x4[q];
+    __syncthreads();
+    for (int r = 0; r < int(a.rows); ++r) {  // gemv_norm_prologue's sums, read from shared memory
+      const float* x = xs + r * a.k;
+      float ss = 0.0f;
+      for (int64_t i = threadIdx.x; i < a.k; i += blockDim.x) ss += x[i] * x[i];
+      ss = cuda::block_sum(ss, red);
+      if (threadIdx.x == 0) inv[r] = rsqrtf(ss / float(a.k) + n.eps);
+    }
+    __syncthreads();
+    for (int64_t q = threadIdx.x; q < a.rows * a.k; q += blockDim.x) {
+      const int64_t r = q / a.k, i = q % a.k;
+      xs[q] = cuda::ld(n.w, n.w_dtype, uint64_t(i)) * (xs[q] * inv[r]);
+    }
+    __syncthreads();
+    body(SharedX{xs, a.k});
   } else {
     body(PlainX{a.x, a.k});
   }
@@ -164,23 +210,25 @@ __device__ __forceinline__ void gemv_start(const MatmulArgs& a, bool pdl, int64_
 // contiguous 1/splits of k; the first adds the parts in order, so the result does not depend on
 // which warp finishes first.
 template <DType W, int R, bool NORM>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, GemvNorm n, bool pdl, int splits) {
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_kernel(MatmulArgs a, GemvNorm n, bool pdl, int splits, bool shared_x) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, part = warp % splits;
   const int64_t j = int64_t(blockIdx.x) * (kGemvWarps / splits) + warp / splits, kp = a.k / splits;
   gemv_start(a, pdl, j, 0, 1, a.m, dtype_size(W), uint64_t(part * kp) * dtype_size(W), splits);
   __shared__ float partial[kGemvWarps][R];
-  with_activations<NORM>(a, n, [&](const auto& xs) {
+  with_activations<NORM>(a, n, shared_x, [&](const auto& xs) {
     const bool live = j < a.m;
     const int64_t chunk = a.rows / a.batch;
-    float acc[R];
+    float acc[1][R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-    if (live)
-      gemv_dot<W, R>(a, xs, static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W), gemv_vec(a), lane,
-                     acc, part * kp, part * kp + kp);
+    for (int r = 0; r < R; ++r) acc[0][r] = 0.0f;
+    if (live) {
+      const uint8_t* const wrow[1] = {static_cast<const uint8_t*>(a.w) + uint64_t(j * a.k) * dtype_size(W)};
+      gemv_dot<W, R, 1>(a, xs, wrow, gemv_vec(a), lane, acc, part * kp, part * kp + kp);
+    }
     float sum[R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) sum[r] = r < a.rows ? cuda::warp_sum(acc[r]) : 0.0f;
+    for (int r = 0; r < R; ++r) sum[r] = r < a.rows ? cuda::warp_sum(acc[0][r]) : 0.0f;
     if (splits > 1) {
       if (lane == 0)
 #pragma unroll
@@ -211,24 +259,25 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MatmulArgs a, Gem
 // The gate|up GEMV with SwiGLU as its epilogue: warp j reads weight rows j (gate) and m/2 + j
 // (up) and writes h[r][j] = silu(g)·u, so the (rows, m) gate|up buffer is never written.
 template <DType W, int R, bool NORM>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_swiglu_kernel(MatmulArgs a, float* h, GemvNorm n, bool pdl) {
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_swiglu_kernel(MatmulArgs a, float* h, GemvNorm n, bool pdl, bool shared_x) {
   gemv_start(a, pdl, int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5), a.m / 2, 2, a.m / 2, dtype_size(W));
-  with_activations<NORM>(a, n, [&](const auto& xs) {
+  with_activations<NORM>(a, n, shared_x, [&](const auto& xs) {
     const int lane = threadIdx.x & 31;
     const int64_t half = a.m / 2, j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
     if (j >= half) return;
     const int64_t chunk = a.rows / a.batch;
     const bool vec = gemv_vec(a);
-    float g[R], u[R];
+    float gu[2][R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) g[r] = u[r] = 0.0f;
+    for (int r = 0; r < R; ++r) gu[0][r] = gu[1][r] = 0.0f;
     const uint8_t* w = static_cast<const uint8_t*>(a.w);
-    gemv_dot<W, R>(a, xs, w + uint64_t(j * a.k) * dtype_size(W), vec, lane, g, 0, a.k);
-    gemv_dot<W, R>(a, xs, w + uint64_t((half + j) * a.k) * dtype_size(W), vec, lane, u, 0, a.k);
+    const uint8_t* const rows[2] = {w + uint64_t(j * a.k) * dtype_size(W), w + uint64_t((half + j) * a.k) * dtype_size(W)};
+    gemv_dot<W, R, 2>(a, xs, rows, vec, lane, gu, 0, a.k);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       if (r >= a.rows) break;
-      const float gv = cuda::warp_sum(g[r]), uv = cuda::warp_sum(u[r]);
+      const float gv = cuda::warp_sum(gu[0][r]), uv = cuda::warp_sum(gu[1][r]);
       if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) h[r * half + j] = gv / (1.0f + __expf(-gv)) * uv;
     }
   });
@@ -301,10 +350,11 @@ template <DType W, bool NORM>
 void launch_gemv(const MatmulArgs& a, const GemvNorm& n, cudaStream_t s, bool pdl) {
   const int splits = gemv_splits(a, NORM ? 2 : 4), rows_per_block = kGemvWarps / splits;
   const dim3 grid(unsigned((a.m + rows_per_block - 1) / rows_per_block)), block(kGemvWarps * 32);
-  if (a.rows <= 1) cuda::launch_pdl(pdl, gemv_kernel<W, 1, NORM>, grid, block, 0, s, a, n, pdl, splits);
-  else if (a.rows <= 2) cuda::launch_pdl(pdl, gemv_kernel<W, 2, NORM>, grid, block, 0, s, a, n, pdl, splits);
-  else if (a.rows <= 4) cuda::launch_pdl(pdl, gemv_kernel<W, 4, NORM>, grid, block, 0, s, a, n, pdl, splits);
-  else cuda::launch_pdl(pdl, gemv_kernel<W, 8, NORM>, grid, block, 0, s, a, n, pdl, splits);
+  const uint64_t sx = gemv_shared_x_bytes(a, NORM);
+  if (a.rows <= 1) cuda::launch_pdl(pdl, gemv_kernel<W, 1, NORM>, grid, block, sx, s, a, n, pdl, splits, sx > 0);
+  else if (a.rows <= 2) cuda::launch_pdl(pdl, gemv_kernel<W, 2, NORM>, grid, block, sx, s, a, n, pdl, splits, sx > 0);
+  else if (a.rows <= 4) cuda::launch_pdl(pdl, gemv_kernel<W, 4, NORM>, grid, block, sx, s, a, n, pdl, splits, sx > 0);
+  else cuda::launch_pdl(pdl, gemv_kernel<W, 8, NORM>, grid, block, sx, s, a, n, pdl, splits, sx > 0);
 }
 
 template <DType W>
@@ -320,10 +370,11 @@ void launch(const MatmulArgs& a, cudaStream_t s, bool pdl) {
 template <DType W, bool NORM>
 void launch_swiglu(const MatmulArgs& a, float* h, const GemvNorm& n, cudaStream_t s, bool pdl) {
   const dim3 grid(unsigned((a.m / 2 + kGemvWarps - 1) / kGemvWarps)), block(kGemvWarps * 32);
-  if (a.rows <= 1) cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 1, NORM>, grid, block, 0, s, a, h, n, pdl);
-  else if (a.rows <= 2) cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 2, NORM>, grid, block, 0, s, a, h, n, pdl);
-  else if (a.rows <= 4) cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 4, NORM>, grid, block, 0, s, a, h, n, pdl);
-  else cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 8, NORM>, grid, block, 0, s, a, h, n, pdl);
+  const uint64_t sx = gemv_shared_x_bytes(a, NORM);
+  if (a.rows <= 1) cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 1, NORM>, grid, block, sx, s, a, h, n, pdl, sx > 0);
+  else if (a.rows <= 2) cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 2, NORM>, grid, block, sx, s, a, h, n, pdl, sx > 0);
+  else if (a.rows <= 4) cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 4, NORM>, grid, block, sx, s, a, h, n, pdl, sx > 0);
+  else cuda::launch_pdl(pdl, gemv_swiglu_kernel<W, 8, NORM>, grid, block, sx, s, a, h, n, pdl, sx > 0);
 }
 
 template <DType W>

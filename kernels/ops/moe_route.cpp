@@ -52,10 +52,19 @@ MoeRouteArgs args(const OpLaunch& l) {
 }
 
 #ifdef KILN_WITH_CUDA
+// The gate logits of every row, between the two kernels of moe_route_cuda.
+uint64_t cuda_scratch_bytes(const OpLaunch& l) { return moe_route_cuda_scratch_floats(args(l)) * sizeof(float); }
+
 Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
-  if (args(l).experts > kCudaMaxExperts)
+  const MoeRouteArgs a = args(l);
+  if (a.experts > kCudaMaxExperts)
     return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxExperts) + " experts");
-  return bind_cuda_kernel<args, moe_route_cuda>(l, env);
+  if (a.rows > kCudaMaxGridY)
+    return unsupported("CUDA MoE routing supports up to " + std::to_string(kCudaMaxGridY) + " rows per launch");
+  return CudaLaunch([a, scratch = static_cast<float*>(env.scratch)](void* s) -> Status {
+    moe_route_cuda(a, scratch, static_cast<cudaStream_t>(s));
+    return Status::ok();
+  });
 }
 #endif
 
@@ -73,6 +82,6 @@ const OpDef kMoeRouteOp{"moe_route",
                         validate,
                         bind_cpu_kernel<args, moe_route_cpu>,
                         KILN_CUDA_BIND(bind_cuda),
-                        nullptr};
+                        KILN_CUDA_BIND(cuda_scratch_bytes)};
 
 }  // namespace kiln

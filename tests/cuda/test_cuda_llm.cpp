@@ -411,14 +411,34 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     const auto og = dout.get<float>();
     CHECK(rel_l2(og.data(), oc.data(), oc.size()) < 1e-5);
   }
-  for (int64_t method = 0; method < 3; ++method) {
+  // Routing and experts: every method; V2-Lite's and V3's expert counts and groups; dims that take
+  // the 16-byte path and odd ones that do not; a padding row (n_valid) and a token whose hidden
+  // state is NaN (the serial top-k then decides, on both sides).
+  struct MoeCase {
+    int64_t method, batch, chunk, dim, E, K, F, groups, topk_group;
+    std::vector<int32_t> valid;
+    int64_t nan_row;
+  };
+  const MoeCase cases[] = {
+      {0, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},  {1, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},
+      {2, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},  {0, 1, 1, 2048, 64, 6, 176, 1, 1, {}, -1},
+      {2, 2, 3, 512, 256, 8, 64, 8, 4, {3, 2}, -1}, {1, 1, 5, 250, 16, 4, 50, 4, 2, {}, 3},
+      {0, 1, 4, 257, 8, 2, 33, 1, 1, {}, -1},
+  };
+  for (const MoeCase& mc : cases) {
+    const int64_t method = mc.method, rows = mc.batch * mc.chunk, dim = mc.dim, E = mc.E, K = mc.K, F = mc.F;
     CAPTURE(method);
-    const int64_t rows = 7, dim = 256, E = 64, K = 6, F = 96;
-    const auto h = random_floats(size_t(rows * dim), seed++);
+    CAPTURE(dim);
+    CAPTURE(E);
+    CAPTURE(F);
+    auto h = random_floats(size_t(rows * dim), seed++);
+    if (mc.nan_row >= 0) h[size_t(mc.nan_row * dim + 3)] = kNaN;
     const auto gate = random_floats(size_t(E * dim), seed++, 0.1f), bias = random_floats(size_t(E), seed++, 0.1f);
     std::vector<int32_t> ids_c(size_t(rows * K), -7);
     std::vector<float> w_c(size_t(rows * K), kNaN);
-    Dev dh(h), dg(gate), db(bias), dids(ids_c), dw(w_c);
+    const std::vector<int32_t> valid = mc.valid.empty() ? std::vector<int32_t>{0} : mc.valid;
+    Dev dh(h), dg(gate), db(bias), dids(ids_c), dw(w_c), dvalid(valid);
+    const int32_t* nv = mc.valid.empty() ? nullptr : mc.valid.data();
     MoeRouteArgs rc{h.data(),
                     gate.data(),
                     DType::F32,
@@ -432,12 +452,12 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
                     K,
                     MoeTopk(method),
                     method == 2 ? MoeScoring::kSigmoid : MoeScoring::kSoftmax,
-                    8,
-                    3,
+                    mc.groups,
+                    mc.topk_group,
                     method == 2,
                     2.5f,
-                    nullptr,
-                    1};
+                    nv,
+                    mc.batch};
     moe_route_cpu(rc, pool);
     MoeRouteArgs rg = rc;
     rg.h = dh.as<float>();
@@ -445,21 +465,30 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     rg.bias = db.p;
     rg.ids = dids.as<int32_t>();
     rg.weights = dw.as<float>();
-    moe_route_cuda(rg, nullptr);
-    sync_ok();
+    rg.n_valid = nv ? dvalid.as<int32_t>() : nullptr;
+    {
+      Dev scratch(std::vector<float>(moe_route_cuda_scratch_floats(rg), kNaN));
+      moe_route_cuda(rg, scratch.as<float>(), nullptr);
+      sync_ok();
+    }
     CHECK(dids.get<int32_t>() == ids_c);
     const auto wg = dw.get<float>();
-    CHECK(rel_l2(wg.data(), w_c.data(), w_c.size()) < 1e-5);
+    if (mc.nan_row < 0) CHECK(rel_l2(wg.data(), w_c.data(), w_c.size()) < 1e-5);
+    for (size_t i = 0; i < wg.size(); ++i) {
+      if (std::isnan(w_c[i])) CHECK(std::isnan(wg[i]));
+      else CHECK(std::fabs(wg[i] - w_c[i]) <= 1e-5f * (1.0f + std::fabs(w_c[i])));
+    }
+    if (mc.nan_row >= 0) continue;  // the experts below would only spread the NaN
     const auto wgu = as_dtype(random_floats(size_t(E * 2 * F * dim), seed++, 0.05f), DType::BF16);
     const auto wdown = as_dtype(random_floats(size_t(E * dim * F), seed++, 0.05f), DType::BF16);
     auto yc = random_floats(size_t(rows * dim), seed++);
     std::vector<float> ws(size_t(rows * K * F), kNaN);
     Dev dgu(wgu), ddown(wdown), dy(yc), dws(ws);
     moe_experts_cpu({h.data(), ids_c.data(), w_c.data(), wgu.data(), wdown.data(), DType::BF16, yc.data(), ws.data(),
-                     rows, dim, E, F, K, nullptr, 1},
+                     rows, dim, E, F, K, nv, mc.batch},
                     pool);
     moe_experts_cuda({dh.as<float>(), dids.as<int32_t>(), dw.as<float>(), dgu.p, ddown.p, DType::BF16, dy.as<float>(),
-                      dws.as<float>(), rows, dim, E, F, K, nullptr, 1},
+                      dws.as<float>(), rows, dim, E, F, K, nv ? dvalid.as<int32_t>() : nullptr, mc.batch},
                      nullptr);
     sync_ok();
     const auto yg = dy.get<float>();
