@@ -60,8 +60,9 @@ struct CudaExecutorOptions {
   // environment variable KILN_CUBLASLT=off also switches it off); false: kiln's own kernels.
   bool use_cublaslt = true;
   // Decode GEMVs launched with programmatic dependent launch (sm_90): each starts while the kernel
-  // before it finishes and hints its weights into L2 first. Same results; off by default until
-  // measured. The environment variable KILN_PDL=1 (or 0) overrides it.
+  // before it finishes and hints its weights into L2 first. Same results; off by default: on the
+  // H200 it gained nothing (bench/RESULTS.md). The environment variable KILN_PDL=1 (or 0)
+  // overrides it.
   bool use_pdl = false;
   // Called while the weights upload, with bytes done and the total (last with done == total).
   std::function<void(uint64_t, uint64_t)> upload_progress;
