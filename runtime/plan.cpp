@@ -9,11 +9,14 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
+#include <system_error>
+#include <thread>
 #include <tuple>
 
 #include "plan_generated.h"
@@ -92,6 +95,44 @@ Result<std::shared_ptr<const Plan>> Plan::load_file(const std::string& path, con
 Result<std::shared_ptr<const Plan>> Plan::load_memory(const void* data, size_t size, const OpRegistry& ops) {
   if (data == nullptr && size != 0) return invalid_argument("plan memory is null");
   return load(MappedFile::borrow(data, size, "<memory>"), nullptr, ops);
+}
+
+// Hashing a plan of gigabytes is the bulk of a load (and of its page faults), so large plans are
+// hashed on several threads, each taking the next unclaimed segment; a thread that finds a mismatch
+// still lets the lower-numbered segments be hashed, so the answer does not depend on timing.
+size_t first_bad_weight_segment(const uint8_t* wbase, const std::vector<SegmentInfo>& segs, uint64_t total,
+                                const Plan::Progress& progress, uint64_t parallel_bytes) {
+  constexpr unsigned kMaxThreads = 8;
+  std::atomic<size_t> next{0}, bad{segs.size()};
+  std::atomic<uint64_t> done{0};
+  auto work = [&](bool report) {
+    for (size_t i = next.fetch_add(1); i < segs.size(); i = next.fetch_add(1)) {
+      if (i > bad.load()) continue;  // a lower segment already failed
+      const SegmentInfo& s = segs[i];
+      if (XXH3_64bits(wbase + s.offset, s.size) != s.xxh3) {
+        size_t cur = bad.load();
+        while (i < cur && !bad.compare_exchange_weak(cur, i)) {
+        }
+      }
+      const uint64_t d = done.fetch_add(s.size) + s.size;
+      if (report && progress) progress(d, total);
+    }
+  };
+  uint64_t bytes = 0;
+  for (const SegmentInfo& s : segs) bytes += s.size;
+  unsigned n = bytes >= parallel_bytes ? std::min(kMaxThreads, std::max(1u, std::thread::hardware_concurrency())) : 1;
+  n = unsigned(std::min<size_t>(n, segs.size()));
+  std::vector<std::thread> helpers;
+  for (unsigned t = 1; t < n; ++t) {
+    try {
+      helpers.emplace_back(work, false);
+    } catch (const std::system_error&) {
+      break;  // no more threads: the ones there (and this one) finish the work
+    }
+  }
+  work(true);
+  for (std::thread& t : helpers) t.join();
+  return bad.load();
 }
 
 Status Plan::verify_structure(const std::string& path, const OpRegistry& ops) {
@@ -592,11 +633,10 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
   if (str.bad) return corrupt_plan("a name or text in the plan is not valid UTF-8");
 
   // --- weight bytes last: only a structurally sound plan gets this far
-  for (size_t i = 0; hash_weights && i < segments_.size(); ++i) {
-    const SegmentInfo& s = segments_[i];
-    if (XXH3_64bits(wbase + s.offset, s.size) != s.xxh3)
-      return corrupt_plan("weight segment " + std::to_string(i) + " checksum mismatch");
-    if (progress) progress(s.offset + s.size, h.weights_size);
+  if (hash_weights) {
+    const size_t bad = first_bad_weight_segment(wbase, segments_, h.weights_size, progress);
+    if (bad < segments_.size()) return corrupt_plan("weight segment " + std::to_string(bad) + " checksum mismatch");
+    if (progress) progress(h.weights_size, h.weights_size);
   }
   return Status::ok();
 }

@@ -39,8 +39,9 @@ struct TargetInfo {
 
 class Plan {
  public:
-  // progress(done, total), if given, is called while the weight segments are hashed (the
-  // slow part of verifying a large plan).
+  // progress(done, total), if given, is called on the loading thread while the weight segments
+  // are hashed (the slow part of verifying a large plan; several threads hash a large one), last
+  // with done == total.
   // Launches are resolved and validated against `ops` (not owned; its ops must outlive the Plan):
   // the built-in ones, or those plus ops the host defines (OpRegistry::with).
   using Progress = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;
@@ -124,5 +125,12 @@ class Plan {
   std::vector<const OpDef*> kernels_;
   std::vector<ProgramInfo> programs_;
 };
+
+// The index of the first segment (in plan order) whose bytes at base + offset do not hash to its
+// XXH3, or segments.size() when all do. From parallel_bytes of segments on, up to 8 threads hash
+// them; the answer does not depend on their timing. progress(bytes hashed, total), if given, is
+// called on the calling thread only, with increasing values. (Plan loading uses it; exposed for tests.)
+size_t first_bad_weight_segment(const uint8_t* base, const std::vector<SegmentInfo>& segments, uint64_t total,
+                                const Plan::Progress& progress, uint64_t parallel_bytes = uint64_t(64) << 20);
 
 }  // namespace kiln

@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "compiler/compile.h"
@@ -523,4 +525,44 @@ TEST_CASE("plan file: split regexes edited behind valid checksums are refused at
   st = load(b);
   REQUIRE_FALSE(st.is_ok());
   CHECK(st.message().find("tokenizer kind is invalid") != std::string::npos);
+}
+
+// The weight hash that a plan load runs on several threads: the lowest bad segment whatever the
+// threads' timing, progress on the calling thread only and increasing, and every byte counted.
+TEST_CASE("plan weights: the parallel hash finds the lowest bad segment and reports progress on the caller") {
+  const size_t n = 300;
+  std::vector<uint8_t> bytes;
+  std::vector<SegmentInfo> segs;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t size = 64 + (i * 7919) % 4096, offset = bytes.size();
+    for (uint64_t b = 0; b < size; ++b) bytes.push_back(uint8_t((i * 31 + b * 17) & 0xff));
+    segs.push_back({offset, size, XXH3_64bits(bytes.data() + offset, size)});
+  }
+  uint64_t total = 0;
+  for (const SegmentInfo& s : segs) total += s.size;
+  const std::thread::id caller = std::this_thread::get_id();
+  for (uint64_t parallel_bytes : {uint64_t(0), uint64_t(1) << 40}) {  // threads from 0 bytes on, or never
+    CAPTURE(parallel_bytes);
+    uint64_t last = 0;
+    bool on_caller = true, increasing = true;
+    const Plan::Progress progress = [&](uint64_t done, uint64_t t) {
+      on_caller = on_caller && std::this_thread::get_id() == caller && t == total;
+      increasing = increasing && done > last;
+      last = done;
+    };
+    CHECK(first_bad_weight_segment(bytes.data(), segs, total, progress, parallel_bytes) == n);
+    CHECK(on_caller);
+    CHECK(increasing);
+    for (int rep = 0; rep < 20; ++rep) {
+      auto bad = segs;
+      const size_t lo = size_t(37 + rep * 11) % n, hi = std::min(n - 1, lo + 1 + size_t(rep) * 13);
+      bad[hi].xxh3 ^= 1;  // two bad segments: the lower one is the answer
+      bad[lo].xxh3 ^= 1;
+      CHECK(first_bad_weight_segment(bytes.data(), bad, total, nullptr, parallel_bytes) == lo);
+    }
+    auto last_bad = segs;
+    last_bad.back().xxh3 ^= 1;
+    CHECK(first_bad_weight_segment(bytes.data(), last_bad, total, nullptr, parallel_bytes) == n - 1);
+  }
+  CHECK(first_bad_weight_segment(bytes.data(), {}, 0, nullptr, 0) == 0);
 }
