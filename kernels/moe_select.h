@@ -1,5 +1,5 @@
 // The part of DeepSeek's MoE gate after scoring, shared by the CPU router and the CUDA router
-// (one thread per token there), so the two cannot drift apart: group-limited masking, top-k,
+// (one warp per token there, the argmax of each pick spread over it), so the two cannot drift apart: group-limited masking, top-k,
 // optional renormalisation and the routed scaling factor, as transformers' MoEGate does them.
 #pragma once
 

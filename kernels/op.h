@@ -72,7 +72,7 @@ struct OpDef {
   Result<CpuLaunch> (*bind_cpu)(const OpLaunch& l, const CpuBindEnv& env);
   // Null in builds without the CUDA backend. May refuse shapes its kernels lack (kUnsupported).
   Result<CudaLaunch> (*bind_cuda)(const OpLaunch& l, const CudaBindEnv& env);
-  // Device scratch a launch needs (split-K partials, cuBLASLt's packed x); null: none.
+  // Device scratch a launch needs (split-K partials, cuBLASLt's packed x, MoE gate logits); null: none.
   uint64_t (*cuda_scratch_bytes)(const OpLaunch& l);
   // Whether the launch reads output i's old value (it accumulates into it), so it must have been
   // written before the launch runs (the loader's program checks); null: never.

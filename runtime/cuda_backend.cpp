@@ -44,7 +44,7 @@ namespace {
 
 // The device scratch that launches borrow, one at a time (they run one after another on one
 // stream): the most any launch asks for (OpDef::cuda_scratch_bytes: cuBLASLt's packed x and
-// workspace, split-K attention partials). Part of cuda_device_bytes whether or not cuBLASLt turns
+// workspace, split-K attention partials, MoE gate logits). Part of cuda_device_bytes whether or not cuBLASLt turns
 // out to be loadable, so a host sizing memory for a plan never needs to know.
 uint64_t launch_scratch_bytes(const Plan& p) {
   uint64_t bytes = 0;

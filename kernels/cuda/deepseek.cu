@@ -4,8 +4,8 @@
 //   latent "head" shared by all query heads (FlashMLA's layout, online softmax, 4 warps);
 // - moe_route: a warp per (token, expert) computes the gate logits into the launch scratch; then
 //   one warp per token scores them, masks groups and picks the top-k (the sums and group
-//   masking in one thread, the argmax of each pick across the warp), so the choice is
-//   deterministic and the CPU's;
+//   masking in one thread, the argmax of each pick across the warp): deterministic, and the
+//   selection code is the CPU's (the logits' summation order is not);
 // - moe_experts: two passes that read only the selected experts' rows: each warp makes one
 //   activation of one (token, expert), then each warp sums one output over the token's experts.
 // The MoE dot products take 16-byte loads (8 elements a lane, several in flight) where sizes and
@@ -203,7 +203,8 @@ __global__ void __launch_bounds__(32) moe_pick_kernel(MoeRouteArgs a, const floa
   }
   const float* lg = logits + r * E;
   if (a.scoring == MoeScoring::kSoftmax) {
-    // fmaxf ignores NaN as the serial max does; the sum stays serial, in expert order.
+    // The max skips NaN (a NaN logit makes the sum, and so every score, NaN either way); the sum
+    // stays serial, in expert order.
     float mx = -INFINITY;
     for (int64_t e = lane; e < E; e += 32) mx = fmaxf(mx, lg[e]);
     mx = cuda::warp_max(mx);
