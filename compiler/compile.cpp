@@ -34,18 +34,34 @@ PlanTargets parse_targets(const std::string& target) {
 
 CompileSummary compile_model(const CompileOptions& o) {
   if (o.output.empty()) throw CompileError("no output path given (-o PLAN)");
-  const QuantizeOptions quant{parse_quantize(o.quantize), o.quantize_head};
-  if (quant.head && quant.scheme.empty()) throw CompileError("--quantize-head needs --quantize");
+  QuantizeOptions quant{parse_quantize(o.quantize), o.quantize_head};
+  const bool int8 = quant.scheme == "int8";
+  if (quant.head && !int8) throw CompileError("--quantize-head needs --quantize int8");
   // Quantized weights have CPU kernels only so far: such a plan is for the CPU unless a CUDA target
   // is asked for, which is refused.
-  if (!quant.scheme.empty() && !o.target.empty() && o.target != "cpu")
+  if (int8 && !o.target.empty() && o.target != "cpu")
     throw CompileError("--quantize " + quant.scheme + " weights run on the CPU only so far; use --target cpu (not " +
                        o.target + ")");
-  const PlanTargets targets = parse_targets(quant.scheme.empty() ? o.target : "cpu");
+  parse_targets(o.target);  // a bad --target is refused before the checkpoint is read
   FrontendBuild b = frontend_for(o.model_dir).build(o);
   Graph& g = b.graph;
-  if (!quant.scheme.empty() && g.kind != PlanKind::kLlm)
+  if (!quant.scheme.empty() && quant.scheme != "none" && g.kind != PlanKind::kLlm)
     throw CompileError("--quantize is for LLM checkpoints; " + o.model_dir + " is a text-to-image pipeline");
+  // A pre-quantized checkpoint (compressed-tensors int8) keeps its int8 rows unless --quantize none.
+  int stored = 0;
+  for (const auto& kv : b.checkpoint.all()) stored += kv.second->row_scale != nullptr;
+  if (stored > 0)
+    quant.stored_int8 = [&b](const std::string& part) -> const StTensor* {
+      if (b.lora.touches(part) || b.lora.replacement(part)) return nullptr;
+      const StTensor* t = b.checkpoint.find(part);
+      return t && t->row_scale ? t : nullptr;
+    };
+  const bool as_shipped = stored > 0 && quant.scheme.empty();
+  if (as_shipped && !o.target.empty() && o.target != "cpu")
+    throw CompileError(o.model_dir + " holds pre-quantized int8 weights (compressed-tensors), which run on the CPU only "
+                       "so far; use --target cpu, or --quantize none to dequantize them to the plan dtype (not --target " +
+                       o.target + ")");
+  const PlanTargets targets = parse_targets(int8 || as_shipped ? "cpu" : o.target);
   drop_dead_nodes(g);
   if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
   auto weight_bytes = [&g] {
@@ -55,15 +71,25 @@ CompileSummary compile_model(const CompileOptions& o) {
   };
   const uint64_t all_before = weight_bytes();
   const QuantizeReport qr = quantize_weights(g, quant);
-  if (!quant.scheme.empty()) {
+  if (int8 || as_shipped) {
     if (qr.quantized == 0)
-      throw CompileError("--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")");
+      throw CompileError(int8 ? "--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")"
+                              : o.model_dir + ": none of its pre-quantized int8 weights can stay int8 (" + qr.kept +
+                                    "); --quantize none dequantizes them");
+    const std::string shipped =
+        qr.as_shipped == 0 ? ""
+                           : " (" + std::to_string(qr.as_shipped) + " as the checkpoint ships them, compressed-tensors)";
     const std::string note =
-        quant.scheme + " weights (per-row scales): " + std::to_string(qr.quantized) + " matmul weights" +
+        "int8 weights (per-row scales): " + std::to_string(qr.quantized) + " matmul weights" + shipped +
         (qr.tied_head_copy ? " (the tied LM head as an i8 copy; the embedding keeps its dtype)" : "") + ", " +
         std::to_string(qr.bytes_before) + " -> " + std::to_string(qr.bytes_after) + " bytes (all weights " +
         std::to_string(all_before) + " -> " + std::to_string(weight_bytes()) + ")" +
         (qr.kept.empty() ? "" : ", left in " + std::string(dtype_name(g.info.plan_dtype)) + ": " + qr.kept);
+    add_note(&g.info.notes, note);
+    add_note(&b.summary.notes, note);
+  } else if (stored > 0) {
+    const std::string note = std::to_string(stored) + " pre-quantized int8 checkpoint weights (compressed-tensors) "
+                             "dequantized to " + std::string(dtype_name(g.info.plan_dtype)) + " (--quantize none)";
     add_note(&g.info.notes, note);
     add_note(&b.summary.notes, note);
   }

@@ -20,8 +20,51 @@ void ConfigReader::refuse_quantized() const {
   if (q.is_object() && q.contains("quant_method"))
     method = q["quant_method"].is_string() ? "\"" + q["quant_method"].get<std::string>() + "\"" : q["quant_method"].dump();
   fail("quantization_config", "has quant_method " + method +
-                                  ": this is a quantized checkpoint, and kiln compiles f32, bf16 and f16 weights "
-                                  "only (quantized weights are not supported yet); use the model's unquantized release");
+                                  ": this is a quantized checkpoint kiln does not read (it reads f32, bf16 and f16 "
+                                  "weights, and compressed-tensors int8 ones for the LLaMA family); use the model's "
+                                  "unquantized release");
+}
+
+std::string ConfigReader::prequantized() const {
+  if (!has("quantization_config")) return "";
+  const json& q = j_["quantization_config"];
+  if (!q.is_object() || !q.contains("quant_method") || q["quant_method"] != "compressed-tensors") refuse_quantized();
+  read_.insert("quantization_config");
+  auto refuse = [&](const std::string& what) {
+    fail("quantization_config", "has quant_method \"compressed-tensors\" with " + what +
+                                    ": kiln does not read this quantized checkpoint (it reads pack-quantized 8-bit "
+                                    "symmetric per-channel weights without activation quantization, llm-compressor's "
+                                    "W8A16)");
+  };
+  auto empty = [&](const char* k) {
+    return !q.contains(k) || q[k].is_null() || (q[k].is_object() && q[k].empty());
+  };
+  const json fmt = q.value("format", json());
+  if (fmt != "pack-quantized") refuse("format " + fmt.dump());
+  if (q.contains("quantization_status") && q["quantization_status"] != "compressed")
+    refuse("quantization_status " + q["quantization_status"].dump());
+  for (const char* k : {"sparsity_config", "transform_config", "kv_cache_scheme"})
+    if (!empty(k)) refuse(std::string(k) + " " + q[k].dump());
+  if (!q.contains("config_groups") || !q["config_groups"].is_object() || q["config_groups"].empty())
+    refuse("no config_groups");
+  for (auto it = q["config_groups"].begin(); it != q["config_groups"].end(); ++it) {
+    const json& g = *it;
+    const std::string name = "config group '" + it.key() + "'";
+    if (!g.is_object()) refuse(name + " that is not an object");
+    if (g.contains("format") && !g["format"].is_null() && g["format"] != "pack-quantized")
+      refuse(name + " of format " + g["format"].dump());
+    for (const char* k : {"input_activations", "output_activations"})
+      if (g.contains(k) && !g[k].is_null()) refuse(name + " quantizing " + std::string(k) + " " + g[k].dump());
+    if (!g.contains("weights") || !g["weights"].is_object()) refuse(name + " without weights");
+    const json& w = g["weights"];
+    if (w.value("num_bits", json()) != 8) refuse(name + " of num_bits " + w.value("num_bits", json()).dump());
+    if (w.value("type", json()) != "int") refuse(name + " of type " + w.value("type", json()).dump());
+    if (w.value("symmetric", json()) != true) refuse(name + " that is not symmetric");
+    if (w.value("strategy", json()) != "channel") refuse(name + " of strategy " + w.value("strategy", json()).dump());
+    if (w.contains("group_size") && !w["group_size"].is_null()) refuse(name + " of group_size " + w["group_size"].dump());
+    if (w.value("dynamic", json(false)) != false) refuse(name + " with dynamic weights");
+  }
+  return "compressed-tensors int8";
 }
 
 int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64_t def) const {

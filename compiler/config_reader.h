@@ -42,6 +42,11 @@ class ConfigReader {
   // Refuses a quantized checkpoint (a non-null quantization_config), naming its quant_method:
   // its weights are not f32/bf16/f16, so --allow-unknown-config must not let it through either.
   void refuse_quantized() const;
+  // The pre-quantized weights a LLaMA-family checkpoint holds: "" when none (no or a null
+  // quantization_config), "compressed-tensors int8" for compressed-tensors pack-quantized 8-bit
+  // symmetric per-channel weights with no activation quantization (llm-compressor's W8A16);
+  // anything else is refused as refuse_quantized does, naming what kiln does not read.
+  std::string prequantized() const;
   // A positive integer (at most 2^31), or `def` when absent and not required.
   int64_t pos_int(const nlohmann::json& o, const char* k, bool required, int64_t def = 0) const;
   int64_t pos_int(const char* k, bool required, int64_t def = 0) const { return pos_int(j_, k, required, def); }

@@ -93,7 +93,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   const std::string arch = r.architecture();
-  r.refuse_quantized();
+  c.prequantized = r.prequantized();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";

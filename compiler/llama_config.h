@@ -69,6 +69,7 @@ struct LlamaConfig {
   bool has_dtype = false;
   DType dtype = DType::F32;            // torch_dtype / dtype, when given
   std::string raw_json;                // the file, verbatim
+  std::string prequantized;            // ConfigReader::prequantized(): "" or "compressed-tensors int8"
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 

@@ -7,6 +7,8 @@
 #include <cstdlib>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -14,6 +16,7 @@
 
 #include "compiler/error.h"
 #include "compiler/json_util.h"
+#include "schema/plan_types.h"
 
 namespace kiln {
 
@@ -272,6 +275,83 @@ void Checkpoint::absorb(Checkpoint&& other, const std::string& prefix,
     if (!all_.emplace(prefix + (rename ? rename(kv.first) : kv.first), kv.second).second)
       throw CompileError(kv.second->file + ": tensor '" + prefix + kv.first + "' appears twice");
   other.all_.clear();
+}
+
+void read_f32(const StTensor& t, float* out) {
+  if (!t.row_scale) {
+    convert_to_f32(t.data, t.dtype, out, uint64_t(t.numel()));
+    return;
+  }
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  const int8_t* q = reinterpret_cast<const int8_t*>(t.data);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = float(q[r * cols + c]) * t.row_scale[r];
+}
+
+int Checkpoint::unpack_compressed_int8() {
+  static const std::string kPacked = ".weight_packed";
+  std::vector<std::string> bases;
+  for (const auto& kv : all_)
+    if (kv.first.size() > kPacked.size() && kv.first.compare(kv.first.size() - kPacked.size(), kPacked.size(), kPacked) == 0)
+      bases.push_back(kv.first.substr(0, kv.first.size() - kPacked.size()));
+  for (const std::string& base : bases) {
+    const StTensor* packed = find(base + ".weight_packed");
+    const StTensor* scale = find(base + ".weight_scale");
+    const StTensor* shape = find(base + ".weight_shape");
+    auto bad = [&](const std::string& msg) {
+      throw CompileError(packed->file + ": compressed-tensors weight '" + base + "' " + msg);
+    };
+    if (!scale) bad("has no weight_scale");
+    if (!shape) bad("has no weight_shape");
+    if (find(base + ".weight")) bad("also has an unquantized weight");
+    if (find(base + ".weight_zero_point") || find(base + ".weight_g_idx"))
+      bad("has a zero point or group index: only symmetric per-channel int8 is read");
+    if (shape->st_dtype != "I64" || shape->shape != std::vector<int64_t>{2} || shape->size != 16)
+      bad("has weight_shape of dtype " + shape->st_dtype + " and shape " + shape_str(shape->shape) +
+          " (expected I64 [2])");
+    int64_t dims[2];
+    std::memcpy(dims, shape->data, sizeof(dims));
+    const int64_t rows = dims[0], cols = dims[1];
+    if (rows <= 0 || cols <= 0 || rows > (int64_t(1) << 31) || cols > (int64_t(1) << 31))
+      bad("has weight_shape [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+    const int64_t words = (cols + 3) / 4;
+    if (packed->st_dtype != "I32" || packed->shape != std::vector<int64_t>{rows, words})
+      bad("has weight_packed of dtype " + packed->st_dtype + " and shape " + shape_str(packed->shape) + " (expected I32 " +
+          shape_str({rows, words}) + " for 8-bit values of weight_shape " + shape_str({rows, cols}) + ")");
+    if (!scale->has_dtype || !dtype_is_float(scale->dtype) ||
+        (scale->shape != std::vector<int64_t>{rows, 1} && scale->shape != std::vector<int64_t>{rows}))
+      bad("has weight_scale of dtype " + scale->st_dtype + " and shape " + shape_str(scale->shape) +
+          " (expected a float [" + std::to_string(rows) + ", 1]: one scale per output row)");
+    auto s = std::make_unique<std::vector<float>>(size_t(rows));
+    convert_to_f32(scale->data, scale->dtype, s->data(), uint64_t(rows));
+    for (int64_t r = 0; r < rows; ++r)
+      if (!std::isfinite((*s)[size_t(r)]) || (*s)[size_t(r)] <= 0.0f)
+        bad("has scale " + std::to_string((*s)[size_t(r)]) + " for row " + std::to_string(r) +
+            " (scales must be finite and positive)");
+    auto q = std::make_unique<std::vector<int8_t>>(size_t(rows * cols));
+    const uint8_t* bytes = packed->data;  // little-endian words: byte j of a row is column j
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        (*q)[size_t(r * cols + c)] = int8_t(uint8_t(bytes[r * words * 4 + c] ^ 0x80u));
+    auto t = std::make_unique<StTensor>();
+    t->name = base + ".weight";
+    t->file = packed->file;
+    t->st_dtype = "I8 (compressed-tensors pack-quantized)";
+    t->has_dtype = true;
+    t->dtype = DType::I8;
+    t->shape = {rows, cols};
+    t->data = reinterpret_cast<const uint8_t*>(q->data());
+    t->size = uint64_t(rows * cols);
+    t->row_scale = s->data();
+    all_.erase(base + ".weight_packed");
+    all_.erase(base + ".weight_scale");
+    all_.erase(base + ".weight_shape");
+    all_[t->name] = t.get();
+    made_.push_back(std::move(t));
+    made_q_.push_back(std::move(q));
+    made_scale_.push_back(std::move(s));
+  }
+  return int(bases.size());
 }
 
 const StTensor* Checkpoint::find(const std::string& name) const {

@@ -28,8 +28,14 @@ struct StTensor {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;  // inside the file's mapping
   uint64_t size = 0;
+  // A pre-quantized int8 weight (Checkpoint::unpack_compressed_int8): dtype I8, data its q (row-major,
+  // owned by the checkpoint) and row_scale its f32 scale per row; its values are q · scale.
+  const float* row_scale = nullptr;
   int64_t numel() const;
 };
+
+// The tensor's values in f32: converted from its dtype, or q · scale for a pre-quantized int8 weight.
+void read_f32(const StTensor& t, float* out);
 
 class SafetensorsFile {
  public:
@@ -63,10 +69,20 @@ class Checkpoint {
               const std::function<std::string(const std::string&)>& rename = nullptr);
   const StTensor* find(const std::string& name) const;
   const std::map<std::string, const StTensor*>& all() const { return all_; }
+  // Replaces every compressed-tensors pack-quantized 8-bit weight (X.weight_packed: int32 words of
+  // four q bytes, each q + 128, row-major; X.weight_scale: one scale per row; X.weight_shape: its
+  // [rows, columns]) by X.weight, a pre-quantized int8 tensor (StTensor::row_scale) whose values are
+  // q · scale, as compressed-tensors decompresses it. Returns how many; throws CompileError naming
+  // the weight on a missing part, a wrong shape or dtype, or a scale that is not finite and positive.
+  int unpack_compressed_int8();
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const StTensor*> all_;
+  // The unpacked weights and their q and scales (unpack_compressed_int8).
+  std::vector<std::unique_ptr<StTensor>> made_;
+  std::vector<std::unique_ptr<std::vector<int8_t>>> made_q_;
+  std::vector<std::unique_ptr<std::vector<float>>> made_scale_;
 };
 
 const char* dtype_to_safetensors(DType t);

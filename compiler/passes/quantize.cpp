@@ -1,10 +1,12 @@
 #include "compiler/passes/quantize.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
 
 #include "compiler/error.h"
+#include "compiler/safetensors.h"
 #include "kernels/matmul.h"
 #include "kernels/op.h"
 
@@ -28,8 +30,7 @@ void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* 
 }
 
 std::string parse_quantize(const std::string& s) {
-  if (s.empty() || s == "none") return "";
-  if (s == "int8") return s;
+  if (s.empty() || s == "none" || s == "int8") return s;
   if (s == "int4" || s == "fp8")
     throw CompileError("--quantize " + s + " is not supported yet; int8 is (per-row weight-only)");
   throw CompileError("--quantize '" + s + "' is not one of int8, none");
@@ -41,6 +42,7 @@ namespace {
 // quantized when its i8 bytes are written; the scales are kept for its scale tensor.
 struct Quantized {
   std::vector<std::string> parts;
+  std::vector<const StTensor*> stored;  // per part: its pre-quantized rows, or null
   std::string name;
   int64_t m = 0, k = 0;
   std::vector<float> scales;  // filled by the first build that needs them
@@ -49,7 +51,20 @@ struct Quantized {
     scales.assign(size_t(m), 0.0f);
     if (q_out) q_out->assign(size_t(m * k), 0.0f);
     int64_t row = 0;
-    for (const std::string& p : parts) {  // part by part, so an error names the checkpoint tensor and its row
+    for (size_t i = 0; i < parts.size(); ++i) {  // part by part, so an error names the checkpoint tensor and its row
+      const std::string& p = parts[i];
+      if (const StTensor* t = stored[i]) {  // the checkpoint's own q and scales
+        const int64_t rows = t->shape[0];
+        if (t->shape.size() != 2 || t->shape[1] != k || row + rows > m)
+          throw CompileError("internal: pre-quantized '" + p + "' does not fit '" + name + "'");
+        std::copy(t->row_scale, t->row_scale + rows, scales.begin() + row);
+        if (q_out) {
+          const int8_t* q = reinterpret_cast<const int8_t*>(t->data);
+          std::copy(q, q + rows * k, q_out->begin() + row * k);
+        }
+        row += rows;
+        continue;
+      }
       const std::vector<float> w = fetch(p);
       const int64_t rows = int64_t(w.size()) / k;
       if (rows * k != int64_t(w.size()) || row + rows > m)
@@ -67,8 +82,15 @@ struct Quantized {
 
 QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   QuantizeReport rep;
-  if (o.scheme.empty()) return rep;
-  if (o.scheme != "int8") throw CompileError("internal: quantize scheme '" + o.scheme + "'");
+  const bool as_shipped = o.scheme.empty() && o.stored_int8;
+  if ((o.scheme.empty() && !as_shipped) || o.scheme == "none") return rep;
+  if (!o.scheme.empty() && o.scheme != "int8") throw CompileError("internal: quantize scheme '" + o.scheme + "'");
+  auto stored_parts = [&](const Value& v) {
+    std::vector<const StTensor*> s(v.weight.parts.size(), nullptr);
+    if (o.stored_int8)
+      for (size_t i = 0; i < s.size(); ++i) s[i] = o.stored_int8(v.weight.parts[i]);
+    return s;
+  };
   // Every use of each value: quantizable only if each is a version 1 matmul's w.
   std::vector<int> matmul_uses(g.values.size(), 0), other_uses(g.values.size(), 0);
   for (const GraphProgram& p : g.programs)
@@ -93,6 +115,9 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     auto qz = std::make_shared<Quantized>();
     Value& v = g.values[q_id];
     qz->parts = v.weight.parts;
+    qz->stored = stored_parts(v);
+    if (!qz->stored.empty() && std::all_of(qz->stored.begin(), qz->stored.end(), [](const StTensor* t) { return t; }))
+      ++rep.as_shipped;
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];
@@ -125,9 +150,15 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     const char* why = nullptr;
     {  // (quantize() below may grow g.values: no reference into it outlives this block)
       const Value& v = g.values[id];
+      const std::vector<const StTensor*> st = stored_parts(v);
+      const bool all_stored = !st.empty() && std::all_of(st.begin(), st.end(), [](const StTensor* t) { return t; });
       if (v.region != Region::kWeights || !dtype_is_float(v.dtype) || v.shape.size() != 2) why = "not a float weight";
       else if (v.weight.parts.empty() || v.weight.build) why = "computed by the compiler, not checkpoint rows";
-      else if (v.lm_head && !o.head) why = "the LM head (--quantize-head quantizes it)";
+      else if (as_shipped && !all_stored)
+        why = std::any_of(st.begin(), st.end(), [](const StTensor* t) { return t; })
+                  ? "partly pre-quantized in the checkpoint (--quantize int8 quantizes the rest)"
+                  : "not pre-quantized in the checkpoint, or changed by an adapter (--quantize int8 quantizes it)";
+      else if (v.lm_head && !o.head && !as_shipped) why = "the LM head (--quantize-head quantizes it)";
       else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
     }
     if (why) {

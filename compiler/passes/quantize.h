@@ -9,11 +9,14 @@
 // head reads; the embedding keeps its rows in the plan dtype.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "compiler/ir/graph.h"
 
 namespace kiln {
+
+struct StTensor;
 
 // Per-row symmetric int8, for each of m rows of k values: scale = max|w| / 127 and
 // q = round-half-even(w / scale), in f32 (q · scale is the dequantized weight); a row of zeros has
@@ -22,20 +25,27 @@ namespace kiln {
 void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* scale, const std::string& what);
 
 struct QuantizeOptions {
-  std::string scheme;  // "" (none) or "int8"
+  std::string scheme;  // "" (not asked for), "none" or "int8"
   bool head = false;   // also quantize the LM head (when only matmuls read it)
+  // Pre-quantized checkpoint rows (Checkpoint::unpack_compressed_int8): the tensor whose stored q
+  // and scales a checkpoint part keeps, or null (also for a part a LoRA adapter changes). With
+  // scheme "" the weights made only of such parts are kept int8 as shipped and nothing else is
+  // quantized; with "int8" they keep their rows and the other weights are quantized; with "none"
+  // everything is left in the plan dtype (dequantized).
+  std::function<const StTensor*(const std::string& part)> stored_int8;
 };
 
 struct QuantizeReport {
   int quantized = 0;            // weights made i8 (or copied as i8: a tied head)
+  int as_shipped = 0;           // of those, made only of pre-quantized checkpoint rows
   uint64_t bytes_before = 0;    // their bytes in the plan dtype (0 for a copy)
   uint64_t bytes_after = 0;     // their i8 bytes plus their scales
   bool tied_head_copy = false;  // the tied LM head was copied as i8
   std::string kept;             // the matmul weights left in the plan dtype, and why ("" if none)
 };
 
-// --quantize's value: "" (none) or "int8"; throws CompileError naming the choices otherwise (int4 and
-// fp8 are named as not yet supported).
+// --quantize's value: "" (not given), "none" or "int8"; throws CompileError naming the choices
+// otherwise (int4 and fp8 are named as not yet supported).
 std::string parse_quantize(const std::string& s);
 
 // Rewrites g as the header says; returns what it did. The new scale values are named

@@ -34,7 +34,7 @@ void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lor
       if (!t) t = ck.find(name);
       if (!t) throw CompileError("missing tensor '" + name + "'");
       std::vector<float> w(size_t(t->numel()));
-      convert_to_f32(t->data, t->dtype, w.data(), w.size());
+      read_f32(*t, w.data());
       if (lora.touches(name)) lora.apply(name, w, pool);
       return w;
     };
@@ -58,10 +58,10 @@ void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lor
     const uint64_t n = uint64_t(t->numel());
     const uint64_t bytes = n * dtype_size(v.dtype);
     if (at + bytes > out.size()) throw CompileError("internal: parts of '" + v.name + "' overflow it");
-    if (lora.touches(name)) {
+    if (lora.touches(name) || t->row_scale) {  // through f32: a merge, or q · scale
       std::vector<float> w(n);
-      convert_to_f32(t->data, t->dtype, w.data(), n);
-      lora.apply(name, w, pool);
+      read_f32(*t, w.data());
+      if (lora.touches(name)) lora.apply(name, w, pool);
       convert_f32_to(w.data(), v.dtype, out.data() + at, n);
     } else {
       cast_into(t->data, t->dtype, out.data() + at, v.dtype, n);

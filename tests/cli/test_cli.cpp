@@ -162,6 +162,27 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
   }
 }
 
+TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and generates transformers' tokens") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("ct_w8a16_f32", "quantized");
+  std::string out;
+  REQUIRE_MESSAGE(
+      kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "ct.kplan") + " --max-seq 32", &out) == 0, out);
+  CHECK(out.find("note: int8 weights (per-row scales): 8 matmul weights (8 as the checkpoint ships them") !=
+        std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "ct.kplan"), &out) == 0);
+  CHECK(out.find("targets    cpu\n") != std::string::npos);
+  CHECK(out.find(", i8 ") != std::string::npos);
+  check_cli_greedy(d / "ct.kplan", kiln::test::load_reference(model));
+  for (const char* bad : {"--target cuda", "--quantize int4"}) {
+    CAPTURE(std::string(bad));
+    CHECK(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "x.kplan") + " " + bad, &out) != 0);
+    CHECK(out.find("kiln: error: ") == 0);
+    CHECK(count_lines(out) == 1);
+    CHECK_FALSE(kiln::test::run_command("test -e " + (d / "x.kplan"), &out) == 0);
+  }
+}
+
 TEST_CASE("cli: bad input exits non-zero with one clear line") {
   TempDir d;
   const std::string model = kiln::test::fixture("gqa_f32");
