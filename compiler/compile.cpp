@@ -75,7 +75,7 @@ CompileSummary compile_model(const CompileOptions& o) {
     if (qr.quantized == 0)
       throw CompileError(int8 ? "--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")"
                               : o.model_dir + ": none of its pre-quantized int8 weights can stay int8 (" + qr.kept +
-                                    "); --quantize none dequantizes them");
+                                    "); --quantize none dequantizes them, --quantize int8 re-quantizes them");
     const std::string shipped =
         qr.as_shipped == 0 ? ""
                            : " (" + std::to_string(qr.as_shipped) + " as the checkpoint ships them, compressed-tensors)";
@@ -87,6 +87,16 @@ CompileSummary compile_model(const CompileOptions& o) {
         (qr.kept.empty() ? "" : ", left in " + std::string(dtype_name(g.info.plan_dtype)) + ": " + qr.kept);
     add_note(&g.info.notes, note);
     add_note(&b.summary.notes, note);
+    if (qr.stored_parts < stored) {
+      const std::string deq = std::to_string(stored - qr.stored_parts) + " of the checkpoint's " +
+                              std::to_string(stored) +
+                              " pre-quantized int8 weights not kept as shipped (changed by an adapter, or read by ops "
+                              "without int8 kernels such as MoE experts): " +
+                              (int8 ? "re-quantized by kiln or dequantized to " : "dequantized to ") +
+                              dtype_name(g.info.plan_dtype);
+      add_note(&g.info.notes, deq);
+      add_note(&b.summary.notes, deq);
+    }
   } else if (stored > 0) {
     const std::string note = std::to_string(stored) + " pre-quantized int8 checkpoint weights (compressed-tensors) "
                              "dequantized to " + std::string(dtype_name(g.info.plan_dtype)) + " (--quantize none)";

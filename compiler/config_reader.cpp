@@ -25,48 +25,6 @@ void ConfigReader::refuse_quantized() const {
                                   "unquantized release");
 }
 
-std::string ConfigReader::prequantized() const {
-  if (!has("quantization_config")) return "";
-  const json& q = j_["quantization_config"];
-  if (!q.is_object() || !q.contains("quant_method") || q["quant_method"] != "compressed-tensors") refuse_quantized();
-  read_.insert("quantization_config");
-  auto refuse = [&](const std::string& what) {
-    fail("quantization_config", "has quant_method \"compressed-tensors\" with " + what +
-                                    ": kiln does not read this quantized checkpoint (it reads pack-quantized 8-bit "
-                                    "symmetric per-channel weights without activation quantization, llm-compressor's "
-                                    "W8A16)");
-  };
-  auto empty = [&](const char* k) {
-    return !q.contains(k) || q[k].is_null() || (q[k].is_object() && q[k].empty());
-  };
-  const json fmt = q.value("format", json());
-  if (fmt != "pack-quantized") refuse("format " + fmt.dump());
-  if (q.contains("quantization_status") && q["quantization_status"] != "compressed")
-    refuse("quantization_status " + q["quantization_status"].dump());
-  for (const char* k : {"sparsity_config", "transform_config", "kv_cache_scheme"})
-    if (!empty(k)) refuse(std::string(k) + " " + q[k].dump());
-  if (!q.contains("config_groups") || !q["config_groups"].is_object() || q["config_groups"].empty())
-    refuse("no config_groups");
-  for (auto it = q["config_groups"].begin(); it != q["config_groups"].end(); ++it) {
-    const json& g = *it;
-    const std::string name = "config group '" + it.key() + "'";
-    if (!g.is_object()) refuse(name + " that is not an object");
-    if (g.contains("format") && !g["format"].is_null() && g["format"] != "pack-quantized")
-      refuse(name + " of format " + g["format"].dump());
-    for (const char* k : {"input_activations", "output_activations"})
-      if (g.contains(k) && !g[k].is_null()) refuse(name + " quantizing " + std::string(k) + " " + g[k].dump());
-    if (!g.contains("weights") || !g["weights"].is_object()) refuse(name + " without weights");
-    const json& w = g["weights"];
-    if (w.value("num_bits", json()) != 8) refuse(name + " of num_bits " + w.value("num_bits", json()).dump());
-    if (w.value("type", json()) != "int") refuse(name + " of type " + w.value("type", json()).dump());
-    if (w.value("symmetric", json()) != true) refuse(name + " that is not symmetric");
-    if (w.value("strategy", json()) != "channel") refuse(name + " of strategy " + w.value("strategy", json()).dump());
-    if (w.contains("group_size") && !w["group_size"].is_null()) refuse(name + " of group_size " + w["group_size"].dump());
-    if (w.value("dynamic", json(false)) != false) refuse(name + " with dynamic weights");
-  }
-  return "compressed-tensors int8";
-}
-
 int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64_t def) const {
   if (!has(o, k)) {
     if (required) fail(k, "is missing");
@@ -127,6 +85,7 @@ std::vector<std::string> ConfigReader::unmodeled(std::initializer_list<const cha
     if (!known) out.push_back(key_value(it.key(), *it));
   }
   out.insert(out.end(), nested_unmodeled_.begin(), nested_unmodeled_.end());
+  out.insert(out.end(), quant_unmodeled_.begin(), quant_unmodeled_.end());
   return out;
 }
 
@@ -351,6 +310,66 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim) {
     }
   }
   return inv;
+}
+
+std::string ConfigReader::prequantized() const {
+  if (!has("quantization_config")) return "";
+  const json& q = j_["quantization_config"];
+  if (!q.is_object() || !q.contains("quant_method") || q["quant_method"] != "compressed-tensors") refuse_quantized();
+  read_.insert("quantization_config");
+  auto refuse = [&](const std::string& what) {
+    fail("quantization_config", "has quant_method \"compressed-tensors\" with " + what +
+                                    ": kiln does not read this quantized checkpoint (it reads pack-quantized 8-bit "
+                                    "symmetric per-channel weights without activation quantization, llm-compressor's "
+                                    "W8A16)");
+  };
+  auto empty = [&](const char* k) {
+    return !q.contains(k) || q[k].is_null() || (q[k].is_object() && q[k].empty());
+  };
+  // Keys that do not change what the stored weights mean (or are checked below); any other is
+  // refused (or, with --allow-unknown-config, noted) like an unmodeled config key.
+  auto unknown = [&](const json& o, const std::string& path, std::initializer_list<const char*> known) {
+    for (auto it = o.begin(); it != o.end(); ++it)
+      if (std::find_if(known.begin(), known.end(), [&](const char* k) { return it.key() == k; }) == known.end())
+        quant_unmodeled_.push_back(key_value(path + it.key(), *it));
+  };
+  unknown(q, "quantization_config.",
+          {"quant_method", "format", "config_groups", "ignore", "quantization_status", "sparsity_config",
+           "transform_config", "kv_cache_scheme", "moe_sparsity_config", "global_compression_ratio", "version"});
+  const json fmt = q.value("format", json());
+  if (fmt != "pack-quantized") refuse("format " + fmt.dump());
+  if (q.contains("quantization_status") && q["quantization_status"] != "compressed")
+    refuse("quantization_status " + q["quantization_status"].dump());
+  for (const char* k : {"sparsity_config", "transform_config", "kv_cache_scheme", "moe_sparsity_config"})
+    if (!empty(k)) refuse(std::string(k) + " " + q[k].dump());
+  if (!q.contains("config_groups") || !q["config_groups"].is_object() || q["config_groups"].empty())
+    refuse("no config_groups");
+  for (auto it = q["config_groups"].begin(); it != q["config_groups"].end(); ++it) {
+    const json& g = *it;
+    const std::string name = "config group '" + it.key() + "'";
+    if (!g.is_object()) refuse(name + " that is not an object");
+    if (g.contains("format") && !g["format"].is_null() && g["format"] != "pack-quantized")
+      refuse(name + " of format " + g["format"].dump());
+    for (const char* k : {"input_activations", "output_activations"})
+      if (g.contains(k) && !g[k].is_null()) refuse(name + " quantizing " + std::string(k) + " " + g[k].dump());
+    if (!g.contains("weights") || !g["weights"].is_object()) refuse(name + " without weights");
+    const json& w = g["weights"];
+    const std::string gpath = "quantization_config.config_groups." + it.key() + ".";
+    unknown(g, gpath, {"targets", "weights", "input_activations", "output_activations", "format"});
+    unknown(w, gpath + "weights.",
+            {"num_bits", "type", "symmetric", "strategy", "group_size", "dynamic", "block_structure", "actorder",
+             "observer", "observer_kwargs", "scale_dtype", "zp_dtype"});
+    // compressed-tensors' defaults where a key is absent: 8 bits, int, symmetric
+    if (w.value("num_bits", json(8)) != 8) refuse(name + " of num_bits " + w["num_bits"].dump());
+    if (w.value("type", json("int")) != "int") refuse(name + " of type " + w["type"].dump());
+    if (w.value("symmetric", json(true)) != true) refuse(name + " that is not symmetric");
+    for (const char* k : {"block_structure", "actorder"})
+      if (w.contains(k) && !w[k].is_null() && w[k] != false) refuse(name + " with " + k + " " + w[k].dump());
+    if (w.value("strategy", json()) != "channel") refuse(name + " of strategy " + w.value("strategy", json()).dump());
+    if (w.contains("group_size") && !w["group_size"].is_null()) refuse(name + " of group_size " + w["group_size"].dump());
+    if (w.value("dynamic", json(false)) != false) refuse(name + " with dynamic weights");
+  }
+  return "compressed-tensors int8";
 }
 
 }  // namespace kiln

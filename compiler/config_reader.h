@@ -88,6 +88,7 @@ class ConfigReader {
   std::string path_;
   mutable std::set<std::string> read_;
   mutable std::vector<std::string> nested_unmodeled_;
+  mutable std::vector<std::string> quant_unmodeled_;  // prequantized()'s
 };
 
 // Keys every transformers config may carry that no forward pass reads: PretrainedConfig's own

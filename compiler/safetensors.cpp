@@ -277,15 +277,22 @@ void Checkpoint::absorb(Checkpoint&& other, const std::string& prefix,
   other.all_.clear();
 }
 
+void quantized_q(const StTensor& t, int64_t r, float* out) {
+  const uint8_t* row = t.data + uint64_t(r) * t.row_bytes;
+  for (int64_t c = 0; c < t.shape[1]; ++c) out[c] = float(int8_t(uint8_t(row[c] ^ 0x80u)));
+}
+
 void read_f32(const StTensor& t, float* out) {
   if (!t.row_scale) {
     convert_to_f32(t.data, t.dtype, out, uint64_t(t.numel()));
     return;
   }
   const int64_t rows = t.shape[0], cols = t.shape[1];
-  const int8_t* q = reinterpret_cast<const int8_t*>(t.data);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = float(q[r * cols + c]) * t.row_scale[r];
+  for (int64_t r = 0; r < rows; ++r) {
+    float* o = out + r * cols;
+    quantized_q(t, r, o);
+    for (int64_t c = 0; c < cols; ++c) o[c] *= t.row_scale[r];
+  }
 }
 
 int Checkpoint::unpack_compressed_int8() {
@@ -328,11 +335,6 @@ int Checkpoint::unpack_compressed_int8() {
       if (!std::isfinite((*s)[size_t(r)]) || (*s)[size_t(r)] <= 0.0f)
         bad("has scale " + std::to_string((*s)[size_t(r)]) + " for row " + std::to_string(r) +
             " (scales must be finite and positive)");
-    auto q = std::make_unique<std::vector<int8_t>>(size_t(rows * cols));
-    const uint8_t* bytes = packed->data;  // little-endian words: byte j of a row is column j
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c)
-        (*q)[size_t(r * cols + c)] = int8_t(uint8_t(bytes[r * words * 4 + c] ^ 0x80u));
     auto t = std::make_unique<StTensor>();
     t->name = base + ".weight";
     t->file = packed->file;
@@ -340,15 +342,15 @@ int Checkpoint::unpack_compressed_int8() {
     t->has_dtype = true;
     t->dtype = DType::I8;
     t->shape = {rows, cols};
-    t->data = reinterpret_cast<const uint8_t*>(q->data());
-    t->size = uint64_t(rows * cols);
+    t->data = packed->data;  // little-endian words: byte c of a row is column c
+    t->size = packed->size;
+    t->row_bytes = uint64_t(words) * 4;
     t->row_scale = s->data();
     all_.erase(base + ".weight_packed");
     all_.erase(base + ".weight_scale");
     all_.erase(base + ".weight_shape");
     all_[t->name] = t.get();
     made_.push_back(std::move(t));
-    made_q_.push_back(std::move(q));
     made_scale_.push_back(std::move(s));
   }
   return int(bases.size());

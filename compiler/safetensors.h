@@ -28,11 +28,16 @@ struct StTensor {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;  // inside the file's mapping
   uint64_t size = 0;
-  // A pre-quantized int8 weight (Checkpoint::unpack_compressed_int8): dtype I8, data its q (row-major,
-  // owned by the checkpoint) and row_scale its f32 scale per row; its values are q · scale.
+  // A pre-quantized int8 weight (Checkpoint::unpack_compressed_int8): dtype I8, row_scale its f32
+  // scale per row (owned by the checkpoint), data its rows as packed in the file, row_bytes apart:
+  // byte c of a row is q + 128 (quantized_q reads it); its values are q · scale.
   const float* row_scale = nullptr;
+  uint64_t row_bytes = 0;
   int64_t numel() const;
 };
+
+// Row r's q of a pre-quantized int8 weight (StTensor::row_scale set), as floats: shape[1] values.
+void quantized_q(const StTensor& t, int64_t r, float* out);
 
 // The tensor's values in f32: converted from its dtype, or q · scale for a pre-quantized int8 weight.
 void read_f32(const StTensor& t, float* out);
@@ -72,16 +77,16 @@ class Checkpoint {
   // Replaces every compressed-tensors pack-quantized 8-bit weight (X.weight_packed: int32 words of
   // four q bytes, each q + 128, row-major; X.weight_scale: one scale per row; X.weight_shape: its
   // [rows, columns]) by X.weight, a pre-quantized int8 tensor (StTensor::row_scale) whose values are
-  // q · scale, as compressed-tensors decompresses it. Returns how many; throws CompileError naming
-  // the weight on a missing part, a wrong shape or dtype, or a scale that is not finite and positive.
+  // q · scale, as compressed-tensors decompresses it; q is read in place. Returns how many; throws
+  // CompileError naming the weight on a missing part, a wrong shape or dtype, or a scale that is not
+  // finite and positive.
   int unpack_compressed_int8();
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const StTensor*> all_;
-  // The unpacked weights and their q and scales (unpack_compressed_int8).
+  // The unpacked weights and their scales (unpack_compressed_int8; q stays in the file's mapping).
   std::vector<std::unique_ptr<StTensor>> made_;
-  std::vector<std::unique_ptr<std::vector<int8_t>>> made_q_;
   std::vector<std::unique_ptr<std::vector<float>>> made_scale_;
 };
 

@@ -105,6 +105,7 @@ size_t first_bad_weight_segment(const uint8_t* wbase, const std::vector<SegmentI
   constexpr unsigned kMaxThreads = 8;
   std::atomic<size_t> next{0}, bad{segs.size()};
   std::atomic<uint64_t> done{0};
+  uint64_t reported = 0;  // the caller's last progress value (only the calling thread reports)
   auto work = [&](bool report) {
     for (size_t i = next.fetch_add(1); i < segs.size(); i = next.fetch_add(1)) {
       if (i > bad.load()) continue;  // a lower segment already failed
@@ -115,7 +116,10 @@ size_t first_bad_weight_segment(const uint8_t* wbase, const std::vector<SegmentI
         }
       }
       const uint64_t d = done.fetch_add(s.size) + s.size;
-      if (report && progress) progress(d, total);
+      if (report && progress) {
+        progress(d, total);
+        reported = d;
+      }
     }
   };
   uint64_t bytes = 0;
@@ -123,16 +127,23 @@ size_t first_bad_weight_segment(const uint8_t* wbase, const std::vector<SegmentI
   unsigned n = bytes >= parallel_bytes ? std::min(kMaxThreads, std::max(1u, std::thread::hardware_concurrency())) : 1;
   n = unsigned(std::min<size_t>(n, segs.size()));
   std::vector<std::thread> helpers;
-  for (unsigned t = 1; t < n; ++t) {
-    try {
-      helpers.emplace_back(work, false);
-    } catch (const std::system_error&) {
-      break;  // no more threads: the ones there (and this one) finish the work
-    }
+  try {
+    helpers.reserve(n);
+    for (unsigned t = 1; t < n; ++t) helpers.emplace_back(work, false);
+  } catch (...) {
+    // no more threads (or no memory for one): the ones there, and this one, finish the work
   }
-  work(true);
+  try {
+    work(true);
+  } catch (...) {  // progress threw: let the helpers run out of segments, join them, pass it on
+    next.store(segs.size());
+    for (std::thread& t : helpers) t.join();
+    throw;
+  }
   for (std::thread& t : helpers) t.join();
-  return bad.load();
+  const size_t first_bad = bad.load();
+  if (progress && first_bad == segs.size() && reported < total) progress(total, total);
+  return first_bad;
 }
 
 Status Plan::verify_structure(const std::string& path, const OpRegistry& ops) {
@@ -636,7 +647,6 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
   if (hash_weights) {
     const size_t bad = first_bad_weight_segment(wbase, segments_, h.weights_size, progress);
     if (bad < segments_.size()) return corrupt_plan("weight segment " + std::to_string(bad) + " checksum mismatch");
-    if (progress) progress(h.weights_size, h.weights_size);
   }
   return Status::ok();
 }

@@ -129,7 +129,9 @@ class Plan {
 // The index of the first segment (in plan order) whose bytes at base + offset do not hash to its
 // XXH3, or segments.size() when all do. From parallel_bytes of segments on, up to 8 threads hash
 // them; the answer does not depend on their timing. progress(bytes hashed, total), if given, is
-// called on the calling thread only, with increasing values. (Plan loading uses it; exposed for tests.)
+// called on the calling thread only, with increasing values, last with (total, total) when every
+// segment matched; an exception it throws reaches the caller once the helpers have stopped.
+// (Plan loading uses it; exposed for tests.)
 size_t first_bad_weight_segment(const uint8_t* base, const std::vector<SegmentInfo>& segments, uint64_t total,
                                 const Plan::Progress& progress, uint64_t parallel_bytes = uint64_t(64) << 20);
 

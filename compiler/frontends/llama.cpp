@@ -317,6 +317,9 @@ FrontendBuild build_llama(const CompileOptions& o) {
   if (!c.prequantized.empty() && b.checkpoint.unpack_compressed_int8() == 0)
     throw CompileError(o.model_dir + ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
                        "no *.weight_packed tensor");
+  if (const StTensor* e = b.checkpoint.find("model.embed_tokens.weight"); e && e->row_scale)
+    throw CompileError(e->file + ": the embedding 'model.embed_tokens.weight' is pre-quantized (compressed-tensors); "
+                       "kiln reads pre-quantized Linear weights only");
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;

@@ -54,14 +54,12 @@ struct Quantized {
     for (size_t i = 0; i < parts.size(); ++i) {  // part by part, so an error names the checkpoint tensor and its row
       const std::string& p = parts[i];
       if (const StTensor* t = stored[i]) {  // the checkpoint's own q and scales
-        const int64_t rows = t->shape[0];
-        if (t->shape.size() != 2 || t->shape[1] != k || row + rows > m)
+        if (t->shape.size() != 2 || t->shape[1] != k || row + t->shape[0] > m)
           throw CompileError("internal: pre-quantized '" + p + "' does not fit '" + name + "'");
+        const int64_t rows = t->shape[0];
         std::copy(t->row_scale, t->row_scale + rows, scales.begin() + row);
-        if (q_out) {
-          const int8_t* q = reinterpret_cast<const int8_t*>(t->data);
-          std::copy(q, q + rows * k, q_out->begin() + row * k);
-        }
+        if (q_out)
+          for (int64_t r = 0; r < rows; ++r) quantized_q(*t, r, q_out->data() + (row + r) * k);
         row += rows;
         continue;
       }
@@ -118,6 +116,8 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     qz->stored = stored_parts(v);
     if (!qz->stored.empty() && std::all_of(qz->stored.begin(), qz->stored.end(), [](const StTensor* t) { return t; }))
       ++rep.as_shipped;
+    if (!copy)  // (a copy's parts are counted with the value it copies)
+      for (const StTensor* t : qz->stored) rep.stored_parts += t != nullptr;
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];
@@ -154,11 +154,14 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
       const bool all_stored = !st.empty() && std::all_of(st.begin(), st.end(), [](const StTensor* t) { return t; });
       if (v.region != Region::kWeights || !dtype_is_float(v.dtype) || v.shape.size() != 2) why = "not a float weight";
       else if (v.weight.parts.empty() || v.weight.build) why = "computed by the compiler, not checkpoint rows";
+      else if (v.lm_head && !o.head && !all_stored)  // a head the checkpoint ships int8 stays int8
+        why = as_shipped ? "the LM head (not pre-quantized; --quantize int8 --quantize-head quantizes it)"
+                         : "the LM head (--quantize-head quantizes it)";
       else if (as_shipped && !all_stored)
         why = std::any_of(st.begin(), st.end(), [](const StTensor* t) { return t; })
-                  ? "partly pre-quantized in the checkpoint (--quantize int8 quantizes the rest)"
+                  ? "partly pre-quantized in the checkpoint or partly changed by an adapter (--quantize int8 "
+                    "quantizes the rest)"
                   : "not pre-quantized in the checkpoint, or changed by an adapter (--quantize int8 quantizes it)";
-      else if (v.lm_head && !o.head && !as_shipped) why = "the LM head (--quantize-head quantizes it)";
       else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
     }
     if (why) {

@@ -38,6 +38,7 @@ struct QuantizeOptions {
 struct QuantizeReport {
   int quantized = 0;            // weights made i8 (or copied as i8: a tied head)
   int as_shipped = 0;           // of those, made only of pre-quantized checkpoint rows
+  int stored_parts = 0;         // pre-quantized checkpoint tensors whose q and scales were kept
   uint64_t bytes_before = 0;    // their bytes in the plan dtype (0 for a copy)
   uint64_t bytes_after = 0;     // their i8 bytes plus their scales
   bool tied_head_copy = false;  // the tied LM head was copied as i8

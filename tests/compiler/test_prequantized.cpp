@@ -121,6 +121,44 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
     int i8 = 0;
     for (const TensorInfo& t : plan->tensors()) i8 += t.dtype == DType::I8;
     CHECK(i8 == c.i8);
+    // As shipped, the plan holds the checkpoint's own q and scales, byte for byte (kiln's formula
+    // would move every row that holds -128): layer 0's qkv rows are q_proj's, k_proj's, v_proj's.
+    if (c.as_shipped > 0) {
+      const std::string qkv = "model.layers.0.self_attn.qkv_proj.weight";
+      const TensorInfo* t = nullptr;
+      const TensorInfo* sc = nullptr;
+      for (const TensorInfo& ti : plan->tensors()) {
+        if (ti.name == qkv) t = &ti;
+        if (ti.name == qkv + ".scale") sc = &ti;
+      }
+      REQUIRE(t != nullptr);
+      REQUIRE(sc != nullptr);
+      REQUIRE(t->dtype == DType::I8);
+      const int8_t* q = reinterpret_cast<const int8_t*>(plan->weights_base() + t->offset);
+      const float* s = reinterpret_cast<const float*>(plan->weights_base() + sc->offset);
+      const RawTensors raw = read_raw(fixture_dir() + "/model.safetensors");
+      int64_t row = 0, at_min = 0;
+      bool same = true;
+      for (const char* part : {"q_proj", "k_proj", "v_proj"}) {
+        const std::string base = std::string("model.layers.0.self_attn.") + part;
+        const RawTensor& p = raw.at(base + ".weight_packed");
+        const RawTensor& ps = raw.at(base + ".weight_scale");
+        const int64_t rows = p.shape[0], words = p.shape[1], cols = t->shape[1];
+        for (int64_t r = 0; r < rows; ++r, ++row) {
+          float want_scale;
+          std::memcpy(&want_scale, ps.bytes.data() + r * 4, 4);
+          same = same && s[row] == want_scale;
+          for (int64_t k = 0; k < cols; ++k) {
+            const int8_t want = int8_t(uint8_t(p.bytes[size_t(r * words * 4 + k)] ^ 0x80u));
+            same = same && q[row * cols + k] == want;
+            at_min += want == -128;
+          }
+        }
+      }
+      CHECK(row == t->shape[0]);
+      CHECK(same);
+      CHECK(at_min > 0);  // the fixture holds q = -128, which a re-quantization would not keep
+    }
     CHECK(plan->has_target("cuda") == (c.quantize == "none"));  // int8 kernels are CPU-only so far
     if (c.as_shipped > 0)
       CHECK(s.notes.find("(" + std::to_string(c.as_shipped) + " as the checkpoint ships them, compressed-tensors)") !=
@@ -249,6 +287,22 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
        "with format \"float-quantized\""},
       {"not compressed", nullptr, [](nlohmann::json& j) { j["quantization_config"]["quantization_status"] = "frozen"; },
        "with quantization_status \"frozen\""},
+      {"block structure", nullptr,
+       [](nlohmann::json& j) {
+         j["quantization_config"]["config_groups"]["group_0"]["weights"]["block_structure"] = {128, 128};
+       },
+       "config group 'group_0' with block_structure [128,128]"},
+      {"output activations", nullptr,
+       [](nlohmann::json& j) {
+         j["quantization_config"]["config_groups"]["group_0"]["output_activations"] = {{"num_bits", 8}};
+       },
+       "quantizing output_activations"},
+      {"kv cache", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["kv_cache_scheme"] = {{"num_bits", 8}}; },
+       "with kv_cache_scheme"},
+      {"groups as a list", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["config_groups"] = nlohmann::json::array({1}); },
+       "with no config_groups"},
       {"sparsity", nullptr,
        [](nlohmann::json& j) { j["quantization_config"]["sparsity_config"] = {{"format", "sparse-24-bitmask"}}; },
        "with sparsity_config"},
@@ -262,6 +316,56 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
     CHECK_MESSAGE(err.find(c.expect) != std::string::npos, err);
     if (c.config) CHECK(err.find("kiln does not read this quantized checkpoint") != std::string::npos);
     CHECK_FALSE(kiln::path_exists(o.output));
+  }
+  // Unknown keys in quantization_config are refused like other unmodeled config keys, or noted
+  // with --allow-unknown-config.
+  {
+    const std::string dir = edited(d, "unknown", nullptr, [](nlohmann::json& j) {
+      j["quantization_config"]["config_groups"]["group_0"]["weights"]["new_knob"] = 3;
+    });
+    CompileOptions o = options(dir, d / "unknown.kplan");
+    const std::string err = kiln::test::compile_error(o);
+    CHECK_MESSAGE(err.find("quantization_config.config_groups.group_0.weights.new_knob = 3") != std::string::npos, err);
+    CHECK_FALSE(kiln::path_exists(o.output));
+    o.allow_unknown_config = true;
+    const CompileSummary s = compile_model(o);
+    CHECK(s.notes.find("quantization_config.config_groups.group_0.weights.new_knob") != std::string::npos);
+  }
+  // A pre-quantized embedding: not a Linear weight kiln reads quantized.
+  {
+    const std::string dir = edited(d, "embed", [](RawTensors& ts) {
+      const std::string e = "model.embed_tokens.weight";
+      const int64_t rows = ts[e].shape[0], cols = ts[e].shape[1];
+      ts.erase(e);
+      ts[e + "_packed"] = {"I32", {rows, cols / 4}, std::vector<uint8_t>(size_t(rows * cols), 0x81)};
+      std::vector<uint8_t> ones(size_t(rows) * 4);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float one = 1.0f;
+        std::memcpy(ones.data() + r * 4, &one, 4);
+      }
+      ts[e + "_scale"] = {"F32", {rows, 1}, ones};
+      std::vector<uint8_t> shape(16);
+      std::memcpy(shape.data(), &rows, 8);
+      std::memcpy(shape.data() + 8, &cols, 8);
+      ts[e + "_shape"] = {"I64", {2}, shape};
+    });
+    CompileOptions o = options(dir, d / "embed.kplan");
+    const std::string err = kiln::test::compile_error(o);
+    CHECK_MESSAGE(err.find("the embedding 'model.embed_tokens.weight' is pre-quantized") != std::string::npos, err);
+    CHECK_FALSE(kiln::path_exists(o.output));
+  }
+  // A LoRA adapter changes every Linear weight: none can stay as shipped; int8 re-quantizes them.
+  {
+    CompileOptions o = options(fixture_dir(), d / "lora.kplan");
+    o.lora = {{kiln::test::fixtures_root() + "/lora/all_linear_r8/adapter", 1.0}};
+    const std::string err = kiln::test::compile_error(o);
+    CHECK_MESSAGE(err.find("none of its pre-quantized int8 weights can stay int8") != std::string::npos, err);
+    CHECK_FALSE(kiln::path_exists(o.output));
+    o.quantize = "int8";
+    const CompileSummary s = compile_model(o);
+    CHECK(s.notes.find("int8 weights (per-row scales): 8 matmul weights,") != std::string::npos);
+    CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int8 weights not kept as shipped") !=
+          std::string::npos);
   }
   // The config of a compressed-tensors checkpoint on an unquantized one: no packed weights.
   {

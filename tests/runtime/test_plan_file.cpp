@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <stdexcept>
 #include <thread>
 #include <nlohmann/json.hpp>
 
@@ -553,6 +554,7 @@ TEST_CASE("plan weights: the parallel hash finds the lowest bad segment and repo
     CHECK(first_bad_weight_segment(bytes.data(), segs, total, progress, parallel_bytes) == n);
     CHECK(on_caller);
     CHECK(increasing);
+    CHECK(last == total);
     for (int rep = 0; rep < 20; ++rep) {
       auto bad = segs;
       const size_t lo = size_t(37 + rep * 11) % n, hi = std::min(n - 1, lo + 1 + size_t(rep) * 13);
@@ -565,4 +567,8 @@ TEST_CASE("plan weights: the parallel hash finds the lowest bad segment and repo
     CHECK(first_bad_weight_segment(bytes.data(), last_bad, total, nullptr, parallel_bytes) == n - 1);
   }
   CHECK(first_bad_weight_segment(bytes.data(), {}, 0, nullptr, 0) == 0);
+  // A progress callback that throws (at the latest on the final call): the helpers are joined and
+  // the exception reaches the caller.
+  const Plan::Progress throws = [](uint64_t, uint64_t) { throw std::runtime_error("stop"); };
+  CHECK_THROWS_AS(first_bad_weight_segment(bytes.data(), segs, total, throws, 0), std::runtime_error);
 }

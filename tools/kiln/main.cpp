@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   compile->add_option("--quantize", co.quantize,
                       "Weight-only quantization of the matmul weights: int8 (per-row scales; CPU only so far) or "
                       "none (also: dequantize a pre-quantized checkpoint, which otherwise stays int8 as shipped)");
-  compile->add_flag("--quantize-head", co.quantize_head, "With --quantize: the LM head too");
+  compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8: the LM head too");
   compile
       ->add_option("--target", co.target,
                    "Backends to compile for: cpu, cuda (sm_90) or all (default; cpu with int8 weights)")
