@@ -292,6 +292,10 @@ void read_f32(const StTensor& t, float* out) {
     float* o = out + r * cols;
     quantized_q(t, r, o);
     for (int64_t c = 0; c < cols; ++c) o[c] *= t.row_scale[r];
+    if (t.scale_dtype == DType::BF16)
+      for (int64_t c = 0; c < cols; ++c) o[c] = bf16_to_f32(f32_to_bf16(o[c]));
+    else if (t.scale_dtype == DType::F16)
+      for (int64_t c = 0; c < cols; ++c) o[c] = f16_to_f32(f32_to_f16(o[c]));
   }
 }
 
@@ -346,6 +350,7 @@ int Checkpoint::unpack_compressed_int8() {
     t->size = packed->size;
     t->row_bytes = uint64_t(words) * 4;
     t->row_scale = s->data();
+    t->scale_dtype = scale->dtype;
     all_.erase(base + ".weight_packed");
     all_.erase(base + ".weight_scale");
     all_.erase(base + ".weight_shape");

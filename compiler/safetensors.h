@@ -33,13 +33,17 @@ struct StTensor {
   // byte c of a row is q + 128 (quantized_q reads it); its values are q · scale.
   const float* row_scale = nullptr;
   uint64_t row_bytes = 0;
+  DType scale_dtype = DType::F32;  // the stored scales' dtype: read_f32 rounds q · scale to it, as
+                                   // compressed-tensors' decompression computes in it
   int64_t numel() const;
 };
 
 // Row r's q of a pre-quantized int8 weight (StTensor::row_scale set), as floats: shape[1] values.
 void quantized_q(const StTensor& t, int64_t r, float* out);
 
-// The tensor's values in f32: converted from its dtype, or q · scale for a pre-quantized int8 weight.
+// The tensor's values in f32: converted from its dtype, or for a pre-quantized int8 weight q · scale
+// rounded to the scales' dtype (compressed-tensors decompresses in it: a bf16 model's weights are
+// bf16(q · scale)).
 void read_f32(const StTensor& t, float* out);
 
 class SafetensorsFile {

@@ -127,17 +127,23 @@ size_t first_bad_weight_segment(const uint8_t* wbase, const std::vector<SegmentI
   unsigned n = bytes >= parallel_bytes ? std::min(kMaxThreads, std::max(1u, std::thread::hardware_concurrency())) : 1;
   n = unsigned(std::min<size_t>(n, segs.size()));
   std::vector<std::thread> helpers;
+  auto stop_helpers = [&] {
+    next.store(segs.size());
+    for (std::thread& t : helpers) t.join();
+  };
   try {
-    helpers.reserve(n);
+    if (n > 1) helpers.reserve(n - 1);
     for (unsigned t = 1; t < n; ++t) helpers.emplace_back(work, false);
-  } catch (...) {
-    // no more threads (or no memory for one): the ones there, and this one, finish the work
+  } catch (const std::system_error&) {
+    // no more threads: the ones there, and this one, finish the work
+  } catch (...) {  // out of memory: reported as such, once the helpers there have stopped
+    stop_helpers();
+    throw;
   }
   try {
     work(true);
   } catch (...) {  // progress threw: let the helpers run out of segments, join them, pass it on
-    next.store(segs.size());
-    for (std::thread& t : helpers) t.join();
+    stop_helpers();
     throw;
   }
   for (std::thread& t : helpers) t.join();

@@ -247,4 +247,22 @@ std::vector<int32_t> feedback_run(Executor& e, const Plan& p, const std::vector<
   return out;
 }
 
+std::vector<float> score_reference(Context& c, const Reference& ref) {
+  std::vector<float> logits(ref.logits.size(), std::nanf(""));
+  const Status st = c.score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data());
+  if (!st.is_ok()) throw std::runtime_error(st.message());
+  return logits;
+}
+
+std::vector<int32_t> greedy_continuation(Context& c, const std::vector<int32_t>& prompt, int64_t n_new) {
+  std::vector<int32_t> out(static_cast<size_t>(n_new));
+  int64_t n = 0;
+  const Status st =
+      c.generate(prompt.data(), int64_t(prompt.size()), n_new, SamplingParams{}, -1, out.data(), &n, nullptr);
+  if (!st.is_ok()) throw std::runtime_error(st.message());
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), out.begin(), out.begin() + n);
+  return all;
+}
+
 }  // namespace kiln::test

@@ -9,6 +9,7 @@
 #include "compiler/compile.h"
 #include "compiler/safetensors.h"
 #include "kernels/sample.h"
+#include "runtime/context.h"
 #include "runtime/executor.h"
 
 namespace kiln::test {
@@ -87,6 +88,14 @@ std::string compile_error(const CompileOptions& o);
 // next_token, steps × batch. Throws std::runtime_error with the executor's message on a failure.
 std::vector<int32_t> feedback_run(Executor& e, const Plan& plan, const std::vector<int32_t>& first,
                                   const std::vector<SampleParams>& params, int steps);
+
+// The context's score() of the reference's input_ids: its logits, rows × tokens × vocab (NaN-filled
+// first, so a row it does not write shows). Throws std::runtime_error with the status message.
+std::vector<float> score_reference(Context& c, const Reference& ref);
+
+// The prompt followed by the tokens generate() picks greedily (up to n_new; fewer when it stops).
+// Throws std::runtime_error with the status message on a failure.
+std::vector<int32_t> greedy_continuation(Context& c, const std::vector<int32_t>& prompt, int64_t n_new);
 
 // Runs a shell command; returns its exit code and fills out with stdout+stderr.
 int run_command(const std::string& cmd, std::string* out);

@@ -106,7 +106,8 @@ def main(repo):
 # decoder nn.Linear is quantized (lm_head ignored, as llm-compressor's W8A16 recipe does), the scales
 # from compressed-tensors' own calculate_qparams on each row's min and max (what llm-compressor's
 # default weight observer computes), so q covers [-128, 127] and scale = absmax / 127.5.
-CT_CASES = [("ct_w8a16_f32", "gqa_f32")]
+# (name, base fixture, the dtype the base is quantized in: its scales are stored in it)
+CT_CASES = [("ct_w8a16_f32", "gqa_f32", "float32"), ("ct_w8a16_bf16", "bf16", "bfloat16")]
 
 
 def compressed_tensors_fixtures(repo):
@@ -120,11 +121,11 @@ def compressed_tensors_fixtures(repo):
     from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM, CompressedTensorsConfig, LlamaForCausalLM
 
-    for name, base_name in CT_CASES:
+    for name, base_name, dtype in CT_CASES:
         base = os.path.join(repo, "tests", "fixtures", "llama", base_name)
         out = os.path.join(repo, "tests", "fixtures", "quantized", name)
         ref = load_file(os.path.join(base, "reference.safetensors"))
-        model = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+        model = LlamaForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype)).eval()
         qcfg = QuantizationConfig(
             config_groups={"group_0": QuantizationScheme(
                 targets=["Linear"], weights=QuantizationArgs(num_bits=8, type="int", symmetric=True,
@@ -163,7 +164,7 @@ def compressed_tensors_fixtures(repo):
         with torch.no_grad():
             for mname, w in expected.items():
                 got = loaded.get_submodule(mname).weight.float()
-                assert torch.equal(got, w), "%s: transformers' decompression is not q * scale" % mname
+                assert torch.equal(got, w.float()), "%s: transformers' decompression is not q * scale" % mname
             logits = loaded(ref["input_ids"]).logits.float().contiguous()
         n_new = ref["greedy_ids"].numel() - ref["prompt_ids"].numel()
         greedy, margins = greedy_with_margins(loaded, ref["prompt_ids"], n_new)

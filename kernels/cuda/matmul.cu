@@ -20,7 +20,8 @@ namespace {
 constexpr int kGemvRows = int(kGemvMaxRows);  // as an int, for templates and loops
 constexpr int kGemvWarps = 8;                 // per block
 
-// Where a GEMV's activations come from. Plain: x itself. Normed: RMSNorm as a prologue, each
+// Where a GEMV's activations come from. Plain: x itself (or the block's normalized copy of it in
+// shared memory, with_activations). Normed: RMSNorm as a prologue, each
 // value w_norm[i] · (x[i] · inv_rms[row]) exactly as rmsnorm_kernel stores it, with inv_rms
 // computed by the block first (so the normalized rows are never written).
 struct PlainX {
@@ -46,19 +47,6 @@ struct NormedX {
   __device__ __forceinline__ float load1(int r, int64_t i) const {
     return cuda::ld(norm.w, norm.w_dtype, uint64_t(i)) * (plain.load1(r, i) * inv[r]);
   }
-};
-
-// x staged in shared memory by the block (normalized there first when the GEMV fuses RMSNorm):
-// the weight stream is then the loop's only global load.
-struct SharedX {
-  const float* xs;  // rows × k, 16-byte aligned rows (k % 8 == 0)
-  int64_t k;
-  __device__ __forceinline__ void load8(int r, int64_t i, float (&v)[8]) const {
-    const float4 x0 = *reinterpret_cast<const float4*>(xs + r * k + i);
-    const float4 x1 = *reinterpret_cast<const float4*>(xs + r * k + i + 4);
-    v[0] = x0.x, v[1] = x0.y, v[2] = x0.z, v[3] = x0.w, v[4] = x1.x, v[5] = x1.y, v[6] = x1.z, v[7] = x1.w;
-  }
-  __device__ __forceinline__ float load1(int r, int64_t i) const { return xs[r * k + i]; }
 };
 
 // The block's inv_rms of each row, as rmsnorm_kernel computes it (same 256-thread reduction).
@@ -177,7 +165,7 @@ __device__ __forceinline__ void with_activations(const MatmulArgs& a, const Gemv
       xs[q] = cuda::ld(n.w, n.w_dtype, uint64_t(i)) * (xs[q] * inv[r]);
     }
     __syncthreads();
-    body(SharedX{xs, a.k});
+    body(PlainX{xs, a.k});  // x itself, normalized, now read from shared memory
   } else {
     body(PlainX{a.x, a.k});
   }

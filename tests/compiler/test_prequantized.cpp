@@ -85,15 +85,6 @@ std::string edited(const TempDir& d, const std::string& name, const std::functio
   return dir;
 }
 
-std::vector<int32_t> greedy(Context& c, const std::vector<int32_t>& prompt, int64_t n_new) {
-  std::vector<int32_t> out(static_cast<size_t>(n_new));
-  int64_t n = 0;
-  Status st = c.generate(prompt.data(), int64_t(prompt.size()), n_new, SamplingParams{}, -1, out.data(), &n, nullptr);
-  REQUIRE_MESSAGE(st.is_ok(), st.message());
-  std::vector<int32_t> all = prompt;
-  all.insert(all.end(), out.begin(), out.begin() + n);
-  return all;
-}
 
 }  // namespace
 
@@ -171,8 +162,7 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
       ContextOptions co;
       co.n_threads = threads;
       auto ctx = Context::create(plan, co).take();
-      std::vector<float> logits(ref.logits.size(), std::nanf(""));
-      REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+      const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
       const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
       if (c.head) {
         // kiln's own formula quantized the head too: near, but not at, the reference.
@@ -181,13 +171,47 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
       } else {
         CHECK(err <= 1e-4);
         const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
-        CHECK(greedy(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+        CHECK(kiln::test::greedy_continuation(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
       }
       // The checkpoint's quantization moved transformers' logits well past that bound: the plan
       // runs the quantized weights, not some unquantized copy.
       CHECK(kiln::test::rel_l2(logits.data(), unquantized.logits.data(), unquantized.logits.size()) > 1e-3);
       const std::string line =
           std::string("--quantize '") + c.quantize + (c.head ? "' --quantize-head" : "'") + ": rel L2 " + std::to_string(err);
+      MESSAGE(line);
+    }
+  }
+  // A bf16 model's checkpoint: scales stored in bf16, and transformers' weights are
+  // bf16(q · scale). Dequantized (--quantize none) kiln rounds the same way: the f32 bound. As shipped,
+  // its int8 kernel scales each dot product instead of each weight, which differs from those rounded
+  // weights by about bf16's precision; in a bf16 plan the activations round as well.
+  {
+    const std::string dir = kiln::test::fixture("ct_w8a16_bf16", "quantized");
+    const auto bref = kiln::test::load_reference(dir);
+    struct BCase {
+      std::string quantize, dtype;
+      double bound;
+      bool greedy;
+    };
+    for (const BCase& c : {BCase{"none", "f32", 1e-4, true}, BCase{"", "f32", 1e-2, true}, BCase{"", "", 2e-2, false}}) {
+      CAPTURE(c.quantize);
+      CAPTURE(c.dtype);
+      CompileOptions o = options(dir, d / ("bf16" + c.quantize + c.dtype + ".kplan"));
+      o.quantize = c.quantize;
+      o.dtype = c.dtype;
+      compile_model(o);
+      auto plan = Plan::load_file(o.output).take();
+      CHECK(plan->model().plan_dtype == (c.dtype == "f32" ? DType::F32 : DType::BF16));
+      auto ctx = Context::create(plan, {}).take();
+      const std::vector<float> logits = kiln::test::score_reference(*ctx, bref);
+      const double err = kiln::test::rel_l2(logits.data(), bref.logits.data(), bref.logits.size());
+      CHECK(err <= c.bound);
+      if (c.greedy) {
+        const int64_t n_new = int64_t(bref.greedy_ids.size() - bref.prompt_ids.size());
+        CHECK(kiln::test::greedy_continuation(*ctx, bref.prompt_ids, n_new) == bref.greedy_ids);
+      }
+      const std::string line = "bf16 checkpoint, --quantize '" + c.quantize + "', plan dtype " +
+                               dtype_name(plan->model().plan_dtype) + ": rel L2 " + std::to_string(err);
       MESSAGE(line);
     }
   }

@@ -49,15 +49,6 @@ std::shared_ptr<const Plan> load_plan(const std::string& path) {
   return r.take();
 }
 
-std::vector<int32_t> greedy_ids(Context& c, const std::vector<int32_t>& prompt, int64_t n_new) {
-  std::vector<int32_t> out(static_cast<size_t>(n_new));
-  int64_t n = 0;
-  Status st = c.generate(prompt.data(), int64_t(prompt.size()), n_new, SamplingParams{}, -1, out.data(), &n, nullptr);
-  REQUIRE_MESSAGE(st.is_ok(), st.message());
-  std::vector<int32_t> all = prompt;
-  all.insert(all.end(), out.begin(), out.begin() + n);
-  return all;
-}
 
 }  // namespace
 
@@ -174,14 +165,13 @@ TEST_CASE("quantize: int8 plans match transformers on the same dequantized weigh
       ContextOptions co;
       co.n_threads = threads;
       auto ctx = Context::create(plan, co).take();
-      std::vector<float> logits(ref.logits.size(), std::nanf(""));
-      REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+      const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
       const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
       CHECK(err <= 1e-4);
       // The quantization moved the logits by far more than that bound, so this plan is quantized.
       CHECK(kiln::test::rel_l2(logits.data(), plain.logits.data(), plain.logits.size()) > 1e-3);
       const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
-      CHECK(greedy_ids(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+      CHECK(kiln::test::greedy_continuation(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
       const std::string what = std::string(c.name) + (c.head ? " (head too)" : "") + ": rel L2 " + std::to_string(err);
       MESSAGE(what);
     }

@@ -91,11 +91,8 @@ std::vector<int32_t> greedy(Context& c, const std::vector<int32_t>& prompt, int6
   return all;
 }
 
-}  // namespace
-
-TEST_CASE(
-    "parity: every LLaMA, Qwen2, Qwen3, Qwen3-MoE, Mistral, Mixtral, Phi-3, Gemma 3 and DeepSeek fixture matches transformers in f32 (logits "
-    "and greedy tokens)") {
+// Every LLM fixture with a transformers reference, as (family, name).
+std::vector<std::pair<std::string, std::string>> llm_fixtures() {
   std::vector<std::pair<std::string, std::string>> cases;
   for (const std::string& n : kiln::test::fixture_names("llama")) cases.push_back({"llama", n});
   for (const std::string& n : kiln::test::fixture_names("deepseek")) cases.push_back({"deepseek", n});
@@ -105,6 +102,15 @@ TEST_CASE(
     for (const std::string& n : names) cases.push_back({family, n});
   }
   REQUIRE(cases.size() >= 18);
+  return cases;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "parity: every LLaMA, Qwen2, Qwen3, Qwen3-MoE, Mistral, Mixtral, Phi-3, Gemma 3 and DeepSeek fixture matches transformers in f32 (logits "
+    "and greedy tokens)") {
+  const auto cases = llm_fixtures();
   TempDir d;
   for (const auto& fam_name : cases) {
     const std::string family = fam_name.first, name = fam_name.second;
@@ -112,9 +118,7 @@ TEST_CASE(
     const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
     // chunk 8: the 20-token prompts span three prefill replays, the last one masked.
     auto ctx = make_context(compile_fixture(d, name, "f32", 1, 8, 64, family));
-    std::vector<float> logits(ref.logits.size(), std::nanf(""));
-    Status st = ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data());
-    REQUIRE_MESSAGE(st.is_ok(), st.message());
+    const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
     const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
     CHECK(err <= 1e-4);
     const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
@@ -603,20 +607,13 @@ TEST_CASE("determinism: 1 and 2 threads give bit-identical logits") {
 // bf16 plans on the CPU against transformers' f32 logits: the rounding floor that the CUDA
 // backend's bf16 plans are held to (tests/cuda/test_cuda.cpp) on the same fixtures.
 TEST_CASE("parity: bf16 plans stay near transformers' f32 logits on every fixture") {
-  std::vector<std::pair<std::string, std::string>> cases;
-  for (const std::string& n : kiln::test::fixture_names("llama")) cases.push_back({"llama", n});
-  for (const std::string& n : kiln::test::fixture_names("deepseek")) cases.push_back({"deepseek", n});
-  for (const char* family : {"qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3"})
-    for (const std::string& n : kiln::test::fixture_names(family)) cases.push_back({family, n});
   TempDir d;
-  for (const auto& fam_name : cases) {
+  for (const auto& fam_name : llm_fixtures()) {
     const std::string family = fam_name.first, name = fam_name.second;
     CAPTURE(name);
     const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
     auto ctx = make_context(compile_fixture(d, name, "bf16", 1, 8, 64, family));
-    std::vector<float> logits(ref.logits.size(), std::nanf(""));
-    Status st = ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data());
-    REQUIRE_MESSAGE(st.is_ok(), st.message());
+    const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
     const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
     // Dense fixtures measure 2e-3 to 8e-3. In the MoE fixtures rounding flips some experts of the
     // tiny random routers (DeepSeek V3 noaux 0.10, Qwen3-MoE norm 0.058 when written).
