@@ -68,9 +68,10 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
       } else {
         // bf16: within 2e-2 of transformers' f32 logits, or of the CPU's own bf16 error where
         // rounding flips some experts of the fixtures' tiny random routers (test_parity's bf16
-        // case measures those on the CPU), and near the CPU's bf16 logits.
+        // case measures those on the CPU), and near the CPU's bf16 logits (at most 6.3e-5 away
+        // on the H200, 2026-12-04).
         CHECK(err <= std::max(2e-2, 1.1 * cpu_err));
-        CHECK(vs_cpu <= 2e-2);
+        CHECK(vs_cpu <= 1e-3);
       }
       CHECK(std::memcmp(logits[1].data(), logits[2].data(), logits[1].size() * sizeof(float)) == 0);
       CHECK(tokens[1] == tokens[2]);
