@@ -372,4 +372,31 @@ std::string ConfigReader::prequantized() const {
   return "compressed-tensors int8";
 }
 
+bool ConfigReader::fp8_blocks(int64_t* block_rows, int64_t* block_cols) const {
+  if (!has("quantization_config")) return false;
+  const json& q = j_["quantization_config"];
+  if (!q.is_object() || q.value("quant_method", json()) != "fp8") refuse_quantized();
+  read_.insert("quantization_config");
+  auto refuse = [&](const std::string& what) {
+    fail("quantization_config", "has quant_method \"fp8\" with " + what +
+                                    ": kiln does not read this quantized checkpoint (it reads e4m3 weights with "
+                                    "block scales and dynamic activations, as DeepSeek-V3/R1 ship them)");
+  };
+  if (q.value("fmt", json("e4m3")) != "e4m3") refuse("fmt " + q["fmt"].dump());
+  if (q.value("activation_scheme", json("dynamic")) != "dynamic")
+    refuse("activation_scheme " + q["activation_scheme"].dump());
+  const json b = q.value("weight_block_size", json());
+  if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
+      b[0].get<int64_t>() <= 0 || b[1].get<int64_t>() <= 0 || b[0].get<int64_t>() > 65536 ||
+      b[1].get<int64_t>() > 65536)
+    refuse("weight_block_size " + b.dump() + " (expected two positive integers)");
+  for (auto it = q.begin(); it != q.end(); ++it)
+    if (it.key() != "quant_method" && it.key() != "fmt" && it.key() != "activation_scheme" &&
+        it.key() != "weight_block_size")
+      quant_unmodeled_.push_back(key_value("quantization_config." + it.key(), *it));
+  *block_rows = b[0].get<int64_t>();
+  *block_cols = b[1].get<int64_t>();
+  return true;
+}
+
 }  // namespace kiln

@@ -47,6 +47,10 @@ class ConfigReader {
   // symmetric per-channel weights with no activation quantization (llm-compressor's W8A16);
   // anything else is refused as refuse_quantized does, naming what kiln does not read.
   std::string prequantized() const;
+  // DeepSeek-V3/R1's FP8 release: quant_method "fp8", fmt "e4m3", dynamic activations and a
+  // weight_block_size [rows, columns]; returns false when there is no quantization_config, true with
+  // the block size for that one, and refuses anything else as refuse_quantized does.
+  bool fp8_blocks(int64_t* block_rows, int64_t* block_cols) const;
   // A positive integer (at most 2^31), or `def` when absent and not required.
   int64_t pos_int(const nlohmann::json& o, const char* k, bool required, int64_t def = 0) const;
   int64_t pos_int(const char* k, bool required, int64_t def = 0) const { return pos_int(j_, k, required, def); }

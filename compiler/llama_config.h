@@ -70,6 +70,8 @@ struct LlamaConfig {
   DType dtype = DType::F32;            // torch_dtype / dtype, when given
   std::string raw_json;                // the file, verbatim
   std::string prequantized;            // ConfigReader::prequantized(): "" or "compressed-tensors int8"
+  bool fp8 = false;                    // FP8 block-scaled weights (ConfigReader::fp8_blocks)
+  int64_t fp8_block_rows = 0, fp8_block_cols = 0;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 

@@ -282,7 +282,28 @@ void quantized_q(const StTensor& t, int64_t r, float* out) {
   for (int64_t c = 0; c < t.shape[1]; ++c) out[c] = float(int8_t(uint8_t(row[c] ^ 0x80u)));
 }
 
+namespace {
+
+// float8_e4m3fn (1 sign, 4 exponent bits of bias 7, 3 mantissa bits; no infinities, S.1111.111 NaN).
+float f8e4m3_to_f32(uint8_t b) {
+  const int e = (b >> 3) & 0xf, m = b & 0x7;
+  const float sign = (b & 0x80) ? -1.0f : 1.0f;
+  if (e == 0xf && m == 0x7) return std::nanf("");
+  if (e == 0) return sign * std::ldexp(float(m) / 8.0f, -6);
+  return sign * std::ldexp(1.0f + float(m) / 8.0f, e - 7);
+}
+
+}  // namespace
+
 void read_f32(const StTensor& t, float* out) {
+  if (t.block_scale) {
+    const int64_t rows = t.shape[0], cols = t.shape[1], grid_cols = (cols + t.block_cols - 1) / t.block_cols;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* srow = t.block_scale + (r / t.block_rows) * grid_cols;
+      for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = f8e4m3_to_f32(t.data[r * cols + c]) * srow[c / t.block_cols];
+    }
+    return;
+  }
   if (!t.row_scale) {
     convert_to_f32(t.data, t.dtype, out, uint64_t(t.numel()));
     return;
@@ -359,6 +380,58 @@ int Checkpoint::unpack_compressed_int8() {
     made_scale_.push_back(std::move(s));
   }
   return int(bases.size());
+}
+
+int Checkpoint::attach_fp8_block_scales(int64_t block_rows, int64_t block_cols) {
+  static const std::string kScale = ".weight_scale_inv";
+  std::vector<std::string> names;
+  for (const auto& kv : all_) {
+    const StTensor& t = *kv.second;
+    if (t.st_dtype == "F8_E5M2")
+      throw CompileError(t.file + ": tensor '" + kv.first + "' is F8_E5M2; kiln reads F8_E4M3 weights only");
+    if (t.st_dtype == "F8_E4M3") names.push_back(kv.first);
+    const size_t n = kv.first.size();
+    if (n > kScale.size() && kv.first.compare(n - kScale.size(), kScale.size(), kScale) == 0) {
+      const StTensor* w = find(kv.first.substr(0, n - kScale.size()) + ".weight");
+      if (!w || w->st_dtype != "F8_E4M3")
+        throw CompileError(t.file + ": '" + kv.first + "' scales no F8_E4M3 weight");
+    }
+  }
+  for (const std::string& name : names) {
+    const StTensor* w = find(name);
+    auto bad = [&](const std::string& msg) { throw CompileError(w->file + ": FP8 weight '" + name + "' " + msg); };
+    const std::string base = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0
+                                 ? name.substr(0, name.size() - 7)
+                                 : std::string();
+    if (base.empty()) bad("is not a weight (X.weight)");
+    if (w->shape.size() != 2) bad("has shape " + shape_str(w->shape) + " (expected a 2-D weight)");
+    const StTensor* s = find(base + kScale);
+    if (!s) bad("has no weight_scale_inv");
+    const int64_t rows = w->shape[0], cols = w->shape[1];
+    const std::vector<int64_t> grid = {(rows + block_rows - 1) / block_rows, (cols + block_cols - 1) / block_cols};
+    if (!s->has_dtype || !dtype_is_float(s->dtype) || s->shape != grid)
+      bad("has weight_scale_inv of dtype " + s->st_dtype + " and shape " + shape_str(s->shape) + " (expected a float " +
+          shape_str(grid) + ": one scale per " + std::to_string(block_rows) + "x" + std::to_string(block_cols) +
+          " block, rounded up at the edges)");
+    auto scales = std::make_unique<std::vector<float>>(size_t(grid[0] * grid[1]));
+    convert_to_f32(s->data, s->dtype, scales->data(), scales->size());
+    for (size_t i = 0; i < scales->size(); ++i)
+      if (!std::isfinite((*scales)[i]) || (*scales)[i] <= 0.0f)
+        bad("has scale_inv " + std::to_string((*scales)[i]) + " for block [" + std::to_string(int64_t(i) / grid[1]) +
+            ", " + std::to_string(int64_t(i) % grid[1]) + "] (scales must be finite and positive)");
+    auto t = std::make_unique<StTensor>(*w);
+    t->st_dtype = "F8_E4M3 (block scales)";
+    t->has_dtype = true;
+    t->dtype = DType::F32;  // its values, as read_f32 gives them
+    t->block_scale = scales->data();
+    t->block_rows = block_rows;
+    t->block_cols = block_cols;
+    all_.erase(base + kScale);
+    all_[name] = t.get();
+    made_.push_back(std::move(t));
+    made_scale_.push_back(std::move(scales));
+  }
+  return int(names.size());
 }
 
 const StTensor* Checkpoint::find(const std::string& name) const {

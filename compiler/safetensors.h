@@ -35,6 +35,13 @@ struct StTensor {
   uint64_t row_bytes = 0;
   DType scale_dtype = DType::F32;  // the stored scales' dtype: read_f32 rounds q · scale to it, as
                                    // compressed-tensors' decompression computes in it
+  // A block-scaled FP8 weight (Checkpoint::attach_fp8_block_scales): data its float8_e4m3fn bytes,
+  // block_scale its f32 scale_inv grid (ceil(rows / block_rows) × ceil(cols / block_cols), owned by
+  // the checkpoint); its values are fp8 · block_scale[i / block_rows, j / block_cols].
+  const float* block_scale = nullptr;
+  int64_t block_rows = 0, block_cols = 0;
+  // Whether reading it computes its values (pre-quantized: row_scale or block_scale).
+  bool dequantized_on_read() const { return row_scale || block_scale; }
   int64_t numel() const;
 };
 
@@ -85,6 +92,12 @@ class Checkpoint {
   // CompileError naming the weight on a missing part, a wrong shape or dtype, or a scale that is not
   // finite and positive.
   int unpack_compressed_int8();
+  // Attaches X.weight_scale_inv (f32 or another float dtype, [ceil(rows / block_rows),
+  // ceil(cols / block_cols)]) to every F8_E4M3 weight X.weight, as DeepSeek-V3/R1 ship them, so it
+  // reads as its block dequantization. Returns how many; throws CompileError naming the tensor on a
+  // missing or orphan scale, a wrong grid, a scale that is not finite and positive, or an FP8 tensor
+  // of another kind (E5M2, not 2-D).
+  int attach_fp8_block_scales(int64_t block_rows, int64_t block_cols);
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

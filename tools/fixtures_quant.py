@@ -96,6 +96,7 @@ def main(repo):
               % (name if is_lora else "llama/" + name, fname, len(linears), moved.item(), min(margins), greedy.tolist()[ref["prompt_ids"].numel():],
                  ref["greedy_ids"].tolist()[ref["prompt_ids"].numel():]))
     compressed_tensors_fixtures(repo)
+    fp8_block_fixtures(repo)
 
 
 # Pre-quantized checkpoints as llm-compressor writes them (compressed-tensors), for kiln's reader:
@@ -175,3 +176,92 @@ def compressed_tensors_fixtures(repo):
         print("  quantized/%s: %d linears as compressed-tensors int8 (pack-quantized, channel), logits moved "
               "%.3e rel L2 from %s, min greedy margin %.3e" % (name, len(expected), moved.item(), base_name,
                                                                min(margins)))
+
+
+# DeepSeek-V3/R1's FP8 layout as its authors ship it: every projection weight (attention, dense MLP,
+# routed and shared experts; not embeddings, norms, routers or lm_head) stored as float8_e4m3fn
+# with X.weight_scale_inv, one f32 scale per weight_block_size block (rounded up at the edges: a
+# partial block as kv_a_proj_with_mqa's [576, 7168] has on the real model), and a quantization_config
+# {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size"}.
+# The tiny V3 fixture's dims are far under 128, so its blocks are 32 × 32 (16 left a greedy margin too
+# small to compare; kv_a_proj_with_mqa is [40, 64]: a grid of [2, 2] whose last row of blocks is
+# partial). The reference is transformers running the checkpoint with each weight replaced by
+# DeepSeek's block formula w = fp8 · scale_inv[i // 32, j // 32], in f32; transformers' own FP8 loader
+# derives the block size as rows // scale_rows, which mis-reads partial blocks, so it is not used.
+# (name, family, base fixture, block size). The LLaMA one (48 × 48 blocks on 64-wide weights, all
+# partial at the edges) stands for the same layout in LLaMA-family releases (e.g. Qwen3's FP8 ones).
+FP8_CASES = [("ds_v3_fp8_b32", "deepseek", "v3_noaux", 32), ("llama_fp8_b48", "llama", "gqa_f32", 48)]
+
+
+def fp8_block_fixtures(repo):
+    import json
+    import shutil
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import DeepseekV3ForCausalLM, LlamaForCausalLM
+
+    for name, family, base_name, block in FP8_CASES:
+        base = os.path.join(repo, "tests", "fixtures", family, base_name)
+        out = os.path.join(repo, "tests", "fixtures", "quantized", name)
+        ref = load_file(os.path.join(base, "reference.safetensors"))
+        tensors = load_file(os.path.join(base, "model.safetensors"))
+        model_cls = DeepseekV3ForCausalLM if family == "deepseek" else LlamaForCausalLM
+        model = model_cls.from_pretrained(base, dtype=torch.float32).eval()
+        params = dict(model.named_parameters())
+        quantized = 0
+        partial = 0
+        with torch.no_grad():
+            for key in sorted(tensors):
+                if not (key.endswith("_proj.weight") or key.endswith("_proj_with_mqa.weight")) or ".layers." not in key:
+                    continue
+                w = tensors[key].float()
+                rows, cols = w.shape
+                gr, gc = (rows + block - 1) // block, (cols + block - 1) // block
+                partial += (rows % block != 0) or (cols % block != 0)
+                scale = torch.empty(gr, gc, dtype=torch.float32)
+                for bi in range(gr):
+                    for bj in range(gc):
+                        blk = w[bi * block:(bi + 1) * block, bj * block:(bj + 1) * block]
+                        scale[bi, bj] = blk.abs().amax().clamp(min=1e-12) / 448.0
+                full = scale.repeat_interleave(block, 0)[:rows].repeat_interleave(block, 1)[:, :cols]
+                q = (w / full).to(torch.float8_e4m3fn)
+                deq = q.float() * full  # DeepSeek's weight_dequant: the block formula
+                tensors[key] = q.contiguous()
+                tensors[key[:-len("weight")] + "weight_scale_inv"] = scale.contiguous()
+                layer = int(key.split(".layers.")[1].split(".")[0])
+                if layer >= model.config.num_hidden_layers:
+                    pass  # the multi-token-prediction layer: in the checkpoint, unused by transformers (and kiln)
+                elif key in params:  # the per-expert tensors the HF model holds as fused experts are set below
+                    params[key].copy_(deq)
+                else:
+                    experts = model.get_submodule(key.split(".experts.")[0] + ".experts")
+                    e = int(key.split(".experts.")[1].split(".")[0])
+                    kind = key.rsplit(".", 2)[1]
+                    if kind == "down_proj":
+                        experts.down_proj.data[e].copy_(deq)
+                    else:
+                        inter = deq.shape[0]
+                        sl = slice(0, inter) if kind == "gate_proj" else slice(inter, 2 * inter)
+                        experts.gate_up_proj.data[e, sl].copy_(deq)
+                quantized += 1
+            logits = model(ref["input_ids"]).logits.float().contiguous()
+        n_new = ref["greedy_ids"].numel() - ref["prompt_ids"].numel()
+        greedy, margins = greedy_with_margins(model, ref["prompt_ids"], n_new)
+        assert min(margins) >= MIN_MARGIN, "%s: greedy margin %.2e too small" % (name, min(margins))
+        assert partial > 0, "no partial blocks: the fixture would not test them"
+        if os.path.isdir(out):
+            shutil.rmtree(out)
+        os.makedirs(out)
+        save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(base, "config.json")) as f:
+            cfg = json.load(f)
+        cfg["quantization_config"] = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+                                      "weight_block_size": [block, block]}
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+        save_file({"input_ids": ref["input_ids"], "prompt_ids": ref["prompt_ids"], "greedy_ids": greedy.contiguous(),
+                   "logits": logits}, os.path.join(out, "reference.safetensors"))
+        moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
+        print("  quantized/%s: %d weights as FP8 e4m3 with %dx%d block scales (%d with partial blocks), logits "
+              "moved %.3e rel L2 from %s, min greedy margin %.3e" % (name, quantized, block, block, partial,
+                                                                     moved.item(), base_name, min(margins)))

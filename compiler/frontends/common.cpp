@@ -29,7 +29,7 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
     if (t->shape != shape)
       problems.push_back("tensor '" + name + "' in " + t->file + " has shape " + shape_str(t->shape) + ", expected " +
                          shape_str(shape) + " from config.json");
-    else if ((!t->has_dtype || !dtype_is_float(t->dtype)) && !t->row_scale)
+    else if ((!t->has_dtype || !dtype_is_float(t->dtype)) && !t->dequantized_on_read())
       problems.push_back("tensor '" + name + "' in " + t->file + " has dtype " + t->st_dtype +
                          " (supported: F32, BF16, F16)");
   }
@@ -128,6 +128,19 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   if (!read_hf_tokenizer(o.model_dir, &td, &notes, !o.no_chat_template)) return;
   add_note(&g.info.notes, notes);
   attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
+}
+
+std::string upcast_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols) {
+  const std::string blocks = std::to_string(block_rows) + "x" + std::to_string(block_cols);
+  const int n = ck.attach_fp8_block_scales(block_rows, block_cols);
+  if (n == 0)
+    throw CompileError(o.model_dir + ": config.json's quantization_config is fp8, but the checkpoint has no F8_E4M3 "
+                       "tensor");
+  if (o.dtype.empty())
+    throw CompileError(o.model_dir + " holds FP8 weights with " + blocks +
+                       " block scales (quant_method fp8), as DeepSeek ships them; kiln has no FP8 kernels yet: "
+                       "--dtype bf16 (or f32) upcasts them at compile time, w = fp8 * scale_inv of its block");
+  return std::to_string(n) + " FP8 e4m3 checkpoint weights (" + blocks + " block scales) upcast to " + o.dtype;
 }
 
 std::string check_config_keys(const std::vector<std::string>& unmodeled, const std::string& path,

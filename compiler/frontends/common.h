@@ -80,6 +80,10 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings);
 // The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
 // as the runtime will check them.
 void read_llm_tokenizer(const CompileOptions& o, Graph& g);
+// An FP8 checkpoint with block scales (quant_method "fp8"): attaches the scales
+// (Checkpoint::attach_fp8_block_scales) so its weights read upcast; refuses it without --dtype (kiln
+// has no FP8 kernels yet) or without FP8 tensors. Returns the plan note.
+std::string upcast_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols);
 // Strict configs: the keys a config reader did not model (ConfigReader::unmodeled) are refused,
 // naming them, unless --allow-unknown-config; then the returned note lists them for the plan.
 std::string check_config_keys(const std::vector<std::string>& unmodeled, const std::string& path,

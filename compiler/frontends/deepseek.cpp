@@ -322,6 +322,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
+  const std::string fp8_note = c.fp8 ? upcast_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols) : "";
   size_t mtp_tensors = 0;
   check_deepseek_tensors(c, b.checkpoint, &mtp_tensors);
   b.lora = LoraSet::load(o.lora, b.checkpoint);
@@ -342,6 +343,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   read_llm_tokenizer(o, g);
   add_note(&g.info.notes, key_note);
   add_note(&g.info.notes, lora_note);
+  add_note(&g.info.notes, fp8_note);
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);
   return b;
 }

@@ -58,7 +58,7 @@ void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lor
     const uint64_t n = uint64_t(t->numel());
     const uint64_t bytes = n * dtype_size(v.dtype);
     if (at + bytes > out.size()) throw CompileError("internal: parts of '" + v.name + "' overflow it");
-    if (lora.touches(name) || t->row_scale) {  // through f32: a merge, or q · scale
+    if (lora.touches(name) || t->dequantized_on_read()) {  // through f32: a merge, or a dequantization
       std::vector<float> w(n);
       read_f32(*t, w.data());
       if (lora.touches(name)) lora.apply(name, w, pool);

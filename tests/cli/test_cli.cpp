@@ -183,6 +183,22 @@ TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and gen
   }
 }
 
+TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles upcast with --dtype and generates transformers' tokens") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("ds_v3_fp8_b32", "quantized");
+  std::string out;
+  CHECK(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "x.kplan") + " --max-seq 32", &out) != 0);
+  CHECK(out.find("kiln: error: ") == 0);
+  CHECK(out.find("--dtype bf16 (or f32) upcasts them") != std::string::npos);
+  CHECK(count_lines(out) == 1);
+  REQUIRE_MESSAGE(
+      kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "ds.kplan") + " --max-seq 32 --dtype f32", &out) ==
+          0,
+      out);
+  CHECK(out.find("105 FP8 e4m3 checkpoint weights (32x32 block scales) upcast to f32") != std::string::npos);
+  check_cli_greedy(d / "ds.kplan", kiln::test::load_reference(model));
+}
+
 TEST_CASE("cli: bad input exits non-zero with one clear line") {
   TempDir d;
   const std::string model = kiln::test::fixture("gqa_f32");

@@ -65,7 +65,8 @@ void write_raw(const std::string& path, const RawTensors& ts) {
   const uint64_t n = hs.size();
   f.write(reinterpret_cast<const char*>(&n), 8);
   f.write(hs.data(), std::streamsize(hs.size()));
-  for (const auto& [name, t] : ts) f.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
+  for (const auto& [name, t] : ts)
+    f.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
 }
 
 // A copy of the fixture with its tensors and/or config edited; returns its folder.
@@ -85,7 +86,6 @@ std::string edited(const TempDir& d, const std::string& name, const std::functio
   return dir;
 }
 
-
 }  // namespace
 
 TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and match transformers") {
@@ -98,8 +98,8 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
     int i8;  // i8 tensors in the plan: 2 layers × (qkv, o, gate|up, down), and the head with --quantize-head
     int as_shipped;
   };
-  for (const Case& c : {Case{"", false, 8, 8}, Case{"none", false, 0, 0}, Case{"int8", false, 8, 8},
-                        Case{"int8", true, 9, 8}}) {
+  for (const Case& c :
+       {Case{"", false, 8, 8}, Case{"none", false, 0, 0}, Case{"int8", false, 8, 8}, Case{"int8", true, 9, 8}}) {
     CAPTURE(c.quantize);
     CAPTURE(c.head);
     CompileOptions o = options(fixture_dir(), d / ("ct" + c.quantize + (c.head ? "h" : "") + ".kplan"));
@@ -176,8 +176,8 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
       // The checkpoint's quantization moved transformers' logits well past that bound: the plan
       // runs the quantized weights, not some unquantized copy.
       CHECK(kiln::test::rel_l2(logits.data(), unquantized.logits.data(), unquantized.logits.size()) > 1e-3);
-      const std::string line =
-          std::string("--quantize '") + c.quantize + (c.head ? "' --quantize-head" : "'") + ": rel L2 " + std::to_string(err);
+      const std::string line = std::string("--quantize '") + c.quantize + (c.head ? "' --quantize-head" : "'") +
+                               ": rel L2 " + std::to_string(err);
       MESSAGE(line);
     }
   }
@@ -193,7 +193,8 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
       double bound;
       bool greedy;
     };
-    for (const BCase& c : {BCase{"none", "f32", 1e-4, true}, BCase{"", "f32", 1e-2, true}, BCase{"", "", 2e-2, false}}) {
+    for (const BCase& c :
+         {BCase{"none", "f32", 1e-4, true}, BCase{"", "f32", 1e-2, true}, BCase{"", "", 2e-2, false}}) {
       CAPTURE(c.quantize);
       CAPTURE(c.dtype);
       CompileOptions o = options(dir, d / ("bf16" + c.quantize + c.dtype + ".kplan"));
@@ -220,9 +221,9 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
     CompileOptions o = options(fixture_dir(), d / (std::string(target) + ".kplan"));
     o.target = target;
     const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find("pre-quantized int8 weights (compressed-tensors), which run on the CPU only") !=
-                      std::string::npos,
-                  err);
+    CHECK_MESSAGE(
+        err.find("pre-quantized int8 weights (compressed-tensors), which run on the CPU only") != std::string::npos,
+        err);
     CHECK_FALSE(kiln::path_exists(o.output));
     o.quantize = "none";
     CHECK(kiln::test::compile_error(o) == "");
@@ -289,10 +290,10 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
          ts[w + ".weight"] = {"F32", {32, 64}, std::vector<uint8_t>(32 * 64 * 4, 0)};
        },
        nullptr, "'" + w + "' also has an unquantized weight"},
-      {"4-bit", nullptr, [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 4; },
+      {"4-bit", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 4; },
        "config group 'group_0' of num_bits 4"},
-      {"groups",
-       nullptr,
+      {"groups", nullptr,
        [](nlohmann::json& j) {
          auto& wq = j["quantization_config"]["config_groups"]["group_0"]["weights"];
          wq["strategy"] = "group";
@@ -322,13 +323,17 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
        },
        "quantizing output_activations"},
       {"kv cache", nullptr,
-       [](nlohmann::json& j) { j["quantization_config"]["kv_cache_scheme"] = {{"num_bits", 8}}; },
+       [](nlohmann::json& j) {
+         j["quantization_config"]["kv_cache_scheme"] = {{"num_bits", 8}};
+       },
        "with kv_cache_scheme"},
       {"groups as a list", nullptr,
        [](nlohmann::json& j) { j["quantization_config"]["config_groups"] = nlohmann::json::array({1}); },
        "with no config_groups"},
       {"sparsity", nullptr,
-       [](nlohmann::json& j) { j["quantization_config"]["sparsity_config"] = {{"format", "sparse-24-bitmask"}}; },
+       [](nlohmann::json& j) {
+         j["quantization_config"]["sparsity_config"] = {{"format", "sparse-24-bitmask"}};
+       },
        "with sparsity_config"},
   };
   int n = 0;
@@ -408,4 +413,153 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
                   err);
     CHECK_FALSE(kiln::path_exists(o.output));
   }
+}
+
+// DeepSeek-V3/R1's FP8 release: F8_E4M3 weights with block scales (weight_scale_inv), here 32 × 32
+// blocks on the tiny V3 fixture, partial at the edges. Upcast at compile time (--dtype), against
+// transformers running the same checkpoint dequantized by DeepSeek's block formula
+// (tools/fixtures_quant.py); refused without --dtype (no FP8 kernels yet) and on malformed parts.
+TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype and match transformers") {
+  TempDir d;
+  struct Fixture {
+    std::string name, base, base_family, note;
+    double bf16_bound;
+  };
+  // bf16: the low-precision bound, with room for DeepSeek's tiny random routers, which can flip
+  // experts under rounding (v3_noaux 0.10 in test_parity's bf16 case; this fixture measured 0.0105).
+  for (const Fixture& f :
+       {Fixture{"ds_v3_fp8_b32", "v3_noaux", "deepseek", "105 FP8 e4m3 checkpoint weights (32x32", 5e-2},
+        Fixture{"llama_fp8_b48", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x48", 2e-2}}) {
+    CAPTURE(f.name);
+    const std::string dir = kiln::test::fixture(f.name, "quantized");
+    const auto ref = kiln::test::load_reference(dir);
+    const auto unquantized = kiln::test::load_reference(kiln::test::fixture(f.base, f.base_family));
+    struct Case {
+      std::string dtype, quantize;
+      double bound;
+    };
+    // int8: kiln's own formula on the upcast weights.
+    for (const Case& c : {Case{"f32", "", 1e-4}, Case{"bf16", "", f.bf16_bound}, Case{"f32", "int8", 0.1}}) {
+      CAPTURE(c.dtype);
+      CAPTURE(c.quantize);
+      CompileOptions o = options(dir, d / (f.name + c.dtype + c.quantize + ".kplan"));
+      o.dtype = c.dtype;
+      o.quantize = c.quantize;
+      const CompileSummary s = compile_model(o);
+      CHECK(s.notes.find(f.note + " block scales) upcast to " + c.dtype) != std::string::npos);
+      auto plan = Plan::load_file(o.output).take();
+      for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        ContextOptions co;
+        co.n_threads = threads;
+        auto ctx = Context::create(plan, co).take();
+        const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
+        const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
+        CHECK(err <= c.bound);
+        if (c.dtype == "f32" && c.quantize.empty()) {
+          const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+          CHECK(kiln::test::greedy_continuation(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+          // FP8 moved transformers' logits far past the bound: the plan runs the FP8 weights.
+          CHECK(kiln::test::rel_l2(logits.data(), unquantized.logits.data(), unquantized.logits.size()) > 1e-2);
+        }
+        const std::string line = f.name + " --dtype " + c.dtype +
+                                 (c.quantize.empty() ? "" : " --quantize " + c.quantize) + ": rel L2 " +
+                                 std::to_string(err);
+        MESSAGE(line);
+      }
+    }
+    CompileOptions o = options(dir, d / "nodtype.kplan");
+    const std::string err = kiln::test::compile_error(o);
+    CHECK_MESSAGE(err.find("kiln has no FP8 kernels yet: --dtype bf16 (or f32) upcasts them") != std::string::npos,
+                  err);
+    CHECK_FALSE(kiln::path_exists(o.output));
+  }
+}
+
+TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are refused by name") {
+  TempDir d;
+  const std::string src = kiln::test::fixture("ds_v3_fp8_b32", "quantized");
+  const std::string w = "model.layers.0.self_attn.kv_a_proj_with_mqa";
+  auto put_scale = [&](RawTensors& ts, int64_t i, float v) {
+    std::memcpy(ts[w + ".weight_scale_inv"].bytes.data() + i * 4, &v, 4);
+  };
+  struct Case {
+    std::string what;
+    std::function<void(RawTensors&)> tensors;
+    std::function<void(nlohmann::json&)> config;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {"no scale", [&](RawTensors& ts) { ts.erase(w + ".weight_scale_inv"); }, nullptr,
+       "FP8 weight '" + w + ".weight' has no weight_scale_inv"},
+      {"scale grid",
+       [&](RawTensors& ts) {
+         RawTensor& s = ts[w + ".weight_scale_inv"];
+         s.shape = {1, 4};
+       },
+       nullptr, "has weight_scale_inv of dtype F32 and shape [1, 4] (expected a float [2, 2]"},
+      {"zero scale", [&](RawTensors& ts) { put_scale(ts, 2, 0.0f); }, nullptr,
+       "has scale_inv 0.000000 for block [1, 0] (scales must be finite and positive)"},
+      {"NaN scale", [&](RawTensors& ts) { put_scale(ts, 1, std::nanf("")); }, nullptr,
+       "has scale_inv nan for block [0, 1]"},
+      {"orphan scale",
+       [&](RawTensors& ts) {
+         ts["model.layers.0.input_layernorm.weight_scale_inv"] = {"F32", {1, 1}, std::vector<uint8_t>(4, 0)};
+       },
+       nullptr, "'model.layers.0.input_layernorm.weight_scale_inv' scales no F8_E4M3 weight"},
+      {"E5M2", [&](RawTensors& ts) { ts[w + ".weight"].dtype = "F8_E5M2"; }, nullptr,
+       "tensor '" + w + ".weight' is F8_E5M2; kiln reads F8_E4M3 weights only"},
+      {"fmt", nullptr, [](nlohmann::json& j) { j["quantization_config"]["fmt"] = "e5m2"; }, "with fmt \"e5m2\""},
+      {"static activations", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["activation_scheme"] = "static"; },
+       "with activation_scheme \"static\""},
+      {"one block dim", nullptr, [](nlohmann::json& j) { j["quantization_config"]["weight_block_size"] = {128}; },
+       "with weight_block_size [128] (expected two positive integers)"},
+      {"zero block", nullptr,
+       [](nlohmann::json& j) {
+         j["quantization_config"]["weight_block_size"] = {0, 128};
+       },
+       "with weight_block_size [0,128]"},
+      {"another block size", nullptr,
+       [](nlohmann::json& j) {
+         j["quantization_config"]["weight_block_size"] = {128, 128};
+       },
+       "(expected a float [1, 1]: one scale per 128x128 block"},
+      {"unknown key", nullptr, [](nlohmann::json& j) { j["quantization_config"]["new_knob"] = 1; },
+       "quantization_config.new_knob = 1"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    CAPTURE(c.what);
+    const std::string dir = d / ("f" + std::to_string(n++));
+    kiln::test::copy_dir(src, dir);
+    RawTensors ts = read_raw(dir + "/model.safetensors");
+    if (c.tensors) c.tensors(ts);
+    write_raw(dir + "/model.safetensors", ts);
+    if (c.config) {
+      std::ifstream in(dir + "/config.json");
+      nlohmann::json j = nlohmann::json::parse(in);
+      c.config(j);
+      std::ofstream(dir + "/config.json") << j.dump();
+    }
+    CompileOptions o = options(dir, d / "bad.kplan");
+    o.dtype = "f32";
+    const std::string err = kiln::test::compile_error(o);
+    CHECK_MESSAGE(err.find(c.expect) != std::string::npos, err);
+    CHECK_FALSE(kiln::path_exists(o.output));
+  }
+  // The FP8 config on the unquantized checkpoint: no F8_E4M3 tensors.
+  const std::string dir = d / "plain";
+  kiln::test::copy_dir(kiln::test::fixture("v3_noaux", "deepseek"), dir);
+  std::ifstream qin(src + "/config.json");
+  const nlohmann::json q = nlohmann::json::parse(qin)["quantization_config"];
+  std::ifstream pin(dir + "/config.json");
+  nlohmann::json j = nlohmann::json::parse(pin);
+  j["quantization_config"] = q;
+  std::ofstream(dir + "/config.json") << j.dump();
+  CompileOptions o = options(dir, d / "plain.kplan");
+  o.dtype = "f32";
+  const std::string err = kiln::test::compile_error(o);
+  CHECK_MESSAGE(err.find("quantization_config is fp8, but the checkpoint has no F8_E4M3 tensor") != std::string::npos,
+                err);
 }
