@@ -21,8 +21,8 @@ void ConfigReader::refuse_quantized() const {
     method = q["quant_method"].is_string() ? "\"" + q["quant_method"].get<std::string>() + "\"" : q["quant_method"].dump();
   fail("quantization_config", "has quant_method " + method +
                                   ": this is a quantized checkpoint kiln does not read (it reads f32, bf16 and f16 "
-                                  "weights, and compressed-tensors int8 ones for the LLaMA family); use the model's "
-                                  "unquantized release");
+                                  "weights, compressed-tensors int8 ones for the LLaMA family, and block-scaled FP8 "
+                                  "ones as DeepSeek ships them); use the model's unquantized release");
 }
 
 int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64_t def) const {
@@ -382,17 +382,26 @@ bool ConfigReader::fp8_blocks(int64_t* block_rows, int64_t* block_cols) const {
                                     ": kiln does not read this quantized checkpoint (it reads e4m3 weights with "
                                     "block scales and dynamic activations, as DeepSeek-V3/R1 ship them)");
   };
-  if (q.value("fmt", json("e4m3")) != "e4m3") refuse("fmt " + q["fmt"].dump());
-  if (q.value("activation_scheme", json("dynamic")) != "dynamic")
-    refuse("activation_scheme " + q["activation_scheme"].dump());
+  auto get = [&](const char* k, const json& def) { return q.contains(k) && !q[k].is_null() ? q[k] : def; };
+  if (get("fmt", "e4m3") != "e4m3") refuse("fmt " + q["fmt"].dump());
+  if (get("activation_scheme", "dynamic") != "dynamic") refuse("activation_scheme " + q["activation_scheme"].dump());
+  // How the scales are formatted for activation kernels (DeepSeek-V3.1's ue8m0: powers of two,
+  // still stored as floats), and what a loader should leave unconverted: the stored tensors say
+  // which weights are FP8, so none of these changes what they mean.
+  if (get("scale_fmt", "float") != "float" && get("scale_fmt", "float") != "ue8m0")
+    refuse("scale_fmt " + q["scale_fmt"].dump());
+  if (get("expert_dtype", "fp8") != "fp8") refuse("expert_dtype " + q["expert_dtype"].dump());
+  if (get("dequantize", false) != false) refuse("dequantize " + q["dequantize"].dump());
   const json b = q.value("weight_block_size", json());
   if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
       b[0].get<int64_t>() <= 0 || b[1].get<int64_t>() <= 0 || b[0].get<int64_t>() > 65536 ||
       b[1].get<int64_t>() > 65536)
     refuse("weight_block_size " + b.dump() + " (expected two positive integers)");
+  static const char* const kKnown[] = {"quant_method", "fmt",          "activation_scheme", "weight_block_size",
+                                       "scale_fmt",    "expert_dtype", "dequantize",        "modules_to_not_convert",
+                                       "modules_to_convert"};
   for (auto it = q.begin(); it != q.end(); ++it)
-    if (it.key() != "quant_method" && it.key() != "fmt" && it.key() != "activation_scheme" &&
-        it.key() != "weight_block_size")
+    if (!it->is_null() && std::find(std::begin(kKnown), std::end(kKnown), it.key()) == std::end(kKnown))
       quant_unmodeled_.push_back(key_value("quantization_config." + it.key(), *it));
   *block_rows = b[0].get<int64_t>();
   *block_cols = b[1].get<int64_t>();

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -284,23 +285,38 @@ void quantized_q(const StTensor& t, int64_t r, float* out) {
 
 namespace {
 
-// float8_e4m3fn (1 sign, 4 exponent bits of bias 7, 3 mantissa bits; no infinities, S.1111.111 NaN).
-float f8e4m3_to_f32(uint8_t b) {
-  const int e = (b >> 3) & 0xf, m = b & 0x7;
-  const float sign = (b & 0x80) ? -1.0f : 1.0f;
-  if (e == 0xf && m == 0x7) return std::nanf("");
-  if (e == 0) return sign * std::ldexp(float(m) / 8.0f, -6);
-  return sign * std::ldexp(1.0f + float(m) / 8.0f, e - 7);
+// float8_e4m3fn (1 sign, 4 exponent bits of bias 7, 3 mantissa bits; no infinities, S.1111.111 NaN),
+// every code's value.
+const std::array<float, 256>& f8e4m3_table() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int b = 0; b < 256; ++b) {
+      const int e = (b >> 3) & 0xf, m = b & 0x7;
+      const float sign = (b & 0x80) ? -1.0f : 1.0f;
+      if (e == 0xf && m == 0x7) t[size_t(b)] = std::nanf("");
+      else if (e == 0) t[size_t(b)] = sign * std::ldexp(float(m) / 8.0f, -6);
+      else t[size_t(b)] = sign * std::ldexp(1.0f + float(m) / 8.0f, e - 7);
+    }
+    return t;
+  }();
+  return table;
 }
 
 }  // namespace
 
 void read_f32(const StTensor& t, float* out) {
   if (t.block_scale) {
+    const std::array<float, 256>& f8 = f8e4m3_table();
     const int64_t rows = t.shape[0], cols = t.shape[1], grid_cols = (cols + t.block_cols - 1) / t.block_cols;
     for (int64_t r = 0; r < rows; ++r) {
       const float* srow = t.block_scale + (r / t.block_rows) * grid_cols;
-      for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = f8e4m3_to_f32(t.data[r * cols + c]) * srow[c / t.block_cols];
+      const uint8_t* in = t.data + r * cols;
+      float* o = out + r * cols;
+      for (int64_t b = 0; b < grid_cols; ++b) {  // one scale per block of columns
+        const float s = srow[b];
+        const int64_t end = std::min(cols, (b + 1) * t.block_cols);
+        for (int64_t c = b * t.block_cols; c < end; ++c) o[c] = f8[in[c]] * s;
+      }
     }
     return;
   }
@@ -382,8 +398,9 @@ int Checkpoint::unpack_compressed_int8() {
   return int(bases.size());
 }
 
-int Checkpoint::attach_fp8_block_scales(int64_t block_rows, int64_t block_cols) {
+std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows, int64_t block_cols) {
   static const std::string kScale = ".weight_scale_inv";
+  if (block_rows <= 0 || block_cols <= 0) throw CompileError("internal: FP8 block size must be positive");
   std::vector<std::string> names;
   for (const auto& kv : all_) {
     const StTensor& t = *kv.second;
@@ -407,6 +424,9 @@ int Checkpoint::attach_fp8_block_scales(int64_t block_rows, int64_t block_cols) 
     if (w->shape.size() != 2) bad("has shape " + shape_str(w->shape) + " (expected a 2-D weight)");
     const StTensor* s = find(base + kScale);
     if (!s) bad("has no weight_scale_inv");
+    uint64_t nan_codes = 0;  // S.1111.111: float8_e4m3fn's NaN
+    for (uint64_t i = 0; i < w->size; ++i) nan_codes += (w->data[i] & 0x7f) == 0x7f;
+    if (nan_codes > 0) bad("holds " + std::to_string(nan_codes) + " NaN codes");
     const int64_t rows = w->shape[0], cols = w->shape[1];
     const std::vector<int64_t> grid = {(rows + block_rows - 1) / block_rows, (cols + block_cols - 1) / block_cols};
     if (!s->has_dtype || !dtype_is_float(s->dtype) || s->shape != grid)
@@ -421,8 +441,7 @@ int Checkpoint::attach_fp8_block_scales(int64_t block_rows, int64_t block_cols) 
             ", " + std::to_string(int64_t(i) % grid[1]) + "] (scales must be finite and positive)");
     auto t = std::make_unique<StTensor>(*w);
     t->st_dtype = "F8_E4M3 (block scales)";
-    t->has_dtype = true;
-    t->dtype = DType::F32;  // its values, as read_f32 gives them
+    t->has_dtype = false;  // no DType holds its bytes: read_f32 (dequantized_on_read) is the only way in
     t->block_scale = scales->data();
     t->block_rows = block_rows;
     t->block_cols = block_cols;
@@ -431,7 +450,7 @@ int Checkpoint::attach_fp8_block_scales(int64_t block_rows, int64_t block_cols) 
     made_.push_back(std::move(t));
     made_scale_.push_back(std::move(scales));
   }
-  return int(names.size());
+  return names;
 }
 
 const StTensor* Checkpoint::find(const std::string& name) const {

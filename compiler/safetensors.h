@@ -94,10 +94,10 @@ class Checkpoint {
   int unpack_compressed_int8();
   // Attaches X.weight_scale_inv (f32 or another float dtype, [ceil(rows / block_rows),
   // ceil(cols / block_cols)]) to every F8_E4M3 weight X.weight, as DeepSeek-V3/R1 ship them, so it
-  // reads as its block dequantization. Returns how many; throws CompileError naming the tensor on a
-  // missing or orphan scale, a wrong grid, a scale that is not finite and positive, or an FP8 tensor
-  // of another kind (E5M2, not 2-D).
-  int attach_fp8_block_scales(int64_t block_rows, int64_t block_cols);
+  // reads as its block dequantization. Returns their names; throws CompileError naming the tensor on
+  // a missing or orphan scale, a wrong grid, a scale that is not finite and positive, a NaN code, or
+  // an FP8 tensor of another kind (E5M2, not 2-D).
+  std::vector<std::string> attach_fp8_block_scales(int64_t block_rows, int64_t block_cols);
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

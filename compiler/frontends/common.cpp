@@ -1,5 +1,7 @@
 #include "compiler/frontends/common.h"
 
+#include <cstdlib>
+
 #include "compiler/error.h"
 #include "compiler/tokenizer_reader.h"
 #include "kernels/elementwise.h"
@@ -130,17 +132,25 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
 }
 
-std::string upcast_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols) {
+std::string upcast_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols,
+                               int64_t layers, size_t* skipped_scales) {
   const std::string blocks = std::to_string(block_rows) + "x" + std::to_string(block_cols);
-  const int n = ck.attach_fp8_block_scales(block_rows, block_cols);
-  if (n == 0)
+  const std::vector<std::string> names = ck.attach_fp8_block_scales(block_rows, block_cols);
+  if (names.empty())
     throw CompileError(o.model_dir + ": config.json's quantization_config is fp8, but the checkpoint has no F8_E4M3 "
                        "tensor");
   if (o.dtype.empty())
     throw CompileError(o.model_dir + " holds FP8 weights with " + blocks +
                        " block scales (quant_method fp8), as DeepSeek ships them; kiln has no FP8 kernels yet: "
-                       "--dtype bf16 (or f32) upcasts them at compile time, w = fp8 * scale_inv of its block");
-  return std::to_string(n) + " FP8 e4m3 checkpoint weights (" + blocks + " block scales) upcast to " + o.dtype;
+                       "--dtype bf16 (or f16, f32) upcasts them at compile time, w = fp8 * scale_inv of its block");
+  // Weights of layers past the model's (DeepSeek's multi-token-prediction layers) are not compiled.
+  size_t extra = 0;
+  static const std::string kLayers = "model.layers.";
+  for (const std::string& n : names)
+    if (n.compare(0, kLayers.size(), kLayers) == 0 && std::atoll(n.c_str() + kLayers.size()) >= layers) ++extra;
+  if (skipped_scales) *skipped_scales = extra;
+  return std::to_string(names.size() - extra) + " FP8 e4m3 checkpoint weights (" + blocks + " block scales) upcast to " +
+         o.dtype;
 }
 
 std::string check_config_keys(const std::vector<std::string>& unmodeled, const std::string& path,

@@ -82,8 +82,11 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings);
 void read_llm_tokenizer(const CompileOptions& o, Graph& g);
 // An FP8 checkpoint with block scales (quant_method "fp8"): attaches the scales
 // (Checkpoint::attach_fp8_block_scales) so its weights read upcast; refuses it without --dtype (kiln
-// has no FP8 kernels yet) or without FP8 tensors. Returns the plan note.
-std::string upcast_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols);
+// has no FP8 kernels yet) or without FP8 tensors. Returns the plan note, which counts the weights of
+// the model's `layers`; *skipped_scales, if given, gets the number of FP8 weights past them (their
+// scales were attached, so a count of skipped tensors must add them).
+std::string upcast_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols,
+                               int64_t layers, size_t* skipped_scales = nullptr);
 // Strict configs: the keys a config reader did not model (ConfigReader::unmodeled) are refused,
 // naming them, unless --allow-unknown-config; then the returned note lists them for the plan.
 std::string check_config_keys(const std::vector<std::string>& unmodeled, const std::string& path,

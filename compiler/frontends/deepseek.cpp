@@ -322,9 +322,13 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
-  const std::string fp8_note = c.fp8 ? upcast_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols) : "";
+  size_t mtp_scales = 0;
+  const std::string fp8_note =
+      c.fp8 ? upcast_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols, c.num_hidden_layers, &mtp_scales)
+            : "";
   size_t mtp_tensors = 0;
   check_deepseek_tensors(c, b.checkpoint, &mtp_tensors);
+  mtp_tensors += mtp_scales;
   b.lora = LoraSet::load(o.lora, b.checkpoint);
   const std::string lora_note = check_lora_config_keys(b.lora, o);
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;

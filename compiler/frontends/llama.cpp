@@ -317,10 +317,11 @@ FrontendBuild build_llama(const CompileOptions& o) {
   if (!c.prequantized.empty() && b.checkpoint.unpack_compressed_int8() == 0)
     throw CompileError(o.model_dir + ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
                        "no *.weight_packed tensor");
-  const std::string fp8_note = c.fp8 ? upcast_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols) : "";
-  if (const StTensor* e = b.checkpoint.find("model.embed_tokens.weight"); e && e->dequantized_on_read())
-    throw CompileError(e->file + ": the embedding 'model.embed_tokens.weight' is pre-quantized; kiln reads "
-                       "pre-quantized Linear weights only");
+  const std::string fp8_note =
+      c.fp8 ? upcast_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols, c.num_hidden_layers) : "";
+  if (const StTensor* e = b.checkpoint.find("model.embed_tokens.weight"); e && e->row_scale)
+    throw CompileError(e->file + ": the embedding 'model.embed_tokens.weight' is pre-quantized (compressed-tensors); "
+                       "kiln reads pre-quantized Linear weights only");
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;

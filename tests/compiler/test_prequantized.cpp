@@ -428,7 +428,7 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
   // bf16: the low-precision bound, with room for DeepSeek's tiny random routers, which can flip
   // experts under rounding (v3_noaux 0.10 in test_parity's bf16 case; this fixture measured 0.0105).
   for (const Fixture& f :
-       {Fixture{"ds_v3_fp8_b32", "v3_noaux", "deepseek", "105 FP8 e4m3 checkpoint weights (32x32", 5e-2},
+       {Fixture{"ds_v3_fp8_b32", "v3_noaux", "deepseek", "72 FP8 e4m3 checkpoint weights (32x32", 5e-2},
         Fixture{"llama_fp8_b48", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x48", 2e-2}}) {
     CAPTURE(f.name);
     const std::string dir = kiln::test::fixture(f.name, "quantized");
@@ -470,7 +470,7 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
     }
     CompileOptions o = options(dir, d / "nodtype.kplan");
     const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find("kiln has no FP8 kernels yet: --dtype bf16 (or f32) upcasts them") != std::string::npos,
+    CHECK_MESSAGE(err.find("kiln has no FP8 kernels yet: --dtype bf16 (or f16, f32) upcasts them") != std::string::npos,
                   err);
     CHECK_FALSE(kiln::path_exists(o.output));
   }
@@ -525,6 +525,10 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
          j["quantization_config"]["weight_block_size"] = {128, 128};
        },
        "(expected a float [1, 1]: one scale per 128x128 block"},
+      {"a NaN code", [&](RawTensors& ts) { ts[w + ".weight"].bytes[5] = 0xff; }, nullptr,
+       "FP8 weight '" + w + ".weight' holds 1 NaN codes"},
+      {"scale format", nullptr, [](nlohmann::json& j) { j["quantization_config"]["scale_fmt"] = "e8m0x"; },
+       "with scale_fmt \"e8m0x\""},
       {"unknown key", nullptr, [](nlohmann::json& j) { j["quantization_config"]["new_knob"] = 1; },
        "quantization_config.new_knob = 1"},
   };
@@ -547,6 +551,26 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
     const std::string err = kiln::test::compile_error(o);
     CHECK_MESSAGE(err.find(c.expect) != std::string::npos, err);
     CHECK_FALSE(kiln::path_exists(o.output));
+  }
+  // Keys of real FP8 releases that do not change the stored weights compile (transformers' own
+  // FineGrainedFP8Config fields, Qwen's modules_to_not_convert, DeepSeek-V3.1's ue8m0 scales); a null
+  // fmt is the default.
+  {
+    const std::string dir = d / "keys";
+    kiln::test::copy_dir(src, dir);
+    std::ifstream in(dir + "/config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    auto& q = j["quantization_config"];
+    q["modules_to_not_convert"] = {"lm_head"};
+    q["modules_to_convert"] = nullptr;
+    q["scale_fmt"] = "ue8m0";
+    q["expert_dtype"] = "fp8";
+    q["dequantize"] = false;
+    q["fmt"] = nullptr;
+    std::ofstream(dir + "/config.json") << j.dump();
+    CompileOptions o = options(dir, d / "keys.kplan");
+    o.dtype = "f32";
+    CHECK(kiln::test::compile_error(o) == "");
   }
   // The FP8 config on the unquantized checkpoint: no F8_E4M3 tensors.
   const std::string dir = d / "plain";
