@@ -247,6 +247,18 @@ std::vector<int32_t> feedback_run(Executor& e, const Plan& p, const std::vector<
   return out;
 }
 
+std::unique_ptr<Context> cpu_context(std::shared_ptr<const Plan> plan, int threads) {
+  ContextOptions co;
+  co.n_threads = threads;
+  auto r = Context::create(std::move(plan), co);
+  if (!r.is_ok()) throw std::runtime_error(r.status().message());
+  return r.take();
+}
+
+double reference_error(const std::vector<float>& logits, const Reference& ref) {
+  return rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
+}
+
 std::vector<float> score_reference(Context& c, const Reference& ref) {
   std::vector<float> logits(ref.logits.size(), std::nanf(""));
   const Status st = c.score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data());

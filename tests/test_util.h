@@ -89,6 +89,12 @@ std::string compile_error(const CompileOptions& o);
 std::vector<int32_t> feedback_run(Executor& e, const Plan& plan, const std::vector<int32_t>& first,
                                   const std::vector<SampleParams>& params, int steps);
 
+// A CPU context on `threads` worker threads (0: the default). Throws std::runtime_error with the
+// status message on a failure.
+std::unique_ptr<Context> cpu_context(std::shared_ptr<const Plan> plan, int threads);
+// rel_l2 of logits against the reference's.
+double reference_error(const std::vector<float>& logits, const Reference& ref);
+
 // The context's score() of the reference's input_ids: its logits, rows × tokens × vocab (NaN-filled
 // first, so a row it does not write shows). Throws std::runtime_error with the status message.
 std::vector<float> score_reference(Context& c, const Reference& ref);

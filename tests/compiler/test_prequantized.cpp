@@ -69,11 +69,12 @@ void write_raw(const std::string& path, const RawTensors& ts) {
     f.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
 }
 
-// A copy of the fixture with its tensors and/or config edited; returns its folder.
+// A copy of a fixture (by default the compressed-tensors one) with its tensors and/or config
+// edited; returns its folder.
 std::string edited(const TempDir& d, const std::string& name, const std::function<void(RawTensors&)>& tensors,
-                   const std::function<void(nlohmann::json&)>& config = nullptr) {
+                   const std::function<void(nlohmann::json&)>& config = nullptr, const std::string& src = "") {
   const std::string dir = d / name;
-  kiln::test::copy_dir(fixture_dir(), dir);
+  kiln::test::copy_dir(src.empty() ? fixture_dir() : src, dir);
   RawTensors ts = read_raw(dir + "/model.safetensors");
   if (tensors) tensors(ts);
   write_raw(dir + "/model.safetensors", ts);
@@ -84,6 +85,31 @@ std::string edited(const TempDir& d, const std::string& name, const std::functio
     std::ofstream(dir + "/config.json") << j.dump();
   }
   return dir;
+}
+
+// An edit of a fixture that must be refused with `expect` in the message, and no plan written.
+struct RefusedEdit {
+  std::string what;
+  std::function<void(RawTensors&)> tensors;
+  std::function<void(nlohmann::json&)> config;
+  std::string expect;
+};
+
+// Each edit of src compiled (with `dtype`) and refused as it expects; with a config edit the message
+// also holds config_expect ("": nothing more).
+void check_refused(const TempDir& d, const std::string& src, const std::vector<RefusedEdit>& cases,
+                   const std::string& dtype, const std::string& config_expect) {
+  int n = 0;
+  for (const RefusedEdit& c : cases) {
+    CAPTURE(c.what);
+    const std::string dir = edited(d, "refused" + std::to_string(n++), c.tensors, c.config, src);
+    CompileOptions o = options(dir, d / "bad.kplan");
+    o.dtype = dtype;
+    const std::string err = kiln::test::compile_error(o);
+    CHECK_MESSAGE(err.find(c.expect) != std::string::npos, err);
+    if (c.config) CHECK(err.find(config_expect) != std::string::npos);
+    CHECK_FALSE(kiln::path_exists(o.output));
+  }
 }
 
 }  // namespace
@@ -159,11 +185,9 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
             std::string::npos);
     for (int threads : {1, 2}) {
       CAPTURE(threads);
-      ContextOptions co;
-      co.n_threads = threads;
-      auto ctx = Context::create(plan, co).take();
+      auto ctx = kiln::test::cpu_context(plan, threads);
       const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
-      const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
+      const double err = kiln::test::reference_error(logits, ref);
       if (c.head) {
         // kiln's own formula quantized the head too: near, but not at, the reference.
         CHECK(err > 1e-4);
@@ -237,13 +261,7 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
     REQUIRE(ts[name].dtype == "F32");
     std::memcpy(ts[name].bytes.data() + row * 4, &v, 4);
   };
-  struct Case {
-    std::string what;
-    std::function<void(RawTensors&)> tensors;
-    std::function<void(nlohmann::json&)> config;
-    std::string expect;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<RefusedEdit> cases = {
       {"zero scale", [&](RawTensors& ts) { scale_f32(ts, w + ".weight_scale", 3, 0.0f); }, nullptr,
        "'" + w + "' has scale 0.000000 for row 3 (scales must be finite and positive)"},
       {"NaN scale", [&](RawTensors& ts) { scale_f32(ts, w + ".weight_scale", 0, std::nanf("")); }, nullptr,
@@ -336,16 +354,7 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
        },
        "with sparsity_config"},
   };
-  int n = 0;
-  for (const Case& c : cases) {
-    CAPTURE(c.what);
-    const std::string dir = edited(d, "m" + std::to_string(n++), c.tensors, c.config);
-    CompileOptions o = options(dir, d / "bad.kplan");
-    const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find(c.expect) != std::string::npos, err);
-    if (c.config) CHECK(err.find("kiln does not read this quantized checkpoint") != std::string::npos);
-    CHECK_FALSE(kiln::path_exists(o.output));
-  }
+  check_refused(d, fixture_dir(), cases, "", "kiln does not read this quantized checkpoint");
   // Unknown keys in quantization_config are refused like other unmodeled config keys, or noted
   // with --allow-unknown-config.
   {
@@ -450,11 +459,9 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
       auto plan = Plan::load_file(o.output).take();
       for (int threads : {1, 2}) {
         CAPTURE(threads);
-        ContextOptions co;
-        co.n_threads = threads;
-        auto ctx = Context::create(plan, co).take();
+        auto ctx = kiln::test::cpu_context(plan, threads);
         const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
-        const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
+        const double err = kiln::test::reference_error(logits, ref);
         CHECK(err <= c.bound);
         if (c.dtype == "f32" && c.quantize.empty()) {
           const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
@@ -483,13 +490,7 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
   auto put_scale = [&](RawTensors& ts, int64_t i, float v) {
     std::memcpy(ts[w + ".weight_scale_inv"].bytes.data() + i * 4, &v, 4);
   };
-  struct Case {
-    std::string what;
-    std::function<void(RawTensors&)> tensors;
-    std::function<void(nlohmann::json&)> config;
-    std::string expect;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<RefusedEdit> cases = {
       {"no scale", [&](RawTensors& ts) { ts.erase(w + ".weight_scale_inv"); }, nullptr,
        "FP8 weight '" + w + ".weight' has no weight_scale_inv"},
       {"scale grid",
@@ -532,26 +533,7 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
       {"unknown key", nullptr, [](nlohmann::json& j) { j["quantization_config"]["new_knob"] = 1; },
        "quantization_config.new_knob = 1"},
   };
-  int n = 0;
-  for (const Case& c : cases) {
-    CAPTURE(c.what);
-    const std::string dir = d / ("f" + std::to_string(n++));
-    kiln::test::copy_dir(src, dir);
-    RawTensors ts = read_raw(dir + "/model.safetensors");
-    if (c.tensors) c.tensors(ts);
-    write_raw(dir + "/model.safetensors", ts);
-    if (c.config) {
-      std::ifstream in(dir + "/config.json");
-      nlohmann::json j = nlohmann::json::parse(in);
-      c.config(j);
-      std::ofstream(dir + "/config.json") << j.dump();
-    }
-    CompileOptions o = options(dir, d / "bad.kplan");
-    o.dtype = "f32";
-    const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find(c.expect) != std::string::npos, err);
-    CHECK_FALSE(kiln::path_exists(o.output));
-  }
+  check_refused(d, src, cases, "f32", "");
   // Keys of real FP8 releases that do not change the stored weights compile (transformers' own
   // FineGrainedFP8Config fields, Qwen's modules_to_not_convert, DeepSeek-V3.1's ue8m0 scales); a null
   // fmt is the default.
