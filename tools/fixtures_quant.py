@@ -190,7 +190,8 @@ def compressed_tensors_fixtures(repo):
 # derives the block size as rows // scale_rows, which mis-reads partial blocks, so it is not used.
 # (name, family, base fixture, block size). The LLaMA one (48 × 48 blocks on 64-wide weights, all
 # partial at the edges) stands for the same layout in LLaMA-family releases (e.g. Qwen3's FP8 ones).
-FP8_CASES = [("ds_v3_fp8_b32", "deepseek", "v3_noaux", 32), ("llama_fp8_b48", "llama", "gqa_f32", 48)]
+FP8_CASES = [("ds_v3_fp8_b32", "deepseek", "v3_noaux", (32, 32)), ("llama_fp8_b48", "llama", "gqa_f32", (48, 48)),
+             ("llama_fp8_b48x16", "llama", "gqa_f32", (48, 16))]  # non-square: rows and columns not swapped
 
 
 def fp8_block_fixtures(repo):
@@ -200,7 +201,7 @@ def fp8_block_fixtures(repo):
     from safetensors.torch import load_file, save_file
     from transformers import DeepseekV3ForCausalLM, LlamaForCausalLM
 
-    for name, family, base_name, block in FP8_CASES:
+    for name, family, base_name, (br, bc) in FP8_CASES:
         base = os.path.join(repo, "tests", "fixtures", family, base_name)
         out = os.path.join(repo, "tests", "fixtures", "quantized", name)
         ref = load_file(os.path.join(base, "reference.safetensors"))
@@ -216,14 +217,14 @@ def fp8_block_fixtures(repo):
                     continue
                 w = tensors[key].float()
                 rows, cols = w.shape
-                gr, gc = (rows + block - 1) // block, (cols + block - 1) // block
-                partial += (rows % block != 0) or (cols % block != 0)
+                gr, gc = (rows + br - 1) // br, (cols + bc - 1) // bc
+                partial += (rows % br != 0) or (cols % bc != 0)
                 scale = torch.empty(gr, gc, dtype=torch.float32)
                 for bi in range(gr):
                     for bj in range(gc):
-                        blk = w[bi * block:(bi + 1) * block, bj * block:(bj + 1) * block]
+                        blk = w[bi * br:(bi + 1) * br, bj * bc:(bj + 1) * bc]
                         scale[bi, bj] = blk.abs().amax().clamp(min=1e-12) / 448.0
-                full = scale.repeat_interleave(block, 0)[:rows].repeat_interleave(block, 1)[:, :cols]
+                full = scale.repeat_interleave(br, 0)[:rows].repeat_interleave(bc, 1)[:, :cols]
                 q = (w / full).to(torch.float8_e4m3fn)
                 deq = q.float() * full  # DeepSeek's weight_dequant: the block formula
                 tensors[key] = q.contiguous()
@@ -256,12 +257,12 @@ def fp8_block_fixtures(repo):
         with open(os.path.join(base, "config.json")) as f:
             cfg = json.load(f)
         cfg["quantization_config"] = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
-                                      "weight_block_size": [block, block]}
+                                      "weight_block_size": [br, bc]}
         with open(os.path.join(out, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2, sort_keys=True)
         save_file({"input_ids": ref["input_ids"], "prompt_ids": ref["prompt_ids"], "greedy_ids": greedy.contiguous(),
                    "logits": logits}, os.path.join(out, "reference.safetensors"))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
         print("  quantized/%s: %d weights as FP8 e4m3 with %dx%d block scales (%d with partial blocks), logits "
-              "moved %.3e rel L2 from %s, min greedy margin %.3e" % (name, quantized, block, block, partial,
+              "moved %.3e rel L2 from %s, min greedy margin %.3e" % (name, quantized, br, bc, partial,
                                                                      moved.item(), base_name, min(margins)))

@@ -438,7 +438,8 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
   // experts under rounding (v3_noaux 0.10 in test_parity's bf16 case; this fixture measured 0.0105).
   for (const Fixture& f :
        {Fixture{"ds_v3_fp8_b32", "v3_noaux", "deepseek", "72 FP8 e4m3 checkpoint weights (32x32", 5e-2},
-        Fixture{"llama_fp8_b48", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x48", 2e-2}}) {
+        Fixture{"llama_fp8_b48", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x48", 2e-2},
+        Fixture{"llama_fp8_b48x16", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x16", 2e-2}}) {
     CAPTURE(f.name);
     const std::string dir = kiln::test::fixture(f.name, "quantized");
     const auto ref = kiln::test::load_reference(dir);
@@ -534,6 +535,20 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
        "quantization_config.new_knob = 1"},
   };
   check_refused(d, src, cases, "f32", "");
+  // Non-square blocks given the other way round ([columns, rows]): the grids do not match.
+  {
+    const std::string dir = edited(
+        d, "swapped", nullptr,
+        [](nlohmann::json& j) {
+          j["quantization_config"]["weight_block_size"] = {16, 48};
+        },
+        kiln::test::fixture("llama_fp8_b48x16", "quantized"));
+    CompileOptions o = options(dir, d / "swapped.kplan");
+    o.dtype = "f32";
+    const std::string err = kiln::test::compile_error(o);
+    CHECK_MESSAGE(err.find("one scale per 16x48 block") != std::string::npos, err);
+    CHECK_FALSE(kiln::path_exists(o.output));
+  }
   // Keys of real FP8 releases that do not change the stored weights compile (transformers' own
   // FineGrainedFP8Config fields, Qwen's modules_to_not_convert, DeepSeek-V3.1's ue8m0 scales); a null
   // fmt is the default.
