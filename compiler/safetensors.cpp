@@ -308,6 +308,7 @@ void read_f32(const StTensor& t, float* out) {
   if (t.block_scale) {
     const std::array<float, 256>& f8 = f8e4m3_table();
     const int64_t rows = t.shape[0], cols = t.shape[1], grid_cols = (cols + t.block_cols - 1) / t.block_cols;
+    uint64_t nan_codes = 0;  // S.1111.111, float8_e4m3fn's NaN: counted in the same pass
     for (int64_t r = 0; r < rows; ++r) {
       const float* srow = t.block_scale + (r / t.block_rows) * grid_cols;
       const uint8_t* in = t.data + r * cols;
@@ -315,9 +316,14 @@ void read_f32(const StTensor& t, float* out) {
       for (int64_t b = 0; b < grid_cols; ++b) {  // one scale per block of columns
         const float s = srow[b];
         const int64_t end = std::min(cols, (b + 1) * t.block_cols);
-        for (int64_t c = b * t.block_cols; c < end; ++c) o[c] = f8[in[c]] * s;
+        for (int64_t c = b * t.block_cols; c < end; ++c) {
+          o[c] = f8[in[c]] * s;
+          nan_codes += (in[c] & 0x7f) == 0x7f;
+        }
       }
     }
+    if (nan_codes > 0)
+      throw CompileError(t.file + ": FP8 weight '" + t.name + "' holds " + std::to_string(nan_codes) + " NaN codes");
     return;
   }
   if (!t.row_scale) {
@@ -424,9 +430,6 @@ std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows,
     if (w->shape.size() != 2) bad("has shape " + shape_str(w->shape) + " (expected a 2-D weight)");
     const StTensor* s = find(base + kScale);
     if (!s) bad("has no weight_scale_inv");
-    uint64_t nan_codes = 0;  // S.1111.111: float8_e4m3fn's NaN
-    for (uint64_t i = 0; i < w->size; ++i) nan_codes += (w->data[i] & 0x7f) == 0x7f;
-    if (nan_codes > 0) bad("holds " + std::to_string(nan_codes) + " NaN codes");
     const int64_t rows = w->shape[0], cols = w->shape[1];
     const std::vector<int64_t> grid = {(rows + block_rows - 1) / block_rows, (cols + block_cols - 1) / block_cols};
     if (!s->has_dtype || !dtype_is_float(s->dtype) || s->shape != grid)

@@ -50,7 +50,7 @@ void quantized_q(const StTensor& t, int64_t r, float* out);
 
 // The tensor's values in f32: converted from its dtype, or for a pre-quantized int8 weight q · scale
 // rounded to the scales' dtype (compressed-tensors decompresses in it: a bf16 model's weights are
-// bf16(q · scale)).
+// bf16(q · scale)), or for an FP8 one its block dequantization (CompileError on a NaN code).
 void read_f32(const StTensor& t, float* out);
 
 class SafetensorsFile {
@@ -95,8 +95,8 @@ class Checkpoint {
   // Attaches X.weight_scale_inv (f32 or another float dtype, [ceil(rows / block_rows),
   // ceil(cols / block_cols)]) to every F8_E4M3 weight X.weight, as DeepSeek-V3/R1 ship them, so it
   // reads as its block dequantization. Returns their names; throws CompileError naming the tensor on
-  // a missing or orphan scale, a wrong grid, a scale that is not finite and positive, a NaN code, or
-  // an FP8 tensor of another kind (E5M2, not 2-D).
+  // a missing or orphan scale, a wrong grid, a scale that is not finite and positive, or an FP8
+  // tensor of another kind (E5M2, not 2-D). (A NaN code is refused when the weight is read.)
   std::vector<std::string> attach_fp8_block_scales(int64_t block_rows, int64_t block_cols);
 
  private:

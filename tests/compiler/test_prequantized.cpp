@@ -69,6 +69,11 @@ void write_raw(const std::string& path, const RawTensors& ts) {
     f.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
 }
 
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
 // A copy of a fixture (by default the compressed-tensors one) with its tensors and/or config
 // edited; returns its folder.
 std::string edited(const TempDir& d, const std::string& name, const std::function<void(RawTensors&)>& tensors,
@@ -79,8 +84,7 @@ std::string edited(const TempDir& d, const std::string& name, const std::functio
   if (tensors) tensors(ts);
   write_raw(dir + "/model.safetensors", ts);
   if (config) {
-    std::ifstream in(dir + "/config.json");
-    nlohmann::json j = nlohmann::json::parse(in);
+    nlohmann::json j = read_json(dir + "/config.json");
     config(j);
     std::ofstream(dir + "/config.json") << j.dump();
   }
@@ -407,14 +411,9 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
   }
   // The config of a compressed-tensors checkpoint on an unquantized one: no packed weights.
   {
-    const std::string dir = d / "plain";
-    kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), dir);
-    std::ifstream in(fixture_dir() + "/config.json");
-    const nlohmann::json q = nlohmann::json::parse(in)["quantization_config"];
-    std::ifstream pin(dir + "/config.json");
-    nlohmann::json j = nlohmann::json::parse(pin);
-    j["quantization_config"] = q;
-    std::ofstream(dir + "/config.json") << j.dump();
+    const nlohmann::json q = read_json(fixture_dir() + "/config.json")["quantization_config"];
+    const std::string dir = edited(
+        d, "plain", nullptr, [&](nlohmann::json& j) { j["quantization_config"] = q; }, kiln::test::fixture("gqa_f32"));
     CompileOptions o = options(dir, d / "plain.kplan");
     const std::string err = kiln::test::compile_error(o);
     CHECK_MESSAGE(err.find("quantization_config is compressed-tensors, but the checkpoint has no *.weight_packed") !=
@@ -553,31 +552,27 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
   // FineGrainedFP8Config fields, Qwen's modules_to_not_convert, DeepSeek-V3.1's ue8m0 scales); a null
   // fmt is the default.
   {
-    const std::string dir = d / "keys";
-    kiln::test::copy_dir(src, dir);
-    std::ifstream in(dir + "/config.json");
-    nlohmann::json j = nlohmann::json::parse(in);
-    auto& q = j["quantization_config"];
-    q["modules_to_not_convert"] = {"lm_head"};
-    q["modules_to_convert"] = nullptr;
-    q["scale_fmt"] = "ue8m0";
-    q["expert_dtype"] = "fp8";
-    q["dequantize"] = false;
-    q["fmt"] = nullptr;
-    std::ofstream(dir + "/config.json") << j.dump();
+    const std::string dir = edited(
+        d, "keys", nullptr,
+        [](nlohmann::json& j) {
+          auto& q = j["quantization_config"];
+          q["modules_to_not_convert"] = {"lm_head"};
+          q["modules_to_convert"] = nullptr;
+          q["scale_fmt"] = "ue8m0";
+          q["expert_dtype"] = "fp8";
+          q["dequantize"] = false;
+          q["fmt"] = nullptr;
+        },
+        src);
     CompileOptions o = options(dir, d / "keys.kplan");
     o.dtype = "f32";
     CHECK(kiln::test::compile_error(o) == "");
   }
   // The FP8 config on the unquantized checkpoint: no F8_E4M3 tensors.
-  const std::string dir = d / "plain";
-  kiln::test::copy_dir(kiln::test::fixture("v3_noaux", "deepseek"), dir);
-  std::ifstream qin(src + "/config.json");
-  const nlohmann::json q = nlohmann::json::parse(qin)["quantization_config"];
-  std::ifstream pin(dir + "/config.json");
-  nlohmann::json j = nlohmann::json::parse(pin);
-  j["quantization_config"] = q;
-  std::ofstream(dir + "/config.json") << j.dump();
+  const nlohmann::json q = read_json(src + "/config.json")["quantization_config"];
+  const std::string dir = edited(
+      d, "plain", nullptr, [&](nlohmann::json& j) { j["quantization_config"] = q; },
+      kiln::test::fixture("v3_noaux", "deepseek"));
   CompileOptions o = options(dir, d / "plain.kplan");
   o.dtype = "f32";
   const std::string err = kiln::test::compile_error(o);

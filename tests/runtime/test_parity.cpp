@@ -80,14 +80,10 @@ void drop_program(Graph& g, const std::string& name) {
                    g.programs.end());
 }
 
+// greedy_continuation, which must run all n_new steps.
 std::vector<int32_t> greedy(Context& c, const std::vector<int32_t>& prompt, int64_t n_new) {
-  std::vector<int32_t> out(static_cast<size_t>(n_new));
-  int64_t n = 0;
-  Status st = c.generate(prompt.data(), int64_t(prompt.size()), n_new, SamplingParams{}, -1, out.data(), &n, nullptr);
-  REQUIRE_MESSAGE(st.is_ok(), st.message());
-  REQUIRE(n == n_new);
-  std::vector<int32_t> all = prompt;
-  all.insert(all.end(), out.begin(), out.end());
+  std::vector<int32_t> all = kiln::test::greedy_continuation(c, prompt, n_new);
+  REQUIRE(int64_t(all.size()) == int64_t(prompt.size()) + n_new);
   return all;
 }
 
