@@ -43,11 +43,31 @@ constexpr int64_t kMatmulRowBlock = 6;  // weight rows converted and reused toge
 // The x86-64-v3 panels' accumulators for a pair of activation rows: 16 lanes of kMatmulRowBlock
 // outputs each (kernels/cpu/matmul.cpp, matmul_panels).
 constexpr int64_t kMatmulPanelPairFloats = 2 * 16 * kMatmulRowBlock;
+// From this many activation rows (the plan's rows, not the valid ones) the CPU matmul runs as a GEMM
+// of outer-product tiles (kernels/cpu/gemm_tiles.h): every output the chain of FMAs over k in order
+// (gemm_ref), where fewer rows take dot products (dot_f32's lanes). Prefill chunks are at least this.
+constexpr int64_t kGemmMinRows = 16;
+constexpr int64_t kGemmRowBlock = 32;  // activation rows per tile, at most (AVX-512: 2 × 16 lanes)
+constexpr int64_t kGemmCols = 12;      // weight rows per tile, at most
+// The GEMM transposes up to this many valid activation rows at a time into the worker's scratch:
+// as many whole row blocks as fit 2^18 floats (1 MiB, most of an L2) of k, at least one, at most 512,
+// and no more than the rows need.
+inline int64_t gemm_panel_rows(int64_t k, int64_t rows) {
+  const int64_t fit = (int64_t(1) << 18) / (k > 0 ? k : 1) / kGemmRowBlock * kGemmRowBlock;
+  const int64_t cap = fit < kGemmRowBlock ? kGemmRowBlock : fit > 512 ? 512 : fit;
+  const int64_t need = (rows + kGemmRowBlock - 1) / kGemmRowBlock * kGemmRowBlock;
+  return need < cap ? need : cap;
+}
 // CPU scratch per worker: that many widened weight rows (weights not f32), then with several
-// activation rows the panel, a pair of rows' accumulators per pair (rounded up).
+// activation rows the panel, a pair of rows' accumulators per pair (rounded up). The GEMM's: a tile's
+// outputs (kGemmRowBlock × kGemmCols), the transposed panel, then kGemmCols widened weight rows.
 inline uint64_t matmul_scratch_floats(int64_t k, int64_t rows, DType w) {
-  return uint64_t(w == DType::F32 ? 0 : kMatmulRowBlock * k) +
-         (rows > 1 ? uint64_t((rows + 1) / 2) * uint64_t(kMatmulPanelPairFloats) : 0);
+  const uint64_t dots = uint64_t(w == DType::F32 ? 0 : kMatmulRowBlock * k) +
+                        (rows > 1 ? uint64_t((rows + 1) / 2) * uint64_t(kMatmulPanelPairFloats) : 0);
+  if (rows < kGemmMinRows) return dots;
+  const uint64_t gemm = uint64_t(kGemmRowBlock * kGemmCols) + uint64_t(gemm_panel_rows(k, rows) * k) +
+                        uint64_t(kGemmCols * k);
+  return gemm > dots ? gemm : dots;
 }
 
 void matmul_cpu(const MatmulArgs& a, ThreadPool& pool);

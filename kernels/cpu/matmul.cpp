@@ -1,5 +1,11 @@
 // CPU matmul: parallel over blocks of output features (weight rows), so each weight byte is
-// read once per call however many activation rows there are. Low-precision weight rows are
+// read once per call however many activation rows there are.
+// From kGemmMinRows activation rows (the plan's rows: prefill and score chunks) it is a GEMM of
+// outer-product tiles (matmul_gemm, kernels/cpu/gemm_tiles.h), each output the chain of FMAs over k in
+// order (gemm_ref) on every CPU; on the 2-core AVX-512 dev VM 59-74% of the FMA peak on SmolLM2's
+// shapes at 64 rows, where the dot-product tiles below reached 37-41%. Fewer rows (decode, small
+// batches) keep the dot products, whose outputs are dot_f32's (16 lanes, pairwise reduction): a row's
+// logits from prefill and from a decode step agree to rounding, not bit for bit. Low-precision weight rows are
 // widened to f32 in the worker's scratch, a block at a time, and reused for every activation
 // row. With a single activation row (decode) bf16 and int8 rows are instead widened in registers by
 // dot_f32_bf16 and dot_f32_i8, which give the same bits without the round trip to scratch. Int8
@@ -20,6 +26,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/tiles.h"
 
@@ -51,6 +58,78 @@ inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scra
     }
   }
   for (int64_t j = mb; j < pad_to; ++j) rows[j] = rows[mb - 1];
+}
+
+// Whether activation row r is computed (n_valid).
+inline bool valid_row(const MatmulArgs& a, int64_t chunk, int64_t r) {
+  return !a.n_valid || r % chunk < a.n_valid[r / chunk];
+}
+
+// Many activation rows (a.rows >= kGemmMinRows): per worker, its tiles of C weight rows against every
+// valid activation row, a panel of up to gemm_panel_rows at a time transposed into its scratch (RB
+// rows a step of k, zeros past the last), each tile's rows against each block of RB panel rows in
+// registers (Tile: RB rows or, for a short last block, half), outputs scattered by store_output.
+// Weight rows are read in place (f32) or widened into the scratch, a short last tile repeating its
+// last row. Each output is gemm_ref's chain however the rows and tiles fall.
+template <int64_t RB, int64_t C, typename Tile>
+void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
+  static_assert(RB <= kGemmRowBlock && C <= kGemmCols, "matmul_scratch_floats sizes the tile");
+  const int64_t chunk = a.rows / a.batch, k = a.k;
+  const int64_t panel_cap = gemm_panel_rows(k, a.rows);
+  pool.parallel_for((a.m + C - 1) / C, 1, [&](int64_t t0, int64_t t1, int worker) {
+    float* out = pool.scratch(worker);
+    float* xt = out + kGemmRowBlock * kGemmCols;
+    float* wbuf = xt + panel_cap * k;
+    int64_t ids[512];
+    for (int64_t r = 0;;) {
+      int64_t n = 0;
+      for (; r < a.rows && n < panel_cap; ++r)
+        if (valid_row(a, chunk, r)) ids[n++] = r;
+      if (n == 0) break;
+      const int64_t blocks = (n + RB - 1) / RB;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float* src[RB];
+        const int64_t nr = std::min(RB, n - b * RB);
+        for (int64_t l = 0; l < nr; ++l) src[l] = a.x + ids[b * RB + l] * k;
+        float* dst = xt + b * RB * k;
+        for (int64_t i = 0; i < k; ++i) {
+          for (int64_t l = 0; l < nr; ++l) dst[i * RB + l] = src[l][i];
+          for (int64_t l = nr; l < RB; ++l) dst[i * RB + l] = 0.0f;
+        }
+      }
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
+        const float* w = wbuf;
+        if (a.w_dtype == DType::F32 && mb == C) {
+          w = static_cast<const float*>(a.w) + m0 * k;
+        } else {
+          const uint64_t esz = dtype_size(a.w_dtype);
+          for (int64_t j = 0; j < C; ++j)
+            convert_to_f32(static_cast<const uint8_t*>(a.w) + uint64_t((m0 + std::min(j, mb - 1)) * k) * esz,
+                           a.w_dtype, wbuf + j * k, uint64_t(k));
+        }
+        // store_output's steps with the tile's scales and biases read once: v · scale, + bias, into y.
+        float scale[C], bias[C];
+        for (int64_t c = 0; c < mb; ++c) {
+          scale[c] = a.w_scale ? a.w_scale[m0 + c] : 1.0f;
+          bias[c] = a.bias ? load_as_f32(a.bias, a.bias_dtype, uint64_t(m0 + c)) : 0.0f;
+        }
+        for (int64_t b = 0; b < blocks; ++b) {
+          const int64_t nr = std::min(RB, n - b * RB);
+          tile(xt + b * RB * k, w, k, nr, out);
+          for (int64_t l = 0; l < nr; ++l) {
+            float* y = a.y + ids[b * RB + l] * a.m + m0;
+            for (int64_t c = 0; c < mb; ++c) {
+              float v = out[c * RB + l];
+              if (a.w_scale) v *= scale[c];
+              if (a.bias) v += bias[c];
+              y[c] = a.accumulate ? y[c] + v : v;
+            }
+          }
+        }
+      }
+    }
+  });
 }
 
 #ifdef KILN_X86_64_V3_KERNELS
@@ -235,6 +314,26 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
   const int64_t chunk = a.rows / a.batch;
   if (a.rows == 1 && a.w_dtype == DType::BF16) return matvec_widen<uint16_t>(a, pool);
   if (a.rows == 1 && a.w_dtype == DType::I8) return matvec_widen<int8_t>(a, pool);
+  if (a.rows >= kGemmMinRows) {
+#ifdef KILN_X86_64_V3_KERNELS
+    // AVX-512: 32 rows × 12 weight rows (24 accumulators); AVX2: 16 × 6 (12). A short last block of
+    // rows runs half the vectors where it fits them.
+    if (cpu_has_avx512())
+      return matmul_gemm<32, 12>(a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out) {
+        if (nr > 16) gemm_tile512<2, 12, 32>(xt, w, k, k, out);
+        else gemm_tile512<1, 12, 32>(xt, w, k, k, out);
+      });
+    if (cpu_has_x86_64_v3())
+      return matmul_gemm<16, 6>(a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out) {
+        if (nr > 8) gemm_tile256<2, 6, 16>(xt, w, k, k, out);
+        else gemm_tile256<1, 6, 16>(xt, w, k, k, out);
+      });
+#endif
+    // Elsewhere the definition itself, a lane at a time (the same bits).
+    return matmul_gemm<1, 1>(a, pool, [](const float* xt, const float* w, int64_t k, int64_t, float* out) {
+      out[0] = gemm_ref(xt, w, k);
+    });
+  }
 #ifdef KILN_X86_64_V3_KERNELS
   // One row (decode) keeps the AVX2 tiles: memory-bound, it ran 4% slower on the 6-row AVX-512 tiles
   // (SmolLM2 f32 decode, alternating runs on the Xeon dev VM).

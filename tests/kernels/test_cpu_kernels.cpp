@@ -5,9 +5,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
@@ -294,6 +296,84 @@ TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit
           }
         }
       }
+  }
+}
+
+// From kGemmMinRows activation rows (prefill chunks) the matmul is a GEMM of outer-product tiles (on
+// AVX-512 32 rows × 12 weight rows, on AVX2 16 × 6, elsewhere one output at a time): every output must
+// be gemm_ref's chain of FMAs over k for its row and weight row, bit for bit, for every dtype (i8
+// times its row scale), tile remainder in rows (a block of 32 ending with 1, 16, 17 or 31 rows) and
+// weight rows (m around 6 and 12), k with several panels (k = 9000 takes 32 rows at a time), padding
+// rows, bias and accumulate; the same for 1, 2 and 3 threads; and near a double reference.
+TEST_CASE("matmul's GEMM path (16+ rows) equals the chain of FMAs per output, bit for bit, for every tile") {
+#ifdef KILN_X86_64_V3_KERNELS
+  MESSAGE(std::string(!cpu_has_x86_64_v3() ? "portable loop (no x86-64-v3): tiles not exercised"
+                      : cpu_has_avx512()   ? "AVX-512 tiles, then the AVX2 tiles"
+                                           : "AVX2 tiles (no AVX-512: its tiles not exercised)"));
+#else
+  MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
+#endif
+  const int64_t batch = 2, chunk = 40, rows = batch * chunk;
+  static_assert(rows >= kGemmMinRows, "the test runs the GEMM path");
+  ThreadPool p1(1, matmul_scratch_floats(9000, rows, DType::F16)), p2(2, matmul_scratch_floats(9000, rows, DType::F16)),
+      p3(3, matmul_scratch_floats(9000, rows, DType::F16));
+  uint32_t seed = 1300;
+  // Valid rows: 73 (blocks of 32, 32, 9), 18, 40 (an idle batch row) and 48 (32 + 16).
+  const std::vector<std::vector<int32_t>> valid_sets = {{40, 33}, {17, 1}, {0, 40}, {31, 17}};
+  for (const bool tier512 : avx512_tiers()) {
+    const Tier tier(tier512);
+    CAPTURE(tier512);
+    for (int64_t k : {1, 7, 16, 17, 64, 300, 9000})
+      for (int64_t m : {1, 5, 6, 7, 11, 12, 13, 25})
+        for (DType wt : {DType::F32, DType::BF16, DType::F16, DType::I8}) {
+          if (k == 9000 && m > 7) continue;  // (the panels need few weight rows; keeps the test short)
+          CAPTURE(k);
+          CAPTURE(m);
+          CAPTURE(dtype_name(wt));
+          const auto x = random_floats(size_t(rows * k), seed++, 8.0f);
+          std::vector<float> w_r, bias = random_floats(size_t(m), seed++), scale;
+          std::vector<uint8_t> w;
+          if (wt == DType::I8) {
+            std::vector<int8_t> q(size_t(m * k));
+            std::mt19937 rng(seed++);
+            for (int8_t& v : q) v = int8_t(int(rng() % 255) - 127);
+            w.assign(reinterpret_cast<const uint8_t*>(q.data()), reinterpret_cast<const uint8_t*>(q.data()) + q.size());
+            w_r.assign(q.begin(), q.end());
+            scale = random_floats(size_t(m), seed++, 0.01f);
+          } else {
+            w = store(random_floats(size_t(m * k), seed++, 4.0f), wt, &w_r);
+          }
+          const float* sc = scale.empty() ? nullptr : scale.data();
+          auto want = [&](int64_t r, int64_t j) {
+            const float v = gemm_ref(x.data() + r * k, w_r.data() + j * k, k);
+            return (sc ? v * sc[j] : v) + bias[size_t(j)];
+          };
+          const std::vector<int32_t>& valid = valid_sets[size_t(k + m) % valid_sets.size()];
+          const std::vector<float> y0 = random_floats(size_t(rows * m), seed++);
+          std::vector<float> y[3] = {y0, y0, y0};
+          ThreadPool* pools[3] = {&p1, &p2, &p3};
+          for (int p = 0; p < 3; ++p)
+            matmul_cpu(MatmulArgs{x.data(), w.data(), wt, bias.data(), DType::F32, y[p].data(), rows, k, m, true,
+                                  valid.data(), batch, sc},
+                       *pools[p]);
+          check_accumulated_rows(y[1], y0, m, chunk, valid, want);
+          CHECK(std::memcmp(y[0].data(), y[1].data(), y0.size() * 4) == 0);
+          CHECK(std::memcmp(y[2].data(), y[1].data(), y0.size() * 4) == 0);
+          // Stored, every row valid: near x·wᵀ + bias in double.
+          if (k == 300 && m == 13) {
+            std::vector<float> ys(size_t(rows * m), kNaN), ref(ys.size());
+            matmul_cpu(MatmulArgs{x.data(), w.data(), wt, bias.data(), DType::F32, ys.data(), rows, k, m, false,
+                                  nullptr, 1, sc},
+                       p2);
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t j = 0; j < m; ++j) {
+                double acc = 0;
+                for (int64_t i = 0; i < k; ++i) acc += double(x[size_t(r * k + i)]) * w_r[size_t(j * k + i)];
+                ref[size_t(r * m + j)] = float((sc ? acc * sc[j] : acc) + bias[size_t(j)]);
+              }
+            CHECK(rel_l2(ys.data(), ref.data(), ref.size()) < 1e-6);
+          }
+        }
   }
 }
 
