@@ -57,10 +57,14 @@ inline int64_t attention_row_block(int64_t max_seq) {
 
 // attention_cpu's scratch per worker (the op's validate() reserves it): the scores over max_seq
 // positions for two query heads of attention_row_block(max_seq) rows, then a block of cache rows
-// widened to f32 (kAttentionKeyBlock · head_dim floats).
+// widened to f32 (kAttentionKeyBlock · head_dim floats); for chunks of kGemmMinRows rows or more
+// (kernels/matmul.h) also that block transposed (the same size), the item's query rows packed
+// (2 · kAttentionMaxRowBlock · head_dim) and their scores against the block (kAttentionScoreTile).
+constexpr int64_t kAttentionScoreTile = 2 * kAttentionMaxRowBlock * kAttentionKeyBlock;
 inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim) {
   return 2 * uint64_t(attention_row_block(max_seq)) * uint64_t(max_seq) +
-         uint64_t(kAttentionKeyBlock) * uint64_t(head_dim);
+         2 * uint64_t(kAttentionKeyBlock) * uint64_t(head_dim) +
+         2 * uint64_t(kAttentionMaxRowBlock) * uint64_t(head_dim) + uint64_t(kAttentionScoreTile);
 }
 
 void attention_cpu(const AttentionArgs& a, ThreadPool& pool);

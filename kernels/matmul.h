@@ -65,8 +65,8 @@ inline uint64_t matmul_scratch_floats(int64_t k, int64_t rows, DType w) {
   const uint64_t dots = uint64_t(w == DType::F32 ? 0 : kMatmulRowBlock * k) +
                         (rows > 1 ? uint64_t((rows + 1) / 2) * uint64_t(kMatmulPanelPairFloats) : 0);
   if (rows < kGemmMinRows) return dots;
-  const uint64_t gemm = uint64_t(kGemmRowBlock * kGemmCols) + uint64_t(gemm_panel_rows(k, rows) * k) +
-                        uint64_t(kGemmCols * k);
+  const uint64_t gemm =
+      uint64_t(kGemmRowBlock * kGemmCols) + uint64_t(gemm_panel_rows(k, rows) * k) + uint64_t(kGemmCols * k);
   return gemm > dots ? gemm : dots;
 }
 

@@ -13,8 +13,10 @@
 #include <climits>
 #include <cmath>
 
+#include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/tiles.h"
+#include "kernels/matmul.h"
 
 namespace kiln {
 
@@ -27,7 +29,79 @@ const float* cache_row(const void* cache, DType t, uint64_t index, int64_t n, fl
   return dst;
 }
 
+// q·k for a chunk's scores: from kGemmMinRows rows (prefill) the chain of FMAs over head_dim (gemm_ref,
+// as the matmul's GEMM), run as outer-product tiles; fewer (decode) dot_f32's lanes.
+inline float score_dot(bool chain, const float* q, const float* k, int64_t hd) {
+  return chain ? gemm_ref(q, k, hd) : dot_f32(q, k, hd);
+}
+
 #ifdef KILN_X86_64_V3_KERNELS
+// out[c·kAttentionKeyBlock + j] = gemm_ref(q + c·hd, key j, hd) for c < nq packed query rows and the
+// block's keys j < kAttentionKeyBlock, from kt, the keys transposed (kt[d·kAttentionKeyBlock + j]):
+// outer-product tiles of 32 + 16 keys (AVX-512) or 3 × 16 (AVX2) by 12, 4 or 1 (6, 2 or 1) queries.
+template <int C>
+void score_tiles_c(bool avx512, const float* kt, const float* q, int64_t hd, float* out) {
+  constexpr int64_t S = kAttentionKeyBlock;
+  static_assert(S == 48, "the tiles cover 32 + 16 or 3 × 16 keys");
+  if (avx512) {
+    gemm_tile512<2, C, S>(kt, q, hd, hd, out);
+    gemm_tile512<1, C, S>(kt + 32, q, hd, hd, out + 32);
+  } else {
+    for (int64_t j = 0; j < S; j += 16) gemm_tile256<2, C, S>(kt + j, q, hd, hd, out + j);
+  }
+}
+void score_tiles(bool avx512, const float* kt, const float* q, int64_t nq, int64_t hd, float* out) {
+  int64_t c = 0;
+  if (avx512) {
+    for (; c + 12 <= nq; c += 12) score_tiles_c<12>(true, kt, q + c * hd, hd, out + c * kAttentionKeyBlock);
+    for (; c + 4 <= nq; c += 4) score_tiles_c<4>(true, kt, q + c * hd, hd, out + c * kAttentionKeyBlock);
+  } else {
+    for (; c + 6 <= nq; c += 6) score_tiles_c<6>(false, kt, q + c * hd, hd, out + c * kAttentionKeyBlock);
+    for (; c + 2 <= nq; c += 2) score_tiles_c<2>(false, kt, q + c * hd, hd, out + c * kAttentionKeyBlock);
+  }
+  for (; c < nq; ++c) score_tiles_c<1>(avx512, kt, q + c * hd, hd, out + c * kAttentionKeyBlock);
+}
+
+// kt[d·kAttentionKeyBlock + j] = rows[j][d] for the block's nb keys, zeros for the rest of it.
+void transpose_keys(bool avx512, const float* const* rows, int64_t nb, int64_t hd, float* kt) {
+  if (avx512) {
+    const float* src[kAttentionKeyBlock];
+    for (int64_t j = 0; j < kAttentionKeyBlock; ++j) src[j] = j < nb ? rows[j] : nullptr;
+    for (int64_t j = 0; j < kAttentionKeyBlock; j += 16) transpose_rows16<kAttentionKeyBlock>(src + j, hd, kt + j);
+    return;
+  }
+  for (int64_t d = 0; d < hd; ++d) {
+    float* dst = kt + d * kAttentionKeyBlock;
+    for (int64_t j = 0; j < nb; ++j) dst[j] = rows[j][d];
+    for (int64_t j = nb; j < kAttentionKeyBlock; ++j) dst[j] = 0.0f;
+  }
+}
+
+// o[r][d] += the weighted sums of R rows sharing one key range (axpy_tile512 or axpy_tile), R ≤ 6.
+void axpy_rows(bool avx512, int64_t R, const float* const* s, const float* const* v, int64_t n, float* const* o,
+               int64_t hd) {
+  if (!avx512) {  // (AVX2: 2 rows of 4 × 8 columns fill its 16 registers)
+    for (int64_t r = 0; r < R; r += 2)
+      if (r + 1 < R) axpy_tile<2>(s + r, v, n, o + r, hd);
+      else axpy_tile<1>(s + r, v, n, o + r, hd);
+    return;
+  }
+  switch (R) {
+    case 1:
+      return axpy_tile512<1>(s, v, n, o, hd);
+    case 2:
+      return axpy_tile512<2>(s, v, n, o, hd);
+    case 3:
+      return axpy_tile512<3>(s, v, n, o, hd);
+    case 4:
+      return axpy_tile512<4>(s, v, n, o, hd);
+    case 5:
+      return axpy_tile512<5>(s, v, n, o, hd);
+    default:
+      return axpy_tile512<6>(s, v, n, o, hd);
+  }
+}
+
 void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   if (a.chunk <= 0 || a.batch <= 0) return;  // (plans have neither; direct callers might)
   const int64_t width = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
@@ -43,9 +117,13 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t row_blocks = (a.chunk + fit - 1) / fit;
   const int64_t row_block = (a.chunk + row_blocks - 1) / row_blocks;
   const int64_t items = a.batch * row_blocks * a.n_kv_heads * pairs;
+  const bool chain = a.chunk >= kGemmMinRows;
   pool.parallel_for(items, 1, [&](int64_t i0, int64_t i1, int worker) {
-    float* scores = pool.scratch(worker);                         // (row, head) → max_seq, by key position
+    float* scores = pool.scratch(worker);               // (row, head) → max_seq, by key position
     float* block = scores + 2 * row_block * a.max_seq;  // kAttentionKeyBlock widened cache rows
+    float* kt = block + kAttentionKeyBlock * hd;        // (chain) the block's keys transposed
+    float* qp = kt + kAttentionKeyBlock * hd;           // (chain) the item's query rows, (row, head) packed
+    float* tile = qp + 2 * kAttentionMaxRowBlock * hd;  // (chain) their scores against one key block
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t pair = item % pairs, kvh = item / pairs % a.n_kv_heads;
       const int64_t rb = item / (pairs * a.n_kv_heads) % row_blocks, b = item / (pairs * a.n_kv_heads * row_blocks);
@@ -84,8 +162,29 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
         }
       };
       auto score_row = [&](int64_t i, int64_t h) { return scores + (2 * i + h) * a.max_seq; };
+      auto q_row = [&](int64_t i, int64_t h) { return a.qkv + (b * a.chunk + ts[i]) * width + (h0 + h) * hd; };
+      // Prefill: every (row, head) of the item against each whole key block as outer-product tiles
+      // (keys transposed once a block, zeros past its last), each row's visible keys kept.
+      if (chain) {
+        for (int64_t i = 0; i < nr; ++i)
+          for (int64_t h = 0; h < nh; ++h) std::copy(q_row(i, h), q_row(i, h) + hd, qp + (i * nh + h) * hd);
+        for (int64_t jb = jlo; jb <= jhi; jb += kAttentionKeyBlock) {
+          const int64_t nb = std::min(kAttentionKeyBlock, jhi + 1 - jb);
+          cache_rows(a.k_cache, jb, nb);
+          transpose_keys(avx512, rows, nb, hd, kt);
+          score_tiles(avx512, kt, qp, nr * nh, hd, tile);
+          for (int64_t i = 0; i < nr; ++i) {
+            const int64_t lo = std::max(jb, j0[i]), hi = std::min(jb + nb - 1, p[i]);
+            for (int64_t h = 0; h < nh; ++h) {
+              const float* t = tile + (i * nh + h) * kAttentionKeyBlock - jb;
+              float* sr = score_row(i, h);
+              for (int64_t j = lo; j <= hi; ++j) sr[j] = t[j] * a.scale;
+            }
+          }
+        }
+      }
       // Scores: each row's two heads against its visible keys of each block, 2 heads × 3 keys a tile.
-      for (int64_t jb = jlo; jb <= jhi; jb += kAttentionKeyBlock) {
+      for (int64_t jb = jlo; jb <= jhi && !chain; jb += kAttentionKeyBlock) {
         const int64_t nb = std::min(kAttentionKeyBlock, jhi + 1 - jb);
         cache_rows(a.k_cache, jb, nb);
         for (int64_t i = 0; i < nr; ++i) {
@@ -120,17 +219,28 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
       for (int64_t jb = jlo; jb <= jhi; jb += kAttentionKeyBlock) {
         const int64_t nb = std::min(kAttentionKeyBlock, jhi + 1 - jb);
         cache_rows(a.v_cache, jb, nb);
+        // Consecutive rows whose visible keys of the block are the same share each value row, up to
+        // 6 (row, head) sums at a time (each sum's chain over the keys is the same however many share).
+        const float* s[6];
+        float* o[6];
+        int64_t n = 0, run_lo = 0, run_hi = -1;
+        auto flush = [&] {
+          if (n > 0) axpy_rows(avx512, n, s, rows + (run_lo - jb), run_hi + 1 - run_lo, o, hd);
+          n = 0;
+        };
         for (int64_t i = 0; i < nr; ++i) {
           const int64_t lo = std::max(jb, j0[i]), hi = std::min(jb + nb - 1, p[i]);
           if (lo > hi) continue;
+          if (n > 0 && (lo != run_lo || hi != run_hi || n + nh > 6)) flush();
+          run_lo = lo;
+          run_hi = hi;
           float* out = a.out + (b * a.chunk + ts[i]) * out_w + h0 * hd;
-          const float* s[2] = {score_row(i, 0) + lo, score_row(i, 1) + lo};
-          float* o[2] = {out, out + hd};
-          if (avx512 && nh == 2) axpy_tile512<2>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
-          else if (avx512) axpy_tile512<1>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
-          else if (nh == 2) axpy_tile<2>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
-          else axpy_tile<1>(s, rows + (lo - jb), hi + 1 - lo, o, hd);
+          for (int64_t h = 0; h < nh; ++h) {
+            s[n] = score_row(i, h) + lo;
+            o[n++] = out + h * hd;
+          }
         }
+        flush();
       }
     }
   });
@@ -147,6 +257,7 @@ void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t kv = a.n_kv_heads * a.head_dim;
   const int64_t out_w = a.n_heads * a.head_dim;
+  const bool chain = a.chunk >= kGemmMinRows;
   pool.parallel_for(a.batch * a.chunk * a.n_heads, 1, [&](int64_t i0, int64_t i1, int worker) {
     float* scores = pool.scratch(worker);  // max_seq
     float* rowbuf = scores + a.max_seq;    // head_dim, for non-f32 caches
@@ -163,7 +274,7 @@ void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t j0 = attention_first_key(p, a.window);
       for (int64_t j = j0; j <= p; ++j) {
         const float* k = cache_row(a.k_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);
-        scores[j - j0] = dot_f32(q, k, a.head_dim) * a.scale;
+        scores[j - j0] = score_dot(chain, q, k, a.head_dim) * a.scale;
       }
       softmax_inplace(scores, p - j0 + 1);
       for (int64_t j = j0; j <= p; ++j) {

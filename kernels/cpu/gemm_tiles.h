@@ -28,14 +28,21 @@ inline float gemm_ref(const float* x, const float* w, int64_t k) {
 // out[c·S + v·16 + l] = the chain over k for activation lane v·16 + l and weight row c, where xt holds
 // the rows transposed (xt[i·S + lane], S = kStride lanes per step of k, 64-byte aligned) and weight row c
 // is w + c·ldw.
+// pf: when not 0, the address of the next tile's first weight row (pf_ld bytes apart): each 16 steps
+// of k prefetch one cache line of each into L2, so its rows stream in while this tile computes (the
+// weights come from memory once per call).
 template <int V, int C, int64_t S>
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void gemm_tile512(const float* xt, const float* w, int64_t ldw,
-                                                                       int64_t k, float* out) {
+                                                                       int64_t k, float* out, uintptr_t pf = 0,
+                                                                       int64_t pf_ld = 0) {
   static_assert(V * 16 <= S, "the tile's lanes fit a step of xt");
   __m512 acc[C][V];
   for (int c = 0; c < C; ++c)
     for (int v = 0; v < V; ++v) acc[c][v] = _mm512_setzero_ps();
   for (int64_t i = 0; i < k; ++i) {
+    if (pf != 0 && (i & 15) == 0)
+      for (int c = 0; c < C; ++c)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + uintptr_t(c * pf_ld + i * 4)), _MM_HINT_T1);
     __m512 xv[V];
     for (int v = 0; v < V; ++v) xv[v] = _mm512_load_ps(xt + i * S + 16 * v);
     for (int c = 0; c < C; ++c) {
@@ -45,6 +52,42 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void gemm_tile512(const flo
   }
   for (int c = 0; c < C; ++c)
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(out + c * S + 16 * v, acc[c][v]);
+}
+
+// dst[i·S + l] = rows[l][i] for the 16 rows l and i < k (a null row reads as zeros): the tiles' operand
+// transposed, 16 × 16 blocks in registers (unpacks, then 32- and 128-bit shuffles; zero-masked forms, whose
+// pass-through GCC 12 does not call uninitialized), the tail of k one by
+// one. dst must be 64-byte aligned and S a multiple of 16.
+template <int64_t S>
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) void transpose_rows16(const float* const* rows, int64_t k,
+                                                                           float* dst) {
+  static_assert(S % 16 == 0, "every stored vector is aligned");
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    __m512 r[16], t[16];
+    for (int l = 0; l < 16; ++l) r[l] = rows[l] ? _mm512_loadu_ps(rows[l] + i) : _mm512_setzero_ps();
+    for (int l = 0; l < 16; l += 2) {  // t[l] = a0 b0 a1 b1 | a4 b4 a5 b5 | …, t[l+1] = a2 b2 a3 b3 | …
+      t[l] = _mm512_maskz_unpacklo_ps(0xFFFF, r[l], r[l + 1]);
+      t[l + 1] = _mm512_maskz_unpackhi_ps(0xFFFF, r[l], r[l + 1]);
+    }
+    for (int l = 0; l < 16; l += 4) {  // r[l + c] = column c (and c + 4, 8, 12) of rows l … l+3, per 128-bit lane
+      r[l] = _mm512_maskz_shuffle_ps(0xFFFF, t[l], t[l + 2], 0x44);
+      r[l + 1] = _mm512_maskz_shuffle_ps(0xFFFF, t[l], t[l + 2], 0xEE);
+      r[l + 2] = _mm512_maskz_shuffle_ps(0xFFFF, t[l + 1], t[l + 3], 0x44);
+      r[l + 3] = _mm512_maskz_shuffle_ps(0xFFFF, t[l + 1], t[l + 3], 0xEE);
+    }
+    for (int h = 0; h < 16; h += 8)  // rows 0-7 (h 0) or 8-15: lanes {c, c + 8} then {c + 4, c + 12}
+      for (int c = 0; c < 4; ++c) {
+        t[h + c] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[h + c], r[h + 4 + c], 0x88);
+        t[h + 4 + c] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[h + c], r[h + 4 + c], 0xDD);
+      }
+    for (int c = 0; c < 8; ++c) {  // columns c and c + 8: rows 0-7 from t[c], 8-15 from t[8 + c]
+      _mm512_store_ps(dst + (i + c) * S, _mm512_maskz_shuffle_f32x4(0xFFFF, t[c], t[8 + c], 0x88));
+      _mm512_store_ps(dst + (i + c + 8) * S, _mm512_maskz_shuffle_f32x4(0xFFFF, t[c], t[8 + c], 0xDD));
+    }
+  }
+  for (; i < k; ++i)
+    for (int l = 0; l < 16; ++l) dst[i * S + l] = rows[l] ? rows[l][i] : 0.0f;
 }
 
 // The same on AVX2: 8 lanes a vector, 2 × 6 accumulators, 2 activation registers and a broadcast fit

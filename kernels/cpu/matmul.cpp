@@ -71,8 +71,24 @@ inline bool valid_row(const MatmulArgs& a, int64_t chunk, int64_t r) {
 // registers (Tile: RB rows or, for a short last block, half), outputs scattered by store_output.
 // Weight rows are read in place (f32) or widened into the scratch, a short last tile repeating its
 // last row. Each output is gemm_ref's chain however the rows and tiles fall.
+// Rows src[l] (null: zeros) as xt[i·RB + l], for l < RB and i < k.
+template <int64_t RB>
+void transpose_rows(const float* const* src, int64_t k, float* xt) {
+#ifdef KILN_X86_64_V3_KERNELS
+  if constexpr (RB % 16 == 0)
+    if (cpu_has_avx512()) {
+      for (int64_t l = 0; l < RB; l += 16) transpose_rows16<RB>(src + l, k, xt + l);
+      return;
+    }
+#endif
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t l = 0; l < RB; ++l) xt[i * RB + l] = src[l] ? src[l][i] : 0.0f;
+}
+
 template <int64_t RB, int64_t C, typename Tile>
 void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
+  const auto transpose = transpose_rows<RB>;
+  const uint64_t esz = dtype_size(a.w_dtype);
   static_assert(RB <= kGemmRowBlock && C <= kGemmCols, "matmul_scratch_floats sizes the tile");
   const int64_t chunk = a.rows / a.batch, k = a.k;
   const int64_t panel_cap = gemm_panel_rows(k, a.rows);
@@ -90,12 +106,8 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
       for (int64_t b = 0; b < blocks; ++b) {
         const float* src[RB];
         const int64_t nr = std::min(RB, n - b * RB);
-        for (int64_t l = 0; l < nr; ++l) src[l] = a.x + ids[b * RB + l] * k;
-        float* dst = xt + b * RB * k;
-        for (int64_t i = 0; i < k; ++i) {
-          for (int64_t l = 0; l < nr; ++l) dst[i * RB + l] = src[l][i];
-          for (int64_t l = nr; l < RB; ++l) dst[i * RB + l] = 0.0f;
-        }
+        for (int64_t l = 0; l < RB; ++l) src[l] = l < nr ? a.x + ids[b * RB + l] * k : nullptr;
+        transpose(src, k, xt + b * RB * k);
       }
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
@@ -103,20 +115,22 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
         if (a.w_dtype == DType::F32 && mb == C) {
           w = static_cast<const float*>(a.w) + m0 * k;
         } else {
-          const uint64_t esz = dtype_size(a.w_dtype);
           for (int64_t j = 0; j < C; ++j)
-            convert_to_f32(static_cast<const uint8_t*>(a.w) + uint64_t((m0 + std::min(j, mb - 1)) * k) * esz,
-                           a.w_dtype, wbuf + j * k, uint64_t(k));
+            convert_to_f32(static_cast<const uint8_t*>(a.w) + uint64_t((m0 + std::min(j, mb - 1)) * k) * esz, a.w_dtype,
+                           wbuf + j * k, uint64_t(k));
         }
         // store_output's steps with the tile's scales and biases read once: v · scale, + bias, into y.
-        float scale[C], bias[C];
+        float scale[C] = {}, bias[C] = {};
         for (int64_t c = 0; c < mb; ++c) {
           scale[c] = a.w_scale ? a.w_scale[m0 + c] : 1.0f;
           bias[c] = a.bias ? load_as_f32(a.bias, a.bias_dtype, uint64_t(m0 + c)) : 0.0f;
         }
         for (int64_t b = 0; b < blocks; ++b) {
           const int64_t nr = std::min(RB, n - b * RB);
-          tile(xt + b * RB * k, w, k, nr, out);
+          // The first block of rows also prefetches the next tile's weight rows.
+          const uintptr_t pf =
+              b == 0 && t + 1 < t1 ? reinterpret_cast<uintptr_t>(a.w) + uintptr_t((m0 + C) * k) * esz : 0;
+          tile(xt + b * RB * k, w, k, nr, out, pf, int64_t(k * esz));
           for (int64_t l = 0; l < nr; ++l) {
             float* y = a.y + ids[b * RB + l] * a.m + m0;
             for (int64_t c = 0; c < mb; ++c) {
@@ -319,20 +333,23 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
     // AVX-512: 32 rows × 12 weight rows (24 accumulators); AVX2: 16 × 6 (12). A short last block of
     // rows runs half the vectors where it fits them.
     if (cpu_has_avx512())
-      return matmul_gemm<32, 12>(a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out) {
-        if (nr > 16) gemm_tile512<2, 12, 32>(xt, w, k, k, out);
-        else gemm_tile512<1, 12, 32>(xt, w, k, k, out);
-      });
+      return matmul_gemm<32, 12>(
+          a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out, uintptr_t pf, int64_t pf_ld) {
+            if (nr > 16) gemm_tile512<2, 12, 32>(xt, w, k, k, out, pf, pf_ld);
+            else gemm_tile512<1, 12, 32>(xt, w, k, k, out, pf, pf_ld);
+          });
     if (cpu_has_x86_64_v3())
-      return matmul_gemm<16, 6>(a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out) {
-        if (nr > 8) gemm_tile256<2, 6, 16>(xt, w, k, k, out);
-        else gemm_tile256<1, 6, 16>(xt, w, k, k, out);
-      });
+      return matmul_gemm<16, 6>(
+          a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out, uintptr_t, int64_t) {
+            if (nr > 8) gemm_tile256<2, 6, 16>(xt, w, k, k, out);
+            else gemm_tile256<1, 6, 16>(xt, w, k, k, out);
+          });
 #endif
     // Elsewhere the definition itself, a lane at a time (the same bits).
-    return matmul_gemm<1, 1>(a, pool, [](const float* xt, const float* w, int64_t k, int64_t, float* out) {
-      out[0] = gemm_ref(xt, w, k);
-    });
+    return matmul_gemm<1, 1>(a, pool,
+                             [](const float* xt, const float* w, int64_t k, int64_t, float* out, uintptr_t, int64_t) {
+                               out[0] = gemm_ref(xt, w, k);
+                             });
   }
 #ifdef KILN_X86_64_V3_KERNELS
   // One row (decode) keeps the AVX2 tiles: memory-bound, it ran 4% slower on the 6-row AVX-512 tiles

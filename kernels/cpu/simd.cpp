@@ -166,8 +166,35 @@ __attribute__((target("avx2,fma"))) double exp_sum_avx2(float* s, int64_t n, flo
   return reduce_lanes(acc);
 }
 
+__attribute__((target("avx2,fma"))) int64_t silu_mul_avx2(const float* g, const float* u, float* h, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gv = _mm256_loadu_ps(g + i);
+    const __m256 pos = _mm256_cmp_ps(gv, zero, _CMP_GE_OQ);  // NaN: false, as g >= 0 is
+    const __m256 e = exp_nonpositive_x8(_mm256_blendv_ps(gv, _mm256_sub_ps(zero, gv), pos));
+    const __m256 num = _mm256_blendv_ps(_mm256_mul_ps(gv, e), gv, pos);
+    _mm256_storeu_ps(h + i, _mm256_mul_ps(_mm256_div_ps(num, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+  }
+  return i;
+}
+
 }  // namespace
 #endif
+
+float silu(float g) {
+  if (g >= 0.0f) return g / (1.0f + exp_nonpositive(-g));
+  const float e = exp_nonpositive(g);
+  return g * e / (1.0f + e);
+}
+
+void silu_mul(const float* g, const float* u, float* h, int64_t n) {
+  int64_t i = 0;
+#ifdef KILN_X86_64_V3_KERNELS
+  if (cpu_has_x86_64_v3()) i = silu_mul_avx2(g, u, h, n);
+#endif
+  for (; i < n; ++i) h[i] = silu(g[i]) * u[i];
+}
 
 void softmax_inplace(float* s, int64_t n) {
   double sum;

@@ -53,6 +53,13 @@ float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scra
 // is subnormal or 0. exp_nonpositive_x8 (kernels/cpu/simd.cpp) gives the same bits, 8 at a time.
 float exp_nonpositive(float x);
 
+// silu(g) = g / (1 + e^−g), as g / (1 + exp_nonpositive(−g)) for g >= 0 and g·e / (1 + e), e =
+// exp_nonpositive(g), below (the same value, and e^x never overflows); NaN stays NaN, ±inf give inf
+// and NaN as the formula does, large negative g gives −0.
+float silu(float g);
+// h[i] = silu(g[i]) · u[i] for i < n: 8 at a time on x86-64-v3 (exp_nonpositive_x8), the same bits.
+void silu_mul(const float* g, const float* u, float* h, int64_t n);
+
 // s[0..n) ← softmax(s) in place: max-subtracted, e^x by exp_nonpositive (8 lanes at a time on
 // x86-64-v3, the same bits), summed in double over 8 lanes (element j into lane j mod 8, combined
 // pairwise), each scaled by the sum's reciprocal.

@@ -1,6 +1,6 @@
 #include "kernels/swiglu.h"
 
-#include <cmath>
+#include "kernels/cpu/simd.h"
 
 namespace kiln {
 
@@ -10,7 +10,7 @@ void swiglu_cpu(const SwigluArgs& a, ThreadPool& pool) {
       const float* g = a.gu + r * 2 * a.ffn;
       const float* u = g + a.ffn;
       float* h = a.h + r * a.ffn;
-      for (int64_t i = 0; i < a.ffn; ++i) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      silu_mul(g, u, h, a.ffn);
     }
   });
 }

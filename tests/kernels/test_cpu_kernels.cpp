@@ -488,6 +488,26 @@ TEST_CASE("swiglu matches silu(gate) * up") {
       ref[size_t(r * ffn + i)] = float(g / (1 + std::exp(-g)) * u);
     }
   CHECK(rel_l2(h.data(), ref.data(), ref.size()) < 1e-6);
+  // Bit for bit silu(g) · u (8 lanes at a time on x86-64-v3, the tail one by one), for lengths around
+  // the 8-lane blocks, both signs, zeros, values past exp's range, infinities and NaN.
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> special = {0.0f,    -0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, 90.0f, -90.0f, 200.0f,
+                                      -200.0f, inf,   -inf,   kNaN,    88.7f, -88.7f, 1.0f,  -1.0f};
+  for (int64_t n : {1, 7, 8, 9, 16, 17, 40}) {
+    CAPTURE(n);
+    std::vector<float> g = random_floats(size_t(n), uint32_t(20 + n), 12.0f), u = random_floats(size_t(n), 21, 2.0f);
+    for (size_t i = 0; i < special.size() && i < g.size(); ++i) g[(i * 5) % g.size()] = special[i];
+    std::vector<float> out(size_t(n), kNaN);
+    silu_mul(g.data(), u.data(), out.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = silu(g[size_t(i)]) * u[size_t(i)];
+      CAPTURE(g[size_t(i)]);
+      REQUIRE(std::memcmp(&out[size_t(i)], &want, 4) == 0);
+      const double gd = g[size_t(i)], near = gd / (1 + std::exp(-gd)) * u[size_t(i)];
+      if (std::isfinite(near)) CHECK(std::fabs(out[size_t(i)] - near) <= 1e-6 * std::fabs(near) + 1e-30);
+      else CHECK(std::isnan(near) == std::isnan(out[size_t(i)]));
+    }
+  }
 }
 
 // rotary 8: the whole head; 4 and 2: a partial rotary embedding (Phi-4-mini), which rotates pairs
@@ -596,7 +616,7 @@ TEST_CASE("attention's rows per work item fill a 2^18-float score budget, betwee
   CHECK(attention_row_block(8192) == 16);
   CHECK(attention_row_block(32768) == 4);
   CHECK(attention_row_block(int64_t(1) << 30) == 4);
-  CHECK(attention_scratch_floats(8192, 64) == 2 * 16 * 8192 + 48 * 64);
+  CHECK(attention_scratch_floats(8192, 64) == 2 * 16 * 8192 + 2 * 48 * 64 + 2 * 32 * 64 + 2 * 32 * 48);
 }
 
 TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, cache dtypes)") {
@@ -612,48 +632,53 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
     for (DType cache_t : {DType::F32, DType::BF16, DType::F16})
       for (const auto& heads : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 2}, {3, 1}, {8, 2}})
         for (int64_t hd : {4, 20, 64, 72, 220})  // 220: AVX-512 64- and 16-column steps, then 8 and 4 (AVX2)
-          for (int64_t window : {0, 5}) {
-            const Tier tier(tier512);
-            CAPTURE(tier512);
-            const int64_t H = heads.first, KVH = heads.second;  // (no structured binding: CAPTURE, clang C++17)
-            CAPTURE(std::string(dtype_name(cache_t)));
-            CAPTURE(H);
-            CAPTURE(KVH);
-            CAPTURE(hd);
-            CAPTURE(window);
-            // Keys past the 48-row widening block; rows in two row blocks (21 and 20 at max_seq 120: the
-            // last one cut short), padding rows, and a block that is all padding (batch row 1's second).
-            const int64_t batch = 2, chunk = 41, S = 120, width = (H + 2 * KVH) * hd;
-            REQUIRE(attention_row_block(S) == 32);
-            ThreadPool pool(2, attention_scratch_floats(S, hd));
-            std::vector<int32_t> start = {75, 0}, valid = {41, 15};
-            std::vector<float> k_r, v_r;
-            auto kc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &k_r);
-            auto vc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &v_r);
-            auto qkv = random_floats(size_t(batch * chunk * width), seed++, 3.0f);
-            std::vector<float> out(size_t(batch * chunk * H * hd), kNaN);
-            const float scale = 0.37f;
-            attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(),
-                                        out.data(), batch, chunk, S, H, KVH, hd, scale, window},
-                          pool);
-            std::vector<float> scores(static_cast<size_t>(S)), o(static_cast<size_t>(hd));
-            for (int64_t r = 0; r < batch * chunk; ++r)
-              for (int64_t h = 0; h < H; ++h) {
-                const int64_t b = r / chunk, t = r % chunk, p = start[size_t(b)] + t;
-                std::fill(o.begin(), o.end(), 0.0f);
-                if (t < valid[size_t(b)]) {
-                  const float* q = qkv.data() + r * width + h * hd;
-                  const size_t base = size_t((b * S) * KVH * hd + (h / (H / KVH)) * hd);
-                  const int64_t j0 = attention_first_key(p, window);
-                  for (int64_t j = j0; j <= p; ++j)
-                    scores[size_t(j - j0)] = dot_f32(q, k_r.data() + base + size_t(j * KVH * hd), hd) * scale;
-                  softmax_inplace(scores.data(), p - j0 + 1);
-                  for (int64_t j = j0; j <= p; ++j)
-                    axpy_f32(scores[size_t(j - j0)], v_r.data() + base + size_t(j * KVH * hd), o.data(), hd);
+          for (int64_t window : {0, 5})
+            for (int64_t chunk : {41, 7}) {  // 41: prefill's chained scores (gemm_ref); 7: dot_f32's lanes
+              const Tier tier(tier512);
+              CAPTURE(tier512);
+              CAPTURE(chunk);
+              const int64_t H = heads.first, KVH = heads.second;  // (no structured binding: CAPTURE, clang C++17)
+              CAPTURE(std::string(dtype_name(cache_t)));
+              CAPTURE(H);
+              CAPTURE(KVH);
+              CAPTURE(hd);
+              CAPTURE(window);
+              // Keys past the 48-row widening block; at chunk 41 rows in two row blocks (21 and 20 at max_seq
+              // 120: the last one cut short), padding rows, and a block that is all padding (batch row 1's
+              // second); at chunk 7 one block a batch row, the second partly padding.
+              const int64_t batch = 2, S = 120, width = (H + 2 * KVH) * hd;
+              REQUIRE(attention_row_block(S) == 32);
+              ThreadPool pool(2, attention_scratch_floats(S, hd));
+              std::vector<int32_t> start = {75, 0}, valid = {int32_t(chunk), chunk > 20 ? 15 : 3};
+              std::vector<float> k_r, v_r;
+              auto kc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &k_r);
+              auto vc = store(random_floats(size_t(batch * S * KVH * hd), seed++), cache_t, &v_r);
+              auto qkv = random_floats(size_t(batch * chunk * width), seed++, 3.0f);
+              std::vector<float> out(size_t(batch * chunk * H * hd), kNaN);
+              const float scale = 0.37f;
+              attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(),
+                                          out.data(), batch, chunk, S, H, KVH, hd, scale, window},
+                            pool);
+              std::vector<float> scores(static_cast<size_t>(S)), o(static_cast<size_t>(hd));
+              for (int64_t r = 0; r < batch * chunk; ++r)
+                for (int64_t h = 0; h < H; ++h) {
+                  const int64_t b = r / chunk, t = r % chunk, p = start[size_t(b)] + t;
+                  std::fill(o.begin(), o.end(), 0.0f);
+                  if (t < valid[size_t(b)]) {
+                    const float* q = qkv.data() + r * width + h * hd;
+                    const size_t base = size_t((b * S) * KVH * hd + (h / (H / KVH)) * hd);
+                    const int64_t j0 = attention_first_key(p, window);
+                    for (int64_t j = j0; j <= p; ++j) {
+                      const float* k = k_r.data() + base + size_t(j * KVH * hd);
+                      scores[size_t(j - j0)] = (chunk >= kGemmMinRows ? gemm_ref(q, k, hd) : dot_f32(q, k, hd)) * scale;
+                    }
+                    softmax_inplace(scores.data(), p - j0 + 1);
+                    for (int64_t j = j0; j <= p; ++j)
+                      axpy_f32(scores[size_t(j - j0)], v_r.data() + base + size_t(j * KVH * hd), o.data(), hd);
+                  }
+                  REQUIRE(std::memcmp(out.data() + r * H * hd + h * hd, o.data(), size_t(hd) * 4) == 0);
                 }
-                REQUIRE(std::memcmp(out.data() + r * H * hd + h * hd, o.data(), size_t(hd) * 4) == 0);
-              }
-          }
+            }
 }
 
 // window 0: every earlier position; 3 and 1: the last three, the position itself; 9: longer
