@@ -60,10 +60,14 @@ inline int64_t attention_row_block(int64_t max_seq) {
 // widened to f32 (kAttentionKeyBlock · head_dim floats); for chunks of kGemmMinRows rows or more
 // (kernels/matmul.h) also that block transposed (the same size), the item's query rows packed
 // (2 · kAttentionMaxRowBlock · head_dim) and their scores against the block (kAttentionScoreTile).
+// The scores take a whole number of 64-byte lines, so the blocks after them stay aligned for the
+// 512-bit stores of the transposed keys.
 constexpr int64_t kAttentionScoreTile = 2 * kAttentionMaxRowBlock * kAttentionKeyBlock;
+inline uint64_t attention_score_floats(int64_t max_seq) {
+  return (2 * uint64_t(attention_row_block(max_seq)) * uint64_t(max_seq) + 15) / 16 * 16;
+}
 inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim) {
-  return 2 * uint64_t(attention_row_block(max_seq)) * uint64_t(max_seq) +
-         2 * uint64_t(kAttentionKeyBlock) * uint64_t(head_dim) +
+  return attention_score_floats(max_seq) + 2 * uint64_t(kAttentionKeyBlock) * uint64_t(head_dim) +
          2 * uint64_t(kAttentionMaxRowBlock) * uint64_t(head_dim) + uint64_t(kAttentionScoreTile);
 }
 

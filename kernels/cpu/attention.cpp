@@ -119,11 +119,11 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t items = a.batch * row_blocks * a.n_kv_heads * pairs;
   const bool chain = a.chunk >= kGemmMinRows;
   pool.parallel_for(items, 1, [&](int64_t i0, int64_t i1, int worker) {
-    float* scores = pool.scratch(worker);               // (row, head) → max_seq, by key position
-    float* block = scores + 2 * row_block * a.max_seq;  // kAttentionKeyBlock widened cache rows
-    float* kt = block + kAttentionKeyBlock * hd;        // (chain) the block's keys transposed
-    float* qp = kt + kAttentionKeyBlock * hd;           // (chain) the item's query rows, (row, head) packed
-    float* tile = qp + 2 * kAttentionMaxRowBlock * hd;  // (chain) their scores against one key block
+    float* scores = pool.scratch(worker);                       // (row, head) → max_seq, by key position
+    float* block = scores + attention_score_floats(a.max_seq);  // kAttentionKeyBlock widened cache rows
+    float* kt = block + kAttentionKeyBlock * hd;                // (chain) the block's keys transposed
+    float* qp = kt + kAttentionKeyBlock * hd;                   // (chain) the item's query rows, (row, head) packed
+    float* tile = qp + 2 * kAttentionMaxRowBlock * hd;          // (chain) their scores against one key block
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t pair = item % pairs, kvh = item / pairs % a.n_kv_heads;
       const int64_t rb = item / (pairs * a.n_kv_heads) % row_blocks, b = item / (pairs * a.n_kv_heads * row_blocks);

@@ -619,6 +619,34 @@ TEST_CASE("attention's rows per work item fill a 2^18-float score budget, betwee
   CHECK(attention_scratch_floats(8192, 64) == 2 * 16 * 8192 + 2 * 48 * 64 + 2 * 32 * 64 + 2 * 32 * 48);
 }
 
+// The per-head loop attention_cpu's tiles must equal bit for bit (a.k_cache and a.v_cache unused: k_r
+// and v_r are the caches' values in f32): each (row, head) scored against its visible keys (prefill
+// chunks of kGemmMinRows rows or more: gemm_ref's chain; fewer: dot_f32), softmax_inplace, then
+// axpy_f32 over the value rows in order.
+void check_attention_loop(const AttentionArgs& a, const std::vector<float>& k_r, const std::vector<float>& v_r) {
+  const int64_t H = a.n_heads, KVH = a.n_kv_heads, hd = a.head_dim, S = a.max_seq;
+  const int64_t width = (H + 2 * KVH) * hd;
+  std::vector<float> scores(static_cast<size_t>(S)), o(static_cast<size_t>(hd));
+  for (int64_t r = 0; r < a.batch * a.chunk; ++r)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t b = r / a.chunk, t = r % a.chunk, p = a.start_pos[b] + t;
+      std::fill(o.begin(), o.end(), 0.0f);
+      if (t < a.n_valid[b]) {
+        const float* q = a.qkv + r * width + h * hd;
+        const size_t base = size_t((b * S) * KVH * hd + (h / (H / KVH)) * hd);
+        const int64_t j0 = attention_first_key(p, a.window);
+        for (int64_t j = j0; j <= p; ++j) {
+          const float* k = k_r.data() + base + size_t(j * KVH * hd);
+          scores[size_t(j - j0)] = (a.chunk >= kGemmMinRows ? gemm_ref(q, k, hd) : dot_f32(q, k, hd)) * a.scale;
+        }
+        softmax_inplace(scores.data(), p - j0 + 1);
+        for (int64_t j = j0; j <= p; ++j)
+          axpy_f32(scores[size_t(j - j0)], v_r.data() + base + size_t(j * KVH * hd), o.data(), hd);
+      }
+      REQUIRE(std::memcmp(a.out + r * H * hd + h * hd, o.data(), size_t(hd) * 4) == 0);
+    }
+}
+
 TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, cache dtypes)") {
 #ifdef KILN_X86_64_V3_KERNELS
   MESSAGE(std::string(!cpu_has_x86_64_v3() ? "portable loop (no x86-64-v3): tiles not exercised"
@@ -659,26 +687,36 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
               attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(),
                                           out.data(), batch, chunk, S, H, KVH, hd, scale, window},
                             pool);
-              std::vector<float> scores(static_cast<size_t>(S)), o(static_cast<size_t>(hd));
-              for (int64_t r = 0; r < batch * chunk; ++r)
-                for (int64_t h = 0; h < H; ++h) {
-                  const int64_t b = r / chunk, t = r % chunk, p = start[size_t(b)] + t;
-                  std::fill(o.begin(), o.end(), 0.0f);
-                  if (t < valid[size_t(b)]) {
-                    const float* q = qkv.data() + r * width + h * hd;
-                    const size_t base = size_t((b * S) * KVH * hd + (h / (H / KVH)) * hd);
-                    const int64_t j0 = attention_first_key(p, window);
-                    for (int64_t j = j0; j <= p; ++j) {
-                      const float* k = k_r.data() + base + size_t(j * KVH * hd);
-                      scores[size_t(j - j0)] = (chunk >= kGemmMinRows ? gemm_ref(q, k, hd) : dot_f32(q, k, hd)) * scale;
-                    }
-                    softmax_inplace(scores.data(), p - j0 + 1);
-                    for (int64_t j = j0; j <= p; ++j)
-                      axpy_f32(scores[size_t(j - j0)], v_r.data() + base + size_t(j * KVH * hd), o.data(), hd);
-                  }
-                  REQUIRE(std::memcmp(out.data() + r * H * hd + h * hd, o.data(), size_t(hd) * 4) == 0);
-                }
+              check_attention_loop(AttentionArgs{qkv.data(), nullptr, nullptr, cache_t, start.data(), valid.data(),
+                                                 out.data(), batch, chunk, S, H, KVH, hd, scale, window},
+                                   k_r, v_r);
             }
+}
+
+// Past max_seq 4096 a row block holds an odd number of rows (31 at 4097), so the scores take a
+// number of floats that is no multiple of 16: the blocks after them must still start on a 64-byte
+// line (the transposed keys are written by aligned 512-bit stores), and the result stay the loop's.
+TEST_CASE("attention past max_seq 4096 (odd row blocks) keeps its scratch aligned and equals the loop") {
+  const int64_t S = 4097, H = 2, KVH = 1, hd = 64, chunk = 20, width = (H + 2 * KVH) * hd;
+  REQUIRE(attention_row_block(S) == 31);
+  REQUIRE(2 * 31 * S % 16 != 0);
+  for (const bool tier512 : avx512_tiers())
+    for (DType cache_t : {DType::F32, DType::BF16}) {
+      const Tier tier(tier512);
+      CAPTURE(tier512);
+      CAPTURE(std::string(dtype_name(cache_t)));
+      ThreadPool pool(2, attention_scratch_floats(S, hd));
+      std::vector<int32_t> start = {4070}, valid = {20};
+      std::vector<float> k_r, v_r;
+      auto kc = store(random_floats(size_t(S * KVH * hd), 77), cache_t, &k_r);
+      auto vc = store(random_floats(size_t(S * KVH * hd), 78), cache_t, &v_r);
+      auto qkv = random_floats(size_t(chunk * width), 79, 3.0f);
+      std::vector<float> out(size_t(chunk * H * hd), kNaN);
+      const AttentionArgs a{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
+                            1,          chunk,     S,         H,       KVH,          hd,           0.125f};
+      attention_cpu(a, pool);
+      check_attention_loop(a, k_r, v_r);
+    }
 }
 
 // window 0: every earlier position; 3 and 1: the last three, the position itself; 9: longer
