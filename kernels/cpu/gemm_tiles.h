@@ -28,21 +28,26 @@ inline float gemm_ref(const float* x, const float* w, int64_t k) {
 // out[c·S + v·16 + l] = the chain over k for activation lane v·16 + l and weight row c, where xt holds
 // the rows transposed (xt[i·S + lane], S = kStride lanes per step of k, 64-byte aligned) and weight row c
 // is w + c·ldw.
-// pf: when not 0, the address of the next tile's first weight row (pf_ld bytes apart): each 16 steps
-// of k prefetch one cache line of each into L2, so its rows stream in while this tile computes (the
-// weights come from memory once per call).
+// Prefetch: when pf.rows > 0, each 16 steps of k also prefetch into L2 the next pf.esz·16 bytes of
+// pf.rows weight rows (from pf.at, pf.ld bytes apart), so a later tile's rows stream in while this one
+// computes: the weights come from memory once per call, and spread over the tiles of a block of rows
+// their reads do not come in bursts.
+struct TilePrefetch {
+  uintptr_t at = 0;
+  int64_t ld = 0, rows = 0, esz = 4;
+};
 template <int V, int C, int64_t S>
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void gemm_tile512(const float* xt, const float* w, int64_t ldw,
-                                                                       int64_t k, float* out, uintptr_t pf = 0,
-                                                                       int64_t pf_ld = 0) {
+                                                                       int64_t k, float* out,
+                                                                       const TilePrefetch& pf = TilePrefetch()) {
   static_assert(V * 16 <= S, "the tile's lanes fit a step of xt");
   __m512 acc[C][V];
   for (int c = 0; c < C; ++c)
     for (int v = 0; v < V; ++v) acc[c][v] = _mm512_setzero_ps();
   for (int64_t i = 0; i < k; ++i) {
-    if (pf != 0 && (i & 15) == 0)
-      for (int c = 0; c < C; ++c)
-        _mm_prefetch(reinterpret_cast<const char*>(pf + uintptr_t(c * pf_ld + i * 4)), _MM_HINT_T1);
+    if ((i & 15) == 0)
+      for (int64_t c = 0; c < pf.rows; ++c)
+        _mm_prefetch(reinterpret_cast<const char*>(pf.at + uintptr_t(c * pf.ld + i * pf.esz)), _MM_HINT_T1);
     __m512 xv[V];
     for (int v = 0; v < V; ++v) xv[v] = _mm512_load_ps(xt + i * S + 16 * v);
     for (int c = 0; c < C; ++c) {

@@ -127,10 +127,16 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
         }
         for (int64_t b = 0; b < blocks; ++b) {
           const int64_t nr = std::min(RB, n - b * RB);
-          // The first block of rows also prefetches the next tile's weight rows.
-          const uintptr_t pf =
-              b == 0 && t + 1 < t1 ? reinterpret_cast<uintptr_t>(a.w) + uintptr_t((m0 + C) * k) * esz : 0;
-          tile(xt + b * RB * k, w, k, nr, out, pf, int64_t(k * esz));
+          // Every block of rows prefetches its share of the next tile's weight rows: rows b, b + blocks, …
+          TilePrefetch pf;
+          if (t + 1 < t1 && b < C) {
+            const int64_t row_bytes = k * int64_t(esz);
+            pf.at = reinterpret_cast<uintptr_t>(a.w) + uintptr_t((m0 + C + b) * row_bytes);
+            pf.ld = blocks * row_bytes;
+            pf.rows = (C - b + blocks - 1) / blocks;
+            pf.esz = int64_t(esz);
+          }
+          tile(xt + b * RB * k, w, k, nr, out, pf);
           for (int64_t l = 0; l < nr; ++l) {
             float* y = a.y + ids[b * RB + l] * a.m + m0;
             for (int64_t c = 0; c < mb; ++c) {
@@ -334,20 +340,20 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
     // rows runs half the vectors where it fits them.
     if (cpu_has_avx512())
       return matmul_gemm<32, 12>(
-          a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out, uintptr_t pf, int64_t pf_ld) {
-            if (nr > 16) gemm_tile512<2, 12, 32>(xt, w, k, k, out, pf, pf_ld);
-            else gemm_tile512<1, 12, 32>(xt, w, k, k, out, pf, pf_ld);
+          a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out, const TilePrefetch& pf) {
+            if (nr > 16) gemm_tile512<2, 12, 32>(xt, w, k, k, out, pf);
+            else gemm_tile512<1, 12, 32>(xt, w, k, k, out, pf);
           });
     if (cpu_has_x86_64_v3())
       return matmul_gemm<16, 6>(
-          a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out, uintptr_t, int64_t) {
+          a, pool, [](const float* xt, const float* w, int64_t k, int64_t nr, float* out, const TilePrefetch&) {
             if (nr > 8) gemm_tile256<2, 6, 16>(xt, w, k, k, out);
             else gemm_tile256<1, 6, 16>(xt, w, k, k, out);
           });
 #endif
     // Elsewhere the definition itself, a lane at a time (the same bits).
     return matmul_gemm<1, 1>(a, pool,
-                             [](const float* xt, const float* w, int64_t k, int64_t, float* out, uintptr_t, int64_t) {
+                             [](const float* xt, const float* w, int64_t k, int64_t, float* out, const TilePrefetch&) {
                                out[0] = gemm_ref(xt, w, k);
                              });
   }

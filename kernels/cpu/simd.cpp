@@ -218,6 +218,16 @@ void softmax_inplace(float* s, int64_t n) {
 }
 
 KILN_TARGET_CLONES
+double sum_squares(const float* x, int64_t n) {
+  double acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += double(x[i + l]) * double(x[i + l]);
+  for (int l = 0; i + l < n; ++l) acc[l] += double(x[i + l]) * double(x[i + l]);
+  return reduce_lanes(acc);
+}
+
+KILN_TARGET_CLONES
 void axpy_f32(float s, const float* x, float* y, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[j] += s * x[j];
 }

@@ -65,6 +65,10 @@ void silu_mul(const float* g, const float* u, float* h, int64_t n);
 // pairwise), each scaled by the sum's reciprocal.
 void softmax_inplace(float* s, int64_t n);
 
+// sum_i x[i]² in double: element i into lane i mod 8, the lanes combined pairwise (softmax_inplace's
+// sum). Each square is exact in double, so fused or not the clones give the same bits.
+double sum_squares(const float* x, int64_t n);
+
 // y[j] += s·x[j]
 void axpy_f32(float s, const float* x, float* y, int64_t n);
 
