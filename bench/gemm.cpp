@@ -95,9 +95,11 @@ int main(int argc, char** argv) {
       {"smollm2-135m", "qkv", 576, 960},        {"smollm2-135m", "o", 576, 576},
       {"smollm2-135m", "gate_up", 576, 3072},   {"smollm2-135m", "down", 1536, 576},
   };
-  int64_t max_k = 0;
-  for (const Shape& s : shapes) max_k = std::max(max_k, s.k);
-  kiln::ThreadPool pool(threads, kiln::matmul_scratch_floats(max_k, rows, kiln::DType::BF16));
+  uint64_t scratch = 0;  // (the most any shape needs: not always the longest k's, once the GEMM's panel is capped)
+  for (const Shape& s : shapes)
+    for (kiln::DType t : {kiln::DType::F32, kiln::DType::BF16, kiln::DType::I8})
+      scratch = std::max(scratch, kiln::matmul_scratch_floats(s.k, rows, t));
+  kiln::ThreadPool pool(threads, scratch);
   double peak = 0;
 #ifdef KILN_BENCH_FMA
 #ifdef KILN_X86_64_V3_KERNELS

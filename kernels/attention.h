@@ -37,6 +37,9 @@ struct AttentionArgs {
   int64_t window = 0;  // > 0: each query sees only the last `window` positions (itself included)
 };
 
+// The scores q·k·scale: for chunks of kGemmMinRows rows or more (kernels/matmul.h; the chunk, not
+// batch · chunk as the matmul counts) the chain of FMAs over head_dim in order (gemm_ref), for shorter
+// ones (decode) dot_f32's 16 lanes.
 // The first cache position query position p sees.
 KILN_HOST_DEVICE inline int64_t attention_first_key(int64_t p, int64_t window) {
   return window > 0 && p >= window ? p - window + 1 : 0;

@@ -45,7 +45,9 @@ constexpr int64_t kMatmulRowBlock = 6;  // weight rows converted and reused toge
 constexpr int64_t kMatmulPanelPairFloats = 2 * 16 * kMatmulRowBlock;
 // From this many activation rows (the plan's rows, not the valid ones) the CPU matmul runs as a GEMM
 // of outer-product tiles (kernels/cpu/gemm_tiles.h): every output the chain of FMAs over k in order
-// (gemm_ref), where fewer rows take dot products (dot_f32's lanes). Prefill chunks are at least this.
+// (gemm_ref), where fewer rows take dot products (dot_f32's lanes). The default prefill chunk (64, or
+// 128 in CPU-only plans) is past it; a plan compiled with a shorter --chunk and batch takes the dot
+// products. (Attention decides on the chunk alone: kernels/attention.h.)
 constexpr int64_t kGemmMinRows = 16;
 constexpr int64_t kGemmRowBlock = 32;  // activation rows per tile, at most (AVX-512: 2 × 16 lanes)
 constexpr int64_t kGemmCols = 12;      // weight rows per tile, at most

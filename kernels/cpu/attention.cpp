@@ -176,9 +176,9 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
           for (int64_t i = 0; i < nr; ++i) {
             const int64_t lo = std::max(jb, j0[i]), hi = std::min(jb + nb - 1, p[i]);
             for (int64_t h = 0; h < nh; ++h) {
-              const float* t = tile + (i * nh + h) * kAttentionKeyBlock - jb;
+              const float* t = tile + (i * nh + h) * kAttentionKeyBlock;
               float* sr = score_row(i, h);
-              for (int64_t j = lo; j <= hi; ++j) sr[j] = t[j] * a.scale;
+              for (int64_t j = lo; j <= hi; ++j) sr[j] = t[j - jb] * a.scale;
             }
           }
         }
@@ -191,25 +191,25 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
           const int64_t lo = std::max(jb, j0[i]), hi = std::min(jb + nb - 1, p[i]);
           const float* q = a.qkv + (b * a.chunk + ts[i]) * width + h0 * hd;
           const float* qs[2] = {q, q + hd};
-          float tile[12];
+          float dots[12];
           if (avx512) {  // 2 heads × 6 keys a tile; a short last tile repeats its last key
             for (int64_t j = lo; j <= hi; j += 6) {
               const int64_t nc = std::min<int64_t>(6, hi + 1 - j);
               const float* keys[6];
               for (int64_t c = 0; c < 6; ++c) keys[c] = rows[j - jb + std::min(c, nc - 1)];
-              if (nh == 2) dot_tile512<2, 6>(qs, keys, hd, tile);
-              else dot_tile512<1, 6>(qs, keys, hd, tile);
+              if (nh == 2) dot_tile512<2, 6>(qs, keys, hd, dots);
+              else dot_tile512<1, 6>(qs, keys, hd, dots);
               for (int64_t h = 0; h < nh; ++h)
-                for (int64_t c = 0; c < nc; ++c) score_row(i, h)[j + c] = tile[h * 6 + c] * a.scale;
+                for (int64_t c = 0; c < nc; ++c) score_row(i, h)[j + c] = dots[h * 6 + c] * a.scale;
             }
             continue;
           }
           for (int64_t j = lo; j <= hi; j += 3) {
             const int64_t nc = std::min<int64_t>(3, hi + 1 - j);
-            if (nh == 2) dot_tile_cols<2>(qs, rows + (j - jb), nc, hd, tile);
-            else dot_tile_cols<1>(qs, rows + (j - jb), nc, hd, tile);
+            if (nh == 2) dot_tile_cols<2>(qs, rows + (j - jb), nc, hd, dots);
+            else dot_tile_cols<1>(qs, rows + (j - jb), nc, hd, dots);
             for (int64_t h = 0; h < nh; ++h)
-              for (int64_t c = 0; c < nc; ++c) score_row(i, h)[j + c] = tile[h * nc + c] * a.scale;
+              for (int64_t c = 0; c < nc; ++c) score_row(i, h)[j + c] = dots[h * nc + c] * a.scale;
           }
         }
       }

@@ -24,11 +24,7 @@ inline float gemm_ref(const float* x, const float* w, int64_t k) {
   return acc;
 }
 
-#ifdef KILN_X86_64_V3_KERNELS
-// out[c·S + v·16 + l] = the chain over k for activation lane v·16 + l and weight row c, where xt holds
-// the rows transposed (xt[i·S + lane], S = kStride lanes per step of k, 64-byte aligned) and weight row c
-// is w + c·ldw.
-// Prefetch: when pf.rows > 0, each 16 steps of k also prefetch into L2 the next pf.esz·16 bytes of
+// A tile's prefetch: when pf.rows > 0, each 16 steps of k also prefetch into L2 the next pf.esz·16 bytes of
 // pf.rows weight rows (from pf.at, pf.ld bytes apart), so a later tile's rows stream in while this one
 // computes: the weights come from memory once per call, and spread over the tiles of a block of rows
 // their reads do not come in bursts.
@@ -36,6 +32,11 @@ struct TilePrefetch {
   uintptr_t at = 0;
   int64_t ld = 0, rows = 0, esz = 4;
 };
+
+#ifdef KILN_X86_64_V3_KERNELS
+// out[c·S + v·16 + l] = the chain over k for activation lane v·16 + l and weight row c, where xt holds
+// the rows transposed (xt[i·S + lane], S = kStride lanes per step of k, 64-byte aligned) and weight row c
+// is w + c·ldw.
 template <int V, int C, int64_t S>
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void gemm_tile512(const float* xt, const float* w, int64_t ldw,
                                                                        int64_t k, float* out,

@@ -1,15 +1,17 @@
-// CPU matmul: parallel over blocks of output features (weight rows), so each weight byte is
-// read once per call however many activation rows there are.
-// From kGemmMinRows activation rows (the plan's rows: prefill and score chunks) it is a GEMM of
-// outer-product tiles (matmul_gemm, kernels/cpu/gemm_tiles.h), each output the chain of FMAs over k in
-// order (gemm_ref) on every CPU; on the 2-core AVX-512 dev VM 59-74% of the FMA peak on SmolLM2's
-// shapes at 64 rows, where the dot-product tiles below reached 37-41%. Fewer rows (decode, small
-// batches) keep the dot products, whose outputs are dot_f32's (16 lanes, pairwise reduction): a row's
-// logits from prefill and from a decode step agree to rounding, not bit for bit. Low-precision weight rows are
-// widened to f32 in the worker's scratch, a block at a time, and reused for every activation
-// row. With a single activation row (decode) bf16 and int8 rows are instead widened in registers by
-// dot_f32_bf16 and dot_f32_i8, which give the same bits without the round trip to scratch. Int8
-// rows (i8 weights) widen to their integers q; each output is then scaled by its row's w_scale.
+// CPU matmul: parallel over blocks of output features (weight rows), so each weight byte is read
+// once per call (the GEMM below: once per panel of activation rows, gemm_panel_rows of them).
+// From kGemmMinRows activation rows (the plan's rows, batch · chunk: prefill and score chunks of 16
+// or more) it is a GEMM of outer-product tiles (matmul_gemm, kernels/cpu/gemm_tiles.h), each output
+// the chain of FMAs over k in order (gemm_ref) on every CPU; on the 2-core AVX-512 dev VM 59-74% of
+// the FMA peak on SmolLM2's shapes at 64 rows, where the dot-product tiles below reached 37-41%.
+// Fewer rows (decode, small batches) keep the dot products below, whose outputs are dot_f32's (16
+// lanes, pairwise reduction): a row's logits from prefill and from a decode step agree to rounding,
+// not bit for bit.
+// The dot products: low-precision weight rows are widened to f32 in the worker's scratch, a block at
+// a time, and reused for every activation row. With a single activation row (decode) bf16 and int8
+// rows are instead widened in registers by dot_f32_bf16 and dot_f32_i8, which give the same bits
+// without the round trip to scratch. Int8 rows (i8 weights) widen to their integers q; each output is
+// then scaled by its row's w_scale.
 // On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows × 6 weight
 // rows (dot_tile512), and one row with bf16 or int8 weights as tiles of weight rows widened in
 // registers (dot_tile512_widen); one row with f32 or f16 weights keeps the AVX2 tiles below.
@@ -19,12 +21,13 @@
 // 2,048 (where 3 weight rows outgrow L1) they run as 2 × 6 tiles instead, k in blocks of 1,024
 // that keep the weight rows' block in L1 while the activation rows stream past, each half of the
 // lanes in turn (dot_half_tile; on the 2-core dev VM 42-46% of the FMA peak on Llama-3.2-1B's
-// down projection against 33-36%; not faster at smaller k). Every output keeps dot_f32's 16
-// lanes, association order and FMA contraction, so the results are bit-identical to dot_f32 (and
-// to the one-row path).
+// down projection against 33-36%; not faster at smaller k). Below kGemmMinRows every output keeps
+// dot_f32's 16 lanes, association order and FMA contraction, so the results are bit-identical to
+// dot_f32 (and to the one-row path).
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/simd.h"
@@ -351,10 +354,14 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
             else gemm_tile256<1, 6, 16>(xt, w, k, k, out);
           });
 #endif
-    // Elsewhere the definition itself, a lane at a time (the same bits).
-    return matmul_gemm<1, 1>(a, pool,
+    // Elsewhere the definition itself, 8 rows by 1 weight row a tile: independent lanes, a loop that
+    // compilers vectorize where FMA is in the base instruction set (aarch64); the same bits.
+    return matmul_gemm<8, 1>(a, pool,
                              [](const float* xt, const float* w, int64_t k, int64_t, float* out, const TilePrefetch&) {
-                               out[0] = gemm_ref(xt, w, k);
+                               float acc[8] = {};
+                               for (int64_t i = 0; i < k; ++i)
+                                 for (int l = 0; l < 8; ++l) acc[l] = std::fma(xt[i * 8 + l], w[i], acc[l]);
+                               for (int l = 0; l < 8; ++l) out[l] = acc[l];
                              });
   }
 #ifdef KILN_X86_64_V3_KERNELS

@@ -54,8 +54,9 @@ float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scra
 float exp_nonpositive(float x);
 
 // silu(g) = g / (1 + e^−g), as g / (1 + exp_nonpositive(−g)) for g >= 0 and g·e / (1 + e), e =
-// exp_nonpositive(g), below (the same value, and e^x never overflows); NaN stays NaN, ±inf give inf
-// and NaN as the formula does, large negative g gives −0.
+// exp_nonpositive(g), below (the same value to rounding, and e^x never overflows); NaN stays NaN,
+// +inf gives inf and −inf NaN as the formula does. Below ln(FLT_MIN) ≈ −87.34 e is 0, so silu is −0
+// where the exact value is a float of at most about 1e-36 in magnitude.
 float silu(float g);
 // h[i] = silu(g[i]) · u[i] for i < n: 8 at a time on x86-64-v3 (exp_nonpositive_x8), the same bits.
 void silu_mul(const float* g, const float* u, float* h, int64_t n);

@@ -400,9 +400,9 @@ TEST_CASE("config: Qwen2 (q/k/v biases, sliding-window keys)") {
 // MistralForCausalLM: LLaMA with a sliding window (MistralConfig's default 4096 when absent,
 // none when null), in every layer, also when shorter than the compiled max-seq.
 // Quantized checkpoints (issue 19): refused by quant_method, even with --allow-unknown-config, and
-// no plan written (except the layouts kiln reads: test_prequantized); a null quantization_config (as some configs carry) is no quantization. The
-// objects are the shapes those tools write: DeepSeek-V3's FP8 block, GPTQ, compressed-tensors,
-// bitsandbytes, and one without a quant_method.
+// no plan written (except the layouts kiln reads: test_prequantized); a null quantization_config (as some configs
+// carry) is no quantization. The objects are the shapes those tools write: DeepSeek-V3's FP8 block, GPTQ,
+// compressed-tensors, bitsandbytes, and one without a quant_method.
 TEST_CASE("config: a quantized checkpoint is refused by its quant_method, even with --allow-unknown-config") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]})",
@@ -494,6 +494,39 @@ TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq
       if (plan.value()->kernels()[l.kernel]->name == std::string("attention")) windowed += l.int_attrs.at(3) == 16;
   // both layers in prefill, score and decode; in ingest the first (the last layer's attention feeds nothing there)
   CHECK(windowed == 2 * 3 + 1);
+}
+
+// --chunk's default: 64 tokens a prefill replay, 128 in a plan only the CPU runs (--target cpu, or
+// --quantize int8 without a target), never past --max-seq; an explicit --chunk wins.
+TEST_CASE("compile: the default chunk is 64, 128 for CPU-only plans, at most max_seq") {
+  struct Case {
+    std::string target, quantize;
+    int64_t max_seq, chunk, want;
+  };
+  for (const Case& c : std::vector<Case>{{"", "", 256, 0, 64},
+                                         {"all", "", 256, 0, 64},
+                                         {"cuda", "", 256, 0, 64},
+                                         {"cpu", "", 256, 0, 128},
+                                         {"", "int8", 256, 0, 128},
+                                         {"cpu", "", 100, 0, 100},
+                                         {"", "", 40, 0, 40},
+                                         {"cpu", "", 256, 24, 24}}) {
+    CAPTURE(c.target);
+    CAPTURE(c.quantize);
+    CAPTURE(c.max_seq);
+    TempDir d;
+    CompileOptions o;
+    o.model_dir = kiln::test::fixture("gqa_f32");
+    o.output = d / "p.kplan";
+    o.target = c.target;
+    o.quantize = c.quantize;
+    o.max_seq = c.max_seq;
+    o.chunk = c.chunk;
+    REQUIRE(kiln::test::compile_error(o).empty());
+    auto plan = Plan::load_file(o.output);
+    REQUIRE(plan.is_ok());
+    CHECK(plan.value()->model().chunk == c.want);
+  }
 }
 
 // Gemma3ForCausalLM: both layouts (transformers 5's layer_types and per-type rope_parameters; the

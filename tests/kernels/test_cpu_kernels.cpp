@@ -302,7 +302,8 @@ TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit
 // From kGemmMinRows activation rows (prefill chunks) the matmul is a GEMM of outer-product tiles (on
 // AVX-512 32 rows × 12 weight rows, on AVX2 16 × 6, elsewhere one output at a time): every output must
 // be gemm_ref's chain of FMAs over k for its row and weight row, bit for bit, for every dtype (i8
-// times its row scale), tile remainder in rows (a block of 32 ending with 1, 16, 17 or 31 rows) and
+// times its row scale), tile remainder in rows (last blocks of 9, 18, 8 and 16 rows: both tile widths
+// on both tiers) and
 // weight rows (m around 6 and 12), k with several panels (k = 9000 takes 32 rows at a time), padding
 // rows, bias and accumulate; the same for 1, 2 and 3 threads; and near a double reference.
 TEST_CASE("matmul's GEMM path (16+ rows) equals the chain of FMAs per output, bit for bit, for every tile") {
@@ -375,6 +376,37 @@ TEST_CASE("matmul's GEMM path (16+ rows) equals the chain of FMAs per output, bi
           }
         }
   }
+}
+
+// The boundary: a plan's 15 rows take the dot products (dot_f32's bits), 16 the GEMM (gemm_ref's), whatever
+// the valid rows; stored outputs, bias, and padding rows left as they were.
+TEST_CASE("matmul: 15 rows run dot products, 16 the GEMM, and padding rows stay untouched when stored") {
+  const int64_t k = 70, m = 13;
+  ThreadPool pool(2, matmul_scratch_floats(k, 16, DType::BF16));
+  for (const bool tier512 : avx512_tiers())
+    for (int64_t rows : {15, 16})
+      for (int32_t valid : {int32_t(rows), 5}) {
+        const Tier tier(tier512);
+        CAPTURE(tier512);
+        CAPTURE(rows);
+        CAPTURE(valid);
+        const auto x = random_floats(size_t(rows * k), uint32_t(60 + rows), 8.0f);
+        std::vector<float> w_r, bias = random_floats(size_t(m), 61);
+        const auto w = store(random_floats(size_t(m * k), 62, 4.0f), DType::BF16, &w_r);
+        const std::vector<float> y0(size_t(rows * m), 7.5f);
+        std::vector<float> y = y0;
+        matmul_cpu(MatmulArgs{x.data(), w.data(), DType::BF16, bias.data(), DType::F32, y.data(), rows, k, m, false,
+                              &valid, 1},
+                   pool);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < m; ++j) {
+            const float* xr = x.data() + r * k;
+            const float* wj = w_r.data() + j * k;
+            const float want =
+                r >= valid ? 7.5f : (rows >= kGemmMinRows ? gemm_ref(xr, wj, k) : dot_f32(xr, wj, k)) + bias[size_t(j)];
+            REQUIRE(std::memcmp(&y[size_t(r * m + j)], &want, 4) == 0);
+          }
+      }
 }
 
 TEST_CASE("matmul skips the padding rows of each batch row (n_valid) and computes the rest") {
