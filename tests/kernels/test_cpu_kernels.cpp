@@ -63,6 +63,18 @@ struct Tier {
   Tier& operator=(const Tier&) = delete;
 };
 
+// Which tiles a test runs on this machine, for its log: avx2 names what the AVX2 tier runs.
+std::string tiers_exercised(const std::string& avx2) {
+#ifdef KILN_X86_64_V3_KERNELS
+  if (!cpu_has_x86_64_v3()) return "portable loop (no x86-64-v3): tiles not exercised";
+  if (cpu_has_avx512()) return "AVX-512 tiles, then " + avx2;
+  return avx2 + " (no AVX-512: its tiles not exercised)";
+#else
+  (void)avx2;
+  return "portable loop (a build without the x86-64-v3 tiles): tiles not exercised";
+#endif
+}
+
 // y after a matmul that accumulated into y0 with n_valid `valid` (rows of `chunk` per batch row):
 // each valid output is exactly y0 + want(r, j), bit for bit; padding rows are untouched.
 template <typename Want>
@@ -199,13 +211,8 @@ TEST_CASE("matmul: the one-row bf16 path (decode) is bit-identical to the blocke
 // 16-blocks, tails, k < 16 and several k blocks; m every remainder of 3 and 6; odd valid-row
 // counts, padding rows between valid ones, bias, accumulate, and values with large cancellation.
 TEST_CASE("matmul's blocked path equals dot_f32 per output, bit for bit, for every tile remainder") {
-#ifdef KILN_X86_64_V3_KERNELS
-  MESSAGE(std::string(!cpu_has_x86_64_v3() ? "portable loop (no x86-64-v3): tiles not exercised"
-                      : cpu_has_avx512()   ? "AVX-512 tiles, then the AVX2 tiles and panels"
-                                           : "AVX2 tiles and panels (no AVX-512: its tiles not exercised)"));
-#else
-  MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
-#endif
+  const std::string tiers = tiers_exercised("the AVX2 tiles and panels");
+  MESSAGE(tiers);
   ThreadPool pool(2, matmul_scratch_floats(3090, 10, DType::F16));
   uint32_t seed = 400;
   // Valid rows per batch row: 8, 7, 5 and 6 in all, so the AVX-512 tiles' groups of 4 end with 4,
@@ -307,13 +314,8 @@ TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit
 // weight rows (m around 6 and 12), k with several panels (k = 9000 takes 32 rows at a time), padding
 // rows, bias and accumulate; the same for 1, 2 and 3 threads; and near a double reference.
 TEST_CASE("matmul's GEMM path (16+ rows) equals the chain of FMAs per output, bit for bit, for every tile") {
-#ifdef KILN_X86_64_V3_KERNELS
-  MESSAGE(std::string(!cpu_has_x86_64_v3() ? "portable loop (no x86-64-v3): tiles not exercised"
-                      : cpu_has_avx512()   ? "AVX-512 tiles, then the AVX2 tiles"
-                                           : "AVX2 tiles (no AVX-512: its tiles not exercised)"));
-#else
-  MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
-#endif
+  const std::string tiers = tiers_exercised("the AVX2 tiles");
+  MESSAGE(tiers);
   const int64_t batch = 2, chunk = 40, rows = batch * chunk;
   static_assert(rows >= kGemmMinRows, "the test runs the GEMM path");
   ThreadPool p1(1, matmul_scratch_floats(9000, rows, DType::F16)), p2(2, matmul_scratch_floats(9000, rows, DType::F16)),
@@ -680,13 +682,8 @@ void check_attention_loop(const AttentionArgs& a, const std::vector<float>& k_r,
 }
 
 TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, cache dtypes)") {
-#ifdef KILN_X86_64_V3_KERNELS
-  MESSAGE(std::string(!cpu_has_x86_64_v3() ? "portable loop (no x86-64-v3): tiles not exercised"
-                      : cpu_has_avx512()   ? "AVX-512 tiles, then the AVX2 tiles"
-                                           : "AVX2 tiles (no AVX-512: its tiles not exercised)"));
-#else
-  MESSAGE("portable loop (a build without the x86-64-v3 tiles): tiles not exercised");
-#endif
+  const std::string tiers = tiers_exercised("the AVX2 tiles");
+  MESSAGE(tiers);
   uint32_t seed = 900;
   for (const bool tier512 : avx512_tiers())
     for (DType cache_t : {DType::F32, DType::BF16, DType::F16})
