@@ -15,7 +15,7 @@ struct CompileOptions {
   std::string dtype;    // "", "f32", "bf16", "f16" ("" = the checkpoint's)
   int64_t max_seq = 0;  // 0 = min(max_position_embeddings, 2048)
   int64_t batch = 1;
-  int64_t chunk = 0;                  // 0 = min(64, max_seq); min(128, max_seq) with target "cpu"
+  int64_t chunk = 0;                  // 0 = min(64, max_seq); min(128, max_seq) in a CPU-only plan
   std::vector<LoraAdapterSpec> lora;  // merged in order
   std::string target;                 // "cpu", "cuda" (sm_90), "all", or "" (all; cpu with quantize)
   std::string quantize;               // "" or "none" (weights in the plan dtype), "int8" (compiler/passes/quantize.h)

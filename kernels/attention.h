@@ -37,9 +37,6 @@ struct AttentionArgs {
   int64_t window = 0;  // > 0: each query sees only the last `window` positions (itself included)
 };
 
-// The scores q·k·scale: for chunks of kGemmMinRows rows or more (kernels/matmul.h; the chunk, not
-// batch · chunk as the matmul counts) the chain of FMAs over head_dim in order (gemm_ref), for shorter
-// ones (decode) dot_f32's 16 lanes.
 // The first cache position query position p sees.
 KILN_HOST_DEVICE inline int64_t attention_first_key(int64_t p, int64_t window) {
   return window > 0 && p >= window ? p - window + 1 : 0;
@@ -74,6 +71,9 @@ inline uint64_t attention_scratch_floats(int64_t max_seq, int64_t head_dim) {
          2 * uint64_t(kAttentionMaxRowBlock) * uint64_t(head_dim) + uint64_t(kAttentionScoreTile);
 }
 
+// On the CPU the scores q·k·scale are, for chunks of kGemmMinRows rows or more (kernels/matmul.h; the
+// chunk, not batch · chunk as the matmul counts), the chain of FMAs over head_dim in order (gemm_ref),
+// and for shorter ones (decode) dot_f32's 16 lanes.
 void attention_cpu(const AttentionArgs& a, ThreadPool& pool);
 
 }  // namespace kiln

@@ -299,8 +299,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kSwigluOp, {gu}, {m});
       add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
     }
-    finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid},
-                      c.final_logit_softcapping);
+    finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid}, c.final_logit_softcapping);
   }
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;
@@ -315,12 +314,14 @@ FrontendBuild build_llama(const CompileOptions& o) {
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   if (!c.prequantized.empty() && b.checkpoint.unpack_compressed_int8() == 0)
-    throw CompileError(o.model_dir + ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
+    throw CompileError(o.model_dir +
+                       ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
                        "no *.weight_packed tensor");
   const std::string fp8_note =
       c.fp8 ? upcast_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols, c.num_hidden_layers) : "";
   if (const StTensor* e = b.checkpoint.find("model.embed_tokens.weight"); e && e->row_scale)
-    throw CompileError(e->file + ": the embedding 'model.embed_tokens.weight' is pre-quantized (compressed-tensors); "
+    throw CompileError(e->file +
+                       ": the embedding 'model.embed_tokens.weight' is pre-quantized (compressed-tensors); "
                        "kiln reads pre-quantized Linear weights only");
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
@@ -334,7 +335,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   // otherwise; the embedding decides).
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
-  const LlmLimits lim = llm_limits(o, c.max_position_embeddings);
+  const LlmLimits lim = llm_limits(o, c.max_position_embeddings, !c.prequantized.empty());
   if (c.rope.type == "longrope" && lim.max_seq > c.rope.original_max_position_embeddings)
     throw CompileError(o.model_dir +
                        "/config.json: LongRoPE switches to its long_factor for sequences longer than "

@@ -331,6 +331,22 @@ void matvec_widen(const MatmulArgs& a, ThreadPool& pool) {
   });
 }
 
+// The portable GEMM tile: out[l] = gemm_ref over k for the 8 rows of xt (xt[i·8 + l]) and weight row w.
+__attribute__((always_inline)) inline void gemm_tile8_body(const float* xt, const float* w, int64_t k, float* out) {
+  float acc[8] = {};
+  for (int64_t i = 0; i < k; ++i)
+    for (int l = 0; l < 8; ++l) acc[l] = std::fma(xt[i * 8 + l], w[i], acc[l]);
+  for (int l = 0; l < 8; ++l) out[l] = acc[l];
+}
+void gemm_tile8(const float* xt, const float* w, int64_t k, float* out) { gemm_tile8_body(xt, w, k, out); }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2,fma"))) void gemm_tile8_fma(const float* xt, const float* w, int64_t k, float* out) {
+  gemm_tile8_body(xt, w, k, out);
+}
+#else
+void gemm_tile8_fma(const float* xt, const float* w, int64_t k, float* out) { gemm_tile8_body(xt, w, k, out); }
+#endif
+
 }  // namespace
 
 void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
@@ -354,15 +370,19 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
             else gemm_tile256<1, 6, 16>(xt, w, k, k, out);
           });
 #endif
-    // Elsewhere the definition itself, 8 rows by 1 weight row a tile: independent lanes, a loop that
-    // compilers vectorize where FMA is in the base instruction set (aarch64); the same bits.
-    return matmul_gemm<8, 1>(a, pool,
-                             [](const float* xt, const float* w, int64_t k, int64_t, float* out, const TilePrefetch&) {
-                               float acc[8] = {};
-                               for (int64_t i = 0; i < k; ++i)
-                                 for (int l = 0; l < 8; ++l) acc[l] = std::fma(xt[i * 8 + l], w[i], acc[l]);
-                               for (int l = 0; l < 8; ++l) out[l] = acc[l];
-                             });
+      // Elsewhere the definition itself, 8 rows by 1 weight row a tile (gemm_tile8): independent lanes.
+      // On x86-64 without the tiles above (clang and sanitizer builds) std::fma is a library call unless
+      // the function may use FMA instructions, so an FMA clone runs where the CPU has them (about 10x).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    const bool fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    const bool fma = false;
+#endif
+    return matmul_gemm<8, 1>(
+        a, pool, [fma](const float* xt, const float* w, int64_t k, int64_t, float* out, const TilePrefetch&) {
+          if (fma) gemm_tile8_fma(xt, w, k, out);
+          else gemm_tile8(xt, w, k, out);
+        });
   }
 #ifdef KILN_X86_64_V3_KERNELS
   // One row (decode) keeps the AVX2 tiles: memory-bound, it ran 4% slower on the 6-row AVX-512 tiles

@@ -497,12 +497,15 @@ TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq
 }
 
 // --chunk's default: 64 tokens a prefill replay, 128 in a plan only the CPU runs (--target cpu, or
-// --quantize int8 without a target), never past --max-seq; an explicit --chunk wins.
+// int8 weights without a target: --quantize int8, or a compressed-tensors int8 checkpoint as shipped),
+// never past --max-seq; an explicit --chunk wins.
 TEST_CASE("compile: the default chunk is 64, 128 for CPU-only plans, at most max_seq") {
   struct Case {
     std::string target, quantize;
     int64_t max_seq, chunk, want;
+    std::string fixture = kiln::test::fixture("gqa_f32");
   };
+  const std::string ct = kiln::test::fixture("ct_w8a16_f32", "quantized");
   for (const Case& c : std::vector<Case>{{"", "", 256, 0, 64},
                                          {"all", "", 256, 0, 64},
                                          {"cuda", "", 256, 0, 64},
@@ -510,13 +513,15 @@ TEST_CASE("compile: the default chunk is 64, 128 for CPU-only plans, at most max
                                          {"", "int8", 256, 0, 128},
                                          {"cpu", "", 100, 0, 100},
                                          {"", "", 40, 0, 40},
-                                         {"cpu", "", 256, 24, 24}}) {
+                                         {"cpu", "", 256, 24, 24},
+                                         {"", "", 256, 0, 128, ct},
+                                         {"", "none", 256, 0, 64, ct}}) {
     CAPTURE(c.target);
     CAPTURE(c.quantize);
     CAPTURE(c.max_seq);
     TempDir d;
     CompileOptions o;
-    o.model_dir = kiln::test::fixture("gqa_f32");
+    o.model_dir = c.fixture;
     o.output = d / "p.kplan";
     o.target = c.target;
     o.quantize = c.quantize;

@@ -48,7 +48,9 @@ int main(int argc, char** argv) {
   compile->add_option("--dtype", co.dtype, "Weight/KV dtype: f32, bf16 or f16 (default: the checkpoint's)");
   compile->add_option("--max-seq", co.max_seq, "Tokens per sequence (default: min(max_position_embeddings, 2048))");
   compile->add_option("--batch", co.batch, "Sequences per replay (default 1)");
-  compile->add_option("--chunk", co.chunk, "Prompt tokens per prefill replay (default: min(64, max-seq); min(128, max-seq) with --target cpu)");
+  compile->add_option(
+      "--chunk", co.chunk,
+      "Prompt tokens per prefill replay (default: min(64, max-seq); min(128, max-seq) in a CPU-only plan)");
   std::string emit_c_prefix;
   compile->add_option("--emit-c", emit_c_prefix, "Also write PREFIX.c/PREFIX.h embedding the plan as a byte array");
   compile->add_flag("--no-tokenizer", co.no_tokenizer, "Leave the tokenizer out (the plan then takes token ids only)");
