@@ -32,6 +32,10 @@ PlanTargets parse_targets(const std::string& target) {
   return targets;
 }
 
+bool cpu_only_plan(const CompileOptions& o, bool stored_int8) {
+  return o.target == "cpu" || (o.target.empty() && (o.quantize == "int8" || (o.quantize.empty() && stored_int8)));
+}
+
 CompileSummary compile_model(const CompileOptions& o) {
   if (o.output.empty()) throw CompileError("no output path given (-o PLAN)");
   QuantizeOptions quant{parse_quantize(o.quantize), o.quantize_head};
@@ -61,7 +65,7 @@ CompileSummary compile_model(const CompileOptions& o) {
     throw CompileError(o.model_dir + " holds pre-quantized int8 weights (compressed-tensors), which run on the CPU only "
                        "so far; use --target cpu, or --quantize none to dequantize them to the plan dtype (not --target " +
                        o.target + ")");
-  const PlanTargets targets = parse_targets(int8 || as_shipped ? "cpu" : o.target);
+  const PlanTargets targets = parse_targets(cpu_only_plan(o, stored > 0) ? "cpu" : o.target);
   drop_dead_nodes(g);
   if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
   auto weight_bytes = [&g] {

@@ -64,17 +64,9 @@ void score_tiles(bool avx512, const float* kt, const float* q, int64_t nq, int64
 
 // kt[d·kAttentionKeyBlock + j] = rows[j][d] for the block's nb keys, zeros for the rest of it.
 void transpose_keys(bool avx512, const float* const* rows, int64_t nb, int64_t hd, float* kt) {
-  if (avx512) {
-    const float* src[kAttentionKeyBlock];
-    for (int64_t j = 0; j < kAttentionKeyBlock; ++j) src[j] = j < nb ? rows[j] : nullptr;
-    for (int64_t j = 0; j < kAttentionKeyBlock; j += 16) transpose_rows16<kAttentionKeyBlock>(src + j, hd, kt + j);
-    return;
-  }
-  for (int64_t d = 0; d < hd; ++d) {
-    float* dst = kt + d * kAttentionKeyBlock;
-    for (int64_t j = 0; j < nb; ++j) dst[j] = rows[j][d];
-    for (int64_t j = nb; j < kAttentionKeyBlock; ++j) dst[j] = 0.0f;
-  }
+  const float* src[kAttentionKeyBlock];
+  for (int64_t j = 0; j < kAttentionKeyBlock; ++j) src[j] = j < nb ? rows[j] : nullptr;
+  transpose_rows<kAttentionKeyBlock>(src, hd, kt, avx512);
 }
 
 // o[r][d] += the weighted sums of R rows sharing one key range (axpy_tile512 or axpy_tile), R ≤ 6.

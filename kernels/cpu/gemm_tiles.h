@@ -118,4 +118,21 @@ __attribute__((target("avx2,fma"))) void gemm_tile256(const float* xt, const flo
 }
 #endif
 
+// dst[i·S + l] = src[l][i] for l < S and i < k, a null src[l] reading as zeros (the operand the tiles
+// read, transposed): transpose_rows16's register blocks where avx512 (cpu_has_avx512(), read by the
+// caller on its own thread), else one value at a time. dst 64-byte aligned.
+template <int64_t S>
+void transpose_rows(const float* const* src, int64_t k, float* dst, bool avx512) {
+#ifdef KILN_X86_64_V3_KERNELS
+  if constexpr (S % 16 == 0)
+    if (avx512) {
+      for (int64_t l = 0; l < S; l += 16) transpose_rows16<S>(src + l, k, dst + l);
+      return;
+    }
+#endif
+  (void)avx512;
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t l = 0; l < S; ++l) dst[i * S + l] = src[l] ? src[l][i] : 0.0f;
+}
+
 }  // namespace kiln

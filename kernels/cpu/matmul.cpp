@@ -37,13 +37,18 @@ namespace kiln {
 
 namespace {
 
-// The output of activation row r at feature j: the dot product v (times the row's scale for i8
-// weights), plus the bias, stored or added.
-inline void store_output(const MatmulArgs& a, int64_t r, int64_t j, float v) {
-  if (a.w_scale) v *= a.w_scale[j];
-  if (a.bias) v += load_as_f32(a.bias, a.bias_dtype, uint64_t(j));
-  float& y = a.y[r * a.m + j];
+// Every path's last step: y ← the product v, times its row's scale (i8 weights), plus the bias (scale
+// and bias as read for the output's feature; each used only when the op has it), stored or added.
+inline void emit_output(const MatmulArgs& a, float& y, float v, float scale, float bias) {
+  if (a.w_scale) v *= scale;
+  if (a.bias) v += bias;
   y = a.accumulate ? y + v : v;
+}
+
+// The output of activation row r at feature j.
+inline void store_output(const MatmulArgs& a, int64_t r, int64_t j, float v) {
+  emit_output(a, a.y[r * a.m + j], v, a.w_scale ? a.w_scale[j] : 1.0f,
+              a.bias ? load_as_f32(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f);
 }
 
 // Weight rows m0 … m0+mb as f32: in place for f32 weights, else widened into scratch; rows[mb …
@@ -71,26 +76,16 @@ inline bool valid_row(const MatmulArgs& a, int64_t chunk, int64_t r) {
 // Many activation rows (a.rows >= kGemmMinRows): per worker, its tiles of C weight rows against every
 // valid activation row, a panel of up to gemm_panel_rows at a time transposed into its scratch (RB
 // rows a step of k, zeros past the last), each tile's rows against each block of RB panel rows in
-// registers (Tile: RB rows or, for a short last block, half), outputs scattered by store_output.
+// registers (Tile: RB rows or, for a short last block, half), outputs scattered by emit_output.
 // Weight rows are read in place (f32) or widened into the scratch, a short last tile repeating its
 // last row. Each output is gemm_ref's chain however the rows and tiles fall.
-// Rows src[l] (null: zeros) as xt[i·RB + l], for l < RB and i < k.
-template <int64_t RB>
-void transpose_rows(const float* const* src, int64_t k, float* xt) {
-#ifdef KILN_X86_64_V3_KERNELS
-  if constexpr (RB % 16 == 0)
-    if (cpu_has_avx512()) {
-      for (int64_t l = 0; l < RB; l += 16) transpose_rows16<RB>(src + l, k, xt + l);
-      return;
-    }
-#endif
-  for (int64_t i = 0; i < k; ++i)
-    for (int64_t l = 0; l < RB; ++l) xt[i * RB + l] = src[l] ? src[l][i] : 0.0f;
-}
-
 template <int64_t RB, int64_t C, typename Tile>
 void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
-  const auto transpose = transpose_rows<RB>;
+#ifdef KILN_X86_64_V3_KERNELS
+  const bool avx512 = cpu_has_avx512();  // (read here, on the calling thread)
+#else
+  const bool avx512 = false;
+#endif
   const uint64_t esz = dtype_size(a.w_dtype);
   static_assert(RB <= kGemmRowBlock && C <= kGemmCols, "matmul_scratch_floats sizes the tile");
   const int64_t chunk = a.rows / a.batch, k = a.k;
@@ -110,7 +105,7 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
         const float* src[RB];
         const int64_t nr = std::min(RB, n - b * RB);
         for (int64_t l = 0; l < RB; ++l) src[l] = l < nr ? a.x + ids[b * RB + l] * k : nullptr;
-        transpose(src, k, xt + b * RB * k);
+        transpose_rows<RB>(src, k, xt + b * RB * k, avx512);
       }
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
@@ -122,7 +117,7 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
             convert_to_f32(static_cast<const uint8_t*>(a.w) + uint64_t((m0 + std::min(j, mb - 1)) * k) * esz, a.w_dtype,
                            wbuf + j * k, uint64_t(k));
         }
-        // store_output's steps with the tile's scales and biases read once: v · scale, + bias, into y.
+        // The tile's scales and biases, read once.
         float scale[C] = {}, bias[C] = {};
         for (int64_t c = 0; c < mb; ++c) {
           scale[c] = a.w_scale ? a.w_scale[m0 + c] : 1.0f;
@@ -142,12 +137,7 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
           tile(xt + b * RB * k, w, k, nr, out, pf);
           for (int64_t l = 0; l < nr; ++l) {
             float* y = a.y + ids[b * RB + l] * a.m + m0;
-            for (int64_t c = 0; c < mb; ++c) {
-              float v = out[c * RB + l];
-              if (a.w_scale) v *= scale[c];
-              if (a.bias) v += bias[c];
-              y[c] = a.accumulate ? y[c] + v : v;
-            }
+            for (int64_t c = 0; c < mb; ++c) emit_output(a, y[c], out[c * RB + l], scale[c], bias[c]);
           }
         }
       }
@@ -165,7 +155,7 @@ void for_row_pairs(const MatmulArgs& a, const Fn& fn) {
   const int64_t chunk = a.rows / a.batch;
   int64_t pending = -1, pair = 0;
   for (int64_t r = 0; r < a.rows; ++r) {
-    if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
+    if (!valid_row(a, chunk, r)) continue;
     if (pending < 0) {
       pending = r;
       continue;
@@ -285,7 +275,7 @@ void matmul_tiles512(const MatmulArgs& a, ThreadPool& pool) {
         n = 0;
       };
       for (int64_t r = 0; r < a.rows; ++r) {
-        if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
+        if (!valid_row(a, chunk, r)) continue;
         rows[n++] = r;
         if (n == R) flush();
       }
@@ -399,7 +389,7 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
       const float* wrows[kMatmulRowBlock];
       weight_rows(a, m0, mb, scratch, wrows);
       for (int64_t r = 0; r < a.rows; ++r) {
-        if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
+        if (!valid_row(a, chunk, r)) continue;
         for (int64_t j = 0; j < mb; ++j) store_output(a, r, m0 + j, dot_f32(a.x + r * a.k, wrows[j], a.k));
       }
     }

@@ -55,6 +55,19 @@ void check_cli_greedy(const std::string& plan, const kiln::test::Reference& ref)
   CHECK(last_line(out) == expect);
 }
 
+// `kiln compile MODEL -o DIR/x.kplan OPTIONS` fails with one "kiln: error: " line that contains
+// `expect`, and writes no plan.
+void check_cli_compile_refused(const std::string& model, const std::string& dir, const std::string& options,
+                               const std::string& expect = "") {
+  CAPTURE(options);
+  std::string out;
+  CHECK(kiln::test::run_command(kCli + " compile " + model + " -o " + dir + "/x.kplan " + options, &out) != 0);
+  CHECK(out.find("kiln: error: ") == 0);
+  CHECK(out.find(expect) != std::string::npos);
+  CHECK(count_lines(out) == 1);
+  CHECK_FALSE(kiln::test::run_command("test -e " + dir + "/x.kplan", &out) == 0);
+}
+
 }  // namespace
 
 TEST_CASE("cli: compile, inspect, eval and generate a fixture end to end") {
@@ -153,13 +166,8 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
   check_cli_greedy(d / "q.kplan", kiln::test::load_reference(model, "reference_int8.safetensors"));
-  for (const char* bad : {"--quantize int4", "--quantize int8 --target all", "--quantize-head"}) {
-    CAPTURE(std::string(bad));
-    CHECK(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "x.kplan") + " " + bad, &out) != 0);
-    CHECK(out.find("kiln: error: ") == 0);
-    CHECK(count_lines(out) == 1);
-    CHECK_FALSE(kiln::test::run_command("test -e " + (d / "x.kplan"), &out) == 0);
-  }
+  for (const char* bad : {"--quantize int4", "--quantize int8 --target all", "--quantize-head"})
+    check_cli_compile_refused(model, d.path(), bad);
 }
 
 TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and generates transformers' tokens") {
@@ -167,34 +175,25 @@ TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and gen
   const std::string model = kiln::test::fixture("ct_w8a16_f32", "quantized");
   std::string out;
   REQUIRE_MESSAGE(
-      kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "ct.kplan") + " --max-seq 32", &out) == 0, out);
+      kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "ct.kplan") + " --max-seq 32", &out) == 0,
+      out);
   CHECK(out.find("note: int8 weights (per-row scales): 8 matmul weights (8 as the checkpoint ships them") !=
         std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "ct.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
   check_cli_greedy(d / "ct.kplan", kiln::test::load_reference(model));
-  for (const char* bad : {"--target cuda", "--quantize int4"}) {
-    CAPTURE(std::string(bad));
-    CHECK(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "x.kplan") + " " + bad, &out) != 0);
-    CHECK(out.find("kiln: error: ") == 0);
-    CHECK(count_lines(out) == 1);
-    CHECK_FALSE(kiln::test::run_command("test -e " + (d / "x.kplan"), &out) == 0);
-  }
+  for (const char* bad : {"--target cuda", "--quantize int4"}) check_cli_compile_refused(model, d.path(), bad);
 }
 
 TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles upcast with --dtype and generates transformers' tokens") {
   TempDir d;
   const std::string model = kiln::test::fixture("ds_v3_fp8_b32", "quantized");
   std::string out;
-  CHECK(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "x.kplan") + " --max-seq 32", &out) != 0);
-  CHECK(out.find("kiln: error: ") == 0);
-  CHECK(out.find("--dtype bf16 (or f16, f32) upcasts them") != std::string::npos);
-  CHECK(count_lines(out) == 1);
-  REQUIRE_MESSAGE(
-      kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "ds.kplan") + " --max-seq 32 --dtype f32", &out) ==
-          0,
-      out);
+  check_cli_compile_refused(model, d.path(), "--max-seq 32", "--dtype bf16 (or f16, f32) upcasts them");
+  REQUIRE_MESSAGE(kiln::test::run_command(
+                      kCli + " compile " + model + " -o " + (d / "ds.kplan") + " --max-seq 32 --dtype f32", &out) == 0,
+                  out);
   CHECK(out.find("72 FP8 e4m3 checkpoint weights (32x32 block scales) upcast to f32") != std::string::npos);
   check_cli_greedy(d / "ds.kplan", kiln::test::load_reference(model));
 }

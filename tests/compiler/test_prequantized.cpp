@@ -248,11 +248,7 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
   for (const char* target : {"cuda", "all"}) {
     CompileOptions o = options(fixture_dir(), d / (std::string(target) + ".kplan"));
     o.target = target;
-    const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(
-        err.find("pre-quantized int8 weights (compressed-tensors), which run on the CPU only") != std::string::npos,
-        err);
-    CHECK_FALSE(kiln::path_exists(o.output));
+    kiln::test::check_compile_refused(o, "pre-quantized int8 weights (compressed-tensors), which run on the CPU only");
     o.quantize = "none";
     CHECK(kiln::test::compile_error(o) == "");
   }
@@ -366,9 +362,7 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
       j["quantization_config"]["config_groups"]["group_0"]["weights"]["new_knob"] = 3;
     });
     CompileOptions o = options(dir, d / "unknown.kplan");
-    const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find("quantization_config.config_groups.group_0.weights.new_knob = 3") != std::string::npos, err);
-    CHECK_FALSE(kiln::path_exists(o.output));
+    kiln::test::check_compile_refused(o, "quantization_config.config_groups.group_0.weights.new_knob = 3");
     o.allow_unknown_config = true;
     const CompileSummary s = compile_model(o);
     CHECK(s.notes.find("quantization_config.config_groups.group_0.weights.new_knob") != std::string::npos);
@@ -392,17 +386,13 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
       ts[e + "_shape"] = {"I64", {2}, shape};
     });
     CompileOptions o = options(dir, d / "embed.kplan");
-    const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find("the embedding 'model.embed_tokens.weight' is pre-quantized") != std::string::npos, err);
-    CHECK_FALSE(kiln::path_exists(o.output));
+    kiln::test::check_compile_refused(o, "the embedding 'model.embed_tokens.weight' is pre-quantized");
   }
   // A LoRA adapter changes every Linear weight: none can stay as shipped; int8 re-quantizes them.
   {
     CompileOptions o = options(fixture_dir(), d / "lora.kplan");
     o.lora = {{kiln::test::fixtures_root() + "/lora/all_linear_r8/adapter", 1.0}};
-    const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find("none of its pre-quantized int8 weights can stay int8") != std::string::npos, err);
-    CHECK_FALSE(kiln::path_exists(o.output));
+    kiln::test::check_compile_refused(o, "none of its pre-quantized int8 weights can stay int8");
     o.quantize = "int8";
     const CompileSummary s = compile_model(o);
     CHECK(s.notes.find("int8 weights (per-row scales): 8 matmul weights,") != std::string::npos);
@@ -415,11 +405,8 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
     const std::string dir = edited(
         d, "plain", nullptr, [&](nlohmann::json& j) { j["quantization_config"] = q; }, kiln::test::fixture("gqa_f32"));
     CompileOptions o = options(dir, d / "plain.kplan");
-    const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find("quantization_config is compressed-tensors, but the checkpoint has no *.weight_packed") !=
-                      std::string::npos,
-                  err);
-    CHECK_FALSE(kiln::path_exists(o.output));
+    kiln::test::check_compile_refused(
+        o, "quantization_config is compressed-tensors, but the checkpoint has no *.weight_packed");
   }
 }
 
@@ -476,10 +463,7 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
       }
     }
     CompileOptions o = options(dir, d / "nodtype.kplan");
-    const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find("kiln has no FP8 kernels yet: --dtype bf16 (or f16, f32) upcasts them") != std::string::npos,
-                  err);
-    CHECK_FALSE(kiln::path_exists(o.output));
+    kiln::test::check_compile_refused(o, "kiln has no FP8 kernels yet: --dtype bf16 (or f16, f32) upcasts them");
   }
 }
 
@@ -544,9 +528,7 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
         kiln::test::fixture("llama_fp8_b48x16", "quantized"));
     CompileOptions o = options(dir, d / "swapped.kplan");
     o.dtype = "f32";
-    const std::string err = kiln::test::compile_error(o);
-    CHECK_MESSAGE(err.find("one scale per 16x48 block") != std::string::npos, err);
-    CHECK_FALSE(kiln::path_exists(o.output));
+    kiln::test::check_compile_refused(o, "one scale per 16x48 block");
   }
   // Keys of real FP8 releases that do not change the stored weights compile (transformers' own
   // FineGrainedFP8Config fields, Qwen's modules_to_not_convert, DeepSeek-V3.1's ue8m0 scales); a null
