@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -302,6 +302,20 @@ const std::array<float, 256>& f8e4m3_table() {
   return table;
 }
 
+// The n scales of s in f32, each finite and positive, else a CompileError through bad:
+// "has <label> <value> for <where(i)> (scales must be finite and positive)".
+template <typename Bad, typename Where>
+std::unique_ptr<std::vector<float>> positive_scales(const StTensor& s, size_t n, const char* label, const Bad& bad,
+                                                    const Where& where) {
+  auto v = std::make_unique<std::vector<float>>(n);
+  convert_to_f32(s.data, s.dtype, v->data(), uint64_t(n));
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite((*v)[i]) || (*v)[i] <= 0.0f)
+      bad(std::string("has ") + label + " " + std::to_string((*v)[i]) + " for " + where(i) +
+          " (scales must be finite and positive)");
+  return v;
+}
+
 }  // namespace
 
 void read_f32(const StTensor& t, float* out) {
@@ -346,7 +360,8 @@ int Checkpoint::unpack_compressed_int8() {
   static const std::string kPacked = ".weight_packed";
   std::vector<std::string> bases;
   for (const auto& kv : all_)
-    if (kv.first.size() > kPacked.size() && kv.first.compare(kv.first.size() - kPacked.size(), kPacked.size(), kPacked) == 0)
+    if (kv.first.size() > kPacked.size() &&
+        kv.first.compare(kv.first.size() - kPacked.size(), kPacked.size(), kPacked) == 0)
       bases.push_back(kv.first.substr(0, kv.first.size() - kPacked.size()));
   for (const std::string& base : bases) {
     const StTensor* packed = find(base + ".weight_packed");
@@ -370,18 +385,14 @@ int Checkpoint::unpack_compressed_int8() {
       bad("has weight_shape [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
     const int64_t words = (cols + 3) / 4;
     if (packed->st_dtype != "I32" || packed->shape != std::vector<int64_t>{rows, words})
-      bad("has weight_packed of dtype " + packed->st_dtype + " and shape " + shape_str(packed->shape) + " (expected I32 " +
-          shape_str({rows, words}) + " for 8-bit values of weight_shape " + shape_str({rows, cols}) + ")");
+      bad("has weight_packed of dtype " + packed->st_dtype + " and shape " + shape_str(packed->shape) +
+          " (expected I32 " + shape_str({rows, words}) + " for 8-bit values of weight_shape " +
+          shape_str({rows, cols}) + ")");
     if (!scale->has_dtype || !dtype_is_float(scale->dtype) ||
         (scale->shape != std::vector<int64_t>{rows, 1} && scale->shape != std::vector<int64_t>{rows}))
       bad("has weight_scale of dtype " + scale->st_dtype + " and shape " + shape_str(scale->shape) +
           " (expected a float [" + std::to_string(rows) + ", 1]: one scale per output row)");
-    auto s = std::make_unique<std::vector<float>>(size_t(rows));
-    convert_to_f32(scale->data, scale->dtype, s->data(), uint64_t(rows));
-    for (int64_t r = 0; r < rows; ++r)
-      if (!std::isfinite((*s)[size_t(r)]) || (*s)[size_t(r)] <= 0.0f)
-        bad("has scale " + std::to_string((*s)[size_t(r)]) + " for row " + std::to_string(r) +
-            " (scales must be finite and positive)");
+    auto s = positive_scales(*scale, size_t(rows), "scale", bad, [](size_t r) { return "row " + std::to_string(r); });
     auto t = std::make_unique<StTensor>();
     t->name = base + ".weight";
     t->file = packed->file;
@@ -416,8 +427,7 @@ std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows,
     const size_t n = kv.first.size();
     if (n > kScale.size() && kv.first.compare(n - kScale.size(), kScale.size(), kScale) == 0) {
       const StTensor* w = find(kv.first.substr(0, n - kScale.size()) + ".weight");
-      if (!w || w->st_dtype != "F8_E4M3")
-        throw CompileError(t.file + ": '" + kv.first + "' scales no F8_E4M3 weight");
+      if (!w || w->st_dtype != "F8_E4M3") throw CompileError(t.file + ": '" + kv.first + "' scales no F8_E4M3 weight");
     }
   }
   for (const std::string& name : names) {
@@ -436,12 +446,9 @@ std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows,
       bad("has weight_scale_inv of dtype " + s->st_dtype + " and shape " + shape_str(s->shape) + " (expected a float " +
           shape_str(grid) + ": one scale per " + std::to_string(block_rows) + "x" + std::to_string(block_cols) +
           " block, rounded up at the edges)");
-    auto scales = std::make_unique<std::vector<float>>(size_t(grid[0] * grid[1]));
-    convert_to_f32(s->data, s->dtype, scales->data(), scales->size());
-    for (size_t i = 0; i < scales->size(); ++i)
-      if (!std::isfinite((*scales)[i]) || (*scales)[i] <= 0.0f)
-        bad("has scale_inv " + std::to_string((*scales)[i]) + " for block [" + std::to_string(int64_t(i) / grid[1]) +
-            ", " + std::to_string(int64_t(i) % grid[1]) + "] (scales must be finite and positive)");
+    auto scales = positive_scales(*s, size_t(grid[0] * grid[1]), "scale_inv", bad, [&](size_t i) {
+      return "block [" + std::to_string(int64_t(i) / grid[1]) + ", " + std::to_string(int64_t(i) % grid[1]) + "]";
+    });
     auto t = std::make_unique<StTensor>(*w);
     t->st_dtype = "F8_E4M3 (block scales)";
     t->has_dtype = false;  // no DType holds its bytes: read_f32 (dequantized_on_read) is the only way in
