@@ -1,7 +1,5 @@
 #include "test_util.h"
 
-#include <doctest/doctest.h>
-
 #include "compiler/frontends/llama.h"
 
 #include <dirent.h>
@@ -203,12 +201,6 @@ std::string compile_error(const CompileOptions& o) {
     return e.what();
   }
   return "";
-}
-
-void check_compile_refused(const CompileOptions& o, const std::string& expect) {
-  const std::string err = compile_error(o);
-  CHECK_MESSAGE(err.find(expect) != std::string::npos, "expected \"" << expect << "\" in: " << err);
-  CHECK_FALSE(path_exists(o.output));
 }
 
 int run_command(const std::string& cmd, std::string* out) {

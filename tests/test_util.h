@@ -80,8 +80,6 @@ void write_tiny_llama_with_tokenizer(const std::string& dir, const std::string& 
 
 // The CompileError message of compiling with o, or "" when it compiles.
 std::string compile_error(const CompileOptions& o);
-// Compiling with o fails with a message that contains `expect`, and writes no plan at o.output.
-void check_compile_refused(const CompileOptions& o, const std::string& expect);
 
 // Drives an LLM plan's decode program on `e` by token feedback (make_token_feedback: the backend's
 // own, or host steps): row r

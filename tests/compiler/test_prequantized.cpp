@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "compile_checks.h"
 #include "compiler/compile.h"
 #include "compiler/safetensors.h"
 #include "runtime/context.h"

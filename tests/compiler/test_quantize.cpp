@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 
+#include "compile_checks.h"
 #include "compiler/compile.h"
 #include "compiler/error.h"
 #include "compiler/passes/quantize.h"
