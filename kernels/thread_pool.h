@@ -69,6 +69,13 @@ class ThreadPool {
   // sleeping thread costs more than most decode launches take.
   void parallel_for(int64_t n, int64_t grain, RangeFn fn);
 
+  // Calls fn(i, i + 1, worker) for each i in [0, n), each worker claiming the next unclaimed i from a
+  // shared counter: for items of unequal cost (causal attention), which static blocks would leave one
+  // worker waiting on the other. Which worker runs an item varies from run to run, so fn's result
+  // for an item must not depend on it (per-worker scratch only): then results are the same bits.
+  // Cheap items first would end unbalanced: order the costly ones first.
+  void parallel_items(int64_t n, RangeFn fn);
+
   // Scratch of worker w (valid during parallel_for), at least scratch_floats() floats, 64-byte aligned
   // (unaligned 512-bit loads of widened weight rows split cache lines: about a third slower).
   float* scratch(int w) { return scratch_[size_t(w)].data(); }

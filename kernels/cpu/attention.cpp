@@ -110,7 +110,9 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t row_block = (a.chunk + row_blocks - 1) / row_blocks;
   const int64_t items = a.batch * row_blocks * a.n_kv_heads * pairs;
   const bool chain = a.chunk >= kGemmMinRows;
-  pool.parallel_for(items, 1, [&](int64_t i0, int64_t i1, int worker) {
+  // Items are claimed one at a time (their costs differ: a causal chunk's later rows see more keys,
+  // a KV group of 3 heads pairs 2 + 1), the last row blocks first.
+  pool.parallel_items(items, [&](int64_t i0, int64_t i1, int worker) {
     float* scores = pool.scratch(worker);                       // (row, head) → max_seq, by key position
     float* block = scores + attention_score_floats(a.max_seq);  // kAttentionKeyBlock widened cache rows
     float* kt = block + kAttentionKeyBlock * hd;                // (chain) the block's keys transposed
@@ -118,7 +120,8 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
     float* tile = qp + 2 * kAttentionMaxRowBlock * hd;          // (chain) their scores against one key block
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t pair = item % pairs, kvh = item / pairs % a.n_kv_heads;
-      const int64_t rb = item / (pairs * a.n_kv_heads) % row_blocks, b = item / (pairs * a.n_kv_heads * row_blocks);
+      const int64_t rb = row_blocks - 1 - item / (pairs * a.n_kv_heads) % row_blocks;
+      const int64_t b = item / (pairs * a.n_kv_heads * row_blocks);
       const int64_t h0 = kvh * group + pair * 2, nh = std::min<int64_t>(2, (kvh + 1) * group - h0);
       const int64_t t0 = rb * row_block, t1 = std::min(a.chunk, t0 + row_block);
       // The block's valid rows: each sees keys j0[i] … p[i]; jlo … jhi covers them all.

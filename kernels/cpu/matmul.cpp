@@ -73,6 +73,37 @@ inline bool valid_row(const MatmulArgs& a, int64_t chunk, int64_t r) {
   return !a.n_valid || r % chunk < a.n_valid[r / chunk];
 }
 
+#ifdef KILN_X86_64_V3_KERNELS
+// emit_output for a tile's rows l < nr (out[c·RB + l], weight rows c < mb ≤ 16) into y rows ids[l] from
+// column m0, on AVX-512: 16 rows at a time transposed in registers (transpose_rows16), then each row's
+// mb outputs as one masked vector, scale, bias and accumulate in emit_output's order. The products
+// and sums are the rounded forms (no FMA contraction can fuse them), as emit_output's are.
+template <int64_t RB>
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) void emit_rows512(const MatmulArgs& a, const float* out,
+                                                                       const int64_t* ids, int64_t nr, int64_t m0,
+                                                                       int64_t mb, const float* scale,
+                                                                       const float* bias) {
+  static_assert(RB % 16 == 0, "whole blocks of 16 rows");
+  constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __mmask16 mask = __mmask16((1u << mb) - 1);
+  const __m512 sv = _mm512_maskz_loadu_ps(mask, scale), bv = _mm512_maskz_loadu_ps(mask, bias);
+  alignas(64) float t[16 * 16];
+  for (int64_t l0 = 0; l0 < nr; l0 += 16) {
+    const float* src[16];
+    for (int64_t c = 0; c < 16; ++c) src[c] = c < mb ? out + c * RB + l0 : nullptr;
+    transpose_rows16<16>(src, 16, t);  // t[i·16 + c] = out[c·RB + l0 + i]
+    for (int64_t i = 0; i < std::min<int64_t>(16, nr - l0); ++i) {
+      float* y = a.y + ids[l0 + i] * a.m + m0;
+      __m512 v = _mm512_load_ps(t + i * 16);
+      if (a.w_scale) v = _mm512_maskz_mul_round_ps(mask, v, sv, kRound);
+      if (a.bias) v = _mm512_maskz_add_round_ps(mask, v, bv, kRound);
+      if (a.accumulate) v = _mm512_maskz_add_round_ps(mask, _mm512_maskz_loadu_ps(mask, y), v, kRound);
+      _mm512_mask_storeu_ps(y, mask, v);
+    }
+  }
+}
+#endif
+
 // Many activation rows (a.rows >= kGemmMinRows): per worker, its tiles of C weight rows against every
 // valid activation row, a panel of up to gemm_panel_rows at a time transposed into its scratch (RB
 // rows a step of k, zeros past the last), each tile's rows against each block of RB panel rows in
@@ -135,6 +166,13 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
             pf.esz = int64_t(esz);
           }
           tile(xt + b * RB * k, w, k, nr, out, pf);
+#ifdef KILN_X86_64_V3_KERNELS
+          if constexpr (RB % 16 == 0 && C <= 16)
+            if (avx512) {
+              emit_rows512<RB>(a, out, ids + b * RB, nr, m0, mb, scale, bias);
+              continue;
+            }
+#endif
           for (int64_t l = 0; l < nr; ++l) {
             float* y = a.y + ids[b * RB + l] * a.m + m0;
             for (int64_t c = 0; c < mb; ++c) emit_output(a, y[c], out[c * RB + l], scale[c], bias[c]);

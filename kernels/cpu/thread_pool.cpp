@@ -91,6 +91,14 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, RangeFn fn) {
   job_ = nullptr;
 }
 
+void ThreadPool::parallel_items(int64_t n, RangeFn fn) {
+  if (n <= 0) return;
+  std::atomic<int64_t> next{0};
+  parallel_for(std::min<int64_t>(size(), n), 1, [&](int64_t, int64_t, int worker) {
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(i, i + 1, worker);
+  });
+}
+
 void ThreadPool::worker_loop(int w) {
   uint64_t seen = 0;
   for (;;) {

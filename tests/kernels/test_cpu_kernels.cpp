@@ -2,10 +2,13 @@
 // poisoned (NaN) before the run so an unwritten element fails.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -156,6 +159,32 @@ TEST_CASE("thread pool scratch is 64-byte aligned for every worker (whole cache 
     for (int w = 0; w < pool.size(); ++w) CHECK(reinterpret_cast<uintptr_t>(pool.scratch(w)) % 64 == 0);
     CHECK(pool.scratch_floats() == floats);
   }
+}
+
+// parallel_items: every item once, as a range of one, on a worker of the pool; none for n = 0; fewer
+// items than workers; and a worker that is slow on its first item leaves the rest to the others.
+TEST_CASE("thread pool parallel_items runs each item once, claimed one at a time") {
+  for (int threads : {1, 3})
+    for (int64_t n : {0, 1, 2, 50}) {
+      CAPTURE(threads);
+      CAPTURE(n);
+      ThreadPool pool(threads);
+      std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+      std::vector<std::atomic<int>> per_worker(static_cast<size_t>(threads));
+      pool.parallel_items(n, [&](int64_t b, int64_t e, int w) {
+        REQUIRE(e == b + 1);
+        REQUIRE((w >= 0 && w < threads));
+        if (b == 0 && threads > 1 && n > 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        seen[size_t(b)].fetch_add(1);
+        per_worker[size_t(w)].fetch_add(1);
+      });
+      for (int64_t i = 0; i < n; ++i) CHECK(seen[size_t(i)].load() == 1);
+      if (threads > 1 && n == 50) {  // item 0's worker slept while the others took the rest
+        int most = 0;
+        for (auto& c : per_worker) most = std::max(most, c.load());
+        CHECK(most >= 25);
+      }
+    }
 }
 
 TEST_CASE("matmul gives bit-identical results for 1 and 2 threads") {
@@ -435,21 +464,28 @@ TEST_CASE("matmul skips the padding rows of each batch row (n_valid) and compute
   }
 }
 
+// Every weight dtype, and rows longer than the kernel's 256-weight blocks (600: two whole, one short).
 TEST_CASE("rmsnorm matches a double reference") {
   ThreadPool pool(2);
-  const int64_t rows = 4, dim = 33;
-  auto x = random_floats(size_t(rows * dim), 7, 3.0f);
-  std::vector<float> w_r;
-  auto w = store(random_floats(size_t(dim), 8), DType::BF16, &w_r);
-  std::vector<float> y(size_t(rows * dim), kNaN), ref(y.size());
-  rmsnorm_cpu(RmsNormArgs{x.data(), w.data(), DType::BF16, y.data(), rows, dim, 1e-5f}, pool);
-  for (int64_t r = 0; r < rows; ++r) {
-    double ss = 0;
-    for (int64_t i = 0; i < dim; ++i) ss += double(x[size_t(r * dim + i)]) * x[size_t(r * dim + i)];
-    const double inv = 1.0 / std::sqrt(ss / double(dim) + 1e-5);
-    for (int64_t i = 0; i < dim; ++i) ref[size_t(r * dim + i)] = float(x[size_t(r * dim + i)] * inv * w_r[size_t(i)]);
-  }
-  CHECK(rel_l2(y.data(), ref.data(), ref.size()) < 1e-6);
+  const int64_t rows = 4;
+  for (int64_t dim : {33, 600})
+    for (DType wt : {DType::F32, DType::BF16, DType::F16}) {
+      CAPTURE(dim);
+      CAPTURE(std::string(dtype_name(wt)));
+      auto x = random_floats(size_t(rows * dim), 7, 3.0f);
+      std::vector<float> w_r;
+      auto w = store(random_floats(size_t(dim), 8), wt, &w_r);
+      std::vector<float> y(size_t(rows * dim), kNaN), ref(y.size());
+      rmsnorm_cpu(RmsNormArgs{x.data(), w.data(), wt, y.data(), rows, dim, 1e-5f}, pool);
+      for (int64_t r = 0; r < rows; ++r) {
+        double ss = 0;
+        for (int64_t i = 0; i < dim; ++i) ss += double(x[size_t(r * dim + i)]) * x[size_t(r * dim + i)];
+        const double inv = 1.0 / std::sqrt(ss / double(dim) + 1e-5);
+        for (int64_t i = 0; i < dim; ++i)
+          ref[size_t(r * dim + i)] = float(x[size_t(r * dim + i)] * inv * w_r[size_t(i)]);
+      }
+      CHECK(rel_l2(y.data(), ref.data(), ref.size()) < 1e-6);
+    }
 }
 
 TEST_CASE("embedding gathers rows (times a scale) and fences out-of-range ids to row 0") {
