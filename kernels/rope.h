@@ -5,8 +5,9 @@
 // embedding (Phi-4-mini's partial_rotary_factor) rotates only the first rotary_dim = 2·len(inv_freq)
 // dims of each head, pairs (i, i + rotary_dim/2), and leaves the rest.
 // qkv: (batch·chunk, width) f32 [in/out]; inv_freq: (rotary_dim/2,) f32 with rotary_dim <=
-// head_dim (version 1: rotary_dim = head_dim); start_pos: (batch,) i32
-// Plan operands: inputs {inv_freq, start_pos, qkv}; outputs {qkv}; int attrs {n_rot_heads,
+// head_dim (version 1: rotary_dim = head_dim); start_pos: (batch,) i32; n_valid: (batch,) i32 or
+// absent (versions 1 and 2 have no such input): padding rows are skipped on the CPU.
+// Plan operands: inputs {inv_freq, start_pos, qkv, n_valid}; outputs {qkv}; int attrs {n_rot_heads,
 // head_dim}; float attrs {attention_scaling} (multiplies cos and sin; 1 for these variants).
 #pragma once
 #include <cstdint>
@@ -20,6 +21,7 @@ namespace kiln {
 struct OpDef;
 extern const OpDef kRopeOp;
 extern const OpDef kRopeOpV1;
+extern const OpDef kRopeOpV2;
 
 struct RopeArgs {
   float* qkv;
@@ -28,6 +30,7 @@ struct RopeArgs {
   int64_t batch, chunk, width, n_rot_heads, head_dim;
   float attention_scaling;
   int64_t rotary_dim = 0;  // the rotated dims of each head; 0: all of them (head_dim)
+  const int32_t* n_valid = nullptr;  // (batch,), or null: every row
 };
 
 KILN_HOST_DEVICE inline int64_t rope_half(const RopeArgs& a) {

@@ -85,7 +85,7 @@ void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, u
   const int64_t rows = g.values[x].shape[0];
   const uint32_t xn = g.activation(prefix + "final_norm", {rows, dim});
   const uint32_t logits = g.activation(prefix + "logits", {rows, vocab});
-  add_node(P, kRmsNormOp, {x, norm}, {xn}, {}, {eps});
+  add_node(P, kRmsNormOp, {x, norm, io.n_valid}, {xn}, {}, {eps});
   add_node(P, kMatmulOp, {xn, lm_head, kNoTensor, io.n_valid}, {logits}, {0});
   if (logit_softcap > 0) add_node(P, kSoftcapOp, {logits}, {logits}, {}, {logit_softcap});
   // The next token of each batch row, sampled on the backend itself with the parameters in the

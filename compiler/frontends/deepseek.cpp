@@ -265,23 +265,23 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
         return g.activation(p + n, std::move(s), t);
       };
       const uint32_t h = act("attn_in", {N, D});
-      add_node(P, kRmsNormOp, {x, L.attn_norm}, {h}, {}, {eps});
+      add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       uint32_t qsrc = h;
       if (c.q_lora_rank > 0) {
         const uint32_t qa = act("q_a", {N, c.q_lora_rank}), qan = act("q_a_norm", {N, c.q_lora_rank});
         add_node(P, kMatmulOp, {h, L.q_a, L.q_a_b, n_valid}, {qa}, {0});
-        add_node(P, kRmsNormOp, {qa, L.q_a_norm}, {qan}, {}, {lat_eps});
+        add_node(P, kRmsNormOp, {qa, L.q_a_norm, n_valid}, {qan}, {}, {lat_eps});
         qsrc = qan;
       }
       const uint32_t q_nope = act("q_nope", {N, H * nope}), q_pe = act("q_pe", {N, H * rope});
       add_node(P, kMatmulOp, {qsrc, L.q_nope, kNoTensor, n_valid}, {q_nope}, {0});
       add_node(P, kMatmulOp, {qsrc, L.q_pe, kNoTensor, n_valid}, {q_pe}, {0});
-      add_node(P, kRopeOp, {inv_freq, start_pos, q_pe}, {q_pe}, {H, rope}, {rope_scale});
+      add_node(P, kRopeOp, {inv_freq, start_pos, q_pe, n_valid}, {q_pe}, {H, rope}, {rope_scale});
       const uint32_t ckv = act("c_kv", {N, r}), ckvn = act("c_kv_norm", {N, r}), kpe = act("k_pe", {N, rope});
       add_node(P, kMatmulOp, {h, L.kv_c, L.kv_c_b, n_valid}, {ckv}, {0});
-      add_node(P, kRmsNormOp, {ckv, L.kv_norm}, {ckvn}, {}, {lat_eps});
+      add_node(P, kRmsNormOp, {ckv, L.kv_norm, n_valid}, {ckvn}, {}, {lat_eps});
       add_node(P, kMatmulOp, {h, L.kv_pe, L.kv_pe_b, n_valid}, {kpe}, {0});
-      add_node(P, kRopeOp, {inv_freq, start_pos, kpe}, {kpe}, {1, rope}, {rope_scale});
+      add_node(P, kRopeOp, {inv_freq, start_pos, kpe, n_valid}, {kpe}, {1, rope}, {rope_scale});
       add_node(P, kMlaKvWriteOp, {ckvn, kpe, start_pos, n_valid}, {L.cache});
       const uint32_t q_lat = act("q_lat", {N, H * r}), o_lat = act("o_lat", {N, H * r}), o_v = act("o_v", {N, H * vd});
       add_node(P, kHeadMatmulOp, {q_nope, L.w_ukt, n_valid}, {q_lat});
@@ -290,7 +290,7 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
       add_node(P, kHeadMatmulOp, {o_lat, L.w_uv, n_valid}, {o_v});
       add_node(P, kMatmulOp, {o_v, L.o, L.o_b, n_valid}, {x}, {1});  // x += o_proj(attention)
       const uint32_t h2 = act("mlp_in", {N, D});
-      add_node(P, kRmsNormOp, {x, L.mlp_norm}, {h2}, {}, {eps});
+      add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (L.moe) {
         const int64_t K = c.num_experts_per_tok;
         const uint32_t ids = act("expert_ids", {N, K}, DType::I32), ew = act("expert_weights", {N, K});
@@ -304,7 +304,7 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
         const int64_t F = L.moe ? c.moe_intermediate_size * c.n_shared_experts : c.intermediate_size;
         const uint32_t gu = act("gate_up", {N, 2 * F}), mact = act("mlp_act", {N, F});
         add_node(P, kMatmulOp, {h2, L.gu, kNoTensor, n_valid}, {gu}, {0});
-        add_node(P, kSwigluOp, {gu}, {mact});
+        add_node(P, kSwigluOp, {gu, n_valid}, {mact});
         add_node(P, kMatmulOp, {mact, L.down, kNoTensor, n_valid}, {x}, {1});
       }
     }

@@ -258,14 +258,14 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t branch = c.gemma ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
       const uint32_t branch_n = c.gemma ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
       auto residual_add = [&](const uint32_t out_norm) {  // x += norm(branch)
-        add_node(P, kRmsNormOp, {branch, out_norm}, {branch_n}, {}, {eps});
+        add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
         add_node(P, kAddOp, {x, branch_n}, {x}, {}, {1.0});
       };
-      add_node(P, kRmsNormOp, {x, L.attn_norm}, {h}, {}, {eps});
+      add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
       const bool local_rope = c.gemma && c.window_of(i) > 0;
-      add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv}, {qkv}, {H + KVH, hd},
+      add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
                {local_rope ? rope_attention_factor(c.rope_local) : rope_scale});
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
       // A window as long as the cache cuts nothing: the plan says none.
@@ -277,7 +277,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       } else {
         add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
       }
-      add_node(P, kRmsNormOp, {x, L.mlp_norm}, {h2}, {}, {eps});
+      add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
         // Qwen3-MoE with norm_topk_prob).
@@ -296,7 +296,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         residual_add(L.mlp_out_norm);
         continue;
       }
-      add_node(P, kSwigluOp, {gu}, {m});
+      add_node(P, kSwigluOp, {gu, n_valid}, {m});
       add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
     }
     finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid}, c.final_logit_softcapping);

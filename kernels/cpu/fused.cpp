@@ -10,7 +10,7 @@ namespace kiln {
 void fused_matmul_cpu(const FusedMatmulArgs& a, float* buffer, ThreadPool& pool) {
   MatmulArgs m = a.m;
   if (a.norm_w) {
-    rmsnorm_cpu(RmsNormArgs{m.x, a.norm_w, a.norm_dtype, buffer, m.rows, m.k, a.eps}, pool);
+    rmsnorm_cpu(RmsNormArgs{m.x, a.norm_w, a.norm_dtype, buffer, m.rows, m.k, a.eps, m.n_valid, m.batch}, pool);
     m.x = buffer;
     buffer += m.rows * m.k;
   }
@@ -20,7 +20,7 @@ void fused_matmul_cpu(const FusedMatmulArgs& a, float* buffer, ThreadPool& pool)
   }
   m.y = buffer;
   matmul_cpu(m, pool);
-  swiglu_cpu(SwigluArgs{buffer, a.h, m.rows, m.m / 2}, pool);
+  swiglu_cpu(SwigluArgs{buffer, a.h, m.rows, m.m / 2, m.n_valid, m.batch}, pool);
 }
 
 void rope_kv_write_cpu(const RopeKvWriteArgs& a, ThreadPool& pool) {

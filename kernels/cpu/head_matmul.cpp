@@ -1,6 +1,7 @@
 #include "kernels/head_matmul.h"
 
 #include "kernels/cpu/simd.h"
+#include "kernels/host_device.h"
 
 namespace kiln {
 
@@ -20,7 +21,7 @@ void head_matmul_cpu(const HeadMatmulArgs& a, ThreadPool& pool) {
         wrow = scratch;
       }
       for (int64_t r = 0; r < a.rows; ++r) {
-        if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
+        if (!row_is_valid(a.n_valid, chunk, r)) continue;
         a.y[r * a.heads * a.m + h * a.m + i] = dot_f32(a.x + r * a.heads * a.k + h * a.k, wrow, a.k);
       }
     }

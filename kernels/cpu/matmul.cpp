@@ -31,6 +31,7 @@
 
 #include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/simd.h"
+#include "kernels/host_device.h"
 #include "kernels/cpu/tiles.h"
 
 namespace kiln {
@@ -70,7 +71,7 @@ inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scra
 
 // Whether activation row r is computed (n_valid).
 inline bool valid_row(const MatmulArgs& a, int64_t chunk, int64_t r) {
-  return !a.n_valid || r % chunk < a.n_valid[r / chunk];
+  return row_is_valid(a.n_valid, chunk, r);
 }
 
 #ifdef KILN_X86_64_V3_KERNELS

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/cpu/simd.h"
+#include "kernels/host_device.h"
 #include "kernels/moe_select.h"
 
 namespace kiln {
@@ -19,7 +20,7 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
     for (int64_t r = r0; r < r1; ++r) {
       int32_t* ids = a.ids + r * a.top_k;
       float* w = a.weights + r * a.top_k;
-      if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) {
+      if (!row_is_valid(a.n_valid, chunk, r)) {
         for (int64_t k = 0; k < a.top_k; ++k) ids[k] = -1, w[k] = 0.0f;
         continue;
       }
@@ -48,7 +49,7 @@ void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
   const int64_t chunk = a.rows / a.batch;
   const uint64_t esz = dtype_size(a.w_dtype);
   for (int64_t r = 0; r < a.rows; ++r) {
-    if (a.n_valid && r % chunk >= a.n_valid[r / chunk]) continue;
+    if (!row_is_valid(a.n_valid, chunk, r)) continue;
     const float* h = a.h + r * a.dim;
     float* y = a.y + r * a.dim;
     for (int64_t k = 0; k < a.top_k; ++k) {

@@ -13,25 +13,39 @@ Status validate(const OpCheck& c, uint64_t*) {
   const auto& s = c.in(0)->shape;
   if (s[1] % 2 != 0) return invalid_argument("gate|up width is odd");
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "gu", {DType::F32}, s));
-  return c.expect(&c.out(0), "h", {DType::F32}, {s[0], s[1] / 2});
+  KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "h", {DType::F32}, {s[0], s[1] / 2}));
+  return c.launch().inputs.size() > 1 ? c.expect_n_valid(1, s[0]) : Status::ok();
 }
 
-SwigluArgs args(const OpLaunch& l) { return {l.in_f32(0), l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1] / 2}; }
+SwigluArgs args(const OpLaunch& l) {
+  const bool nv = l.launch().inputs.size() > 1;  // (version 2)
+  return {l.in_f32(0), l.out_f32(0), l.in(0)->shape[0], l.in(0)->shape[1] / 2, nv ? l.in_i32(1) : nullptr,
+          nv ? l.batch_of(1) : 1};
+}
 
 }  // namespace
 
+// Version 2 adds the optional n_valid (padding rows skipped on the CPU); version 1 plans still load.
 const OpDef kSwigluOp{"swiglu",
-                      1,
-                      1,
+                      2,
+                      2,
                       1,
                       0,
                       0,
-                      {},
-                      0,
+                      {{1, "n_valid"}},
+                      1,
                       false,
                       validate,
                       bind_cpu_kernel<args, swiglu_cpu>,
                       KILN_CUDA_BIND(bind_cuda_kernel<args, swiglu_cuda>),
                       nullptr};
+
+const OpDef kSwigluOpV1 = [] {
+  OpDef d = kSwigluOp;
+  d.version = 1;
+  d.n_inputs = 1;
+  d.n_state = 0;
+  return d;
+}();
 
 }  // namespace kiln

@@ -582,6 +582,53 @@ TEST_CASE("swiglu matches silu(gate) * up") {
   }
 }
 
+// With n_valid (rmsnorm and swiglu version 2, rope version 3), padding rows are skipped and keep
+// their old bits, and every valid row has the bits of the run without n_valid (which computes
+// every row, as version 1 plans do). Valid counts: part of a chunk, all of it, none, and past it.
+TEST_CASE("rmsnorm, swiglu and rope skip padding rows (n_valid) and leave them untouched") {
+  ThreadPool pool(2);
+  const int64_t batch = 4, chunk = 5, rows = batch * chunk, dim = 40, hd = 8, width = 3 * hd;
+  const std::vector<int32_t> valid = {3, 5, 0, 9};
+  auto is_valid = [&](int64_t r) { return r % chunk < valid[size_t(r / chunk)]; };
+  // Row by row: padding rows equal `before`, valid rows equal `all` (the run over every row).
+  auto check_rows = [&](const std::vector<float>& got, const std::vector<float>& before, const std::vector<float>& all,
+                        int64_t w) {
+    for (int64_t r = 0; r < rows; ++r) {
+      CAPTURE(r);
+      const std::vector<float>& want = is_valid(r) ? all : before;
+      REQUIRE(std::memcmp(got.data() + r * w, want.data() + r * w, size_t(w) * 4) == 0);
+    }
+  };
+  const auto x = random_floats(size_t(rows * dim), 70, 3.0f);
+  std::vector<float> w_r;
+  const auto w = store(random_floats(size_t(dim), 71), DType::BF16, &w_r);
+  const auto y0 = random_floats(size_t(rows * dim), 72);
+  std::vector<float> all = y0, y = y0;
+  rmsnorm_cpu(RmsNormArgs{x.data(), w.data(), DType::BF16, all.data(), rows, dim, 1e-5f}, pool);
+  rmsnorm_cpu(RmsNormArgs{x.data(), w.data(), DType::BF16, y.data(), rows, dim, 1e-5f, valid.data(), batch}, pool);
+  check_rows(y, y0, all, dim);
+
+  const auto gu = random_floats(size_t(rows * 2 * dim), 73, 4.0f);
+  all = y0;
+  y = y0;
+  swiglu_cpu(SwigluArgs{gu.data(), all.data(), rows, dim}, pool);
+  swiglu_cpu(SwigluArgs{gu.data(), y.data(), rows, dim, valid.data(), batch}, pool);
+  check_rows(y, y0, all, dim);
+
+  const auto qkv0 = random_floats(size_t(rows * width), 74);
+  const std::vector<float> inv = {1.0f, 0.3f, 0.05f, 0.001f};
+  const std::vector<int32_t> start = {0, 7, 2, 30};
+  all = qkv0;
+  y = qkv0;
+  RopeArgs ra{all.data(), inv.data(), start.data(), batch, chunk, width, 2, hd, 1.0f};
+  rope_cpu(ra, pool);
+  ra.qkv = y.data();
+  ra.n_valid = valid.data();
+  rope_cpu(ra, pool);
+  check_rows(y, qkv0, all, width);
+  CHECK(std::memcmp(all.data(), qkv0.data(), all.size() * 4) != 0);  // (the rotation changed something)
+}
+
 // rotary 8: the whole head; 4 and 2: a partial rotary embedding (Phi-4-mini), which rotates pairs
 // (i, i + rotary/2) of the first rotary dims and leaves the rest of the head alone.
 TEST_CASE("rope rotates q and k heads (whole or their first rotary dims) by position and leaves v alone") {

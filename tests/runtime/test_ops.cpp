@@ -170,4 +170,27 @@ TEST_CASE("ops: the built-in registry has one op per name and version, each with
     CHECK((v1->bind_cpu == v2->bind_cpu));
     CHECK((v1->validate == v2->validate) == (o.name != std::string("rope")));  // rope v1: the whole head only
   }
+  // Ops whose inputs grew by an optional state operand (matmul's w_scale; n_valid, so the CPU skips
+  // padding rows): the older version has one input less and no more state, the same entry points.
+  struct Grown {
+    const char* name;
+    uint32_t old_version;
+    int inputs;      // of the old version
+    const char* op;  // the new operand's state name, or null (not state)
+  };
+  for (const Grown& o : {Grown{"matmul", 1, 4, nullptr}, Grown{"rmsnorm", 1, 2, "n_valid"},
+                         Grown{"swiglu", 1, 1, "n_valid"}, Grown{"rope", 2, 3, "n_valid"}}) {
+    CAPTURE(std::string(o.name));
+    const OpDef* old = builtin_ops().find(o.name, o.old_version);
+    const OpDef* now = builtin_ops().find(o.name, o.old_version + 1);
+    REQUIRE(old);
+    REQUIRE(now);
+    CHECK(old->n_inputs == o.inputs);
+    CHECK(now->n_inputs == o.inputs + 1);
+    CHECK(now->n_state == old->n_state + (o.op ? 1 : 0));
+    if (o.op) CHECK(std::string(now->state[now->n_state - 1].input) == o.op);
+    if (o.op) CHECK(now->state[now->n_state - 1].operand == o.inputs);
+    CHECK((old->bind_cpu == now->bind_cpu));
+    CHECK((old->validate == now->validate));
+  }
 }
