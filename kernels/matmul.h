@@ -51,24 +51,40 @@ constexpr int64_t kMatmulPanelPairFloats = 2 * 16 * kMatmulRowBlock;
 constexpr int64_t kGemmMinRows = 16;
 constexpr int64_t kGemmRowBlock = 32;  // activation rows per tile, at most (AVX-512: 2 × 16 lanes)
 constexpr int64_t kGemmCols = 12;      // weight rows per tile, at most
+// Over 2,048 of k, the GEMM runs k in blocks of 512, so that a panel of 1 MiB holds a block of k for
+// many rows (a whole 128-row chunk) where whole rows of k would fit only 32: each weight row is then
+// read once per chunk, not once per 32 rows. Each output's chain of FMAs continues from one block to
+// the next (the same bits). (At k = 2,048 blocks gave nothing: the panel already holds 128 rows.)
+constexpr int64_t kGemmKBlock = 512;
+inline int64_t gemm_k_block(int64_t k) { return k <= 4 * kGemmKBlock ? k : kGemmKBlock; }
 // The GEMM transposes up to this many valid activation rows at a time into the worker's scratch:
-// as many whole row blocks as fit 2^18 floats (1 MiB, most of an L2) of k, at least one, at most 512,
-// and no more than the rows need.
+// as many whole row blocks as fit 2^18 floats (1 MiB, most of an L2) of a block of k, at least one,
+// at most 512, and no more than the rows need.
 inline int64_t gemm_panel_rows(int64_t k, int64_t rows) {
-  const int64_t fit = (int64_t(1) << 18) / (k > 0 ? k : 1) / kGemmRowBlock * kGemmRowBlock;
+  const int64_t kb = gemm_k_block(k);
+  const int64_t fit = (int64_t(1) << 18) / (kb > 0 ? kb : 1) / kGemmRowBlock * kGemmRowBlock;
   const int64_t cap = fit < kGemmRowBlock ? kGemmRowBlock : fit > 512 ? 512 : fit;
   const int64_t need = (rows + kGemmRowBlock - 1) / kGemmRowBlock * kGemmRowBlock;
   return need < cap ? need : cap;
 }
+// With blocks of k, the running sums of a group of tiles (gemm_group_tiles of them, every block of
+// the panel's rows) wait in the worker's scratch between blocks: at most 2^16 floats.
+constexpr int64_t kGemmPartialFloats = int64_t(1) << 16;
+inline int64_t gemm_group_tiles(int64_t panel_rows) {
+  const int64_t g = kGemmPartialFloats / (panel_rows * kGemmCols);
+  return g < 1 ? 1 : g;
+}
 // CPU scratch per worker: that many widened weight rows (weights not f32), then with several
 // activation rows the panel, a pair of rows' accumulators per pair (rounded up). The GEMM's: a tile's
-// outputs (kGemmRowBlock × kGemmCols), the transposed panel, then kGemmCols widened weight rows.
+// outputs (kGemmRowBlock × kGemmCols), the transposed panel, kGemmCols widened weight rows (a block
+// of k each), then (k in blocks) the running sums.
 inline uint64_t matmul_scratch_floats(int64_t k, int64_t rows, DType w) {
   const uint64_t dots = uint64_t(w == DType::F32 ? 0 : kMatmulRowBlock * k) +
                         (rows > 1 ? uint64_t((rows + 1) / 2) * uint64_t(kMatmulPanelPairFloats) : 0);
   if (rows < kGemmMinRows) return dots;
-  const uint64_t gemm =
-      uint64_t(kGemmRowBlock * kGemmCols) + uint64_t(gemm_panel_rows(k, rows) * k) + uint64_t(kGemmCols * k);
+  const uint64_t gemm = uint64_t(kGemmRowBlock * kGemmCols) + uint64_t(gemm_panel_rows(k, rows) * k) +
+                        uint64_t(kGemmCols * gemm_k_block(k)) +
+                        (gemm_k_block(k) < k ? uint64_t(kGemmPartialFloats) : 0);
   return gemm > dots ? gemm : dots;
 }
 

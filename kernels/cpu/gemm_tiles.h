@@ -36,15 +36,16 @@ struct TilePrefetch {
 #ifdef KILN_X86_64_V3_KERNELS
 // out[c·S + v·16 + l] = the chain over k for activation lane v·16 + l and weight row c, where xt holds
 // the rows transposed (xt[i·S + lane], S = kStride lanes per step of k, 64-byte aligned) and weight row c
-// is w + c·ldw.
+// is w + c·ldw. cont: the chains continue from out's values (a later block of k) instead of from 0.
 template <int V, int C, int64_t S>
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void gemm_tile512(const float* xt, const float* w, int64_t ldw,
                                                                        int64_t k, float* out,
-                                                                       const TilePrefetch& pf = TilePrefetch()) {
+                                                                       const TilePrefetch& pf = TilePrefetch(),
+                                                                       bool cont = false) {
   static_assert(V * 16 <= S, "the tile's lanes fit a step of xt");
   __m512 acc[C][V];
   for (int c = 0; c < C; ++c)
-    for (int v = 0; v < V; ++v) acc[c][v] = _mm512_setzero_ps();
+    for (int v = 0; v < V; ++v) acc[c][v] = cont ? _mm512_loadu_ps(out + c * S + 16 * v) : _mm512_setzero_ps();
   for (int64_t i = 0; i < k; ++i) {
     if ((i & 15) == 0)
       for (int64_t c = 0; c < pf.rows; ++c)
@@ -100,11 +101,11 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void transpose_rows16(const
 // the 16 registers.
 template <int V, int C, int64_t S>
 __attribute__((target("avx2,fma"))) void gemm_tile256(const float* xt, const float* w, int64_t ldw, int64_t k,
-                                                      float* out) {
+                                                      float* out, bool cont = false) {
   static_assert(V * 8 <= S, "the tile's lanes fit a step of xt");
   __m256 acc[C][V];
   for (int c = 0; c < C; ++c)
-    for (int v = 0; v < V; ++v) acc[c][v] = _mm256_setzero_ps();
+    for (int v = 0; v < V; ++v) acc[c][v] = cont ? _mm256_loadu_ps(out + c * S + 8 * v) : _mm256_setzero_ps();
   for (int64_t i = 0; i < k; ++i) {
     __m256 xv[V];
     for (int v = 0; v < V; ++v) xv[v] = _mm256_load_ps(xt + i * S + 8 * v);

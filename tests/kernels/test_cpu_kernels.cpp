@@ -408,6 +408,52 @@ TEST_CASE("matmul's GEMM path (16+ rows) equals the chain of FMAs per output, bi
   }
 }
 
+// k over 2,048 runs in blocks of kGemmKBlock with the running sums in the scratch, tiles in groups
+// (gemm_group_tiles): enough weight rows for several groups, a short last block of k, a short last
+// tile, padding rows, accumulate with i8 scales and bias: still gemm_ref's chain, bit for bit, for 1
+// and 2 threads.
+TEST_CASE("matmul's GEMM with k in blocks and tiles in groups equals the chain of FMAs per output") {
+  const int64_t batch = 1, rows = 40, k = 2100, m = 2077;
+  static_assert(k > 4 * kGemmKBlock && k % kGemmKBlock != 0, "several blocks of k, the last one short");
+  REQUIRE(gemm_k_block(k) < k);
+  REQUIRE((m + kGemmCols - 1) / kGemmCols > 2 * gemm_group_tiles(gemm_panel_rows(k, rows)));
+  ThreadPool p1(1, matmul_scratch_floats(k, rows, DType::I8)), p2(2, matmul_scratch_floats(k, rows, DType::I8));
+  const int32_t valid = 37;
+  for (const bool tier512 : avx512_tiers())
+    for (DType wt : {DType::BF16, DType::I8}) {
+      const Tier tier(tier512);
+      CAPTURE(tier512);
+      CAPTURE(dtype_name(wt));
+      const auto x = random_floats(size_t(rows * k), 1400, 8.0f);
+      std::vector<float> w_r, bias = random_floats(size_t(m), 1401), scale;
+      std::vector<uint8_t> w;
+      if (wt == DType::I8) {
+        std::vector<int8_t> q(size_t(m * k));
+        std::mt19937 rng(1402);
+        for (int8_t& v : q) v = int8_t(int(rng() % 255) - 127);
+        w.assign(reinterpret_cast<const uint8_t*>(q.data()), reinterpret_cast<const uint8_t*>(q.data()) + q.size());
+        w_r.assign(q.begin(), q.end());
+        scale = random_floats(size_t(m), 1403, 0.01f);
+      } else {
+        w = store(random_floats(size_t(m * k), 1404, 4.0f), wt, &w_r);
+      }
+      const float* sc = scale.empty() ? nullptr : scale.data();
+      const std::vector<float> y0 = random_floats(size_t(rows * m), 1405);
+      std::vector<float> y1 = y0, y2 = y0;
+      matmul_cpu(MatmulArgs{x.data(), w.data(), wt, bias.data(), DType::F32, y1.data(), rows, k, m, true, &valid,
+                            batch, sc},
+                 p1);
+      matmul_cpu(MatmulArgs{x.data(), w.data(), wt, bias.data(), DType::F32, y2.data(), rows, k, m, true, &valid,
+                            batch, sc},
+                 p2);
+      check_accumulated_rows(y2, y0, m, rows, {valid}, [&](int64_t r, int64_t j) {
+        const float v = gemm_ref(x.data() + r * k, w_r.data() + j * k, k);
+        return (sc ? v * sc[j] : v) + bias[size_t(j)];
+      });
+      CHECK(std::memcmp(y1.data(), y2.data(), y0.size() * 4) == 0);
+    }
+}
+
 // The boundary: a plan's 15 rows take the dot products (dot_f32's bits), 16 the GEMM (gemm_ref's), whatever
 // the valid rows; stored outputs, bias, and padding rows left as they were.
 TEST_CASE("matmul: 15 rows run dot products, 16 the GEMM, and padding rows stay untouched when stored") {
