@@ -51,18 +51,22 @@ constexpr int64_t kMatmulPanelPairFloats = 2 * 16 * kMatmulRowBlock;
 constexpr int64_t kGemmMinRows = 16;
 constexpr int64_t kGemmRowBlock = 32;  // activation rows per tile, at most (AVX-512: 2 × 16 lanes)
 constexpr int64_t kGemmCols = 12;      // weight rows per tile, at most
-// Over 2,048 of k, the GEMM runs k in blocks of 512, so that a panel of 1 MiB holds a block of k for
-// many rows (a whole 128-row chunk) where whole rows of k would fit only 32: each weight row is then
-// read once per chunk, not once per 32 rows. Each output's chain of FMAs continues from one block to
-// the next (the same bits). (At k = 2,048 blocks gave nothing: the panel already holds 128 rows.)
+// Over 2,048 of k, the GEMM runs k in blocks of 512, so that the 1 MiB of L2 a panel's block of k may
+// take holds many rows (a whole 128-row chunk at k = 8,192) where whole rows of k fit only 32: each
+// weight row is then read once per chunk, not once per 32 rows. Each output's chain of FMAs
+// continues from one block to the next (the same bits). (At k = 2,048 blocks gave nothing: the
+// panel already holds 128 rows.) The transposed panel itself holds all of k, at most 2^20 floats
+// (4 MiB) of the worker's scratch.
 constexpr int64_t kGemmKBlock = 512;
 inline int64_t gemm_k_block(int64_t k) { return k <= 4 * kGemmKBlock ? k : kGemmKBlock; }
 // The GEMM transposes up to this many valid activation rows at a time into the worker's scratch:
-// as many whole row blocks as fit 2^18 floats (1 MiB, most of an L2) of a block of k, at least one,
-// at most 512, and no more than the rows need.
+// as many whole row blocks as fit 2^18 floats (1 MiB, most of an L2) of k, or with k in blocks 2^18
+// of a block and 2^20 of k; at least one, at most 512, and no more than the rows need.
 inline int64_t gemm_panel_rows(int64_t k, int64_t rows) {
   const int64_t kb = gemm_k_block(k);
-  const int64_t fit = (int64_t(1) << 18) / (kb > 0 ? kb : 1) / kGemmRowBlock * kGemmRowBlock;
+  const int64_t l2 = (int64_t(1) << 18) / (kb > 0 ? kb : 1);
+  const int64_t all_k = kb < k ? (int64_t(1) << 20) / k : l2;
+  const int64_t fit = (l2 < all_k ? l2 : all_k) / kGemmRowBlock * kGemmRowBlock;
   const int64_t cap = fit < kGemmRowBlock ? kGemmRowBlock : fit > 512 ? 512 : fit;
   const int64_t need = (rows + kGemmRowBlock - 1) / kGemmRowBlock * kGemmRowBlock;
   return need < cap ? need : cap;

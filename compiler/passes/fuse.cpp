@@ -37,6 +37,8 @@ bool fuse_rope_kv_write(const Node& rope, const Node& kv, std::vector<Node>* out
   if (rope.kernel != &kRopeOp || kv.kernel != &kKvWriteOp) return false;
   const uint32_t qkv = rope.outputs[0];
   const int64_t h = kv.int_attrs[0], kvh = kv.int_attrs[1], hd = kv.int_attrs[2];
+  // (rope's n_valid, when it has one, must be kv_write's: the fused op reads kv_write's)
+  if (rope.inputs.size() > 3 && rope.inputs[3] != kv.inputs[2]) return false;
   if (kv.inputs[0] != qkv || rope.inputs[1] != kv.inputs[1] || rope.int_attrs[0] != h + kvh ||
       rope.int_attrs[1] != hd || g.values[qkv].shape.size() != 2 || g.values[qkv].shape[1] != (h + 2 * kvh) * hd ||
       hd % 2 != 0 || g.values[rope.inputs[0]].shape != std::vector<int64_t>{hd / 2})  // (not a partial rotary)
@@ -62,8 +64,11 @@ size_t fuse_matmul(const std::vector<Node>& nodes, size_t i, const Readers& r, c
   const DType wt = g.values[mm->inputs[1]].dtype;
   if (norm && !(mm->inputs[0] == norm->outputs[0] && r.single_use(g, norm->outputs[0]) && gemv_norm_fusable(rows, wt)))
     return 0;
+  // The parts' n_valid (when they have one) must be the matmul's: the fused op reads the matmul's.
+  if (norm && norm->inputs.size() > 2 && norm->inputs[2] != mm->inputs[3]) return 0;
   const Node* sw = at((norm ? i + 1 : i) + 1);
   const bool swiglu = sw && sw->kernel == &kSwigluOp && sw->inputs[0] == mm->outputs[0] &&
+                      (sw->inputs.size() < 2 || sw->inputs[1] == mm->inputs[3]) &&
                       r.single_use(g, mm->outputs[0]) &&
                       gemv_swiglu_fusable(rows, wt, mm->inputs[2] != kNoTensor, mm->int_attrs[0] != 0, m);
   if (!norm && !swiglu) return 0;

@@ -103,15 +103,15 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const bool f32 = a.cache_dtype == DType::F32;
   const int64_t pairs = (group + 1) / 2;  // query heads of a KV group, two at a time
   const bool avx512 = cpu_has_avx512();
-  // As few row blocks as the scratch allows, of even sizes: 28, 28 and 8 rows would give one worker
-  // (parallel_for hands each a contiguous range of items) twice the other's rows.
+  // As few row blocks as the scratch allows, of even sizes (28, 28 and 8 rows would make some items
+  // several times as long as others).
   const int64_t fit = attention_row_block(a.max_seq);
   const int64_t row_blocks = (a.chunk + fit - 1) / fit;
   const int64_t row_block = (a.chunk + row_blocks - 1) / row_blocks;
   const int64_t items = a.batch * row_blocks * a.n_kv_heads * pairs;
   const bool chain = a.chunk >= kGemmMinRows;
   // Items are claimed one at a time (their costs differ: a causal chunk's later rows see more keys,
-  // a KV group of 3 heads pairs 2 + 1), the last row blocks first.
+  // a KV group of 3 heads pairs 2 + 1), the last row blocks of every batch row first.
   pool.parallel_items(items, [&](int64_t i0, int64_t i1, int worker) {
     float* scores = pool.scratch(worker);                       // (row, head) → max_seq, by key position
     float* block = scores + attention_score_floats(a.max_seq);  // kAttentionKeyBlock widened cache rows
@@ -120,8 +120,8 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
     float* tile = qp + 2 * kAttentionMaxRowBlock * hd;          // (chain) their scores against one key block
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t pair = item % pairs, kvh = item / pairs % a.n_kv_heads;
-      const int64_t rb = row_blocks - 1 - item / (pairs * a.n_kv_heads) % row_blocks;
-      const int64_t b = item / (pairs * a.n_kv_heads * row_blocks);
+      const int64_t b = item / (pairs * a.n_kv_heads) % a.batch;
+      const int64_t rb = row_blocks - 1 - item / (pairs * a.n_kv_heads * a.batch);
       const int64_t h0 = kvh * group + pair * 2, nh = std::min<int64_t>(2, (kvh + 1) * group - h0);
       const int64_t t0 = rb * row_block, t1 = std::min(a.chunk, t0 + row_block);
       // The block's valid rows: each sees keys j0[i] … p[i]; jlo … jhi covers them all.

@@ -19,8 +19,7 @@ Status validate(const OpCheck& c, uint64_t*) {
 
 RopeKvWriteArgs args(const OpLaunch& l) {
   const int64_t b = l.out(1).shape[0], h = l.iattr(0), kvh = l.iattr(1), hd = l.iattr(2), rows = l.in(2)->shape[0];
-  RopeArgs r{l.out_f32(0), l.in_f32(0), l.in_i32(1), b, rows / b, l.in(2)->shape[1], h + kvh, hd, l.fattr32(0)};
-  r.n_valid = l.in_i32(3);  // (the CPU's rope skips padding rows, as the unfused op's)
+  const RopeArgs r{l.out_f32(0), l.in_f32(0), l.in_i32(1), b, rows / b, l.in(2)->shape[1], h + kvh, hd, l.fattr32(0)};
   const KvWriteArgs w{
       l.in_f32(2), l.in_i32(1), l.in_i32(3), l.out_ptr(1), l.out_ptr(2), l.out(1).dtype, b, rows / b, l.out(1).shape[1],
       h,           kvh,         hd};

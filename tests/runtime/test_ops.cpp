@@ -12,6 +12,9 @@
 #include "compiler/error.h"
 #include "compiler/passes/memory_plan.h"
 #include "kernels/op.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
 #include "runtime/executor.h"
 #include "test_util.h"
 
@@ -193,4 +196,79 @@ TEST_CASE("ops: the built-in registry has one op per name and version, each with
     CHECK((old->bind_cpu == now->bind_cpu));
     CHECK((old->validate == now->validate));
   }
+}
+
+// rmsnorm and swiglu version 2 and rope version 3 hand the launch's n_valid to the CPU kernel, which
+// then leaves the padding rows as they were; their older versions (no such operand) compute every
+// row. Bound as the backend binds them (OpLaunch over a tensor table and host addresses).
+TEST_CASE("ops: rmsnorm, swiglu and rope pass n_valid to the CPU kernel, and their older versions compute every row") {
+  const int64_t batch = 2, chunk = 3, rows = batch * chunk, d = 8;
+  const float kOld = 42.0f;  // every output row's value before the launch
+  struct Case {
+    const char* name;
+    uint32_t old_version;
+    int nv;                                 // n_valid's operand index in the new version
+    std::vector<std::vector<int64_t>> ins;  // input shapes before n_valid (f32 but start_pos)
+    int out_of;                             // the input the output is (in place), or -1
+    std::vector<int64_t> out, iattrs;
+    std::vector<double> fattrs;
+  };
+  const std::vector<Case> cases = {
+      {"rmsnorm", 1, 2, {{rows, d}, {d}}, -1, {rows, d}, {}, {1e-5}},
+      {"swiglu", 1, 1, {{rows, 2 * d}}, -1, {rows, d}, {}, {}},
+      {"rope", 2, 3, {{d / 2}, {batch}, {rows, d}}, 2, {rows, d}, {1, d}, {1.0}},
+  };
+  ThreadPool pool(2);
+  std::vector<float, CacheLineAllocator<float>> launch_buffer;
+  CpuBindEnv env{&launch_buffer};
+  const std::vector<int32_t> n_valid = {1, 3};  // batch row 0: rows 1 and 2 are padding
+  for (const Case& c : cases)
+    for (const bool with_nv : {true, false}) {
+      CAPTURE(std::string(c.name));
+      CAPTURE(with_nv);
+      const OpDef* op = builtin_ops().find(c.name, with_nv ? c.old_version + 1 : c.old_version);
+      REQUIRE(op);
+      std::vector<TensorInfo> t;
+      std::vector<std::vector<float>> data;
+      std::vector<int32_t> start = {3, 5};  // (position 0 would rotate by nothing)
+      std::vector<void*> ptrs;
+      LaunchInfo li;
+      for (size_t i = 0; i < c.ins.size(); ++i) {
+        const bool is_start = std::string(c.name) == "rope" && i == 1;
+        t.push_back(TensorInfo{"in" + std::to_string(i), is_start ? DType::I32 : DType::F32, c.ins[i]});
+        int64_t n = 1;
+        for (int64_t v : c.ins[i]) n *= v;
+        data.push_back(test::random_floats(size_t(n), uint32_t(500 + i)));
+        if (int(i) == c.out_of) std::fill(data.back().begin(), data.back().end(), kOld);
+        ptrs.push_back(is_start ? static_cast<void*>(start.data()) : data.back().data());
+        li.inputs.push_back(uint32_t(i));
+      }
+      if (with_nv) {
+        t.push_back(TensorInfo{"n_valid", DType::I32, {batch}});
+        ptrs.push_back(const_cast<int32_t*>(n_valid.data()));
+        li.inputs.push_back(uint32_t(t.size() - 1));
+      }
+      REQUIRE(int(li.inputs.size()) == op->n_inputs);
+      REQUIRE((!with_nv || op->state[op->n_state - 1].operand == c.nv));
+      std::vector<float> out(size_t(rows * d), kOld);
+      if (c.out_of >= 0) {
+        li.outputs = {uint32_t(c.out_of)};
+      } else {
+        t.push_back(TensorInfo{"out", DType::F32, c.out});
+        ptrs.push_back(out.data());
+        li.outputs = {uint32_t(t.size() - 1)};
+      }
+      const float* y = c.out_of >= 0 ? data[size_t(c.out_of)].data() : out.data();
+      li.int_attrs = c.iattrs;
+      li.float_attrs = c.fattrs;
+      ModelInfo model;
+      auto bound = op->bind_cpu(OpLaunch(li, t, model, &ptrs), env);
+      REQUIRE(bound.is_ok());
+      bound.value()(pool);
+      for (int64_t r = 0; r < rows; ++r) {
+        const bool padding = r % chunk >= n_valid[size_t(r / chunk)];
+        CAPTURE(r);
+        CHECK((y[r * d] == kOld) == (with_nv && padding));
+      }
+    }
 }
