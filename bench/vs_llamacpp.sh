@@ -5,13 +5,16 @@
 #   bench/vs_llamacpp.sh SCRATCH MODEL_DIR [THREADS] [RUNS]
 #
 # MODEL_DIR: a hub-layout LLaMA-family folder (tools/e2e_smollm2.py writes SmolLM2-135M-Instruct as
-# one to /tmp/kiln-smollm2/model). PYTHON (default .venv-fixtures/bin/python) must have what
+# one to /tmp/kiln-smollm2/model; for the 1B shape, `kiln-random-checkpoint --shape 1b DIR` with
+# SmolLM2's tokenizer.json and tokenizer_config.json copied into DIR, since the converter needs a
+# tokenizer and pads its vocabulary to the config's; use another SCRATCH per model, the GGUFs are
+# named by dtype only). PYTHON (default .venv-fixtures/bin/python) must have what
 # llama.cpp's convert_hf_to_gguf.py imports (torch, numpy, transformers; the fixtures venv does).
 # Needs build/kiln and build/kiln-bench. For each of f32 and bf16: the GGUF and the kiln plan of
 # the same checkpoint, then RUNS runs each of kiln-bench and llama-bench (128-token prompt, 128
 # decode steps, and a 2,000-token prompt), printing their lines; take the medians from them.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,13p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,15p "$0"; exit 2; }
 S=$1 M=$2 T=${3:-2} RUNS=${4:-3}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-$REPO/.venv-fixtures/bin/python}
