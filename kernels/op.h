@@ -178,6 +178,17 @@ const OpRegistry& builtin_ops();
 
 // --- Helpers for op files.
 
+// An older version of op `now` that lacked its last operands (it had n_inputs inputs and n_state
+// state operands), still registered so that plans compiled before load; args() reads the absent
+// operands as their old meaning (launch().inputs.size()).
+inline OpDef older_version(const OpDef& now, uint32_t version, int n_inputs, int n_state) {
+  OpDef d = now;
+  d.version = version;
+  d.n_inputs = n_inputs;
+  d.n_state = n_state;
+  return d;
+}
+
 // bind_cpu for an op whose kernel takes its argument struct: make(l) builds it.
 template <auto Make, auto Kernel>
 Result<CpuLaunch> bind_cpu_kernel(const OpLaunch& l, const CpuBindEnv&) {

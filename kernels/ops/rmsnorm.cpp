@@ -39,12 +39,6 @@ const OpDef kRmsNormOp{"rmsnorm",
                        KILN_CUDA_BIND(bind_cuda_kernel<args, rmsnorm_cuda>),
                        nullptr};
 
-const OpDef kRmsNormOpV1 = [] {
-  OpDef d = kRmsNormOp;
-  d.version = 1;
-  d.n_inputs = 2;
-  d.n_state = 0;
-  return d;
-}();
+const OpDef kRmsNormOpV1 = older_version(kRmsNormOp, 1, 2, 0);
 
 }  // namespace kiln

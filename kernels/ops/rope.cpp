@@ -63,13 +63,7 @@ const OpDef kRopeOp{"rope",
                     KILN_CUDA_BIND(bind_cuda_kernel<args, rope_cuda>),
                     nullptr};
 
-const OpDef kRopeOpV2 = [] {
-  OpDef d = kRopeOp;
-  d.version = 2;
-  d.n_inputs = 3;
-  d.n_state = 1;
-  return d;
-}();
+const OpDef kRopeOpV2 = older_version(kRopeOp, 2, 3, 1);
 
 const OpDef kRopeOpV1 = [] {
   OpDef d = kRopeOpV2;

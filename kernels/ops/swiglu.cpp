@@ -40,12 +40,6 @@ const OpDef kSwigluOp{"swiglu",
                       KILN_CUDA_BIND(bind_cuda_kernel<args, swiglu_cuda>),
                       nullptr};
 
-const OpDef kSwigluOpV1 = [] {
-  OpDef d = kSwigluOp;
-  d.version = 1;
-  d.n_inputs = 1;
-  d.n_state = 0;
-  return d;
-}();
+const OpDef kSwigluOpV1 = older_version(kSwigluOp, 1, 1, 0);
 
 }  // namespace kiln
