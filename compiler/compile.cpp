@@ -33,17 +33,19 @@ PlanTargets parse_targets(const std::string& target) {
 }
 
 bool cpu_only_plan(const CompileOptions& o, bool stored_int8) {
-  return o.target == "cpu" || (o.target.empty() && (o.quantize == "int8" || (o.quantize.empty() && stored_int8)));
+  return o.target == "cpu" ||
+         (o.target.empty() && (o.quantize == "int8" || o.quantize == "int4" || (o.quantize.empty() && stored_int8)));
 }
 
 CompileSummary compile_model(const CompileOptions& o) {
   if (o.output.empty()) throw CompileError("no output path given (-o PLAN)");
   QuantizeOptions quant{parse_quantize(o.quantize), o.quantize_head};
-  const bool int8 = quant.scheme == "int8";
-  if (quant.head && !int8) throw CompileError("--quantize-head needs --quantize int8");
+  quant.group_size = parse_group_size(quant.scheme, o.group_size);
+  const bool quantizing = quant.scheme == "int8" || quant.scheme == "int4";
+  if (quant.head && !quantizing) throw CompileError("--quantize-head needs --quantize int8 or int4");
   // Quantized weights have CPU kernels only so far: such a plan is for the CPU unless a CUDA target
   // is asked for, which is refused.
-  if (int8 && !o.target.empty() && o.target != "cpu")
+  if (quantizing && !o.target.empty() && o.target != "cpu")
     throw CompileError("--quantize " + quant.scheme + " weights run on the CPU only so far; use --target cpu (not " +
                        o.target + ")");
   parse_targets(o.target);  // a bad --target is refused before the checkpoint is read
@@ -62,9 +64,11 @@ CompileSummary compile_model(const CompileOptions& o) {
     };
   const bool as_shipped = stored > 0 && quant.scheme.empty();
   if (as_shipped && !o.target.empty() && o.target != "cpu")
-    throw CompileError(o.model_dir + " holds pre-quantized int8 weights (compressed-tensors), which run on the CPU only "
-                       "so far; use --target cpu, or --quantize none to dequantize them to the plan dtype (not --target " +
-                       o.target + ")");
+    throw CompileError(
+        o.model_dir +
+        " holds pre-quantized int8 weights (compressed-tensors), which run on the CPU only "
+        "so far; use --target cpu, or --quantize none to dequantize them to the plan dtype (not --target " +
+        o.target + ")");
   const PlanTargets targets = parse_targets(cpu_only_plan(o, stored > 0) ? "cpu" : o.target);
   drop_dead_nodes(g);
   if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
@@ -75,35 +79,42 @@ CompileSummary compile_model(const CompileOptions& o) {
   };
   const uint64_t all_before = weight_bytes();
   const QuantizeReport qr = quantize_weights(g, quant);
-  if (int8 || as_shipped) {
+  if (quantizing || as_shipped) {
     if (qr.quantized == 0)
-      throw CompileError(int8 ? "--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")"
-                              : o.model_dir + ": none of its pre-quantized int8 weights can stay int8 (" + qr.kept +
-                                    "); --quantize none dequantizes them, --quantize int8 re-quantizes them");
-    const std::string shipped =
-        qr.as_shipped == 0 ? ""
-                           : " (" + std::to_string(qr.as_shipped) + " as the checkpoint ships them, compressed-tensors)";
+      throw CompileError(
+          quantizing ? "--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")"
+                     : o.model_dir + ": none of its pre-quantized int8 weights can stay int8 (" + qr.kept +
+                           "); --quantize none dequantizes them, --quantize int8 re-quantizes them");
+    const std::string shipped = qr.as_shipped == 0 ? ""
+                                                   : " (" + std::to_string(qr.as_shipped) +
+                                                         " as the checkpoint ships them, compressed-tensors)";
+    const bool int4 = quant.scheme == "int4";
     const std::string note =
-        "int8 weights (per-row scales): " + std::to_string(qr.quantized) + " matmul weights" + shipped +
-        (qr.tied_head_copy ? " (the tied LM head as an i8 copy; the embedding keeps its dtype)" : "") + ", " +
-        std::to_string(qr.bytes_before) + " -> " + std::to_string(qr.bytes_after) + " bytes (all weights " +
+        (int4 ? "int4 weights (symmetric, a scale per " + std::to_string(quant.group_size) + " values): "
+              : std::string("int8 weights (per-row scales): ")) +
+        std::to_string(qr.quantized) + " matmul weights" + shipped +
+        (qr.tied_head_copy ? (int4 ? " (the tied LM head as an i4 copy; the embedding keeps its dtype)"
+                                   : " (the tied LM head as an i8 copy; the embedding keeps its dtype)")
+                           : "") +
+        ", " + std::to_string(qr.bytes_before) + " -> " + std::to_string(qr.bytes_after) + " bytes (all weights " +
         std::to_string(all_before) + " -> " + std::to_string(weight_bytes()) + ")" +
         (qr.kept.empty() ? "" : ", left in " + std::string(dtype_name(g.info.plan_dtype)) + ": " + qr.kept);
     add_note(&g.info.notes, note);
     add_note(&b.summary.notes, note);
     if (qr.stored_parts < stored) {
-      const std::string deq = std::to_string(stored - qr.stored_parts) + " of the checkpoint's " +
-                              std::to_string(stored) +
-                              " pre-quantized int8 weights not kept as shipped (changed by an adapter, or read by ops "
-                              "without int8 kernels such as MoE experts): " +
-                              (int8 ? "re-quantized by kiln or dequantized to " : "dequantized to ") +
-                              dtype_name(g.info.plan_dtype);
+      const std::string deq =
+          std::to_string(stored - qr.stored_parts) + " of the checkpoint's " + std::to_string(stored) +
+          " pre-quantized int8 weights not kept as shipped (changed by an adapter, or read by ops "
+          "without int8 kernels such as MoE experts): " +
+          (quantizing ? "re-quantized by kiln or dequantized to " : "dequantized to ") + dtype_name(g.info.plan_dtype);
       add_note(&g.info.notes, deq);
       add_note(&b.summary.notes, deq);
     }
   } else if (stored > 0) {
-    const std::string note = std::to_string(stored) + " pre-quantized int8 checkpoint weights (compressed-tensors) "
-                             "dequantized to " + std::string(dtype_name(g.info.plan_dtype)) + " (--quantize none)";
+    const std::string note = std::to_string(stored) +
+                             " pre-quantized int8 checkpoint weights (compressed-tensors) "
+                             "dequantized to " +
+                             std::string(dtype_name(g.info.plan_dtype)) + " (--quantize none)";
     add_note(&g.info.notes, note);
     add_note(&b.summary.notes, note);
   }

@@ -18,8 +18,9 @@ struct CompileOptions {
   int64_t chunk = 0;                  // 0 = min(64, max_seq); min(128, max_seq) in a CPU-only plan
   std::vector<LoraAdapterSpec> lora;  // merged in order
   std::string target;                 // "cpu", "cuda" (sm_90), "all", or "" (all; cpu with quantize)
-  std::string quantize;               // "" or "none" (weights in the plan dtype), "int8" (compiler/passes/quantize.h)
-  bool quantize_head = false;         // --quantize the LM head too
+  std::string quantize;        // "" or "none" (weights in the plan dtype), "int8", "int4" (compiler/passes/quantize.h)
+  int64_t group_size = 0;      // --group-size with int4 (0: kDefaultInt4Group)
+  bool quantize_head = false;  // --quantize the LM head too
   bool allow_unknown_config = false;  // config keys kiln does not model: noted in the plan, not refused
   bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists
   bool no_chat_template = false;      // embed the tokenizer without its chat template
@@ -53,8 +54,9 @@ struct PlanTargets;
 DType parse_plan_dtype(const std::string& s, DType def);
 // --target cpu|cuda|all as the plan writer's targets ("" = all); throws CompileError otherwise.
 PlanTargets parse_targets(const std::string& target);
-// Whether the plan is for the CPU alone: --target cpu, or no target with int8 weights (--quantize
-// int8, or a checkpoint's pre-quantized int8 rows kept as shipped: stored_int8 and no --quantize).
+// Whether the plan is for the CPU alone: --target cpu, or no target with int8 or int4 weights
+// (--quantize int8|int4, or a checkpoint's pre-quantized int8 rows kept as shipped: stored_int8 and
+// no --quantize).
 // (Other targets with int8 weights are refused by compile_model.)
 bool cpu_only_plan(const CompileOptions& o, bool stored_int8);
 

@@ -98,6 +98,8 @@ const char* dtype_to_safetensors(DType t) {
       return "I64";
     case DType::I8:
       return "I8";
+    case DType::I4:  // packed bytes, two values each
+      return "U8";
   }
   return "?";
 }

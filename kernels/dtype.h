@@ -10,8 +10,12 @@ namespace kiln {
 
 // I8: a weight quantized to int8, one f32 scale per row in its own tensor (the op that reads it
 // names the scale operand: matmul version 2, kernels/matmul.h); the value is q · scale[row].
-enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4, I8 = 5 };
-constexpr int kNumDTypes = 6;
+// I4: a weight quantized to int4 in groups along its rows, two values a byte: an element of an I4
+// tensor is one byte, so a tensor's last dimension counts bytes (k/2 for k values). Value 2b of a
+// row is the byte's low nibble, 2b+1 its high one, each q + 8 (0…15 for q in −8…7); the f32 scales
+// are (rows, k/group) in their own tensor (matmul version 2), and the value is q · scale[row][i/group].
+enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4, I8 = 5, I4 = 6 };
+constexpr int kNumDTypes = 7;
 
 inline bool dtype_valid(uint8_t v) { return v < kNumDTypes; }
 
@@ -28,6 +32,7 @@ constexpr uint64_t dtype_size(DType t) {
     case DType::I64:
       return 8;
     case DType::I8:
+    case DType::I4:  // a byte of two values
       return 1;
   }
   return 0;
@@ -49,6 +54,8 @@ inline const char* dtype_name(DType t) {
       return "i64";
     case DType::I8:
       return "i8";
+    case DType::I4:
+      return "i4";
   }
   return "?";
 }
@@ -114,7 +121,8 @@ inline uint16_t f32_to_f16(float f) {
   return uint16_t(sign | uint16_t(r >> 13));
 }
 
-// Load element i of a float tensor of any float dtype as f32 (of an I8 tensor: q, unscaled).
+// Load element i of a float tensor of any float dtype as f32 (of an I8 tensor: q, unscaled; of an I4
+// tensor: its byte, both values packed, 0…255).
 // Loads go through memcpy, so element pointers need no alignment (safetensors does not
 // promise any); compilers turn these into plain loads.
 inline float load_as_f32(const void* p, DType t, uint64_t i) {
@@ -133,6 +141,8 @@ inline float load_as_f32(const void* p, DType t, uint64_t i) {
     }
     case DType::I8:
       return float(int8_t(b[i]));
+    case DType::I4:
+      return float(b[i]);
     default:
       return 0.0f;
   }
@@ -153,14 +163,21 @@ inline void store_from_f32(void* p, DType t, uint64_t i, float v) {
       static_cast<int8_t*>(p)[i] =
           v == v ? int8_t(std::fmin(127.0f, std::fmax(-128.0f, std::nearbyint(v)))) : int8_t(0);
       break;
+    case DType::I4:  // a packed byte, rounded and saturated to 0…255 (NaN: 0); the quantizer passes bytes
+      static_cast<uint8_t*>(p)[i] =
+          v == v ? uint8_t(std::fmin(255.0f, std::fmax(0.0f, std::nearbyint(v)))) : uint8_t(0);
+      break;
     default:
       break;
   }
 }
 
-// Convert n contiguous elements to f32 (I8: the unscaled q).
+// Convert n contiguous elements to f32 (I8: the unscaled q; I4: the packed bytes).
 void convert_to_f32(const void* src, DType t, float* dst, uint64_t n);
 // Convert n contiguous f32 elements to a float dtype.
 void convert_f32_to(const float* src, DType t, void* dst, uint64_t n);
+
+// Value i of a packed I4 row: q = its nibble − 8.
+inline int load_i4(const uint8_t* row, uint64_t i) { return int((row[i / 2] >> (4 * (i % 2))) & 15u) - 8; }
 
 }  // namespace kiln

@@ -1,16 +1,20 @@
 // Linear layer, weights in the torch nn.Linear layout.
-// x: (rows, k) f32; w: (m, k) f32|bf16|f16, or i8 with w_scale; bias: (m,) f32|bf16|f16 or absent
+// x: (rows, k) f32; w: (m, k) f32|bf16|f16, or i8 with w_scale, or i4 (m, k/2) with w_scale;
+//   bias: (m,) f32|bf16|f16 or absent
 //   → y: (rows, m) f32, y = x·wᵀ + bias, or y += x·wᵀ + bias when accumulate (a fused
 //   residual add: y is then read and written).
 // w_scale: (m,) f32, with i8 weights only (version 2): weight row j is q[j]·w_scale[j], and output
 //   j is (x·q[j])·w_scale[j] + bias[j], the product over the integers q, then scaled.
+//   (m, k/group) f32 with i4 weights (kernels/dtype.h: two values a byte), group a multiple of 32:
+//   weight (j, i) is the f32 product q[j][i]·w_scale[j][i/group], and output j is x·w[j] + bias[j]
+//   over those dequantized values, as for f32 weights (the scales vary along k).
 // n_valid: (batch,) i32 or absent. When present, the rows are batch × chunk and row
 //   b·chunk + t is computed only if t < n_valid[b]: padding rows of a partly filled prefill
 //   chunk cost nothing, and are left unwritten (by the CPU kernel and matmul_cuda; the CUDA
 //   backend's cuBLASLt path writes y = 0 there, or leaves y as it was when accumulating, and
 //   nothing reads padding rows).
 // Plan operands: inputs {x, w, bias?, n_valid?} (version 1), {x, w, bias?, n_valid?, w_scale?}
-//   (version 2, which the compiler emits only for i8 weights); outputs {y}; int attrs {accumulate}.
+//   (version 2, which the compiler emits only for i8 and i4 weights); outputs {y}; int attrs {accumulate}.
 // CPU scratch per worker: matmul_scratch_floats(k, rows, w's dtype).
 #pragma once
 #include <cstdint>
@@ -23,7 +27,7 @@ namespace kiln {
 // The op (its definition: kernels/ops/<name>.cpp; the registry: kernels/op.h).
 struct OpDef;
 extern const OpDef kMatmulOp;    // version 1: float weights
-extern const OpDef kMatmulOpV2;  // version 2: also i8 weights with their w_scale
+extern const OpDef kMatmulOpV2;  // version 2: also i8 and i4 weights with their w_scale
 
 struct MatmulArgs {
   const float* x;
@@ -36,8 +40,12 @@ struct MatmulArgs {
   bool accumulate;
   const int32_t* n_valid = nullptr;  // (batch,) or null: every row is valid
   int64_t batch = 1;
-  const float* w_scale = nullptr;  // (m,): i8 weights' row scales; null for float weights
+  const float* w_scale = nullptr;  // (m,): i8 weights' row scales; (m, k/group): i4's; null for float weights
+  int64_t group = 0;               // i4 weights: values per scale (a multiple of kI4GroupMultiple)
 };
+
+// i4 weights' groups are whole multiples of this many values (the CPU kernels widen 32 at a time).
+constexpr int64_t kI4GroupMultiple = 32;
 
 constexpr int64_t kMatmulRowBlock = 6;  // weight rows converted and reused together
 // The x86-64-v3 panels' accumulators for a pair of activation rows: 16 lanes of kMatmulRowBlock

@@ -185,10 +185,10 @@ class CudaExecutor final : public Executor {
       if (t.backend == "cuda") archs = t.sm_archs;
     if (archs.empty()) {
       for (const TensorInfo& t : plan_->tensors())
-        if (t.dtype == DType::I8)  // kiln compile --quantize: CPU kernels only, so no CUDA target
-          return unsupported(
-              "plan was not compiled for CUDA: its int8 weights (kiln compile --quantize) run on the "
-              "CPU only so far (--device cpu)");
+        if (t.dtype == DType::I8 || t.dtype == DType::I4)  // kiln compile --quantize: CPU kernels only
+          return unsupported(std::string("plan was not compiled for CUDA: its ") +
+                             (t.dtype == DType::I8 ? "int8" : "int4") +
+                             " weights (kiln compile --quantize) run on the CPU only so far (--device cpu)");
       return unsupported("plan was not compiled for CUDA (kiln compile --target cuda or all)");
     }
     if (std::find(archs.begin(), archs.end(), uint32_t(sm_)) == archs.end()) {

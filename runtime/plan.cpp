@@ -27,7 +27,8 @@ namespace kiln {
 
 static_assert(int(fb::DType::F32) == int(DType::F32) && int(fb::DType::BF16) == int(DType::BF16) &&
                   int(fb::DType::F16) == int(DType::F16) && int(fb::DType::I32) == int(DType::I32) &&
-                  int(fb::DType::I64) == int(DType::I64) && int(fb::DType::I8) == int(DType::I8),
+                  int(fb::DType::I64) == int(DType::I64) && int(fb::DType::I8) == int(DType::I8) &&
+                  int(fb::DType::I4) == int(DType::I4),
               "schema/plan.fbs DType must match kernels/dtype.h");
 
 uint32_t ProgramInfo::input(const std::string& n) const {
@@ -112,8 +113,7 @@ size_t first_bad_weight_segment(const uint8_t* wbase, const std::vector<SegmentI
       const SegmentInfo& s = segs[i];
       if (XXH3_64bits(wbase + s.offset, s.size) != s.xxh3) {
         size_t cur = bad.load();
-        while (i < cur && !bad.compare_exchange_weak(cur, i)) {
-        }
+        while (i < cur && !bad.compare_exchange_weak(cur, i)) {}
       }
       const uint64_t d = done.fetch_add(s.size) + s.size;
       if (report && progress) {

@@ -1,4 +1,4 @@
-"""References for kiln's compile-time weight quantization (kiln compile --quantize int8).
+"""References for kiln's compile-time weight quantization (kiln compile --quantize int8, int4).
 
 Run by tools/make_fixtures.py --only quant (inside its venv), after the llama fixtures exist. For
 each fixture below it writes tests/fixtures/llama/<name>/reference_int8[_head].safetensors:
@@ -97,6 +97,87 @@ def main(repo):
                  ref["greedy_ids"].tolist()[ref["prompt_ids"].numel():]))
     compressed_tensors_fixtures(repo)
     fp8_block_fixtures(repo)
+    int4_fixtures(repo)
+
+
+# kiln compile --quantize int4 --group-size G: symmetric group-wise int4 as compressed-tensors computes
+# it (QuantizationArgs(num_bits=4, symmetric=True, strategy="group"): calculate_qparams on each group's
+# min and max gives scale = absmax / 7.5, and fake_quantize gives clamp(round(w / scale), -8, 7) * scale).
+# For each case, tests/fixtures/<family>/<name>/reference_int4_g<G>[_head].safetensors: transformers'
+# logits and greedy tokens with every decoder-layer nn.Linear (and lm_head for _head) replaced by that
+# dequantization, every weight whose rows are whole groups (with G = 64, the down projections' 160
+# are not: kiln leaves them unquantized, and so does the reference); and layer 0's q_proj scales and
+# q (int8, -8..7) for the formula's unit test. Checked against the torch formula itself, exactly.
+# (name, head, group, lora)
+INT4_CASES = [("gqa_f32", False, 32, False), ("gqa_f32", True, 32, False), ("gqa_f32", False, 64, False),
+              ("tied_f32", True, 32, False), ("bf16", False, 32, False), ("all_linear_r8", False, 32, True)]
+
+
+def quantize_int4(w, group):
+    """compressed-tensors' symmetric group int4 of w (rows, k): (q as int8, scale (rows, k // group), w')."""
+    import torch
+    from compressed_tensors.quantization import QuantizationArgs
+    from compressed_tensors.quantization.lifecycle.forward import fake_quantize
+    from compressed_tensors.quantization.utils import calculate_qparams
+    args = QuantizationArgs(num_bits=4, type="int", symmetric=True, strategy="group", group_size=group)
+    w = w.float()
+    rows, k = w.shape
+    g = w.reshape(rows, k // group, group)
+    scale, zp = calculate_qparams(g.amin(dim=2), g.amax(dim=2), args)
+    deq = fake_quantize(w, scale, zp, args)
+    # The same by the formula kiln documents (compiler/passes/quantize.h), exactly.
+    s = g.abs().amax(dim=2) / 7.5
+    q = torch.where(s[..., None] > 0, torch.round(g / s[..., None]), torch.zeros_like(g)).clamp(-8, 7)
+    assert torch.equal(scale, s) and torch.equal(zp, torch.zeros_like(zp)), "compressed-tensors' int4 scale moved"
+    assert torch.equal(deq, (q * s[..., None]).reshape(rows, k)), "compressed-tensors' int4 fake_quantize moved"
+    return q.reshape(rows, k).to(torch.int8), s, deq
+
+
+def int4_fixtures(repo):
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file, save_file
+    from transformers import LlamaForCausalLM
+
+    base = os.path.join(repo, "tests", "fixtures", "llama")
+    lora = os.path.join(repo, "tests", "fixtures", "lora", "all_linear_r8")
+    with open(os.path.join(lora, "base.txt")) as f:
+        lora_base = f.read().strip()
+    for name, head, group, is_lora in INT4_CASES:
+        d = lora if is_lora else os.path.join(base, name)
+        ref = load_file(os.path.join(d, "reference.safetensors"))
+        model = LlamaForCausalLM.from_pretrained(os.path.join(base, lora_base) if is_lora else d,
+                                                 dtype=torch.float32).eval()
+        if is_lora:  # merged first, as kiln merges before it quantizes
+            model = PeftModel.from_pretrained(model, os.path.join(lora, "adapter")).merge_and_unload().eval()
+        linears = [m for layer in model.model.layers for m in layer.modules() if isinstance(m, torch.nn.Linear)]
+        if head:
+            if model.config.tie_word_embeddings:  # kiln quantizes a copy for the head; the embedding keeps its rows
+                model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+            linears.append(model.lm_head)
+        out, n = {}, 0
+        with torch.no_grad():
+            for i, lin in enumerate(linears):
+                if lin.weight.shape[1] % group:
+                    continue  # not whole groups: kiln keeps it in the plan dtype
+                q, scale, deq = quantize_int4(lin.weight, group)
+                if i == 0:
+                    out["check_q"] = q.contiguous()
+                    out["check_scale"] = scale.contiguous()
+                lin.weight.copy_(deq)
+                n += 1
+            logits = model(ref["input_ids"]).logits.float().contiguous()
+        n_new = ref["greedy_ids"].numel() - ref["prompt_ids"].numel()
+        greedy, margins = greedy_with_margins(model, ref["prompt_ids"], n_new)
+        assert min(margins) >= MIN_MARGIN, "%s: greedy margin %.2e too small for an exact comparison" % (
+            name, min(margins))
+        out.update(input_ids=ref["input_ids"], prompt_ids=ref["prompt_ids"], greedy_ids=greedy.contiguous(),
+                   logits=logits)
+        fname = "reference_int4_g%d%s.safetensors" % (group, "_head" if head else "")
+        save_file(out, os.path.join(d, fname))
+        moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
+        print("  %s/%s: %d linears quantized, logits moved %.3e rel L2 from the unquantized ones, "
+              "min greedy margin %.3e" % (name, fname, n, moved.item(), min(margins)))
 
 
 # Pre-quantized checkpoints as llm-compressor writes them (compressed-tensors), for kiln's reader:

@@ -29,27 +29,67 @@ void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* 
   }
 }
 
+void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uint8_t* packed, float* scale,
+                        const std::string& what) {
+  if (group <= 0 || group % 2 != 0 || k % group != 0)
+    throw CompileError("internal: int4 group " + std::to_string(group) + " for rows of " + std::to_string(k));
+  const int64_t groups = k / group;
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* v = w + j * k + g * group;
+      float amax = 0.0f;
+      for (int64_t i = 0; i < group; ++i) {
+        if (!std::isfinite(v[i]))
+          throw CompileError("cannot quantize '" + what + "': row " + std::to_string(j) + " has a non-finite value (" +
+                             std::to_string(v[i]) + ")");
+        amax = std::max(amax, std::fabs(v[i]));
+      }
+      const float s = amax / 7.5f;
+      scale[j * groups + g] = s;
+      uint8_t* out = packed + (j * k + g * group) / 2;
+      for (int64_t i = 0; i < group; i += 2) {
+        auto nib = [&](float x) {
+          return s == 0.0f ? 8u : unsigned(std::min(7.0f, std::max(-8.0f, std::nearbyint(x / s))) + 8.0f);
+        };
+        out[i / 2] = uint8_t(nib(v[i]) | (nib(v[i + 1]) << 4));
+      }
+    }
+}
+
 std::string parse_quantize(const std::string& s) {
-  if (s.empty() || s == "none" || s == "int8") return s;
-  if (s == "int4" || s == "fp8")
-    throw CompileError("--quantize " + s + " is not supported yet; int8 is (per-row weight-only)");
-  throw CompileError("--quantize '" + s + "' is not one of int8, none");
+  if (s.empty() || s == "none" || s == "int8" || s == "int4") return s;
+  if (s == "fp8") throw CompileError("--quantize fp8 is not supported yet; int8 and int4 are (weight-only)");
+  throw CompileError("--quantize '" + s + "' is not one of int8, int4, none");
+}
+
+int64_t parse_group_size(const std::string& scheme, int64_t group_size) {
+  if (group_size == 0) return scheme == "int4" ? kDefaultInt4Group : 0;
+  if (scheme != "int4") throw CompileError("--group-size is for --quantize int4 (int8 has one scale a row)");
+  if (group_size < 0 || group_size % kI4GroupMultiple != 0)
+    throw CompileError("--group-size " + std::to_string(group_size) + " is not a positive multiple of " +
+                       std::to_string(kI4GroupMultiple) + " (32, 64, 128, …)");
+  return group_size;
 }
 
 namespace {
 
 // One quantized weight: its checkpoint parts, concatenated along dim 0 (LoRA merged by fetch),
-// quantized when its i8 bytes are written; the scales are kept for its scale tensor.
+// quantized when its bytes are written (i8: q per value; i4, group > 0: the packed bytes, two values
+// each); the scales are kept for its scale tensor.
 struct Quantized {
   std::vector<std::string> parts;
   std::vector<const StTensor*> stored;  // per part: its pre-quantized rows, or null
   std::string name;
   int64_t m = 0, k = 0;
+  int64_t group = 0;          // i4: values per scale; 0: i8
   std::vector<float> scales;  // filled by the first build that needs them
 
+  int64_t scales_per_row() const { return group > 0 ? k / group : 1; }
+  int64_t elements_per_row() const { return group > 0 ? k / 2 : k; }
+
   void run(const WeightFetch& fetch, std::vector<float>* q_out) {
-    scales.assign(size_t(m), 0.0f);
-    if (q_out) q_out->assign(size_t(m * k), 0.0f);
+    scales.assign(size_t(m * scales_per_row()), 0.0f);
+    if (q_out) q_out->assign(size_t(m * elements_per_row()), 0.0f);
     int64_t row = 0;
     for (size_t i = 0; i < parts.size(); ++i) {  // part by part, so an error names the checkpoint tensor and its row
       const std::string& p = parts[i];
@@ -67,9 +107,15 @@ struct Quantized {
       const int64_t rows = int64_t(w.size()) / k;
       if (rows * k != int64_t(w.size()) || row + rows > m)
         throw CompileError("internal: parts of '" + name + "' do not fit it");
-      std::vector<int8_t> q(w.size());
-      quantize_rows_int8(w.data(), rows, k, q.data(), scales.data() + row, p);
-      if (q_out) std::copy(q.begin(), q.end(), q_out->begin() + row * k);
+      if (group > 0) {
+        std::vector<uint8_t> q(w.size() / 2);
+        quantize_rows_int4(w.data(), rows, k, group, q.data(), scales.data() + row * scales_per_row(), p);
+        if (q_out) std::copy(q.begin(), q.end(), q_out->begin() + row * elements_per_row());
+      } else {
+        std::vector<int8_t> q(w.size());
+        quantize_rows_int8(w.data(), rows, k, q.data(), scales.data() + row, p);
+        if (q_out) std::copy(q.begin(), q.end(), q_out->begin() + row * k);
+      }
       row += rows;
     }
     if (row != m) throw CompileError("internal: parts of '" + name + "' do not fill it");
@@ -82,10 +128,15 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   QuantizeReport rep;
   const bool as_shipped = o.scheme.empty() && o.stored_int8;
   if ((o.scheme.empty() && !as_shipped) || o.scheme == "none") return rep;
-  if (!o.scheme.empty() && o.scheme != "int8") throw CompileError("internal: quantize scheme '" + o.scheme + "'");
-  auto stored_parts = [&](const Value& v) {
+  if (!o.scheme.empty() && o.scheme != "int8" && o.scheme != "int4")
+    throw CompileError("internal: quantize scheme '" + o.scheme + "'");
+  const bool int4 = o.scheme == "int4";
+  if (int4 && (o.group_size <= 0 || o.group_size % kI4GroupMultiple != 0))
+    throw CompileError("internal: int4 group size " + std::to_string(o.group_size));
+  const DType qtype = int4 ? DType::I4 : DType::I8;
+  auto stored_parts = [&](const Value& v) {  // (int4: every part re-quantized from its dequantized rows)
     std::vector<const StTensor*> s(v.weight.parts.size(), nullptr);
-    if (o.stored_int8)
+    if (o.stored_int8 && !int4)
       for (size_t i = 0; i < s.size(); ++i) s[i] = o.stored_int8(v.weight.parts[i]);
     return s;
   };
@@ -106,7 +157,7 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     uint32_t q_id = id;
     if (copy) {
       Value c = g.values[id];
-      c.name += ".i8";
+      c.name += int4 ? ".i4" : ".i8";
       c.lm_head = false;
       q_id = g.add(std::move(c));
     }
@@ -121,8 +172,10 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];
+    qz->group = int4 ? o.group_size : 0;
     rep.bytes_before += copy ? 0 : v.bytes();
-    v.dtype = DType::I8;
+    v.dtype = qtype;
+    if (int4) v.shape[1] = qz->k / 2;  // bytes of two values
     v.weight = WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
                               std::vector<float> q;
                               qz->run(fetch, &q);
@@ -131,14 +184,14 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     rep.bytes_after += v.bytes();
     const std::string scale_name = v.name + ".scale";
     const int64_t m = v.shape[0];
-    const uint32_t s_id = g.weight(scale_name, DType::F32, {m}, WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
-                                                                               if (qz->scales.empty())
-                                                                                 qz->run(fetch, nullptr);
-                                                                               std::vector<float> s =
-                                                                                   std::move(qz->scales);
-                                                                               qz->scales.clear();
-                                                                               return s;
-                                                                             }});
+    const std::vector<int64_t> s_shape = int4 ? std::vector<int64_t>{m, qz->scales_per_row()} : std::vector<int64_t>{m};
+    const uint32_t s_id =
+        g.weight(scale_name, DType::F32, s_shape, WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
+                                                                 if (qz->scales.empty()) qz->run(fetch, nullptr);
+                                                                 std::vector<float> s = std::move(qz->scales);
+                                                                 qz->scales.clear();
+                                                                 return s;
+                                                               }});
     rep.bytes_after += g.values[s_id].bytes();
     i8_of[id] = q_id;
     scale_of[id] = s_id;
@@ -147,7 +200,7 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   const size_t n_values = g.values.size();
   for (uint32_t id = 0; id < n_values; ++id) {
     if (matmul_uses[id] == 0) continue;
-    const char* why = nullptr;
+    std::string why;
     {  // (quantize() below may grow g.values: no reference into it outlives this block)
       const Value& v = g.values[id];
       const std::vector<const StTensor*> st = stored_parts(v);
@@ -163,8 +216,10 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
                     "quantizes the rest)"
                   : "not pre-quantized in the checkpoint, or changed by an adapter (--quantize int8 quantizes it)";
       else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
+      else if (int4 && v.shape[1] % o.group_size != 0)
+        why = "rows not a whole number of int4 groups (--group-size " + std::to_string(o.group_size) + ")";
     }
-    if (why) {
+    if (!why.empty()) {
       ++kept[why];
       continue;
     }

@@ -1,12 +1,14 @@
-// Weight-only quantization at compile time (kiln compile --quantize int8), a pass after fusion and
-// before memory planning. It rewrites matmul weights that are checkpoint rows verbatim (parts
-// concatenated along dim 0, LoRA already merged) into i8 weights with one f32 scale per row, and
-// their matmul launches into version 2 (kernels/matmul.h), which takes the scales as w_scale.
+// Weight-only quantization at compile time (kiln compile --quantize int8|int4), a pass after fusion
+// and before memory planning. It rewrites matmul weights that are checkpoint rows verbatim (parts
+// concatenated along dim 0, LoRA already merged) into i8 weights with one f32 scale per row, or i4
+// weights (two values a byte, kernels/dtype.h) with one f32 scale per group of values along each row,
+// and their matmul launches into version 2 (kernels/matmul.h), which takes the scales as w_scale.
 // Left in the plan dtype: weights another op also reads (embeddings), weights the compiler computes
 // (MLA's absorbed and sliced projections, rope tables), the LM head unless QuantizeOptions::head,
 // and everything that is not a matmul weight (norms, biases, routers, MoE experts). A head tied to
-// the embedding is quantized, with QuantizeOptions::head, as an i8 copy ("<name>.i8") that only the
-// head reads; the embedding keeps its rows in the plan dtype.
+// the embedding is quantized, with QuantizeOptions::head, as an i8 (i4) copy ("<name>.i8", "<name>.i4")
+// that only the head reads; the embedding keeps its rows in the plan dtype. With int4, a weight whose
+// rows are not a whole number of groups stays in the plan dtype too.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -24,30 +26,49 @@ struct StTensor;
 // (a checkpoint tensor) and the row when a value is not finite.
 void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* scale, const std::string& what);
 
+// Group-wise symmetric int4, for each of m rows of k values in groups of `group` (k a multiple of it):
+// scale = max|w| / 7.5 over the group and q = clamp(round-half-even(w / scale), −8, 7), in f32, as
+// compressed-tensors' and GPTQ's symmetric int4 (q · scale is the dequantized weight; a group of
+// zeros, or whose scale underflows to 0, has scale 0 and q 0). packed: m·k/2 bytes in the I4 layout
+// (kernels/dtype.h: value 2b in byte b's low nibble, q + 8); scale: m·(k/group), row by row. Throws
+// CompileError naming `what` and the row when a value is not finite.
+void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uint8_t* packed, float* scale,
+                        const std::string& what);
+
+// --quantize int4's group size when --group-size is not given.
+constexpr int64_t kDefaultInt4Group = 128;
+
 struct QuantizeOptions {
-  std::string scheme;  // "" (not asked for), "none" or "int8"
-  bool head = false;   // also quantize the LM head (when only matmuls read it)
+  std::string scheme;      // "" (not asked for), "none", "int8" or "int4"
+  bool head = false;       // also quantize the LM head (when only matmuls read it)
+  int64_t group_size = 0;  // int4: values per scale (parse_group_size)
   // Pre-quantized checkpoint rows (Checkpoint::unpack_compressed_int8): the tensor whose stored q
   // and scales a checkpoint part keeps, or null (also for a part a LoRA adapter changes). With
   // scheme "" the weights made only of such parts are kept int8 as shipped and nothing else is
-  // quantized; with "int8" they keep their rows and the other weights are quantized; with "none"
-  // everything is left in the plan dtype (dequantized).
+  // quantized; with "int8" they keep their rows and the other weights are quantized; with "int4"
+  // they are re-quantized from their dequantized rows; with "none" everything is left in the plan
+  // dtype (dequantized).
   std::function<const StTensor*(const std::string& part)> stored_int8;
 };
 
 struct QuantizeReport {
-  int quantized = 0;            // weights made i8 (or copied as i8: a tied head)
+  int quantized = 0;            // weights made i8 or i4 (or copied as such: a tied head)
   int as_shipped = 0;           // of those, made only of pre-quantized checkpoint rows
   int stored_parts = 0;         // pre-quantized checkpoint tensors whose q and scales were kept
   uint64_t bytes_before = 0;    // their bytes in the plan dtype (0 for a copy)
-  uint64_t bytes_after = 0;     // their i8 bytes plus their scales
-  bool tied_head_copy = false;  // the tied LM head was copied as i8
+  uint64_t bytes_after = 0;     // their i8 or i4 bytes plus their scales
+  bool tied_head_copy = false;  // the tied LM head was copied as i8 or i4
   std::string kept;             // the matmul weights left in the plan dtype, and why ("" if none)
 };
 
-// --quantize's value: "" (not given), "none" or "int8"; throws CompileError naming the choices
-// otherwise (int4 and fp8 are named as not yet supported).
+// --quantize's value: "" (not given), "none", "int8" or "int4"; throws CompileError naming the choices
+// otherwise (fp8 is named as not yet supported).
 std::string parse_quantize(const std::string& s);
+
+// --group-size's value for a parsed --quantize scheme: 0 (not given) is kDefaultInt4Group for int4
+// and 0 otherwise; given, it must be a positive multiple of kI4GroupMultiple and the scheme int4,
+// else CompileError.
+int64_t parse_group_size(const std::string& scheme, int64_t group_size);
 
 // Rewrites g as the header says; returns what it did. The new scale values are named
 // "<weight>.scale".

@@ -11,7 +11,9 @@
 // a time, and reused for every activation row. With a single activation row (decode) bf16 and int8
 // rows are instead widened in registers by dot_f32_bf16 and dot_f32_i8, which give the same bits
 // without the round trip to scratch. Int8 rows (i8 weights) widen to their integers q; each output is
-// then scaled by its row's w_scale.
+// then scaled by its row's w_scale. Int4 rows (i4 weights) widen to their dequantized values
+// q · scale (dequant_i4; in registers for decode, dot_tile512_i4 or dot_f32_i4), and are then used
+// as f32 rows: every output is the f32 weights' on those values, bit for bit.
 // On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows × 6 weight
 // rows (dot_tile512), and one row with bf16 or int8 weights as tiles of weight rows widened in
 // registers (dot_tile512_widen); one row with f32 or f16 weights keeps the AVX2 tiles below.
@@ -31,38 +33,52 @@
 
 #include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/simd.h"
-#include "kernels/host_device.h"
 #include "kernels/cpu/tiles.h"
+#include "kernels/host_device.h"
 
 namespace kiln {
 
 namespace {
 
+// The row scales each output is multiplied by: i8 weights' (an i4 row's scales are in its widened values).
+inline const float* row_scales(const MatmulArgs& a) { return a.w_dtype == DType::I8 ? a.w_scale : nullptr; }
+
 // Every path's last step: y ← the product v, times its row's scale (i8 weights), plus the bias (scale
 // and bias as read for the output's feature; each used only when the op has it), stored or added.
 inline void emit_output(const MatmulArgs& a, float& y, float v, float scale, float bias) {
-  if (a.w_scale) v *= scale;
+  if (row_scales(a)) v *= scale;
   if (a.bias) v += bias;
   y = a.accumulate ? y + v : v;
 }
 
 // The output of activation row r at feature j.
 inline void store_output(const MatmulArgs& a, int64_t r, int64_t j, float v) {
-  emit_output(a, a.y[r * a.m + j], v, a.w_scale ? a.w_scale[j] : 1.0f,
+  emit_output(a, a.y[r * a.m + j], v, row_scales(a) ? row_scales(a)[j] : 1.0f,
               a.bias ? load_as_f32(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f);
+}
+
+// Bytes of a weight row's first n values (i4: two a byte; n even).
+inline int64_t w_bytes(const MatmulArgs& a, int64_t n) {
+  return a.w_dtype == DType::I4 ? n / 2 : n * int64_t(dtype_size(a.w_dtype));
+}
+
+// Values k0 … k0+n of weight row j (k0 and n even) as f32 into dst: the float values, i8's q, i4's
+// q · scale.
+inline void widen_row(const MatmulArgs& a, int64_t j, int64_t k0, int64_t n, float* dst) {
+  const uint8_t* row = static_cast<const uint8_t*>(a.w) + j * w_bytes(a, a.k);
+  if (a.w_dtype == DType::I4) dequant_i4(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst);
+  else convert_to_f32(row + w_bytes(a, k0), a.w_dtype, dst, uint64_t(n));
 }
 
 // Weight rows m0 … m0+mb as f32: in place for f32 weights, else widened into scratch; rows[mb …
 // pad_to) repeat the last (a tile's short end: their outputs are computed and dropped).
 inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scratch, const float** rows,
                         int64_t pad_to = 0) {
-  const uint64_t esz = dtype_size(a.w_dtype);
   for (int64_t j = 0; j < mb; ++j) {
-    const void* src = static_cast<const uint8_t*>(a.w) + uint64_t((m0 + j) * a.k) * esz;
     if (a.w_dtype == DType::F32) {
-      rows[j] = static_cast<const float*>(src);
+      rows[j] = static_cast<const float*>(a.w) + (m0 + j) * a.k;
     } else {
-      convert_to_f32(src, a.w_dtype, scratch + j * a.k, uint64_t(a.k));
+      widen_row(a, m0 + j, 0, a.k, scratch + j * a.k);
       rows[j] = scratch + j * a.k;
     }
   }
@@ -70,9 +86,7 @@ inline void weight_rows(const MatmulArgs& a, int64_t m0, int64_t mb, float* scra
 }
 
 // Whether activation row r is computed (n_valid).
-inline bool valid_row(const MatmulArgs& a, int64_t chunk, int64_t r) {
-  return row_is_valid(a.n_valid, chunk, r);
-}
+inline bool valid_row(const MatmulArgs& a, int64_t chunk, int64_t r) { return row_is_valid(a.n_valid, chunk, r); }
 
 #ifdef KILN_X86_64_V3_KERNELS
 // emit_output for a tile's rows l < nr (out[c·RB + l], weight rows c < mb ≤ 16) into y rows ids[l] from
@@ -96,7 +110,7 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void emit_rows512(const Mat
     for (int64_t i = 0; i < std::min<int64_t>(16, nr - l0); ++i) {
       float* y = a.y + ids[l0 + i] * a.m + m0;
       __m512 v = _mm512_load_ps(t + i * 16);
-      if (a.w_scale) v = _mm512_maskz_mul_round_ps(mask, v, sv, kRound);
+      if (row_scales(a)) v = _mm512_maskz_mul_round_ps(mask, v, sv, kRound);
       if (a.bias) v = _mm512_maskz_add_round_ps(mask, v, bv, kRound);
       if (a.accumulate) v = _mm512_maskz_add_round_ps(mask, _mm512_maskz_loadu_ps(mask, y), v, kRound);
       _mm512_mask_storeu_ps(y, mask, v);
@@ -121,7 +135,6 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
 #else
   const bool avx512 = false;
 #endif
-  const uint64_t esz = dtype_size(a.w_dtype);
   static_assert(RB <= kGemmRowBlock && C <= kGemmCols, "matmul_scratch_floats sizes the tile");
   const int64_t chunk = a.rows / a.batch, k = a.k;
   const int64_t panel_cap = gemm_panel_rows(k, a.rows), kc = gemm_k_block(k);
@@ -159,15 +172,13 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
               w = static_cast<const float*>(a.w) + m0 * k + k0;
               ldw = k;
             } else {
-              for (int64_t j = 0; j < C; ++j)
-                convert_to_f32(static_cast<const uint8_t*>(a.w) + uint64_t((m0 + std::min(j, mb - 1)) * k + k0) * esz,
-                               a.w_dtype, wbuf + j * kn, uint64_t(kn));
+              for (int64_t j = 0; j < C; ++j) widen_row(a, m0 + std::min(j, mb - 1), k0, kn, wbuf + j * kn);
             }
             // The tile's scales and biases, read once.
             float scale[C] = {}, bias[C] = {};
             if (last)
               for (int64_t c = 0; c < mb; ++c) {
-                scale[c] = a.w_scale ? a.w_scale[m0 + c] : 1.0f;
+                scale[c] = row_scales(a) ? row_scales(a)[m0 + c] : 1.0f;
                 bias[c] = a.bias ? load_as_f32(a.bias, a.bias_dtype, uint64_t(m0 + c)) : 0.0f;
               }
             for (int64_t b = 0; b < blocks; ++b) {
@@ -176,11 +187,11 @@ void matmul_gemm(const MatmulArgs& a, ThreadPool& pool, Tile tile) {
               // k): rows b, b + blocks, …
               TilePrefetch pf;
               if (t + 1 < g1 && b < C) {
-                const int64_t row_bytes = k * int64_t(esz);
-                pf.at = reinterpret_cast<uintptr_t>(a.w) + uintptr_t((m0 + C + b) * row_bytes + k0 * int64_t(esz));
+                const int64_t row_bytes = w_bytes(a, k);
+                pf.at = reinterpret_cast<uintptr_t>(a.w) + uintptr_t((m0 + C + b) * row_bytes + w_bytes(a, k0));
                 pf.ld = blocks * row_bytes;
                 pf.rows = (C - b + blocks - 1) / blocks;
-                pf.esz = int64_t(esz);
+                pf.esz = int64_t(dtype_size(a.w_dtype));
               }
               float* acc = kc == k ? out : part + ((t - g0) * blocks + b) * RB * C;
               tile(xt + b * RB * k + k0 * RB, w, ldw, kn, nr, acc, pf, k0 > 0);
@@ -363,6 +374,44 @@ void matvec_tiles512(const MatmulArgs& a, ThreadPool& pool) {
 }
 #endif
 
+#ifdef KILN_X86_64_V3_KERNELS
+// One activation row, i4 weights, on AVX-512: 8 weight rows at a time widened in registers
+// (dot_tile512_i4), the same bits as dot_f32_i4 row by row.
+void matvec_i4_tiles512(const MatmulArgs& a, ThreadPool& pool) {
+  constexpr int64_t C = 8;
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  const int64_t groups = a.k / a.group;
+  pool.parallel_for((a.m + C - 1) / C, 4, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
+      const uint8_t* rows[C];
+      const float* scales[C];
+      for (int64_t c = 0; c < C; ++c) {  // a short last tile repeats its last row
+        rows[c] = w + (m0 + std::min(c, mb - 1)) * (a.k / 2);
+        scales[c] = a.w_scale + (m0 + std::min(c, mb - 1)) * groups;
+      }
+      float out[C];
+      dot_tile512_i4<C>(a.x, rows, scales, a.group, a.k, out);
+      for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
+    }
+  });
+}
+#endif
+
+// One activation row of i4 weights, widened in registers: AVX-512 tiles, or dot_f32_i4 per weight row.
+void matvec_i4(const MatmulArgs& a, ThreadPool& pool) {
+  if (a.n_valid && a.n_valid[0] < 1) return;
+#ifdef KILN_X86_64_V3_KERNELS
+  if (cpu_has_avx512()) return matvec_i4_tiles512(a, pool);
+#endif
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  const int64_t groups = a.k / a.group;
+  pool.parallel_for(a.m, 16, [&](int64_t m0, int64_t m1, int) {
+    for (int64_t j = m0; j < m1; ++j)
+      store_output(a, 0, j, dot_f32_i4(a.x, w + j * (a.k / 2), a.w_scale + j * groups, a.group, a.k));
+  });
+}
+
 // One activation row of bf16 (T = uint16_t) or int8 weights, widened in registers: AVX-512 tiles, or
 // a dot product per weight row.
 template <typename T>
@@ -410,26 +459,25 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
   const int64_t chunk = a.rows / a.batch;
   if (a.rows == 1 && a.w_dtype == DType::BF16) return matvec_widen<uint16_t>(a, pool);
   if (a.rows == 1 && a.w_dtype == DType::I8) return matvec_widen<int8_t>(a, pool);
+  if (a.rows == 1 && a.w_dtype == DType::I4) return matvec_i4(a, pool);
   if (a.rows >= kGemmMinRows) {
 #ifdef KILN_X86_64_V3_KERNELS
     // AVX-512: 32 rows × 12 weight rows (24 accumulators); AVX2: 16 × 6 (12). A short last block of
     // rows runs half the vectors where it fits them.
     if (cpu_has_avx512())
-      return matmul_gemm<32, 12>(
-          a, pool,
-          [](const float* xt, const float* w, int64_t ldw, int64_t k, int64_t nr, float* out, const TilePrefetch& pf,
-             bool cont) {
-            if (nr > 16) gemm_tile512<2, 12, 32>(xt, w, ldw, k, out, pf, cont);
-            else gemm_tile512<1, 12, 32>(xt, w, ldw, k, out, pf, cont);
-          });
+      return matmul_gemm<32, 12>(a, pool,
+                                 [](const float* xt, const float* w, int64_t ldw, int64_t k, int64_t nr, float* out,
+                                    const TilePrefetch& pf, bool cont) {
+                                   if (nr > 16) gemm_tile512<2, 12, 32>(xt, w, ldw, k, out, pf, cont);
+                                   else gemm_tile512<1, 12, 32>(xt, w, ldw, k, out, pf, cont);
+                                 });
     if (cpu_has_x86_64_v3())
-      return matmul_gemm<16, 6>(
-          a, pool,
-          [](const float* xt, const float* w, int64_t ldw, int64_t k, int64_t nr, float* out, const TilePrefetch&,
-             bool cont) {
-            if (nr > 8) gemm_tile256<2, 6, 16>(xt, w, ldw, k, out, cont);
-            else gemm_tile256<1, 6, 16>(xt, w, ldw, k, out, cont);
-          });
+      return matmul_gemm<16, 6>(a, pool,
+                                [](const float* xt, const float* w, int64_t ldw, int64_t k, int64_t nr, float* out,
+                                   const TilePrefetch&, bool cont) {
+                                  if (nr > 8) gemm_tile256<2, 6, 16>(xt, w, ldw, k, out, cont);
+                                  else gemm_tile256<1, 6, 16>(xt, w, ldw, k, out, cont);
+                                });
 #endif
       // Elsewhere the definition itself, 8 rows by 1 weight row a tile (gemm_tile8): independent lanes.
       // On x86-64 without the tiles above (clang and sanitizer builds) std::fma is a library call unless
@@ -439,12 +487,12 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
 #else
     const bool fma = false;
 #endif
-    return matmul_gemm<8, 1>(
-        a, pool,
-        [fma](const float* xt, const float* w, int64_t, int64_t k, int64_t, float* out, const TilePrefetch&, bool cont) {
-          if (fma) gemm_tile8_fma(xt, w, k, out, cont);
-          else gemm_tile8(xt, w, k, out, cont);
-        });
+    return matmul_gemm<8, 1>(a, pool,
+                             [fma](const float* xt, const float* w, int64_t, int64_t k, int64_t, float* out,
+                                   const TilePrefetch&, bool cont) {
+                               if (fma) gemm_tile8_fma(xt, w, k, out, cont);
+                               else gemm_tile8(xt, w, k, out, cont);
+                             });
   }
 #ifdef KILN_X86_64_V3_KERNELS
   // One row (decode) keeps the AVX2 tiles: memory-bound, it ran 4% slower on the 6-row AVX-512 tiles

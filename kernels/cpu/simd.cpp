@@ -63,6 +63,29 @@ float dot_f32_i8(const float* a, const int8_t* b, int64_t n) {
       a, [b](int64_t i) { return float(b[i]); }, n);
 }
 
+KILN_TARGET_CLONES
+void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst) {
+  for (int64_t i = i0; i < i0 + n;) {  // a group's run at a time
+    const int64_t end = std::min(i0 + n, (i / group + 1) * group);
+    const float s = scales[i / group];
+    for (; i < end; ++i) dst[i - i0] = float(load_i4(row, uint64_t(i))) * s;
+  }
+}
+
+KILN_TARGET_CLONES
+float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n) {
+  // dot_lanes with no tail (n is whole 16-blocks), each block inside one group.
+  constexpr int L = 16;
+  float acc[L] = {};
+  for (int64_t i = 0; i + L <= n; i += L) {
+    const float s = scales[i / group];
+    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * (float(load_i4(row, uint64_t(i + l))) * s);
+  }
+  for (int w = L / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  return acc[0];
+}
+
 float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scratch) {
   if (t == DType::F32) return dot_f32(a, static_cast<const float*>(w), n);
   if (t == DType::BF16) return dot_f32_bf16(a, static_cast<const uint16_t*>(w), n);

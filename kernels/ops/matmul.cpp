@@ -1,6 +1,6 @@
 // matmul (kernels/matmul.h): a linear layer. On CUDA, prefill-sized GEMMs with 16-bit weights go
 // to cuBLASLt when it is loaded (runtime/cublaslt.h), the rest to kiln's GEMV and tiled kernels.
-// Version 2 appends the w_scale operand of i8 weights, which only the CPU kernels run so far.
+// Version 2 appends the w_scale operand of i8 and i4 weights, which only the CPU kernels run so far.
 #include "kernels/matmul.h"
 
 #include "kernels/fused.h"
@@ -22,10 +22,25 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   const int64_t rows = c.in(0)->shape[0], k = c.in(0)->shape[1], m = c.in(1)->shape[0];
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, {rows, k}));
   const TensorInfo* scale = w_scale(c);
-  if (c.launch().inputs.size() > 4 && c.in(1)->dtype == DType::I8) {
-    if (!scale) return invalid_argument("i8 weights '" + c.in(1)->name + "' without their w_scale");
-    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", {DType::I8}, {m, k}));
-    KILN_RETURN_IF_ERROR(c.expect(scale, "w_scale", {DType::F32}, {m}));
+  const DType wt = c.in(1)->dtype;
+  if (c.launch().inputs.size() > 4 && (wt == DType::I8 || wt == DType::I4)) {
+    if (!scale)
+      return invalid_argument(std::string(dtype_name(wt)) + " weights '" + c.in(1)->name + "' without their w_scale");
+    if (wt == DType::I8) {
+      KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", {DType::I8}, {m, k}));
+      KILN_RETURN_IF_ERROR(c.expect(scale, "w_scale", {DType::F32}, {m}));
+    } else {
+      if (k % 2 != 0)
+        return invalid_argument("i4 weights '" + c.in(1)->name + "' for an odd k (" + std::to_string(k) + ")");
+      KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", {DType::I4}, {m, k / 2}));
+      KILN_RETURN_IF_ERROR(c.expect_rank(scale, "w_scale", 2));
+      const int64_t groups = scale->shape[1];
+      if (groups < 1 || k % groups != 0 || (k / groups) % kI4GroupMultiple != 0)
+        return invalid_argument("w_scale '" + scale->name + "' has " + std::to_string(groups) + " groups a row for k " +
+                                std::to_string(k) + "; i4 groups must divide k into whole multiples of " +
+                                std::to_string(kI4GroupMultiple) + " values");
+      KILN_RETURN_IF_ERROR(c.expect(scale, "w_scale", {DType::F32}, {m, groups}));
+    }
   } else {
     KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloatTypes, {m, k}));
     if (scale) return invalid_argument("w_scale '" + scale->name + "' with float weights");
@@ -51,7 +66,8 @@ MatmulArgs matmul_args(const OpLaunch& l) {
           l.iattr(0) != 0,
           l.in_i32(3),
           l.batch_of(3),
-          w_scale(l) ? static_cast<const float*>(l.in_ptr(4)) : nullptr};
+          w_scale(l) ? static_cast<const float*>(l.in_ptr(4)) : nullptr,
+          l.in(1)->dtype == DType::I4 ? l.in(0)->shape[1] / w_scale(l)->shape[1] : 0};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -59,15 +75,15 @@ uint64_t align256(uint64_t v) { return (v + 255) / 256 * 256; }
 
 // cuBLASLt's packed x, then its workspace, at the start of the launch scratch.
 uint64_t cuda_scratch_bytes(const OpLaunch& l) {
-  if (l.in(1)->dtype == DType::I8) return 0;  // refused by bind_cuda
+  if (l.in(1)->dtype == DType::I8 || l.in(1)->dtype == DType::I4) return 0;  // refused by bind_cuda
   const MatmulArgs a = matmul_args(l);
   return library_gemm_eligible(a) ? align256(library_gemm_x_bytes(a)) + kCublasLtWorkspaceBytes : 0;
 }
 
 Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
-  if (l.in(1)->dtype == DType::I8)
-    return unsupported("CUDA matmul has no kernels for i8 weights yet ('" + l.in(1)->name +
-                       "'); run this plan on the CPU");
+  if (l.in(1)->dtype == DType::I8 || l.in(1)->dtype == DType::I4)
+    return unsupported("CUDA matmul has no kernels for " + std::string(dtype_name(l.in(1)->dtype)) + " weights yet ('" +
+                       l.in(1)->name + "'); run this plan on the CPU");
   const MatmulArgs a = matmul_args(l);
   CublasLt* lt = env.cublaslt && library_gemm_eligible(a) ? env.cublaslt() : nullptr;
   if (lt) {

@@ -186,24 +186,151 @@ TEST_CASE("quantize: int8 plans match transformers on the same dequantized weigh
   CHECK(kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size()) <= 2e-2);
 }
 
+TEST_CASE("quantize: group-wise int4 equals compressed-tensors' formula exactly on a fixture's weight") {
+  // tools/fixtures_quant.py stored compressed-tensors' q (-8..7) and scales of layer 0's q_proj, groups of 32.
+  const std::string dir = kiln::test::fixture("gqa_f32");
+  auto ref = SafetensorsFile::open(dir + "/reference_int4_g32.safetensors");
+  auto ck = SafetensorsFile::open(dir + "/model.safetensors");
+  const StTensor& w = ck->tensors().at("model.layers.0.self_attn.q_proj.weight");
+  const StTensor& tq = ref->tensors().at("check_q");
+  const StTensor& ts = ref->tensors().at("check_scale");
+  const int64_t m = w.shape[0], k = w.shape[1], group = 32;
+  REQUIRE(tq.shape == w.shape);
+  REQUIRE(ts.shape == std::vector<int64_t>{m, k / group});
+  const std::vector<float> wf = st_f32(w);
+  std::vector<uint8_t> packed(static_cast<size_t>(m * k / 2));
+  std::vector<float> s(static_cast<size_t>(m * k / group));
+  quantize_rows_int4(wf.data(), m, k, group, packed.data(), s.data(), "q_proj");
+  CHECK(std::memcmp(s.data(), ts.data, s.size() * 4) == 0);
+  const int8_t* want = reinterpret_cast<const int8_t*>(tq.data);
+  int mismatched = 0, lowest = 0, highest = 0;
+  for (int64_t i = 0; i < m * k; ++i) {
+    const int q = load_i4(packed.data(), uint64_t(i));
+    mismatched += q != want[i];
+    lowest = std::min(lowest, q);
+    highest = std::max(highest, q);
+  }
+  CHECK(mismatched == 0);
+  CHECK(lowest == -8);  // both ends of the range are used
+  CHECK(highest == 7);
+}
+
+TEST_CASE("quantize: int4 zero and tiny groups, ties, the range's ends, and non-finite weights") {
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  // One row, groups of 4: zeros; a subnormal (its scale underflows); 7.5 -> scale 1 with ties; the ends.
+  const float w[16] = {0, 0, 0, 0, tiny, -tiny, 0, tiny, 7.5f, 0.5f, 1.5f, -2.5f, -7.5f, 7.4f, 3.0f, -0.49f};
+  uint8_t p[8];
+  float s[4];
+  quantize_rows_int4(w, 1, 16, 4, p, s, "t");
+  CHECK(s[0] == 0.0f);
+  CHECK(s[1] == 0.0f);
+  CHECK(s[2] == 1.0f);
+  CHECK(s[3] == 1.0f);
+  const int want[16] = {0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 2, -2, -8, 7, 3, 0};  // 7.5 rounds to 8, clamped to 7
+  for (int i = 0; i < 16; ++i) {
+    CAPTURE(i);
+    CHECK(load_i4(p, uint64_t(i)) == want[i]);
+  }
+  for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    const float b[2][4] = {{1, 2, 3, 4}, {3, bad, 1, 1}};
+    CHECK_THROWS_WITH_AS(quantize_rows_int4(&b[0][0], 2, 4, 2, p, s, "layer.w"),
+                         doctest::Contains("cannot quantize 'layer.w': row 1 has a non-finite value"), CompileError);
+  }
+}
+
+TEST_CASE("quantize: int4 plans match transformers on compressed-tensors' dequantized weights") {
+  TempDir d;
+  struct Case {
+    const char* name;
+    bool head;
+    int64_t group;
+    int i4_tensors;     // 2 layers × (qkv, o, gate|up, down), and the head
+    bool lora = false;  // a LoRA fixture: its adapter merged into its base first (peft's merge in the reference)
+  };
+  // With LoRA, kiln's merge and peft's differ in the last bit of some weights, and int4 has exact ties
+  // that such a bit decides: at each group's negative maximum w / scale is −7.5 up to one rounding, so q
+  // is −8 or −7 (int8's ±127 has no tie). Those flips move the logits by about 1e-2 (greedy tokens
+  // differ), so the LoRA case is held to 2e-2: still far below the 0.28 that int4 moves them and the
+  // 0.84 between the base's and the merged model's int4 references. Without LoRA the weights are the
+  // same bits.
+  for (const Case& c :
+       {Case{"gqa_f32", false, 32, 8}, Case{"gqa_f32", true, 32, 9}, Case{"gqa_f32", false, 64, 6},
+        Case{"tied_f32", true, 32, 9}, Case{"bf16", false, 32, 8}, Case{"all_linear_r8", false, 32, 8, true}}) {
+    const double bound = c.lora ? 2e-2 : 1e-4;
+    CAPTURE(std::string(c.name));
+    CAPTURE(c.head);
+    CAPTURE(c.group);
+    const std::string dir = c.lora ? kiln::test::fixtures_root() + "/lora/" + c.name : kiln::test::fixture(c.name);
+    const std::string file = "reference_int4_g" + std::to_string(c.group) + (c.head ? "_head" : "") + ".safetensors";
+    const auto ref = kiln::test::load_reference(dir, file);
+    const auto plain = kiln::test::load_reference(dir);
+    CompileOptions o = int8_options(c.lora ? kiln::test::fixture(kiln::test::read_line(dir + "/base.txt")) : dir,
+                                    d / (std::string(c.name) + file + ".kplan"));
+    o.quantize = "int4";
+    o.group_size = c.group == 128 ? 0 : c.group;
+    o.quantize_head = c.head;
+    if (c.lora) o.lora = {{dir + "/adapter", 1.0}};
+    const CompileSummary s = compile_model(o);
+    CHECK(s.notes.find("int4 weights (symmetric, a scale per " + std::to_string(c.group) + " values)") !=
+          std::string::npos);
+    // With groups of 64 the down projections' rows (160) are not whole groups: left in f32, and said.
+    CHECK((s.notes.find("rows not a whole number of int4 groups (--group-size 64)") != std::string::npos) ==
+          (c.group == 64));
+    auto plan = load_plan(o.output);
+    CHECK_FALSE(plan->has_target("cuda"));
+    int i4 = 0;
+    for (const TensorInfo& t : plan->tensors()) {
+      if (t.dtype != DType::I4) continue;
+      ++i4;
+      const TensorInfo* sc = nullptr;
+      for (const TensorInfo& u : plan->tensors())
+        if (u.name == t.name + ".scale") sc = &u;
+      REQUIRE(sc != nullptr);
+      CHECK(sc->shape == std::vector<int64_t>{t.shape[0], t.shape[1] * 2 / c.group});
+    }
+    CHECK(i4 == c.i4_tensors);
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      auto ctx = kiln::test::cpu_context(plan, threads);
+      const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
+      const double err = kiln::test::reference_error(logits, ref);
+      CHECK(err <= bound);
+      CHECK(kiln::test::rel_l2(logits.data(), plain.logits.data(), plain.logits.size()) > 10 * bound);
+      const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+      if (!c.lora) CHECK(kiln::test::greedy_continuation(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+      const std::string what = std::string(c.name) + " g" + std::to_string(c.group) + (c.head ? " (head too)" : "") +
+                               ": rel L2 " + std::to_string(err);
+      MESSAGE(what);
+    }
+  }
+}
+
 TEST_CASE("quantize: bad options and weights are refused with one clear line, and no plan is written") {
   TempDir d;
   const std::string gqa = kiln::test::fixture("gqa_f32");
   struct Case {
     std::string quantize, target, expect;
     bool head = false;
+    int64_t group = 0;
   };
   for (const Case& c :
-       {Case{"int4", "", "--quantize int4 is not supported yet"},
-        Case{"fp8", "cpu", "--quantize fp8 is not supported yet"},
-        Case{"int7", "", "--quantize 'int7' is not one of int8, none"},
+       {Case{"fp8", "cpu", "--quantize fp8 is not supported yet"},
+        Case{"int7", "", "--quantize 'int7' is not one of int8, int4, none"},
         Case{"int8", "all", "use --target cpu (not all)"}, Case{"int8", "cuda", "use --target cpu (not cuda)"},
-        Case{"", "", "--quantize-head needs --quantize", true}}) {
+        Case{"int4", "cuda", "use --target cpu (not cuda)"}, Case{"", "", "--quantize-head needs --quantize", true},
+        Case{"int8", "", "--group-size is for --quantize int4", false, 32},
+        Case{"", "", "--group-size is for --quantize int4", false, 64},
+        Case{"int4", "", "--group-size 48 is not a positive multiple of 32", false, 48},
+        Case{"int4", "", "--group-size -32 is not a positive multiple of 32", false, -32},
+        // No weight of the fixture has rows of a whole number of 256-value groups (64 and 160 wide).
+        Case{"int4", "", "--quantize int4: no weight of this model can be quantized (", false, 256}}) {
     CAPTURE(c.quantize);
+    CAPTURE(c.group);
     CompileOptions o = int8_options(gqa, d / "bad.kplan");
     o.quantize = c.quantize;
     o.target = c.target;
     o.quantize_head = c.head;
+    o.group_size = c.group;
     CHECK(kiln::test::compile_error(o).find(c.expect) != std::string::npos);
     CHECK_FALSE(kiln::path_exists(o.output));
   }
@@ -235,8 +362,13 @@ TEST_CASE("quantize: bad options and weights are refused with one clear line, an
     CompileOptions bo = int8_options(m, d / "nan.kplan");
     kiln::test::check_compile_refused(
         bo, "cannot quantize 'model.layers.1.self_attn.k_proj.weight': row 3 has a non-finite value");
+    bo.quantize = "int4";
+    bo.group_size = 32;
+    kiln::test::check_compile_refused(
+        bo, "cannot quantize 'model.layers.1.self_attn.k_proj.weight': row 3 has a non-finite value");
     // Unquantized, the same checkpoint compiles (kiln does not read weight values then).
     bo.quantize = "";
+    bo.group_size = 0;
     CHECK(kiln::test::compile_error(bo) == "");
     std::remove(bo.output.c_str());
   }
@@ -305,6 +437,68 @@ TEST_CASE("quantize: edited int8 plans are refused by the verifier behind valid 
        [&](fb::Plan* p) {
          p->mutable_tensors()->GetMutableObject(v2_launches(p)[0]->inputs()->Get(1))->mutate_dtype(fb::DType::BF16);
        },
+       "size does not match"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(std::string(c.name));
+    std::vector<uint8_t> b = bytes;
+    c.edit(kiln::test::mutable_root(b));
+    kiln::test::rehash(b);
+    const Status st = kiln::test::load_status(b);
+    CHECK_FALSE(st.is_ok());
+    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
+  }
+}
+
+TEST_CASE("quantize: edited int4 plans are refused by the verifier behind valid checksums") {
+  TempDir d;
+  CompileOptions o = int8_options(kiln::test::fixture("gqa_f32"), d / "q4.kplan");
+  o.quantize = "int4";
+  o.group_size = 32;
+  compile_model(o);
+  const std::vector<uint8_t> bytes = kiln::test::read_bytes(o.output);
+  REQUIRE(kiln::test::load_status(bytes).is_ok());
+  // The first matmul launch of the prefill program with i4 weights (the fused qkv: 128 rows of k 64).
+  auto first_i4 = [](fb::Plan* p) {
+    auto* prog = p->mutable_programs()->GetMutableObject(0);
+    for (flatbuffers::uoffset_t i = 0; i < prog->launches()->size(); ++i) {
+      auto* l = prog->mutable_launches()->GetMutableObject(i);
+      if (p->kernels()->Get(l->kernel())->name()->str() == "matmul" &&
+          p->tensors()->Get(l->inputs()->Get(1))->dtype() == fb::DType::I4)
+        return l;
+    }
+    FAIL("no i4 matmul");
+    return static_cast<fb::Launch*>(nullptr);
+  };
+  auto tensor = [](fb::Plan* p, uint32_t t) { return p->mutable_tensors()->GetMutableObject(t); };
+  struct Case {
+    const char* name;
+    std::function<void(fb::Plan*)> edit;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"scale dropped", [&](fb::Plan* p) { first_i4(p)->mutable_inputs()->Mutate(4, kNoTensor); },
+       "i4 weights 'model.layers.0.self_attn.qkv_proj.weight' without their w_scale"},
+      {"groups of 16 (the scale reshaped to 64 x 4)",
+       [&](fb::Plan* p) {
+         auto* sc = tensor(p, first_i4(p)->inputs()->Get(4));
+         REQUIRE(sc->shape()->Get(0) == 128);
+         REQUIRE(sc->shape()->Get(1) == 2);
+         sc->mutable_shape()->Mutate(0, 64);
+         sc->mutable_shape()->Mutate(1, 4);
+       },
+       "i4 groups must divide k into whole multiples of 32 values"},
+      {"the scale's rows halved and groups doubled (64 x 4 as 256 x 1 is 128 x 2 in bytes)",
+       [&](fb::Plan* p) {
+         auto* sc = tensor(p, first_i4(p)->inputs()->Get(4));
+         sc->mutable_shape()->Mutate(0, 256);
+         sc->mutable_shape()->Mutate(1, 1);
+       },
+       "w_scale"},
+      {"an i4 weight read as i8",
+       [&](fb::Plan* p) { tensor(p, first_i4(p)->inputs()->Get(1))->mutate_dtype(fb::DType::I8); }, "w"},
+      {"an i4 weight as bf16",
+       [&](fb::Plan* p) { tensor(p, first_i4(p)->inputs()->Get(1))->mutate_dtype(fb::DType::BF16); },
        "size does not match"},
   };
   for (const Case& c : cases) {

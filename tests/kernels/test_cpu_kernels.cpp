@@ -338,6 +338,92 @@ TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit
   }
 }
 
+TEST_CASE("i4 storage: two values a byte, low nibble first, q + 8, loads the byte") {
+  const uint8_t row[3] = {0x80, 0x0f, 0x7a};  // values 0, -8 | 7, -8 | 2, -1
+  const int want[6] = {-8, 0, 7, -8, 2, -1};
+  for (int i = 0; i < 6; ++i) CHECK(load_i4(row, uint64_t(i)) == want[i]);
+  CHECK(dtype_size(DType::I4) == 1);
+  CHECK(std::string(dtype_name(DType::I4)) == "i4");
+  CHECK_FALSE(dtype_is_float(DType::I4));
+  CHECK(load_as_f32(row, DType::I4, 2) == 122.0f);
+  uint8_t b[3];
+  const float in[3] = {255.0f, 300.0f, -3.0f};
+  convert_f32_to(in, DType::I4, b, 3);
+  CHECK(b[0] == 255);
+  CHECK(b[1] == 255);
+  CHECK(b[2] == 0);
+  // dequant_i4 from an even offset, across a group boundary: float(q) · the group's scale.
+  const float scales[2] = {0.5f, -3.0f};
+  float d[4];
+  dequant_i4(row, scales, 4, 2, 4, d);  // values 2 … 5, groups of 4
+  CHECK(d[0] == 3.5f);
+  CHECK(d[1] == -4.0f);
+  CHECK(d[2] == -6.0f);
+  CHECK(d[3] == 3.0f);
+}
+
+// i4 weights (two values a byte, a scale per group along k) dequantize to q · scale and then run as f32
+// weights: every path (one row: AVX-512 tiles or dot_f32_i4; 2-15 rows: the dot-product tiles; 16 and
+// more: the GEMM, k in blocks over 2,048) must give the f32 matmul's bits on those values, with bias,
+// accumulate and padding rows, for 1 and 2 threads and both tiers.
+TEST_CASE("matmul with i4 weights equals the f32 matmul on the dequantized weights, bit for bit, on every path") {
+  struct Shape {
+    int64_t k, group;
+  };
+  uint32_t seed = 1500;
+  for (const Shape sh : {Shape{32, 32}, Shape{64, 32}, Shape{160, 32}, Shape{576, 64}, Shape{1024, 128},
+                         Shape{2304, 128}, Shape{4160, 64}})
+    for (const bool tier512 : avx512_tiers())
+      for (int64_t m : {1, 5, 8, 13, 30})
+        for (int64_t rows : {1, 3, 10, 16, 40}) {
+          const int64_t k = sh.k, group = sh.group, groups = k / group;
+          if (k > 1024 && m > 13) continue;  // (keeps the test short; 13 covers the tiles' short ends)
+          const Tier tier(tier512);
+          CAPTURE(tier512);
+          CAPTURE(k);
+          CAPTURE(group);
+          CAPTURE(m);
+          CAPTURE(rows);
+          std::mt19937 rng(seed++);
+          std::vector<uint8_t> w(size_t(m * k / 2));
+          for (uint8_t& b : w) b = uint8_t(rng());
+          std::vector<float> scale = random_floats(size_t(m * groups), seed++, 0.05f);
+          scale[0] = 0.0f;  // a group of zeros
+          // The dequantized weights, by the documented layout (kernels/dtype.h), not by the kernels' helpers.
+          std::vector<float> wd(size_t(m * k));
+          for (int64_t j = 0; j < m; ++j)
+            for (int64_t i = 0; i < k; ++i) {
+              const uint8_t b = w[size_t((j * k + i) / 2)];
+              const int q = int(i % 2 == 0 ? b & 15 : b >> 4) - 8;
+              wd[size_t(j * k + i)] = float(q) * scale[size_t(j * groups + i / group)];
+            }
+          const std::vector<float> bias = random_floats(size_t(m), seed++);
+          const int64_t batch = rows >= 10 ? 2 : 1, chunk = rows / batch;
+          const std::vector<int32_t> valid = batch == 2 ? std::vector<int32_t>{int32_t(chunk - 1), int32_t(chunk)}
+                                                        : std::vector<int32_t>{int32_t(chunk)};
+          const auto x = random_floats(size_t(rows * k), seed++, 4.0f);
+          const std::vector<float> y0 = random_floats(size_t(rows * m), seed++);
+          ThreadPool p1(1, matmul_scratch_floats(k, rows, DType::I4)), p2(2, matmul_scratch_floats(k, rows, DType::I4));
+          for (const bool acc : {false, true}) {
+            std::vector<float> yf = y0, y1 = y0, y2 = y0;
+            matmul_cpu(MatmulArgs{x.data(), wd.data(), DType::F32, bias.data(), DType::F32, yf.data(), rows, k, m, acc,
+                                  valid.data(), batch},
+                       p2);
+            MatmulArgs a{x.data(), w.data(), DType::I4, bias.data(),  DType::F32, y1.data(),    rows,
+                         k,        m,        acc,       valid.data(), batch,      scale.data(), group};
+            matmul_cpu(a, p1);
+            a.y = y2.data();
+            matmul_cpu(a, p2);
+            REQUIRE(std::memcmp(y1.data(), yf.data(), yf.size() * 4) == 0);
+            REQUIRE(std::memcmp(y2.data(), yf.data(), yf.size() * 4) == 0);
+          }
+          if (rows == 1)
+            for (int64_t j = 0; j < m; ++j)
+              REQUIRE(dot_f32_i4(x.data(), w.data() + j * k / 2, scale.data() + j * groups, group, k) ==
+                      dot_f32(x.data(), wd.data() + j * k, k));
+        }
+}
+
 // From kGemmMinRows activation rows (prefill chunks) the matmul is a GEMM of outer-product tiles (on
 // AVX-512 32 rows × 12 weight rows, on AVX2 16 × 6, elsewhere 8 × 1): every output must be gemm_ref's
 // chain of FMAs over k for its row and weight row, bit for bit, for every dtype (i8 times its row

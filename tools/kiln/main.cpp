@@ -60,12 +60,15 @@ int main(int argc, char** argv) {
                     "Compile although a config sets keys kiln does not model (they may change the model); each "
                     "is noted in the plan instead of refused");
   compile->add_option("--quantize", co.quantize,
-                      "Weight-only quantization of the matmul weights: int8 (per-row scales; CPU only so far) or "
-                      "none (also: dequantize a pre-quantized checkpoint, which otherwise stays int8 as shipped)");
-  compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8: the LM head too");
+                      "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
+                      "scale per --group-size values; both CPU only so far) or none (also: dequantize a "
+                      "pre-quantized checkpoint, which otherwise stays int8 as shipped)");
+  compile->add_option("--group-size", co.group_size,
+                      "With --quantize int4: values per scale along each row, a multiple of 32 (default 128)");
+  compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8 or int4: the LM head too");
   compile
       ->add_option("--target", co.target,
-                   "Backends to compile for: cpu, cuda (sm_90) or all (default; cpu with int8 weights)")
+                   "Backends to compile for: cpu, cuda (sm_90) or all (default; cpu with int8 or int4 weights)")
       ->check(CLI::IsMember({"cpu", "cuda", "all"}));
   std::vector<std::string> lora_args;
   compile->add_option("--lora", lora_args, "PEFT LoRA adapter folder to merge, DIR or DIR:WEIGHT (repeatable)");
