@@ -11,9 +11,11 @@ namespace kiln {
 // I8: a weight quantized to int8, one f32 scale per row in its own tensor (the op that reads it
 // names the scale operand: matmul version 2, kernels/matmul.h); the value is q · scale[row].
 // I4: a weight quantized to int4 in groups along its rows, two values a byte: an element of an I4
-// tensor is one byte, so a tensor's last dimension counts bytes (k/2 for k values). Value 2b of a
-// row is the byte's low nibble, 2b+1 its high one, each q + 8 (0…15 for q in −8…7); the f32 scales
-// are (rows, k/group) in their own tensor (matmul version 2), and the value is q · scale[row][i/group].
+// tensor is one byte, so a tensor's last dimension counts bytes (k/2 for k values, k a multiple of
+// 32). A row is blocks of 32 values in 16 bytes: byte b of a block holds the block's value b in its
+// low nibble and value 16 + b in its high one (so that the 16 lanes of a vector find their values
+// in the low and high nibbles of 16 consecutive bytes), each as q + 8 (0…15 for q in −8…7). The f32
+// scales are (rows, k/group) in their own tensor (matmul version 2); the value is q · scale[row][i/group].
 enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4, I8 = 5, I4 = 6 };
 constexpr int kNumDTypes = 7;
 
@@ -177,7 +179,9 @@ void convert_to_f32(const void* src, DType t, float* dst, uint64_t n);
 // Convert n contiguous f32 elements to a float dtype.
 void convert_f32_to(const float* src, DType t, void* dst, uint64_t n);
 
-// Value i of a packed I4 row: q = its nibble − 8.
-inline int load_i4(const uint8_t* row, uint64_t i) { return int((row[i / 2] >> (4 * (i % 2))) & 15u) - 8; }
+// Value i of a packed I4 row: q = its nibble − 8; and the byte and the shift of its nibble.
+inline uint64_t i4_byte(uint64_t i) { return i / 32 * 16 + i % 16; }
+inline unsigned i4_shift(uint64_t i) { return i % 32 < 16 ? 0u : 4u; }
+inline int load_i4(const uint8_t* row, uint64_t i) { return int((row[i4_byte(i)] >> i4_shift(i)) & 15u) - 8; }
 
 }  // namespace kiln

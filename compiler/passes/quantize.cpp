@@ -31,7 +31,7 @@ void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* 
 
 void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uint8_t* packed, float* scale,
                         const std::string& what) {
-  if (group <= 0 || group % 2 != 0 || k % group != 0)
+  if (group <= 0 || k % group != 0 || k % 32 != 0)
     throw CompileError("internal: int4 group " + std::to_string(group) + " for rows of " + std::to_string(k));
   const int64_t groups = k / group;
   for (int64_t j = 0; j < m; ++j)
@@ -46,12 +46,13 @@ void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uin
       }
       const float s = amax / 7.5f;
       scale[j * groups + g] = s;
-      uint8_t* out = packed + (j * k + g * group) / 2;
-      for (int64_t i = 0; i < group; i += 2) {
-        auto nib = [&](float x) {
-          return s == 0.0f ? 8u : unsigned(std::min(7.0f, std::max(-8.0f, std::nearbyint(x / s))) + 8.0f);
-        };
-        out[i / 2] = uint8_t(nib(v[i]) | (nib(v[i + 1]) << 4));
+      uint8_t* row = packed + j * k / 2;
+      for (int64_t i = 0; i < group; ++i) {
+        const int64_t at = g * group + i;  // (kernels/dtype.h's layout: a nibble of byte i4_byte(at))
+        const unsigned nib =
+            s == 0.0f ? 8u : unsigned(std::min(7.0f, std::max(-8.0f, std::nearbyint(v[i] / s))) + 8.0f);
+        uint8_t& b = row[i4_byte(uint64_t(at))];
+        b = uint8_t((b & ~(15u << i4_shift(uint64_t(at)))) | (nib << i4_shift(uint64_t(at))));
       }
     }
 }

@@ -29,8 +29,8 @@ void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* 
 // Group-wise symmetric int4, for each of m rows of k values in groups of `group` (k a multiple of it):
 // scale = max|w| / 7.5 over the group and q = clamp(round-half-even(w / scale), −8, 7), in f32, as
 // compressed-tensors' and GPTQ's symmetric int4 (q · scale is the dequantized weight; a group of
-// zeros, or whose scale underflows to 0, has scale 0 and q 0). packed: m·k/2 bytes in the I4 layout
-// (kernels/dtype.h: value 2b in byte b's low nibble, q + 8); scale: m·(k/group), row by row. Throws
+// zeros, or whose scale underflows to 0, has scale 0 and q 0). k is a multiple of 32; packed: m·k/2
+// bytes in the I4 layout (kernels/dtype.h: blocks of 32 values, q + 8); scale: m·(k/group). Throws
 // CompileError naming `what` and the row when a value is not finite.
 void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uint8_t* packed, float* scale,
                         const std::string& what);

@@ -181,16 +181,17 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_widen(cons
 }
 
 // out[c] = dot_f32_i4(x, w[c], scales[c], group, k) for C packed i4 weight rows (group and k multiples
-// of 32), bit for bit, on AVX-512: 32 values of a row a step, its 16 bytes split into nibbles and
-// interleaved back into value order, each nibble looked up in the row's table of the 16 products
-// float(q) · scale for its group (the same rounded products dequant_i4 makes), then FMA into the
-// row's 16 lanes and finish_dot_lanes's reduction.
+// of 32), bit for bit, on AVX-512: a block of 32 values a step, its 16 bytes widened to the 16 lanes
+// (lane l: values l and 16 + l in the low and high nibble, kernels/dtype.h), and each nibble looked up
+// in the row's table of the 16 products float(q) · scale for its group (vpermps reads an index's low
+// 4 bits only, so the high nibble needs just a shift): the same rounded products dequant_i4 makes,
+// FMA into the row's 16 lanes, then finish_dot_lanes's reduction. Three shuffles a block, where
+// splitting and interleaving the nibbles of a value-ordered byte stream took six.
 template <int C>
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_i4(const float* x, const uint8_t* const* w,
                                                                          const float* const* scales, int64_t group,
                                                                          int64_t k, float* out) {
   const __m512 q = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-  const __m128i low4 = _mm_set1_epi8(0x0f);
   __m512 acc[C], table[C];
   for (int c = 0; c < C; ++c) acc[c] = table[c] = _mm512_setzero_ps();
   for (int64_t i = 0; i < k; i += 32) {
@@ -205,10 +206,10 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_i4(const f
         prefetch_next_tile(w[c] + i / 2, C * k / 2);
       }
     for (int c = 0; c < C; ++c) {
-      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[c] + i / 2));
-      const __m128i lo = _mm_and_si128(b, low4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
-      const __m512i n0 = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_unpacklo_epi8(lo, hi));  // values i … i+15
-      const __m512i n1 = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_unpackhi_epi8(lo, hi));  // values i+16 … i+31
+      const __m512i b =
+          _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[c] + i / 2)));
+      const __m512i n0 = b,
+                    n1 = _mm512_maskz_srli_epi32(0xffff, b, 4);  // values i … i+15, i+16 … i+31 in their low 4 bits
       acc[c] = _mm512_fmadd_ps(x0, _mm512_maskz_permutexvar_ps(0xffff, n0, table[c]), acc[c]);
       acc[c] = _mm512_fmadd_ps(x1, _mm512_maskz_permutexvar_ps(0xffff, n1, table[c]), acc[c]);
     }

@@ -217,23 +217,29 @@ TEST_CASE("quantize: group-wise int4 equals compressed-tensors' formula exactly 
 
 TEST_CASE("quantize: int4 zero and tiny groups, ties, the range's ends, and non-finite weights") {
   const float tiny = std::numeric_limits<float>::denorm_min();
-  // One row, groups of 4: zeros; a subnormal (its scale underflows); 7.5 -> scale 1 with ties; the ends.
-  const float w[16] = {0, 0, 0, 0, tiny, -tiny, 0, tiny, 7.5f, 0.5f, 1.5f, -2.5f, -7.5f, 7.4f, 3.0f, -0.49f};
-  uint8_t p[8];
-  float s[4];
-  quantize_rows_int4(w, 1, 16, 4, p, s, "t");
+  // One row of 32, groups of 4: zeros; a subnormal (its scale underflows); 7.5 -> scale 1 with ties; the
+  // ends (values 16-31 are zeros: they share bytes with 0-15).
+  const float w[32] = {0, 0, 0, 0, tiny, -tiny, 0, tiny, 7.5f, 0.5f, 1.5f, -2.5f, -7.5f, 7.4f, 3.0f, -0.49f};
+  uint8_t p[16];
+  float s[8];
+  quantize_rows_int4(w, 1, 32, 4, p, s, "t");
   CHECK(s[0] == 0.0f);
   CHECK(s[1] == 0.0f);
   CHECK(s[2] == 1.0f);
   CHECK(s[3] == 1.0f);
   const int want[16] = {0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 2, -2, -8, 7, 3, 0};  // 7.5 rounds to 8, clamped to 7
-  for (int i = 0; i < 16; ++i) {
+  for (int i = 0; i < 32; ++i) {
     CAPTURE(i);
-    CHECK(load_i4(p, uint64_t(i)) == want[i]);
+    CHECK(load_i4(p, uint64_t(i)) == (i < 16 ? want[i] : 0));
+    if (i >= 16) CHECK(s[i / 4] == 0.0f);
   }
+  CHECK(p[8] == uint8_t(8 + 7 + 8 * 16));  // value 8 (7) low, value 24 (0) high
   for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
-    const float b[2][4] = {{1, 2, 3, 4}, {3, bad, 1, 1}};
-    CHECK_THROWS_WITH_AS(quantize_rows_int4(&b[0][0], 2, 4, 2, p, s, "layer.w"),
+    float b[2][32] = {};
+    b[1][1] = bad;
+    uint8_t p2[32];
+    float s2[4];
+    CHECK_THROWS_WITH_AS(quantize_rows_int4(&b[0][0], 2, 32, 16, p2, s2, "layer.w"),
                          doctest::Contains("cannot quantize 'layer.w': row 1 has a non-finite value"), CompileError);
   }
 }

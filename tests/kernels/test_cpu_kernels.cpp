@@ -338,28 +338,34 @@ TEST_CASE("matmul with i8 weights equals dot_f32 over q times the row scale, bit
   }
 }
 
-TEST_CASE("i4 storage: two values a byte, low nibble first, q + 8, loads the byte") {
-  const uint8_t row[3] = {0x80, 0x0f, 0x7a};  // values 0, -8 | 7, -8 | 2, -1
-  const int want[6] = {-8, 0, 7, -8, 2, -1};
-  for (int i = 0; i < 6; ++i) CHECK(load_i4(row, uint64_t(i)) == want[i]);
+TEST_CASE("i4 storage: blocks of 32 values in 16 bytes, value b low and 16 + b high, q + 8, loads the byte") {
+  uint8_t row[32] = {};  // two blocks, 64 values
+  row[0] = 0x80;         // value 0: q = 0 - 8, value 16: 8 - 8
+  row[1] = 0x0f;         // value 1: 7, value 17: -8
+  row[15] = 0x7a;        // value 15: 2, value 31: -1
+  row[16] = 0xf3;        // value 32: -5, value 48: 7
+  const int64_t at[8] = {0, 16, 1, 17, 15, 31, 32, 48};
+  const int want[8] = {-8, 0, 7, -8, 2, -1, -5, 7};
+  for (int i = 0; i < 8; ++i) CHECK(load_i4(row, uint64_t(at[i])) == want[i]);
+  CHECK(load_i4(row, 2) == -8);  // a zero byte: q = -8 both
   CHECK(dtype_size(DType::I4) == 1);
   CHECK(std::string(dtype_name(DType::I4)) == "i4");
   CHECK_FALSE(dtype_is_float(DType::I4));
-  CHECK(load_as_f32(row, DType::I4, 2) == 122.0f);
+  CHECK(load_as_f32(row, DType::I4, 15) == 122.0f);
   uint8_t b[3];
   const float in[3] = {255.0f, 300.0f, -3.0f};
   convert_f32_to(in, DType::I4, b, 3);
   CHECK(b[0] == 255);
   CHECK(b[1] == 255);
   CHECK(b[2] == 0);
-  // dequant_i4 from an even offset, across a group boundary: float(q) · the group's scale.
+  // dequant_i4 from an even offset, across group boundaries: float(q) · the group's scale.
   const float scales[2] = {0.5f, -3.0f};
   float d[4];
-  dequant_i4(row, scales, 4, 2, 4, d);  // values 2 … 5, groups of 4
-  CHECK(d[0] == 3.5f);
-  CHECK(d[1] == -4.0f);
-  CHECK(d[2] == -6.0f);
-  CHECK(d[3] == 3.0f);
+  dequant_i4(row, scales, 32, 30, 4, d);  // values 30 … 33, groups of 32
+  CHECK(d[0] == -4.0f);                   // value 30: byte 14 (0), high nibble: -8 · 0.5
+  CHECK(d[1] == -0.5f);                   // value 31: -1 · 0.5
+  CHECK(d[2] == 15.0f);                   // value 32: -5 · -3
+  CHECK(d[3] == 24.0f);                   // value 33: byte 17 (0), low nibble: -8 · -3
 }
 
 // i4 weights (two values a byte, a scale per group along k) dequantize to q · scale and then run as f32
@@ -393,8 +399,8 @@ TEST_CASE("matmul with i4 weights equals the f32 matmul on the dequantized weigh
           std::vector<float> wd(size_t(m * k));
           for (int64_t j = 0; j < m; ++j)
             for (int64_t i = 0; i < k; ++i) {
-              const uint8_t b = w[size_t((j * k + i) / 2)];
-              const int q = int(i % 2 == 0 ? b & 15 : b >> 4) - 8;
+              const uint8_t b = w[size_t(j * k / 2 + i / 32 * 16 + i % 16)];
+              const int q = int(i % 32 < 16 ? b & 15 : b >> 4) - 8;
               wd[size_t(j * k + i)] = float(q) * scale[size_t(j * groups + i / group)];
             }
           const std::vector<float> bias = random_floats(size_t(m), seed++);
