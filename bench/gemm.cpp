@@ -3,9 +3,9 @@
 // from registers, nothing from memory; 16-lane AVX-512 FMAs where the matmul runs its AVX-512
 // tiles, else 8-lane AVX2 ones).
 //   kiln-bench-gemm [--threads N] [--rows 64] [--runs 5]
-// Shapes: the Llama-3.2-1B and SmolLM2-135M projections (qkv, o, gate|up, down) with f32, bf16 and
-// i8 (per-row scaled) weights. Reports the median of --runs calls per shape, and the weight bytes
-// read per second (what bounds --rows 1, a decode GEMV).
+// Shapes: the Llama-3.2-1B and SmolLM2-135M projections (qkv, o, gate|up, down) with f32, bf16, i8
+// (per-row scaled) and i4 (a scale per 32 values) weights. Reports the median of --runs calls per
+// shape, and the weight bytes read per second (what bounds --rows 1, a decode GEMV).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   };
   uint64_t scratch = 0;  // (the most any shape needs: not always the longest k's, once the GEMM's panel is capped)
   for (const Shape& s : shapes)
-    for (kiln::DType t : {kiln::DType::F32, kiln::DType::BF16, kiln::DType::I8})
+    for (kiln::DType t : {kiln::DType::F32, kiln::DType::BF16, kiln::DType::I8, kiln::DType::I4})
       scratch = std::max(scratch, kiln::matmul_scratch_floats(s.k, rows, t));
   kiln::ThreadPool pool(threads, scratch);
   double peak = 0;
@@ -119,17 +119,22 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (const Shape& s : shapes)
-    for (kiln::DType dt : {kiln::DType::F32, kiln::DType::BF16, kiln::DType::I8}) {
+    for (kiln::DType dt : {kiln::DType::F32, kiln::DType::BF16, kiln::DType::I8, kiln::DType::I4}) {
       // x, y and w 64-byte aligned, as the CPU backend's arena and weight segments are
       std::vector<float, kiln::CacheLineAllocator<float>> x(size_t(rows * s.k)), y(size_t(rows * s.m));
       std::vector<float> wf(size_t(s.m * s.k));
       for (float& v : x) v = u(rng);
       for (float& v : wf) v = u(rng) * 0.05f;
-      std::vector<uint8_t, kiln::CacheLineAllocator<uint8_t>> w(wf.size() * kiln::dtype_size(dt));
-      // i8: whole numbers in [-127, 127] (store_from_f32's contract), scaled back per row
-      for (size_t i = 0; i < wf.size(); ++i)
-        kiln::store_from_f32(w.data(), dt, i, dt == kiln::DType::I8 ? std::nearbyint(wf[i] * 2540.0f) : wf[i]);
-      const std::vector<float> scale(size_t(s.m), 1.0f / 2540.0f);
+      const bool i4 = dt == kiln::DType::I4;
+      constexpr int64_t kGroup = 32;  // i4: a scale per 32 values (the smallest group: the most tables to build)
+      std::vector<uint8_t, kiln::CacheLineAllocator<uint8_t>> w(i4 ? wf.size() / 2 : wf.size() * kiln::dtype_size(dt));
+      // i8: whole numbers in [-127, 127] (store_from_f32's contract), scaled back per row; i4: random bytes
+      if (i4)
+        for (uint8_t& b : w) b = uint8_t(rng());
+      else
+        for (size_t i = 0; i < wf.size(); ++i)
+          kiln::store_from_f32(w.data(), dt, i, dt == kiln::DType::I8 ? std::nearbyint(wf[i] * 2540.0f) : wf[i]);
+      const std::vector<float> scale(size_t(i4 ? s.m * (s.k / kGroup) : s.m), i4 ? 0.01f : 1.0f / 2540.0f);
       kiln::MatmulArgs a{x.data(),
                          w.data(),
                          dt,
@@ -142,7 +147,8 @@ int main(int argc, char** argv) {
                          false,
                          nullptr,
                          1,
-                         dt == kiln::DType::I8 ? scale.data() : nullptr};
+                         dt == kiln::DType::I8 || i4 ? scale.data() : nullptr,
+                         i4 ? kGroup : 0};
       kiln::matmul_cpu(a, pool);  // warm-up
       std::vector<double> ms;
       for (int r = 0; r < runs; ++r) {

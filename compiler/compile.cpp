@@ -53,9 +53,15 @@ CompileSummary compile_model(const CompileOptions& o) {
   Graph& g = b.graph;
   if (!quant.scheme.empty() && quant.scheme != "none" && g.kind != PlanKind::kLlm)
     throw CompileError("--quantize is for LLM checkpoints; " + o.model_dir + " is a text-to-image pipeline");
-  // A pre-quantized checkpoint (compressed-tensors int8) keeps its int8 rows unless --quantize none.
+  // A pre-quantized checkpoint (compressed-tensors int8 or int4) keeps its q and scales unless
+  // --quantize none (or another scheme) says otherwise.
   int stored = 0;
-  for (const auto& kv : b.checkpoint.all()) stored += kv.second->row_scale != nullptr;
+  for (const auto& kv : b.checkpoint.all())
+    if (kv.second->row_scale) {
+      ++stored;
+      quant.stored_group = kv.second->group;  // (one scheme a checkpoint: ConfigReader::prequantized)
+    }
+  const std::string stored_kind = quant.stored_group > 0 ? "int4" : "int8";
   if (stored > 0)
     quant.stored_int8 = [&b](const std::string& part) -> const StTensor* {
       if (b.lora.touches(part) || b.lora.replacement(part)) return nullptr;
@@ -65,8 +71,8 @@ CompileSummary compile_model(const CompileOptions& o) {
   const bool as_shipped = stored > 0 && quant.scheme.empty();
   if (as_shipped && !o.target.empty() && o.target != "cpu")
     throw CompileError(
-        o.model_dir +
-        " holds pre-quantized int8 weights (compressed-tensors), which run on the CPU only "
+        o.model_dir + " holds pre-quantized " + stored_kind +
+        " weights (compressed-tensors), which run on the CPU only "
         "so far; use --target cpu, or --quantize none to dequantize them to the plan dtype (not --target " +
         o.target + ")");
   const PlanTargets targets = parse_targets(cpu_only_plan(o, stored > 0) ? "cpu" : o.target);
@@ -82,15 +88,17 @@ CompileSummary compile_model(const CompileOptions& o) {
   if (quantizing || as_shipped) {
     if (qr.quantized == 0)
       throw CompileError(
-          quantizing ? "--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")"
-                     : o.model_dir + ": none of its pre-quantized int8 weights can stay int8 (" + qr.kept +
-                           "); --quantize none dequantizes them, --quantize int8 re-quantizes them");
+          quantizing
+              ? "--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")"
+              : o.model_dir + ": none of its pre-quantized " + stored_kind + " weights can stay " + stored_kind + " (" +
+                    qr.kept + "); --quantize none dequantizes them, --quantize " + stored_kind + " re-quantizes them");
     const std::string shipped = qr.as_shipped == 0 ? ""
                                                    : " (" + std::to_string(qr.as_shipped) +
                                                          " as the checkpoint ships them, compressed-tensors)";
-    const bool int4 = quant.scheme == "int4";
+    const bool int4 = quant.scheme == "int4" || (as_shipped && quant.stored_group > 0);
+    const int64_t group = quant.scheme == "int4" ? quant.group_size : quant.stored_group;
     const std::string note =
-        (int4 ? "int4 weights (symmetric, a scale per " + std::to_string(quant.group_size) + " values): "
+        (int4 ? "int4 weights (symmetric, a scale per " + std::to_string(group) + " values): "
               : std::string("int8 weights (per-row scales): ")) +
         std::to_string(qr.quantized) + " matmul weights" + shipped +
         (qr.tied_head_copy ? (int4 ? " (the tied LM head as an i4 copy; the embedding keeps its dtype)"
@@ -104,15 +112,16 @@ CompileSummary compile_model(const CompileOptions& o) {
     if (qr.stored_parts < stored) {
       const std::string deq =
           std::to_string(stored - qr.stored_parts) + " of the checkpoint's " + std::to_string(stored) +
-          " pre-quantized int8 weights not kept as shipped (changed by an adapter, or read by ops "
-          "without int8 kernels such as MoE experts): " +
+          " pre-quantized " + stored_kind +
+          " weights not kept as shipped (changed by an adapter, read by ops without their kernels such as "
+          "MoE experts, or in another scheme than --quantize asks for): " +
           (quantizing ? "re-quantized by kiln or dequantized to " : "dequantized to ") + dtype_name(g.info.plan_dtype);
       add_note(&g.info.notes, deq);
       add_note(&b.summary.notes, deq);
     }
   } else if (stored > 0) {
-    const std::string note = std::to_string(stored) +
-                             " pre-quantized int8 checkpoint weights (compressed-tensors) "
+    const std::string note = std::to_string(stored) + " pre-quantized " + stored_kind +
+                             " checkpoint weights (compressed-tensors) "
                              "dequantized to " +
                              std::string(dtype_name(g.info.plan_dtype)) + " (--quantize none)";
     add_note(&g.info.notes, note);

@@ -18,11 +18,13 @@ void ConfigReader::refuse_quantized() const {
   const json& q = j_["quantization_config"];
   std::string method = "(none given)";
   if (q.is_object() && q.contains("quant_method"))
-    method = q["quant_method"].is_string() ? "\"" + q["quant_method"].get<std::string>() + "\"" : q["quant_method"].dump();
-  fail("quantization_config", "has quant_method " + method +
-                                  ": this is a quantized checkpoint kiln does not read (it reads f32, bf16 and f16 "
-                                  "weights, compressed-tensors int8 ones for the LLaMA family, and block-scaled FP8 "
-                                  "ones as DeepSeek ships them); use the model's unquantized release");
+    method =
+        q["quant_method"].is_string() ? "\"" + q["quant_method"].get<std::string>() + "\"" : q["quant_method"].dump();
+  fail("quantization_config",
+       "has quant_method " + method +
+           ": this is a quantized checkpoint kiln does not read (it reads f32, bf16 and f16 "
+           "weights, compressed-tensors int8 and int4 ones for the LLaMA family, and block-scaled FP8 "
+           "ones as DeepSeek ships them); use the model's unquantized release");
 }
 
 int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64_t def) const {
@@ -312,20 +314,19 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim) {
   return inv;
 }
 
-std::string ConfigReader::prequantized() const {
+std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out) const {
   if (!has("quantization_config")) return "";
   const json& q = j_["quantization_config"];
   if (!q.is_object() || !q.contains("quant_method") || q["quant_method"] != "compressed-tensors") refuse_quantized();
   read_.insert("quantization_config");
   auto refuse = [&](const std::string& what) {
-    fail("quantization_config", "has quant_method \"compressed-tensors\" with " + what +
-                                    ": kiln does not read this quantized checkpoint (it reads pack-quantized 8-bit "
-                                    "symmetric per-channel weights without activation quantization, llm-compressor's "
-                                    "W8A16)");
+    fail("quantization_config",
+         "has quant_method \"compressed-tensors\" with " + what +
+             ": kiln does not read this quantized checkpoint (it reads pack-quantized "
+             "symmetric weights without activation quantization: 8-bit per channel, "
+             "llm-compressor's W8A16, and 4-bit in groups of a multiple of 32 values, its W4A16)");
   };
-  auto empty = [&](const char* k) {
-    return !q.contains(k) || q[k].is_null() || (q[k].is_object() && q[k].empty());
-  };
+  auto empty = [&](const char* k) { return !q.contains(k) || q[k].is_null() || (q[k].is_object() && q[k].empty()); };
   // Keys that do not change what the stored weights mean (or are checked below); any other is
   // refused (or, with --allow-unknown-config, noted) like an unmodeled config key.
   auto unknown = [&](const json& o, const std::string& path, std::initializer_list<const char*> known) {
@@ -344,6 +345,8 @@ std::string ConfigReader::prequantized() const {
     if (!empty(k)) refuse(std::string(k) + " " + q[k].dump());
   if (!q.contains("config_groups") || !q["config_groups"].is_object() || q["config_groups"].empty())
     refuse("no config_groups");
+  int bits = 0;  // every config group's, which must agree
+  int64_t group = 0;
   for (auto it = q["config_groups"].begin(); it != q["config_groups"].end(); ++it) {
     const json& g = *it;
     const std::string name = "config group '" + it.key() + "'";
@@ -360,16 +363,36 @@ std::string ConfigReader::prequantized() const {
             {"num_bits", "type", "symmetric", "strategy", "group_size", "dynamic", "block_structure", "actorder",
              "observer", "observer_kwargs", "scale_dtype", "zp_dtype"});
     // compressed-tensors' defaults where a key is absent: 8 bits, int, symmetric
-    if (w.value("num_bits", json(8)) != 8) refuse(name + " of num_bits " + w["num_bits"].dump());
+    const json nb = w.value("num_bits", json(8));
+    if (nb != 8 && nb != 4) refuse(name + " of num_bits " + nb.dump());
+    const int b = nb.get<int>();
     if (w.value("type", json("int")) != "int") refuse(name + " of type " + w["type"].dump());
     if (w.value("symmetric", json(true)) != true) refuse(name + " that is not symmetric");
     for (const char* k : {"block_structure", "actorder"})
       if (w.contains(k) && !w[k].is_null() && w[k] != false) refuse(name + " with " + k + " " + w[k].dump());
-    if (w.value("strategy", json()) != "channel") refuse(name + " of strategy " + w.value("strategy", json()).dump());
-    if (w.contains("group_size") && !w["group_size"].is_null()) refuse(name + " of group_size " + w["group_size"].dump());
+    const json strategy = w.value("strategy", json());
+    int64_t gs = 0;
+    if (b == 8) {  // 8-bit: one scale per row
+      if (strategy != "channel") refuse(name + " of 8 bits and strategy " + strategy.dump());
+      if (w.contains("group_size") && !w["group_size"].is_null())
+        refuse(name + " of 8 bits and group_size " + w["group_size"].dump());
+    } else {  // 4-bit: groups along each row, whole multiples of 32 values (kiln's int4 kernels)
+      if (strategy != "group") refuse(name + " of 4 bits and strategy " + strategy.dump());
+      const json g_size = w.value("group_size", json());
+      if (!g_size.is_number_integer() || g_size.get<int64_t>() <= 0 || g_size.get<int64_t>() % 32 != 0)
+        refuse(name + " of 4 bits and group_size " + g_size.dump() + " (kiln's int4 groups are multiples of 32)");
+      gs = g_size.get<int64_t>();
+    }
     if (w.value("dynamic", json(false)) != false) refuse(name + " with dynamic weights");
+    if (bits != 0 && (bits != b || group != gs))
+      refuse("config groups of different schemes (" + std::to_string(bits) + " and " + std::to_string(b) +
+             " bits, groups of " + std::to_string(group) + " and " + std::to_string(gs) + ")");
+    bits = b;
+    group = gs;
   }
-  return "compressed-tensors int8";
+  if (bits_out) *bits_out = bits;
+  if (group_out) *group_out = group;
+  return bits == 8 ? "compressed-tensors int8" : "compressed-tensors int4 (groups of " + std::to_string(group) + ")";
 }
 
 bool ConfigReader::fp8_blocks(int64_t* block_rows, int64_t* block_cols) const {
@@ -397,9 +420,9 @@ bool ConfigReader::fp8_blocks(int64_t* block_rows, int64_t* block_cols) const {
       b[0].get<int64_t>() <= 0 || b[1].get<int64_t>() <= 0 || b[0].get<int64_t>() > 65536 ||
       b[1].get<int64_t>() > 65536)
     refuse("weight_block_size " + b.dump() + " (expected two positive integers)");
-  static const char* const kKnown[] = {"quant_method", "fmt",          "activation_scheme", "weight_block_size",
-                                       "scale_fmt",    "expert_dtype", "dequantize",        "modules_to_not_convert",
-                                       "modules_to_convert"};
+  static const char* const kKnown[] = {
+      "quant_method", "fmt",        "activation_scheme",      "weight_block_size", "scale_fmt",
+      "expert_dtype", "dequantize", "modules_to_not_convert", "modules_to_convert"};
   for (auto it = q.begin(); it != q.end(); ++it)
     if (!it->is_null() && std::find(std::begin(kKnown), std::end(kKnown), it.key()) == std::end(kKnown))
       quant_unmodeled_.push_back(key_value("quantization_config." + it.key(), *it));

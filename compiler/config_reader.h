@@ -44,9 +44,11 @@ class ConfigReader {
   void refuse_quantized() const;
   // The pre-quantized weights a LLaMA-family checkpoint holds: "" when none (no or a null
   // quantization_config), "compressed-tensors int8" for compressed-tensors pack-quantized 8-bit
-  // symmetric per-channel weights with no activation quantization (llm-compressor's W8A16);
-  // anything else is refused as refuse_quantized does, naming what kiln does not read.
-  std::string prequantized() const;
+  // symmetric per-channel weights with no activation quantization (llm-compressor's W8A16), or
+  // "compressed-tensors int4 (groups of G)" for 4-bit symmetric groups of G values (W4A16; G a
+  // multiple of 32), with the bits and G (0 for int8) in *bits and *group; anything else is refused
+  // as refuse_quantized does, naming what kiln does not read.
+  std::string prequantized(int* bits = nullptr, int64_t* group = nullptr) const;
   // DeepSeek-V3/R1's FP8 release: quant_method "fp8", fmt "e4m3", dynamic activations and a
   // weight_block_size [rows, columns]; returns false when there is no quantization_config, true with
   // the block size for that one, and refuses anything else as refuse_quantized does.

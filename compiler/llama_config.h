@@ -67,10 +67,12 @@ struct LlamaConfig {
   double final_logit_softcapping = 0;
   RopeConfig rope_local;
   bool has_dtype = false;
-  DType dtype = DType::F32;            // torch_dtype / dtype, when given
-  std::string raw_json;                // the file, verbatim
-  std::string prequantized;            // ConfigReader::prequantized(): "" or "compressed-tensors int8"
-  bool fp8 = false;                    // FP8 block-scaled weights (ConfigReader::fp8_blocks)
+  DType dtype = DType::F32;        // torch_dtype / dtype, when given
+  std::string raw_json;            // the file, verbatim
+  std::string prequantized;        // ConfigReader::prequantized(): "" or "compressed-tensors int8|int4 …"
+  int prequantized_bits = 0;       // 8 or 4 when prequantized
+  int64_t prequantized_group = 0;  // int4: values per scale
+  bool fp8 = false;                // FP8 block-scaled weights (ConfigReader::fp8_blocks)
   int64_t fp8_block_rows = 0, fp8_block_cols = 0;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };

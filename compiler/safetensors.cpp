@@ -282,7 +282,10 @@ void Checkpoint::absorb(Checkpoint&& other, const std::string& prefix,
 
 void quantized_q(const StTensor& t, int64_t r, float* out) {
   const uint8_t* row = t.data + uint64_t(r) * t.row_bytes;
-  for (int64_t c = 0; c < t.shape[1]; ++c) out[c] = float(int8_t(uint8_t(row[c] ^ 0x80u)));
+  if (t.group > 0)
+    for (int64_t c = 0; c < t.shape[1]; ++c) out[c] = float(int((row[c / 2] >> (4 * (c % 2))) & 15u) - 8);
+  else
+    for (int64_t c = 0; c < t.shape[1]; ++c) out[c] = float(int8_t(uint8_t(row[c] ^ 0x80u)));
 }
 
 namespace {
@@ -350,7 +353,10 @@ void read_f32(const StTensor& t, float* out) {
   for (int64_t r = 0; r < rows; ++r) {
     float* o = out + r * cols;
     quantized_q(t, r, o);
-    for (int64_t c = 0; c < cols; ++c) o[c] *= t.row_scale[r];
+    if (t.group > 0)
+      for (int64_t c = 0; c < cols; ++c) o[c] *= t.row_scale[r * (cols / t.group) + c / t.group];
+    else
+      for (int64_t c = 0; c < cols; ++c) o[c] *= t.row_scale[r];
     if (t.scale_dtype == DType::BF16)
       for (int64_t c = 0; c < cols; ++c) o[c] = bf16_to_f32(f32_to_bf16(o[c]));
     else if (t.scale_dtype == DType::F16)
@@ -358,7 +364,10 @@ void read_f32(const StTensor& t, float* out) {
   }
 }
 
-int Checkpoint::unpack_compressed_int8() {
+int Checkpoint::unpack_compressed(int bits, int64_t group) {
+  if ((bits != 8 && bits != 4) || (bits == 4) != (group > 0))
+    throw CompileError("internal: compressed-tensors " + std::to_string(bits) + " bits, group " +
+                       std::to_string(group));
   static const std::string kPacked = ".weight_packed";
   std::vector<std::string> bases;
   for (const auto& kv : all_)
@@ -376,7 +385,7 @@ int Checkpoint::unpack_compressed_int8() {
     if (!shape) bad("has no weight_shape");
     if (find(base + ".weight")) bad("also has an unquantized weight");
     if (find(base + ".weight_zero_point") || find(base + ".weight_g_idx"))
-      bad("has a zero point or group index: only symmetric per-channel int8 is read");
+      bad("has a zero point or group index: only symmetric weights are read (int8 per channel, int4 in groups)");
     if (shape->st_dtype != "I64" || shape->shape != std::vector<int64_t>{2} || shape->size != 16)
       bad("has weight_shape of dtype " + shape->st_dtype + " and shape " + shape_str(shape->shape) +
           " (expected I64 [2])");
@@ -385,22 +394,33 @@ int Checkpoint::unpack_compressed_int8() {
     const int64_t rows = dims[0], cols = dims[1];
     if (rows <= 0 || cols <= 0 || rows > (int64_t(1) << 31) || cols > (int64_t(1) << 31))
       bad("has weight_shape [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
-    const int64_t words = (cols + 3) / 4;
+    const int64_t per_word = 32 / bits, words = (cols + per_word - 1) / per_word;
     if (packed->st_dtype != "I32" || packed->shape != std::vector<int64_t>{rows, words})
       bad("has weight_packed of dtype " + packed->st_dtype + " and shape " + shape_str(packed->shape) +
-          " (expected I32 " + shape_str({rows, words}) + " for 8-bit values of weight_shape " +
-          shape_str({rows, cols}) + ")");
+          " (expected I32 " + shape_str({rows, words}) + " for " + std::to_string(bits) +
+          "-bit values of weight_shape " + shape_str({rows, cols}) + ")");
+    if (group > 0 && cols % group != 0)
+      bad("has rows of " + std::to_string(cols) + " values, not a whole number of groups of " + std::to_string(group) +
+          " (the config's group_size)");
+    const int64_t groups = group > 0 ? cols / group : 1;
     if (!scale->has_dtype || !dtype_is_float(scale->dtype) ||
-        (scale->shape != std::vector<int64_t>{rows, 1} && scale->shape != std::vector<int64_t>{rows}))
+        (scale->shape != std::vector<int64_t>{rows, groups} &&
+         (group > 0 || scale->shape != std::vector<int64_t>{rows})))
       bad("has weight_scale of dtype " + scale->st_dtype + " and shape " + shape_str(scale->shape) +
-          " (expected a float [" + std::to_string(rows) + ", 1]: one scale per output row)");
-    auto s = positive_scales(*scale, size_t(rows), "scale", bad, [](size_t r) { return "row " + std::to_string(r); });
+          " (expected a float " + shape_str({rows, groups}) +
+          (group > 0 ? ": one scale per group of " + std::to_string(group) + " values of a row)"
+                     : std::string(": one scale per output row)")));
+    auto s = positive_scales(*scale, size_t(rows * groups), "scale", bad, [groups, group](size_t i) {
+      return group > 0 ? "row " + std::to_string(int64_t(i) / groups) + ", group " + std::to_string(int64_t(i) % groups)
+                       : "row " + std::to_string(i);
+    });
     auto t = std::make_unique<StTensor>();
     t->name = base + ".weight";
     t->file = packed->file;
-    t->st_dtype = "I8 (compressed-tensors pack-quantized)";
+    t->st_dtype = bits == 8 ? "I8 (compressed-tensors pack-quantized)" : "I4 (compressed-tensors pack-quantized)";
     t->has_dtype = true;
-    t->dtype = DType::I8;
+    t->dtype = bits == 8 ? DType::I8 : DType::I4;
+    t->group = group;
     t->shape = {rows, cols};
     t->data = packed->data;  // little-endian words: byte c of a row is column c
     t->size = packed->size;

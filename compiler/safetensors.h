@@ -28,11 +28,14 @@ struct StTensor {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;  // inside the file's mapping
   uint64_t size = 0;
-  // A pre-quantized int8 weight (Checkpoint::unpack_compressed_int8): dtype I8, row_scale its f32
+  // A pre-quantized int8 weight (Checkpoint::unpack_compressed): dtype I8, row_scale its f32
   // scale per row (owned by the checkpoint), data its rows as packed in the file, row_bytes apart:
-  // byte c of a row is q + 128 (quantized_q reads it); its values are q · scale.
+  // byte c of a row is q + 128 (quantized_q reads it); its values are q · scale. A pre-quantized
+  // int4 one: dtype I4, group > 0, row_scale its (rows, cols / group) scales, and nibble c of a row
+  // (byte c / 2, the low one first) q + 8; its values are q · scale[r][c / group].
   const float* row_scale = nullptr;
   uint64_t row_bytes = 0;
+  int64_t group = 0;
   DType scale_dtype = DType::F32;  // the stored scales' dtype: read_f32 rounds q · scale to it, as
                                    // compressed-tensors' decompression computes in it
   // A block-scaled FP8 weight (Checkpoint::attach_fp8_block_scales): data its float8_e4m3fn bytes,
@@ -45,7 +48,7 @@ struct StTensor {
   int64_t numel() const;
 };
 
-// Row r's q of a pre-quantized int8 weight (StTensor::row_scale set), as floats: shape[1] values.
+// Row r's q of a pre-quantized int8 or int4 weight (StTensor::row_scale set), as floats: shape[1] values.
 void quantized_q(const StTensor& t, int64_t r, float* out);
 
 // The tensor's values in f32: converted from its dtype, or for a pre-quantized int8 weight q · scale
@@ -85,13 +88,14 @@ class Checkpoint {
               const std::function<std::string(const std::string&)>& rename = nullptr);
   const StTensor* find(const std::string& name) const;
   const std::map<std::string, const StTensor*>& all() const { return all_; }
-  // Replaces every compressed-tensors pack-quantized 8-bit weight (X.weight_packed: int32 words of
-  // four q bytes, each q + 128, row-major; X.weight_scale: one scale per row; X.weight_shape: its
-  // [rows, columns]) by X.weight, a pre-quantized int8 tensor (StTensor::row_scale) whose values are
-  // q · scale, as compressed-tensors decompresses it; q is read in place. Returns how many; throws
-  // CompileError naming the weight on a missing part, a wrong shape or dtype, or a scale that is not
-  // finite and positive.
-  int unpack_compressed_int8();
+  // Replaces every compressed-tensors pack-quantized weight by X.weight, a pre-quantized tensor
+  // (StTensor::row_scale) whose values are q · scale, as compressed-tensors decompresses it; q is
+  // read in place. bits 8: X.weight_packed int32 words of four q bytes, each q + 128, row-major,
+  // X.weight_scale one scale per row; bits 4: words of eight nibbles, each q + 8, the low one first,
+  // X.weight_scale (rows, columns / group); X.weight_shape: its [rows, columns]. Returns how many;
+  // throws CompileError naming the weight on a missing part, a wrong shape or dtype, or a scale that
+  // is not finite and positive.
+  int unpack_compressed(int bits, int64_t group);
   // Attaches X.weight_scale_inv (f32 or another float dtype, [ceil(rows / block_rows),
   // ceil(cols / block_cols)]) to every F8_E4M3 weight X.weight, as DeepSeek-V3/R1 ship them, so it
   // reads as its block dequantization. Returns their names; throws CompileError naming the tensor on
@@ -102,7 +106,7 @@ class Checkpoint {
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const StTensor*> all_;
-  // The unpacked weights and their scales (unpack_compressed_int8; q stays in the file's mapping).
+  // The unpacked weights and their scales (unpack_compressed; q stays in the file's mapping).
   std::vector<std::unique_ptr<StTensor>> made_;
   std::vector<std::unique_ptr<std::vector<float>>> made_scale_;
 };

@@ -183,5 +183,10 @@ void convert_f32_to(const float* src, DType t, void* dst, uint64_t n);
 inline uint64_t i4_byte(uint64_t i) { return i / 32 * 16 + i % 16; }
 inline unsigned i4_shift(uint64_t i) { return i % 32 < 16 ? 0u : 4u; }
 inline int load_i4(const uint8_t* row, uint64_t i) { return int((row[i4_byte(i)] >> i4_shift(i)) & 15u) - 8; }
+// Sets value i of a packed I4 row to q (−8…7), its byte's other nibble kept.
+inline void store_i4(uint8_t* row, uint64_t i, int q) {
+  uint8_t& b = row[i4_byte(i)];
+  b = uint8_t((b & ~(15u << i4_shift(i))) | (unsigned(q + 8) << i4_shift(i)));
+}
 
 }  // namespace kiln

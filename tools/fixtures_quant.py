@@ -188,11 +188,15 @@ def int4_fixtures(repo):
 # decoder nn.Linear is quantized (lm_head ignored, as llm-compressor's W8A16 recipe does), the scales
 # from compressed-tensors' own calculate_qparams on each row's min and max (what llm-compressor's
 # default weight observer computes), so q covers [-128, 127] and scale = absmax / 127.5.
-# (name, base fixture, the dtype the base is quantized in: its scales are stored in it)
-CT_CASES = [("ct_w8a16_f32", "gqa_f32", "float32"), ("ct_w8a16_bf16", "bf16", "bfloat16")]
+# The W4A16 cases (llm-compressor's W4A16 recipe: 4-bit symmetric groups along each row) the same with
+# num_bits 4 and strategy "group": a scale per group of 32 values, q in [-8, 7], scale = absmax / 7.5.
+# (name, base fixture, the dtype the base is quantized in: its scales are stored in it, bits, group
+# size or 0 for one scale a row)
+CT_CASES = [("ct_w8a16_f32", "gqa_f32", "float32", 8, 0), ("ct_w8a16_bf16", "bf16", "bfloat16", 8, 0),
+            ("ct_w4a16_g32_f32", "gqa_f32", "float32", 4, 32), ("ct_w4a16_g32_bf16", "bf16", "bfloat16", 4, 32)]
 
 
-def compressed_tensors_fixtures(repo):
+def compressed_tensors_fixtures(repo, only=None):
     import json
     import shutil
     import torch
@@ -203,15 +207,18 @@ def compressed_tensors_fixtures(repo):
     from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM, CompressedTensorsConfig, LlamaForCausalLM
 
-    for name, base_name, dtype in CT_CASES:
+    for name, base_name, dtype, bits, group in CT_CASES:
+        if only and name not in only:
+            continue
         base = os.path.join(repo, "tests", "fixtures", "llama", base_name)
         out = os.path.join(repo, "tests", "fixtures", "quantized", name)
         ref = load_file(os.path.join(base, "reference.safetensors"))
         model = LlamaForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype)).eval()
         qcfg = QuantizationConfig(
             config_groups={"group_0": QuantizationScheme(
-                targets=["Linear"], weights=QuantizationArgs(num_bits=8, type="int", symmetric=True,
-                                                             strategy="channel", dynamic=False))},
+                targets=["Linear"], weights=QuantizationArgs(
+                    num_bits=bits, type="int", symmetric=True, strategy="group" if group else "channel",
+                    group_size=group or None, dynamic=False))},
             ignore=["lm_head"], quantization_status=QuantizationStatus.FROZEN)
         apply_quantization_config(model, qcfg)
         expected = {}  # module name -> q * scale, as the checkpoint will hold it
@@ -220,13 +227,15 @@ def compressed_tensors_fixtures(repo):
                 if getattr(m, "quantization_scheme", None) is None:
                     continue
                 w = m.weight
-                scale, zp = calculate_qparams(w.amin(dim=1, keepdim=True), w.amax(dim=1, keepdim=True),
-                                              m.quantization_scheme.weights)
+                rows, k = w.shape
+                g = w.reshape(rows, k // group, group) if group else w.reshape(rows, 1, k)
+                scale, zp = calculate_qparams(g.amin(dim=2), g.amax(dim=2), m.quantization_scheme.weights)
                 m.weight_scale.data.copy_(scale)
                 if hasattr(m, "weight_zero_point"):
                     m.weight_zero_point.data.copy_(zp)
-                q = torch.clamp(torch.round(w / scale), -128, 127)
-                expected[mname] = q * scale
+                lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+                q = torch.clamp(torch.round(g / scale[..., None]), lo, hi)
+                expected[mname] = (q * scale[..., None]).reshape(rows, k)
         comp = ModelCompressor.from_pretrained_model(model, quantization_format="pack-quantized")
         comp.compress_model(model)
         if os.path.isdir(out):
@@ -254,9 +263,10 @@ def compressed_tensors_fixtures(repo):
         save_file({"input_ids": ref["input_ids"], "prompt_ids": ref["prompt_ids"], "greedy_ids": greedy.contiguous(),
                    "logits": logits}, os.path.join(out, "reference.safetensors"))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
-        print("  quantized/%s: %d linears as compressed-tensors int8 (pack-quantized, channel), logits moved "
-              "%.3e rel L2 from %s, min greedy margin %.3e" % (name, len(expected), moved.item(), base_name,
-                                                               min(margins)))
+        print("  quantized/%s: %d linears as compressed-tensors int%d (pack-quantized, %s), logits moved "
+              "%.3e rel L2 from %s, min greedy margin %.3e" % (name, len(expected), bits,
+                                                               "group %d" % group if group else "channel",
+                                                               moved.item(), base_name, min(margins)))
 
 
 # DeepSeek-V3/R1's FP8 layout as its authors ship it: every projection weight (attention, dense MLP,

@@ -313,7 +313,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
-  if (!c.prequantized.empty() && b.checkpoint.unpack_compressed_int8() == 0)
+  if (!c.prequantized.empty() && b.checkpoint.unpack_compressed(c.prequantized_bits, c.prequantized_group) == 0)
     throw CompileError(o.model_dir +
                        ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
                        "no *.weight_packed tensor");

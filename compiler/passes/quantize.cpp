@@ -47,13 +47,9 @@ void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uin
       const float s = amax / 7.5f;
       scale[j * groups + g] = s;
       uint8_t* row = packed + j * k / 2;
-      for (int64_t i = 0; i < group; ++i) {
-        const int64_t at = g * group + i;  // (kernels/dtype.h's layout: a nibble of byte i4_byte(at))
-        const unsigned nib =
-            s == 0.0f ? 8u : unsigned(std::min(7.0f, std::max(-8.0f, std::nearbyint(v[i] / s))) + 8.0f);
-        uint8_t& b = row[i4_byte(uint64_t(at))];
-        b = uint8_t((b & ~(15u << i4_shift(uint64_t(at)))) | (nib << i4_shift(uint64_t(at))));
-      }
+      for (int64_t i = 0; i < group; ++i)
+        store_i4(row, uint64_t(g * group + i),
+                 s == 0.0f ? 0 : int(std::min(7.0f, std::max(-8.0f, std::nearbyint(v[i] / s)))));
     }
 }
 
@@ -95,12 +91,24 @@ struct Quantized {
     for (size_t i = 0; i < parts.size(); ++i) {  // part by part, so an error names the checkpoint tensor and its row
       const std::string& p = parts[i];
       if (const StTensor* t = stored[i]) {  // the checkpoint's own q and scales
-        if (t->shape.size() != 2 || t->shape[1] != k || row + t->shape[0] > m)
+        if (t->shape.size() != 2 || t->shape[1] != k || row + t->shape[0] > m || t->group != group)
           throw CompileError("internal: pre-quantized '" + p + "' does not fit '" + name + "'");
-        const int64_t rows = t->shape[0];
-        std::copy(t->row_scale, t->row_scale + rows, scales.begin() + row);
-        if (q_out)
-          for (int64_t r = 0; r < rows; ++r) quantized_q(*t, r, q_out->data() + (row + r) * k);
+        const int64_t rows = t->shape[0], spr = scales_per_row();
+        std::copy(t->row_scale, t->row_scale + rows * spr, scales.begin() + row * spr);
+        if (q_out) {
+          std::vector<float> q(static_cast<size_t>(k));
+          std::vector<uint8_t> packed(static_cast<size_t>(k / 2));
+          for (int64_t r = 0; r < rows; ++r) {
+            float* out = q_out->data() + (row + r) * elements_per_row();
+            if (group == 0) {
+              quantized_q(*t, r, out);
+              continue;
+            }
+            quantized_q(*t, r, q.data());  // int4: packed again in kiln's layout (kernels/dtype.h)
+            for (int64_t c = 0; c < k; ++c) store_i4(packed.data(), uint64_t(c), int(q[size_t(c)]));
+            std::copy(packed.begin(), packed.end(), out);
+          }
+        }
         row += rows;
         continue;
       }
@@ -131,14 +139,20 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   if ((o.scheme.empty() && !as_shipped) || o.scheme == "none") return rep;
   if (!o.scheme.empty() && o.scheme != "int8" && o.scheme != "int4")
     throw CompileError("internal: quantize scheme '" + o.scheme + "'");
-  const bool int4 = o.scheme == "int4";
-  if (int4 && (o.group_size <= 0 || o.group_size % kI4GroupMultiple != 0))
-    throw CompileError("internal: int4 group size " + std::to_string(o.group_size));
+  // int4 asked for, or kept as a checkpoint ships it (its group); with a group of values per scale.
+  const bool int4 = o.scheme == "int4" || (as_shipped && o.stored_group > 0);
+  const int64_t group = o.scheme == "int4" ? o.group_size : int4 ? o.stored_group : 0;
+  if (int4 && (group <= 0 || group % kI4GroupMultiple != 0))
+    throw CompileError("internal: int4 group size " + std::to_string(group));
   const DType qtype = int4 ? DType::I4 : DType::I8;
-  auto stored_parts = [&](const Value& v) {  // (int4: every part re-quantized from its dequantized rows)
+  const std::string kind = int4 ? "int4" : "int8";
+  // A part keeps its stored q and scales when they are what the plan holds (int8 rows for int8, int4
+  // groups of the same size for int4); otherwise it is re-quantized from its dequantized values.
+  auto stored_parts = [&](const Value& v) {
     std::vector<const StTensor*> s(v.weight.parts.size(), nullptr);
-    if (o.stored_int8 && !int4)
-      for (size_t i = 0; i < s.size(); ++i) s[i] = o.stored_int8(v.weight.parts[i]);
+    if (o.stored_int8)
+      for (size_t i = 0; i < s.size(); ++i)
+        if (const StTensor* t = o.stored_int8(v.weight.parts[i]); t && t->group == group) s[i] = t;
     return s;
   };
   // Every use of each value: quantizable only if each is a version 1 matmul's w.
@@ -173,7 +187,7 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];
-    qz->group = int4 ? o.group_size : 0;
+    qz->group = group;
     rep.bytes_before += copy ? 0 : v.bytes();
     v.dtype = qtype;
     if (int4) v.shape[1] = qz->k / 2;  // bytes of two values
@@ -208,17 +222,21 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
       const bool all_stored = !st.empty() && std::all_of(st.begin(), st.end(), [](const StTensor* t) { return t; });
       if (v.region != Region::kWeights || !dtype_is_float(v.dtype) || v.shape.size() != 2) why = "not a float weight";
       else if (v.weight.parts.empty() || v.weight.build) why = "computed by the compiler, not checkpoint rows";
-      else if (v.lm_head && !o.head && !all_stored)  // a head the checkpoint ships int8 stays int8
-        why = as_shipped ? "the LM head (not pre-quantized; --quantize int8 --quantize-head quantizes it)"
+      else if (v.lm_head && !o.head && !all_stored)  // a head the checkpoint ships quantized stays so
+        why = as_shipped ? "the LM head (not pre-quantized; --quantize " + kind + " --quantize-head quantizes it)"
                          : "the LM head (--quantize-head quantizes it)";
       else if (as_shipped && !all_stored)
         why = std::any_of(st.begin(), st.end(), [](const StTensor* t) { return t; })
-                  ? "partly pre-quantized in the checkpoint or partly changed by an adapter (--quantize int8 "
-                    "quantizes the rest)"
-                  : "not pre-quantized in the checkpoint, or changed by an adapter (--quantize int8 quantizes it)";
+                  ? "partly pre-quantized in the checkpoint or partly changed by an adapter (--quantize " + kind +
+                        " quantizes the rest)"
+                  : "not pre-quantized in the checkpoint, or changed by an adapter (--quantize " + kind +
+                        " quantizes it)";
       else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
-      else if (int4 && v.shape[1] % o.group_size != 0)
-        why = "rows not a whole number of int4 groups (--group-size " + std::to_string(o.group_size) + ")";
+      else if (int4 && v.shape[1] % group != 0)
+        why = "rows not a whole number of int4 groups (" +
+              (o.scheme == "int4" ? "--group-size " + std::to_string(group)
+                                  : "the checkpoint's groups of " + std::to_string(group)) +
+              ")";
     }
     if (!why.empty()) {
       ++kept[why];

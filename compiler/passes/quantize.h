@@ -39,15 +39,17 @@ void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uin
 constexpr int64_t kDefaultInt4Group = 128;
 
 struct QuantizeOptions {
-  std::string scheme;      // "" (not asked for), "none", "int8" or "int4"
-  bool head = false;       // also quantize the LM head (when only matmuls read it)
-  int64_t group_size = 0;  // int4: values per scale (parse_group_size)
-  // Pre-quantized checkpoint rows (Checkpoint::unpack_compressed_int8): the tensor whose stored q
+  std::string scheme;        // "" (not asked for), "none", "int8" or "int4"
+  bool head = false;         // also quantize the LM head (when only matmuls read it)
+  int64_t group_size = 0;    // int4: values per scale (parse_group_size)
+  int64_t stored_group = 0;  // the checkpoint's pre-quantized weights: 0 int8 rows, else int4 groups of it
+  // Pre-quantized checkpoint rows (Checkpoint::unpack_compressed): the tensor whose stored q
   // and scales a checkpoint part keeps, or null (also for a part a LoRA adapter changes). With
-  // scheme "" the weights made only of such parts are kept int8 as shipped and nothing else is
-  // quantized; with "int8" they keep their rows and the other weights are quantized; with "int4"
-  // they are re-quantized from their dequantized rows; with "none" everything is left in the plan
-  // dtype (dequantized).
+  // scheme "" the weights made only of such parts are kept as shipped (int8, or int4 in groups of
+  // stored_group) and nothing else is quantized; with "int8" or "int4" the parts already in that
+  // scheme (int4: the same group size) keep their q and scales, the others are re-quantized from their
+  // dequantized values, and the other weights are quantized; with "none" everything is left in the
+  // plan dtype (dequantized).
   std::function<const StTensor*(const std::string& part)> stored_int8;
 };
 

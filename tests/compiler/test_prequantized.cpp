@@ -1,5 +1,5 @@
-// Pre-quantized checkpoints as shipped (issue 19): compressed-tensors pack-quantized int8 weights
-// (llm-compressor's W8A16) read with their own q and scales, against transformers running the
+// Pre-quantized checkpoints as shipped (issue 19): compressed-tensors pack-quantized int8 and int4
+// weights (llm-compressor's W8A16 and W4A16) read with their own q and scales, against transformers running the
 // folder as compressed-tensors decompresses it (tools/fixtures_quant.py); --quantize none and int8
 // on such a checkpoint; and every malformed part or unsupported scheme refused by name, no plan written.
 #include <doctest/doctest.h>
@@ -303,22 +303,25 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
        [&](RawTensors& ts) {
          ts[w + ".weight_zero_point"] = {"I32", {32, 1}, std::vector<uint8_t>(128, 0)};
        },
-       nullptr, "has a zero point or group index: only symmetric per-channel int8 is read"},
+       nullptr, "has a zero point or group index: only symmetric weights are read (int8 per channel, int4 in groups)"},
       {"both weight and weight_packed",
        [&](RawTensors& ts) {
          ts[w + ".weight"] = {"F32", {32, 64}, std::vector<uint8_t>(32 * 64 * 4, 0)};
        },
        nullptr, "'" + w + "' also has an unquantized weight"},
-      {"4-bit", nullptr,
+      {"4-bit per channel", nullptr,
        [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 4; },
-       "config group 'group_0' of num_bits 4"},
-      {"groups", nullptr,
+       "config group 'group_0' of 4 bits and strategy \"channel\""},
+      {"2-bit", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 2; },
+       "config group 'group_0' of num_bits 2"},
+      {"8-bit groups", nullptr,
        [](nlohmann::json& j) {
          auto& wq = j["quantization_config"]["config_groups"]["group_0"]["weights"];
          wq["strategy"] = "group";
          wq["group_size"] = 128;
        },
-       "config group 'group_0' of strategy \"group\""},
+       "config group 'group_0' of 8 bits and strategy \"group\""},
       {"asymmetric", nullptr,
        [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["symmetric"] = false; },
        "config group 'group_0' that is not symmetric"},
@@ -408,6 +411,179 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
     CompileOptions o = options(dir, d / "plain.kplan");
     kiln::test::check_compile_refused(
         o, "quantization_config is compressed-tensors, but the checkpoint has no *.weight_packed");
+  }
+}
+
+// llm-compressor's W4A16: compressed-tensors pack-quantized 4-bit symmetric weights, a scale per group
+// of 32 values (eight nibbles a word, q + 8, the low one first), kept as shipped in kiln's i4 layout.
+TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped and match transformers") {
+  TempDir d;
+  const std::string dir = kiln::test::fixture("ct_w4a16_g32_f32", "quantized");
+  const auto ref = kiln::test::load_reference(dir);
+  const auto unquantized = kiln::test::load_reference(kiln::test::fixture("gqa_f32"));
+  struct Case {
+    std::string quantize;
+    int64_t group;
+    int i4, i8;      // quantized tensors in the plan: 2 layers × (qkv, o, gate|up, down)
+    int as_shipped;  // of those, the checkpoint's own q and scales
+    double bound;    // rel L2 to transformers on the checkpoint (0: not compared)
+  };
+  for (const Case& c : {Case{"", 0, 8, 0, 8, 1e-4}, Case{"int4", 32, 8, 0, 8, 1e-4}, Case{"none", 0, 0, 0, 0, 1e-4},
+                        Case{"int4", 64, 6, 0, 0, 0}, Case{"int8", 0, 0, 8, 0, 0}}) {
+    CAPTURE(c.quantize);
+    CAPTURE(c.group);
+    CompileOptions o = options(dir, d / ("w4" + c.quantize + std::to_string(c.group) + ".kplan"));
+    o.quantize = c.quantize;
+    o.group_size = c.group;
+    const CompileSummary s = compile_model(o);
+    auto r = Plan::load_file(o.output);
+    REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+    auto plan = r.take();
+    int i4 = 0, i8 = 0;
+    for (const TensorInfo& t : plan->tensors()) {
+      i4 += t.dtype == DType::I4;
+      i8 += t.dtype == DType::I8;
+    }
+    CHECK(i4 == c.i4);
+    CHECK(i8 == c.i8);
+    CHECK(plan->has_target("cuda") == (c.quantize == "none"));
+    if (c.as_shipped > 0) {
+      CHECK(s.notes.find("int4 weights (symmetric, a scale per 32 values): 8 matmul weights (8 as the checkpoint "
+                         "ships them, compressed-tensors)") != std::string::npos);
+      // The plan holds the checkpoint's q and scales: layer 0's qkv rows are q_proj's, k_proj's, v_proj's.
+      const std::string qkv = "model.layers.0.self_attn.qkv_proj.weight";
+      const TensorInfo* t = nullptr;
+      const TensorInfo* sc = nullptr;
+      for (const TensorInfo& ti : plan->tensors()) {
+        if (ti.name == qkv) t = &ti;
+        if (ti.name == qkv + ".scale") sc = &ti;
+      }
+      REQUIRE(t != nullptr);
+      REQUIRE(sc != nullptr);
+      REQUIRE(t->dtype == DType::I4);
+      const uint8_t* q = plan->weights_base() + t->offset;
+      const float* sp = reinterpret_cast<const float*>(plan->weights_base() + sc->offset);
+      const RawTensors raw = read_raw(dir + "/model.safetensors");
+      const int64_t cols = t->shape[1] * 2, groups = cols / 32;
+      REQUIRE(sc->shape == std::vector<int64_t>{t->shape[0], groups});
+      int64_t row = 0, at_min = 0, mismatched = 0;
+      for (const char* part : {"q_proj", "k_proj", "v_proj"}) {
+        const std::string base = std::string("model.layers.0.self_attn.") + part;
+        const RawTensor& p = raw.at(base + ".weight_packed");
+        const RawTensor& ps = raw.at(base + ".weight_scale");
+        REQUIRE(p.shape[1] == cols / 8);
+        for (int64_t rr = 0; rr < p.shape[0]; ++rr, ++row) {
+          for (int64_t g = 0; g < groups; ++g) {
+            float want_scale;
+            std::memcpy(&want_scale, ps.bytes.data() + (rr * groups + g) * 4, 4);
+            mismatched += sp[row * groups + g] != want_scale;
+          }
+          for (int64_t k = 0; k < cols; ++k) {  // word k / 8 of the row, nibble k % 8
+            uint32_t word;
+            std::memcpy(&word, p.bytes.data() + (rr * p.shape[1] + k / 8) * 4, 4);
+            const int want = int((word >> (4 * (k % 8))) & 15u) - 8;
+            mismatched += load_i4(q + row * t->shape[1], uint64_t(k)) != want;
+            at_min += want == -8;
+          }
+        }
+      }
+      CHECK(row == t->shape[0]);
+      CHECK(mismatched == 0);
+      CHECK(at_min > 0);
+    }
+    if (c.quantize == "none")
+      CHECK(s.notes.find("14 pre-quantized int4 checkpoint weights (compressed-tensors) dequantized to f32") !=
+            std::string::npos);
+    if (c.group == 64 || c.quantize == "int8")  // another scheme: re-quantized from the dequantized values
+      CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int4 weights not kept as shipped") !=
+            std::string::npos);
+    if (c.bound == 0) continue;
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      auto ctx = kiln::test::cpu_context(plan, threads);
+      const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
+      const double err = kiln::test::reference_error(logits, ref);
+      CHECK(err <= c.bound);
+      const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+      CHECK(kiln::test::greedy_continuation(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+      CHECK(kiln::test::rel_l2(logits.data(), unquantized.logits.data(), unquantized.logits.size()) > 1e-2);
+      const std::string line = "W4A16 --quantize '" + c.quantize + "': rel L2 " + std::to_string(err);
+      MESSAGE(line);
+    }
+  }
+  // A bf16 model's checkpoint: bf16 scales, and transformers' weights bf16(q · scale). Dequantized,
+  // kiln rounds the same way (the f32 bound); as shipped its i4 weights are q · scale in f32, which
+  // differs from those rounded weights by about bf16's precision.
+  {
+    const std::string bdir = kiln::test::fixture("ct_w4a16_g32_bf16", "quantized");
+    const auto bref = kiln::test::load_reference(bdir);
+    for (const std::string q : {"none", ""}) {
+      CAPTURE(q);
+      CompileOptions o = options(bdir, d / ("w4bf16" + q + ".kplan"));
+      o.quantize = q;
+      o.dtype = "f32";
+      compile_model(o);
+      auto plan = Plan::load_file(o.output).take();
+      auto ctx = Context::create(plan, {}).take();
+      const std::vector<float> logits = kiln::test::score_reference(*ctx, bref);
+      const double err = kiln::test::rel_l2(logits.data(), bref.logits.data(), bref.logits.size());
+      CHECK(err <= (q == "none" ? 1e-4 : 1e-2));
+      const int64_t n_new = int64_t(bref.greedy_ids.size() - bref.prompt_ids.size());
+      CHECK(kiln::test::greedy_continuation(*ctx, bref.prompt_ids, n_new) == bref.greedy_ids);
+      const std::string line = "W4A16 bf16 checkpoint, --quantize '" + q + "': rel L2 " + std::to_string(err);
+      MESSAGE(line);
+    }
+  }
+  // CUDA targets: refused while the int4 weights stay int4.
+  {
+    CompileOptions o = options(dir, d / "w4cuda.kplan");
+    o.target = "cuda";
+    kiln::test::check_compile_refused(o, "pre-quantized int4 weights (compressed-tensors), which run on the CPU only");
+  }
+  // Malformed parts and schemes kiln's int4 does not hold: refused by name, no plan.
+  const std::string w = "model.layers.1.self_attn.k_proj";
+  const std::vector<RefusedEdit> cases = {
+      {"scale of one per row",
+       [&](RawTensors& ts) {
+         RawTensor& s = ts[w + ".weight_scale"];
+         s.shape = {s.shape[0] * 2, 1};
+       },
+       nullptr,
+       "'" + w +
+           "' has weight_scale of dtype F32 and shape [64, 1] (expected a float [32, 2]: one scale per group of 32 values of a row)"},
+      {"zero scale", [&](RawTensors& ts) { std::memset(ts[w + ".weight_scale"].bytes.data() + 3 * 4, 0, 4); }, nullptr,
+       "'" + w + "' has scale 0.000000 for row 1, group 1"},
+      {"8-bit packing",
+       [&](RawTensors& ts) {
+         RawTensor& p = ts[w + ".weight_packed"];
+         p.shape[1] *= 2;
+         p.bytes.resize(p.bytes.size() * 2);
+       },
+       nullptr, "(expected I32 [32, 8] for 4-bit values of weight_shape [32, 64])"},
+      {"groups of 16", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["group_size"] = 16; },
+       "config group 'group_0' of 4 bits and group_size 16 (kiln's int4 groups are multiples of 32)"},
+      {"two schemes", nullptr,
+       [](nlohmann::json& j) {
+         auto& groups = j["quantization_config"]["config_groups"];
+         groups["group_1"] = groups["group_0"];
+         groups["group_1"]["weights"]["group_size"] = 64;
+       },
+       "config groups of different schemes (4 and 4 bits, groups of 32 and 64)"},
+  };
+  check_refused(d, dir, cases, "", "kiln does not read this quantized checkpoint");
+  // A config whose group size the tensors do not have: the down projections' rows (160) are not whole
+  // groups of 64.
+  {
+    const std::string bad = edited(
+        d, "g64", nullptr,
+        [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["group_size"] = 64; },
+        dir);
+    CompileOptions o = options(bad, d / "g64.kplan");
+    kiln::test::check_compile_refused(
+        o,
+        "compressed-tensors weight 'model.layers.0.mlp.down_proj' has rows of 160 values, not a whole number of "
+        "groups of 64 (the config's group_size)");
   }
 }
 
