@@ -95,10 +95,16 @@ CompileSummary compile_model(const CompileOptions& o) {
     const std::string shipped = qr.as_shipped == 0 ? ""
                                                    : " (" + std::to_string(qr.as_shipped) +
                                                          " as the checkpoint ships them, compressed-tensors)";
-    const bool int4 = quant.scheme == "int4" || (as_shipped && quant.stored_group > 0);
-    const int64_t group = quant.scheme == "int4" ? quant.group_size : quant.stored_group;
+    // int4: "a scale per 128 values", or with several sizes "a scale per 128 (40 weights) or 96 (20) values"
+    std::string groups;
+    for (auto it = qr.groups.rbegin(); it != qr.groups.rend(); ++it)
+      groups +=
+          (groups.empty() ? "" : " or ") + std::to_string(it->first) +
+          (qr.groups.size() > 1 ? " (" + std::to_string(it->second) + (it == qr.groups.rbegin() ? " weights)" : ")")
+                                : "");
+    const bool int4 = !qr.groups.empty();
     const std::string note =
-        (int4 ? "int4 weights (symmetric, a scale per " + std::to_string(group) + " values): "
+        (int4 ? "int4 weights (symmetric, a scale per " + groups + " values): "
               : std::string("int8 weights (per-row scales): ")) +
         std::to_string(qr.quantized) + " matmul weights" + shipped +
         (qr.tied_head_copy ? (int4 ? " (the tied LM head as an i4 copy; the embedding keeps its dtype)"

@@ -3,7 +3,7 @@
 //   bias: (m,) f32|bf16|f16 or absent
 //   → y: (rows, m) f32, y = x·wᵀ + bias, or y += x·wᵀ + bias when accumulate (a fused
 //   residual add: y is then read and written).
-// w_scale: (m,) f32, with i8 weights only (version 2): weight row j is q[j]·w_scale[j], and output
+// w_scale: (m,) f32, with i8 weights (version 2): weight row j is q[j]·w_scale[j], and output
 //   j is (x·q[j])·w_scale[j] + bias[j], the product over the integers q, then scaled.
 //   (m, k/group) f32 with i4 weights (kernels/dtype.h: two values a byte), group a multiple of 32:
 //   weight (j, i) is the f32 product q[j][i]·w_scale[j][i/group], and output j is x·w[j] + bias[j]

@@ -108,8 +108,11 @@ def main(repo):
 # dequantization, every weight whose rows are whole groups (with G = 64, the down projections' 160
 # are not: kiln leaves them unquantized, and so does the reference); and layer 0's q_proj scales and
 # q (int8, -8..7) for the formula's unit test. Checked against the torch formula itself, exactly.
+# Group 0 is kiln's default (no --group-size): per weight, the largest of 128, 96, 64 and 32 that
+# divides its rows (64 for the 64-wide ones, 32 for the down projections' 160): reference_int4_default.
 # (name, head, group, lora)
 INT4_CASES = [("gqa_f32", False, 32, False), ("gqa_f32", True, 32, False), ("gqa_f32", False, 64, False),
+              ("gqa_f32", False, 0, False),
               ("tied_f32", True, 32, False), ("bf16", False, 32, False), ("all_linear_r8", False, 32, True)]
 
 
@@ -158,9 +161,11 @@ def int4_fixtures(repo):
         out, n = {}, 0
         with torch.no_grad():
             for i, lin in enumerate(linears):
-                if lin.weight.shape[1] % group:
+                k = lin.weight.shape[1]
+                g = group or next(gs for gs in (128, 96, 64, 32) if k % gs == 0)
+                if k % g:
                     continue  # not whole groups: kiln keeps it in the plan dtype
-                q, scale, deq = quantize_int4(lin.weight, group)
+                q, scale, deq = quantize_int4(lin.weight, g)
                 if i == 0:
                     out["check_q"] = q.contiguous()
                     out["check_scale"] = scale.contiguous()
@@ -173,7 +178,7 @@ def int4_fixtures(repo):
             name, min(margins))
         out.update(input_ids=ref["input_ids"], prompt_ids=ref["prompt_ids"], greedy_ids=greedy.contiguous(),
                    logits=logits)
-        fname = "reference_int4_g%d%s.safetensors" % (group, "_head" if head else "")
+        fname = "reference_int4_%s%s.safetensors" % ("g%d" % group if group else "default", "_head" if head else "")
         save_file(out, os.path.join(d, fname))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
         print("  %s/%s: %d linears quantized, logits moved %.3e rel L2 from the unquantized ones, "

@@ -47,6 +47,7 @@ void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uin
       const float s = amax / 7.5f;
       scale[j * groups + g] = s;
       uint8_t* row = packed + j * k / 2;
+      if (g == 0) std::fill(row, row + k / 2, uint8_t(0));  // (store_i4 keeps a byte's other nibble)
       for (int64_t i = 0; i < group; ++i)
         store_i4(row, uint64_t(g * group + i),
                  s == 0.0f ? 0 : int(std::min(7.0f, std::max(-8.0f, std::nearbyint(v[i] / s)))));
@@ -60,8 +61,12 @@ std::string parse_quantize(const std::string& s) {
 }
 
 int64_t parse_group_size(const std::string& scheme, int64_t group_size) {
-  if (group_size == 0) return scheme == "int4" ? kDefaultInt4Group : 0;
-  if (scheme != "int4") throw CompileError("--group-size is for --quantize int4 (int8 has one scale a row)");
+  if (group_size == 0) return 0;
+  if (scheme != "int4")
+    throw CompileError("--group-size is for --quantize int4 (" +
+                       (scheme == "int8" ? std::string("int8 has one scale a row")
+                                         : "not --quantize " + (scheme.empty() ? std::string("given") : scheme)) +
+                       ")");
   if (group_size < 0 || group_size % kI4GroupMultiple != 0)
     throw CompileError("--group-size " + std::to_string(group_size) + " is not a positive multiple of " +
                        std::to_string(kI4GroupMultiple) + " (32, 64, 128, …)");
@@ -139,17 +144,28 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   if ((o.scheme.empty() && !as_shipped) || o.scheme == "none") return rep;
   if (!o.scheme.empty() && o.scheme != "int8" && o.scheme != "int4")
     throw CompileError("internal: quantize scheme '" + o.scheme + "'");
-  // int4 asked for, or kept as a checkpoint ships it (its group); with a group of values per scale.
+  // int4 asked for, or kept as a checkpoint ships it (its group).
   const bool int4 = o.scheme == "int4" || (as_shipped && o.stored_group > 0);
-  const int64_t group = o.scheme == "int4" ? o.group_size : int4 ? o.stored_group : 0;
-  if (int4 && (group <= 0 || group % kI4GroupMultiple != 0))
-    throw CompileError("internal: int4 group size " + std::to_string(group));
+  if (int4 && (o.group_size < 0 || o.group_size % kI4GroupMultiple != 0 || o.stored_group % kI4GroupMultiple != 0))
+    throw CompileError("internal: int4 group size " + std::to_string(o.group_size));
   const DType qtype = int4 ? DType::I4 : DType::I8;
   const std::string kind = int4 ? "int4" : "int8";
+  // The group of a weight with rows of k values (0: none fits, or int8): --group-size; the
+  // checkpoint's, as shipped or when --quantize int4 gives none; else the largest of 128, 96, 64
+  // and 32 that divides k.
+  auto group_for = [&](int64_t k) -> int64_t {
+    if (!int4) return 0;
+    const int64_t fixed = o.group_size > 0 ? o.group_size : o.stored_group;
+    if (fixed > 0) return k % fixed == 0 ? fixed : 0;
+    for (int64_t gs = kDefaultInt4Group; gs >= kI4GroupMultiple; gs -= kI4GroupMultiple)
+      if (k % gs == 0) return gs;
+    return 0;
+  };
   // A part keeps its stored q and scales when they are what the plan holds (int8 rows for int8, int4
   // groups of the same size for int4); otherwise it is re-quantized from its dequantized values.
   auto stored_parts = [&](const Value& v) {
     std::vector<const StTensor*> s(v.weight.parts.size(), nullptr);
+    const int64_t group = v.shape.size() == 2 ? group_for(v.shape[1]) : -1;
     if (o.stored_int8)
       for (size_t i = 0; i < s.size(); ++i)
         if (const StTensor* t = o.stored_int8(v.weight.parts[i]); t && t->group == group) s[i] = t;
@@ -187,7 +203,8 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];
-    qz->group = group;
+    qz->group = group_for(qz->k);
+    if (int4) ++rep.groups[qz->group];
     rep.bytes_before += copy ? 0 : v.bytes();
     v.dtype = qtype;
     if (int4) v.shape[1] = qz->k / 2;  // bytes of two values
@@ -232,11 +249,12 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
                   : "not pre-quantized in the checkpoint, or changed by an adapter (--quantize " + kind +
                         " quantizes it)";
       else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
-      else if (int4 && v.shape[1] % group != 0)
-        why = "rows not a whole number of int4 groups (" +
-              (o.scheme == "int4" ? "--group-size " + std::to_string(group)
-                                  : "the checkpoint's groups of " + std::to_string(group)) +
-              ")";
+      else if (int4 && group_for(v.shape[1]) == 0)
+        why = o.group_size > 0
+                  ? "rows not a whole number of int4 groups (--group-size " + std::to_string(o.group_size) + ")"
+              : o.stored_group > 0
+                  ? "rows not a whole number of the checkpoint's int4 groups of " + std::to_string(o.stored_group)
+                  : std::string("rows not a multiple of 32 values (int4 groups)");
     }
     if (!why.empty()) {
       ++kept[why];

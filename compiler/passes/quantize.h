@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "compiler/ir/graph.h"
@@ -29,19 +30,21 @@ void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* 
 // Group-wise symmetric int4, for each of m rows of k values in groups of `group` (k a multiple of it):
 // scale = max|w| / 7.5 over the group and q = clamp(round-half-even(w / scale), −8, 7), in f32, as
 // compressed-tensors' and GPTQ's symmetric int4 (q · scale is the dequantized weight; a group of
-// zeros, or whose scale underflows to 0, has scale 0 and q 0). k is a multiple of 32; packed: m·k/2
+// zeros, or whose scale underflows to 0, has scale 0 and q 0, where compressed-tensors clamps the
+// scale to its dtype's eps: the same zeros dequantized). k is a multiple of 32; packed: m·k/2
 // bytes in the I4 layout (kernels/dtype.h: blocks of 32 values, q + 8); scale: m·(k/group). Throws
 // CompileError naming `what` and the row when a value is not finite.
 void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uint8_t* packed, float* scale,
                         const std::string& what);
 
-// --quantize int4's group size when --group-size is not given.
+// --quantize int4's group size when --group-size is not given: 128 values where a weight's rows are
+// whole groups of 128, else the largest of 96, 64 and 32 that divides them (SmolLM2's 576: 96).
 constexpr int64_t kDefaultInt4Group = 128;
 
 struct QuantizeOptions {
   std::string scheme;        // "" (not asked for), "none", "int8" or "int4"
   bool head = false;         // also quantize the LM head (when only matmuls read it)
-  int64_t group_size = 0;    // int4: values per scale (parse_group_size)
+  int64_t group_size = 0;    // int4: values per scale (parse_group_size); 0: kDefaultInt4Group's rule
   int64_t stored_group = 0;  // the checkpoint's pre-quantized weights: 0 int8 rows, else int4 groups of it
   // Pre-quantized checkpoint rows (Checkpoint::unpack_compressed): the tensor whose stored q
   // and scales a checkpoint part keeps, or null (also for a part a LoRA adapter changes). With
@@ -54,22 +57,23 @@ struct QuantizeOptions {
 };
 
 struct QuantizeReport {
-  int quantized = 0;            // weights made i8 or i4 (or copied as such: a tied head)
-  int as_shipped = 0;           // of those, made only of pre-quantized checkpoint rows
-  int stored_parts = 0;         // pre-quantized checkpoint tensors whose q and scales were kept
-  uint64_t bytes_before = 0;    // their bytes in the plan dtype (0 for a copy)
-  uint64_t bytes_after = 0;     // their i8 or i4 bytes plus their scales
-  bool tied_head_copy = false;  // the tied LM head was copied as i8 or i4
-  std::string kept;             // the matmul weights left in the plan dtype, and why ("" if none)
+  int quantized = 0;              // weights made i8 or i4 (or copied as such: a tied head)
+  int as_shipped = 0;             // of those, made only of pre-quantized checkpoint rows
+  int stored_parts = 0;           // pre-quantized checkpoint tensors whose q and scales were kept
+  uint64_t bytes_before = 0;      // their bytes in the plan dtype (0 for a copy)
+  uint64_t bytes_after = 0;       // their i8 or i4 bytes plus their scales
+  bool tied_head_copy = false;    // the tied LM head was copied as i8 or i4
+  std::map<int64_t, int> groups;  // int4: weights per group size
+  std::string kept;               // the matmul weights left in the plan dtype, and why ("" if none)
 };
 
 // --quantize's value: "" (not given), "none", "int8" or "int4"; throws CompileError naming the choices
 // otherwise (fp8 is named as not yet supported).
 std::string parse_quantize(const std::string& s);
 
-// --group-size's value for a parsed --quantize scheme: 0 (not given) is kDefaultInt4Group for int4
-// and 0 otherwise; given, it must be a positive multiple of kI4GroupMultiple and the scheme int4,
-// else CompileError.
+// --group-size's value for a parsed --quantize scheme: 0 (not given) stays 0 (int4: kDefaultInt4Group's
+// rule); given, it must be a positive multiple of kI4GroupMultiple and the scheme int4, else
+// CompileError.
 int64_t parse_group_size(const std::string& scheme, int64_t group_size);
 
 // Rewrites g as the header says; returns what it did. The new scale values are named

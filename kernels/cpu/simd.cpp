@@ -65,21 +65,32 @@ float dot_f32_i8(const float* a, const int8_t* b, int64_t n) {
 
 KILN_TARGET_CLONES
 void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst) {
-  for (int64_t i = i0; i < i0 + n;) {  // a group's run at a time
-    const int64_t end = std::min(i0 + n, (i / group + 1) * group);
+  int64_t i = i0;
+  for (; i < i0 + n && i % 32 != 0; ++i) dst[i - i0] = float(load_i4(row, uint64_t(i))) * scales[i / group];
+  // Whole blocks of 32 (one group each: groups are whole blocks), byte by byte: lanes that vectorize.
+  for (; i + 32 <= i0 + n; i += 32) {
+    const uint8_t* b = row + i / 2;
     const float s = scales[i / group];
-    for (; i < end; ++i) dst[i - i0] = float(load_i4(row, uint64_t(i))) * s;
+    float* d = dst + (i - i0);
+    for (int l = 0; l < 16; ++l) {
+      d[l] = float(int(b[l] & 15u) - 8) * s;
+      d[16 + l] = float(int(b[l] >> 4) - 8) * s;
+    }
   }
+  for (; i < i0 + n; ++i) dst[i - i0] = float(load_i4(row, uint64_t(i))) * scales[i / group];
 }
 
 KILN_TARGET_CLONES
 float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n) {
-  // dot_lanes with no tail (n is whole 16-blocks), each block inside one group.
+  // dot_lanes over n = whole blocks of 32 (group and n multiples of 32): per block, lanes l take value
+  // l (byte l's low nibble), then value 16 + l (its high one), as dot_f32 takes its two 16-blocks.
   constexpr int L = 16;
   float acc[L] = {};
-  for (int64_t i = 0; i + L <= n; i += L) {
+  for (int64_t i = 0; i + 2 * L <= n; i += 2 * L) {
+    const uint8_t* b = row + i / 2;
     const float s = scales[i / group];
-    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * (float(load_i4(row, uint64_t(i + l))) * s);
+    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * (float(int(b[l] & 15u) - 8) * s);
+    for (int l = 0; l < L; ++l) acc[l] += a[i + L + l] * (float(int(b[l] >> 4) - 8) * s);
   }
   for (int w = L / 2; w > 0; w /= 2)
     for (int l = 0; l < w; ++l) acc[l] += acc[l + w];

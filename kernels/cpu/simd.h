@@ -49,7 +49,7 @@ float dot_f32_i8(const float* a, const int8_t* b, int64_t n);
 void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst);
 
 // sum_i a[i]·(q_i · scales[i / group]) over a packed i4 row of n values (group and n multiples of
-// 16), widening in registers; bit-identical to dot_f32 on dequant_i4's values.
+// 32), widening in registers; bit-identical to dot_f32 on dequant_i4's values.
 float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n);
 
 // sum_i a[i]·w[i] for a weight row of any float dtype; f16 rows are widened into scratch

@@ -166,8 +166,31 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
   check_cli_greedy(d / "q.kplan", kiln::test::load_reference(model, "reference_int8.safetensors"));
-  for (const char* bad : {"--quantize int4", "--quantize int8 --target all", "--quantize-head"})
+  for (const char* bad : {"--quantize int4 --group-size 48", "--quantize int8 --target all", "--quantize-head",
+                          "--quantize int8 --group-size 32", "--quantize fp8"})
     check_cli_compile_refused(model, d.path(), bad);
+}
+
+TEST_CASE("cli: compile --quantize int4 writes a CPU plan of i4 weights that generates transformers' tokens") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("gqa_f32");
+  std::string out;
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "q4.kplan") +
+                                              " --quantize int4 --group-size 32 --dtype f32 --max-seq 32",
+                                          &out) == 0,
+                  out);
+  CHECK(out.find("note: int4 weights (symmetric, a scale per 32 values): 8 matmul weights") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q4.kplan"), &out) == 0);
+  CHECK(out.find("targets    cpu\n") != std::string::npos);
+  CHECK(out.find(", i4 ") != std::string::npos);
+  check_cli_greedy(d / "q4.kplan", kiln::test::load_reference(model, "reference_int4_g32.safetensors"));
+  // A W4A16 checkpoint as shipped.
+  const std::string ct = kiln::test::fixture("ct_w4a16_g32_f32", "quantized");
+  REQUIRE_MESSAGE(
+      kiln::test::run_command(kCli + " compile " + ct + " -o " + (d / "w4.kplan") + " --max-seq 32", &out) == 0, out);
+  CHECK(out.find("8 matmul weights (8 as the checkpoint ships them, compressed-tensors)") != std::string::npos);
+  check_cli_greedy(d / "w4.kplan", kiln::test::load_reference(ct));
+  for (const char* bad : {"--target cuda", "--group-size 32"}) check_cli_compile_refused(ct, d.path(), bad);
 }
 
 TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and generates transformers' tokens") {
@@ -183,7 +206,8 @@ TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and gen
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
   check_cli_greedy(d / "ct.kplan", kiln::test::load_reference(model));
-  for (const char* bad : {"--target cuda", "--quantize int4"}) check_cli_compile_refused(model, d.path(), bad);
+  for (const char* bad : {"--target cuda", "--quantize int4 --group-size 40"})
+    check_cli_compile_refused(model, d.path(), bad);
 }
 
 TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles upcast with --dtype and generates transformers' tokens") {

@@ -259,26 +259,29 @@ TEST_CASE("quantize: int4 plans match transformers on compressed-tensors' dequan
   // differ), so the LoRA case is held to 2e-2: still far below the 0.28 that int4 moves them and the
   // 0.84 between the base's and the merged model's int4 references. Without LoRA the weights are the
   // same bits.
-  for (const Case& c :
-       {Case{"gqa_f32", false, 32, 8}, Case{"gqa_f32", true, 32, 9}, Case{"gqa_f32", false, 64, 6},
-        Case{"tied_f32", true, 32, 9}, Case{"bf16", false, 32, 8}, Case{"all_linear_r8", false, 32, 8, true}}) {
+  for (const Case& c : {Case{"gqa_f32", false, 32, 8}, Case{"gqa_f32", true, 32, 9}, Case{"gqa_f32", false, 64, 6},
+                        Case{"gqa_f32", false, 0, 8}, Case{"tied_f32", true, 32, 9}, Case{"bf16", false, 32, 8},
+                        Case{"all_linear_r8", false, 32, 8, true}}) {
     const double bound = c.lora ? 2e-2 : 1e-4;
     CAPTURE(std::string(c.name));
     CAPTURE(c.head);
     CAPTURE(c.group);
     const std::string dir = c.lora ? kiln::test::fixtures_root() + "/lora/" + c.name : kiln::test::fixture(c.name);
-    const std::string file = "reference_int4_g" + std::to_string(c.group) + (c.head ? "_head" : "") + ".safetensors";
+    // group 0: no --group-size, so each weight takes the largest of 128, 96, 64 and 32 that divides its
+    // rows (64, and 32 for the down projections' 160)
+    const std::string file = "reference_int4_" + (c.group ? "g" + std::to_string(c.group) : std::string("default")) +
+                             (c.head ? "_head" : "") + ".safetensors";
     const auto ref = kiln::test::load_reference(dir, file);
     const auto plain = kiln::test::load_reference(dir);
     CompileOptions o = int8_options(c.lora ? kiln::test::fixture(kiln::test::read_line(dir + "/base.txt")) : dir,
                                     d / (std::string(c.name) + file + ".kplan"));
     o.quantize = "int4";
-    o.group_size = c.group == 128 ? 0 : c.group;
+    o.group_size = c.group;
     o.quantize_head = c.head;
     if (c.lora) o.lora = {{dir + "/adapter", 1.0}};
     const CompileSummary s = compile_model(o);
-    CHECK(s.notes.find("int4 weights (symmetric, a scale per " + std::to_string(c.group) + " values)") !=
-          std::string::npos);
+    const std::string groups = c.group ? std::to_string(c.group) : "64 (6 weights) or 32 (2)";
+    CHECK(s.notes.find("int4 weights (symmetric, a scale per " + groups + " values)") != std::string::npos);
     // With groups of 64 the down projections' rows (160) are not whole groups: left in f32, and said.
     CHECK((s.notes.find("rows not a whole number of int4 groups (--group-size 64)") != std::string::npos) ==
           (c.group == 64));
@@ -292,7 +295,8 @@ TEST_CASE("quantize: int4 plans match transformers on compressed-tensors' dequan
       for (const TensorInfo& u : plan->tensors())
         if (u.name == t.name + ".scale") sc = &u;
       REQUIRE(sc != nullptr);
-      CHECK(sc->shape == std::vector<int64_t>{t.shape[0], t.shape[1] * 2 / c.group});
+      const int64_t k = t.shape[1] * 2, group = c.group ? c.group : k == 160 ? 32 : 64;
+      CHECK(sc->shape == std::vector<int64_t>{t.shape[0], k / group});
     }
     CHECK(i4 == c.i4_tensors);
     for (int threads : {1, 2}) {
@@ -309,6 +313,18 @@ TEST_CASE("quantize: int4 plans match transformers on compressed-tensors' dequan
       MESSAGE(what);
     }
   }
+  // A bf16 plan (bf16 norms, embedding, head and KV cache) within the low-precision bound.
+  const auto bref = kiln::test::load_reference(kiln::test::fixture("bf16"), "reference_int4_g32.safetensors");
+  CompileOptions o = int8_options(kiln::test::fixture("bf16"), d / "bf16_int4.kplan", "");
+  o.quantize = "int4";
+  o.group_size = 32;
+  compile_model(o);
+  auto plan = load_plan(o.output);
+  CHECK(plan->model().plan_dtype == DType::BF16);
+  auto ctx = Context::create(plan, {}).take();
+  std::vector<float> logits(bref.logits.size());
+  REQUIRE(ctx->score(bref.input_ids.data(), bref.rows, bref.tokens, logits.data()).is_ok());
+  CHECK(kiln::test::rel_l2(logits.data(), bref.logits.data(), bref.logits.size()) <= 2e-2);
 }
 
 TEST_CASE("quantize: bad options and weights are refused with one clear line, and no plan is written") {
@@ -494,15 +510,16 @@ TEST_CASE("quantize: edited int4 plans are refused by the verifier behind valid 
          sc->mutable_shape()->Mutate(1, 4);
        },
        "i4 groups must divide k into whole multiples of 32 values"},
-      {"the scale's rows halved and groups doubled (64 x 4 as 256 x 1 is 128 x 2 in bytes)",
+      {"the scale's rows doubled and groups halved (256 x 1 holds the bytes of 128 x 2)",
        [&](fb::Plan* p) {
          auto* sc = tensor(p, first_i4(p)->inputs()->Get(4));
          sc->mutable_shape()->Mutate(0, 256);
          sc->mutable_shape()->Mutate(1, 1);
        },
-       "w_scale"},
+       "w_scale 'model.layers.0.self_attn.qkv_proj.weight.scale' has shape [256, 1], expected [128, 1]"},
       {"an i4 weight read as i8",
-       [&](fb::Plan* p) { tensor(p, first_i4(p)->inputs()->Get(1))->mutate_dtype(fb::DType::I8); }, "w"},
+       [&](fb::Plan* p) { tensor(p, first_i4(p)->inputs()->Get(1))->mutate_dtype(fb::DType::I8); },
+       "w 'model.layers.0.self_attn.qkv_proj.weight' has shape [128, 32], expected [128, 64]"},
       {"an i4 weight as bf16",
        [&](fb::Plan* p) { tensor(p, first_i4(p)->inputs()->Get(1))->mutate_dtype(fb::DType::BF16); },
        "size does not match"},

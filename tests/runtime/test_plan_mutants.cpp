@@ -131,6 +131,25 @@ TEST_CASE(
   mutate_all(compile_bytes(o, d, "int8.kplan"), 3, "int8 LLaMA");
 }
 
+TEST_CASE(
+    "plan mutants: an int4 LLaMA plan (matmul version 2, i4 weights, their group scales, a tied head's i4 copy) is refused or runs") {
+  TempDir d;
+  CompileOptions o;
+  o.model_dir = d / "m";
+  REQUIRE(::mkdir(o.model_dir.c_str(), 0700) == 0);
+  kiln::test::TinyLlama t;  // int4 rows are whole blocks of 32 values; tied: --quantize-head makes the head an i4 copy
+  t.hidden = 32;
+  t.ffn = 64;
+  t.heads = 2;
+  kiln::test::write_tiny_llama(o.model_dir, t);
+  o.max_seq = 8;
+  o.chunk = 4;
+  o.quantize = "int4";
+  o.group_size = 32;
+  o.quantize_head = true;
+  mutate_all(compile_bytes(o, d, "int4.kplan"), 3, "int4 LLaMA");
+}
+
 TEST_CASE("plan mutants: a DeepSeek MoE plan, every field set to edge values, is refused or runs") {
   TempDir d;
   CompileOptions o;
