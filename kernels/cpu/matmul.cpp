@@ -66,8 +66,15 @@ inline int64_t w_bytes(const MatmulArgs& a, int64_t n) {
 // q · scale.
 inline void widen_row(const MatmulArgs& a, int64_t j, int64_t k0, int64_t n, float* dst) {
   const uint8_t* row = static_cast<const uint8_t*>(a.w) + j * w_bytes(a, a.k);
-  if (a.w_dtype == DType::I4) dequant_i4(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst);
-  else convert_to_f32(row + w_bytes(a, k0), a.w_dtype, dst, uint64_t(n));
+  if (a.w_dtype == DType::I4) {
+#ifdef KILN_X86_64_V3_KERNELS
+    if (k0 % 32 == 0 && n % 32 == 0 && cpu_has_avx512())
+      return dequant_i4_512(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst);
+#endif
+    dequant_i4(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst);
+  } else {
+    convert_to_f32(row + w_bytes(a, k0), a.w_dtype, dst, uint64_t(n));
+  }
 }
 
 // Weight rows m0 … m0+mb as f32: in place for f32 weights, else widened into scratch; rows[mb …

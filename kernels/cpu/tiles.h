@@ -221,6 +221,24 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_i4(const f
   }
 }
 
+// dequant_i4 on AVX-512 for whole blocks of 32 values (i0 and n multiples of 32): each block's 16
+// bytes widened to the lanes and looked up in the group's table of q · scale, as dot_tile512_i4 does
+// (the same rounded products).
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) inline void dequant_i4_512(const uint8_t* row, const float* scales,
+                                                                                int64_t group, int64_t i0, int64_t n,
+                                                                                float* dst) {
+  const __m512 q = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+  __m512 table = _mm512_setzero_ps();
+  for (int64_t i = i0; i < i0 + n; i += 32) {
+    if (i == i0 || i % group == 0) table = _mm512_mul_ps(q, _mm512_set1_ps(scales[i / group]));
+    const __m512i b =
+        _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i / 2)));
+    _mm512_storeu_ps(dst + (i - i0), _mm512_maskz_permutexvar_ps(0xffff, b, table));
+    _mm512_storeu_ps(dst + (i - i0) + 16,
+                     _mm512_maskz_permutexvar_ps(0xffff, _mm512_maskz_srli_epi32(0xffff, b, 4), table));
+  }
+}
+
 template <int R>
 inline void dot_tile_cols(const float* const* x, const float* const* w, int64_t cols, int64_t k, float* out,
                           int64_t prefetch_ahead = 0) {
