@@ -19,7 +19,7 @@ struct CompileOptions {
   std::vector<LoraAdapterSpec> lora;  // merged in order
   std::string target;                 // "cpu", "cuda" (sm_90), "all", or "" (all; cpu with quantize)
   std::string quantize;        // "" or "none" (weights in the plan dtype), "int8", "int4" (compiler/passes/quantize.h)
-  int64_t group_size = 0;      // --group-size with int4 (0: kDefaultInt4Group)
+  int64_t group_size = 0;      // --group-size with int4 (0: the default rule, compiler/passes/quantize.h)
   bool quantize_head = false;  // --quantize the LM head too
   bool allow_unknown_config = false;  // config keys kiln does not model: noted in the plan, not refused
   bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists

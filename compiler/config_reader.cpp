@@ -368,8 +368,14 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out) const 
     const int b = nb.get<int>();
     if (w.value("type", json("int")) != "int") refuse(name + " of type " + w["type"].dump());
     if (w.value("symmetric", json(true)) != true) refuse(name + " that is not symmetric");
-    for (const char* k : {"block_structure", "actorder"})
-      if (w.contains(k) && !w[k].is_null() && w[k] != false) refuse(name + " with " + k + " " + w[k].dump());
+    if (w.contains("block_structure") && !w["block_structure"].is_null() && w["block_structure"] != false)
+      refuse(name + " with block_structure " + w["block_structure"].dump());
+    // GPTQ's activation ordering: "static" and "weight" (llm-compressor's GPTQ default) only chose the
+    // order in which columns were quantized, and the weights are stored as any others; "group" stores
+    // a g_idx that permutes the groups, which kiln does not read.
+    if (w.contains("actorder") && !w["actorder"].is_null() && w["actorder"] != false && w["actorder"] != "static" &&
+        w["actorder"] != "weight")
+      refuse(name + " with actorder " + w["actorder"].dump() + " (its g_idx permutes the groups)");
     const json strategy = w.value("strategy", json());
     int64_t gs = 0;
     if (b == 8) {  // 8-bit: one scale per row

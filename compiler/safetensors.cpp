@@ -422,7 +422,7 @@ int Checkpoint::unpack_compressed(int bits, int64_t group) {
     t->dtype = bits == 8 ? DType::I8 : DType::I4;
     t->group = group;
     t->shape = {rows, cols};
-    t->data = packed->data;  // little-endian words: byte c of a row is column c
+    t->data = packed->data;  // little-endian words: int8's byte c, int4's nibble c (byte c / 2), is column c
     t->size = packed->size;
     t->row_bytes = uint64_t(words) * 4;
     t->row_scale = s->data();

@@ -51,7 +51,7 @@ struct StTensor {
 // Row r's q of a pre-quantized int8 or int4 weight (StTensor::row_scale set), as floats: shape[1] values.
 void quantized_q(const StTensor& t, int64_t r, float* out);
 
-// The tensor's values in f32: converted from its dtype, or for a pre-quantized int8 weight q · scale
+// The tensor's values in f32: converted from its dtype, or for a pre-quantized int8 or int4 weight q · scale
 // rounded to the scales' dtype (compressed-tensors decompresses in it: a bf16 model's weights are
 // bf16(q · scale)), or for an FP8 one its block dequantization (CompileError on a NaN code).
 void read_f32(const StTensor& t, float* out);

@@ -45,6 +45,20 @@ def greedy_with_margins(model, prompt_ids, n_new):
     return ids[0], margins
 
 
+def save_greedy_reference(model, ref, out, logits, name, path):
+    """Writes out + the fixture's inputs, the quantized model's logits and its greedy tokens (each step's
+    top-2 margin at least MIN_MARGIN) to path; returns (greedy ids, margins)."""
+    from safetensors.torch import save_file
+    n_new = ref["greedy_ids"].numel() - ref["prompt_ids"].numel()
+    greedy, margins = greedy_with_margins(model, ref["prompt_ids"], n_new)
+    assert min(margins) >= MIN_MARGIN, "%s: greedy margin %.2e too small for an exact comparison" % (
+        name, min(margins))
+    out.update(input_ids=ref["input_ids"], prompt_ids=ref["prompt_ids"], greedy_ids=greedy.contiguous(),
+               logits=logits)
+    save_file(out, path)
+    return greedy, margins
+
+
 def main(repo):
     import torch
     from peft import PeftModel
@@ -82,14 +96,8 @@ def main(repo):
                     out["check_scale"] = scale.contiguous()
                 lin.weight.copy_(q.float() * scale[:, None])
             logits = model(ref["input_ids"]).logits.float().contiguous()
-        n_new = ref["greedy_ids"].numel() - ref["prompt_ids"].numel()
-        greedy, margins = greedy_with_margins(model, ref["prompt_ids"], n_new)
-        assert min(margins) >= MIN_MARGIN, "%s: greedy margin %.2e too small for an exact comparison" % (
-            name, min(margins))
-        out.update(input_ids=ref["input_ids"], prompt_ids=ref["prompt_ids"], greedy_ids=greedy.contiguous(),
-                   logits=logits)
         fname = "reference_int8%s.safetensors" % ("_head" if head else "")
-        save_file(out, os.path.join(d, fname))
+        greedy, margins = save_greedy_reference(model, ref, out, logits, name, os.path.join(d, fname))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
         print("  %s/%s: %d linears quantized, logits moved %.3e rel L2 from the unquantized ones, "
               "min greedy margin %.3e, greedy %s (unquantized %s)"
@@ -172,14 +180,8 @@ def int4_fixtures(repo):
                 lin.weight.copy_(deq)
                 n += 1
             logits = model(ref["input_ids"]).logits.float().contiguous()
-        n_new = ref["greedy_ids"].numel() - ref["prompt_ids"].numel()
-        greedy, margins = greedy_with_margins(model, ref["prompt_ids"], n_new)
-        assert min(margins) >= MIN_MARGIN, "%s: greedy margin %.2e too small for an exact comparison" % (
-            name, min(margins))
-        out.update(input_ids=ref["input_ids"], prompt_ids=ref["prompt_ids"], greedy_ids=greedy.contiguous(),
-                   logits=logits)
         fname = "reference_int4_%s%s.safetensors" % ("g%d" % group if group else "default", "_head" if head else "")
-        save_file(out, os.path.join(d, fname))
+        _, margins = save_greedy_reference(model, ref, out, logits, name, os.path.join(d, fname))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
         print("  %s/%s: %d linears quantized, logits moved %.3e rel L2 from the unquantized ones, "
               "min greedy margin %.3e" % (name, fname, n, moved.item(), min(margins)))

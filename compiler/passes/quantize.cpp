@@ -12,17 +12,26 @@
 
 namespace kiln {
 
+namespace {
+
+// max |v[i]| over n values of row j of `what`; CompileError naming them on a value that is not finite.
+float finite_absmax(const float* v, int64_t n, int64_t j, const std::string& what) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i]))
+      throw CompileError("cannot quantize '" + what + "': row " + std::to_string(j) + " has a non-finite value (" +
+                         std::to_string(v[i]) + ")");
+    amax = std::max(amax, std::fabs(v[i]));
+  }
+  return amax;
+}
+
+}  // namespace
+
 void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* scale, const std::string& what) {
   for (int64_t j = 0; j < m; ++j) {
     const float* row = w + j * k;
-    float amax = 0.0f;
-    for (int64_t i = 0; i < k; ++i) {
-      if (!std::isfinite(row[i]))
-        throw CompileError("cannot quantize '" + what + "': row " + std::to_string(j) + " has a non-finite value (" +
-                           std::to_string(row[i]) + ")");
-      amax = std::max(amax, std::fabs(row[i]));
-    }
-    const float s = amax / 127.0f;
+    const float s = finite_absmax(row, k, j, what) / 127.0f;
     scale[j] = s;
     for (int64_t i = 0; i < k; ++i)
       q[j * k + i] = s == 0.0f ? int8_t(0) : int8_t(std::min(127.0f, std::max(-127.0f, std::nearbyint(row[i] / s))));
@@ -37,14 +46,7 @@ void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uin
   for (int64_t j = 0; j < m; ++j)
     for (int64_t g = 0; g < groups; ++g) {
       const float* v = w + j * k + g * group;
-      float amax = 0.0f;
-      for (int64_t i = 0; i < group; ++i) {
-        if (!std::isfinite(v[i]))
-          throw CompileError("cannot quantize '" + what + "': row " + std::to_string(j) + " has a non-finite value (" +
-                             std::to_string(v[i]) + ")");
-        amax = std::max(amax, std::fabs(v[i]));
-      }
-      const float s = amax / 7.5f;
+      const float s = finite_absmax(v, group, j, what) / 7.5f;
       scale[j * groups + g] = s;
       uint8_t* row = packed + j * k / 2;
       if (g == 0) std::fill(row, row + k / 2, uint8_t(0));  // (store_i4 keeps a byte's other nibble)
@@ -65,7 +67,8 @@ int64_t parse_group_size(const std::string& scheme, int64_t group_size) {
   if (scheme != "int4")
     throw CompileError("--group-size is for --quantize int4 (" +
                        (scheme == "int8" ? std::string("int8 has one scale a row")
-                                         : "not --quantize " + (scheme.empty() ? std::string("given") : scheme)) +
+                        : scheme.empty() ? std::string("--quantize was not given")
+                                         : "not --quantize " + scheme) +
                        ")");
   if (group_size < 0 || group_size % kI4GroupMultiple != 0)
     throw CompileError("--group-size " + std::to_string(group_size) + " is not a positive multiple of " +
@@ -165,7 +168,8 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   // groups of the same size for int4); otherwise it is re-quantized from its dequantized values.
   auto stored_parts = [&](const Value& v) {
     std::vector<const StTensor*> s(v.weight.parts.size(), nullptr);
-    const int64_t group = v.shape.size() == 2 ? group_for(v.shape[1]) : -1;
+    // (-1 matches no stored part: not a matrix, or int4 groups that do not fit its rows)
+    const int64_t group = v.shape.size() != 2 || (int4 && group_for(v.shape[1]) == 0) ? -1 : group_for(v.shape[1]);
     if (o.stored_int8)
       for (size_t i = 0; i < s.size(); ++i)
         if (const StTensor* t = o.stored_int8(v.weight.parts[i]); t && t->group == group) s[i] = t;

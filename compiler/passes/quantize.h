@@ -46,7 +46,7 @@ struct QuantizeOptions {
   bool head = false;         // also quantize the LM head (when only matmuls read it)
   int64_t group_size = 0;    // int4: values per scale (parse_group_size); 0: kDefaultInt4Group's rule
   int64_t stored_group = 0;  // the checkpoint's pre-quantized weights: 0 int8 rows, else int4 groups of it
-  // Pre-quantized checkpoint rows (Checkpoint::unpack_compressed): the tensor whose stored q
+  // Pre-quantized checkpoint rows (Checkpoint::unpack_compressed, int8 or int4): the tensor whose stored q
   // and scales a checkpoint part keeps, or null (also for a part a LoRA adapter changes). With
   // scheme "" the weights made only of such parts are kept as shipped (int8, or int4 in groups of
   // stored_group) and nothing else is quantized; with "int8" or "int4" the parts already in that

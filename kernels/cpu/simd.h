@@ -44,8 +44,8 @@ float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n);
 // values, as dot_f32_bf16 is.
 float dot_f32_i8(const float* a, const int8_t* b, int64_t n);
 
-// Values i0 … i0+n of a packed i4 row (kernels/dtype.h; i0 and n even) dequantized into dst: value i
-// is the f32 product float(q_i) · scales[i / group].
+// Values i0 … i0+n of a packed i4 row (kernels/dtype.h; group a multiple of 32, as matmul's verifier
+// requires) dequantized into dst: value i is the f32 product float(q_i) · scales[i / group].
 void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst);
 
 // sum_i a[i]·(q_i · scales[i / group]) over a packed i4 row of n values (group and n multiples of

@@ -166,9 +166,14 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
   check_cli_greedy(d / "q.kplan", kiln::test::load_reference(model, "reference_int8.safetensors"));
-  for (const char* bad : {"--quantize int4 --group-size 48", "--quantize int8 --target all", "--quantize-head",
-                          "--quantize int8 --group-size 32", "--quantize fp8"})
-    check_cli_compile_refused(model, d.path(), bad);
+  const std::pair<const char*, const char*> bad[] = {
+      {"--quantize int4 --group-size 48", "--group-size 48 is not a positive multiple of 32"},
+      {"--quantize int8 --target all", "use --target cpu (not all)"},
+      {"--quantize-head", "--quantize-head needs --quantize int8 or int4"},
+      {"--quantize int8 --group-size 32", "--group-size is for --quantize int4 (int8 has one scale a row)"},
+      {"--group-size 32", "--group-size is for --quantize int4 (--quantize was not given)"},
+      {"--quantize fp8", "--quantize fp8 is not supported yet"}};
+  for (const auto& [options, expect] : bad) check_cli_compile_refused(model, d.path(), options, expect);
 }
 
 TEST_CASE("cli: compile --quantize int4 writes a CPU plan of i4 weights that generates transformers' tokens") {
@@ -190,7 +195,8 @@ TEST_CASE("cli: compile --quantize int4 writes a CPU plan of i4 weights that gen
       kiln::test::run_command(kCli + " compile " + ct + " -o " + (d / "w4.kplan") + " --max-seq 32", &out) == 0, out);
   CHECK(out.find("8 matmul weights (8 as the checkpoint ships them, compressed-tensors)") != std::string::npos);
   check_cli_greedy(d / "w4.kplan", kiln::test::load_reference(ct));
-  for (const char* bad : {"--target cuda", "--group-size 32"}) check_cli_compile_refused(ct, d.path(), bad);
+  check_cli_compile_refused(ct, d.path(), "--target cuda", "pre-quantized int4 weights (compressed-tensors)");
+  check_cli_compile_refused(ct, d.path(), "--group-size 32", "--group-size is for --quantize int4");
 }
 
 TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and generates transformers' tokens") {
@@ -206,8 +212,8 @@ TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and gen
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
   check_cli_greedy(d / "ct.kplan", kiln::test::load_reference(model));
-  for (const char* bad : {"--target cuda", "--quantize int4 --group-size 40"})
-    check_cli_compile_refused(model, d.path(), bad);
+  check_cli_compile_refused(model, d.path(), "--target cuda", "pre-quantized int8 weights (compressed-tensors)");
+  check_cli_compile_refused(model, d.path(), "--quantize int4 --group-size 40", "is not a positive multiple of 32");
 }
 
 TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles upcast with --dtype and generates transformers' tokens") {

@@ -117,6 +117,25 @@ void check_refused(const TempDir& d, const std::string& src, const std::vector<R
   }
 }
 
+std::shared_ptr<const Plan> load_plan(const std::string& path) {
+  auto r = Plan::load_file(path);
+  REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+  return r.take();
+}
+
+// A plan's quantized weight and its scales, both required.
+std::pair<const TensorInfo*, const TensorInfo*> weight_and_scale(const Plan& plan, const std::string& name) {
+  const TensorInfo* t = nullptr;
+  const TensorInfo* sc = nullptr;
+  for (const TensorInfo& ti : plan.tensors()) {
+    if (ti.name == name) t = &ti;
+    if (ti.name == name + ".scale") sc = &ti;
+  }
+  REQUIRE(t != nullptr);
+  REQUIRE(sc != nullptr);
+  return {t, sc};
+}
+
 }  // namespace
 
 TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and match transformers") {
@@ -137,24 +156,14 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
     o.quantize = c.quantize;
     o.quantize_head = c.head;
     const CompileSummary s = compile_model(o);
-    auto r = Plan::load_file(o.output);
-    REQUIRE_MESSAGE(r.is_ok(), r.status().message());
-    auto plan = r.take();
+    auto plan = load_plan(o.output);
     int i8 = 0;
     for (const TensorInfo& t : plan->tensors()) i8 += t.dtype == DType::I8;
     CHECK(i8 == c.i8);
     // As shipped, the plan holds the checkpoint's own q and scales, byte for byte (kiln's formula
     // would move every row that holds -128): layer 0's qkv rows are q_proj's, k_proj's, v_proj's.
     if (c.as_shipped > 0) {
-      const std::string qkv = "model.layers.0.self_attn.qkv_proj.weight";
-      const TensorInfo* t = nullptr;
-      const TensorInfo* sc = nullptr;
-      for (const TensorInfo& ti : plan->tensors()) {
-        if (ti.name == qkv) t = &ti;
-        if (ti.name == qkv + ".scale") sc = &ti;
-      }
-      REQUIRE(t != nullptr);
-      REQUIRE(sc != nullptr);
+      const auto [t, sc] = weight_and_scale(*plan, "model.layers.0.self_attn.qkv_proj.weight");
       REQUIRE(t->dtype == DType::I8);
       const int8_t* q = reinterpret_cast<const int8_t*>(plan->weights_base() + t->offset);
       const float* s = reinterpret_cast<const float*>(plan->weights_base() + sc->offset);
@@ -436,9 +445,7 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
     o.quantize = c.quantize;
     o.group_size = c.group;
     const CompileSummary s = compile_model(o);
-    auto r = Plan::load_file(o.output);
-    REQUIRE_MESSAGE(r.is_ok(), r.status().message());
-    auto plan = r.take();
+    auto plan = load_plan(o.output);
     int i4 = 0, i8 = 0;
     for (const TensorInfo& t : plan->tensors()) {
       i4 += t.dtype == DType::I4;
@@ -451,15 +458,7 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
       CHECK(s.notes.find("int4 weights (symmetric, a scale per 32 values): 8 matmul weights (8 as the checkpoint "
                          "ships them, compressed-tensors)") != std::string::npos);
       // The plan holds the checkpoint's q and scales: layer 0's qkv rows are q_proj's, k_proj's, v_proj's.
-      const std::string qkv = "model.layers.0.self_attn.qkv_proj.weight";
-      const TensorInfo* t = nullptr;
-      const TensorInfo* sc = nullptr;
-      for (const TensorInfo& ti : plan->tensors()) {
-        if (ti.name == qkv) t = &ti;
-        if (ti.name == qkv + ".scale") sc = &ti;
-      }
-      REQUIRE(t != nullptr);
-      REQUIRE(sc != nullptr);
+      const auto [t, sc] = weight_and_scale(*plan, "model.layers.0.self_attn.qkv_proj.weight");
       REQUIRE(t->dtype == DType::I4);
       const uint8_t* q = plan->weights_base() + t->offset;
       const float* sp = reinterpret_cast<const float*>(plan->weights_base() + sc->offset);
@@ -500,12 +499,7 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
     if (c.bound == 0) continue;
     for (int threads : {1, 2}) {
       CAPTURE(threads);
-      auto ctx = kiln::test::cpu_context(plan, threads);
-      const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
-      const double err = kiln::test::reference_error(logits, ref);
-      CHECK(err <= c.bound);
-      const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
-      CHECK(kiln::test::greedy_continuation(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+      const auto [logits, err] = kiln::test::check_reference(plan, ref, threads, c.bound, true);
       CHECK(kiln::test::rel_l2(logits.data(), unquantized.logits.data(), unquantized.logits.size()) > 1e-2);
       const std::string line = "W4A16 --quantize '" + c.quantize + "': rel L2 " + std::to_string(err);
       MESSAGE(line);
@@ -533,6 +527,27 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
       const std::string line = "W4A16 bf16 checkpoint, --quantize '" + q + "': rel L2 " + std::to_string(err);
       MESSAGE(line);
     }
+  }
+  // GPTQ's static or weight activation order (llm-compressor's default) stores the weights as any
+  // others: read as shipped.
+  for (const char* order : {"static", "weight"}) {
+    const std::string sdir = edited(
+        d, std::string("actorder_") + order, nullptr,
+        [&](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["actorder"] = order; },
+        dir);
+    CompileOptions o = options(sdir, d / (std::string("actorder_") + order + ".kplan"));
+    const CompileSummary s = compile_model(o);
+    CHECK(s.notes.find("(8 as the checkpoint ships them, compressed-tensors)") != std::string::npos);
+  }
+  // An int8 (W8A16) checkpoint with --quantize int4: re-quantized from its dequantized values, and said.
+  {
+    CompileOptions o = options(kiln::test::fixture("ct_w8a16_f32", "quantized"), d / "w8to4.kplan");
+    o.quantize = "int4";
+    const CompileSummary s = compile_model(o);
+    CHECK(s.notes.find("int4 weights (symmetric, a scale per 64 (6 weights) or 32 (2) values): 8 matmul weights,") !=
+          std::string::npos);
+    CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int8 weights not kept as shipped") !=
+          std::string::npos);
   }
   // CUDA targets: refused while the int4 weights stay int4.
   {
@@ -563,6 +578,9 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
       {"groups of 16", nullptr,
        [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["group_size"] = 16; },
        "config group 'group_0' of 4 bits and group_size 16 (kiln's int4 groups are multiples of 32)"},
+      {"GPTQ's group activation order (a g_idx)", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["actorder"] = "group"; },
+       "config group 'group_0' with actorder \"group\" (its g_idx permutes the groups)"},
       {"two schemes", nullptr,
        [](nlohmann::json& j) {
          auto& groups = j["quantization_config"]["config_groups"];
@@ -623,13 +641,9 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
       auto plan = Plan::load_file(o.output).take();
       for (int threads : {1, 2}) {
         CAPTURE(threads);
-        auto ctx = kiln::test::cpu_context(plan, threads);
-        const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
-        const double err = kiln::test::reference_error(logits, ref);
-        CHECK(err <= c.bound);
-        if (c.dtype == "f32" && c.quantize.empty()) {
-          const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
-          CHECK(kiln::test::greedy_continuation(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+        const bool exact = c.dtype == "f32" && c.quantize.empty();
+        const auto [logits, err] = kiln::test::check_reference(plan, ref, threads, c.bound, exact);
+        if (exact) {
           // FP8 moved transformers' logits far past the bound: the plan runs the FP8 weights.
           CHECK(kiln::test::rel_l2(logits.data(), unquantized.logits.data(), unquantized.logits.size()) > 1e-2);
         }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 
 #include "compile_checks.h"
@@ -42,6 +43,26 @@ CompileOptions int8_options(const std::string& dir, const std::string& out, cons
   o.chunk = 8;
   o.max_seq = 64;
   return o;
+}
+
+// An edit of a plan's FlatBuffer, and what the verifier's refusal must say.
+struct PlanEdit {
+  const char* name;
+  std::function<void(fb::Plan*)> edit;
+  const char* expect;
+};
+
+// Each edit on a copy of the plan bytes, re-sealed behind valid checksums: refused, saying c.expect.
+void check_edits_refused(const std::vector<uint8_t>& bytes, const std::vector<PlanEdit>& cases) {
+  for (const PlanEdit& c : cases) {
+    CAPTURE(std::string(c.name));
+    std::vector<uint8_t> b = bytes;
+    c.edit(kiln::test::mutable_root(b));
+    kiln::test::rehash(b);
+    const Status st = kiln::test::load_status(b);
+    CHECK_FALSE(st.is_ok());
+    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
+  }
 }
 
 std::shared_ptr<const Plan> load_plan(const std::string& path) {
@@ -356,6 +377,17 @@ TEST_CASE("quantize: bad options and weights are refused with one clear line, an
     CHECK(kiln::test::compile_error(o).find(c.expect) != std::string::npos);
     CHECK_FALSE(kiln::path_exists(o.output));
   }
+  // Rows that are not whole blocks of 32 values (a tiny LLaMA's 8 and 12): no int4 weight.
+  {
+    const std::string tiny = d / "tiny";
+    REQUIRE(::mkdir(tiny.c_str(), 0700) == 0);
+    kiln::test::write_tiny_llama(tiny);
+    CompileOptions o = int8_options(tiny, d / "tiny.kplan");
+    o.quantize = "int4";
+    kiln::test::check_compile_refused(
+        o,
+        "--quantize int4: no weight of this model can be quantized (4 rows not a multiple of 32 values (int4 groups)");
+  }
   // A text-to-image pipeline.
   CompileOptions o = int8_options(kiln::test::fixture("sd15_tiny", "diffusion") + "/pipeline", d / "sd.kplan", "");
   o.batch = 1;
@@ -415,12 +447,7 @@ TEST_CASE("quantize: edited int8 plans are refused by the verifier behind valid 
     return out;
   };
   auto rows_of = [](fb::Plan* p, uint32_t t) { return p->tensors()->Get(t)->shape()->Get(0); };
-  struct Case {
-    const char* name;
-    std::function<void(fb::Plan*)> edit;
-    const char* expect;
-  };
-  const Case cases[] = {
+  const std::vector<PlanEdit> cases = {
       {"scale dropped", [&](fb::Plan* p) { v2_launches(p)[0]->mutable_inputs()->Mutate(4, kNoTensor); },
        "without their w_scale"},
       {"another matmul's scale",
@@ -461,15 +488,7 @@ TEST_CASE("quantize: edited int8 plans are refused by the verifier behind valid 
        },
        "size does not match"},
   };
-  for (const Case& c : cases) {
-    CAPTURE(std::string(c.name));
-    std::vector<uint8_t> b = bytes;
-    c.edit(kiln::test::mutable_root(b));
-    kiln::test::rehash(b);
-    const Status st = kiln::test::load_status(b);
-    CHECK_FALSE(st.is_ok());
-    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
-  }
+  check_edits_refused(bytes, cases);
 }
 
 TEST_CASE("quantize: edited int4 plans are refused by the verifier behind valid checksums") {
@@ -493,12 +512,7 @@ TEST_CASE("quantize: edited int4 plans are refused by the verifier behind valid 
     return static_cast<fb::Launch*>(nullptr);
   };
   auto tensor = [](fb::Plan* p, uint32_t t) { return p->mutable_tensors()->GetMutableObject(t); };
-  struct Case {
-    const char* name;
-    std::function<void(fb::Plan*)> edit;
-    const char* expect;
-  };
-  const Case cases[] = {
+  const std::vector<PlanEdit> cases = {
       {"scale dropped", [&](fb::Plan* p) { first_i4(p)->mutable_inputs()->Mutate(4, kNoTensor); },
        "i4 weights 'model.layers.0.self_attn.qkv_proj.weight' without their w_scale"},
       {"groups of 16 (the scale reshaped to 64 x 4)",
@@ -524,15 +538,7 @@ TEST_CASE("quantize: edited int4 plans are refused by the verifier behind valid 
        [&](fb::Plan* p) { tensor(p, first_i4(p)->inputs()->Get(1))->mutate_dtype(fb::DType::BF16); },
        "size does not match"},
   };
-  for (const Case& c : cases) {
-    CAPTURE(std::string(c.name));
-    std::vector<uint8_t> b = bytes;
-    c.edit(kiln::test::mutable_root(b));
-    kiln::test::rehash(b);
-    const Status st = kiln::test::load_status(b);
-    CHECK_FALSE(st.is_ok());
-    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
-  }
+  check_edits_refused(bytes, cases);
 }
 
 // Families whose references are unquantized only: an int8 plan must compile, say what it left in the

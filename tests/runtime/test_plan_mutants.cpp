@@ -117,37 +117,33 @@ TEST_CASE("plan mutants: a LLaMA plan with its tokenizer, every field set to edg
   mutate_all(compile_bytes(o, d, "llama.kplan"), 3, "LLaMA");
 }
 
-TEST_CASE(
-    "plan mutants: an int8 LLaMA plan (matmul version 2, i8 weights, their scales, a tied head's i8 copy) is refused or runs") {
+// A tiny tied LLaMA compiled with --quantize `scheme` --quantize-head (the head an i8 or i4 copy),
+// every field mutated.
+static void mutate_quantized_llama(const std::string& scheme, int64_t group, const kiln::test::TinyLlama& t) {
   TempDir d;
   CompileOptions o;
   o.model_dir = d / "m";
   REQUIRE(::mkdir(o.model_dir.c_str(), 0700) == 0);
-  kiln::test::write_tiny_llama(o.model_dir);  // tied: --quantize-head makes the head an i8 copy
+  kiln::test::write_tiny_llama(o.model_dir, t);
   o.max_seq = 8;
   o.chunk = 4;
-  o.quantize = "int8";
+  o.quantize = scheme;
+  o.group_size = group;
   o.quantize_head = true;
-  mutate_all(compile_bytes(o, d, "int8.kplan"), 3, "int8 LLaMA");
+  mutate_all(compile_bytes(o, d, scheme + ".kplan"), 3, (scheme + " LLaMA").c_str());
+}
+
+TEST_CASE(
+    "plan mutants: an int8 LLaMA plan (matmul version 2, i8 weights, their scales, a tied head's i8 copy) is refused or runs") {
+  mutate_quantized_llama("int8", 0, {});
 }
 
 TEST_CASE(
     "plan mutants: an int4 LLaMA plan (matmul version 2, i4 weights, their group scales, a tied head's i4 copy) is refused or runs") {
-  TempDir d;
-  CompileOptions o;
-  o.model_dir = d / "m";
-  REQUIRE(::mkdir(o.model_dir.c_str(), 0700) == 0);
-  kiln::test::TinyLlama t;  // int4 rows are whole blocks of 32 values; tied: --quantize-head makes the head an i4 copy
+  kiln::test::TinyLlama t;  // int4 rows are whole blocks of 32 values
   t.hidden = 32;
   t.ffn = 64;
-  t.heads = 2;
-  kiln::test::write_tiny_llama(o.model_dir, t);
-  o.max_seq = 8;
-  o.chunk = 4;
-  o.quantize = "int4";
-  o.group_size = 32;
-  o.quantize_head = true;
-  mutate_all(compile_bytes(o, d, "int4.kplan"), 3, "int4 LLaMA");
+  mutate_quantized_llama("int4", 32, t);
 }
 
 TEST_CASE("plan mutants: a DeepSeek MoE plan, every field set to edge values, is refused or runs") {

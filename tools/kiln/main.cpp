@@ -62,9 +62,10 @@ int main(int argc, char** argv) {
   compile->add_option("--quantize", co.quantize,
                       "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
                       "scale per --group-size values; both CPU only so far) or none (also: dequantize a "
-                      "pre-quantized checkpoint, which otherwise stays int8 as shipped)");
+                      "pre-quantized checkpoint, which otherwise stays int8 or int4 as shipped)");
   compile->add_option("--group-size", co.group_size,
-                      "With --quantize int4: values per scale along each row, a multiple of 32 (default 128)");
+                      "With --quantize int4: values per scale along each row, a multiple of 32 (default: 128, or "
+                      "the largest of 96, 64, 32 that divides a weight's rows; a W4A16 checkpoint's own)");
   compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8 or int4: the LM head too");
   compile
       ->add_option("--target", co.target,
