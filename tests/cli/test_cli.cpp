@@ -165,6 +165,7 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
+  CHECK(out.find("quantized  i8, a scale per row: 8 matmul weights") != std::string::npos);
   check_cli_greedy(d / "q.kplan", kiln::test::load_reference(model, "reference_int8.safetensors"));
   const std::pair<const char*, const char*> bad[] = {
       {"--quantize int4 --group-size 48", "--group-size 48 is not a positive multiple of 32"},
@@ -188,6 +189,18 @@ TEST_CASE("cli: compile --quantize int4 writes a CPU plan of i4 weights that gen
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q4.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i4 ") != std::string::npos);
+  // 2 layers' qkv (128 x 64), o (64 x 64), gate|up (320 x 64) and down (64 x 160): 86,016 values, two a
+  // byte, and one f32 scale per 32 of them.
+  CHECK(out.find("quantized  i4, a scale per 32 values: 8 matmul weights, 42.00 KiB + 10.50 KiB of f32 scales") !=
+        std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q4.kplan") + " --json 2>/dev/null", &out) == 0);
+  const nlohmann::json q = nlohmann::json::parse(out)["quantized"];
+  REQUIRE(q.size() == 1);
+  CHECK(q[0]["dtype"] == "i4");
+  CHECK(q[0]["group"] == 32);
+  CHECK(q[0]["weights"] == 8);
+  CHECK(q[0]["bytes"] == 43008);
+  CHECK(q[0]["scale_bytes"] == 10752);
   check_cli_greedy(d / "q4.kplan", kiln::test::load_reference(model, "reference_int4_g32.safetensors"));
   // A W4A16 checkpoint as shipped.
   const std::string ct = kiln::test::fixture("ct_w4a16_g32_f32", "quantized");

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "compiler/error.h"
@@ -27,6 +28,38 @@ std::map<std::string, std::pair<uint64_t, int>> weights_by_dtype(const kiln::Pla
       e.first += t.size_bytes;
       ++e.second;
     }
+  return out;
+}
+
+// How the plan's quantized matmul weights are quantized (kiln compile --quantize, or a checkpoint's own):
+// per scheme ("int8, a scale per row", "int4, a scale per 128 values"), the weights, their bytes and
+// their scales' bytes, from the matmul launches that read them (version 2: w and its w_scale).
+struct QuantScheme {
+  std::string dtype;
+  int64_t group = 0;  // values per scale (int4); 0: one scale a row
+  int weights = 0;
+  uint64_t bytes = 0, scale_bytes = 0;
+};
+std::vector<QuantScheme> quantized_weights(const kiln::Plan& p) {
+  std::map<std::pair<std::string, int64_t>, QuantScheme> by;
+  std::set<uint32_t> seen;
+  for (const kiln::ProgramInfo& prog : p.programs())
+    for (const kiln::LaunchInfo& l : prog.launches) {
+      if (std::string(p.kernels()[l.kernel]->name) != "matmul" || l.inputs.size() < 5 ||
+          l.inputs[4] == kiln::kNoTensor || !seen.insert(l.inputs[1]).second)
+        continue;
+      const kiln::TensorInfo& w = p.tensors()[l.inputs[1]];
+      const kiln::TensorInfo& sc = p.tensors()[l.inputs[4]];
+      const int64_t group = w.dtype == kiln::DType::I4 ? 2 * w.shape[1] / sc.shape[1] : 0;  // (verified shapes)
+      QuantScheme& q = by[{kiln::dtype_name(w.dtype), group}];
+      q.dtype = kiln::dtype_name(w.dtype);
+      q.group = group;
+      ++q.weights;
+      q.bytes += w.size_bytes;
+      q.scale_bytes += sc.size_bytes;
+    }
+  std::vector<QuantScheme> out;
+  for (const auto& kv : by) out.push_back(kv.second);
   return out;
 }
 
@@ -77,6 +110,13 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
   }
   for (const auto& [dt, e] : weights_by_dtype(p))
     j["weights_by_dtype"][dt] = {{"bytes", e.first}, {"tensors", e.second}};
+  j["quantized"] = json::array();
+  for (const QuantScheme& q : quantized_weights(p))
+    j["quantized"].push_back({{"dtype", q.dtype},
+                              {"group", q.group},
+                              {"weights", q.weights},
+                              {"bytes", q.bytes},
+                              {"scale_bytes", q.scale_bytes}});
   j["memory"] = {{"weights", mem.weights_bytes}, {"kv_cache", mem.kv_bytes}, {"request", mem.request_bytes},
                  {"arena", mem.arena_bytes},     {"state", mem.state_bytes}, {"workspace", mem.workspace_bytes},
                  {"total_per_device", total}};
@@ -188,6 +228,11 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
     by_dtype +=
         (by_dtype.empty() ? "" : ", ") + dt + " " + human_bytes(e.first) + " (" + std::to_string(e.second) + ")";
   std::printf("weights    by dtype (tensors): %s\n", by_dtype.empty() ? "none" : by_dtype.c_str());
+  for (const QuantScheme& q : quantized_weights(p)) {
+    const std::string per = q.group > 0 ? std::to_string(q.group) + " values" : "row";
+    std::printf("quantized  %s, a scale per %s: %d matmul weights, %s + %s of f32 scales\n", q.dtype.c_str(),
+                per.c_str(), q.weights, human_bytes(q.bytes).c_str(), human_bytes(q.scale_bytes).c_str());
+  }
   if (m.kv_bytes_per_token > 0)
     std::printf("kv/token   %s (multi-head K/V would need %s, %.1fx more)\n", human_bytes(m.kv_bytes_per_token).c_str(),
                 human_bytes(m.mha_kv_bytes_per_token).c_str(),
