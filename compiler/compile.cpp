@@ -98,10 +98,12 @@ CompileSummary compile_model(const CompileOptions& o) {
     // int4: "a scale per 128 values", or with several sizes "a scale per 128 (40 weights) or 96 (20) values"
     std::string groups;
     for (auto it = qr.groups.rbegin(); it != qr.groups.rend(); ++it)
-      groups +=
-          (groups.empty() ? "" : " or ") + std::to_string(it->first) +
-          (qr.groups.size() > 1 ? " (" + std::to_string(it->second) + (it == qr.groups.rbegin() ? " weights)" : ")")
-                                : "");
+      groups += (groups.empty() ? "" : " or ") + std::to_string(it->first) +
+                (qr.groups.size() > 1 ? " (" + std::to_string(it->second) +
+                                            (it != qr.groups.rbegin() ? ")"
+                                             : it->second == 1        ? " weight)"
+                                                                      : " weights)")
+                                      : "");
     const bool int4 = !qr.groups.empty();
     const std::string note =
         (int4 ? "int4 weights (symmetric, a scale per " + groups + " values): "
