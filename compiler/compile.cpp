@@ -32,9 +32,9 @@ PlanTargets parse_targets(const std::string& target) {
   return targets;
 }
 
-bool cpu_only_plan(const CompileOptions& o, bool stored_int8) {
+bool cpu_only_plan(const CompileOptions& o, bool prequantized) {
   return o.target == "cpu" ||
-         (o.target.empty() && (o.quantize == "int8" || o.quantize == "int4" || (o.quantize.empty() && stored_int8)));
+         (o.target.empty() && (o.quantize == "int8" || o.quantize == "int4" || (o.quantize.empty() && prequantized)));
 }
 
 CompileSummary compile_model(const CompileOptions& o) {
@@ -63,7 +63,7 @@ CompileSummary compile_model(const CompileOptions& o) {
     }
   const std::string stored_kind = quant.stored_group > 0 ? "int4" : "int8";
   if (stored > 0)
-    quant.stored_int8 = [&b](const std::string& part) -> const StTensor* {
+    quant.stored = [&b](const std::string& part) -> const StTensor* {
       if (b.lora.touches(part) || b.lora.replacement(part)) return nullptr;
       const StTensor* t = b.checkpoint.find(part);
       return t && t->row_scale ? t : nullptr;

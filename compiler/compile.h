@@ -55,9 +55,8 @@ DType parse_plan_dtype(const std::string& s, DType def);
 // --target cpu|cuda|all as the plan writer's targets ("" = all); throws CompileError otherwise.
 PlanTargets parse_targets(const std::string& target);
 // Whether the plan is for the CPU alone: --target cpu, or no target with int8 or int4 weights
-// (--quantize int8|int4, or a checkpoint's pre-quantized int8 rows kept as shipped: stored_int8 and
-// no --quantize).
-// (Other targets with int8 weights are refused by compile_model.)
-bool cpu_only_plan(const CompileOptions& o, bool stored_int8);
+// (--quantize int8|int4, or a checkpoint's pre-quantized int8 or int4 weights kept as shipped:
+// prequantized and no --quantize). (Other targets with such weights are refused by compile_model.)
+bool cpu_only_plan(const CompileOptions& o, bool prequantized);
 
 }  // namespace kiln

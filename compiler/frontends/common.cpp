@@ -109,7 +109,7 @@ void refuse_pipeline_options(const CompileOptions& o) {
         o.model_dir + " has none");
 }
 
-LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, bool stored_int8) {
+LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, bool prequantized) {
   LlmLimits l;
   if (o.max_seq < 0) throw CompileError("--max-seq must be positive");
   l.max_seq = o.max_seq > 0 ? o.max_seq : std::min<int64_t>(max_position_embeddings, 2048);
@@ -120,7 +120,7 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, b
   // A CPU-only plan prefills 128 tokens a replay by default: its GEMM reads every weight once per chunk,
   // so longer chunks amortise that (SmolLM2 f32 on the dev VM: a 2,000-token prompt 3.60 -> 3.15 s,
   // 128 tokens 169 -> 146 ms; a 10-token prompt 39 -> 44 ms, the padding rows' elementwise ops).
-  const int64_t default_chunk = cpu_only_plan(o, stored_int8) ? 128 : 64;
+  const int64_t default_chunk = cpu_only_plan(o, prequantized) ? 128 : 64;
   l.chunk = o.chunk > 0 ? o.chunk : std::min<int64_t>(default_chunk, l.max_seq);
   if (l.chunk > l.max_seq)
     throw CompileError("--chunk " + std::to_string(l.chunk) + " exceeds --max-seq " + std::to_string(l.max_seq));

@@ -75,9 +75,9 @@ inline std::string hf_layer_prefix(int64_t i) { return "model.layers." + std::to
 struct LlmLimits {
   int64_t max_seq, batch, chunk;
 };
-// stored_int8: the checkpoint ships pre-quantized int8 rows (kept as shipped unless --quantize is given,
+// prequantized: the checkpoint ships pre-quantized int8 or int4 weights (kept as shipped unless --quantize is given,
 // which makes the plan CPU-only: compile.cpp), so the CPU's default chunk applies.
-LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, bool stored_int8 = false);
+LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, bool prequantized = false);
 
 // The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
 // as the runtime will check them.

@@ -143,7 +143,7 @@ struct Quantized {
 
 QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   QuantizeReport rep;
-  const bool as_shipped = o.scheme.empty() && o.stored_int8;
+  const bool as_shipped = o.scheme.empty() && o.stored;
   if ((o.scheme.empty() && !as_shipped) || o.scheme == "none") return rep;
   if (!o.scheme.empty() && o.scheme != "int8" && o.scheme != "int4")
     throw CompileError("internal: quantize scheme '" + o.scheme + "'");
@@ -170,9 +170,9 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     std::vector<const StTensor*> s(v.weight.parts.size(), nullptr);
     // (-1 matches no stored part: not a matrix, or int4 groups that do not fit its rows)
     const int64_t group = v.shape.size() != 2 || (int4 && group_for(v.shape[1]) == 0) ? -1 : group_for(v.shape[1]);
-    if (o.stored_int8)
+    if (o.stored)
       for (size_t i = 0; i < s.size(); ++i)
-        if (const StTensor* t = o.stored_int8(v.weight.parts[i]); t && t->group == group) s[i] = t;
+        if (const StTensor* t = o.stored(v.weight.parts[i]); t && t->group == group) s[i] = t;
     return s;
   };
   // Every use of each value: quantizable only if each is a version 1 matmul's w.

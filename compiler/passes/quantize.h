@@ -53,7 +53,7 @@ struct QuantizeOptions {
   // scheme (int4: the same group size) keep their q and scales, the others are re-quantized from their
   // dequantized values, and the other weights are quantized; with "none" everything is left in the
   // plan dtype (dequantized).
-  std::function<const StTensor*(const std::string& part)> stored_int8;
+  std::function<const StTensor*(const std::string& part)> stored;
 };
 
 struct QuantizeReport {
