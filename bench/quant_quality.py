@@ -1,10 +1,12 @@
-"""Perplexity of kiln's int8 and int4 plans against the same model's bf16 plan (issue 19's quality check).
+"""Perplexity of kiln's int8, int4 and fp8 plans against the same model's bf16 plan (issue 19's quality check).
 
     .venv-fixtures/bin/python bench/quant_quality.py MODEL_DIR TEXT... [--kiln build/kiln] [--tokens 1024]
+        [--only NAME,...]
 
 MODEL_DIR: a real trained LLaMA-family checkpoint (tools/e2e_smollm2.py writes SmolLM2-135M-Instruct to
-/tmp/kiln-smollm2/model). Compiles it as bf16, int8, int8 with --quantize-head, and int4 with its
-default groups and in groups of 64 and 32 (plan dtype bf16, CPU), runs `kiln eval` on the first --tokens tokens of each
+/tmp/kiln-smollm2/model). Compiles it as bf16, int8, int8 with --quantize-head, int4 with its
+default groups and in groups of 64 and 32, and fp8 with and without the head (plan dtype bf16, CPU; --only: bf16
+and the named ones), runs `kiln eval` on the first --tokens tokens of each
 text, and prints each plan's perplexity (exp of the mean next-token negative log-likelihood) and
 its change from bf16. Measured only; the
 numbers go to README.md.
@@ -34,10 +36,18 @@ def main():
     ap.add_argument("texts", nargs="+")
     ap.add_argument("--kiln", default="build/kiln")
     ap.add_argument("--tokens", type=int, default=1024)
+    ap.add_argument("--only", default="")
     a = ap.parse_args()
     plans = {"bf16": [], "int8": ["--quantize", "int8"], "int8 + head": ["--quantize", "int8", "--quantize-head"],
              "int4": ["--quantize", "int4"], "int4 g64": ["--quantize", "int4", "--group-size", "64"],
-             "int4 g32": ["--quantize", "int4", "--group-size", "32"]}
+             "int4 g32": ["--quantize", "int4", "--group-size", "32"], "fp8": ["--quantize", "fp8"],
+             "fp8 + head": ["--quantize", "fp8", "--quantize-head"]}
+    if a.only:
+        keep = set(a.only.split(","))
+        unknown = keep - set(plans)
+        if unknown:
+            sys.exit("--only: no plan named %s (%s)" % (", ".join(sorted(unknown)), ", ".join(plans)))
+        plans = {n: e for n, e in plans.items() if n == "bf16" or n in keep}
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
         for name, extra in plans.items():

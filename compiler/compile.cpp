@@ -3,6 +3,8 @@
 // plan file and the summary.
 #include "compiler/compile.h"
 
+#include <set>
+
 #include "codegen/plan_writer.h"
 #include "compiler/error.h"
 #include "compiler/frontends/common.h"
@@ -33,16 +35,24 @@ PlanTargets parse_targets(const std::string& target) {
 }
 
 bool cpu_only_plan(const CompileOptions& o, bool prequantized) {
-  return o.target == "cpu" ||
-         (o.target.empty() && (o.quantize == "int8" || o.quantize == "int4" || (o.quantize.empty() && prequantized)));
+  return o.target == "cpu" || (o.target.empty() && (o.quantize == "int8" || o.quantize == "int4" ||
+                                                    o.quantize == "fp8" || (o.quantize.empty() && prequantized)));
+}
+
+bool keeps_fp8(const CompileOptions& o, bool dtype_upcasts) {
+  return o.quantize == "fp8" || (o.quantize.empty() && (o.dtype.empty() || !dtype_upcasts));
 }
 
 CompileSummary compile_model(const CompileOptions& o) {
   if (o.output.empty()) throw CompileError("no output path given (-o PLAN)");
   QuantizeOptions quant{parse_quantize(o.quantize), o.quantize_head};
   quant.group_size = parse_group_size(quant.scheme, o.group_size);
-  const bool quantizing = quant.scheme == "int8" || quant.scheme == "int4";
-  if (quant.head && !quantizing) throw CompileError("--quantize-head needs --quantize int8 or int4");
+  if (o.asymmetric && quant.scheme != "int4")
+    throw CompileError("--asymmetric is for --quantize int4 (a zero point per group), not " +
+                       (quant.scheme.empty() ? std::string("without --quantize") : "--quantize " + quant.scheme));
+  quant.asymmetric = o.asymmetric;
+  const bool quantizing = quant.scheme == "int8" || quant.scheme == "int4" || quant.scheme == "fp8";
+  if (quant.head && !quantizing) throw CompileError("--quantize-head needs --quantize int8, int4 or fp8");
   // Quantized weights have CPU kernels only so far: such a plan is for the CPU unless a CUDA target
   // is asked for, which is refused.
   if (quantizing && !o.target.empty() && o.target != "cpu")
@@ -53,29 +63,43 @@ CompileSummary compile_model(const CompileOptions& o) {
   Graph& g = b.graph;
   if (!quant.scheme.empty() && quant.scheme != "none" && g.kind != PlanKind::kLlm)
     throw CompileError("--quantize is for LLM checkpoints; " + o.model_dir + " is a text-to-image pipeline");
-  // A pre-quantized checkpoint (compressed-tensors int8 or int4) keeps its q and scales unless
-  // --quantize none (or another scheme) says otherwise.
-  int stored = 0;
+  // A pre-quantized checkpoint (compressed-tensors int8 or int4, FP8 with block scales) keeps its q and
+  // scales unless --quantize none (or another scheme) says otherwise, or for FP8 --dtype without --quantize.
+  // (counted over the checkpoint tensors the model reads: not DeepSeek's multi-token-prediction layers)
+  std::set<std::string> stored_parts;
+  for (const Value& v : g.values)
+    for (const std::string& part : v.weight.parts)
+      if (const StTensor* t = b.checkpoint.find(part); t && (t->row_scale || t->block_scale)) stored_parts.insert(part);
+  const int stored = int(stored_parts.size());
+  // (one scheme a checkpoint: its config; FP8 blocks narrower than a row set the groups of the weights
+  // --quantize fp8 adds, per-row and per-tensor scales leave them a row)
   for (const auto& kv : b.checkpoint.all())
-    if (kv.second->row_scale) {
-      ++stored;
-      quant.stored_group = kv.second->group;  // (one scheme a checkpoint: ConfigReader::prequantized)
+    if (const StTensor* t = kv.second; t->row_scale) {
+      quant.stored_group = t->group;
+      quant.stored_asymmetric = quant.stored_asymmetric || t->row_zero;
+    } else if (t->block_scale) {
+      quant.stored_fp8 = true;
+      if (t->block_cols < t->shape[1]) quant.stored_fp8_cols = t->block_cols;
     }
-  const std::string stored_kind = quant.stored_group > 0 ? "int4" : "int8";
-  if (stored > 0)
+  const bool fp8_ckpt = quant.stored_fp8;
+  const std::string stored_kind = fp8_ckpt ? "fp8" : quant.stored_group > 0 ? "int4" : "int8";
+  const std::string stored_source = fp8_ckpt ? "e4m3 with their scales" : "compressed-tensors";
+  // DeepSeek's FP8 with --dtype and no --quantize
+  const bool upcast = fp8_ckpt && !keeps_fp8(o, b.fp8_dtype_upcasts) && quant.scheme.empty();
+  if (stored > 0 && !upcast)
     quant.stored = [&b](const std::string& part) -> const StTensor* {
       if (b.lora.touches(part) || b.lora.replacement(part)) return nullptr;
       const StTensor* t = b.checkpoint.find(part);
-      return t && t->row_scale ? t : nullptr;
+      return t && (t->row_scale || t->block_scale) ? t : nullptr;
     };
-  const bool as_shipped = stored > 0 && quant.scheme.empty();
+  const bool as_shipped = stored > 0 && quant.scheme.empty() && !upcast;
   if (as_shipped && !o.target.empty() && o.target != "cpu")
-    throw CompileError(
-        o.model_dir + " holds pre-quantized " + stored_kind +
-        " weights (compressed-tensors), which run on the CPU only "
-        "so far; use --target cpu, or --quantize none to dequantize them to the plan dtype (not --target " +
-        o.target + ")");
-  const PlanTargets targets = parse_targets(cpu_only_plan(o, stored > 0) ? "cpu" : o.target);
+    throw CompileError(o.model_dir + " holds pre-quantized " + stored_kind + " weights (" + stored_source +
+                       "), which run on the CPU only so far; use --target cpu, or " +
+                       (fp8_ckpt && b.fp8_dtype_upcasts ? "--dtype bf16 (or f16, f32) to upcast them"
+                                                        : "--quantize none to dequantize them") +
+                       " to the plan dtype (not --target " + o.target + ")");
+  const PlanTargets targets = parse_targets(cpu_only_plan(o, stored > 0 && !upcast) ? "cpu" : o.target);
   drop_dead_nodes(g);
   if (!targets.cuda_sm_archs.empty()) fuse_for_cuda(g);
   auto weight_bytes = [&g] {
@@ -88,31 +112,39 @@ CompileSummary compile_model(const CompileOptions& o) {
   if (quantizing || as_shipped) {
     if (qr.quantized == 0)
       throw CompileError(
-          quantizing
-              ? "--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")"
-              : o.model_dir + ": none of its pre-quantized " + stored_kind + " weights can stay " + stored_kind + " (" +
-                    qr.kept + "); --quantize none dequantizes them, --quantize " + stored_kind + " re-quantizes them");
+          quantizing ? "--quantize " + quant.scheme + ": no weight of this model can be quantized (" + qr.kept + ")"
+                     : o.model_dir + ": none of its pre-quantized " + stored_kind + " weights can stay " + stored_kind +
+                           " (" + qr.kept + "); --quantize none dequantizes them" +
+                           (fp8_ckpt && b.fp8_dtype_upcasts ? std::string(" (so does --dtype bf16, f16 or f32)")
+                            : fp8_ckpt                      ? std::string()
+                                                            : ", --quantize " + stored_kind + " re-quantizes them"));
     const std::string shipped = qr.as_shipped == 0 ? ""
                                                    : " (" + std::to_string(qr.as_shipped) +
-                                                         " as the checkpoint ships them, compressed-tensors)";
-    // int4: "a scale per 128 values", or with several sizes "a scale per 128 (40 weights) or 96 (20) values"
+                                                         " as the checkpoint ships them, " + stored_source + ")";
+    // int4: "a scale per 128 values", or with several sizes "a scale per 128 (40 weights) or 96 (20) values";
+    // fp8: "a scale per 128 values (12 weights) or per row (4)" (group 0: one scale a row)
     std::string groups;
-    for (auto it = qr.groups.rbegin(); it != qr.groups.rend(); ++it)
-      groups += (groups.empty() ? "" : " or ") + std::to_string(it->first) +
-                (qr.groups.size() > 1 ? " (" + std::to_string(it->second) +
-                                            (it != qr.groups.rbegin() ? ")"
-                                             : it->second == 1        ? " weight)"
-                                                                      : " weights)")
-                                      : "");
-    const bool int4 = !qr.groups.empty();
+    const bool fp8 = qr.scheme == "fp8";
+    for (auto it = qr.groups.rbegin(); it != qr.groups.rend(); ++it) {
+      const std::string count = qr.groups.size() > 1 ? " (" + std::to_string(it->second) +
+                                                           (it != qr.groups.rbegin() ? ")"
+                                                            : it->second == 1        ? " weight)"
+                                                                                     : " weights)")
+                                                     : "";
+      const std::string size = it->first == 0 ? std::string("row") : std::to_string(it->first) + (fp8 ? " values" : "");
+      groups += (groups.empty() ? "" : fp8 && it->first == 0 ? " or per " : " or ") + size + count;
+    }
+    if (!fp8) groups += " values";
+    const std::string copy = qr.scheme == "fp8" ? "f8" : qr.scheme == "int4" ? "i4" : "i8";
     const std::string note =
-        (int4 ? "int4 weights (symmetric, a scale per " + groups + " values): "
-              : std::string("int8 weights (per-row scales): ")) +
+        (fp8                   ? "fp8 weights (e4m3, a scale per " + groups + "): "
+         : qr.scheme == "int4" ? (qr.asymmetric ? "int4 weights (asymmetric, a scale and a zero point per "
+                                                : "int4 weights (symmetric, a scale per ") +
+                                     groups + "): "
+                               : std::string("int8 weights (per-row scales): ")) +
         std::to_string(qr.quantized) + " matmul weights" + shipped +
-        (qr.tied_head_copy ? (int4 ? " (the tied LM head as an i4 copy; the embedding keeps its dtype)"
-                                   : " (the tied LM head as an i8 copy; the embedding keeps its dtype)")
-                           : "") +
-        ", " + std::to_string(qr.bytes_before) + " -> " + std::to_string(qr.bytes_after) + " bytes (all weights " +
+        (qr.tied_head_copy ? " (the tied LM head as an " + copy + " copy; the embedding keeps its dtype)" : "") + ", " +
+        std::to_string(qr.bytes_before) + " -> " + std::to_string(qr.bytes_after) + " bytes (all weights " +
         std::to_string(all_before) + " -> " + std::to_string(weight_bytes()) + ")" +
         (qr.kept.empty() ? "" : ", left in " + std::string(dtype_name(g.info.plan_dtype)) + ": " + qr.kept);
     add_note(&g.info.notes, note);
@@ -121,17 +153,27 @@ CompileSummary compile_model(const CompileOptions& o) {
       const std::string deq =
           std::to_string(stored - qr.stored_parts) + " of the checkpoint's " + std::to_string(stored) +
           " pre-quantized " + stored_kind +
-          " weights not kept as shipped (changed by an adapter, read by ops without their kernels such as "
-          "MoE experts, or in another scheme than --quantize asks for): " +
+          " weights not kept as shipped (changed by an adapter, read by ops without their kernels, or in "
+          "another scheme than --quantize asks for): " +
           (quantizing ? "re-quantized by kiln or dequantized to " : "dequantized to ") + dtype_name(g.info.plan_dtype);
       add_note(&g.info.notes, deq);
       add_note(&b.summary.notes, deq);
     }
-  } else if (stored > 0) {
-    const std::string note = std::to_string(stored) + " pre-quantized " + stored_kind +
-                             " checkpoint weights (compressed-tensors) "
-                             "dequantized to " +
-                             std::string(dtype_name(g.info.plan_dtype)) + " (--quantize none)";
+  } else if (stored > 0 && !fp8_ckpt) {  // (an FP8 checkpoint's own note says it was upcast or dequantized)
+    const std::string note =
+        std::to_string(stored) + " pre-quantized " + stored_kind + " checkpoint weights (" + stored_source +
+        ") dequantized to " + std::string(dtype_name(g.info.plan_dtype)) +
+        (upcast ? " (--dtype without --quantize; --quantize fp8 keeps them)" : " (--quantize none)");
+    add_note(&g.info.notes, note);
+    add_note(&b.summary.notes, note);
+  }
+  // FP8 weights the model reads only through weights the compiler computes from them (DeepSeek's MLA
+  // projections: q_b, kv_a and kv_b, sliced, absorbed and concatenated) are upcast even when FP8 stays.
+  if (fp8_ckpt && !upcast && quant.scheme != "none" && b.fp8_weights > stored) {
+    const std::string note = std::to_string(b.fp8_weights - stored) +
+                             " FP8 checkpoint weights read only by weights the compiler computes from them (such as "
+                             "DeepSeek's MLA projections) upcast to " +
+                             std::string(dtype_name(g.info.plan_dtype));
     add_note(&g.info.notes, note);
     add_note(&b.summary.notes, note);
   }

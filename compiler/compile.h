@@ -18,9 +18,10 @@ struct CompileOptions {
   int64_t chunk = 0;                  // 0 = min(64, max_seq); min(128, max_seq) in a CPU-only plan
   std::vector<LoraAdapterSpec> lora;  // merged in order
   std::string target;                 // "cpu", "cuda" (sm_90), "all", or "" (all; cpu with quantize)
-  std::string quantize;        // "" or "none" (weights in the plan dtype), "int8", "int4" (compiler/passes/quantize.h)
-  int64_t group_size = 0;      // --group-size with int4 (0: the default rule, compiler/passes/quantize.h)
-  bool quantize_head = false;  // --quantize the LM head too
+  std::string quantize;  // "" or "none" (weights in the plan dtype), "int8", "int4", "fp8" (compiler/passes/quantize.h)
+  int64_t group_size = 0;             // --group-size with int4 (0: the default rule, compiler/passes/quantize.h)
+  bool quantize_head = false;         // --quantize the LM head too
+  bool asymmetric = false;            // --asymmetric: int4 with a zero point per group (compiler/passes/quantize.h)
   bool allow_unknown_config = false;  // config keys kiln does not model: noted in the plan, not refused
   bool no_tokenizer = false;          // compile for ids only, even if tokenizer.json exists
   bool no_chat_template = false;      // embed the tokenizer without its chat template
@@ -54,9 +55,13 @@ struct PlanTargets;
 DType parse_plan_dtype(const std::string& s, DType def);
 // --target cpu|cuda|all as the plan writer's targets ("" = all); throws CompileError otherwise.
 PlanTargets parse_targets(const std::string& target);
-// Whether the plan is for the CPU alone: --target cpu, or no target with int8 or int4 weights
-// (--quantize int8|int4, or a checkpoint's pre-quantized int8 or int4 weights kept as shipped:
-// prequantized and no --quantize). (Other targets with such weights are refused by compile_model.)
+// Whether the plan is for the CPU alone: --target cpu, or no target with int8, int4 or fp8 weights
+// (--quantize int8|int4|fp8, or a checkpoint's pre-quantized weights kept as shipped: prequantized and
+// no --quantize). (Other targets with such weights are refused by compile_model.)
 bool cpu_only_plan(const CompileOptions& o, bool prequantized);
+// Whether a checkpoint's FP8 weights stay f8e4m3 in the plan: --quantize fp8, or no --quantize (another
+// re-quantizes them) and, where --dtype upcasts them (DeepSeek's quant_method fp8: dtype_upcasts), no
+// --dtype. compressed-tensors' FP8 stays as shipped whatever --dtype says, as its int8 and int4 do.
+bool keeps_fp8(const CompileOptions& o, bool dtype_upcasts = true);
 
 }  // namespace kiln

@@ -314,7 +314,8 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim) {
   return inv;
 }
 
-std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out) const {
+std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out, Fp8Layout* fp8_out,
+                                       bool* asymmetric_out) const {
   if (!has("quantization_config")) return "";
   const json& q = j_["quantization_config"];
   if (!q.is_object() || !q.contains("quant_method") || q["quant_method"] != "compressed-tensors") refuse_quantized();
@@ -322,9 +323,10 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out) const 
   auto refuse = [&](const std::string& what) {
     fail("quantization_config",
          "has quant_method \"compressed-tensors\" with " + what +
-             ": kiln does not read this quantized checkpoint (it reads pack-quantized "
-             "symmetric weights without activation quantization: 8-bit per channel, "
-             "llm-compressor's W8A16, and 4-bit in groups of a multiple of 32 values, its W4A16)");
+             ": kiln does not read this quantized checkpoint (it reads symmetric weights without activation "
+             "quantization: pack-quantized 8-bit per channel, llm-compressor's W8A16, and 4-bit in groups of "
+             "a multiple of 32 values, its W4A16, also asymmetric; float-quantized 8-bit float (e4m3) per "
+             "channel, per tensor or in blocks)");
   };
   auto empty = [&](const char* k) { return !q.contains(k) || q[k].is_null() || (q[k].is_object() && q[k].empty()); };
   // Keys that do not change what the stored weights mean (or are checked below); any other is
@@ -338,7 +340,9 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out) const 
           {"quant_method", "format", "config_groups", "ignore", "quantization_status", "sparsity_config",
            "transform_config", "kv_cache_scheme", "moe_sparsity_config", "global_compression_ratio", "version"});
   const json fmt = q.value("format", json());
-  if (fmt != "pack-quantized") refuse("format " + fmt.dump());
+  // pack-quantized: int weights; float-quantized (or naive-quantized, which stores them alike): e4m3 ones
+  const bool float_fmt = fmt == "float-quantized" || fmt == "naive-quantized";
+  if (fmt != "pack-quantized" && !(float_fmt && fp8_out)) refuse("format " + fmt.dump());
   if (q.contains("quantization_status") && q["quantization_status"] != "compressed")
     refuse("quantization_status " + q["quantization_status"].dump());
   for (const char* k : {"sparsity_config", "transform_config", "kv_cache_scheme", "moe_sparsity_config"})
@@ -347,11 +351,13 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out) const 
     refuse("no config_groups");
   int bits = 0;  // every config group's, which must agree
   int64_t group = 0;
+  Fp8Layout fp8;
+  int asymmetric = -1;  // every config group's, which must agree (-1: none seen yet)
   for (auto it = q["config_groups"].begin(); it != q["config_groups"].end(); ++it) {
     const json& g = *it;
     const std::string name = "config group '" + it.key() + "'";
     if (!g.is_object()) refuse(name + " that is not an object");
-    if (g.contains("format") && !g["format"].is_null() && g["format"] != "pack-quantized")
+    if (g.contains("format") && !g["format"].is_null() && g["format"] != fmt)
       refuse(name + " of format " + g["format"].dump());
     for (const char* k : {"input_activations", "output_activations"})
       if (g.contains(k) && !g[k].is_null()) refuse(name + " quantizing " + std::string(k) + " " + g[k].dump());
@@ -366,9 +372,16 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out) const 
     const json nb = w.value("num_bits", json(8));
     if (nb != 8 && nb != 4) refuse(name + " of num_bits " + nb.dump());
     const int b = nb.get<int>();
-    if (w.value("type", json("int")) != "int") refuse(name + " of type " + w["type"].dump());
-    if (w.value("symmetric", json(true)) != true) refuse(name + " that is not symmetric");
-    if (w.contains("block_structure") && !w["block_structure"].is_null() && w["block_structure"] != false)
+    const json type = w.value("type", json("int"));
+    if (type != (float_fmt ? "float" : "int")) refuse(name + " of type " + type.dump() + " in format " + fmt.dump());
+    const bool asym = w.value("symmetric", json(true)) != true;
+    if (asym && !(asymmetric_out && !float_fmt && b == 4 && w.value("strategy", json()) == "group"))
+      refuse(name + " that is not symmetric");
+    if (asymmetric >= 0 && asymmetric != int(asym)) refuse("config groups both symmetric and asymmetric");
+    asymmetric = int(asym);
+    const json strategy = w.value("strategy", json());
+    const bool blocks = float_fmt && strategy == "block";
+    if (!blocks && w.contains("block_structure") && !w["block_structure"].is_null() && w["block_structure"] != false)
       refuse(name + " with block_structure " + w["block_structure"].dump());
     // GPTQ's activation ordering: "static" and "weight" (llm-compressor's GPTQ default) only chose the
     // order in which columns were quantized, and the weights are stored as any others; "group" stores
@@ -376,9 +389,24 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out) const 
     if (w.contains("actorder") && !w["actorder"].is_null() && w["actorder"] != false && w["actorder"] != "static" &&
         w["actorder"] != "weight")
       refuse(name + " with actorder " + w["actorder"].dump() + " (its g_idx permutes the groups)");
-    const json strategy = w.value("strategy", json());
     int64_t gs = 0;
-    if (b == 8) {  // 8-bit: one scale per row
+    Fp8Layout f;
+    if (float_fmt) {  // e4m3: a scale per row, per tensor, or per block
+      if (b != 8) refuse(name + " of " + std::to_string(b) + "-bit floats");
+      if (w.contains("group_size") && !w["group_size"].is_null())
+        refuse(name + " of floats and group_size " + w["group_size"].dump());
+      f.on = true;
+      if (strategy == "channel") f.block_rows = 1;
+      else if (blocks) {
+        const json bs = w.value("block_structure", json());
+        if (!bs.is_array() || bs.size() != 2 || !bs[0].is_number_integer() || !bs[1].is_number_integer() ||
+            bs[0].get<int64_t>() <= 0 || bs[1].get<int64_t>() <= 0 || bs[0].get<int64_t>() > 65536 ||
+            bs[1].get<int64_t>() > 65536)
+          refuse(name + " with block_structure " + bs.dump() + " (expected two positive integers)");
+        f.block_rows = bs[0].get<int64_t>();
+        f.block_cols = bs[1].get<int64_t>();
+      } else if (strategy != "tensor") refuse(name + " of floats and strategy " + strategy.dump());
+    } else if (b == 8) {  // 8-bit: one scale per row
       if (strategy != "channel") refuse(name + " of 8 bits and strategy " + strategy.dump());
       if (w.contains("group_size") && !w["group_size"].is_null())
         refuse(name + " of 8 bits and group_size " + w["group_size"].dump());
@@ -390,15 +418,32 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out) const 
       gs = g_size.get<int64_t>();
     }
     if (w.value("dynamic", json(false)) != false) refuse(name + " with dynamic weights");
-    if (bits != 0 && (bits != b || group != gs))
+    if (bits != 0 && (bits != b || group != gs || fp8.block_rows != f.block_rows || fp8.block_cols != f.block_cols))
       refuse("config groups of different schemes (" + std::to_string(bits) + " and " + std::to_string(b) +
-             " bits, groups of " + std::to_string(group) + " and " + std::to_string(gs) + ")");
+             " bits, groups of " + std::to_string(group) + " and " + std::to_string(gs) +
+             (f.on ? ", FP8 blocks (0: the whole dimension) " + std::to_string(fp8.block_rows) + "x" +
+                         std::to_string(fp8.block_cols) + " and " + std::to_string(f.block_rows) + "x" +
+                         std::to_string(f.block_cols)
+                   : std::string()) +
+             ")");
     bits = b;
     group = gs;
+    fp8 = f;
   }
   if (bits_out) *bits_out = bits;
   if (group_out) *group_out = group;
-  return bits == 8 ? "compressed-tensors int8" : "compressed-tensors int4 (groups of " + std::to_string(group) + ")";
+  if (fp8_out) *fp8_out = fp8;
+  if (asymmetric_out) *asymmetric_out = asymmetric == 1;
+  if (fp8.on)
+    return "compressed-tensors fp8 (" +
+           (fp8.block_rows == 1 && fp8.block_cols == 0 ? std::string("per-row scales")
+            : fp8.block_rows == 0 && fp8.block_cols == 0
+                ? std::string("per-tensor scales")
+                : std::to_string(fp8.block_rows) + "x" + std::to_string(fp8.block_cols) + " block scales") +
+           ")";
+  return bits == 8 ? "compressed-tensors int8"
+                   : "compressed-tensors int4 (groups of " + std::to_string(group) + ")" +
+                         (asymmetric == 1 ? " asymmetric" : "");
 }
 
 bool ConfigReader::fp8_blocks(int64_t* block_rows, int64_t* block_cols) const {

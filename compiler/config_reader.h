@@ -47,8 +47,18 @@ class ConfigReader {
   // symmetric per-channel weights with no activation quantization (llm-compressor's W8A16), or
   // "compressed-tensors int4 (groups of G)" for 4-bit symmetric groups of G values (W4A16; G a
   // multiple of 32), with the bits and G (0 for int8) in *bits and *group; anything else is refused
-  // as refuse_quantized does, naming what kiln does not read.
-  std::string prequantized(int* bits = nullptr, int64_t* group = nullptr) const;
+  // as refuse_quantized does, naming what kiln does not read. With `fp8` given, also
+  // "compressed-tensors fp8 (...)": float-quantized (or naive-quantized) 8-bit float weights, stored as
+  // F8_E4M3 X.weight with X.weight_scale, per channel, per tensor or in blocks; then fp8->on and its
+  // block (0: the whole dimension: a channel is (1, 0), a tensor (0, 0)), bits 8 and group 0.
+  struct Fp8Layout {
+    bool on = false;
+    int64_t block_rows = 0, block_cols = 0;
+  };
+  // With `asymmetric` given, 4-bit groups may also be asymmetric (a packed weight_zero_point each):
+  // *asymmetric says so, and the name ends "asymmetric".
+  std::string prequantized(int* bits = nullptr, int64_t* group = nullptr, Fp8Layout* fp8 = nullptr,
+                           bool* asymmetric = nullptr) const;
   // DeepSeek-V3/R1's FP8 release: quant_method "fp8", fmt "e4m3", dynamic activations and a
   // weight_block_size [rows, columns]; returns false when there is no quantization_config, true with
   // the block size for that one, and refuses anything else as refuse_quantized does.

@@ -96,7 +96,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (r.has("quantization_config") && j["quantization_config"].is_object() &&
       j["quantization_config"].value("quant_method", nlohmann::json()) == "fp8")
     c.fp8 = r.fp8_blocks(&c.fp8_block_rows, &c.fp8_block_cols);
-  else c.prequantized = r.prequantized(&c.prequantized_bits, &c.prequantized_group);
+  else {
+    ConfigReader::Fp8Layout fp8;
+    c.prequantized = r.prequantized(&c.prequantized_bits, &c.prequantized_group, &fp8, &c.prequantized_asymmetric);
+    if (fp8.on) {  // compressed-tensors' e4m3 weights: read as DeepSeek's layout, with its own scales' name
+      c.fp8 = true;
+      c.fp8_block_rows = fp8.block_rows;
+      c.fp8_block_cols = fp8.block_cols;
+      c.fp8_scales = "weight_scale";
+      c.prequantized.clear();
+    }
+  }
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";

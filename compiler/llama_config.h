@@ -67,14 +67,16 @@ struct LlamaConfig {
   double final_logit_softcapping = 0;
   RopeConfig rope_local;
   bool has_dtype = false;
-  DType dtype = DType::F32;        // torch_dtype / dtype, when given
-  std::string raw_json;            // the file, verbatim
-  std::string prequantized;        // ConfigReader::prequantized(): "" or "compressed-tensors int8|int4 …"
-  int prequantized_bits = 0;       // 8 or 4 when prequantized
-  int64_t prequantized_group = 0;  // int4: values per scale
-  bool fp8 = false;                // FP8 block-scaled weights (ConfigReader::fp8_blocks)
-  int64_t fp8_block_rows = 0, fp8_block_cols = 0;
-  std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
+  DType dtype = DType::F32;              // torch_dtype / dtype, when given
+  std::string raw_json;                  // the file, verbatim
+  std::string prequantized;              // ConfigReader::prequantized(): "" or "compressed-tensors int8|int4 …"
+  int prequantized_bits = 0;             // 8 or 4 when prequantized
+  int64_t prequantized_group = 0;        // int4: values per scale
+  bool prequantized_asymmetric = false;  // int4 with zero points
+  bool fp8 = false;                      // FP8 block-scaled weights (ConfigReader::fp8_blocks), or compressed-tensors'
+  int64_t fp8_block_rows = 0, fp8_block_cols = 0;  // (compressed-tensors: 0 for the whole dimension)
+  std::string fp8_scales = "weight_scale_inv";     // X.<this> scales X.weight (compressed-tensors: weight_scale)
+  std::vector<std::string> unmodeled;              // keys kiln does not model (ConfigReader::unmodeled)
 };
 
 // Parses `path` (a config.json); throws CompileError with the file and key at fault.

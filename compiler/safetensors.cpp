@@ -100,6 +100,8 @@ const char* dtype_to_safetensors(DType t) {
       return "I8";
     case DType::I4:  // packed bytes, two values each
       return "U8";
+    case DType::F8E4M3:
+      return "F8_E4M3";
   }
   return "?";
 }
@@ -290,21 +292,13 @@ void quantized_q(const StTensor& t, int64_t r, float* out) {
 
 namespace {
 
-// float8_e4m3fn (1 sign, 4 exponent bits of bias 7, 3 mantissa bits; no infinities, S.1111.111 NaN),
-// every code's value.
-const std::array<float, 256>& f8e4m3_table() {
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> t{};
-    for (int b = 0; b < 256; ++b) {
-      const int e = (b >> 3) & 0xf, m = b & 0x7;
-      const float sign = (b & 0x80) ? -1.0f : 1.0f;
-      if (e == 0xf && m == 0x7) t[size_t(b)] = std::nanf("");
-      else if (e == 0) t[size_t(b)] = sign * std::ldexp(float(m) / 8.0f, -6);
-      else t[size_t(b)] = sign * std::ldexp(1.0f + float(m) / 8.0f, e - 7);
-    }
-    return t;
-  }();
-  return table;
+// Each of n values rounded to a 16-bit scale dtype (compressed-tensors dequantizes in the scale's dtype);
+// f32 scales leave them as they are.
+void round_to_scale_dtype(DType t, float* o, int64_t n) {
+  if (t == DType::BF16)
+    for (int64_t c = 0; c < n; ++c) o[c] = bf16_to_f32(f32_to_bf16(o[c]));
+  else if (t == DType::F16)
+    for (int64_t c = 0; c < n; ++c) o[c] = f16_to_f32(f32_to_f16(o[c]));
 }
 
 // The n scales of s in f32, each finite and positive, else a CompileError through bad:
@@ -323,11 +317,17 @@ std::unique_ptr<std::vector<float>> positive_scales(const StTensor& s, size_t n,
 
 }  // namespace
 
+void check_fp8_codes(const StTensor& t) {
+  uint64_t nan_codes = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) nan_codes += (t.data[i] & 0x7f) == 0x7f;
+  if (nan_codes > 0)
+    throw CompileError(t.file + ": FP8 weight '" + t.name + "' holds " + std::to_string(nan_codes) + " NaN codes");
+}
+
 void read_f32(const StTensor& t, float* out) {
   if (t.block_scale) {
-    const std::array<float, 256>& f8 = f8e4m3_table();
+    check_fp8_codes(t);
     const int64_t rows = t.shape[0], cols = t.shape[1], grid_cols = (cols + t.block_cols - 1) / t.block_cols;
-    uint64_t nan_codes = 0;  // S.1111.111, float8_e4m3fn's NaN: counted in the same pass
     for (int64_t r = 0; r < rows; ++r) {
       const float* srow = t.block_scale + (r / t.block_rows) * grid_cols;
       const uint8_t* in = t.data + r * cols;
@@ -335,14 +335,10 @@ void read_f32(const StTensor& t, float* out) {
       for (int64_t b = 0; b < grid_cols; ++b) {  // one scale per block of columns
         const float s = srow[b];
         const int64_t end = std::min(cols, (b + 1) * t.block_cols);
-        for (int64_t c = b * t.block_cols; c < end; ++c) {
-          o[c] = f8[in[c]] * s;
-          nan_codes += (in[c] & 0x7f) == 0x7f;
-        }
+        for (int64_t c = b * t.block_cols; c < end; ++c) o[c] = f8e4m3_value(in[c]) * s;
       }
+      round_to_scale_dtype(t.scale_dtype, o, cols);
     }
-    if (nan_codes > 0)
-      throw CompileError(t.file + ": FP8 weight '" + t.name + "' holds " + std::to_string(nan_codes) + " NaN codes");
     return;
   }
   if (!t.row_scale) {
@@ -353,19 +349,21 @@ void read_f32(const StTensor& t, float* out) {
   for (int64_t r = 0; r < rows; ++r) {
     float* o = out + r * cols;
     quantized_q(t, r, o);
-    if (t.group > 0)
+    if (t.group > 0 && t.row_zero)  // (nibble − zero) · scale: q + 8 − zero
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t g = r * (cols / t.group) + c / t.group;
+        o[c] = (o[c] + 8.0f - float(t.row_zero[g])) * t.row_scale[g];
+      }
+    else if (t.group > 0)
       for (int64_t c = 0; c < cols; ++c) o[c] *= t.row_scale[r * (cols / t.group) + c / t.group];
     else
       for (int64_t c = 0; c < cols; ++c) o[c] *= t.row_scale[r];
-    if (t.scale_dtype == DType::BF16)
-      for (int64_t c = 0; c < cols; ++c) o[c] = bf16_to_f32(f32_to_bf16(o[c]));
-    else if (t.scale_dtype == DType::F16)
-      for (int64_t c = 0; c < cols; ++c) o[c] = f16_to_f32(f32_to_f16(o[c]));
+    round_to_scale_dtype(t.scale_dtype, o, cols);
   }
 }
 
-int Checkpoint::unpack_compressed(int bits, int64_t group) {
-  if ((bits != 8 && bits != 4) || (bits == 4) != (group > 0))
+int Checkpoint::unpack_compressed(int bits, int64_t group, bool asymmetric) {
+  if ((bits != 8 && bits != 4) || (bits == 4) != (group > 0) || (asymmetric && bits != 4))
     throw CompileError("internal: compressed-tensors " + std::to_string(bits) + " bits, group " +
                        std::to_string(group));
   static const std::string kPacked = ".weight_packed";
@@ -384,8 +382,11 @@ int Checkpoint::unpack_compressed(int bits, int64_t group) {
     if (!scale) bad("has no weight_scale");
     if (!shape) bad("has no weight_shape");
     if (find(base + ".weight")) bad("also has an unquantized weight");
-    if (find(base + ".weight_zero_point") || find(base + ".weight_g_idx"))
-      bad("has a zero point or group index: only symmetric weights are read (int8 per channel, int4 in groups)");
+    if ((!asymmetric && find(base + ".weight_zero_point")) || find(base + ".weight_g_idx"))
+      bad("has a zero point or group index: only symmetric weights are read (int8 per channel, int4 in groups), "
+          "and asymmetric int4 ones whose config says so");
+    const StTensor* zero = asymmetric ? find(base + ".weight_zero_point") : nullptr;
+    if (asymmetric && !zero) bad("has no weight_zero_point (the config's weights are asymmetric)");
     if (shape->st_dtype != "I64" || shape->shape != std::vector<int64_t>{2} || shape->size != 16)
       bad("has weight_shape of dtype " + shape->st_dtype + " and shape " + shape_str(shape->shape) +
           " (expected I64 [2])");
@@ -414,6 +415,21 @@ int Checkpoint::unpack_compressed(int bits, int64_t group) {
       return group > 0 ? "row " + std::to_string(int64_t(i) / groups) + ", group " + std::to_string(int64_t(i) % groups)
                        : "row " + std::to_string(i);
     });
+    std::unique_ptr<std::vector<int8_t>> zeros;
+    if (zero) {  // [ceil(rows / 8), groups] words, eight rows' nibbles each (zp + 8, the low one first)
+      const std::vector<int64_t> want = {(rows + 7) / 8, groups};
+      if (zero->st_dtype != "I32" || zero->shape != want)
+        bad("has weight_zero_point of dtype " + zero->st_dtype + " and shape " + shape_str(zero->shape) +
+            " (expected I32 " + shape_str(want) + ": the zero points of " + shape_str({rows, groups}) +
+            " packed eight a word along the rows)");
+      zeros = std::make_unique<std::vector<int8_t>>(size_t(rows * groups));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t g = 0; g < groups; ++g) {
+          uint32_t word;
+          std::memcpy(&word, zero->data + uint64_t((r / 8) * groups + g) * 4, 4);
+          (*zeros)[size_t(r * groups + g)] = int8_t((word >> (4 * (r % 8))) & 15u);
+        }
+    }
     auto t = std::make_unique<StTensor>();
     t->name = base + ".weight";
     t->file = packed->file;
@@ -427,6 +443,12 @@ int Checkpoint::unpack_compressed(int bits, int64_t group) {
     t->row_bytes = uint64_t(words) * 4;
     t->row_scale = s->data();
     t->scale_dtype = scale->dtype;
+    if (zeros) {
+      t->row_zero = zeros->data();
+      t->st_dtype = "I4 (compressed-tensors pack-quantized, asymmetric)";
+      made_zero_.push_back(std::move(zeros));
+      all_.erase(base + ".weight_zero_point");
+    }
     all_.erase(base + ".weight_packed");
     all_.erase(base + ".weight_scale");
     all_.erase(base + ".weight_shape");
@@ -437,9 +459,9 @@ int Checkpoint::unpack_compressed(int bits, int64_t group) {
   return int(bases.size());
 }
 
-std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows, int64_t block_cols) {
-  static const std::string kScale = ".weight_scale_inv";
-  if (block_rows <= 0 || block_cols <= 0) throw CompileError("internal: FP8 block size must be positive");
+std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows_cfg, int64_t block_cols_cfg,
+                                                             const std::string& kScale) {
+  if (block_rows_cfg < 0 || block_cols_cfg < 0) throw CompileError("internal: FP8 block size must not be negative");
   std::vector<std::string> names;
   for (const auto& kv : all_) {
     const StTensor& t = *kv.second;
@@ -460,15 +482,22 @@ std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows,
                                  : std::string();
     if (base.empty()) bad("is not a weight (X.weight)");
     if (w->shape.size() != 2) bad("has shape " + shape_str(w->shape) + " (expected a 2-D weight)");
+    const std::string scale_name = kScale.substr(1);
     const StTensor* s = find(base + kScale);
-    if (!s) bad("has no weight_scale_inv");
+    if (!s) bad("has no " + scale_name);
     const int64_t rows = w->shape[0], cols = w->shape[1];
+    // (a block size of 0: the whole dimension, as compressed-tensors' per-row and per-tensor scales are)
+    const int64_t block_rows = block_rows_cfg > 0 ? block_rows_cfg : std::max<int64_t>(rows, 1);
+    const int64_t block_cols = block_cols_cfg > 0 ? block_cols_cfg : std::max<int64_t>(cols, 1);
     const std::vector<int64_t> grid = {(rows + block_rows - 1) / block_rows, (cols + block_cols - 1) / block_cols};
-    if (!s->has_dtype || !dtype_is_float(s->dtype) || s->shape != grid)
-      bad("has weight_scale_inv of dtype " + s->st_dtype + " and shape " + shape_str(s->shape) + " (expected a float " +
-          shape_str(grid) + ": one scale per " + std::to_string(block_rows) + "x" + std::to_string(block_cols) +
-          " block, rounded up at the edges)");
-    auto scales = positive_scales(*s, size_t(grid[0] * grid[1]), "scale_inv", bad, [&](size_t i) {
+    // One scale for the tensor may also be stored as [1] (compressed-tensors' per-tensor scale) or [].
+    const bool one = grid == std::vector<int64_t>{1, 1} &&
+                     (s->shape == std::vector<int64_t>{1} || s->shape == std::vector<int64_t>{});
+    if (!s->has_dtype || !dtype_is_float(s->dtype) || (s->shape != grid && !one))
+      bad("has " + scale_name + " of dtype " + s->st_dtype + " and shape " + shape_str(s->shape) +
+          " (expected a float " + shape_str(grid) + ": one scale per " + std::to_string(block_rows) + "x" +
+          std::to_string(block_cols) + " block, rounded up at the edges)");
+    auto scales = positive_scales(*s, size_t(grid[0] * grid[1]), scale_name.c_str(), bad, [&](size_t i) {
       return "block [" + std::to_string(int64_t(i) / grid[1]) + ", " + std::to_string(int64_t(i) % grid[1]) + "]";
     });
     auto t = std::make_unique<StTensor>(*w);
@@ -477,6 +506,7 @@ std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows,
     t->block_scale = scales->data();
     t->block_rows = block_rows;
     t->block_cols = block_cols;
+    t->scale_dtype = s->dtype;
     all_.erase(base + kScale);
     all_[name] = t.get();
     made_.push_back(std::move(t));

@@ -36,11 +36,15 @@ struct StTensor {
   const float* row_scale = nullptr;
   uint64_t row_bytes = 0;
   int64_t group = 0;
+  // An asymmetric int4 one also has row_zero, its (rows, cols / group) zero points as the nibble that
+  // stands for 0 (zp + 8; owned by the checkpoint); its values are (nibble − zero) · scale.
+  const int8_t* row_zero = nullptr;
   DType scale_dtype = DType::F32;  // the stored scales' dtype: read_f32 rounds q · scale to it, as
                                    // compressed-tensors' decompression computes in it
   // A block-scaled FP8 weight (Checkpoint::attach_fp8_block_scales): data its float8_e4m3fn bytes,
   // block_scale its f32 scale_inv grid (ceil(rows / block_rows) × ceil(cols / block_cols), owned by
-  // the checkpoint); its values are fp8 · block_scale[i / block_rows, j / block_cols].
+  // the checkpoint); its values are fp8 · block_scale[i / block_rows, j / block_cols] (rounded to
+  // scale_dtype when that is 16-bit).
   const float* block_scale = nullptr;
   int64_t block_rows = 0, block_cols = 0;
   // Whether reading it computes its values (pre-quantized: row_scale or block_scale).
@@ -50,6 +54,10 @@ struct StTensor {
 
 // Row r's q of a pre-quantized int8 or int4 weight (StTensor::row_scale set), as floats: shape[1] values.
 void quantized_q(const StTensor& t, int64_t r, float* out);
+
+// A block-scaled FP8 weight's codes hold no NaN (S.1111.111, float8_e4m3fn's only non-number), else
+// CompileError naming the tensor and how many.
+void check_fp8_codes(const StTensor& t);
 
 // The tensor's values in f32: converted from its dtype, or for a pre-quantized int8 or int4 weight q · scale
 // rounded to the scales' dtype (compressed-tensors decompresses in it: a bf16 model's weights are
@@ -95,13 +103,19 @@ class Checkpoint {
   // X.weight_scale (rows, columns / group); X.weight_shape: its [rows, columns]. Returns how many;
   // throws CompileError naming the weight on a missing part, a wrong shape or dtype, or a scale that
   // is not finite and positive.
-  int unpack_compressed(int bits, int64_t group);
-  // Attaches X.weight_scale_inv (f32 or another float dtype, [ceil(rows / block_rows),
-  // ceil(cols / block_cols)]) to every F8_E4M3 weight X.weight, as DeepSeek-V3/R1 ship them, so it
-  // reads as its block dequantization. Returns their names; throws CompileError naming the tensor on
-  // a missing or orphan scale, a wrong grid, a scale that is not finite and positive, or an FP8
-  // tensor of another kind (E5M2, not 2-D). (A NaN code is refused when the weight is read.)
-  std::vector<std::string> attach_fp8_block_scales(int64_t block_rows, int64_t block_cols);
+  // With `asymmetric` (4 bits only), each also has X.weight_zero_point: I32 [ceil(rows / 8), groups],
+  // the zero points zp + 8 packed eight nibbles a word along the rows, the low one first (StTensor::
+  // row_zero); without it a zero point is refused.
+  int unpack_compressed(int bits, int64_t group, bool asymmetric = false);
+  // Attaches X<scales> (f32 or another float dtype, [ceil(rows / block_rows), ceil(cols / block_cols)];
+  // a block size of 0 is the whole dimension, and one scale for the tensor may be [1] or []) to every
+  // F8_E4M3 weight X.weight, as DeepSeek-V3/R1 ship them (".weight_scale_inv") or compressed-tensors
+  // writes them (".weight_scale"), so it reads as its block dequantization (rounded to a 16-bit scale
+  // dtype, as compressed-tensors computes in it). Returns their names; throws CompileError naming the
+  // tensor on a missing or orphan scale, a wrong grid, a scale that is not finite and positive, or an
+  // FP8 tensor of another kind (E5M2, not 2-D). (A NaN code is refused when the weight is read.)
+  std::vector<std::string> attach_fp8_block_scales(int64_t block_rows, int64_t block_cols,
+                                                   const std::string& scales = ".weight_scale_inv");
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
@@ -109,6 +123,7 @@ class Checkpoint {
   // The unpacked weights and their scales (unpack_compressed; q stays in the file's mapping).
   std::vector<std::unique_ptr<StTensor>> made_;
   std::vector<std::unique_ptr<std::vector<float>>> made_scale_;
+  std::vector<std::unique_ptr<std::vector<int8_t>>> made_zero_;
 };
 
 const char* dtype_to_safetensors(DType t);

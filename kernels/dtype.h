@@ -16,8 +16,12 @@ namespace kiln {
 // low nibble and value 16 + b in its high one (so that the 16 lanes of a vector find their values
 // in the low and high nibbles of 16 consecutive bytes), each as q + 8 (0…15 for q in −8…7). The f32
 // scales are (rows, k/group) in their own tensor (matmul version 2); the value is q · scale[row][i/group].
-enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4, I8 = 5, I4 = 6 };
-constexpr int kNumDTypes = 7;
+// F8E4M3: a weight stored as float8_e4m3fn codes (1 sign, 4 exponent bits of bias 7, 3 mantissa bits),
+// one byte a value, with f32 scales (rows, ceil(k/group)) in their own tensor (matmul version 3); the
+// value is the f32 product f8e4m3_value(code) · scale[row][i/group]. The two NaN codes (S.1111.111),
+// which kiln's compiler never writes, read as ±480 in the kernels (f8e4m3_value).
+enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4, I8 = 5, I4 = 6, F8E4M3 = 7 };
+constexpr int kNumDTypes = 8;
 
 inline bool dtype_valid(uint8_t v) { return v < kNumDTypes; }
 
@@ -35,6 +39,7 @@ constexpr uint64_t dtype_size(DType t) {
       return 8;
     case DType::I8:
     case DType::I4:  // a byte of two values
+    case DType::F8E4M3:
       return 1;
   }
   return 0;
@@ -58,6 +63,8 @@ inline const char* dtype_name(DType t) {
       return "i8";
     case DType::I4:
       return "i4";
+    case DType::F8E4M3:
+      return "f8e4m3";
   }
   return "?";
 }
@@ -123,8 +130,40 @@ inline uint16_t f32_to_f16(float f) {
   return uint16_t(sign | uint16_t(r >> 13));
 }
 
+// float8_e4m3fn in the kernels. f8e4m3_bits_f32(code) is the f32 whose sign, exponent and mantissa
+// bits are the code's, moved into place (sign-extended, shifted, masked): the code's value times
+// 2^-120 exactly, subnormals included (an f32 exponent field of 0 is subnormal as e4m3's is).
+// f8e4m3_value(code) = f8e4m3_bits_f32(code) · 2^120, exact; the NaN codes give ±480. The subnormal
+// codes' bits are f32 subnormals: a thread running with denormals-are-zero (an -ffast-math startup,
+// for one) reads them as 0, in the kernels and in the compiler's FP8 reader alike (kiln's own binaries
+// leave the flag off).
+constexpr float kF8E4M3Unbias = 0x1p120f;
+inline float f8e4m3_bits_f32(uint8_t code) {
+  return bits_to_f32((uint32_t(int32_t(int8_t(code))) << 20) & 0x87f00000u);
+}
+inline float f8e4m3_value(uint8_t code) { return f8e4m3_bits_f32(code) * kF8E4M3Unbias; }
+// The code of f32 v, rounded to nearest even as torch 2.15's CPU cast to float8_e4m3fn does: every
+// magnitude from 448 up (infinities too) saturates to ±448, NaN gives the NaN code. (The quantizer
+// clamps to ±448 first.)
+inline uint8_t f32_to_f8e4m3(float v) {
+  const uint32_t b = f32_to_bits(v);
+  const uint8_t sign = uint8_t((b >> 24) & 0x80u);
+  const float a = std::fabs(v);
+  if (a != a) return uint8_t(sign | 0x7fu);
+  if (a >= 448.0f) return uint8_t(sign | 0x7eu);
+  if (a < 0x1p-6f) {  // subnormal codes: multiples of 2^-9, rounded to nearest even
+    const float q = std::nearbyint(a * 512.0f);
+    return uint8_t(sign | uint8_t(q));  // (q = 8 is the smallest normal's code, 0.0001.000)
+  }
+  // Normal: keep 3 mantissa bits of the f32, rounding to nearest even on the 20 dropped.
+  uint32_t m = f32_to_bits(a);
+  m += 0x7ffffu + ((m >> 20) & 1u);
+  const uint32_t e = (m >> 23) - 120u, man = (m >> 20) & 7u;  // e4m3 exponent bias 7
+  return uint8_t(sign | (e << 3) | man);
+}
+
 // Load element i of a float tensor of any float dtype as f32 (of an I8 tensor: q, unscaled; of an I4
-// tensor: its byte, both values packed, 0…255).
+// tensor: its byte, both values packed, 0…255; of an F8E4M3 tensor: f8e4m3_value, unscaled).
 // Loads go through memcpy, so element pointers need no alignment (safetensors does not
 // promise any); compilers turn these into plain loads.
 inline float load_as_f32(const void* p, DType t, uint64_t i) {
@@ -145,6 +184,8 @@ inline float load_as_f32(const void* p, DType t, uint64_t i) {
       return float(int8_t(b[i]));
     case DType::I4:
       return float(b[i]);
+    case DType::F8E4M3:
+      return f8e4m3_value(b[i]);
     default:
       return 0.0f;
   }
@@ -169,15 +210,22 @@ inline void store_from_f32(void* p, DType t, uint64_t i, float v) {
       static_cast<uint8_t*>(p)[i] =
           v == v ? uint8_t(std::fmin(255.0f, std::fmax(0.0f, std::nearbyint(v)))) : uint8_t(0);
       break;
+    case DType::F8E4M3:  // the code of v (the quantizer passes values that are codes' values)
+      static_cast<uint8_t*>(p)[i] = f32_to_f8e4m3(v);
+      break;
     default:
       break;
   }
 }
 
-// Convert n contiguous elements to f32 (I8: the unscaled q; I4: the packed bytes).
+// Convert n contiguous elements to f32 (I8: the unscaled q; I4: the packed bytes; F8E4M3: the unscaled values).
 void convert_to_f32(const void* src, DType t, float* dst, uint64_t n);
 // Convert n contiguous f32 elements to a float dtype.
 void convert_f32_to(const float* src, DType t, void* dst, uint64_t n);
+
+// An I4 group's zero point: the nibble that stands for 0, zeros[g] (asymmetric int4, matmul version 4),
+// or 8 without zero points (symmetric: the nibble is q + 8).
+inline int i4_zero(const int8_t* zeros, int64_t g) { return zeros ? int(zeros[g]) : 8; }
 
 // Value i of a packed I4 row: q = its nibble − 8; and the byte and the shift of its nibble.
 inline uint64_t i4_byte(uint64_t i) { return i / 32 * 16 + i % 16; }

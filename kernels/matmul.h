@@ -7,14 +7,23 @@
 //   j is (x·q[j])·w_scale[j] + bias[j], the product over the integers q, then scaled.
 //   (m, k/group) f32 with i4 weights (kernels/dtype.h: two values a byte), group a multiple of 32:
 //   weight (j, i) is the f32 product q[j][i]·w_scale[j][i/group], and output j is x·w[j] + bias[j]
-//   over those dequantized values, as for f32 weights (the scales vary along k).
+//   over those dequantized values, as for f32 weights (the scales vary along k). Version 4 adds
+//   w_zero, (m, k/group) i8 zero points of asymmetric i4 weights: weight (j, i) is then the f32
+//   product float(nibble − w_zero[j][i/group])·w_scale[j][i/group] (version 2's nibble − 8 is q).
+//   (m, ceil(k/group)) f32 with f8e4m3 weights (version 3, int attr group: a multiple of 16 up to k,
+//   or k): weight (j, i) is the f32 product f8e4m3_value(w[j][i])·w_scale[j][i/group] (kernels/dtype.h;
+//   the last group of a row may be short), and output j is x·w[j] + bias[j] over those values, as for
+//   f32 weights. group = k is one scale a row; DeepSeek's 128×128 blocks are groups of 128 whose
+//   scale repeats down each block's rows.
 // n_valid: (batch,) i32 or absent. When present, the rows are batch × chunk and row
 //   b·chunk + t is computed only if t < n_valid[b]: padding rows of a partly filled prefill
 //   chunk cost nothing, and are left unwritten (by the CPU kernel and matmul_cuda; the CUDA
 //   backend's cuBLASLt path writes y = 0 there, or leaves y as it was when accumulating, and
 //   nothing reads padding rows).
 // Plan operands: inputs {x, w, bias?, n_valid?} (version 1), {x, w, bias?, n_valid?, w_scale?}
-//   (version 2, which the compiler emits only for i8 and i4 weights); outputs {y}; int attrs {accumulate}.
+//   (version 2, which the compiler emits only for i8 and i4 weights; version 3, only for f8e4m3),
+//   {x, w, bias?, n_valid?, w_scale, w_zero} (version 4: asymmetric i4 weights);
+//   outputs {y}; int attrs {accumulate} (versions 1, 2), {accumulate, group} (version 3).
 // CPU scratch per worker: matmul_scratch_floats(k, rows, w's dtype).
 #pragma once
 #include <cstdint>
@@ -28,6 +37,8 @@ namespace kiln {
 struct OpDef;
 extern const OpDef kMatmulOp;    // version 1: float weights
 extern const OpDef kMatmulOpV2;  // version 2: also i8 and i4 weights with their w_scale
+extern const OpDef kMatmulOpV3;  // version 3: f8e4m3 weights with their w_scale in groups along k
+extern const OpDef kMatmulOpV4;  // version 4: asymmetric i4 weights with their w_scale and w_zero
 
 struct MatmulArgs {
   const float* x;
@@ -40,9 +51,20 @@ struct MatmulArgs {
   bool accumulate;
   const int32_t* n_valid = nullptr;  // (batch,) or null: every row is valid
   int64_t batch = 1;
-  const float* w_scale = nullptr;  // (m,): i8 weights' row scales; (m, k/group): i4's; null for float weights
-  int64_t group = 0;               // i4 weights: values per scale (a multiple of kI4GroupMultiple)
+  const float* w_scale = nullptr;  // (m,): i8 weights' row scales; (m, k/group): i4's; (m, ceil(k/group)): f8e4m3's
+  int64_t group = 0;  // i4 weights: values per scale (a multiple of kI4GroupMultiple); f8e4m3: (kF8GroupMultiple)
+  const int8_t* w_zero = nullptr;  // (m, k/group): asymmetric i4 weights' zero points (version 4); null: 8
 };
+
+// f8e4m3 weights' groups are whole multiples of this many values, or a whole row (the CPU kernels
+// widen 16 at a time).
+constexpr int64_t kF8GroupMultiple = 16;
+// Whether f8e4m3 rows of k values may take groups of `group`: a multiple of kF8GroupMultiple up to k, or k.
+inline bool f8_group_fits(int64_t k, int64_t group) {
+  return group >= 1 && group <= k && (group % kF8GroupMultiple == 0 || group == k);
+}
+// An f8e4m3 weight row's scales: ceil(k / group), the last group possibly short (k, group in [1, 2^40]).
+inline int64_t f8_scales_per_row(int64_t k, int64_t group) { return (k + group - 1) / group; }
 
 // i4 weights' groups are whole multiples of this many values (the CPU kernels widen 32 at a time).
 constexpr int64_t kI4GroupMultiple = 32;

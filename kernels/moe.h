@@ -10,7 +10,8 @@ namespace kiln {
 // The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
 struct OpDef;
 extern const OpDef kMoeRouteOp;
-extern const OpDef kMoeExpertsOp;
+extern const OpDef kMoeExpertsOp;    // version 1: float expert weights
+extern const OpDef kMoeExpertsOpV2;  // version 2: i8, i4 or f8e4m3 expert weights with their scales
 
 enum class MoeTopk : int64_t { kGreedy = 0, kGroupLimitedGreedy = 1, kNoauxTc = 2 };
 enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
@@ -47,6 +48,12 @@ struct MoeRouteArgs {
 // each selected expert's activation (so a GPU can run the two halves as separate passes).
 // Ids outside [0, experts) are skipped. Plan operands: inputs {h, ids, weights, w_gu, w_down,
 // n_valid?}; outputs {y, ws}. CPU scratch: max(dim, ffn) floats per worker when weights are f16.
+// Version 2: quantized expert weights as matmul reads them (kernels/matmul.h), each row with its scales:
+// inputs {h, ids, weights, w_gu, w_down, n_valid?, gu_scale, down_scale}; int attrs {gu_group,
+// down_group}. Both weights i8 (scales (rows,): a row's output is (x·q)·scale; groups 0), i4 (two values
+// a byte, scales (rows, k/group), group a multiple of 32 dividing k) or f8e4m3 (scales (rows,
+// ceil(k/group)), group a multiple of 16 up to k, or k), k being dim for w_gu and ffn for w_down; the
+// i4 and f8e4m3 values are the f32 products q·scale, run as f32 weights. CPU only.
 struct MoeExpertsArgs {
   const float* h;
   const int32_t* ids;
@@ -59,6 +66,9 @@ struct MoeExpertsArgs {
   int64_t rows, dim, experts, ffn, top_k;
   const int32_t* n_valid;
   int64_t batch;
+  const float* gu_scale = nullptr;  // version 2: the weights' scales and groups (see above)
+  const float* down_scale = nullptr;
+  int64_t gu_group = 0, down_group = 0;
 };
 
 // moe_route_cpu's scratch per worker (the op's validate() reserves it): scores and choices

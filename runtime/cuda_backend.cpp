@@ -185,9 +185,11 @@ class CudaExecutor final : public Executor {
       if (t.backend == "cuda") archs = t.sm_archs;
     if (archs.empty()) {
       for (const TensorInfo& t : plan_->tensors())
-        if (t.dtype == DType::I8 || t.dtype == DType::I4)  // kiln compile --quantize: CPU kernels only
+        if (t.dtype == DType::I8 || t.dtype == DType::I4 || t.dtype == DType::F8E4M3)  // CPU kernels only
           return unsupported(std::string("plan was not compiled for CUDA: its ") +
-                             (t.dtype == DType::I8 ? "int8" : "int4") +
+                             (t.dtype == DType::I8   ? "int8"
+                              : t.dtype == DType::I4 ? "int4"
+                                                     : "fp8") +
                              " weights (kiln compile --quantize) run on the CPU only so far (--device cpu)");
       return unsupported("plan was not compiled for CUDA (kiln compile --target cuda or all)");
     }

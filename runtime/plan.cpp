@@ -28,7 +28,7 @@ namespace kiln {
 static_assert(int(fb::DType::F32) == int(DType::F32) && int(fb::DType::BF16) == int(DType::BF16) &&
                   int(fb::DType::F16) == int(DType::F16) && int(fb::DType::I32) == int(DType::I32) &&
                   int(fb::DType::I64) == int(DType::I64) && int(fb::DType::I8) == int(DType::I8) &&
-                  int(fb::DType::I4) == int(DType::I4),
+                  int(fb::DType::I4) == int(DType::I4) && int(fb::DType::F8E4M3) == int(DType::F8E4M3),
               "schema/plan.fbs DType must match kernels/dtype.h");
 
 uint32_t ProgramInfo::input(const std::string& n) const {

@@ -1,4 +1,4 @@
-"""References for kiln's compile-time weight quantization (kiln compile --quantize int8, int4).
+"""References for kiln's compile-time weight quantization (kiln compile --quantize int8, int4, fp8).
 
 Run by tools/make_fixtures.py --only quant (inside its venv), after the llama fixtures exist. For
 each fixture below it writes tests/fixtures/llama/<name>/reference_int8[_head].safetensors:
@@ -15,7 +15,8 @@ And tests/fixtures/lora/all_linear_r8/reference_int8.safetensors: the same for i
 adapter merged by peft (merge_and_unload) first, as kiln merges before it quantizes.
 
 And tests/fixtures/quantized/: pre-quantized checkpoints written by compressed-tensors itself, with
-transformers' references for them (compressed_tensors_fixtures below).
+transformers' references for them (compressed_tensors_fixtures below); FP8 checkpoints in DeepSeek's
+block layout (fp8_block_fixtures); and the int4 and fp8 references (int4_fixtures, fp8_fixtures).
 """
 import os
 
@@ -106,6 +107,8 @@ def main(repo):
     compressed_tensors_fixtures(repo)
     fp8_block_fixtures(repo)
     int4_fixtures(repo)
+    int4_asym_fixtures(repo)
+    fp8_fixtures(repo)
 
 
 # kiln compile --quantize int4 --group-size G: symmetric group-wise int4 as compressed-tensors computes
@@ -145,16 +148,30 @@ def quantize_int4(w, group):
 
 
 def int4_fixtures(repo):
+    def quantize(w, group):
+        k = w.shape[1]
+        g = group or next(gs for gs in (128, 96, 64, 32) if k % gs == 0)
+        return None if k % g else quantize_int4(w, g)  # not whole groups: kiln keeps it in the plan dtype
+
+    dequantized_fixtures(repo, INT4_CASES, quantize,
+                         lambda group, head: "reference_int4_%s%s.safetensors" % (
+                             "g%d" % group if group else "default", "_head" if head else ""))
+
+
+def dequantized_fixtures(repo, cases, quantize, fname_of, extra=None):
+    """For each (name, head, group, lora) case: transformers' logits and greedy tokens with every decoder
+    nn.Linear (and lm_head with head) replaced by quantize(weight, group)'s dequantization (None: left
+    as it is), and layer 0's q_proj q and scale, saved to <fixture>/fname_of(group, head)."""
     import torch
     from peft import PeftModel
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
     from transformers import LlamaForCausalLM
 
     base = os.path.join(repo, "tests", "fixtures", "llama")
     lora = os.path.join(repo, "tests", "fixtures", "lora", "all_linear_r8")
     with open(os.path.join(lora, "base.txt")) as f:
         lora_base = f.read().strip()
-    for name, head, group, is_lora in INT4_CASES:
+    for name, head, group, is_lora in cases:
         d = lora if is_lora else os.path.join(base, name)
         ref = load_file(os.path.join(d, "reference.safetensors"))
         model = LlamaForCausalLM.from_pretrained(os.path.join(base, lora_base) if is_lora else d,
@@ -169,22 +186,106 @@ def int4_fixtures(repo):
         out, n = {}, 0
         with torch.no_grad():
             for i, lin in enumerate(linears):
-                k = lin.weight.shape[1]
-                g = group or next(gs for gs in (128, 96, 64, 32) if k % gs == 0)
-                if k % g:
-                    continue  # not whole groups: kiln keeps it in the plan dtype
-                q, scale, deq = quantize_int4(lin.weight, g)
+                qd = quantize(lin.weight, group)
+                if qd is None:
+                    continue
+                q, scale, deq = qd
                 if i == 0:
                     out["check_q"] = q.contiguous()
                     out["check_scale"] = scale.contiguous()
                 lin.weight.copy_(deq)
                 n += 1
             logits = model(ref["input_ids"]).logits.float().contiguous()
-        fname = "reference_int4_%s%s.safetensors" % ("g%d" % group if group else "default", "_head" if head else "")
+        if extra:
+            out.update(extra())
+        fname = fname_of(group, head)
         _, margins = save_greedy_reference(model, ref, out, logits, name, os.path.join(d, fname))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
         print("  %s/%s: %d linears quantized, logits moved %.3e rel L2 from the unquantized ones, "
               "min greedy margin %.3e" % (name, fname, n, moved.item(), min(margins)))
+
+
+# kiln compile --quantize int4 --asymmetric: compressed-tensors' asymmetric group int4
+# (QuantizationArgs(num_bits=4, type="int", symmetric=False, strategy="group")): over each group's
+# [lo, hi] = [min(w, 0), max(w, 0)], calculate_qparams gives scale = (hi - lo) / 15 and zero point
+# zp = round(clamp(-8 - lo / scale, -8, 7)), and fake_quantize (q = round(clamp(w / scale + zp, -8, 7)))
+# gives (q - zp) * scale. reference_int4a_g<G>[_head].safetensors: as the int4 ones, plus layer 0's
+# q_proj zero points (check_zero, int8). Checked against the torch formula itself, exactly.
+INT4_ASYM_CASES = [("gqa_f32", False, 32, False), ("gqa_f32", True, 32, False), ("bf16", False, 64, False)]
+
+
+def quantize_int4_asym(w, group):
+    """compressed-tensors' asymmetric group int4 of w (rows, k): (q as int8, scale, w', zp as int8)."""
+    import torch
+    from compressed_tensors.quantization import QuantizationArgs
+    from compressed_tensors.quantization.lifecycle.forward import fake_quantize
+    from compressed_tensors.quantization.utils import calculate_qparams
+    args = QuantizationArgs(num_bits=4, type="int", symmetric=False, strategy="group", group_size=group)
+    w = w.float()
+    rows, k = w.shape
+    g = w.reshape(rows, k // group, group)
+    scale, zp = calculate_qparams(g.amin(dim=2), g.amax(dim=2), args)
+    deq = fake_quantize(w, scale, zp, args)
+    # The same by the formula kiln documents (compiler/passes/quantize.h), exactly.
+    lo = torch.clamp(g.amin(dim=2), max=0)
+    hi = torch.clamp(g.amax(dim=2), min=0)
+    s = (hi - lo) / 15
+    z = torch.round(torch.clamp(-8 - lo / s, -8, 7))
+    q = torch.round(torch.clamp(g / s[..., None] + z[..., None], -8, 7))
+    assert (s > 0).all(), "a group of zeros: kiln's scale 0 and compressed-tensors' eps differ in form"
+    assert torch.equal(scale, s) and torch.equal(zp.float(), z), "compressed-tensors' asymmetric int4 moved"
+    assert torch.equal(deq, ((q - z[..., None]) * s[..., None]).reshape(rows, k)), "fake_quantize moved"
+    return q.reshape(rows, k).to(torch.int8), s, deq, z.to(torch.int8)
+
+
+def int4_asym_fixtures(repo):
+    zeros = {}  # the first quantized weight's (layer 0's q_proj, as check_q)
+
+    def quantize_keep_zero(w, group):
+        if w.shape[1] % group:
+            return None
+        q, s, deq, z = quantize_int4_asym(w, group)
+        zeros.setdefault("first", z)
+        return q, s, deq
+
+    dequantized_fixtures(repo, INT4_ASYM_CASES, quantize_keep_zero,
+                         lambda group, head: "reference_int4a_g%d%s.safetensors" % (group, "_head" if head else ""),
+                         extra=lambda: {"check_zero": zeros.pop("first").contiguous()})
+
+
+# kiln compile --quantize fp8: per-channel FP8 (e4m3) as compressed-tensors computes it
+# (QuantizationArgs(num_bits=8, type="float", symmetric=True, strategy="channel"): calculate_qparams on
+# each row's min and max gives scale = absmax / 448, and fake_quantize gives
+# float8_e4m3fn(clamp(w / scale, -448, 448)) * scale). For each case,
+# tests/fixtures/<family>/<name>/reference_fp8[_head].safetensors: transformers' logits and greedy tokens
+# with every decoder-layer nn.Linear (and lm_head for _head) replaced by that dequantization; and layer
+# 0's q_proj codes (uint8, the float8_e4m3fn bits) and scales (rows, 1) for the formula's unit test.
+# Checked against the torch formula itself, exactly. (name, head, group (unused), lora)
+FP8_CHANNEL_CASES = [("gqa_f32", False, 0, False), ("gqa_f32", True, 0, False), ("tied_f32", True, 0, False),
+                     ("bf16", False, 0, False), ("all_linear_r8", False, 0, True)]
+
+
+def quantize_fp8(w, group=0):
+    """compressed-tensors' per-channel FP8 of w (rows, k): (codes as uint8, scale (rows, 1), w')."""
+    import torch
+    from compressed_tensors.quantization import QuantizationArgs
+    from compressed_tensors.quantization.lifecycle.forward import fake_quantize
+    from compressed_tensors.quantization.utils import calculate_qparams
+    args = QuantizationArgs(num_bits=8, type="float", symmetric=True, strategy="channel")
+    w = w.float()
+    scale, zp = calculate_qparams(w.amin(dim=1, keepdim=True), w.amax(dim=1, keepdim=True), args)
+    deq = fake_quantize(w, scale, zp, args)
+    # The same by the formula kiln documents (compiler/passes/quantize.h), exactly.
+    s = w.abs().amax(dim=1, keepdim=True) / 448
+    f8 = torch.where(s > 0, (w / s).clamp(-448, 448), torch.zeros_like(w)).to(torch.float8_e4m3fn)
+    assert torch.equal(scale, s) and torch.equal(zp, torch.zeros_like(zp)), "compressed-tensors' fp8 scale moved"
+    assert torch.equal(deq, f8.float() * s), "compressed-tensors' fp8 fake_quantize moved"
+    return f8.view(torch.uint8), s, deq
+
+
+def fp8_fixtures(repo):
+    dequantized_fixtures(repo, FP8_CHANNEL_CASES, quantize_fp8,
+                         lambda group, head: "reference_fp8%s.safetensors" % ("_head" if head else ""))
 
 
 # Pre-quantized checkpoints as llm-compressor writes them (compressed-tensors), for kiln's reader:
@@ -197,10 +298,21 @@ def int4_fixtures(repo):
 # default weight observer computes), so q covers [-128, 127] and scale = absmax / 127.5.
 # The W4A16 cases (llm-compressor's W4A16 recipe: 4-bit symmetric groups along each row) the same with
 # num_bits 4 and strategy "group": a scale per group of 32 values, q in [-8, 7], scale = absmax / 7.5.
+# The asymmetric W4A16 case: the same with symmetric False, a zero point per group (X.weight_zero_point,
+# packed along the rows), q = round(clamp(w / scale + zp, -8, 7)), the value (q - zp) * scale.
+# The FP8 cases (llm-compressor's FP8 weight-only schemes, format "float-quantized"): 8-bit "float"
+# weights stored as float8_e4m3fn X.weight with X.weight_scale, one scale a row (strategy "channel"), one
+# for the tensor ("tensor") or one per block ("block", block_structure [32, 32]); scale = absmax / 448.
 # (name, base fixture, the dtype the base is quantized in: its scales are stored in it, bits, group
-# size or 0 for one scale a row)
-CT_CASES = [("ct_w8a16_f32", "gqa_f32", "float32", 8, 0), ("ct_w8a16_bf16", "bf16", "bfloat16", 8, 0),
-            ("ct_w4a16_g32_f32", "gqa_f32", "float32", 4, 32), ("ct_w4a16_g32_bf16", "bf16", "bfloat16", 4, 32)]
+# size or 0 for one scale a row, or for FP8 "tensor" or a block (rows, cols), type)
+CT_CASES = [("ct_w8a16_f32", "gqa_f32", "float32", 8, 0, "int"), ("ct_w8a16_bf16", "bf16", "bfloat16", 8, 0, "int"),
+            ("ct_w4a16_g32_f32", "gqa_f32", "float32", 4, 32, "int"),
+            ("ct_w4a16_g32_bf16", "bf16", "bfloat16", 4, 32, "int"),
+            ("ct_fp8_channel_f32", "gqa_f32", "float32", 8, 0, "float"),
+            ("ct_fp8_channel_bf16", "bf16", "bfloat16", 8, 0, "float"),
+            ("ct_fp8_tensor_f32", "gqa_f32", "float32", 8, "tensor", "float"),
+            ("ct_fp8_block_f32", "gqa_f32", "float32", 8, (32, 32), "float"),
+            ("ct_w4a16_asym_g32_f32", "gqa_f32", "float32", 4, 32, "int-asym")]
 
 
 def compressed_tensors_fixtures(repo, only=None):
@@ -214,9 +326,13 @@ def compressed_tensors_fixtures(repo, only=None):
     from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM, CompressedTensorsConfig, LlamaForCausalLM
 
-    for name, base_name, dtype, bits, group in CT_CASES:
+    for name, base_name, dtype, bits, group, kind in CT_CASES:
         if only and name not in only:
             continue
+        fp8 = kind == "float"
+        symmetric = kind != "int-asym"
+        strategy = ("block" if isinstance(group, tuple) else "tensor" if group == "tensor" else "channel") if fp8 \
+            else "group" if group else "channel"
         base = os.path.join(repo, "tests", "fixtures", "llama", base_name)
         out = os.path.join(repo, "tests", "fixtures", "quantized", name)
         ref = load_file(os.path.join(base, "reference.safetensors"))
@@ -224,8 +340,9 @@ def compressed_tensors_fixtures(repo, only=None):
         qcfg = QuantizationConfig(
             config_groups={"group_0": QuantizationScheme(
                 targets=["Linear"], weights=QuantizationArgs(
-                    num_bits=bits, type="int", symmetric=True, strategy="group" if group else "channel",
-                    group_size=group or None, dynamic=False))},
+                    num_bits=bits, type="float" if fp8 else "int", symmetric=symmetric, strategy=strategy,
+                    group_size=group if strategy == "group" else None,
+                    block_structure=list(group) if strategy == "block" else None, dynamic=False))},
             ignore=["lm_head"], quantization_status=QuantizationStatus.FROZEN)
         apply_quantization_config(model, qcfg)
         expected = {}  # module name -> q * scale, as the checkpoint will hold it
@@ -235,15 +352,32 @@ def compressed_tensors_fixtures(repo, only=None):
                     continue
                 w = m.weight
                 rows, k = w.shape
-                g = w.reshape(rows, k // group, group) if group else w.reshape(rows, 1, k)
+                if strategy == "block":  # (row blocks, col blocks, values of a block)
+                    br, bc = group
+                    g = w.reshape(rows // br, br, k // bc, bc).permute(0, 2, 1, 3).reshape(rows // br, k // bc, -1)
+                elif strategy == "tensor":
+                    g = w.reshape(1, 1, rows * k)
+                else:
+                    g = w.reshape(rows, k // group, group) if strategy == "group" else w.reshape(rows, 1, k)
                 scale, zp = calculate_qparams(g.amin(dim=2), g.amax(dim=2), m.quantization_scheme.weights)
-                m.weight_scale.data.copy_(scale)
+                m.weight_scale.data.copy_(scale.reshape(m.weight_scale.shape))
                 if hasattr(m, "weight_zero_point"):
-                    m.weight_zero_point.data.copy_(zp)
-                lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-                q = torch.clamp(torch.round(g / scale[..., None]), lo, hi)
-                expected[mname] = (q * scale[..., None]).reshape(rows, k)
-        comp = ModelCompressor.from_pretrained_model(model, quantization_format="pack-quantized")
+                    m.weight_zero_point.data.copy_(zp.reshape(m.weight_zero_point.shape))
+                if fp8:  # compressed-tensors' float quantization: clamp, cast to e4m3, back in the scale's dtype
+                    q = torch.clamp(g / scale[..., None], -448, 448).to(torch.float8_e4m3fn).to(scale.dtype)
+                elif not symmetric:  # compressed-tensors' order: divide, add the zero point, clamp, round
+                    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+                    q = torch.round(torch.clamp(g / scale[..., None] + zp[..., None].float(), lo, hi))
+                    q = q - zp[..., None].float()
+                else:
+                    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+                    q = torch.clamp(torch.round(g / scale[..., None]), lo, hi)
+                deq = q * scale[..., None]
+                if strategy == "block":
+                    deq = deq.reshape(rows // br, k // bc, br, bc).permute(0, 2, 1, 3)
+                expected[mname] = deq.reshape(rows, k)
+        fmt = "float-quantized" if fp8 else "pack-quantized"
+        comp = ModelCompressor.from_pretrained_model(model, quantization_format=fmt)
         comp.compress_model(model)
         if os.path.isdir(out):
             shutil.rmtree(out)
@@ -255,7 +389,7 @@ def compressed_tensors_fixtures(repo, only=None):
         with open(os.path.join(out, "config.json")) as f:
             cfg = json.load(f)
         qc = cfg["quantization_config"]
-        assert qc["quant_method"] == "compressed-tensors" and qc["format"] == "pack-quantized", qc
+        assert qc["quant_method"] == "compressed-tensors" and qc["format"] == fmt, qc
         # The reference: the folder as transformers loads it, decompressed by compressed-tensors at load.
         loaded = AutoModelForCausalLM.from_pretrained(
             out, dtype=torch.float32, quantization_config=CompressedTensorsConfig(run_compressed=False)).eval()
@@ -270,9 +404,8 @@ def compressed_tensors_fixtures(repo, only=None):
         save_file({"input_ids": ref["input_ids"], "prompt_ids": ref["prompt_ids"], "greedy_ids": greedy.contiguous(),
                    "logits": logits}, os.path.join(out, "reference.safetensors"))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
-        print("  quantized/%s: %d linears as compressed-tensors int%d (pack-quantized, %s), logits moved "
-              "%.3e rel L2 from %s, min greedy margin %.3e" % (name, len(expected), bits,
-                                                               "group %d" % group if group else "channel",
+        print("  quantized/%s: %d linears as compressed-tensors %s%d (%s, %s), logits moved "
+              "%.3e rel L2 from %s, min greedy margin %.3e" % (name, len(expected), kind, bits, fmt, strategy,
                                                                moved.item(), base_name, min(margins)))
 
 

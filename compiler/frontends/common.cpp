@@ -136,26 +136,30 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
 }
 
-std::string upcast_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols,
-                               int64_t layers, size_t* skipped_scales) {
-  const std::string blocks = std::to_string(block_rows) + "x" + std::to_string(block_cols);
-  const std::vector<std::string> names = ck.attach_fp8_block_scales(block_rows, block_cols);
+std::string attach_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols,
+                               int64_t layers, size_t* skipped_scales, const std::string& scales, int* model_weights) {
+  const std::string blocks = block_rows == 1 && block_cols == 0 ? std::string("per-row")
+                             : block_rows == 0 && block_cols == 0
+                                 ? std::string("per-tensor")
+                                 : std::to_string(block_rows) + "x" + std::to_string(block_cols) + " block";
+  const std::vector<std::string> names = ck.attach_fp8_block_scales(block_rows, block_cols, "." + scales);
   if (names.empty())
     throw CompileError(o.model_dir +
                        ": config.json's quantization_config is fp8, but the checkpoint has no F8_E4M3 "
                        "tensor");
-  if (o.dtype.empty())
-    throw CompileError(o.model_dir + " holds FP8 weights with " + blocks +
-                       " block scales (quant_method fp8), as DeepSeek ships them; kiln has no FP8 kernels yet: "
-                       "--dtype bf16 (or f16, f32) upcasts them at compile time, w = fp8 * scale_inv of its block");
   // Weights of layers past the model's (DeepSeek's multi-token-prediction layers) are not compiled.
   size_t extra = 0;
   static const std::string kLayers = "model.layers.";
   for (const std::string& n : names)
     if (n.compare(0, kLayers.size(), kLayers) == 0 && std::atoll(n.c_str() + kLayers.size()) >= layers) ++extra;
   if (skipped_scales) *skipped_scales = extra;
-  return std::to_string(names.size() - extra) + " FP8 e4m3 checkpoint weights (" + blocks +
-         " block scales) upcast to " + o.dtype;
+  if (model_weights) *model_weights = int(names.size() - extra);
+  const std::string fate = keeps_fp8(o, scales == "weight_scale_inv")
+                               ? "kept as f8e4m3 where a matmul or the MoE experts read them"
+                           : o.quantize.empty()   ? "upcast to " + o.dtype
+                           : o.quantize == "none" ? std::string("dequantized (--quantize none)")
+                                                  : "dequantized, then --quantize " + o.quantize + " applies";
+  return std::to_string(names.size() - extra) + " FP8 e4m3 checkpoint weights (" + blocks + " scales) " + fate;
 }
 
 std::string check_config_keys(const std::vector<std::string>& unmodeled, const std::string& path,

@@ -75,20 +75,23 @@ inline std::string hf_layer_prefix(int64_t i) { return "model.layers." + std::to
 struct LlmLimits {
   int64_t max_seq, batch, chunk;
 };
-// prequantized: the checkpoint ships pre-quantized int8 or int4 weights (kept as shipped unless --quantize is given,
-// which makes the plan CPU-only: compile.cpp), so the CPU's default chunk applies.
+// prequantized: the checkpoint ships pre-quantized int8, int4 or FP8 weights that stay so (as shipped unless
+// --quantize is given, which makes the plan CPU-only: compile.cpp), so the CPU's default chunk applies.
 LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, bool prequantized = false);
 
 // The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
 // as the runtime will check them.
 void read_llm_tokenizer(const CompileOptions& o, Graph& g);
-// An FP8 checkpoint with block scales (quant_method "fp8"): attaches the scales
-// (Checkpoint::attach_fp8_block_scales) so its weights read upcast; refuses it without --dtype (kiln
-// has no FP8 kernels yet) or without FP8 tensors. Returns the plan note, which counts the weights of
-// the model's `layers`; *skipped_scales, if given, gets the number of FP8 weights past them (their
-// scales were attached, so a count of skipped tensors must add them).
-std::string upcast_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols,
-                               int64_t layers, size_t* skipped_scales = nullptr);
+// An FP8 checkpoint with block scales (quant_method "fp8", or compressed-tensors' e4m3 weights, whose
+// scales are X.weight_scale and whose blocks may be whole rows or the tensor): attaches the scales
+// (Checkpoint::attach_fp8_block_scales), so its weights read upcast where they are not kept as f8e4m3
+// (keeps_fp8, compiler/compile.h); refuses it without FP8 tensors. Returns the plan note, which
+// counts the weights of the model's `layers` and says what becomes of them; *skipped_scales, if given,
+// gets the number of FP8 weights past them (their scales were attached, so a count of skipped tensors
+// must add them).
+std::string attach_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols,
+                               int64_t layers, size_t* skipped_scales = nullptr,
+                               const std::string& scales = "weight_scale_inv", int* model_weights = nullptr);
 // Strict configs: the keys a config reader did not model (ConfigReader::unmodeled) are refused,
 // naming them, unless --allow-unknown-config; then the returned note lists them for the plan.
 std::string check_config_keys(const std::vector<std::string>& unmodeled, const std::string& path,

@@ -324,7 +324,8 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   size_t mtp_scales = 0;
   const std::string fp8_note =
-      c.fp8 ? upcast_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols, c.num_hidden_layers, &mtp_scales)
+      c.fp8 ? attach_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols, c.num_hidden_layers, &mtp_scales,
+                                 "weight_scale_inv", &b.fp8_weights)
             : "";
   size_t mtp_tensors = 0;
   check_deepseek_tensors(c, b.checkpoint, &mtp_tensors);
@@ -333,7 +334,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   const std::string lora_note = check_lora_config_keys(b.lora, o);
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
-  const LlmLimits lim = llm_limits(o, c.max_position_embeddings);
+  const LlmLimits lim = llm_limits(o, c.max_position_embeddings, c.fp8 && keeps_fp8(o));
   Graph& g = b.graph = build_deepseek_graph(c, DeepseekBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
   const int64_t H = c.num_attention_heads;
   g.info.kv_bytes_per_token =

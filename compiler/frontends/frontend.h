@@ -17,9 +17,11 @@ namespace kiln {
 // What a frontend hands the compile tail.
 struct FrontendBuild {
   Graph graph;
-  Checkpoint checkpoint;   // where the weights' bytes come from
-  LoraSet lora;            // merged into them
-  CompileSummary summary;  // the frontend's part: dtype, limits, notes
+  Checkpoint checkpoint;          // where the weights' bytes come from
+  LoraSet lora;                   // merged into them
+  CompileSummary summary;         // the frontend's part: dtype, limits, notes
+  int fp8_weights = 0;            // an FP8 checkpoint's FP8 weights the model reads (attach_fp8_weights)
+  bool fp8_dtype_upcasts = true;  // --dtype alone upcasts them (DeepSeek's layout; not compressed-tensors')
 };
 
 struct Frontend {

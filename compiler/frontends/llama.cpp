@@ -313,12 +313,14 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
-  if (!c.prequantized.empty() && b.checkpoint.unpack_compressed(c.prequantized_bits, c.prequantized_group) == 0)
+  if (!c.prequantized.empty() &&
+      b.checkpoint.unpack_compressed(c.prequantized_bits, c.prequantized_group, c.prequantized_asymmetric) == 0)
     throw CompileError(o.model_dir +
                        ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
                        "no *.weight_packed tensor");
-  const std::string fp8_note =
-      c.fp8 ? upcast_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols, c.num_hidden_layers) : "";
+  const std::string fp8_note = c.fp8 ? attach_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols,
+                                                          c.num_hidden_layers, nullptr, c.fp8_scales, &b.fp8_weights)
+                                     : "";
   if (const StTensor* e = b.checkpoint.find("model.embed_tokens.weight"); e && e->row_scale)
     throw CompileError(e->file +
                        ": the embedding 'model.embed_tokens.weight' is pre-quantized (compressed-tensors); "
@@ -335,7 +337,9 @@ FrontendBuild build_llama(const CompileOptions& o) {
   // otherwise; the embedding decides).
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
-  const LlmLimits lim = llm_limits(o, c.max_position_embeddings, !c.prequantized.empty());
+  b.fp8_dtype_upcasts = c.fp8_scales == "weight_scale_inv";
+  const LlmLimits lim =
+      llm_limits(o, c.max_position_embeddings, !c.prequantized.empty() || (c.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
   if (c.rope.type == "longrope" && lim.max_seq > c.rope.original_max_position_embeddings)
     throw CompileError(o.model_dir +
                        "/config.json: LongRoPE switches to its long_factor for sequences longer than "

@@ -8,6 +8,7 @@
 #include "compiler/error.h"
 #include "compiler/safetensors.h"
 #include "kernels/matmul.h"
+#include "kernels/moe.h"
 #include "kernels/op.h"
 
 namespace kiln {
@@ -39,27 +40,57 @@ void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* 
 }
 
 void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uint8_t* packed, float* scale,
-                        const std::string& what) {
+                        const std::string& what, int8_t* zeros) {
   if (group <= 0 || k % group != 0 || k % 32 != 0)
     throw CompileError("internal: int4 group " + std::to_string(group) + " for rows of " + std::to_string(k));
   const int64_t groups = k / group;
   for (int64_t j = 0; j < m; ++j)
     for (int64_t g = 0; g < groups; ++g) {
       const float* v = w + j * k + g * group;
-      const float s = finite_absmax(v, group, j, what) / 7.5f;
-      scale[j * groups + g] = s;
       uint8_t* row = packed + j * k / 2;
       if (g == 0) std::fill(row, row + k / 2, uint8_t(0));  // (store_i4 keeps a byte's other nibble)
-      for (int64_t i = 0; i < group; ++i)
-        store_i4(row, uint64_t(g * group + i),
-                 s == 0.0f ? 0 : int(std::min(7.0f, std::max(-8.0f, std::nearbyint(v[i] / s)))));
+      const float amax = finite_absmax(v, group, j, what);
+      if (!zeros) {
+        const float s = amax / 7.5f;
+        scale[j * groups + g] = s;
+        for (int64_t i = 0; i < group; ++i)
+          store_i4(row, uint64_t(g * group + i),
+                   s == 0.0f ? 0 : int(std::min(7.0f, std::max(-8.0f, std::nearbyint(v[i] / s)))));
+        continue;
+      }
+      // Asymmetric: the range [min(w, 0), max(w, 0)] in 15 steps; the zero point the q of 0.
+      float lo = 0.0f, hi = 0.0f;
+      for (int64_t i = 0; i < group; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
+      const float s = (hi - lo) / 15.0f;
+      const float zp = s == 0.0f ? -8.0f : std::nearbyint(std::min(7.0f, std::max(-8.0f, -8.0f - lo / s)));
+      scale[j * groups + g] = s;
+      zeros[j * groups + g] = int8_t(zp + 8.0f);
+      for (int64_t i = 0; i < group; ++i) {
+        const float t = s == 0.0f ? -8.0f : v[i] / s + zp;  // (in f32, as compressed-tensors adds them)
+        store_i4(row, uint64_t(g * group + i), int(std::nearbyint(std::min(7.0f, std::max(-8.0f, t)))));
+      }
+    }
+}
+
+void quantize_rows_fp8(const float* w, int64_t m, int64_t k, int64_t group, uint8_t* codes, float* scale,
+                       const std::string& what) {
+  if (!f8_group_fits(k, group))
+    throw CompileError("internal: fp8 group " + std::to_string(group) + " for rows of " + std::to_string(k));
+  const int64_t groups = (k + group - 1) / group;
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t i0 = g * group, n = std::min(group, k - i0);
+      const float* v = w + j * k + i0;
+      const float s = finite_absmax(v, n, j, what) / 448.0f;
+      scale[j * groups + g] = s;
+      for (int64_t i = 0; i < n; ++i)
+        codes[j * k + i0 + i] = s == 0.0f ? uint8_t(0) : f32_to_f8e4m3(std::min(448.0f, std::max(-448.0f, v[i] / s)));
     }
 }
 
 std::string parse_quantize(const std::string& s) {
-  if (s.empty() || s == "none" || s == "int8" || s == "int4") return s;
-  if (s == "fp8") throw CompileError("--quantize fp8 is not supported yet; int8 and int4 are (weight-only)");
-  throw CompileError("--quantize '" + s + "' is not one of int8, int4, none");
+  if (s.empty() || s == "none" || s == "int8" || s == "int4" || s == "fp8") return s;
+  throw CompileError("--quantize '" + s + "' is not one of int8, int4, fp8, none");
 }
 
 int64_t parse_group_size(const std::string& scheme, int64_t group_size) {
@@ -80,29 +111,56 @@ namespace {
 
 // One quantized weight: its checkpoint parts, concatenated along dim 0 (LoRA merged by fetch),
 // quantized when its bytes are written (i8: q per value; i4, group > 0: the packed bytes, two values
-// each); the scales are kept for its scale tensor.
+// each; f8e4m3: each code's value, which the plan writer turns back into the code); the scales are
+// kept for its scale tensor.
 struct Quantized {
   std::vector<std::string> parts;
   std::vector<const StTensor*> stored;  // per part: its pre-quantized rows, or null
   std::string name;
   int64_t m = 0, k = 0;
-  int64_t group = 0;          // i4: values per scale; 0: i8
+  bool fp8 = false;           // f8e4m3 codes, group values a scale (the last group of a row may be short)
+  bool asymmetric = false;    // i4 with a zero point per group
+  int64_t group = 0;          // i4 and f8e4m3: values per scale; 0: i8
   std::vector<float> scales;  // filled by the first build that needs them
+  std::vector<int8_t> zeros;  // asymmetric: likewise
 
-  int64_t scales_per_row() const { return group > 0 ? k / group : 1; }
-  int64_t elements_per_row() const { return group > 0 ? k / 2 : k; }
+  int64_t scales_per_row() const { return fp8 ? f8_scales_per_row(k, group) : group > 0 ? k / group : 1; }
+  int64_t elements_per_row() const { return !fp8 && group > 0 ? k / 2 : k; }
+
+  // A checkpoint's FP8 part t of `rows` rows at row `row`: its codes' values, its block scales repeated
+  // down each block's rows (the plan's groups are the blocks' columns).
+  void copy_fp8(const StTensor& t, const std::string& p, int64_t row, std::vector<float>* q_out) {
+    const int64_t rows = t.shape[0], spr = scales_per_row(), grid = (k + t.block_cols - 1) / t.block_cols;
+    if (grid != spr) throw CompileError("internal: FP8 blocks of '" + p + "' are not the groups of '" + name + "'");
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy(t.block_scale + (r / t.block_rows) * grid, t.block_scale + (r / t.block_rows + 1) * grid,
+                scales.begin() + (row + r) * spr);
+    if (!q_out) return;
+    check_fp8_codes(t);
+    for (int64_t i = 0; i < rows * k; ++i) (*q_out)[size_t(row * k + i)] = f8e4m3_value(t.data[i]);
+  }
 
   void run(const WeightFetch& fetch, std::vector<float>* q_out) {
     scales.assign(size_t(m * scales_per_row()), 0.0f);
+    if (asymmetric) zeros.assign(size_t(m * scales_per_row()), int8_t(0));
     if (q_out) q_out->assign(size_t(m * elements_per_row()), 0.0f);
     int64_t row = 0;
     for (size_t i = 0; i < parts.size(); ++i) {  // part by part, so an error names the checkpoint tensor and its row
       const std::string& p = parts[i];
       if (const StTensor* t = stored[i]) {  // the checkpoint's own q and scales
-        if (t->shape.size() != 2 || t->shape[1] != k || row + t->shape[0] > m || t->group != group)
+        if (t->shape.size() != 2 || t->shape[1] != k || row + t->shape[0] > m || (!fp8 && t->group != group) ||
+            fp8 != (t->block_scale != nullptr))
           throw CompileError("internal: pre-quantized '" + p + "' does not fit '" + name + "'");
+        if (fp8) {
+          copy_fp8(*t, p, row, q_out);
+          row += t->shape[0];
+          continue;
+        }
         const int64_t rows = t->shape[0], spr = scales_per_row();
         std::copy(t->row_scale, t->row_scale + rows * spr, scales.begin() + row * spr);
+        if (asymmetric != (t->row_zero != nullptr))
+          throw CompileError("internal: pre-quantized '" + p + "' and '" + name + "' differ in zero points");
+        if (asymmetric) std::copy(t->row_zero, t->row_zero + rows * spr, zeros.begin() + row * spr);
         if (q_out) {
           std::vector<float> q(static_cast<size_t>(k));
           std::vector<uint8_t> packed(static_cast<size_t>(k / 2));
@@ -124,9 +182,15 @@ struct Quantized {
       const int64_t rows = int64_t(w.size()) / k;
       if (rows * k != int64_t(w.size()) || row + rows > m)
         throw CompileError("internal: parts of '" + name + "' do not fit it");
-      if (group > 0) {
+      if (fp8) {
+        std::vector<uint8_t> q(w.size());
+        quantize_rows_fp8(w.data(), rows, k, group, q.data(), scales.data() + row * scales_per_row(), p);
+        if (q_out)
+          for (size_t c = 0; c < q.size(); ++c) (*q_out)[size_t(row * k) + c] = f8e4m3_value(q[c]);
+      } else if (group > 0) {
         std::vector<uint8_t> q(w.size() / 2);
-        quantize_rows_int4(w.data(), rows, k, group, q.data(), scales.data() + row * scales_per_row(), p);
+        quantize_rows_int4(w.data(), rows, k, group, q.data(), scales.data() + row * scales_per_row(), p,
+                           asymmetric ? zeros.data() + row * scales_per_row() : nullptr);
         if (q_out) std::copy(q.begin(), q.end(), q_out->begin() + row * elements_per_row());
       } else {
         std::vector<int8_t> q(w.size());
@@ -145,18 +209,33 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   QuantizeReport rep;
   const bool as_shipped = o.scheme.empty() && o.stored;
   if ((o.scheme.empty() && !as_shipped) || o.scheme == "none") return rep;
-  if (!o.scheme.empty() && o.scheme != "int8" && o.scheme != "int4")
+  if (!o.scheme.empty() && o.scheme != "int8" && o.scheme != "int4" && o.scheme != "fp8")
     throw CompileError("internal: quantize scheme '" + o.scheme + "'");
-  // int4 asked for, or kept as a checkpoint ships it (its group).
-  const bool int4 = o.scheme == "int4" || (as_shipped && o.stored_group > 0);
+  // fp8 or int4 asked for, or kept as a checkpoint ships it (FP8 blocks, int4 groups).
+  const bool fp8 = o.scheme == "fp8" || (as_shipped && o.stored_fp8);
+  const bool int4 = !fp8 && (o.scheme == "int4" || (as_shipped && o.stored_group > 0));
+  const bool asym = int4 && (o.asymmetric || (as_shipped && o.stored_asymmetric));
+  rep.asymmetric = asym;
+  if (o.asymmetric && o.scheme != "int4") throw CompileError("internal: asymmetric " + o.scheme);
   if (int4 && (o.group_size < 0 || o.group_size % kI4GroupMultiple != 0 || o.stored_group % kI4GroupMultiple != 0))
     throw CompileError("internal: int4 group size " + std::to_string(o.group_size));
-  const DType qtype = int4 ? DType::I4 : DType::I8;
-  const std::string kind = int4 ? "int4" : "int8";
-  // The group of a weight with rows of k values (0: none fits, or int8): --group-size; the
-  // checkpoint's, as shipped or when --quantize int4 gives none; else the largest of 128, 96, 64
-  // and 32 that divides k.
-  auto group_for = [&](int64_t k) -> int64_t {
+  const DType qtype = fp8 ? DType::F8E4M3 : int4 ? DType::I4 : DType::I8;
+  const std::string kind = fp8 ? "fp8" : int4 ? "int4" : "int8";
+  rep.scheme = kind;
+  // The group of a weight (0: none fits, or int8). fp8: the block columns (at most k) of its first FP8
+  // checkpoint part where it has one, else the checkpoint's FP8 blocks' (stored_fp8_cols), else the whole
+  // row. int4: --group-size; the checkpoint's, as shipped or when --quantize int4 gives none; else the
+  // largest of 128, 96, 64 and 32 that divides k.
+  auto group_for = [&](const Value& v) -> int64_t {
+    const int64_t k = v.shape[1];
+    if (fp8) {
+      if (o.stored)  // the weight's own FP8 parts' blocks, or none fits
+        for (const std::string& part : v.weight.parts)
+          if (const StTensor* t = o.stored(part); t && t->block_scale)
+            return f8_group_fits(k, std::min(t->block_cols, k)) ? std::min(t->block_cols, k) : 0;
+      const int64_t g = o.stored_fp8_cols > 0 ? std::min(o.stored_fp8_cols, k) : k;
+      return f8_group_fits(k, g) ? g : k;  // (blocks kiln cannot group: one scale a row for the weights it quantizes)
+    }
     if (!int4) return 0;
     const int64_t fixed = o.group_size > 0 ? o.group_size : o.stored_group;
     if (fixed > 0) return k % fixed == 0 ? fixed : 0;
@@ -169,30 +248,44 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   auto stored_parts = [&](const Value& v) {
     std::vector<const StTensor*> s(v.weight.parts.size(), nullptr);
     // (-1 matches no stored part: not a matrix, or int4 groups that do not fit its rows)
-    const int64_t group = v.shape.size() != 2 || (int4 && group_for(v.shape[1]) == 0) ? -1 : group_for(v.shape[1]);
+    const int64_t group = v.shape.size() != 2 || ((int4 || fp8) && group_for(v) == 0) ? -1 : group_for(v);
     if (o.stored)
       for (size_t i = 0; i < s.size(); ++i)
-        if (const StTensor* t = o.stored(v.weight.parts[i]); t && t->group == group) s[i] = t;
+        if (const StTensor* t = o.stored(v.weight.parts[i]);
+            t && (fp8 ? t->block_scale && group > 0 && std::min(t->block_cols, v.shape[1]) == group
+                      : !t->block_scale && t->group == group && (t->row_zero != nullptr) == asym))
+          s[i] = t;
     return s;
   };
-  // Every use of each value: quantizable only if each is a version 1 matmul's w.
+  // Every use of each value: quantizable only if each is a version 1 matmul's w or a version 1
+  // moe_experts' w_gu or w_down (whose partner must be quantizable too: the op takes both or neither).
   std::vector<int> matmul_uses(g.values.size(), 0), other_uses(g.values.size(), 0);
+  std::vector<uint32_t> moe_partner(g.values.size(), kNoTensor);
   for (const GraphProgram& p : g.programs)
     for (const Node& n : p.nodes) {
+      const bool moe = n.kernel == &kMoeExpertsOp;
+      if (moe && n.inputs.size() != 6) throw CompileError("internal: a moe_experts node without its 6 operands");
       for (size_t i = 0; i < n.inputs.size(); ++i)
-        if (n.inputs[i] != kNoTensor) ++(n.kernel == &kMatmulOp && i == 1 ? matmul_uses : other_uses)[n.inputs[i]];
+        if (n.inputs[i] != kNoTensor)
+          ++((n.kernel == &kMatmulOp && i == 1) || (moe && (i == 3 || i == 4)) ? matmul_uses : other_uses)[n.inputs[i]];
+      if (moe) {
+        moe_partner[n.inputs[3]] = n.inputs[4];
+        moe_partner[n.inputs[4]] = n.inputs[3];
+      }
       for (uint32_t v : n.outputs)
         if (v != kNoTensor) ++other_uses[v];
     }
   std::map<std::string, int> kept;  // reason → count
-  // The i8 value whose rows a matmul reads in place of each value, and its scales.
+  // The quantized value whose rows a matmul reads in place of each value, its scales and group (fp8).
   std::vector<uint32_t> i8_of(g.values.size(), kNoTensor), scale_of(g.values.size(), kNoTensor);
+  std::vector<int64_t> group_of(g.values.size(), 0);
+  std::vector<uint32_t> zero_of(g.values.size(), kNoTensor);  // asymmetric int4: the zero points
   // Makes value id i8 (in place, or as a copy when other ops read the original), with its scales.
   auto quantize = [&](uint32_t id, bool copy) {
     uint32_t q_id = id;
     if (copy) {
       Value c = g.values[id];
-      c.name += int4 ? ".i4" : ".i8";
+      c.name += fp8 ? ".f8" : int4 ? ".i4" : ".i8";
       c.lm_head = false;
       q_id = g.add(std::move(c));
     }
@@ -207,8 +300,9 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];
-    qz->group = group_for(qz->k);
-    if (int4) ++rep.groups[qz->group];
+    qz->fp8 = fp8;
+    qz->group = group_for(v);
+    if (int4 || fp8) ++rep.groups[fp8 && qz->group == qz->k ? 0 : qz->group];
     rep.bytes_before += copy ? 0 : v.bytes();
     v.dtype = qtype;
     if (int4) v.shape[1] = qz->k / 2;  // bytes of two values
@@ -220,7 +314,8 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     rep.bytes_after += v.bytes();
     const std::string scale_name = v.name + ".scale";
     const int64_t m = v.shape[0];
-    const std::vector<int64_t> s_shape = int4 ? std::vector<int64_t>{m, qz->scales_per_row()} : std::vector<int64_t>{m};
+    const std::vector<int64_t> s_shape =
+        int4 || fp8 ? std::vector<int64_t>{m, qz->scales_per_row()} : std::vector<int64_t>{m};
     const uint32_t s_id =
         g.weight(scale_name, DType::F32, s_shape, WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
                                                                  if (qz->scales.empty()) qz->run(fetch, nullptr);
@@ -229,15 +324,27 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
                                                                  return s;
                                                                }});
     rep.bytes_after += g.values[s_id].bytes();
+    if (asym) {
+      qz->asymmetric = true;
+      const uint32_t z_id = g.weight(v.name + ".zero", DType::I8, s_shape,
+                                     WeightSource{{}, {}, [qz](const WeightFetch& fetch) {
+                                                    if (qz->zeros.empty()) qz->run(fetch, nullptr);
+                                                    std::vector<float> z(qz->zeros.begin(), qz->zeros.end());
+                                                    qz->zeros.clear();
+                                                    return z;
+                                                  }});
+      rep.bytes_after += g.values[z_id].bytes();
+      zero_of[id] = z_id;
+    }
     i8_of[id] = q_id;
     scale_of[id] = s_id;
+    group_of[id] = qz->group;
     ++rep.quantized;
   };
-  const size_t n_values = g.values.size();
-  for (uint32_t id = 0; id < n_values; ++id) {
-    if (matmul_uses[id] == 0) continue;
+  // Why value id stays in the plan dtype ("" when it is quantized).
+  auto why_kept = [&](uint32_t id) {
     std::string why;
-    {  // (quantize() below may grow g.values: no reference into it outlives this block)
+    {
       const Value& v = g.values[id];
       const std::vector<const StTensor*> st = stored_parts(v);
       const bool all_stored = !st.empty() && std::all_of(st.begin(), st.end(), [](const StTensor* t) { return t; });
@@ -253,13 +360,29 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
                   : "not pre-quantized in the checkpoint, or changed by an adapter (--quantize " + kind +
                         " quantizes it)";
       else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
-      else if (int4 && group_for(v.shape[1]) == 0)
+      else if (asym && moe_partner[id] != kNoTensor) why = "MoE experts (no kernel for asymmetric int4 experts yet)";
+      else if (fp8 && group_for(v) == 0)
+        why =
+            "FP8 blocks whose columns are not a multiple of " + std::to_string(kF8GroupMultiple) + " or the whole row";
+      else if (int4 && group_for(v) == 0)
         why = o.group_size > 0
                   ? "rows not a whole number of int4 groups (--group-size " + std::to_string(o.group_size) + ")"
               : o.stored_group > 0
                   ? "rows not a whole number of the checkpoint's int4 groups of " + std::to_string(o.stored_group)
                   : std::string("rows not a multiple of 32 values (int4 groups)");
     }
+    return why;
+  };
+  // Every decision before any weight changes (quantize() rewrites values and may grow g.values).
+  const size_t n_values = g.values.size();
+  std::vector<std::string> whys(n_values);
+  for (uint32_t id = 0; id < n_values; ++id)
+    if (matmul_uses[id] > 0) whys[id] = why_kept(id);
+  for (uint32_t id = 0; id < n_values; ++id) {
+    if (matmul_uses[id] == 0) continue;
+    std::string why = whys[id];
+    if (why.empty() && moe_partner[id] != kNoTensor && !whys[moe_partner[id]].empty())
+      why = "MoE expert weights whose partner (w_gu or w_down) is not quantized (" + whys[moe_partner[id]] + ")";
     if (!why.empty()) {
       ++kept[why];
       continue;
@@ -273,9 +396,21 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
       if (n.kernel == &kMatmulOp && n.inputs.size() != 4)
         throw CompileError("internal: a matmul node without its 4 operands");
       else if (n.kernel == &kMatmulOp && scale_of[n.inputs[1]] != kNoTensor) {
-        n.kernel = &kMatmulOpV2;
+        n.kernel = fp8 ? &kMatmulOpV3 : asym ? &kMatmulOpV4 : &kMatmulOpV2;
+        if (fp8) n.int_attrs.push_back(group_of[n.inputs[1]]);
         n.inputs.push_back(scale_of[n.inputs[1]]);
+        if (asym) n.inputs.push_back(zero_of[n.inputs[1]]);
         n.inputs[1] = i8_of[n.inputs[1]];
+      } else if (n.kernel == &kMoeExpertsOp && scale_of[n.inputs[3]] != kNoTensor) {
+        if (scale_of[n.inputs[4]] == kNoTensor)
+          throw CompileError("internal: one MoE expert weight quantized: " + g.values[n.inputs[3]].name + ", not " +
+                             g.values[n.inputs[4]].name);
+        n.kernel = &kMoeExpertsOpV2;
+        n.int_attrs = {group_of[n.inputs[3]], group_of[n.inputs[4]]};  // (i8: 0, one scale a row)
+        n.inputs.push_back(scale_of[n.inputs[3]]);
+        n.inputs.push_back(scale_of[n.inputs[4]]);
+        n.inputs[3] = i8_of[n.inputs[3]];
+        n.inputs[4] = i8_of[n.inputs[4]];
       }
   for (const auto& [why, count] : kept)
     rep.kept += (rep.kept.empty() ? "" : ", ") + (count == 1 ? std::string() : std::to_string(count) + " ") + why;

@@ -37,6 +37,11 @@ void convert_to_f32(const void* src, DType t, float* dst, uint64_t n) {
       for (uint64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
       break;
     }
+    case DType::F8E4M3: {
+      const uint8_t* s = static_cast<const uint8_t*>(src);
+      for (uint64_t i = 0; i < n; ++i) dst[i] = f8e4m3_value(s[i]);
+      break;
+    }
     default:
       for (uint64_t i = 0; i < n; ++i) dst[i] = 0.0f;
   }

@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/simd.h"
 #include "kernels/host_device.h"
+#include "kernels/matmul.h"
 #include "kernels/moe_select.h"
 
 namespace kiln {
@@ -45,9 +46,30 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
   });
 }
 
+namespace {
+
+// Row `row` of an expert weight (rows of k values) dotted with x, as matmul reads its dtype: float rows
+// (f16 widened into scratch), i8 rows scaled after the product, i4 and f8e4m3 rows dequantized to
+// q · scale in registers (kernels/matmul.h).
+float expert_row_dot(const float* x, const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k,
+                     float* scratch) {
+  const uint8_t* base = static_cast<const uint8_t*>(w);
+  switch (t) {
+    case DType::I8:
+      return dot_f32_i8(x, reinterpret_cast<const int8_t*>(base) + row * k, k) * scale[row];
+    case DType::I4:
+      return dot_f32_i4(x, base + row * (k / 2), scale + row * (k / group), group, k);
+    case DType::F8E4M3:
+      return dot_f32_f8(x, base + row * k, scale + row * f8_scales_per_row(k, group), group, k);
+    default:
+      return dot_f32_any(x, base + uint64_t(row * k) * dtype_size(t), t, k, scratch);
+  }
+}
+
+}  // namespace
+
 void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
   const int64_t chunk = a.rows / a.batch;
-  const uint64_t esz = dtype_size(a.w_dtype);
   for (int64_t r = 0; r < a.rows; ++r) {
     if (!row_is_valid(a.n_valid, chunk, r)) continue;
     const float* h = a.h + r * a.dim;
@@ -57,18 +79,19 @@ void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
       if (e < 0 || e >= a.experts) continue;
       const float wk = a.weights[r * a.top_k + k];
       float* act = a.ws + (r * a.top_k + k) * a.ffn;
-      const uint8_t* gu = static_cast<const uint8_t*>(a.w_gu) + uint64_t(e * 2 * a.ffn * a.dim) * esz;
+      const int64_t gu0 = int64_t(e) * 2 * a.ffn;  // the expert's first gate row; its up rows follow
       pool.parallel_for(a.ffn, 8, [&](int64_t f0, int64_t f1, int w) {
         for (int64_t f = f0; f < f1; ++f) {
-          const float g = dot_f32_any(h, gu + uint64_t(f * a.dim) * esz, a.w_dtype, a.dim, pool.scratch(w));
-          const float u = dot_f32_any(h, gu + uint64_t((a.ffn + f) * a.dim) * esz, a.w_dtype, a.dim, pool.scratch(w));
+          const float g = expert_row_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, gu0 + f, a.dim, pool.scratch(w));
+          const float u =
+              expert_row_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, gu0 + a.ffn + f, a.dim, pool.scratch(w));
           act[f] = g / (1.0f + std::exp(-g)) * u;
         }
       });
-      const uint8_t* down = static_cast<const uint8_t*>(a.w_down) + uint64_t(e * a.dim * a.ffn) * esz;
       pool.parallel_for(a.dim, 8, [&](int64_t d0, int64_t d1, int w) {
         for (int64_t d = d0; d < d1; ++d)
-          y[d] += wk * dot_f32_any(act, down + uint64_t(d * a.ffn) * esz, a.w_dtype, a.ffn, pool.scratch(w));
+          y[d] += wk * expert_row_dot(act, a.w_down, a.w_dtype, a.down_scale, a.down_group, int64_t(e) * a.dim + d,
+                                      a.ffn, pool.scratch(w));
       });
     }
   }

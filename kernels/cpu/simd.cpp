@@ -64,24 +64,30 @@ float dot_f32_i8(const float* a, const int8_t* b, int64_t n) {
 }
 
 KILN_TARGET_CLONES
-void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst) {
+void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst,
+                const int8_t* zeros) {
+  auto one = [&](int64_t i) {
+    return float(int(load_i4(row, uint64_t(i))) + 8 - i4_zero(zeros, i / group)) * scales[i / group];
+  };
   int64_t i = i0;
-  for (; i < i0 + n && i % 32 != 0; ++i) dst[i - i0] = float(load_i4(row, uint64_t(i))) * scales[i / group];
+  for (; i < i0 + n && i % 32 != 0; ++i) dst[i - i0] = one(i);
   // Whole blocks of 32 (one group each: groups are whole blocks), byte by byte: lanes that vectorize.
   for (; i + 32 <= i0 + n; i += 32) {
     const uint8_t* b = row + i / 2;
     const float s = scales[i / group];
+    const int z = i4_zero(zeros, i / group);
     float* d = dst + (i - i0);
     for (int l = 0; l < 16; ++l) {
-      d[l] = float(int(b[l] & 15u) - 8) * s;
-      d[16 + l] = float(int(b[l] >> 4) - 8) * s;
+      d[l] = float(int(b[l] & 15u) - z) * s;
+      d[16 + l] = float(int(b[l] >> 4) - z) * s;
     }
   }
-  for (; i < i0 + n; ++i) dst[i - i0] = float(load_i4(row, uint64_t(i))) * scales[i / group];
+  for (; i < i0 + n; ++i) dst[i - i0] = one(i);
 }
 
 KILN_TARGET_CLONES
-float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n) {
+float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n,
+                 const int8_t* zeros) {
   // dot_lanes over n = whole blocks of 32 (group and n multiples of 32): per block, lanes l take value
   // l (byte l's low nibble), then value 16 + l (its high one), as dot_f32 takes its two 16-blocks.
   constexpr int L = 16;
@@ -89,9 +95,37 @@ float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_
   for (int64_t i = 0; i + 2 * L <= n; i += 2 * L) {
     const uint8_t* b = row + i / 2;
     const float s = scales[i / group];
-    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * (float(int(b[l] & 15u) - 8) * s);
-    for (int l = 0; l < L; ++l) acc[l] += a[i + L + l] * (float(int(b[l] >> 4) - 8) * s);
+    const int z = i4_zero(zeros, i / group);
+    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * (float(int(b[l] & 15u) - z) * s);
+    for (int l = 0; l < L; ++l) acc[l] += a[i + L + l] * (float(int(b[l] >> 4) - z) * s);
   }
+  for (int w = L / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  return acc[0];
+}
+
+KILN_TARGET_CLONES
+void dequant_f8(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst) {
+  // Group by group (or its part in range), branch-free lanes that vectorize: each value moved into an
+  // f32's bits, times 2^120 (exact), times the scale (the one rounding).
+  for (int64_t i = i0; i < i0 + n;) {
+    const int64_t end = std::min(i0 + n, (i / group + 1) * group);
+    const float s = scales[i / group];
+    for (; i < end; ++i) dst[i - i0] = f8e4m3_bits_f32(row[i]) * kF8E4M3Unbias * s;
+  }
+}
+
+KILN_TARGET_CLONES
+float dot_f32_f8(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n) {
+  // dot_lanes's lanes and order, the scale read once per 16 values (groups are whole 16-blocks or the row).
+  constexpr int L = 16;
+  float acc[L] = {};
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const float s = scales[i / group];
+    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * (f8e4m3_bits_f32(row[i + l]) * kF8E4M3Unbias * s);
+  }
+  for (int l = 0; i + l < n; ++l) acc[l] += a[i + l] * (f8e4m3_value(row[i + l]) * scales[(i + l) / group]);
   for (int w = L / 2; w > 0; w /= 2)
     for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
   return acc[0];

@@ -45,12 +45,24 @@ float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n);
 float dot_f32_i8(const float* a, const int8_t* b, int64_t n);
 
 // Values i0 … i0+n of a packed i4 row (kernels/dtype.h; group a multiple of 32, as matmul's verifier
-// requires) dequantized into dst: value i is the f32 product float(q_i) · scales[i / group].
-void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst);
+// requires) dequantized into dst: value i is the f32 product float(nibble_i − z) · scales[i / group],
+// z = zeros[i / group] (asymmetric), or 8 without zeros (symmetric: nibble − 8 is q).
+void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst,
+                const int8_t* zeros = nullptr);
 
-// sum_i a[i]·(q_i · scales[i / group]) over a packed i4 row of n values (group and n multiples of
-// 32), widening in registers; bit-identical to dot_f32 on dequant_i4's values.
-float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n);
+// sum_i a[i]·value_i over a packed i4 row of n values, the values as dequant_i4's (group and n
+// multiples of 32), widening in registers; bit-identical to dot_f32 on dequant_i4's values.
+float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n,
+                 const int8_t* zeros = nullptr);
+
+// Values i0 … i0+n of an f8e4m3 row (kernels/dtype.h) dequantized into dst: value i is the f32 product
+// f8e4m3_value(row[i]) · scales[i / group] (group a multiple of 16 or the whole row, as matmul's
+// verifier requires).
+void dequant_f8(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst);
+
+// sum_i a[i]·(f8e4m3_value(row[i]) · scales[i / group]) over an f8e4m3 row of n values, widening in
+// registers; bit-identical to dot_f32 on dequant_f8's values.
+float dot_f32_f8(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n);
 
 // sum_i a[i]·w[i] for a weight row of any float dtype; f16 rows are widened into scratch
 // (n floats), f32 and bf16 rows are read in place.

@@ -34,6 +34,8 @@ const OpRegistry& builtin_ops() {
       &kHeadRmsNormOp,
       &kMatmulOp,
       &kMatmulOpV2,
+      &kMatmulOpV3,
+      &kMatmulOpV4,
       &kRopeOp,
       &kRopeOpV1,
       &kRopeOpV2,
@@ -48,6 +50,7 @@ const OpRegistry& builtin_ops() {
       &kMlaAttentionOp,
       &kMoeRouteOp,
       &kMoeExpertsOp,
+      &kMoeExpertsOpV2,
       // fused (compiler/passes/fuse.h)
       &kFusedMatmulOp,
       &kRopeKvWriteOp,

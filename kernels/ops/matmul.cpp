@@ -1,6 +1,7 @@
 // matmul (kernels/matmul.h): a linear layer. On CUDA, prefill-sized GEMMs with 16-bit weights go
 // to cuBLASLt when it is loaded (runtime/cublaslt.h), the rest to kiln's GEMV and tiled kernels.
-// Version 2 appends the w_scale operand of i8 and i4 weights, which only the CPU kernels run so far.
+// Version 2 appends the w_scale operand of i8 and i4 weights, version 3 the group attribute of f8e4m3
+// ones; only the CPU kernels run them so far.
 #include "kernels/matmul.h"
 
 #include "kernels/fused.h"
@@ -16,6 +17,22 @@ namespace {
 // Version 2's w_scale (input 4), or null: absent, or a version 1 launch.
 const TensorInfo* w_scale(const OpLaunch& l) { return l.launch().inputs.size() > 4 ? l.in(4) : nullptr; }
 
+// i4 weights w (m, k/2 bytes) and their scales (m, groups), groups whole multiples of 32 values;
+// the number of groups a row, or the error.
+Result<int64_t> expect_i4(const OpCheck& c, const TensorInfo* scale, int64_t m, int64_t k) {
+  if (k % 2 != 0)
+    return invalid_argument("i4 weights '" + c.in(1)->name + "' for an odd k (" + std::to_string(k) + ")");
+  KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", {DType::I4}, {m, k / 2}));
+  KILN_RETURN_IF_ERROR(c.expect_rank(scale, "w_scale", 2));
+  const int64_t groups = scale->shape[1];
+  if (groups < 1 || k % groups != 0 || (k / groups) % kI4GroupMultiple != 0)
+    return invalid_argument("w_scale '" + scale->name + "' has " + std::to_string(groups) + " groups a row for k " +
+                            std::to_string(k) + "; i4 groups must divide k into whole multiples of " +
+                            std::to_string(kI4GroupMultiple) + " values");
+  KILN_RETURN_IF_ERROR(c.expect(scale, "w_scale", {DType::F32}, {m, groups}));
+  return groups;
+}
+
 Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "x", 2));
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "w", 2));
@@ -23,23 +40,36 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, {rows, k}));
   const TensorInfo* scale = w_scale(c);
   const DType wt = c.in(1)->dtype;
-  if (c.launch().inputs.size() > 4 && (wt == DType::I8 || wt == DType::I4)) {
+  if (c.launch().int_attrs.size() > 1) {  // version 3: f8e4m3 weights, scales in groups of `group` along k
+    if (wt != DType::F8E4M3)
+      return invalid_argument("matmul version 3 takes f8e4m3 weights, not " + std::string(dtype_name(wt)) + " ('" +
+                              c.in(1)->name + "')");
+    if (!scale) return invalid_argument("f8e4m3 weights '" + c.in(1)->name + "' without their w_scale");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", {DType::F8E4M3}, {m, k}));
+    const int64_t group = c.iattr(1);
+    if (!f8_group_fits(k, group))
+      return invalid_argument("f8e4m3 weights '" + c.in(1)->name + "' in groups of " + std::to_string(group) +
+                              " values for k " + std::to_string(k) + "; a group is a multiple of " +
+                              std::to_string(kF8GroupMultiple) + " up to k, or k");
+    KILN_RETURN_IF_ERROR(c.expect(scale, "w_scale", {DType::F32}, {m, f8_scales_per_row(k, group)}));
+  } else if (c.launch().inputs.size() > 5) {  // version 4: asymmetric i4 weights with their zero points
+    if (wt != DType::I4)
+      return invalid_argument("matmul version 4 takes i4 weights, not " + std::string(dtype_name(wt)) + " ('" +
+                              c.in(1)->name + "')");
+    if (!scale || !c.has_in(5))
+      return invalid_argument("i4 weights '" + c.in(1)->name + "' without their w_scale and w_zero");
+    auto groups = expect_i4(c, scale, m, k);
+    if (!groups.is_ok()) return groups.status();
+    KILN_RETURN_IF_ERROR(c.expect(c.in(5), "w_zero", {DType::I8}, {m, groups.value()}));
+  } else if (c.launch().inputs.size() > 4 && (wt == DType::I8 || wt == DType::I4)) {
     if (!scale)
       return invalid_argument(std::string(dtype_name(wt)) + " weights '" + c.in(1)->name + "' without their w_scale");
     if (wt == DType::I8) {
       KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", {DType::I8}, {m, k}));
       KILN_RETURN_IF_ERROR(c.expect(scale, "w_scale", {DType::F32}, {m}));
     } else {
-      if (k % 2 != 0)
-        return invalid_argument("i4 weights '" + c.in(1)->name + "' for an odd k (" + std::to_string(k) + ")");
-      KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", {DType::I4}, {m, k / 2}));
-      KILN_RETURN_IF_ERROR(c.expect_rank(scale, "w_scale", 2));
-      const int64_t groups = scale->shape[1];
-      if (groups < 1 || k % groups != 0 || (k / groups) % kI4GroupMultiple != 0)
-        return invalid_argument("w_scale '" + scale->name + "' has " + std::to_string(groups) + " groups a row for k " +
-                                std::to_string(k) + "; i4 groups must divide k into whole multiples of " +
-                                std::to_string(kI4GroupMultiple) + " values");
-      KILN_RETURN_IF_ERROR(c.expect(scale, "w_scale", {DType::F32}, {m, groups}));
+      auto groups = expect_i4(c, scale, m, k);
+      if (!groups.is_ok()) return groups.status();
     }
   } else {
     KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloatTypes, {m, k}));
@@ -67,21 +97,29 @@ MatmulArgs matmul_args(const OpLaunch& l) {
           l.in_i32(3),
           l.batch_of(3),
           w_scale(l) ? static_cast<const float*>(l.in_ptr(4)) : nullptr,
-          l.in(1)->dtype == DType::I4 ? l.in(0)->shape[1] / w_scale(l)->shape[1] : 0};
+          l.in(1)->dtype == DType::I4       ? l.in(0)->shape[1] / w_scale(l)->shape[1]
+          : l.in(1)->dtype == DType::F8E4M3 ? l.iattr(1)
+                                            : 0,
+          l.launch().inputs.size() > 5 ? static_cast<const int8_t*>(l.in_ptr(5)) : nullptr};
 }
 
 #ifdef KILN_WITH_CUDA
+bool quantized_weights(const OpLaunch& l) {
+  const DType t = l.in(1)->dtype;
+  return t == DType::I8 || t == DType::I4 || t == DType::F8E4M3;
+}
+
 uint64_t align256(uint64_t v) { return (v + 255) / 256 * 256; }
 
 // cuBLASLt's packed x, then its workspace, at the start of the launch scratch.
 uint64_t cuda_scratch_bytes(const OpLaunch& l) {
-  if (l.in(1)->dtype == DType::I8 || l.in(1)->dtype == DType::I4) return 0;  // refused by bind_cuda
+  if (quantized_weights(l)) return 0;  // refused by bind_cuda
   const MatmulArgs a = matmul_args(l);
   return library_gemm_eligible(a) ? align256(library_gemm_x_bytes(a)) + kCublasLtWorkspaceBytes : 0;
 }
 
 Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
-  if (l.in(1)->dtype == DType::I8 || l.in(1)->dtype == DType::I4)
+  if (quantized_weights(l))
     return unsupported("CUDA matmul has no kernels for " + std::string(dtype_name(l.in(1)->dtype)) + " weights yet ('" +
                        l.in(1)->name + "'); run this plan on the CPU");
   const MatmulArgs a = matmul_args(l);
@@ -125,6 +163,20 @@ const OpDef kMatmulOpV2 = [] {
   OpDef d = kMatmulOp;
   d.version = 2;
   d.n_inputs = 5;
+  return d;
+}();
+
+const OpDef kMatmulOpV3 = [] {
+  OpDef d = kMatmulOpV2;
+  d.version = 3;
+  d.n_int_attrs = 2;
+  return d;
+}();
+
+const OpDef kMatmulOpV4 = [] {
+  OpDef d = kMatmulOpV2;
+  d.version = 4;
+  d.n_inputs = 6;
   return d;
 }();
 

@@ -1,6 +1,7 @@
 // moe_experts (kernels/moe.h): the routed experts' SwiGLU MLPs, weighted and summed per token.
 #include <algorithm>
 
+#include "kernels/matmul.h"
 #include "kernels/moe.h"
 #include "kernels/ops/op_cuda.h"
 
@@ -8,18 +9,56 @@ namespace kiln {
 
 namespace {
 
+// Version 2's quantized weight w (input i, rows of k values) and its scales (input si) in groups of
+// `group` (int attr): as matmul checks them (kernels/ops/matmul.cpp).
+Status expect_quantized(const OpCheck& c, int i, const char* role, int si, const char* srole, DType t, int64_t rows,
+                        int64_t k, int64_t group) {
+  const std::string name = c.in(i)->name;
+  if (!c.has_in(si))
+    return invalid_argument(std::string(dtype_name(t)) + " " + role + " '" + name + "' without " + srole);
+  if (t == DType::I8) {
+    if (group != 0) return invalid_argument(std::string("i8 ") + role + " '" + name + "' with a group");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::I8}, {rows, k}));
+    return c.expect(c.in(si), srole, {DType::F32}, {rows});
+  }
+  if (t == DType::I4) {
+    if (k % 2 != 0 || group < kI4GroupMultiple || group % kI4GroupMultiple != 0 || k % group != 0)
+      return invalid_argument(std::string("i4 ") + role + " '" + name + "' in groups of " + std::to_string(group) +
+                              " for rows of " + std::to_string(k) + " (a multiple of 32 dividing them)");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::I4}, {rows, k / 2}));
+    return c.expect(c.in(si), srole, {DType::F32}, {rows, k / group});
+  }
+  if (!f8_group_fits(k, group))
+    return invalid_argument(std::string("f8e4m3 ") + role + " '" + name + "' in groups of " + std::to_string(group) +
+                            " for rows of " + std::to_string(k) + " (a multiple of 16 up to them, or all)");
+  KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::F8E4M3}, {rows, k}));
+  return c.expect(c.in(si), srole, {DType::F32}, {rows, f8_scales_per_row(k, group)});
+}
+
 Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "h", 2));
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "ids", 2));
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(4), "w_down", 2));
-  const int64_t rows = c.in(0)->shape[0], dim = c.in(0)->shape[1], k = c.in(1)->shape[1], ffn = c.in(4)->shape[1];
+  const int64_t rows = c.in(0)->shape[0], dim = c.in(0)->shape[1], k = c.in(1)->shape[1];
+  // (w_down's second dimension counts bytes of i4 weights: two values each)
+  const int64_t ffn = cmul(c.in(4)->shape[1], c.in(4)->dtype == DType::I4 ? 2 : 1);
   if (c.in(4)->shape[0] % dim != 0) return invalid_argument("w_down rows are not a multiple of dim");
   const int64_t e = c.in(4)->shape[0] / dim;
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "h", {DType::F32}, {rows, dim}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "ids", {DType::I32}, {rows, k}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(2), "weights", {DType::F32}, {rows, k}));
-  KILN_RETURN_IF_ERROR(c.expect(c.in(3), "w_gu", kFloatTypes, {cmul(e, 2, ffn), dim}));
-  KILN_RETURN_IF_ERROR(c.expect(c.in(4), "w_down", {c.in(3)->dtype}, {cmul(e, dim), ffn}));
+  if (c.launch().inputs.size() > 6) {  // version 2: quantized weights
+    const DType t = c.in(3)->dtype;
+    if (t != DType::I8 && t != DType::I4 && t != DType::F8E4M3)
+      return invalid_argument("moe_experts version 2 takes i8, i4 or f8e4m3 weights, not " +
+                              std::string(dtype_name(t)) + " ('" + c.in(3)->name + "')");
+    if (c.in(4)->dtype != t) return invalid_argument("w_down's dtype is not w_gu's");
+    KILN_RETURN_IF_ERROR(expect_quantized(c, 3, "w_gu", 6, "gu_scale", t, cmul(e, 2, ffn), dim, c.iattr(0)));
+    KILN_RETURN_IF_ERROR(expect_quantized(c, 4, "w_down", 7, "down_scale", t, cmul(e, dim), ffn, c.iattr(1)));
+  } else {
+    KILN_RETURN_IF_ERROR(c.expect(c.in(3), "w_gu", kFloatTypes, {cmul(e, 2, ffn), dim}));
+    KILN_RETURN_IF_ERROR(c.expect(c.in(4), "w_down", {c.in(3)->dtype}, {cmul(e, dim), ffn}));
+  }
   KILN_RETURN_IF_ERROR(c.expect_n_valid(5, rows));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, dim}));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", {DType::F32}, {cmul(rows, k), ffn}));
@@ -29,6 +68,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 
 MoeExpertsArgs args(const OpLaunch& l) {
   const int64_t dim = l.in(0)->shape[1];
+  const bool v2 = l.launch().inputs.size() > 6;
   return {l.in_f32(0),
           l.in_i32(1),
           l.in_f32(2),
@@ -40,14 +80,21 @@ MoeExpertsArgs args(const OpLaunch& l) {
           l.in(0)->shape[0],
           dim,
           l.in(4)->shape[0] / dim,
-          l.in(4)->shape[1],
+          l.in(4)->shape[1] * (l.in(4)->dtype == DType::I4 ? 2 : 1),
           l.in(1)->shape[1],
           l.in_i32(5),
-          l.batch_of(5)};
+          l.batch_of(5),
+          v2 ? l.in_f32(6) : nullptr,
+          v2 ? l.in_f32(7) : nullptr,
+          v2 ? l.iattr(0) : 0,
+          v2 ? l.iattr(1) : 0};
 }
 
 #ifdef KILN_WITH_CUDA
 Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
+  if (l.launch().inputs.size() > 6)
+    return unsupported("CUDA MoE experts have no kernels for " + std::string(dtype_name(l.in(3)->dtype)) +
+                       " weights yet ('" + l.in(3)->name + "'); run this plan on the CPU");
   const MoeExpertsArgs a = args(l);
   if (a.rows * a.top_k > kCudaMaxGridY)
     return unsupported("CUDA MoE experts support up to " + std::to_string(kCudaMaxGridY) +
@@ -72,5 +119,13 @@ const OpDef kMoeExpertsOp{"moe_experts",
                           KILN_CUDA_BIND(bind_cuda),
                           nullptr,
                           accumulates_first};  // y += each expert's output
+
+const OpDef kMoeExpertsOpV2 = [] {
+  OpDef d = kMoeExpertsOp;
+  d.version = 2;
+  d.n_inputs = 8;
+  d.n_int_attrs = 2;
+  return d;
+}();
 
 }  // namespace kiln

@@ -165,15 +165,17 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
-  CHECK(out.find("quantized  i8, a scale per row: 8 matmul weights") != std::string::npos);
+  CHECK(out.find("quantized  i8, a scale per row: 8 weights") != std::string::npos);
   check_cli_greedy(d / "q.kplan", kiln::test::load_reference(model, "reference_int8.safetensors"));
   const std::pair<const char*, const char*> bad[] = {
       {"--quantize int4 --group-size 48", "--group-size 48 is not a positive multiple of 32"},
       {"--quantize int8 --target all", "use --target cpu (not all)"},
-      {"--quantize-head", "--quantize-head needs --quantize int8 or int4"},
+      {"--quantize-head", "--quantize-head needs --quantize int8, int4 or fp8"},
       {"--quantize int8 --group-size 32", "--group-size is for --quantize int4 (int8 has one scale a row)"},
       {"--group-size 32", "--group-size is for --quantize int4 (--quantize was not given)"},
-      {"--quantize fp8", "--quantize fp8 is not supported yet"}};
+      {"--quantize fp4", "--quantize 'fp4' is not one of int8, int4, fp8, none"},
+      {"--quantize int8 --asymmetric", "--asymmetric is for --quantize int4"},
+      {"--quantize fp8 --target cuda", "use --target cpu (not cuda)"}};
   for (const auto& [options, expect] : bad) check_cli_compile_refused(model, d.path(), options, expect);
 }
 
@@ -191,7 +193,7 @@ TEST_CASE("cli: compile --quantize int4 writes a CPU plan of i4 weights that gen
   CHECK(out.find(", i4 ") != std::string::npos);
   // 2 layers' qkv (128 x 64), o (64 x 64), gate|up (320 x 64) and down (64 x 160): 86,016 values, two a
   // byte, and one f32 scale per 32 of them.
-  CHECK(out.find("quantized  i4, a scale per 32 values: 8 matmul weights, 42.00 KiB + 10.50 KiB of f32 scales") !=
+  CHECK(out.find("quantized  i4, a scale per 32 values: 8 weights, 42.00 KiB + 10.50 KiB of f32 scales") !=
         std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q4.kplan") + " --json 2>/dev/null", &out) == 0);
   const nlohmann::json q = nlohmann::json::parse(out)["quantized"];
@@ -202,6 +204,18 @@ TEST_CASE("cli: compile --quantize int4 writes a CPU plan of i4 weights that gen
   CHECK(q[0]["bytes"] == 43008);
   CHECK(q[0]["scale_bytes"] == 10752);
   check_cli_greedy(d / "q4.kplan", kiln::test::load_reference(model, "reference_int4_g32.safetensors"));
+  // Asymmetric: a zero point per group too.
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "q4a.kplan") +
+                                              " --quantize int4 --asymmetric --group-size 32 --dtype f32 --max-seq 32",
+                                          &out) == 0,
+                  out);
+  CHECK(out.find("note: int4 weights (asymmetric, a scale and a zero point per 32 values): 8 matmul weights") !=
+        std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q4a.kplan"), &out) == 0);
+  // (2 layers' 86,016 values: 2,688 groups of 32, a byte of zero point each)
+  CHECK(out.find("quantized  i4 asymmetric, a scale and a zero point per 32 values: 8 weights, 42.00 KiB + 10.50 KiB "
+                 "of f32 scales + 2.62 KiB of i8 zero points") != std::string::npos);
+  check_cli_greedy(d / "q4a.kplan", kiln::test::load_reference(model, "reference_int4a_g32.safetensors"));
   // A W4A16 checkpoint as shipped.
   const std::string ct = kiln::test::fixture("ct_w4a16_g32_f32", "quantized");
   REQUIRE_MESSAGE(
@@ -229,11 +243,42 @@ TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and gen
   check_cli_compile_refused(model, d.path(), "--quantize int4 --group-size 40", "is not a positive multiple of 32");
 }
 
-TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles upcast with --dtype and generates transformers' tokens") {
+TEST_CASE("cli: compile --quantize fp8 writes a CPU plan of f8e4m3 weights that generates transformers' tokens") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("gqa_f32");
+  std::string out;
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "f8.kplan") +
+                                              " --quantize fp8 --quantize-head --dtype f32 --max-seq 32",
+                                          &out) == 0,
+                  out);
+  CHECK(out.find("note: fp8 weights (e4m3, a scale per row): 9 matmul weights") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "f8.kplan"), &out) == 0);
+  CHECK(out.find("targets    cpu\n") != std::string::npos);
+  // 2 layers' qkv (128 x 64), o (64 x 64), gate|up (320 x 64) and down (64 x 160), and the head (256 x 64):
+  // 102,400 values, a byte each, and one f32 scale per row (1,408 rows, 256 of them the head's).
+  CHECK(out.find("quantized  f8e4m3, a scale per row: 9 weights, 100.00 KiB + 5.50 KiB of f32 scales") !=
+        std::string::npos);
+  check_cli_greedy(d / "f8.kplan", kiln::test::load_reference(model, "reference_fp8_head.safetensors"));
+}
+
+TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles kept as FP8 or upcast, and generates transformers' tokens") {
   TempDir d;
   const std::string model = kiln::test::fixture("ds_v3_fp8_b32", "quantized");
   std::string out;
-  check_cli_compile_refused(model, d.path(), "--max-seq 32", "--dtype bf16 (or f16, f32) upcasts them");
+  REQUIRE_MESSAGE(
+      kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "kept.kplan") + " --max-seq 32", &out) == 0,
+      out);
+  CHECK(
+      out.find(
+          "72 FP8 e4m3 checkpoint weights (32x32 block scales) kept as f8e4m3 where a matmul or the MoE experts read them") !=
+      std::string::npos);
+  CHECK(out.find("(16 as the checkpoint ships them, e4m3 with their scales)") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "kept.kplan"), &out) == 0);
+  CHECK(out.find("targets    cpu\n") != std::string::npos);
+  CHECK(out.find("quantized  f8e4m3, a scale per 32 values: 12 weights") != std::string::npos);
+  check_cli_greedy(d / "kept.kplan", kiln::test::load_reference(model));
+  check_cli_compile_refused(model, d.path(), "--max-seq 32 --target cuda",
+                            "pre-quantized fp8 weights (e4m3 with their scales), which run on the CPU only so far");
   REQUIRE_MESSAGE(kiln::test::run_command(
                       kCli + " compile " + model + " -o " + (d / "ds.kplan") + " --max-seq 32 --dtype f32", &out) == 0,
                   out);

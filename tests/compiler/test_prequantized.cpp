@@ -11,9 +11,11 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "compile_checks.h"
 #include "compiler/compile.h"
+#include "compiler/error.h"
 #include "compiler/safetensors.h"
 #include "runtime/context.h"
 #include "runtime/plan.h"
@@ -340,7 +342,15 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
        },
        "config group 'group_0' quantizing input_activations"},
       {"float-quantized", nullptr, [](nlohmann::json& j) { j["quantization_config"]["format"] = "float-quantized"; },
-       "with format \"float-quantized\""},
+       "config group 'group_0' of format \"pack-quantized\""},
+      {"int weights in float-quantized", nullptr,
+       [](nlohmann::json& j) {
+         j["quantization_config"]["format"] = "float-quantized";
+         j["quantization_config"]["config_groups"]["group_0"]["format"] = "float-quantized";
+       },
+       "of type \"int\" in format \"float-quantized\""},
+      {"marlin", nullptr, [](nlohmann::json& j) { j["quantization_config"]["format"] = "marlin-24"; },
+       "with format \"marlin-24\""},
       {"not compressed", nullptr, [](nlohmann::json& j) { j["quantization_config"]["quantization_status"] = "frozen"; },
        "with quantization_status \"frozen\""},
       {"block structure", nullptr,
@@ -606,21 +616,22 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
 }
 
 // DeepSeek-V3/R1's FP8 release: F8_E4M3 weights with block scales (weight_scale_inv), here 32 × 32
-// blocks on the tiny V3 fixture, partial at the edges. Upcast at compile time (--dtype), against
-// transformers running the same checkpoint dequantized by DeepSeek's block formula
-// (tools/fixtures_quant.py); refused without --dtype (no FP8 kernels yet) and on malformed parts.
-TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype and match transformers") {
+// blocks on the tiny V3 fixture, partial at the edges. Kept as f8e4m3 (no --dtype, or --quantize fp8)
+// or upcast at compile time (--dtype), against transformers running the same checkpoint dequantized by
+// DeepSeek's block formula (tools/fixtures_quant.py); refused on malformed parts.
+TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match transformers") {
   TempDir d;
   struct Fixture {
     std::string name, base, base_family, note;
     double bf16_bound;
+    int f8_tensors;  // kept as f8e4m3: 2 layers' attention and MLP (or DeepSeek's routed experts) weights
   };
   // bf16: the low-precision bound, with room for DeepSeek's tiny random routers, which can flip
   // experts under rounding (v3_noaux 0.10 in test_parity's bf16 case; this fixture measured 0.0105).
   for (const Fixture& f :
-       {Fixture{"ds_v3_fp8_b32", "v3_noaux", "deepseek", "72 FP8 e4m3 checkpoint weights (32x32", 5e-2},
-        Fixture{"llama_fp8_b48", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x48", 2e-2},
-        Fixture{"llama_fp8_b48x16", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x16", 2e-2}}) {
+       {Fixture{"ds_v3_fp8_b32", "v3_noaux", "deepseek", "72 FP8 e4m3 checkpoint weights (32x32", 5e-2, 16},
+        Fixture{"llama_fp8_b48", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x48", 2e-2, 8},
+        Fixture{"llama_fp8_b48x16", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x16", 2e-2, 8}}) {
     CAPTURE(f.name);
     const std::string dir = kiln::test::fixture(f.name, "quantized");
     const auto ref = kiln::test::load_reference(dir);
@@ -630,6 +641,7 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
       double bound;
     };
     // int8: kiln's own formula on the upcast weights.
+    std::vector<float> upcast_f32;
     for (const Case& c : {Case{"f32", "", 1e-4}, Case{"bf16", "", f.bf16_bound}, Case{"f32", "int8", 0.1}}) {
       CAPTURE(c.dtype);
       CAPTURE(c.quantize);
@@ -637,7 +649,9 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
       o.dtype = c.dtype;
       o.quantize = c.quantize;
       const CompileSummary s = compile_model(o);
-      CHECK(s.notes.find(f.note + " block scales) upcast to " + c.dtype) != std::string::npos);
+      CHECK(s.notes.find(f.note + " block scales) " +
+                         (c.quantize.empty() ? "upcast to " + c.dtype : "dequantized, then --quantize int8 applies")) !=
+            std::string::npos);
       auto plan = Plan::load_file(o.output).take();
       for (int threads : {1, 2}) {
         CAPTURE(threads);
@@ -646,6 +660,7 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
         if (exact) {
           // FP8 moved transformers' logits far past the bound: the plan runs the FP8 weights.
           CHECK(kiln::test::rel_l2(logits.data(), unquantized.logits.data(), unquantized.logits.size()) > 1e-2);
+          upcast_f32 = logits;
         }
         const std::string line = f.name + " --dtype " + c.dtype +
                                  (c.quantize.empty() ? "" : " --quantize " + c.quantize) + ": rel L2 " +
@@ -653,9 +668,308 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights upcast with --dtype a
         MESSAGE(line);
       }
     }
-    CompileOptions o = options(dir, d / "nodtype.kplan");
-    kiln::test::check_compile_refused(o, "kiln has no FP8 kernels yet: --dtype bf16 (or f16, f32) upcasts them");
+    // Kept as f8e4m3 (matmul version 3, the block scales repeated down each block's rows): without
+    // --dtype (the checkpoint's f32 for the rest), or --quantize fp8 with it. Every value is the f32
+    // product fp8 · scale_inv that the upcast f32 plan holds, so the logits are that plan's, bit for bit.
+    for (const Case& c : {Case{"", "", 1e-4}, Case{"f32", "fp8", 1e-4}, Case{"bf16", "fp8", f.bf16_bound}}) {
+      CAPTURE(c.dtype);
+      CAPTURE(c.quantize);
+      CompileOptions o = options(dir, d / (f.name + "kept" + c.dtype + ".kplan"));
+      o.dtype = c.dtype;
+      o.quantize = c.quantize;
+      const CompileSummary s = compile_model(o);
+      CHECK(s.notes.find(f.note + " block scales) kept as f8e4m3 where a matmul or the MoE experts read them") !=
+            std::string::npos);
+      CHECK(s.notes.find("as the checkpoint ships them, e4m3 with their scales)") != std::string::npos);
+      // DeepSeek's q_b, kv_a and kv_b projections (3 a layer, 3 layers) feed weights the compiler computes.
+      CHECK((s.notes.find("9 FP8 checkpoint weights read only by weights the compiler computes from them") !=
+             std::string::npos) == (f.base_family == "deepseek"));
+      auto plan = Plan::load_file(o.output).take();
+      // Every f8e4m3 tensor is read, and only by matmul version 3 or moe_experts version 2 (the routed
+      // experts: DeepSeek's two MoE layers' gate|up and down).
+      std::set<uint32_t> read;
+      int moe_v2 = 0;
+      for (const ProgramInfo& p : plan->programs())
+        for (const LaunchInfo& l : p.launches) {
+          const OpDef* k = plan->kernels()[l.kernel];
+          const bool mm = std::string(k->name) == "matmul" && k->version == 3;
+          const bool moe = std::string(k->name) == "moe_experts" && k->version == 2;
+          moe_v2 += moe;
+          for (size_t i = 0; i < l.inputs.size(); ++i)
+            if (l.inputs[i] != kNoTensor && plan->tensors()[l.inputs[i]].dtype == DType::F8E4M3) {
+              CHECK((mm ? i == 1 : moe ? i == 3 || i == 4 : false));
+              read.insert(l.inputs[i]);
+            }
+        }
+      int f8 = 0;
+      for (const TensorInfo& t : plan->tensors()) f8 += t.dtype == DType::F8E4M3;
+      CHECK(f8 == f.f8_tensors);
+      CHECK(int(read.size()) == f8);
+      CHECK((moe_v2 > 0) == (f.base_family == "deepseek"));
+      CHECK(plan->targets().size() == 1);  // CPU only so far
+      for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        const bool exact = c.dtype != "bf16";
+        const auto [logits, err] = kiln::test::check_reference(plan, ref, threads, c.bound, exact);
+        if (exact) CHECK(logits == upcast_f32);
+        const std::string line =
+            f.name + " kept FP8 --dtype " + (c.dtype.empty() ? "(none)" : c.dtype) + ": rel L2 " + std::to_string(err);
+        MESSAGE(line);
+      }
+    }
+    CompileOptions o = options(dir, d / "cuda.kplan");
+    o.target = "cuda";
+    kiln::test::check_compile_refused(
+        o,
+        "holds pre-quantized fp8 weights (e4m3 with their scales), which run on the CPU only so "
+        "far; use --target cpu, or --dtype bf16 (or f16, f32) to upcast them");
   }
+}
+
+// llm-compressor's asymmetric W4A16 (compressed-tensors pack-quantized, symmetric false: a zero point
+// per group, packed along the rows in X.weight_zero_point), against transformers loading the folder
+// with compressed-tensors' decompression: kept as shipped (matmul version 4, the checkpoint's q, scales
+// and zero points) and dequantized.
+TEST_CASE("prequantized: compressed-tensors asymmetric int4 weights run as shipped and match transformers") {
+  TempDir d;
+  const std::string dir = kiln::test::fixture("ct_w4a16_asym_g32_f32", "quantized");
+  const auto ref = kiln::test::load_reference(dir);
+  for (const std::string quantize : {"", "none"}) {
+    CAPTURE(quantize);
+    CompileOptions o = options(dir, d / ("asym" + quantize + ".kplan"));
+    o.quantize = quantize;
+    const CompileSummary s = compile_model(o);
+    auto plan = load_plan(o.output);
+    int zeros = 0;
+    for (const TensorInfo& t : plan->tensors())
+      zeros += t.name.size() > 5 && t.name.rfind(".zero") == t.name.size() - 5;
+    if (quantize.empty()) {
+      CHECK(s.notes.find("int4 weights (asymmetric, a scale and a zero point per 32 values): 8 matmul weights (8 as "
+                         "the checkpoint ships them, compressed-tensors)") != std::string::npos);
+      CHECK(zeros == 8);
+      // Layer 0's q_proj rows lead the fused qkv: their zero points are the checkpoint's, unpacked.
+      const auto [t, sc] = weight_and_scale(*plan, "model.layers.0.self_attn.qkv_proj.weight");
+      const TensorInfo* zt = nullptr;
+      for (const TensorInfo& u : plan->tensors())
+        if (u.name == t->name + ".zero") zt = &u;
+      REQUIRE(zt != nullptr);
+      const int8_t* z = reinterpret_cast<const int8_t*>(plan->weights_base() + zt->offset);
+      const RawTensors raw = read_raw(dir + "/model.safetensors");
+      const RawTensor& pz = raw.at("model.layers.0.self_attn.q_proj.weight_zero_point");
+      const int64_t groups = pz.shape[1];
+      bool same = true;
+      int off_center = 0;
+      for (int64_t r = 0; r < 64; ++r)
+        for (int64_t g = 0; g < groups; ++g) {
+          uint32_t word;
+          std::memcpy(&word, pz.bytes.data() + ((r / 8) * groups + g) * 4, 4);
+          const int want = int((word >> (4 * (r % 8))) & 15u);
+          same = same && z[r * groups + g] == want;
+          off_center += want != 8;
+        }
+      CHECK(same);
+      CHECK(off_center > 0);
+    } else {
+      CHECK(zeros == 0);
+    }
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      const auto [logits, err] = kiln::test::check_reference(plan, ref, threads, 1e-4, true);
+      const std::string line = std::string("asymmetric W4A16 ") + (quantize.empty() ? "as shipped" : "dequantized") +
+                               ": rel L2 " + std::to_string(err);
+      MESSAGE(line);
+    }
+  }
+  const std::string w = "model.layers.0.self_attn.q_proj";
+  const std::vector<RefusedEdit> cases = {
+      {"no zero point", [&](RawTensors& ts) { ts.erase(w + ".weight_zero_point"); }, nullptr,
+       "'" + w + "' has no weight_zero_point (the config's weights are asymmetric)"},
+      {"zero points of the wrong shape",
+       [&](RawTensors& ts) {
+         ts[w + ".weight_zero_point"].shape = {16, 1};
+       },
+       nullptr, "has weight_zero_point of dtype I32 and shape [16, 1] (expected I32 [8, 2]"},
+      {"asymmetric int8", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 8; },
+       "that is not symmetric"},
+  };
+  check_refused(d, dir, cases, "", "kiln does not read this quantized checkpoint");
+  // --quantize int4 --asymmetric keeps the checkpoint's weights; --quantize int4 re-quantizes them symmetric.
+  for (const bool asym : {true, false}) {
+    CAPTURE(asym);
+    CompileOptions o = options(dir, d / (asym ? "asym_kept.kplan" : "asym_sym.kplan"));
+    o.quantize = "int4";
+    o.asymmetric = asym;
+    const CompileSummary s = compile_model(o);
+    CHECK((s.notes.find("(8 as the checkpoint ships them, compressed-tensors)") != std::string::npos) == asym);
+    CHECK((s.notes.find("int4 weights (asymmetric, a scale and a zero point per 32 values)") != std::string::npos) ==
+          asym);
+    auto plan = load_plan(o.output);
+    const auto [logits, err] = kiln::test::check_reference(plan, ref, 2, asym ? 1e-4 : 0.5, asym);
+    if (!asym) CHECK(err > 1e-3);  // re-quantized: near, not at, the checkpoint's values
+  }
+}
+
+// The zero points of an asymmetric int4 weight whose rows are not a multiple of 8: compressed-tensors
+// packs them eight rows a word along the rows, the last word partly used (12 rows: two words a group,
+// the second holding rows 8-11 in its low four nibbles). Written here by that rule, read back through
+// Checkpoint::unpack_compressed and read_f32 as (q − zp) · scale.
+TEST_CASE("prequantized: asymmetric int4 zero points of rows that are not a multiple of 8") {
+  TempDir d;
+  const int64_t rows = 12, cols = 64, group = 32, groups = cols / group;
+  std::vector<int32_t> packed(size_t(rows * cols / 8)), zero_words(size_t(2 * groups), 0);
+  std::vector<float> scale(size_t(rows * groups));
+  std::vector<int> q(size_t(rows * cols)), zp(size_t(rows * groups));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      q[size_t(r * cols + c)] = int((r * 7 + c * 3) % 16) - 8;
+      const uint32_t nib = uint32_t(q[size_t(r * cols + c)] + 8);
+      packed[size_t(r * cols / 8 + c / 8)] |= int32_t(nib << (4 * (c % 8)));
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      zp[size_t(r * groups + g)] = int((r * 5 + g) % 16) - 8;
+      scale[size_t(r * groups + g)] = 0.25f * float(r + 1 + g);
+      zero_words[size_t((r / 8) * groups + g)] |= int32_t(uint32_t(zp[size_t(r * groups + g)] + 8) << (4 * (r % 8)));
+    }
+  }
+  const int64_t shape[2] = {rows, cols};
+  write_safetensors(d / "model.safetensors",
+                    {{"w.weight_packed", DType::I32, {rows, cols / 8}, packed.data(), packed.size() * 4},
+                     {"w.weight_scale", DType::F32, {rows, groups}, scale.data(), scale.size() * 4},
+                     {"w.weight_shape", DType::I64, {2}, shape, 16},
+                     {"w.weight_zero_point", DType::I32, {2, groups}, zero_words.data(), zero_words.size() * 4}});
+  Checkpoint ck = Checkpoint::open_dir(d.path());
+  REQUIRE(ck.unpack_compressed(4, group, true) == 1);
+  const StTensor* t = ck.find("w.weight");
+  REQUIRE(t != nullptr);
+  REQUIRE(t->row_zero != nullptr);
+  std::vector<float> v(size_t(rows * cols));
+  read_f32(*t, v.data());
+  int wrong = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < groups; ++g) wrong += t->row_zero[r * groups + g] != zp[size_t(r * groups + g)] + 8;
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t g = c / group;
+      wrong += v[size_t(r * cols + c)] !=
+               float(q[size_t(r * cols + c)] - zp[size_t(r * groups + g)]) * scale[size_t(r * groups + g)];
+    }
+  }
+  CHECK(wrong == 0);
+  // A grid of three words a group (24 rows' worth) for these 12 rows is refused.
+  std::vector<int32_t> three(size_t(3 * groups), 0);
+  write_safetensors(d / "model.safetensors",
+                    {{"w.weight_packed", DType::I32, {rows, cols / 8}, packed.data(), packed.size() * 4},
+                     {"w.weight_scale", DType::F32, {rows, groups}, scale.data(), scale.size() * 4},
+                     {"w.weight_shape", DType::I64, {2}, shape, 16},
+                     {"w.weight_zero_point", DType::I32, {3, groups}, three.data(), three.size() * 4}});
+  Checkpoint bad = Checkpoint::open_dir(d.path());
+  CHECK_THROWS_WITH_AS(bad.unpack_compressed(4, group, true),
+                       doctest::Contains("has weight_zero_point of dtype I32 and shape [3, 2] (expected I32 [2, 2]"),
+                       CompileError);
+}
+
+// llm-compressor's FP8 weight-only checkpoints (compressed-tensors float-quantized: F8_E4M3 X.weight
+// and X.weight_scale) per row, per tensor and in 32 × 32 blocks, against transformers loading each
+// folder with compressed-tensors' decompression (tools/fixtures_quant.py): kept as f8e4m3, and
+// dequantized (--quantize none). A bf16 model's scales are bf16 and its library weights
+// bf16(fp8 · scale): dequantized, kiln rounds the same way; kept, its kernels use the f32 product.
+TEST_CASE("prequantized: compressed-tensors FP8 weights run as shipped and match transformers") {
+  TempDir d;
+  struct Fixture {
+    std::string name, note;
+    int64_t group;  // the plan's groups: 0 for one scale a row
+    double kept_bound;
+  };
+  for (const Fixture& f :
+       {Fixture{"ct_fp8_channel_f32", "14 FP8 e4m3 checkpoint weights (per-row scales)", 0, 1e-4},
+        Fixture{"ct_fp8_tensor_f32", "14 FP8 e4m3 checkpoint weights (per-tensor scales)", 0, 1e-4},
+        Fixture{"ct_fp8_block_f32", "14 FP8 e4m3 checkpoint weights (32x32 block scales)", 32, 1e-4},
+        Fixture{"ct_fp8_channel_bf16", "14 FP8 e4m3 checkpoint weights (per-row scales)", 0, 1e-2}}) {
+    CAPTURE(f.name);
+    const std::string dir = kiln::test::fixture(f.name, "quantized");
+    const auto ref = kiln::test::load_reference(dir);
+    // Kept in the checkpoint's dtype; dequantized to f32 (the reference's compute).
+    for (const std::string quantize : {"", "none"}) {
+      CAPTURE(quantize);
+      CompileOptions o = options(dir, d / (f.name + quantize + ".kplan"));
+      o.dtype = quantize.empty() ? "" : "f32";
+      o.quantize = quantize;
+      const CompileSummary s = compile_model(o);
+      CHECK(s.notes.find(f.note + (quantize.empty() ? " kept as f8e4m3" : " dequantized (--quantize none)")) !=
+            std::string::npos);
+      auto plan = Plan::load_file(o.output).take();
+      int f8 = 0;
+      for (const TensorInfo& t : plan->tensors()) {
+        if (t.dtype != DType::F8E4M3) continue;
+        ++f8;
+        const int64_t groups = f.group ? (t.shape[1] + f.group - 1) / f.group : 1;
+        const auto [w, sc] = weight_and_scale(*plan, t.name);
+        CHECK(sc->shape == std::vector<int64_t>{t.shape[0], groups});
+      }
+      CHECK(f8 == (quantize.empty() ? 8 : 0));
+      CHECK(plan->has_target("cuda") == !quantize.empty());
+      const bool exact = !quantize.empty() || f.kept_bound <= 1e-4;
+      for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        const auto [logits, err] = kiln::test::check_reference(plan, ref, threads, exact ? 1e-4 : f.kept_bound, exact);
+        const std::string line =
+            f.name + (quantize.empty() ? " kept" : " dequantized") + ": rel L2 " + std::to_string(err);
+        MESSAGE(line);
+      }
+    }
+  }
+  // --dtype alone keeps compressed-tensors' FP8 as shipped (as it keeps its int8 and int4; only DeepSeek's
+  // quant_method fp8 reads --dtype alone as a request to upcast).
+  {
+    CompileOptions o = options(kiln::test::fixture("ct_fp8_channel_f32", "quantized"), d / "ct_dtype.kplan");
+    o.dtype = "bf16";
+    const CompileSummary s = compile_model(o);
+    CHECK(s.notes.find("(per-row scales) kept as f8e4m3") != std::string::npos);
+    int f8 = 0;
+    const auto plan = load_plan(o.output);  // (held: a range-for over a temporary's member would dangle)
+    for (const TensorInfo& t : plan->tensors()) f8 += t.dtype == DType::F8E4M3;
+    CHECK(f8 == 8);
+  }
+  // A CUDA target is refused with advice that works for this layout (--dtype would keep it FP8).
+  {
+    CompileOptions o = options(kiln::test::fixture("ct_fp8_channel_f32", "quantized"), d / "ct_cuda.kplan");
+    o.target = "cuda";
+    kiln::test::check_compile_refused(o, "use --target cpu, or --quantize none to dequantize them");
+  }
+  // Activation quantization (llm-compressor's FP8_DYNAMIC) and other float widths are refused by name.
+  const std::string src = kiln::test::fixture("ct_fp8_channel_f32", "quantized");
+  const std::vector<RefusedEdit> cases = {
+      {"dynamic activations", nullptr,
+       [](nlohmann::json& j) {
+         j["quantization_config"]["config_groups"]["group_0"]["input_activations"] = {
+             {"num_bits", 8}, {"type", "float"}, {"strategy", "token"}, {"dynamic", true}};
+       },
+       "quantizing input_activations"},
+      {"float4", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 4; },
+       "of 4-bit floats"},
+      {"group strategy", nullptr,
+       [](nlohmann::json& j) {
+         j["quantization_config"]["config_groups"]["group_0"]["weights"]["strategy"] = "group";
+         j["quantization_config"]["config_groups"]["group_0"]["weights"]["group_size"] = 32;
+       },
+       "of floats and group_size 32"},
+      {"int type in float-quantized", nullptr,
+       [](nlohmann::json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["type"] = "int"; },
+       "of type \"int\" in format \"float-quantized\""},
+      {"scale of the wrong shape",
+       [](RawTensors& ts) {
+         ts["model.layers.0.self_attn.q_proj.weight_scale"].shape = {1, 64};
+       },
+       nullptr, "has weight_scale of dtype F32 and shape [1, 64] (expected a float [64, 1]"},
+      {"zero scale",
+       [](RawTensors& ts) {
+         float z = 0.0f;
+         std::memcpy(ts["model.layers.0.self_attn.q_proj.weight_scale"].bytes.data() + 4, &z, 4);
+       },
+       nullptr, "has weight_scale 0.000000 for block [1, 0]"},
+  };
+  check_refused(d, src, cases, "", "kiln does not read this quantized checkpoint");
 }
 
 TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are refused by name") {
@@ -675,9 +989,9 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
        },
        nullptr, "has weight_scale_inv of dtype F32 and shape [1, 4] (expected a float [2, 2]"},
       {"zero scale", [&](RawTensors& ts) { put_scale(ts, 2, 0.0f); }, nullptr,
-       "has scale_inv 0.000000 for block [1, 0] (scales must be finite and positive)"},
+       "has weight_scale_inv 0.000000 for block [1, 0] (scales must be finite and positive)"},
       {"NaN scale", [&](RawTensors& ts) { put_scale(ts, 1, std::nanf("")); }, nullptr,
-       "has scale_inv nan for block [0, 1]"},
+       "has weight_scale_inv nan for block [0, 1]"},
       {"orphan scale",
        [&](RawTensors& ts) {
          ts["model.layers.0.input_layernorm.weight_scale_inv"] = {"F32", {1, 1}, std::vector<uint8_t>(4, 0)};
@@ -709,6 +1023,12 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
        "quantization_config.new_knob = 1"},
   };
   check_refused(d, src, cases, "f32", "");
+  // Kept as f8e4m3 (no --dtype), a NaN code in a weight that stays FP8 is refused as well.
+  const std::string o_proj = "model.layers.0.self_attn.o_proj";
+  check_refused(d, src,
+                {{"a NaN code in a kept weight", [&](RawTensors& ts) { ts[o_proj + ".weight"].bytes[3] = 0x7f; },
+                  nullptr, "FP8 weight '" + o_proj + ".weight' holds 1 NaN codes"}},
+                "", "");
   // Non-square blocks given the other way round ([columns, rows]): the grids do not match.
   {
     const std::string dir = edited(

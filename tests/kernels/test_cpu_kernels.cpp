@@ -19,6 +19,7 @@
 #include "kernels/fused.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
+#include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -368,6 +369,42 @@ TEST_CASE("i4 storage: blocks of 32 values in 16 bytes, value b low and 16 + b h
   CHECK(d[3] == 24.0f);                   // value 33: byte 17 (0), low nibble: -8 · -3
 }
 
+// A quantized matmul (q: its weights, dtype, scales, group and zero points) against the f32 matmul on the
+// dequantized weights wd (m × k), bit for bit: rows × k random activations, a bias, padding rows (from
+// 10 rows: a batch of 2 whose first chunk is short), storing or accumulating, 1 and 2 threads. Returns x.
+std::vector<float> check_quantized_matmul(MatmulArgs q, const std::vector<float>& wd, int64_t rows, int64_t k,
+                                          int64_t m, uint32_t& seed) {
+  const std::vector<float> bias = random_floats(size_t(m), seed++);
+  const int64_t batch = rows >= 10 ? 2 : 1, chunk = rows / batch;
+  const std::vector<int32_t> valid =
+      batch == 2 ? std::vector<int32_t>{int32_t(chunk - 1), int32_t(chunk)} : std::vector<int32_t>{int32_t(chunk)};
+  std::vector<float> x = random_floats(size_t(rows * k), seed++, 4.0f);
+  const std::vector<float> y0 = random_floats(size_t(rows * m), seed++);
+  ThreadPool p1(1, matmul_scratch_floats(k, rows, q.w_dtype)), p2(2, matmul_scratch_floats(k, rows, q.w_dtype));
+  for (const bool acc : {false, true}) {
+    std::vector<float> yf = y0, y1 = y0, y2 = y0;
+    matmul_cpu(MatmulArgs{x.data(), wd.data(), DType::F32, bias.data(), DType::F32, yf.data(), rows, k, m, acc,
+                          valid.data(), batch},
+               p2);
+    q.x = x.data();
+    q.bias = bias.data();
+    q.bias_dtype = DType::F32;
+    q.rows = rows;
+    q.k = k;
+    q.m = m;
+    q.accumulate = acc;
+    q.n_valid = valid.data();
+    q.batch = batch;
+    q.y = y1.data();
+    matmul_cpu(q, p1);
+    q.y = y2.data();
+    matmul_cpu(q, p2);
+    REQUIRE(std::memcmp(y1.data(), yf.data(), yf.size() * 4) == 0);
+    REQUIRE(std::memcmp(y2.data(), yf.data(), yf.size() * 4) == 0);
+  }
+  return x;
+}
+
 // i4 weights (two values a byte, a scale per group along k) dequantize to q · scale and then run as f32
 // weights: every path (one row: AVX-512 tiles or dot_f32_i4; 2-15 rows: the dot-product tiles; 16 and
 // more: the GEMM, k in blocks over 2,048) must give the f32 matmul's bits on those values, with bias,
@@ -381,8 +418,108 @@ TEST_CASE("matmul with i4 weights equals the f32 matmul on the dequantized weigh
                          Shape{2304, 128}, Shape{4160, 64}, Shape{4096, 1024}, Shape{576, 96}})
     for (const bool tier512 : avx512_tiers())
       for (int64_t m : {1, 5, 8, 13, 30})
+        for (int64_t rows : {1, 3, 10, 16, 40})
+          for (const bool asym : {false, true}) {  // asymmetric: a zero point per group (matmul version 4)
+            const int64_t k = sh.k, group = sh.group, groups = k / group;
+            if (k > 1024 && m > 13) continue;             // (keeps the test short; 13 covers the tiles' short ends)
+            if (asym && (m == 8 || rows == 3)) continue;  // (likewise)
+            CAPTURE(asym);
+            const Tier tier(tier512);
+            CAPTURE(tier512);
+            CAPTURE(k);
+            CAPTURE(group);
+            CAPTURE(m);
+            CAPTURE(rows);
+            std::mt19937 rng(seed++);
+            std::vector<uint8_t> w(size_t(m * k / 2));
+            for (uint8_t& b : w) b = uint8_t(rng());
+            std::vector<float> scale = random_floats(size_t(m * groups), seed++, 0.05f);
+            scale[0] = 0.0f;  // a group of zeros
+            std::vector<int8_t> zero(size_t(m * groups), 8);
+            if (asym)
+              for (int8_t& z : zero) z = int8_t(rng() % 16);
+            // The dequantized weights, by the documented layout (kernels/dtype.h), not by the kernels' helpers.
+            std::vector<float> wd(size_t(m * k));
+            for (int64_t j = 0; j < m; ++j)
+              for (int64_t i = 0; i < k; ++i) {
+                const uint8_t b = w[size_t(j * k / 2 + i / 32 * 16 + i % 16)];
+                const int q = int(i % 32 < 16 ? b & 15 : b >> 4) - zero[size_t(j * groups + i / group)];
+                wd[size_t(j * k + i)] = float(q) * scale[size_t(j * groups + i / group)];
+              }
+            MatmulArgs q{};
+            q.w = w.data();
+            q.w_dtype = DType::I4;
+            q.w_scale = scale.data();
+            q.group = group;
+            q.w_zero = asym ? zero.data() : nullptr;
+            const std::vector<float> x = check_quantized_matmul(q, wd, rows, k, m, seed);
+            if (rows == 1)
+              for (int64_t j = 0; j < m; ++j)
+                REQUIRE(dot_f32_i4(x.data(), w.data() + j * k / 2, scale.data() + j * groups, group, k,
+                                   asym ? zero.data() + j * groups : nullptr) ==
+                        dot_f32(x.data(), wd.data() + j * k, k));
+          }
+}
+
+// float8_e4m3fn codes by their definition (1 sign, 4 exponent bits of bias 7, 3 mantissa bits,
+// subnormals below 2^-6), not by the kernels' bit moves; the NaN codes as the kernels read them (±480).
+float f8_reference(uint8_t code) {
+  const int e = (code >> 3) & 15, m = code & 7;
+  const float mag = e == 0 ? std::ldexp(float(m), -9) : std::ldexp(1.0f + float(m) / 8.0f, e - 7);
+  return code & 0x80 ? -mag : mag;
+}
+
+TEST_CASE("f8e4m3 codes: every value, the kernels' bit moves, and rounding to nearest even") {
+  for (int c = 0; c < 256; ++c) {
+    CAPTURE(c);
+    const uint8_t code = uint8_t(c);
+    REQUIRE(f8e4m3_value(code) == f8_reference(code));  // (the NaN codes: ±480, as documented)
+    REQUIRE(load_as_f32(&code, DType::F8E4M3, 0) == f8_reference(code));
+    if ((c & 0x7f) == 0x7f) {
+      CHECK(std::fabs(f8e4m3_value(code)) == 480.0f);
+      continue;
+    }
+    CHECK(f32_to_f8e4m3(f8_reference(code)) == (c == 0x80 ? 0x80 : c));  // every value's own code, -0 kept
+    uint8_t back = 0;
+    store_from_f32(&back, DType::F8E4M3, 0, f8_reference(code));
+    CHECK(back == code);
+  }
+  // Halfway between two codes rounds to the even mantissa; past the largest (448) saturates, infinities
+  // too, and NaN gives the NaN code, as torch 2.15's CPU cast does (checked against it when written).
+  CHECK(f32_to_f8e4m3(1.0625f) == 0x38);                 // 1 + 1/16: between 1 (even) and 1.125
+  CHECK(f32_to_f8e4m3(1.1875f) == 0x3a);                 // between 1.125 and 1.25 (even)
+  CHECK(f32_to_f8e4m3(1.0625001f) == 0x39);              // just past halfway
+  CHECK(f32_to_f8e4m3(std::ldexp(3.0f, -10)) == 0x02);   // 1.5 · 2^-9: subnormals 1 and 2 (even)
+  CHECK(f32_to_f8e4m3(std::ldexp(1.0f, -10)) == 0x00);   // half the smallest subnormal: to 0 (even)
+  CHECK(f32_to_f8e4m3(std::ldexp(15.0f, -10)) == 0x08);  // 7.5 · 2^-9: up to the smallest normal, 2^-6
+  CHECK(f32_to_f8e4m3(-463.9f) == 0xfe);
+  CHECK(f32_to_f8e4m3(464.0f) == 0x7e);
+  CHECK(f32_to_f8e4m3(464.0001f) == 0x7e);
+  CHECK(f32_to_f8e4m3(-479.9f) == 0xfe);
+  CHECK(f32_to_f8e4m3(480.0f) == 0x7e);
+  CHECK(f32_to_f8e4m3(1e30f) == 0x7e);
+  CHECK(f32_to_f8e4m3(-std::numeric_limits<float>::infinity()) == 0xfe);
+  CHECK((f32_to_f8e4m3(std::nanf("")) & 0x7f) == 0x7f);
+  CHECK(f32_to_f8e4m3(1e-30f) == 0x00);
+}
+
+// f8e4m3 weights (a byte a value, a scale per group along k, the last group of a row possibly short)
+// dequantize to value · scale and then run as f32 weights: every path (one row: AVX-512 tiles or
+// dot_f32_f8; 2-15 rows: the dot-product tiles; 16 and more: the GEMM, k in blocks over 2,048) must give
+// the f32 matmul's bits on those values, with bias, accumulate and padding rows, for 1 and 2 threads and
+// both tiers; including NaN codes (±480), scales of 0, subnormal scales, and scales from 2^8 up, where
+// the AVX-512 tiles' fused multiplier scale · 2^120 would overflow and they take two multiplies.
+TEST_CASE("matmul with f8e4m3 weights equals the f32 matmul on the dequantized weights, bit for bit, on every path") {
+  struct Shape {
+    int64_t k, group;
+  };
+  uint32_t seed = 1700;
+  for (const Shape sh : {Shape{16, 16}, Shape{40, 16}, Shape{100, 100}, Shape{96, 32}, Shape{576, 128},
+                         Shape{1024, 128}, Shape{2304, 128}, Shape{4160, 4160}, Shape{4096, 1024}})
+    for (const bool tier512 : avx512_tiers())
+      for (int64_t m : {1, 5, 8, 13, 30})
         for (int64_t rows : {1, 3, 10, 16, 40}) {
-          const int64_t k = sh.k, group = sh.group, groups = k / group;
+          const int64_t k = sh.k, group = sh.group, groups = (k + group - 1) / group;
           if (k > 1024 && m > 13) continue;  // (keeps the test short; 13 covers the tiles' short ends)
           const Tier tier(tier512);
           CAPTURE(tier512);
@@ -391,43 +528,135 @@ TEST_CASE("matmul with i4 weights equals the f32 matmul on the dequantized weigh
           CAPTURE(m);
           CAPTURE(rows);
           std::mt19937 rng(seed++);
-          std::vector<uint8_t> w(size_t(m * k / 2));
+          std::vector<uint8_t> w(size_t(m * k));
           for (uint8_t& b : w) b = uint8_t(rng());
           std::vector<float> scale = random_floats(size_t(m * groups), seed++, 0.05f);
-          scale[0] = 0.0f;  // a group of zeros
-          // The dequantized weights, by the documented layout (kernels/dtype.h), not by the kernels' helpers.
+          for (float& v : scale) v = std::fabs(v);
+          scale[0] = 0.0f;                          // a group of zeros
+          if (scale.size() > 2) scale[1] = 1e-40f;  // subnormal
+          scale.back() = 300.0f;                    // past 2^8: scale · 2^120 overflows f32
           std::vector<float> wd(size_t(m * k));
           for (int64_t j = 0; j < m; ++j)
-            for (int64_t i = 0; i < k; ++i) {
-              const uint8_t b = w[size_t(j * k / 2 + i / 32 * 16 + i % 16)];
-              const int q = int(i % 32 < 16 ? b & 15 : b >> 4) - 8;
-              wd[size_t(j * k + i)] = float(q) * scale[size_t(j * groups + i / group)];
-            }
-          const std::vector<float> bias = random_floats(size_t(m), seed++);
-          const int64_t batch = rows >= 10 ? 2 : 1, chunk = rows / batch;
-          const std::vector<int32_t> valid = batch == 2 ? std::vector<int32_t>{int32_t(chunk - 1), int32_t(chunk)}
-                                                        : std::vector<int32_t>{int32_t(chunk)};
-          const auto x = random_floats(size_t(rows * k), seed++, 4.0f);
-          const std::vector<float> y0 = random_floats(size_t(rows * m), seed++);
-          ThreadPool p1(1, matmul_scratch_floats(k, rows, DType::I4)), p2(2, matmul_scratch_floats(k, rows, DType::I4));
-          for (const bool acc : {false, true}) {
-            std::vector<float> yf = y0, y1 = y0, y2 = y0;
-            matmul_cpu(MatmulArgs{x.data(), wd.data(), DType::F32, bias.data(), DType::F32, yf.data(), rows, k, m, acc,
-                                  valid.data(), batch},
-                       p2);
-            MatmulArgs a{x.data(), w.data(), DType::I4, bias.data(),  DType::F32, y1.data(),    rows,
-                         k,        m,        acc,       valid.data(), batch,      scale.data(), group};
-            matmul_cpu(a, p1);
-            a.y = y2.data();
-            matmul_cpu(a, p2);
-            REQUIRE(std::memcmp(y1.data(), yf.data(), yf.size() * 4) == 0);
-            REQUIRE(std::memcmp(y2.data(), yf.data(), yf.size() * 4) == 0);
-          }
+            for (int64_t i = 0; i < k; ++i)
+              wd[size_t(j * k + i)] = f8_reference(w[size_t(j * k + i)]) * scale[size_t(j * groups + i / group)];
+          MatmulArgs q{};
+          q.w = w.data();
+          q.w_dtype = DType::F8E4M3;
+          q.w_scale = scale.data();
+          q.group = group;
+          const std::vector<float> x = check_quantized_matmul(q, wd, rows, k, m, seed);
           if (rows == 1)
             for (int64_t j = 0; j < m; ++j)
-              REQUIRE(dot_f32_i4(x.data(), w.data() + j * k / 2, scale.data() + j * groups, group, k) ==
+              REQUIRE(dot_f32_f8(x.data(), w.data() + j * k, scale.data() + j * groups, group, k) ==
                       dot_f32(x.data(), wd.data() + j * k, k));
         }
+}
+
+// moe_experts version 2 reads i8, i4 and f8e4m3 expert weights as matmul does: i4 and f8e4m3 rows are
+// the f32 products q · scale, so the output is version 1's on those values, bit for bit; i8 rows take
+// each product over the integers, then the row's scale (checked against that formula in double).
+// Ids outside the experts and padding rows are skipped; 1 and 2 threads.
+TEST_CASE("moe_experts with quantized weights equals the float experts on the dequantized weights") {
+  const int64_t E = 3, D = 64, F = 96, K = 2, rows = 4;
+  uint32_t seed = 1900;
+  const auto h = random_floats(size_t(rows * D), seed++, 2.0f);
+  const std::vector<int32_t> ids = {0, 2, 1, 7, 2, 2, 0, 1};  // 7: skipped
+  const auto wts = random_floats(size_t(rows * K), seed++);
+  const std::vector<int32_t> valid = {3};  // row 3 is padding
+  for (const DType t : {DType::I8, DType::I4, DType::F8E4M3}) {
+    CAPTURE(dtype_name(t));
+    // (rows of k values: E·2·F of D for w_gu, E·D of F for w_down), each with its scales
+    struct Q {
+      std::vector<uint8_t> w;
+      std::vector<float> scale, deq;
+      int64_t group;
+    };
+    std::mt19937 rng(seed++);
+    auto make = [&](int64_t n, int64_t k, int64_t group) {
+      Q q;
+      q.group = t == DType::I8 ? 0 : group;
+      const int64_t groups = t == DType::I8 ? 1 : (k + group - 1) / group;
+      q.w.resize(size_t(t == DType::I4 ? n * k / 2 : n * k));
+      for (uint8_t& b : q.w) b = uint8_t(rng());  // (f8e4m3: the NaN codes too, read as ±480)
+      q.scale = random_floats(size_t(n * groups), seed++, 0.05f);
+      q.deq.resize(size_t(n * k));
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t i = 0; i < k; ++i) {
+          float v = 0.0f;
+          if (t == DType::I8) v = float(int8_t(q.w[size_t(r * k + i)]));  // unscaled: see below
+          else if (t == DType::I4)
+            v = float(load_i4(q.w.data() + r * k / 2, uint64_t(i))) * q.scale[size_t(r * groups + i / group)];
+          else v = f8_reference(q.w[size_t(r * k + i)]) * q.scale[size_t(r * groups + i / group)];
+          q.deq[size_t(r * k + i)] = v;
+        }
+      return q;
+    };
+    const Q gu = make(E * 2 * F, D, t == DType::F8E4M3 ? 48 : 32), down = make(E * D, F, 32);
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      ThreadPool pool(threads, moe_experts_scratch_floats(D, F));
+      std::vector<float> yq(size_t(rows * D), 0.5f), ws(size_t(rows * K * F));
+      MoeExpertsArgs a{h.data(),
+                       ids.data(),
+                       wts.data(),
+                       gu.w.data(),
+                       down.w.data(),
+                       t,
+                       yq.data(),
+                       ws.data(),
+                       rows,
+                       D,
+                       E,
+                       F,
+                       K,
+                       valid.data(),
+                       1,
+                       gu.scale.data(),
+                       down.scale.data(),
+                       gu.group,
+                       down.group};
+      moe_experts_cpu(a, pool);
+      if (t != DType::I8) {
+        std::vector<float> yf(size_t(rows * D), 0.5f), wsf(ws.size());
+        moe_experts_cpu({h.data(), ids.data(), wts.data(), gu.deq.data(), down.deq.data(), DType::F32, yf.data(),
+                         wsf.data(), rows, D, E, F, K, valid.data(), 1},
+                        pool);
+        CHECK(std::memcmp(yq.data(), yf.data(), yf.size() * 4) == 0);
+        continue;
+      }
+      // i8: out = (x · q) · scale per row, in double.
+      double err = 0, norm = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<double> y(size_t(D), 0.5);
+        for (int64_t k = 0; r < valid[0] && k < K; ++k) {
+          const int32_t e = ids[size_t(r * K + k)];
+          if (e < 0 || e >= E) continue;
+          std::vector<double> act(static_cast<size_t>(F));
+          for (int64_t f = 0; f < F; ++f) {
+            double g = 0, u = 0;
+            for (int64_t i = 0; i < D; ++i) {
+              g += double(h[size_t(r * D + i)]) * gu.deq[size_t((e * 2 * F + f) * D + i)];
+              u += double(h[size_t(r * D + i)]) * gu.deq[size_t((e * 2 * F + F + f) * D + i)];
+            }
+            g *= gu.scale[size_t(e * 2 * F + f)];
+            u *= gu.scale[size_t(e * 2 * F + F + f)];
+            act[size_t(f)] = g / (1 + std::exp(-g)) * u;
+          }
+          for (int64_t d = 0; d < D; ++d) {
+            double o = 0;
+            for (int64_t f = 0; f < F; ++f) o += act[size_t(f)] * down.deq[size_t((e * D + d) * F + f)];
+            y[size_t(d)] += double(wts[size_t(r * K + k)]) * o * down.scale[size_t(e * D + d)];
+          }
+        }
+        for (int64_t d = 0; d < D; ++d) {
+          err += (yq[size_t(r * D + d)] - y[size_t(d)]) * (yq[size_t(r * D + d)] - y[size_t(d)]);
+          norm += y[size_t(d)] * y[size_t(d)];
+        }
+      }
+      CHECK(std::sqrt(err / norm) < 1e-5);
+      for (int64_t d = 0; d < D; ++d) CHECK(yq[size_t(3 * D + d)] == 0.5f);  // the padding row is untouched
+    }
+  }
 }
 
 // From kGemmMinRows activation rows (prefill chunks) the matmul is a GEMM of outer-product tiles (on

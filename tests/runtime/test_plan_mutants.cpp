@@ -117,9 +117,10 @@ TEST_CASE("plan mutants: a LLaMA plan with its tokenizer, every field set to edg
   mutate_all(compile_bytes(o, d, "llama.kplan"), 3, "LLaMA");
 }
 
-// A tiny tied LLaMA compiled with --quantize `scheme` --quantize-head (the head an i8 or i4 copy),
+// A tiny tied LLaMA compiled with --quantize `scheme` --quantize-head (the head an i8, i4 or f8 copy),
 // every field mutated.
-static void mutate_quantized_llama(const std::string& scheme, int64_t group, const kiln::test::TinyLlama& t) {
+static void mutate_quantized_llama(const std::string& scheme, int64_t group, const kiln::test::TinyLlama& t,
+                                   bool asymmetric = false) {
   TempDir d;
   CompileOptions o;
   o.model_dir = d / "m";
@@ -130,7 +131,9 @@ static void mutate_quantized_llama(const std::string& scheme, int64_t group, con
   o.quantize = scheme;
   o.group_size = group;
   o.quantize_head = true;
-  mutate_all(compile_bytes(o, d, scheme + ".kplan"), 3, (scheme + " LLaMA").c_str());
+  o.asymmetric = asymmetric;
+  mutate_all(compile_bytes(o, d, scheme + ".kplan"), 3,
+             (scheme + (asymmetric ? " asymmetric" : "") + " LLaMA").c_str());
 }
 
 TEST_CASE(
@@ -146,6 +149,23 @@ TEST_CASE(
   mutate_quantized_llama("int4", 32, t);
 }
 
+TEST_CASE(
+    "plan mutants: an asymmetric int4 LLaMA plan (matmul version 4, i4 weights, scales, zero points) is refused "
+    "or runs") {
+  kiln::test::TinyLlama t;
+  t.hidden = 32;
+  t.ffn = 64;
+  mutate_quantized_llama("int4", 32, t, true);
+}
+
+TEST_CASE(
+    "plan mutants: an fp8 LLaMA plan (matmul version 3, f8e4m3 weights, their scales and group, a tied head's f8 copy) is refused or runs") {
+  kiln::test::TinyLlama t;
+  t.hidden = 32;
+  t.ffn = 64;
+  mutate_quantized_llama("fp8", 0, t);
+}
+
 TEST_CASE("plan mutants: a DeepSeek MoE plan, every field set to edge values, is refused or runs") {
   TempDir d;
   CompileOptions o;
@@ -154,6 +174,17 @@ TEST_CASE("plan mutants: a DeepSeek MoE plan, every field set to edge values, is
   o.chunk = 4;
   o.dtype = "bf16";
   mutate_all(compile_bytes(o, d, "ds.kplan"), 2, "DeepSeek");
+}
+
+TEST_CASE(
+    "plan mutants: DeepSeek's FP8 kept as shipped (matmul version 3 in groups, moe_experts version 2) is refused or "
+    "runs") {
+  TempDir d;
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture("ds_v3_fp8_b32", "quantized");
+  o.max_seq = 8;
+  o.chunk = 4;
+  mutate_all(compile_bytes(o, d, "ds_fp8.kplan"), 2, "DeepSeek FP8");
 }
 
 TEST_CASE("plan mutants: a text-to-image loop plan, every field set to edge values, is refused or runs") {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "compiler/error.h"
 #include "runtime/plan.h"
@@ -31,32 +32,50 @@ std::map<std::string, std::pair<uint64_t, int>> weights_by_dtype(const kiln::Pla
   return out;
 }
 
-// How the plan's quantized matmul weights are quantized (kiln compile --quantize, or a checkpoint's own):
-// per scheme ("int8, a scale per row", "int4, a scale per 128 values"), the weights, their bytes and
-// their scales' bytes, from the matmul launches that read them (version 2: w and its w_scale).
+// How the plan's quantized weights are quantized (kiln compile --quantize, or a checkpoint's own): per
+// scheme ("int8, a scale per row", "int4, a scale per 128 values"), the weights, their bytes and their
+// scales' bytes, from the launches that read them (matmul version 2 and 3: w and its w_scale; moe_experts
+// version 2: w_gu and w_down and their scales). A "weight" is a plan tensor: all of a layer's experts'
+// w_gu rows are one.
 struct QuantScheme {
   std::string dtype;
-  int64_t group = 0;  // values per scale (int4); 0: one scale a row
+  int64_t group = 0;        // values per scale (int4, fp8 in groups); 0: one scale a row
+  bool asymmetric = false;  // int4 with zero points (matmul version 4)
   int weights = 0;
-  uint64_t bytes = 0, scale_bytes = 0;
+  uint64_t bytes = 0, scale_bytes = 0, zero_bytes = 0;
 };
 std::vector<QuantScheme> quantized_weights(const kiln::Plan& p) {
-  std::map<std::pair<std::string, int64_t>, QuantScheme> by;
+  std::map<std::tuple<std::string, int64_t, bool>, QuantScheme> by;
   std::set<uint32_t> seen;
+  // Weight tensor wi with scales si, the group attribute (-1: none, as matmul version 2 has), and its
+  // zero points zi (matmul version 4) or kNoTensor.
+  auto add = [&](uint32_t wi, uint32_t si, int64_t attr, uint32_t zi) {
+    if (si == kiln::kNoTensor || !seen.insert(wi).second) return;
+    const kiln::TensorInfo& w = p.tensors()[wi];
+    const kiln::TensorInfo& sc = p.tensors()[si];
+    // (verified shapes and attributes) i4: k / groups; f8e4m3: the group attribute, k for one a row
+    const int64_t k = w.dtype == kiln::DType::I4 ? 2 * w.shape[1] : w.shape[1];
+    int64_t group = w.dtype == kiln::DType::I4 ? k / sc.shape[1] : 0;
+    if (w.dtype == kiln::DType::F8E4M3 && attr > 0 && attr < k) group = attr;
+    QuantScheme& q = by[{kiln::dtype_name(w.dtype), group, zi != kiln::kNoTensor}];
+    q.dtype = kiln::dtype_name(w.dtype);
+    q.group = group;
+    q.asymmetric = zi != kiln::kNoTensor;
+    ++q.weights;
+    q.bytes += w.size_bytes;
+    q.scale_bytes += sc.size_bytes;
+    if (q.asymmetric) q.zero_bytes += p.tensors()[zi].size_bytes;
+  };
   for (const kiln::ProgramInfo& prog : p.programs())
     for (const kiln::LaunchInfo& l : prog.launches) {
-      if (std::string(p.kernels()[l.kernel]->name) != "matmul" || l.inputs.size() < 5 ||
-          l.inputs[4] == kiln::kNoTensor || !seen.insert(l.inputs[1]).second)
-        continue;
-      const kiln::TensorInfo& w = p.tensors()[l.inputs[1]];
-      const kiln::TensorInfo& sc = p.tensors()[l.inputs[4]];
-      const int64_t group = w.dtype == kiln::DType::I4 ? 2 * w.shape[1] / sc.shape[1] : 0;  // (verified shapes)
-      QuantScheme& q = by[{kiln::dtype_name(w.dtype), group}];
-      q.dtype = kiln::dtype_name(w.dtype);
-      q.group = group;
-      ++q.weights;
-      q.bytes += w.size_bytes;
-      q.scale_bytes += sc.size_bytes;
+      const std::string name = p.kernels()[l.kernel]->name;
+      if (name == "matmul" && l.inputs.size() >= 5)
+        add(l.inputs[1], l.inputs[4], l.int_attrs.size() > 1 ? l.int_attrs[1] : -1,
+            l.inputs.size() > 5 ? l.inputs[5] : kiln::kNoTensor);
+      else if (name == "moe_experts" && l.inputs.size() >= 8 && l.int_attrs.size() >= 2) {
+        add(l.inputs[3], l.inputs[6], l.int_attrs[0], kiln::kNoTensor);
+        add(l.inputs[4], l.inputs[7], l.int_attrs[1], kiln::kNoTensor);
+      }
     }
   std::vector<QuantScheme> out;
   for (const auto& kv : by) out.push_back(kv.second);
@@ -114,9 +133,11 @@ int inspect_json(const std::string& path, const kiln::Plan& p) {
   for (const QuantScheme& q : quantized_weights(p))
     j["quantized"].push_back({{"dtype", q.dtype},
                               {"group", q.group},
+                              {"asymmetric", q.asymmetric},
                               {"weights", q.weights},
                               {"bytes", q.bytes},
-                              {"scale_bytes", q.scale_bytes}});
+                              {"scale_bytes", q.scale_bytes},
+                              {"zero_bytes", q.zero_bytes}});
   j["memory"] = {{"weights", mem.weights_bytes}, {"kv_cache", mem.kv_bytes}, {"request", mem.request_bytes},
                  {"arena", mem.arena_bytes},     {"state", mem.state_bytes}, {"workspace", mem.workspace_bytes},
                  {"total_per_device", total}};
@@ -230,8 +251,10 @@ int run_inspect(const std::string& path, bool list_tensors, bool as_json) {
   std::printf("weights    by dtype (tensors): %s\n", by_dtype.empty() ? "none" : by_dtype.c_str());
   for (const QuantScheme& q : quantized_weights(p)) {
     const std::string per = q.group > 0 ? std::to_string(q.group) + " values" : "row";
-    std::printf("quantized  %s, a scale per %s: %d matmul weights, %s + %s of f32 scales\n", q.dtype.c_str(),
-                per.c_str(), q.weights, human_bytes(q.bytes).c_str(), human_bytes(q.scale_bytes).c_str());
+    const std::string zeros = q.asymmetric ? " + " + human_bytes(q.zero_bytes) + " of i8 zero points" : "";
+    std::printf("quantized  %s%s, a scale%s per %s: %d weights, %s + %s of f32 scales%s\n", q.dtype.c_str(),
+                q.asymmetric ? " asymmetric" : "", q.asymmetric ? " and a zero point" : "", per.c_str(), q.weights,
+                human_bytes(q.bytes).c_str(), human_bytes(q.scale_bytes).c_str(), zeros.c_str());
   }
   if (m.kv_bytes_per_token > 0)
     std::printf("kv/token   %s (multi-head K/V would need %s, %.1fx more)\n", human_bytes(m.kv_bytes_per_token).c_str(),

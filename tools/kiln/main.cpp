@@ -61,15 +61,19 @@ int main(int argc, char** argv) {
                     "is noted in the plan instead of refused");
   compile->add_option("--quantize", co.quantize,
                       "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
-                      "scale per --group-size values; both CPU only so far) or none (also: dequantize a "
-                      "pre-quantized checkpoint, which otherwise stays int8 or int4 as shipped)");
+                      "scale per --group-size values), fp8 (e4m3, per-row scales, or an FP8 checkpoint's blocks; "
+                      "all CPU only so far) or none (also: dequantize a pre-quantized checkpoint, which otherwise "
+                      "stays int8, int4 or FP8 as shipped; DeepSeek-layout FP8 compiled with --dtype is upcast to it)");
   compile->add_option("--group-size", co.group_size,
                       "With --quantize int4: values per scale along each row, a multiple of 32 (default: 128, or "
                       "the largest of 96, 64, 32 that divides a weight's rows; a W4A16 checkpoint's own)");
-  compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8 or int4: the LM head too");
+  compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8, int4 or fp8: the LM head too");
+  compile->add_flag("--asymmetric", co.asymmetric,
+                    "With --quantize int4: a zero point per group too, over each group's [min, max] "
+                    "(compressed-tensors' asymmetric formula; the MoE experts stay in the plan dtype)");
   compile
       ->add_option("--target", co.target,
-                   "Backends to compile for: cpu, cuda (sm_90) or all (default; cpu with int8 or int4 weights)")
+                   "Backends to compile for: cpu, cuda (sm_90) or all (default; cpu with int8, int4 or fp8 weights)")
       ->check(CLI::IsMember({"cpu", "cuda", "all"}));
   std::vector<std::string> lora_args;
   compile->add_option("--lora", lora_args, "PEFT LoRA adapter folder to merge, DIR or DIR:WEIGHT (repeatable)");
