@@ -63,7 +63,7 @@ CompileSummary compile_model(const CompileOptions& o) {
   Graph& g = b.graph;
   if (!quant.scheme.empty() && quant.scheme != "none" && g.kind != PlanKind::kLlm)
     throw CompileError("--quantize is for LLM checkpoints; " + o.model_dir + " is a text-to-image pipeline");
-  // A pre-quantized checkpoint (compressed-tensors int8 or int4, FP8 with block scales) keeps its q and
+  // A pre-quantized checkpoint (compressed-tensors or GPTQ int8 or int4, FP8 with block scales) keeps its q and
   // scales unless --quantize none (or another scheme) says otherwise, or for FP8 --dtype without --quantize.
   // (counted over the checkpoint tensors the model reads: not DeepSeek's multi-token-prediction layers)
   std::set<std::string> stored_parts;
@@ -73,9 +73,11 @@ CompileSummary compile_model(const CompileOptions& o) {
   const int stored = int(stored_parts.size());
   // (one scheme a checkpoint: its config; FP8 blocks narrower than a row set the groups of the weights
   // --quantize fp8 adds, per-row and per-tensor scales leave them a row)
+  bool gptq = false;  // (its unpacked tensors' dtype names the format: "I4 (GPTQ)", ...)
   for (const auto& kv : b.checkpoint.all())
     if (const StTensor* t = kv.second; t->row_scale) {
       quant.stored_group = t->group;
+      gptq = gptq || t->st_dtype.find("GPTQ") != std::string::npos;
       quant.stored_asymmetric = quant.stored_asymmetric || t->row_zero;
     } else if (t->block_scale) {
       quant.stored_fp8 = true;
@@ -83,7 +85,7 @@ CompileSummary compile_model(const CompileOptions& o) {
     }
   const bool fp8_ckpt = quant.stored_fp8;
   const std::string stored_kind = fp8_ckpt ? "fp8" : quant.stored_group > 0 ? "int4" : "int8";
-  const std::string stored_source = fp8_ckpt ? "e4m3 with their scales" : "compressed-tensors";
+  const std::string stored_source = fp8_ckpt ? "e4m3 with their scales" : gptq ? "GPTQ" : "compressed-tensors";
   // DeepSeek's FP8 with --dtype and no --quantize
   const bool upcast = fp8_ckpt && !keeps_fp8(o, b.fp8_dtype_upcasts) && quant.scheme.empty();
   if (stored > 0 && !upcast)

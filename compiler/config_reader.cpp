@@ -23,7 +23,7 @@ void ConfigReader::refuse_quantized() const {
   fail("quantization_config",
        "has quant_method " + method +
            ": this is a quantized checkpoint kiln does not read (it reads f32, bf16 and f16 "
-           "weights, compressed-tensors int8 and int4 ones for the LLaMA family, and block-scaled FP8 "
+           "weights, compressed-tensors and GPTQ int8 and int4 ones for the LLaMA family, and block-scaled FP8 "
            "ones as DeepSeek ships them); use the model's unquantized release");
 }
 
@@ -111,16 +111,21 @@ std::string ConfigReader::architecture() const {
 }
 
 bool ConfigReader::dtype(DType* out) const {
+  // transformers 5 writes dtype, 4 torch_dtype; some writers (AutoRound) both, which must then agree.
+  bool found = false;
   for (const char* k : {"dtype", "torch_dtype"}) {
     if (!has(k)) continue;
     const std::string d = str(k, "");
-    if (d == "float32") *out = DType::F32;
-    else if (d == "bfloat16") *out = DType::BF16;
-    else if (d == "float16") *out = DType::F16;
+    DType t;
+    if (d == "float32") t = DType::F32;
+    else if (d == "bfloat16") t = DType::BF16;
+    else if (d == "float16") t = DType::F16;
     else fail(k, "'" + d + "' is not supported (float32, bfloat16, float16)");
-    return true;
+    if (found && t != *out) fail(k, "'" + d + "' differs from dtype " + j_["dtype"].dump());
+    *out = t;
+    found = true;
   }
-  return false;
+  return found;
 }
 
 RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double default_theta,
@@ -444,6 +449,69 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out, Fp8Lay
   return bits == 8 ? "compressed-tensors int8"
                    : "compressed-tensors int4 (groups of " + std::to_string(group) + ")" +
                          (asymmetric == 1 ? " asymmetric" : "");
+}
+
+std::string ConfigReader::gptq(int* bits_out, int64_t* group_out, bool* asymmetric_out) const {
+  if (!has("quantization_config")) return "";
+  const json& q = j_["quantization_config"];
+  if (!q.is_object() || q.value("quant_method", json()) != "gptq") refuse_quantized();
+  read_.insert("quantization_config");
+  auto refuse = [&](const std::string& what) {
+    fail("quantization_config",
+         "has quant_method \"gptq\" with " + what +
+             ": kiln does not read this GPTQ checkpoint (it reads format \"gptq\" int32-packed weights: 4-bit in "
+             "groups of a multiple of 32 values, symmetric or not, and symmetric 8-bit per channel "
+             "(group_size -1), with desc_act false or groups in order)");
+  };
+  // Keys that do not change what the stored weights mean (how they were found, by whom, for which
+  // kernels), or are checked below; any other is refused (or, with --allow-unknown-config, noted).
+  // clang-format off
+  static const std::initializer_list<const char*> kKnown = {
+      "quant_method", "bits", "group_size", "desc_act", "sym", "checkpoint_format", "format", "pack_dtype",
+      "dynamic", "lm_head", "data_type", "act_bits", "extra_config", "true_sequential", "damp_percent",
+      "damp_auto_increment", "static_groups", "model_name_or_path", "model_file_base_name", "meta", "provider",
+      "autoround_version", "amp", "enable_quanted_input", "iters", "nsamples", "seqlen", "batch_size", "lr",
+      "minmax_lr", "low_gpu_mem_usage", "gradient_accumulate_steps", "enable_minmax_tuning", "scale_dtype",
+      "tokenizer", "dataset", "use_cuda_fp16", "model_seqlen", "block_name_to_quantize",
+      "module_name_preceding_first_block", "pad_token_id", "use_exllama", "max_input_length", "exllama_config",
+      "cache_block_outputs", "modules_in_block_to_quantize", "backend", "to_quant_block_names", "quantizer", "mse",
+      "act_group_aware", "v2", "v2_alpha"};
+  // clang-format on
+  for (auto it = q.begin(); it != q.end(); ++it)
+    if (std::find_if(kKnown.begin(), kKnown.end(), [&](const char* k) { return it.key() == k; }) == kKnown.end())
+      quant_unmodeled_.push_back(key_value("quantization_config." + it.key(), *it));
+  auto absent = [&](const char* k) { return !q.contains(k) || q[k].is_null(); };
+  auto empty = [&](const char* k) { return absent(k) || ((q[k].is_object() || q[k].is_array()) && q[k].empty()); };
+  const json bits = q.value("bits", json());
+  if (bits != 4 && bits != 8) refuse("bits " + bits.dump());
+  const json gs = q.value("group_size", json());
+  if (!gs.is_number_integer() || (gs.get<int64_t>() != -1 && (gs.get<int64_t>() <= 0 || gs.get<int64_t>() > (1 << 30))))
+    refuse("group_size " + gs.dump());
+  const int64_t group = gs.get<int64_t>() == -1 ? 0 : gs.get<int64_t>();
+  // (-1 at 4 bits would give each weight its own group size; kiln's int4 plans hold one)
+  if (bits == 4 && (group <= 0 || group % 32 != 0))
+    refuse("4 bits and group_size " + gs.dump() + " (kiln's int4 groups are a multiple of 32 values)");
+  if (bits == 8 && group != 0) refuse("8 bits and group_size " + gs.dump() + " (kiln's int8 has one scale a row: -1)");
+  for (const char* k : {"desc_act", "sym", "lm_head"})
+    if (!absent(k) && !q[k].is_boolean()) refuse(std::string(k) + " " + q[k].dump() + " (expected true or false)");
+  const bool asym = !absent("sym") && q["sym"] == false;
+  if (asym && bits == 8) refuse("8 bits and sym false (kiln's int8 is symmetric)");
+  // "gptq" is the format every writer saves (zero points stored minus one); GPTQModel's in-memory
+  // "gptq_v2" and the kernel layouts (marlin, bitblas, ...) store other bits.
+  for (const char* k : {"checkpoint_format", "format"})
+    if (!absent(k) && q[k] != "gptq") refuse(std::string(k) + " " + q[k].dump());
+  if (!absent("pack_dtype") && q["pack_dtype"] != "int32" && q["pack_dtype"] != "torch.int32")
+    refuse("pack_dtype " + q["pack_dtype"].dump());
+  if (!absent("data_type") && q["data_type"] != "int") refuse("data_type " + q["data_type"].dump());
+  if (!absent("act_bits") && !(q["act_bits"].is_number() && q["act_bits"].get<double>() >= 16))
+    refuse("act_bits " + q["act_bits"].dump() + " (quantized activations)");
+  for (const char* k : {"dynamic", "extra_config"})  // per-module overrides of bits, group or skipping
+    if (!empty(k)) refuse(std::string(k) + " " + q[k].dump() + " (per-module overrides)");
+  if (bits_out) *bits_out = bits.get<int>();
+  if (group_out) *group_out = group;
+  if (asymmetric_out) *asymmetric_out = asym;
+  if (bits == 8) return "GPTQ int8 (per channel)";
+  return "GPTQ int4 (groups of " + std::to_string(group) + ")" + (asym ? " asymmetric" : "");
 }
 
 bool ConfigReader::fp8_blocks(int64_t* block_rows, int64_t* block_cols) const {

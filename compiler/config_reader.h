@@ -59,6 +59,13 @@ class ConfigReader {
   // *asymmetric says so, and the name ends "asymmetric".
   std::string prequantized(int* bits = nullptr, int64_t* group = nullptr, Fp8Layout* fp8 = nullptr,
                            bool* asymmetric = nullptr) const;
+  // A GPTQ checkpoint's weights (quant_method "gptq", as AutoGPTQ, GPTQModel and AutoRound write
+  // it): "GPTQ int4 (groups of G)" (G a multiple of 32), with " asymmetric" when sym is false, or
+  // "GPTQ int8 (per channel)" for symmetric 8-bit group_size -1 (*group 0);
+  // *bits, *group and *asymmetric as prequantized() gives them. Refuses anything else (other bits,
+  // act-order is checked on the tensors' g_idx, another checkpoint_format or pack_dtype, per-module
+  // "dynamic" overrides, quantized activations), naming it.
+  std::string gptq(int* bits, int64_t* group, bool* asymmetric) const;
   // DeepSeek-V3/R1's FP8 release: quant_method "fp8", fmt "e4m3", dynamic activations and a
   // weight_block_size [rows, columns]; returns false when there is no quantization_config, true with
   // the block size for that one, and refuses anything else as refuse_quantized does.
@@ -73,7 +80,7 @@ class ConfigReader {
   bool boolean(const char* k, bool def) const;
   std::string str(const char* k, const std::string& def) const;
   std::string architecture() const;  // architectures[0], or model_type, or ""
-  // dtype / torch_dtype (float32, bfloat16, float16); false when absent.
+  // dtype / torch_dtype (float32, bfloat16, float16; where both are given they must agree); false when absent.
   bool dtype(DType* out) const;
   // rope_parameters (transformers 5) or rope_theta + rope_scaling (transformers 4).
   // default_theta: rope_theta when neither the config nor its RoPE object sets it (the config

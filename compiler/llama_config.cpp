@@ -96,7 +96,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (r.has("quantization_config") && j["quantization_config"].is_object() &&
       j["quantization_config"].value("quant_method", nlohmann::json()) == "fp8")
     c.fp8 = r.fp8_blocks(&c.fp8_block_rows, &c.fp8_block_cols);
-  else {
+  else if (r.has("quantization_config") && j["quantization_config"].is_object() &&
+           j["quantization_config"].value("quant_method", nlohmann::json()) == "gptq") {
+    c.prequantized = r.gptq(&c.prequantized_bits, &c.prequantized_group, &c.prequantized_asymmetric);
+    c.prequantized_gptq = true;
+  } else {
     ConfigReader::Fp8Layout fp8;
     c.prequantized = r.prequantized(&c.prequantized_bits, &c.prequantized_group, &fp8, &c.prequantized_asymmetric);
     if (fp8.on) {  // compressed-tensors' e4m3 weights: read as DeepSeek's layout, with its own scales' name

@@ -302,16 +302,17 @@ void round_to_scale_dtype(DType t, float* o, int64_t n) {
 }
 
 // The n scales of s in f32, each finite and positive, else a CompileError through bad:
-// "has <label> <value> for <where(i)> (scales must be finite and positive)".
+// "has <label> <value> for <where(i)> (scales must be finite and positive)". With `signed_ok`, finite
+// only (GPTQ's symmetric scales take the sign of a group's largest value, to use all of [-8, 7]).
 template <typename Bad, typename Where>
 std::unique_ptr<std::vector<float>> positive_scales(const StTensor& s, size_t n, const char* label, const Bad& bad,
-                                                    const Where& where) {
+                                                    const Where& where, bool signed_ok = false) {
   auto v = std::make_unique<std::vector<float>>(n);
   convert_to_f32(s.data, s.dtype, v->data(), uint64_t(n));
   for (size_t i = 0; i < n; ++i)
-    if (!std::isfinite((*v)[i]) || (*v)[i] <= 0.0f)
+    if (!std::isfinite((*v)[i]) || (!signed_ok && (*v)[i] <= 0.0f))
       bad(std::string("has ") + label + " " + std::to_string((*v)[i]) + " for " + where(i) +
-          " (scales must be finite and positive)");
+          (signed_ok ? " (scales must be finite)" : " (scales must be finite and positive)"));
   return v;
 }
 
@@ -455,6 +456,128 @@ int Checkpoint::unpack_compressed(int bits, int64_t group, bool asymmetric) {
     all_[t->name] = t.get();
     made_.push_back(std::move(t));
     made_scale_.push_back(std::move(s));
+  }
+  return int(bases.size());
+}
+
+int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
+  if ((bits != 8 && bits != 4) || group < 0 || (asymmetric && bits != 4))
+    throw CompileError("internal: GPTQ " + std::to_string(bits) + " bits, group " + std::to_string(group));
+  static const std::string kQweight = ".qweight";
+  std::vector<std::string> bases;
+  for (const auto& kv : all_)
+    if (kv.first.size() > kQweight.size() &&
+        kv.first.compare(kv.first.size() - kQweight.size(), kQweight.size(), kQweight) == 0)
+      bases.push_back(kv.first.substr(0, kv.first.size() - kQweight.size()));
+  const int per_word = 32 / bits;
+  const uint32_t mask = (1u << bits) - 1u;
+  for (const std::string& base : bases) {
+    const StTensor* qweight = find(base + ".qweight");
+    const StTensor* qzeros = find(base + ".qzeros");
+    const StTensor* scales = find(base + ".scales");
+    const StTensor* g_idx = find(base + ".g_idx");
+    auto bad = [&](const std::string& msg) {
+      throw CompileError(qweight->file + ": GPTQ weight '" + base + "' " + msg);
+    };
+    if (!qzeros) bad("has no qzeros");
+    if (!scales) bad("has no scales");
+    if (find(base + ".weight")) bad("also has an unquantized weight");
+    if (qweight->st_dtype != "I32" || qweight->shape.size() != 2 || qweight->shape[0] <= 0 || qweight->shape[1] <= 0)
+      bad("has qweight of dtype " + qweight->st_dtype + " and shape " + shape_str(qweight->shape) +
+          " (expected I32 [inputs * " + std::to_string(bits) + " / 32, outputs])");
+    const int64_t in = qweight->shape[0] * per_word, out = qweight->shape[1];
+    if (in > (int64_t(1) << 31) || out > (int64_t(1) << 31))
+      bad("has qweight of shape " + shape_str(qweight->shape) + ", too large");
+    const int64_t gs = group > 0 ? group : in;
+    if (in % gs != 0)
+      bad("has rows of " + std::to_string(in) + " inputs, not a whole number of groups of " + std::to_string(gs) +
+          " (the config's group_size)");
+    const int64_t groups = in / gs;
+    if (bits == 4 && gs % 32 != 0)
+      bad("has groups of " + std::to_string(gs) + " inputs (kiln's int4 groups are multiples of 32)");
+    if (bits == 8 && groups != 1)
+      bad("has 8-bit values in " + std::to_string(groups) + " groups of " + std::to_string(gs) +
+          " inputs (kiln's int8 weights have one scale a row: group_size -1)");
+    if (out % per_word != 0 || qzeros->st_dtype != "I32" ||
+        qzeros->shape != std::vector<int64_t>{groups, out / per_word})
+      bad("has qzeros of dtype " + qzeros->st_dtype + " and shape " + shape_str(qzeros->shape) + " (expected I32 " +
+          shape_str({groups, out / per_word}) + ": the zero points of " + shape_str({groups, out}) + " packed " +
+          std::to_string(per_word) + " a word)");
+    if (!scales->has_dtype || !dtype_is_float(scales->dtype) || scales->shape != std::vector<int64_t>{groups, out})
+      bad("has scales of dtype " + scales->st_dtype + " and shape " + shape_str(scales->shape) + " (expected a float " +
+          shape_str({groups, out}) + ": one scale per group of " + std::to_string(gs) + " inputs of each output)");
+    if (g_idx) {  // each input's group: kiln's groups are runs of gs inputs in order
+      if (g_idx->st_dtype != "I32" || g_idx->shape != std::vector<int64_t>{in})
+        bad("has g_idx of dtype " + g_idx->st_dtype + " and shape " + shape_str(g_idx->shape) + " (expected I32 " +
+            shape_str({in}) + ")");
+      for (int64_t i = 0; i < in; ++i) {
+        int32_t gi;
+        std::memcpy(&gi, g_idx->data + uint64_t(i) * 4, 4);
+        if (gi != i / gs)
+          bad("has g_idx[" + std::to_string(i) + "] = " + std::to_string(gi) + ", not " + std::to_string(i / gs) +
+              ": its groups are permuted (act-order, desc_act true), which kiln does not read; quantize the model "
+              "with desc_act false");
+      }
+    }
+    auto stored = positive_scales(
+        *scales, size_t(groups * out), "scale", bad,
+        [out](size_t i) {
+          return "output " + std::to_string(int64_t(i) % out) + ", group " + std::to_string(int64_t(i) / out);
+        },
+        true);
+    auto s = std::make_unique<std::vector<float>>(size_t(out * groups));  // kiln's (outputs, groups)
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t r = 0; r < out; ++r) (*s)[size_t(r * groups + g)] = (*stored)[size_t(g * out + r)];
+    auto word = [](const StTensor* t, int64_t i) {
+      uint32_t w;
+      std::memcpy(&w, t->data + uint64_t(i) * 4, 4);
+      return w;
+    };
+    // The zero points: GPTQ stores each minus one (AutoGPTQ's convention, kept by the format "gptq").
+    auto zeros = std::make_unique<std::vector<int8_t>>(size_t(out * groups));
+    const int symmetric_zero = 1 << (bits - 1);
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t r = 0; r < out; ++r) {
+        const int z = int((word(qzeros, g * (out / per_word) + r / per_word) >> (bits * (r % per_word))) & mask) + 1;
+        if (!asymmetric && z != symmetric_zero)
+          bad("has zero point " + std::to_string(z) + " for output " + std::to_string(r) + ", group " +
+              std::to_string(g) +
+              (bits == 8 ? " (kiln reads symmetric 8-bit GPTQ weights only: every zero point 128)"
+                         : " though the config says sym true (every zero point 8)"));
+        (*zeros)[size_t(r * groups + g)] = int8_t(z);
+      }
+    // q in kiln's layout: a row per output; int4 nibble c of a row (byte c / 2, the low one first) is q, the
+    // nibble GPTQ stores (its value (q − zero) · scale); int8 byte c is GPTQ's byte (its value byte − 128).
+    const int64_t row_bytes = bits == 4 ? in / 2 : in;
+    auto data = std::make_unique<std::vector<uint8_t>>(size_t(out * row_bytes), uint8_t(0));
+    for (int64_t i = 0; i < in; ++i)
+      for (int64_t r = 0; r < out; ++r) {
+        const uint32_t q = (word(qweight, (i / per_word) * out + r) >> (bits * (i % per_word))) & mask;
+        uint8_t& b = (*data)[size_t(r * row_bytes + (bits == 4 ? i / 2 : i))];
+        b = bits == 4 ? uint8_t(b | (q << (4 * (i % 2)))) : uint8_t(q);
+      }
+    auto t = std::make_unique<StTensor>();
+    t->name = base + ".weight";
+    t->file = qweight->file;
+    t->st_dtype = bits == 8 ? "I8 (GPTQ)" : asymmetric ? "I4 (GPTQ, asymmetric)" : "I4 (GPTQ)";
+    t->has_dtype = true;
+    t->dtype = bits == 8 ? DType::I8 : DType::I4;
+    t->group = bits == 4 ? gs : 0;
+    t->shape = {out, in};
+    t->data = data->data();
+    t->size = data->size();
+    t->row_bytes = uint64_t(row_bytes);
+    t->row_scale = s->data();
+    t->scale_dtype = scales->dtype;
+    if (asymmetric) {
+      t->row_zero = zeros->data();
+      made_zero_.push_back(std::move(zeros));
+    }
+    for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"}) all_.erase(base + part);
+    all_[t->name] = t.get();
+    made_.push_back(std::move(t));
+    made_scale_.push_back(std::move(s));
+    made_data_.push_back(std::move(data));
   }
   return int(bases.size());
 }

@@ -107,6 +107,19 @@ class Checkpoint {
   // the zero points zp + 8 packed eight nibbles a word along the rows, the low one first (StTensor::
   // row_zero); without it a zero point is refused.
   int unpack_compressed(int bits, int64_t group, bool asymmetric = false);
+  // Replaces every GPTQ weight (AutoGPTQ's and GPTQModel's format "gptq": X.qweight, X.qzeros,
+  // X.scales, X.g_idx) by X.weight, a pre-quantized tensor as unpack_compressed makes, repacked in
+  // kiln's layout. X.qweight: I32 [in · bits / 32, out], each word 32 / bits values of consecutive
+  // inputs (the low bits first); X.qzeros: I32 [groups, out · bits / 32], the zero points minus one,
+  // packed likewise along the outputs; X.scales: float [groups, out]; X.g_idx (optional): I32 [in],
+  // each input's group, which must be in order (i / group: no act-order permutation). A weight's
+  // values are (q − zero) · scale. bits 4: groups of `group` inputs (0: the whole row), a multiple of
+  // 32; symmetric (asymmetric false) when every zero point is 8 (stored 7), else refused; asymmetric:
+  // StTensor::row_zero. bits 8: one group a row (kiln's int8 has a scale a row) and every zero point
+  // 128. Returns how many; throws CompileError naming the weight on a missing part, a wrong shape or
+  // dtype, a scale that is not finite (symmetric GPTQ scales may be negative), a permuted g_idx or a
+  // zero point kiln cannot hold.
+  int unpack_gptq(int bits, int64_t group, bool asymmetric);
   // Attaches X<scales> (f32 or another float dtype, [ceil(rows / block_rows), ceil(cols / block_cols)];
   // a block size of 0 is the whole dimension, and one scale for the tensor may be [1] or []) to every
   // F8_E4M3 weight X.weight, as DeepSeek-V3/R1 ship them (".weight_scale_inv") or compressed-tensors
@@ -120,10 +133,11 @@ class Checkpoint {
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const StTensor*> all_;
-  // The unpacked weights and their scales (unpack_compressed; q stays in the file's mapping).
+  // The unpacked weights and their scales (unpack_compressed: q stays in the file's mapping).
   std::vector<std::unique_ptr<StTensor>> made_;
   std::vector<std::unique_ptr<std::vector<float>>> made_scale_;
   std::vector<std::unique_ptr<std::vector<int8_t>>> made_zero_;
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> made_data_;  // repacked q (unpack_gptq)
 };
 
 const char* dtype_to_safetensors(DType t);

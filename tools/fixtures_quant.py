@@ -15,8 +15,9 @@ And tests/fixtures/lora/all_linear_r8/reference_int8.safetensors: the same for i
 adapter merged by peft (merge_and_unload) first, as kiln merges before it quantizes.
 
 And tests/fixtures/quantized/: pre-quantized checkpoints written by compressed-tensors itself, with
-transformers' references for them (compressed_tensors_fixtures below); FP8 checkpoints in DeepSeek's
-block layout (fp8_block_fixtures); and the int4 and fp8 references (int4_fixtures, fp8_fixtures).
+transformers' references for them (compressed_tensors_fixtures below); GPTQ ones written by AutoRound
+(gptq_fixtures); FP8 checkpoints in DeepSeek's block layout (fp8_block_fixtures); and the int4 and fp8
+references (int4_fixtures, fp8_fixtures).
 """
 import os
 
@@ -109,6 +110,7 @@ def main(repo):
     int4_fixtures(repo)
     int4_asym_fixtures(repo)
     fp8_fixtures(repo)
+    gptq_fixtures(repo)
 
 
 # kiln compile --quantize int4 --group-size G: symmetric group-wise int4 as compressed-tensors computes
@@ -497,3 +499,93 @@ def fp8_block_fixtures(repo):
         print("  quantized/%s: %d weights as FP8 e4m3 with %dx%d block scales (%d with partial blocks), logits "
               "moved %.3e rel L2 from %s, min greedy margin %.3e" % (name, quantized, br, bc, partial,
                                                                      moved.item(), base_name, min(margins)))
+
+
+# GPTQ checkpoints (quant_method "gptq", the int32-packed format AutoGPTQ introduced and GPTQModel and
+# vLLM read) written by AutoRound (the PyPI package auto-round; RTN: iters 0, no calibration data), its
+# export format "auto_gptq": per quantized nn.Linear X.qweight (I32 [in * bits / 32, out]: each word
+# 32 / bits values of consecutive inputs, the low bits first), X.qzeros (I32 [groups, out * bits / 32]:
+# each zero point minus one, packed likewise along the outputs), X.scales (F16 [groups, out]) and
+# X.g_idx (I32 [in], i // group_size: no act-order). The reference: every quantized module rebuilt as
+# AutoRound's own GPTQ layer (auto_round_extension's QuantLinear for this format, the one its CPU
+# backend runs) from those tensors, its dequantized weight read back through its forward on the
+# identity (weight = scale * (q - (zero + 1)) in float16, as it computes), loaded into transformers'
+# LlamaForCausalLM in float32 with the checkpoint's other tensors; logits and greedy tokens. (The
+# layer's plain path, without g_idx: its g_idx path slices the scales by the input count, right only
+# for square weights; the g_idx AutoRound writes is checked to be the groups in order.)
+# (name, bits, group_size, sym)
+GPTQ_CASES = [("gptq_w4g32_f32", 4, 32, True), ("gptq_w4g32_asym_f32", 4, 32, False), ("gptq_w8_f32", 8, -1, True)]
+
+
+def gptq_fixtures(repo, only=None):
+    import glob
+    import json
+    import shutil
+    import tempfile
+    import torch
+    from auto_round import AutoRound
+    from auto_round_extension.torch.qlinear_torch_zp import QuantLinear
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    base = os.path.join(repo, "tests", "fixtures", "llama", "gqa_f32")
+    ref = load_file(os.path.join(base, "reference.safetensors"))
+    for name, bits, group, sym in GPTQ_CASES:
+        if only and name not in only:
+            continue
+        out = os.path.join(repo, "tests", "fixtures", "quantized", name)
+        model = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+        # (AutoRound wants a tokenizer even for RTN, which reads no text: the demo model's)
+        tok = AutoTokenizer.from_pretrained(os.path.join(repo, "models", "kjv-tiny"))
+        with tempfile.TemporaryDirectory() as tmp:
+            ar = AutoRound(model, tokenizer=tok, bits=bits, group_size=group, sym=sym, iters=0, disable_opt_rtn=True)
+            ar.quantize_and_save(output_dir=tmp, format="auto_gptq")
+            (saved,) = [os.path.dirname(p) for p in glob.glob(os.path.join(tmp, "**", "config.json"), recursive=True)]
+            if os.path.isdir(out):
+                shutil.rmtree(out)
+            os.makedirs(out)
+            # the checkpoint as AutoRound writes it, less the tokenizer and generation config it copies
+            for f in ("config.json", "quantization_config.json", "model.safetensors"):
+                shutil.copy(os.path.join(saved, f), os.path.join(out, f))
+        with open(os.path.join(out, "config.json")) as f:
+            cfg = json.load(f)
+        qc = cfg["quantization_config"]
+        assert qc["quant_method"] == "gptq" and qc["bits"] == bits and qc["group_size"] == group, qc
+        assert qc["sym"] == sym and qc["desc_act"] is False, qc
+        tensors = load_file(os.path.join(out, "model.safetensors"))
+        ref_model = LlamaForCausalLM(LlamaConfig.from_pretrained(base)).eval()
+        state = {k: v.float() for k, v in tensors.items() if not k.endswith((".qweight", ".qzeros", ".scales", ".g_idx"))}
+        n = 0
+        with torch.no_grad():
+            for k in [k for k in tensors if k.endswith(".qweight")]:
+                m = k[: -len(".qweight")]
+                out_f = tensors[m + ".scales"].shape[1]
+                in_f = tensors[k].shape[0] * 32 // bits
+                # (its g_idx path slices the scales by the input count, so it only holds for square weights:
+                # the groups in order, checked here, are its plain path's)
+                gs = group if group > 0 else in_f
+                assert torch.equal(tensors[m + ".g_idx"], torch.arange(in_f, dtype=torch.int32) // gs), m
+                ql = QuantLinear(bits, group, in_f, out_f, bias=False, g_idx=False)
+                ql.load_state_dict({p: tensors[m + "." + p] for p in ("qweight", "qzeros", "scales")})
+                w = ql(torch.eye(in_f, dtype=torch.float32)).t().contiguous()  # x @ weight: the identity's rows
+                # the format's formula, checked against the library on every weight
+                qw = tensors[k].view(torch.int32)
+                shifts = torch.arange(0, 32, bits, dtype=torch.int32)
+                q = ((qw[:, None, :] >> shifts[None, :, None]) & ((1 << bits) - 1)).reshape(in_f, out_f)
+                z = ((tensors[m + ".qzeros"][:, :, None] >> shifts[None, None, :]) & ((1 << bits) - 1))
+                z = z.reshape(z.shape[0], out_f) + 1
+                s = tensors[m + ".scales"]
+                expect = (s.repeat_interleave(gs, 0) * (q - z.repeat_interleave(gs, 0))).float().t()
+                assert torch.equal(w, expect), "%s: AutoRound's dequantization is not scale * (q - (qzeros + 1))" % m
+                state[m + ".weight"] = w
+                n += 1
+        missing, unexpected = ref_model.load_state_dict(state, strict=False)
+        assert not unexpected and all(k.endswith("rotary_emb.inv_freq") for k in missing), (missing, unexpected)
+        with torch.no_grad():
+            logits = ref_model(ref["input_ids"]).logits.float().contiguous()
+        greedy, margins = save_greedy_reference(ref_model, ref, {}, logits, name,
+                                                os.path.join(out, "reference.safetensors"))
+        moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
+        print("  quantized/%s: %d linears as GPTQ %d-bit (group_size %d, sym %s) by AutoRound, logits moved "
+              "%.3e rel L2 from gqa_f32, min greedy margin %.3e" % (name, n, bits, group, sym, moved.item(),
+                                                                   min(margins)))

@@ -121,6 +121,12 @@ REAL_TOKENIZER_SDISTS = {"llama-cpp-python": "0.3.36"}
 # compressed-tensors, whose compressors write the pre-quantized checkpoint fixtures (tools/fixtures_quant.py;
 # installed --no-deps: torch, transformers and pydantic are already there, loguru is its one other need)
 COMPRESSED_TENSORS_PINS = ["compressed-tensors==0.20.1", "loguru==0.7.3"]
+# AutoRound, whose "auto_gptq" export writes the GPTQ checkpoint fixtures (tools/fixtures_quant.py,
+# gptq_fixtures): installed --no-deps (torch, transformers, accelerate, pydantic are there), with the two
+# of its requirements its import needs; datasets, which it imports at load, with its own requirements
+# (pyarrow, pandas, dill, ...: no torch among them), the versions the venv has pinned as constraints.
+AUTOROUND_PINS = ["auto-round==0.16.1", "py-cpuinfo==9.0.0"]
+DATASETS_PIN = "datasets==5.2.0"
 DIFFUSERS_PINS = ["diffusers==0.42.1", "pillow==13.0.0", "requests==2.34.2", "importlib_metadata==10.2.0",
                   "regex==2026.11.19"]
 
@@ -172,6 +178,16 @@ def bootstrap():
            % (CONVERT_PINS, CONVERT_PINS), CONVERT_PINS)
     ensure("import compressed_tensors, loguru; assert compressed_tensors.__version__.startswith(%r)"
            % COMPRESSED_TENSORS_PINS[0].split("==")[1], COMPRESSED_TENSORS_PINS)
+    if subprocess.run([py, "-c", "import importlib.metadata as m; assert m.version('auto-round') == %r; "
+                       "assert m.version('datasets') == %r" % (AUTOROUND_PINS[0].split("==")[1],
+                                                                DATASETS_PIN.split("==")[1])],
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        frozen = subprocess.run([py, "-m", "pip", "freeze"], capture_output=True, text=True, check=True).stdout
+        constraints = os.path.join(VENV, "constraints.txt")
+        with open(constraints, "w") as f:  # keep torch, numpy, transformers, ... as they are
+            f.write(frozen)
+        _run(pip + ["-c", constraints, DATASETS_PIN])
+        _run(pip + ["--no-deps"] + AUTOROUND_PINS)
     if subprocess.run([py, "-c", "import importlib.metadata as m; assert m.version('mistral-common') == %r"
                        % MISTRAL_COMMON_PIN.split("==")[1]], stderr=subprocess.DEVNULL).returncode != 0:
         _run(pip + [MISTRAL_COMMON_PIN])

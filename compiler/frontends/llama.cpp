@@ -313,7 +313,11 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
-  if (!c.prequantized.empty() &&
+  if (c.prequantized_gptq &&
+      b.checkpoint.unpack_gptq(c.prequantized_bits, c.prequantized_group, c.prequantized_asymmetric) == 0)
+    throw CompileError(o.model_dir +
+                       ": config.json's quantization_config is GPTQ, but the checkpoint has no *.qweight tensor");
+  if (!c.prequantized.empty() && !c.prequantized_gptq &&
       b.checkpoint.unpack_compressed(c.prequantized_bits, c.prequantized_group, c.prequantized_asymmetric) == 0)
     throw CompileError(o.model_dir +
                        ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
@@ -323,7 +327,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
                                      : "";
   if (const StTensor* e = b.checkpoint.find("model.embed_tokens.weight"); e && e->row_scale)
     throw CompileError(e->file +
-                       ": the embedding 'model.embed_tokens.weight' is pre-quantized (compressed-tensors); "
+                       ": the embedding 'model.embed_tokens.weight' is pre-quantized; "
                        "kiln reads pre-quantized Linear weights only");
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {

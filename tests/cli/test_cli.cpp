@@ -243,6 +243,23 @@ TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and gen
   check_cli_compile_refused(model, d.path(), "--quantize int4 --group-size 40", "is not a positive multiple of 32");
 }
 
+TEST_CASE("cli: a GPTQ int4 checkpoint compiles as shipped and generates the tokens of its dequantization") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("gptq_w4g32_asym_f32", "quantized");
+  std::string out;
+  REQUIRE_MESSAGE(
+      kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "gptq.kplan") + " --dtype f32 --max-seq 32",
+                              &out) == 0,
+      out);
+  CHECK(out.find("note: int4 weights (asymmetric, a scale and a zero point per 32 values): 8 matmul weights (8 as the "
+                 "checkpoint ships them, GPTQ)") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "gptq.kplan"), &out) == 0);
+  CHECK(out.find("targets    cpu\n") != std::string::npos);
+  CHECK(out.find("quantized  i4 asymmetric, a scale and a zero point per 32 values: 8 weights") != std::string::npos);
+  check_cli_greedy(d / "gptq.kplan", kiln::test::load_reference(model));
+  check_cli_compile_refused(model, d.path(), "--target cuda", "pre-quantized int4 weights (GPTQ)");
+}
+
 TEST_CASE("cli: compile --quantize fp8 writes a CPU plan of f8e4m3 weights that generates transformers' tokens") {
   TempDir d;
   const std::string model = kiln::test::fixture("gqa_f32");

@@ -1072,3 +1072,219 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
   CHECK_MESSAGE(err.find("quantization_config is fp8, but the checkpoint has no F8_E4M3 tensor") != std::string::npos,
                 err);
 }
+
+// GPTQ checkpoints (quant_method "gptq") as AutoRound exports them (its "auto_gptq" format: X.qweight,
+// X.qzeros, X.scales, X.g_idx), against transformers running each with the weights AutoRound's own GPTQ
+// layer dequantizes (tools/fixtures_quant.py, gptq_fixtures): 4-bit groups of 32 symmetric (whose scales
+// may be negative) and asymmetric, and 8-bit per channel. Kept as shipped, the plan holds the
+// checkpoint's q (repacked a row per output) and its scales; dequantized (--quantize none) kiln rounds
+// scale · (q − zero) to the scales' float16 as the library does, so f32 plans match to the noise floor;
+// kept, the kernels use the f32 product: near the float16 rounding.
+TEST_CASE("prequantized: GPTQ weights run as shipped and match AutoRound's dequantization") {
+  TempDir d;
+  struct Fixture {
+    std::string name, note;
+    DType dtype;
+    int bits;
+    bool asym;
+  };
+  for (const Fixture& f :
+       {Fixture{"gptq_w4g32_f32",
+                "int4 weights (symmetric, a scale per 32 values): 8 matmul weights (8 as the "
+                "checkpoint ships them, GPTQ)",
+                DType::I4, 4, false},
+        Fixture{"gptq_w4g32_asym_f32",
+                "int4 weights (asymmetric, a scale and a zero point per 32 values): 8 matmul weights (8 as the "
+                "checkpoint ships them, GPTQ)",
+                DType::I4, 4, true},
+        Fixture{"gptq_w8_f32", "int8 weights (per-row scales): 8 matmul weights (8 as the checkpoint ships them, GPTQ)",
+                DType::I8, 8, false}}) {
+    CAPTURE(f.name);
+    const std::string dir = kiln::test::fixture(f.name, "quantized");
+    const auto ref = kiln::test::load_reference(dir);
+    const RawTensors raw = read_raw(dir + "/model.safetensors");
+    for (const std::string quantize : {"", "none"}) {
+      CAPTURE(quantize);
+      CompileOptions o = options(dir, d / (f.name + quantize + ".kplan"));
+      o.quantize = quantize;
+      o.dtype = "f32";  // (the config says float16, as AutoRound writes it; the reference computes in f32)
+      const CompileSummary s = compile_model(o);
+      auto plan = load_plan(o.output);
+      int quantized = 0, zeros = 0;
+      for (const TensorInfo& t : plan->tensors()) {
+        quantized += t.dtype == f.dtype;
+        zeros += t.name.size() > 5 && t.name.rfind(".zero") == t.name.size() - 5;
+      }
+      CHECK(quantized == (quantize.empty() ? 8 : 0));
+      CHECK(zeros == (quantize.empty() && f.asym ? 8 : 0));
+      CHECK(plan->has_target("cuda") == !quantize.empty());
+      if (quantize.empty()) {
+        CHECK_MESSAGE(s.notes.find(f.note) != std::string::npos, s.notes);
+        // Layer 0's q_proj rows lead the fused qkv: each row's q and scales are the checkpoint's column's.
+        const auto [t, sc] = weight_and_scale(*plan, "model.layers.0.self_attn.qkv_proj.weight");
+        const RawTensor& qw = raw.at("model.layers.0.self_attn.q_proj.qweight");
+        const RawTensor& qs = raw.at("model.layers.0.self_attn.q_proj.scales");
+        const int64_t in = qw.shape[0] * 32 / f.bits, out = qw.shape[1], groups = qs.shape[0];
+        const uint8_t* pq = plan->weights_base() + t->offset;
+        const float* ps = reinterpret_cast<const float*>(plan->weights_base() + sc->offset);
+        int wrong_q = 0, wrong_s = 0, negative = 0;
+        for (int64_t r = 0; r < out; ++r) {
+          for (int64_t i = 0; i < in; ++i) {
+            uint32_t word;
+            std::memcpy(&word, qw.bytes.data() + ((i / (32 / f.bits)) * out + r) * 4, 4);
+            const int want = int((word >> (f.bits * (i % (32 / f.bits)))) & ((1u << f.bits) - 1u));
+            // the plan's q (kernels/dtype.h): i4 value i of the row, the nibble GPTQ stores less 8; i8 byte i,
+            // GPTQ's byte less 128
+            const int got = f.bits == 4 ? load_i4(pq + r * in / 2, uint64_t(i)) + 8 : int(int8_t(pq[r * in + i])) + 128;
+            wrong_q += got != want;
+          }
+          for (int64_t g = 0; g < groups; ++g) {
+            uint16_t h;
+            std::memcpy(&h, qs.bytes.data() + (g * out + r) * 2, 2);
+            wrong_s += ps[r * groups + g] != f16_to_f32(h);
+            negative += f16_to_f32(h) < 0;
+          }
+        }
+        CHECK(wrong_q == 0);
+        CHECK(wrong_s == 0);
+        if (!f.asym) CHECK(negative > 0);  // (AutoRound's symmetric scales carry the sign of the largest value)
+      }
+      for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        const auto [logits, err] =
+            kiln::test::check_reference(plan, ref, threads, quantize.empty() ? 1e-3 : 1e-4, true);
+        const std::string line =
+            f.name + (quantize.empty() ? " as shipped" : " dequantized") + ": rel L2 " + std::to_string(err);
+        MESSAGE(line);
+      }
+    }
+  }
+  // The config's float16 (the plan dtype without --dtype) and --quantize int8 on a GPTQ int4 checkpoint.
+  const std::string w4 = kiln::test::fixture("gptq_w4g32_f32", "quantized");
+  const auto ref = kiln::test::load_reference(w4);
+  {
+    CompileOptions o = options(w4, d / "gptq_f16.kplan");
+    compile_model(o);
+    auto plan = load_plan(o.output);
+    const auto [logits, err] = kiln::test::check_reference(plan, ref, 2, 2e-2, false);
+    const std::string line = "gptq_w4g32_f32 in its config's float16: rel L2 " + std::to_string(err);
+    MESSAGE(line);
+  }
+  {
+    CompileOptions o = options(w4, d / "gptq_int8.kplan");
+    o.quantize = "int8";
+    o.dtype = "f32";
+    const CompileSummary s = compile_model(o);
+    CHECK(s.notes.find("int8 weights (per-row scales): 8 matmul weights") != std::string::npos);
+    auto plan = load_plan(o.output);
+    const auto [logits, err] = kiln::test::check_reference(plan, ref, 2, 5e-2, false);
+    CHECK(err > 1e-4);  // re-quantized from the dequantized values: near, not at, them
+  }
+  CompileOptions cuda = options(w4, d / "gptq_cuda.kplan");
+  cuda.target = "cuda";
+  CHECK(kiln::test::compile_error(cuda).find("holds pre-quantized int4 weights (GPTQ), which run on the CPU only") !=
+        std::string::npos);
+}
+
+TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes are refused by name") {
+  TempDir d;
+  const std::string w4 = kiln::test::fixture("gptq_w4g32_f32", "quantized");
+  const std::string w = "model.layers.0.self_attn.q_proj";
+  auto set = [](const char* k, nlohmann::json v) {
+    return [k, v](nlohmann::json& j) { j["quantization_config"][k] = v; };
+  };
+  // the nibble of output 0's zero point for group 0 of q_proj, stored 7 (zero 8): made 8 (zero 9)
+  auto zero_nine = [&](RawTensors& ts) {
+    ts[w + ".qzeros"].bytes[0] = uint8_t((ts[w + ".qzeros"].bytes[0] & 0xf0) | 8);
+  };
+  const std::vector<RefusedEdit> config_cases = {
+      {"3 bits", nullptr, set("bits", 3), "with bits 3"},
+      {"groups of 48", nullptr, set("group_size", 48), "with 4 bits and group_size 48"},
+      {"4 bits a row", nullptr, set("group_size", -1), "with 4 bits and group_size -1"},
+      {"gptq_v2", nullptr, set("checkpoint_format", "gptq_v2"), "with checkpoint_format \"gptq_v2\""},
+      {"marlin", nullptr, set("format", "marlin"), "with format \"marlin\""},
+      {"pack_dtype", nullptr, set("pack_dtype", "int16"), "with pack_dtype \"int16\""},
+      {"desc_act not a bool", nullptr, set("desc_act", "yes"), "with desc_act \"yes\" (expected true or false)"},
+      {"dynamic", nullptr, set("dynamic", {{"-:.*down_proj.*", nlohmann::json::object()}}), "(per-module overrides)"},
+      {"activations", nullptr, set("act_bits", 8), "with act_bits 8 (quantized activations)"},
+      {"fp data", nullptr, set("data_type", "nv_fp"), "with data_type \"nv_fp\""},
+      {"asymmetric int8", nullptr,
+       [](nlohmann::json& j) {
+         j["quantization_config"]["bits"] = 8;
+         j["quantization_config"]["group_size"] = -1;
+         j["quantization_config"]["sym"] = false;
+       },
+       "with 8 bits and sym false"},
+  };
+  check_refused(d, w4, config_cases, "", "kiln does not read this GPTQ checkpoint");
+  const std::vector<RefusedEdit> cases = {
+      {"no qzeros", [&](RawTensors& ts) { ts.erase(w + ".qzeros"); }, nullptr, "GPTQ weight '" + w + "' has no qzeros"},
+      {"no scales", [&](RawTensors& ts) { ts.erase(w + ".scales"); }, nullptr, "GPTQ weight '" + w + "' has no scales"},
+      {"also a weight", [&](RawTensors& ts) { ts[w + ".weight"] = ts[w + ".scales"]; }, nullptr,
+       "also has an unquantized weight"},
+      {"qweight of floats", [&](RawTensors& ts) { ts[w + ".qweight"].dtype = "F32"; }, nullptr,
+       "has qweight of dtype F32 and shape [8, 64] (expected I32 [inputs * 4 / 32, outputs])"},
+      {"truncated qweight",
+       [&](RawTensors& ts) {
+         RawTensor& q = ts[w + ".qweight"];
+         q.shape = {4, 64};
+         q.bytes.resize(4 * 64 * 4);
+       },
+       nullptr, "has qzeros of dtype I32 and shape [2, 8] (expected I32 [1, 8]"},
+      {"rows not whole groups",
+       [&](RawTensors& ts) {
+         RawTensor& q = ts[w + ".qweight"];
+         q.shape = {7, 64};
+         q.bytes.resize(7 * 64 * 4);
+       },
+       nullptr, "has rows of 56 inputs, not a whole number of groups of 32"},
+      {"scales of the wrong shape",
+       [&](RawTensors& ts) {
+         ts[w + ".scales"].shape = {1, 128};
+       },
+       nullptr, "has scales of dtype F16 and shape [1, 128] (expected a float [2, 64]"},
+      {"a NaN scale", [&](RawTensors& ts) { ts[w + ".scales"].bytes[2] = 0x00, ts[w + ".scales"].bytes[3] = 0x7e; },
+       nullptr, "has scale nan for output 1, group 0 (scales must be finite)"},
+      {"an infinite scale",
+       [&](RawTensors& ts) { ts[w + ".scales"].bytes[2] = 0x00, ts[w + ".scales"].bytes[3] = 0x7c; }, nullptr,
+       "has scale inf for output 1, group 0 (scales must be finite)"},
+      {"act-order g_idx",
+       [&](RawTensors& ts) {
+         std::vector<uint8_t>& g = ts[w + ".g_idx"].bytes;
+         std::swap_ranges(g.begin(), g.begin() + 4, g.begin() + 40 * 4);  // inputs 0 and 40 trade groups
+       },
+       nullptr, "has g_idx[0] = 1, not 0: its groups are permuted (act-order, desc_act true)"},
+      {"g_idx of the wrong shape",
+       [&](RawTensors& ts) {
+         ts[w + ".g_idx"].shape = {32};
+         ts[w + ".g_idx"].bytes.resize(32 * 4);
+       },
+       nullptr, "has g_idx of dtype I32 and shape [32] (expected I32 [64])"},
+      {"a zero point off the symmetric one", zero_nine, nullptr,
+       "has zero point 9 for output 0, group 0 though the config says sym true"},
+      {"no qweight at all",
+       [&](RawTensors& ts) {
+         for (auto it = ts.begin(); it != ts.end();)
+           it = it->first.find(".q") != std::string::npos || it->first.find(".scales") != std::string::npos ||
+                        it->first.find(".g_idx") != std::string::npos
+                    ? ts.erase(it)
+                    : std::next(it);
+       },
+       nullptr, "config.json's quantization_config is GPTQ, but the checkpoint has no *.qweight tensor"},
+  };
+  check_refused(d, w4, cases, "", "");
+  // 8 bits: a zero point other than 128 (asymmetric) is refused.
+  const std::vector<RefusedEdit> w8_cases = {
+      {"an int8 zero point off 128", [&](RawTensors& ts) { ts[w + ".qzeros"].bytes[0] = 0x80; }, nullptr,
+       "has zero point 129 for output 0, group 0 (kiln reads symmetric 8-bit GPTQ weights only: every zero point 128)"},
+  };
+  check_refused(d, kiln::test::fixture("gptq_w8_f32", "quantized"), w8_cases, "", "");
+  // An unknown quantization_config key is refused like any unmodeled config key, and noted with
+  // --allow-unknown-config.
+  const std::string odd = edited(d, "odd", nullptr, set("rotation", "hadamard"), w4);
+  CompileOptions o = options(odd, d / "odd.kplan");
+  CHECK(kiln::test::compile_error(o).find("quantization_config.rotation = \"hadamard\"") != std::string::npos);
+  o.allow_unknown_config = true;
+  const CompileSummary s = compile_model(o);
+  CHECK(s.notes.find("quantization_config.rotation") != std::string::npos);
+}
