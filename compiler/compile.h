@@ -57,7 +57,8 @@ DType parse_plan_dtype(const std::string& s, DType def);
 PlanTargets parse_targets(const std::string& target);
 // Whether the plan is for the CPU alone: --target cpu, or no target with int8, int4 or fp8 weights
 // (--quantize int8|int4|fp8, or a checkpoint's pre-quantized weights kept as shipped: prequantized and
-// no --quantize). (Other targets with such weights are refused by compile_model.)
+// no --quantize): their CUDA kernels are not the default until measured on a GPU; --target cuda or all
+// asks for them.
 bool cpu_only_plan(const CompileOptions& o, bool prequantized);
 // Whether a checkpoint's FP8 weights stay f8e4m3 in the plan: --quantize fp8, or no --quantize (another
 // re-quantizes them) and, where --dtype upcasts them (DeepSeek's quant_method fp8: dtype_upcasts), no

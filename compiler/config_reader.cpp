@@ -485,9 +485,12 @@ std::string ConfigReader::gptq(int* bits_out, int64_t* group_out, bool* asymmetr
   const json bits = q.value("bits", json());
   if (bits != 4 && bits != 8) refuse("bits " + bits.dump());
   const json gs = q.value("group_size", json());
-  if (!gs.is_number_integer() || (gs.get<int64_t>() != -1 && (gs.get<int64_t>() <= 0 || gs.get<int64_t>() > (1 << 30))))
+  // -1 (one group a row) or a positive size (a JSON integer: unsigned when positive, so a huge one is not
+  // read as a negative int64)
+  const bool whole_row = gs.is_number_integer() && !gs.is_number_unsigned() && gs.get<int64_t>() == -1;
+  if (!whole_row && !(gs.is_number_unsigned() && gs.get<uint64_t>() > 0 && gs.get<uint64_t>() <= (1u << 30)))
     refuse("group_size " + gs.dump());
-  const int64_t group = gs.get<int64_t>() == -1 ? 0 : gs.get<int64_t>();
+  const int64_t group = whole_row ? 0 : int64_t(gs.get<uint64_t>());
   // (-1 at 4 bits would give each weight its own group size; kiln's int4 plans hold one)
   if (bits == 4 && (group <= 0 || group % 32 != 0))
     refuse("4 bits and group_size " + gs.dump() + " (kiln's int4 groups are a multiple of 32 values)");

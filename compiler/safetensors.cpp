@@ -283,6 +283,17 @@ void Checkpoint::absorb(Checkpoint&& other, const std::string& prefix,
 }
 
 void quantized_q(const StTensor& t, int64_t r, float* out) {
+  if (t.gptq_bits) {  // column-major words; consecutive rows read adjacent words (cache lines reused)
+    const int bits = t.gptq_bits, per_word = 32 / bits, offset = 1 << (bits - 1);
+    const uint32_t mask = (1u << bits) - 1u;
+    const uint64_t rows = uint64_t(t.shape[0]);
+    for (int64_t c = 0; c < t.shape[1]; ++c) {
+      uint32_t word;
+      std::memcpy(&word, t.data + (uint64_t(c / per_word) * rows + uint64_t(r)) * 4, 4);
+      out[c] = float(int((word >> (bits * (c % per_word))) & mask) - offset);
+    }
+    return;
+  }
   const uint8_t* row = t.data + uint64_t(r) * t.row_bytes;
   if (t.group > 0)
     for (int64_t c = 0; c < t.shape[1]; ++c) out[c] = float(int((row[c / 2] >> (4 * (c % 2))) & 15u) - 8);
@@ -498,8 +509,10 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
     if (bits == 8 && groups != 1)
       bad("has 8-bit values in " + std::to_string(groups) + " groups of " + std::to_string(gs) +
           " inputs (kiln's int8 weights have one scale a row: group_size -1)");
-    if (out % per_word != 0 || qzeros->st_dtype != "I32" ||
-        qzeros->shape != std::vector<int64_t>{groups, out / per_word})
+    if (out % per_word != 0)
+      bad("has " + std::to_string(out) + " outputs, not a multiple of " + std::to_string(per_word) + " (qzeros packs " +
+          std::to_string(per_word) + " a word)");
+    if (qzeros->st_dtype != "I32" || qzeros->shape != std::vector<int64_t>{groups, out / per_word})
       bad("has qzeros of dtype " + qzeros->st_dtype + " and shape " + shape_str(qzeros->shape) + " (expected I32 " +
           shape_str({groups, out / per_word}) + ": the zero points of " + shape_str({groups, out}) + " packed " +
           std::to_string(per_word) + " a word)");
@@ -533,28 +546,21 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
       std::memcpy(&w, t->data + uint64_t(i) * 4, 4);
       return w;
     };
-    // The zero points: GPTQ stores each minus one (AutoGPTQ's convention, kept by the format "gptq").
-    auto zeros = std::make_unique<std::vector<int8_t>>(size_t(out * groups));
+    // The zero points: GPTQ stores each minus one (AutoGPTQ's convention, kept by the format "gptq"), so
+    // they run from 1 to 2^bits. Symmetric weights must all have the middle one (the q + 8 or q + 128
+    // that quantized_q reads); asymmetric ones keep theirs (1 to 16: an i8 each).
+    std::unique_ptr<std::vector<int8_t>> zeros;
+    if (asymmetric) zeros = std::make_unique<std::vector<int8_t>>(size_t(out * groups));
     const int symmetric_zero = 1 << (bits - 1);
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t r = 0; r < out; ++r) {
         const int z = int((word(qzeros, g * (out / per_word) + r / per_word) >> (bits * (r % per_word))) & mask) + 1;
-        if (!asymmetric && z != symmetric_zero)
+        if (zeros) (*zeros)[size_t(r * groups + g)] = int8_t(z);
+        else if (z != symmetric_zero)
           bad("has zero point " + std::to_string(z) + " for output " + std::to_string(r) + ", group " +
               std::to_string(g) +
               (bits == 8 ? " (kiln reads symmetric 8-bit GPTQ weights only: every zero point 128)"
-                         : " though the config says sym true (every zero point 8)"));
-        (*zeros)[size_t(r * groups + g)] = int8_t(z);
-      }
-    // q in kiln's layout: a row per output; int4 nibble c of a row (byte c / 2, the low one first) is q, the
-    // nibble GPTQ stores (its value (q − zero) · scale); int8 byte c is GPTQ's byte (its value byte − 128).
-    const int64_t row_bytes = bits == 4 ? in / 2 : in;
-    auto data = std::make_unique<std::vector<uint8_t>>(size_t(out * row_bytes), uint8_t(0));
-    for (int64_t i = 0; i < in; ++i)
-      for (int64_t r = 0; r < out; ++r) {
-        const uint32_t q = (word(qweight, (i / per_word) * out + r) >> (bits * (i % per_word))) & mask;
-        uint8_t& b = (*data)[size_t(r * row_bytes + (bits == 4 ? i / 2 : i))];
-        b = bits == 4 ? uint8_t(b | (q << (4 * (i % 2)))) : uint8_t(q);
+                         : " though the config says sym true or leaves it out (every zero point 8)"));
       }
     auto t = std::make_unique<StTensor>();
     t->name = base + ".weight";
@@ -564,12 +570,12 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
     t->dtype = bits == 8 ? DType::I8 : DType::I4;
     t->group = bits == 4 ? gs : 0;
     t->shape = {out, in};
-    t->data = data->data();
-    t->size = data->size();
-    t->row_bytes = uint64_t(row_bytes);
+    t->data = qweight->data;  // read in place (quantized_q)
+    t->size = qweight->size;
+    t->gptq_bits = bits;
     t->row_scale = s->data();
     t->scale_dtype = scales->dtype;
-    if (asymmetric) {
+    if (zeros) {
       t->row_zero = zeros->data();
       made_zero_.push_back(std::move(zeros));
     }
@@ -577,7 +583,6 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
     all_[t->name] = t.get();
     made_.push_back(std::move(t));
     made_scale_.push_back(std::move(s));
-    made_data_.push_back(std::move(data));
   }
   return int(bases.size());
 }

@@ -39,6 +39,10 @@ struct StTensor {
   // An asymmetric int4 one also has row_zero, its (rows, cols / group) zero points as the nibble that
   // stands for 0 (zp + 8; owned by the checkpoint); its values are (nibble − zero) · scale.
   const int8_t* row_zero = nullptr;
+  // A GPTQ one (Checkpoint::unpack_gptq) is read in place: gptq_bits 4 or 8, data its qweight words
+  // (cols · bits / 32, rows), each 32 / bits values of consecutive columns (the low bits first), the
+  // nibble or byte of row r, column c standing for q + 8 or q + 128 as above (row_bytes unused).
+  int gptq_bits = 0;
   DType scale_dtype = DType::F32;  // the stored scales' dtype: read_f32 rounds q · scale to it, as
                                    // compressed-tensors' decompression computes in it
   // A block-scaled FP8 weight (Checkpoint::attach_fp8_block_scales): data its float8_e4m3fn bytes,
@@ -108,13 +112,13 @@ class Checkpoint {
   // row_zero); without it a zero point is refused.
   int unpack_compressed(int bits, int64_t group, bool asymmetric = false);
   // Replaces every GPTQ weight (AutoGPTQ's and GPTQModel's format "gptq": X.qweight, X.qzeros,
-  // X.scales, X.g_idx) by X.weight, a pre-quantized tensor as unpack_compressed makes, repacked in
-  // kiln's layout. X.qweight: I32 [in · bits / 32, out], each word 32 / bits values of consecutive
+  // X.scales, X.g_idx) by X.weight, a pre-quantized tensor as unpack_compressed makes, its q read in
+  // place (StTensor::gptq_bits). X.qweight: I32 [in · bits / 32, out], each word 32 / bits values of consecutive
   // inputs (the low bits first); X.qzeros: I32 [groups, out · bits / 32], the zero points minus one,
   // packed likewise along the outputs; X.scales: float [groups, out]; X.g_idx (optional): I32 [in],
   // each input's group, which must be in order (i / group: no act-order permutation). A weight's
   // values are (q − zero) · scale. bits 4: groups of `group` inputs (0: the whole row), a multiple of
-  // 32; symmetric (asymmetric false) when every zero point is 8 (stored 7), else refused; asymmetric:
+  // 32; symmetric (asymmetric false): every zero point must be 8 (stored 7); asymmetric:
   // StTensor::row_zero. bits 8: one group a row (kiln's int8 has a scale a row) and every zero point
   // 128. Returns how many; throws CompileError naming the weight on a missing part, a wrong shape or
   // dtype, a scale that is not finite (symmetric GPTQ scales may be negative), a permuted g_idx or a
@@ -133,11 +137,10 @@ class Checkpoint {
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const StTensor*> all_;
-  // The unpacked weights and their scales (unpack_compressed: q stays in the file's mapping).
+  // The unpacked weights and their scales (q stays in the file's mapping).
   std::vector<std::unique_ptr<StTensor>> made_;
   std::vector<std::unique_ptr<std::vector<float>>> made_scale_;
   std::vector<std::unique_ptr<std::vector<int8_t>>> made_zero_;
-  std::vector<std::unique_ptr<std::vector<uint8_t>>> made_data_;  // repacked q (unpack_gptq)
 };
 
 const char* dtype_to_safetensors(DType t);

@@ -1,5 +1,6 @@
 #include "compiler/frontends/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -123,9 +124,24 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
 
 }  // namespace
 
+// Some GPTQ writers (GPTQ-for-LLaMa's layers) save a bias of zeros with every quantized projection,
+// biased in the model or not: one the model does not have is ignored when it is all zeros (adding
+// nothing), and refused as an unexpected tensor otherwise.
+bool gptq_zero_bias(const std::string& name, const Checkpoint& ck) {
+  static const std::string kBias = ".bias";
+  if (name.size() <= kBias.size() || name.compare(name.size() - kBias.size(), kBias.size(), kBias) != 0) return false;
+  const StTensor* w = ck.find(name.substr(0, name.size() - kBias.size()) + ".weight");
+  const StTensor* b = ck.find(name);
+  if (!w || !w->gptq_bits || !b || !b->has_dtype || !dtype_is_float(b->dtype) || b->dequantized_on_read()) return false;
+  std::vector<float> v(size_t(b->numel()));
+  read_f32(*b, v.data());
+  return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
+}
+
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
   check_layer_count(c.num_hidden_layers, ck, 9);
-  check_checkpoint_tensors(llama_tensor_shapes(c), ck, [&](const std::string& n) { return ignorable(n, c); });
+  check_checkpoint_tensors(llama_tensor_shapes(c), ck,
+                           [&](const std::string& n) { return ignorable(n, c) || gptq_zero_bias(n, ck); });
 }
 
 Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
@@ -325,6 +341,10 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string fp8_note = c.fp8 ? attach_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols,
                                                           c.num_hidden_layers, nullptr, c.fp8_scales, &b.fp8_weights)
                                      : "";
+  if (const StTensor* h = b.checkpoint.find("lm_head.weight"); h && h->row_scale && c.tie_word_embeddings)
+    throw CompileError(h->file +
+                       ": 'lm_head.weight' is pre-quantized, but config.json ties the LM head to the embedding "
+                       "(tie_word_embeddings true), which kiln would read in its place");
   if (const StTensor* e = b.checkpoint.find("model.embed_tokens.weight"); e && e->row_scale)
     throw CompileError(e->file +
                        ": the embedding 'model.embed_tokens.weight' is pre-quantized; "

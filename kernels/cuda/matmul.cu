@@ -1,4 +1,5 @@
-// CUDA matmul, y = x·wᵀ (+ bias) (+ y when accumulating), x f32, w f32|bf16|f16, f32 accumulate.
+// CUDA matmul, y = x·wᵀ (+ bias) (+ y when accumulating), x f32, w f32|bf16|f16 (or quantized: i8, i4,
+// f8e4m3 with their scales, below), f32 accumulate.
 // - Up to 8 activation rows (decode): a GEMV in which each warp owns one output feature (or a
 //   part of one, when few long rows would leave the memory system idle: split-K) and streams its
 //   weight row with 16-byte loads, reusing each weight for every row. This is the memory-bound
@@ -271,6 +272,140 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   });
 }
 
+// Quantized weights (matmul versions 2-4, kernels/matmul.h): i8 rows with a scale each, i4 in groups
+// (kernels/dtype.h's layout: 32 values in 16 bytes, values 0-15 the low nibbles, 16-31 the high ones)
+// with a scale and, asymmetric, a zero point each, f8e4m3 codes in groups with a scale each. Every
+// weight is what the CPU kernels use: i8 the integer q, its row's scale applied to the dot product;
+// i4 and f8e4m3 the f32 product of the value with its group's scale.
+
+// f8e4m3_value (kernels/dtype.h): the code's bits moved into an f32, then scaled by 2^120.
+__device__ __forceinline__ float f8_value(uint32_t code) {
+  return __uint_as_float((uint32_t(int32_t(int8_t(uint8_t(code)))) << 20) & 0x87f00000u) * kF8E4M3Unbias;
+}
+
+template <DType W>
+constexpr bool kQuantized = W == DType::I8 || W == DType::I4 || W == DType::F8E4M3;
+
+// Weight (j, i) of a quantized matmul as above (i8: q, unscaled).
+template <DType W>
+__device__ __forceinline__ float q_weight(const MatmulArgs& a, int64_t j, int64_t i) {
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  if constexpr (W == DType::I8) {
+    return float(int8_t(w[j * a.k + i]));
+  } else if constexpr (W == DType::I4) {
+    const int nibble = int((w[j * (a.k / 2) + (i / 32) * 16 + i % 16] >> (i % 32 < 16 ? 0 : 4)) & 15u);
+    const int64_t g = j * (a.k / a.group) + i / a.group;
+    return float(nibble - (a.w_zero ? int(a.w_zero[g]) : 8)) * a.w_scale[g];
+  } else {
+    return f8_value(w[j * a.k + i]) * a.w_scale[j * ((a.k + a.group - 1) / a.group) + i / a.group];
+  }
+}
+
+// Σ over n products of weights wv with x's row r from column i (16-byte aligned), in column order.
+template <int N>
+__device__ __forceinline__ float dot_x(const float (&wv)[N], const float* x, int64_t i) {
+  float sum = 0.0f;
+#pragma unroll
+  for (int c = 0; c < N; c += 4) {
+    const float4 xv = *reinterpret_cast<const float4*>(x + i + c);
+    sum += wv[c] * xv.x + wv[c + 1] * xv.y + wv[c + 2] * xv.z + wv[c + 3] * xv.w;
+  }
+  return sum;
+}
+
+// Whether the quantized GEMV takes 16-byte loads: aligned bases, and for i8 and f8e4m3 rows of whole
+// 16-value steps within one group each (i4 rows are whole 32-value steps: validate requires it).
+template <DType W>
+bool q_gemv_vec(const MatmulArgs& a) {
+  const bool aligned =
+      reinterpret_cast<uintptr_t>(a.w) % 16 == 0 && reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && a.k % 4 == 0;
+  if constexpr (W == DType::I4) return aligned && a.k % 32 == 0 && a.group % 32 == 0;
+  else if constexpr (W == DType::F8E4M3) return aligned && a.k % 16 == 0 && a.group % 16 == 0;
+  else return aligned && a.k % 16 == 0;
+}
+
+// One warp an output row, streaming it with 16-byte loads (32 i4 values or 16 i8/f8e4m3 values a lane
+// a step), each weight decoded in registers and used for every activation row.
+template <DType W, int R>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_q_kernel(MatmulArgs a, bool vec) {
+  const int lane = threadIdx.x & 31;
+  const int64_t j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
+  if (j >= a.m) return;  // (no block-wide synchronization below)
+  const int64_t chunk = a.rows / a.batch;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  if (vec && W == DType::I4) {
+    const uint8_t* row = w + uint64_t(j) * uint64_t(a.k / 2);
+    const int64_t groups = a.k / a.group;
+    for (int64_t b = lane; b < a.k / 32; b += 32) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(row + b * 16);
+      const int64_t g = j * groups + b * 32 / a.group;
+      const float s = a.w_scale[g];
+      const int z = a.w_zero ? int(a.w_zero[g]) : 8;
+      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+      float wv[32];
+#pragma unroll
+      for (int q = 0; q < 16; ++q) {
+        const uint32_t byte = (words[q / 4] >> (8 * (q % 4))) & 0xffu;
+        wv[q] = float(int(byte & 15u) - z) * s;
+        wv[16 + q] = float(int(byte >> 4) - z) * s;
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (r < a.rows) acc[r] += dot_x(wv, a.x + r * a.k, b * 32);
+    }
+  } else if (vec) {
+    const uint8_t* row = w + uint64_t(j) * uint64_t(a.k);
+    for (int64_t i = int64_t(lane) * 16; i < a.k; i += 32 * 16) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(row + i);
+      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+      float s = 1.0f;
+      if constexpr (W == DType::F8E4M3) s = a.w_scale[j * ((a.k + a.group - 1) / a.group) + i / a.group];
+      float wv[16];
+#pragma unroll
+      for (int q = 0; q < 16; ++q) {
+        const uint32_t byte = (words[q / 4] >> (8 * (q % 4))) & 0xffu;
+        if constexpr (W == DType::I8) wv[q] = float(int8_t(uint8_t(byte)));
+        else wv[q] = f8_value(byte) * s;
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (r < a.rows) acc[r] += dot_x(wv, a.x + r * a.k, i);
+    }
+  } else {
+    for (int64_t i = lane; i < a.k; i += 32) {
+      const float wv = q_weight<W>(a, j, i);
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (r < a.rows) acc[r] += wv * a.x[r * a.k + i];
+    }
+  }
+  const float bias = a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (r >= a.rows) break;
+    float v = cuda::warp_sum(acc[r]);
+    if constexpr (W == DType::I8) v *= a.w_scale[j];
+    v += bias;
+    if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) {
+      float* y = a.y + r * a.m + j;
+      *y = a.accumulate ? *y + v : v;
+    }
+  }
+}
+
+template <DType W>
+void launch_q_gemv(const MatmulArgs& a, cudaStream_t s) {
+  const dim3 grid(unsigned((a.m + kGemvWarps - 1) / kGemvWarps)), block(kGemvWarps * 32);
+  const bool vec = q_gemv_vec<W>(a);
+  if (a.rows <= 1) gemv_q_kernel<W, 1><<<grid, block, 0, s>>>(a, vec);
+  else if (a.rows <= 2) gemv_q_kernel<W, 2><<<grid, block, 0, s>>>(a, vec);
+  else if (a.rows <= 4) gemv_q_kernel<W, 4><<<grid, block, 0, s>>>(a, vec);
+  else gemv_q_kernel<W, 8><<<grid, block, 0, s>>>(a, vec);
+}
+
 constexpr int kTile = 64, kTileK = 16;
 
 template <DType W>
@@ -288,7 +423,12 @@ __global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
       const int64_t k = k0 + kk;
       const int64_t xr = r0 + row, wj = j0 + row;
       xs[kk][row] = (xr < a.rows && k < a.k) ? a.x[xr * a.k + k] : 0.0f;
-      ws[kk][row] = (wj < a.m && k < a.k) ? cuda::ld(a.w, W, uint64_t(wj * a.k + k)) : 0.0f;
+      float wv = 0.0f;
+      if (wj < a.m && k < a.k) {
+        if constexpr (kQuantized<W>) wv = q_weight<W>(a, wj, k) * (W == DType::I8 ? a.w_scale[wj] : 1.0f);
+        else wv = cuda::ld(a.w, W, uint64_t(wj * a.k + k));
+      }
+      ws[kk][row] = wv;
     }
     __syncthreads();
 #pragma unroll
@@ -349,6 +489,18 @@ template <DType W>
 void launch(const MatmulArgs& a, cudaStream_t s, bool pdl) {
   if (a.rows <= kGemvRows) {
     launch_gemv<W, false>(a, GemvNorm{}, s, pdl);
+    return;
+  }
+  const dim3 grid(unsigned((a.m + kTile - 1) / kTile), unsigned((a.rows + kTile - 1) / kTile));
+  gemm_kernel<W><<<grid, 256, 0, s>>>(a);
+}
+
+// Quantized weights: the GEMV up to kGemvMaxRows rows (no PDL: launched plainly, it starts once the
+// kernel before it is done), the tiled kernel decoding each weight above.
+template <DType W>
+void launch_quantized(const MatmulArgs& a, cudaStream_t s) {
+  if (a.rows <= kGemvRows) {
+    launch_q_gemv<W>(a, s);
     return;
   }
   const dim3 grid(unsigned((a.m + kTile - 1) / kTile), unsigned((a.rows + kTile - 1) / kTile));
@@ -426,6 +578,15 @@ void matmul_cuda(const MatmulArgs& a, cudaStream_t s, bool pdl) {
       break;
     case DType::F16:
       launch<DType::F16>(a, s, pdl);
+      break;
+    case DType::I8:
+      launch_quantized<DType::I8>(a, s);
+      break;
+    case DType::I4:
+      launch_quantized<DType::I4>(a, s);
+      break;
+    case DType::F8E4M3:
+      launch_quantized<DType::F8E4M3>(a, s);
       break;
     default:
       break;

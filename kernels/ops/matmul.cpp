@@ -1,7 +1,8 @@
 // matmul (kernels/matmul.h): a linear layer. On CUDA, prefill-sized GEMMs with 16-bit weights go
 // to cuBLASLt when it is loaded (runtime/cublaslt.h), the rest to kiln's GEMV and tiled kernels.
 // Version 2 appends the w_scale operand of i8 and i4 weights, version 3 the group attribute of f8e4m3
-// ones; only the CPU kernels run them so far.
+// ones, version 4 the w_zero operand of asymmetric i4 ones; on CUDA they take kiln's quantized GEMV and
+// tiled kernels (never cuBLASLt).
 #include "kernels/matmul.h"
 
 #include "kernels/fused.h"
@@ -104,24 +105,15 @@ MatmulArgs matmul_args(const OpLaunch& l) {
 }
 
 #ifdef KILN_WITH_CUDA
-bool quantized_weights(const OpLaunch& l) {
-  const DType t = l.in(1)->dtype;
-  return t == DType::I8 || t == DType::I4 || t == DType::F8E4M3;
-}
-
 uint64_t align256(uint64_t v) { return (v + 255) / 256 * 256; }
 
-// cuBLASLt's packed x, then its workspace, at the start of the launch scratch.
+// cuBLASLt's packed x, then its workspace, at the start of the launch scratch (16-bit weights only).
 uint64_t cuda_scratch_bytes(const OpLaunch& l) {
-  if (quantized_weights(l)) return 0;  // refused by bind_cuda
   const MatmulArgs a = matmul_args(l);
   return library_gemm_eligible(a) ? align256(library_gemm_x_bytes(a)) + kCublasLtWorkspaceBytes : 0;
 }
 
 Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
-  if (quantized_weights(l))
-    return unsupported("CUDA matmul has no kernels for " + std::string(dtype_name(l.in(1)->dtype)) + " weights yet ('" +
-                       l.in(1)->name + "'); run this plan on the CPU");
   const MatmulArgs a = matmul_args(l);
   CublasLt* lt = env.cublaslt && library_gemm_eligible(a) ? env.cublaslt() : nullptr;
   if (lt) {
@@ -134,7 +126,8 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
     if (gemm.status().code() != StatusCode::kUnsupported) return gemm.status();
     if (env.library_refused) ++*env.library_refused;  // no algorithm for this shape: kiln's kernel
   }
-  if (env.pdl && a.rows <= kGemvMaxRows && env.pdl_gemvs) ++*env.pdl_gemvs;
+  const bool quantized = a.w_dtype == DType::I8 || a.w_dtype == DType::I4 || a.w_dtype == DType::F8E4M3;
+  if (env.pdl && a.rows <= kGemvMaxRows && !quantized && env.pdl_gemvs) ++*env.pdl_gemvs;
   return CudaLaunch([a, pdl = env.pdl](void* s) -> Status {
     matmul_cuda(a, static_cast<cudaStream_t>(s), pdl);
     return Status::ok();

@@ -138,6 +138,27 @@ std::pair<const TensorInfo*, const TensorInfo*> weight_and_scale(const Plan& pla
   return {t, sc};
 }
 
+// A pre-quantized checkpoint compiled for CUDA (--target cuda, or all: CUDA and the CPU), loaded: its
+// matmul weights stay quantized, `quantized` tensors of dtype t, for kiln's quantized CUDA kernels
+// (tests/cuda runs them on a GPU); an --target all plan also runs here.
+std::shared_ptr<const Plan> cuda_target_plan(const TempDir& d, const std::string& dir, const std::string& target,
+                                             DType t, int quantized, const std::string& dtype = "",
+                                             const std::string& quantize = "") {
+  CAPTURE(target);
+  CompileOptions o = options(dir, d / ("cuda_target_" + target + ".kplan"));
+  o.target = target;
+  o.dtype = dtype;
+  o.quantize = quantize;
+  compile_model(o);
+  auto plan = load_plan(o.output);
+  CHECK(plan->has_target("cuda"));
+  CHECK(plan->has_target("cpu") == (target == "all"));
+  int n = 0;
+  for (const TensorInfo& ti : plan->tensors()) n += ti.dtype == t;
+  CHECK(n == quantized);
+  return plan;
+}
+
 }  // namespace
 
 TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and match transformers") {
@@ -256,14 +277,9 @@ TEST_CASE("prequantized: compressed-tensors int8 weights run as shipped and matc
       MESSAGE(line);
     }
   }
-  // CUDA targets: refused while the int8 weights stay int8.
-  for (const char* target : {"cuda", "all"}) {
-    CompileOptions o = options(fixture_dir(), d / (std::string(target) + ".kplan"));
-    o.target = target;
-    kiln::test::check_compile_refused(o, "pre-quantized int8 weights (compressed-tensors), which run on the CPU only");
-    o.quantize = "none";
-    CHECK(kiln::test::compile_error(o) == "");
-  }
+  // CUDA targets: the int8 weights stay int8; the plan for both backends runs here as the CPU plan does.
+  cuda_target_plan(d, fixture_dir(), "cuda", DType::I8, 8);
+  kiln::test::check_reference(cuda_target_plan(d, fixture_dir(), "all", DType::I8, 8), ref, 2, 1e-4, true);
 }
 
 TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported schemes are refused by name") {
@@ -559,12 +575,8 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
     CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int8 weights not kept as shipped") !=
           std::string::npos);
   }
-  // CUDA targets: refused while the int4 weights stay int4.
-  {
-    CompileOptions o = options(dir, d / "w4cuda.kplan");
-    o.target = "cuda";
-    kiln::test::check_compile_refused(o, "pre-quantized int4 weights (compressed-tensors), which run on the CPU only");
-  }
+  // CUDA targets: the int4 weights stay int4.
+  kiln::test::check_reference(cuda_target_plan(d, dir, "all", DType::I4, 8), ref, 2, 1e-4, true);
   // Malformed parts and schemes kiln's int4 does not hold: refused by name, no plan.
   const std::string w = "model.layers.1.self_attn.k_proj";
   const std::vector<RefusedEdit> cases = {
@@ -706,7 +718,7 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
       CHECK(f8 == f.f8_tensors);
       CHECK(int(read.size()) == f8);
       CHECK((moe_v2 > 0) == (f.base_family == "deepseek"));
-      CHECK(plan->targets().size() == 1);  // CPU only so far
+      CHECK(plan->targets().size() == 1);  // CPU only, unless --target asks for CUDA too
       for (int threads : {1, 2}) {
         CAPTURE(threads);
         const bool exact = c.dtype != "bf16";
@@ -717,12 +729,19 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
         MESSAGE(line);
       }
     }
-    CompileOptions o = options(dir, d / "cuda.kplan");
+    // A CUDA target keeps the FP8 weights (f32 compute: --quantize fp8, as --dtype alone upcasts them)
+    // but DeepSeek's routed experts, which CUDA has no quantized kernel for: those stay in the plan
+    // dtype, and the compile line says so.
+    const int experts = f.base_family == "deepseek" ? 4 : 0;  // 2 MoE layers' w_gu and w_down
+    auto plan = cuda_target_plan(d, dir, "all", DType::F8E4M3, f.f8_tensors - experts, "f32", "fp8");
+    CompileOptions o = options(dir, d / "cuda_note.kplan");
     o.target = "cuda";
-    kiln::test::check_compile_refused(
-        o,
-        "holds pre-quantized fp8 weights (e4m3 with their scales), which run on the CPU only so "
-        "far; use --target cpu, or --dtype bf16 (or f16, f32) to upcast them");
+    const CompileSummary s = compile_model(o);
+    CHECK((s.notes.find("MoE experts (a CUDA plan: no CUDA kernel for quantized experts yet)") != std::string::npos) ==
+          (experts > 0));
+    const auto [logits, err] = kiln::test::check_reference(plan, ref, 2, 1e-4, true);
+    const std::string line = f.name + " for CUDA and the CPU, run here: rel L2 " + std::to_string(err);
+    MESSAGE(line);
   }
 }
 
@@ -930,12 +949,8 @@ TEST_CASE("prequantized: compressed-tensors FP8 weights run as shipped and match
     for (const TensorInfo& t : plan->tensors()) f8 += t.dtype == DType::F8E4M3;
     CHECK(f8 == 8);
   }
-  // A CUDA target is refused with advice that works for this layout (--dtype would keep it FP8).
-  {
-    CompileOptions o = options(kiln::test::fixture("ct_fp8_channel_f32", "quantized"), d / "ct_cuda.kplan");
-    o.target = "cuda";
-    kiln::test::check_compile_refused(o, "use --target cpu, or --quantize none to dequantize them");
-  }
+  // A CUDA target keeps them f8e4m3.
+  cuda_target_plan(d, kiln::test::fixture("ct_fp8_channel_f32", "quantized"), "cuda", DType::F8E4M3, 8);
   // Activation quantization (llm-compressor's FP8_DYNAMIC) and other float widths are refused by name.
   const std::string src = kiln::test::fixture("ct_fp8_channel_f32", "quantized");
   const std::vector<RefusedEdit> cases = {
@@ -1180,10 +1195,7 @@ TEST_CASE("prequantized: GPTQ weights run as shipped and match AutoRound's dequa
     const auto [logits, err] = kiln::test::check_reference(plan, ref, 2, 5e-2, false);
     CHECK(err > 1e-4);  // re-quantized from the dequantized values: near, not at, them
   }
-  CompileOptions cuda = options(w4, d / "gptq_cuda.kplan");
-  cuda.target = "cuda";
-  CHECK(kiln::test::compile_error(cuda).find("holds pre-quantized int4 weights (GPTQ), which run on the CPU only") !=
-        std::string::npos);
+  kiln::test::check_reference(cuda_target_plan(d, w4, "all", DType::I4, 8, "f32"), ref, 2, 1e-3, true);
 }
 
 TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes are refused by name") {
@@ -1287,4 +1299,99 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
   o.allow_unknown_config = true;
   const CompileSummary s = compile_model(o);
   CHECK(s.notes.find("quantization_config.rotation") != std::string::npos);
+}
+
+// GPTQ edge cases on edited copies of the AutoRound fixtures: zero points at both ends of what GPTQ
+// stores (16 and 1: stored 15 and 0), kept as i8 and read the same by the kernels and the dequantizer;
+// no g_idx, and no "sym" key (symmetric), giving the same logits; a bias of zeros saved with a
+// bias-free projection ignored, any other refused; a quantized LM head tied to the embedding refused.
+TEST_CASE("prequantized: GPTQ zero points 1 and 16, no g_idx or sym, zero biases and a tied quantized head") {
+  TempDir d;
+  const std::string asym = kiln::test::fixture("gptq_w4g32_asym_f32", "quantized");
+  const std::string w4 = kiln::test::fixture("gptq_w4g32_f32", "quantized");
+  const auto ref = kiln::test::load_reference(asym);
+  const std::string q = "model.layers.0.self_attn.q_proj";
+  // Output 0's zero point, group 0: stored 15 (zero 16); output 1's: stored 0 (zero 1).
+  const std::string ends = edited(
+      d, "ends", [&](RawTensors& ts) { ts[q + ".qzeros"].bytes[0] = 0x0f; }, nullptr, asym);
+  std::vector<float> logits[2];
+  for (const std::string quantize : {"", "none"}) {
+    CompileOptions o = options(ends, d / ("ends" + quantize + ".kplan"));
+    o.dtype = "f32";
+    o.quantize = quantize;
+    compile_model(o);
+    auto plan = load_plan(o.output);
+    if (quantize.empty()) {
+      const TensorInfo* zt = nullptr;
+      for (const TensorInfo& t : plan->tensors())
+        if (t.name == "model.layers.0.self_attn.qkv_proj.weight.zero") zt = &t;
+      REQUIRE(zt != nullptr);
+      const int8_t* z = reinterpret_cast<const int8_t*>(plan->weights_base() + zt->offset);
+      const int64_t groups = zt->shape[1];
+      CHECK(z[0] == 16);
+      CHECK(z[groups] == 1);
+      // every other zero point of q_proj is the checkpoint's stored one plus one
+      const RawTensors raw = read_raw(ends + "/model.safetensors");
+      const RawTensor& qz = raw.at(q + ".qzeros");
+      int wrong = 0;
+      for (int64_t r = 0; r < 64; ++r)
+        for (int64_t g = 0; g < groups; ++g) {
+          uint32_t word;
+          std::memcpy(&word, qz.bytes.data() + (g * qz.shape[1] + r / 8) * 4, 4);
+          wrong += z[r * groups + g] != int((word >> (4 * (r % 8))) & 15u) + 1;
+        }
+      CHECK(wrong == 0);
+    }
+    logits[quantize.empty() ? 0 : 1] = kiln::test::check_reference(plan, ref, 2, 0.5, false).first;
+  }
+  // the kernels (kept) and the dequantizer (none) read zero points 16 and 1 alike: only rounding apart
+  CHECK(kiln::test::rel_l2(logits[0].data(), logits[1].data(), logits[0].size()) < 1e-3);
+  // No g_idx, no sym: the same plan's logits as the fixture's.
+  CompileOptions base = options(w4, d / "base.kplan");
+  base.dtype = "f32";
+  compile_model(base);
+  const auto base_logits =
+      kiln::test::check_reference(load_plan(base.output), kiln::test::load_reference(w4), 2, 1e-3, true).first;
+  const std::string plain = edited(
+      d, "plain",
+      [](RawTensors& ts) {
+        for (auto it = ts.begin(); it != ts.end();)
+          it = it->first.size() > 6 && it->first.rfind(".g_idx") == it->first.size() - 6 ? ts.erase(it) : std::next(it);
+      },
+      [](nlohmann::json& j) { j["quantization_config"].erase("sym"); }, w4);
+  CompileOptions o = options(plain, d / "plain.kplan");
+  o.dtype = "f32";
+  compile_model(o);
+  const auto plain_logits =
+      kiln::test::check_reference(load_plan(o.output), kiln::test::load_reference(w4), 2, 1e-3, true).first;
+  CHECK(plain_logits == base_logits);
+  // A bias of zeros with q_proj (which LLaMA has none of) is ignored; a non-zero one is refused.
+  auto with_bias = [&](uint8_t byte) {
+    return [q, byte](RawTensors& ts) { ts[q + ".bias"] = {"F16", {64}, std::vector<uint8_t>(128, byte)}; };
+  };
+  const std::string zero_bias = edited(d, "zero_bias", with_bias(0), nullptr, w4);
+  CHECK(kiln::test::compile_error(options(zero_bias, d / "zb.kplan")) == "");
+  const std::vector<RefusedEdit> cases = {
+      {"a non-zero bias", with_bias(0x3c), nullptr, "'" + q + ".bias'"},
+      {"a quantized head tied to the embedding",
+       [&](RawTensors& ts) {
+         ts.erase("lm_head.weight");
+         for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"}) {
+           RawTensor t = ts.at(q + part);  // q_proj's tensors widened from 64 to 256 outputs
+           if (std::string(part) != ".g_idx") {
+             t.shape[1] *= 4;
+             std::vector<uint8_t> wide;
+             const size_t row = t.bytes.size() / size_t(t.shape[0]);
+             for (int64_t r = 0; r < t.shape[0]; ++r)
+               for (int rep = 0; rep < 4; ++rep)
+                 wide.insert(wide.end(), t.bytes.begin() + long(r * row), t.bytes.begin() + long((r + 1) * row));
+             t.bytes = std::move(wide);
+           }
+           ts["lm_head" + std::string(part)] = std::move(t);
+         }
+       },
+       [](nlohmann::json& j) { j["tie_word_embeddings"] = true; },
+       "'lm_head.weight' is pre-quantized, but config.json ties the LM head to the embedding"},
+  };
+  check_refused(d, w4, cases, "", "");
 }

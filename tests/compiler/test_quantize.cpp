@@ -578,18 +578,16 @@ TEST_CASE("quantize: bad options and weights are refused with one clear line, an
     bool head = false;
     int64_t group = 0;
   };
-  for (const Case& c :
-       {Case{"int7", "", "--quantize 'int7' is not one of int8, int4, fp8, none"},
-        Case{"fp8", "cuda", "use --target cpu (not cuda)"},
-        Case{"fp8", "", "--group-size is for --quantize int4 (not --quantize fp8)", false, 32},
-        Case{"int8", "all", "use --target cpu (not all)"}, Case{"int8", "cuda", "use --target cpu (not cuda)"},
-        Case{"int4", "cuda", "use --target cpu (not cuda)"}, Case{"", "", "--quantize-head needs --quantize", true},
-        Case{"int8", "", "--group-size is for --quantize int4", false, 32},
-        Case{"", "", "--group-size is for --quantize int4", false, 64},
-        Case{"int4", "", "--group-size 48 is not a positive multiple of 32", false, 48},
-        Case{"int4", "", "--group-size -32 is not a positive multiple of 32", false, -32},
-        // No weight of the fixture has rows of a whole number of 256-value groups (64 and 160 wide).
-        Case{"int4", "", "--quantize int4: no weight of this model can be quantized (", false, 256}}) {
+  for (const Case& c : {Case{"int7", "", "--quantize 'int7' is not one of int8, int4, fp8, none"},
+                        Case{"fp8", "gpu", "--target 'gpu' is not one of cpu, cuda, all"},
+                        Case{"fp8", "", "--group-size is for --quantize int4 (not --quantize fp8)", false, 32},
+                        Case{"", "", "--quantize-head needs --quantize", true},
+                        Case{"int8", "", "--group-size is for --quantize int4", false, 32},
+                        Case{"", "", "--group-size is for --quantize int4", false, 64},
+                        Case{"int4", "", "--group-size 48 is not a positive multiple of 32", false, 48},
+                        Case{"int4", "", "--group-size -32 is not a positive multiple of 32", false, -32},
+                        // No weight of the fixture has rows of a whole number of 256-value groups (64 and 160 wide).
+                        Case{"int4", "", "--quantize int4: no weight of this model can be quantized (", false, 256}}) {
     CAPTURE(c.quantize);
     CAPTURE(c.group);
     CompileOptions o = int8_options(gqa, d / "bad.kplan");
@@ -600,6 +598,24 @@ TEST_CASE("quantize: bad options and weights are refused with one clear line, an
     CHECK(kiln::test::compile_error(o).find(c.expect) != std::string::npos);
     CHECK_FALSE(kiln::path_exists(o.output));
   }
+  // CUDA targets (asked for: a quantized plan is for the CPU by default) keep the weights quantized for
+  // kiln's quantized CUDA kernels (tests/cuda); --target all keeps the CPU too.
+  for (const auto& [quantize, dtype] :
+       {std::pair<std::string, DType>{"int8", DType::I8}, {"int4", DType::I4}, {"fp8", DType::F8E4M3}})
+    for (const std::string target : {"", "cuda", "all"}) {
+      CAPTURE(quantize);
+      CAPTURE(target);
+      CompileOptions o = int8_options(gqa, d / ("t" + quantize + target + ".kplan"));
+      o.quantize = quantize;
+      o.target = target;
+      compile_model(o);
+      auto plan = Plan::load_file(o.output).take();
+      CHECK(plan->has_target("cuda") == !target.empty());
+      CHECK(plan->has_target("cpu") == (target != "cuda"));
+      int n = 0;
+      for (const TensorInfo& t : plan->tensors()) n += t.dtype == dtype;
+      CHECK(n == 8);
+    }
   // Rows that are not whole blocks of 32 values (a tiny LLaMA's 8 and 12): no int4 weight.
   {
     const std::string tiny = d / "tiny";

@@ -62,6 +62,103 @@ TEST_CASE(
       }
 }
 
+// Quantized weights (matmul versions 2-4) against the CPU kernels: i8 with a scale a row (all of
+// [-128, 127]), i4 in groups of 32 and 128 symmetric and with zero points (0 to 16, as GPTQ's may be),
+// f8e4m3 in groups of 16, 48 and a whole row (every code but NaN, subnormals included); scales of both
+// signs; the GEMV (16-byte loads, and the element path for rows that are not whole 16-value steps) and
+// the tiled kernel; bias, accumulate and padding rows.
+TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (GEMV and tiled paths)") {
+  if (skip_without_gpu()) return;
+  ThreadPool pool(2, matmul_scratch_floats(4096, 300, DType::I8));
+  uint32_t seed = 900, state = 12345;
+  auto next_byte = [&state] {
+    state = state * 1664525u + 1013904223u;
+    return uint8_t(state >> 24);
+  };
+  struct Case {
+    DType w;
+    int64_t k, group;  // group: i4 and f8e4m3 values per scale (0: i8, a scale a row)
+    bool zeros;        // i4 zero points
+  };
+  for (const Case& c :
+       {Case{DType::I8, 64, 0, false}, Case{DType::I8, 4096, 0, false}, Case{DType::I8, 70, 0, false},
+        Case{DType::I4, 64, 32, false}, Case{DType::I4, 1024, 128, false}, Case{DType::I4, 1024, 128, true},
+        Case{DType::I4, 96, 32, true}, Case{DType::F8E4M3, 64, 16, false}, Case{DType::F8E4M3, 1056, 48, false},
+        Case{DType::F8E4M3, 4096, 4096, false}, Case{DType::F8E4M3, 70, 70, false}})
+    for (int64_t rows : {1, 3, 8, 37}) {
+      CAPTURE(std::string(dtype_name(c.w)));
+      CAPTURE(c.k);
+      CAPTURE(c.group);
+      CAPTURE(c.zeros);
+      CAPTURE(rows);
+      const int64_t k = c.k, m = 301, batch = rows == 8 ? 2 : 1;
+      const int64_t spr = c.w == DType::I8 ? 1 : (k + c.group - 1) / c.group;
+      std::vector<uint8_t> w(size_t(c.w == DType::I4 ? m * k / 2 : m * k));
+      for (uint8_t& b : w) {
+        b = next_byte();
+        if (c.w == DType::F8E4M3 && (b & 0x7fu) == 0x7fu) b &= 0xfeu;  // not the NaN codes
+      }
+      auto scale = random_floats(size_t(m * spr), seed++, c.w == DType::F8E4M3 ? 0.01f : 0.02f);
+      std::vector<int8_t> zero(c.zeros ? size_t(m * spr) : 0);
+      for (int8_t& z : zero) z = int8_t(next_byte() % 17);
+      const auto x = random_floats(size_t(rows * k), seed++);
+      const auto bias = random_floats(size_t(m), seed++);
+      const auto y0 = random_floats(size_t(rows * m), seed++);
+      std::vector<int32_t> valid = {int32_t(rows / batch), int32_t(rows / batch / 2)};
+      valid.resize(size_t(batch));
+      for (int acc = 0; acc < 2; ++acc) {
+        CAPTURE(acc);
+        std::vector<float> yc = acc ? y0 : std::vector<float>(y0.size(), kNaN);
+        Dev dx(x), dw(w), db(bias), dy(yc), dv(valid), ds(scale), dz(zero);
+        MatmulArgs a{x.data(),
+                     w.data(),
+                     c.w,
+                     bias.data(),
+                     DType::F32,
+                     yc.data(),
+                     rows,
+                     k,
+                     m,
+                     acc == 1,
+                     valid.data(),
+                     batch,
+                     scale.data(),
+                     c.group,
+                     c.zeros ? zero.data() : nullptr};
+        matmul_cpu(a, pool);
+        MatmulArgs g{dx.as<float>(),
+                     dw.p,
+                     c.w,
+                     db.p,
+                     DType::F32,
+                     dy.as<float>(),
+                     rows,
+                     k,
+                     m,
+                     acc == 1,
+                     dv.as<int32_t>(),
+                     batch,
+                     ds.as<float>(),
+                     c.group,
+                     c.zeros ? dz.as<int8_t>() : nullptr};
+        matmul_cuda(g, nullptr);
+        sync_ok();
+        const auto yg = dy.get<float>();
+        std::vector<float> a1, a2;
+        for (size_t i = 0; i < yg.size(); ++i) {
+          const int64_t r = int64_t(i) / m;
+          if ((r % (rows / batch)) < valid[size_t(r / (rows / batch))]) {
+            a1.push_back(yg[i]);
+            a2.push_back(yc[i]);
+          } else if (!acc) {
+            REQUIRE(std::isnan(yg[i]));
+          }
+        }
+        CHECK(rel_l2(a1.data(), a2.data(), a1.size()) < 1e-5);
+      }
+    }
+}
+
 // The fused decode GEMVs against the CPU's separate kernels: RMSNorm as a prologue, SwiGLU as an
 // epilogue, and both; padding rows stay unwritten.
 TEST_CASE("cuda: decode GEMVs with RMSNorm and/or SwiGLU fused match the CPU's separate kernels") {

@@ -59,11 +59,12 @@ int main(int argc, char** argv) {
   compile->add_flag("--allow-unknown-config", co.allow_unknown_config,
                     "Compile although a config sets keys kiln does not model (they may change the model); each "
                     "is noted in the plan instead of refused");
-  compile->add_option("--quantize", co.quantize,
-                      "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
-                      "scale per --group-size values), fp8 (e4m3, per-row scales, or an FP8 checkpoint's blocks; "
-                      "all CPU only so far) or none (also: dequantize a pre-quantized checkpoint, which otherwise "
-                      "stays int8, int4 or FP8 as shipped; DeepSeek-layout FP8 compiled with --dtype is upcast to it)");
+  compile->add_option(
+      "--quantize", co.quantize,
+      "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
+      "scale per --group-size values), fp8 (e4m3, per-row scales, or an FP8 checkpoint's blocks; "
+      "CPU plans unless --target asks for CUDA) or none (also: dequantize a pre-quantized checkpoint, which otherwise "
+      "stays int8, int4 or FP8 as shipped; DeepSeek-layout FP8 compiled with --dtype is upcast to it)");
   compile->add_option("--group-size", co.group_size,
                       "With --quantize int4: values per scale along each row, a multiple of 32 (default: 128, or "
                       "the largest of 96, 64, 32 that divides a weight's rows; a W4A16 checkpoint's own)");
