@@ -11,8 +11,10 @@
 #              DeepSeek-V2-Lite and Llama-3.1-8B shapes (kiln-random-checkpoint), against the
 #              device-to-device copy floor measured in the same run, and HF transformers eager on
 #              the same weights when torch is there (bench.log)
+#   quant      with the LLM shapes in QUANT_SHAPES (default 8b): the same checkpoint with --quantize fp8
+#              and int4 (kiln's quantized CUDA kernels), decode at context 128 and prefill (bench.log)
 #   sd15       one SD1.5-shaped 512² text-to-image plan: UNet step and whole image (bench.log)
-# PARTS selects and orders them (default "tests sanitizer 1b v2-lite 8b sd15"); BUDGET_S (default
+# PARTS selects and orders them (default "tests sanitizer 1b v2-lite 8b quant sd15"); BUDGET_S (default
 # 450) bounds the whole run: every step is cut at the budget's end and later parts are reported as
 # NOT RUN. Set-up (GPU, binaries, checkpoints, compiles) goes to setup.log; the table (table.txt) is
 # printed last. At most 8 files are written to OUT_DIR (the device tool returns no more).
@@ -35,7 +37,7 @@ out="${1:-device-check}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 budget="${BUDGET_S:-450}"
-parts=" ${PARTS:-tests sanitizer 1b v2-lite 8b sd15} "
+parts=" ${PARTS:-tests sanitizer 1b v2-lite 8b quant sd15} "
 carried="${BUILD_DIR:-build-sm90}"
 work="${WORK_DIR:-/tmp/kiln-device-check}"
 t0=$SECONDS
@@ -259,6 +261,7 @@ bench_llm() {
     [ $rc -ne 0 ] && fail "$name" "kiln-bench exited $rc after its first RESULT (bench.log)"
   fi
   rm -f "$plan"
+  [[ " ${QUANT_SHAPES-8b} " == *" $shape "* ]] && want quant && bench_quant "$shape" "$ck"
   if [ "${HF:-1}" = 1 ] && python3 -c "import torch, transformers" 2>/dev/null && has_time "HF eager $shape" 90; then
     log="$work/hf-$shape.log"
     : > "$log"
@@ -269,6 +272,32 @@ bench_llm() {
     else notrun "HF eager $shape" "no result ($(tail -1 "$log"))"; fi
   fi
   rm -rf "$ck"
+}
+# Quantized weights on the same checkpoint (issue 19's targets: 8B FP8 <= 2.3 ms/token, int4 <= 1.5):
+# compiled with --quantize fp8 and int4 for the device, decode at context 128 only.
+declare -A quant_target=([fp8]=2.3 [int4]=1.5)
+bench_quant() {
+  local shape=$1 ck=$2 scheme name plan log r rc
+  for scheme in fp8 int4; do
+    name="kiln $shape $scheme"
+    has_time "$name" 90 || return
+    plan="$work/$shape-$scheme.kplan" log="$work/bench-$shape-$scheme.log"
+    capped 200 "$setup_log" "$bin/kiln" compile "$ck" -o "$plan" --dtype bf16 --max-seq 2048 --batch 1 --chunk 512 \
+      --quantize "$scheme" --target "$device" || { fail "$name" "compile failed or was cut (setup.log)"; rm -f "$plan"; continue; }
+    : > "$log"
+    capped 120 "$log" "$bin/kiln-bench" "$plan" --device "$device" --steps $steps --context 128 --prefill $prefill
+    rc=$?
+    cat "$log" >> "$bench_log"
+    r="$(grep -m1 '^RESULT' "$log")"
+    if [ -z "$r" ]; then
+      fail "$name" "$([ $rc -eq 124 ] && echo 'cut at the time budget' || echo "rc=$rc"): $(grep -m1 error "$log" || tail -1 "$log")"
+    else
+      row "$name decode ctx 128 (ms/token)" \
+        "$(field generate_ms "$r") generate loop; floor $(field floor_ms "$r") at $(field gbs "$r") GB/s; target <= ${quant_target[$scheme]}: $(verdict "$(field generate_ms "$r")" "${quant_target[$scheme]}")"
+      row "$name prefill $prefill tokens (ms)" "$(field prefill_ms "$r")"
+    fi
+    rm -f "$plan"
+  done
 }
 for shape in 1b v2-lite 8b; do
   want "$shape" && bench_llm "$shape"
