@@ -515,6 +515,9 @@ def fp8_block_fixtures(repo):
 # for square weights; the g_idx AutoRound writes is checked to be the groups in order.)
 # (name, bits, group_size, sym)
 GPTQ_CASES = [("gptq_w4g32_f32", 4, 32, True), ("gptq_w4g32_asym_f32", 4, 32, False), ("gptq_w8_f32", 8, -1, True)]
+# and for this one reference_lora.safetensors: the same with the LoRA fixture all_linear_r8 (made for the
+# base, gqa_f32) merged by peft into the dequantized weights
+LORA_GPTQ_CASE = "gptq_w4g32_asym_f32"
 
 
 def gptq_fixtures(repo, only=None):
@@ -583,6 +586,17 @@ def gptq_fixtures(repo, only=None):
         assert not unexpected and all(k.endswith("rotary_emb.inv_freq") for k in missing), (missing, unexpected)
         with torch.no_grad():
             logits = ref_model(ref["input_ids"]).logits.float().contiguous()
+        # LoRA on the GPTQ checkpoint (the all_linear_r8 adapter, trained for the same base): peft merging
+        # it into the dequantized weights, as kiln merges into them
+        if name == LORA_GPTQ_CASE:
+            from peft import PeftModel
+            import copy
+            lora_dir = os.path.join(repo, "tests", "fixtures", "lora", "all_linear_r8", "adapter")
+            merged = PeftModel.from_pretrained(copy.deepcopy(ref_model), lora_dir).merge_and_unload().eval()
+            with torch.no_grad():
+                lora_logits = merged(ref["input_ids"]).logits.float().contiguous()
+            save_greedy_reference(merged, ref, {}, lora_logits, name + " + LoRA",
+                                  os.path.join(out, "reference_lora.safetensors"))
         greedy, margins = save_greedy_reference(ref_model, ref, {}, logits, name,
                                                 os.path.join(out, "reference.safetensors"))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()

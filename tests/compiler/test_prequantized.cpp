@@ -1304,8 +1304,9 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
 // GPTQ edge cases on edited copies of the AutoRound fixtures: zero points at both ends of what GPTQ
 // stores (16 and 1: stored 15 and 0), kept as i8 and read the same by the kernels and the dequantizer;
 // no g_idx, and no "sym" key (symmetric), giving the same logits; a bias of zeros saved with a
-// bias-free projection ignored, any other refused; a quantized LM head tied to the embedding refused.
-TEST_CASE("prequantized: GPTQ zero points 1 and 16, no g_idx or sym, zero biases and a tied quantized head") {
+// bias-free projection ignored, any other refused; a quantized LM head tied to the embedding refused; a
+// LoRA adapter merged into the dequantized weights, against peft (reference_lora).
+TEST_CASE("prequantized: GPTQ zero points 1 and 16, no g_idx or sym, zero biases, a tied quantized head, LoRA") {
   TempDir d;
   const std::string asym = kiln::test::fixture("gptq_w4g32_asym_f32", "quantized");
   const std::string w4 = kiln::test::fixture("gptq_w4g32_f32", "quantized");
@@ -1394,4 +1395,21 @@ TEST_CASE("prequantized: GPTQ zero points 1 and 16, no g_idx or sym, zero biases
        "'lm_head.weight' is pre-quantized, but config.json ties the LM head to the embedding"},
   };
   check_refused(d, w4, cases, "", "");
+  // A LoRA adapter on the asymmetric checkpoint changes every quantized weight: as shipped none would
+  // stay int4, which is refused with the ways out; with --quantize none it is merged into the dequantized
+  // weights, against peft merging it into them (reference_lora).
+  CompileOptions lo = options(asym, d / "lora.kplan");
+  lo.dtype = "f32";
+  lo.lora = {{kiln::test::fixtures_root() + "/lora/all_linear_r8/adapter", 1.0}};
+  kiln::test::check_compile_refused(lo,
+                                    "none of its pre-quantized int4 weights can stay int4 (8 not pre-quantized "
+                                    "in the checkpoint, or changed by an adapter");
+  lo.quantize = "none";
+  const CompileSummary ls = compile_model(lo);
+  CHECK(ls.notes.find("14 pre-quantized int4 checkpoint weights (GPTQ) dequantized to f32 (--quantize none)") !=
+        std::string::npos);
+  const auto [lora_logits, lora_err] = kiln::test::check_reference(
+      load_plan(lo.output), kiln::test::load_reference(asym, "reference_lora.safetensors"), 2, 1e-4, true);
+  const std::string line = "GPTQ asymmetric + LoRA, merged: rel L2 " + std::to_string(lora_err);
+  MESSAGE(line);
 }
