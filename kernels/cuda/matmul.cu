@@ -425,7 +425,7 @@ __global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
       xs[kk][row] = (xr < a.rows && k < a.k) ? a.x[xr * a.k + k] : 0.0f;
       float wv = 0.0f;
       if (wj < a.m && k < a.k) {
-        if constexpr (kQuantized<W>) wv = q_weight<W>(a, wj, k) * (W == DType::I8 ? a.w_scale[wj] : 1.0f);
+        if constexpr (kQuantized<W>) wv = q_weight<W>(a, wj, k);  // (i8: q, its row scale applied below)
         else wv = cuda::ld(a.w, W, uint64_t(wj * a.k + k));
       }
       ws[kk][row] = wv;
@@ -454,7 +454,9 @@ __global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
     for (int q = 0; q < 4; ++q) {
       const int64_t j = j0 + tc * 4 + q;
       if (j >= a.m) continue;
-      const float v = acc[p][q] + (a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f);
+      float v = acc[p][q];
+      if constexpr (W == DType::I8) v *= a.w_scale[j];  // (x·q)·scale, as matmul.h defines version 2
+      v += a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f;
       float* y = a.y + r * a.m + j;
       *y = a.accumulate ? *y + v : v;
     }

@@ -232,7 +232,8 @@ TEST_CASE("cuda: a CPU-only plan is refused with a clear error") {
 // Quantized plans (--target all) on the GPU against the same plan on the CPU: kiln's quantized GEMV and
 // tiled kernels for int8, int4 (symmetric and asymmetric), fp8, and checkpoints kept as shipped
 // (compressed-tensors int8, GPTQ asymmetric int4, DeepSeek's FP8 blocks, whose routed experts a CUDA
-// plan keeps in the plan dtype); f32 compute, so only the order of sums differs; graphs equal stream mode.
+// plan keeps in the plan dtype); f32 compute, so only the order of sums differs; graphs equal stream mode
+// and PDL (which the quantized GEMVs' neighbours use) bit for bit.
 TEST_CASE("cuda: quantized plans (int8, int4, fp8, as shipped or quantized here) match the CPU backend") {
   if (skip_without_gpu()) return;
   TempDir d;
@@ -271,11 +272,12 @@ TEST_CASE("cuda: quantized plans (int8, int4, fp8, as shipped or quantized here)
     const auto ref = kiln::test::load_reference(o.model_dir);
     std::vector<std::vector<float>> logits;
     std::vector<std::vector<int32_t>> tokens;
-    for (const char* dev : {"cpu", "cuda", "cuda-stream"}) {
+    for (const char* dev : {"cpu", "cuda", "cuda-stream", "cuda-pdl", "cuda-stream-pdl"}) {
       const std::string mode = dev;
       ContextOptions co;
       co.device = mode == "cpu" ? "cpu" : "cuda";
-      co.use_graphs = mode != "cuda-stream";
+      co.use_graphs = mode.find("stream") == std::string::npos;
+      co.use_pdl = mode.find("pdl") != std::string::npos;  // (bf16 neighbours' GEMVs; the quantized ones never)
       auto ctx = Context::create(plan, co);
       REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
       std::vector<float> l(ref.logits.size(), kNaN);
@@ -291,10 +293,12 @@ TEST_CASE("cuda: quantized plans (int8, int4, fp8, as shipped or quantized here)
       tokens.push_back(std::move(out));
     }
     const double vs_cpu = rel_l2(logits[1].data(), logits[0].data(), ref.logits.size());
-    CHECK(vs_cpu <= 1e-5);
+    CHECK(vs_cpu <= 1e-4);  // (the f32 bound of the plain plans' test against transformers)
     CHECK(tokens[1] == tokens[0]);
-    CHECK(std::memcmp(logits[1].data(), logits[2].data(), logits[1].size() * sizeof(float)) == 0);
-    CHECK(tokens[1] == tokens[2]);
+    for (size_t k : {2, 3, 4}) {
+      CHECK(std::memcmp(logits[1].data(), logits[k].data(), logits[1].size() * sizeof(float)) == 0);
+      CHECK(tokens[1] == tokens[k]);
+    }
     const std::string line = c.name + " " + (c.quantize.empty() ? "as shipped" : c.quantize) +
                              (c.asymmetric ? " asymmetric" : "") + " on cuda: " + std::to_string(vs_cpu) +
                              " rel L2 from the CPU's logits";

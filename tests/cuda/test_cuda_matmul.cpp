@@ -64,9 +64,10 @@ TEST_CASE(
 
 // Quantized weights (matmul versions 2-4) against the CPU kernels: i8 with a scale a row (all of
 // [-128, 127]), i4 in groups of 32 and 128 symmetric and with zero points (0 to 16, as GPTQ's may be),
-// f8e4m3 in groups of 16, 48 and a whole row (every code but NaN, subnormals included); scales of both
-// signs; the GEMV (16-byte loads, and the element path for rows that are not whole 16-value steps) and
-// the tiled kernel; bias, accumulate and padding rows.
+// f8e4m3 in groups of 16, 48 (with a short last group) and a whole row (every code but NaN, subnormals
+// included); scales of both signs; the GEMV (16-byte loads, and the element path for rows that are not
+// whole 16-value steps or x that is not 16-byte aligned) and the tiled kernel; bias, accumulate and
+// padding rows.
 TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (GEMV and tiled paths)") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2, matmul_scratch_floats(4096, 300, DType::I8));
@@ -77,21 +78,37 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
   };
   struct Case {
     DType w;
-    int64_t k, group;  // group: i4 and f8e4m3 values per scale (0: i8, a scale a row)
-    bool zeros;        // i4 zero points
+    int64_t k, group;         // group: i4 and f8e4m3 values per scale (0: i8, a scale a row)
+    bool zeros;               // i4 zero points
+    bool misaligned = false;  // x 4 bytes past a 16-byte boundary: the GEMV's element path
   };
-  for (const Case& c :
-       {Case{DType::I8, 64, 0, false}, Case{DType::I8, 4096, 0, false}, Case{DType::I8, 70, 0, false},
-        Case{DType::I4, 64, 32, false}, Case{DType::I4, 1024, 128, false}, Case{DType::I4, 1024, 128, true},
-        Case{DType::I4, 96, 32, true}, Case{DType::F8E4M3, 64, 16, false}, Case{DType::F8E4M3, 1056, 48, false},
-        Case{DType::F8E4M3, 4096, 4096, false}, Case{DType::F8E4M3, 70, 70, false}})
-    for (int64_t rows : {1, 3, 8, 37}) {
+  const std::vector<Case> cases = {
+      {DType::I8, 64, 0, false},
+      {DType::I8, 4096, 0, false},
+      {DType::I8, 70, 0, false},
+      {DType::I8, 64, 0, false, true},
+      {DType::I4, 64, 32, false},
+      {DType::I4, 1024, 128, false},
+      {DType::I4, 1024, 128, true},
+      {DType::I4, 96, 32, true},
+      {DType::I4, 96, 32, true, true},
+      {DType::F8E4M3, 64, 16, false},
+      {DType::F8E4M3, 1056, 48, false},
+      {DType::F8E4M3, 1072, 48, false},
+      {DType::F8E4M3, 80, 48, false},
+      {DType::F8E4M3, 4096, 4096, false},
+      {DType::F8E4M3, 70, 70, false},
+      {DType::F8E4M3, 1072, 48, false, true}};  // (1072 and 80 in groups of 48: a short last group)
+  for (const Case& c : cases)
+    for (int64_t rows : {1, 3, 8, 38}) {
       CAPTURE(std::string(dtype_name(c.w)));
       CAPTURE(c.k);
       CAPTURE(c.group);
       CAPTURE(c.zeros);
+      CAPTURE(c.misaligned);
       CAPTURE(rows);
-      const int64_t k = c.k, m = 301, batch = rows == 8 ? 2 : 1;
+      // (8 and 38 rows: two sequences, the second half padding, in the GEMV and in the tiled kernel)
+      const int64_t k = c.k, m = 301, batch = rows == 8 || rows == 38 ? 2 : 1;
       const int64_t spr = c.w == DType::I8 ? 1 : (k + c.group - 1) / c.group;
       std::vector<uint8_t> w(size_t(c.w == DType::I4 ? m * k / 2 : m * k));
       for (uint8_t& b : w) {
@@ -102,6 +119,8 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
       std::vector<int8_t> zero(c.zeros ? size_t(m * spr) : 0);
       for (int8_t& z : zero) z = int8_t(next_byte() % 17);
       const auto x = random_floats(size_t(rows * k), seed++);
+      auto x_dev = x;  // (misaligned: one float ahead of it on the device)
+      if (c.misaligned) x_dev.insert(x_dev.begin(), 0.0f);
       const auto bias = random_floats(size_t(m), seed++);
       const auto y0 = random_floats(size_t(rows * m), seed++);
       std::vector<int32_t> valid = {int32_t(rows / batch), int32_t(rows / batch / 2)};
@@ -109,24 +128,14 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
       for (int acc = 0; acc < 2; ++acc) {
         CAPTURE(acc);
         std::vector<float> yc = acc ? y0 : std::vector<float>(y0.size(), kNaN);
-        Dev dx(x), dw(w), db(bias), dy(yc), dv(valid), ds(scale), dz(zero);
-        MatmulArgs a{x.data(),
-                     w.data(),
-                     c.w,
-                     bias.data(),
-                     DType::F32,
-                     yc.data(),
-                     rows,
-                     k,
-                     m,
-                     acc == 1,
-                     valid.data(),
-                     batch,
-                     scale.data(),
-                     c.group,
-                     c.zeros ? zero.data() : nullptr};
+        Dev dx(x_dev), dw(w), db(bias), dy(yc), dv(valid), ds(scale), dz(zero);
+        MatmulArgs a{x.data(), w.data(), c.w, bias.data(), DType::F32,   yc.data(),
+                     rows,     k,        m,   acc == 1,    valid.data(), batch};
+        a.w_scale = scale.data();
+        a.group = c.group;
+        a.w_zero = c.zeros ? zero.data() : nullptr;
         matmul_cpu(a, pool);
-        MatmulArgs g{dx.as<float>(),
+        MatmulArgs g{dx.as<float>() + (c.misaligned ? 1 : 0),
                      dw.p,
                      c.w,
                      db.p,
@@ -137,10 +146,10 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
                      m,
                      acc == 1,
                      dv.as<int32_t>(),
-                     batch,
-                     ds.as<float>(),
-                     c.group,
-                     c.zeros ? dz.as<int8_t>() : nullptr};
+                     batch};
+        g.w_scale = ds.as<float>();
+        g.group = c.group;
+        g.w_zero = c.zeros ? dz.as<int8_t>() : nullptr;
         matmul_cuda(g, nullptr);
         sync_ok();
         const auto yg = dy.get<float>();
