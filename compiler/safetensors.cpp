@@ -207,6 +207,13 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(std::unique_ptr<MappedFi
   return f;
 }
 
+Checkpoint Checkpoint::from_file(std::unique_ptr<SafetensorsFile> file) {
+  Checkpoint ck;
+  ck.files_.push_back(std::move(file));
+  for (const auto& kv : ck.files_.back()->tensors()) ck.all_.emplace(kv.first, &kv.second);
+  return ck;
+}
+
 Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem) {
   if (!is_dir(dir)) throw CompileError(dir + ": not a directory");
   Checkpoint ck;

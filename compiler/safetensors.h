@@ -94,6 +94,8 @@ class Checkpoint {
   // Reads <stem>.safetensors or <stem>.safetensors.index.json and its shards (diffusers names
   // its files diffusion_pytorch_model.*). Throws CompileError.
   static Checkpoint open_dir(const std::string& dir, const std::string& stem = "model");
+  // One parsed file's tensors as a checkpoint (fuzzing the readers of pre-quantized layouts).
+  static Checkpoint from_file(std::unique_ptr<SafetensorsFile> file);
   // Takes other's tensors under names prefix + name (a pipeline's components in one map).
   // rename, when given, maps each of other's names first (e.g. old attention names to new).
   void absorb(Checkpoint&& other, const std::string& prefix,

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "compiler/compile.h"
+#include "runtime/context.h"
 #include "runtime/executor.h"
 #include "test_util.h"
 
@@ -70,6 +71,34 @@ inline std::shared_ptr<const Plan> compile_plan(const test::TempDir& d, const st
   auto plan = Plan::load_file(o.output);
   REQUIRE_MESSAGE(plan.is_ok(), plan.status().message());
   return plan.take();
+}
+
+// A plan run in one device mode ("cpu", or "cuda" with "-stream": no graphs, and/or "-pdl"): its logits
+// for ref's input (poisoned first) and its greedy continuation of ref's prompt, and the context's
+// describe() line.
+struct ModeRun {
+  std::vector<float> logits;
+  std::vector<int32_t> tokens;
+  std::string describe;
+};
+inline ModeRun run_mode(const std::shared_ptr<const Plan>& plan, const test::Reference& ref, const std::string& mode) {
+  ContextOptions co;
+  co.device = mode == "cpu" ? "cpu" : "cuda";
+  co.use_graphs = mode.find("stream") == std::string::npos;
+  co.use_pdl = mode.find("pdl") != std::string::npos;
+  auto ctx = Context::create(plan, co);
+  REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
+  ModeRun run{
+      std::vector<float>(ref.logits.size(), std::numeric_limits<float>::quiet_NaN()), {}, ctx.value()->describe()};
+  REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, run.logits.data()).is_ok());
+  const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+  run.tokens.resize(static_cast<size_t>(n_new));
+  int64_t n = 0;
+  REQUIRE(ctx.value()
+              ->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
+                         run.tokens.data(), &n, nullptr)
+              .is_ok());
+  return run;
 }
 
 inline std::vector<uint8_t> as_dtype(const std::vector<float>& v, DType t) {

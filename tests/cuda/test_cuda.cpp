@@ -38,26 +38,12 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
       const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
       std::vector<std::vector<float>> logits;
       std::vector<std::vector<int32_t>> tokens;
-      for (const char* dev : {"cpu", "cuda", "cuda-stream", "cuda-pdl", "cuda-stream-pdl"}) {
-        const std::string mode = dev;
-        ContextOptions co;
-        co.device = mode == "cpu" ? "cpu" : "cuda";
-        co.use_graphs = mode.find("stream") == std::string::npos;
-        co.use_pdl = mode.find("pdl") != std::string::npos;
-        auto ctx = Context::create(plan, co);
-        REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
-        CHECK((ctx.value()->describe().find("PDL on") != std::string::npos) == (co.use_pdl && matmul_pdl_supported()));
-        std::vector<float> l(ref.logits.size(), kNaN);
-        REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, l.data()).is_ok());
-        const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
-        std::vector<int32_t> out(static_cast<size_t>(n_new));
-        int64_t n = 0;
-        REQUIRE(ctx.value()
-                    ->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
-                               out.data(), &n, nullptr)
-                    .is_ok());
-        logits.push_back(std::move(l));
-        tokens.push_back(std::move(out));
+      for (const std::string mode : {"cpu", "cuda", "cuda-stream", "cuda-pdl", "cuda-stream-pdl"}) {
+        ModeRun run = run_mode(plan, ref, mode);
+        const bool pdl = mode.find("pdl") != std::string::npos;
+        CHECK((run.describe.find("PDL on") != std::string::npos) == (pdl && matmul_pdl_supported()));
+        logits.push_back(std::move(run.logits));
+        tokens.push_back(std::move(run.tokens));
       }
       const double err = rel_l2(logits[1].data(), ref.logits.data(), ref.logits.size());
       const double cpu_err = rel_l2(logits[0].data(), ref.logits.data(), ref.logits.size());
@@ -272,25 +258,11 @@ TEST_CASE("cuda: quantized plans (int8, int4, fp8, as shipped or quantized here)
     const auto ref = kiln::test::load_reference(o.model_dir);
     std::vector<std::vector<float>> logits;
     std::vector<std::vector<int32_t>> tokens;
-    for (const char* dev : {"cpu", "cuda", "cuda-stream", "cuda-pdl", "cuda-stream-pdl"}) {
-      const std::string mode = dev;
-      ContextOptions co;
-      co.device = mode == "cpu" ? "cpu" : "cuda";
-      co.use_graphs = mode.find("stream") == std::string::npos;
-      co.use_pdl = mode.find("pdl") != std::string::npos;  // (bf16 neighbours' GEMVs; the quantized ones never)
-      auto ctx = Context::create(plan, co);
-      REQUIRE_MESSAGE(ctx.is_ok(), ctx.status().message());
-      std::vector<float> l(ref.logits.size(), kNaN);
-      REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, l.data()).is_ok());
-      const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
-      std::vector<int32_t> out(static_cast<size_t>(n_new));
-      int64_t n = 0;
-      REQUIRE(ctx.value()
-                  ->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
-                             out.data(), &n, nullptr)
-                  .is_ok());
-      logits.push_back(std::move(l));
-      tokens.push_back(std::move(out));
+    // (PDL: the bf16 neighbours' GEMVs; the quantized ones launch plainly)
+    for (const std::string mode : {"cpu", "cuda", "cuda-stream", "cuda-pdl", "cuda-stream-pdl"}) {
+      ModeRun run = run_mode(plan, ref, mode);
+      logits.push_back(std::move(run.logits));
+      tokens.push_back(std::move(run.tokens));
     }
     const double vs_cpu = rel_l2(logits[1].data(), logits[0].data(), ref.logits.size());
     CHECK(vs_cpu <= 1e-4);  // (the f32 bound of the plain plans' test against transformers)
