@@ -12,6 +12,7 @@ struct OpDef;
 extern const OpDef kMoeRouteOp;
 extern const OpDef kMoeExpertsOp;    // version 1: float expert weights
 extern const OpDef kMoeExpertsOpV2;  // version 2: i8, i4 or f8e4m3 expert weights with their scales
+extern const OpDef kMoeExpertsOpV3;  // version 3: asymmetric i4 expert weights with their scales and zero points
 
 enum class MoeTopk : int64_t { kGreedy = 0, kGroupLimitedGreedy = 1, kNoauxTc = 2 };
 enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
@@ -54,6 +55,9 @@ struct MoeRouteArgs {
 // a byte, scales (rows, k/group), group a multiple of 32 dividing k) or f8e4m3 (scales (rows,
 // ceil(k/group)), group a multiple of 16 up to k, or k), k being dim for w_gu and ffn for w_down; the
 // i4 and f8e4m3 values are the f32 products q·scale, run as f32 weights. CPU only.
+// Version 3: asymmetric i4 expert weights: inputs {..., gu_scale, down_scale, gu_zero, down_zero}, the
+// zero points I8 shaped as the scales (the nibble that stands for 0), each value the f32 product
+// float(nibble − zero)·scale, as matmul version 4 reads them. CPU only.
 struct MoeExpertsArgs {
   const float* h;
   const int32_t* ids;
@@ -69,6 +73,8 @@ struct MoeExpertsArgs {
   const float* gu_scale = nullptr;  // version 2: the weights' scales and groups (see above)
   const float* down_scale = nullptr;
   int64_t gu_group = 0, down_group = 0;
+  const int8_t* gu_zero = nullptr;  // version 3: asymmetric i4 weights' zero points (null: 8)
+  const int8_t* down_zero = nullptr;
 };
 
 // moe_route_cpu's scratch per worker (the op's validate() reserves it): scores and choices

@@ -360,7 +360,6 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
                   : "not pre-quantized in the checkpoint, or changed by an adapter (--quantize " + kind +
                         " quantizes it)";
       else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
-      else if (asym && moe_partner[id] != kNoTensor) why = "MoE experts (no kernel for asymmetric int4 experts yet)";
       else if (!o.moe_experts && moe_partner[id] != kNoTensor)
         why = "MoE experts (a CUDA plan: no CUDA kernel for quantized experts yet)";
       else if (fp8 && group_for(v) == 0)
@@ -407,10 +406,14 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
         if (scale_of[n.inputs[4]] == kNoTensor)
           throw CompileError("internal: one MoE expert weight quantized: " + g.values[n.inputs[3]].name + ", not " +
                              g.values[n.inputs[4]].name);
-        n.kernel = &kMoeExpertsOpV2;
+        n.kernel = asym ? &kMoeExpertsOpV3 : &kMoeExpertsOpV2;
         n.int_attrs = {group_of[n.inputs[3]], group_of[n.inputs[4]]};  // (i8: 0, one scale a row)
         n.inputs.push_back(scale_of[n.inputs[3]]);
         n.inputs.push_back(scale_of[n.inputs[4]]);
+        if (asym) {
+          n.inputs.push_back(zero_of[n.inputs[3]]);
+          n.inputs.push_back(zero_of[n.inputs[4]]);
+        }
         n.inputs[3] = i8_of[n.inputs[3]];
         n.inputs[4] = i8_of[n.inputs[4]];
       }

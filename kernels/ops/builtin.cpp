@@ -51,6 +51,7 @@ const OpRegistry& builtin_ops() {
       &kMoeRouteOp,
       &kMoeExpertsOp,
       &kMoeExpertsOpV2,
+      &kMoeExpertsOpV3,
       // fused (compiler/passes/fuse.h)
       &kFusedMatmulOp,
       &kRopeKvWriteOp,

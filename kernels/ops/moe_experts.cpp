@@ -1,5 +1,6 @@
 // moe_experts (kernels/moe.h): the routed experts' SwiGLU MLPs, weighted and summed per token.
 #include <algorithm>
+#include <tuple>
 
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
@@ -47,7 +48,18 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "h", {DType::F32}, {rows, dim}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "ids", {DType::I32}, {rows, k}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(2), "weights", {DType::F32}, {rows, k}));
-  if (c.launch().inputs.size() > 6) {  // version 2: quantized weights
+  if (c.launch().inputs.size() > 8) {  // version 3: asymmetric i4 weights with their zero points
+    if (c.in(3)->dtype != DType::I4 || c.in(4)->dtype != DType::I4)
+      return invalid_argument("moe_experts version 3 takes i4 weights, not " + std::string(dtype_name(c.in(3)->dtype)) +
+                              " ('" + c.in(3)->name + "')");
+    KILN_RETURN_IF_ERROR(expect_quantized(c, 3, "w_gu", 6, "gu_scale", DType::I4, cmul(e, 2, ffn), dim, c.iattr(0)));
+    KILN_RETURN_IF_ERROR(expect_quantized(c, 4, "w_down", 7, "down_scale", DType::I4, cmul(e, dim), ffn, c.iattr(1)));
+    for (const auto& [zi, role, si] : {std::tuple<int, const char*, int>{8, "gu_zero", 6}, {9, "down_zero", 7}}) {
+      if (!c.has_in(zi))
+        return invalid_argument("asymmetric i4 expert weights '" + c.in(3)->name + "' without their " + role);
+      KILN_RETURN_IF_ERROR(c.expect(c.in(zi), role, {DType::I8}, c.in(si)->shape));
+    }
+  } else if (c.launch().inputs.size() > 6) {  // version 2: quantized weights
     const DType t = c.in(3)->dtype;
     if (t != DType::I8 && t != DType::I4 && t != DType::F8E4M3)
       return invalid_argument("moe_experts version 2 takes i8, i4 or f8e4m3 weights, not " +
@@ -68,7 +80,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
 
 MoeExpertsArgs args(const OpLaunch& l) {
   const int64_t dim = l.in(0)->shape[1];
-  const bool v2 = l.launch().inputs.size() > 6;
+  const bool v2 = l.launch().inputs.size() > 6, v3 = l.launch().inputs.size() > 8;
   return {l.in_f32(0),
           l.in_i32(1),
           l.in_f32(2),
@@ -87,7 +99,9 @@ MoeExpertsArgs args(const OpLaunch& l) {
           v2 ? l.in_f32(6) : nullptr,
           v2 ? l.in_f32(7) : nullptr,
           v2 ? l.iattr(0) : 0,
-          v2 ? l.iattr(1) : 0};
+          v2 ? l.iattr(1) : 0,
+          v3 ? static_cast<const int8_t*>(l.in_ptr(8)) : nullptr,
+          v3 ? static_cast<const int8_t*>(l.in_ptr(9)) : nullptr};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -125,6 +139,13 @@ const OpDef kMoeExpertsOpV2 = [] {
   d.version = 2;
   d.n_inputs = 8;
   d.n_int_attrs = 2;
+  return d;
+}();
+
+const OpDef kMoeExpertsOpV3 = [] {
+  OpDef d = kMoeExpertsOpV2;
+  d.version = 3;
+  d.n_inputs = 10;
   return d;
 }();
 

@@ -872,6 +872,24 @@ TEST_CASE("quantize: edited plans of quantized MoE experts are refused by the ve
   check_edits_refused(
       compiled_bytes(o),
       {{"an i8 group", [&](fb::Plan* p) { first_moe(p)->mutable_int_attrs()->Mutate(0, 32); }, "with a group"}});
+  // Asymmetric int4 experts (version 3): their zero points.
+  o.quantize = "int4";
+  o.group_size = 32;
+  o.asymmetric = true;
+  o.output = d / "moe4a.kplan";
+  const std::vector<PlanEdit> asym_cases = {
+      {"gate|up zero points dropped", [&](fb::Plan* p) { first_moe(p)->mutable_inputs()->Mutate(8, kNoTensor); },
+       "without their gu_zero"},
+      {"down zero points as the gate|up ones",
+       [&](fb::Plan* p) { first_moe(p)->mutable_inputs()->Mutate(9, first_moe(p)->inputs()->Get(8)); }, "down_zero"},
+      {"i8 experts with zero points",
+       [&](fb::Plan* p) {
+         tensor_of(p, first_moe(p)->inputs()->Get(3))->mutate_dtype(fb::DType::I8);
+         tensor_of(p, first_moe(p)->inputs()->Get(4))->mutate_dtype(fb::DType::I8);
+       },
+       "moe_experts version 3 takes i4 weights, not i8"},
+  };
+  check_edits_refused(compiled_bytes(o), asym_cases);
 }
 
 // Families whose references are unquantized only: an int8 plan must compile, say what it left in the
@@ -926,5 +944,34 @@ TEST_CASE(
     CHECK(err <= c.bound);
     MESSAGE(std::string(c.name) << ": " << i8 << " " << std::string(dtype_name(qt)) << " tensors, rel L2 " << err
                                 << " from the unquantized logits; " << s.notes);
+  }
+  // Asymmetric int4 (--asymmetric): the routed experts too, as moe_experts version 3 with their zero
+  // points, near the unquantized logits as symmetric int4 is (and not equal to it).
+  for (const auto& [family, name] :
+       {std::pair<const char*, const char*>{"deepseek", "v2_greedy_yarn"}, {"mixtral", "top2_f32"}}) {
+    CAPTURE(std::string(name));
+    const std::string dir = kiln::test::fixture(name, family);
+    const auto ref = kiln::test::load_reference(dir);
+    CompileOptions o = int8_options(dir, d / (std::string(name) + "_asym.kplan"));
+    o.quantize = "int4";
+    o.asymmetric = true;
+    const CompileSummary s = compile_model(o);
+    CHECK(s.notes.find("MoE experts") == std::string::npos);
+    auto plan = load_plan(o.output);
+    int moe_v3 = 0;
+    for (const ProgramInfo& p : plan->programs())
+      for (const LaunchInfo& l : p.launches)
+        moe_v3 +=
+            std::string(plan->kernels()[l.kernel]->name) == "moe_experts" && plan->kernels()[l.kernel]->version == 3;
+    CHECK(moe_v3 > 0);
+    auto ctx = Context::create(plan, {}).take();
+    std::vector<float> logits(ref.logits.size(), std::nanf(""));
+    REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+    const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
+    CHECK(err > 1e-4);
+    CHECK(err <= 0.5);
+    const std::string line = std::string(name) + " asymmetric int4: rel L2 " + std::to_string(err) +
+                             " from the unquantized logits; " + s.notes;
+    MESSAGE(line);
   }
 }

@@ -552,8 +552,9 @@ TEST_CASE("matmul with f8e4m3 weights equals the f32 matmul on the dequantized w
         }
 }
 
-// moe_experts version 2 reads i8, i4 and f8e4m3 expert weights as matmul does: i4 and f8e4m3 rows are
-// the f32 products q · scale, so the output is version 1's on those values, bit for bit; i8 rows take
+// moe_experts version 2 reads i8, i4 and f8e4m3 expert weights as matmul does (version 3 asymmetric i4,
+// with zero points 0 to 16): i4 and f8e4m3 rows are the f32 products q · scale (float(nibble − zero) ·
+// scale), so the output is version 1's on those values, bit for bit; i8 rows take
 // each product over the integers, then the row's scale (checked against that formula in double).
 // Ids outside the experts and padding rows are skipped; 1 and 2 threads.
 TEST_CASE("moe_experts with quantized weights equals the float experts on the dequantized weights") {
@@ -563,13 +564,16 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
   const std::vector<int32_t> ids = {0, 2, 1, 7, 2, 2, 0, 1};  // 7: skipped
   const auto wts = random_floats(size_t(rows * K), seed++);
   const std::vector<int32_t> valid = {3};  // row 3 is padding
-  for (const DType t : {DType::I8, DType::I4, DType::F8E4M3}) {
+  for (const auto& [t, asym] :
+       {std::pair<DType, bool>{DType::I8, false}, {DType::I4, false}, {DType::I4, true}, {DType::F8E4M3, false}}) {
     CAPTURE(dtype_name(t));
+    CAPTURE(asym);
     // (rows of k values: E·2·F of D for w_gu, E·D of F for w_down), each with its scales
     struct Q {
       std::vector<uint8_t> w;
       std::vector<float> scale, deq;
       int64_t group;
+      std::vector<int8_t> zero;  // asymmetric i4
     };
     std::mt19937 rng(seed++);
     auto make = [&](int64_t n, int64_t k, int64_t group) {
@@ -579,13 +583,17 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
       q.w.resize(size_t(t == DType::I4 ? n * k / 2 : n * k));
       for (uint8_t& b : q.w) b = uint8_t(rng());  // (f8e4m3: the NaN codes too, read as ±480)
       q.scale = random_floats(size_t(n * groups), seed++, 0.05f);
+      if (asym)
+        for (int64_t g = 0; g < n * groups; ++g) q.zero.push_back(int8_t(rng() % 17));
       q.deq.resize(size_t(n * k));
       for (int64_t r = 0; r < n; ++r)
         for (int64_t i = 0; i < k; ++i) {
           float v = 0.0f;
           if (t == DType::I8) v = float(int8_t(q.w[size_t(r * k + i)]));  // unscaled: see below
           else if (t == DType::I4)
-            v = float(load_i4(q.w.data() + r * k / 2, uint64_t(i))) * q.scale[size_t(r * groups + i / group)];
+            v = float(load_i4(q.w.data() + r * k / 2, uint64_t(i)) + 8 -
+                      (asym ? q.zero[size_t(r * groups + i / group)] : 8)) *
+                q.scale[size_t(r * groups + i / group)];
           else v = f8_reference(q.w[size_t(r * k + i)]) * q.scale[size_t(r * groups + i / group)];
           q.deq[size_t(r * k + i)] = v;
         }
@@ -614,7 +622,9 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
                        gu.scale.data(),
                        down.scale.data(),
                        gu.group,
-                       down.group};
+                       down.group,
+                       asym ? gu.zero.data() : nullptr,
+                       asym ? down.zero.data() : nullptr};
       moe_experts_cpu(a, pool);
       if (t != DType::I8) {
         std::vector<float> yf(size_t(rows * D), 0.5f), wsf(ws.size());

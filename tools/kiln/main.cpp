@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8, int4 or fp8: the LM head too");
   compile->add_flag("--asymmetric", co.asymmetric,
                     "With --quantize int4: a zero point per group too, over each group's [min, max] "
-                    "(compressed-tensors' asymmetric formula; the MoE experts stay in the plan dtype)");
+                    "(compressed-tensors' asymmetric formula)");
   compile
       ->add_option("--target", co.target,
                    "Backends to compile for: cpu, cuda (sm_90) or all (default; cpu with int8, int4 or fp8 weights)")
