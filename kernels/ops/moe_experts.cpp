@@ -39,6 +39,7 @@ Status expect_quantized(const OpCheck& c, int i, const char* role, int si, const
 Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "h", 2));
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(1), "ids", 2));
+  KILN_RETURN_IF_ERROR(c.expect_rank(c.in(3), "w_gu", 2));
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(4), "w_down", 2));
   const int64_t rows = c.in(0)->shape[0], dim = c.in(0)->shape[1], k = c.in(1)->shape[1];
   // (w_down's second dimension counts bytes of i4 weights: two values each)
@@ -49,9 +50,10 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "ids", {DType::I32}, {rows, k}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(2), "weights", {DType::F32}, {rows, k}));
   if (c.launch().inputs.size() > 8) {  // version 3: asymmetric i4 weights with their zero points
-    if (c.in(3)->dtype != DType::I4 || c.in(4)->dtype != DType::I4)
-      return invalid_argument("moe_experts version 3 takes i4 weights, not " + std::string(dtype_name(c.in(3)->dtype)) +
-                              " ('" + c.in(3)->name + "')");
+    for (int i : {3, 4})
+      if (c.in(i)->dtype != DType::I4)
+        return invalid_argument("moe_experts version 3 takes i4 weights, not " +
+                                std::string(dtype_name(c.in(i)->dtype)) + " ('" + c.in(i)->name + "')");
     KILN_RETURN_IF_ERROR(expect_quantized(c, 3, "w_gu", 6, "gu_scale", DType::I4, cmul(e, 2, ffn), dim, c.iattr(0)));
     KILN_RETURN_IF_ERROR(expect_quantized(c, 4, "w_down", 7, "down_scale", DType::I4, cmul(e, dim), ffn, c.iattr(1)));
     for (const auto& [zi, role, si] : {std::tuple<int, const char*, int>{8, "gu_zero", 6}, {9, "down_zero", 7}}) {

@@ -234,6 +234,19 @@ TEST_CASE("cli: compile --quantize int4 writes a CPU plan of i4 weights that gen
   CHECK(out.find("quantized  i4 asymmetric, a scale and a zero point per 32 values: 8 weights, 42.00 KiB + 10.50 KiB "
                  "of f32 scales + 2.62 KiB of i8 zero points") != std::string::npos);
   check_cli_greedy(d / "q4a.kplan", kiln::test::load_reference(model, "reference_int4a_g32.safetensors"));
+  // Mixtral's routed experts take zero points too (moe_experts version 3), and inspect counts them: 2
+  // layers' qkv, o, and experts' gate|up and down, 270,336 values, a byte of zero point per 32.
+  const std::string mx = kiln::test::fixture("top2_f32", "mixtral");
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + mx + " -o " + (d / "mx.kplan") +
+                                              " --quantize int4 --asymmetric --group-size 32 --dtype f32 --max-seq 32",
+                                          &out) == 0,
+                  out);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "mx.kplan") + " --json", &out) == 0);
+  const nlohmann::json mq = nlohmann::json::parse(out)["quantized"];
+  REQUIRE(mq.size() == 1);
+  CHECK(mq[0]["asymmetric"] == true);
+  CHECK(mq[0]["weights"] == 8);
+  CHECK(mq[0]["zero_bytes"] == 8448);
   // A W4A16 checkpoint as shipped.
   const std::string ct = kiln::test::fixture("ct_w4a16_g32_f32", "quantized");
   REQUIRE_MESSAGE(

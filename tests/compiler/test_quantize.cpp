@@ -600,9 +600,12 @@ TEST_CASE("quantize: bad options and weights are refused with one clear line, an
   }
   // CUDA targets (asked for: a quantized plan is for the CPU by default) keep the weights quantized for
   // kiln's quantized CUDA kernels (tests/cuda); --target all keeps the CPU too.
-  for (const auto& [quantize, dtype] :
+  // (plain variables, not structured bindings: CAPTURE's lambda cannot take those in C++17)
+  for (const auto& scheme :
        {std::pair<std::string, DType>{"int8", DType::I8}, {"int4", DType::I4}, {"fp8", DType::F8E4M3}})
     for (const std::string target : {"", "cuda", "all"}) {
+      const std::string quantize = scheme.first;
+      const DType dtype = scheme.second;
       CAPTURE(quantize);
       CAPTURE(target);
       CompileOptions o = int8_options(gqa, d / ("t" + quantize + target + ".kplan"));
@@ -841,6 +844,8 @@ TEST_CASE("quantize: edited plans of quantized MoE experts are refused by the ve
   const std::vector<PlanEdit> cases = {
       {"gate|up scales dropped", [&](fb::Plan* p) { first_moe(p)->mutable_inputs()->Mutate(6, kNoTensor); },
        "without gu_scale"},
+      {"gate|up weights dropped", [&](fb::Plan* p) { first_moe(p)->mutable_inputs()->Mutate(3, kNoTensor); },
+       "missing operand w_gu"},
       {"down group 0", [&](fb::Plan* p) { first_moe(p)->mutable_int_attrs()->Mutate(1, 0); }, "in groups of 0"},
       {"gate|up group 64 (the scales say 32)", [&](fb::Plan* p) { first_moe(p)->mutable_int_attrs()->Mutate(0, 64); },
        "gu_scale"},
@@ -880,6 +885,11 @@ TEST_CASE("quantize: edited plans of quantized MoE experts are refused by the ve
   const std::vector<PlanEdit> asym_cases = {
       {"gate|up zero points dropped", [&](fb::Plan* p) { first_moe(p)->mutable_inputs()->Mutate(8, kNoTensor); },
        "without their gu_zero"},
+      {"gate|up weights dropped", [&](fb::Plan* p) { first_moe(p)->mutable_inputs()->Mutate(3, kNoTensor); },
+       "missing operand w_gu"},
+      {"down weights as i8",
+       [&](fb::Plan* p) { tensor_of(p, first_moe(p)->inputs()->Get(4))->mutate_dtype(fb::DType::I8); },
+       "moe_experts version 3 takes i4 weights, not i8 ('model.layers.0.mlp.experts.down"},
       {"down zero points as the gate|up ones",
        [&](fb::Plan* p) { first_moe(p)->mutable_inputs()->Mutate(9, first_moe(p)->inputs()->Get(8)); }, "down_zero"},
       {"i8 experts with zero points",
@@ -947,8 +957,9 @@ TEST_CASE(
   }
   // Asymmetric int4 (--asymmetric): the routed experts too, as moe_experts version 3 with their zero
   // points, near the unquantized logits as symmetric int4 is (and not equal to it).
-  for (const auto& [family, name] :
+  for (const auto& fixture :
        {std::pair<const char*, const char*>{"deepseek", "v2_greedy_yarn"}, {"mixtral", "top2_f32"}}) {
+    const char *family = fixture.first, *name = fixture.second;
     CAPTURE(std::string(name));
     const std::string dir = kiln::test::fixture(name, family);
     const auto ref = kiln::test::load_reference(dir);

@@ -19,13 +19,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const std::vector<std::function<void(kiln::Checkpoint&)>> layouts = {
-      [](kiln::Checkpoint& c) { c.unpack_gptq(4, 32, false); },
-      [](kiln::Checkpoint& c) { c.unpack_gptq(4, 32, true); },
-      [](kiln::Checkpoint& c) { c.unpack_gptq(8, 0, false); },
-      [](kiln::Checkpoint& c) { c.unpack_compressed(8, 0); },
+      [](kiln::Checkpoint& c) { c.unpack_gptq(4, 32, false); }, [](kiln::Checkpoint& c) { c.unpack_gptq(4, 32, true); },
+      [](kiln::Checkpoint& c) { c.unpack_gptq(8, 0, false); }, [](kiln::Checkpoint& c) { c.unpack_compressed(8, 0); },
+      [](kiln::Checkpoint& c) { c.unpack_compressed(4, 32); },
       [](kiln::Checkpoint& c) { c.unpack_compressed(4, 32, true); },
+      // (the block sizes of the seeds: DeepSeek's layout in 32 x 32, 48 x 48 and 48 x 16 blocks, partial at
+      // the edges; compressed-tensors' per row, per tensor and 32 x 32 blocks)
       [](kiln::Checkpoint& c) { c.attach_fp8_block_scales(32, 32); },
-      [](kiln::Checkpoint& c) { c.attach_fp8_block_scales(0, 0, ".weight_scale"); }};
+      [](kiln::Checkpoint& c) { c.attach_fp8_block_scales(48, 48); },
+      [](kiln::Checkpoint& c) { c.attach_fp8_block_scales(48, 16); },
+      [](kiln::Checkpoint& c) { c.attach_fp8_block_scales(1, 0, ".weight_scale"); },
+      [](kiln::Checkpoint& c) { c.attach_fp8_block_scales(0, 0, ".weight_scale"); },
+      [](kiln::Checkpoint& c) { c.attach_fp8_block_scales(32, 32, ".weight_scale"); }};
   for (const auto& unpack : layouts) {
     try {
       kiln::Checkpoint ck = kiln::Checkpoint::from_file(kiln::SafetensorsFile::from_memory(data, size, "fuzz"));

@@ -564,8 +564,10 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
   const std::vector<int32_t> ids = {0, 2, 1, 7, 2, 2, 0, 1};  // 7: skipped
   const auto wts = random_floats(size_t(rows * K), seed++);
   const std::vector<int32_t> valid = {3};  // row 3 is padding
-  for (const auto& [t, asym] :
+  for (const auto& scheme :
        {std::pair<DType, bool>{DType::I8, false}, {DType::I4, false}, {DType::I4, true}, {DType::F8E4M3, false}}) {
+    const DType t = scheme.first;  // (not structured bindings: the lambdas below capture them)
+    const bool asym = scheme.second;
     CAPTURE(dtype_name(t));
     CAPTURE(asym);
     // (rows of k values: E·2·F of D for w_gu, E·D of F for w_down), each with its scales

@@ -34,13 +34,13 @@ std::map<std::string, std::pair<uint64_t, int>> weights_by_dtype(const kiln::Pla
 
 // How the plan's quantized weights are quantized (kiln compile --quantize, or a checkpoint's own): per
 // scheme ("int8, a scale per row", "int4, a scale per 128 values"), the weights, their bytes and their
-// scales' bytes, from the launches that read them (matmul version 2 and 3: w and its w_scale; moe_experts
-// version 2: w_gu and w_down and their scales). A "weight" is a plan tensor: all of a layer's experts'
-// w_gu rows are one.
+// scales' bytes, from the launches that read them (matmul version 2 and 3: w and its w_scale, version 4
+// also w_zero; moe_experts version 2: w_gu and w_down and their scales, version 3 also their zero
+// points). A "weight" is a plan tensor: all of a layer's experts' w_gu rows are one.
 struct QuantScheme {
   std::string dtype;
   int64_t group = 0;        // values per scale (int4, fp8 in groups); 0: one scale a row
-  bool asymmetric = false;  // int4 with zero points (matmul version 4)
+  bool asymmetric = false;  // int4 with zero points (matmul version 4, moe_experts version 3)
   int weights = 0;
   uint64_t bytes = 0, scale_bytes = 0, zero_bytes = 0;
 };
@@ -48,7 +48,7 @@ std::vector<QuantScheme> quantized_weights(const kiln::Plan& p) {
   std::map<std::tuple<std::string, int64_t, bool>, QuantScheme> by;
   std::set<uint32_t> seen;
   // Weight tensor wi with scales si, the group attribute (-1: none, as matmul version 2 has), and its
-  // zero points zi (matmul version 4) or kNoTensor.
+  // zero points zi (matmul version 4, moe_experts version 3) or kNoTensor.
   auto add = [&](uint32_t wi, uint32_t si, int64_t attr, uint32_t zi) {
     if (si == kiln::kNoTensor || !seen.insert(wi).second) return;
     const kiln::TensorInfo& w = p.tensors()[wi];
@@ -73,8 +73,8 @@ std::vector<QuantScheme> quantized_weights(const kiln::Plan& p) {
         add(l.inputs[1], l.inputs[4], l.int_attrs.size() > 1 ? l.int_attrs[1] : -1,
             l.inputs.size() > 5 ? l.inputs[5] : kiln::kNoTensor);
       else if (name == "moe_experts" && l.inputs.size() >= 8 && l.int_attrs.size() >= 2) {
-        add(l.inputs[3], l.inputs[6], l.int_attrs[0], kiln::kNoTensor);
-        add(l.inputs[4], l.inputs[7], l.int_attrs[1], kiln::kNoTensor);
+        add(l.inputs[3], l.inputs[6], l.int_attrs[0], l.inputs.size() > 8 ? l.inputs[8] : kiln::kNoTensor);
+        add(l.inputs[4], l.inputs[7], l.int_attrs[1], l.inputs.size() > 9 ? l.inputs[9] : kiln::kNoTensor);
       }
     }
   std::vector<QuantScheme> out;
