@@ -320,17 +320,19 @@ void round_to_scale_dtype(DType t, float* o, int64_t n) {
 }
 
 // The n scales of s in f32, each finite and positive, else a CompileError through bad:
-// "has <label> <value> for <where(i)> (scales must be finite and positive)". With `signed_ok`, finite
-// only (GPTQ's symmetric scales take the sign of a group's largest value, to use all of [-8, 7]).
+// "has <label> <value> for <where(i)> (scales must be finite and positive)". With `signed_ok`, finite and
+// nonzero (GPTQ's symmetric scales take the sign of a group's largest value, to use all of [-8, 7]; its
+// writers give an all-zero group a nonzero scale (AutoGPTQ 2/15, AutoRound a floor), so a zero one is
+// not theirs).
 template <typename Bad, typename Where>
 std::unique_ptr<std::vector<float>> positive_scales(const StTensor& s, size_t n, const char* label, const Bad& bad,
                                                     const Where& where, bool signed_ok = false) {
   auto v = std::make_unique<std::vector<float>>(n);
   convert_to_f32(s.data, s.dtype, v->data(), uint64_t(n));
   for (size_t i = 0; i < n; ++i)
-    if (!std::isfinite((*v)[i]) || (!signed_ok && (*v)[i] <= 0.0f))
+    if (!std::isfinite((*v)[i]) || (signed_ok ? (*v)[i] == 0.0f : (*v)[i] <= 0.0f))
       bad(std::string("has ") + label + " " + std::to_string((*v)[i]) + " for " + where(i) +
-          (signed_ok ? " (scales must be finite)" : " (scales must be finite and positive)"));
+          (signed_ok ? " (scales must be finite and nonzero)" : " (scales must be finite and positive)"));
   return v;
 }
 

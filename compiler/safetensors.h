@@ -123,8 +123,8 @@ class Checkpoint {
   // 32; symmetric (asymmetric false): every zero point must be 8 (stored 7); asymmetric:
   // StTensor::row_zero. bits 8: one group a row (kiln's int8 has a scale a row) and every zero point
   // 128. Returns how many; throws CompileError naming the weight on a missing part, a wrong shape or
-  // dtype, a scale that is not finite (symmetric GPTQ scales may be negative), a permuted g_idx or a
-  // zero point kiln cannot hold.
+  // dtype, a scale that is zero or not finite (symmetric GPTQ scales may be negative), a permuted g_idx
+  // or a zero point kiln cannot hold.
   int unpack_gptq(int bits, int64_t group, bool asymmetric);
   // Attaches X<scales> (f32 or another float dtype, [ceil(rows / block_rows), ceil(cols / block_cols)];
   // a block size of 0 is the whole dimension, and one scale for the tensor may be [1] or []) to every

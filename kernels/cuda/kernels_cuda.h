@@ -42,7 +42,7 @@ void matmul_cuda(const MatmulArgs& a, cudaStream_t s, bool pdl = false);
 bool matmul_pdl_supported();
 // matmul_cuda runs a GEMV up to kGemvMaxRows rows (kernels/fused.h); above it, the tiled f32 kernel.
 // Quantized weights (i8, i4, f8e4m3 with w_scale, group and w_zero as MatmulArgs gives them) take
-// their own GEMV, which decodes each 16-byte load in registers (pdl is ignored), and the tiled kernel.
+// their own GEMV, which decodes each load in registers (pdl is ignored), and the tiled kernel.
 // The two halves around a library (cuBLASLt) GEMM for bf16/f16 weights: x rounded to the
 // weight dtype into `out` (rows·k elements, padding rows zeroed), and y += bias on valid rows.
 void matmul_pack_x_cuda(const MatmulArgs& a, void* out, cudaStream_t s);

@@ -313,19 +313,21 @@ __device__ __forceinline__ float dot_x(const float (&wv)[N], const float* x, int
   return sum;
 }
 
-// Whether the quantized GEMV takes 16-byte loads: aligned bases, and for i8 and f8e4m3 rows of whole
-// 16-value steps within one group each (i4 rows are whole 32-value steps: validate requires it).
+// Whether the quantized GEMV takes vector loads (x in 16-byte float4s, the weights 4 or 8 bytes a lane):
+// aligned bases, and for i8 and f8e4m3 rows of whole 8-value steps within one group each (i4 rows are
+// whole 32-value blocks: validate requires it).
 template <DType W>
 bool q_gemv_vec(const MatmulArgs& a) {
   const bool aligned =
       reinterpret_cast<uintptr_t>(a.w) % 16 == 0 && reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && a.k % 4 == 0;
   if constexpr (W == DType::I4) return aligned && a.k % 32 == 0 && a.group % 32 == 0;
-  else if constexpr (W == DType::F8E4M3) return aligned && a.k % 16 == 0 && a.group % 16 == 0;
-  else return aligned && a.k % 16 == 0;
+  else if constexpr (W == DType::F8E4M3) return aligned && a.k % 8 == 0 && a.group % 8 == 0;
+  else return aligned && a.k % 8 == 0;
 }
 
-// One warp an output row, streaming it with 16-byte loads (32 i4 values or 16 i8/f8e4m3 values a lane
-// a step), each weight decoded in registers and used for every activation row.
+// One warp an output row, each weight decoded in registers and used for every activation row; the
+// lanes' weight and x reads are contiguous runs (coalesced), several steps unrolled so that loads are in
+// flight together.
 template <DType W, int R>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q_kernel(MatmulArgs a, bool vec) {
   const int lane = threadIdx.x & 31;
@@ -337,42 +339,58 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q_kernel(MatmulArgs a, b
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   if (vec && W == DType::I4) {
-    const uint8_t* row = w + uint64_t(j) * uint64_t(a.k / 2);
-    const int64_t groups = a.k / a.group;
-    for (int64_t b = lane; b < a.k / 32; b += 32) {
-      const uint4 raw = *reinterpret_cast<const uint4*>(row + b * 16);
+    // A step: 8 blocks of 32 values (128 bytes of the row), a quad of lanes a block, each lane 4 bytes:
+    // values 4q … 4q+3 of its block in the low nibbles, 16+4q … 16+4q+3 in the high ones (q = lane % 4),
+    // so the quad's x reads are two runs of 64 bytes, as the weight reads are one run of 128.
+    const uint32_t* row = reinterpret_cast<const uint32_t*>(w + uint64_t(j) * uint64_t(a.k / 2));
+    const int64_t groups = a.k / a.group, blocks = a.k / 32;
+    const int q = lane & 3;
+#pragma unroll 4
+    for (int64_t b = lane >> 2; b < blocks; b += 8) {
+      const uint32_t word = row[b * 4 + q];
       const int64_t g = j * groups + b * 32 / a.group;
       const float s = a.w_scale[g];
       const int z = a.w_zero ? int(a.w_zero[g]) : 8;
-      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-      float wv[32];
+      float lo[4], hi[4];
 #pragma unroll
-      for (int q = 0; q < 16; ++q) {
-        const uint32_t byte = (words[q / 4] >> (8 * (q % 4))) & 0xffu;
-        wv[q] = float(int(byte & 15u) - z) * s;
-        wv[16 + q] = float(int(byte >> 4) - z) * s;
+      for (int t = 0; t < 4; ++t) {
+        const uint32_t byte = (word >> (8 * t)) & 0xffu;
+        lo[t] = float(int(byte & 15u) - z) * s;
+        hi[t] = float(int(byte >> 4) - z) * s;
       }
+      const int64_t i0 = b * 32 + 4 * q;
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        if (r < a.rows) acc[r] += dot_x(wv, a.x + r * a.k, b * 32);
+        if (r < a.rows) {
+          const float4 xl = *reinterpret_cast<const float4*>(a.x + r * a.k + i0);
+          const float4 xh = *reinterpret_cast<const float4*>(a.x + r * a.k + i0 + 16);
+          acc[r] += lo[0] * xl.x + lo[1] * xl.y + lo[2] * xl.z + lo[3] * xl.w + hi[0] * xh.x + hi[1] * xh.y +
+                    hi[2] * xh.z + hi[3] * xh.w;
+        }
     }
   } else if (vec) {
+    // A step: 256 values, each lane 8 (an 8-byte load, and its 32 bytes of x: both runs across the warp).
     const uint8_t* row = w + uint64_t(j) * uint64_t(a.k);
-    for (int64_t i = int64_t(lane) * 16; i < a.k; i += 32 * 16) {
-      const uint4 raw = *reinterpret_cast<const uint4*>(row + i);
-      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll 4
+    for (int64_t i = int64_t(lane) * 8; i < a.k; i += 32 * 8) {
+      const uint2 raw = *reinterpret_cast<const uint2*>(row + i);
+      const uint32_t words[2] = {raw.x, raw.y};
       float s = 1.0f;
       if constexpr (W == DType::F8E4M3) s = a.w_scale[j * ((a.k + a.group - 1) / a.group) + i / a.group];
-      float wv[16];
+      float wv[8];
 #pragma unroll
-      for (int q = 0; q < 16; ++q) {
-        const uint32_t byte = (words[q / 4] >> (8 * (q % 4))) & 0xffu;
-        if constexpr (W == DType::I8) wv[q] = float(int8_t(uint8_t(byte)));
-        else wv[q] = f8_value(byte) * s;
+      for (int t = 0; t < 8; ++t) {
+        const uint32_t byte = (words[t / 4] >> (8 * (t % 4))) & 0xffu;
+        if constexpr (W == DType::I8) wv[t] = float(int8_t(uint8_t(byte)));
+        else wv[t] = f8_value(byte) * s;
       }
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        if (r < a.rows) acc[r] += dot_x(wv, a.x + r * a.k, i);
+        if (r < a.rows) {
+          float xv[8];
+          cuda::load8<DType::F32>(a.x + r * a.k, i, xv);
+          acc[r] += cuda::dot8(wv, xv);
+        }
     }
   } else {
     for (int64_t i = lane; i < a.k; i += 32) {

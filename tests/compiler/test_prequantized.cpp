@@ -1256,10 +1256,12 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
        },
        nullptr, "has scales of dtype F16 and shape [1, 128] (expected a float [2, 64]"},
       {"a NaN scale", [&](RawTensors& ts) { ts[w + ".scales"].bytes[2] = 0x00, ts[w + ".scales"].bytes[3] = 0x7e; },
-       nullptr, "has scale nan for output 1, group 0 (scales must be finite)"},
+       nullptr, "has scale nan for output 1, group 0 (scales must be finite and nonzero)"},
+      {"a zero scale", [&](RawTensors& ts) { ts[w + ".scales"].bytes[2] = 0x00, ts[w + ".scales"].bytes[3] = 0x00; },
+       nullptr, "has scale 0.000000 for output 1, group 0 (scales must be finite and nonzero)"},
       {"an infinite scale",
        [&](RawTensors& ts) { ts[w + ".scales"].bytes[2] = 0x00, ts[w + ".scales"].bytes[3] = 0x7c; }, nullptr,
-       "has scale inf for output 1, group 0 (scales must be finite)"},
+       "has scale inf for output 1, group 0 (scales must be finite and nonzero)"},
       {"act-order g_idx",
        [&](RawTensors& ts) {
          std::vector<uint8_t>& g = ts[w + ".g_idx"].bytes;

@@ -74,8 +74,8 @@ TEST_CASE(
 // Quantized weights (matmul versions 2-4) against the CPU kernels: i8 with a scale a row (all of
 // [-128, 127]), i4 in groups of 32 and 128 symmetric and with zero points (0 to 16, as GPTQ's may be),
 // f8e4m3 in groups of 16, 48 (with a short last group) and a whole row (every code but NaN, subnormals
-// included); scales of both signs; the GEMV (16-byte loads, and the element path for rows that are not
-// whole 16-value steps or x that is not 16-byte aligned) and the tiled kernel; bias, accumulate and
+// included); scales of both signs; the GEMV (vector loads, and the element path for rows that are not
+// whole 8-value steps or x that is not 16-byte aligned) and the tiled kernel; bias, accumulate and
 // padding rows.
 TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (GEMV and tiled paths)") {
   if (skip_without_gpu()) return;
@@ -95,6 +95,7 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
       {DType::I8, 64, 0, false},
       {DType::I8, 4096, 0, false},
       {DType::I8, 70, 0, false},
+      {DType::I8, 72, 0, false},  // (whole 8-value steps, not 16: the vector path)
       {DType::I8, 64, 0, false, true},
       {DType::I4, 64, 32, false},
       {DType::I4, 1024, 128, false},
