@@ -301,18 +301,6 @@ __device__ __forceinline__ float q_weight(const MatmulArgs& a, int64_t j, int64_
   }
 }
 
-// Σ over n products of weights wv with x's row r from column i (16-byte aligned), in column order.
-template <int N>
-__device__ __forceinline__ float dot_x(const float (&wv)[N], const float* x, int64_t i) {
-  float sum = 0.0f;
-#pragma unroll
-  for (int c = 0; c < N; c += 4) {
-    const float4 xv = *reinterpret_cast<const float4*>(x + i + c);
-    sum += wv[c] * xv.x + wv[c + 1] * xv.y + wv[c + 2] * xv.z + wv[c + 3] * xv.w;
-  }
-  return sum;
-}
-
 // Whether the quantized GEMV takes vector loads (x in 16-byte float4s, the weights 4 or 8 bytes a lane):
 // aligned bases, and for i8 and f8e4m3 rows of whole 8-value steps within one group each (i4 rows are
 // whole 32-value blocks: validate requires it).
