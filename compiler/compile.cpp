@@ -70,11 +70,11 @@ CompileSummary compile_model(const CompileOptions& o) {
   const int stored = int(stored_parts.size());
   // (one scheme a checkpoint: its config; FP8 blocks narrower than a row set the groups of the weights
   // --quantize fp8 adds, per-row and per-tensor scales leave them a row)
-  bool gptq = false;  // (its unpacked tensors' dtype names the format: "I4 (GPTQ)", ...)
+  bool gptq = false;
   for (const auto& kv : b.checkpoint.all())
     if (const StTensor* t = kv.second; t->row_scale) {
       quant.stored_group = t->group;
-      gptq = gptq || t->st_dtype.find("GPTQ") != std::string::npos;
+      gptq = gptq || t->gptq_bits != 0;
       quant.stored_asymmetric = quant.stored_asymmetric || t->row_zero;
     } else if (t->block_scale) {
       quant.stored_fp8 = true;

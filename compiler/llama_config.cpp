@@ -93,11 +93,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   const std::string arch = r.architecture();
-  if (r.has("quantization_config") && j["quantization_config"].is_object() &&
-      j["quantization_config"].value("quant_method", nlohmann::json()) == "fp8")
-    c.fp8 = r.fp8_blocks(&c.fp8_block_rows, &c.fp8_block_cols);
-  else if (r.has("quantization_config") && j["quantization_config"].is_object() &&
-           j["quantization_config"].value("quant_method", nlohmann::json()) == "gptq") {
+  const nlohmann::json quant_method = r.has("quantization_config") && j["quantization_config"].is_object()
+                                          ? j["quantization_config"].value("quant_method", nlohmann::json())
+                                          : nlohmann::json();
+  if (quant_method == "fp8") c.fp8 = r.fp8_blocks(&c.fp8_block_rows, &c.fp8_block_cols);
+  else if (quant_method == "gptq") {
     c.prequantized = r.gptq(&c.prequantized_bits, &c.prequantized_group, &c.prequantized_asymmetric);
     c.prequantized_gptq = true;
   } else {

@@ -338,17 +338,15 @@ std::unique_ptr<std::vector<float>> positive_scales(const StTensor& s, size_t n,
 
 }  // namespace
 
-void check_fp8_codes(const StTensor& t) {
-  uint64_t nan_codes = 0;
-  for (int64_t i = 0; i < t.numel(); ++i) nan_codes += (t.data[i] & 0x7f) == 0x7f;
+void refuse_fp8_nan_codes(const StTensor& t, uint64_t nan_codes) {
   if (nan_codes > 0)
     throw CompileError(t.file + ": FP8 weight '" + t.name + "' holds " + std::to_string(nan_codes) + " NaN codes");
 }
 
 void read_f32(const StTensor& t, float* out) {
   if (t.block_scale) {
-    check_fp8_codes(t);
     const int64_t rows = t.shape[0], cols = t.shape[1], grid_cols = (cols + t.block_cols - 1) / t.block_cols;
+    uint64_t nan_codes = 0;  // (counted in the same pass)
     for (int64_t r = 0; r < rows; ++r) {
       const float* srow = t.block_scale + (r / t.block_rows) * grid_cols;
       const uint8_t* in = t.data + r * cols;
@@ -356,10 +354,14 @@ void read_f32(const StTensor& t, float* out) {
       for (int64_t b = 0; b < grid_cols; ++b) {  // one scale per block of columns
         const float s = srow[b];
         const int64_t end = std::min(cols, (b + 1) * t.block_cols);
-        for (int64_t c = b * t.block_cols; c < end; ++c) o[c] = f8e4m3_value(in[c]) * s;
+        for (int64_t c = b * t.block_cols; c < end; ++c) {
+          o[c] = f8e4m3_value(in[c]) * s;
+          nan_codes += is_fp8_nan_code(in[c]);
+        }
       }
       round_to_scale_dtype(t.scale_dtype, o, cols);
     }
+    refuse_fp8_nan_codes(t, nan_codes);
     return;
   }
   if (!t.row_scale) {

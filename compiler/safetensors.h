@@ -59,9 +59,11 @@ struct StTensor {
 // Row r's q of a pre-quantized int8 or int4 weight (StTensor::row_scale set), as floats: shape[1] values.
 void quantized_q(const StTensor& t, int64_t r, float* out);
 
-// A block-scaled FP8 weight's codes hold no NaN (S.1111.111, float8_e4m3fn's only non-number), else
-// CompileError naming the tensor and how many.
-void check_fp8_codes(const StTensor& t);
+// A block-scaled FP8 weight's codes held nan_codes NaN codes (S.1111.111, float8_e4m3fn's only
+// non-number), counted by the caller's own pass over them: when any, CompileError naming the tensor and
+// how many.
+void refuse_fp8_nan_codes(const StTensor& t, uint64_t nan_codes);
+inline bool is_fp8_nan_code(uint8_t code) { return (code & 0x7f) == 0x7f; }
 
 // The tensor's values in f32: converted from its dtype, or for a pre-quantized int8 or int4 weight q · scale
 // rounded to the scales' dtype (compressed-tensors decompresses in it: a bf16 model's weights are

@@ -46,6 +46,8 @@ constexpr uint64_t dtype_size(DType t) {
 }
 
 inline bool dtype_is_float(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+// Weights stored quantized, read with their scales (matmul versions 2-4, moe_experts versions 2-3).
+constexpr bool dtype_is_quantized(DType t) { return t == DType::I8 || t == DType::I4 || t == DType::F8E4M3; }
 
 inline const char* dtype_name(DType t) {
   switch (t) {

@@ -185,12 +185,13 @@ class CudaExecutor final : public Executor {
       if (t.backend == "cuda") archs = t.sm_archs;
     if (archs.empty()) {
       for (const TensorInfo& t : plan_->tensors())
-        if (t.dtype == DType::I8 || t.dtype == DType::I4 || t.dtype == DType::F8E4M3)  // CPU kernels only
-          return unsupported(std::string("plan was not compiled for CUDA: its ") +
+        if (dtype_is_quantized(t.dtype))  // (compiled for the CPU alone unless --target asked for CUDA)
+          return unsupported(std::string("plan was not compiled for CUDA: with ") +
                              (t.dtype == DType::I8   ? "int8"
                               : t.dtype == DType::I4 ? "int4"
                                                      : "fp8") +
-                             " weights (kiln compile --quantize) run on the CPU only so far (--device cpu)");
+                             " weights a plan is for the CPU unless compiled with --target cuda or all (or run it "
+                             "with --device cpu)");
       return unsupported("plan was not compiled for CUDA (kiln compile --target cuda or all)");
     }
     if (std::find(archs.begin(), archs.end(), uint32_t(sm_)) == archs.end()) {

@@ -122,8 +122,6 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
-}  // namespace
-
 // Some GPTQ writers (GPTQ-for-LLaMa's layers) save a bias of zeros with every quantized projection,
 // biased in the model or not: one the model does not have is ignored when it is all zeros (adding
 // nothing), and refused as an unexpected tensor otherwise.
@@ -137,6 +135,8 @@ bool gptq_zero_bias(const std::string& name, const Checkpoint& ck) {
   read_f32(*b, v.data());
   return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
 }
+
+}  // namespace
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
   check_layer_count(c.num_hidden_layers, ck, 9);

@@ -136,8 +136,12 @@ struct Quantized {
       std::copy(t.block_scale + (r / t.block_rows) * grid, t.block_scale + (r / t.block_rows + 1) * grid,
                 scales.begin() + (row + r) * spr);
     if (!q_out) return;
-    check_fp8_codes(t);
-    for (int64_t i = 0; i < rows * k; ++i) (*q_out)[size_t(row * k + i)] = f8e4m3_value(t.data[i]);
+    uint64_t nan_codes = 0;  // (counted in the same pass)
+    for (int64_t i = 0; i < rows * k; ++i) {
+      (*q_out)[size_t(row * k + i)] = f8e4m3_value(t.data[i]);
+      nan_codes += is_fp8_nan_code(t.data[i]);
+    }
+    refuse_fp8_nan_codes(t, nan_codes);
   }
 
   void run(const WeightFetch& fetch, std::vector<float>* q_out) {

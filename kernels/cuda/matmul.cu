@@ -283,9 +283,6 @@ __device__ __forceinline__ float f8_value(uint32_t code) {
   return __uint_as_float((uint32_t(int32_t(int8_t(uint8_t(code)))) << 20) & 0x87f00000u) * kF8E4M3Unbias;
 }
 
-template <DType W>
-constexpr bool kQuantized = W == DType::I8 || W == DType::I4 || W == DType::F8E4M3;
-
 // Weight (j, i) of a quantized matmul as above (i8: q, unscaled).
 template <DType W>
 __device__ __forceinline__ float q_weight(const MatmulArgs& a, int64_t j, int64_t i) {
@@ -431,7 +428,7 @@ __global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
       xs[kk][row] = (xr < a.rows && k < a.k) ? a.x[xr * a.k + k] : 0.0f;
       float wv = 0.0f;
       if (wj < a.m && k < a.k) {
-        if constexpr (kQuantized<W>) wv = q_weight<W>(a, wj, k);  // (i8: q, its row scale applied below)
+        if constexpr (dtype_is_quantized(W)) wv = q_weight<W>(a, wj, k);  // (i8: q, its row scale applied below)
         else wv = cuda::ld(a.w, W, uint64_t(wj * a.k + k));
       }
       ws[kk][row] = wv;

@@ -126,8 +126,7 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
     if (gemm.status().code() != StatusCode::kUnsupported) return gemm.status();
     if (env.library_refused) ++*env.library_refused;  // no algorithm for this shape: kiln's kernel
   }
-  const bool quantized = a.w_dtype == DType::I8 || a.w_dtype == DType::I4 || a.w_dtype == DType::F8E4M3;
-  if (env.pdl && a.rows <= kGemvMaxRows && !quantized && env.pdl_gemvs) ++*env.pdl_gemvs;
+  if (env.pdl && a.rows <= kGemvMaxRows && !dtype_is_quantized(a.w_dtype) && env.pdl_gemvs) ++*env.pdl_gemvs;
   return CudaLaunch([a, pdl = env.pdl](void* s) -> Status {
     matmul_cuda(a, static_cast<cudaStream_t>(s), pdl);
     return Status::ok();
