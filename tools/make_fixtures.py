@@ -1181,6 +1181,7 @@ DS_BASE = dict(
 
 DS_NORM_STD = 0.2    # every RMSNorm weight = 1 + N(0, DS_NORM_STD^2) instead of ones
 DS_BIAS_STD = 0.15   # V3 e_score_correction_bias ~ N(0, DS_BIAS_STD^2) instead of zeros
+DS_ATTN_BIAS_STD = 0.05 # attention_bias: the projections' biases ~ N(0, DS_ATTN_BIAS_STD^2) instead of zeros
 DS_MIN_ROUTE_MARGIN = 1e-4  # min gap at every expert / group top-k cut in the reference forwards
 DS_MIN_BIAS_FLIPS = 4       # V3: tokens per MoE layer whose expert set the bias changes
 DS_MTP_STD = 0.1
@@ -1207,6 +1208,12 @@ DS_CASES = [
          config=dict(q_lora_rank=24, topk_method="group_limited_greedy", scoring_func="softmax", n_group=4,
                      topk_group=2, num_experts_per_tok=3, norm_topk_prob=True, routed_scaling_factor=1.5,
                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+    # attention_bias: biases on q_a_proj, kv_a_proj_with_mqa (whose rows kiln splits into c_KV and the
+    # reordered k_rope) and o_proj, made random (transformers initializes them to zero)
+    dict(name="v2_bias", arch="v2", seed=3411, method="greedy",
+         config=dict(q_lora_rank=24, attention_bias=True, topk_method="greedy", scoring_func="softmax",
+                     norm_topk_prob=False, routed_scaling_factor=1.0,
+                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
 ]
 
 
@@ -1227,6 +1234,8 @@ def ds_randomize(model, g):
         for _, mod in model.named_modules():
             if type(mod).__name__.endswith("RMSNorm"):
                 mod.weight.copy_(1 + DS_NORM_STD * torch.randn(mod.weight.shape, generator=g))
+            if isinstance(mod, torch.nn.Linear) and mod.bias is not None:  # (attention_bias only)
+                mod.bias.copy_(DS_ATTN_BIAS_STD * torch.randn(mod.bias.shape, generator=g))
             if hasattr(mod, "e_score_correction_bias"):
                 b = mod.e_score_correction_bias
                 b.copy_(DS_BIAS_STD * torch.randn(b.shape, generator=g))
@@ -1368,6 +1377,10 @@ def ds_manual_logits(out, input_ids):
         x0, x1 = x[..., 0::2], x[..., 1::2]
         return torch.stack((x0 * cos - x1 * sin, x1 * cos + x0 * sin), dim=-1).flatten(-2)
 
+    def lin(x, name):  # a projection, with its bias where the checkpoint has one (attention_bias)
+        y = x @ W[name + ".weight"].T
+        return y + W[name + ".bias"] if name + ".bias" in W else y
+
     def mlp(h, p):
         return (F.silu(h @ W[p + "gate_proj.weight"].T) * (h @ W[p + "up_proj.weight"].T)) @ W[p + "down_proj.weight"].T
 
@@ -1383,18 +1396,18 @@ def ds_manual_logits(out, input_ids):
         if c["q_lora_rank"] is None:
             q = h @ W[p + "self_attn.q_proj.weight"].T
         else:
-            q = rms(h @ W[p + "self_attn.q_a_proj.weight"].T, W[p + "self_attn.q_a_layernorm.weight"], 1e-6)
+            q = rms(lin(h, p + "self_attn.q_a_proj"), W[p + "self_attn.q_a_layernorm.weight"], 1e-6)
             q = q @ W[p + "self_attn.q_b_proj.weight"].T
         q = q.view(B, T, nh, dn + dr).transpose(1, 2)  # [B, nh, T, dn+dr]
         q_nope, q_pe = q[..., :dn], rope(q[..., dn:])
-        ckv = h @ W[p + "self_attn.kv_a_proj_with_mqa.weight"].T  # [B, T, rkv + dr]
+        ckv = lin(h, p + "self_attn.kv_a_proj_with_mqa")  # [B, T, rkv + dr]
         lat = rms(ckv[..., :rkv], W[p + "self_attn.kv_a_layernorm.weight"], 1e-6)
         k_pe = rope(ckv[..., rkv:])[:, None]  # [B, 1, T, dr], shared by all heads
         kv = (lat @ W[p + "self_attn.kv_b_proj.weight"].T).view(B, T, nh, dn + dv).transpose(1, 2)
         k_nope, v = kv[..., :dn], kv[..., dn:]
         s = (q_nope @ k_nope.transpose(-1, -2) + q_pe @ k_pe.transpose(-1, -2)) * scale + causal
         o = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, nh * dv)
-        x = x + o @ W[p + "self_attn.o_proj.weight"].T
+        x = x + lin(o, p + "self_attn.o_proj")
         h = rms(x, W[p + "post_attention_layernorm.weight"], eps)
         if layer < c["first_k_dense_replace"]:
             x = x + mlp(h, p + "mlp.")

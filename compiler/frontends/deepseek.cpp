@@ -148,46 +148,26 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
       if (c.attention_bias) L.q_a_b = w(a + "q_a_proj.bias", {c.q_lora_rank}, {a + "q_a_proj.bias"}, wt);
       L.q_a_norm = w(a + "q_a_layernorm.weight", {c.q_lora_rank}, {a + "q_a_layernorm.weight"}, wt);
     }
-    // q rows per head are [nope | rope]: split them, and put the rope rows in rotate-half order.
-    L.q_nope = built(a + "q_nope.weight", {H * nope, qin}, [=](const WeightFetch& f) {
-      const auto q = f(qname);
-      std::vector<float> out;
-      for (int64_t h = 0; h < H; ++h) {
-        const auto rws = rows_of(q, qin, h * qk, h * qk + nope);
-        out.insert(out.end(), rws.begin(), rws.end());
-      }
-      return out;
-    });
-    L.q_pe = built(a + "q_pe.weight", {H * rope, qin}, [=](const WeightFetch& f) {
-      const auto q = f(qname);
-      std::vector<float> out;
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t j : perm) {
-          const auto row = rows_of(q, qin, h * qk + nope + j, h * qk + nope + j + 1);
-          out.insert(out.end(), row.begin(), row.end());
-        }
-      return out;
-    });
+    // q rows per head are [nope | rope]: split them, and put the rope rows in rotate-half order; kv_a's
+    // rows are [c_KV (r) | k_rope]. Rows of the checkpoint tensors, so --quantize and FP8 keep them.
+    std::vector<int64_t> nope_rows, pe_rows, c_rows, kpe_rows;
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t j = 0; j < nope; ++j) nope_rows.push_back(h * qk + j);
+      for (int64_t j : perm) pe_rows.push_back(h * qk + nope + j);
+    }
+    for (int64_t j = 0; j < r; ++j) c_rows.push_back(j);
+    for (int64_t j : perm) kpe_rows.push_back(r + j);
     const std::string kva = a + "kv_a_proj_with_mqa.";
-    L.kv_c =
-        built(a + "kv_c.weight", {r, D}, [=](const WeightFetch& f) { return rows_of(f(kva + "weight"), D, 0, r); });
-    L.kv_pe = built(a + "kv_pe.weight", {rope, D}, [=](const WeightFetch& f) {
-      const auto k = f(kva + "weight");
-      std::vector<float> out;
-      for (int64_t j : perm) {
-        const auto row = rows_of(k, D, r + j, r + j + 1);
-        out.insert(out.end(), row.begin(), row.end());
-      }
-      return out;
-    });
+    auto row_w = [&](const std::string& name, int64_t cols, const std::string& part, const std::vector<int64_t>& rws) {
+      return g.weight(name, wt, {int64_t(rws.size()), cols}, WeightSource{{part}, {}, nullptr, rws});
+    };
+    L.q_nope = row_w(a + "q_nope.weight", qin, qname, nope_rows);
+    L.q_pe = row_w(a + "q_pe.weight", qin, qname, pe_rows);
+    L.kv_c = row_w(a + "kv_c.weight", D, kva + "weight", c_rows);
+    L.kv_pe = row_w(a + "kv_pe.weight", D, kva + "weight", kpe_rows);
     if (c.attention_bias) {
-      L.kv_c_b = built(a + "kv_c.bias", {r}, [=](const WeightFetch& f) { return rows_of(f(kva + "bias"), 1, 0, r); });
-      L.kv_pe_b = built(a + "kv_pe.bias", {rope}, [=](const WeightFetch& f) {
-        const auto b = f(kva + "bias");
-        std::vector<float> out;
-        for (int64_t j : perm) out.push_back(b[size_t(r + j)]);
-        return out;
-      });
+      L.kv_c_b = g.weight(a + "kv_c.bias", wt, {r}, WeightSource{{kva + "bias"}, {}, nullptr, c_rows});
+      L.kv_pe_b = g.weight(a + "kv_pe.bias", wt, {rope}, WeightSource{{kva + "bias"}, {}, nullptr, kpe_rows});
     }
     L.kv_norm = w(a + "kv_a_layernorm.weight", {r}, {a + "kv_a_layernorm.weight"}, wt);
     // kv_b_proj rows per head are [k_nope (nope) | v (vd)], columns the latent (r).

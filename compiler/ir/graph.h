@@ -21,14 +21,17 @@ struct OpDef;  // kernels/op.h
 using WeightFetch = std::function<std::vector<float>(const std::string& name)>;
 
 // Where a weight's bytes come from, cast to the value's dtype:
-// - parts: the named checkpoint tensors concatenated along dim 0 (QKV, gate|up folding);
+// - parts: the named checkpoint tensors concatenated along dim 0 (QKV, gate|up folding); with rows,
+//   only those rows of the concatenation, in that order (slices and row permutations: DeepSeek's MLA
+//   q and kv_a split into their nope and rope rows), so they stay checkpoint rows that --quantize
+//   (each row on its own) and pre-quantized checkpoints' rows can keep quantized;
 // - constant: f32 data the compiler computed (rope inv_freq);
-// - build: f32 data computed from checkpoint tensors (slices, row permutations, per-head
-//   transposes, as MLA absorption needs).
+// - build: f32 data computed from checkpoint tensors (per-head transposes, as MLA absorption needs).
 struct WeightSource {
   std::vector<std::string> parts;
   std::vector<float> constant;
   std::function<std::vector<float>(const WeightFetch&)> build;
+  std::vector<int64_t> rows = {};  // parts only; empty: every row
 };
 
 struct Value {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "compiler/error.h"
 #include "compiler/safetensors.h"
@@ -116,6 +117,7 @@ namespace {
 struct Quantized {
   std::vector<std::string> parts;
   std::vector<const StTensor*> stored;  // per part: its pre-quantized rows, or null
+  std::vector<int64_t> rows;            // the value's rows of the parts concatenated (WeightSource::rows)
   std::string name;
   int64_t m = 0, k = 0;
   bool fp8 = false;           // f8e4m3 codes, group values a scale (the last group of a row may be short)
@@ -127,83 +129,115 @@ struct Quantized {
   int64_t scales_per_row() const { return fp8 ? f8_scales_per_row(k, group) : group > 0 ? k / group : 1; }
   int64_t elements_per_row() const { return !fp8 && group > 0 ? k / 2 : k; }
 
-  // A checkpoint's FP8 part t of `rows` rows at row `row`: its codes' values, its block scales repeated
-  // down each block's rows (the plan's groups are the blocks' columns).
-  void copy_fp8(const StTensor& t, const std::string& p, int64_t row, std::vector<float>* q_out) {
+  // A checkpoint's FP8 part t: its codes' values (into q, when not null), its block scales repeated down
+  // each block's rows (into s; the plan's groups are the blocks' columns).
+  void copy_fp8(const StTensor& t, const std::string& p, float* q, float* s) const {
     const int64_t rows = t.shape[0], spr = scales_per_row(), grid = (k + t.block_cols - 1) / t.block_cols;
     if (grid != spr) throw CompileError("internal: FP8 blocks of '" + p + "' are not the groups of '" + name + "'");
     for (int64_t r = 0; r < rows; ++r)
-      std::copy(t.block_scale + (r / t.block_rows) * grid, t.block_scale + (r / t.block_rows + 1) * grid,
-                scales.begin() + (row + r) * spr);
-    if (!q_out) return;
+      std::copy(t.block_scale + (r / t.block_rows) * grid, t.block_scale + (r / t.block_rows + 1) * grid, s + r * spr);
+    if (!q) return;
     uint64_t nan_codes = 0;  // (counted in the same pass)
     for (int64_t i = 0; i < rows * k; ++i) {
-      (*q_out)[size_t(row * k + i)] = f8e4m3_value(t.data[i]);
+      q[i] = f8e4m3_value(t.data[i]);
       nan_codes += is_fp8_nan_code(t.data[i]);
     }
     refuse_fp8_nan_codes(t, nan_codes);
   }
 
-  void run(const WeightFetch& fetch, std::vector<float>* q_out) {
-    scales.assign(size_t(m * scales_per_row()), 0.0f);
-    if (asymmetric) zeros.assign(size_t(m * scales_per_row()), int8_t(0));
-    if (q_out) q_out->assign(size_t(m * elements_per_row()), 0.0f);
-    int64_t row = 0;
-    for (size_t i = 0; i < parts.size(); ++i) {  // part by part, so an error names the checkpoint tensor and its row
-      const std::string& p = parts[i];
-      if (const StTensor* t = stored[i]) {  // the checkpoint's own q and scales
-        if (t->shape.size() != 2 || t->shape[1] != k || row + t->shape[0] > m || (!fp8 && t->group != group) ||
-            fp8 != (t->block_scale != nullptr))
-          throw CompileError("internal: pre-quantized '" + p + "' does not fit '" + name + "'");
-        if (fp8) {
-          copy_fp8(*t, p, row, q_out);
-          row += t->shape[0];
-          continue;
-        }
-        const int64_t rows = t->shape[0], spr = scales_per_row();
-        std::copy(t->row_scale, t->row_scale + rows * spr, scales.begin() + row * spr);
-        if (asymmetric != (t->row_zero != nullptr))
-          throw CompileError("internal: pre-quantized '" + p + "' and '" + name + "' differ in zero points");
-        if (asymmetric) std::copy(t->row_zero, t->row_zero + rows * spr, zeros.begin() + row * spr);
-        if (q_out) {
-          std::vector<float> q(static_cast<size_t>(k));
-          std::vector<uint8_t> packed(static_cast<size_t>(k / 2));
-          for (int64_t r = 0; r < rows; ++r) {
-            float* out = q_out->data() + (row + r) * elements_per_row();
-            if (group == 0) {
-              quantized_q(*t, r, out);
-              continue;
-            }
-            quantized_q(*t, r, q.data());  // int4: packed again in kiln's layout (kernels/dtype.h)
-            for (int64_t c = 0; c < k; ++c) store_i4(packed.data(), uint64_t(c), int(q[size_t(c)]));
-            std::copy(packed.begin(), packed.end(), out);
-          }
-        }
-        row += rows;
+  // A pre-quantized part t of n rows: its q (into q, when not null), scales and zero points as stored.
+  void copy_stored(const StTensor& t, const std::string& p, int64_t n, float* q, float* s, int8_t* z) const {
+    if (fp8) return copy_fp8(t, p, q, s);
+    const int64_t spr = scales_per_row();
+    std::copy(t.row_scale, t.row_scale + n * spr, s);
+    if (asymmetric != (t.row_zero != nullptr))
+      throw CompileError("internal: pre-quantized '" + p + "' and '" + name + "' differ in zero points");
+    if (asymmetric) std::copy(t.row_zero, t.row_zero + n * spr, z);
+    if (!q) return;
+    std::vector<float> v(static_cast<size_t>(k));
+    std::vector<uint8_t> packed(static_cast<size_t>(k / 2));
+    for (int64_t r = 0; r < n; ++r) {
+      float* out = q + r * elements_per_row();
+      if (group == 0) {
+        quantized_q(t, r, out);
         continue;
       }
-      const std::vector<float> w = fetch(p);
-      const int64_t rows = int64_t(w.size()) / k;
-      if (rows * k != int64_t(w.size()) || row + rows > m)
-        throw CompileError("internal: parts of '" + name + "' do not fit it");
-      if (fp8) {
-        std::vector<uint8_t> q(w.size());
-        quantize_rows_fp8(w.data(), rows, k, group, q.data(), scales.data() + row * scales_per_row(), p);
-        if (q_out)
-          for (size_t c = 0; c < q.size(); ++c) (*q_out)[size_t(row * k) + c] = f8e4m3_value(q[c]);
-      } else if (group > 0) {
-        std::vector<uint8_t> q(w.size() / 2);
-        quantize_rows_int4(w.data(), rows, k, group, q.data(), scales.data() + row * scales_per_row(), p,
-                           asymmetric ? zeros.data() + row * scales_per_row() : nullptr);
-        if (q_out) std::copy(q.begin(), q.end(), q_out->begin() + row * elements_per_row());
-      } else {
-        std::vector<int8_t> q(w.size());
-        quantize_rows_int8(w.data(), rows, k, q.data(), scales.data() + row, p);
-        if (q_out) std::copy(q.begin(), q.end(), q_out->begin() + row * k);
-      }
-      row += rows;
+      quantized_q(t, r, v.data());  // int4: packed again in kiln's layout (kernels/dtype.h)
+      for (int64_t c = 0; c < k; ++c) store_i4(packed.data(), uint64_t(c), int(v[size_t(c)]));
+      std::copy(packed.begin(), packed.end(), out);
     }
-    if (row != m) throw CompileError("internal: parts of '" + name + "' do not fill it");
+  }
+
+  // The f32 rows w (n of them, from part p) quantized by kiln's formulas.
+  void quantize_part(const std::vector<float>& w, int64_t n, const std::string& p, float* q, float* s,
+                     int8_t* z) const {
+    if (fp8) {
+      std::vector<uint8_t> codes(w.size());
+      quantize_rows_fp8(w.data(), n, k, group, codes.data(), s, p);
+      if (q)
+        for (size_t c = 0; c < codes.size(); ++c) q[c] = f8e4m3_value(codes[c]);
+    } else if (group > 0) {
+      std::vector<uint8_t> packed(w.size() / 2);
+      quantize_rows_int4(w.data(), n, k, group, packed.data(), s, p, asymmetric ? z : nullptr);
+      if (q) std::copy(packed.begin(), packed.end(), q);
+    } else {
+      std::vector<int8_t> q8(w.size());
+      quantize_rows_int8(w.data(), n, k, q8.data(), s, p);
+      if (q) std::copy(q8.begin(), q8.end(), q);
+    }
+  }
+
+  void run(const WeightFetch& fetch, std::vector<float>* q_out) {
+    const int64_t spr = scales_per_row(), epr = elements_per_row();
+    scales.assign(size_t(m * spr), 0.0f);
+    if (asymmetric) zeros.assign(size_t(m * spr), int8_t(0));
+    if (q_out) q_out->assign(size_t(m * epr), 0.0f);
+    // With a gather (rows) each part is quantized whole into these, then its rows are taken: every
+    // scheme quantizes a row on its own, so they are what quantizing only those rows gives.
+    std::vector<float> part_q, part_s;
+    std::vector<int8_t> part_z;
+    int64_t row = 0;                             // rows of the parts so far
+    for (size_t i = 0; i < parts.size(); ++i) {  // part by part, so an error names the checkpoint tensor and its row
+      const std::string& p = parts[i];
+      const StTensor* t = stored[i];  // the checkpoint's own q and scales, or null
+      std::vector<float> w;
+      if (t && (t->shape.size() != 2 || t->shape[1] != k || (!fp8 && t->group != group) ||
+                fp8 != (t->block_scale != nullptr)))
+        throw CompileError("internal: pre-quantized '" + p + "' does not fit '" + name + "'");
+      if (!t) w = fetch(p);
+      const int64_t n = t ? t->shape[0] : int64_t(w.size()) / k;
+      if ((!t && n * k != int64_t(w.size())) || (rows.empty() && row + n > m))
+        throw CompileError("internal: parts of '" + name + "' do not fit it");
+      float *q = nullptr, *s = nullptr;
+      int8_t* z = nullptr;
+      if (rows.empty()) {  // straight into the value's rows
+        q = q_out ? q_out->data() + row * epr : nullptr;
+        s = scales.data() + row * spr;
+        z = asymmetric ? zeros.data() + row * spr : nullptr;
+      } else {
+        if (q_out) part_q.assign(size_t(n * epr), 0.0f);
+        part_s.assign(size_t(n * spr), 0.0f);
+        part_z.assign(asymmetric ? size_t(n * spr) : 0, int8_t(0));
+        q = q_out ? part_q.data() : nullptr;
+        s = part_s.data();
+        z = asymmetric ? part_z.data() : nullptr;
+      }
+      if (t) {
+        copy_stored(*t, p, n, q, s, z);
+      } else {
+        quantize_part(w, n, p, q, s, z);
+      }
+      for (size_t o = 0; o < rows.size(); ++o) {  // the gather: the value's rows among this part's
+        const int64_t r = rows[o] - row;
+        if (r < 0 || r >= n) continue;
+        if (q) std::copy(q + r * epr, q + (r + 1) * epr, q_out->data() + int64_t(o) * epr);
+        std::copy(s + r * spr, s + (r + 1) * spr, scales.data() + int64_t(o) * spr);
+        if (z) std::copy(z + r * spr, z + (r + 1) * spr, zeros.data() + int64_t(o) * spr);
+      }
+      row += n;
+    }
+    if (rows.empty() ? row != m : std::any_of(rows.begin(), rows.end(), [row](int64_t r) { return r < 0 || r >= row; }))
+      throw CompileError("internal: parts of '" + name + "' do not fill it");
   }
 };
 
@@ -280,6 +314,7 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
         if (v != kNoTensor) ++other_uses[v];
     }
   std::map<std::string, int> kept;  // reason → count
+  std::set<std::string> kept_parts;  // pre-quantized checkpoint tensors kept as shipped
   // The quantized value whose rows a matmul reads in place of each value, its scales and group (fp8).
   std::vector<uint32_t> i8_of(g.values.size(), kNoTensor), scale_of(g.values.size(), kNoTensor);
   std::vector<int64_t> group_of(g.values.size(), 0);
@@ -296,11 +331,13 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     auto qz = std::make_shared<Quantized>();
     Value& v = g.values[q_id];
     qz->parts = v.weight.parts;
+    qz->rows = v.weight.rows;
     qz->stored = stored_parts(v);
     if (!qz->stored.empty() && std::all_of(qz->stored.begin(), qz->stored.end(), [](const StTensor* t) { return t; }))
       ++rep.as_shipped;
-    if (!copy)  // (a copy's parts are counted with the value it copies)
-      for (const StTensor* t : qz->stored) rep.stored_parts += t != nullptr;
+    if (!copy)  // (a copy's parts are counted with the value it copies; a part two values take rows of, once)
+      for (size_t i = 0; i < qz->stored.size(); ++i)
+        if (qz->stored[i] && kept_parts.insert(qz->parts[i]).second) ++rep.stored_parts;
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];

@@ -25,20 +25,46 @@ void cast_into(const void* src, DType from, uint8_t* dst, DType to, uint64_t n) 
 
 }  // namespace
 
+std::vector<float> gather_rows(const std::vector<float>& all, int64_t cols, const std::vector<int64_t>& rows,
+                               const std::string& what) {
+  if (cols <= 0 || all.size() % uint64_t(cols) != 0)
+    throw CompileError("internal: the parts of '" + what + "' are not rows of " + std::to_string(cols));
+  const int64_t n = int64_t(all.size()) / cols;
+  std::vector<float> out;
+  out.reserve(rows.size() * size_t(cols));
+  for (int64_t r : rows) {
+    if (r < 0 || r >= n)
+      throw CompileError("internal: '" + what + "' takes row " + std::to_string(r) + " of " + std::to_string(n));
+    out.insert(out.end(), all.begin() + r * cols, all.begin() + (r + 1) * cols);
+  }
+  return out;
+}
+
 void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lora, ThreadPool& pool,
                         std::vector<uint8_t>& out) {
   out.resize(v.bytes());
-  if (v.weight.build) {
-    const WeightFetch fetch = [&](const std::string& name) {
-      const StTensor* t = lora.replacement(name);
-      if (!t) t = ck.find(name);
-      if (!t) throw CompileError("missing tensor '" + name + "'");
-      std::vector<float> w(size_t(t->numel()));
-      read_f32(*t, w.data());
-      if (lora.touches(name)) lora.apply(name, w, pool);
-      return w;
-    };
-    const std::vector<float> f = v.weight.build(fetch);
+  const WeightFetch fetch = [&](const std::string& name) {
+    const StTensor* t = lora.replacement(name);
+    if (!t) t = ck.find(name);
+    if (!t) throw CompileError("missing tensor '" + name + "'");
+    std::vector<float> w(size_t(t->numel()));
+    read_f32(*t, w.data());
+    if (lora.touches(name)) lora.apply(name, w, pool);
+    return w;
+  };
+  if (v.weight.build || !v.weight.rows.empty()) {
+    std::vector<float> f;
+    if (v.weight.build) {
+      f = v.weight.build(fetch);
+    } else {  // rows of the parts concatenated
+      for (const std::string& p : v.weight.parts) {
+        const std::vector<float> part = fetch(p);
+        f.insert(f.end(), part.begin(), part.end());
+      }
+      int64_t cols = 1;  // (the values of one row)
+      for (size_t d = 1; d < v.shape.size(); ++d) cols *= v.shape[d];
+      f = gather_rows(f, cols, v.weight.rows, v.name);
+    }
     if (f.size() * dtype_size(v.dtype) != out.size())
       throw CompileError("internal: '" + v.name + "' built the wrong size");
     convert_f32_to(f.data(), v.dtype, out.data(), f.size());

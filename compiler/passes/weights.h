@@ -3,6 +3,7 @@
 // weight at a time while the plan is written, so peak memory is one weight, not the model.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "compiler/ir/graph.h"
@@ -11,6 +12,11 @@
 #include "kernels/thread_pool.h"
 
 namespace kiln {
+
+// Rows `rows` (in that order) of `all`, rows of `cols` values; CompileError ("internal") for a row out of
+// range. A weight's WeightSource::rows, also the quantizer's (compiler/passes/quantize.cpp).
+std::vector<float> gather_rows(const std::vector<float>& all, int64_t cols, const std::vector<int64_t>& rows,
+                               const std::string& what);
 
 // LoRA deltas (lora may be empty) are added in f32 before the cast; pool runs the merge.
 void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lora, ThreadPool& pool,
