@@ -5,7 +5,7 @@
 
 MODEL_DIR: a real trained LLaMA-family checkpoint (tools/e2e_smollm2.py writes SmolLM2-135M-Instruct to
 /tmp/kiln-smollm2/model). Compiles it as bf16, int8, int8 with --quantize-head, int4 with its
-default groups and in groups of 64 and 32, and fp8 with and without the head (plan dtype bf16, CPU; --only: bf16
+default groups and in groups of 64 and 32 (symmetric; asymmetric with the default groups and 32), and fp8 with and without the head (plan dtype bf16, CPU; --only: bf16
 and the named ones), runs `kiln eval` on the first --tokens tokens of each
 text, and prints each plan's perplexity (exp of the mean next-token negative log-likelihood) and
 its change from bf16. Measured only; the
@@ -40,7 +40,10 @@ def main():
     a = ap.parse_args()
     plans = {"bf16": [], "int8": ["--quantize", "int8"], "int8 + head": ["--quantize", "int8", "--quantize-head"],
              "int4": ["--quantize", "int4"], "int4 g64": ["--quantize", "int4", "--group-size", "64"],
-             "int4 g32": ["--quantize", "int4", "--group-size", "32"], "fp8": ["--quantize", "fp8"],
+             "int4 g32": ["--quantize", "int4", "--group-size", "32"],
+             "int4 asymmetric": ["--quantize", "int4", "--asymmetric"],
+             "int4 g32 asymmetric": ["--quantize", "int4", "--group-size", "32", "--asymmetric"],
+             "fp8": ["--quantize", "fp8"],
              "fp8 + head": ["--quantize", "fp8", "--quantize-head"]}
     if a.only:
         keep = set(a.only.split(","))

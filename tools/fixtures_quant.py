@@ -113,14 +113,18 @@ def main(repo):
     gptq_fixtures(repo)
 
 
-# kiln compile --quantize int4 --group-size G: symmetric group-wise int4 as compressed-tensors computes
-# it (QuantizationArgs(num_bits=4, symmetric=True, strategy="group"): calculate_qparams on each group's
-# min and max gives scale = absmax / 7.5, and fake_quantize gives clamp(round(w / scale), -8, 7) * scale).
+# kiln compile --quantize int4 --group-size G: symmetric group-wise int4 as AutoRound's round-to-nearest
+# computes it (auto_round.data_type.int.quant_tensor_rtn_sym, the rule of llama.cpp's Q4_0: the group's
+# value of the larger magnitude, the positive one on a tie, is q = -8, so scale = that value / -8, negative
+# when it is positive, and q = clamp(round(w / scale), -8, 7)); its scales in f32 (scale_dtype) and
+# unclamped (q_scale_thresh 0: kiln gives a group of zeros scale 0, no group here is). Checked against
+# the formula kiln documents, exactly. (compressed-tensors' absmax / 7.5, kiln's formula until 2026-12-05,
+# leaves the largest value half a step off and SmolLM2's perplexity 1.2-1.6x as far from bf16's.)
 # For each case, tests/fixtures/<family>/<name>/reference_int4_g<G>[_head].safetensors: transformers'
 # logits and greedy tokens with every decoder-layer nn.Linear (and lm_head for _head) replaced by that
 # dequantization, every weight whose rows are whole groups (with G = 64, the down projections' 160
 # are not: kiln leaves them unquantized, and so does the reference); and layer 0's q_proj scales and
-# q (int8, -8..7) for the formula's unit test. Checked against the torch formula itself, exactly.
+# q (int8, -8..7) for the formula's unit test.
 # Group 0 is kiln's default (no --group-size): per weight, the largest of 128, 96, 64 and 32 that
 # divides its rows (64 for the 64-wide ones, 32 for the down projections' 160): reference_int4_default.
 # (name, head, group, lora)
@@ -130,22 +134,23 @@ INT4_CASES = [("gqa_f32", False, 32, False), ("gqa_f32", True, 32, False), ("gqa
 
 
 def quantize_int4(w, group):
-    """compressed-tensors' symmetric group int4 of w (rows, k): (q as int8, scale (rows, k // group), w')."""
+    """AutoRound's symmetric round-to-nearest group int4 of w (rows, k): (q as int8, scale (rows, k // group), w')."""
     import torch
-    from compressed_tensors.quantization import QuantizationArgs
-    from compressed_tensors.quantization.lifecycle.forward import fake_quantize
-    from compressed_tensors.quantization.utils import calculate_qparams
-    args = QuantizationArgs(num_bits=4, type="int", symmetric=True, strategy="group", group_size=group)
+    from auto_round.data_type.int import quant_tensor_rtn_sym
     w = w.float()
     rows, k = w.shape
-    g = w.reshape(rows, k // group, group)
-    scale, zp = calculate_qparams(g.amin(dim=2), g.amax(dim=2), args)
-    deq = fake_quantize(w, scale, zp, args)
+    deq, scale, maxq = quant_tensor_rtn_sym(w, bits=4, group_size=group, q_scale_thresh=0.0,
+                                            scale_dtype=torch.float32)
+    assert maxq == 8
+    scale = scale.reshape(rows, k // group)
     # The same by the formula kiln documents (compiler/passes/quantize.h), exactly.
-    s = g.abs().amax(dim=2) / 7.5
-    q = torch.where(s[..., None] > 0, torch.round(g / s[..., None]), torch.zeros_like(g)).clamp(-8, 7)
-    assert torch.equal(scale, s) and torch.equal(zp, torch.zeros_like(zp)), "compressed-tensors' int4 scale moved"
-    assert torch.equal(deq, (q * s[..., None]).reshape(rows, k)), "compressed-tensors' int4 fake_quantize moved"
+    g = w.reshape(rows, k // group, group)
+    lo, hi = g.amin(dim=2).clamp(max=0), g.amax(dim=2).clamp(min=0)
+    s = torch.where(-lo > hi, lo, hi) / -8
+    q = torch.where(s[..., None] != 0, torch.round(g / s[..., None]), torch.zeros_like(g)).clamp(-8, 7)
+    assert torch.equal(scale, s), "AutoRound's int4 scale moved"
+    assert torch.equal(deq, (q * s[..., None]).reshape(rows, k)), "AutoRound's int4 round-to-nearest moved"
+    assert (s < 0).any() and (s > 0).any(), "expected scales of both signs"
     return q.reshape(rows, k).to(torch.int8), s, deq
 
 

@@ -50,18 +50,20 @@ void quantize_rows_int4(const float* w, int64_t m, int64_t k, int64_t group, uin
       const float* v = w + j * k + g * group;
       uint8_t* row = packed + j * k / 2;
       if (g == 0) std::fill(row, row + k / 2, uint8_t(0));  // (store_i4 keeps a byte's other nibble)
-      const float amax = finite_absmax(v, group, j, what);
+      finite_absmax(v, group, j, what);
+      float lo = 0.0f, hi = 0.0f;  // the group's range [min(w, 0), max(w, 0)]
+      for (int64_t i = 0; i < group; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
       if (!zeros) {
-        const float s = amax / 7.5f;
+        // The value of the larger magnitude (the positive one on a tie) at q = −8: a negative scale when
+        // it is positive. (+ 0.0f: a group of zeros has scale +0, not −0.)
+        const float s = (-lo > hi ? lo : hi) / -8.0f + 0.0f;
         scale[j * groups + g] = s;
         for (int64_t i = 0; i < group; ++i)
           store_i4(row, uint64_t(g * group + i),
                    s == 0.0f ? 0 : int(std::min(7.0f, std::max(-8.0f, std::nearbyint(v[i] / s)))));
         continue;
       }
-      // Asymmetric: the range [min(w, 0), max(w, 0)] in 15 steps; the zero point the q of 0.
-      float lo = 0.0f, hi = 0.0f;
-      for (int64_t i = 0; i < group; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
+      // Asymmetric: the range in 15 steps; the zero point the q of 0.
       const float s = (hi - lo) / 15.0f;
       const float zp = s == 0.0f ? -8.0f : std::nearbyint(std::min(7.0f, std::max(-8.0f, -8.0f - lo / s)));
       scale[j * groups + g] = s;

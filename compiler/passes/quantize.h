@@ -30,12 +30,13 @@ struct StTensor;
 void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* scale, const std::string& what);
 
 // Group-wise symmetric int4, for each of m rows of k values in groups of `group` (k a multiple of it):
-// scale = max|w| / 7.5 over the group and q = clamp(round-half-even(w / scale), −8, 7), in f32, as
-// compressed-tensors' and GPTQ's symmetric int4 (q · scale is the dequantized weight; a group of
-// zeros, or whose scale underflows to 0, has scale 0 and q 0, where compressed-tensors clamps the
-// scale to its dtype's eps: the same zeros dequantized). k is a multiple of 32; packed: m·k/2
-// bytes in the I4 layout (kernels/dtype.h: blocks of 32 values, q + 8); scale: m·(k/group). Throws
-// CompileError naming `what` and the row when a value is not finite.
+// the group's value of the larger magnitude (the positive one on a tie) is q = −8, so scale = that
+// value / −8 (negative when it is positive), and q = clamp(round-half-even(w / scale), −8, 7), in f32,
+// as AutoRound's round-to-nearest int4 (llama.cpp's Q4_0 rule; q · scale is the dequantized weight; a
+// group of zeros, or whose scale underflows to 0, has scale +0 and q 0). Unlike compressed-tensors'
+// and GPTQ's max|w| / 7.5, every level is used and the extreme is exact. k is a multiple of 32;
+// packed: m·k/2 bytes in the I4 layout (kernels/dtype.h: blocks of 32 values, q + 8); scale:
+// m·(k/group). Throws CompileError naming `what` and the row when a value is not finite.
 // With `zeros` (m·(k/group)), asymmetric instead, as compressed-tensors' asymmetric int4: over the
 // group's range [lo, hi] = [min(w, 0), max(w, 0)], scale = (hi − lo) / 15, zp = round(clamp(−8 − lo /
 // scale, −8, 7)) and q = round(clamp(w / scale + zp, −8, 7)) (each step in f32, rounding half to even);
