@@ -93,7 +93,6 @@ CompileSummary compile_model(const CompileOptions& o) {
     };
   const bool as_shipped = stored > 0 && quant.scheme.empty() && !upcast;
   const PlanTargets targets = parse_targets(cpu_only_plan(o, stored > 0 && !upcast) ? "cpu" : o.target);
-  quant.moe_experts = targets.cuda_sm_archs.empty();  // (CUDA has no quantized expert kernels yet)
   drop_dead_nodes(g);
   auto weight_bytes = [&g] {
     uint64_t n = 0;

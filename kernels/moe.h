@@ -54,10 +54,11 @@ struct MoeRouteArgs {
 // down_group}. Both weights i8 (scales (rows,): a row's output is (x·q)·scale; groups 0), i4 (two values
 // a byte, scales (rows, k/group), group a multiple of 32 dividing k) or f8e4m3 (scales (rows,
 // ceil(k/group)), group a multiple of 16 up to k, or k), k being dim for w_gu and ffn for w_down; the
-// i4 and f8e4m3 values are the f32 products q·scale, run as f32 weights. CPU only.
+// i4 and f8e4m3 values are the f32 products q·scale, run as f32 weights.
 // Version 3: asymmetric i4 expert weights: inputs {..., gu_scale, down_scale, gu_zero, down_zero}, the
 // zero points I8 shaped as the scales (the nibble that stands for 0), each value the f32 product
-// float(nibble − zero)·scale, as matmul version 4 reads them. CPU only.
+// float(nibble − zero)·scale, as matmul version 4 reads them.
+// CUDA (kernels/cuda/deepseek.cu) runs every version; versions 2-3 have not run on a GPU yet.
 struct MoeExpertsArgs {
   const float* h;
   const int32_t* ids;

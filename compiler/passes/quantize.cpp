@@ -403,8 +403,6 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
                   : "not pre-quantized in the checkpoint, or changed by an adapter (--quantize " + kind +
                         " quantizes it)";
       else if (other_uses[id] > 0 && !v.lm_head) why = "read by other ops too";
-      else if (!o.moe_experts && moe_partner[id] != kNoTensor)
-        why = "MoE experts (a CUDA plan: no CUDA kernel for quantized experts yet)";
       else if (fp8 && group_for(v) == 0)
         why =
             "FP8 blocks whose columns are not a multiple of " + std::to_string(kF8GroupMultiple) + " or the whole row";

@@ -67,7 +67,6 @@ struct QuantizeOptions {
   int64_t stored_group = 0;        // the checkpoint's pre-quantized weights: 0 int8 rows, else int4 groups of it
   bool stored_fp8 = false;         // the checkpoint's pre-quantized weights are FP8 (block-scaled)
   int64_t stored_fp8_cols = 0;     // their blocks' columns where narrower than a row (0: whole rows, or none)
-  bool moe_experts = true;         // false: MoE expert weights stay in the plan dtype (a CUDA plan)
   // Pre-quantized checkpoint rows (Checkpoint::unpack_compressed, int8 or int4, or
   // Checkpoint::attach_fp8_block_scales, FP8 with block scales): the tensor whose stored q
   // and scales a checkpoint part keeps, or null (also for a part a LoRA adapter changes). With

@@ -7,11 +7,13 @@
 //   masking in one thread, the argmax of each pick across the warp): deterministic, and the
 //   selection code is the CPU's (the logits' summation order is not);
 // - moe_experts: two passes that read only the selected experts' rows: each warp makes one
-//   activation of one (token, expert), then each warp sums one output over the token's experts.
+//   activation of one (token, expert), then each warp sums one output over the token's experts;
+//   quantized experts (versions 2-3) decode their rows as the quantized GEMV does (quant.cuh).
 // The MoE dot products take 16-byte loads (8 elements a lane, several in flight) where sizes and
 // alignment allow.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels_cuda.h"
+#include "kernels/cuda/quant.cuh"
 #include "kernels/moe_select.h"
 
 namespace kiln {
@@ -287,6 +289,53 @@ __global__ void __launch_bounds__(kWarps * 32) moe_down_kernel(MoeExpertsArgs a)
   if ((threadIdx.x & 31) == 0) a.y[r * a.dim + d] += total;
 }
 
+// The quantized experts (moe_experts versions 2-3): each expert's rows are rows of one quantized matrix
+// (w_gu: experts·2·ffn rows of dim values, w_down: experts·dim rows of ffn values), decoded as the
+// quantized GEMV decodes them (kernels/cuda/quant.cuh), one warp a row.
+template <DType W>
+__global__ void __launch_bounds__(kWarps * 32) moe_act_q_kernel(MoeExpertsArgs a, cuda::QRows gu, bool vec) {
+  const int64_t rk = blockIdx.y;  // token row · top_k + slot
+  const int64_t f = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  const int64_t r = rk / a.top_k;
+  if (f >= a.ffn || !cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
+  const int32_t e = a.ids[rk];
+  if (e < 0 || e >= a.experts) return;
+  const int64_t jg = e * 2 * a.ffn + f, ju = jg + a.ffn;  // the gate and up rows
+  float g[1] = {0.0f}, u[1] = {0.0f};
+  cuda::q_row_dots<W, 1>(gu, jg, a.h + r * a.dim, 1, vec, g);
+  cuda::q_row_dots<W, 1>(gu, ju, a.h + r * a.dim, 1, vec, u);
+  const float gv = cuda::warp_sum(g[0]) * cuda::q_row_scale<W>(gu, jg);
+  const float uv = cuda::warp_sum(u[0]) * cuda::q_row_scale<W>(gu, ju);
+  if ((threadIdx.x & 31) == 0) a.ws[rk * a.ffn + f] = gv / (1.0f + __expf(-gv)) * uv;
+}
+
+template <DType W>
+__global__ void __launch_bounds__(kWarps * 32) moe_down_q_kernel(MoeExpertsArgs a, cuda::QRows down, bool vec) {
+  const int64_t r = blockIdx.y;
+  const int64_t d = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (d >= a.dim || !cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
+  float total = 0.0f;
+  for (int64_t k = 0; k < a.top_k; ++k) {
+    const int32_t e = a.ids[r * a.top_k + k];
+    if (e < 0 || e >= a.experts) continue;
+    const int64_t j = e * a.dim + d;
+    float v[1] = {0.0f};
+    cuda::q_row_dots<W, 1>(down, j, a.ws + (r * a.top_k + k) * a.ffn, 1, vec, v);
+    total += a.weights[r * a.top_k + k] * (cuda::warp_sum(v[0]) * cuda::q_row_scale<W>(down, j));
+  }
+  if ((threadIdx.x & 31) == 0) a.y[r * a.dim + d] += total;
+}
+
+template <DType W>
+void moe_experts_q(const MoeExpertsArgs& a, cudaStream_t s) {
+  const cuda::QRows gu{static_cast<const uint8_t*>(a.w_gu), a.gu_scale, a.gu_zero, a.dim, a.gu_group};
+  const cuda::QRows down{static_cast<const uint8_t*>(a.w_down), a.down_scale, a.down_zero, a.ffn, a.down_group};
+  moe_act_q_kernel<W><<<dim3(unsigned((a.ffn + kWarps - 1) / kWarps), unsigned(a.rows * a.top_k)), kWarps * 32, 0, s>>>(
+      a, gu, cuda::q_rows_vec<W>(gu, a.h));
+  moe_down_q_kernel<W><<<dim3(unsigned((a.dim + kWarps - 1) / kWarps), unsigned(a.rows)), kWarps * 32, 0, s>>>(
+      a, down, cuda::q_rows_vec<W>(down, a.ws));
+}
+
 }  // namespace
 
 void head_matmul_cuda(const HeadMatmulArgs& a, cudaStream_t s) {
@@ -314,6 +363,12 @@ void moe_route_cuda(const MoeRouteArgs& a, float* scratch, cudaStream_t s) {
 }
 
 void moe_experts_cuda(const MoeExpertsArgs& a, cudaStream_t s) {
+  if (a.gu_scale) {  // quantized (versions 2-3; validation keeps both weights of one dtype)
+    if (a.w_dtype == DType::I8) return moe_experts_q<DType::I8>(a, s);
+    if (a.w_dtype == DType::I4) return moe_experts_q<DType::I4>(a, s);
+    if (a.w_dtype == DType::F8E4M3) return moe_experts_q<DType::F8E4M3>(a, s);
+    return;  // (no other quantized dtype passes validation; bind_cuda refuses it first)
+  }
   moe_act_kernel<<<dim3(unsigned((a.ffn + kWarps - 1) / kWarps), unsigned(a.rows * a.top_k)), kWarps * 32, 0, s>>>(a);
   moe_down_kernel<<<dim3(unsigned((a.dim + kWarps - 1) / kWarps), unsigned(a.rows)), kWarps * 32, 0, s>>>(a);
 }

@@ -13,6 +13,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels_cuda.h"
+#include "kernels/cuda/quant.cuh"
 
 namespace kiln {
 
@@ -272,49 +273,14 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   });
 }
 
-// Quantized weights (matmul versions 2-4, kernels/matmul.h): i8 rows with a scale each, i4 in groups
-// (kernels/dtype.h's layout: 32 values in 16 bytes, values 0-15 the low nibbles, 16-31 the high ones)
-// with a scale and, asymmetric, a zero point each, f8e4m3 codes in groups with a scale each. Every
-// weight is what the CPU kernels use: i8 the integer q, its row's scale applied to the dot product;
-// i4 and f8e4m3 the f32 product of the value with its group's scale.
-
-// f8e4m3_value (kernels/dtype.h): the code's bits moved into an f32, then scaled by 2^120.
-__device__ __forceinline__ float f8_value(uint32_t code) {
-  return __uint_as_float((uint32_t(int32_t(int8_t(uint8_t(code)))) << 20) & 0x87f00000u) * kF8E4M3Unbias;
+// Quantized weights (matmul versions 2-4, kernels/matmul.h; kernels/cuda/quant.cuh decodes them).
+__host__ __device__ inline cuda::QRows q_rows(const MatmulArgs& a) {
+  return {static_cast<const uint8_t*>(a.w), a.w_scale, a.w_zero, a.k, a.group};
 }
 
-// Weight (j, i) of a quantized matmul as above (i8: q, unscaled).
-template <DType W>
-__device__ __forceinline__ float q_weight(const MatmulArgs& a, int64_t j, int64_t i) {
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  if constexpr (W == DType::I8) {
-    return float(int8_t(w[j * a.k + i]));
-  } else if constexpr (W == DType::I4) {
-    const int nibble = int((w[j * (a.k / 2) + (i / 32) * 16 + i % 16] >> (i % 32 < 16 ? 0 : 4)) & 15u);
-    const int64_t g = j * (a.k / a.group) + i / a.group;
-    return float(nibble - (a.w_zero ? int(a.w_zero[g]) : 8)) * a.w_scale[g];
-  } else {
-    return f8_value(w[j * a.k + i]) * a.w_scale[j * ((a.k + a.group - 1) / a.group) + i / a.group];
-  }
-}
-
-// Whether the quantized GEMV takes vector loads (x in 16-byte float4s, the weights 4 or 8 bytes a lane):
-// aligned bases, and for i8 and f8e4m3 rows of whole 8-value steps within one group each (i4 rows are
-// whole 32-value blocks: validate requires it).
-template <DType W>
-bool q_gemv_vec(const MatmulArgs& a) {
-  const bool aligned =
-      reinterpret_cast<uintptr_t>(a.w) % 16 == 0 && reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && a.k % 4 == 0;
-  if constexpr (W == DType::I4) return aligned && a.k % 32 == 0 && a.group % 32 == 0;
-  else if constexpr (W == DType::F8E4M3) return aligned && a.k % 8 == 0 && a.group % 8 == 0;
-  else return aligned && a.k % 8 == 0;
-}
-
-// One warp an output row, each weight decoded in registers and used for every activation row; the
-// lanes' weight and x reads are contiguous runs (coalesced), several steps unrolled so that loads are in
-// flight together.
+// One warp an output row, each weight decoded in registers and used for every activation row.
 template <DType W, int R>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_q_kernel(MatmulArgs a, bool vec) {
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_q_kernel(MatmulArgs a, cuda::QRows q, bool vec) {
   const int lane = threadIdx.x & 31;
   const int64_t j = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (j >= a.m) return;  // (no block-wide synchronization below)
@@ -322,76 +288,13 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q_kernel(MatmulArgs a, b
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  if (vec && W == DType::I4) {
-    // A step: 8 blocks of 32 values (128 bytes of the row), a quad of lanes a block, each lane 4 bytes:
-    // values 4q … 4q+3 of its block in the low nibbles, 16+4q … 16+4q+3 in the high ones (q = lane % 4),
-    // so the quad's x reads are two runs of 64 bytes, as the weight reads are one run of 128.
-    const uint32_t* row = reinterpret_cast<const uint32_t*>(w + uint64_t(j) * uint64_t(a.k / 2));
-    const int64_t groups = a.k / a.group, blocks = a.k / 32;
-    const int q = lane & 3;
-#pragma unroll 4
-    for (int64_t b = lane >> 2; b < blocks; b += 8) {
-      const uint32_t word = row[b * 4 + q];
-      const int64_t g = j * groups + b * 32 / a.group;
-      const float s = a.w_scale[g];
-      const int z = a.w_zero ? int(a.w_zero[g]) : 8;
-      float lo[4], hi[4];
-#pragma unroll
-      for (int t = 0; t < 4; ++t) {
-        const uint32_t byte = (word >> (8 * t)) & 0xffu;
-        lo[t] = float(int(byte & 15u) - z) * s;
-        hi[t] = float(int(byte >> 4) - z) * s;
-      }
-      const int64_t i0 = b * 32 + 4 * q;
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-        if (r < a.rows) {
-          const float4 xl = *reinterpret_cast<const float4*>(a.x + r * a.k + i0);
-          const float4 xh = *reinterpret_cast<const float4*>(a.x + r * a.k + i0 + 16);
-          acc[r] += lo[0] * xl.x + lo[1] * xl.y + lo[2] * xl.z + lo[3] * xl.w + hi[0] * xh.x + hi[1] * xh.y +
-                    hi[2] * xh.z + hi[3] * xh.w;
-        }
-    }
-  } else if (vec) {
-    // A step: 256 values, each lane 8 (an 8-byte load, and its 32 bytes of x: both runs across the warp).
-    const uint8_t* row = w + uint64_t(j) * uint64_t(a.k);
-#pragma unroll 4
-    for (int64_t i = int64_t(lane) * 8; i < a.k; i += 32 * 8) {
-      const uint2 raw = *reinterpret_cast<const uint2*>(row + i);
-      const uint32_t words[2] = {raw.x, raw.y};
-      float s = 1.0f;
-      if constexpr (W == DType::F8E4M3) s = a.w_scale[j * ((a.k + a.group - 1) / a.group) + i / a.group];
-      float wv[8];
-#pragma unroll
-      for (int t = 0; t < 8; ++t) {
-        const uint32_t byte = (words[t / 4] >> (8 * (t % 4))) & 0xffu;
-        if constexpr (W == DType::I8) wv[t] = float(int8_t(uint8_t(byte)));
-        else wv[t] = f8_value(byte) * s;
-      }
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-        if (r < a.rows) {
-          float xv[8];
-          cuda::load8<DType::F32>(a.x + r * a.k, i, xv);
-          acc[r] += cuda::dot8(wv, xv);
-        }
-    }
-  } else {
-    for (int64_t i = lane; i < a.k; i += 32) {
-      const float wv = q_weight<W>(a, j, i);
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-        if (r < a.rows) acc[r] += wv * a.x[r * a.k + i];
-    }
-  }
+  cuda::q_row_dots<W, R>(q, j, a.x, int(a.rows), vec, acc);
   const float bias = a.bias ? cuda::ld(a.bias, a.bias_dtype, uint64_t(j)) : 0.0f;
+  const float scale = cuda::q_row_scale<W>(q, j);
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     if (r >= a.rows) break;
-    float v = cuda::warp_sum(acc[r]);
-    if constexpr (W == DType::I8) v *= a.w_scale[j];
-    v += bias;
+    const float v = cuda::warp_sum(acc[r]) * scale + bias;
     if (lane == 0 && cuda::row_valid(a.n_valid, r, chunk)) {
       float* y = a.y + r * a.m + j;
       *y = a.accumulate ? *y + v : v;
@@ -402,11 +305,12 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_q_kernel(MatmulArgs a, b
 template <DType W>
 void launch_q_gemv(const MatmulArgs& a, cudaStream_t s) {
   const dim3 grid(unsigned((a.m + kGemvWarps - 1) / kGemvWarps)), block(kGemvWarps * 32);
-  const bool vec = q_gemv_vec<W>(a);
-  if (a.rows <= 1) gemv_q_kernel<W, 1><<<grid, block, 0, s>>>(a, vec);
-  else if (a.rows <= 2) gemv_q_kernel<W, 2><<<grid, block, 0, s>>>(a, vec);
-  else if (a.rows <= 4) gemv_q_kernel<W, 4><<<grid, block, 0, s>>>(a, vec);
-  else gemv_q_kernel<W, 8><<<grid, block, 0, s>>>(a, vec);
+  const cuda::QRows q = q_rows(a);
+  const bool vec = cuda::q_rows_vec<W>(q, a.x);
+  if (a.rows <= 1) gemv_q_kernel<W, 1><<<grid, block, 0, s>>>(a, q, vec);
+  else if (a.rows <= 2) gemv_q_kernel<W, 2><<<grid, block, 0, s>>>(a, q, vec);
+  else if (a.rows <= 4) gemv_q_kernel<W, 4><<<grid, block, 0, s>>>(a, q, vec);
+  else gemv_q_kernel<W, 8><<<grid, block, 0, s>>>(a, q, vec);
 }
 
 constexpr int kTile = 64, kTileK = 16;
@@ -428,7 +332,7 @@ __global__ void __launch_bounds__(256) gemm_kernel(MatmulArgs a) {
       xs[kk][row] = (xr < a.rows && k < a.k) ? a.x[xr * a.k + k] : 0.0f;
       float wv = 0.0f;
       if (wj < a.m && k < a.k) {
-        if constexpr (dtype_is_quantized(W)) wv = q_weight<W>(a, wj, k);  // (i8: q, its row scale applied below)
+        if constexpr (dtype_is_quantized(W)) wv = cuda::q_weight<W>(q_rows(a), wj, k);  // (i8: q, scaled below)
         else wv = cuda::ld(a.w, W, uint64_t(wj * a.k + k));
       }
       ws[kk][row] = wv;

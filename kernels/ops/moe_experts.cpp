@@ -108,10 +108,7 @@ MoeExpertsArgs args(const OpLaunch& l) {
 
 #ifdef KILN_WITH_CUDA
 Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
-  if (l.launch().inputs.size() > 6)
-    return unsupported("CUDA MoE experts have no kernels for " + std::string(dtype_name(l.in(3)->dtype)) +
-                       " weights yet ('" + l.in(3)->name + "'); run this plan on the CPU");
-  const MoeExpertsArgs a = args(l);
+  const MoeExpertsArgs a = args(l);  // (versions 2-3: quantized, decoded as the quantized GEMV decodes them)
   if (a.rows * a.top_k > kCudaMaxGridY)
     return unsupported("CUDA MoE experts support up to " + std::to_string(kCudaMaxGridY) +
                        " token-expert pairs per launch; compile with a smaller --batch or --chunk");

@@ -329,12 +329,16 @@ TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles kept as FP8 or upcast, and ge
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find("quantized  f8e4m3, a scale per 32 values: 18 weights") != std::string::npos);
   check_cli_greedy(d / "kept.kplan", kiln::test::load_reference(model));
-  // For CUDA too: the routed experts stay in the plan dtype (no quantized CUDA expert kernels yet).
+  // For CUDA too: every FP8 weight kept, the routed experts included (moe_experts version 2).
   REQUIRE_MESSAGE(
       kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "dsc.kplan") + " --max-seq 32 --target cuda",
                               &out) == 0,
       out);
-  CHECK(out.find("MoE experts (a CUDA plan: no CUDA kernel for quantized experts yet)") != std::string::npos);
+  CHECK(out.find("(28 as the checkpoint ships them, e4m3 with their scales)") != std::string::npos);
+  CHECK(out.find("no CUDA kernel") == std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "dsc.kplan"), &out) == 0);
+  CHECK(out.find("targets    cuda") != std::string::npos);
+  CHECK(out.find("quantized  f8e4m3, a scale per 32 values: 18 weights") != std::string::npos);
   REQUIRE_MESSAGE(kiln::test::run_command(
                       kCli + " compile " + model + " -o " + (d / "ds.kplan") + " --max-seq 32 --dtype f32", &out) == 0,
                   out);

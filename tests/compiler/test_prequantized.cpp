@@ -731,16 +731,19 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
         MESSAGE(line);
       }
     }
-    // A CUDA target keeps the FP8 weights (f32 compute: --quantize fp8, as --dtype alone upcasts them)
-    // but DeepSeek's routed experts, which CUDA has no quantized kernel for: those stay in the plan
-    // dtype, and the compile line says so.
-    const int experts = f.base_family == "deepseek" ? 4 : 0;  // 2 MoE layers' w_gu and w_down
-    auto plan = cuda_target_plan(d, dir, "all", DType::F8E4M3, f.f8_tensors - experts, "f32", "fp8");
+    // A CUDA target keeps every FP8 weight (f32 compute: --quantize fp8, as --dtype alone upcasts them),
+    // DeepSeek's routed experts included (moe_experts version 2, which tests/cuda runs on a GPU).
+    auto plan = cuda_target_plan(d, dir, "all", DType::F8E4M3, f.f8_tensors, "f32", "fp8");
     CompileOptions o = options(dir, d / "cuda_note.kplan");
     o.target = "cuda";
     const CompileSummary s = compile_model(o);
-    CHECK((s.notes.find("MoE experts (a CUDA plan: no CUDA kernel for quantized experts yet)") != std::string::npos) ==
-          (experts > 0));
+    CHECK(s.notes.find("no CUDA kernel") == std::string::npos);
+    int moe_v2 = 0;
+    for (const ProgramInfo& p : plan->programs())
+      for (const LaunchInfo& l : p.launches)
+        moe_v2 +=
+            std::string(plan->kernels()[l.kernel]->name) == "moe_experts" && plan->kernels()[l.kernel]->version == 2;
+    CHECK((moe_v2 > 0) == (f.base_family == "deepseek"));
     const auto [logits, err] = kiln::test::check_reference(plan, ref, 2, 1e-4, true);
     const std::string line = f.name + " for CUDA and the CPU, run here: rel L2 " + std::to_string(err);
     MESSAGE(line);
