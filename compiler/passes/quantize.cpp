@@ -112,7 +112,8 @@ int64_t parse_group_size(const std::string& scheme, int64_t group_size) {
 
 namespace {
 
-// One quantized weight: its checkpoint parts, concatenated along dim 0 (LoRA merged by fetch),
+// One quantized weight: its checkpoint parts, concatenated along dim 0 (LoRA merged by fetch; with rows,
+// those rows of them),
 // quantized when its bytes are written (i8: q per value; i4, group > 0: the packed bytes, two values
 // each; f8e4m3: each code's value, which the plan writer turns back into the code); the scales are
 // kept for its scale tensor.
@@ -191,6 +192,9 @@ struct Quantized {
 
   void run(const WeightFetch& fetch, std::vector<float>* q_out) {
     const int64_t spr = scales_per_row(), epr = elements_per_row();
+    if (!rows.empty() && int64_t(rows.size()) != m)
+      throw CompileError("internal: '" + name + "' gathers " + std::to_string(rows.size()) + " rows, not " +
+                         std::to_string(m));
     scales.assign(size_t(m * spr), 0.0f);
     if (asymmetric) zeros.assign(size_t(m * spr), int8_t(0));
     if (q_out) q_out->assign(size_t(m * epr), 0.0f);
@@ -316,7 +320,9 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
         if (v != kNoTensor) ++other_uses[v];
     }
   std::map<std::string, int> kept;  // reason → count
-  std::set<std::string> kept_parts;  // pre-quantized checkpoint tensors kept as shipped
+  // Checkpoint tensors a quantized value keeps as shipped, and those some value does not (re-quantized, or
+  // in the plan dtype): a part counts as kept (rep.stored_parts) when every value taking its rows keeps it.
+  std::set<std::string> kept_parts, other_parts;
   // The quantized value whose rows a matmul reads in place of each value, its scales and group (fp8).
   std::vector<uint32_t> i8_of(g.values.size(), kNoTensor), scale_of(g.values.size(), kNoTensor);
   std::vector<int64_t> group_of(g.values.size(), 0);
@@ -337,9 +343,8 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     qz->stored = stored_parts(v);
     if (!qz->stored.empty() && std::all_of(qz->stored.begin(), qz->stored.end(), [](const StTensor* t) { return t; }))
       ++rep.as_shipped;
-    if (!copy)  // (a copy's parts are counted with the value it copies; a part two values take rows of, once)
-      for (size_t i = 0; i < qz->stored.size(); ++i)
-        if (qz->stored[i] && kept_parts.insert(qz->parts[i]).second) ++rep.stored_parts;
+    if (!copy)  // (a copy's parts are counted with the value it copies)
+      for (size_t i = 0; i < qz->stored.size(); ++i) (qz->stored[i] ? kept_parts : other_parts).insert(qz->parts[i]);
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];
@@ -427,12 +432,14 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
       why = "MoE expert weights whose partner (w_gu or w_down) is not quantized (" + whys[moe_partner[id]] + ")";
     if (!why.empty()) {
       ++kept[why];
+      other_parts.insert(g.values[id].weight.parts.begin(), g.values[id].weight.parts.end());
       continue;
     }
     // A tied LM head with --quantize-head: an i8 copy for the head, the embedding keeps its rows.
     quantize(id, other_uses[id] > 0);
     if (other_uses[id] > 0) rep.tied_head_copy = true;
   }
+  for (const std::string& p : kept_parts) rep.stored_parts += other_parts.count(p) == 0;
   for (GraphProgram& p : g.programs)
     for (Node& n : p.nodes)
       if (n.kernel == &kMatmulOp && n.inputs.size() != 4)

@@ -1,12 +1,12 @@
-// Weight-only quantization at compile time (kiln compile --quantize int8|int4|fp8), a pass after
-// fusion and before memory planning. It rewrites matmul weights that are checkpoint rows verbatim
-// (parts concatenated along dim 0, LoRA already merged) into i8 weights with one f32 scale per row, i4
+// Weight-only quantization at compile time (kiln compile --quantize int8|int4|fp8), a pass before
+// CUDA fusion and memory planning. It rewrites matmul weights that are checkpoint rows verbatim
+// (parts concatenated along dim 0, or rows of them, LoRA already merged) into i8 weights with one f32 scale per row, i4
 // weights (two values a byte, kernels/dtype.h) with one f32 scale per group of values along each row,
 // or f8e4m3 weights with one f32 scale per row or per group along it, and their matmul launches into
 // version 2 (i8, i4) or 3 (f8e4m3; kernels/matmul.h), which take the scales as w_scale. MoE experts'
 // w_gu and w_down (both or neither) likewise, their moe_experts launches into version 2 (kernels/moe.h).
 // Left in the plan dtype: weights another op also reads (embeddings), weights the compiler computes
-// (MLA's absorbed and sliced projections, rope tables), the LM head unless QuantizeOptions::head,
+// (MLA's kv_b absorbed per head, rope tables), the LM head unless QuantizeOptions::head,
 // and everything that is not a matmul or expert weight (norms, biases, routers). A head tied to
 // the embedding is quantized, with QuantizeOptions::head, as a copy ("<name>.i8", ".i4", ".f8")
 // that only the head reads; the embedding keeps its rows in the plan dtype. With int4, a weight whose
@@ -32,7 +32,8 @@ void quantize_rows_int8(const float* w, int64_t m, int64_t k, int8_t* q, float* 
 // Group-wise symmetric int4, for each of m rows of k values in groups of `group` (k a multiple of it):
 // the group's value of the larger magnitude (the positive one on a tie) is q = −8, so scale = that
 // value / −8 (negative when it is positive), and q = clamp(round-half-even(w / scale), −8, 7), in f32,
-// as AutoRound's round-to-nearest int4 (llama.cpp's Q4_0 rule; q · scale is the dequantized weight; a
+// as AutoRound's plain round-to-nearest int4 with f32 scales (the scale choice is llama.cpp's Q4_0's;
+// q · scale is the dequantized weight; a
 // group of zeros, or whose scale underflows to 0, has scale +0 and q 0). Unlike compressed-tensors'
 // and GPTQ's max|w| / 7.5, every level is used and the extreme is exact. k is a multiple of 32;
 // packed: m·k/2 bytes in the I4 layout (kernels/dtype.h: blocks of 32 values, q + 8); scale:

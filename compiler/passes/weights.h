@@ -14,7 +14,7 @@
 namespace kiln {
 
 // Rows `rows` (in that order) of `all`, rows of `cols` values; CompileError ("internal") for a row out of
-// range. A weight's WeightSource::rows, also the quantizer's (compiler/passes/quantize.cpp).
+// range: a weight's WeightSource::rows. (The quantizer gathers its q, scales and zero points itself.)
 std::vector<float> gather_rows(const std::vector<float>& all, int64_t cols, const std::vector<int64_t>& rows,
                                const std::string& what);
 

@@ -9,8 +9,8 @@
 // - moe_experts: two passes that read only the selected experts' rows: each warp makes one
 //   activation of one (token, expert), then each warp sums one output over the token's experts;
 //   quantized experts (versions 2-3) decode their rows as the quantized GEMV does (quant.cuh).
-// The MoE dot products take 16-byte loads (8 elements a lane, several in flight) where sizes and
-// alignment allow.
+// The float MoE dot products take 16-byte loads (8 elements a lane, several in flight) where sizes and
+// alignment allow; the quantized ones 4 or 8 bytes a lane (quant.cuh).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/cuda/quant.cuh"
@@ -363,11 +363,11 @@ void moe_route_cuda(const MoeRouteArgs& a, float* scratch, cudaStream_t s) {
 }
 
 void moe_experts_cuda(const MoeExpertsArgs& a, cudaStream_t s) {
-  if (a.gu_scale) {  // quantized (versions 2-3; validation keeps both weights of one dtype)
-    if (a.w_dtype == DType::I8) return moe_experts_q<DType::I8>(a, s);
-    if (a.w_dtype == DType::I4) return moe_experts_q<DType::I4>(a, s);
-    if (a.w_dtype == DType::F8E4M3) return moe_experts_q<DType::F8E4M3>(a, s);
-    return;  // (no other quantized dtype passes validation; bind_cuda refuses it first)
+  if (dtype_is_quantized(a.w_dtype)) {  // versions 2-3 (validation: both weights one dtype, with scales)
+    if (a.w_dtype == DType::I8) moe_experts_q<DType::I8>(a, s);
+    else if (a.w_dtype == DType::I4) moe_experts_q<DType::I4>(a, s);
+    else moe_experts_q<DType::F8E4M3>(a, s);  // (dtype_is_quantized's three)
+    return;
   }
   moe_act_kernel<<<dim3(unsigned((a.ffn + kWarps - 1) / kWarps), unsigned(a.rows * a.top_k)), kWarps * 32, 0, s>>>(a);
   moe_down_kernel<<<dim3(unsigned((a.dim + kWarps - 1) / kWarps), unsigned(a.rows)), kWarps * 32, 0, s>>>(a);

@@ -368,10 +368,11 @@ TEST_CASE("quantize: int4 plans match transformers on AutoRound's dequantized we
     int i4_tensors;     // 2 layers × (qkv, o, gate|up, down), and the head
     bool lora = false;  // a LoRA fixture: its adapter merged into its base first (peft's merge in the reference)
   };
-  // With LoRA, kiln's merge and peft's differ in the last bit of some weights; the formula has no exact
-  // ties such a bit could decide (each group's extreme is exactly -8), so that case is held to the same
-  // bound and greedy tokens. (compressed-tensors' absmax / 7.5, kiln's formula until 2026-12-05, put the
-  // negative extreme at -7.5 up to one rounding: q -8 or -7 by that bit, 1e-2 apart.)
+  // With LoRA, kiln's merge and peft's differ in the last bit of some weights; at each group's extreme
+  // the formula has no tie such a bit could decide (it is exactly -8), and this fixture has no other
+  // value that close to a rounding tie, so that case is held to the same bound and greedy tokens. (compressed-tensors'
+  // absmax / 7.5, kiln's formula until 2026-12-05, put the negative extreme at -7.5 up to one rounding: q -8 or -7 by
+  // that bit, 1e-2 apart.)
   for (const Case& c : {Case{"gqa_f32", false, 32, 8}, Case{"gqa_f32", true, 32, 9}, Case{"gqa_f32", false, 64, 6},
                         Case{"gqa_f32", false, 0, 8}, Case{"tied_f32", true, 32, 9}, Case{"bf16", false, 32, 8},
                         Case{"all_linear_r8", false, 32, 8, true}}) {
@@ -983,7 +984,7 @@ TEST_CASE(
   for (const Case& c : {Case{"deepseek", "v2_greedy_yarn", "left in f32: the LM head (", "int8", 0.1},
                         Case{"mixtral", "top2_f32", "the LM head", "int8", 0.1},
                         Case{"gemma3", "pattern_f32", "the LM head", "int8", 0.1},
-                        // int4 moves these by 0.25-0.35, as it moves the LLaMA fixtures (0.28-0.33) whose
+                        // int4 moves these by 0.27-0.35, as it moves the LLaMA fixtures (0.25-0.33) whose
                         // int4 references above pin the quantization itself
                         Case{"deepseek", "v2_greedy_yarn", "left in f32: the LM head (", "int4", 0.5},
                         Case{"mixtral", "top2_f32", "the LM head", "int4", 0.5},
@@ -1055,4 +1056,36 @@ TEST_CASE(
                              " from the unquantized logits; " + s.notes;
     MESSAGE(line);
   }
+  // For CUDA too (--target all): the experts stay quantized (moe_experts version 2, or 3 asymmetric, which
+  // tests/cuda runs on a GPU), and the plan's CPU run gives the CPU-only plan's logits bit for bit (the
+  // ops fused for CUDA run their parts in order on the CPU).
+  for (const auto& fixture :
+       {std::pair<const char*, const char*>{"deepseek", "v2_greedy_yarn"}, {"mixtral", "top2_f32"}})
+    for (const std::string scheme : {"int8", "int4", "int4 asymmetric", "fp8"}) {
+      const char *family = fixture.first, *name = fixture.second;
+      CAPTURE(std::string(name));
+      CAPTURE(scheme);
+      const std::string dir = kiln::test::fixture(name, family);
+      const auto ref = kiln::test::load_reference(dir);
+      std::vector<std::vector<float>> logits;
+      for (const std::string target : {"cpu", "all"}) {
+        CompileOptions o = int8_options(dir, d / (std::string(name) + scheme + target + ".kplan"));
+        o.quantize = scheme.substr(0, 4) == "int4" ? "int4" : scheme;
+        o.asymmetric = scheme == "int4 asymmetric";
+        o.target = target;
+        compile_model(o);
+        auto plan = load_plan(o.output);
+        CHECK(plan->has_target("cuda") == (target == "all"));
+        int moe_q = 0;
+        for (const ProgramInfo& p : plan->programs())
+          for (const LaunchInfo& l : p.launches)
+            moe_q += std::string(plan->kernels()[l.kernel]->name) == "moe_experts" &&
+                     plan->kernels()[l.kernel]->version == (o.asymmetric ? 3u : 2u);
+        CHECK(moe_q > 0);
+        auto ctx = Context::create(plan, {}).take();
+        logits.emplace_back(ref.logits.size(), std::nanf(""));
+        REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.back().data()).is_ok());
+      }
+      CHECK(logits[0] == logits[1]);
+    }
 }

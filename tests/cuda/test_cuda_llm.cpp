@@ -495,3 +495,106 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
   }
 }
+
+// Quantized routed experts (moe_experts versions 2-3) against the CPU kernel: i8 (a scale a row), i4 in
+// groups of 32 to 128 with and without zero points (0 to 16), f8e4m3 in groups with a short last one and
+// whole rows; dims whose rows take the GPU's vector loads and ones that do not (rows not of whole 8-value
+// steps, or h 4 bytes past a 16-byte boundary); skipped ids (-1 and out of range) and a padding row.
+TEST_CASE("cuda: quantized MoE experts (i8, i4 with and without zero points, f8e4m3) match the CPU kernel") {
+  if (skip_without_gpu()) return;
+  ThreadPool pool(2, 8192);
+  uint32_t seed = 500, state = 777;
+  auto next_byte = [&state] {
+    state = state * 1664525u + 1013904223u;
+    return uint8_t(state >> 24);
+  };
+  struct Case {
+    DType w;
+    int64_t dim, ffn, gu_group, down_group;  // groups: values per scale (i8: 0)
+    bool zeros, misaligned;
+  };
+  const Case cases[] = {
+      {DType::I8, 72, 40, 0, 0, false, false},       {DType::I8, 70, 38, 0, 0, false, false},
+      {DType::I4, 64, 64, 32, 32, false, false},     {DType::I4, 256, 128, 64, 128, true, false},
+      {DType::I4, 96, 32, 32, 32, true, true},       {DType::F8E4M3, 80, 96, 48, 48, false, false},
+      {DType::F8E4M3, 64, 40, 64, 40, false, false}, {DType::F8E4M3, 72, 50, 16, 50, false, true},
+  };
+  const int64_t batch = 2, chunk = 3, rows = batch * chunk, E = 4, K = 2;
+  const std::vector<int32_t> valid = {3, 1};  // the second sequence: one token, two padding rows
+  for (const Case& c : cases) {
+    CAPTURE(std::string(dtype_name(c.w)));
+    CAPTURE(c.dim);
+    CAPTURE(c.ffn);
+    CAPTURE(c.zeros);
+    CAPTURE(c.misaligned);
+    const int64_t dim = c.dim, F = c.ffn;
+    auto bytes_of = [&](int64_t m, int64_t k) {
+      std::vector<uint8_t> w(size_t(c.w == DType::I4 ? m * k / 2 : m * k));
+      for (uint8_t& b : w) {
+        b = next_byte();
+        if (c.w == DType::F8E4M3 && (b & 0x7fu) == 0x7fu) b &= 0xfeu;  // not the NaN codes
+      }
+      return w;
+    };
+    auto scales_per_row = [&](int64_t k, int64_t group) { return group == 0 ? 1 : (k + group - 1) / group; };
+    const std::vector<uint8_t> wgu = bytes_of(E * 2 * F, dim), wdown = bytes_of(E * dim, F);
+    const int64_t gs = scales_per_row(dim, c.gu_group), ds = scales_per_row(F, c.down_group);
+    const float amp = c.w == DType::F8E4M3 ? 0.01f : 0.02f;
+    const auto gu_scale = random_floats(size_t(E * 2 * F * gs), seed++, amp);
+    const auto down_scale = random_floats(size_t(E * dim * ds), seed++, amp);
+    std::vector<int8_t> gu_zero(c.zeros ? size_t(E * 2 * F * gs) : 0), down_zero(c.zeros ? size_t(E * dim * ds) : 0);
+    for (int8_t& z : gu_zero) z = int8_t(next_byte() % 17);
+    for (int8_t& z : down_zero) z = int8_t(next_byte() % 17);
+    const auto h = random_floats(size_t(rows * dim), seed++);
+    std::vector<int32_t> ids(size_t(rows * K));
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(next_byte() % E);
+    ids[1] = -1;          // skipped
+    ids[4] = int32_t(E);  // out of range: skipped
+    const auto weights = random_floats(size_t(rows * K), seed++);
+    const auto y0 = random_floats(size_t(rows * dim), seed++);
+    std::vector<float> yc = y0, ws(size_t(rows * K * F), 0.0f);
+    auto h_dev = h;  // (misaligned: one float ahead of it on the device)
+    if (c.misaligned) h_dev.insert(h_dev.begin(), 0.0f);
+    Dev dh(h_dev), dids(ids), dw(weights), dgu(wgu), ddown(wdown), dy(y0), dws(ws), dv(valid), dgs(gu_scale),
+        dds(down_scale), dgz(gu_zero), ddz(down_zero);
+    MoeExpertsArgs a{
+        h.data(), ids.data(), weights.data(), wgu.data(), wdown.data(), c.w, yc.data(), ws.data(), rows, dim, E,
+        F,        K,          valid.data(),   batch};
+    a.gu_scale = gu_scale.data();
+    a.down_scale = down_scale.data();
+    a.gu_group = c.gu_group;
+    a.down_group = c.down_group;
+    a.gu_zero = c.zeros ? gu_zero.data() : nullptr;
+    a.down_zero = c.zeros ? down_zero.data() : nullptr;
+    moe_experts_cpu(a, pool);
+    MoeExpertsArgs g{dh.as<float>() + (c.misaligned ? 1 : 0),
+                     dids.as<int32_t>(),
+                     dw.as<float>(),
+                     dgu.p,
+                     ddown.p,
+                     c.w,
+                     dy.as<float>(),
+                     dws.as<float>(),
+                     rows,
+                     dim,
+                     E,
+                     F,
+                     K,
+                     dv.as<int32_t>(),
+                     batch};
+    g.gu_scale = dgs.as<float>();
+    g.down_scale = dds.as<float>();
+    g.gu_group = c.gu_group;
+    g.down_group = c.down_group;
+    g.gu_zero = c.zeros ? dgz.as<int8_t>() : nullptr;
+    g.down_zero = c.zeros ? ddz.as<int8_t>() : nullptr;
+    moe_experts_cuda(g, nullptr);
+    sync_ok();
+    const auto yg = dy.get<float>();
+    CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
+    CHECK(rel_l2(yc.data(), y0.data(), y0.size()) > 1e-3);  // the experts added something
+    for (int64_t r = 0; r < rows; ++r)                      // padding rows: untouched on both
+      if (r % chunk >= valid[size_t(r / chunk)])
+        for (int64_t d = 0; d < dim; ++d) CHECK(yg[size_t(r * dim + d)] == y0[size_t(r * dim + d)]);
+  }
+}
