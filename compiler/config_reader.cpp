@@ -1,6 +1,7 @@
 #include "compiler/config_reader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "compiler/error.h"
@@ -23,8 +24,8 @@ void ConfigReader::refuse_quantized() const {
   fail("quantization_config",
        "has quant_method " + method +
            ": this is a quantized checkpoint kiln does not read (it reads f32, bf16 and f16 "
-           "weights, compressed-tensors and GPTQ int8 and int4 ones for the LLaMA family, and block-scaled FP8 "
-           "ones as DeepSeek ships them); use the model's unquantized release");
+           "weights, compressed-tensors and GPTQ int8 and int4 ones, and block-scaled FP8 ones as DeepSeek "
+           "ships them); use the model's unquantized release");
 }
 
 int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64_t def) const {
@@ -451,7 +452,63 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out, Fp8Lay
                          (asymmetric == 1 ? " asymmetric" : "");
 }
 
-std::string ConfigReader::gptq(int* bits_out, int64_t* group_out, bool* asymmetric_out) const {
+namespace {
+
+// A pattern's pieces: a character, or (wild) ".*".
+struct PatternPiece {
+  bool wild;
+  char c;
+};
+
+bool pattern_pieces(const std::string& p, std::vector<PatternPiece>* out) {
+  static const std::string kSpecial = ".+?*()[]{}|^$\\";
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\\') {
+      if (i + 1 == p.size() || std::isalnum(static_cast<unsigned char>(p[i + 1]))) return false;  // (\d, \w, …)
+      out->push_back({false, p[++i]});
+    } else if (p[i] == '.' && i + 1 < p.size() && p[i + 1] == '*') {
+      out->push_back({true, 0});
+      ++i;
+    } else if (kSpecial.find(p[i]) != std::string::npos) {
+      return false;
+    } else {
+      out->push_back({false, p[i]});
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool gptq_pattern_supported(const std::string& p) {
+  std::vector<PatternPiece> pieces;
+  return pattern_pieces(p, &pieces);
+}
+
+bool gptq_pattern_matches(const std::string& p, const std::string& name) {
+  std::vector<PatternPiece> t;
+  if (!pattern_pieces(p, &t)) return false;
+  // Wildcard matching with one backtrack point (the last ".*"); the pattern done, any rest of the name matches.
+  size_t i = 0, k = 0, star = std::string::npos, star_i = 0;
+  while (k < t.size()) {
+    if (t[k].wild) {
+      star = k++;
+      star_i = i;
+    } else if (i < name.size() && t[k].c == name[i]) {
+      ++i;
+      ++k;
+    } else if (star != std::string::npos && star_i < name.size()) {
+      k = star + 1;
+      i = ++star_i;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string ConfigReader::gptq(int* bits_out, int64_t* group_out, bool* asymmetric_out,
+                               std::vector<std::string>* skipped) const {
   if (!has("quantization_config")) return "";
   const json& q = j_["quantization_config"];
   if (!q.is_object() || q.value("quant_method", json()) != "gptq") refuse_quantized();
@@ -508,13 +565,49 @@ std::string ConfigReader::gptq(int* bits_out, int64_t* group_out, bool* asymmetr
   if (!absent("data_type") && q["data_type"] != "int") refuse("data_type " + q["data_type"].dump());
   if (!absent("act_bits") && !(q["act_bits"].is_number() && q["act_bits"].get<double>() >= 16))
     refuse("act_bits " + q["act_bits"].dump() + " (quantized activations)");
-  for (const char* k : {"dynamic", "extra_config"})  // per-module overrides of bits, group or skipping
-    if (!empty(k)) refuse(std::string(k) + " " + q[k].dump() + " (per-module overrides)");
+  if (!empty("extra_config")) refuse("extra_config " + q["extra_config"].dump() + " (per-module overrides)");
+  if (!empty("dynamic")) {  // per-module overrides: only "-:" (the module left unquantized) is read
+    if (!q["dynamic"].is_object()) refuse("dynamic " + q["dynamic"].dump() + " (per-module overrides)");
+    for (auto it = q["dynamic"].begin(); it != q["dynamic"].end(); ++it) {
+      const std::string& k = it.key();
+      if (k.rfind("-:", 0) != 0 || !it->is_object() || !it->empty())
+        refuse("dynamic " + q["dynamic"].dump() +
+               " (per-module overrides; kiln reads only \"-:<pattern>\": {}, a module left unquantized)");
+      if (!gptq_pattern_supported(k.substr(2)))
+        refuse("dynamic pattern " + json(k).dump() +
+               " (kiln reads patterns of literal text, \"\\.\" and \".*\", as AutoRound writes them)");
+      if (skipped) skipped->push_back(k.substr(2));
+    }
+  }
   if (bits_out) *bits_out = bits.get<int>();
   if (group_out) *group_out = group;
   if (asymmetric_out) *asymmetric_out = asym;
   if (bits == 8) return "GPTQ int8 (per channel)";
   return "GPTQ int4 (groups of " + std::to_string(group) + ")" + (asym ? " asymmetric" : "");
+}
+
+ConfigReader::Quantization ConfigReader::quantization() const {
+  Quantization q;
+  const json method = has("quantization_config") && j_["quantization_config"].is_object()
+                          ? j_["quantization_config"].value("quant_method", json())
+                          : json();
+  if (method == "fp8") {
+    q.fp8 = fp8_blocks(&q.fp8_block_rows, &q.fp8_block_cols);
+  } else if (method == "gptq") {
+    q.prequantized = gptq(&q.bits, &q.group, &q.asymmetric, &q.gptq_skipped);
+    q.gptq = true;
+  } else {
+    Fp8Layout fp8;
+    q.prequantized = prequantized(&q.bits, &q.group, &fp8, &q.asymmetric);
+    if (fp8.on) {  // compressed-tensors' e4m3 weights: read as DeepSeek's layout, with its own scales' name
+      q.fp8 = true;
+      q.fp8_block_rows = fp8.block_rows;
+      q.fp8_block_cols = fp8.block_cols;
+      q.fp8_scales = "weight_scale";
+      q.prequantized.clear();
+    }
+  }
+  return q;
 }
 
 bool ConfigReader::fp8_blocks(int64_t* block_rows, int64_t* block_cols) const {

@@ -27,6 +27,13 @@ struct RopeConfig {
   std::vector<double> short_factor, long_factor;
 };
 
+// A GPTQ `dynamic` exclusion's pattern (after its "-:") in the form AutoRound and GPTQModel write:
+// literal text, "\x" for a literal x, and ".*" for anything; gptq_pattern_supported says whether p is
+// of that form. gptq_pattern_matches matches as Python's re.match does (from the name's start, to any
+// end), without backtracking blow-ups (a wildcard match, quadratic at worst).
+bool gptq_pattern_supported(const std::string& p);
+bool gptq_pattern_matches(const std::string& p, const std::string& name);
+
 class ConfigReader {
  public:
   ConfigReader(const nlohmann::json& j, std::string path) : j_(j), path_(std::move(path)) {}
@@ -65,11 +72,29 @@ class ConfigReader {
   // *bits, *group and *asymmetric as prequantized() gives them. Refuses anything else (other bits,
   // act-order is checked on the tensors' g_idx, another checkpoint_format or pack_dtype, per-module
   // "dynamic" overrides, quantized activations), naming it.
-  std::string gptq(int* bits, int64_t* group, bool* asymmetric) const;
+  // `dynamic` may only list modules the writer left unquantized ("-:<pattern>": {}, as AutoRound writes
+  // them; patterns of literal text, "\x" and ".*"): returned in *skipped, their checkpoint tensors plain
+  // weights (unpack_prequantized checks them).
+  std::string gptq(int* bits, int64_t* group, bool* asymmetric, std::vector<std::string>* skipped = nullptr) const;
   // DeepSeek-V3/R1's FP8 release: quant_method "fp8", fmt "e4m3", dynamic activations and a
   // weight_block_size [rows, columns]; returns false when there is no quantization_config, true with
   // the block size for that one, and refuses anything else as refuse_quantized does.
   bool fp8_blocks(int64_t* block_rows, int64_t* block_cols) const;
+  // Whichever of the three a config's quantization_config is (none: all fields default): DeepSeek's FP8
+  // blocks (fp8_blocks), GPTQ (gptq) or compressed-tensors (prequantized, its FP8 weights read as
+  // DeepSeek's layout with their own scales' name).
+  struct Quantization {
+    std::string prequantized;                        // prequantized() or gptq(): "" or "… int8|int4 …"
+    int bits = 0;                                    // 8 or 4 when prequantized
+    int64_t group = 0;                               // int4: values per scale
+    bool asymmetric = false;                         // int4 with zero points
+    bool gptq = false;                               // GPTQ's tensors, not compressed-tensors'
+    bool fp8 = false;                                // FP8 block-scaled weights, DeepSeek's or compressed-tensors'
+    int64_t fp8_block_rows = 0, fp8_block_cols = 0;  // (compressed-tensors: 0 for the whole dimension)
+    std::string fp8_scales = "weight_scale_inv";     // X.<this> scales X.weight (compressed-tensors: weight_scale)
+    std::vector<std::string> gptq_skipped;           // GPTQ: patterns of modules left unquantized
+  };
+  Quantization quantization() const;
   // A positive integer (at most 2^31), or `def` when absent and not required.
   int64_t pos_int(const nlohmann::json& o, const char* k, bool required, int64_t def = 0) const;
   int64_t pos_int(const char* k, bool required, int64_t def = 0) const { return pos_int(j_, k, required, def); }

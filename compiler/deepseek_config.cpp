@@ -27,7 +27,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   c.architecture = r.architecture();
-  c.fp8 = r.fp8_blocks(&c.fp8_block_rows, &c.fp8_block_cols);
+  c.quant = r.quantization();
   if (c.architecture == "deepseek_v2") c.architecture = "DeepseekV2ForCausalLM";
   if (c.architecture == "deepseek_v3") c.architecture = "DeepseekV3ForCausalLM";
   if (c.architecture != "DeepseekV2ForCausalLM" && c.architecture != "DeepseekV3ForCausalLM")

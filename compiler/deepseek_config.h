@@ -15,9 +15,9 @@ namespace kiln {
 
 struct DeepseekConfig {
   std::string architecture;
-  // FP8 weights with block scales, as DeepSeek ships V3/R1 (ConfigReader::fp8_blocks).
-  bool fp8 = false;
-  int64_t fp8_block_rows = 0, fp8_block_cols = 0;
+  // Pre-quantized weights: FP8 with block scales as DeepSeek ships V3/R1, compressed-tensors (int8, int4,
+  // FP8) or GPTQ (ConfigReader::quantization).
+  ConfigReader::Quantization quant;
   bool v3 = false;
   int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, moe_intermediate_size = 0;
   int64_t num_hidden_layers = 0, num_attention_heads = 0;

@@ -93,24 +93,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   const std::string arch = r.architecture();
-  const nlohmann::json quant_method = r.has("quantization_config") && j["quantization_config"].is_object()
-                                          ? j["quantization_config"].value("quant_method", nlohmann::json())
-                                          : nlohmann::json();
-  if (quant_method == "fp8") c.fp8 = r.fp8_blocks(&c.fp8_block_rows, &c.fp8_block_cols);
-  else if (quant_method == "gptq") {
-    c.prequantized = r.gptq(&c.prequantized_bits, &c.prequantized_group, &c.prequantized_asymmetric);
-    c.prequantized_gptq = true;
-  } else {
-    ConfigReader::Fp8Layout fp8;
-    c.prequantized = r.prequantized(&c.prequantized_bits, &c.prequantized_group, &fp8, &c.prequantized_asymmetric);
-    if (fp8.on) {  // compressed-tensors' e4m3 weights: read as DeepSeek's layout, with its own scales' name
-      c.fp8 = true;
-      c.fp8_block_rows = fp8.block_rows;
-      c.fp8_block_cols = fp8.block_cols;
-      c.fp8_scales = "weight_scale";
-      c.prequantized.clear();
-    }
-  }
+  const ConfigReader::Quantization q = r.quantization();
+  c.prequantized = q.prequantized;
+  c.prequantized_bits = q.bits;
+  c.prequantized_group = q.group;
+  c.prequantized_asymmetric = q.asymmetric;
+  c.prequantized_gptq = q.gptq;
+  c.prequantized_skipped = q.gptq_skipped;
+  c.fp8 = q.fp8;
+  c.fp8_block_rows = q.fp8_block_rows;
+  c.fp8_block_cols = q.fp8_block_cols;
+  c.fp8_scales = q.fp8_scales;
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";

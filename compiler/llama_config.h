@@ -74,6 +74,7 @@ struct LlamaConfig {
   int64_t prequantized_group = 0;        // int4: values per scale
   bool prequantized_asymmetric = false;  // int4 with zero points
   bool prequantized_gptq = false;        // GPTQ's tensors (ConfigReader::gptq), not compressed-tensors'
+  std::vector<std::string> prequantized_skipped;  // GPTQ: patterns of modules the writer left unquantized
   bool fp8 = false;                      // FP8 block-scaled weights (ConfigReader::fp8_blocks), or compressed-tensors'
   int64_t fp8_block_rows = 0, fp8_block_cols = 0;  // (compressed-tensors: 0 for the whole dimension)
   std::string fp8_scales = "weight_scale_inv";     // X.<this> scales X.weight (compressed-tensors: weight_scale)

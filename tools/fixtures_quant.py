@@ -1,6 +1,6 @@
 """References for kiln's compile-time weight quantization (kiln compile --quantize int8, int4, fp8).
 
-Run by tools/make_fixtures.py --only quant (inside its venv), after the llama fixtures exist. For
+Run by tools/make_fixtures.py --only quant (inside its venv), after the llama and deepseek fixtures exist. For
 each fixture below it writes tests/fixtures/llama/<name>/reference_int8[_head].safetensors:
 transformers' logits and greedy tokens for the checkpoint with every decoder-layer nn.Linear (and,
 for the _head file, lm_head) replaced by its per-row int8 dequantization, computed by torch:
@@ -321,6 +321,12 @@ CT_CASES = [("ct_w8a16_f32", "gqa_f32", "float32", 8, 0, "int"), ("ct_w8a16_bf16
             ("ct_fp8_tensor_f32", "gqa_f32", "float32", 8, "tensor", "float"),
             ("ct_fp8_block_f32", "gqa_f32", "float32", 8, (32, 32), "float"),
             ("ct_w4a16_asym_g32_f32", "gqa_f32", "float32", 4, 32, "int-asym")]
+# The same recipes on the DeepSeek-V2 fixture (MLA without q_lora: q_proj, kv_a_proj_with_mqa, kv_b_proj,
+# o_proj; the dense MLP and the shared experts). transformers 5 holds the routed experts as one 3-D
+# parameter, not nn.Linear modules, so llm-compressor's "Linear" target leaves them (and the router)
+# unquantized here, where hub checkpoints written with per-expert modules have them quantized too.
+DS_CT_CASES = [("ds_ct_w4a16_g32_f32", "v2_greedy_yarn", "float32", 4, 32, "int"),
+               ("ds_ct_w8a16_f32", "v2_greedy_yarn", "float32", 8, 0, "int")]
 
 
 def compressed_tensors_fixtures(repo, only=None):
@@ -334,17 +340,19 @@ def compressed_tensors_fixtures(repo, only=None):
     from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM, CompressedTensorsConfig, LlamaForCausalLM
 
-    for name, base_name, dtype, bits, group, kind in CT_CASES:
+    for (name, base_name, dtype, bits, group, kind), family in (
+            [(c, "llama") for c in CT_CASES] + [(c, "deepseek") for c in DS_CT_CASES]):
         if only and name not in only:
             continue
         fp8 = kind == "float"
         symmetric = kind != "int-asym"
         strategy = ("block" if isinstance(group, tuple) else "tensor" if group == "tensor" else "channel") if fp8 \
             else "group" if group else "channel"
-        base = os.path.join(repo, "tests", "fixtures", "llama", base_name)
+        base = os.path.join(repo, "tests", "fixtures", family, base_name)
         out = os.path.join(repo, "tests", "fixtures", "quantized", name)
         ref = load_file(os.path.join(base, "reference.safetensors"))
-        model = LlamaForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype)).eval()
+        model_class = LlamaForCausalLM if family == "llama" else AutoModelForCausalLM
+        model = model_class.from_pretrained(base, dtype=getattr(torch, dtype)).eval()
         qcfg = QuantizationConfig(
             config_groups={"group_0": QuantizationScheme(
                 targets=["Linear"], weights=QuantizationArgs(
@@ -398,9 +406,27 @@ def compressed_tensors_fixtures(repo, only=None):
             cfg = json.load(f)
         qc = cfg["quantization_config"]
         assert qc["quant_method"] == "compressed-tensors" and qc["format"] == fmt, qc
-        # The reference: the folder as transformers loads it, decompressed by compressed-tensors at load.
-        loaded = AutoModelForCausalLM.from_pretrained(
-            out, dtype=torch.float32, quantization_config=CompressedTensorsConfig(run_compressed=False)).eval()
+        if family == "llama":
+            # The reference: the folder as transformers loads it, decompressed by compressed-tensors at load.
+            loaded = AutoModelForCausalLM.from_pretrained(
+                out, dtype=torch.float32, quantization_config=CompressedTensorsConfig(run_compressed=False)).eval()
+        else:
+            # transformers 5 cannot load this folder (its MoE expert fusion and compressed-tensors' loading
+            # conflict), so the reference is the compressed model in memory, which holds exactly the
+            # tensors the folder does (asserted), decompressed by compressed-tensors' own code.
+            saved = load_file(os.path.join(out, "model.safetensors"))
+            n_checked = 0
+            for mname in expected:
+                m = model.get_submodule(mname)
+                for pname, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
+                    key = mname + "." + pname
+                    if key in saved:
+                        assert torch.equal(saved[key], t.detach()), "%s differs from the folder's" % key
+                        n_checked += 1
+                assert mname + ".weight_packed" in saved, mname
+            assert n_checked >= 2 * len(expected), n_checked
+            comp.decompress_model(model)
+            loaded = model.float().eval()
         with torch.no_grad():
             for mname, w in expected.items():
                 got = loaded.get_submodule(mname).weight.float()
@@ -521,6 +547,11 @@ def fp8_block_fixtures(repo):
 # for square weights; the g_idx AutoRound writes is checked to be the groups in order.)
 # (name, bits, group_size, sym)
 GPTQ_CASES = [("gptq_w4g32_f32", 4, 32, True), ("gptq_w4g32_asym_f32", 4, 32, False), ("gptq_w8_f32", 8, -1, True)]
+# The same on the DeepSeek-V2 fixture: AutoRound splits transformers' fused routed experts into per-expert
+# Linear modules and quantizes them too (the router stays), and leaves kv_a_proj_with_mqa (40 outputs)
+# unquantized, saying so in its config's "dynamic" as "-:<pattern>": {} exclusions. The reference loads the
+# dequantized weights (hub layout) into transformers, which fuses the experts again.
+DS_GPTQ_CASES = [("ds_gptq_w4g32_f32", 4, 32, True), ("ds_gptq_w4g32_asym_f32", 4, 32, False)]
 # and for this one reference_lora.safetensors: the same with the LoRA fixture all_linear_r8 (made for the
 # base, gqa_f32) merged by peft into the dequantized weights
 LORA_GPTQ_CASE = "gptq_w4g32_asym_f32"
@@ -535,15 +566,18 @@ def gptq_fixtures(repo, only=None):
     from auto_round import AutoRound
     from auto_round_extension.torch.qlinear_torch_zp import QuantLinear
     from safetensors.torch import load_file, save_file
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    base = os.path.join(repo, "tests", "fixtures", "llama", "gqa_f32")
-    ref = load_file(os.path.join(base, "reference.safetensors"))
-    for name, bits, group, sym in GPTQ_CASES:
+    for (name, bits, group, sym), family in ([(c, "llama") for c in GPTQ_CASES] +
+                                             [(c, "deepseek") for c in DS_GPTQ_CASES]):
         if only and name not in only:
             continue
+        base_name = "gqa_f32" if family == "llama" else "v2_greedy_yarn"
+        base = os.path.join(repo, "tests", "fixtures", family, base_name)
+        ref = load_file(os.path.join(base, "reference.safetensors"))
         out = os.path.join(repo, "tests", "fixtures", "quantized", name)
-        model = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+        model_class = LlamaForCausalLM if family == "llama" else AutoModelForCausalLM
+        model = model_class.from_pretrained(base, dtype=torch.float32).eval()
         # (AutoRound wants a tokenizer even for RTN, which reads no text: the demo model's)
         tok = AutoTokenizer.from_pretrained(os.path.join(repo, "models", "kjv-tiny"))
         with tempfile.TemporaryDirectory() as tmp:
@@ -561,8 +595,11 @@ def gptq_fixtures(repo, only=None):
         qc = cfg["quantization_config"]
         assert qc["quant_method"] == "gptq" and qc["bits"] == bits and qc["group_size"] == group, qc
         assert qc["sym"] == sym and qc["desc_act"] is False, qc
+        # only exclusions ("-:"), which kiln reads, and none on the LLaMA fixture
+        assert all(k.startswith("-:") and v == {} for k, v in (qc.get("dynamic") or {}).items()), qc
+        assert family != "llama" or not qc.get("dynamic"), qc
         tensors = load_file(os.path.join(out, "model.safetensors"))
-        ref_model = LlamaForCausalLM(LlamaConfig.from_pretrained(base)).eval()
+        ref_model = LlamaForCausalLM(LlamaConfig.from_pretrained(base)).eval() if family == "llama" else None
         state = {k: v.float() for k, v in tensors.items() if not k.endswith((".qweight", ".qzeros", ".scales", ".g_idx"))}
         n = 0
         with torch.no_grad():
@@ -588,8 +625,17 @@ def gptq_fixtures(repo, only=None):
                 assert torch.equal(w, expect), "%s: AutoRound's dequantization is not scale * (q - (qzeros + 1))" % m
                 state[m + ".weight"] = w
                 n += 1
-        missing, unexpected = ref_model.load_state_dict(state, strict=False)
-        assert not unexpected and all(k.endswith("rotary_emb.inv_freq") for k in missing), (missing, unexpected)
+        if family == "llama":
+            missing, unexpected = ref_model.load_state_dict(state, strict=False)
+            assert not unexpected and all(k.endswith("rotary_emb.inv_freq") for k in missing), (missing, unexpected)
+        else:  # the dequantized weights as a hub checkpoint, which transformers loads (fusing the experts)
+            with tempfile.TemporaryDirectory() as dq:
+                shutil.copy(os.path.join(base, "config.json"), os.path.join(dq, "config.json"))
+                save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(dq, "model.safetensors"))
+                ref_model, info = AutoModelForCausalLM.from_pretrained(dq, dtype=torch.float32,
+                                                                       output_loading_info=True)
+                ref_model = ref_model.eval()
+            assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
         with torch.no_grad():
             logits = ref_model(ref["input_ids"]).logits.float().contiguous()
         # LoRA on the GPTQ checkpoint (the all_linear_r8 adapter, trained for the same base): peft merging
@@ -607,5 +653,5 @@ def gptq_fixtures(repo, only=None):
                                                 os.path.join(out, "reference.safetensors"))
         moved = (logits - ref["logits"]).norm() / ref["logits"].norm()
         print("  quantized/%s: %d linears as GPTQ %d-bit (group_size %d, sym %s) by AutoRound, logits moved "
-              "%.3e rel L2 from gqa_f32, min greedy margin %.3e" % (name, n, bits, group, sym, moved.item(),
-                                                                   min(margins)))
+              "%.3e rel L2 from %s, min greedy margin %.3e" % (name, n, bits, group, sym, moved.item(), base_name,
+                                                              min(margins)))

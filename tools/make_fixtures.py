@@ -2773,7 +2773,7 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import fixtures_configs
         fixtures_configs.main(REPO)
-    if ARGS.only in ("all", "quant"):  # after llama: it reads those fixtures
+    if ARGS.only in ("all", "quant"):  # after llama and deepseek: it reads those fixtures
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import fixtures_quant
         fixtures_quant.main(REPO)

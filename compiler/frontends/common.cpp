@@ -136,6 +136,40 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
 }
 
+void unpack_prequantized(const CompileOptions& o, const std::string& prequantized, bool gptq, int bits, int64_t group,
+                         bool asymmetric, const std::vector<std::string>& skipped, Checkpoint& ck) {
+  if (prequantized.empty()) return;
+  static const std::string kQweight = ".qweight";
+  for (const auto& kv : ck.all()) {
+    const std::string& n = kv.first;
+    if (n.size() <= kQweight.size() || n.compare(n.size() - kQweight.size(), kQweight.size(), kQweight) != 0) continue;
+    const std::string module = n.substr(0, n.size() - kQweight.size());
+    for (const std::string& p : skipped)
+      if (gptq_pattern_matches(p, module))
+        throw CompileError(kv.second->file + ": GPTQ weight '" + module +
+                           "' is quantized, but config.json's quantization_config.dynamic \"-:" + p +
+                           "\" says the module was left unquantized");
+  }
+  if (gptq && ck.unpack_gptq(bits, group, asymmetric) == 0)
+    throw CompileError(o.model_dir +
+                       ": config.json's quantization_config is GPTQ, but the checkpoint has no *.qweight tensor");
+  if (!gptq && ck.unpack_compressed(bits, group, asymmetric) == 0)
+    throw CompileError(o.model_dir +
+                       ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
+                       "no *.weight_packed tensor");
+}
+
+void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings) {
+  if (const StTensor* h = ck.find("lm_head.weight"); h && h->row_scale && tie_word_embeddings)
+    throw CompileError(h->file +
+                       ": 'lm_head.weight' is pre-quantized, but config.json ties the LM head to the embedding "
+                       "(tie_word_embeddings true), which kiln would read in its place");
+  if (const StTensor* e = ck.find("model.embed_tokens.weight"); e && e->row_scale)
+    throw CompileError(e->file +
+                       ": the embedding 'model.embed_tokens.weight' is pre-quantized; "
+                       "kiln reads pre-quantized Linear weights only");
+}
+
 std::string attach_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t block_rows, int64_t block_cols,
                                int64_t layers, size_t* skipped_scales, const std::string& scales, int* model_weights) {
   const std::string blocks = block_rows == 1 && block_cols == 0 ? std::string("per-row")

@@ -79,6 +79,15 @@ struct LlmLimits {
 // --quantize is given, which makes the plan CPU-only: compile.cpp), so the CPU's default chunk applies.
 LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, bool prequantized = false);
 
+// A GPTQ (gptq) or compressed-tensors pre-quantized checkpoint's (prequantized not "") weights unpacked
+// (Checkpoint::unpack_gptq, unpack_compressed: bits, group, asymmetric as its config says); refuses a
+// checkpoint without such tensors, and GPTQ weights of a module the config says was left unquantized
+// (skipped: its `dynamic` exclusions, ConfigReader::gptq).
+void unpack_prequantized(const CompileOptions& o, const std::string& prequantized, bool gptq, int bits, int64_t group,
+                         bool asymmetric, const std::vector<std::string>& skipped, Checkpoint& ck);
+// Refuses a pre-quantized embedding, and a pre-quantized lm_head.weight that config.json ties to it.
+void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings);
+
 // The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
 // as the runtime will check them.
 void read_llm_tokenizer(const CompileOptions& o, Graph& g);

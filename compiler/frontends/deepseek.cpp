@@ -302,11 +302,15 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
+  const ConfigReader::Quantization& q = c.quant;
+  unpack_prequantized(o, q.prequantized, q.gptq, q.bits, q.group, q.asymmetric, q.gptq_skipped, b.checkpoint);
   size_t mtp_scales = 0;
-  const std::string fp8_note =
-      c.fp8 ? attach_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols, c.num_hidden_layers, &mtp_scales,
-                                 "weight_scale_inv", &b.fp8_weights)
-            : "";
+  const std::string fp8_note = q.fp8
+                                   ? attach_fp8_weights(o, b.checkpoint, q.fp8_block_rows, q.fp8_block_cols,
+                                                        c.num_hidden_layers, &mtp_scales, q.fp8_scales, &b.fp8_weights)
+                                   : "";
+  refuse_prequantized_embedding(b.checkpoint, c.tie_word_embeddings);
+  b.fp8_dtype_upcasts = q.fp8_scales == "weight_scale_inv";
   size_t mtp_tensors = 0;
   check_deepseek_tensors(c, b.checkpoint, &mtp_tensors);
   mtp_tensors += mtp_scales;
@@ -314,7 +318,8 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   const std::string lora_note = check_lora_config_keys(b.lora, o);
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
-  const LlmLimits lim = llm_limits(o, c.max_position_embeddings, c.fp8 && keeps_fp8(o));
+  const LlmLimits lim =
+      llm_limits(o, c.max_position_embeddings, !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
   Graph& g = b.graph = build_deepseek_graph(c, DeepseekBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
   const int64_t H = c.num_attention_heads;
   g.info.kv_bytes_per_token =
@@ -329,6 +334,16 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   add_note(&g.info.notes, key_note);
   add_note(&g.info.notes, lora_note);
   add_note(&g.info.notes, fp8_note);
+  // kv_b_proj reaches the plan only through the per-head weights absorbed from it (w_uk_t, w_uv):
+  // pre-quantized int8/int4, it is dequantized (FP8's own note counts its upcast weights).
+  int kv_b = 0;
+  for (int64_t i = 0; i < c.num_hidden_layers && !q.prequantized.empty() && o.quantize != "none"; ++i)
+    if (const StTensor* t = b.checkpoint.find(hf_layer_prefix(i) + "self_attn.kv_b_proj.weight"); t && t->row_scale)
+      ++kv_b;
+  if (kv_b > 0)
+    add_note(&g.info.notes, std::to_string(kv_b) + " pre-quantized " + q.prequantized +
+                                " kv_b_proj weights dequantized to " + dtype_name(plan_dtype) +
+                                " (MLA's per-head absorbed weights are computed from them)");
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);
   return b;
 }

@@ -329,26 +329,12 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
-  if (c.prequantized_gptq &&
-      b.checkpoint.unpack_gptq(c.prequantized_bits, c.prequantized_group, c.prequantized_asymmetric) == 0)
-    throw CompileError(o.model_dir +
-                       ": config.json's quantization_config is GPTQ, but the checkpoint has no *.qweight tensor");
-  if (!c.prequantized.empty() && !c.prequantized_gptq &&
-      b.checkpoint.unpack_compressed(c.prequantized_bits, c.prequantized_group, c.prequantized_asymmetric) == 0)
-    throw CompileError(o.model_dir +
-                       ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
-                       "no *.weight_packed tensor");
+  unpack_prequantized(o, c.prequantized, c.prequantized_gptq, c.prequantized_bits, c.prequantized_group,
+                      c.prequantized_asymmetric, c.prequantized_skipped, b.checkpoint);
   const std::string fp8_note = c.fp8 ? attach_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols,
                                                           c.num_hidden_layers, nullptr, c.fp8_scales, &b.fp8_weights)
                                      : "";
-  if (const StTensor* h = b.checkpoint.find("lm_head.weight"); h && h->row_scale && c.tie_word_embeddings)
-    throw CompileError(h->file +
-                       ": 'lm_head.weight' is pre-quantized, but config.json ties the LM head to the embedding "
-                       "(tie_word_embeddings true), which kiln would read in its place");
-  if (const StTensor* e = b.checkpoint.find("model.embed_tokens.weight"); e && e->row_scale)
-    throw CompileError(e->file +
-                       ": the embedding 'model.embed_tokens.weight' is pre-quantized; "
-                       "kiln reads pre-quantized Linear weights only");
+  refuse_prequantized_embedding(b.checkpoint, c.tie_word_embeddings);
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;

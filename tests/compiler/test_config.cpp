@@ -439,8 +439,8 @@ TEST_CASE("config: a quantized checkpoint is refused by its quant_method, even w
           CHECK(err.find("quantization_config is fp8, but the checkpoint has no F8_E4M3 tensor") != std::string::npos);
           continue;
         }
-        if (c.second == "quant_method \"gptq\"" && family == "llama") {
-          // GPTQ's layout is read for the LLaMA family (test_prequantized): this checkpoint has none of it.
+        if (c.second == "quant_method \"gptq\"") {
+          // GPTQ's layout is read (test_prequantized): this checkpoint has none of it.
           CHECK(err.find("quantization_config is GPTQ, but the checkpoint has no *.qweight tensor") !=
                 std::string::npos);
           continue;
@@ -655,4 +655,30 @@ TEST_CASE("config: Gemma 3 (layer types, two RoPEs, both layouts, defaults, refu
   const auto left = parse_llama_config(odd.dump(), "config.json").unmodeled;
   REQUIRE(left.size() == 1);
   CHECK(left[0].rfind("rope_parameters.sliding_attention.mrope_section", 0) == 0);
+}
+
+// GPTQ `dynamic` exclusions ("-:<pattern>"): the pattern form AutoRound writes, matched as Python's
+// re.match matches (from the start, any end); other regex syntax is not taken as literal text.
+TEST_CASE("config: GPTQ exclusion patterns match as re.match does, in the form AutoRound writes") {
+  const std::string kv_a0 = ".*model\\.layers\\.0\\.self_attn\\.kv_a_proj_with_mqa.*";
+  CHECK(gptq_pattern_supported(kv_a0));
+  CHECK(gptq_pattern_matches(kv_a0, "model.layers.0.self_attn.kv_a_proj_with_mqa"));
+  CHECK(gptq_pattern_matches(kv_a0, "x.model.layers.0.self_attn.kv_a_proj_with_mqa.y"));
+  CHECK_FALSE(gptq_pattern_matches(kv_a0, "model.layers.10.self_attn.kv_a_proj_with_mqa"));
+  CHECK_FALSE(gptq_pattern_matches(kv_a0, "model.layers.0.self_attn.kv_b_proj"));
+  CHECK_FALSE(gptq_pattern_matches(kv_a0, "model_layers_0_self_attn_kv_a_proj_with_mqa"));  // "\." is a dot
+  CHECK(gptq_pattern_matches("model", "model.layers.0"));                                   // any end, as re.match
+  CHECK_FALSE(gptq_pattern_matches("layers", "model.layers.0"));                            // but from the start
+  CHECK(gptq_pattern_matches(".*layers.*0", "model.layers.1.x.0"));                         // a wildcard backtracks
+  CHECK(gptq_pattern_matches("", "anything"));
+  for (const char* p : {"a.b", "a+", "a?", "(a)", "[ab]", "a|b", "^a", "a$", "\\d", "a\\", "a{2}", "*"}) {
+    CAPTURE(p);
+    CHECK_FALSE(gptq_pattern_supported(p));
+    CHECK_FALSE(gptq_pattern_matches(p, "a"));
+  }
+  // Many wildcards against a long name that fails at its end: quick (no exponential backtracking).
+  std::string many, name(4000, 'a');
+  for (int i = 0; i < 200; ++i) many += ".*a";
+  CHECK_FALSE(gptq_pattern_matches(many + "b", name));
+  CHECK(gptq_pattern_matches(many, name));
 }

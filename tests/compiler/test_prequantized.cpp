@@ -4,6 +4,7 @@
 // on such a checkpoint; and every malformed part or unsupported scheme refused by name, no plan written.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -748,6 +749,80 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
   }
 }
 
+// llm-compressor's W4A16 and W8A16 (compressed-tensors pack-quantized) on DeepSeek-V2: MLA's q_proj and
+// kv_a_proj_with_mqa, whose rows kiln splits (nope and rope parts) and reorders, kept as shipped, their
+// rows' q and scales the checkpoint's own; kv_b_proj, from which the compiler computes MLA's absorbed
+// per-head weights, dequantized, and said so; o_proj, the dense MLP and the shared experts (the routed
+// experts and router unquantized, as transformers 5's fused experts leave them to the writer: see
+// tools/fixtures_quant.py). Against transformers running compressed-tensors' own decompression.
+TEST_CASE("prequantized: compressed-tensors DeepSeek-V2 (MLA rows split and reordered) runs as shipped") {
+  TempDir d;
+  const auto unquantized = kiln::test::load_reference(kiln::test::fixture("v2_greedy_yarn", "deepseek"));
+  for (const auto& fx :
+       {std::pair<std::string, DType>{"ds_ct_w4a16_g32_f32", DType::I4}, {"ds_ct_w8a16_f32", DType::I8}})
+    for (const std::string quantize : {"", "none"}) {
+      const std::string name = fx.first;  // (plain variables: clang 14 captures no structured binding)
+      const DType dtype = fx.second;
+      CAPTURE(name);
+      CAPTURE(quantize);
+      const std::string dir = kiln::test::fixture(name, "quantized");
+      const auto ref = kiln::test::load_reference(dir);
+      CompileOptions o = options(dir, d / (name + quantize + ".kplan"));
+      o.quantize = quantize;
+      const CompileSummary s = compile_model(o);
+      auto plan = load_plan(o.output);
+      int n_q = 0;
+      for (const TensorInfo& t : plan->tensors()) n_q += t.dtype == dtype;
+      // 3 layers × (q_nope, q_pe, kv_c, kv_pe, o), layer 0's dense gate|up and down, 2 MoE layers' shared experts
+      CHECK(n_q == (quantize.empty() ? 21 : 0));
+      const std::string kind = dtype == DType::I4 ? "int4 (groups of 32)" : "int8";
+      CHECK((s.notes.find("3 pre-quantized compressed-tensors " + kind + " kv_b_proj weights dequantized to f32") !=
+             std::string::npos) == quantize.empty());
+      if (quantize.empty()) {
+        CHECK(s.notes.find("(21 as the checkpoint ships them, compressed-tensors)") != std::string::npos);
+        // The split and reordered rows' scales are q_proj's and kv_a's, each row once: byte for byte.
+        const RawTensors raw = read_raw(dir + "/model.safetensors");
+        for (const auto& pv : {std::pair<std::string, std::vector<std::string>>{"q_proj", {"q_nope", "q_pe"}},
+                               {"kv_a_proj_with_mqa", {"kv_c", "kv_pe"}}}) {
+          const std::string part = pv.first;
+          const std::vector<std::string>& values = pv.second;
+          CAPTURE(part);
+          const RawTensor& ps = raw.at("model.layers.1.self_attn." + part + ".weight_scale");
+          const int64_t spr = ps.shape.size() == 2 ? ps.shape[1] : 1;
+          std::vector<std::vector<float>> want, got;
+          for (int64_t r = 0; r < ps.shape[0]; ++r) {
+            std::vector<float> row(static_cast<size_t>(spr));
+            std::memcpy(row.data(), ps.bytes.data() + r * spr * 4, size_t(spr) * 4);
+            want.push_back(row);
+          }
+          for (const std::string& v : values) {
+            const auto [t, sc] = weight_and_scale(*plan, "model.layers.1.self_attn." + v + ".weight");
+            CHECK(t->dtype == dtype);
+            const float* f = reinterpret_cast<const float*>(plan->weights_base() + sc->offset);
+            for (int64_t r = 0; r < t->shape[0]; ++r) got.emplace_back(f + r * spr, f + (r + 1) * spr);
+          }
+          std::sort(want.begin(), want.end());
+          std::sort(got.begin(), got.end());
+          CHECK(got == want);
+        }
+      } else {
+        CHECK(s.notes.find("dequantized to f32 (--quantize none)") != std::string::npos);
+      }
+      for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        auto ctx = kiln::test::cpu_context(plan, threads);
+        const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
+        const double err = kiln::test::reference_error(logits, ref);
+        CHECK(err <= 1e-4);
+        const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+        CHECK(kiln::test::greedy_continuation(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+        CHECK(kiln::test::rel_l2(logits.data(), unquantized.logits.data(), unquantized.logits.size()) > 1e-2);
+        const std::string line = name + " --quantize '" + quantize + "': rel L2 " + std::to_string(err);
+        MESSAGE(line);
+      }
+    }
+}
+
 // llm-compressor's asymmetric W4A16 (compressed-tensors pack-quantized, symmetric false: a zero point
 // per group, packed along the rows in X.weight_zero_point), against transformers loading the folder
 // with compressed-tensors' decompression: kept as shipped (matmul version 4, the checkpoint's q, scales
@@ -1201,6 +1276,55 @@ TEST_CASE("prequantized: GPTQ weights run as shipped and match AutoRound's dequa
   kiln::test::check_reference(cuda_target_plan(d, w4, "all", DType::I4, 8, "f32"), ref, 2, 1e-3, true);
 }
 
+// AutoRound's GPTQ export of the DeepSeek-V2 fixture (tools/fixtures_quant.py): every Linear quantized,
+// the routed experts per expert (AutoRound splits transformers' fused ones), except kv_a_proj_with_mqa,
+// which its config's "dynamic" says it left unquantized ("-:<pattern>": {}), and the router. As shipped,
+// the experts run quantized (moe_experts version 2, or 3 with the asymmetric zero points), MLA's q rows
+// split and reordered keep their q and scales; against transformers on AutoRound's dequantization.
+TEST_CASE("prequantized: GPTQ DeepSeek-V2 (experts quantized, exclusions) runs as shipped and matches AutoRound") {
+  TempDir d;
+  for (const std::string name : {"ds_gptq_w4g32_f32", "ds_gptq_w4g32_asym_f32"})
+    for (const std::string quantize : {"", "none"}) {
+      CAPTURE(name);
+      CAPTURE(quantize);
+      const bool asym = name.find("asym") != std::string::npos;
+      const std::string dir = kiln::test::fixture(name, "quantized");
+      const auto ref = kiln::test::load_reference(dir);
+      CompileOptions o = options(dir, d / (name + quantize + ".kplan"));
+      o.quantize = quantize;
+      const CompileSummary s = compile_model(o);
+      auto plan = load_plan(o.output);
+      int i4 = 0, moe_q = 0;
+      for (const TensorInfo& t : plan->tensors()) i4 += t.dtype == DType::I4;
+      for (const ProgramInfo& p : plan->programs())
+        for (const LaunchInfo& l : p.launches)
+          moe_q += std::string(plan->kernels()[l.kernel]->name) == "moe_experts" &&
+                   plan->kernels()[l.kernel]->version == (asym ? 3u : 2u);
+      // 3 layers × (q_nope, q_pe, o), the dense MLP's 2, and 2 MoE layers' experts and shared experts (2 each)
+      CHECK(i4 == (quantize.empty() ? 19 : 0));
+      CHECK((moe_q > 0) == quantize.empty());
+      if (quantize.empty()) {
+        CHECK(s.notes.find("(19 as the checkpoint ships them, GPTQ)") != std::string::npos);
+        // kv_a (excluded by the writer) stays f32: its kv_c and kv_pe rows
+        CHECK(s.notes.find("left in f32: 6 not pre-quantized in the checkpoint") != std::string::npos);
+        CHECK(s.notes.find("3 pre-quantized GPTQ int4 (groups of 32)" + std::string(asym ? " asymmetric" : "") +
+                           " kv_b_proj weights dequantized to f32") != std::string::npos);
+      }
+      for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        auto ctx = kiln::test::cpu_context(plan, threads);
+        const std::vector<float> logits = kiln::test::score_reference(*ctx, ref);
+        const double err = kiln::test::reference_error(logits, ref);
+        // as shipped: the library rounds each weight to f16, kiln's kernels use the f32 product (as for LLaMA)
+        CHECK(err <= (quantize.empty() ? 1e-3 : 1e-4));
+        const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+        CHECK(kiln::test::greedy_continuation(*ctx, ref.prompt_ids, n_new) == ref.greedy_ids);
+        const std::string line = name + " --quantize '" + quantize + "': rel L2 " + std::to_string(err);
+        MESSAGE(line);
+      }
+    }
+}
+
 TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes are refused by name") {
   TempDir d;
   const std::string w4 = kiln::test::fixture("gptq_w4g32_f32", "quantized");
@@ -1220,7 +1344,14 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
       {"marlin", nullptr, set("format", "marlin"), "with format \"marlin\""},
       {"pack_dtype", nullptr, set("pack_dtype", "int16"), "with pack_dtype \"int16\""},
       {"desc_act not a bool", nullptr, set("desc_act", "yes"), "with desc_act \"yes\" (expected true or false)"},
-      {"dynamic", nullptr, set("dynamic", {{"-:.*down_proj.*", nlohmann::json::object()}}), "(per-module overrides)"},
+      {"dynamic bits", nullptr, set("dynamic", {{"+:.*down_proj.*", {{"bits", 8}}}}),
+       "(per-module overrides; kiln reads only \"-:<pattern>\": {}, a module left unquantized)"},
+      {"dynamic exclusion with settings", nullptr, set("dynamic", {{"-:.*down_proj.*", {{"bits", 8}}}}),
+       "(per-module overrides; kiln reads only"},
+      {"dynamic regex", nullptr, set("dynamic", {{"-:.*layers\\.[0-9]+\\.mlp.*", nlohmann::json::object()}}),
+       "with dynamic pattern \"-:.*layers\\\\.[0-9]+\\\\.mlp.*\" (kiln reads patterns of literal text"},
+      {"extra_config", nullptr, set("extra_config", {{"model.layers.0.mlp.down_proj", {{"bits", 8}}}}),
+       "with extra_config"},
       {"activations", nullptr, set("act_bits", 8), "with act_bits 8 (quantized activations)"},
       {"fp data", nullptr, set("data_type", "nv_fp"), "with data_type \"nv_fp\""},
       {"asymmetric int8", nullptr,
@@ -1232,6 +1363,13 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
        "with 8 bits and sym false"},
   };
   check_refused(d, w4, config_cases, "", "kiln does not read this GPTQ checkpoint");
+  // An exclusion the checkpoint contradicts: the down projections it names are quantized.
+  check_refused(d, w4,
+                {{"dynamic exclusion of quantized modules", nullptr,
+                  set("dynamic", {{"-:.*down_proj.*", nlohmann::json::object()}}),
+                  "is quantized, but config.json's quantization_config.dynamic \"-:.*down_proj.*\" says the module "
+                  "was left unquantized"}},
+                "", "down_proj");
   const std::vector<RefusedEdit> cases = {
       {"no qzeros", [&](RawTensors& ts) { ts.erase(w + ".qzeros"); }, nullptr, "GPTQ weight '" + w + "' has no qzeros"},
       {"no scales", [&](RawTensors& ts) { ts.erase(w + ".scales"); }, nullptr, "GPTQ weight '" + w + "' has no scales"},

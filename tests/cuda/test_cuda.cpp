@@ -218,7 +218,8 @@ TEST_CASE("cuda: a CPU-only plan is refused with a clear error") {
 // Quantized plans (--target all) on the GPU against the same plan on the CPU: kiln's quantized GEMV and
 // tiled kernels for int8, int4 (symmetric and asymmetric), fp8, and checkpoints kept as shipped
 // (compressed-tensors int8, GPTQ asymmetric int4, DeepSeek's FP8 blocks), and quantized MoE experts
-// (moe_experts versions 2-3: Mixtral's and DeepSeek's, each dtype); f32 compute, so only the order of
+// (moe_experts versions 2-3: Mixtral's and DeepSeek's, and a GPTQ DeepSeek's experts as shipped with
+// their zero points); f32 compute, so only the order of
 // sums differs; graphs equal stream mode and PDL (which the quantized GEMVs' neighbours use) bit for bit.
 TEST_CASE("cuda: quantized plans (int8, int4, fp8, as shipped or quantized here) match the CPU backend") {
   if (skip_without_gpu()) return;
@@ -237,7 +238,8 @@ TEST_CASE("cuda: quantized plans (int8, int4, fp8, as shipped or quantized here)
                                    {"quantized", "ds_v3_fp8_b32", "fp8", false, DType::F8E4M3},
                                    {"mixtral", "top2_f32", "int8", false, DType::I8},
                                    {"mixtral", "top2_f32", "int4", false, DType::I4},
-                                   {"deepseek", "v2_greedy_yarn", "int4", true, DType::I4}};
+                                   {"deepseek", "v2_greedy_yarn", "int4", true, DType::I4},
+                                   {"quantized", "ds_gptq_w4g32_asym_f32", "", false, DType::I4}};
   for (const Case& c : cases) {
     CAPTURE(c.name);
     CAPTURE(c.quantize);
@@ -262,9 +264,10 @@ TEST_CASE("cuda: quantized plans (int8, int4, fp8, as shipped or quantized here)
     int moe_q = 0;
     for (const ProgramInfo& p : plan->programs())
       for (const LaunchInfo& l : p.launches)
-        moe_q += std::string(plan->kernels()[l.kernel]->name) == "moe_experts" &&
-                 plan->kernels()[l.kernel]->version == (c.asymmetric ? 3u : 2u);
-    CHECK((moe_q > 0) == (c.family == "mixtral" || c.family == "deepseek" || c.name == "ds_v3_fp8_b32"));
+        moe_q +=
+            std::string(plan->kernels()[l.kernel]->name) == "moe_experts" &&
+            plan->kernels()[l.kernel]->version == (c.asymmetric || c.name.find("asym") != std::string::npos ? 3u : 2u);
+    CHECK((moe_q > 0) == (c.family == "mixtral" || c.family == "deepseek" || c.name.rfind("ds_", 0) == 0));
     const auto ref = kiln::test::load_reference(o.model_dir);
     std::vector<std::vector<float>> logits;
     std::vector<std::vector<int32_t>> tokens;
