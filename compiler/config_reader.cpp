@@ -452,59 +452,61 @@ std::string ConfigReader::prequantized(int* bits_out, int64_t* group_out, Fp8Lay
                          (asymmetric == 1 ? " asymmetric" : "");
 }
 
-namespace {
-
-// A pattern's pieces: a character, or (wild) ".*".
-struct PatternPiece {
-  bool wild;
-  char c;
-};
-
-bool pattern_pieces(const std::string& p, std::vector<PatternPiece>* out) {
+bool GptqPattern::parse(const std::string& p) {
   static const std::string kSpecial = ".+?*()[]{}|^$\\";
+  anchored = true;
+  segments.assign(1, std::string());
   for (size_t i = 0; i < p.size(); ++i) {
     if (p[i] == '\\') {
       if (i + 1 == p.size() || std::isalnum(static_cast<unsigned char>(p[i + 1]))) return false;  // (\d, \w, …)
-      out->push_back({false, p[++i]});
+      segments.back() += p[++i];
     } else if (p[i] == '.' && i + 1 < p.size() && p[i + 1] == '*') {
-      out->push_back({true, 0});
+      if (segments.size() == 1 && segments[0].empty()) anchored = false;
+      else if (!segments.back().empty()) segments.emplace_back();
       ++i;
     } else if (kSpecial.find(p[i]) != std::string::npos) {
       return false;
     } else {
-      out->push_back({false, p[i]});
+      segments.back() += p[i];
     }
   }
   return true;
 }
 
-}  // namespace
-
-bool gptq_pattern_supported(const std::string& p) {
-  std::vector<PatternPiece> pieces;
-  return pattern_pieces(p, &pieces);
+bool GptqPattern::matches(const std::string& name) const {
+  // The first segment at the start (unless the pattern opens with ".*"), each next one at its earliest
+  // place after the last (the earliest is never worse, the end being free), found in linear time (KMP).
+  size_t at = 0;
+  for (size_t s = 0; s < segments.size(); ++s) {
+    const std::string& seg = segments[s];
+    if (seg.empty()) continue;
+    if (s == 0 && anchored) {
+      if (name.compare(0, seg.size(), seg) != 0) return false;
+      at = seg.size();
+      continue;
+    }
+    std::vector<size_t> fail(seg.size(), 0);
+    for (size_t i = 1, k = 0; i < seg.size(); ++i) {
+      while (k > 0 && seg[i] != seg[k]) k = fail[k - 1];
+      if (seg[i] == seg[k]) ++k;
+      fail[i] = k;
+    }
+    size_t k = 0, i = at;
+    for (; i < name.size() && k < seg.size(); ++i) {
+      while (k > 0 && name[i] != seg[k]) k = fail[k - 1];
+      if (name[i] == seg[k]) ++k;
+    }
+    if (k < seg.size()) return false;
+    at = i;
+  }
+  return true;
 }
+
+bool gptq_pattern_supported(const std::string& p) { return GptqPattern().parse(p); }
 
 bool gptq_pattern_matches(const std::string& p, const std::string& name) {
-  std::vector<PatternPiece> t;
-  if (!pattern_pieces(p, &t)) return false;
-  // Wildcard matching with one backtrack point (the last ".*"); the pattern done, any rest of the name matches.
-  size_t i = 0, k = 0, star = std::string::npos, star_i = 0;
-  while (k < t.size()) {
-    if (t[k].wild) {
-      star = k++;
-      star_i = i;
-    } else if (i < name.size() && t[k].c == name[i]) {
-      ++i;
-      ++k;
-    } else if (star != std::string::npos && star_i < name.size()) {
-      k = star + 1;
-      i = ++star_i;
-    } else {
-      return false;
-    }
-  }
-  return true;
+  GptqPattern g;
+  return g.parse(p) && g.matches(name);
 }
 
 std::string ConfigReader::gptq(int* bits_out, int64_t* group_out, bool* asymmetric_out,
@@ -567,15 +569,19 @@ std::string ConfigReader::gptq(int* bits_out, int64_t* group_out, bool* asymmetr
     refuse("act_bits " + q["act_bits"].dump() + " (quantized activations)");
   if (!empty("extra_config")) refuse("extra_config " + q["extra_config"].dump() + " (per-module overrides)");
   if (!empty("dynamic")) {  // per-module overrides: only "-:" (the module left unquantized) is read
-    if (!q["dynamic"].is_object()) refuse("dynamic " + q["dynamic"].dump() + " (per-module overrides)");
+    if (!q["dynamic"].is_object()) refuse("dynamic of type " + std::string(q["dynamic"].type_name()));
+    if (q["dynamic"].size() > kMaxGptqExclusions)
+      refuse("dynamic of " + std::to_string(q["dynamic"].size()) + " entries (kiln reads at most " +
+             std::to_string(kMaxGptqExclusions) + ")");
     for (auto it = q["dynamic"].begin(); it != q["dynamic"].end(); ++it) {
       const std::string& k = it.key();
+      const std::string shown = json(k.substr(0, 200)).dump() + (k.size() > 200 ? "…" : "");
       if (k.rfind("-:", 0) != 0 || !it->is_object() || !it->empty())
-        refuse("dynamic " + q["dynamic"].dump() +
-               " (per-module overrides; kiln reads only \"-:<pattern>\": {}, a module left unquantized)");
-      if (!gptq_pattern_supported(k.substr(2)))
-        refuse("dynamic pattern " + json(k).dump() +
-               " (kiln reads patterns of literal text, \"\\.\" and \".*\", as AutoRound writes them)");
+        refuse("dynamic entry " + shown +
+               " (a per-module override; kiln reads only \"-:<pattern>\": {}, a module left unquantized)");
+      if (k.size() - 2 > kMaxGptqPattern || !gptq_pattern_supported(k.substr(2)))
+        refuse("dynamic pattern " + shown + " (kiln reads patterns of literal text, \"\\.\" and \".*\", up to " +
+               std::to_string(kMaxGptqPattern) + " characters, as AutoRound writes them)");
       if (skipped) skipped->push_back(k.substr(2));
     }
   }

@@ -28,10 +28,18 @@ struct RopeConfig {
 };
 
 // A GPTQ `dynamic` exclusion's pattern (after its "-:") in the form AutoRound and GPTQModel write:
-// literal text, "\x" for a literal x, and ".*" for anything; gptq_pattern_supported says whether p is
-// of that form. gptq_pattern_matches matches as Python's re.match does (from the name's start, to any
-// end), without backtracking blow-ups (a wildcard match, quadratic at worst).
+// literal text, "\x" for a literal x, and ".*" for anything (at most kMaxGptqPattern characters, and
+// kMaxGptqExclusions of them). parse() says whether p is of that form; matches() matches as Python's
+// re.match does (from the name's start, to any end), in time linear in the name and the pattern.
+struct GptqPattern {
+  bool anchored = true;               // no leading ".*": the first segment starts the name
+  std::vector<std::string> segments;  // the literal runs between ".*"s
+  bool parse(const std::string& p);
+  bool matches(const std::string& name) const;
+};
+constexpr size_t kMaxGptqPattern = 1024, kMaxGptqExclusions = 4096;
 bool gptq_pattern_supported(const std::string& p);
+// false for an unsupported pattern
 bool gptq_pattern_matches(const std::string& p, const std::string& name);
 
 class ConfigReader {

@@ -20,7 +20,7 @@ cp "$fx"/lora/*/adapter/adapter_model.safetensors "$corpus/fuzz_safetensors/" 2>
 for f in "$fx"/lora/*/adapter/adapter_model.safetensors; do cp "$f" "$corpus/fuzz_safetensors/$(basename "$(dirname "$(dirname "$f")")").st"; done
 # pre-quantized checkpoints (GPTQ, compressed-tensors, FP8 blocks): the unpacking readers
 for f in "$fx"/quantized/*/model.safetensors; do cp "$f" "$corpus/fuzz_safetensors/$(basename "$(dirname "$f")").st"; done
-i=0; for f in "$fx"/llama/*/config.json "$fx"/deepseek/*/config.json "$fx"/lora/*/adapter*/adapter_config.json "$fx"/lora/*/*/adapter_config.json; do
+i=0; for f in "$fx"/llama/*/config.json "$fx"/deepseek/*/config.json "$fx"/quantized/*/config.json "$fx"/lora/*/adapter*/adapter_config.json "$fx"/lora/*/*/adapter_config.json; do
   [ -f "$f" ] && cp "$f" "$corpus/fuzz_configs/c$((i++))"; done
 for m in 0 1 2 4; do printf '\\x0%dHello, kiln! 123 \\xe4\\xb8\\xad\\xe6\\x96\\x87 <|eot_id|>\\n\\tdone' "$m" > "$corpus/fuzz_tokenizer/t$m"; done
 # Real chat templates (mode 0), one with a tool-call conversation (mode 1), and JSON (mode 2).

@@ -1,5 +1,6 @@
 #include "compiler/frontends/common.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "compiler/error.h"
@@ -140,12 +141,15 @@ void unpack_prequantized(const CompileOptions& o, const std::string& prequantize
                          bool asymmetric, const std::vector<std::string>& skipped, Checkpoint& ck) {
   if (prequantized.empty()) return;
   static const std::string kQweight = ".qweight";
+  std::vector<GptqPattern> patterns(skipped.size());
+  for (size_t i = 0; i < skipped.size(); ++i)
+    if (!patterns[i].parse(skipped[i])) throw CompileError("internal: GPTQ pattern '" + skipped[i] + "'");
   for (const auto& kv : ck.all()) {
     const std::string& n = kv.first;
     if (n.size() <= kQweight.size() || n.compare(n.size() - kQweight.size(), kQweight.size(), kQweight) != 0) continue;
     const std::string module = n.substr(0, n.size() - kQweight.size());
-    for (const std::string& p : skipped)
-      if (gptq_pattern_matches(p, module))
+    for (size_t i = 0; i < patterns.size(); ++i)
+      if (const std::string& p = skipped[i]; patterns[i].matches(module))
         throw CompileError(kv.second->file + ": GPTQ weight '" + module +
                            "' is quantized, but config.json's quantization_config.dynamic \"-:" + p +
                            "\" says the module was left unquantized");
@@ -157,6 +161,20 @@ void unpack_prequantized(const CompileOptions& o, const std::string& prequantize
     throw CompileError(o.model_dir +
                        ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
                        "no *.weight_packed tensor");
+}
+
+// Some GPTQ writers (GPTQ-for-LLaMa's layers) save a bias of zeros with every quantized projection,
+// biased in the model or not: one the model does not have is ignored when it is all zeros (adding
+// nothing), and refused as an unexpected tensor otherwise.
+bool gptq_zero_bias(const std::string& name, const Checkpoint& ck) {
+  static const std::string kBias = ".bias";
+  if (name.size() <= kBias.size() || name.compare(name.size() - kBias.size(), kBias.size(), kBias) != 0) return false;
+  const StTensor* w = ck.find(name.substr(0, name.size() - kBias.size()) + ".weight");
+  const StTensor* b = ck.find(name);
+  if (!w || !w->gptq_bits || !b || !b->has_dtype || !dtype_is_float(b->dtype) || b->dequantized_on_read()) return false;
+  std::vector<float> v(size_t(b->numel()));
+  read_f32(*b, v.data());
+  return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
 }
 
 void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings) {

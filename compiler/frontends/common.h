@@ -85,6 +85,9 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, b
 // (skipped: its `dynamic` exclusions, ConfigReader::gptq).
 void unpack_prequantized(const CompileOptions& o, const std::string& prequantized, bool gptq, int bits, int64_t group,
                          bool asymmetric, const std::vector<std::string>& skipped, Checkpoint& ck);
+// Whether checkpoint tensor `name` is a bias of zeros saved beside a GPTQ weight (as some writers, e.g.
+// GPTQ-for-LLaMa's layers, save one with every projection): ignorable where the model has no bias.
+bool gptq_zero_bias(const std::string& name, const Checkpoint& ck);
 // Refuses a pre-quantized embedding, and a pre-quantized lm_head.weight that config.json ties to it.
 void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings);
 

@@ -108,7 +108,7 @@ void check_deepseek_tensors(const DeepseekConfig& c, const Checkpoint& ck, size_
   if (mtp_tensors) *mtp_tensors = mtp;
   check_checkpoint_tensors(deepseek_tensor_shapes(c), ck, [&](const std::string& n) {
     return is_mtp(n, c) || n.find("rotary_emb.inv_freq") != std::string::npos ||
-           (c.tie_word_embeddings && n == "lm_head.weight");
+           (c.tie_word_embeddings && n == "lm_head.weight") || gptq_zero_bias(n, ck);
   });
 }
 
@@ -337,7 +337,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   // kv_b_proj reaches the plan only through the per-head weights absorbed from it (w_uk_t, w_uv):
   // pre-quantized int8/int4, it is dequantized (FP8's own note counts its upcast weights).
   int kv_b = 0;
-  for (int64_t i = 0; i < c.num_hidden_layers && !q.prequantized.empty() && o.quantize != "none"; ++i)
+  for (int64_t i = 0; i < c.num_hidden_layers && !q.prequantized.empty(); ++i)
     if (const StTensor* t = b.checkpoint.find(hf_layer_prefix(i) + "self_attn.kv_b_proj.weight"); t && t->row_scale)
       ++kv_b;
   if (kv_b > 0)

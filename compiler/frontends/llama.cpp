@@ -122,20 +122,6 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
-// Some GPTQ writers (GPTQ-for-LLaMa's layers) save a bias of zeros with every quantized projection,
-// biased in the model or not: one the model does not have is ignored when it is all zeros (adding
-// nothing), and refused as an unexpected tensor otherwise.
-bool gptq_zero_bias(const std::string& name, const Checkpoint& ck) {
-  static const std::string kBias = ".bias";
-  if (name.size() <= kBias.size() || name.compare(name.size() - kBias.size(), kBias.size(), kBias) != 0) return false;
-  const StTensor* w = ck.find(name.substr(0, name.size() - kBias.size()) + ".weight");
-  const StTensor* b = ck.find(name);
-  if (!w || !w->gptq_bits || !b || !b->has_dtype || !dtype_is_float(b->dtype) || b->dequantized_on_read()) return false;
-  std::vector<float> v(size_t(b->numel()));
-  read_f32(*b, v.data());
-  return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
-}
-
 }  // namespace
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {

@@ -671,14 +671,24 @@ TEST_CASE("config: GPTQ exclusion patterns match as re.match does, in the form A
   CHECK_FALSE(gptq_pattern_matches("layers", "model.layers.0"));                            // but from the start
   CHECK(gptq_pattern_matches(".*layers.*0", "model.layers.1.x.0"));                         // a wildcard backtracks
   CHECK(gptq_pattern_matches("", "anything"));
+  CHECK(gptq_pattern_matches(".*.*x", "abx"));
+  CHECK(gptq_pattern_matches("ab.*", "ab"));
+  CHECK_FALSE(gptq_pattern_matches("abc", "ab"));  // a pattern longer than the name
+  CHECK(gptq_pattern_matches("a\\*b", "a*b"));     // escapes are literals
+  CHECK_FALSE(gptq_pattern_matches("a\\*b", "aab"));
+  CHECK(gptq_pattern_matches("a\\\\b", "a\\b"));
+  CHECK(gptq_pattern_matches(".*\xc3\xa9", "caf\xc3\xa9"));  // bytes, as re matches code points here
+  CHECK(gptq_pattern_matches(".*aab", "aaab"));              // a partial match restarts inside itself (KMP)
   for (const char* p : {"a.b", "a+", "a?", "(a)", "[ab]", "a|b", "^a", "a$", "\\d", "a\\", "a{2}", "*"}) {
     CAPTURE(p);
     CHECK_FALSE(gptq_pattern_supported(p));
     CHECK_FALSE(gptq_pattern_matches(p, "a"));
   }
-  // Many wildcards against a long name that fails at its end: quick (no exponential backtracking).
-  std::string many, name(4000, 'a');
+  // Worst cases for naive matchers, linear here: many wildcards, and a long literal that fails at its end,
+  // against a long name.
+  std::string many, name(1 << 20, 'a');
   for (int i = 0; i < 200; ++i) many += ".*a";
   CHECK_FALSE(gptq_pattern_matches(many + "b", name));
   CHECK(gptq_pattern_matches(many, name));
+  CHECK_FALSE(gptq_pattern_matches(".*" + std::string(1000, 'a') + "b", name));
 }

@@ -776,8 +776,8 @@ TEST_CASE("prequantized: compressed-tensors DeepSeek-V2 (MLA rows split and reor
       // 3 layers × (q_nope, q_pe, kv_c, kv_pe, o), layer 0's dense gate|up and down, 2 MoE layers' shared experts
       CHECK(n_q == (quantize.empty() ? 21 : 0));
       const std::string kind = dtype == DType::I4 ? "int4 (groups of 32)" : "int8";
-      CHECK((s.notes.find("3 pre-quantized compressed-tensors " + kind + " kv_b_proj weights dequantized to f32") !=
-             std::string::npos) == quantize.empty());
+      CHECK(s.notes.find("3 pre-quantized compressed-tensors " + kind + " kv_b_proj weights dequantized to f32") !=
+            std::string::npos);
       if (quantize.empty()) {
         CHECK(s.notes.find("(21 as the checkpoint ships them, compressed-tensors)") != std::string::npos);
         // The split and reordered rows' scales are q_proj's and kv_a's, each row once: byte for byte.
@@ -1303,12 +1303,14 @@ TEST_CASE("prequantized: GPTQ DeepSeek-V2 (experts quantized, exclusions) runs a
       // 3 layers × (q_nope, q_pe, o), the dense MLP's 2, and 2 MoE layers' experts and shared experts (2 each)
       CHECK(i4 == (quantize.empty() ? 19 : 0));
       CHECK((moe_q > 0) == quantize.empty());
+      CHECK(s.notes.find("3 pre-quantized GPTQ int4 (groups of 32)" + std::string(asym ? " asymmetric" : "") +
+                         " kv_b_proj weights dequantized to f32") != std::string::npos);
       if (quantize.empty()) {
         CHECK(s.notes.find("(19 as the checkpoint ships them, GPTQ)") != std::string::npos);
         // kv_a (excluded by the writer) stays f32: its kv_c and kv_pe rows
         CHECK(s.notes.find("left in f32: 6 not pre-quantized in the checkpoint") != std::string::npos);
-        CHECK(s.notes.find("3 pre-quantized GPTQ int4 (groups of 32)" + std::string(asym ? " asymmetric" : "") +
-                           " kv_b_proj weights dequantized to f32") != std::string::npos);
+      } else {
+        CHECK(s.notes.find("(GPTQ) dequantized to f32 (--quantize none)") != std::string::npos);
       }
       for (int threads : {1, 2}) {
         CAPTURE(threads);
@@ -1323,6 +1325,16 @@ TEST_CASE("prequantized: GPTQ DeepSeek-V2 (experts quantized, exclusions) runs a
         MESSAGE(line);
       }
     }
+  // A bias of zeros beside a quantized projection (which DeepSeek-V2 has none of) is ignored, as on LLaMA;
+  // a non-zero one is refused.
+  const std::string src = kiln::test::fixture("ds_gptq_w4g32_f32", "quantized");
+  const std::string q = "model.layers.0.self_attn.q_proj";
+  auto with_bias = [&](uint8_t byte) {
+    return [q, byte](RawTensors& ts) { ts[q + ".bias"] = {"F16", {96}, std::vector<uint8_t>(192, byte)}; };
+  };
+  const std::string zero_bias = edited(d, "ds_zero_bias", with_bias(0), nullptr, src);
+  CHECK(kiln::test::compile_error(options(zero_bias, d / "dszb.kplan")) == "");
+  check_refused(d, src, {{"a non-zero bias", with_bias(0x3c), nullptr, "unexpected tensor '" + q + ".bias'"}}, "", "");
 }
 
 TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes are refused by name") {
@@ -1345,9 +1357,11 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
       {"pack_dtype", nullptr, set("pack_dtype", "int16"), "with pack_dtype \"int16\""},
       {"desc_act not a bool", nullptr, set("desc_act", "yes"), "with desc_act \"yes\" (expected true or false)"},
       {"dynamic bits", nullptr, set("dynamic", {{"+:.*down_proj.*", {{"bits", 8}}}}),
-       "(per-module overrides; kiln reads only \"-:<pattern>\": {}, a module left unquantized)"},
+       "with dynamic entry \"+:.*down_proj.*\" (a per-module override; kiln reads only \"-:<pattern>\": {}, a "
+       "module left unquantized)"},
       {"dynamic exclusion with settings", nullptr, set("dynamic", {{"-:.*down_proj.*", {{"bits", 8}}}}),
-       "(per-module overrides; kiln reads only"},
+       "with dynamic entry \"-:.*down_proj.*\" (a per-module override"},
+      {"dynamic not an object", nullptr, set("dynamic", {"-:.*down_proj.*"}), "with dynamic of type array"},
       {"dynamic regex", nullptr, set("dynamic", {{"-:.*layers\\.[0-9]+\\.mlp.*", nlohmann::json::object()}}),
        "with dynamic pattern \"-:.*layers\\\\.[0-9]+\\\\.mlp.*\" (kiln reads patterns of literal text"},
       {"extra_config", nullptr, set("extra_config", {{"model.layers.0.mlp.down_proj", {{"bits", 8}}}}),
@@ -1363,13 +1377,16 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
        "with 8 bits and sym false"},
   };
   check_refused(d, w4, config_cases, "", "kiln does not read this GPTQ checkpoint");
-  // An exclusion the checkpoint contradicts: the down projections it names are quantized.
+  // Exclusions the checkpoint contradicts: the down projections one names are quantized, and the empty
+  // pattern names every module. (The first module in name order is named.)
   check_refused(d, w4,
                 {{"dynamic exclusion of quantized modules", nullptr,
                   set("dynamic", {{"-:.*down_proj.*", nlohmann::json::object()}}),
-                  "is quantized, but config.json's quantization_config.dynamic \"-:.*down_proj.*\" says the module "
-                  "was left unquantized"}},
-                "", "down_proj");
+                  "GPTQ weight 'model.layers.0.mlp.down_proj' is quantized, but config.json's "
+                  "quantization_config.dynamic \"-:.*down_proj.*\" says the module was left unquantized"},
+                 {"an empty exclusion", nullptr, set("dynamic", {{"-:", nlohmann::json::object()}}),
+                  "is quantized, but config.json's quantization_config.dynamic \"-:\" says"}},
+                "", "is quantized, but");
   const std::vector<RefusedEdit> cases = {
       {"no qzeros", [&](RawTensors& ts) { ts.erase(w + ".qzeros"); }, nullptr, "GPTQ weight '" + w + "' has no qzeros"},
       {"no scales", [&](RawTensors& ts) { ts.erase(w + ".scales"); }, nullptr, "GPTQ weight '" + w + "' has no scales"},

@@ -1,5 +1,5 @@
-// libFuzzer target: any text as config.json (LLaMA and DeepSeek readers) and as a LoRA
-// adapter_config.json. Must never crash; refusals are CompileErrors.
+// libFuzzer target: any text as config.json (LLaMA and DeepSeek readers, GPTQ exclusion patterns) and as
+// a LoRA adapter_config.json. Must never crash; refusals are CompileErrors.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,6 +14,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     kiln::LlamaConfig c = kiln::parse_llama_config(text, "config.json");
     (void)kiln::rope_inv_freq(c.rope, c.head_dim > 4096 ? 4096 : c.head_dim);
+    for (const std::string& p : c.prequantized_skipped) {  // GPTQ exclusions, against the input as a name too
+      (void)kiln::gptq_pattern_matches(p, "model.layers.0.self_attn.kv_a_proj_with_mqa");
+      (void)kiln::gptq_pattern_matches(p, text.substr(0, 4096));
+    }
   } catch (const kiln::CompileError&) {}
   try {
     kiln::DeepseekConfig c = kiln::parse_deepseek_config(text, "config.json");
