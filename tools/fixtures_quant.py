@@ -326,7 +326,8 @@ CT_CASES = [("ct_w8a16_f32", "gqa_f32", "float32", 8, 0, "int"), ("ct_w8a16_bf16
 # parameter, not nn.Linear modules, so llm-compressor's "Linear" target leaves them (and the router)
 # unquantized here, where hub checkpoints written with per-expert modules have them quantized too.
 DS_CT_CASES = [("ds_ct_w4a16_g32_f32", "v2_greedy_yarn", "float32", 4, 32, "int"),
-               ("ds_ct_w8a16_f32", "v2_greedy_yarn", "float32", 8, 0, "int")]
+               ("ds_ct_w8a16_f32", "v2_greedy_yarn", "float32", 8, 0, "int"),
+               ("ds_ct_fp8_channel_f32", "v2_greedy_yarn", "float32", 8, 0, "float")]
 
 
 def compressed_tensors_fixtures(repo, only=None):
@@ -423,7 +424,7 @@ def compressed_tensors_fixtures(repo, only=None):
                     if key in saved:
                         assert torch.equal(saved[key], t.detach()), "%s differs from the folder's" % key
                         n_checked += 1
-                assert mname + ".weight_packed" in saved, mname
+                assert mname + (".weight" if fp8 else ".weight_packed") in saved, mname
             assert n_checked >= 2 * len(expected), n_checked
             comp.decompress_model(model)
             loaded = model.float().eval()

@@ -749,7 +749,8 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
   }
 }
 
-// llm-compressor's W4A16 and W8A16 (compressed-tensors pack-quantized) on DeepSeek-V2: MLA's q_proj and
+// llm-compressor's W4A16, W8A16 (compressed-tensors pack-quantized) and FP8 per channel (float-quantized)
+// on DeepSeek-V2: MLA's q_proj and
 // kv_a_proj_with_mqa, whose rows kiln splits (nope and rope parts) and reorders, kept as shipped, their
 // rows' q and scales the checkpoint's own; kv_b_proj, from which the compiler computes MLA's absorbed
 // per-head weights, dequantized, and said so; o_proj, the dense MLP and the shared experts (the routed
@@ -758,8 +759,9 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
 TEST_CASE("prequantized: compressed-tensors DeepSeek-V2 (MLA rows split and reordered) runs as shipped") {
   TempDir d;
   const auto unquantized = kiln::test::load_reference(kiln::test::fixture("v2_greedy_yarn", "deepseek"));
-  for (const auto& fx :
-       {std::pair<std::string, DType>{"ds_ct_w4a16_g32_f32", DType::I4}, {"ds_ct_w8a16_f32", DType::I8}})
+  for (const auto& fx : {std::pair<std::string, DType>{"ds_ct_w4a16_g32_f32", DType::I4},
+                         {"ds_ct_w8a16_f32", DType::I8},
+                         {"ds_ct_fp8_channel_f32", DType::F8E4M3}})
     for (const std::string quantize : {"", "none"}) {
       const std::string name = fx.first;  // (plain variables: clang 14 captures no structured binding)
       const DType dtype = fx.second;
@@ -775,11 +777,18 @@ TEST_CASE("prequantized: compressed-tensors DeepSeek-V2 (MLA rows split and reor
       for (const TensorInfo& t : plan->tensors()) n_q += t.dtype == dtype;
       // 3 layers × (q_nope, q_pe, kv_c, kv_pe, o), layer 0's dense gate|up and down, 2 MoE layers' shared experts
       CHECK(n_q == (quantize.empty() ? 21 : 0));
+      const bool fp8 = dtype == DType::F8E4M3;
       const std::string kind = dtype == DType::I4 ? "int4 (groups of 32)" : "int8";
-      CHECK(s.notes.find("3 pre-quantized compressed-tensors " + kind + " kv_b_proj weights dequantized to f32") !=
-            std::string::npos);
+      if (fp8)  // FP8's own notes (as DeepSeek's layout): kv_b upcast, or everything dequantized
+        CHECK(s.notes.find(quantize.empty()
+                               ? "; 3 FP8 checkpoint weights read only by weights the compiler computes"
+                               : "21 FP8 e4m3 checkpoint weights (per-row scales) dequantized") != std::string::npos);
+      else
+        CHECK(s.notes.find("3 pre-quantized compressed-tensors " + kind + " kv_b_proj weights dequantized to f32") !=
+              std::string::npos);
       if (quantize.empty()) {
-        CHECK(s.notes.find("(21 as the checkpoint ships them, compressed-tensors)") != std::string::npos);
+        CHECK(s.notes.find(fp8 ? "(21 as the checkpoint ships them, e4m3 with their scales)"
+                               : "(21 as the checkpoint ships them, compressed-tensors)") != std::string::npos);
         // The split and reordered rows' scales are q_proj's and kv_a's, each row once: byte for byte.
         const RawTensors raw = read_raw(dir + "/model.safetensors");
         for (const auto& pv : {std::pair<std::string, std::vector<std::string>>{"q_proj", {"q_nope", "q_pe"}},
@@ -806,7 +815,8 @@ TEST_CASE("prequantized: compressed-tensors DeepSeek-V2 (MLA rows split and reor
           CHECK(got == want);
         }
       } else {
-        CHECK(s.notes.find("dequantized to f32 (--quantize none)") != std::string::npos);
+        CHECK(s.notes.find(fp8 ? "dequantized (--quantize none)" : "dequantized to f32 (--quantize none)") !=
+              std::string::npos);
       }
       for (int threads : {1, 2}) {
         CAPTURE(threads);
