@@ -259,22 +259,54 @@ __global__ void __launch_bounds__(32) moe_pick_kernel(MoeRouteArgs a, const floa
   if (lane == 0) moe_finish_weights(a, w);
 }
 
-__global__ void __launch_bounds__(kWarps * 32) moe_act_kernel(MoeExpertsArgs a) {
+// An expert matrix's rows (w_gu: experts·2·ffn rows of dim values, each expert's [gate | up]; w_down:
+// experts·dim rows of ffn values), as the MoE kernels read them: dot(j, x) is row j's dot product with x,
+// summed over the warp (every lane gets it); dot2 two rows' at once.
+struct FloatRows {  // f32, bf16 or f16 (version 1)
+  const void* w;
+  DType t;
+  int64_t k;
+  __device__ __forceinline__ void dot2(int64_t j0, int64_t j1, const float* x, float (&out)[2]) const {
+    const uint64_t rows[2] = {uint64_t(j0) * uint64_t(k), uint64_t(j1) * uint64_t(k)};
+    warp_dots<2>(x, w, t, rows, k, out);
+  }
+  __device__ __forceinline__ float dot(int64_t j, const float* x) const {
+    return warp_dot_vec(x, w, t, uint64_t(j) * uint64_t(k), k);
+  }
+};
+
+// Quantized (versions 2-3), decoded as the quantized GEMV decodes them (kernels/cuda/quant.cuh).
+template <DType W>
+struct QuantRows {
+  cuda::QRows q;
+  bool vec;  // cuda::q_rows_vec's answer for these rows and the activations
+  __device__ __forceinline__ float dot(int64_t j, const float* x) const {
+    float acc[1] = {0.0f};
+    cuda::q_row_dots<W, 1>(q, j, x, 1, vec, acc);
+    return cuda::warp_sum(acc[0]) * cuda::q_row_scale<W>(q, j);
+  }
+  __device__ __forceinline__ void dot2(int64_t j0, int64_t j1, const float* x, float (&out)[2]) const {
+    out[0] = dot(j0, x);
+    out[1] = dot(j1, x);
+  }
+};
+
+template <class Rows>
+__global__ void __launch_bounds__(kWarps * 32) moe_act_kernel(MoeExpertsArgs a, Rows gu) {
   const int64_t rk = blockIdx.y;  // token row · top_k + slot
   const int64_t f = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   const int64_t r = rk / a.top_k;
   if (f >= a.ffn || !cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
   const int32_t e = a.ids[rk];
   if (e < 0 || e >= a.experts) return;
-  const float* h = a.h + r * a.dim;
-  const uint64_t base = uint64_t(e) * uint64_t(2 * a.ffn * a.dim);
-  const uint64_t rows[2] = {base + uint64_t(f * a.dim), base + uint64_t((a.ffn + f) * a.dim)};
-  float gu[2];
-  warp_dots<2>(h, a.w_gu, a.w_dtype, rows, a.dim, gu);
-  if ((threadIdx.x & 31) == 0) a.ws[rk * a.ffn + f] = gu[0] / (1.0f + __expf(-gu[0])) * gu[1];
+  const int64_t j = int64_t(e) * 2 * a.ffn + f;  // the gate row; the up row ffn after it
+  float v[2];
+  gu.dot2(j, j + a.ffn, a.h + r * a.dim, v);
+  if ((threadIdx.x & 31) == 0) a.ws[rk * a.ffn + f] = v[0] / (1.0f + __expf(-v[0])) * v[1];
 }
 
-__global__ void __launch_bounds__(kWarps * 32) moe_down_kernel(MoeExpertsArgs a) {
+template <class Rows>
+__global__ void __launch_bounds__(kWarps * 32) moe_down_kernel(MoeExpertsArgs a, Rows down) {
   const int64_t r = blockIdx.y;
   const int64_t d = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (d >= a.dim || !cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
@@ -282,58 +314,24 @@ __global__ void __launch_bounds__(kWarps * 32) moe_down_kernel(MoeExpertsArgs a)
   for (int64_t k = 0; k < a.top_k; ++k) {
     const int32_t e = a.ids[r * a.top_k + k];
     if (e < 0 || e >= a.experts) continue;
-    const float v = warp_dot_vec(a.ws + (r * a.top_k + k) * a.ffn, a.w_down, a.w_dtype,
-                                 uint64_t(e) * uint64_t(a.dim * a.ffn) + uint64_t(d * a.ffn), a.ffn);
-    total += a.weights[r * a.top_k + k] * v;
+    total += a.weights[r * a.top_k + k] * down.dot(int64_t(e) * a.dim + d, a.ws + (r * a.top_k + k) * a.ffn);
   }
   if ((threadIdx.x & 31) == 0) a.y[r * a.dim + d] += total;
 }
 
-// The quantized experts (moe_experts versions 2-3): each expert's rows are rows of one quantized matrix
-// (w_gu: experts·2·ffn rows of dim values, w_down: experts·dim rows of ffn values), decoded as the
-// quantized GEMV decodes them (kernels/cuda/quant.cuh), one warp a row.
-template <DType W>
-__global__ void __launch_bounds__(kWarps * 32) moe_act_q_kernel(MoeExpertsArgs a, cuda::QRows gu, bool vec) {
-  const int64_t rk = blockIdx.y;  // token row · top_k + slot
-  const int64_t f = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  const int64_t r = rk / a.top_k;
-  if (f >= a.ffn || !cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
-  const int32_t e = a.ids[rk];
-  if (e < 0 || e >= a.experts) return;
-  const int64_t jg = e * 2 * a.ffn + f, ju = jg + a.ffn;  // the gate and up rows
-  float g[1] = {0.0f}, u[1] = {0.0f};
-  cuda::q_row_dots<W, 1>(gu, jg, a.h + r * a.dim, 1, vec, g);
-  cuda::q_row_dots<W, 1>(gu, ju, a.h + r * a.dim, 1, vec, u);
-  const float gv = cuda::warp_sum(g[0]) * cuda::q_row_scale<W>(gu, jg);
-  const float uv = cuda::warp_sum(u[0]) * cuda::q_row_scale<W>(gu, ju);
-  if ((threadIdx.x & 31) == 0) a.ws[rk * a.ffn + f] = gv / (1.0f + __expf(-gv)) * uv;
-}
-
-template <DType W>
-__global__ void __launch_bounds__(kWarps * 32) moe_down_q_kernel(MoeExpertsArgs a, cuda::QRows down, bool vec) {
-  const int64_t r = blockIdx.y;
-  const int64_t d = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  if (d >= a.dim || !cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
-  float total = 0.0f;
-  for (int64_t k = 0; k < a.top_k; ++k) {
-    const int32_t e = a.ids[r * a.top_k + k];
-    if (e < 0 || e >= a.experts) continue;
-    const int64_t j = e * a.dim + d;
-    float v[1] = {0.0f};
-    cuda::q_row_dots<W, 1>(down, j, a.ws + (r * a.top_k + k) * a.ffn, 1, vec, v);
-    total += a.weights[r * a.top_k + k] * (cuda::warp_sum(v[0]) * cuda::q_row_scale<W>(down, j));
-  }
-  if ((threadIdx.x & 31) == 0) a.y[r * a.dim + d] += total;
+template <class Rows>
+void launch_moe_experts(const MoeExpertsArgs& a, const Rows& gu, const Rows& down, cudaStream_t s) {
+  moe_act_kernel<<<dim3(unsigned((a.ffn + kWarps - 1) / kWarps), unsigned(a.rows * a.top_k)), kWarps * 32, 0, s>>>(a,
+                                                                                                                   gu);
+  moe_down_kernel<<<dim3(unsigned((a.dim + kWarps - 1) / kWarps), unsigned(a.rows)), kWarps * 32, 0, s>>>(a, down);
 }
 
 template <DType W>
 void moe_experts_q(const MoeExpertsArgs& a, cudaStream_t s) {
   const cuda::QRows gu{static_cast<const uint8_t*>(a.w_gu), a.gu_scale, a.gu_zero, a.dim, a.gu_group};
   const cuda::QRows down{static_cast<const uint8_t*>(a.w_down), a.down_scale, a.down_zero, a.ffn, a.down_group};
-  moe_act_q_kernel<W><<<dim3(unsigned((a.ffn + kWarps - 1) / kWarps), unsigned(a.rows * a.top_k)), kWarps * 32, 0, s>>>(
-      a, gu, cuda::q_rows_vec<W>(gu, a.h));
-  moe_down_q_kernel<W><<<dim3(unsigned((a.dim + kWarps - 1) / kWarps), unsigned(a.rows)), kWarps * 32, 0, s>>>(
-      a, down, cuda::q_rows_vec<W>(down, a.ws));
+  launch_moe_experts(a, QuantRows<W>{gu, cuda::q_rows_vec<W>(gu, a.h)},
+                     QuantRows<W>{down, cuda::q_rows_vec<W>(down, a.ws)}, s);
 }
 
 }  // namespace
@@ -369,8 +367,7 @@ void moe_experts_cuda(const MoeExpertsArgs& a, cudaStream_t s) {
     else moe_experts_q<DType::F8E4M3>(a, s);  // (dtype_is_quantized's three)
     return;
   }
-  moe_act_kernel<<<dim3(unsigned((a.ffn + kWarps - 1) / kWarps), unsigned(a.rows * a.top_k)), kWarps * 32, 0, s>>>(a);
-  moe_down_kernel<<<dim3(unsigned((a.dim + kWarps - 1) / kWarps), unsigned(a.rows)), kWarps * 32, 0, s>>>(a);
+  launch_moe_experts(a, FloatRows{a.w_gu, a.w_dtype, a.dim}, FloatRows{a.w_down, a.w_dtype, a.ffn}, s);
 }
 
 }  // namespace kiln

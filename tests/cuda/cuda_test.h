@@ -21,6 +21,15 @@
 
 namespace kiln::cuda_test {
 
+// Deterministic bytes (a 32-bit LCG's high byte): quantized weights, FP8 codes and zero points.
+struct LcgBytes {
+  uint32_t state;
+  uint8_t operator()() {
+    state = state * 1664525u + 1013904223u;
+    return uint8_t(state >> 24);
+  }
+};
+
 inline bool skip_without_gpu() {
   if (cuda_device_count() > 0) return false;
   std::printf("SKIPPED: no CUDA device\n");

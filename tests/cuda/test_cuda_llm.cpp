@@ -503,11 +503,8 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
 TEST_CASE("cuda: quantized MoE experts (i8, i4 with and without zero points, f8e4m3) match the CPU kernel") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2, 8192);
-  uint32_t seed = 500, state = 777;
-  auto next_byte = [&state] {
-    state = state * 1664525u + 1013904223u;
-    return uint8_t(state >> 24);
-  };
+  uint32_t seed = 500;
+  LcgBytes next_byte{777};
   struct Case {
     DType w;
     int64_t dim, ffn, gu_group, down_group;  // groups: values per scale (i8: 0)

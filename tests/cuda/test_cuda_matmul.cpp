@@ -80,11 +80,8 @@ TEST_CASE(
 TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (GEMV and tiled paths)") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2, matmul_scratch_floats(4096, 300, DType::I8));
-  uint32_t seed = 900, state = 12345;
-  auto next_byte = [&state] {
-    state = state * 1664525u + 1013904223u;
-    return uint8_t(state >> 24);
-  };
+  uint32_t seed = 900;
+  LcgBytes next_byte{12345};
   struct Case {
     DType w;
     int64_t k, group;         // group: i4 and f8e4m3 values per scale (0: i8, a scale a row)
