@@ -456,6 +456,7 @@ bool GptqPattern::parse(const std::string& p) {
   static const std::string kSpecial = ".+?*()[]{}|^$\\";
   anchored = true;
   segments.assign(1, std::string());
+  fail.clear();
   for (size_t i = 0; i < p.size(); ++i) {
     if (p[i] == '\\') {
       if (i + 1 == p.size() || std::isalnum(static_cast<unsigned char>(p[i + 1]))) return false;  // (\d, \w, …)
@@ -469,6 +470,15 @@ bool GptqPattern::parse(const std::string& p) {
     } else {
       segments.back() += p[i];
     }
+  }
+  for (const std::string& seg : segments) {  // each segment's KMP failure table, built once
+    std::vector<size_t> f(seg.size(), 0);
+    for (size_t i = 1, k = 0; i < seg.size(); ++i) {
+      while (k > 0 && seg[i] != seg[k]) k = f[k - 1];
+      if (seg[i] == seg[k]) ++k;
+      f[i] = k;
+    }
+    fail.push_back(std::move(f));
   }
   return true;
 }
@@ -485,15 +495,10 @@ bool GptqPattern::matches(const std::string& name) const {
       at = seg.size();
       continue;
     }
-    std::vector<size_t> fail(seg.size(), 0);
-    for (size_t i = 1, k = 0; i < seg.size(); ++i) {
-      while (k > 0 && seg[i] != seg[k]) k = fail[k - 1];
-      if (seg[i] == seg[k]) ++k;
-      fail[i] = k;
-    }
+    const std::vector<size_t>& f = fail[s];
     size_t k = 0, i = at;
     for (; i < name.size() && k < seg.size(); ++i) {
-      while (k > 0 && name[i] != seg[k]) k = fail[k - 1];
+      while (k > 0 && name[i] != seg[k]) k = f[k - 1];
       if (name[i] == seg[k]) ++k;
     }
     if (k < seg.size()) return false;
@@ -573,15 +578,23 @@ std::string ConfigReader::gptq(int* bits_out, int64_t* group_out, bool* asymmetr
     if (q["dynamic"].size() > kMaxGptqExclusions)
       refuse("dynamic of " + std::to_string(q["dynamic"].size()) + " entries (kiln reads at most " +
              std::to_string(kMaxGptqExclusions) + ")");
+    size_t total = 0;
     for (auto it = q["dynamic"].begin(); it != q["dynamic"].end(); ++it) {
       const std::string& k = it.key();
-      const std::string shown = json(k.substr(0, 200)).dump() + (k.size() > 200 ? "…" : "");
+      auto shown = [&k] {  // the key, its first 200 bytes at most (cut between UTF-8 characters)
+        size_t n = std::min<size_t>(k.size(), 200);
+        while (n > 0 && n < k.size() && (static_cast<unsigned char>(k[n]) & 0xC0) == 0x80) --n;
+        return json(k.substr(0, n)).dump(-1, ' ', false, json::error_handler_t::replace) + (n < k.size() ? "…" : "");
+      };
       if (k.rfind("-:", 0) != 0 || !it->is_object() || !it->empty())
-        refuse("dynamic entry " + shown +
+        refuse("dynamic entry " + shown() +
                " (a per-module override; kiln reads only \"-:<pattern>\": {}, a module left unquantized)");
+      total += k.size() - 2;
       if (k.size() - 2 > kMaxGptqPattern || !gptq_pattern_supported(k.substr(2)))
-        refuse("dynamic pattern " + shown + " (kiln reads patterns of literal text, \"\\.\" and \".*\", up to " +
+        refuse("dynamic pattern " + shown() + " (kiln reads patterns of literal text, \"\\.\" and \".*\", up to " +
                std::to_string(kMaxGptqPattern) + " characters, as AutoRound writes them)");
+      if (total > kMaxGptqPatternBytes)
+        refuse("dynamic patterns of over " + std::to_string(kMaxGptqPatternBytes) + " characters in all");
       if (skipped) skipped->push_back(k.substr(2));
     }
   }

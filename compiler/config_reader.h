@@ -28,16 +28,18 @@ struct RopeConfig {
 };
 
 // A GPTQ `dynamic` exclusion's pattern (after its "-:") in the form AutoRound and GPTQModel write:
-// literal text, "\x" for a literal x, and ".*" for anything (at most kMaxGptqPattern characters, and
-// kMaxGptqExclusions of them). parse() says whether p is of that form; matches() matches as Python's
-// re.match does (from the name's start, to any end), in time linear in the name and the pattern.
+// literal text, "\x" for a literal x, and ".*" for anything (at most kMaxGptqPattern characters each,
+// kMaxGptqExclusions of them, kMaxGptqPatternBytes in all). parse() says whether p is of that form; matches() matches
+// as Python's re.match does (from the name's start, to any end), in time linear in the name and the pattern. (Unlike
+// Python's, ".*" here also matches a newline: a name holding one is refused more, never less.)
 struct GptqPattern {
-  bool anchored = true;               // no leading ".*": the first segment starts the name
-  std::vector<std::string> segments;  // the literal runs between ".*"s
+  bool anchored = true;                   // no leading ".*": the first segment starts the name
+  std::vector<std::string> segments;      // the literal runs between ".*"s
+  std::vector<std::vector<size_t>> fail;  // each segment's KMP failure table
   bool parse(const std::string& p);
   bool matches(const std::string& name) const;
 };
-constexpr size_t kMaxGptqPattern = 1024, kMaxGptqExclusions = 4096;
+constexpr size_t kMaxGptqPattern = 1024, kMaxGptqExclusions = 4096, kMaxGptqPatternBytes = 64 * 1024;
 bool gptq_pattern_supported(const std::string& p);
 // false for an unsupported pattern
 bool gptq_pattern_matches(const std::string& p, const std::string& name);

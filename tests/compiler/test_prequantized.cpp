@@ -1362,6 +1362,10 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
       {"dynamic exclusion with settings", nullptr, set("dynamic", {{"-:.*down_proj.*", {{"bits", 8}}}}),
        "with dynamic entry \"-:.*down_proj.*\" (a per-module override"},
       {"dynamic not an object", nullptr, set("dynamic", {"-:.*down_proj.*"}), "with dynamic of type array"},
+      // (a long key is shown cut to 200 bytes, between UTF-8 characters: here before the 2-byte é)
+      {"a long non-ASCII override", nullptr,
+       set("dynamic", {{"+:" + std::string(197, 'a') + "\xc3\xa9", {{"bits", 8}}}}),
+       "with dynamic entry \"+:" + std::string(197, 'a') + "\"… (a per-module override"},
       {"dynamic regex", nullptr, set("dynamic", {{"-:.*layers\\.[0-9]+\\.mlp.*", nlohmann::json::object()}}),
        "with dynamic pattern \"-:.*layers\\\\.[0-9]+\\\\.mlp.*\" (kiln reads patterns of literal text"},
       {"extra_config", nullptr, set("extra_config", {{"model.layers.0.mlp.down_proj", {{"bits", 8}}}}),
@@ -1377,6 +1381,11 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
        "with 8 bits and sym false"},
   };
   check_refused(d, w4, config_cases, "", "kiln does not read this GPTQ checkpoint");
+  // A long non-ASCII exclusion that names no module is read (the checkpoint agrees with it).
+  const std::string long_ok =
+      edited(d, "long_exclusion", nullptr,
+             set("dynamic", {{"-:" + std::string(197, 'a') + "\xc3\xa9", nlohmann::json::object()}}), w4);
+  CHECK(kiln::test::compile_error(options(long_ok, d / "long_ok.kplan")) == "");
   // Exclusions the checkpoint contradicts: the down projections one names are quantized, and the empty
   // pattern names every module. (The first module in name order is named.)
   check_refused(d, w4,

@@ -4,6 +4,7 @@
 // device" and returns, which ctest reports as skipped (tests/CMakeLists.txt), never as passed.
 #pragma once
 #include <doctest/doctest.h>
+#include <cstdint>
 
 #include <cuda_runtime_api.h>
 
