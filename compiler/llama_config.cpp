@@ -93,17 +93,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   const std::string arch = r.architecture();
-  const ConfigReader::Quantization q = r.quantization();
-  c.prequantized = q.prequantized;
-  c.prequantized_bits = q.bits;
-  c.prequantized_group = q.group;
-  c.prequantized_asymmetric = q.asymmetric;
-  c.prequantized_gptq = q.gptq;
-  c.prequantized_skipped = q.gptq_skipped;
-  c.fp8 = q.fp8;
-  c.fp8_block_rows = q.fp8_block_rows;
-  c.fp8_block_cols = q.fp8_block_cols;
-  c.fp8_scales = q.fp8_scales;
+  c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";

@@ -69,15 +69,9 @@ struct LlamaConfig {
   bool has_dtype = false;
   DType dtype = DType::F32;              // torch_dtype / dtype, when given
   std::string raw_json;                  // the file, verbatim
-  std::string prequantized;              // ConfigReader::prequantized() or gptq(): "" or "… int8|int4 …"
-  int prequantized_bits = 0;             // 8 or 4 when prequantized
-  int64_t prequantized_group = 0;        // int4: values per scale
-  bool prequantized_asymmetric = false;  // int4 with zero points
-  bool prequantized_gptq = false;        // GPTQ's tensors (ConfigReader::gptq), not compressed-tensors'
-  std::vector<std::string> prequantized_skipped;  // GPTQ: patterns of modules the writer left unquantized
-  bool fp8 = false;                      // FP8 block-scaled weights (ConfigReader::fp8_blocks), or compressed-tensors'
-  int64_t fp8_block_rows = 0, fp8_block_cols = 0;  // (compressed-tensors: 0 for the whole dimension)
-  std::string fp8_scales = "weight_scale_inv";     // X.<this> scales X.weight (compressed-tensors: weight_scale)
+  // Pre-quantized weights: compressed-tensors (int8, int4, FP8), GPTQ, or FP8 in DeepSeek's block layout
+  // (ConfigReader::quantization).
+  ConfigReader::Quantization quant;
   std::vector<std::string> unmodeled;              // keys kiln does not model (ConfigReader::unmodeled)
 };
 

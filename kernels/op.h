@@ -189,6 +189,16 @@ inline OpDef older_version(const OpDef& now, uint32_t version, int n_inputs, int
   return d;
 }
 
+// A later version of op `base` that takes more operands or attributes (n_inputs inputs, n_int_attrs int
+// attributes; the rest as base's).
+inline OpDef later_version(const OpDef& base, uint32_t version, int n_inputs, int n_int_attrs) {
+  OpDef d = base;
+  d.version = version;
+  d.n_inputs = n_inputs;
+  d.n_int_attrs = n_int_attrs;
+  return d;
+}
+
 // bind_cpu for an op whose kernel takes its argument struct: make(l) builds it.
 template <auto Make, auto Kernel>
 Result<CpuLaunch> bind_cpu_kernel(const OpLaunch& l, const CpuBindEnv&) {

@@ -137,9 +137,9 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
 }
 
-void unpack_prequantized(const CompileOptions& o, const std::string& prequantized, bool gptq, int bits, int64_t group,
-                         bool asymmetric, const std::vector<std::string>& skipped, Checkpoint& ck) {
-  if (prequantized.empty()) return;
+void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck) {
+  if (q.prequantized.empty()) return;
+  const std::vector<std::string>& skipped = q.gptq_skipped;
   static const std::string kQweight = ".qweight";
   std::vector<GptqPattern> patterns(skipped.size());
   for (size_t i = 0; i < skipped.size(); ++i)
@@ -154,10 +154,10 @@ void unpack_prequantized(const CompileOptions& o, const std::string& prequantize
                            "' is quantized, but config.json's quantization_config.dynamic \"-:" + p +
                            "\" says the module was left unquantized");
   }
-  if (gptq && ck.unpack_gptq(bits, group, asymmetric) == 0)
+  if (q.gptq && ck.unpack_gptq(q.bits, q.group, q.asymmetric) == 0)
     throw CompileError(o.model_dir +
                        ": config.json's quantization_config is GPTQ, but the checkpoint has no *.qweight tensor");
-  if (!gptq && ck.unpack_compressed(bits, group, asymmetric) == 0)
+  if (!q.gptq && ck.unpack_compressed(q.bits, q.group, q.asymmetric) == 0)
     throw CompileError(o.model_dir +
                        ": config.json's quantization_config is compressed-tensors, but the checkpoint has "
                        "no *.weight_packed tensor");

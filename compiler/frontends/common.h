@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "compiler/compile.h"
+#include "compiler/config_reader.h"
 #include "compiler/ir/graph.h"
 #include "compiler/safetensors.h"
 
@@ -79,12 +80,10 @@ struct LlmLimits {
 // --quantize is given, which makes the plan CPU-only: compile.cpp), so the CPU's default chunk applies.
 LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, bool prequantized = false);
 
-// A GPTQ (gptq) or compressed-tensors pre-quantized checkpoint's (prequantized not "") weights unpacked
-// (Checkpoint::unpack_gptq, unpack_compressed: bits, group, asymmetric as its config says); refuses a
-// checkpoint without such tensors, and GPTQ weights of a module the config says was left unquantized
-// (skipped: its `dynamic` exclusions, ConfigReader::gptq).
-void unpack_prequantized(const CompileOptions& o, const std::string& prequantized, bool gptq, int bits, int64_t group,
-                         bool asymmetric, const std::vector<std::string>& skipped, Checkpoint& ck);
+// A GPTQ or compressed-tensors pre-quantized checkpoint's weights (q.prequantized not "") unpacked
+// (Checkpoint::unpack_gptq, unpack_compressed, as its config says); refuses a checkpoint without such
+// tensors, and GPTQ weights of a module the config says was left unquantized (q.gptq_skipped).
+void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck);
 // Whether checkpoint tensor `name` is a bias of zeros saved beside a GPTQ weight (as some writers, e.g.
 // GPTQ-for-LLaMa's layers, save one with every projection): ignorable where the model has no bias.
 bool gptq_zero_bias(const std::string& name, const Checkpoint& ck);

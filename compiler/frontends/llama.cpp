@@ -315,10 +315,10 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
-  unpack_prequantized(o, c.prequantized, c.prequantized_gptq, c.prequantized_bits, c.prequantized_group,
-                      c.prequantized_asymmetric, c.prequantized_skipped, b.checkpoint);
-  const std::string fp8_note = c.fp8 ? attach_fp8_weights(o, b.checkpoint, c.fp8_block_rows, c.fp8_block_cols,
-                                                          c.num_hidden_layers, nullptr, c.fp8_scales, &b.fp8_weights)
+  const ConfigReader::Quantization& q = c.quant;
+  unpack_prequantized(o, q, b.checkpoint);
+  const std::string fp8_note = q.fp8 ? attach_fp8_weights(o, b.checkpoint, q.fp8_block_rows, q.fp8_block_cols,
+                                                          c.num_hidden_layers, nullptr, q.fp8_scales, &b.fp8_weights)
                                      : "";
   refuse_prequantized_embedding(b.checkpoint, c.tie_word_embeddings);
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
@@ -333,9 +333,9 @@ FrontendBuild build_llama(const CompileOptions& o) {
   // otherwise; the embedding decides).
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
-  b.fp8_dtype_upcasts = c.fp8_scales == "weight_scale_inv";
+  b.fp8_dtype_upcasts = q.fp8_scales == "weight_scale_inv";
   const LlmLimits lim =
-      llm_limits(o, c.max_position_embeddings, !c.prequantized.empty() || (c.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
+      llm_limits(o, c.max_position_embeddings, !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
   if (c.rope.type == "longrope" && lim.max_seq > c.rope.original_max_position_embeddings)
     throw CompileError(o.model_dir +
                        "/config.json: LongRoPE switches to its long_factor for sequences longer than "

@@ -151,25 +151,8 @@ const OpDef kMatmulOp{"matmul",
                       KILN_CUDA_BIND(cuda_scratch_bytes),
                       accumulates};
 
-const OpDef kMatmulOpV2 = [] {
-  OpDef d = kMatmulOp;
-  d.version = 2;
-  d.n_inputs = 5;
-  return d;
-}();
-
-const OpDef kMatmulOpV3 = [] {
-  OpDef d = kMatmulOpV2;
-  d.version = 3;
-  d.n_int_attrs = 2;
-  return d;
-}();
-
-const OpDef kMatmulOpV4 = [] {
-  OpDef d = kMatmulOpV2;
-  d.version = 4;
-  d.n_inputs = 6;
-  return d;
-}();
+const OpDef kMatmulOpV2 = later_version(kMatmulOp, 2, 5, kMatmulOp.n_int_attrs);
+const OpDef kMatmulOpV3 = later_version(kMatmulOpV2, 3, 5, 2);
+const OpDef kMatmulOpV4 = later_version(kMatmulOpV2, 4, 6, kMatmulOpV2.n_int_attrs);
 
 }  // namespace kiln

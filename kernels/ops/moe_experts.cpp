@@ -133,19 +133,7 @@ const OpDef kMoeExpertsOp{"moe_experts",
                           nullptr,
                           accumulates_first};  // y += each expert's output
 
-const OpDef kMoeExpertsOpV2 = [] {
-  OpDef d = kMoeExpertsOp;
-  d.version = 2;
-  d.n_inputs = 8;
-  d.n_int_attrs = 2;
-  return d;
-}();
-
-const OpDef kMoeExpertsOpV3 = [] {
-  OpDef d = kMoeExpertsOpV2;
-  d.version = 3;
-  d.n_inputs = 10;
-  return d;
-}();
+const OpDef kMoeExpertsOpV2 = later_version(kMoeExpertsOp, 2, 8, 2);
+const OpDef kMoeExpertsOpV3 = later_version(kMoeExpertsOpV2, 3, 10, 2);
 
 }  // namespace kiln

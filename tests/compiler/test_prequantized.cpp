@@ -1396,6 +1396,14 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
                  {"an empty exclusion", nullptr, set("dynamic", {{"-:", nlohmann::json::object()}}),
                   "is quantized, but config.json's quantization_config.dynamic \"-:\" says"}},
                 "", "is quantized, but");
+  // q_proj's qweight cut to `words` rows of int32 words (8 inputs each), its 64 outputs kept
+  auto qweight_words = [&](int64_t words) {
+    return [w, words](RawTensors& ts) {
+      RawTensor& q = ts[w + ".qweight"];
+      q.shape = {words, 64};
+      q.bytes.resize(size_t(words * 64 * 4));
+    };
+  };
   const std::vector<RefusedEdit> cases = {
       {"no qzeros", [&](RawTensors& ts) { ts.erase(w + ".qzeros"); }, nullptr, "GPTQ weight '" + w + "' has no qzeros"},
       {"no scales", [&](RawTensors& ts) { ts.erase(w + ".scales"); }, nullptr, "GPTQ weight '" + w + "' has no scales"},
@@ -1403,20 +1411,8 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
        "also has an unquantized weight"},
       {"qweight of floats", [&](RawTensors& ts) { ts[w + ".qweight"].dtype = "F32"; }, nullptr,
        "has qweight of dtype F32 and shape [8, 64] (expected I32 [inputs * 4 / 32, outputs])"},
-      {"truncated qweight",
-       [&](RawTensors& ts) {
-         RawTensor& q = ts[w + ".qweight"];
-         q.shape = {4, 64};
-         q.bytes.resize(4 * 64 * 4);
-       },
-       nullptr, "has qzeros of dtype I32 and shape [2, 8] (expected I32 [1, 8]"},
-      {"rows not whole groups",
-       [&](RawTensors& ts) {
-         RawTensor& q = ts[w + ".qweight"];
-         q.shape = {7, 64};
-         q.bytes.resize(7 * 64 * 4);
-       },
-       nullptr, "has rows of 56 inputs, not a whole number of groups of 32"},
+      {"truncated qweight", qweight_words(4), nullptr, "has qzeros of dtype I32 and shape [2, 8] (expected I32 [1, 8]"},
+      {"rows not whole groups", qweight_words(7), nullptr, "has rows of 56 inputs, not a whole number of groups of 32"},
       {"scales of the wrong shape",
        [&](RawTensors& ts) {
          ts[w + ".scales"].shape = {1, 128};

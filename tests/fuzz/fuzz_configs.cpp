@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     kiln::LlamaConfig c = kiln::parse_llama_config(text, "config.json");
     (void)kiln::rope_inv_freq(c.rope, c.head_dim > 4096 ? 4096 : c.head_dim);
-    for (const std::string& p : c.prequantized_skipped) {  // GPTQ exclusions, against the input as a name too
+    for (const std::string& p : c.quant.gptq_skipped) {  // GPTQ exclusions, against the input as a name too
       (void)kiln::gptq_pattern_matches(p, "model.layers.0.self_attn.kv_a_proj_with_mqa");
       (void)kiln::gptq_pattern_matches(p, text.substr(0, 4096));
     }
