@@ -161,13 +161,11 @@ CompileSummary compile_model(const CompileOptions& o) {
     add_note(&g.info.notes, note);
     add_note(&b.summary.notes, note);
   }
-  // FP8 weights the model reads only through weights the compiler computes from them (DeepSeek's MLA
-  // kv_b, split per head and transposed for absorption) are upcast even when FP8 stays. (q_b and kv_a,
-  // whose rows are only split and reordered, stay FP8.)
+  // FP8 weights the model reads only through weights the compiler computes from them are upcast even
+  // when FP8 stays. (None today: DeepSeek's q_b, kv_a and kv_b are read as their checkpoint rows.)
   if (fp8_ckpt && !upcast && quant.scheme != "none" && b.fp8_weights > stored) {
     const std::string note = std::to_string(b.fp8_weights - stored) +
-                             " FP8 checkpoint weights read only by weights the compiler computes from them (such as "
-                             "DeepSeek's MLA kv_b, absorbed per head) upcast to " +
+                             " FP8 checkpoint weights read only by weights the compiler computes from them upcast to " +
                              std::string(dtype_name(g.info.plan_dtype));
     add_note(&g.info.notes, note);
     add_note(&b.summary.notes, note);

@@ -172,24 +172,34 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
     L.kv_norm = w(a + "kv_a_layernorm.weight", {r}, {a + "kv_a_layernorm.weight"}, wt);
     // kv_b_proj rows per head are [k_nope (nope) | v (vd)], columns the latent (r).
     const std::string kvb = a + "kv_b_proj.weight";
-    L.w_ukt = built(a + "w_uk_t.weight", {H, r, nope}, [=](const WeightFetch& f) {
-      const auto kv = f(kvb);
-      std::vector<float> out(size_t(H * r * nope));
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t i2 = 0; i2 < r; ++i2)
-          for (int64_t j = 0; j < nope; ++j)
-            out[size_t((h * r + i2) * nope + j)] = kv[size_t((h * (nope + vd) + j) * r + i2)];
-      return out;
-    });
-    L.w_uv = built(a + "w_uv.weight", {H, vd, r}, [=](const WeightFetch& f) {
-      const auto kv = f(kvb);
-      std::vector<float> out;
+    if (o.kv_b_rows) {
+      std::vector<int64_t> uk_rows, uv_rows;
       for (int64_t h = 0; h < H; ++h) {
-        const auto rws = rows_of(kv, r, h * (nope + vd) + nope, (h + 1) * (nope + vd));
-        out.insert(out.end(), rws.begin(), rws.end());
+        for (int64_t j = 0; j < nope; ++j) uk_rows.push_back(h * (nope + vd) + j);
+        for (int64_t j = 0; j < vd; ++j) uv_rows.push_back(h * (nope + vd) + nope + j);
       }
-      return out;
-    });
+      L.w_ukt = row_w(a + "w_uk.weight", r, kvb, uk_rows);
+      L.w_uv = row_w(a + "w_uv.weight", r, kvb, uv_rows);
+    } else {
+      L.w_ukt = built(a + "w_uk_t.weight", {H, r, nope}, [=](const WeightFetch& f) {
+        const auto kv = f(kvb);
+        std::vector<float> out(size_t(H * r * nope));
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t i2 = 0; i2 < r; ++i2)
+            for (int64_t j = 0; j < nope; ++j)
+              out[size_t((h * r + i2) * nope + j)] = kv[size_t((h * (nope + vd) + j) * r + i2)];
+        return out;
+      });
+      L.w_uv = built(a + "w_uv.weight", {H, vd, r}, [=](const WeightFetch& f) {
+        const auto kv = f(kvb);
+        std::vector<float> out;
+        for (int64_t h = 0; h < H; ++h) {
+          const auto rws = rows_of(kv, r, h * (nope + vd) + nope, (h + 1) * (nope + vd));
+          out.insert(out.end(), rws.begin(), rws.end());
+        }
+        return out;
+      });
+    }
     L.o = w(a + "o_proj.weight", {D, H * vd}, {a + "o_proj.weight"}, wt);
     if (c.attention_bias) L.o_b = w(a + "o_proj.bias", {D}, {a + "o_proj.bias"}, wt);
     L.mlp_norm = w(p + "post_attention_layernorm.weight", {D}, {p + "post_attention_layernorm.weight"}, wt);
@@ -264,10 +274,13 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
       add_node(P, kRopeOp, {inv_freq, start_pos, kpe, n_valid}, {kpe}, {1, rope}, {rope_scale});
       add_node(P, kMlaKvWriteOp, {ckvn, kpe, start_pos, n_valid}, {L.cache});
       const uint32_t q_lat = act("q_lat", {N, H * r}), o_lat = act("o_lat", {N, H * r}), o_v = act("o_v", {N, H * vd});
-      add_node(P, kHeadMatmulOp, {q_nope, L.w_ukt, n_valid}, {q_lat});
+      if (o.kv_b_rows)  // int attrs {heads, transposed, group}; w_scale and w_zero added by quantize_weights
+        add_node(P, kHeadMatmulOpV2, {q_nope, L.w_ukt, n_valid, kNoTensor, kNoTensor}, {q_lat}, {H, 1, 0});
+      else add_node(P, kHeadMatmulOp, {q_nope, L.w_ukt, n_valid}, {q_lat});
       add_node(P, kMlaAttentionOp, {q_lat, q_pe, L.cache, start_pos, n_valid}, {o_lat}, {H, r, rope},
                {c.softmax_scale()});
-      add_node(P, kHeadMatmulOp, {o_lat, L.w_uv, n_valid}, {o_v});
+      if (o.kv_b_rows) add_node(P, kHeadMatmulOpV2, {o_lat, L.w_uv, n_valid, kNoTensor, kNoTensor}, {o_v}, {H, 0, 0});
+      else add_node(P, kHeadMatmulOp, {o_lat, L.w_uv, n_valid}, {o_v});
       add_node(P, kMatmulOp, {o_v, L.o, L.o_b, n_valid}, {x}, {1});  // x += o_proj(attention)
       const uint32_t h2 = act("mlp_in", {N, D});
       add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
@@ -320,7 +333,13 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
   const LlmLimits lim =
       llm_limits(o, c.max_position_embeddings, !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
-  Graph& g = b.graph = build_deepseek_graph(c, DeepseekBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
+  // kv_b as rows wherever quantize_weights may quantize or keep weights (compile_model's rule): --quantize
+  // int8|int4|fp8, or a pre-quantized checkpoint kept as shipped (FP8 unless --dtype upcasts it).
+  const bool quantizing = o.quantize == "int8" || o.quantize == "int4" || o.quantize == "fp8";
+  const bool kv_b_rows =
+      quantizing || (o.quantize.empty() && (!q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts))));
+  Graph& g = b.graph =
+      build_deepseek_graph(c, DeepseekBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk, kv_b_rows});
   const int64_t H = c.num_attention_heads;
   g.info.kv_bytes_per_token =
       uint64_t(c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim)) * dtype_size(plan_dtype);
@@ -334,10 +353,11 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   add_note(&g.info.notes, key_note);
   add_note(&g.info.notes, lora_note);
   add_note(&g.info.notes, fp8_note);
-  // kv_b_proj reaches the plan only through the per-head weights absorbed from it (w_uk_t, w_uv):
-  // pre-quantized int8/int4, it is dequantized (FP8's own note counts its upcast weights).
+  // With --quantize none, kv_b_proj reaches the plan through per-head copies (w_uk_t, w_uv): pre-quantized
+  // int8/int4, it is dequantized (FP8's own note counts its upcast weights). (As rows, compile_model's
+  // notes count it with the other weights.)
   int kv_b = 0;
-  for (int64_t i = 0; i < c.num_hidden_layers && !q.prequantized.empty(); ++i)
+  for (int64_t i = 0; i < c.num_hidden_layers && !q.prequantized.empty() && !kv_b_rows; ++i)
     if (const StTensor* t = b.checkpoint.find(hf_layer_prefix(i) + "self_attn.kv_b_proj.weight"); t && t->row_scale)
       ++kv_b;
   if (kv_b > 0)

@@ -10,7 +10,8 @@
 //   weights into [evens | odds], which turns it into the rotate-half kernel with equal scores.
 // W_UK and W_UV are applied per token (kernels/head_matmul.h) rather than multiplied into
 // q_proj and o_proj: the products would be kv_lora_rank/qk_nope times larger weights, and
-// batch-1 decode is bound by the bytes of weights it reads.
+// batch-1 decode is bound by the bytes of weights it reads. Plans that quantize or keep
+// pre-quantized weights read them as kv_b_proj's own rows instead (DeepseekBuildOptions::kv_b_rows).
 #pragma once
 #include <map>
 #include <string>
@@ -25,6 +26,10 @@ namespace kiln {
 struct DeepseekBuildOptions {
   DType plan_dtype = DType::F32;
   int64_t max_seq = 0, batch = 1, chunk = 1;
+  // W_UK and W_UV as rows of kv_b_proj (head_matmul version 2, W_UK read down its columns), so that
+  // quantize_weights keeps or quantizes them as it does q_b and kv_a; else the per-head copies above
+  // (version 1), which plans in a float dtype keep.
+  bool kv_b_rows = false;
 };
 
 std::map<std::string, std::vector<int64_t>> deepseek_tensor_shapes(const DeepseekConfig& c);

@@ -8,6 +8,7 @@
 
 #include "compiler/error.h"
 #include "compiler/safetensors.h"
+#include "kernels/head_matmul.h"
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
 #include "kernels/op.h"
@@ -301,8 +302,9 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
           s[i] = t;
     return s;
   };
-  // Every use of each value: quantizable only if each is a version 1 matmul's w or a version 1
-  // moe_experts' w_gu or w_down (whose partner must be quantizable too: the op takes both or neither).
+  // Every use of each value: quantizable only if each is a version 1 matmul's w, a version 1
+  // moe_experts' w_gu or w_down (whose partner must be quantizable too: the op takes both or neither),
+  // or a version 2 head_matmul's w (DeepSeek's kv_b rows).
   std::vector<int> matmul_uses(g.values.size(), 0), other_uses(g.values.size(), 0);
   std::vector<uint32_t> moe_partner(g.values.size(), kNoTensor);
   for (const GraphProgram& p : g.programs)
@@ -311,7 +313,10 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
       if (moe && n.inputs.size() != 6) throw CompileError("internal: a moe_experts node without its 6 operands");
       for (size_t i = 0; i < n.inputs.size(); ++i)
         if (n.inputs[i] != kNoTensor)
-          ++((n.kernel == &kMatmulOp && i == 1) || (moe && (i == 3 || i == 4)) ? matmul_uses : other_uses)[n.inputs[i]];
+          ++((n.kernel == &kMatmulOp && i == 1) || (moe && (i == 3 || i == 4)) ||
+                     (n.kernel == &kHeadMatmulOpV2 && i == 1)
+                 ? matmul_uses
+                 : other_uses)[n.inputs[i]];
       if (moe) {
         moe_partner[n.inputs[3]] = n.inputs[4];
         moe_partner[n.inputs[4]] = n.inputs[3];
@@ -449,6 +454,13 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
         if (fp8) n.int_attrs.push_back(group_of[n.inputs[1]]);
         n.inputs.push_back(scale_of[n.inputs[1]]);
         if (asym) n.inputs.push_back(zero_of[n.inputs[1]]);
+        n.inputs[1] = i8_of[n.inputs[1]];
+      } else if (n.kernel == &kHeadMatmulOpV2 && scale_of[n.inputs[1]] != kNoTensor) {
+        if (n.inputs.size() != 5 || n.int_attrs.size() != 3)
+          throw CompileError("internal: a head_matmul node without its 5 operands and 3 attributes");
+        n.int_attrs[2] = group_of[n.inputs[1]];  // (i8: 0, one scale a row)
+        n.inputs[3] = scale_of[n.inputs[1]];
+        n.inputs[4] = asym ? zero_of[n.inputs[1]] : kNoTensor;
         n.inputs[1] = i8_of[n.inputs[1]];
       } else if (n.kernel == &kMoeExpertsOp && scale_of[n.inputs[3]] != kNoTensor) {
         if (scale_of[n.inputs[4]] == kNoTensor)

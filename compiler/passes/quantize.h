@@ -4,9 +4,11 @@
 // weights (two values a byte, kernels/dtype.h) with one f32 scale per group of values along each row,
 // or f8e4m3 weights with one f32 scale per row or per group along it, and their matmul launches into
 // version 2 (i8, i4) or 3 (f8e4m3; kernels/matmul.h), which take the scales as w_scale. MoE experts'
-// w_gu and w_down (both or neither) likewise, their moe_experts launches into version 2 (kernels/moe.h).
-// Left in the plan dtype: weights another op also reads (embeddings), weights the compiler computes
-// (MLA's kv_b absorbed per head, rope tables), the LM head unless QuantizeOptions::head,
+// w_gu and w_down (both or neither) likewise, their moe_experts launches into version 2 (kernels/moe.h),
+// and the rows version 2 head_matmuls read (DeepSeek's kv_b, kernels/head_matmul.h), whose launches take
+// the scales, zero points and group. Left in the plan dtype: weights another op also reads
+// (embeddings), weights the compiler computes (rope tables; kv_b's per-head copies in plans that
+// quantize nothing), the LM head unless QuantizeOptions::head,
 // and everything that is not a matmul or expert weight (norms, biases, routers). A head tied to
 // the embedding is quantized, with QuantizeOptions::head, as a copy ("<name>.i8", ".i4", ".f8")
 // that only the head reads; the embedding keeps its rows in the plan dtype. With int4, a weight whose

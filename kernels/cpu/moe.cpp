@@ -46,29 +46,6 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
   });
 }
 
-namespace {
-
-// Row `row` of an expert weight (rows of k values) dotted with x, as matmul reads its dtype: float rows
-// (f16 widened into scratch), i8 rows scaled after the product, i4 and f8e4m3 rows dequantized to
-// q · scale in registers (kernels/matmul.h).
-float expert_row_dot(const float* x, const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k,
-                     float* scratch, const int8_t* zero = nullptr) {
-  const uint8_t* base = static_cast<const uint8_t*>(w);
-  switch (t) {
-    case DType::I8:
-      return dot_f32_i8(x, reinterpret_cast<const int8_t*>(base) + row * k, k) * scale[row];
-    case DType::I4:
-      return dot_f32_i4(x, base + row * (k / 2), scale + row * (k / group), group, k,
-                        zero ? zero + row * (k / group) : nullptr);
-    case DType::F8E4M3:
-      return dot_f32_f8(x, base + row * k, scale + row * f8_scales_per_row(k, group), group, k);
-    default:
-      return dot_f32_any(x, base + uint64_t(row * k) * dtype_size(t), t, k, scratch);
-  }
-}
-
-}  // namespace
-
 void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
   const int64_t chunk = a.rows / a.batch;
   for (int64_t r = 0; r < a.rows; ++r) {
@@ -84,15 +61,15 @@ void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
       pool.parallel_for(a.ffn, 8, [&](int64_t f0, int64_t f1, int w) {
         for (int64_t f = f0; f < f1; ++f) {
           const float g =
-              expert_row_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, gu0 + f, a.dim, pool.scratch(w), a.gu_zero);
-          const float u = expert_row_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, gu0 + a.ffn + f, a.dim,
+              weight_row_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, gu0 + f, a.dim, pool.scratch(w), a.gu_zero);
+          const float u = weight_row_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, gu0 + a.ffn + f, a.dim,
                                          pool.scratch(w), a.gu_zero);
           act[f] = g / (1.0f + std::exp(-g)) * u;
         }
       });
       pool.parallel_for(a.dim, 8, [&](int64_t d0, int64_t d1, int w) {
         for (int64_t d = d0; d < d1; ++d)
-          y[d] += wk * expert_row_dot(act, a.w_down, a.w_dtype, a.down_scale, a.down_group, int64_t(e) * a.dim + d,
+          y[d] += wk * weight_row_dot(act, a.w_down, a.w_dtype, a.down_scale, a.down_group, int64_t(e) * a.dim + d,
                                       a.ffn, pool.scratch(w), a.down_zero);
       });
     }

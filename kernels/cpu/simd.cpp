@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/matmul.h"
+
 #ifdef KILN_X86_64_V3_KERNELS
 #include <immintrin.h>
 
@@ -136,6 +138,53 @@ float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scra
   if (t == DType::BF16) return dot_f32_bf16(a, static_cast<const uint16_t*>(w), n);
   convert_to_f32(w, t, scratch, uint64_t(n));
   return dot_f32(a, scratch, n);
+}
+
+float weight_row_dot(const float* x, const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k,
+                     float* scratch, const int8_t* zero) {
+  const uint8_t* base = static_cast<const uint8_t*>(w);
+  switch (t) {
+    case DType::I8:
+      return dot_f32_i8(x, reinterpret_cast<const int8_t*>(base) + row * k, k) * scale[row];
+    case DType::I4:
+      return dot_f32_i4(x, base + row * (k / 2), scale + row * (k / group), group, k,
+                        zero ? zero + row * (k / group) : nullptr);
+    case DType::F8E4M3:
+      return dot_f32_f8(x, base + row * k, scale + row * f8_scales_per_row(k, group), group, k);
+    default:
+      return dot_f32_any(x, base + uint64_t(row * k) * dtype_size(t), t, k, scratch);
+  }
+}
+
+void weight_row_values(const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k, float* dst,
+                       const int8_t* zero) {
+  const uint8_t* base = static_cast<const uint8_t*>(w);
+  switch (t) {
+    case DType::I8: {
+      const int8_t* q = reinterpret_cast<const int8_t*>(base) + row * k;
+      for (int64_t i = 0; i < k; ++i) dst[i] = float(q[i]) * scale[row];
+      return;
+    }
+    case DType::I4:
+      return dequant_i4(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
+                        zero ? zero + row * (k / group) : nullptr);
+    case DType::F8E4M3:
+      return dequant_f8(base + row * k, scale + row * f8_scales_per_row(k, group), group, 0, k, dst);
+    default:
+      return convert_to_f32(base + uint64_t(row * k) * dtype_size(t), t, dst, uint64_t(k));
+  }
+}
+
+KILN_TARGET_CLONES
+void lane_accumulate(float a, const float* w, float* lane, int64_t n) {
+  // (the expression dot_lanes adds with, so that both contract to an FMA or neither does)
+  for (int64_t i = 0; i < n; ++i) lane[i] += a * w[i];
+}
+
+void lanes_reduce(float* lanes, int64_t n) {
+  for (int w = 8; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l)
+      for (int64_t i = 0; i < n; ++i) lanes[l * n + i] += lanes[(l + w) * n + i];
 }
 
 namespace {

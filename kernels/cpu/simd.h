@@ -68,6 +68,25 @@ float dot_f32_f8(const float* a, const uint8_t* row, const float* scales, int64_
 // (n floats), f32 and bf16 rows are read in place.
 float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scratch);
 
+// Row `row` of a weight of rows of k values dotted with x, as matmul reads its dtype (kernels/matmul.h):
+// float rows (f16 widened into scratch, k floats), i8 rows scaled after the product (scale: a scale
+// a row), i4 and f8e4m3 rows dequantized in registers (scale: groups of `group` values a row; zero:
+// asymmetric i4's zero points, shaped as the scales, or null).
+float weight_row_dot(const float* x, const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k,
+                     float* scratch, const int8_t* zero = nullptr);
+
+// That row's k values into dst: float rows widened, i8 the f32 products q·scale, i4 and f8e4m3 as
+// dequant_i4 and dequant_f8 give them.
+void weight_row_values(const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k, float* dst,
+                       const int8_t* zero = nullptr);
+
+// dot_f32's lanes over many dot products at once, for a matrix read down its columns: lanes holds 16
+// rows of n sums (zeroed by the caller); lane_accumulate adds a·w[i] to sum i of lane (j mod 16) for the
+// j-th term, as dot_f32 adds a[j]·b[j] to its lane j mod 16, and lanes_reduce then combines the 16 lanes
+// pairwise in dot_f32's order into lanes[0 … n). Output i is then dot_f32's bits for the terms given.
+void lane_accumulate(float a, const float* w, float* lane, int64_t n);
+void lanes_reduce(float* lanes, int64_t n);
+
 // e^x for x <= 0 (and NaN, kept): Cephes' degree-6 polynomial on r = x − n·ln 2, n = round(x·log2 e),
 // times 2^n; within 2 ulp of the exact value; 0 below ln(FLT_MIN) (≈ −87.34), where the exact value
 // is subnormal or 0. exp_nonpositive_x8 (kernels/cpu/simd.cpp) gives the same bits, 8 at a time.

@@ -1,5 +1,6 @@
 // CUDA kernels for DeepSeek plans, mirroring kernels/cpu/{head_matmul,mla,moe}.cpp:
-// - head_matmul: one warp per (row, head, output), 16-byte-friendly coalesced dot products;
+// - head_matmul: one warp per (row, head, output), 16-byte-friendly coalesced dot products (quantized
+//   rows as the quantized GEMV decodes them); version 2's transposed rows a thread per output;
 // - mla_kv_write / mla_attention: the latent cache, attention as in attention.cu with one
 //   latent "head" shared by all query heads (FlashMLA's layout, online softmax, 4 warps);
 // - moe_route: a warp per (token, expert) computes the gate logits into the launch scratch; then
@@ -334,10 +335,71 @@ void moe_experts_q(const MoeExpertsArgs& a, cudaStream_t s) {
                      QuantRows<W>{down, cuda::q_rows_vec<W>(down, a.ws)}, s);
 }
 
+// head_matmul version 2, quantized rows not transposed: a warp a (row, head, output), the weight row
+// decoded as the quantized GEMV decodes it.
+template <DType W>
+__global__ void __launch_bounds__(kWarps * 32) head_matmul_q_kernel(HeadMatmulArgs a, QuantRows<W> w) {
+  const int64_t item = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (item >= a.rows * a.heads * a.m) return;
+  const int64_t i = item % a.m, h = (item / a.m) % a.heads, r = item / (a.m * a.heads);
+  if (!cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
+  const float v = w.dot(h * a.m + i, a.x + r * a.heads * a.k + h * a.k);
+  if ((threadIdx.x & 31) == 0) a.y[r * a.heads * a.m + h * a.m + i] = v;
+}
+
+// Weight (j, i) of version 2's rows (m values each when transposed): float weights of a.w_dtype (W
+// F32 stands for every float dtype), else the quantized value (i8: q·scale).
+template <DType W>
+__device__ __forceinline__ float head_weight(const HeadMatmulArgs& a, const cuda::QRows& q, int64_t j, int64_t i) {
+  if constexpr (W == DType::I8 || W == DType::I4 || W == DType::F8E4M3)
+    return cuda::q_weight<W>(q, j, i) * cuda::q_row_scale<W>(q, j);
+  else return cuda::ld(a.w, a.w_dtype, uint64_t(j) * uint64_t(a.m) + uint64_t(i));
+}
+
+// head_matmul version 2, transposed (w: heads·k rows of m values, read down their columns): a thread a
+// (row, head, output); the warp's weight reads are runs along a row, its x reads one broadcast value.
+template <DType W>
+__global__ void __launch_bounds__(256) head_matmul_t_kernel(HeadMatmulArgs a) {
+  const uint64_t idx = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= uint64_t(a.rows * a.heads * a.m)) return;
+  const int64_t i = int64_t(idx % uint64_t(a.m)), h = int64_t(idx / uint64_t(a.m)) % a.heads,
+                r = int64_t(idx / uint64_t(a.m * a.heads));
+  if (!cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
+  const cuda::QRows q{static_cast<const uint8_t*>(a.w), a.w_scale, a.w_zero, a.m, a.group};
+  const float* x = a.x + r * a.heads * a.k + h * a.k;
+  float acc = 0.0f;
+  for (int64_t j = 0; j < a.k; ++j) acc += x[j] * head_weight<W>(a, q, h * a.k + j, i);
+  a.y[r * a.heads * a.m + h * a.m + i] = acc;
+}
+
+template <DType W>
+void head_matmul_q(const HeadMatmulArgs& a, cudaStream_t s) {
+  if (a.transposed) {
+    head_matmul_t_kernel<W><<<cuda::blocks_for(uint64_t(a.rows * a.heads * a.m), 256), 256, 0, s>>>(a);
+    return;
+  }
+  const cuda::QRows q{static_cast<const uint8_t*>(a.w), a.w_scale, a.w_zero, a.k, a.group};
+  head_matmul_q_kernel<W><<<cuda::blocks_for(uint64_t(a.rows * a.heads * a.m), kWarps), kWarps * 32, 0, s>>>(
+      a, QuantRows<W>{q, cuda::q_rows_vec<W>(q, a.x)});
+}
+
 }  // namespace
 
 void head_matmul_cuda(const HeadMatmulArgs& a, cudaStream_t s) {
-  head_matmul_kernel<<<cuda::blocks_for(uint64_t(a.rows * a.heads * a.m), kWarps), kWarps * 32, 0, s>>>(a);
+  switch (a.w_dtype) {
+    case DType::I8:
+      return head_matmul_q<DType::I8>(a, s);
+    case DType::I4:
+      return head_matmul_q<DType::I4>(a, s);
+    case DType::F8E4M3:
+      return head_matmul_q<DType::F8E4M3>(a, s);
+    default:
+      if (a.transposed) {
+        head_matmul_t_kernel<DType::F32><<<cuda::blocks_for(uint64_t(a.rows * a.heads * a.m), 256), 256, 0, s>>>(a);
+        return;
+      }
+      head_matmul_kernel<<<cuda::blocks_for(uint64_t(a.rows * a.heads * a.m), kWarps), kWarps * 32, 0, s>>>(a);
+  }
 }
 
 void mla_kv_write_cuda(const MlaKvWriteArgs& a, cudaStream_t s) {

@@ -46,6 +46,7 @@ const OpRegistry& builtin_ops() {
       &kSwigluOpV1,
       &kSampleOp,
       &kHeadMatmulOp,
+      &kHeadMatmulOpV2,
       &kMlaKvWriteOp,
       &kMlaAttentionOp,
       &kMoeRouteOp,

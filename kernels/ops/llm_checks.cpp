@@ -1,5 +1,9 @@
 #include "kernels/ops/llm_checks.h"
 
+#include <string>
+
+#include "kernels/matmul.h"
+
 namespace kiln {
 
 Status check_qkv_and_caches(const OpCheck& c, const TensorInfo* qkv, const TensorInfo* kc, const TensorInfo* vc,
@@ -34,6 +38,30 @@ Status check_latent_cache(const OpCheck& c, const TensorInfo* cache, const Tenso
   KILN_RETURN_IF_ERROR(c.expect_state(valid, "n_valid"));
   *batch = b;
   return Status::ok();
+}
+
+Status expect_quantized(const OpCheck& c, int i, const char* role, int si, const char* srole, DType t, int64_t rows,
+                        int64_t k, int64_t group) {
+  const std::string name = c.in(i)->name;
+  if (!c.has_in(si))
+    return invalid_argument(std::string(dtype_name(t)) + " " + role + " '" + name + "' without " + srole);
+  if (t == DType::I8) {
+    if (group != 0) return invalid_argument(std::string("i8 ") + role + " '" + name + "' with a group");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::I8}, {rows, k}));
+    return c.expect(c.in(si), srole, {DType::F32}, {rows});
+  }
+  if (t == DType::I4) {
+    if (k % 2 != 0 || group < kI4GroupMultiple || group % kI4GroupMultiple != 0 || k % group != 0)
+      return invalid_argument(std::string("i4 ") + role + " '" + name + "' in groups of " + std::to_string(group) +
+                              " for rows of " + std::to_string(k) + " (a multiple of 32 dividing them)");
+    KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::I4}, {rows, k / 2}));
+    return c.expect(c.in(si), srole, {DType::F32}, {rows, k / group});
+  }
+  if (!f8_group_fits(k, group))
+    return invalid_argument(std::string("f8e4m3 ") + role + " '" + name + "' in groups of " + std::to_string(group) +
+                            " for rows of " + std::to_string(k) + " (a multiple of 16 up to them, or all)");
+  KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::F8E4M3}, {rows, k}));
+  return c.expect(c.in(si), srole, {DType::F32}, {rows, f8_scales_per_row(k, group)});
 }
 
 }  // namespace kiln

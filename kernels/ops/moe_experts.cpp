@@ -4,37 +4,12 @@
 
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
+#include "kernels/ops/llm_checks.h"
 #include "kernels/ops/op_cuda.h"
 
 namespace kiln {
 
 namespace {
-
-// Version 2's quantized weight w (input i, rows of k values) and its scales (input si) in groups of
-// `group` (int attr): as matmul checks them (kernels/ops/matmul.cpp).
-Status expect_quantized(const OpCheck& c, int i, const char* role, int si, const char* srole, DType t, int64_t rows,
-                        int64_t k, int64_t group) {
-  const std::string name = c.in(i)->name;
-  if (!c.has_in(si))
-    return invalid_argument(std::string(dtype_name(t)) + " " + role + " '" + name + "' without " + srole);
-  if (t == DType::I8) {
-    if (group != 0) return invalid_argument(std::string("i8 ") + role + " '" + name + "' with a group");
-    KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::I8}, {rows, k}));
-    return c.expect(c.in(si), srole, {DType::F32}, {rows});
-  }
-  if (t == DType::I4) {
-    if (k % 2 != 0 || group < kI4GroupMultiple || group % kI4GroupMultiple != 0 || k % group != 0)
-      return invalid_argument(std::string("i4 ") + role + " '" + name + "' in groups of " + std::to_string(group) +
-                              " for rows of " + std::to_string(k) + " (a multiple of 32 dividing them)");
-    KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::I4}, {rows, k / 2}));
-    return c.expect(c.in(si), srole, {DType::F32}, {rows, k / group});
-  }
-  if (!f8_group_fits(k, group))
-    return invalid_argument(std::string("f8e4m3 ") + role + " '" + name + "' in groups of " + std::to_string(group) +
-                            " for rows of " + std::to_string(k) + " (a multiple of 16 up to them, or all)");
-  KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::F8E4M3}, {rows, k}));
-  return c.expect(c.in(si), srole, {DType::F32}, {rows, f8_scales_per_row(k, group)});
-}
 
 Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect_rank(c.in(0), "h", 2));

@@ -324,7 +324,7 @@ TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles kept as FP8 or upcast, and ge
       out.find(
           "72 FP8 e4m3 checkpoint weights (32x32 block scales) kept as f8e4m3 where a matmul or the MoE experts read them") !=
       std::string::npos);
-  CHECK(out.find("(28 as the checkpoint ships them, e4m3 with their scales)") != std::string::npos);
+  CHECK(out.find("(34 as the checkpoint ships them, e4m3 with their scales)") != std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "kept.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find("quantized  f8e4m3, a scale per 32 values: 18 weights") != std::string::npos);
@@ -334,7 +334,7 @@ TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles kept as FP8 or upcast, and ge
       kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "dsc.kplan") + " --max-seq 32 --target cuda",
                               &out) == 0,
       out);
-  CHECK(out.find("(28 as the checkpoint ships them, e4m3 with their scales)") != std::string::npos);
+  CHECK(out.find("(34 as the checkpoint ships them, e4m3 with their scales)") != std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "dsc.kplan"), &out) == 0);
   CHECK(out.find("targets    cuda") != std::string::npos);
   CHECK(out.find("quantized  f8e4m3, a scale per 32 values: 18 weights") != std::string::npos);

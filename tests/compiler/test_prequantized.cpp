@@ -126,6 +126,20 @@ std::shared_ptr<const Plan> load_plan(const std::string& path) {
   return r.take();
 }
 
+// The weights of dtype t that version 2 head_matmul launches read (DeepSeek's kv_b rows,
+// kernels/head_matmul.h), each with its scales (and zero points, asymmetric i4).
+int head_matmuls_of(const Plan& plan, DType t) {
+  std::set<uint32_t> w;
+  for (const ProgramInfo& p : plan.programs())
+    for (const LaunchInfo& l : p.launches) {
+      const OpDef* k = plan.kernels()[l.kernel];
+      if (std::string(k->name) != "head_matmul" || k->version != 2 || plan.tensors()[l.inputs[1]].dtype != t) continue;
+      CHECK(l.inputs[3] != kNoTensor);
+      w.insert(l.inputs[1]);
+    }
+  return int(w.size());
+}
+
 // A plan's quantized weight and its scales, both required.
 std::pair<const TensorInfo*, const TensorInfo*> weight_and_scale(const Plan& plan, const std::string& name) {
   const TensorInfo* t = nullptr;
@@ -637,13 +651,13 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
   struct Fixture {
     std::string name, base, base_family, note;
     double bf16_bound;
-    int f8_tensors;  // kept as f8e4m3: attention (DeepSeek: MLA q_a, q_nope, q_pe, kv_c, kv_pe, o) and MLP or routed
-                     // experts
+    int f8_tensors;  // kept as f8e4m3: attention (DeepSeek: MLA q_a, q_nope, q_pe, kv_c, kv_pe, w_uk, w_uv, o) and
+                     // MLP or routed experts
   };
   // bf16: the low-precision bound, with room for DeepSeek's tiny random routers, which can flip
   // experts under rounding (v3_noaux 0.10 in test_parity's bf16 case; this fixture measured 0.0105).
   for (const Fixture& f :
-       {Fixture{"ds_v3_fp8_b32", "v3_noaux", "deepseek", "72 FP8 e4m3 checkpoint weights (32x32", 5e-2, 28},
+       {Fixture{"ds_v3_fp8_b32", "v3_noaux", "deepseek", "72 FP8 e4m3 checkpoint weights (32x32", 5e-2, 34},
         Fixture{"llama_fp8_b48", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x48", 2e-2, 8},
         Fixture{"llama_fp8_b48x16", "gqa_f32", "llama", "14 FP8 e4m3 checkpoint weights (48x16", 2e-2, 8}}) {
     CAPTURE(f.name);
@@ -695,13 +709,13 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
       CHECK(s.notes.find(f.note + " block scales) kept as f8e4m3 where a matmul or the MoE experts read them") !=
             std::string::npos);
       CHECK(s.notes.find("as the checkpoint ships them, e4m3 with their scales)") != std::string::npos);
-      // DeepSeek's kv_b projections (3 layers) feed weights the compiler computes (absorbed per head); q_b
-      // and kv_a, split into their nope and rope rows, stay FP8 (4 weights a layer).
-      CHECK((s.notes.find("; 3 FP8 checkpoint weights read only by weights the compiler computes from them") !=
-             std::string::npos) == (f.base_family == "deepseek"));
+      // DeepSeek's q_b and kv_a, split into their nope and rope rows, and kv_b, read per head as its
+      // W_UK and W_UV rows (head_matmul version 2, W_UK down its columns), stay FP8 (6 weights a layer):
+      // nothing is upcast.
+      CHECK(s.notes.find("read only by weights the compiler computes") == std::string::npos);
       auto plan = Plan::load_file(o.output).take();
-      // Every f8e4m3 tensor is read, and only by matmul version 3 or moe_experts version 2 (the routed
-      // experts: DeepSeek's two MoE layers' gate|up and down).
+      // Every f8e4m3 tensor is read, and only by matmul version 3, moe_experts version 2 (the routed
+      // experts: DeepSeek's two MoE layers' gate|up and down) or head_matmul version 2 (kv_b's rows).
       std::set<uint32_t> read;
       int moe_v2 = 0;
       for (const ProgramInfo& p : plan->programs())
@@ -709,10 +723,11 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
           const OpDef* k = plan->kernels()[l.kernel];
           const bool mm = std::string(k->name) == "matmul" && k->version == 3;
           const bool moe = std::string(k->name) == "moe_experts" && k->version == 2;
+          const bool hm = std::string(k->name) == "head_matmul" && k->version == 2;
           moe_v2 += moe;
           for (size_t i = 0; i < l.inputs.size(); ++i)
             if (l.inputs[i] != kNoTensor && plan->tensors()[l.inputs[i]].dtype == DType::F8E4M3) {
-              CHECK((mm ? i == 1 : moe ? i == 3 || i == 4 : false));
+              CHECK((mm || hm ? i == 1 : moe ? i == 3 || i == 4 : false));
               read.insert(l.inputs[i]);
             }
         }
@@ -721,6 +736,7 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
       CHECK(f8 == f.f8_tensors);
       CHECK(int(read.size()) == f8);
       CHECK((moe_v2 > 0) == (f.base_family == "deepseek"));
+      CHECK(head_matmuls_of(*plan, DType::F8E4M3) == (f.base_family == "deepseek" ? 6 : 0));
       CHECK(plan->targets().size() == 1);  // CPU only, unless --target asks for CUDA too
       for (int threads : {1, 2}) {
         CAPTURE(threads);
@@ -751,11 +767,11 @@ TEST_CASE("prequantized: DeepSeek FP8 block-scaled weights kept or upcast match 
 
 // llm-compressor's W4A16, W8A16 (compressed-tensors pack-quantized) and FP8 per channel (float-quantized)
 // on DeepSeek-V2: MLA's q_proj and
-// kv_a_proj_with_mqa, whose rows kiln splits (nope and rope parts) and reorders, kept as shipped, their
-// rows' q and scales the checkpoint's own; kv_b_proj, from which the compiler computes MLA's absorbed
-// per-head weights, dequantized, and said so; o_proj, the dense MLP and the shared experts (the routed
-// experts and router unquantized, as transformers 5's fused experts leave them to the writer: see
-// tools/fixtures_quant.py). Against transformers running compressed-tensors' own decompression.
+// kv_a_proj_with_mqa, whose rows kiln splits (nope and rope parts) and reorders, and kv_b_proj, whose
+// rows head_matmul version 2 reads per head (W_UK down its columns), kept as shipped, their rows' q and
+// scales the checkpoint's own (with --quantize none, kv_b's absorbed copies dequantized, and said so); o_proj, the
+// dense MLP and the shared experts (the routed experts and router unquantized, as transformers 5's fused experts leave
+// them to the writer: see tools/fixtures_quant.py). Against transformers running compressed-tensors' own decompression.
 TEST_CASE("prequantized: compressed-tensors DeepSeek-V2 (MLA rows split and reordered) runs as shipped") {
   TempDir d;
   const auto unquantized = kiln::test::load_reference(kiln::test::fixture("v2_greedy_yarn", "deepseek"));
@@ -775,24 +791,28 @@ TEST_CASE("prequantized: compressed-tensors DeepSeek-V2 (MLA rows split and reor
       auto plan = load_plan(o.output);
       int n_q = 0;
       for (const TensorInfo& t : plan->tensors()) n_q += t.dtype == dtype;
-      // 3 layers × (q_nope, q_pe, kv_c, kv_pe, o), layer 0's dense gate|up and down, 2 MoE layers' shared experts
-      CHECK(n_q == (quantize.empty() ? 21 : 0));
+      // 3 layers × (q_nope, q_pe, kv_c, kv_pe, w_uk, w_uv, o), layer 0's dense gate|up and down, 2 MoE layers'
+      // shared experts
+      CHECK(n_q == (quantize.empty() ? 27 : 0));
+      CHECK(head_matmuls_of(*plan, dtype) == (quantize.empty() ? 6 : 0));
       const bool fp8 = dtype == DType::F8E4M3;
       const std::string kind = dtype == DType::I4 ? "int4 (groups of 32)" : "int8";
-      if (fp8)  // FP8's own notes (as DeepSeek's layout): kv_b upcast, or everything dequantized
-        CHECK(s.notes.find(quantize.empty()
-                               ? "; 3 FP8 checkpoint weights read only by weights the compiler computes"
-                               : "21 FP8 e4m3 checkpoint weights (per-row scales) dequantized") != std::string::npos);
+      if (quantize.empty())  // nothing dequantized or upcast
+        CHECK((s.notes.find("kv_b_proj") == std::string::npos &&
+               s.notes.find("read only by weights the compiler computes") == std::string::npos));
+      else if (fp8)  // FP8's own note (as DeepSeek's layout): everything dequantized
+        CHECK(s.notes.find("21 FP8 e4m3 checkpoint weights (per-row scales) dequantized") != std::string::npos);
       else
         CHECK(s.notes.find("3 pre-quantized compressed-tensors " + kind + " kv_b_proj weights dequantized to f32") !=
               std::string::npos);
       if (quantize.empty()) {
-        CHECK(s.notes.find(fp8 ? "(21 as the checkpoint ships them, e4m3 with their scales)"
-                               : "(21 as the checkpoint ships them, compressed-tensors)") != std::string::npos);
+        CHECK(s.notes.find(fp8 ? "(27 as the checkpoint ships them, e4m3 with their scales)"
+                               : "(27 as the checkpoint ships them, compressed-tensors)") != std::string::npos);
         // The split and reordered rows' scales are q_proj's and kv_a's, each row once: byte for byte.
         const RawTensors raw = read_raw(dir + "/model.safetensors");
         for (const auto& pv : {std::pair<std::string, std::vector<std::string>>{"q_proj", {"q_nope", "q_pe"}},
-                               {"kv_a_proj_with_mqa", {"kv_c", "kv_pe"}}}) {
+                               {"kv_a_proj_with_mqa", {"kv_c", "kv_pe"}},
+                               {"kv_b_proj", {"w_uk", "w_uv"}}}) {
           const std::string part = pv.first;
           const std::vector<std::string>& values = pv.second;
           CAPTURE(part);
@@ -1305,13 +1325,16 @@ TEST_CASE("prequantized: GPTQ DeepSeek-V2 (experts quantized, exclusions) runs a
         for (const LaunchInfo& l : p.launches)
           moe_q += std::string(plan->kernels()[l.kernel]->name) == "moe_experts" &&
                    plan->kernels()[l.kernel]->version == (asym ? 3u : 2u);
-      // 3 layers × (q_nope, q_pe, o), the dense MLP's 2, and 2 MoE layers' experts and shared experts (2 each)
-      CHECK(i4 == (quantize.empty() ? 19 : 0));
+      // 3 layers × (q_nope, q_pe, w_uk, w_uv, o), the dense MLP's 2, and 2 MoE layers' experts and shared
+      // experts (2 each)
+      CHECK(i4 == (quantize.empty() ? 25 : 0));
       CHECK((moe_q > 0) == quantize.empty());
-      CHECK(s.notes.find("3 pre-quantized GPTQ int4 (groups of 32)" + std::string(asym ? " asymmetric" : "") +
-                         " kv_b_proj weights dequantized to f32") != std::string::npos);
+      CHECK(head_matmuls_of(*plan, DType::I4) == (quantize.empty() ? 6 : 0));
+      // (as shipped, kv_b's rows are read as GPTQ packed them; with --quantize none its absorbed copies)
+      CHECK((s.notes.find("3 pre-quantized GPTQ int4 (groups of 32)" + std::string(asym ? " asymmetric" : "") +
+                          " kv_b_proj weights dequantized to f32") != std::string::npos) == !quantize.empty());
       if (quantize.empty()) {
-        CHECK(s.notes.find("(19 as the checkpoint ships them, GPTQ)") != std::string::npos);
+        CHECK(s.notes.find("(25 as the checkpoint ships them, GPTQ)") != std::string::npos);
         // kv_a (excluded by the writer) stays f32: its kv_c and kv_pe rows
         CHECK(s.notes.find("left in f32: 6 not pre-quantized in the checkpoint") != std::string::npos);
       } else {

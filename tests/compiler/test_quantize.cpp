@@ -269,7 +269,7 @@ TEST_CASE("quantize: group-wise int4 equals AutoRound's round-to-nearest formula
 // reordered (q_nope / q_pe, kv_c / kv_pe, the rope rows in rotate-half order): quantized, each must be
 // exactly those rows of the unquantized plan (whose order the parity tests check) quantized by kiln's
 // formula, scales and zero points included: quantizing the whole tensor and taking rows changes nothing.
-TEST_CASE("quantize: DeepSeek's MLA q and kv_a rows, split and reordered, are those rows quantized") {
+TEST_CASE("quantize: DeepSeek's MLA q, kv_a and kv_b rows, split and reordered, are those rows quantized") {
   TempDir d;
   const std::string dir = kiln::test::fixture("v2_greedy_yarn", "deepseek");  // (q_proj: rows of 64, int4 groups)
   CompileOptions o = int8_options(dir, d / "f32.kplan");
@@ -291,17 +291,33 @@ TEST_CASE("quantize: DeepSeek's MLA q and kv_a rows, split and reordered, are th
     auto plan = load_plan(q.output);
     int checked = 0;
     for (int layer = 0; layer < 3; ++layer)
-      for (const char* part : {"q_nope", "q_pe", "kv_c", "kv_pe"}) {
-        const std::string name = "model.layers." + std::to_string(layer) + ".self_attn." + part + ".weight";
+      for (const std::string part : {"q_nope", "q_pe", "kv_c", "kv_pe", "w_uk", "w_uv"}) {
+        const std::string prefix = "model.layers." + std::to_string(layer) + ".self_attn.";
+        const std::string name = prefix + part + ".weight";
         CAPTURE(name);
-        const TensorInfo* w = find(*base, name);
+        // kv_b's rows: W_UV's as the unquantized plan's per-head copy holds them, W_UK's that copy
+        // (W_UKᵀ, heads × rank × nope) transposed back per head.
+        const TensorInfo* w = find(*base, part == "w_uk" ? prefix + "w_uk_t.weight" : name);
         const TensorInfo *qw = find(*plan, name), *qs = find(*plan, name + ".scale"), *qz = find(*plan, name + ".zero");
         REQUIRE(w);
         REQUIRE(qw);
         REQUIRE(qs);
         REQUIRE((qz != nullptr) == q.asymmetric);
-        const int64_t m = w->shape[0], k = w->shape[1];
         const float* rows = static_cast<const float*>(base->weight_data(*w));
+        int64_t m = w->shape[0], k = w->shape[1];
+        std::vector<float> kv_b;
+        if (w->shape.size() == 3) {
+          const int64_t heads = w->shape[0], a = w->shape[1], b = w->shape[2];  // (heads, a, b)
+          kv_b.resize(size_t(heads * a * b));
+          for (int64_t h = 0; h < heads; ++h)
+            for (int64_t i = 0; i < a; ++i)
+              for (int64_t j = 0; j < b; ++j)
+                kv_b[size_t(part == "w_uk" ? (h * b + j) * a + i : (h * a + i) * b + j)] = rows[(h * a + i) * b + j];
+          m = heads * (part == "w_uk" ? b : a);
+          k = part == "w_uk" ? a : b;
+          rows = kv_b.data();
+        }
+        REQUIRE(qw->shape[0] == m);
         const int64_t groups = qs->shape.size() == 2 ? qs->shape[1] : 1;
         std::vector<float> scale(size_t(m * groups));
         std::vector<uint8_t> want(size_t(qw->size_bytes));
@@ -318,7 +334,7 @@ TEST_CASE("quantize: DeepSeek's MLA q and kv_a rows, split and reordered, are th
         if (qz) CHECK(std::memcmp(plan->weight_data(*qz), zero.data(), zero.size()) == 0);
         ++checked;
       }
-    CHECK(checked == 12);
+    CHECK(checked == 18);
   }
 }
 
@@ -901,6 +917,50 @@ TEST_CASE("quantize: edited fp8 plans are refused by the verifier behind valid c
        "size does not match"},
   };
   check_edits_refused(bytes, cases);
+}
+
+// DeepSeek's kv_b rows (head_matmul version 2: W_UK transposed, then W_UV), quantized.
+TEST_CASE("quantize: edited plans of quantized kv_b rows are refused by the verifier behind valid checksums") {
+  TempDir d;
+  CompileOptions o = int8_options(kiln::test::fixture("v2_greedy_yarn", "deepseek"), d / "kvb4.kplan");
+  o.quantize = "int4";
+  o.group_size = 32;
+  auto first_hm = [](fb::Plan* p) { return first_launch(p, "head_matmul"); };
+  const std::vector<PlanEdit> cases = {
+      {"transposed 2", [&](fb::Plan* p) { first_hm(p)->mutable_int_attrs()->Mutate(1, 2); },
+       "transposed must be 0 or 1"},
+      {"heads 0", [&](fb::Plan* p) { first_hm(p)->mutable_int_attrs()->Mutate(0, 0); }, "heads 0 out of range"},
+      {"heads not dividing the rows", [&](fb::Plan* p) { first_hm(p)->mutable_int_attrs()->Mutate(0, 1000003); },
+       "not a multiple of 1000003 heads"},
+      {"not transposed (x no longer fits)", [&](fb::Plan* p) { first_hm(p)->mutable_int_attrs()->Mutate(1, 0); },
+       "x '"},
+      {"scales dropped", [&](fb::Plan* p) { first_hm(p)->mutable_inputs()->Mutate(3, kNoTensor); }, "without w_scale"},
+      {"group 0", [&](fb::Plan* p) { first_hm(p)->mutable_int_attrs()->Mutate(2, 0); }, "in groups of 0"},
+      {"group 64 (rows of 32)", [&](fb::Plan* p) { first_hm(p)->mutable_int_attrs()->Mutate(2, 64); },
+       "in groups of 64 for rows of 32"},
+      {"zero points of f32",
+       [&](fb::Plan* p) { first_hm(p)->mutable_inputs()->Mutate(4, first_hm(p)->inputs()->Get(3)); }, "w_zero"},
+      {"weights as i8 (16 bytes a row either way)",
+       [&](fb::Plan* p) { tensor_of(p, first_hm(p)->inputs()->Get(1))->mutate_dtype(fb::DType::I8); },
+       "i8 w 'model.layers.0.self_attn.w_uk.weight' with a group"},
+      {"weights as bf16",
+       [&](fb::Plan* p) { tensor_of(p, first_hm(p)->inputs()->Get(1))->mutate_dtype(fb::DType::BF16); },
+       "size does not match"},
+  };
+  check_edits_refused(compiled_bytes(o), cases);
+  o.quantize = "int8";
+  o.group_size = 0;
+  o.output = d / "kvb8.kplan";
+  check_edits_refused(
+      compiled_bytes(o),
+      {{"an i8 group", [&](fb::Plan* p) { first_hm(p)->mutable_int_attrs()->Mutate(2, 32); }, "with a group"},
+       {"i8 zero points", [&](fb::Plan* p) { first_hm(p)->mutable_inputs()->Mutate(4, first_hm(p)->inputs()->Get(3)); },
+        "asymmetric i4 only"}});
+  o.quantize = "fp8";
+  o.output = d / "kvb_f8.kplan";
+  check_edits_refused(
+      compiled_bytes(o),
+      {{"group 24", [&](fb::Plan* p) { first_hm(p)->mutable_int_attrs()->Mutate(2, 24); }, "in groups of 24"}});
 }
 
 TEST_CASE("quantize: edited plans of quantized MoE experts are refused by the verifier behind valid checksums") {

@@ -17,6 +17,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/fused.h"
+#include "kernels/head_matmul.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
@@ -669,6 +670,87 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
       for (int64_t d = 0; d < D; ++d) CHECK(yq[size_t(3 * D + d)] == 0.5f);  // the padding row is untouched
     }
   }
+}
+
+// head_matmul version 2 reads a checkpoint matrix's rows (DeepSeek's kv_b): not transposed, rows of k
+// values per output; transposed, rows of m values read down their columns (W_UKᵀ without a copy). Every
+// output equals version 1's on the same (dequantized) values in (heads, m, k) form, bit for bit: the
+// transposed sums keep dot_f32's lanes and order (a k of 37 leaves a tail of 5 in the lanes). i8 not
+// transposed is version 1 on q, times the row's scale, as matmul's i8; transposed, the f32 products
+// q·scale. Padding rows (n_valid) stay untouched; 1 and 2 threads.
+TEST_CASE("head_matmul version 2 (rows, transposed or not, any dtype) equals version 1 on their values") {
+  const int64_t heads = 3, rows = 5;
+  const std::vector<int32_t> valid = {4};  // row 4 is padding
+  uint32_t seed = 2300;
+  for (const bool transposed : {false, true})
+    for (const auto& scheme : {std::pair<DType, bool>{DType::F32, false},
+                               {DType::BF16, false},
+                               {DType::I8, false},
+                               {DType::I4, false},
+                               {DType::I4, true},
+                               {DType::F8E4M3, false}}) {
+      const DType t = scheme.first;
+      const bool asym = scheme.second;
+      const std::string dtype = dtype_name(t);
+      CAPTURE(transposed);
+      CAPTURE(dtype);
+      CAPTURE(asym);
+      // y[h·m + i] = Σ_j W_h[i, j] x[h·k + j]; stored as heads·m rows of k, or heads·k rows of m.
+      const int64_t k = transposed ? 37 : 64, m = transposed ? 64 : 40;
+      const int64_t n = transposed ? heads * k : heads * m, cols = transposed ? m : k;
+      const int64_t group = t == DType::I4 ? 32 : t == DType::F8E4M3 ? 48 : 0;
+      const int64_t groups = group > 0 ? (cols + group - 1) / group : 1;
+      std::mt19937 rng(seed++);
+      std::vector<uint8_t> w(size_t(t == DType::I4 ? n * cols / 2 : n * cols * int64_t(dtype_size(t))));
+      const auto f = random_floats(size_t(n * cols), seed++);
+      for (size_t i = 0; i < w.size(); ++i) w[i] = uint8_t(rng());
+      if (t == DType::F32) std::memcpy(w.data(), f.data(), w.size());
+      for (size_t i = 0; t == DType::BF16 && i < f.size(); ++i) {  // (finite values: no NaN payloads to compare)
+        const uint16_t b = f32_to_bf16(f[i]);
+        w[2 * i] = uint8_t(b & 0xff);
+        w[2 * i + 1] = uint8_t(b >> 8);
+      }
+      const auto scale = random_floats(size_t(n * groups), seed++, 0.05f);
+      std::vector<int8_t> zero;
+      for (int64_t g = 0; asym && g < n * groups; ++g) zero.push_back(int8_t(rng() % 17));
+      std::vector<float> deq(size_t(n * cols));  // each stored value (i8 not transposed: q, unscaled)
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t i = 0; i < cols; ++i) {
+          const size_t at = size_t(r * cols + i), g = size_t(r * groups + (group > 0 ? i / group : 0));
+          float v = 0.0f;
+          if (t == DType::F32) v = f[at];
+          else if (t == DType::BF16) v = bf16_to_f32(uint16_t(w[2 * at] | w[2 * at + 1] << 8));
+          else if (t == DType::I8) v = transposed ? float(int8_t(w[at])) * scale[g] : float(int8_t(w[at]));
+          else if (t == DType::I4)
+            v = float(load_i4(w.data() + r * cols / 2, uint64_t(i)) + 8 - (asym ? zero[g] : 8)) * scale[g];
+          else v = f8_reference(w[at]) * scale[g];
+          deq[at] = v;
+        }
+      std::vector<float> w1(deq.size());  // version 1's (heads, m, k)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < k; ++j)
+            w1[size_t((h * m + i) * k + j)] =
+                transposed ? deq[size_t((h * k + j) * m + i)] : deq[size_t((h * m + i) * k + j)];
+      const auto x = random_floats(size_t(rows * heads * k), seed++, 2.0f);
+      for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        ThreadPool pool(threads, head_matmul_scratch_floats(k, m, transposed, t) + uint64_t(k));
+        std::vector<float> y2(size_t(rows * heads * m), 0.5f), y1(y2.size(), 0.5f);
+        HeadMatmulArgs a{x.data(), w.data(), t, y2.data(), rows, heads, k, m, valid.data(), 1};
+        a.transposed = transposed;
+        a.w_scale = dtype_is_float(t) ? nullptr : scale.data();
+        a.group = group;
+        a.w_zero = asym ? zero.data() : nullptr;
+        head_matmul_cpu(a, pool);
+        head_matmul_cpu({x.data(), w1.data(), DType::F32, y1.data(), rows, heads, k, m, valid.data(), 1}, pool);
+        if (t == DType::I8 && !transposed)  // (x · q) · the row's scale
+          for (int64_t r = 0; r < valid[0]; ++r)
+            for (int64_t o = 0; o < heads * m; ++o) y1[size_t(r * heads * m + o)] *= scale[size_t(o)];
+        CHECK(std::memcmp(y2.data(), y1.data(), y1.size() * 4) == 0);
+        for (int64_t o = 0; o < heads * m; ++o) CHECK(y2[size_t(4 * heads * m + o)] == 0.5f);
+      }
+    }
 }
 
 // From kGemmMinRows activation rows (prefill chunks) the matmul is a GEMM of outer-product tiles (on
