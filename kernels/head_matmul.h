@@ -15,7 +15,10 @@
 //   weights. Transposed, i8 weights are the f32 products q·scale; not transposed, a row's output is
 //   (x·q)·scale, as matmul's. Every other weight is the f32 value matmul reads. Each output is a sum
 //   over j in dot_f32's lanes and order (kernels/cpu/simd.h) on the CPU, transposed too, so float and
-//   i4/f8e4m3 weights give the bits version 1 gives on the same values (f32 weights).
+//   i4/f8e4m3 weights give the bits version 1 gives on the same values (f32 weights). The compiler
+//   emits version 2 where weights may be quantized (DeepSeek's kv_b in a quantized or pre-quantized
+//   plan); rows it leaves in the plan dtype (a group that does not divide them, an adapter) stay
+//   float version 2 launches.
 #pragma once
 #include <cstdint>
 
@@ -46,8 +49,8 @@ struct HeadMatmulArgs {
 // CPU scratch per worker: head_matmul_scratch_floats(…).
 inline uint64_t head_matmul_scratch_floats(int64_t k, int64_t m, bool transposed, DType w) {
   // transposed: the head's k rows of m values dequantized, and 16 lanes of m sums; else k floats to
-  // widen an f16 row
-  return transposed ? uint64_t((k + 16) * m) : w == DType::F16 ? uint64_t(k) : 0;
+  // widen a 16-bit float row (quantized rows are decoded in registers)
+  return transposed ? uint64_t((k + 16) * m) : w == DType::F16 || w == DType::BF16 ? uint64_t(k) : 0;
 }
 
 void head_matmul_cpu(const HeadMatmulArgs& a, ThreadPool& pool);

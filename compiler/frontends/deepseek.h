@@ -27,8 +27,9 @@ struct DeepseekBuildOptions {
   DType plan_dtype = DType::F32;
   int64_t max_seq = 0, batch = 1, chunk = 1;
   // W_UK and W_UV as rows of kv_b_proj (head_matmul version 2, W_UK read down its columns), so that
-  // quantize_weights keeps or quantizes them as it does q_b and kv_a; else the per-head copies above
-  // (version 1), which plans in a float dtype keep.
+  // quantize_weights keeps or quantizes them as it does q_b and kv_a (rows it leaves in the plan dtype
+  // stay float version 2 launches); else the per-head copies above (version 1), which plans that
+  // quantize nothing keep.
   bool kv_b_rows = false;
 };
 

@@ -961,6 +961,39 @@ TEST_CASE("quantize: edited plans of quantized kv_b rows are refused by the veri
   check_edits_refused(
       compiled_bytes(o),
       {{"group 24", [&](fb::Plan* p) { first_hm(p)->mutable_int_attrs()->Mutate(2, 24); }, "in groups of 24"}});
+  // Rows --quantize leaves in the plan dtype (int4 groups of 64: kv_b's rows are 32 values) stay float
+  // version 2 launches (bf16 here, widened into the launch's scratch), which run near the reference;
+  // scales added to them are refused.
+  const std::string dir = kiln::test::fixture("v2_greedy_yarn", "deepseek");
+  o = int8_options(dir, d / "kvb_bf16.kplan", "bf16");
+  o.quantize = "int4";
+  o.group_size = 64;
+  const CompileSummary s = compile_model(o);
+  CHECK(s.notes.find("rows not a whole number of int4 groups (--group-size 64)") != std::string::npos);
+  auto plan = load_plan(o.output);
+  int bf16_v2 = 0;
+  for (const ProgramInfo& p : plan->programs())
+    for (const LaunchInfo& l : p.launches) {
+      const OpDef* k = plan->kernels()[l.kernel];
+      bf16_v2 += std::string(k->name) == "head_matmul" && k->version == 2 &&
+                 plan->tensors()[l.inputs[1]].dtype == DType::BF16 && l.inputs[3] == kNoTensor;
+    }
+  CHECK(bf16_v2 > 0);
+  const auto ref = kiln::test::load_reference(dir);
+  auto ctx = Context::create(plan, {}).take();
+  std::vector<float> logits(ref.logits.size(), std::nanf(""));
+  REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+  CHECK(kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size()) <= 0.5);
+  auto scales_for_bf16 = [&](fb::Plan* p) {
+    for (flatbuffers::uoffset_t i = 0; i < p->tensors()->size(); ++i)
+      if (p->tensors()->Get(i)->name()->str().find(".scale") != std::string::npos) {
+        first_hm(p)->mutable_inputs()->Mutate(3, i);
+        return;
+      }
+    FAIL("no scale tensor");
+  };
+  check_edits_refused(kiln::test::read_bytes(o.output),
+                      {{"scales for bf16 rows", scales_for_bf16, "float head_matmul weights"}});
 }
 
 TEST_CASE("quantize: edited plans of quantized MoE experts are refused by the verifier behind valid checksums") {

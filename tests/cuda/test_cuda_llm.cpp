@@ -496,12 +496,9 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
   }
 }
 
-// Quantized routed experts (moe_experts versions 2-3) against the CPU kernel: i8 (a scale a row), i4 in
-// groups of 32 to 128 with and without zero points (0 to 16), f8e4m3 in groups with a short last one and
-// whole rows; dims whose rows take the GPU's vector loads and ones that do not (rows not of whole 8-value
-// steps, or h 4 bytes past a 16-byte boundary); skipped ids (-1 and out of range) and a padding row.
-// head_matmul version 2 (DeepSeek's kv_b rows: W_UK transposed, W_UV not) at V2-Lite's shapes, and a
-// small misaligned one, every dtype the compiler emits, against the CPU kernel; padding rows untouched.
+// head_matmul version 2 (DeepSeek's kv_b rows: W_UK transposed, W_UV not) at V2-Lite's shapes and small
+// ones (k = 37, 96), every dtype the compiler emits, against the CPU kernel; x 4 bytes past a 16-byte
+// boundary (the quantized rows' scalar loads) as well as aligned; padding rows untouched.
 TEST_CASE("cuda: head_matmul version 2 (kv_b rows, transposed or not, float or quantized) matches the CPU kernel") {
   if (skip_without_gpu()) return;
   uint32_t seed = 900;
@@ -518,58 +515,69 @@ TEST_CASE("cuda: head_matmul version 2 (kv_b rows, transposed or not, float or q
   const std::vector<int32_t> valid = {3, 1};
   for (const bool transposed : {false, true})
     for (const int64_t heads : {16, 3})
-      for (const Case& c : cases) {
-        CAPTURE(transposed);
-        CAPTURE(heads);
-        CAPTURE(std::string(dtype_name(c.w)));
-        CAPTURE(c.group);
-        // V2-Lite: W_UK (16·128 rows of the rank 512, transposed), W_UV (16·128 rows of 512); or 3 heads of
-        // 40 (not transposed: rows of 96) or 37 (transposed: rows of 96).
-        const int64_t k = heads == 16 ? (transposed ? 128 : 512) : (transposed ? 37 : 96);
-        const int64_t m = heads == 16 ? (transposed ? 512 : 128) : (transposed ? 96 : 40);
-        const int64_t n = transposed ? heads * k : heads * m, cols = transposed ? m : k;
-        if (c.group > 0 && cols % c.group != 0 && c.w == DType::I4) continue;
-        std::vector<uint8_t> w;
-        if (dtype_is_float(c.w)) {
-          w = as_dtype(random_floats(size_t(n * cols), seed++, 0.05f), c.w);
-        } else {
-          w.resize(size_t(c.w == DType::I4 ? n * cols / 2 : n * cols));
-          for (uint8_t& b : w) {
-            b = next_byte();
-            if (c.w == DType::F8E4M3 && (b & 0x7fu) == 0x7fu) b &= 0xfeu;  // not the NaN codes
+      for (const bool misaligned : {false, true})
+        for (const Case& c : cases) {
+          CAPTURE(transposed);
+          CAPTURE(heads);
+          CAPTURE(misaligned);
+          CAPTURE(std::string(dtype_name(c.w)));
+          CAPTURE(c.group);
+          // V2-Lite: W_UK (16·128 rows of the rank 512, transposed), W_UV (16·128 rows of 512); or 3 heads of
+          // 40 (not transposed: rows of 96) or 37 (transposed: rows of 96).
+          const int64_t k = heads == 16 ? (transposed ? 128 : 512) : (transposed ? 37 : 96);
+          const int64_t m = heads == 16 ? (transposed ? 512 : 128) : (transposed ? 96 : 40);
+          const int64_t n = transposed ? heads * k : heads * m, cols = transposed ? m : k;
+          // (groups the verifier allows: i4 dividing the row, f8e4m3 up to it)
+          if ((c.w == DType::I4 && cols % c.group != 0) || (c.w == DType::F8E4M3 && !f8_group_fits(cols, c.group)))
+            continue;
+          std::vector<uint8_t> w;
+          if (dtype_is_float(c.w)) {
+            w = as_dtype(random_floats(size_t(n * cols), seed++, 0.05f), c.w);
+          } else {
+            w.resize(size_t(c.w == DType::I4 ? n * cols / 2 : n * cols));
+            for (uint8_t& b : w) {
+              b = next_byte();
+              if (c.w == DType::F8E4M3 && (b & 0x7fu) == 0x7fu) b &= 0xfeu;  // not the NaN codes
+            }
           }
+          const int64_t spr = c.group == 0 ? 1 : (cols + c.group - 1) / c.group;
+          const auto scale = random_floats(size_t(n * spr), seed++, 0.02f);
+          std::vector<int8_t> zero(c.zeros ? size_t(n * spr) : 0);
+          for (int8_t& z : zero) z = int8_t(next_byte() % 17);
+          const auto x = random_floats(size_t(rows * heads * k), seed++);
+          const auto y0 = random_floats(size_t(rows * heads * m), seed++);
+          std::vector<float> yc = y0;
+          auto x_dev = x;  // (misaligned: one float ahead of it on the device)
+          if (misaligned) x_dev.insert(x_dev.begin(), 0.0f);
+          Dev dx(x_dev), dw(w), dy(y0), dv(valid), ds(scale), dz(zero);
+          HeadMatmulArgs a{x.data(), w.data(), c.w, yc.data(), rows, heads, k, m, valid.data(), batch};
+          a.transposed = transposed;
+          a.w_scale = dtype_is_float(c.w) ? nullptr : scale.data();
+          a.group = c.group;
+          a.w_zero = c.zeros ? zero.data() : nullptr;
+          ThreadPool pool(2, head_matmul_scratch_floats(k, m, transposed, c.w));
+          head_matmul_cpu(a, pool);
+          HeadMatmulArgs g = a;
+          g.x = dx.as<float>() + (misaligned ? 1 : 0);
+          g.w = dw.p;
+          g.y = dy.as<float>();
+          g.n_valid = dv.as<int32_t>();
+          g.w_scale = a.w_scale ? ds.as<float>() : nullptr;
+          g.w_zero = c.zeros ? dz.as<int8_t>() : nullptr;
+          head_matmul_cuda(g, nullptr);
+          sync_ok();
+          const auto yg = dy.get<float>();
+          CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
+          for (int64_t r : {3, 4, 5})  // padding rows keep y0
+            for (int64_t o = 0; o < heads * m; ++o)
+              CHECK(yg[size_t(r * heads * m + o)] == y0[size_t(r * heads * m + o)]);
         }
-        const int64_t spr = c.group == 0 ? 1 : (cols + c.group - 1) / c.group;
-        const auto scale = random_floats(size_t(n * spr), seed++, 0.02f);
-        std::vector<int8_t> zero(c.zeros ? size_t(n * spr) : 0);
-        for (int8_t& z : zero) z = int8_t(next_byte() % 17);
-        const auto x = random_floats(size_t(rows * heads * k), seed++);
-        const auto y0 = random_floats(size_t(rows * heads * m), seed++);
-        std::vector<float> yc = y0;
-        Dev dx(x), dw(w), dy(y0), dv(valid), ds(scale), dz(zero);
-        HeadMatmulArgs a{x.data(), w.data(), c.w, yc.data(), rows, heads, k, m, valid.data(), batch};
-        a.transposed = transposed;
-        a.w_scale = dtype_is_float(c.w) ? nullptr : scale.data();
-        a.group = c.group;
-        a.w_zero = c.zeros ? zero.data() : nullptr;
-        ThreadPool pool(2, head_matmul_scratch_floats(k, m, transposed, c.w));
-        head_matmul_cpu(a, pool);
-        HeadMatmulArgs g = a;
-        g.x = dx.as<float>();
-        g.w = dw.p;
-        g.y = dy.as<float>();
-        g.n_valid = dv.as<int32_t>();
-        g.w_scale = a.w_scale ? ds.as<float>() : nullptr;
-        g.w_zero = c.zeros ? dz.as<int8_t>() : nullptr;
-        head_matmul_cuda(g, nullptr);
-        sync_ok();
-        const auto yg = dy.get<float>();
-        CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
-        for (int64_t r : {3, 4, 5})  // padding rows keep y0
-          for (int64_t o = 0; o < heads * m; ++o) CHECK(yg[size_t(r * heads * m + o)] == y0[size_t(r * heads * m + o)]);
-      }
 }
 
+// Quantized routed experts (moe_experts versions 2-3) against the CPU kernel: i8 (a scale a row), i4 in
+// groups of 32 to 128 with and without zero points (0 to 16), f8e4m3 in groups with a short last one and
+// whole rows; dims whose rows take the GPU's vector loads and ones that do not (rows not of whole 8-value
+// steps, or h 4 bytes past a 16-byte boundary); skipped ids (-1 and out of range) and a padding row.
 TEST_CASE("cuda: quantized MoE experts (i8, i4 with and without zero points, f8e4m3) match the CPU kernel") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2, 8192);
