@@ -64,7 +64,7 @@ PY
 ./build/kiln compile "$tmp/sd" -o "$tmp/sd.kplan" --height 8 --width 8 --steps 2 --target cpu >/dev/null
 # The field mode (first byte 2) edits plans the harness compiles itself: one seed per base plan,
 # unedited (the second byte picks it).
-for k in 0 1 2 3; do printf "\\x02\\x0$k" > "$corpus/fuzz_plan/fields$k"; done
+for k in 0 1 2 3 4; do printf "\\x02\\x0$k" > "$corpus/fuzz_plan/fields$k"; done
 python3 - "$corpus/fuzz_plan" "$tmp/tiny.kplan" "$tmp/sd.kplan" "$tmp/tiny_fused.kplan" <<'PY'
 import struct, sys
 for i, path in enumerate(sys.argv[2:]):

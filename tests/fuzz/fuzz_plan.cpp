@@ -4,7 +4,8 @@
 //   correct hashes (segment hashes recomputed over zero weights), so the fuzzer explores the
 //   verifier's semantic checks;
 // - 2, fields: the bytes are edits to the decoded fields of a real compiled plan (a LLaMA with its
-//   tokenizer in f32 and in bf16 with the fused ops, a DeepSeek MoE, a text-to-image loop; compiled
+//   tokenizer in f32 and in bf16 with the fused ops, a DeepSeek MoE in bf16 and with asymmetric int4
+//   weights (quantized matmuls, experts and kv_b rows), a text-to-image loop; compiled
 //   from the fixtures at start-up), applied through the schema's reflection data
 //   (tests/plan_mutate.h) and re-sealed, so every mutant is a well-formed plan that only the
 //   semantic verifier can refuse. See field_mode for the layout.
@@ -135,6 +136,17 @@ void make_bases() {
   o.guidance = 1.0;
   o.dtype = "f32";
   o.target = "cpu";
+  add_base(schema, o, d);
+  // The DeepSeek MoE with asymmetric int4 weights in groups of 32 (matmul version 4, moe_experts version
+  // 3, head_matmul version 2: kv_b's rows, W_UK read down its columns), f32 compute, CPU. (Last, so that
+  // the earlier bases keep their indices.)
+  o = kiln::CompileOptions{};
+  o.model_dir = kiln::test::fixture("v3_noaux", "deepseek");
+  o.max_seq = 8;
+  o.chunk = 4;
+  o.quantize = "int4";
+  o.group_size = 32;
+  o.asymmetric = true;
   add_base(schema, o, d);
 }
 
