@@ -46,11 +46,15 @@ struct HeadMatmulArgs {
   const int8_t* w_zero = nullptr;  // asymmetric i4: zero points, shaped as w_scale (null: 8)
 };
 
-// CPU scratch per worker: head_matmul_scratch_floats(…).
+// Version 2, transposed: activation rows summed together on the CPU, each weight row dequantized once
+// for them.
+constexpr int64_t kHeadMatmulRowBlock = 4;
+
+// CPU scratch per worker: transposed, a dequantized row (m) and kHeadMatmulRowBlock rows' 16 lanes of m
+// sums; else k floats to widen a row that is not f32 (version 1: 16-bit floats; version 2: also the
+// quantized rows, i8 unscaled).
 inline uint64_t head_matmul_scratch_floats(int64_t k, int64_t m, bool transposed, DType w) {
-  // transposed: the head's k rows of m values dequantized, and 16 lanes of m sums; else k floats to
-  // widen a 16-bit float row (quantized rows are decoded in registers)
-  return transposed ? uint64_t((k + 16) * m) : w == DType::F16 || w == DType::BF16 ? uint64_t(k) : 0;
+  return transposed ? uint64_t((1 + 16 * kHeadMatmulRowBlock) * m) : w == DType::F32 ? 0 : uint64_t(k);
 }
 
 void head_matmul_cpu(const HeadMatmulArgs& a, ThreadPool& pool);

@@ -5,6 +5,9 @@
 #include <cstring>
 
 #include "kernels/matmul.h"
+#ifdef KILN_X86_64_V3_KERNELS
+#include "kernels/cpu/tiles.h"
+#endif
 
 #ifdef KILN_X86_64_V3_KERNELS
 #include <immintrin.h>
@@ -73,16 +76,18 @@ void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t 
   };
   int64_t i = i0;
   for (; i < i0 + n && i % 32 != 0; ++i) dst[i - i0] = one(i);
-  // Whole blocks of 32 (one group each: groups are whole blocks), byte by byte: lanes that vectorize.
+  // Whole blocks of 32 (one group each: groups are whole blocks), byte by byte into local lanes (which
+  // alias nothing, so they vectorize), then copied out.
   for (; i + 32 <= i0 + n; i += 32) {
     const uint8_t* b = row + i / 2;
     const float s = scales[i / group];
     const int z = i4_zero(zeros, i / group);
-    float* d = dst + (i - i0);
+    float v[32];
     for (int l = 0; l < 16; ++l) {
-      d[l] = float(int(b[l] & 15u) - z) * s;
-      d[16 + l] = float(int(b[l] >> 4) - z) * s;
+      v[l] = float(int(b[l] & 15u) - z) * s;
+      v[16 + l] = float(int(b[l] >> 4) - z) * s;
     }
+    std::memcpy(dst + (i - i0), v, sizeof v);
   }
   for (; i < i0 + n; ++i) dst[i - i0] = one(i);
 }
@@ -113,6 +118,11 @@ void dequant_f8(const uint8_t* row, const float* scales, int64_t group, int64_t 
   for (int64_t i = i0; i < i0 + n;) {
     const int64_t end = std::min(i0 + n, (i / group + 1) * group);
     const float s = scales[i / group];
+    for (; i + 16 <= end; i += 16) {  // (local lanes: they vectorize)
+      float v[16];
+      for (int l = 0; l < 16; ++l) v[l] = f8e4m3_bits_f32(row[i + l]) * kF8E4M3Unbias * s;
+      std::memcpy(dst + (i - i0), v, sizeof v);
+    }
     for (; i < end; ++i) dst[i - i0] = f8e4m3_bits_f32(row[i]) * kF8E4M3Unbias * s;
   }
 }
@@ -166,6 +176,11 @@ void weight_row_values(const void* w, DType t, const float* scale, int64_t group
       return;
     }
     case DType::I4:
+#ifdef KILN_X86_64_V3_KERNELS
+      if (cpu_has_avx512())  // (the same products, a table lookup a lane: rows are whole 32-value blocks)
+        return dequant_i4_512(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
+                              zero ? zero + row * (k / group) : nullptr);
+#endif
       return dequant_i4(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
                         zero ? zero + row * (k / group) : nullptr);
     case DType::F8E4M3:
@@ -176,8 +191,9 @@ void weight_row_values(const void* w, DType t, const float* scale, int64_t group
 }
 
 KILN_TARGET_CLONES
-void lane_accumulate(float a, const float* w, float* lane, int64_t n) {
-  // (the expression dot_lanes adds with, so that both contract to an FMA or neither does)
+void lane_accumulate(float a, const float* __restrict w, float* __restrict lane, int64_t n) {
+  // (the expression dot_lanes adds with, so that both contract to an FMA or neither does; restrict: it
+  // vectorizes, element by element, the same bits)
   for (int64_t i = 0; i < n; ++i) lane[i] += a * w[i];
 }
 

@@ -84,7 +84,7 @@ void weight_row_values(const void* w, DType t, const float* scale, int64_t group
 // rows of n sums (zeroed by the caller); lane_accumulate adds a·w[i] to sum i of lane (j mod 16) for the
 // j-th term, as dot_f32 adds a[j]·b[j] to its lane j mod 16, and lanes_reduce then combines the 16 lanes
 // pairwise in dot_f32's order into lanes[0 … n). Output i is then dot_f32's bits for the terms given.
-void lane_accumulate(float a, const float* w, float* lane, int64_t n);
+void lane_accumulate(float a, const float* __restrict w, float* __restrict lane, int64_t n);
 void lanes_reduce(float* lanes, int64_t n);
 
 // e^x for x <= 0 (and NaN, kept): Cephes' degree-6 polynomial on r = x − n·ln 2, n = round(x·log2 e),

@@ -47,7 +47,8 @@ Status validate_v2(const OpCheck& c, uint64_t* scratch) {
   }
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, cmul(heads, m)}));
   KILN_RETURN_IF_ERROR(c.expect_n_valid(2, rows));
-  if (cmul(cadd(k, 16), m) < 0) return invalid_argument("head_matmul weights '" + w->name + "' too large");
+  if (cmul(1 + 16 * kHeadMatmulRowBlock, m) < 0)
+    return invalid_argument("head_matmul weights '" + w->name + "' too large");
   *scratch = head_matmul_scratch_floats(k, m, transposed != 0, t);
   return Status::ok();
 }

@@ -677,7 +677,7 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
 // output equals version 1's on the same (dequantized) values in (heads, m, k) form, bit for bit: the
 // transposed sums keep dot_f32's lanes and order (a k of 37 leaves a tail of 5 in the lanes). i8 not
 // transposed is version 1 on q, times the row's scale, as matmul's i8; transposed, the f32 products
-// q·scale. Padding rows (n_valid) stay untouched; 1 and 2 threads.
+// q·scale. Padding rows (n_valid) stay untouched; 1 and 2 threads, each CPU tier.
 TEST_CASE("head_matmul version 2 (rows, transposed or not, any dtype) equals version 1 on their values") {
   const int64_t heads = 3, rows = 5;
   const std::vector<int32_t> valid = {4};  // row 4 is padding
@@ -733,24 +733,27 @@ TEST_CASE("head_matmul version 2 (rows, transposed or not, any dtype) equals ver
             w1[size_t((h * m + i) * k + j)] =
                 transposed ? deq[size_t((h * k + j) * m + i)] : deq[size_t((h * m + i) * k + j)];
       const auto x = random_floats(size_t(rows * heads * k), seed++, 2.0f);
-      for (int threads : {1, 2}) {
-        CAPTURE(threads);
-        // (version 1 on f32 weights needs none)
-        ThreadPool pool(threads, head_matmul_scratch_floats(k, m, transposed, t));
-        std::vector<float> y2(size_t(rows * heads * m), 0.5f), y1(y2.size(), 0.5f);
-        HeadMatmulArgs a{x.data(), w.data(), t, y2.data(), rows, heads, k, m, valid.data(), 1};
-        a.transposed = transposed;
-        a.w_scale = dtype_is_float(t) ? nullptr : scale.data();
-        a.group = group;
-        a.w_zero = asym ? zero.data() : nullptr;
-        head_matmul_cpu(a, pool);
-        head_matmul_cpu({x.data(), w1.data(), DType::F32, y1.data(), rows, heads, k, m, valid.data(), 1}, pool);
-        if (t == DType::I8 && !transposed)  // (x · q) · the row's scale
-          for (int64_t r = 0; r < valid[0]; ++r)
-            for (int64_t o = 0; o < heads * m; ++o) y1[size_t(r * heads * m + o)] *= scale[size_t(o)];
-        CHECK(std::memcmp(y2.data(), y1.data(), y1.size() * 4) == 0);
-        for (int64_t o = 0; o < heads * m; ++o) CHECK(y2[size_t(4 * heads * m + o)] == 0.5f);
-      }
+      for (const bool tier512 : avx512_tiers())  // (i4 rows dequantized by table lookups on AVX-512)
+        for (int threads : {1, 2}) {
+          const Tier tier(tier512);
+          CAPTURE(tier512);
+          CAPTURE(threads);
+          // (version 1 on f32 weights needs none)
+          ThreadPool pool(threads, head_matmul_scratch_floats(k, m, transposed, t));
+          std::vector<float> y2(size_t(rows * heads * m), 0.5f), y1(y2.size(), 0.5f);
+          HeadMatmulArgs a{x.data(), w.data(), t, y2.data(), rows, heads, k, m, valid.data(), 1};
+          a.transposed = transposed;
+          a.w_scale = dtype_is_float(t) ? nullptr : scale.data();
+          a.group = group;
+          a.w_zero = asym ? zero.data() : nullptr;
+          head_matmul_cpu(a, pool);
+          head_matmul_cpu({x.data(), w1.data(), DType::F32, y1.data(), rows, heads, k, m, valid.data(), 1}, pool);
+          if (t == DType::I8 && !transposed)  // (x · q) · the row's scale
+            for (int64_t r = 0; r < valid[0]; ++r)
+              for (int64_t o = 0; o < heads * m; ++o) y1[size_t(r * heads * m + o)] *= scale[size_t(o)];
+          CHECK(std::memcmp(y2.data(), y1.data(), y1.size() * 4) == 0);
+          for (int64_t o = 0; o < heads * m; ++o) CHECK(y2[size_t(4 * heads * m + o)] == 0.5f);
+        }
     }
 }
 
