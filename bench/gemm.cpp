@@ -5,7 +5,10 @@
 //   kiln-bench-gemm [--threads N] [--rows 64] [--runs 5]
 // Shapes: the Llama-3.2-1B and SmolLM2-135M projections (qkv, o, gate|up, down) with f32, bf16, i8
 // (per-row scaled) and i4 (a scale per 32 values) weights. Reports the median of --runs calls per
-// shape, and the weight bytes read per second (what bounds --rows 1, a decode GEMV).
+// shape, and the weight bytes read per second (what bounds --rows 1, a decode GEMV). Then DeepSeek's
+// MLA per-head matmuls (head_matmul) at the V2-Lite shape: version 1 on the bf16 per-head copies a float
+// plan holds, version 2 on kv_b's rows as quantized plans keep them (bf16, i8, i4 and f8e4m3 in groups
+// of 128, W_UK read down its columns).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -17,6 +20,7 @@
 
 #include "kernels/cpu/simd.h"
 #include "kernels/dtype.h"
+#include "kernels/head_matmul.h"
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 
@@ -79,6 +83,66 @@ struct Shape {
   const char* name;
   int64_t k, m;
 };
+
+// DeepSeek-V2-Lite's W_UKᵀ·q_nope (16 heads of 128 → 512) and W_UV·o_latent (16 heads of 512 → 128).
+void bench_head_matmul(int threads, int rows, int runs) {
+  const int64_t heads = 16, nope = 128, rank = 512, vd = 128, group = 128;
+  std::printf(
+      "\nDeepSeek-V2-Lite MLA per-head matmuls (head_matmul), %d rows\n"
+      "| matmul | layout | weights | median ms | weight GB/s |\n|---|---|---|---|---|\n",
+      rows);
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::normal_distribution<float> codes(0.0f, 100.0f);  // f8e4m3 codes as a block-scaled checkpoint's spread
+  struct Case {
+    const char* name;
+    bool transposed;
+    int64_t k, m;
+  };
+  for (const Case& c : {Case{"W_UK^T", true, nope, rank}, Case{"W_UV", false, rank, vd}})
+    for (int v = 0; v < 5; ++v) {
+      // v 0: version 1, bf16 (heads, m, k); 1-4: version 2 rows, bf16, i8, i4, f8e4m3
+      const kiln::DType dt = v <= 1   ? kiln::DType::BF16
+                             : v == 2 ? kiln::DType::I8
+                             : v == 3 ? kiln::DType::I4
+                                      : kiln::DType::F8E4M3;
+      const int64_t n = heads * c.k * c.m, cols = c.transposed && v > 0 ? c.m : c.k;
+      const int64_t w_rows = n / cols;
+      std::vector<float, kiln::CacheLineAllocator<float>> x(size_t(rows * heads * c.k)), y(size_t(rows * heads * c.m));
+      for (float& f : x) f = u(rng);
+      std::vector<uint8_t, kiln::CacheLineAllocator<uint8_t>> w(
+          dt == kiln::DType::I4 ? size_t(n / 2) : size_t(n) * kiln::dtype_size(dt));
+      for (size_t i = 0; i < w.size(); ++i) w[i] = uint8_t(rng());
+      if (dt == kiln::DType::BF16)
+        for (int64_t i = 0; i < n; ++i) kiln::store_from_f32(w.data(), dt, uint64_t(i), u(rng) * 0.05f);
+      if (dt == kiln::DType::F8E4M3)
+        for (uint8_t& b : w) b = kiln::f32_to_f8e4m3(std::max(-448.0f, std::min(448.0f, codes(rng))));
+      const int64_t spr = dt == kiln::DType::I8 ? 1 : dt == kiln::DType::BF16 ? 0 : cols / group;
+      const std::vector<float> scale(size_t(std::max<int64_t>(1, w_rows * spr)), 0.01f);
+      kiln::HeadMatmulArgs a{x.data(), w.data(), dt, y.data(), rows, heads, c.k, c.m, nullptr, 1};
+      if (v > 0) {
+        a.transposed = c.transposed;
+        a.w_scale = dt == kiln::DType::BF16 ? nullptr : scale.data();
+        a.group = dt == kiln::DType::I4 || dt == kiln::DType::F8E4M3 ? group : 0;
+      }
+      kiln::ThreadPool pool(threads, kiln::head_matmul_scratch_floats(c.k, c.m, a.transposed, dt));
+      kiln::head_matmul_cpu(a, pool);  // warm-up
+      std::vector<double> ms;
+      for (int r = 0; r < runs; ++r) {
+        const double t0 = now_s();
+        kiln::head_matmul_cpu(a, pool);
+        ms.push_back((now_s() - t0) * 1e3);
+      }
+      std::sort(ms.begin(), ms.end());
+      const double med = ms[ms.size() / 2];
+      const uint64_t bytes = w.size() + (a.w_scale ? scale.size() * 4 : 0);
+      std::printf("| %s | %s | %s | %.3f | %.1f |\n", c.name,
+                  v == 0         ? "version 1 (per-head copy)"
+                  : c.transposed ? "version 2 (kv_b rows, down columns)"
+                                 : "version 2 (kv_b rows)",
+                  kiln::dtype_name(dt), med, double(bytes) / (med / 1e3) / 1e9);
+    }
+}
 
 }  // namespace
 
@@ -162,5 +226,6 @@ int main(int argc, char** argv) {
                   (long long)s.m, kiln::dtype_name(dt), med, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0,
                   double(w.size()) / (med / 1e3) / 1e9);
     }
+  bench_head_matmul(threads, rows, runs);
   return 0;
 }
