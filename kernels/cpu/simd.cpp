@@ -184,6 +184,10 @@ void weight_row_values(const void* w, DType t, const float* scale, int64_t group
       return dequant_i4(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
                         zero ? zero + row * (k / group) : nullptr);
     case DType::F8E4M3:
+#ifdef KILN_X86_64_V3_KERNELS
+      if (cpu_has_avx512())
+        return dequant_f8_512(base + row * k, scale + row * f8_scales_per_row(k, group), group, k, dst);
+#endif
       return dequant_f8(base + row * k, scale + row * f8_scales_per_row(k, group), group, 0, k, dst);
     default:
       return convert_to_f32(base + uint64_t(row * k) * dtype_size(t), t, dst, uint64_t(k));

@@ -247,6 +247,28 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) inline void dequant_i4_512(
   }
 }
 
+// dequant_f8 on AVX-512 for a whole row of n values (group a multiple of 16 up to n, or n): 16 values a
+// step, each value's bits moved into an f32 and multiplied by the group's scale · 2^120 (one rounding to
+// value · scale, as dequant_f8's two multiplies give it; the first is exact), or, where that product
+// overflows, unbiased first; the last n % 16 values one by one.
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) inline void dequant_f8_512(const uint8_t* row, const float* scales,
+                                                                                int64_t group, int64_t n, float* dst) {
+  const __m512i mask = _mm512_set1_epi32(int(0x87f00000u));
+  const int64_t n16 = n - n % 16;
+  for (int64_t g0 = 0; g0 < n16; g0 += group) {
+    const float s = scales[g0 / group];
+    const bool big = !(std::fabs(s * kF8E4M3Unbias) <= 3.4028235e38f);
+    const __m512 sv = _mm512_set1_ps(big ? s : s * kF8E4M3Unbias);
+    for (int64_t i = g0; i < std::min(g0 + group, n16); i += 16) {
+      const __m512i b = _mm512_maskz_cvtepi8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i)));
+      __m512 v = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_slli_epi32(0xffff, b, 20), mask));
+      if (big) v = _mm512_mul_ps(v, _mm512_set1_ps(kF8E4M3Unbias));
+      _mm512_storeu_ps(dst + i, _mm512_mul_ps(v, sv));
+    }
+  }
+  for (int64_t i = n16; i < n; ++i) dst[i] = f8e4m3_value(row[i]) * scales[i / group];
+}
+
 // One step of dot_tile512_f8: values i … i+15 of C f8e4m3 rows against x's, each value's bits moved
 // into an f32 (f8e4m3_bits_f32: sign-extended, shifted, masked), times sv[c], FMA into acc[c]. sv[c] is
 // the group's scale · 2^120, one rounding to value · scale exactly as dequant_f8's two multiplies give
