@@ -78,6 +78,20 @@ double fma_peak_gflops(kiln::ThreadPool& pool, int lanes) {
 }
 #endif
 
+// The median of `runs` timed calls of f after one warm-up call, in ms.
+template <class F>
+double median_call_ms(const F& f, int runs) {
+  f();
+  std::vector<double> ms;
+  for (int r = 0; r < runs; ++r) {
+    const double t0 = now_s();
+    f();
+    ms.push_back((now_s() - t0) * 1e3);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
 struct Shape {
   const char* model;
   const char* name;
@@ -126,15 +140,7 @@ void bench_head_matmul(int threads, int rows, int runs) {
         a.group = dt == kiln::DType::I4 || dt == kiln::DType::F8E4M3 ? group : 0;
       }
       kiln::ThreadPool pool(threads, kiln::head_matmul_scratch_floats(c.k, c.m, a.transposed, dt));
-      kiln::head_matmul_cpu(a, pool);  // warm-up
-      std::vector<double> ms;
-      for (int r = 0; r < runs; ++r) {
-        const double t0 = now_s();
-        kiln::head_matmul_cpu(a, pool);
-        ms.push_back((now_s() - t0) * 1e3);
-      }
-      std::sort(ms.begin(), ms.end());
-      const double med = ms[ms.size() / 2];
+      const double med = median_call_ms([&] { kiln::head_matmul_cpu(a, pool); }, runs);
       const uint64_t bytes = w.size() + (a.w_scale ? scale.size() * 4 : 0);
       std::printf("| %s | %s | %s | %.3f | %.1f |\n", c.name,
                   v == 0         ? "version 1 (per-head copy)"
@@ -213,15 +219,8 @@ int main(int argc, char** argv) {
                          1,
                          dt == kiln::DType::I8 || i4 ? scale.data() : nullptr,
                          i4 ? kGroup : 0};
-      kiln::matmul_cpu(a, pool);  // warm-up
-      std::vector<double> ms;
-      for (int r = 0; r < runs; ++r) {
-        const double t0 = now_s();
-        kiln::matmul_cpu(a, pool);
-        ms.push_back((now_s() - t0) * 1e3);
-      }
-      std::sort(ms.begin(), ms.end());
-      const double med = ms[ms.size() / 2], gflops = 2.0 * rows * s.k * s.m / (med / 1e3) / 1e9;
+      const double med = median_call_ms([&] { kiln::matmul_cpu(a, pool); }, runs),
+                   gflops = 2.0 * rows * s.k * s.m / (med / 1e3) / 1e9;
       std::printf("| %s | %s | %lld | %lld | %s | %.2f | %.1f | %.0f%% | %.1f |\n", s.model, s.name, (long long)s.k,
                   (long long)s.m, kiln::dtype_name(dt), med, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0,
                   double(w.size()) / (med / 1e3) / 1e9);

@@ -677,10 +677,13 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
 // output equals version 1's on the same (dequantized) values in (heads, m, k) form, bit for bit: the
 // transposed sums keep dot_f32's lanes and order (a k of 37 leaves a tail of 5 in the lanes). i8 not
 // transposed is version 1 on q, times the row's scale, as matmul's i8; transposed, the f32 products
-// q·scale. Padding rows (n_valid) stay untouched; 1 and 2 threads, each CPU tier.
+// q·scale. Two sequences of a 5-row chunk, 4 and 3 tokens (several blocks of kHeadMatmulRowBlock rows, a
+// partial one); padding rows stay untouched; 1 and 2 threads, each CPU tier. f8e4m3 rows of 56 in groups
+// of 48 (a short last group, a tail of 8 past the 16-value steps), and of 40 in one group (big scales).
 TEST_CASE("head_matmul version 2 (rows, transposed or not, any dtype) equals version 1 on their values") {
-  const int64_t heads = 3, rows = 5;
-  const std::vector<int32_t> valid = {4};  // row 4 is padding
+  const int64_t heads = 3, batch = 2, chunk = 5, rows = batch * chunk;
+  const std::vector<int32_t> valid = {4, 3};  // rows 4, 8 and 9 are padding
+  auto padding = [&](int64_t r) { return r % chunk >= valid[size_t(r / chunk)]; };
   uint32_t seed = 2300;
   for (const bool transposed : {false, true})
     for (const auto& scheme : {std::pair<DType, bool>{DType::F32, false},
@@ -697,9 +700,11 @@ TEST_CASE("head_matmul version 2 (rows, transposed or not, any dtype) equals ver
       CAPTURE(dtype);
       CAPTURE(asym);
       // y[h·m + i] = Σ_j W_h[i, j] x[h·k + j]; stored as heads·m rows of k, or heads·k rows of m.
-      const int64_t k = transposed ? 37 : 64, m = transposed ? 64 : 40;
+      const bool big = t == DType::F8E4M3 && asym;  // (f8e4m3 "asym": big scales, below)
+      const int64_t row_len = t == DType::F8E4M3 ? (big ? 40 : 56) : 64;
+      const int64_t k = transposed ? 37 : row_len, m = transposed ? row_len : 40;
       const int64_t n = transposed ? heads * k : heads * m, cols = transposed ? m : k;
-      const int64_t group = t == DType::I4 ? 32 : t == DType::F8E4M3 ? 48 : 0;
+      const int64_t group = t == DType::I4 ? 32 : t == DType::F8E4M3 ? (big ? 40 : 48) : 0;
       const int64_t groups = group > 0 ? (cols + group - 1) / group : 1;
       std::mt19937 rng(seed++);
       std::vector<uint8_t> w(size_t(t == DType::I4 ? n * cols / 2 : n * cols * int64_t(dtype_size(t))));
@@ -711,8 +716,7 @@ TEST_CASE("head_matmul version 2 (rows, transposed or not, any dtype) equals ver
         w[2 * i] = uint8_t(b & 0xff);
         w[2 * i + 1] = uint8_t(b >> 8);
       }
-      // (f8e4m3 "asym": scales over 2^8, where scale · 2^120 overflows and the value is unbiased first)
-      const bool big = t == DType::F8E4M3 && asym;
+      // (big: scales up to 10^3, over 2^8, where scale · 2^120 overflows and the value is unbiased first)
       const auto scale = random_floats(size_t(n * groups), seed++, big ? 1e3f : 0.05f);
       std::vector<int8_t> zero;
       for (int64_t g = 0; asym && !big && g < n * groups; ++g) zero.push_back(int8_t(rng() % 17));
@@ -744,18 +748,19 @@ TEST_CASE("head_matmul version 2 (rows, transposed or not, any dtype) equals ver
           // (version 1 on f32 weights needs none)
           ThreadPool pool(threads, head_matmul_scratch_floats(k, m, transposed, t));
           std::vector<float> y2(size_t(rows * heads * m), 0.5f), y1(y2.size(), 0.5f);
-          HeadMatmulArgs a{x.data(), w.data(), t, y2.data(), rows, heads, k, m, valid.data(), 1};
+          HeadMatmulArgs a{x.data(), w.data(), t, y2.data(), rows, heads, k, m, valid.data(), batch};
           a.transposed = transposed;
           a.w_scale = dtype_is_float(t) ? nullptr : scale.data();
           a.group = group;
           a.w_zero = asym && !big ? zero.data() : nullptr;
           head_matmul_cpu(a, pool);
-          head_matmul_cpu({x.data(), w1.data(), DType::F32, y1.data(), rows, heads, k, m, valid.data(), 1}, pool);
+          head_matmul_cpu({x.data(), w1.data(), DType::F32, y1.data(), rows, heads, k, m, valid.data(), batch}, pool);
           if (t == DType::I8 && !transposed)  // (x · q) · the row's scale
-            for (int64_t r = 0; r < valid[0]; ++r)
-              for (int64_t o = 0; o < heads * m; ++o) y1[size_t(r * heads * m + o)] *= scale[size_t(o)];
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t o = 0; o < heads * m && !padding(r); ++o) y1[size_t(r * heads * m + o)] *= scale[size_t(o)];
           CHECK(std::memcmp(y2.data(), y1.data(), y1.size() * 4) == 0);
-          for (int64_t o = 0; o < heads * m; ++o) CHECK(y2[size_t(4 * heads * m + o)] == 0.5f);
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t o = 0; o < heads * m && padding(r); ++o) CHECK(y2[size_t(r * heads * m + o)] == 0.5f);
         }
     }
 }
