@@ -8,7 +8,8 @@
 // shape, and the weight bytes read per second (what bounds --rows 1, a decode GEMV). Then DeepSeek's
 // MLA per-head matmuls (head_matmul) at the V2-Lite shape: version 1 on the bf16 per-head copies a float
 // plan holds, version 2 on kv_b's rows as quantized plans keep them (bf16, i8, i4 and f8e4m3 in groups
-// of 128, W_UK read down its columns).
+// of 128, W_UK read down its columns). Then its routed experts (moe_experts: 6 of 64 experts a token,
+// dim 2048, expert ffn 1408) in bf16, i8, i4 and f8e4m3 (groups of 128).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -22,6 +23,7 @@
 #include "kernels/dtype.h"
 #include "kernels/head_matmul.h"
 #include "kernels/matmul.h"
+#include "kernels/moe.h"
 #include "kernels/thread_pool.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -150,6 +152,55 @@ void bench_head_matmul(int threads, int rows, int runs) {
     }
 }
 
+// DeepSeek-V2-Lite's routed experts: each token's 6 experts (of 8 held here: the weights a token reads
+// are the same bytes), gate|up then down.
+void bench_moe_experts(int threads, int rows, int runs) {
+  const int64_t E = 8, D = 2048, F = 1408, K = 6, group = 128;
+  std::printf(
+      "\nDeepSeek-V2-Lite routed experts (moe_experts, %lld of them a token), %d rows\n"
+      "| weights | median ms | expert weight bytes a token | weight GB/s (one token's) |\n|---|---|---|---|\n",
+      (long long)K, rows);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::normal_distribution<float> codes(0.0f, 100.0f);
+  std::vector<float, kiln::CacheLineAllocator<float>> h(size_t(rows * D)), y(size_t(rows * D)),
+      ws(size_t(rows * K * F));
+  for (float& v : h) v = u(rng);
+  std::vector<int32_t> ids(size_t(rows * K));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i % K);
+  const std::vector<float> weights(size_t(rows * K), 0.1f);
+  for (kiln::DType dt : {kiln::DType::BF16, kiln::DType::I8, kiln::DType::I4, kiln::DType::F8E4M3}) {
+    auto bytes = [&](int64_t n) { return dt == kiln::DType::I4 ? n / 2 : n * int64_t(kiln::dtype_size(dt)); };
+    auto make = [&](int64_t n) {
+      std::vector<uint8_t, kiln::CacheLineAllocator<uint8_t>> w(size_t(bytes(n)));
+      for (uint8_t& b : w) b = uint8_t(rng());
+      if (dt == kiln::DType::BF16)
+        for (int64_t i = 0; i < n; ++i) kiln::store_from_f32(w.data(), dt, uint64_t(i), u(rng) * 0.05f);
+      if (dt == kiln::DType::F8E4M3)
+        for (uint8_t& b : w) b = kiln::f32_to_f8e4m3(std::max(-448.0f, std::min(448.0f, codes(rng))));
+      return w;
+    };
+    const auto gu = make(E * 2 * F * D), down = make(E * D * F);
+    const bool grouped = dt == kiln::DType::I4 || dt == kiln::DType::F8E4M3;
+    const std::vector<float> gu_scale(size_t(E * 2 * F * (grouped ? D / group : 1)), 0.01f),
+        down_scale(size_t(E * D * (grouped ? (F + group - 1) / group : 1)), 0.01f);
+    kiln::MoeExpertsArgs a{
+        h.data(), ids.data(), weights.data(), gu.data(), down.data(), dt, y.data(), ws.data(), rows, D, E,
+        F,        K,          nullptr,        1};
+    if (dt != kiln::DType::BF16) {
+      a.gu_scale = gu_scale.data();
+      a.down_scale = down_scale.data();
+      a.gu_group = grouped ? group : 0;
+      a.down_group = grouped ? group : 0;
+    }
+    kiln::ThreadPool pool(threads, kiln::moe_experts_scratch_floats(D, F));
+    const double med = median_call_ms([&] { kiln::moe_experts_cpu(a, pool); }, runs);
+    const double per_token = double(K * (bytes(2 * F * D) + bytes(D * F)));
+    std::printf("| %s | %.2f | %.1f MB | %.1f |\n", kiln::dtype_name(dt), med, per_token / 1e6,
+                per_token * rows / (med / 1e3) / 1e9);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -226,5 +277,6 @@ int main(int argc, char** argv) {
                   double(w.size()) / (med / 1e3) / 1e9);
     }
   bench_head_matmul(threads, rows, runs);
+  bench_moe_experts(threads, rows, runs);
   return 0;
 }

@@ -153,6 +153,33 @@ float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scra
 float weight_row_dot(const float* x, const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k,
                      float* scratch, const int8_t* zero) {
   const uint8_t* base = static_cast<const uint8_t*>(w);
+#ifdef KILN_X86_64_V3_KERNELS
+  // On AVX-512, the matmul's one-row tiles (kernels/cpu/tiles.h): the same bits as the dots below, the
+  // weights widened in registers 16 lanes at a time.
+  if (cpu_has_avx512() && t != DType::F32) {
+    float out = 0.0f;
+    if (t == DType::BF16) {
+      const uint16_t* r = reinterpret_cast<const uint16_t*>(base) + row * k;
+      dot_tile512_widen<1, uint16_t>(x, &r, k, &out);
+    } else if (t == DType::I8) {
+      const int8_t* r = reinterpret_cast<const int8_t*>(base) + row * k;
+      dot_tile512_widen<1, int8_t>(x, &r, k, &out);
+      out *= scale[row];
+    } else if (t == DType::I4) {
+      const uint8_t* r = base + row * (k / 2);
+      const float* s = scale + row * (k / group);
+      const int8_t* z = zero ? zero + row * (k / group) : nullptr;
+      dot_tile512_i4<1>(x, &r, &s, group, k, &out, zero ? &z : nullptr);
+    } else if (t == DType::F8E4M3) {
+      const uint8_t* r = base + row * k;
+      const float* s = scale + row * f8_scales_per_row(k, group);
+      dot_tile512_f8<1>(x, &r, &s, group, k, &out);
+    } else {
+      return dot_f32_any(x, base + uint64_t(row * k) * dtype_size(t), t, k, scratch);
+    }
+    return out;
+  }
+#endif
   switch (t) {
     case DType::I8:
       return dot_f32_i8(x, reinterpret_cast<const int8_t*>(base) + row * k, k) * scale[row];

@@ -603,72 +603,75 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
       return q;
     };
     const Q gu = make(E * 2 * F, D, t == DType::F8E4M3 ? 48 : 32), down = make(E * D, F, 32);
-    for (int threads : {1, 2}) {
-      CAPTURE(threads);
-      ThreadPool pool(threads, moe_experts_scratch_floats(D, F));
-      std::vector<float> yq(size_t(rows * D), 0.5f), ws(size_t(rows * K * F));
-      MoeExpertsArgs a{h.data(),
-                       ids.data(),
-                       wts.data(),
-                       gu.w.data(),
-                       down.w.data(),
-                       t,
-                       yq.data(),
-                       ws.data(),
-                       rows,
-                       D,
-                       E,
-                       F,
-                       K,
-                       valid.data(),
-                       1,
-                       gu.scale.data(),
-                       down.scale.data(),
-                       gu.group,
-                       down.group,
-                       asym ? gu.zero.data() : nullptr,
-                       asym ? down.zero.data() : nullptr};
-      moe_experts_cpu(a, pool);
-      if (t != DType::I8) {
-        std::vector<float> yf(size_t(rows * D), 0.5f), wsf(ws.size());
-        moe_experts_cpu({h.data(), ids.data(), wts.data(), gu.deq.data(), down.deq.data(), DType::F32, yf.data(),
-                         wsf.data(), rows, D, E, F, K, valid.data(), 1},
-                        pool);
-        CHECK(std::memcmp(yq.data(), yf.data(), yf.size() * 4) == 0);
-        continue;
-      }
-      // i8: out = (x · q) · scale per row, in double.
-      double err = 0, norm = 0;
-      for (int64_t r = 0; r < rows; ++r) {
-        std::vector<double> y(size_t(D), 0.5);
-        for (int64_t k = 0; r < valid[0] && k < K; ++k) {
-          const int32_t e = ids[size_t(r * K + k)];
-          if (e < 0 || e >= E) continue;
-          std::vector<double> act(static_cast<size_t>(F));
-          for (int64_t f = 0; f < F; ++f) {
-            double g = 0, u = 0;
-            for (int64_t i = 0; i < D; ++i) {
-              g += double(h[size_t(r * D + i)]) * gu.deq[size_t((e * 2 * F + f) * D + i)];
-              u += double(h[size_t(r * D + i)]) * gu.deq[size_t((e * 2 * F + F + f) * D + i)];
+    for (const bool tier512 : avx512_tiers())  // (AVX-512: the matmul's one-row tiles)
+      for (int threads : {1, 2}) {
+        const Tier tier(tier512);
+        CAPTURE(tier512);
+        CAPTURE(threads);
+        ThreadPool pool(threads, moe_experts_scratch_floats(D, F));
+        std::vector<float> yq(size_t(rows * D), 0.5f), ws(size_t(rows * K * F));
+        MoeExpertsArgs a{h.data(),
+                         ids.data(),
+                         wts.data(),
+                         gu.w.data(),
+                         down.w.data(),
+                         t,
+                         yq.data(),
+                         ws.data(),
+                         rows,
+                         D,
+                         E,
+                         F,
+                         K,
+                         valid.data(),
+                         1,
+                         gu.scale.data(),
+                         down.scale.data(),
+                         gu.group,
+                         down.group,
+                         asym ? gu.zero.data() : nullptr,
+                         asym ? down.zero.data() : nullptr};
+        moe_experts_cpu(a, pool);
+        if (t != DType::I8) {
+          std::vector<float> yf(size_t(rows * D), 0.5f), wsf(ws.size());
+          moe_experts_cpu({h.data(), ids.data(), wts.data(), gu.deq.data(), down.deq.data(), DType::F32, yf.data(),
+                           wsf.data(), rows, D, E, F, K, valid.data(), 1},
+                          pool);
+          CHECK(std::memcmp(yq.data(), yf.data(), yf.size() * 4) == 0);
+          continue;
+        }
+        // i8: out = (x · q) · scale per row, in double.
+        double err = 0, norm = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+          std::vector<double> y(size_t(D), 0.5);
+          for (int64_t k = 0; r < valid[0] && k < K; ++k) {
+            const int32_t e = ids[size_t(r * K + k)];
+            if (e < 0 || e >= E) continue;
+            std::vector<double> act(static_cast<size_t>(F));
+            for (int64_t f = 0; f < F; ++f) {
+              double g = 0, u = 0;
+              for (int64_t i = 0; i < D; ++i) {
+                g += double(h[size_t(r * D + i)]) * gu.deq[size_t((e * 2 * F + f) * D + i)];
+                u += double(h[size_t(r * D + i)]) * gu.deq[size_t((e * 2 * F + F + f) * D + i)];
+              }
+              g *= gu.scale[size_t(e * 2 * F + f)];
+              u *= gu.scale[size_t(e * 2 * F + F + f)];
+              act[size_t(f)] = g / (1 + std::exp(-g)) * u;
             }
-            g *= gu.scale[size_t(e * 2 * F + f)];
-            u *= gu.scale[size_t(e * 2 * F + F + f)];
-            act[size_t(f)] = g / (1 + std::exp(-g)) * u;
+            for (int64_t d = 0; d < D; ++d) {
+              double o = 0;
+              for (int64_t f = 0; f < F; ++f) o += act[size_t(f)] * down.deq[size_t((e * D + d) * F + f)];
+              y[size_t(d)] += double(wts[size_t(r * K + k)]) * o * down.scale[size_t(e * D + d)];
+            }
           }
           for (int64_t d = 0; d < D; ++d) {
-            double o = 0;
-            for (int64_t f = 0; f < F; ++f) o += act[size_t(f)] * down.deq[size_t((e * D + d) * F + f)];
-            y[size_t(d)] += double(wts[size_t(r * K + k)]) * o * down.scale[size_t(e * D + d)];
+            err += (yq[size_t(r * D + d)] - y[size_t(d)]) * (yq[size_t(r * D + d)] - y[size_t(d)]);
+            norm += y[size_t(d)] * y[size_t(d)];
           }
         }
-        for (int64_t d = 0; d < D; ++d) {
-          err += (yq[size_t(r * D + d)] - y[size_t(d)]) * (yq[size_t(r * D + d)] - y[size_t(d)]);
-          norm += y[size_t(d)] * y[size_t(d)];
-        }
+        CHECK(std::sqrt(err / norm) < 1e-5);
+        for (int64_t d = 0; d < D; ++d) CHECK(yq[size_t(3 * D + d)] == 0.5f);  // the padding row is untouched
       }
-      CHECK(std::sqrt(err / norm) < 1e-5);
-      for (int64_t d = 0; d < D; ++d) CHECK(yq[size_t(3 * D + d)] == 0.5f);  // the padding row is untouched
-    }
   }
 }
 
