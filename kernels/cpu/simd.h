@@ -28,7 +28,8 @@ inline bool cpu_has_x86_64_v3() {
 // Whether matmul and attention run their AVX-512 tiles: the CPU has AVX-512 F and DQ besides
 // x86-64-v3, and tests have not turned them off (set_avx512_tiles_for_tests(false) runs the AVX2
 // tiles instead, so both are covered on such a CPU; the results are the same bits). Read on the
-// calling thread before work is handed to the pool.
+// calling thread before work is handed to the pool, or by row helpers (weight_row_dot,
+// weight_row_values) on the workers: tests toggle it only between kernel calls.
 bool cpu_has_avx512();
 void set_avx512_tiles_for_tests(bool on);
 #endif
