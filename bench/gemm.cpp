@@ -225,7 +225,12 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
   app.add_option("--rows", rows, "activation rows (a prefill chunk)")->check(CLI::Range(1, 4096));
   app.add_option("--runs", runs, "timed calls per shape (the median is reported)")->check(CLI::Range(1, 1000));
+  bool no_avx512 = false;
+  app.add_flag("--no-avx512", no_avx512, "run the AVX2 tiles on an AVX-512 CPU (the same bits; AVX2 machines' speed)");
   CLI11_PARSE(app, argc, argv);
+#ifdef KILN_X86_64_V3_KERNELS
+  if (no_avx512) kiln::set_avx512_tiles_for_tests(false);
+#endif
   const std::vector<Shape> shapes = {
       {"llama-3.2-1b", "qkv", 2048, 3072},      {"llama-3.2-1b", "o", 2048, 2048},
       {"llama-3.2-1b", "gate_up", 2048, 16384}, {"llama-3.2-1b", "down", 8192, 2048},
