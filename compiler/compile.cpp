@@ -34,9 +34,12 @@ PlanTargets parse_targets(const std::string& target) {
   return targets;
 }
 
+bool quantizes_weights(const CompileOptions& o, bool prequantized) {
+  return o.quantize == "int8" || o.quantize == "int4" || o.quantize == "fp8" || (o.quantize.empty() && prequantized);
+}
+
 bool cpu_only_plan(const CompileOptions& o, bool prequantized) {
-  return o.target == "cpu" || (o.target.empty() && (o.quantize == "int8" || o.quantize == "int4" ||
-                                                    o.quantize == "fp8" || (o.quantize.empty() && prequantized)));
+  return o.target == "cpu" || (o.target.empty() && quantizes_weights(o, prequantized));
 }
 
 bool keeps_fp8(const CompileOptions& o, bool dtype_upcasts) {

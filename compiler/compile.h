@@ -60,6 +60,10 @@ PlanTargets parse_targets(const std::string& target);
 // no --quantize): their CUDA kernels are not the default until measured on a GPU; --target cuda or all
 // asks for them.
 bool cpu_only_plan(const CompileOptions& o, bool prequantized);
+
+// Whether the plan holds int8, int4 or fp8 weights: --quantize int8|int4|fp8, or no --quantize on a
+// checkpoint whose pre-quantized weights stay as shipped (prequantized).
+bool quantizes_weights(const CompileOptions& o, bool prequantized);
 // Whether a checkpoint's FP8 weights stay f8e4m3 in the plan: --quantize fp8, or no --quantize (another
 // re-quantizes them) and, where --dtype upcasts them (DeepSeek's quant_method fp8: dtype_upcasts), no
 // --dtype. compressed-tensors' FP8 stays as shipped whatever --dtype says, as its int8 and int4 do.

@@ -331,13 +331,11 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   const std::string lora_note = check_lora_config_keys(b.lora, o);
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
-  const LlmLimits lim =
-      llm_limits(o, c.max_position_embeddings, !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
-  // kv_b as rows wherever quantize_weights may quantize or keep weights (compile_model's rule): --quantize
-  // int8|int4|fp8, or a pre-quantized checkpoint kept as shipped (FP8 unless --dtype upcasts it).
-  const bool quantizing = o.quantize == "int8" || o.quantize == "int4" || o.quantize == "fp8";
-  const bool kv_b_rows =
-      quantizing || (o.quantize.empty() && (!q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts))));
+  // Pre-quantized weights that stay as shipped without --quantize (FP8 unless --dtype upcasts it).
+  const bool kept_quantized = !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts));
+  const LlmLimits lim = llm_limits(o, c.max_position_embeddings, kept_quantized);
+  // kv_b as rows wherever quantize_weights may quantize or keep weights (compile_model's rule).
+  const bool kv_b_rows = quantizes_weights(o, kept_quantized);
   Graph& g = b.graph =
       build_deepseek_graph(c, DeepseekBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk, kv_b_rows});
   const int64_t H = c.num_attention_heads;

@@ -62,7 +62,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "w", kFloatTypes, {h, m, k}));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, cmul(h, m)}));
   KILN_RETURN_IF_ERROR(c.expect_n_valid(2, rows));
-  if (c.in(1)->dtype != DType::F32) *scratch = uint64_t(k);
+  *scratch = head_matmul_scratch_floats(k, m, false, c.in(1)->dtype);
   return Status::ok();
 }
 
