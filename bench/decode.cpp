@@ -269,7 +269,10 @@ int main(int argc, char** argv) {
   bool huge_pages = false;
   app.add_flag("--huge-pages", huge_pages, "CPU: weights from a copy in transparent huge pages (ContextOptions)");
   app.add_flag("--compare-pdl", compare_pdl, "CUDA: then time decode again in a context with PDL the other way");
+  bool no_avx512 = false;
+  kiln::bench::add_no_avx512_flag(app, no_avx512);
   CLI11_PARSE(app, argc, argv);
+  kiln::bench::apply_no_avx512(no_avx512);
   if (contexts.empty()) contexts.push_back(128);
   bool bad_context = false;
   for (int ctx_len : contexts) bad_context = bad_context || ctx_len < 1;

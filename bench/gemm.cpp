@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/dtype.h"
 #include "kernels/head_matmul.h"
@@ -226,11 +227,9 @@ int main(int argc, char** argv) {
   app.add_option("--rows", rows, "activation rows (a prefill chunk)")->check(CLI::Range(1, 4096));
   app.add_option("--runs", runs, "timed calls per shape (the median is reported)")->check(CLI::Range(1, 1000));
   bool no_avx512 = false;
-  app.add_flag("--no-avx512", no_avx512, "run the AVX2 tiles on an AVX-512 CPU (the same bits; AVX2 machines' speed)");
+  kiln::bench::add_no_avx512_flag(app, no_avx512);
   CLI11_PARSE(app, argc, argv);
-#ifdef KILN_X86_64_V3_KERNELS
-  if (no_avx512) kiln::set_avx512_tiles_for_tests(false);
-#endif
+  kiln::bench::apply_no_avx512(no_avx512);
   const std::vector<Shape> shapes = {
       {"llama-3.2-1b", "qkv", 2048, 3072},      {"llama-3.2-1b", "o", 2048, 2048},
       {"llama-3.2-1b", "gate_up", 2048, 16384}, {"llama-3.2-1b", "down", 8192, 2048},

@@ -9,24 +9,22 @@
 // not bit for bit.
 // The dot products: low-precision weight rows are widened to f32 in the worker's scratch, a block at
 // a time, and reused for every activation row. With a single activation row (decode) bf16 and int8
-// rows are instead widened in registers by dot_f32_bf16 and dot_f32_i8, which give the same bits
-// without the round trip to scratch. Int8 rows (i8 weights) widen to their integers q; each output is
-// then scaled by its row's w_scale. Int4 rows (i4 weights) widen to their dequantized values
-// q · scale (dequant_i4; in registers for decode, dot_tile512_i4 or dot_f32_i4), and are then used
-// as f32 rows: every output is the f32 weights' on those values, bit for bit. F8e4m3 rows likewise
-// widen to value · scale (dequant_f8; for decode dot_tile512_f8 or dot_f32_f8).
-// On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows × 6 weight
-// rows (dot_tile512), and one row with bf16 or int8 weights as tiles of weight rows widened in
-// registers (dot_tile512_widen); one row with f32 or f16 weights keeps the AVX2 tiles below.
-// On other x86-64-v3 CPUs the products run as register tiles (kernels/cpu/tiles.h) of 2 activation
-// rows × 3 weight rows (dot_tile): each x load feeds 3 FMAs and each weight load 2, where a dot
-// product per output loads both operands for every FMA. With several activation rows and k over
-// 2,048 (where 3 weight rows outgrow L1) they run as 2 × 6 tiles instead, k in blocks of 1,024
-// that keep the weight rows' block in L1 while the activation rows stream past, each half of the
-// lanes in turn (dot_half_tile; on the 2-core dev VM 42-46% of the FMA peak on Llama-3.2-1B's
-// down projection against 33-36%; not faster at smaller k). Below kGemmMinRows every output keeps
-// dot_f32's 16 lanes, association order and FMA contraction, so the results are bit-identical to
-// dot_f32 (and to the one-row path).
+// rows are instead widened in registers by dot_f32_bf16 and dot_f32_i8 (int8 on x86-64-v3: 4 rows a
+// tile, dot_tile256_i8), which give the same bits without the round trip to scratch. Int8 rows (i8 weights) widen to
+// their integers q; each output is then scaled by its row's w_scale. Int4 rows (i4 weights) widen to their dequantized
+// values q · scale (dequant_i4; in registers for decode: dot_tile512_i4 on AVX-512, dot_tile256_i4 on other x86-64-v3
+// CPUs, dot_f32_i4 elsewhere), and are then used as f32 rows: every output is the f32 weights' on those values, bit for
+// bit. F8e4m3 rows likewise widen to value · scale (dequant_f8; for decode dot_tile512_f8, dot_tile256_f8 or
+// dot_f32_f8). On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows × 6 weight rows
+// (dot_tile512), and one row with bf16 or int8 weights as tiles of weight rows widened in registers
+// (dot_tile512_widen); one row with f32 or f16 weights keeps the AVX2 tiles below. On other x86-64-v3 CPUs the products
+// run as register tiles (kernels/cpu/tiles.h) of 2 activation rows × 3 weight rows (dot_tile): each x load feeds 3 FMAs
+// and each weight load 2, where a dot product per output loads both operands for every FMA. With several activation
+// rows and k over 2,048 (where 3 weight rows outgrow L1) they run as 2 × 6 tiles instead, k in blocks of 1,024 that
+// keep the weight rows' block in L1 while the activation rows stream past, each half of the lanes in turn
+// (dot_half_tile; on the 2-core dev VM 42-46% of the FMA peak on Llama-3.2-1B's down projection against 33-36%; not
+// faster at smaller k). Below kGemmMinRows every output keeps dot_f32's 16 lanes, association order and FMA
+// contraction, so the results are bit-identical to dot_f32 (and to the one-row path).
 #include "kernels/matmul.h"
 
 #include <algorithm>
@@ -79,6 +77,8 @@ inline void widen_row(const MatmulArgs& a, int64_t j, int64_t k0, int64_t n, flo
 #ifdef KILN_X86_64_V3_KERNELS
     if (k0 % 32 == 0 && n % 32 == 0 && cpu_has_avx512())
       return dequant_i4_512(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst, i4_zeros(a, j));
+    if (k0 % 32 == 0 && n % 32 == 0 && cpu_has_x86_64_v3())
+      return dequant_i4_256(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst, i4_zeros(a, j));
 #endif
     dequant_i4(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst, i4_zeros(a, j));
   } else if (a.w_dtype == DType::F8E4M3) {
@@ -393,11 +393,12 @@ void matvec_tiles512(const MatmulArgs& a, ThreadPool& pool) {
 #endif
 
 #ifdef KILN_X86_64_V3_KERNELS
-// One activation row, i4 weights, on AVX-512: 4 weight rows at a time widened in registers
-// (dot_tile512_i4), the same bits as dot_f32_i4 row by row. (8 rows, as int8 takes, decoded the
-// 1B shape with the head in int4 in 29.9-31.3 ms against 4 rows' 27.9-28.5, alternated on the EPYC
-// dev VM.)
-void matvec_i4_tiles512(const MatmulArgs& a, ThreadPool& pool) {
+// One activation row, i4 weights: 4 weight rows at a time widened in registers (AVX-512:
+// dot_tile512_i4, AVX2: dot_tile256_i4), the same bits as dot_f32_i4 row by row. (8 rows, as int8
+// takes, decoded the 1B shape with the head in int4 in 29.9-31.3 ms against 4 rows' 27.9-28.5 on
+// AVX-512, alternated on the EPYC dev VM.)
+template <bool Avx512>
+void matvec_i4_tiles(const MatmulArgs& a, ThreadPool& pool) {
   constexpr int64_t C = 4;
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   const int64_t groups = a.k / a.group;
@@ -413,18 +414,21 @@ void matvec_i4_tiles512(const MatmulArgs& a, ThreadPool& pool) {
         zeros[c] = i4_zeros(a, m0 + std::min(c, mb - 1));
       }
       float out[C];
-      dot_tile512_i4<C>(a.x, rows, scales, a.group, a.k, out, zeros);
+      if constexpr (Avx512) dot_tile512_i4<C>(a.x, rows, scales, a.group, a.k, out, zeros);
+      else dot_tile256_i4<C>(a.x, rows, scales, a.group, a.k, out, zeros);
       for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
     }
   });
 }
 #endif
 
-// One activation row of i4 weights, widened in registers: AVX-512 tiles, or dot_f32_i4 per weight row.
+// One activation row of i4 weights, widened in registers: the tiles above on x86-64-v3, or dot_f32_i4
+// per weight row.
 void matvec_i4(const MatmulArgs& a, ThreadPool& pool) {
   if (a.n_valid && a.n_valid[0] < 1) return;
 #ifdef KILN_X86_64_V3_KERNELS
-  if (cpu_has_avx512()) return matvec_i4_tiles512(a, pool);
+  if (cpu_has_avx512()) return matvec_i4_tiles<true>(a, pool);
+  if (cpu_has_x86_64_v3()) return matvec_i4_tiles<false>(a, pool);
 #endif
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   const int64_t groups = a.k / a.group;
@@ -435,10 +439,12 @@ void matvec_i4(const MatmulArgs& a, ThreadPool& pool) {
 }
 
 #ifdef KILN_X86_64_V3_KERNELS
-// One activation row, f8e4m3 weights, on AVX-512: 4 weight rows at a time widened in registers
-// (dot_tile512_f8), the same bits as dot_f32_f8 row by row. (8 rows, as int8 takes, decoded the 1B
-// shape with an fp8 head in 41.8-42.2 ms against 4 rows' 38.3-39.0, alternated on the EPYC dev VM.)
-void matvec_f8_tiles512(const MatmulArgs& a, ThreadPool& pool) {
+// One activation row, f8e4m3 weights: 4 weight rows at a time widened in registers (AVX-512:
+// dot_tile512_f8, AVX2: dot_tile256_f8), the same bits as dot_f32_f8 row by row. (8 rows, as int8
+// takes, decoded the 1B shape with an fp8 head in 41.8-42.2 ms against 4 rows' 38.3-39.0 on AVX-512,
+// alternated on the EPYC dev VM.)
+template <bool Avx512>
+void matvec_f8_tiles(const MatmulArgs& a, ThreadPool& pool) {
   constexpr int64_t C = 4;
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   const int64_t groups = f8_groups(a);
@@ -452,18 +458,21 @@ void matvec_f8_tiles512(const MatmulArgs& a, ThreadPool& pool) {
         scales[c] = a.w_scale + (m0 + std::min(c, mb - 1)) * groups;
       }
       float out[C];
-      dot_tile512_f8<C>(a.x, rows, scales, a.group, a.k, out);
+      if constexpr (Avx512) dot_tile512_f8<C>(a.x, rows, scales, a.group, a.k, out);
+      else dot_tile256_f8<C>(a.x, rows, scales, a.group, a.k, out);
       for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
     }
   });
 }
 #endif
 
-// One activation row of f8e4m3 weights, widened in registers: AVX-512 tiles, or dot_f32_f8 per weight row.
+// One activation row of f8e4m3 weights, widened in registers: the tiles above on x86-64-v3, or
+// dot_f32_f8 per weight row.
 void matvec_f8(const MatmulArgs& a, ThreadPool& pool) {
   if (a.n_valid && a.n_valid[0] < 1) return;
 #ifdef KILN_X86_64_V3_KERNELS
-  if (cpu_has_avx512()) return matvec_f8_tiles512(a, pool);
+  if (cpu_has_avx512()) return matvec_f8_tiles<true>(a, pool);
+  if (cpu_has_x86_64_v3()) return matvec_f8_tiles<false>(a, pool);
 #endif
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   const int64_t groups = f8_groups(a);
@@ -473,6 +482,25 @@ void matvec_f8(const MatmulArgs& a, ThreadPool& pool) {
   });
 }
 
+#ifdef KILN_X86_64_V3_KERNELS
+// One activation row, int8 weights, on AVX2: 4 weight rows at a time widened in registers
+// (dot_tile256_i8), the same bits as dot_f32_i8 row by row.
+void matvec_i8_tiles256(const MatmulArgs& a, ThreadPool& pool) {
+  constexpr int64_t C = 4;
+  const int8_t* w = static_cast<const int8_t*>(a.w);
+  pool.parallel_for((a.m + C - 1) / C, 4, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
+      const int8_t* rows[C];
+      for (int64_t c = 0; c < C; ++c) rows[c] = w + (m0 + std::min(c, mb - 1)) * a.k;  // a short last tile repeats
+      float out[C];
+      dot_tile256_i8<C>(a.x, rows, a.k, out);
+      for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
+    }
+  });
+}
+#endif
+
 // One activation row of bf16 (T = uint16_t) or int8 weights, widened in registers: AVX-512 tiles, or
 // a dot product per weight row.
 template <typename T>
@@ -480,6 +508,8 @@ void matvec_widen(const MatmulArgs& a, ThreadPool& pool) {
   if (a.n_valid && a.n_valid[0] < 1) return;
 #ifdef KILN_X86_64_V3_KERNELS
   if (cpu_has_avx512()) return matvec_tiles512<T>(a, pool);
+  if constexpr (sizeof(T) == 1)
+    if (cpu_has_x86_64_v3()) return matvec_i8_tiles256(a, pool);
 #endif
   const T* w = static_cast<const T*>(a.w);
   pool.parallel_for(a.m, 16, [&](int64_t m0, int64_t m1, int) {

@@ -179,6 +179,26 @@ float weight_row_dot(const float* x, const void* w, DType t, const float* scale,
     }
     return out;
   }
+  // On other x86-64-v3 CPUs, quantized rows likewise (AVX2 tiles: the portable loops' clones decode them
+  // slowly); float rows keep the dots below.
+  if (cpu_has_x86_64_v3() && (t == DType::I8 || t == DType::I4 || t == DType::F8E4M3)) {
+    float out = 0.0f;
+    if (t == DType::I8) {
+      const int8_t* r = reinterpret_cast<const int8_t*>(base) + row * k;
+      dot_tile256_i8<1>(x, &r, k, &out);
+      out *= scale[row];
+    } else if (t == DType::I4) {
+      const uint8_t* r = base + row * (k / 2);
+      const float* s = scale + row * (k / group);
+      const int8_t* z = zero ? zero + row * (k / group) : nullptr;
+      dot_tile256_i4<1>(x, &r, &s, group, k, &out, zero ? &z : nullptr);
+    } else {
+      const uint8_t* r = base + row * k;
+      const float* s = scale + row * f8_scales_per_row(k, group);
+      dot_tile256_f8<1>(x, &r, &s, group, k, &out);
+    }
+    return out;
+  }
 #endif
   switch (t) {
     case DType::I8:
@@ -207,6 +227,9 @@ void weight_row_values(const void* w, DType t, const float* scale, int64_t group
       if (cpu_has_avx512())  // (the same products, a table lookup a lane: rows are whole 32-value blocks)
         return dequant_i4_512(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
                               zero ? zero + row * (k / group) : nullptr);
+      if (cpu_has_x86_64_v3())
+        return dequant_i4_256(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
+                              zero ? zero + row * (k / group) : nullptr);
 #endif
       return dequant_i4(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
                         zero ? zero + row * (k / group) : nullptr);
@@ -214,6 +237,8 @@ void weight_row_values(const void* w, DType t, const float* scale, int64_t group
 #ifdef KILN_X86_64_V3_KERNELS
       if (cpu_has_avx512())
         return dequant_f8_512(base + row * k, scale + row * f8_scales_per_row(k, group), group, k, dst);
+      if (cpu_has_x86_64_v3())
+        return dequant_f8_256(base + row * k, scale + row * f8_scales_per_row(k, group), group, k, dst);
 #endif
       return dequant_f8(base + row * k, scale + row * f8_scales_per_row(k, group), group, 0, k, dst);
     default:

@@ -437,8 +437,11 @@ TEST_CASE("matmul with i4 weights equals the f32 matmul on the dequantized weigh
             std::vector<float> scale = random_floats(size_t(m * groups), seed++, 0.05f);
             scale[0] = 0.0f;  // a group of zeros
             std::vector<int8_t> zero(size_t(m * groups), 8);
-            if (asym)
+            if (asym) {
               for (int8_t& z : zero) z = int8_t(rng() % 16);
+              zero.back() = -128;  // (an edited plan's zero points may be any int8: nibble − z still exact)
+              if (zero.size() > 1) zero[zero.size() - 2] = 127;
+            }
             // The dequantized weights, by the documented layout (kernels/dtype.h), not by the kernels' helpers.
             std::vector<float> wd(size_t(m * k));
             for (int64_t j = 0; j < m; ++j)
