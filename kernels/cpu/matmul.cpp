@@ -501,8 +501,8 @@ void matvec_i8_tiles256(const MatmulArgs& a, ThreadPool& pool) {
 }
 #endif
 
-// One activation row of bf16 (T = uint16_t) or int8 weights, widened in registers: AVX-512 tiles, or
-// a dot product per weight row.
+// One activation row of bf16 (T = uint16_t) or int8 weights, widened in registers: AVX-512 tiles, the
+// AVX2 int8 tiles, or a dot product per weight row.
 template <typename T>
 void matvec_widen(const MatmulArgs& a, ThreadPool& pool) {
   if (a.n_valid && a.n_valid[0] < 1) return;

@@ -1,5 +1,5 @@
 // CPU MoE: the router (one row per work item) and the routed experts (per token and selected
-// expert: the gate|up rows in parallel, then the down rows in parallel).
+// expert: the gate|up rows in parallel, then the down rows in parallel, a few rows side by side).
 #include "kernels/moe.h"
 
 #include <algorithm>
@@ -58,19 +58,30 @@ void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
       const float wk = a.weights[r * a.top_k + k];
       float* act = a.ws + (r * a.top_k + k) * a.ffn;
       const int64_t gu0 = int64_t(e) * 2 * a.ffn;  // the expert's first gate row; its up rows follow
+      // Rows side by side (weight_rows_dot): the gate and up rows of two features, then 4 down rows.
       pool.parallel_for(a.ffn, 8, [&](int64_t f0, int64_t f1, int w) {
-        for (int64_t f = f0; f < f1; ++f) {
-          const float g =
-              weight_row_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, gu0 + f, a.dim, pool.scratch(w), a.gu_zero);
-          const float u = weight_row_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, gu0 + a.ffn + f, a.dim,
-                                         pool.scratch(w), a.gu_zero);
-          act[f] = g / (1.0f + std::exp(-g)) * u;
+        for (int64_t f = f0; f < f1; f += 2) {
+          const int nf = int(std::min<int64_t>(2, f1 - f));
+          const int64_t rows[4] = {gu0 + f, gu0 + a.ffn + f, gu0 + f + 1, gu0 + a.ffn + f + 1};
+          float gu[4];
+          weight_rows_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, rows, 2 * nf, a.dim, pool.scratch(w), gu,
+                          a.gu_zero);
+          for (int i = 0; i < nf; ++i) {
+            const float g = gu[2 * i], u = gu[2 * i + 1];
+            act[f + i] = g / (1.0f + std::exp(-g)) * u;
+          }
         }
       });
       pool.parallel_for(a.dim, 8, [&](int64_t d0, int64_t d1, int w) {
-        for (int64_t d = d0; d < d1; ++d)
-          y[d] += wk * weight_row_dot(act, a.w_down, a.w_dtype, a.down_scale, a.down_group, int64_t(e) * a.dim + d,
-                                      a.ffn, pool.scratch(w), a.down_zero);
+        for (int64_t d = d0; d < d1; d += kWeightRowsDotMax) {
+          const int n = int(std::min<int64_t>(kWeightRowsDotMax, d1 - d));
+          int64_t rows[kWeightRowsDotMax];
+          float out[kWeightRowsDotMax];
+          for (int i = 0; i < n; ++i) rows[i] = int64_t(e) * a.dim + d + i;
+          weight_rows_dot(act, a.w_down, a.w_dtype, a.down_scale, a.down_group, rows, n, a.ffn, pool.scratch(w), out,
+                          a.down_zero);
+          for (int i = 0; i < n; ++i) y[d + i] += wk * out[i];
+        }
       });
     }
   }

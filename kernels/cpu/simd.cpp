@@ -150,55 +150,79 @@ float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scra
   return dot_f32(a, scratch, n);
 }
 
+#ifdef KILN_X86_64_V3_KERNELS
+namespace {
+
+// out[c] = row rows[c]'s dot with x for C weight rows (any rows, in any order) on the matmul's tiles
+// (kernels/cpu/tiles.h): the same bits as the portable dots in weight_row_dot, the weights widened in
+// registers; on AVX-512 bf16 and the quantized dtypes, on other x86-64-v3 CPUs the quantized ones (the
+// portable loops' clones decode those slowly; bf16 rows vectorize well there). False, out untouched,
+// where no tile applies (f32 and f16 rows: the dots below).
+template <int C>
+bool weight_rows_tile(const float* x, const uint8_t* base, DType t, const float* scale, int64_t group,
+                      const int64_t* rows, int64_t k, const int8_t* zero, float* out) {
+  const bool avx512 = cpu_has_avx512();
+  if (!(avx512 && t == DType::BF16) && t != DType::I8 && t != DType::I4 && t != DType::F8E4M3) return false;
+  if (!avx512 && !cpu_has_x86_64_v3()) return false;
+  if (t == DType::BF16) {
+    const uint16_t* r[C];
+    for (int c = 0; c < C; ++c) r[c] = reinterpret_cast<const uint16_t*>(base) + rows[c] * k;
+    dot_tile512_widen<C, uint16_t>(x, r, k, out);
+  } else if (t == DType::I8) {
+    const int8_t* r[C];
+    for (int c = 0; c < C; ++c) r[c] = reinterpret_cast<const int8_t*>(base) + rows[c] * k;
+    if (avx512) dot_tile512_widen<C, int8_t>(x, r, k, out);
+    else dot_tile256_i8<C>(x, r, k, out);
+    for (int c = 0; c < C; ++c) out[c] *= scale[rows[c]];
+  } else if (t == DType::I4) {
+    const uint8_t* r[C];
+    const float* s[C];
+    const int8_t* z[C];
+    for (int c = 0; c < C; ++c) {
+      r[c] = base + rows[c] * (k / 2);
+      s[c] = scale + rows[c] * (k / group);
+      z[c] = zero ? zero + rows[c] * (k / group) : nullptr;
+    }
+    if (avx512) dot_tile512_i4<C>(x, r, s, group, k, out, zero ? z : nullptr);
+    else dot_tile256_i4<C>(x, r, s, group, k, out, zero ? z : nullptr);
+  } else {
+    const uint8_t* r[C];
+    const float* s[C];
+    for (int c = 0; c < C; ++c) {
+      r[c] = base + rows[c] * k;
+      s[c] = scale + rows[c] * f8_scales_per_row(k, group);
+    }
+    if (avx512) dot_tile512_f8<C>(x, r, s, group, k, out);
+    else dot_tile256_f8<C>(x, r, s, group, k, out);
+  }
+  return true;
+}
+
+}  // namespace
+#endif
+
+void weight_rows_dot(const float* x, const void* w, DType t, const float* scale, int64_t group, const int64_t* rows,
+                     int n, int64_t k, float* scratch, float* out, const int8_t* zero) {
+#ifdef KILN_X86_64_V3_KERNELS
+  if (n >= 1 && n <= kWeightRowsDotMax) {
+    int64_t r[kWeightRowsDotMax];
+    for (int c = 0; c < kWeightRowsDotMax; ++c) r[c] = rows[std::min(c, n - 1)];  // a short set repeats its last
+    float o[kWeightRowsDotMax];
+    if (weight_rows_tile<kWeightRowsDotMax>(x, static_cast<const uint8_t*>(w), t, scale, group, r, k, zero, o)) {
+      std::copy(o, o + n, out);
+      return;
+    }
+  }
+#endif
+  for (int c = 0; c < n; ++c) out[c] = weight_row_dot(x, w, t, scale, group, rows[c], k, scratch, zero);
+}
+
 float weight_row_dot(const float* x, const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k,
                      float* scratch, const int8_t* zero) {
   const uint8_t* base = static_cast<const uint8_t*>(w);
 #ifdef KILN_X86_64_V3_KERNELS
-  // On AVX-512, the matmul's one-row tiles (kernels/cpu/tiles.h): the same bits as the dots below, the
-  // weights widened in registers 16 lanes at a time.
-  if (cpu_has_avx512() && t != DType::F32) {
-    float out = 0.0f;
-    if (t == DType::BF16) {
-      const uint16_t* r = reinterpret_cast<const uint16_t*>(base) + row * k;
-      dot_tile512_widen<1, uint16_t>(x, &r, k, &out);
-    } else if (t == DType::I8) {
-      const int8_t* r = reinterpret_cast<const int8_t*>(base) + row * k;
-      dot_tile512_widen<1, int8_t>(x, &r, k, &out);
-      out *= scale[row];
-    } else if (t == DType::I4) {
-      const uint8_t* r = base + row * (k / 2);
-      const float* s = scale + row * (k / group);
-      const int8_t* z = zero ? zero + row * (k / group) : nullptr;
-      dot_tile512_i4<1>(x, &r, &s, group, k, &out, zero ? &z : nullptr);
-    } else if (t == DType::F8E4M3) {
-      const uint8_t* r = base + row * k;
-      const float* s = scale + row * f8_scales_per_row(k, group);
-      dot_tile512_f8<1>(x, &r, &s, group, k, &out);
-    } else {
-      return dot_f32_any(x, base + uint64_t(row * k) * dtype_size(t), t, k, scratch);
-    }
-    return out;
-  }
-  // On other x86-64-v3 CPUs, quantized rows likewise (AVX2 tiles: the portable loops' clones decode them
-  // slowly); float rows keep the dots below.
-  if (cpu_has_x86_64_v3() && (t == DType::I8 || t == DType::I4 || t == DType::F8E4M3)) {
-    float out = 0.0f;
-    if (t == DType::I8) {
-      const int8_t* r = reinterpret_cast<const int8_t*>(base) + row * k;
-      dot_tile256_i8<1>(x, &r, k, &out);
-      out *= scale[row];
-    } else if (t == DType::I4) {
-      const uint8_t* r = base + row * (k / 2);
-      const float* s = scale + row * (k / group);
-      const int8_t* z = zero ? zero + row * (k / group) : nullptr;
-      dot_tile256_i4<1>(x, &r, &s, group, k, &out, zero ? &z : nullptr);
-    } else {
-      const uint8_t* r = base + row * k;
-      const float* s = scale + row * f8_scales_per_row(k, group);
-      dot_tile256_f8<1>(x, &r, &s, group, k, &out);
-    }
-    return out;
-  }
+  float out = 0.0f;
+  if (weight_rows_tile<1>(x, base, t, scale, group, &row, k, zero, &out)) return out;
 #endif
   switch (t) {
     case DType::I8:

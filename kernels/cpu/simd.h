@@ -76,6 +76,13 @@ float dot_f32_any(const float* a, const void* w, DType t, int64_t n, float* scra
 float weight_row_dot(const float* x, const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k,
                      float* scratch, const int8_t* zero = nullptr);
 
+// Up to kWeightRowsDotMax rows at once (rows[0 … n), any rows of w, in any order): out[i] =
+// weight_row_dot(…, rows[i], …) bit for bit, with the rows' weights read side by side (the matmul's
+// decode tiles of 4 rows) where weight_row_dot takes a one-row tile.
+constexpr int kWeightRowsDotMax = 4;
+void weight_rows_dot(const float* x, const void* w, DType t, const float* scale, int64_t group, const int64_t* rows,
+                     int n, int64_t k, float* scratch, float* out, const int8_t* zero = nullptr);
+
 // That row's k values into dst: float rows widened, i8 the f32 products q·scale, i4 and f8e4m3 as
 // dequant_i4 and dequant_f8 give them.
 void weight_row_values(const void* w, DType t, const float* scale, int64_t group, int64_t row, int64_t k, float* dst,

@@ -205,7 +205,7 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_i4(const f
   // experts on AVX2 6.9 -> 3.3 ms).
   for (int64_t g0 = 0, g = 0; g0 < k; g0 += group, ++g) {
     for (int c = 0; c < C; ++c) table[c] = i4_table(scales[c][g], i4_zero(zeros ? zeros[c] : nullptr, g));
-    for (int64_t i = g0; i < g0 + group; i += 32) {
+    for (int64_t i = g0; i < std::min(g0 + group, k); i += 32) {
       const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
       // Per cache line of the rows (128 values): this row 256 bytes on into L1 and the next tile's rows
       // into L2, as for int8 rows.
@@ -238,14 +238,16 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) inline void dequant_i4_512(
                                                                                 int64_t group, int64_t i0, int64_t n,
                                                                                 float* dst,
                                                                                 const int8_t* zeros = nullptr) {
-  __m512 table = _mm512_setzero_ps();
-  for (int64_t i = i0; i < i0 + n; i += 32) {
-    if (i == i0 || i % group == 0) table = i4_table(scales[i / group], i4_zero(zeros, i / group));
-    const __m512i b =
-        _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i / 2)));
-    _mm512_storeu_ps(dst + (i - i0), _mm512_maskz_permutexvar_ps(0xffff, b, table));
-    _mm512_storeu_ps(dst + (i - i0) + 16,
-                     _mm512_maskz_permutexvar_ps(0xffff, _mm512_maskz_srli_epi32(0xffff, b, 4), table));
+  for (int64_t i = i0; i < i0 + n;) {  // group by group (the first and last possibly in part)
+    const int64_t g = i / group, end = std::min(i0 + n, (g + 1) * group);
+    const __m512 table = i4_table(scales[g], i4_zero(zeros, g));
+    for (; i < end; i += 32) {
+      const __m512i b =
+          _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i / 2)));
+      _mm512_storeu_ps(dst + (i - i0), _mm512_maskz_permutexvar_ps(0xffff, b, table));
+      _mm512_storeu_ps(dst + (i - i0) + 16,
+                       _mm512_maskz_permutexvar_ps(0xffff, _mm512_maskz_srli_epi32(0xffff, b, 4), table));
+    }
   }
 }
 
@@ -371,20 +373,19 @@ __attribute__((target("avx2,fma"))) inline void dequant_i4_256(const uint8_t* ro
                                                                int64_t i0, int64_t n, float* dst,
                                                                const int8_t* zeros = nullptr) {
   const __m256i m15 = _mm256_set1_epi32(15);
-  __m256 sv = _mm256_setzero_ps();
-  __m256i zv = _mm256_setzero_si256();
-  for (int64_t i = i0; i < i0 + n; i += 32) {
-    if (i == i0 || i % group == 0) {
-      sv = _mm256_set1_ps(scales[i / group]);
-      zv = _mm256_set1_epi32(i4_zero(zeros, i / group));
+  for (int64_t i = i0; i < i0 + n;) {  // group by group (the first and last possibly in part)
+    const int64_t g = i / group, end = std::min(i0 + n, (g + 1) * group);
+    const __m256 sv = _mm256_set1_ps(scales[g]);
+    const __m256i zv = _mm256_set1_epi32(i4_zero(zeros, g));
+    for (; i < end; i += 32) {
+      const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + i / 2)));
+      const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + i / 2 + 8)));
+      float* d = dst + (i - i0);
+      _mm256_storeu_ps(d, i4_values256(_mm256_and_si256(b0, m15), zv, sv));
+      _mm256_storeu_ps(d + 8, i4_values256(_mm256_and_si256(b1, m15), zv, sv));
+      _mm256_storeu_ps(d + 16, i4_values256(_mm256_srli_epi32(b0, 4), zv, sv));
+      _mm256_storeu_ps(d + 24, i4_values256(_mm256_srli_epi32(b1, 4), zv, sv));
     }
-    const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + i / 2)));
-    const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + i / 2 + 8)));
-    float* d = dst + (i - i0);
-    _mm256_storeu_ps(d, i4_values256(_mm256_and_si256(b0, m15), zv, sv));
-    _mm256_storeu_ps(d + 8, i4_values256(_mm256_and_si256(b1, m15), zv, sv));
-    _mm256_storeu_ps(d + 16, i4_values256(_mm256_srli_epi32(b0, 4), zv, sv));
-    _mm256_storeu_ps(d + 24, i4_values256(_mm256_srli_epi32(b1, 4), zv, sv));
   }
 }
 
@@ -410,7 +411,7 @@ __attribute__((target("avx2,fma"))) void dot_tile256_i4(const float* x, const ui
       sv[c] = _mm256_set1_ps(scales[c][g]);
       zv[c] = _mm256_set1_epi32(i4_zero(zeros ? zeros[c] : nullptr, g));
     }
-    for (int64_t i = g0; i < g0 + group; i += 32) {
+    for (int64_t i = g0; i < std::min(g0 + group, k); i += 32) {
       if ((i & 127) == 0)  // per cache line of the rows, as dot_tile512_i4
         for (int c = 0; c < C; ++c) {
           prefetch_l1(w[c] + i / 2, 256);

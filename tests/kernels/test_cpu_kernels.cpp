@@ -407,7 +407,7 @@ std::vector<float> check_quantized_matmul(MatmulArgs q, const std::vector<float>
 }
 
 // i4 weights (two values a byte, a scale per group along k) dequantize to q · scale and then run as f32
-// weights: every path (one row: AVX-512 tiles or dot_f32_i4; 2-15 rows: the dot-product tiles; 16 and
+// weights: every path (one row: AVX-512 or AVX2 tiles, or dot_f32_i4; 2-15 rows: the dot-product tiles; 16 and
 // more: the GEMM, k in blocks over 2,048) must give the f32 matmul's bits on those values, with bias,
 // accumulate and padding rows, for 1 and 2 threads and both tiers.
 TEST_CASE("matmul with i4 weights equals the f32 matmul on the dequantized weights, bit for bit, on every path") {
@@ -508,17 +508,18 @@ TEST_CASE("f8e4m3 codes: every value, the kernels' bit moves, and rounding to ne
 }
 
 // f8e4m3 weights (a byte a value, a scale per group along k, the last group of a row possibly short)
-// dequantize to value · scale and then run as f32 weights: every path (one row: AVX-512 tiles or
-// dot_f32_f8; 2-15 rows: the dot-product tiles; 16 and more: the GEMM, k in blocks over 2,048) must give
+// dequantize to value · scale and then run as f32 weights: every path (one row: AVX-512 or AVX2 tiles,
+// or dot_f32_f8; 2-15 rows: the dot-product tiles; 16 and more: the GEMM, k in blocks over 2,048) must give
 // the f32 matmul's bits on those values, with bias, accumulate and padding rows, for 1 and 2 threads and
 // both tiers; including NaN codes (±480), scales of 0, subnormal scales, and scales from 2^8 up, where
-// the AVX-512 tiles' fused multiplier scale · 2^120 would overflow and they take two multiplies.
+// the tiles' fused multiplier scale · 2^120 would overflow and they take two multiplies. (112 in groups
+// of 48: a short last group with a whole 16-value step and no tail.)
 TEST_CASE("matmul with f8e4m3 weights equals the f32 matmul on the dequantized weights, bit for bit, on every path") {
   struct Shape {
     int64_t k, group;
   };
   uint32_t seed = 1700;
-  for (const Shape sh : {Shape{16, 16}, Shape{40, 16}, Shape{100, 100}, Shape{96, 32}, Shape{576, 128},
+  for (const Shape sh : {Shape{16, 16}, Shape{40, 16}, Shape{100, 100}, Shape{96, 32}, Shape{112, 48}, Shape{576, 128},
                          Shape{1024, 128}, Shape{2304, 128}, Shape{4160, 4160}, Shape{4096, 1024}})
     for (const bool tier512 : avx512_tiers())
       for (int64_t m : {1, 5, 8, 13, 30})
@@ -557,7 +558,7 @@ TEST_CASE("matmul with f8e4m3 weights equals the f32 matmul on the dequantized w
 }
 
 // Float experts in bf16 and f16 (rows of 72 and 40: tails past the 16-value steps) give the f32 experts'
-// bits on the widened values, on each CPU tier (AVX-512: the matmul's one-row tiles) and thread count.
+// bits on the widened values, on each CPU tier (AVX-512: the matmul's tiles for bf16) and thread count.
 TEST_CASE("moe_experts with bf16 and f16 weights equals the f32 experts on the widened weights") {
   const int64_t E = 3, D = 72, F = 40, K = 2, rows = 4;
   uint32_t seed = 1950;
@@ -649,7 +650,7 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
     };
     const Q gu = make(E * 2 * F, D, t == DType::F8E4M3 ? 48 : 32), down = make(E * D, F, t == DType::F8E4M3 ? F : 32);
     std::vector<float> first;                  // every tier and thread count gives the same bits
-    for (const bool tier512 : avx512_tiers())  // (AVX-512: the matmul's one-row tiles)
+    for (const bool tier512 : avx512_tiers())  // (either: the matmul's tiles, rows side by side)
       for (int threads : {1, 2}) {
         const Tier tier(tier512);
         CAPTURE(tier512);
@@ -721,6 +722,70 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
         for (int64_t d = 0; d < D; ++d) CHECK(yq[size_t(3 * D + d)] == 0.5f);  // the padding row is untouched
       }
   }
+}
+
+// The row helpers the MoE experts and head_matmul read weights through: weight_rows_dot (up to 4 rows
+// side by side, in any order, a short set too) gives weight_row_dot's bits row by row, and weight_row_dot
+// gives dot_f32's on weight_row_values (i8: on q, times the row's scale), for every weight dtype, each CPU
+// tier (AVX-512: the matmul's tiles for bf16 and the quantized dtypes; AVX2: for the quantized ones), rows
+// with tails past the 16-value steps (f8e4m3: a short last group, and a scale from 2^8 up, where the
+// tiles' fused scale · 2^120 overflows), i4 in groups of 32 and 64, asymmetric with any int8 zero point.
+TEST_CASE("weight_rows_dot equals weight_row_dot row by row, and that dot_f32 on weight_row_values") {
+  const int64_t m = 7;
+  uint32_t seed = 2400;
+  for (const bool tier512 : avx512_tiers())
+    for (const DType t : {DType::F32, DType::BF16, DType::F16, DType::I8, DType::I4, DType::F8E4M3})
+      for (const int64_t k : {16, 40, 64, 200, 576})
+        for (const bool asym : {false, true}) {
+          if ((t == DType::I4 && k % 32 != 0) || (asym && t != DType::I4)) continue;
+          const Tier tier(tier512);
+          CAPTURE(tier512);
+          CAPTURE(std::string(dtype_name(t)));
+          CAPTURE(k);
+          CAPTURE(asym);
+          const int64_t group = t == DType::I4 ? (k % 64 == 0 ? 64 : 32) : t == DType::F8E4M3 ? 48 : 0;
+          const int64_t groups = t == DType::I8 ? 1 : group == 0 ? 0 : (k + group - 1) / group;
+          std::mt19937 rng(seed++);
+          std::vector<uint8_t> w;
+          if (t == DType::I8 || t == DType::I4 || t == DType::F8E4M3) {
+            w.resize(size_t(t == DType::I4 ? m * k / 2 : m * k));
+            for (uint8_t& b : w) b = uint8_t(rng());  // (f8e4m3: the NaN codes too, read as ±480)
+          } else {
+            std::vector<float> rounded;
+            w = store(random_floats(size_t(m * k), seed++), t, &rounded);
+          }
+          std::vector<float> scale = random_floats(size_t(std::max<int64_t>(1, m * groups)), seed++, 0.05f);
+          std::vector<int8_t> zero;
+          if (asym) {
+            for (int64_t g = 0; g < m * groups; ++g) zero.push_back(int8_t(rng() % 16));
+            zero[0] = -128, zero.back() = 127;  // (any int8, as an edited plan may hold)
+          }
+          if (t == DType::F8E4M3) scale[size_t(groups)] = 300.0f;  // row 1's first group: scale · 2^120 overflows
+          const int8_t* z = asym ? zero.data() : nullptr;
+          const std::vector<float> x = random_floats(size_t(k), seed++, 2.0f);
+          std::vector<float> scratch(static_cast<size_t>(k)), values(static_cast<size_t>(k));
+          for (int64_t j = 0; j < m; ++j) {
+            CAPTURE(j);
+            const float got = weight_row_dot(x.data(), w.data(), t, scale.data(), group, j, k, scratch.data(), z);
+            if (t == DType::I8) {
+              std::vector<float> q(static_cast<size_t>(k));
+              for (int64_t i = 0; i < k; ++i) q[size_t(i)] = float(int8_t(w[size_t(j * k + i)]));
+              REQUIRE(got == dot_f32(x.data(), q.data(), k) * scale[size_t(j)]);
+            } else {
+              weight_row_values(w.data(), t, scale.data(), group, j, k, values.data(), z);
+              REQUIRE(got == dot_f32(x.data(), values.data(), k));
+            }
+          }
+          const int64_t order[4] = {5, 0, 6, 2};
+          for (int n = 1; n <= kWeightRowsDotMax; ++n) {
+            CAPTURE(n);
+            float out[kWeightRowsDotMax] = {};
+            weight_rows_dot(x.data(), w.data(), t, scale.data(), group, order, n, k, scratch.data(), out, z);
+            for (int i = 0; i < n; ++i)
+              REQUIRE(out[i] ==
+                      weight_row_dot(x.data(), w.data(), t, scale.data(), group, order[i], k, scratch.data(), z));
+          }
+        }
 }
 
 // head_matmul version 2 reads a checkpoint matrix's rows (DeepSeek's kv_b): not transposed, rows of k
