@@ -372,12 +372,13 @@ void matmul_tiles512(const MatmulArgs& a, ThreadPool& pool) {
   });
 }
 
-// One activation row, bf16 (T = uint16_t) or int8 weights, on AVX-512: 4 bf16 or 8 int8 weight rows
-// at a time (8 streams: 1B-shape int8 decode 78 -> 75 ms), widened in registers (dot_tile512_widen),
-// the same bits as dot_f32_bf16 or dot_f32_i8 row by row.
-template <typename T>
-void matvec_tiles512(const MatmulArgs& a, ThreadPool& pool) {
-  constexpr int64_t C = sizeof(T) == 1 ? 8 : 4;
+// One activation row, bf16 (T = uint16_t) or int8 weights: on AVX-512 4 bf16 or 8 int8 weight rows at a
+// time (8 streams: 1B-shape int8 decode 78 -> 75 ms), widened in registers (dot_tile512_widen); on AVX2
+// 4 int8 rows (dot_tile256_i8; its 16 registers hold 4 rows' lanes). The same bits as dot_f32_bf16 or
+// dot_f32_i8 row by row.
+template <typename T, bool Avx512>
+void matvec_widen_tiles(const MatmulArgs& a, ThreadPool& pool) {
+  constexpr int64_t C = Avx512 && sizeof(T) == 1 ? 8 : 4;
   const T* w = static_cast<const T*>(a.w);
   pool.parallel_for((a.m + C - 1) / C, 4, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -385,7 +386,8 @@ void matvec_tiles512(const MatmulArgs& a, ThreadPool& pool) {
       const T* rows[C];
       for (int64_t c = 0; c < C; ++c) rows[c] = w + (m0 + std::min(c, mb - 1)) * a.k;  // a short last tile repeats
       float out[C];
-      dot_tile512_widen<C>(a.x, rows, a.k, out);
+      if constexpr (Avx512) dot_tile512_widen<C>(a.x, rows, a.k, out);
+      else dot_tile256_i8<C>(a.x, rows, a.k, out);
       for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
     }
   });
@@ -482,34 +484,15 @@ void matvec_f8(const MatmulArgs& a, ThreadPool& pool) {
   });
 }
 
-#ifdef KILN_X86_64_V3_KERNELS
-// One activation row, int8 weights, on AVX2: 4 weight rows at a time widened in registers
-// (dot_tile256_i8), the same bits as dot_f32_i8 row by row.
-void matvec_i8_tiles256(const MatmulArgs& a, ThreadPool& pool) {
-  constexpr int64_t C = 4;
-  const int8_t* w = static_cast<const int8_t*>(a.w);
-  pool.parallel_for((a.m + C - 1) / C, 4, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
-      const int8_t* rows[C];
-      for (int64_t c = 0; c < C; ++c) rows[c] = w + (m0 + std::min(c, mb - 1)) * a.k;  // a short last tile repeats
-      float out[C];
-      dot_tile256_i8<C>(a.x, rows, a.k, out);
-      for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
-    }
-  });
-}
-#endif
-
 // One activation row of bf16 (T = uint16_t) or int8 weights, widened in registers: AVX-512 tiles, the
 // AVX2 int8 tiles, or a dot product per weight row.
 template <typename T>
 void matvec_widen(const MatmulArgs& a, ThreadPool& pool) {
   if (a.n_valid && a.n_valid[0] < 1) return;
 #ifdef KILN_X86_64_V3_KERNELS
-  if (cpu_has_avx512()) return matvec_tiles512<T>(a, pool);
+  if (cpu_has_avx512()) return matvec_widen_tiles<T, true>(a, pool);
   if constexpr (sizeof(T) == 1)
-    if (cpu_has_x86_64_v3()) return matvec_i8_tiles256(a, pool);
+    if (cpu_has_x86_64_v3()) return matvec_widen_tiles<T, false>(a, pool);
 #endif
   const T* w = static_cast<const T*>(a.w);
   pool.parallel_for(a.m, 16, [&](int64_t m0, int64_t m1, int) {

@@ -29,6 +29,18 @@ inline void prefetch_l1(const void* p, int64_t bytes) {
   _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + uintptr_t(bytes)), _MM_HINT_T0);
 }
 
+// The multipliers the bits of C f8e4m3 rows' codes take in their group g (f8e4m3_bits_f32, as the
+// tiles below move them): scale · 2^120 each, one rounding to value · scale as dequant_f8's two
+// multiplies give it (the first is exact); or, where any row's product overflows (true is returned),
+// the scales themselves, the codes then unbiased first (× 2^120).
+template <int C>
+inline bool f8_group_multipliers(const float* const* scales, int64_t g, float* mult) {
+  bool big = false;
+  for (int c = 0; c < C; ++c) big |= !(std::fabs(scales[c][g] * kF8E4M3Unbias) <= 3.4028235e38f);
+  for (int c = 0; c < C; ++c) mult[c] = big ? scales[c][g] : scales[c][g] * kF8E4M3Unbias;
+  return big;
+}
+
 // dot_f32's end, from its 16 lane sums (lanes 0-7 in l, 8-15 in h) over k's whole 16-blocks up
 // to i: the tail of k fused into lanes 0.. one by one, then the pairwise reduction (8, 4, 2, 1).
 __attribute__((target("avx2,fma"))) inline float finish_dot_lanes(__m256 l, __m256 h, const float* x, const float* w,
@@ -260,9 +272,9 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) inline void dequant_f8_512(
   const __m512i mask = _mm512_set1_epi32(int(0x87f00000u));
   const int64_t n16 = n - n % 16;
   for (int64_t g0 = 0; g0 < n16; g0 += group) {
-    const float s = scales[g0 / group];
-    const bool big = !(std::fabs(s * kF8E4M3Unbias) <= 3.4028235e38f);
-    const __m512 sv = _mm512_set1_ps(big ? s : s * kF8E4M3Unbias);
+    float m;
+    const bool big = f8_group_multipliers<1>(&scales, g0 / group, &m);
+    const __m512 sv = _mm512_set1_ps(m);
     for (int64_t i = g0; i < std::min(g0 + group, n16); i += 16) {
       const __m512i b = _mm512_maskz_cvtepi8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i)));
       __m512 v = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_slli_epi32(0xffff, b, 20), mask));
@@ -310,10 +322,9 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_f8(const f
   const int64_t k16 = k - k % 16;
   for (int64_t g0 = 0; g0 < k16; g0 += group) {
     const int64_t g1 = std::min(g0 + group, k16);
-    bool big = false;
-    for (int c = 0; c < C; ++c) big |= !(std::fabs(scales[c][g0 / group] * kF8E4M3Unbias) <= 3.4028235e38f);
-    for (int c = 0; c < C; ++c)
-      sv[c] = _mm512_set1_ps(big ? scales[c][g0 / group] : scales[c][g0 / group] * kF8E4M3Unbias);
+    float m[C];
+    const bool big = f8_group_multipliers<C>(scales, g0 / group, m);
+    for (int c = 0; c < C; ++c) sv[c] = _mm512_set1_ps(m[c]);
     if (big)
       for (int64_t i = g0; i < g1; i += 16) f8_step512<C, true>(x, w, sv, i, k, acc);
     else
@@ -450,9 +461,9 @@ __attribute__((target("avx2,fma"))) inline void dequant_f8_256(const uint8_t* ro
                                                                int64_t n, float* dst) {
   const int64_t n16 = n - n % 16;
   for (int64_t g0 = 0; g0 < n16; g0 += group) {
-    const float s = scales[g0 / group];
-    const bool big = !(std::fabs(s * kF8E4M3Unbias) <= 3.4028235e38f);
-    const __m256 sv = _mm256_set1_ps(big ? s : s * kF8E4M3Unbias);
+    float m;
+    const bool big = f8_group_multipliers<1>(&scales, g0 / group, &m);
+    const __m256 sv = _mm256_set1_ps(m);
     for (int64_t i = g0; i < std::min(g0 + group, n16); i += 8) {
       const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + i));
       _mm256_storeu_ps(dst + i, big ? f8_values256<true>(b, sv) : f8_values256<false>(b, sv));
@@ -492,10 +503,8 @@ __attribute__((target("avx2,fma"))) void dot_tile256_f8(const float* x, const ui
   const int64_t k16 = k - k % 16;
   for (int64_t g0 = 0; g0 < k16; g0 += group) {
     const int64_t g1 = std::min(g0 + group, k16);
-    bool big = false;
-    for (int c = 0; c < C; ++c) big |= !(std::fabs(scales[c][g0 / group] * kF8E4M3Unbias) <= 3.4028235e38f);
     float sv[C];
-    for (int c = 0; c < C; ++c) sv[c] = big ? scales[c][g0 / group] : scales[c][g0 / group] * kF8E4M3Unbias;
+    const bool big = f8_group_multipliers<C>(scales, g0 / group, sv);
     if (big)
       for (int64_t i = g0; i < g1; i += 16) f8_step256<C, true>(x, w, sv, i, k, lo, hi);
     else
