@@ -9,14 +9,14 @@
 // not bit for bit.
 // The dot products: low-precision weight rows are widened to f32 in the worker's scratch, a block at
 // a time, and reused for every activation row. With a single activation row (decode) bf16 and int8
-// rows are instead widened in registers by dot_f32_bf16 and dot_f32_i8 (int8 on x86-64-v3: 4 rows a
-// tile, dot_tile256_i8), which give the same bits without the round trip to scratch. Int8 rows (i8 weights) widen to
-// their integers q; each output is then scaled by its row's w_scale. Int4 rows (i4 weights) widen to their dequantized
-// values q · scale (dequant_i4; in registers for decode: dot_tile512_i4 on AVX-512, dot_tile256_i4 on other x86-64-v3
-// CPUs, dot_f32_i4 elsewhere), and are then used as f32 rows: every output is the f32 weights' on those values, bit for
-// bit. F8e4m3 rows likewise widen to value · scale (dequant_f8; for decode dot_tile512_f8, dot_tile256_f8 or
-// dot_f32_f8). On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows × 6 weight rows
-// (dot_tile512), and one row with bf16 or int8 weights as tiles of weight rows widened in registers
+// rows are instead widened in registers by dot_f32_bf16 and dot_f32_i8 (on x86-64-v3 as tiles of rows,
+// dot_tile512_widen or dot_tile256_widen), which give the same bits without the round trip to scratch. Int8 rows (i8
+// weights) widen to their integers q; each output is then scaled by its row's w_scale. Int4 rows (i4 weights) widen to
+// their dequantized values q · scale (dequant_i4; in registers for decode: dot_tile512_i4 on AVX-512, dot_tile256_i4 on
+// other x86-64-v3 CPUs, dot_f32_i4 elsewhere), and are then used as f32 rows: every output is the f32 weights' on those
+// values, bit for bit. F8e4m3 rows likewise widen to value · scale (dequant_f8; for decode dot_tile512_f8,
+// dot_tile256_f8 or dot_f32_f8). On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows ×
+// 6 weight rows (dot_tile512), and one row with bf16 or int8 weights as tiles of weight rows widened in registers
 // (dot_tile512_widen); one row with f32 or f16 weights keeps the AVX2 tiles below. On other x86-64-v3 CPUs the products
 // run as register tiles (kernels/cpu/tiles.h) of 2 activation rows × 3 weight rows (dot_tile): each x load feeds 3 FMAs
 // and each weight load 2, where a dot product per output loads both operands for every FMA. With several activation
@@ -374,7 +374,7 @@ void matmul_tiles512(const MatmulArgs& a, ThreadPool& pool) {
 
 // One activation row, bf16 (T = uint16_t) or int8 weights: on AVX-512 4 bf16 or 8 int8 weight rows at a
 // time (8 streams: 1B-shape int8 decode 78 -> 75 ms), widened in registers (dot_tile512_widen); on AVX2
-// 4 int8 rows (dot_tile256_i8; its 16 registers hold 4 rows' lanes). The same bits as dot_f32_bf16 or
+// 4 rows (dot_tile256_widen; its 16 registers hold 4 rows' lanes). The same bits as dot_f32_bf16 or
 // dot_f32_i8 row by row.
 template <typename T, bool Avx512>
 void matvec_widen_tiles(const MatmulArgs& a, ThreadPool& pool) {
@@ -387,7 +387,7 @@ void matvec_widen_tiles(const MatmulArgs& a, ThreadPool& pool) {
       for (int64_t c = 0; c < C; ++c) rows[c] = w + (m0 + std::min(c, mb - 1)) * a.k;  // a short last tile repeats
       float out[C];
       if constexpr (Avx512) dot_tile512_widen<C>(a.x, rows, a.k, out);
-      else dot_tile256_i8<C>(a.x, rows, a.k, out);
+      else dot_tile256_widen<C>(a.x, rows, a.k, out);
       for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
     }
   });
@@ -484,15 +484,14 @@ void matvec_f8(const MatmulArgs& a, ThreadPool& pool) {
   });
 }
 
-// One activation row of bf16 (T = uint16_t) or int8 weights, widened in registers: AVX-512 tiles, the
-// AVX2 int8 tiles, or a dot product per weight row.
+// One activation row of bf16 (T = uint16_t) or int8 weights, widened in registers: AVX-512 or AVX2
+// tiles, or a dot product per weight row.
 template <typename T>
 void matvec_widen(const MatmulArgs& a, ThreadPool& pool) {
   if (a.n_valid && a.n_valid[0] < 1) return;
 #ifdef KILN_X86_64_V3_KERNELS
   if (cpu_has_avx512()) return matvec_widen_tiles<T, true>(a, pool);
-  if constexpr (sizeof(T) == 1)
-    if (cpu_has_x86_64_v3()) return matvec_widen_tiles<T, false>(a, pool);
+  if (cpu_has_x86_64_v3()) return matvec_widen_tiles<T, false>(a, pool);
 #endif
   const T* w = static_cast<const T*>(a.w);
   pool.parallel_for(a.m, 16, [&](int64_t m0, int64_t m1, int) {

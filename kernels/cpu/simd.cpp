@@ -155,24 +155,24 @@ namespace {
 
 // out[c] = row rows[c]'s dot with x for C weight rows (any rows, in any order) on the matmul's tiles
 // (kernels/cpu/tiles.h): the same bits as the portable dots in weight_row_dot, the weights widened in
-// registers; on AVX-512 bf16 and the quantized dtypes, on other x86-64-v3 CPUs the quantized ones (the
-// portable loops' clones decode those slowly; bf16 rows vectorize well there). False, out untouched,
-// where no tile applies (f32 and f16 rows: the dots below).
+// registers (on AVX-512 or AVX2), for bf16 and the quantized dtypes. False, out untouched, where no
+// tile applies (f32 and f16 rows, CPUs without x86-64-v3: the dots below).
 template <int C>
 bool weight_rows_tile(const float* x, const uint8_t* base, DType t, const float* scale, int64_t group,
                       const int64_t* rows, int64_t k, const int8_t* zero, float* out) {
   const bool avx512 = cpu_has_avx512();
-  if (!(avx512 && t == DType::BF16) && t != DType::I8 && t != DType::I4 && t != DType::F8E4M3) return false;
+  if (t != DType::BF16 && t != DType::I8 && t != DType::I4 && t != DType::F8E4M3) return false;
   if (!avx512 && !cpu_has_x86_64_v3()) return false;
   if (t == DType::BF16) {
     const uint16_t* r[C];
     for (int c = 0; c < C; ++c) r[c] = reinterpret_cast<const uint16_t*>(base) + rows[c] * k;
-    dot_tile512_widen<C, uint16_t>(x, r, k, out);
+    if (avx512) dot_tile512_widen<C, uint16_t>(x, r, k, out);
+    else dot_tile256_widen<C, uint16_t>(x, r, k, out);
   } else if (t == DType::I8) {
     const int8_t* r[C];
     for (int c = 0; c < C; ++c) r[c] = reinterpret_cast<const int8_t*>(base) + rows[c] * k;
     if (avx512) dot_tile512_widen<C, int8_t>(x, r, k, out);
-    else dot_tile256_i8<C>(x, r, k, out);
+    else dot_tile256_widen<C, int8_t>(x, r, k, out);
     for (int c = 0; c < C; ++c) out[c] *= scale[rows[c]];
   } else if (t == DType::I4) {
     const uint8_t* r[C];

@@ -339,36 +339,41 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void dot_tile512_f8(const f
   }
 }
 
-// out[c] = dot_f32_i8(x, w[c], k) for C int8 weight rows, bit for bit, on AVX2: lanes 0-7 and 8-15 of
-// each row in two registers, 8 weights at a time sign-extended and converted (exactly), the tail fused
-// into lanes 0.. as the dot product does, then finish_dot_lanes's reduction. The prefetches are
-// dot_tile512_widen's for int8 rows.
-template <int C>
-__attribute__((target("avx2,fma"))) void dot_tile256_i8(const float* x, const int8_t* const* w, int64_t k, float* out) {
+// 8 weights of a low-precision row as f32 lanes, widened in registers (widen16's rule, 8 at a time).
+__attribute__((target("avx2,fma"))) inline __m256 widen8(const uint16_t* w) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+__attribute__((target("avx2,fma"))) inline __m256 widen8(const int8_t* w) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w))));
+}
+
+// out[c] = dot_f32_bf16(x, w[c], k) (T = uint16_t, bf16 rows) or dot_f32_i8 (T = int8_t) for C weight
+// rows, bit for bit, on AVX2: lanes 0-7 and 8-15 of each row in two registers, 8 weights at a time
+// widened in registers, the tail fused into lanes 0.. as the dot product does, then finish_dot_lanes's
+// reduction. The prefetches are dot_tile512_widen's.
+template <int C, typename T>
+__attribute__((target("avx2,fma"))) void dot_tile256_widen(const float* x, const T* const* w, int64_t k, float* out) {
   __m256 lo[C], hi[C];
   for (int c = 0; c < C; ++c) lo[c] = hi[c] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
-    if ((i & 63) == 0)
+    if ((i & (64 / sizeof(T) - 1)) == 0)
       for (int c = 0; c < C; ++c) {
-        prefetch_l1(w[c] + i, 256);
+        if (sizeof(T) == 1) prefetch_l1(w[c] + i, 256);
         prefetch_next_tile(w[c] + i, C * k);
       }
     const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
     for (int c = 0; c < C; ++c) {
-      const __m256 w0 =
-          _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w[c] + i))));
-      const __m256 w1 =
-          _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w[c] + i + 8))));
-      lo[c] = _mm256_fmadd_ps(x0, w0, lo[c]);
-      hi[c] = _mm256_fmadd_ps(x1, w1, hi[c]);
+      lo[c] = _mm256_fmadd_ps(x0, widen8(w[c] + i), lo[c]);
+      hi[c] = _mm256_fmadd_ps(x1, widen8(w[c] + i + 8), hi[c]);
     }
   }
   for (int c = 0; c < C; ++c) {
     alignas(32) float lanes[16];
     _mm256_store_ps(lanes, lo[c]);
     _mm256_store_ps(lanes + 8, hi[c]);
-    for (int64_t t = 0; i + t < k; ++t) lanes[t] = std::fma(x[i + t], float(w[c][i + t]), lanes[t]);
+    for (int64_t t = 0; i + t < k; ++t) lanes[t] = std::fma(x[i + t], widen1(w[c][i + t]), lanes[t]);
     out[c] = finish_dot_lanes(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8), x, nullptr, k, k);
   }
 }
