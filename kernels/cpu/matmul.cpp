@@ -397,7 +397,7 @@ void matvec_widen_tiles(const MatmulArgs& a, ThreadPool& pool) {
 #ifdef KILN_X86_64_V3_KERNELS
 // One activation row, i4 weights: 4 weight rows at a time widened in registers (AVX-512:
 // dot_tile512_i4, AVX2: dot_tile256_i4), the same bits as dot_f32_i4 row by row. (8 rows, as int8
-// takes, decoded the 1B shape with the head in int4 in 29.9-31.3 ms against 4 rows' 27.9-28.5 on
+// takes on AVX-512, decoded the 1B shape with the head in int4 in 29.9-31.3 ms against 4 rows' 27.9-28.5 on
 // AVX-512, alternated on the EPYC dev VM.)
 template <bool Avx512>
 void matvec_i4_tiles(const MatmulArgs& a, ThreadPool& pool) {
@@ -443,7 +443,7 @@ void matvec_i4(const MatmulArgs& a, ThreadPool& pool) {
 #ifdef KILN_X86_64_V3_KERNELS
 // One activation row, f8e4m3 weights: 4 weight rows at a time widened in registers (AVX-512:
 // dot_tile512_f8, AVX2: dot_tile256_f8), the same bits as dot_f32_f8 row by row. (8 rows, as int8
-// takes, decoded the 1B shape with an fp8 head in 41.8-42.2 ms against 4 rows' 38.3-39.0 on AVX-512,
+// takes on AVX-512, decoded the 1B shape with an fp8 head in 41.8-42.2 ms against 4 rows' 38.3-39.0 on AVX-512,
 // alternated on the EPYC dev VM.)
 template <bool Avx512>
 void matvec_f8_tiles(const MatmulArgs& a, ThreadPool& pool) {

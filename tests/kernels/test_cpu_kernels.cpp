@@ -203,7 +203,7 @@ TEST_CASE("matmul gives bit-identical results for 1 and 2 threads") {
   CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);
 }
 
-// The one-row bf16 path widens in registers (dot_f32_bf16; on AVX-512 4 rows at a time): every
+// The one-row bf16 path widens in registers (dot_f32_bf16; on x86-64-v3 4 rows at a time): every
 // output must be dot_f32_bf16's, the blocked path's (two rows) bit for bit, and near a double
 // reference; k with and without a tail, m every remainder of 4.
 TEST_CASE("matmul: the one-row bf16 path (decode) is bit-identical to the blocked path") {
@@ -557,10 +557,11 @@ TEST_CASE("matmul with f8e4m3 weights equals the f32 matmul on the dequantized w
         }
 }
 
-// Float experts in bf16 and f16 (rows of 72 and 40: tails past the 16-value steps) give the f32 experts'
-// bits on the widened values, on each CPU tier (AVX-512: the matmul's tiles for bf16) and thread count.
+// Float experts in bf16 and f16 (rows of 74 and 41: tails past the 16-value steps; and with 1 or 2
+// threads a feature alone at a block's end and down rows short of 4) give the f32 experts' bits on the
+// widened values, on each CPU tier (the matmul's tiles for bf16) and thread count.
 TEST_CASE("moe_experts with bf16 and f16 weights equals the f32 experts on the widened weights") {
-  const int64_t E = 3, D = 72, F = 40, K = 2, rows = 4;
+  const int64_t E = 3, D = 74, F = 41, K = 2, rows = 4;
   uint32_t seed = 1950;
   const auto h = random_floats(size_t(rows * D), seed++, 2.0f);
   const std::vector<int32_t> ids = {0, 2, 1, -1, 2, 2, 0, 1};  // -1: skipped
@@ -600,7 +601,7 @@ TEST_CASE("moe_experts with bf16 and f16 weights equals the f32 experts on the w
 // with zero points 0 to 16): i4 and f8e4m3 rows are the f32 products q · scale (float(nibble − zero) ·
 // scale), so the output is version 1's on those values, bit for bit; i8 rows take
 // each product over the integers, then the row's scale (checked against that formula in double).
-// Ids outside the experts and padding rows are skipped; 1 and 2 threads.
+// Ids outside the experts and padding rows are skipped; 1, 2 and 3 threads.
 TEST_CASE("moe_experts with quantized weights equals the float experts on the dequantized weights") {
   const int64_t E = 3, K = 2, rows = 4;
   uint32_t seed = 1900;
@@ -613,9 +614,11 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
     const bool asym = scheme.second;
     CAPTURE(dtype_name(t));
     CAPTURE(asym);
-    // i4 rows are whole 32-value blocks; i8 and f8e4m3 ones of 72 and 40 leave tails past the 16-value
-    // steps (f8e4m3: gate|up in groups of 48, a short last one; down in one group of 40, not a multiple of 16)
-    const int64_t D = t == DType::I4 ? 64 : 72, F = t == DType::I4 ? 96 : 40;
+    // i4 rows are whole 32-value blocks; i8 and f8e4m3 ones of 74 and 41 leave tails past the 16-value
+    // steps (f8e4m3: gate|up in groups of 48, a short last one; down in one group of 41, not a multiple of
+    // 16), and blocks of the threads' split that end on a lone feature or fewer than 4 down rows (i4: with
+    // 3 threads, down blocks of 22)
+    const int64_t D = t == DType::I4 ? 64 : 74, F = t == DType::I4 ? 96 : 41;
     const auto h = random_floats(size_t(rows * D), seed++, 2.0f);
     // (rows of k values: E·2·F of D for w_gu, E·D of F for w_down), each with its scales
     struct Q {
@@ -651,7 +654,7 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
     const Q gu = make(E * 2 * F, D, t == DType::F8E4M3 ? 48 : 32), down = make(E * D, F, t == DType::F8E4M3 ? F : 32);
     std::vector<float> first;                  // every tier and thread count gives the same bits
     for (const bool tier512 : avx512_tiers())  // (either: the matmul's tiles, rows side by side)
-      for (int threads : {1, 2}) {
+      for (int threads : {1, 2, 3}) {
         const Tier tier(tier512);
         CAPTURE(tier512);
         CAPTURE(threads);
@@ -727,7 +730,7 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
 // The row helpers the MoE experts and head_matmul read weights through: weight_rows_dot (up to 4 rows
 // side by side, in any order, a short set too) gives weight_row_dot's bits row by row, and weight_row_dot
 // gives dot_f32's on weight_row_values (i8: on q, times the row's scale), for every weight dtype, each CPU
-// tier (AVX-512: the matmul's tiles for bf16 and the quantized dtypes; AVX2: for the quantized ones), rows
+// tier (the matmul's tiles for bf16 and the quantized dtypes), rows
 // with tails past the 16-value steps (f8e4m3: a short last group, and a scale from 2^8 up, where the
 // tiles' fused scale · 2^120 overflows), i4 in groups of 32 and 64, asymmetric with any int8 zero point.
 TEST_CASE("weight_rows_dot equals weight_row_dot row by row, and that dot_f32 on weight_row_values") {
@@ -735,7 +738,7 @@ TEST_CASE("weight_rows_dot equals weight_row_dot row by row, and that dot_f32 on
   uint32_t seed = 2400;
   for (const bool tier512 : avx512_tiers())
     for (const DType t : {DType::F32, DType::BF16, DType::F16, DType::I8, DType::I4, DType::F8E4M3})
-      for (const int64_t k : {16, 40, 64, 200, 576})
+      for (const int64_t k : {16, 40, 64, 96, 200, 576})
         for (const bool asym : {false, true}) {
           if ((t == DType::I4 && k % 32 != 0) || (asym && t != DType::I4)) continue;
           const Tier tier(tier512);
@@ -760,7 +763,7 @@ TEST_CASE("weight_rows_dot equals weight_row_dot row by row, and that dot_f32 on
             for (int64_t g = 0; g < m * groups; ++g) zero.push_back(int8_t(rng() % 16));
             zero[0] = -128, zero.back() = 127;  // (any int8, as an edited plan may hold)
           }
-          if (t == DType::F8E4M3) scale[size_t(groups)] = 300.0f;  // row 1's first group: scale · 2^120 overflows
+          if (t == DType::F8E4M3) scale[0] = 300.0f;  // row 0's first group: scale · 2^120 overflows
           const int8_t* z = asym ? zero.data() : nullptr;
           const std::vector<float> x = random_floats(size_t(k), seed++, 2.0f);
           std::vector<float> scratch(static_cast<size_t>(k)), values(static_cast<size_t>(k));
@@ -779,11 +782,13 @@ TEST_CASE("weight_rows_dot equals weight_row_dot row by row, and that dot_f32 on
           const int64_t order[4] = {5, 0, 6, 2};
           for (int n = 1; n <= kWeightRowsDotMax; ++n) {
             CAPTURE(n);
-            float out[kWeightRowsDotMax] = {};
+            float out[kWeightRowsDotMax + 1];
+            std::fill(out, out + kWeightRowsDotMax + 1, 7.0f);
             weight_rows_dot(x.data(), w.data(), t, scale.data(), group, order, n, k, scratch.data(), out, z);
             for (int i = 0; i < n; ++i)
               REQUIRE(out[i] ==
                       weight_row_dot(x.data(), w.data(), t, scale.data(), group, order[i], k, scratch.data(), z));
+            for (int i = n; i <= kWeightRowsDotMax; ++i) REQUIRE(out[i] == 7.0f);  // nothing past n written
           }
         }
 }
