@@ -88,12 +88,11 @@ double median_call_ms(const F& f, int runs) {
   f();
   std::vector<double> ms;
   for (int r = 0; r < runs; ++r) {
-    const double t0 = now_s();
+    const double t0 = kiln::bench::now_ms();
     f();
-    ms.push_back((now_s() - t0) * 1e3);
+    ms.push_back(kiln::bench::now_ms() - t0);
   }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return kiln::bench::median(ms);
 }
 
 struct Shape {

@@ -9,22 +9,26 @@
 // not bit for bit.
 // The dot products: low-precision weight rows are widened to f32 in the worker's scratch, a block at
 // a time, and reused for every activation row. With a single activation row (decode) bf16 and int8
-// rows are instead widened in registers by dot_f32_bf16 and dot_f32_i8 (on x86-64-v3 as tiles of rows,
-// dot_tile512_widen or dot_tile256_widen), which give the same bits without the round trip to scratch. Int8 rows (i8
-// weights) widen to their integers q; each output is then scaled by its row's w_scale. Int4 rows (i4 weights) widen to
-// their dequantized values q · scale (dequant_i4; in registers for decode: dot_tile512_i4 on AVX-512, dot_tile256_i4 on
-// other x86-64-v3 CPUs, dot_f32_i4 elsewhere), and are then used as f32 rows: every output is the f32 weights' on those
-// values, bit for bit. F8e4m3 rows likewise widen to value · scale (dequant_f8; for decode dot_tile512_f8,
-// dot_tile256_f8 or dot_f32_f8). On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows ×
-// 6 weight rows (dot_tile512), and one row with bf16 or int8 weights as tiles of weight rows widened in registers
-// (dot_tile512_widen); one row with f32 or f16 weights keeps the AVX2 tiles below. On other x86-64-v3 CPUs the products
-// run as register tiles (kernels/cpu/tiles.h) of 2 activation rows × 3 weight rows (dot_tile): each x load feeds 3 FMAs
-// and each weight load 2, where a dot product per output loads both operands for every FMA. With several activation
-// rows and k over 2,048 (where 3 weight rows outgrow L1) they run as 2 × 6 tiles instead, k in blocks of 1,024 that
-// keep the weight rows' block in L1 while the activation rows stream past, each half of the lanes in turn
-// (dot_half_tile; on the 2-core dev VM 42-46% of the FMA peak on Llama-3.2-1B's down projection against 33-36%; not
-// faster at smaller k). Below kGemmMinRows every output keeps dot_f32's 16 lanes, association order and FMA
-// contraction, so the results are bit-identical to dot_f32 (and to the one-row path).
+// rows are instead widened in registers by dot_f32_bf16 and dot_f32_i8 (on x86-64-v3 as tiles of
+// rows, dot_tile512_widen or dot_tile256_widen), which give the same bits without the round trip to
+// scratch. Int8 rows (i8 weights) widen to their integers q; each output is then scaled by its row's
+// w_scale. Int4 rows (i4 weights) widen to their dequantized values q · scale (dequant_i4; in
+// registers for decode: weight_rows_dot, on x86-64-v3 the tiles dot_tile512_i4 or dot_tile256_i4,
+// elsewhere dot_f32_i4), and are then used as f32 rows: every output is the f32 weights' on those
+// values, bit for bit. F8e4m3 rows likewise widen to value · scale (dequant_f8; for decode
+// weight_rows_dot: dot_tile512_f8, dot_tile256_f8 or dot_f32_f8).
+// On CPUs with AVX-512 (cpu_has_avx512) several activation rows run as tiles of 4 rows × 6 weight
+// rows (dot_tile512), and one row with bf16 or int8 weights as tiles of weight rows widened in
+// registers (dot_tile512_widen); one row with f32 or f16 weights keeps the AVX2 tiles below.
+// On other x86-64-v3 CPUs the products run as register tiles (kernels/cpu/tiles.h) of 2 activation
+// rows × 3 weight rows (dot_tile): each x load feeds 3 FMAs and each weight load 2, where a dot
+// product per output loads both operands for every FMA. With several activation rows and k over
+// 2,048 (where 3 weight rows outgrow L1) they run as 2 × 6 tiles instead, k in blocks of 1,024
+// that keep the weight rows' block in L1 while the activation rows stream past, each half of the
+// lanes in turn (dot_half_tile; on the 2-core dev VM 42-46% of the FMA peak on Llama-3.2-1B's
+// down projection against 33-36%; not faster at smaller k). Below kGemmMinRows every output keeps
+// dot_f32's 16 lanes, association order and FMA contraction, so the results are bit-identical to
+// dot_f32 (and to the one-row path).
 #include "kernels/matmul.h"
 
 #include <algorithm>
@@ -74,12 +78,6 @@ inline int64_t f8_groups(const MatmulArgs& a) { return f8_scales_per_row(a.k, a.
 inline void widen_row(const MatmulArgs& a, int64_t j, int64_t k0, int64_t n, float* dst) {
   const uint8_t* row = static_cast<const uint8_t*>(a.w) + j * w_bytes(a, a.k);
   if (a.w_dtype == DType::I4) {
-#ifdef KILN_X86_64_V3_KERNELS
-    if (k0 % 32 == 0 && n % 32 == 0 && cpu_has_avx512())
-      return dequant_i4_512(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst, i4_zeros(a, j));
-    if (k0 % 32 == 0 && n % 32 == 0 && cpu_has_x86_64_v3())
-      return dequant_i4_256(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst, i4_zeros(a, j));
-#endif
     dequant_i4(row, a.w_scale + j * (a.k / a.group), a.group, k0, n, dst, i4_zeros(a, j));
   } else if (a.w_dtype == DType::F8E4M3) {
     dequant_f8(row, a.w_scale + j * f8_groups(a), a.group, k0, n, dst);
@@ -394,93 +392,23 @@ void matvec_widen_tiles(const MatmulArgs& a, ThreadPool& pool) {
 }
 #endif
 
-#ifdef KILN_X86_64_V3_KERNELS
-// One activation row, i4 weights: 4 weight rows at a time widened in registers (AVX-512:
-// dot_tile512_i4, AVX2: dot_tile256_i4), the same bits as dot_f32_i4 row by row. (8 rows, as int8
-// takes on AVX-512, decoded the 1B shape with the head in int4 in 29.9-31.3 ms against 4 rows' 27.9-28.5 on
-// AVX-512, alternated on the EPYC dev VM.)
-template <bool Avx512>
-void matvec_i4_tiles(const MatmulArgs& a, ThreadPool& pool) {
-  constexpr int64_t C = 4;
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  const int64_t groups = a.k / a.group;
-  pool.parallel_for((a.m + C - 1) / C, 4, [&](int64_t t0, int64_t t1, int) {
+// One activation row of i4 or f8e4m3 weights, widened in registers: kWeightRowsDotMax weight rows at a
+// time through weight_rows_dot (x86-64-v3: the tiles dot_tile512_i4/_f8 or dot_tile256_i4/_f8, else
+// dot_f32_i4/_f8 a row), the same bits as dot_f32_i4 or dot_f32_f8 row by row. (8 rows, as int8 takes
+// on AVX-512, decoded the 1B shape with the head in int4 in 29.9-31.3 ms against 4 rows' 27.9-28.5, and
+// with an fp8 head in 41.8-42.2 ms against 38.3-39.0, alternated on the EPYC dev VM.)
+void matvec_quantized(const MatmulArgs& a, ThreadPool& pool) {
+  if (a.n_valid && a.n_valid[0] < 1) return;
+  constexpr int64_t C = kWeightRowsDotMax;
+  pool.parallel_for((a.m + C - 1) / C, 4, [&](int64_t t0, int64_t t1, int worker) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
-      const uint8_t* rows[C];
-      const float* scales[C];
-      const int8_t* zeros[C];
-      for (int64_t c = 0; c < C; ++c) {  // a short last tile repeats its last row
-        rows[c] = w + (m0 + std::min(c, mb - 1)) * (a.k / 2);
-        scales[c] = a.w_scale + (m0 + std::min(c, mb - 1)) * groups;
-        zeros[c] = i4_zeros(a, m0 + std::min(c, mb - 1));
-      }
+      int64_t rows[C];
+      for (int64_t c = 0; c < mb; ++c) rows[c] = m0 + c;
       float out[C];
-      if constexpr (Avx512) dot_tile512_i4<C>(a.x, rows, scales, a.group, a.k, out, zeros);
-      else dot_tile256_i4<C>(a.x, rows, scales, a.group, a.k, out, zeros);
+      weight_rows_dot(a.x, a.w, a.w_dtype, a.w_scale, a.group, rows, int(mb), a.k, pool.scratch(worker), out, a.w_zero);
       for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
     }
-  });
-}
-#endif
-
-// One activation row of i4 weights, widened in registers: the tiles above on x86-64-v3, or dot_f32_i4
-// per weight row.
-void matvec_i4(const MatmulArgs& a, ThreadPool& pool) {
-  if (a.n_valid && a.n_valid[0] < 1) return;
-#ifdef KILN_X86_64_V3_KERNELS
-  if (cpu_has_avx512()) return matvec_i4_tiles<true>(a, pool);
-  if (cpu_has_x86_64_v3()) return matvec_i4_tiles<false>(a, pool);
-#endif
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  const int64_t groups = a.k / a.group;
-  pool.parallel_for(a.m, 16, [&](int64_t m0, int64_t m1, int) {
-    for (int64_t j = m0; j < m1; ++j)
-      store_output(a, 0, j, dot_f32_i4(a.x, w + j * (a.k / 2), a.w_scale + j * groups, a.group, a.k, i4_zeros(a, j)));
-  });
-}
-
-#ifdef KILN_X86_64_V3_KERNELS
-// One activation row, f8e4m3 weights: 4 weight rows at a time widened in registers (AVX-512:
-// dot_tile512_f8, AVX2: dot_tile256_f8), the same bits as dot_f32_f8 row by row. (8 rows, as int8
-// takes on AVX-512, decoded the 1B shape with an fp8 head in 41.8-42.2 ms against 4 rows' 38.3-39.0 on AVX-512,
-// alternated on the EPYC dev VM.)
-template <bool Avx512>
-void matvec_f8_tiles(const MatmulArgs& a, ThreadPool& pool) {
-  constexpr int64_t C = 4;
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  const int64_t groups = f8_groups(a);
-  pool.parallel_for((a.m + C - 1) / C, 4, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t m0 = t * C, mb = std::min(C, a.m - m0);
-      const uint8_t* rows[C];
-      const float* scales[C];
-      for (int64_t c = 0; c < C; ++c) {  // a short last tile repeats its last row
-        rows[c] = w + (m0 + std::min(c, mb - 1)) * a.k;
-        scales[c] = a.w_scale + (m0 + std::min(c, mb - 1)) * groups;
-      }
-      float out[C];
-      if constexpr (Avx512) dot_tile512_f8<C>(a.x, rows, scales, a.group, a.k, out);
-      else dot_tile256_f8<C>(a.x, rows, scales, a.group, a.k, out);
-      for (int64_t c = 0; c < mb; ++c) store_output(a, 0, m0 + c, out[c]);
-    }
-  });
-}
-#endif
-
-// One activation row of f8e4m3 weights, widened in registers: the tiles above on x86-64-v3, or
-// dot_f32_f8 per weight row.
-void matvec_f8(const MatmulArgs& a, ThreadPool& pool) {
-  if (a.n_valid && a.n_valid[0] < 1) return;
-#ifdef KILN_X86_64_V3_KERNELS
-  if (cpu_has_avx512()) return matvec_f8_tiles<true>(a, pool);
-  if (cpu_has_x86_64_v3()) return matvec_f8_tiles<false>(a, pool);
-#endif
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  const int64_t groups = f8_groups(a);
-  pool.parallel_for(a.m, 16, [&](int64_t m0, int64_t m1, int) {
-    for (int64_t j = m0; j < m1; ++j)
-      store_output(a, 0, j, dot_f32_f8(a.x, w + j * a.k, a.w_scale + j * groups, a.group, a.k));
   });
 }
 
@@ -532,8 +460,7 @@ void matmul_cpu(const MatmulArgs& a, ThreadPool& pool) {
   const int64_t chunk = a.rows / a.batch;
   if (a.rows == 1 && a.w_dtype == DType::BF16) return matvec_widen<uint16_t>(a, pool);
   if (a.rows == 1 && a.w_dtype == DType::I8) return matvec_widen<int8_t>(a, pool);
-  if (a.rows == 1 && a.w_dtype == DType::I4) return matvec_i4(a, pool);
-  if (a.rows == 1 && a.w_dtype == DType::F8E4M3) return matvec_f8(a, pool);
+  if (a.rows == 1 && (a.w_dtype == DType::I4 || a.w_dtype == DType::F8E4M3)) return matvec_quantized(a, pool);
   if (a.rows >= kGemmMinRows) {
 #ifdef KILN_X86_64_V3_KERNELS
     // AVX-512: 32 rows × 12 weight rows (24 accumulators); AVX2: 16 × 6 (12). A short last block of

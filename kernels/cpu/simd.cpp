@@ -68,9 +68,12 @@ float dot_f32_i8(const float* a, const int8_t* b, int64_t n) {
       a, [b](int64_t i) { return float(b[i]); }, n);
 }
 
+namespace {
+
+// dequant_i4 and dequant_f8 as portable loops (the tiles' twins in kernels/cpu/tiles.h give the same bits).
 KILN_TARGET_CLONES
-void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst,
-                const int8_t* zeros) {
+void dequant_i4_loop(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst,
+                     const int8_t* zeros) {
   auto one = [&](int64_t i) {
     return float(int(load_i4(row, uint64_t(i))) + 8 - i4_zero(zeros, i / group)) * scales[i / group];
   };
@@ -93,6 +96,47 @@ void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t 
 }
 
 KILN_TARGET_CLONES
+void dequant_f8_loop(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst) {
+  // Group by group (or its part in range), branch-free lanes that vectorize: each value moved into an
+  // f32's bits, times 2^120 (exact), times the scale (the one rounding).
+  for (int64_t i = i0; i < i0 + n;) {
+    const int64_t end = std::min(i0 + n, (i / group + 1) * group);
+    const float s = scales[i / group];
+    for (; i + 16 <= end; i += 16) {  // (local lanes: they vectorize)
+      float v[16];
+      for (int l = 0; l < 16; ++l) v[l] = f8e4m3_bits_f32(row[i + l]) * kF8E4M3Unbias * s;
+      std::memcpy(dst + (i - i0), v, sizeof v);
+    }
+    for (; i < end; ++i) dst[i - i0] = f8e4m3_bits_f32(row[i]) * kF8E4M3Unbias * s;
+  }
+}
+
+}  // namespace
+
+void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst,
+                const int8_t* zeros) {
+#ifdef KILN_X86_64_V3_KERNELS
+  // Whole 32-value blocks on the tiles: AVX-512 looks each value up in the group's table of products,
+  // AVX2 converts and multiplies.
+  if (i0 % 32 == 0 && n % 32 == 0) {
+    if (cpu_has_avx512()) return dequant_i4_512(row, scales, group, i0, n, dst, zeros);
+    if (cpu_has_x86_64_v3()) return dequant_i4_256(row, scales, group, i0, n, dst, zeros);
+  }
+#endif
+  dequant_i4_loop(row, scales, group, i0, n, dst, zeros);
+}
+
+void dequant_f8(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst) {
+#ifdef KILN_X86_64_V3_KERNELS
+  if (i0 == 0) {  // (the tiles walk a row's groups from its start)
+    if (cpu_has_avx512()) return dequant_f8_512(row, scales, group, n, dst);
+    if (cpu_has_x86_64_v3()) return dequant_f8_256(row, scales, group, n, dst);
+  }
+#endif
+  dequant_f8_loop(row, scales, group, i0, n, dst);
+}
+
+KILN_TARGET_CLONES
 float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_t group, int64_t n,
                  const int8_t* zeros) {
   // dot_lanes over n = whole blocks of 32 (group and n multiples of 32): per block, lanes l take value
@@ -109,22 +153,6 @@ float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_
   for (int w = L / 2; w > 0; w /= 2)
     for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
   return acc[0];
-}
-
-KILN_TARGET_CLONES
-void dequant_f8(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst) {
-  // Group by group (or its part in range), branch-free lanes that vectorize: each value moved into an
-  // f32's bits, times 2^120 (exact), times the scale (the one rounding).
-  for (int64_t i = i0; i < i0 + n;) {
-    const int64_t end = std::min(i0 + n, (i / group + 1) * group);
-    const float s = scales[i / group];
-    for (; i + 16 <= end; i += 16) {  // (local lanes: they vectorize)
-      float v[16];
-      for (int l = 0; l < 16; ++l) v[l] = f8e4m3_bits_f32(row[i + l]) * kF8E4M3Unbias * s;
-      std::memcpy(dst + (i - i0), v, sizeof v);
-    }
-    for (; i < end; ++i) dst[i - i0] = f8e4m3_bits_f32(row[i]) * kF8E4M3Unbias * s;
-  }
 }
 
 KILN_TARGET_CLONES
@@ -247,23 +275,9 @@ void weight_row_values(const void* w, DType t, const float* scale, int64_t group
       return;
     }
     case DType::I4:
-#ifdef KILN_X86_64_V3_KERNELS
-      if (cpu_has_avx512())  // (the same products, a table lookup a lane: rows are whole 32-value blocks)
-        return dequant_i4_512(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
-                              zero ? zero + row * (k / group) : nullptr);
-      if (cpu_has_x86_64_v3())
-        return dequant_i4_256(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
-                              zero ? zero + row * (k / group) : nullptr);
-#endif
       return dequant_i4(base + row * (k / 2), scale + row * (k / group), group, 0, k, dst,
                         zero ? zero + row * (k / group) : nullptr);
     case DType::F8E4M3:
-#ifdef KILN_X86_64_V3_KERNELS
-      if (cpu_has_avx512())
-        return dequant_f8_512(base + row * k, scale + row * f8_scales_per_row(k, group), group, k, dst);
-      if (cpu_has_x86_64_v3())
-        return dequant_f8_256(base + row * k, scale + row * f8_scales_per_row(k, group), group, k, dst);
-#endif
       return dequant_f8(base + row * k, scale + row * f8_scales_per_row(k, group), group, 0, k, dst);
     default:
       return convert_to_f32(base + uint64_t(row * k) * dtype_size(t), t, dst, uint64_t(k));

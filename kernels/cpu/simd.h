@@ -47,7 +47,8 @@ float dot_f32_i8(const float* a, const int8_t* b, int64_t n);
 
 // Values i0 … i0+n of a packed i4 row (kernels/dtype.h; group a multiple of 32, as matmul's verifier
 // requires) dequantized into dst: value i is the f32 product float(nibble_i − z) · scales[i / group],
-// z = zeros[i / group] (asymmetric), or 8 without zeros (symmetric: nibble − 8 is q).
+// z = zeros[i / group] (asymmetric), or 8 without zeros (symmetric: nibble − 8 is q). Whole 32-value
+// blocks run on the tiles of kernels/cpu/tiles.h where the CPU has them (the same bits).
 void dequant_i4(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst,
                 const int8_t* zeros = nullptr);
 
@@ -58,7 +59,7 @@ float dot_f32_i4(const float* a, const uint8_t* row, const float* scales, int64_
 
 // Values i0 … i0+n of an f8e4m3 row (kernels/dtype.h) dequantized into dst: value i is the f32 product
 // f8e4m3_value(row[i]) · scales[i / group] (group a multiple of 16 or the whole row, as matmul's
-// verifier requires).
+// verifier requires). From a row's start (i0 = 0) on the tiles where the CPU has them (the same bits).
 void dequant_f8(const uint8_t* row, const float* scales, int64_t group, int64_t i0, int64_t n, float* dst);
 
 // sum_i a[i]·(f8e4m3_value(row[i]) · scales[i / group]) over an f8e4m3 row of n values, widening in
