@@ -44,6 +44,27 @@ void head_matmul_transposed(const HeadMatmulArgs& a, ThreadPool& pool) {
 void head_matmul_cpu(const HeadMatmulArgs& a, ThreadPool& pool) {
   if (a.transposed) return head_matmul_transposed(a, pool);
   const int64_t chunk = a.rows / a.batch;
+  int64_t valid = 0, only = 0;  // the valid activation rows, and the last of them
+  for (int64_t r = 0; r < a.rows; ++r)
+    if (row_is_valid(a.n_valid, chunk, r)) ++valid, only = r;
+  if (valid == 1) {
+    // Decode: each weight row is read once, so rows of a head go through weight_rows_dot, kWeightRowsDotMax
+    // side by side (weight_row_dot's bits: i8 scaled after the product, i4 and f8e4m3 dequantized in
+    // registers, as below). Work item h·m + i is weight row h·m + i and output h·m + i.
+    const float* x = a.x + only * a.heads * a.k;
+    float* y = a.y + only * a.heads * a.m;
+    pool.parallel_for(a.heads * a.m, kWeightRowsDotMax, [&](int64_t i0, int64_t i1, int worker) {
+      for (int64_t item = i0; item < i1;) {
+        const int64_t h = item / a.m, end = std::min({i1, (h + 1) * a.m, item + int64_t(kWeightRowsDotMax)});
+        int64_t rows[kWeightRowsDotMax];
+        for (int64_t c = 0; c < end - item; ++c) rows[c] = item + c;
+        weight_rows_dot(x + h * a.k, a.w, a.w_dtype, a.w_scale, a.group, rows, int(end - item), a.k,
+                        pool.scratch(worker), y + item, a.w_zero);
+        item = end;
+      }
+    });
+    return;
+  }
   // One work item per (head, output row of that head's matrix): each weight row is widened once (i8: q,
   // its scale applied to each product, as matmul's; i4 and f8e4m3: dequantized, dot_f32 then giving
   // dot_f32_i4's and dot_f32_f8's bits) and used for every activation row.

@@ -801,89 +801,94 @@ TEST_CASE("weight_rows_dot equals weight_row_dot row by row, and that dot_f32 on
 // q·scale. Two sequences of a 5-row chunk, 4 and 3 tokens (several blocks of kHeadMatmulRowBlock rows, a
 // partial one); padding rows stay untouched; 1 and 2 threads, each CPU tier. f8e4m3 rows of 56 in groups
 // of 48 (a short last group, a tail of 8 past the 16-value steps), and of 40 in one group (big scales).
+// Then decode: one valid row (the rest padding), where rows not transposed go through weight_rows_dot
+// 4 at a time (38 a head: a short last set of 2, and with 2 threads a set cut short by a block's end).
 TEST_CASE("head_matmul version 2 (rows, transposed or not, any dtype) equals version 1 on their values") {
   const int64_t heads = 3, batch = 2, chunk = 5, rows = batch * chunk;
-  const std::vector<int32_t> valid = {4, 3};  // rows 4, 8 and 9 are padding
-  auto padding = [&](int64_t r) { return r % chunk >= valid[size_t(r / chunk)]; };
   uint32_t seed = 2300;
-  for (const bool transposed : {false, true})
-    for (const auto& scheme : {std::pair<DType, bool>{DType::F32, false},
-                               {DType::BF16, false},
-                               {DType::I8, false},
-                               {DType::I4, false},
-                               {DType::I4, true},
-                               {DType::F8E4M3, false},
-                               {DType::F8E4M3, true}}) {
-      const DType t = scheme.first;
-      const bool asym = scheme.second;
-      const std::string dtype = dtype_name(t);
-      CAPTURE(transposed);
-      CAPTURE(dtype);
-      CAPTURE(asym);
-      // y[h·m + i] = Σ_j W_h[i, j] x[h·k + j]; stored as heads·m rows of k, or heads·k rows of m.
-      const bool big = t == DType::F8E4M3 && asym;  // (f8e4m3 "asym": big scales, below)
-      const int64_t row_len = t == DType::F8E4M3 ? (big ? 40 : 56) : 64;
-      const int64_t k = transposed ? 37 : row_len, m = transposed ? row_len : 40;
-      const int64_t n = transposed ? heads * k : heads * m, cols = transposed ? m : k;
-      const int64_t group = t == DType::I4 ? 32 : t == DType::F8E4M3 ? (big ? 40 : 48) : 0;
-      const int64_t groups = group > 0 ? (cols + group - 1) / group : 1;
-      std::mt19937 rng(seed++);
-      std::vector<uint8_t> w(size_t(t == DType::I4 ? n * cols / 2 : n * cols * int64_t(dtype_size(t))));
-      const auto f = random_floats(size_t(n * cols), seed++);
-      for (size_t i = 0; i < w.size(); ++i) w[i] = uint8_t(rng());
-      if (t == DType::F32) std::memcpy(w.data(), f.data(), w.size());
-      for (size_t i = 0; t == DType::BF16 && i < f.size(); ++i) {  // (finite values: no NaN payloads to compare)
-        const uint16_t b = f32_to_bf16(f[i]);
-        w[2 * i] = uint8_t(b & 0xff);
-        w[2 * i + 1] = uint8_t(b >> 8);
-      }
-      // (big: scales up to 10^3, over 2^8, where scale · 2^120 overflows and the value is unbiased first)
-      const auto scale = random_floats(size_t(n * groups), seed++, big ? 1e3f : 0.05f);
-      std::vector<int8_t> zero;
-      for (int64_t g = 0; asym && !big && g < n * groups; ++g) zero.push_back(int8_t(rng() % 17));
-      std::vector<float> deq(size_t(n * cols));  // each stored value (i8 not transposed: q, unscaled)
-      for (int64_t r = 0; r < n; ++r)
-        for (int64_t i = 0; i < cols; ++i) {
-          const size_t at = size_t(r * cols + i), g = size_t(r * groups + (group > 0 ? i / group : 0));
-          float v = 0.0f;
-          if (t == DType::F32) v = f[at];
-          else if (t == DType::BF16) v = bf16_to_f32(uint16_t(w[2 * at] | w[2 * at + 1] << 8));
-          else if (t == DType::I8) v = transposed ? float(int8_t(w[at])) * scale[g] : float(int8_t(w[at]));
-          else if (t == DType::I4)
-            v = float(load_i4(w.data() + r * cols / 2, uint64_t(i)) + 8 - (asym ? zero[g] : 8)) * scale[g];
-          else v = f8_reference(w[at]) * scale[g];
-          deq[at] = v;
+  for (const std::vector<int32_t>& valid : {std::vector<int32_t>{4, 3}, std::vector<int32_t>{1, 0}})
+    for (const bool transposed : {false, true})
+      for (const auto& scheme : {std::pair<DType, bool>{DType::F32, false},
+                                 {DType::BF16, false},
+                                 {DType::I8, false},
+                                 {DType::I4, false},
+                                 {DType::I4, true},
+                                 {DType::F8E4M3, false},
+                                 {DType::F8E4M3, true}}) {
+        const DType t = scheme.first;
+        const bool asym = scheme.second;
+        const std::string dtype = dtype_name(t);
+        CAPTURE(transposed);
+        CAPTURE(dtype);
+        CAPTURE(asym);
+        // y[h·m + i] = Σ_j W_h[i, j] x[h·k + j]; stored as heads·m rows of k, or heads·k rows of m.
+        CAPTURE(valid[0]);
+        // (valid: {4, 3}, rows 4, 8 and 9 are padding; {1, 0}, all but row 0)
+        auto padding = [&](int64_t r) { return r % chunk >= valid[size_t(r / chunk)]; };
+        const bool big = t == DType::F8E4M3 && asym;  // (f8e4m3 "asym": big scales, below)
+        const int64_t row_len = t == DType::F8E4M3 ? (big ? 40 : 56) : 64;
+        const int64_t k = transposed ? 37 : row_len, m = transposed ? row_len : 38;
+        const int64_t n = transposed ? heads * k : heads * m, cols = transposed ? m : k;
+        const int64_t group = t == DType::I4 ? 32 : t == DType::F8E4M3 ? (big ? 40 : 48) : 0;
+        const int64_t groups = group > 0 ? (cols + group - 1) / group : 1;
+        std::mt19937 rng(seed++);
+        std::vector<uint8_t> w(size_t(t == DType::I4 ? n * cols / 2 : n * cols * int64_t(dtype_size(t))));
+        const auto f = random_floats(size_t(n * cols), seed++);
+        for (size_t i = 0; i < w.size(); ++i) w[i] = uint8_t(rng());
+        if (t == DType::F32) std::memcpy(w.data(), f.data(), w.size());
+        for (size_t i = 0; t == DType::BF16 && i < f.size(); ++i) {  // (finite values: no NaN payloads to compare)
+          const uint16_t b = f32_to_bf16(f[i]);
+          w[2 * i] = uint8_t(b & 0xff);
+          w[2 * i + 1] = uint8_t(b >> 8);
         }
-      std::vector<float> w1(deq.size());  // version 1's (heads, m, k)
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t j = 0; j < k; ++j)
-            w1[size_t((h * m + i) * k + j)] =
-                transposed ? deq[size_t((h * k + j) * m + i)] : deq[size_t((h * m + i) * k + j)];
-      const auto x = random_floats(size_t(rows * heads * k), seed++, 2.0f);
-      for (const bool tier512 : avx512_tiers())  // (i4 rows dequantized by table lookups on AVX-512)
-        for (int threads : {1, 2}) {
-          const Tier tier(tier512);
-          CAPTURE(tier512);
-          CAPTURE(threads);
-          // (version 1 on f32 weights needs none)
-          ThreadPool pool(threads, head_matmul_scratch_floats(k, m, transposed, t));
-          std::vector<float> y2(size_t(rows * heads * m), 0.5f), y1(y2.size(), 0.5f);
-          HeadMatmulArgs a{x.data(), w.data(), t, y2.data(), rows, heads, k, m, valid.data(), batch};
-          a.transposed = transposed;
-          a.w_scale = dtype_is_float(t) ? nullptr : scale.data();
-          a.group = group;
-          a.w_zero = asym && !big ? zero.data() : nullptr;
-          head_matmul_cpu(a, pool);
-          head_matmul_cpu({x.data(), w1.data(), DType::F32, y1.data(), rows, heads, k, m, valid.data(), batch}, pool);
-          if (t == DType::I8 && !transposed)  // (x · q) · the row's scale
+        // (big: scales up to 10^3, over 2^8, where scale · 2^120 overflows and the value is unbiased first)
+        const auto scale = random_floats(size_t(n * groups), seed++, big ? 1e3f : 0.05f);
+        std::vector<int8_t> zero;
+        for (int64_t g = 0; asym && !big && g < n * groups; ++g) zero.push_back(int8_t(rng() % 17));
+        std::vector<float> deq(size_t(n * cols));  // each stored value (i8 not transposed: q, unscaled)
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t i = 0; i < cols; ++i) {
+            const size_t at = size_t(r * cols + i), g = size_t(r * groups + (group > 0 ? i / group : 0));
+            float v = 0.0f;
+            if (t == DType::F32) v = f[at];
+            else if (t == DType::BF16) v = bf16_to_f32(uint16_t(w[2 * at] | w[2 * at + 1] << 8));
+            else if (t == DType::I8) v = transposed ? float(int8_t(w[at])) * scale[g] : float(int8_t(w[at]));
+            else if (t == DType::I4)
+              v = float(load_i4(w.data() + r * cols / 2, uint64_t(i)) + 8 - (asym ? zero[g] : 8)) * scale[g];
+            else v = f8_reference(w[at]) * scale[g];
+            deq[at] = v;
+          }
+        std::vector<float> w1(deq.size());  // version 1's (heads, m, k)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < k; ++j)
+              w1[size_t((h * m + i) * k + j)] =
+                  transposed ? deq[size_t((h * k + j) * m + i)] : deq[size_t((h * m + i) * k + j)];
+        const auto x = random_floats(size_t(rows * heads * k), seed++, 2.0f);
+        for (const bool tier512 : avx512_tiers())  // (i4 rows dequantized by table lookups on AVX-512)
+          for (int threads : {1, 2}) {
+            const Tier tier(tier512);
+            CAPTURE(tier512);
+            CAPTURE(threads);
+            // (version 1 on f32 weights needs none)
+            ThreadPool pool(threads, head_matmul_scratch_floats(k, m, transposed, t));
+            std::vector<float> y2(size_t(rows * heads * m), 0.5f), y1(y2.size(), 0.5f);
+            HeadMatmulArgs a{x.data(), w.data(), t, y2.data(), rows, heads, k, m, valid.data(), batch};
+            a.transposed = transposed;
+            a.w_scale = dtype_is_float(t) ? nullptr : scale.data();
+            a.group = group;
+            a.w_zero = asym && !big ? zero.data() : nullptr;
+            head_matmul_cpu(a, pool);
+            head_matmul_cpu({x.data(), w1.data(), DType::F32, y1.data(), rows, heads, k, m, valid.data(), batch}, pool);
+            if (t == DType::I8 && !transposed)  // (x · q) · the row's scale
+              for (int64_t r = 0; r < rows; ++r)
+                for (int64_t o = 0; o < heads * m && !padding(r); ++o)
+                  y1[size_t(r * heads * m + o)] *= scale[size_t(o)];
+            CHECK(std::memcmp(y2.data(), y1.data(), y1.size() * 4) == 0);
             for (int64_t r = 0; r < rows; ++r)
-              for (int64_t o = 0; o < heads * m && !padding(r); ++o) y1[size_t(r * heads * m + o)] *= scale[size_t(o)];
-          CHECK(std::memcmp(y2.data(), y1.data(), y1.size() * 4) == 0);
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t o = 0; o < heads * m && padding(r); ++o) CHECK(y2[size_t(r * heads * m + o)] == 0.5f);
-        }
-    }
+              for (int64_t o = 0; o < heads * m && padding(r); ++o) CHECK(y2[size_t(r * heads * m + o)] == 0.5f);
+          }
+      }
 }
 
 // From kGemmMinRows activation rows (prefill chunks) the matmul is a GEMM of outer-product tiles (on
