@@ -36,7 +36,8 @@ std::map<std::string, std::pair<uint64_t, int>> weights_by_dtype(const kiln::Pla
 // scheme ("int8, a scale per row", "int4, a scale per 128 values"), the weights, their bytes and their
 // scales' bytes, from the launches that read them (matmul version 2 and 3: w and its w_scale, version 4
 // also w_zero; moe_experts version 2: w_gu and w_down and their scales, version 3 also their zero
-// points). A "weight" is a plan tensor: all of a layer's experts' w_gu rows are one.
+// points; head_matmul version 2: w, w_scale and w_zero, DeepSeek's W_UK and W_UV rows of kv_b). A
+// "weight" is a plan tensor: all of a layer's experts' w_gu rows are one.
 struct QuantScheme {
   std::string dtype;
   int64_t group = 0;        // values per scale (int4, fp8 in groups); 0: one scale a row
@@ -75,6 +76,8 @@ std::vector<QuantScheme> quantized_weights(const kiln::Plan& p) {
       else if (name == "moe_experts" && l.inputs.size() >= 8 && l.int_attrs.size() >= 2) {
         add(l.inputs[3], l.inputs[6], l.int_attrs[0], l.inputs.size() > 8 ? l.inputs[8] : kiln::kNoTensor);
         add(l.inputs[4], l.inputs[7], l.int_attrs[1], l.inputs.size() > 9 ? l.inputs[9] : kiln::kNoTensor);
+      } else if (name == "head_matmul" && l.int_attrs.size() == 3 && l.inputs.size() >= 4) {  // (version 2)
+        add(l.inputs[1], l.inputs[3], l.int_attrs[2], l.inputs.size() > 4 ? l.inputs[4] : kiln::kNoTensor);
       }
     }
   std::vector<QuantScheme> out;
