@@ -189,6 +189,10 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
       {"--quantize int8 --group-size 32", "--group-size is for --quantize int4 (int8 has one scale a row)"},
       {"--group-size 32", "--group-size is for --quantize int4 (--quantize was not given)"},
       {"--quantize fp4", "--quantize 'fp4' is not one of int8, int4, fp8, none"},
+      // (typed, '' and 0 are refused: the compiler reads them as not given)
+      {"--quantize ''", "--quantize '' is not one of int8, int4, fp8, none"},
+      {"--quantize int4 --group-size 0", "--group-size 0 is not a positive multiple of 32"},
+      {"--group-size 00", "--group-size 0 is not a positive multiple of 32"},
       {"--quantize int8 --asymmetric", "--asymmetric is for --quantize int4"}};
   for (const auto& [options, expect] : bad) check_cli_compile_refused(model, d.path(), options, expect);
   // --target all (or cuda) keeps them i8, for kiln's quantized CUDA kernels too.
@@ -328,6 +332,10 @@ TEST_CASE("cli: a DeepSeek FP8 checkpoint compiles kept as FP8 or upcast, and ge
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "kept.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find("quantized  f8e4m3, a scale per 32 values: 18 weights") != std::string::npos);
+  // The 34 the note counts: the other 16 a scale per row (blocks of 32 rows and k columns), 6 of them
+  // the W_UK and W_UV rows of the 3 layers' kv_b, which head_matmul reads (inspect once left them out).
+  CHECK(out.find("quantized  f8e4m3, a scale per row: 16 weights, 54.75 KiB + 7.12 KiB of f32 scales") !=
+        std::string::npos);
   check_cli_greedy(d / "kept.kplan", kiln::test::load_reference(model));
   // For CUDA too: every FP8 weight kept, the routed experts included (moe_experts version 2).
   REQUIRE_MESSAGE(
