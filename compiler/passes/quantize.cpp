@@ -92,9 +92,18 @@ void quantize_rows_fp8(const float* w, int64_t m, int64_t k, int64_t group, uint
     }
 }
 
+std::string quantize_scheme_error(const std::string& s) {
+  return "--quantize '" + s + "' is not one of int8, int4, fp8, none";
+}
+
 std::string parse_quantize(const std::string& s) {
   if (s.empty() || s == "none" || s == "int8" || s == "int4" || s == "fp8") return s;
-  throw CompileError("--quantize '" + s + "' is not one of int8, int4, fp8, none");
+  throw CompileError(quantize_scheme_error(s));
+}
+
+std::string group_size_error(int64_t group_size) {
+  return "--group-size " + std::to_string(group_size) + " is not a positive multiple of " +
+         std::to_string(kI4GroupMultiple) + " (32, 64, 128, …)";
 }
 
 int64_t parse_group_size(const std::string& scheme, int64_t group_size) {
@@ -105,9 +114,7 @@ int64_t parse_group_size(const std::string& scheme, int64_t group_size) {
                         : scheme.empty() ? std::string("--quantize was not given")
                                          : "not --quantize " + scheme) +
                        ")");
-  if (group_size < 0 || group_size % kI4GroupMultiple != 0)
-    throw CompileError("--group-size " + std::to_string(group_size) + " is not a positive multiple of " +
-                       std::to_string(kI4GroupMultiple) + " (32, 64, 128, …)");
+  if (group_size < 0 || group_size % kI4GroupMultiple != 0) throw CompileError(group_size_error(group_size));
   return group_size;
 }
 

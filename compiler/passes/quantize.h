@@ -96,13 +96,16 @@ struct QuantizeReport {
 };
 
 // --quantize's value: "" (not given), "none", "int8", "int4" or "fp8"; throws CompileError naming the
-// choices otherwise.
+// choices otherwise (quantize_scheme_error's message).
 std::string parse_quantize(const std::string& s);
+std::string quantize_scheme_error(const std::string& s);
 
 // --group-size's value for a parsed --quantize scheme: 0 (not given) stays 0 (int4: kDefaultInt4Group's
 // rule); given, it must be a positive multiple of kI4GroupMultiple and the scheme int4, else
-// CompileError.
+// CompileError (for a bad number, group_size_error's message). The CLI refuses a 0 given (0 and ''
+// mean "not given" here, so the kiln tool checks what was typed: tools/kiln/main.cpp).
 int64_t parse_group_size(const std::string& scheme, int64_t group_size);
+std::string group_size_error(int64_t group_size);
 
 // Rewrites g as the header says; returns what it did. The new scale values are named
 // "<weight>.scale".

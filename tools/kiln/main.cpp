@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "compiler/lora.h"
+#include "compiler/passes/quantize.h"
 #include "tools/kiln/commands.h"
 #include "tools/kiln/txt2img.h"
 
@@ -59,15 +60,26 @@ int main(int argc, char** argv) {
   compile->add_flag("--allow-unknown-config", co.allow_unknown_config,
                     "Compile although a config sets keys kiln does not model (they may change the model); each "
                     "is noted in the plan instead of refused");
-  compile->add_option(
-      "--quantize", co.quantize,
-      "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
-      "scale per --group-size values), fp8 (e4m3, per-row scales, or an FP8 checkpoint's blocks; "
-      "CPU plans unless --target asks for CUDA) or none (also: dequantize a pre-quantized checkpoint, which otherwise "
-      "stays int8, int4 or FP8 as shipped; DeepSeek-layout FP8 compiled with --dtype is upcast to it)");
-  compile->add_option("--group-size", co.group_size,
-                      "With --quantize int4: values per scale along each row, a multiple of 32 (default: 128, or "
-                      "the largest of 96, 64, 32 that divides a weight's rows; a W4A16 checkpoint's own)");
+  compile
+      ->add_option(
+          "--quantize", co.quantize,
+          "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
+          "scale per --group-size values), fp8 (e4m3, per-row scales, or an FP8 checkpoint's blocks; "
+          "CPU plans unless --target asks for CUDA) or none (also: dequantize a pre-quantized checkpoint, which otherwise "
+          "stays int8, int4 or FP8 as shipped; DeepSeek-layout FP8 compiled with --dtype is upcast to it)")
+      // ('' and 0, below, are what the compiler reads as not given: refused when typed)
+      ->check(CLI::Validator([](std::string& s) { return s.empty() ? kiln::quantize_scheme_error(s) : std::string(); },
+                             "SCHEME"));
+  compile
+      ->add_option("--group-size", co.group_size,
+                   "With --quantize int4: values per scale along each row, a multiple of 32 (default: 128, or "
+                   "the largest of 96, 64, 32 that divides a weight's rows; a W4A16 checkpoint's own)")
+      ->check(CLI::Validator(
+          [](std::string& s) {
+            int64_t v = 1;
+            return CLI::detail::lexical_cast(s, v) && v == 0 ? kiln::group_size_error(0) : std::string();
+          },
+          "N"));
   compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8, int4 or fp8: the LM head too");
   compile->add_flag("--asymmetric", co.asymmetric,
                     "With --quantize int4: a zero point per group too, over each group's [min, max] "
