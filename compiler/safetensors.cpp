@@ -323,16 +323,26 @@ void round_to_scale_dtype(DType t, float* o, int64_t n) {
 // "has <label> <value> for <where(i)> (scales must be finite and positive)". With `signed_ok`, finite and
 // nonzero (GPTQ's symmetric scales take the sign of a group's largest value, to use all of [-8, 7]; its
 // writers give an all-zero group a nonzero scale (AutoGPTQ 2/15, AutoRound a floor), so a zero one is
-// not theirs).
+// not theirs). max_code: the largest magnitude its codes can take (q, or q − zero point; an FP8 code's
+// value): a scale that times it overflows f32 would dequantize weights to infinity (and the logits to
+// NaN), so it is refused too.
 template <typename Bad, typename Where>
 std::unique_ptr<std::vector<float>> positive_scales(const StTensor& s, size_t n, const char* label, const Bad& bad,
-                                                    const Where& where, bool signed_ok = false) {
+                                                    const Where& where, float max_code, bool signed_ok = false) {
   auto v = std::make_unique<std::vector<float>>(n);
   convert_to_f32(s.data, s.dtype, v->data(), uint64_t(n));
-  for (size_t i = 0; i < n; ++i)
-    if (!std::isfinite((*v)[i]) || (signed_ok ? (*v)[i] == 0.0f : (*v)[i] <= 0.0f))
-      bad(std::string("has ") + label + " " + std::to_string((*v)[i]) + " for " + where(i) +
+  for (size_t i = 0; i < n; ++i) {
+    const float x = (*v)[i];
+    if (!std::isfinite(x) || (signed_ok ? x == 0.0f : x <= 0.0f))
+      bad(std::string("has ") + label + " " + std::to_string(x) + " for " + where(i) +
           (signed_ok ? " (scales must be finite and nonzero)" : " (scales must be finite and positive)"));
+    if (!std::isfinite(x * max_code)) {
+      char big[32];
+      std::snprintf(big, sizeof(big), "%g", double(x));
+      bad(std::string("has ") + label + " " + big + " for " + where(i) + ": times its codes' largest magnitude (" +
+          std::to_string(int(max_code)) + ") it overflows f32, so its weights would dequantize to infinity");
+    }
+  }
   return v;
 }
 
@@ -434,10 +444,17 @@ int Checkpoint::unpack_compressed(int bits, int64_t group, bool asymmetric) {
           " (expected a float " + shape_str({rows, groups}) +
           (group > 0 ? ": one scale per group of " + std::to_string(group) + " values of a row)"
                      : std::string(": one scale per output row)")));
-    auto s = positive_scales(*scale, size_t(rows * groups), "scale", bad, [groups, group](size_t i) {
-      return group > 0 ? "row " + std::to_string(int64_t(i) / groups) + ", group " + std::to_string(int64_t(i) % groups)
-                       : "row " + std::to_string(i);
-    });
+    // (|q|: at most 128 in int8, 8 in int4; |q − zero point| at most 15 in asymmetric int4)
+    auto s = positive_scales(
+        *scale, size_t(rows * groups), "scale", bad,
+        [groups, group](size_t i) {
+          return group > 0
+                     ? "row " + std::to_string(int64_t(i) / groups) + ", group " + std::to_string(int64_t(i) % groups)
+                     : "row " + std::to_string(i);
+        },
+        bits == 8    ? 128.0f
+        : asymmetric ? 15.0f
+                     : 8.0f);
     std::unique_ptr<std::vector<int8_t>> zeros;
     if (zero) {  // [ceil(rows / 8), groups] words, eight rows' nibbles each (zp + 8, the low one first)
       const std::vector<int64_t> want = {(rows + 7) / 8, groups};
@@ -537,6 +554,9 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
       for (int64_t i = 0; i < in; ++i) {
         int32_t gi;
         std::memcpy(&gi, g_idx->data + uint64_t(i) * 4, 4);
+        if (gi < 0 || gi >= groups)
+          bad("has g_idx[" + std::to_string(i) + "] = " + std::to_string(gi) + ", not a group (the weight has " +
+              std::to_string(groups) + " groups of " + std::to_string(gs) + " inputs)");
         if (gi != i / gs)
           bad("has g_idx[" + std::to_string(i) + "] = " + std::to_string(gi) + ", not " + std::to_string(i / gs) +
               ": its groups are permuted (act-order, desc_act true), which kiln does not read; quantize the model "
@@ -548,6 +568,10 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
         [out](size_t i) {
           return "output " + std::to_string(int64_t(i) % out) + ", group " + std::to_string(int64_t(i) / out);
         },
+        // (|q − zero point|: at most 128 in int8, 8 in symmetric int4, 16 with its zero points of 1 to 16)
+        bits == 8    ? 128.0f
+        : asymmetric ? 16.0f
+                     : 8.0f,
         true);
     auto s = std::make_unique<std::vector<float>>(size_t(out * groups));  // kiln's (outputs, groups)
     for (int64_t g = 0; g < groups; ++g)
@@ -636,9 +660,12 @@ std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows_
       bad("has " + scale_name + " of dtype " + s->st_dtype + " and shape " + shape_str(s->shape) +
           " (expected a float " + shape_str(grid) + ": one scale per " + std::to_string(block_rows) + "x" +
           std::to_string(block_cols) + " block, rounded up at the edges)");
-    auto scales = positive_scales(*s, size_t(grid[0] * grid[1]), scale_name.c_str(), bad, [&](size_t i) {
-      return "block [" + std::to_string(int64_t(i) / grid[1]) + ", " + std::to_string(int64_t(i) % grid[1]) + "]";
-    });
+    auto scales = positive_scales(
+        *s, size_t(grid[0] * grid[1]), scale_name.c_str(), bad,
+        [&](size_t i) {
+          return "block [" + std::to_string(int64_t(i) / grid[1]) + ", " + std::to_string(int64_t(i) % grid[1]) + "]";
+        },
+        448.0f);  // (e4m3's largest value)
     auto t = std::make_unique<StTensor>(*w);
     t->st_dtype = "F8_E4M3 (block scales)";
     t->has_dtype = false;  // no DType holds its bytes: read_f32 (dequantized_on_read) is the only way in

@@ -314,6 +314,9 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
        "'" + w + "' has scale inf for row 1"},
       {"negative scale", [&](RawTensors& ts) { scale_f32(ts, w + ".weight_scale", 2, -0.5f); }, nullptr,
        "has scale -0.500000 for row 2"},
+      // (finite, but 127 · 3e36 overflows f32: the weights would be infinite and the logits NaN)
+      {"overflowing scale", [&](RawTensors& ts) { scale_f32(ts, w + ".weight_scale", 4, 3e36f); }, nullptr,
+       "'" + w + "' has scale 3e+36 for row 4: times its codes' largest magnitude (128) it overflows f32"},
       {"scale shape",
        [&](RawTensors& ts) {
          RawTensor& s = ts[w + ".weight_scale"];
@@ -1110,6 +1113,8 @@ TEST_CASE("prequantized: malformed FP8 checkpoints and other FP8 schemes are ref
        "has weight_scale_inv 0.000000 for block [1, 0] (scales must be finite and positive)"},
       {"NaN scale", [&](RawTensors& ts) { put_scale(ts, 1, std::nanf("")); }, nullptr,
        "has weight_scale_inv nan for block [0, 1]"},
+      {"overflowing scale", [&](RawTensors& ts) { put_scale(ts, 3, 1e36f); }, nullptr,
+       "has weight_scale_inv 1e+36 for block [1, 1]: times its codes' largest magnitude (448) it overflows f32"},
       {"orphan scale",
        [&](RawTensors& ts) {
          ts["model.layers.0.input_layernorm.weight_scale_inv"] = {"F32", {1, 1}, std::vector<uint8_t>(4, 0)};
@@ -1454,6 +1459,12 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
          std::swap_ranges(g.begin(), g.begin() + 4, g.begin() + 40 * 4);  // inputs 0 and 40 trade groups
        },
        nullptr, "has g_idx[0] = 1, not 0: its groups are permuted (act-order, desc_act true)"},
+      {"g_idx out of range",
+       [&](RawTensors& ts) {
+         const int32_t v = 99;
+         std::memcpy(ts[w + ".g_idx"].bytes.data() + 5 * 4, &v, 4);
+       },
+       nullptr, "has g_idx[5] = 99, not a group (the weight has 2 groups of 32 inputs)"},
       {"g_idx of the wrong shape",
        [&](RawTensors& ts) {
          ts[w + ".g_idx"].shape = {32};
