@@ -610,14 +610,35 @@ ConfigReader::Quantization ConfigReader::quantization() const {
   const json method = has("quantization_config") && j_["quantization_config"].is_object()
                           ? j_["quantization_config"].value("quant_method", json())
                           : json();
+  // A list of module names or patterns at quantization_config.<path> (absent or null: none).
+  auto names = [&](const json& v, const std::string& path, std::vector<std::string>* out) {
+    if (v.is_null()) return;
+    if (!v.is_array())
+      fail("quantization_config", "has " + path + " of type " + v.type_name() + " (expected a list of module names)");
+    for (const json& e : v) {
+      if (!e.is_string()) fail("quantization_config", "has " + path + " entry " + e.dump() + " (expected a string)");
+      out->push_back(e.get<std::string>());
+    }
+  };
   if (method == "fp8") {
     q.fp8 = fp8_blocks(&q.fp8_block_rows, &q.fp8_block_cols);
+    names(j_["quantization_config"].value("modules_to_not_convert", json()), "modules_to_not_convert",
+          &q.not_converted);
   } else if (method == "gptq") {
     q.prequantized = gptq(&q.bits, &q.group, &q.asymmetric, &q.gptq_skipped);
     q.gptq = true;
+    q.gptq_lm_head = j_["quantization_config"].value("lm_head", json(false)) == true;
   } else {
     Fp8Layout fp8;
     q.prequantized = prequantized(&q.bits, &q.group, &fp8, &q.asymmetric);
+    if (!q.prequantized.empty() || fp8.on) {  // (config groups checked by prequantized)
+      const json& c = j_["quantization_config"];
+      names(c.value("ignore", json()), "ignore", &q.ignore);
+      for (auto it = c["config_groups"].begin(); it != c["config_groups"].end(); ++it) {
+        names(it->value("targets", json()), "config_groups." + it.key() + ".targets", &q.targets);
+        q.targets_given = q.targets_given || !it->value("targets", json()).is_null();
+      }
+    }
     if (fp8.on) {  // compressed-tensors' e4m3 weights: read as DeepSeek's layout, with its own scales' name
       q.fp8 = true;
       q.fp8_block_rows = fp8.block_rows;

@@ -103,6 +103,12 @@ class ConfigReader {
     int64_t fp8_block_rows = 0, fp8_block_cols = 0;  // (compressed-tensors: 0 for the whole dimension)
     std::string fp8_scales = "weight_scale_inv";     // X.<this> scales X.weight (compressed-tensors: weight_scale)
     std::vector<std::string> gptq_skipped;           // GPTQ: patterns of modules left unquantized
+    // What else the config says about which modules are quantized, checked against the tensors stored
+    // (refuse_contradicted_exclusions, compiler/frontends/common.h): compressed-tensors' ignore and its
+    // config groups' targets, GPTQ's lm_head, FP8's modules_to_not_convert.
+    std::vector<std::string> ignore, targets, not_converted;
+    bool targets_given = false;  // some config group has a targets list (targets may be empty)
+    bool gptq_lm_head = false;
   };
   Quantization quantization() const;
   // A positive integer (at most 2^31), or `def` when absent and not required.

@@ -137,23 +137,68 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
 }
 
-void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck) {
-  if (q.prequantized.empty()) return;
-  const std::vector<std::string>& skipped = q.gptq_skipped;
-  static const std::string kQweight = ".qweight";
-  std::vector<GptqPattern> patterns(skipped.size());
+namespace {
+
+// 1: a compressed-tensors target or ignore entry matches the Linear `module`; 0: it does not; -1: kiln
+// cannot tell (a regex beyond literal text, "\." and ".*").
+int ct_entry_matches(const std::string& entry, const std::string& module) {
+  if (entry.rfind("re:", 0) == 0) {
+    GptqPattern p;
+    return p.parse(entry.substr(3)) ? int(p.matches(module)) : -1;
+  }
+  return int(entry == module || entry == "Linear" || entry == "Module");  // (a name, or a class of its MRO)
+}
+
+// Whether transformers' should_convert_module skips `module` for the modules_to_not_convert entry `key`
+// (1, 0, or -1: a regex kiln does not evaluate): as literal text, a prefix of the name ending at a
+// module boundary, or a suffix.
+int not_converted(const std::string& key, const std::string& module) {
+  if (key.find_first_of("\*+?()[]{}|^$") != std::string::npos) return -1;
+  if (module.size() >= key.size() && module.compare(module.size() - key.size(), key.size(), key) == 0) return 1;
+  return module.compare(0, key.size(), key) == 0 &&
+         (module.size() == key.size() || module[key.size()] == '.' || (!key.empty() && key.back() == '.'));
+}
+
+}  // namespace
+
+void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck) {
+  auto ends = [](const std::string& n, const std::string& suffix) {
+    return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  std::vector<GptqPattern> skipped(q.gptq_skipped.size());  // (ConfigReader::gptq checked that they parse)
   for (size_t i = 0; i < skipped.size(); ++i)
-    if (!patterns[i].parse(skipped[i])) throw CompileError("internal: GPTQ pattern '" + skipped[i] + "'");
+    if (!skipped[i].parse(q.gptq_skipped[i])) throw CompileError("internal: GPTQ pattern '" + q.gptq_skipped[i] + "'");
   for (const auto& kv : ck.all()) {
     const std::string& n = kv.first;
-    if (n.size() <= kQweight.size() || n.compare(n.size() - kQweight.size(), kQweight.size(), kQweight) != 0) continue;
-    const std::string module = n.substr(0, n.size() - kQweight.size());
-    for (size_t i = 0; i < patterns.size(); ++i)
-      if (const std::string& p = skipped[i]; patterns[i].matches(module))
-        throw CompileError(kv.second->file + ": GPTQ weight '" + module +
-                           "' is quantized, but config.json's quantization_config.dynamic \"-:" + p +
-                           "\" says the module was left unquantized");
+    const StTensor& t = *kv.second;
+    std::string module;  // the module n stores quantized, if it does
+    for (const char* suffix : {".weight_packed", ".qweight"})
+      if (ends(n, suffix)) module = n.substr(0, n.size() - std::string(suffix).size());
+    if (ends(n, ".weight") && t.st_dtype.rfind("F8_E4M3", 0) == 0) module = n.substr(0, n.size() - 7);
+    if (module.empty()) continue;
+    auto refuse = [&](const std::string& why) {
+      throw CompileError(t.file + ": '" + module + "' is stored quantized (" + n + "), but config.json's " + why);
+    };
+    for (const std::string& e : q.ignore)
+      if (ct_entry_matches(e, module) == 1) refuse("quantization_config.ignore lists it (\"" + e + "\")");
+    if (q.targets_given && std::none_of(q.targets.begin(), q.targets.end(),
+                                        [&](const std::string& e) { return ct_entry_matches(e, module) != 0; }))
+      refuse("quantization_config.config_groups target no such module (targets: " + nlohmann::json(q.targets).dump() +
+             ")");
+    for (size_t i = 0; i < skipped.size(); ++i)
+      if (skipped[i].matches(module))
+        refuse("quantization_config.dynamic \"-:" + q.gptq_skipped[i] + "\" says the module was left unquantized");
+    if (q.gptq && !q.gptq_lm_head && module == "lm_head")
+      refuse("quantization_config.lm_head is false (the LM head left unquantized)");
+    for (const std::string& key : q.not_converted)
+      if (not_converted(key, module) == 1)
+        refuse("quantization_config.modules_to_not_convert lists it (\"" + key + "\")");
   }
+}
+
+void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck) {
+  refuse_contradicted_exclusions(q, ck);
+  if (q.prequantized.empty()) return;
   if (q.gptq && ck.unpack_gptq(q.bits, q.group, q.asymmetric) == 0)
     throw CompileError(o.model_dir +
                        ": config.json's quantization_config is GPTQ, but the checkpoint has no *.qweight tensor");

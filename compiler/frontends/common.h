@@ -82,8 +82,19 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, b
 
 // A GPTQ or compressed-tensors pre-quantized checkpoint's weights (q.prequantized not "") unpacked
 // (Checkpoint::unpack_gptq, unpack_compressed, as its config says); refuses a checkpoint without such
-// tensors, and GPTQ weights of a module the config says was left unquantized (q.gptq_skipped).
+// tensors, and (refuse_contradicted_exclusions, first, for FP8 checkpoints too) a module stored
+// quantized that the config says is not.
 void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck);
+// A module the checkpoint stores quantized (X.weight_packed, X.qweight, an F8_E4M3 X.weight) that the
+// config says is not: listed in compressed-tensors' ignore or named by no config group's targets,
+// GPTQ's lm_head with lm_head false or a dynamic "-:" pattern (q.gptq_skipped), one of FP8's
+// modules_to_not_convert. A CompileError naming both
+// (transformers and vLLM would load such a module as the config says; kiln reads the tensors, so it
+// refuses the contradiction rather than pick one). Names and patterns are matched as those libraries
+// do where kiln can tell: compressed-tensors' exact names, "Linear" and "re:" patterns of literal text,
+// "\." and ".*" (re.match); transformers' modules_to_not_convert of literal text (a prefix ending at a
+// "." or a suffix). A pattern of other regex syntax is not checked. Called by unpack_prequantized.
+void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck);
 // Whether checkpoint tensor `name` is a bias of zeros saved beside a GPTQ weight (as some writers, e.g.
 // GPTQ-for-LLaMa's layers, save one with every projection): ignorable where the model has no bias.
 bool gptq_zero_bias(const std::string& name, const Checkpoint& ck);

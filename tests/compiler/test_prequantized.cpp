@@ -1419,11 +1419,11 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
   check_refused(d, w4,
                 {{"dynamic exclusion of quantized modules", nullptr,
                   set("dynamic", {{"-:.*down_proj.*", nlohmann::json::object()}}),
-                  "GPTQ weight 'model.layers.0.mlp.down_proj' is quantized, but config.json's "
-                  "quantization_config.dynamic \"-:.*down_proj.*\" says the module was left unquantized"},
+                  "'model.layers.0.mlp.down_proj' is stored quantized (model.layers.0.mlp.down_proj.qweight), but "
+                  "config.json's quantization_config.dynamic \"-:.*down_proj.*\" says the module was left unquantized"},
                  {"an empty exclusion", nullptr, set("dynamic", {{"-:", nlohmann::json::object()}}),
-                  "is quantized, but config.json's quantization_config.dynamic \"-:\" says"}},
-                "", "is quantized, but");
+                  ".qweight), but config.json's quantization_config.dynamic \"-:\" says"}},
+                "", "is stored quantized (");
   // q_proj's qweight cut to `words` rows of int32 words (8 inputs each), its 64 outputs kept
   auto qweight_words = [&](int64_t words) {
     return [w, words](RawTensors& ts) {
@@ -1571,29 +1571,39 @@ TEST_CASE("prequantized: GPTQ zero points 1 and 16, no g_idx or sym, zero biases
   };
   const std::string zero_bias = edited(d, "zero_bias", with_bias(0), nullptr, w4);
   CHECK(kiln::test::compile_error(options(zero_bias, d / "zb.kplan")) == "");
+  auto quantized_head = [&](RawTensors& ts) {
+    ts.erase("lm_head.weight");
+    for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"}) {
+      RawTensor t = ts.at(q + part);  // q_proj's tensors widened from 64 to 256 outputs
+      if (std::string(part) != ".g_idx") {
+        t.shape[1] *= 4;
+        std::vector<uint8_t> wide;
+        const size_t row = t.bytes.size() / size_t(t.shape[0]);
+        for (int64_t r = 0; r < t.shape[0]; ++r)
+          for (int rep = 0; rep < 4; ++rep)
+            wide.insert(wide.end(), t.bytes.begin() + long(r * row), t.bytes.begin() + long((r + 1) * row));
+        t.bytes = std::move(wide);
+      }
+      ts["lm_head" + std::string(part)] = std::move(t);
+    }
+  };
   const std::vector<RefusedEdit> cases = {
       {"a non-zero bias", with_bias(0x3c), nullptr, "'" + q + ".bias'"},
-      {"a quantized head tied to the embedding",
-       [&](RawTensors& ts) {
-         ts.erase("lm_head.weight");
-         for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"}) {
-           RawTensor t = ts.at(q + part);  // q_proj's tensors widened from 64 to 256 outputs
-           if (std::string(part) != ".g_idx") {
-             t.shape[1] *= 4;
-             std::vector<uint8_t> wide;
-             const size_t row = t.bytes.size() / size_t(t.shape[0]);
-             for (int64_t r = 0; r < t.shape[0]; ++r)
-               for (int rep = 0; rep < 4; ++rep)
-                 wide.insert(wide.end(), t.bytes.begin() + long(r * row), t.bytes.begin() + long((r + 1) * row));
-             t.bytes = std::move(wide);
-           }
-           ts["lm_head" + std::string(part)] = std::move(t);
-         }
+      {"a quantized head tied to the embedding", quantized_head,
+       [](nlohmann::json& j) {
+         j["tie_word_embeddings"] = true;
+         j["quantization_config"]["lm_head"] = true;
        },
-       [](nlohmann::json& j) { j["tie_word_embeddings"] = true; },
        "'lm_head.weight' is pre-quantized, but config.json ties the LM head to the embedding"},
+      // (the fixture's config says lm_head false)
+      {"a quantized head the config says is not", quantized_head, nullptr,
+       "'lm_head' is stored quantized (lm_head.qweight), but config.json's quantization_config.lm_head is false"},
   };
   check_refused(d, w4, cases, "", "");
+  // lm_head true: the quantized head is read as shipped.
+  const std::string head = edited(
+      d, "head", quantized_head, [](nlohmann::json& j) { j["quantization_config"]["lm_head"] = true; }, w4);
+  CHECK(kiln::test::compile_error(options(head, d / "head.kplan")) == "");
   // A LoRA adapter on the asymmetric checkpoint changes every quantized weight: as shipped none would
   // stay int4, which is refused with the ways out; with --quantize none it is merged into the dequantized
   // weights, against peft merging it into them (reference_lora).
@@ -1611,4 +1621,65 @@ TEST_CASE("prequantized: GPTQ zero points 1 and 16, no g_idx or sym, zero biases
       load_plan(lo.output), kiln::test::load_reference(asym, "reference_lora.safetensors"), 2, 1e-4, true);
   const std::string line = "GPTQ asymmetric + LoRA, merged: rel L2 " + std::to_string(lora_err);
   MESSAGE(line);
+}
+
+// What a config says is left unquantized (compressed-tensors' ignore, a config group's targets; FP8's
+// modules_to_not_convert; GPTQ's lm_head and dynamic exclusions are above) must agree with the tensors
+// stored: transformers and vLLM would load a contradicting module as the config says, kiln reads the
+// tensors, so it refuses rather than pick one. Names match as those libraries match them (exact names,
+// "Linear", "re:" patterns; transformers' prefixes at a module boundary and suffixes); a regex kiln does
+// not evaluate (one with "$") is not checked, and near misses ("mlp.gate" for mlp.gate_proj) compile.
+TEST_CASE("prequantized: a config contradicting the stored quantized modules is refused by name") {
+  TempDir d;
+  const std::string ct = kiln::test::fixture("ct_w4a16_g32_f32", "quantized");
+  const std::string fp8 = kiln::test::fixture("llama_fp8_b48", "quantized");
+  const std::string down = "model.layers.0.mlp.down_proj";
+  auto ct_config = [](const char* key, nlohmann::json v) {
+    return [key, v](nlohmann::json& j) {
+      auto& q = j["quantization_config"];
+      if (std::string(key) == "targets") q["config_groups"]["group_0"]["targets"] = v;
+      else q[key] = v;
+    };
+  };
+  REQUIRE(read_json(ct + "/config.json")["quantization_config"]["config_groups"].contains("group_0"));
+  const std::vector<RefusedEdit> ct_cases = {
+      {"ignore by name", nullptr, ct_config("ignore", {"lm_head", down}),
+       "'" + down + "' is stored quantized (" + down + ".weight_packed), but config.json's " +
+           "quantization_config.ignore lists it (\"" + down + "\")"},
+      {"ignore by pattern", nullptr, ct_config("ignore", {"lm_head", "re:.*q_proj"}),
+       "q_proj' is stored quantized (model.layers.0.self_attn.q_proj.weight_packed), but config.json's "
+       "quantization_config.ignore lists it (\"re:.*q_proj\")"},
+      {"ignore by class", nullptr, ct_config("ignore", {"Linear"}), "quantization_config.ignore lists it (\"Linear\")"},
+      {"no targets", nullptr, ct_config("targets", nlohmann::json::array()),
+       "but config.json's quantization_config.config_groups target no such module (targets: [])"},
+      {"other targets", nullptr, ct_config("targets", {"Embedding", "re:.*k_proj"}),
+       "target no such module (targets: [\"Embedding\",\"re:.*k_proj\"])"},
+      {"ignore not a list", nullptr, ct_config("ignore", "lm_head"),
+       "has ignore of type string (expected a list of module names)"},
+  };
+  check_refused(d, ct, ct_cases, "", "");
+  const std::vector<RefusedEdit> fp8_cases = {
+      {"not converted by name", nullptr, ct_config("modules_to_not_convert", {"lm_head", down}),
+       "'" + down + "' is stored quantized (" + down + ".weight), but config.json's " +
+           "quantization_config.modules_to_not_convert lists it (\"" + down + "\")"},
+      {"not converted by prefix", nullptr, ct_config("modules_to_not_convert", {"model.layers.1"}),
+       "quantization_config.modules_to_not_convert lists it (\"model.layers.1\")"},
+      {"not converted by suffix", nullptr, ct_config("modules_to_not_convert", {"o_proj"}),
+       "o_proj' is stored quantized"},
+  };
+  check_refused(d, fp8, fp8_cases, "", "");
+  // Consistent or unevaluated: compile.
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> fine = {
+      {ct, ct_config("ignore", {"lm_head", "model.layers.0.mlp.gate", "re:.*mlp\\.gate$", "re:.*down_proj$"})},
+      {ct, ct_config("targets", {"re:model\\.layers\\..*_proj"})},
+      {ct, ct_config("targets", {"re:.*(q|k|v|o|gate|up|down)_proj"})},
+      {fp8, ct_config("modules_to_not_convert",
+                      {"lm_head", "model.layers.0.mlp.gate", "model.layers.10", "layers.1", "model.layers.*.mlp"})},
+  };
+  int n = 0;
+  for (const auto& [src, config] : fine) {
+    CAPTURE(n);
+    const std::string dir = edited(d, "fine" + std::to_string(n++), nullptr, config, src);
+    CHECK(kiln::test::compile_error(options(dir, d / "fine.kplan")) == "");
+  }
 }
