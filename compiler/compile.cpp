@@ -147,12 +147,16 @@ CompileSummary compile_model(const CompileOptions& o) {
     add_note(&g.info.notes, note);
     add_note(&b.summary.notes, note);
     if (qr.stored_parts < stored) {
-      const std::string deq =
-          std::to_string(stored - qr.stored_parts) + " of the checkpoint's " + std::to_string(stored) +
-          " pre-quantized " + stored_kind +
-          " weights not kept as shipped (changed by an adapter, read by ops without their kernels, or in "
-          "another scheme than --quantize asks for): " +
-          (quantizing ? "re-quantized by kiln or dequantized to " : "dequantized to ") + dtype_name(g.info.plan_dtype);
+      // why each was not kept, counted: "12 re-quantized as int4 in groups of 64, …; 2 dequantized (…)"
+      std::map<std::string, int> whys;
+      for (const std::string& p : stored_parts)
+        if (auto it = qr.not_kept.find(p); it != qr.not_kept.end()) ++whys[it->second];
+      std::string listed;
+      for (const auto& [why, n] : whys) listed += (listed.empty() ? "" : "; ") + std::to_string(n) + " " + why;
+      const std::string deq = std::to_string(stored - qr.stored_parts) + " of the checkpoint's " +
+                              std::to_string(stored) + " pre-quantized " + stored_kind +
+                              " weights not kept as shipped (each dequantized to " + dtype_name(g.info.plan_dtype) +
+                              " first)" + (listed.empty() ? "" : ": " + listed);
       add_note(&g.info.notes, deq);
       add_note(&b.summary.notes, deq);
     }

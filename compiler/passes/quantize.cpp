@@ -334,7 +334,8 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   std::map<std::string, int> kept;  // reason → count
   // Checkpoint tensors a quantized value keeps as shipped, and those some value does not (re-quantized, or
   // in the plan dtype): a part counts as kept (rep.stored_parts) when every value taking its rows keeps it.
-  std::set<std::string> kept_parts, other_parts;
+  std::set<std::string> kept_parts;
+  std::map<std::string, std::string>& other_parts = rep.not_kept;  // part → why it is not kept
   // The quantized value whose rows a matmul reads in place of each value, its scales and group (fp8).
   std::vector<uint32_t> i8_of(g.values.size(), kNoTensor), scale_of(g.values.size(), kNoTensor);
   std::vector<int64_t> group_of(g.values.size(), 0);
@@ -356,7 +357,15 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     if (!qz->stored.empty() && std::all_of(qz->stored.begin(), qz->stored.end(), [](const StTensor* t) { return t; }))
       ++rep.as_shipped;
     if (!copy)  // (a copy's parts are counted with the value it copies)
-      for (size_t i = 0; i < qz->stored.size(); ++i) (qz->stored[i] ? kept_parts : other_parts).insert(qz->parts[i]);
+      for (size_t i = 0; i < qz->stored.size(); ++i) {
+        const std::string& part = qz->parts[i];
+        if (qz->stored[i]) kept_parts.insert(part);
+        else if (!o.stored || !o.stored(part)) other_parts.emplace(part, "merged with an adapter and re-quantized");
+        else
+          other_parts.emplace(part, "re-quantized as " + kind + (asym ? " asymmetric" : "") +
+                                        (int4 ? " in groups of " + std::to_string(group_for(v)) : std::string()) +
+                                        " (not the checkpoint's scheme)");
+      }
     qz->name = v.name;
     qz->m = v.shape[0];
     qz->k = v.shape[1];
@@ -444,7 +453,8 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
       why = "MoE expert weights whose partner (w_gu or w_down) is not quantized (" + whys[moe_partner[id]] + ")";
     if (!why.empty()) {
       ++kept[why];
-      other_parts.insert(g.values[id].weight.parts.begin(), g.values[id].weight.parts.end());
+      for (const std::string& part : g.values[id].weight.parts)
+        other_parts.emplace(part, "left unquantized (" + why + ")");
       continue;
     }
     // A tied LM head with --quantize-head: an i8 copy for the head, the embedding keeps its rows.

@@ -88,6 +88,10 @@ struct QuantizeReport {
   int quantized = 0;              // weights made i8, i4 or f8e4m3 (or copied as such: a tied head)
   int as_shipped = 0;             // of those, made only of pre-quantized checkpoint rows
   int stored_parts = 0;           // pre-quantized checkpoint tensors whose q and scales were kept
+  // Checkpoint tensors (parts) some value does not keep as shipped, and why (the first reason found):
+  // "merged with an adapter and re-quantized", "re-quantized as int4 … (not the checkpoint's scheme)",
+  // or "left unquantized (<why>)".
+  std::map<std::string, std::string> not_kept;
   uint64_t bytes_before = 0;      // their bytes in the plan dtype (0 for a copy)
   uint64_t bytes_after = 0;       // their i8 or i4 bytes plus their scales
   bool tied_head_copy = false;    // the tied LM head was copied as i8 or i4
