@@ -101,9 +101,9 @@ std::string parse_quantize(const std::string& s) {
   throw CompileError(quantize_scheme_error(s));
 }
 
-std::string group_size_error(int64_t group_size) {
-  return "--group-size " + std::to_string(group_size) + " is not a positive multiple of " +
-         std::to_string(kI4GroupMultiple) + " (32, 64, 128, …)";
+std::string group_size_error(const std::string& group_size) {
+  return "--group-size " + group_size + " is not a positive multiple of " + std::to_string(kI4GroupMultiple) +
+         " (32, 64, 128, …)";
 }
 
 int64_t parse_group_size(const std::string& scheme, int64_t group_size) {
@@ -114,7 +114,8 @@ int64_t parse_group_size(const std::string& scheme, int64_t group_size) {
                         : scheme.empty() ? std::string("--quantize was not given")
                                          : "not --quantize " + scheme) +
                        ")");
-  if (group_size < 0 || group_size % kI4GroupMultiple != 0) throw CompileError(group_size_error(group_size));
+  if (group_size < 0 || group_size % kI4GroupMultiple != 0)
+    throw CompileError(group_size_error(std::to_string(group_size)));
   return group_size;
 }
 

@@ -109,7 +109,7 @@ std::string quantize_scheme_error(const std::string& s);
 // CompileError (for a bad number, group_size_error's message). The CLI refuses a 0 given (0 and ''
 // mean "not given" here, so the kiln tool checks what was typed: tools/kiln/main.cpp).
 int64_t parse_group_size(const std::string& scheme, int64_t group_size);
-std::string group_size_error(int64_t group_size);
+std::string group_size_error(const std::string& group_size);  // (as typed)
 
 // Rewrites g as the header says; returns what it did. The new scale values are named
 // "<weight>.scale".

@@ -192,7 +192,9 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
       // (typed, '' and 0 are refused: the compiler reads them as not given)
       {"--quantize ''", "--quantize '' is not one of int8, int4, fp8, none"},
       {"--quantize int4 --group-size 0", "--group-size 0 is not a positive multiple of 32"},
-      {"--group-size 00", "--group-size 0 is not a positive multiple of 32"},
+      {"--quantize int4 --group-size 00", "--group-size 00 is not a positive multiple of 32"},
+      {"--quantize int4 --group-size ''", "--group-size '' is not a positive multiple of 32"},
+      {"--quantize int8 --group-size 0", "--group-size is for --quantize int4 (int8 has one scale a row)"},
       {"--quantize int8 --asymmetric", "--asymmetric is for --quantize int4"}};
   for (const auto& [options, expect] : bad) check_cli_compile_refused(model, d.path(), options, expect);
   // --target all (or cuda) keeps them i8, for kiln's quantized CUDA kernels too.

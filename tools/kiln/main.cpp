@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "compiler/error.h"
 #include "compiler/lora.h"
 #include "compiler/passes/quantize.h"
+#include "kernels/matmul.h"
 #include "tools/kiln/commands.h"
 #include "tools/kiln/txt2img.h"
 
@@ -60,26 +62,16 @@ int main(int argc, char** argv) {
   compile->add_flag("--allow-unknown-config", co.allow_unknown_config,
                     "Compile although a config sets keys kiln does not model (they may change the model); each "
                     "is noted in the plan instead of refused");
-  compile
-      ->add_option(
-          "--quantize", co.quantize,
-          "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
-          "scale per --group-size values), fp8 (e4m3, per-row scales, or an FP8 checkpoint's blocks; "
-          "CPU plans unless --target asks for CUDA) or none (also: dequantize a pre-quantized checkpoint, which otherwise "
-          "stays int8, int4 or FP8 as shipped; DeepSeek-layout FP8 compiled with --dtype is upcast to it)")
-      // ('' and 0, below, are what the compiler reads as not given: refused when typed)
-      ->check(CLI::Validator([](std::string& s) { return s.empty() ? kiln::quantize_scheme_error(s) : std::string(); },
-                             "SCHEME"));
-  compile
-      ->add_option("--group-size", co.group_size,
-                   "With --quantize int4: values per scale along each row, a multiple of 32 (default: 128, or "
-                   "the largest of 96, 64, 32 that divides a weight's rows; a W4A16 checkpoint's own)")
-      ->check(CLI::Validator(
-          [](std::string& s) {
-            int64_t v = 1;
-            return CLI::detail::lexical_cast(s, v) && v == 0 ? kiln::group_size_error(0) : std::string();
-          },
-          "N"));
+  CLI::Option* quantize_opt = compile->add_option(
+      "--quantize", co.quantize,
+      "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
+      "scale per --group-size values), fp8 (e4m3, per-row scales, or an FP8 checkpoint's blocks; "
+      "CPU plans unless --target asks for CUDA) or none (also: dequantize a pre-quantized checkpoint, which otherwise "
+      "stays int8, int4 or FP8 as shipped; DeepSeek-layout FP8 compiled with --dtype is upcast to it)");
+  CLI::Option* group_opt =
+      compile->add_option("--group-size", co.group_size,
+                          "With --quantize int4: values per scale along each row, a multiple of 32 (default: 128, or "
+                          "the largest of 96, 64, 32 that divides a weight's rows; a W4A16 checkpoint's own)");
   compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8, int4 or fp8: the LM head too");
   compile->add_flag("--asymmetric", co.asymmetric,
                     "With --quantize int4: a zero point per group too, over each group's [min, max] "
@@ -202,6 +194,14 @@ int main(int argc, char** argv) {
   }
   try {
     if (*compile) {
+      // '' and 0 are what the compiler reads as "not given": typed, they are refused as it refuses other
+      // bad values (--group-size first as a valid size would be: it needs --quantize int4).
+      if (quantize_opt->count() > 0 && co.quantize.empty()) throw kiln::CompileError(kiln::quantize_scheme_error(""));
+      if (group_opt->count() > 0 && co.group_size == 0) {
+        kiln::parse_group_size(kiln::parse_quantize(co.quantize), kiln::kI4GroupMultiple);
+        const std::string typed = group_opt->results().empty() ? "" : group_opt->results().front();
+        throw kiln::CompileError(kiln::group_size_error(typed.empty() ? "''" : typed));
+      }
       for (const std::string& a : lora_args) co.lora.push_back(kiln::parse_lora_spec(a));
       return run_compile(co, emit_c_prefix);
     }
