@@ -324,8 +324,8 @@ void round_to_scale_dtype(DType t, float* o, int64_t n) {
 // nonzero (GPTQ's symmetric scales take the sign of a group's largest value, to use all of [-8, 7]; its
 // writers give an all-zero group a nonzero scale (AutoGPTQ 2/15, AutoRound a floor), so a zero one is
 // not theirs). max_code: the largest magnitude its codes can take (q, or q − zero point; an FP8 code's
-// value): a scale that times it overflows f32 would dequantize weights to infinity (and the logits to
-// NaN), so it is refused too.
+// value): a scale that times it overflows the scale's dtype would dequantize weights to infinity (and
+// the logits to NaN), so it is refused too.
 template <typename Bad, typename Where>
 std::unique_ptr<std::vector<float>> positive_scales(const StTensor& s, size_t n, const char* label, const Bad& bad,
                                                     const Where& where, float max_code, bool signed_ok = false) {
@@ -336,11 +336,15 @@ std::unique_ptr<std::vector<float>> positive_scales(const StTensor& s, size_t n,
     if (!std::isfinite(x) || (signed_ok ? x == 0.0f : x <= 0.0f))
       bad(std::string("has ") + label + " " + std::to_string(x) + " for " + where(i) +
           (signed_ok ? " (scales must be finite and nonzero)" : " (scales must be finite and positive)"));
-    if (!std::isfinite(x * max_code)) {
+    // (in the scale's dtype, where compressed-tensors dequantizes and kiln's --quantize none does)
+    float product = x * max_code;
+    round_to_scale_dtype(s.dtype, &product, 1);
+    if (!std::isfinite(product)) {
       char big[32];
       std::snprintf(big, sizeof(big), "%g", double(x));
       bad(std::string("has ") + label + " " + big + " for " + where(i) + ": times its codes' largest magnitude (" +
-          std::to_string(int(max_code)) + ") it overflows f32, so its weights would dequantize to infinity");
+          std::to_string(int(max_code)) + ") it overflows " + dtype_name(s.dtype) +
+          ", so its weights would dequantize to infinity");
     }
   }
   return v;

@@ -1,5 +1,6 @@
 #include "compiler/passes/weights.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "compiler/error.h"
@@ -8,8 +9,19 @@ namespace kiln {
 
 namespace {
 
+// n f32 values stored as `to` (f16: a finite value that would round to infinity, |x| >= 65520, is a
+// CompileError naming the weight and the way out).
+void store_f32_as(const float* f, DType to, uint8_t* dst, uint64_t n, const std::string& what) {
+  if (to == DType::F16)
+    for (uint64_t i = 0; i < n; ++i)
+      if (std::isfinite(f[i]) && std::fabs(f[i]) >= 65520.0f)
+        throw CompileError("cannot store '" + what + "' in f16: it holds " + std::to_string(f[i]) +
+                           ", beyond f16's range (±65504); --dtype bf16 or f32 keeps it");
+  convert_f32_to(f, to, dst, n);
+}
+
 // Converts n elements between float dtypes; a straight copy when they match.
-void cast_into(const void* src, DType from, uint8_t* dst, DType to, uint64_t n) {
+void cast_into(const void* src, DType from, uint8_t* dst, DType to, uint64_t n, const std::string& what) {
   if (from == to) {
     std::memcpy(dst, src, n * dtype_size(from));
     return;
@@ -19,7 +31,7 @@ void cast_into(const void* src, DType from, uint8_t* dst, DType to, uint64_t n) 
   for (uint64_t i = 0; i < n; i += kBlock) {
     const uint64_t m = std::min(kBlock, n - i);
     convert_to_f32(static_cast<const uint8_t*>(src) + i * dtype_size(from), from, buf, m);
-    convert_f32_to(buf, to, dst + i * dtype_size(to), m);
+    store_f32_as(buf, to, dst + i * dtype_size(to), m, what);
   }
 }
 
@@ -67,7 +79,7 @@ void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lor
     }
     if (f.size() * dtype_size(v.dtype) != out.size())
       throw CompileError("internal: '" + v.name + "' built the wrong size");
-    convert_f32_to(f.data(), v.dtype, out.data(), f.size());
+    store_f32_as(f.data(), v.dtype, out.data(), f.size(), v.name);
     return;
   }
   if (v.weight.parts.empty()) {
@@ -88,9 +100,9 @@ void materialize_weight(const Value& v, const Checkpoint& ck, const LoraSet& lor
       std::vector<float> w(n);
       read_f32(*t, w.data());
       if (lora.touches(name)) lora.apply(name, w, pool);
-      convert_f32_to(w.data(), v.dtype, out.data() + at, n);
+      store_f32_as(w.data(), v.dtype, out.data() + at, n, name);
     } else {
-      cast_into(t->data, t->dtype, out.data() + at, v.dtype, n);
+      cast_into(t->data, t->dtype, out.data() + at, v.dtype, n, name);
     }
     at += bytes;
   }

@@ -1457,6 +1457,10 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
       {"an infinite scale",
        [&](RawTensors& ts) { ts[w + ".scales"].bytes[2] = 0x00, ts[w + ".scales"].bytes[3] = 0x7c; }, nullptr,
        "has scale inf for output 1, group 0 (scales must be finite and nonzero)"},
+      // (f16 60000, finite; times 8 it overflows f16, the dtype the library dequantizes in)
+      {"an overflowing scale",
+       [&](RawTensors& ts) { ts[w + ".scales"].bytes[2] = 0x53, ts[w + ".scales"].bytes[3] = 0x7b; }, nullptr,
+       "has scale 60000 for output 1, group 0: times its codes' largest magnitude (8) it overflows f16"},
       {"act-order g_idx",
        [&](RawTensors& ts) {
          std::vector<uint8_t>& g = ts[w + ".g_idx"].bytes;
@@ -1632,7 +1636,8 @@ TEST_CASE("prequantized: GPTQ zero points 1 and 16, no g_idx or sym, zero biases
 // stored: transformers and vLLM would load a contradicting module as the config says, kiln reads the
 // tensors, so it refuses rather than pick one. Names match as those libraries match them (exact names,
 // "Linear", "re:" patterns; transformers' prefixes at a module boundary and suffixes); a regex kiln does
-// not evaluate (one with "$") is not checked, and near misses ("mlp.gate" for mlp.gate_proj) compile.
+// not evaluate (one with "$") is not checked, and near misses ("mlp.gate" for mlp.gate_proj) compile, as
+// do exclusions of a layer kiln does not compile (DeepSeek's multi-token-prediction layer).
 TEST_CASE("prequantized: a config contradicting the stored quantized modules is refused by name") {
   TempDir d;
   const std::string ct = kiln::test::fixture("ct_w4a16_g32_f32", "quantized");
@@ -1679,6 +1684,8 @@ TEST_CASE("prequantized: a config contradicting the stored quantized modules is 
       {ct, ct_config("targets", {"re:.*(q|k|v|o|gate|up|down)_proj"})},
       {fp8, ct_config("modules_to_not_convert",
                       {"lm_head", "model.layers.0.mlp.gate", "model.layers.10", "layers.1", "model.layers.*.mlp"})},
+      // DeepSeek's multi-token-prediction layer (layer 3 of 3), which kiln does not compile
+      {kiln::test::fixture("ds_v3_fp8_b32", "quantized"), ct_config("modules_to_not_convert", {"model.layers.3"})},
   };
   int n = 0;
   for (const auto& [src, config] : fine) {
@@ -1686,4 +1693,39 @@ TEST_CASE("prequantized: a config contradicting the stored quantized modules is 
     const std::string dir = edited(d, "fine" + std::to_string(n++), nullptr, config, src);
     CHECK(kiln::test::compile_error(options(dir, d / "fine.kplan")) == "");
   }
+}
+
+// An f16 plan cannot hold a weight of 65520 or more (it would round to infinity): refused naming the
+// checkpoint tensor, for float weights (converted) and for pre-quantized ones dequantized by --quantize
+// none (a W8A16 row scale of 1000: q up to 127 gives up to 127,000); bf16 holds them.
+TEST_CASE("prequantized: an f16 plan refuses weights beyond f16's range, dequantized ones too") {
+  TempDir d;
+  const std::string down = "model.layers.1.mlp.down_proj.weight";
+  const std::string plain = edited(
+      d, "big",
+      [&](RawTensors& ts) {
+        REQUIRE(ts[down].dtype == "F32");
+        const float v = 1e6f;
+        std::memcpy(ts[down].bytes.data() + 12, &v, 4);
+      },
+      nullptr, kiln::test::fixture("gqa_f32"));
+  CompileOptions o = options(plain, d / "f16.kplan");
+  o.dtype = "f16";
+  kiln::test::check_compile_refused(
+      o, "cannot store '" + down + "' in f16: it holds 1000000.000000, beyond f16's range (±65504); --dtype bf16");
+  o.dtype = "bf16";
+  CHECK(kiln::test::compile_error(o) == "");
+  const std::string w8 = edited(
+      d, "big_scale",
+      [&](RawTensors& ts) {
+        const float v = 1000.0f;
+        std::memcpy(ts["model.layers.1.mlp.down_proj.weight_scale"].bytes.data(), &v, 4);
+      },
+      nullptr, kiln::test::fixture("ct_w8a16_f32", "quantized"));
+  CompileOptions q = options(w8, d / "w8.kplan");
+  q.quantize = "none";
+  q.dtype = "f16";
+  kiln::test::check_compile_refused(q, "cannot store '" + down + "' in f16: it holds");
+  q.dtype = "f32";
+  CHECK(kiln::test::compile_error(q) == "");
 }
