@@ -139,38 +139,60 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
 
 namespace {
 
-// 1: a compressed-tensors target or ignore entry matches the Linear `module`; 0: it does not; -1: kiln
-// cannot tell (a regex beyond literal text, "\." and ".*").
-int ct_entry_matches(const std::string& entry, const std::string& module) {
-  if (entry.rfind("re:", 0) == 0) {
-    GptqPattern p;
-    return p.parse(entry.substr(3)) ? int(p.matches(module)) : -1;
-  }
-  return int(entry == module || entry == "Linear" || entry == "Module");  // (a name, or a class of its MRO)
-}
+// A module name or pattern of a quantization config, classified once: matches() is 1 where it names
+// the Linear `module`, 0 where it does not, -1 where kiln cannot tell (a regex beyond literal text, "\."
+// and ".*").
+struct ModuleEntry {
+  std::string text;
+  int kind = 0;         // 0: exact name (or a compressed-tensors class name), 1: a pattern, -1: not evaluated
+  bool suffix = false;  // (transformers) a suffix matches too, and a prefix at a module boundary
+  GptqPattern pattern;
 
-// Whether transformers' should_convert_module skips `module` for the modules_to_not_convert entry `key`
-// (1, 0, or -1: a regex kiln does not evaluate): as literal text, a prefix of the name ending at a
-// module boundary, or a suffix.
-int not_converted(const std::string& key, const std::string& module) {
-  if (key.find_first_of("\*+?()[]{}|^$") != std::string::npos) return -1;
-  if (module.size() >= key.size() && module.compare(module.size() - key.size(), key.size(), key) == 0) return 1;
-  return module.compare(0, key.size(), key) == 0 &&
-         (module.size() == key.size() || module[key.size()] == '.' || (!key.empty() && key.back() == '.'));
-}
+  // compressed-tensors' match_name and _match_class: "re:" + re.match, an exact name, or a class of the
+  // module's MRO (an nn.Linear: Linear, Module).
+  static ModuleEntry compressed_tensors(const std::string& e) {
+    ModuleEntry m;
+    m.text = e;
+    if (e.rfind("re:", 0) == 0) m.kind = m.pattern.parse(e.substr(3)) ? 1 : -1;
+    return m;
+  }
+  // transformers' should_convert_module: the key as a regex, matched from the start up to a module
+  // boundary, or as a suffix; evaluated as literal text only (which a regex of it also matches).
+  static ModuleEntry transformers(const std::string& key) {
+    ModuleEntry m;
+    m.text = key;
+    m.kind = key.find_first_of("\\*+?()[]{}|^$") != std::string::npos ? -1 : 0;
+    m.suffix = true;
+    return m;
+  }
+  int matches(const std::string& module) const {
+    if (kind != 0) return kind < 0 ? -1 : int(pattern.matches(module));
+    if (!suffix) return int(text == module || text == "Linear" || text == "Module");
+    const size_t n = text.size();
+    if (module.size() >= n && module.compare(module.size() - n, n, text) == 0) return 1;
+    return module.compare(0, n, text) == 0 && (module.size() == n || module[n] == '.' || (n > 0 && text.back() == '.'));
+  }
+};
 
 }  // namespace
 
-void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck) {
+void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck, int64_t layers) {
   auto ends = [](const std::string& n, const std::string& suffix) {
     return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   std::vector<GptqPattern> skipped(q.gptq_skipped.size());  // (ConfigReader::gptq checked that they parse)
   for (size_t i = 0; i < skipped.size(); ++i)
     if (!skipped[i].parse(q.gptq_skipped[i])) throw CompileError("internal: GPTQ pattern '" + q.gptq_skipped[i] + "'");
+  std::vector<ModuleEntry> ignore, targets, not_converted;
+  for (const std::string& e : q.ignore) ignore.push_back(ModuleEntry::compressed_tensors(e));
+  for (const std::string& e : q.targets) targets.push_back(ModuleEntry::compressed_tensors(e));
+  for (const std::string& e : q.not_converted) not_converted.push_back(ModuleEntry::transformers(e));
+  static const std::string kLayers = "model.layers.";
   for (const auto& kv : ck.all()) {
     const std::string& n = kv.first;
     const StTensor& t = *kv.second;
+    // (layers past the model's, DeepSeek's multi-token-prediction ones, are not compiled: not checked)
+    if (n.compare(0, kLayers.size(), kLayers) == 0 && std::atoll(n.c_str() + kLayers.size()) >= layers) continue;
     std::string module;  // the module n stores quantized, if it does
     for (const char* suffix : {".weight_packed", ".qweight"})
       if (ends(n, suffix)) module = n.substr(0, n.size() - std::string(suffix).size());
@@ -179,10 +201,10 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
     auto refuse = [&](const std::string& why) {
       throw CompileError(t.file + ": '" + module + "' is stored quantized (" + n + "), but config.json's " + why);
     };
-    for (const std::string& e : q.ignore)
-      if (ct_entry_matches(e, module) == 1) refuse("quantization_config.ignore lists it (\"" + e + "\")");
-    if (q.targets_given && std::none_of(q.targets.begin(), q.targets.end(),
-                                        [&](const std::string& e) { return ct_entry_matches(e, module) != 0; }))
+    for (const ModuleEntry& e : ignore)
+      if (e.matches(module) == 1) refuse("quantization_config.ignore lists it (\"" + e.text + "\")");
+    if (q.targets_given &&
+        std::none_of(targets.begin(), targets.end(), [&](const ModuleEntry& e) { return e.matches(module) != 0; }))
       refuse("quantization_config.config_groups target no such module (targets: " + nlohmann::json(q.targets).dump() +
              ")");
     for (size_t i = 0; i < skipped.size(); ++i)
@@ -190,14 +212,13 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
         refuse("quantization_config.dynamic \"-:" + q.gptq_skipped[i] + "\" says the module was left unquantized");
     if (q.gptq && !q.gptq_lm_head && module == "lm_head")
       refuse("quantization_config.lm_head is false (the LM head left unquantized)");
-    for (const std::string& key : q.not_converted)
-      if (not_converted(key, module) == 1)
-        refuse("quantization_config.modules_to_not_convert lists it (\"" + key + "\")");
+    for (const ModuleEntry& e : not_converted)
+      if (e.matches(module) == 1) refuse("quantization_config.modules_to_not_convert lists it (\"" + e.text + "\")");
   }
 }
 
-void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck) {
-  refuse_contradicted_exclusions(q, ck);
+void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck, int64_t layers) {
+  refuse_contradicted_exclusions(q, ck, layers);
   if (q.prequantized.empty()) return;
   if (q.gptq && ck.unpack_gptq(q.bits, q.group, q.asymmetric) == 0)
     throw CompileError(o.model_dir +

@@ -84,17 +84,20 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, b
 // (Checkpoint::unpack_gptq, unpack_compressed, as its config says); refuses a checkpoint without such
 // tensors, and (refuse_contradicted_exclusions, first, for FP8 checkpoints too) a module stored
 // quantized that the config says is not.
-void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck);
+// layers: the model's decoder layers (num_hidden_layers); tensors of layers past them (DeepSeek's
+// multi-token-prediction layers, which kiln does not compile) are not checked.
+void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck, int64_t layers);
 // A module the checkpoint stores quantized (X.weight_packed, X.qweight, an F8_E4M3 X.weight) that the
 // config says is not: listed in compressed-tensors' ignore or named by no config group's targets,
 // GPTQ's lm_head with lm_head false or a dynamic "-:" pattern (q.gptq_skipped), one of FP8's
-// modules_to_not_convert. A CompileError naming both
-// (transformers and vLLM would load such a module as the config says; kiln reads the tensors, so it
-// refuses the contradiction rather than pick one). Names and patterns are matched as those libraries
-// do where kiln can tell: compressed-tensors' exact names, "Linear" and "re:" patterns of literal text,
-// "\." and ".*" (re.match); transformers' modules_to_not_convert of literal text (a prefix ending at a
-// "." or a suffix). A pattern of other regex syntax is not checked. Called by unpack_prequantized.
-void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck);
+// modules_to_not_convert. A CompileError naming both (transformers would load such a module as the
+// config says; kiln reads the tensors, so it refuses the contradiction rather than pick one). Names and
+// patterns are matched as those libraries do where kiln can tell: compressed-tensors' exact names,
+// classes of an nn.Linear (Linear, Module) and "re:" patterns of literal text, "\." and ".*" (re.match);
+// transformers' modules_to_not_convert of literal text (a prefix ending at a "." or a suffix). A
+// pattern of other regex syntax is not checked, nor are layers past `layers`. Called by
+// unpack_prequantized.
+void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck, int64_t layers);
 // Whether checkpoint tensor `name` is a bias of zeros saved beside a GPTQ weight (as some writers, e.g.
 // GPTQ-for-LLaMa's layers, save one with every projection): ignorable where the model has no bias.
 bool gptq_zero_bias(const std::string& name, const Checkpoint& ck);

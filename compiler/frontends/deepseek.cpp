@@ -316,7 +316,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   const ConfigReader::Quantization& q = c.quant;
-  unpack_prequantized(o, q, b.checkpoint);
+  unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers);
   size_t mtp_scales = 0;
   const std::string fp8_note = q.fp8
                                    ? attach_fp8_weights(o, b.checkpoint, q.fp8_block_rows, q.fp8_block_cols,

@@ -7,7 +7,9 @@
 
 #include "kernels/dtype.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+// (GCC only; not under AddressSanitizer unless KILN_TILES_UNDER_ASAN asks for it: tools/test-tiles-asan.sh)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    (!defined(__SANITIZE_ADDRESS__) || defined(KILN_TILES_UNDER_ASAN))
 #define KILN_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 // Hand-written AVX2+FMA kernels (kernels/cpu/*.cpp), run where the clones above run their
 // x86-64-v3 versions (kiln::cpu_has_x86_64_v3), so both give the same bits.

@@ -24,7 +24,8 @@
 #endif
 
 #ifdef KILN_ASAN
-#include <sanitizer/allocator_interface.h>
+// (sanitizer/allocator_interface.h's, declared here: GCC ships the runtime but not that header)
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 namespace {
