@@ -107,7 +107,9 @@ extern "C" {
 int kiln_api_version(void) { return KILN_API_VERSION; }
 
 const char* kiln_status_string(kiln_status s) {
-  switch (s) {
+  int v;  // (read as an int: a value outside the enum is no kiln_status to load)
+  std::memcpy(&v, &s, sizeof(v));
+  switch (v) {
     case KILN_OK:
       return "ok";
     case KILN_ERR_INVALID_ARGUMENT:
@@ -238,14 +240,16 @@ kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* er
 }
 
 const float* kiln_logits(const kiln_context* ctx, int64_t row) {
-  if (!ctx || row < 0 || row >= ctx->ctx->batch()) return nullptr;
+  // (a row without a sequence, never filled or reset since, holds no logits)
+  if (!ctx || row < 0 || row >= ctx->ctx->batch() || ctx->ctx->position(row) == 0) return nullptr;
   return ctx->ctx->logits(row);
 }
 
 int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step) {
-  if (!ctx || row < 0 || row >= ctx->ctx->batch()) return -1;
+  if (!kiln_logits(ctx, row)) return -1;
   kiln::SamplingParams sp;
   if (sampling) sp = to_params(*sampling);
+  if (!kiln::check_sampling(sp).is_ok()) return -1;
   return ctx->ctx->sample(row, sp, step);
 }
 

@@ -152,6 +152,12 @@ void Context::reset() {
   if (!in_callback_) std::fill(pos_.begin(), pos_.end(), 0);
 }
 
+Status check_sampling(const SamplingParams& sp) {
+  if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f))
+    return invalid_argument("temperature must be >= 0 and top_p > 0");
+  return Status::ok();
+}
+
 Status Context::check_not_in_callback() const {
   if (in_callback_)
     return invalid_argument(
@@ -159,12 +165,12 @@ Status Context::check_not_in_callback() const {
   return Status::ok();
 }
 
-Status Context::check_ids(const int32_t* ids, int64_t n) const {
+Status Context::check_ids(const int32_t* ids, int64_t n, int64_t first) const {
   if (n <= 0) return invalid_argument("empty prompt: at least one token id is required");
   if (!ids) return invalid_argument("token ids are null");
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= vocab())
-      return invalid_argument("token id " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+      return invalid_argument("token id " + std::to_string(ids[i]) + " at index " + std::to_string(first + i) +
                               " is out of range [0, " + std::to_string(vocab()) + ")");
   return Status::ok();
 }
@@ -205,7 +211,7 @@ Status Context::decode(const int32_t* tokens) {
   for (int64_t b = 0; b < batch(); ++b) {
     if (tokens[b] < 0) continue;
     any = true;
-    KILN_RETURN_IF_ERROR(check_ids(tokens + b, 1));
+    KILN_RETURN_IF_ERROR(check_ids(tokens + b, 1, b));
     if (pos_[size_t(b)] + 1 > max_seq())
       return limit_exceeded("row " + std::to_string(b) + " is full: the plan's max_seq is " +
                             std::to_string(max_seq()));
@@ -270,8 +276,7 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
   if (n_out) *n_out = 0;
   if (max_new < 0) return invalid_argument("max_new_tokens is negative");
   if (max_new > 0 && !out) return invalid_argument("output buffer is null");
-  if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f))
-    return invalid_argument("temperature must be >= 0 and top_p > 0");
+  KILN_RETURN_IF_ERROR(check_sampling(sp));
   if (n_prompt > max_seq() || max_new > max_seq() - std::max<int64_t>(n_prompt, 0))
     return limit_exceeded("prompt of " + std::to_string(n_prompt) + " tokens plus " + std::to_string(max_new) +
                           " new tokens exceeds the plan's max_seq of " + std::to_string(max_seq()));

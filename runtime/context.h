@@ -47,6 +47,10 @@ struct ContextOptions {
 // The executor `opts` asks for ("auto": CUDA when a device and a CUDA target exist).
 Result<std::unique_ptr<Executor>> make_executor(std::shared_ptr<const Plan> plan, const ContextOptions& opts);
 
+// Sampling settings generate and kiln_sample accept: temperature >= 0 (0: greedy) and top_p > 0
+// (neither NaN); otherwise invalid_argument.
+Status check_sampling(const SamplingParams& sp);
+
 class Context {
  public:
   static Result<std::unique_ptr<Context>> create(std::shared_ptr<const Plan> plan, const ContextOptions& opts);
@@ -144,7 +148,8 @@ class Context {
     int64_t steps_, queued_ = 0, done_ = 0;
     bool started_ = false;  // steps were (or may have been) enqueued and are not yet finished
   };
-  Status check_ids(const int32_t* ids, int64_t n) const;
+  // (first: the index the message gives ids[0], for a row of a larger array)
+  Status check_ids(const int32_t* ids, int64_t n, int64_t first = 0) const;
   Status check_not_in_callback() const;
 
   std::shared_ptr<const Plan> plan_;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <new>
+#include <system_error>
 
 #include "runtime/executor.h"
 
@@ -57,10 +58,16 @@ class CpuExecutor final : public Executor {
     const MemoryInfo& mem = p.memory();
     uint64_t scratch = 0;
     for (const ProgramInfo& pr : p.programs()) scratch = std::max(scratch, pr.scratch_floats);
+    if (n_threads > kMaxCpuThreads)
+      return invalid_argument("n_threads " + std::to_string(n_threads) + " exceeds " + std::to_string(kMaxCpuThreads) +
+                              " (<= 0 uses every core)");
     try {
       pool_ = std::make_unique<ThreadPool>(n_threads, scratch);
       const uint64_t total = mem.arena_bytes + mem.kv_bytes + mem.request_bytes + mem.state_bytes + 4 * kAlign;
       memory_.reset(new uint8_t[size_t(total + kAlign)]());
+    } catch (const std::system_error& e) {  // (the pool joined the threads it had started)
+      return Status(StatusCode::kInternal,
+                    "could not start " + std::to_string(n_threads) + " CPU threads: " + e.what());
     } catch (const std::bad_alloc&) {
       return Status(StatusCode::kOutOfMemory, "out of memory allocating the context (arena " +
                                                   std::to_string(mem.arena_bytes) + " bytes, KV cache " +

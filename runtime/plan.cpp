@@ -95,6 +95,10 @@ Result<std::shared_ptr<const Plan>> Plan::load_file(const std::string& path, con
 
 Result<std::shared_ptr<const Plan>> Plan::load_memory(const void* data, size_t size, const OpRegistry& ops) {
   if (data == nullptr && size != 0) return invalid_argument("plan memory is null");
+  if (reinterpret_cast<uintptr_t>(data) % kPlanMemoryAlign != 0)
+    return invalid_argument("plan memory at " + std::to_string(reinterpret_cast<uintptr_t>(data)) + " is not " +
+                            std::to_string(kPlanMemoryAlign) +
+                            "-byte aligned (the plan's tables need it): copy it to an aligned buffer");
   return load(MappedFile::borrow(data, size, "<memory>"), nullptr, ops);
 }
 

@@ -37,6 +37,8 @@ struct TargetInfo {
   std::vector<uint32_t> sm_archs;
 };
 
+constexpr uintptr_t kPlanMemoryAlign = 8;  // (Plan::load_memory)
+
 class Plan {
  public:
   // progress(done, total), if given, is called on the loading thread while the weight segments
@@ -47,7 +49,8 @@ class Plan {
   using Progress = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;
   static Result<std::shared_ptr<const Plan>> load_file(const std::string& path, const Progress& progress = nullptr,
                                                        const OpRegistry& ops = builtin_ops());
-  // Verifies a plan held in memory (not owned; must outlive the Plan).
+  // Verifies a plan held in memory (not owned; must outlive the Plan), at an address aligned to
+  // kPlanMemoryAlign (the FlatBuffer's 8-byte fields; else invalid_argument, not a corrupt plan).
   static Result<std::shared_ptr<const Plan>> load_memory(const void* data, size_t size,
                                                          const OpRegistry& ops = builtin_ops());
   // Every check load_file makes except the weight segments' checksums. kiln compile runs it on the

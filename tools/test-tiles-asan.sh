@@ -9,11 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${TILES_ASAN_BUILD_DIR:-build-tiles-asan}"
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-CC=gcc CXX=g++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WITH_CUDA=OFF \
-  -DKILN_SANITIZE=ON -DCMAKE_CXX_FLAGS="-DKILN_TILES_UNDER_ASAN" \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" "${launcher[@]}" >/dev/null
+bash tools/configure-sanitizer-tree.sh "$build" --gcc-tiles
 cmake --build "$build" -j "$(nproc)" --target kiln_tests
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   KILN_SOAK_SECONDS="${KILN_SOAK_SECONDS:-5}" "$build/tests/kiln_tests" "$@"

@@ -303,3 +303,65 @@ TEST_CASE("C API: tokenize and detokenize report full sizes and refuse a negativ
   CHECK(std::string(buf) == text.substr(0, 3));
   kiln_plan_close(plan);
 }
+
+// Found by an outside test of the C API: a row's logits after a reset (or kiln_score, which resets)
+// were the old sequence's; kiln_sample took settings kiln_generate refuses; a bad decode token was
+// named at index 0 whatever its row; a plan in memory off 8-byte alignment read as a corrupt plan;
+// n_threads had no bound (100000 spent a minute and gigabytes before failing); an out-of-range
+// kiln_status was loaded as one (UBSan).
+TEST_CASE("C API: no logits without a sequence, one sampling rule, row-named tokens, bounded threads") {
+  Fixture f;
+  kiln_error err{};
+  const int32_t* a = f.ref.input_ids.data();
+  CHECK(kiln_logits(f.ctx, 0) == nullptr);  // (nothing prefilled yet)
+  CHECK(kiln_sample(f.ctx, 0, nullptr, 0) == -1);
+  REQUIRE(kiln_prefill(f.ctx, 0, a, 3, &err) == KILN_OK);
+  REQUIRE(kiln_logits(f.ctx, 0) != nullptr);
+  CHECK(kiln_logits(f.ctx, 1) == nullptr);
+  const int32_t greedy = kiln_sample(f.ctx, 0, nullptr, 0);
+  CHECK(greedy >= 0);
+  for (const kiln_sampling& s : {kiln_sampling{std::nanf(""), 0, 1.0f, 0}, kiln_sampling{-1.0f, 0, 1.0f, 0},
+                                 kiln_sampling{1.0f, 0, -0.5f, 0}, kiln_sampling{1.0f, 0, std::nanf(""), 0}}) {
+    CAPTURE(s.temperature);
+    CAPTURE(s.top_p);
+    CHECK(kiln_sample(f.ctx, 0, &s, 0) == -1);
+    int64_t n = 0;
+    int32_t out[2];
+    CHECK(kiln_generate(f.ctx, a, 3, 2, &s, -1, out, &n, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  }
+  const kiln_sampling zero{};  // (top_p 0: off, as generate reads it)
+  CHECK(kiln_sample(f.ctx, 0, &zero, 0) == greedy);
+  kiln_context_reset(f.ctx);
+  CHECK(kiln_logits(f.ctx, 0) == nullptr);
+  CHECK(kiln_sample(f.ctx, 0, nullptr, 0) == -1);
+  REQUIRE(kiln_prefill(f.ctx, 0, a, 3, &err) == KILN_OK);
+  std::vector<float> scored(size_t(3 * f.ref.vocab));
+  REQUIRE(kiln_score(f.ctx, a, 1, 3, scored.data(), &err) == KILN_OK);
+  CHECK(kiln_logits(f.ctx, 0) == nullptr);
+  // Row 1's bad token is named at index 1.
+  const int32_t step[2] = {a[0], 999};
+  CHECK(kiln_decode(f.ctx, step, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message).find("token id 999 at index 1 is out of range [0, 256)") != std::string::npos);
+  // Threads: more than 1024 refused at once, naming the bound.
+  kiln_context* big = nullptr;
+  CHECK(kiln_context_create(f.plan, 100000, &big, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message).find("n_threads 100000 exceeds 1024") != std::string::npos);
+  CHECK(big == nullptr);
+  // A plan in memory: 8-byte aligned opens, 4 off is an invalid argument (not a corrupt plan).
+  const std::vector<uint8_t> bytes = kiln::test::read_bytes(f.dir / "p.kplan");
+  std::vector<uint64_t> store(bytes.size() / 8 + 2);
+  uint8_t* base = reinterpret_cast<uint8_t*>(store.data());
+  for (const size_t off : {size_t(8), size_t(4)}) {
+    CAPTURE(off);
+    std::memcpy(base + off, bytes.data(), bytes.size());
+    kiln_plan* p = nullptr;
+    const kiln_status st = kiln_plan_open_memory(base + off, bytes.size(), &p, &err);
+    CHECK(st == (off == 8 ? KILN_OK : KILN_ERR_INVALID_ARGUMENT));
+    if (off == 4) CHECK(std::string(err.message).find("is not 8-byte aligned") != std::string::npos);
+    kiln_plan_close(p);
+  }
+  kiln_status unknown;
+  const int v = 42;
+  std::memcpy(&unknown, &v, sizeof(v));
+  CHECK(std::string(kiln_status_string(unknown)) == "unknown status");
+}

@@ -57,7 +57,7 @@ typedef struct kiln_plan_info {
 
 /* A zero-initialized kiln_sampling is greedy decoding. */
 typedef struct kiln_sampling {
-  float temperature; /* <= 0: greedy */
+  float temperature; /* 0: greedy; negative or NaN is refused */
   int32_t top_k;     /* <= 0: off */
   float top_p;       /* 0 or >= 1: off */
   uint64_t seed;
@@ -69,12 +69,14 @@ KILN_API const char* kiln_status_string(kiln_status s);
 
 /* --- plans */
 KILN_API kiln_status kiln_plan_open(const char* path, kiln_plan** out, kiln_error* err);
-/* data is not copied and must outlive the plan. */
+/* data is not copied and must outlive the plan; it must be 8-byte aligned (else
+ * KILN_ERR_INVALID_ARGUMENT), as malloc's and a mapped file's are. */
 KILN_API kiln_status kiln_plan_open_memory(const void* data, size_t size, kiln_plan** out, kiln_error* err);
 KILN_API void kiln_plan_close(kiln_plan* plan);
 KILN_API kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* info, kiln_error* err);
 
-/* --- contexts. n_threads <= 0 uses every core; the device is the CPU. */
+/* --- contexts. n_threads <= 0 uses every core (at most 1024: more is KILN_ERR_INVALID_ARGUMENT); the
+ * device is the CPU. */
 KILN_API kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err);
 
 /* Start from kiln_context_options_default() and set the fields you need: fields may be added
@@ -142,9 +144,12 @@ KILN_API kiln_status kiln_score(kiln_context* ctx, const int32_t* ids, int64_t r
 KILN_API kiln_status kiln_prefill(kiln_context* ctx, int64_t row, const int32_t* ids, int64_t n, kiln_error* err);
 /* One token per row (batch entries); a negative token leaves that row idle. */
 KILN_API kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* err);
-/* vocab_size floats, valid until the next call on ctx; NULL if row is out of range. */
+/* vocab_size floats, valid until the next call on ctx; NULL if row is out of range or holds no
+ * sequence (none prefilled or decoded since the context was created or reset; kiln_score resets). */
 KILN_API const float* kiln_logits(const kiln_context* ctx, int64_t row);
-/* Samples from kiln_logits(row); `step` feeds the counter-based RNG. Returns -1 on a bad row. */
+/* Samples from kiln_logits(row); `step` feeds the counter-based RNG. Returns -1 where kiln_logits(row)
+ * is NULL, and for settings kiln_generate refuses (a negative or NaN temperature, top_p NaN or
+ * negative). */
 KILN_API int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step);
 
 /* Called for each generated token; return 0 to stop. */
