@@ -155,8 +155,7 @@ CompileSummary compile_model(const CompileOptions& o) {
       for (const auto& [why, n] : whys) listed += (listed.empty() ? "" : "; ") + std::to_string(n) + " " + why;
       const std::string deq = std::to_string(stored - qr.stored_parts) + " of the checkpoint's " +
                               std::to_string(stored) + " pre-quantized " + stored_kind +
-                              " weights not kept as shipped (each dequantized to " + dtype_name(g.info.plan_dtype) +
-                              " first)" + (listed.empty() ? "" : ": " + listed);
+                              " weights not kept as shipped" + (listed.empty() ? "" : ": " + listed);
       add_note(&g.info.notes, deq);
       add_note(&b.summary.notes, deq);
     }

@@ -2,6 +2,7 @@
 // every entry point catches and converts to a kiln_status.
 #include "kiln/kiln.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -107,6 +108,7 @@ extern "C" {
 int kiln_api_version(void) { return KILN_API_VERSION; }
 
 const char* kiln_status_string(kiln_status s) {
+  static_assert(sizeof(kiln_status) == sizeof(int), "kiln_status is an int");
   int v;  // (read as an int: a value outside the enum is no kiln_status to load)
   std::memcpy(&v, &s, sizeof(v));
   switch (v) {
@@ -240,8 +242,8 @@ kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* er
 }
 
 const float* kiln_logits(const kiln_context* ctx, int64_t row) {
-  // (a row without a sequence, never filled or reset since, holds no logits)
-  if (!ctx || row < 0 || row >= ctx->ctx->batch() || ctx->ctx->position(row) == 0) return nullptr;
+  // (a row without a sequence, never filled or reset since, or whose last call failed, holds none)
+  if (!ctx || row < 0 || row >= ctx->ctx->batch() || !ctx->ctx->has_logits(row)) return nullptr;
   return ctx->ctx->logits(row);
 }
 
@@ -249,7 +251,8 @@ int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* samplin
   if (!kiln_logits(ctx, row)) return -1;
   kiln::SamplingParams sp;
   if (sampling) sp = to_params(*sampling);
-  if (!kiln::check_sampling(sp).is_ok()) return -1;
+  // (kiln_generate's rule, but a negative temperature stays greedy here, as it always has)
+  if (std::isnan(sp.temperature) || !(sp.top_p > 0.0f)) return -1;
   return ctx->ctx->sample(row, sp, step);
 }
 

@@ -71,6 +71,7 @@ Status Context::init(const ContextOptions& opts) {
   try {
     pos_.assign(size_t(batch()), 0);
     last_logits_.assign(size_t(batch() * vocab()), 0.0f);
+    has_logits_.assign(size_t(batch()), 0);
     step_tokens_.assign(size_t(batch()), -1);
     sampler_ = SamplerScratch(vocab());
   } catch (const std::exception&) {
@@ -149,7 +150,9 @@ Status Context::run(ProgramState& ps) {
 }
 
 void Context::reset() {
-  if (!in_callback_) std::fill(pos_.begin(), pos_.end(), 0);
+  if (in_callback_) return;
+  std::fill(pos_.begin(), pos_.end(), 0);
+  std::fill(has_logits_.begin(), has_logits_.end(), 0);
 }
 
 Status check_sampling(const SamplingParams& sp) {
@@ -184,6 +187,7 @@ Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
     return limit_exceeded(std::to_string(n) + " tokens at position " + std::to_string(pos_[size_t(row)]) +
                           " exceed the plan's max_seq of " + std::to_string(max_seq()));
   KILN_RETURN_IF_ERROR(check_ids(ids, n));
+  has_logits_[size_t(row)] = 0;  // (until its last chunk has run)
   const int64_t C = prefill_.chunk;
   for (int64_t done = 0; done < n; done += C) {
     const int64_t len = std::min(C, n - done);
@@ -200,6 +204,7 @@ Status Context::prefill(int64_t row, const int32_t* ids, int64_t n) {
     const int64_t last = row * prefill_.logit_rows + std::min(len, prefill_.logit_rows) - 1;
     std::copy(prefill_.logits + last * vocab(), prefill_.logits + (last + 1) * vocab(),
               last_logits_.begin() + row * vocab());
+    has_logits_[size_t(row)] = 1;
   }
   return Status::ok();
 }
@@ -219,6 +224,7 @@ Status Context::decode(const int32_t* tokens) {
   if (!any) return invalid_argument("decode needs at least one active row");
   for (int64_t b = 0; b < batch(); ++b) {
     const bool active = tokens[b] >= 0;
+    if (active) has_logits_[size_t(b)] = 0;  // (until the step has run)
     decode_.tokens[b] = active ? tokens[b] : 0;
     decode_.start_pos[b] = int32_t(pos_[size_t(b)]);
     decode_.n_valid[b] = active ? 1 : 0;
@@ -228,6 +234,7 @@ Status Context::decode(const int32_t* tokens) {
     if (tokens[b] < 0) continue;
     pos_[size_t(b)] += 1;
     std::copy(decode_.logits + b * vocab(), decode_.logits + (b + 1) * vocab(), last_logits_.begin() + b * vocab());
+    has_logits_[size_t(b)] = 1;
   }
   return Status::ok();
 }
@@ -282,6 +289,7 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
                           " new tokens exceeds the plan's max_seq of " + std::to_string(max_seq()));
   KILN_RETURN_IF_ERROR(check_ids(prompt, n_prompt));
   pos_[0] = 0;
+  has_logits_[0] = 0;
   // With the plan's `sample` launch the tokens are chosen on the backend and fed back there
   // (GenerateSteps): nothing copies, sorts or scans the logits per step, and the last step's
   // logits are fetched at the end, so logits(0) afterwards is what it would have been.
@@ -360,6 +368,7 @@ Result<int32_t> Context::GenerateSteps::next(int32_t last, int64_t emitted) {
     c_.set_sampling(kp);
   }
   started_ = true;  // from here on work may be queued (a failed first enqueue may have queued its state copy)
+  c_.has_logits_[0] = 0;  // (the steps' logits stay on the backend until finish fetches the last)
   for (; queued_ < steps_ && queued_ - done_ < depth_; ++queued_)
     KILN_RETURN_IF_ERROR(feedback_->enqueue_step(queued_ == 0));
   Result<const int32_t*> r = feedback_->step_tokens(uint64_t(done_));
@@ -386,6 +395,7 @@ Status Context::GenerateSteps::finish(int64_t emitted) {
   KILN_RETURN_IF_ERROR(c_.exec_->fetch_outputs(c_.decode_.index));
   const float* logits = static_cast<const float*>(c_.exec_->host_output(c_.decode_.logits_tensor));
   std::copy(logits, logits + c_.vocab(), c_.last_logits_.begin());
+  c_.has_logits_[0] = 1;
   return Status::ok();
 }
 

@@ -71,6 +71,9 @@ class Context {
   Status decode(const int32_t* tokens);
   // Logits (vocab floats) after the last prefill/decode step of `row`.
   const float* logits(int64_t row) const { return last_logits_.data() + row * vocab(); }
+  // Whether logits(row) are its sequence's: false after a reset (and score), and from the start of a
+  // prefill, decode or generate on the row until it succeeds (a failed one leaves none).
+  bool has_logits(int64_t row) const { return has_logits_[size_t(row)] != 0; }
 
   // Scores `rows` independent prompts of n_tokens each (each from position 0), writing
   // logits (rows, n_tokens, vocab) to out. Any number of rows; resets every sequence.
@@ -162,6 +165,7 @@ class Context {
   ProgramState ingest_;  // index -1: none (plans made before it); prefill runs every chunk
   std::vector<int64_t> pos_;
   std::vector<float> last_logits_;
+  std::vector<char> has_logits_;      // per row (has_logits)
   std::vector<int32_t> step_tokens_;  // generate()'s decode input
   SamplerScratch sampler_;
   int depth_ = 1;             // generate's steps in flight

@@ -6,6 +6,7 @@
 #include <memory>
 #include <new>
 #include <system_error>
+#include <thread>
 
 #include "runtime/executor.h"
 
@@ -58,6 +59,9 @@ class CpuExecutor final : public Executor {
     const MemoryInfo& mem = p.memory();
     uint64_t scratch = 0;
     for (const ProgramInfo& pr : p.programs()) scratch = std::max(scratch, pr.scratch_floats);
+    // (<= 0: every core, up to kMaxCpuThreads)
+    if (n_threads <= 0)
+      n_threads = int(std::min<unsigned>(std::max(1u, std::thread::hardware_concurrency()), kMaxCpuThreads));
     if (n_threads > kMaxCpuThreads)
       return invalid_argument("n_threads " + std::to_string(n_threads) + " exceeds " + std::to_string(kMaxCpuThreads) +
                               " (<= 0 uses every core)");

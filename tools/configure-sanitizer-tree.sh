@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 build="$1"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+case "${2:-}" in "" | --gcc-tiles) ;; *) echo "configure-sanitizer-tree.sh: unknown option '$2'" >&2; exit 2 ;; esac
 if [ "${2:-}" = --gcc-tiles ]; then
   # tools/test-tiles-asan.sh's tree: GCC, with the hand-written AVX2/AVX-512 tiles on
   # (KILN_TILES_UNDER_ASAN, kernels/cpu/simd.h); no fuzzers (libFuzzer is clang's)

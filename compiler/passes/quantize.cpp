@@ -365,7 +365,7 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
         else
           other_parts.emplace(part, "re-quantized as " + kind + (asym ? " asymmetric" : "") +
                                         (int4 ? " in groups of " + std::to_string(group_for(v)) : std::string()) +
-                                        " (not the checkpoint's scheme)");
+                                        " from their dequantized values (not the checkpoint's scheme)");
       }
     qz->name = v.name;
     qz->m = v.shape[0];
@@ -454,8 +454,7 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
       why = "MoE expert weights whose partner (w_gu or w_down) is not quantized (" + whys[moe_partner[id]] + ")";
     if (!why.empty()) {
       ++kept[why];
-      for (const std::string& part : g.values[id].weight.parts)
-        other_parts.emplace(part, "left unquantized (" + why + ")");
+      for (const std::string& part : g.values[id].weight.parts) other_parts.emplace(part, "dequantized (" + why + ")");
       continue;
     }
     // A tied LM head with --quantize-head: an i8 copy for the head, the embedding keeps its rows.

@@ -89,8 +89,8 @@ struct QuantizeReport {
   int as_shipped = 0;             // of those, made only of pre-quantized checkpoint rows
   int stored_parts = 0;           // pre-quantized checkpoint tensors whose q and scales were kept
   // Checkpoint tensors (parts) some value does not keep as shipped, and why (the first reason found):
-  // "merged with an adapter and re-quantized", "re-quantized as int4 … (not the checkpoint's scheme)",
-  // or "left unquantized (<why>)".
+  // "merged with an adapter and re-quantized", "re-quantized as int4 … from their dequantized values
+  // (not the checkpoint's scheme)", or "dequantized (<why it stays in the plan dtype>)".
   std::map<std::string, std::string> not_kept;
   uint64_t bytes_before = 0;      // their bytes in the plan dtype (0 for a copy)
   uint64_t bytes_after = 0;       // their i8 or i4 bytes plus their scales

@@ -193,8 +193,13 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
       {"--quantize ''", "--quantize '' is not one of int8, int4, fp8, none"},
       {"--quantize int4 --group-size 0", "--group-size 0 is not a positive multiple of 32"},
       {"--quantize int4 --group-size 00", "--group-size 00 is not a positive multiple of 32"},
-      {"--quantize int4 --group-size ''", "--group-size '' is not a positive multiple of 32"},
+      {"--quantize int4 --group-size ''", "--group-size '' is not a number"},
       {"--quantize int8 --group-size 0", "--group-size is for --quantize int4 (int8 has one scale a row)"},
+      // (and every number option's '', and the zeros that read as "the default")
+      {"--max-seq ''", "--max-seq '' is not a number"},
+      {"--max-seq 0", "--max-seq 0 is not a positive number"},
+      {"--chunk 0", "--chunk 0 is not a positive number"},
+      {"--guidance ''", "--guidance '' is not a number"},
       {"--quantize int8 --asymmetric", "--asymmetric is for --quantize int4"}};
   for (const auto& [options, expect] : bad) check_cli_compile_refused(model, d.path(), options, expect);
   // --target all (or cuda) keeps them i8, for kiln's quantized CUDA kernels too.
@@ -381,6 +386,7 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
       {"generate " + (d / "m.kplan") + " --ids 1,,2", "empty entry"},
       {"generate " + (d / "m.kplan") + " --ids 1,999 --max-new-tokens 4", "out of range [0, 256)"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 20", "exceeds the plan's max_seq of 16"},
+      {"generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens ''", "--max-new-tokens '' is not a number"},
       {"eval " + (d / "m.kplan") + " --input " + (d / "floats.safetensors") + " --output " + (d / "o.safetensors"),
        "must be I64 or I32"},
       {"eval " + (d / "m.kplan") + " --input " + (d / "big.safetensors") + " --output " + (d / "o.safetensors"),

@@ -453,8 +453,8 @@ TEST_CASE("prequantized: malformed compressed-tensors weights and unsupported sc
     o.quantize = "int8";
     const CompileSummary s = compile_model(o);
     CHECK(s.notes.find("int8 weights (per-row scales): 8 matmul weights,") != std::string::npos);
-    CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int8 weights not kept as shipped (each dequantized "
-                       "to f32 first): 14 merged with an adapter and re-quantized") != std::string::npos);
+    CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int8 weights not kept as shipped: 14 merged with an "
+                       "adapter and re-quantized") != std::string::npos);
   }
   // The config of a compressed-tensors checkpoint on an unquantized one: no packed weights.
   {
@@ -541,8 +541,9 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
       CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int4 weights not kept as shipped") !=
             std::string::npos);
     if (c.group == 64)  // (and the down projections' rows of 160 are not whole groups of 64)
-      CHECK(s.notes.find("2 left unquantized (rows not a whole number of int4 groups (--group-size 64)); 12 "
-                         "re-quantized as int4 in groups of 64 (not the checkpoint's scheme)") != std::string::npos);
+      CHECK(s.notes.find("2 dequantized (rows not a whole number of int4 groups (--group-size 64)); 12 re-quantized "
+                         "as int4 in groups of 64 from their dequantized values (not the checkpoint's scheme)") !=
+            std::string::npos);
     if (c.bound == 0) continue;
     for (int threads : {1, 2}) {
       CAPTURE(threads);
@@ -593,9 +594,10 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
     const CompileSummary s = compile_model(o);
     CHECK(s.notes.find("int4 weights (symmetric, a scale per 64 (6 weights) or 32 (2) values): 8 matmul weights,") !=
           std::string::npos);
-    CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int8 weights not kept as shipped (each dequantized "
-                       "to f32 first): 2 re-quantized as int4 in groups of 32 (not the checkpoint's scheme); 12 "
-                       "re-quantized as int4 in groups of 64 (not the checkpoint's scheme)") != std::string::npos);
+    CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int8 weights not kept as shipped: 2 re-quantized as "
+                       "int4 in groups of 32 from their dequantized values (not the checkpoint's scheme); 12 "
+                       "re-quantized as int4 in groups of 64 from their dequantized values (not the checkpoint's "
+                       "scheme)") != std::string::npos);
   }
   // CUDA targets: the int4 weights stay int4.
   kiln::test::check_reference(cuda_target_plan(d, dir, "all", DType::I4, 8), ref, 2, 1e-4, true);
@@ -1712,7 +1714,7 @@ TEST_CASE("prequantized: an f16 plan refuses weights beyond f16's range, dequant
   CompileOptions o = options(plain, d / "f16.kplan");
   o.dtype = "f16";
   kiln::test::check_compile_refused(
-      o, "cannot store '" + down + "' in f16: it holds 1000000.000000, beyond f16's range (±65504); --dtype bf16");
+      o, "cannot store '" + down + "' in f16: it holds 1e+06, beyond f16's range (±65504); --dtype bf16");
   o.dtype = "bf16";
   CHECK(kiln::test::compile_error(o) == "");
   const std::string w8 = edited(

@@ -307,6 +307,8 @@ TEST_CASE("C API: tokenize and detokenize report full sizes and refuse a negativ
 // Found by an outside test of the C API: a row's logits after a reset (or kiln_score, which resets)
 // were the old sequence's; kiln_sample took settings kiln_generate refuses; a bad decode token was
 // named at index 0 whatever its row; a plan in memory off 8-byte alignment read as a corrupt plan;
+// (and a failed prefill, decode or generate leaves the row without logits: has_logits, not tested
+// here: it needs a failing backend;)
 // n_threads had no bound (100000 spent a minute and gigabytes before failing); an out-of-range
 // kiln_status was loaded as one (UBSan).
 TEST_CASE("C API: no logits without a sequence, one sampling rule, row-named tokens, bounded threads") {
@@ -320,14 +322,17 @@ TEST_CASE("C API: no logits without a sequence, one sampling rule, row-named tok
   CHECK(kiln_logits(f.ctx, 1) == nullptr);
   const int32_t greedy = kiln_sample(f.ctx, 0, nullptr, 0);
   CHECK(greedy >= 0);
+  // NaN settings and a negative top_p: -1 from kiln_sample, refused by kiln_generate. A negative
+  // temperature: greedy in kiln_sample (as kiln.h has always said), refused by kiln_generate.
   for (const kiln_sampling& s : {kiln_sampling{std::nanf(""), 0, 1.0f, 0}, kiln_sampling{-1.0f, 0, 1.0f, 0},
                                  kiln_sampling{1.0f, 0, -0.5f, 0}, kiln_sampling{1.0f, 0, std::nanf(""), 0}}) {
     CAPTURE(s.temperature);
     CAPTURE(s.top_p);
-    CHECK(kiln_sample(f.ctx, 0, &s, 0) == -1);
+    CHECK(kiln_sample(f.ctx, 0, &s, 0) == (s.temperature < 0.0f ? greedy : -1));
     int64_t n = 0;
     int32_t out[2];
     CHECK(kiln_generate(f.ctx, a, 3, 2, &s, -1, out, &n, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+    REQUIRE(kiln_logits(f.ctx, 0) != nullptr);  // (a refused generate changes nothing)
   }
   const kiln_sampling zero{};  // (top_p 0: off, as generate reads it)
   CHECK(kiln_sample(f.ctx, 0, &zero, 0) == greedy);

@@ -6,7 +6,9 @@
 
 #include <cstdio>
 #include <new>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "compiler/error.h"
@@ -193,14 +195,29 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    // CLI11 reads an empty value of a number option (--guidance '') as 0, which for most options means
+    // "the default" (and for --guidance no guidance): refused, as a value that is not a number is.
+    for (const CLI::App* sub : app.get_subcommands())
+      for (const CLI::Option* opt : sub->get_options()) {
+        const std::string type = opt->get_type_name();
+        const bool number = type.rfind("INT", 0) == 0 || type.rfind("UINT", 0) == 0 || type.rfind("FLOAT", 0) == 0;
+        for (const std::string& r : opt->results())
+          if (number && r.empty()) throw std::invalid_argument(opt->get_name() + " '' is not a number");
+      }
     if (*compile) {
       // '' and 0 are what the compiler reads as "not given": typed, they are refused as it refuses other
       // bad values (--group-size first as a valid size would be: it needs --quantize int4).
+      for (const auto& [name, value] : {std::pair<const char*, int64_t>{"--max-seq", co.max_seq},
+                                        {"--chunk", co.chunk},
+                                        {"--height", co.height},
+                                        {"--width", co.width}})
+        if (compile->get_option(name)->count() > 0 && value == 0)
+          throw std::invalid_argument(std::string(name) +
+                                      " 0 is not a positive number (left out, the default applies)");
       if (quantize_opt->count() > 0 && co.quantize.empty()) throw kiln::CompileError(kiln::quantize_scheme_error(""));
       if (group_opt->count() > 0 && co.group_size == 0) {
         kiln::parse_group_size(kiln::parse_quantize(co.quantize), kiln::kI4GroupMultiple);
-        const std::string typed = group_opt->results().empty() ? "" : group_opt->results().front();
-        throw kiln::CompileError(kiln::group_size_error(typed.empty() ? "''" : typed));
+        throw kiln::CompileError(kiln::group_size_error(group_opt->results().front()));  // ("0", "00", …)
       }
       for (const std::string& a : lora_args) co.lora.push_back(kiln::parse_lora_spec(a));
       return run_compile(co, emit_c_prefix);

@@ -57,7 +57,7 @@ typedef struct kiln_plan_info {
 
 /* A zero-initialized kiln_sampling is greedy decoding. */
 typedef struct kiln_sampling {
-  float temperature; /* 0: greedy; negative or NaN is refused */
+  float temperature; /* <= 0: greedy (kiln_generate refuses a negative one); NaN is refused */
   int32_t top_k;     /* <= 0: off */
   float top_p;       /* 0 or >= 1: off */
   uint64_t seed;
@@ -82,7 +82,7 @@ KILN_API kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_co
 /* Start from kiln_context_options_default() and set the fields you need: fields may be added
  * at the end in later versions, and the defaults keep such a host's behaviour unchanged. */
 typedef struct kiln_context_options {
-  int n_threads;      /* CPU threads; <= 0: every core */
+  int n_threads;      /* CPU threads; <= 0: every core; at most 1024 */
   const char* device; /* "cpu", "cuda" or "auto" (cuda when a GPU and a CUDA target exist); NULL = "auto" */
   int use_graphs;     /* CUDA: nonzero replays captured graphs; 0 = stream mode, for debugging */
   /* CUDA, for hosts that own their resources (each NULL: kiln makes its own). Not owned; they
@@ -144,12 +144,12 @@ KILN_API kiln_status kiln_score(kiln_context* ctx, const int32_t* ids, int64_t r
 KILN_API kiln_status kiln_prefill(kiln_context* ctx, int64_t row, const int32_t* ids, int64_t n, kiln_error* err);
 /* One token per row (batch entries); a negative token leaves that row idle. */
 KILN_API kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* err);
-/* vocab_size floats, valid until the next call on ctx; NULL if row is out of range or holds no
- * sequence (none prefilled or decoded since the context was created or reset; kiln_score resets). */
+/* vocab_size floats, valid until the next call on ctx; NULL if row is out of range or has no logits:
+ * none prefilled or decoded since the context was created or reset (kiln_score resets), or its last
+ * prefill, decode or generate failed. */
 KILN_API const float* kiln_logits(const kiln_context* ctx, int64_t row);
 /* Samples from kiln_logits(row); `step` feeds the counter-based RNG. Returns -1 where kiln_logits(row)
- * is NULL, and for settings kiln_generate refuses (a negative or NaN temperature, top_p NaN or
- * negative). */
+ * is NULL, and for a NaN temperature or a top_p that is NaN or negative. */
 KILN_API int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step);
 
 /* Called for each generated token; return 0 to stop. */

@@ -40,7 +40,7 @@ class Plan {
     kiln_error e{};
     detail::check(kiln_plan_open(path.c_str(), &p_, &e), e);
   }
-  // data is not copied and must outlive the Plan.
+  // data is not copied and must outlive the Plan; 8-byte aligned (kiln_plan_open_memory).
   Plan(const void* data, size_t size) {
     kiln_error e{};
     detail::check(kiln_plan_open_memory(data, size, &p_, &e), e);
