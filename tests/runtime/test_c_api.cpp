@@ -309,8 +309,7 @@ TEST_CASE("C API: tokenize and detokenize report full sizes and refuse a negativ
 // named at index 0 whatever its row; a plan in memory off 8-byte alignment read as a corrupt plan;
 // (and a failed prefill, decode or generate leaves the row without logits: has_logits, not tested
 // here: it needs a failing backend;)
-// n_threads had no bound (100000 spent a minute and gigabytes before failing); an out-of-range
-// kiln_status was loaded as one (UBSan).
+// n_threads had no bound (100000 spent a minute and gigabytes before failing).
 TEST_CASE("C API: no logits without a sequence, one sampling rule, row-named tokens, bounded threads") {
   Fixture f;
   kiln_error err{};
@@ -365,8 +364,6 @@ TEST_CASE("C API: no logits without a sequence, one sampling rule, row-named tok
     if (off == 4) CHECK(std::string(err.message).find("is not 8-byte aligned") != std::string::npos);
     kiln_plan_close(p);
   }
-  kiln_status unknown;
-  const int v = 42;
-  std::memcpy(&unknown, &v, sizeof(v));
-  CHECK(std::string(kiln_status_string(unknown)) == "unknown status");
+  // (kiln_status_string with an int outside the enum, which a C host may pass, is not tested here: in
+  // C++ the enum value itself cannot be made without the undefined behaviour UBSan reports.)
 }
