@@ -339,13 +339,10 @@ std::unique_ptr<std::vector<float>> positive_scales(const StTensor& s, size_t n,
     // (in the scale's dtype, where compressed-tensors dequantizes and kiln's --quantize none does)
     float product = x * max_code;
     round_to_scale_dtype(s.dtype, &product, 1);
-    if (!std::isfinite(product)) {
-      char big[32];
-      std::snprintf(big, sizeof(big), "%g", double(x));
-      bad(std::string("has ") + label + " " + big + " for " + where(i) + ": times its codes' largest magnitude (" +
-          std::to_string(int(max_code)) + ") it overflows " + dtype_name(s.dtype) +
-          ", so its weights would dequantize to infinity");
-    }
+    if (!std::isfinite(product))
+      bad(std::string("has ") + label + " " + short_float(x) + " for " + where(i) +
+          ": times its codes' largest magnitude (" + std::to_string(int(max_code)) + ") it overflows " +
+          dtype_name(s.dtype) + ", so its weights would dequantize to infinity");
   }
   return v;
 }

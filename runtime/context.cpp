@@ -155,12 +155,6 @@ void Context::reset() {
   std::fill(has_logits_.begin(), has_logits_.end(), 0);
 }
 
-Status check_sampling(const SamplingParams& sp) {
-  if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f))
-    return invalid_argument("temperature must be >= 0 and top_p > 0");
-  return Status::ok();
-}
-
 Status Context::check_not_in_callback() const {
   if (in_callback_)
     return invalid_argument(
@@ -283,7 +277,8 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
   if (n_out) *n_out = 0;
   if (max_new < 0) return invalid_argument("max_new_tokens is negative");
   if (max_new > 0 && !out) return invalid_argument("output buffer is null");
-  KILN_RETURN_IF_ERROR(check_sampling(sp));
+  if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f))
+    return invalid_argument("temperature must be >= 0 and top_p > 0");
   if (n_prompt > max_seq() || max_new > max_seq() - std::max<int64_t>(n_prompt, 0))
     return limit_exceeded("prompt of " + std::to_string(n_prompt) + " tokens plus " + std::to_string(max_new) +
                           " new tokens exceeds the plan's max_seq of " + std::to_string(max_seq()));

@@ -47,10 +47,6 @@ struct ContextOptions {
 // The executor `opts` asks for ("auto": CUDA when a device and a CUDA target exist).
 Result<std::unique_ptr<Executor>> make_executor(std::shared_ptr<const Plan> plan, const ContextOptions& opts);
 
-// Sampling settings generate and kiln_sample accept: temperature >= 0 (0: greedy) and top_p > 0
-// (neither NaN); otherwise invalid_argument.
-Status check_sampling(const SamplingParams& sp);
-
 class Context {
  public:
   static Result<std::unique_ptr<Context>> create(std::shared_ptr<const Plan> plan, const ContextOptions& opts);

@@ -49,10 +49,10 @@ class Executor {
   }
 };
 
-// huge_pages: read the weights from the plan's huge-page copy (Plan::huge_page_weights_base).
 // The most CPU threads a context may ask for (more is refused, not attempted: each thread keeps its
 // own scratch, and thousands of them only cost memory and time); "every core" stops there too.
 constexpr int kMaxCpuThreads = 1024;
+// huge_pages: read the weights from the plan's huge-page copy (Plan::huge_page_weights_base).
 Result<std::unique_ptr<Executor>> make_cpu_executor(std::shared_ptr<const Plan> plan, int n_threads,
                                                     bool huge_pages = false);
 

@@ -1,9 +1,7 @@
 #include "compiler/passes/weights.h"
 
 #include <cmath>
-#include <cstdio>
 #include <cstring>
-#include <string>
 
 #include "compiler/error.h"
 
@@ -11,19 +9,13 @@ namespace kiln {
 
 namespace {
 
-std::string shown_float(float x) {
-  char b[32];
-  std::snprintf(b, sizeof(b), "%g", double(x));
-  return b;
-}
-
 // n f32 values stored as `to` (f16: a finite value that would round to infinity, |x| >= 65520, is a
 // CompileError naming the weight and the way out).
 void store_f32_as(const float* f, DType to, uint8_t* dst, uint64_t n, const std::string& what) {
   if (to == DType::F16)
     for (uint64_t i = 0; i < n; ++i)
       if (std::isfinite(f[i]) && std::fabs(f[i]) >= 65520.0f)
-        throw CompileError("cannot store '" + what + "' in f16: it holds " + shown_float(f[i]) +
+        throw CompileError("cannot store '" + what + "' in f16: it holds " + short_float(f[i]) +
                            ", beyond f16's range (±65504); --dtype bf16 or f32 keeps it");
   convert_f32_to(f, to, dst, n);
 }

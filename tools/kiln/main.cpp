@@ -64,16 +64,15 @@ int main(int argc, char** argv) {
   compile->add_flag("--allow-unknown-config", co.allow_unknown_config,
                     "Compile although a config sets keys kiln does not model (they may change the model); each "
                     "is noted in the plan instead of refused");
-  CLI::Option* quantize_opt = compile->add_option(
+  compile->add_option(
       "--quantize", co.quantize,
       "Weight-only quantization of the matmul weights: int8 (per-row scales), int4 (symmetric, a "
       "scale per --group-size values), fp8 (e4m3, per-row scales, or an FP8 checkpoint's blocks; "
       "CPU plans unless --target asks for CUDA) or none (also: dequantize a pre-quantized checkpoint, which otherwise "
       "stays int8, int4 or FP8 as shipped; DeepSeek-layout FP8 compiled with --dtype is upcast to it)");
-  CLI::Option* group_opt =
-      compile->add_option("--group-size", co.group_size,
-                          "With --quantize int4: values per scale along each row, a multiple of 32 (default: 128, or "
-                          "the largest of 96, 64, 32 that divides a weight's rows; a W4A16 checkpoint's own)");
+  compile->add_option("--group-size", co.group_size,
+                      "With --quantize int4: values per scale along each row, a multiple of 32 (default: 128, or "
+                      "the largest of 96, 64, 32 that divides a weight's rows; a W4A16 checkpoint's own)");
   compile->add_flag("--quantize-head", co.quantize_head, "With --quantize int8, int4 or fp8: the LM head too");
   compile->add_flag("--asymmetric", co.asymmetric,
                     "With --quantize int4: a zero point per group too, over each group's [min, max] "
@@ -214,10 +213,11 @@ int main(int argc, char** argv) {
         if (compile->get_option(name)->count() > 0 && value == 0)
           throw std::invalid_argument(std::string(name) +
                                       " 0 is not a positive number (left out, the default applies)");
-      if (quantize_opt->count() > 0 && co.quantize.empty()) throw kiln::CompileError(kiln::quantize_scheme_error(""));
-      if (group_opt->count() > 0 && co.group_size == 0) {
+      if (compile->get_option("--quantize")->count() > 0 && co.quantize.empty())
+        throw kiln::CompileError(kiln::quantize_scheme_error(""));
+      if (const CLI::Option* gs = compile->get_option("--group-size"); gs->count() > 0 && co.group_size == 0) {
         kiln::parse_group_size(kiln::parse_quantize(co.quantize), kiln::kI4GroupMultiple);
-        throw kiln::CompileError(kiln::group_size_error(group_opt->results().front()));  // ("0", "00", …)
+        throw kiln::CompileError(kiln::group_size_error(gs->results().front()));  // ("0", "00", …)
       }
       for (const std::string& a : lora_args) co.lora.push_back(kiln::parse_lora_spec(a));
       return run_compile(co, emit_c_prefix);
