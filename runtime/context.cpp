@@ -56,6 +56,10 @@ Status Context::init(const ContextOptions& opts) {
                           std::to_string(prefill_.chunk) + "; they must be equal");
   }
   if (decode_.chunk != 1) return corrupt_plan("the decode program must take one token per row");
+  if (prefill_.chunk != plan_->model().chunk)  // kiln_plan_get_info reports the model's
+    return corrupt_plan("program 'prefill' takes " + std::to_string(prefill_.chunk) +
+                        " tokens per row, but the plan's model says its chunk is " +
+                        std::to_string(plan_->model().chunk));
   KILN_RETURN_IF_ERROR(set_generate_depth(opts.generate_depth));
   if (decode_.next_tensor != kNoTensor && decode_.sampling) {
     // The backend's own token feedback when it has one, and host steps through run(), which

@@ -15,6 +15,7 @@
 
 #include "compiler/compile.h"
 #include "plan_edit.h"
+#include "runtime/context.h"
 #include "test_util.h"
 
 using namespace kiln;
@@ -428,6 +429,30 @@ TEST_CASE("plan file: an LM head that accumulates into logits no launch wrote is
   REQUIRE_FALSE(st.is_ok());
   CHECK(st.message().find("reads arena tensor 'prefill.logits' before any launch of the program writes it") !=
         std::string::npos);
+}
+
+TEST_CASE("plan file: a model chunk that disagrees with the prefill program is refused by the context") {
+  // kiln_plan_get_info reports ModelInfo.chunk; the context runs the prefill program's. An edit
+  // that makes them differ loads (the plan alone is consistent) but no context is made of it.
+  TempDir d;
+  auto b = tiny_plan_bytes(d);
+  const int64_t chunk = mutable_root(b)->model()->chunk();
+  for (int64_t edited : {chunk - 1, chunk + 1}) {
+    auto e = b;
+    mutable_root(e)->mutable_model()->mutate_chunk(edited);
+    rehash(e);
+    auto plan = Plan::load_memory(e.data(), e.size());
+    REQUIRE(plan.is_ok());
+    auto ctx = Context::create(plan.value(), ContextOptions{});
+    REQUIRE_FALSE(ctx.is_ok());
+    CHECK(ctx.status().code() == StatusCode::kCorruptPlan);
+    CHECK(ctx.status().message().find("takes " + std::to_string(chunk) +
+                                      " tokens per row, but the plan's model says its chunk is " +
+                                      std::to_string(edited)) != std::string::npos);
+  }
+  auto plan = Plan::load_memory(b.data(), b.size());
+  REQUIRE(plan.is_ok());
+  CHECK(Context::create(plan.value(), ContextOptions{}).is_ok());
 }
 
 namespace {
