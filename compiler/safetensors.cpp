@@ -529,6 +529,13 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
     if (in > (int64_t(1) << 31) || out > (int64_t(1) << 31))
       bad("has qweight of shape " + shape_str(qweight->shape) + ", too large");
     const int64_t gs = group > 0 ? group : in;
+    if (scales->shape.size() == 2 && scales->shape[1] == out && scales->shape[0] > 0 &&
+        scales->shape[0] <= (int64_t(1) << 31) && scales->shape[0] * gs != in &&
+        scales->shape[0] != (in + gs - 1) / gs)  // (that many: the group size does not divide, below)
+      bad("has qweight of shape " + shape_str(qweight->shape) + " (" + std::to_string(in) +
+          " inputs), but its scales " + shape_str(scales->shape) + " hold " + std::to_string(scales->shape[0]) +
+          " groups of " + std::to_string(gs) + " inputs (" + std::to_string(scales->shape[0] * gs) +
+          "; the group size is the config's): a tensor is cut short, or the group size is not the checkpoint's");
     if (in % gs != 0)
       bad("has rows of " + std::to_string(in) + " inputs, not a whole number of groups of " + std::to_string(gs) +
           " (the config's group_size)");

@@ -1445,8 +1445,15 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
        "also has an unquantized weight"},
       {"qweight of floats", [&](RawTensors& ts) { ts[w + ".qweight"].dtype = "F32"; }, nullptr,
        "has qweight of dtype F32 and shape [8, 64] (expected I32 [inputs * 4 / 32, outputs])"},
-      {"truncated qweight", qweight_words(4), nullptr, "has qzeros of dtype I32 and shape [2, 8] (expected I32 [1, 8]"},
-      {"rows not whole groups", qweight_words(7), nullptr, "has rows of 56 inputs, not a whole number of groups of 32"},
+      {"truncated qweight", qweight_words(4), nullptr,
+       "has qweight of shape [4, 64] (32 inputs), but its scales [2, 64] hold 2 groups of 32 inputs (64; the group "
+       "size is the config's): a tensor is cut short, or the group size is not the checkpoint's"},
+      // (cut to a length its scales' groups could round up to: read as a group size that does not divide)
+      {"rows not whole groups", qweight_words(7), nullptr,
+       "has rows of 56 inputs, not a whole number of groups of 32 (the config's group_size)"},
+      {"the config's group size not the checkpoint's", nullptr, set("group_size", 96),
+       "'model.layers.0.mlp.down_proj' has qweight of shape [20, 64] (160 inputs), but its scales [5, 64] hold 5 "
+       "groups of 96 inputs (480; the group size is the config's)"},
       {"scales of the wrong shape",
        [&](RawTensors& ts) {
          ts[w + ".scales"].shape = {1, 128};
