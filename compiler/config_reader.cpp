@@ -628,6 +628,18 @@ ConfigReader::Quantization ConfigReader::quantization() const {
     q.prequantized = gptq(&q.bits, &q.group, &q.asymmetric, &q.gptq_skipped);
     q.gptq = true;
     q.gptq_lm_head = j_["quantization_config"].value("lm_head", json(false)) == true;
+    const json& c = j_["quantization_config"];
+    const json blocks = c.value("block_name_to_quantize", json());
+    if (blocks.is_string()) q.gptq_blocks.push_back(blocks.get<std::string>());
+    else names(blocks, "block_name_to_quantize", &q.gptq_blocks);
+    q.gptq_blocks_given = !blocks.is_null();
+    const json modules = c.value("modules_in_block_to_quantize", json());
+    if (!modules.is_null() && !modules.is_array())
+      fail("quantization_config", std::string("has modules_in_block_to_quantize of type ") + modules.type_name() +
+                                      " (expected a list of lists of module names)");
+    for (size_t i = 0; i < modules.size(); ++i)
+      names(modules[i], "modules_in_block_to_quantize[" + std::to_string(i) + "]", &q.gptq_block_modules);
+    q.gptq_block_modules_given = !modules.is_null();
   } else {
     Fp8Layout fp8;
     q.prequantized = prequantized(&q.bits, &q.group, &fp8, &q.asymmetric);

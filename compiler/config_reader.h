@@ -109,6 +109,10 @@ class ConfigReader {
     std::vector<std::string> ignore, targets, not_converted;
     bool targets_given = false;  // some config group has a targets list (targets may be empty)
     bool gptq_lm_head = false;
+    // GPTQ (optimum's convert_model): only Linears under a block_name_to_quantize prefix whose names end
+    // with an entry of modules_in_block_to_quantize (its lists joined) are quantized; absent: any.
+    std::vector<std::string> gptq_blocks, gptq_block_modules;
+    bool gptq_blocks_given = false, gptq_block_modules_given = false;
   };
   Quantization quantization() const;
   // A positive integer (at most 2^31), or `def` when absent and not required.

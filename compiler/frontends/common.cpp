@@ -212,6 +212,20 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
         refuse("quantization_config.dynamic \"-:" + q.gptq_skipped[i] + "\" says the module was left unquantized");
     if (q.gptq && !q.gptq_lm_head && module == "lm_head")
       refuse("quantization_config.lm_head is false (the LM head left unquantized)");
+    auto listed = [](const std::vector<std::string>& v) {  // (its first 200 characters)
+      const std::string s = nlohmann::json(v).dump(-1, ' ', true);
+      return s.size() <= 200 ? s : s.substr(0, 200) + "...";
+    };
+    if (q.gptq && module != "lm_head" && q.gptq_blocks_given &&
+        std::none_of(q.gptq_blocks.begin(), q.gptq_blocks.end(),
+                     [&](const std::string& b) { return module.compare(0, b.size() + 1, b + ".") == 0; }))
+      refuse("quantization_config.block_name_to_quantize " + listed(q.gptq_blocks) +
+             " names no block it is in (the module was left unquantized)");
+    if (q.gptq && module != "lm_head" && q.gptq_block_modules_given &&
+        std::none_of(q.gptq_block_modules.begin(), q.gptq_block_modules.end(),
+                     [&](const std::string& m) { return ends(module, m) || module == m; }))
+      refuse("quantization_config.modules_in_block_to_quantize " + listed(q.gptq_block_modules) +
+             " has no name it ends with (the module was left unquantized)");
     for (const ModuleEntry& e : not_converted)
       if (e.matches(module) == 1) refuse("quantization_config.modules_to_not_convert lists it (\"" + e.text + "\")");
   }

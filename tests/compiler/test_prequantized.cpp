@@ -1430,6 +1430,45 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
                  {"an empty exclusion", nullptr, set("dynamic", {{"-:", nlohmann::json::object()}}),
                   ".qweight), but config.json's quantization_config.dynamic \"-:\" says"}},
                 "", "is stored quantized (");
+  // optimum's block_name_to_quantize and modules_in_block_to_quantize: the blocks that hold the module,
+  // a name it ends with (joined over the lists). Those that agree with the tensors compile.
+  const std::vector<std::string> all_seven = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                              "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                              "mlp.down_proj"};
+  int agreeing = 0;
+  for (const auto& edit : std::vector<std::function<void(nlohmann::json&)>>{
+           set("block_name_to_quantize", "model.layers"),
+           set("block_name_to_quantize", {"model.embed", "model.layers"}),
+           set("modules_in_block_to_quantize",
+               {{"q_proj", "k_proj", "v_proj"}, {"o_proj", "mlp.gate_proj", "up_proj", "down_proj"}}),
+           set("modules_in_block_to_quantize", {all_seven}), set("block_name_to_quantize", nullptr)}) {
+    CAPTURE(agreeing);
+    const std::string dir = edited(d, "agreeing" + std::to_string(agreeing++), nullptr, edit, w4);
+    CHECK(kiln::test::compile_error(options(dir, dir + ".kplan")) == "");
+  }
+  std::vector<std::string> six = all_seven;
+  six.pop_back();
+  check_refused(d, w4,
+                {{"a block prefix not at a module boundary", nullptr, set("block_name_to_quantize", "model.layer"),
+                  "'model.layers.0.mlp.down_proj' is stored quantized (model.layers.0.mlp.down_proj.qweight), but "
+                  "config.json's quantization_config.block_name_to_quantize [\"model.layer\"] names no block it is "
+                  "in (the module was left unquantized)"},
+                 {"another model's blocks", nullptr, set("block_name_to_quantize", {"model.decoder.layers"}),
+                  "block_name_to_quantize [\"model.decoder.layers\"] names no block it is in"},
+                 {"down_proj not listed", nullptr, set("modules_in_block_to_quantize", {six}),
+                  "'model.layers.0.mlp.down_proj' is stored quantized (model.layers.0.mlp.down_proj.qweight), but "
+                  "config.json's quantization_config.modules_in_block_to_quantize [\"self_attn.q_proj\","},
+                 {"no modules at all", nullptr, set("modules_in_block_to_quantize", nlohmann::json::array()),
+                  "modules_in_block_to_quantize [] has no name it ends with"}},
+                "", "is stored quantized (");
+  check_refused(d, w4,
+                {{"a number of blocks", nullptr, set("block_name_to_quantize", 5),
+                  "has block_name_to_quantize of type number (expected a list of module names)"},
+                 {"a flat module list", nullptr, set("modules_in_block_to_quantize", {"self_attn.q_proj"}),
+                  "has modules_in_block_to_quantize[0] of type string (expected a list of module names)"},
+                 {"modules as a string", nullptr, set("modules_in_block_to_quantize", "self_attn.q_proj"),
+                  "has modules_in_block_to_quantize of type string (expected a list of lists of module names)"}},
+                "", "quantization_config");
   // q_proj's qweight cut to `words` rows of int32 words (8 inputs each), its 64 outputs kept
   auto qweight_words = [&](int64_t words) {
     return [w, words](RawTensors& ts) {
