@@ -187,6 +187,17 @@ TEST_CASE(
   mutate_all(compile_bytes(o, d, "ds_fp8.kplan"), 2, "DeepSeek FP8");
 }
 
+TEST_CASE(
+    "plan mutants: DeepSeek's asymmetric int4 GPTQ as shipped (head_matmul version 2, moe_experts with zero points) "
+    "is refused or runs") {
+  TempDir d;
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture("ds_gptq_w4g32_asym_f32", "quantized");
+  o.max_seq = 8;
+  o.chunk = 4;
+  mutate_all(compile_bytes(o, d, "ds_i4.kplan"), 2, "DeepSeek int4 asymmetric");
+}
+
 TEST_CASE("plan mutants: a text-to-image loop plan, every field set to edge values, is refused or runs") {
   TempDir d;
   CompileOptions o;
