@@ -166,36 +166,35 @@ TEST_CASE(
   mutate_quantized_llama("fp8", 0, t);
 }
 
-TEST_CASE("plan mutants: a DeepSeek MoE plan, every field set to edge values, is refused or runs") {
+namespace {
+
+// A DeepSeek fixture (tests/fixtures/<set>/<name>) compiled (with `dtype`; "": its own) and mutated.
+void mutate_deepseek(const std::string& name, const std::string& set, const std::string& dtype, const char* what) {
   TempDir d;
   CompileOptions o;
-  o.model_dir = kiln::test::fixture("v3_noaux", "deepseek");
+  o.model_dir = kiln::test::fixture(name, set);
   o.max_seq = 8;
   o.chunk = 4;
-  o.dtype = "bf16";
-  mutate_all(compile_bytes(o, d, "ds.kplan"), 2, "DeepSeek");
+  o.dtype = dtype;
+  mutate_all(compile_bytes(o, d, name + ".kplan"), 2, what);
+}
+
+}  // namespace
+
+TEST_CASE("plan mutants: a DeepSeek MoE plan, every field set to edge values, is refused or runs") {
+  mutate_deepseek("v3_noaux", "deepseek", "bf16", "DeepSeek");
 }
 
 TEST_CASE(
     "plan mutants: DeepSeek's FP8 kept as shipped (matmul version 3 in groups, moe_experts version 2) is refused or "
     "runs") {
-  TempDir d;
-  CompileOptions o;
-  o.model_dir = kiln::test::fixture("ds_v3_fp8_b32", "quantized");
-  o.max_seq = 8;
-  o.chunk = 4;
-  mutate_all(compile_bytes(o, d, "ds_fp8.kplan"), 2, "DeepSeek FP8");
+  mutate_deepseek("ds_v3_fp8_b32", "quantized", "", "DeepSeek FP8");
 }
 
 TEST_CASE(
     "plan mutants: DeepSeek's asymmetric int4 GPTQ as shipped (head_matmul version 2, moe_experts with zero points) "
     "is refused or runs") {
-  TempDir d;
-  CompileOptions o;
-  o.model_dir = kiln::test::fixture("ds_gptq_w4g32_asym_f32", "quantized");
-  o.max_seq = 8;
-  o.chunk = 4;
-  mutate_all(compile_bytes(o, d, "ds_i4.kplan"), 2, "DeepSeek int4 asymmetric");
+  mutate_deepseek("ds_gptq_w4g32_asym_f32", "quantized", "", "DeepSeek int4 asymmetric");
 }
 
 TEST_CASE("plan mutants: a text-to-image loop plan, every field set to edge values, is refused or runs") {
