@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -109,6 +110,8 @@ struct Config {
   bool rslora = false, dora = false, lora_bias = false;
   Patterns rank_pattern, alpha_pattern;
   json target_modules;
+  // Which modules peft adapts (selects(), below): exclude_modules, layers_to_transform, layers_pattern.
+  json exclude_modules, layers_to_transform, layers_pattern;
   std::vector<std::string> modules_to_save;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
@@ -128,6 +131,7 @@ Config read_config_text(const std::string& text, const std::string& path) {
   if (has("lora_alpha")) {
     if (!j["lora_alpha"].is_number()) refuse("lora_alpha must be a number");
     c.alpha = j["lora_alpha"].get<double>();
+    if (!std::isfinite(c.alpha)) refuse("lora_alpha must be a finite number");
   }
   auto flag = [&](const char* k) {
     if (!has(k)) return false;
@@ -164,6 +168,24 @@ Config read_config_text(const std::string& text, const std::string& path) {
     if (has("alpha_pattern")) c.alpha_pattern = compile_patterns(ordered["alpha_pattern"], path + ": alpha_pattern");
   }
   if (has("target_modules")) c.target_modules = j["target_modules"];
+  // (null: none; a string: a regex; a list of names. layers_to_transform: an index or a list of them.)
+  auto names_or_regex = [&](const char* k) {
+    if (!has(k)) return json();
+    const json& v = j[k];
+    bool ok = v.is_null() || v.is_string() || v.is_array();
+    for (const json& e : v.is_array() ? v : json::array()) ok = ok && e.is_string();
+    if (!ok) refuse(std::string(k) + " must be a regex, a list of module names, or null");
+    return v;
+  };
+  c.exclude_modules = names_or_regex("exclude_modules");
+  c.layers_pattern = names_or_regex("layers_pattern");
+  if (has("layers_to_transform")) {
+    const json& v = j["layers_to_transform"];
+    bool ok = v.is_null() || v.is_number_integer() || v.is_array();
+    for (const json& e : v.is_array() ? v : json::array()) ok = ok && e.is_number_integer();
+    if (!ok) refuse("layers_to_transform must be a layer index, a list of them, or null");
+    c.layers_to_transform = v;
+  }
   if (has("modules_to_save")) {
     if (!j["modules_to_save"].is_array()) refuse("modules_to_save must be a list");
     for (const json& m : j["modules_to_save"]) {
@@ -172,7 +194,7 @@ Config read_config_text(const std::string& text, const std::string& path) {
     }
   }
   // Metadata; training-only settings (dropout, Megatron layers); which modules were adapted
-  // (exclude_modules, layers_to_transform, layers_pattern: the tensors in the file say it);
+  // (exclude_modules, layers_to_transform, layers_pattern: checked against the tensors, selects());
   // initialisation settings (those that change the base weights are refused through
   // init_lora_weights above); fan_in_fan_out (peft turns it off for the Linear layers kiln's
   // models have); qalora_group_size (QALoRA is refused); runtime_config (never saved).
@@ -190,6 +212,7 @@ Config read_config_text(const std::string& text, const std::string& path) {
 void check_targets(const Config& c, const std::set<std::string>& modules, const std::string& where) {
   if (c.target_modules.is_string()) {
     const std::string re = c.target_modules.get<std::string>();
+    if (re == "all-linear") return;  // (peft's shorthand: every Linear but the output layer)
     const auto rx = module_pattern(re, where + ": target_modules");
     for (const auto& m : modules)
       if (RE2::FullMatch(m, *rx)) return;
@@ -204,6 +227,54 @@ void check_targets(const Config& c, const std::set<std::string>& modules, const 
     for (const auto& m : modules) found = found || ends_with_component(m, name);
     if (!found) throw CompileError(where + ": target module '" + name + "' is not in the model");
   }
+}
+
+// Why peft would not adapt `module` (a name within the model or pipeline component) under this config,
+// or "" when it would or kiln cannot tell (target_modules null: peft's default for the model type).
+// peft's check_target_module_exists: exclude_modules (a regex, full match; or names, equal or a dotted
+// suffix), target_modules (the same; "all-linear": every Linear but the output layer), then
+// layers_to_transform, the layer index found by layers_pattern (".*\.<pattern>\.(\d+)\.", by default
+// any component) and matched as re.match does.
+std::string not_selected(const Config& c, const std::string& module, const std::string& where) {
+  auto names = [&](const json& list) {
+    for (const json& n : list)
+      if (ends_with_component(module, n.get<std::string>())) return true;
+    return false;
+  };
+  if (c.exclude_modules.is_string() &&
+      RE2::FullMatch(module, *module_pattern(c.exclude_modules.get<std::string>(), where + ": exclude_modules")))
+    return "exclude_modules matches it";
+  if (c.exclude_modules.is_array() && names(c.exclude_modules)) return "exclude_modules lists it";
+  if (c.target_modules.is_string()) {
+    const std::string t = c.target_modules.get<std::string>();
+    if (t == "all-linear" ? module == "lm_head"
+                          : !RE2::FullMatch(module, *module_pattern(t, where + ": target_modules")))
+      return "target_modules \"" + t + "\" does not match it";
+  } else if (c.target_modules.is_array()) {
+    bool all_linear = false;
+    for (const json& t : c.target_modules) all_linear = all_linear || t == "all-linear";
+    if (!names(c.target_modules) && !(all_linear && module != "lm_head")) return "target_modules does not list it";
+  }
+  if (!c.layers_to_transform.is_null()) {
+    std::vector<std::string> patterns;
+    if (c.layers_pattern.is_string() && !c.layers_pattern.get<std::string>().empty())
+      patterns.push_back(c.layers_pattern.get<std::string>());
+    for (const json& p : c.layers_pattern.is_array() ? c.layers_pattern : json::array())
+      patterns.push_back(p.get<std::string>());
+    if (patterns.empty()) patterns.push_back("[^.]*");
+    std::string index;
+    for (const std::string& p : patterns) {
+      const auto rx = module_pattern(".*\\." + p + "\\.(\\d+)\\..*", where + ": layers_pattern");
+      if (RE2::FullMatch(module, *rx, &index)) break;
+      index.clear();
+    }
+    if (index.empty()) return "layers_to_transform is set and no layer index is found in its name";
+    const json& l = c.layers_to_transform;
+    bool in = false;
+    for (const json& v : l.is_array() ? l : json::array({l})) in = in || std::to_string(v.get<int64_t>()) == index;
+    if (!in) return "layers_to_transform does not list its layer " + index;
+  }
+  return "";
 }
 
 // Splits an adapter key into (module path, role). Roles: lora_A, lora_B, lora_B.bias,
@@ -281,6 +352,8 @@ LoraAdapterSpec parse_lora_spec(const std::string& arg) {
       if (!std::isfinite(v)) throw CompileError("--lora " + arg + ": the weight must be a finite number");
       s.dir = arg.substr(0, colon);
       s.weight = v;
+    } else if (!path_exists(arg) && path_exists(arg.substr(0, colon))) {
+      throw CompileError("--lora " + arg + ": the weight '" + w + "' after the colon is not a number");
     }
   }
   if (s.dir.empty()) throw CompileError("--lora needs an adapter folder");
@@ -393,6 +466,9 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     if (c.dora && (specs.size() > 1 || spec.weight != 1.0))
       throw CompileError(where +
                          ": a DoRA adapter can only be merged alone and with weight 1 (its merge is not linear)");
+    if (!c.modules_to_save.empty() && spec.weight != 1.0)
+      throw CompileError(where + ": an adapter with modules_to_save can only be merged with weight 1 (its saved " +
+                         "modules replace the model's; a weight cannot scale them)");
     // A pipeline component's adapter names its own modules (no component prefix).
     std::set<std::string> local;
     if (!spec.prefix.empty())
@@ -481,8 +557,15 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       const std::string local = path.substr(spec.prefix.size());  // patterns name the component's own modules
       const json* rp = pattern_value(c.rank_pattern, local);
       const json* ap = pattern_value(c.alpha_pattern, local);
-      if (rp && !rp->is_number_integer()) throw CompileError(cfg_path + ": rank_pattern values must be integers");
-      if (ap && !ap->is_number()) throw CompileError(cfg_path + ": alpha_pattern values must be numbers");
+      if (rp && !(rp->is_number_integer() && rp->get<int64_t>() > 0))
+        throw CompileError(cfg_path + ": rank_pattern values must be positive integers (" + rp->dump() + " for '" +
+                           local + "')");
+      if (ap && !(ap->is_number() && std::isfinite(ap->get<double>())))
+        throw CompileError(cfg_path + ": alpha_pattern values must be finite numbers (" + ap->dump() + " for '" +
+                           local + "')");
+      if (const std::string why = not_selected(c, local, cfg_path); !why.empty())
+        throw CompileError(mw + ": the adapter has LoRA tensors for it, but " + cfg_path + "'s " + why +
+                           " (peft would not load them)");
       const int64_t r = rp ? rp->get<int64_t>() : c.r;
       const double alpha = ap ? ap->get<double>() : c.alpha;
       if (rank != r)
@@ -550,7 +633,13 @@ void LoraSet::apply(const std::string& name, std::vector<float>& w, ThreadPool& 
   for (const auto& [ad, m] : it->second) {
     const float scale = float(m->scale);
     if (is_bias) {  // lora_bias: b += scale · lora_B.bias
-      for (size_t o = 0; o < w.size(); ++o) w[o] += load_as_f32(m->b_bias->data, m->b_bias->dtype, o) * scale;
+      for (size_t o = 0; o < w.size(); ++o) {
+        w[o] += load_as_f32(m->b_bias->data, m->b_bias->dtype, o) * scale;
+        if (!std::isfinite(w[o]))
+          throw CompileError("adapter '" + ad->record.name + "', module '" + m->path + "': the merged bias '" + name +
+                             "' has the non-finite value " + short_float(w[o]) +
+                             " (a NaN or infinity in lora_B.bias, or past the f32 range)");
+      }
       continue;
     }
     const int64_t r = m->a->shape[0];
@@ -580,8 +669,22 @@ void LoraSet::apply(const std::string& name, std::vector<float>& w, ThreadPool& 
         for (int64_t j = 0; j < cols; ++j) d[j] *= scale;
       }
     });
+    // A NaN or infinity in A or B, or a product that overflows f32 (the weight · alpha / r), would make
+    // a plan of NaN logits: refused, naming the adapter and module.
+    const auto bad = std::find_if(delta.begin(), delta.end(), [](float v) { return !std::isfinite(v); });
+    if (bad != delta.end())
+      throw CompileError("adapter '" + ad->record.name + "', module '" + m->path + "': its update B·A·" +
+                         short_float(m->scale) + " has the non-finite value " + short_float(*bad) +
+                         " (a NaN or infinity in A or B, or a product past the f32 range)");
+    auto check_merged = [&] {
+      for (float v : w)
+        if (!std::isfinite(v))
+          throw CompileError("adapter '" + ad->record.name + "', module '" + m->path + "': the merged weight '" + name +
+                             "' has the non-finite value " + short_float(v) + " (past the f32 range)");
+    };
     if (!m->magnitude) {
       for (size_t i = 0; i < w.size(); ++i) w[i] += delta[i];
+      check_merged();
       continue;
     }
     // DoRA (peft's merge): W' = (m / ‖W + ΔW‖_row) · (W + ΔW).
@@ -596,6 +699,7 @@ void LoraSet::apply(const std::string& name, std::vector<float>& w, ThreadPool& 
       const float factor = load_as_f32(m->magnitude->data, m->magnitude->dtype, uint64_t(i)) / float(std::sqrt(ss));
       for (int64_t j = 0; j < cols; ++j) row[j] *= factor;
     }
+    check_merged();
   }
 }
 

@@ -877,6 +877,10 @@ LORA_CASES = [
                                     modules_to_save=["lm_head"]))]),
     dict(name="dora", base="gqa_f32", seed=2606,
          adapters=[("adapter", dict(r=8, lora_alpha=16, use_dora=True, target_modules=["q_proj", "v_proj"]))]),
+    # peft adapts only the modules these select: every Linear of layer 1 but its down projection
+    dict(name="layer_selection", base="gqa_f32", seed=2808,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=ALL_LINEAR, exclude_modules=["down_proj"],
+                                    layers_to_transform=[1], layers_pattern="layers"))]),
     dict(name="wrong_shape", base="gqa_f32", built_on="head_dim_f32", seed=2707, reference=False,
          adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj"]))]),
 ]

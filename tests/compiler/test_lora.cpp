@@ -6,13 +6,16 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "compiler/compile.h"
 #include "compiler/error.h"
+#include "compiler/safetensors.h"
 #include "runtime/context.h"
 #include "test_util.h"
 
@@ -50,10 +53,11 @@ CompileOptions options(const std::string& base, std::vector<LoraAdapterSpec> lor
   return o;
 }
 
-// A copy of the all_linear_r8 adapter whose config is edited by `edit`.
-std::string edited_adapter(const TempDir& d, const std::string& name, void (*edit)(nlohmann::json&)) {
+// A copy of the all_linear_r8 adapter (or `src`'s) whose config is edited by `edit`.
+std::string edited_adapter(const TempDir& d, const std::string& name, void (*edit)(nlohmann::json&),
+                           const std::string& src = "all_linear_r8") {
   const std::string dir = d / name;
-  kiln::test::copy_dir(lora_fixture("all_linear_r8") + "/adapter", dir);
+  kiln::test::copy_dir(lora_fixture(src) + "/adapter", dir);
   std::ifstream in(dir + "/adapter_config.json");
   nlohmann::json j = nlohmann::json::parse(in);
   edit(j);
@@ -64,8 +68,8 @@ std::string edited_adapter(const TempDir& d, const std::string& name, void (*edi
 }  // namespace
 
 TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and greedy tokens)") {
-  const std::vector<std::string> cases = {"all_linear_r8", "rslora_qv", "rank_pattern",
-                                          "two_adapters",  "embedding", "dora"};
+  const std::vector<std::string> cases = {"all_linear_r8", "rslora_qv", "rank_pattern",   "two_adapters",
+                                          "embedding",     "dora",      "layer_selection"};
   TempDir d;
   for (const std::string& name : cases) {
     CAPTURE(name);
@@ -172,6 +176,71 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
                    {{lora_fixture("dora") + "/adapter", 1.0}, {lora_fixture("all_linear_r8") + "/adapter", 1.0}},
                    "DoRA adapter can only be merged alone"});
   cases.push_back({"missing folder", {{d / "nope", 1.0}}, "cannot open"});
+  // Settings that would make the merge non-finite: a rank of 0 (alpha / 0), an alpha or a weight whose
+  // scale overflows f32.
+  cases.push_back({"rank pattern of 0",
+                   {{edited_adapter(d, "z1",
+                                    [](nlohmann::json& j) {
+                                      j["rank_pattern"] = {{"q_proj", 0}};
+                                    }),
+                     1.0}},
+                   "rank_pattern values must be positive integers (0 for 'model.layers.0.self_attn.q_proj')"});
+  cases.push_back({"huge alpha pattern",
+                   {{edited_adapter(d, "z2",
+                                    [](nlohmann::json& j) {
+                                      j["alpha_pattern"] = {{"q_proj", 1e308}};
+                                    }),
+                     1.0}},
+                   "module 'model.layers.0.self_attn.q_proj': its update B·A·inf has the non-finite value"});
+  cases.push_back({"huge weight",
+                   {{lora_fixture("all_linear_r8") + "/adapter", 1e39}},
+                   "its update B·A·inf has the non-finite value"});
+  // peft's module selection: a tensor of a module that target_modules, exclude_modules or
+  // layers_to_transform leave out would not be loaded (layer_selection: layer 1, no down_proj).
+  cases.push_back({"target_modules leaves a module out",
+                   {{edited_adapter(d, "s1",
+                                    [](nlohmann::json& j) {
+                                      j["target_modules"] = {"q_proj", "k_proj"};
+                                    }),
+                     1.0}},
+                   "module 'model.layers.0.mlp.down_proj': the adapter has LoRA tensors for it, but "});
+  cases.push_back({"target regex leaves a module out",
+                   {{edited_adapter(d, "s2", [](nlohmann::json& j) { j["target_modules"] = ".*self_attn.*"; }), 1.0}},
+                   "adapter_config.json's target_modules \".*self_attn.*\" does not match it (peft would not load "
+                   "them)"});
+  cases.push_back({"exclude_modules lists a module",
+                   {{edited_adapter(
+                         d, "s3", [](nlohmann::json& j) { j["exclude_modules"] = {"v_proj"}; }, "layer_selection"),
+                     1.0}},
+                   "module 'model.layers.1.self_attn.v_proj': the adapter has LoRA tensors for it, but "});
+  cases.push_back({"exclude_modules regex",
+                   {{edited_adapter(
+                         d, "s4", [](nlohmann::json& j) { j["exclude_modules"] = ".*\\.1\\.self_attn\\.q_proj"; },
+                         "layer_selection"),
+                     1.0}},
+                   "exclude_modules matches it (peft would not load them)"});
+  cases.push_back({"layers_to_transform of another layer",
+                   {{edited_adapter(
+                         d, "s5", [](nlohmann::json& j) { j["layers_to_transform"] = 0; }, "layer_selection"),
+                     1.0}},
+                   "layers_to_transform does not list its layer 1 (peft would not load them)"});
+  cases.push_back({"layers_pattern that finds no index",
+                   {{edited_adapter(
+                         d, "s6", [](nlohmann::json& j) { j["layers_pattern"] = {"blocks"}; }, "layer_selection"),
+                     1.0}},
+                   "layers_to_transform is set and no layer index is found in its name"});
+  cases.push_back({"layers_to_transform of strings",
+                   {{edited_adapter(
+                         d, "s7", [](nlohmann::json& j) { j["layers_to_transform"] = {"1"}; }, "layer_selection"),
+                     1.0}},
+                   "layers_to_transform must be a layer index, a list of them, or null"});
+  cases.push_back({"exclude_modules of numbers",
+                   {{edited_adapter(d, "s8", [](nlohmann::json& j) { j["exclude_modules"] = {1}; }), 1.0}},
+                   "exclude_modules must be a regex, a list of module names, or null"});
+  // Saved modules replace the model's whatever the weight: only weight 1 is what peft loads.
+  cases.push_back({"modules_to_save with a weight",
+                   {{lora_fixture("embedding") + "/adapter", 0.5}},
+                   "an adapter with modules_to_save can only be merged with weight 1"});
   {
     // Keys: one for a module the model lacks, one unrecognized, and no LoRA tensors at all.
     const std::string dir = edited_adapter(d, "k1", [](nlohmann::json&) {});
@@ -210,6 +279,26 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
     std::remove((dir5 + "/adapter_config.json").c_str());
     REQUIRE(mkfifo((dir5 + "/adapter_config.json").c_str(), 0600) == 0);
     cases.push_back({"config is a FIFO", {{dir5, 1.0}}, "is not a regular file"});
+  }
+  {  // A NaN in a lora_B matrix (q_proj of layer 0: its first value).
+    const std::string dir = edited_adapter(d, "n1", [](nlohmann::json&) {});
+    auto src = SafetensorsFile::open(dir + "/adapter_model.safetensors");
+    std::vector<std::vector<float>> data;
+    std::vector<StWriteTensor> ts;
+    data.reserve(src->tensors().size());
+    for (const auto& [name, t] : src->tensors()) {
+      REQUIRE(t.dtype == DType::F32);
+      data.emplace_back(size_t(t.size / 4));
+      std::memcpy(data.back().data(), t.data, size_t(t.size));
+      if (name == "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight") data.back()[0] = NAN;
+      ts.push_back({name, t.dtype, t.shape, data.back().data(), t.size});
+    }
+    write_safetensors(dir + "/adapter_model.safetensors.new", ts);
+    std::rename((dir + "/adapter_model.safetensors.new").c_str(), (dir + "/adapter_model.safetensors").c_str());
+    cases.push_back({"NaN in lora_B",
+                     {{dir, 1.0}},
+                     "adapter 'n1', module 'model.layers.0.self_attn.q_proj': its update B·A·2 has the non-finite "
+                     "value nan (a NaN or infinity in A or B, or a product past the f32 range)"});
   }
   for (const Case& c : cases) {
     CAPTURE(c.name);
@@ -271,4 +360,14 @@ TEST_CASE("lora: --lora DIR[:WEIGHT] parsing") {
   CHECK(parse_lora_spec("c:/x/y").dir == "c:/x/y");  // not a number after the colon: part of the path
   CHECK_THROWS_AS(parse_lora_spec("a:inf"), CompileError);
   CHECK_THROWS_AS(parse_lora_spec(":0.5"), CompileError);
+  // A folder that exists, and a weight that is not a number: said so, not "cannot open 'a:abc/…'".
+  const std::string dir = lora_fixture("all_linear_r8") + "/adapter";
+  const std::string said = dir + ":abc: the weight 'abc' after the colon is not a number";
+  CHECK_THROWS_WITH_AS(parse_lora_spec(dir + ":abc"), doctest::Contains(said.c_str()), CompileError);
+}
+
+TEST_CASE("lora: target_modules \"all-linear\" (peft's shorthand) adapts every Linear but the LM head") {
+  TempDir d;
+  const std::string dir = edited_adapter(d, "all", [](nlohmann::json& j) { j["target_modules"] = "all-linear"; });
+  CHECK(kiln::test::compile_error(options("gqa_f32", {{dir, 1.0}}, d / "p.kplan")).empty());
 }

@@ -429,8 +429,22 @@ TEST_CASE(
 
 TEST_CASE(
     "diffusion LoRA: target_modules given as full module paths or an anchored regex name the component's own modules") {
-  for (const std::string targets : {std::string("[\"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q\"]"),
-                                    std::string("\"down_blocks\\\\.0\\\\..*attn1\\\\.to_q\"")}) {
+  // The UNet adapter's modules, as full paths within the UNet (its keys less "base_model.model.").
+  nlohmann::json paths = nlohmann::json::array();
+  {
+    auto f = SafetensorsFile::open(dfix("lora_tiny") + "/unet_lora/adapter_model.safetensors");
+    for (const auto& [key, t] : f->tensors())
+      if (key.find(".lora_A.") != std::string::npos)
+        paths.push_back(key.substr(std::strlen("base_model.model."), key.find(".lora_A.") - 17));
+    REQUIRE(paths.size() > 8);
+  }
+  // (peft would not load a LoRA tensor of a module that its target_modules does not select)
+  const std::string only_to_q = "[\"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q\"]";
+  for (const std::string targets :
+       {paths.dump(),
+        std::string("\"(down|mid|up)_.*\\\\.(to_[qkv]|to_out\\\\.0|ff\\\\.net\\\\.(0\\\\.proj|2)|time_emb_proj)|"
+                    "time_embedding\\\\.linear_1\""),
+        only_to_q}) {
     CAPTURE(targets);
     test::TempDir dir;
     test::copy_dir(dfix("lora_tiny") + "/unet_lora", dir / "lora");
@@ -449,7 +463,14 @@ TEST_CASE(
     o.output = dir / "x.kplan";
     o.steps = 2;
     o.lora = {LoraAdapterSpec{dir / "lora"}};
-    CHECK(test::compile_error(o) == "");
+    if (targets != only_to_q) {
+      CHECK(test::compile_error(o) == "");
+    } else {
+      CHECK(test::compile_error(o).find("module 'unet/down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k': "
+                                        "the adapter has LoRA tensors for it, but ") != std::string::npos);
+      CHECK(test::compile_error(o).find("adapter_config.json's target_modules does not list it (peft would not load "
+                                        "them)") != std::string::npos);
+    }
   }
 }
 
