@@ -11,6 +11,7 @@
 #include "compiler/error.h"
 #include "kernels/op.h"
 #include "plan_generated.h"
+#include "runtime/mapped_file.h"
 #include "runtime/plan.h"
 #include "runtime/plan_format.h"
 #include "runtime/text.h"
@@ -149,7 +150,9 @@ void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn&
   const uint64_t fb_offset = sizeof(PlanHeader);
   const uint64_t weights_offset = align_up(fb_offset + fb_size, kSegmentAlignment);
 
-  const std::string tmp = path + ".tmp";
+  std::string target;  // (path, or the file its symbolic link names)
+  if (Status st = output_file_path(path, &target); !st.is_ok()) throw CompileError(st.message());
+  const std::string tmp = target + ".tmp";
   std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
   if (!f) throw CompileError(path + ": cannot open for writing: " + std::strerror(errno));
   try {
@@ -205,7 +208,7 @@ void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn&
     throw CompileError("kiln compiled a plan that its runtime refuses, so nothing was written to " + path + ": " +
                        verified.message() + (&ops == &builtin_ops() ? " (a bug in kiln; please report it)" : ""));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
     std::remove(tmp.c_str());
     throw CompileError(path + ": cannot move the finished plan into place: " + std::strerror(errno));
   }

@@ -13,6 +13,7 @@
 #include "compiler/passes/memory_plan.h"
 #include "compiler/passes/quantize.h"
 #include "compiler/passes/weights.h"
+#include "runtime/mapped_file.h"
 #include "runtime/plan_format.h"
 
 namespace kiln {
@@ -48,6 +49,10 @@ bool keeps_fp8(const CompileOptions& o, bool dtype_upcasts) {
 
 CompileSummary compile_model(const CompileOptions& o) {
   if (o.output.empty()) throw CompileError("no output path given (-o PLAN)");
+  {  // (refused before any work)
+    std::string target;
+    if (Status st = output_file_path(o.output, &target); !st.is_ok()) throw CompileError(st.message());
+  }
   QuantizeOptions quant{parse_quantize(o.quantize), o.quantize_head};
   quant.group_size = parse_group_size(quant.scheme, o.group_size);
   if (o.asymmetric && quant.scheme != "int4")

@@ -17,6 +17,7 @@
 
 #include "compiler/error.h"
 #include "compiler/json_util.h"
+#include "runtime/mapped_file.h"
 #include "schema/plan_types.h"
 
 namespace kiln {
@@ -703,7 +704,9 @@ void write_safetensors(const std::string& path, const std::vector<StWriteTensor>
   }
   std::string hs = h.dump();
   while ((8 + hs.size()) % 8 != 0) hs += ' ';
-  const std::string tmp = path + ".tmp";
+  std::string target;  // (path, or the file its symbolic link names)
+  if (Status st = output_file_path(path, &target); !st.is_ok()) throw CompileError(st.message());
+  const std::string tmp = target + ".tmp";
   {
     std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
     if (!o) throw CompileError(path + ": cannot open for writing");
@@ -718,7 +721,7 @@ void write_safetensors(const std::string& path, const std::vector<StWriteTensor>
       throw CompileError(path + ": write failed");
     }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
     std::remove(tmp.c_str());
     throw CompileError(path + ": cannot rename the finished file into place");
   }

@@ -10,6 +10,37 @@
 
 namespace kiln {
 
+Status output_file_path(const std::string& path, std::string* resolved) {
+  if (path.empty()) return invalid_argument("the output path is empty");
+  std::string target = path;
+  struct stat st;
+  for (int hops = 0;; ++hops) {               // through symbolic links, as open() would (40: Linux's own limit)
+    if (::lstat(target.c_str(), &st) != 0) {  // absent (or unreachable: creating the file will say why)
+      *resolved = target;
+      return Status::ok();
+    }
+    if (!S_ISLNK(st.st_mode)) break;
+    if (hops == 40) return io_error("'" + path + "': too many levels of symbolic links");
+    std::string to(4096, '\0');
+    const ssize_t n = ::readlink(target.c_str(), &to[0], to.size());
+    if (n <= 0 || size_t(n) >= to.size()) return io_error("cannot read the symbolic link '" + target + "'");
+    to.resize(size_t(n));
+    const size_t slash = target.rfind('/');
+    target = to[0] == '/' || slash == std::string::npos ? to : target.substr(0, slash + 1) + to;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    const char* kind = S_ISDIR(st.st_mode)                          ? "a folder"
+                       : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                       : S_ISSOCK(st.st_mode)                       ? "a socket"
+                                                                    : "not a regular file";
+    return io_error("'" + path + "'" + (target != path ? " links to '" + target + "', which" : "") + " is " + kind +
+                    ": kiln writes its output to a regular file (replacing it), never into or over anything else");
+  }
+  *resolved = target;
+  return Status::ok();
+}
+
 Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   // O_NONBLOCK: a FIFO or a device must not block open() before fstat can refuse it (the flag
   // means nothing for the regular files that pass).

@@ -33,4 +33,11 @@ class MappedFile {
   std::string path_;
 };
 
+// Where a finished output file (a plan, an image, a safetensors file) goes, written to a temporary
+// file beside it and renamed over it: `path` itself when it is absent or a regular file, the file a
+// symbolic link names (followed as open() follows it) when that is absent or a regular file (the
+// link stays). Anything else there (a device such as /dev/null, a FIFO, a folder) is refused by
+// name: renaming over it would replace it, and kiln writes regular files only.
+Status output_file_path(const std::string& path, std::string* resolved);
+
 }  // namespace kiln

@@ -422,6 +422,46 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
   CHECK(kiln::test::run_command(kCli + " compile --help", &out) == 0);
 }
 
+TEST_CASE("cli: -o and --output write regular files only, through symbolic links, never over a device or FIFO") {
+  TempDir d;
+  const std::string model = kiln::test::fixture("gqa_f32");
+  const std::string compile = kCli + " compile " + model + " --max-seq 16 --chunk 4 -o ";
+  std::string out;
+  REQUIRE(kiln::test::run_command("mkfifo " + (d / "fifo") + " && ln -s /dev/null " + (d / "null") + " && ln -s " +
+                                      (d / "fifo") + " " + (d / "to_fifo") + " && ln -s real.kplan " +
+                                      (d / "link.kplan") + " && ln -s a " + (d / "b") + " && ln -s b " + (d / "a") +
+                                      " && mkdir " + (d / "dir"),
+                                  &out) == 0);
+  const std::pair<std::string, std::string> refused[] = {
+      {"fifo", "'" + (d / "fifo") + "' is a FIFO: kiln writes its output to a regular file (replacing it)"},
+      {"null", "'" + (d / "null") + "' links to '/dev/null', which is a device"},
+      {"to_fifo", "links to '" + (d / "fifo") + "', which is a FIFO"},
+      {"dir", "'" + (d / "dir") + "' is a folder"},
+      {"a", "too many levels of symbolic links"},
+  };
+  for (const auto& [name, expect] : refused) {
+    CAPTURE(name);
+    CHECK(kiln::test::run_command(compile + (d / name), &out) == 1);
+    CHECK(out.find(expect) != std::string::npos);
+    CHECK(count_lines(out) == 1);
+  }
+  // Each is still what it was: the FIFO a FIFO, the links links, /dev/null a device.
+  CHECK(kiln::test::run_command("test -p " + (d / "fifo") + " && test -L " + (d / "null") + " && test -c /dev/null",
+                                &out) == 0);
+  // Through a link to a file not there yet: the file is made, the link stays.
+  REQUIRE(kiln::test::run_command(compile + (d / "link.kplan"), &out) == 0);
+  CHECK(kiln::test::run_command("test -L " + (d / "link.kplan") + " && test -f " + (d / "real.kplan"), &out) == 0);
+  REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "link.kplan"), &out) == 0);
+  // eval's --output: the same rules.
+  std::vector<int64_t> ids = {1, 2, 3};
+  write_safetensors(d / "ids.safetensors", {{"input_ids", DType::I64, {1, 3}, ids.data(), 24}});
+  CHECK(kiln::test::run_command(
+            kCli + " eval " + (d / "real.kplan") + " --input " + (d / "ids.safetensors") + " --output " + (d / "null"),
+            &out) != 0);
+  CHECK(out.find("links to '/dev/null', which is a device") != std::string::npos);
+  CHECK(kiln::test::run_command("test -L " + (d / "null"), &out) == 0);
+}
+
 TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, chat, --no-tokenizer)") {
   TempDir d;
   // A tiny random LLaMA whose vocabulary matches the byte-level fixture tokenizer (1211 ids).

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "compiler/error.h"
+#include "runtime/mapped_file.h"
 #include "tools/kiln/commands.h"
 
 using kiln::CompileError;
@@ -29,7 +30,9 @@ void emit_c(const std::string& plan_path, const std::string& prefix) {
   for (char c : base) ident += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
   if (ident.empty() || std::isdigit(static_cast<unsigned char>(ident[0]))) ident = "p_" + ident;
   const std::string sym = "kiln_plan_" + ident;
-  const std::string h_path = prefix + ".h", c_path = prefix + ".c";
+  std::string h_path, c_path;  // (prefix.h and prefix.c, or the files their symbolic links name)
+  for (auto [name, out] : {std::pair{prefix + ".h", &h_path}, std::pair{prefix + ".c", &c_path}})
+    if (kiln::Status st = kiln::output_file_path(name, out); !st.is_ok()) throw CompileError(st.message());
   std::FILE* h = std::fopen((h_path + ".tmp").c_str(), "w");
   std::FILE* c = std::fopen((c_path + ".tmp").c_str(), "w");
   if (!h || !c) {

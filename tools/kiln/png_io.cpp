@@ -41,12 +41,14 @@ void write_png_rgb8(const std::string& path, int64_t w, int64_t h, const uint8_t
   img.width = png_uint_32(w);
   img.height = png_uint_32(h);
   img.format = PNG_FORMAT_RGB;
-  const std::string tmp = path + ".tmp";
+  std::string target;  // (path, or the file its symbolic link names)
+  if (Status st = output_file_path(path, &target); !st.is_ok()) throw std::runtime_error(st.message());
+  const std::string tmp = target + ".tmp";
   if (!png_image_write_to_file(&img, tmp.c_str(), 0, rgb, 0, nullptr)) {
     std::remove(tmp.c_str());
     throw std::runtime_error(path + ": cannot write the PNG (" + img.message + ")");
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
     std::remove(tmp.c_str());
     throw std::runtime_error(path + ": cannot rename the finished PNG into place");
   }
