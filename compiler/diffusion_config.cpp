@@ -1,6 +1,8 @@
 #include "compiler/diffusion_config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "compiler/config_reader.h"
 #include "compiler/error.h"
@@ -50,13 +52,38 @@ PipelineIndex read_pipeline_index(const std::string& path) {
   const json j = load_object(path, &text);
   ConfigReader r(j, path);
   PipelineIndex p;
-  p.class_name = r.str("_class_name", "");
+  p.class_name = r.str("_class_name", "StableDiffusionPipeline");
+  if (p.class_name != "StableDiffusionPipeline")
+    r.fail("_class_name", "'" + p.class_name + "' is not a pipeline kiln builds (StableDiffusionPipeline)");
   auto component = [&](const char* k) {
     return r.has(k) && j[k].is_array() && j[k].size() == 2 && !j[k][0].is_null() && !j[k][1].is_null();
   };
+  // Each component kiln runs is the class it builds (a null entry: absent); the ones it does not run
+  // (the safety checker and its feature extractor, IP-Adapter's image encoder) may be anything.
+  const std::pair<const char*, std::vector<std::string>> classes[] = {
+      {"text_encoder", {"CLIPTextModel"}},
+      {"tokenizer", {"CLIPTokenizer", "CLIPTokenizerFast"}},
+      {"unet", {"UNet2DConditionModel"}},
+      {"vae", {"AutoencoderKL"}},
+      {"scheduler",
+       {"DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
+        "DPMSolverMultistepScheduler", "LMSDiscreteScheduler", "HeunDiscreteScheduler", "ScoreSdeVpScheduler"}}};
+  for (const auto& [k, allowed] : classes) {
+    if (!component(k)) continue;
+    const json& cls = j[k][1];
+    if (!cls.is_string() || std::find(allowed.begin(), allowed.end(), cls.get<std::string>()) == allowed.end())
+      r.fail(
+          k, "names " + cls.dump() + ", not a class kiln builds there (" + [&] {
+            std::string l;
+            for (const std::string& a : allowed) l += (l.empty() ? "" : ", ") + a;
+            return l;
+          }() + ")");
+  }
   p.has_text_encoder = component("text_encoder");
   p.has_unet = component("unet");
   p.has_vae = component("vae");
+  p.unmodeled = r.unmodeled({"_diffusers_version", "_name_or_path", "tokenizer", "scheduler", "safety_checker",
+                             "feature_extractor", "image_encoder", "requires_safety_checker"});
   return p;
 }
 
@@ -125,6 +152,8 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
     }
     if (c.up_cross.size() != nb) r.fail("up_block_types", "must have one entry per block_out_channels");
   }
+  if (j.contains("mid_block_type") && j["mid_block_type"].is_null())  // (diffusers: no mid block at all)
+    r.fail("mid_block_type", "null (a UNet without a mid block) is not supported");
   const std::string mid = r.str("mid_block_type", "UNetMidBlock2DCrossAttn");
   if (mid != "UNetMidBlock2DCrossAttn") r.fail("mid_block_type", "'" + mid + "' is not supported");
   if (r.has("layers_per_block") && !j["layers_per_block"].is_number_integer())
@@ -261,6 +290,21 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   c.class_name = r.str("_class_name", "");
+  static const char* const kSchedulers[] = {"",  // (absent: the keys alone)
+                                            "DDIMScheduler",
+                                            "DDPMScheduler",
+                                            "PNDMScheduler",
+                                            "EulerDiscreteScheduler",
+                                            "EulerAncestralDiscreteScheduler",
+                                            "DPMSolverMultistepScheduler",
+                                            "LMSDiscreteScheduler",
+                                            "HeunDiscreteScheduler",
+                                            "ScoreSdeVpScheduler"};
+  if (std::find(std::begin(kSchedulers), std::end(kSchedulers), c.class_name) == std::end(kSchedulers))
+    r.fail("_class_name",
+           "'" + c.class_name +
+               "' is not a scheduler kiln knows the keys of (DDIM, DDPM, PNDM, Euler, Euler ancestral, DPM-Solver++ "
+               "multistep, LMS, Heun, score-SDE VP): its training schedule may mean something else");
   c.num_train_timesteps = r.pos_int("num_train_timesteps", false, c.class_name == "ScoreSdeVpScheduler" ? 2000 : 1000);
   if (c.num_train_timesteps > 1000000) r.fail("num_train_timesteps", "is too large");
   c.beta_start = r.num("beta_start", 0.0001);
@@ -317,14 +361,20 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
   r.only("clip_sample_range", 1.0);
   // Keys of the diffusers scheduler this file is for: kiln runs --sampler, which follows its
   // reference scheduler's defaults, so a file of that class must not change them.
-  if (c.class_name == "DPMSolverMultistepScheduler") {
-    r.only("solver_order", 2);
-    r.only("algorithm_type", "dpmsolver++");
-    r.only("lower_order_final", true);
-    r.only("euler_at_final", false);
-    r.only("variance_type", nullptr);
-    r.only("use_dynamic_shifting", false);
-    r.only("time_shift_type", "exponential");
+  c.path = path;
+  const std::pair<const char*, json> dpm_defaults[] = {{"solver_order", 2},
+                                                       {"algorithm_type", "dpmsolver++"},
+                                                       {"lower_order_final", true},
+                                                       {"euler_at_final", false},
+                                                       {"variance_type", nullptr},
+                                                       {"use_dynamic_shifting", false},
+                                                       {"time_shift_type", "exponential"}};
+  for (const auto& [k, def] : dpm_defaults) {
+    if (c.class_name == "DPMSolverMultistepScheduler") r.only(k, def);
+    else if (j.contains(k) && !j[k].is_null() && j[k] != def &&
+             // (DPM-Solver reads variance_type only as "learned" or "learned_range": DDPM's fixed_small is inert)
+             (std::string(k) != "variance_type" || j[k] == "learned" || j[k] == "learned_range"))
+      c.dpm_changed.push_back(std::string(k) + " " + j[k].dump());
   }
   if (c.class_name == "DDPMScheduler") r.only("variance_type", "fixed_small");
   // skip_prk_steps: PNDM's, which kiln never runs; sigma_min/max: only with the Karras-style sigmas

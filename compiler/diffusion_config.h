@@ -67,6 +67,11 @@ struct SchedulerConfig {
   bool set_alpha_to_one = true;
   bool clip_sample = false;  // DDIM's x0 clamp (refused: kiln's samplers are linear)
   bool dpm_heun = false;     // DPM-Solver's solver_type "heun" (else "midpoint")
+  // DPM-Solver's other keys ("solver_order 3", …) where a file of another class sets them away from
+  // DPMSolverMultistepScheduler's defaults: diffusers' from_config would pass them on to the scheduler
+  // --sampler dpmpp_2m stands for, which build_schedule refuses (a DPM file's own are refused on reading).
+  std::vector<std::string> dpm_changed;
+  std::string path;  // the file, for messages
   // score-SDE (ScoreSdeVpScheduler) parameters
   double sde_beta_min = 0.1, sde_beta_max = 20.0, sde_sampling_eps = 1e-3;
   std::string raw_json;
@@ -76,6 +81,7 @@ struct SchedulerConfig {
 struct PipelineIndex {
   std::string class_name;  // StableDiffusionPipeline, ...
   bool has_text_encoder = false, has_unet = false, has_vae = false;
+  std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 
 PipelineIndex read_pipeline_index(const std::string& path);

@@ -164,9 +164,9 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
   switch (s) {
     case Sampler::kDdim: {
       if (c.clip_sample)
-        throw CompileError(
-            "scheduler_config.json: clip_sample is true (DDIMScheduler's default when the key is absent); "
-            "kiln's DDIM does not clip x0");
+        throw CompileError((c.path.empty() ? std::string("scheduler_config.json") : c.path) +
+                           ": clip_sample is true (DDIMScheduler's default when the key is absent); "
+                           "kiln's DDIM does not clip x0");
       out.spacing = c.timestep_spacing.empty() ? "leading" : c.timestep_spacing;
       const std::vector<double> ts = spaced_timesteps(out.spacing, T, N, c.steps_offset, true, false);
       const double final_ac = c.set_alpha_to_one ? 1.0 : double(ac[0]);
@@ -216,6 +216,14 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
       return finish(ts);
     }
     case Sampler::kDpmpp2m: {
+      if (!c.dpm_changed.empty()) {
+        std::string keys;
+        for (const std::string& k : c.dpm_changed) keys += (keys.empty() ? "" : ", ") + k;
+        throw CompileError((c.path.empty() ? std::string("scheduler_config.json") : c.path) + ": " + keys +
+                           ": --sampler dpmpp_2m runs DPMSolverMultistepScheduler with its defaults (dpmsolver++, "
+                           "order 2), and diffusers' from_config would pass " +
+                           (c.dpm_changed.size() > 1 ? "these" : "this") + " on to it");
+      }
       out.spacing = c.timestep_spacing.empty() ? "linspace" : c.timestep_spacing;
       const std::vector<double> ts = spaced_timesteps(out.spacing, T, N, c.steps_offset, true, true);
       for (double t : ts) out.sigmas.push_back(double(float(interp_sigma(ac, t))));

@@ -1,6 +1,7 @@
 // The diffusers pipeline frontend (a folder with model_index.json): reads the component configs
 // and checkpoints, folds the sampler into tables and builds the programs of
 // compiler/frontends/diffusion.h; compile_model writes the plan.
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -53,7 +54,10 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
     need_file(o.controlnet + "/config.json", "the ControlNet's config");
     m.controlnet = read_unet_config(o.controlnet + "/config.json", true);
   }
+  if (o.controlnet.empty() && o.control_scale != CompileOptions{}.control_scale)
+    throw CompileError("--control-scale is for a ControlNet: give one with --controlnet DIR");
   std::string key_notes;
+  add_note(&key_notes, check_config_keys(m.index.unmodeled, d + "/model_index.json", o));
   add_note(&key_notes, check_config_keys(m.clip.unmodeled, d + "/text_encoder/config.json", o));
   add_note(&key_notes, check_config_keys(m.unet.unmodeled, d + "/unet/config.json", o));
   add_note(&key_notes, check_config_keys(m.vae.unmodeled, d + "/vae/config.json", o));
@@ -95,8 +99,13 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
 
   const Sampler sampler = parse_sampler(o.sampler);
   const Schedule sched = build_schedule(m.scheduler, sampler, o.steps);
-  if (!std::isfinite(o.guidance) || o.guidance < 0) throw CompileError("--guidance must be a finite number >= 0");
-  if (!std::isfinite(o.control_scale)) throw CompileError("--control-scale must be finite");
+  // (the plan holds them as f32: finite there too)
+  if (!(o.guidance >= 0 && o.guidance <= FLT_MAX))
+    throw CompileError("--guidance must be a number from 0 to " + short_float(FLT_MAX) + ", not " +
+                       short_float(float(o.guidance)));
+  if (!(std::fabs(o.control_scale) <= FLT_MAX))
+    throw CompileError("--control-scale must be a number of magnitude at most " + short_float(FLT_MAX) + ", not " +
+                       short_float(float(o.control_scale)));
   if (o.height < 0 || o.width < 0) throw CompileError("--height and --width must be positive");
 
   const StTensor* probe = ck.find("unet/conv_in.weight");

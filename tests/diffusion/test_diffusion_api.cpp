@@ -236,6 +236,20 @@ TEST_CASE("diffusion CLI: txt2img writes a PNG, and control images and bad input
                   out);
   CHECK(!test::read_bytes(dir / "cn.png").empty());
   CHECK(std::ifstream(dir / "a.png").good() == false);  // failed runs leave no output behind
+  // A prompt past the text encoder's 77 ids is cut (as diffusers cuts it), and said so.
+  std::string long_prompt;
+  for (int i = 0; i < 80; ++i) long_prompt += "fox ";
+  REQUIRE(test::run_command(cli + " txt2img " + plan + " -p '" + long_prompt + "' -o " + (dir / "long.png") + " 2>&1",
+                            &out) == 0);
+  CHECK(out.find("note: the prompt is 80 tokens; the text encoder reads the first 75") != std::string::npos);
+  REQUIRE(test::run_command(cli + " txt2img " + plan + " -p fox -o " + (dir / "short.png") + " 2>&1", &out) == 0);
+  CHECK(out.find("note:") == std::string::npos);
+  // A plan compiled without its tokenizer: the CLI cannot take ids, and says what can.
+  const std::string nt =
+      compile_to(dir, dfix("sd15_tiny") + "/pipeline", "--height 32 --width 32 --no-tokenizer", "nt.kplan", 2);
+  CHECK(test::run_command(cli + " txt2img " + nt + " -p fox -o " + (dir / "nt.png") + " 2>&1", &out) == 1);
+  CHECK(out.find("this plan has no CLIP tokenizer") != std::string::npos);
+  CHECK(out.find("kiln_diffusion_set_prompt_ids") != std::string::npos);
 }
 
 TEST_CASE("diffusion compile: bad pipelines and options are refused with one clear line and no plan") {
@@ -247,8 +261,9 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
     o.output = dir / "x.kplan";
     o.steps = 4;
     if (tweak) tweak(o);
+    std::remove(o.output.c_str());  // (a compile expected to succeed wrote one)
     const std::string e = test::compile_error(o);
-    CHECK(!std::ifstream(o.output).good());
+    if (!e.empty()) CHECK(!std::ifstream(o.output).good());
     return e;
   };
   CHECK(err_of(src, [](CompileOptions& o) { o.sampler = "heun"; }).find("--sampler") != std::string::npos);
@@ -320,6 +335,51 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
   CHECK(broken([&](const std::string& p) {
           write(p + "/tokenizer/merges.txt", "#version: 0.2\nnot-a-merge\n");
         }).find("merges.txt") != std::string::npos);
+  // Settings kiln once read past (a black-box test): each now refused by key or option.
+  auto edit_json = [&](const std::string& file, const nlohmann::json& patch,
+                       const std::function<void(CompileOptions&)>& tweak = nullptr) {
+    const std::string p = dir / "pipe";
+    test::run_command("rm -rf '" + p + "'", nullptr);
+    test::copy_dir(src, p);
+    nlohmann::json j = nlohmann::json::parse(test::read_bytes(p + "/" + file));
+    j.merge_patch(patch);
+    for (auto it = patch.begin(); it != patch.end(); ++it)  // (merge_patch deletes keys set to null)
+      if (it->is_null()) j[it.key()] = nullptr;
+    write(p + "/" + file, j.dump());
+    return err_of(p, tweak);
+  };
+  auto dpmpp = [](CompileOptions& o) { o.sampler = "dpmpp_2m"; };
+  CHECK(edit_json("scheduler/scheduler_config.json", {{"solver_order", 3}}, dpmpp)
+            .find("scheduler_config.json: solver_order 3: --sampler dpmpp_2m runs DPMSolverMultistepScheduler with "
+                  "its defaults (dpmsolver++, order 2), and diffusers' from_config would pass this on to it") !=
+        std::string::npos);
+  CHECK(
+      edit_json("scheduler/scheduler_config.json", {{"algorithm_type", "sde-dpmsolver++"}, {"solver_order", 1}}, dpmpp)
+          .find("solver_order 1, algorithm_type \"sde-dpmsolver++\": --sampler dpmpp_2m") != std::string::npos);
+  CHECK(edit_json("scheduler/scheduler_config.json", {{"solver_order", 3}}) == "");  // (euler: no DPM-Solver)
+  CHECK(edit_json("scheduler/scheduler_config.json", {{"_class_name", "FooScheduler"}})
+            .find("'FooScheduler' is not a scheduler kiln knows the keys of") != std::string::npos);
+  const std::string clip = edit_json("scheduler/scheduler_config.json", {{"clip_sample", true}},
+                                     [](CompileOptions& o) { o.sampler = "ddim"; });
+  CHECK_MESSAGE(clip.find("/pipe/scheduler/scheduler_config.json: clip_sample is true") != std::string::npos, clip);
+  CHECK(edit_json("unet/config.json", {{"mid_block_type", nullptr}})
+            .find("mid_block_type null (a UNet without a mid block) is not supported") != std::string::npos);
+  CHECK(edit_json("model_index.json", {{"_class_name", "StableDiffusionXLPipeline"}})
+            .find("'StableDiffusionXLPipeline' is not a pipeline kiln builds") != std::string::npos);
+  CHECK(edit_json("model_index.json", {{"unet", {"diffusers", "UNet2DModel"}}})
+            .find("unet names \"UNet2DModel\", not a class kiln builds there (UNet2DConditionModel)") !=
+        std::string::npos);
+  CHECK(edit_json("model_index.json", {{"tokenizer", {"transformers", "T5Tokenizer"}}})
+            .find("tokenizer names \"T5Tokenizer\"") != std::string::npos);
+  CHECK(edit_json("model_index.json", {{"text_encoder_2", {"transformers", "CLIPTextModelWithProjection"}}})
+            .find("text_encoder_2") != std::string::npos);
+  CHECK(edit_json("model_index.json", {{"requires_safety_checker", true}}) == "");
+  CHECK(err_of(src, [](CompileOptions& o) {
+          o.control_scale = 0.5;
+        }).find("--control-scale is for a ControlNet: give one with --controlnet DIR") != std::string::npos);
+  CHECK(err_of(src, [](CompileOptions& o) {
+          o.guidance = 1e39;
+        }).find("--guidance must be a number from 0 to 3.40282e+38, not inf") != std::string::npos);
 }
 
 TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge as peft's merge_and_unload") {

@@ -36,6 +36,23 @@ int run_txt2img(const Txt2ImgArgs& a) {
   if (!a.negative.empty() && !info.guided)
     throw std::runtime_error("--negative needs a plan compiled with guidance > 1 (this one has none)");
 
+  // The prompts' lengths: the text encoder reads text_len ids, BOS and EOS among them.
+  for (const std::string* text : {&a.prompt, &a.negative}) {
+    int64_t n = 0;
+    kiln_error terr{};
+    const kiln_status st = kiln_tokenize(h.plan.p, text->data(), text->size(), 0, nullptr, 0, &n, &terr);
+    if (st == KILN_ERR_UNSUPPORTED)
+      throw std::runtime_error(
+          "this plan has no CLIP tokenizer (compiled with --no-tokenizer, or its pipeline has no tokenizer folder): "
+          "kiln txt2img needs one (C hosts can give ids: kiln_diffusion_set_prompt_ids)");
+    check(st, terr);
+    if (n > info.text_len - 2)
+      std::fprintf(stderr,
+                   "note: the %s is %lld tokens; the text encoder reads the first %lld (cut as diffusers cuts it)\n",
+                   text == &a.prompt ? "prompt" : "negative prompt", static_cast<long long>(n),
+                   static_cast<long long>(info.text_len - 2));
+  }
+
   std::vector<float> control;
   if (info.has_control && a.control.empty())
     throw std::runtime_error("this plan has a ControlNet: give its control image with --control IMAGE.png");
