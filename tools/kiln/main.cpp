@@ -4,7 +4,9 @@
 // prints one line "kiln: error: ..." on stderr and exits non-zero.
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -203,6 +205,28 @@ int main(int argc, char** argv) {
         for (const std::string& r : opt->results())
           if (number && r.empty()) throw std::invalid_argument(opt->get_name() + " '' is not a number");
       }
+    // Sampling and seed values out of their range, which the C API would read as "off" or wrap: refused
+    // as typed (transformers refuses top_p outside (0, 1] and a negative top_k too).
+    for (CLI::App* sub : {gen, chat, t2i}) {
+      if (!*sub) continue;
+      auto typed = [&](const char* name) -> const std::string* {
+        const CLI::Option* o = sub->get_option_no_throw(name);
+        return o && o->count() > 0 ? &o->results().back() : nullptr;
+      };
+      if (const std::string* v = typed("--top-k"); v && std::stod(*v) < 0)
+        throw std::invalid_argument("--top-k " + *v + " is negative (0 is off)");
+      if (const std::string* v = typed("--top-p"); v && !(std::stod(*v) > 0 && std::stod(*v) <= 1))
+        throw std::invalid_argument("--top-p " + *v + " is not in (0, 1] (1 is off)");
+      if (const std::string* v = typed("--eos"); v && std::stod(*v) < 0)
+        throw std::invalid_argument("--eos " + *v + " is not a token id");
+      if (const std::string* v = typed("--seed")) {  // 0 to 2^64 − 1, in decimal, as typed
+        errno = 0;
+        char* end = nullptr;
+        std::strtoull(v->c_str(), &end, 10);
+        if (v->empty() || v->find_first_not_of("0123456789") != std::string::npos || errno == ERANGE)
+          throw std::invalid_argument("--seed " + *v + " is not a whole number from 0 to 18446744073709551615");
+      }
+    }
     if (*compile) {
       // '' and 0 are what the compiler reads as "not given": typed, they are refused as it refuses other
       // bad values (--group-size first as a valid size would be: it needs --quantize int4).
