@@ -152,7 +152,8 @@ void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn&
 
   std::string target;  // (path, or the file its symbolic link names)
   if (Status st = output_file_path(path, &target); !st.is_ok()) throw CompileError(st.message());
-  const std::string tmp = target + ".tmp";
+  std::string tmp;
+  if (Status st = create_temp_beside(target, &tmp); !st.is_ok()) throw CompileError(st.message());
   std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
   if (!f) throw CompileError(path + ": cannot open for writing: " + std::strerror(errno));
   try {

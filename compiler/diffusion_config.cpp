@@ -47,14 +47,29 @@ std::vector<std::string> str_list(const ConfigReader& r, const json& j, const ch
 
 }  // namespace
 
+const char* scheduler_class_refused(const std::string& cls) {
+  // kiln reads only the training noise schedule from a scheduler's file (its --sampler is its own), and
+  // diffusers' discrete-time schedulers share those keys; these classes give them other meanings.
+  for (const char* prefix : {"FlowMatch", "EDM", "CMStochastic", "ScoreSdeVe", "CogVideoX", "Amused", "VQDiffusion"})
+    if (cls.rfind(prefix, 0) == 0)
+      return "is a scheduler whose config is not a discrete-time noise schedule (flow matching, EDM/Karras sigmas, "
+             "consistency or VE-SDE models, or another family): kiln runs the DDPM-style schedules of SD 1.x/2.x";
+  if (!cls.empty() && (cls.size() < 9 || cls.compare(cls.size() - 9, 9, "Scheduler") != 0))
+    return "is not a diffusers scheduler class";
+  return nullptr;
+}
+
 PipelineIndex read_pipeline_index(const std::string& path) {
   std::string text;
   const json j = load_object(path, &text);
   ConfigReader r(j, path);
   PipelineIndex p;
   p.class_name = r.str("_class_name", "StableDiffusionPipeline");
-  if (p.class_name != "StableDiffusionPipeline")
-    r.fail("_class_name", "'" + p.class_name + "' is not a pipeline kiln builds (StableDiffusionPipeline)");
+  // (a ControlNet pipeline's folder: its controlnet component is given with --controlnet)
+  if (p.class_name != "StableDiffusionPipeline" && p.class_name != "StableDiffusionControlNetPipeline")
+    r.fail("_class_name", "'" + p.class_name +
+                              "' is not a pipeline kiln builds (StableDiffusionPipeline, or "
+                              "StableDiffusionControlNetPipeline with --controlnet)");
   auto component = [&](const char* k) {
     return r.has(k) && j[k].is_array() && j[k].size() == 2 && !j[k][0].is_null() && !j[k][1].is_null();
   };
@@ -65,25 +80,29 @@ PipelineIndex read_pipeline_index(const std::string& path) {
       {"tokenizer", {"CLIPTokenizer", "CLIPTokenizerFast"}},
       {"unet", {"UNet2DConditionModel"}},
       {"vae", {"AutoencoderKL"}},
-      {"scheduler",
-       {"DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
-        "DPMSolverMultistepScheduler", "LMSDiscreteScheduler", "HeunDiscreteScheduler", "ScoreSdeVpScheduler"}}};
-  for (const auto& [k, allowed] : classes) {
+      {"controlnet", {"ControlNetModel"}}};
+  for (const auto& entry : classes) {  // (not a structured binding: C++17 lambdas cannot capture one)
+    const char* k = entry.first;
+    const std::vector<std::string>& allowed = entry.second;
     if (!component(k)) continue;
     const json& cls = j[k][1];
-    if (!cls.is_string() || std::find(allowed.begin(), allowed.end(), cls.get<std::string>()) == allowed.end())
-      r.fail(
-          k, "names " + cls.dump() + ", not a class kiln builds there (" + [&] {
-            std::string l;
-            for (const std::string& a : allowed) l += (l.empty() ? "" : ", ") + a;
-            return l;
-          }() + ")");
+    if (cls.is_string() && std::find(allowed.begin(), allowed.end(), cls.get<std::string>()) != allowed.end()) continue;
+    std::string list;
+    for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    r.fail(k, "names " + cls.dump() + ", not a class kiln builds there (" + list + ")");
+  }
+  if (component("scheduler")) {
+    const json& cls = j["scheduler"][1];
+    if (!cls.is_string()) r.fail("scheduler", "names " + cls.dump() + ", not a scheduler class");
+    if (const char* why = scheduler_class_refused(cls.get<std::string>()))
+      r.fail("scheduler", "names '" + cls.get<std::string>() + "', which " + why);
   }
   p.has_text_encoder = component("text_encoder");
   p.has_unet = component("unet");
   p.has_vae = component("vae");
+  p.has_controlnet = component("controlnet");
   p.unmodeled = r.unmodeled({"_diffusers_version", "_name_or_path", "tokenizer", "scheduler", "safety_checker",
-                             "feature_extractor", "image_encoder", "requires_safety_checker"});
+                             "feature_extractor", "image_encoder", "requires_safety_checker", "controlnet"});
   return p;
 }
 
@@ -290,21 +309,7 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   c.class_name = r.str("_class_name", "");
-  static const char* const kSchedulers[] = {"",  // (absent: the keys alone)
-                                            "DDIMScheduler",
-                                            "DDPMScheduler",
-                                            "PNDMScheduler",
-                                            "EulerDiscreteScheduler",
-                                            "EulerAncestralDiscreteScheduler",
-                                            "DPMSolverMultistepScheduler",
-                                            "LMSDiscreteScheduler",
-                                            "HeunDiscreteScheduler",
-                                            "ScoreSdeVpScheduler"};
-  if (std::find(std::begin(kSchedulers), std::end(kSchedulers), c.class_name) == std::end(kSchedulers))
-    r.fail("_class_name",
-           "'" + c.class_name +
-               "' is not a scheduler kiln knows the keys of (DDIM, DDPM, PNDM, Euler, Euler ancestral, DPM-Solver++ "
-               "multistep, LMS, Heun, score-SDE VP): its training schedule may mean something else");
+  if (const char* why = scheduler_class_refused(c.class_name)) r.fail("_class_name", "'" + c.class_name + "' " + why);
   c.num_train_timesteps = r.pos_int("num_train_timesteps", false, c.class_name == "ScoreSdeVpScheduler" ? 2000 : 1000);
   if (c.num_train_timesteps > 1000000) r.fail("num_train_timesteps", "is too large");
   c.beta_start = r.num("beta_start", 0.0001);

@@ -80,11 +80,13 @@ struct SchedulerConfig {
 
 struct PipelineIndex {
   std::string class_name;  // StableDiffusionPipeline, ...
-  bool has_text_encoder = false, has_unet = false, has_vae = false;
+  bool has_text_encoder = false, has_unet = false, has_vae = false, has_controlnet = false;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
 
 PipelineIndex read_pipeline_index(const std::string& path);
+// Why kiln refuses a scheduler class (its config may mean something else), or null.
+const char* scheduler_class_refused(const std::string& class_name);
 ClipTextConfig read_clip_text_config(const std::string& path);
 UNetConfig read_unet_config(const std::string& path, bool controlnet = false);
 VaeConfig read_vae_config(const std::string& path);

@@ -4,7 +4,9 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -112,6 +114,7 @@ struct Config {
   json target_modules;
   // Which modules peft adapts (selects(), below): exclude_modules, layers_to_transform, layers_pattern.
   json exclude_modules, layers_to_transform, layers_pattern;
+  int peft_before_0_20 = -1;  // peft_version: 1 before 0.20 (the last layer index), 0 from it, -1 unknown
   std::vector<std::string> modules_to_save;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
@@ -177,6 +180,11 @@ Config read_config_text(const std::string& text, const std::string& path) {
     if (!ok) refuse(std::string(k) + " must be a regex, a list of module names, or null");
     return v;
   };
+  if (has("peft_version") && j["peft_version"].is_string()) {  // "0.21.2", "0.19.0.dev0"
+    int major = 0, minor = 0;
+    if (std::sscanf(j["peft_version"].get<std::string>().c_str(), "%d.%d", &major, &minor) == 2)
+      c.peft_before_0_20 = major == 0 && minor < 20 ? 1 : 0;
+  }
   c.exclude_modules = names_or_regex("exclude_modules");
   c.layers_pattern = names_or_regex("layers_pattern");
   if (has("layers_to_transform")) {
@@ -212,7 +220,9 @@ Config read_config_text(const std::string& text, const std::string& path) {
 void check_targets(const Config& c, const std::set<std::string>& modules, const std::string& where) {
   if (c.target_modules.is_string()) {
     const std::string re = c.target_modules.get<std::string>();
-    if (re == "all-linear") return;  // (peft's shorthand: every Linear but the output layer)
+    std::string lower = re;
+    for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (lower == "all-linear") return;  // (peft's shorthand, in any case: every Linear but the output layer)
     const auto rx = module_pattern(re, where + ": target_modules");
     for (const auto& m : modules)
       if (RE2::FullMatch(m, *rx)) return;
@@ -222,7 +232,6 @@ void check_targets(const Config& c, const std::set<std::string>& modules, const 
   for (const json& t : c.target_modules) {
     if (!t.is_string()) throw CompileError(where + ": target_modules must list module names");
     const std::string name = t.get<std::string>();
-    if (name == "all-linear") continue;
     bool found = false;
     for (const auto& m : modules) found = found || ends_with_component(m, name);
     if (!found) throw CompileError(where + ": target module '" + name + "' is not in the model");
@@ -230,51 +239,75 @@ void check_targets(const Config& c, const std::set<std::string>& modules, const 
 }
 
 // Why peft would not adapt `module` (a name within the model or pipeline component) under this config,
-// or "" when it would or kiln cannot tell (target_modules null: peft's default for the model type).
-// peft's check_target_module_exists: exclude_modules (a regex, full match; or names, equal or a dotted
-// suffix), target_modules (the same; "all-linear": every Linear but the output layer), then
-// layers_to_transform, the layer index found by layers_pattern (".*\.<pattern>\.(\d+)\.", by default
-// any component) and matched as re.match does.
+// or "" when it would or kiln cannot tell (target_modules null: peft's default for the model type; a
+// regex beyond RE2's syntax). peft's check_target_module_exists: exclude_modules (a regex, full match;
+// or names, equal or a dotted suffix), then target_modules: a regex (full match; "all-linear" in any
+// case: every Linear but the output layer), or names, where an exact name is taken as it is and a
+// dotted suffix is then filtered by layers_to_transform (an empty list: no filter), the layer index
+// being the first "<component>.<n>." of the name (layers_pattern names the component), or the last in
+// adapters saved by peft before 0.20 (#3318; no peft_version: either).
 std::string not_selected(const Config& c, const std::string& module, const std::string& where) {
   auto names = [&](const json& list) {
     for (const json& n : list)
       if (ends_with_component(module, n.get<std::string>())) return true;
     return false;
   };
-  if (c.exclude_modules.is_string() &&
-      RE2::FullMatch(module, *module_pattern(c.exclude_modules.get<std::string>(), where + ": exclude_modules")))
+  auto full_match = [&](const std::string& re, const char* key) -> int {  // 1, 0, or -1: not evaluated
+    try {
+      return int(RE2::FullMatch(module, *module_pattern(re, where + ": " + key)));
+    } catch (const CompileError&) {
+      return -1;
+    }
+  };
+  if (c.exclude_modules.is_string() && !c.exclude_modules.get<std::string>().empty() &&
+      full_match(c.exclude_modules.get<std::string>(), "exclude_modules") == 1)
     return "exclude_modules matches it";
   if (c.exclude_modules.is_array() && names(c.exclude_modules)) return "exclude_modules lists it";
   if (c.target_modules.is_string()) {
     const std::string t = c.target_modules.get<std::string>();
-    if (t == "all-linear" ? module == "lm_head"
-                          : !RE2::FullMatch(module, *module_pattern(t, where + ": target_modules")))
-      return "target_modules \"" + t + "\" does not match it";
-  } else if (c.target_modules.is_array()) {
-    bool all_linear = false;
-    for (const json& t : c.target_modules) all_linear = all_linear || t == "all-linear";
-    if (!names(c.target_modules) && !(all_linear && module != "lm_head")) return "target_modules does not list it";
+    std::string lower = t;
+    for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (lower == "all-linear")
+      return module == "lm_head" ? "target_modules \"" + t + "\" leaves out the output layer" : "";
+    return full_match(t, "target_modules") == 0 ? "target_modules \"" + t + "\" does not match it" : "";
   }
-  if (!c.layers_to_transform.is_null()) {
-    std::vector<std::string> patterns;
-    if (c.layers_pattern.is_string() && !c.layers_pattern.get<std::string>().empty())
-      patterns.push_back(c.layers_pattern.get<std::string>());
-    for (const json& p : c.layers_pattern.is_array() ? c.layers_pattern : json::array())
-      patterns.push_back(p.get<std::string>());
-    if (patterns.empty()) patterns.push_back("[^.]*");
+  if (!c.target_modules.is_array()) return "";
+  for (const json& t : c.target_modules)
+    if (t == module) return "";  // (named exactly: no layer filter)
+  if (!names(c.target_modules)) return "target_modules does not list it";
+  const json& l = c.layers_to_transform;
+  if (l.is_null() || (l.is_array() && l.empty())) return "";
+  std::vector<std::string> patterns;  // (regex text: peft puts layers_pattern into its regex as it is)
+  if (c.layers_pattern.is_string() && !c.layers_pattern.get<std::string>().empty())
+    patterns.push_back(c.layers_pattern.get<std::string>());
+  for (const json& p : c.layers_pattern.is_array() ? c.layers_pattern : json::array())
+    patterns.push_back(p.get<std::string>());
+  auto index_of = [&](bool first) {  // the layer index as peft finds it ("" when none)
     std::string index;
-    for (const std::string& p : patterns) {
-      const auto rx = module_pattern(".*\\." + p + "\\.(\\d+)\\..*", where + ": layers_pattern");
-      if (RE2::FullMatch(module, *rx, &index)) break;
-      index.clear();
+    if (patterns.empty()) {
+      const auto rx = module_pattern(first ? ".*?\\.[^.]*\\.(\\d+)\\..*" : ".*\\.[^.]*\\.(\\d+)\\..*", where);
+      RE2::FullMatch(module, *rx, &index);
+      return index;
     }
-    if (index.empty()) return "layers_to_transform is set and no layer index is found in its name";
-    const json& l = c.layers_to_transform;
-    bool in = false;
-    for (const json& v : l.is_array() ? l : json::array({l})) in = in || std::to_string(v.get<int64_t>()) == index;
-    if (!in) return "layers_to_transform does not list its layer " + index;
-  }
-  return "";
+    for (const std::string& p : patterns) {
+      const auto rx = module_pattern(first ? "(?:|.*?\\.)" + p + "\\.(\\d+)\\..*" : ".*\\." + p + "\\.(\\d+)\\..*",
+                                     where + ": layers_pattern");
+      if (RE2::FullMatch(module, *rx, &index)) return index;
+    }
+    return std::string();
+  };
+  auto listed = [&](const std::string& index) {
+    if (index.empty()) return false;
+    for (const json& v : l.is_array() ? l : json::array({l}))
+      if (std::to_string(v.get<int64_t>()) == index) return true;
+    return false;
+  };
+  const std::string first = c.peft_before_0_20 != 1 ? index_of(true) : "",
+                    last = c.peft_before_0_20 != 0 ? index_of(false) : "";
+  if (listed(first) || listed(last)) return "";
+  if (first.empty() && last.empty()) return "layers_to_transform is set and no layer index is found in its name";
+  return "layers_to_transform does not list its layer " + (first.empty() ? last : first) +
+         (!first.empty() && !last.empty() && first != last ? " (or " + last + ")" : "");
 }
 
 // Splits an adapter key into (module path, role). Roles: lora_A, lora_B, lora_B.bias,
@@ -630,7 +663,9 @@ void LoraSet::apply(const std::string& name, std::vector<float>& w, ThreadPool& 
   auto it = impl_->by_tensor.find(name);
   if (it == impl_->by_tensor.end()) return;
   const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-  for (const auto& [ad, m] : it->second) {
+  for (const auto& entry : it->second) {  // (named, not bound: check_merged below captures them)
+    const Adapter* ad = entry.first;
+    const Module* m = entry.second;
     const float scale = float(m->scale);
     if (is_bias) {  // lora_bias: b += scale · lora_B.bias
       for (size_t o = 0; o < w.size(); ++o) {

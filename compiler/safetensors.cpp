@@ -706,10 +706,14 @@ void write_safetensors(const std::string& path, const std::vector<StWriteTensor>
   while ((8 + hs.size()) % 8 != 0) hs += ' ';
   std::string target;  // (path, or the file its symbolic link names)
   if (Status st = output_file_path(path, &target); !st.is_ok()) throw CompileError(st.message());
-  const std::string tmp = target + ".tmp";
+  std::string tmp;
+  if (Status st = create_temp_beside(target, &tmp); !st.is_ok()) throw CompileError(st.message());
   {
     std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
-    if (!o) throw CompileError(path + ": cannot open for writing");
+    if (!o) {
+      std::remove(tmp.c_str());
+      throw CompileError(path + ": cannot open for writing");
+    }
     uint8_t len[8];
     for (int i = 0; i < 8; ++i) len[i] = uint8_t((uint64_t(hs.size()) >> (8 * i)) & 0xff);
     o.write(reinterpret_cast<const char*>(len), 8);

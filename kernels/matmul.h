@@ -68,6 +68,9 @@ inline int64_t f8_scales_per_row(int64_t k, int64_t group) { return (k + group -
 
 // i4 weights' groups are whole multiples of this many values (the CPU kernels widen 32 at a time).
 constexpr int64_t kI4GroupMultiple = 32;
+// Quantized (i8, i4, f8e4m3) weight rows hold at most this many values: the CUDA kernels index a row
+// and its groups in 32 bits (kernels/cuda/quant.cuh). Real rows hold thousands.
+constexpr int64_t kMaxQuantizedRow = int64_t(1) << 31;
 
 constexpr int64_t kMatmulRowBlock = 6;  // weight rows converted and reused together
 // The x86-64-v3 panels' accumulators for a pair of activation rows: 16 lanes of kMatmulRowBlock

@@ -5,18 +5,41 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 namespace kiln {
 
+namespace {
+
+const char* file_kind(mode_t m) {
+  return S_ISDIR(m)                 ? "a folder"
+         : S_ISFIFO(m)              ? "a FIFO or pipe"
+         : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+         : S_ISSOCK(m)              ? "a socket"
+                                    : "not a regular file";
+}
+
+}  // namespace
+
 Status output_file_path(const std::string& path, std::string* resolved) {
   if (path.empty()) return invalid_argument("the output path is empty");
   std::string target = path;
   struct stat st;
-  for (int hops = 0;; ++hops) {               // through symbolic links, as open() would (40: Linux's own limit)
-    if (::lstat(target.c_str(), &st) != 0) {  // absent (or unreachable: creating the file will say why)
-      *resolved = target;
+  auto refuse = [&](mode_t m) {
+    return io_error("'" + path + "'" + (target != path ? " links to '" + target + "', which" : "") + " is " +
+                    file_kind(m) +
+                    ": kiln writes its output to a regular file (replacing it), never into or over anything else");
+  };
+  for (int hops = 0;; ++hops) {  // through symbolic links, as open() would (40: Linux's own limit)
+    if (::lstat(target.c_str(), &st) != 0) {
+      // Absent, or a /proc link's target ("pipe:[…]", for /dev/stdout) that only stat() reaches.
+      if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+        target = path;  // (not a path to show)
+        return refuse(st.st_mode);
+      }
+      *resolved = target;  // (creating the file will say why, if it cannot be)
       return Status::ok();
     }
     if (!S_ISLNK(st.st_mode)) break;
@@ -28,17 +51,24 @@ Status output_file_path(const std::string& path, std::string* resolved) {
     const size_t slash = target.rfind('/');
     target = to[0] == '/' || slash == std::string::npos ? to : target.substr(0, slash + 1) + to;
   }
-  if (!S_ISREG(st.st_mode)) {
-    const char* kind = S_ISDIR(st.st_mode)                          ? "a folder"
-                       : S_ISFIFO(st.st_mode)                       ? "a FIFO"
-                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                       : S_ISSOCK(st.st_mode)                       ? "a socket"
-                                                                    : "not a regular file";
-    return io_error("'" + path + "'" + (target != path ? " links to '" + target + "', which" : "") + " is " + kind +
-                    ": kiln writes its output to a regular file (replacing it), never into or over anything else");
-  }
+  if (!S_ISREG(st.st_mode)) return refuse(st.st_mode);
   *resolved = target;
   return Status::ok();
+}
+
+Status create_temp_beside(const std::string& target, std::string* tmp) {
+  static std::atomic<unsigned> counter{0};
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const std::string name = target + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+    const int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      ::close(fd);
+      *tmp = name;
+      return Status::ok();
+    }
+    if (errno != EEXIST) return io_error(target + ": cannot open for writing: " + std::strerror(errno));
+  }
+  return io_error(target + ": cannot create a temporary file beside it");
 }
 
 Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {

@@ -39,5 +39,8 @@ class MappedFile {
 // link stays). Anything else there (a device such as /dev/null, a FIFO, a folder) is refused by
 // name: renaming over it would replace it, and kiln writes regular files only.
 Status output_file_path(const std::string& path, std::string* resolved);
+// A new, empty regular file beside `target` (target + ".tmp.<pid>.<n>", created exclusively, never
+// through a link, with the usual permissions less the umask) to write and then rename over target.
+Status create_temp_beside(const std::string& target, std::string* tmp);
 
 }  // namespace kiln

@@ -85,6 +85,19 @@ std::string fixture(const std::string& name, const std::string& family) {
   return fixtures_root() + "/" + family + "/" + name;
 }
 
+std::vector<std::string> temp_files_beside(const std::string& target) {
+  const size_t slash = target.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : target.substr(0, slash);
+  const std::string prefix = target.substr(slash == std::string::npos ? 0 : slash + 1) + ".tmp";
+  std::vector<std::string> found;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return found;
+  while (dirent* e = readdir(d))
+    if (std::string(e->d_name).rfind(prefix, 0) == 0) found.push_back(e->d_name);
+  closedir(d);
+  return found;
+}
+
 std::vector<std::string> fixture_names(const std::string& family) {
   std::vector<std::string> names;
   const std::string dir = fixtures_root() + "/" + family;

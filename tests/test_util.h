@@ -44,6 +44,8 @@ std::vector<uint8_t> read_bytes(const std::string& path);
 std::string read_line(const std::string& path);
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 void copy_dir(const std::string& from, const std::string& to);
+// The temporary files an output writer leaves beside `target` (create_temp_beside's target.tmp.*).
+std::vector<std::string> temp_files_beside(const std::string& target);
 // tests/fixtures, or $KILN_FIXTURES_DIR when set (a build carried to another machine).
 std::string fixtures_root();
 // A fixture file by its path under tests/fixtures, or where CMake unpacked it when it is committed

@@ -217,8 +217,9 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
       return s.size() <= 200 ? s : s.substr(0, 200) + "...";
     };
     if (q.gptq && module != "lm_head" && q.gptq_blocks_given &&
-        std::none_of(q.gptq_blocks.begin(), q.gptq_blocks.end(),
-                     [&](const std::string& b) { return module.compare(0, b.size() + 1, b + ".") == 0; }))
+        std::none_of(q.gptq_blocks.begin(), q.gptq_blocks.end(), [&](const std::string& b) {
+          return module.compare(0, b.size(), b) == 0;
+        }))  // (optimum: startswith)
       refuse("quantization_config.block_name_to_quantize " + listed(q.gptq_blocks) +
              " names no block it is in (the module was left unquantized)");
     if (q.gptq && module != "lm_head" && q.gptq_block_modules_given &&

@@ -56,6 +56,9 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
   }
   if (o.controlnet.empty() && o.control_scale != CompileOptions{}.control_scale)
     throw CompileError("--control-scale is for a ControlNet: give one with --controlnet DIR");
+  if (o.controlnet.empty() && m.index.has_controlnet)
+    throw CompileError(d + "/model_index.json: the pipeline has a ControlNet (" + m.index.class_name +
+                       "): give it with --controlnet " + d + "/controlnet");
   std::string key_notes;
   add_note(&key_notes, check_config_keys(m.index.unmodeled, d + "/model_index.json", o));
   add_note(&key_notes, check_config_keys(m.clip.unmodeled, d + "/text_encoder/config.json", o));

@@ -26,8 +26,8 @@ struct QRows {
   int64_t k, group;
 };
 
-// i / group for a position i of a row: k and group are at most 2^31 (the ops' validation), so 32-bit
-// division does (a 64-bit one is a long software sequence on the GPU).
+// i / group for a position i of a row: k and group are at most 2^31 (kMaxQuantizedRow, which the ops'
+// validation enforces), so 32-bit division does (a 64-bit one is a long software sequence on the GPU).
 __device__ __forceinline__ int64_t q_group_of(const QRows& q, int64_t i) {
   return int64_t(uint32_t(i) / uint32_t(q.group));
 }

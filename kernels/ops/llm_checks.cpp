@@ -45,6 +45,9 @@ Status expect_quantized(const OpCheck& c, int i, const char* role, int si, const
   const std::string name = c.in(i)->name;
   if (!c.has_in(si))
     return invalid_argument(std::string(dtype_name(t)) + " " + role + " '" + name + "' without " + srole);
+  if (k > kMaxQuantizedRow)
+    return invalid_argument(std::string(dtype_name(t)) + " " + role + " '" + name + "' has rows of " +
+                            std::to_string(k) + " values, more than " + std::to_string(kMaxQuantizedRow));
   if (t == DType::I8) {
     if (group != 0) return invalid_argument(std::string("i8 ") + role + " '" + name + "' with a group");
     KILN_RETURN_IF_ERROR(c.expect(c.in(i), role, {DType::I8}, {rows, k}));

@@ -41,6 +41,9 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, {rows, k}));
   const TensorInfo* scale = w_scale(c);
   const DType wt = c.in(1)->dtype;
+  if (dtype_is_quantized(wt) && k > kMaxQuantizedRow)
+    return invalid_argument(std::string(dtype_name(wt)) + " weights '" + c.in(1)->name + "' for k " +
+                            std::to_string(k) + ", more than " + std::to_string(kMaxQuantizedRow));
   if (c.launch().int_attrs.size() > 1) {  // version 3: f8e4m3 weights, scales in groups of `group` along k
     if (wt != DType::F8E4M3)
       return invalid_argument("matmul version 3 takes f8e4m3 weights, not " + std::string(dtype_name(wt)) + " ('" +

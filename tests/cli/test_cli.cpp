@@ -396,6 +396,7 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
       {"generate " + (d / "m.kplan") + " --ids 1,2 --seed 18446744073709551616",
        "--seed 18446744073709551616 is not a whole number"},
       {"chat " + (d / "m.kplan") + " --top-p 1.5", "--top-p 1.5 is not in (0, 1]"},
+      {"generate " + (d / "m.kplan") + " --ids 1,2 --temperature 1 --top-p 1e999", "--top-p 1e999 is not in (0, 1]"},
       {"eval " + (d / "m.kplan") + " --input " + (d / "floats.safetensors") + " --output " + (d / "o.safetensors"),
        "must be I64 or I32"},
       {"eval " + (d / "m.kplan") + " --input " + (d / "big.safetensors") + " --output " + (d / "o.safetensors"),
@@ -412,6 +413,13 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
     CHECK(count_lines(out) == 1);
   }
   CHECK_FALSE(kiln::test::run_command("test -e " + (d / "o.safetensors"), &out) == 0);
+  // A seed in hex, as CLI11 reads it, is the same seed.
+  std::string hex, dec;
+  const std::string sample = kCli + " generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 6 --temperature 1 ";
+  REQUIRE(kiln::test::run_command(sample + "--seed 0x2a --output-ids", &hex) == 0);
+  REQUIRE(kiln::test::run_command(sample + "--seed 42 --output-ids", &dec) == 0);
+  CHECK(last_line(hex) == last_line(dec));  // (the ids; the line before is the timing)
+  CHECK(count_words(last_line(hex)) == 8);
   // Usage errors found by the argument parser: the same one-line format, exit status 2.
   const std::pair<std::string, const char*> usage[] = {
       {"compile", "model_dir is required"},
@@ -442,9 +450,9 @@ TEST_CASE("cli: -o and --output write regular files only, through symbolic links
                                       " && mkdir " + (d / "dir"),
                                   &out) == 0);
   const std::pair<std::string, std::string> refused[] = {
-      {"fifo", "'" + (d / "fifo") + "' is a FIFO: kiln writes its output to a regular file (replacing it)"},
+      {"fifo", "'" + (d / "fifo") + "' is a FIFO or pipe: kiln writes its output to a regular file (replacing it)"},
       {"null", "'" + (d / "null") + "' links to '/dev/null', which is a device"},
-      {"to_fifo", "links to '" + (d / "fifo") + "', which is a FIFO"},
+      {"to_fifo", "links to '" + (d / "fifo") + "', which is a FIFO or pipe"},
       {"dir", "'" + (d / "dir") + "' is a folder"},
       {"a", "too many levels of symbolic links"},
   };
@@ -454,6 +462,13 @@ TEST_CASE("cli: -o and --output write regular files only, through symbolic links
     CHECK(out.find(expect) != std::string::npos);
     CHECK(count_lines(out) == 1);
   }
+  // A FIFO where the old writer put its temporary file: never opened (it would block); /dev/stdout, a
+  // pipe here, is refused as one.
+  REQUIRE(kiln::test::run_command("mkfifo " + (d / "q.kplan.tmp"), &out) == 0);
+  CHECK(kiln::test::run_command("timeout 60 " + compile + (d / "q.kplan"), &out) == 0);
+  CHECK(kiln::test::temp_files_beside(d / "q.kplan") == std::vector<std::string>{"q.kplan.tmp"});
+  CHECK(kiln::test::run_command("bash -c 'set -o pipefail; " + compile + "/dev/stdout | cat'", &out) == 1);
+  CHECK(out.find("'/dev/stdout' is a FIFO or pipe") != std::string::npos);
   // Each is still what it was: the FIFO a FIFO, the links links, /dev/null a device.
   CHECK(kiln::test::run_command("test -p " + (d / "fifo") + " && test -L " + (d / "null") + " && test -c /dev/null",
                                 &out) == 0);

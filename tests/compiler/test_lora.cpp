@@ -368,6 +368,68 @@ TEST_CASE("lora: --lora DIR[:WEIGHT] parsing") {
 
 TEST_CASE("lora: target_modules \"all-linear\" (peft's shorthand) adapts every Linear but the LM head") {
   TempDir d;
-  const std::string dir = edited_adapter(d, "all", [](nlohmann::json& j) { j["target_modules"] = "all-linear"; });
+  const std::string dir = edited_adapter(d, "all", [](nlohmann::json& j) { j["target_modules"] = "All-Linear"; });
   CHECK(kiln::test::compile_error(options("gqa_f32", {{dir, 1.0}}, d / "p.kplan")).empty());
+  // The embedding fixture adapts lm_head through modules_to_save; a LoRA on the head under "all-linear"
+  // is what peft leaves out.
+  const std::string head = d / "head";
+  kiln::test::copy_dir(lora_fixture("all_linear_r8") + "/adapter", head);
+  {
+    auto src = SafetensorsFile::open(head + "/adapter_model.safetensors");
+    std::vector<StWriteTensor> ts;
+    for (const auto& [name, t] : src->tensors()) ts.push_back({name, t.dtype, t.shape, t.data, t.size});
+    std::vector<float> a(8 * 64, 0.01f), b(256 * 8, 0.01f);  // gqa_f32: hidden 64, vocab 256
+    ts.push_back({"base_model.model.lm_head.lora_A.weight", DType::F32, {8, 64}, a.data(), a.size() * 4});
+    ts.push_back({"base_model.model.lm_head.lora_B.weight", DType::F32, {256, 8}, b.data(), b.size() * 4});
+    write_safetensors(head + "/adapter_model.safetensors.new", ts);
+  }
+  std::rename((head + "/adapter_model.safetensors.new").c_str(), (head + "/adapter_model.safetensors").c_str());
+  {
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(head + "/adapter_config.json"));
+    j["target_modules"] = "all-linear";
+    std::ofstream(head + "/adapter_config.json") << j.dump();
+  }
+  CHECK(kiln::test::compile_error(options("gqa_f32", {{head, 1.0}}, d / "h.kplan"))
+            .find("module 'lm_head': the adapter has LoRA tensors for it, but " + head +
+                  "/adapter_config.json's target_modules \"all-linear\" leaves out the output layer") !=
+        std::string::npos);
+}
+
+TEST_CASE("lora: layers_to_transform takes a MoE expert's layer index as peft does (the first since peft 0.20)") {
+  // An adapter on layer 1's expert 2 (DeepSeek's model.layers.1.mlp.experts.2.gate_proj, [32, 64]) with
+  // layers_to_transform [1]: peft from 0.20 finds layer 1 (the first index), before it found 2 (#3318).
+  TempDir d;
+  auto adapter = [&](const std::string& name, const nlohmann::json& patch) {
+    const std::string dir = d / name;
+    REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+    std::vector<float> a(8 * 64, 0.01f), b(32 * 8, 0.01f);
+    const std::string m = "base_model.model.model.layers.1.mlp.experts.2.gate_proj";
+    write_safetensors(dir + "/adapter_model.safetensors",
+                      {{m + ".lora_A.weight", DType::F32, {8, 64}, a.data(), a.size() * 4},
+                       {m + ".lora_B.weight", DType::F32, {32, 8}, b.data(), b.size() * 4}});
+    nlohmann::json j = {{"peft_type", "LORA"},        {"r", 8},
+                        {"lora_alpha", 16},           {"target_modules", {"gate_proj"}},
+                        {"layers_to_transform", {1}}, {"layers_pattern", nullptr}};
+    j.merge_patch(patch);
+    std::ofstream(dir + "/adapter_config.json") << j.dump();
+    CompileOptions o;
+    o.model_dir = kiln::test::fixture("v3_noaux", "deepseek");
+    o.output = d / (name + ".kplan");
+    o.max_seq = 8;
+    o.chunk = 4;
+    o.lora = {{dir, 1.0}};
+    return kiln::test::compile_error(o);
+  };
+  CHECK(adapter("current", {{"peft_version", "0.21.2"}}) == "");
+  CHECK(adapter("pattern", {{"peft_version", "0.21.2"}, {"layers_pattern", "layers"}}) == "");
+  CHECK(adapter("unversioned", nlohmann::json::object()) == "");  // (either index)
+  CHECK(adapter("old", {{"peft_version", "0.19.1"}}).find("layers_to_transform does not list its layer 2") !=
+        std::string::npos);
+  CHECK(adapter("other", {{"peft_version", "0.21.2"}, {"layers_to_transform", {2}}})
+            .find("layers_to_transform does not list its layer 1 (peft would not load them)") != std::string::npos);
+  CHECK(adapter("empty", {{"layers_to_transform", nlohmann::json::array()}}) == "");  // (peft: no filter)
+  // Named exactly: peft takes it without the layer filter; an exclusion regex RE2 cannot read is not checked.
+  CHECK(adapter("exact",
+                {{"target_modules", {"model.layers.1.mlp.experts.2.gate_proj"}}, {"layers_to_transform", {5}}}) == "");
+  CHECK(adapter("lookahead", {{"exclude_modules", "^(?!.*layers).*lm_head$"}}) == "");
 }

@@ -1439,6 +1439,7 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
   for (const auto& edit : std::vector<std::function<void(nlohmann::json&)>>{
            set("block_name_to_quantize", "model.layers"),
            set("block_name_to_quantize", {"model.embed", "model.layers"}),
+           set("block_name_to_quantize", "model.layer"),  // (optimum: a plain prefix, name.startswith)
            set("modules_in_block_to_quantize",
                {{"q_proj", "k_proj", "v_proj"}, {"o_proj", "mlp.gate_proj", "up_proj", "down_proj"}}),
            set("modules_in_block_to_quantize", {all_seven}), set("block_name_to_quantize", nullptr)}) {
@@ -1449,12 +1450,10 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
   std::vector<std::string> six = all_seven;
   six.pop_back();
   check_refused(d, w4,
-                {{"a block prefix not at a module boundary", nullptr, set("block_name_to_quantize", "model.layer"),
+                {{"another model's blocks", nullptr, set("block_name_to_quantize", {"model.decoder.layers"}),
                   "'model.layers.0.mlp.down_proj' is stored quantized (model.layers.0.mlp.down_proj.qweight), but "
-                  "config.json's quantization_config.block_name_to_quantize [\"model.layer\"] names no block it is "
-                  "in (the module was left unquantized)"},
-                 {"another model's blocks", nullptr, set("block_name_to_quantize", {"model.decoder.layers"}),
-                  "block_name_to_quantize [\"model.decoder.layers\"] names no block it is in"},
+                  "config.json's quantization_config.block_name_to_quantize [\"model.decoder.layers\"] names no block "
+                  "it is in (the module was left unquantized)"},
                  {"down_proj not listed", nullptr, set("modules_in_block_to_quantize", {six}),
                   "'model.layers.0.mlp.down_proj' is stored quantized (model.layers.0.mlp.down_proj.qweight), but "
                   "config.json's quantization_config.modules_in_block_to_quantize [\"self_attn.q_proj\","},

@@ -87,6 +87,7 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
     int64_t k, group;         // group: i4 and f8e4m3 values per scale (0: i8, a scale a row)
     bool zeros;               // i4 zero points
     bool misaligned = false;  // x 4 bytes past a 16-byte boundary: the GEMV's element path
+    bool wide_zeros = false;  // i4 zero points anywhere in int8's range (else 0 to 16, as GPTQ's)
   };
   const std::vector<Case> cases = {
       {DType::I8, 64, 0, false},
@@ -99,6 +100,8 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
       {DType::I4, 1024, 128, true},
       {DType::I4, 96, 32, true},
       {DType::I4, 96, 32, true, true},
+      {DType::I4, 192, 96, false},              // (3 blocks a group: the GEMV's division, not a shift)
+      {DType::I4, 192, 96, true, false, true},  // (and zero points of -128 to 127)
       {DType::F8E4M3, 64, 16, false},
       {DType::F8E4M3, 1056, 48, false},
       {DType::F8E4M3, 1072, 48, false},
@@ -114,6 +117,7 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
       CAPTURE(c.group);
       CAPTURE(c.zeros);
       CAPTURE(c.misaligned);
+      CAPTURE(c.wide_zeros);
       CAPTURE(rows);
       // (8 and 38 rows: two sequences, the second half padding, in the GEMV and in the tiled kernel)
       const int64_t k = c.k, m = 301, batch = rows == 8 || rows == 38 ? 2 : 1;
@@ -125,7 +129,7 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
       }
       auto scale = random_floats(size_t(m * spr), seed++, c.w == DType::F8E4M3 ? 0.01f : 0.02f);
       std::vector<int8_t> zero(c.zeros ? size_t(m * spr) : 0);
-      for (int8_t& z : zero) z = int8_t(next_byte() % 17);
+      for (int8_t& z : zero) z = c.wide_zeros ? int8_t(next_byte()) : int8_t(next_byte() % 17);
       const auto x = random_floats(size_t(rows * k), seed++);
       auto x_dev = x;  // (misaligned: one float ahead of it on the device)
       if (c.misaligned) x_dev.insert(x_dev.begin(), 0.0f);

@@ -357,8 +357,18 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
       edit_json("scheduler/scheduler_config.json", {{"algorithm_type", "sde-dpmsolver++"}, {"solver_order", 1}}, dpmpp)
           .find("solver_order 1, algorithm_type \"sde-dpmsolver++\": --sampler dpmpp_2m") != std::string::npos);
   CHECK(edit_json("scheduler/scheduler_config.json", {{"solver_order", 3}}) == "");  // (euler: no DPM-Solver)
-  CHECK(edit_json("scheduler/scheduler_config.json", {{"_class_name", "FooScheduler"}})
-            .find("'FooScheduler' is not a scheduler kiln knows the keys of") != std::string::npos);
+  // Scheduler classes: the discrete-time ones share the training schedule's keys (a pipeline saved after
+  // pipe.scheduler = KDPM2DiscreteScheduler.from_config(...) ships that class); flow matching does not.
+  CHECK(edit_json("scheduler/scheduler_config.json", {{"_class_name", "KDPM2DiscreteScheduler"}}) == "");
+  CHECK(edit_json("model_index.json", {{"scheduler", {"diffusers", "DPMSolverSinglestepScheduler"}}}) == "");
+  CHECK(edit_json("scheduler/scheduler_config.json", {{"_class_name", "FlowMatchEulerDiscreteScheduler"}})
+            .find("'FlowMatchEulerDiscreteScheduler' is a scheduler whose config is not a discrete-time noise "
+                  "schedule") != std::string::npos);
+  CHECK(edit_json("model_index.json", {{"scheduler", {"diffusers", "EDMEulerScheduler"}}})
+            .find("scheduler names 'EDMEulerScheduler', which is a scheduler whose config is not") !=
+        std::string::npos);
+  CHECK(edit_json("scheduler/scheduler_config.json", {{"_class_name", "Foo"}})
+            .find("'Foo' is not a diffusers scheduler class") != std::string::npos);
   const std::string clip = edit_json("scheduler/scheduler_config.json", {{"clip_sample", true}},
                                      [](CompileOptions& o) { o.sampler = "ddim"; });
   CHECK_MESSAGE(clip.find("/pipe/scheduler/scheduler_config.json: clip_sample is true") != std::string::npos, clip);
@@ -374,6 +384,16 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
   CHECK(edit_json("model_index.json", {{"text_encoder_2", {"transformers", "CLIPTextModelWithProjection"}}})
             .find("text_encoder_2") != std::string::npos);
   CHECK(edit_json("model_index.json", {{"requires_safety_checker", true}}) == "");
+  // A ControlNet pipeline's folder: compiled with its ControlNet given, refused without it.
+  const nlohmann::json cn_index = {{"_class_name", "StableDiffusionControlNetPipeline"},
+                                   {"controlnet", {"diffusers", "ControlNetModel"}}};
+  CHECK(edit_json("model_index.json", cn_index)
+            .find("/pipe/model_index.json: the pipeline has a ControlNet (StableDiffusionControlNetPipeline): give "
+                  "it with --controlnet") != std::string::npos);
+  CHECK(edit_json("model_index.json", cn_index, [](CompileOptions& o) {
+          o.controlnet = dfix("controlnet_tiny") + "/controlnet";
+          o.height = o.width = 32;
+        }) == "");
   CHECK(err_of(src, [](CompileOptions& o) {
           o.control_scale = 0.5;
         }).find("--control-scale is for a ControlNet: give one with --controlnet DIR") != std::string::npos);

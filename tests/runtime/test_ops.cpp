@@ -110,7 +110,7 @@ TEST_CASE(
       write_scale_plan(path, 5, scale, with);
     } catch (const CompileError& e) {
       CHECK_FALSE(path_exists(path));
-      CHECK_FALSE(path_exists(path + ".tmp"));
+      CHECK(kiln::test::temp_files_beside(path).empty());
       return std::string(e.what());
     }
     return std::string();

@@ -33,11 +33,19 @@ void emit_c(const std::string& plan_path, const std::string& prefix) {
   std::string h_path, c_path;  // (prefix.h and prefix.c, or the files their symbolic links name)
   for (auto [name, out] : {std::pair{prefix + ".h", &h_path}, std::pair{prefix + ".c", &c_path}})
     if (kiln::Status st = kiln::output_file_path(name, out); !st.is_ok()) throw CompileError(st.message());
-  std::FILE* h = std::fopen((h_path + ".tmp").c_str(), "w");
-  std::FILE* c = std::fopen((c_path + ".tmp").c_str(), "w");
+  std::string h_tmp, c_tmp;
+  for (auto [target, tmp] : {std::pair{&h_path, &h_tmp}, std::pair{&c_path, &c_tmp}})
+    if (kiln::Status st = kiln::create_temp_beside(*target, tmp); !st.is_ok()) {
+      if (!h_tmp.empty()) std::remove(h_tmp.c_str());
+      throw CompileError(st.message());
+    }
+  std::FILE* h = std::fopen(h_tmp.c_str(), "w");
+  std::FILE* c = std::fopen(c_tmp.c_str(), "w");
   if (!h || !c) {
     if (h) std::fclose(h);
     if (c) std::fclose(c);
+    std::remove(h_tmp.c_str());
+    std::remove(c_tmp.c_str());
     throw CompileError(prefix + ": cannot write the C files");
   }
   std::fprintf(h,
@@ -55,9 +63,11 @@ void emit_c(const std::string& plan_path, const std::string& prefix) {
     std::fprintf(c, "%s0x%02x,%s", i % 16 ? "" : "  ", bytes[i], i % 16 == 15 ? "\n" : "");
   std::fprintf(c, "\n};\nconst size_t %s_size = %zu;\n", sym.c_str(), bytes.size());
   const bool ok = std::fclose(h) == 0 && std::fclose(c) == 0;
-  if (!ok || std::rename((h_path + ".tmp").c_str(), h_path.c_str()) != 0 ||
-      std::rename((c_path + ".tmp").c_str(), c_path.c_str()) != 0)
+  if (!ok || std::rename(h_tmp.c_str(), h_path.c_str()) != 0 || std::rename(c_tmp.c_str(), c_path.c_str()) != 0) {
+    std::remove(h_tmp.c_str());
+    std::remove(c_tmp.c_str());
     throw CompileError(prefix + ": cannot write the C files");
+  }
 }
 
 }  // namespace

@@ -213,17 +213,19 @@ int main(int argc, char** argv) {
         const CLI::Option* o = sub->get_option_no_throw(name);
         return o && o->count() > 0 ? &o->results().back() : nullptr;
       };
-      if (const std::string* v = typed("--top-k"); v && std::stod(*v) < 0)
+      // (strtod: CLI11 accepted the text as a number; 1e999 is read as infinity, not thrown)
+      auto number = [](const std::string& v) { return std::strtod(v.c_str(), nullptr); };
+      if (const std::string* v = typed("--top-k"); v && number(*v) < 0)
         throw std::invalid_argument("--top-k " + *v + " is negative (0 is off)");
-      if (const std::string* v = typed("--top-p"); v && !(std::stod(*v) > 0 && std::stod(*v) <= 1))
+      if (const std::string* v = typed("--top-p"); v && !(number(*v) > 0 && number(*v) <= 1))
         throw std::invalid_argument("--top-p " + *v + " is not in (0, 1] (1 is off)");
-      if (const std::string* v = typed("--eos"); v && std::stod(*v) < 0)
+      if (const std::string* v = typed("--eos"); v && number(*v) < 0)
         throw std::invalid_argument("--eos " + *v + " is not a token id");
-      if (const std::string* v = typed("--seed")) {  // 0 to 2^64 − 1, in decimal, as typed
+      if (const std::string* v = typed("--seed")) {  // 0 to 2^64 − 1 (decimal, or hex as CLI11 reads it)
+        const size_t at = v->find_first_not_of(" \t");
         errno = 0;
-        char* end = nullptr;
-        std::strtoull(v->c_str(), &end, 10);
-        if (v->empty() || v->find_first_not_of("0123456789") != std::string::npos || errno == ERANGE)
+        std::strtoull(v->c_str(), nullptr, 0);
+        if (at == std::string::npos || (*v)[at] == '-' || errno == ERANGE)
           throw std::invalid_argument("--seed " + *v + " is not a whole number from 0 to 18446744073709551615");
       }
     }

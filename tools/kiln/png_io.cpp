@@ -43,7 +43,8 @@ void write_png_rgb8(const std::string& path, int64_t w, int64_t h, const uint8_t
   img.format = PNG_FORMAT_RGB;
   std::string target;  // (path, or the file its symbolic link names)
   if (Status st = output_file_path(path, &target); !st.is_ok()) throw std::runtime_error(st.message());
-  const std::string tmp = target + ".tmp";
+  std::string tmp;
+  if (Status st = create_temp_beside(target, &tmp); !st.is_ok()) throw std::runtime_error(st.message());
   if (!png_image_write_to_file(&img, tmp.c_str(), 0, rgb, 0, nullptr)) {
     std::remove(tmp.c_str());
     throw std::runtime_error(path + ": cannot write the PNG (" + img.message + ")");
