@@ -221,7 +221,10 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
   const std::string index = dir + "/" + stem + ".safetensors.index.json";
   std::vector<std::string> files;
   std::map<std::string, std::string> weight_map;
-  if (path_exists(index)) {
+  // The single file first, then the index: transformers' and diffusers' order when a folder has both.
+  if (path_exists(dir + "/" + stem + ".safetensors")) {
+    files.push_back(stem + ".safetensors");
+  } else if (path_exists(index)) {
     const json j = read_json_file(index);
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw CompileError(index + ": has no weight_map object");
@@ -235,8 +238,6 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
       weight_map[it.key()] = shard;
       if (seen.insert(shard).second) files.push_back(shard);
     }
-  } else if (path_exists(dir + "/" + stem + ".safetensors")) {
-    files.push_back(stem + ".safetensors");
   } else {
     const std::string bin = stem == "model" ? "pytorch_model" : stem;
     bool has_bin = path_exists(dir + "/" + bin + ".bin") || path_exists(dir + "/" + bin + ".bin.index.json");

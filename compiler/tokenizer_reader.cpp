@@ -92,7 +92,43 @@ bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* no
   files.special_tokens_map = optional_file("/special_tokens_map.json", &special);
   parse_hf_tokenizer(read_text_file(path), path_exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d, notes,
                      files, with_chat_template);
+  add_generation_stop_ids(dir, d, notes);
   return true;
+}
+
+void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::string* notes) {
+  auto note = [&](const std::string& n) { *notes += std::string(notes->empty() ? "" : "; ") + n; };
+  // transformers' generate stops at its generation config's eos_token_id (one id or a list):
+  // generation_config.json's, else the one config.json gives.
+  for (const char* name : {"/generation_config.json", "/config.json"}) {
+    const std::string file = dir + name;
+    if (!path_exists(file)) continue;
+    const std::string text = read_text_file(file);
+    const json g = parse_json_limited(text.data(), text.data() + text.size(), file);
+    if (!g.is_object()) continue;  // (config.json's own reader refuses it)
+    if (std::string(name) == "/generation_config.json") {
+      std::string sampling;  // settings that are the host's to give, not the plan's
+      for (const char* k : {"do_sample", "temperature", "top_p", "top_k", "min_p", "repetition_penalty",
+                            "max_new_tokens", "max_length", "no_repeat_ngram_size", "num_beams"})
+        if (g.contains(k) && !g[k].is_null())
+          sampling += (sampling.empty() ? "" : ", ") + std::string(k) + " " + g[k].dump();
+      if (!sampling.empty())
+        note("generation_config.json's " + sampling +
+             " are not in the plan: kiln generate and chat take --temperature, --top-p, --top-k and "
+             "--max-new-tokens (greedy by default), hosts their own kiln_sampling");
+    }
+    if (!g.contains("eos_token_id") || g["eos_token_id"].is_null()) continue;
+    const json& e = g["eos_token_id"];
+    for (const json& id : e.is_array() ? e : json::array({e})) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= int64_t(d->vocab.size())) {
+        note(file + "'s eos_token_id " + id.dump() + " is not a token of the tokenizer: not a stop token");
+        continue;
+      }
+      const int32_t t = int32_t(id.get<int64_t>());
+      if (std::find(d->stop_ids.begin(), d->stop_ids.end(), t) == d->stop_ids.end()) d->stop_ids.push_back(t);
+    }
+    return;
+  }
 }
 
 void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json, const std::string& path,

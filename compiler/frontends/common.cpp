@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "compiler/error.h"
 #include "compiler/tokenizer_reader.h"
@@ -256,6 +257,18 @@ bool gptq_zero_bias(const std::string& name, const Checkpoint& ck) {
   std::vector<float> v(size_t(b->numel()));
   read_f32(*b, v.data());
   return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
+}
+
+std::string untie_distinct_head(const Checkpoint& ck, bool* tie_word_embeddings) {
+  const StTensor* h = ck.find("lm_head.weight");
+  const StTensor* e = ck.find("model.embed_tokens.weight");
+  if (!*tie_word_embeddings || !h || !e || h->row_scale || !h->has_dtype || !dtype_is_float(h->dtype)) return "";
+  if (h->shape == e->shape && h->st_dtype == e->st_dtype && h->size == e->size && !h->dequantized_on_read() &&
+      !e->dequantized_on_read() && std::memcmp(h->data, e->data, size_t(h->size)) == 0)
+    return "";  // (the same values: tied)
+  *tie_word_embeddings = false;
+  return "config.json ties the LM head to the embedding, but the checkpoint's lm_head.weight differs from it: "
+         "read as the head, untied, as transformers reads it";
 }
 
 void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings) {

@@ -103,6 +103,10 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
 bool gptq_zero_bias(const std::string& name, const Checkpoint& ck);
 // Refuses a pre-quantized embedding, and a pre-quantized lm_head.weight that config.json ties to it.
 void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings);
+// transformers (5.x) ties the LM head to the embedding only when the checkpoint has no lm_head.weight
+// or one equal to the embedding: a float lm_head.weight that differs is read as the head, untied
+// (*tie set false), with a note; "" when nothing changes.
+std::string untie_distinct_head(const Checkpoint& ck, bool* tie_word_embeddings);
 
 // The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
 // as the runtime will check them.

@@ -311,7 +311,7 @@ namespace {
 
 FrontendBuild build_deepseek(const CompileOptions& o) {
   refuse_pipeline_options(o);
-  const DeepseekConfig c = read_deepseek_config(o.model_dir + "/config.json");
+  DeepseekConfig c = read_deepseek_config(o.model_dir + "/config.json");
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
@@ -322,6 +322,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
                                    ? attach_fp8_weights(o, b.checkpoint, q.fp8_block_rows, q.fp8_block_cols,
                                                         c.num_hidden_layers, &mtp_scales, q.fp8_scales, &b.fp8_weights)
                                    : "";
+  const std::string tie_note = untie_distinct_head(b.checkpoint, &c.tie_word_embeddings);
   refuse_prequantized_embedding(b.checkpoint, c.tie_word_embeddings);
   b.fp8_dtype_upcasts = q.fp8_scales == "weight_scale_inv";
   size_t mtp_tensors = 0;
@@ -349,6 +350,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   g.info.source_dtype = stored;
   read_llm_tokenizer(o, g);
   add_note(&g.info.notes, key_note);
+  add_note(&g.info.notes, tie_note);
   add_note(&g.info.notes, lora_note);
   add_note(&g.info.notes, fp8_note);
   // With --quantize none, kv_b_proj reaches the plan through per-head copies (w_uk_t, w_uv): pre-quantized

@@ -320,6 +320,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string fp8_note = q.fp8 ? attach_fp8_weights(o, b.checkpoint, q.fp8_block_rows, q.fp8_block_cols,
                                                           c.num_hidden_layers, nullptr, q.fp8_scales, &b.fp8_weights)
                                      : "";
+  const std::string tie_note = untie_distinct_head(b.checkpoint, &c.tie_word_embeddings);
   refuse_prequantized_embedding(b.checkpoint, c.tie_word_embeddings);
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
@@ -351,6 +352,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   g.info.source_dtype = stored;
   read_llm_tokenizer(o, g);
   add_note(&g.info.notes, key_note);
+  add_note(&g.info.notes, tie_note);
   add_note(&g.info.notes, lora_note);
   add_note(&g.info.notes, fp8_note);
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);

@@ -478,6 +478,13 @@ TEST_CASE("cli: -o and --output write regular files only, through symbolic links
   REQUIRE(kiln::test::run_command(compile + (d / "link.kplan"), &out) == 0);
   CHECK(kiln::test::run_command("test -L " + (d / "link.kplan") + " && test -f " + (d / "real.kplan"), &out) == 0);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "link.kplan"), &out) == 0);
+  // --emit-c into a folder that is not there, or over a FIFO: refused before anything is written.
+  CHECK(kiln::test::run_command(compile + (d / "e.kplan") + " --emit-c " + (d / "nope/p"), &out) == 1);
+  CHECK(out.find("--emit-c " + (d / "nope/p") + ": '" + (d / "nope") + "' is not a folder") != std::string::npos);
+  REQUIRE(kiln::test::run_command("mkfifo " + (d / "q.h"), &out) == 0);
+  CHECK(kiln::test::run_command(compile + (d / "e.kplan") + " --emit-c " + (d / "q"), &out) == 1);
+  CHECK(out.find("--emit-c: '" + (d / "q.h") + "' is a FIFO or pipe") != std::string::npos);
+  CHECK_FALSE(kiln::path_exists(d / "e.kplan"));
   // eval's --output: the same rules.
   std::vector<int64_t> ids = {1, 2, 3};
   write_safetensors(d / "ids.safetensors", {{"input_ids", DType::I64, {1, 3}, ids.data(), 24}});

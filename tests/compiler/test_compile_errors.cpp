@@ -6,10 +6,12 @@
 
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "compiler/compile.h"
 #include "compiler/error.h"
 #include "compiler/frontends/frontend.h"
+#include "runtime/context.h"
 #include "runtime/plan.h"
 #include "test_util.h"
 
@@ -165,4 +167,42 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
           "Phi3ForCausalLM, Gemma3ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a diffusers pipeline folder") !=
       std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
+}
+
+TEST_CASE(
+    "compile: a checkpoint of both model.safetensors and shards, or of a tied config with its own head, "
+    "reads as transformers reads it") {
+  TempDir d;
+  const std::string src = kiln::test::fixture("gqa_f32");
+  const auto ref = kiln::test::load_reference(src);  // (transformers' logits of the untied model)
+  auto logits_error = [&](const std::string& dir, std::string* notes) {
+    CompileOptions o;
+    o.model_dir = dir;
+    o.output = dir + ".kplan";
+    o.dtype = "f32";
+    o.max_seq = 64;
+    o.chunk = 8;
+    *notes = compile_model(o).notes;
+    auto plan = Plan::load_file(o.output);
+    REQUIRE(plan.is_ok());
+    auto ctx = kiln::test::cpu_context(plan.value(), 1);
+    return kiln::test::reference_error(kiln::test::score_reference(*ctx, ref), ref);
+  };
+  // tie_word_embeddings true, but lm_head.weight is in the checkpoint and differs from the embedding:
+  // transformers 5 does not tie them, and neither does kiln (it notes why).
+  kiln::test::copy_dir(src, d / "tied");
+  {
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(d / "tied/config.json"));
+    j["tie_word_embeddings"] = true;
+    std::ofstream(d / "tied/config.json") << j.dump();
+  }
+  std::string notes;
+  CHECK(logits_error(d / "tied", &notes) <= 1e-5);
+  CHECK(notes.find("the checkpoint's lm_head.weight differs from it: read as the head, untied") != std::string::npos);
+  // A folder with model.safetensors and a sharded index (another model's shards): transformers reads the
+  // single file, and so does kiln.
+  kiln::test::copy_dir(kiln::test::fixture("sharded_f32"), d / "both");
+  kiln::test::write_bytes(d / "both/model.safetensors", kiln::test::read_bytes(src + "/model.safetensors"));
+  kiln::test::write_bytes(d / "both/config.json", kiln::test::read_bytes(src + "/config.json"));
+  CHECK(logits_error(d / "both", &notes) <= 1e-5);
 }

@@ -766,3 +766,42 @@ TEST_CASE("tokenizer tables: strings compare by bytes under colliding hashes, fi
   CHECK(m.find(0, 40).rank == -1);
   CHECK(MergeTable().find(1, 2).rank == -1);
 }
+
+TEST_CASE("tokenizer: generate's stop tokens include the generation config's eos_token_id, as transformers stops") {
+  // The byte-level fixture's own EOS is a stop token; generation_config.json (one id or a list) adds
+  // its ids, config.json's eos_token_id stands in when there is no generation_config.json, and its
+  // sampling settings are noted as not in the plan.
+  kiln::test::TempDir d;
+  kiln::test::write_tiny_llama_with_tokenizer(d.path());
+  TokenizerData base;
+  std::string notes;
+  REQUIRE(read_hf_tokenizer(d.path(), &base, &notes, false));
+  REQUIRE_FALSE(base.stop_ids.empty());
+  auto stops_with = [&](const std::string& file, const nlohmann::json& j, std::string* n) {
+    std::ofstream(d / file) << j.dump();
+    TokenizerData t;
+    n->clear();
+    REQUIRE(read_hf_tokenizer(d.path(), &t, n, false));
+    std::remove((d / file).c_str());
+    return t.stop_ids;
+  };
+  std::vector<int32_t> want = base.stop_ids;
+  want.push_back(7);
+  want.push_back(9);
+  CHECK(stops_with("generation_config.json", {{"eos_token_id", {7, 9}}, {"temperature", 0.6}}, &notes) == want);
+  CHECK(notes.find("generation_config.json's temperature 0.6 are not in the plan") != std::string::npos);
+  want.pop_back();
+  CHECK(stops_with("generation_config.json", {{"eos_token_id", 7}}, &notes) == want);
+  CHECK(notes.empty());
+  CHECK(stops_with("generation_config.json", {{"eos_token_id", {7, 100000}}}, &notes) == want);
+  CHECK(notes.find("eos_token_id 100000 is not a token of the tokenizer: not a stop token") != std::string::npos);
+  // (no generation_config.json: config.json's list)
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(d / "config.json"));
+  const nlohmann::json original = cfg;
+  cfg["eos_token_id"] = {7};
+  std::ofstream(d / "config.json") << cfg.dump();
+  TokenizerData t;
+  REQUIRE(read_hf_tokenizer(d.path(), &t, &notes, false));
+  CHECK(t.stop_ids == want);
+  std::ofstream(d / "config.json") << original.dump();
+}

@@ -84,6 +84,17 @@ int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix) {
       if (done >= total) std::fprintf(stderr, "\n");
     };
   }
+  if (!emit_c_prefix.empty()) {  // (checked first: a compile that cannot emit them writes nothing)
+    const size_t slash = emit_c_prefix.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : emit_c_prefix.substr(0, slash);
+    if (!kiln::path_is_dir(dir))
+      throw kiln::CompileError("--emit-c " + emit_c_prefix + ": '" + dir + "' is not a folder");
+    for (const char* ext : {".h", ".c"}) {
+      std::string target;
+      if (kiln::Status st = kiln::output_file_path(emit_c_prefix + ext, &target); !st.is_ok())
+        throw kiln::CompileError("--emit-c: " + st.message());
+    }
+  }
   const kiln::CompileSummary s = kiln::compile_model(o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("compiled %s -> %s in %.2f s\n", o.model_dir.c_str(), o.output.c_str(), secs);
