@@ -536,6 +536,16 @@ TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, ch
                                       " --max-new-tokens 4 --temperature 0",
                                   &out) == 0);
   CHECK(count_lines(out) >= 2);
+  // A turn that alone leaves no room for a reply (the plan's max_seq is 64) is refused, not silently
+  // dropped; the next turn is answered; the exit status says one was not.
+  std::string long_turn;
+  for (int i = 0; i < 80; ++i) long_turn += "word ";
+  CHECK(kiln::test::run_command("printf '" + long_turn + "\\nhi\\n' | " + kCli + " chat " + (d / "m.kplan") +
+                                    " --max-new-tokens 4 --temperature 0",
+                                &out) == 1);
+  CHECK(out.find("kiln: error: this turn is ") != std::string::npos);
+  CHECK(out.find("leaves no room for a reply in the plan's max_seq of 64 (not answered") != std::string::npos);
+  CHECK(out.find("starting over") == std::string::npos);  // (nothing before it to drop)
   // Errors: both --ids and -p; chat with an unknown template; a plan without a tokenizer.
   CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " -p x --ids 1", &out) != 0);
   CHECK(out.find("exactly one of --ids and -p") != std::string::npos);
@@ -734,9 +744,13 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
   REQUIRE(kiln::test::run_command(kCli + " chat-template " + (s / "m.kplan") + " --messages " + (s / "arr.json"),
                                   &out) == 0);
   CHECK(out.rfind("<|im_start|>system\n", 0) == 0);
+  // (SmolLM2's template adds its system prompt: more than these plans' max_seq of 16, so a plan of 128)
+  REQUIRE(kiln::test::run_command(kCli + " compile " + s.path() + " -o " + (s / "m128.kplan") + " --max-seq 128",
+                                  &out) == 0);
   REQUIRE(kiln::test::run_command(
-              "printf 'hi\\n' | " + kCli + " chat " + (s / "m.kplan") + " --max-new-tokens 3 --temperature 0 2>&1",
+              "printf 'hi\\n' | " + kCli + " chat " + (s / "m128.kplan") + " --max-new-tokens 3 --temperature 0 2>&1",
               &out) == 0);
+  CHECK(out.find("error") == std::string::npos);
   // Bad input: one clear line, non-zero.
   const std::string plan = s / "m.kplan";
   struct Bad {

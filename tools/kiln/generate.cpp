@@ -206,38 +206,48 @@ int run_chat(const ChatArgs& a) {
     check(kiln_chat_prompt(plan.p, &r, &c, 1, nullptr, 0, nullptr, &err), err);
   }
   std::string line;
+  bool unanswered = false;  // a turn too long to answer: the exit status says so
   for (uint64_t turn = 0;; ++turn) {
     if (tty) std::fputs("> ", stdout), std::fflush(stdout);
     if (!std::getline(std::cin, line)) break;
     if (line.empty()) continue;
-    std::string prompt_text;
-    if (a.raw) {
-      raw_text += line + "\n";
-      prompt_text = raw_text;
-    } else {
-      roles.push_back("user");
-      contents.push_back(line);
+    // The conversation so far and this turn; when they leave no room for a reply, this turn alone
+    // (the earlier ones are dropped, as said); a turn that alone leaves none is refused, not dropped.
+    const size_t kept = a.system.empty() ? 0 : 1;
+    auto prompt_for = [&]() {
+      if (a.raw) return raw_text + line + "\n";
       std::vector<const char*> rp, cp;
       for (size_t i = 0; i < roles.size(); ++i) rp.push_back(roles[i].c_str()), cp.push_back(contents[i].c_str());
-      prompt_text = call_for_text([&](char* buf, size_t cap, size_t* len, kiln_error* e) {
+      rp.push_back("user"), cp.push_back(line.c_str());
+      return call_for_text([&](char* buf, size_t cap, size_t* len, kiln_error* e) {
         return kiln_chat_prompt(plan.p, rp.data(), cp.data(), int64_t(rp.size()), buf, cap, len, e);
       });
+    };
+    kiln_plan_info info;
+    check(kiln_plan_get_info(plan.p, &info, &err), err);
+    std::vector<int32_t> ids = tokenize(plan.p, prompt_for(), a.raw);
+    if (int64_t(ids.size()) >= info.max_seq && (roles.size() > kept || !raw_text.empty())) {
+      std::fprintf(stderr, "kiln: the conversation has reached the plan's max_seq of %" PRId64 "; starting over\n",
+                   info.max_seq);
+      roles.resize(kept), contents.resize(kept), raw_text.clear();
+      ids = tokenize(plan.p, prompt_for(), a.raw);
     }
-    const std::vector<int32_t> ids = tokenize(plan.p, prompt_text, a.raw);
+    if (int64_t(ids.size()) >= info.max_seq) {
+      std::fprintf(stderr,
+                   "kiln: error: this turn is %zu tokens with the chat format, which leaves no room for a reply in "
+                   "the plan's max_seq of %" PRId64 " (not answered; compile with a larger --max-seq)\n",
+                   ids.size(), info.max_seq);
+      unanswered = true;
+      continue;
+    }
+    if (a.raw) raw_text += line + "\n";
+    else roles.push_back("user"), contents.push_back(line);
     TextSink sink(plan.p, a.raw ? std::vector<std::string>{"\n"} : std::vector<std::string>{}, false, true);
     kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed + turn};
     std::vector<int32_t> out(size_t(a.max_new));
     int64_t n = 0;
     auto cb = [](void* user, int32_t tok) -> int { return static_cast<TextSink*>(user)->push(tok) ? 1 : 0; };
-    kiln_plan_info info;
-    check(kiln_plan_get_info(plan.p, &info, &err), err);
     const int64_t budget = std::min<int64_t>(a.max_new, info.max_seq - int64_t(ids.size()));
-    if (budget <= 0) {
-      std::fprintf(stderr, "kiln: the conversation has reached the plan's max_seq of %" PRId64 "; starting over\n",
-                   info.max_seq);
-      roles.resize(a.system.empty() ? 0 : 1), contents.resize(roles.size()), raw_text.clear();
-      continue;
-    }
     check(kiln_generate(ctx.c, ids.data(), int64_t(ids.size()), budget, &s, -1, out.data(), &n, cb, &sink, &err), err);
     sink.finish();
     std::printf("\n");
@@ -245,5 +255,5 @@ int run_chat(const ChatArgs& a) {
     if (a.raw) raw_text += sink.text() + "\n";
     else roles.push_back("assistant"), contents.push_back(sink.text());
   }
-  return 0;
+  return unanswered ? 1 : 0;
 }
