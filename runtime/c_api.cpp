@@ -394,6 +394,15 @@ kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t c
   }
 }
 
+kiln_status kiln_decoder_finish(kiln_decoder* dec, char* buf, size_t cap, size_t* len_out, kiln_error* err) {
+  if (!dec) return fail(err, KILN_ERR_INVALID_ARGUMENT, "decoder is null");
+  try {
+    return copy_text(dec->stream.finish(), buf, cap, len_out, err);
+  } catch (const std::exception&) {
+    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  }
+}
+
 void kiln_decoder_destroy(kiln_decoder* dec) { delete dec; }
 
 // --- text-to-image

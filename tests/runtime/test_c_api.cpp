@@ -301,6 +301,31 @@ TEST_CASE("C API: tokenize and detokenize report full sizes and refuse a negativ
   CHECK(kiln_detokenize(plan, all.data(), m, 0, buf, sizeof(buf), &len, &err) == KILN_OK);
   CHECK(len == text.size());  // the whole length, the text cut to fit and NUL-terminated
   CHECK(std::string(buf) == text.substr(0, 3));
+  // A stream that ends inside a UTF-8 character: push() holds the bytes, finish() gives what a whole
+  // decode gives (U+FFFD), and the decoder starts afresh.
+  const std::string cut = "caf\xc3";  // (é's first byte)
+  std::vector<int32_t> cut_ids(16);
+  REQUIRE(kiln_tokenize(plan, cut.data(), cut.size(), 0, cut_ids.data(), 16, &m, &err) == KILN_OK);
+  REQUIRE(m <= 16);
+  kiln_decoder* dec = nullptr;
+  REQUIRE(kiln_decoder_create(plan, 0, &dec, &err) == KILN_OK);
+  std::string streamed;
+  char piece[64];
+  for (int64_t i = 0; i < m; ++i) {
+    REQUIRE(kiln_decoder_push(dec, cut_ids[size_t(i)], piece, sizeof(piece), &len, &err) == KILN_OK);
+    streamed += std::string(piece, len);
+  }
+  CHECK(streamed == "caf");
+  REQUIRE(kiln_decoder_finish(dec, piece, sizeof(piece), &len, &err) == KILN_OK);
+  streamed += std::string(piece, len);
+  char whole[64];
+  REQUIRE(kiln_detokenize(plan, cut_ids.data(), m, 0, whole, sizeof(whole), &len, &err) == KILN_OK);
+  CHECK(streamed == std::string(whole, len));
+  CHECK(streamed == "caf\xef\xbf\xbd");
+  REQUIRE(kiln_decoder_finish(dec, piece, sizeof(piece), &len, &err) == KILN_OK);
+  CHECK(len == 0);
+  CHECK(kiln_decoder_finish(nullptr, piece, sizeof(piece), &len, &err) == KILN_ERR_INVALID_ARGUMENT);
+  kiln_decoder_destroy(dec);
   kiln_plan_close(plan);
 }
 

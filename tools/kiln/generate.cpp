@@ -86,6 +86,7 @@ class TextSink {
       if (!s.empty() && at != std::string::npos) {
         emit(pending_.substr(0, at));
         pending_.clear();
+        cut_ = true;
         return false;
       }
     }
@@ -98,7 +99,12 @@ class TextSink {
     }
     return true;
   }
-  void finish() {
+  void finish() {  // the decoder's own waiting bytes too (an incomplete character: U+FFFD, as decode gives)
+    char buf[64];
+    size_t len = 0;
+    kiln_error err{};
+    if (dec_ && !cut_ && kiln_decoder_finish(dec_, buf, sizeof(buf), &len, &err) == KILN_OK)
+      pending_.append(buf, std::min(len, sizeof(buf) - 1));
     emit(pending_);
     pending_.clear();
   }
@@ -114,6 +120,7 @@ class TextSink {
   }
   kiln_plan* plan_;
   kiln_decoder* dec_ = nullptr;
+  bool cut_ = false;  // a stop string ended the text: what followed it is dropped
   std::vector<std::string> stops_;
   bool ignore_stop_, echo_;
   size_t hold_ = 0;

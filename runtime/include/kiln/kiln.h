@@ -195,6 +195,9 @@ KILN_API kiln_status kiln_chat_render(const kiln_plan* plan, const char* json, i
 KILN_API kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err);
 KILN_API kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out,
                                        kiln_error* err);
+/* At the end of a stream: the bytes still waiting (an incomplete UTF-8 character) as U+FFFD, as a
+ * whole decode of the ids ends; the decoder then starts afresh. */
+KILN_API kiln_status kiln_decoder_finish(kiln_decoder* dec, char* buf, size_t cap, size_t* len_out, kiln_error* err);
 KILN_API void kiln_decoder_destroy(kiln_decoder* dec);
 
 /* --- text-to-image (plans compiled from a diffusers pipeline folder).
