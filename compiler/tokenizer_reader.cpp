@@ -393,7 +393,10 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     for (const std::string& u : parsed.value().unknown_names())
       if (notes)
         *notes += std::string(notes->empty() ? "" : "; ") + "the " + what + " names the " + u +
-                  ", which neither transformers nor kiln defines: a conversation that reaches it fails in both";
+                  (u.rfind("Jinja ", 0) == 0
+                       ? ", which kiln's Jinja does not implement (transformers' does): a conversation that reaches it "
+                         "fails in kiln"
+                       : ", which neither transformers nor kiln defines: a conversation that reaches it fails in both");
   };
   check(tmpl, "chat template");
   if (!tools_tmpl.empty()) check(tools_tmpl, "tool_use chat template");

