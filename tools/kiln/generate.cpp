@@ -1,4 +1,5 @@
 // kiln eval, generate and chat, through the public C API as a host would.
+#include <sys/stat.h>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +15,10 @@ using kiln::CompileError;
 
 int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path,
              const RunOptions& ro) {
+  struct stat si, so;  // (--output is written by rename: over --input it would replace it)
+  if (::stat(in_path.c_str(), &si) == 0 && ::stat(out_path.c_str(), &so) == 0 && si.st_dev == so.st_dev &&
+      si.st_ino == so.st_ino)
+    throw CompileError("--output " + out_path + " is the --input file: it would be replaced");
   auto in = kiln::SafetensorsFile::open(in_path);
   auto it = in->tensors().find("input_ids");
   if (it == in->tensors().end()) throw CompileError(in_path + ": has no 'input_ids' tensor");
@@ -148,9 +153,19 @@ std::vector<int32_t> tokenize(kiln_plan* plan, const std::string& text, bool add
 int run_generate(const GenerateArgs& a) {
   if (a.has_ids == a.has_prompt) throw CompileError("give exactly one of --ids and -p/--prompt");
   if (a.max_new < 0) throw CompileError("--max-new-tokens must not be negative");
+  for (const std::string& stop : a.stops)
+    if (stop.empty()) throw CompileError("--stop '' is empty (it would stop before the first token)");
   PlanHandle plan;
   ContextHandle ctx;
   open_context(a.plan, a.run, plan, ctx);
+  {
+    kiln_plan_info info;
+    kiln_error e{};
+    check(kiln_plan_get_info(plan.p, &info, &e), e);
+    if (a.eos >= info.vocab_size)
+      throw CompileError("--eos " + std::to_string(a.eos) + " is not a token id of this plan (its vocabulary has " +
+                         std::to_string(info.vocab_size) + ")");
+  }
   const bool text_mode = a.has_prompt;
   const std::vector<int32_t> prompt = text_mode ? tokenize(plan.p, a.prompt, true) : parse_ids(a.ids);
   if (prompt.empty())  // (parse_ids refuses empty --ids itself)

@@ -81,6 +81,12 @@ int run_detokenize(const DetokenizeArgs& a) {
   kiln_error err{};
   check(kiln_plan_open(a.plan.c_str(), &plan.p, &err), err);
   const std::vector<int32_t> ids = parse_ids(a.ids);
+  kiln_plan_info info;
+  check(kiln_plan_get_info(plan.p, &info, &err), err);
+  for (size_t i = 0; i < ids.size(); ++i)  // (the C API decodes them to nothing; the CLI says so)
+    if (ids[i] < 0 || ids[i] >= info.vocab_size)
+      throw CompileError("--ids: " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+                         " is out of range [0, " + std::to_string(info.vocab_size) + ")");
   size_t len = 0;
   std::string text(256, '\0');
   check(kiln_detokenize(plan.p, ids.data(), int64_t(ids.size()), a.skip_special ? 1 : 0, text.data(), text.size(), &len,
