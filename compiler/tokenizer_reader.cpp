@@ -89,7 +89,10 @@ bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* no
   ChatTemplateFiles files;
   files.jinja = optional_file("/chat_template.jinja", &jinja);
   files.tool_use_jinja = optional_file("/additional_chat_templates/tool_use.jinja", &tool_use);
-  files.special_tokens_map = optional_file("/special_tokens_map.json", &special);
+  if (path_exists(dir + "/special_tokens_map.json")) {  // (its BOS and EOS count without a chat template too)
+    special = read_text_file(dir + "/special_tokens_map.json");
+    files.special_tokens_map = &special;
+  }
   parse_hf_tokenizer(read_text_file(path), path_exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d, notes,
                      files, with_chat_template);
   add_generation_stop_ids(dir, d, notes);
@@ -343,10 +346,20 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     auto it = ids.find(s);
     return it == ids.end() ? -1 : it->second;
   };
-  if (const std::string bos = token_text(cfg, "bos_token"); !bos.empty() && id_of(bos) >= 0) d->bos_id = id_of(bos);
+  // transformers' special tokens: special_tokens_map.json's, for a config without added_tokens_decoder
+  // (the chat template sees the same, below), else tokenizer_config.json's.
+  json smap = json::object();
+  if (files.special_tokens_map && !cfg.contains("added_tokens_decoder")) {
+    smap = parse_json_limited(files.special_tokens_map->data(),
+                              files.special_tokens_map->data() + files.special_tokens_map->size(),
+                              path + " (special_tokens_map.json)");
+    if (!smap.is_object()) smap = json::object();
+  }
+  auto special_text = [&](const char* k) { return token_text(smap.contains(k) ? smap : cfg, k); };
+  if (const std::string bos = special_text("bos_token"); !bos.empty() && id_of(bos) >= 0) d->bos_id = id_of(bos);
   if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean() && !d->add_bos)
     d->add_bos = cfg["add_bos_token"].get<bool>() && d->bos_id >= 0;
-  const std::string eos = token_text(cfg, "eos_token");
+  const std::string eos = special_text("eos_token");
   d->eos_id = id_of(eos);
   for (const char* s : {"<|eot_id|>", "<|end_of_text|>", "<|eom_id|>"})
     if (id_of(s) >= 0) d->stop_ids.push_back(id_of(s));
@@ -400,15 +413,6 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   };
   check(tmpl, "chat template");
   if (!tools_tmpl.empty()) check(tools_tmpl, "tool_use chat template");
-  // transformers' special_tokens_map: special_tokens_map.json is read only for a config without
-  // added_tokens_decoder (the legacy layout), and then its tokens override the config's.
-  json smap = json::object();
-  if (files.special_tokens_map && !cfg.contains("added_tokens_decoder")) {
-    smap = parse_json_limited(files.special_tokens_map->data(),
-                              files.special_tokens_map->data() + files.special_tokens_map->size(),
-                              path + " (special_tokens_map.json)");
-    if (!smap.is_object()) smap = json::object();
-  }
   json vars = json::object();
   for (const char* k : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
     const json& src = smap.contains(k) ? smap : cfg;

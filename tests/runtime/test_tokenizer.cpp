@@ -819,3 +819,25 @@ TEST_CASE("tokenizer: generate's stop tokens include the generation config's eos
   CHECK(t.stop_ids == want);
   std::ofstream(d / "config.json") << original.dump();
 }
+
+TEST_CASE("tokenizer: an EOS named only in special_tokens_map.json stops generation, as transformers reads it") {
+  kiln::test::TempDir d;
+  kiln::test::write_tiny_llama_with_tokenizer(d.path());
+  TokenizerData base;
+  std::string notes;
+  REQUIRE(read_hf_tokenizer(d.path(), &base, &notes, false));
+  REQUIRE(base.eos_id >= 0);
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(d / "tokenizer_config.json"));
+  const nlohmann::json eos = cfg["eos_token"];
+  cfg.erase("eos_token");
+  cfg.erase("added_tokens_decoder");  // (the legacy layout, whose special tokens map counts)
+  std::ofstream(d / "tokenizer_config.json") << cfg.dump();
+  TokenizerData without;
+  REQUIRE(read_hf_tokenizer(d.path(), &without, &notes, false));
+  CHECK(without.eos_id == -1);
+  std::ofstream(d / "special_tokens_map.json") << nlohmann::json{{"eos_token", eos}}.dump();
+  TokenizerData with;
+  REQUIRE(read_hf_tokenizer(d.path(), &with, &notes, false));
+  CHECK(with.eos_id == base.eos_id);
+  CHECK(std::find(with.stop_ids.begin(), with.stop_ids.end(), base.eos_id) != with.stop_ids.end());
+}
