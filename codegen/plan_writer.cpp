@@ -155,7 +155,11 @@ void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn&
   std::string tmp;
   if (Status st = create_temp_beside(target, &tmp); !st.is_ok()) throw CompileError(st.message());
   std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
-  if (!f) throw CompileError(path + ": cannot open for writing: " + std::strerror(errno));
+  if (!f) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    throw CompileError(path + ": cannot open for writing: " + std::strerror(e));
+  }
   try {
     std::vector<uint8_t> bytes;
     for (size_t i = 0; i < g.values.size(); ++i) {

@@ -114,7 +114,6 @@ struct Config {
   json target_modules;
   // Which modules peft adapts (selects(), below): exclude_modules, layers_to_transform, layers_pattern.
   json exclude_modules, layers_to_transform, layers_pattern;
-  int peft_before_0_20 = -1;  // peft_version: 1 before 0.20 (the last layer index), 0 from it, -1 unknown
   std::vector<std::string> modules_to_save;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };
@@ -180,11 +179,6 @@ Config read_config_text(const std::string& text, const std::string& path) {
     if (!ok) refuse(std::string(k) + " must be a regex, a list of module names, or null");
     return v;
   };
-  if (has("peft_version") && j["peft_version"].is_string()) {  // "0.21.2", "0.19.0.dev0"
-    int major = 0, minor = 0;
-    if (std::sscanf(j["peft_version"].get<std::string>().c_str(), "%d.%d", &major, &minor) == 2)
-      c.peft_before_0_20 = major == 0 && minor < 20 ? 1 : 0;
-  }
   c.exclude_modules = names_or_regex("exclude_modules");
   c.layers_pattern = names_or_regex("layers_pattern");
   if (has("layers_to_transform")) {
@@ -244,8 +238,8 @@ void check_targets(const Config& c, const std::set<std::string>& modules, const 
 // or names, equal or a dotted suffix), then target_modules: a regex (full match; "all-linear" in any
 // case: every Linear but the output layer), or names, where an exact name is taken as it is and a
 // dotted suffix is then filtered by layers_to_transform (an empty list: no filter), the layer index
-// being the first "<component>.<n>." of the name (layers_pattern names the component), or the last in
-// adapters saved by peft before 0.20 (#3318; no peft_version: either).
+// being the first "<component>.<n>." of the name (layers_pattern names the component), as the pinned
+// peft finds it for any adapter (before peft 0.20 it took the last: an MoE expert's index, #3318).
 std::string not_selected(const Config& c, const std::string& module, const std::string& where) {
   auto names = [&](const json& list) {
     for (const json& n : list)
@@ -282,32 +276,23 @@ std::string not_selected(const Config& c, const std::string& module, const std::
     patterns.push_back(c.layers_pattern.get<std::string>());
   for (const json& p : c.layers_pattern.is_array() ? c.layers_pattern : json::array())
     patterns.push_back(p.get<std::string>());
-  auto index_of = [&](bool first) {  // the layer index as peft finds it ("" when none)
-    std::string index;
-    if (patterns.empty()) {
-      const auto rx = module_pattern(first ? ".*?\\.[^.]*\\.(\\d+)\\..*" : ".*\\.[^.]*\\.(\\d+)\\..*", where);
-      RE2::FullMatch(module, *rx, &index);
-      return index;
-    }
-    for (const std::string& p : patterns) {
-      const auto rx = module_pattern(first ? "(?:|.*?\\.)" + p + "\\.(\\d+)\\..*" : ".*\\." + p + "\\.(\\d+)\\..*",
-                                     where + ": layers_pattern");
-      if (RE2::FullMatch(module, *rx, &index)) return index;
-    }
-    return std::string();
-  };
-  auto listed = [&](const std::string& index) {
-    if (index.empty()) return false;
+  std::string index;  // the layer index as peft finds it: the first "<component>.<n>." ("" when none)
+  if (patterns.empty()) {
+    RE2::FullMatch(module, *module_pattern(".*?\\.[^.]*\\.(\\d+)\\..*", where), &index);
+  } else {
+    for (const std::string& p : patterns)
+      if (RE2::FullMatch(module, *module_pattern("(?:|.*?\\.)" + p + "\\.(\\d+)\\..*", where + ": layers_pattern"),
+                         &index))
+        break;
+  }
+  auto listed = [&](const std::string& i) {
     for (const json& v : l.is_array() ? l : json::array({l}))
-      if (std::to_string(v.get<int64_t>()) == index) return true;
+      if (std::to_string(v.get<int64_t>()) == i) return true;
     return false;
   };
-  const std::string first = c.peft_before_0_20 != 1 ? index_of(true) : "",
-                    last = c.peft_before_0_20 != 0 ? index_of(false) : "";
-  if (listed(first) || listed(last)) return "";
-  if (first.empty() && last.empty()) return "layers_to_transform is set and no layer index is found in its name";
-  return "layers_to_transform does not list its layer " + (first.empty() ? last : first) +
-         (!first.empty() && !last.empty() && first != last ? " (or " + last + ")" : "");
+  if (index.empty()) return "layers_to_transform is set and no layer index is found in its name";
+  if (!listed(index)) return "layers_to_transform does not list its layer " + index;
+  return "";
 }
 
 // Splits an adapter key into (module path, role). Roles: lora_A, lora_B, lora_B.bias,

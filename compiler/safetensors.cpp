@@ -221,8 +221,9 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
   const std::string index = dir + "/" + stem + ".safetensors.index.json";
   std::vector<std::string> files;
   std::map<std::string, std::string> weight_map;
-  // The single file first, then the index: transformers' and diffusers' order when a folder has both.
-  if (path_exists(dir + "/" + stem + ".safetensors")) {
+  // A folder with both: transformers reads the single file (stem "model"), diffusers the index
+  // (is_sharded whenever diffusion_pytorch_model.safetensors.index.json exists).
+  if (path_exists(dir + "/" + stem + ".safetensors") && (stem == "model" || !path_exists(index))) {
     files.push_back(stem + ".safetensors");
   } else if (path_exists(index)) {
     const json j = read_json_file(index);

@@ -120,7 +120,7 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
              " are not in the plan: kiln generate and chat take --temperature, --top-p, --top-k and "
              "--max-new-tokens (greedy by default), hosts their own kiln_sampling");
     }
-    if (!g.contains("eos_token_id") || g["eos_token_id"].is_null()) continue;
+    if (!g.contains("eos_token_id") || g["eos_token_id"].is_null()) return;  // (a generation config of none)
     const json& e = g["eos_token_id"];
     for (const json& id : e.is_array() ? e : json::array({e})) {
       if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= int64_t(d->vocab.size())) {

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
       std::cout << decoder.push(t) << std::flush;
       return true;
     });
-    std::cout << "\n";
+    std::cout << decoder.finish() << "\n";
     std::fprintf(stderr, "%zu tokens on %s\n", out.size(), ctx.backend());
   } catch (const kiln::api::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -542,8 +542,14 @@ std::string Tokenizer::Stream::push(int32_t id) {
 }
 
 std::string Tokenizer::Stream::finish() {
-  std::string out = lossy_utf8(pending_);
+  // What a whole decode gives for the held bytes (an incomplete character): SentencePiece's byte
+  // fallback one U+FFFD per byte token (each held byte is one), byte-level BPE one per maximal part.
+  std::string out;
+  if (t_.d_.kind == TokenizerData::Kind::kSentencePieceBpe && t_.d_.byte_fallback)
+    for (size_t i = 0; i < pending_.size(); ++i) out += "\xEF\xBF\xBD";
+  else out = lossy_utf8(pending_);
   pending_.clear();
+  first_ = true;  // (a new stream)
   return out;
 }
 

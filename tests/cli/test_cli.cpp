@@ -485,11 +485,14 @@ TEST_CASE("cli: -o and --output write regular files only, through symbolic links
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "link.kplan"), &out) == 0);
   // --emit-c into a folder that is not there, or over a FIFO: refused before anything is written.
   CHECK(kiln::test::run_command(compile + (d / "e.kplan") + " --emit-c " + (d / "nope/p"), &out) == 1);
-  CHECK(out.find("--emit-c " + (d / "nope/p") + ": '" + (d / "nope") + "' is not a folder") != std::string::npos);
+  CHECK(out.find("--emit-c: " + (d / "nope/p.h") + ": cannot open for writing") != std::string::npos);
+  CHECK(kiln::test::run_command(compile + (d / "pc.c") + " --emit-c " + (d / "pc"), &out) == 1);
+  CHECK(out.find("would write " + (d / "pc.c") + ", which is the plan (-o)") != std::string::npos);
   REQUIRE(kiln::test::run_command("mkfifo " + (d / "q.h"), &out) == 0);
   CHECK(kiln::test::run_command(compile + (d / "e.kplan") + " --emit-c " + (d / "q"), &out) == 1);
   CHECK(out.find("--emit-c: '" + (d / "q.h") + "' is a FIFO or pipe") != std::string::npos);
   CHECK_FALSE(kiln::path_exists(d / "e.kplan"));
+  CHECK(kiln::test::temp_files_beside(d / "q.c").empty());
   // eval's --output: the same rules.
   std::vector<int64_t> ids = {1, 2, 3};
   write_safetensors(d / "ids.safetensors", {{"input_ids", DType::I64, {1, 3}, ids.data(), 24}});
@@ -551,6 +554,12 @@ TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, ch
   CHECK(out.find("kiln: error: this turn is ") != std::string::npos);
   CHECK(out.find("leaves no room for a reply in the plan's max_seq of 64 (not answered") != std::string::npos);
   CHECK(out.find("starting over") == std::string::npos);  // (nothing before it to drop)
+  // After a first turn: the long one is refused and the conversation so far is kept, not dropped.
+  CHECK(kiln::test::run_command("printf 'hi\\n" + long_turn + "\\nhi\\n' | " + kCli + " chat " + (d / "m.kplan") +
+                                    " --max-new-tokens 4 --temperature 0",
+                                &out) == 1);
+  CHECK(out.find("(not answered; the conversation so far is kept") != std::string::npos);
+  CHECK(out.find("starting over") == std::string::npos);
   // Errors: both --ids and -p; chat with an unknown template; a plan without a tokenizer.
   CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " -p x --ids 1", &out) != 0);
   CHECK(out.find("exactly one of --ids and -p") != std::string::npos);

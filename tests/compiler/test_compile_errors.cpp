@@ -11,6 +11,7 @@
 #include "compiler/compile.h"
 #include "compiler/error.h"
 #include "compiler/frontends/frontend.h"
+#include "compiler/safetensors.h"
 #include "runtime/context.h"
 #include "runtime/plan.h"
 #include "test_util.h"
@@ -205,4 +206,24 @@ TEST_CASE(
   kiln::test::write_bytes(d / "both/model.safetensors", kiln::test::read_bytes(src + "/model.safetensors"));
   kiln::test::write_bytes(d / "both/config.json", kiln::test::read_bytes(src + "/config.json"));
   CHECK(logits_error(d / "both", &notes) <= 1e-5);
+}
+
+TEST_CASE("compile: a diffusers component with both a single file and a shard index reads the index, as diffusers") {
+  TempDir d;
+  const std::string dir = d / "unet";
+  kiln::test::copy_dir(kiln::test::fixture("sharded_f32"), dir);
+  REQUIRE(std::rename((dir + "/model.safetensors.index.json").c_str(),
+                      (dir + "/diffusion_pytorch_model.safetensors.index.json").c_str()) == 0);
+  kiln::test::write_bytes(dir + "/diffusion_pytorch_model.safetensors",
+                          kiln::test::read_bytes(kiln::test::fixture("gqa_f32") + "/model.safetensors"));
+  const Checkpoint ck = Checkpoint::open_dir(dir, "diffusion_pytorch_model");
+  const StTensor* t = ck.find("model.embed_tokens.weight");
+  REQUIRE(t != nullptr);
+  CHECK(t->file.find("-of-00003.safetensors") != std::string::npos);
+  // (transformers' stem, "model": the single file; the test above checks the logits)
+  kiln::test::write_bytes(dir + "/model.safetensors",
+                          kiln::test::read_bytes(dir + "/diffusion_pytorch_model.safetensors"));
+  REQUIRE(std::rename((dir + "/diffusion_pytorch_model.safetensors.index.json").c_str(),
+                      (dir + "/model.safetensors.index.json").c_str()) == 0);
+  CHECK(Checkpoint::open_dir(dir).find("model.embed_tokens.weight")->file == dir + "/model.safetensors");
 }

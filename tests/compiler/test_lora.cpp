@@ -397,7 +397,8 @@ TEST_CASE("lora: target_modules \"all-linear\" (peft's shorthand) adapts every L
 
 TEST_CASE("lora: layers_to_transform takes a MoE expert's layer index as peft does (the first since peft 0.20)") {
   // An adapter on layer 1's expert 2 (DeepSeek's model.layers.1.mlp.experts.2.gate_proj, [32, 64]) with
-  // layers_to_transform [1]: peft from 0.20 finds layer 1 (the first index), before it found 2 (#3318).
+  // layers_to_transform [1]: the pinned peft finds layer 1 (the first index) for any adapter (before 0.20
+  // it found 2, #3318; such an adapter's tensors it would now drop, and kiln refuses them).
   TempDir d;
   auto adapter = [&](const std::string& name, const nlohmann::json& patch) {
     const std::string dir = d / name;
@@ -423,7 +424,8 @@ TEST_CASE("lora: layers_to_transform takes a MoE expert's layer index as peft do
   CHECK(adapter("current", {{"peft_version", "0.21.2"}}) == "");
   CHECK(adapter("pattern", {{"peft_version", "0.21.2"}, {"layers_pattern", "layers"}}) == "");
   CHECK(adapter("unversioned", nlohmann::json::object()) == "");  // (either index)
-  CHECK(adapter("old", {{"peft_version", "0.19.1"}}).find("layers_to_transform does not list its layer 2") !=
+  CHECK(adapter("old", {{"peft_version", "0.19.1"}}) == "");      // (the version does not change the rule)
+  CHECK(adapter("expert index", {{"layers_to_transform", {2}}}).find("layers_to_transform does not list its layer 1") !=
         std::string::npos);
   CHECK(adapter("other", {{"peft_version", "0.21.2"}, {"layers_to_transform", {2}}})
             .find("layers_to_transform does not list its layer 1 (peft would not load them)") != std::string::npos);

@@ -817,6 +817,8 @@ TEST_CASE("tokenizer: generate's stop tokens include the generation config's eos
   TokenizerData t;
   REQUIRE(read_hf_tokenizer(d.path(), &t, &notes, false));
   CHECK(t.stop_ids == want);
+  // A generation_config.json without eos_token_id: transformers takes none from config.json then.
+  CHECK(stops_with("generation_config.json", {{"temperature", 0.5}}, &notes) == base.stop_ids);
   std::ofstream(d / "config.json") << original.dump();
 }
 

@@ -1,6 +1,8 @@
 // kiln compile: a checkpoint folder into a plan file, and --emit-c.
 #include <unistd.h>
 
+#include <tuple>
+
 #include <cctype>
 #include <chrono>
 #include <cinttypes>
@@ -16,9 +18,32 @@ using kiln::CompileError;
 
 namespace {
 
+// PREFIX.h and PREFIX.c (or the files their links name) and the temporaries they are written to,
+// made before the compile so that a compile which could not emit them writes nothing.
+struct CFiles {
+  std::string h_path, c_path, h_tmp, c_tmp;
+  ~CFiles() {  // (removed unless renamed into place)
+    if (!h_tmp.empty()) std::remove(h_tmp.c_str());
+    if (!c_tmp.empty()) std::remove(c_tmp.c_str());
+  }
+};
+
+void prepare_c_files(const std::string& prefix, const std::string& plan, CFiles* f) {
+  std::string plan_target;
+  const bool plan_ok = kiln::output_file_path(plan, &plan_target).is_ok();
+  for (auto [ext, path, tmp] : {std::tuple{".h", &f->h_path, &f->h_tmp}, std::tuple{".c", &f->c_path, &f->c_tmp}}) {
+    if (kiln::Status st = kiln::output_file_path(prefix + ext, path); !st.is_ok())
+      throw CompileError("--emit-c: " + st.message());
+    if (plan_ok && *path == plan_target)
+      throw CompileError("--emit-c " + prefix + " would write " + prefix + ext + ", which is the plan (-o)");
+    if (kiln::Status st = kiln::create_temp_beside(*path, tmp); !st.is_ok())
+      throw CompileError("--emit-c: " + st.message());
+  }
+}
+
 // Writes PREFIX.h and PREFIX.c embedding the plan file as an aligned byte array, for hosts
 // that link a small plan statically (kiln_plan_open_memory on the array).
-void emit_c(const std::string& plan_path, const std::string& prefix) {
+void emit_c(const std::string& plan_path, const std::string& prefix, CFiles& f) {
   std::FILE* in = std::fopen(plan_path.c_str(), "rb");
   if (!in) throw CompileError(plan_path + ": cannot read the plan back");
   std::vector<unsigned char> bytes;
@@ -30,22 +55,11 @@ void emit_c(const std::string& plan_path, const std::string& prefix) {
   for (char c : base) ident += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
   if (ident.empty() || std::isdigit(static_cast<unsigned char>(ident[0]))) ident = "p_" + ident;
   const std::string sym = "kiln_plan_" + ident;
-  std::string h_path, c_path;  // (prefix.h and prefix.c, or the files their symbolic links name)
-  for (auto [name, out] : {std::pair{prefix + ".h", &h_path}, std::pair{prefix + ".c", &c_path}})
-    if (kiln::Status st = kiln::output_file_path(name, out); !st.is_ok()) throw CompileError(st.message());
-  std::string h_tmp, c_tmp;
-  for (auto [target, tmp] : {std::pair{&h_path, &h_tmp}, std::pair{&c_path, &c_tmp}})
-    if (kiln::Status st = kiln::create_temp_beside(*target, tmp); !st.is_ok()) {
-      if (!h_tmp.empty()) std::remove(h_tmp.c_str());
-      throw CompileError(st.message());
-    }
-  std::FILE* h = std::fopen(h_tmp.c_str(), "w");
-  std::FILE* c = std::fopen(c_tmp.c_str(), "w");
+  std::FILE* h = std::fopen(f.h_tmp.c_str(), "w");
+  std::FILE* c = std::fopen(f.c_tmp.c_str(), "w");
   if (!h || !c) {
     if (h) std::fclose(h);
     if (c) std::fclose(c);
-    std::remove(h_tmp.c_str());
-    std::remove(c_tmp.c_str());
     throw CompileError(prefix + ": cannot write the C files");
   }
   std::fprintf(h,
@@ -63,11 +77,11 @@ void emit_c(const std::string& plan_path, const std::string& prefix) {
     std::fprintf(c, "%s0x%02x,%s", i % 16 ? "" : "  ", bytes[i], i % 16 == 15 ? "\n" : "");
   std::fprintf(c, "\n};\nconst size_t %s_size = %zu;\n", sym.c_str(), bytes.size());
   const bool ok = std::fclose(h) == 0 && std::fclose(c) == 0;
-  if (!ok || std::rename(h_tmp.c_str(), h_path.c_str()) != 0 || std::rename(c_tmp.c_str(), c_path.c_str()) != 0) {
-    std::remove(h_tmp.c_str());
-    std::remove(c_tmp.c_str());
+  if (!ok || std::rename(f.h_tmp.c_str(), f.h_path.c_str()) != 0)
     throw CompileError(prefix + ": cannot write the C files");
-  }
+  f.h_tmp.clear();
+  if (std::rename(f.c_tmp.c_str(), f.c_path.c_str()) != 0) throw CompileError(prefix + ": cannot write the C files");
+  f.c_tmp.clear();
 }
 
 }  // namespace
@@ -84,17 +98,8 @@ int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix) {
       if (done >= total) std::fprintf(stderr, "\n");
     };
   }
-  if (!emit_c_prefix.empty()) {  // (checked first: a compile that cannot emit them writes nothing)
-    const size_t slash = emit_c_prefix.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : emit_c_prefix.substr(0, slash);
-    if (!kiln::path_is_dir(dir))
-      throw kiln::CompileError("--emit-c " + emit_c_prefix + ": '" + dir + "' is not a folder");
-    for (const char* ext : {".h", ".c"}) {
-      std::string target;
-      if (kiln::Status st = kiln::output_file_path(emit_c_prefix + ext, &target); !st.is_ok())
-        throw kiln::CompileError("--emit-c: " + st.message());
-    }
-  }
+  CFiles c_files;  // (made first: a compile that cannot emit them writes nothing)
+  if (!emit_c_prefix.empty()) prepare_c_files(emit_c_prefix, o.output, &c_files);
   const kiln::CompileSummary s = kiln::compile_model(o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("compiled %s -> %s in %.2f s\n", o.model_dir.c_str(), o.output.c_str(), secs);
@@ -109,7 +114,12 @@ int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix) {
   if (!s.notes.empty()) std::printf("  note: %s\n", s.notes.c_str());
   std::printf("  tokenizer: %s\n", s.tokenizer.empty() ? "none (ids only)" : s.tokenizer.c_str());
   if (!emit_c_prefix.empty()) {
-    emit_c(o.output, emit_c_prefix);
+    try {
+      emit_c(o.output, emit_c_prefix, c_files);
+    } catch (...) {
+      std::remove(o.output.c_str());  // (no plan without the C files asked for)
+      throw;
+    }
     std::printf("  wrote %s.c and %s.h (the plan as a C byte array)\n", emit_c_prefix.c_str(), emit_c_prefix.c_str());
   }
   for (const auto& a : s.adapters)

@@ -249,15 +249,27 @@ int run_chat(const ChatArgs& a) {
     check(kiln_plan_get_info(plan.p, &info, &err), err);
     std::vector<int32_t> ids = tokenize(plan.p, prompt_for(), a.raw);
     if (int64_t(ids.size()) >= info.max_seq && (roles.size() > kept || !raw_text.empty())) {
-      std::fprintf(stderr, "kiln: the conversation has reached the plan's max_seq of %" PRId64 "; starting over\n",
-                   info.max_seq);
+      // The turn alone first (the system message kept): if even that leaves no room, the conversation
+      // is kept and the turn refused below; else the earlier turns go.
+      std::vector<std::string> saved_roles(roles), saved_contents(contents);
+      const std::string saved_raw = raw_text;
       roles.resize(kept), contents.resize(kept), raw_text.clear();
-      ids = tokenize(plan.p, prompt_for(), a.raw);
+      std::vector<int32_t> alone = tokenize(plan.p, prompt_for(), a.raw);
+      if (int64_t(alone.size()) >= info.max_seq) {
+        roles = std::move(saved_roles), contents = std::move(saved_contents), raw_text = saved_raw;
+        ids = std::move(alone);
+      } else {
+        std::fprintf(stderr, "kiln: the conversation has reached the plan's max_seq of %" PRId64 "; starting over\n",
+                     info.max_seq);
+        ids = std::move(alone);
+      }
     }
     if (int64_t(ids.size()) >= info.max_seq) {
       std::fprintf(stderr,
                    "kiln: error: this turn is %zu tokens with the chat format, which leaves no room for a reply in "
-                   "the plan's max_seq of %" PRId64 " (not answered; compile with a larger --max-seq)\n",
+                   "the plan's max_seq of %" PRId64
+                   " (not answered; the conversation so far is kept; compile with "
+                   "a larger --max-seq)\n",
                    ids.size(), info.max_seq);
       unanswered = true;
       continue;

@@ -4,6 +4,7 @@
 // prints one line "kiln: error: ..." on stderr and exits non-zero.
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -225,8 +226,11 @@ int main(int argc, char** argv) {
         const size_t at = v->find_first_not_of(" \t");
         errno = 0;
         std::strtoull(v->c_str(), nullptr, 0);
-        if (at == std::string::npos || (*v)[at] == '-' || errno == ERANGE)
-          throw std::invalid_argument("--seed " + *v + " is not a whole number from 0 to 18446744073709551615");
+        const bool octal =
+            at != std::string::npos && v->size() > at + 1 && (*v)[at] == '0' && std::isdigit(uint8_t((*v)[at + 1]));
+        if (at == std::string::npos || (*v)[at] == '-' || errno == ERANGE || octal)
+          throw std::invalid_argument("--seed " + *v + " is not a whole number from 0 to 18446744073709551615" +
+                                      (octal ? std::string(" (a leading 0 would read it as octal)") : ""));
       }
     }
     if (*compile) {

@@ -20,7 +20,8 @@
 extern "C" {
 #endif
 
-#define KILN_API_VERSION 1
+/* 2: kiln_decoder_finish. */
+#define KILN_API_VERSION 2
 
 /* Only the C API is exported from libkiln_runtime.so; everything else is hidden. */
 #if defined(__GNUC__)
@@ -196,7 +197,8 @@ KILN_API kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special
 KILN_API kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out,
                                        kiln_error* err);
 /* At the end of a stream: the bytes still waiting (an incomplete UTF-8 character) as U+FFFD, as a
- * whole decode of the ids ends; the decoder then starts afresh. */
+ * whole decode of the ids ends; the decoder then starts afresh. One call: the text is consumed even
+ * when cap cuts it (a few bytes; give 64). */
 KILN_API kiln_status kiln_decoder_finish(kiln_decoder* dec, char* buf, size_t cap, size_t* len_out, kiln_error* err);
 KILN_API void kiln_decoder_destroy(kiln_decoder* dec);
 

@@ -97,6 +97,14 @@ class Decoder {
     detail::check(kiln_decoder_push(d_, id, buf, sizeof(buf), &len, &e), e);
     return std::string(buf, len < sizeof(buf) ? len : sizeof(buf) - 1);
   }
+  // The end of the stream: an incomplete last character as a whole decode gives it.
+  std::string finish() {
+    kiln_error e{};
+    char buf[1024];
+    size_t len = 0;
+    detail::check(kiln_decoder_finish(d_, buf, sizeof(buf), &len, &e), e);
+    return std::string(buf, len < sizeof(buf) ? len : sizeof(buf) - 1);
+  }
 
  private:
   kiln_decoder* d_ = nullptr;
