@@ -356,7 +356,9 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     if (!smap.is_object()) smap = json::object();
   }
   auto special_text = [&](const char* k) { return token_text(smap.contains(k) ? smap : cfg, k); };
-  if (const std::string bos = special_text("bos_token"); !bos.empty() && id_of(bos) >= 0) d->bos_id = id_of(bos);
+  // (a post-processor that prepends a token keeps it: transformers encodes with the post-processor's)
+  if (const std::string bos = special_text("bos_token"); !d->add_bos && !bos.empty() && id_of(bos) >= 0)
+    d->bos_id = id_of(bos);
   if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean() && !d->add_bos)
     d->add_bos = cfg["add_bos_token"].get<bool>() && d->bos_id >= 0;
   const std::string eos = special_text("eos_token");

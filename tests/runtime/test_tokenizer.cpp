@@ -843,3 +843,24 @@ TEST_CASE("tokenizer: an EOS named only in special_tokens_map.json stops generat
   CHECK(with.eos_id == base.eos_id);
   CHECK(std::find(with.stop_ids.begin(), with.stop_ids.end(), base.eos_id) != with.stop_ids.end());
 }
+
+TEST_CASE("tokenizer: a BOS the post-processor prepends stays, whatever the config or special tokens map name") {
+  // Mistral v3's TemplateProcessing prepends <s> (1); transformers encodes with it even when the
+  // special tokens map names another token ([INST], 3) as bos_token.
+  kiln::test::TempDir d;
+  const std::string src = kiln::test::fixtures_root() + "/real_tokenizers/mistral_v3";
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    kiln::test::write_bytes(d / f, kiln::test::read_bytes(src + "/" + f));
+  TokenizerData base, mapped;
+  std::string notes;
+  REQUIRE(read_hf_tokenizer(d.path(), &base, &notes, false));
+  REQUIRE(base.add_bos);
+  REQUIRE(base.bos_id == 1);
+  std::ofstream(d / "special_tokens_map.json") << R"({"bos_token": "[INST]"})";
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(d / "tokenizer_config.json"));
+  cfg.erase("added_tokens_decoder");
+  std::ofstream(d / "tokenizer_config.json") << cfg.dump();
+  REQUIRE(read_hf_tokenizer(d.path(), &mapped, &notes, false));
+  CHECK(mapped.bos_id == 1);
+  CHECK(mapped.add_bos);
+}
