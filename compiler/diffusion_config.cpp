@@ -81,9 +81,7 @@ PipelineIndex read_pipeline_index(const std::string& path) {
       {"unet", {"UNet2DConditionModel"}},
       {"vae", {"AutoencoderKL"}},
       {"controlnet", {"ControlNetModel"}}};
-  for (const auto& entry : classes) {  // (not a structured binding: C++17 lambdas cannot capture one)
-    const char* k = entry.first;
-    const std::vector<std::string>& allowed = entry.second;
+  for (const auto& [k, allowed] : classes) {
     if (!component(k)) continue;
     const json& cls = j[k][1];
     if (cls.is_string() && std::find(allowed.begin(), allowed.end(), cls.get<std::string>()) != allowed.end()) continue;

@@ -112,7 +112,7 @@ struct Config {
   bool rslora = false, dora = false, lora_bias = false;
   Patterns rank_pattern, alpha_pattern;
   json target_modules;
-  // Which modules peft adapts (selects(), below): exclude_modules, layers_to_transform, layers_pattern.
+  // Which modules peft adapts (not_selected(), below): exclude_modules, layers_to_transform, layers_pattern.
   json exclude_modules, layers_to_transform, layers_pattern;
   std::vector<std::string> modules_to_save;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
@@ -210,13 +210,18 @@ Config read_config_text(const std::string& text, const std::string& path) {
   return c;
 }
 
+// peft's shorthand target_modules "all-linear" (in any case): every Linear but the output layer.
+bool all_linear(const std::string& target) {
+  std::string lower = target;
+  for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return lower == "all-linear";
+}
+
 // Checks that every name in target_modules (list) or the regex (string) names a module of the model.
 void check_targets(const Config& c, const std::set<std::string>& modules, const std::string& where) {
   if (c.target_modules.is_string()) {
     const std::string re = c.target_modules.get<std::string>();
-    std::string lower = re;
-    for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-    if (lower == "all-linear") return;  // (peft's shorthand, in any case: every Linear but the output layer)
+    if (all_linear(re)) return;
     const auto rx = module_pattern(re, where + ": target_modules");
     for (const auto& m : modules)
       if (RE2::FullMatch(m, *rx)) return;
@@ -259,10 +264,7 @@ std::string not_selected(const Config& c, const std::string& module, const std::
   if (c.exclude_modules.is_array() && names(c.exclude_modules)) return "exclude_modules lists it";
   if (c.target_modules.is_string()) {
     const std::string t = c.target_modules.get<std::string>();
-    std::string lower = t;
-    for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-    if (lower == "all-linear")
-      return module == "lm_head" ? "target_modules \"" + t + "\" leaves out the output layer" : "";
+    if (all_linear(t)) return module == "lm_head" ? "target_modules \"" + t + "\" leaves out the output layer" : "";
     return full_match(t, "target_modules") == 0 ? "target_modules \"" + t + "\" does not match it" : "";
   }
   if (!c.target_modules.is_array()) return "";

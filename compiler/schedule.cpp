@@ -161,10 +161,11 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
     return out;
   };
 
+  const std::string file = c.path.empty() ? std::string("scheduler_config.json") : c.path;  // (for messages)
   switch (s) {
     case Sampler::kDdim: {
       if (c.clip_sample)
-        throw CompileError((c.path.empty() ? std::string("scheduler_config.json") : c.path) +
+        throw CompileError(file +
                            ": clip_sample is true (DDIMScheduler's default when the key is absent); "
                            "kiln's DDIM does not clip x0");
       out.spacing = c.timestep_spacing.empty() ? "leading" : c.timestep_spacing;
@@ -219,7 +220,7 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
       if (!c.dpm_changed.empty()) {
         std::string keys;
         for (const std::string& k : c.dpm_changed) keys += (keys.empty() ? "" : ", ") + k;
-        throw CompileError((c.path.empty() ? std::string("scheduler_config.json") : c.path) + ": " + keys +
+        throw CompileError(file + ": " + keys +
                            ": --sampler dpmpp_2m runs DPMSolverMultistepScheduler with its defaults (dpmsolver++, "
                            "order 2), and diffusers' from_config would pass " +
                            (c.dpm_changed.size() > 1 ? "these" : "this") + " on to it");

@@ -74,31 +74,9 @@ bool flag(const json& j, const char* k, bool def = false) {
   return j.contains(k) && j[k].is_boolean() ? j[k].get<bool>() : def;
 }
 
-}  // namespace
-
-bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* notes, bool with_chat_template) {
-  const std::string path = dir + "/tokenizer.json";
-  if (!path_exists(path)) return false;
-  const std::string cfg_path = dir + "/tokenizer_config.json";
-  auto optional_file = [&](const char* name, std::string* text) -> const std::string* {
-    if (!with_chat_template || !path_exists(dir + name)) return nullptr;
-    *text = read_text_file(dir + name);
-    return text;
-  };
-  std::string jinja, tool_use, special;
-  ChatTemplateFiles files;
-  files.jinja = optional_file("/chat_template.jinja", &jinja);
-  files.tool_use_jinja = optional_file("/additional_chat_templates/tool_use.jinja", &tool_use);
-  if (path_exists(dir + "/special_tokens_map.json")) {  // (its BOS and EOS count without a chat template too)
-    special = read_text_file(dir + "/special_tokens_map.json");
-    files.special_tokens_map = &special;
-  }
-  parse_hf_tokenizer(read_text_file(path), path_exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d, notes,
-                     files, with_chat_template);
-  add_generation_stop_ids(dir, d, notes);
-  return true;
-}
-
+// Adds the stop tokens transformers' generate would use (generation_config.json's eos_token_id, one
+// id or a list, else config.json's when there is no generation_config.json) to d->stop_ids, and notes
+// generation_config.json's sampling settings, which a plan does not hold.
 void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::string* notes) {
   auto note = [&](const std::string& n) { *notes += std::string(notes->empty() ? "" : "; ") + n; };
   // transformers' generate stops at its generation config's eos_token_id (one id or a list):
@@ -132,6 +110,31 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
     }
     return;
   }
+}
+
+}  // namespace
+
+bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* notes, bool with_chat_template) {
+  const std::string path = dir + "/tokenizer.json";
+  if (!path_exists(path)) return false;
+  const std::string cfg_path = dir + "/tokenizer_config.json";
+  auto optional_file = [&](const char* name, std::string* text) -> const std::string* {
+    if (!with_chat_template || !path_exists(dir + name)) return nullptr;
+    *text = read_text_file(dir + name);
+    return text;
+  };
+  std::string jinja, tool_use, special;
+  ChatTemplateFiles files;
+  files.jinja = optional_file("/chat_template.jinja", &jinja);
+  files.tool_use_jinja = optional_file("/additional_chat_templates/tool_use.jinja", &tool_use);
+  if (path_exists(dir + "/special_tokens_map.json")) {  // (its BOS and EOS count without a chat template too)
+    special = read_text_file(dir + "/special_tokens_map.json");
+    files.special_tokens_map = &special;
+  }
+  parse_hf_tokenizer(read_text_file(path), path_exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d, notes,
+                     files, with_chat_template);
+  add_generation_stop_ids(dir, d, notes);
+  return true;
 }
 
 void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json, const std::string& path,

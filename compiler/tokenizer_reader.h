@@ -17,10 +17,6 @@ namespace kiln {
 // construct. *notes (may be null) receives remarks for the compile summary.
 bool read_hf_tokenizer(const std::string& model_dir, TokenizerData* data, std::string* notes,
                        bool with_chat_template = true);
-// Adds the stop tokens transformers' generate would use (generation_config.json's eos_token_id, one
-// id or a list, else config.json's) to d->stop_ids, and notes generation_config.json's sampling
-// settings, which a plan does not hold.
-void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::string* notes);
 // Files beside tokenizer.json that transformers reads for the chat template (null: absent).
 struct ChatTemplateFiles {
   const std::string* jinja = nullptr;               // chat_template.jinja (then tokenizer_config's is unused)

@@ -283,6 +283,9 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
   if (max_new > 0 && !out) return invalid_argument("output buffer is null");
   if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f))
     return invalid_argument("temperature must be >= 0 and top_p > 0");
+  if (eos >= vocab())  // (one that could never be generated would never stop it)
+    return invalid_argument("eos_id " + std::to_string(eos) + " is not a token id of this plan (its vocabulary has " +
+                            std::to_string(vocab()) + ")");
   if (n_prompt > max_seq() || max_new > max_seq() - std::max<int64_t>(n_prompt, 0))
     return limit_exceeded("prompt of " + std::to_string(n_prompt) + " tokens plus " + std::to_string(max_new) +
                           " new tokens exceeds the plan's max_seq of " + std::to_string(max_seq()));

@@ -396,7 +396,7 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
       {"generate " + (d / "m.kplan") + " --ids 1,2 --seed 18446744073709551616",
        "--seed 18446744073709551616 is not a whole number"},
       {"chat " + (d / "m.kplan") + " --top-p 1.5", "--top-p 1.5 is not in (0, 1]"},
-      {"generate " + (d / "m.kplan") + " --ids 1,2 --eos 999", "--eos 999 is not a token id of this plan"},
+      {"generate " + (d / "m.kplan") + " --ids 1,2 --eos 999", "eos_id 999 is not a token id of this plan"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --stop ''", "--stop '' is empty"},
       {"detokenize " + (d / "m.kplan") + " --ids 1,5000", "--ids: 5000 at index 1 is out of range [0, 256)"},
       {"eval " + (d / "m.kplan") + " --input " + (d / "big.safetensors") + " --output " + (d / "big.safetensors"),

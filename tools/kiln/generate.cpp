@@ -158,14 +158,6 @@ int run_generate(const GenerateArgs& a) {
   PlanHandle plan;
   ContextHandle ctx;
   open_context(a.plan, a.run, plan, ctx);
-  {
-    kiln_plan_info info;
-    kiln_error e{};
-    check(kiln_plan_get_info(plan.p, &info, &e), e);
-    if (a.eos >= info.vocab_size)
-      throw CompileError("--eos " + std::to_string(a.eos) + " is not a token id of this plan (its vocabulary has " +
-                         std::to_string(info.vocab_size) + ")");
-  }
   const bool text_mode = a.has_prompt;
   const std::vector<int32_t> prompt = text_mode ? tokenize(plan.p, a.prompt, true) : parse_ids(a.ids);
   if (prompt.empty())  // (parse_ids refuses empty --ids itself)
