@@ -1,6 +1,7 @@
 #include "runtime/context.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <new>
 #include <string>
@@ -336,7 +337,24 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
     if (!next.is_ok()) return next.status();
     tok = next.value();
   }
-  return steps.finish(n);
+  KILN_RETURN_IF_ERROR(steps.finish(n));
+  return check_last_logits_finite(n);
+}
+
+// A NaN or infinite logit means the plan's arithmetic broke down (an f16 plan's activations past
+// ±65504, say): argmax skips NaN, so the tokens would be garbage without a word. The last step's
+// logits are on the host after generate; a NaN in the cache reaches every later step through
+// attention, so checking them catches a breakdown at any step.
+Status Context::check_last_logits_finite(int64_t emitted) {
+  if (!has_logits_[0]) return Status::ok();
+  const float* row = last_logits_.data();
+  const float* bad = std::find_if(row, row + vocab(), [](float v) { return !std::isfinite(v); });
+  if (bad == row + vocab()) return Status::ok();
+  has_logits_[0] = 0;  // (a failed generate leaves none)
+  return limit_exceeded("generate's last logits (token " + std::to_string(emitted) + ") hold " +
+                        (std::isnan(*bad) ? "NaN" : "an infinity") +
+                        ": the tokens are not the model's; its arithmetic left the range of the plan's dtype (f16's "
+                        "is ±65504: compile with --dtype bf16 or f32) or its weights are not finite");
 }
 
 // generate's decode steps after the prompt. Fed (a TokenFeedback): step s reads out[s] at position

@@ -123,6 +123,8 @@ class Context {
   // Whether generate() can take its tokens from the plan's `sample` launch for these parameters
   // (the CUDA kernel samples with at most kSampleMaxTopK candidates).
   bool samples_on_backend(const SamplingParams& sp) const;
+  // generate's last check: kLimitExceeded when the last logits hold a NaN or an infinity.
+  Status check_last_logits_finite(int64_t emitted);
   // Writes row 0's sampling parameters into both programs' state (the others stay greedy).
   void set_sampling(const SampleParams& p);
   // generate's decode steps after the prompt, one token each (context.cpp).

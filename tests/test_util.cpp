@@ -197,7 +197,7 @@ void write_tiny_llama(const std::string& dir, const TinyLlama& t) {
   for (const auto& [name, shape] : shapes) {
     size_t n = 1;
     for (int64_t d : shape) n *= size_t(d);
-    data.push_back(random_floats(n, seed++, 0.3f));
+    data.push_back(random_floats(n, seed++, t.scale));
   }
   size_t i = 0;
   for (const auto& [name, shape] : shapes) {

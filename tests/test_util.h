@@ -72,6 +72,7 @@ Reference load_reference(const std::string& fixture_dir, const std::string& file
 struct TinyLlama {
   int64_t vocab = 16, hidden = 8, ffn = 12, layers = 1, heads = 2, kv_heads = 1;
   bool tied = true;
+  float scale = 0.3f;  // standard deviation of the (normal) weights
 };
 void write_tiny_llama(const std::string& dir, const TinyLlama& t = {});
 // A tiny LLaMA with a fixture tokenizer's files (tokenizer.json, tokenizer_config.json) in an

@@ -503,6 +503,59 @@ TEST_CASE("cli: -o and --output write regular files only, through symbolic links
   CHECK(kiln::test::run_command("test -L " + (d / "null"), &out) == 0);
 }
 
+TEST_CASE("cli: an f16 plan whose activations overflow is an error in generate and a warning in eval") {
+  // Weights of standard deviation 300: the f32 plan runs; the f16 one leaves f16's range (±65504)
+  // and its logits are NaN, which argmax would turn into token 0 without a word.
+  TempDir d;
+  kiln::test::TinyLlama tl;
+  tl.vocab = 64;
+  tl.hidden = 16;
+  tl.ffn = 24;
+  tl.scale = 300.0f;
+  kiln::test::write_tiny_llama(d.path(), tl);
+  std::string out;
+  for (const char* dt : {"f16", "f32"})
+    REQUIRE_MESSAGE(
+        kiln::test::run_command(
+            kCli + " compile " + d.path() + " -o " + (d / dt) + ".kplan --dtype " + dt + " --max-seq 32", &out) == 0,
+        out);
+  const std::string gen = " --ids '1 2 3' --max-new-tokens 5 --ignore-eos";
+  CHECK(kiln::test::run_command(kCli + " generate " + (d / "f16.kplan") + gen, &out) == 1);
+  CHECK_MESSAGE(out.find("kiln: error: generate's last logits (token 5) hold NaN: the tokens are not the model's") !=
+                    std::string::npos,
+                out);
+  CHECK(out.find("compile with --dtype bf16 or f32") != std::string::npos);
+  CHECK(out.find("0 0 0 0 0\n") != std::string::npos);  // what streamed is ended by a newline
+  REQUIRE_MESSAGE(kiln::test::run_command(kCli + " generate " + (d / "f32.kplan") + gen, &out) == 0, out);
+  CHECK(out.find("NaN") == std::string::npos);
+  std::vector<int64_t> ids = {1, 2, 3};
+  write_safetensors(d / "ids.safetensors", {{"input_ids", DType::I64, {1, 3}, ids.data(), 24}});
+  for (const char* dt : {"f16", "f32"}) {
+    REQUIRE(kiln::test::run_command(kCli + " eval " + (d / dt) + ".kplan --input " + (d / "ids.safetensors") +
+                                        " --output " + (d / dt) + ".logits.safetensors",
+                                    &out) == 0);
+    CHECK((out.find("kiln: warning: ") != std::string::npos) == (std::string(dt) == "f16"));
+  }
+  CHECK(out.find("wrote logits [1, 3, 64]") != std::string::npos);
+  REQUIRE(kiln::test::run_command(kCli + " eval " + (d / "f16.kplan") + " --input " + (d / "ids.safetensors") +
+                                      " --output " + (d / "f16.logits.safetensors"),
+                                  &out) == 0);
+  CHECK(out.find("192 of the logits are NaN or infinite") != std::string::npos);
+  // chat ends its reply's line, then fails the same way.
+  TempDir e;
+  tl.vocab = 1211;
+  kiln::test::write_tiny_llama(e.path(), tl);
+  const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";
+  REQUIRE(kiln::test::run_command("cp " + tok + "/tokenizer.json " + tok + "/tokenizer_config.json " + e.path(),
+                                  nullptr) == 0);
+  REQUIRE(kiln::test::run_command(
+              kCli + " compile " + e.path() + " -o " + (e / "m.kplan") + " --dtype f16 --max-seq 64", &out) == 0);
+  CHECK(kiln::test::run_command(
+            "printf 'hi\\n' | " + kCli + " chat " + (e / "m.kplan") + " --max-new-tokens 4 --temperature 0", &out) ==
+        1);
+  CHECK_MESSAGE(out.find("\nkiln: error: generate's last logits (token 4) hold NaN") != std::string::npos, out);
+}
+
 TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, chat, --no-tokenizer)") {
   TempDir d;
   // A tiny random LLaMA whose vocabulary matches the byte-level fixture tokenizer (1211 ids).

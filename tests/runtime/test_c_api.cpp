@@ -2,6 +2,7 @@
 // argument returning a clear status with nothing written to outputs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -391,4 +392,46 @@ TEST_CASE("C API: no logits without a sequence, one sampling rule, row-named tok
   }
   // (kiln_status_string with an int outside the enum, which a C host may pass, is not tested here: in
   // C++ the enum value itself cannot be made without the undefined behaviour UBSan reports.)
+}
+
+TEST_CASE("C API: generate reports NaN logits (an f16 plan past its range) after its tokens, and keeps no logits") {
+  TempDir d;
+  kiln::test::TinyLlama tl;
+  tl.vocab = 64;
+  tl.hidden = 16;
+  tl.ffn = 24;
+  tl.scale = 300.0f;  // f16 activations overflow; f32 ones do not
+  kiln::test::write_tiny_llama(d.path(), tl);
+  for (const char* dt : {"f32", "f16"}) {
+    CAPTURE(dt);
+    kiln::CompileOptions o;
+    o.model_dir = d.path();
+    o.output = d / (std::string(dt) + ".kplan");
+    o.dtype = dt;
+    o.max_seq = 16;
+    kiln::compile_model(o);
+    kiln_plan* plan = nullptr;
+    kiln_context* ctx = nullptr;
+    kiln_error err{};
+    REQUIRE(kiln_plan_open(o.output.c_str(), &plan, &err) == KILN_OK);
+    REQUIRE(kiln_context_create(plan, 1, &ctx, &err) == KILN_OK);
+    const int32_t prompt[3] = {1, 2, 3};
+    int32_t out[4] = {-1, -1, -1, -1};
+    int64_t n = -1;
+    const kiln_status st = kiln_generate(ctx, prompt, 3, 4, nullptr, -1, out, &n, nullptr, nullptr, &err);
+    CHECK(n == 4);  // the tokens were emitted either way
+    if (std::string(dt) == "f32") {
+      CHECK(st == KILN_OK);
+      const float* lg = kiln_logits(ctx, 0);
+      REQUIRE(lg);
+      CHECK(std::all_of(lg, lg + 64, [](float v) { return std::isfinite(v); }));
+    } else {
+      CHECK(st == KILN_ERR_LIMIT);
+      CHECK(err.code == KILN_ERR_LIMIT);
+      CHECK(std::string(err.message).find("generate's last logits (token 4) hold NaN") != std::string::npos);
+      CHECK(kiln_logits(ctx, 0) == nullptr);
+    }
+    kiln_context_destroy(ctx);
+    kiln_plan_close(plan);
+  }
 }

@@ -1,6 +1,8 @@
 // kiln eval, generate and chat, through the public C API as a host would.
 #include <sys/stat.h>
+#include <algorithm>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -62,6 +64,13 @@ int run_eval(const std::string& plan_path, const std::string& in_path, const std
                                       uint64_t(logits.size() * sizeof(float))}});
   std::fprintf(stderr, "wrote logits [%" PRId64 ", %" PRId64 ", %" PRId64 "] to %s\n", rows, n, info.vocab_size,
                out_path.c_str());
+  const size_t nonfinite =
+      size_t(std::count_if(logits.begin(), logits.end(), [](float v) { return !std::isfinite(v); }));
+  if (nonfinite)  // (written as computed; but not without a word)
+    std::fprintf(stderr,
+                 "kiln: warning: %zu of the logits are NaN or infinite: the plan's arithmetic left the range of its "
+                 "dtype (f16's is ±65504: compile with --dtype bf16 or f32) or its weights are not finite\n",
+                 nonfinite);
   return 0;
 }
 
@@ -185,13 +194,14 @@ int run_generate(const GenerateArgs& a) {
     return 1;
   };
   const auto t0 = std::chrono::steady_clock::now();
-  check(kiln_generate(ctx.c, prompt.data(), int64_t(prompt.size()), a.max_new, &s, int32_t(a.eos), out.data(), &n_out,
-                      cb, &stream, &err),
-        err);
+  const kiln_status st = kiln_generate(ctx.c, prompt.data(), int64_t(prompt.size()), a.max_new, &s, int32_t(a.eos),
+                                       out.data(), &n_out, cb, &stream, &err);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // What streamed is ended first, also on a failure (NaN logits come after the tokens).
   if (sink) sink->finish();
-  if (!a.output_ids) std::printf("\n");
+  if (!a.output_ids && (st == KILN_OK || n_out > 0)) std::printf("\n");
   std::fflush(stdout);  // keep the text and the stderr summary in order when both go to one pipe
+  check(st, err);
   std::fprintf(stderr, "generated %" PRId64 " tokens in %.3f s on %s\n", n_out, secs, kiln_context_backend(ctx.c));
   if (a.output_ids) {
     std::string line;
@@ -274,10 +284,12 @@ int run_chat(const ChatArgs& a) {
     int64_t n = 0;
     auto cb = [](void* user, int32_t tok) -> int { return static_cast<TextSink*>(user)->push(tok) ? 1 : 0; };
     const int64_t budget = std::min<int64_t>(a.max_new, info.max_seq - int64_t(ids.size()));
-    check(kiln_generate(ctx.c, ids.data(), int64_t(ids.size()), budget, &s, -1, out.data(), &n, cb, &sink, &err), err);
+    const kiln_status st =
+        kiln_generate(ctx.c, ids.data(), int64_t(ids.size()), budget, &s, -1, out.data(), &n, cb, &sink, &err);
     sink.finish();
-    std::printf("\n");
+    if (st == KILN_OK || n > 0) std::printf("\n");
     std::fflush(stdout);
+    check(st, err);
     if (a.raw) raw_text += sink.text() + "\n";
     else roles.push_back("assistant"), contents.push_back(sink.text());
   }

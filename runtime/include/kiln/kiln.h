@@ -158,7 +158,9 @@ typedef int (*kiln_token_callback)(void* user, int32_t token);
 
 /* Generates up to max_new tokens after the prompt on row 0 (reset first). Stops at eos_id
  * (if >= 0; one outside the vocabulary is an invalid argument) or when the callback returns 0. out_tokens receives the
- * new tokens and *n_out their count. sampling may be NULL for greedy. The callback must not call kiln with this context
+ * new tokens and *n_out their count. sampling may be NULL for greedy. KILN_ERR_LIMIT (after the tokens were
+ * emitted) when the last step's logits are NaN or infinite: the plan's arithmetic overflowed (an f16 plan
+ * past ±65504) and the tokens are not the model's. The callback must not call kiln with this context
  * (steps may still be running, see generate_depth). */
 KILN_API kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_prompt, int64_t max_new,
                                    const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
