@@ -93,7 +93,7 @@ std::vector<std::string> ConfigReader::unmodeled(std::initializer_list<const cha
 }
 
 bool ConfigReader::boolean(const char* k, bool def) const {
-  if (!has(k)) return def;
+  if (!has(k)) return j_.contains(k) ? false : def;  // null: Python's None, which reads as false
   if (!j_[k].is_boolean()) fail(k, "must be true or false");
   return j_[k].get<bool>();
 }
@@ -109,6 +109,12 @@ std::string ConfigReader::architecture() const {
       j_["architectures"][0].is_string())
     return j_["architectures"][0].get<std::string>();
   return has("model_type") && j_["model_type"].is_string() ? j_["model_type"].get<std::string>() : "";
+}
+
+std::string ConfigReader::model_architecture() const {
+  const std::string a = architecture();
+  if (a.empty()) fail("architectures", "and model_type are both missing (or not strings): the config names no model");
+  return a;
 }
 
 bool ConfigReader::dtype(DType* out) const {
@@ -154,6 +160,12 @@ RopeConfig ConfigReader::rope_at(const json& params, const std::string& key, std
   r.theta = theta;
   rope_object(params, key, allowed, &r);
   if (r.theta <= 0) fail(key, "rope_theta must be positive");
+  // transformers' yarn reads truncate from rope_parameters itself, never from a layer type's
+  // entry: there it changes nothing in transformers, and kiln would apply it.
+  if (r.type == "yarn" && !r.truncate)
+    fail(key,
+         "has truncate false, which transformers does not apply to a layer type's yarn (it reads truncate "
+         "only at the top of rope_parameters): remove it to get transformers' model");
   return r;
 }
 

@@ -122,8 +122,11 @@ class ConfigReader {
   int64_t count(const char* k, int64_t def) const;
   double num(const nlohmann::json& o, const char* k, double def) const;
   double num(const char* k, double def) const { return num(j_, k, def); }
+  // Absent: def; null: false (Python reads None as false; transformers keeps a null Optional[bool]).
   bool boolean(const char* k, bool def) const;
   std::string str(const char* k, const std::string& def) const;
+  // architecture(), refused by name when the config names none.
+  std::string model_architecture() const;
   std::string architecture() const;  // architectures[0], or model_type, or ""
   // dtype / torch_dtype (float32, bfloat16, float16; where both are given they must agree); false when absent.
   bool dtype(DType* out) const;

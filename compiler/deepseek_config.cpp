@@ -26,14 +26,15 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   const nlohmann::json j = parse_json_limited(text.data(), text.data() + text.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
-  c.architecture = r.architecture();
+  c.architecture = r.model_architecture();
   c.quant = r.quantization();
   if (c.architecture == "deepseek_v2") c.architecture = "DeepseekV2ForCausalLM";
   if (c.architecture == "deepseek_v3") c.architecture = "DeepseekV3ForCausalLM";
   if (c.architecture != "DeepseekV2ForCausalLM" && c.architecture != "DeepseekV3ForCausalLM")
     throw CompileError(path + ": architecture '" + c.architecture + "' is not a DeepSeek V2/V3 model");
   c.v3 = c.architecture == "DeepseekV3ForCausalLM";
-  if (r.str("hidden_act", "silu") != "silu") r.fail("hidden_act", "must be \"silu\"");
+  if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish")  // (ACT2FN: one)
+    r.fail("hidden_act", "must be \"silu\"");
 
   c.vocab_size = r.pos_int("vocab_size", true);
   c.hidden_size = r.pos_int("hidden_size", true);
@@ -43,13 +44,15 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   const int64_t kvh = r.pos_int("num_key_value_heads", false, c.num_attention_heads);
   if (kvh != c.num_attention_heads)
     r.fail("num_key_value_heads", "must equal num_attention_heads for MLA (transformers repeats K/V by their ratio)");
-  c.q_lora_rank = r.count("q_lora_rank", 0);
+  // Absent keys read as the config class's defaults (DeepseekV2Config's or DeepseekV3Config's), as
+  // transformers reads them; q_lora_rank null is no low-rank query (V2-Lite), absent 1536.
+  c.q_lora_rank = r.count("q_lora_rank", j.contains("q_lora_rank") ? 0 : 1536);
   c.kv_lora_rank = r.pos_int("kv_lora_rank", true);
   c.qk_nope_head_dim = r.pos_int("qk_nope_head_dim", true);
   c.qk_rope_head_dim = r.pos_int("qk_rope_head_dim", true);
   c.v_head_dim = r.pos_int("v_head_dim", true);
   if (c.qk_rope_head_dim % 2 != 0) r.fail("qk_rope_head_dim", "must be even");
-  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, 4096);
+  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, c.v3 ? 4096 : 2048);
   c.rms_norm_eps = r.num("rms_norm_eps", 1e-6);
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   c.attention_bias = r.boolean("attention_bias", false);
@@ -59,16 +62,16 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   c.rope_interleave = c.v3 ? r.boolean("rope_interleave", true) : true;
 
   // --- MoE
-  c.n_routed_experts = r.count("n_routed_experts", 0);
-  c.first_k_dense_replace = r.count("first_k_dense_replace", 0);
+  c.n_routed_experts = r.count("n_routed_experts", c.v3 ? 256 : 64);
+  c.first_k_dense_replace = r.count("first_k_dense_replace", c.v3 ? 3 : 0);
   if (c.n_routed_experts > 0) {
     c.moe_intermediate_size = r.pos_int("moe_intermediate_size", true);
     c.num_experts_per_tok = r.pos_int("num_experts_per_tok", true);
-    c.n_shared_experts = r.count("n_shared_experts", 0);
+    c.n_shared_experts = r.count("n_shared_experts", c.v3 ? 1 : 2);
     if (c.num_experts_per_tok > c.n_routed_experts) r.fail("num_experts_per_tok", "exceeds n_routed_experts");
     if (r.count("moe_layer_freq", 1) != 1)
       r.fail("moe_layer_freq", "other than 1 is not supported (transformers ignores it; the layers would differ)");
-    c.routed_scaling_factor = r.num("routed_scaling_factor", 1.0);
+    c.routed_scaling_factor = r.num("routed_scaling_factor", c.v3 ? 2.5 : 1.0);
     if (c.v3) {
       c.topk_method = MoeTopk::kNoauxTc;
       c.scoring = MoeScoring::kSigmoid;
@@ -95,7 +98,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
         r.fail("n_group", "leaves fewer than 2 experts per group, which noaux_tc scoring needs");
     }
   }
-  c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", 0);
+  c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", c.v3 ? 1 : 0);
   r.only("mlp_bias", false);
   // Keys transformers itself ignores for this model: V3 always routes noaux_tc on sigmoid scores,
   // V2 never renormalizes; the MoE keys of a dense model and the group keys of greedy routing.

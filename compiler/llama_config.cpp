@@ -92,7 +92,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const nlohmann::json j = parse_json_limited(text.data(), text.data() + text.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
-  const std::string arch = r.architecture();
+  const std::string arch = r.model_architecture();
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
@@ -116,7 +116,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // Gemma3TextConfig's activation key; hidden_act is not one of its attributes.
     if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 3");
-  } else if (r.str("hidden_act", "silu") != "silu") {
+  } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Mixtral, Phi-3, Qwen2, Qwen3 and Qwen3-MoE");
   }
 
@@ -149,7 +149,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
-  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, 2048);
+  // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
+  c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
+                                        mistral || mixtral || gemma ? 131072
+                                        : qwen2 || qwen3            ? 32768
+                                        : phi3                      ? 4096
+                                                                    : 2048);
   c.rms_norm_eps = r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);  // the config classes' defaults
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma);  // Gemma3TextConfig ties by default

@@ -29,7 +29,7 @@ const Frontend& frontend_for(const std::string& dir) {
   const std::string config_path = dir + "/config.json";
   const nlohmann::json j = read_json_file(config_path);
   if (!j.is_object()) throw CompileError(config_path + ": not a JSON object");
-  const std::string arch = ConfigReader(j, config_path).architecture();
+  const std::string arch = ConfigReader(j, config_path).model_architecture();
   for (const Frontend* f : frontends())
     for (const char* a : f->architectures)
       if (arch == a) return *f;

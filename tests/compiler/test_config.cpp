@@ -98,6 +98,7 @@ TEST_CASE("config: bad values are errors naming the key") {
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "linear"})").find("factor") != std::string::npos);
   CHECK(error_of(d, R"(, "num_key_value_heads": 3)").find("num_key_value_heads") != std::string::npos);
   CHECK(error_of(d, R"(, "hidden_act": "gelu")").find("hidden_act") != std::string::npos);
+  CHECK(error_of(d, R"(, "hidden_act": "swish")").empty());  // transformers' ACT2FN: SiLU, as "silu"
   CHECK(error_of(d, R"(, "dtype": "float64")").find("float64") != std::string::npos);
   CHECK(error_of(d, R"(, "head_dim": -4)").find("head_dim") != std::string::npos);
   CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
@@ -116,6 +117,13 @@ TEST_CASE("config: bad values are errors naming the key") {
     FAIL("expected an error");
   } catch (const CompileError& e) {
     CHECK(std::string(e.what()).find("vocab_size is missing") != std::string::npos);
+  }
+  std::ofstream(d / "config.json") << R"({"vocab_size": 10})";
+  try {
+    read_llama_config(d / "config.json");
+    FAIL("expected an error");
+  } catch (const CompileError& e) {
+    CHECK(std::string(e.what()).find("architectures and model_type are both missing") != std::string::npos);
   }
 }
 
@@ -615,12 +623,37 @@ TEST_CASE("config: Gemma 3 (layer types, two RoPEs, both layouts, defaults, refu
        [](nlohmann::json& j) { j["rope_parameters"]["sliding_attention"]["rope_type"] = "dynamic"; }},
       {"rope_parameters.full_attention",
        [](nlohmann::json& j) { j["rope_parameters"]["full_attention"]["rope_theta"] = -1; }},
+      // transformers' yarn reads truncate at the top of rope_parameters only: a layer type's is not
+      // applied there (its logits do not change), so kiln refuses to apply it.
+      {"rope_parameters.full_attention has truncate false",
+       [](nlohmann::json& j) {
+         j["rope_parameters"]["full_attention"] = {{"rope_type", "yarn"},
+                                                   {"rope_theta", 1e4},
+                                                   {"factor", 4.0},
+                                                   {"original_max_position_embeddings", 64},
+                                                   {"truncate", false}};
+       }},
+      {"rope_scaling has truncate false",
+       [](nlohmann::json& j) {
+         j.erase("rope_parameters");
+         j["rope_scaling"] = {
+             {"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 64}, {"truncate", false}};
+       }},
   };
   for (const Bad& b : bad) {
     CAPTURE(std::string(b.key));
     const std::string err = error(b.edit);
     CAPTURE(err);
     CHECK(err.find(b.key) != std::string::npos);
+  }
+  {  // truncate true is what transformers applies: accepted
+    nlohmann::json j = base;
+    j["rope_parameters"]["full_attention"] = {{"rope_type", "yarn"},
+                                              {"rope_theta", 1e4},
+                                              {"factor", 4.0},
+                                              {"original_max_position_embeddings", 64},
+                                              {"truncate", true}};
+    CHECK(parse_llama_config(j.dump(), "config.json").rope.type == "yarn");
   }
   {  // a rope_scaling beside rope_parameters joins the global layers' RoPE, as transformers merges it
     nlohmann::json j = base;

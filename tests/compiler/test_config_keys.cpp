@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "compiler/compile.h"
 #include "compiler/deepseek_config.h"
@@ -188,5 +189,108 @@ TEST_CASE("config keys: keys inside the RoPE object are strict too, in both spel
     REQUIRE(left.size() == 2);
     CHECK(left[0] == std::string(key) + ".mrope_section = [1,2]");
     CHECK(left[1] == std::string(key) + ".partial_rotary_factor = 0.5");
+  }
+}
+
+namespace {
+
+std::string rope_fingerprint(const RopeConfig& r) {
+  std::ostringstream s;
+  s << r.type << ' ' << r.theta << ' ' << r.factor << ' ' << r.low_freq_factor << ' ' << r.high_freq_factor << ' '
+    << r.original_max_position_embeddings << ' ' << r.beta_fast << ' ' << r.beta_slow << ' ' << r.mscale << ' '
+    << r.mscale_all_dim << ' ' << r.attention_factor << ' ' << r.truncate << ' ' << r.short_factor.size() << ' '
+    << r.long_factor.size();
+  for (double f : r.short_factor) s << ' ' << f;
+  for (double f : r.long_factor) s << ' ' << f;
+  return s.str();
+}
+
+// Every field of the parsed model config that shapes the model, as text (not raw_json, unmodeled).
+std::string config_fingerprint(const std::string& cls, const json& j, const TempDir& d) {
+  const std::string text = j.dump(), path = d / (cls + ".json");
+  std::ostringstream s;
+  if (cls.rfind("Deepseek", 0) == 0) {
+    const DeepseekConfig c = parse_deepseek_config(text, path);
+    s << c.architecture << ' ' << c.v3 << ' ' << c.vocab_size << ' ' << c.hidden_size << ' ' << c.intermediate_size
+      << ' ' << c.moe_intermediate_size << ' ' << c.num_hidden_layers << ' ' << c.num_attention_heads << ' '
+      << c.q_lora_rank << ' ' << c.kv_lora_rank << ' ' << c.qk_nope_head_dim << ' ' << c.qk_rope_head_dim << ' '
+      << c.v_head_dim << ' ' << c.first_k_dense_replace << ' ' << c.n_routed_experts << ' ' << c.num_experts_per_tok
+      << ' ' << c.n_shared_experts << ' ' << c.n_group << ' ' << c.topk_group << ' ' << int(c.topk_method) << ' '
+      << int(c.scoring) << ' ' << c.norm_topk_prob << ' ' << c.routed_scaling_factor << ' '
+      << c.num_nextn_predict_layers << ' ' << c.max_position_embeddings << ' ' << c.rms_norm_eps << ' '
+      << c.attention_bias << ' ' << c.tie_word_embeddings << ' ' << c.rope_interleave << ' ' << c.has_dtype << ' '
+      << int(c.dtype) << " | " << rope_fingerprint(c.rope);
+    return s.str();
+  }
+  const LlamaConfig c = parse_llama_config(text, path);
+  s << c.architecture << ' ' << c.vocab_size << ' ' << c.hidden_size << ' ' << c.intermediate_size << ' '
+    << c.num_hidden_layers << ' ' << c.num_attention_heads << ' ' << c.num_key_value_heads << ' ' << c.head_dim << ' '
+    << c.max_position_embeddings << ' ' << c.rms_norm_eps << ' ' << c.tie_word_embeddings << ' ' << c.attention_bias
+    << ' ' << c.mlp_bias << ' ' << c.qkv_bias << ' ' << c.sliding_window << ' ' << c.qk_norm << ' '
+    << c.num_local_experts << ' ' << c.num_experts_per_tok << ' ' << c.moe_intermediate_size << ' ' << c.norm_topk_prob
+    << ' ' << c.moe_fused << ' ' << c.mixtral_names << ' ' << c.fused_projections << ' ' << c.rotary_dim << ' '
+    << c.gemma << ' ' << c.query_pre_attn_scalar << ' ' << c.final_logit_softcapping << ' ' << c.has_dtype << ' '
+    << int(c.dtype) << " |";
+  if (c.sliding_window > 0)  // (which layers would window matters only with a window)
+    for (bool b : c.window_layer) s << ' ' << b;
+  s << " |";
+  for (bool b : c.moe_layer) s << ' ' << b;
+  s << " | " << rope_fingerprint(c.rope) << " | " << rope_fingerprint(c.rope_local);
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
+  // transformers fills a key a config.json leaves out with its config class's default: kiln must
+  // build the same model, or refuse, naming the key; never quietly use another default.
+  TempDir d;
+  for (const char* cls : {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config",
+                          "Qwen3MoeConfig", "Phi3Config", "Gemma3TextConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
+    CAPTURE(std::string(cls));
+    const json full = defaults_of(cls);
+    const std::string want = config_fingerprint(cls, full, d);
+    for (auto it = full.begin(); it != full.end(); ++it) {
+      if (it->is_null()) continue;  // (absent and null read alike)
+      const std::string key = it.key();
+      CAPTURE(key);
+      json j = full;
+      j.erase(key);
+      std::string got;
+      try {
+        got = config_fingerprint(cls, j, d);
+      } catch (const CompileError& e) {
+        CHECK_MESSAGE(std::string(e.what()).find(key) != std::string::npos, e.what());
+        continue;
+      }
+      CHECK(got == want);
+    }
+  }
+}
+
+TEST_CASE("config keys: a null boolean reads as false, as Python's None does") {
+  // transformers keeps a null Optional[bool] (DeepseekV3Config's norm_topk_prob, rope_interleave)
+  // as None, and its models test it with `if config.key:`: false, whatever the default.
+  TempDir d;
+  for (const char* cls : {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config",
+                          "Qwen3MoeConfig", "Phi3Config", "Gemma3TextConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
+    CAPTURE(std::string(cls));
+    const json full = defaults_of(cls);
+    for (auto it = full.begin(); it != full.end(); ++it) {
+      if (!it->is_boolean()) continue;
+      const std::string key = it.key();
+      CAPTURE(key);
+      json null_j = full, false_j = full;
+      null_j[key] = nullptr;
+      false_j[key] = false;
+      std::string got, want;
+      try {
+        want = config_fingerprint(cls, false_j, d);
+      } catch (const CompileError&) {
+        continue;  // (false itself is refused)
+      }
+      got = config_fingerprint(cls, null_j, d);
+      CHECK(got == want);
+    }
   }
 }
