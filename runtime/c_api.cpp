@@ -2,10 +2,13 @@
 // every entry point catches and converts to a kiln_status.
 #include "kiln/kiln.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "runtime/context.h"
@@ -78,15 +81,27 @@ kiln_status report(kiln_error* err, const kiln::Status& st) {
   return fail(err, to_c(st.code()), st.message());
 }
 
+// The status of the exception being handled (call it in a catch block): out of memory for
+// bad_alloc, else an internal error with its message; none leaves the C API.
+kiln_status caught(kiln_error* err) {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(err, KILN_ERR_INTERNAL, e.what());
+  } catch (...) {
+    return fail(err, KILN_ERR_INTERNAL, "an exception that is not a std::exception (from a callback?)");
+  }
+}
+
 // Runs f, turning any escaping exception (bad_alloc, mostly) into a status.
 template <typename F>
 kiln_status guarded(kiln_error* err, F&& f) {
   try {
     return report(err, f());
-  } catch (const std::bad_alloc&) {
-    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(err, KILN_ERR_INTERNAL, e.what());
+  } catch (...) {
+    return caught(err);
   }
 }
 
@@ -137,8 +152,8 @@ kiln_status kiln_plan_open(const char* path, kiln_plan** out, kiln_error* err) {
   *out = nullptr;
   try {
     return open_common(kiln::Plan::load_file(path), out, err);
-  } catch (const std::exception&) {
-    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory loading the plan");
+  } catch (...) {
+    return caught(err);
   }
 }
 
@@ -147,8 +162,8 @@ kiln_status kiln_plan_open_memory(const void* data, size_t size, kiln_plan** out
   *out = nullptr;
   try {
     return open_common(kiln::Plan::load_memory(data, size), out, err);
-  } catch (const std::exception&) {
-    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory loading the plan");
+  } catch (...) {
+    return caught(err);
   }
 }
 
@@ -286,6 +301,16 @@ kiln_status kiln_tokenize(const kiln_plan* plan, const char* text, size_t len, i
 
 namespace {
 
+// Ids the text API takes: the model's (kiln_plan_info.vocab_size) and the tokenizer's; an id with no
+// text of its own (a model's padding rows) gives none, as transformers' decode gives.
+bool is_token_id(const kiln::Plan& p, int32_t id) {
+  return id >= 0 && (id < p.model().vocab_size || (p.tokenizer() && id < p.tokenizer()->vocab_size()));
+}
+std::string bad_token_id(const kiln::Plan& p, int32_t id) {
+  const int64_t n = std::max<int64_t>(p.model().vocab_size, p.tokenizer() ? p.tokenizer()->vocab_size() : 0);
+  return std::to_string(id) + " is not a token id of this plan (0 to " + std::to_string(n - 1) + ")";
+}
+
 kiln_status copy_text(const std::string& s, char* buf, size_t cap, size_t* len_out, kiln_error* err) {
   if (len_out) *len_out = s.size();
   if (buf && cap > 0) {
@@ -300,13 +325,18 @@ kiln_status copy_text(const std::string& s, char* buf, size_t cap, size_t* len_o
 
 kiln_status kiln_detokenize(const kiln_plan* plan, const int32_t* ids, int64_t n, int skip_special, char* buf,
                             size_t cap, size_t* len_out, kiln_error* err) {
-  if (!plan || (!ids && n > 0) || n < 0) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and ids must not be null");
+  if (!plan || (!ids && n > 0)) return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan and ids must not be null");
+  if (n < 0) return fail(err, KILN_ERR_INVALID_ARGUMENT, "n must not be negative");
   const kiln::Tokenizer* t = plan->plan->tokenizer();
   if (!t) return fail(err, KILN_ERR_UNSUPPORTED, "this plan has no tokenizer (compiled with --no-tokenizer?)");
+  for (int64_t i = 0; i < n; ++i)
+    if (!is_token_id(*plan->plan, ids[i]))
+      return fail(err, KILN_ERR_INVALID_ARGUMENT,
+                  "ids[" + std::to_string(i) + "] " + bad_token_id(*plan->plan, ids[i]));
   try {
     return copy_text(t->decode(ids, size_t(n), skip_special != 0), buf, cap, len_out, err);
-  } catch (const std::exception&) {
-    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (...) {
+    return caught(err);
   }
 }
 
@@ -316,7 +346,8 @@ int kiln_token_is_stop(const kiln_plan* plan, int32_t id) {
 
 kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, const char* const* contents, int64_t n,
                              char* buf, size_t cap, size_t* len_out, kiln_error* err) {
-  if (!plan || n < 0 || (n > 0 && (!roles || !contents)))
+  if (n < 0) return fail(err, KILN_ERR_INVALID_ARGUMENT, "n must not be negative");
+  if (!plan || (n > 0 && (!roles || !contents)))
     return fail(err, KILN_ERR_INVALID_ARGUMENT, "plan, roles and contents must not be null");
   for (int64_t i = 0; i < n; ++i)
     if (!roles[i] || !contents[i]) return fail(err, KILN_ERR_INVALID_ARGUMENT, "a role or content is null");
@@ -328,8 +359,8 @@ kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, co
     auto p = t->chat_prompt(msgs);
     if (!p.is_ok()) return report(err, p.status());
     return copy_text(p.value(), buf, cap, len_out, err);
-  } catch (const std::exception&) {
-    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (...) {
+    return caught(err);
   }
 }
 
@@ -385,22 +416,43 @@ kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_de
   return report(err, kiln::Status::ok());
 }
 
+namespace {
+
+// push or finish through `step`; text that does not fit in cap bytes with its NUL is not lost: the
+// decoder is put back as it was and KILN_ERR_LIMIT says how many bytes the call needs.
+kiln_status decoder_step(kiln_decoder* dec, const std::function<std::string()>& step, const char* what, char* buf,
+                         size_t cap, size_t* len_out, kiln_error* err) {
+  if (cap > 0 && !buf) return fail(err, KILN_ERR_INVALID_ARGUMENT, "buf is null but cap is not 0");
+  try {
+    kiln::Tokenizer::Stream::State before = dec->stream.state();
+    const std::string text = step();
+    if (len_out) *len_out = text.size();
+    if (!text.empty() && text.size() >= cap) {
+      dec->stream.restore(std::move(before));
+      return fail(err, KILN_ERR_LIMIT,
+                  "the text (" + std::to_string(text.size()) + " bytes and a NUL) does not fit in cap " +
+                      std::to_string(cap) + ": nothing was consumed; call " + what +
+                      " again with a buffer of *len_out + 1 bytes");
+    }
+    return copy_text(text, buf, cap, len_out, err);
+  } catch (...) {
+    return caught(err);
+  }
+}
+
+}  // namespace
+
 kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out, kiln_error* err) {
   if (!dec) return fail(err, KILN_ERR_INVALID_ARGUMENT, "decoder is null");
-  try {
-    return copy_text(dec->stream.push(id), buf, cap, len_out, err);
-  } catch (const std::exception&) {
-    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
-  }
+  if (!is_token_id(*dec->plan, id)) return fail(err, KILN_ERR_INVALID_ARGUMENT, "id " + bad_token_id(*dec->plan, id));
+  return decoder_step(
+      dec, [&] { return dec->stream.push(id); }, "kiln_decoder_push with the same id", buf, cap, len_out, err);
 }
 
 kiln_status kiln_decoder_finish(kiln_decoder* dec, char* buf, size_t cap, size_t* len_out, kiln_error* err) {
   if (!dec) return fail(err, KILN_ERR_INVALID_ARGUMENT, "decoder is null");
-  try {
-    return copy_text(dec->stream.finish(), buf, cap, len_out, err);
-  } catch (const std::exception&) {
-    return fail(err, KILN_ERR_OUT_OF_MEMORY, "out of memory");
-  }
+  return decoder_step(
+      dec, [&] { return dec->stream.finish(); }, "kiln_decoder_finish", buf, cap, len_out, err);
 }
 
 void kiln_decoder_destroy(kiln_decoder* dec) { delete dec; }

@@ -168,7 +168,8 @@ Status Context::check_not_in_callback() const {
 }
 
 Status Context::check_ids(const int32_t* ids, int64_t n, int64_t first) const {
-  if (n <= 0) return invalid_argument("empty prompt: at least one token id is required");
+  if (n < 0) return invalid_argument("the number of token ids is negative (" + std::to_string(n) + ")");
+  if (n == 0) return invalid_argument("empty prompt: at least one token id is required");
   if (!ids) return invalid_argument("token ids are null");
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= vocab())

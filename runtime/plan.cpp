@@ -314,7 +314,8 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
 
   // --- header
   if (size < sizeof(PlanHeader))
-    return corrupt_plan("file is " + std::to_string(size) + " bytes, shorter than the 128-byte plan header");
+    return corrupt_plan(std::string(file_->path() == "<memory>" ? "the plan in memory" : "file") + " is " +
+                        std::to_string(size) + " bytes, shorter than the 128-byte plan header");
   PlanHeader h;
   std::memcpy(&h, data, sizeof(h));
   if (std::memcmp(h.magic, kPlanMagic, sizeof(kPlanMagic)) != 0) return corrupt_plan("not a kiln plan (bad magic)");

@@ -72,6 +72,16 @@ class Tokenizer {
     explicit Stream(const Tokenizer& t, bool skip_special = false) : t_(t), skip_special_(skip_special) {}
     std::string push(int32_t id);
     std::string finish();
+    // What push and finish change, to undo one whose text the caller could not take.
+    struct State {
+      bool first;
+      std::string pending;
+    };
+    State state() const { return {first_, pending_}; }
+    void restore(State s) {
+      first_ = s.first;
+      pending_ = std::move(s.pending);
+    }
 
    private:
     const Tokenizer& t_;

@@ -34,4 +34,15 @@ cc examples/c_generate.c -o "$build/consumer/pkgconfig_c" \
   $(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs kiln) -Wl,-rpath,"$(dirname "$pcdir")"
 "$build/consumer/pkgconfig_c" "$plan" 2046 1147 258 1801 1243 | grep -q "^$want" \
   || { echo "install check: the pkg-config consumer gave the wrong tokens"; exit 1; }
-echo "install check: find_package(kiln) and pkg-config consumers built against $prefix and ran: passed"
+# Static: `pkg-config --static` must name everything libkiln_runtime.a needs (with CUDA, the
+# kernels' archive and the static CUDA runtime). A folder holding only the archive comes first, so
+# -lkiln_runtime finds it rather than the .so.
+mkdir -p "$build/consumer/static-only"
+ln -sf "$(dirname "$pcdir")/libkiln_runtime.a" "$build/consumer/static-only/"
+cc examples/c_generate.c -o "$build/consumer/pkgconfig_static" -L"$build/consumer/static-only" \
+  $(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --static --libs kiln)
+! ldd "$build/consumer/pkgconfig_static" | grep -q kiln_runtime \
+  || { echo "install check: the static pkg-config consumer linked the shared library"; exit 1; }
+"$build/consumer/pkgconfig_static" "$plan" 2046 1147 258 1801 1243 | grep -q "^$want" \
+  || { echo "install check: the static pkg-config consumer gave the wrong tokens"; exit 1; }
+echo "install check: find_package(kiln) and pkg-config (shared and static) consumers built against $prefix and ran: passed"

@@ -326,6 +326,42 @@ TEST_CASE("C API: tokenize and detokenize report full sizes and refuse a negativ
   REQUIRE(kiln_decoder_finish(dec, piece, sizeof(piece), &len, &err) == KILN_OK);
   CHECK(len == 0);
   CHECK(kiln_decoder_finish(nullptr, piece, sizeof(piece), &len, &err) == KILN_ERR_INVALID_ARGUMENT);
+  // Text that does not fit (with its NUL) is KILN_ERR_LIMIT with its length, and nothing is
+  // consumed: the same id again with room gives it all (an outside test found it cut and lost).
+  std::string pieces;
+  int limited = 0;
+  char tiny[3] = {'x', 'x', 'x'};
+  for (int64_t i = 0; i < n - 1; ++i) {
+    const int32_t id = all[size_t(i)];
+    kiln_status st = kiln_decoder_push(dec, id, tiny, sizeof(tiny), &len, &err);
+    if (st == KILN_OK) {
+      pieces += std::string(tiny, len);
+      continue;
+    }
+    REQUIRE(st == KILN_ERR_LIMIT);
+    ++limited;
+    CHECK(std::string(err.message).find("nothing was consumed") != std::string::npos);
+    CHECK(len >= sizeof(tiny));
+    std::vector<char> room(len + 1);
+    REQUIRE(kiln_decoder_push(dec, id, room.data(), room.size(), &len, &err) == KILN_OK);
+    pieces += std::string(room.data(), len);
+  }
+  REQUIRE(kiln_decoder_finish(dec, piece, sizeof(piece), &len, &err) == KILN_OK);
+  pieces += std::string(piece, len);
+  CHECK(pieces == text);
+  CHECK(limited > 0);  // ("Hello" is one token of 5 bytes)
+  // Ids outside the plan's are refused by name, by the decoder and by detokenize.
+  for (const int32_t bad : {-1, 1211, 99999}) {
+    CAPTURE(bad);
+    CHECK(kiln_decoder_push(dec, bad, piece, sizeof(piece), &len, &err) == KILN_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(err.message) == "id " + std::to_string(bad) + " is not a token id of this plan (0 to 1210)");
+    const int32_t ids3[3] = {all[0], bad, all[1]};
+    CHECK(kiln_detokenize(plan, ids3, 3, 0, piece, sizeof(piece), &len, &err) == KILN_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(err.message).find("ids[1] " + std::to_string(bad) + " is not a token id") == 0);
+  }
+  CHECK(kiln_detokenize(plan, all.data(), -1, 0, piece, sizeof(piece), &len, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message) == "n must not be negative");
+  CHECK(kiln_decoder_push(dec, all[0], nullptr, 8, &len, &err) == KILN_ERR_INVALID_ARGUMENT);
   kiln_decoder_destroy(dec);
   kiln_plan_close(plan);
 }
@@ -434,4 +470,26 @@ TEST_CASE("C API: generate reports NaN logits (an f16 plan past its range) after
     kiln_context_destroy(ctx);
     kiln_plan_close(plan);
   }
+}
+
+TEST_CASE("C API: a negative count is named as such, not as a null pointer or an empty prompt") {
+  Fixture f;
+  kiln_error err{};
+  const int32_t ids[2] = {1, 2};
+  CHECK(kiln_prefill(f.ctx, 0, ids, -3, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message) == "the number of token ids is negative (-3)");
+  int32_t out[2];
+  int64_t n = 0;
+  CHECK(kiln_generate(f.ctx, ids, -100, 2, nullptr, -1, out, &n, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message) == "the number of token ids is negative (-100)");
+  CHECK(kiln_prefill(f.ctx, 0, ids, 0, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message).find("empty prompt") == 0);
+  const char* role = "user";
+  CHECK(kiln_chat_prompt(f.plan, &role, &role, -1, nullptr, 0, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(err.message) == "n must not be negative");
+  alignas(8) static const unsigned char none[8] = {};
+  kiln_plan* p = nullptr;
+  CHECK(kiln_plan_open_memory(none, 0, &p, &err) == KILN_ERR_CORRUPT_PLAN);
+  CHECK(std::string(err.message).find("the plan in memory is 0 bytes") != std::string::npos);
+  CHECK(p == nullptr);
 }

@@ -69,6 +69,9 @@ KILN_API int kiln_api_version(void);
 KILN_API const char* kiln_status_string(kiln_status s);
 
 /* --- plans */
+/* The file is mapped, not copied: it must not change while a plan from it is open. Replace a plan by writing a new file
+ * and renaming it over the old one, as kiln compile does; truncating or rewriting it in place makes later reads of the
+ * mapping fail with SIGBUS, as with any mapped file. */
 KILN_API kiln_status kiln_plan_open(const char* path, kiln_plan** out, kiln_error* err);
 /* data is not copied and must outlive the plan; it must be 8-byte aligned (else
  * KILN_ERR_INVALID_ARGUMENT), as malloc's and a mapped file's are. */
@@ -80,8 +83,10 @@ KILN_API kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* i
  * device is the CPU. */
 KILN_API kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err);
 
-/* Start from kiln_context_options_default() and set the fields you need: fields may be added
- * at the end in later versions, and the defaults keep such a host's behaviour unchanged. */
+/* Start from kiln_context_options_default() and set the fields you need. Fields may be added at
+ * the end in later versions, whose defaults keep a host's behaviour unchanged; such a version
+ * changes the shared library's soname, so a host runs with the library of the header it was
+ * compiled with (kiln_api_version() == KILN_API_VERSION; the same holds for the info structs). */
 typedef struct kiln_context_options {
   int n_threads;      /* CPU threads; <= 0: every core; at most 1024 */
   const char* device; /* "cpu", "cuda" or "auto" (cuda when a GPU and a CUDA target exist); NULL = "auto" */
@@ -147,7 +152,8 @@ KILN_API kiln_status kiln_prefill(kiln_context* ctx, int64_t row, const int32_t*
 KILN_API kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* err);
 /* vocab_size floats, valid until the next call on ctx; NULL if row is out of range or has no logits:
  * none prefilled or decoded since the context was created or reset (kiln_score resets), or its last
- * prefill, decode or generate failed. */
+ * prefill, decode or generate failed once it ran (one refused for its arguments or the plan's limits
+ * changes nothing). */
 KILN_API const float* kiln_logits(const kiln_context* ctx, int64_t row);
 /* Samples from kiln_logits(row); `step` feeds the counter-based RNG. Returns -1 where kiln_logits(row)
  * is NULL, and for a NaN temperature or a top_p that is NaN or negative. */
@@ -174,7 +180,9 @@ typedef struct kiln_decoder kiln_decoder;
  * if it exceeds cap). */
 KILN_API kiln_status kiln_tokenize(const kiln_plan* plan, const char* text, size_t len, int add_special, int32_t* ids,
                                    int64_t cap, int64_t* n_out, kiln_error* err);
-/* Text of ids, NUL-terminated in buf (cap bytes); *len_out gets the full byte length. */
+/* Text of ids, NUL-terminated in buf (cap bytes, cut to fit); *len_out gets the full byte length. Ids
+ * are the model's or the tokenizer's (others are KILN_ERR_INVALID_ARGUMENT); one with no text (a
+ * padding row of the embedding) gives none, as transformers' decode does. */
 KILN_API kiln_status kiln_detokenize(const kiln_plan* plan, const int32_t* ids, int64_t n, int skip_special, char* buf,
                                      size_t cap, size_t* len_out, kiln_error* err);
 /* 1 if generation should stop at this token (EOS, <|eot_id|>, ...), else 0. */
@@ -194,13 +202,15 @@ KILN_API kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* 
  * KILN_ERR_INVALID_ARGUMENT for malformed JSON. */
 KILN_API kiln_status kiln_chat_render(const kiln_plan* plan, const char* json, int add_generation_prompt, char* buf,
                                       size_t cap, size_t* len_out, kiln_error* err);
-/* Streaming detokenizer: push() writes the newly complete text (incomplete UTF-8 waits). */
+/* Streaming detokenizer: push() writes the newly complete text (incomplete UTF-8 waits), NUL-terminated,
+ * and its length to *len_out. When the text and its NUL do not fit in cap bytes, push and finish
+ * return KILN_ERR_LIMIT with the length in *len_out and consume nothing: call again (push with the same
+ * id) with a bigger buffer. An id outside the plan's token ids is KILN_ERR_INVALID_ARGUMENT. */
 KILN_API kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err);
 KILN_API kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out,
                                        kiln_error* err);
 /* At the end of a stream: the bytes still waiting (an incomplete UTF-8 character) as U+FFFD, as a
- * whole decode of the ids ends; the decoder then starts afresh. One call: the text is consumed even
- * when cap cuts it (a few bytes; give 64). */
+ * whole decode of the ids ends; the decoder then starts afresh. */
 KILN_API kiln_status kiln_decoder_finish(kiln_decoder* dec, char* buf, size_t cap, size_t* len_out, kiln_error* err);
 KILN_API void kiln_decoder_destroy(kiln_decoder* dec);
 

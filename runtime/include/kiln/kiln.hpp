@@ -8,6 +8,7 @@
 #ifndef KILN_KILN_HPP_
 #define KILN_KILN_HPP_
 
+#include <exception>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -91,29 +92,39 @@ class Decoder {
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
   std::string push(int32_t id) {
-    kiln_error e{};
-    char buf[1024];
-    size_t len = 0;
-    detail::check(kiln_decoder_push(d_, id, buf, sizeof(buf), &len, &e), e);
-    return std::string(buf, len < sizeof(buf) ? len : sizeof(buf) - 1);
+    return text(
+        [&](char* b, size_t cap, size_t* len, kiln_error* e) { return kiln_decoder_push(d_, id, b, cap, len, e); });
   }
   // The end of the stream: an incomplete last character as a whole decode gives it.
   std::string finish() {
-    kiln_error e{};
-    char buf[1024];
-    size_t len = 0;
-    detail::check(kiln_decoder_finish(d_, buf, sizeof(buf), &len, &e), e);
-    return std::string(buf, len < sizeof(buf) ? len : sizeof(buf) - 1);
+    return text(
+        [&](char* b, size_t cap, size_t* len, kiln_error* e) { return kiln_decoder_finish(d_, b, cap, len, e); });
   }
 
  private:
+  // A call that consumes nothing when its text does not fit (KILN_ERR_LIMIT): again with room.
+  template <typename F>
+  static std::string text(F call) {
+    kiln_error e{};
+    std::string s(256, '\0');
+    size_t len = 0;
+    kiln_status st = call(&s[0], s.size(), &len, &e);
+    if (st == KILN_ERR_LIMIT && len >= s.size()) {
+      s.assign(len + 1, '\0');
+      st = call(&s[0], s.size(), &len, &e);
+    }
+    detail::check(st, e);
+    s.resize(len);
+    return s;
+  }
   kiln_decoder* d_ = nullptr;
 };
 
 // One backend's memory for a plan; use it from one thread at a time.
 class Context {
  public:
-  explicit Context(const Plan& plan, const kiln_context_options& opts = kiln_context_options_default()) {
+  explicit Context(const Plan& plan, const kiln_context_options& opts = kiln_context_options_default())
+      : vocab_(plan.info().vocab_size) {
     kiln_error e{};
     detail::check(kiln_context_create_with(plan.get(), &opts, &c_, &e), e);
   }
@@ -126,33 +137,56 @@ class Context {
   const char* describe() const { return kiln_context_describe(c_); }
   void reset() { kiln_context_reset(c_); }
 
-  std::vector<float> score(const std::vector<int32_t>& ids, int64_t rows, int64_t vocab) {
+  // Logits (rows, ids.size() / rows, vocab) of `rows` prompts of equal length laid end to end.
+  std::vector<float> score(const std::vector<int32_t>& ids, int64_t rows) {
+    if (rows <= 0 || int64_t(ids.size()) % rows != 0)
+      throw Error(KILN_ERR_INVALID_ARGUMENT, "score: rows must be positive and divide the " +
+                                                 std::to_string(ids.size()) + " ids into prompts of equal length");
     kiln_error e{};
-    const int64_t n = rows > 0 ? int64_t(ids.size()) / rows : 0;
-    std::vector<float> out(size_t(rows * n * vocab));
+    const int64_t n = int64_t(ids.size()) / rows;
+    std::vector<float> out(size_t(rows * n * vocab_));
     detail::check(kiln_score(c_, ids.data(), rows, n, out.data(), &e), e);
     return out;
+  }
+  // (vocab must be the plan's vocab_size: it is checked)
+  std::vector<float> score(const std::vector<int32_t>& ids, int64_t rows, int64_t vocab) {
+    if (vocab != vocab_)
+      throw Error(KILN_ERR_INVALID_ARGUMENT,
+                  "score: vocab " + std::to_string(vocab) + " is not the plan's vocab_size " + std::to_string(vocab_));
+    return score(ids, rows);
   }
 
   // Calls on_token for each new token (return false to stop); returns the new tokens.
   std::vector<int32_t> generate(const std::vector<int32_t>& prompt, int64_t max_new, const kiln_sampling& sampling = {},
                                 const std::function<bool(int32_t)>& on_token = nullptr, int32_t eos = -1) {
     kiln_error e{};
-    std::vector<int32_t> out(static_cast<size_t>(max_new));
+    std::vector<int32_t> out(static_cast<size_t>(max_new > 0 ? max_new : 0));  // (kiln_generate refuses < 0)
     int64_t n = 0;
+    // The callback's exception stops the generation and is rethrown here: it never unwinds
+    // through the C library.
+    struct Callback {
+      const std::function<bool(int32_t)>* f;
+      std::exception_ptr thrown;
+    } cb{&on_token, nullptr};
     auto trampoline = [](void* user, int32_t t) -> int {
-      auto* f = static_cast<const std::function<bool(int32_t)>*>(user);
-      return (*f)(t) ? 1 : 0;
+      auto* c = static_cast<Callback*>(user);
+      try {
+        return (*c->f)(t) ? 1 : 0;
+      } catch (...) {
+        c->thrown = std::current_exception();
+        return 0;
+      }
     };
-    detail::check(
-        kiln_generate(c_, prompt.data(), int64_t(prompt.size()), max_new, &sampling, eos, out.data(), &n,
-                      on_token ? +trampoline : nullptr, const_cast<std::function<bool(int32_t)>*>(&on_token), &e),
-        e);
+    const kiln_status st = kiln_generate(c_, prompt.data(), int64_t(prompt.size()), max_new, &sampling, eos, out.data(),
+                                         &n, on_token ? +trampoline : nullptr, &cb, &e);
+    if (cb.thrown) std::rethrow_exception(cb.thrown);
+    detail::check(st, e);
     out.resize(static_cast<size_t>(n));
     return out;
   }
 
  private:
+  int64_t vocab_ = 0;
   kiln_context* c_ = nullptr;
 };
 
