@@ -187,17 +187,26 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   }
   if (!ok) fail(key, "has rope type '" + type + "', which kiln does not support here (supported: " + list + ")");
   r.type = type;
-  if (type == "linear" || type == "llama3" || type == "yarn") {
+  // transformers' standardize_rope_params: an absent original_max_position_embeddings is the
+  // model's max_position_embeddings.
+  auto original_positions = [&] {
+    if (has(p, "original_max_position_embeddings")) return pos_int(p, "original_max_position_embeddings", true);
+    if (max_positions_ <= 0) fail(key, "needs 'original_max_position_embeddings' for rope type " + type);
+    return max_positions_;
+  };
+  // yarn's factor null: max_position_embeddings / original_max_position_embeddings, as transformers derives it
+  const bool yarn_derived_factor = type == "yarn" && p.contains("factor") && p["factor"].is_null();
+  if ((type == "linear" || type == "llama3" || type == "yarn") && !yarn_derived_factor) {
     if (!has(p, "factor")) fail(key, "needs 'factor' for rope type " + type);
     r.factor = num(p, "factor", 1.0);
     if (r.factor <= 0) fail(key, "factor must be positive");
   }
   if (type == "llama3") {
-    for (const char* k : {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"})
+    for (const char* k : {"low_freq_factor", "high_freq_factor"})
       if (!has(p, k)) fail(key, std::string("needs '") + k + "' for rope type llama3");
     r.low_freq_factor = num(p, "low_freq_factor", 1.0);
     r.high_freq_factor = num(p, "high_freq_factor", 4.0);
-    r.original_max_position_embeddings = pos_int(p, "original_max_position_embeddings", true);
+    r.original_max_position_embeddings = original_positions();
     if (r.low_freq_factor <= 0 || r.high_freq_factor <= r.low_freq_factor)
       fail(key, "needs 0 < low_freq_factor < high_freq_factor");
   }
@@ -216,13 +225,17 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     r.original_max_position_embeddings =
         has("original_max_position_embeddings") ? pos_int("original_max_position_embeddings", true) : 4096;
     has(p, "original_max_position_embeddings");  // (its copy, overridden)
-    r.factor = has(p, "factor")
-                   ? num(p, "factor", 1.0)
-                   : double(pos_int("max_position_embeddings", true)) / double(r.original_max_position_embeddings);
+    if (!has(p, "factor") && max_positions_ <= 0) fail(key, "needs 'factor' (or max_position_embeddings)");
+    r.factor =
+        has(p, "factor") ? num(p, "factor", 1.0) : double(max_positions_) / double(r.original_max_position_embeddings);
     r.attention_factor = num(p, "attention_factor", -1.0);
   }
   if (type == "yarn") {
-    r.original_max_position_embeddings = pos_int(p, "original_max_position_embeddings", true);
+    r.original_max_position_embeddings = original_positions();
+    if (yarn_derived_factor) {
+      if (max_positions_ <= 0) fail(key, "factor is null and max_position_embeddings unknown");
+      r.factor = double(max_positions_) / double(r.original_max_position_embeddings);
+    }
     r.beta_fast = num(p, "beta_fast", 32.0);
     r.beta_slow = num(p, "beta_slow", 1.0);
     r.mscale = num(p, "mscale", 0.0);

@@ -151,6 +151,10 @@ class ConfigReader {
   // adds the RoPE object's (as "rope_parameters.key = value").
   std::vector<std::string> unmodeled(std::initializer_list<const char*> irrelevant) const;
 
+  // The model's max_position_embeddings (the config class's default when absent), which RoPE
+  // objects fall back on as transformers' standardize_rope_params does: set it before rope().
+  void set_max_positions(int64_t n) const { max_positions_ = n; }
+
  private:
   void rope_object(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,
                    RopeConfig* r, bool partial_rotary = false) const;
@@ -158,6 +162,7 @@ class ConfigReader {
   const nlohmann::json& j_;
   std::string path_;
   mutable std::set<std::string> read_;
+  mutable int64_t max_positions_ = 0;
   mutable std::vector<std::string> nested_unmodeled_;
   mutable std::vector<std::string> quant_unmodeled_;  // prequantized()'s
 };

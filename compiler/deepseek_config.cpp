@@ -53,6 +53,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   c.v_head_dim = r.pos_int("v_head_dim", true);
   if (c.qk_rope_head_dim % 2 != 0) r.fail("qk_rope_head_dim", "must be even");
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false, c.v3 ? 4096 : 2048);
+  r.set_max_positions(c.max_position_embeddings);
   c.rms_norm_eps = r.num("rms_norm_eps", 1e-6);
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   c.attention_bias = r.boolean("attention_bias", false);
@@ -107,7 +108,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
       {"topk_method", c.v3},           {"scoring_func", c.v3},        {"norm_topk_prob", !c.v3},
       {"moe_intermediate_size", !moe}, {"num_experts_per_tok", !moe}, {"n_shared_experts", !moe},
       {"routed_scaling_factor", !moe}, {"moe_layer_freq", !moe},      {"n_group", !grouped},
-      {"topk_group", !grouped}};
+      {"topk_group", !grouped},        {"rope_interleave", !c.v3}};
   for (const auto& [k, yes] : ignored)
     if (yes) r.has(k);
   // Derived (qk_head_dim, head_dim), the MTP alias (its layers are skipped), training-only MoE keys.

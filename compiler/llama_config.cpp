@@ -60,19 +60,23 @@ void read_gemma3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* ou
   const std::initializer_list<const char*> types = {"default", "linear", "llama3", "yarn"};
   if (r.has("rope_parameters")) {
     const nlohmann::json& rp = j["rope_parameters"];
-    if (!rp.is_object() || !rp.contains("full_attention") || !rp.contains("sliding_attention"))
-      r.fail("rope_parameters", "must hold one RoPE object for \"full_attention\" and one for \"sliding_attention\"");
+    if (!rp.is_object()) r.fail("rope_parameters", "must be an object of RoPE objects by layer type");
     for (auto it = rp.begin(); it != rp.end(); ++it)
       if (it.key() != "full_attention" && it.key() != "sliding_attention")
         r.fail("rope_parameters", "has the key '" + it.key() + "', not a layer type");
+    // A layer type left out (or null) is default RoPE at rope_theta / rope_local_base_freq, as
+    // Gemma3TextConfig.convert_rope_params_to_dict fills it in.
+    auto layer_rope = [&](const char* type) {
+      return rp.contains(type) && !rp[type].is_null() ? rp[type] : nlohmann::json{{"rope_type", "default"}};
+    };
     // transformers merges a rope_scaling into the global layers' object (convert_rope_params_to_dict)
-    nlohmann::json full = rp["full_attention"];
+    nlohmann::json full = layer_rope("full_attention");
     if (r.has("rope_scaling")) {
       if (!j["rope_scaling"].is_object() || !full.is_object()) r.fail("rope_scaling", "must be an object");
       full.update(j["rope_scaling"]);
     }
     c.rope = r.rope_at(full, "rope_parameters.full_attention", types, r.num("rope_theta", 1e6));
-    c.rope_local = r.rope_at(rp["sliding_attention"], "rope_parameters.sliding_attention", types,
+    c.rope_local = r.rope_at(layer_rope("sliding_attention"), "rope_parameters.sliding_attention", types,
                              r.num("rope_local_base_freq", 1e4));
   } else {
     const double global_theta = r.num("rope_theta", 1e6), local_theta = r.num("rope_local_base_freq", 1e4);
@@ -155,6 +159,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : qwen2 || qwen3            ? 32768
                                         : phi3                      ? 4096
                                                                     : 2048);
+  r.set_max_positions(c.max_position_embeddings);
   c.rms_norm_eps = r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);  // the config classes' defaults
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma);  // Gemma3TextConfig ties by default

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/compile.h"
+#include "compiler/deepseek_config.h"
 #include "compiler/error.h"
 #include "compiler/frontends/llama.h"
 #include "compiler/llama_config.h"
@@ -724,4 +725,43 @@ TEST_CASE("config: GPTQ exclusion patterns match as re.match does, in the form A
   CHECK_FALSE(gptq_pattern_matches(many + "b", name));
   CHECK(gptq_pattern_matches(many, name));
   CHECK_FALSE(gptq_pattern_matches(".*" + std::string(1000, 'a') + "b", name));
+}
+
+TEST_CASE("config: RoPE keys transformers fills in (standardize_rope_params, Gemma 3's layer types)") {
+  TempDir d;
+  // llama3 and yarn without original_max_position_embeddings: the model's max_position_embeddings
+  // (checked against transformers' logits: 2.4e-7 relative L2).
+  LlamaConfig c = parse(d, R"(, "max_position_embeddings": 128, "rope_parameters": {"rope_type": "llama3",
+      "rope_theta": 10000.0, "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0})");
+  CHECK(c.rope.original_max_position_embeddings == 128);
+  c = parse(d, R"(, "rope_parameters": {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 4.0,
+      "low_freq_factor": 1.0, "high_freq_factor": 4.0})");
+  CHECK(c.rope.original_max_position_embeddings == 2048);  // (LlamaConfig's default max_position_embeddings)
+  // Gemma 3: a layer type left out is default RoPE at its theta; a yarn factor of null is
+  // max_position_embeddings / original_max_position_embeddings.
+  std::ifstream in(kiln::test::fixture("softcap_f32", "gemma3") + "/config.json");
+  nlohmann::json g = nlohmann::json::parse(in);
+  g["rope_parameters"].erase("sliding_attention");
+  g["rope_local_base_freq"] = 500.0;
+  g["max_position_embeddings"] = 128;
+  g["rope_parameters"]["full_attention"] = {
+      {"rope_type", "yarn"}, {"rope_theta", 1e4}, {"factor", nullptr}, {"original_max_position_embeddings", 32}};
+  c = parse_llama_config(g.dump(), "config.json");
+  CHECK(c.rope_local.type == "default");
+  CHECK(c.rope_local.theta == 500.0);
+  CHECK(c.rope.type == "yarn");
+  CHECK(c.rope.factor == 4.0);
+  CHECK(c.unmodeled.empty());
+  g["rope_parameters"]["full_attention"].erase("factor");  // (transformers: a KeyError)
+  CHECK(edited_error(g, [](nlohmann::json&) {}).find("needs 'factor'") != std::string::npos);
+}
+
+TEST_CASE("config: DeepSeek-V2 ignores rope_interleave, as transformers' DeepseekV2 does") {
+  std::ifstream in(kiln::test::fixtures_root() + "/configs/DeepseekV2Config.json");
+  nlohmann::json j = nlohmann::json::parse(in)["defaults"];
+  j["num_experts_per_tok"] = 6;
+  j["rope_interleave"] = false;
+  const DeepseekConfig c = parse_deepseek_config(j.dump(), "config.json");
+  CHECK(c.rope_interleave);  // V2 always rotates pairs
+  CHECK(c.unmodeled.empty());
 }
