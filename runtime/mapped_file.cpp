@@ -1,6 +1,7 @@
 #include "runtime/mapped_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,6 +57,52 @@ Status output_file_path(const std::string& path, std::string* resolved) {
   return Status::ok();
 }
 
+namespace {
+
+// The temporaries' names, for remove_temps_of_this_process in a signal handler: fixed storage (no
+// allocation there), each slot published by its flag. A process makes a handful of outputs; past
+// kTempSlots the oldest slots are reused (their files long since renamed).
+constexpr size_t kTempSlots = 64, kTempNameMax = 4096;
+char temp_names[kTempSlots][kTempNameMax];
+std::atomic<bool> temp_listed[kTempSlots];
+std::atomic<unsigned> temp_next{0};
+
+void list_temp(const std::string& name) {
+  if (name.size() >= kTempNameMax) return;  // (open() would have refused it: PATH_MAX)
+  const unsigned i = temp_next.fetch_add(1) % kTempSlots;
+  temp_listed[i].store(false, std::memory_order_release);
+  std::memcpy(temp_names[i], name.c_str(), name.size() + 1);
+  temp_listed[i].store(true, std::memory_order_release);
+}
+
+}  // namespace
+
+void remove_temps_of_this_process() {
+  for (size_t i = 0; i < kTempSlots; ++i)
+    if (temp_listed[i].load(std::memory_order_acquire)) ::unlink(temp_names[i]);
+}
+
+namespace {
+
+void remove_temps_and_end(int sig) {
+  remove_temps_of_this_process();
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+}  // namespace
+
+void remove_temps_on_signals() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+    struct sigaction sa {};
+    sa.sa_handler = remove_temps_and_end;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
+
 Status create_temp_beside(const std::string& target, std::string* tmp) {
   static std::atomic<unsigned> counter{0};
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -63,6 +110,7 @@ Status create_temp_beside(const std::string& target, std::string* tmp) {
     const int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd >= 0) {
       ::close(fd);
+      list_temp(name);
       *tmp = name;
       return Status::ok();
     }

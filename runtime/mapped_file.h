@@ -42,5 +42,13 @@ Status output_file_path(const std::string& path, std::string* resolved);
 // A new, empty regular file beside `target` (target + ".tmp.<pid>.<n>", created exclusively, never
 // through a link, with the usual permissions less the umask) to write and then rename over target.
 Status create_temp_beside(const std::string& target, std::string* tmp);
+// Unlinks the temporaries create_temp_beside made in this process that are still there (those
+// renamed into place or removed are gone by then: their names, unique to the process, unlink
+// nothing). Async-signal-safe: for a handler of SIGINT/SIGTERM, so an interrupted write leaves no
+// X.tmp.<pid>.<n> behind.
+void remove_temps_of_this_process();
+// Makes SIGINT, SIGTERM and SIGHUP remove those temporaries, then end the process as the signal
+// would have (a signal the process ignored stays ignored). For programs (the kiln CLI), not the library.
+void remove_temps_on_signals();
 
 }  // namespace kiln

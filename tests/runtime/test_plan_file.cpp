@@ -3,7 +3,10 @@
 // (so the verifier, not the checksum, has to catch them).
 #include <doctest/doctest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <cstring>
@@ -16,6 +19,7 @@
 #include "compiler/compile.h"
 #include "plan_edit.h"
 #include "runtime/context.h"
+#include "runtime/mapped_file.h"
 #include "test_util.h"
 
 using namespace kiln;
@@ -596,4 +600,38 @@ TEST_CASE("plan weights: the parallel hash finds the lowest bad segment and repo
   // the exception reaches the caller.
   const Plan::Progress throws = [](uint64_t, uint64_t) { throw std::runtime_error("stop"); };
   CHECK_THROWS_AS(first_bad_weight_segment(bytes.data(), segs, total, throws, 0), std::runtime_error);
+}
+
+TEST_CASE("output temporaries: a handled SIGTERM or SIGINT removes them; an ignored SIGINT stays ignored") {
+  TempDir d;
+  const std::string target = d / "out.kplan";
+  // In a child: the kiln CLI's handlers, a temporary as a writer makes, then the signal.
+  auto child = [&](int sig, bool ignore_first) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      if (ignore_first) ::signal(sig, SIG_IGN);
+      kiln::remove_temps_on_signals();
+      std::string tmp;
+      if (!kiln::create_temp_beside(target, &tmp).is_ok()) ::_exit(3);
+      ::raise(sig);
+      ::_exit(7);  // (reached only when the signal is ignored)
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    return status;
+  };
+  for (const int sig : {SIGTERM, SIGINT}) {
+    CAPTURE(sig);
+    const int status = child(sig, false);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == sig);  // ended as the signal would have
+    CHECK(kiln::test::temp_files_beside(target).empty());
+  }
+  // A shell's background job ignores SIGINT: kiln keeps it ignored (and its temporary stays until
+  // the writer renames or removes it).
+  const int status = child(SIGINT, true);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 7);
+  CHECK(kiln::test::temp_files_beside(target).size() == 1);
 }

@@ -18,6 +18,7 @@
 #include "compiler/lora.h"
 #include "compiler/passes/quantize.h"
 #include "kernels/matmul.h"
+#include "runtime/mapped_file.h"
 #include "tools/kiln/commands.h"
 #include "tools/kiln/txt2img.h"
 
@@ -45,6 +46,7 @@ void add_in_flight_option(CLI::App* cmd, RunOptions& ro) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kiln::remove_temps_on_signals();  // Ctrl-C during a write leaves no X.tmp.<pid>.<n> behind
   CLI::App app{"kiln: ahead-of-time model compiler and runtime"};
   app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION_STRING);
   app.require_subcommand(1);
