@@ -109,6 +109,9 @@ Status create_temp_beside(const std::string& target, std::string* tmp) {
     const std::string name = target + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
     const int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd >= 0) {
+      // A file it will replace keeps its permissions (a plan made private stays private).
+      struct stat old;
+      if (::stat(target.c_str(), &old) == 0 && S_ISREG(old.st_mode)) (void)::fchmod(fd, old.st_mode & 07777);
       ::close(fd);
       list_temp(name);
       *tmp = name;

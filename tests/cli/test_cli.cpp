@@ -368,10 +368,12 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
                                   &out) == 0);
   struct Case {
     std::string args;
-    const char* expect;
+    std::string expect;
   };
   std::vector<uint8_t> junk(300, 0x41);
   kiln::test::write_bytes(d / "junk.kplan", junk);
+  kiln::test::copy_dir(model, d / "mcopy");
+  kiln::test::write_bytes(d / "mcopy/model.c", junk);  // (as if a checkpoint held it)
   std::vector<float> f(4, 1.0f);
   write_safetensors(d / "floats.safetensors", {{"input_ids", DType::F32, {1, 4}, f.data(), 16}});
   std::vector<int64_t> big = {1, 2, 300000};
@@ -400,7 +402,13 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
       {"generate " + (d / "m.kplan") + " --ids 1,2 --stop ''", "--stop '' is empty"},
       {"detokenize " + (d / "m.kplan") + " --ids 1,5000", "--ids: 5000 at index 1 is out of range [0, 256)"},
       {"eval " + (d / "m.kplan") + " --input " + (d / "big.safetensors") + " --output " + (d / "big.safetensors"),
-       "is the --input file: it would be replaced"},
+       "is the input " + (d / "big.safetensors") + ": it would be replaced"},
+      {"eval " + (d / "m.kplan") + " --input " + (d / "big.safetensors") + " --output " + (d / "m.kplan"),
+       "--output " + (d / "m.kplan") + " is the input " + (d / "m.kplan") + ": it would be replaced"},
+      {"compile " + (d / "mcopy") + " -o " + (d / "mcopy/config.json"),
+       "-o " + (d / "mcopy/config.json") + " is " + (d / "mcopy/config.json") + ", an input of this command"},
+      {"compile " + (d / "mcopy") + " -o " + (d / "x.kplan") + " --emit-c " + (d / "mcopy/model"),
+       "an input of this command"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --temperature 1 --top-p 1e999", "--top-p 1e999 is not in (0, 1]"},
       {"eval " + (d / "m.kplan") + " --input " + (d / "floats.safetensors") + " --output " + (d / "o.safetensors"),
        "must be I64 or I32"},
@@ -418,6 +426,8 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
     CHECK(count_lines(out) == 1);
   }
   CHECK_FALSE(kiln::test::run_command("test -e " + (d / "o.safetensors"), &out) == 0);
+  CHECK(kiln::test::read_bytes(d / "mcopy/model.c") == junk);  // inputs untouched
+  CHECK(kiln::test::read_bytes(d / "mcopy/config.json") == kiln::test::read_bytes(model + "/config.json"));
   // A seed in hex, as CLI11 reads it, is the same seed.
   std::string hex, dec;
   const std::string sample = kCli + " generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 6 --temperature 1 ";

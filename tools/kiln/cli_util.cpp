@@ -1,5 +1,10 @@
 // Helpers the kiln CLI's subcommands share (tools/kiln/commands.h).
+#include <dirent.h>
+#include <limits.h>
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 
@@ -77,4 +82,60 @@ std::string call_for_text(const std::function<kiln_status(char*, size_t, size_t*
     buf.assign(len + 1 + len / 8, '\0');
   }
   throw kiln::CompileError("the text kept changing length between calls");
+}
+
+namespace {
+
+// realpath of the folder part, then the last name (a path that need not exist yet).
+std::string canonical_name(const std::string& p) {
+  const size_t slash = p.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : p.substr(0, slash);
+  const std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
+  char buf[PATH_MAX];
+  if (!::realpath(dir.c_str(), buf)) return p;
+  return std::string(buf) + "/" + base;
+}
+
+bool find_in(const std::string& folder, const struct stat& target, int depth, std::string* found) {
+  DIR* d = ::opendir(folder.c_str());
+  if (!d) return false;
+  bool hit = false;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    const std::string path = folder + "/" + name;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) continue;
+    if (S_ISREG(st.st_mode) && st.st_dev == target.st_dev && st.st_ino == target.st_ino) {
+      *found = path;
+      hit = true;
+    } else if (S_ISDIR(st.st_mode) && depth > 0) {
+      hit = find_in(path, target, depth - 1, found);
+    }
+    if (hit) break;
+  }
+  ::closedir(d);
+  return hit;
+}
+
+}  // namespace
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  const bool ea = ::stat(a.c_str(), &sa) == 0, eb = ::stat(b.c_str(), &sb) == 0;
+  if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  return canonical_name(a) == canonical_name(b);
+}
+
+void refuse_overwriting_inputs(const std::string& flag, const std::string& out, const std::vector<std::string>& files,
+                               const std::vector<std::string>& folders) {
+  struct stat so;
+  if (::stat(out.c_str(), &so) != 0 || !S_ISREG(so.st_mode)) return;  // (absent: nothing it could replace)
+  for (const std::string& f : files)
+    if (!f.empty() && same_file(out, f))
+      throw CompileError(flag + " " + out + " is the input " + f + ": it would be replaced");
+  std::string found;
+  for (const std::string& dir : folders)
+    if (!dir.empty() && find_in(dir, so, 3, &found))
+      throw CompileError(flag + " " + out + " is " + found + ", an input of this command: it would be replaced");
 }

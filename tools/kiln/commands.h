@@ -32,6 +32,14 @@ std::vector<int32_t> parse_ids(const std::string& s);
 // until the text fits (a chat template that reads the clock may render another length).
 std::string call_for_text(const std::function<kiln_status(char*, size_t, size_t*, kiln_error*)>& f);
 
+// Outputs must not replace the command's inputs. Whether `a` and `b` name the same file: the same
+// existing file (through links), or, where one does not exist yet, the same name in the same folder.
+bool same_file(const std::string& a, const std::string& b);
+// Throws "<flag> <out> is <what> <input>: it would be replaced" when the existing file `out` is one of
+// `files`, or a file inside one of `folders` (up to three levels down).
+void refuse_overwriting_inputs(const std::string& flag, const std::string& out, const std::vector<std::string>& files,
+                               const std::vector<std::string>& folders);
+
 // --- the subcommands
 int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix);
 int run_inspect(const std::string& path, bool list_tensors, bool as_json);

@@ -2,11 +2,14 @@
 #include <unistd.h>
 
 #include <tuple>
+#include <utility>
 
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -18,33 +21,38 @@ using kiln::CompileError;
 
 namespace {
 
-// PREFIX.h and PREFIX.c (or the files their links name) and the temporaries they are written to,
-// made before the compile so that a compile which could not emit them writes nothing.
+// PREFIX.h and PREFIX.c (or the files their links name), the plan's file, and the temporaries
+// they are written to, made before the compile so that a compile which could not emit them writes
+// nothing: the plan is compiled into its temporary, the C files made from it, and only then are the
+// three renamed into place (a failure leaves the old plan as it was).
 struct CFiles {
-  std::string h_path, c_path, h_tmp, c_tmp;
+  std::string h_path, c_path, plan_path, h_tmp, c_tmp, plan_tmp;
   ~CFiles() {  // (removed unless renamed into place)
-    if (!h_tmp.empty()) std::remove(h_tmp.c_str());
-    if (!c_tmp.empty()) std::remove(c_tmp.c_str());
+    for (const std::string* t : {&h_tmp, &c_tmp, &plan_tmp})
+      if (!t->empty()) std::remove(t->c_str());
   }
 };
 
 void prepare_c_files(const std::string& prefix, const std::string& plan, CFiles* f) {
-  std::string plan_target;
-  const bool plan_ok = kiln::output_file_path(plan, &plan_target).is_ok();
+  if (kiln::Status st = kiln::output_file_path(plan, &f->plan_path); !st.is_ok()) throw CompileError(st.message());
   for (auto [ext, path, tmp] : {std::tuple{".h", &f->h_path, &f->h_tmp}, std::tuple{".c", &f->c_path, &f->c_tmp}}) {
     if (kiln::Status st = kiln::output_file_path(prefix + ext, path); !st.is_ok())
       throw CompileError("--emit-c: " + st.message());
-    if (plan_ok && *path == plan_target)
+    if (same_file(*path, f->plan_path))
       throw CompileError("--emit-c " + prefix + " would write " + prefix + ext + ", which is the plan (-o)");
+  }
+  if (same_file(f->h_path, f->c_path))
+    throw CompileError("--emit-c " + prefix + ": " + prefix + ".h and " + prefix + ".c are the same file");
+  for (auto [path, tmp] :
+       {std::pair{&f->h_path, &f->h_tmp}, std::pair{&f->c_path, &f->c_tmp}, std::pair{&f->plan_path, &f->plan_tmp}})
     if (kiln::Status st = kiln::create_temp_beside(*path, tmp); !st.is_ok())
       throw CompileError("--emit-c: " + st.message());
-  }
 }
 
 // Writes PREFIX.h and PREFIX.c embedding the plan file as an aligned byte array, for hosts
 // that link a small plan statically (kiln_plan_open_memory on the array).
-void emit_c(const std::string& plan_path, const std::string& prefix, CFiles& f) {
-  std::FILE* in = std::fopen(plan_path.c_str(), "rb");
+void emit_c(const std::string& plan_file, const std::string& plan_path, const std::string& prefix, CFiles& f) {
+  std::FILE* in = std::fopen(plan_file.c_str(), "rb");
   if (!in) throw CompileError(plan_path + ": cannot read the plan back");
   std::vector<unsigned char> bytes;
   unsigned char buf[1 << 16];
@@ -76,12 +84,17 @@ void emit_c(const std::string& plan_path, const std::string& prefix, CFiles& f) 
   for (size_t i = 0; i < bytes.size(); ++i)
     std::fprintf(c, "%s0x%02x,%s", i % 16 ? "" : "  ", bytes[i], i % 16 == 15 ? "\n" : "");
   std::fprintf(c, "\n};\nconst size_t %s_size = %zu;\n", sym.c_str(), bytes.size());
-  const bool ok = std::fclose(h) == 0 && std::fclose(c) == 0;
-  if (!ok || std::rename(f.h_tmp.c_str(), f.h_path.c_str()) != 0)
-    throw CompileError(prefix + ": cannot write the C files");
-  f.h_tmp.clear();
-  if (std::rename(f.c_tmp.c_str(), f.c_path.c_str()) != 0) throw CompileError(prefix + ": cannot write the C files");
-  f.c_tmp.clear();
+  const bool written = !std::ferror(h) && !std::ferror(c);
+  const bool closed = std::fclose(h) == 0;
+  if (!(std::fclose(c) == 0 && closed && written))
+    throw CompileError(prefix + ": cannot write the C files: " + std::strerror(errno));
+  // All written: into place, the plan last.
+  for (auto [tmp, path] :
+       {std::pair{&f.h_tmp, &f.h_path}, std::pair{&f.c_tmp, &f.c_path}, std::pair{&f.plan_tmp, &f.plan_path}}) {
+    if (std::rename(tmp->c_str(), path->c_str()) != 0)
+      throw CompileError(*path + ": cannot rename the finished file into place: " + std::strerror(errno));
+    tmp->clear();
+  }
 }
 
 }  // namespace
@@ -98,11 +111,21 @@ int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix) {
       if (done >= total) std::fprintf(stderr, "\n");
     };
   }
+  // Inputs are never replaced: not a file of the checkpoint, an adapter or a ControlNet.
+  std::vector<std::string> inputs = {o.model_dir, o.controlnet};
+  for (const kiln::LoraAdapterSpec& l : o.lora) inputs.push_back(l.dir);
+  refuse_overwriting_inputs("-o", o.output, {}, inputs);
+  if (!emit_c_prefix.empty())
+    for (const char* ext : {".h", ".c"}) refuse_overwriting_inputs("--emit-c", emit_c_prefix + ext, {}, inputs);
   CFiles c_files;  // (made first: a compile that cannot emit them writes nothing)
-  if (!emit_c_prefix.empty()) prepare_c_files(emit_c_prefix, o.output, &c_files);
+  const std::string plan_shown = o.output;
+  if (!emit_c_prefix.empty()) {
+    prepare_c_files(emit_c_prefix, o.output, &c_files);
+    o.output = c_files.plan_tmp;  // (renamed into place with the C files)
+  }
   const kiln::CompileSummary s = kiln::compile_model(o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("compiled %s -> %s in %.2f s\n", o.model_dir.c_str(), o.output.c_str(), secs);
+  std::printf("compiled %s -> %s in %.2f s\n", o.model_dir.c_str(), plan_shown.c_str(), secs);
   if (s.text_to_image) std::printf("  dtype %s, text to image\n", kiln::dtype_name(s.plan_dtype));
   else
     std::printf("  dtype %s, max_seq %" PRId64 ", batch %" PRId64 ", chunk %" PRId64 "\n",
@@ -114,12 +137,7 @@ int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix) {
   if (!s.notes.empty()) std::printf("  note: %s\n", s.notes.c_str());
   std::printf("  tokenizer: %s\n", s.tokenizer.empty() ? "none (ids only)" : s.tokenizer.c_str());
   if (!emit_c_prefix.empty()) {
-    try {
-      emit_c(o.output, emit_c_prefix, c_files);
-    } catch (...) {
-      std::remove(o.output.c_str());  // (no plan without the C files asked for)
-      throw;
-    }
+    emit_c(c_files.plan_tmp, plan_shown, emit_c_prefix, c_files);  // (on failure the old plan stays)
     std::printf("  wrote %s.c and %s.h (the plan as a C byte array)\n", emit_c_prefix.c_str(), emit_c_prefix.c_str());
   }
   for (const auto& a : s.adapters)

@@ -17,10 +17,7 @@ using kiln::CompileError;
 
 int run_eval(const std::string& plan_path, const std::string& in_path, const std::string& out_path,
              const RunOptions& ro) {
-  struct stat si, so;  // (--output is written by rename: over --input it would replace it)
-  if (::stat(in_path.c_str(), &si) == 0 && ::stat(out_path.c_str(), &so) == 0 && si.st_dev == so.st_dev &&
-      si.st_ino == so.st_ino)
-    throw CompileError("--output " + out_path + " is the --input file: it would be replaced");
+  refuse_overwriting_inputs("--output", out_path, {in_path, plan_path}, {});  // (written by rename)
   auto in = kiln::SafetensorsFile::open(in_path);
   auto it = in->tensors().find("input_ids");
   if (it == in->tensors().end()) throw CompileError(in_path + ": has no 'input_ids' tensor");

@@ -24,6 +24,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 int run_txt2img(const Txt2ImgArgs& a) {
+  refuse_overwriting_inputs("-o", a.output, {a.plan, a.control}, {});
   const auto t0 = std::chrono::steady_clock::now();
   kiln_error err{};
   Handles h;
