@@ -1,5 +1,7 @@
 #include "compiler/json_util.h"
 
+#include <cstring>
+
 #include "compiler/error.h"
 #include "runtime/mapped_file.h"
 
@@ -9,6 +11,11 @@ nlohmann::json parse_json_limited(const char* begin, const char* end, const std:
                                   const std::function<void(int, const std::string&)>& on_key) {
   using json = nlohmann::json;
   if (size_t(end - begin) > kMaxJsonBytes) throw CompileError(what + ": JSON text is over 100 MB");
+  // nlohmann's lexer ends the text at a NUL byte: what follows one would be dropped unread. JSON
+  // has no NUL outside strings (where it is written \u0000), and Python's json refuses one.
+  if (const void* nul = std::memchr(begin, 0, size_t(end - begin)))
+    throw CompileError(what + ": not valid JSON: a NUL byte at offset " +
+                       std::to_string(static_cast<const char*>(nul) - begin));
   try {
     return json::parse(begin, end, [&](int depth, json::parse_event_t ev, json& parsed) {
       if ((ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) && depth >= kMaxJsonDepth)

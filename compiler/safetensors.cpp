@@ -233,8 +233,8 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
       if (!it->is_string()) throw CompileError(index + ": weight_map entry '" + it.key() + "' is not a file name");
       const std::string shard = it->get<std::string>();
-      if (shard.empty() || shard[0] == '/' || shard.find("..") != std::string::npos ||
-          shard.find('/') != std::string::npos)
+      if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos ||
+          shard.find('\0') != std::string::npos)  // (model..00003.safetensors is a plain name)
         throw CompileError(index + ": shard path '" + shard + "' must be a plain file name inside the model folder");
       weight_map[it.key()] = shard;
       if (seen.insert(shard).second) files.push_back(shard);

@@ -623,6 +623,33 @@ TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, ch
                                 &out) == 1);
   CHECK(out.find("(not answered; the conversation so far is kept") != std::string::npos);
   CHECK(out.find("starting over") == std::string::npos);
+  // A chat line ending in CRLF is the same turn; one holding a NUL byte (a chat message cannot) is
+  // refused, not cut short; a negative or huge --max-new-tokens is an error before any allocation.
+  std::string lf, crlf;
+  REQUIRE(kiln::test::run_command("printf 'hi there\\n' | " + kCli + " chat " + (d / "m.kplan") +
+                                      " --max-new-tokens 4 --temperature 0 2>/dev/null",
+                                  &lf) == 0);
+  REQUIRE(kiln::test::run_command("printf 'hi there\\r\\n' | " + kCli + " chat " + (d / "m.kplan") +
+                                      " --max-new-tokens 4 --temperature 0 2>/dev/null",
+                                  &crlf) == 0);
+  CHECK(lf == crlf);
+  CHECK(kiln::test::run_command("printf 'hi\\000 there\\nhi\\n' | " + kCli + " chat " + (d / "m.kplan") +
+                                    " --max-new-tokens 4 --temperature 0",
+                                &out) == 1);
+  CHECK(out.find("kiln: error: this turn holds a NUL byte") != std::string::npos);
+  CHECK(kiln::test::run_command("printf 'hi\\n' | " + kCli + " chat " + (d / "m.kplan") + " --max-new-tokens -1",
+                                &out) == 1);
+  CHECK(out.find("--max-new-tokens must not be negative") != std::string::npos);
+  CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " --ids 1 --max-new-tokens 1000000000000",
+                                &out) == 1);
+  CHECK(out.find("exceeds the plan's max_seq of 64") != std::string::npos);
+  // Output that could not be written is an error, not a success with the text cut short.
+  CHECK(kiln::test::run_command(
+            "(" + kCli + " generate " + (d / "m.kplan") + " -p Hello --max-new-tokens 3 --ignore-eos > /dev/full)",
+            &out) == 1);
+  CHECK(out.find("kiln: error: writing to standard output failed") != std::string::npos);
+  CHECK(kiln::test::run_command("(" + kCli + " inspect " + (d / "m.kplan") + " > /dev/full)", &out) == 1);
+  CHECK(out.find("kiln: error: writing to standard output failed: No space left on device") != std::string::npos);
   // Errors: both --ids and -p; chat with an unknown template; a plan without a tokenizer.
   CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " -p x --ids 1", &out) != 0);
   CHECK(out.find("exactly one of --ids and -p") != std::string::npos);

@@ -148,8 +148,18 @@ TEST_CASE("checkpoint folders: shards, index problems and pickle files") {
   CHECK(err_of_dir(e.path()).find("must be a plain file name") != std::string::npos);
   write_index(R"({"weight_map": {"model.norm.weight": "/etc/passwd"}})");
   CHECK(err_of_dir(e.path()).find("must be a plain file name") != std::string::npos);
+  write_index(R"({"weight_map": {"model.norm.weight": ".."}})");
+  CHECK(err_of_dir(e.path()).find("must be a plain file name") != std::string::npos);
+  write_index(R"({"weight_map": {"model.norm.weight": "a\u0000b"}})");
+  CHECK(err_of_dir(e.path()).find("must be a plain file name") != std::string::npos);
   write_index(R"({"weight_map": {"model.norm.weight": "missing-shard.safetensors"}})");
   CHECK(err_of_dir(e.path()).find("missing") != std::string::npos);
+  write_index(R"({"weight_map": {"model.norm.weight": "model..00003.safetensors"}})");  // (a plain name)
+  CHECK(err_of_dir(e.path()).find("model..00003.safetensors") != std::string::npos);
+  CHECK(err_of_dir(e.path()).find("plain file name") == std::string::npos);
+  // JSON ends at a NUL byte for nlohmann's lexer: anything after one would go unread.
+  write_index(std::string(R"({"weight_map": {}})") + std::string(1, '\0') + "garbage");
+  CHECK(err_of_dir(e.path()).find("not valid JSON: a NUL byte at offset 18") != std::string::npos);
   // A shard that is a symlink leading outside the model folder is refused; one inside is fine.
   TempDir outside;
   kiln::test::copy_dir(kiln::test::fixture("sharded_f32"), outside / "copy");

@@ -87,11 +87,10 @@ class TextSink {
   // False once generation should stop.
   bool push(int32_t id) {
     if (!ignore_stop_ && kiln_token_is_stop(plan_, id)) return false;
-    char buf[1024];
-    size_t len = 0;
-    kiln_error err{};
-    if (kiln_decoder_push(dec_, id, buf, sizeof(buf), &len, &err) != KILN_OK) return false;
-    pending_.append(buf, std::min(len, sizeof(buf) - 1));
+    if (!decoded([&](char* b, size_t cap, size_t* len, kiln_error* e) {
+          return kiln_decoder_push(dec_, id, b, cap, len, e);
+        }))
+      return false;
     for (const auto& s : stops_) {
       const size_t at = pending_.find(s);
       if (!s.empty() && at != std::string::npos) {
@@ -108,20 +107,42 @@ class TextSink {
       emit(pending_.substr(0, cut));
       pending_.erase(0, cut);
     }
-    return true;
+    return !std::ferror(stdout);  // (a reader that has gone: stop; main reports the write error)
   }
   void finish() {  // the decoder's own waiting bytes too (an incomplete character: U+FFFD, as decode gives)
-    char buf[64];
-    size_t len = 0;
-    kiln_error err{};
-    if (dec_ && !cut_ && kiln_decoder_finish(dec_, buf, sizeof(buf), &len, &err) == KILN_OK)
-      pending_.append(buf, std::min(len, sizeof(buf) - 1));
+    if (dec_ && !cut_)
+      decoded(
+          [&](char* b, size_t cap, size_t* len, kiln_error* e) { return kiln_decoder_finish(dec_, b, cap, len, e); });
     emit(pending_);
     pending_.clear();
+    if (!error_.empty()) throw CompileError(error_);
   }
   const std::string& text() const { return text_; }
 
  private:
+  // Appends a decoder call's text to pending_ (again with room when it did not fit); false, with
+  // the message kept for finish(), when it fails.
+  template <typename F>
+  bool decoded(F call) {
+    char small[256];
+    size_t len = 0;
+    kiln_error err{};
+    kiln_status st = call(small, sizeof(small), &len, &err);
+    if (st == KILN_OK) {
+      pending_.append(small, len);
+      return true;
+    }
+    if (st == KILN_ERR_LIMIT) {
+      std::string big(len + 1, '\0');
+      st = call(&big[0], big.size(), &len, &err);
+      if (st == KILN_OK) {
+        pending_.append(big.data(), len);
+        return true;
+      }
+    }
+    if (error_.empty()) error_ = err.message;
+    return false;
+  }
   void emit(const std::string& s) {
     text_ += s;
     if (echo_ && !s.empty()) {
@@ -129,6 +150,7 @@ class TextSink {
       std::fflush(stdout);
     }
   }
+  std::string error_;
   kiln_plan* plan_;
   kiln_decoder* dec_ = nullptr;
   bool cut_ = false;  // a stop string ended the text: what followed it is dropped
@@ -169,9 +191,12 @@ int run_generate(const GenerateArgs& a) {
   if (prompt.empty())  // (parse_ids refuses empty --ids itself)
     throw CompileError("the prompt is empty after tokenization (this tokenizer adds no BOS token)");
   kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed};
-  std::vector<int32_t> out(size_t(a.max_new));
-  int64_t n_out = 0;
+  kiln_plan_info info{};
   kiln_error err{};
+  check(kiln_plan_get_info(plan.p, &info, &err), err);
+  // (kiln_generate refuses more than max_seq allows before it writes: no room for more is needed)
+  std::vector<int32_t> out(size_t(std::min<int64_t>(a.max_new, info.max_seq)));
+  int64_t n_out = 0;
   struct Stream {
     bool ids_on;
     bool first = true;
@@ -188,7 +213,7 @@ int run_generate(const GenerateArgs& a) {
       std::fflush(stdout);
       st->first = false;
     }
-    return 1;
+    return std::ferror(stdout) ? 0 : 1;  // (a reader that has gone: stop; main reports the write error)
   };
   const auto t0 = std::chrono::steady_clock::now();
   const kiln_status st = kiln_generate(ctx.c, prompt.data(), int64_t(prompt.size()), a.max_new, &s, int32_t(a.eos),
@@ -213,6 +238,7 @@ int run_generate(const GenerateArgs& a) {
 // whole conversation is re-encoded each turn in the model's chat format (or as plain text
 // with --raw).
 int run_chat(const ChatArgs& a) {
+  if (a.max_new < 0) throw CompileError("--max-new-tokens must not be negative");
   PlanHandle plan;
   ContextHandle ctx;
   open_context(a.plan, a.run, plan, ctx);
@@ -231,7 +257,15 @@ int run_chat(const ChatArgs& a) {
   for (uint64_t turn = 0;; ++turn) {
     if (tty) std::fputs("> ", stdout), std::fflush(stdout);
     if (!std::getline(std::cin, line)) break;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // (a CRLF line, as tokenize --file reads it)
     if (line.empty()) continue;
+    if (!a.raw && line.find('\0') != std::string::npos) {  // (the chat template takes C strings: it would be cut)
+      std::fprintf(stderr,
+                   "kiln: error: this turn holds a NUL byte, which a chat message cannot (not answered; the "
+                   "conversation so far is kept)\n");
+      unanswered = true;
+      continue;
+    }
     // The conversation so far and this turn; when they leave no room for a reply, this turn alone
     // (the earlier ones are dropped, as said); a turn that alone leaves none is refused, not dropped.
     const size_t kept = a.system.empty() ? 0 : 1;
@@ -277,10 +311,10 @@ int run_chat(const ChatArgs& a) {
     else roles.push_back("user"), contents.push_back(line);
     TextSink sink(plan.p, a.raw ? std::vector<std::string>{"\n"} : std::vector<std::string>{}, false, true);
     kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed + turn};
-    std::vector<int32_t> out(size_t(a.max_new));
     int64_t n = 0;
     auto cb = [](void* user, int32_t tok) -> int { return static_cast<TextSink*>(user)->push(tok) ? 1 : 0; };
     const int64_t budget = std::min<int64_t>(a.max_new, info.max_seq - int64_t(ids.size()));
+    std::vector<int32_t> out(size_t(std::max<int64_t>(budget, 0)));
     const kiln_status st =
         kiln_generate(ctx.c, ids.data(), int64_t(ids.size()), budget, &s, -1, out.data(), &n, cb, &sink, &err);
     sink.finish();

@@ -6,8 +6,10 @@
 
 #include <cctype>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -45,8 +47,23 @@ void add_in_flight_option(CLI::App* cmd, RunOptions& ro) {
 
 }  // namespace
 
+int kiln_main(int argc, char** argv);
+
+// A write to stdout that failed (a full disk, /dev/full, a closed pipe with SIGPIPE ignored) is an
+// error: the output is incomplete, so the exit status must not say it succeeded.
 int main(int argc, char** argv) {
+  const int rc = kiln_main(argc, argv);
+  const bool flushed = std::fflush(stdout) == 0;
+  const int e = errno;
+  if (flushed && !std::ferror(stdout)) return rc;
+  std::fprintf(stderr, "kiln: error: writing to standard output failed%s%s (the output is incomplete)\n",
+               flushed ? "" : ": ", flushed ? "" : std::strerror(e));
+  return rc ? rc : 1;
+}
+
+int kiln_main(int argc, char** argv) {
   kiln::remove_temps_on_signals();  // Ctrl-C during a write leaves no X.tmp.<pid>.<n> behind
+  ::signal(SIGXFSZ, SIG_IGN);       // past `ulimit -f`: a write error (EFBIG) that removes them, not a kill
   CLI::App app{"kiln: ahead-of-time model compiler and runtime"};
   app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION_STRING);
   app.require_subcommand(1);
