@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -713,8 +714,9 @@ void write_safetensors(const std::string& path, const std::vector<StWriteTensor>
   {
     std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
     if (!o) {
+      const int e = errno;
       std::remove(tmp.c_str());
-      throw CompileError(path + ": cannot open for writing");
+      throw CompileError(path + ": cannot open for writing: " + std::strerror(e));
     }
     uint8_t len[8];
     for (int i = 0; i < 8; ++i) len[i] = uint8_t((uint64_t(hs.size()) >> (8 * i)) & 0xff);
@@ -723,13 +725,21 @@ void write_safetensors(const std::string& path, const std::vector<StWriteTensor>
     for (const auto& t : tensors) o.write(static_cast<const char*>(t.data), std::streamsize(t.size));
     o.flush();
     if (!o) {
+      const int e = errno;
       std::remove(tmp.c_str());
-      throw CompileError(path + ": write failed");
+      throw CompileError(path + ": write failed: " + std::strerror(e));
+    }
+    o.close();
+    if (!o) {
+      const int e = errno;
+      std::remove(tmp.c_str());
+      throw CompileError(path + ": write failed: " + std::strerror(e));
     }
   }
   if (std::rename(tmp.c_str(), target.c_str()) != 0) {
+    const int e = errno;
     std::remove(tmp.c_str());
-    throw CompileError(path + ": cannot rename the finished file into place");
+    throw CompileError(path + ": cannot rename the finished file into place: " + std::strerror(e));
   }
 }
 

@@ -106,7 +106,14 @@ void remove_temps_on_signals() {
 Status create_temp_beside(const std::string& target, std::string* tmp) {
   static std::atomic<unsigned> counter{0};
   for (int attempt = 0; attempt < 100; ++attempt) {
-    const std::string name = target + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+    const std::string suffix = ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+    // A name near the file system's limit (255 bytes) has no room for the suffix: a hidden name
+    // in the same folder then.
+    const size_t slash = target.rfind('/');
+    const size_t base_len = target.size() - (slash == std::string::npos ? 0 : slash + 1);
+    const std::string name = base_len + suffix.size() <= 255
+                                 ? target + suffix
+                                 : target.substr(0, slash == std::string::npos ? 0 : slash + 1) + ".kiln" + suffix;
     const int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd >= 0) {
       // A file it will replace keeps its permissions (a plan made private stays private).

@@ -427,7 +427,16 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
   }
   CHECK_FALSE(kiln::test::run_command("test -e " + (d / "o.safetensors"), &out) == 0);
   CHECK(kiln::test::read_bytes(d / "mcopy/model.c") == junk);  // inputs untouched
+  // A name at the file system's 255-byte limit is written through a hidden temporary (its own
+  // name has no room for the .tmp suffix).
+  const std::string long_name = d / std::string(250, 'p');
+  REQUIRE(kiln::test::run_command(kCli + " compile " + model + " -o " + long_name + " --max-seq 16", &out) == 0);
+  CHECK(kiln::test::run_command(kCli + " inspect " + long_name, &out) == 0);
+  CHECK(kiln::test::run_command("ls -a " + d.path() + " | grep -c '^\\.kiln\\.tmp'", &out) != 0);  // none left
   CHECK(kiln::test::read_bytes(d / "mcopy/config.json") == kiln::test::read_bytes(model + "/config.json"));
+  // --stop takes one value: the plan after it is still the plan.
+  REQUIRE(kiln::test::run_command(kCli + " generate --stop . " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 2",
+                                  &out) == 0);
   // A seed in hex, as CLI11 reads it, is the same seed.
   std::string hex, dec;
   const std::string sample = kCli + " generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 6 --temperature 1 ";
@@ -440,7 +449,8 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
       {"compile", "model_dir is required"},
       {"generate " + (d / "m.kplan") + " --max-new-tokens many", "many"},
       {"inspect " + (d / "m.kplan") + " --no-such-flag", "--no-such-flag"},
-      {"frobnicate", "subcommand is required"},
+      {"frobnicate", "unknown command 'frobnicate' (commands: compile, inspect, eval, generate"},
+      {"", "A subcommand is required"},
   };
   for (const auto& u : usage) {
     const std::string& args = u.first;
@@ -650,6 +660,17 @@ TEST_CASE("cli: text in and text out with an embedded tokenizer (generate -p, ch
   CHECK(out.find("kiln: error: writing to standard output failed") != std::string::npos);
   CHECK(kiln::test::run_command("(" + kCli + " inspect " + (d / "m.kplan") + " > /dev/full)", &out) == 1);
   CHECK(out.find("kiln: error: writing to standard output failed: No space left on device") != std::string::npos);
+  // A plan truncated in place while chat has it open: a clear error (the mapping faults), not a
+  // bare "Bus error". The second turn waits until the first reply was written.
+  REQUIRE(kiln::test::run_command("cp " + (d / "m.kplan") + " " + (d / "live.kplan"), nullptr) == 0);
+  const std::string live = d / "live.kplan", reply = d / "reply1";
+  CHECK(kiln::test::run_command("((printf 'hi\\n'; while [ ! -s " + reply +
+                                    " ]; do sleep 0.02; done; truncate -s 4096 " + live + "; printf 'hi\\n') | " +
+                                    kCli + " chat " + live + " --raw --max-new-tokens 3 --temperature 0 > " + reply +
+                                    ")",
+                                &out) != 0);
+  CHECK(out.find("kiln: error: a file kiln had mapped (a checkpoint shard or the plan) was truncated") !=
+        std::string::npos);
   // Errors: both --ids and -p; chat with an unknown template; a plan without a tokenizer.
   CHECK(kiln::test::run_command(kCli + " generate " + (d / "m.kplan") + " -p x --ids 1", &out) != 0);
   CHECK(out.find("exactly one of --ids and -p") != std::string::npos);

@@ -2,6 +2,7 @@
 // ids), generate, chat, tokenize, detokenize and txt2img; the subcommands are in
 // tools/kiln/commands.h. All but compile and inspect run through the public C API, as a host would. Every failure
 // prints one line "kiln: error: ..." on stderr and exits non-zero.
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 
 #include <cctype>
@@ -49,6 +50,22 @@ void add_in_flight_option(CLI::App* cmd, RunOptions& ro) {
 
 int kiln_main(int argc, char** argv);
 
+namespace {
+
+// A file kiln maps (a checkpoint's shard, a plan) that shrinks under it faults on the next read:
+// say so, remove the output temporaries, and end as the signal would.
+void on_sigbus(int sig) {
+  static const char msg[] =
+      "kiln: error: a file kiln had mapped (a checkpoint shard or the plan) was truncated or rewritten while in "
+      "use (SIGBUS); replace such files by renaming a new one over them, never in place\n";
+  kiln::remove_temps_of_this_process();
+  (void)!::write(2, msg, sizeof(msg) - 1);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+}  // namespace
+
 // A write to stdout that failed (a full disk, /dev/full, a closed pipe with SIGPIPE ignored) is an
 // error: the output is incomplete, so the exit status must not say it succeeded.
 int main(int argc, char** argv) {
@@ -64,6 +81,7 @@ int main(int argc, char** argv) {
 int kiln_main(int argc, char** argv) {
   kiln::remove_temps_on_signals();  // Ctrl-C during a write leaves no X.tmp.<pid>.<n> behind
   ::signal(SIGXFSZ, SIG_IGN);       // past `ulimit -f`: a write error (EFBIG) that removes them, not a kill
+  ::signal(SIGBUS, on_sigbus);
   CLI::App app{"kiln: ahead-of-time model compiler and runtime"};
   app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION_STRING);
   app.require_subcommand(1);
@@ -104,7 +122,8 @@ int kiln_main(int argc, char** argv) {
                    "Backends to compile for: cpu, cuda (sm_90) or all (default; cpu with int8, int4 or fp8 weights)")
       ->check(CLI::IsMember({"cpu", "cuda", "all"}));
   std::vector<std::string> lora_args;
-  compile->add_option("--lora", lora_args, "PEFT LoRA adapter folder to merge, DIR or DIR:WEIGHT (repeatable)");
+  compile->add_option("--lora", lora_args, "PEFT LoRA adapter folder to merge, DIR or DIR:WEIGHT (repeatable)")
+      ->allow_extra_args(false);  // (one value per --lora: the next word is not another)
   // Diffusion pipelines (folders with model_index.json)
   compile->add_option("--height", co.height, "Diffusion: image height in pixels (default: the UNet's sample_size x 8)");
   compile->add_option("--width", co.width, "Diffusion: image width in pixels (default: the UNet's sample_size x 8)");
@@ -138,7 +157,8 @@ int kiln_main(int argc, char** argv) {
   auto* gen_ids = gen->add_option("--ids", ga.ids, "Prompt token ids, comma-separated");
   auto* gen_prompt = gen->add_option("-p,--prompt", ga.prompt,
                                      "Prompt text (needs a plan with a tokenizer); the reply streams as text");
-  gen->add_option("--stop", ga.stops, "Stop when the generated text contains this string (repeatable)");
+  gen->add_option("--stop", ga.stops, "Stop when the generated text contains this string (repeatable)")
+      ->allow_extra_args(false);  // (one value per --stop: `--stop . PLAN` leaves PLAN the plan)
   gen->add_flag("--ignore-eos", ga.ignore_stop, "Do not stop at the tokenizer's end-of-sequence tokens");
   gen->add_option("--max-new-tokens", ga.max_new, "Tokens to generate (default 32)");
   gen->add_option("--temperature", ga.temperature, "0 = greedy (default)");
@@ -204,6 +224,17 @@ int kiln_main(int argc, char** argv) {
   t2i->add_flag("--progress", ta.progress,
                 "Report each step on stderr (replays step by step instead of the whole loop at once)");
 
+  // A first word that names no command (CLI11 would say only that one is required).
+  std::string names;
+  bool known = false;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+    known = known || (argc > 1 && sub->get_name() == argv[1]);
+  }
+  if (argc > 1 && argv[1][0] != '-' && !known) {
+    std::fprintf(stderr, "kiln: error: unknown command '%s' (commands: %s; see kiln --help)\n", argv[1], names.c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
