@@ -571,8 +571,9 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
               std::to_string(groups) + " groups of " + std::to_string(gs) + " inputs)");
         if (gi != i / gs)
           bad("has g_idx[" + std::to_string(i) + "] = " + std::to_string(gi) + ", not " + std::to_string(i / gs) +
-              ": its groups are permuted (act-order, desc_act true), which kiln does not read; quantize the model "
-              "with desc_act false");
+              ": its inputs are not grouped in order, " + std::to_string(gs) +
+              " at a time (act-order, desc_act true, permutes them), which kiln does not read; quantize the model "
+              "with desc_act false and groups of consecutive inputs");
       }
     }
     auto stored = positive_scales(
@@ -585,6 +586,18 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
         : asymmetric ? 16.0f
                      : 8.0f,
         true);
+    // GPTQ's layers (QuantLinear) keep their scales in f16 buffers: bf16 scales are rounded to f16
+    // as they load, and the weights dequantized in f16. kiln reads them the same way.
+    const bool to_f16 = scales->dtype == DType::BF16;
+    if (to_f16)
+      for (size_t i = 0; i < stored->size(); ++i) {
+        const float h = f16_to_f32(f32_to_f16((*stored)[i]));
+        if (!std::isfinite(h) || h == 0.0f)
+          bad("has scale " + short_float((*stored)[i]) + " for output " + std::to_string(int64_t(i) % out) +
+              ", group " + std::to_string(int64_t(i) / out) +
+              ", which is not a finite nonzero f16 (GPTQ's layers keep their scales in f16)");
+        (*stored)[i] = h;
+      }
     auto s = std::make_unique<std::vector<float>>(size_t(out * groups));  // kiln's (outputs, groups)
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t r = 0; r < out; ++r) (*s)[size_t(r * groups + g)] = (*stored)[size_t(g * out + r)];
@@ -621,7 +634,7 @@ int Checkpoint::unpack_gptq(int bits, int64_t group, bool asymmetric) {
     t->size = qweight->size;
     t->gptq_bits = bits;
     t->row_scale = s->data();
-    t->scale_dtype = scales->dtype;
+    t->scale_dtype = to_f16 ? DType::F16 : scales->dtype;
     if (zeros) {
       t->row_zero = zeros->data();
       made_zero_.push_back(std::move(zeros));

@@ -434,11 +434,11 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
         why =
             "FP8 blocks whose columns are not a multiple of " + std::to_string(kF8GroupMultiple) + " or the whole row";
       else if (int4 && group_for(v) == 0)
-        why = o.group_size > 0
-                  ? "rows not a whole number of int4 groups (--group-size " + std::to_string(o.group_size) + ")"
-              : o.stored_group > 0
-                  ? "rows not a whole number of the checkpoint's int4 groups of " + std::to_string(o.stored_group)
-                  : std::string("rows not a multiple of 32 values (int4 groups)");
+        why = o.group_size > 0 ? "weights whose rows are not a whole number of int4 groups (--group-size " +
+                                     std::to_string(o.group_size) + ")"
+              : o.stored_group > 0 ? "weights whose rows are not a whole number of the checkpoint's int4 groups of " +
+                                         std::to_string(o.stored_group)
+                                   : std::string("weights whose rows are not a multiple of 32 values (int4 groups)");
     }
     return why;
   };

@@ -541,9 +541,11 @@ TEST_CASE("prequantized: compressed-tensors int4 weights (W4A16) run as shipped 
       CHECK(s.notes.find("14 of the checkpoint's 14 pre-quantized int4 weights not kept as shipped") !=
             std::string::npos);
     if (c.group == 64)  // (and the down projections' rows of 160 are not whole groups of 64)
-      CHECK(s.notes.find("2 dequantized (rows not a whole number of int4 groups (--group-size 64)); 12 re-quantized "
-                         "as int4 in groups of 64 from their dequantized values (not the checkpoint's scheme)") !=
-            std::string::npos);
+      CHECK(
+          s.notes.find(
+              "2 dequantized (weights whose rows are not a whole number of int4 groups (--group-size 64)); 12 re-quantized "
+              "as int4 in groups of 64 from their dequantized values (not the checkpoint's scheme)") !=
+          std::string::npos);
     if (c.bound == 0) continue;
     for (int threads : {1, 2}) {
       CAPTURE(threads);
@@ -1513,7 +1515,7 @@ TEST_CASE("prequantized: malformed GPTQ checkpoints and unsupported GPTQ schemes
          std::vector<uint8_t>& g = ts[w + ".g_idx"].bytes;
          std::swap_ranges(g.begin(), g.begin() + 4, g.begin() + 40 * 4);  // inputs 0 and 40 trade groups
        },
-       nullptr, "has g_idx[0] = 1, not 0: its groups are permuted (act-order, desc_act true)"},
+       nullptr, "has g_idx[0] = 1, not 0: its inputs are not grouped in order"},
       {"g_idx out of range",
        [&](RawTensors& ts) {
          const int32_t v = 99;

@@ -413,8 +413,8 @@ TEST_CASE("quantize: int4 plans match transformers on AutoRound's dequantized we
     const std::string groups = c.group ? std::to_string(c.group) : "64 (6 weights) or 32 (2)";
     CHECK(s.notes.find("int4 weights (symmetric, a scale per " + groups + " values)") != std::string::npos);
     // With groups of 64 the down projections' rows (160) are not whole groups: left in f32, and said.
-    CHECK((s.notes.find("rows not a whole number of int4 groups (--group-size 64)") != std::string::npos) ==
-          (c.group == 64));
+    CHECK((s.notes.find("weights whose rows are not a whole number of int4 groups (--group-size 64)") !=
+           std::string::npos) == (c.group == 64));
     auto plan = load_plan(o.output);
     CHECK_FALSE(plan->has_target("cuda"));
     int i4 = 0;
@@ -713,7 +713,8 @@ TEST_CASE("quantize: bad options and weights are refused with one clear line, an
     o.quantize = "int4";
     kiln::test::check_compile_refused(
         o,
-        "--quantize int4: no weight of this model can be quantized (4 rows not a multiple of 32 values (int4 groups)");
+        "--quantize int4: no weight of this model can be quantized (the LM head (--quantize-head quantizes it), 4 "
+        "weights whose rows are not a multiple of 32 values (int4 groups))");
   }
   // A text-to-image pipeline.
   CompileOptions o = int8_options(kiln::test::fixture("sd15_tiny", "diffusion") + "/pipeline", d / "sd.kplan", "");
@@ -969,7 +970,8 @@ TEST_CASE("quantize: edited plans of quantized kv_b rows are refused by the veri
   o.quantize = "int4";
   o.group_size = 64;
   const CompileSummary s = compile_model(o);
-  CHECK(s.notes.find("rows not a whole number of int4 groups (--group-size 64)") != std::string::npos);
+  CHECK(s.notes.find("weights whose rows are not a whole number of int4 groups (--group-size 64)") !=
+        std::string::npos);
   auto plan = load_plan(o.output);
   int bf16_v2 = 0;
   for (const ProgramInfo& p : plan->programs())
