@@ -213,7 +213,7 @@ void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn&
     throw CompileError("kiln compiled a plan that its runtime refuses, so nothing was written to " + path + ": " +
                        verified.message() + (&ops == &builtin_ops() ? " (a bug in kiln; please report it)" : ""));
   }
-  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
+  if (rename_into_place(tmp, target) != 0) {
     std::remove(tmp.c_str());
     throw CompileError(path + ": cannot move the finished plan into place: " + std::strerror(errno));
   }

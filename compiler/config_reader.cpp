@@ -149,7 +149,7 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double
     key = "rope_scaling";
   }
   r.theta = num("rope_theta", default_theta);
-  if (params) rope_object(*params, key, allowed, &r, partial_rotary);
+  if (params) rope_object(*params, key, allowed, &r, partial_rotary, true);
   if (r.theta <= 0) fail("rope_theta", "must be positive");
   return r;
 }
@@ -170,7 +170,8 @@ RopeConfig ConfigReader::rope_at(const json& params, const std::string& key, std
 }
 
 void ConfigReader::rope_object(const json& params, const std::string& key_name,
-                               std::initializer_list<const char*> allowed, RopeConfig* out, bool partial_rotary) const {
+                               std::initializer_list<const char*> allowed, RopeConfig* out, bool partial_rotary,
+                               bool flat) const {
   RopeConfig& r = *out;
   const std::string& key = key_name;
   if (!params.is_object()) fail(key, "must be an object");
@@ -190,6 +191,9 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   // transformers' standardize_rope_params: an absent original_max_position_embeddings is the
   // model's max_position_embeddings.
   auto original_positions = [&] {
+    // (one RoPE object for the model: a config-level original_max_position_embeddings wins, as
+    // standardize_rope_params gives it priority)
+    if (flat && has("original_max_position_embeddings")) return pos_int("original_max_position_embeddings", true);
     if (has(p, "original_max_position_embeddings")) return pos_int(p, "original_max_position_embeddings", true);
     if (max_positions_ <= 0) fail(key, "needs 'original_max_position_embeddings' for rope type " + type);
     return max_positions_;

@@ -156,8 +156,9 @@ class ConfigReader {
   void set_max_positions(int64_t n) const { max_positions_ = n; }
 
  private:
+  // flat: the model's one RoPE object (not one of several by layer type)
   void rope_object(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,
-                   RopeConfig* r, bool partial_rotary = false) const;
+                   RopeConfig* r, bool partial_rotary = false, bool flat = false) const;
 
   const nlohmann::json& j_;
   std::string path_;

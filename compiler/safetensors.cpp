@@ -234,8 +234,11 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
       if (!it->is_string()) throw CompileError(index + ": weight_map entry '" + it.key() + "' is not a file name");
       const std::string shard = it->get<std::string>();
-      if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos ||
-          shard.find('\0') != std::string::npos)  // (model..00003.safetensors is a plain name)
+      if (shard.find('\0') != std::string::npos)
+        throw CompileError(index + ": shard path for '" + it.key() +
+                           "' holds a NUL byte: it must be a plain file name");
+      if (shard.empty() || shard == "." || shard == ".." ||
+          shard.find('/') != std::string::npos)  // (model..00003.safetensors is a plain name)
         throw CompileError(index + ": shard path '" + shard + "' must be a plain file name inside the model folder");
       weight_map[it.key()] = shard;
       if (seen.insert(shard).second) files.push_back(shard);
@@ -749,7 +752,7 @@ void write_safetensors(const std::string& path, const std::vector<StWriteTensor>
       throw CompileError(path + ": write failed: " + std::strerror(e));
     }
   }
-  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
+  if (rename_into_place(tmp, target) != 0) {
     const int e = errno;
     std::remove(tmp.c_str());
     throw CompileError(path + ": cannot rename the finished file into place: " + std::strerror(e));

@@ -345,7 +345,8 @@ Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_ne
 // A NaN or infinite logit means the plan's arithmetic broke down (an f16 plan's activations past
 // ±65504, say): argmax skips NaN, so the tokens would be garbage without a word. The last step's
 // logits are on the host after generate; a NaN in the cache reaches every later step through
-// attention, so checking them catches a breakdown at any step.
+// attention, so checking them catches a breakdown at most steps (not one that a sliding window
+// has left behind by the end).
 Status Context::check_last_logits_finite(int64_t emitted) {
   if (!has_logits_[0]) return Status::ok();
   const float* row = last_logits_.data();

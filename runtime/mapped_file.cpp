@@ -116,9 +116,6 @@ Status create_temp_beside(const std::string& target, std::string* tmp) {
                                  : target.substr(0, slash == std::string::npos ? 0 : slash + 1) + ".kiln" + suffix;
     const int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd >= 0) {
-      // A file it will replace keeps its permissions (a plan made private stays private).
-      struct stat old;
-      if (::stat(target.c_str(), &old) == 0 && S_ISREG(old.st_mode)) (void)::fchmod(fd, old.st_mode & 07777);
       ::close(fd);
       list_temp(name);
       *tmp = name;
@@ -127,6 +124,14 @@ Status create_temp_beside(const std::string& target, std::string* tmp) {
     if (errno != EEXIST) return io_error(target + ": cannot open for writing: " + std::strerror(errno));
   }
   return io_error(target + ": cannot create a temporary file beside it");
+}
+
+int rename_into_place(const std::string& tmp, const std::string& target) {
+  // A file it replaces keeps its permissions (a plan made private stays private; a read-only one
+  // stays read-only): given to the finished file, which was written with the usual ones.
+  struct stat old;
+  if (::stat(target.c_str(), &old) == 0 && S_ISREG(old.st_mode)) (void)::chmod(tmp.c_str(), old.st_mode & 0777);
+  return ::rename(tmp.c_str(), target.c_str());
 }
 
 Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {

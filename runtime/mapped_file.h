@@ -40,9 +40,12 @@ class MappedFile {
 // name: renaming over it would replace it, and kiln writes regular files only.
 Status output_file_path(const std::string& path, std::string* resolved);
 // A new, empty regular file beside `target` (target + ".tmp.<pid>.<n>", created exclusively, never
-// through a link, with target's permissions when it exists, else the usual ones less the umask) to
-// write and then rename over target.
+// through a link, with the usual permissions less the umask) to write and then rename over target
+// with rename_into_place.
 Status create_temp_beside(const std::string& target, std::string* tmp);
+// rename(tmp, target), the finished file first given the permissions of the file it replaces (if
+// any). Returns rename's result (errno set on failure).
+int rename_into_place(const std::string& tmp, const std::string& target);
 // Unlinks the temporaries create_temp_beside made in this process that are still there (those
 // renamed into place or removed are gone by then: their names, unique to the process, unlink
 // nothing). Async-signal-safe: for a handler of SIGINT/SIGTERM, so an interrupted write leaves no

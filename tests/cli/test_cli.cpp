@@ -407,8 +407,8 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
        "--output " + (d / "m.kplan") + " is the input " + (d / "m.kplan") + ": it would be replaced"},
       {"compile " + (d / "mcopy") + " -o " + (d / "mcopy/config.json"),
        "-o " + (d / "mcopy/config.json") + " is " + (d / "mcopy/config.json") + ", an input of this command"},
-      {"compile " + (d / "mcopy") + " -o " + (d / "x.kplan") + " --emit-c " + (d / "mcopy/model"),
-       "an input of this command"},
+      {"compile " + (d / "mcopy") + " -o " + (d / "mcopy/model.safetensors"),
+       (d / "mcopy/model.safetensors") + ", an input of this command"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --temperature 1 --top-p 1e999", "--top-p 1e999 is not in (0, 1]"},
       {"eval " + (d / "m.kplan") + " --input " + (d / "floats.safetensors") + " --output " + (d / "o.safetensors"),
        "must be I64 or I32"},
@@ -427,6 +427,22 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
   }
   CHECK_FALSE(kiln::test::run_command("test -e " + (d / "o.safetensors"), &out) == 0);
   CHECK(kiln::test::read_bytes(d / "mcopy/model.c") == junk);  // inputs untouched
+  // A plan kept in its checkpoint's folder is no input: it is replaced by the next compile.
+  for (int i = 0; i < 2; ++i)
+    REQUIRE_MESSAGE(kiln::test::run_command(kCli + " compile " + (d / "mcopy") + " -o " + (d / "mcopy/m.kplan") +
+                                                " --max-seq 16 --emit-c " + (d / "mcopy/m"),
+                                            &out) == 0,
+                    out);
+  // A replaced plan keeps its permissions (one made private stays private; a read-only one stays so).
+  for (const char* mode : {"600", "444"}) {
+    CAPTURE(mode);
+    REQUIRE(kiln::test::run_command("chmod " + std::string(mode) + " " + (d / "m.kplan"), nullptr) == 0);
+    REQUIRE(kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "m.kplan") + " --max-seq 16 --chunk 4",
+                                    &out) == 0);
+    REQUIRE(kiln::test::run_command("stat -c %a " + (d / "m.kplan"), &out) == 0);
+    CHECK(out == std::string(mode) + "\n");
+  }
+  REQUIRE(kiln::test::run_command("chmod 644 " + (d / "m.kplan"), nullptr) == 0);
   // A name at the file system's 255-byte limit is written through a hidden temporary (its own
   // name has no room for the .tmp suffix).
   const std::string long_name = d / std::string(250, 'p');

@@ -737,6 +737,16 @@ TEST_CASE("config: RoPE keys transformers fills in (standardize_rope_params, Gem
   c = parse(d, R"(, "rope_parameters": {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 4.0,
       "low_freq_factor": 1.0, "high_freq_factor": 4.0})");
   CHECK(c.rope.original_max_position_embeddings == 2048);  // (LlamaConfig's default max_position_embeddings)
+  // A config-level original_max_position_embeddings wins over the object's (standardize_rope_params);
+  // with default RoPE transformers reads it nowhere, so it stays an unknown key.
+  c = parse(d, R"(, "original_max_position_embeddings": 64, "rope_parameters": {"rope_type": "llama3",
+      "rope_theta": 10000.0, "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+      "original_max_position_embeddings": 32})");
+  CHECK(c.rope.original_max_position_embeddings == 64);
+  CHECK(c.unmodeled.empty());
+  c = parse(d, R"(, "original_max_position_embeddings": 64)");
+  REQUIRE(c.unmodeled.size() == 1);
+  CHECK(c.unmodeled[0] == "original_max_position_embeddings = 64");
   // Gemma 3: a layer type left out is default RoPE at its theta; a yarn factor of null is
   // max_position_embeddings / original_max_position_embeddings.
   std::ifstream in(kiln::test::fixture("softcap_f32", "gemma3") + "/config.json");

@@ -69,11 +69,13 @@ TEST_CASE("deepseek: bad configs and checkpoints are refused with the key named"
       {"moe freq", [](nlohmann::json& j) { j["moe_layer_freq"] = 2; }, "moe_layer_freq"},
       {"topk method", [](nlohmann::json& j) { j["topk_method"] = "noaux_tc"; }, "topk_method"},
       {"groups", [](nlohmann::json& j) { j["n_group"] = 3; }, "n_group"},
-      {"yarn keys",
+      {"yarn keys",  // (an absent original_max_position_embeddings is max_position_embeddings, as transformers reads
+                     // it)
        [](nlohmann::json& j) {
-         j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 4.0}};
+         j["rope_parameters"] = {
+             {"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"original_max_position_embeddings", 64}};
        },
-       "original_max_position_embeddings"},
+       "needs 'factor'"},
       {"rope type", [](nlohmann::json& j) { j["rope_parameters"]["rope_type"] = "longrope"; }, "rope type 'longrope'"},
       {"rank", [](nlohmann::json& j) { j["kv_lora_rank"] = 16; }, "kv_a_proj_with_mqa.weight"},
   };

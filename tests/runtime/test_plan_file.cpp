@@ -602,7 +602,7 @@ TEST_CASE("plan weights: the parallel hash finds the lowest bad segment and repo
   CHECK_THROWS_AS(first_bad_weight_segment(bytes.data(), segs, total, throws, 0), std::runtime_error);
 }
 
-TEST_CASE("output temporaries: a handled SIGTERM or SIGINT removes them; an ignored SIGINT stays ignored") {
+TEST_CASE("output temporaries: a handled SIGTERM or SIGINT removes them, an ignored SIGINT stays ignored") {
   TempDir d;
   const std::string target = d / "out.kplan";
   // In a child: the kiln CLI's handlers, a temporary as a writer makes, then the signal.

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 #include <string>
 
@@ -96,6 +97,15 @@ std::string canonical_name(const std::string& p) {
   return std::string(buf) + "/" + base;
 }
 
+// The kinds of file a checkpoint, adapter or pipeline folder gives kiln to read (configs, tensors,
+// tokenizer files); anything else there (a plan kept beside its checkpoint, C files) is not an input.
+bool input_kind(const std::string& name) {
+  for (const char* ext : {".json", ".safetensors", ".txt", ".model", ".jinja", ".bin"})
+    if (name.size() >= std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0)
+      return true;
+  return false;
+}
+
 bool find_in(const std::string& folder, const struct stat& target, int depth, std::string* found) {
   DIR* d = ::opendir(folder.c_str());
   if (!d) return false;
@@ -104,12 +114,12 @@ bool find_in(const std::string& folder, const struct stat& target, int depth, st
     const std::string name = e->d_name;
     if (name == "." || name == "..") continue;
     const std::string path = folder + "/" + name;
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) continue;
-    if (S_ISREG(st.st_mode) && st.st_dev == target.st_dev && st.st_ino == target.st_ino) {
+    struct stat st, lst;
+    if (::stat(path.c_str(), &st) != 0 || ::lstat(path.c_str(), &lst) != 0) continue;
+    if (S_ISREG(st.st_mode) && input_kind(name) && st.st_dev == target.st_dev && st.st_ino == target.st_ino) {
       *found = path;
       hit = true;
-    } else if (S_ISDIR(st.st_mode) && depth > 0) {
+    } else if (S_ISDIR(lst.st_mode) && depth > 0) {  // (not into linked folders)
       hit = find_in(path, target, depth - 1, found);
     }
     if (hit) break;

@@ -36,7 +36,8 @@ std::string call_for_text(const std::function<kiln_status(char*, size_t, size_t*
 // existing file (through links), or, where one does not exist yet, the same name in the same folder.
 bool same_file(const std::string& a, const std::string& b);
 // Throws "<flag> <out> is <what> <input>: it would be replaced" when the existing file `out` is one of
-// `files`, or a file inside one of `folders` (up to three levels down).
+// `files`, or a file of a kind kiln reads (.json, .safetensors, tokenizer files) inside one of `folders`
+// (up to three levels down; a plan kept in its checkpoint's folder is not an input).
 void refuse_overwriting_inputs(const std::string& flag, const std::string& out, const std::vector<std::string>& files,
                                const std::vector<std::string>& folders);
 

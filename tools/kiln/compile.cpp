@@ -86,12 +86,15 @@ void emit_c(const std::string& plan_file, const std::string& plan_path, const st
   std::fprintf(c, "\n};\nconst size_t %s_size = %zu;\n", sym.c_str(), bytes.size());
   const bool written = !std::ferror(h) && !std::ferror(c);
   const bool closed = std::fclose(h) == 0;
+  const int e = errno;  // (set by a failed fclose)
   if (!(std::fclose(c) == 0 && closed && written))
-    throw CompileError(prefix + ": cannot write the C files: " + std::strerror(errno));
+    throw CompileError(
+        prefix + ": cannot write the C files" +
+        (written ? std::string(": ") + std::strerror(closed ? errno : e) : std::string(" (write error)")));
   // All written: into place, the plan last.
   for (auto [tmp, path] :
        {std::pair{&f.h_tmp, &f.h_path}, std::pair{&f.c_tmp, &f.c_path}, std::pair{&f.plan_tmp, &f.plan_path}}) {
-    if (std::rename(tmp->c_str(), path->c_str()) != 0)
+    if (kiln::rename_into_place(*tmp, *path) != 0)
       throw CompileError(*path + ": cannot rename the finished file into place: " + std::strerror(errno));
     tmp->clear();
   }
@@ -123,7 +126,15 @@ int run_compile(kiln::CompileOptions o, const std::string& emit_c_prefix) {
     prepare_c_files(emit_c_prefix, o.output, &c_files);
     o.output = c_files.plan_tmp;  // (renamed into place with the C files)
   }
-  const kiln::CompileSummary s = kiln::compile_model(o);
+  kiln::CompileSummary s;
+  try {
+    s = kiln::compile_model(o);
+  } catch (const CompileError& e) {  // (name the plan, not its temporary)
+    std::string msg = e.what();
+    for (size_t at; !c_files.plan_tmp.empty() && (at = msg.find(c_files.plan_tmp)) != std::string::npos;)
+      msg.replace(at, c_files.plan_tmp.size(), plan_shown);
+    throw CompileError(msg);
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("compiled %s -> %s in %.2f s\n", o.model_dir.c_str(), plan_shown.c_str(), secs);
   if (s.text_to_image) std::printf("  dtype %s, text to image\n", kiln::dtype_name(s.plan_dtype));

@@ -49,7 +49,7 @@ void write_png_rgb8(const std::string& path, int64_t w, int64_t h, const uint8_t
     std::remove(tmp.c_str());
     throw std::runtime_error(path + ": cannot write the PNG (" + img.message + ")");
   }
-  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
+  if (rename_into_place(tmp, target) != 0) {
     std::remove(tmp.c_str());
     throw std::runtime_error(path + ": cannot rename the finished PNG into place");
   }

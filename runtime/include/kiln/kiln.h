@@ -20,8 +20,12 @@
 extern "C" {
 #endif
 
-/* 2: kiln_decoder_finish. */
-#define KILN_API_VERSION 2
+/* 2: kiln_decoder_finish.
+ * 3: kiln_decoder_push/finish return KILN_ERR_LIMIT and consume nothing when the text does not fit
+ *    (they cut it before); kiln_detokenize and kiln_decoder_push refuse ids outside the plan (they
+ *    skipped them); kiln_generate fails with KILN_ERR_LIMIT after its tokens when the last logits are
+ *    not finite. */
+#define KILN_API_VERSION 3
 
 /* Only the C API is exported from libkiln_runtime.so; everything else is hidden. */
 #if defined(__GNUC__)
@@ -84,9 +88,10 @@ KILN_API kiln_status kiln_plan_get_info(const kiln_plan* plan, kiln_plan_info* i
 KILN_API kiln_status kiln_context_create(kiln_plan* plan, int n_threads, kiln_context** out, kiln_error* err);
 
 /* Start from kiln_context_options_default() and set the fields you need. Fields may be added at
- * the end in later versions, whose defaults keep a host's behaviour unchanged; such a version
- * changes the shared library's soname, so a host runs with the library of the header it was
- * compiled with (kiln_api_version() == KILN_API_VERSION; the same holds for the info structs). */
+ * the end in later versions (a new KILN_API_VERSION), whose defaults keep a host's behaviour
+ * unchanged. The structs are passed by value, so a host must run with the library of the header it
+ * was compiled with: check kiln_api_version() == KILN_API_VERSION at start (the same holds for the
+ * info structs). */
 typedef struct kiln_context_options {
   int n_threads;      /* CPU threads; <= 0: every core; at most 1024 */
   const char* device; /* "cpu", "cuda" or "auto" (cuda when a GPU and a CUDA target exist); NULL = "auto" */

@@ -124,7 +124,7 @@ class Decoder {
 class Context {
  public:
   explicit Context(const Plan& plan, const kiln_context_options& opts = kiln_context_options_default())
-      : vocab_(plan.info().vocab_size) {
+      : vocab_(plan.info().vocab_size), max_seq_(plan.info().max_seq) {
     kiln_error e{};
     detail::check(kiln_context_create_with(plan.get(), &opts, &c_, &e), e);
   }
@@ -160,7 +160,8 @@ class Context {
   std::vector<int32_t> generate(const std::vector<int32_t>& prompt, int64_t max_new, const kiln_sampling& sampling = {},
                                 const std::function<bool(int32_t)>& on_token = nullptr, int32_t eos = -1) {
     kiln_error e{};
-    std::vector<int32_t> out(static_cast<size_t>(max_new > 0 ? max_new : 0));  // (kiln_generate refuses < 0)
+    // (kiln_generate refuses a negative max_new, and one past max_seq, before it writes)
+    std::vector<int32_t> out(static_cast<size_t>(max_new < 0 ? 0 : max_new < max_seq_ ? max_new : max_seq_));
     int64_t n = 0;
     // The callback's exception stops the generation and is rethrown here: it never unwinds
     // through the C library.
@@ -186,7 +187,7 @@ class Context {
   }
 
  private:
-  int64_t vocab_ = 0;
+  int64_t vocab_ = 0, max_seq_ = 0;
   kiln_context* c_ = nullptr;
 };
 
