@@ -177,6 +177,15 @@ void write_tiny_llama_with_tokenizer(const std::string& dir, const std::string& 
     write_bytes(dir + "/" + f, read_bytes(fixture_path(tokenizer + "/" + f)));
 }
 
+TinyLlama f16_overflowing_llama() {
+  TinyLlama t;
+  t.vocab = 64;
+  t.hidden = 16;
+  t.ffn = 24;
+  t.scale = 300.0f;
+  return t;
+}
+
 void write_tiny_llama(const std::string& dir, const TinyLlama& t) {
   const int64_t hd = t.hidden / t.heads;
   std::string cfg =

@@ -75,6 +75,9 @@ struct TinyLlama {
   float scale = 0.3f;  // standard deviation of the (normal) weights
 };
 void write_tiny_llama(const std::string& dir, const TinyLlama& t = {});
+// A tiny LLaMA (vocab 64, hidden 16) whose weights (standard deviation 300) take an f16 plan's
+// activations past f16's range (NaN logits), and an f32 plan's nowhere near f32's.
+TinyLlama f16_overflowing_llama();
 // A tiny LLaMA with a fixture tokenizer's files (tokenizer.json, tokenizer_config.json) in an
 // existing folder: by default the byte-level fixture's (vocab 1211); `tokenizer` is a folder
 // under tests/fixtures, `vocab` its vocabulary size.

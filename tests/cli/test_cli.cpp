@@ -543,11 +543,7 @@ TEST_CASE("cli: an f16 plan whose activations overflow is an error in generate a
   // Weights of standard deviation 300: the f32 plan runs; the f16 one leaves f16's range (±65504)
   // and its logits are NaN, which argmax would turn into token 0 without a word.
   TempDir d;
-  kiln::test::TinyLlama tl;
-  tl.vocab = 64;
-  tl.hidden = 16;
-  tl.ffn = 24;
-  tl.scale = 300.0f;
+  kiln::test::TinyLlama tl = kiln::test::f16_overflowing_llama();
   kiln::test::write_tiny_llama(d.path(), tl);
   std::string out;
   for (const char* dt : {"f16", "f32"})

@@ -432,12 +432,7 @@ TEST_CASE("C API: no logits without a sequence, one sampling rule, row-named tok
 
 TEST_CASE("C API: generate reports NaN logits (an f16 plan past its range) after its tokens, and keeps no logits") {
   TempDir d;
-  kiln::test::TinyLlama tl;
-  tl.vocab = 64;
-  tl.hidden = 16;
-  tl.ffn = 24;
-  tl.scale = 300.0f;  // f16 activations overflow; f32 ones do not
-  kiln::test::write_tiny_llama(d.path(), tl);
+  kiln::test::write_tiny_llama(d.path(), kiln::test::f16_overflowing_llama());
   for (const char* dt : {"f32", "f16"}) {
     CAPTURE(dt);
     kiln::CompileOptions o;
