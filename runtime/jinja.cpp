@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -1841,6 +1842,7 @@ bool contains(const Value& container, const Value& item, int line) {
       return false;
     case Type::kDict:
       if (container.is_namespace()) fail(line, "argument of type 'Namespace' is not iterable");
+      if (item.is_undefined()) return false;  // (Jinja's Undefined hashes, and is no key)
       if (hash_key(item).empty()) fail(line, std::string("unhashable type: '") + type_name(item) + "'");
       return container.find(item) != nullptr;
     case Type::kUndefined:
@@ -2163,7 +2165,9 @@ Value Interpreter::eval(const Expr& e) {
       const Value key = eval(*e.a[1]);
       if (obj.is_undefined()) undefined_error(obj, e.line);
       if (obj.is_dict() && !obj.is_namespace()) {
-        if (hash_key(key).empty()) fail(e.line, std::string("unhashable type: '") + type_name(key) + "'");
+        // Jinja's getitem turns the TypeError of an unhashable key (an undefined one hashes in
+        // Python but is never a key) into an undefined value, as for a missing key.
+        if (hash_key(key).empty()) return Value::undefined("'dict object' has no element " + repr(key));
         if (const Value* v = obj.find(key)) return *v;
         if (key.is_string()) return get_attr(obj, key.as_string(), e.line);
         return Value::undefined("'dict object' has no element " + repr(key));
@@ -2479,10 +2483,34 @@ int64_t need_int(const Value& v, const char* what, int line) {
 }
 
 // ASCII case mapping; other letters have no tables here, so they are refused, not guessed.
+// Whether Python's str.upper leaves code point c as it is, as far as kiln knows without an
+// uppercase table: not a letter, nor one of the few others with case (combining ypogegrammeni,
+// Roman numerals, circled letters).
+bool caseless(uint32_t c) {
+  return !is_letter(c) && c != 0x0345 && !(c >= 0x2160 && c <= 0x2188) && !(c >= 0x24B6 && c <= 0x24E9);
+}
+
 std::string case_map(const std::string& s, int mode, const char* fn,
                      int line) {  // 0 lower, 1 upper, 2 capitalize, 3 title
-  for (unsigned char c : s)
-    if (c >= 0x80) fail(line, std::string(fn) + " of non-ASCII text is not supported");
+  bool ascii = true;
+  for (unsigned char c : s) ascii = ascii && c < 0x80;
+  if (!ascii && mode == 0) {
+    std::string out;
+    if (lowercase_utf8(s, &out)) return out;
+  }
+  if (!ascii && mode == 1) {  // ASCII letters up, caseless others kept
+    for (size_t i = 0; i < s.size();) {
+      size_t len;
+      const uint32_t c = next_cp(s, i, &len);
+      if (c >= 0x80 && !caseless(c)) fail(line, std::string(fn) + " of non-ASCII letters is not supported");
+      i += len;
+    }
+    std::string out = s;
+    for (char& c : out)
+      if (static_cast<unsigned char>(c) < 0x80) c = char(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+  }
+  if (!ascii) fail(line, std::string(fn) + " of non-ASCII text is not supported");
   std::string out = s;
   bool prev_cased = false;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -2974,7 +3002,10 @@ List select_items(Interpreter& in, const Value& seq, Args& a, bool by_attr, bool
 }
 
 Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& a, int line) {
-  in.charge((v.is_string() ? v.as_string().size() / 16 : v.weight()) + args_weight(a), line);  // it may walk them
+  // A filter may walk its value and arguments: charged by their size, but for those that never
+  // do (a template's `messages|length` in a loop over the messages stays linear).
+  const bool constant_time = f == "length" || f == "count" || f == "default" || f == "d";
+  in.charge((constant_time ? 1 : v.is_string() ? v.as_string().size() / 16 : v.weight()) + args_weight(a), line);
   Binder b(a, f, line);
   auto str_arg = [&](size_t i, const char* n, const char* def) {
     const Value x = b.get(i, n, Value::string(def));
@@ -3204,7 +3235,25 @@ Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& 
     b.done(2);
     if (!numeric(v)) fail(line, "round needs a number");
     if (integral(v) && method == "common" && prec >= 0) return Value::integer(int_of(v));  // round(int) is int
+    if (integral(v) && method == "common" && prec > -19) {  // Python's round(int, -k): an int, half to even
+      int64_t m = 1;
+      for (int64_t k = 0; k < -prec; ++k) m *= 10;
+      const int64_t x = int_of(v);
+      int64_t q = x / m, r = x % m;
+      if (r < 0) r += m, q -= 1;  // (floor division)
+      if (r > m - r || (r == m - r && q % 2 != 0)) ++q;
+      if (q > INT64_MAX / m || q < INT64_MIN / m) fail(line, "round: the result is out of range");
+      return Value::integer(q * m);
+    }
     const double x = float_of(v), p = std::pow(10.0, double(prec));
+    if (method == "common" && prec >= 0) {
+      // Python's round is correctly rounded on the double's exact value (2.675 is 2.67499...), half
+      // to even: as printf rounds it.
+      if (prec > 400 || !std::isfinite(x)) return Value::number(x);
+      std::vector<char> buf(size_t(prec) + 330);  // (up to 309 digits before the point)
+      std::snprintf(buf.data(), buf.size(), "%.*f", int(prec), x);
+      return Value::number(std::strtod(buf.data(), nullptr));
+    }
     if (method == "common") return Value::number(std::nearbyint(x * p) / p);  // Python's round: half to even
     if (method == "ceil") return Value::number(std::ceil(x * p) / p);
     if (method == "floor") return Value::number(std::floor(x * p) / p);

@@ -32,6 +32,9 @@ std::vector<uint32_t> nfc(const std::vector<uint32_t>& in);
 // CLIP's normalizer, as HF tokenizers runs it: NFC, every run of White_Space to one space, then
 // per-character lowercase. Invalid UTF-8 becomes U+FFFD first.
 std::string clip_normalize(std::string_view text);
+// Python's str.lower of valid UTF-8 text (each code point's full lowercase mapping); false for text
+// holding Σ (lowered by its context in Python) or invalid UTF-8.
+bool lowercase_utf8(std::string_view text, std::string* out);
 // NFC of the valid UTF-8 runs of s; bytes that are not UTF-8 are kept as they are.
 std::string nfc_utf8(std::string_view s);
 

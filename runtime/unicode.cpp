@@ -156,6 +156,23 @@ std::string nfc_utf8(std::string_view s) {
   return out;
 }
 
+bool lowercase_utf8(std::string_view text, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < text.size();) {
+    size_t len;
+    const uint32_t c = next_cp(text, i, &len);
+    if (c == kInvalid || c == 0x03A3) return false;  // (Python lowers Σ by its context: final sigma)
+    const LowerMapping* m = find_sorted(
+        kLowercase, c, +[](const LowerMapping& x) { return x.cp; });
+    if (!m) out->append(text.substr(i, len));
+    else
+      for (uint32_t l : m->l)
+        if (l) append_utf8(l, out);
+    i += len;
+  }
+  return true;
+}
+
 std::string clip_normalize(std::string_view text) {
   std::vector<uint32_t> cps;
   for (size_t i = 0; i < text.size();) {

@@ -224,6 +224,17 @@ JINJA_CASES = [
     ("{{ range(1000000) }}", {}), ("{% set ns = namespace() %}{% set ns._x = 1 %}", {}), ("{{ 'a'.nosuch() }}", {}),
     ("{% set x = 1 %}{% set x.y = 2 %}", {}), ("{{ {'a': 1}.pop('a') }}", {}), ("{{ 'x'|int(base=1) }}", {}),
     ("{% include 'other' %}", {}),
+    # found by an outside test: a dict's unhashable or undefined key is undefined (Hermes' tool-use
+    # templates look up basic_type_map[json_spec.type]); round is Python's, correctly rounded; lower
+    # and upper of non-ASCII text; |length in a loop over long conversations stays within the limits
+    ("{{ d[zz] is defined }}|[{{ d[zz] }}]|{{ zz in d }}|{{ d[[1]] is defined }}|{{ d[{}] is defined }}",
+     {"d": {"a": 1}}),
+    ("{{ 2.675|round(2) }} {{ 1.15|round(1) }} {{ 0.125|round(2) }} {{ 2.5|round }} {{ 1255|round(-1) }} "
+     "{{ 1250|round(-2) }} {{ -1255|round(-1) }} {{ 7|round(1) }} {{ 1e300|round(3) }}", {}),
+    ("{{ 'ABC\U0001F600 \u00c9CLAIR \u0130'|lower }}|{{ 'abc \U0001F600 \u2028 \u4e2d'|lower }}", {}),
+    ("{{ 'abc \U0001F600 \u2028 1-2'|upper }}", {}),
+    ("{% set ms = range(6000)|list %}{% for m in ms %}{% set n = ms|length %}{% if loop.last %}{{ n }}{% endif %}"
+     "{% endfor %}", {}),
 ]
 
 
