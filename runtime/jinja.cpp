@@ -2482,7 +2482,6 @@ int64_t need_int(const Value& v, const char* what, int line) {
   return int_of(v);
 }
 
-// ASCII case mapping; other letters have no tables here, so they are refused, not guessed.
 // Whether Python's str.upper leaves code point c as it is, as far as kiln knows without an
 // uppercase table: not a letter, nor one of the few others with case (combining ypogegrammeni,
 // Roman numerals, circled letters).
@@ -2490,6 +2489,8 @@ bool caseless(uint32_t c) {
   return !is_letter(c) && c != 0x0345 && !(c >= 0x2160 && c <= 0x2188) && !(c >= 0x24B6 && c <= 0x24E9);
 }
 
+// Python's case mapping: lower of any text (Unicode's tables), upper of text whose non-ASCII
+// characters are caseless; the rest of non-ASCII text is refused, not guessed.
 std::string case_map(const std::string& s, int mode, const char* fn,
                      int line) {  // 0 lower, 1 upper, 2 capitalize, 3 title
   bool ascii = true;
@@ -3004,7 +3005,8 @@ List select_items(Interpreter& in, const Value& seq, Args& a, bool by_attr, bool
 Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& a, int line) {
   // A filter may walk its value and arguments: charged by their size, but for those that never
   // do (a template's `messages|length` in a loop over the messages stays linear).
-  const bool constant_time = f == "length" || f == "count" || f == "default" || f == "d";
+  const bool constant_time = f == "default" || f == "d" ||
+                             ((f == "length" || f == "count") && !v.is_string());  // (a string's counts code points)
   in.charge((constant_time ? 1 : v.is_string() ? v.as_string().size() / 16 : v.weight()) + args_weight(a), line);
   Binder b(a, f, line);
   auto str_arg = [&](size_t i, const char* n, const char* def) {
