@@ -2537,6 +2537,99 @@ std::string py_strip(const std::string& s, const Value& chars, bool left, bool r
   return from_code_points(cps.data() + a, b - a);
 }
 
+// The text Python's int() and float() parse after strip(): its decimal digits ('٣', '３', ...) as
+// ASCII; false for any other character beyond ASCII.
+bool py_number_ascii(const std::string& s, std::string* out) {
+  out->clear();
+  for (size_t i = 0, len; i < s.size(); i += len) {
+    const uint32_t c = text::next_cp(s, i, &len);
+    const int d = text::decimal_digit(c);
+    if (d >= 0) out->push_back(char('0' + d));
+    else if (c < 0x80) out->push_back(char(c));
+    else return false;
+  }
+  return true;
+}
+
+// Python's float(str) on stripped text: [sign] (digits [. [digits]] | . digits) [e [sign] digits]
+// with single underscores between digits, or inf, infinity, nan (any case).
+bool py_parse_float(const std::string& s, double* out) {
+  std::string t, clean;
+  if (!py_number_ascii(s, &t) || t.empty()) return false;
+  size_t i = 0;
+  if (t[i] == '+' || t[i] == '-') clean.push_back(t[i++]);
+  std::string word = t.substr(i);
+  for (char& c : word) c = char(std::tolower(uint8_t(c)));
+  if (word == "inf" || word == "infinity" || word == "nan") {
+    const double x = word == "nan" ? std::nan("") : HUGE_VAL;
+    *out = clean == "-" ? -x : x;
+    return true;
+  }
+  auto digits = [&]() {  // digit (['_'] digit)*; false if none
+    if (i >= t.size() || !std::isdigit(uint8_t(t[i]))) return false;
+    for (clean.push_back(t[i++]); i < t.size(); clean.push_back(t[i++])) {
+      if (t[i] == '_' && i + 1 < t.size() && std::isdigit(uint8_t(t[i + 1]))) ++i;
+      else if (!std::isdigit(uint8_t(t[i]))) break;
+    }
+    return true;
+  };
+  const bool whole = digits();
+  bool frac = false;
+  if (i < t.size() && t[i] == '.') {
+    clean.push_back(t[i++]);
+    frac = digits();
+  }
+  if (!whole && !frac) return false;
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    clean.push_back(t[i++]);
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) clean.push_back(t[i++]);
+    if (!digits()) return false;
+  }
+  if (i != t.size()) return false;
+  *out = std::strtod(clean.c_str(), nullptr);
+  return true;
+}
+
+// Python's int(str, base) on stripped text: 1 parsed, 0 not a number in that base (or a base
+// Python refuses), -1 beyond int64 (Python's ints have no bound; kiln's do).
+int py_parse_int(const std::string& s, int64_t base, int64_t* out) {
+  std::string t;
+  if ((base != 0 && (base < 2 || base > 36)) || !py_number_ascii(s, &t)) return 0;
+  size_t i = 0;
+  const bool neg = i < t.size() && t[i] == '-';
+  if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+  bool prefixed = false;
+  if (i + 1 < t.size() && t[i] == '0') {
+    const char p = char(std::tolower(uint8_t(t[i + 1])));
+    const int64_t pb = p == 'x' ? 16 : p == 'o' ? 8 : p == 'b' ? 2 : 0;
+    if (pb != 0 && (base == 0 || base == pb)) base = pb, i += 2, prefixed = true;
+  }
+  const bool literal = base == 0;  // no prefix: decimal, and no leading zeros but in 0 itself
+  if (literal) base = 10;
+  uint64_t mag = 0;
+  bool any = false, overflow = false, nonzero = false, leading_zero = false;
+  for (bool after_digit = prefixed; i < t.size(); ++i) {
+    if (t[i] == '_') {
+      if (!after_digit || i + 1 >= t.size() || t[i + 1] == '_') return 0;
+      after_digit = false;
+      continue;
+    }
+    const char c = char(std::tolower(uint8_t(t[i])));
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : 99;
+    if (d >= base) return 0;
+    if (!any && d == 0) leading_zero = true;
+    any = after_digit = true;
+    nonzero |= d != 0;
+    if (mag > (uint64_t(1) << 63) / uint64_t(base)) overflow = true;
+    mag = mag * uint64_t(base) + uint64_t(d);
+    if (mag > (uint64_t(1) << 63)) overflow = true;
+  }
+  if (!any || (literal && !prefixed && leading_zero && nonzero)) return 0;
+  if (overflow || (!neg && mag == (uint64_t(1) << 63))) return -1;
+  *out = neg ? int64_t(0 - mag) : int64_t(mag);
+  return 1;
+}
+
 List py_split(const std::string& s, const Value& sep, int64_t maxsplit, bool from_right, int line) {
   List out;
   if (sep.is_none() || sep.is_undefined()) {
@@ -3201,35 +3294,34 @@ Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& 
     const Value def = b.get(0, "default", f == "int" ? Value::integer(0) : Value::number(0.0));
     const int64_t base = f == "int" ? need_int(b.get(1, "base", Value::integer(10)), "base", line) : 10;
     b.done(f == "int" ? 2 : 1);
+    double x;
     if (f == "float") {
       if (numeric(v)) return Value::number(float_of(v));
-      if (v.is_string()) {
-        const std::string s = py_strip(v.as_string(), Value::none(), true, true, line);
-        char* end = nullptr;
-        const double x = std::strtod(s.c_str(), &end);
-        if (!s.empty() && end == s.c_str() + s.size()) return Value::number(x);
-      }
+      if (v.is_string() && py_parse_float(py_strip(v.as_string(), Value::none(), true, true, line), &x))
+        return Value::number(x);
       return def;
     }
+    // Jinja: int(value[, base]), else int(float(value)), else the default. A float infinity is
+    // Python's OverflowError (a string's is the default); kiln's ints stop at int64 where
+    // Python's go on.
+    auto out_of_range = [&]() { fail(line, "int: " + to_str(v) + " is beyond a 64-bit integer"); };
     if (integral(v)) return Value::integer(int_of(v));
     if (v.type() == Type::kFloat) {
-      if (!std::isfinite(v.as_float()) || std::fabs(v.as_float()) >= 9.2e18) return def;
-      return Value::integer(int64_t(v.as_float()));
-    }
-    if (v.is_string()) {
+      x = v.as_float();
+      if (std::isinf(x)) fail(line, "cannot convert float infinity to integer");
+    } else if (!v.is_string()) {
+      return def;
+    } else {
       const std::string s = py_strip(v.as_string(), Value::none(), true, true, line);
-      if (base < 2 || base > 36) return def;
-      char* end = nullptr;
-      errno = 0;
-      const long long x = std::strtoll(s.c_str(), &end, int(base));
-      if (!s.empty() && end == s.c_str() + s.size() && errno == 0) return Value::integer(x);
-      if (base == 10) {
-        const double d = std::strtod(s.c_str(), &end);
-        if (!s.empty() && end == s.c_str() + s.size() && std::isfinite(d) && std::fabs(d) < 9.2e18)
-          return Value::integer(int64_t(d));
-      }
+      int64_t n;
+      const int r = py_parse_int(s, base, &n);
+      if (r == 1) return Value::integer(n);
+      if (r < 0) out_of_range();
+      if (!py_parse_float(s, &x) || std::isinf(x)) return def;
     }
-    return def;
+    if (std::isnan(x)) return def;
+    if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0)) out_of_range();
+    return Value::integer(int64_t(x));
   }
   if (f == "round") {
     const int64_t prec = need_int(b.get(0, "precision", Value::integer(0)), "precision", line);

@@ -25,6 +25,8 @@ bool is_mark(uint32_t c);
 bool is_punct_or_symbol(uint32_t c);
 bool is_number(uint32_t c);
 bool is_space(uint32_t c);
+// The value of a decimal digit (category Nd: '0'-'9', '٣', '３', ...), or -1.
+int decimal_digit(uint32_t c);
 inline bool is_newline(uint32_t c) { return c == '\r' || c == '\n'; }
 
 // Unicode NFC (UAX #15).

@@ -230,6 +230,12 @@ bool is_punct_or_symbol(uint32_t c) { return c != kInvalid && (in(kPunct, c) || 
 bool is_number(uint32_t c) { return c != kInvalid && in(kNumber, c); }
 bool is_space(uint32_t c) { return c != kInvalid && in(kWhiteSpace, c); }
 
+int decimal_digit(uint32_t c) {
+  if (c == kInvalid) return -1;
+  const uint32_t* z = std::upper_bound(std::begin(kDecimalZero), std::end(kDecimalZero), c);
+  return z != std::begin(kDecimalZero) && c - z[-1] < 10 ? int(c - z[-1]) : -1;
+}
+
 Cps::Cps(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     size_t len;

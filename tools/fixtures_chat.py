@@ -233,6 +233,20 @@ JINJA_CASES = [
      "{{ 1250|round(-2) }} {{ -1255|round(-1) }} {{ 7|round(1) }} {{ 1e300|round(3) }}", {}),
     ("{{ 'ABC\U0001F600 \u00c9CLAIR \u0130'|lower }}|{{ 'abc \U0001F600 \u2028 \u4e2d'|lower }}", {}),
     ("{{ 'abc \U0001F600 \u2028 1-2'|upper }}", {}),
+    # int and float read what Python's int() and float() read: underscores, any decimal digits,
+    # base prefixes; int falls back to int(float(x)); a float infinity is an error, not the default
+    ("{{ '1_000'|int }} {{ '\u0661\u0662'|int }} {{ '\uff11\uff12'|int }} {{ ' 0x1A '|int(base=16) }} "
+     "{{ '0x1A'|int }} {{ '0b101'|int(base=0) }} {{ '010'|int(base=0) }} {{ '00'|int(base=0) }} {{ '0_0'|int(base=0) }} "
+     "{{ '0x_1f'|int(base=16) }} {{ '0b1'|int(base=16) }} {{ '0x'|int(base=16) }} {{ '1__0'|int }} {{ '_1'|int }} "
+     "{{ '1_'|int }} {{ '12.9'|int }} {{ '-1e3'|int }} {{ '1_0.5'|int }} {{ 'nan'|int }} {{ '12'|int(base=1) }} "
+     "{{ 'z'|int(base=36) }} {{ '-Z'|int(base=36) }} {{ '9223372036854775807'|int }} {{ '-9223372036854775808'|int }} "
+     "{{ 2.9|int }} {{ -2.9|int }} {{ true|int }} {{ none|int }} {{ 'x'|int(7) }} {{ [1]|int }} {{ '+7'|int }} "
+     "{{ '\u20127'|int }} {{ '7\x00'|int }} {{ '1e5'|int(base=16) }}", {}),
+    ("{{ '1_0.5'|float }} {{ '0x10'|float }} {{ 'Infinity'|float }} {{ '-inf'|float }} {{ 'NaN'|float }} "
+     "{{ '\u0661\u0662.\u0665'|float }} {{ '.5'|float }} {{ '5.'|float }} {{ '.'|float }} {{ '1e'|float }} "
+     "{{ '1e-2'|float }} {{ '1_e2'|float }} {{ '1._5'|float }} {{ 'infinit'|float }} {{ ' 2.5\n'|float }} "
+     "{{ '1e400'|float }} {{ 'nan(1)'|float }} {{ '0x1p3'|float }}", {}),
+    ("{{ 'inf'|int }} {{ '-1e400'|int }} {{ (1e400 - 1e400)|int }}", {}), ("{{ (x * x)|int }}", {"x": 1e300}),
     ("{% set ms = range(6000)|list %}{% for m in ms %}{% set n = ms|length %}{% if loop.last %}{{ n }}{% endif %}"
      "{% endfor %}", {}),
 ]

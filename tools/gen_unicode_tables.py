@@ -3,7 +3,8 @@
 tokenizer's pre-tokenizer scanners need (letters \\p{L}, numbers \\p{N}, marks \\p{M},
 punctuation \\p{P}, symbols \\p{S}, and White_Space), plus what CLIP's normalizer needs:
 canonical combining classes, canonical decompositions and primary composites (NFC), and
-per-character full lowercase mappings, all from Python's unicodedata.
+per-character full lowercase mappings, and the first code point of each run of ten decimal digits
+(category Nd, which Python's int() and float() read), all from Python's unicodedata.
 
     python3 tools/gen_unicode_tables.py      (rewrites the file; commit the result)
 """
@@ -86,7 +87,11 @@ def main():
         table("kDecomposition", "Decomposition", decomp, 5)
         table("kComposition", "Composition", compose, 5)
         table("kLowercase", "LowerMapping", lower, 5)
-    print("wrote", path, {k: len(v) for k, v in tables.items()}, len(ccc), len(decomp), len(compose), len(lower))
+        zeros = [c for c in range(0x110000) if unicodedata.decimal(chr(c), None) == 0]
+        assert all(unicodedata.decimal(chr(z + k), None) == k for z in zeros for k in range(10))
+        assert sum(cat(c) == "Nd" for c in range(0x110000)) == 10 * len(zeros)
+        table("kDecimalZero", "uint32_t", zeros, 10)
+    print("wrote", path, {k: len(v) for k, v in tables.items()}, len(ccc), len(decomp), len(compose), len(lower), len(zeros))
 
 
 if __name__ == "__main__":

@@ -192,6 +192,25 @@ TEST_CASE("jinja: values keep Python's semantics where a template can see them")
         R"({"thinking": "r", "role": "assistant", "reasoning": "r", "reasoning_content": "r"}|None|None|7)");
 }
 
+TEST_CASE("jinja: int beyond a 64-bit integer is refused where Python would give a big int") {
+  // transformers renders these (100000000000000000000, ...); kiln's ints are int64, so it refuses
+  // rather than wrap or fall back to the default.
+  for (const char* tmpl : {"{{ 1e20|int }}", "{{ '99999999999999999999'|int }}", "{{ '-1e19'|int }}",
+                           "{{ '9223372036854775808'|int }}", "{{ 'fffffffffffffffff'|int(base=16) }}"}) {
+    CAPTURE(tmpl);
+    auto t = Template::parse(tmpl);
+    REQUIRE(t.is_ok());
+    auto r = t.value().render(Value::dict());
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message().find("beyond a 64-bit integer") != std::string::npos);
+  }
+  auto t = Template::parse("{{ '-9223372036854775808'|int }} {{ -9223372036854775808.0|int }}");
+  REQUIRE(t.is_ok());
+  auto r = t.value().render(Value::dict());
+  REQUIRE(r.is_ok());
+  CHECK(r.value() == "-9223372036854775808 -9223372036854775808");
+}
+
 TEST_CASE("jinja: what a hostile template or input could exploit is bounded (review findings)") {
   const Value ctx = kiln::jinja::chat_context(Value::list({}), true, Value());
   auto run = [&](const std::string& tmpl) {
