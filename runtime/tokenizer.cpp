@@ -571,6 +571,8 @@ Result<std::string> Tokenizer::render_chat(const jinja::Value& messages, bool ad
                   "this plan has no chat template (the checkpoint's tokenizer_config.json has none, or it was "
                   "compiled with --no-chat-template); use --raw");
   if (!messages.is_list()) return invalid_argument("the messages must be a list of message objects");
+  if (messages.items().empty())  // as apply_chat_template refuses it
+    return invalid_argument("cannot apply the chat template to an empty conversation: give at least one message");
   for (const jinja::Value& m : messages.items())
     if (!m.is_dict()) return invalid_argument("each message must be an object (role, content, ...)");
   if (!kwargs.is_undefined() && !kwargs.is_dict()) return invalid_argument("the template variables must be an object");

@@ -900,6 +900,8 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
         Bad{"scalar.json", "42", "the messages must be a list"},
         Bad{"nomsgs.json", "{\"tools\": []}", "has no \"messages\""},
         Bad{"notdict.json", "[\"hi\"]", "each message must be an object"},
+        Bad{"empty.json", "[]", "empty conversation"},  // as apply_chat_template refuses it
+        Bad{"emptyobj.json", "{\"messages\": [], \"tools\": []}", "empty conversation"},
         Bad{"deep.json", nullptr, "nested too deeply"},
         Bad{"agp.json", "{\"messages\": [], \"add_generation_prompt\": true}", "pass it as the argument"},
         Bad{"cfm.json", "{\"messages\": [], \"continue_final_message\": true}", "kiln has no such option"}}) {

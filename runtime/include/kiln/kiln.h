@@ -195,8 +195,9 @@ KILN_API int kiln_token_is_stop(const kiln_plan* plan, int32_t id);
 /* The prompt text for a conversation of n (role, content) messages, rendered by the plan's chat
  * template as transformers' apply_chat_template(messages, add_generation_prompt=True) renders
  * it, so it ends where the assistant's reply begins. KILN_ERR_UNSUPPORTED if the plan has no
- * chat template; KILN_ERR_INVALID_ARGUMENT if the template rejects the conversation (its
- * raise_exception message is in err). Text as kiln_detokenize writes it. */
+ * chat template; KILN_ERR_INVALID_ARGUMENT if the conversation is empty (as transformers refuses
+ * it) or the template rejects it (its raise_exception message is in err). Text as kiln_detokenize
+ * writes it. */
 KILN_API kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* roles, const char* const* contents,
                                       int64_t n, char* buf, size_t cap, size_t* len_out, kiln_error* err);
 /* The chat template rendered for a conversation given as JSON text: an array of message objects
