@@ -45,12 +45,69 @@ struct Adapter {
   std::unique_ptr<SafetensorsFile> file;
   std::vector<Module> modules;
   std::map<std::string, const StTensor*> replacements;  // modules_to_save: tensor name → copy
+  std::set<std::string> saved;                          // the names modules_to_save replaces
+  bool ensure_weight_tying = false;
 };
 
 std::string base_name(std::string dir) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   const size_t s = dir.rfind('/');
   return s == std::string::npos ? dir : dir.substr(s + 1);
+}
+
+// The pattern as RE2 must read it to match what Python's re matches, where the two read the same
+// text differently: '[' inside a set is a plain character to Python (to RE2 "[[:digit:]]" is a
+// POSIX class), and "{,n}" is Python's {0,n} (to RE2 plain text). What Python refuses and RE2
+// would take (\z, \p{..}, \Q..\E, \C, the U flag) is refused; Python's \Z is RE2's \z.
+std::string python_regex_for_re2(const std::string& re, const std::string& what) {
+  auto refuse = [&](const std::string& why) {
+    throw CompileError(what + " '" + re + "' is not a regular expression kiln can match: " + why);
+  };
+  std::string out;
+  bool in_set = false;
+  for (size_t i = 0; i < re.size(); ++i) {
+    const char ch = re[i];
+    if (ch == '\\') {
+      if (i + 1 >= re.size()) refuse("it ends with a backslash");
+      const char e = re[++i];
+      if (e != 0 && std::strchr("zpPQEC", e)) refuse(std::string("\\") + e + " is not an escape of Python's re");
+      out += e == 'Z' ? std::string("\\z") : std::string("\\") + e;  // (Python's \Z: the very end)
+      continue;
+    }
+    if (in_set) {
+      if (ch == ']') in_set = false;  // (a leading ']' was taken with the '[')
+      else if (ch == '[') {
+        out += "\\[";
+        continue;
+      }
+      out += ch;
+      continue;
+    }
+    if (ch == '[') {
+      in_set = true;
+      out += ch;
+      if (i + 1 < re.size() && re[i + 1] == '^') out += re[++i];
+      if (i + 1 < re.size() && re[i + 1] == ']') out += re[++i];  // (a leading ']' is a plain character)
+      continue;
+    }
+    if (ch == '(' && re.compare(i, 2, "(?") == 0) {
+      size_t j = i + 2;
+      while (j < re.size() && std::isalpha(static_cast<unsigned char>(re[j]))) {
+        if (re[j] == 'U') refuse("Python's re has no U flag");
+        ++j;
+      }
+    }
+    if (ch == '{' && i + 1 < re.size() && re[i + 1] == ',') {  // {,n} or {,}: Python's {0,n}, {0,}
+      size_t j = i + 2;
+      while (j < re.size() && std::isdigit(static_cast<unsigned char>(re[j]))) ++j;
+      if (j < re.size() && re[j] == '}' && !out.empty()) {
+        out += "{0";
+        continue;  // (the ',' and what follows are copied as they are)
+      }
+    }
+    out += ch;
+  }
+  return out;
 }
 
 // A module-name pattern compiled by RE2, which matches in time linear in the name whatever the
@@ -63,7 +120,8 @@ std::unique_ptr<RE2> module_pattern(const std::string& re, const std::string& wh
   RE2::Options o;
   o.set_log_errors(false);
   o.set_max_mem(int64_t(1) << 20);  // per pattern (RE2's default is 8 MiB): at most 2048 live at once
-  auto rx = std::make_unique<RE2>(any_prefix ? "(.*\\.)?(" + re + ")" : re, o);
+  const std::string py = python_regex_for_re2(re, what);
+  auto rx = std::make_unique<RE2>(any_prefix ? "(.*\\.)?(" + py + ")" : py, o);
   if (!rx->ok()) throw CompileError(what + " '" + re + "' is not a regular expression kiln can match: " + rx->error());
   return rx;
 }
@@ -106,10 +164,31 @@ bool ends_with_component(const std::string& s, const std::string& tail) {
                        s[s.size() - tail.size() - 1] == '.');
 }
 
+// peft's _set_trainable: modules_to_save wraps every module whose name ends with `saved` as a
+// string ("norm" wraps each *_layernorm too), and saves the tensors of what it wraps: true when
+// `module` or one of the modules it is in is wrapped.
+bool saved_under(const std::string& module, const std::string& saved) {
+  for (size_t i = saved.size(); i <= module.size(); ++i)
+    if ((i == module.size() || module[i] == '.') && module.compare(i - saved.size(), saved.size(), saved) == 0)
+      return true;
+  return false;
+}
+
+// The same values (a targeted embedding's "base_layer" copy that peft saves beside its LoRA).
+bool same_values(const StTensor& a, const StTensor& b) {
+  if (a.shape != b.shape) return false;
+  if (a.st_dtype == b.st_dtype && a.size == b.size && !a.dequantized_on_read() && !b.dequantized_on_read())
+    return std::memcmp(a.data, b.data, size_t(a.size)) == 0;
+  std::vector<float> x(size_t(a.numel())), y(size_t(b.numel()));
+  read_f32(a, x.data());
+  read_f32(b, y.data());
+  return x == y;
+}
+
 struct Config {
   int64_t r = 8;
   double alpha = 8;
-  bool rslora = false, dora = false, lora_bias = false;
+  bool rslora = false, dora = false, lora_bias = false, ensure_weight_tying = false;
   Patterns rank_pattern, alpha_pattern;
   json target_modules;
   // Which modules peft adapts (not_selected(), below): exclude_modules, layers_to_transform, layers_pattern.
@@ -126,10 +205,11 @@ Config read_config_text(const std::string& text, const std::string& path) {
   auto refuse = [&](const std::string& what) { throw CompileError(path + ": " + what); };
   if (has("peft_type") && j["peft_type"] != "LORA")
     refuse("peft_type " + j["peft_type"].dump() + " is not supported (kiln merges LORA adapters)");
-  Config c;
-  if (!has("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0) refuse("r must be a positive integer");
-  c.r = j["r"].get<int64_t>();
-  c.alpha = double(c.r);
+  Config c;  // (absent r and lora_alpha: LoraConfig's defaults, 8 and 8)
+  if (has("r")) {
+    if (!j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0) refuse("r must be a positive integer");
+    c.r = j["r"].get<int64_t>();
+  }
   if (has("lora_alpha")) {
     if (!j["lora_alpha"].is_number()) refuse("lora_alpha must be a number");
     c.alpha = j["lora_alpha"].get<double>();
@@ -143,6 +223,7 @@ Config read_config_text(const std::string& text, const std::string& path) {
   c.rslora = flag("use_rslora");
   c.dora = flag("use_dora");
   c.lora_bias = flag("lora_bias");
+  c.ensure_weight_tying = flag("ensure_weight_tying");
   if (has("bias") && j["bias"] != "none")
     refuse("bias " + j["bias"].dump() + " is not supported: kiln merges adapters trained with bias \"none\"");
   // Anything set here changes what the adapter computes in ways a plain merge would get wrong.
@@ -156,13 +237,20 @@ Config read_config_text(const std::string& text, const std::string& path) {
        {"use_qalora", "trainable_token_indices", "layer_replication", "alora_invocation_tokens", "target_parameters",
         "velora_config", "monteclora_config", "use_bdlora", "arrow_config", "kasa_config"})
     if (set(k)) refuse(std::string(k) + " is set: kiln merges plain LoRA and DoRA adapters only");
-  if (has("init_lora_weights") && j["init_lora_weights"].is_string()) {
+  // init_lora_weights, tested as LoraLayer.update_layer tests it: the ones that change the base
+  // weights or the LoRA variant are refused, and so is what peft itself refuses.
+  if (has("init_lora_weights") && !j["init_lora_weights"].is_null() && !j["init_lora_weights"].is_boolean()) {
+    if (!j["init_lora_weights"].is_string()) refuse("init_lora_weights must be true, false or a method's name");
     const std::string init = j["init_lora_weights"].get<std::string>();
-    for (const char* p : {"pissa", "olora", "corda", "loftq", "mica", "lora_ga"})
-      if (init.rfind(p, 0) == 0)
-        refuse("init_lora_weights \"" + init +
-               "\" changes the base weights or the LoRA variant; convert the adapter to "
-               "plain LoRA first (peft: save_pretrained(..., path_initial_model_for_weight_conversion=...))");
+    std::string lower = init;
+    for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (init.rfind("pissa", 0) == 0 || init.rfind("corda", 0) == 0 || lower == "olora" || lower == "mica" ||
+        init == "loftq" || init == "lora_ga")
+      refuse("init_lora_weights \"" + init +
+             "\" changes the base weights or the LoRA variant; convert the adapter to "
+             "plain LoRA first (peft: save_pretrained(..., path_initial_model_for_weight_conversion=...))");
+    if (init != "eva" && init != "orthogonal" && lower != "gaussian")
+      refuse("init_lora_weights \"" + init + "\" is not an initialization peft knows (it refuses to load it)");
   }
   if (has("rank_pattern") || has("alpha_pattern")) {
     const auto ordered = nlohmann::ordered_json::parse(text);  // already parsed within limits above
@@ -191,7 +279,7 @@ Config read_config_text(const std::string& text, const std::string& path) {
   if (has("modules_to_save")) {
     if (!j["modules_to_save"].is_array()) refuse("modules_to_save must be a list");
     for (const json& m : j["modules_to_save"]) {
-      if (!m.is_string()) refuse("modules_to_save must list module names");
+      if (!m.is_string() || m.get<std::string>().empty()) refuse("modules_to_save must list module names");
       c.modules_to_save.push_back(m.get<std::string>());
     }
   }
@@ -205,8 +293,8 @@ Config read_config_text(const std::string& text, const std::string& path) {
                         "revision",       "inference_mode",    "lora_dropout",        "megatron_config",
                         "megatron_core",  "exclude_modules",   "layers_to_transform", "layers_pattern",
                         "loftq_config",   "eva_config",        "corda_config",        "lora_ga_config",
-                        "fan_in_fan_out", "qalora_group_size", "runtime_config",      "ensure_weight_tying",
-                        "merge_weights",  "enable_lora"});  // the last two: old peft's training switches
+                        "fan_in_fan_out", "qalora_group_size", "runtime_config",      "merge_weights",
+                        "enable_lora"});  // the last two: old peft's training switches
   return c;
 }
 
@@ -347,6 +435,7 @@ struct LoraSet::Impl {
   std::vector<LoraRecord> records;
   std::map<std::string, std::vector<std::pair<const Adapter*, const Module*>>> by_tensor;  // "<path>.weight"/".bias"
   std::map<std::string, const StTensor*> replacements;
+  std::set<std::string> saved;                                              // (modules_to_save copies)
   std::vector<std::pair<std::string, std::vector<std::string>>> unmodeled;  // (config, keys)
 };
 
@@ -473,6 +562,7 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     if (!c.unmodeled.empty()) im.unmodeled.emplace_back(cfg_path, c.unmodeled);
     Adapter ad;
     ad.record.name = name;
+    ad.ensure_weight_tying = c.ensure_weight_tying;
     ad.record.weight = spec.weight;
     ad.file = SafetensorsFile::open(st_path);
     {  // content hash: config bytes, then the tensor file
@@ -495,10 +585,21 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       for (const std::string& m : modules)
         if (m.compare(0, spec.prefix.size(), spec.prefix) == 0) local.insert(m.substr(spec.prefix.size()));
     const std::set<std::string>& own = spec.prefix.empty() ? modules : local;
+    // A tied model's head is a module of its own to peft (lm_head, sharing the embedding's
+    // weight), which modules_to_save may name.
+    const StTensor* tied_embedding =
+        spec.prefix.empty() && !base.find("lm_head.weight") ? base.find("model.embed_tokens.weight") : nullptr;
+    if (tied_embedding && c.target_modules.is_array())
+      for (const json& t : c.target_modules)
+        if (t.is_string() && ends_with_component("lm_head", t.get<std::string>()))
+          throw CompileError(where +
+                             ": target_modules names lm_head, which this model ties to its embedding: a LoRA on "
+                             "a tied head has no single merged form (peft's merged model differs from its "
+                             "unmerged one)");
     check_targets(c, own, where);
     for (const std::string& m : c.modules_to_save) {
-      bool found = false;
-      for (const auto& mod : own) found = found || ends_with_component(mod, m);
+      bool found = tied_embedding && saved_under("lm_head", m);
+      for (const auto& mod : own) found = found || saved_under(mod, m);
       if (!found) throw CompileError(where + ": modules_to_save names '" + m + "', which is not in the model");
     }
 
@@ -524,18 +625,30 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
         bool listed = base_layer;
         for (const std::string& m : c.modules_to_save) {
           const size_t dot = plain.rfind('.');
-          listed = listed || (dot != std::string::npos && ends_with_component(plain.substr(0, dot), m));
+          listed = listed || (dot != std::string::npos && saved_under(plain.substr(0, dot), m)) ||
+                   // (ensure_weight_tying: peft saves the tied head with the embedding)
+                   (c.ensure_weight_tying && tied_embedding && plain == "lm_head.weight" &&
+                    saved_under("model.embed_tokens", m));
         }
         if (!listed)
           throw CompileError(st_path + ": unrecognized key '" + key + "' (not a LoRA tensor or a module to save)");
         const StTensor* b = base.find(plain);
+        if (!b && plain == "lm_head.weight") b = tied_embedding;
         if (!b) throw CompileError(where + ": saved module tensor '" + plain + "' is not in the model");
         if (b->shape != t.shape)
           throw CompileError(where + ": saved module tensor '" + plain + "' has shape " + shape_str(t.shape) +
                              " but the model's is " + shape_str(b->shape) + " (a resized vocabulary is not supported)");
         if (!t.has_dtype || !dtype_is_float(t.dtype))
           throw CompileError(where + ": '" + key + "' is not a float tensor");
+        if (base_layer && same_values(t, *b)) continue;  // (the model's own: nothing to replace)
+        {
+          std::vector<float> v(size_t(t.numel()));
+          read_f32(t, v.data());
+          if (!std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); }))
+            throw CompileError(where + ": saved module tensor '" + key + "' holds a NaN or an infinity");
+        }
         ad.replacements[plain] = &t;
+        if (!base_layer) ad.saved.insert(plain);
         continue;
       }
       if (!t.has_dtype || !dtype_is_float(t.dtype))
@@ -591,10 +704,10 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       if (rank != r)
         throw CompileError(mw + ": A has rank " + std::to_string(rank) +
                            " but adapter_config.json gives r = " + std::to_string(r) + " for this module");
+      if (m.magnitude && m.kind != Kind::kLinear) throw CompileError(mw + ": DoRA on embeddings is not supported");
       if (m.magnitude && m.magnitude->shape != std::vector<int64_t>{w->shape[0]})
         throw CompileError(mw + ": the DoRA magnitude is " + shape_str(m.magnitude->shape) + ", expected [" +
                            std::to_string(w->shape[0]) + "]");
-      if (m.magnitude && m.kind != Kind::kLinear) throw CompileError(mw + ": DoRA on embeddings is not supported");
       if (m.b_bias) {
         if (m.b_bias->shape != std::vector<int64_t>{b_rows})
           throw CompileError(mw + ": lora_B.bias has the wrong shape");
@@ -617,6 +730,16 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
         throw CompileError("adapter '" + ad.record.name + "': '" + name + "' is also replaced by another adapter");
       im.replacements[name] = t;
     }
+    im.saved.insert(ad.saved.begin(), ad.saved.end());
+  }
+  // A saved copy of a tied embedding replaces the embedding only: peft's head keeps the model's
+  // weights (untie_saved_copies reads them apart), unless ensure_weight_tying ties the head to it.
+  const std::string embed = "model.embed_tokens.weight", head = "lm_head.weight";
+  if (im.saved.count(embed) && !im.replacements.count(head)) {
+    bool tie = false;
+    for (const Adapter& ad : im.adapters) tie = tie || (ad.saved.count(embed) && ad.ensure_weight_tying);
+    if (tie) im.replacements[head] = im.replacements[embed];
+    else if (!base.find(head)) im.replacements[head] = base.find(embed);
   }
   return set;
 }
@@ -634,6 +757,8 @@ std::vector<std::string> lora_config_unmodeled(const std::string& text, const st
 bool LoraSet::empty() const { return impl_->adapters.empty(); }
 
 bool LoraSet::touches(const std::string& name) const { return impl_->by_tensor.count(name) > 0; }
+
+bool LoraSet::saved_copy(const std::string& name) const { return impl_->saved.count(name) > 0; }
 
 const StTensor* LoraSet::replacement(const std::string& name) const {
   auto it = impl_->replacements.find(name);

@@ -51,8 +51,9 @@ std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec);
 
 // Checks an adapter_config.json's text as load() would (throws CompileError); for fuzzing.
 void check_lora_config_text(const std::string& text, const std::string& name);
-// Whether target_modules given as a regular expression matches `module` in full (RE2: linear in
-// the name); throws CompileError for a pattern RE2 cannot match (backreferences, lookaround).
+// Whether target_modules given as a regular expression matches `module` in full, as Python's re
+// does (RE2: linear in the name); throws CompileError for a pattern RE2 cannot match
+// (backreferences, lookaround) or Python's re refuses.
 bool lora_module_pattern_matches(const std::string& pattern, const std::string& module);
 // The keys of an adapter config kiln does not model (tests).
 std::vector<std::string> lora_config_unmodeled(const std::string& text, const std::string& name);
@@ -80,8 +81,12 @@ class LoraSet {
   bool empty() const;
   // True if merging changes checkpoint tensor `name` (a ".weight" or ".bias").
   bool touches(const std::string& name) const;
-  // The modules_to_save copy that replaces tensor `name`, or null.
+  // The modules_to_save copy that replaces tensor `name`, or null. For a tied model whose
+  // embedding an adapter saves, "lm_head.weight" is the model's embedding (or, under
+  // ensure_weight_tying, the saved copy).
   const StTensor* replacement(const std::string& name) const;
+  // True if a modules_to_save copy replaces tensor `name` (not a targeted layer's base_layer copy).
+  bool saved_copy(const std::string& name) const;
   // Adds every adapter's contribution to `w`, the f32 values of checkpoint tensor `name`.
   void apply(const std::string& name, std::vector<float>& w, ThreadPool& pool) const;
   const std::vector<LoraRecord>& records() const;

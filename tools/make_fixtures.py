@@ -881,6 +881,18 @@ LORA_CASES = [
     dict(name="layer_selection", base="gqa_f32", seed=2808,
          adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=ALL_LINEAR, exclude_modules=["down_proj"],
                                     layers_to_transform=[1], layers_pattern="layers"))]),
+    # modules_to_save on a tied model replaces the saved module only (the other keeps the model's
+    # weights), unless ensure_weight_tying ties them again; "norm" is a string suffix to peft
+    # (it saves every *_layernorm and the final norm)
+    dict(name="tied_saved_embedding", base="tied_f32", seed=2909,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj"], modules_to_save=["embed_tokens"]))]),
+    dict(name="tied_saved_head", base="tied_f32", seed=3010,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj"], modules_to_save=["lm_head"]))]),
+    dict(name="tied_ensure_tying", base="tied_f32", seed=3111,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj"], modules_to_save=["embed_tokens"],
+                                    ensure_weight_tying=True))]),
+    dict(name="saved_norms", base="gqa_f32", seed=3212,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj"], modules_to_save=["norm"]))]),
     dict(name="wrong_shape", base="gqa_f32", built_on="head_dim_f32", seed=2707, reference=False,
          adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj"]))]),
 ]

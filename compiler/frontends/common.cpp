@@ -271,6 +271,14 @@ std::string untie_distinct_head(const Checkpoint& ck, bool* tie_word_embeddings)
          "read as the head, untied, as transformers reads it";
 }
 
+std::string untie_saved_copies(const LoraSet& lora, bool* tie_word_embeddings) {
+  if (!*tie_word_embeddings || !(lora.saved_copy("model.embed_tokens.weight") || lora.saved_copy("lm_head.weight")))
+    return "";
+  *tie_word_embeddings = false;
+  return "a LoRA adapter's modules_to_save replaces the tied embedding or LM head: the two are read apart, as "
+         "peft's model has them";
+}
+
 void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings) {
   if (const StTensor* h = ck.find("lm_head.weight"); h && h->row_scale && tie_word_embeddings)
     throw CompileError(h->file +

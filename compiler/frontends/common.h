@@ -107,6 +107,10 @@ void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embedding
 // or one equal to the embedding: a float lm_head.weight that differs is read as the head, untied
 // (*tie set false), with a note; "" when nothing changes.
 std::string untie_distinct_head(const Checkpoint& ck, bool* tie_word_embeddings);
+// A LoRA adapter's modules_to_save copy of a tied model's embedding or head replaces that module
+// only, as in peft's model: the head is then read apart from the embedding (LoraSet::replacement
+// gives "lm_head.weight"). Returns a note, or "".
+std::string untie_saved_copies(const LoraSet& lora, bool* tie_word_embeddings);
 
 // The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
 // as the runtime will check them.

@@ -330,6 +330,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   mtp_tensors += mtp_scales;
   b.lora = LoraSet::load(o.lora, b.checkpoint);
   const std::string lora_note = check_lora_config_keys(b.lora, o);
+  const std::string untie_note = untie_saved_copies(b.lora, &c.tie_word_embeddings);
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
   // Pre-quantized weights that stay as shipped without --quantize (FP8 unless --dtype upcasts it).
@@ -352,6 +353,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   add_note(&g.info.notes, key_note);
   add_note(&g.info.notes, tie_note);
   add_note(&g.info.notes, lora_note);
+  add_note(&g.info.notes, untie_note);
   add_note(&g.info.notes, fp8_note);
   // With --quantize none, kv_b_proj reaches the plan through per-head copies (w_uk_t, w_uv): pre-quantized
   // int8/int4, it is dequantized (FP8's own note counts its upcast weights). (As rows, compile_model's

@@ -330,6 +330,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   check_llama_tensors(c, b.checkpoint);
   b.lora = LoraSet::load(o.lora, b.checkpoint);
   const std::string lora_note = check_lora_config_keys(b.lora, o);
+  const std::string untie_note = untie_saved_copies(b.lora, &c.tie_word_embeddings);
   // The checkpoint's dtype is what its weights are stored in (config.json's dtype may say
   // otherwise; the embedding decides).
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
@@ -354,6 +355,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   add_note(&g.info.notes, key_note);
   add_note(&g.info.notes, tie_note);
   add_note(&g.info.notes, lora_note);
+  add_note(&g.info.notes, untie_note);
   add_note(&g.info.notes, fp8_note);
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);
   return b;

@@ -68,8 +68,10 @@ std::string edited_adapter(const TempDir& d, const std::string& name, void (*edi
 }  // namespace
 
 TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and greedy tokens)") {
-  const std::vector<std::string> cases = {"all_linear_r8", "rslora_qv", "rank_pattern",   "two_adapters",
-                                          "embedding",     "dora",      "layer_selection"};
+  const std::vector<std::string> cases = {
+      "all_linear_r8", "rslora_qv",       "rank_pattern",         "two_adapters",    "embedding",
+      "dora",          "layer_selection", "tied_saved_embedding", "tied_saved_head", "tied_ensure_tying",
+      "saved_norms"};
   TempDir d;
   for (const std::string& name : cases) {
     CAPTURE(name);
@@ -103,6 +105,56 @@ TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and 
     CHECK(std::equal(out.begin(), out.end(), ref.greedy_ids.begin() + long(ref.prompt_ids.size())));
     MESSAGE(name << ": rel L2 " << err);
   }
+}
+
+TEST_CASE("lora: configs read as peft reads them: LoraConfig's defaults, patterns as Python's re") {
+  // Each edit leaves what peft computes as it was, so the fixture's reference still holds:
+  // rslora_qv has r = 4 and lora_alpha = 8, LoraConfig's default alpha (kiln took r); the
+  // patterns are the fixture's own as Python reads them ("[[:j]" is a set of '[', ':' and 'j',
+  // "{,1}" is {0,1}, \Z the end), which RE2 as such reads otherwise.
+  TempDir d;
+  struct Edit {
+    const char* fixture;
+    void (*edit)(nlohmann::json&);
+  };
+  const Edit edits[] = {
+      {"rslora_qv", [](nlohmann::json& j) { j.erase("lora_alpha"); }},
+      {"rank_pattern",
+       [](nlohmann::json& j) {
+         j["target_modules"] = ".*\\.(q_proj|v_pro[[:j]|down_proj)";
+         j["rank_pattern"] = {{"model\\.layers\\.1\\.mlp\\.down_proj\\Z", 2}, {"q_proj{,1}", 4}};
+         j["alpha_pattern"] = {{"v_pro[[:j]", 32}};
+       }},
+  };
+  int i = 0;
+  for (const Edit& e : edits) {
+    CAPTURE(e.fixture);
+    const std::string dir = lora_fixture(e.fixture);
+    const std::string adapter = edited_adapter(d, "e" + std::to_string(i++), e.edit, e.fixture);
+    const CompileOptions o =
+        options(kiln::test::read_line(dir + "/base.txt"), {{adapter, 1.0}}, d / (std::string(e.fixture) + ".kplan"));
+    compile_model(o);
+    auto plan = Plan::load_file(o.output);
+    REQUIRE(plan.is_ok());
+    auto ctx = Context::create(plan.value(), ContextOptions{});
+    REQUIRE(ctx.is_ok());
+    const auto ref = kiln::test::load_reference(dir);
+    std::vector<float> logits(ref.logits.size());
+    REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+    CHECK(kiln::test::rel_l2(logits.data(), ref.logits.data(), logits.size()) <= 1e-4);
+  }
+  // Python's re refuses these escapes (peft could not load the adapter); RE2 would take them.
+  for (const char* re : {"q_proj\\z", "\\p{L}+_proj", "\\Qq_proj\\E", "(?U)q_proj"}) {
+    CAPTURE(re);
+    CHECK_THROWS_WITH_AS(lora_module_pattern_matches(re, "q_proj"),
+                         doctest::Contains("is not a regular expression kiln can match"), CompileError);
+  }
+  CHECK(lora_module_pattern_matches("a[[:digit:]]", "a:]"));  // Python: a, a set of "[:digt", then ']'
+  CHECK_FALSE(lora_module_pattern_matches("a[[:digit:]]", "a1"));
+  CHECK(lora_module_pattern_matches("a[]x]", "a]"));
+  CHECK(lora_module_pattern_matches("x{,}", ""));
+  CHECK(lora_module_pattern_matches("x{,2}y", "xxy"));
+  CHECK_FALSE(lora_module_pattern_matches("x{,2}y", "xxxy"));
 }
 
 TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
@@ -162,6 +214,12 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
   cases.push_back({"pissa init",
                    {{edited_adapter(d, "t6", [](nlohmann::json& j) { j["init_lora_weights"] = "pissa"; }), 1.0}},
                    "changes the base weights"});
+  cases.push_back({"olora init in another case (peft lowers it)",
+                   {{edited_adapter(d, "t6b", [](nlohmann::json& j) { j["init_lora_weights"] = "OLoRA"; }), 1.0}},
+                   "changes the base weights"});
+  cases.push_back({"an init peft does not know",
+                   {{edited_adapter(d, "t6c", [](nlohmann::json& j) { j["init_lora_weights"] = "PiSSA"; }), 1.0}},
+                   "init_lora_weights \"PiSSA\" is not an initialization peft knows"});
   cases.push_back({"dora flag without magnitudes",
                    {{edited_adapter(d, "t7", [](nlohmann::json& j) { j["use_dora"] = true; }), 1.0}},
                    "magnitude vector is missing"});
@@ -300,6 +358,26 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
                      "adapter 'n1', module 'model.layers.0.self_attn.q_proj': its update B·A·2 has the non-finite "
                      "value nan (a NaN or infinity in A or B, or a product past the f32 range)"});
   }
+  {  // A NaN in a modules_to_save copy (the embedding fixture's saved lm_head)
+    const std::string dir = d / "n2";
+    kiln::test::copy_dir(lora_fixture("embedding") + "/adapter", dir);
+    auto src = SafetensorsFile::open(dir + "/adapter_model.safetensors");
+    std::vector<std::vector<float>> data;
+    std::vector<StWriteTensor> ts;
+    data.reserve(src->tensors().size());
+    for (const auto& [name, t] : src->tensors()) {
+      REQUIRE(t.dtype == DType::F32);
+      data.emplace_back(size_t(t.size / 4));
+      std::memcpy(data.back().data(), t.data, size_t(t.size));
+      if (name == "base_model.model.lm_head.weight") data.back()[7] = NAN;
+      ts.push_back({name, t.dtype, t.shape, data.back().data(), t.size});
+    }
+    write_safetensors(dir + "/adapter_model.safetensors.new", ts);
+    std::rename((dir + "/adapter_model.safetensors.new").c_str(), (dir + "/adapter_model.safetensors").c_str());
+    cases.push_back({"NaN in a saved module",
+                     {{dir, 1.0}},
+                     "saved module tensor 'base_model.model.lm_head.weight' holds a NaN or an infinity"});
+  }
   for (const Case& c : cases) {
     CAPTURE(c.name);
     std::remove(plan.c_str());
@@ -317,6 +395,17 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
     // matcher takes minutes on these.
     if (c.name.rfind("pathological", 0) == 0) CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
   }
+  // A LoRA on a tied model's head: peft's merged and unmerged models differ (no single answer).
+  std::remove(plan.c_str());
+  const std::string head = edited_adapter(
+      d, "t9",
+      [](nlohmann::json& j) {
+        j["target_modules"] = {"q_proj", "lm_head"};
+      },
+      "tied_saved_head");
+  CHECK(kiln::test::compile_error(options("tied_f32", {{head, 1.0}}, plan))
+            .find("target_modules names lm_head, which this model ties to its embedding") != std::string::npos);
+  CHECK_FALSE(exists(plan));
 }
 
 TEST_CASE("lora: rank and alpha patterns are tried in the file's order, as peft's get_pattern_key does") {
