@@ -94,6 +94,7 @@ PipelineIndex read_pipeline_index(const std::string& path) {
     if (!cls.is_string()) r.fail("scheduler", "names " + cls.dump() + ", not a scheduler class");
     if (const char* why = scheduler_class_refused(cls.get<std::string>()))
       r.fail("scheduler", "names '" + cls.get<std::string>() + "', which " + why);
+    p.scheduler_class = cls.get<std::string>();
   }
   p.has_text_encoder = component("text_encoder");
   p.has_unet = component("unet");
@@ -336,8 +337,10 @@ SchedulerConfig parse_scheduler_config(const std::string& text, const std::strin
   if (r.has("steps_offset") && (!j["steps_offset"].is_number_integer() || j["steps_offset"].get<int64_t>() < 0 ||
                                 j["steps_offset"].get<int64_t>() >= c.num_train_timesteps))
     r.fail("steps_offset", "must be an integer in [0, num_train_timesteps)");
-  c.steps_offset = r.has("steps_offset") ? j["steps_offset"].get<int64_t>() : 0;
+  c.steps_offset_given = r.has("steps_offset");
+  c.steps_offset = c.steps_offset_given ? j["steps_offset"].get<int64_t>() : 0;
   c.set_alpha_to_one = r.boolean("set_alpha_to_one", true);
+  c.clip_sample_given = r.has("clip_sample");
   c.clip_sample = r.boolean("clip_sample", true);  // DDIMScheduler's default
   const std::string solver = r.str("solver_type", "midpoint");
   if (solver != "midpoint" && solver != "heun")

@@ -66,6 +66,7 @@ struct SchedulerConfig {
   int64_t steps_offset = 0;
   bool set_alpha_to_one = true;
   bool clip_sample = false;  // DDIM's x0 clamp (refused: kiln's samplers are linear)
+  bool steps_offset_given = false, clip_sample_given = false;  // (in the file: see pipeline_scheduler)
   bool dpm_heun = false;     // DPM-Solver's solver_type "heun" (else "midpoint")
   // DPM-Solver's other keys ("solver_order 3", …) where a file of another class sets them away from
   // DPMSolverMultistepScheduler's defaults: diffusers' from_config would pass them on to the scheduler
@@ -80,6 +81,7 @@ struct SchedulerConfig {
 
 struct PipelineIndex {
   std::string class_name;  // StableDiffusionPipeline, ...
+  std::string scheduler_class;  // the class its scheduler entry names ("" if none)
   bool has_text_encoder = false, has_unet = false, has_vae = false, has_controlnet = false;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };

@@ -58,6 +58,19 @@ const char* sampler_reference(Sampler s) {
   return "?";
 }
 
+SchedulerConfig pipeline_scheduler(SchedulerConfig c, bool sd_pipeline, const std::string& pipeline_class, Sampler s) {
+  const char* cls = s == Sampler::kDdim             ? "DDIMScheduler"
+                    : s == Sampler::kEuler          ? "EulerDiscreteScheduler"
+                    : s == Sampler::kEulerAncestral ? "EulerAncestralDiscreteScheduler"
+                    : s == Sampler::kDpmpp2m        ? "DPMSolverMultistepScheduler"
+                    : s == Sampler::kVpSde          ? "ScoreSdeVpScheduler"
+                                                    : "";
+  const bool same = pipeline_class == cls;  // (absent keys: the class's defaults, then rewritten)
+  if (sd_pipeline && (c.steps_offset_given || same)) c.steps_offset = 1;
+  if (sd_pipeline && (c.clip_sample_given || same)) c.clip_sample = false;
+  return c;
+}
+
 std::vector<float> alphas_cumprod(const SchedulerConfig& c) {
   const int64_t T = c.num_train_timesteps;
   std::vector<float> betas(static_cast<size_t>(T));
@@ -165,9 +178,11 @@ Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
   switch (s) {
     case Sampler::kDdim: {
       if (c.clip_sample)
-        throw CompileError(file +
-                           ": clip_sample is true (DDIMScheduler's default when the key is absent); "
-                           "kiln's DDIM does not clip x0");
+        throw CompileError(
+            file +
+            ": clip_sample is true (as the file gives it to a ControlNet pipeline, or DDIMScheduler's default for a file "
+            "without it whose pipeline has another scheduler class); "
+            "kiln's DDIM does not clip x0");
       out.spacing = c.timestep_spacing.empty() ? "leading" : c.timestep_spacing;
       const std::vector<double> ts = spaced_timesteps(out.spacing, T, N, c.steps_offset, true, false);
       const double final_ac = c.set_alpha_to_one ? 1.0 : double(ac[0]);

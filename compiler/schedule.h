@@ -31,6 +31,13 @@ struct Schedule {
 };
 
 Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t steps);
+// The scheduler config as diffusers hands it to --sampler's class. StableDiffusionPipeline (not
+// the ControlNet one) rewrites an outdated config when it loads: steps_offset to 1 and clip_sample
+// to false. A sampler of another class than the pipeline's scheduler (model_index.json) is then
+// <class>.from_config(pipe.scheduler.config), which keeps the keys the file gave and takes its
+// own defaults for the others (diffusers' _use_default_values): steps_offset 0, DDIM's clip_sample
+// true.
+SchedulerConfig pipeline_scheduler(SchedulerConfig c, bool sd_pipeline, const std::string& pipeline_class, Sampler s);
 
 // alphas_cumprod as diffusers computes it (f32 betas, f32 cumulative product).
 std::vector<float> alphas_cumprod(const SchedulerConfig& c);

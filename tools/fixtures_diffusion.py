@@ -14,6 +14,8 @@ Writes tests/fixtures/diffusion/ (wiped and rewritten on every run, deterministi
                         + tokenizer_cases.json (the cases of tokenizer/ through this pipeline's tokenizer)
   controlnet_tiny/      base.txt (sd15_tiny), controlnet/ (ControlNetModel.save_pretrained, float16),
                         control.png, reference.safetensors
+  pipeline_schedules.json  the timesteps samplers get from sd15_tiny's folder under varied scheduler configs,
+                        as StableDiffusionPipeline (and the ControlNet one) load and hand them on
   samplers/             scheduler configs (sd15.json, vpred.json, vp_sde.json) and one safetensors file per
                         config x sampler with a 10-step trajectory driven by random model outputs
   VERSIONS.txt
@@ -903,6 +905,77 @@ def build_lora(out, pipe15, ref15):
     return lines
 
 
+# --- the scheduler as a pipeline hands it on ------------------------------------------------------------------
+
+PIPE_SCHED_STEPS = 4
+
+
+def build_pipeline_schedules(out):
+    """pipeline_schedules.json: the timesteps (and DDIM's clip_sample) a sampler gets from a pipeline folder
+    whose scheduler config and model_index.json scheduler class vary. StableDiffusionPipeline rewrites an
+    outdated config when it loads (steps_offset to 1, clip_sample to False; the ControlNet pipeline does not),
+    and a sampler of another class is <class>.from_config(pipe.scheduler.config), which takes its own defaults
+    for the keys the file lacked."""
+    src = os.path.join(out, "sd15_tiny", "pipeline")
+    controlnet = ControlNetModel.from_pretrained(os.path.join(out, "controlnet_tiny", "controlnet"))
+    with open(os.path.join(src, "scheduler", "scheduler_config.json")) as f:
+        base = json.load(f)
+    with open(os.path.join(src, "model_index.json")) as f:
+        index = json.load(f)
+    classes = {"ddim": DDIMScheduler, "euler": EulerDiscreteScheduler, "dpmpp_2m": DPMSolverMultistepScheduler}
+    drop = object()
+    variants = [  # (pipeline, model_index scheduler class, config edits)
+        ("StableDiffusionPipeline", "PNDMScheduler", {}),
+        ("StableDiffusionPipeline", "PNDMScheduler", {"steps_offset": drop}),
+        ("StableDiffusionPipeline", "PNDMScheduler", {"steps_offset": 0}),
+        ("StableDiffusionPipeline", "PNDMScheduler", {"steps_offset": 3, "clip_sample": True}),
+        ("StableDiffusionPipeline", "PNDMScheduler", {"clip_sample": drop}),
+        ("StableDiffusionPipeline", "EulerDiscreteScheduler",
+         {"_class_name": "EulerDiscreteScheduler", "steps_offset": drop}),
+        ("StableDiffusionPipeline", "DDIMScheduler",
+         {"_class_name": "DDIMScheduler", "steps_offset": drop, "clip_sample": drop}),
+        ("StableDiffusionControlNetPipeline", "PNDMScheduler", {"steps_offset": 0}),
+        ("StableDiffusionControlNetPipeline", "DDIMScheduler",
+         {"_class_name": "DDIMScheduler", "steps_offset": drop, "clip_sample": drop}),
+    ]
+    cases = []
+    tmp = os.path.join(out, "_pipe_sched")
+    for pipeline, sched_class, edits in variants:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+        shutil.copytree(src, tmp)
+        cfg = {k: v for k, v in base.items()}
+        for k, v in edits.items():
+            if v is drop:
+                cfg.pop(k, None)
+            else:
+                cfg[k] = v
+        with open(os.path.join(tmp, "scheduler", "scheduler_config.json"), "w") as f:
+            json.dump(cfg, f)
+        idx = dict(index, scheduler=["diffusers", sched_class])
+        with open(os.path.join(tmp, "model_index.json"), "w") as f:
+            json.dump(idx, f)
+        if pipeline == "StableDiffusionPipeline":
+            pipe = StableDiffusionPipeline.from_pretrained(tmp, safety_checker=None, requires_safety_checker=False)
+        else:
+            pipe = StableDiffusionControlNetPipeline.from_pretrained(tmp, controlnet=controlnet, safety_checker=None,
+                                                                     requires_safety_checker=False)
+        for sampler, cls in classes.items():
+            sched = pipe.scheduler if type(pipe.scheduler) is cls else cls.from_config(pipe.scheduler.config)
+            sched.set_timesteps(PIPE_SCHED_STEPS)
+            cases.append({"pipeline": pipeline, "scheduler_class": sched_class, "config": cfg, "sampler": sampler,
+                          "steps": PIPE_SCHED_STEPS, "timesteps": [float(t) for t in sched.timesteps],
+                          "steps_offset": sched.config.steps_offset,
+                          "clip_sample": bool(sched.config.clip_sample) if sampler == "ddim" else None})
+    shutil.rmtree(tmp)
+    with open(os.path.join(out, "pipeline_schedules.json"), "w") as f:
+        json.dump({"generated_by": GENERATED_BY, "cases": cases}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    offsets = sorted({c["steps_offset"] for c in cases})
+    return ["pipeline_schedules.json: %d cases (steps_offset %s, DDIM clip_sample %s)"
+            % (len(cases), offsets, sorted({c["clip_sample"] for c in cases if c["sampler"] == "ddim"}))]
+
+
 # --- main ---------------------------------------------------------------------------------------------------
 
 def main(repo):
@@ -924,6 +997,7 @@ def main(repo):
     lines += build_var(out, pipe15)
     lines += build_sd2(out, tok_info)
     lines += build_samplers(out)
+    lines += build_pipeline_schedules(out)
     for ln in lines:
         print("  " + ln)
     with open(os.path.join(out, "VERSIONS.txt"), "w") as f:

@@ -1,6 +1,7 @@
 #include "compiler/frontends/diffusion.h"
 
 #include <cmath>
+#include <numeric>
 
 #include "compiler/error.h"
 #include "kernels/conv2d.h"
@@ -427,10 +428,11 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
   const UNetConfig& uc = m.unet;
   const int64_t f = vae_scale_factor(m.vae);
   const int64_t down = int64_t(1) << (uc.block_out_channels.size() - 1);  // the UNet's own downsampling
-  if (o.height <= 0 || o.width <= 0 || o.height % (f * down) != 0 || o.width % (f * down) != 0)
-    throw CompileError("--height and --width must be positive multiples of " + std::to_string(f * down) +
+  const int64_t unit = std::lcm(f * down, int64_t(8));                    // (diffusers' check_inputs: multiples of 8)
+  if (o.height <= 0 || o.width <= 0 || o.height % unit != 0 || o.width % unit != 0)
+    throw CompileError("--height and --width must be positive multiples of " + std::to_string(unit) +
                        " for this pipeline (VAE factor " + std::to_string(f) + " × UNet factor " +
-                       std::to_string(down) + ")");
+                       std::to_string(down) + (unit != f * down ? ", and diffusers' 8" : "") + ")");
   if (o.height > 8192 || o.width > 8192) throw CompileError("--height and --width must be at most 8192");
   if (m.vae.latent_channels != uc.in_channels || uc.out_channels != uc.in_channels)
     throw CompileError("the VAE's latent_channels (" + std::to_string(m.vae.latent_channels) +

@@ -101,7 +101,10 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
   add_note(&key_notes, check_lora_config_keys(b.lora, o));
 
   const Sampler sampler = parse_sampler(o.sampler);
-  const Schedule sched = build_schedule(m.scheduler, sampler, o.steps);
+  const Schedule sched =
+      build_schedule(pipeline_scheduler(m.scheduler, m.index.class_name == "StableDiffusionPipeline" && !m.controlnet,
+                                        m.index.scheduler_class, sampler),
+                     sampler, o.steps);
   // (the plan holds them as f32: finite there too)
   if (!(o.guidance >= 0 && o.guidance <= FLT_MAX))
     throw CompileError("--guidance must be a number from 0 to " + short_float(FLT_MAX) + ", not " +

@@ -13,6 +13,7 @@
 
 #include "compiler/compile.h"
 #include "compiler/diffusion_config.h"
+#include "compiler/error.h"
 #include "compiler/safetensors.h"
 #include "compiler/schedule.h"
 #include "diffusion/diffusion_test.h"
@@ -369,9 +370,10 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
         std::string::npos);
   CHECK(edit_json("scheduler/scheduler_config.json", {{"_class_name", "Foo"}})
             .find("'Foo' is not a diffusers scheduler class") != std::string::npos);
-  const std::string clip = edit_json("scheduler/scheduler_config.json", {{"clip_sample", true}},
-                                     [](CompileOptions& o) { o.sampler = "ddim"; });
-  CHECK_MESSAGE(clip.find("/pipe/scheduler/scheduler_config.json: clip_sample is true") != std::string::npos, clip);
+  // StableDiffusionPipeline sets a true clip_sample to false when it loads (pipeline_schedules.json
+  // has the cases kiln refuses).
+  CHECK(edit_json("scheduler/scheduler_config.json", {{"clip_sample", true}},
+                  [](CompileOptions& o) { o.sampler = "ddim"; }) == "");
   CHECK(edit_json("unet/config.json", {{"mid_block_type", nullptr}})
             .find("mid_block_type null (a UNet without a mid block) is not supported") != std::string::npos);
   CHECK(edit_json("model_index.json", {{"_class_name", "StableDiffusionXLPipeline"}})
@@ -400,6 +402,14 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
   CHECK(err_of(src, [](CompileOptions& o) {
           o.guidance = 1e39;
         }).find("--guidance must be a number from 0 to 3.40282e+38, not inf") != std::string::npos);
+  // The tiny pipeline's own factor is 4 (VAE 2 × UNet 2); diffusers takes multiples of 8 only.
+  CHECK(err_of(src,
+               [](CompileOptions& o) {
+                 o.height = 64;
+                 o.width = 100;
+               })
+            .find("--height and --width must be positive multiples of 8 for this pipeline (VAE factor 2 × UNet factor "
+                  "2, and diffusers' 8)") != std::string::npos);
 }
 
 TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge as peft's merge_and_unload") {
@@ -425,6 +435,35 @@ TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge 
   const std::string e = test::compile_error(bad);
   CHECK(e.find("unet_lora") != std::string::npos);
   CHECK(!std::ifstream(bad.output).good());
+}
+
+TEST_CASE("diffusion schedulers: steps_offset and clip_sample as the pipeline loads and hands them on") {
+  // StableDiffusionPipeline rewrites steps_offset to 1 and clip_sample to false (the ControlNet
+  // pipeline does not); a sampler of another class than model_index.json's takes its own defaults
+  // for the keys the file lacks. The fixture: diffusers' timesteps for each case.
+  const nlohmann::json doc =
+      nlohmann::json::parse(test::read_bytes(test::fixtures_root() + "/diffusion/pipeline_schedules.json"));
+  int refused = 0, matched = 0;
+  for (const nlohmann::json& c : doc["cases"]) {
+    const std::string what = c["pipeline"].get<std::string>() + " " + c["scheduler_class"].get<std::string>() + " " +
+                             c["config"].dump() + " " + c["sampler"].get<std::string>();
+    CAPTURE(what);
+    const Sampler s = parse_sampler(c["sampler"].get<std::string>());
+    const SchedulerConfig cfg =
+        pipeline_scheduler(parse_scheduler_config(c["config"].dump(), "scheduler_config.json"),
+                           c["pipeline"] == "StableDiffusionPipeline", c["scheduler_class"].get<std::string>(), s);
+    const int64_t steps = c["steps"].get<int64_t>();
+    if (c["clip_sample"].is_boolean() && c["clip_sample"].get<bool>()) {  // (kiln's DDIM does not clip)
+      CHECK_THROWS_WITH_AS(build_schedule(cfg, s, steps), doctest::Contains("clip_sample is true"), CompileError);
+      ++refused;
+      continue;
+    }
+    const Schedule sched = build_schedule(cfg, s, steps);
+    CHECK(sched.timesteps == c["timesteps"].get<std::vector<float>>());
+    ++matched;
+  }
+  CHECK(refused == 2);
+  CHECK(matched == 25);
 }
 
 TEST_CASE("diffusion pf_ode is the VP-SDE's probability-flow ODE: same drift, half the score term, no noise") {
