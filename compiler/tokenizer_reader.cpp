@@ -245,6 +245,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   for (const json& p : flatten(j.value("pre_tokenizer", json()), "pretokenizers")) {
     const std::string t = type_of(p);
     if (t == "ByteLevel") {
+      if (byte_level) fail("two ByteLevel pre-tokenizers (the second maps the first's bytes again) are not supported");
       byte_level = true;
       if (flag(p, "add_prefix_space")) fail("ByteLevel add_prefix_space is not supported");
       if (flag(p, "use_regex", true)) d->split = TokenizerData::Split::kGpt2;
@@ -319,25 +320,75 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   } else {
     fail("neither byte-level nor SentencePiece-style (\"▁\") BPE; kiln cannot tell how to split the text");
   }
-  for (const json& dec : flatten(j.value("decoder", json()), "decoders")) {
+  // --- decoder: kiln decodes by the tokenizer's kind (bytes for byte-level BPE; "▁" as a space
+  // and <0xXX> pieces as bytes for SentencePiece-style BPE), so the decoder must say the same.
+  bool dec_bytes = false, dec_space = false, dec_fallback = false;
+  const std::vector<json> decs = flatten(j.value("decoder", json()), "decoders");
+  if (decs.empty()) fail("there is no decoder (HF would join the raw pieces, \"\u0120\" and \"\u2581\" included)");
+  for (const json& dec : decs) {
     const std::string t = type_of(dec);
-    if (t == "Strip" && dec.is_object() && dec.contains("start") && dec["start"] == 1 &&
-        text_of(dec, "content", "") == " ")
+    if (t == "ByteLevel") dec_bytes = true;
+    else if (t == "ByteFallback") dec_fallback = true;
+    else if (t == "Fuse") continue;
+    else if (t == "Replace" && dec.contains("pattern") && dec["pattern"].is_object() &&
+             text_of(dec["pattern"], "String", "") == kSpace && text_of(dec, "content", "") == " ")
+      dec_space = true;
+    else if (t == "Strip" && dec.is_object() && dec.contains("start") && dec["start"] == 1 &&
+             dec.value("stop", json(0)) == 0 && text_of(dec, "content", "") == " " && !byte_level)
       d->decode_strip_space = true;
-    else if (t == "Metaspace" && text_of(dec, "prepend_scheme", "always") != "never") d->decode_strip_space = true;
+    else if (t == "Metaspace" && text_of(dec, "replacement", kSpace) == kSpace) {
+      dec_space = true;
+      if (text_of(dec, "prepend_scheme", "always") != "never") d->decode_strip_space = true;
+    } else {
+      fail("decoder '" + t + "' " + (t == "Strip" || t == "Replace" || t == "Metaspace" ? "with these settings " : "") +
+           "is not supported with this tokenizer");
+    }
   }
+  if (byte_level && (!dec_bytes || dec_space || dec_fallback))
+    fail("a byte-level BPE needs a ByteLevel decoder, alone");
+  if (!byte_level && (dec_bytes || !dec_space || (d->byte_fallback && !dec_fallback)))
+    fail(std::string("a SentencePiece-style BPE needs a decoder that turns \"\u2581\" into a space") +
+         (d->byte_fallback ? " and a ByteFallback decoder" : "") + ", and no ByteLevel one");
 
-  // --- post-processor: does it prepend a special token?
+  // --- post-processor: transformers encodes through it; kiln adds at most one special token before
+  // the text (a BOS), and refuses what would add anything else.
   for (const json& p : flatten(j.value("post_processor", json()), "processors")) {
-    if (type_of(p) != "TemplateProcessing" || !p.contains("single") || !p["single"].is_array() || p["single"].empty())
-      continue;
-    const json& first = p["single"][0];
-    if (first.contains("SpecialToken")) {
-      auto it = ids.find(text_of(first["SpecialToken"], "id", ""));
-      if (it != ids.end()) {
-        d->add_bos = true;
-        d->bos_id = it->second;
+    const std::string t = type_of(p);
+    if (t == "ByteLevel") continue;  // (its trim_offsets changes offsets only)
+    if (t != "TemplateProcessing")
+      fail("post-processor '" + t + "' is not supported (kiln adds at most one special token before the text)");
+    const json single = p.value("single", json());
+    if (!single.is_array()) fail("TemplateProcessing has no \"single\" template");
+    size_t i = 0;
+    if (!single.empty() && single[0].is_object() && single[0].contains("SpecialToken")) {
+      const std::string name = text_of(single[0]["SpecialToken"], "id", "");
+      const json& entry =
+          p.contains("special_tokens") && p["special_tokens"].is_object() && p["special_tokens"].contains(name)
+              ? p["special_tokens"][name]
+              : json();
+      if (!entry.is_object() || !entry.contains("ids") || !entry["ids"].is_array() || entry["ids"].size() != 1 ||
+          !entry["ids"][0].is_number_integer())
+        fail("TemplateProcessing's special token '" + name.substr(0, 40) +
+             "' must have one id in its special_tokens (kiln adds one token)");
+      const int64_t id = entry["ids"][0].get<int64_t>();
+      if (id < 0 || id >= int64_t(d->vocab.size()))
+        fail("TemplateProcessing's special token '" + name.substr(0, 40) + "' has id " + std::to_string(id) +
+             ", outside the vocabulary");
+      d->add_bos = true;
+      d->bos_id = int32_t(id);
+      i = 1;
+    }
+    if (i + 1 != single.size() || !single[i].is_object() || !single[i].contains("Sequence")) {
+      std::string parts;  // e.g. "<s> $A </s>"
+      for (const json& e : single) {
+        const bool sp = e.is_object() && e.contains("SpecialToken");
+        parts += (parts.empty() ? "" : " ") + (sp ? text_of(e["SpecialToken"], "id", "?").substr(0, 40)
+                                               : e.is_object() && e.contains("Sequence")
+                                                   ? "$" + text_of(e["Sequence"], "id", "?")
+                                                   : std::string("?"));
       }
+      fail("TemplateProcessing's single template \"" + parts +
+           "\" is not supported (kiln adds at most one special token before the text, $A)");
     }
   }
 
@@ -362,8 +413,8 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   // (a post-processor that prepends a token keeps it: transformers encodes with the post-processor's)
   if (const std::string bos = special_text("bos_token"); !d->add_bos && !bos.empty() && id_of(bos) >= 0)
     d->bos_id = id_of(bos);
-  if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean() && !d->add_bos)
-    d->add_bos = cfg["add_bos_token"].get<bool>() && d->bos_id >= 0;
+  // (add_bos_token and add_eos_token: transformers 5 drops them when there is a tokenizer.json, and
+  // encodes through its post-processor alone)
   const std::string eos = special_text("eos_token");
   d->eos_id = id_of(eos);
   for (const char* s : {"<|eot_id|>", "<|end_of_text|>", "<|eom_id|>"})

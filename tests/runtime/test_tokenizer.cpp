@@ -396,6 +396,37 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
              {"type", "Split"}, {"pattern", {{"String", "x"}}}, {"behavior", "Isolated"}, {"invert", false}};
        },
        "Split pre-tokenizer on the string \"x\""},
+      // transformers encodes through the post-processor: what adds more than one token before
+      // the text is refused, not dropped
+      {"EOS after the text",
+       [](nlohmann::json& j) {
+         j["post_processor"]["processors"][1]["single"].push_back({{"SpecialToken", {{"id", "<|begin_of_text|>"}}}});
+       },
+       "single template"},
+      {"a special token of two ids",
+       [](nlohmann::json& j) {
+         j["post_processor"]["processors"][1]["special_tokens"]["<|begin_of_text|>"]["ids"] = {1204, 1205};
+       },
+       "must have one id in its special_tokens"},
+      {"RobertaProcessing",
+       [](nlohmann::json& j) {
+         j["post_processor"] = {{"type", "RobertaProcessing"}, {"sep", {"</s>", 2}}, {"cls", {"<s>", 0}}};
+       },
+       "post-processor 'RobertaProcessing' is not supported"},
+      // kiln decodes by the tokenizer's kind; a decoder that says otherwise is refused
+      {"no decoder", [](nlohmann::json& j) { j["decoder"] = nullptr; }, "there is no decoder"},
+      {"Fuse decoder only",
+       [](nlohmann::json& j) {
+         j["decoder"] = {{"type", "Fuse"}};
+       },
+       "needs a ByteLevel decoder"},
+      {"ByteLevel then Strip",
+       [](nlohmann::json& j) {
+         j["decoder"] = {
+             {"type", "Sequence"},
+             {"decoders", {{{"type", "ByteLevel"}}, {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
+       },
+       "decoder 'Strip' with these settings"},
       {"huge added token id",
        [](nlohmann::json& j) {
          j["added_tokens"].push_back({{"id", int64_t(1) << 40}, {"content", "<x>"}, {"special", true}});
@@ -863,4 +894,22 @@ TEST_CASE("tokenizer: a BOS the post-processor prepends stays, whatever the conf
   REQUIRE(read_hf_tokenizer(d.path(), &mapped, &notes, false));
   CHECK(mapped.bos_id == 1);
   CHECK(mapped.add_bos);
+}
+
+TEST_CASE("tokenizer: add_bos_token in tokenizer_config.json adds nothing beside a tokenizer.json") {
+  // transformers 5 drops add_bos_token and add_eos_token when it loads a tokenizer.json
+  // (PreTrainedTokenizerBase._from_pretrained pops them) and encodes through its post-processor:
+  // SmolLM2's adds no BOS, whatever the config says.
+  kiln::test::TempDir d;
+  const std::string src = kiln::test::fixtures_root() + "/real_tokenizers/smollm2";
+  kiln::test::write_bytes(d / "tokenizer.json", kiln::test::read_bytes(src + "/tokenizer.json"));
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(src + "/tokenizer_config.json"));
+  cfg["add_bos_token"] = true;
+  cfg["bos_token"] = "<|im_start|>";
+  std::ofstream(d / "tokenizer_config.json") << cfg.dump();
+  TokenizerData td;
+  std::string notes;
+  REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
+  CHECK_FALSE(td.add_bos);
+  CHECK(td.bos_id >= 0);  // (still the BOS a chat template or a host may ask for)
 }
