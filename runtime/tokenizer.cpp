@@ -147,19 +147,25 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
   for (const auto& a : td.added) t->ids_.put(a.content, t->hash_.of(a.content), a.id, true);
   t->bytes_.resize(td.vocab.size());
   t->special_.assign(td.vocab.size(), 0);
+  // HF's ByteLevel decoder: each character of the byte alphabet is its byte, any other keeps its UTF-8.
+  auto alphabet_bytes = [&](const std::string& s) {
+    std::string b;
+    b.reserve(s.size());
+    for (size_t k = 0; k < s.size();) {
+      size_t len;
+      const uint32_t cp = next_cp(s, k, &len);
+      const int byte = cp < ByteAlphabet::kDecSize ? ab.dec[cp] : -1;
+      if (byte >= 0) b += char(byte);
+      else b.append(s, k, len);
+      k += len;
+    }
+    return b;
+  };
   for (size_t i = 0; i < td.vocab.size(); ++i) {
     const std::string& s = td.vocab[i];
     std::string b;
     if (td.kind != TokenizerData::Kind::kSentencePieceBpe) {
-      b.reserve(s.size());
-      for (size_t k = 0; k < s.size();) {
-        size_t len;
-        const uint32_t cp = next_cp(s, k, &len);
-        const int byte = cp < ByteAlphabet::kDecSize ? ab.dec[cp] : -1;
-        if (byte >= 0) b += char(byte);
-        else b.append(s, k, len);
-        k += len;
-      }
+      b = alphabet_bytes(s);
     } else if (char byte; parse_byte_piece(s, &byte)) {
       b = std::string(1, byte);
     } else {
@@ -171,8 +177,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
     t->added_.insert(td.added[k].content, uint32_t(k));
     t->added_norm_[td.added[k].normalized ? 1 : 0].insert(td.added[k].content, uint32_t(k));
   }
-  for (const auto& a : td.added) {
-    t->bytes_[size_t(a.id)] = a.content;
+  for (const auto& a : td.added) {  // (decoded through the ByteLevel decoder too, as HF decodes them)
+    t->bytes_[size_t(a.id)] = td.kind == TokenizerData::Kind::kByteLevelBpe ? alphabet_bytes(a.content) : a.content;
     t->special_[size_t(a.id)] = a.special;
   }
   t->merge_.reserve(td.merges.size());

@@ -913,3 +913,61 @@ TEST_CASE("tokenizer: add_bos_token in tokenizer_config.json adds nothing beside
   CHECK_FALSE(td.add_bos);
   CHECK(td.bos_id >= 0);  // (still the BOS a chat template or a host may ask for)
 }
+
+TEST_CASE("tokenizer: a normalized added token beside Phi-3's Prepend normalizer is refused") {
+  // HF normalizes the text before it splits such a token out ("▁" prepended, spaces replaced),
+  // which kiln's split of the raw text does not follow (tokenizers gives other ids, and other text
+  // on decoding); Phi-3's own added tokens are not normalized.
+  kiln::test::TempDir d;
+  nlohmann::json j = nlohmann::json::parse(
+      kiln::test::read_bytes(kiln::test::fixtures_root() + "/real_tokenizers/phi3/tokenizer.json"));
+  REQUIRE(j["normalizer"].dump().find("Prepend") != std::string::npos);
+  std::ofstream(d / "tokenizer.json") << j.dump();
+  TokenizerData td;
+  std::string notes;
+  CHECK(read_hf_tokenizer(d.path(), &td, &notes, false));
+  j["added_tokens"].push_back({{"id", int64_t(td.vocab.size())},
+                               {"content", "<qqz>"},
+                               {"single_word", false},
+                               {"lstrip", false},
+                               {"rstrip", false},
+                               {"normalized", true},
+                               {"special", false}});
+  std::ofstream(d / "tokenizer.json") << j.dump();
+  CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &td, &notes, false),
+                       doctest::Contains("added token '<qqz>' is normalized, which kiln does not support with a "
+                                         "Prepend normalizer"),
+                       std::exception);
+}
+
+TEST_CASE("tokenizer: byte-level added tokens decode through the ByteLevel decoder, as HF decodes them") {
+  // DeepSeek-Coder's vocabulary has added tokens such as "ü", a character of the byte alphabet:
+  // HF's decoder reads it as the byte 0xFC (not UTF-8 alone), so "üü" decodes as two U+FFFD, and
+  // "Ġ" as a space (tokenizers 0.23 on this file: '\ufffd\ufffd', 'x y', and "aüüb" as a, üü, b).
+  kiln::test::TempDir d;
+  nlohmann::json j = nlohmann::json::parse(
+      kiln::test::read_bytes(kiln::test::fixtures_root() + "/tokenizers/bytelevel/tokenizer.json"));
+  int64_t next = 0;
+  for (const auto& a : j["added_tokens"]) next = std::max(next, a["id"].get<int64_t>() + 1);
+  for (const char* content : {"\xC3\xBC\xC3\xBC", "x\xC4\xA0y"})  // "üü", "xĠy"
+    j["added_tokens"].push_back({{"id", next++},
+                                 {"content", content},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", false},
+                                 {"special", false}});
+  std::ofstream(d / "tokenizer.json") << j.dump();
+  TokenizerData td;
+  std::string notes;
+  REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
+  auto t = Tokenizer::create(std::move(td));
+  REQUIRE(t.is_ok());
+  const int32_t ids[2] = {int32_t(next - 2), int32_t(next - 1)};
+  CHECK(t.value()->decode(ids, 1, false) == "\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(t.value()->decode(ids + 1, 1, false) == "x y");
+  CHECK(t.value()->encode("a\xC3\xBC\xC3\xBC"
+                          "b",
+                          false) ==
+        std::vector<int32_t>{t.value()->encode("a", false)[0], ids[0], t.value()->encode("b", false)[0]});
+}
