@@ -487,6 +487,15 @@ std::vector<int32_t> Tokenizer::encode_fixed(std::string_view text, int64_t leng
 
 // ---------------------------------------------------------------------------------------
 
+// HF's ByteFallback decoder: a run of <0xNN> tokens is its bytes if they are valid UTF-8, else one
+// U+FFFD per byte token.
+static std::string fallback_run_text(const std::string& run) {
+  if (utf8_complete_prefix(run) == run.size() && lossy_utf8(run) == run) return run;
+  std::string r;
+  for (size_t k = 0; k < run.size(); ++k) r += "\xEF\xBF\xBD";
+  return r;
+}
+
 std::string Tokenizer::decode(const int32_t* ids, size_t n, bool skip_special) const {
   std::string raw;
   if (d_.kind == TokenizerData::Kind::kClipBpe) {  // ByteLevel, then "</w>" → " " and strip (transformers' CLIP)
@@ -503,15 +512,10 @@ std::string Tokenizer::decode(const int32_t* ids, size_t n, bool skip_special) c
         raw += bytes_[size_t(ids[i])];
     return lossy_utf8(raw);  // HF's ByteLevel decoder: one U+FFFD per maximal invalid run
   }
-  // SentencePiece: HF's ByteFallback decoder gathers runs of <0xNN> tokens; a run that is not
-  // valid UTF-8 becomes one U+FFFD per byte token.
+  // SentencePiece: HF's ByteFallback decoder gathers runs of <0xNN> tokens (fallback_run_text).
   std::string group;
   auto flush = [&] {
-    raw += utf8_complete_prefix(group) == group.size() && lossy_utf8(group) == group ? group : [&] {
-      std::string r;
-      for (size_t k = 0; k < group.size(); ++k) r += "\xEF\xBF\xBD";
-      return r;
-    }();
+    raw += fallback_run_text(group);
     group.clear();
   };
   for (size_t i = 0; i < n; ++i) {
@@ -534,13 +538,25 @@ bool Tokenizer::is_byte_token(int32_t id) const {
   return d_.kind == TokenizerData::Kind::kSentencePieceBpe && !special_[size_t(id)] && parse_byte_piece(s, nullptr);
 }
 
-std::string Tokenizer::Stream::push(int32_t id) {
-  if (id < 0 || id >= t_.vocab_size() || (skip_special_ && t_.special_[size_t(id)])) return "";
-  pending_ += t_.bytes_[size_t(id)];
+void Tokenizer::Stream::take(const std::string& bytes) {
+  pending_ += bytes;
   if (first_ && !pending_.empty()) {  // the decoder strips at most one space, at the very start
     if (t_.d_.decode_strip_space && pending_[0] == ' ') pending_.erase(0, 1);
     first_ = false;
   }
+}
+
+std::string Tokenizer::Stream::push(int32_t id) {
+  if (id < 0 || id >= t_.vocab_size() || (skip_special_ && t_.special_[size_t(id)])) return "";
+  // A SentencePiece run of byte tokens is held whole until it ends: one byte that is not UTF-8
+  // turns every byte of the run into U+FFFD (decode), those already complete included.
+  if (t_.is_byte_token(id)) {
+    run_ += t_.bytes_[size_t(id)];
+    return "";
+  }
+  if (!run_.empty()) take(fallback_run_text(run_));
+  run_.clear();
+  take(t_.bytes_[size_t(id)]);
   const size_t k = utf8_complete_prefix(pending_);
   std::string out = lossy_utf8(std::string_view(pending_).substr(0, k));
   pending_.erase(0, k);
@@ -548,12 +564,11 @@ std::string Tokenizer::Stream::push(int32_t id) {
 }
 
 std::string Tokenizer::Stream::finish() {
-  // What a whole decode gives for the held bytes (an incomplete character): SentencePiece's byte
-  // fallback one U+FFFD per byte token (each held byte is one), byte-level BPE one per maximal part.
-  std::string out;
-  if (t_.d_.kind == TokenizerData::Kind::kSentencePieceBpe && t_.d_.byte_fallback)
-    for (size_t i = 0; i < pending_.size(); ++i) out += "\xEF\xBF\xBD";
-  else out = lossy_utf8(pending_);
+  // What a whole decode gives for what is held: a run of byte tokens as decode reads it, and
+  // byte-level BPE's incomplete character one U+FFFD per maximal part.
+  if (!run_.empty()) take(fallback_run_text(run_));
+  run_.clear();
+  std::string out = lossy_utf8(pending_);
   pending_.clear();
   first_ = true;  // (a new stream)
   return out;

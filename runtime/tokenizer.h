@@ -75,19 +75,22 @@ class Tokenizer {
     // What push and finish change, to undo one whose text the caller could not take.
     struct State {
       bool first;
-      std::string pending;
+      std::string pending, run;
     };
-    State state() const { return {first_, pending_}; }
+    State state() const { return {first_, pending_, run_}; }
     void restore(State s) {
       first_ = s.first;
       pending_ = std::move(s.pending);
+      run_ = std::move(s.run);
     }
 
    private:
+    void take(const std::string& bytes);  // appends decoded bytes (the first space stripped)
     const Tokenizer& t_;
     bool skip_special_;
     bool first_ = true;
-    std::string pending_;
+    std::string pending_;  // bytes of an incomplete character
+    std::string run_;      // a SentencePiece run of byte tokens, held until it ends
   };
 
   // The prompt for a conversation of (role, content) messages, rendered by the plan's chat

@@ -208,8 +208,10 @@ KILN_API kiln_status kiln_chat_prompt(const kiln_plan* plan, const char* const* 
  * KILN_ERR_INVALID_ARGUMENT for malformed JSON. */
 KILN_API kiln_status kiln_chat_render(const kiln_plan* plan, const char* json, int add_generation_prompt, char* buf,
                                       size_t cap, size_t* len_out, kiln_error* err);
-/* Streaming detokenizer: push() writes the newly complete text (incomplete UTF-8 waits), NUL-terminated,
- * and its length to *len_out. When the text and its NUL do not fit in cap bytes, push and finish
+/* Streaming detokenizer: push() writes the newly complete text (incomplete UTF-8 waits, and so does a
+ * SentencePiece run of <0xNN> byte tokens until it ends, since a later byte that is not UTF-8 makes
+ * the whole run U+FFFD), NUL-terminated, and its length to *len_out. The pieces joined are the
+ * whole decode of the ids. When the text and its NUL do not fit in cap bytes, push and finish
  * return KILN_ERR_LIMIT with the length in *len_out and consume nothing: call again (push with the same
  * id) with a bigger buffer. An id outside the plan's token ids is KILN_ERR_INVALID_ARGUMENT. */
 KILN_API kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err);
