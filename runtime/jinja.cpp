@@ -31,6 +31,9 @@ struct Error {
 constexpr int kMaxNesting = 200;           // parse depth of statements and expressions, JSON depth
 constexpr uint32_t kMaxValueDepth = 200;   // how deep values a template builds may nest
 constexpr uint64_t kMaxWeight = 1u << 24;  // Value::weight() of any one value a template builds
+// Pieces one split, splitlines or list of a string makes (each ~100-250 bytes: a bound on memory
+// a 64 MiB string could otherwise turn into gigabytes of before any weight is checked).
+constexpr size_t kMaxPieces = kMaxWeight / 16;
 constexpr int kMaxEvalDepth = 400;         // eval/exec frames at once, macros included (~300 KB of stack)
 
 }  // namespace
@@ -1083,6 +1086,7 @@ struct Node {
                                             // kMacro defaults; kFilterBlock the filters (a[0] null: the body)
   std::vector<std::unique_ptr<Node>> kids;  // kBody statements; kIf bodies (+ else); kFor [body, else|null]
   std::vector<std::string> names;           // kFor/kSet targets; kMacro parameters
+  bool uses_loop = true;                    // kFor: its bodies name `loop` (else no loop object is built)
 };
 using NodeP = std::unique_ptr<Node>;
 
@@ -1238,6 +1242,7 @@ class Parser {
       else n->exprs.push_back(nullptr);
       if (is_name("recursive")) fail(cur().line, "recursive for loops are not supported");
       expect_end();
+      const size_t body_from = p_;
       ++loop_depth_;
       n->kids.push_back(statements({"else", "endfor"}, &ended));
       --loop_depth_;
@@ -1247,6 +1252,9 @@ class Parser {
       } else {
         n->kids.push_back(nullptr);
       }
+      n->uses_loop = false;  // (only the name `loop` reaches the loop object: macros see globals only)
+      for (size_t k = body_from; k < p_ && k < t_.size(); ++k)
+        n->uses_loop = n->uses_loop || (t_[k].t == Tok::kName && t_[k].s == "loop");
       expect_end();
       return n;
     }
@@ -1861,7 +1869,9 @@ List iterate(const Value& v, int line) {
       return v.items();
     case Type::kString: {
       List out;
-      for (uint32_t c : code_points(v.as_string())) {
+      const std::vector<uint32_t> cps = code_points(v.as_string());
+      if (cps.size() > kMaxPieces) fail(line, "a value the template builds is too large");
+      for (uint32_t c : cps) {
         std::string s;
         text::append_utf8(c, &s);
         out.push_back(Value::string(std::move(s)));
@@ -2048,6 +2058,12 @@ Flow Interpreter::exec_for(const Node& n, std::string& out) {
     step(n.line);
     frames_.emplace_back();
     assign(n.names, items[i], n.line);
+    if (!n.uses_loop) {
+      const Flow f = exec(*n.kids[0], out);
+      frames_.pop_back();
+      if (f == Flow::kBreak) break;
+      continue;
+    }
     Value loop = Value::dict();
     loop.set("index", Value::integer(int64_t(i) + 1));
     loop.set("index0", Value::integer(int64_t(i)));
@@ -2647,6 +2663,7 @@ List py_split(const std::string& s, const Value& sep, int64_t maxsplit, bool fro
         size_t j = i;
         while (j < cps.size() && !py_space(cps[j])) ++j;
         words.emplace_back(i, j);
+        if (words.size() > kMaxPieces) fail(line, "a value the template builds is too large");
         i = j;
       }
     } else {
@@ -2661,6 +2678,7 @@ List py_split(const std::string& s, const Value& sep, int64_t maxsplit, bool fro
         size_t j = i;
         while (j > 0 && !py_space(cps[j - 1])) --j;
         words.emplace_back(j, i);
+        if (words.size() > kMaxPieces) fail(line, "a value the template builds is too large");
         i = j;
       }
       std::reverse(words.begin(), words.end());
@@ -2683,6 +2701,7 @@ List py_split(const std::string& s, const Value& sep, int64_t maxsplit, bool fro
       break;
     }
     parts.push_back(hay.substr(pos, k - pos));
+    if (parts.size() > kMaxPieces) fail(line, "a value the template builds is too large");
     pos = k + needle.size();
   }
   if (from_right) {
@@ -2727,18 +2746,22 @@ std::string py_replace(const std::string& s, const std::string& from, const std:
 // Python's str.splitlines() (without keepends).
 std::vector<std::string> splitlines(const std::string& s) {
   std::vector<std::string> out;
+  const auto add = [&](std::string piece) {
+    if (out.size() >= kMaxPieces) fail(0, "a value the template builds is too large");
+    out.push_back(std::move(piece));
+  };
   const std::vector<uint32_t> cps = code_points(s);
   size_t start = 0;
   for (size_t i = 0; i < cps.size(); ++i) {
     const uint32_t c = cps[i];
     if (c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || c == 0x1c || c == 0x1d || c == 0x1e || c == 0x85 ||
         c == 0x2028 || c == 0x2029) {
-      out.push_back(from_code_points(cps.data() + start, i - start));
+      add(from_code_points(cps.data() + start, i - start));
       if (c == '\r' && i + 1 < cps.size() && cps[i + 1] == '\n') ++i;
       start = i + 1;
     }
   }
-  if (start < cps.size()) out.push_back(from_code_points(cps.data() + start, cps.size() - start));
+  if (start < cps.size()) add(from_code_points(cps.data() + start, cps.size() - start));
   return out;
 }
 
@@ -2820,7 +2843,9 @@ Value string_method(const Value& self, const std::string& name) {
       const Value sep = b.get(0, "sep", Value::none());
       const int64_t maxsplit = need_int(b.get(1, "maxsplit", Value::integer(-1)), "maxsplit", 0);
       b.done(2);
-      return Value::list(py_split(s, sep, maxsplit, name == "rsplit", 0));
+      List parts = py_split(s, sep, maxsplit, name == "rsplit", 0);
+      in.charge(parts.size(), 0);  // (one step a piece)
+      return Value::list(std::move(parts));
     });
   if (name == "startswith" || name == "endswith")
     return m([sv, name](Interpreter& in, Args& a) {
@@ -2887,6 +2912,7 @@ Value string_method(const Value& self, const std::string& name) {
       Binder(a, "splitlines", 0).done(0);
       List out;
       for (auto& l : splitlines(s)) out.push_back(Value::string(std::move(l)));
+      in.charge(out.size(), 0);  // (one step a piece)
       return Value::list(std::move(out));
     });
   if (name == "join")
@@ -3189,7 +3215,12 @@ Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& 
     if (items.empty()) return Value::undefined("No " + f + " item, sequence was empty.");
     return f == "first" ? items.front() : items.back();
   }
-  if (f == "list") return b.done(0), Value::list(iterate(v, line));
+  if (f == "list") {
+    b.done(0);
+    List items = iterate(v, line);
+    if (v.is_string()) in.charge(items.size(), line);  // (one step a character)
+    return Value::list(std::move(items));
+  }
   if (f == "reverse") {
     b.done(0);
     if (v.is_string()) {
@@ -3437,9 +3468,9 @@ Value apply_filter(Interpreter& in, const std::string& f, const Value& v, Args& 
     const bool first = truthy(b.get(1, "first", Value::boolean(false)));
     const bool blank = truthy(b.get(2, "blank", Value::boolean(false)));
     b.done(3);
-    const std::string ind = width.is_string()
-                                ? width.as_string()
-                                : std::string(size_t(std::clamp<int64_t>(need_int(width, "width", line), 0, 256)), ' ');
+    const int64_t n = width.is_string() ? 0 : std::max<int64_t>(need_int(width, "width", line), 0);
+    in.check_size(uint64_t(n), line);  // (Python's ' ' * width, as long as it asks)
+    const std::string ind = width.is_string() ? width.as_string() : std::string(size_t(n), ' ');
     const std::vector<std::string> lines = splitlines(to_str(v) + "\n");
     std::string out;
     for (size_t i = 0; i < lines.size(); ++i) {

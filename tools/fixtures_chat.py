@@ -246,6 +246,7 @@ JINJA_CASES = [
      "{{ '\u0661\u0662.\u0665'|float }} {{ '.5'|float }} {{ '5.'|float }} {{ '.'|float }} {{ '1e'|float }} "
      "{{ '1e-2'|float }} {{ '1_e2'|float }} {{ '1._5'|float }} {{ 'infinit'|float }} {{ ' 2.5\n'|float }} "
      "{{ '1e400'|float }} {{ 'nan(1)'|float }} {{ '0x1p3'|float }}", {}),
+    ("{{ 'a\nb'|indent(300)|length }}|{{ 'a\nb'|indent(3) }}|{{ 'a\n\nb'|indent(2, first=true, blank=true) }}", {}),
     ("{{ 'inf'|int }} {{ '-1e400'|int }} {{ (1e400 - 1e400)|int }}", {}), ("{{ (x * x)|int }}", {"x": 1e300}),
     ("{% set ms = range(6000)|list %}{% for m in ms %}{% set n = ms|length %}{% if loop.last %}{{ n }}{% endif %}"
      "{% endfor %}", {}),

@@ -158,6 +158,20 @@ TEST_CASE("jinja: hostile templates fail cleanly within their limits") {
     REQUIRE_FALSE(r.is_ok());
     CHECK(r.status().message().find(c.message) != std::string::npos);
   }
+  // A long string split into pieces (each a Value of ~100-250 bytes) stops at a bound on the
+  // pieces, under the default limits, before it holds gigabytes (an outside test: 7 GB from a
+  // 60 MB string); a width past the output bound is refused, not cut to 256 spaces.
+  for (const char* tmpl : {"{{ ('a' * 10000000).split('a')|length }}", "{{ ('a ' * 5000000).split()|length }}",
+                           "{{ ('\n' * 10000000).splitlines()|length }}", "{{ ('a' * 10000000)|list|length }}",
+                           "{{ 'a\nb'|indent(2000000000) }}"}) {
+    CAPTURE(tmpl);
+    auto t = Template::parse(tmpl);
+    REQUIRE(t.is_ok());
+    auto r = t.value().render(ctx);
+    REQUIRE_FALSE(r.is_ok());
+    const std::string m = r.status().message();
+    CHECK((m.find("too large") != std::string::npos || m.find("exceeds") != std::string::npos));
+  }
   // Deeply nested values: a JSON conversation nested beyond the bound is refused, not recursed.
   CHECK_FALSE(kiln::jinja::parse_json(std::string(100000, '[') + std::string(100000, ']')).is_ok());
   CHECK_FALSE(kiln::jinja::parse_json("[1, 2").is_ok());
