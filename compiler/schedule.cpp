@@ -151,7 +151,8 @@ std::vector<double> spaced_timesteps(const std::string& spacing, int64_t T, int6
 }  // namespace
 
 Schedule build_schedule(const SchedulerConfig& c, Sampler s, int64_t N) {
-  if (N <= 0 || N > 10000) throw CompileError("--steps must be between 1 and 10000");
+  if (N <= 0 || N > kMaxDiffusionSteps)
+    throw CompileError("--steps must be between 1 and " + std::to_string(kMaxDiffusionSteps));
   const int64_t T = c.num_train_timesteps;
   if (N > T && s != Sampler::kVpSde && s != Sampler::kPfOde)
     throw CompileError("--steps " + std::to_string(N) + " exceeds the scheduler's num_train_timesteps " +

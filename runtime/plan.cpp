@@ -209,6 +209,7 @@ std::vector<T> vec(const V* v) {
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 constexpr int kMaxRank = 8;
 constexpr uint32_t kMaxRepeat = 100000;  // loop iterations of one program
+constexpr uint64_t kRegionSlack = 64 << 10;  // bytes a region may hold past its last tensor (alignment)
 // CPU scratch per worker thread (1 GiB): far above any real model's (scores over max_seq keys,
 // a vocabulary of probabilities), far below what would exhaust a host.
 constexpr uint64_t kMaxScratchFloats = uint64_t(1) << 28;
@@ -289,7 +290,7 @@ Status read_diffusion(const fb::DiffusionInfo* d, DiffusionInfo* out, Strings& s
   for (int64_t side : {out->height, out->width})
     if (side < 8 || side > (int64_t(1) << 16) || side % 8 != 0)
       return corrupt_plan("diffusion image size is out of range");
-  if (out->steps < 1 || out->steps > int64_t(kMaxRepeat)) return corrupt_plan("diffusion step count is out of range");
+  if (out->steps < 1 || out->steps > kMaxDiffusionSteps) return corrupt_plan("diffusion step count is out of range");
   if (out->text_len < 1 || out->text_len > 4096) return corrupt_plan("diffusion text length is out of range");
   out->sampler = str(d->sampler());
   out->timestep_spacing = str(d->timestep_spacing());
@@ -499,14 +500,31 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
     tensors_.push_back(std::move(ti));
   }
 
-  // --- state tensors must not overlap: the runtime bounds each one's values separately
-  {
+  // --- state tensors must not overlap: the runtime bounds each one's values separately; nor may
+  // KV caches (each layer's cache is its own: shared, one layer's writes would corrupt another's)
+  for (const auto& [region, name] : {std::pair{Region::kState, "state tensors"}, {Region::kKvCache, "KV caches"}}) {
     std::vector<std::pair<uint64_t, uint64_t>> st;
     for (const TensorInfo& t : tensors_)
-      if (t.region == Region::kState) st.emplace_back(t.offset, t.offset + t.size_bytes);
+      if (t.region == region) st.emplace_back(t.offset, t.offset + t.size_bytes);
     std::sort(st.begin(), st.end());
     for (size_t i = 1; i < st.size(); ++i)
-      if (st[i].first < st[i - 1].second) return corrupt_plan("state tensors overlap");
+      if (st[i].first < st[i - 1].second) return corrupt_plan(std::string(name) + " overlap");
+  }
+  // --- each region is what its tensors need (allocated, and zeroed, in full at creation): a plan
+  // that asks for gigabytes its tensors never touch is refused
+  {
+    uint64_t need[5] = {};  // by Region (weights unused)
+    for (const TensorInfo& t : tensors_)
+      if (t.region != Region::kWeights)
+        need[size_t(t.region)] = std::max(need[size_t(t.region)], t.offset + t.size_bytes);
+    const std::pair<Region, uint64_t> regions[] = {{Region::kArena, memory_.arena_bytes},
+                                                   {Region::kKvCache, memory_.kv_bytes},
+                                                   {Region::kState, memory_.state_bytes},
+                                                   {Region::kRequest, memory_.request_bytes}};
+    for (const auto& [region, bytes] : regions)
+      if (bytes > need[size_t(region)] + kRegionSlack)
+        return corrupt_plan("the plan's " + std::string(region_name(region)) + " is " + std::to_string(bytes) +
+                            " bytes, more than its tensors need (" + std::to_string(need[size_t(region)]) + ")");
   }
 
   // --- kernels

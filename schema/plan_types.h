@@ -13,6 +13,8 @@ namespace kiln {
 
 // Marks an absent optional operand in a launch's inputs (schema/plan.fbs).
 inline constexpr uint32_t kNoTensor = 0xFFFFFFFFu;
+// The most sampler steps a text-to-image plan may have (the compiler's bound; the verifier's).
+inline constexpr int64_t kMaxDiffusionSteps = 10000;
 
 // Where a tensor's bytes live (schema/plan.fbs): weight segments of the file, or one of the
 // regions the runtime allocates once, zeroed.

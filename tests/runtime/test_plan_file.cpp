@@ -261,6 +261,24 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
        "read-only weights region"},
       {"memory region size", [](fb::Plan* p) { p->mutable_memory()->mutate_arena_bytes(uint64_t(1) << 50); },
        "TiB of memory besides its weights"},
+      // (found by an outside test: 6 GiB zeroed for a 136 KiB model; two layers on one cache)
+      {"arena far larger than its tensors",
+       [](fb::Plan* p) { p->mutable_memory()->mutate_arena_bytes(uint64_t(6) << 30); },
+       "arena is 6442450944 bytes, more than its tensors need"},
+      {"KV caches overlap",
+       [](fb::Plan* p) {
+         auto* ts = p->mutable_tensors();
+         int64_t first = -1;
+         for (flatbuffers::uoffset_t i = 0; i < ts->size(); ++i)
+           if (ts->Get(i)->region() == fb::Region::KvCache) {
+             if (first < 0) first = i;
+             else if (ts->Get(i)->size_bytes() == ts->Get(uint32_t(first))->size_bytes()) {
+               ts->GetMutableObject(i)->mutate_offset(ts->Get(uint32_t(first))->offset());
+               return;
+             }
+           }
+       },
+       "KV caches overlap"},
       {"tensor dtype", [](fb::Plan* p) { p->mutable_tensors()->GetMutableObject(0)->mutate_dtype(fb::DType(9)); },
        "invalid dtype"},
       {"program repeat", [](fb::Plan* p) { p->mutable_programs()->GetMutableObject(0)->mutate_repeat(0); },
