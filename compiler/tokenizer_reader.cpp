@@ -446,20 +446,22 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
         if (name == "tool_use") tools_tmpl = t["template"].get<std::string>();
       }
       if (!has_default && !ct.empty())
-        throw CompileError(path +
-                           " (tokenizer_config.json): chat_template names several templates but no \"default\"; "
+        throw CompileError(path.substr(0, path.rfind('/') + 1) +
+                           "tokenizer_config.json: chat_template names several templates but no \"default\"; "
                            "compile with --no-chat-template to leave them out");
     } else if (!ct.is_null()) {
-      throw CompileError(path + " (tokenizer_config.json): chat_template is neither a string nor a list of templates");
+      throw CompileError(path.substr(0, path.rfind('/') + 1) +
+                         "tokenizer_config.json: chat_template is neither a string nor a list of templates");
     }
   }
   if (tmpl.empty()) return;
+  const std::string file = path.substr(0, path.rfind('/') + 1) + where;  // (the file the template is in)
   auto check = [&](const std::string& t, const std::string& what) {
-    if (text::lossy_utf8(t) != t) throw CompileError(path + " (" + where + "): the " + what + " is not valid UTF-8");
+    if (text::lossy_utf8(t) != t) throw CompileError(file + ": the " + what + " is not valid UTF-8");
     auto parsed = jinja::Template::parse(t);
     if (!parsed.is_ok())
-      throw CompileError(path + " (" + where + "): " + (what == "chat template" ? "" : what + ": ") +
-                         parsed.status().message() + "; compile with --no-chat-template to leave the template out");
+      throw CompileError(file + ": " + (what == "chat template" ? "" : what + ": ") + parsed.status().message() +
+                         "; compile with --no-chat-template to leave the template out");
     for (const std::string& u : parsed.value().unknown_names())
       if (notes)
         *notes += std::string(notes->empty() ? "" : "; ") + "the " + what + " names the " + u +

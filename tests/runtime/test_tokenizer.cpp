@@ -206,9 +206,13 @@ TEST_CASE("tokenizer: the chat template is chosen and fed as transformers does")
   TokenizerData d;
   const std::string bad = "{{ 'a' }}\xff";
   files.jinja = &bad;
-  CHECK_THROWS_WITH(kiln::parse_hf_tokenizer(tok_json, cfg.dump(), "tokenizer.json", &d, &notes, files),
-                    doctest::Contains("not valid UTF-8"));
+  CHECK_THROWS_WITH(kiln::parse_hf_tokenizer(tok_json, cfg.dump(), "dir/tokenizer.json", &d, &notes, files),
+                    doctest::Contains("dir/chat_template.jinja: the chat template is not valid UTF-8"));
   files.jinja = nullptr;
+  // A template that does not parse is named by the file it is in.
+  nlohmann::json unparsable = {{"chat_template", "{% if %}"}};
+  CHECK_THROWS_WITH(kiln::parse_hf_tokenizer(tok_json, unparsable.dump(), "dir/tokenizer.json", &d, &notes, files),
+                    doctest::Contains("dir/tokenizer_config.json: "));
   nlohmann::json nodefault = {{"chat_template", {{{"name", "rag"}, {"template", "R"}}}}};
   CHECK_THROWS_WITH(kiln::parse_hf_tokenizer(tok_json, nodefault.dump(), "tokenizer.json", &d, &notes, files),
                     doctest::Contains("no \"default\""));
