@@ -298,11 +298,14 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   }
   // HF splits normalized added tokens out of the normalized text; kiln splits all of them out of
   // the raw text, which is the same unless a normalizer can change the text around them.
-  if (d->nfc || (d->sp_prepend && !d->metaspace))  // (Phi-3's and legacy LLaMA's Prepend("▁") normalizer)
-    for (const auto& a : d->added)
-      if (a.normalized)
-        fail("added token '" + a.content + "' is normalized, which kiln does not support with " +
-             (d->nfc ? "an NFC normalizer" : "a Prepend normalizer"));
+  // (A Prepend("▁") normalizer, Phi-3's and Llama-2's: its files mark their special tokens
+  // normalized, which transformers' LlamaTokenizer splits out of the raw text as kiln does; a
+  // normalized token that is not special, as add_tokens makes them, HF matches in the normalized
+  // text.)
+  for (const auto& a : d->added)
+    if (a.normalized && (d->nfc || (d->sp_prepend && !d->metaspace && !a.special)))
+      fail("added token '" + a.content + "' is normalized, which kiln does not support with " +
+           (d->nfc ? "an NFC normalizer" : "a Prepend normalizer"));
   if (byte_level) {
     d->kind = TokenizerData::Kind::kByteLevelBpe;
     if (sp_replace || d->sp_prepend) fail("mixes byte-level and SentencePiece-style settings");

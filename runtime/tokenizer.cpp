@@ -147,7 +147,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
   for (const auto& a : td.added) t->ids_.put(a.content, t->hash_.of(a.content), a.id, true);
   t->bytes_.resize(td.vocab.size());
   t->special_.assign(td.vocab.size(), 0);
-  // HF's ByteLevel decoder: each character of the byte alphabet is its byte, any other keeps its UTF-8.
+  // HF's ByteLevel decoder: a token all of whose characters are in the byte alphabet is their
+  // bytes; any other token is its own UTF-8, whole ("ü x" stays "ü x").
   auto alphabet_bytes = [&](const std::string& s) {
     std::string b;
     b.reserve(s.size());
@@ -155,8 +156,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData d) {
       size_t len;
       const uint32_t cp = next_cp(s, k, &len);
       const int byte = cp < ByteAlphabet::kDecSize ? ab.dec[cp] : -1;
-      if (byte >= 0) b += char(byte);
-      else b.append(s, k, len);
+      if (byte < 0) return s;
+      b += char(byte);
       k += len;
     }
     return b;

@@ -65,6 +65,27 @@ std::string edited_adapter(const TempDir& d, const std::string& name, void (*edi
   return dir;
 }
 
+// A copy of a fixture's f32 adapter whose tensor `name` has a NaN at `at`.
+std::string adapter_with_nan(const TempDir& d, const std::string& folder, const std::string& fixture_dir,
+                             const std::string& name, size_t at) {
+  const std::string dir = d / folder;
+  kiln::test::copy_dir(fixture_dir + "/adapter", dir);
+  auto src = SafetensorsFile::open(dir + "/adapter_model.safetensors");
+  std::vector<std::vector<float>> data;
+  std::vector<StWriteTensor> ts;
+  data.reserve(src->tensors().size());
+  for (const auto& [n, t] : src->tensors()) {
+    REQUIRE(t.dtype == DType::F32);
+    data.emplace_back(size_t(t.size / 4));
+    std::memcpy(data.back().data(), t.data, size_t(t.size));
+    if (n == name) data.back().at(at) = NAN;
+    ts.push_back({n, t.dtype, t.shape, data.back().data(), t.size});
+  }
+  write_safetensors(dir + "/adapter_model.safetensors.new", ts);
+  std::rename((dir + "/adapter_model.safetensors.new").c_str(), (dir + "/adapter_model.safetensors").c_str());
+  return dir;
+}
+
 }  // namespace
 
 TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and greedy tokens)") {
@@ -338,46 +359,17 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
     REQUIRE(mkfifo((dir5 + "/adapter_config.json").c_str(), 0600) == 0);
     cases.push_back({"config is a FIFO", {{dir5, 1.0}}, "is not a regular file"});
   }
-  {  // A NaN in a lora_B matrix (q_proj of layer 0: its first value).
-    const std::string dir = edited_adapter(d, "n1", [](nlohmann::json&) {});
-    auto src = SafetensorsFile::open(dir + "/adapter_model.safetensors");
-    std::vector<std::vector<float>> data;
-    std::vector<StWriteTensor> ts;
-    data.reserve(src->tensors().size());
-    for (const auto& [name, t] : src->tensors()) {
-      REQUIRE(t.dtype == DType::F32);
-      data.emplace_back(size_t(t.size / 4));
-      std::memcpy(data.back().data(), t.data, size_t(t.size));
-      if (name == "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight") data.back()[0] = NAN;
-      ts.push_back({name, t.dtype, t.shape, data.back().data(), t.size});
-    }
-    write_safetensors(dir + "/adapter_model.safetensors.new", ts);
-    std::rename((dir + "/adapter_model.safetensors.new").c_str(), (dir + "/adapter_model.safetensors").c_str());
-    cases.push_back({"NaN in lora_B",
-                     {{dir, 1.0}},
-                     "adapter 'n1', module 'model.layers.0.self_attn.q_proj': its update B·A·2 has the non-finite "
-                     "value nan (a NaN or infinity in A or B, or a product past the f32 range)"});
-  }
-  {  // A NaN in a modules_to_save copy (the embedding fixture's saved lm_head)
-    const std::string dir = d / "n2";
-    kiln::test::copy_dir(lora_fixture("embedding") + "/adapter", dir);
-    auto src = SafetensorsFile::open(dir + "/adapter_model.safetensors");
-    std::vector<std::vector<float>> data;
-    std::vector<StWriteTensor> ts;
-    data.reserve(src->tensors().size());
-    for (const auto& [name, t] : src->tensors()) {
-      REQUIRE(t.dtype == DType::F32);
-      data.emplace_back(size_t(t.size / 4));
-      std::memcpy(data.back().data(), t.data, size_t(t.size));
-      if (name == "base_model.model.lm_head.weight") data.back()[7] = NAN;
-      ts.push_back({name, t.dtype, t.shape, data.back().data(), t.size});
-    }
-    write_safetensors(dir + "/adapter_model.safetensors.new", ts);
-    std::rename((dir + "/adapter_model.safetensors.new").c_str(), (dir + "/adapter_model.safetensors").c_str());
-    cases.push_back({"NaN in a saved module",
-                     {{dir, 1.0}},
-                     "saved module tensor 'base_model.model.lm_head.weight' holds a NaN or an infinity"});
-  }
+  // A NaN in a lora_B matrix (q_proj of layer 0: its first value), and in a modules_to_save copy
+  // (the embedding fixture's saved lm_head).
+  cases.push_back({"NaN in lora_B",
+                   {{adapter_with_nan(d, "n1", lora_fixture("all_linear_r8"),
+                                      "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", 0),
+                     1.0}},
+                   "adapter 'n1', module 'model.layers.0.self_attn.q_proj': its update B·A·2 has the non-finite "
+                   "value nan (a NaN or infinity in A or B, or a product past the f32 range)"});
+  cases.push_back({"NaN in a saved module",
+                   {{adapter_with_nan(d, "n2", lora_fixture("embedding"), "base_model.model.lm_head.weight", 7), 1.0}},
+                   "saved module tensor 'base_model.model.lm_head.weight' holds a NaN or an infinity"});
   for (const Case& c : cases) {
     CAPTURE(c.name);
     std::remove(plan.c_str());

@@ -922,7 +922,7 @@ TEST_CASE("tokenizer: add_bos_token in tokenizer_config.json adds nothing beside
   CHECK(td.bos_id >= 0);  // (still the BOS a chat template or a host may ask for)
 }
 
-TEST_CASE("tokenizer: a normalized added token beside Phi-3's Prepend normalizer is refused") {
+TEST_CASE("tokenizer: a normalized added token beside Phi-3's Prepend normalizer is refused unless special") {
   // HF normalizes the text before it splits such a token out ("▁" prepended, spaces replaced),
   // which kiln's split of the raw text does not follow (tokenizers gives other ids, and other text
   // on decoding); Phi-3's own added tokens are not normalized.
@@ -930,6 +930,10 @@ TEST_CASE("tokenizer: a normalized added token beside Phi-3's Prepend normalizer
   nlohmann::json j = nlohmann::json::parse(
       kiln::test::read_bytes(kiln::test::fixtures_root() + "/real_tokenizers/phi3/tokenizer.json"));
   REQUIRE(j["normalizer"].dump().find("Prepend") != std::string::npos);
+  // Llama-2's files mark their special tokens normalized: transformers' LlamaTokenizer splits
+  // them out of the raw text, as kiln does, so those are read.
+  for (auto& a : j["added_tokens"])
+    if (a["special"].get<bool>()) a["normalized"] = true;
   std::ofstream(d / "tokenizer.json") << j.dump();
   TokenizerData td;
   std::string notes;
@@ -951,13 +955,14 @@ TEST_CASE("tokenizer: a normalized added token beside Phi-3's Prepend normalizer
 TEST_CASE("tokenizer: byte-level added tokens decode through the ByteLevel decoder, as HF decodes them") {
   // DeepSeek-Coder's vocabulary has added tokens such as "ü", a character of the byte alphabet:
   // HF's decoder reads it as the byte 0xFC (not UTF-8 alone), so "üü" decodes as two U+FFFD, and
-  // "Ġ" as a space (tokenizers 0.23 on this file: '\ufffd\ufffd', 'x y', and "aüüb" as a, üü, b).
+  // "Ġ" as a space; a token with a character outside the alphabet is kept whole (tokenizers 0.23
+  // on this file: '\ufffd\ufffd', 'x y', 'ü x', and "aüüb" as a, üü, b).
   kiln::test::TempDir d;
   nlohmann::json j = nlohmann::json::parse(
       kiln::test::read_bytes(kiln::test::fixtures_root() + "/tokenizers/bytelevel/tokenizer.json"));
   int64_t next = 0;
   for (const auto& a : j["added_tokens"]) next = std::max(next, a["id"].get<int64_t>() + 1);
-  for (const char* content : {"\xC3\xBC\xC3\xBC", "x\xC4\xA0y"})  // "üü", "xĠy"
+  for (const char* content : {"\xC3\xBC\xC3\xBC", "x\xC4\xA0y", "\xC3\xBC x"})  // "üü", "xĠy", "ü x"
     j["added_tokens"].push_back({{"id", next++},
                                  {"content", content},
                                  {"single_word", false},
@@ -971,9 +976,10 @@ TEST_CASE("tokenizer: byte-level added tokens decode through the ByteLevel decod
   REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
   auto t = Tokenizer::create(std::move(td));
   REQUIRE(t.is_ok());
-  const int32_t ids[2] = {int32_t(next - 2), int32_t(next - 1)};
+  const int32_t ids[3] = {int32_t(next - 3), int32_t(next - 2), int32_t(next - 1)};
   CHECK(t.value()->decode(ids, 1, false) == "\xEF\xBF\xBD\xEF\xBF\xBD");
   CHECK(t.value()->decode(ids + 1, 1, false) == "x y");
+  CHECK(t.value()->decode(ids + 2, 1, false) == "\xC3\xBC x");  // (a character outside the alphabet: kept whole)
   CHECK(t.value()->encode("a\xC3\xBC\xC3\xBC"
                           "b",
                           false) ==
@@ -992,7 +998,9 @@ TEST_CASE("tokenizer: a streamed run of byte tokens that is not UTF-8 ends as th
   const std::string fffd = "\xEF\xBF\xBD";
   const std::pair<std::vector<int32_t>, std::string> cases[] = {
       {{966, 940, 1026}, fffd + fffd + fffd}, {{960, 807}, fffd + fffd}, {{966, 940, 1, 29473}, "\xC3\xA9<s> "}};
-  for (const auto& [ids, want] : cases) {
+  for (const auto& c : cases) {
+    const std::vector<int32_t>& ids = c.first;
+    const std::string& want = c.second;
     CAPTURE(want);
     CHECK(t.value()->decode(ids.data(), ids.size(), false) == want);
     Tokenizer::Stream s(*t.value());
