@@ -175,14 +175,27 @@ bool saved_under(const std::string& module, const std::string& saved) {
 }
 
 // The same values (a targeted embedding's "base_layer" copy that peft saves beside its LoRA).
+// `a` is an adapter's float tensor; read value by value, not copied (an 8B model's embedding is
+// 2 GB as f32).
 bool same_values(const StTensor& a, const StTensor& b) {
   if (a.shape != b.shape) return false;
-  if (a.st_dtype == b.st_dtype && a.size == b.size && !a.dequantized_on_read() && !b.dequantized_on_read())
+  if (a.st_dtype == b.st_dtype && a.size == b.size && !b.dequantized_on_read())
     return std::memcmp(a.data, b.data, size_t(a.size)) == 0;
-  std::vector<float> x(size_t(a.numel())), y(size_t(b.numel()));
-  read_f32(a, x.data());
-  read_f32(b, y.data());
-  return x == y;
+  std::vector<float> y;  // (a pre-quantized base: dequantized once)
+  if (b.dequantized_on_read() || !b.has_dtype || !dtype_is_float(b.dtype)) {
+    y.resize(size_t(b.numel()));
+    read_f32(b, y.data());
+  }
+  for (uint64_t i = 0; i < uint64_t(a.numel()); ++i)
+    if (load_as_f32(a.data, a.dtype, i) != (y.empty() ? load_as_f32(b.data, b.dtype, i) : y[size_t(i)])) return false;
+  return true;
+}
+
+// Whether an adapter's float tensor holds only finite values (read value by value).
+bool all_finite(const StTensor& t) {
+  for (uint64_t i = 0; i < uint64_t(t.numel()); ++i)
+    if (!std::isfinite(load_as_f32(t.data, t.dtype, i))) return false;
+  return true;
 }
 
 struct Config {
@@ -641,12 +654,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
         if (!t.has_dtype || !dtype_is_float(t.dtype))
           throw CompileError(where + ": '" + key + "' is not a float tensor");
         if (base_layer && same_values(t, *b)) continue;  // (the model's own: nothing to replace)
-        {
-          std::vector<float> v(size_t(t.numel()));
-          read_f32(t, v.data());
-          if (!std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); }))
-            throw CompileError(where + ": saved module tensor '" + key + "' holds a NaN or an infinity");
-        }
+        if (!all_finite(t))
+          throw CompileError(where + ": saved module tensor '" + key + "' holds a NaN or an infinity");
         ad.replacements[plain] = &t;
         if (!base_layer) ad.saved.insert(plain);
         continue;

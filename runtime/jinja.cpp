@@ -36,6 +36,10 @@ constexpr uint64_t kMaxWeight = 1u << 24;  // Value::weight() of any one value a
 constexpr size_t kMaxPieces = kMaxWeight / 16;
 constexpr int kMaxEvalDepth = 400;         // eval/exec frames at once, macros included (~300 KB of stack)
 
+void check_pieces(size_t n, int line) {
+  if (n > kMaxPieces) fail(line, "a value the template builds is too large");
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -1870,7 +1874,7 @@ List iterate(const Value& v, int line) {
     case Type::kString: {
       List out;
       const std::vector<uint32_t> cps = code_points(v.as_string());
-      if (cps.size() > kMaxPieces) fail(line, "a value the template builds is too large");
+      check_pieces(cps.size(), line);
       for (uint32_t c : cps) {
         std::string s;
         text::append_utf8(c, &s);
@@ -2039,6 +2043,31 @@ Flow Interpreter::exec(const Node& n, std::string& out) {
   return Flow::kNormal;
 }
 
+// Jinja's loop object for item i of a for loop over `items`.
+static Value loop_object(const List& items, size_t i) {
+  const size_t len = items.size();
+  Value loop = Value::dict();
+  loop.set("index", Value::integer(int64_t(i) + 1));
+  loop.set("index0", Value::integer(int64_t(i)));
+  loop.set("revindex", Value::integer(int64_t(len - i)));
+  loop.set("revindex0", Value::integer(int64_t(len - i - 1)));
+  loop.set("first", Value::boolean(i == 0));
+  loop.set("last", Value::boolean(i + 1 == len));
+  loop.set("length", Value::integer(int64_t(len)));
+  loop.set("depth", Value::integer(1));
+  loop.set("depth0", Value::integer(0));
+  loop.set("previtem", i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
+  loop.set("nextitem", i + 1 < len ? items[i + 1] : Value::undefined("there is no next item"));
+  auto cycle = std::make_shared<Function>();
+  cycle->name = "loop.cycle";
+  cycle->call = [i](Interpreter&, Args& a) {
+    if (a.pos.empty()) fail(0, "no items for cycling given");
+    return a.pos[i % a.pos.size()];
+  };
+  loop.set("cycle", Value::function(std::move(cycle)));
+  return loop;
+}
+
 Flow Interpreter::exec_for(const Node& n, std::string& out) {
   const List all = iterate(eval(*n.exprs[0]), n.line);
   List items;
@@ -2058,32 +2087,7 @@ Flow Interpreter::exec_for(const Node& n, std::string& out) {
     step(n.line);
     frames_.emplace_back();
     assign(n.names, items[i], n.line);
-    if (!n.uses_loop) {
-      const Flow f = exec(*n.kids[0], out);
-      frames_.pop_back();
-      if (f == Flow::kBreak) break;
-      continue;
-    }
-    Value loop = Value::dict();
-    loop.set("index", Value::integer(int64_t(i) + 1));
-    loop.set("index0", Value::integer(int64_t(i)));
-    loop.set("revindex", Value::integer(int64_t(len - i)));
-    loop.set("revindex0", Value::integer(int64_t(len - i - 1)));
-    loop.set("first", Value::boolean(i == 0));
-    loop.set("last", Value::boolean(i + 1 == len));
-    loop.set("length", Value::integer(int64_t(len)));
-    loop.set("depth", Value::integer(1));
-    loop.set("depth0", Value::integer(0));
-    loop.set("previtem", i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
-    loop.set("nextitem", i + 1 < len ? items[i + 1] : Value::undefined("there is no next item"));
-    auto cycle = std::make_shared<Function>();
-    cycle->name = "loop.cycle";
-    cycle->call = [i](Interpreter&, Args& a) {
-      if (a.pos.empty()) fail(0, "no items for cycling given");
-      return a.pos[i % a.pos.size()];
-    };
-    loop.set("cycle", Value::function(std::move(cycle)));
-    frames_.back()["loop"] = loop;
+    if (n.uses_loop) frames_.back()["loop"] = loop_object(items, i);
     const Flow f = exec(*n.kids[0], out);
     frames_.pop_back();
     if (f == Flow::kBreak) break;
@@ -2663,7 +2667,7 @@ List py_split(const std::string& s, const Value& sep, int64_t maxsplit, bool fro
         size_t j = i;
         while (j < cps.size() && !py_space(cps[j])) ++j;
         words.emplace_back(i, j);
-        if (words.size() > kMaxPieces) fail(line, "a value the template builds is too large");
+        check_pieces(words.size(), line);
         i = j;
       }
     } else {
@@ -2678,7 +2682,7 @@ List py_split(const std::string& s, const Value& sep, int64_t maxsplit, bool fro
         size_t j = i;
         while (j > 0 && !py_space(cps[j - 1])) --j;
         words.emplace_back(j, i);
-        if (words.size() > kMaxPieces) fail(line, "a value the template builds is too large");
+        check_pieces(words.size(), line);
         i = j;
       }
       std::reverse(words.begin(), words.end());
@@ -2701,7 +2705,7 @@ List py_split(const std::string& s, const Value& sep, int64_t maxsplit, bool fro
       break;
     }
     parts.push_back(hay.substr(pos, k - pos));
-    if (parts.size() > kMaxPieces) fail(line, "a value the template builds is too large");
+    check_pieces(parts.size(), line);
     pos = k + needle.size();
   }
   if (from_right) {
@@ -2747,8 +2751,8 @@ std::string py_replace(const std::string& s, const std::string& from, const std:
 std::vector<std::string> splitlines(const std::string& s) {
   std::vector<std::string> out;
   const auto add = [&](std::string piece) {
-    if (out.size() >= kMaxPieces) fail(0, "a value the template builds is too large");
     out.push_back(std::move(piece));
+    check_pieces(out.size(), 0);
   };
   const std::vector<uint32_t> cps = code_points(s);
   size_t start = 0;
