@@ -154,18 +154,59 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   // --- vocabulary (ids may be given in any order, but must be dense)
   const json& vocab = model["vocab"];
   int64_t max_id = -1;
+  std::unordered_map<std::string, int64_t> vocab_ids;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() >= (int64_t(1) << 24))
       fail("vocab id of '" + it.key() + "' is out of range");
     max_id = std::max(max_id, it->get<int64_t>());
+    vocab_ids.emplace(it.key(), it->get<int64_t>());
   }
-  if (j.contains("added_tokens") && j["added_tokens"].is_array())
-    for (const json& a : j["added_tokens"])
-      if (a.contains("id") && a["id"].is_number_integer()) {
-        const int64_t id = a["id"].get<int64_t>();
-        if (id < 0 || id >= (int64_t(1) << 24)) fail("added token id " + std::to_string(id) + " is out of range");
-        max_id = std::max(max_id, id);
+  // --- added tokens. HF ignores their "id" fields (tokenizers' AddedVocabulary, warning when one
+  // differs): a content in the model's vocabulary keeps its vocabulary id, a content seen before
+  // keeps its first id, and a new one takes the next id after the vocabulary and the
+  // added ids so far. kiln assigns them the same way and notes where the file says otherwise.
+  std::unordered_map<std::string, int64_t> added_ids;
+  int64_t added_max = -1;
+  if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
+    for (const json& a : j["added_tokens"]) {
+      if (!a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") || !a["content"].is_string())
+        fail("an added token lacks its id or content");
+      const int64_t file_id = a["id"].get<int64_t>();  // (tokenizers refuses a file whose id is not a u32)
+      if (file_id < 0 || file_id > int64_t(UINT32_MAX))
+        fail("added token id " + std::to_string(file_id) + " is out of range");
+      TokenizerData::Added t;
+      t.content = a["content"].get<std::string>();
+      t.special = flag(a, "special");
+      t.lstrip = flag(a, "lstrip");
+      t.rstrip = flag(a, "rstrip");
+      t.normalized = flag(a, "normalized");
+      t.single_word = flag(a, "single_word");
+      if (t.content.empty()) fail("an added token is empty");
+      if (added_ids.count(t.content)) {  // HF takes the last flags for matching, any "special" for skipping
+        const auto& first = *std::find_if(d->added.begin(), d->added.end(),
+                                          [&](const TokenizerData::Added& x) { return x.content == t.content; });
+        if (first.special != t.special || first.lstrip != t.lstrip || first.rstrip != t.rstrip ||
+            first.normalized != t.normalized || first.single_word != t.single_word)
+          fail("added token '" + t.content + "' is listed twice with different flags");
+        continue;
       }
+      if (t.single_word) fail("added token '" + t.content + "' uses single_word, which kiln does not support");
+      const auto in_vocab = vocab_ids.find(t.content);
+      const int64_t vocab_size = int64_t(vocab_ids.size());
+      const int64_t id = in_vocab != vocab_ids.end() ? in_vocab->second
+                         : added_max >= vocab_size   ? added_max + 1
+                                                     : vocab_size;
+      if (id >= (int64_t(1) << 24)) fail("added token id " + std::to_string(id) + " is out of range");
+      if (notes && file_id != id)
+        *notes += std::string(notes->empty() ? "" : "; ") + "added token '" + t.content.substr(0, 40) + "' has id " +
+                  std::to_string(id) + " as HF assigns it (the file says " + std::to_string(file_id) + ")";
+      t.id = int32_t(id);
+      added_ids.emplace(t.content, id);
+      added_max = std::max(added_max, id);
+      max_id = std::max(max_id, id);
+      d->added.push_back(std::move(t));
+    }
+  }
   if (max_id < 0 || max_id >= (int64_t(1) << 24)) fail("vocabulary is empty or too large");
   d->vocab.assign(size_t(max_id + 1), std::string());
   std::vector<uint8_t> seen(size_t(max_id + 1), 0);
@@ -175,26 +216,11 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
     seen[id] = 1;
     d->vocab[id] = it.key();
   }
-  // --- added tokens
-  if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
-    for (const json& a : j["added_tokens"]) {
-      if (!a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") || !a["content"].is_string())
-        fail("an added token lacks its id or content");
-      TokenizerData::Added t;
-      t.id = int32_t(a["id"].get<int64_t>());
-      t.content = a["content"].get<std::string>();
-      t.special = flag(a, "special");
-      t.lstrip = flag(a, "lstrip");
-      t.rstrip = flag(a, "rstrip");
-      t.normalized = flag(a, "normalized");
-      t.single_word = flag(a, "single_word");
-      if (t.content.empty()) fail("an added token is empty");
-      if (t.single_word) fail("added token '" + t.content + "' uses single_word, which kiln does not support");
-      if (!seen[size_t(t.id)]) d->vocab[size_t(t.id)] = t.content;
+  for (const auto& t : d->added)
+    if (!seen[size_t(t.id)]) {
       seen[size_t(t.id)] = 1;
-      d->added.push_back(std::move(t));
+      d->vocab[size_t(t.id)] = t.content;
     }
-  }
   for (size_t i = 0; i < seen.size(); ++i)
     if (!seen[i]) fail("vocabulary has no token with id " + std::to_string(i));
   std::unordered_map<std::string, int32_t> ids;

@@ -2613,6 +2613,53 @@ def pack_large_fixture(path, limit=8 << 20):
     print("  packed %s (%d B) into %s (%d B)" % (path, info.size, path + ".tar.xz", os.path.getsize(path + ".tar.xz")))
 
 
+def real_tok_added_variants(out, tok):
+    """added_variants.json: SmolLM2's tokenizer.json with added tokens appended whose "id" fields HF does not
+    follow (a content already in the vocabulary, ids out of order, inside the vocabulary, with a gap, a
+    repeated content): tokenizers assigns ids by content, warning, and PreTrainedTokenizerFast must agree."""
+    from transformers import PreTrainedTokenizerFast
+    import tempfile
+    base = json.loads(tok.to_str())
+    n = len(base["model"]["vocab"])
+    assert "hello" in base["model"]["vocab"] and " world" not in base["model"]["vocab"]
+
+    def tok_entry(content, file_id, special=True, lstrip=False):
+        return {"id": file_id, "content": content, "single_word": False, "lstrip": lstrip, "rstrip": False,
+                "normalized": False, "special": special}
+    variants = {
+        "in_vocabulary": [tok_entry("hello", n), tok_entry("<x1>", n + 1)],
+        "in_vocabulary_lstrip": [tok_entry("hello", n, special=False, lstrip=True), tok_entry("<x1>", n + 1)],
+        "out_of_order": [tok_entry("<b>", n + 1), tok_entry("<a>", n)],
+        "inside_vocabulary_id": [tok_entry("<c>", 5), tok_entry("<x1>", n + 1)],
+        "gap": [tok_entry("<d>", n + 5), tok_entry("<x1>", n + 9, special=False)],
+        "repeated": [tok_entry("<e>", n), tok_entry("<e>", n + 1), tok_entry("<f>", n + 2)],
+    }
+    texts = ["hello <x1> world", "say hello<x1>hello", " hello", "<a><b> a<b>c", "<c><x1> <c>x",
+             "<d> <x1><d>", "<e><f> <e>", "Hello, hello world! <x1>"]
+    result = {}
+    for name, extra in variants.items():
+        v = json.loads(json.dumps(base))
+        v["added_tokens"] += extra
+        vt = Tokenizer.from_str(json.dumps(v))
+        with tempfile.TemporaryDirectory() as tmp:
+            vt.save(os.path.join(tmp, "tokenizer.json"))
+            fast = PreTrainedTokenizerFast(tokenizer_file=os.path.join(tmp, "tokenizer.json"))
+        cases = []
+        for text in texts:
+            ids = vt.encode(text, add_special_tokens=False).ids
+            assert fast.encode(text, add_special_tokens=False) == ids, (name, text)
+            cases.append({"text": text, "ids": ids, "decoded": vt.decode(ids, skip_special_tokens=False),
+                          "decoded_skip_special": vt.decode(ids, skip_special_tokens=True)})
+        token_ids = {t["content"]: vt.token_to_id(t["content"]) for t in extra}
+        assert any(token_ids[t["content"]] != t["id"] for t in extra), name
+        result[name] = {"append": extra, "token_ids": token_ids, "vocab_size": vt.get_vocab_size(),
+                        "cases": cases}
+        print("  added tokens %s: %s (the file says %s)" % (name, token_ids, {t["content"]: t["id"] for t in extra}))
+    with open(os.path.join(out, "added_variants.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
 def main_real_tokenizers():
     from transformers import AutoTokenizer, LlamaTokenizer
     import tempfile
@@ -2721,6 +2768,8 @@ def main_real_tokenizers():
             print("  variant %s: %d cases encode differently" % (key, differ))
             assert differ > 0, key
         tok_dump_list(os.path.join(out, "cases.json"), cases)
+        if family == "smollm2":
+            real_tok_added_variants(out, tok)
         auto, note = tok_transformers_check(family, out, tok, cases)
         versions.append("%s: %d cases; transformers AutoTokenizer -> %s" % (family, len(cases), note))
         for c in cases:
@@ -2739,7 +2788,8 @@ def main_real_tokenizers():
         for v in versions:
             f.write(v + "\n")
         f.write("reference ids: tokenizers.Tokenizer.from_file(tokenizer.json); cases.json's other ids_* keys: the "
-                "same file edited as variants.json says, then encoded by tokenizers\n")
+                "same file edited as variants.json says, then encoded by tokenizers; smollm2/added_variants.json: the same "
+                "file with added tokens appended, encoded and decoded by tokenizers (ids assigned as it assigns them)\n")
 
 
 def main():

@@ -636,6 +636,63 @@ TEST_CASE("tokenizer: long merged tokens and many added tokens cost time linear 
 
 namespace {
 
+// HF assigns added tokens' ids by content, not by the file's "id" fields (tokenizers warns where
+// they differ): SmolLM2's tokenizer.json with added tokens appended that reuse a vocabulary entry,
+// come out of order, sit inside the vocabulary, leave a gap or repeat (added_variants.json, from
+// tokenizers and checked against PreTrainedTokenizerFast).
+TEST_CASE("tokenizer: added tokens get the ids HF assigns them, whatever ids the file gives") {
+  const std::string dir = kiln::test::fixtures_root() + "/real_tokenizers/smollm2";
+  const nlohmann::json base = nlohmann::json::parse(kiln::test::read_bytes(dir + "/tokenizer.json")),
+                       variants = nlohmann::json::parse(kiln::test::read_bytes(dir + "/added_variants.json"));
+  REQUIRE(variants.size() == 6);
+  for (auto it = variants.begin(); it != variants.end(); ++it) {
+    const std::string name = it.key();
+    CAPTURE(name);
+    nlohmann::json file = base;
+    for (const auto& a : (*it)["append"]) file["added_tokens"].push_back(a);
+    kiln::test::TempDir d;
+    std::ofstream(d / "tokenizer.json") << file.dump();
+    kiln::test::write_bytes(d / "tokenizer_config.json", kiln::test::read_bytes(dir + "/tokenizer_config.json"));
+    TokenizerData td;
+    std::string notes;
+    REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
+    CHECK(notes.find("as HF assigns it (the file says") != std::string::npos);
+    CHECK(td.vocab.size() == (*it)["vocab_size"].get<size_t>());
+    for (auto t = (*it)["token_ids"].begin(); t != (*it)["token_ids"].end(); ++t) {
+      const std::string content = t.key();
+      CAPTURE(content);
+      const auto a =
+          std::find_if(td.added.begin(), td.added.end(), [&](const auto& x) { return x.content == content; });
+      REQUIRE(a != td.added.end());
+      CHECK(a->id == t->get<int32_t>());
+      CHECK(td.vocab[size_t(a->id)] == content);
+    }
+    auto tok = Tokenizer::create(std::move(td));
+    REQUIRE_MESSAGE(tok.is_ok(), tok.status().message());
+    for (const auto& c : (*it)["cases"]) {
+      const std::string text = c["text"].get<std::string>();
+      CAPTURE(text);
+      const auto ids = ids_of(c["ids"]);
+      CHECK(tok.value()->encode(text, false) == ids);
+      CHECK(tok.value()->decode(ids.data(), ids.size(), false) == c["decoded"].get<std::string>());
+      CHECK(tok.value()->decode(ids.data(), ids.size(), true) == c["decoded_skip_special"].get<std::string>());
+    }
+  }
+  // A content listed twice with other flags: HF matches by the last flags but skips it as special
+  // if any listing was, which kiln does not model; refused.
+  nlohmann::json file = base;
+  nlohmann::json a = variants["repeated"]["append"][0];
+  file["added_tokens"].push_back(a);
+  a["special"] = false;
+  file["added_tokens"].push_back(a);
+  kiln::test::TempDir d;
+  std::ofstream(d / "tokenizer.json") << file.dump();
+  TokenizerData td;
+  std::string notes;
+  CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &td, &notes, false),
+                       doctest::Contains("added token '<e>' is listed twice with different flags"), std::exception);
+}
+
 // A tokenizer.json's known split patterns wrapped as (?:…): the same language, but not a
 // pattern kiln has a scanner for, so PCRE2 runs it (GPT-2's ByteLevel use_regex becomes a Split
 // of GPT-2's pattern before a ByteLevel without one).
