@@ -112,6 +112,47 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
   }
 }
 
+// transformers 5's AutoTokenizer does not read a SentencePiece-style tokenizer.json as written when
+// tokenizer_config.json names LlamaTokenizer (or CodeLlamaTokenizer): it takes the vocabulary and
+// merges and builds the class's own pipeline (no normalizer; Metaspace without split, prepending
+// "▁" per `legacy` and `add_prefix_space`, CodeLlama's per add_prefix_space alone; fuse_unk and
+// byte_fallback on), unless config.json's model_type picks another class (mistral and mixtral
+// without Mistral's own files, phi3, qwen2). kiln reads the file as written, as tokenizers does,
+// and notes where AutoTokenizer's pipeline differs from it.
+void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_text, const TokenizerData& d,
+                                std::string* notes) {
+  if (!notes || d.kind != TokenizerData::Kind::kSentencePieceBpe) return;
+  const json cfg = json::parse(cfg_text, nullptr, false);
+  if (!cfg.is_object() || cfg.contains("auto_map") || !cfg.contains("tokenizer_class") ||
+      !cfg["tokenizer_class"].is_string())
+    return;
+  std::string cls = cfg["tokenizer_class"].get<std::string>();
+  if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
+  if (cls != "LlamaTokenizer" && cls != "CodeLlamaTokenizer") return;
+  if (path_exists(dir + "/config.json")) {
+    const std::string text = read_text_file(dir + "/config.json");
+    const json c = json::parse(text, nullptr, false);
+    const std::string type = c.is_object() && c.contains("model_type") && c["model_type"].is_string()
+                                 ? c["model_type"].get<std::string>()
+                                 : "";
+    if (type == "mistral" || type == "mixtral" || type == "phi3" || type == "qwen2") return;
+  }
+  const bool prefix = !cfg.contains("add_prefix_space") || cfg["add_prefix_space"].is_null() ||
+                      (cfg["add_prefix_space"].is_boolean() && cfg["add_prefix_space"].get<bool>());
+  const bool legacy = cls == "LlamaTokenizer" && cfg.contains("legacy") && cfg["legacy"].is_boolean() &&
+                      cfg["legacy"].get<bool>();  // (CodeLlamaTokenizer ignores legacy and always strips)
+  const std::string scheme = !prefix ? "never" : legacy ? "always" : "first";
+  const bool same = d.metaspace && !d.metaspace_split && !d.nfc && d.sp_prepend == prefix &&
+                    d.sp_prepend_first == (scheme == "first") && d.fuse_unk && d.byte_fallback &&
+                    d.decode_strip_space == (prefix || cls == "CodeLlamaTokenizer");
+  if (same) return;
+  *notes += std::string(notes->empty() ? "" : "; ") + "tokenizer_config.json names " + cls +
+            ", which transformers 5's AutoTokenizer rebuilds (Metaspace with prepend_scheme \"" + scheme +
+            "\" from legacy and add_prefix_space, no normalizer) instead of tokenizer.json's pipeline; kiln "
+            "follows tokenizer.json, as tokenizers does, so ids can differ from AutoTokenizer's at leading spaces "
+            "and after special tokens";
+}
+
 }  // namespace
 
 bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* notes, bool with_chat_template) {
@@ -131,8 +172,9 @@ bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* no
     special = read_text_file(dir + "/special_tokens_map.json");
     files.special_tokens_map = &special;
   }
-  parse_hf_tokenizer(read_text_file(path), path_exists(cfg_path) ? read_text_file(cfg_path) : "{}", path, d, notes,
-                     files, with_chat_template);
+  const std::string cfg_text = path_exists(cfg_path) ? read_text_file(cfg_path) : "{}";
+  parse_hf_tokenizer(read_text_file(path), cfg_text, path, d, notes, files, with_chat_template);
+  note_llama_tokenizer_class(dir, cfg_text, *d, notes);
   add_generation_stop_ids(dir, d, notes);
   return true;
 }

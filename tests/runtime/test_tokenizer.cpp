@@ -693,6 +693,54 @@ TEST_CASE("tokenizer: added tokens get the ids HF assigns them, whatever ids the
                        doctest::Contains("added token '<e>' is listed twice with different flags"), std::exception);
 }
 
+// transformers 5's AutoTokenizer rebuilds a SentencePiece-style tokenizer.json whose config names
+// LlamaTokenizer (tokenizers/sentencepiece, Llama-2's layout: 34 of its 243 cases encode otherwise);
+// kiln reads the file as tokenizers does and says so, unless the class's pipeline is the file's
+// (Mistral v3's converted file), legacy/add_prefix_space make it so, or config.json's model_type
+// makes AutoTokenizer read the file as written (as tools/make_fixtures.py's check reports).
+TEST_CASE("tokenizer: a LlamaTokenizer class that AutoTokenizer would rebuild otherwise is noted") {
+  const std::string root = kiln::test::fixtures_root();
+  struct Case {
+    std::string src, model_type;
+    nlohmann::json edit;
+    bool noted;
+  };
+  const std::vector<Case> cases_ = {
+      {"tokenizers/sentencepiece", "", nlohmann::json::object(), true},
+      {"tokenizers/sentencepiece", "llama", nlohmann::json::object(), true},
+      {"tokenizers/sentencepiece", "mistral", nlohmann::json::object(), false},
+      {"tokenizers/sentencepiece", "phi3", nlohmann::json::object(), false},
+      {"tokenizers/sentencepiece", "llama", {{"tokenizer_class", "PreTrainedTokenizerFast"}}, false},
+      {"tokenizers/sentencepiece", "llama", {{"auto_map", {{"AutoTokenizer", {nullptr, "x.Tok"}}}}}, false},
+      {"real_tokenizers/mistral_v3", "", nlohmann::json::object(), false},
+      {"real_tokenizers/mistral_v3", "llama", {{"legacy", false}}, false},
+      {"real_tokenizers/mistral_v3", "llama", {{"legacy", true}}, true},
+      {"real_tokenizers/mistral_v3", "llama", {{"add_prefix_space", false}}, true},
+      {"real_tokenizers/mistral_v3", "llama", {{"tokenizer_class", "CodeLlamaTokenizerFast"}, {"legacy", true}}, false},
+      {"real_tokenizers/mistral_v3",
+       "llama",
+       {{"tokenizer_class", "CodeLlamaTokenizer"}, {"add_prefix_space", false}},
+       true},
+  };
+  for (const Case& c : cases_) {
+    CAPTURE(c.src);
+    CAPTURE(c.model_type);
+    CAPTURE(c.edit.dump());
+    kiln::test::TempDir d;
+    kiln::test::write_bytes(d / "tokenizer.json",
+                            kiln::test::read_bytes(kiln::test::fixture_path(c.src + "/tokenizer.json")));
+    nlohmann::json cfg = nlohmann::json::parse(kiln::test::read_bytes(root + "/" + c.src + "/tokenizer_config.json"));
+    cfg.erase("chat_template");
+    cfg.update(c.edit);
+    std::ofstream(d / "tokenizer_config.json") << cfg.dump();
+    if (!c.model_type.empty()) std::ofstream(d / "config.json") << nlohmann::json{{"model_type", c.model_type}}.dump();
+    TokenizerData td;
+    std::string notes;
+    REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
+    CHECK((notes.find("which transformers 5's AutoTokenizer rebuilds") != std::string::npos) == c.noted);
+  }
+}
+
 // A tokenizer.json's known split patterns wrapped as (?:…): the same language, but not a
 // pattern kiln has a scanner for, so PCRE2 runs it (GPT-2's ByteLevel use_regex becomes a Split
 // of GPT-2's pattern before a ByteLevel without one).
