@@ -559,7 +559,7 @@ std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec) {
   return out;
 }
 
-LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base) {
+LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base, bool tied_head) {
   LoraSet set;
   Impl& im = *set.impl_;
   const std::set<std::string> modules = module_names(base);
@@ -601,7 +601,7 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     // A tied model's head is a module of its own to peft (lm_head, sharing the embedding's
     // weight), which modules_to_save may name.
     const StTensor* tied_embedding =
-        spec.prefix.empty() && !base.find("lm_head.weight") ? base.find("model.embed_tokens.weight") : nullptr;
+        spec.prefix.empty() && tied_head ? base.find("model.embed_tokens.weight") : nullptr;
     if (tied_embedding && c.target_modules.is_array())
       for (const json& t : c.target_modules)
         if (t.is_string() && ends_with_component("lm_head", t.get<std::string>()))

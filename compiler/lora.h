@@ -76,7 +76,9 @@ class LoraSet {
 
   // Reads and validates every adapter against the base checkpoint: shapes, ranks, target
   // modules, unsupported features. Throws CompileError naming the adapter, module and shapes.
-  static LoraSet load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base);
+  // `tied_head`: the model ties its LM head to the embedding (as transformers reads it: the config
+  // says so and the checkpoint has no lm_head.weight of other values).
+  static LoraSet load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base, bool tied_head);
 
   bool empty() const;
   // True if merging changes checkpoint tensor `name` (a ".weight" or ".bias").

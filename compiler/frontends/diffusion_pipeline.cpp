@@ -97,7 +97,7 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
     for (LoraAdapterSpec& s : expand_lora_spec(l)) lora_specs.push_back(std::move(s));
   for (LoraAdapterSpec& l : lora_specs)
     l.prefix = find_lora_prefix(l, ck, {"unet/", "text_encoder/", "text_encoder/text_model."});
-  b.lora = LoraSet::load(lora_specs, ck);
+  b.lora = LoraSet::load(lora_specs, ck, false);
   add_note(&key_notes, check_lora_config_keys(b.lora, o));
 
   const Sampler sampler = parse_sampler(o.sampler);

@@ -328,7 +328,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
       break;
     }
   check_llama_tensors(c, b.checkpoint);
-  b.lora = LoraSet::load(o.lora, b.checkpoint);
+  b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings);
   const std::string lora_note = check_lora_config_keys(b.lora, o);
   const std::string untie_note = untie_saved_copies(b.lora, &c.tie_word_embeddings);
   // The checkpoint's dtype is what its weights are stored in (config.json's dtype may say

@@ -128,6 +128,41 @@ TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and 
   }
 }
 
+// A tied checkpoint may ship lm_head.weight equal to the embedding (transformers still ties them):
+// the tied-head fixtures' adapters merge as they do on the checkpoint without it.
+TEST_CASE("lora: a tied checkpoint that ships an equal lm_head.weight merges as the tied one") {
+  TempDir d;
+  const std::string base_dir = d / "tied_with_head";
+  kiln::test::copy_dir(kiln::test::fixture("tied_f32"), base_dir);
+  {
+    auto src = SafetensorsFile::open(base_dir + "/model.safetensors");
+    std::vector<StWriteTensor> ts;
+    for (const auto& [n, t] : src->tensors()) ts.push_back({n, t.dtype, t.shape, t.data, t.size});
+    REQUIRE(src->tensors().count("model.embed_tokens.weight"));
+    REQUIRE(!src->tensors().count("lm_head.weight"));
+    const auto& e = src->tensors().at("model.embed_tokens.weight");
+    ts.push_back({"lm_head.weight", e.dtype, e.shape, e.data, e.size});
+    write_safetensors(base_dir + "/model.safetensors.new", ts);
+  }
+  std::rename((base_dir + "/model.safetensors.new").c_str(), (base_dir + "/model.safetensors").c_str());
+  for (const std::string name : {"tied_saved_embedding", "tied_saved_head", "tied_ensure_tying"}) {
+    CAPTURE(name);
+    const std::string dir = lora_fixture(name);
+    REQUIRE(kiln::test::read_line(dir + "/base.txt") == "tied_f32");
+    CompileOptions o = options("tied_f32", fixture_adapters(dir), d / (name + ".kplan"));
+    o.model_dir = base_dir;
+    compile_model(o);
+    auto plan = Plan::load_file(o.output);
+    REQUIRE(plan.is_ok());
+    auto ctx = Context::create(plan.value(), ContextOptions{});
+    REQUIRE(ctx.is_ok());
+    const auto ref = kiln::test::load_reference(dir);
+    std::vector<float> logits(ref.logits.size());
+    REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+    CHECK(kiln::test::rel_l2(logits.data(), ref.logits.data(), logits.size()) <= 1e-4);
+  }
+}
+
 TEST_CASE("lora: configs read as peft reads them: LoraConfig's defaults, patterns as Python's re") {
   // Each edit leaves what peft computes as it was, so the fixture's reference still holds:
   // rslora_qv has r = 4 and lora_alpha = 8, LoraConfig's default alpha (kiln took r); the
