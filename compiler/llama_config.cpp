@@ -9,6 +9,7 @@
 #include "compiler/error.h"
 #include "compiler/frontends/frontend.h"
 #include "compiler/json_util.h"
+#include "kernels/moe.h"
 
 namespace kiln {
 
@@ -198,6 +199,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
         }
       }
       if (c.num_local_experts > 4096) r.fail("num_experts", "is more than 4096");
+      if (c.num_experts_per_tok > kMaxMoeTopK)
+        r.fail("num_experts_per_tok",
+               "is more than " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
       if (c.num_local_experts > 0 && c.num_experts_per_tok > c.num_local_experts)
         r.fail("num_experts_per_tok", "exceeds num_experts (" + std::to_string(c.num_local_experts) + ")");
       for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);  // training only
@@ -244,6 +248,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.num_experts_per_tok = r.pos_int("num_experts_per_tok", false, 2);
     c.moe_intermediate_size = c.intermediate_size;
     c.mixtral_names = true;
+    if (c.num_experts_per_tok > kMaxMoeTopK)
+      r.fail("num_experts_per_tok",
+             "is more than " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
     if (c.num_experts_per_tok > c.num_local_experts)
       r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
     if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");

@@ -47,19 +47,17 @@ KILN_HOST_DEVICE inline void moe_mask_groups(const MoeRouteArgs& a, float* choic
 }
 
 // The top_k highest choices in order (ties go to the lower id; a NaN already chosen as best stays
-// best), each with its score as weight.
+// best), each with its score as weight. taken: E flags, all 0 on entry (marks the chosen).
 KILN_HOST_DEVICE inline void moe_top_k(const MoeRouteArgs& a, const float* scores, const float* choice, int32_t* ids,
-                                       float* w) {
+                                       float* w, uint8_t* taken) {
   const int64_t E = a.experts;
   for (int64_t k = 0; k < a.top_k; ++k) {
     int64_t best = -1;
-    for (int64_t e = 0; e < E; ++e) {
-      bool taken = false;
-      for (int64_t q = 0; q < k; ++q) taken = taken || ids[q] == e;
-      if (!taken && (best < 0 || choice[e] > choice[best])) best = e;
-    }
+    for (int64_t e = 0; e < E; ++e)
+      if (!taken[e] && (best < 0 || choice[e] > choice[best])) best = e;
     ids[k] = int32_t(best);
     w[k] = scores[best];
+    taken[best] = 1;
   }
 }
 
@@ -76,9 +74,9 @@ KILN_HOST_DEVICE inline void moe_finish_weights(const MoeRouteArgs& a, float* w)
 // scores: the E expert scores (softmax or sigmoid); choice: the E selection scores (scores plus
 // the noaux_tc bias), masked in place. Writes top_k ids (ties go to the lower id) and weights.
 KILN_HOST_DEVICE inline void moe_select(const MoeRouteArgs& a, const float* scores, float* choice, int32_t* ids,
-                                        float* w) {
+                                        float* w, uint8_t* taken) {
   moe_mask_groups(a, choice);
-  moe_top_k(a, scores, choice, ids, w);
+  moe_top_k(a, scores, choice, ids, w, taken);
   moe_finish_weights(a, w);
 }
 

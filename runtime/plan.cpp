@@ -232,18 +232,67 @@ struct Strings {
   }
 };
 
+// A moe_experts launch reads the ids and weights that one moe_route launch of the program wrote,
+// routed over as many experts as its tables hold (else ids past them would be dropped, or ids
+// nothing routed would select experts).
+Status check_routed(const ProgramInfo& p, size_t k, const std::vector<TensorInfo>& t,
+                    const std::vector<const OpDef*>& ops, const std::vector<int64_t>& writer) {
+  const LaunchInfo& l = p.launches[k];
+  const uint32_t ids = l.inputs[1], weights = l.inputs[2];
+  const int64_t w = writer[ids];
+  const LaunchInfo* r = w >= 0 ? &p.launches[size_t(w)] : nullptr;
+  if (!r || std::string(ops[r->kernel]->name) != "moe_route" || r->outputs.size() < 2 || r->outputs[0] != ids ||
+      r->outputs[1] != weights || writer[weights] != w)
+    return invalid_argument("launch " + std::to_string(k) + " (moe_experts) does not read the ids and weights of a " +
+                            "moe_route launch");
+  const TensorInfo &gate = t[r->inputs[1]], &h = t[l.inputs[0]], &down = t[l.inputs[4]];
+  if (h.shape.size() != 2 || down.shape.size() != 2 || h.shape[1] <= 0 || gate.shape.empty() ||
+      down.shape[0] / h.shape[1] != gate.shape[0])
+    return invalid_argument("launch " + std::to_string(k) + " (moe_experts) holds other experts than its router '" +
+                            gate.name + "' routes over");
+  return Status::ok();
+}
+
 // The invariants of one program that no single launch shows (schema/README.md): each arena tensor a launch reads was
-// written by an earlier launch of the program (the arena holds nothing between replays); each output is written by one
+// written by an earlier launch of the program (the arena holds nothing between replays) and not overwritten in part
+// since; a moe_experts launch reads a moe_route's ids over its own experts; each output is written by one
 // of its launches; next_token is what a sample launch wrote; one replay is bounded work.
 Status check_program(const ProgramInfo& p, const std::vector<TensorInfo>& t, const std::vector<const OpDef*>& ops,
                      const ModelInfo& model) {
   // By tensor, or by exactly its bytes (a view of a written tensor: same offset and size), not
   // by any covering bytes: the memory planner reuses the arena, so bytes another tensor left
   // there are stale, not this tensor's value.
+  // A view keeps the dtype it was written with (read as another, its bytes mean other values).
   std::vector<bool> written(t.size(), false);
-  std::set<std::tuple<Region, uint64_t, uint64_t>> written_bytes;  // (region, offset, size)
-  auto was_written = [&](uint32_t i) {
-    return written[i] || written_bytes.count({t[i].region, t[i].offset, t[i].size_bytes}) > 0;
+  std::vector<int64_t> writer(t.size(), -1);  // the last launch that wrote it
+  // A write over part of an arena tensor's bytes ends that tensor's value (the memory planner
+  // reuses bytes only after their last read): reading it afterwards reads what the other wrote.
+  std::map<std::tuple<Region, uint64_t, uint64_t, DType>, int> written_bytes;  // (region, offset, size, dtype)
+  auto key = [&](uint32_t i) { return std::make_tuple(t[i].region, t[i].offset, t[i].size_bytes, t[i].dtype); };
+  auto was_written = [&](uint32_t i) { return written[i] || written_bytes.count(key(i)) > 0; };
+  std::vector<uint32_t> live;                                 // the arena tensors written and not overwritten since
+  std::vector<uint32_t> overwritten_by(t.size(), kNoTensor);  // (for the message)
+  auto write = [&](uint32_t o) {
+    const uint64_t a = t[o].offset, b = a + t[o].size_bytes;
+    if (t[o].region == Region::kArena)
+      for (size_t j = 0; j < live.size();) {
+        const TensorInfo& x = t[live[j]];
+        const bool same = x.offset == a && x.size_bytes == t[o].size_bytes && x.dtype == t[o].dtype;
+        if (live[j] != o && !same && x.offset < b && a < x.offset + x.size_bytes) {
+          written[live[j]] = false;
+          overwritten_by[live[j]] = o;
+          if (--written_bytes[key(live[j])] == 0) written_bytes.erase(key(live[j]));
+          live[j] = live.back();
+          live.pop_back();
+        } else {
+          ++j;
+        }
+      }
+    if (!written[o]) {
+      written[o] = true;
+      ++written_bytes[key(o)];
+      if (t[o].region == Region::kArena) live.push_back(o);
+    }
   };
   uint32_t next_writer = kNoTensor;  // the kernel of the last launch that wrote next_token
   const uint32_t next = p.output("next_token");
@@ -256,10 +305,13 @@ Status check_program(const ProgramInfo& p, const std::vector<TensorInfo>& t, con
     for (uint32_t i : reads)
       if (i != kNoTensor && t[i].region == Region::kArena && !was_written(i))
         return invalid_argument("launch " + std::to_string(k) + " reads arena tensor '" + t[i].name +
-                                "' before any launch of the program writes it");
+                                (overwritten_by[i] == kNoTensor
+                                     ? "' before any launch of the program writes it"
+                                     : "' after '" + t[overwritten_by[i]].name + "' overwrote part of it"));
+    if (std::string(ops[l.kernel]->name) == "moe_experts") KILN_RETURN_IF_ERROR(check_routed(p, k, t, ops, writer));
     for (uint32_t o : l.outputs) {
-      written[o] = true;
-      written_bytes.insert({t[o].region, t[o].offset, t[o].size_bytes});
+      write(o);
+      writer[o] = int64_t(k);
       if (o == next) next_writer = l.kernel;
     }
   }

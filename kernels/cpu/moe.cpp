@@ -18,6 +18,8 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
     float* scores = pool.scratch(worker);  // E (the layout of moe_route_scratch_floats)
     float* choice = scores + E;            // E
     float* widened = choice + E;           // dim, for an f16 gate
+    uint8_t* taken = reinterpret_cast<uint8_t*>(
+        widened + (a.gate_dtype == DType::F32 || a.gate_dtype == DType::BF16 ? 0 : a.dim));  // E
     for (int64_t r = r0; r < r1; ++r) {
       int32_t* ids = a.ids + r * a.top_k;
       float* w = a.weights + r * a.top_k;
@@ -41,7 +43,8 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
       }
       for (int64_t e = 0; e < E; ++e)
         choice[e] = scores[e] + (a.method == MoeTopk::kNoauxTc ? load_as_f32(a.bias, a.bias_dtype, uint64_t(e)) : 0.0f);
-      moe_select(a, scores, choice, ids, w);
+      std::fill(taken, taken + E, uint8_t(0));
+      moe_select(a, scores, choice, ids, w, taken);
     }
   });
 }

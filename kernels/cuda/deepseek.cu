@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(32) moe_pick_kernel(MoeRouteArgs a, const floa
   for (int64_t e = lane; e < E; e += 32) nan = nan || isnan(choice[e]);
   if (__any_sync(0xffffffffu, nan)) {
     // NaN choices: the serial loop's order decides, so it runs as written.
-    if (lane == 0) moe_top_k(a, scores, choice, ids, w);
+    if (lane == 0) moe_top_k(a, scores, choice, ids, w, taken);  // (taken: all 0 here)
   } else {
     for (int64_t k = 0; k < a.top_k; ++k) {
       // Each lane's first maximum over its experts, then the warp's: the highest choice, the

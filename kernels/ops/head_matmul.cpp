@@ -36,6 +36,7 @@ Status validate_v2(const OpCheck& c, uint64_t* scratch) {
       return invalid_argument("float head_matmul weights '" + w->name + "' with scales, zero points or a group");
   } else if (t == DType::I8 || t == DType::I4 || t == DType::F8E4M3) {
     KILN_RETURN_IF_ERROR(expect_quantized(c, 1, "w", 3, "w_scale", t, w_rows, cols, group));
+    KILN_RETURN_IF_ERROR(expect_in_weights(c, {1, 3, 4}));
     if (c.has_in(4)) {
       if (t != DType::I4)
         return invalid_argument("zero points '" + c.in(4)->name + "' for " + dtype_name(t) + " weights '" + w->name +

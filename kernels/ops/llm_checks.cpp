@@ -67,4 +67,11 @@ Status expect_quantized(const OpCheck& c, int i, const char* role, int si, const
   return c.expect(c.in(si), srole, {DType::F32}, {rows, f8_scales_per_row(k, group)});
 }
 
+Status expect_in_weights(const OpCheck& c, std::initializer_list<int> inputs) {
+  for (int i : inputs)
+    if (size_t(i) < c.launch().inputs.size() && c.has_in(i) && c.in(i)->region != Region::kWeights)
+      return invalid_argument("'" + c.in(i)->name + "', a quantized weight, scale or zero point, is not a plan weight");
+  return Status::ok();
+}
+
 }  // namespace kiln

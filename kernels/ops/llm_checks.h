@@ -22,5 +22,8 @@ Status check_latent_cache(const OpCheck& c, const TensorInfo* cache, const Tenso
 // a multiple of 16 up to k, or k.
 Status expect_quantized(const OpCheck& c, int i, const char* role, int si, const char* srole, DType t, int64_t rows,
                         int64_t k, int64_t group);
+// Quantized weights, their scales and zero points (the inputs listed, where present) are plan
+// weights: read from a writable region they would be whatever a launch left there.
+Status expect_in_weights(const OpCheck& c, std::initializer_list<int> inputs);
 
 }  // namespace kiln

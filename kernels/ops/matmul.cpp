@@ -6,6 +6,7 @@
 #include "kernels/matmul.h"
 
 #include "kernels/fused.h"
+#include "kernels/ops/llm_checks.h"
 #include "kernels/ops/op_cuda.h"
 #ifdef KILN_WITH_CUDA
 #include "runtime/cublaslt.h"
@@ -41,6 +42,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "x", {DType::F32}, {rows, k}));
   const TensorInfo* scale = w_scale(c);
   const DType wt = c.in(1)->dtype;
+  if (dtype_is_quantized(wt)) KILN_RETURN_IF_ERROR(expect_in_weights(c, {1, 4, 5}));
   if (dtype_is_quantized(wt) && k > kMaxQuantizedRow)
     return invalid_argument(std::string(dtype_name(wt)) + " weights '" + c.in(1)->name + "' for k " +
                             std::to_string(k) + ", more than " + std::to_string(kMaxQuantizedRow));

@@ -21,6 +21,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   const int64_t ffn = cmul(c.in(4)->shape[1], c.in(4)->dtype == DType::I4 ? 2 : 1);
   if (c.in(4)->shape[0] % dim != 0) return invalid_argument("w_down rows are not a multiple of dim");
   const int64_t e = c.in(4)->shape[0] / dim;
+  if (c.launch().inputs.size() > 6) KILN_RETURN_IF_ERROR(expect_in_weights(c, {3, 4, 6, 7, 8, 9}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "h", {DType::F32}, {rows, dim}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "ids", {DType::I32}, {rows, k}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(2), "weights", {DType::F32}, {rows, k}));
@@ -48,6 +49,10 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
     KILN_RETURN_IF_ERROR(c.expect(c.in(3), "w_gu", kFloatTypes, {cmul(e, 2, ffn), dim}));
     KILN_RETURN_IF_ERROR(c.expect(c.in(4), "w_down", {c.in(3)->dtype}, {cmul(e, dim), ffn}));
   }
+  if (k < 1 || k > e || k > kMaxMoeTopK)
+    return invalid_argument("top_k " + std::to_string(k) + " is not in [1, " +
+                            std::to_string(std::min(e, kMaxMoeTopK)) + "] (the experts, at most " +
+                            std::to_string(kMaxMoeTopK) + ")");
   KILN_RETURN_IF_ERROR(c.expect_n_valid(5, rows));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, dim}));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", {DType::F32}, {cmul(rows, k), ffn}));

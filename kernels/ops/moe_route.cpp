@@ -21,6 +21,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   if (method < 0 || method > 2 || scoring < 0 || scoring > 1 || (c.iattr(4) != 0 && c.iattr(4) != 1))
     return invalid_argument("routing attributes are invalid");
   if (k > e) return invalid_argument("top_k exceeds the number of experts");
+  if (k < 1 || k > kMaxMoeTopK) return invalid_argument("top_k is not in [1, " + std::to_string(kMaxMoeTopK) + "]");
   if (method != 0 && (groups <= 0 || groups > 64 || e % groups != 0 || topk_group <= 0 || topk_group > groups ||
                       k > cmul(topk_group, e / groups) || (method == 2 && e / groups < 2)))
     return invalid_argument("expert groups are invalid");

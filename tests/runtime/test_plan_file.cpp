@@ -394,6 +394,92 @@ TEST_CASE("plan file: semantic corruption behind valid checksums is caught by th
   }
 }
 
+// (found by an outside test: each edit verified and then hung the CPU for seconds a token, or ran
+// on silently with other logits)
+TEST_CASE(
+    "plan file: MoE routing, quantized operands and overwritten activations edited behind valid checksums are refused") {
+  TempDir d;
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture("top2_f32", "mixtral");
+  o.output = d / "moe.kplan";
+  o.max_seq = 8;
+  o.chunk = 4;
+  o.quantize = "int4";
+  o.group_size = 32;
+  compile_model(o);
+  const std::vector<uint8_t> bytes = kiln::test::read_bytes(o.output);
+  REQUIRE(load(bytes).is_ok());
+  auto tensor = [](const fb::Plan* p, const std::string& suffix) -> uint32_t {
+    for (flatbuffers::uoffset_t i = 0; i < p->tensors()->size(); ++i) {
+      const std::string n = p->tensors()->Get(i)->name()->str();
+      if (n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) return i;
+    }
+    FAIL("no tensor named *" << suffix);
+    return 0;
+  };
+  auto launch = [](fb::Plan* p, const std::string& kernel, int nth = 0) -> fb::Launch* {
+    auto* ls = p->mutable_programs()->GetMutableObject(0)->mutable_launches();
+    for (flatbuffers::uoffset_t i = 0; i < ls->size(); ++i)
+      if (p->kernels()->Get(ls->Get(i)->kernel())->name()->str() == kernel && nth-- == 0)
+        return ls->GetMutableObject(i);
+    FAIL("the prefill program has no " << kernel << " launch");
+    return nullptr;
+  };
+  struct Case {
+    const char* name;
+    std::function<void(fb::Plan*)> edit;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"router over the LM head's rows",
+       [&](fb::Plan* p) { launch(p, "moe_route")->mutable_inputs()->Mutate(1, tensor(p, "lm_head.weight")); },
+       "holds other experts than its router"},
+      {"int4 scales read from the arena",
+       [&](fb::Plan* p) {
+         fb::Launch* l = nullptr;
+         for (int i = 0; !l; ++i)
+           if (fb::Launch* m = launch(p, "matmul", i); p->tensors()->Get(m->inputs()->Get(1))->dtype() == fb::DType::I4)
+             l = m;
+         l->mutable_inputs()->Mutate(4, l->inputs()->Get(0));
+       },
+       "a quantized weight, scale or zero point, is not a plan weight"},
+      {"expert weights read from the arena",
+       [&](fb::Plan* p) {
+         auto* l = launch(p, "moe_experts");
+         l->mutable_inputs()->Mutate(6, tensor(p, "prefill.layers.0.expert_weights"));
+       },
+       "is not a plan weight"},
+      {"activation placed over a live one",
+       [&](fb::Plan* p) {
+         const uint32_t x = tensor(p, "prefill.x");
+         p->mutable_tensors()
+             ->GetMutableObject(tensor(p, "prefill.layers.0.qkv"))
+             ->mutate_offset(p->tensors()->Get(x)->offset());
+       },
+       "overwrote part of it"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    std::vector<uint8_t> b = bytes;
+    c.edit(mutable_root(b));
+    rehash(b);
+    const Status st = load(b);
+    REQUIRE(!st.is_ok());
+    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
+  }
+  // A token routed to more experts than 64 is refused when compiled, and in a plan.
+  const std::string cfg_dir = d / "wide";
+  kiln::test::copy_dir(o.model_dir, cfg_dir);
+  nlohmann::json cfg = nlohmann::json::parse(kiln::test::read_bytes(cfg_dir + "/config.json"));
+  cfg["num_experts_per_tok"] = 65;
+  cfg["num_local_experts"] = 128;
+  std::ofstream(cfg_dir + "/config.json") << cfg.dump();
+  CompileOptions w = o;
+  w.model_dir = cfg_dir;
+  w.output = d / "wide.kplan";
+  CHECK_THROWS_WITH_AS(compile_model(w), doctest::Contains("num_experts_per_tok is more than 64"), std::exception);
+}
+
 TEST_CASE("plan file: a tokenizer with more tokens than the model's vocabulary is refused, compiled or edited") {
   TempDir d;
   const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";  // 1211 ids
