@@ -74,41 +74,95 @@ bool flag(const json& j, const char* k, bool def = false) {
   return j.contains(k) && j[k].is_boolean() ? j[k].get<bool>() : def;
 }
 
-// Adds the stop tokens transformers' generate would use (generation_config.json's eos_token_id, one
-// id or a list, else config.json's when there is no generation_config.json) to d->stop_ids, and notes
-// generation_config.json's sampling settings, which a plan does not hold.
-void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::string* notes) {
+// Notes the generation settings of a generation config (generation_config.json, or config.json's
+// legacy keys) that change transformers' generate, none of which a plan holds: the sampling ones
+// kiln generate and chat take as options (and hosts as kiln_sampling), and those kiln does not
+// apply at all. Values that are transformers' defaults change nothing and are not named.
+void note_generation_settings(const json& g, const std::string& file, std::string* notes) {
+  struct Key {
+    const char* name;
+    json neutral;  // transformers' default, or null
+  };
+  static const Key kOptions[] = {{"do_sample", false}, {"temperature", 1.0},        {"top_p", 1.0},
+                                 {"top_k", 50},        {"max_new_tokens", nullptr}, {"max_length", 20}};
+  static const Key kNotApplied[] = {{"repetition_penalty", 1.0},
+                                    {"no_repeat_ngram_size", 0},
+                                    {"num_beams", 1},
+                                    {"num_beam_groups", 1},
+                                    {"min_p", nullptr},
+                                    {"typical_p", 1.0},
+                                    {"epsilon_cutoff", 0.0},
+                                    {"eta_cutoff", 0.0},
+                                    {"top_h", nullptr},
+                                    {"suppress_tokens", nullptr},
+                                    {"begin_suppress_tokens", nullptr},
+                                    {"bad_words_ids", nullptr},
+                                    {"sequence_bias", nullptr},
+                                    {"min_new_tokens", nullptr},
+                                    {"min_length", 0},
+                                    {"forced_bos_token_id", nullptr},
+                                    {"forced_eos_token_id", nullptr},
+                                    {"exponential_decay_length_penalty", nullptr},
+                                    {"stop_strings", nullptr},
+                                    {"penalty_alpha", nullptr},
+                                    {"diversity_penalty", 0.0},
+                                    {"encoder_repetition_penalty", 1.0},
+                                    {"encoder_no_repeat_ngram_size", 0},
+                                    {"guidance_scale", nullptr},
+                                    {"renormalize_logits", false},
+                                    {"watermarking_config", nullptr}};
+  auto list = [&](const auto& keys) {
+    std::string out;
+    for (const Key& k : keys)
+      if (g.contains(k.name) && !g[k.name].is_null() && g[k.name] != k.neutral &&
+          !(g[k.name].is_number() && k.neutral.is_number() && g[k.name].get<double>() == k.neutral.get<double>()))
+        out += (out.empty() ? "" : ", ") + std::string(k.name) + " " + g[k.name].dump().substr(0, 80);
+    return out;
+  };
   auto note = [&](const std::string& n) { *notes += std::string(notes->empty() ? "" : "; ") + n; };
-  // transformers' generate stops at its generation config's eos_token_id (one id or a list):
-  // generation_config.json's, else the one config.json gives.
-  for (const char* name : {"/generation_config.json", "/config.json"}) {
-    const std::string file = dir + name;
+  const std::string options = list(kOptions), not_applied = list(kNotApplied);
+  const bool sampled = g.contains("do_sample") && g["do_sample"] == true;
+  if (!options.empty())
+    note(file + "'s " + options +
+         " are not in the plan: kiln generate and chat take --temperature, --top-p, --top-k and "
+         "--max-new-tokens (greedy by default), hosts their own kiln_sampling" +
+         (sampled && (!g.contains("top_k") || g["top_k"].is_null())
+              ? " (transformers samples with its default top_k 50 where the config names none)"
+              : ""));
+  if (!not_applied.empty())
+    note(file + "'s " + not_applied + " change transformers' generate, and kiln does not apply them");
+}
+
+// The generation config transformers' generate reads: generation_config.json, else (built from
+// its legacy keys) config.json; the file's name and its object, or an empty name.
+std::pair<std::string, json> generation_config(const std::string& dir) {
+  for (const char* name : {"generation_config.json", "config.json"}) {
+    const std::string file = dir + "/" + name;
     if (!path_exists(file)) continue;
     const std::string text = read_text_file(file);
-    const json g = parse_json_limited(text.data(), text.data() + text.size(), file);
-    if (!g.is_object()) continue;  // (config.json's own reader refuses it)
-    if (std::string(name) == "/generation_config.json") {
-      std::string sampling;  // settings that are the host's to give, not the plan's
-      for (const char* k : {"do_sample", "temperature", "top_p", "top_k", "min_p", "repetition_penalty",
-                            "max_new_tokens", "max_length", "no_repeat_ngram_size", "num_beams"})
-        if (g.contains(k) && !g[k].is_null())
-          sampling += (sampling.empty() ? "" : ", ") + std::string(k) + " " + g[k].dump();
-      if (!sampling.empty())
-        note("generation_config.json's " + sampling +
-             " are not in the plan: kiln generate and chat take --temperature, --top-p, --top-k and "
-             "--max-new-tokens (greedy by default), hosts their own kiln_sampling");
+    json g = parse_json_limited(text.data(), text.data() + text.size(), file);
+    if (!g.is_object()) return {"", json()};  // (config.json's own reader refuses it)
+    return {name, std::move(g)};
+  }
+  return {"", json()};
+}
+
+// Adds the stop tokens transformers' generate would use (the generation config's eos_token_id, one
+// id or a list) to d->stop_ids, and notes its settings, which a plan does not hold.
+void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::string* notes) {
+  auto note = [&](const std::string& n) { *notes += std::string(notes->empty() ? "" : "; ") + n; };
+  const auto [name, g] = generation_config(dir);
+  if (name.empty()) return;
+  note_generation_settings(g, name, notes);
+  if (!g.contains("eos_token_id") || g["eos_token_id"].is_null()) return;  // (a generation config of none)
+  const json& e = g["eos_token_id"];
+  for (const json& id : e.is_array() ? e : json::array({e})) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= int64_t(d->vocab.size())) {
+      note(dir + "/" + name + "'s eos_token_id " + id.dump() + " is not a token of the tokenizer: not a stop token");
+      continue;
     }
-    if (!g.contains("eos_token_id") || g["eos_token_id"].is_null()) return;  // (a generation config of none)
-    const json& e = g["eos_token_id"];
-    for (const json& id : e.is_array() ? e : json::array({e})) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= int64_t(d->vocab.size())) {
-        note(file + "'s eos_token_id " + id.dump() + " is not a token of the tokenizer: not a stop token");
-        continue;
-      }
-      const int32_t t = int32_t(id.get<int64_t>());
-      if (std::find(d->stop_ids.begin(), d->stop_ids.end(), t) == d->stop_ids.end()) d->stop_ids.push_back(t);
-    }
-    return;
+    const int32_t t = int32_t(id.get<int64_t>());
+    if (std::find(d->stop_ids.begin(), d->stop_ids.end(), t) == d->stop_ids.end()) d->stop_ids.push_back(t);
   }
 }
 
@@ -154,6 +208,18 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
 }
 
 }  // namespace
+
+std::string generation_notes_without_tokenizer(const std::string& dir) {
+  std::string notes;
+  const auto [name, g] = generation_config(dir);
+  if (name.empty()) return notes;
+  note_generation_settings(g, name, &notes);
+  if (g.contains("eos_token_id") && !g["eos_token_id"].is_null())
+    notes += std::string(notes.empty() ? "" : "; ") + name + "'s eos_token_id " + g["eos_token_id"].dump() +
+             " is not kept: a plan without a tokenizer has no stop tokens (give kiln generate --eos, or stop in the "
+             "host)";
+  return notes;
+}
 
 bool read_hf_tokenizer(const std::string& dir, TokenizerData* d, std::string* notes, bool with_chat_template) {
   const std::string path = dir + "/tokenizer.json";

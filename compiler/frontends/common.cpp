@@ -130,10 +130,12 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, b
 }
 
 void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
-  if (o.no_tokenizer) return;
   TokenizerData td;
   std::string notes;
-  if (!read_hf_tokenizer(o.model_dir, &td, &notes, !o.no_chat_template)) return;
+  if (o.no_tokenizer || !read_hf_tokenizer(o.model_dir, &td, &notes, !o.no_chat_template)) {
+    add_note(&g.info.notes, generation_notes_without_tokenizer(o.model_dir));
+    return;
+  }
   add_note(&g.info.notes, notes);
   attach_tokenizer(g, std::move(td), o.model_dir + "/tokenizer.json", "model");
 }

@@ -177,7 +177,7 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
                                               " --quantize int8 --dtype f32 --max-seq 32",
                                           &out) == 0,
                   out);
-  CHECK(out.find("note: int8 weights (per-row scales): 8 matmul weights") != std::string::npos);
+  CHECK(out.find("int8 weights (per-row scales): 8 matmul weights") != std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i8 ") != std::string::npos);
@@ -216,7 +216,7 @@ TEST_CASE("cli: compile --quantize int4 writes a CPU plan of i4 weights that gen
                                               " --quantize int4 --group-size 32 --dtype f32 --max-seq 32",
                                           &out) == 0,
                   out);
-  CHECK(out.find("note: int4 weights (symmetric, a scale per 32 values): 8 matmul weights") != std::string::npos);
+  CHECK(out.find("int4 weights (symmetric, a scale per 32 values): 8 matmul weights") != std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q4.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   CHECK(out.find(", i4 ") != std::string::npos);
@@ -238,7 +238,7 @@ TEST_CASE("cli: compile --quantize int4 writes a CPU plan of i4 weights that gen
                                               " --quantize int4 --asymmetric --group-size 32 --dtype f32 --max-seq 32",
                                           &out) == 0,
                   out);
-  CHECK(out.find("note: int4 weights (asymmetric, a scale and a zero point per 32 values): 8 matmul weights") !=
+  CHECK(out.find("int4 weights (asymmetric, a scale and a zero point per 32 values): 8 matmul weights") !=
         std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "q4a.kplan"), &out) == 0);
   // (2 layers' 86,016 values: 2,688 groups of 32, a byte of zero point each)
@@ -276,7 +276,7 @@ TEST_CASE("cli: a compressed-tensors int8 checkpoint compiles as shipped and gen
   REQUIRE_MESSAGE(
       kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "ct.kplan") + " --max-seq 32", &out) == 0,
       out);
-  CHECK(out.find("note: int8 weights (per-row scales): 8 matmul weights (8 as the checkpoint ships them") !=
+  CHECK(out.find("int8 weights (per-row scales): 8 matmul weights (8 as the checkpoint ships them") !=
         std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "ct.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
@@ -295,7 +295,7 @@ TEST_CASE("cli: a GPTQ int4 checkpoint compiles as shipped and generates the tok
       kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "gptq.kplan") + " --dtype f32 --max-seq 32",
                               &out) == 0,
       out);
-  CHECK(out.find("note: int4 weights (asymmetric, a scale and a zero point per 32 values): 8 matmul weights (8 as the "
+  CHECK(out.find("int4 weights (asymmetric, a scale and a zero point per 32 values): 8 matmul weights (8 as the "
                  "checkpoint ships them, GPTQ)") != std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "gptq.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
@@ -314,7 +314,7 @@ TEST_CASE("cli: compile --quantize fp8 writes a CPU plan of f8e4m3 weights that 
                                               " --quantize fp8 --quantize-head --dtype f32 --max-seq 32",
                                           &out) == 0,
                   out);
-  CHECK(out.find("note: fp8 weights (e4m3, a scale per row): 9 matmul weights") != std::string::npos);
+  CHECK(out.find("fp8 weights (e4m3, a scale per row): 9 matmul weights") != std::string::npos);
   REQUIRE(kiln::test::run_command(kCli + " inspect " + (d / "f8.kplan"), &out) == 0);
   CHECK(out.find("targets    cpu\n") != std::string::npos);
   // 2 layers' qkv (128 x 64), o (64 x 64), gate|up (320 x 64) and down (64 x 160), and the head (256 x 64):
@@ -450,9 +450,11 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
   CHECK(kiln::test::run_command(kCli + " inspect " + long_name, &out) == 0);
   CHECK(kiln::test::run_command("ls -a " + d.path() + " | grep -c '^\\.kiln\\.tmp'", &out) != 0);  // none left
   CHECK(kiln::test::read_bytes(d / "mcopy/config.json") == kiln::test::read_bytes(model + "/config.json"));
-  // --stop takes one value: the plan after it is still the plan.
-  REQUIRE(kiln::test::run_command(kCli + " generate --stop . " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 2",
-                                  &out) == 0);
+  // --stop takes one value: the plan after it is still the plan (which has no tokenizer to see
+  // the text in).
+  CHECK(kiln::test::run_command(kCli + " generate --stop . " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 2",
+                                &out) == 1);
+  CHECK(out.find("kiln: error: this plan has no tokenizer") != std::string::npos);
   // A seed in hex, as CLI11 reads it, is the same seed.
   std::string hex, dec;
   const std::string sample = kCli + " generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 6 --temperature 1 ";
@@ -478,6 +480,41 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
     CHECK(count_lines(out) == 1);
   }
   CHECK(kiln::test::run_command(kCli + " compile --help", &out) == 0);
+}
+
+// Stop tokens and stop strings end generate from --ids as from text, and a stop string may begin in
+// the prompt (transformers' stop_strings match the end of the whole sequence). The demo model's
+// greedy continuation of "In the beginning" is transformers' (models/kjv-tiny/reference.json):
+// 268 258 611 669 835 11 ..., where 11 is "," and 268 " of".
+TEST_CASE("cli: generate stops at stop tokens and strings from --ids as from text") {
+  TempDir d;
+  const std::string model = d / "kjv";
+  kiln::test::copy_dir(kiln::test::fixtures_root() + "/../../models/kjv-tiny", model);
+  std::ofstream(model + "/generation_config.json") << R"({"eos_token_id": [999, 11]})";
+  std::string out;
+  REQUIRE_MESSAGE(
+      kiln::test::run_command(kCli + " compile " + model + " -o " + (d / "k.kplan") + " --max-seq 64", &out) == 0, out);
+  const std::string gen = kCli + " generate " + (d / "k.kplan") + " --max-new-tokens 12 --output-ids ";
+  const std::string ids = "--ids 2046,1147,258,1801,1243 ", prompt = "2046 1147 258 1801 1243 ";
+  REQUIRE(kiln::test::run_command(gen + ids, &out) == 0);
+  CHECK(last_line(out) == prompt + "268 258 611 669 835 11");  // (the generation config's eos 11)
+  REQUIRE(kiln::test::run_command(gen + ids + "--ignore-eos", &out) == 0);
+  CHECK(count_words(last_line(out)) == 5 + 12);
+  REQUIRE(kiln::test::run_command(gen + ids + "--ignore-eos --stop ' of'", &out) == 0);
+  CHECK(last_line(out) == prompt + "268");
+  REQUIRE(kiln::test::run_command(gen + ids + "--ignore-eos --stop 'beginning of'", &out) == 0);
+  CHECK(last_line(out) == prompt + "268");
+  REQUIRE(kiln::test::run_command(gen + "-p 'In the beginning' --stop 'beginning of'", &out) == 0);
+  CHECK(last_line(out) == prompt + "268");
+  REQUIRE(kiln::test::run_command(gen + "-p 'In the beginning' --stop 'the beginning'", &out) == 0);
+  CHECK(count_words(last_line(out)) > 5 + 1);  // (wholly in the prompt: no stop)
+  // Without a tokenizer there is no text to find a stop string in.
+  REQUIRE(kiln::test::run_command(
+              kCli + " compile " + model + " -o " + (d / "n.kplan") + " --max-seq 64 --no-tokenizer", &out) == 0);
+  CHECK(out.find("eos_token_id [999,11] is not kept: a plan without a tokenizer has no stop tokens") !=
+        std::string::npos);
+  CHECK(kiln::test::run_command(kCli + " generate " + (d / "n.kplan") + " --ids 1,2 --stop x", &out) != 0);
+  CHECK(out.find("this plan has no tokenizer") != std::string::npos);
 }
 
 TEST_CASE("cli: -o and --output write regular files only, through symbolic links, never over a device or FIFO") {

@@ -963,6 +963,23 @@ TEST_CASE("tokenizer: generate's stop tokens include the generation config's eos
   CHECK(t.stop_ids == want);
   // A generation_config.json without eos_token_id: transformers takes none from config.json then.
   CHECK(stops_with("generation_config.json", {{"temperature", 0.5}}, &notes) == base.stop_ids);
+  // Settings that change transformers' generate and that kiln does not apply are named, in
+  // generation_config.json or (without one) config.json's legacy keys; defaults are not.
+  stops_with("generation_config.json",
+             {{"repetition_penalty", 1.1}, {"suppress_tokens", {3}}, {"num_beams", 1}, {"top_p", 1.0}}, &notes);
+  CHECK(notes.find("generation_config.json's repetition_penalty 1.1, suppress_tokens [3] change transformers' "
+                   "generate, and kiln does not apply them") != std::string::npos);
+  CHECK(notes.find("num_beams") == std::string::npos);
+  CHECK(notes.find("top_p") == std::string::npos);
+  stops_with("generation_config.json", {{"do_sample", true}, {"top_p", 0.9}}, &notes);
+  CHECK(notes.find("do_sample true, top_p 0.9 are not in the plan") != std::string::npos);
+  CHECK(notes.find("its default top_k 50") != std::string::npos);
+  cfg["no_repeat_ngram_size"] = 3;
+  cfg["min_length"] = 0;
+  std::ofstream(d / "config.json") << cfg.dump();
+  REQUIRE(read_hf_tokenizer(d.path(), &t, &(notes = ""), false));
+  CHECK(notes.find("config.json's no_repeat_ngram_size 3 change transformers' generate") != std::string::npos);
+  CHECK(notes.find("min_length") == std::string::npos);
   std::ofstream(d / "config.json") << original.dump();
 }
 

@@ -91,15 +91,17 @@ class TextSink {
           return kiln_decoder_push(dec_, id, b, cap, len, e);
         }))
       return false;
-    for (const auto& s : stops_) {
-      const size_t at = pending_.find(s);
-      if (!s.empty() && at != std::string::npos) {
-        emit(pending_.substr(0, at));
-        pending_.clear();
-        cut_ = true;
-        return false;
-      }
-    }
+    // A stop string may begin in the text before (the prompt's, as transformers' stop_strings
+    // match the whole sequence's end) but must end in what was generated.
+    const std::string hay = tail_ + pending_;
+    for (const auto& s : stops_)
+      for (size_t at = s.empty() ? std::string::npos : hay.find(s); at != std::string::npos; at = hay.find(s, at + 1))
+        if (at + s.size() > tail_.size()) {
+          emit(pending_.substr(0, at > tail_.size() ? at - tail_.size() : 0));
+          pending_.clear();
+          cut_ = true;
+          return false;
+        }
     if (pending_.size() > hold_) {
       // Keep the last hold_ bytes (a stop string may be starting), but never split a UTF-8 sequence.
       size_t cut = pending_.size() - hold_;
@@ -118,6 +120,8 @@ class TextSink {
     if (!error_.empty()) throw CompileError(error_);
   }
   const std::string& text() const { return text_; }
+  // The text before the first generated token (the prompt's), which a stop string may begin in.
+  void set_context(const std::string& before) { keep_tail(before); }
 
  private:
   // Appends a decoder call's text to pending_ (again with room when it did not fit); false, with
@@ -143,8 +147,13 @@ class TextSink {
     if (error_.empty()) error_ = err.message;
     return false;
   }
+  void keep_tail(const std::string& s) {
+    tail_ += s;
+    if (tail_.size() > hold_) tail_.erase(0, tail_.size() - hold_);
+  }
   void emit(const std::string& s) {
     text_ += s;
+    keep_tail(s);
     if (echo_ && !s.empty()) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
@@ -157,7 +166,7 @@ class TextSink {
   std::vector<std::string> stops_;
   bool ignore_stop_, echo_;
   size_t hold_ = 0;
-  std::string pending_, text_;
+  std::string pending_, text_, tail_;  // tail_: the last hold_ bytes before pending_
 };
 
 // One encode: a token covers at least one byte of the text, so bytes plus a few specials (BOS,
@@ -174,6 +183,20 @@ std::vector<int32_t> tokenize(kiln_plan* plan, const std::string& text, bool add
   }
   ids.resize(size_t(n));
   return ids;
+}
+
+// The text of ids (special tokens skipped), as a whole decode gives it.
+std::string detokenize(kiln_plan* plan, const std::vector<int32_t>& ids) {
+  kiln_error err{};
+  size_t len = 0;
+  std::string text(4 * ids.size() + 64, '\0');
+  check(kiln_detokenize(plan, ids.data(), int64_t(ids.size()), 1, &text[0], text.size(), &len, &err), err);
+  if (len >= text.size()) {  // (cut to fit: again with room)
+    text.assign(len + 1, '\0');
+    check(kiln_detokenize(plan, ids.data(), int64_t(ids.size()), 1, &text[0], text.size(), &len, &err), err);
+  }
+  text.resize(len);
+  return text;
 }
 
 }  // namespace
@@ -201,18 +224,26 @@ int run_generate(const GenerateArgs& a) {
     bool ids_on;
     bool first = true;
     TextSink* text;
+    const kiln_plan* plan;
+    bool ignore_stop;
   };
+  // Stop tokens and --stop strings end generation from --ids as from text (a stop string then
+  // needs the plan's tokenizer, to see the text).
   std::unique_ptr<TextSink> sink;
-  if (text_mode) sink = std::make_unique<TextSink>(plan.p, a.stops, a.ignore_stop, !a.output_ids);
-  Stream stream{!a.output_ids && !text_mode, true, sink.get()};
+  if (text_mode || !a.stops.empty()) {
+    sink = std::make_unique<TextSink>(plan.p, a.stops, a.ignore_stop, text_mode && !a.output_ids);
+    sink->set_context(text_mode ? a.prompt : detokenize(plan.p, prompt));
+  }
+  Stream stream{!a.output_ids && !text_mode, true, sink.get(), plan.p, a.ignore_stop};
   auto cb = [](void* user, int32_t tok) -> int {
     auto* st = static_cast<Stream*>(user);
-    if (st->text) return st->text->push(tok) ? 1 : 0;
     if (st->ids_on) {
       std::printf(st->first ? "%d" : " %d", tok);
       std::fflush(stdout);
       st->first = false;
     }
+    if (st->text) return st->text->push(tok) ? 1 : 0;
+    if (!st->ignore_stop && kiln_token_is_stop(st->plan, tok)) return 0;
     return std::ferror(stdout) ? 0 : 1;  // (a reader that has gone: stop; main reports the write error)
   };
   const auto t0 = std::chrono::steady_clock::now();
