@@ -114,6 +114,23 @@ std::string ConfigReader::architecture() const {
 std::string ConfigReader::model_architecture() const {
   const std::string a = architecture();
   if (a.empty()) fail("architectures", "and model_type are both missing (or not strings): the config names no model");
+  // transformers' AutoModelForCausalLM builds the class of model_type, whatever architectures says.
+  static const std::pair<const char*, const char*> kTypes[] = {{"LlamaForCausalLM", "llama"},
+                                                               {"MistralForCausalLM", "mistral"},
+                                                               {"MixtralForCausalLM", "mixtral"},
+                                                               {"Qwen2ForCausalLM", "qwen2"},
+                                                               {"Qwen3ForCausalLM", "qwen3"},
+                                                               {"Qwen3MoeForCausalLM", "qwen3_moe"},
+                                                               {"Phi3ForCausalLM", "phi3"},
+                                                               {"Gemma3ForCausalLM", "gemma3_text"},
+                                                               {"DeepseekV2ForCausalLM", "deepseek_v2"},
+                                                               {"DeepseekV3ForCausalLM", "deepseek_v3"}};
+  if (has("model_type") && j_["model_type"].is_string())
+    for (const auto& [arch, type] : kTypes)
+      if (a == arch && j_["model_type"].get<std::string>() != type)
+        fail("model_type", "'" + j_["model_type"].get<std::string>() + "' is not " + arch + "'s '" + type +
+                               "' (transformers' AutoModelForCausalLM builds the model_type's class, kiln the "
+                               "architecture's: make them agree)");
   return a;
 }
 
@@ -135,19 +152,20 @@ bool ConfigReader::dtype(DType* out) const {
   return found;
 }
 
+const char* ConfigReader::rope_key() const {
+  const bool params = has("rope_parameters");  // (both read: transformers' choice is made here)
+  if (has("rope_scaling") && !(j_["rope_scaling"].is_object() && j_["rope_scaling"].empty()) &&
+      !(j_["rope_scaling"].is_boolean() && !j_["rope_scaling"].get<bool>()))
+    return "rope_scaling";
+  return params ? "rope_parameters" : nullptr;
+}
+
 RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double default_theta,
                               bool partial_rotary) const {
   RopeConfig r;
   nested_unmodeled_.clear();
-  const json* params = nullptr;
-  const char* key = nullptr;
-  if (has("rope_parameters")) {
-    params = &j_["rope_parameters"];
-    key = "rope_parameters";
-  } else if (has("rope_scaling")) {
-    params = &j_["rope_scaling"];
-    key = "rope_scaling";
-  }
+  const char* key = rope_key();
+  const json* params = key ? &j_[key] : nullptr;
   r.theta = num("rope_theta", default_theta);
   if (params) rope_object(*params, key, allowed, &r, partial_rotary, true);
   if (r.theta <= 0) fail("rope_theta", "must be positive");

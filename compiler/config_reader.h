@@ -56,6 +56,9 @@ class ConfigReader {
     return o.contains(k) && !o[k].is_null();
   }
   bool has(const char* k) const { return has(j_, k); }
+  // The key transformers 5 reads the model's RoPE from (convert_rope_params_to_dict: `rope_scaling
+  // or rope_parameters`, the legacy key winning when it is not empty), or null when neither is set.
+  const char* rope_key() const;
   // Refuses a quantized checkpoint (a non-null quantization_config), naming its quant_method:
   // its weights are not f32/bf16/f16, so --allow-unknown-config must not let it through either.
   void refuse_quantized() const;

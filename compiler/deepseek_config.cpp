@@ -48,6 +48,8 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   // Absent keys read as the config class's defaults (DeepseekV2Config's or DeepseekV3Config's), as
   // transformers reads them; q_lora_rank null is no low-rank query (V2-Lite), absent 1536.
   c.q_lora_rank = r.count("q_lora_rank", j.contains("q_lora_rank") ? 0 : 1536);
+  if (r.has("q_lora_rank") && c.q_lora_rank == 0)  // (transformers builds a rank-0 q_a_proj: use null)
+    r.fail("q_lora_rank", "0 is a low-rank query of rank 0 to transformers; null means a full q_proj");
   c.kv_lora_rank = r.pos_int("kv_lora_rank", true);
   c.qk_nope_head_dim = r.pos_int("qk_nope_head_dim", true);
   c.qk_rope_head_dim = r.pos_int("qk_rope_head_dim", true);

@@ -270,12 +270,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // rounded down (int()).
     double f = r.num("partial_rotary_factor", 1.0);
     const char* fkey = "partial_rotary_factor";
-    for (const char* k : {"rope_parameters", "rope_scaling"})
-      if (r.has(k) && j[k].is_object() && j[k].contains("partial_rotary_factor") &&
-          !j[k]["partial_rotary_factor"].is_null()) {
-        f = r.num(j[k], "partial_rotary_factor", 1.0);
-        fkey = k;
-      }
+    if (const char* k = r.rope_key();
+        k && j[k].is_object() && j[k].contains("partial_rotary_factor") && !j[k]["partial_rotary_factor"].is_null()) {
+      f = r.num(j[k], "partial_rotary_factor", 1.0);
+      fkey = k;
+    }
     if (!(f > 0 && f <= 1)) r.fail(fkey, "partial_rotary_factor must be in (0, 1]");
     const int64_t rd = int64_t(double(c.head_dim) * f);
     if (rd < 2 || rd % 2 != 0 || rd > c.head_dim)

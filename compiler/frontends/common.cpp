@@ -273,6 +273,13 @@ std::string untie_distinct_head(const Checkpoint& ck, bool* tie_word_embeddings)
          "read as the head, untied, as transformers reads it";
 }
 
+std::string config_dtype_note(const CompileOptions& o, bool has_dtype, DType config_dtype, DType stored) {
+  if (!o.dtype.empty() || !has_dtype || config_dtype == stored) return "";
+  return std::string("config.json's dtype is ") + dtype_name(config_dtype) + " and the weights are " +
+         dtype_name(stored) + ": the plan computes in " + dtype_name(stored) +
+         " (transformers loads in the config's dtype by default; --dtype " + dtype_name(config_dtype) + " matches it)";
+}
+
 std::string untie_saved_copies(const LoraSet& lora, bool* tie_word_embeddings) {
   if (!*tie_word_embeddings || !(lora.saved_copy("model.embed_tokens.weight") || lora.saved_copy("lm_head.weight")))
     return "";

@@ -111,6 +111,9 @@ std::string untie_distinct_head(const Checkpoint& ck, bool* tie_word_embeddings)
 // only, as in peft's model: the head is then read apart from the embedding (LoraSet::replacement
 // gives "lm_head.weight"). Returns a note, or "".
 std::string untie_saved_copies(const LoraSet& lora, bool* tie_word_embeddings);
+// The note for a plan dtype taken from the weights (no --dtype) where config.json's dtype names
+// another, which transformers 5 loads in by default; "" otherwise.
+std::string config_dtype_note(const CompileOptions& o, bool has_dtype, DType config_dtype, DType stored);
 
 // The folder's tokenizer.json and tokenizer_config.json into g (unless --no-tokenizer), checked
 // as the runtime will check them.

@@ -333,6 +333,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   const std::string untie_note = untie_saved_copies(b.lora, &c.tie_word_embeddings);
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
+  const std::string dtype_note = config_dtype_note(o, c.has_dtype, c.dtype, stored);
   // Pre-quantized weights that stay as shipped without --quantize (FP8 unless --dtype upcasts it).
   const bool kept_quantized = !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts));
   const LlmLimits lim = llm_limits(o, c.max_position_embeddings, kept_quantized);
@@ -354,6 +355,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   add_note(&g.info.notes, tie_note);
   add_note(&g.info.notes, lora_note);
   add_note(&g.info.notes, untie_note);
+  add_note(&g.info.notes, dtype_note);
   add_note(&g.info.notes, fp8_note);
   // With --quantize none, kv_b_proj reaches the plan through per-head copies (w_uk_t, w_uv): pre-quantized
   // int8/int4, it is dequantized (FP8's own note counts its upcast weights). (As rows, compile_model's

@@ -335,6 +335,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   // otherwise; the embedding decides).
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
+  const std::string dtype_note = config_dtype_note(o, c.has_dtype, c.dtype, stored);
   b.fp8_dtype_upcasts = q.fp8_scales == "weight_scale_inv";
   const LlmLimits lim =
       llm_limits(o, c.max_position_embeddings, !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
@@ -356,6 +357,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   add_note(&g.info.notes, tie_note);
   add_note(&g.info.notes, lora_note);
   add_note(&g.info.notes, untie_note);
+  add_note(&g.info.notes, dtype_note);
   add_note(&g.info.notes, fp8_note);
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);
   return b;

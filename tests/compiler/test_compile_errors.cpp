@@ -168,6 +168,21 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
           "Phi3ForCausalLM, Gemma3ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a diffusers pipeline folder") !=
       std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
+  // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the
+  // architecture's (a Mistral checkpoint marked "llama" loses its window there) is refused.
+  for (const auto& [family, name, type] :
+       {std::tuple<const char*, const char*, const char*>{"mistral", "window_f32", "llama"},
+        {"qwen2", "untied_f32", "llama"},
+        {"qwen3", "untied_f32", "qwen2"}}) {
+    CAPTURE(name);
+    const std::string m = d / (std::string(family) + "_" + type);
+    kiln::test::copy_dir(kiln::test::fixture(name, family), m);
+    nlohmann::json cfg = nlohmann::json::parse(kiln::test::read_bytes(m + "/config.json"));
+    cfg["model_type"] = type;
+    std::ofstream(m + "/config.json") << cfg.dump();
+    CHECK(compile_error(m, d / "p.kplan").find("model_type '" + std::string(type) + "' is not ") != std::string::npos);
+    CHECK_FALSE(exists(d / "p.kplan"));
+  }
 }
 
 TEST_CASE(
@@ -226,4 +241,23 @@ TEST_CASE("compile: a diffusers component with both a single file and a shard in
   REQUIRE(std::rename((dir + "/diffusion_pytorch_model.safetensors.index.json").c_str(),
                       (dir + "/model.safetensors.index.json").c_str()) == 0);
   CHECK(Checkpoint::open_dir(dir).find("model.embed_tokens.weight")->file == dir + "/model.safetensors");
+}
+
+// transformers 5 loads in config.json's dtype by default; kiln's plan takes the weights' unless
+// --dtype says otherwise, and says so where the two differ (an outside test: 8.8e-3 rel L2 apart).
+TEST_CASE("compile: a config dtype other than the weights' is noted, and --dtype or agreement leave no note") {
+  TempDir d;
+  kiln::test::copy_dir(kiln::test::fixture("bf16"), d / "m");
+  nlohmann::json cfg = nlohmann::json::parse(kiln::test::read_bytes(d / "m/config.json"));
+  REQUIRE(cfg["dtype"] == "bfloat16");
+  CompileOptions o;
+  o.model_dir = d / "m";
+  o.output = d / "p.kplan";
+  const std::string note = "config.json's dtype is f32 and the weights are bf16: the plan computes in bf16";
+  CHECK(compile_model(o).notes.find(note) == std::string::npos);
+  cfg["dtype"] = "float32";
+  std::ofstream(d / "m/config.json") << cfg.dump();
+  CHECK(compile_model(o).notes.find(note) != std::string::npos);
+  o.dtype = "bf16";
+  CHECK(compile_model(o).notes.find("config.json's dtype") == std::string::npos);
 }

@@ -78,6 +78,7 @@ TEST_CASE("deepseek: bad configs and checkpoints are refused with the key named"
        "needs 'factor'"},
       {"rope type", [](nlohmann::json& j) { j["rope_parameters"]["rope_type"] = "longrope"; }, "rope type 'longrope'"},
       {"rank", [](nlohmann::json& j) { j["kv_lora_rank"] = 16; }, "kv_a_proj_with_mqa.weight"},
+      {"query rank 0", [](nlohmann::json& j) { j["q_lora_rank"] = 0; }, "q_lora_rank 0 is a low-rank query of rank 0"},
   };
   for (const Case& c : cases) {
     CAPTURE(std::string(c.name));

@@ -527,6 +527,46 @@ TEST_CASE("parity: a plan whose `ingest` takes another chunk than prefill is ref
   CHECK(r.status().message().find("program 'ingest' takes 2 tokens per row, prefill 4") != std::string::npos);
 }
 
+// transformers 5 reads a model's RoPE from `rope_scaling or rope_parameters`: a non-empty legacy
+// rope_scaling wins over rope_parameters (an outside test found Phi-3 built from rope_parameters).
+// Each fixture's RoPE moved into rope_scaling beside a default rope_parameters, and an empty
+// rope_scaling beside the fixture's own, still give the fixture's transformers logits.
+TEST_CASE("parity: a non-empty rope_scaling wins over rope_parameters, as transformers reads them") {
+  TempDir d;
+  for (const auto& [family, name] : std::vector<std::pair<std::string, std::string>>{
+           {"llama", "linear_rope_f32"}, {"llama", "llama3_rope_f32"}, {"phi3", "longrope_f32"}}) {
+    for (const bool legacy_wins : {true, false}) {
+      CAPTURE(name);
+      CAPTURE(legacy_wins);
+      const std::string dir = d / (name + (legacy_wins ? "_scaling" : "_empty"));
+      kiln::test::copy_dir(kiln::test::fixture(name, family), dir);
+      nlohmann::json cfg = nlohmann::json::parse(kiln::test::read_bytes(dir + "/config.json"));
+      REQUIRE(cfg["rope_parameters"].is_object());
+      REQUIRE(cfg["rope_parameters"]["rope_type"] != "default");
+      if (legacy_wins) {
+        cfg["rope_scaling"] = cfg["rope_parameters"];
+        cfg["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}};
+      } else {
+        cfg["rope_scaling"] = nlohmann::json::object();
+      }
+      std::ofstream(dir + "/config.json") << cfg.dump();
+      CompileOptions o;
+      o.model_dir = dir;
+      o.output = dir + ".kplan";
+      o.dtype = "f32";
+      o.max_seq = 64;
+      compile_model(o);
+      auto plan = Plan::load_file(o.output);
+      REQUIRE(plan.is_ok());
+      auto ctx = make_context(plan.take());
+      const auto ref = kiln::test::load_reference(kiln::test::fixture(name, family));
+      std::vector<float> logits(ref.logits.size());
+      REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+      CHECK(kiln::test::rel_l2(logits.data(), ref.logits.data(), logits.size()) <= 1e-4);
+    }
+  }
+}
+
 TEST_CASE("parity: bf16 and f16 plans stay within the low-precision bound") {
   TempDir d;
   struct Case {
