@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
@@ -277,14 +278,23 @@ int32_t Context::sample(int64_t row, const SamplingParams& sp, uint64_t step) {
   return sample_token(logits(row), vocab(), sp, step, sampler_);
 }
 
+namespace {
+std::string shortest(double v) {  // (for messages: -1, nan, 0.5)
+  char b[32];
+  std::snprintf(b, sizeof(b), "%g", v);
+  return b;
+}
+}  // namespace
+
 Status Context::generate(const int32_t* prompt, int64_t n_prompt, int64_t max_new, const SamplingParams& sp,
                          int32_t eos, int32_t* out, int64_t* n_out, const std::function<bool(int32_t)>& on_token) {
   KILN_RETURN_IF_ERROR(check_not_in_callback());
   if (n_out) *n_out = 0;
   if (max_new < 0) return invalid_argument("max_new_tokens is negative");
   if (max_new > 0 && !out) return invalid_argument("output buffer is null");
-  if (!(sp.temperature >= 0.0f) || !(sp.top_p > 0.0f))
-    return invalid_argument("temperature must be >= 0 and top_p > 0");
+  if (!(sp.temperature >= 0.0f))
+    return invalid_argument("temperature " + shortest(sp.temperature) + " is not a number >= 0");
+  if (!(sp.top_p > 0.0f)) return invalid_argument("top_p " + shortest(sp.top_p) + " is not a number > 0");
   if (eos >= vocab())  // (one that could never be generated would never stop it)
     return invalid_argument("eos_id " + std::to_string(eos) + " is not a token id of this plan (its vocabulary has " +
                             std::to_string(vocab()) + ")");

@@ -393,6 +393,8 @@ TEST_CASE("C API: no logits without a sequence, one sampling rule, row-named tok
     int64_t n = 0;
     int32_t out[2];
     CHECK(kiln_generate(f.ctx, a, 3, 2, &s, -1, out, &n, nullptr, nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(err.message).find(std::isnan(s.temperature) || s.temperature < 0 ? "temperature " : "top_p ") ==
+          0);
     REQUIRE(kiln_logits(f.ctx, 0) != nullptr);  // (a refused generate changes nothing)
   }
   const kiln_sampling zero{};  // (top_p 0: off, as generate reads it)
