@@ -86,6 +86,19 @@ std::string adapter_with_nan(const TempDir& d, const std::string& folder, const 
   return dir;
 }
 
+// Compiles o and returns the rel L2 of its logits (every position) from fixture dir's reference.
+double compiled_rel_l2(const CompileOptions& o, const std::string& dir) {
+  compile_model(o);
+  auto plan = Plan::load_file(o.output);
+  REQUIRE(plan.is_ok());
+  auto ctx = Context::create(plan.value(), ContextOptions{});
+  REQUIRE(ctx.is_ok());
+  const auto ref = kiln::test::load_reference(dir);
+  std::vector<float> logits(ref.logits.size());
+  REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
+  return kiln::test::rel_l2(logits.data(), ref.logits.data(), logits.size());
+}
+
 }  // namespace
 
 TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and greedy tokens)") {
@@ -151,15 +164,7 @@ TEST_CASE("lora: a tied checkpoint that ships an equal lm_head.weight merges as 
     REQUIRE(kiln::test::read_line(dir + "/base.txt") == "tied_f32");
     CompileOptions o = options("tied_f32", fixture_adapters(dir), d / (name + ".kplan"));
     o.model_dir = base_dir;
-    compile_model(o);
-    auto plan = Plan::load_file(o.output);
-    REQUIRE(plan.is_ok());
-    auto ctx = Context::create(plan.value(), ContextOptions{});
-    REQUIRE(ctx.is_ok());
-    const auto ref = kiln::test::load_reference(dir);
-    std::vector<float> logits(ref.logits.size());
-    REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
-    CHECK(kiln::test::rel_l2(logits.data(), ref.logits.data(), logits.size()) <= 1e-4);
+    CHECK(compiled_rel_l2(o, dir) <= 1e-4);
   }
 }
 
@@ -189,15 +194,7 @@ TEST_CASE("lora: configs read as peft reads them: LoraConfig's defaults, pattern
     const std::string adapter = edited_adapter(d, "e" + std::to_string(i++), e.edit, e.fixture);
     const CompileOptions o =
         options(kiln::test::read_line(dir + "/base.txt"), {{adapter, 1.0}}, d / (std::string(e.fixture) + ".kplan"));
-    compile_model(o);
-    auto plan = Plan::load_file(o.output);
-    REQUIRE(plan.is_ok());
-    auto ctx = Context::create(plan.value(), ContextOptions{});
-    REQUIRE(ctx.is_ok());
-    const auto ref = kiln::test::load_reference(dir);
-    std::vector<float> logits(ref.logits.size());
-    REQUIRE(ctx.value()->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());
-    CHECK(kiln::test::rel_l2(logits.data(), ref.logits.data(), logits.size()) <= 1e-4);
+    CHECK(compiled_rel_l2(o, dir) <= 1e-4);
   }
   // Python's re refuses these escapes (peft could not load the adapter); RE2 would take them.
   for (const char* re : {"q_proj\\z", "\\p{L}+_proj", "\\Qq_proj\\E", "(?U)q_proj"}) {
