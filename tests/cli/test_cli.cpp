@@ -482,6 +482,21 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
   CHECK(kiln::test::run_command(kCli + " compile --help", &out) == 0);
 }
 
+namespace {
+// s as one shell word.
+std::string shell_quoted(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+std::vector<std::string> split_words(const std::string& line) {
+  std::vector<std::string> w;
+  std::istringstream in(line);
+  for (std::string x; in >> x;) w.push_back(x);
+  return w;
+}
+}  // namespace
+
 // Stop tokens and stop strings end generate from --ids as from text, and a stop string may begin in
 // the prompt (transformers' stop_strings match the end of the whole sequence). The demo model's
 // greedy continuation of "In the beginning" is transformers' (models/kjv-tiny/reference.json):
@@ -508,6 +523,47 @@ TEST_CASE("cli: generate stops at stop tokens and strings from --ids as from tex
   CHECK(last_line(out) == prompt + "268");
   REQUIRE(kiln::test::run_command(gen + "-p 'In the beginning' --stop 'the beginning'", &out) == 0);
   CHECK(count_words(last_line(out)) > 5 + 1);  // (wholly in the prompt: no stop)
+  // A SentencePiece reply decoded alone loses its first space ("x" then "▁arri" shows "arri"); a
+  // stop string is found in the whole sequence's text, as transformers' stop_strings find it.
+  {
+    const std::string sp = d / "sp";
+    kiln::test::TinyLlama tl;
+    tl.vocab = 1000;
+    REQUIRE(kiln::test::run_command("mkdir -p " + sp, nullptr) == 0);
+    kiln::test::write_tiny_llama(sp, tl);
+    const std::string tok = kiln::test::fixtures_root() + "/tokenizers/sentencepiece";
+    REQUIRE(kiln::test::run_command("cp " + tok + "/tokenizer.json " + tok + "/tokenizer_config.json " + sp, nullptr) ==
+            0);
+    REQUIRE(kiln::test::run_command(kCli + " compile " + sp + " -o " + (d / "sp.kplan") + " --max-seq 32", &out) == 0);
+    // A prompt whose first generated token begins with "▁" (a space in the whole text).
+    std::string spgen, whole, want, prompt_text;
+    for (const char* p : {"x", "a", "the", "in", "of", "and", "to", "is", "it", "he", "we", "be"}) {
+      const std::string g =
+          kCli + " generate " + (d / "sp.kplan") + " -p " + p + " --max-new-tokens 4 --ignore-eos --output-ids ";
+      REQUIRE(kiln::test::run_command(g, &out) == 0);
+      const std::vector<std::string> ids = split_words(last_line(out));
+      REQUIRE(ids.size() >= 5);
+      const size_t n_prompt = ids.size() - 4;
+      std::string upto;  // the prompt's ids and the first generated one
+      for (size_t i = 0; i <= n_prompt; ++i) upto += (i ? "," : "") + ids[i];
+      REQUIRE(kiln::test::run_command(kCli + " detokenize " + (d / "sp.kplan") + " --skip-special --json --ids " + upto,
+                                      &out) == 0);
+      const std::string text = nlohmann::json::parse(last_line(out)).get<std::string>();
+      const std::string lead = std::string(p) + " ";
+      if (text.size() > lead.size() && text.compare(0, lead.size(), lead) == 0) {
+        spgen = g, whole = text, prompt_text = p;
+        for (size_t i = 0; i <= n_prompt; ++i) want += (i ? " " : "") + ids[i];
+        break;
+      }
+    }
+    REQUIRE_MESSAGE(!spgen.empty(), "no prompt's first token began with a space");
+    // Across the boundary, and the first token's own text with its space.
+    for (const std::string& stop : {whole.substr(prompt_text.size() - 1), whole.substr(prompt_text.size())}) {
+      CAPTURE(stop);
+      REQUIRE(kiln::test::run_command(spgen + "--stop " + shell_quoted(stop), &out) == 0);
+      CHECK(last_line(out) == want);
+    }
+  }
   // Without a tokenizer there is no text to find a stop string in.
   REQUIRE(kiln::test::run_command(
               kCli + " compile " + model + " -o " + (d / "n.kplan") + " --max-seq 64 --no-tokenizer", &out) == 0);

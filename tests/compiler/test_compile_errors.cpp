@@ -170,11 +170,11 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the
   // architecture's (a Mistral checkpoint marked "llama" loses its window there) is refused.
-  for (const auto& [family, name, type] :
-       {std::tuple<const char*, const char*, const char*>{"mistral", "window_f32", "llama"},
-        {"qwen2", "untied_f32", "llama"},
-        {"qwen3", "untied_f32", "qwen2"}}) {
-    CAPTURE(name);
+  for (const auto& fnt : {std::tuple<const char*, const char*, const char*>{"mistral", "window_f32", "llama"},
+                          {"qwen2", "untied_f32", "llama"},
+                          {"qwen3", "untied_f32", "qwen2"}}) {
+    const char *family = std::get<0>(fnt), *name = std::get<1>(fnt), *type = std::get<2>(fnt);
+    CAPTURE(name);  // (not a structured binding: clang's CAPTURE cannot take one)
     const std::string m = d / (std::string(family) + "_" + type);
     kiln::test::copy_dir(kiln::test::fixture(name, family), m);
     nlohmann::json cfg = nlohmann::json::parse(kiln::test::read_bytes(m + "/config.json"));

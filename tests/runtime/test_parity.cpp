@@ -533,8 +533,9 @@ TEST_CASE("parity: a plan whose `ingest` takes another chunk than prefill is ref
 // rope_scaling beside the fixture's own, still give the fixture's transformers logits.
 TEST_CASE("parity: a non-empty rope_scaling wins over rope_parameters, as transformers reads them") {
   TempDir d;
-  for (const auto& [family, name] : std::vector<std::pair<std::string, std::string>>{
+  for (const auto& fn : std::vector<std::pair<std::string, std::string>>{
            {"llama", "linear_rope_f32"}, {"llama", "llama3_rope_f32"}, {"phi3", "longrope_f32"}}) {
+    const std::string &family = fn.first, &name = fn.second;  // (CAPTURE cannot take a structured binding)
     for (const bool legacy_wins : {true, false}) {
       CAPTURE(name);
       CAPTURE(legacy_wins);

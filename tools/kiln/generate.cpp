@@ -74,7 +74,11 @@ int run_eval(const std::string& plan_path, const std::string& in_path, const std
 namespace {
 
 // Text out of generated ids: streams through the plan's decoder, holding back text that might
-// be the start of a stop string, and stops at stop tokens and stop strings.
+// be the start of a stop string, and stops at stop tokens and stop strings. Stop strings are
+// found as transformers' stop_strings find them, in the whole sequence's text: a second decoder,
+// primed with the prompt, gives the reply as it reads after the prompt (a SentencePiece decoder
+// strips the first token's leading space from a reply decoded alone, not from one that follows),
+// and a stop string may begin in the prompt but must end in the reply.
 class TextSink {
  public:
   TextSink(kiln_plan* plan, std::vector<std::string> stops, bool ignore_stop, bool echo)
@@ -82,26 +86,58 @@ class TextSink {
     kiln_error err{};
     check(kiln_decoder_create(plan, /*skip_special=*/1, &dec_, &err), err);
     for (const auto& s : stops_) hold_ = std::max(hold_, s.size());
+    if (!stops_.empty()) check(kiln_decoder_create(plan, /*skip_special=*/1, &match_dec_, &err), err);
   }
-  ~TextSink() { kiln_decoder_destroy(dec_); }
+  ~TextSink() {
+    kiln_decoder_destroy(dec_);
+    kiln_decoder_destroy(match_dec_);
+  }
+  // Feeds the prompt to the stop-string decoder (its text is where a stop string may begin).
+  void prime(const std::vector<int32_t>& prompt) {
+    if (!match_dec_) return;
+    std::string text;
+    for (int32_t id : prompt)
+      if (!decoded([&](char* b, size_t cap, size_t* len,
+                       kiln_error* e) { return kiln_decoder_push(match_dec_, id, b, cap, len, e); },
+                   text))
+        throw CompileError(error_);
+    window_ = text.substr(text.size() > hold_ ? text.size() - hold_ : 0);
+    window_start_ = -int64_t(window_.size());
+  }
   // False once generation should stop.
   bool push(int32_t id) {
     if (!ignore_stop_ && kiln_token_is_stop(plan_, id)) return false;
-    if (!decoded([&](char* b, size_t cap, size_t* len, kiln_error* e) {
-          return kiln_decoder_push(dec_, id, b, cap, len, e);
-        }))
+    if (!decoded([&](char* b, size_t cap, size_t* len,
+                     kiln_error* e) { return kiln_decoder_push(dec_, id, b, cap, len, e); },
+                 pending_))
       return false;
-    // A stop string may begin in the text before (the prompt's, as transformers' stop_strings
-    // match the whole sequence's end) but must end in what was generated.
-    const std::string hay = tail_ + pending_;
-    for (const auto& s : stops_)
-      for (size_t at = s.empty() ? std::string::npos : hay.find(s); at != std::string::npos; at = hay.find(s, at + 1))
-        if (at + s.size() > tail_.size()) {
-          emit(pending_.substr(0, at > tail_.size() ? at - tail_.size() : 0));
+    if (match_dec_) {
+      std::string reply;
+      if (!decoded([&](char* b, size_t cap, size_t* len,
+                       kiln_error* e) { return kiln_decoder_push(match_dec_, id, b, cap, len, e); },
+                   reply))
+        return false;
+      window_ += reply;
+      match_total_ += int64_t(reply.size());
+      for (const auto& s : stops_)
+        for (size_t at = s.empty() ? std::string::npos : window_.find(s); at != std::string::npos;
+             at = window_.find(s, at + 1)) {
+          const int64_t start = window_start_ + int64_t(at);  // (in the reply's bytes; < 0: in the prompt)
+          if (start + int64_t(s.size()) <= 0) continue;       // (wholly in the prompt)
+          // The shown text is the reply decoded alone: as many bytes shorter as its start lost.
+          const int64_t shown = int64_t(text_.size() + pending_.size());
+          const int64_t cut = std::max<int64_t>(0, start - std::max<int64_t>(0, match_total_ - shown));
+          emit(pending_.substr(0,
+                               size_t(std::clamp<int64_t>(cut - int64_t(text_.size()), 0, int64_t(pending_.size())))));
           pending_.clear();
           cut_ = true;
           return false;
         }
+      if (window_.size() > hold_) {
+        window_start_ += int64_t(window_.size() - hold_);
+        window_.erase(0, window_.size() - hold_);
+      }
+    }
     if (pending_.size() > hold_) {
       // Keep the last hold_ bytes (a stop string may be starting), but never split a UTF-8 sequence.
       size_t cut = pending_.size() - hold_;
@@ -114,46 +150,40 @@ class TextSink {
   void finish() {  // the decoder's own waiting bytes too (an incomplete character: U+FFFD, as decode gives)
     if (dec_ && !cut_)
       decoded(
-          [&](char* b, size_t cap, size_t* len, kiln_error* e) { return kiln_decoder_finish(dec_, b, cap, len, e); });
+          [&](char* b, size_t cap, size_t* len, kiln_error* e) { return kiln_decoder_finish(dec_, b, cap, len, e); },
+          pending_);
     emit(pending_);
     pending_.clear();
     if (!error_.empty()) throw CompileError(error_);
   }
   const std::string& text() const { return text_; }
-  // The text before the first generated token (the prompt's), which a stop string may begin in.
-  void set_context(const std::string& before) { keep_tail(before); }
 
  private:
-  // Appends a decoder call's text to pending_ (again with room when it did not fit); false, with
+  // Appends a decoder call's text to `into` (again with room when it did not fit); false, with
   // the message kept for finish(), when it fails.
   template <typename F>
-  bool decoded(F call) {
+  bool decoded(F call, std::string& into) {
     char small[256];
     size_t len = 0;
     kiln_error err{};
     kiln_status st = call(small, sizeof(small), &len, &err);
     if (st == KILN_OK) {
-      pending_.append(small, len);
+      into.append(small, len);
       return true;
     }
     if (st == KILN_ERR_LIMIT) {
       std::string big(len + 1, '\0');
       st = call(&big[0], big.size(), &len, &err);
       if (st == KILN_OK) {
-        pending_.append(big.data(), len);
+        into.append(big.data(), len);
         return true;
       }
     }
     if (error_.empty()) error_ = err.message;
     return false;
   }
-  void keep_tail(const std::string& s) {
-    tail_ += s;
-    if (tail_.size() > hold_) tail_.erase(0, tail_.size() - hold_);
-  }
   void emit(const std::string& s) {
     text_ += s;
-    keep_tail(s);
     if (echo_ && !s.empty()) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
@@ -162,11 +192,15 @@ class TextSink {
   std::string error_;
   kiln_plan* plan_;
   kiln_decoder* dec_ = nullptr;
-  bool cut_ = false;  // a stop string ended the text: what followed it is dropped
+  kiln_decoder* match_dec_ = nullptr;  // (with stop strings only)
+  bool cut_ = false;                   // a stop string ended the text: what followed it is dropped
   std::vector<std::string> stops_;
   bool ignore_stop_, echo_;
   size_t hold_ = 0;
-  std::string pending_, text_, tail_;  // tail_: the last hold_ bytes before pending_
+  std::string pending_, text_;
+  std::string window_;        // the last stop-string-length bytes of the whole text (prompt, then reply)
+  int64_t window_start_ = 0;  // where window_ begins, in the reply's bytes (negative: in the prompt)
+  int64_t match_total_ = 0;   // the reply's bytes as the primed decoder gives them
 };
 
 // One encode: a token covers at least one byte of the text, so bytes plus a few specials (BOS,
@@ -183,20 +217,6 @@ std::vector<int32_t> tokenize(kiln_plan* plan, const std::string& text, bool add
   }
   ids.resize(size_t(n));
   return ids;
-}
-
-// The text of ids (special tokens skipped), as a whole decode gives it.
-std::string detokenize(kiln_plan* plan, const std::vector<int32_t>& ids) {
-  kiln_error err{};
-  size_t len = 0;
-  std::string text(4 * ids.size() + 64, '\0');
-  check(kiln_detokenize(plan, ids.data(), int64_t(ids.size()), 1, &text[0], text.size(), &len, &err), err);
-  if (len >= text.size()) {  // (cut to fit: again with room)
-    text.assign(len + 1, '\0');
-    check(kiln_detokenize(plan, ids.data(), int64_t(ids.size()), 1, &text[0], text.size(), &len, &err), err);
-  }
-  text.resize(len);
-  return text;
 }
 
 }  // namespace
@@ -232,7 +252,7 @@ int run_generate(const GenerateArgs& a) {
   std::unique_ptr<TextSink> sink;
   if (text_mode || !a.stops.empty()) {
     sink = std::make_unique<TextSink>(plan.p, a.stops, a.ignore_stop, text_mode && !a.output_ids);
-    sink->set_context(text_mode ? a.prompt : detokenize(plan.p, prompt));
+    sink->prime(prompt);
   }
   Stream stream{!a.output_ids && !text_mode, true, sink.get(), plan.p, a.ignore_stop};
   auto cb = [](void* user, int32_t tok) -> int {
