@@ -270,28 +270,39 @@ Status check_program(const ProgramInfo& p, const std::vector<TensorInfo>& t, con
   std::map<std::tuple<Region, uint64_t, uint64_t, DType>, int> written_bytes;  // (region, offset, size, dtype)
   auto key = [&](uint32_t i) { return std::make_tuple(t[i].region, t[i].offset, t[i].size_bytes, t[i].dtype); };
   auto was_written = [&](uint32_t i) { return written[i] || written_bytes.count(key(i)) > 0; };
-  std::vector<uint32_t> live;                                 // the arena tensors written and not overwritten since
+  // The arena tensors written and not overwritten since, by offset: tensors at one offset alias
+  // each other (the same size and dtype), all others are disjoint, so a write finds the ones it
+  // overlaps in O(log n) plus what it ends. (Ends cannot overflow: every tensor lies in its
+  // region, checked before.)
+  std::map<uint64_t, std::vector<uint32_t>> live;
   std::vector<uint32_t> overwritten_by(t.size(), kNoTensor);  // (for the message)
   auto write = [&](uint32_t o) {
     const uint64_t a = t[o].offset, b = a + t[o].size_bytes;
-    if (t[o].region == Region::kArena)
-      for (size_t j = 0; j < live.size();) {
-        const TensorInfo& x = t[live[j]];
-        const bool same = x.offset == a && x.size_bytes == t[o].size_bytes && x.dtype == t[o].dtype;
-        if (live[j] != o && !same && x.offset < b && a < x.offset + x.size_bytes) {
-          written[live[j]] = false;
-          overwritten_by[live[j]] = o;
-          if (--written_bytes[key(live[j])] == 0) written_bytes.erase(key(live[j]));
-          live[j] = live.back();
-          live.pop_back();
-        } else {
-          ++j;
-        }
+    if (t[o].region == Region::kArena) {
+      auto it = live.lower_bound(a);
+      if (it != live.begin()) {
+        const auto before = std::prev(it);
+        const TensorInfo& x = t[before->second.front()];
+        if (x.offset + x.size_bytes > a) it = before;
       }
+      while (it != live.end() && it->first < b) {
+        const TensorInfo& x = t[it->second.front()];
+        if (x.offset == a && x.size_bytes == t[o].size_bytes && x.dtype == t[o].dtype) {
+          ++it;  // (o itself, or a view with exactly its bytes)
+          continue;
+        }
+        for (uint32_t j : it->second) {
+          written[j] = false;
+          overwritten_by[j] = o;
+          if (--written_bytes[key(j)] == 0) written_bytes.erase(key(j));
+        }
+        it = live.erase(it);
+      }
+    }
     if (!written[o]) {
       written[o] = true;
       ++written_bytes[key(o)];
-      if (t[o].region == Region::kArena) live.push_back(o);
+      if (t[o].region == Region::kArena) live[a].push_back(o);
     }
   };
   uint32_t next_writer = kNoTensor;  // the kernel of the last launch that wrote next_token
