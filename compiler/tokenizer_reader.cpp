@@ -110,7 +110,10 @@ void note_generation_settings(const json& g, const std::string& file, std::strin
                                     {"encoder_no_repeat_ngram_size", 0},
                                     {"guidance_scale", nullptr},
                                     {"renormalize_logits", false},
-                                    {"watermarking_config", nullptr}};
+                                    {"watermarking_config", nullptr},
+                                    {"num_return_sequences", 1},
+                                    {"max_time", nullptr},
+                                    {"dola_layers", nullptr}};
   auto list = [&](const auto& keys) {
     std::string out;
     for (const Key& k : keys)
@@ -141,7 +144,10 @@ std::pair<std::string, json> generation_config(const std::string& dir) {
     if (!path_exists(file)) continue;
     const std::string text = read_text_file(file);
     json g = parse_json_limited(text.data(), text.data() + text.size(), file);
-    if (!g.is_object()) return {"", json()};  // (config.json's own reader refuses it)
+    if (!g.is_object()) {
+      if (std::string(name) == "config.json") return {"", json()};  // (config.json's own reader refuses it)
+      throw CompileError(file + ": not a JSON object (transformers' GenerationConfig cannot read it)");
+    }
     return {name, std::move(g)};
   }
   return {"", json()};
@@ -167,30 +173,45 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
 }
 
 // transformers 5's AutoTokenizer does not read a SentencePiece-style tokenizer.json as written when
-// tokenizer_config.json names LlamaTokenizer (or CodeLlamaTokenizer): it takes the vocabulary and
-// merges and builds the class's own pipeline (no normalizer; Metaspace without split, prepending
-// "▁" per `legacy` and `add_prefix_space`, CodeLlama's per add_prefix_space alone; fuse_unk and
-// byte_fallback on), unless config.json's model_type picks another class (mistral and mixtral
-// without Mistral's own files, phi3, qwen2). kiln reads the file as written, as tokenizers does,
-// and notes where AutoTokenizer's pipeline differs from it.
+// the class it picks builds its own pipeline from the vocabulary and merges. It picks
+// tokenizer_config.json's tokenizer_class (else config.json's), unless config.json's model_type
+// overrides it (mistral and mixtral without Mistral's own files and phi3: the file as written;
+// qwen2: Qwen2Tokenizer whatever the class; qwen3 and qwen3_moe without a class: Qwen2Tokenizer)
+// or an auto_map names remote code. LlamaTokenizer and CodeLlamaTokenizer build no normalizer and
+// a Metaspace without split, prepending "▁" per `legacy` and `add_prefix_space` (CodeLlama's per
+// add_prefix_space alone), fuse_unk and byte_fallback on; Qwen2Tokenizer a byte-level one. kiln
+// reads the file as written, as tokenizers does, and notes where AutoTokenizer's pipeline differs.
 void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_text, const TokenizerData& d,
                                 std::string* notes) {
   if (!notes || d.kind != TokenizerData::Kind::kSentencePieceBpe) return;
   const json cfg = json::parse(cfg_text, nullptr, false);
-  if (!cfg.is_object() || cfg.contains("auto_map") || !cfg.contains("tokenizer_class") ||
-      !cfg["tokenizer_class"].is_string())
-    return;
-  std::string cls = cfg["tokenizer_class"].get<std::string>();
-  if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
-  if (cls != "LlamaTokenizer" && cls != "CodeLlamaTokenizer") return;
+  if (!cfg.is_object()) return;
+  json model = json::object();
   if (path_exists(dir + "/config.json")) {
     const std::string text = read_text_file(dir + "/config.json");
-    const json c = json::parse(text, nullptr, false);
-    const std::string type = c.is_object() && c.contains("model_type") && c["model_type"].is_string()
-                                 ? c["model_type"].get<std::string>()
-                                 : "";
-    if (type == "mistral" || type == "mixtral" || type == "phi3" || type == "qwen2") return;
+    model = json::parse(text, nullptr, false);
+    if (!model.is_object()) model = json::object();
   }
+  const json& am = cfg.contains("auto_map") ? cfg["auto_map"] : json();
+  if (am.is_array() || (am.is_object() && am.contains("AutoTokenizer"))) return;  // (remote code)
+  auto text_of_key = [](const json& o, const char* k) {
+    return o.contains(k) && o[k].is_string() ? o[k].get<std::string>() : std::string();
+  };
+  std::string cls = text_of_key(cfg, "tokenizer_class");
+  if (cls.empty()) cls = text_of_key(model, "tokenizer_class");
+  if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
+  const std::string type = text_of_key(model, "model_type");
+  if (type == "mistral" || type == "mixtral" || type == "phi3") return;
+  if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe"))) cls = "Qwen2Tokenizer";
+  auto note = [&](const std::string& n) { *notes += std::string(notes->empty() ? "" : "; ") + n; };
+  if (cls == "Qwen2Tokenizer") {
+    note("config.json's model_type " + type +
+         " makes transformers 5's AutoTokenizer rebuild this SentencePiece tokenizer.json as Qwen2Tokenizer (a "
+         "byte-level BPE) from its vocabulary and merges; kiln follows tokenizer.json, as tokenizers does, so its "
+         "ids differ from AutoTokenizer's");
+    return;
+  }
+  if (cls != "LlamaTokenizer" && cls != "CodeLlamaTokenizer") return;
   const bool prefix = !cfg.contains("add_prefix_space") || cfg["add_prefix_space"].is_null() ||
                       (cfg["add_prefix_space"].is_boolean() && cfg["add_prefix_space"].get<bool>());
   const bool legacy = cls == "LlamaTokenizer" && cfg.contains("legacy") && cfg["legacy"].is_boolean() &&
@@ -199,12 +220,14 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   const bool same = d.metaspace && !d.metaspace_split && !d.nfc && d.sp_prepend == prefix &&
                     d.sp_prepend_first == (scheme == "first") && d.fuse_unk && d.byte_fallback &&
                     d.decode_strip_space == (prefix || cls == "CodeLlamaTokenizer");
-  if (same) return;
-  *notes += std::string(notes->empty() ? "" : "; ") + "tokenizer_config.json names " + cls +
-            ", which transformers 5's AutoTokenizer rebuilds (Metaspace with prepend_scheme \"" + scheme +
-            "\" from legacy and add_prefix_space, no normalizer) instead of tokenizer.json's pipeline; kiln "
-            "follows tokenizer.json, as tokenizers does, so ids can differ from AutoTokenizer's at leading spaces "
-            "and after special tokens";
+  if (!same)
+    note("the tokenizer class " + cls +
+         ", which transformers 5's AutoTokenizer rebuilds (Metaspace with "
+         "prepend_scheme \"" +
+         scheme +
+         "\" from legacy and add_prefix_space, no normalizer) instead of "
+         "tokenizer.json's pipeline; kiln follows tokenizer.json, as tokenizers does, so ids can differ from "
+         "AutoTokenizer's at leading spaces and after special tokens");
 }
 
 }  // namespace
@@ -274,7 +297,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   // keeps its first id, and a new one takes the next id after the vocabulary and the
   // added ids so far. kiln assigns them the same way and notes where the file says otherwise.
   std::unordered_map<std::string, int64_t> added_ids;
-  int64_t added_max = -1;
+  int64_t added_max = -1, renumbered = 0;
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const json& a : j["added_tokens"]) {
       if (!a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") || !a["content"].is_string())
@@ -305,7 +328,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
                          : added_max >= vocab_size   ? added_max + 1
                                                      : vocab_size;
       if (id >= (int64_t(1) << 24)) fail("added token id " + std::to_string(id) + " is out of range");
-      if (notes && file_id != id)
+      if (notes && file_id != id && ++renumbered <= 5)
         *notes += std::string(notes->empty() ? "" : "; ") + "added token '" + t.content.substr(0, 40) + "' has id " +
                   std::to_string(id) + " as HF assigns it (the file says " + std::to_string(file_id) + ")";
       t.id = int32_t(id);
@@ -315,6 +338,9 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       d->added.push_back(std::move(t));
     }
   }
+  if (notes && renumbered > 5)
+    *notes +=
+        "; and " + std::to_string(renumbered - 5) + " more added tokens whose ids HF assigns otherwise than the file";
   if (max_id < 0 || max_id >= (int64_t(1) << 24)) fail("vocabulary is empty or too large");
   d->vocab.assign(size_t(max_id + 1), std::string());
   std::vector<uint8_t> seen(size_t(max_id + 1), 0);

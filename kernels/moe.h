@@ -78,15 +78,15 @@ struct MoeExpertsArgs {
   const int8_t* down_zero = nullptr;
 };
 
-// moe_route_cpu's scratch per worker (the op's validate() reserves it): scores and choices
-// (experts floats each), then a gate row widened to f32 (dim floats) for a gate dtype the dot
-// product does not read in place (f16).
 // The most experts a token may be routed to (real models route to 1-16), so that a plan's
 // routing costs what its weights say.
 constexpr int64_t kMaxMoeTopK = 64;
+// moe_route_cpu's scratch per worker (the op's validate() reserves it): scores and choices
+// (experts floats each), then a gate row widened to f32 (dim floats) for a gate dtype the dot
+// product does not read in place (f16), then moe_top_k's taken flags (experts bytes).
 inline uint64_t moe_route_scratch_floats(int64_t experts, int64_t dim, DType gate) {
   return 2 * uint64_t(experts) + (gate == DType::F32 || gate == DType::BF16 ? 0 : uint64_t(dim)) +
-         (uint64_t(experts) + 3) / 4;  // (then E flags of one byte: moe_top_k's taken)
+         (uint64_t(experts) + 3) / 4;
 }
 // moe_experts_cpu's scratch per worker: one expert row (dim or ffn floats) widened to f32.
 inline uint64_t moe_experts_scratch_floats(int64_t dim, int64_t ffn) { return uint64_t(dim > ffn ? dim : ffn); }

@@ -701,30 +701,53 @@ TEST_CASE("tokenizer: added tokens get the ids HF assigns them, whatever ids the
 TEST_CASE("tokenizer: a LlamaTokenizer class that AutoTokenizer would rebuild otherwise is noted") {
   const std::string root = kiln::test::fixtures_root();
   struct Case {
-    std::string src, model_type;
-    nlohmann::json edit;
-    bool noted;
+    std::string src;
+    nlohmann::json model, edit;  // config.json (none if empty), tokenizer_config.json's edit
+    const char* noted;           // what the note says, or null for none
   };
+  using J = nlohmann::json;
+  const char* llama = "which transformers 5's AutoTokenizer rebuilds (Metaspace";
+  const char* qwen = "AutoTokenizer rebuild this SentencePiece tokenizer.json as Qwen2Tokenizer";
   const std::vector<Case> cases_ = {
-      {"tokenizers/sentencepiece", "", nlohmann::json::object(), true},
-      {"tokenizers/sentencepiece", "llama", nlohmann::json::object(), true},
-      {"tokenizers/sentencepiece", "mistral", nlohmann::json::object(), false},
-      {"tokenizers/sentencepiece", "phi3", nlohmann::json::object(), false},
-      {"tokenizers/sentencepiece", "llama", {{"tokenizer_class", "PreTrainedTokenizerFast"}}, false},
-      {"tokenizers/sentencepiece", "llama", {{"auto_map", {{"AutoTokenizer", {nullptr, "x.Tok"}}}}}, false},
-      {"real_tokenizers/mistral_v3", "", nlohmann::json::object(), false},
-      {"real_tokenizers/mistral_v3", "llama", {{"legacy", false}}, false},
-      {"real_tokenizers/mistral_v3", "llama", {{"legacy", true}}, true},
-      {"real_tokenizers/mistral_v3", "llama", {{"add_prefix_space", false}}, true},
-      {"real_tokenizers/mistral_v3", "llama", {{"tokenizer_class", "CodeLlamaTokenizerFast"}, {"legacy", true}}, false},
+      {"tokenizers/sentencepiece", J::object(), J::object(), llama},
+      {"tokenizers/sentencepiece", {{"model_type", "llama"}}, J::object(), llama},
+      {"tokenizers/sentencepiece", {{"model_type", "mistral"}}, J::object(), nullptr},
+      {"tokenizers/sentencepiece", {{"model_type", "phi3"}}, J::object(), nullptr},
+      {"tokenizers/sentencepiece",
+       {{"model_type", "llama"}},
+       {{"tokenizer_class", "PreTrainedTokenizerFast"}},
+       nullptr},
+      {"tokenizers/sentencepiece",
+       {{"model_type", "llama"}},
+       {{"auto_map", {{"AutoTokenizer", {nullptr, "x.T"}}}}},
+       nullptr},
+      {"tokenizers/sentencepiece", {{"model_type", "llama"}}, {{"auto_map", {{"AutoModel", "x.M"}}}}, llama},
+      // (model_type qwen2 picks Qwen2Tokenizer whatever the class; qwen3 when no class is named)
+      {"tokenizers/sentencepiece", {{"model_type", "qwen2"}}, J::object(), qwen},
+      {"tokenizers/sentencepiece", {{"model_type", "qwen3"}}, J::object(), llama},
+      {"tokenizers/sentencepiece", {{"model_type", "qwen3"}}, {{"tokenizer_class", nullptr}}, qwen},
+      // (config.json's class where tokenizer_config.json names none)
+      {"tokenizers/sentencepiece",
+       {{"model_type", "llama"}, {"tokenizer_class", "LlamaTokenizerFast"}},
+       {{"tokenizer_class", nullptr}},
+       llama},
+      {"tokenizers/sentencepiece", {{"model_type", "llama"}}, {{"tokenizer_class", nullptr}}, nullptr},
+      {"real_tokenizers/mistral_v3", J::object(), J::object(), nullptr},
+      {"real_tokenizers/mistral_v3", {{"model_type", "llama"}}, {{"legacy", false}}, nullptr},
+      {"real_tokenizers/mistral_v3", {{"model_type", "llama"}}, {{"legacy", true}}, llama},
+      {"real_tokenizers/mistral_v3", {{"model_type", "llama"}}, {{"add_prefix_space", false}}, llama},
       {"real_tokenizers/mistral_v3",
-       "llama",
+       {{"model_type", "llama"}},
+       {{"tokenizer_class", "CodeLlamaTokenizerFast"}, {"legacy", true}},
+       nullptr},
+      {"real_tokenizers/mistral_v3",
+       {{"model_type", "llama"}},
        {{"tokenizer_class", "CodeLlamaTokenizer"}, {"add_prefix_space", false}},
-       true},
+       llama},
   };
   for (const Case& c : cases_) {
     CAPTURE(c.src);
-    CAPTURE(c.model_type);
+    CAPTURE(c.model.dump());
     CAPTURE(c.edit.dump());
     kiln::test::TempDir d;
     kiln::test::write_bytes(d / "tokenizer.json",
@@ -733,11 +756,13 @@ TEST_CASE("tokenizer: a LlamaTokenizer class that AutoTokenizer would rebuild ot
     cfg.erase("chat_template");
     cfg.update(c.edit);
     std::ofstream(d / "tokenizer_config.json") << cfg.dump();
-    if (!c.model_type.empty()) std::ofstream(d / "config.json") << nlohmann::json{{"model_type", c.model_type}}.dump();
+    if (!c.model.empty()) std::ofstream(d / "config.json") << c.model.dump();
     TokenizerData td;
     std::string notes;
     REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
-    CHECK((notes.find("which transformers 5's AutoTokenizer rebuilds") != std::string::npos) == c.noted);
+    CAPTURE(notes);
+    if (c.noted) CHECK(notes.find(c.noted) != std::string::npos);
+    else CHECK(notes.find("AutoTokenizer rebuild") == std::string::npos);
   }
 }
 
@@ -981,6 +1006,12 @@ TEST_CASE("tokenizer: generate's stop tokens include the generation config's eos
   CHECK(notes.find("config.json's no_repeat_ngram_size 3 change transformers' generate") != std::string::npos);
   CHECK(notes.find("min_length") == std::string::npos);
   std::ofstream(d / "config.json") << original.dump();
+  // A generation_config.json transformers cannot read is refused, not passed over for config.json's.
+  std::ofstream(d / "generation_config.json") << "[1, 2]";
+  TokenizerData bad;
+  CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &bad, &notes, false),
+                       doctest::Contains("generation_config.json: not a JSON object"), std::exception);
+  std::remove((d / "generation_config.json").c_str());
 }
 
 TEST_CASE("tokenizer: an EOS named only in special_tokens_map.json stops generation, as transformers reads it") {
