@@ -272,3 +272,56 @@ TEST_CASE("ops: rmsnorm, swiglu and rope pass n_valid to the CPU kernel, and the
       }
     }
 }
+
+// A token routed to more than kMaxMoeTopK experts is refused in a plan (the compiler refuses the
+// config too): an outside test's re-sealed plans routed to 4096 experts (34 s a token) and read
+// 2^20 ids from a cache.
+TEST_CASE("ops: moe_route and moe_experts refuse top_k past 64 or the experts") {
+  auto tensor = [](const char* name, DType dt, std::vector<int64_t> shape, Region region, uint64_t offset) {
+    TensorInfo t{name, dt, std::move(shape), region, offset};
+    t.size_bytes = uint64_t(t.numel()) * dtype_size(dt);
+    return t;
+  };
+  const ModelInfo model;
+  for (const int64_t k : {64, 65}) {
+    CAPTURE(k);
+    const int64_t E = 128, dim = 8, ffn = 4;
+    const std::vector<TensorInfo> t = {tensor("h", DType::F32, {1, dim}, Region::kArena, 0),
+                                       tensor("gate", DType::F32, {E, dim}, Region::kWeights, 0),
+                                       tensor("ids", DType::I32, {1, k}, Region::kArena, 4096),
+                                       tensor("weights", DType::F32, {1, k}, Region::kArena, 8192),
+                                       tensor("w_gu", DType::F32, {E * 2 * ffn, dim}, Region::kWeights, 65536),
+                                       tensor("w_down", DType::F32, {E * dim, ffn}, Region::kWeights, 131072),
+                                       tensor("y", DType::F32, {1, dim}, Region::kArena, 12288),
+                                       tensor("ws", DType::F32, {k, ffn}, Region::kArena, 16384)};
+    const OpDef* route = nullptr;
+    for (const OpDef* op : builtin_ops().ops())
+      if (std::string(op->name) == "moe_route" && (!route || op->version > route->version)) route = op;
+    REQUIRE(route);
+    LaunchInfo r;
+    r.inputs = {0, 1};
+    r.inputs.resize(size_t(route->n_inputs), kNoTensor);
+    r.outputs = {2, 3};
+    r.int_attrs = {0, 0, 1, 1, 0};
+    r.int_attrs.resize(size_t(route->n_int_attrs), 0);
+    r.float_attrs.assign(size_t(route->n_float_attrs), 1.0);
+    uint64_t scratch = 0;
+    const Status rs = validate_launch(*route, r, t, model, &scratch);
+    const OpDef* experts = builtin_ops().find("moe_experts", 1);
+    REQUIRE(experts);
+    LaunchInfo x;
+    x.inputs = {0, 2, 3, 4, 5};
+    x.inputs.resize(size_t(experts->n_inputs), kNoTensor);
+    x.outputs = {6, 7};
+    x.int_attrs.assign(size_t(experts->n_int_attrs), 0);
+    x.float_attrs.assign(size_t(experts->n_float_attrs), 0.0);
+    const Status xs = validate_launch(*experts, x, t, model, &scratch);
+    if (k == 64) {
+      CHECK_MESSAGE(rs.is_ok(), rs.message());
+      CHECK_MESSAGE(xs.is_ok(), xs.message());
+    } else {
+      CHECK(rs.message().find("top_k is not in [1, 64]") != std::string::npos);
+      CHECK(xs.message().find("top_k 65 is not in [1, 64]") != std::string::npos);
+    }
+  }
+}
