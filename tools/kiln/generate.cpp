@@ -361,6 +361,7 @@ int run_chat(const ChatArgs& a) {
     if (a.raw) raw_text += line + "\n";
     else roles.push_back("user"), contents.push_back(line);
     TextSink sink(plan.p, a.raw ? std::vector<std::string>{"\n"} : std::vector<std::string>{}, false, true);
+    sink.prime(ids);
     kiln_sampling s{a.temperature, a.top_k, a.top_p, a.seed + turn};
     int64_t n = 0;
     auto cb = [](void* user, int32_t tok) -> int { return static_cast<TextSink*>(user)->push(tok) ? 1 : 0; };
