@@ -228,6 +228,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                  "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
         c.window_layer.push_back(t == "sliding_attention");
       }
+      // (transformers fails at its first forward there: a sliding layer's mask needs a window)
+      if (std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end() &&
+          (!use_window || window == 0))
+        r.fail("layer_types", std::string("names sliding_attention layers, but ") +
+                                  (use_window ? "sliding_window is null" : "use_sliding_window is off") +
+                                  ": they have no window (transformers cannot run this config)");
     } else {
       for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(i >= max_window_layers);
     }

@@ -181,8 +181,16 @@ TEST_CASE("config: Qwen3 (head norms, explicit or default head_dim, attention_bi
   nlohmann::json w = base;
   w["layer_types"] = {"full_attention", "sliding_attention"};
   w["sliding_window"] = 5;
-  CHECK(parse_llama_config(w.dump(), "config.json").window_of(1) == 0);  // use_sliding_window false
+  // Sliding layers without a window (use_sliding_window false, or a null sliding_window): transformers
+  // fails at its first forward (the sliding mask needs a window); refused.
+  CHECK_THROWS_WITH_AS(parse_llama_config(w.dump(), "config.json"),
+                       doctest::Contains("names sliding_attention layers, but use_sliding_window is off"),
+                       std::exception);
   w["use_sliding_window"] = true;
+  w["sliding_window"] = nullptr;
+  CHECK_THROWS_WITH_AS(parse_llama_config(w.dump(), "config.json"),
+                       doctest::Contains("names sliding_attention layers, but sliding_window is null"), std::exception);
+  w["sliding_window"] = 5;
   const LlamaConfig sw = parse_llama_config(w.dump(), "config.json");
   CHECK(sw.window_of(0) == 0);
   CHECK(sw.window_of(1) == 5);
