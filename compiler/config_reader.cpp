@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "compiler/error.h"
+#include "kernels/moe.h"
 
 namespace kiln {
 
@@ -150,6 +151,13 @@ bool ConfigReader::dtype(DType* out) const {
     found = true;
   }
   return found;
+}
+
+int64_t ConfigReader::experts_per_token(bool required, int64_t def) const {
+  const int64_t k = pos_int("num_experts_per_tok", required, def);
+  if (k > kMaxMoeTopK)
+    fail("num_experts_per_tok", "is more than " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
+  return k;
 }
 
 const char* ConfigReader::rope_key() const {

@@ -59,6 +59,8 @@ class ConfigReader {
   // The key transformers 5 reads the model's RoPE from (convert_rope_params_to_dict: `rope_scaling
   // or rope_parameters`, the legacy key winning when it is not empty), or null when neither is set.
   const char* rope_key() const;
+  // num_experts_per_tok (required, or `def` when absent), at most kMaxMoeTopK.
+  int64_t experts_per_token(bool required, int64_t def = 0) const;
   // Refuses a quantized checkpoint (a non-null quantization_config), naming its quant_method:
   // its weights are not f32/bf16/f16, so --allow-unknown-config must not let it through either.
   void refuse_quantized() const;

@@ -4,7 +4,6 @@
 
 #include "compiler/error.h"
 #include "compiler/json_util.h"
-#include "kernels/moe.h"
 
 namespace kiln {
 
@@ -70,11 +69,8 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   c.first_k_dense_replace = r.count("first_k_dense_replace", c.v3 ? 3 : 0);
   if (c.n_routed_experts > 0) {
     c.moe_intermediate_size = r.pos_int("moe_intermediate_size", true);
-    c.num_experts_per_tok = r.pos_int("num_experts_per_tok", true);
+    c.num_experts_per_tok = r.experts_per_token(true);
     c.n_shared_experts = r.count("n_shared_experts", c.v3 ? 1 : 2);
-    if (c.num_experts_per_tok > kMaxMoeTopK)
-      r.fail("num_experts_per_tok",
-             "is more than " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
     if (c.num_experts_per_tok > c.n_routed_experts) r.fail("num_experts_per_tok", "exceeds n_routed_experts");
     if (r.count("moe_layer_freq", 1) != 1)
       r.fail("moe_layer_freq", "other than 1 is not supported (transformers ignores it; the layers would differ)");

@@ -9,7 +9,6 @@
 #include "compiler/error.h"
 #include "compiler/frontends/frontend.h"
 #include "compiler/json_util.h"
-#include "kernels/moe.h"
 
 namespace kiln {
 
@@ -183,7 +182,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       c.num_local_experts = r.count("num_local_experts", r.count("num_experts", 128));
       if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != c.num_local_experts)
         r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
-      c.num_experts_per_tok = r.pos_int("num_experts_per_tok", false, 8);
+      c.num_experts_per_tok = r.experts_per_token(false, 8);
       c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, 768);
       c.norm_topk_prob = r.boolean("norm_topk_prob", false);
       const int64_t step = r.pos_int("decoder_sparse_step", false, 1);
@@ -199,9 +198,6 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
         }
       }
       if (c.num_local_experts > 4096) r.fail("num_experts", "is more than 4096");
-      if (c.num_experts_per_tok > kMaxMoeTopK)
-        r.fail("num_experts_per_tok",
-               "is more than " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
       if (c.num_local_experts > 0 && c.num_experts_per_tok > c.num_local_experts)
         r.fail("num_experts_per_tok", "exceeds num_experts (" + std::to_string(c.num_local_experts) + ")");
       for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);  // training only
@@ -251,12 +247,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // of experts in every layer. The router's jitter noise and aux loss act in training only.
     if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
     c.num_local_experts = r.pos_int("num_local_experts", false, 8);
-    c.num_experts_per_tok = r.pos_int("num_experts_per_tok", false, 2);
+    c.num_experts_per_tok = r.experts_per_token(false, 2);
     c.moe_intermediate_size = c.intermediate_size;
     c.mixtral_names = true;
-    if (c.num_experts_per_tok > kMaxMoeTopK)
-      r.fail("num_experts_per_tok",
-             "is more than " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
     if (c.num_experts_per_tok > c.num_local_experts)
       r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
     if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");

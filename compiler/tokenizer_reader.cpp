@@ -74,6 +74,11 @@ bool flag(const json& j, const char* k, bool def = false) {
   return j.contains(k) && j[k].is_boolean() ? j[k].get<bool>() : def;
 }
 
+// Appends a remark to the compile notes (null: none wanted), "; " between remarks.
+void append_note(std::string* notes, const std::string& n) {
+  if (notes) *notes += std::string(notes->empty() ? "" : "; ") + n;
+}
+
 // Notes the generation settings of a generation config (generation_config.json, or config.json's
 // legacy keys) that change transformers' generate, none of which a plan holds: the sampling ones
 // kiln generate and chat take as options (and hosts as kiln_sampling), and those kiln does not
@@ -117,12 +122,11 @@ void note_generation_settings(const json& g, const std::string& file, std::strin
   auto list = [&](const auto& keys) {
     std::string out;
     for (const Key& k : keys)
-      if (g.contains(k.name) && !g[k.name].is_null() && g[k.name] != k.neutral &&
-          !(g[k.name].is_number() && k.neutral.is_number() && g[k.name].get<double>() == k.neutral.get<double>()))
+      if (g.contains(k.name) && !g[k.name].is_null() && g[k.name] != k.neutral)  // (1 == 1.0 in json)
         out += (out.empty() ? "" : ", ") + std::string(k.name) + " " + g[k.name].dump().substr(0, 80);
     return out;
   };
-  auto note = [&](const std::string& n) { *notes += std::string(notes->empty() ? "" : "; ") + n; };
+  auto note = [&](const std::string& n) { append_note(notes, n); };
   const std::string options = list(kOptions), not_applied = list(kNotApplied);
   const bool sampled = g.contains("do_sample") && g["do_sample"] == true;
   if (!options.empty())
@@ -156,7 +160,7 @@ std::pair<std::string, json> generation_config(const std::string& dir) {
 // Adds the stop tokens transformers' generate would use (the generation config's eos_token_id, one
 // id or a list) to d->stop_ids, and notes its settings, which a plan does not hold.
 void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::string* notes) {
-  auto note = [&](const std::string& n) { *notes += std::string(notes->empty() ? "" : "; ") + n; };
+  auto note = [&](const std::string& n) { append_note(notes, n); };
   const auto [name, g] = generation_config(dir);
   if (name.empty()) return;
   note_generation_settings(g, name, notes);
@@ -203,7 +207,7 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   const std::string type = text_of_key(model, "model_type");
   if (type == "mistral" || type == "mixtral" || type == "phi3") return;
   if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe"))) cls = "Qwen2Tokenizer";
-  auto note = [&](const std::string& n) { *notes += std::string(notes->empty() ? "" : "; ") + n; };
+  auto note = [&](const std::string& n) { append_note(notes, n); };
   if (cls == "Qwen2Tokenizer") {
     note("config.json's model_type " + type +
          " makes transformers 5's AutoTokenizer rebuild this SentencePiece tokenizer.json as Qwen2Tokenizer (a "
@@ -222,12 +226,10 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
                     d.decode_strip_space == (prefix || cls == "CodeLlamaTokenizer");
   if (!same)
     note("the tokenizer class " + cls +
-         ", which transformers 5's AutoTokenizer rebuilds (Metaspace with "
-         "prepend_scheme \"" +
-         scheme +
-         "\" from legacy and add_prefix_space, no normalizer) instead of "
-         "tokenizer.json's pipeline; kiln follows tokenizer.json, as tokenizers does, so ids can differ from "
-         "AutoTokenizer's at leading spaces and after special tokens");
+         ", which transformers 5's AutoTokenizer rebuilds (Metaspace with prepend_scheme \"" + scheme +
+         "\" from legacy and add_prefix_space, no normalizer) instead of tokenizer.json's pipeline; kiln "
+         "follows tokenizer.json, as tokenizers does, so ids can differ from AutoTokenizer's at leading spaces and "
+         "after special tokens");
 }
 
 }  // namespace
@@ -238,9 +240,9 @@ std::string generation_notes_without_tokenizer(const std::string& dir) {
   if (name.empty()) return notes;
   note_generation_settings(g, name, &notes);
   if (g.contains("eos_token_id") && !g["eos_token_id"].is_null())
-    notes += std::string(notes.empty() ? "" : "; ") + name + "'s eos_token_id " + g["eos_token_id"].dump() +
-             " is not kept: a plan without a tokenizer has no stop tokens (give kiln generate --eos, or stop in the "
-             "host)";
+    append_note(&notes, name + "'s eos_token_id " + g["eos_token_id"].dump() +
+                            " is not kept: a plan without a tokenizer has no stop tokens (give kiln generate --eos, "
+                            "or stop in the host)");
   return notes;
 }
 
@@ -328,9 +330,9 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
                          : added_max >= vocab_size   ? added_max + 1
                                                      : vocab_size;
       if (id >= (int64_t(1) << 24)) fail("added token id " + std::to_string(id) + " is out of range");
-      if (notes && file_id != id && ++renumbered <= 5)
-        *notes += std::string(notes->empty() ? "" : "; ") + "added token '" + t.content.substr(0, 40) + "' has id " +
-                  std::to_string(id) + " as HF assigns it (the file says " + std::to_string(file_id) + ")";
+      if (file_id != id && ++renumbered <= 5)
+        append_note(notes, "added token '" + t.content.substr(0, 40) + "' has id " + std::to_string(id) +
+                               " as HF assigns it (the file says " + std::to_string(file_id) + ")");
       t.id = int32_t(id);
       added_ids.emplace(t.content, id);
       added_max = std::max(added_max, id);
@@ -338,9 +340,9 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       d->added.push_back(std::move(t));
     }
   }
-  if (notes && renumbered > 5)
-    *notes +=
-        "; and " + std::to_string(renumbered - 5) + " more added tokens whose ids HF assigns otherwise than the file";
+  if (renumbered > 5)
+    append_note(notes, "and " + std::to_string(renumbered - 5) +
+                           " more added tokens whose ids HF assigns otherwise than the file");
   if (max_id < 0 || max_id >= (int64_t(1) << 24)) fail("vocabulary is empty or too large");
   d->vocab.assign(size_t(max_id + 1), std::string());
   std::vector<uint8_t> seen(size_t(max_id + 1), 0);
@@ -626,12 +628,12 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       throw CompileError(file + ": " + (what == "chat template" ? "" : what + ": ") + parsed.status().message() +
                          "; compile with --no-chat-template to leave the template out");
     for (const std::string& u : parsed.value().unknown_names())
-      if (notes)
-        *notes += std::string(notes->empty() ? "" : "; ") + "the " + what + " names the " + u +
-                  (u.rfind("Jinja ", 0) == 0
-                       ? ", which kiln's Jinja does not implement (transformers' does): a conversation that reaches it "
-                         "fails in kiln"
-                       : ", which neither transformers nor kiln defines: a conversation that reaches it fails in both");
+      append_note(notes, "the " + what + " names the " + u +
+                             (u.rfind("Jinja ", 0) == 0
+                                  ? ", which kiln's Jinja does not implement (transformers' does): a conversation "
+                                    "that reaches it fails in kiln"
+                                  : ", which neither transformers nor kiln defines: a conversation that reaches it "
+                                    "fails in both"));
   };
   check(tmpl, "chat template");
   if (!tools_tmpl.empty()) check(tools_tmpl, "tool_use chat template");

@@ -15,11 +15,11 @@ namespace kiln {
 // runtime's Jinja interpreter and kept with the special tokens it sees (data->chat_template,
 // chat_vars); a template outside the interpreter's subset is a CompileError naming the
 // construct. *notes (may be null) receives remarks for the compile summary.
+bool read_hf_tokenizer(const std::string& model_dir, TokenizerData* data, std::string* notes,
+                       bool with_chat_template = true);
 // The notes a plan without a tokenizer gets about the folder's generation config: the settings
 // transformers' generate would apply, its stop tokens included, none of which such a plan keeps.
 std::string generation_notes_without_tokenizer(const std::string& dir);
-bool read_hf_tokenizer(const std::string& model_dir, TokenizerData* data, std::string* notes,
-                       bool with_chat_template = true);
 // Files beside tokenizer.json that transformers reads for the chat template (null: absent).
 struct ChatTemplateFiles {
   const std::string* jinja = nullptr;               // chat_template.jinja (then tokenizer_config's is unused)

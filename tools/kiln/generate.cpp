@@ -97,26 +97,17 @@ class TextSink {
     if (!match_dec_) return;
     std::string text;
     for (int32_t id : prompt)
-      if (!decoded([&](char* b, size_t cap, size_t* len,
-                       kiln_error* e) { return kiln_decoder_push(match_dec_, id, b, cap, len, e); },
-                   text))
-        throw CompileError(error_);
+      if (!pushed(match_dec_, id, text)) throw CompileError(error_);
     window_ = text.substr(text.size() > hold_ ? text.size() - hold_ : 0);
     window_start_ = -int64_t(window_.size());
   }
   // False once generation should stop.
   bool push(int32_t id) {
     if (!ignore_stop_ && kiln_token_is_stop(plan_, id)) return false;
-    if (!decoded([&](char* b, size_t cap, size_t* len,
-                     kiln_error* e) { return kiln_decoder_push(dec_, id, b, cap, len, e); },
-                 pending_))
-      return false;
+    if (!pushed(dec_, id, pending_)) return false;
     if (match_dec_) {
       std::string reply;
-      if (!decoded([&](char* b, size_t cap, size_t* len,
-                       kiln_error* e) { return kiln_decoder_push(match_dec_, id, b, cap, len, e); },
-                   reply))
-        return false;
+      if (!pushed(match_dec_, id, reply)) return false;
       window_ += reply;
       match_total_ += int64_t(reply.size());
       for (const auto& s : stops_)
@@ -159,6 +150,12 @@ class TextSink {
   const std::string& text() const { return text_; }
 
  private:
+  // Appends the text of id through decoder `dec` to `into`; false as decoded().
+  bool pushed(kiln_decoder* dec, int32_t id, std::string& into) {
+    return decoded(
+        [&](char* b, size_t cap, size_t* len, kiln_error* e) { return kiln_decoder_push(dec, id, b, cap, len, e); },
+        into);
+  }
   // Appends a decoder call's text to `into` (again with room when it did not fit); false, with
   // the message kept for finish(), when it fails.
   template <typename F>
