@@ -65,6 +65,12 @@ void ConfigReader::only(const char* k, const json& allowed) const {
   fail(k, "= " + j_[k].dump() + " is not supported (kiln builds " + allowed.dump() + ")");
 }
 
+void ConfigReader::hardwired(const char* k, const json& builds) const {
+  if (!has(k) || j_[k] == builds) return;
+  fail(k, "= " + j_[k].dump() + ", which transformers' " + architecture() + " never reads (it builds " + builds.dump() +
+              "); kiln refuses rather than guess what the checkpoint means");
+}
+
 namespace {
 
 // "key = value", the value cut at a character boundary (the text may end up in the plan's notes).
@@ -206,13 +212,16 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   std::string type = "default";
   if (has(p, "rope_type")) type = p["rope_type"].is_string() ? p["rope_type"].get<std::string>() : "?";
   else if (has(p, "type")) type = p["type"].is_string() ? p["type"].get<std::string>() : "?";
-  std::string list;
-  bool ok = false;
+  // (an entry "old=new" reads type old as new, as the config class renames it)
+  std::string list, reads_as;
   for (const char* a : allowed) {
-    ok = ok || type == a;
-    list += (list.empty() ? "" : ", ") + std::string(a);
+    const std::string entry = a, name = entry.substr(0, entry.find('='));
+    if (type == name) reads_as = entry.find('=') == std::string::npos ? name : entry.substr(entry.find('=') + 1);
+    list += (list.empty() ? "" : ", ") + name;
   }
-  if (!ok) fail(key, "has rope type '" + type + "', which kiln does not support here (supported: " + list + ")");
+  if (reads_as.empty())
+    fail(key, "has rope type '" + type + "', which kiln does not support here (supported: " + list + ")");
+  type = reads_as;
   r.type = type;
   // transformers' standardize_rope_params: an absent original_max_position_embeddings is the
   // model's max_position_embeddings.
@@ -240,8 +249,7 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     if (r.low_freq_factor <= 0 || r.high_freq_factor <= r.low_freq_factor)
       fail(key, "needs 0 < low_freq_factor < high_freq_factor");
   }
-  if (type == "longrope" || type == "su") {  // "su": Phi-3's old name for it
-    r.type = "longrope";
+  if (type == "longrope") {
     for (const char* k : {"short_factor", "long_factor"}) {
       if (!has(p, k) || !p[k].is_array()) fail(key, std::string("needs the list '") + k + "' for rope type longrope");
       std::vector<double>& out = std::string(k) == "short_factor" ? r.short_factor : r.long_factor;

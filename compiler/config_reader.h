@@ -138,6 +138,7 @@ class ConfigReader {
   // rope_parameters (transformers 5) or rope_theta + rope_scaling (transformers 4).
   // default_theta: rope_theta when neither the config nor its RoPE object sets it (the config
   // class's default).
+  // allowed_types: the rope types kiln builds here; an entry "old=new" reads type old as new.
   // partial_rotary: the caller reads partial_rotary_factor itself (Phi-3); otherwise a value other
   // than 1 in the RoPE object is left unmodeled.
   RopeConfig rope(std::initializer_list<const char*> allowed_types, double default_theta = 10000.0,
@@ -149,6 +150,11 @@ class ConfigReader {
   // A key kiln builds only with one of these values (a list) or this value: any other is refused
   // by name. Absent and null are the default.
   void only(const char* k, const nlohmann::json& allowed) const;
+  // A key the architecture's transformers class never reads, where `builds` is what that class
+  // hard-wires (hub configs carry such keys: Phi-3.5's attention_bias false, Phi-4-mini's
+  // remote-code keys at their identity values): that value is accepted, any other refused by name
+  // (transformers would drop such biases from a checkpoint; remote code may act on the key).
+  void hardwired(const char* k, const nlohmann::json& builds) const;
   // Strict configs: every top-level key that is neither modeled (asked about through this
   // reader) nor in `irrelevant` (keys known not to change the numbers: metadata, training-only
   // settings, generation defaults) and is not null, as "key = value". The frontends refuse them

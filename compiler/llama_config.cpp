@@ -262,6 +262,22 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else {
     c.attention_bias = r.boolean("attention_bias", false);
     c.mlp_bias = r.boolean("mlp_bias", false);
+    // SmolLM2's hub config (nanotron's export): a marker, transformers.js's settings, and the RoPE
+    // layout transformers' rotate_half always is.
+    r.has("is_llama_config");
+    r.has("transformers.js_config");
+    r.hardwired("rope_interleaved", false);
+  }
+  // Bias keys these classes never read: their MLPs have none, and Mistral's, Mixtral's and
+  // Phi-3's attention none (Qwen2's hard-wires q/k/v biases without o_proj's: no value of
+  // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
+  // the values that change nothing.
+  if (qwen2 || qwen3 || mistral || mixtral || phi3 || gemma) r.hardwired("mlp_bias", false);
+  if (mistral || mixtral || phi3) r.hardwired("attention_bias", false);
+  if (phi3) {
+    r.hardwired("lm_head_bias", false);
+    r.hardwired("full_attn_mod", 1);
+    r.hardwired("interpolate_factor", 1);
   }
   if (phi3) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
@@ -284,10 +300,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
   }
   c.has_dtype = r.dtype(&c.dtype);
-  if (!gemma)  // (read_gemma3 reads its two RoPEs)
-    c.rope = phi3      ? r.rope({"default", "longrope", "su"}, 10000.0, true)
-             : mixtral ? r.rope({"default", "linear", "llama3"}, 1e6)  // MixtralConfig's default_theta
-                       : r.rope({"default", "linear", "llama3"});
+  if (!gemma)  // (read_gemma3 reads its two RoPEs; Phi3Config reads its old names su and yarn as longrope)
+    c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
+             : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
+                       : r.rope({"default", "linear", "llama3", "yarn"});
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");

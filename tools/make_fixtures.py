@@ -271,6 +271,10 @@ LEGACY_ROPE = {"rope_type": "llama3", "rope_theta": 50000.0, "factor": 4.0,
                "low_freq_factor": 1.0, "high_freq_factor": 2.0,
                "original_max_position_embeddings": 128}
 
+# YaRN with every optional key transformers' yarn reads for LLaMA (the correction range untruncated).
+LLAMA_YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 64,
+              "beta_fast": 16.0, "beta_slow": 2.0, "truncate": False}
+
 # name: (seed, config overrides, storage dtype, extra save_pretrained kwargs)
 VARIANTS = [
     ("gqa_f32", 101, {}, torch.float32, {}),
@@ -286,6 +290,7 @@ VARIANTS = [
     ("f16", 909, {}, torch.float16, {}),
     ("sharded_f32", 1010, {}, torch.float32, {"max_shard_size": "200KB"}),
     ("legacy_config_f32", 1111, {"rope_parameters": LEGACY_ROPE}, torch.float32, {}),
+    ("yarn_rope_f32", 1212, {"rope_parameters": LLAMA_YARN}, torch.float32, {}),
 ]
 
 
@@ -482,6 +487,8 @@ def main_llama():
             check_llama3_rope(ref_model, rp)
         if name == "legacy_config_f32":
             rewrite_legacy(out, rp, ref["logits"], ref["input_ids"])
+        if rp.get("rope_type") == "yarn":
+            check_rope_matters(out, LlamaForCausalLM, config, ref)
         save_file(ref, os.path.join(out, "reference.safetensors"))
         with open(os.path.join(out, "config.json")) as f:
             print("  config.json:", json.dumps(json.load(f), sort_keys=True))
@@ -514,6 +521,11 @@ QWEN2_VARIANTS = [
     ("tied_f32", 1313, {"tie_word_embeddings": True}),
     ("sliding_f32", 1333, {"tie_word_embeddings": False, "use_sliding_window": True, "sliding_window": 6,
                            "max_window_layers": 1}),
+    # the YaRN block Qwen2.5's model cards tell users to add for long contexts (factor 4 over the
+    # original length; here 64 of the fixture's 256 positions)
+    ("yarn_f32", 1343, {"tie_word_embeddings": False,
+                        "rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                            "original_max_position_embeddings": 64}}),
 ]
 
 
@@ -600,6 +612,20 @@ MISTRAL_VARIANTS = [
 ]
 
 
+def check_rope_matters(out, model_cls, config, ref):
+    """A fixture with a RoPE scaling other than linear/llama3/longrope (checked elsewhere) must have
+    references that the scaling changes: transformers with the default RoPE gives other logits."""
+    rp = config.rope_parameters
+    if rp.get("rope_type") != "yarn":
+        return
+    plain = model_cls.from_pretrained(out, dtype=torch.float32,
+                                      rope_parameters={"rope_type": "default", "rope_theta": rp["rope_theta"]}).eval()
+    with torch.no_grad():
+        diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+    assert diff > 1e-2, "the yarn RoPE changes the logits by only %.2e" % diff
+    print("  with the default RoPE instead of yarn the logits move by %.3f (rel L2)" % diff)
+
+
 def main_llama_like(family, out_dir, variants, config_cls, model_cls, check, randomize=None):
     """Tiny checkpoints of a LLaMA-like architecture, with the llama fixtures' reference files."""
     if os.path.exists(out_dir):
@@ -621,6 +647,7 @@ def main_llama_like(family, out_dir, variants, config_cls, model_cls, check, ran
                 diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
             assert diff > 1e-2, "%s: the sliding window changes the logits by only %.2e" % (name, diff)
             print("  without its window the logits move by %.3f (rel L2)" % diff)
+        check_rope_matters(out, model_cls, config, ref)
         save_file(ref, os.path.join(out, "reference.safetensors"))
         with open(os.path.join(out, "config.json")) as f:
             print("  config.json:", json.dumps(json.load(f), sort_keys=True))

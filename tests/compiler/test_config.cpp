@@ -90,7 +90,9 @@ TEST_CASE("config: transformers 4 keys (rope_theta, rope_scaling, torch_dtype)")
 
 TEST_CASE("config: bad values are errors naming the key") {
   TempDir d;
-  CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "yarn", "factor": 4.0})").find("rope type 'yarn'") !=
+  CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "longrope", "factor": 4.0})").find("rope type 'longrope'") !=
+        std::string::npos);
+  CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "yarn"})").find("needs 'factor' for rope type yarn") !=
         std::string::npos);
   CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 4.0})").find("not support") !=
         std::string::npos);
@@ -287,6 +289,91 @@ TEST_CASE("config: keys that transformers' GGUF loader writes are read as irrele
   j["_model_name_or_path"] = "Smollm2 135M 8k Lc100K Mix1 Ep2";
   j["unk_token_id"] = 0;
   CHECK(parse_llama_config(j.dump(), "config.json").unmodeled.empty());
+}
+
+// Hub configs carry keys their transformers class never reads, at the values it hard-wires
+// (found compiling real hub configs: Phi-3.5-mini's, phi-4's and Phi-4-mini's attention_bias false;
+// Phi-4-mini's remote-code keys mlp_bias, lm_head_bias, full_attn_mod and interpolate_factor at
+// their identity values; SmolLM2's is_llama_config, rope_interleaved false and
+// transformers.js_config). Those values are accepted; any other is refused by name, since
+// transformers would run such a checkpoint without what the key asks for.
+TEST_CASE("config: keys the transformers class never reads, at the values it hard-wires") {
+  auto base = [](const char* family, const char* name) {
+    return nlohmann::json::parse(kiln::test::read_bytes(kiln::test::fixture(name, family) + "/config.json"));
+  };
+  auto accepted = [](const nlohmann::json& j) {
+    CAPTURE(j.dump());
+    CHECK(parse_llama_config(j.dump(), "config.json").unmodeled.empty());
+  };
+  {  // Phi-4-mini's hub keys, on the partial-rotary fixture (Phi-4-mini's layout)
+    nlohmann::json j = base("phi3", "partial_f32");
+    j["attention_bias"] = false;
+    j["mlp_bias"] = false;
+    j["lm_head_bias"] = false;
+    j["full_attn_mod"] = 1;
+    j["interpolate_factor"] = 1;
+    accepted(j);
+    {  // Phi3Config reads the rope types "su" and "yarn" (its old names) as longrope
+      REQUIRE(j["rope_parameters"]["rope_type"] == "longrope");
+      for (const char* t : {"su", "yarn"}) {
+        nlohmann::json c = j;
+        c["rope_parameters"]["rope_type"] = t;
+        const LlamaConfig p = parse_llama_config(c.dump(), "config.json");
+        CHECK(p.rope.type == "longrope");
+        CHECK(p.rope.short_factor == parse_llama_config(j.dump(), "config.json").rope.short_factor);
+      }
+    }
+    for (const auto& kv : std::vector<std::pair<const char*, nlohmann::json>>{{"attention_bias", true},
+                                                                              {"mlp_bias", true},
+                                                                              {"lm_head_bias", true},
+                                                                              {"full_attn_mod", 4},
+                                                                              {"interpolate_factor", 2.0}}) {
+      CAPTURE(kv.first);
+      const std::string e = edited_error(j, [&](nlohmann::json& c) { c[kv.first] = kv.second; });
+      CHECK(e.find(std::string(kv.first) + " = " + kv.second.dump() +
+                   ", which transformers' Phi3ForCausalLM never reads") != std::string::npos);
+    }
+  }
+  {  // SmolLM2's hub keys on LLaMA
+    nlohmann::json j = base("llama", "gqa_f32");
+    j["is_llama_config"] = true;
+    j["rope_interleaved"] = false;
+    j["transformers.js_config"] = {{"kv_cache_dtype", {{"q4f16", "float16"}, {"fp16", "float16"}}}};
+    accepted(j);
+    CHECK(edited_error(j, [](nlohmann::json& c) {
+            c["rope_interleaved"] = true;
+          }).find("rope_interleaved = true, which transformers' LlamaForCausalLM never reads") != std::string::npos);
+  }
+  // mlp_bias false wherever the MLPs have no biases; attention_bias false where the attention has
+  // none (Qwen2's hard-wires q/k/v biases without o_proj's, which no value says: refused)
+  for (const auto& fam_name : std::vector<std::pair<const char*, const char*>>{{"mistral", "window_f32"},
+                                                                               {"mixtral", "top2_f32"},
+                                                                               {"qwen2", "untied_f32"},
+                                                                               {"qwen3", "untied_f32"},
+                                                                               {"qwen3_moe", "norm_f32"},
+                                                                               {"gemma3", "pattern_f32"}}) {
+    CAPTURE(fam_name.first);
+    const std::string family = fam_name.first;
+    nlohmann::json j = base(fam_name.first, fam_name.second);
+    j["mlp_bias"] = false;
+    accepted(j);
+    CHECK(edited_error(j, [](nlohmann::json& c) { c["mlp_bias"] = true; }).find("mlp_bias = true, which") !=
+          std::string::npos);
+    if (family == "mistral" || family == "mixtral") {
+      j["attention_bias"] = false;
+      accepted(j);
+      CHECK(edited_error(j, [](nlohmann::json& c) {
+              c["attention_bias"] = true;
+            }).find("attention_bias = true, which transformers'") != std::string::npos);
+    }
+    if (family == "qwen2")
+      for (const bool b : {false, true}) {
+        nlohmann::json c = j;
+        c["attention_bias"] = b;
+        CHECK(parse_llama_config(c.dump(), "config.json").unmodeled ==
+              std::vector<std::string>{std::string("attention_bias = ") + (b ? "true" : "false")});
+      }
+  }
 }
 
 // Phi3ForCausalLM: fused projections and LongRoPE (short factors, cos and sin scaled), checked

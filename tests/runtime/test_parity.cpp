@@ -529,12 +529,16 @@ TEST_CASE("parity: a plan whose `ingest` takes another chunk than prefill is ref
 
 // transformers 5 reads a model's RoPE from `rope_scaling or rope_parameters`: a non-empty legacy
 // rope_scaling wins over rope_parameters (an outside test found Phi-3 built from rope_parameters).
-// Each fixture's RoPE moved into rope_scaling beside a default rope_parameters, and an empty
-// rope_scaling beside the fixture's own, still give the fixture's transformers logits.
+// Each fixture's RoPE moved into rope_scaling beside a default rope_parameters (Qwen2's YaRN as its
+// model cards tell users to add it), and an empty rope_scaling beside the fixture's own, still give
+// the fixture's transformers logits.
 TEST_CASE("parity: a non-empty rope_scaling wins over rope_parameters, as transformers reads them") {
   TempDir d;
-  for (const auto& fn : std::vector<std::pair<std::string, std::string>>{
-           {"llama", "linear_rope_f32"}, {"llama", "llama3_rope_f32"}, {"phi3", "longrope_f32"}}) {
+  for (const auto& fn : std::vector<std::pair<std::string, std::string>>{{"llama", "linear_rope_f32"},
+                                                                         {"llama", "llama3_rope_f32"},
+                                                                         {"phi3", "longrope_f32"},
+                                                                         {"llama", "yarn_rope_f32"},
+                                                                         {"qwen2", "yarn_f32"}}) {
     const std::string &family = fn.first, &name = fn.second;  // (CAPTURE cannot take a structured binding)
     for (const bool legacy_wins : {true, false}) {
       CAPTURE(name);
@@ -544,7 +548,12 @@ TEST_CASE("parity: a non-empty rope_scaling wins over rope_parameters, as transf
       nlohmann::json cfg = nlohmann::json::parse(kiln::test::read_bytes(dir + "/config.json"));
       REQUIRE(cfg["rope_parameters"].is_object());
       REQUIRE(cfg["rope_parameters"]["rope_type"] != "default");
-      if (legacy_wins) {
+      if (legacy_wins && family == "qwen2") {  // as Qwen2.5's model cards write it, beside the hub's keys
+        cfg["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 64}};
+        REQUIRE(cfg["rope_parameters"]["rope_theta"] == 10000.0);
+        cfg.erase("rope_parameters");
+        cfg["rope_theta"] = 10000.0;
+      } else if (legacy_wins) {
         cfg["rope_scaling"] = cfg["rope_parameters"];
         cfg["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}};
       } else {
