@@ -9,6 +9,7 @@
 
 #include "compiler/error.h"
 #include "kernels/sampler.h"
+#include "schema/plan_types.h"
 
 namespace kiln {
 

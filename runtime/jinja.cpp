@@ -2506,7 +2506,7 @@ int64_t need_int(const Value& v, const char* what, int line) {
 // uppercase table: not a letter, nor one of the few others with case (combining ypogegrammeni,
 // Roman numerals, circled letters).
 bool caseless(uint32_t c) {
-  return !is_letter(c) && c != 0x0345 && !(c >= 0x2160 && c <= 0x2188) && !(c >= 0x24B6 && c <= 0x24E9);
+  return !text::is_letter(c) && c != 0x0345 && !(c >= 0x2160 && c <= 0x2188) && !(c >= 0x24B6 && c <= 0x24E9);
 }
 
 // Python's case mapping: lower of any text (Unicode's tables), upper of text whose non-ASCII
@@ -2517,12 +2517,12 @@ std::string case_map(const std::string& s, int mode, const char* fn,
   for (unsigned char c : s) ascii = ascii && c < 0x80;
   if (!ascii && mode == 0) {
     std::string out;
-    if (lowercase_utf8(s, &out)) return out;
+    if (text::lowercase_utf8(s, &out)) return out;
   }
   if (!ascii && mode == 1) {  // ASCII letters up, caseless others kept
     for (size_t i = 0; i < s.size();) {
       size_t len;
-      const uint32_t c = next_cp(s, i, &len);
+      const uint32_t c = text::next_cp(s, i, &len);
       if (c >= 0x80 && !caseless(c)) fail(line, std::string(fn) + " of non-ASCII letters is not supported");
       i += len;
     }

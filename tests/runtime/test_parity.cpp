@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "codegen/plan_writer.h"
 #include "compiler/compile.h"
