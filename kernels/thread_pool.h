@@ -1,7 +1,7 @@
 // A small fixed-size thread pool for the CPU kernels. Owned by a runtime Context (never
-// global). parallel_for splits [0, n) into contiguous static blocks, one per worker, so a
-// given element is always computed by the same code path in the same order: results are
-// bit-identical for every thread count.
+// global). In a fork()'s child it runs every block on the calling thread. parallel_for splits [0, n) into contiguous
+// static blocks, one per worker, so a given element is always computed by the same code path in the same order: results
+// are bit-identical for every thread count.
 //
 // Each worker also owns a scratch buffer of `scratch_floats` floats, sized by the context at
 // creation from what the plan's launches need, so kernels never allocate during replay.
@@ -85,18 +85,27 @@ class ThreadPool {
 
  private:
   void worker_loop(int w);
+  // Whether this process is a fork's child of the one that made the pool: its workers are gone
+  // (fork copies the calling thread only), so parallel_for runs every block on the caller, which
+  // gives the same bits (each block as its worker would), and the destructor joins nothing.
+  bool forked() const;
 
   std::vector<std::vector<float, CacheLineAllocator<float>>> scratch_;
   std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::condition_variable cv_work_, cv_done_;
-  // The job: written under mu_ before generation_ advances (release), read by the workers after
+  // (on the heap: a fork's child leaks them, as the parent's workers still count as their waiters)
+  struct Sync {
+    std::mutex mu;
+    std::condition_variable work, done;
+  };
+  std::unique_ptr<Sync> sync_ = std::make_unique<Sync>();
+  // The job: written under sync_->mu before generation_ advances (release), read by the workers after
   // they see it advance (acquire).
   const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0, job_block_ = 0;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};  // workers that have not finished the current job
-  bool stop_ = false;            // under mu_
+  bool stop_ = false;            // under sync_->mu
+  uint64_t forks_ = 0;           // fork()s this process was the child of when the pool was made
 };
 
 }  // namespace kiln

@@ -23,6 +23,9 @@ struct kiln_plan {
 struct kiln_context {
   std::unique_ptr<kiln::Context> ctx;
   std::string description;  // kiln_context_describe's text, made once
+  // kiln_context_destroy / kiln_context_reset from inside kiln_generate's callback: generation
+  // stops after that callback, and kiln_generate does them as it returns.
+  bool destroy_pending = false, reset_pending = false;
 };
 
 struct kiln_diffusion {
@@ -31,6 +34,12 @@ struct kiln_diffusion {
   std::string description;  // kiln_diffusion_describe's text, made once
   uint64_t seed = 0;
   std::vector<float> noise, image;
+  // The call order kiln.h asks for: a prompt, then start, then the steps in order (each once),
+  // decode after start. next_step: -1 before start, then the step the session runs next.
+  bool has_prompt = false;
+  int64_t next_step = -1;
+  bool in_callback = false;      // on_step is running: calls on this session are refused
+  bool destroy_pending = false;  // kiln_diffusion_destroy from on_step: done as the call returns
 };
 
 struct kiln_decoder {
@@ -190,7 +199,10 @@ kiln_context_options kiln_context_options_default(void) {
   return kiln_context_options{0, "auto", 1, nullptr, nullptr, 0, 1, nullptr, nullptr, 0, 0};
 }
 
-uint64_t kiln_plan_device_bytes(const kiln_plan* plan) { return plan ? kiln::cuda_device_bytes(*plan->plan) : 0; }
+uint64_t kiln_plan_device_bytes(const kiln_plan* plan) {
+  // (a plan without a CUDA target never runs there: it needs none)
+  return plan && plan->plan->has_target("cuda") ? kiln::cuda_device_bytes(*plan->plan) : 0;
+}
 
 const char* kiln_context_backend(const kiln_context* ctx) { return ctx ? ctx->ctx->backend() : ""; }
 
@@ -234,10 +246,21 @@ kiln_status kiln_context_create_with(kiln_plan* plan, const kiln_context_options
   });
 }
 
-void kiln_context_destroy(kiln_context* ctx) { delete ctx; }
+void kiln_context_destroy(kiln_context* ctx) {
+  if (ctx && ctx->ctx->in_callback()) {
+    ctx->destroy_pending = true;  // (steps may be in flight: kiln_generate destroys it as it returns)
+    return;
+  }
+  delete ctx;
+}
 
 void kiln_context_reset(kiln_context* ctx) {
-  if (ctx) ctx->ctx->reset();
+  if (!ctx) return;
+  if (ctx->ctx->in_callback()) {
+    ctx->reset_pending = true;
+    return;
+  }
+  ctx->ctx->reset();
 }
 
 kiln_status kiln_score(kiln_context* ctx, const int32_t* ids, int64_t rows, int64_t n_tokens, float* logits_out,
@@ -263,11 +286,14 @@ const float* kiln_logits(const kiln_context* ctx, int64_t row) {
 }
 
 int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step) {
-  if (!kiln_logits(ctx, row)) return -1;
+  const float* logits = kiln_logits(ctx, row);
+  if (!logits) return -1;
   kiln::SamplingParams sp;
   if (sampling) sp = to_params(*sampling);
   // (kiln_generate's rule, but a negative temperature stays greedy here, as it always has)
   if (std::isnan(sp.temperature) || !(sp.top_p > 0.0f)) return -1;
+  // NaN logits (an f16 plan past its range): no token is the model's (greedy would say id 0)
+  if (std::any_of(logits, logits + ctx->ctx->vocab(), [](float v) { return std::isnan(v); })) return -1;
   return ctx->ctx->sample(row, sp, step);
 }
 
@@ -277,11 +303,19 @@ kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_pr
   if (!ctx) return fail(err, KILN_ERR_INVALID_ARGUMENT, "context is null");
   kiln::SamplingParams sp;
   if (sampling) sp = to_params(*sampling);
-  return guarded(err, [&] {
+  const kiln_status st = guarded(err, [&] {
     std::function<bool(int32_t)> cb;
-    if (callback) cb = [&](int32_t t) { return callback(user, t) != 0; };
+    if (callback)
+      cb = [&](int32_t t) { return callback(user, t) != 0 && !ctx->destroy_pending && !ctx->reset_pending; };
     return ctx->ctx->generate(prompt, n_prompt, max_new, sp, eos_id, out_tokens, n_out, cb);
   });
+  if (ctx->destroy_pending) {
+    delete ctx;
+  } else if (ctx->reset_pending) {
+    ctx->reset_pending = false;
+    ctx->ctx->reset();
+  }
+  return st;
 }
 
 kiln_status kiln_tokenize(const kiln_plan* plan, const char* text, size_t len, int add_special, int32_t* ids,
@@ -478,7 +512,13 @@ kiln_status kiln_diffusion_create(kiln_plan* plan, const kiln_context_options* o
   });
 }
 
-void kiln_diffusion_destroy(kiln_diffusion* d) { delete d; }
+void kiln_diffusion_destroy(kiln_diffusion* d) {
+  if (d && d->in_callback) {
+    d->destroy_pending = true;  // (the call running on_step stops and destroys it as it returns)
+    return;
+  }
+  delete d;
+}
 
 const char* kiln_diffusion_backend(const kiln_diffusion* d) { return d ? d->s->backend() : ""; }
 
@@ -493,30 +533,71 @@ kiln_status kiln_diffusion_get_info(const kiln_diffusion* d, kiln_diffusion_info
   return report(err, kiln::Status::ok());
 }
 
+namespace {
+
+// Why session d may not take a call now (a null session, or one inside its own step callback),
+// or "".
+std::string session_busy(const kiln_diffusion* d) {
+  if (!d) return "session is null";
+  if (d->in_callback) return "the step callback called into the session it is running on";
+  return "";
+}
+
+// A call that needs start (and, for a step, the step the session runs next).
+kiln::Status check_started(const kiln_diffusion& d, const char* what) {
+  if (d.next_step < 0)
+    return kiln::invalid_argument(std::string(what) + " before kiln_diffusion_start: no image is started");
+  return kiln::Status::ok();
+}
+
+kiln::Status check_next(const kiln_diffusion& d, int64_t step, const char* what) {
+  KILN_RETURN_IF_ERROR(check_started(d, what));
+  const int64_t steps = d.s->steps();
+  if (step < 0 || step >= steps)
+    return kiln::invalid_argument("step " + std::to_string(step) + " is out of range [0, " + std::to_string(steps) +
+                                  ")");
+  if (d.next_step >= steps)
+    return kiln::invalid_argument("every step of this image has run: kiln_diffusion_start begins another");
+  if (step != d.next_step)
+    return kiln::invalid_argument("step " + std::to_string(step) + " is out of order: the image's next step is " +
+                                  std::to_string(d.next_step) + " (steps run once each, in order)");
+  return kiln::Status::ok();
+}
+
+}  // namespace
+
 kiln_status kiln_diffusion_set_prompt_ids(kiln_diffusion* d, const int32_t* ids, const int32_t* negative_ids,
                                           kiln_error* err) {
-  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
-  return guarded(err, [&] { return d->s->encode_text(ids, d->s->guided() ? negative_ids : nullptr); });
+  if (const std::string busy = session_busy(d); !busy.empty()) return fail(err, KILN_ERR_INVALID_ARGUMENT, busy);
+  const kiln_status st = guarded(err, [&] { return d->s->encode_text(ids, d->s->guided() ? negative_ids : nullptr); });
+  d->has_prompt = st == KILN_OK;
+  return st;
 }
 
 kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, const char* negative, kiln_error* err) {
-  if (!d || !prompt) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and prompt must not be null");
+  if (const std::string busy = session_busy(d); !busy.empty()) return fail(err, KILN_ERR_INVALID_ARGUMENT, busy);
+  if (!prompt) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session and prompt must not be null");
   const kiln::Tokenizer* t = d->plan->tokenizer();
   if (!t || t->data().kind != kiln::TokenizerData::Kind::kClipBpe)
     return fail(err, KILN_ERR_UNSUPPORTED,
                 "this plan has no CLIP tokenizer (compiled with --no-tokenizer?): give token ids");
-  return guarded(err, [&] {
+  const kiln_status st = guarded(err, [&] {
     const int64_t L = d->s->text_len();
     const std::vector<int32_t> ids = t->encode_fixed(prompt, L);
     const std::vector<int32_t> neg = t->encode_fixed(negative ? negative : "", L);
     return d->s->encode_text(ids.data(), d->s->guided() ? neg.data() : nullptr);
   });
+  d->has_prompt = st == KILN_OK;
+  return st;
 }
 
 kiln_status kiln_diffusion_start(kiln_diffusion* d, uint64_t seed, const float* noise, const float* control,
                                  kiln_error* err) {
-  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
-  return guarded(err, [&] {
+  if (const std::string busy = session_busy(d); !busy.empty()) return fail(err, KILN_ERR_INVALID_ARGUMENT, busy);
+  if (!d->has_prompt)
+    return fail(err, KILN_ERR_INVALID_ARGUMENT,
+                "no prompt: kiln_diffusion_set_prompt (or _ids) comes before kiln_diffusion_start");
+  const kiln_status st = guarded(err, [&] {
     d->seed = seed;
     if (!noise) {
       d->s->seed_noise(seed, d->noise.data());
@@ -524,36 +605,71 @@ kiln_status kiln_diffusion_start(kiln_diffusion* d, uint64_t seed, const float* 
     }
     return d->s->prepare(noise, control);
   });
+  d->next_step = st == KILN_OK ? 0 : -1;  // (a failed start leaves no image)
+  return st;
 }
 
 kiln_status kiln_diffusion_step(kiln_diffusion* d, int64_t step, kiln_error* err) {
-  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
-  return guarded(err, [&] { return d->s->denoise(step, d->seed); });
+  if (const std::string busy = session_busy(d); !busy.empty()) return fail(err, KILN_ERR_INVALID_ARGUMENT, busy);
+  return guarded(err, [&] {
+    KILN_RETURN_IF_ERROR(check_next(*d, step, "kiln_diffusion_step"));
+    d->next_step = -1;  // (until the step has run: a failed one ends the image)
+    KILN_RETURN_IF_ERROR(d->s->denoise(step, d->seed));
+    d->next_step = step + 1;
+    return kiln::Status::ok();
+  });
 }
 
 kiln_status kiln_diffusion_denoise(kiln_diffusion* d, kiln_error* err) {
-  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
-  return guarded(err, [&] { return d->s->denoise_all(d->seed); });
+  if (const std::string busy = session_busy(d); !busy.empty()) return fail(err, KILN_ERR_INVALID_ARGUMENT, busy);
+  return guarded(err, [&] {
+    KILN_RETURN_IF_ERROR(check_started(*d, "kiln_diffusion_denoise"));
+    if (d->next_step != 0)
+      return kiln::invalid_argument(
+          "kiln_diffusion_denoise runs every step from the first, but " + std::to_string(d->next_step) +
+          " of this image's steps have run: kiln_diffusion_denoise_steps runs the rest, kiln_diffusion_start "
+          "begins another image");
+    d->next_step = -1;
+    KILN_RETURN_IF_ERROR(d->s->denoise_all(d->seed));
+    d->next_step = d->s->steps();
+    return kiln::Status::ok();
+  });
 }
 
 kiln_status kiln_diffusion_denoise_steps(kiln_diffusion* d, kiln_step_callback on_step, void* user, kiln_error* err) {
-  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
-  return guarded(err, [&] {
+  if (const std::string busy = session_busy(d); !busy.empty()) return fail(err, KILN_ERR_INVALID_ARGUMENT, busy);
+  const kiln_status st = guarded(err, [&] {
     const int64_t steps = d->s->steps();
-    int64_t stopped = -1;
-    KILN_RETURN_IF_ERROR(d->s->denoise_all(
-        d->seed, [&](int64_t step) { return !on_step || on_step(user, step, steps) != 0; }, &stopped));
-    if (stopped >= 0)
-      return kiln::invalid_argument("stopped by the step callback after step " + std::to_string(stopped));
+    KILN_RETURN_IF_ERROR(check_started(*d, "kiln_diffusion_denoise_steps"));
+    if (d->next_step >= steps)
+      return kiln::invalid_argument("every step of this image has run: kiln_diffusion_start begins another");
+    // From the image's next step: after a callback stopped it, the call goes on from there.
+    while (d->next_step < steps) {
+      const int64_t step = d->next_step;
+      d->next_step = -1;
+      KILN_RETURN_IF_ERROR(d->s->denoise(step, d->seed));
+      d->next_step = step + 1;
+      if (!on_step) continue;
+      struct InCallback {
+        bool& flag;
+        ~InCallback() { flag = false; }
+      } guard{d->in_callback};
+      d->in_callback = true;
+      if (on_step(user, step, steps) == 0 || d->destroy_pending)
+        return kiln::invalid_argument("stopped by the step callback after step " + std::to_string(step));
+    }
     return kiln::Status::ok();
   });
+  if (d->destroy_pending) delete d;
+  return st;
 }
 
 const float* kiln_diffusion_latents(const kiln_diffusion* d) { return d ? d->s->latents() : nullptr; }
 
 kiln_status kiln_diffusion_decode(kiln_diffusion* d, float* image_out, uint8_t* rgb_out, kiln_error* err) {
-  if (!d) return fail(err, KILN_ERR_INVALID_ARGUMENT, "session is null");
+  if (const std::string busy = session_busy(d); !busy.empty()) return fail(err, KILN_ERR_INVALID_ARGUMENT, busy);
   return guarded(err, [&] {
+    KILN_RETURN_IF_ERROR(check_started(*d, "kiln_diffusion_decode"));
     KILN_RETURN_IF_ERROR(d->s->decode(d->image.data()));
     if (image_out) std::memcpy(image_out, d->image.data(), d->image.size() * sizeof(float));
     if (rgb_out) kiln::DiffusionSession::to_rgb8(d->image.data(), d->s->height() * d->s->width(), rgb_out);

@@ -60,6 +60,7 @@ class Context {
 
   // --- sequences, one per batch row
   void reset();  // forgets every row's tokens (not from generate's on_token)
+  bool in_callback() const { return in_callback_; }  // generate's on_token is running
   int64_t position(int64_t row) const { return pos_[size_t(row)]; }
   // Appends ids to `row`'s sequence; logits(row) then holds the last token's logits.
   Status prefill(int64_t row, const int32_t* ids, int64_t n);

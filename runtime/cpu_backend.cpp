@@ -70,7 +70,9 @@ class CpuExecutor final : public Executor {
       const uint64_t total = mem.arena_bytes + mem.kv_bytes + mem.request_bytes + mem.state_bytes + 4 * kAlign;
       memory_.reset(new uint8_t[size_t(total + kAlign)]());
     } catch (const std::system_error& e) {  // (the pool joined the threads it had started)
-      return Status(StatusCode::kInternal,
+      // (EAGAIN: out of threads, or of memory for their stacks)
+      const bool resources = e.code() == std::errc::resource_unavailable_try_again;
+      return Status(resources ? StatusCode::kOutOfMemory : StatusCode::kInternal,
                     "could not start " + std::to_string(n_threads) + " CPU threads: " + e.what());
     } catch (const std::bad_alloc&) {
       return Status(StatusCode::kOutOfMemory, "out of memory allocating the context (arena " +

@@ -3,12 +3,29 @@
 // kernels/thread_pool.h.
 #include "kernels/thread_pool.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 
 namespace kiln {
 
-ThreadPool::ThreadPool(int n_threads, uint64_t scratch_floats) {
+namespace {
+
+// How many fork()s this process is the child of (pthread_atfork's child handler counts them).
+std::atomic<uint64_t> g_forks{0};
+
+uint64_t forks_so_far() {
+  static const int registered = pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1); });
+  (void)registered;
+  return g_forks.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+bool ThreadPool::forked() const { return forks_so_far() != forks_; }
+
+ThreadPool::ThreadPool(int n_threads, uint64_t scratch_floats) : forks_(forks_so_far()) {
   if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
   scratch_.resize(size_t(n_threads));
   for (auto& s : scratch_) s.assign(scratch_floats, 0.0f);
@@ -18,21 +35,29 @@ ThreadPool::ThreadPool(int n_threads, uint64_t scratch_floats) {
     // A thread (or its bookkeeping) could not be made: stop and join the ones already running,
     // so a failed construction never leaves a joinable std::thread behind.
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<std::mutex> lock(sync_->mu);
       stop_ = true;
     }
-    cv_work_.notify_all();
+    sync_->work.notify_all();
     for (auto& t : threads_) t.join();
     throw;
   }
 }
 
 ThreadPool::~ThreadPool() {
+  if (forked()) {
+    // A fork's child: the workers live on in the parent only, so there is nothing to stop or join
+    // (joining would wait forever), a joinable std::thread must not be destroyed, and destroying a
+    // condition variable waits for its waiters: let go of them all.
+    new std::vector<std::thread>(std::move(threads_));
+    (void)sync_.release();
+    return;
+  }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(sync_->mu);
     stop_ = true;
   }
-  cv_work_.notify_all();
+  sync_->work.notify_all();
   for (auto& t : threads_) t.join();
 }
 
@@ -74,19 +99,26 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, RangeFn fn) {
     return;
   }
   int64_t block = (n + workers - 1) / workers;
+  if (forked()) {  // a fork's child has no workers (they stayed in the parent): the same blocks, in turn
+    for (int w = 0; w < size(); ++w) {
+      const int64_t begin = std::min(n, block * w), end = std::min(n, begin + block);
+      if (begin < end) fn(begin, end, w);
+    }
+    return;
+  }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(sync_->mu);
     job_ = &fn;
     job_n_ = n;
     job_block_ = block;
     pending_.store(int(threads_.size()), std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
   }
-  cv_work_.notify_all();  // no system call unless a worker sleeps
+  sync_->work.notify_all();  // no system call unless a worker sleeps
   fn(0, std::min(n, block), 0);
   if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+    std::unique_lock<std::mutex> lock(sync_->mu);
+    sync_->done.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
   }
   job_ = nullptr;
 }
@@ -103,8 +135,8 @@ void ThreadPool::worker_loop(int w) {
   uint64_t seen = 0;
   for (;;) {
     if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_work_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+      std::unique_lock<std::mutex> lock(sync_->mu);
+      sync_->work.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
       if (stop_) return;
     }
     seen = generation_.load(std::memory_order_acquire);
@@ -113,8 +145,8 @@ void ThreadPool::worker_loop(int w) {
     const int64_t end = std::min(job_n_, begin + job_block_);
     if (begin < end) (*job)(begin, end, w);
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mu_);  // the caller checks under mu_ before it sleeps
-      cv_done_.notify_one();
+      std::lock_guard<std::mutex> lock(sync_->mu);  // the caller checks under sync_->mu before it sleeps
+      sync_->done.notify_one();
     }
   }
 }

@@ -111,7 +111,7 @@ TEST_CASE("cuda: matmul with i8, i4 and f8e4m3 weights matches the CPU kernels (
       {DType::F8E4M3, 72, 72, false},           // (one group a row of whole 8-value steps: the vector path)
       {DType::F8E4M3, 1072, 48, false, true}};  // (1072 and 80 in groups of 48: a short last group)
   for (const Case& c : cases)
-    for (int64_t rows : {1, 2, 3, 8, 38}) {
+    for (int64_t rows : {1, 2, 3, 4, 5, 8, 9, 38}) {  // (4 and 5: the 4- and 8-row GEMVs part full; 9: the tiles)
       CAPTURE(std::string(dtype_name(c.w)));
       CAPTURE(c.k);
       CAPTURE(c.group);

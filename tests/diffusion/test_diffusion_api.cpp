@@ -162,6 +162,91 @@ TEST_CASE("diffusion C API: seeds, step callbacks and stops on the one step loop
   CHECK(std::string(err.message).find("after step 2") != std::string::npos);
 }
 
+// kiln.h's order: a prompt, start, the steps once each in order, decode after start. Calls out of
+// that order fail naming what is missing, instead of returning KILN_OK with a wrong image (an
+// outside tester found steps repeated or run twice over, a start without a prompt, a decode of
+// nothing, all accepted). denoise_steps goes on from a callback's stop; calls from the step
+// callback into its own session are refused, and a destroy there ends the call and the session.
+TEST_CASE("diffusion C API: calls out of order are refused, and denoise_steps goes on after a stop") {
+  test::TempDir dir;
+  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline", "--height 32 --width 32", "o.kplan", 3);
+  CPlan c;
+  kiln_error err{};
+  const kiln_diffusion_info info = c.open(plan);
+  REQUIRE(info.steps == 3);
+  auto fails_with = [&](kiln_status st, const std::string& text) {
+    CHECK(st == KILN_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE(std::string(err.message).find(text) != std::string::npos, err.message);
+  };
+  std::vector<float> img(32 * 32 * 3), ref(img.size());
+  fails_with(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err), "no prompt");
+  fails_with(kiln_diffusion_decode(c.d, img.data(), nullptr, &err), "before kiln_diffusion_start");
+  fails_with(kiln_diffusion_step(c.d, 0, &err), "before kiln_diffusion_start");
+  fails_with(kiln_diffusion_denoise(c.d, &err), "before kiln_diffusion_start");
+  fails_with(kiln_diffusion_denoise_steps(c.d, nullptr, nullptr, &err), "before kiln_diffusion_start");
+  CHECK(kiln_diffusion_latents(c.d) == nullptr);
+  // The reference: the whole loop in one replay.
+  REQUIRE(kiln_diffusion_set_prompt(c.d, "a red fox", "blurry", &err) == KILN_OK);
+  REQUIRE(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err) == KILN_OK);
+  REQUIRE(kiln_diffusion_denoise(c.d, &err) == KILN_OK);
+  REQUIRE(kiln_diffusion_decode(c.d, ref.data(), nullptr, &err) == KILN_OK);
+  fails_with(kiln_diffusion_denoise(c.d, &err), "3 of this image's steps have run");
+  fails_with(kiln_diffusion_step(c.d, 2, &err), "every step of this image has run");
+  fails_with(kiln_diffusion_denoise_steps(c.d, nullptr, nullptr, &err), "every step of this image has run");
+  // Steps once each, in order.
+  REQUIRE(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err) == KILN_OK);
+  fails_with(kiln_diffusion_step(c.d, 1, &err), "step 1 is out of order: the image's next step is 0");
+  REQUIRE(kiln_diffusion_step(c.d, 0, &err) == KILN_OK);
+  fails_with(kiln_diffusion_step(c.d, 0, &err), "step 0 is out of order: the image's next step is 1");
+  fails_with(kiln_diffusion_step(c.d, 3, &err), "out of range [0, 3)");
+  fails_with(kiln_diffusion_denoise(c.d, &err), "kiln_diffusion_denoise_steps runs the rest");
+  REQUIRE(kiln_diffusion_decode(c.d, img.data(), nullptr, &err) == KILN_OK);  // a preview after step 0
+  CHECK(img != ref);
+  REQUIRE(kiln_diffusion_denoise_steps(c.d, nullptr, nullptr, &err) == KILN_OK);  // steps 1 and 2
+  REQUIRE(kiln_diffusion_decode(c.d, img.data(), nullptr, &err) == KILN_OK);
+  CHECK(img == ref);
+  // A callback's stop after step 1, then the call again: step 2 alone, the same image.
+  struct Cb {
+    kiln_diffusion* d;
+    std::vector<int64_t> seen;
+    int64_t stop_after = -1;
+    std::vector<kiln_status> inner;  // calls from inside the callback
+    bool destroy = false;
+  } cb{c.d, {}, 1, {}, false};
+  auto on_step = [](void* user, int64_t step, int64_t) {
+    auto* s = static_cast<Cb*>(user);
+    s->seen.push_back(step);
+    kiln_error e{};
+    float buf[4];
+    s->inner = {kiln_diffusion_step(s->d, step + 1, &e), kiln_diffusion_start(s->d, 1, nullptr, nullptr, &e),
+                kiln_diffusion_set_prompt(s->d, "x", "", &e), kiln_diffusion_decode(s->d, buf, nullptr, &e),
+                kiln_diffusion_denoise(s->d, &e)};
+    if (std::string(e.message).find("the step callback called into the session it is running on") == std::string::npos)
+      s->inner.push_back(KILN_OK);  // (a message that does not say why: the check below fails)
+    if (s->destroy) kiln_diffusion_destroy(s->d);
+    return step == s->stop_after ? 0 : 1;
+  };
+  REQUIRE(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err) == KILN_OK);
+  fails_with(kiln_diffusion_denoise_steps(c.d, on_step, &cb, &err), "stopped by the step callback after step 1");
+  CHECK(cb.seen == std::vector<int64_t>{0, 1});
+  CHECK(cb.inner == std::vector<kiln_status>(5, KILN_ERR_INVALID_ARGUMENT));
+  REQUIRE(kiln_diffusion_denoise_steps(c.d, on_step, &cb, &err) == KILN_OK);
+  CHECK(cb.seen == std::vector<int64_t>{0, 1, 2});
+  REQUIRE(kiln_diffusion_decode(c.d, img.data(), nullptr, &err) == KILN_OK);
+  CHECK(img == ref);
+  // A failed start leaves no image: steps and decode are refused until a start succeeds.
+  std::vector<float> nan_noise(size_t(info.latent_height * info.latent_width * info.latent_channels), NAN);
+  CHECK(kiln_diffusion_start(c.d, 7, nan_noise.data(), nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
+  fails_with(kiln_diffusion_step(c.d, 0, &err), "before kiln_diffusion_start");
+  // Destroyed from its own step callback: the call stops there and the session is gone (ASan
+  // sees any later touch, and a leak).
+  REQUIRE(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err) == KILN_OK);
+  cb = Cb{c.d, {}, -1, {}, true};
+  fails_with(kiln_diffusion_denoise_steps(c.d, on_step, &cb, &err), "stopped by the step callback after step 0");
+  CHECK(cb.seen == std::vector<int64_t>{0});
+  c.d = nullptr;  // (destroyed)
+}
+
 TEST_CASE("diffusion control images are resized exactly as diffusers (PIL Lanczos) prepares them") {
   const RefFile ref(dfix("controlnet_tiny") + "/reference.safetensors");
   for (const char* size : {"97x71", "150x130"}) {

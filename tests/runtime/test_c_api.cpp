@@ -2,6 +2,9 @@
 // argument returning a clear status with nothing written to outputs.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -58,6 +61,18 @@ TEST_CASE("C API: version, info and status strings") {
   const uint64_t dev = kiln_plan_device_bytes(f.plan);
   CHECK(dev >= 465 * 1024);  // the tied_f32 fixture's weights alone are ~465 KiB
   CHECK(dev % 256 == 0);
+  {  // a plan that never runs on CUDA needs no device memory
+    kiln::CompileOptions o;
+    o.model_dir = kiln::test::fixture("tied_f32");
+    o.output = f.dir / "cpu.kplan";
+    o.max_seq = 32;
+    o.target = "cpu";
+    kiln::compile_model(o);
+    kiln_plan* cpu = nullptr;
+    REQUIRE(kiln_plan_open(o.output.c_str(), &cpu, &err) == KILN_OK);
+    CHECK(kiln_plan_device_bytes(cpu) == 0);
+    kiln_plan_close(cpu);
+  }
   const kiln_context_options o = kiln_context_options_default();
   CHECK(o.cuda_stream == nullptr);
   CHECK(o.cuda_device_memory == nullptr);
@@ -104,6 +119,90 @@ TEST_CASE("C API: score and generate match the reference, and the plan may close
                         &err) == KILN_OK);
   CHECK(out[size_t(n - 1)] == eos);
   CHECK(n <= 4);
+}
+
+// kiln_context_destroy and kiln_context_reset return nothing, so from inside generate's callback
+// they cannot be refused: they end the generation after that callback and take effect as
+// kiln_generate returns (a destroy there was a use after free, a reset silently dropped).
+TEST_CASE("C API: destroy or reset from generate's callback ends it and takes effect as it returns") {
+  Fixture f;
+  kiln_error err{};
+  for (const int depth : {1, 4}) {
+    CAPTURE(depth);
+    kiln_context_options o = kiln_context_options_default();
+    o.n_threads = 2;
+    o.generate_depth = depth;
+    for (const bool destroy : {false, true}) {
+      CAPTURE(destroy);
+      kiln_context* ctx = nullptr;
+      REQUIRE(kiln_context_create_with(f.plan, &o, &ctx, &err) == KILN_OK);
+      struct Cb {
+        kiln_context* ctx;
+        bool destroy;
+        int calls = 0;
+        const float* logits_seen = nullptr;
+      } cb{ctx, destroy};
+      auto on_token = [](void* user, int32_t) -> int {
+        auto* c = static_cast<Cb*>(user);
+        if (++c->calls == 2) {
+          if (c->destroy) kiln_context_destroy(c->ctx);
+          else kiln_context_reset(c->ctx);
+        }
+        return 1;  // (goes on: the destroy or reset alone ends it)
+      };
+      std::vector<int32_t> out(8);
+      int64_t n = 0;
+      REQUIRE(kiln_generate(ctx, f.ref.prompt_ids.data(), 5, 8, nullptr, -1, out.data(), &n, on_token, &cb, &err) ==
+              KILN_OK);
+      CHECK(n == 2);
+      CHECK(cb.calls == 2);
+      CHECK(std::equal(out.begin(), out.begin() + 2, f.ref.greedy_ids.begin() + 5));
+      if (destroy) continue;                  // (gone; ASan sees a later touch, and a leak)
+      CHECK(kiln_logits(ctx, 0) == nullptr);  // reset: no sequence, no logits
+      REQUIRE(kiln_generate(ctx, f.ref.prompt_ids.data(), 5, 3, nullptr, -1, out.data(), &n, nullptr, nullptr, &err) ==
+              KILN_OK);  // usable afterwards
+      CHECK(std::equal(out.begin(), out.begin() + 3, f.ref.greedy_ids.begin() + 5));
+      kiln_context_destroy(ctx);
+    }
+  }
+}
+
+// fork() copies the calling thread only: a child that used a context made before the fork with
+// several threads waited forever on workers that stayed in the parent (an outside tester's
+// prefork host). The child now runs the pool's blocks on its own thread, the same bits, and can
+// destroy the context.
+TEST_CASE("C API: a fork's child generates on a context made before the fork, and destroys it") {
+  Fixture f;  // (2 threads)
+  kiln_error err{};
+  std::vector<int32_t> want(6), got(6);
+  int64_t n = 0;
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, 6, nullptr, -1, want.data(), &n, nullptr, nullptr, &err) ==
+          KILN_OK);
+  std::vector<float> logits_want(f.ref.logits.size());
+  REQUIRE(kiln_score(f.ctx, f.ref.input_ids.data(), f.ref.rows, f.ref.tokens, logits_want.data(), &err) == KILN_OK);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::alarm(60);  // a hang ends the child by SIGALRM
+    kiln_error e{};
+    int64_t m = 0;
+    std::vector<float> logits(f.ref.logits.size());
+    const bool ok = kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, 6, nullptr, -1, got.data(), &m, nullptr, nullptr,
+                                  &e) == KILN_OK &&
+                    got == want &&
+                    kiln_score(f.ctx, f.ref.input_ids.data(), f.ref.rows, f.ref.tokens, logits.data(), &e) == KILN_OK &&
+                    std::memcmp(logits.data(), logits_want.data(), logits.size() * sizeof(float)) == 0;
+    kiln_context_destroy(f.ctx);
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  // The parent's context and its workers are untouched.
+  REQUIRE(kiln_generate(f.ctx, f.ref.prompt_ids.data(), 5, 6, nullptr, -1, got.data(), &n, nullptr, nullptr, &err) ==
+          KILN_OK);
+  CHECK(got == want);
 }
 
 // generate_depth: the decode loop with steps in flight gives the same tokens and the same early stop;
@@ -463,6 +562,15 @@ TEST_CASE("C API: generate reports NaN logits (an f16 plan past its range) after
       CHECK(err.code == KILN_ERR_LIMIT);
       CHECK(std::string(err.message).find("generate's last logits (token 4) hold NaN") != std::string::npos);
       CHECK(kiln_logits(ctx, 0) == nullptr);
+      // The same steps by hand: the logits are the plan's, NaN, and kiln_sample names no token.
+      REQUIRE(kiln_prefill(ctx, 0, prompt, 3, &err) == KILN_OK);
+      for (int i = 0; i < 3; ++i) REQUIRE(kiln_decode(ctx, &out[i], &err) == KILN_OK);
+      const float* lg = kiln_logits(ctx, 0);
+      REQUIRE(lg);
+      REQUIRE(std::any_of(lg, lg + 64, [](float v) { return std::isnan(v); }));
+      CHECK(kiln_sample(ctx, 0, nullptr, 0) == -1);
+      const kiln_sampling hot{1.0f, 0, 1.0f, 3};
+      CHECK(kiln_sample(ctx, 0, &hot, 0) == -1);
     }
     kiln_context_destroy(ctx);
     kiln_plan_close(plan);

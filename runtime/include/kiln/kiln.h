@@ -77,7 +77,8 @@ KILN_API const char* kiln_status_string(kiln_status s);
  * and renaming it over the old one, as kiln compile does; truncating or rewriting it in place makes later reads of the
  * mapping fail with SIGBUS, as with any mapped file. */
 KILN_API kiln_status kiln_plan_open(const char* path, kiln_plan** out, kiln_error* err);
-/* data is not copied and must outlive the plan; it must be 8-byte aligned (else
+/* data is not copied and must outlive the plan and everything made from it (contexts, diffusion
+ * sessions and decoders keep reading it after kiln_plan_close); it must be 8-byte aligned (else
  * KILN_ERR_INVALID_ARGUMENT), as malloc's and a mapped file's are. */
 KILN_API kiln_status kiln_plan_open_memory(const void* data, size_t size, kiln_plan** out, kiln_error* err);
 KILN_API void kiln_plan_close(kiln_plan* plan);
@@ -128,7 +129,8 @@ typedef struct kiln_context_options {
 
 /* Device bytes a CUDA context of this plan needs (weights, arena, KV cache, step state, the
  * scratch some launches borrow: cuBLASLt's for prefill-sized bf16/f16 GEMMs, split-K decode
- * attention's partials, and 256 bytes of generate's token feedback state). */
+ * attention's partials, and 256 bytes of generate's token feedback state); 0 for a plan without a
+ * CUDA target (compiled with --target cpu). */
 KILN_API uint64_t kiln_plan_device_bytes(const kiln_plan* plan);
 
 /* Defaults: all cores, device "auto", graphs on, cuBLASLt when present, no progress reports,
@@ -161,7 +163,8 @@ KILN_API kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_
  * changes nothing). */
 KILN_API const float* kiln_logits(const kiln_context* ctx, int64_t row);
 /* Samples from kiln_logits(row); `step` feeds the counter-based RNG. Returns -1 where kiln_logits(row)
- * is NULL, and for a NaN temperature or a top_p that is NaN or negative. */
+ * is NULL or holds a NaN (an f16 plan past its range), and for a NaN temperature or a top_p that is
+ * NaN or negative. */
 KILN_API int32_t kiln_sample(kiln_context* ctx, int64_t row, const kiln_sampling* sampling, uint64_t step);
 
 /* Called for each generated token; return 0 to stop. */
@@ -172,7 +175,10 @@ typedef int (*kiln_token_callback)(void* user, int32_t token);
  * new tokens and *n_out their count. sampling may be NULL for greedy. KILN_ERR_LIMIT (after the tokens were
  * emitted) when the last step's logits are NaN or infinite: the plan's arithmetic overflowed (an f16 plan
  * past ±65504) and the tokens are not the model's. The callback must not call kiln with this context
- * (steps may still be running, see generate_depth). */
+ * (steps may still be running, see generate_depth): such calls fail with KILN_ERR_INVALID_ARGUMENT,
+ * except kiln_context_destroy and kiln_context_reset, which end the generation after that callback
+ * and take effect as kiln_generate returns (after a destroy the context is gone). The last token
+ * emitted is not yet in row 0's sequence: a host that goes on with kiln_decode feeds it first. */
 KILN_API kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_prompt, int64_t max_new,
                                    const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
                                    kiln_token_callback callback, void* user, kiln_error* err);
@@ -213,7 +219,8 @@ KILN_API kiln_status kiln_chat_render(const kiln_plan* plan, const char* json, i
  * the whole run U+FFFD), NUL-terminated, and its length to *len_out. The pieces joined are the
  * whole decode of the ids. When the text and its NUL do not fit in cap bytes, push and finish
  * return KILN_ERR_LIMIT with the length in *len_out and consume nothing: call again (push with the same
- * id) with a bigger buffer. An id outside the plan's token ids is KILN_ERR_INVALID_ARGUMENT. */
+ * id) with a bigger buffer. No new text (*len_out 0) fits any buffer: with cap 0 (buf may then be
+ * NULL) nothing is written. An id outside the plan's token ids is KILN_ERR_INVALID_ARGUMENT. */
 KILN_API kiln_status kiln_decoder_create(const kiln_plan* plan, int skip_special, kiln_decoder** out, kiln_error* err);
 KILN_API kiln_status kiln_decoder_push(kiln_decoder* dec, int32_t id, char* buf, size_t cap, size_t* len_out,
                                        kiln_error* err);
@@ -241,11 +248,18 @@ typedef struct kiln_diffusion_info {
 /* opts may be NULL (the defaults). Fails with KILN_ERR_UNSUPPORTED on a plan that is not text-to-image. */
 KILN_API kiln_status kiln_diffusion_create(kiln_plan* plan, const kiln_context_options* opts, kiln_diffusion** out,
                                            kiln_error* err);
+/* From inside a step callback: the call running it stops after that step (failing "stopped") and
+ * destroys the session as it returns. */
 KILN_API void kiln_diffusion_destroy(kiln_diffusion* d);
 KILN_API kiln_status kiln_diffusion_get_info(const kiln_diffusion* d, kiln_diffusion_info* info, kiln_error* err);
 KILN_API const char* kiln_diffusion_backend(const kiln_diffusion* d);
 /* As kiln_context_describe. */
 KILN_API const char* kiln_diffusion_describe(const kiln_diffusion* d);
+/* An image takes, in this order: a prompt (set_prompt or set_prompt_ids; it stays for later
+ * images), start, its steps (each once, in order: kiln_diffusion_step, or denoise for all of them,
+ * or denoise_steps for the rest), then decode (also allowed between steps, as a preview). A call
+ * out of that order, or from a step callback into its own session, fails with
+ * KILN_ERR_INVALID_ARGUMENT naming what is missing. */
 /* Tokenizes the prompt (and the negative prompt, "" when NULL; ignored without guidance) with the
  * plan's CLIP tokenizer and runs the text encoder. */
 KILN_API kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, const char* negative,
@@ -260,11 +274,13 @@ KILN_API kiln_status kiln_diffusion_start(kiln_diffusion* d, uint64_t seed, cons
                                           kiln_error* err);
 /* Runs sampler step `step` (0 .. steps-1, in order). */
 KILN_API kiln_status kiln_diffusion_step(kiln_diffusion* d, int64_t step, kiln_error* err);
-/* Runs every step as one replay of the loop program (on CUDA, one graph for the whole loop). */
+/* Runs every step as one replay of the loop program (on CUDA, one graph for the whole loop); only
+ * right after start. */
 KILN_API kiln_status kiln_diffusion_denoise(kiln_diffusion* d, kiln_error* err);
 /* Called after each step; return 0 to stop (the call then fails with KILN_ERR_INVALID_ARGUMENT "stopped"). */
 typedef int (*kiln_step_callback)(void* user, int64_t step, int64_t steps);
-/* Runs every step one replay at a time, calling on_step (which may be NULL) after each. */
+/* Runs the image's remaining steps one replay at a time (all of them after start; after a
+ * callback's stop, the rest), calling on_step (which may be NULL) after each. */
 KILN_API kiln_status kiln_diffusion_denoise_steps(kiln_diffusion* d, kiln_step_callback on_step, void* user,
                                                   kiln_error* err);
 /* The current latents (valid until the next call on d). */
