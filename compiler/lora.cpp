@@ -318,24 +318,39 @@ bool all_linear(const std::string& target) {
   return lower == "all-linear";
 }
 
-// Checks that every name in target_modules (list) or the regex (string) names a module of the model.
-void check_targets(const Config& c, const std::set<std::string>& modules, const std::string& where) {
+// Checks that target_modules names a module of the model: the regex (string) matches one, or a
+// name of the list does (peft's rule: it adapts the names it finds and fails only when none is
+// found). The names that match nothing, for the plan's notes.
+std::vector<std::string> check_targets(const Config& c, const std::set<std::string>& modules,
+                                       const std::string& where) {
   if (c.target_modules.is_string()) {
     const std::string re = c.target_modules.get<std::string>();
-    if (all_linear(re)) return;
+    if (all_linear(re)) return {};
     const auto rx = module_pattern(re, where + ": target_modules");
     for (const auto& m : modules)
-      if (RE2::FullMatch(m, *rx)) return;
+      if (RE2::FullMatch(m, *rx)) return {};
     throw CompileError(where + ": target_modules regex '" + re + "' matches no module of the model");
   }
-  if (!c.target_modules.is_array()) return;
+  if (!c.target_modules.is_array()) return {};
+  std::vector<std::string> missing;
   for (const json& t : c.target_modules) {
     if (!t.is_string()) throw CompileError(where + ": target_modules must list module names");
     const std::string name = t.get<std::string>();
     bool found = false;
     for (const auto& m : modules) found = found || ends_with_component(m, name);
-    if (!found) throw CompileError(where + ": target module '" + name + "' is not in the model");
+    if (!found) missing.push_back(name);
   }
+  if (!missing.empty() && missing.size() == c.target_modules.size())
+    throw CompileError(where + ": target module '" + missing[0] + "' is not in the model" +
+                       (missing.size() > 1 ? " (nor is any other that target_modules names)" : ""));
+  return missing;
+}
+
+// "'a', 'b'"
+std::string quoted_list(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
+  return out;
 }
 
 // Why peft would not adapt `module` (a name within the model or pipeline component) under this config,
@@ -450,6 +465,7 @@ struct LoraSet::Impl {
   std::map<std::string, const StTensor*> replacements;
   std::set<std::string> saved;                                              // (modules_to_save copies)
   std::vector<std::pair<std::string, std::vector<std::string>>> unmodeled;  // (config, keys)
+  std::vector<std::string> notes;                                           // for the plan's notes
 };
 
 LoraSet::LoraSet() : impl_(std::make_unique<Impl>()) {}
@@ -609,12 +625,21 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
                              ": target_modules names lm_head, which this model ties to its embedding: a LoRA on "
                              "a tied head has no single merged form (peft's merged model differs from its "
                              "unmerged one)");
-    check_targets(c, own, where);
+    if (const std::vector<std::string> missing = check_targets(c, own, where); !missing.empty())
+      im.notes.push_back(where + "'s target_modules names " + quoted_list(missing) +
+                         ", which the model does not have: as peft, kiln adapts the others");
+    // (peft skips names that match no module; a saved copy of one is refused below, as its module
+    // is not in the model)
+    std::vector<std::string> unsaved;
     for (const std::string& m : c.modules_to_save) {
       bool found = tied_embedding && saved_under("lm_head", m);
       for (const auto& mod : own) found = found || saved_under(mod, m);
-      if (!found) throw CompileError(where + ": modules_to_save names '" + m + "', which is not in the model");
+      if (!found) unsaved.push_back(m);
     }
+    if (!unsaved.empty())
+      im.notes.push_back(where + "'s modules_to_save names " + quoted_list(unsaved) +
+                         ", which the model does not have: as peft, kiln skips " +
+                         (unsaved.size() > 1 ? "them" : "it"));
 
     // Group the tensors by module.
     std::map<std::string, Module> mods;
@@ -683,8 +708,18 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       if (m.magnitude && !c.dora) throw CompileError(mw + ": has a DoRA magnitude but use_dora is false");
       if (c.dora && !m.magnitude) throw CompileError(mw + ": use_dora is set but the magnitude vector is missing");
       if (m.b_bias && !c.lora_bias) throw CompileError(mw + ": has lora_B.bias but lora_bias is false");
-      if (m.a->shape.size() != 2 || m.b->shape.size() != 2 || w->shape.size() != 2)
+      // A 1×1 convolution (SD 1.x's proj_in/proj_out): peft's A and B are 1×1 convolutions too, and
+      // its merge is the matrices' B·A (as for a Linear, the weight's rows being its out channels).
+      auto one_by_one = [](const StTensor* t) { return t->shape.size() == 4 && t->shape[2] == 1 && t->shape[3] == 1; };
+      if (w->shape.size() == 4 || m.a->shape.size() == 4 || m.b->shape.size() == 4) {
+        if (!one_by_one(w) || !one_by_one(m.a) || !one_by_one(m.b))
+          throw CompileError(mw + ": a LoRA on a convolution (weight " + shape_str(w->shape) + ", A " +
+                             shape_str(m.a->shape) + ", B " + shape_str(m.b->shape) +
+                             "): kiln merges LoRA on Linear and Embedding layers and 1x1 convolutions only");
+        if (m.magnitude) throw CompileError(mw + ": DoRA on a convolution is not supported");
+      } else if (m.a->shape.size() != 2 || m.b->shape.size() != 2 || w->shape.size() != 2) {
         throw CompileError(mw + ": A, B and the base weight must be matrices");
+      }
       const int64_t rank = m.a->shape[0];
       // Linear: W (out, in), A (r, in), B (out, r). Embedding: W (vocab, dim), A (r, vocab), B (dim, r).
       const int64_t a_cols = m.kind == Kind::kLinear ? w->shape[1] : w->shape[0];
@@ -779,6 +814,8 @@ const std::vector<LoraRecord>& LoraSet::records() const { return impl_->records;
 const std::vector<std::pair<std::string, std::vector<std::string>>>& LoraSet::unmodeled_config_keys() const {
   return impl_->unmodeled;
 }
+
+const std::vector<std::string>& LoraSet::notes() const { return impl_->notes; }
 
 void LoraSet::apply(const std::string& name, std::vector<float>& w, ThreadPool& pool) const {
   auto it = impl_->by_tensor.find(name);

@@ -5,6 +5,7 @@
 // in the base checkpoint), so one merge path serves every model family: a checkpoint tensor
 // "<module>.weight" receives, in f32 and before the cast to the plan dtype,
 //   W' = W + Σ_adapters s · scale · (B @ A)          (embeddings: (B @ A)ᵀ)
+// (a 1×1 convolution's weight, A and B read as matrices, as peft merges them),
 // with scale = alpha / r, or alpha / √r with rsLoRA, r and alpha per module from rank_pattern
 // and alpha_pattern (peft's get_pattern_key rule), and s the user's weight. DoRA is merged as
 // peft does (rows rescaled to the learned magnitude), for a single adapter of weight 1.
@@ -95,6 +96,9 @@ class LoraSet {
   // Each adapter config with keys kiln does not model (the frontends refuse them by name unless
   // --allow-unknown-config: check_config_keys).
   const std::vector<std::pair<std::string, std::vector<std::string>>>& unmodeled_config_keys() const;
+  // What the plan's notes should say of the adapters: names in target_modules or modules_to_save
+  // that match no module of the model (peft skips them).
+  const std::vector<std::string>& notes() const;
 
  private:
   struct Impl;

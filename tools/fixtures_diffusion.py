@@ -905,6 +905,26 @@ def build_lora(out, pipe15, ref15):
     return lines
 
 
+def build_conv_lora(out, pipe15, ref15):
+    """peft LoRAs on sd15_tiny's convolutions: one on the 1x1 proj_in/proj_out (SD 1.x's transformer
+    projections; peft merges B.A as for a Linear) with its merged UNet's output on sd15_tiny's inputs,
+    and one on the 3x3 conv_in (no reference: kiln refuses it)."""
+    case = os.path.join(out, "lora_tiny")
+    unet = peft_adapter(pipe15.unet, ["proj_in", "proj_out"], 4, 8, 4004, os.path.join(case, "conv1x1_lora"),
+                        "sd15_tiny/unet")
+    peft_adapter(pipe15.unet, ["conv_in"], 2, 2, 4005, os.path.join(case, "conv3x3_lora"), "sd15_tiny/unet")
+    ref = {k: ref15[k] for k in ("ids", "unet_sample", "unet_timestep", "text_hidden")}
+    with torch.no_grad():
+        ref["unet_out"] = unet(ref["unet_sample"], ref["unet_timestep"], encoder_hidden_states=ref["text_hidden"]).sample
+    rel = ((ref["unet_out"] - ref15["unet_out"]).norm() / ref15["unet_out"].norm()).item()
+    assert rel > 0.02, rel
+    lines = ["lora_tiny/conv1x1_lora: unet LoRA r4/alpha8 on the 1x1 proj_in/proj_out (peft %s), merged by "
+             "merge_and_unload; |unet_out - base| / |base| = %.3f; conv3x3_lora: r2 on conv_in, no reference"
+             % (peft.__version__, rel)]
+    write_ref(os.path.join(case, "conv1x1_reference.safetensors"), ref, lines)
+    return lines
+
+
 # --- the scheduler as a pipeline hands it on ------------------------------------------------------------------
 
 PIPE_SCHED_STEPS = 4
@@ -994,6 +1014,7 @@ def main(repo):
     lines += l15
     lines += build_controlnet(out, pipe15, ref15, unet_f32)
     lines += build_lora(out, pipe15, ref15)
+    lines += build_conv_lora(out, pipe15, ref15)
     lines += build_var(out, pipe15)
     lines += build_sd2(out, tok_info)
     lines += build_samplers(out)

@@ -341,6 +341,7 @@ std::string check_config_keys(const std::vector<std::string>& unmodeled, const s
 std::string check_lora_config_keys(const LoraSet& lora, const CompileOptions& o) {
   std::string notes;
   for (const auto& [path, keys] : lora.unmodeled_config_keys()) add_note(&notes, check_config_keys(keys, path, o));
+  for (const std::string& n : lora.notes()) add_note(&notes, n);
   return notes;
 }
 

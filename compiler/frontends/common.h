@@ -132,7 +132,8 @@ std::string attach_fp8_weights(const CompileOptions& o, Checkpoint& ck, int64_t 
 // naming them, unless --allow-unknown-config; then the returned note lists them for the plan.
 std::string check_config_keys(const std::vector<std::string>& unmodeled, const std::string& path,
                               const CompileOptions& o);
-// check_config_keys on every adapter config of `lora`.
+// check_config_keys on every adapter config of `lora`, then the adapters' own notes (names that
+// match no module, which peft skips).
 std::string check_lora_config_keys(const LoraSet& lora, const CompileOptions& o);
 // Appends a note to a plan's notes ("; " between notes).
 void add_note(std::string* notes, const std::string& note);

@@ -210,6 +210,40 @@ TEST_CASE("lora: configs read as peft reads them: LoraConfig's defaults, pattern
   CHECK_FALSE(lora_module_pattern_matches("x{,2}y", "xxxy"));
 }
 
+// peft adapts the target_modules names it finds and skips the others (it fails only when none is
+// found), and skips modules_to_save names that match no module: real adapters carry such lists
+// (q_proj/k_proj/v_proj/o_proj on Phi-3, whose attention is one qkv_proj; SEQ_CLS adapters'
+// classifier and score). kiln merges them as peft does and names the skipped ones in the notes.
+TEST_CASE("lora: names in target_modules or modules_to_save the model lacks are skipped, as peft skips them") {
+  TempDir d;
+  const std::string dir = lora_fixture("rslora_qv");
+  const std::string adapter = edited_adapter(
+      d, "extra",
+      [](nlohmann::json& j) {
+        j["target_modules"] = {"v_proj", "q_proj", "qkv_proj", "c_attn"};
+        j["modules_to_save"] = {"classifier", "score"};
+      },
+      "rslora_qv");
+  const CompileOptions o = options(kiln::test::read_line(dir + "/base.txt"), {{adapter, 1.0}}, d / "extra.kplan");
+  CHECK(compiled_rel_l2(o, dir) <= 1e-4);  // peft's merge of the same tensors
+  const std::string notes = compile_model(o).notes;
+  CHECK(notes.find("adapter 'extra''s target_modules names 'qkv_proj', 'c_attn', which the model does not have: as "
+                   "peft, kiln adapts the others") != std::string::npos);
+  CHECK(notes.find("adapter 'extra''s modules_to_save names 'classifier', 'score', which the model does not have: "
+                   "as peft, kiln skips them") != std::string::npos);
+  // None found: refused, as peft refuses it.
+  const std::string none = edited_adapter(
+      d, "none",
+      [](nlohmann::json& j) {
+        j["target_modules"] = {"qkv_proj", "c_attn"};
+      },
+      "rslora_qv");
+  CHECK_THROWS_WITH_AS(
+      compile_model(options(kiln::test::read_line(dir + "/base.txt"), {{none, 1.0}}, d / "none.kplan")),
+      doctest::Contains("target module 'qkv_proj' is not in the model (nor is any other that target_modules names)"),
+      CompileError);
+}
+
 TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
   TempDir d;
   const std::string plan = d / "p.kplan";
@@ -224,11 +258,7 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
        {{lora_fixture("wrong_shape") + "/adapter", 1.0}},
        "B is [128, 8], expected [64, 8] for A [8, 64] and the model's weight [64, 64] (made for another model?)"});
   cases.push_back({"unknown target",
-                   {{edited_adapter(d, "t1",
-                                    [](nlohmann::json& j) {
-                                      j["target_modules"] = {"q_proj", "c_attn"};
-                                    }),
-                     1.0}},
+                   {{edited_adapter(d, "t1", [](nlohmann::json& j) { j["target_modules"] = {"c_attn"}; }), 1.0}},
                    "target module 'c_attn' is not in the model"});
   cases.push_back({"regex matching nothing",
                    {{edited_adapter(d, "t2", [](nlohmann::json& j) { j["target_modules"] = ".*\\.attn_out"; }), 1.0}},

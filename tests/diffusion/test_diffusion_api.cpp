@@ -522,6 +522,29 @@ TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge 
   CHECK(!std::ifstream(bad.output).good());
 }
 
+// peft's LoRA on a 1x1 convolution (SD 1.x's transformer proj_in/proj_out) merges as B.A, as on a
+// Linear; a LoRA on a larger kernel (conv_in's 3x3) is refused by name (an outside sweep of real
+// adapters found one on proj_in/proj_out, refused as "must be matrices").
+TEST_CASE("diffusion LoRA: a peft LoRA on the UNet's 1x1 convolutions merges as peft's, a 3x3 one is refused") {
+  const RefFile ref(dfix("lora_tiny") + "/conv1x1_reference.safetensors");
+  CompileSummary sum;
+  auto c = compile_and_open(dfix("sd15_tiny") + "/pipeline", "euler", 4, "", 1.0,
+                            {LoraAdapterSpec{dfix("lora_tiny") + "/conv1x1_lora", 1.0, ""}}, &sum);
+  REQUIRE(sum.adapters.size() == 1);
+  DiffusionSession* s = c->s.get();
+  encode(*s, ref);
+  check_text(*s, ref);
+  check_unet(*s, ref, "unet_out");
+  CompileOptions bad;
+  bad.model_dir = dfix("sd15_tiny") + "/pipeline";
+  bad.output = c->dir / "conv3x3.kplan";
+  bad.lora = {LoraAdapterSpec{dfix("lora_tiny") + "/conv3x3_lora", 1.0, ""}};
+  const std::string e = test::compile_error(bad);
+  CHECK(e.find("module 'unet/conv_in': a LoRA on a convolution (weight [32, 4, 3, 3], A [2, 4, 3, 3], B [32, 2, 1, "
+               "1]): kiln merges LoRA on Linear and Embedding layers and 1x1 convolutions only") != std::string::npos);
+  CHECK(!std::ifstream(bad.output).good());
+}
+
 TEST_CASE("diffusion schedulers: steps_offset and clip_sample as the pipeline loads and hands them on") {
   // StableDiffusionPipeline rewrites steps_offset to 1 and clip_sample to false (the ControlNet
   // pipeline does not); a sampler of another class than model_index.json's takes its own defaults
