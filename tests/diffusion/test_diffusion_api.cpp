@@ -64,6 +64,16 @@ std::string compile_to(const test::TempDir& dir, const std::string& pipeline, co
   return plan;
 }
 
+// sd15_tiny as a smaller plan (3 steps, 32x32: what the C API's calls do does not depend on the
+// size), opened in c.
+kiln_diffusion_info open_small(const test::TempDir& dir, CPlan& c) {
+  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline", "--height 32 --width 32", "small.kplan", 3);
+  const kiln_diffusion_info info = c.open(plan);
+  REQUIRE(info.steps == 3);
+  REQUIRE(info.height == 32);
+  return info;
+}
+
 }  // namespace
 
 TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer gives diffusers' image") {
@@ -118,15 +128,11 @@ TEST_CASE("diffusion C API: a prompt in text through the plan's CLIP tokenizer g
   CHECK(none == nullptr);
 }
 
-// The same calls on a smaller plan (3 steps, 32x32): what they do does not depend on the size.
 TEST_CASE("diffusion C API: seeds, step callbacks and stops on the one step loop") {
   test::TempDir dir;
-  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline", "--height 32 --width 32", "small.kplan", 3);
   CPlan c;
   kiln_error err{};
-  const kiln_diffusion_info info = c.open(plan);
-  REQUIRE(info.steps == 3);
-  REQUIRE(info.height == 32);
+  open_small(dir, c);
   CHECK(kiln_diffusion_step(c.d, 3, &err) == KILN_ERR_INVALID_ARGUMENT);
   // The same seed gives the same image; kiln_txt2img runs it all.
   std::vector<uint8_t> a(size_t(32 * 32 * 3)), b(a.size());
@@ -169,11 +175,9 @@ TEST_CASE("diffusion C API: seeds, step callbacks and stops on the one step loop
 // callback into its own session are refused, and a destroy there ends the call and the session.
 TEST_CASE("diffusion C API: calls out of order are refused, and denoise_steps goes on after a stop") {
   test::TempDir dir;
-  const std::string plan = compile_to(dir, dfix("sd15_tiny") + "/pipeline", "--height 32 --width 32", "o.kplan", 3);
   CPlan c;
   kiln_error err{};
-  const kiln_diffusion_info info = c.open(plan);
-  REQUIRE(info.steps == 3);
+  const kiln_diffusion_info info = open_small(dir, c);
   auto fails_with = [&](kiln_status st, const std::string& text) {
     CHECK(st == KILN_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE(std::string(err.message).find(text) != std::string::npos, err.message);
