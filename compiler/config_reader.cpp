@@ -221,6 +221,8 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   }
   if (reads_as.empty())
     fail(key, "has rope type '" + type + "', which kiln does not support here (supported: " + list + ")");
+  const std::string as_read =
+      reads_as == type ? "" : " (the config class reads rope type " + type + " as " + reads_as + ")";
   type = reads_as;
   r.type = type;
   // transformers' standardize_rope_params: an absent original_max_position_embeddings is the
@@ -251,7 +253,8 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   }
   if (type == "longrope") {
     for (const char* k : {"short_factor", "long_factor"}) {
-      if (!has(p, k) || !p[k].is_array()) fail(key, std::string("needs the list '") + k + "' for rope type longrope");
+      if (!has(p, k) || !p[k].is_array())
+        fail(key, std::string("needs the list '") + k + "' for rope type longrope" + as_read);
       std::vector<double>& out = std::string(k) == "short_factor" ? r.short_factor : r.long_factor;
       for (const json& x : p[k]) {
         if (!x.is_number() || !(x.get<double>() > 0)) fail(key, std::string(k) + " must hold positive numbers");
@@ -267,6 +270,8 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     r.factor =
         has(p, "factor") ? num(p, "factor", 1.0) : double(max_positions_) / double(r.original_max_position_embeddings);
     r.attention_factor = num(p, "attention_factor", -1.0);
+    // (negative: transformers warns and multiplies cos and sin by it; kiln refuses rather than guess)
+    if (has(p, "attention_factor") && r.attention_factor < 0) fail(key, "attention_factor must not be negative");
   }
   if (type == "yarn") {
     r.original_max_position_embeddings = original_positions();
@@ -279,6 +284,8 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     r.mscale = num(p, "mscale", 0.0);
     r.mscale_all_dim = num(p, "mscale_all_dim", 0.0);
     r.attention_factor = num(p, "attention_factor", -1.0);
+    // (negative: transformers warns and multiplies cos and sin by it; kiln refuses rather than guess)
+    if (has(p, "attention_factor") && r.attention_factor < 0) fail(key, "attention_factor must not be negative");
     if (has(p, "truncate")) {
       if (!p["truncate"].is_boolean()) fail(key, "truncate must be true or false");
       r.truncate = p["truncate"].get<bool>();

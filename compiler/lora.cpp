@@ -323,10 +323,23 @@ bool all_linear(const std::string& target) {
 // found). The names that match nothing, for the plan's notes.
 std::vector<std::string> check_targets(const Config& c, const std::set<std::string>& modules,
                                        const std::string& where) {
+  // The blocks that hold those modules (every dotted prefix of a module's name: "model.layers.0.mlp").
+  // peft matches targets against them too, and refuses an adapter that targets one (not a layer).
+  std::set<std::string> blocks;
+  for (const std::string& m : modules)
+    for (size_t dot = m.find('.'); dot != std::string::npos; dot = m.find('.', dot + 1))
+      blocks.insert(m.substr(0, dot));
+  for (const std::string& m : modules) blocks.erase(m);
+  auto refuse_block = [&](const std::string& target, const std::string& block) {
+    throw CompileError(where + ": target_modules " + target + " matches '" + block +
+                       "', a block of the model, not a layer with weights (peft refuses such a target)");
+  };
   if (c.target_modules.is_string()) {
     const std::string re = c.target_modules.get<std::string>();
     if (all_linear(re)) return {};
     const auto rx = module_pattern(re, where + ": target_modules");
+    for (const auto& b : blocks)
+      if (RE2::FullMatch(b, *rx)) refuse_block("regex '" + re + "'", b);
     for (const auto& m : modules)
       if (RE2::FullMatch(m, *rx)) return {};
     throw CompileError(where + ": target_modules regex '" + re + "' matches no module of the model");
@@ -338,6 +351,8 @@ std::vector<std::string> check_targets(const Config& c, const std::set<std::stri
     const std::string name = t.get<std::string>();
     bool found = false;
     for (const auto& m : modules) found = found || ends_with_component(m, name);
+    for (const auto& b : blocks)
+      if (!found && ends_with_component(b, name)) refuse_block("'" + name + "'", b);
     if (!found) missing.push_back(name);
   }
   if (!missing.empty() && missing.size() == c.target_modules.size())
@@ -626,8 +641,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
                              "a tied head has no single merged form (peft's merged model differs from its "
                              "unmerged one)");
     if (const std::vector<std::string> missing = check_targets(c, own, where); !missing.empty())
-      im.notes.push_back(where + "'s target_modules names " + quoted_list(missing) +
-                         ", which the model does not have: as peft, kiln adapts the others");
+      im.notes.push_back(where + ": target_modules names " + quoted_list(missing) +
+                         ", which match no module of the model: as peft, kiln adapts the others");
     // (peft skips names that match no module; a saved copy of one is refused below, as its module
     // is not in the model)
     std::vector<std::string> unsaved;
@@ -637,8 +652,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       if (!found) unsaved.push_back(m);
     }
     if (!unsaved.empty())
-      im.notes.push_back(where + "'s modules_to_save names " + quoted_list(unsaved) +
-                         ", which the model does not have: as peft, kiln skips " +
+      im.notes.push_back(where + ": modules_to_save names " + quoted_list(unsaved) +
+                         ", which match no module of the model: as peft, kiln skips " +
                          (unsaved.size() > 1 ? "them" : "it"));
 
     // Group the tensors by module.

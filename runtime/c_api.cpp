@@ -38,6 +38,7 @@ struct kiln_diffusion {
   // decode after start. next_step: -1 before start, then the step the session runs next.
   bool has_prompt = false;
   int64_t next_step = -1;
+  bool failed = false;           // the image's start or a step failed: it is gone until the next start
   bool in_callback = false;      // on_step is running: calls on this session are refused
   bool destroy_pending = false;  // kiln_diffusion_destroy from on_step: done as the call returns
 };
@@ -280,8 +281,10 @@ kiln_status kiln_decode(kiln_context* ctx, const int32_t* tokens, kiln_error* er
 }
 
 const float* kiln_logits(const kiln_context* ctx, int64_t row) {
-  // (a row without a sequence, never filled or reset since, or whose last call failed, holds none)
-  if (!ctx || row < 0 || row >= ctx->ctx->batch() || !ctx->ctx->has_logits(row)) return nullptr;
+  // (a row without a sequence, never filled or reset since, or whose last call failed, holds none;
+  // inside kiln_generate's callback, steps may be in flight)
+  if (!ctx || row < 0 || row >= ctx->ctx->batch() || !ctx->ctx->has_logits(row) || ctx->ctx->in_callback())
+    return nullptr;
   return ctx->ctx->logits(row);
 }
 
@@ -545,6 +548,9 @@ std::string session_busy(const kiln_diffusion* d) {
 
 // A call that needs start (and, for a step, the step the session runs next).
 kiln::Status check_started(const kiln_diffusion& d, const char* what) {
+  if (d.next_step < 0 && d.failed)
+    return kiln::invalid_argument(std::string(what) +
+                                  ": this image's start or a step of it failed; kiln_diffusion_start begins another");
   if (d.next_step < 0)
     return kiln::invalid_argument(std::string(what) + " before kiln_diffusion_start: no image is started");
   return kiln::Status::ok();
@@ -564,13 +570,36 @@ kiln::Status check_next(const kiln_diffusion& d, int64_t step, const char* what)
   return kiln::Status::ok();
 }
 
+// Runs one or more of the image's steps, after which `next` is the image's next step; until they
+// have run the image counts as failed, so that a failure leaves none.
+kiln::Status advance(kiln_diffusion* d, int64_t next, const std::function<kiln::Status()>& run) {
+  d->next_step = -1;
+  d->failed = true;
+  KILN_RETURN_IF_ERROR(run());
+  d->failed = false;
+  d->next_step = next;
+  return kiln::Status::ok();
+}
+
+// After set_prompt: refused ids change nothing (they are checked before the text encoder runs);
+// an encoder that failed leaves no prompt, and the image it conditioned is gone.
+void prompt_set(kiln_diffusion* d, kiln_status st) {
+  if (st == KILN_OK) {
+    d->has_prompt = true;
+  } else if (st != KILN_ERR_INVALID_ARGUMENT) {
+    d->has_prompt = false;
+    d->failed = d->next_step >= 0;
+    d->next_step = -1;
+  }
+}
+
 }  // namespace
 
 kiln_status kiln_diffusion_set_prompt_ids(kiln_diffusion* d, const int32_t* ids, const int32_t* negative_ids,
                                           kiln_error* err) {
   if (const std::string busy = session_busy(d); !busy.empty()) return fail(err, KILN_ERR_INVALID_ARGUMENT, busy);
   const kiln_status st = guarded(err, [&] { return d->s->encode_text(ids, d->s->guided() ? negative_ids : nullptr); });
-  d->has_prompt = st == KILN_OK;
+  prompt_set(d, st);
   return st;
 }
 
@@ -587,7 +616,7 @@ kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, con
     const std::vector<int32_t> neg = t->encode_fixed(negative ? negative : "", L);
     return d->s->encode_text(ids.data(), d->s->guided() ? neg.data() : nullptr);
   });
-  d->has_prompt = st == KILN_OK;
+  prompt_set(d, st);
   return st;
 }
 
@@ -606,6 +635,7 @@ kiln_status kiln_diffusion_start(kiln_diffusion* d, uint64_t seed, const float* 
     return d->s->prepare(noise, control);
   });
   d->next_step = st == KILN_OK ? 0 : -1;  // (a failed start leaves no image)
+  d->failed = st != KILN_OK;
   return st;
 }
 
@@ -613,10 +643,7 @@ kiln_status kiln_diffusion_step(kiln_diffusion* d, int64_t step, kiln_error* err
   if (const std::string busy = session_busy(d); !busy.empty()) return fail(err, KILN_ERR_INVALID_ARGUMENT, busy);
   return guarded(err, [&] {
     KILN_RETURN_IF_ERROR(check_next(*d, step, "kiln_diffusion_step"));
-    d->next_step = -1;  // (until the step has run: a failed one ends the image)
-    KILN_RETURN_IF_ERROR(d->s->denoise(step, d->seed));
-    d->next_step = step + 1;
-    return kiln::Status::ok();
+    return advance(d, step + 1, [&] { return d->s->denoise(step, d->seed); });
   });
 }
 
@@ -629,10 +656,7 @@ kiln_status kiln_diffusion_denoise(kiln_diffusion* d, kiln_error* err) {
           "kiln_diffusion_denoise runs every step from the first, but " + std::to_string(d->next_step) +
           " of this image's steps have run: kiln_diffusion_denoise_steps runs the rest, kiln_diffusion_start "
           "begins another image");
-    d->next_step = -1;
-    KILN_RETURN_IF_ERROR(d->s->denoise_all(d->seed));
-    d->next_step = d->s->steps();
-    return kiln::Status::ok();
+    return advance(d, d->s->steps(), [&] { return d->s->denoise_all(d->seed); });
   });
 }
 
@@ -646,9 +670,7 @@ kiln_status kiln_diffusion_denoise_steps(kiln_diffusion* d, kiln_step_callback o
     // From the image's next step: after a callback stopped it, the call goes on from there.
     while (d->next_step < steps) {
       const int64_t step = d->next_step;
-      d->next_step = -1;
-      KILN_RETURN_IF_ERROR(d->s->denoise(step, d->seed));
-      d->next_step = step + 1;
+      KILN_RETURN_IF_ERROR(advance(d, step + 1, [&] { return d->s->denoise(step, d->seed); }));
       if (!on_step) continue;
       struct InCallback {
         bool& flag;

@@ -12,7 +12,9 @@ namespace kiln {
 
 namespace {
 
-// How many fork()s this process is the child of (pthread_atfork's child handler counts them).
+// How many fork()s this process is the child of (pthread_atfork's child handler counts them). The
+// one piece of process-wide state here: a fork is an event of the process, not of a context, and
+// pthread_atfork takes no argument to hang it on.
 std::atomic<uint64_t> g_forks{0};
 
 uint64_t forks_so_far() {

@@ -94,6 +94,8 @@ TEST_CASE("config: bad values are errors naming the key") {
         std::string::npos);
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "yarn"})").find("needs 'factor' for rope type yarn") !=
         std::string::npos);
+  CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "attention_factor": -0.5})")
+            .find("attention_factor must not be negative") != std::string::npos);
   CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 4.0})").find("not support") !=
         std::string::npos);
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "llama3", "factor": 8.0})").find("low_freq_factor") !=
@@ -322,6 +324,17 @@ TEST_CASE("config: keys the transformers class never reads, at the values it har
         CHECK(p.rope.type == "longrope");
         CHECK(p.rope.short_factor == parse_llama_config(j.dump(), "config.json").rope.short_factor);
       }
+      // A YaRN block on Phi-3 is read as LongRoPE, which needs its factors: the error says why.
+      CHECK(edited_error(j,
+                         [](nlohmann::json& c) {
+                           c["rope_parameters"] = {
+                               {"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 64}};
+                         })
+                .find("needs the list 'short_factor' for rope type longrope (the config class reads rope type yarn as "
+                      "longrope)") != std::string::npos);
+      CHECK(edited_error(j, [](nlohmann::json& c) { c["rope_parameters"]["rope_type"] = "dynamic"; })
+                .find("has rope type 'dynamic', which kiln does not support here (supported: default, longrope, su, "
+                      "yarn)") != std::string::npos);
     }
     for (const auto& kv : std::vector<std::pair<const char*, nlohmann::json>>{{"attention_bias", true},
                                                                               {"mlp_bias", true},

@@ -227,10 +227,28 @@ TEST_CASE("lora: names in target_modules or modules_to_save the model lacks are 
   const CompileOptions o = options(kiln::test::read_line(dir + "/base.txt"), {{adapter, 1.0}}, d / "extra.kplan");
   CHECK(compiled_rel_l2(o, dir) <= 1e-4);  // peft's merge of the same tensors
   const std::string notes = compile_model(o).notes;
-  CHECK(notes.find("adapter 'extra''s target_modules names 'qkv_proj', 'c_attn', which the model does not have: as "
-                   "peft, kiln adapts the others") != std::string::npos);
-  CHECK(notes.find("adapter 'extra''s modules_to_save names 'classifier', 'score', which the model does not have: "
-                   "as peft, kiln skips them") != std::string::npos);
+  CHECK(notes.find("adapter 'extra': target_modules names 'qkv_proj', 'c_attn', which match no module of the model: "
+                   "as peft, kiln adapts the others") != std::string::npos);
+  CHECK(notes.find("adapter 'extra': modules_to_save names 'classifier', 'score', which match no module of the "
+                   "model: as peft, kiln skips them") != std::string::npos);
+  // A name (or regex) that matches a block, not a layer: peft refuses the adapter ("Target module
+  // LlamaMLP(...) is not supported"), and so does kiln.
+  const std::string block = edited_adapter(
+      d, "block",
+      [](nlohmann::json& j) {
+        j["target_modules"] = {"v_proj", "q_proj", "mlp"};
+      },
+      "rslora_qv");
+  CHECK_THROWS_WITH_AS(
+      compile_model(options(kiln::test::read_line(dir + "/base.txt"), {{block, 1.0}}, d / "block.kplan")),
+      doctest::Contains("target_modules 'mlp' matches 'model.layers.0.mlp', a block of the model, not a layer with "
+                        "weights (peft refuses such a target)"),
+      CompileError);
+  const std::string block_re = edited_adapter(
+      d, "block_re", [](nlohmann::json& j) { j["target_modules"] = ".*\\.(q_proj|v_proj|self_attn)"; }, "rslora_qv");
+  CHECK_THROWS_WITH_AS(
+      compile_model(options(kiln::test::read_line(dir + "/base.txt"), {{block_re, 1.0}}, d / "block_re.kplan")),
+      doctest::Contains("matches 'model.layers.0.self_attn', a block of the model"), CompileError);
   // None found: refused, as peft refuses it.
   const std::string none = edited_adapter(
       d, "none",
@@ -345,10 +363,11 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
                                     }),
                      1.0}},
                    "module 'model.layers.0.mlp.down_proj': the adapter has LoRA tensors for it, but "});
-  cases.push_back({"target regex leaves a module out",
-                   {{edited_adapter(d, "s2", [](nlohmann::json& j) { j["target_modules"] = ".*self_attn.*"; }), 1.0}},
-                   "adapter_config.json's target_modules \".*self_attn.*\" does not match it (peft would not load "
-                   "them)"});
+  cases.push_back(
+      {"target regex leaves a module out",
+       {{edited_adapter(d, "s2", [](nlohmann::json& j) { j["target_modules"] = ".*self_attn\\..*"; }), 1.0}},
+       "adapter_config.json's target_modules \".*self_attn\\..*\" does not match it (peft would not load "
+       "them)"});
   cases.push_back({"exclude_modules lists a module",
                    {{edited_adapter(
                          d, "s3", [](nlohmann::json& j) { j["exclude_modules"] = {"v_proj"}; }, "layer_selection"),

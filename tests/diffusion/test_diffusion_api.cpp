@@ -241,7 +241,19 @@ TEST_CASE("diffusion C API: calls out of order are refused, and denoise_steps go
   // A failed start leaves no image: steps and decode are refused until a start succeeds.
   std::vector<float> nan_noise(size_t(info.latent_height * info.latent_width * info.latent_channels), NAN);
   CHECK(kiln_diffusion_start(c.d, 7, nan_noise.data(), nullptr, &err) == KILN_ERR_INVALID_ARGUMENT);
-  fails_with(kiln_diffusion_step(c.d, 0, &err), "before kiln_diffusion_start");
+  fails_with(kiln_diffusion_step(c.d, 0, &err),
+             "kiln_diffusion_step: this image's start or a step of it failed; kiln_diffusion_start begins another");
+  // Refused ids leave the prompt as it was (nothing ran); a new prompt between steps conditions the
+  // steps after it.
+  std::vector<int32_t> bad_ids(size_t(info.text_len), 1 << 30);
+  CHECK(kiln_diffusion_set_prompt_ids(c.d, bad_ids.data(), bad_ids.data(), &err) == KILN_ERR_INVALID_ARGUMENT);
+  REQUIRE(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err) == KILN_OK);
+  REQUIRE(kiln_diffusion_step(c.d, 0, &err) == KILN_OK);
+  REQUIRE(kiln_diffusion_set_prompt(c.d, "a blue whale", "blurry", &err) == KILN_OK);
+  REQUIRE(kiln_diffusion_denoise_steps(c.d, nullptr, nullptr, &err) == KILN_OK);
+  REQUIRE(kiln_diffusion_decode(c.d, img.data(), nullptr, &err) == KILN_OK);
+  CHECK(img != ref);
+  REQUIRE(kiln_diffusion_set_prompt(c.d, "a red fox", "blurry", &err) == KILN_OK);
   // Destroyed from its own step callback: the call stops there and the session is gone (ASan
   // sees any later touch, and a leak).
   REQUIRE(kiln_diffusion_start(c.d, 7, nullptr, nullptr, &err) == KILN_OK);

@@ -140,10 +140,11 @@ TEST_CASE("C API: destroy or reset from generate's callback ends it and takes ef
         kiln_context* ctx;
         bool destroy;
         int calls = 0;
-        const float* logits_seen = nullptr;
+        int seen = 0;  // kiln_logits or kiln_sample calls that gave something (they must not)
       } cb{ctx, destroy};
       auto on_token = [](void* user, int32_t) -> int {
         auto* c = static_cast<Cb*>(user);
+        c->seen += (kiln_logits(c->ctx, 0) != nullptr) + (kiln_sample(c->ctx, 0, nullptr, 0) != -1);
         if (++c->calls == 2) {
           if (c->destroy) kiln_context_destroy(c->ctx);
           else kiln_context_reset(c->ctx);
@@ -156,6 +157,7 @@ TEST_CASE("C API: destroy or reset from generate's callback ends it and takes ef
               KILN_OK);
       CHECK(n == 2);
       CHECK(cb.calls == 2);
+      CHECK(cb.seen == 0);  // (steps may be in flight: no logits from inside the callback)
       CHECK(std::equal(out.begin(), out.begin() + 2, f.ref.greedy_ids.begin() + 5));
       if (destroy) continue;                  // (gone; ASan sees a later touch, and a leak)
       CHECK(kiln_logits(ctx, 0) == nullptr);  // reset: no sequence, no logits

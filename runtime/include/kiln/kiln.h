@@ -175,9 +175,10 @@ typedef int (*kiln_token_callback)(void* user, int32_t token);
  * new tokens and *n_out their count. sampling may be NULL for greedy. KILN_ERR_LIMIT (after the tokens were
  * emitted) when the last step's logits are NaN or infinite: the plan's arithmetic overflowed (an f16 plan
  * past ±65504) and the tokens are not the model's. The callback must not call kiln with this context
- * (steps may still be running, see generate_depth): such calls fail with KILN_ERR_INVALID_ARGUMENT,
- * except kiln_context_destroy and kiln_context_reset, which end the generation after that callback
- * and take effect as kiln_generate returns (after a destroy the context is gone). The last token
+ * (steps may still be running, see generate_depth): prefill, decode, score and generate fail with
+ * KILN_ERR_INVALID_ARGUMENT, kiln_logits gives NULL and kiln_sample -1; kiln_context_destroy and
+ * kiln_context_reset end the generation after that callback and take effect as kiln_generate
+ * returns (after a destroy the context is gone). The last token
  * emitted is not yet in row 0's sequence: a host that goes on with kiln_decode feeds it first. */
 KILN_API kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_prompt, int64_t max_new,
                                    const kiln_sampling* sampling, int32_t eos_id, int32_t* out_tokens, int64_t* n_out,
@@ -256,10 +257,11 @@ KILN_API const char* kiln_diffusion_backend(const kiln_diffusion* d);
 /* As kiln_context_describe. */
 KILN_API const char* kiln_diffusion_describe(const kiln_diffusion* d);
 /* An image takes, in this order: a prompt (set_prompt or set_prompt_ids; it stays for later
- * images), start, its steps (each once, in order: kiln_diffusion_step, or denoise for all of them,
- * or denoise_steps for the rest), then decode (also allowed between steps, as a preview). A call
- * out of that order, or from a step callback into its own session, fails with
- * KILN_ERR_INVALID_ARGUMENT naming what is missing. */
+ * images, and a new one between steps conditions the steps after it), start, its steps (each once,
+ * in order: kiln_diffusion_step, or denoise for all of them, or denoise_steps for the rest), then
+ * decode (also allowed between steps, as a preview). A call out of that order, or from a step
+ * callback into its own session, fails with KILN_ERR_INVALID_ARGUMENT naming what is missing; a
+ * start or step that failed leaves no image until the next start. */
 /* Tokenizes the prompt (and the negative prompt, "" when NULL; ignored without guidance) with the
  * plan's CLIP tokenizer and runs the text encoder. */
 KILN_API kiln_status kiln_diffusion_set_prompt(kiln_diffusion* d, const char* prompt, const char* negative,
