@@ -306,12 +306,16 @@ kiln_status kiln_generate(kiln_context* ctx, const int32_t* prompt, int64_t n_pr
   if (!ctx) return fail(err, KILN_ERR_INVALID_ARGUMENT, "context is null");
   kiln::SamplingParams sp;
   if (sampling) sp = to_params(*sampling);
+  // (a call from the callback into its own context is refused by generate; only the call that runs
+  // the callback does the destroy or reset the callback asked for)
+  const bool outer = !ctx->ctx->in_callback();
   const kiln_status st = guarded(err, [&] {
     std::function<bool(int32_t)> cb;
     if (callback)
       cb = [&](int32_t t) { return callback(user, t) != 0 && !ctx->destroy_pending && !ctx->reset_pending; };
     return ctx->ctx->generate(prompt, n_prompt, max_new, sp, eos_id, out_tokens, n_out, cb);
   });
+  if (!outer) return st;
   if (ctx->destroy_pending) {
     delete ctx;
   } else if (ctx->reset_pending) {

@@ -148,6 +148,14 @@ TEST_CASE("C API: destroy or reset from generate's callback ends it and takes ef
         if (++c->calls == 2) {
           if (c->destroy) kiln_context_destroy(c->ctx);
           else kiln_context_reset(c->ctx);
+          // A refused call afterwards (into the context the callback runs on) must neither do the
+          // destroy or reset itself nor drop it (an outside tester found both).
+          const int32_t p[2] = {1, 2};
+          int32_t o[2];
+          int64_t m = 0;
+          kiln_error e{};
+          c->seen +=
+              kiln_generate(c->ctx, p, 2, 2, nullptr, -1, o, &m, nullptr, nullptr, &e) != KILN_ERR_INVALID_ARGUMENT;
         }
         return 1;  // (goes on: the destroy or reset alone ends it)
       };
