@@ -269,6 +269,8 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     if (!has(p, "factor") && max_positions_ <= 0) fail(key, "needs 'factor' (or max_position_embeddings)");
     r.factor =
         has(p, "factor") ? num(p, "factor", 1.0) : double(max_positions_) / double(r.original_max_position_embeddings);
+  }
+  if (type == "longrope" || type == "yarn") {  // (cos and sin times it; < 0: derived, see rope_attention_factor)
     r.attention_factor = num(p, "attention_factor", -1.0);
     // (negative: transformers warns and multiplies cos and sin by it; kiln refuses rather than guess)
     if (has(p, "attention_factor") && r.attention_factor < 0) fail(key, "attention_factor must not be negative");
@@ -283,9 +285,6 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     r.beta_slow = num(p, "beta_slow", 1.0);
     r.mscale = num(p, "mscale", 0.0);
     r.mscale_all_dim = num(p, "mscale_all_dim", 0.0);
-    r.attention_factor = num(p, "attention_factor", -1.0);
-    // (negative: transformers warns and multiplies cos and sin by it; kiln refuses rather than guess)
-    if (has(p, "attention_factor") && r.attention_factor < 0) fail(key, "attention_factor must not be negative");
     if (has(p, "truncate")) {
       if (!p["truncate"].is_boolean()) fail(key, "truncate must be true or false");
       r.truncate = p["truncate"].get<bool>();

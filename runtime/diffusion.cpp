@@ -181,21 +181,10 @@ Status DiffusionSession::denoise(int64_t step, uint64_t seed) {
   return Status::ok();
 }
 
-Status DiffusionSession::denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step, int64_t* stopped_after) {
-  if (stopped_after) *stopped_after = -1;
-  if (!on_step) {
-    set_seed(seed);
-    KILN_RETURN_IF_ERROR(exec_->run_loop(p_denoise_));
-    latents_view_ = exec_->host_output(t_latents_step_);
-    return Status::ok();
-  }
-  for (int64_t s = 0; s < steps_; ++s) {
-    KILN_RETURN_IF_ERROR(denoise(s, seed));
-    if (!on_step(s)) {
-      if (stopped_after) *stopped_after = s;
-      break;
-    }
-  }
+Status DiffusionSession::denoise_all(uint64_t seed) {
+  set_seed(seed);
+  KILN_RETURN_IF_ERROR(exec_->run_loop(p_denoise_));
+  latents_view_ = exec_->host_output(t_latents_step_);
   return Status::ok();
 }
 

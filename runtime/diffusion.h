@@ -9,7 +9,6 @@
 // (H, W, 3) row-major RGB.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -48,12 +47,9 @@ class DiffusionSession {
   Status prepare(const float* noise, const float* control);
   // One sampler step (0 ≤ step < steps()); `seed` feeds stochastic samplers' noise.
   Status denoise(int64_t step, uint64_t seed);
-  // Every step in order: the one step loop (the C API and the CLI drive it). Without on_step the
-  // whole loop is one replay of the loop program (one CUDA graph); with it, one replay per step,
-  // and on_step(step) may return false to stop there (*stopped_after then says after which step;
-  // -1 when it ran to the end).
-  Status denoise_all(uint64_t seed, const std::function<bool(int64_t)>& on_step = nullptr,
-                     int64_t* stopped_after = nullptr);
+  // Every step in order, as one replay of the loop program (one CUDA graph). Step by step (one
+  // replay each, as the C API's kiln_diffusion_denoise_steps runs them): denoise(step) in order.
+  Status denoise_all(uint64_t seed);
   // The VAE decoder's raw output, height() × width() × 3 floats (about [−1, 1]).
   Status decode(float* image);
   // One model call on the current text states (and control): sample is guided() ? 2 : 1
