@@ -59,8 +59,9 @@ HEIGHT = WIDTH = 64
 LATENT = 32
 UNET_T = 537.0
 LOOP_STEPS = 4
+ODD_HEIGHT, ODD_WIDTH = 40, 56  # odd_tiny: multiples of 8, not of its UNet's factor
 CN_SCALE = 0.8
-MAX_TOTAL_BYTES = int(11.5e6)  # the diffusion fixtures stay small enough for git
+MAX_TOTAL_BYTES = int(12e6)  # the diffusion fixtures stay small enough for git
 
 # --- tokenizer ------------------------------------------------------------------------------------------------
 
@@ -460,8 +461,10 @@ def load_pipeline(folder, text_prefix=""):
     return pipe
 
 
-def pipeline_refs(pipe, negative, seed, lines, samplers=None):
-    """The common reference tensors of a pipeline case."""
+def pipeline_refs(pipe, negative, seed, lines, samplers=None, height=HEIGHT, width=WIDTH):
+    """The common reference tensors of a pipeline case (at height × width pixels)."""
+    lh, lw = height // pipe.vae_scale_factor, width // pipe.vae_scale_factor
+    assert (height, width) != (HEIGHT, WIDTH) or (lh, lw) == (LATENT, LATENT)
     ref = {}
     tok = pipe.tokenizer
     cond = tok(PROMPT, padding="max_length", max_length=tok.model_max_length, truncation=True).input_ids
@@ -475,14 +478,14 @@ def pipeline_refs(pipe, negative, seed, lines, samplers=None):
     lines.append("text_hidden == cat(encode_prompt) (direct text_encoder(ids)[0] max diff %.3g)"
                  % (direct - text_hidden).abs().max().item())
     ref["text_hidden"] = text_hidden
-    ref["unet_sample"] = seeded_randn((2, 4, LATENT, LATENT), seed + 1)
+    ref["unet_sample"] = seeded_randn((2, 4, lh, lw), seed + 1)
     ref["unet_timestep"] = torch.tensor([UNET_T], dtype=torch.float32)
     with torch.no_grad():
         ref["unet_out"] = pipe.unet(ref["unet_sample"], ref["unet_timestep"], encoder_hidden_states=text_hidden).sample
-    ref["vae_latents"] = seeded_randn((1, 4, LATENT, LATENT), seed + 2)
+    ref["vae_latents"] = seeded_randn((1, 4, lh, lw), seed + 2)
     with torch.no_grad():
         ref["vae_out"] = pipe.vae.decode(ref["vae_latents"] / pipe.vae.config.scaling_factor).sample
-    ref["init_latents"] = seeded_randn((1, 4, LATENT, LATENT), seed + 3)
+    ref["init_latents"] = seeded_randn((1, 4, lh, lw), seed + 3)
     base_cfg = pipe.scheduler.config
     for s, (cls, kw) in LOOP_SAMPLERS.items():
         if samplers is not None and s not in samplers:
@@ -491,7 +494,7 @@ def pipeline_refs(pipe, negative, seed, lines, samplers=None):
             pipe.scheduler = cls.from_config(base_cfg, **kw)
             with torch.no_grad():
                 out = pipe(PROMPT, negative_prompt=negative, latents=ref["init_latents"].clone(),
-                           num_inference_steps=LOOP_STEPS, guidance_scale=GUIDANCE, height=HEIGHT, width=WIDTH,
+                           num_inference_steps=LOOP_STEPS, guidance_scale=GUIDANCE, height=height, width=width,
                            output_type=output_type).images
             key = "loop_%s_%s" % (s, "latents" if output_type == "latent" else "image")
             ref[key] = torch.from_numpy(np.ascontiguousarray(out)) if output_type == "np" else out
@@ -820,6 +823,49 @@ def build_var(out, pipe15):
     return lines
 
 
+def build_odd(out, pipe15):
+    """sd15_tiny's text encoder, tokenizer and VAE (factor 2) with a four-block UNet (factor 8) at 40 × 56 pixels:
+    latents of 20 × 28 that the UNet halves to 10 × 14, 5 × 7, then 3 × 4 (odd sizes round up), so its up path
+    resizes 3 × 4 to 5 × 7 (nearest, not a doubling) before doubling twice, as diffusers does for sizes that are
+    multiples of 8 but not of the UNet's full factor."""
+    case = os.path.join(out, "odd_tiny")
+    torch.manual_seed(5101)
+    unet = UNet2DConditionModel(
+        sample_size=LATENT, in_channels=4, out_channels=4, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+        norm_num_groups=8, attention_head_dim=2)
+    rerandomize(unet, 51011)
+    comps = {k: v for k, v in pipe15.components.items() if k in ("vae", "text_encoder", "tokenizer")}
+    sched = EulerDiscreteScheduler.from_config(pipe15.scheduler.config)
+    pipe = StableDiffusionPipeline(unet=unet, scheduler=sched, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False, **comps)
+    pipe.to(torch.float16).save_pretrained(os.path.join(case, "pipeline"), safe_serialization=True)  # size; refs in f32
+    for comp in ("vae", "text_encoder", "tokenizer"):  # sd15_tiny's, byte for byte: the tests copy them back in
+        shutil.rmtree(os.path.join(case, "pipeline", comp))
+        shutil.copytree(os.path.join(out, "sd15_tiny", "pipeline", comp), os.path.join(case, "pipeline", comp))
+    pipe = load_pipeline(os.path.join(case, "pipeline"))
+    lines = ["odd_tiny"] + model_summary(pipe)
+    ref = pipeline_refs(pipe, "", 5110, lines, samplers=("euler",), height=ODD_HEIGHT, width=ODD_WIDTH)
+    # diffusers takes the resizing path only for such sizes: check that the case reaches it.
+    seen = []
+    hooks = [m.register_forward_pre_hook(lambda m, a, kw: seen.append(a[1] if len(a) > 1 else kw.get("output_size")), with_kwargs=True)
+             for m in pipe.unet.modules() if type(m).__name__ == "Upsample2D"]
+    with torch.no_grad():
+        pipe.unet(ref["unet_sample"], ref["unet_timestep"], encoder_hidden_states=ref["text_hidden"])
+    for h in hooks:
+        h.remove()
+    assert [tuple(s) for s in seen] == [(5, 7), (10, 14), (20, 28)], seen
+    lines.append("odd_tiny: %d x %d pixels, latents %s; the UNet's upsamplers resize to %s"
+                 % (ODD_HEIGHT, ODD_WIDTH, tuple(ref["init_latents"].shape), [tuple(s) for s in seen]))
+    write_ref(os.path.join(case, "reference.safetensors"), ref, lines)
+    for comp in ("vae", "text_encoder", "tokenizer"):
+        shutil.rmtree(os.path.join(case, "pipeline", comp))
+    with open(os.path.join(case, "base.txt"), "w") as f:
+        f.write("sd15_tiny: vae, text_encoder and tokenizer\n")
+    return lines
+
+
 # --- LoRA ----------------------------------------------------------------------------------------------------
 
 def peft_adapter(model, targets, rank, alpha, seed, folder, base_name):
@@ -1016,6 +1062,7 @@ def main(repo):
     lines += build_lora(out, pipe15, ref15)
     lines += build_conv_lora(out, pipe15, ref15)
     lines += build_var(out, pipe15)
+    lines += build_odd(out, pipe15)
     lines += build_sd2(out, tok_info)
     lines += build_samplers(out)
     lines += build_pipeline_schedules(out)

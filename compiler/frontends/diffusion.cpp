@@ -112,13 +112,14 @@ class Builder {
   }
 
   // --- layers
-  Img conv(const Img& x, const std::string& p, int64_t cout, int64_t k, int64_t stride, int64_t pad, bool up = false,
+  Img conv(const Img& x, const std::string& p, int64_t cout, int64_t k, int64_t stride, int64_t pad,
            uint32_t chan_add = kNoTensor, uint32_t residual = kNoTensor, double scale = 1.0) {
-    const int64_t h = conv2d_out(x.h, k, stride, pad, up), w = conv2d_out(x.w, k, stride, pad, up);
-    Img y = img(p, x.b, h, w, cout);
-    node(kConv2dOp, {x.id, conv_weight(p + ".weight", cout, x.c, k), weight(p + ".bias", {cout}), chan_add, residual},
-         {y.id}, {stride, pad, up ? 1 : 0}, {scale});
-    return y;
+    return conv_at(x, x.h, x.w, p, cout, k, stride, pad, chan_add, residual, scale);
+  }
+  // Upsample2D: the input's nearest-neighbour resize to h × w (2×, or the odd size of the skip the
+  // UNet's up path meets next), then a 3×3 convolution.
+  Img upsample_conv(const Img& x, int64_t h, int64_t w, const std::string& p, int64_t cout) {
+    return conv_at(x, h, w, p, cout, 3, 1, 1);
   }
   Img group_norm(const Img& x, const std::string& p, int64_t groups, double eps, bool silu) {
     const uint32_t in = g_.view(x.id, prefix_ + "gn_in#" + std::to_string(counter_++), {x.b, x.h * x.w, x.c});
@@ -147,8 +148,18 @@ class Builder {
   }
 
  private:
-  static int64_t conv2d_out(int64_t in, int64_t k, int64_t s, int64_t p, bool up) {
-    return (in * (up ? 2 : 1) + 2 * p - k) / s + 1;
+  // A convolution reading x at hv × wv (a nearest resize when that is not x's size).
+  Img conv_at(const Img& x, int64_t hv, int64_t wv, const std::string& p, int64_t cout, int64_t k, int64_t stride,
+              int64_t pad, uint32_t chan_add = kNoTensor, uint32_t residual = kNoTensor, double scale = 1.0) {
+    if (hv < x.h || hv > 2 * x.h || wv < x.w || wv > 2 * x.w)
+      throw CompileError("internal: a resize from " + std::to_string(x.h) + "×" + std::to_string(x.w) + " to " +
+                         std::to_string(hv) + "×" + std::to_string(wv));
+    const int64_t h = conv2d_out_size(hv, k, stride, pad), w = conv2d_out_size(wv, k, stride, pad);
+    Img y = img(p, x.b, h, w, cout);
+    const bool resized = hv != x.h || wv != x.w;
+    node(kConv2dOp, {x.id, conv_weight(p + ".weight", cout, x.c, k), weight(p + ".bias", {cout}), chan_add, residual},
+         {y.id}, {stride, pad, resized ? hv : 0, resized ? wv : 0}, {scale});
+    return y;
   }
   void record(const std::string& name, const std::vector<int64_t>& shape) {
     auto [it, fresh] = expected_->emplace(name, shape);
@@ -214,10 +225,10 @@ Img resnet(Builder& B, const Img& x, const std::string& p, int64_t cout, uint32_
   const Img h0 = B.group_norm(x, p + "norm1", groups, eps, true);
   uint32_t chan = kNoTensor;
   if (temb_act != kNoTensor) chan = B.linear(temb_act, x.b, p + "time_emb_proj", cout, temb_dim, true);
-  const Img h1 = B.conv(h0, p + "conv1", cout, 3, 1, 1, false, chan);
+  const Img h1 = B.conv(h0, p + "conv1", cout, 3, 1, 1, chan);
   const Img h2 = B.group_norm(h1, p + "norm2", groups, eps, true);
   const Img sc = x.c != cout ? B.conv(x, p + "conv_shortcut", cout, 1, 1, 0) : x;
-  return B.conv(h2, p + "conv2", cout, 3, 1, 1, false, kNoTensor, sc.id, 1.0 / out_scale);
+  return B.conv(h2, p + "conv2", cout, 3, 1, 1, kNoTensor, sc.id, 1.0 / out_scale);
 }
 
 Img transformer(Builder& B, const UNetCtx& u, const Img& x, const std::string& p, int64_t heads, int64_t layers) {
@@ -320,11 +331,11 @@ ControlResiduals controlnet(Builder& B, const UNetConfig& c, const Img& sample, 
   auto [skips, mid] = unet_encoder(B, u, sample, cond);
   ControlResiduals r;
   for (size_t i = 0; i < skips.size(); ++i) {
-    const Img z = B.conv(skips[i], "controlnet/controlnet_down_blocks." + std::to_string(i), skips[i].c, 1, 1, 0, false,
+    const Img z = B.conv(skips[i], "controlnet/controlnet_down_blocks." + std::to_string(i), skips[i].c, 1, 1, 0,
                          kNoTensor, kNoTensor, scale);
     r.down.push_back(B.rows(z));
   }
-  r.mid = B.rows(B.conv(mid, "controlnet/controlnet_mid_block", mid.c, 1, 1, 0, false, kNoTensor, kNoTensor, scale));
+  r.mid = B.rows(B.conv(mid, "controlnet/controlnet_mid_block", mid.c, 1, 1, 0, kNoTensor, kNoTensor, scale));
   return r;
 }
 
@@ -372,7 +383,8 @@ Img unet(Builder& B, const UNetConfig& c, const Img& sample, uint32_t t, uint32_
       if (c.up_cross[i])
         x = transformer(B, u, x, bp + "attentions." + std::to_string(j) + ".", c.heads[r], c.transformer_layers[r]);
     }
-    if (i + 1 < nb) x = B.conv(x, bp + "upsamplers.0.conv", ch, 3, 1, 1, true);
+    // diffusers resizes to the next skip's size: 2×, or one less where the down path rounded up.
+    if (i + 1 < nb) x = B.upsample_conv(x, skips.back().h, skips.back().w, bp + "upsamplers.0.conv", ch);
   }
   const Img n = B.group_norm(x, "unet/conv_norm_out", c.norm_num_groups, c.norm_eps, true);
   return B.conv(n, "unet/conv_out", c.out_channels, 3, 1, 1);
@@ -411,7 +423,7 @@ Img vae_decoder(Builder& B, const VaeConfig& v, const Img& latents) {
     const std::string bp = p + "up_blocks." + std::to_string(i) + ".";
     for (int64_t j = 0; j <= v.layers_per_block; ++j)
       x = resnet(B, x, bp + "resnets." + std::to_string(j) + ".", ch, kNoTensor, 0, G, eps, 1.0);
-    if (i + 1 < nb) x = B.conv(x, bp + "upsamplers.0.conv", ch, 3, 1, 1, true);
+    if (i + 1 < nb) x = B.upsample_conv(x, 2 * x.h, 2 * x.w, bp + "upsamplers.0.conv", ch);
   }
   const Img n = B.group_norm(x, p + "conv_norm_out", G, eps, true);
   return B.conv(n, p + "conv_out", v.out_channels, 3, 1, 1);
@@ -427,12 +439,13 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
   Builder B(g, o.plan_dtype, expected);
   const UNetConfig& uc = m.unet;
   const int64_t f = vae_scale_factor(m.vae);
-  const int64_t down = int64_t(1) << (uc.block_out_channels.size() - 1);  // the UNet's own downsampling
-  const int64_t unit = std::lcm(f * down, int64_t(8));                    // (diffusers' check_inputs: multiples of 8)
+  // diffusers' check_inputs asks for multiples of 8, and the latents must be whole. The UNet takes
+  // any latent size: its down path rounds odd sizes up and its up path resizes back to each skip.
+  const int64_t unit = std::lcm(f, int64_t(8));
   if (o.height <= 0 || o.width <= 0 || o.height % unit != 0 || o.width % unit != 0)
     throw CompileError("--height and --width must be positive multiples of " + std::to_string(unit) +
-                       " for this pipeline (VAE factor " + std::to_string(f) + " × UNet factor " +
-                       std::to_string(down) + (unit != f * down ? ", and diffusers' 8" : "") + ")");
+                       (unit == 8 ? " (as diffusers asks)"
+                                  : " (diffusers asks for 8; this VAE's factor is " + std::to_string(f) + ")"));
   if (o.height > 8192 || o.width > 8192) throw CompileError("--height and --width must be at most 8192");
   if (m.vae.latent_channels != uc.in_channels || uc.out_channels != uc.in_channels)
     throw CompileError("the VAE's latent_channels (" + std::to_string(m.vae.latent_channels) +

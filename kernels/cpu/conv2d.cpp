@@ -14,8 +14,7 @@ namespace kiln {
 void conv2d_cpu(const Conv2dArgs& a, ThreadPool& pool) {
   const int64_t K = a.kh * a.kw * a.cin;
   const int64_t pix = a.ho * a.wo, total = a.batch * pix;
-  const int64_t hv = a.h * (a.upsample ? 2 : 1), wv = a.w_in * (a.upsample ? 2 : 1);  // virtual input size
-  const int shift = a.upsample ? 1 : 0;
+  const int64_t hv = a.hv, wv = a.wv;  // the input as read (resized or not)
   const uint64_t esz = dtype_size(a.w_dtype);
   const int64_t n_blocks = (total + kConvPixelBlock - 1) / kConvPixelBlock;
   pool.parallel_for(n_blocks, 1, [&](int64_t b0, int64_t b1, int worker) {
@@ -34,7 +33,8 @@ void conv2d_cpu(const Conv2dArgs& a, ThreadPool& pool) {
               std::memset(dst, 0, size_t(a.cin) * sizeof(float));
               continue;
             }
-            const float* src = a.x + ((b * a.h + (iy >> shift)) * a.w_in + (ix >> shift)) * a.cin;
+            const int64_t sy = nearest_source(iy, a.h, hv), sx = nearest_source(ix, a.w_in, wv);
+            const float* src = a.x + ((b * a.h + sy) * a.w_in + sx) * a.cin;
             std::memcpy(dst, src, size_t(a.cin) * sizeof(float));
           }
         }

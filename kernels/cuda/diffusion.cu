@@ -104,8 +104,7 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_kernel(Conv2dArgs a) {
   const int n0 = int(blockIdx.y) * BN;
   const int cin = int(a.cin), kw = int(a.kw), cout = int(a.cout);
   const int K = int(a.kh) * kw * cin;
-  const int up = a.upsample ? 1 : 0;
-  const int hv = int(a.h) << up, wv = int(a.w_in) << up;  // virtual input size
+  const int hv = int(a.hv), wv = int(a.wv);  // the input as read (resized or not)
 
   for (int i = tid; i < BM; i += T) {
     const int64_t m = m0 + i;
@@ -124,7 +123,8 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_kernel(Conv2dArgs a) {
   // Input element (image b, virtual row iy, virtual column ix, channel ci), 0 outside.
   auto in_at = [&](int b, int iy, int ix) -> const float* {
     if (b < 0 || iy < 0 || iy >= hv || ix < 0 || ix >= wv) return nullptr;
-    return a.x + ((int64_t(b) * a.h + (iy >> up)) * a.w_in + (ix >> up)) * int64_t(cin);
+    return a.x +
+           ((int64_t(b) * a.h + nearest_source(iy, a.h, hv)) * a.w_in + nearest_source(ix, a.w_in, wv)) * int64_t(cin);
   };
 
   float ra[kA], rb[kB];

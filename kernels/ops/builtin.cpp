@@ -60,6 +60,7 @@ const OpRegistry& builtin_ops() {
       &kLayerNormOp,
       &kGroupNormOp,
       &kConv2dOp,
+      &kConv2dOpV1,
       &kActivationOp,
       &kGegluOp,
       &kGegluOpV1,

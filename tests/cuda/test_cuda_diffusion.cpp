@@ -131,6 +131,32 @@ TEST_CASE("cuda diffusion: ControlNet plans match the CPU, and bf16 plans stay w
   near(b.image, a.image, 2e-2, "bf16 image");
 }
 
+TEST_CASE("cuda diffusion: a 40x56 plan (odd maps resized on the UNet's up path) matches the CPU backend") {
+  if (cuda_test::skip_without_gpu()) return;
+  test::TempDir dir;
+  const std::string pipe = dir / "pipe";
+  test::copy_dir(test::fixture("odd_tiny", "diffusion") + "/pipeline", pipe);
+  for (const char* comp : {"vae", "text_encoder", "tokenizer"})
+    test::copy_dir(test::fixture("sd15_tiny", "diffusion") + "/pipeline/" + comp, pipe + "/" + comp);
+  CompileOptions o;
+  o.model_dir = pipe;
+  o.output = dir / "odd.kplan";
+  o.dtype = "f32";
+  o.steps = 4;
+  o.sampler = "euler";
+  o.height = 40;
+  o.width = 56;
+  compile_model(o);
+  auto p = Plan::load_file(o.output);
+  REQUIRE_MESSAGE(p.is_ok(), p.status().message());
+  std::shared_ptr<const Plan> plan = p.take();
+  const Run cpu = run_all(*open(plan, "cpu"), nullptr);
+  const Run gpu = run_all(*open(plan, "cuda"), nullptr);
+  near(gpu.pred, cpu.pred, 1e-4, "odd unet call");
+  near(gpu.latents, cpu.latents, 1e-3, "odd loop latents");
+  near(gpu.image, cpu.image, 1e-3, "odd image");
+}
+
 #include <cuda_runtime_api.h>
 
 #include "kernels/cuda/kernels_cuda.h"

@@ -95,21 +95,24 @@ TEST_CASE("cuda: conv2d matches the CPU kernel (3x3, 1x1, stride 2, upsample, st
   uint32_t seed = 1200;
   struct Shape {
     int64_t batch, h, w, cin, cout, k, stride, pad;
-    bool upsample, bias, chan_add, residual;
+    int up;  // 0: none, 2: 2x nearest, 1: nearest to (2h - 1, 2w - 1) (the UNet's odd skips)
+    bool bias, chan_add, residual;
     float out_scale;
   };
   const Shape shapes[] = {
-      {2, 9, 11, 32, 40, 3, 1, 1, false, true, false, false, 1.0f},   // 3x3, vectorised path, small tiles
-      {2, 9, 11, 32, 40, 3, 1, 1, false, true, true, true, 0.5f},     // ResNet conv2: chan_add + residual, scaled
-      {1, 10, 7, 16, 24, 3, 2, 1, false, true, false, false, 1.0f},   // Downsample2D: stride 2, odd output
-      {2, 5, 6, 16, 20, 3, 1, 1, true, true, false, false, 1.0f},     // Upsample2D: 2x nearest, then conv
-      {2, 6, 5, 64, 24, 1, 1, 0, false, true, false, true, 1.0f},     // 1x1 skip conv + residual
-      {1, 7, 9, 3, 8, 3, 1, 1, false, true, false, false, 1.0f},      // RGB stem: element gather path
-      {1, 6, 4, 4, 12, 3, 1, 1, true, false, false, false, 1.0f},     // gather path with upsample, no bias
-      {2, 64, 64, 16, 320, 3, 1, 1, false, true, true, false, 1.0f},  // 128x64 tiles, vectorised
-      {2, 64, 64, 3, 320, 3, 1, 1, false, true, false, false, 1.0f},  // 128x64 tiles, gather
-      {1, 8, 8, 320, 64, 3, 1, 1, false, true, false, false, 1.0f},   // K = 2880
-      {1, 12, 10, 48, 70, 3, 2, 0, false, false, true, false, 2.0f},  // stride 2 without padding
+      {2, 9, 11, 32, 40, 3, 1, 1, 0, true, false, false, 1.0f},   // 3x3, vectorised path, small tiles
+      {2, 9, 11, 32, 40, 3, 1, 1, 0, true, true, true, 0.5f},     // ResNet conv2: chan_add + residual, scaled
+      {1, 10, 7, 16, 24, 3, 2, 1, 0, true, false, false, 1.0f},   // Downsample2D: stride 2, odd output
+      {2, 5, 6, 16, 20, 3, 1, 1, 2, true, false, false, 1.0f},    // Upsample2D: 2x nearest, then conv
+      {2, 3, 7, 16, 20, 3, 1, 1, 1, true, false, false, 1.0f},    // Upsample2D to an odd skip's size
+      {2, 6, 5, 64, 24, 1, 1, 0, 0, true, false, true, 1.0f},     // 1x1 skip conv + residual
+      {1, 7, 9, 3, 8, 3, 1, 1, 0, true, false, false, 1.0f},      // RGB stem: element gather path
+      {1, 6, 4, 4, 12, 3, 1, 1, 2, false, false, false, 1.0f},    // gather path with upsample, no bias
+      {1, 5, 4, 4, 12, 3, 1, 1, 1, false, false, false, 1.0f},    // gather path, odd resize
+      {2, 64, 64, 16, 320, 3, 1, 1, 0, true, true, false, 1.0f},  // 128x64 tiles, vectorised
+      {2, 64, 64, 3, 320, 3, 1, 1, 0, true, false, false, 1.0f},  // 128x64 tiles, gather
+      {1, 8, 8, 320, 64, 3, 1, 1, 0, true, false, false, 1.0f},   // K = 2880
+      {1, 12, 10, 48, 70, 3, 2, 0, 0, false, true, false, 2.0f},  // stride 2 without padding
   };
   for (DType wt : {DType::F32, DType::BF16, DType::F16})
     for (const Shape& s : shapes) {
@@ -120,9 +123,10 @@ TEST_CASE("cuda: conv2d matches the CPU kernel (3x3, 1x1, stride 2, upsample, st
       CAPTURE(s.cout);
       CAPTURE(s.k);
       CAPTURE(s.stride);
-      CAPTURE(s.upsample);
-      const int64_t ho = conv2d_out_size(s.h, s.k, s.stride, s.pad, s.upsample);
-      const int64_t wo = conv2d_out_size(s.w, s.k, s.stride, s.pad, s.upsample);
+      CAPTURE(s.up);
+      const int64_t hv = s.up == 0 ? s.h : 2 * s.h - (s.up == 1), wv = s.up == 0 ? s.w : 2 * s.w - (s.up == 1);
+      const int64_t ho = conv2d_out_size(hv, s.k, s.stride, s.pad);
+      const int64_t wo = conv2d_out_size(wv, s.k, s.stride, s.pad);
       ThreadPool pool(2, conv2d_scratch_floats(s.k, s.k, s.cin));
       const auto x = random_floats(size_t(s.batch * s.h * s.w * s.cin), seed++);
       const auto w = as_dtype(random_floats(size_t(s.cout * s.k * s.k * s.cin), seed++, 0.05f), wt);
@@ -147,7 +151,8 @@ TEST_CASE("cuda: conv2d matches the CPU kernel (3x3, 1x1, stride 2, upsample, st
                    s.k,
                    s.stride,
                    s.pad,
-                   s.upsample,
+                   hv,
+                   wv,
                    s.out_scale,
                    ho,
                    wo};

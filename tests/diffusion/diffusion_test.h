@@ -71,10 +71,13 @@ inline std::unique_ptr<Compiled> compile_and_open(const std::string& pipeline, c
                                                   int64_t steps, const std::string& controlnet = "",
                                                   double control_scale = 1.0,
                                                   const std::vector<LoraAdapterSpec>& lora = {},
-                                                  CompileSummary* summary = nullptr) {
+                                                  CompileSummary* summary = nullptr, int64_t height = 0,
+                                                  int64_t width = 0) {
   auto c = std::make_unique<Compiled>();
   CompileOptions o;
   o.model_dir = pipeline;
+  o.height = height;  // (0: the pipeline's default)
+  o.width = width;
   o.output = c->dir / "sd.kplan";
   o.dtype = "f32";
   o.steps = steps;
@@ -99,16 +102,17 @@ inline std::unique_ptr<Compiled> compile_and_open(const std::string& pipeline, c
 
 // The VAE decoder alone: prepare() scales the noise by init_noise_sigma, so hand it latents / sigma.
 inline void check_vae(DiffusionSession& s, const RefFile& ref) {
-  const std::vector<float> lat = nchw_to_nhwc(ref.floats("vae_latents"), 1, 4, 32, 32);
+  const auto sh = ref.shape("vae_latents"), osh = ref.shape("vae_out");
+  const std::vector<float> lat = nchw_to_nhwc(ref.floats("vae_latents"), 1, sh[1], sh[2], sh[3]);
   REQUIRE(s.prepare(lat.data(), nullptr).is_ok());
   const double sigma = double(s.latents()[0]) / double(lat[0]);  // init_noise_sigma
   std::vector<float> scaled(lat.size());
   for (size_t i = 0; i < lat.size(); ++i) scaled[i] = float(double(lat[i]) / sigma);
   REQUIRE(s.prepare(scaled.data(), nullptr).is_ok());
   CHECK(test::rel_l2(s.latents(), lat.data(), lat.size()) <= 1e-6);
-  std::vector<float> img(size_t(64 * 64 * 3), NAN);
+  std::vector<float> img(size_t(osh[1] * osh[2] * osh[3]), NAN);
   REQUIRE(s.decode(img.data()).is_ok());
-  const std::vector<float> want = nchw_to_nhwc(ref.floats("vae_out"), 1, 3, 64, 64);
+  const std::vector<float> want = nchw_to_nhwc(ref.floats("vae_out"), 1, osh[1], osh[2], osh[3]);
   const double e = test::rel_l2(img.data(), want.data(), want.size());
   MESSAGE("vae rel L2 " << e);
   CHECK(e <= 1e-4);

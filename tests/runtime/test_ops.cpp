@@ -7,6 +7,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "codegen/plan_writer.h"
 #include "compiler/error.h"
@@ -126,7 +129,7 @@ TEST_CASE(
 
 // Ops whose attributes grew keep their older version registered, so plans written before still
 // load: attention v1 (no window), embedding v1 (no scale), geglu v1 (no activation kind), rope v1
-// (the whole head rotated).
+// (the whole head rotated), conv2d v1 (a 2x upsample flag, not the resize's size).
 TEST_CASE("ops: the built-in registry has one op per name and version, each with its counts and entry points") {
   const auto& ops = builtin_ops().ops();
   CHECK(ops.size() >= 27);
@@ -159,8 +162,8 @@ TEST_CASE("ops: the built-in registry has one op per name and version, each with
     const char* name;
     int int_attrs, float_attrs;  // of version 1
   };
-  for (const Older& o :
-       {Older{"attention", 3, 1}, Older{"embedding", 0, 0}, Older{"geglu", 0, 0}, Older{"rope", 2, 1}}) {
+  for (const Older& o : {Older{"attention", 3, 1}, Older{"embedding", 0, 0}, Older{"geglu", 0, 0}, Older{"rope", 2, 1},
+                         Older{"conv2d", 3, 1}}) {
     CAPTURE(std::string(o.name));
     const OpDef* v1 = builtin_ops().find(o.name, 1);
     const OpDef* v2 = builtin_ops().find(o.name, 2);
@@ -271,6 +274,67 @@ TEST_CASE("ops: rmsnorm, swiglu and rope pass n_valid to the CPU kernel, and the
         CHECK((y[r * d] == kOld) == (with_nv && padding));
       }
     }
+}
+
+// conv2d version 2 reads its input at {up_h, up_w}: 0, 0 as stored, 2x as version 1's upsample flag
+// (bit for bit), or a size between (the odd skips of a UNet's up path; tests/diffusion's odd_tiny
+// checks that against diffusers). The verifier refuses other sizes.
+TEST_CASE("ops: conv2d version 2 resizes as version 1 upsamples, and refuses resizes outside 1x to 2x") {
+  const int64_t b = 2, h = 3, w = 4, cin = 5, cout = 6;
+  const auto x = test::random_floats(size_t(b * h * w * cin), 710);
+  const auto wt = test::random_floats(size_t(cout * 3 * 3 * cin), 711);
+  const ModelInfo model;
+  std::vector<float, CacheLineAllocator<float>> launch_buffer;
+  CpuBindEnv env{&launch_buffer};
+  // Runs version `v` with int attrs {1, 1, ...up}; the output is ho × wo (the read size).
+  auto run = [&](uint32_t v, std::vector<int64_t> up, int64_t ho, int64_t wo, std::string* error) {
+    const OpDef* op = builtin_ops().find("conv2d", v);
+    REQUIRE(op);
+    std::vector<TensorInfo> t = {TensorInfo{"x", DType::F32, {b, h, w, cin}, Region::kArena, 0},
+                                 TensorInfo{"w", DType::F32, {cout, 3, 3, cin}, Region::kWeights, 0},
+                                 TensorInfo{"y", DType::F32, {b, ho, wo, cout}, Region::kArena, 4096}};
+    for (TensorInfo& ti : t) ti.size_bytes = uint64_t(ti.numel()) * 4;
+    LaunchInfo li;
+    li.inputs = {0, 1, kNoTensor, kNoTensor, kNoTensor};
+    li.outputs = {2};
+    li.int_attrs = {1, 1};
+    li.int_attrs.insert(li.int_attrs.end(), up.begin(), up.end());
+    li.float_attrs = {1.0};
+    uint64_t scratch = 0;
+    const Status st = validate_launch(*op, li, t, model, &scratch);
+    *error = st.message();
+    std::vector<float> y(size_t(b * ho * wo * cout), NAN);
+    if (!st.is_ok()) return y;
+    std::vector<void*> ptrs = {const_cast<float*>(x.data()), const_cast<float*>(wt.data()), y.data()};
+    ThreadPool pool(2, scratch);
+    auto bound = op->bind_cpu(OpLaunch(li, t, model, &ptrs), env);
+    REQUIRE(bound.is_ok());
+    bound.value()(pool);
+    return y;
+  };
+  std::string e;
+  const auto v1_up = run(1, {1}, 2 * h, 2 * w, &e);
+  REQUIRE(e == "");
+  CHECK(run(2, {2 * h, 2 * w}, 2 * h, 2 * w, &e) == v1_up);
+  const auto v1_plain = run(1, {0}, h, w, &e);
+  REQUIRE(e == "");
+  CHECK(run(2, {0, 0}, h, w, &e) == v1_plain);
+  // 3x4 read at 5x7: every output written.
+  const auto odd = run(2, {2 * h - 1, 2 * w - 1}, 2 * h - 1, 2 * w - 1, &e);
+  REQUIRE(e == "");
+  for (float v : odd) REQUIRE(std::isfinite(v));
+  for (const auto& [up, ho, wo] :
+       std::vector<std::tuple<std::vector<int64_t>, int64_t, int64_t>>{{{h - 1, w}, h - 1, w},  // smaller than stored
+                                                                       {{2 * h + 1, w}, 2 * h + 1, w},  // past 2x
+                                                                       {{2 * h, 0}, 2 * h, w},  // one axis unset
+                                                                       {{-1, -1}, h, w}}) {
+    CAPTURE(up[0]);
+    CAPTURE(up[1]);
+    run(2, up, ho, wo, &e);
+    CHECK(e.find("convolution attributes are invalid") != std::string::npos);
+  }
+  run(1, {2}, 2 * h, 2 * w, &e);  // version 1's flag is 0 or 1
+  CHECK(e.find("convolution attributes are invalid") != std::string::npos);
 }
 
 // A token routed to more than kMaxMoeTopK experts is refused in a plan (the compiler refuses the
