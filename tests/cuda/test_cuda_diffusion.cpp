@@ -12,6 +12,7 @@
 
 #include "compiler/compile.h"
 #include "cuda/cuda_test.h"
+#include "diffusion/diffusion_test.h"
 #include "runtime/diffusion.h"
 #include "runtime/executor.h"
 #include "test_util.h"
@@ -134,12 +135,8 @@ TEST_CASE("cuda diffusion: ControlNet plans match the CPU, and bf16 plans stay w
 TEST_CASE("cuda diffusion: a 40x56 plan (odd maps resized on the UNet's up path) matches the CPU backend") {
   if (cuda_test::skip_without_gpu()) return;
   test::TempDir dir;
-  const std::string pipe = dir / "pipe";
-  test::copy_dir(test::fixture("odd_tiny", "diffusion") + "/pipeline", pipe);
-  for (const char* comp : {"vae", "text_encoder", "tokenizer"})
-    test::copy_dir(test::fixture("sd15_tiny", "diffusion") + "/pipeline/" + comp, pipe + "/" + comp);
   CompileOptions o;
-  o.model_dir = pipe;
+  o.model_dir = diffusion_test::with_sd15_components(dir, "odd_tiny");
   o.output = dir / "odd.kplan";
   o.dtype = "f32";
   o.steps = 4;

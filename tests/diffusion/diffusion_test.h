@@ -61,6 +61,16 @@ inline std::vector<float> swap_halves(const std::vector<float>& x) {
   return y;
 }
 
+// A fixture pipeline that keeps only its own UNet and scheduler (var_tiny, odd_tiny), with
+// sd15_tiny's VAE, text encoder and tokenizer copied back in, as a folder under dir.
+inline std::string with_sd15_components(const test::TempDir& dir, const std::string& fixture) {
+  const std::string p = dir / "pipe";
+  test::copy_dir(dfix(fixture) + "/pipeline", p);
+  for (const char* comp : {"vae", "text_encoder", "tokenizer"})
+    test::copy_dir(dfix("sd15_tiny") + "/pipeline/" + comp, p + "/" + comp);
+  return p;
+}
+
 struct Compiled {
   test::TempDir dir;
   std::shared_ptr<const Plan> plan;

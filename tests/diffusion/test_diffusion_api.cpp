@@ -716,12 +716,8 @@ TEST_CASE(
 
 TEST_CASE(
     "diffusion var_tiny (held out: three blocks, per-block depths, flip_sin_to_cos off, output scales, a saved DPM config) matches diffusers") {
-  // The fixture keeps only its own UNet and scheduler; the rest is sd15_tiny's, copied back in.
   test::TempDir dir;
-  const std::string p = dir / "pipe";
-  test::copy_dir(dfix("var_tiny") + "/pipeline", p);
-  for (const char* comp : {"vae", "text_encoder", "tokenizer"})
-    test::copy_dir(dfix("sd15_tiny") + "/pipeline/" + comp, p + "/" + comp);
+  const std::string p = with_sd15_components(dir, "var_tiny");
   const RefFile ref(dfix("var_tiny") + "/reference.safetensors");
   auto c = compile_and_open(p, "dpmpp_2m", 4);
   encode(*c->s, ref);
@@ -734,10 +730,7 @@ TEST_CASE("diffusion odd_tiny: 40x56 pixels, multiples of 8 but not of the UNet'
   // A four-block UNet (factor 8) on sd15_tiny's VAE (factor 2): latents 20x28 go down to 10x14, 5x7
   // and 3x4, and the up path resizes 3x4 to 5x7 (not a doubling) as diffusers' Upsample2D does.
   test::TempDir dir;
-  const std::string p = dir / "pipe";
-  test::copy_dir(dfix("odd_tiny") + "/pipeline", p);
-  for (const char* comp : {"vae", "text_encoder", "tokenizer"})
-    test::copy_dir(dfix("sd15_tiny") + "/pipeline/" + comp, p + "/" + comp);
+  const std::string p = with_sd15_components(dir, "odd_tiny");
   const RefFile ref(dfix("odd_tiny") + "/reference.safetensors");
   REQUIRE(ref.shape("init_latents") == std::vector<int64_t>{1, 4, 20, 28});
   auto c = compile_and_open(p, "euler", 4, "", 1.0, {}, nullptr, 40, 56);
