@@ -55,11 +55,13 @@ inline int64_t conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pa
 // The stored index that index i of a nearest-neighbour resize from `in` to `out` reads, as torch's
 // upsample_nearest computes it for an explicit output size: exact for out == in and out == 2·in,
 // else floor(i · (in / out)) in f32 arithmetic, clamped to in − 1.
-KILN_HOST_DEVICE inline int64_t nearest_source(int64_t i, int64_t in, int64_t out) {
+// (Int is int64_t on the CPU, int in the CUDA kernel.)
+template <class Int>
+KILN_HOST_DEVICE inline Int nearest_source(Int i, Int in, Int out) {
   if (out == in) return i;
   if (out == 2 * in) return i >> 1;
   const float scale = float(in) / float(out);
-  const int64_t s = int64_t(floorf(float(i) * scale));
+  const Int s = Int(floorf(float(i) * scale));
   return s < in - 1 ? s : in - 1;
 }
 

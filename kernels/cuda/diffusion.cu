@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_kernel(Conv2dArgs a) {
   const int n0 = int(blockIdx.y) * BN;
   const int cin = int(a.cin), kw = int(a.kw), cout = int(a.cout);
   const int K = int(a.kh) * kw * cin;
-  const int hv = int(a.hv), wv = int(a.wv);  // the input as read (resized or not)
+  const int h = int(a.h), w_in = int(a.w_in), hv = int(a.hv), wv = int(a.wv);  // stored, and as read
 
   for (int i = tid; i < BM; i += T) {
     const int64_t m = m0 + i;
@@ -124,7 +124,7 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_kernel(Conv2dArgs a) {
   auto in_at = [&](int b, int iy, int ix) -> const float* {
     if (b < 0 || iy < 0 || iy >= hv || ix < 0 || ix >= wv) return nullptr;
     return a.x +
-           ((int64_t(b) * a.h + nearest_source(iy, a.h, hv)) * a.w_in + nearest_source(ix, a.w_in, wv)) * int64_t(cin);
+           ((int64_t(b) * a.h + nearest_source(iy, h, hv)) * a.w_in + nearest_source(ix, w_in, wv)) * int64_t(cin);
   };
 
   float ra[kA], rb[kB];
