@@ -220,7 +220,8 @@ UNetConfig read_unet_config(const std::string& path, bool controlnet) {
   r.only("downsample_padding", 1);
   r.only("attention_type", "default");
   r.only("reverse_transformer_layers_per_block", nullptr);
-  r.only("global_pool_conditions", false);
+  if (controlnet) c.global_pool = r.boolean("global_pool_conditions", false);
+  else r.only("global_pool_conditions", false);
   r.only("time_embedding_act_fn", nullptr);
   r.only("resnet_skip_time_act", false);
   r.only("encoder_hid_dim_type", nullptr);

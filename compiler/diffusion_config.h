@@ -41,6 +41,9 @@ struct UNetConfig {
   // ControlNetModel only
   std::vector<int64_t> cond_embedding_channels;
   int64_t conditioning_channels = 3;
+  // global_pool_conditions: the residuals are averaged over height and width, and the pipeline
+  // runs the ControlNet on the positive prompt only (guess mode), zeros for the negative.
+  bool global_pool = false;
   std::string raw_json;
   std::vector<std::string> unmodeled;  // keys kiln does not model (ConfigReader::unmodeled)
 };

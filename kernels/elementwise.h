@@ -16,6 +16,12 @@
 //   Plan: inputs {a, b}; outputs {y}; float attrs {scale}.
 // concat: channel concatenation (the UNet's skip connections).
 //   a: (rows, ca), b: (rows, cb) → y: (rows, ca + cb). Plan: inputs {a, b}; outputs {y}.
+// image_mean: every row of an image becomes the image's mean row (a ControlNet with
+//   global_pool_conditions: diffusers' mean over height and width, broadcast back when added), and
+//   the first `skip` images become zeros (the negative prompt's half of a guided batch, where
+//   diffusers runs such a ControlNet on the positive half only and adds zeros to the other).
+//   x: (images, n, cols) → y: (images, n, cols); y may be x.
+//   Plan: inputs {x}; outputs {y}; int attrs {skip, 0 <= skip <= images}.
 #pragma once
 #include <cstdint>
 
@@ -32,6 +38,7 @@ extern const OpDef kGegluOpV1;
 extern const OpDef kSoftcapOp;
 extern const OpDef kAddOp;
 extern const OpDef kConcatOp;
+extern const OpDef kImageMeanOp;
 
 enum class Activation : int64_t { kSilu = 0, kGelu = 1, kGeluTanh = 2, kQuickGelu = 3 };
 inline bool activation_valid(int64_t k) { return k >= 0 && k <= 3; }
@@ -78,5 +85,14 @@ void geglu_cpu(const GegluArgs& a, ThreadPool& pool);
 void softcap_cpu(const SoftcapArgs& a, ThreadPool& pool);
 void add_cpu(const AddArgs& a, ThreadPool& pool);
 void concat_cpu(const ConcatArgs& a, ThreadPool& pool);
+
+struct ImageMeanArgs {
+  const float* x;
+  float* y;
+  int64_t images, n, cols, skip;
+};
+constexpr int64_t kImageMeanCols = 64;  // columns per CPU task (their sums on the stack)
+
+void image_mean_cpu(const ImageMeanArgs& a, ThreadPool& pool);
 
 }  // namespace kiln

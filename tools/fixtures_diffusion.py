@@ -622,16 +622,7 @@ def build_controlnet(out, pipe15, ref15, unet_f32):
     assert rel > 0.05, rel
     lines = ["controlnet_tiny", "controlnet: %d params, %d down residuals; |cn_unet_out - unet_out| / |unet_out| = "
              "%.3f" % (sum(p.numel() for p in cn.parameters()), len(down), rel)]
-    for output_type in ("latent", "np"):
-        cpipe.scheduler = EulerDiscreteScheduler.from_config(pipe15.scheduler.config)
-        with torch.no_grad():
-            img = cpipe(PROMPT, image=control, negative_prompt="", latents=ref["init_latents"].clone(),
-                        num_inference_steps=LOOP_STEPS, guidance_scale=GUIDANCE, height=HEIGHT, width=WIDTH,
-                        controlnet_conditioning_scale=CN_SCALE, output_type=output_type).images
-        if output_type == "latent":
-            ref["loop_euler_cn_latents"] = img
-        else:
-            ref["loop_euler_cn_image"] = torch.from_numpy(np.ascontiguousarray(img))
+    controlnet_loop(cpipe, control, pipe15.scheduler.config, "euler_cn", ref)
     ref["loop_euler_cn_timesteps"] = cpipe.scheduler.timesteps.to(torch.float32)
     # Control images of other sizes, as the pipeline resizes them (PIL Lanczos) and scales to [0, 1].
     for w, h in ((97, 71), (150, 130)):
@@ -643,6 +634,56 @@ def build_controlnet(out, pipe15, ref15, unet_f32):
     diff = (ref["loop_euler_cn_latents"] - ref15["loop_euler_latents"]).abs().max().item()
     assert diff > 1e-3, diff
     write_ref(os.path.join(case, "reference.safetensors"), ref, lines)
+    lines += build_controlnet_pool(case, cpipe, cn, ref, ref15, control)
+    return lines
+
+
+def controlnet_loop(pipe, control, scheduler_cfg, key, ref):
+    """The ControlNet pipeline's Euler loop from ref["init_latents"]: ref["loop_<key>_latents"] and
+    ref["loop_<key>_image"]."""
+    for output_type in ("latent", "np"):
+        pipe.scheduler = EulerDiscreteScheduler.from_config(scheduler_cfg)
+        with torch.no_grad():
+            img = pipe(PROMPT, image=control, negative_prompt="", latents=ref["init_latents"].clone(),
+                       num_inference_steps=LOOP_STEPS, guidance_scale=GUIDANCE, height=HEIGHT, width=WIDTH,
+                       controlnet_conditioning_scale=CN_SCALE, output_type=output_type).images
+        if output_type == "latent":
+            ref["loop_%s_latents" % key] = img
+        else:
+            ref["loop_%s_image" % key] = torch.from_numpy(np.ascontiguousarray(img))
+
+
+def build_controlnet_pool(case, cpipe, cn, ref_cn, ref15, control):
+    """The same ControlNet with global_pool_conditions true (as control_v11e_sd15_shuffle's config has it;
+    the tests set it in a copy of controlnet/config.json): diffusers averages each residual over height and
+    width, and its pipeline then runs in guess mode, the ControlNet on the positive prompt only with zeros
+    added for the negative. pool_reference.safetensors holds the UNet call and the loop."""
+    pool = ControlNetModel.from_config({**cn.config, "global_pool_conditions": True})
+    pool.load_state_dict(cn.state_dict())
+    pool.eval()
+    ref = {k: ref_cn[k] for k in ("init_latents", "unet_sample", "unet_timestep")}  # (the checks read them here)
+    # One UNet call on the reference's batch [positive, negative], as the pipeline's guess mode makes it.
+    with torch.no_grad():
+        down, mid = pool(ref_cn["unet_sample"][:1], ref_cn["unet_timestep"],
+                         encoder_hidden_states=ref_cn["text_hidden"][:1], controlnet_cond=ref_cn["cn_cond"][:1],
+                         conditioning_scale=CN_SCALE, guess_mode=True, return_dict=False)
+        assert all(d.shape[2:] == (1, 1) for d in down) and mid.shape[2:] == (1, 1)
+        down = [torch.cat([d, torch.zeros_like(d)]) for d in down]
+        mid = torch.cat([mid, torch.zeros_like(mid)])
+        ref["cn_pool_unet_out"] = cpipe.unet(ref_cn["unet_sample"], ref_cn["unet_timestep"],
+                                             encoder_hidden_states=ref_cn["text_hidden"],
+                                             down_block_additional_residuals=down,
+                                             mid_block_additional_residual=mid).sample
+    pipe = StableDiffusionControlNetPipeline(**{k: v for k, v in cpipe.components.items() if k != "controlnet"},
+                                             controlnet=pool)
+    pipe.set_progress_bar_config(disable=True)
+    controlnet_loop(pipe, control, cpipe.scheduler.config, "euler_cn_pool", ref)
+    rel = ((ref["cn_pool_unet_out"] - ref_cn["cn_unet_out"]).norm() / ref_cn["cn_unet_out"].norm()).item()
+    rel15 = ((ref["cn_pool_unet_out"] - ref15["unet_out"]).norm() / ref15["unet_out"].norm()).item()
+    assert rel > 0.01 and rel15 > 0.01, (rel, rel15)
+    lines = ["controlnet_tiny, global_pool_conditions: |cn_pool_unet_out - cn_unet_out| / |cn_unet_out| = %.3f, "
+             "- unet_out: %.3f" % (rel, rel15)]
+    write_ref(os.path.join(case, "pool_reference.safetensors"), ref, lines)
     return lines
 
 

@@ -128,6 +128,13 @@ class Builder {
          {eps});
     return as_img(out, x.b, x.h, x.w, x.c);
   }
+  // Rows of x's images each replaced by the image's mean row, the first `skip` images zero.
+  uint32_t image_mean(const Img& x, int64_t skip) {
+    const uint32_t in = g_.view(x.id, prefix_ + "mean_in#" + std::to_string(counter_++), {x.b, x.h * x.w, x.c});
+    const uint32_t out = act("image_mean", {x.b, x.h * x.w, x.c});
+    node(kImageMeanOp, {in}, {out}, {skip});
+    return g_.view(out, prefix_ + "rows#" + std::to_string(counter_++), {x.rows(), x.c});
+  }
   uint32_t layer_norm(uint32_t x, int64_t n, int64_t d, const std::string& p, double eps) {
     const uint32_t y = act(p, {n, d});
     node(kLayerNormOp, {x, weight(p + ".weight", {d}), weight(p + ".bias", {d})}, {y}, {}, {eps});
@@ -323,19 +330,23 @@ struct ControlResiduals {
 };
 
 // The ControlNet: its own time embedding, conv_in plus the control embedding, the UNet's
-// down and mid blocks, and the zero convolutions scaled by the conditioning scale.
+// down and mid blocks, and the zero convolutions scaled by the conditioning scale. With
+// global_pool_conditions each residual is its image's mean, and with guidance the negative
+// prompt's image gets none: diffusers then runs the ControlNet on the positive half only (guess
+// mode) and adds zeros to the other (each image's residuals depend on that image alone, so running
+// it on both and dropping one is the same).
 ControlResiduals controlnet(Builder& B, const UNetConfig& c, const Img& sample, uint32_t t, uint32_t step,
                             uint32_t text, int64_t L, uint32_t cond, double scale) {
   UNetCtx u{&c, "controlnet/", kNoTensor, 0, text, L};
   u.temb_act = time_embedding(B, c, u.p, t, step, sample.b, &u.temb_dim);
   auto [skips, mid] = unet_encoder(B, u, sample, cond);
+  const int64_t skip = sample.b == 2 ? 1 : 0;  // the guided batch is [negative, positive]
+  auto residual = [&](const Img& z) { return c.global_pool ? B.image_mean(z, skip) : B.rows(z); };
   ControlResiduals r;
-  for (size_t i = 0; i < skips.size(); ++i) {
-    const Img z = B.conv(skips[i], "controlnet/controlnet_down_blocks." + std::to_string(i), skips[i].c, 1, 1, 0,
-                         kNoTensor, kNoTensor, scale);
-    r.down.push_back(B.rows(z));
-  }
-  r.mid = B.rows(B.conv(mid, "controlnet/controlnet_mid_block", mid.c, 1, 1, 0, kNoTensor, kNoTensor, scale));
+  for (size_t i = 0; i < skips.size(); ++i)
+    r.down.push_back(residual(B.conv(skips[i], "controlnet/controlnet_down_blocks." + std::to_string(i), skips[i].c, 1,
+                                     1, 0, kNoTensor, kNoTensor, scale)));
+  r.mid = residual(B.conv(mid, "controlnet/controlnet_mid_block", mid.c, 1, 1, 0, kNoTensor, kNoTensor, scale));
   return r;
 }
 

@@ -1,5 +1,6 @@
 #include "kernels/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -61,6 +62,24 @@ void add_cpu(const AddArgs& a, ThreadPool& pool) {
       }
       const float* x = a.a + r * a.cols;
       for (int64_t c = 0; c < a.cols; ++c) y[c] = x[c] + a.scale * load_as_f32(a.b, a.b_dtype, base + uint64_t(c));
+    }
+  });
+}
+
+void image_mean_cpu(const ImageMeanArgs& a, ThreadPool& pool) {
+  const int64_t blocks = (a.cols + kImageMeanCols - 1) / kImageMeanCols;
+  pool.parallel_for(a.images * blocks, 1, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = t / blocks, c0 = (t % blocks) * kImageMeanCols, nc = std::min(kImageMeanCols, a.cols - c0);
+      const float* x = a.x + i * a.n * a.cols + c0;
+      float* y = a.y + i * a.n * a.cols + c0;
+      double sum[kImageMeanCols] = {};
+      if (i >= a.skip)
+        for (int64_t r = 0; r < a.n; ++r)
+          for (int64_t c = 0; c < nc; ++c) sum[c] += double(x[r * a.cols + c]);
+      float mean[kImageMeanCols];
+      for (int64_t c = 0; c < nc; ++c) mean[c] = float(sum[c] / double(a.n));
+      for (int64_t r = 0; r < a.n; ++r) std::memcpy(y + r * a.cols, mean, size_t(nc) * sizeof(float));
     }
   });
 }

@@ -113,6 +113,7 @@ void geglu_cuda(const GegluArgs& a, cudaStream_t s);
 void softcap_cuda(const SoftcapArgs& a, cudaStream_t s);
 void add_cuda(const AddArgs& a, cudaStream_t s);
 void concat_cuda(const ConcatArgs& a, cudaStream_t s);
+void image_mean_cuda(const ImageMeanArgs& a, cudaStream_t s);
 void sdpa_cuda(const SdpaArgs& a, cudaStream_t s);
 void timestep_embedding_cuda(const TimestepEmbeddingArgs& a, cudaStream_t s);
 void sampler_input_cuda(const SamplerInputArgs& a, cudaStream_t s);

@@ -113,6 +113,27 @@ void add_cuda(const AddArgs& a, cudaStream_t s) {
   launch_ew(add_kernel<uint32_t>, add_kernel<uint64_t>, uint64_t(a.rows * a.cols), uint64_t(a.rows * a.cols), c, s);
 }
 
+namespace {
+// One thread per (image, column): the column's sum over the image's rows in double (as the CPU
+// kernel), then its mean written to every row. Each thread reads its column before writing it,
+// so y may be x.
+__global__ void image_mean_kernel(ImageMeanArgs a) {
+  const int64_t i = blockIdx.y, c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= a.cols) return;
+  const float* x = a.x + i * a.n * a.cols + c;
+  float* y = a.y + i * a.n * a.cols + c;
+  double sum = 0.0;
+  if (i >= a.skip)
+    for (int64_t r = 0; r < a.n; ++r) sum += double(x[r * a.cols]);
+  const float mean = float(sum / double(a.n));
+  for (int64_t r = 0; r < a.n; ++r) y[r * a.cols] = mean;
+}
+}  // namespace
+
+void image_mean_cuda(const ImageMeanArgs& a, cudaStream_t s) {
+  image_mean_kernel<<<dim3(unsigned((a.cols + 127) / 128), unsigned(a.images)), 128, 0, s>>>(a);
+}
+
 void concat_cuda(const ConcatArgs& a, cudaStream_t s) {
   launch_ew(concat_kernel<uint32_t>, concat_kernel<uint64_t>, uint64_t(a.rows * (a.ca + a.cb)),
             uint64_t(a.rows * (a.ca + a.cb)), a, s);

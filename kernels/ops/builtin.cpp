@@ -67,6 +67,7 @@ const OpRegistry& builtin_ops() {
       &kSoftcapOp,
       &kAddOp,
       &kConcatOp,
+      &kImageMeanOp,
       &kSdpaOp,
       &kTimestepEmbeddingOp,
       &kSamplerInputOp,

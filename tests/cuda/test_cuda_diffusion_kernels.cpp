@@ -172,7 +172,7 @@ TEST_CASE("cuda: conv2d matches the CPU kernel (3x3, 1x1, stride 2, upsample, st
     }
 }
 
-TEST_CASE("cuda: activation, geglu (exact and tanh), softcap, add and concat match the CPU kernels") {
+TEST_CASE("cuda: activation, geglu (exact and tanh), softcap, add, concat and image_mean match the CPU kernels") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2);
   uint32_t seed = 1300;
@@ -240,6 +240,20 @@ TEST_CASE("cuda: activation, geglu (exact and tanh), softcap, add and concat mat
     sync_ok();
     CHECK(dy.get<float>() == yc);  // a copy: bit for bit
   }
+  // image_mean: sums in double on both sides, so the means agree to the last bit or so.
+  for (const int64_t skip : {0, 1, 2})
+    for (const bool in_place : {false, true}) {
+      CAPTURE(skip);
+      CAPTURE(in_place);
+      const int64_t images = 2, n = 300, cols = 150;
+      const auto x = random_floats(size_t(images * n * cols), seed++);
+      std::vector<float> yc(x.size(), kNaN);
+      Dev dx(x), dy(yc);
+      image_mean_cpu({x.data(), yc.data(), images, n, cols, skip}, pool);
+      image_mean_cuda({dx.as<float>(), in_place ? dx.as<float>() : dy.as<float>(), images, n, cols, skip}, nullptr);
+      sync_ok();
+      CHECK(diff_of((in_place ? dx : dy).get<float>(), yc) < 1e-6);
+    }
 }
 
 TEST_CASE("cuda: sdpa matches the CPU kernel (causal and not, fused column windows, odd sizes, long keys)") {

@@ -73,22 +73,54 @@ TEST_CASE("diffusion sd2_tiny (linear projections, GELU CLIP, v-prediction): eve
   }
 }
 
+// Encodes controlnet_tiny's prompt and prepares its control image, as the pipeline prepared it
+// (values in [0, 1]; both CFG rows are equal), with zero noise; returns the control image.
+namespace {
+std::vector<float> encode_with_control(DiffusionSession& s, const RefFile& ref) {
+  encode(s, ref);
+  const std::vector<float> cond = nchw_to_nhwc(ref.floats("cn_cond"), 2, 3, 64, 64);
+  const std::vector<float> control(cond.begin(), cond.begin() + 64 * 64 * 3);
+  const std::vector<float> noise(size_t(s.latent_size()), 0.0f);
+  REQUIRE(s.prepare(noise.data(), control.data()).is_ok());
+  return control;
+}
+}  // namespace
+
 TEST_CASE("diffusion ControlNet: residuals change the UNet call and the loop exactly as diffusers") {
   const RefFile ref(dfix("controlnet_tiny") + "/reference.safetensors");
   auto c = compile_and_open(dfix("sd15_tiny") + "/pipeline", "euler", 4, dfix("controlnet_tiny") + "/controlnet",
                             double(ref.floats("cn_scale")[0]));
   DiffusionSession& s = *c->s;
   REQUIRE(s.has_control());
-  encode(s, ref);
-  // The control image as the pipeline prepared it (values in [0, 1]); both CFG rows are equal.
-  const std::vector<float> cond = nchw_to_nhwc(ref.floats("cn_cond"), 2, 3, 64, 64);
-  const std::vector<float> control(cond.begin(), cond.begin() + 64 * 64 * 3);
-  const std::vector<float> noise(size_t(s.latent_size()), 0.0f);
-  REQUIRE(s.prepare(noise.data(), control.data()).is_ok());
+  const std::vector<float> control = encode_with_control(s, ref);
   check_unet(s, ref, "cn_unet_out");
   check_loop(s, ref, "euler_cn", control.data());
   // Bad calls: a ControlNet plan needs its image.
+  const std::vector<float> noise(size_t(s.latent_size()), 0.0f);
   CHECK(s.prepare(noise.data(), nullptr).code() == StatusCode::kInvalidArgument);
+}
+
+// A ControlNet with global_pool_conditions (control_v11e_sd15_shuffle's config): each residual is
+// its image's mean over height and width, and with guidance diffusers runs the ControlNet on the
+// positive prompt only (guess mode), adding zeros to the negative. The fixture's own ControlNet with
+// the key set, against diffusers (controlnet_tiny/pool_reference.safetensors).
+TEST_CASE("diffusion ControlNet with global_pool_conditions: pooled residuals on the positive half, as diffusers") {
+  const RefFile ref(dfix("controlnet_tiny") + "/reference.safetensors");
+  const RefFile pool(dfix("controlnet_tiny") + "/pool_reference.safetensors");
+  test::TempDir dir;
+  const std::string cn = dir / "controlnet";
+  test::copy_dir(dfix("controlnet_tiny") + "/controlnet", cn);
+  const auto bytes = test::read_bytes(cn + "/config.json");
+  std::string cfg(bytes.begin(), bytes.end());
+  const std::string off = "\"global_pool_conditions\": false";
+  REQUIRE(cfg.find(off) != std::string::npos);
+  cfg.replace(cfg.find(off), off.size(), "\"global_pool_conditions\": true");
+  std::ofstream(cn + "/config.json") << cfg;
+  auto c = compile_and_open(dfix("sd15_tiny") + "/pipeline", "euler", 4, cn, double(ref.floats("cn_scale")[0]));
+  DiffusionSession& s = *c->s;
+  const std::vector<float> control = encode_with_control(s, ref);
+  check_unet(s, pool, "cn_pool_unet_out");
+  check_loop(s, pool, "euler_cn_pool", control.data());
 }
 
 TEST_CASE("diffusion Philox4x32-10 matches the Random123 known-answer vectors, and its normals are standard") {

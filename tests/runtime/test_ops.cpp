@@ -14,6 +14,7 @@
 #include "codegen/plan_writer.h"
 #include "compiler/error.h"
 #include "compiler/passes/memory_plan.h"
+#include "kernels/elementwise.h"
 #include "kernels/op.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -335,6 +336,45 @@ TEST_CASE("ops: conv2d version 2 resizes as version 1 upsamples, and refuses res
   }
   run(1, {2}, 2 * h, 2 * w, &e);  // version 1's flag is 0 or 1
   CHECK(e.find("convolution attributes are invalid") != std::string::npos);
+}
+
+// image_mean (a ControlNet with global_pool_conditions): each image's rows become its mean row,
+// the first `skip` images zeros; in place too. The verifier refuses a skip outside [0, images].
+TEST_CASE(
+    "ops: image_mean averages each image's rows, zeroes the skipped images, and refuses skips outside [0, images]") {
+  const int64_t images = 3, n = 70, cols = 130;  // (more columns than one CPU task takes)
+  const auto x = test::random_floats(size_t(images * n * cols), 720);
+  ThreadPool pool(2);
+  for (const int64_t skip : {0, 1, 3})
+    for (const bool in_place : {false, true}) {
+      CAPTURE(skip);
+      CAPTURE(in_place);
+      std::vector<float> y(x.size(), NAN), xi = x;
+      image_mean_cpu({xi.data(), in_place ? xi.data() : y.data(), images, n, cols, skip}, pool);
+      const std::vector<float>& out = in_place ? xi : y;
+      for (int64_t i = 0; i < images; ++i)
+        for (int64_t c = 0; c < cols; ++c) {
+          double sum = 0;
+          for (int64_t r = 0; r < n; ++r) sum += double(x[size_t((i * n + r) * cols + c)]);
+          const float want = i < skip ? 0.0f : float(sum / double(n));
+          for (int64_t r = 0; r < n; ++r) REQUIRE(out[size_t((i * n + r) * cols + c)] == want);
+        }
+    }
+  const ModelInfo model;
+  std::vector<TensorInfo> t = {TensorInfo{"x", DType::F32, {images, n, cols}, Region::kArena, 0},
+                               TensorInfo{"y", DType::F32, {images, n, cols}, Region::kArena, 1 << 20}};
+  for (TensorInfo& ti : t) ti.size_bytes = uint64_t(ti.numel()) * 4;
+  for (const int64_t skip : {int64_t(-1), images, images + 1}) {
+    CAPTURE(skip);
+    LaunchInfo li;
+    li.inputs = {0};
+    li.outputs = {1};
+    li.int_attrs = {skip};
+    uint64_t scratch = 0;
+    const Status st = validate_launch(kImageMeanOp, li, t, model, &scratch);
+    if (skip == images) CHECK_MESSAGE(st.is_ok(), st.message());
+    else CHECK(st.message().find("image_mean skip is not in [0, images]") != std::string::npos);
+  }
 }
 
 // A token routed to more than kMaxMoeTopK experts is refused in a plan (the compiler refuses the
