@@ -105,7 +105,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text";
-  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma)
+  const bool granite = arch == "GraniteForCausalLM" || arch == "granite";
+  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
+      !granite)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2       ? "Qwen2ForCausalLM"
@@ -115,13 +117,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : mixtral   ? "MixtralForCausalLM"
                    : phi3      ? "Phi3ForCausalLM"
                    : gemma     ? "Gemma3ForCausalLM"
+                   : granite   ? "GraniteForCausalLM"
                                : "LlamaForCausalLM";
   if (gemma) {
     // Gemma3TextConfig's activation key; hidden_act is not one of its attributes.
     if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 3");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
-    r.fail("hidden_act", "must be \"silu\" for LLaMA, Mistral, Mixtral, Phi-3, Qwen2, Qwen3 and Qwen3-MoE");
+    r.fail("hidden_act", "must be \"silu\" for LLaMA, Granite, Mistral, Mixtral, Phi-3, Qwen2, Qwen3 and Qwen3-MoE");
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
@@ -259,6 +262,19 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // default 4096 when the key is absent; null: all).
     if (!j.contains("sliding_window")) c.sliding_window = 4096;
     else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
+  } else if (granite) {
+    // GraniteConfig: LLaMA's biases and four multipliers (its defaults 1; attention_multiplier
+    // replaces head_dim^-½ whatever it is).
+    c.granite = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.mlp_bias = r.boolean("mlp_bias", false);
+    c.embedding_multiplier = r.num("embedding_multiplier", 1.0);
+    c.attention_multiplier = r.num("attention_multiplier", 1.0);
+    c.residual_multiplier = r.num("residual_multiplier", 1.0);
+    c.logits_scaling = r.num("logits_scaling", 1.0);
+    for (const char* k : {"embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling"})
+      if (!std::isfinite(float(r.num(k, 1.0)))) r.fail(k, "must be a finite number (as an f32)");
+    if (float(c.logits_scaling) == 0) r.fail("logits_scaling", "must not be zero (the logits are divided by it)");
   } else {
     c.attention_bias = r.boolean("attention_bias", false);
     c.mlp_bias = r.boolean("mlp_bias", false);

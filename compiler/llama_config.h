@@ -65,6 +65,12 @@ struct LlamaConfig {
   bool gemma = false;
   double query_pre_attn_scalar = 0;
   double final_logit_softcapping = 0;
+  // Granite (GraniteForCausalLM): LLaMA with four multipliers: the embedding times
+  // embedding_multiplier, attention scores times attention_multiplier (in place of head_dim^-½),
+  // each branch times residual_multiplier before the residual add, the logits divided by
+  // logits_scaling.
+  bool granite = false;
+  double embedding_multiplier = 1, attention_multiplier = 0, residual_multiplier = 1, logits_scaling = 1;
   RopeConfig rope_local;
   bool has_dtype = false;
   DType dtype = DType::F32;              // torch_dtype / dtype, when given

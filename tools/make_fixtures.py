@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
   --only llama     only tests/fixtures/llama/
   --only qwen2     only tests/fixtures/qwen2/ (tiny Qwen2ForCausalLM checkpoints, the llama reference layout)
   --only qwen3     only tests/fixtures/qwen3/ (tiny Qwen3ForCausalLM checkpoints: q_norm/k_norm, explicit head_dim)
+  --only granite   only tests/fixtures/granite/ (tiny GraniteForCausalLM checkpoints: the four multipliers)
   --only qwen3_moe only tests/fixtures/qwen3_moe/ (tiny Qwen3MoeForCausalLM checkpoints: sparse steps, mlp_only_layers)
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
@@ -201,7 +202,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -537,6 +538,19 @@ QWEN3_VARIANTS = [
     ("tied_bias_f32", 1717, {"tie_word_embeddings": True, "attention_bias": True}),
 ]
 
+GRANITE_DIR = os.path.join(REPO, "tests", "fixtures", "granite")
+# Granite: LLaMA with the embedding, the attention scores, each residual branch and the logits
+# scaled by four multipliers (granite-3.x's 12, 1/64, 0.22 and 8 make a tiny random model repeat one
+# token: these keep its greedy ids varied), biases in the second.
+GRANITE_VARIANTS = [
+    ("multipliers_tied_f32", 2424, {"tie_word_embeddings": True, "embedding_multiplier": 1.5,
+                                    "attention_multiplier": 0.2, "residual_multiplier": 2.5,
+                                    "logits_scaling": 4.0}),
+    ("bias_untied_f32", 2525, {"tie_word_embeddings": False, "attention_bias": True, "mlp_bias": True,
+                               "embedding_multiplier": 3.0, "attention_multiplier": 0.3, "residual_multiplier": 1.0,
+                               "logits_scaling": 0.5}),
+]
+
 MIXTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mixtral")
 # Mixtral: a softmax router over num_local_experts SwiGLU experts in every layer, top-k renormalized.
 MIXTRAL_VARIANTS = [
@@ -671,6 +685,26 @@ def main_qwen3():
     def check(keys):
         assert "model.layers.0.self_attn.q_norm.weight" in keys and "model.layers.0.self_attn.k_norm.weight" in keys
     main_llama_like("qwen3", QWEN3_DIR, QWEN3_VARIANTS, Qwen3Config, Qwen3ForCausalLM, check, draw_head_norms)
+
+
+def main_granite():
+    from transformers import GraniteConfig, GraniteForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.self_attn.q_proj.weight" in keys
+    main_llama_like("granite", GRANITE_DIR, GRANITE_VARIANTS, GraniteConfig, GraniteForCausalLM, check)
+    # Each multiplier other than 1 must change the reference: transformers with it at 1 gives other logits.
+    for name, _, overrides in GRANITE_VARIANTS:
+        out = os.path.join(GRANITE_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        for key in ("embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling"):
+            if overrides[key] == 1.0:
+                continue
+            plain = GraniteForCausalLM.from_pretrained(out, dtype=torch.float32, **{key: 1.0}).eval()
+            with torch.no_grad():
+                diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+            assert diff > 1e-2, "%s: %s changes the logits by only %.2e" % (name, key, diff)
+            print("  %s: %s at 1 moves the logits by %.3f (rel L2)" % (name, key, diff))
 
 
 def moe_min_gap(out, model_cls):
@@ -2829,6 +2863,8 @@ def main():
         main_qwen2()
     if ARGS.only in ("all", "qwen3"):
         main_qwen3()
+    if ARGS.only in ("all", "granite"):
+        main_granite()
     if ARGS.only in ("all", "mistral"):
         main_mistral()
     if ARGS.only in ("all", "gemma3"):

@@ -211,7 +211,15 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.v_cache = g.kv(p + "v_cache", wt, {B, S, KVH, hd});
     layers.push_back(L);
   }
-  const uint32_t norm = norm_w("model.norm.weight", D);
+  // Granite divides the logits by logits_scaling: folded into the final norm's weight, kept in f32.
+  const uint32_t norm = !c.granite || c.logits_scaling == 1.0
+                            ? norm_w("model.norm.weight", D)
+                            : g.weight("model.norm.weight", DType::F32, {D},
+                                       WeightSource{{}, {}, [s = c.logits_scaling](const WeightFetch& fetch) {
+                                                      std::vector<float> v = fetch("model.norm.weight");
+                                                      for (float& x : v) x = float(double(x) / s);
+                                                      return v;
+                                                    }});
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
   // (Phi-4-mini: over the first rotary dims of each head only)
   const uint32_t inv_freq = g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
@@ -225,7 +233,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t start_pos = g.state("start_pos", {B});
   const uint32_t n_valid = g.state("n_valid", {B});
   const double eps = c.rms_norm_eps;
-  const double scale = 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
+  const double scale =
+      c.granite ? c.attention_multiplier : 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
   const double rope_scale = rope_attention_factor(c.rope);  // multiplies cos and sin (LongRoPE's)
   // Gemma: the embedding times √hidden_size as transformers has it, a buffer cast to the weights'
   // dtype (f32, or rounded to bf16/f16: √1152 is 34 in bf16).
@@ -239,6 +248,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     }
     embed_scale = double(s);
   }
+  if (c.granite) embed_scale = c.embedding_multiplier;
+  // Granite's branches join the residual stream times residual_multiplier (1 leaves the LLaMA path).
+  const bool scaled_residual = c.granite && c.residual_multiplier != 1.0;
 
   for (const LmProgramSpec& spec : lm_programs(o.chunk)) {
     LmProgramStart st = begin_lm_program(g, spec, B, D, embed, embed_scale);
@@ -257,7 +269,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, 2 * F});
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
       // Gemma: each branch's output, then its norm, before the residual add.
-      const uint32_t branch = c.gemma ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
+      const uint32_t branch = c.gemma || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
       const uint32_t branch_n = c.gemma ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
       auto residual_add = [&](const uint32_t out_norm) {  // x += norm(branch)
         add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
@@ -276,6 +288,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       if (c.gemma) {
         add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {branch}, {0});
         residual_add(L.attn_out_norm);
+      } else if (scaled_residual) {
+        add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {branch}, {0});
+        add_node(P, kAddOp, {x, branch}, {x}, {}, {c.residual_multiplier});  // x += m · o_proj(att)
       } else {
         add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
       }
@@ -299,6 +314,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         continue;
       }
       add_node(P, kSwigluOp, {gu, n_valid}, {m});
+      if (scaled_residual) {
+        add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {branch}, {0});
+        add_node(P, kAddOp, {x, branch}, {x}, {}, {c.residual_multiplier});  // x += m · down_proj(m)
+        continue;
+      }
       add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
     }
     finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid}, c.final_logit_softcapping);
@@ -369,7 +389,7 @@ extern const Frontend kLlamaFrontend{
     "llama",
     {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM", "qwen2", "Qwen3ForCausalLM",
      "qwen3", "MixtralForCausalLM", "mixtral", "Qwen3MoeForCausalLM", "qwen3_moe", "Phi3ForCausalLM", "phi3",
-     "Gemma3ForCausalLM", "gemma3_text"},
+     "Gemma3ForCausalLM", "gemma3_text", "GraniteForCausalLM", "granite"},
     nullptr,
     build_llama};
 

@@ -216,6 +216,48 @@ TEST_CASE("config: Qwen3 (head norms, explicit or default head_dim, attention_bi
 // MixtralForCausalLM: Mistral's attention with a mixture of experts in every layer; MixtralConfig's
 // defaults (8 experts, top 2, 8 KV heads, no window) for absent keys; the router's training-only
 // keys are read and change nothing.
+// GraniteForCausalLM: LLaMA with four multipliers. The hub's granite-3.x configs (keys and values of
+// granite-3.1-2b-base's) read with nothing unmodeled; the multipliers must be finite f32s and
+// logits_scaling non-zero.
+TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "architectures": ["GraniteForCausalLM"], "attention_bias": false, "attention_dropout": 0.1,
+    "attention_multiplier": 0.015625, "bos_token_id": 0, "embedding_multiplier": 12.0, "eos_token_id": 0,
+    "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02, "intermediate_size": 8192,
+    "logits_scaling": 8.0, "max_position_embeddings": 131072, "mlp_bias": false, "model_type": "granite",
+    "num_attention_heads": 32, "num_hidden_layers": 40, "num_key_value_heads": 8, "pad_token_id": 0,
+    "residual_multiplier": 0.22, "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 5000000.0,
+    "tie_word_embeddings": true, "torch_dtype": "bfloat16", "transformers_version": "4.47.0", "use_cache": true,
+    "vocab_size": 49155})");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "GraniteForCausalLM");
+  CHECK(c.granite);
+  CHECK(c.embedding_multiplier == 12.0);
+  CHECK(c.attention_multiplier == 0.015625);
+  CHECK(c.residual_multiplier == 0.22);
+  CHECK(c.logits_scaling == 8.0);
+  CHECK(c.head_dim == 64);
+  CHECK(c.rope.theta == 5e6);
+  CHECK(c.tie_word_embeddings);
+  CHECK(c.unmodeled.empty());
+  auto error_of = [&](const char* key, const nlohmann::json& v) {
+    nlohmann::json j = hub;
+    j[key] = v;
+    try {
+      parse_llama_config(j.dump(), "config.json");
+    } catch (const CompileError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(error_of("logits_scaling", 0.0).find("logits_scaling must not be zero") != std::string::npos);
+  CHECK(error_of("embedding_multiplier", 1e39).find("embedding_multiplier must be a finite number") !=
+        std::string::npos);
+  CHECK(error_of("residual_multiplier", "0.22").find("residual_multiplier") != std::string::npos);
+  CHECK(error_of("hidden_act", "gelu").find("must be \"silu\" for LLaMA, Granite") != std::string::npos);
+  CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
+}
+
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   const std::string path = kiln::test::fixture("top2_f32", "mixtral") + "/config.json";
   const LlamaConfig c = read_llama_config(path);

@@ -37,7 +37,8 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
   std::ofstream(path) << j.dump();
   const std::string text = j.dump();
   if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
-      cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig" || cls == "Gemma3TextConfig")
+      cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig" || cls == "Gemma3TextConfig" ||
+      cls == "GraniteConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -76,6 +77,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "Qwen3MoeConfig",
                                 "Phi3Config",
                                 "Gemma3TextConfig",
+                                "GraniteConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -229,8 +231,9 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
     << ' ' << c.mlp_bias << ' ' << c.qkv_bias << ' ' << c.sliding_window << ' ' << c.qk_norm << ' '
     << c.num_local_experts << ' ' << c.num_experts_per_tok << ' ' << c.moe_intermediate_size << ' ' << c.norm_topk_prob
     << ' ' << c.moe_fused << ' ' << c.mixtral_names << ' ' << c.fused_projections << ' ' << c.rotary_dim << ' '
-    << c.gemma << ' ' << c.query_pre_attn_scalar << ' ' << c.final_logit_softcapping << ' ' << c.has_dtype << ' '
-    << int(c.dtype) << " |";
+    << c.gemma << ' ' << c.query_pre_attn_scalar << ' ' << c.final_logit_softcapping << ' ' << c.granite << ' '
+    << c.embedding_multiplier << ' ' << c.attention_multiplier << ' ' << c.residual_multiplier << ' '
+    << c.logits_scaling << ' ' << c.has_dtype << ' ' << int(c.dtype) << " |";
   if (c.sliding_window > 0)  // (which layers would window matters only with a window)
     for (bool b : c.window_layer) s << ' ' << b;
   s << " |";
@@ -245,8 +248,9 @@ TEST_CASE("config keys: a key left out reads as the library's default, or is ref
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
   // build the same model, or refuse, naming the key; never quietly use another default.
   TempDir d;
-  for (const char* cls : {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config",
-                          "Qwen3MoeConfig", "Phi3Config", "Gemma3TextConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
+  for (const char* cls :
+       {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config",
+        "Gemma3TextConfig", "GraniteConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     const std::string want = config_fingerprint(cls, full, d);
@@ -272,8 +276,9 @@ TEST_CASE("config keys: a null boolean reads as false, as Python's None does") {
   // transformers keeps a null Optional[bool] (DeepseekV3Config's norm_topk_prob, rope_interleave)
   // as None, and its models test it with `if config.key:`: false, whatever the default.
   TempDir d;
-  for (const char* cls : {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config",
-                          "Qwen3MoeConfig", "Phi3Config", "Gemma3TextConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
+  for (const char* cls :
+       {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config",
+        "Gemma3TextConfig", "GraniteConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     for (auto it = full.begin(); it != full.end(); ++it) {
