@@ -16,26 +16,39 @@ LlamaConfig read_llama_config(const std::string& path) { return parse_llama_conf
 
 namespace {
 
-// Gemma3TextConfig's keys past LLaMA's (see LlamaConfig::gemma), with its defaults for absent ones.
-void read_gemma3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+// Gemma3TextConfig's (v2: Gemma2Config's) keys past LLaMA's (see LlamaConfig::gemma), with its
+// defaults for absent ones.
+void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.gemma = true;
-  c.qk_norm = true;
+  c.gemma2 = v2;
+  c.qk_norm = !v2;
+  if (v2 && c.hidden_size % c.num_attention_heads != 0)  // (Gemma2Config.validate_architecture)
+    r.fail("hidden_size", "is not a multiple of num_attention_heads (Gemma2Config refuses it)");
   c.attention_bias = r.boolean("attention_bias", false);
   c.query_pre_attn_scalar = r.num("query_pre_attn_scalar", 256);
   if (!(c.query_pre_attn_scalar > 0)) r.fail("query_pre_attn_scalar", "must be positive");
-  c.final_logit_softcapping = r.num("final_logit_softcapping", 0);
-  if (c.final_logit_softcapping < 0 || (r.has("final_logit_softcapping") && c.final_logit_softcapping == 0))
-    r.fail("final_logit_softcapping", "must be positive (or null)");
-  if (r.has("attn_logit_softcapping"))
+  // A soft cap: Gemma2Config's default when absent (30 and 50), none when null (None in transformers).
+  auto softcap = [&](const char* k, double def) {
+    if (j.contains(k) && j[k].is_null()) return 0.0;
+    const double v = r.num(k, def);
+    if (r.has(k) && (!(v > 0) || !std::isfinite(float(v)))) r.fail(k, "must be positive (or null)");
+    return v;
+  };
+  c.final_logit_softcapping = softcap("final_logit_softcapping", v2 ? 30.0 : 0.0);
+  if (v2) {
+    c.attn_logit_softcapping = softcap("attn_logit_softcapping", 50.0);
+  } else if (r.has("attn_logit_softcapping")) {
     r.fail("attn_logit_softcapping",
            "is set, but transformers' Gemma 3 never applies it (hub configs set it null); kiln refuses rather than "
            "guess whether it should");
+  }
   r.only("use_bidirectional_attention", false);
   r.has("cache_implementation");  // "hybrid" in hub configs: how generate() keeps its cache
   // Layer types: layer_types, or the hub's sliding_window_pattern (every n-th layer full), default
-  // 6. transformers 5 also writes _sliding_window_pattern, which it never reads back.
-  r.has("_sliding_window_pattern");
+  // 6. transformers 5 also writes _sliding_window_pattern, which it never reads back. Gemma 2:
+  // layer_types, by default sliding and full layers in turn (the first sliding).
+  if (!v2) r.has("_sliding_window_pattern");
   if (r.has("layer_types")) {
     const nlohmann::json& lt = j["layer_types"];
     if (!lt.is_array() || int64_t(lt.size()) != c.num_hidden_layers)
@@ -46,7 +59,9 @@ void read_gemma3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* ou
                "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
       c.window_layer.push_back(t == "sliding_attention");
     }
-    r.has("sliding_window_pattern");
+    if (!v2) r.has("sliding_window_pattern");
+  } else if (v2) {
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % 2 != 0);
   } else {
     const int64_t pattern = r.pos_int("sliding_window_pattern", false, 6);
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % pattern != 0);
@@ -57,8 +72,12 @@ void read_gemma3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* ou
   else if (any_sliding) r.fail("sliding_window", "is null, but layers are of type sliding_attention");
   // RoPE: transformers 5's rope_parameters by layer type, or the hub's rope_theta (global, default
   // 1e6) with rope_scaling (global layers only) and rope_local_base_freq (sliding, default 1e4).
+  // Gemma 2: one RoPE for every layer, as LLaMA's.
   const std::initializer_list<const char*> types = {"default", "linear", "llama3", "yarn"};
-  if (r.has("rope_parameters")) {
+  if (v2) {
+    c.rope = r.rope(types);
+    c.rope_local = c.rope;
+  } else if (r.has("rope_parameters")) {
     const nlohmann::json& rp = j["rope_parameters"];
     if (!rp.is_object()) r.fail("rope_parameters", "must be an object of RoPE objects by layer type");
     for (auto it = rp.begin(); it != rp.end(); ++it)
@@ -104,7 +123,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe;
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
-  const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text";
+  const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
+  const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2;
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite)
@@ -116,13 +136,16 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : mistral   ? "MistralForCausalLM"
                    : mixtral   ? "MixtralForCausalLM"
                    : phi3      ? "Phi3ForCausalLM"
+                   : gemma2    ? "Gemma2ForCausalLM"
                    : gemma     ? "Gemma3ForCausalLM"
                    : granite   ? "GraniteForCausalLM"
                                : "LlamaForCausalLM";
   if (gemma) {
-    // Gemma3TextConfig's activation key; hidden_act is not one of its attributes.
+    // Gemma3TextConfig's activation key; hidden_act is not one of its attributes. Gemma 2's hub
+    // configs carry hidden_act beside hidden_activation, which its MLP never reads.
+    if (gemma2) r.has("hidden_act");
     if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
-      r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 3");
+      r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail("hidden_act", "must be \"silu\" for LLaMA, Granite, Mistral, Mixtral, Phi-3, Qwen2, Qwen3 and Qwen3-MoE");
   }
@@ -158,10 +181,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
-                                        mistral || mixtral || gemma ? 131072
-                                        : qwen2 || qwen3            ? 32768
-                                        : phi3                      ? 4096
-                                                                    : 2048);
+                                        gemma2                        ? 8192
+                                        : mistral || mixtral || gemma ? 131072
+                                        : qwen2 || qwen3              ? 32768
+                                        : phi3                        ? 4096
+                                                                      : 2048);
   r.set_max_positions(c.max_position_embeddings);
   c.rms_norm_eps = r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);  // the config classes' defaults
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
@@ -237,7 +261,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(i >= max_window_layers);
     }
   } else if (gemma) {
-    read_gemma3(r, j, &c);
+    read_gemma(r, j, gemma2, &c);
   } else if (phi3) {
     // Phi-3: LLaMA with fused projections, an optional window (none unless set) and LongRoPE
     // (rope() reads it; original_max_position_embeddings matters only there). Dropouts act in

@@ -65,6 +65,10 @@ struct LlamaConfig {
   bool gemma = false;
   double query_pre_attn_scalar = 0;
   double final_logit_softcapping = 0;
+  // Gemma 2 (gemma2 set besides gemma): Gemma 3 without q/k norms, one RoPE for every layer, and
+  // attention scores soft-capped at attn_logit_softcapping (0: not).
+  bool gemma2 = false;
+  double attn_logit_softcapping = 0;
   // Granite (GraniteForCausalLM): LLaMA with four multipliers: the embedding times
   // embedding_multiplier, attention scores times attention_multiplier (in place of head_dim^-½),
   // each branch times residual_multiplier before the residual add, the logits divided by

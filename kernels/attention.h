@@ -7,10 +7,13 @@
 // k_cache, v_cache: (batch, max_seq, n_kv_heads, head_dim) f32|bf16|f16;
 // start_pos, n_valid: (batch,) i32 → out: (batch·chunk, n_heads·head_dim) f32
 // Plan operands: inputs {qkv, k_cache, v_cache, start_pos, n_valid}; outputs {out};
-// int attrs {n_heads, n_kv_heads, head_dim, window (0: none)}; float attrs {scale}. Version 1
-// (plans written before windows) has no window attribute.
+// int attrs {n_heads, n_kv_heads, head_dim, window (0: none)}; float attrs {scale, softcap (0:
+// none; Gemma 2's attn_logit_softcapping: each score s = q·k·scale becomes cap·tanh(s / cap) before
+// the softmax)}. Version 2 has no softcap attribute, version 1 (plans written before windows) no
+// window either.
 // CPU scratch: attention_scratch_floats floats per worker.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/dtype.h"
@@ -23,6 +26,7 @@ namespace kiln {
 struct OpDef;
 extern const OpDef kAttentionOp;
 extern const OpDef kAttentionOpV1;
+extern const OpDef kAttentionOpV2;
 
 struct AttentionArgs {
   const float* qkv;
@@ -35,7 +39,11 @@ struct AttentionArgs {
   int64_t batch, chunk, max_seq, n_heads, n_kv_heads, head_dim;
   float scale;
   int64_t window = 0;  // > 0: each query sees only the last `window` positions (itself included)
+  float softcap = 0;   // > 0: scores soft-capped at ±softcap (attention_softcap)
 };
+
+// A score after the soft cap (transformers' Gemma 2: scores / cap, tanh, times cap); cap 0: as is.
+KILN_HOST_DEVICE inline float attention_softcap(float s, float cap) { return cap > 0 ? cap * tanhf(s / cap) : s; }
 
 // The first cache position query position p sees.
 KILN_HOST_DEVICE inline int64_t attention_first_key(int64_t p, int64_t window) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -13,6 +13,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,qw
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
+  --only gemma2    only tests/fixtures/gemma2/ (tiny Gemma2ForCausalLM checkpoints: attention soft-capping)
   --only gemma3    only tests/fixtures/gemma3/ (tiny Gemma3ForCausalLM checkpoints: local/global layers, soft-capping)
   --only regex_splits  only tests/fixtures/regex_splits/: how HF's Split cuts texts with hard regexes
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
@@ -202,7 +203,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -616,6 +617,21 @@ GEMMA3_VARIANTS = [
                                                                       "rope_theta": 1000.0}})),
 ]
 
+GEMMA2_DIR = os.path.join(REPO, "tests", "fixtures", "gemma2")
+# Gemma 2 (Gemma2ForCausalLM): Gemma 3's layer without q/k norms, one RoPE for every layer, sliding and
+# full layers in turn, attention scores soft-capped. softcap_f32: tied, caps small enough to move the
+# logits (attention 0.5, final 3), Gemma2Config's default layer types. nocap_untied_f32: untied,
+# attention biases, both caps null (none), linear RoPE scaling, the full layer first.
+GEMMA2_VARIANTS = [
+    ("softcap_f32", 2626, dict(GEMMA3_BASE, num_hidden_layers=3, head_dim=16, sliding_window=6,
+                               query_pre_attn_scalar=20, attn_logit_softcapping=0.5, final_logit_softcapping=3.0,
+                               rope_parameters={"rope_type": "default", "rope_theta": 20000.0})),
+    ("nocap_untied_f32", 2727, dict(GEMMA3_BASE, num_hidden_layers=2, head_dim=24, tie_word_embeddings=False,
+                                    attention_bias=True, attn_logit_softcapping=None, final_logit_softcapping=None,
+                                    sliding_window=5, layer_types=["full_attention", "sliding_attention"],
+                                    rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0})),
+]
+
 MISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mistral")
 # sliding_window: MistralConfig's default 4096 (longer than any prompt here, so it changes nothing),
 # null, or 6 (shorter than the 20-token sequences and the 17-token greedy run, in every layer)
@@ -878,6 +894,24 @@ def main_gemma3():
         logits = load(out, torch.float32, Gemma3ForCausalLM)(ref["input_ids"]).logits
     assert torch.equal(logits, ref["logits"]), "the hub-style config changed the model"
     print("  pattern_f32: config.json rewritten in the hub's layout:", json.dumps(cfg, sort_keys=True))
+
+
+def main_gemma2():
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.pre_feedforward_layernorm.weight" in keys, keys.keys()
+        assert "model.layers.0.self_attn.q_norm.weight" not in keys, keys.keys()
+    main_llama_like("gemma2", GEMMA2_DIR, GEMMA2_VARIANTS, Gemma2Config, Gemma2ForCausalLM, check, draw_gemma_norms)
+    # softcap_f32's caps must matter: transformers without each gives other logits.
+    out = os.path.join(GEMMA2_DIR, "softcap_f32")
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+        plain = Gemma2ForCausalLM.from_pretrained(out, dtype=torch.float32, **{key: None}).eval()
+        with torch.no_grad():
+            diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+        assert diff > 1e-2, "softcap_f32: %s changes the logits by only %.2e" % (key, diff)
+        print("  softcap_f32: without %s the logits move by %.3f (rel L2)" % (key, diff))
 
 
 def main_mistral():
@@ -2865,6 +2899,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "granite"):
         main_granite()
+    if ARGS.only in ("all", "gemma2"):
+        main_gemma2()
     if ARGS.only in ("all", "mistral"):
         main_mistral()
     if ARGS.only in ("all", "gemma3"):

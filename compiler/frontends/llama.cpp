@@ -284,7 +284,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
       // A window as long as the cache cuts nothing: the plan says none.
       const int64_t win = c.window_of(i) < S ? c.window_of(i) : 0;
-      add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win}, {scale});
+      add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win},
+               {scale, c.attn_logit_softcapping});
       if (c.gemma) {
         add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {branch}, {0});
         residual_add(L.attn_out_norm);
@@ -387,9 +388,10 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 extern const Frontend kLlamaFrontend{
     "llama",
-    {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral", "Qwen2ForCausalLM", "qwen2", "Qwen3ForCausalLM",
-     "qwen3", "MixtralForCausalLM", "mixtral", "Qwen3MoeForCausalLM", "qwen3_moe", "Phi3ForCausalLM", "phi3",
-     "Gemma3ForCausalLM", "gemma3_text", "GraniteForCausalLM", "granite"},
+    {"LlamaForCausalLM",   "llama",  "MistralForCausalLM", "mistral",     "Qwen2ForCausalLM",    "qwen2",
+     "Qwen3ForCausalLM",   "qwen3",  "MixtralForCausalLM", "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
+     "Phi3ForCausalLM",    "phi3",   "Gemma3ForCausalLM",  "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
+     "GraniteForCausalLM", "granite"},
     nullptr,
     build_llama};
 

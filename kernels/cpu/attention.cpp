@@ -29,6 +29,12 @@ const float* cache_row(const void* cache, DType t, uint64_t index, int64_t n, fl
   return dst;
 }
 
+// Gemma 2's soft cap on a row of scores (cap 0: none).
+void softcap_scores(float* s, int64_t n, float cap) {
+  if (cap > 0)
+    for (int64_t j = 0; j < n; ++j) s[j] = attention_softcap(s[j], cap);
+}
+
 // q·k for a chunk's scores: from kGemmMinRows rows (prefill) the chain of FMAs over head_dim (gemm_ref,
 // as the matmul's GEMM), run as outer-product tiles; fewer (decode) dot_f32's lanes.
 inline float score_dot(bool chain, const float* q, const float* k, int64_t hd) {
@@ -209,7 +215,10 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
         }
       }
       for (int64_t i = 0; i < nr; ++i)
-        for (int64_t h = 0; h < nh; ++h) softmax_inplace(score_row(i, h) + j0[i], p[i] - j0[i] + 1);
+        for (int64_t h = 0; h < nh; ++h) {
+          softcap_scores(score_row(i, h) + j0[i], p[i] - j0[i] + 1, a.softcap);
+          softmax_inplace(score_row(i, h) + j0[i], p[i] - j0[i] + 1);
+        }
       // The weighted sums of V, in key order for every row: both heads share each value row.
       for (int64_t jb = jlo; jb <= jhi; jb += kAttentionKeyBlock) {
         const int64_t nb = std::min(kAttentionKeyBlock, jhi + 1 - jb);
@@ -271,6 +280,7 @@ void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
         const float* k = cache_row(a.k_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);
         scores[j - j0] = score_dot(chain, q, k, a.head_dim) * a.scale;
       }
+      softcap_scores(scores, p - j0 + 1, a.softcap);
       softmax_inplace(scores, p - j0 + 1);
       for (int64_t j = j0; j <= p; ++j) {
         const float* v = cache_row(a.v_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);

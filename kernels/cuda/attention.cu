@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a)
       const int64_t d = lane + 32 * e;
       if (d < hd) s += qv[e] * cuda::ld(a.k_cache, a.cache_dtype, row + uint64_t(d));
     }
-    s = cuda::warp_sum(s);
+    s = attention_softcap(cuda::warp_sum(s), a.softcap);
     const float m_new = fmaxf(m, s);
     const float corr = __expf(m - m_new), w = __expf(s - m_new);
     l = l * corr + w;
@@ -138,7 +138,7 @@ __global__ void __launch_bounds__(cuda::kSdpaThreads, NC <= 10 ? 2 : 1)
   const int64_t kv = a.n_kv_heads * D;
   const uint64_t base = uint64_t(b * a.max_seq * kv + (h / (a.n_heads / a.n_kv_heads)) * D);
   cuda::flash_tile_loop<NC>(
-      Qs, KV, Ps, S, D4, q0, kv_begin, n_keys, a.scale,
+      Qs, KV, Ps, S, D4, q0, kv_begin, n_keys, a.scale, a.softcap,
       [&](int64_t kv0) { cache_load_tile(KV, S, D4, a.k_cache, a.cache_dtype, base, kv, kv0, n_keys, D); },
       [&](int64_t kv0) { cache_load_tile(KV, SV, SV, a.v_cache, a.cache_dtype, base, kv, kv0, n_keys, D); },
       [&](int64_t qi, int64_t key) { return key <= start + qi && key >= attention_first_key(start + qi, a.window); }, o,
@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
       float sc = 0.0f;
 #pragma unroll
       for (int e = 0; e < PL; ++e) sc += qv[g][e] * kr[e];
-      sc = cuda::warp_sum(sc);
+      sc = attention_softcap(cuda::warp_sum(sc), a.softcap);
       const float m_new = fmaxf(m[g], sc);
       const float corr = __expf(m[g] - m_new), w = __expf(sc - m_new);
       l[g] = l[g] * corr + w;

@@ -284,7 +284,7 @@ __global__ void __launch_bounds__(kSdpaThreads, NC <= 10 ? 2 : 1) sdpa_kernel(Sd
   const float* kv_base = a.kv_src + b * a.lk * a.wkv;
 
   flash_tile_loop<NC>(
-      Qs, KV, Ps, S, D4, q0, 0, n_keys, a.scale,
+      Qs, KV, Ps, S, D4, q0, 0, n_keys, a.scale, 0.0f,
       [&](int64_t kv0) { sdpa_load_tile(KV, S, D4, kv_base, a.wkv, a.k_off + h * D, kv0, a.lk, D, vec); },
       [&](int64_t kv0) { sdpa_load_tile(KV, SV, SV, kv_base, a.wkv, a.v_off + h * D, kv0, a.lk, D, vec); },
       [&](int64_t qi, int64_t key) { return key < a.lk && (!a.causal || key <= qi); }, o, m, l);

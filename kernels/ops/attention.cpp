@@ -1,6 +1,8 @@
 // attention (kernels/attention.h): causal GQA attention over the KV cache. On CUDA, launches of a
 // few rows take the split-K (flash-decoding) kernel pair, whose partials use the launch scratch.
 #include "kernels/attention.h"
+
+#include <cmath>
 #include "kernels/ops/llm_checks.h"
 #include "kernels/ops/op_cuda.h"
 
@@ -14,16 +16,30 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "out", {DType::F32}, {rows, cmul(h, hd)}));
   if (c.launch().int_attrs.size() > 3 && (c.iattr(3) < 0 || c.iattr(3) > c.in(1)->shape[1]))
     return invalid_argument("sliding window is negative or longer than the cache");
+  if (c.launch().float_attrs.size() > 1 && !(std::isfinite(c.fattr32(1)) && c.fattr32(1) >= 0))
+    return invalid_argument("attention softcap is negative or not finite");
   *scratch = attention_scratch_floats(c.model().max_seq, hd);
   return Status::ok();
 }
 
 AttentionArgs args(const OpLaunch& l) {
   const int64_t b = l.in(1)->shape[0];
-  return {
-      l.in_f32(0), l.in_ptr(1),  l.in_ptr(2), l.in(1)->dtype,        l.in_i32(3),
-      l.in_i32(4), l.out_f32(0), b,           l.in(0)->shape[0] / b, l.in(1)->shape[1],
-      l.iattr(0),  l.iattr(1),   l.iattr(2),  l.fattr32(0),          l.launch().int_attrs.size() > 3 ? l.iattr(3) : 0};
+  return {l.in_f32(0),
+          l.in_ptr(1),
+          l.in_ptr(2),
+          l.in(1)->dtype,
+          l.in_i32(3),
+          l.in_i32(4),
+          l.out_f32(0),
+          b,
+          l.in(0)->shape[0] / b,
+          l.in(1)->shape[1],
+          l.iattr(0),
+          l.iattr(1),
+          l.iattr(2),
+          l.fattr32(0),
+          l.launch().int_attrs.size() > 3 ? l.iattr(3) : 0,
+          l.launch().float_attrs.size() > 1 ? l.fattr32(1) : 0.0f};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -45,13 +61,14 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-// Version 2 added the window attribute; version 1 plans (no window) still load.
+// Version 2 added the window attribute, version 3 the softcap; version 1 plans (no window) and
+// version 2 plans (no softcap) still load.
 const OpDef kAttentionOp{"attention",
-                         2,
+                         3,
                          5,
                          1,
                          4,
-                         1,
+                         2,
                          {{3, "start_pos"}, {4, "n_valid"}},
                          2,
                          false,
@@ -60,8 +77,15 @@ const OpDef kAttentionOp{"attention",
                          KILN_CUDA_BIND(bind_cuda),
                          KILN_CUDA_BIND(cuda_scratch_bytes)};
 
-const OpDef kAttentionOpV1 = [] {
+const OpDef kAttentionOpV2 = [] {
   OpDef d = kAttentionOp;
+  d.version = 2;
+  d.n_float_attrs = 1;
+  return d;
+}();
+
+const OpDef kAttentionOpV1 = [] {
+  OpDef d = kAttentionOpV2;
   d.version = 1;
   d.n_int_attrs = 3;
   return d;

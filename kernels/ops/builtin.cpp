@@ -42,6 +42,7 @@ const OpRegistry& builtin_ops() {
       &kKvWriteOp,
       &kAttentionOp,
       &kAttentionOpV1,
+      &kAttentionOpV2,
       &kSwigluOp,
       &kSwigluOpV1,
       &kSampleOp,

@@ -1025,14 +1025,16 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
                                   &out) == 0);
 }
 
-// Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM and GraniteForCausalLM from folders as
+// Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, Gemma2ForCausalLM and GraniteForCausalLM from folders as
 // transformers saves them (and as the hub ships Gemma 3's config): compile and greedy
 // generate from the CLI give transformers' tokens; a layer type kiln does not know is refused
 // naming the key.
-TEST_CASE("cli: Qwen2, Qwen3, Gemma 3 and Granite checkpoints compile and generate transformers' greedy tokens") {
+TEST_CASE(
+    "cli: Qwen2, Qwen3, Gemma 2, Gemma 3 and Granite checkpoints compile and generate transformers' greedy tokens") {
   for (const auto& fam_name : {std::pair<const char*, const char*>{"qwen2", "sliding_f32"},
                                {"qwen3", "untied_f32"},
                                {"gemma3", "pattern_f32"},
+                               {"gemma2", "softcap_f32"},
                                {"granite", "multipliers_tied_f32"}}) {
     const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
     CAPTURE(family);

@@ -154,10 +154,11 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(std::string(frontend_for(kiln::test::fixture("window_f32", "mistral")).family) == "llama");
   CHECK(std::string(frontend_for(kiln::test::fixture("untied_f32", "qwen3")).family) == "llama");
   CHECK(std::string(frontend_for(kiln::test::fixture("top2_f32", "mixtral")).family) == "llama");
-  CHECK(supported_architectures() ==
-        "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-        "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, GraniteForCausalLM, DeepseekV2ForCausalLM, "
-        "DeepseekV3ForCausalLM");
+  CHECK(
+      supported_architectures() ==
+      "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma2ForCausalLM, GraniteForCausalLM, DeepseekV2ForCausalLM, "
+      "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
   std::ofstream(d / "m/config.json") << R"({"architectures": ["GemmaForCausalLM"], "vocab_size": 10})";
@@ -166,7 +167,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'GemmaForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, GraniteForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma2ForCausalLM, GraniteForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

@@ -258,6 +258,80 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
 
+// Gemma2ForCausalLM: gemma-2-2b-it's hub config (transformers 4.42 wrote it: hidden_act beside
+// hidden_activation, rope_theta, no layer_types) reads as Gemma2Config reads it: sliding and full
+// layers in turn, one RoPE, both soft caps; absent caps are Gemma2Config's 30 and 50, null ones none.
+TEST_CASE("config: Gemma 2 (hub keys, default layer types and caps, null caps, refusals)") {
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "architectures": ["Gemma2ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "attn_logit_softcapping": 50.0, "bos_token_id": 2, "cache_implementation": "hybrid", "eos_token_id": [1, 107],
+    "final_logit_softcapping": 30.0, "head_dim": 256, "hidden_act": "gelu_pytorch_tanh",
+    "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 2304, "initializer_range": 0.02,
+    "intermediate_size": 9216, "max_position_embeddings": 8192, "model_type": "gemma2", "num_attention_heads": 8,
+    "num_hidden_layers": 26, "num_key_value_heads": 4, "pad_token_id": 0, "query_pre_attn_scalar": 256,
+    "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "sliding_window": 4096, "torch_dtype": "float32",
+    "transformers_version": "4.42.4", "use_cache": true, "vocab_size": 256000})");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "Gemma2ForCausalLM");
+  CHECK(c.gemma);
+  CHECK(c.gemma2);
+  CHECK_FALSE(c.qk_norm);
+  CHECK(c.attn_logit_softcapping == 50.0);
+  CHECK(c.final_logit_softcapping == 30.0);
+  CHECK(c.sliding_window == 4096);
+  REQUIRE(c.window_layer.size() == 26);
+  for (size_t i = 0; i < 26; ++i) CHECK(c.window_layer[i] == (i % 2 == 0));
+  CHECK(c.rope.theta == 10000.0);
+  CHECK(c.rope_local.theta == 10000.0);
+  CHECK(c.tie_word_embeddings);
+  CHECK(c.unmodeled.empty());
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = hub;
+    edit(j);
+    return parse_llama_config(j.dump(), "config.json");
+  };
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) {
+    try {
+      with(edit);
+    } catch (const CompileError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const LlamaConfig absent = with([](nlohmann::json& j) {
+    j.erase("attn_logit_softcapping");
+    j.erase("final_logit_softcapping");
+    j.erase("max_position_embeddings");
+  });
+  CHECK(absent.attn_logit_softcapping == 50.0);
+  CHECK(absent.final_logit_softcapping == 30.0);
+  CHECK(absent.max_position_embeddings == 8192);
+  const LlamaConfig null = with([](nlohmann::json& j) {
+    j["attn_logit_softcapping"] = nullptr;
+    j["final_logit_softcapping"] = nullptr;
+  });
+  CHECK(null.attn_logit_softcapping == 0);
+  CHECK(null.final_logit_softcapping == 0);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["attn_logit_softcapping"] = 0;
+        }).find("attn_logit_softcapping must be positive (or null)") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["final_logit_softcapping"] = -1;
+        }).find("final_logit_softcapping must be positive (or null)") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["hidden_size"] = 2300;
+        }).find("hidden_size is not a multiple of num_attention_heads") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["use_bidirectional_attention"] = true;
+        }).find("use_bidirectional_attention") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_activation"] = "gelu"; }).find("for Gemma 2 and Gemma 3") !=
+        std::string::npos);
+  // Gemma 3's own keys are not Gemma2Config's: refused as unknown.
+  const auto unknown = with([](nlohmann::json& j) { j["rope_local_base_freq"] = 10000.0; }).unmodeled;
+  REQUIRE(unknown.size() == 1);
+  CHECK(unknown[0].rfind("rope_local_base_freq", 0) == 0);
+}
+
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   const std::string path = kiln::test::fixture("top2_f32", "mixtral") + "/config.json";
   const LlamaConfig c = read_llama_config(path);

@@ -38,7 +38,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
   const std::string text = j.dump();
   if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
       cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig" || cls == "Gemma3TextConfig" ||
-      cls == "GraniteConfig")
+      cls == "GraniteConfig" || cls == "Gemma2Config")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -78,6 +78,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "Phi3Config",
                                 "Gemma3TextConfig",
                                 "GraniteConfig",
+                                "Gemma2Config",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -231,9 +232,9 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
     << ' ' << c.mlp_bias << ' ' << c.qkv_bias << ' ' << c.sliding_window << ' ' << c.qk_norm << ' '
     << c.num_local_experts << ' ' << c.num_experts_per_tok << ' ' << c.moe_intermediate_size << ' ' << c.norm_topk_prob
     << ' ' << c.moe_fused << ' ' << c.mixtral_names << ' ' << c.fused_projections << ' ' << c.rotary_dim << ' '
-    << c.gemma << ' ' << c.query_pre_attn_scalar << ' ' << c.final_logit_softcapping << ' ' << c.granite << ' '
-    << c.embedding_multiplier << ' ' << c.attention_multiplier << ' ' << c.residual_multiplier << ' '
-    << c.logits_scaling << ' ' << c.has_dtype << ' ' << int(c.dtype) << " |";
+    << c.gemma << ' ' << c.query_pre_attn_scalar << ' ' << c.final_logit_softcapping << ' ' << c.gemma2 << ' '
+    << c.attn_logit_softcapping << ' ' << c.granite << ' ' << c.embedding_multiplier << ' ' << c.attention_multiplier
+    << ' ' << c.residual_multiplier << ' ' << c.logits_scaling << ' ' << c.has_dtype << ' ' << int(c.dtype) << " |";
   if (c.sliding_window > 0)  // (which layers would window matters only with a window)
     for (bool b : c.window_layer) s << ' ' << b;
   s << " |";
@@ -250,7 +251,7 @@ TEST_CASE("config keys: a key left out reads as the library's default, or is ref
   TempDir d;
   for (const char* cls :
        {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config",
-        "Gemma3TextConfig", "GraniteConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
+        "Gemma2Config", "Gemma3TextConfig", "GraniteConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     const std::string want = config_fingerprint(cls, full, d);
@@ -278,7 +279,7 @@ TEST_CASE("config keys: a null boolean reads as false, as Python's None does") {
   TempDir d;
   for (const char* cls :
        {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config",
-        "Gemma3TextConfig", "GraniteConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
+        "Gemma2Config", "Gemma3TextConfig", "GraniteConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     for (auto it = full.begin(); it != full.end(); ++it) {

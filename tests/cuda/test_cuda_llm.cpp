@@ -265,6 +265,7 @@ struct AttentionCase {
   int64_t batch, chunk, heads, kv_heads, hd, max_seq;
   std::vector<int32_t> start, valid;
   int64_t window = 0;  // a sliding window (0: none)
+  float softcap = 0;   // Gemma 2's score cap (0: none)
 };
 
 template <typename Run>
@@ -276,6 +277,7 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
   CAPTURE(sh.hd);
   CAPTURE(sh.max_seq);
   CAPTURE(sh.window);
+  CAPTURE(sh.softcap);
   const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
   const auto kc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
   const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
@@ -284,11 +286,11 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
   ThreadPool pool(2, attention_scratch_floats(sh.max_seq, sh.hd));
   const float scale = 1.0f / std::sqrt(float(sh.hd));
   attention_cpu({qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
-                 sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window},
+                 sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window, sh.softcap},
                 pool);
   Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
   run(AttentionArgs{dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
-                    sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window});
+                    sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window, sh.softcap});
   sync_ok();
   const auto og = dout.get<float>();
   CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
@@ -314,6 +316,9 @@ TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, co
       {1, 130, 8, 2, 64, 512, {0}, {130}, 7},
       {2, 64, 8, 4, 128, 1024, {300, 0}, {64, 50}, 100},
       {1, 70, 4, 1, 256, 300, {100}, {70}, 64},
+      // Gemma 2's soft-capped scores, with and without a window
+      {1, 130, 8, 2, 64, 512, {0}, {130}, 0, 1.5f},
+      {2, 64, 8, 4, 128, 1024, {300, 0}, {64, 50}, 100, 0.7f},
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -322,13 +327,14 @@ TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, co
 
 // The one-pass kernel (a few rows, no split scratch) with sliding windows: shorter than the
 // context, of one position, and longer than it.
-TEST_CASE("cuda: one-pass attention with sliding windows matches the CPU kernel") {
+TEST_CASE("cuda: one-pass attention with sliding windows and soft caps matches the CPU kernel") {
   if (skip_without_gpu()) return;
   uint32_t seed = 6000;
   const AttentionCase shapes[] = {
       {2, 4, 8, 2, 64, 300, {200, 0}, {4, 3}, 17},
       {1, 3, 4, 4, 128, 64, {10}, {3}, 1},
       {1, 2, 6, 2, 96, 128, {5}, {2}, 128},
+      {2, 4, 8, 2, 64, 300, {200, 0}, {4, 3}, 17, 1.5f},  // soft-capped scores
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -354,6 +360,9 @@ TEST_CASE(
       {1, 1, 32, 8, 64, 2048, {1023}, {1}, 1},
       {1, 1, 32, 8, 128, 2048, {1500}, {1}, 40},
       {2, 4, 8, 2, 64, 512, {300, 2}, {4, 3}, 512},
+      // soft-capped scores (Gemma 2)
+      {1, 1, 32, 8, 128, 2048, {1500}, {1}, 0, 1.5f},
+      {1, 1, 16, 2, 64, 4096, {4095}, {1}, 40, 0.7f},
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)

@@ -177,6 +177,15 @@ TEST_CASE("ops: the built-in registry has one op per name and version, each with
     CHECK((v1->bind_cpu == v2->bind_cpu));
     CHECK((v1->validate == v2->validate) == (o.name != std::string("rope")));  // rope v1: the whole head only
   }
+  // attention version 3 adds the soft cap (a second float attribute) to version 2.
+  const OpDef* att2 = builtin_ops().find("attention", 2);
+  const OpDef* att3 = builtin_ops().find("attention", 3);
+  REQUIRE(att2);
+  REQUIRE(att3);
+  CHECK(att2->n_float_attrs == 1);
+  CHECK(att3->n_float_attrs == 2);
+  CHECK(att3->n_int_attrs == att2->n_int_attrs);
+  CHECK((att2->bind_cpu == att3->bind_cpu));
   // Ops whose inputs grew by an optional state operand (matmul's w_scale; n_valid, so the CPU skips
   // padding rows): the older version has one input less and no more state, the same entry points.
   struct Grown {
