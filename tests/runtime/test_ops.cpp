@@ -8,7 +8,6 @@
 #include <cstring>
 #include <limits>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "codegen/plan_writer.h"
@@ -333,14 +332,17 @@ TEST_CASE("ops: conv2d version 2 resizes as version 1 upsamples, and refuses res
   const auto odd = run(2, {2 * h - 1, 2 * w - 1}, 2 * h - 1, 2 * w - 1, &e);
   REQUIRE(e == "");
   for (float v : odd) REQUIRE(std::isfinite(v));
-  for (const auto& [up, ho, wo] :
-       std::vector<std::tuple<std::vector<int64_t>, int64_t, int64_t>>{{{h - 1, w}, h - 1, w},  // smaller than stored
-                                                                       {{2 * h + 1, w}, 2 * h + 1, w},  // past 2x
-                                                                       {{2 * h, 0}, 2 * h, w},  // one axis unset
-                                                                       {{-1, -1}, h, w}}) {
-    CAPTURE(up[0]);
-    CAPTURE(up[1]);
-    run(2, up, ho, wo, &e);
+  struct Bad {
+    std::vector<int64_t> up;
+    int64_t ho, wo;
+  };
+  for (const Bad& b : {Bad{{h - 1, w}, h - 1, w},          // smaller than stored
+                       Bad{{2 * h + 1, w}, 2 * h + 1, w},  // past 2x
+                       Bad{{2 * h, 0}, 2 * h, w},          // one axis unset
+                       Bad{{-1, -1}, h, w}}) {
+    CAPTURE(b.up[0]);
+    CAPTURE(b.up[1]);
+    run(2, b.up, b.ho, b.wo, &e);
     CHECK(e.find("convolution attributes are invalid") != std::string::npos);
   }
   run(1, {2}, 2 * h, 2 * w, &e);  // version 1's flag is 0 or 1
