@@ -428,6 +428,14 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
         fail("Split pre-tokenizer must be Isolated, not inverted");
       splits.push_back(re);
       raw_splits.push_back(raw);
+    } else if (t == "Digits") {
+      // HF's Digits: each numeric character (Rust's is_numeric, \p{N}) apart, or each run of them
+      // (individual_digits false): a Split on \p{N} or \p{N}+, Isolated (StarCoder2's, SmolLM2's,
+      // DeepSeek-V2's files).
+      if (byte_level) fail("a Digits pre-tokenizer after ByteLevel is not supported");
+      const std::string re = flag(p, "individual_digits") ? "\\p{N}" : "\\p{N}+";
+      splits.push_back(re);
+      raw_splits.push_back(re);
     } else if (t == "Metaspace") {
       if (text_of(p, "replacement", "") != kSpace) fail("Metaspace must use \"▁\" as its replacement");
       if (d->sp_prepend) fail("a Prepend normalizer and a Metaspace pre-tokenizer together are not supported");
@@ -446,8 +454,12 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
       fail("pre-tokenizer '" + t + "' is not supported");
     }
   }
-  if (!splits.empty() && d->split == TokenizerData::Split::kGpt2)  // set by ByteLevel's use_regex
-    fail("a Split pre-tokenizer followed by ByteLevel with use_regex true (two splits) is not supported");
+  // ByteLevel's use_regex after other splits: its GPT-2 regex splits each of their pieces again
+  // (HF: an Isolated split with that regex), the last of the Split regexes PCRE2 runs.
+  if (!splits.empty() && d->split == TokenizerData::Split::kGpt2) {
+    splits.push_back(kGpt2Pattern);
+    raw_splits.push_back(kGpt2Pattern);
+  }
   if (splits.size() == 1 && splits[0] == kLlama3Pattern) d->split = TokenizerData::Split::kLlama3;
   else if (splits.size() == 1 && splits[0] == kQwen2Pattern) d->split = TokenizerData::Split::kQwen2;
   else if (splits.size() == 1 && splits[0] == kGpt2Pattern) d->split = TokenizerData::Split::kGpt2;

@@ -2641,6 +2641,10 @@ REAL_TOK_VARIANTS = {
     "smollm2": {
         "ids_unk_fused": {"model": {"unk_token": "<|endoftext|>", "fuse_unk": True}},
         "ids_unk_unfused": {"model": {"unk_token": "<|endoftext|>", "fuse_unk": False}},
+        # the hub's SmolLM2 and StarCoder2 files: each digit apart, then ByteLevel's GPT-2 split
+        "ids_digits": {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}},
     },
     # the fixture has the hub's NFC normalizer (see main_real_tokenizers); the same without it
     "qwen2": {"ids_no_normalizer": {"normalizer": None}},
@@ -2849,8 +2853,11 @@ def main_real_tokenizers():
             f.write("\n")
         for key, edit in variants.items():
             v = json.loads(tok.to_str())
-            if "pre_tokenizer" in edit:
-                v["pre_tokenizer"].update(edit["pre_tokenizer"])
+            if "pre_tokenizer" in edit:  # (another type replaces the file's; the same type is updated)
+                if edit["pre_tokenizer"].get("type", v["pre_tokenizer"]["type"]) != v["pre_tokenizer"]["type"]:
+                    v["pre_tokenizer"] = edit["pre_tokenizer"]
+                else:
+                    v["pre_tokenizer"].update(edit["pre_tokenizer"])
             if "normalizer" in edit:
                 v["normalizer"] = edit["normalizer"]
             v["model"].update(edit.get("model", {}))

@@ -244,8 +244,8 @@ TEST_CASE("tokenizer: the chat template is chosen and fed as transformers does")
 // 262k tokens, a Replace normalizer and a Split on " " that finds nothing left to split) and
 // Mistral NeMo's tekken (mistral-common's tekken.json as transformers converts it: a Split regex
 // kiln runs on PCRE2). Each variant in variants.json (Metaspace split / prepend_scheme, unk with
-// and without fuse_unk, byte fallback with byte tokens missing, NFC normalizers) is the same
-// tokenizer.json edited, read as a file.
+// and without fuse_unk, byte fallback with byte tokens missing, NFC normalizers, SmolLM2's hub
+// pre-tokenizer: Digits then ByteLevel's GPT-2 split) is the same tokenizer.json edited, read as a file.
 TEST_CASE("tokenizer: real Mistral v3, SmolLM2, Qwen2, Phi-3, Gemma and tekken tokenizers and variants give HF's ids") {
   for (const std::string family : {"mistral_v3", "smollm2", "qwen2", "phi3", "gemma", "tekken"}) {
     CAPTURE(family);
@@ -259,8 +259,11 @@ TEST_CASE("tokenizer: real Mistral v3, SmolLM2, Qwen2, Phi-3, Gemma and tekken t
     std::vector<std::pair<std::string, nlohmann::json>> files = {{"ids", base}};
     for (auto it = variants.begin(); it != variants.end(); ++it) {
       nlohmann::json v = base;
+      // (a pre-tokenizer of another type replaces the file's; fields of the same type update it)
       for (const char* part : {"pre_tokenizer", "model"})
-        if (it->contains(part)) v[part].update((*it)[part]);
+        if (it->contains(part) && (*it)[part].value("type", v[part].value("type", "")) != v[part].value("type", ""))
+          v[part] = (*it)[part];
+        else if (it->contains(part)) v[part].update((*it)[part]);
       if (it->contains("normalizer")) v["normalizer"] = (*it)["normalizer"];
       if (it->contains("rename_vocab"))
         for (auto r = (*it)["rename_vocab"].begin(); r != (*it)["rename_vocab"].end(); ++r) {
@@ -282,7 +285,7 @@ TEST_CASE("tokenizer: real Mistral v3, SmolLM2, Qwen2, Phi-3, Gemma and tekken t
       REQUIRE(read_hf_tokenizer(d.path(), &td, &tmpl));
       CHECK(td.metaspace == (family == "mistral_v3"));
       CHECK(td.nfc == ((family == "qwen2" && key == "ids") || key == "ids_nfc"));
-      CHECK((td.split == TokenizerData::Split::kRegex) == (family == "tekken"));
+      CHECK((td.split == TokenizerData::Split::kRegex) == (family == "tekken" || key == "ids_digits"));
       auto t = Tokenizer::create(std::move(td));
       REQUIRE_MESSAGE(t.is_ok(), t.status().message());
       size_t differs = 0;
@@ -373,8 +376,11 @@ TEST_CASE("tokenizer: tokenizer.json files kiln cannot reproduce are refused at 
          j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", 3}};
        },
        "prepend_scheme '' is not one of"},
-      {"Split then ByteLevel with use_regex",
-       [](nlohmann::json& j) { j["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = true; }, "(two splits)"},
+      {"Digits after ByteLevel",
+       [](nlohmann::json& j) {
+         j["pre_tokenizer"]["pretokenizers"].push_back({{"type", "Digits"}, {"individual_digits", true}});
+       },
+       "a Digits pre-tokenizer after ByteLevel"},
       {"NFC with a normalized added token",
        [](nlohmann::json& j) {
          j["normalizer"] = {{"type", "NFC"}};
