@@ -143,7 +143,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (gemma) {
     // Gemma3TextConfig's activation key; hidden_act is not one of its attributes. Gemma 2's hub
     // configs carry hidden_act beside hidden_activation, which its MLP never reads.
-    if (gemma2) r.has("hidden_act");
+    // (and gemma-2-9b's and 27b's carry sliding_window_size, a copy of sliding_window it never reads).
+    if (gemma2) {
+      r.has("hidden_act");
+      r.has("sliding_window_size");
+    }
     if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
@@ -292,12 +296,15 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.granite = true;
     c.attention_bias = r.boolean("attention_bias", false);
     c.mlp_bias = r.boolean("mlp_bias", false);
-    c.embedding_multiplier = r.num("embedding_multiplier", 1.0);
-    c.attention_multiplier = r.num("attention_multiplier", 1.0);
-    c.residual_multiplier = r.num("residual_multiplier", 1.0);
-    c.logits_scaling = r.num("logits_scaling", 1.0);
-    for (const char* k : {"embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling"})
-      if (!std::isfinite(float(r.num(k, 1.0)))) r.fail(k, "must be a finite number (as an f32)");
+    auto multiplier = [&](const char* k) {
+      const double v = r.num(k, 1.0);
+      if (!std::isfinite(float(v))) r.fail(k, "must be a finite number (as an f32)");
+      return v;
+    };
+    c.embedding_multiplier = multiplier("embedding_multiplier");
+    c.attention_multiplier = multiplier("attention_multiplier");
+    c.residual_multiplier = multiplier("residual_multiplier");
+    c.logits_scaling = multiplier("logits_scaling");
     if (float(c.logits_scaling) == 0) r.fail("logits_scaling", "must not be zero (the logits are divided by it)");
   } else {
     c.attention_bias = r.boolean("attention_bias", false);

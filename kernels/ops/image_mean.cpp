@@ -1,6 +1,8 @@
 // image_mean (kernels/elementwise.h): each image's mean row over all its rows, the first `skip`
 // images zero (a ControlNet with global_pool_conditions).
 #include "kernels/elementwise.h"
+
+#include <string>
 #include "kernels/ops/op_cuda.h"
 
 namespace kiln {
@@ -21,6 +23,15 @@ ImageMeanArgs args(const OpLaunch& l) {
   return {l.in_f32(0), l.out_f32(0), s[0], s[1], s[2], l.iattr(0)};
 }
 
+#ifdef KILN_WITH_CUDA
+Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
+  const ImageMeanArgs a = args(l);
+  if (a.images > kCudaMaxGridY)
+    return unsupported("CUDA image_mean supports up to " + std::to_string(kCudaMaxGridY) + " images");
+  return bind_cuda_kernel<args, image_mean_cuda>(l, env);
+}
+#endif
+
 }  // namespace
 
 const OpDef kImageMeanOp{"image_mean",
@@ -34,7 +45,7 @@ const OpDef kImageMeanOp{"image_mean",
                          true,
                          validate,
                          bind_cpu_kernel<args, image_mean_cpu>,
-                         KILN_CUDA_BIND(bind_cuda_kernel<args, image_mean_cuda>),
+                         KILN_CUDA_BIND(bind_cuda),
                          nullptr};
 
 }  // namespace kiln

@@ -260,7 +260,8 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
 
 // Gemma2ForCausalLM: gemma-2-2b-it's hub config (transformers 4.42 wrote it: hidden_act beside
 // hidden_activation, rope_theta, no layer_types) reads as Gemma2Config reads it: sliding and full
-// layers in turn, one RoPE, both soft caps; absent caps are Gemma2Config's 30 and 50, null ones none.
+// layers in turn, one RoPE, both soft caps; absent caps are Gemma2Config's 30 and 50, null ones none;
+// 9b's and 27b's configs too.
 TEST_CASE("config: Gemma 2 (hub keys, default layer types and caps, null caps, refusals)") {
   const nlohmann::json hub = nlohmann::json::parse(R"({
     "architectures": ["Gemma2ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
@@ -326,6 +327,32 @@ TEST_CASE("config: Gemma 2 (hub keys, default layer types and caps, null caps, r
         }).find("use_bidirectional_attention") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["hidden_activation"] = "gelu"; }).find("for Gemma 2 and Gemma 3") !=
         std::string::npos);
+  // gemma-2-9b's and 27b's hub configs also carry sliding_window_size (transformers never reads it);
+  // 27b's head_dim (128) and query_pre_attn_scalar (144) are neither hidden / heads nor each other.
+  const LlamaConfig c9 = with([](nlohmann::json& j) {
+    j["hidden_size"] = 3584;
+    j["intermediate_size"] = 14336;
+    j["num_attention_heads"] = 16;
+    j["num_hidden_layers"] = 42;
+    j["num_key_value_heads"] = 8;
+    j["sliding_window_size"] = 4096;
+    j["eos_token_id"] = 1;
+  });
+  CHECK(c9.unmodeled.empty());
+  CHECK(c9.head_dim == 256);
+  const LlamaConfig c27 = with([](nlohmann::json& j) {
+    j["hidden_size"] = 4608;
+    j["intermediate_size"] = 36864;
+    j["num_attention_heads"] = 32;
+    j["num_hidden_layers"] = 46;
+    j["num_key_value_heads"] = 16;
+    j["head_dim"] = 128;
+    j["query_pre_attn_scalar"] = 144;
+    j["sliding_window_size"] = 4096;
+  });
+  CHECK(c27.unmodeled.empty());
+  CHECK(c27.head_dim == 128);
+  CHECK(c27.query_pre_attn_scalar == 144);
   // Gemma 3's own keys are not Gemma2Config's: refused as unknown.
   const auto unknown = with([](nlohmann::json& j) { j["rope_local_base_freq"] = 10000.0; }).unmodeled;
   REQUIRE(unknown.size() == 1);

@@ -1358,8 +1358,8 @@ TEST_CASE("attention's rows per work item fill a 2^18-float score budget, betwee
 
 // The per-head loop attention_cpu's tiles must equal bit for bit (a.k_cache and a.v_cache unused: k_r
 // and v_r are the caches' values in f32): each (row, head) scored against its visible keys (prefill
-// chunks of kGemmMinRows rows or more: gemm_ref's chain; fewer: dot_f32), softmax_inplace, then
-// axpy_f32 over the value rows in order.
+// chunks of kGemmMinRows rows or more: gemm_ref's chain; fewer: dot_f32), soft-capped if the args say
+// so, softmax_inplace, then axpy_f32 over the value rows in order.
 void check_attention_loop(const AttentionArgs& a, const std::vector<float>& k_r, const std::vector<float>& v_r) {
   const int64_t H = a.n_heads, KVH = a.n_kv_heads, hd = a.head_dim, S = a.max_seq;
   const int64_t width = (H + 2 * KVH) * hd;
@@ -1374,7 +1374,8 @@ void check_attention_loop(const AttentionArgs& a, const std::vector<float>& k_r,
         const int64_t j0 = attention_first_key(p, a.window);
         for (int64_t j = j0; j <= p; ++j) {
           const float* k = k_r.data() + base + size_t(j * KVH * hd);
-          scores[size_t(j - j0)] = (a.chunk >= kGemmMinRows ? gemm_ref(q, k, hd) : dot_f32(q, k, hd)) * a.scale;
+          scores[size_t(j - j0)] = attention_softcap(
+              (a.chunk >= kGemmMinRows ? gemm_ref(q, k, hd) : dot_f32(q, k, hd)) * a.scale, a.softcap);
         }
         softmax_inplace(scores.data(), p - j0 + 1);
         for (int64_t j = j0; j <= p; ++j)
@@ -1384,7 +1385,7 @@ void check_attention_loop(const AttentionArgs& a, const std::vector<float>& k_r,
     }
 }
 
-TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, cache dtypes)") {
+TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, soft caps, cache dtypes)") {
   const std::string tiers = tiers_exercised("the AVX2 tiles");
   MESSAGE(tiers);
   uint32_t seed = 900;
@@ -1394,6 +1395,9 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
         for (int64_t hd : {4, 20, 64, 72, 220})  // 220: AVX-512 64- and 16-column steps, then 8 and 4 (AVX2)
           for (int64_t window : {0, 5})
             for (int64_t chunk : {41, 7}) {  // 41: prefill's chained scores (gemm_ref); 7: dot_f32's lanes
+              // Gemma 2's soft cap on half the cases (small enough to bend these scores)
+              const float cap = (hd + window + heads.first) % 2 == 0 ? 0.9f : 0.0f;
+              CAPTURE(cap);
               const Tier tier(tier512);
               CAPTURE(tier512);
               CAPTURE(chunk);
@@ -1417,10 +1421,10 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
               std::vector<float> out(size_t(batch * chunk * H * hd), kNaN);
               const float scale = 0.37f;
               attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(),
-                                          out.data(), batch, chunk, S, H, KVH, hd, scale, window},
+                                          out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap},
                             pool);
               check_attention_loop(AttentionArgs{qkv.data(), nullptr, nullptr, cache_t, start.data(), valid.data(),
-                                                 out.data(), batch, chunk, S, H, KVH, hd, scale, window},
+                                                 out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap},
                                    k_r, v_r);
             }
 }
@@ -1452,70 +1456,73 @@ TEST_CASE("attention past max_seq 4096 (odd row blocks) keeps its scratch aligne
 }
 
 // window 0: every earlier position; 3 and 1: the last three, the position itself; 9: longer
-// than every row's context, so it cuts nothing.
-TEST_CASE("kv_write and attention match a double reference for causal GQA with padding rows and windows") {
+// than every row's context, so it cuts nothing. Soft cap 0.6 (Gemma 2's cap·tanh(s / cap), small
+// enough to bend these scores) or none.
+TEST_CASE("kv_write and attention match a double reference for causal GQA with padding rows, windows and soft caps") {
   for (DType cache_t : {DType::F32, DType::BF16})
-    for (int64_t window : {0, 3, 1, 9}) {
-      CAPTURE(std::string(dtype_name(cache_t)));
-      CAPTURE(window);
-      const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
-      ThreadPool pool(2, attention_scratch_floats(S, hd));
-      // The cache already holds earlier positions; this step appends at start_pos.
-      std::vector<int32_t> start = {5, 0}, valid = {3, 4};
-      std::vector<float> k_all = random_floats(size_t(batch * S * KVH * hd), 12),
-                         v_all = random_floats(k_all.size(), 13);
-      std::vector<float> k_r, v_r;
-      auto kc = store(k_all, cache_t, &k_r);
-      auto vc = store(v_all, cache_t, &v_r);
-      auto qkv = random_floats(size_t(batch * chunk * width), 14);
-      kv_write_cpu(KvWriteArgs{qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), cache_t, batch, chunk, S,
-                               H, KVH, hd},
-                   pool);
-      // Expected cache: new k/v (rounded to the cache dtype) at start+t for t < valid.
-      for (int64_t b = 0; b < batch; ++b)
-        for (int64_t t = 0; t < valid[size_t(b)]; ++t)
-          for (int64_t i = 0; i < KVH * hd; ++i) {
-            const size_t c = size_t((b * S + start[size_t(b)] + t) * KVH * hd + i);
-            const size_t q = size_t((b * chunk + t) * width + H * hd + i);
-            k_r[c] = load_as_f32(kc.data(), cache_t, c);
-            REQUIRE(std::fabs(load_as_f32(kc.data(), cache_t, c) - qkv[q]) <= std::fabs(qkv[q]) * 4e-3f);
-            REQUIRE(std::fabs(load_as_f32(vc.data(), cache_t, c) - qkv[q + size_t(KVH * hd)]) <=
-                    std::fabs(qkv[q + size_t(KVH * hd)]) * 4e-3f);
-            v_r[c] = load_as_f32(vc.data(), cache_t, c);
-          }
-      std::vector<float> out(size_t(batch * chunk * H * hd), kNaN), ref(out.size(), 0.0f);
-      const float scale = 1.0f / std::sqrt(float(hd));
-      attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
-                                  batch, chunk, S, H, KVH, hd, scale, window},
-                    pool);
-      for (int64_t b = 0; b < batch; ++b)
-        for (int64_t t = 0; t < valid[size_t(b)]; ++t)
-          for (int64_t h = 0; h < H; ++h) {
-            const int64_t p = start[size_t(b)] + t, kvh = h / (H / KVH);
-            // Visible: j <= p and, with a window, j > p - window (transformers' sliding mask).
-            auto visible = [&](int64_t j) { return j <= p && (window == 0 || j > p - window); };
-            std::vector<double> s(size_t(p + 1), 0.0);
-            double mx = -1e300, sum = 0;
-            for (int64_t j = 0; j <= p; ++j) {
-              if (!visible(j)) continue;
-              double d = 0;
-              for (int64_t i = 0; i < hd; ++i)
-                d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) *
-                     k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
-              s[size_t(j)] = d * scale;
-              mx = std::max(mx, s[size_t(j)]);
+    for (int64_t window : {0, 3, 1, 9})
+      for (const float cap : {0.0f, 0.6f}) {
+        CAPTURE(std::string(dtype_name(cache_t)));
+        CAPTURE(window);
+        CAPTURE(cap);
+        const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
+        ThreadPool pool(2, attention_scratch_floats(S, hd));
+        // The cache already holds earlier positions; this step appends at start_pos.
+        std::vector<int32_t> start = {5, 0}, valid = {3, 4};
+        std::vector<float> k_all = random_floats(size_t(batch * S * KVH * hd), 12),
+                           v_all = random_floats(k_all.size(), 13);
+        std::vector<float> k_r, v_r;
+        auto kc = store(k_all, cache_t, &k_r);
+        auto vc = store(v_all, cache_t, &v_r);
+        auto qkv = random_floats(size_t(batch * chunk * width), 14);
+        kv_write_cpu(KvWriteArgs{qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), cache_t, batch, chunk, S,
+                                 H, KVH, hd},
+                     pool);
+        // Expected cache: new k/v (rounded to the cache dtype) at start+t for t < valid.
+        for (int64_t b = 0; b < batch; ++b)
+          for (int64_t t = 0; t < valid[size_t(b)]; ++t)
+            for (int64_t i = 0; i < KVH * hd; ++i) {
+              const size_t c = size_t((b * S + start[size_t(b)] + t) * KVH * hd + i);
+              const size_t q = size_t((b * chunk + t) * width + H * hd + i);
+              k_r[c] = load_as_f32(kc.data(), cache_t, c);
+              REQUIRE(std::fabs(load_as_f32(kc.data(), cache_t, c) - qkv[q]) <= std::fabs(qkv[q]) * 4e-3f);
+              REQUIRE(std::fabs(load_as_f32(vc.data(), cache_t, c) - qkv[q + size_t(KVH * hd)]) <=
+                      std::fabs(qkv[q + size_t(KVH * hd)]) * 4e-3f);
+              v_r[c] = load_as_f32(vc.data(), cache_t, c);
             }
-            for (int64_t j = 0; j <= p; ++j) sum += (s[size_t(j)] = visible(j) ? std::exp(s[size_t(j)] - mx) : 0.0);
-            for (int64_t i = 0; i < hd; ++i) {
-              double o = 0;
-              for (int64_t j = 0; j <= p; ++j)
-                o += s[size_t(j)] / sum * v_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
-              ref[size_t((b * chunk + t) * H * hd + h * hd + i)] = float(o);
+        std::vector<float> out(size_t(batch * chunk * H * hd), kNaN), ref(out.size(), 0.0f);
+        const float scale = 1.0f / std::sqrt(float(hd));
+        attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
+                                    batch, chunk, S, H, KVH, hd, scale, window, cap},
+                      pool);
+        for (int64_t b = 0; b < batch; ++b)
+          for (int64_t t = 0; t < valid[size_t(b)]; ++t)
+            for (int64_t h = 0; h < H; ++h) {
+              const int64_t p = start[size_t(b)] + t, kvh = h / (H / KVH);
+              // Visible: j <= p and, with a window, j > p - window (transformers' sliding mask).
+              auto visible = [&](int64_t j) { return j <= p && (window == 0 || j > p - window); };
+              std::vector<double> s(size_t(p + 1), 0.0);
+              double mx = -1e300, sum = 0;
+              for (int64_t j = 0; j <= p; ++j) {
+                if (!visible(j)) continue;
+                double d = 0;
+                for (int64_t i = 0; i < hd; ++i)
+                  d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) *
+                       k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
+                s[size_t(j)] = cap > 0 ? double(cap) * std::tanh(d * scale / double(cap)) : d * scale;
+                mx = std::max(mx, s[size_t(j)]);
+              }
+              for (int64_t j = 0; j <= p; ++j) sum += (s[size_t(j)] = visible(j) ? std::exp(s[size_t(j)] - mx) : 0.0);
+              for (int64_t i = 0; i < hd; ++i) {
+                double o = 0;
+                for (int64_t j = 0; j <= p; ++j)
+                  o += s[size_t(j)] / sum * v_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
+                ref[size_t((b * chunk + t) * H * hd + h * hd + i)] = float(o);
+              }
             }
-          }
-      // Padding rows (t >= valid) must be zeros, not left over.
-      CHECK(rel_l2(out.data(), ref.data(), ref.size()) < 1e-6);
-    }
+        // Padding rows (t >= valid) must be zeros, not left over.
+        CHECK(rel_l2(out.data(), ref.data(), ref.size()) < 1e-6);
+      }
 }
 
 // The fused ops (kernels/fused.h) run their parts on the CPU: bit for bit what the separate
