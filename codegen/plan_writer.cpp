@@ -210,6 +210,9 @@ void write_plan(const Graph& g, const PlanTargets& targets, const WeightBytesFn&
   }
   if (!verified.is_ok()) {
     std::remove(tmp.c_str());
+    if (verified.code() == StatusCode::kLimitExceeded)  // a bound of the runtime, not a defect
+      throw CompileError("the plan is larger than the runtime takes, so nothing was written to " + path + ": " +
+                         verified.message() + " (compile it smaller: a smaller image, --chunk or --max-seq)");
     throw CompileError("kiln compiled a plan that its runtime refuses, so nothing was written to " + path + ": " +
                        verified.message() + (&ops == &builtin_ops() ? " (a bug in kiln; please report it)" : ""));
   }

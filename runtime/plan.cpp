@@ -665,10 +665,10 @@ Status Plan::parse_and_verify(const Progress& progress, const OpRegistry& ops, b
       if (!st.is_ok()) return corrupt_plan(lwhat + " (" + kernels_[li.kernel]->name + "): " + st.message());
       pi.launches.push_back(std::move(li));
     }
-    if (pi.scratch_floats > kMaxScratchFloats)
-      return corrupt_plan(what + " needs " + std::to_string(pi.scratch_floats) +
-                          " floats of CPU scratch per thread, more than the bound of " +
-                          std::to_string(kMaxScratchFloats));
+    if (pi.scratch_floats > kMaxScratchFloats)  // (a valid plan can be this large: a limit, not corruption)
+      return Status(StatusCode::kLimitExceeded, what + " needs " + std::to_string(pi.scratch_floats) +
+                                                    " floats of CPU scratch per thread, more than the bound of " +
+                                                    std::to_string(kMaxScratchFloats));
     pi.repeat = p->repeat();
     pi.counter = p->counter();
     if (pi.repeat < 1 || pi.repeat > kMaxRepeat) return corrupt_plan(what + " repeats out of range");

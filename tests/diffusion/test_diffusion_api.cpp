@@ -508,6 +508,20 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
           o.height = 64;
           o.width = 100;
         }).find("--height and --width must be positive multiples of 8 (as diffusers asks)") != std::string::npos);
+  // A size whose UNet needs more CPU scratch per thread than the runtime allows: a limit, not a bug.
+  CHECK(err_of(src, [](CompileOptions& o) {
+          o.height = 2368;
+          o.width = 2368;
+        }).find("the plan is larger than the runtime takes, so nothing was written") != std::string::npos);
+  // A tokenizer folder as transformers 5 saves a CLIPTokenizer (tokenizer.json alone) is refused
+  // by name, not compiled into a plan without a tokenizer; --no-tokenizer compiles it.
+  const std::string t5 = dir / "t5pipe";
+  test::copy_dir(src, t5);
+  std::remove((t5 + "/tokenizer/vocab.json").c_str());
+  std::remove((t5 + "/tokenizer/merges.txt").c_str());
+  std::ofstream(t5 + "/tokenizer/tokenizer.json") << "{}";
+  CHECK(err_of(t5).find("has tokenizer.json but not vocab.json and merges.txt") != std::string::npos);
+  CHECK(err_of(t5, [](CompileOptions& o) { o.no_tokenizer = true; }) == "");
 }
 
 TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge as peft's merge_and_unload") {
