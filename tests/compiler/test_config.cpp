@@ -329,30 +329,25 @@ TEST_CASE("config: Gemma 2 (hub keys, default layer types and caps, null caps, r
         std::string::npos);
   // gemma-2-9b's and 27b's hub configs also carry sliding_window_size (transformers never reads it);
   // 27b's head_dim (128) and query_pre_attn_scalar (144) are neither hidden / heads nor each other.
-  const LlamaConfig c9 = with([](nlohmann::json& j) {
-    j["hidden_size"] = 3584;
-    j["intermediate_size"] = 14336;
-    j["num_attention_heads"] = 16;
-    j["num_hidden_layers"] = 42;
-    j["num_key_value_heads"] = 8;
-    j["sliding_window_size"] = 4096;
-    j["eos_token_id"] = 1;
-  });
-  CHECK(c9.unmodeled.empty());
-  CHECK(c9.head_dim == 256);
-  const LlamaConfig c27 = with([](nlohmann::json& j) {
-    j["hidden_size"] = 4608;
-    j["intermediate_size"] = 36864;
-    j["num_attention_heads"] = 32;
-    j["num_hidden_layers"] = 46;
-    j["num_key_value_heads"] = 16;
-    j["head_dim"] = 128;
-    j["query_pre_attn_scalar"] = 144;
-    j["sliding_window_size"] = 4096;
-  });
-  CHECK(c27.unmodeled.empty());
-  CHECK(c27.head_dim == 128);
-  CHECK(c27.query_pre_attn_scalar == 144);
+  struct Hub {
+    int64_t hidden, ffn, heads, layers, kv, head_dim, scalar;
+  };
+  for (const Hub& h : {Hub{3584, 14336, 16, 42, 8, 256, 256}, Hub{4608, 36864, 32, 46, 16, 128, 144}}) {
+    CAPTURE(h.hidden);
+    const LlamaConfig hc = with([&](nlohmann::json& j) {
+      j["hidden_size"] = h.hidden;
+      j["intermediate_size"] = h.ffn;
+      j["num_attention_heads"] = h.heads;
+      j["num_hidden_layers"] = h.layers;
+      j["num_key_value_heads"] = h.kv;
+      j["head_dim"] = h.head_dim;
+      j["query_pre_attn_scalar"] = h.scalar;
+      j["sliding_window_size"] = 4096;
+    });
+    CHECK(hc.unmodeled.empty());
+    CHECK(hc.head_dim == h.head_dim);
+    CHECK(hc.query_pre_attn_scalar == double(h.scalar));
+  }
   // Gemma 3's own keys are not Gemma2Config's: refused as unknown.
   const auto unknown = with([](nlohmann::json& j) { j["rope_local_base_freq"] = 10000.0; }).unmodeled;
   REQUIRE(unknown.size() == 1);
