@@ -1,6 +1,7 @@
 #include "compiler/tokenizer_reader.h"
 
 #include <algorithm>
+#include <map>
 
 #include "compiler/error.h"
 #include "compiler/json_util.h"
@@ -671,13 +672,64 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
 namespace kiln {
 
 bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
+  // The hub's layout (vocab.json + merges.txt), or tokenizer.json alone, as transformers 5 saves a
+  // CLIPTokenizer: the same vocabulary and merges in its BPE model.
   const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt";
-  if (!path_exists(vocab_path)) return false;
-  if (!path_exists(merges_path))
-    throw CompileError(merges_path + ": missing (CLIP tokenizers need vocab.json and merges.txt)");
-  const json v = read_json_file(vocab_path);
-  if (!v.is_object() || v.empty()) throw CompileError(vocab_path + ": not a JSON object of token ids");
-  if (v.size() > (size_t(1) << 24)) throw CompileError(vocab_path + ": too many tokens");
+  const std::string json_path = dir + "/tokenizer.json";
+  const bool hub = path_exists(vocab_path);
+  if (!hub && !path_exists(json_path)) return false;
+  const std::string vocab_src = hub ? vocab_path : json_path;
+  json v;
+  struct MergeText {
+    std::string left, right, where;  // where: the file (and line) it came from
+  };
+  std::vector<MergeText> merge_texts;
+  std::map<std::string, bool> file_added;  // tokenizer.json's added tokens: content → normalized
+  if (hub) {
+    if (!path_exists(merges_path))
+      throw CompileError(merges_path + ": missing (CLIP tokenizers need vocab.json and merges.txt)");
+    v = read_json_file(vocab_path);
+    const std::string merges = read_text_file(merges_path);
+    size_t line_no = 0;
+    for (size_t pos = 0; pos < merges.size();) {
+      size_t end = merges.find('\n', pos);
+      if (end == std::string::npos) end = merges.size();
+      std::string line = merges.substr(pos, end - pos);
+      pos = end + 1;
+      ++line_no;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+      const size_t sp = line.find(' ');
+      if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
+        throw CompileError(merges_path + ":" + std::to_string(line_no) + ": not a merge 'left right'");
+      merge_texts.push_back({line.substr(0, sp), line.substr(sp + 1), merges_path + ":" + std::to_string(line_no)});
+    }
+  } else {
+    const json j = read_json_file(json_path);
+    const json model = j.is_object() ? j.value("model", json()) : json();
+    if (type_of(model) != "BPE" || !model.contains("vocab") || !model.contains("merges") || !model["merges"].is_array())
+      throw CompileError(json_path + ": not a BPE tokenizer with a vocabulary and merges (CLIP's)");
+    if (text_of(model, "end_of_word_suffix", "") != "</w>")
+      throw CompileError(json_path + ": its BPE model's end_of_word_suffix is not \"</w>\" (CLIP's)");
+    v = model["vocab"];
+    for (const json& m : model["merges"]) {  // "left right" (tokenizers < 0.20) or [left, right]
+      if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+        merge_texts.push_back({m[0].get<std::string>(), m[1].get<std::string>(), json_path});
+        continue;
+      }
+      const std::string line = m.is_string() ? m.get<std::string>() : std::string();
+      const size_t sp = line.find(' ');
+      if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
+        throw CompileError(json_path + ": merge " + m.dump().substr(0, 60) + " is not 'left right'");
+      merge_texts.push_back({line.substr(0, sp), line.substr(sp + 1), json_path});
+    }
+    if (j.contains("added_tokens") && j["added_tokens"].is_array())
+      for (const json& a : j["added_tokens"])
+        if (a.is_object() && a.contains("content") && a["content"].is_string())
+          file_added[a["content"].get<std::string>()] = flag(a, "normalized", true);
+  }
+  if (!v.is_object() || v.empty()) throw CompileError(vocab_src + ": not a JSON object of token ids");
+  if (v.size() > (size_t(1) << 24)) throw CompileError(vocab_src + ": too many tokens");
   TokenizerData t;
   t.kind = TokenizerData::Kind::kClipBpe;
   t.vocab.assign(v.size(), std::string());
@@ -685,7 +737,7 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() >= int64_t(v.size()) ||
         seen[size_t(it->get<int64_t>())])
-      throw CompileError(vocab_path + ": token '" + it.key() + "' has an id that is not unique within [0, " +
+      throw CompileError(vocab_src + ": token '" + it.key() + "' has an id that is not unique within [0, " +
                          std::to_string(v.size()) + ")");
     seen[size_t(it->get<int64_t>())] = true;
     t.vocab[size_t(it->get<int64_t>())] = it.key();
@@ -694,23 +746,11 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
     auto it = v.find(tok);
     return it == v.end() ? -1 : it->get<int32_t>();
   };
-  const std::string merges = read_text_file(merges_path);
-  size_t line_no = 0;
-  for (size_t pos = 0; pos < merges.size();) {
-    size_t end = merges.find('\n', pos);
-    if (end == std::string::npos) end = merges.size();
-    std::string line = merges.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
-    const size_t sp = line.find(' ');
-    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
-      throw CompileError(merges_path + ":" + std::to_string(line_no) + ": not a merge 'left right'");
-    const int32_t a = id_of(line.substr(0, sp)), b = id_of(line.substr(sp + 1));
-    if (a < 0 || b < 0 || id_of(line.substr(0, sp) + line.substr(sp + 1)) < 0)
-      throw CompileError(merges_path + ":" + std::to_string(line_no) + ": merge '" + line +
-                         "' names a token missing from vocab.json");
+  for (const MergeText& m : merge_texts) {
+    const int32_t a = id_of(m.left), b = id_of(m.right);
+    if (a < 0 || b < 0 || id_of(m.left + m.right) < 0)
+      throw CompileError(m.where + ": merge '" + m.left + " " + m.right +
+                         "' names a token missing from the vocabulary");
     t.merges.push_back({a, b});
   }
   // Special tokens: tokenizer_config.json, else special_tokens_map.json. transformers 5 registers
@@ -731,8 +771,10 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
     bool normalized = false;
     if (cfg.contains(key) && cfg[key].is_object()) normalized = flag(cfg[key], "normalized", true);
     if (text.empty()) text = def;
+    // tokenizer.json alone: its added tokens carry the flags transformers registers them with
+    if (auto f = file_added.find(text); !hub && f != file_added.end()) normalized = f->second;
     const int32_t id = id_of(text);
-    if (id < 0) throw CompileError(dir + ": " + key + " '" + text + "' is not in vocab.json");
+    if (id < 0) throw CompileError(dir + ": " + key + " '" + text + "' is not in the vocabulary");
     auto it = std::find_if(order.begin(), order.end(), [&](const auto& e) { return e.first == text; });
     if (it != order.end()) it->second = normalized;
     else order.push_back({text, normalized});
@@ -750,6 +792,7 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
       throw CompileError(where + ": added token '" + content +
                          "' (e.g. a textual-inversion embedding) is not supported");
   };
+  for (const auto& added : file_added) refuse_extra(added.first, json_path);
   if (path_exists(dir + "/added_tokens.json")) {
     const json j = read_json_file(dir + "/added_tokens.json");
     if (!j.is_object()) throw CompileError(dir + "/added_tokens.json: not a JSON object");

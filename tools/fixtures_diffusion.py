@@ -291,6 +291,20 @@ def tok_cases(tok, texts):
     return cases
 
 
+def build_tokenizer_t5(out, folder, cases):
+    """tokenizer_t5/: the same tokenizer as transformers 5's save_pretrained writes it (tokenizer.json and
+    tokenizer_config.json only, the layout of a pipeline saved with transformers 5), which loads to the
+    same ids on every case of tokenizer/cases.json (checked here; the tests reuse those ids)."""
+    t5 = os.path.join(out, "tokenizer_t5")
+    CLIPTokenizer.from_pretrained(folder).save_pretrained(t5)
+    assert sorted(os.listdir(t5)) == ["tokenizer.json", "tokenizer_config.json"], os.listdir(t5)
+    tok = CLIPTokenizer.from_pretrained(t5)
+    diff = [c["text"] for c in cases
+            if tok(c["text"], padding="max_length", max_length=77, truncation=True).input_ids != c["ids"]]
+    assert not diff, diff
+    return "tokenizer_t5/ (save_pretrained: tokenizer.json alone) loads to the same ids on all %d cases" % len(cases)
+
+
 def build_tokenizer(out):
     docs = tok_corpus()
     vocab, merges = train_clip_bpe(docs)
@@ -321,6 +335,7 @@ def build_tokenizer(out):
     with open(os.path.join(folder, "cases.json"), "w", encoding="utf-8") as f:
         json.dump(cases, f, ensure_ascii=False, indent=1)
         f.write("\n")
+    notes.append(build_tokenizer_t5(out, folder, cases))
     backend = json.loads(tok.backend_tokenizer.to_str())
     info = {k: backend[k] for k in ("normalizer", "pre_tokenizer", "post_processor", "decoder", "added_tokens")}
     info["model"] = {k: v for k, v in backend["model"].items() if k not in ("vocab", "merges")}

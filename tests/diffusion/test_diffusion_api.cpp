@@ -513,15 +513,19 @@ TEST_CASE("diffusion compile: bad pipelines and options are refused with one cle
           o.height = 2368;
           o.width = 2368;
         }).find("the plan is larger than the runtime takes, so nothing was written") != std::string::npos);
-  // A tokenizer folder as transformers 5 saves a CLIPTokenizer (tokenizer.json alone) is refused
-  // by name, not compiled into a plan without a tokenizer; --no-tokenizer compiles it.
+  // A tokenizer folder as transformers 5 saves a CLIPTokenizer (tokenizer.json alone) is read, not
+  // left out; a broken one is refused by name.
   const std::string t5 = dir / "t5pipe";
   test::copy_dir(src, t5);
-  std::remove((t5 + "/tokenizer/vocab.json").c_str());
-  std::remove((t5 + "/tokenizer/merges.txt").c_str());
+  for (const char* f : {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"})
+    std::remove((t5 + "/tokenizer/" + f).c_str());
+  test::copy_dir(dfix("tokenizer_t5"), t5 + "/tokenizer");
+  CHECK(err_of(t5) == "");
+  auto plan = Plan::load_file(dir / "x.kplan");
+  REQUIRE(plan.is_ok());
+  CHECK(plan.value()->tokenizer() != nullptr);
   std::ofstream(t5 + "/tokenizer/tokenizer.json") << "{}";
-  CHECK(err_of(t5).find("has tokenizer.json but not vocab.json and merges.txt") != std::string::npos);
-  CHECK(err_of(t5, [](CompileOptions& o) { o.no_tokenizer = true; }) == "");
+  CHECK(err_of(t5).find("not a BPE tokenizer") != std::string::npos);
 }
 
 TEST_CASE("diffusion LoRA: PEFT adapters on the UNet and the text encoder merge as peft's merge_and_unload") {

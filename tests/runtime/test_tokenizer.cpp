@@ -527,13 +527,16 @@ TEST_CASE("tokenizer: lstrip/rstrip added tokens strip Unicode whitespace exactl
 }
 
 // CLIP (diffusers pipelines): transformers 5's CLIPTokenizer on the hub-style folder, with
-// padding="max_length", max_length=77, truncation=True as the pipelines call it.
+// padding="max_length", max_length=77, truncation=True as the pipelines call it; tokenizer_t5 is
+// the same tokenizer as transformers 5 saves it (tokenizer.json alone), which make_fixtures checked
+// loads to the same ids.
 TEST_CASE("tokenizer: CLIP ids match transformers' CLIPTokenizer (padded, truncated and raw)") {
   struct Fam {
     std::string dir, cases;
   };
   const std::string root = kiln::test::fixtures_root() + "/diffusion/";
   for (const Fam& f : {Fam{root + "tokenizer", root + "tokenizer/cases.json"},
+                       Fam{root + "tokenizer_t5", root + "tokenizer/cases.json"},
                        Fam{root + "sd2_tiny/pipeline/tokenizer", root + "sd2_tiny/tokenizer_cases.json"}}) {
     CAPTURE(f.dir);
     TokenizerData d;
@@ -560,15 +563,16 @@ TEST_CASE("tokenizer: CLIP folders with bad files are refused with the file name
   test::TempDir dir;
   const std::string src = kiln::test::fixtures_root() + "/diffusion/tokenizer";
   auto write = [&](const std::string& name, const std::string& text) { std::ofstream(dir / name) << text; };
-  auto error = [&]() {
+  auto error_in = [](const std::string& folder) {
     TokenizerData d;
     try {
-      read_clip_tokenizer(dir.path(), &d);
+      read_clip_tokenizer(folder, &d);
     } catch (const std::exception& e) {
       return std::string(e.what());
     }
     return std::string();
   };
+  auto error = [&]() { return error_in(dir.path()); };
   test::copy_dir(src, dir.path());
   write("merges.txt", "#version: 0.2\ni n\nzz qq\n");
   CHECK(error().find("merges.txt:3") != std::string::npos);
@@ -588,6 +592,31 @@ TEST_CASE("tokenizer: CLIP folders with bad files are refused with the file name
   CHECK(error().find("textual-inversion") != std::string::npos);
   std::remove((dir / "merges.txt").c_str());
   CHECK(error().find("merges.txt") != std::string::npos);
+  // tokenizer.json alone (transformers 5's layout): its BPE model must be CLIP's.
+  test::TempDir t5;
+  const std::string t5_src = kiln::test::fixtures_root() + "/diffusion/tokenizer_t5";
+  const nlohmann::json tj = nlohmann::json::parse(kiln::test::read_bytes(t5_src + "/tokenizer.json"));
+  auto t5_error = [&](const std::function<void(nlohmann::json&)>& edit) {
+    test::copy_dir(t5_src, t5.path());
+    nlohmann::json j = tj;
+    edit(j);
+    std::ofstream(t5 / "tokenizer.json") << j.dump();
+    return error_in(t5.path());
+  };
+  CHECK(t5_error([](nlohmann::json&) {}) == "");
+  CHECK(t5_error([](nlohmann::json& j) { j["model"]["type"] = "WordPiece"; }).find("not a BPE tokenizer") !=
+        std::string::npos);
+  CHECK(t5_error([](nlohmann::json& j) {
+          j["model"]["end_of_word_suffix"] = nullptr;
+        }).find("end_of_word_suffix is not \"</w>\"") != std::string::npos);
+  CHECK(t5_error([](nlohmann::json& j) {
+          j["model"]["merges"].push_back("zz qq");
+        }).find("names a token missing from the vocabulary") != std::string::npos);
+  CHECK(t5_error([](nlohmann::json& j) { j["model"]["merges"].push_back(3); }).find("is not 'left right'") !=
+        std::string::npos);
+  CHECK(t5_error([](nlohmann::json& j) {
+          j["added_tokens"].push_back({{"id", 1000}, {"content", "<my-style>"}, {"special", false}});
+        }).find("textual-inversion") != std::string::npos);
 }
 
 // Costs an attacker could blow up (each ran for minutes before): bounds on hanging, not speed targets.
