@@ -161,12 +161,6 @@ FrontendBuild build_pipeline(const CompileOptions& o) {
     TokenizerData td;
     if (read_clip_tokenizer(d + "/tokenizer", &td)) {
       attach_tokenizer(g, std::move(td), d + "/tokenizer", "text encoder");
-    } else if (path_exists(d + "/tokenizer/tokenizer.json")) {
-      // (transformers 5 saves a CLIPTokenizer as tokenizer.json alone; kiln reads the hub's files)
-      throw CompileError(d +
-                         "/tokenizer: has tokenizer.json but not vocab.json and merges.txt, the CLIP files kiln "
-                         "reads (the hub's layout); add them, or compile with --no-tokenizer for a plan that "
-                         "takes token ids");
     }
   }
 
