@@ -45,6 +45,22 @@ std::string type_of(const json& j) {
   return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
 }
 
+// One tokenizer.json merge: "a b" (tokenizers < 0.20) or ["a", "b"]; false when it is neither.
+bool merge_of(const json& m, std::string* a, std::string* b) {
+  if (m.is_string()) {
+    const std::string s = m.get<std::string>();
+    const size_t sp = s.find(' ', 1);
+    if (sp == std::string::npos) return false;
+    *a = s.substr(0, sp);
+    *b = s.substr(sp + 1);
+    return true;
+  }
+  if (!(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())) return false;
+  *a = m[0].get<std::string>();
+  *b = m[1].get<std::string>();
+  return true;
+}
+
 // The children of a Sequence node (or the node itself).
 std::vector<json> flatten(const json& j, const char* list_key) {
   if (j.is_null()) return {};
@@ -367,18 +383,9 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   if (model.contains("merges") && model["merges"].is_array()) {
     for (const json& m : model["merges"]) {
       std::string a, b;
-      if (m.is_string()) {
-        const std::string s = m.get<std::string>();
-        const size_t sp = s.find(' ', 1);
-        if (sp == std::string::npos) fail("merge '" + s + "' is not two tokens");
-        a = s.substr(0, sp);
-        b = s.substr(sp + 1);
-      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-        a = m[0].get<std::string>();
-        b = m[1].get<std::string>();
-      } else {
-        fail("a merge is neither \"a b\" nor [\"a\", \"b\"]");
-      }
+      if (!merge_of(m, &a, &b))
+        fail(m.is_string() ? "merge '" + m.get<std::string>() + "' is not two tokens"
+                           : std::string("a merge is neither \"a b\" nor [\"a\", \"b\"]"));
       auto ia = ids.find(a), ib = ids.find(b);
       if (ia == ids.end() || ib == ids.end() || !ids.count(a + b))
         fail("merge '" + a + " " + b + "' names unknown tokens");
@@ -712,16 +719,11 @@ bool read_clip_tokenizer(const std::string& dir, TokenizerData* d) {
     if (text_of(model, "end_of_word_suffix", "") != "</w>")
       throw CompileError(json_path + ": its BPE model's end_of_word_suffix is not \"</w>\" (CLIP's)");
     v = model["vocab"];
-    for (const json& m : model["merges"]) {  // "left right" (tokenizers < 0.20) or [left, right]
-      if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-        merge_texts.push_back({m[0].get<std::string>(), m[1].get<std::string>(), json_path});
-        continue;
-      }
-      const std::string line = m.is_string() ? m.get<std::string>() : std::string();
-      const size_t sp = line.find(' ');
-      if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
+    for (const json& m : model["merges"]) {
+      std::string a, b;
+      if (!merge_of(m, &a, &b))
         throw CompileError(json_path + ": merge " + m.dump().substr(0, 60) + " is not 'left right'");
-      merge_texts.push_back({line.substr(0, sp), line.substr(sp + 1), json_path});
+      merge_texts.push_back({a, b, json_path});
     }
     if (j.contains("added_tokens") && j["added_tokens"].is_array())
       for (const json& a : j["added_tokens"])

@@ -268,12 +268,23 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const bool moe = c.is_moe_layer(i);
       const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, 2 * F});
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
-      // Gemma: each branch's output, then its norm, before the residual add.
+      // Gemma: each branch's output, then its norm, before the residual add; Granite: the output
+      // times residual_multiplier.
       const uint32_t branch = c.gemma || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
       const uint32_t branch_n = c.gemma ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
-      auto residual_add = [&](const uint32_t out_norm) {  // x += norm(branch)
-        add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
-        add_node(P, kAddOp, {x, branch_n}, {x}, {}, {1.0});
+      // x += in·Wᵀ + b: accumulated straight into x (LLaMA), or through the branch buffer.
+      auto project_into_x = [&](uint32_t in, uint32_t w, uint32_t bias, uint32_t out_norm) {
+        if (branch == kNoTensor) {
+          add_node(P, kMatmulOp, {in, w, bias, n_valid}, {x}, {1});
+          return;
+        }
+        add_node(P, kMatmulOp, {in, w, bias, n_valid}, {branch}, {0});
+        if (c.gemma) {
+          add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
+          add_node(P, kAddOp, {x, branch_n}, {x}, {}, {1.0});
+        } else {
+          add_node(P, kAddOp, {x, branch}, {x}, {}, {c.residual_multiplier});
+        }
       };
       add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
@@ -286,15 +297,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const int64_t win = c.window_of(i) < S ? c.window_of(i) : 0;
       add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win},
                {scale, c.attn_logit_softcapping});
-      if (c.gemma) {
-        add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {branch}, {0});
-        residual_add(L.attn_out_norm);
-      } else if (scaled_residual) {
-        add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {branch}, {0});
-        add_node(P, kAddOp, {x, branch}, {x}, {}, {c.residual_multiplier});  // x += m · o_proj(att)
-      } else {
-        add_node(P, kMatmulOp, {att, L.o_w, L.o_b, n_valid}, {x}, {1});  // x += o_proj(att)
-      }
+      project_into_x(att, L.o_w, L.o_b, L.attn_out_norm);  // x += o_proj(att)
       add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
@@ -308,19 +311,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         continue;
       }
       add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-      if (c.gemma) {
-        add_node(P, kGegluOp, {gu}, {m}, {int64_t(Activation::kGeluTanh)});
-        add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {branch}, {0});
-        residual_add(L.mlp_out_norm);
-        continue;
-      }
-      add_node(P, kSwigluOp, {gu, n_valid}, {m});
-      if (scaled_residual) {
-        add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {branch}, {0});
-        add_node(P, kAddOp, {x, branch}, {x}, {}, {c.residual_multiplier});  // x += m · down_proj(m)
-        continue;
-      }
-      add_node(P, kMatmulOp, {m, L.down_w, L.down_b, n_valid}, {x}, {1});  // x += down_proj(m)
+      if (c.gemma) add_node(P, kGegluOp, {gu}, {m}, {int64_t(Activation::kGeluTanh)});
+      else add_node(P, kSwigluOp, {gu, n_valid}, {m});
+      project_into_x(m, L.down_w, L.down_b, L.mlp_out_norm);  // x += down_proj(m)
     }
     finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid}, c.final_logit_softcapping);
   }
