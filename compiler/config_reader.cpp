@@ -130,6 +130,9 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Qwen3MoeForCausalLM", "qwen3_moe"},
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
+                                                               {"Gemma2ForCausalLM", "gemma2"},
+                                                               {"GemmaForCausalLM", "gemma"},
+                                                               {"GraniteForCausalLM", "granite"},
                                                                {"DeepseekV2ForCausalLM", "deepseek_v2"},
                                                                {"DeepseekV3ForCausalLM", "deepseek_v3"}};
   if (has("model_type") && j_["model_type"].is_string())

@@ -124,7 +124,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
-  const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2;
+  const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
+  const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite)
@@ -136,11 +137,22 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : mistral   ? "MistralForCausalLM"
                    : mixtral   ? "MixtralForCausalLM"
                    : phi3      ? "Phi3ForCausalLM"
+                   : gemma1    ? "GemmaForCausalLM"
                    : gemma2    ? "Gemma2ForCausalLM"
                    : gemma     ? "Gemma3ForCausalLM"
                    : granite   ? "GraniteForCausalLM"
                                : "LlamaForCausalLM";
-  if (gemma) {
+  if (gemma1) {
+    // GemmaConfig reads hidden_act, and its hub value "gelu" as the tanh GELU the checkpoints were
+    // trained with. The hub files also carry hidden_activation, which transformers 4.40-4.x read
+    // in its place and transformers 5 never reads: any other value is refused as ambiguous.
+    if (const std::string act = r.str("hidden_act", "gelu_pytorch_tanh"); act != "gelu_pytorch_tanh" && act != "gelu")
+      r.fail("hidden_act", "must be \"gelu_pytorch_tanh\" (or \"gelu\", which GemmaConfig reads as it) for Gemma");
+    if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
+      r.fail("hidden_activation",
+             "must be \"gelu_pytorch_tanh\" or null: transformers 5 ignores it for hidden_act, earlier versions "
+             "used it in hidden_act's place, and kiln does not guess which was meant");
+  } else if (gemma) {
     // Gemma3TextConfig's activation key; hidden_act is not one of its attributes. Gemma 2's hub
     // configs carry hidden_act beside hidden_activation, which its MLP never reads.
     // (and gemma-2-9b's and 27b's carry sliding_window_size, a copy of sliding_window it never reads).
@@ -165,6 +177,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              : mistral || mixtral              ? 8
                              : qwen3_moe                       ? 4
                              : qwen2 || qwen3                  ? 32
+                             : gemma1                          ? 16
                              : gemma                           ? 4
                                                                : c.num_attention_heads;
   c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
@@ -174,7 +187,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
   } else if (((qwen3 && !qwen3_moe) || gemma) && !j.contains("head_dim")) {
-    // Qwen3Config's default 128 and Gemma3TextConfig's 256, whatever hidden_size /
+    // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
     c.head_dim = gemma ? 256 : 128;
@@ -185,7 +198,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
-                                        gemma2                        ? 8192
+                                        gemma1 || gemma2              ? 8192
                                         : mistral || mixtral || gemma ? 131072
                                         : qwen2 || qwen3              ? 32768
                                         : phi3                        ? 4096
@@ -264,6 +277,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     } else {
       for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(i >= max_window_layers);
     }
+  } else if (gemma1) {
+    // Gemma 1: LLaMA's layer with Gemma's numerics (LlamaConfig::gemma1); attention scaled by
+    // head_dim^-½.
+    c.gemma = c.gemma1 = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.query_pre_attn_scalar = double(c.head_dim);
+    r.only("use_bidirectional_attention", false);
   } else if (gemma) {
     read_gemma(r, j, gemma2, &c);
   } else if (phi3) {
@@ -347,7 +367,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
   }
   c.has_dtype = r.dtype(&c.dtype);
-  if (!gemma)  // (read_gemma3 reads its two RoPEs; Phi3Config reads its old names su and yarn as longrope)
+  if (!gemma ||
+      gemma1)  // (read_gemma reads Gemma 2's and 3's RoPEs; Phi3Config reads its old names su and yarn as longrope)
     c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
              : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
                        : r.rope({"default", "linear", "llama3", "yarn"});

@@ -69,6 +69,12 @@ struct LlamaConfig {
   // attention scores soft-capped at attn_logit_softcapping (0: not).
   bool gemma2 = false;
   double attn_logit_softcapping = 0;
+  // Gemma 1 (gemma1 set besides gemma): LLaMA's layer (post_attention_layernorm is the MLP's input
+  // norm; no norms on the branches, no q/k norms, no windows or soft caps) with Gemma's embedding
+  // scale, (1 + w) norms and GEGLU; query_pre_attn_scalar is head_dim.
+  bool gemma1 = false;
+  // Norms on each branch's output and pre_feedforward_layernorm as the MLP's input norm (Gemma 2, 3).
+  bool sandwich_norms() const { return gemma && !gemma1; }
   // Granite (GraniteForCausalLM): LLaMA with four multipliers: the embedding times
   // embedding_multiplier, attention scores times attention_multiplier (in place of head_dim^-½),
   // each branch times residual_multiplier before the residual add, the logits divided by

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -13,6 +13,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,ge
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
+  --only gemma     only tests/fixtures/gemma/ (tiny GemmaForCausalLM checkpoints: Gemma 1, a hub-style config)
   --only gemma2    only tests/fixtures/gemma2/ (tiny Gemma2ForCausalLM checkpoints: attention soft-capping)
   --only gemma3    only tests/fixtures/gemma3/ (tiny Gemma3ForCausalLM checkpoints: local/global layers, soft-capping)
   --only regex_splits  only tests/fixtures/regex_splits/: how HF's Split cuts texts with hard regexes
@@ -203,7 +204,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -632,6 +633,20 @@ GEMMA2_VARIANTS = [
                                     rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0})),
 ]
 
+GEMMA_DIR = os.path.join(REPO, "tests", "fixtures", "gemma")
+# Gemma 1 (GemmaForCausalLM): LLaMA's layer (a norm before attention and one before the MLP) with
+# Gemma's RMSNorms (1 + w, drawn around zero), the embedding times sqrt(hidden_size) and a tanh-GELU
+# GEGLU MLP. hub_tied_f32: tied, multi-query, config.json rewritten as the hub ships gemma-2b/7b
+# (hidden_act "gelu", which GemmaConfig reads as the tanh GELU, beside hidden_activation; rope_theta,
+# torch_dtype). bias_untied_f32: untied, attention biases, head_dim other than hidden / heads,
+# linear RoPE scaling, transformers 5's layout.
+GEMMA_VARIANTS = [
+    ("hub_tied_f32", 2828, dict(GEMMA3_BASE, head_dim=16, num_key_value_heads=1, initializer_range=0.3,
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+    ("bias_untied_f32", 2929, dict(GEMMA3_BASE, head_dim=24, tie_word_embeddings=False, attention_bias=True,
+                                   rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 20000.0})),
+]
+
 MISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mistral")
 # sliding_window: MistralConfig's default 4096 (longer than any prompt here, so it changes nothing),
 # null, or 6 (shorter than the 20-token sequences and the 17-token greedy run, in every layer)
@@ -912,6 +927,47 @@ def main_gemma2():
             diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
         assert diff > 1e-2, "softcap_f32: %s changes the logits by only %.2e" % (key, diff)
         print("  softcap_f32: without %s the logits move by %.3f (rel L2)" % (key, diff))
+
+
+def main_gemma():
+    from transformers import GemmaConfig, GemmaForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.post_attention_layernorm.weight" in keys, keys.keys()
+        assert "model.layers.0.pre_feedforward_layernorm.weight" not in keys, keys.keys()
+    main_llama_like("gemma", GEMMA_DIR, GEMMA_VARIANTS, GemmaConfig, GemmaForCausalLM, check, draw_gemma_norms)
+    # hub_tied_f32's config as the hub ships Gemma 1 (transformers 4.38 wrote it; hidden_activation
+    # was added to the hub files later): the same model.
+    out = os.path.join(GEMMA_DIR, "hub_tied_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    before = GemmaForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    rp = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rp["rope_theta"]
+    cfg["rope_scaling"] = None
+    cfg["hidden_act"] = "gelu"
+    cfg["hidden_activation"] = "gelu_pytorch_tanh"
+    cfg["torch_dtype"] = cfg.pop("dtype")
+    cfg["transformers_version"] = "4.38.0.dev0"
+    with open(path, "w") as f:
+        json.dump(dict(sorted(cfg.items())), f, indent=2)
+        f.write("\n")
+    after = GemmaForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    assert after.hidden_act == "gelu_pytorch_tanh", after.hidden_act
+    assert after.rope_parameters == before.rope_parameters, (after.rope_parameters, before.rope_parameters)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, GemmaForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "the hub-style config changed the model"
+    # The tanh GELU must be what the reference ran, told apart from the exact one by more than
+    # f32 parity's bound: the exact GELU (erf) gives other logits.
+    exact = GemmaForCausalLM.from_pretrained(out, dtype=torch.float32, hidden_act="gelu_python").eval()
+    with torch.no_grad():
+        diff = (exact(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+    print("  hub_tied_f32: with the exact GELU the logits move by %.2e (rel L2)" % diff)
+    assert diff > 1e-4, diff
+    print("  hub_tied_f32: config.json rewritten in the hub's layout:", json.dumps(cfg, sort_keys=True))
 
 
 def main_mistral():
@@ -2906,6 +2962,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "granite"):
         main_granite()
+    if ARGS.only in ("all", "gemma"):
+        main_gemma()
     if ARGS.only in ("all", "gemma2"):
         main_gemma2()
     if ARGS.only in ("all", "mistral"):

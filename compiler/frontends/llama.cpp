@@ -64,7 +64,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     const std::string p = hf_layer_prefix(i);
     e[p + "input_layernorm.weight"] = {D};
     e[p + "post_attention_layernorm.weight"] = {D};
-    if (c.gemma) {
+    if (c.sandwich_norms()) {
       e[p + "pre_feedforward_layernorm.weight"] = {D};
       e[p + "post_feedforward_layernorm.weight"] = {D};
     }
@@ -177,8 +177,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.o_w = w(p + "self_attn.o_proj.weight", {D, H * hd}, {p + "self_attn.o_proj.weight"});
     L.o_b = opt_bias(c.attention_bias, p + "self_attn.o_proj.bias", D, {p + "self_attn.o_proj.bias"});
     // LLaMA's post_attention_layernorm is the MLP's input norm; Gemma's normalizes the attention
-    // output, and pre_feedforward_layernorm is the MLP's input norm.
-    if (c.gemma) {
+    // output, and pre_feedforward_layernorm is the MLP's input norm (Gemma 1's are LLaMA's).
+    if (c.sandwich_norms()) {
       L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
       L.mlp_norm = norm_w(p + "pre_feedforward_layernorm.weight", D);
       L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
@@ -224,10 +224,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // (Phi-4-mini: over the first rotary dims of each head only)
   const uint32_t inv_freq = g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
                                      WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
-  // Gemma's sliding layers have their own RoPE.
-  const uint32_t inv_freq_local = c.gemma ? g.weight("rope.inv_freq_local", DType::F32, {hd / 2},
-                                                     WeightSource{{}, rope_inv_freq(c.rope_local, hd), nullptr})
-                                          : kNoTensor;
+  // Gemma 2's and 3's sliding layers have their own RoPE.
+  const uint32_t inv_freq_local = c.sandwich_norms()
+                                      ? g.weight("rope.inv_freq_local", DType::F32, {hd / 2},
+                                                 WeightSource{{}, rope_inv_freq(c.rope_local, hd), nullptr})
+                                      : kNoTensor;
 
   // --- step state shared by both programs
   const uint32_t start_pos = g.state("start_pos", {B});
@@ -270,8 +271,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
       // Gemma: each branch's output, then its norm, before the residual add; Granite: the output
       // times residual_multiplier.
-      const uint32_t branch = c.gemma || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
-      const uint32_t branch_n = c.gemma ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
+      const uint32_t branch =
+          c.sandwich_norms() || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
+      const uint32_t branch_n = c.sandwich_norms() ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
       // x += in·Wᵀ + b: accumulated straight into x (LLaMA), or through the branch buffer.
       auto project_into_x = [&](uint32_t in, uint32_t w, uint32_t bias, uint32_t out_norm) {
         if (branch == kNoTensor) {
@@ -279,7 +281,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           return;
         }
         add_node(P, kMatmulOp, {in, w, bias, n_valid}, {branch}, {0});
-        if (c.gemma) {
+        if (c.sandwich_norms()) {
           add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
           add_node(P, kAddOp, {x, branch_n}, {x}, {}, {1.0});
         } else {
@@ -289,7 +291,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
-      const bool local_rope = c.gemma && c.window_of(i) > 0;
+      const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
       add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
                {local_rope ? rope_attention_factor(c.rope_local) : rope_scale});
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
@@ -381,10 +383,10 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 extern const Frontend kLlamaFrontend{
     "llama",
-    {"LlamaForCausalLM",   "llama",  "MistralForCausalLM", "mistral",     "Qwen2ForCausalLM",    "qwen2",
-     "Qwen3ForCausalLM",   "qwen3",  "MixtralForCausalLM", "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
-     "Phi3ForCausalLM",    "phi3",   "Gemma3ForCausalLM",  "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
-     "GraniteForCausalLM", "granite"},
+    {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral",     "Qwen2ForCausalLM",    "qwen2",
+     "Qwen3ForCausalLM", "qwen3", "MixtralForCausalLM", "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
+     "Phi3ForCausalLM",  "phi3",  "Gemma3ForCausalLM",  "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
+     "GemmaForCausalLM", "gemma", "GraniteForCausalLM", "granite"},
     nullptr,
     build_llama};
 

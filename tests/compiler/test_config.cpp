@@ -109,12 +109,12 @@ TEST_CASE("config: bad values are errors naming the key") {
   CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
   CHECK(error_of(d, R"(, "rms_norm_eps": "small")").find("rms_norm_eps") != std::string::npos);
   CHECK(error_of(d, R"(, "tie_word_embeddings": 1)").find("tie_word_embeddings") != std::string::npos);
-  std::ofstream(d / "config.json") << R"({"architectures": ["GemmaForCausalLM"], "vocab_size": 10})";
+  std::ofstream(d / "config.json") << R"({"architectures": ["PhiForCausalLM"], "vocab_size": 10})";
   try {
     read_llama_config(d / "config.json");
     FAIL("expected an error");
   } catch (const CompileError& e) {
-    CHECK(std::string(e.what()).find("GemmaForCausalLM") != std::string::npos);
+    CHECK(std::string(e.what()).find("PhiForCausalLM") != std::string::npos);
   }
   std::ofstream(d / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64})";
   try {
@@ -354,6 +354,91 @@ TEST_CASE("config: Gemma 2 (hub keys, default layer types and caps, null caps, r
   CHECK(unknown[0].rfind("rope_local_base_freq", 0) == 0);
 }
 
+// GemmaForCausalLM: gemma-2b's hub config (transformers 4.38 wrote it: hidden_act "gelu", which
+// GemmaConfig reads as the tanh GELU; rope_theta) reads as GemmaConfig reads it: LLaMA's layer with
+// Gemma's numerics, head_dim^-½ attention, tied, no windows or caps; gemma-7b's too, and the
+// hidden_activation key later hub revisions carry.
+TEST_CASE("config: Gemma 1 (hub keys, defaults, activations, refusals)") {
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "architectures": ["GemmaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 2,
+    "eos_token_id": 1, "head_dim": 256, "hidden_act": "gelu", "hidden_size": 2048, "initializer_range": 0.02,
+    "intermediate_size": 16384, "max_position_embeddings": 8192, "model_type": "gemma", "num_attention_heads": 8,
+    "num_hidden_layers": 18, "num_key_value_heads": 1, "pad_token_id": 0, "rms_norm_eps": 1e-06,
+    "rope_scaling": null, "rope_theta": 10000.0, "torch_dtype": "bfloat16", "transformers_version": "4.38.0.dev0",
+    "use_cache": true, "vocab_size": 256000})");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "GemmaForCausalLM");
+  CHECK(c.gemma);
+  CHECK(c.gemma1);
+  CHECK_FALSE(c.gemma2);
+  CHECK_FALSE(c.sandwich_norms());
+  CHECK_FALSE(c.qk_norm);
+  CHECK(c.query_pre_attn_scalar == 256.0);
+  CHECK(c.attn_logit_softcapping == 0);
+  CHECK(c.final_logit_softcapping == 0);
+  CHECK(c.sliding_window == 0);
+  CHECK(c.window_layer.empty());
+  CHECK(c.rope.theta == 10000.0);
+  CHECK(c.num_key_value_heads == 1);
+  CHECK(c.tie_word_embeddings);
+  CHECK(c.unmodeled.empty());
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = hub;
+    edit(j);
+    return parse_llama_config(j.dump(), "config.json");
+  };
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) {
+    try {
+      with(edit);
+    } catch (const CompileError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  // gemma-7b, with the hidden_activation later revisions added; absent keys are GemmaConfig's.
+  const LlamaConfig seven = with([](nlohmann::json& j) {
+    j["hidden_size"] = 3072;
+    j["intermediate_size"] = 24576;
+    j["num_attention_heads"] = 16;
+    j["num_hidden_layers"] = 28;
+    j["num_key_value_heads"] = 16;
+    j["hidden_activation"] = "gelu_pytorch_tanh";
+  });
+  CHECK(seven.unmodeled.empty());
+  CHECK(seven.head_dim == 256);
+  const LlamaConfig absent = with([](nlohmann::json& j) {
+    for (const char* k :
+         {"head_dim", "num_key_value_heads", "max_position_embeddings", "hidden_act", "rope_theta", "rms_norm_eps"})
+      j.erase(k);
+    j["num_attention_heads"] = 16;
+  });
+  CHECK(absent.head_dim == 256);  // (not hidden / heads, 256 here by chance: GemmaConfig's default)
+  CHECK(absent.num_attention_heads == 16);
+  CHECK(absent.num_key_value_heads == 16);
+  CHECK(absent.max_position_embeddings == 8192);
+  CHECK(absent.rope.theta == 10000.0);
+  CHECK(absent.rms_norm_eps == 1e-6);
+  CHECK(with([](nlohmann::json& j) { j["hidden_size"] = 1024; }).head_dim == 256);
+  CHECK(with([](nlohmann::json& j) { j["hidden_activation"] = nullptr; }).unmodeled.empty());
+  CHECK(with([](nlohmann::json& j) { j["hidden_act"] = "gelu_pytorch_tanh"; }).unmodeled.empty());
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "silu"; }).find("hidden_act must be") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["hidden_activation"] = "gelu";
+        }).find("hidden_activation must be \"gelu_pytorch_tanh\" or null") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["use_bidirectional_attention"] = true;
+        }).find("use_bidirectional_attention") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["model_type"] = "gemma2"; }).find("is not GemmaForCausalLM's 'gemma'") !=
+        std::string::npos);
+  // Gemma 2's and 3's own keys are not GemmaConfig's: refused as unknown.
+  for (const char* k : {"query_pre_attn_scalar", "sliding_window", "final_logit_softcapping"}) {
+    CAPTURE(std::string(k));
+    const auto unknown = with([&](nlohmann::json& j) { j[k] = 30; }).unmodeled;
+    REQUIRE(unknown.size() == 1);
+    CHECK(unknown[0].rfind(k, 0) == 0);
+  }
+}
+
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   const std::string path = kiln::test::fixture("top2_f32", "mixtral") + "/config.json";
   const LlamaConfig c = read_llama_config(path);
@@ -502,7 +587,8 @@ TEST_CASE("config: keys the transformers class never reads, at the values it har
                                                                                {"qwen2", "untied_f32"},
                                                                                {"qwen3", "untied_f32"},
                                                                                {"qwen3_moe", "norm_f32"},
-                                                                               {"gemma3", "pattern_f32"}}) {
+                                                                               {"gemma3", "pattern_f32"},
+                                                                               {"gemma", "hub_tied_f32"}}) {
     CAPTURE(fam_name.first);
     const std::string family = fam_name.first;
     nlohmann::json j = base(fam_name.first, fam_name.second);
