@@ -107,6 +107,57 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
   }
 }
 
+// SmolLM3Config's keys past LLaMA's: biases, RoPE-less layers (no_rope_layers, or every
+// no_rope_layer_interval-th layer), and sliding windows in the layers layer_types names, by default
+// the RoPE-less ones when use_sliding_window and sliding_window are set.
+void read_smollm3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  const int64_t n = c.num_hidden_layers;
+  c.attention_bias = r.boolean("attention_bias", false);
+  c.mlp_bias = r.boolean("mlp_bias", false);
+  // transformers tests each entry's truth (`if self.use_rope:`): 0 (or false) is a RoPE-less layer.
+  if (r.has("no_rope_layers")) {
+    const nlohmann::json& l = j["no_rope_layers"];
+    if (!l.is_array() || int64_t(l.size()) < n) r.fail("no_rope_layers", "must hold one 0 or 1 per layer");
+    for (int64_t i = 0; i < n; ++i) {
+      const nlohmann::json& v = l[size_t(i)];
+      if (!v.is_number_integer() && !v.is_boolean()) r.fail("no_rope_layers", "must hold one 0 or 1 per layer");
+      c.nope_layer.push_back(v.is_boolean() ? !v.get<bool>() : v.get<int64_t>() == 0);
+    }
+    r.has("no_rope_layer_interval");  // (read only to fill in an absent no_rope_layers)
+  } else {
+    const int64_t interval = r.pos_int("no_rope_layer_interval", false, 4);
+    for (int64_t i = 0; i < n; ++i) c.nope_layer.push_back((i + 1) % interval == 0);
+  }
+  const bool use_window = r.boolean("use_sliding_window", false);
+  const int64_t window = r.has("sliding_window") ? r.pos_int("sliding_window", true) : 0;
+  if (r.has("layer_types")) {
+    const nlohmann::json& lt = j["layer_types"];
+    if (!lt.is_array() || int64_t(lt.size()) != n) r.fail("layer_types", "must name one type per layer");
+    for (const auto& t : lt) {
+      if (t != "full_attention" && t != "sliding_attention")
+        r.fail("layer_types",
+               "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
+      c.window_layer.push_back(t == "sliding_attention");
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) c.window_layer.push_back(use_window && window > 0 && c.nope_layer[size_t(i)]);
+  }
+  // transformers masks the sliding layers by sliding_window whatever use_sliding_window says (its
+  // flash attention windows them only with it): a file where the two disagree is refused.
+  if (std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end()) {
+    if (window == 0)
+      r.fail("layer_types", "names sliding_attention layers, but sliding_window is null (transformers cannot run it)");
+    if (!use_window)
+      r.fail("use_sliding_window",
+             "is off, but layer_types names sliding_attention layers: transformers' eager and sdpa attention window "
+             "them, its flash attention does not; kiln does not guess which was meant");
+    c.sliding_window = window;
+  }
+  // SmolLM3's hub configs carry a Qwen2-style max_window_layers that SmolLM3Config never reads.
+  r.has("max_window_layers");
+}
+
 }  // namespace
 
 LlamaConfig parse_llama_config(const std::string& text, const std::string& path) {
@@ -127,8 +178,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite";
+  const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite)
+      !granite && !smollm3)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2       ? "Qwen2ForCausalLM"
@@ -141,6 +193,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : gemma2    ? "Gemma2ForCausalLM"
                    : gemma     ? "Gemma3ForCausalLM"
                    : granite   ? "GraniteForCausalLM"
+                   : smollm3   ? "SmolLM3ForCausalLM"
                                : "LlamaForCausalLM";
   if (gemma1) {
     // GemmaConfig reads hidden_act, and its hub value "gelu" as the tanh GELU the checkpoints were
@@ -163,7 +216,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
-    r.fail("hidden_act", "must be \"silu\" for LLaMA, Granite, Mistral, Mixtral, Phi-3, Qwen2, Qwen3 and Qwen3-MoE");
+    r.fail("hidden_act",
+           "must be \"silu\" for LLaMA, Granite, Mistral, Mixtral, Phi-3, Qwen2, Qwen3, Qwen3-MoE and SmolLM3");
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
@@ -175,7 +229,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Qwen2Config and Qwen3Config 32); null: one per head.
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral || mixtral              ? 8
-                             : qwen3_moe                       ? 4
+                             : qwen3_moe || smollm3            ? 4
                              : qwen2 || qwen3                  ? 32
                              : gemma1                          ? 16
                              : gemma                           ? 4
@@ -200,13 +254,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
                                         gemma1 || gemma2              ? 8192
                                         : mistral || mixtral || gemma ? 131072
-                                        : qwen2 || qwen3              ? 32768
+                                        : qwen2 || qwen3 || smollm3   ? 32768
                                         : phi3                        ? 4096
                                                                       : 2048);
   r.set_max_positions(c.max_position_embeddings);
   c.rms_norm_eps = r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);  // the config classes' defaults
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma);  // Gemma3TextConfig ties by default
+  // (Gemma's and SmolLM3's config classes tie by default)
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3);
   if (qwen2 || qwen3) {
     // Qwen2: biases on q, k and v (never on o_proj or the MLP). Qwen3: no biases unless
     // attention_bias (then on q, k, v and o_proj), and q_norm/k_norm over each head before RoPE.
@@ -310,6 +365,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // default 4096 when the key is absent; null: all).
     if (!j.contains("sliding_window")) c.sliding_window = 4096;
     else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
+  } else if (smollm3) {
+    read_smollm3(r, j, &c);
   } else if (granite) {
     // GraniteConfig: LLaMA's biases and four multipliers (its defaults 1; attention_multiplier
     // replaces head_dim^-½ whatever it is).
@@ -371,6 +428,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       gemma1)  // (read_gemma reads Gemma 2's and 3's RoPEs; Phi3Config reads its old names su and yarn as longrope)
     c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
              : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
+             : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
                        : r.rope({"default", "linear", "llama3", "yarn"});
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",

@@ -35,6 +35,9 @@ struct LlamaConfig {
     return sliding_window > 0 && (window_layer.empty() || window_layer[size_t(i)]) ? sliding_window : 0;
   }
   bool qk_norm = false;  // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE
+  // SmolLM3: the layers nope_layer marks take no RoPE (no_rope_layers' zeros); empty: none.
+  std::vector<bool> nope_layer;
+  bool nope(int64_t i) const { return !nope_layer.empty() && nope_layer[size_t(i)]; }
   // Mixture of experts (Mixtral, Qwen3-MoE): an MoE layer's MLP is num_local_experts SwiGLU
   // experts (moe_intermediate_size each), of which a softmax router picks num_experts_per_tok,
   // weighed by their probabilities, renormalized to sum to one when norm_topk_prob. Layer i is

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -13,6 +13,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,ge
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
+  --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
   --only gemma     only tests/fixtures/gemma/ (tiny GemmaForCausalLM checkpoints: Gemma 1, a hub-style config)
   --only gemma2    only tests/fixtures/gemma2/ (tiny Gemma2ForCausalLM checkpoints: attention soft-capping)
   --only gemma3    only tests/fixtures/gemma3/ (tiny Gemma3ForCausalLM checkpoints: local/global layers, soft-capping)
@@ -204,7 +205,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -551,6 +552,25 @@ GRANITE_VARIANTS = [
     ("bias_untied_f32", 2525, {"tie_word_embeddings": False, "attention_bias": True, "mlp_bias": True,
                                "embedding_multiplier": 3.0, "attention_multiplier": 0.3, "residual_multiplier": 1.0,
                                "logits_scaling": 0.5}),
+]
+
+SMOLLM3_DIR = os.path.join(REPO, "tests", "fixtures", "smollm3")
+# SmolLM3: LLaMA whose layers no_rope_layers marks 0 take no RoPE. nope_tied_f32: tied, every
+# second layer RoPE-less (no_rope_layer_interval 2), config.json rewritten as the hub ships
+# SmolLM3-3B (no_rope_layers and layer_types written out, rope_theta, rope_scaling null,
+# max_window_layers, use_sliding_window false). window_untied_f32: untied, biases, explicit
+# no_rope_layers, use_sliding_window with a window of 6 in the RoPE-less layers (SmolLM3Config's
+# default layer types), yarn RoPE.
+SMOLLM3_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+SMOLLM3_VARIANTS = [
+    ("nope_tied_f32", 3030, dict(SMOLLM3_BASE, num_hidden_layers=4, no_rope_layer_interval=2,
+                                 tie_word_embeddings=True,
+                                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+    ("window_untied_f32", 3131, dict(SMOLLM3_BASE, num_hidden_layers=3, no_rope_layers=[1, 0, 0],
+                                     tie_word_embeddings=False, attention_bias=True, mlp_bias=True,
+                                     use_sliding_window=True, sliding_window=6,
+                                     rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                                      "original_max_position_embeddings": 64})),
 ]
 
 MIXTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mixtral")
@@ -927,6 +947,47 @@ def main_gemma2():
             diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
         assert diff > 1e-2, "softcap_f32: %s changes the logits by only %.2e" % (key, diff)
         print("  softcap_f32: without %s the logits move by %.3f (rel L2)" % (key, diff))
+
+
+def main_smollm3():
+    from transformers import SmolLM3Config, SmolLM3ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.self_attn.q_proj.weight" in keys
+    main_llama_like("smollm3", SMOLLM3_DIR, SMOLLM3_VARIANTS, SmolLM3Config, SmolLM3ForCausalLM, check)
+    # The RoPE-less layers must matter: transformers with RoPE in every layer gives other logits.
+    for name, _, _ in SMOLLM3_VARIANTS:
+        out = os.path.join(SMOLLM3_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        n = SmolLM3ForCausalLM.from_pretrained(out).config.num_hidden_layers
+        plain = SmolLM3ForCausalLM.from_pretrained(out, dtype=torch.float32, no_rope_layers=[1] * n).eval()
+        with torch.no_grad():
+            diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+        assert diff > 1e-2, "%s: the RoPE-less layers change the logits by only %.2e" % (name, diff)
+        print("  %s: with RoPE in every layer the logits move by %.3f (rel L2)" % (name, diff))
+    # nope_tied_f32's config as the hub ships SmolLM3-3B (transformers 4.54 wrote it): the same model.
+    out = os.path.join(SMOLLM3_DIR, "nope_tied_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    before = SmolLM3ForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    assert cfg["no_rope_layers"] == [1, 0, 1, 0] and cfg["layer_types"] == ["full_attention"] * 4, cfg
+    rp = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rp["rope_theta"]
+    cfg["rope_scaling"] = None
+    cfg["max_window_layers"] = 28
+    cfg["torch_dtype"] = cfg.pop("dtype")
+    cfg["transformers_version"] = "4.54.0.dev0"
+    with open(path, "w") as f:
+        json.dump(dict(sorted(cfg.items())), f, indent=2)
+        f.write("\n")
+    after = SmolLM3ForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    assert after.rope_parameters == before.rope_parameters, (after.rope_parameters, before.rope_parameters)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, SmolLM3ForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "the hub-style config changed the model"
+    print("  nope_tied_f32: config.json rewritten in the hub's layout:", json.dumps(cfg, sort_keys=True))
 
 
 def main_gemma():
@@ -2962,6 +3023,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "granite"):
         main_granite()
+    if ARGS.only in ("all", "smollm3"):
+        main_smollm3()
     if ARGS.only in ("all", "gemma"):
         main_gemma()
     if ARGS.only in ("all", "gemma2"):

@@ -292,8 +292,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
-      add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
-               {local_rope ? rope_attention_factor(c.rope_local) : rope_scale});
+      if (!c.nope(i))  // (SmolLM3's RoPE-less layers)
+        add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
+                 {local_rope ? rope_attention_factor(c.rope_local) : rope_scale});
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
       // A window as long as the cache cuts nothing: the plan says none.
       const int64_t win = c.window_of(i) < S ? c.window_of(i) : 0;
@@ -386,7 +387,7 @@ extern const Frontend kLlamaFrontend{
     {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral",     "Qwen2ForCausalLM",    "qwen2",
      "Qwen3ForCausalLM", "qwen3", "MixtralForCausalLM", "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
      "Phi3ForCausalLM",  "phi3",  "Gemma3ForCausalLM",  "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
-     "GemmaForCausalLM", "gemma", "GraniteForCausalLM", "granite"},
+     "GemmaForCausalLM", "gemma", "GraniteForCausalLM", "granite",     "SmolLM3ForCausalLM",  "smollm3"},
     nullptr,
     build_llama};
 

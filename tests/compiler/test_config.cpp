@@ -439,6 +439,99 @@ TEST_CASE("config: Gemma 1 (hub keys, defaults, activations, refusals)") {
   }
 }
 
+// SmolLM3ForCausalLM: SmolLM3-3B's hub shape (transformers 4.54 wrote it: no_rope_layers and
+// layer_types written out, rope_theta, a max_window_layers SmolLM3Config never reads) reads as
+// SmolLM3Config reads it: every fourth layer without RoPE, no windows; absent keys are its
+// defaults; sliding layers follow layer_types, or by default the RoPE-less ones.
+TEST_CASE("config: SmolLM3 (RoPE-less layers, windows, defaults, refusals)") {
+  nlohmann::json hub = nlohmann::json::parse(R"({
+    "architectures": ["SmolLM3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "bos_token_id": null, "eos_token_id": 128012, "hidden_act": "silu", "hidden_size": 2048,
+    "initializer_range": 0.02, "intermediate_size": 11008, "max_position_embeddings": 65536,
+    "max_window_layers": 28, "mlp_bias": false, "model_type": "smollm3", "no_rope_layer_interval": 4,
+    "num_attention_heads": 16, "num_hidden_layers": 36, "num_key_value_heads": 4, "pad_token_id": 128004,
+    "pretraining_tp": 2, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 5000000.0,
+    "sliding_window": null, "torch_dtype": "bfloat16", "transformers_version": "4.54.0.dev0",
+    "use_cache": false, "use_sliding_window": false, "vocab_size": 128256})");
+  hub["no_rope_layers"] = nlohmann::json::array();
+  hub["layer_types"] = nlohmann::json::array();
+  for (int i = 0; i < 36; ++i) {
+    hub["no_rope_layers"].push_back((i + 1) % 4 != 0 ? 1 : 0);
+    hub["layer_types"].push_back("full_attention");
+  }
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "SmolLM3ForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK(c.rope.theta == 5e6);
+  CHECK(c.tie_word_embeddings);
+  CHECK(c.sliding_window == 0);
+  REQUIRE(c.nope_layer.size() == 36);
+  for (int64_t i = 0; i < 36; ++i) CHECK(c.nope(i) == ((i + 1) % 4 == 0));
+  for (int64_t i = 0; i < 36; ++i) CHECK(c.window_of(i) == 0);
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = hub;
+    edit(j);
+    return parse_llama_config(j.dump(), "config.json");
+  };
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) {
+    try {
+      with(edit);
+    } catch (const CompileError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  // Absent: SmolLM3Config's defaults (every no_rope_layer_interval-th layer RoPE-less, 4 KV heads,
+  // theta 2e6, 32768 positions, tied).
+  const LlamaConfig absent = with([](nlohmann::json& j) {
+    for (const char* k : {"no_rope_layers", "layer_types", "num_key_value_heads", "rope_theta", "rope_scaling",
+                          "max_position_embeddings", "tie_word_embeddings"})
+      j.erase(k);
+    j["no_rope_layer_interval"] = 3;
+  });
+  for (int64_t i = 0; i < 36; ++i) CHECK(absent.nope(i) == ((i + 1) % 3 == 0));
+  CHECK(absent.num_key_value_heads == 4);
+  CHECK(absent.rope.theta == 2e6);
+  CHECK(absent.max_position_embeddings == 32768);
+  CHECK(absent.tie_word_embeddings);
+  // Windows: by default in the RoPE-less layers when use_sliding_window and sliding_window are set.
+  const LlamaConfig win = with([](nlohmann::json& j) {
+    j.erase("layer_types");
+    j["use_sliding_window"] = true;
+    j["sliding_window"] = 4096;
+  });
+  for (int64_t i = 0; i < 36; ++i) CHECK(win.window_of(i) == ((i + 1) % 4 == 0 ? 4096 : 0));
+  CHECK(with([](nlohmann::json& j) {
+          j.erase("layer_types");
+          j["use_sliding_window"] = true;
+        }).window_of(3) == 0);  // (sliding_window null: none)
+  // booleans read as Python's truth: false is a RoPE-less layer
+  CHECK(with([](nlohmann::json& j) { j["no_rope_layers"][0] = false; }).nope(0));
+  CHECK(error_of([](nlohmann::json& j) { j["no_rope_layers"].erase(35); }).find("no_rope_layers must hold one") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["no_rope_layers"][2] = "yes"; }).find("no_rope_layers must hold one") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["no_rope_layer_interval"] = 0; }) == "");  // (unread: the list is there)
+  CHECK(error_of([](nlohmann::json& j) {
+          j.erase("no_rope_layers");
+          j["no_rope_layer_interval"] = 0;
+        }).find("no_rope_layer_interval") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["layer_types"][3] = "sliding_attention"; }).find("sliding_window is null") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["layer_types"][3] = "sliding_attention";
+          j["sliding_window"] = 128;
+        }).find("use_sliding_window is off, but layer_types names sliding_attention layers") != std::string::npos);
+  CHECK(with([](nlohmann::json& j) {
+          j["layer_types"][3] = "sliding_attention";
+          j["sliding_window"] = 128;
+          j["use_sliding_window"] = true;
+        }).window_of(3) == 128);
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("SmolLM3") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["model_type"] = "llama"; }).find("is not SmolLM3ForCausalLM's") !=
+        std::string::npos);
+}
+
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   const std::string path = kiln::test::fixture("top2_f32", "mixtral") + "/config.json";
   const LlamaConfig c = read_llama_config(path);
