@@ -134,6 +134,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"GemmaForCausalLM", "gemma"},
                                                                {"GraniteForCausalLM", "granite"},
                                                                {"SmolLM3ForCausalLM", "smollm3"},
+                                                               {"PhiForCausalLM", "phi"},
                                                                {"DeepseekV2ForCausalLM", "deepseek_v2"},
                                                                {"DeepseekV3ForCausalLM", "deepseek_v3"}};
   if (has("model_type") && j_["model_type"].is_string())

@@ -174,13 +174,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe;
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
+  const bool phi = arch == "PhiForCausalLM" || arch == "phi";
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite";
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3)
+      !granite && !smollm3 && !phi)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2       ? "Qwen2ForCausalLM"
@@ -189,6 +190,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : mistral   ? "MistralForCausalLM"
                    : mixtral   ? "MixtralForCausalLM"
                    : phi3      ? "Phi3ForCausalLM"
+                   : phi       ? "PhiForCausalLM"
                    : gemma1    ? "GemmaForCausalLM"
                    : gemma2    ? "Gemma2ForCausalLM"
                    : gemma     ? "Gemma3ForCausalLM"
@@ -205,6 +207,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("hidden_activation",
              "must be \"gelu_pytorch_tanh\" or null: transformers 5 ignores it for hidden_act, earlier versions "
              "used it in hidden_act's place, and kiln does not guess which was meant");
+  } else if (phi) {
+    // PhiConfig's MLP: fc1, ACT2FN[hidden_act], fc2 (gelu_new, gelu_fast and gelu_pytorch_tanh are the
+    // tanh GELU; gelu the exact one).
+    const std::string act = r.str("hidden_act", "gelu_new");
+    if (act == "gelu_new" || act == "gelu_fast" || act == "gelu_pytorch_tanh") c.phi_activation = Activation::kGeluTanh;
+    else if (act == "gelu") c.phi_activation = Activation::kGelu;
+    else r.fail("hidden_act", "must be \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or \"gelu\" for Phi");
   } else if (gemma) {
     // Gemma3TextConfig's activation key; hidden_act is not one of its attributes. Gemma 2's hub
     // configs carry hidden_act beside hidden_activation, which its MLP never reads.
@@ -258,7 +267,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : phi3                        ? 4096
                                                                       : 2048);
   r.set_max_positions(c.max_position_embeddings);
-  c.rms_norm_eps = r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);  // the config classes' defaults
+  // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
+  c.rms_norm_eps = phi ? r.num("layer_norm_eps", 1e-5) : r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   // (Gemma's and SmolLM3's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3);
@@ -341,6 +351,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.only("use_bidirectional_attention", false);
   } else if (gemma) {
     read_gemma(r, j, gemma2, &c);
+  } else if (phi) {
+    // Phi-1/1.5/2: biases everywhere, one LayerNorm before attention and MLP in parallel
+    // (LlamaConfig::phi). Dropouts act in training only.
+    c.phi = c.attention_bias = c.mlp_bias = true;
+    r.only("qk_layernorm", false);
+    for (const char* k : {"resid_pdrop", "embd_pdrop"}) r.has(k);
   } else if (phi3) {
     // Phi-3: LLaMA with fused projections, an optional window (none unless set) and LongRoPE
     // (rope() reads it; original_max_position_embeddings matters only there). Dropouts act in
@@ -403,15 +419,16 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.hardwired("full_attn_mod", 1);
     r.hardwired("interpolate_factor", 1);
   }
-  if (phi3) {
+  if (phi3 || phi) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
     // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
-    // rounded down (int()).
-    double f = r.num("partial_rotary_factor", 1.0);
+    // rounded down (int()). PhiConfig's default is 0.5.
+    const double def = phi ? 0.5 : 1.0;
+    double f = r.num("partial_rotary_factor", def);
     const char* fkey = "partial_rotary_factor";
     if (const char* k = r.rope_key();
         k && j[k].is_object() && j[k].contains("partial_rotary_factor") && !j[k]["partial_rotary_factor"].is_null()) {
-      f = r.num(j[k], "partial_rotary_factor", 1.0);
+      f = r.num(j[k], "partial_rotary_factor", def);
       fkey = k;
     }
     if (!(f > 0 && f <= 1)) r.fail(fkey, "partial_rotary_factor must be in (0, 1]");
@@ -429,7 +446,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
              : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
              : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
-                       : r.rope({"default", "linear", "llama3", "yarn"});
+                       : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi);
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");

@@ -13,6 +13,7 @@
 
 #include "compiler/config_reader.h"
 #include "kernels/dtype.h"
+#include "kernels/elementwise.h"
 
 namespace kiln {
 
@@ -35,6 +36,12 @@ struct LlamaConfig {
     return sliding_window > 0 && (window_layer.empty() || window_layer[size_t(i)]) ? sliding_window : 0;
   }
   bool qk_norm = false;  // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE
+  // Phi-1/1.5/2 (PhiForCausalLM): one LayerNorm (with a bias; eps in rms_norm_eps) before
+  // attention and the MLP, which run in parallel on it and both add into the residual; biases on
+  // q, k, v, the output projection (self_attn.dense), fc1 and fc2; an fc1 -> phi_activation -> fc2
+  // MLP; a final LayerNorm (model.final_layernorm) and an LM head with a bias.
+  bool phi = false;
+  Activation phi_activation = Activation::kGeluTanh;
   // SmolLM3: the layers nope_layer marks take no RoPE (no_rope_layers' zeros); empty: none.
   std::vector<bool> nope_layer;
   bool nope(int64_t i) const { return !nope_layer.empty() && nope_layer[size_t(i)]; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,phi,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -13,6 +13,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,sm
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
+  --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
   --only gemma     only tests/fixtures/gemma/ (tiny GemmaForCausalLM checkpoints: Gemma 1, a hub-style config)
   --only gemma2    only tests/fixtures/gemma2/ (tiny Gemma2ForCausalLM checkpoints: attention soft-capping)
@@ -205,7 +206,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "phi", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -552,6 +553,23 @@ GRANITE_VARIANTS = [
     ("bias_untied_f32", 2525, {"tie_word_embeddings": False, "attention_bias": True, "mlp_bias": True,
                                "embedding_multiplier": 3.0, "attention_multiplier": 0.3, "residual_multiplier": 1.0,
                                "logits_scaling": 0.5}),
+]
+
+PHI_DIR = os.path.join(REPO, "tests", "fixtures", "phi")
+# Phi-1/1.5/2 (PhiForCausalLM): one LayerNorm (weights and biases drawn away from 1 and 0) before
+# attention and a fc1 -> GELU -> fc2 MLP run in parallel, biases everywhere, partial RoPE, a final
+# LayerNorm and an LM head with a bias. hub_f32: Phi-2's layout (partial_rotary_factor 0.4 at the top
+# level, rope_theta, resid_pdrop 0.1, gelu_new; config.json rewritten as the hub ships microsoft/phi-2).
+# tied_gelu_f32: tied embeddings (the head keeps its own bias), the exact GELU, MQA, linear RoPE
+# scaling, PhiConfig's default rotary fraction (0.5).
+PHI_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+PHI_VARIANTS = [
+    ("hub_f32", 3232, dict(PHI_BASE, num_key_value_heads=4, partial_rotary_factor=0.4, resid_pdrop=0.1,
+                           hidden_size=80, num_attention_heads=4, layer_norm_eps=1e-5,
+                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                            "partial_rotary_factor": 0.4})),
+    ("tied_gelu_f32", 3333, dict(PHI_BASE, num_key_value_heads=1, tie_word_embeddings=True, hidden_act="gelu",
+                                 rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0})),
 ]
 
 SMOLLM3_DIR = os.path.join(REPO, "tests", "fixtures", "smollm3")
@@ -947,6 +965,75 @@ def main_gemma2():
             diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
         assert diff > 1e-2, "softcap_f32: %s changes the logits by only %.2e" % (key, diff)
         print("  softcap_f32: without %s the logits move by %.3f (rel L2)" % (key, diff))
+
+
+def draw_layernorms(model):
+    """LayerNorms start at weight 1, bias 0; drawn away from them so that they matter."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "layernorm" in n:
+                p.copy_((1.0 if n.endswith("weight") else 0.0) + 0.3 * torch.randn_like(p))
+
+
+def main_phi():
+    from transformers import PhiConfig, PhiForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.mlp.fc1.bias" in keys and "lm_head.bias" in keys, keys.keys()
+        assert "model.final_layernorm.bias" in keys, keys.keys()
+    main_llama_like("phi", PHI_DIR, PHI_VARIANTS, PhiConfig, PhiForCausalLM, check, draw_layernorms)
+    # The partial rotary fraction must matter: transformers with RoPE over every dim gives other logits.
+    for name, _, _ in PHI_VARIANTS:
+        out = os.path.join(PHI_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        rp = dict(PhiForCausalLM.from_pretrained(out).config.rope_parameters, partial_rotary_factor=1.0)
+        plain = PhiForCausalLM.from_pretrained(out, dtype=torch.float32, rope_parameters=rp).eval()
+        with torch.no_grad():
+            diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+        assert diff > 1e-2, "%s: the partial rotary fraction changes the logits by only %.2e" % (name, diff)
+        print("  %s: with RoPE over every dim the logits move by %.3f (rel L2)" % (name, diff))
+    # The llama fixtures' rms_norm_eps, which PhiConfig keeps as an attribute it never reads: dropped.
+    for name, _, _ in PHI_VARIANTS:
+        path = os.path.join(PHI_DIR, name, "config.json")
+        with open(path) as f:
+            cfg = json.load(f)
+        del cfg["rms_norm_eps"]
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+            f.write("\n")
+    # hub_f32's config as the hub ships microsoft/phi-2 (transformers 4.37 wrote it): the same model.
+    out = os.path.join(PHI_DIR, "hub_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    before = PhiForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    rp = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rp["rope_theta"]
+    cfg["partial_rotary_factor"] = rp["partial_rotary_factor"]
+    cfg["rope_scaling"] = None
+    cfg["torch_dtype"] = cfg.pop("dtype")
+    cfg["transformers_version"] = "4.37.0"
+    with open(path, "w") as f:
+        json.dump(dict(sorted(cfg.items())), f, indent=2)
+        f.write("\n")
+    after = PhiForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    assert after.rope_parameters == before.rope_parameters, (after.rope_parameters, before.rope_parameters)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, PhiForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "the hub-style config changed the model"
+    out = os.path.join(PHI_DIR, "tied_gelu_f32")
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, PhiForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "dropping rms_norm_eps changed the model"
+    # tied_gelu_f32's exact GELU, told apart from the tanh one by more than f32 parity's 1e-4 bound
+    tanh = PhiForCausalLM.from_pretrained(out, dtype=torch.float32, hidden_act="gelu_new").eval()
+    with torch.no_grad():
+        diff = (tanh(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+    print("  tied_gelu_f32: with the tanh GELU the logits move by %.2e (rel L2)" % diff)
+    assert diff > 1e-4, diff
+    print("  hub_f32: config.json rewritten in the hub's layout:", json.dumps(cfg, sort_keys=True))
 
 
 def main_smollm3():
@@ -3023,6 +3110,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "granite"):
         main_granite()
+    if ARGS.only in ("all", "phi"):
+        main_phi()
     if ARGS.only in ("all", "smollm3"):
         main_smollm3()
     if ARGS.only in ("all", "gemma"):

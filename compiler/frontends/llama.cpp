@@ -12,6 +12,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
+#include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
@@ -51,9 +52,36 @@ MoeTensors moe_tensors(const LlamaConfig& c, const std::string& p) {
   return t;
 }
 
+// Phi-1/1.5/2's tensors (LlamaConfig::phi).
+std::map<std::string, std::vector<int64_t>> phi_tensor_shapes(const LlamaConfig& c) {
+  const int64_t D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
+  const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
+  std::map<std::string, std::vector<int64_t>> e;
+  e["model.embed_tokens.weight"] = {c.vocab_size, D};
+  e["model.final_layernorm.weight"] = e["model.final_layernorm.bias"] = {D};
+  if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
+  e["lm_head.bias"] = {c.vocab_size};  // (also when tied: only the weight is shared)
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = hf_layer_prefix(i);
+    e[p + "input_layernorm.weight"] = e[p + "input_layernorm.bias"] = {D};
+    for (const auto& [name, rows] : {std::pair<const char*, int64_t>{"self_attn.q_proj", q},
+                                     {"self_attn.k_proj", kv},
+                                     {"self_attn.v_proj", kv},
+                                     {"self_attn.dense", D},
+                                     {"mlp.fc1", F},
+                                     {"mlp.fc2", D}}) {
+      const std::string n = std::string(name);
+      e[p + n + ".weight"] = {rows, n == "self_attn.dense" ? q : n == "mlp.fc2" ? F : D};
+      e[p + n + ".bias"] = {rows};
+    }
+  }
+  return e;
+}
+
 }  // namespace
 
 std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfig& c) {
+  if (c.phi) return phi_tensor_shapes(c);
   const int64_t D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
   const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
   std::map<std::string, std::vector<int64_t>> e;
@@ -157,6 +185,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   struct Layer {
     uint32_t attn_norm, qkv_w, qkv_b, q_norm, k_norm, o_w, o_b, mlp_norm, gu_w, gu_b, down_w, down_b, k_cache, v_cache;
     uint32_t attn_out_norm = kNoTensor, mlp_out_norm = kNoTensor;  // Gemma: on each branch before the residual add
+    uint32_t attn_norm_b = kNoTensor;                              // Phi: the LayerNorm's bias
     uint32_t router = kNoTensor;  // Mixtral: the router; gu_w and down_w then hold every expert
   };
   const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"});
@@ -165,6 +194,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     const std::string p = hf_layer_prefix(i);
     Layer L;
     L.attn_norm = norm_w(p + "input_layernorm.weight", D);
+    if (c.phi) L.attn_norm_b = w(p + "input_layernorm.bias", {D}, {p + "input_layernorm.bias"});
     L.qkv_w =
         w(p + "self_attn.qkv_proj.weight", {W, D},
           c.fused_projections ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
@@ -174,11 +204,14 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                        {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
     L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", hd) : kNoTensor;
     L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", hd) : kNoTensor;
-    L.o_w = w(p + "self_attn.o_proj.weight", {D, H * hd}, {p + "self_attn.o_proj.weight"});
-    L.o_b = opt_bias(c.attention_bias, p + "self_attn.o_proj.bias", D, {p + "self_attn.o_proj.bias"});
+    const std::string o = p + (c.phi ? "self_attn.dense" : "self_attn.o_proj");
+    L.o_w = w(o + ".weight", {D, H * hd}, {o + ".weight"});
+    L.o_b = opt_bias(c.attention_bias, o + ".bias", D, {o + ".bias"});
     // LLaMA's post_attention_layernorm is the MLP's input norm; Gemma's normalizes the attention
     // output, and pre_feedforward_layernorm is the MLP's input norm (Gemma 1's are LLaMA's).
-    if (c.sandwich_norms()) {
+    if (c.phi) {
+      L.mlp_norm = kNoTensor;  // (the MLP reads the attention's input norm)
+    } else if (c.sandwich_norms()) {
       L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
       L.mlp_norm = norm_w(p + "pre_feedforward_layernorm.weight", D);
       L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
@@ -194,6 +227,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
       L.gu_b = kNoTensor;
       L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
+    } else if (c.phi) {
+      L.gu_w = w(p + "mlp.fc1.weight", {F, D}, {p + "mlp.fc1.weight"});
+      L.gu_b = w(p + "mlp.fc1.bias", {F}, {p + "mlp.fc1.bias"});
+      L.down_w = w(p + "mlp.fc2.weight", {D, F}, {p + "mlp.fc2.weight"});
     } else if (c.gemma) {  // [up | gate], the GEGLU op's [h | g]
       L.gu_w = w(p + "mlp.up_gate_proj.weight", {2 * F, D}, {p + "mlp.up_proj.weight", p + "mlp.gate_proj.weight"});
       L.gu_b = kNoTensor;
@@ -206,14 +243,16 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
       L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
     }
-    L.down_b = opt_bias(c.mlp_bias, p + "mlp.down_proj.bias", D, {p + "mlp.down_proj.bias"});
+    const std::string down = p + (c.phi ? "mlp.fc2" : "mlp.down_proj");
+    L.down_b = opt_bias(c.mlp_bias, down + ".bias", D, {down + ".bias"});
     L.k_cache = g.kv(p + "k_cache", wt, {B, S, KVH, hd});
     L.v_cache = g.kv(p + "v_cache", wt, {B, S, KVH, hd});
     layers.push_back(L);
   }
   // Granite divides the logits by logits_scaling: folded into the final norm's weight, kept in f32.
+  const std::string norm_name = c.phi ? "model.final_layernorm" : "model.norm";
   const uint32_t norm = !c.granite || c.logits_scaling == 1.0
-                            ? norm_w("model.norm.weight", D)
+                            ? norm_w(norm_name + ".weight", D)
                             : g.weight("model.norm.weight", DType::F32, {D},
                                        WeightSource{{}, {}, [s = c.logits_scaling](const WeightFetch& fetch) {
                                                       std::vector<float> v = fetch("model.norm.weight");
@@ -221,6 +260,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                                                       return v;
                                                     }});
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
+  // Phi: the final LayerNorm's bias and the LM head's
+  const uint32_t norm_b = c.phi ? w(norm_name + ".bias", {D}, {norm_name + ".bias"}) : kNoTensor;
+  const uint32_t lm_head_b = c.phi ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
   // (Phi-4-mini: over the first rotary dims of each head only)
   const uint32_t inv_freq = g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
                                      WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
@@ -267,7 +309,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t att = g.activation(p + "attn_out", {N, H * hd});
       const uint32_t h2 = g.activation(p + "mlp_in", {N, D});
       const bool moe = c.is_moe_layer(i);
-      const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, 2 * F});
+      const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, c.phi ? F : 2 * F});
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
       // Gemma: each branch's output, then its norm, before the residual add; Granite: the output
       // times residual_multiplier.
@@ -288,7 +330,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           add_node(P, kAddOp, {x, branch}, {x}, {}, {c.residual_multiplier});
         }
       };
-      add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
+      if (c.phi) add_node(P, kLayerNormOp, {x, L.attn_norm, L.attn_norm_b}, {h}, {}, {eps});
+      else add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
@@ -301,6 +344,12 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win},
                {scale, c.attn_logit_softcapping});
       project_into_x(att, L.o_w, L.o_b, L.attn_out_norm);  // x += o_proj(att)
+      if (c.phi) {  // x += fc2(act(fc1(h))): the MLP reads the attention's input, h
+        add_node(P, kMatmulOp, {h, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
+        add_node(P, kActivationOp, {gu}, {m}, {int64_t(c.phi_activation)});
+        project_into_x(m, L.down_w, L.down_b, kNoTensor);
+        continue;
+      }
       add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
@@ -318,7 +367,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       else add_node(P, kSwigluOp, {gu, n_valid}, {m});
       project_into_x(m, L.down_w, L.down_b, L.mlp_out_norm);  // x += down_proj(m)
     }
-    finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid}, c.final_logit_softcapping);
+    finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid}, c.final_logit_softcapping,
+                      norm_b, lm_head_b);
   }
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;
@@ -387,7 +437,8 @@ extern const Frontend kLlamaFrontend{
     {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral",     "Qwen2ForCausalLM",    "qwen2",
      "Qwen3ForCausalLM", "qwen3", "MixtralForCausalLM", "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
      "Phi3ForCausalLM",  "phi3",  "Gemma3ForCausalLM",  "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
-     "GemmaForCausalLM", "gemma", "GraniteForCausalLM", "granite",     "SmolLM3ForCausalLM",  "smollm3"},
+     "GemmaForCausalLM", "gemma", "GraniteForCausalLM", "granite",     "SmolLM3ForCausalLM",  "smollm3",
+     "PhiForCausalLM",   "phi"},
     nullptr,
     build_llama};
 

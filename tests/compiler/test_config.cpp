@@ -109,12 +109,12 @@ TEST_CASE("config: bad values are errors naming the key") {
   CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
   CHECK(error_of(d, R"(, "rms_norm_eps": "small")").find("rms_norm_eps") != std::string::npos);
   CHECK(error_of(d, R"(, "tie_word_embeddings": 1)").find("tie_word_embeddings") != std::string::npos);
-  std::ofstream(d / "config.json") << R"({"architectures": ["PhiForCausalLM"], "vocab_size": 10})";
+  std::ofstream(d / "config.json") << R"({"architectures": ["GPTNeoXForCausalLM"], "vocab_size": 10})";
   try {
     read_llama_config(d / "config.json");
     FAIL("expected an error");
   } catch (const CompileError& e) {
-    CHECK(std::string(e.what()).find("PhiForCausalLM") != std::string::npos);
+    CHECK(std::string(e.what()).find("GPTNeoXForCausalLM") != std::string::npos);
   }
   std::ofstream(d / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64})";
   try {
@@ -530,6 +530,78 @@ TEST_CASE("config: SmolLM3 (RoPE-less layers, windows, defaults, refusals)") {
   CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("SmolLM3") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["model_type"] = "llama"; }).find("is not SmolLM3ForCausalLM's") !=
         std::string::npos);
+}
+
+// PhiForCausalLM: microsoft/phi-2's hub config (transformers 4.37 wrote it: partial_rotary_factor
+// and rope_theta at the top level, resid_pdrop for training) reads as PhiConfig reads it: 32 of
+// each head's 80 dims rotated, LayerNorms at layer_norm_eps; absent keys are PhiConfig's (a rotary
+// fraction of 0.5, one KV head per head, the tanh GELU).
+TEST_CASE("config: Phi-2 (partial rotary, activations, defaults, refusals)") {
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "_name_or_path": "microsoft/phi-2", "architectures": ["PhiForCausalLM"], "attention_dropout": 0.0,
+    "bos_token_id": 50256, "embd_pdrop": 0.0, "eos_token_id": 50256, "hidden_act": "gelu_new",
+    "hidden_size": 2560, "initializer_range": 0.02, "intermediate_size": 10240, "layer_norm_eps": 1e-05,
+    "max_position_embeddings": 2048, "model_type": "phi", "num_attention_heads": 32, "num_hidden_layers": 32,
+    "num_key_value_heads": 32, "partial_rotary_factor": 0.4, "qk_layernorm": false, "resid_pdrop": 0.1,
+    "rope_scaling": null, "rope_theta": 10000.0, "tie_word_embeddings": false, "torch_dtype": "float16",
+    "transformers_version": "4.37.0", "use_cache": true, "vocab_size": 51200})");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "PhiForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK(c.phi);
+  CHECK(c.attention_bias);
+  CHECK(c.mlp_bias);
+  CHECK(c.head_dim == 80);
+  CHECK(c.rotary() == 32);
+  CHECK(c.rms_norm_eps == 1e-5);
+  CHECK(c.phi_activation == Activation::kGeluTanh);
+  CHECK_FALSE(c.tie_word_embeddings);
+  CHECK(c.rope.theta == 10000.0);
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = hub;
+    edit(j);
+    return parse_llama_config(j.dump(), "config.json");
+  };
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) {
+    try {
+      with(edit);
+    } catch (const CompileError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const LlamaConfig absent = with([](nlohmann::json& j) {
+    for (const char* k : {"partial_rotary_factor", "num_key_value_heads", "hidden_act", "layer_norm_eps",
+                          "max_position_embeddings", "rope_theta"})
+      j.erase(k);
+  });
+  CHECK(absent.rotary() == 40);
+  CHECK(absent.num_key_value_heads == 32);
+  CHECK(absent.phi_activation == Activation::kGeluTanh);
+  CHECK(absent.rms_norm_eps == 1e-5);
+  CHECK(absent.max_position_embeddings == 2048);
+  // transformers 5's layout: the fraction inside rope_parameters
+  CHECK(with([](nlohmann::json& j) {
+          j.erase("partial_rotary_factor");
+          j.erase("rope_theta");
+          j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", 0.25}};
+        }).rotary() == 20);
+  CHECK(with([](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).phi_activation == Activation::kGelu);
+  for (const char* act : {"gelu_fast", "gelu_pytorch_tanh"})
+    CHECK(with([&](nlohmann::json& j) { j["hidden_act"] = act; }).phi_activation == Activation::kGeluTanh);
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "silu"; }).find("for Phi") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["qk_layernorm"] = true; }).find("qk_layernorm") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["partial_rotary_factor"] = 0.01; }).find("rotary dims") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["model_type"] = "phi3"; }).find("is not PhiForCausalLM's 'phi'") !=
+        std::string::npos);
+  // LLaMA's keys are not PhiConfig's: refused as unknown.
+  for (const char* k : {"rms_norm_eps", "attention_bias", "mlp_bias"}) {
+    CAPTURE(std::string(k));
+    const auto unknown = with([&](nlohmann::json& j) { j[k] = 0; }).unmodeled;
+    REQUIRE(unknown.size() == 1);
+    CHECK(unknown[0].rfind(k, 0) == 0);
+  }
 }
 
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
