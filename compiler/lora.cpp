@@ -191,6 +191,17 @@ bool same_values(const StTensor& a, const StTensor& b) {
   return true;
 }
 
+// Whether matrix a holds matrix b transposed, value for value (both float tensors).
+bool transposed_values(const StTensor& a, const StTensor& b) {
+  if (a.shape.size() != 2 || b.shape.size() != 2 || a.shape[0] != b.shape[1] || a.shape[1] != b.shape[0]) return false;
+  const int64_t rows = a.shape[0], cols = a.shape[1];
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      if (load_as_f32(a.data, a.dtype, uint64_t(i * cols + j)) != load_as_f32(b.data, b.dtype, uint64_t(j * rows + i)))
+        return false;
+  return true;
+}
+
 // Whether an adapter's float tensor holds only finite values (read value by value).
 bool all_finite(const StTensor& t) {
   for (uint64_t i = 0; i < uint64_t(t.numel()); ++i)
@@ -479,6 +490,7 @@ struct LoraSet::Impl {
   std::map<std::string, std::vector<std::pair<const Adapter*, const Module*>>> by_tensor;  // "<path>.weight"/".bias"
   std::map<std::string, const StTensor*> replacements;
   std::set<std::string> saved;                                              // (modules_to_save copies)
+  bool embedding_only = false;  // a LoRA adapts a tied embedding, not its head (embedding_lora_unties)
   std::vector<std::pair<std::string, std::vector<std::string>>> unmodeled;  // (config, keys)
   std::vector<std::string> notes;                                           // for the plan's notes
 };
@@ -715,10 +727,24 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     if (mods.empty() && ad.replacements.empty())
       throw CompileError(where + ": the adapter matches no module (no LoRA tensors)");
 
+    std::set<std::string> tied_copies;  // modules that are another's adapter, tied
     for (auto& [path, m] : mods) {
       const std::string mw = where + ", module '" + path + "'";
       if (!m.a || !m.b) throw CompileError(mw + ": needs both A and B matrices");
       const StTensor* w = base.find(path + ".weight");
+      if (tied_embedding && path == "lm_head" && c.ensure_weight_tying) {
+        // ensure_weight_tying: peft gives the tied head the embedding's adapter, transposed (A = Bᵀ,
+        // B = Aᵀ: the same ΔW), and saves it too. The embedding's merge is the head's.
+        const auto e = mods.find("model.embed_tokens");
+        if (e == mods.end() || e->second.kind != Kind::kEmbedding || !e->second.a || !e->second.b ||
+            m.kind != Kind::kLinear || m.b_bias || m.magnitude || !transposed_values(*m.a, *e->second.b) ||
+            !transposed_values(*m.b, *e->second.a))
+          throw CompileError(mw +
+                             ": ensure_weight_tying ties this head to the embedding, but its LoRA is not the "
+                             "embedding's transposed, as peft ties them");
+        tied_copies.insert(path);
+        continue;
+      }
       if (!w) throw CompileError(mw + ": the module is not in the model");
       if (m.magnitude && !c.dora) throw CompileError(mw + ": has a DoRA magnitude but use_dora is false");
       if (c.dora && !m.magnitude) throw CompileError(mw + ": use_dora is set but the magnitude vector is missing");
@@ -775,7 +801,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       }
       m.scale = spec.weight * (c.rslora ? alpha / std::sqrt(double(r)) : alpha / double(r));
     }
-    for (auto& [path, m] : mods) ad.modules.push_back(m);
+    for (auto& [path, m] : mods)
+      if (!tied_copies.count(path)) ad.modules.push_back(m);
     im.adapters.push_back(std::move(ad));
   }
   for (const Adapter& ad : im.adapters) {
@@ -800,6 +827,21 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     if (tie) im.replacements[head] = im.replacements[embed];
     else if (!base.find(head)) im.replacements[head] = base.find(embed);
   }
+  // A LoRA on a tied embedding: peft's model adds it to the embedding only, its head keeping the
+  // model's weights (merge_and_unload would change the head too), unless ensure_weight_tying gives
+  // the head the same adapter (then the embedding's merge is the head's).
+  if (tied_head && im.by_tensor.count(embed)) {
+    bool tied = false, untied = false;
+    for (const auto& am : im.by_tensor.at(embed)) (am.first->ensure_weight_tying ? tied : untied) = true;
+    if (tied && untied)
+      throw CompileError(
+          "adapters adapt the tied embedding with and without ensure_weight_tying: the LM head has no "
+          "single form (merge them apart)");
+    if (untied) {
+      if (!im.replacements.count(head) && !base.find(head)) im.replacements[head] = base.find(embed);
+      im.embedding_only = true;
+    }
+  }
   return set;
 }
 
@@ -818,6 +860,8 @@ bool LoraSet::empty() const { return impl_->adapters.empty(); }
 bool LoraSet::touches(const std::string& name) const { return impl_->by_tensor.count(name) > 0; }
 
 bool LoraSet::saved_copy(const std::string& name) const { return impl_->saved.count(name) > 0; }
+
+bool LoraSet::embedding_lora_unties() const { return impl_->embedding_only; }
 
 const StTensor* LoraSet::replacement(const std::string& name) const {
   auto it = impl_->replacements.find(name);

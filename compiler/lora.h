@@ -90,6 +90,9 @@ class LoraSet {
   const StTensor* replacement(const std::string& name) const;
   // True if a modules_to_save copy replaces tensor `name` (not a targeted layer's base_layer copy).
   bool saved_copy(const std::string& name) const;
+  // True if a LoRA adapts a tied model's embedding without ensure_weight_tying: peft's model adds it
+  // to the embedding only, so the head ("lm_head.weight", see replacement) keeps the model's weights.
+  bool embedding_lora_unties() const;
   // Adds every adapter's contribution to `w`, the f32 values of checkpoint tensor `name`.
   void apply(const std::string& name, std::vector<float>& w, ThreadPool& pool) const;
   const std::vector<LoraRecord>& records() const;

@@ -1190,6 +1190,14 @@ LORA_CASES = [
     dict(name="tied_ensure_tying", base="tied_f32", seed=3111,
          adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj"], modules_to_save=["embed_tokens"],
                                     ensure_weight_tying=True))]),
+    # a LoRA on a tied embedding: peft's model adds it to the embedding only (its head keeps the base
+    # weights), where merge_and_unload changes the head too: the reference is the unmerged model's.
+    # With ensure_weight_tying the head gets the same adapter (saved, transposed), and the two agree.
+    dict(name="tied_embedding", base="tied_f32", seed=3313, reference_from="unmerged",
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["embed_tokens", "q_proj"]))]),
+    dict(name="tied_embedding_tying", base="tied_f32", seed=3414,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["embed_tokens", "q_proj"],
+                                    ensure_weight_tying=True))]),
     dict(name="saved_norms", base="gqa_f32", seed=3212,
          adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj"], modules_to_save=["norm"]))]),
     dict(name="wrong_shape", base="gqa_f32", built_on="head_dim_f32", seed=2707, reference=False,
@@ -1290,6 +1298,8 @@ def describe_adapter_dir(path, built_on_dir):
             if k.endswith(".base_layer.weight"):
                 # save_embedding_layers="auto" stores the targeted embedding's own (unchanged) base weight
                 bk = k[len("base_model.model."):-len(".base_layer.weight")] + ".weight"
+                if bk == "lm_head.weight" and bk not in base_sd:  # (a tied head: the embedding)
+                    bk = "model.embed_tokens.weight"
                 assert torch.equal(t, base_sd[bk]), k
                 note = "  (== base %s)" % bk
             print("    %s %s %s%s" % (k, sf.get_slice(k).get_dtype(), list(t.shape), note))
@@ -1349,6 +1359,22 @@ def reference_for(case, out, input_ids, prompt_ids, base_logits_ref):
             for n, m in lora_layers(pm.base_model.model)[:2]) + "; ...")
     with torch.no_grad():
         unmerged = pm(input_ids).logits.float()
+    if case.get("reference_from") == "unmerged":
+        # peft's own model, the adapter in the loop; its merge must differ (else the case is moot)
+        with torch.no_grad():
+            greedy = pm.generate(
+                input_ids=prompt_ids[None], max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                do_sample=False, eos_token_id=None, pad_token_id=0)[0]
+        manual, margins = greedy_manual(pm, prompt_ids)
+        assert torch.equal(greedy, manual), (greedy, manual)
+        with torch.no_grad():
+            merged_logits = pm.merge_and_unload().eval()(input_ids).logits.float()
+        moved = rel(merged_logits, unmerged)
+        print("    reference: the unmerged model; merge_and_unload's logits differ by %.3e (rel L2)" % moved)
+        assert moved > 1e-2, moved
+        ref = dict(input_ids=input_ids.contiguous(), logits=unmerged.contiguous(),
+                   prompt_ids=prompt_ids.contiguous(), greedy_ids=greedy.contiguous())
+        return ref, margins, rel(unmerged, base_logits), 0.0
     merged = pm.merge_and_unload().eval()
     sd = merged.state_dict()
     worst = max((rel(sd[k], v), k) for k, v in want.items())

@@ -283,6 +283,12 @@ std::string config_dtype_note(const CompileOptions& o, bool has_dtype, DType con
 }
 
 std::string untie_saved_copies(const LoraSet& lora, bool* tie_word_embeddings) {
+  if (*tie_word_embeddings && lora.embedding_lora_unties()) {
+    *tie_word_embeddings = false;
+    return "a LoRA adapter adapts the tied embedding without ensure_weight_tying: as peft's model runs it, the LM "
+           "head keeps the model's weights (read apart from the embedding; peft's merge_and_unload would change "
+           "the head too)";
+  }
   if (!*tie_word_embeddings || !(lora.saved_copy("model.embed_tokens.weight") || lora.saved_copy("lm_head.weight")))
     return "";
   *tie_word_embeddings = false;

@@ -101,11 +101,16 @@ double compiled_rel_l2(const CompileOptions& o, const std::string& dir) {
 
 }  // namespace
 
-TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and greedy tokens)") {
-  const std::vector<std::string> cases = {
-      "all_linear_r8", "rslora_qv",       "rank_pattern",         "two_adapters",    "embedding",
-      "dora",          "layer_selection", "tied_saved_embedding", "tied_saved_head", "tied_ensure_tying",
-      "saved_norms"};
+// (tied_embedding's reference is peft's unmerged model: a LoRA on a tied embedding adapts the
+// embedding only there, where merge_and_unload would change the head too; tools/make_fixtures.py)
+TEST_CASE("lora: every peft fixture matches peft's model in f32 (logits and greedy tokens)") {
+  const std::vector<std::string> cases = {"all_linear_r8",   "rslora_qv",
+                                          "rank_pattern",    "two_adapters",
+                                          "embedding",       "dora",
+                                          "layer_selection", "tied_saved_embedding",
+                                          "tied_saved_head", "tied_ensure_tying",
+                                          "tied_embedding",  "tied_embedding_tying",
+                                          "saved_norms"};
   TempDir d;
   for (const std::string& name : cases) {
     CAPTURE(name);
@@ -115,6 +120,8 @@ TEST_CASE("lora: every peft fixture matches merge_and_unload in f32 (logits and 
     const CompileOptions o = options(base, fixture_adapters(dir), d / (name + ".kplan"));
     const CompileSummary s = compile_model(o);
     CHECK(s.adapters.size() == o.lora.size());
+    CHECK((s.notes.find("adapts the tied embedding without ensure_weight_tying") != std::string::npos) ==
+          (name == "tied_embedding"));
     auto plan = Plan::load_file(o.output);
     REQUIRE(plan.is_ok());
     REQUIRE(plan.value()->adapters().size() == o.lora.size());
@@ -158,7 +165,8 @@ TEST_CASE("lora: a tied checkpoint that ships an equal lm_head.weight merges as 
     write_safetensors(base_dir + "/model.safetensors.new", ts);
   }
   std::rename((base_dir + "/model.safetensors.new").c_str(), (base_dir + "/model.safetensors").c_str());
-  for (const std::string name : {"tied_saved_embedding", "tied_saved_head", "tied_ensure_tying"}) {
+  for (const std::string name :
+       {"tied_saved_embedding", "tied_saved_head", "tied_ensure_tying", "tied_embedding", "tied_embedding_tying"}) {
     CAPTURE(name);
     const std::string dir = lora_fixture(name);
     REQUIRE(kiln::test::read_line(dir + "/base.txt") == "tied_f32");
@@ -478,6 +486,13 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
       "tied_saved_head");
   CHECK(kiln::test::compile_error(options("tied_f32", {{head, 1.0}}, plan))
             .find("target_modules names lm_head, which this model ties to its embedding") != std::string::npos);
+  CHECK_FALSE(exists(plan));
+  // ensure_weight_tying: the head's saved LoRA must be the embedding's, transposed (one value changed here).
+  const std::string tied = adapter_with_nan(d, "t10", lora_fixture("tied_embedding_tying"),
+                                            "base_model.model.lm_head.lora_A.weight", 3);
+  CHECK(kiln::test::compile_error(options("tied_f32", {{tied, 1.0}}, plan))
+            .find("module 'lm_head': ensure_weight_tying ties this head to the embedding, but its LoRA is not the "
+                  "embedding's transposed") != std::string::npos);
   CHECK_FALSE(exists(plan));
 }
 
