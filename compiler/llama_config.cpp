@@ -115,14 +115,15 @@ void read_smollm3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   const int64_t n = c.num_hidden_layers;
   c.attention_bias = r.boolean("attention_bias", false);
   c.mlp_bias = r.boolean("mlp_bias", false);
-  // transformers tests each entry's truth (`if self.use_rope:`): 0 (or false) is a RoPE-less layer.
+  // transformers tests each entry's truth (`if self.use_rope:`): 0 is a RoPE-less layer (SmolLM3Config
+  // types the list as integers: it refuses true and false).
   if (r.has("no_rope_layers")) {
     const nlohmann::json& l = j["no_rope_layers"];
     if (!l.is_array() || int64_t(l.size()) < n) r.fail("no_rope_layers", "must hold one 0 or 1 per layer");
     for (int64_t i = 0; i < n; ++i) {
       const nlohmann::json& v = l[size_t(i)];
-      if (!v.is_number_integer() && !v.is_boolean()) r.fail("no_rope_layers", "must hold one 0 or 1 per layer");
-      c.nope_layer.push_back(v.is_boolean() ? !v.get<bool>() : v.get<int64_t>() == 0);
+      if (!v.is_number_integer()) r.fail("no_rope_layers", "must hold one 0 or 1 per layer");
+      c.nope_layer.push_back(v.get<int64_t>() == 0);
     }
     r.has("no_rope_layer_interval");  // (read only to fill in an absent no_rope_layers)
   } else {
@@ -236,6 +237,16 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.num_attention_heads = r.pos_int("num_attention_heads", true);
   // Absent: the config class's default (MistralConfig and MixtralConfig 8, Qwen3MoeConfig 4,
   // Qwen2Config and Qwen3Config 32); null: one per head.
+  // Null where the config class types the key as a plain int: transformers 5 refuses the file
+  // (transformers 4 read a null num_key_value_heads as one per head, a null head_dim as hidden /
+  // heads, where absent keys are these classes' own defaults).
+  auto refuse_null = [&](const char* k) {
+    if (j.contains(k) && j[k].is_null())
+      r.fail(k, std::string("is null, which transformers 5's ") + c.architecture +
+                    " config refuses (transformers 4 read it otherwise than an absent one): give its value");
+  };
+  if (mistral || mixtral || qwen3_moe || gemma) refuse_null("num_key_value_heads");
+  if ((qwen3 && !qwen3_moe) || gemma || phi) refuse_null("head_dim");  // (PhiConfig has none: None is used)
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral || mixtral              ? 8
                              : qwen3_moe || smollm3            ? 4
@@ -269,7 +280,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
   c.rms_norm_eps = phi ? r.num("layer_norm_eps", 1e-5) : r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);
-  if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
+  if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's and SmolLM3's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3);
   if (qwen2 || qwen3) {

@@ -420,6 +420,12 @@ TEST_CASE("config: Gemma 1 (hub keys, defaults, activations, refusals)") {
   CHECK(absent.rms_norm_eps == 1e-6);
   CHECK(with([](nlohmann::json& j) { j["hidden_size"] = 1024; }).head_dim == 256);
   CHECK(with([](nlohmann::json& j) { j["hidden_activation"] = nullptr; }).unmodeled.empty());
+  // GemmaConfig types these as ints: null is refused (transformers 5 refuses the file), not read as
+  // one KV head per head or hidden / heads.
+  for (const char* k : {"num_key_value_heads", "head_dim"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
   CHECK(with([](nlohmann::json& j) { j["hidden_act"] = "gelu_pytorch_tanh"; }).unmodeled.empty());
   CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "silu"; }).find("hidden_act must be") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
@@ -505,8 +511,9 @@ TEST_CASE("config: SmolLM3 (RoPE-less layers, windows, defaults, refusals)") {
           j.erase("layer_types");
           j["use_sliding_window"] = true;
         }).window_of(3) == 0);  // (sliding_window null: none)
-  // booleans read as Python's truth: false is a RoPE-less layer
-  CHECK(with([](nlohmann::json& j) { j["no_rope_layers"][0] = false; }).nope(0));
+  // SmolLM3Config types the list as integers (it refuses booleans)
+  CHECK(error_of([](nlohmann::json& j) { j["no_rope_layers"][0] = false; }).find("no_rope_layers must hold one") !=
+        std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["no_rope_layers"].erase(35); }).find("no_rope_layers must hold one") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["no_rope_layers"][2] = "yes"; }).find("no_rope_layers must hold one") !=
@@ -591,6 +598,9 @@ TEST_CASE("config: Phi-2 (partial rotary, activations, defaults, refusals)") {
     CHECK(with([&](nlohmann::json& j) { j["hidden_act"] = act; }).phi_activation == Activation::kGeluTanh);
   CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "silu"; }).find("for Phi") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["qk_layernorm"] = true; }).find("qk_layernorm") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["layer_norm_eps"] = -1e-5; }).find("layer_norm_eps must not be negative") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim is null") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["partial_rotary_factor"] = 0.01; }).find("rotary dims") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["model_type"] = "phi3"; }).find("is not PhiForCausalLM's 'phi'") !=
@@ -977,13 +987,15 @@ TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq
   nlohmann::json j = nlohmann::json::parse(in);
   j.erase("sliding_window");
   CHECK(parse_llama_config(j.dump(), "config.json").sliding_window == 4096);
-  {  // num_key_value_heads: absent is MistralConfig's 8, null one per head
+  {  // num_key_value_heads: absent is MistralConfig's 8; null is refused, as transformers 5 refuses it
     nlohmann::json k = j;
     k["num_attention_heads"] = 16;
     k.erase("num_key_value_heads");
     CHECK(parse_llama_config(k.dump(), "config.json").num_key_value_heads == 8);
     k["num_key_value_heads"] = nullptr;
-    CHECK(parse_llama_config(k.dump(), "config.json").num_key_value_heads == 16);
+    CHECK_THROWS_WITH_AS(parse_llama_config(k.dump(), "config.json"),
+                         doctest::Contains("num_key_value_heads is null, which transformers 5's MistralForCausalLM"),
+                         std::exception);
   }
   j["sliding_window"] = 0;
   CHECK_THROWS_WITH_AS(parse_llama_config(j.dump(), "config.json"), doctest::Contains("sliding_window"),
