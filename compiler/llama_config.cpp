@@ -176,13 +176,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
   const bool phi = arch == "PhiForCausalLM" || arch == "phi";
+  const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5";
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite";
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3 && !phi)
+      !granite && !smollm3 && !phi && !ernie)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2       ? "Qwen2ForCausalLM"
@@ -192,6 +193,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : mixtral   ? "MixtralForCausalLM"
                    : phi3      ? "Phi3ForCausalLM"
                    : phi       ? "PhiForCausalLM"
+                   : ernie     ? "Ernie4_5ForCausalLM"
                    : gemma1    ? "GemmaForCausalLM"
                    : gemma2    ? "Gemma2ForCausalLM"
                    : gemma     ? "Gemma3ForCausalLM"
@@ -227,7 +229,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail("hidden_act",
-           "must be \"silu\" for LLaMA, Granite, Mistral, Mixtral, Phi-3, Qwen2, Qwen3, Qwen3-MoE and SmolLM3");
+           "must be \"silu\" for LLaMA, ERNIE 4.5, Granite, Mistral, Mixtral, Phi-3, Qwen2, Qwen3, "
+           "Qwen3-MoE and SmolLM3");
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
@@ -250,6 +253,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral || mixtral              ? 8
                              : qwen3_moe || smollm3            ? 4
+                             : ernie                           ? 2
                              : qwen2 || qwen3                  ? 32
                              : gemma1                          ? 16
                              : gemma                           ? 4
@@ -260,11 +264,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                       std::to_string(c.num_attention_heads) + ")");
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
-  } else if (((qwen3 && !qwen3_moe) || gemma) && !j.contains("head_dim")) {
+  } else if (((qwen3 && !qwen3_moe) || gemma || ernie) && !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
-    c.head_dim = gemma ? 256 : 128;
+    c.head_dim = gemma ? 256 : 128;  // (Ernie4_5Config's 128 too)
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) r.fail("hidden_size", "is not divisible by num_attention_heads");
     c.head_dim = c.hidden_size / c.num_attention_heads;
@@ -275,14 +279,15 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         gemma1 || gemma2              ? 8192
                                         : mistral || mixtral || gemma ? 131072
                                         : qwen2 || qwen3 || smollm3   ? 32768
+                                        : ernie                       ? 131072
                                         : phi3                        ? 4096
                                                                       : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps = phi ? r.num("layer_norm_eps", 1e-5) : r.num("rms_norm_eps", mixtral || phi3 ? 1e-5 : 1e-6);
+  c.rms_norm_eps = phi ? r.num("layer_norm_eps", 1e-5) : r.num("rms_norm_eps", mixtral || phi3 || ernie ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's and SmolLM3's config classes tie by default)
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie);
   if (qwen2 || qwen3) {
     // Qwen2: biases on q, k and v (never on o_proj or the MLP). Qwen3: no biases unless
     // attention_bias (then on q, k, v and o_proj), and q_norm/k_norm over each head before RoPE.
@@ -394,6 +399,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
   } else if (smollm3) {
     read_smollm3(r, j, &c);
+  } else if (ernie) {
+    // Ernie4_5Config: LLaMA with use_bias (q, k, v, o and the MLP) and a pairwise RoPE.
+    c.attention_bias = c.mlp_bias = r.boolean("use_bias", false);
+    c.pairwise_rope = true;
   } else if (granite) {
     // GraniteConfig: LLaMA's biases and four multipliers (its defaults 1; attention_multiplier
     // replaces head_dim^-½ whatever it is).
@@ -457,6 +466,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
              : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
              : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
+             : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
                        : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi);
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",

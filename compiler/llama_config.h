@@ -42,6 +42,9 @@ struct LlamaConfig {
   // MLP; a final LayerNorm (model.final_layernorm) and an LM head with a bias.
   bool phi = false;
   Activation phi_activation = Activation::kGeluTanh;
+  // ERNIE 4.5: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's and
+  // k's rows inside each head into rotate-half's order (deinterleave).
+  bool pairwise_rope = false;
   // SmolLM3: the layers nope_layer marks take no RoPE (no_rope_layers' zeros); empty: none.
   std::vector<bool> nope_layer;
   bool nope(int64_t i) const { return !nope_layer.empty() && nope_layer[size_t(i)]; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,phi,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,phi,ernie4_5,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -13,6 +13,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,sm
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
+  --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
   --only gemma     only tests/fixtures/gemma/ (tiny GemmaForCausalLM checkpoints: Gemma 1, a hub-style config)
@@ -206,7 +207,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "phi", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "phi", "ernie4_5", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -553,6 +554,22 @@ GRANITE_VARIANTS = [
     ("bias_untied_f32", 2525, {"tie_word_embeddings": False, "attention_bias": True, "mlp_bias": True,
                                "embedding_multiplier": 3.0, "attention_multiplier": 0.3, "residual_multiplier": 1.0,
                                "logits_scaling": 0.5}),
+]
+
+ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
+# ERNIE 4.5 (Ernie4_5ForCausalLM): LLaMA whose RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half),
+# biases on every projection with use_bias. tied_f32: tied, head_dim 24 (not hidden / heads), the
+# hub's layout (rope_theta, torch_dtype; ERNIE-4.5-0.3B-PT's keys). bias_untied_f32: untied, use_bias,
+# llama3 RoPE scaling, MQA.
+ERNIE_BASE = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+ERNIE_VARIANTS = [
+    ("tied_f32", 3434, dict(ERNIE_BASE, head_dim=24, tie_word_embeddings=True,
+                            rope_parameters={"rope_type": "default", "rope_theta": 500000.0})),
+    ("bias_untied_f32", 3535, dict(ERNIE_BASE, head_dim=16, num_key_value_heads=1, tie_word_embeddings=False,
+                                   use_bias=True,
+                                   rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
+                                                    "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                    "original_max_position_embeddings": 64})),
 ]
 
 PHI_DIR = os.path.join(REPO, "tests", "fixtures", "phi")
@@ -973,6 +990,56 @@ def draw_layernorms(model):
         for n, p in model.named_parameters():
             if "layernorm" in n:
                 p.copy_((1.0 if n.endswith("weight") else 0.0) + 0.3 * torch.randn_like(p))
+
+
+def main_ernie():
+    from transformers import Ernie4_5Config, Ernie4_5ForCausalLM
+    import transformers.models.ernie4_5.modeling_ernie4_5 as ernie_modeling
+
+    def check(keys):
+        assert "model.layers.0.self_attn.q_proj.weight" in keys
+    main_llama_like("ernie4_5", ERNIE_DIR, ERNIE_VARIANTS, Ernie4_5Config, Ernie4_5ForCausalLM, check)
+    # The pairwise RoPE must matter: the same weights under LLaMA's rotate-half give other logits.
+    pairwise = ernie_modeling.rotate_half
+    for name, _, _ in ERNIE_VARIANTS:
+        out = os.path.join(ERNIE_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = Ernie4_5ForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        try:
+            def halves(q, k, cos, sin, unsqueeze_dim=1):
+                cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+                rot = lambda x: torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)
+                return q * cos + rot(q) * sin, k * cos + rot(k) * sin
+            saved = ernie_modeling.apply_rotary_pos_emb
+            ernie_modeling.apply_rotary_pos_emb = halves
+            with torch.no_grad():
+                diff = (model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+        finally:
+            ernie_modeling.apply_rotary_pos_emb = saved
+        assert ernie_modeling.rotate_half is pairwise
+        assert diff > 1e-2, "%s: the pairwise RoPE changes the logits by only %.2e" % (name, diff)
+        print("  %s: with rotate-half RoPE the logits move by %.3f (rel L2)" % (name, diff))
+    # tied_f32's config as the hub ships ERNIE-4.5-0.3B-PT (transformers 4 layout): the same model.
+    out = os.path.join(ERNIE_DIR, "tied_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    before = Ernie4_5ForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    rp = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rp["rope_theta"]
+    cfg["rope_scaling"] = None
+    cfg["torch_dtype"] = cfg.pop("dtype")
+    cfg["transformers_version"] = "4.54.0.dev0"
+    with open(path, "w") as f:
+        json.dump(dict(sorted(cfg.items())), f, indent=2)
+        f.write("\n")
+    after = Ernie4_5ForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    assert after.rope_parameters == before.rope_parameters, (after.rope_parameters, before.rope_parameters)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, Ernie4_5ForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "the hub-style config changed the model"
+    print("  tied_f32: config.json rewritten in the hub's layout:", json.dumps(cfg, sort_keys=True))
 
 
 def main_phi():
@@ -3136,6 +3203,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "granite"):
         main_granite()
+    if ARGS.only in ("all", "ernie4_5"):
+        main_ernie()
     if ARGS.only in ("all", "phi"):
         main_phi()
     if ARGS.only in ("all", "smollm3"):

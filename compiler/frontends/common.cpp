@@ -103,6 +103,12 @@ void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, u
   g.programs.push_back(std::move(P));
 }
 
+std::vector<int64_t> deinterleave(int64_t d, bool pairwise) {
+  std::vector<int64_t> p(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i) p[size_t(i)] = pairwise ? (i < d / 2 ? 2 * i : 2 * (i - d / 2) + 1) : i;
+  return p;
+}
+
 void refuse_pipeline_options(const CompileOptions& o) {
   const CompileOptions defaults;
   if (o.height != 0 || o.width != 0 || o.steps != defaults.steps || o.sampler != defaults.sampler ||

@@ -71,6 +71,11 @@ void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, u
 // Refuses the options only a diffusers pipeline takes (--height, --steps, …).
 void refuse_pipeline_options(const CompileOptions& o);
 
+// The order that turns pairwise rotation (x0,x1),(x2,x3)... into rotate-half: evens, then odds
+// (the identity unless pairwise). Rows of q and k reordered so inside each head turn a pairwise
+// RoPE into kiln's, the attention scores unchanged (DeepSeek's rope_interleave, ERNIE 4.5).
+std::vector<int64_t> deinterleave(int64_t d, bool pairwise);
+
 // "model.layers.<i>.": where transformers' decoder layer i keeps its tensors.
 inline std::string hf_layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
 

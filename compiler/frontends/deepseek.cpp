@@ -39,13 +39,6 @@ std::vector<float> rows_of(const std::vector<float>& w, int64_t cols, int64_t be
   return std::vector<float>(w.begin() + begin * cols, w.begin() + end * cols);
 }
 
-// The order that turns pairwise rotation (x0,x1),(x2,x3)... into rotate-half: evens, then odds.
-std::vector<int64_t> deinterleave(int64_t d, bool pairwise) {
-  std::vector<int64_t> p(static_cast<size_t>(d));
-  for (int64_t i = 0; i < d; ++i) p[size_t(i)] = pairwise ? (i < d / 2 ? 2 * i : 2 * (i - d / 2) + 1) : i;
-  return p;
-}
-
 }  // namespace
 
 std::map<std::string, std::vector<int64_t>> deepseek_tensor_shapes(const DeepseekConfig& c) {

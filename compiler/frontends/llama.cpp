@@ -164,12 +164,23 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim, V = c.vocab_size;
   const int64_t H = c.num_attention_heads, KVH = c.num_key_value_heads, B = o.batch, S = o.max_seq;
   const int64_t W = (H + 2 * KVH) * hd;
-  auto w = [&](const std::string& name, std::vector<int64_t> shape, std::vector<std::string> parts) {
-    return g.weight(name, wt, std::move(shape), WeightSource{std::move(parts), {}, nullptr});
+  // (rows: those of the parts concatenated, in that order; empty: all)
+  auto w = [&](const std::string& name, std::vector<int64_t> shape, std::vector<std::string> parts,
+               std::vector<int64_t> rows = {}) {
+    return g.weight(name, wt, std::move(shape), WeightSource{std::move(parts), {}, nullptr, std::move(rows)});
   };
-  auto opt_bias = [&](bool on, const std::string& name, int64_t n, std::vector<std::string> parts) {
-    return on ? w(name, {n}, std::move(parts)) : kNoTensor;
+  auto opt_bias = [&](bool on, const std::string& name, int64_t n, std::vector<std::string> parts,
+                      std::vector<int64_t> rows = {}) {
+    return on ? w(name, {n}, std::move(parts), std::move(rows)) : kNoTensor;
   };
+  // ERNIE 4.5's pairwise RoPE: q's and k's rows reordered inside each head (deinterleave), v's kept.
+  std::vector<int64_t> qkv_rows;
+  if (c.pairwise_rope) {
+    const std::vector<int64_t> perm = deinterleave(hd, true);
+    for (int64_t h = 0; h < H + KVH; ++h)
+      for (int64_t i = 0; i < hd; ++i) qkv_rows.push_back(h * hd + perm[size_t(i)]);
+    for (int64_t i = (H + KVH) * hd; i < W; ++i) qkv_rows.push_back(i);
+  }
   // An RMSNorm weight. Gemma's norms multiply by (1 + w): folded in here, in f32 whatever the plan
   // dtype (transformers computes 1 + w in f32 too).
   auto norm_w = [&](const std::string& name, int64_t n) {
@@ -199,9 +210,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         w(p + "self_attn.qkv_proj.weight", {W, D},
           c.fused_projections ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
                               : std::vector<std::string>{p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                                                         p + "self_attn.v_proj.weight"});
-    L.qkv_b = opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
-                       {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
+                                                         p + "self_attn.v_proj.weight"},
+          qkv_rows);
+    L.qkv_b =
+        opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
+                 {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"}, qkv_rows);
     L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", hd) : kNoTensor;
     L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", hd) : kNoTensor;
     const std::string o = p + (c.phi ? "self_attn.dense" : "self_attn.o_proj");
@@ -434,11 +447,11 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 extern const Frontend kLlamaFrontend{
     "llama",
-    {"LlamaForCausalLM", "llama", "MistralForCausalLM", "mistral",     "Qwen2ForCausalLM",    "qwen2",
-     "Qwen3ForCausalLM", "qwen3", "MixtralForCausalLM", "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
-     "Phi3ForCausalLM",  "phi3",  "Gemma3ForCausalLM",  "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
-     "GemmaForCausalLM", "gemma", "GraniteForCausalLM", "granite",     "SmolLM3ForCausalLM",  "smollm3",
-     "PhiForCausalLM",   "phi"},
+    {"LlamaForCausalLM", "llama", "MistralForCausalLM",  "mistral",     "Qwen2ForCausalLM",    "qwen2",
+     "Qwen3ForCausalLM", "qwen3", "MixtralForCausalLM",  "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
+     "Phi3ForCausalLM",  "phi3",  "Gemma3ForCausalLM",   "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
+     "GemmaForCausalLM", "gemma", "GraniteForCausalLM",  "granite",     "SmolLM3ForCausalLM",  "smollm3",
+     "PhiForCausalLM",   "phi",   "Ernie4_5ForCausalLM", "ernie4_5"},
     nullptr,
     build_llama};
 

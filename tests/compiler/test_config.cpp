@@ -254,7 +254,7 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(error_of("embedding_multiplier", 1e39).find("embedding_multiplier must be a finite number") !=
         std::string::npos);
   CHECK(error_of("residual_multiplier", "0.22").find("residual_multiplier") != std::string::npos);
-  CHECK(error_of("hidden_act", "gelu").find("must be \"silu\" for LLaMA, Granite") != std::string::npos);
+  CHECK(error_of("hidden_act", "gelu").find("must be \"silu\" for LLaMA, ERNIE 4.5, Granite") != std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
 
@@ -612,6 +612,46 @@ TEST_CASE("config: Phi-2 (partial rotary, activations, defaults, refusals)") {
     REQUIRE(unknown.size() == 1);
     CHECK(unknown[0].rfind(k, 0) == 0);
   }
+}
+
+// Ernie4_5ForCausalLM: ERNIE-4.5-0.3B-PT's hub config reads as Ernie4_5Config reads it (a pairwise
+// RoPE at theta 5e5, tied, no biases); absent keys are its defaults; use_bias puts biases on q, k,
+// v, o and the MLP.
+TEST_CASE("config: ERNIE 4.5 (hub keys, defaults, use_bias)") {
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "architectures": ["Ernie4_5ForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "head_dim": 128,
+    "hidden_act": "silu", "hidden_size": 1024, "intermediate_size": 3072, "max_position_embeddings": 131072,
+    "model_type": "ernie4_5", "num_attention_heads": 16, "num_hidden_layers": 18, "num_key_value_heads": 2,
+    "pad_token_id": 0, "rms_norm_eps": 1e-05, "rope_theta": 500000, "tie_word_embeddings": true,
+    "torch_dtype": "bfloat16", "use_bias": false, "use_cache": false, "vocab_size": 103424})");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "Ernie4_5ForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK(c.pairwise_rope);
+  CHECK_FALSE(c.attention_bias);
+  CHECK_FALSE(c.mlp_bias);
+  CHECK(c.tie_word_embeddings);
+  CHECK(c.head_dim == 128);
+  CHECK(c.rope.theta == 5e5);
+  nlohmann::json j = hub;
+  for (const char* k : {"head_dim", "num_key_value_heads", "rope_theta", "tie_word_embeddings", "rms_norm_eps",
+                        "max_position_embeddings", "use_bias"})
+    j.erase(k);
+  j["hidden_size"] = 512;
+  const LlamaConfig absent = parse_llama_config(j.dump(), "config.json");
+  CHECK(absent.head_dim == 128);  // (not hidden / heads = 32)
+  CHECK(absent.num_key_value_heads == 2);
+  CHECK(absent.rope.theta == 5e5);
+  CHECK(absent.tie_word_embeddings);
+  CHECK(absent.rms_norm_eps == 1e-5);
+  CHECK(absent.max_position_embeddings == 131072);
+  j["use_bias"] = true;
+  const LlamaConfig biased = parse_llama_config(j.dump(), "config.json");
+  CHECK(biased.attention_bias);
+  CHECK(biased.mlp_bias);
+  // LLaMA's own bias keys are not Ernie4_5Config's: refused as unknown.
+  j["attention_bias"] = true;
+  CHECK(parse_llama_config(j.dump(), "config.json").unmodeled.size() == 1);
 }
 
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
