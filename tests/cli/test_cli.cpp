@@ -199,6 +199,8 @@ TEST_CASE("cli: compile --quantize int8 writes a CPU plan of i8 weights that gen
       {"--max-seq ''", "--max-seq '' is not a number"},
       {"--max-seq 0", "--max-seq 0 is not a positive number"},
       {"--chunk 0", "--chunk 0 is not a positive number"},
+      // (CLI11 reads a leading 0 as octal: 064 would be 52)
+      {"--max-seq 064", "--max-seq 064 has a leading 0, which would read it as octal"},
       {"--guidance ''", "--guidance '' is not a number"},
       {"--quantize int8 --asymmetric", "--asymmetric is for --quantize int4"}};
   for (const auto& [options, expect] : bad) check_cli_compile_refused(model, d.path(), options, expect);
@@ -395,6 +397,9 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
       {"generate " + (d / "m.kplan") + " --ids 1,2 --top-k -3", "--top-k -3 is negative (0 is off)"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --eos -7", "--eos -7 is not a token id"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --seed -1", "--seed -1 is not a whole number from 0 to"},
+      {"generate " + (d / "m.kplan") + " --ids 1,2 --seed 010",
+       "--seed 010 has a leading 0, which would read it as octal"},
+      {"generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 08", "a leading 0 reads a whole number as octal"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --seed 18446744073709551616",
        "--seed 18446744073709551616 is not a whole number"},
       {"chat " + (d / "m.kplan") + " --top-p 1.5", "--top-p 1.5 is not in (0, 1]"},

@@ -243,18 +243,30 @@ int kiln_main(int argc, char** argv) {
     std::string msg = e.what();
     for (char& ch : msg)
       if (ch == '\n') ch = ' ';
+    // ("--max-new-tokens = 08": CLI11 read the leading 0 as octal, where 8 is no digit)
+    if (const size_t eq = msg.find(" = 0"); dynamic_cast<const CLI::ConversionError*>(&e) && eq != std::string::npos &&
+                                            eq + 4 < msg.size() && std::isdigit(uint8_t(msg[eq + 4])))
+      msg += ": a leading 0 reads a whole number as octal; write it without";
     std::fprintf(stderr, "kiln: error: %s (see kiln --help)\n", msg.c_str());
     return 2;
   }
   try {
     // CLI11 reads an empty value of a number option (--guidance '') as 0, which for most options means
-    // "the default" (and for --guidance no guidance): refused, as a value that is not a number is.
+    // "the default" (and for --guidance no guidance): refused, as a value that is not a number is. It
+    // reads a whole number with a leading 0 as octal (--height 064 as 52): refused too.
     for (const CLI::App* sub : app.get_subcommands())
       for (const CLI::Option* opt : sub->get_options()) {
         const std::string type = opt->get_type_name();
-        const bool number = type.rfind("INT", 0) == 0 || type.rfind("UINT", 0) == 0 || type.rfind("FLOAT", 0) == 0;
-        for (const std::string& r : opt->results())
+        const bool whole = type.rfind("INT", 0) == 0 || type.rfind("UINT", 0) == 0;
+        const bool number = whole || type.rfind("FLOAT", 0) == 0;
+        for (const std::string& r : opt->results()) {
           if (number && r.empty()) throw std::invalid_argument(opt->get_name() + " '' is not a number");
+          const size_t at = r.find_first_not_of(" \t+-");  // ("00" is 0 either way)
+          if (whole && at != std::string::npos && r[at] == '0' && at + 1 < r.size() &&
+              std::isdigit(uint8_t(r[at + 1])) && r.find_first_of("123456789", at) != std::string::npos)
+            throw std::invalid_argument(opt->get_name() + " " + r +
+                                        " has a leading 0, which would read it as octal: write it without");
+        }
       }
     // Sampling and seed values out of their range, which the C API would read as "off" or wrap: refused
     // as typed (transformers refuses top_p outside (0, 1] and a negative top_k too).
@@ -276,11 +288,8 @@ int kiln_main(int argc, char** argv) {
         const size_t at = v->find_first_not_of(" \t");
         errno = 0;
         std::strtoull(v->c_str(), nullptr, 0);
-        const bool octal =
-            at != std::string::npos && v->size() > at + 1 && (*v)[at] == '0' && std::isdigit(uint8_t((*v)[at + 1]));
-        if (at == std::string::npos || (*v)[at] == '-' || errno == ERANGE || octal)
-          throw std::invalid_argument("--seed " + *v + " is not a whole number from 0 to 18446744073709551615" +
-                                      (octal ? std::string(" (a leading 0 would read it as octal)") : ""));
+        if (at == std::string::npos || (*v)[at] == '-' || errno == ERANGE)
+          throw std::invalid_argument("--seed " + *v + " is not a whole number from 0 to 18446744073709551615");
       }
     }
     if (*compile) {
