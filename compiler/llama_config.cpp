@@ -177,13 +177,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
   const bool phi = arch == "PhiForCausalLM" || arch == "phi";
   const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5";
+  const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2";
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite";
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3 && !phi && !ernie)
+      !granite && !smollm3 && !phi && !ernie && !olmo2)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2       ? "Qwen2ForCausalLM"
@@ -194,6 +195,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : phi3      ? "Phi3ForCausalLM"
                    : phi       ? "PhiForCausalLM"
                    : ernie     ? "Ernie4_5ForCausalLM"
+                   : olmo2     ? "Olmo2ForCausalLM"
                    : gemma1    ? "GemmaForCausalLM"
                    : gemma2    ? "Gemma2ForCausalLM"
                    : gemma     ? "Gemma3ForCausalLM"
@@ -229,7 +231,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail("hidden_act",
-           "must be \"silu\" for LLaMA, ERNIE 4.5, Granite, Mistral, Mixtral, Phi-3, Qwen2, Qwen3, "
+           "must be \"silu\" for LLaMA, ERNIE 4.5, Granite, Mistral, Mixtral, OLMo 2, Phi-3, Qwen2, Qwen3, "
            "Qwen3-MoE and SmolLM3");
   }
 
@@ -284,7 +286,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                                                       : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps = phi ? r.num("layer_norm_eps", 1e-5) : r.num("rms_norm_eps", mixtral || phi3 || ernie ? 1e-5 : 1e-6);
+  c.rms_norm_eps =
+      phi ? r.num("layer_norm_eps", 1e-5) : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's and SmolLM3's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie);
@@ -399,6 +402,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
   } else if (smollm3) {
     read_smollm3(r, j, &c);
+  } else if (olmo2) {
+    // Olmo2Config: LLaMA's keys but mlp_bias (its MLP has no biases), and the layer of
+    // LlamaConfig::olmo2.
+    c.olmo2 = c.qk_norm = true;
+    c.attention_bias = r.boolean("attention_bias", false);
   } else if (ernie) {
     // Ernie4_5Config: LLaMA with use_bias (q, k, v, o and the MLP) and a pairwise RoPE.
     c.attention_bias = c.mlp_bias = r.boolean("use_bias", false);
@@ -432,7 +440,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Phi-3's attention none (Qwen2's hard-wires q/k/v biases without o_proj's: no value of
   // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
   // the values that change nothing.
-  if (qwen2 || qwen3 || mistral || mixtral || phi3 || gemma) r.hardwired("mlp_bias", false);
+  if (qwen2 || qwen3 || mistral || mixtral || phi3 || gemma || olmo2) r.hardwired("mlp_bias", false);
   if (mistral || mixtral || phi3) r.hardwired("attention_bias", false);
   if (phi3) {
     r.hardwired("lm_head_bias", false);

@@ -42,6 +42,11 @@ struct LlamaConfig {
   // MLP; a final LayerNorm (model.final_layernorm) and an LM head with a bias.
   bool phi = false;
   Activation phi_activation = Activation::kGeluTanh;
+  // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
+  // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k
+  // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their
+  // projections, before RoPE.
+  bool olmo2 = false;
   // ERNIE 4.5: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's and
   // k's rows inside each head into rotate-half's order (deinterleave).
   bool pairwise_rope = false;

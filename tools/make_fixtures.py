@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,phi,ernie4_5,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,phi,ernie4_5,olmo2,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -13,6 +13,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,sm
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
+  --only olmo2     only tests/fixtures/olmo2/ (tiny Olmo2ForCausalLM checkpoints: norms after each branch, whole q/k norms)
   --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
@@ -207,7 +208,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "phi", "ernie4_5", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "phi", "ernie4_5", "olmo2", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -554,6 +555,21 @@ GRANITE_VARIANTS = [
     ("bias_untied_f32", 2525, {"tie_word_embeddings": False, "attention_bias": True, "mlp_bias": True,
                                "embedding_multiplier": 3.0, "attention_multiplier": 0.3, "residual_multiplier": 1.0,
                                "logits_scaling": 0.5}),
+]
+
+OLMO2_DIR = os.path.join(REPO, "tests", "fixtures", "olmo2")
+# OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP, an RMSNorm on each branch's output,
+# q and k RMSNorm-ed whole (over every head at once) before RoPE; every norm drawn around one.
+# hub_f32: MHA, the hub's layout (rope_theta, rope_scaling null, torch_dtype; OLMo-2-0425-1B's keys).
+# gqa_bias_tied_f32: GQA (q and k norms of different widths), attention biases, tied, yarn RoPE.
+OLMO2_BASE = {"pad_token_id": 1, "bos_token_id": None, "eos_token_id": 2}
+OLMO2_VARIANTS = [
+    ("hub_f32", 3636, dict(OLMO2_BASE, num_key_value_heads=4,
+                           rope_parameters={"rope_type": "default", "rope_theta": 500000.0})),
+    ("gqa_bias_tied_f32", 3737, dict(OLMO2_BASE, num_key_value_heads=2, attention_bias=True, tie_word_embeddings=True,
+                                     initializer_range=0.3,
+                                     rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                                      "original_max_position_embeddings": 64})),
 ]
 
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
@@ -990,6 +1006,62 @@ def draw_layernorms(model):
         for n, p in model.named_parameters():
             if "layernorm" in n:
                 p.copy_((1.0 if n.endswith("weight") else 0.0) + 0.3 * torch.randn_like(p))
+
+
+def draw_norms_around_one(model):
+    """RMSNorm weights start at one; drawn around it so that they matter."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("norm.weight"):
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+
+
+def main_olmo2():
+    from transformers import Olmo2Config, Olmo2ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.input_layernorm.weight" not in keys, keys.keys()
+        assert "model.layers.0.post_feedforward_layernorm.weight" in keys, keys.keys()
+    main_llama_like("olmo2", OLMO2_DIR, OLMO2_VARIANTS, Olmo2Config, Olmo2ForCausalLM, check, draw_norms_around_one)
+    # The q/k norms must matter, over q and k whole: per-head norms with the same values give
+    # other logits (the weights drawn around one, not at it).
+    for name, _, _ in OLMO2_VARIANTS:
+        out = os.path.join(OLMO2_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = Olmo2ForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        hd = model.config.hidden_size // model.config.num_attention_heads
+        for layer in model.model.layers:
+            for norm in (layer.self_attn.q_norm, layer.self_attn.k_norm):
+                def per_head(x, norm=norm):
+                    xs = x.view(*x.shape[:-1], -1, hd).float()
+                    xs = xs * torch.rsqrt(xs.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+                    return norm.weight * xs.view(x.shape)
+                norm.forward = per_head
+        with torch.no_grad():
+            diff = (model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+        assert diff > 1e-2, "%s: whole q/k norms vs per head change the logits by only %.2e" % (name, diff)
+        print("  %s: with per-head q/k norms the logits move by %.3f (rel L2)" % (name, diff))
+    # hub_f32's config as the hub ships OLMo 2 (transformers 4 layout): the same model.
+    out = os.path.join(OLMO2_DIR, "hub_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    before = Olmo2ForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    rp = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rp["rope_theta"]
+    cfg["rope_scaling"] = None
+    cfg["torch_dtype"] = cfg.pop("dtype")
+    cfg["transformers_version"] = "4.48.0"
+    with open(path, "w") as f:
+        json.dump(dict(sorted(cfg.items())), f, indent=2)
+        f.write("\n")
+    after = Olmo2ForCausalLM.from_pretrained(out, dtype=torch.float32).config
+    assert after.rope_parameters == before.rope_parameters, (after.rope_parameters, before.rope_parameters)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, Olmo2ForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "the hub-style config changed the model"
+    print("  hub_f32: config.json rewritten in the hub's layout:", json.dumps(cfg, sort_keys=True))
 
 
 def main_ernie():
@@ -3203,6 +3275,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "granite"):
         main_granite()
+    if ARGS.only in ("all", "olmo2"):
+        main_olmo2()
     if ARGS.only in ("all", "ernie4_5"):
         main_ernie()
     if ARGS.only in ("all", "phi"):

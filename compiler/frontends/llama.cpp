@@ -90,12 +90,10 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
-    e[p + "input_layernorm.weight"] = {D};
+    if (!c.olmo2) e[p + "input_layernorm.weight"] = {D};
     e[p + "post_attention_layernorm.weight"] = {D};
-    if (c.sandwich_norms()) {
-      e[p + "pre_feedforward_layernorm.weight"] = {D};
-      e[p + "post_feedforward_layernorm.weight"] = {D};
-    }
+    if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
+    if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.fused_projections) {
       e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
     } else {
@@ -129,9 +127,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "self_attn.v_proj.bias"] = {kv};
     }
     if (c.attention_bias) e[p + "self_attn.o_proj.bias"] = {D};
-    if (c.qk_norm) {
-      e[p + "self_attn.q_norm.weight"] = {hd};
-      e[p + "self_attn.k_norm.weight"] = {hd};
+    if (c.qk_norm) {  // (OLMo 2's over q and k whole)
+      e[p + "self_attn.q_norm.weight"] = {c.olmo2 ? q : hd};
+      e[p + "self_attn.k_norm.weight"] = {c.olmo2 ? kv : hd};
     }
     if (c.mlp_bias) {
       e[p + "mlp.gate_proj.bias"] = {F};
@@ -204,7 +202,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
     Layer L;
-    L.attn_norm = norm_w(p + "input_layernorm.weight", D);
+    L.attn_norm = c.olmo2 ? kNoTensor : norm_w(p + "input_layernorm.weight", D);
     if (c.phi) L.attn_norm_b = w(p + "input_layernorm.bias", {D}, {p + "input_layernorm.bias"});
     L.qkv_w =
         w(p + "self_attn.qkv_proj.weight", {W, D},
@@ -215,8 +213,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.qkv_b =
         opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
                  {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"}, qkv_rows);
-    L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", hd) : kNoTensor;
-    L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", hd) : kNoTensor;
+    L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", c.olmo2 ? H * hd : hd) : kNoTensor;
+    L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", c.olmo2 ? KVH * hd : hd) : kNoTensor;
     const std::string o = p + (c.phi ? "self_attn.dense" : "self_attn.o_proj");
     L.o_w = w(o + ".weight", {D, H * hd}, {o + ".weight"});
     L.o_b = opt_bias(c.attention_bias, o + ".bias", D, {o + ".bias"});
@@ -224,6 +222,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     // output, and pre_feedforward_layernorm is the MLP's input norm (Gemma 1's are LLaMA's).
     if (c.phi) {
       L.mlp_norm = kNoTensor;  // (the MLP reads the attention's input norm)
+    } else if (c.olmo2) {      // norms on the branches only
+      L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
+      L.mlp_norm = kNoTensor;
+      L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
     } else if (c.sandwich_norms()) {
       L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
       L.mlp_norm = norm_w(p + "pre_feedforward_layernorm.weight", D);
@@ -317,18 +319,19 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
       const Layer& L = layers[size_t(i)];
       const std::string p = a + "layers." + std::to_string(i) + ".";
-      const uint32_t h = g.activation(p + "attn_in", {N, D});
+      // (OLMo 2's attention and MLP read x itself)
+      const uint32_t h = c.olmo2 ? x : g.activation(p + "attn_in", {N, D});
       const uint32_t qkv = g.activation(p + "qkv", {N, W});
       const uint32_t att = g.activation(p + "attn_out", {N, H * hd});
-      const uint32_t h2 = g.activation(p + "mlp_in", {N, D});
+      const uint32_t h2 = c.olmo2 ? x : g.activation(p + "mlp_in", {N, D});
       const bool moe = c.is_moe_layer(i);
       const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, c.phi ? F : 2 * F});
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
-      // Gemma: each branch's output, then its norm, before the residual add; Granite: the output
-      // times residual_multiplier.
-      const uint32_t branch =
-          c.sandwich_norms() || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
-      const uint32_t branch_n = c.sandwich_norms() ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
+      // Gemma 2/3 and OLMo 2: each branch's output, then its norm, before the residual add; Granite:
+      // the output times residual_multiplier.
+      const bool branch_norms = c.sandwich_norms() || c.olmo2;
+      const uint32_t branch = branch_norms || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
+      const uint32_t branch_n = branch_norms ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
       // x += in·Wᵀ + b: accumulated straight into x (LLaMA), or through the branch buffer.
       auto project_into_x = [&](uint32_t in, uint32_t w, uint32_t bias, uint32_t out_norm) {
         if (branch == kNoTensor) {
@@ -336,7 +339,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           return;
         }
         add_node(P, kMatmulOp, {in, w, bias, n_valid}, {branch}, {0});
-        if (c.sandwich_norms()) {
+        if (branch_norms) {
           add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
           add_node(P, kAddOp, {x, branch_n}, {x}, {}, {1.0});
         } else {
@@ -344,9 +347,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         }
       };
       if (c.phi) add_node(P, kLayerNormOp, {x, L.attn_norm, L.attn_norm_b}, {h}, {}, {eps});
-      else add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
+      else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
-      if (c.qk_norm) add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv}, {H, KVH, hd}, {eps});
+      if (c.qk_norm)  // per head of hd values, or (OLMo 2) one of H·hd and one of KVH·hd
+        add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv},
+                 c.olmo2 ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd}, {eps});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
       if (!c.nope(i))  // (SmolLM3's RoPE-less layers)
         add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
@@ -363,7 +368,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
       }
-      add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
+      if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
         // Qwen3-MoE with norm_topk_prob).
@@ -451,7 +456,7 @@ extern const Frontend kLlamaFrontend{
      "Qwen3ForCausalLM", "qwen3", "MixtralForCausalLM",  "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
      "Phi3ForCausalLM",  "phi3",  "Gemma3ForCausalLM",   "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
      "GemmaForCausalLM", "gemma", "GraniteForCausalLM",  "granite",     "SmolLM3ForCausalLM",  "smollm3",
-     "PhiForCausalLM",   "phi",   "Ernie4_5ForCausalLM", "ernie4_5"},
+     "PhiForCausalLM",   "phi",   "Ernie4_5ForCausalLM", "ernie4_5",    "Olmo2ForCausalLM",    "olmo2"},
     nullptr,
     build_llama};
 

@@ -9,12 +9,13 @@ void head_rmsnorm_cpu(const HeadRmsNormArgs& a, ThreadPool& pool) {
   pool.parallel_for(a.rows * heads, 8, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t r = i / heads, h = i % heads;
-      float* x = a.qkv + r * a.width + h * a.head_dim;
+      float* x = a.qkv + r * a.width + head_rmsnorm_offset(a, h);
+      const int64_t d = head_rmsnorm_width(a, h);
       const void* w = h < a.n_q ? a.w_q : a.w_k;
       double ss = 0.0;
-      for (int64_t k = 0; k < a.head_dim; ++k) ss += double(x[k]) * double(x[k]);
-      const float inv = float(1.0 / std::sqrt(ss / double(a.head_dim) + double(a.eps)));
-      for (int64_t k = 0; k < a.head_dim; ++k) x[k] = load_as_f32(w, a.w_dtype, uint64_t(k)) * (x[k] * inv);
+      for (int64_t k = 0; k < d; ++k) ss += double(x[k]) * double(x[k]);
+      const float inv = float(1.0 / std::sqrt(ss / double(d) + double(a.eps)));
+      for (int64_t k = 0; k < d; ++k) x[k] = load_as_f32(w, a.w_dtype, uint64_t(k)) * (x[k] * inv);
     }
   });
 }

@@ -49,14 +49,15 @@ __global__ void head_rmsnorm_kernel(HeadRmsNormArgs a) {
   const int64_t head = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   if (head >= a.rows * heads) return;
   const int64_t r = head / heads, h = head % heads;
-  float* x = a.qkv + r * a.width + h * a.head_dim;
+  float* x = a.qkv + r * a.width + head_rmsnorm_offset(a, h);
+  const int64_t d = head_rmsnorm_width(a, h);
   const void* w = h < a.n_q ? a.w_q : a.w_k;
   const int lane = threadIdx.x % 32;
   float ss = 0.0f;
-  for (int64_t i = lane; i < a.head_dim; i += 32) ss += x[i] * x[i];
+  for (int64_t i = lane; i < d; i += 32) ss += x[i] * x[i];
   ss = cuda::warp_sum(ss);
-  const float inv = rsqrtf(ss / float(a.head_dim) + a.eps);
-  for (int64_t i = lane; i < a.head_dim; i += 32) x[i] = cuda::ld(w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
+  const float inv = rsqrtf(ss / float(d) + a.eps);
+  for (int64_t i = lane; i < d; i += 32) x[i] = cuda::ld(w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
 }
 
 // Rotates pair (i, i + rotary_dim/2) of head h of qkv row `row` in place and leaves the rotated

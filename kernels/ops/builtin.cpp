@@ -32,6 +32,7 @@ const OpRegistry& builtin_ops() {
       &kRmsNormOp,
       &kRmsNormOpV1,
       &kHeadRmsNormOp,
+      &kHeadRmsNormOpV1,
       &kMatmulOp,
       &kMatmulOpV2,
       &kMatmulOpV3,

@@ -654,6 +654,37 @@ TEST_CASE("config: ERNIE 4.5 (hub keys, defaults, use_bias)") {
   CHECK(parse_llama_config(j.dump(), "config.json").unmodeled.size() == 1);
 }
 
+// Olmo2ForCausalLM: OLMo-2-0425-1B's hub config reads as Olmo2Config reads it (whole-width q/k
+// norms, no biases, one KV head per head when absent).
+TEST_CASE("config: OLMo 2 (hub keys, defaults)") {
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "architectures": ["Olmo2ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "eos_token_id": 100257, "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02,
+    "intermediate_size": 8192, "max_position_embeddings": 4096, "model_type": "olmo2", "num_attention_heads": 16,
+    "num_hidden_layers": 16, "num_key_value_heads": 16, "pad_token_id": 100277, "rms_norm_eps": 1e-06,
+    "rope_scaling": null, "rope_theta": 500000, "tie_word_embeddings": false, "torch_dtype": "float32",
+    "transformers_version": "4.48.0", "use_cache": true, "vocab_size": 100352})");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "Olmo2ForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK(c.olmo2);
+  CHECK(c.qk_norm);
+  CHECK_FALSE(c.attention_bias);
+  CHECK_FALSE(c.mlp_bias);
+  CHECK(c.rms_norm_eps == 1e-6);
+  CHECK(c.rope.theta == 5e5);
+  nlohmann::json j = hub;
+  for (const char* k : {"num_key_value_heads", "rms_norm_eps", "max_position_embeddings", "tie_word_embeddings"})
+    j.erase(k);
+  const LlamaConfig absent = parse_llama_config(j.dump(), "config.json");
+  CHECK(absent.num_key_value_heads == 16);
+  CHECK(absent.rms_norm_eps == 1e-5);
+  CHECK(absent.max_position_embeddings == 2048);
+  CHECK_FALSE(absent.tie_word_embeddings);
+  j["mlp_bias"] = true;  // (its MLP has none)
+  CHECK_THROWS_WITH_AS(parse_llama_config(j.dump(), "config.json"), doctest::Contains("mlp_bias"), std::exception);
+}
+
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   const std::string path = kiln::test::fixture("top2_f32", "mixtral") + "/config.json";
   const LlamaConfig c = read_llama_config(path);

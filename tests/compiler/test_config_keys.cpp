@@ -39,7 +39,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
   if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
       cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig" || cls == "Gemma3TextConfig" ||
       cls == "GraniteConfig" || cls == "Gemma2Config" || cls == "GemmaConfig" || cls == "SmolLM3Config" ||
-      cls == "PhiConfig" || cls == "Ernie4_5Config")
+      cls == "PhiConfig" || cls == "Ernie4_5Config" || cls == "Olmo2Config")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -84,6 +84,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "SmolLM3Config",
                                 "PhiConfig",
                                 "Ernie4_5Config",
+                                "Olmo2Config",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -257,7 +258,7 @@ TEST_CASE("config keys: a key left out reads as the library's default, or is ref
   for (const char* cls :
        {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config",
         "GemmaConfig", "Gemma2Config", "Gemma3TextConfig", "GraniteConfig", "SmolLM3Config", "PhiConfig",
-        "Ernie4_5Config", "DeepseekV2Config", "DeepseekV3Config"}) {
+        "Ernie4_5Config", "Olmo2Config", "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     const std::string want = config_fingerprint(cls, full, d);
@@ -286,7 +287,7 @@ TEST_CASE("config keys: a null boolean reads as false, as Python's None does") {
   for (const char* cls :
        {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config",
         "GemmaConfig", "Gemma2Config", "Gemma3TextConfig", "GraniteConfig", "SmolLM3Config", "PhiConfig",
-        "Ernie4_5Config", "DeepseekV2Config", "DeepseekV3Config"}) {
+        "Ernie4_5Config", "Olmo2Config", "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     for (auto it = full.begin(); it != full.end(); ++it) {

@@ -182,6 +182,16 @@ TEST_CASE("cuda: head_rmsnorm (Qwen3's q_norm and k_norm) matches the CPU kernel
         for (int64_t i = (nq + nk) * hd; i < width; ++i)
           CHECK(qg[size_t(r * width + i)] == before[size_t(r * width + i)]);
     }
+    // OLMo 2: q and k normalized whole (one q head of 8·64 values, one k head of 2·64)
+    const int64_t rows = 7, qw = 8 * 64, kw = 2 * 64, width = qw + 2 * kw;
+    auto qc = random_floats(size_t(rows * width), 77, 2.0f);
+    const auto wq = as_dtype(random_floats(size_t(qw), 78), wt), wk = as_dtype(random_floats(size_t(kw), 79), wt);
+    Dev dq(qc), dwq(wq), dwk(wk);
+    head_rmsnorm_cpu({qc.data(), wq.data(), wk.data(), wt, rows, width, 1, 1, qw, 1e-6f, kw}, pool);
+    head_rmsnorm_cuda({dq.as<float>(), dwq.p, dwk.p, wt, rows, width, 1, 1, qw, 1e-6f, kw}, nullptr);
+    sync_ok();
+    const auto qg = dq.get<float>();
+    CHECK(rel_l2(qg.data(), qc.data(), qc.size()) < 1e-6);
   }
 }
 

@@ -18,6 +18,7 @@
 #include "kernels/embedding.h"
 #include "kernels/fused.h"
 #include "kernels/head_matmul.h"
+#include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
@@ -99,6 +100,38 @@ void check_accumulated_rows(const std::vector<float>& y, const std::vector<float
 }
 
 }  // namespace
+
+// Qwen3's per-head q/k norms and OLMo 2's whole-width ones (one q "head" of H·hd values, one k
+// "head" of KVH·hd: k_head_dim other than head_dim), against RMSNorm in double; v untouched.
+TEST_CASE("head_rmsnorm matches a double reference, per head and over q and k whole") {
+  ThreadPool pool(2);
+  struct Case {
+    int64_t nq, nk, hd, khd, v;  // v: the v values after the k heads
+  };
+  for (const Case& c : {Case{8, 2, 24, 0, 48}, Case{1, 1, 6 * 16, 2 * 16, 2 * 16}, Case{1, 1, 64, 64, 64}}) {
+    CAPTURE(c.hd);
+    CAPTURE(c.khd);
+    const int64_t khd = c.khd > 0 ? c.khd : c.hd, rows = 5, width = c.nq * c.hd + c.nk * khd + c.v;
+    auto x = random_floats(size_t(rows * width), 91, 2.0f);
+    const auto wq = random_floats(size_t(c.hd), 92), wk = random_floats(size_t(khd), 93);
+    const auto before = x;
+    head_rmsnorm_cpu({x.data(), wq.data(), wk.data(), DType::F32, rows, width, c.nq, c.nk, c.hd, 1e-5f, c.khd}, pool);
+    std::vector<float> want = before;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t h = 0; h < c.nq + c.nk; ++h) {
+        const bool q = h < c.nq;
+        const int64_t d = q ? c.hd : khd, at = r * width + (q ? h * c.hd : c.nq * c.hd + (h - c.nq) * khd);
+        double ss = 0;
+        for (int64_t i = 0; i < d; ++i) ss += double(before[size_t(at + i)]) * before[size_t(at + i)];
+        const double inv = 1.0 / std::sqrt(ss / double(d) + 1e-5);
+        for (int64_t i = 0; i < d; ++i)
+          want[size_t(at + i)] = float(double((q ? wq : wk)[size_t(i)]) * before[size_t(at + i)] * inv);
+      }
+    CHECK(rel_l2(x.data(), want.data(), x.size()) < 1e-6);
+    for (int64_t r = 0; r < rows; ++r)  // the v values keep theirs, bit for bit
+      for (int64_t i = width - c.v; i < width; ++i) CHECK(x[size_t(r * width + i)] == before[size_t(r * width + i)]);
+  }
+}
 
 TEST_CASE("matmul matches a double reference for every weight dtype, with bias and accumulate") {
   ThreadPool pool(2, matmul_scratch_floats(37, 5, DType::F16));
