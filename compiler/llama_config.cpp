@@ -242,16 +242,19 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.num_attention_heads = r.pos_int("num_attention_heads", true);
   // Absent: the config class's default (MistralConfig and MixtralConfig 8, Qwen3MoeConfig 4,
   // Qwen2Config and Qwen3Config 32); null: one per head.
-  // Null where the config class types the key as a plain int: transformers 5 refuses the file
+  // A null transformers 5 cannot build the model from, where kiln's reading of it would differ from
+  // an absent key's: the config class types the key as a plain int and refuses the file
   // (transformers 4 read a null num_key_value_heads as one per head, a null head_dim as hidden /
-  // heads, where absent keys are these classes' own defaults).
+  // heads, where absent keys are these classes' own defaults), or the class has no such attribute
+  // and the attention takes the file's None (Phi, Granite, OLMo 2, SmolLM3: getattr(config,
+  // "head_dim", ...)). Other nulls read as absent keys.
   auto refuse_null = [&](const char* k) {
     if (j.contains(k) && j[k].is_null())
-      r.fail(k, std::string("is null, which transformers 5's ") + c.architecture +
-                    " config refuses (transformers 4 read it otherwise than an absent one): give its value");
+      r.fail(k, std::string("is null, from which transformers 5 cannot build ") + c.architecture +
+                    " (transformers 4 read it otherwise than an absent one): give its value");
   };
   if (mistral || mixtral || qwen3_moe || gemma) refuse_null("num_key_value_heads");
-  if ((qwen3 && !qwen3_moe) || gemma || phi) refuse_null("head_dim");  // (PhiConfig has none: None is used)
+  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3) refuse_null("head_dim");
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral || mixtral              ? 8
                              : qwen3_moe || smollm3            ? 4

@@ -400,6 +400,8 @@ TEST_CASE("cli: bad input exits non-zero with one clear line") {
       {"generate " + (d / "m.kplan") + " --ids 1,2 --seed 010",
        "--seed 010 has a leading 0, which would read it as octal"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens 08", "a leading 0 reads a whole number as octal"},
+      {"generate " + (d / "m.kplan") + " --ids 1,2 --max-new-tokens -08", "a leading 0 reads a whole number as octal"},
+      {"generate " + (d / "m.kplan") + " --ids 1,2 --in-flight 08", "a leading 0 reads a whole number as octal"},
       {"generate " + (d / "m.kplan") + " --ids 1,2 --seed 18446744073709551616",
        "--seed 18446744073709551616 is not a whole number"},
       {"chat " + (d / "m.kplan") + " --top-p 1.5", "--top-p 1.5 is not in (0, 1]"},

@@ -37,6 +37,14 @@ std::string error_of(const TempDir& d, const std::string& extra) {
 }
 
 // The error parse_llama_config gives for `base` after `edit`, or "".
+// The config `base` after `edit`, read.
+LlamaConfig edited(const nlohmann::json& base, const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json j = base;
+  edit(j);
+  return parse_llama_config(j.dump(), "config.json");
+}
+
+// The error reading it gives, or "" when it reads.
 std::string edited_error(const nlohmann::json& base, const std::function<void(nlohmann::json&)>& edit) {
   nlohmann::json j = base;
   edit(j);
@@ -286,19 +294,8 @@ TEST_CASE("config: Gemma 2 (hub keys, default layer types and caps, null caps, r
   CHECK(c.rope_local.theta == 10000.0);
   CHECK(c.tie_word_embeddings);
   CHECK(c.unmodeled.empty());
-  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
-    nlohmann::json j = hub;
-    edit(j);
-    return parse_llama_config(j.dump(), "config.json");
-  };
-  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) {
-    try {
-      with(edit);
-    } catch (const CompileError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) { return edited(hub, edit); };
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   const LlamaConfig absent = with([](nlohmann::json& j) {
     j.erase("attn_logit_softcapping");
     j.erase("final_logit_softcapping");
@@ -382,19 +379,8 @@ TEST_CASE("config: Gemma 1 (hub keys, defaults, activations, refusals)") {
   CHECK(c.num_key_value_heads == 1);
   CHECK(c.tie_word_embeddings);
   CHECK(c.unmodeled.empty());
-  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
-    nlohmann::json j = hub;
-    edit(j);
-    return parse_llama_config(j.dump(), "config.json");
-  };
-  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) {
-    try {
-      with(edit);
-    } catch (const CompileError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) { return edited(hub, edit); };
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   // gemma-7b, with the hidden_activation later revisions added; absent keys are GemmaConfig's.
   const LlamaConfig seven = with([](nlohmann::json& j) {
     j["hidden_size"] = 3072;
@@ -474,19 +460,8 @@ TEST_CASE("config: SmolLM3 (RoPE-less layers, windows, defaults, refusals)") {
   REQUIRE(c.nope_layer.size() == 36);
   for (int64_t i = 0; i < 36; ++i) CHECK(c.nope(i) == ((i + 1) % 4 == 0));
   for (int64_t i = 0; i < 36; ++i) CHECK(c.window_of(i) == 0);
-  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
-    nlohmann::json j = hub;
-    edit(j);
-    return parse_llama_config(j.dump(), "config.json");
-  };
-  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) {
-    try {
-      with(edit);
-    } catch (const CompileError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) { return edited(hub, edit); };
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   // Absent: SmolLM3Config's defaults (every no_rope_layer_interval-th layer RoPE-less, 4 KV heads,
   // theta 2e6, 32768 positions, tied).
   const LlamaConfig absent = with([](nlohmann::json& j) {
@@ -564,19 +539,8 @@ TEST_CASE("config: Phi-2 (partial rotary, activations, defaults, refusals)") {
   CHECK(c.phi_activation == Activation::kGeluTanh);
   CHECK_FALSE(c.tie_word_embeddings);
   CHECK(c.rope.theta == 10000.0);
-  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
-    nlohmann::json j = hub;
-    edit(j);
-    return parse_llama_config(j.dump(), "config.json");
-  };
-  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) {
-    try {
-      with(edit);
-    } catch (const CompileError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) { return edited(hub, edit); };
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   const LlamaConfig absent = with([](nlohmann::json& j) {
     for (const char* k : {"partial_rotary_factor", "num_key_value_heads", "hidden_act", "layer_norm_eps",
                           "max_position_embeddings", "rope_theta"})
@@ -1064,9 +1028,10 @@ TEST_CASE("config: Mistral's sliding_window (default, null, shorter than max-seq
     k.erase("num_key_value_heads");
     CHECK(parse_llama_config(k.dump(), "config.json").num_key_value_heads == 8);
     k["num_key_value_heads"] = nullptr;
-    CHECK_THROWS_WITH_AS(parse_llama_config(k.dump(), "config.json"),
-                         doctest::Contains("num_key_value_heads is null, which transformers 5's MistralForCausalLM"),
-                         std::exception);
+    CHECK_THROWS_WITH_AS(
+        parse_llama_config(k.dump(), "config.json"),
+        doctest::Contains("num_key_value_heads is null, from which transformers 5 cannot build MistralForCausalLM"),
+        std::exception);
   }
   j["sliding_window"] = 0;
   CHECK_THROWS_WITH_AS(parse_llama_config(j.dump(), "config.json"), doctest::Contains("sliding_window"),

@@ -243,10 +243,16 @@ int kiln_main(int argc, char** argv) {
     std::string msg = e.what();
     for (char& ch : msg)
       if (ch == '\n') ch = ' ';
-    // ("--max-new-tokens = 08": CLI11 read the leading 0 as octal, where 8 is no digit)
-    if (const size_t eq = msg.find(" = 0"); dynamic_cast<const CLI::ConversionError*>(&e) && eq != std::string::npos &&
-                                            eq + 4 < msg.size() && std::isdigit(uint8_t(msg[eq + 4])))
-      msg += ": a leading 0 reads a whole number as octal; write it without";
+    // ("--max-new-tokens = 08", "Value 08 not in range": CLI11 read the leading 0 as octal, where 8
+    // is no digit)
+    for (size_t i = 0; i + 1 < msg.size(); ++i) {
+      const bool word_start =
+          i == 0 || msg[i - 1] == ' ' || msg[i - 1] == '=' || msg[i - 1] == '-' || msg[i - 1] == '+';
+      if (word_start && msg[i] == '0' && std::isdigit(uint8_t(msg[i + 1]))) {
+        msg += ": a leading 0 reads a whole number as octal; write it without";
+        break;
+      }
+    }
     std::fprintf(stderr, "kiln: error: %s (see kiln --help)\n", msg.c_str());
     return 2;
   }
