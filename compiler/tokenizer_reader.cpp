@@ -200,11 +200,12 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
 // qwen2: Qwen2Tokenizer whatever the class; qwen3 and qwen3_moe without a class: Qwen2Tokenizer)
 // or an auto_map names remote code. LlamaTokenizer and CodeLlamaTokenizer build no normalizer and
 // a Metaspace without split, prepending "▁" per `legacy` and `add_prefix_space` (CodeLlama's per
-// add_prefix_space alone), fuse_unk and byte_fallback on; Qwen2Tokenizer a byte-level one. kiln
-// reads the file as written, as tokenizers does, and notes where AutoTokenizer's pipeline differs.
+// add_prefix_space alone), fuse_unk and byte_fallback on; Qwen2Tokenizer a byte-level one with an
+// NFC normalizer and Qwen2's split pattern, over a byte-level file's vocabulary too. kiln reads the
+// file as written, as tokenizers does, and notes where AutoTokenizer's pipeline differs.
 void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_text, const TokenizerData& d,
                                 std::string* notes) {
-  if (!notes || d.kind != TokenizerData::Kind::kSentencePieceBpe) return;
+  if (!notes || d.kind == TokenizerData::Kind::kClipBpe) return;
   const json cfg = json::parse(cfg_text, nullptr, false);
   if (!cfg.is_object()) return;
   json model = json::object();
@@ -225,6 +226,18 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   if (type == "mistral" || type == "mixtral" || type == "phi3") return;
   if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe"))) cls = "Qwen2Tokenizer";
   auto note = [&](const std::string& n) { append_note(notes, n); };
+  if (d.kind == TokenizerData::Kind::kByteLevelBpe) {
+    if (cls == "Qwen2Tokenizer" && !(d.nfc && d.split == TokenizerData::Split::kQwen2))
+      note(std::string("the tokenizer class Qwen2Tokenizer") + (type.empty() ? "" : " (model_type " + type + ")") +
+           ", which transformers 5's AutoTokenizer rebuilds with an NFC normalizer and Qwen2's split pattern "
+           "instead of tokenizer.json's " +
+           (d.nfc                                     ? "split"
+            : d.split == TokenizerData::Split::kQwen2 ? "missing normalizer"
+                                                      : "pipeline") +
+           "; kiln follows tokenizer.json, as tokenizers does, so ids can differ from AutoTokenizer's" +
+           (d.nfc ? "" : " on text not in NFC (e decomposed, say)"));
+    return;
+  }
   if (cls == "Qwen2Tokenizer") {
     note("config.json's model_type " + type +
          " makes transformers 5's AutoTokenizer rebuild this SentencePiece tokenizer.json as Qwen2Tokenizer (a "

@@ -801,6 +801,46 @@ TEST_CASE("tokenizer: a LlamaTokenizer class that AutoTokenizer would rebuild ot
   }
 }
 
+// transformers 5's Qwen2Tokenizer rebuilds a byte-level tokenizer.json too, with an NFC normalizer
+// and Qwen2's split pattern: Qwen's own file has both (no note); the same file without its
+// normalizer is noted (AutoTokenizer then encodes "cafe\u0301 ok" as [924, 58858, 5394] where
+// tokenizers gives [924, 1859, 53839, 5394], transformers 5.24), as is a class AutoTokenizer
+// replaces by Qwen2Tokenizer for model_type qwen2.
+TEST_CASE("tokenizer: a byte-level Qwen2Tokenizer file AutoTokenizer would rebuild otherwise is noted") {
+  const std::string root = kiln::test::fixtures_root();
+  using J = nlohmann::json;
+  struct Case {
+    J model, cfg_edit;
+    bool drop_nfc;
+    const char* noted;
+  };
+  const char* nfc =
+      "rebuilds with an NFC normalizer and Qwen2's split pattern instead of tokenizer.json's missing "
+      "normalizer";
+  for (const Case& c :
+       {Case{J::object(), J::object(), false, nullptr}, Case{J::object(), J::object(), true, nfc},
+        Case{{{"model_type", "qwen2"}}, {{"tokenizer_class", "PreTrainedTokenizerFast"}}, true, nfc},
+        Case{{{"model_type", "llama"}}, {{"tokenizer_class", "PreTrainedTokenizerFast"}}, true, nullptr}}) {
+    CAPTURE(c.model.dump());
+    CAPTURE(c.drop_nfc);
+    kiln::test::TempDir d;
+    J tok = J::parse(kiln::test::read_bytes(kiln::test::fixture_path("real_tokenizers/qwen2/tokenizer.json")));
+    REQUIRE(tok["normalizer"] == J({{"type", "NFC"}}));
+    if (c.drop_nfc) tok["normalizer"] = nullptr;
+    std::ofstream(d / "tokenizer.json") << tok.dump();
+    J cfg = J::parse(kiln::test::read_bytes(root + "/real_tokenizers/qwen2/tokenizer_config.json"));
+    cfg.update(c.cfg_edit);
+    std::ofstream(d / "tokenizer_config.json") << cfg.dump();
+    if (!c.model.empty()) std::ofstream(d / "config.json") << c.model.dump();
+    TokenizerData td;
+    std::string notes;
+    REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
+    CAPTURE(notes);
+    if (c.noted) CHECK(notes.find(c.noted) != std::string::npos);
+    else CHECK(notes.find("Qwen2Tokenizer") == std::string::npos);
+  }
+}
+
 // A tokenizer.json's known split patterns wrapped as (?:…): the same language, but not a
 // pattern kiln has a scanner for, so PCRE2 runs it (GPT-2's ByteLevel use_regex becomes a Split
 // of GPT-2's pattern before a ByteLevel without one).
