@@ -16,6 +16,21 @@ LlamaConfig read_llama_config(const std::string& path) { return parse_llama_conf
 
 namespace {
 
+// layer_types: one "full_attention" or "sliding_attention" per layer, as window_layer (true: sliding).
+std::vector<bool> read_layer_types(const ConfigReader& r, const nlohmann::json& j, int64_t layers) {
+  const nlohmann::json& lt = j["layer_types"];
+  if (!lt.is_array()) r.fail("layer_types", "must be a list");
+  if (int64_t(lt.size()) != layers) r.fail("layer_types", "must name one type per layer");
+  std::vector<bool> sliding;
+  for (const auto& t : lt) {
+    if (t != "full_attention" && t != "sliding_attention")
+      r.fail("layer_types",
+             "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
+    sliding.push_back(t == "sliding_attention");
+  }
+  return sliding;
+}
+
 // Gemma3TextConfig's (v2: Gemma2Config's) keys past LLaMA's (see LlamaConfig::gemma), with its
 // defaults for absent ones.
 void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaConfig* out) {
@@ -50,15 +65,7 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
   // layer_types, by default sliding and full layers in turn (the first sliding).
   if (!v2) r.has("_sliding_window_pattern");
   if (r.has("layer_types")) {
-    const nlohmann::json& lt = j["layer_types"];
-    if (!lt.is_array() || int64_t(lt.size()) != c.num_hidden_layers)
-      r.fail("layer_types", "must name one type per layer");
-    for (const auto& t : lt) {
-      if (t != "full_attention" && t != "sliding_attention")
-        r.fail("layer_types",
-               "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
-      c.window_layer.push_back(t == "sliding_attention");
-    }
+    c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
     if (!v2) r.has("sliding_window_pattern");
   } else if (v2) {
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % 2 != 0);
@@ -133,14 +140,7 @@ void read_smollm3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   const bool use_window = r.boolean("use_sliding_window", false);
   const int64_t window = r.has("sliding_window") ? r.pos_int("sliding_window", true) : 0;
   if (r.has("layer_types")) {
-    const nlohmann::json& lt = j["layer_types"];
-    if (!lt.is_array() || int64_t(lt.size()) != n) r.fail("layer_types", "must name one type per layer");
-    for (const auto& t : lt) {
-      if (t != "full_attention" && t != "sliding_attention")
-        r.fail("layer_types",
-               "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
-      c.window_layer.push_back(t == "sliding_attention");
-    }
+    c.window_layer = read_layer_types(r, j, n);
   } else {
     for (int64_t i = 0; i < n; ++i) c.window_layer.push_back(use_window && window > 0 && c.nope_layer[size_t(i)]);
   }
@@ -171,6 +171,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
+  const bool ministral = arch == "MinistralForCausalLM" || arch == "ministral";
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe;
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
@@ -184,13 +185,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite";
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3 && !phi && !ernie && !olmo2)
+      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2       ? "Qwen2ForCausalLM"
                    : qwen3_moe ? "Qwen3MoeForCausalLM"
                    : qwen3     ? "Qwen3ForCausalLM"
                    : mistral   ? "MistralForCausalLM"
+                   : ministral ? "MinistralForCausalLM"
                    : mixtral   ? "MixtralForCausalLM"
                    : phi3      ? "Phi3ForCausalLM"
                    : phi       ? "PhiForCausalLM"
@@ -253,10 +255,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail(k, std::string("is null, from which transformers 5 cannot build ") + c.architecture +
                     " (transformers 4 read it otherwise than an absent one): give its value");
   };
-  if (mistral || mixtral || qwen3_moe || gemma) refuse_null("num_key_value_heads");
+  if (mistral || ministral || mixtral || qwen3_moe || gemma) refuse_null("num_key_value_heads");
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3) refuse_null("head_dim");
+  if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
+    r.fail("head_dim",
+           "is missing or null, with which transformers 5 cannot build MinistralForCausalLM: give its value");
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
-                             : mistral || mixtral              ? 8
+                             : mistral || ministral || mixtral ? 8
                              : qwen3_moe || smollm3            ? 4
                              : ernie                           ? 2
                              : qwen2 || qwen3                  ? 32
@@ -281,12 +286,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
-                                        gemma1 || gemma2              ? 8192
-                                        : mistral || mixtral || gemma ? 131072
-                                        : qwen2 || qwen3 || smollm3   ? 32768
-                                        : ernie                       ? 131072
-                                        : phi3                        ? 4096
-                                                                      : 2048);
+                                        gemma1 || gemma2                           ? 8192
+                                        : mistral || ministral || mixtral || gemma ? 131072
+                                        : qwen2 || qwen3 || smollm3                ? 32768
+                                        : ernie                                    ? 131072
+                                        : phi3                                     ? 4096
+                                                                                   : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
   c.rms_norm_eps =
@@ -346,15 +351,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     if (qwen3_moe) {
       r.has("layer_types");  // not a Qwen3MoeConfig attribute: transformers never reads it
     } else if (r.has("layer_types")) {
-      const nlohmann::json& lt = j["layer_types"];
-      if (!lt.is_array()) r.fail("layer_types", "must be a list");
-      if (int64_t(lt.size()) != c.num_hidden_layers) r.fail("layer_types", "must name one type per layer");
-      for (const auto& t : lt) {
-        if (t != "full_attention" && t != "sliding_attention")
-          r.fail("layer_types",
-                 "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
-        c.window_layer.push_back(t == "sliding_attention");
-      }
+      c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
       // (transformers fails at its first forward there: a sliding layer's mask needs a window)
       if (std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end() &&
           (!use_window || window == 0))
@@ -398,6 +395,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
     if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
     for (const char* k : {"router_jitter_noise", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
+  } else if (ministral) {
+    // MinistralConfig: Mistral's layer with windows of sliding_window (default 4096) in the layers
+    // layer_types names sliding (by default every layer). transformers builds the sliding mask
+    // whatever the layer types, so it cannot run a null sliding_window.
+    if (j.contains("sliding_window") && j["sliding_window"].is_null())
+      r.fail("sliding_window",
+             "is null, with which transformers 5 cannot run MinistralForCausalLM (it builds the "
+             "sliding mask whatever the layer types)");
+    c.sliding_window = r.pos_int("sliding_window", false, 4096);
+    c.window_layer = r.has("layer_types") ? read_layer_types(r, j, c.num_hidden_layers)
+                                          : std::vector<bool>(size_t(c.num_hidden_layers), true);
   } else if (mistral) {
     // Mistral: LLaMA whose attention sees the last sliding_window positions (MistralConfig's
     // default 4096 when the key is absent; null: all).
@@ -443,8 +451,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Phi-3's attention none (Qwen2's hard-wires q/k/v biases without o_proj's: no value of
   // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
   // the values that change nothing.
-  if (qwen2 || qwen3 || mistral || mixtral || phi3 || gemma || olmo2) r.hardwired("mlp_bias", false);
-  if (mistral || mixtral || phi3) r.hardwired("attention_bias", false);
+  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2) r.hardwired("mlp_bias", false);
+  if (mistral || ministral || mixtral || phi3) r.hardwired("attention_bias", false);
   if (phi3) {
     r.hardwired("lm_head_bias", false);
     r.hardwired("full_attn_mod", 1);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,phi,ernie4_5,olmo2,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,phi,ernie4_5,olmo2,ministral,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -13,6 +13,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,sm
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
+  --only ministral only tests/fixtures/ministral/ (tiny MinistralForCausalLM checkpoints: windows by layer type)
   --only olmo2     only tests/fixtures/olmo2/ (tiny Olmo2ForCausalLM checkpoints: norms after each branch, whole q/k norms)
   --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
@@ -208,7 +209,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "phi", "ernie4_5", "olmo2", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "phi", "ernie4_5", "olmo2", "ministral", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -555,6 +556,17 @@ GRANITE_VARIANTS = [
     ("bias_untied_f32", 2525, {"tie_word_embeddings": False, "attention_bias": True, "mlp_bias": True,
                                "embedding_multiplier": 3.0, "attention_multiplier": 0.3, "residual_multiplier": 1.0,
                                "logits_scaling": 0.5}),
+]
+
+MINISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "ministral")
+# Ministral (MinistralForCausalLM): Mistral's layer with a sliding window in the layers layer_types
+# names. mixed_f32: sliding and full layers (window 6, shorter than the sequences). all_sliding_tied_f32:
+# MinistralConfig's default layer types (every layer sliding, window 5), tied, head_dim 24. (transformers
+# 5.24's MinistralForCausalLM needs head_dim: its default None fails in the attention.)
+MINISTRAL_VARIANTS = [
+    ("mixed_f32", 3838, {"num_hidden_layers": 3, "sliding_window": 6, "head_dim": 16,
+                         "layer_types": ["sliding_attention", "full_attention", "sliding_attention"]}),
+    ("all_sliding_tied_f32", 3939, {"sliding_window": 5, "tie_word_embeddings": True, "head_dim": 24}),
 ]
 
 OLMO2_DIR = os.path.join(REPO, "tests", "fixtures", "olmo2")
@@ -1039,6 +1051,18 @@ def draw_norms_around_one(model):
         for n, p in model.named_parameters():
             if n.endswith("norm.weight"):
                 p.copy_(1.0 + 0.3 * torch.randn_like(p))
+
+
+def main_ministral():
+    from transformers import MinistralConfig, MinistralForCausalLM
+
+    def check(keys):
+        assert not any(k.endswith(".bias") for k in keys), keys.keys()
+    main_llama_like("ministral", MINISTRAL_DIR, MINISTRAL_VARIANTS, MinistralConfig, MinistralForCausalLM, check)
+    # (main_llama_like checks each window moves the logits; mixed_f32's full layer must stay full:
+    # with every layer sliding the logits move too)
+    assert_moves(os.path.join(MINISTRAL_DIR, "mixed_f32"), MinistralForCausalLM, "every layer sliding", 1e-2,
+                 layer_types=["sliding_attention"] * 3)
 
 
 def main_olmo2():
@@ -3194,6 +3218,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "granite"):
         main_granite()
+    if ARGS.only in ("all", "ministral"):
+        main_ministral()
     if ARGS.only in ("all", "olmo2"):
         main_olmo2()
     if ARGS.only in ("all", "ernie4_5"):

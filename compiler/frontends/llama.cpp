@@ -452,11 +452,12 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 extern const Frontend kLlamaFrontend{
     "llama",
-    {"LlamaForCausalLM", "llama", "MistralForCausalLM",  "mistral",     "Qwen2ForCausalLM",    "qwen2",
-     "Qwen3ForCausalLM", "qwen3", "MixtralForCausalLM",  "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
-     "Phi3ForCausalLM",  "phi3",  "Gemma3ForCausalLM",   "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
-     "GemmaForCausalLM", "gemma", "GraniteForCausalLM",  "granite",     "SmolLM3ForCausalLM",  "smollm3",
-     "PhiForCausalLM",   "phi",   "Ernie4_5ForCausalLM", "ernie4_5",    "Olmo2ForCausalLM",    "olmo2"},
+    {"LlamaForCausalLM",     "llama",    "MistralForCausalLM",  "mistral",     "Qwen2ForCausalLM",    "qwen2",
+     "Qwen3ForCausalLM",     "qwen3",    "MixtralForCausalLM",  "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
+     "Phi3ForCausalLM",      "phi3",     "Gemma3ForCausalLM",   "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
+     "GemmaForCausalLM",     "gemma",    "GraniteForCausalLM",  "granite",     "SmolLM3ForCausalLM",  "smollm3",
+     "PhiForCausalLM",       "phi",      "Ernie4_5ForCausalLM", "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
+     "MinistralForCausalLM", "ministral"},
     nullptr,
     build_llama};
 

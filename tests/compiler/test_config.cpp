@@ -649,6 +649,41 @@ TEST_CASE("config: OLMo 2 (hub keys, defaults)") {
   CHECK_THROWS_WITH_AS(parse_llama_config(j.dump(), "config.json"), doctest::Contains("mlp_bias"), std::exception);
 }
 
+// MinistralForCausalLM: windows in the layers layer_types names (every layer when absent), 4096
+// positions when sliding_window is absent; a null window or a missing head_dim, with which
+// transformers 5 cannot run the model, are refused.
+TEST_CASE("config: Ministral (layer types, defaults, refusals)") {
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "architectures": ["MinistralForCausalLM"], "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096,
+    "intermediate_size": 12288, "max_position_embeddings": 32768, "model_type": "ministral",
+    "num_attention_heads": 32, "num_hidden_layers": 4, "num_key_value_heads": 8, "rms_norm_eps": 1e-05,
+    "rope_theta": 100000000.0, "sliding_window": 32768, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+    "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+    "vocab_size": 131072})");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "MinistralForCausalLM");
+  CHECK(c.unmodeled.empty());
+  for (int64_t i = 0; i < 4; ++i) CHECK(c.window_of(i) == (i % 2 == 0 ? 32768 : 0));
+  CHECK(c.rope.theta == 1e8);
+  const LlamaConfig absent = edited(hub, [](nlohmann::json& j) {
+    j.erase("layer_types");
+    j.erase("sliding_window");
+    j.erase("num_key_value_heads");
+  });
+  for (int64_t i = 0; i < 4; ++i) CHECK(absent.window_of(i) == 4096);
+  CHECK(absent.num_key_value_heads == 8);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["sliding_window"] = nullptr; })
+            .find("sliding_window is null, with which transformers 5 cannot run MinistralForCausalLM") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j.erase("head_dim"); }).find("head_dim is missing or null") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["layer_types"][1] = "chunked_attention";
+        }).find("chunked_attention") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["attention_bias"] = true; }).find("attention_bias") !=
+        std::string::npos);
+}
+
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   const std::string path = kiln::test::fixture("top2_f32", "mixtral") + "/config.json";
   const LlamaConfig c = read_llama_config(path);

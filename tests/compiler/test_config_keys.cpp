@@ -39,7 +39,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
   if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
       cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig" || cls == "Gemma3TextConfig" ||
       cls == "GraniteConfig" || cls == "Gemma2Config" || cls == "GemmaConfig" || cls == "SmolLM3Config" ||
-      cls == "PhiConfig" || cls == "Ernie4_5Config" || cls == "Olmo2Config")
+      cls == "PhiConfig" || cls == "Ernie4_5Config" || cls == "Olmo2Config" || cls == "MinistralConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -63,6 +63,8 @@ json defaults_of(const std::string& cls) {
   // DeepseekV2Config defaults to 64 routed experts but num_experts_per_tok null, which no model
   // runs (transformers' router needs it): V2-Lite's value.
   if (cls == "DeepseekV2Config") j["num_experts_per_tok"] = 6;
+  // MinistralConfig's head_dim defaults to None, with which its attention fails: Ministral-8B's value.
+  if (cls == "MinistralConfig") j["head_dim"] = 128;
   if (cls == "LoraConfig") {  // a saved adapter has these set (peft fills them in save_pretrained)
     j["peft_type"] = "LORA";
     j["target_modules"] = json::array({"q_proj"});
@@ -85,6 +87,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "PhiConfig",
                                 "Ernie4_5Config",
                                 "Olmo2Config",
+                                "MinistralConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -258,7 +261,7 @@ TEST_CASE("config keys: a key left out reads as the library's default, or is ref
   for (const char* cls :
        {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config",
         "GemmaConfig", "Gemma2Config", "Gemma3TextConfig", "GraniteConfig", "SmolLM3Config", "PhiConfig",
-        "Ernie4_5Config", "Olmo2Config", "DeepseekV2Config", "DeepseekV3Config"}) {
+        "Ernie4_5Config", "Olmo2Config", "MinistralConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     const std::string want = config_fingerprint(cls, full, d);
@@ -287,7 +290,7 @@ TEST_CASE("config keys: a null boolean reads as false, as Python's None does") {
   for (const char* cls :
        {"LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config",
         "GemmaConfig", "Gemma2Config", "Gemma3TextConfig", "GraniteConfig", "SmolLM3Config", "PhiConfig",
-        "Ernie4_5Config", "Olmo2Config", "DeepseekV2Config", "DeepseekV3Config"}) {
+        "Ernie4_5Config", "Olmo2Config", "MinistralConfig", "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     for (auto it = full.begin(); it != full.end(); ++it) {
