@@ -728,6 +728,17 @@ TEST_CASE("tokenizer: added tokens get the ids HF assigns them, whatever ids the
                        doctest::Contains("added token '<e>' is listed twice with different flags"), std::exception);
 }
 
+// The compile notes of the tokenizer.json already in d with this tokenizer_config.json and, unless
+// empty, this config.json.
+std::string tokenizer_notes(const kiln::test::TempDir& d, const nlohmann::json& cfg, const nlohmann::json& model) {
+  std::ofstream(d / "tokenizer_config.json") << cfg.dump();
+  if (!model.empty()) std::ofstream(d / "config.json") << model.dump();
+  TokenizerData td;
+  std::string notes;
+  REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
+  return notes;
+}
+
 // transformers 5's AutoTokenizer rebuilds a SentencePiece-style tokenizer.json whose config names
 // LlamaTokenizer (tokenizers/sentencepiece, Llama-2's layout: 34 of its 243 cases encode otherwise);
 // kiln reads the file as tokenizers does and says so, unless the class's pipeline is the file's
@@ -790,11 +801,7 @@ TEST_CASE("tokenizer: a LlamaTokenizer class that AutoTokenizer would rebuild ot
     nlohmann::json cfg = nlohmann::json::parse(kiln::test::read_bytes(root + "/" + c.src + "/tokenizer_config.json"));
     cfg.erase("chat_template");
     cfg.update(c.edit);
-    std::ofstream(d / "tokenizer_config.json") << cfg.dump();
-    if (!c.model.empty()) std::ofstream(d / "config.json") << c.model.dump();
-    TokenizerData td;
-    std::string notes;
-    REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
+    const std::string notes = tokenizer_notes(d, cfg, c.model);
     CAPTURE(notes);
     if (c.noted) CHECK(notes.find(c.noted) != std::string::npos);
     else CHECK(notes.find("AutoTokenizer rebuild") == std::string::npos);
@@ -830,11 +837,7 @@ TEST_CASE("tokenizer: a byte-level Qwen2Tokenizer file AutoTokenizer would rebui
     std::ofstream(d / "tokenizer.json") << tok.dump();
     J cfg = J::parse(kiln::test::read_bytes(root + "/real_tokenizers/qwen2/tokenizer_config.json"));
     cfg.update(c.cfg_edit);
-    std::ofstream(d / "tokenizer_config.json") << cfg.dump();
-    if (!c.model.empty()) std::ofstream(d / "config.json") << c.model.dump();
-    TokenizerData td;
-    std::string notes;
-    REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
+    const std::string notes = tokenizer_notes(d, cfg, c.model);
     CAPTURE(notes);
     if (c.noted) CHECK(notes.find(c.noted) != std::string::npos);
     else CHECK(notes.find("Qwen2Tokenizer") == std::string::npos);
