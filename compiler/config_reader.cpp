@@ -138,6 +138,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Ernie4_5ForCausalLM", "ernie4_5"},
                                                                {"Olmo2ForCausalLM", "olmo2"},
                                                                {"MinistralForCausalLM", "ministral"},
+                                                               {"GraniteMoeForCausalLM", "granitemoe"},
                                                                {"DeepseekV2ForCausalLM", "deepseek_v2"},
                                                                {"DeepseekV3ForCausalLM", "deepseek_v3"}};
   if (has("model_type") && j_["model_type"].is_string())

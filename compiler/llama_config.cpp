@@ -182,28 +182,30 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
-  const bool granite = arch == "GraniteForCausalLM" || arch == "granite";
+  const bool granite_moe = arch == "GraniteMoeForCausalLM" || arch == "granitemoe";
+  const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
-  c.architecture = qwen2       ? "Qwen2ForCausalLM"
-                   : qwen3_moe ? "Qwen3MoeForCausalLM"
-                   : qwen3     ? "Qwen3ForCausalLM"
-                   : mistral   ? "MistralForCausalLM"
-                   : ministral ? "MinistralForCausalLM"
-                   : mixtral   ? "MixtralForCausalLM"
-                   : phi3      ? "Phi3ForCausalLM"
-                   : phi       ? "PhiForCausalLM"
-                   : ernie     ? "Ernie4_5ForCausalLM"
-                   : olmo2     ? "Olmo2ForCausalLM"
-                   : gemma1    ? "GemmaForCausalLM"
-                   : gemma2    ? "Gemma2ForCausalLM"
-                   : gemma     ? "Gemma3ForCausalLM"
-                   : granite   ? "GraniteForCausalLM"
-                   : smollm3   ? "SmolLM3ForCausalLM"
-                               : "LlamaForCausalLM";
+  c.architecture = qwen2         ? "Qwen2ForCausalLM"
+                   : qwen3_moe   ? "Qwen3MoeForCausalLM"
+                   : qwen3       ? "Qwen3ForCausalLM"
+                   : mistral     ? "MistralForCausalLM"
+                   : ministral   ? "MinistralForCausalLM"
+                   : mixtral     ? "MixtralForCausalLM"
+                   : phi3        ? "Phi3ForCausalLM"
+                   : phi         ? "PhiForCausalLM"
+                   : ernie       ? "Ernie4_5ForCausalLM"
+                   : olmo2       ? "Olmo2ForCausalLM"
+                   : gemma1      ? "GemmaForCausalLM"
+                   : gemma2      ? "Gemma2ForCausalLM"
+                   : gemma       ? "Gemma3ForCausalLM"
+                   : granite_moe ? "GraniteMoeForCausalLM"
+                   : granite     ? "GraniteForCausalLM"
+                   : smollm3     ? "SmolLM3ForCausalLM"
+                                 : "LlamaForCausalLM";
   if (gemma1) {
     // GemmaConfig reads hidden_act, and its hub value "gelu" as the tanh GELU the checkpoints were
     // trained with. The hub files also carry hidden_activation, which transformers 4.40-4.x read
@@ -427,7 +429,23 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // replaces head_dim^-½ whatever it is).
     c.granite = true;
     c.attention_bias = r.boolean("attention_bias", false);
-    c.mlp_bias = r.boolean("mlp_bias", false);
+    if (granite_moe) {
+      // GraniteMoeConfig: experts in every layer, the top num_experts_per_tok by router logit
+      // weighed by the softmax over those (Mixtral's renormalized top-k); no MLP biases. The aux
+      // loss acts in training only.
+      c.num_local_experts = r.pos_int("num_local_experts", false, 8);
+      c.num_experts_per_tok = r.experts_per_token(false, 2);
+      c.moe_intermediate_size = c.intermediate_size;
+      c.norm_topk_prob = true;
+      c.granite_moe = c.moe_fused = true;
+      if (c.num_experts_per_tok > c.num_local_experts)
+        r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
+      if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
+      for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
+      r.hardwired("mlp_bias", false);
+    } else {
+      c.mlp_bias = r.boolean("mlp_bias", false);
+    }
     auto multiplier = [&](const char* k) {
       const double v = r.num(k, 1.0);
       if (!std::isfinite(float(v))) r.fail(k, "must be a finite number (as an f32)");

@@ -68,6 +68,11 @@ struct LlamaConfig {
   // by the frontend from the checkpoint.
   bool moe_fused = false;
   bool mixtral_names = false;  // block_sparse_moe / w1 w3 w2 rather than mlp / gate_proj up_proj down_proj
+  // GraniteMoe: every expert in one tensor (moe_fused), named as shipped (block_sparse_moe.input_linear,
+  // output_linear, router.layer) or, granite_moe_renamed (set by the frontend from the checkpoint),
+  // as transformers 5 names them in memory (block_sparse_moe.experts.gate_up_proj, down_proj,
+  // router.weight).
+  bool granite_moe = false, granite_moe_renamed = false;
   // Phi-3: q, k and v in one qkv_proj tensor and gate|up in one gate_up_proj (the layout kiln
   // builds anyway), LongRoPE allowed.
   bool fused_projections = false;

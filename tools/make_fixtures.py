@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,smollm3,phi,ernie4_5,olmo2,ministral,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,ministral,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -9,6 +9,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,sm
   --only qwen2     only tests/fixtures/qwen2/ (tiny Qwen2ForCausalLM checkpoints, the llama reference layout)
   --only qwen3     only tests/fixtures/qwen3/ (tiny Qwen3ForCausalLM checkpoints: q_norm/k_norm, explicit head_dim)
   --only granite   only tests/fixtures/granite/ (tiny GraniteForCausalLM checkpoints: the four multipliers)
+  --only granitemoe only tests/fixtures/granitemoe/ (tiny GraniteMoeForCausalLM checkpoints: multipliers, experts)
   --only qwen3_moe only tests/fixtures/qwen3_moe/ (tiny Qwen3MoeForCausalLM checkpoints: sparse steps, mlp_only_layers)
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
@@ -209,7 +210,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "smollm3", "phi", "ernie4_5", "olmo2", "ministral", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "ministral", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -636,6 +637,19 @@ SMOLLM3_VARIANTS = [
                                                       "original_max_position_embeddings": 64})),
 ]
 
+GRANITEMOE_DIR = os.path.join(REPO, "tests", "fixtures", "granitemoe")
+# GraniteMoe: Granite's multipliers with experts in every layer, the top k by router logit weighed by
+# their softmax (residual_multiplier scales the experts' sum too). multipliers_top2_f32: 4 experts,
+# top 2, the checkpoint as saved; top1_tied_f32: 3 experts, top 1, tied, attention biases, the experts
+# renamed to transformers 5's in-memory names (block_sparse_moe.experts.gate_up_proj, ...).
+GRANITEMOE_VARIANTS = [
+    ("multipliers_top2_f32", 4040, {"num_local_experts": 4, "num_experts_per_tok": 2, "embedding_multiplier": 1.5,
+                                    "attention_multiplier": 0.2, "residual_multiplier": 0.6, "logits_scaling": 2.0}),
+    ("top1_tied_f32", 4141, {"num_local_experts": 3, "num_experts_per_tok": 1, "tie_word_embeddings": True,
+                             "attention_bias": True, "embedding_multiplier": 2.0, "attention_multiplier": 0.25,
+                             "residual_multiplier": 1.5, "logits_scaling": 0.5}),
+]
+
 MIXTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mixtral")
 # Mixtral: a softmax router over num_local_experts SwiGLU experts in every layer, top-k renormalized.
 MIXTRAL_VARIANTS = [
@@ -874,6 +888,36 @@ def main_mixtral():
         fused[p + "mlp.experts.down_proj"] = torch.stack(
             [t[p + "block_sparse_moe.experts.%d.w2.weight" % e] for e in range(E)]).contiguous()
     save_file(fused, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
+
+
+def main_granitemoe():
+    from transformers import GraniteMoeConfig, GraniteMoeForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.block_sparse_moe.input_linear.weight" in keys, keys.keys()
+    main_llama_like("granitemoe", GRANITEMOE_DIR, GRANITEMOE_VARIANTS, GraniteMoeConfig, GraniteMoeForCausalLM, check)
+    for name, _, overrides in GRANITEMOE_VARIANTS:
+        out = os.path.join(GRANITEMOE_DIR, name)
+        gap = moe_min_gap(out, GraniteMoeForCausalLM)
+        print("  %s: min router gap %.3e" % (name, gap))
+        assert gap > MIXTRAL_MIN_GAP, (name, gap)
+        assert_moves(out, GraniteMoeForCausalLM, "residual_multiplier 1", 1e-2, residual_multiplier=1.0)
+    # top1_tied_f32 with transformers 5's in-memory names: transformers reads it to the same logits.
+    out = os.path.join(GRANITEMOE_DIR, "top1_tied_f32")
+    t = load_file(os.path.join(out, "model.safetensors"))
+    names = {"input_linear.weight": "experts.gate_up_proj", "output_linear.weight": "experts.down_proj",
+             "router.layer.weight": "router.weight"}
+    renamed = {}
+    for k, v in t.items():
+        for old, new in names.items():
+            k = k.replace("block_sparse_moe." + old, "block_sparse_moe." + new)
+        renamed[k] = v
+    assert renamed.keys() != t.keys()
+    save_file(renamed, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, GraniteMoeForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "the renamed experts changed the model"
 
 
 def main_qwen3_moe():
@@ -3218,6 +3262,8 @@ def main():
         main_qwen3()
     if ARGS.only in ("all", "granite"):
         main_granite()
+    if ARGS.only in ("all", "granitemoe"):
+        main_granitemoe()
     if ARGS.only in ("all", "ministral"):
         main_ministral()
     if ARGS.only in ("all", "olmo2"):

@@ -32,6 +32,11 @@ struct MoeTensors {
 
 MoeTensors moe_tensors(const LlamaConfig& c, const std::string& p) {
   MoeTensors t;
+  if (c.granite_moe) {
+    const std::string m = p + "block_sparse_moe.";
+    if (c.granite_moe_renamed) return {m + "router.weight", {m + "experts.gate_up_proj"}, {m + "experts.down_proj"}};
+    return {m + "router.layer.weight", {m + "input_linear.weight"}, {m + "output_linear.weight"}};
+  }
   const std::string m = c.mixtral_names && !c.moe_fused ? p + "block_sparse_moe." : p + "mlp.";
   t.router = m + "gate.weight";
   if (c.moe_fused) {
@@ -376,7 +381,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         const uint32_t ew = g.activation(p + "expert_weights", {N, K});
         const uint32_t ws = g.activation(p + "expert_act", {N * K, c.moe_intermediate_size});
         add_node(P, kMoeRouteOp, {h2, L.router, kNoTensor, n_valid}, {ids, ew},
-                 {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1, c.norm_topk_prob ? 1 : 0}, {1.0});
+                 {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1, c.norm_topk_prob ? 1 : 0},
+                 {c.granite ? c.residual_multiplier : 1.0});  // (GraniteMoe's branch scale, on the weights)
         add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
         continue;
       }
@@ -407,6 +413,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
                                      : "";
   const std::string tie_note = untie_distinct_head(b.checkpoint, &c.tie_word_embeddings);
   refuse_prequantized_embedding(b.checkpoint, c.tie_word_embeddings);
+  if (c.granite_moe)  // (the names of the first layer's experts)
+    c.granite_moe_renamed = b.checkpoint.find(hf_layer_prefix(0) + "block_sparse_moe.experts.gate_up_proj") != nullptr;
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;
@@ -452,12 +460,12 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 extern const Frontend kLlamaFrontend{
     "llama",
-    {"LlamaForCausalLM",     "llama",    "MistralForCausalLM",  "mistral",     "Qwen2ForCausalLM",    "qwen2",
-     "Qwen3ForCausalLM",     "qwen3",    "MixtralForCausalLM",  "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
-     "Phi3ForCausalLM",      "phi3",     "Gemma3ForCausalLM",   "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
-     "GemmaForCausalLM",     "gemma",    "GraniteForCausalLM",  "granite",     "SmolLM3ForCausalLM",  "smollm3",
-     "PhiForCausalLM",       "phi",      "Ernie4_5ForCausalLM", "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
-     "MinistralForCausalLM", "ministral"},
+    {"LlamaForCausalLM",     "llama",     "MistralForCausalLM",    "mistral",     "Qwen2ForCausalLM",    "qwen2",
+     "Qwen3ForCausalLM",     "qwen3",     "MixtralForCausalLM",    "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
+     "Phi3ForCausalLM",      "phi3",      "Gemma3ForCausalLM",     "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
+     "GemmaForCausalLM",     "gemma",     "GraniteForCausalLM",    "granite",     "SmolLM3ForCausalLM",  "smollm3",
+     "PhiForCausalLM",       "phi",       "Ernie4_5ForCausalLM",   "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
+     "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe"},
     nullptr,
     build_llama};
 

@@ -1047,6 +1047,7 @@ TEST_CASE(
                                {"phi", "hub_f32"},
                                {"ernie4_5", "tied_f32"},
                                {"olmo2", "hub_f32"},
+                               {"granitemoe", "multipliers_top2_f32"},
                                {"gemma2", "softcap_f32"},
                                {"granite", "multipliers_tied_f32"}}) {
     const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)

@@ -684,6 +684,40 @@ TEST_CASE("config: Ministral (layer types, defaults, refusals)") {
         std::string::npos);
 }
 
+// GraniteMoeForCausalLM: a granite-3.x-1b-a400m-style hub config reads as GraniteMoeConfig reads
+// it: the multipliers, experts in every layer (renormalized top-k), fused expert tensors.
+TEST_CASE("config: GraniteMoe (multipliers, experts, defaults)") {
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "architectures": ["GraniteMoeForCausalLM"], "attention_bias": false, "attention_dropout": 0.1,
+    "attention_multiplier": 0.015625, "bos_token_id": 0, "embedding_multiplier": 12.0, "eos_token_id": 0,
+    "hidden_act": "silu", "hidden_size": 1024, "initializer_range": 0.02, "intermediate_size": 512,
+    "logits_scaling": 6.0, "max_position_embeddings": 4096, "model_type": "granitemoe", "num_attention_heads": 16,
+    "num_experts_per_tok": 8, "num_hidden_layers": 24, "num_key_value_heads": 8, "num_local_experts": 32,
+    "output_router_logits": false, "pad_token_id": 0, "residual_multiplier": 0.22, "rms_norm_eps": 1e-06,
+    "rope_scaling": null, "rope_theta": 10000, "router_aux_loss_coef": 0.01, "tie_word_embeddings": true,
+    "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 49155})");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "GraniteMoeForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK(c.granite);
+  CHECK(c.granite_moe);
+  CHECK(c.moe_fused);
+  CHECK(c.num_local_experts == 32);
+  CHECK(c.num_experts_per_tok == 8);
+  CHECK(c.norm_topk_prob);
+  CHECK(c.moe_intermediate_size == 512);
+  CHECK(c.residual_multiplier == 0.22);
+  const LlamaConfig absent = edited(hub, [](nlohmann::json& j) {
+    j.erase("num_local_experts");
+    j.erase("num_experts_per_tok");
+  });
+  CHECK(absent.num_local_experts == 8);
+  CHECK(absent.num_experts_per_tok == 2);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["num_experts_per_tok"] = 33; }).find("exceeds num_local_experts") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias") != std::string::npos);
+}
+
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
   const std::string path = kiln::test::fixture("top2_f32", "mixtral") + "/config.json";
   const LlamaConfig c = read_llama_config(path);
