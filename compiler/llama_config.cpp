@@ -235,8 +235,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail("hidden_act",
-           "must be \"silu\" for LLaMA, ERNIE 4.5, Granite, Mistral, Mixtral, OLMo 2, Phi-3, Qwen2, Qwen3, "
-           "Qwen3-MoE and SmolLM3");
+           "must be \"silu\" for LLaMA, ERNIE 4.5, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, Phi-3, "
+           "Qwen2, Qwen3, Qwen3-MoE and SmolLM3");
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
@@ -433,6 +433,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       // GraniteMoeConfig: experts in every layer, the top num_experts_per_tok by router logit
       // weighed by the softmax over those (Mixtral's renormalized top-k); no MLP biases. The aux
       // loss acts in training only.
+      for (const char* k : {"num_local_experts", "num_experts_per_tok"})  // (its router fails on None)
+        if (j.contains(k) && j[k].is_null())
+          r.fail(k, "is null, with which transformers 5 cannot run GraniteMoeForCausalLM: give its value");
       c.num_local_experts = r.pos_int("num_local_experts", false, 8);
       c.num_experts_per_tok = r.experts_per_token(false, 2);
       c.moe_intermediate_size = c.intermediate_size;
@@ -446,7 +449,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     } else {
       c.mlp_bias = r.boolean("mlp_bias", false);
     }
+    // (a null multiplier: transformers' eager attention fails on it, its sdpa takes a null
+    // attention_multiplier as head_dim^-½, and the others fail in both: refused rather than read as 1)
     auto multiplier = [&](const char* k) {
+      if (j.contains(k) && j[k].is_null())
+        r.fail(k, "is null, with which transformers 5 cannot run Granite (give its value; absent, it is 1)");
       const double v = r.num(k, 1.0);
       if (!std::isfinite(float(v))) r.fail(k, "must be a finite number (as an f32)");
       return v;

@@ -262,7 +262,8 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(error_of("embedding_multiplier", 1e39).find("embedding_multiplier must be a finite number") !=
         std::string::npos);
   CHECK(error_of("residual_multiplier", "0.22").find("residual_multiplier") != std::string::npos);
-  CHECK(error_of("hidden_act", "gelu").find("must be \"silu\" for LLaMA, ERNIE 4.5, Granite") != std::string::npos);
+  CHECK(error_of("hidden_act", "gelu").find("must be \"silu\" for LLaMA, ERNIE 4.5, Granite, GraniteMoe") !=
+        std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
 
@@ -716,6 +717,14 @@ TEST_CASE("config: GraniteMoe (multipliers, experts, defaults)") {
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["num_experts_per_tok"] = 33; }).find("exceeds num_local_experts") !=
         std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias") != std::string::npos);
+  // nulls transformers 5 cannot run (a null attention_multiplier is head_dim^-½ under sdpa, a
+  // failure under eager; the others fail in both): refused, not read as the absent key
+  for (const char* k : {"attention_multiplier", "residual_multiplier", "embedding_multiplier", "logits_scaling",
+                        "num_local_experts", "num_experts_per_tok"}) {
+    CAPTURE(std::string(k));
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("config: Mixtral (experts, top-k, defaults, bad counts refused)") {
