@@ -129,6 +129,11 @@ class ConfigReader {
   double num(const char* k, double def) const { return num(j_, k, def); }
   // Absent: def; null: false (Python reads None as false; transformers keeps a null Optional[bool]).
   bool boolean(const char* k, bool def) const;
+  // Refuses key k when the file sets it null ("k is null, " + why), where transformers cannot build
+  // the model from a null and kiln's reading of it would be a guess.
+  void refuse_null(const char* k, const std::string& why) const {
+    if (j_.contains(k) && j_[k].is_null()) fail(k, "is null, " + why);
+  }
   std::string str(const char* k, const std::string& def) const;
   // architecture(), refused by name when the config names none.
   std::string model_architecture() const;

@@ -159,6 +159,18 @@ void read_smollm3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   r.has("max_window_layers");
 }
 
+// A mixture of experts in every layer (Mixtral, GraniteMoe): num_local_experts SwiGLU experts of
+// intermediate_size, num_experts_per_tok of them (defaults 8 and 2) picked per token.
+void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.num_local_experts = r.pos_int("num_local_experts", false, 8);
+  c.num_experts_per_tok = r.experts_per_token(false, 2);
+  c.moe_intermediate_size = c.intermediate_size;
+  if (c.num_experts_per_tok > c.num_local_experts)
+    r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
+  if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
+}
+
 }  // namespace
 
 LlamaConfig parse_llama_config(const std::string& text, const std::string& path) {
@@ -245,20 +257,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
   c.num_attention_heads = r.pos_int("num_attention_heads", true);
   // Absent: the config class's default (MistralConfig and MixtralConfig 8, Qwen3MoeConfig 4,
-  // Qwen2Config and Qwen3Config 32); null: one per head.
+  // Qwen2Config and Qwen3Config 32, ...); null, where the class allows it: one per head.
   // A null transformers 5 cannot build the model from, where kiln's reading of it would differ from
-  // an absent key's: the config class types the key as a plain int and refuses the file
+  // an absent key's, is refused: the config class types the key as a plain int and refuses the file
   // (transformers 4 read a null num_key_value_heads as one per head, a null head_dim as hidden /
   // heads, where absent keys are these classes' own defaults), or the class has no such attribute
   // and the attention takes the file's None (Phi, Granite, OLMo 2, SmolLM3: getattr(config,
   // "head_dim", ...)). Other nulls read as absent keys.
-  auto refuse_null = [&](const char* k) {
-    if (j.contains(k) && j[k].is_null())
-      r.fail(k, std::string("is null, from which transformers 5 cannot build ") + c.architecture +
-                    " (transformers 4 read it otherwise than an absent one): give its value");
-  };
-  if (mistral || ministral || mixtral || qwen3_moe || gemma) refuse_null("num_key_value_heads");
-  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3) refuse_null("head_dim");
+  const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
+                              " (transformers 4 read it otherwise than an absent one): give its value";
+  if (mistral || ministral || mixtral || qwen3_moe || gemma) r.refuse_null("num_key_value_heads", no_null);
+  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3) r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
            "is missing or null, with which transformers 5 cannot build MinistralForCausalLM: give its value");
@@ -288,18 +297,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
-                                        gemma1 || gemma2                           ? 8192
-                                        : mistral || ministral || mixtral || gemma ? 131072
-                                        : qwen2 || qwen3 || smollm3                ? 32768
-                                        : ernie                                    ? 131072
-                                        : phi3                                     ? 4096
-                                                                                   : 2048);
+                                        gemma1 || gemma2                                    ? 8192
+                                        : mistral || ministral || mixtral || gemma || ernie ? 131072
+                                        : qwen2 || qwen3 || smollm3                         ? 32768
+                                        : phi3                                              ? 4096
+                                                                                            : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
   c.rms_norm_eps =
       phi ? r.num("layer_norm_eps", 1e-5) : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
-  // (Gemma's and SmolLM3's config classes tie by default)
+  // (Gemma's, SmolLM3's and ERNIE 4.5's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie);
   if (qwen2 || qwen3) {
     // Qwen2: biases on q, k and v (never on o_proj or the MLP). Qwen3: no biases unless
@@ -389,22 +397,16 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // Mixtral: Mistral's attention (MixtralConfig's sliding_window defaults to none) and a mixture
     // of experts in every layer. The router's jitter noise and aux loss act in training only.
     if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
-    c.num_local_experts = r.pos_int("num_local_experts", false, 8);
-    c.num_experts_per_tok = r.experts_per_token(false, 2);
-    c.moe_intermediate_size = c.intermediate_size;
+    read_experts_in_every_layer(r, &c);
     c.mixtral_names = true;
-    if (c.num_experts_per_tok > c.num_local_experts)
-      r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
-    if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
     for (const char* k : {"router_jitter_noise", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
   } else if (ministral) {
     // MinistralConfig: Mistral's layer with windows of sliding_window (default 4096) in the layers
     // layer_types names sliding (by default every layer). transformers builds the sliding mask
     // whatever the layer types, so it cannot run a null sliding_window.
-    if (j.contains("sliding_window") && j["sliding_window"].is_null())
-      r.fail("sliding_window",
-             "is null, with which transformers 5 cannot run MinistralForCausalLM (it builds the "
-             "sliding mask whatever the layer types)");
+    r.refuse_null("sliding_window",
+                  "with which transformers 5 cannot run MinistralForCausalLM (it builds the sliding mask whatever "
+                  "the layer types)");
     c.sliding_window = r.pos_int("sliding_window", false, 4096);
     c.window_layer = r.has("layer_types") ? read_layer_types(r, j, c.num_hidden_layers)
                                           : std::vector<bool>(size_t(c.num_hidden_layers), true);
@@ -434,16 +436,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       // weighed by the softmax over those (Mixtral's renormalized top-k); no MLP biases. The aux
       // loss acts in training only.
       for (const char* k : {"num_local_experts", "num_experts_per_tok"})  // (its router fails on None)
-        if (j.contains(k) && j[k].is_null())
-          r.fail(k, "is null, with which transformers 5 cannot run GraniteMoeForCausalLM: give its value");
-      c.num_local_experts = r.pos_int("num_local_experts", false, 8);
-      c.num_experts_per_tok = r.experts_per_token(false, 2);
-      c.moe_intermediate_size = c.intermediate_size;
+        r.refuse_null(k, "with which transformers 5 cannot run GraniteMoeForCausalLM: give its value");
+      read_experts_in_every_layer(r, &c);
       c.norm_topk_prob = true;
       c.granite_moe = c.moe_fused = true;
-      if (c.num_experts_per_tok > c.num_local_experts)
-        r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
-      if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
       for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
       r.hardwired("mlp_bias", false);
     } else {
@@ -452,8 +448,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // (a null multiplier: transformers' eager attention fails on it, its sdpa takes a null
     // attention_multiplier as head_dim^-½, and the others fail in both: refused rather than read as 1)
     auto multiplier = [&](const char* k) {
-      if (j.contains(k) && j[k].is_null())
-        r.fail(k, "is null, with which transformers 5 cannot run Granite (give its value; absent, it is 1)");
+      r.refuse_null(k, "with which transformers 5 cannot run Granite (give its value; absent, it is 1)");
       const double v = r.num(k, 1.0);
       if (!std::isfinite(float(v))) r.fail(k, "must be a finite number (as an f32)");
       return v;
