@@ -185,6 +185,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool ministral = arch == "MinistralForCausalLM" || arch == "ministral";
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";
+  const bool qwen2_moe = arch == "Qwen2MoeForCausalLM" || arch == "qwen2_moe";
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe;
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
@@ -198,10 +199,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral)
+      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2         ? "Qwen2ForCausalLM"
+                   : qwen2_moe   ? "Qwen2MoeForCausalLM"
                    : qwen3_moe   ? "Qwen3MoeForCausalLM"
                    : qwen3       ? "Qwen3ForCausalLM"
                    : mistral     ? "MistralForCausalLM"
@@ -248,7 +250,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail("hidden_act",
            "must be \"silu\" for LLaMA, ERNIE 4.5, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, Phi-3, "
-           "Qwen2, Qwen3, Qwen3-MoE and SmolLM3");
+           "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and SmolLM3");
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
@@ -266,8 +268,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // "head_dim", ...)). Other nulls read as absent keys.
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
-  if (mistral || ministral || mixtral || qwen3_moe || gemma) r.refuse_null("num_key_value_heads", no_null);
-  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3) r.refuse_null("head_dim", no_null);
+  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma) r.refuse_null("num_key_value_heads", no_null);
+  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe)
+    r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
            "is missing or null, with which transformers 5 cannot build MinistralForCausalLM: give its value");
@@ -275,6 +278,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              : mistral || ministral || mixtral ? 8
                              : qwen3_moe || smollm3            ? 4
                              : ernie                           ? 2
+                             : qwen2_moe                       ? 16
                              : qwen2 || qwen3                  ? 32
                              : gemma1                          ? 16
                              : gemma                           ? 4
@@ -299,7 +303,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
                                         gemma1 || gemma2                                    ? 8192
                                         : mistral || ministral || mixtral || gemma || ernie ? 131072
-                                        : qwen2 || qwen3 || smollm3                         ? 32768
+                                        : qwen2 || qwen3 || smollm3 || qwen2_moe            ? 32768
                                         : phi3                                              ? 4096
                                                                                             : 2048);
   r.set_max_positions(c.max_position_embeddings);
@@ -309,7 +313,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's, SmolLM3's and ERNIE 4.5's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie);
-  if (qwen2 || qwen3) {
+  if (qwen2 || qwen3 || qwen2_moe) {
     // Qwen2: biases on q, k and v (never on o_proj or the MLP). Qwen3: no biases unless
     // attention_bias (then on q, k, v and o_proj), and q_norm/k_norm over each head before RoPE.
     // Both have sliding-window attention off unless use_sliding_window is set (then
@@ -318,18 +322,27 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     if (qwen2) {
       c.qkv_bias = true;
       r.only("use_mrope", false);  // hub Qwen2/2.5 configs carry it; true is Qwen2-VL's M-RoPE
+    } else if (qwen2_moe) {
+      c.qkv_bias = r.boolean("qkv_bias", true);  // (Qwen2MoeConfig's key)
     } else {
       c.qk_norm = true;
       c.attention_bias = r.boolean("attention_bias", false);
     }
-    if (qwen3_moe) {
+    if (qwen3_moe || qwen2_moe) {
       // Experts in layer i unless i is in mlp_only_layers or (i + 1) % decoder_sparse_step != 0.
-      // transformers 5 writes num_local_experts (Qwen3MoeConfig's attribute_map), the hub num_experts.
-      c.num_local_experts = r.count("num_local_experts", r.count("num_experts", 128));
-      if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != c.num_local_experts)
-        r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
-      c.num_experts_per_tok = r.experts_per_token(false, 8);
-      c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, 768);
+      // transformers 5 writes num_local_experts (Qwen3MoeConfig's attribute_map), the hub num_experts
+      // (Qwen2MoeConfig has only num_experts).
+      if (qwen2_moe) {
+        c.num_local_experts = r.count("num_experts", 60);
+      } else {
+        c.num_local_experts = r.count("num_local_experts", r.count("num_experts", 128));
+        if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != c.num_local_experts)
+          r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
+      }
+      c.num_experts_per_tok = r.experts_per_token(false, qwen2_moe ? 4 : 8);
+      c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, qwen2_moe ? 1408 : 768);
+      // Qwen2-MoE: a shared expert beside the routed ones, gated by sigmoid(shared_expert_gate(x)).
+      if (qwen2_moe) c.shared_expert_intermediate_size = r.pos_int("shared_expert_intermediate_size", false, 5632);
       c.norm_topk_prob = r.boolean("norm_topk_prob", false);
       const int64_t step = r.pos_int("decoder_sparse_step", false, 1);
       c.moe_layer.assign(size_t(c.num_hidden_layers), false);
@@ -351,11 +364,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // Sliding windows (transformers' Qwen2Config/Qwen3Config): on only with use_sliding_window,
     // then of sliding_window positions (default 4096; null: none) in the layers layer_types names
     // "sliding_attention", or without layer_types in layers max_window_layers (default 28) and
-    // up. Qwen3MoeConfig has neither key: its window covers every layer.
+    // up (Qwen2-MoE: the even layers below it). Qwen3MoeConfig has neither key: its window covers
+    // every layer.
     const bool use_window = r.boolean("use_sliding_window", false);
+    // (Qwen2MoeConfig writes 0 when use_sliding_window is off: none, as null)
     const int64_t window = !j.contains("sliding_window") ? 4096
-                           : r.has("sliding_window")     ? r.pos_int("sliding_window", true)
-                                                         : 0;
+                           : !r.has("sliding_window")    ? 0
+                           : qwen2_moe                   ? r.count("sliding_window", 0)
+                                                         : r.pos_int("sliding_window", true);
     if (use_window) c.sliding_window = window;
     const int64_t max_window_layers = r.count("max_window_layers", 28);
     if (qwen3_moe) {
@@ -366,8 +382,20 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       if (std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end() &&
           (!use_window || window == 0))
         r.fail("layer_types", std::string("names sliding_attention layers, but ") +
-                                  (use_window ? "sliding_window is null" : "use_sliding_window is off") +
+                                  (!use_window ? "use_sliding_window is off"
+                                   : qwen2_moe ? "sliding_window is null or 0"
+                                               : "sliding_window is null") +
                                   ": they have no window (transformers cannot run this config)");
+    } else if (qwen2_moe) {
+      // Qwen2MoeConfig's own default: the even layers below max_window_layers (no window when
+      // use_sliding_window is off). A null sliding_window leaves them without one, which transformers
+      // cannot run.
+      for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+        c.window_layer.push_back(use_window && i % 2 == 0 && i < max_window_layers);
+      if (use_window && window == 0 && c.num_hidden_layers > 0 && max_window_layers > 0)
+        r.fail("sliding_window",
+               "is null or 0, but use_sliding_window is on and layer 0 is a sliding layer (Qwen2MoeConfig's default "
+               "layer_types): it has no window (transformers cannot run this config)");
     } else {
       for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(i >= max_window_layers);
     }

@@ -2,10 +2,10 @@
 // biases on q/k/v; Qwen3ForCausalLM: LLaMA with per-head RMSNorm on q and k before RoPE;
 // MistralForCausalLM: LLaMA with a sliding window; MixtralForCausalLM: Mistral whose MLP is a
 // softmax-routed mixture of experts; Qwen3MoeForCausalLM: Qwen3 with such experts in the layers
-// its config picks; Phi3ForCausalLM: fused qkv and gate|up projections, LongRoPE), in both the
-// transformers 4
-// style (top-level rope_theta, rope_scaling, torch_dtype) and the transformers 5 style
-// (rope_parameters holding rope_theta, dtype). Unknown rope types and activations are errors.
+// its config picks; Qwen2MoeForCausalLM: Qwen2 with such experts and a gated shared expert; Phi3ForCausalLM: fused qkv
+// and gate|up projections, LongRoPE), in both the transformers 4 style (top-level rope_theta, rope_scaling,
+// torch_dtype) and the transformers 5 style (rope_parameters holding rope_theta, dtype). Unknown rope types and
+// activations are errors.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -60,6 +60,9 @@ struct LlamaConfig {
   // mlp_only_layers; those keep a dense MLP of intermediate_size).
   int64_t num_local_experts = 0, num_experts_per_tok = 0, moe_intermediate_size = 0;
   bool norm_topk_prob = true;
+  // Qwen2-MoE: beside the routed experts, a shared SwiGLU expert of shared_expert_intermediate_size
+  // (mlp.shared_expert) whose output is scaled by sigmoid(mlp.shared_expert_gate · x), per token; 0: none.
+  int64_t shared_expert_intermediate_size = 0;
   std::vector<bool> moe_layer;  // by layer; empty: every layer (when there are experts)
   bool is_moe_layer(int64_t i) const { return num_local_experts > 0 && (moe_layer.empty() || moe_layer[size_t(i)]); }
   // Where the experts are: false, the hub's layout (Mixtral: block_sparse_moe.experts.<e>.w1/w3/w2;

@@ -197,7 +197,8 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
 // the class it picks builds its own pipeline from the vocabulary and merges. It picks
 // tokenizer_config.json's tokenizer_class (else config.json's), unless config.json's model_type
 // overrides it (mistral and mixtral without Mistral's own files and phi3: the file as written;
-// qwen2: Qwen2Tokenizer whatever the class; qwen3 and qwen3_moe without a class: Qwen2Tokenizer)
+// qwen2: Qwen2Tokenizer whatever the class; qwen3, qwen3_moe and qwen2_moe without a class:
+// Qwen2Tokenizer)
 // or an auto_map names remote code. LlamaTokenizer and CodeLlamaTokenizer build no normalizer and
 // a Metaspace without split, prepending "▁" per `legacy` and `add_prefix_space` (CodeLlama's per
 // add_prefix_space alone), fuse_unk and byte_fallback on; Qwen2Tokenizer a byte-level one with an
@@ -224,7 +225,8 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
   const std::string type = text_of_key(model, "model_type");
   if (type == "mistral" || type == "mixtral" || type == "phi3") return;
-  if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe"))) cls = "Qwen2Tokenizer";
+  if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe" || type == "qwen2_moe")))
+    cls = "Qwen2Tokenizer";
   auto note = [&](const std::string& n) { append_note(notes, n); };
   if (d.kind == TokenizerData::Kind::kByteLevelBpe) {
     if (cls == "Qwen2Tokenizer" && !(d.nfc && d.split == TokenizerData::Split::kQwen2))

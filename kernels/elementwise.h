@@ -14,6 +14,9 @@
 //   a: (rows, cols) f32 or absent; b: (m, cols) f32|bf16|f16 → y: (rows, cols); the shapes
 //   may have any rank: cols is the last dimension.
 //   Plan: inputs {a, b}; outputs {y}; float attrs {scale}.
+//   Version 2 adds an optional third input, gate: (rows, 1) f32; with it each row's b is scaled by
+//   sigmoid(gate[r]) too, y = a + (scale · sigmoid(gate[r])) · b (Qwen2-MoE's shared expert).
+//   Plan: inputs {a, b, gate}; version 1 plans (inputs {a, b}) still load.
 // concat: channel concatenation (the UNet's skip connections).
 //   a: (rows, ca), b: (rows, cb) → y: (rows, ca + cb). Plan: inputs {a, b}; outputs {y}.
 // image_mean: every row of an image becomes the image's mean row (a ControlNet with
@@ -23,9 +26,11 @@
 //   x: (images, n, cols) → y: (images, n, cols); y may be x.
 //   Plan: inputs {x}; outputs {y}; int attrs {skip, 0 <= skip <= images}.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/host_device.h"
 #include "kernels/thread_pool.h"
 
 namespace kiln {
@@ -37,6 +42,7 @@ extern const OpDef kGegluOp;
 extern const OpDef kGegluOpV1;
 extern const OpDef kSoftcapOp;
 extern const OpDef kAddOp;
+extern const OpDef kAddOpV1;
 extern const OpDef kConcatOp;
 extern const OpDef kImageMeanOp;
 
@@ -71,7 +77,13 @@ struct AddArgs {
   float* y;
   int64_t rows, cols, b_rows;
   float scale;
+  const float* gate = nullptr;  // (rows,) or null: row r's b times sigmoid(gate[r]) as well
 };
+
+// add's factor for row r: scale, or scale · sigmoid(gate[r]) (sigmoid in f32, as torch's).
+KILN_HOST_DEVICE inline float add_row_factor(const AddArgs& a, int64_t r) {
+  return a.gate ? a.scale * (1.0f / (1.0f + expf(-a.gate[r]))) : a.scale;
+}
 
 struct ConcatArgs {
   const float* a;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,ministral,gemma,gemma2,qwen3_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -11,6 +11,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only granite   only tests/fixtures/granite/ (tiny GraniteForCausalLM checkpoints: the four multipliers)
   --only granitemoe only tests/fixtures/granitemoe/ (tiny GraniteMoeForCausalLM checkpoints: multipliers, experts)
   --only qwen3_moe only tests/fixtures/qwen3_moe/ (tiny Qwen3MoeForCausalLM checkpoints: sparse steps, mlp_only_layers)
+  --only qwen2_moe only tests/fixtures/qwen2_moe/ (tiny Qwen2MoeForCausalLM checkpoints: a gated shared expert)
   --only phi3      only tests/fixtures/phi3/ (tiny Phi3ForCausalLM checkpoints: fused projections, LongRoPE)
   --only mixtral   only tests/fixtures/mixtral/ (tiny MixtralForCausalLM checkpoints, hub and fused expert layouts)
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
@@ -210,7 +211,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "ministral", "gemma", "gemma2", "qwen3_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -669,6 +670,24 @@ QWEN3_MOE_VARIANTS = [
                                  "norm_topk_prob": False, "decoder_sparse_step": 2, "tie_word_embeddings": True}),
 ]
 
+QWEN2_MOE_DIR = os.path.join(REPO, "tests", "fixtures", "qwen2_moe")
+# Qwen2-MoE (Qwen1.5-MoE, Qwen2-57B-A14B): Qwen2's attention (q/k/v biases per qkv_bias); experts in
+# the layers decoder_sparse_step and mlp_only_layers leave, top-k renormalized only with
+# norm_topk_prob, beside a shared expert scaled by sigmoid(shared_expert_gate(x)).
+# shared_f32: layer 0 MoE, layer 1 dense (every matrix's rows a multiple of 32: int4 quantizes them
+# all); hub_step2_window_tied_f32: layer 1 MoE, a window of 6 on
+# layer 0 (Qwen2MoeConfig's own layer_types: the even layers below max_window_layers), no q/k/v
+# biases, its config.json as Qwen1.5-MoE ships (transformers 4).
+QWEN2_MOE_VARIANTS = [
+    ("shared_f32", 4242, {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
+                          "shared_expert_intermediate_size": 96, "norm_topk_prob": False,
+                          "decoder_sparse_step": 1, "mlp_only_layers": [1]}),
+    ("hub_step2_window_tied_f32", 4343, {"num_experts": 3, "num_experts_per_tok": 2, "moe_intermediate_size": 40,
+                                         "shared_expert_intermediate_size": 56, "norm_topk_prob": True,
+                                         "decoder_sparse_step": 2, "tie_word_embeddings": True, "qkv_bias": False,
+                                         "use_sliding_window": True, "sliding_window": 6, "max_window_layers": 1}),
+]
+
 PHI3_DIR = os.path.join(REPO, "tests", "fixtures", "phi3")
 # Phi-3: fused qkv_proj and gate_up_proj; LongRoPE with original_max_position_embeddings 64 (the
 # fixtures' sequences and kiln's test plans stay within it, so the short factors apply) and
@@ -933,6 +952,38 @@ def main_qwen3_moe():
         gap = moe_min_gap(os.path.join(QWEN3_MOE_DIR, name), Qwen3MoeForCausalLM)
         print("  %s: min router gap %.3e" % (name, gap))
         assert gap > MIXTRAL_MIN_GAP, (name, gap)
+
+
+def main_qwen2_moe():
+    from transformers import Qwen2MoeConfig, Qwen2MoeForCausalLM
+
+    def check(keys):
+        assert any(".mlp.experts.0.gate_proj.weight" in k for k in keys), keys.keys()
+        assert any(".mlp.shared_expert_gate.weight" in k for k in keys), keys.keys()
+        assert any(k.endswith(".mlp.gate_proj.weight") and "expert" not in k for k in keys), keys.keys()  # a dense layer
+    main_llama_like("qwen2_moe", QWEN2_MOE_DIR, QWEN2_MOE_VARIANTS, Qwen2MoeConfig, Qwen2MoeForCausalLM, check)
+    for name, _, _ in QWEN2_MOE_VARIANTS:
+        out = os.path.join(QWEN2_MOE_DIR, name)
+        gap = moe_min_gap(out, Qwen2MoeForCausalLM)
+        print("  %s: min router gap %.3e" % (name, gap))
+        assert gap > MIXTRAL_MIN_GAP, (name, gap)
+        # The shared expert's gate must matter: with sigmoid 1 in its place (a huge gate row) transformers
+        # gives other logits.
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = load(out, torch.float32, Qwen2MoeForCausalLM)
+        with torch.no_grad():
+            for m in model.modules():
+                if type(m).__name__ == "Qwen2MoeSparseMoeBlock":
+                    m.shared_expert_gate.weight.fill_(0.0)
+                    m.shared_expert_gate.weight[0, 0] = 1e4
+            diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        print("  %s: without the shared expert's gate the logits move by %.3e (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+
+    def hub(cfg):  # Qwen1.5-MoE-A2.7B's config.json keys (transformers 4.36)
+        cfg.pop("layer_types")
+        cfg["architectures"] = ["Qwen2MoeForCausalLM"]
+    rewrite_as_hub(os.path.join(QWEN2_MOE_DIR, "hub_step2_window_tied_f32"), Qwen2MoeForCausalLM, "4.36.0.dev0", hub)
 
 
 def main_phi3():
@@ -3288,6 +3339,8 @@ def main():
         main_mixtral()
     if ARGS.only in ("all", "qwen3_moe"):
         main_qwen3_moe()
+    if ARGS.only in ("all", "qwen2_moe"):
+        main_qwen2_moe()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

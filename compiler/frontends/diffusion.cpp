@@ -150,7 +150,7 @@ class Builder {
   }
   uint32_t add(uint32_t a, uint32_t b, std::vector<int64_t> shape, double scale = 1.0) {
     const uint32_t y = act("add", std::move(shape));
-    node(kAddOp, {a, b}, {y}, {}, {scale});
+    node(kAddOp, {a, b, kNoTensor}, {y}, {}, {scale});
     return y;
   }
 
@@ -192,7 +192,7 @@ uint32_t build_clip(Builder& B, const ClipTextConfig& c, uint32_t tokens, int64_
   B.node(kEmbeddingOp, {tokens, B.weight(p + "embeddings.token_embedding.weight", {c.vocab_size, D})}, {x}, {}, {1.0});
   // The first L rows of the position table, broadcast over the batch.
   const uint32_t pos = B.leading_rows(p + "embeddings.position_embedding.weight", c.max_position_embeddings, D, L);
-  B.node(kAddOp, {x, pos}, {x}, {}, {1.0});
+  B.node(kAddOp, {x, pos, kNoTensor}, {x}, {}, {1.0});
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string lp = p + "encoder.layers." + std::to_string(l) + ".";
     const uint32_t h = B.layer_norm(x, N, D, lp + "layer_norm1", c.layer_norm_eps);
@@ -409,7 +409,7 @@ Img vae_decoder(Builder& B, const VaeConfig& v, const Img& latents) {
   const int64_t G = v.norm_num_groups;
   const double eps = 1e-6;
   Img z = B.img("unscaled", latents.b, latents.h, latents.w, latents.c);
-  B.node(kAddOp, {kNoTensor, latents.id}, {z.id}, {}, {1.0 / v.scaling_factor});
+  B.node(kAddOp, {kNoTensor, latents.id, kNoTensor}, {z.id}, {}, {1.0 / v.scaling_factor});
   if (v.use_post_quant_conv) z = B.conv(z, "vae/post_quant_conv", v.latent_channels, 1, 1, 0);
   const int64_t top = v.block_out_channels.back();
   Img x = B.conv(z, p + "conv_in", top, 3, 1, 1);
@@ -510,7 +510,7 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
     P.name = "prepare";
     B.begin(&P);
     const uint32_t noise = g.state("noise", {1, h, w, lc}, DType::F32);
-    B.node(kAddOp, {kNoTensor, noise}, {x_img}, {}, {s.init_noise_sigma});
+    B.node(kAddOp, {kNoTensor, noise, kNoTensor}, {x_img}, {}, {s.init_noise_sigma});
     P.inputs = {{"noise", noise}};
     if (cn) {
       const uint32_t ctl = g.state("control", {1, o.height, o.width, m.controlnet->conditioning_channels}, DType::F32);
@@ -519,7 +519,7 @@ Graph build_diffusion_graph(const DiffusionModel& m, const Schedule& s, const Di
       if (e.h != h || e.w != w)
         throw CompileError("the ControlNet's conditioning embedding gives " + std::to_string(e.h) + "×" +
                            std::to_string(e.w) + " latents, not " + std::to_string(h) + "×" + std::to_string(w));
-      B.node(kAddOp, {kNoTensor, B.rows(e)}, {cond}, {}, {1.0});
+      B.node(kAddOp, {kNoTensor, B.rows(e), kNoTensor}, {cond}, {}, {1.0});
       P.inputs.push_back({"control", ctl});
     }
     P.outputs = {{"latents", x_img}};

@@ -118,6 +118,11 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
         for (const std::string& n : t.gate_up) e[n] = {Fm, D};
         for (const std::string& n : t.down) e[n] = {D, Fm};
       }
+      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0) {  // (Qwen2-MoE)
+        e[p + "mlp.shared_expert.gate_proj.weight"] = e[p + "mlp.shared_expert.up_proj.weight"] = {Fs, D};
+        e[p + "mlp.shared_expert.down_proj.weight"] = {D, Fs};
+        e[p + "mlp.shared_expert_gate.weight"] = {1, D};
+      }
     } else if (c.fused_projections) {
       e[p + "mlp.gate_up_proj.weight"] = {2 * F, D};
       e[p + "mlp.down_proj.weight"] = {D, F};
@@ -201,6 +206,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     uint32_t attn_out_norm = kNoTensor, mlp_out_norm = kNoTensor;  // Gemma: on each branch before the residual add
     uint32_t attn_norm_b = kNoTensor;                              // Phi: the LayerNorm's bias
     uint32_t router = kNoTensor;  // Mixtral: the router; gu_w and down_w then hold every expert
+    // Qwen2-MoE: the shared expert's gate|up and down, and its gate (one row)
+    uint32_t shared_gu_w = kNoTensor, shared_down_w = kNoTensor, shared_gate = kNoTensor;
   };
   const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"});
   std::vector<Layer> layers;
@@ -247,6 +254,13 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
       L.gu_b = kNoTensor;
       L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
+      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0) {
+        const std::string sh = p + "mlp.shared_expert.";
+        L.shared_gu_w = w(sh + "gate_up_proj.weight", {2 * Fs, D}, {sh + "gate_proj.weight", sh + "up_proj.weight"});
+        L.shared_down_w = w(sh + "down_proj.weight", {D, Fs}, {sh + "down_proj.weight"});
+        L.shared_gate = w(p + "mlp.shared_expert_gate.weight", {1, D}, {p + "mlp.shared_expert_gate.weight"});
+        g.values[L.shared_gate].gate = true;  // (--quantize leaves it, as the routers)
+      }
     } else if (c.phi) {
       L.gu_w = w(p + "mlp.fc1.weight", {F, D}, {p + "mlp.fc1.weight"});
       L.gu_b = w(p + "mlp.fc1.bias", {F}, {p + "mlp.fc1.bias"});
@@ -346,9 +360,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         add_node(P, kMatmulOp, {in, w, bias, n_valid}, {branch}, {0});
         if (branch_norms) {
           add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
-          add_node(P, kAddOp, {x, branch_n}, {x}, {}, {1.0});
+          add_node(P, kAddOp, {x, branch_n, kNoTensor}, {x}, {}, {1.0});
         } else {
-          add_node(P, kAddOp, {x, branch}, {x}, {}, {c.residual_multiplier});
+          add_node(P, kAddOp, {x, branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
         }
       };
       if (c.phi) add_node(P, kLayerNormOp, {x, L.attn_norm, L.attn_norm_b}, {h}, {}, {eps});
@@ -384,6 +398,18 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                  {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1, c.norm_topk_prob ? 1 : 0},
                  {c.granite ? c.residual_multiplier : 1.0});  // (GraniteMoe's branch scale, on the weights)
         add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
+        if (L.shared_gu_w != kNoTensor) {  // x += sigmoid(shared_expert_gate(h2)) · shared_expert(h2)
+          const int64_t Fs = c.shared_expert_intermediate_size;
+          const uint32_t sgu = g.activation(p + "shared_gate_up", {N, 2 * Fs});
+          const uint32_t sm = g.activation(p + "shared_act", {N, Fs});
+          const uint32_t sout = g.activation(p + "shared_out", {N, D});
+          const uint32_t sg = g.activation(p + "shared_gate", {N, 1});
+          add_node(P, kMatmulOp, {h2, L.shared_gu_w, kNoTensor, n_valid}, {sgu}, {0});
+          add_node(P, kSwigluOp, {sgu, n_valid}, {sm});
+          add_node(P, kMatmulOp, {sm, L.shared_down_w, kNoTensor, n_valid}, {sout}, {0});
+          add_node(P, kMatmulOp, {h2, L.shared_gate, kNoTensor, n_valid}, {sg}, {0});
+          add_node(P, kAddOp, {x, sout, sg}, {x}, {}, {1.0});
+        }
         continue;
       }
       add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
@@ -465,7 +491,7 @@ extern const Frontend kLlamaFrontend{
      "Phi3ForCausalLM",      "phi3",      "Gemma3ForCausalLM",     "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
      "GemmaForCausalLM",     "gemma",     "GraniteForCausalLM",    "granite",     "SmolLM3ForCausalLM",  "smollm3",
      "PhiForCausalLM",       "phi",       "Ernie4_5ForCausalLM",   "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
-     "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe"},
+     "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe",  "Qwen2MoeForCausalLM", "qwen2_moe"},
     nullptr,
     build_llama};
 

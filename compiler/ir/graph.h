@@ -43,6 +43,7 @@ struct Value {
   uint64_t offset = 0;           // arena / kv / state offset, filled by planning
   uint32_t view_of = kNoTensor;  // a view: the same bytes as that value, another shape
   bool lm_head = false;          // an LLM's LM head weight (--quantize leaves it unless asked)
+  bool gate = false;  // a gate weight read by a matmul (Qwen2-MoE's shared_expert_gate): --quantize leaves it
   uint64_t bytes() const;
 };
 

@@ -423,6 +423,8 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
       else if (v.lm_head && !o.head && !all_stored)  // a head the checkpoint ships quantized stays so
         why = as_shipped ? "the LM head (not pre-quantized; --quantize " + kind + " --quantize-head quantizes it)"
                          : "the LM head (--quantize-head quantizes it)";
+      else if (v.gate && !all_stored)  // (one that ships quantized stays so)
+        why = "a gate (Qwen2-MoE's shared_expert_gate: kept in the plan dtype, as the routers)";
       else if (as_shipped && !all_stored)
         why = std::any_of(st.begin(), st.end(), [](const StTensor* t) { return t; })
                   ? "partly pre-quantized in the checkpoint or partly changed by an adapter (--quantize " + kind +

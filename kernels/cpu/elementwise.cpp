@@ -56,12 +56,13 @@ void add_cpu(const AddArgs& a, ThreadPool& pool) {
     for (int64_t r = r0; r < r1; ++r) {
       float* y = a.y + r * a.cols;
       const uint64_t base = uint64_t((r % a.b_rows) * a.cols);
+      const float f = add_row_factor(a, r);
       if (!a.a) {
-        for (int64_t c = 0; c < a.cols; ++c) y[c] = a.scale * load_as_f32(a.b, a.b_dtype, base + uint64_t(c));
+        for (int64_t c = 0; c < a.cols; ++c) y[c] = f * load_as_f32(a.b, a.b_dtype, base + uint64_t(c));
         continue;
       }
       const float* x = a.a + r * a.cols;
-      for (int64_t c = 0; c < a.cols; ++c) y[c] = x[c] + a.scale * load_as_f32(a.b, a.b_dtype, base + uint64_t(c));
+      for (int64_t c = 0; c < a.cols; ++c) y[c] = x[c] + f * load_as_f32(a.b, a.b_dtype, base + uint64_t(c));
     }
   });
 }

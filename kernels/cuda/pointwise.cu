@@ -66,7 +66,7 @@ __global__ void add_kernel(AddArgs a) {
   const I r = idx / cols, c = idx - r * cols;
   const I br = I(a.b_rows) == 1 ? I(0) : r % I(a.b_rows);
   const float base = a.a ? a.a[idx] : 0.0f;  // absent a: y = scale·b (a broadcast copy)
-  a.y[idx] = base + a.scale * cuda::ld(a.b, a.b_dtype, uint64_t(br * cols + c));
+  a.y[idx] = base + add_row_factor(a, int64_t(r)) * cuda::ld(a.b, a.b_dtype, uint64_t(br * cols + c));
 }
 
 template <typename I>

@@ -68,6 +68,7 @@ const OpRegistry& builtin_ops() {
       &kGegluOpV1,
       &kSoftcapOp,
       &kAddOp,
+      &kAddOpV1,
       &kConcatOp,
       &kImageMeanOp,
       &kSdpaOp,

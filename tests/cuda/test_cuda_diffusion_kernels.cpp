@@ -213,19 +213,22 @@ TEST_CASE("cuda: activation, geglu (exact and tanh), softcap, add, concat and im
   }
   for (DType bt : {DType::F32, DType::BF16, DType::F16})
     for (int64_t b_rows : {1, 5, 10})
-      for (int mode : {0, 1, 2}) {  // out of place, in place, a absent (y = scale·b)
-        const bool in_place = mode == 1, no_a = mode == 2;
+      for (int mode : {0, 1, 2, 3}) {  // out of place, in place, a absent (y = scale·b), gated (in place)
+        const bool in_place = mode == 1 || mode == 3, no_a = mode == 2, gated = mode == 3;
         CAPTURE(std::string(dtype_name(bt)));
         CAPTURE(b_rows);
         CAPTURE(mode);
         const int64_t rows = 10, cols = 33;
         const auto x = random_floats(size_t(rows * cols), seed++);
         const auto b = as_dtype(random_floats(size_t(b_rows * cols), seed++), bt);
+        const auto g = random_floats(size_t(rows), seed++, 6.0f);
         std::vector<float> yc(x.size(), kNaN);
-        Dev dx(x), db(b), dy(yc);
-        add_cpu({no_a ? nullptr : x.data(), b.data(), bt, yc.data(), rows, cols, b_rows, 0.7f}, pool);
+        Dev dx(x), db(b), dy(yc), dg(g);
+        add_cpu(
+            {no_a ? nullptr : x.data(), b.data(), bt, yc.data(), rows, cols, b_rows, 0.7f, gated ? g.data() : nullptr},
+            pool);
         add_cuda({no_a ? nullptr : dx.as<float>(), db.p, bt, in_place ? dx.as<float>() : dy.as<float>(), rows, cols,
-                  b_rows, 0.7f},
+                  b_rows, 0.7f, gated ? dg.as<float>() : nullptr},
                  nullptr);
         sync_ok();
         CHECK(diff_of((in_place ? dx : dy).get<float>(), yc) < 1e-6);

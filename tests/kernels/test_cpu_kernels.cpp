@@ -133,6 +133,31 @@ TEST_CASE("head_rmsnorm matches a double reference, per head and over q and k wh
   }
 }
 
+// add with a gate (Qwen2-MoE's shared expert): y = a + scale · sigmoid(gate[r]) · b[r mod m], against
+// double; without one, exactly a + scale · b as before (version 1's numbers).
+TEST_CASE("add with a gate matches a double reference, and without one it is unchanged") {
+  ThreadPool pool(2);
+  const int64_t rows = 7, cols = 19;
+  const auto x = random_floats(size_t(rows * cols), 71), g = random_floats(size_t(rows), 72, 6.0f);
+  for (const int64_t b_rows : {int64_t(1), rows}) {
+    CAPTURE(b_rows);
+    const auto b = random_floats(size_t(b_rows * cols), 73);
+    std::vector<float> y(x.size()), plain(x.size());
+    AddArgs a{x.data(), b.data(), DType::F32, y.data(), rows, cols, b_rows, 0.75f, g.data()};
+    add_cpu(a, pool);
+    a.gate = nullptr;
+    a.y = plain.data();
+    add_cpu(a, pool);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const size_t i = size_t(r * cols + c), bi = size_t((r % b_rows) * cols + c);
+        const double s = 1.0 / (1.0 + std::exp(-double(g[size_t(r)])));
+        CHECK(std::fabs(double(y[i]) - (double(x[i]) + 0.75 * s * double(b[bi]))) < 1e-5);
+        CHECK(plain[i] == x[i] + 0.75f * b[bi]);  // bit for bit
+      }
+  }
+}
+
 TEST_CASE("matmul matches a double reference for every weight dtype, with bias and accumulate") {
   ThreadPool pool(2, matmul_scratch_floats(37, 5, DType::F16));
   for (DType wt : {DType::F32, DType::BF16, DType::F16}) {

@@ -388,6 +388,41 @@ TEST_CASE(
   }
 }
 
+// add version 2 (Qwen2-MoE's shared expert): a gate of one f32 per output row scales each row's b by
+// its sigmoid; the verifier refuses a gate of another shape or dtype, or one without a. Version 1
+// (two operands) still loads.
+TEST_CASE("ops: add version 2 takes a (rows, 1) f32 gate and refuses any other, and version 1 still loads") {
+  const int64_t rows = 6, cols = 8;
+  const ModelInfo model;
+  auto tensor = [](const char* name, DType dt, std::vector<int64_t> shape, uint64_t offset) {
+    TensorInfo t{name, dt, std::move(shape), Region::kArena, offset};
+    t.size_bytes = uint64_t(t.numel()) * dtype_size(dt);
+    return t;
+  };
+  auto check = [&](const OpDef& op, std::vector<uint32_t> inputs, std::vector<int64_t> gate_shape, DType gate_dtype) {
+    const std::vector<TensorInfo> t = {tensor("x", DType::F32, {rows, cols}, 0),
+                                       tensor("b", DType::F32, {rows, cols}, 4096),
+                                       tensor("g", gate_dtype, std::move(gate_shape), 8192)};
+    LaunchInfo li;
+    li.inputs = std::move(inputs);
+    li.outputs = {0};
+    li.float_attrs = {1.0};
+    uint64_t scratch = 0;
+    return validate_launch(op, li, t, model, &scratch).message();
+  };
+  const OpDef* v1 = builtin_ops().find("add", 1);
+  REQUIRE(v1 == &kAddOpV1);
+  CHECK(builtin_ops().find("add", 2) == &kAddOp);
+  CHECK(check(kAddOp, {0, 1, 2}, {rows, 1}, DType::F32) == "");
+  CHECK(check(kAddOp, {0, 1, kNoTensor}, {rows, 1}, DType::F32) == "");
+  CHECK(check(*v1, {0, 1}, {rows, 1}, DType::F32) == "");
+  CHECK(check(*v1, {0, 1, 2}, {rows, 1}, DType::F32) != "");  // (version 1 has two operands)
+  for (const auto& shape : {std::vector<int64_t>{rows + 1, 1}, {rows, 2}, {rows}, {1, 1}})
+    CHECK(check(kAddOp, {0, 1, 2}, shape, DType::F32).find("gate") != std::string::npos);
+  CHECK(check(kAddOp, {0, 1, 2}, {rows, 1}, DType::BF16).find("gate") != std::string::npos);
+  CHECK(check(kAddOp, {kNoTensor, 1, 2}, {rows, 1}, DType::F32).find("needs its operand a") != std::string::npos);
+}
+
 // A token routed to more than kMaxMoeTopK experts is refused in a plan (the compiler refuses the
 // config too): an outside test's re-sealed plans routed to 4096 experts (34 s a token) and read
 // 2^20 ids from a cache.
