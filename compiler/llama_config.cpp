@@ -33,6 +33,61 @@ std::vector<bool> read_layer_types(const ConfigReader& r, const nlohmann::json& 
 
 // Gemma3TextConfig's (v2: Gemma2Config's) keys past LLaMA's (see LlamaConfig::gemma), with its
 // defaults for absent ones.
+// transformers 5's rope_parameters by layer type ({"full_attention": {...}, "sliding_attention":
+// {...}}; absent: {}) into c.rope and c.rope_local. A layer type left out (or null) is default RoPE,
+// a rope_theta left out full_theta or local_theta, and a legacy rope_scaling merges into the full
+// layers' object, as Gemma3TextConfig's and Olmo3Config's convert_rope_params_to_dict fill them in.
+void read_rope_by_layer_type(const ConfigReader& r, const nlohmann::json& j, std::initializer_list<const char*> types,
+                             double full_theta, double local_theta, LlamaConfig* out) {
+  const nlohmann::json none = nlohmann::json::object();
+  const nlohmann::json& rp = r.has("rope_parameters") ? j["rope_parameters"] : none;
+  if (!rp.is_object()) r.fail("rope_parameters", "must be an object of RoPE objects by layer type");
+  for (auto it = rp.begin(); it != rp.end(); ++it)
+    if (it.key() != "full_attention" && it.key() != "sliding_attention")
+      r.fail("rope_parameters", "has the key '" + it.key() + "', not a layer type");
+  auto layer_rope = [&](const char* type) {
+    return rp.contains(type) && !rp[type].is_null() ? rp[type] : nlohmann::json{{"rope_type", "default"}};
+  };
+  nlohmann::json full = layer_rope("full_attention");
+  if (r.has("rope_scaling")) {
+    if (!j["rope_scaling"].is_object() || !full.is_object()) r.fail("rope_scaling", "must be an object");
+    full.update(j["rope_scaling"]);
+  }
+  out->rope = r.rope_at(full, "rope_parameters.full_attention", types, full_theta);
+  out->rope_local = r.rope_at(layer_rope("sliding_attention"), "rope_parameters.sliding_attention", types, local_theta);
+}
+
+// Olmo3Config's keys past OLMo 2's: sliding windows of sliding_window (default 4096) in the layers
+// layer_types names (by default all but every 4th), and a RoPE by layer type (rope_theta, default
+// 500000; a legacy rope_scaling on the full layers only).
+void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.olmo3 = true;
+  if (r.has("layer_types")) {
+    c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
+  } else {
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % 4 != 0);
+  }
+  const bool any_sliding = std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
+  if (!j.contains("sliding_window")) c.sliding_window = 4096;
+  else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
+  else if (any_sliding) r.fail("sliding_window", "is null, but layers are of type sliding_attention");
+  // transformers 5 gives a sliding layer's RoPE without its own rope_theta Olmo3Config's 500000,
+  // whatever the top-level rope_theta (convert_rope_params_to_dict pops it for the full layers
+  // first); transformers 4 gave it rope_theta. Where the two differ kiln does not guess.
+  constexpr double kTheta = 500000.0;
+  const double theta = r.num("rope_theta", kTheta);
+  const nlohmann::json& rp = r.has("rope_parameters") ? j["rope_parameters"] : nlohmann::json::object();
+  const bool local_theta_given = rp.is_object() && rp.contains("sliding_attention") &&
+                                 rp["sliding_attention"].is_object() && rp["sliding_attention"].contains("rope_theta");
+  if (theta != kTheta && !local_theta_given)
+    r.fail("rope_theta",
+           "is not 500000 and the sliding layers' RoPE gives none of its own: transformers 5 gives those layers "
+           "500000 (Olmo3Config's default), transformers 4 gave them rope_theta; give "
+           "rope_parameters.sliding_attention.rope_theta");
+  read_rope_by_layer_type(r, j, {"default", "linear", "llama3", "yarn"}, theta, kTheta, &c);
+}
+
 void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.gemma = true;
@@ -85,25 +140,7 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
     c.rope = r.rope(types);
     c.rope_local = c.rope;
   } else if (r.has("rope_parameters")) {
-    const nlohmann::json& rp = j["rope_parameters"];
-    if (!rp.is_object()) r.fail("rope_parameters", "must be an object of RoPE objects by layer type");
-    for (auto it = rp.begin(); it != rp.end(); ++it)
-      if (it.key() != "full_attention" && it.key() != "sliding_attention")
-        r.fail("rope_parameters", "has the key '" + it.key() + "', not a layer type");
-    // A layer type left out (or null) is default RoPE at rope_theta / rope_local_base_freq, as
-    // Gemma3TextConfig.convert_rope_params_to_dict fills it in.
-    auto layer_rope = [&](const char* type) {
-      return rp.contains(type) && !rp[type].is_null() ? rp[type] : nlohmann::json{{"rope_type", "default"}};
-    };
-    // transformers merges a rope_scaling into the global layers' object (convert_rope_params_to_dict)
-    nlohmann::json full = layer_rope("full_attention");
-    if (r.has("rope_scaling")) {
-      if (!j["rope_scaling"].is_object() || !full.is_object()) r.fail("rope_scaling", "must be an object");
-      full.update(j["rope_scaling"]);
-    }
-    c.rope = r.rope_at(full, "rope_parameters.full_attention", types, r.num("rope_theta", 1e6));
-    c.rope_local = r.rope_at(layer_rope("sliding_attention"), "rope_parameters.sliding_attention", types,
-                             r.num("rope_local_base_freq", 1e4));
+    read_rope_by_layer_type(r, j, types, r.num("rope_theta", 1e6), r.num("rope_local_base_freq", 1e4), &c);
   } else {
     const double global_theta = r.num("rope_theta", 1e6), local_theta = r.num("rope_local_base_freq", 1e4);
     c.rope = r.has("rope_scaling") ? r.rope_at(j["rope_scaling"], "rope_scaling", types, global_theta) : RopeConfig{};
@@ -191,7 +228,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
   const bool phi = arch == "PhiForCausalLM" || arch == "phi";
   const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5";
-  const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2";
+  const bool olmo3 = arch == "Olmo3ForCausalLM" || arch == "olmo3";
+  const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
@@ -212,6 +250,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : phi3        ? "Phi3ForCausalLM"
                    : phi         ? "PhiForCausalLM"
                    : ernie       ? "Ernie4_5ForCausalLM"
+                   : olmo3       ? "Olmo3ForCausalLM"
                    : olmo2       ? "Olmo2ForCausalLM"
                    : gemma1      ? "GemmaForCausalLM"
                    : gemma2      ? "Gemma2ForCausalLM"
@@ -248,9 +287,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
-    r.fail("hidden_act",
-           "must be \"silu\" for LLaMA, ERNIE 4.5, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, Phi-3, "
-           "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and SmolLM3");
+    r.fail(
+        "hidden_act",
+        "must be \"silu\" for LLaMA, ERNIE 4.5, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and SmolLM3");
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
@@ -447,9 +487,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     read_smollm3(r, j, &c);
   } else if (olmo2) {
     // Olmo2Config: LLaMA's keys but mlp_bias (its MLP has no biases), and the layer of
-    // LlamaConfig::olmo2.
+    // LlamaConfig::olmo2; Olmo3Config's windows and RoPE by layer type besides.
     c.olmo2 = c.qk_norm = true;
     c.attention_bias = r.boolean("attention_bias", false);
+    if (olmo3) read_olmo3(r, j, &c);
   } else if (ernie) {
     // Ernie4_5Config: LLaMA with use_bias (q, k, v, o and the MLP) and a pairwise RoPE.
     c.attention_bias = c.mlp_bias = r.boolean("use_bias", false);
@@ -528,8 +569,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
   }
   c.has_dtype = r.dtype(&c.dtype);
-  if (!gemma ||
-      gemma1)  // (read_gemma reads Gemma 2's and 3's RoPEs; Phi3Config reads its old names su and yarn as longrope)
+  if ((!gemma || gemma1) && !olmo3)  // (read_gemma and read_olmo3 read theirs; Phi3Config reads its old names su and
+                                     // yarn as longrope)
     c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
              : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
              : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's

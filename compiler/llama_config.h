@@ -47,6 +47,9 @@ struct LlamaConfig {
   // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their
   // projections, before RoPE.
   bool olmo2 = false;
+  // OLMo 3 (Olmo3ForCausalLM; olmo2 set too): OLMo 2's layer with sliding windows in the layers
+  // window_layer marks, which take their own RoPE (rope_local; rope for the others).
+  bool olmo3 = false;
   // ERNIE 4.5: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's and
   // k's rows inside each head into rotate-half's order (deinterleave).
   bool pairwise_rope = false;
@@ -101,6 +104,8 @@ struct LlamaConfig {
   bool gemma1 = false;
   // Norms on each branch's output and pre_feedforward_layernorm as the MLP's input norm (Gemma 2, 3).
   bool sandwich_norms() const { return gemma && !gemma1; }
+  // Sliding layers with a RoPE of their own (rope_local): Gemma 2 and 3, OLMo 3.
+  bool layer_type_rope() const { return sandwich_norms() || olmo3; }
   // Granite (GraniteForCausalLM): LLaMA with four multipliers: the embedding times
   // embedding_multiplier, attention scores times attention_multiplier (in place of head_dim^-½),
   // each branch times residual_multiplier before the residual add, the logits divided by

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -17,6 +17,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only mistral   only tests/fixtures/mistral/ (tiny MistralForCausalLM checkpoints, likewise)
   --only ministral only tests/fixtures/ministral/ (tiny MinistralForCausalLM checkpoints: windows by layer type)
   --only olmo2     only tests/fixtures/olmo2/ (tiny Olmo2ForCausalLM checkpoints: norms after each branch, whole q/k norms)
+  --only olmo3     only tests/fixtures/olmo3/ (tiny Olmo3ForCausalLM checkpoints: windows, RoPE by layer type)
   --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
@@ -211,7 +212,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -586,6 +587,24 @@ OLMO2_VARIANTS = [
                                                       "original_max_position_embeddings": 64})),
 ]
 
+OLMO3_DIR = os.path.join(REPO, "tests", "fixtures", "olmo3")
+# OLMo 3 (Olmo3ForCausalLM): OLMo 2's layer with sliding windows in the layers layer_types names and
+# a RoPE by layer type. windows_f32: four layers (Olmo3Config's default types: every 4th full), a
+# window of 6, GQA, yarn on the full layer and the default RoPE at another base on the sliding ones.
+# hub_tied_f32: types [sliding, full], a window of 5, tied, MHA, its config.json as OLMo-3 ships
+# (transformers 4.57: rope_theta 500000 and a yarn rope_scaling, which applies to the full layers).
+OLMO3_YARN = {"rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0, "original_max_position_embeddings": 64,
+              "attention_factor": 1.2}
+OLMO3_VARIANTS = [
+    ("windows_f32", 3838, dict(OLMO2_BASE, num_hidden_layers=4, num_key_value_heads=2, sliding_window=6,
+                               rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                                "full_attention": OLMO3_YARN})),
+    ("hub_tied_f32", 3939, dict(OLMO2_BASE, num_key_value_heads=4, sliding_window=5, tie_word_embeddings=True,
+                                layer_types=["sliding_attention", "full_attention"],
+                                rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 500000.0},
+                                                 "full_attention": OLMO3_YARN})),
+]
+
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
 # ERNIE 4.5 (Ernie4_5ForCausalLM): LLaMA whose RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half),
 # biases on every projection with use_bias. tied_f32: tied, head_dim 24 (not hidden / heads), the
@@ -854,6 +873,14 @@ def main_granite():
             print("  %s: %s at 1 moves the logits by %.3f (rel L2)" % (name, key, diff))
 
 
+def assert_router_gap(out, model_cls):
+    """The fixture at out has no near tie between the k-th and (k+1)-th router probability (one could
+    let f32 rounding pick another expert): every gap is more than MIXTRAL_MIN_GAP."""
+    gap = moe_min_gap(out, model_cls)
+    print("  %s: min router gap %.3e" % (os.path.basename(out), gap))
+    assert gap > MIXTRAL_MIN_GAP, (out, gap)
+
+
 def moe_min_gap(out, model_cls):
     """The smallest gap between the k-th and (k+1)-th router probability over every MoE layer and
     token of the fixture's inputs (a near tie could let f32 rounding pick another expert)."""
@@ -884,9 +911,7 @@ def main_mixtral():
         assert "model.layers.0.block_sparse_moe.experts.0.w1.weight" in keys, keys.keys()
     main_llama_like("mixtral", MIXTRAL_DIR, MIXTRAL_VARIANTS, MixtralConfig, MixtralForCausalLM, check)
     for name, _, _ in MIXTRAL_VARIANTS:
-        gap = moe_min_gap(os.path.join(MIXTRAL_DIR, name), MixtralForCausalLM)
-        print("  %s: min router gap %.3e" % (name, gap))
-        assert gap > MIXTRAL_MIN_GAP, (name, gap)
+        assert_router_gap(os.path.join(MIXTRAL_DIR, name), MixtralForCausalLM)
     # The same top-2 checkpoint in transformers 5's in-memory layout (mlp.gate, mlp.experts.gate_up_proj
     # [E, 2F, D], mlp.experts.down_proj [E, D, F]): kiln reads it too; the reference is unchanged.
     src, dst = os.path.join(MIXTRAL_DIR, "top2_f32"), os.path.join(MIXTRAL_DIR, "fused_layout_f32")
@@ -917,9 +942,7 @@ def main_granitemoe():
     main_llama_like("granitemoe", GRANITEMOE_DIR, GRANITEMOE_VARIANTS, GraniteMoeConfig, GraniteMoeForCausalLM, check)
     for name, _, overrides in GRANITEMOE_VARIANTS:
         out = os.path.join(GRANITEMOE_DIR, name)
-        gap = moe_min_gap(out, GraniteMoeForCausalLM)
-        print("  %s: min router gap %.3e" % (name, gap))
-        assert gap > MIXTRAL_MIN_GAP, (name, gap)
+        assert_router_gap(out, GraniteMoeForCausalLM)
         assert_moves(out, GraniteMoeForCausalLM, "residual_multiplier 1", 1e-2, residual_multiplier=1.0)
     # top1_tied_f32 with transformers 5's in-memory names: transformers reads it to the same logits.
     out = os.path.join(GRANITEMOE_DIR, "top1_tied_f32")
@@ -949,9 +972,7 @@ def main_qwen3_moe():
     main_llama_like("qwen3_moe", QWEN3_MOE_DIR, QWEN3_MOE_VARIANTS, Qwen3MoeConfig, Qwen3MoeForCausalLM, check,
                     draw_head_norms)
     for name, _, _ in QWEN3_MOE_VARIANTS:
-        gap = moe_min_gap(os.path.join(QWEN3_MOE_DIR, name), Qwen3MoeForCausalLM)
-        print("  %s: min router gap %.3e" % (name, gap))
-        assert gap > MIXTRAL_MIN_GAP, (name, gap)
+        assert_router_gap(os.path.join(QWEN3_MOE_DIR, name), Qwen3MoeForCausalLM)
 
 
 def main_qwen2_moe():
@@ -964,9 +985,7 @@ def main_qwen2_moe():
     main_llama_like("qwen2_moe", QWEN2_MOE_DIR, QWEN2_MOE_VARIANTS, Qwen2MoeConfig, Qwen2MoeForCausalLM, check)
     for name, _, _ in QWEN2_MOE_VARIANTS:
         out = os.path.join(QWEN2_MOE_DIR, name)
-        gap = moe_min_gap(out, Qwen2MoeForCausalLM)
-        print("  %s: min router gap %.3e" % (name, gap))
-        assert gap > MIXTRAL_MIN_GAP, (name, gap)
+        assert_router_gap(out, Qwen2MoeForCausalLM)
         # The shared expert's gate must matter: with sigmoid 1 in its place (a huge gate row) transformers
         # gives other logits.
         ref = load_file(os.path.join(out, "reference.safetensors"))
@@ -1187,6 +1206,32 @@ def main_olmo2():
         print("  %s: with per-head q/k norms the logits move by %.3f (rel L2)" % (name, diff))
     # hub_f32's config as the hub ships OLMo 2 (transformers 4 layout): the same model.
     rewrite_as_hub(os.path.join(OLMO2_DIR, "hub_f32"), Olmo2ForCausalLM, "4.48.0", lambda cfg: None)
+
+
+def main_olmo3():
+    from transformers import Olmo3Config, Olmo3ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.post_feedforward_layernorm.weight" in keys and \
+            "model.layers.0.input_layernorm.weight" not in keys, keys.keys()
+    main_llama_like("olmo3", OLMO3_DIR, OLMO3_VARIANTS, Olmo3Config, Olmo3ForCausalLM, check, draw_norms_around_one)
+    for name, _, overrides in OLMO3_VARIANTS:
+        out = os.path.join(OLMO3_DIR, name)
+        rp = overrides["rope_parameters"]
+        # yarn on the full layers only: on every layer it gives other logits; so does the sliding
+        # layers' RoPE at the full layers' base.
+        assert_moves(out, Olmo3ForCausalLM, "yarn on the sliding layers too", 1e-2,
+                     rope_parameters={"sliding_attention": dict(OLMO3_YARN), "full_attention": dict(OLMO3_YARN)})
+        if rp["sliding_attention"]["rope_theta"] != OLMO3_YARN["rope_theta"]:
+            assert_moves(out, Olmo3ForCausalLM, "the sliding layers at the full layers' base", 1e-2,
+                         rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 500000.0},
+                                          "full_attention": dict(OLMO3_YARN)})
+
+    def hub(cfg):  # Olmo-3-7B's keys (transformers 4.57): the full layers' yarn as rope_scaling
+        rp = cfg.pop("rope_parameters")
+        cfg["rope_theta"] = rp["full_attention"].pop("rope_theta")
+        cfg["rope_scaling"] = rp["full_attention"]
+    rewrite_as_hub(os.path.join(OLMO3_DIR, "hub_tied_f32"), Olmo3ForCausalLM, "4.57.0", hub, flat_rope=False)
 
 
 def main_ernie():
@@ -3341,6 +3386,8 @@ def main():
         main_qwen3_moe()
     if ARGS.only in ("all", "qwen2_moe"):
         main_qwen2_moe()
+    if ARGS.only in ("all", "olmo3"):
+        main_olmo3()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

