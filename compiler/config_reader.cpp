@@ -130,6 +130,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Qwen3MoeForCausalLM", "qwen3_moe"},
                                                                {"Qwen2MoeForCausalLM", "qwen2_moe"},
                                                                {"Olmo3ForCausalLM", "olmo3"},
+                                                               {"Glm4ForCausalLM", "glm4"},
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
                                                                {"Gemma2ForCausalLM", "gemma2"},

@@ -229,6 +229,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool phi = arch == "PhiForCausalLM" || arch == "phi";
   const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5";
   const bool olmo3 = arch == "Olmo3ForCausalLM" || arch == "olmo3";
+  const bool glm4 = arch == "Glm4ForCausalLM" || arch == "glm4";
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
@@ -237,7 +238,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe)
+      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2         ? "Qwen2ForCausalLM"
@@ -251,6 +252,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : phi         ? "PhiForCausalLM"
                    : ernie       ? "Ernie4_5ForCausalLM"
                    : olmo3       ? "Olmo3ForCausalLM"
+                   : glm4        ? "Glm4ForCausalLM"
                    : olmo2       ? "Olmo2ForCausalLM"
                    : gemma1      ? "GemmaForCausalLM"
                    : gemma2      ? "Gemma2ForCausalLM"
@@ -289,7 +291,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, ERNIE 4.5, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, ERNIE 4.5, GLM-4, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and SmolLM3");
   }
 
@@ -308,8 +310,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // "head_dim", ...)). Other nulls read as absent keys.
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
-  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma) r.refuse_null("num_key_value_heads", no_null);
-  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe)
+  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4)
+    r.refuse_null("num_key_value_heads", no_null);
+  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -317,7 +320,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral || ministral || mixtral ? 8
                              : qwen3_moe || smollm3            ? 4
-                             : ernie                           ? 2
+                             : ernie || glm4                   ? 2
                              : qwen2_moe                       ? 16
                              : qwen2 || qwen3                  ? 32
                              : gemma1                          ? 16
@@ -329,11 +332,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                       std::to_string(c.num_attention_heads) + ")");
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
-  } else if (((qwen3 && !qwen3_moe) || gemma || ernie) && !j.contains("head_dim")) {
+  } else if (((qwen3 && !qwen3_moe) || gemma || ernie || glm4) && !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
-    c.head_dim = gemma ? 256 : 128;  // (Ernie4_5Config's 128 too)
+    c.head_dim = gemma ? 256 : 128;  // (Ernie4_5Config's and Glm4Config's 128 too)
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) r.fail("hidden_size", "is not divisible by num_attention_heads");
     c.head_dim = c.hidden_size / c.num_attention_heads;
@@ -341,15 +344,16 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
-                                        gemma1 || gemma2                                    ? 8192
-                                        : mistral || ministral || mixtral || gemma || ernie ? 131072
-                                        : qwen2 || qwen3 || smollm3 || qwen2_moe            ? 32768
-                                        : phi3                                              ? 4096
-                                                                                            : 2048);
+                                        gemma1 || gemma2                                            ? 8192
+                                        : mistral || ministral || mixtral || gemma || ernie || glm4 ? 131072
+                                        : qwen2 || qwen3 || smollm3 || qwen2_moe                    ? 32768
+                                        : phi3                                                      ? 4096
+                                                                                                    : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps =
-      phi ? r.num("layer_norm_eps", 1e-5) : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 ? 1e-5 : 1e-6);
+  c.rms_norm_eps = phi    ? r.num("layer_norm_eps", 1e-5)
+                   : glm4 ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+                          : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's, SmolLM3's and ERNIE 4.5's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie);
@@ -371,7 +375,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     if (qwen3_moe || qwen2_moe) {
       // Experts in layer i unless i is in mlp_only_layers or (i + 1) % decoder_sparse_step != 0.
       // transformers 5 writes num_local_experts (Qwen3MoeConfig's attribute_map), the hub num_experts
-      // (Qwen2MoeConfig has only num_experts).
+      // (Qwen2MoeConfig has only num_experts). A null count transformers cannot run (its config class
+      // refuses it, its router or layer loop fails on it) is refused rather than read as the default.
+      for (const char* k : {"num_experts", qwen2_moe ? "shared_expert_intermediate_size" : "num_local_experts",
+                            "num_experts_per_tok", "moe_intermediate_size", "decoder_sparse_step"})
+        r.refuse_null(k, "with which transformers cannot run " + c.architecture + ": give its value");
       if (qwen2_moe) {
         c.num_local_experts = r.count("num_experts", 60);
       } else {
@@ -413,6 +421,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                            : qwen2_moe                   ? r.count("sliding_window", 0)
                                                          : r.pos_int("sliding_window", true);
     if (use_window) c.sliding_window = window;
+    if (qwen2_moe && use_window)  // (it picks the windowed layers; Qwen2MoeConfig refuses a null)
+      r.refuse_null("max_window_layers", "with which transformers cannot run Qwen2MoeForCausalLM: give its value");
     const int64_t max_window_layers = r.count("max_window_layers", 28);
     if (qwen3_moe) {
       r.has("layer_types");  // not a Qwen3MoeConfig attribute: transformers never reads it
@@ -491,6 +501,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.olmo2 = c.qk_norm = true;
     c.attention_bias = r.boolean("attention_bias", false);
     if (olmo3) read_olmo3(r, j, &c);
+  } else if (glm4) {
+    // Glm4Config: q, k and v biases with attention_bias (on by default; never on o_proj), norms on
+    // each branch's output, fused gate|up, a pairwise RoPE over the first partial_rotary_factor
+    // (default 0.5) of each head (read below).
+    c.glm4 = c.pairwise_rope = true;
+    c.qkv_bias = r.boolean("attention_bias", true);
   } else if (ernie) {
     // Ernie4_5Config: LLaMA with use_bias (q, k, v, o and the MLP) and a pairwise RoPE.
     c.attention_bias = c.mlp_bias = r.boolean("use_bias", false);
@@ -540,18 +556,19 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Phi-3's attention none (Qwen2's hard-wires q/k/v biases without o_proj's: no value of
   // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
   // the values that change nothing.
-  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2) r.hardwired("mlp_bias", false);
+  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2 || glm4)
+    r.hardwired("mlp_bias", false);
   if (mistral || ministral || mixtral || phi3) r.hardwired("attention_bias", false);
   if (phi3) {
     r.hardwired("lm_head_bias", false);
     r.hardwired("full_attn_mod", 1);
     r.hardwired("interpolate_factor", 1);
   }
-  if (phi3 || phi) {
+  if (phi3 || phi || glm4) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
     // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
-    // rounded down (int()). PhiConfig's default is 0.5.
-    const double def = phi ? 0.5 : 1.0;
+    // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5.
+    const double def = phi || glm4 ? 0.5 : 1.0;
     double f = r.num("partial_rotary_factor", def);
     const char* fkey = "partial_rotary_factor";
     if (const char* k = r.rope_key();
@@ -575,7 +592,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
              : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
              : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
              : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
-                       : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi);
+                       : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4);
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");

@@ -50,9 +50,13 @@ struct LlamaConfig {
   // OLMo 3 (Olmo3ForCausalLM; olmo2 set too): OLMo 2's layer with sliding windows in the layers
   // window_layer marks, which take their own RoPE (rope_local; rope for the others).
   bool olmo3 = false;
-  // ERNIE 4.5: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's and
-  // k's rows inside each head into rotate-half's order (deinterleave).
+  // ERNIE 4.5, GLM-4: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's
+  // and k's rotary rows inside each head into rotate-half's order (deinterleave).
   bool pairwise_rope = false;
+  // GLM-4 (Glm4ForCausalLM): LLaMA with a pairwise RoPE over the first rotary_dim dims of each head,
+  // an RMSNorm on each branch's output (post_self_attn_layernorm, post_mlp_layernorm) before the
+  // residual add, post_attention_layernorm as the MLP's input norm, and gate|up in one gate_up_proj.
+  bool glm4 = false;
   // SmolLM3: the layers nope_layer marks take no RoPE (no_rope_layers' zeros); empty: none.
   std::vector<bool> nope_layer;
   bool nope(int64_t i) const { return !nope_layer.empty() && nope_layer[size_t(i)]; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -18,6 +18,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only ministral only tests/fixtures/ministral/ (tiny MinistralForCausalLM checkpoints: windows by layer type)
   --only olmo2     only tests/fixtures/olmo2/ (tiny Olmo2ForCausalLM checkpoints: norms after each branch, whole q/k norms)
   --only olmo3     only tests/fixtures/olmo3/ (tiny Olmo3ForCausalLM checkpoints: windows, RoPE by layer type)
+  --only glm4      only tests/fixtures/glm4/ (tiny Glm4ForCausalLM checkpoints: partial pairwise RoPE, branch norms)
   --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
@@ -212,7 +213,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -619,6 +620,23 @@ ERNIE_VARIANTS = [
                                    rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
                                                     "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                                     "original_max_position_embeddings": 64})),
+]
+
+GLM4_DIR = os.path.join(REPO, "tests", "fixtures", "glm4")
+# GLM-4 (Glm4ForCausalLM, GLM-4-0414): q/k/v biases (attention_bias), an RMSNorm on each branch's
+# output (drawn around one), fused gate|up, and a pairwise RoPE over the first partial_rotary_factor
+# of each head. partial_f32: Glm4Config's 0.5 of head_dim 16, GQA, biases. hub_tied_f32: 0.75 of
+# head_dim 24 (not hidden / heads), tied, no biases, its config.json as GLM-4-9B-0414 ships
+# (transformers 4.51: top-level rope_theta and partial_rotary_factor).
+GLM4_BASE = {"pad_token_id": 0, "bos_token_id": None, "eos_token_id": 2}
+GLM4_VARIANTS = [
+    ("partial_f32", 4444, dict(GLM4_BASE, head_dim=16, num_key_value_heads=2,
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                "partial_rotary_factor": 0.5})),
+    ("hub_tied_f32", 4545, dict(GLM4_BASE, head_dim=24, num_key_value_heads=4, tie_word_embeddings=True,
+                                attention_bias=False,
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                 "partial_rotary_factor": 0.75})),
 ]
 
 PHI_DIR = os.path.join(REPO, "tests", "fixtures", "phi")
@@ -1232,6 +1250,47 @@ def main_olmo3():
         cfg["rope_theta"] = rp["full_attention"].pop("rope_theta")
         cfg["rope_scaling"] = rp["full_attention"]
     rewrite_as_hub(os.path.join(OLMO3_DIR, "hub_tied_f32"), Olmo3ForCausalLM, "4.57.0", hub, flat_rope=False)
+
+
+def main_glm4():
+    from transformers import Glm4Config, Glm4ForCausalLM
+    import transformers.models.glm4.modeling_glm4 as glm4_modeling
+
+    def check(keys):
+        assert "model.layers.0.post_self_attn_layernorm.weight" in keys and \
+            "model.layers.0.mlp.gate_up_proj.weight" in keys, keys.keys()
+    main_llama_like("glm4", GLM4_DIR, GLM4_VARIANTS, Glm4Config, Glm4ForCausalLM, check, draw_norms_around_one)
+    for name, _, overrides in GLM4_VARIANTS:
+        out = os.path.join(GLM4_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = Glm4ForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        # The pairwise RoPE must matter: rotate-half over the same rotary dims gives other logits.
+        def halves(q, k, cos, sin, unsqueeze_dim=1):
+            cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+            rd = cos.shape[-1]
+            def rope(x):
+                r = x[..., :rd]
+                rot = torch.cat((-r[..., rd // 2:], r[..., : rd // 2]), dim=-1)
+                return torch.cat([r * cos + rot * sin, x[..., rd:]], dim=-1)
+            return rope(q), rope(k)
+        saved = glm4_modeling.apply_rotary_pos_emb
+        try:
+            glm4_modeling.apply_rotary_pos_emb = halves
+            with torch.no_grad():
+                diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        finally:
+            glm4_modeling.apply_rotary_pos_emb = saved
+        print("  %s: with rotate-half RoPE the logits move by %.3f (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+        # So must the rotary fraction: all of each head instead.
+        rp = dict(overrides["rope_parameters"], partial_rotary_factor=1.0)
+        assert_moves(out, Glm4ForCausalLM, "RoPE over whole heads", 1e-2, rope_parameters=rp)
+
+    def hub(cfg):  # GLM-4-9B-0414's keys (transformers 4.51): partial_rotary_factor top-level
+        cfg.pop("rope_scaling")
+        cfg["partial_rotary_factor"] = 0.75
+    before, after, _ = rewrite_as_hub(os.path.join(GLM4_DIR, "hub_tied_f32"), Glm4ForCausalLM, "4.51.3", hub)
+    assert after.rope_parameters["partial_rotary_factor"] == 0.75, after.rope_parameters
 
 
 def main_ernie():
@@ -3388,6 +3447,8 @@ def main():
         main_qwen2_moe()
     if ARGS.only in ("all", "olmo3"):
         main_olmo3()
+    if ARGS.only in ("all", "glm4"):
+        main_glm4()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

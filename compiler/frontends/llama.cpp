@@ -99,6 +99,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     e[p + "post_attention_layernorm.weight"] = {D};
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
+    if (c.glm4) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
     if (c.fused_projections) {
       e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
     } else {
@@ -123,7 +124,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
         e[p + "mlp.shared_expert.down_proj.weight"] = {D, Fs};
         e[p + "mlp.shared_expert_gate.weight"] = {1, D};
       }
-    } else if (c.fused_projections) {
+    } else if (c.fused_projections || c.glm4) {
       e[p + "mlp.gate_up_proj.weight"] = {2 * F, D};
       e[p + "mlp.down_proj.weight"] = {D, F};
     } else {
@@ -181,12 +182,13 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                       std::vector<int64_t> rows = {}) {
     return on ? w(name, {n}, std::move(parts), std::move(rows)) : kNoTensor;
   };
-  // ERNIE 4.5's pairwise RoPE: q's and k's rows reordered inside each head (deinterleave), v's kept.
+  // ERNIE 4.5's and GLM-4's pairwise RoPE: q's and k's rotary rows reordered inside each head
+  // (deinterleave), the rest and v's kept.
   std::vector<int64_t> qkv_rows;
   if (c.pairwise_rope) {
-    const std::vector<int64_t> perm = deinterleave(hd, true);
+    const std::vector<int64_t> perm = deinterleave(c.rotary(), true);
     for (int64_t h = 0; h < H + KVH; ++h)
-      for (int64_t i = 0; i < hd; ++i) qkv_rows.push_back(h * hd + perm[size_t(i)]);
+      for (int64_t i = 0; i < hd; ++i) qkv_rows.push_back(h * hd + (i < c.rotary() ? perm[size_t(i)] : i));
     for (int64_t i = (H + KVH) * hd; i < W; ++i) qkv_rows.push_back(i);
   }
   // An RMSNorm weight. Gemma's norms multiply by (1 + w): folded in here, in f32 whatever the plan
@@ -238,6 +240,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
       L.mlp_norm = kNoTensor;
       L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
+    } else if (c.glm4) {
+      L.attn_out_norm = norm_w(p + "post_self_attn_layernorm.weight", D);
+      L.mlp_norm = norm_w(p + "post_attention_layernorm.weight", D);
+      L.mlp_out_norm = norm_w(p + "post_mlp_layernorm.weight", D);
     } else if (c.sandwich_norms()) {
       L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
       L.mlp_norm = norm_w(p + "pre_feedforward_layernorm.weight", D);
@@ -271,8 +277,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
     } else {
       L.gu_w = w(p + "mlp.gate_up_proj.weight", {2 * F, D},
-                 c.fused_projections ? std::vector<std::string>{p + "mlp.gate_up_proj.weight"}
-                                     : std::vector<std::string>{p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+                 c.fused_projections || c.glm4
+                     ? std::vector<std::string>{p + "mlp.gate_up_proj.weight"}
+                     : std::vector<std::string>{p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
       L.gu_b =
           opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
       L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
@@ -346,9 +353,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const bool moe = c.is_moe_layer(i);
       const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, c.phi ? F : 2 * F});
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
-      // Gemma 2/3 and OLMo 2: each branch's output, then its norm, before the residual add; Granite:
+      // Gemma 2/3, OLMo 2 and GLM-4: each branch's output, then its norm, before the residual add; Granite:
       // the output times residual_multiplier.
-      const bool branch_norms = c.sandwich_norms() || c.olmo2;
+      const bool branch_norms = c.sandwich_norms() || c.olmo2 || c.glm4;
       const uint32_t branch = branch_norms || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
       const uint32_t branch_n = branch_norms ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
       // x += in·Wᵀ + b: accumulated straight into x (LLaMA), or through the branch buffer.
@@ -492,7 +499,7 @@ extern const Frontend kLlamaFrontend{
      "GemmaForCausalLM",     "gemma",     "GraniteForCausalLM",    "granite",     "SmolLM3ForCausalLM",  "smollm3",
      "PhiForCausalLM",       "phi",       "Ernie4_5ForCausalLM",   "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
      "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe",  "Qwen2MoeForCausalLM", "qwen2_moe",
-     "Olmo3ForCausalLM",     "olmo3"},
+     "Olmo3ForCausalLM",     "olmo3",     "Glm4ForCausalLM",       "glm4"},
     nullptr,
     build_llama};
 

@@ -262,7 +262,7 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(error_of("embedding_multiplier", 1e39).find("embedding_multiplier must be a finite number") !=
         std::string::npos);
   CHECK(error_of("residual_multiplier", "0.22").find("residual_multiplier") != std::string::npos);
-  CHECK(error_of("hidden_act", "gelu").find("must be \"silu\" for LLaMA, ERNIE 4.5, Granite, GraniteMoe") !=
+  CHECK(error_of("hidden_act", "gelu").find("must be \"silu\" for LLaMA, ERNIE 4.5, GLM-4, Granite, GraniteMoe") !=
         std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
@@ -792,6 +792,13 @@ TEST_CASE("config: Qwen3-MoE (sparse layers, norm_topk_prob, defaults)") {
   j.erase("num_local_experts");
   j["num_experts"] = 0;  // no experts: every layer dense
   CHECK_FALSE(parse_llama_config(j.dump(), "config.json").is_moe_layer(1));
+  for (const char* k : {"num_experts", "num_local_experts", "num_experts_per_tok", "moe_intermediate_size",
+                        "decoder_sparse_step"}) {  // (null: refused, not the default)
+    nlohmann::json n = j;
+    n[k] = nullptr;
+    CHECK_THROWS_WITH(parse_llama_config(n.dump(), "config.json"),
+                      doctest::Contains((std::string(k) + " is null, with which transformers cannot run").c_str()));
+  }
 }
 
 // Qwen2MoeForCausalLM: Qwen2's attention (q/k/v biases per qkv_bias), Qwen2MoeConfig's defaults, a
@@ -855,6 +862,16 @@ TEST_CASE("config: Qwen2-MoE (shared expert, qkv_bias, sparse layers, windows, d
         }).find("use_sliding_window is off") != std::string::npos);
   for (const char* k : {"num_key_value_heads", "head_dim"})
     CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(k) != std::string::npos);
+  // (a null count, which transformers cannot run: never the default; max_window_layers where it picks windows)
+  for (const char* k : {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "decoder_sparse_step",
+                        "shared_expert_intermediate_size", "max_window_layers"})
+    CHECK(edited_error(hub, [&](nlohmann::json& j) {
+            j[k] = nullptr;
+          }).find(std::string(k) + " is null, with which transformers cannot run") != std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["use_sliding_window"] = false;
+          j["max_window_layers"] = nullptr;
+        }).window_of(0) == 0);
   CHECK(edited_error(hub, [](nlohmann::json& j) {
           j["shared_expert_intermediate_size"] = 0;
         }).find("shared_expert_intermediate_size") != std::string::npos);
@@ -927,6 +944,44 @@ TEST_CASE("config: OLMo 3 (windows by layer type, RoPE by layer type, the hub's 
           j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 5e5}};
         }).find("not a layer type") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim") != std::string::npos);
+}
+
+// Glm4ForCausalLM: q/k/v biases per attention_bias (on by default), a pairwise RoPE over
+// partial_rotary_factor (default 0.5) of each head, Glm4Config's defaults, refusals.
+TEST_CASE("config: GLM-4 (partial pairwise RoPE, q/k/v biases, defaults, refusals)") {
+  const LlamaConfig a = read_llama_config(kiln::test::fixture("partial_f32", "glm4") + "/config.json");
+  CHECK(a.architecture == "Glm4ForCausalLM");
+  CHECK(a.glm4);
+  CHECK(a.pairwise_rope);
+  CHECK(a.qkv_bias);
+  CHECK_FALSE(a.attention_bias);  // (never on o_proj)
+  CHECK(a.rotary() == 8);
+  CHECK(a.unmodeled.empty());
+  std::ifstream in(kiln::test::fixture("hub_tied_f32", "glm4") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig b = parse_llama_config(hub.dump(), "config.json");
+  CHECK(b.unmodeled.empty());
+  CHECK_FALSE(b.qkv_bias);
+  CHECK(b.head_dim == 24);
+  CHECK(b.rotary() == 18);  // top-level partial_rotary_factor 0.75, as the hub ships it
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"attention_bias", "partial_rotary_factor", "num_key_value_heads", "head_dim", "rms_norm_eps",
+                          "max_position_embeddings"})
+      j.erase(k);
+    j["num_attention_heads"] = 2;
+  });
+  CHECK(d.qkv_bias);
+  CHECK(d.head_dim == 128);  // Glm4Config's, whatever hidden / heads
+  CHECK(d.rotary() == 64);
+  CHECK(d.num_key_value_heads == 2);
+  CHECK(d.rms_norm_eps == 1.5625e-7);
+  CHECK(d.max_position_embeddings == 131072);
+  for (const char* k : {"num_key_value_heads", "head_dim"})
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(k) != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["partial_rotary_factor"] = 0.05;
+        }).find("rotary dims, which must be even, at least 2") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("GLM-4") != std::string::npos);
 }
 
 // transformers' GGUF loader saves configs with its own metadata (_model_name_or_path) and
