@@ -34,15 +34,15 @@ int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64
     if (required) fail(k, "is missing");
     return def;
   }
-  if (!o[k].is_number_integer() || o[k].get<int64_t>() <= 0 || o[k].get<int64_t>() > (int64_t(1) << 31))
-    fail(k, "must be a positive integer");
+  if (!o[k].is_number_integer() || o[k].get<int64_t>() <= 0) fail(k, "must be a positive integer");
+  if (o[k].get<int64_t>() > (int64_t(1) << 31)) fail(k, "is more than 2^31, the most kiln reads");
   return o[k].get<int64_t>();
 }
 
 int64_t ConfigReader::count(const char* k, int64_t def) const {
   if (!has(k)) return def;
-  if (!j_[k].is_number_integer() || j_[k].get<int64_t>() < 0 || j_[k].get<int64_t>() > (int64_t(1) << 31))
-    fail(k, "must be a non-negative integer");
+  if (!j_[k].is_number_integer() || j_[k].get<int64_t>() < 0) fail(k, "must be a non-negative integer");
+  if (j_[k].get<int64_t>() > (int64_t(1) << 31)) fail(k, "is more than 2^31, the most kiln reads");
   return j_[k].get<int64_t>();
 }
 

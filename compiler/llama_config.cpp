@@ -51,6 +51,11 @@ void read_rope_by_layer_type(const ConfigReader& r, const nlohmann::json& j, std
   nlohmann::json full = layer_rope("full_attention");
   if (r.has("rope_scaling")) {
     if (!j["rope_scaling"].is_object() || !full.is_object()) r.fail("rope_scaling", "must be an object");
+    // (transformers 5 merges it into rope_parameters' full_attention object, and fails without one)
+    if (r.has("rope_parameters") && !(rp.contains("full_attention") && rp["full_attention"].is_object()))
+      r.fail("rope_scaling",
+             "is given beside a rope_parameters without a full_attention object, which transformers 5 cannot merge "
+             "it into: put it in rope_parameters.full_attention");
     full.update(j["rope_scaling"]);
   }
   out->rope = r.rope_at(full, "rope_parameters.full_attention", types, full_theta);
@@ -69,9 +74,11 @@ void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % 4 != 0);
   }
   const bool any_sliding = std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
-  if (!j.contains("sliding_window")) c.sliding_window = 4096;
-  else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
-  else if (any_sliding) r.fail("sliding_window", "is null, but layers are of type sliding_attention");
+  // (transformers builds the sliding mask whatever the layer types: it cannot run a null window)
+  r.refuse_null("sliding_window",
+                "with which transformers 5 cannot run Olmo3ForCausalLM (it builds the sliding mask whatever the "
+                "layer types)");
+  c.sliding_window = r.pos_int("sliding_window", false, 4096);
   // transformers 5 gives a sliding layer's RoPE without its own rope_theta Olmo3Config's 500000,
   // whatever the top-level rope_theta (convert_rope_params_to_dict pops it for the full layers
   // first); transformers 4 gave it rope_theta. Where the two differ kiln does not guess.
@@ -80,7 +87,7 @@ void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
   const nlohmann::json& rp = r.has("rope_parameters") ? j["rope_parameters"] : nlohmann::json::object();
   const bool local_theta_given = rp.is_object() && rp.contains("sliding_attention") &&
                                  rp["sliding_attention"].is_object() && rp["sliding_attention"].contains("rope_theta");
-  if (theta != kTheta && !local_theta_given)
+  if (theta != kTheta && !local_theta_given && any_sliding)
     r.fail("rope_theta",
            "is not 500000 and the sliding layers' RoPE gives none of its own: transformers 5 gives those layers "
            "500000 (Olmo3Config's default), transformers 4 gave them rope_theta; give "

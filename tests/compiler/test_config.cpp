@@ -928,18 +928,32 @@ TEST_CASE("config: OLMo 3 (windows by layer type, RoPE by layer type, the hub's 
         }).find("rope_theta is not 500000 and the sliding layers' RoPE gives none of its own") != std::string::npos);
   const LlamaConfig e = edited(hub, [](nlohmann::json& j) {
     j["rope_theta"] = 1e6;
-    j["rope_parameters"] = {{"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 2e4}}}};
+    j["rope_parameters"] = {{"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 2e4}}},
+                            {"full_attention", {{"rope_type", "default"}}}};
   });
   CHECK(e.rope.theta == 1e6);
   CHECK(e.rope.type == "yarn");
   CHECK(e.rope_local.theta == 2e4);
-  CHECK(edited_error(hub, [](nlohmann::json& j) {
-          j["sliding_window"] = nullptr;
-        }).find("sliding_window is null, but layers are of type sliding_attention") != std::string::npos);
+  // With no sliding layers the two readings agree: read.
   CHECK(edited(hub, [](nlohmann::json& j) {
-          j["sliding_window"] = nullptr;
+          j["rope_theta"] = 1000.0;
           j["layer_types"] = {"full_attention", "full_attention"};
-        }).window_of(0) == 0);
+        }).rope.theta == 1000.0);
+  // transformers 5 builds the sliding mask whatever the layer types: a null window is refused.
+  for (const bool all_full : {false, true})
+    CHECK(
+        edited_error(hub, [&](nlohmann::json& j) {
+          j["sliding_window"] = nullptr;
+          if (all_full) j["layer_types"] = {"full_attention", "full_attention"};
+        }).find("sliding_window is null, with which transformers 5 cannot run Olmo3ForCausalLM") != std::string::npos);
+  // A rope_scaling beside a rope_parameters without a full_attention object: transformers 5 fails.
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["rope_parameters"] = {{"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 5e5}}}};
+        }).find("rope_scaling is given beside a rope_parameters without a full_attention object") != std::string::npos);
+  // A window past 2^31 is named as such (transformers runs it; kiln reads at most 2^31).
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["sliding_window"] = (int64_t(1) << 32) + 6;
+        }).find("sliding_window is more than 2^31") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) {
           j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 5e5}};
         }).find("not a layer type") != std::string::npos);
