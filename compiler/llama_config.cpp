@@ -31,8 +31,6 @@ std::vector<bool> read_layer_types(const ConfigReader& r, const nlohmann::json& 
   return sliding;
 }
 
-// Gemma3TextConfig's (v2: Gemma2Config's) keys past LLaMA's (see LlamaConfig::gemma), with its
-// defaults for absent ones.
 // transformers 5's rope_parameters by layer type ({"full_attention": {...}, "sliding_attention":
 // {...}}; absent: {}) into c.rope and c.rope_local. A layer type left out (or null) is default RoPE,
 // a rope_theta left out full_theta or local_theta, and a legacy rope_scaling merges into the full
@@ -95,6 +93,8 @@ void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
   read_rope_by_layer_type(r, j, {"default", "linear", "llama3", "yarn"}, theta, kTheta, &c);
 }
 
+// Gemma3TextConfig's (v2: Gemma2Config's) keys past LLaMA's (see LlamaConfig::gemma), with its
+// defaults for absent ones.
 void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.gemma = true;
@@ -419,8 +419,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // Sliding windows (transformers' Qwen2Config/Qwen3Config): on only with use_sliding_window,
     // then of sliding_window positions (default 4096; null: none) in the layers layer_types names
     // "sliding_attention", or without layer_types in layers max_window_layers (default 28) and
-    // up (Qwen2-MoE: the even layers below it). Qwen3MoeConfig has neither key: its window covers
-    // every layer.
+    // up (Qwen2-MoE: refused, below). Qwen3MoeConfig has neither key: its window covers every
+    // layer.
     const bool use_window = r.boolean("use_sliding_window", false);
     // (Qwen2MoeConfig writes 0 when use_sliding_window is off: none, as null)
     const int64_t window = !j.contains("sliding_window") ? 4096
@@ -428,8 +428,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                            : qwen2_moe                   ? r.count("sliding_window", 0)
                                                          : r.pos_int("sliding_window", true);
     if (use_window) c.sliding_window = window;
-    if (qwen2_moe && use_window)  // (it picks the windowed layers; Qwen2MoeConfig refuses a null)
+    if (qwen2_moe) {  // (Qwen2MoeConfig refuses a null max_window_layers; its model builds the sliding
+                      // mask with use_sliding_window on, and fails without a window)
       r.refuse_null("max_window_layers", "with which transformers cannot run Qwen2MoeForCausalLM: give its value");
+      if (use_window)
+        r.refuse_null("sliding_window",
+                      "with which transformers cannot run Qwen2MoeForCausalLM with use_sliding_window on: give its "
+                      "value, or turn use_sliding_window off");
+    }
     const int64_t max_window_layers = r.count("max_window_layers", 28);
     if (qwen3_moe) {
       r.has("layer_types");  // not a Qwen3MoeConfig attribute: transformers never reads it
@@ -444,15 +450,15 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                                : "sliding_window is null") +
                                   ": they have no window (transformers cannot run this config)");
     } else if (qwen2_moe) {
-      // Qwen2MoeConfig's own default: the even layers below max_window_layers (no window when
-      // use_sliding_window is off). A null sliding_window leaves them without one, which transformers
-      // cannot run.
-      for (int64_t i = 0; i < c.num_hidden_layers; ++i)
-        c.window_layer.push_back(use_window && i % 2 == 0 && i < max_window_layers);
-      if (use_window && window == 0 && c.num_hidden_layers > 0 && max_window_layers > 0)
-        r.fail("sliding_window",
-               "is null or 0, but use_sliding_window is on and layer 0 is a sliding layer (Qwen2MoeConfig's default "
-               "layer_types): it has no window (transformers cannot run this config)");
+      // Which layers use_sliding_window windows without layer_types: Qwen2MoeConfig (transformers 5)
+      // the even ones below max_window_layers, transformers 4's Qwen2-MoE attention those from
+      // max_window_layers up. kiln does not guess. (The hub's configs have it off.)
+      if (use_window)
+        r.fail("use_sliding_window",
+               "is on without layer_types: transformers 5 windows the even layers below max_window_layers, "
+               "transformers 4 the layers from max_window_layers up; kiln does not guess which was meant: give "
+               "layer_types");
+      c.window_layer.assign(size_t(c.num_hidden_layers), false);
     } else {
       for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(i >= max_window_layers);
     }

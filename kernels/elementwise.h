@@ -77,7 +77,7 @@ struct AddArgs {
   float* y;
   int64_t rows, cols, b_rows;
   float scale;
-  const float* gate = nullptr;  // (rows,) or null: row r's b times sigmoid(gate[r]) as well
+  const float* gate = nullptr;  // (rows, 1) or null: row r's b times sigmoid(gate[r]) as well
 };
 
 // add's factor for row r: scale, or scale · sigmoid(gate[r]) (sigmoid in f32, as torch's).

@@ -712,17 +712,17 @@ QWEN2_MOE_DIR = os.path.join(REPO, "tests", "fixtures", "qwen2_moe")
 # the layers decoder_sparse_step and mlp_only_layers leave, top-k renormalized only with
 # norm_topk_prob, beside a shared expert scaled by sigmoid(shared_expert_gate(x)).
 # shared_f32: layer 0 MoE, layer 1 dense (every matrix's rows a multiple of 32: int4 quantizes them
-# all); hub_step2_window_tied_f32: layer 1 MoE, a window of 6 on
-# layer 0 (Qwen2MoeConfig's own layer_types: the even layers below max_window_layers), no q/k/v
-# biases, its config.json as Qwen1.5-MoE ships (transformers 4).
+# all), a window of 6 on layer 0 (Qwen2MoeConfig's layer_types, which transformers 5 writes out: the
+# even layers below max_window_layers). hub_step2_tied_f32: layer 1 MoE, no q/k/v biases, its
+# config.json as Qwen1.5-MoE ships (transformers 4: no layer_types, use_sliding_window off).
 QWEN2_MOE_VARIANTS = [
     ("shared_f32", 4242, {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
                           "shared_expert_intermediate_size": 96, "norm_topk_prob": False,
-                          "decoder_sparse_step": 1, "mlp_only_layers": [1]}),
-    ("hub_step2_window_tied_f32", 4343, {"num_experts": 3, "num_experts_per_tok": 2, "moe_intermediate_size": 40,
-                                         "shared_expert_intermediate_size": 56, "norm_topk_prob": True,
-                                         "decoder_sparse_step": 2, "tie_word_embeddings": True, "qkv_bias": False,
-                                         "use_sliding_window": True, "sliding_window": 6, "max_window_layers": 1}),
+                          "decoder_sparse_step": 1, "mlp_only_layers": [1],
+                          "use_sliding_window": True, "sliding_window": 6, "max_window_layers": 1}),
+    ("hub_step2_tied_f32", 4343, {"num_experts": 3, "num_experts_per_tok": 2, "moe_intermediate_size": 40,
+                                  "shared_expert_intermediate_size": 56, "norm_topk_prob": True,
+                                  "decoder_sparse_step": 2, "tie_word_embeddings": True, "qkv_bias": False}),
 ]
 
 PHI3_DIR = os.path.join(REPO, "tests", "fixtures", "phi3")
@@ -1004,23 +1004,22 @@ def main_qwen2_moe():
     for name, _, _ in QWEN2_MOE_VARIANTS:
         out = os.path.join(QWEN2_MOE_DIR, name)
         assert_router_gap(out, Qwen2MoeForCausalLM)
-        # The shared expert's gate must matter: with sigmoid 1 in its place (a huge gate row) transformers
-        # gives other logits.
+        # The shared expert's gate must matter: with sigmoid 1 in its place (the gate's logit 30 for
+        # every token) transformers gives other logits.
         ref = load_file(os.path.join(out, "reference.safetensors"))
         model = load(out, torch.float32, Qwen2MoeForCausalLM)
+        for m in model.modules():
+            if type(m).__name__ == "Qwen2MoeSparseMoeBlock":
+                m.shared_expert_gate.register_forward_hook(lambda _m, _i, o: torch.full_like(o, 30.0))
         with torch.no_grad():
-            for m in model.modules():
-                if type(m).__name__ == "Qwen2MoeSparseMoeBlock":
-                    m.shared_expert_gate.weight.fill_(0.0)
-                    m.shared_expert_gate.weight[0, 0] = 1e4
             diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
         print("  %s: without the shared expert's gate the logits move by %.3e (rel L2)" % (name, diff))
         assert diff > 1e-2, (name, diff)
 
-    def hub(cfg):  # Qwen1.5-MoE-A2.7B's config.json keys (transformers 4.36)
+    def hub(cfg):  # Qwen1.5-MoE-A2.7B's config.json keys (transformers 4.36), its window settings off
         cfg.pop("layer_types")
-        cfg["architectures"] = ["Qwen2MoeForCausalLM"]
-    rewrite_as_hub(os.path.join(QWEN2_MOE_DIR, "hub_step2_window_tied_f32"), Qwen2MoeForCausalLM, "4.36.0.dev0", hub)
+        cfg.update(sliding_window=32768, max_window_layers=21, use_sliding_window=False)
+    rewrite_as_hub(os.path.join(QWEN2_MOE_DIR, "hub_step2_tied_f32"), Qwen2MoeForCausalLM, "4.36.0.dev0", hub)
 
 
 def main_phi3():

@@ -1048,7 +1048,7 @@ TEST_CASE(
                                {"ernie4_5", "tied_f32"},
                                {"olmo2", "hub_f32"},
                                {"granitemoe", "multipliers_top2_f32"},
-                               {"qwen2_moe", "hub_step2_window_tied_f32"},
+                               {"qwen2_moe", "hub_step2_tied_f32"},
                                {"olmo3", "hub_tied_f32"},
                                {"glm4", "hub_tied_f32"},
                                {"gemma2", "softcap_f32"},

@@ -802,9 +802,12 @@ TEST_CASE("config: Qwen3-MoE (sparse layers, norm_topk_prob, defaults)") {
 }
 
 // Qwen2MoeForCausalLM: Qwen2's attention (q/k/v biases per qkv_bias), Qwen2MoeConfig's defaults, a
-// gated shared expert, and its own default windows: the even layers below max_window_layers.
+// gated shared expert, windows in the layers layer_types names; without layer_types transformers 4
+// and 5 window other layers, which is refused.
 TEST_CASE("config: Qwen2-MoE (shared expert, qkv_bias, sparse layers, windows, defaults, refusals)") {
-  const LlamaConfig a = read_llama_config(kiln::test::fixture("shared_f32", "qwen2_moe") + "/config.json");
+  std::ifstream ins(kiln::test::fixture("shared_f32", "qwen2_moe") + "/config.json");
+  const nlohmann::json shared = nlohmann::json::parse(ins);
+  const LlamaConfig a = parse_llama_config(shared.dump(), "config.json");
   CHECK(a.architecture == "Qwen2MoeForCausalLM");
   CHECK(a.qkv_bias);
   CHECK_FALSE(a.attention_bias);
@@ -813,20 +816,25 @@ TEST_CASE("config: Qwen2-MoE (shared expert, qkv_bias, sparse layers, windows, d
   CHECK(a.shared_expert_intermediate_size == 96);
   CHECK(a.is_moe_layer(0));
   CHECK_FALSE(a.is_moe_layer(1));  // mlp_only_layers [1]
-  CHECK(a.window_of(0) == 0);      // (transformers 5 writes sliding_window 0 with use_sliding_window off)
+  CHECK(a.window_of(0) == 6);      // layer_types [sliding, full], as transformers 5 writes them
+  CHECK(a.window_of(1) == 0);
   CHECK(a.unmodeled.empty());
-  std::ifstream in(kiln::test::fixture("hub_step2_window_tied_f32", "qwen2_moe") + "/config.json");
+  std::ifstream in(kiln::test::fixture("hub_step2_tied_f32", "qwen2_moe") + "/config.json");
   const nlohmann::json hub = nlohmann::json::parse(in);
   const LlamaConfig b = parse_llama_config(hub.dump(), "config.json");
   CHECK_FALSE(b.qkv_bias);
   CHECK(b.norm_topk_prob);
   CHECK_FALSE(b.is_moe_layer(0));  // decoder_sparse_step 2
   CHECK(b.is_moe_layer(1));
-  CHECK(b.window_of(0) == 6);  // layer 0: even and below max_window_layers 1
-  CHECK(b.window_of(1) == 0);
+  CHECK(b.window_of(0) == 0);  // use_sliding_window off (sliding_window 32768, max_window_layers 21 unused)
   CHECK(b.unmodeled.empty());
-  // Absent keys: Qwen2MoeConfig's defaults (kv heads 16 whatever the heads; every even layer below 28
-  // windowed when use_sliding_window).
+  // transformers 5 writes sliding_window 0 when use_sliding_window is off: none.
+  CHECK(edited(shared, [](nlohmann::json& j) {
+          j["use_sliding_window"] = false;
+          j["sliding_window"] = 0;
+          j["layer_types"] = {"full_attention", "full_attention"};
+        }).window_of(0) == 0);
+  // Absent keys: Qwen2MoeConfig's defaults (kv heads 16 whatever the heads).
   const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
     for (const char* k : {"num_experts", "num_experts_per_tok", "moe_intermediate_size",
                           "shared_expert_intermediate_size", "norm_topk_prob", "decoder_sparse_step",
@@ -843,35 +851,34 @@ TEST_CASE("config: Qwen2-MoE (shared expert, qkv_bias, sparse layers, windows, d
   CHECK(d.num_key_value_heads == 16);
   CHECK(d.head_dim == 2);
   CHECK(d.qkv_bias);
-  CHECK(d.window_of(0) == 4096);
-  CHECK(d.window_of(1) == 0);
-  CHECK(d.window_of(2) == 4096);
-  CHECK(d.window_of(3) == 0);
-  CHECK(edited(hub, [](nlohmann::json& j) { j["use_sliding_window"] = false; }).window_of(0) == 0);
+  for (int64_t i = 0; i < 4; ++i) CHECK(d.window_of(i) == 0);
   CHECK(edited(hub, [](nlohmann::json& j) { j["num_experts"] = 0; }).is_moe_layer(1) == false);  // every layer dense
-  // Refused: what transformers cannot build or run, by name.
-  CHECK(edited_error(hub, [](nlohmann::json& j) {
-          j["sliding_window"] = nullptr;
-        }).find("sliding_window is null or 0, but use_sliding_window is on") != std::string::npos);
-  CHECK(edited_error(hub, [](nlohmann::json& j) {
+  // Refused: what transformers cannot build or run, and where its versions disagree, by name.
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["use_sliding_window"] = true; })
+            .find("use_sliding_window is on without layer_types: transformers 5 windows the even layers below "
+                  "max_window_layers, transformers 4 the layers from max_window_layers up") != std::string::npos);
+  for (const bool all_full : {false, true})  // (its model builds the sliding mask whatever the layer types)
+    CHECK(edited_error(shared,
+                       [&](nlohmann::json& j) {
+                         j["sliding_window"] = nullptr;
+                         if (all_full) j["layer_types"] = {"full_attention", "full_attention"};
+                       })
+              .find("sliding_window is null, with which transformers cannot run Qwen2MoeForCausalLM with "
+                    "use_sliding_window on") != std::string::npos);
+  CHECK(edited_error(shared, [](nlohmann::json& j) {
           j["sliding_window"] = 0;
-        }).find("sliding_window is null or 0, but use_sliding_window is on") != std::string::npos);
-  CHECK(edited_error(hub, [](nlohmann::json& j) {
+        }).find("names sliding_attention layers, but sliding_window is null or 0") != std::string::npos);
+  CHECK(edited_error(shared, [](nlohmann::json& j) {
           j["use_sliding_window"] = false;
-          j["layer_types"] = {"sliding_attention", "full_attention"};
         }).find("use_sliding_window is off") != std::string::npos);
   for (const char* k : {"num_key_value_heads", "head_dim"})
     CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(k) != std::string::npos);
-  // (a null count, which transformers cannot run: never the default; max_window_layers where it picks windows)
+  // (a null count, which transformers cannot run: never the default)
   for (const char* k : {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "decoder_sparse_step",
                         "shared_expert_intermediate_size", "max_window_layers"})
     CHECK(edited_error(hub, [&](nlohmann::json& j) {
             j[k] = nullptr;
           }).find(std::string(k) + " is null, with which transformers cannot run") != std::string::npos);
-  CHECK(edited(hub, [](nlohmann::json& j) {
-          j["use_sliding_window"] = false;
-          j["max_window_layers"] = nullptr;
-        }).window_of(0) == 0);
   CHECK(edited_error(hub, [](nlohmann::json& j) {
           j["shared_expert_intermediate_size"] = 0;
         }).find("shared_expert_intermediate_size") != std::string::npos);

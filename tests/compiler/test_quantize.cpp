@@ -1107,13 +1107,15 @@ TEST_CASE(
     const DType qt = std::string(c.scheme) == "int8"   ? DType::I8
                      : std::string(c.scheme) == "int4" ? DType::I4
                                                        : DType::F8E4M3;
-    int i8 = 0;
+    int i8 = 0, shared = 0;
     for (const TensorInfo& t : plan->tensors()) {
       i8 += t.dtype == qt;
-      if (t.name == "model.layers.0.mlp.shared_expert_gate.weight") CHECK(t.dtype == DType::F32);
-      if (t.name == "model.layers.0.mlp.shared_expert.gate_up_proj.weight") CHECK(t.dtype == qt);
+      if (t.name == "model.layers.0.mlp.shared_expert_gate.weight") shared += 1 + (t.dtype == DType::F32);
+      if (t.name == "model.layers.0.mlp.shared_expert.gate_up_proj.weight") shared += 10 + 10 * (t.dtype == qt);
     }
     CHECK(i8 > 0);
+    // Qwen2-MoE: its shared expert's gate kept in f32, the shared expert quantized (both found).
+    CHECK(shared == (std::string(c.family) == "qwen2_moe" ? 22 : 0));
     // DeepSeek's and Mixtral's routed experts are quantized too (moe_experts version 2).
     int moe_v2 = 0;
     for (const ProgramInfo& p : plan->programs())
