@@ -480,6 +480,51 @@ TEST_CASE(
   CHECK_THROWS_WITH_AS(compile_model(w), doctest::Contains("num_experts_per_tok is more than 64"), std::exception);
 }
 
+// add version 2's gate (Qwen2-MoE's shared expert): edited behind valid checksums to a tensor of
+// another dtype or shape, the plan is refused at load.
+TEST_CASE("plan file: a gated add whose gate is edited to another tensor is refused") {
+  TempDir d;
+  CompileOptions o;
+  o.model_dir = kiln::test::fixture("shared_f32", "qwen2_moe");
+  o.output = d / "q2m.kplan";
+  o.max_seq = 8;
+  o.chunk = 4;
+  compile_model(o);
+  const std::vector<uint8_t> bytes = kiln::test::read_bytes(o.output);
+  REQUIRE(load(bytes).is_ok());
+  // The prefill program's gated add (three operands, the third present).
+  auto gated_add = [](fb::Plan* p) -> fb::Launch* {
+    auto* ls = p->mutable_programs()->GetMutableObject(0)->mutable_launches();
+    for (flatbuffers::uoffset_t i = 0; i < ls->size(); ++i)
+      if (p->kernels()->Get(ls->Get(i)->kernel())->name()->str() == "add" && ls->Get(i)->inputs()->size() == 3 &&
+          ls->Get(i)->inputs()->Get(2) != kNoTensor)
+        return ls->GetMutableObject(i);
+    FAIL("the prefill program has no gated add");
+    return nullptr;
+  };
+  struct Case {
+    const char* name;
+    int from;  // the gate becomes this operand of the launch (0: a, 1: b), or the program's start_pos (-1)
+    const char* expect;
+  };
+  for (const Case& c :
+       {Case{"gate is the residual stream", 0, "(add): gate 'prefill.x' has shape [4, 64], expected [4, 1]"},
+        Case{"gate is the shared expert's output", 1, "(add): gate 'prefill.layers.0.shared_out' has shape"},
+        Case{"gate is start_pos", -1, "(add): gate 'start_pos' has dtype i32"}}) {
+    CAPTURE(std::string(c.name));
+    std::vector<uint8_t> b = bytes;
+    fb::Plan* p = mutable_root(b);
+    fb::Launch* l = gated_add(p);
+    const fb::Program* prog = p->programs()->Get(0);
+    l->mutable_inputs()->Mutate(2, c.from >= 0 ? l->inputs()->Get(flatbuffers::uoffset_t(c.from))
+                                               : prog->inputs()->Get(input_slot(prog, "start_pos")));
+    rehash(b);
+    const Status st = load(b);
+    REQUIRE(!st.is_ok());
+    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
+  }
+}
+
 TEST_CASE("plan file: a tokenizer with more tokens than the model's vocabulary is refused, compiled or edited") {
   TempDir d;
   const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";  // 1211 ids
