@@ -131,6 +131,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Qwen2MoeForCausalLM", "qwen2_moe"},
                                                                {"Olmo3ForCausalLM", "olmo3"},
                                                                {"Glm4ForCausalLM", "glm4"},
+                                                               {"Exaone4ForCausalLM", "exaone4"},
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
                                                                {"Gemma2ForCausalLM", "gemma2"},

@@ -93,6 +93,37 @@ void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
   read_rope_by_layer_type(r, j, {"default", "linear", "llama3", "yarn"}, theta, kTheta, &c);
 }
 
+// Exaone4Config's keys past LLaMA's: OLMo 2's layer with q and k normalized per head, windows of
+// sliding_window in the layers layer_types names (else every sliding_window_pattern-th layer full),
+// and with a window set, no RoPE on the full layers. A null sliding_window: no windows, RoPE
+// everywhere.
+void read_exaone4(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.olmo2 = c.exaone4 = c.qk_norm = true;
+  const bool window = r.has("sliding_window") || !j.contains("sliding_window");
+  if (r.has("layer_types")) {
+    c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
+    r.has("sliding_window_pattern");  // (read only to fill in an absent layer_types)
+  } else {
+    // (Exaone4Config's __post_init__ fails on a null window, a null pattern or a string one such as
+    // the hub's "LLLG" without layer_types)
+    if (!window) r.fail("sliding_window", "is null without layer_types, which transformers cannot read: give them");
+    r.refuse_null("sliding_window_pattern", "without layer_types, which transformers cannot read: give them");
+    if (r.has("sliding_window_pattern") && !j["sliding_window_pattern"].is_number_integer())
+      r.fail("sliding_window_pattern",
+             "is not a whole number, which transformers cannot read without layer_types: give them");
+    const int64_t pattern = r.pos_int("sliding_window_pattern", false, 4);
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % pattern != 0);
+  }
+  const bool any_sliding = std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
+  if (window) {
+    c.sliding_window = r.pos_int("sliding_window", false, 4096);
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.nope_layer.push_back(!c.window_layer[size_t(i)]);
+  } else if (any_sliding) {
+    r.fail("sliding_window", "is null, but layers are of type sliding_attention");
+  }
+}
+
 // Gemma3TextConfig's (v2: Gemma2Config's) keys past LLaMA's (see LlamaConfig::gemma), with its
 // defaults for absent ones.
 void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaConfig* out) {
@@ -237,6 +268,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5";
   const bool olmo3 = arch == "Olmo3ForCausalLM" || arch == "olmo3";
   const bool glm4 = arch == "Glm4ForCausalLM" || arch == "glm4";
+  const bool exaone4 = arch == "Exaone4ForCausalLM" || arch == "exaone4";
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
@@ -245,7 +277,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4)
+      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2         ? "Qwen2ForCausalLM"
@@ -260,6 +292,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : ernie       ? "Ernie4_5ForCausalLM"
                    : olmo3       ? "Olmo3ForCausalLM"
                    : glm4        ? "Glm4ForCausalLM"
+                   : exaone4     ? "Exaone4ForCausalLM"
                    : olmo2       ? "Olmo2ForCausalLM"
                    : gemma1      ? "GemmaForCausalLM"
                    : gemma2      ? "Gemma2ForCausalLM"
@@ -298,7 +331,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, ERNIE 4.5, GLM-4, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and SmolLM3");
   }
 
@@ -317,9 +350,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // "head_dim", ...)). Other nulls read as absent keys.
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
-  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4)
+  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4)
     r.refuse_null("num_key_value_heads", no_null);
-  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4)
+  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -329,6 +362,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              : qwen3_moe || smollm3            ? 4
                              : ernie || glm4                   ? 2
                              : qwen2_moe                       ? 16
+                             : exaone4                         ? 32
                              : qwen2 || qwen3                  ? 32
                              : gemma1                          ? 16
                              : gemma                           ? 4
@@ -360,7 +394,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
   c.rms_norm_eps = phi    ? r.num("layer_norm_eps", 1e-5)
                    : glm4 ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-                          : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 ? 1e-5 : 1e-6);
+                          : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's, SmolLM3's and ERNIE 4.5's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie);
@@ -514,6 +548,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.olmo2 = c.qk_norm = true;
     c.attention_bias = r.boolean("attention_bias", false);
     if (olmo3) read_olmo3(r, j, &c);
+  } else if (exaone4) {
+    read_exaone4(r, j, &c);
   } else if (glm4) {
     // Glm4Config: q, k and v biases with attention_bias (on by default; never on o_proj), norms on
     // each branch's output, fused gate|up, a pairwise RoPE over the first partial_rotary_factor

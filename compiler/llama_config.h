@@ -50,6 +50,12 @@ struct LlamaConfig {
   // OLMo 3 (Olmo3ForCausalLM; olmo2 set too): OLMo 2's layer with sliding windows in the layers
   // window_layer marks, which take their own RoPE (rope_local; rope for the others).
   bool olmo3 = false;
+  // EXAONE 4.0 (Exaone4ForCausalLM; olmo2 set too): OLMo 2's layer with q_norm/k_norm over each head
+  // (Qwen3's), windows in the layers window_layer marks, and no RoPE on the others (nope_layer) when
+  // sliding_window is set.
+  bool exaone4 = false;
+  // q and k RMSNorm-ed whole (OLMo 2, OLMo 3) rather than per head.
+  bool qk_norm_whole() const { return olmo2 && !exaone4; }
   // ERNIE 4.5, GLM-4: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's
   // and k's rotary rows inside each head into rotate-half's order (deinterleave).
   bool pairwise_rope = false;

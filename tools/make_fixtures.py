@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -19,6 +19,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only olmo2     only tests/fixtures/olmo2/ (tiny Olmo2ForCausalLM checkpoints: norms after each branch, whole q/k norms)
   --only olmo3     only tests/fixtures/olmo3/ (tiny Olmo3ForCausalLM checkpoints: windows, RoPE by layer type)
   --only glm4      only tests/fixtures/glm4/ (tiny Glm4ForCausalLM checkpoints: partial pairwise RoPE, branch norms)
+  --only exaone4   only tests/fixtures/exaone4/ (tiny Exaone4ForCausalLM checkpoints: windows, RoPE-less full layers)
   --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
@@ -213,7 +214,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -604,6 +605,23 @@ OLMO3_VARIANTS = [
                                 layer_types=["sliding_attention", "full_attention"],
                                 rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 500000.0},
                                                  "full_attention": OLMO3_YARN})),
+]
+
+EXAONE4_DIR = os.path.join(REPO, "tests", "fixtures", "exaone4")
+# EXAONE 4.0 (Exaone4ForCausalLM): OLMo 2's layer with q and k RMSNorm-ed per head; with a
+# sliding_window, windows in the sliding layers and no RoPE in the full ones. hybrid_f32: four
+# layers (Exaone4Config's pattern 4: every 4th full), a window of 6, GQA, head_dim 16. global_tied_f32:
+# as EXAONE-4.0-1.2B: sliding_window null, every layer full with RoPE (llama3), tied, its config.json in
+# the hub's layout (rope_theta, rope_scaling, torch_dtype).
+EXAONE4_BASE = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+EXAONE4_VARIANTS = [
+    ("hybrid_f32", 4646, dict(EXAONE4_BASE, num_hidden_layers=4, num_key_value_heads=2, head_dim=16,
+                              sliding_window=6, sliding_window_pattern=4)),
+    ("global_tied_f32", 4747, dict(EXAONE4_BASE, num_key_value_heads=4, sliding_window=None,
+                                   layer_types=["full_attention", "full_attention"], tie_word_embeddings=True,
+                                   rope_parameters={"rope_type": "llama3", "rope_theta": 1000000.0, "factor": 8.0,
+                                                    "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                    "original_max_position_embeddings": 64})),
 ]
 
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
@@ -1290,6 +1308,33 @@ def main_glm4():
         cfg["partial_rotary_factor"] = 0.75
     before, after, _ = rewrite_as_hub(os.path.join(GLM4_DIR, "hub_tied_f32"), Glm4ForCausalLM, "4.51.3", hub)
     assert after.rope_parameters["partial_rotary_factor"] == 0.75, after.rope_parameters
+
+
+def main_exaone4():
+    from transformers import Exaone4Config, Exaone4ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.post_feedforward_layernorm.weight" in keys and \
+            "model.layers.0.input_layernorm.weight" not in keys, keys.keys()
+    main_llama_like("exaone4", EXAONE4_DIR, EXAONE4_VARIANTS, Exaone4Config, Exaone4ForCausalLM, check,
+                    draw_norms_around_one)
+    # hybrid_f32's full layer takes no RoPE: with RoPE there (the layer's attention told it slides,
+    # its mask kept) transformers gives other logits.
+    out = os.path.join(EXAONE4_DIR, "hybrid_f32")
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    model = Exaone4ForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
+    full = [layer.self_attn for layer in model.model.layers if not layer.self_attn.is_sliding]
+    assert len(full) == 1, len(full)
+    full[0].is_sliding = True
+    with torch.no_grad():
+        diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+    print("  hybrid_f32: with RoPE on its full layer the logits move by %.3e (rel L2)" % diff)
+    assert diff > 1e-2, diff
+
+    def hub(cfg):  # EXAONE-4.0-1.2B's keys (transformers 4.54)
+        cfg["rope_scaling"] = dict(EXAONE4_VARIANTS[1][2]["rope_parameters"])
+        cfg["rope_theta"] = cfg["rope_scaling"].pop("rope_theta")
+    rewrite_as_hub(os.path.join(EXAONE4_DIR, "global_tied_f32"), Exaone4ForCausalLM, "4.54.0", hub)
 
 
 def main_ernie():
@@ -3448,6 +3493,8 @@ def main():
         main_olmo3()
     if ARGS.only in ("all", "glm4"):
         main_glm4()
+    if ARGS.only in ("all", "exaone4"):
+        main_exaone4()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

@@ -139,8 +139,8 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     }
     if (c.attention_bias) e[p + "self_attn.o_proj.bias"] = {D};
     if (c.qk_norm) {  // (OLMo 2's over q and k whole)
-      e[p + "self_attn.q_norm.weight"] = {c.olmo2 ? q : hd};
-      e[p + "self_attn.k_norm.weight"] = {c.olmo2 ? kv : hd};
+      e[p + "self_attn.q_norm.weight"] = {c.qk_norm_whole() ? q : hd};
+      e[p + "self_attn.k_norm.weight"] = {c.qk_norm_whole() ? kv : hd};
     }
     if (c.mlp_bias) {
       e[p + "mlp.gate_proj.bias"] = {F};
@@ -227,8 +227,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.qkv_b =
         opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
                  {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"}, qkv_rows);
-    L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", c.olmo2 ? H * hd : hd) : kNoTensor;
-    L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", c.olmo2 ? KVH * hd : hd) : kNoTensor;
+    L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", c.qk_norm_whole() ? H * hd : hd) : kNoTensor;
+    L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", c.qk_norm_whole() ? KVH * hd : hd) : kNoTensor;
     const std::string o = p + (c.phi ? "self_attn.dense" : "self_attn.o_proj");
     L.o_w = w(o + ".weight", {D, H * hd}, {o + ".weight"});
     L.o_b = opt_bias(c.attention_bias, o + ".bias", D, {o + ".bias"});
@@ -376,8 +376,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.qk_norm)  // per head of hd values, or (OLMo 2) one of H·hd and one of KVH·hd
-        add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv},
-                 c.olmo2 ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd}, {eps});
+        add_node(
+            P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv},
+            c.qk_norm_whole() ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd},
+            {eps});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
       if (!c.nope(i))  // (SmolLM3's RoPE-less layers)
         add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
@@ -499,7 +501,7 @@ extern const Frontend kLlamaFrontend{
      "GemmaForCausalLM",     "gemma",     "GraniteForCausalLM",    "granite",     "SmolLM3ForCausalLM",  "smollm3",
      "PhiForCausalLM",       "phi",       "Ernie4_5ForCausalLM",   "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
      "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe",  "Qwen2MoeForCausalLM", "qwen2_moe",
-     "Olmo3ForCausalLM",     "olmo3",     "Glm4ForCausalLM",       "glm4"},
+     "Olmo3ForCausalLM",     "olmo3",     "Glm4ForCausalLM",       "glm4",        "Exaone4ForCausalLM",  "exaone4"},
     nullptr,
     build_llama};
 

@@ -262,7 +262,8 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(error_of("embedding_multiplier", 1e39).find("embedding_multiplier must be a finite number") !=
         std::string::npos);
   CHECK(error_of("residual_multiplier", "0.22").find("residual_multiplier") != std::string::npos);
-  CHECK(error_of("hidden_act", "gelu").find("must be \"silu\" for LLaMA, ERNIE 4.5, GLM-4, Granite, GraniteMoe") !=
+  CHECK(error_of("hidden_act", "gelu")
+            .find("must be \"silu\" for LLaMA, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe") !=
         std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
@@ -1003,6 +1004,60 @@ TEST_CASE("config: GLM-4 (partial pairwise RoPE, q/k/v biases, defaults, refusal
           j["partial_rotary_factor"] = 0.05;
         }).find("rotary dims, which must be even, at least 2") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("GLM-4") != std::string::npos);
+}
+
+// Exaone4ForCausalLM: OLMo 2's layer with per-head q/k norms; windows in the sliding layers and no
+// RoPE in the full ones when sliding_window is set; Exaone4Config's defaults; refusals.
+TEST_CASE("config: EXAONE 4.0 (hybrid windows, RoPE-less full layers, per-head q/k norms, refusals)") {
+  std::ifstream in(kiln::test::fixture("hybrid_f32", "exaone4") + "/config.json");
+  const nlohmann::json hybrid = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hybrid.dump(), "config.json");
+  CHECK(a.architecture == "Exaone4ForCausalLM");
+  CHECK(a.olmo2);
+  CHECK(a.exaone4);
+  CHECK_FALSE(a.qk_norm_whole());
+  CHECK(a.unmodeled.empty());
+  for (int64_t i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    CHECK(a.window_of(i) == (i == 3 ? 0 : 6));
+    CHECK(a.nope(i) == (i == 3));  // the full layer takes no RoPE
+  }
+  const LlamaConfig b = read_llama_config(kiln::test::fixture("global_tied_f32", "exaone4") + "/config.json");
+  CHECK(b.unmodeled.empty());
+  CHECK(b.window_of(0) == 0);
+  CHECK_FALSE(b.nope(0));  // (sliding_window null: RoPE everywhere)
+  CHECK(b.rope.type == "llama3");
+  // Absent keys: Exaone4Config's defaults (32 kv heads whatever the heads, pattern 4, window 4096).
+  const LlamaConfig d = edited(hybrid, [](nlohmann::json& j) {
+    for (const char* k : {"layer_types", "sliding_window", "sliding_window_pattern", "num_key_value_heads"}) j.erase(k);
+    j["num_hidden_layers"] = 8;
+    j["num_attention_heads"] = 32;
+  });
+  CHECK(d.num_key_value_heads == 32);
+  for (int64_t i = 0; i < 8; ++i) CHECK(d.window_of(i) == ((i + 1) % 4 != 0 ? 4096 : 0));
+  // Refused: what transformers cannot read or run.
+  auto without_types = [&](const std::function<void(nlohmann::json&)>& edit) {
+    return edited_error(hybrid, [&](nlohmann::json& j) {
+      j.erase("layer_types");
+      edit(j);
+    });
+  };
+  CHECK(without_types([](nlohmann::json& j) {
+          j["sliding_window_pattern"] = "LLLG";
+        }).find("sliding_window_pattern is not a whole number") != std::string::npos);
+  CHECK(without_types([](nlohmann::json& j) {
+          j["sliding_window_pattern"] = nullptr;
+        }).find("sliding_window_pattern is null") != std::string::npos);
+  CHECK(without_types([](nlohmann::json& j) {
+          j["sliding_window"] = nullptr;
+        }).find("sliding_window is null without layer_types") != std::string::npos);
+  CHECK(edited_error(hybrid, [](nlohmann::json& j) {
+          j["sliding_window"] = nullptr;
+        }).find("sliding_window is null, but layers are of type sliding_attention") != std::string::npos);
+  CHECK(edited(hybrid, [](nlohmann::json& j) { j["sliding_window_pattern"] = "LLLG"; }).window_of(0) == 6);
+  for (const char* k : {"num_key_value_heads", "head_dim"})
+    CHECK(edited_error(hybrid, [&](nlohmann::json& j) { j[k] = nullptr; }).find(k) != std::string::npos);
+  CHECK(edited(hybrid, [](nlohmann::json& j) { j["attention_bias"] = true; }).unmodeled.size() == 1);
 }
 
 // transformers' GGUF loader saves configs with its own metadata (_model_name_or_path) and
