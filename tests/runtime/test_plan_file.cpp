@@ -41,6 +41,19 @@ std::vector<uint8_t> tiny_plan_bytes(const TempDir& d) {
 
 Status load(const std::vector<uint8_t>& b) { return kiln::test::load_status(b); }
 
+// A fixture compiled (max_seq 8, chunk 4, then `edit`) to d/plan.kplan; its bytes. *out: its options.
+std::vector<uint8_t> fixture_plan_bytes(const TempDir& d, const std::string& name, const std::string& family,
+                                        const std::function<void(CompileOptions&)>& edit, CompileOptions* out) {
+  CompileOptions& o = *out;
+  o.model_dir = kiln::test::fixture(name, family);
+  o.output = d / "plan.kplan";
+  o.max_seq = 8;
+  o.chunk = 4;
+  if (edit) edit(o);
+  compile_model(o);
+  return kiln::test::read_bytes(o.output);
+}
+
 // The prefill program's (program 0's) last_rows launch.
 fb::Launch* last_rows_launch(fb::Plan* p) {
   auto* ls = p->mutable_programs()->GetMutableObject(0)->mutable_launches();
@@ -400,14 +413,13 @@ TEST_CASE(
     "plan file: MoE routing, quantized operands and overwritten activations edited behind valid checksums are refused") {
   TempDir d;
   CompileOptions o;
-  o.model_dir = kiln::test::fixture("top2_f32", "mixtral");
-  o.output = d / "moe.kplan";
-  o.max_seq = 8;
-  o.chunk = 4;
-  o.quantize = "int4";
-  o.group_size = 32;
-  compile_model(o);
-  const std::vector<uint8_t> bytes = kiln::test::read_bytes(o.output);
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(
+      d, "top2_f32", "mixtral",
+      [](CompileOptions& c) {
+        c.quantize = "int4";
+        c.group_size = 32;
+      },
+      &o);
   REQUIRE(load(bytes).is_ok());
   auto tensor = [](const fb::Plan* p, const std::string& suffix) -> uint32_t {
     for (flatbuffers::uoffset_t i = 0; i < p->tensors()->size(); ++i) {
@@ -485,12 +497,7 @@ TEST_CASE(
 TEST_CASE("plan file: a gated add whose gate is edited to another tensor is refused") {
   TempDir d;
   CompileOptions o;
-  o.model_dir = kiln::test::fixture("shared_f32", "qwen2_moe");
-  o.output = d / "q2m.kplan";
-  o.max_seq = 8;
-  o.chunk = 4;
-  compile_model(o);
-  const std::vector<uint8_t> bytes = kiln::test::read_bytes(o.output);
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "shared_f32", "qwen2_moe", nullptr, &o);
   REQUIRE(load(bytes).is_ok());
   // The prefill program's gated add (three operands, the third present).
   auto gated_add = [](fb::Plan* p) -> fb::Launch* {
