@@ -269,6 +269,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool olmo3 = arch == "Olmo3ForCausalLM" || arch == "olmo3";
   const bool glm4 = arch == "Glm4ForCausalLM" || arch == "glm4";
   const bool exaone4 = arch == "Exaone4ForCausalLM" || arch == "exaone4";
+  const bool seed_oss = arch == "SeedOssForCausalLM" || arch == "seed_oss";
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
@@ -277,7 +278,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4)
+      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2         ? "Qwen2ForCausalLM"
@@ -293,6 +294,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : olmo3       ? "Olmo3ForCausalLM"
                    : glm4        ? "Glm4ForCausalLM"
                    : exaone4     ? "Exaone4ForCausalLM"
+                   : seed_oss    ? "SeedOssForCausalLM"
                    : olmo2       ? "Olmo2ForCausalLM"
                    : gemma1      ? "GemmaForCausalLM"
                    : gemma2      ? "Gemma2ForCausalLM"
@@ -332,7 +334,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.fail(
         "hidden_act",
         "must be \"silu\" for LLaMA, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
-        "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and SmolLM3");
+        "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3");
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
@@ -352,7 +354,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                               " (transformers 4 read it otherwise than an absent one): give its value";
   if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4)
     r.refuse_null("num_key_value_heads", no_null);
-  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4)
+  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || seed_oss)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -363,6 +365,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              : ernie || glm4                   ? 2
                              : qwen2_moe                       ? 16
                              : exaone4                         ? 32
+                             : seed_oss                        ? 8
                              : qwen2 || qwen3                  ? 32
                              : gemma1                          ? 16
                              : gemma                           ? 4
@@ -373,11 +376,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                       std::to_string(c.num_attention_heads) + ")");
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
-  } else if (((qwen3 && !qwen3_moe) || gemma || ernie || glm4) && !j.contains("head_dim")) {
+  } else if (((qwen3 && !qwen3_moe) || gemma || ernie || glm4 || seed_oss) && !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
-    c.head_dim = gemma ? 256 : 128;  // (Ernie4_5Config's and Glm4Config's 128 too)
+    c.head_dim = gemma ? 256 : 128;  // (Ernie4_5Config's, Glm4Config's and SeedOssConfig's 128 too)
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) r.fail("hidden_size", "is not divisible by num_attention_heads");
     c.head_dim = c.hidden_size / c.num_attention_heads;
@@ -385,7 +388,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
-                                        gemma1 || gemma2                                            ? 8192
+                                        seed_oss                                                    ? 524288
+                                        : gemma1 || gemma2                                          ? 8192
                                         : mistral || ministral || mixtral || gemma || ernie || glm4 ? 131072
                                         : qwen2 || qwen3 || smollm3 || qwen2_moe                    ? 32768
                                         : phi3                                                      ? 4096
@@ -550,6 +554,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     if (olmo3) read_olmo3(r, j, &c);
   } else if (exaone4) {
     read_exaone4(r, j, &c);
+  } else if (seed_oss) {
+    // SeedOssConfig: biases on q, k and v with attention_bias (on by default), on o_proj with
+    // attention_out_bias, on the MLP with mlp_bias. Its dropouts act in training only.
+    c.qkv_bias = r.boolean("attention_bias", true);
+    c.out_bias = r.boolean("attention_out_bias", false);
+    c.mlp_bias = r.boolean("mlp_bias", false);
+    r.has("residual_dropout");
   } else if (glm4) {
     // Glm4Config: q, k and v biases with attention_bias (on by default; never on o_proj), norms on
     // each branch's output, fused gate|up, a pairwise RoPE over the first partial_rotary_factor

@@ -26,6 +26,7 @@ struct LlamaConfig {
   RopeConfig rope;
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
   bool qkv_bias = false;  // Qwen2: biases on q, k, v only (attention_bias: on o_proj too)
+  bool out_bias = false;  // Seed-OSS's attention_out_bias: a bias on o_proj (whatever q, k and v have)
   // Sliding-window attention: a query of a windowed layer sees only the last sliding_window
   // positions (itself included); 0: no window. Mistral, Mixtral, Phi-3 and Qwen3-MoE window every
   // layer (window_layer empty); Qwen2 and Qwen3 the layers window_layer marks (layer_types, or

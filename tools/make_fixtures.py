@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -20,6 +20,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only olmo3     only tests/fixtures/olmo3/ (tiny Olmo3ForCausalLM checkpoints: windows, RoPE by layer type)
   --only glm4      only tests/fixtures/glm4/ (tiny Glm4ForCausalLM checkpoints: partial pairwise RoPE, branch norms)
   --only exaone4   only tests/fixtures/exaone4/ (tiny Exaone4ForCausalLM checkpoints: windows, RoPE-less full layers)
+  --only seed_oss  only tests/fixtures/seed_oss/ (tiny SeedOssForCausalLM checkpoints: q/k/v, o_proj and MLP biases)
   --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
@@ -214,7 +215,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -622,6 +623,19 @@ EXAONE4_VARIANTS = [
                                    rope_parameters={"rope_type": "llama3", "rope_theta": 1000000.0, "factor": 8.0,
                                                     "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                                     "original_max_position_embeddings": 64})),
+]
+
+SEED_OSS_DIR = os.path.join(REPO, "tests", "fixtures", "seed_oss")
+# Seed-OSS (SeedOssForCausalLM): LLaMA with biases on q/k/v (attention_bias), o_proj
+# (attention_out_bias) and the MLP (mlp_bias), each on its own. all_bias_f32: all three, head_dim 24
+# (not hidden / heads), GQA. hub_tied_f32: q/k/v biases only (SeedOssConfig's defaults), tied, its
+# config.json in the hub's layout (Seed-OSS-36B's keys: rope_theta, torch_dtype).
+SEED_OSS_BASE = {"pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}
+SEED_OSS_VARIANTS = [
+    ("all_bias_f32", 4848, dict(SEED_OSS_BASE, head_dim=24, num_key_value_heads=2, attention_bias=True,
+                                attention_out_bias=True, mlp_bias=True)),
+    ("hub_tied_f32", 4949, dict(SEED_OSS_BASE, head_dim=16, num_key_value_heads=4, tie_word_embeddings=True,
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000000.0})),
 ]
 
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
@@ -1335,6 +1349,19 @@ def main_exaone4():
         cfg["rope_scaling"] = dict(EXAONE4_VARIANTS[1][2]["rope_parameters"])
         cfg["rope_theta"] = cfg["rope_scaling"].pop("rope_theta")
     rewrite_as_hub(os.path.join(EXAONE4_DIR, "global_tied_f32"), Exaone4ForCausalLM, "4.54.0", hub)
+
+
+def main_seed_oss():
+    from transformers import SeedOssConfig, SeedOssForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.self_attn.q_proj.bias" in keys, keys.keys()
+    main_llama_like("seed_oss", SEED_OSS_DIR, SEED_OSS_VARIANTS, SeedOssConfig, SeedOssForCausalLM, check)
+    keys = safetensors_keys(os.path.join(SEED_OSS_DIR, "all_bias_f32"))
+    assert "model.layers.0.self_attn.o_proj.bias" in keys and "model.layers.0.mlp.down_proj.bias" in keys
+    keys = safetensors_keys(os.path.join(SEED_OSS_DIR, "hub_tied_f32"))
+    assert "model.layers.0.self_attn.o_proj.bias" not in keys and "model.layers.0.mlp.down_proj.bias" not in keys
+    rewrite_as_hub(os.path.join(SEED_OSS_DIR, "hub_tied_f32"), SeedOssForCausalLM, "4.56.0.dev0", lambda cfg: None)
 
 
 def main_ernie():
@@ -3495,6 +3522,8 @@ def main():
         main_glm4()
     if ARGS.only in ("all", "exaone4"):
         main_exaone4()
+    if ARGS.only in ("all", "seed_oss"):
+        main_seed_oss()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

@@ -137,7 +137,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "self_attn.k_proj.bias"] = {kv};
       e[p + "self_attn.v_proj.bias"] = {kv};
     }
-    if (c.attention_bias) e[p + "self_attn.o_proj.bias"] = {D};
+    if (c.attention_bias || c.out_bias) e[p + "self_attn.o_proj.bias"] = {D};
     if (c.qk_norm) {  // (OLMo 2's over q and k whole)
       e[p + "self_attn.q_norm.weight"] = {c.qk_norm_whole() ? q : hd};
       e[p + "self_attn.k_norm.weight"] = {c.qk_norm_whole() ? kv : hd};
@@ -231,7 +231,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", c.qk_norm_whole() ? KVH * hd : hd) : kNoTensor;
     const std::string o = p + (c.phi ? "self_attn.dense" : "self_attn.o_proj");
     L.o_w = w(o + ".weight", {D, H * hd}, {o + ".weight"});
-    L.o_b = opt_bias(c.attention_bias, o + ".bias", D, {o + ".bias"});
+    L.o_b = opt_bias(c.attention_bias || c.out_bias, o + ".bias", D, {o + ".bias"});
     // LLaMA's post_attention_layernorm is the MLP's input norm; Gemma's normalizes the attention
     // output, and pre_feedforward_layernorm is the MLP's input norm (Gemma 1's are LLaMA's).
     if (c.phi) {
@@ -501,7 +501,8 @@ extern const Frontend kLlamaFrontend{
      "GemmaForCausalLM",     "gemma",     "GraniteForCausalLM",    "granite",     "SmolLM3ForCausalLM",  "smollm3",
      "PhiForCausalLM",       "phi",       "Ernie4_5ForCausalLM",   "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
      "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe",  "Qwen2MoeForCausalLM", "qwen2_moe",
-     "Olmo3ForCausalLM",     "olmo3",     "Glm4ForCausalLM",       "glm4",        "Exaone4ForCausalLM",  "exaone4"},
+     "Olmo3ForCausalLM",     "olmo3",     "Glm4ForCausalLM",       "glm4",        "Exaone4ForCausalLM",  "exaone4",
+     "SeedOssForCausalLM",   "seed_oss"},
     nullptr,
     build_llama};
 

