@@ -222,6 +222,9 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   const std::string& key = key_name;
   if (!params.is_object()) fail(key, "must be an object");
   const json& p = params;
+  for (const char* k : {"rope_theta", "rope_type"})  // (transformers' RoPE init fails on either)
+    if (p.contains(k) && p[k].is_null())
+      fail(key, std::string(k) + " is null, with which transformers cannot compute its RoPE");
   if (p.contains("rope_theta")) r.theta = num(p, "rope_theta", r.theta);
   std::string type = "default";
   if (has(p, "rope_type")) type = p["rope_type"].is_string() ? p["rope_type"].get<std::string>() : "?";

@@ -134,6 +134,14 @@ class ConfigReader {
   void refuse_null(const char* k, const std::string& why) const {
     if (j_.contains(k) && j_[k].is_null()) fail(k, "is null, " + why);
   }
+  // Refuses a null for each key, which every config class kiln reads types as a value (transformers 5
+  // refuses the file; a null rope_theta leaves its RoPE without a base): read as the default, it would
+  // build a model transformers cannot.
+  void refuse_null_values(std::initializer_list<const char*> keys, const std::string& architecture) const {
+    for (const char* k : keys)
+      refuse_null(k, "which transformers 5 refuses for " + architecture +
+                         " (or cannot run): give its value, or leave it out for its default");
+  }
   std::string str(const char* k, const std::string& def) const;
   // architecture(), refused by name when the config names none.
   std::string model_architecture() const;

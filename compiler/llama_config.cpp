@@ -303,6 +303,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : granite     ? "GraniteForCausalLM"
                    : smollm3     ? "SmolLM3ForCausalLM"
                                  : "LlamaForCausalLM";
+  // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
+  // hidden_activation; Phi's eps layer_norm_eps).
+  r.refuse_null_values({phi ? "layer_norm_eps" : "rms_norm_eps", gemma && !gemma1 ? "hidden_activation" : "hidden_act",
+                        "max_position_embeddings", "rope_theta"},
+                       c.architecture);
   if (gemma1) {
     // GemmaConfig reads hidden_act, and its hub value "gelu" as the tanh GELU the checkpoints were
     // trained with. The hub files also carry hidden_activation, which transformers 4.40-4.x read

