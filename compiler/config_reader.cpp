@@ -194,6 +194,7 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double
   nested_unmodeled_.clear();
   const char* key = rope_key();
   const json* params = key ? &j_[key] : nullptr;
+  refuse_null_base("rope_theta", params);
   r.theta = num("rope_theta", default_theta);
   if (params) rope_object(*params, key, allowed, &r, partial_rotary, true);
   if (r.theta <= 0) fail("rope_theta", "must be positive");
@@ -222,7 +223,7 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   const std::string& key = key_name;
   if (!params.is_object()) fail(key, "must be an object");
   const json& p = params;
-  for (const char* k : {"rope_theta", "rope_type"})  // (transformers' RoPE init fails on either)
+  for (const char* k : {"rope_theta", "rope_type", "type", "partial_rotary_factor"})  // (transformers' RoPE init fails)
     if (p.contains(k) && p[k].is_null())
       fail(key, std::string(k) + " is null, with which transformers cannot compute its RoPE");
   if (p.contains("rope_theta")) r.theta = num(p, "rope_theta", r.theta);

@@ -33,7 +33,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   if (c.architecture != "DeepseekV2ForCausalLM" && c.architecture != "DeepseekV3ForCausalLM")
     throw CompileError(path + ": architecture '" + c.architecture + "' is not a DeepSeek V2/V3 model");
   c.v3 = c.architecture == "DeepseekV3ForCausalLM";
-  r.refuse_null_values({"rms_norm_eps", "hidden_act", "max_position_embeddings", "rope_theta"},
+  r.refuse_null_values({"rms_norm_eps", "hidden_act", "max_position_embeddings"},
                        c.v3 ? "DeepseekV3ForCausalLM" : "DeepseekV2ForCausalLM");
   if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish")  // (ACT2FN: one)
     r.fail("hidden_act", "must be \"silu\"");

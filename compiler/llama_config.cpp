@@ -35,8 +35,11 @@ std::vector<bool> read_layer_types(const ConfigReader& r, const nlohmann::json& 
 // {...}}; absent: {}) into c.rope and c.rope_local. A layer type left out (or null) is default RoPE,
 // a rope_theta left out full_theta or local_theta, and a legacy rope_scaling merges into the full
 // layers' object, as Gemma3TextConfig's and Olmo3Config's convert_rope_params_to_dict fill them in.
+// full_key, local_key: the top-level keys those bases come from (null: a constant), whose null is
+// refused where the layer type's object gives no rope_theta.
 void read_rope_by_layer_type(const ConfigReader& r, const nlohmann::json& j, std::initializer_list<const char*> types,
-                             double full_theta, double local_theta, LlamaConfig* out) {
+                             double full_theta, const char* full_key, double local_theta, const char* local_key,
+                             LlamaConfig* out) {
   const nlohmann::json none = nlohmann::json::object();
   const nlohmann::json& rp = r.has("rope_parameters") ? j["rope_parameters"] : none;
   if (!rp.is_object()) r.fail("rope_parameters", "must be an object of RoPE objects by layer type");
@@ -56,8 +59,11 @@ void read_rope_by_layer_type(const ConfigReader& r, const nlohmann::json& j, std
              "it into: put it in rope_parameters.full_attention");
     full.update(j["rope_scaling"]);
   }
+  const nlohmann::json sliding = layer_rope("sliding_attention");
+  r.refuse_null_base(full_key, &full);
+  if (local_key) r.refuse_null_base(local_key, &sliding);
   out->rope = r.rope_at(full, "rope_parameters.full_attention", types, full_theta);
-  out->rope_local = r.rope_at(layer_rope("sliding_attention"), "rope_parameters.sliding_attention", types, local_theta);
+  out->rope_local = r.rope_at(sliding, "rope_parameters.sliding_attention", types, local_theta);
 }
 
 // Olmo3Config's keys past OLMo 2's: sliding windows of sliding_window (default 4096) in the layers
@@ -90,7 +96,7 @@ void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
            "is not 500000 and the sliding layers' RoPE gives none of its own: transformers 5 gives those layers "
            "500000 (Olmo3Config's default), transformers 4 gave them rope_theta; give "
            "rope_parameters.sliding_attention.rope_theta");
-  read_rope_by_layer_type(r, j, {"default", "linear", "llama3", "yarn"}, theta, kTheta, &c);
+  read_rope_by_layer_type(r, j, {"default", "linear", "llama3", "yarn"}, theta, "rope_theta", kTheta, nullptr, &c);
 }
 
 // Exaone4Config's keys past LLaMA's: OLMo 2's layer with q and k normalized per head, windows of
@@ -134,6 +140,7 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
   if (v2 && c.hidden_size % c.num_attention_heads != 0)  // (Gemma2Config.validate_architecture)
     r.fail("hidden_size", "is not a multiple of num_attention_heads (Gemma2Config refuses it)");
   c.attention_bias = r.boolean("attention_bias", false);
+  r.refuse_null("query_pre_attn_scalar", "which transformers 5 refuses: give its value, or leave it out for 256");
   c.query_pre_attn_scalar = r.num("query_pre_attn_scalar", 256);
   if (!(c.query_pre_attn_scalar > 0)) r.fail("query_pre_attn_scalar", "must be positive");
   // A soft cap: Gemma2Config's default when absent (30 and 50), none when null (None in transformers).
@@ -178,8 +185,11 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
     c.rope = r.rope(types);
     c.rope_local = c.rope;
   } else if (r.has("rope_parameters")) {
-    read_rope_by_layer_type(r, j, types, r.num("rope_theta", 1e6), r.num("rope_local_base_freq", 1e4), &c);
+    read_rope_by_layer_type(r, j, types, r.num("rope_theta", 1e6), "rope_theta", r.num("rope_local_base_freq", 1e4),
+                            "rope_local_base_freq", &c);
   } else {
+    r.refuse_null_base("rope_theta", r.has("rope_scaling") ? &j["rope_scaling"] : nullptr);
+    r.refuse_null_base("rope_local_base_freq", nullptr);
     const double global_theta = r.num("rope_theta", 1e6), local_theta = r.num("rope_local_base_freq", 1e4);
     c.rope = r.has("rope_scaling") ? r.rope_at(j["rope_scaling"], "rope_scaling", types, global_theta) : RopeConfig{};
     if (!r.has("rope_scaling")) c.rope.theta = global_theta;
@@ -306,7 +316,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
   r.refuse_null_values({phi ? "layer_norm_eps" : "rms_norm_eps", gemma && !gemma1 ? "hidden_activation" : "hidden_act",
-                        "max_position_embeddings", "rope_theta"},
+                        "max_position_embeddings"},
                        c.architecture);
   if (gemma1) {
     // GemmaConfig reads hidden_act, and its hub value "gelu" as the tanh GELU the checkpoints were
@@ -359,7 +369,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                               " (transformers 4 read it otherwise than an absent one): give its value";
   if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4)
     r.refuse_null("num_key_value_heads", no_null);
-  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || seed_oss)
+  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 ||
+      exaone4)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -634,6 +645,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
     // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5.
     const double def = phi || glm4 ? 0.5 : 1.0;
+    r.refuse_null("partial_rotary_factor", "with which transformers cannot compute its RoPE: give its value");
     double f = r.num("partial_rotary_factor", def);
     const char* fkey = "partial_rotary_factor";
     if (const char* k = r.rope_key();

@@ -628,12 +628,15 @@ EXAONE4_VARIANTS = [
 SEED_OSS_DIR = os.path.join(REPO, "tests", "fixtures", "seed_oss")
 # Seed-OSS (SeedOssForCausalLM): LLaMA with biases on q/k/v (attention_bias), o_proj
 # (attention_out_bias) and the MLP (mlp_bias), each on its own. all_bias_f32: all three, head_dim 24
-# (not hidden / heads), GQA. hub_tied_f32: q/k/v biases only (SeedOssConfig's defaults), tied, its
-# config.json in the hub's layout (Seed-OSS-36B's keys: rope_theta, torch_dtype).
+# (not hidden / heads), GQA. out_bias_f32: o_proj's bias alone. hub_tied_f32: q/k/v biases only
+# (SeedOssConfig's defaults), tied, its config.json in the hub's layout (Seed-OSS-36B's keys:
+# rope_theta, torch_dtype). Norm weights drawn around one.
 SEED_OSS_BASE = {"pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}
 SEED_OSS_VARIANTS = [
     ("all_bias_f32", 4848, dict(SEED_OSS_BASE, head_dim=24, num_key_value_heads=2, attention_bias=True,
                                 attention_out_bias=True, mlp_bias=True)),
+    ("out_bias_f32", 5050, dict(SEED_OSS_BASE, head_dim=16, num_key_value_heads=1, attention_bias=False,
+                                attention_out_bias=True)),
     ("hub_tied_f32", 4949, dict(SEED_OSS_BASE, head_dim=16, num_key_value_heads=4, tie_word_embeddings=True,
                                 rope_parameters={"rope_type": "default", "rope_theta": 10000000.0})),
 ]
@@ -1355,10 +1358,13 @@ def main_seed_oss():
     from transformers import SeedOssConfig, SeedOssForCausalLM
 
     def check(keys):
-        assert "model.layers.0.self_attn.q_proj.bias" in keys, keys.keys()
-    main_llama_like("seed_oss", SEED_OSS_DIR, SEED_OSS_VARIANTS, SeedOssConfig, SeedOssForCausalLM, check)
+        assert "model.layers.0.self_attn.o_proj.bias" in keys or "model.layers.0.self_attn.q_proj.bias" in keys
+    main_llama_like("seed_oss", SEED_OSS_DIR, SEED_OSS_VARIANTS, SeedOssConfig, SeedOssForCausalLM, check,
+                    draw_norms_around_one)
     keys = safetensors_keys(os.path.join(SEED_OSS_DIR, "all_bias_f32"))
     assert "model.layers.0.self_attn.o_proj.bias" in keys and "model.layers.0.mlp.down_proj.bias" in keys
+    keys = safetensors_keys(os.path.join(SEED_OSS_DIR, "out_bias_f32"))
+    assert "model.layers.0.self_attn.o_proj.bias" in keys and "model.layers.0.self_attn.q_proj.bias" not in keys
     keys = safetensors_keys(os.path.join(SEED_OSS_DIR, "hub_tied_f32"))
     assert "model.layers.0.self_attn.o_proj.bias" not in keys and "model.layers.0.mlp.down_proj.bias" not in keys
     rewrite_as_hub(os.path.join(SEED_OSS_DIR, "hub_tied_f32"), SeedOssForCausalLM, "4.56.0.dev0", lambda cfg: None)

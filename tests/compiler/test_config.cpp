@@ -1097,7 +1097,8 @@ TEST_CASE("config: Seed-OSS (three bias keys, defaults, refusals)") {
   CHECK_FALSE(o.qkv_bias);
   CHECK(o.out_bias);
   CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).num_key_value_heads == 4);
-  CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim") != std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).head_dim ==
+        16);  // (SeedOssConfig: hidden / heads)
 }
 
 // A null eps, activation, max_position_embeddings or rope_theta (top-level or in the RoPE object,
@@ -1107,7 +1108,8 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
   std::vector<std::pair<std::string, std::string>> fixtures = {{"llama", "gqa_f32"}, {"deepseek", "v3_noaux"}};
   for (const std::string& family : kiln::test::llm_fixture_families())
     fixtures.push_back({family, kiln::test::fixture_names(family).at(0)});
-  for (const auto& [family, name] : fixtures) {
+  for (const auto& fam_name : fixtures) {
+    const std::string family = fam_name.first, name = fam_name.second;  // (a lambda cannot capture a binding)
     CAPTURE(family);
     std::ifstream in(kiln::test::fixture(name, family) + "/config.json");
     const nlohmann::json base = nlohmann::json::parse(in);
@@ -1125,13 +1127,33 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     CHECK(error_with([](nlohmann::json&) {}).empty());
     const bool gemma23 = family == "gemma2" || family == "gemma3";
     for (const char* k : {family == "phi" ? "layer_norm_eps" : "rms_norm_eps",
-                          gemma23 ? "hidden_activation" : "hidden_act", "max_position_embeddings", "rope_theta"}) {
+                          gemma23 ? "hidden_activation" : "hidden_act", "max_position_embeddings"}) {
       CAPTURE(std::string(k));
       CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
             std::string::npos);
     }
-    // Inside a flat RoPE object (transformers 5's rope_parameters; Gemma 3's and OLMo 3's are by layer type).
-    if (base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type"))
+    // Per family: Gemma 2's and 3's attention scale, the rotary fraction (Phi, Phi-3, GLM-4).
+    for (const char* k : {gemma23 ? "query_pre_attn_scalar" : "",
+                          family == "phi" || family == "phi3" || family == "glm4" ? "partial_rotary_factor" : ""})
+      if (*k) {
+        CAPTURE(std::string(k));
+        CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+              std::string::npos);
+      }
+    // A null top-level rope_theta: refused where the RoPE object gives none of its own (the config
+    // classes fill it in with setdefault, so the object's wins), read where it does.
+    const bool flat = base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type");
+    CHECK(error_with([](nlohmann::json& j) {
+            j["rope_theta"] = nullptr;
+            if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))
+              j["rope_parameters"].erase("rope_theta");
+          }).find("rope_theta is null, and the RoPE object gives no rope_theta of its own") != std::string::npos);
+    if (flat) {
+      CHECK(error_with([](nlohmann::json& j) {
+              j["rope_theta"] = nullptr;
+              j["rope_parameters"]["rope_theta"] = 20000.0;
+            }).empty());
+      // Inside a flat RoPE object (transformers 5's rope_parameters; Gemma 3's and OLMo 3's are by layer type).
       for (const char* k : {"rope_theta", "rope_type"}) {
         CAPTURE(std::string(k));
         CHECK(error_with([&](nlohmann::json& j) {
@@ -1139,6 +1161,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
               }).find(std::string(k) + " is null, with which transformers cannot compute its RoPE") !=
               std::string::npos);
       }
+    }
   }
 }
 
