@@ -134,15 +134,14 @@ class ConfigReader {
   void refuse_null(const char* k, const std::string& why) const {
     if (j_.contains(k) && j_[k].is_null()) fail(k, "is null, " + why);
   }
-  // Refuses a null for each key, which every config class kiln reads types as a value (transformers 5
-  // refuses the file; a null rope_theta leaves its RoPE without a base): read as the default, it would
-  // build a model transformers cannot.
   // Refuses a null RoPE base k (rope_theta, Gemma 3's rope_local_base_freq) unless the RoPE object it
   // would fill in (null: none) gives its own rope_theta, as the config classes' setdefault reads it.
   void refuse_null_base(const char* k, const nlohmann::json* object) const {
     if (object && object->is_object() && object->contains("rope_theta") && !(*object)["rope_theta"].is_null()) return;
     refuse_null(k, "and the RoPE object gives no rope_theta of its own: transformers cannot compute its RoPE");
   }
+  // Refuses a null for each key, which every config class kiln reads types as a value (transformers 5
+  // refuses the file): read as the default, it would build a model transformers cannot.
   void refuse_null_values(std::initializer_list<const char*> keys, const std::string& architecture) const {
     for (const char* k : keys)
       refuse_null(k, "which transformers 5 refuses for " + architecture +

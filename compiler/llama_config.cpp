@@ -31,6 +31,18 @@ std::vector<bool> read_layer_types(const ConfigReader& r, const nlohmann::json& 
   return sliding;
 }
 
+// Sliding layers every one but each pattern-th (Gemma's sliding_window_pattern, OLMo 3's and
+// EXAONE 4.0's defaults).
+std::vector<bool> periodic_windows(int64_t layers, int64_t pattern) {
+  std::vector<bool> w;
+  for (int64_t i = 0; i < layers; ++i) w.push_back((i + 1) % pattern != 0);
+  return w;
+}
+
+bool any_window_layer(const LlamaConfig& c) {
+  return std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
+}
+
 // transformers 5's rope_parameters by layer type ({"full_attention": {...}, "sliding_attention":
 // {...}}; absent: {}) into c.rope and c.rope_local. A layer type left out (or null) is default RoPE,
 // a rope_theta left out full_theta or local_theta, and a legacy rope_scaling merges into the full
@@ -75,9 +87,9 @@ void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
   if (r.has("layer_types")) {
     c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
   } else {
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % 4 != 0);
+    c.window_layer = periodic_windows(c.num_hidden_layers, 4);
   }
-  const bool any_sliding = std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
+  const bool any_sliding = any_window_layer(c);
   // (transformers builds the sliding mask whatever the layer types: it cannot run a null window)
   r.refuse_null("sliding_window",
                 "with which transformers 5 cannot run Olmo3ForCausalLM (it builds the sliding mask whatever the "
@@ -119,9 +131,9 @@ void read_exaone4(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
       r.fail("sliding_window_pattern",
              "is not a whole number, which transformers cannot read without layer_types: give them");
     const int64_t pattern = r.pos_int("sliding_window_pattern", false, 4);
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % pattern != 0);
+    c.window_layer = periodic_windows(c.num_hidden_layers, pattern);
   }
-  const bool any_sliding = std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
+  const bool any_sliding = any_window_layer(c);
   if (window) {
     c.sliding_window = r.pos_int("sliding_window", false, 4096);
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.nope_layer.push_back(!c.window_layer[size_t(i)]);
@@ -168,12 +180,12 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
     c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
     if (!v2) r.has("sliding_window_pattern");
   } else if (v2) {
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % 2 != 0);
+    c.window_layer = periodic_windows(c.num_hidden_layers, 2);
   } else {
     const int64_t pattern = r.pos_int("sliding_window_pattern", false, 6);
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back((i + 1) % pattern != 0);
+    c.window_layer = periodic_windows(c.num_hidden_layers, pattern);
   }
-  const bool any_sliding = std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
+  const bool any_sliding = any_window_layer(c);
   if (!j.contains("sliding_window")) c.sliding_window = 4096;
   else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
   else if (any_sliding) r.fail("sliding_window", "is null, but layers are of type sliding_attention");
@@ -231,7 +243,7 @@ void read_smollm3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   }
   // transformers masks the sliding layers by sliding_window whatever use_sliding_window says (its
   // flash attention windows them only with it): a file where the two disagree is refused.
-  if (std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end()) {
+  if (any_window_layer(c)) {
     if (window == 0)
       r.fail("layer_types", "names sliding_attention layers, but sliding_window is null (transformers cannot run it)");
     if (!use_window)
@@ -496,8 +508,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     } else if (r.has("layer_types")) {
       c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
       // (transformers fails at its first forward there: a sliding layer's mask needs a window)
-      if (std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end() &&
-          (!use_window || window == 0))
+      if (any_window_layer(c) && (!use_window || window == 0))
         r.fail("layer_types", std::string("names sliding_attention layers, but ") +
                                   (!use_window ? "use_sliding_window is off"
                                    : qwen2_moe ? "sliding_window is null or 0"
