@@ -171,7 +171,7 @@ double decode_weight_bytes(const kiln::Plan& p) {
     if (p.kernels()[l.kernel] == &kiln::kEmbeddingOp) {  // one row per token
       const auto& table = p.tensors()[l.inputs[1]];
       frac = std::min(1.0, double(p.tensors()[l.inputs[0]].numel()) / double(table.shape[0]));
-    } else if (p.kernels()[l.kernel] == &kiln::kMoeExpertsOp) {
+    } else if (std::string(p.kernels()[l.kernel]->name) == "moe_experts") {  // (every version)
       const auto& ids = p.tensors()[l.inputs[1]];
       const auto& down = p.tensors()[l.inputs[4]];
       const auto& h = p.tensors()[l.inputs[0]];

@@ -133,6 +133,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Glm4ForCausalLM", "glm4"},
                                                                {"Exaone4ForCausalLM", "exaone4"},
                                                                {"SeedOssForCausalLM", "seed_oss"},
+                                                               {"GptOssForCausalLM", "gpt_oss"},
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
                                                                {"Gemma2ForCausalLM", "gemma2"},

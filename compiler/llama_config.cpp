@@ -258,6 +258,63 @@ void read_smollm3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
 
 // A mixture of experts in every layer (Mixtral, GraniteMoe): num_local_experts SwiGLU experts of
 // intermediate_size, num_experts_per_tok of them (defaults 8 and 2) picked per token.
+// GptOssConfig's keys past LLaMA's: q/k/v/o biases (attention_bias, on by default), a sink logit per
+// head, windows of sliding_window (default 128) in the layers layer_types names (by default the even
+// ones), experts in every layer (LlamaConfig::gpt_oss), and GptOssConfig's default RoPE (yarn, factor
+// 32 over 4096 positions, truncate false, rope_theta 150000) when the file gives none.
+void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.gpt_oss = true;
+  c.attention_bias = r.boolean("attention_bias", true);
+  c.window_layer =
+      r.has("layer_types") ? read_layer_types(r, j, c.num_hidden_layers) : periodic_windows(c.num_hidden_layers, 2);
+  // (transformers builds the sliding mask whatever the layer types: it cannot run a null window)
+  r.refuse_null("sliding_window",
+                "with which transformers 5 cannot run GptOssForCausalLM (it builds the sliding mask whatever the "
+                "layer types)");
+  c.sliding_window = r.pos_int("sliding_window", false, 128);
+  for (const char* k : {"num_local_experts", "num_experts", "num_experts_per_tok", "swiglu_alpha", "swiglu_limit"})
+    r.refuse_null(k, "with which transformers cannot run GptOssForCausalLM: give its value");
+  c.num_local_experts = r.count("num_local_experts", r.count("num_experts", 128));
+  if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != c.num_local_experts)
+    r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
+  if (c.num_local_experts < 1) r.fail("num_local_experts", "must be a positive integer");
+  if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
+  c.num_experts_per_tok = r.experts_per_token(false, 4);
+  if (c.num_experts_per_tok > c.num_local_experts)
+    r.fail("num_experts_per_tok", "exceeds num_local_experts (" + std::to_string(c.num_local_experts) + ")");
+  // The hub's files also carry experts_per_token (OpenAI's own loader reads it; transformers never does):
+  // one that disagrees is refused rather than guessed.
+  if (r.has("experts_per_token") && r.count("experts_per_token", 0) != c.num_experts_per_tok)
+    r.fail("experts_per_token", "disagrees with num_experts_per_tok (" + std::to_string(c.num_experts_per_tok) +
+                                    "), which transformers reads: kiln does not guess which was meant");
+  c.moe_intermediate_size = c.intermediate_size;
+  c.norm_topk_prob = true;  // (the softmax over the top k logits)
+  c.swiglu_alpha = r.num("swiglu_alpha", 1.702);
+  c.swiglu_limit = r.num("swiglu_limit", 7.0);
+  if (!std::isfinite(float(c.swiglu_alpha))) r.fail("swiglu_alpha", "must be a finite number (as an f32)");
+  if (!(std::isfinite(float(c.swiglu_limit)) && float(c.swiglu_limit) > 0))
+    r.fail("swiglu_limit", "must be a positive finite number (as an f32)");
+  // hidden_act: never read (the experts' activation is the clamped SwiGLU whatever it says; a null is
+  // refused above, as GptOssConfig refuses it);
+  // initial_context_length: OpenAI's copy of the yarn original length; the rest act in training only.
+  for (const char* k : {"hidden_act", "initial_context_length", "router_aux_loss_coef", "output_router_logits"})
+    r.has(k);
+  if (!r.rope_key()) {  // GptOssConfig's __post_init__ default
+    c.rope.type = "yarn";
+    r.refuse_null_base("rope_theta", nullptr);
+    c.rope.theta = r.num("rope_theta", 150000.0);
+    if (c.rope.theta <= 0) r.fail("rope_theta", "must be positive");
+    c.rope.factor = 32.0;
+    c.rope.beta_fast = 32.0;
+    c.rope.beta_slow = 1.0;
+    c.rope.truncate = false;
+    c.rope.original_max_position_embeddings = 4096;
+  } else {
+    c.rope = r.rope({"default", "linear", "llama3", "yarn"}, 150000.0);  // (GptOssConfig's default_theta)
+  }
+}
+
 void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.num_local_experts = r.pos_int("num_local_experts", false, 8);
@@ -292,6 +349,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool glm4 = arch == "Glm4ForCausalLM" || arch == "glm4";
   const bool exaone4 = arch == "Exaone4ForCausalLM" || arch == "exaone4";
   const bool seed_oss = arch == "SeedOssForCausalLM" || arch == "seed_oss";
+  const bool gpt_oss = arch == "GptOssForCausalLM" || arch == "gpt_oss";
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
@@ -300,7 +358,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss)
+      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
+      !gpt_oss)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   c.architecture = qwen2         ? "Qwen2ForCausalLM"
@@ -317,6 +376,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : glm4        ? "Glm4ForCausalLM"
                    : exaone4     ? "Exaone4ForCausalLM"
                    : seed_oss    ? "SeedOssForCausalLM"
+                   : gpt_oss     ? "GptOssForCausalLM"
                    : olmo2       ? "Olmo2ForCausalLM"
                    : gemma1      ? "GemmaForCausalLM"
                    : gemma2      ? "Gemma2ForCausalLM"
@@ -357,11 +417,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     }
     if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
+  } else if (gpt_oss) {
+    // (read_gpt_oss: GptOssConfig's hidden_act is never read)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
         "must be \"silu\" for LLaMA, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
-        "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3");
+        "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
@@ -379,10 +441,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // "head_dim", ...)). Other nulls read as absent keys.
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
-  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4)
+  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss)
     r.refuse_null("num_key_value_heads", no_null);
-  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 ||
-      exaone4)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 ||
+      gpt_oss)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -393,7 +455,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              : ernie || glm4                   ? 2
                              : qwen2_moe                       ? 16
                              : exaone4                         ? 32
-                             : seed_oss                        ? 8
+                             : seed_oss || gpt_oss             ? 8
                              : qwen2 || qwen3                  ? 32
                              : gemma1                          ? 16
                              : gemma                           ? 4
@@ -404,6 +466,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                       std::to_string(c.num_attention_heads) + ")");
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
+  } else if (gpt_oss && !j.contains("head_dim")) {
+    c.head_dim = 64;  // (GptOssConfig's)
   } else if (((qwen3 && !qwen3_moe) || gemma || ernie || glm4 || seed_oss) && !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
@@ -416,17 +480,18 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
-                                        seed_oss                                                    ? 524288
-                                        : gemma1 || gemma2                                          ? 8192
-                                        : mistral || ministral || mixtral || gemma || ernie || glm4 ? 131072
-                                        : qwen2 || qwen3 || smollm3 || qwen2_moe                    ? 32768
-                                        : phi3                                                      ? 4096
-                                                                                                    : 2048);
+                                        seed_oss                                                               ? 524288
+                                        : gemma1 || gemma2                                                     ? 8192
+                                        : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss ? 131072
+                                        : qwen2 || qwen3 || smollm3 || qwen2_moe                               ? 32768
+                                        : phi3                                                                 ? 4096
+                                                                                                               : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps = phi    ? r.num("layer_norm_eps", 1e-5)
-                   : glm4 ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-                          : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 ? 1e-5 : 1e-6);
+  c.rms_norm_eps = phi ? r.num("layer_norm_eps", 1e-5)
+                   : glm4
+                       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+                       : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's, SmolLM3's and ERNIE 4.5's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie);
@@ -581,6 +646,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     if (olmo3) read_olmo3(r, j, &c);
   } else if (exaone4) {
     read_exaone4(r, j, &c);
+  } else if (gpt_oss) {
+    read_gpt_oss(r, j, &c);
   } else if (seed_oss) {
     // SeedOssConfig: biases on q, k and v with attention_bias (on by default), on o_proj with
     // attention_out_bias, on the MLP with mlp_bias. Its dropouts act in training only.
@@ -643,7 +710,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Phi-3's attention none (Qwen2's hard-wires q/k/v biases without o_proj's: no value of
   // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
   // the values that change nothing.
-  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2 || glm4)
+  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2 || glm4 || gpt_oss)
     r.hardwired("mlp_bias", false);
   if (mistral || ministral || mixtral || phi3) r.hardwired("attention_bias", false);
   if (phi3) {
@@ -674,8 +741,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
   }
   c.has_dtype = r.dtype(&c.dtype);
-  if ((!gemma || gemma1) && !olmo3)  // (read_gemma and read_olmo3 read theirs; Phi3Config reads its old names su and
-                                     // yarn as longrope)
+  if ((!gemma || gemma1) && !olmo3 && !gpt_oss)  // (read_gemma, read_olmo3 and read_gpt_oss read theirs; Phi3Config
+                                                 // reads its old names su and yarn as longrope)
     c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
              : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
              : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's

@@ -2,7 +2,8 @@
 // biases on q/k/v; Qwen3ForCausalLM: LLaMA with per-head RMSNorm on q and k before RoPE;
 // MistralForCausalLM: LLaMA with a sliding window; MixtralForCausalLM: Mistral whose MLP is a
 // softmax-routed mixture of experts; Qwen3MoeForCausalLM: Qwen3 with such experts in the layers
-// its config picks; Qwen2MoeForCausalLM: Qwen2 with such experts and a gated shared expert; Phi3ForCausalLM: fused qkv
+// its config picks; Qwen2MoeForCausalLM: Qwen2 with such experts and a gated shared expert; GptOssForCausalLM
+// (LlamaConfig::gpt_oss); Phi3ForCausalLM: fused qkv
 // and gate|up projections, LongRoPE), in both the transformers 4 style (top-level rope_theta, rope_scaling,
 // torch_dtype) and the transformers 5 style (rope_parameters holding rope_theta, dtype). Unknown rope types and
 // activations are errors.
@@ -77,6 +78,14 @@ struct LlamaConfig {
   // Qwen2-MoE: beside the routed experts, a shared SwiGLU expert of shared_expert_intermediate_size
   // (mlp.shared_expert) whose output is scaled by sigmoid(mlp.shared_expert_gate · x), per token; 0: none.
   int64_t shared_expert_intermediate_size = 0;
+  // GPT-OSS (GptOssForCausalLM): LLaMA with q/k/v/o biases, a learned sink logit per head in each
+  // attention softmax (self_attn.sinks), windows in the layers window_layer marks, and experts in every
+  // layer: a router with a bias (mlp.router), the softmax over its top-k logits, and experts with biases
+  // whose gate|up is one [experts, hidden, 2·ffn] tensor (gate and up columns interleaved) and down one
+  // [experts, ffn, hidden], activated by the clamped SwiGLU (u' + 1)·g'·sigmoid(swiglu_alpha·g'), g' =
+  // min(g, swiglu_limit), u' = clamp(u, ±swiglu_limit).
+  bool gpt_oss = false;
+  double swiglu_alpha = 1.702, swiglu_limit = 7.0;
   std::vector<bool> moe_layer;  // by layer; empty: every layer (when there are experts)
   bool is_moe_layer(int64_t i) const { return num_local_experts > 0 && (moe_layer.empty() || moe_layer[size_t(i)]); }
   // Where the experts are: false, the hub's layout (Mixtral: block_sparse_moe.experts.<e>.w1/w3/w2;

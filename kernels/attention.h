@@ -9,8 +9,10 @@
 // Plan operands: inputs {qkv, k_cache, v_cache, start_pos, n_valid}; outputs {out};
 // int attrs {n_heads, n_kv_heads, head_dim, window (0: none)}; float attrs {scale, softcap (0:
 // none; Gemma 2's attn_logit_softcapping: each score s = q·k·scale becomes cap·tanh(s / cap) before
-// the softmax)}. Version 2 has no softcap attribute, version 1 (plans written before windows) no
-// window either.
+// the softmax)}. Version 4 takes a sixth, optional input, sinks: (n_heads,) f32, GPT-OSS's learned
+// logit per head, one more score in each row's softmax (never soft-capped) whose weight multiplies no
+// value (it only shrinks the others). Version 3 has no sinks, version 2 no softcap attribute, version 1
+// (plans written before windows) no window either.
 // CPU scratch: attention_scratch_floats floats per worker.
 #pragma once
 #include <cmath>
@@ -27,6 +29,7 @@ struct OpDef;
 extern const OpDef kAttentionOp;
 extern const OpDef kAttentionOpV1;
 extern const OpDef kAttentionOpV2;
+extern const OpDef kAttentionOpV3;
 
 struct AttentionArgs {
   const float* qkv;
@@ -40,7 +43,13 @@ struct AttentionArgs {
   float scale;
   int64_t window = 0;  // > 0: each query sees only the last `window` positions (itself included)
   float softcap = 0;   // > 0: scores soft-capped at ±softcap (attention_softcap)
+  const float* sinks = nullptr;  // (n_heads,): each head's sink logit; null: none
 };
+
+// Head h's sink logit, −inf without sinks (a score of weight 0).
+KILN_HOST_DEVICE inline float attention_sink(const AttentionArgs& a, int64_t h) {
+  return a.sinks ? a.sinks[h] : -INFINITY;
+}
 
 // A score after the soft cap (transformers' Gemma 2: scores / cap, tanh, times cap); cap 0: as is.
 KILN_HOST_DEVICE inline float attention_softcap(float s, float cap) { return cap > 0 ? cap * tanhf(s / cap) : s; }

@@ -1,8 +1,10 @@
 // Mixture of experts (DeepSeek V2/V3): the router and the routed experts.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/host_device.h"
 #include "kernels/thread_pool.h"
 
 namespace kiln {
@@ -10,18 +12,22 @@ namespace kiln {
 // The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
 struct OpDef;
 extern const OpDef kMoeRouteOp;
+extern const OpDef kMoeRouteOpV1;    // version 1: no logit_bias attribute
 extern const OpDef kMoeExpertsOp;    // version 1: float expert weights
 extern const OpDef kMoeExpertsOpV2;  // version 2: i8, i4 or f8e4m3 expert weights with their scales
 extern const OpDef kMoeExpertsOpV3;  // version 3: asymmetric i4 expert weights with their scales and zero points
+extern const OpDef kMoeExpertsOpV4;  // version 4: expert biases and GPT-OSS's clamped SwiGLU
 
 enum class MoeTopk : int64_t { kGreedy = 0, kGroupLimitedGreedy = 1, kNoauxTc = 2 };
 enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
 
 // Router, as transformers' DeepseekV2/V3 gates compute it in f32.
 // h: (rows, dim) f32; gate: (experts, dim) f32|bf16|f16; bias: (experts,) or absent
-//   (e_score_correction_bias: noaux_tc adds it for selection only)
+//   (e_score_correction_bias: noaux_tc adds it for selection only; with logit_bias, GPT-OSS's
+//   router bias, added to every logit before scoring)
 //   → ids: (rows, top_k) i32; weights: (rows, top_k) f32
-// int attrs {method (MoeTopk), scoring (MoeScoring), n_group, topk_group, norm_topk_prob};
+// int attrs {method (MoeTopk), scoring (MoeScoring), n_group, topk_group, norm_topk_prob, logit_bias
+// (version 2; version 1 has five)};
 // float attrs {routed_scaling_factor}. Plan operands: inputs {h, gate, bias?, n_valid?};
 // outputs {ids, weights}. CPU scratch: 2·experts floats per worker.
 struct MoeRouteArgs {
@@ -40,6 +46,7 @@ struct MoeRouteArgs {
   float routed_scaling_factor;
   const int32_t* n_valid;
   int64_t batch;
+  bool logit_bias = false;  // bias added to the logits (GPT-OSS) rather than to the choice (noaux_tc)
 };
 
 // Routed experts, reading only the selected experts' weights (a gather-GEMV per token).
@@ -58,7 +65,17 @@ struct MoeRouteArgs {
 // Version 3: asymmetric i4 expert weights: inputs {..., gu_scale, down_scale, gu_zero, down_zero}, the
 // zero points I8 shaped as the scales (the nibble that stands for 0), each value the f32 product
 // float(nibble − zero)·scale, as matmul version 4 reads them.
-// CUDA (kernels/cuda/deepseek.cu) runs every version; versions 2-3 have not run on a GPU yet.
+// Version 4: inputs {h, ids, weights, w_gu, w_down, n_valid?, gu_scale?, down_scale?, gu_zero?, down_zero?,
+// gu_bias?, down_bias?} (the scales and zero points as versions 2-3 take them, absent for float weights);
+// int attrs {gu_group, down_group, activation (MoeActivation)}; float attrs {alpha, limit}. gu_bias:
+// (experts·2·ffn,) f32, added to each gate and up row's output; down_bias: (experts·dim,) f32, added to
+// each down row's output before the routing weight multiplies it (GPT-OSS).
+// CUDA (kernels/cuda/deepseek.cu) runs every version; versions 2-4 have not run on a GPU yet.
+enum class MoeActivation : int64_t {
+  kSwiglu = 0,  // silu(g)·u
+  // GPT-OSS: g' = min(g, limit), u' = clamp(u, −limit, limit), (u' + 1)·g'·sigmoid(alpha·g')
+  kClampedSwiglu = 1,
+};
 struct MoeExpertsArgs {
   const float* h;
   const int32_t* ids;
@@ -76,7 +93,19 @@ struct MoeExpertsArgs {
   int64_t gu_group = 0, down_group = 0;
   const int8_t* gu_zero = nullptr;  // version 3: asymmetric i4 weights' zero points (null: 8)
   const int8_t* down_zero = nullptr;
+  const float* gu_bias = nullptr;  // version 4 (see above); null: none
+  const float* down_bias = nullptr;
+  MoeActivation activation = MoeActivation::kSwiglu;
+  float alpha = 0, limit = 0;
 };
+
+// GPT-OSS's expert activation of a gate value g and an up value u (MoeActivation::kClampedSwiglu), as
+// transformers' GptOssExperts computes it in f32.
+KILN_HOST_DEVICE inline float moe_clamped_swiglu(float g, float u, float alpha, float limit) {
+  g = g < limit ? g : limit;  // (clamp(max=limit))
+  u = u < -limit ? -limit : u > limit ? limit : u;
+  return (u + 1.0f) * (g * (1.0f / (1.0f + expf(-g * alpha))));
+}
 
 // The most experts a token may be routed to (real models route to 1-16), so that a plan's
 // routing costs what its weights say.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -21,6 +21,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only glm4      only tests/fixtures/glm4/ (tiny Glm4ForCausalLM checkpoints: partial pairwise RoPE, branch norms)
   --only exaone4   only tests/fixtures/exaone4/ (tiny Exaone4ForCausalLM checkpoints: windows, RoPE-less full layers)
   --only seed_oss  only tests/fixtures/seed_oss/ (tiny SeedOssForCausalLM checkpoints: q/k/v, o_proj and MLP biases)
+  --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
+                   and experts, the clamped SwiGLU)
   --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
@@ -215,7 +217,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -641,6 +643,31 @@ SEED_OSS_VARIANTS = [
                                 rope_parameters={"rope_type": "default", "rope_theta": 10000000.0})),
 ]
 
+GPT_OSS_DIR = os.path.join(REPO, "tests", "fixtures", "gpt_oss")
+# GPT-OSS (GptOssForCausalLM): LLaMA with q/k/v/o biases (attention_bias), a learned sink logit per head
+# in every attention softmax, sliding windows by layer_types, and experts in every layer: a router with a
+# bias, the softmax over the top-k logits, experts with biases ([E, D, 2F] gate_up_proj, gate and up
+# columns interleaved; [E, F, D] down_proj) and the clamped SwiGLU (up + 1)·gate·sigmoid(alpha·gate).
+# Sinks (std 1), router and expert biases drawn so that they matter; each variant's swiglu_limit low
+# enough that the clamp changes the logits. sinks_f32: the default layer types (sliding, full), a window of
+# 6, yarn (truncate false, as GptOssConfig's default), top-2 of 4. hub_f32: no attention biases, three
+# layers (full, sliding, sliding), top-1 of 3, GQA 4:1, its config.json in the hub's layout
+# (gpt-oss-20b's keys: rope_scaling, rope_theta, experts_per_token, initial_context_length, no
+# swiglu_alpha).
+GPT_OSS_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None, "intermediate_size": 64,
+                "head_dim": 16}
+GPT_OSS_YARN = {"rope_type": "yarn", "factor": 8.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False,
+                "original_max_position_embeddings": 32, "rope_theta": 150000.0}
+GPT_OSS_MIN_GAP = 5e-2  # router logits: clear of the flips bf16 rounding makes (the bf16 parity bound is 2e-2)
+GPT_OSS_VARIANTS = [
+    ("sinks_f32", 5161, dict(GPT_OSS_BASE, num_local_experts=4, num_experts_per_tok=2, sliding_window=6,
+                             swiglu_limit=1.5, swiglu_alpha=1.3, rope_parameters=GPT_OSS_YARN)),
+    ("hub_f32", 5257, dict(GPT_OSS_BASE, num_hidden_layers=3, num_key_value_heads=1, attention_bias=False,
+                           num_local_experts=3, num_experts_per_tok=1, sliding_window=5, swiglu_limit=2.0,
+                           layer_types=["full_attention", "sliding_attention", "sliding_attention"],
+                           rope_parameters=dict(GPT_OSS_YARN, factor=4.0, original_max_position_embeddings=64))),
+]
+
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
 # ERNIE 4.5 (Ernie4_5ForCausalLM): LLaMA whose RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half),
 # biases on every projection with use_bias. tied_f32: tied, head_dim 24 (not hidden / heads), the
@@ -926,24 +953,25 @@ def main_granite():
             print("  %s: %s at 1 moves the logits by %.3f (rel L2)" % (name, key, diff))
 
 
-def assert_router_gap(out, model_cls):
+def assert_router_gap(out, model_cls, least=None, on_logits=False):
     """The fixture at out has no near tie between the k-th and (k+1)-th router probability (one could
-    let f32 rounding pick another expert): every gap is more than MIXTRAL_MIN_GAP."""
-    gap = moe_min_gap(out, model_cls)
+    let f32 rounding pick another expert): every gap is more than least (default MIXTRAL_MIN_GAP).
+    on_logits: between the router logits instead (GPT-OSS picks its top k by logit)."""
+    gap = moe_min_gap(out, model_cls, on_logits)
     print("  %s: min router gap %.3e" % (os.path.basename(out), gap))
-    assert gap > MIXTRAL_MIN_GAP, (out, gap)
+    assert gap > (MIXTRAL_MIN_GAP if least is None else least), (out, gap)
 
 
-def moe_min_gap(out, model_cls):
-    """The smallest gap between the k-th and (k+1)-th router probability over every MoE layer and
-    token of the fixture's inputs (a near tie could let f32 rounding pick another expert)."""
+def moe_min_gap(out, model_cls, on_logits=False):
+    """The smallest gap between the k-th and (k+1)-th router probability (on_logits: logit) over every
+    MoE layer and token of the fixture's inputs (a near tie could let f32 rounding pick another expert)."""
     model = model_cls.from_pretrained(out, dtype=torch.float32).eval()
     ref = load_file(os.path.join(out, "reference.safetensors"))
     k = model.config.num_experts_per_tok
     gaps = []
 
     def hook(_m, _inp, outp):
-        probs = torch.softmax(outp[0].float(), dim=-1)
+        probs = outp[0].float() if on_logits else torch.softmax(outp[0].float(), dim=-1)
         top = torch.topk(probs, min(k + 1, probs.shape[-1]), dim=-1).values
         if top.shape[-1] > k:
             gaps.append((top[:, k - 1] - top[:, k]).min().item())
@@ -1368,6 +1396,57 @@ def main_seed_oss():
     keys = safetensors_keys(os.path.join(SEED_OSS_DIR, "hub_tied_f32"))
     assert "model.layers.0.self_attn.o_proj.bias" not in keys and "model.layers.0.mlp.down_proj.bias" not in keys
     rewrite_as_hub(os.path.join(SEED_OSS_DIR, "hub_tied_f32"), SeedOssForCausalLM, "4.56.0.dev0", lambda cfg: None)
+
+
+def draw_gpt_oss(model):
+    """GptOss's sinks, router bias and expert biases drawn so that they matter (sinks around the scores'
+    scale, std 1); the router weights with std 0.6, so that its top-k is clear of near ties that bf16
+    rounding could flip."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("self_attn.sinks"):
+                p.normal_(0.0, 1.0)
+            elif n.endswith("router.weight"):
+                p.normal_(0.0, 0.6)
+            elif n.endswith("router.bias") or n.endswith("_proj_bias"):
+                p.normal_(0.0, 0.2)
+
+
+def main_gpt_oss():
+    from transformers import GptOssConfig, GptOssForCausalLM
+
+    def check(keys):
+        for k in ("self_attn.sinks", "mlp.router.bias", "mlp.experts.gate_up_proj", "mlp.experts.gate_up_proj_bias",
+                  "mlp.experts.down_proj", "mlp.experts.down_proj_bias"):
+            assert "model.layers.0." + k in keys, (k, keys.keys())
+        assert keys["model.layers.0.mlp.experts.gate_up_proj"][2][1:] == [GPT_OSS_BASE["hidden_size"]
+                                                                       if "hidden_size" in GPT_OSS_BASE else
+                                                                       BASE["hidden_size"], 2 * 64], keys
+    main_llama_like("gpt_oss", GPT_OSS_DIR, GPT_OSS_VARIANTS, GptOssConfig, GptOssForCausalLM, check, draw_gpt_oss)
+    for name, _, overrides in GPT_OSS_VARIANTS:
+        out = os.path.join(GPT_OSS_DIR, name)
+        assert_router_gap(out, GptOssForCausalLM, GPT_OSS_MIN_GAP, on_logits=True)
+        # The clamp must matter: with a limit no value reaches transformers gives other logits.
+        assert_moves(out, GptOssForCausalLM, "swiglu_limit 1e6", 1e-2, swiglu_limit=1e6)
+        # So must the sinks: with every sink at -1e9 (none) transformers gives other logits.
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = load(out, torch.float32, GptOssForCausalLM)
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n.endswith("self_attn.sinks"):
+                    p.fill_(-1e9)
+            diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        print("  %s: without the sinks the logits move by %.3e (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+
+    def hub(cfg):  # gpt-oss-20b's config.json keys (transformers 4.55): yarn as rope_scaling
+        rp = cfg.pop("rope_parameters")
+        cfg["rope_theta"] = rp.pop("rope_theta")
+        cfg["rope_scaling"] = rp
+        cfg["experts_per_token"] = cfg["num_experts_per_tok"]
+        cfg["initial_context_length"] = rp["original_max_position_embeddings"]
+        assert cfg.pop("swiglu_alpha") == 1.702
+    rewrite_as_hub(os.path.join(GPT_OSS_DIR, "hub_f32"), GptOssForCausalLM, "4.55.0.dev0", hub, flat_rope=False)
 
 
 def main_ernie():
@@ -3530,6 +3609,8 @@ def main():
         main_exaone4()
     if ARGS.only in ("all", "seed_oss"):
         main_seed_oss()
+    if ARGS.only in ("all", "gpt_oss"):
+        main_gpt_oss()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

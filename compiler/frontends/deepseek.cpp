@@ -281,7 +281,7 @@ Graph build_deepseek_graph(const DeepseekConfig& c, const DeepseekBuildOptions& 
         const int64_t K = c.num_experts_per_tok;
         const uint32_t ids = act("expert_ids", {N, K}, DType::I32), ew = act("expert_weights", {N, K});
         const uint32_t ws = act("expert_act", {N * K, c.moe_intermediate_size});
-        add_node(P, kMoeRouteOp, {h2, L.gate, L.gate_bias, n_valid}, {ids, ew},
+        add_node(P, kMoeRouteOpV1, {h2, L.gate, L.gate_bias, n_valid}, {ids, ew},
                  {int64_t(c.topk_method), int64_t(c.scoring), c.n_group, c.topk_group, c.norm_topk_prob ? 1 : 0},
                  {c.routed_scaling_factor});
         add_node(P, kMoeExpertsOp, {h2, ids, ew, L.egu, L.edown, n_valid}, {x, ws});  // x += routed experts

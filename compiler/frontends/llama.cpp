@@ -32,6 +32,10 @@ struct MoeTensors {
 
 MoeTensors moe_tensors(const LlamaConfig& c, const std::string& p) {
   MoeTensors t;
+  if (c.gpt_oss) {  // (with their biases: mlp.router.bias, experts.gate_up_proj_bias, experts.down_proj_bias)
+    const std::string m = p + "mlp.";
+    return {m + "router.weight", {m + "experts.gate_up_proj"}, {m + "experts.down_proj"}};
+  }
   if (c.granite_moe) {
     const std::string m = p + "block_sparse_moe.";
     if (c.granite_moe_renamed) return {m + "router.weight", {m + "experts.gate_up_proj"}, {m + "experts.down_proj"}};
@@ -112,7 +116,13 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
       const MoeTensors t = moe_tensors(c, p);
       e[t.router] = {E, D};
-      if (c.moe_fused) {
+      if (c.gpt_oss) {  // [E, D, 2F] (gate and up columns interleaved) and [E, F, D], with biases
+        e[t.gate_up[0]] = {E, D, 2 * Fm};
+        e[t.down[0]] = {E, Fm, D};
+        e[p + "mlp.router.bias"] = {E};
+        e[t.gate_up[0] + "_bias"] = {E, 2 * Fm};
+        e[t.down[0] + "_bias"] = {E, D};
+      } else if (c.moe_fused) {
         e[t.gate_up[0]] = {E, 2 * Fm, D};
         e[t.down[0]] = {E, D, Fm};
       } else {
@@ -138,6 +148,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "self_attn.v_proj.bias"] = {kv};
     }
     if (c.attention_bias || c.out_bias) e[p + "self_attn.o_proj.bias"] = {D};
+    if (c.gpt_oss) e[p + "self_attn.sinks"] = {c.num_attention_heads};
     if (c.qk_norm) {  // (OLMo 2's over q and k whole)
       e[p + "self_attn.q_norm.weight"] = {c.qk_norm_whole() ? q : hd};
       e[p + "self_attn.k_norm.weight"] = {c.qk_norm_whole() ? kv : hd};
@@ -210,6 +221,28 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     uint32_t router = kNoTensor;  // Mixtral: the router; gu_w and down_w then hold every expert
     // Qwen2-MoE: the shared expert's gate|up and down, and its gate (one row)
     uint32_t shared_gu_w = kNoTensor, shared_down_w = kNoTensor, shared_gate = kNoTensor;
+    // GPT-OSS: the attention's sinks, the router's bias, the experts' gate|up and down biases
+    uint32_t sinks = kNoTensor, router_b = kNoTensor, experts_gu_b = kNoTensor, experts_down_b = kNoTensor;
+  };
+  // GPT-OSS's experts in kiln's layout, f32, from the checkpoint's [E, D, 2F] gate_up_proj (gate and
+  // up interleaved: column 2f gate row f, 2f + 1 up row f) and [E, F, D] down_proj: every expert's gate
+  // rows, then its up rows, each of D values; every expert's D down rows of F values. Their biases
+  // likewise (gate_up_proj_bias [E, 2F] deinterleaved; down_proj_bias as it is).
+  auto gpt_oss_experts = [&](const std::string& name, bool gate_up, bool bias) {
+    const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
+    return [name, gate_up, bias, E, Fm, D](const WeightFetch& fetch) {
+      const std::vector<float> src = fetch(name);
+      std::vector<float> out(src.size());
+      const int64_t n = gate_up ? 2 * Fm : D, k = bias ? 1 : gate_up ? D : Fm;  // (out rows and their length)
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t j = 0; j < n; ++j) {
+          // the source column of out row j: gate_up's interleaving, or down's transpose
+          const int64_t col = gate_up ? (j < Fm ? 2 * j : 2 * (j - Fm) + 1) : j;
+          for (int64_t i = 0; i < k; ++i)
+            out[size_t((e * n + j) * k + i)] = src[size_t(bias ? e * n + col : (e * k + i) * n + col)];
+        }
+      return out;
+    };
   };
   const uint32_t embed = w("model.embed_tokens.weight", {V, D}, {"model.embed_tokens.weight"});
   std::vector<Layer> layers;
@@ -257,9 +290,23 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
       const MoeTensors t = moe_tensors(c, p);
       L.router = g.weight(t.router, DType::F32, {E, D}, WeightSource{{t.router}, {}, nullptr});
-      L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
       L.gu_b = kNoTensor;
-      L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
+      if (c.gpt_oss) {  // (transposed and deinterleaved: only moved, so --quantize quantizes them)
+        const std::string gu = t.gate_up[0], dn = t.down[0];
+        L.gu_w = g.weight(gu + ".weight", wt, {E * 2 * Fm, D},
+                          WeightSource{{}, {}, gpt_oss_experts(gu, true, false), {}, true});
+        L.down_w = g.weight(dn + ".weight", wt, {E * D, Fm},
+                            WeightSource{{}, {}, gpt_oss_experts(dn, false, false), {}, true});
+        L.experts_gu_b = g.weight(gu + "_bias", DType::F32, {E * 2 * Fm},
+                                  WeightSource{{}, {}, gpt_oss_experts(gu + "_bias", true, true)});
+        L.experts_down_b = g.weight(dn + "_bias", DType::F32, {E * D},
+                                    WeightSource{{}, {}, gpt_oss_experts(dn + "_bias", false, true)});
+        L.router_b =
+            g.weight(p + "mlp.router.bias", DType::F32, {E}, WeightSource{{p + "mlp.router.bias"}, {}, nullptr});
+      } else {
+        L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
+        L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
+      }
       if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0) {
         const std::string sh = p + "mlp.shared_expert.";
         L.shared_gu_w = w(sh + "gate_up_proj.weight", {2 * Fs, D}, {sh + "gate_proj.weight", sh + "up_proj.weight"});
@@ -286,6 +333,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     }
     const std::string down = p + (c.phi ? "mlp.fc2" : "mlp.down_proj");
     L.down_b = opt_bias(c.mlp_bias, down + ".bias", D, {down + ".bias"});
+    if (c.gpt_oss)  // (f32, as the routers)
+      L.sinks = g.weight(p + "self_attn.sinks", DType::F32, {H}, WeightSource{{p + "self_attn.sinks"}, {}, nullptr});
     L.k_cache = g.kv(p + "k_cache", wt, {B, S, KVH, hd});
     L.v_cache = g.kv(p + "v_cache", wt, {B, S, KVH, hd});
     layers.push_back(L);
@@ -387,8 +436,12 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
       // A window as long as the cache cuts nothing: the plan says none.
       const int64_t win = c.window_of(i) < S ? c.window_of(i) : 0;
-      add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win},
-               {scale, c.attn_logit_softcapping});
+      if (L.sinks != kNoTensor)  // (GPT-OSS: version 4, with the sinks)
+        add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid, L.sinks}, {att}, {H, KVH, hd, win},
+                 {scale, c.attn_logit_softcapping});
+      else
+        add_node(P, kAttentionOpV3, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win},
+                 {scale, c.attn_logit_softcapping});
       project_into_x(att, L.o_w, L.o_b, L.attn_out_norm);  // x += o_proj(att)
       if (c.phi) {  // x += fc2(act(fc1(h))): the MLP reads the attention's input, h
         add_node(P, kMatmulOp, {h, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
@@ -403,10 +456,18 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         const uint32_t ids = g.activation(p + "expert_ids", {N, K}, DType::I32);
         const uint32_t ew = g.activation(p + "expert_weights", {N, K});
         const uint32_t ws = g.activation(p + "expert_act", {N * K, c.moe_intermediate_size});
-        add_node(P, kMoeRouteOp, {h2, L.router, kNoTensor, n_valid}, {ids, ew},
-                 {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1, c.norm_topk_prob ? 1 : 0},
+        // GPT-OSS: the router's bias added to its logits, then the softmax over the top K (the same).
+        std::vector<int64_t> route = {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1,
+                                      c.norm_topk_prob ? 1 : 0};
+        if (c.gpt_oss) route.push_back(1);  // (logit_bias: version 2)
+        add_node(P, c.gpt_oss ? kMoeRouteOp : kMoeRouteOpV1, {h2, L.router, L.router_b, n_valid}, {ids, ew}, route,
                  {c.granite ? c.residual_multiplier : 1.0});  // (GraniteMoe's branch scale, on the weights)
-        add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
+        if (c.gpt_oss)  // x += the experts, with their biases and the clamped SwiGLU (version 4)
+          add_node(P, kMoeExpertsOpV4,
+                   {h2, ids, ew, L.gu_w, L.down_w, n_valid, kNoTensor, kNoTensor, kNoTensor, kNoTensor, L.experts_gu_b,
+                    L.experts_down_b},
+                   {x, ws}, {0, 0, int64_t(MoeActivation::kClampedSwiglu)}, {c.swiglu_alpha, c.swiglu_limit});
+        else add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
         if (L.shared_gu_w != kNoTensor) {  // x += sigmoid(shared_expert_gate(h2)) · shared_expert(h2)
           const int64_t Fs = c.shared_expert_intermediate_size;
           const uint32_t sgu = g.activation(p + "shared_gate_up", {N, 2 * Fs});
@@ -502,7 +563,7 @@ extern const Frontend kLlamaFrontend{
      "PhiForCausalLM",       "phi",       "Ernie4_5ForCausalLM",   "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
      "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe",  "Qwen2MoeForCausalLM", "qwen2_moe",
      "Olmo3ForCausalLM",     "olmo3",     "Glm4ForCausalLM",       "glm4",        "Exaone4ForCausalLM",  "exaone4",
-     "SeedOssForCausalLM",   "seed_oss"},
+     "SeedOssForCausalLM",   "seed_oss",  "GptOssForCausalLM",     "gpt_oss"},
     nullptr,
     build_llama};
 

@@ -26,12 +26,15 @@ using WeightFetch = std::function<std::vector<float>(const std::string& name)>;
 //   q and kv_a split into their nope and rope rows), so they stay checkpoint rows that --quantize
 //   (each row on its own) and pre-quantized checkpoints' rows can keep quantized;
 // - constant: f32 data the compiler computed (rope inv_freq);
-// - build: f32 data computed from checkpoint tensors (per-head transposes, as MLA absorption needs).
+// - build: f32 data computed from checkpoint tensors (per-head transposes, as MLA absorption needs);
+//   with layout_only, checkpoint values only moved (GPT-OSS's experts transposed and deinterleaved), which
+//   --quantize quantizes as it would their checkpoint rows.
 struct WeightSource {
   std::vector<std::string> parts;
   std::vector<float> constant;
   std::function<std::vector<float>(const WeightFetch&)> build;
   std::vector<int64_t> rows = {};  // parts only; empty: every row
+  bool layout_only = false;        // build only
 };
 
 struct Value {

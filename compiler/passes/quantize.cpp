@@ -130,6 +130,8 @@ struct Quantized {
   std::vector<std::string> parts;
   std::vector<const StTensor*> stored;  // per part: its pre-quantized rows, or null
   std::vector<int64_t> rows;            // the value's rows of the parts concatenated (WeightSource::rows)
+  // A layout-only build (WeightSource::layout_only): the value's rows, the one part (named as the value).
+  std::function<std::vector<float>(const WeightFetch&)> build;
   std::string name;
   int64_t m = 0, k = 0;
   bool fp8 = false;           // f8e4m3 codes, group values a scale (the last group of a row may be short)
@@ -219,7 +221,7 @@ struct Quantized {
       if (t && (t->shape.size() != 2 || t->shape[1] != k || (!fp8 && t->group != group) ||
                 fp8 != (t->block_scale != nullptr)))
         throw CompileError("internal: pre-quantized '" + p + "' does not fit '" + name + "'");
-      if (!t) w = fetch(p);
+      if (!t) w = build ? build(fetch) : fetch(p);
       const int64_t n = t ? t->shape[0] : int64_t(w.size()) / k;
       if ((!t && n * k != int64_t(w.size())) || (rows.empty() && row + n > m))
         throw CompileError("internal: parts of '" + name + "' do not fit it");
@@ -317,8 +319,13 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   std::vector<uint32_t> moe_partner(g.values.size(), kNoTensor);
   for (const GraphProgram& p : g.programs)
     for (const Node& n : p.nodes) {
-      const bool moe = n.kernel == &kMoeExpertsOp;
-      if (moe && n.inputs.size() != 6) throw CompileError("internal: a moe_experts node without its 6 operands");
+      const bool moe = n.kernel == &kMoeExpertsOp || n.kernel == &kMoeExpertsOpV4;
+      if (n.kernel == &kMoeExpertsOp && n.inputs.size() != 6)
+        throw CompileError("internal: a moe_experts node without its 6 operands");
+      if (n.kernel == &kMoeExpertsOpV4 &&
+          (n.inputs.size() != 12 || n.int_attrs.size() != 3 ||
+           std::any_of(n.inputs.begin() + 6, n.inputs.begin() + 10, [](uint32_t v) { return v != kNoTensor; })))
+        throw CompileError("internal: a moe_experts version 4 node without its 12 operands, or with scales");
       for (size_t i = 0; i < n.inputs.size(); ++i)
         if (n.inputs[i] != kNoTensor)
           ++((n.kernel == &kMatmulOp && i == 1) || (moe && (i == 3 || i == 4)) ||
@@ -352,12 +359,13 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
     }
     auto qz = std::make_shared<Quantized>();
     Value& v = g.values[q_id];
-    qz->parts = v.weight.parts;
+    qz->parts = v.weight.build ? std::vector<std::string>{v.name} : v.weight.parts;
     qz->rows = v.weight.rows;
-    qz->stored = stored_parts(v);
+    qz->build = v.weight.build;
+    qz->stored = v.weight.build ? std::vector<const StTensor*>{nullptr} : stored_parts(v);
     if (!qz->stored.empty() && std::all_of(qz->stored.begin(), qz->stored.end(), [](const StTensor* t) { return t; }))
       ++rep.as_shipped;
-    if (!copy)  // (a copy's parts are counted with the value it copies)
+    if (!copy && !v.weight.build)  // (a copy's parts are counted with the value it copies)
       for (size_t i = 0; i < qz->stored.size(); ++i) {
         const std::string& part = qz->parts[i];
         if (qz->stored[i]) kept_parts.insert(part);
@@ -419,7 +427,8 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
       const std::vector<const StTensor*> st = stored_parts(v);
       const bool all_stored = !st.empty() && std::all_of(st.begin(), st.end(), [](const StTensor* t) { return t; });
       if (v.region != Region::kWeights || !dtype_is_float(v.dtype) || v.shape.size() != 2) why = "not a float weight";
-      else if (v.weight.parts.empty() || v.weight.build) why = "computed by the compiler, not checkpoint rows";
+      else if (v.weight.build ? !v.weight.layout_only : v.weight.parts.empty())
+        why = "computed by the compiler, not checkpoint rows";
       else if (v.lm_head && !o.head && !all_stored)  // a head the checkpoint ships quantized stays so
         why = as_shipped ? "the LM head (not pre-quantized; --quantize " + kind + " --quantize-head quantizes it)"
                          : "the LM head (--quantize-head quantizes it)";
@@ -481,10 +490,23 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
         n.inputs[3] = scale_of[n.inputs[1]];
         n.inputs[4] = asym ? zero_of[n.inputs[1]] : kNoTensor;
         n.inputs[1] = i8_of[n.inputs[1]];
-      } else if (n.kernel == &kMoeExpertsOp && scale_of[n.inputs[3]] != kNoTensor) {
+      } else if ((n.kernel == &kMoeExpertsOp || n.kernel == &kMoeExpertsOpV4) && scale_of[n.inputs[3]] != kNoTensor) {
         if (scale_of[n.inputs[4]] == kNoTensor)
           throw CompileError("internal: one MoE expert weight quantized: " + g.values[n.inputs[3]].name + ", not " +
                              g.values[n.inputs[4]].name);
+        if (n.kernel == &kMoeExpertsOpV4) {  // (the scales and zero points in their places, the rest kept)
+          n.int_attrs[0] = group_of[n.inputs[3]];
+          n.int_attrs[1] = group_of[n.inputs[4]];
+          n.inputs[6] = scale_of[n.inputs[3]];
+          n.inputs[7] = scale_of[n.inputs[4]];
+          if (asym) {
+            n.inputs[8] = zero_of[n.inputs[3]];
+            n.inputs[9] = zero_of[n.inputs[4]];
+          }
+          n.inputs[3] = i8_of[n.inputs[3]];
+          n.inputs[4] = i8_of[n.inputs[4]];
+          continue;
+        }
         n.kernel = asym ? &kMoeExpertsOpV3 : &kMoeExpertsOpV2;
         n.int_attrs = {group_of[n.inputs[3]], group_of[n.inputs[4]]};  // (i8: 0, one scale a row)
         n.inputs.push_back(scale_of[n.inputs[3]]);

@@ -217,7 +217,7 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
       for (int64_t i = 0; i < nr; ++i)
         for (int64_t h = 0; h < nh; ++h) {
           softcap_scores(score_row(i, h) + j0[i], p[i] - j0[i] + 1, a.softcap);
-          softmax_inplace(score_row(i, h) + j0[i], p[i] - j0[i] + 1);
+          softmax_inplace(score_row(i, h) + j0[i], p[i] - j0[i] + 1, attention_sink(a, h0 + h));
         }
       // The weighted sums of V, in key order for every row: both heads share each value row.
       for (int64_t jb = jlo; jb <= jhi; jb += kAttentionKeyBlock) {
@@ -281,7 +281,7 @@ void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
         scores[j - j0] = score_dot(chain, q, k, a.head_dim) * a.scale;
       }
       softcap_scores(scores, p - j0 + 1, a.softcap);
-      softmax_inplace(scores, p - j0 + 1);
+      softmax_inplace(scores, p - j0 + 1, attention_sink(a, h));
       for (int64_t j = j0; j <= p; ++j) {
         const float* v = cache_row(a.v_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);
         axpy_f32(scores[j - j0], v, o, a.head_dim);

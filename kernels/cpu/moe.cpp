@@ -31,7 +31,8 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
       const uint64_t esz = dtype_size(a.gate_dtype);
       for (int64_t e = 0; e < E; ++e)
         scores[e] = dot_f32_any(h, static_cast<const uint8_t*>(a.gate) + uint64_t(e * a.dim) * esz, a.gate_dtype, a.dim,
-                                widened);
+                                widened) +
+                    (a.logit_bias ? load_as_f32(a.bias, a.bias_dtype, uint64_t(e)) : 0.0f);
       if (a.scoring == MoeScoring::kSoftmax) {
         float mx = scores[0];
         for (int64_t e = 1; e < E; ++e) mx = std::max(mx, scores[e]);
@@ -70,8 +71,10 @@ void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
           weight_rows_dot(h, a.w_gu, a.w_dtype, a.gu_scale, a.gu_group, rows, 2 * nf, a.dim, pool.scratch(w), gu,
                           a.gu_zero);
           for (int i = 0; i < nf; ++i) {
-            const float g = gu[2 * i], u = gu[2 * i + 1];
-            act[f + i] = g / (1.0f + std::exp(-g)) * u;
+            float g = gu[2 * i], u = gu[2 * i + 1];
+            if (a.gu_bias) g += a.gu_bias[gu0 + f + i], u += a.gu_bias[gu0 + a.ffn + f + i];
+            act[f + i] = a.activation == MoeActivation::kClampedSwiglu ? moe_clamped_swiglu(g, u, a.alpha, a.limit)
+                                                                       : g / (1.0f + std::exp(-g)) * u;
           }
         }
       });
@@ -83,7 +86,8 @@ void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
           for (int i = 0; i < n; ++i) rows[i] = int64_t(e) * a.dim + d + i;
           weight_rows_dot(act, a.w_down, a.w_dtype, a.down_scale, a.down_group, rows, n, a.ffn, pool.scratch(w), out,
                           a.down_zero);
-          for (int i = 0; i < n; ++i) y[d + i] += wk * out[i];
+          for (int i = 0; i < n; ++i)
+            y[d + i] += wk * (a.down_bias ? out[i] + a.down_bias[int64_t(e) * a.dim + d + i] : out[i]);
         }
       });
     }

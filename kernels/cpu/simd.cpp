@@ -423,15 +423,17 @@ void silu_mul(const float* g, const float* u, float* h, int64_t n) {
   for (; i < n; ++i) h[i] = silu(g[i]) * u[i];
 }
 
-void softmax_inplace(float* s, int64_t n) {
+void softmax_inplace(float* s, int64_t n, float sink) {
   double sum;
+  float mx;
 #ifdef KILN_X86_64_V3_KERNELS
   if (cpu_has_x86_64_v3()) {
-    sum = exp_sum_avx2(s, n, max_avx2(s, n));
+    mx = std::max(max_avx2(s, n), sink);
+    sum = exp_sum_avx2(s, n, mx);
   } else
 #endif
   {
-    float mx = -INFINITY;
+    mx = sink;
     for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
     double acc[8] = {};
     int64_t j = 0;
@@ -440,6 +442,7 @@ void softmax_inplace(float* s, int64_t n) {
     for (int l = 0; j + l < n; ++l) acc[l] += double(s[j + l] = exp_nonpositive(s[j + l] - mx));
     sum = reduce_lanes(acc);
   }
+  if (sink != -INFINITY) sum += double(exp_nonpositive(sink - mx));  // (the sink's weight, dropped)
   const float inv = float(1.0 / sum);
   for (int64_t j = 0; j < n; ++j) s[j] *= inv;
 }

@@ -3,6 +3,7 @@
 // x86-64-v3 (AVX2/FMA) and chosen at load time by the loader. The association order is
 // fixed, so a result does not depend on how work was split across threads.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/dtype.h"
@@ -113,8 +114,9 @@ void silu_mul(const float* g, const float* u, float* h, int64_t n);
 
 // s[0..n) ← softmax(s) in place: max-subtracted, e^x by exp_nonpositive (8 lanes at a time on
 // x86-64-v3, the same bits), summed in double over 8 lanes (element j into lane j mod 8, combined
-// pairwise), each scaled by the sum's reciprocal.
-void softmax_inplace(float* s, int64_t n);
+// pairwise), each scaled by the sum's reciprocal. A sink (GPT-OSS's per-head learned logit; −inf:
+// none) joins the max and the sum as one more score whose weight is dropped.
+void softmax_inplace(float* s, int64_t n, float sink = -INFINITY);
 
 // sum_i x[i]² in double: element i into lane i mod 8, the lanes combined pairwise (softmax_inplace's
 // sum). Each square is exact in double, so fused or not the clones give the same bits.

@@ -81,9 +81,10 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a)
 #pragma unroll
   for (int e = 0; e < PER_LANE; ++e) part_o[warp][lane + 32 * e] = acc[e];
   __syncthreads();
-  float mx = -INFINITY;
+  const float sink = attention_sink(a, h);  // (−inf without sinks: weight 0)
+  float mx = sink;
   for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, part_m[w]);
-  float total = 0.0f;
+  float total = a.sinks ? __expf(sink - mx) : 0.0f;
   for (int w = 0; w < kWarps; ++w) total += part_m[w] == -INFINITY ? 0.0f : part_l[w] * __expf(part_m[w] - mx);
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float o = 0.0f;
@@ -150,7 +151,11 @@ __global__ void __launch_bounds__(cuda::kSdpaThreads, NC <= 10 ? 2 : 1)
     if (t >= a.chunk) continue;
     float* out = a.out + (b * a.chunk + t) * a.n_heads * D + h * D;
     const bool valid = t < nv && start + t >= 0 && start + t < a.max_seq;  // else zeros, as on the CPU
-    const float inv_l = valid ? 1.0f / l[i] : 0.0f;
+    float inv_l = valid ? 1.0f / l[i] : 0.0f;
+    if (valid && a.sinks) {  // the sink joins the softmax: o and l are relative to max m[i]
+      const float sink = a.sinks[h], mx = fmaxf(m[i], sink), f = expf(m[i] - mx);
+      inv_l = f / (l[i] * f + expf(sink - mx));
+    }
 #pragma unroll
     for (int c = 0; c < NC; ++c) {
       const int d = tx + 16 * c;
@@ -295,9 +300,10 @@ __global__ void __launch_bounds__(128) attention_merge_kernel(AttentionArgs a, c
   }
   const int64_t stride = split_stride(a);
   const float* src = part + (r * a.n_heads + h) * splits * stride;
-  float mx = -INFINITY;
+  const float sink = attention_sink(a, h);  // (−inf without sinks: weight 0)
+  float mx = sink;
   for (int s = 0; s < splits; ++s) mx = fmaxf(mx, src[s * stride]);
-  float total = 0.0f;
+  float total = a.sinks ? __expf(sink - mx) : 0.0f;
   for (int s = 0; s < splits; ++s)
     if (src[s * stride] != -INFINITY) total += src[s * stride + 1] * __expf(src[s * stride] - mx);
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {

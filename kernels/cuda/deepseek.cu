@@ -186,7 +186,8 @@ __global__ void __launch_bounds__(kWarps * 32) moe_gate_kernel(MoeRouteArgs a, f
   const int64_t r = blockIdx.y, e = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (e >= a.experts || !cuda::row_valid(a.n_valid, r, a.rows / a.batch)) return;
   const float v = warp_dot_vec(a.h + r * a.dim, a.gate, a.gate_dtype, uint64_t(e * a.dim), a.dim);
-  if ((threadIdx.x & 31) == 0) logits[r * a.experts + e] = v;
+  if ((threadIdx.x & 31) == 0)
+    logits[r * a.experts + e] = a.logit_bias ? v + cuda::ld(a.bias, a.bias_dtype, uint64_t(e)) : v;
 }
 
 // One warp per token: scores, group masking and top-k from its logits, as moe_select does them.
@@ -303,7 +304,11 @@ __global__ void __launch_bounds__(kWarps * 32) moe_act_kernel(MoeExpertsArgs a, 
   const int64_t j = int64_t(e) * 2 * a.ffn + f;  // the gate row; the up row ffn after it
   float v[2];
   gu.dot2(j, j + a.ffn, a.h + r * a.dim, v);
-  if ((threadIdx.x & 31) == 0) a.ws[rk * a.ffn + f] = v[0] / (1.0f + __expf(-v[0])) * v[1];
+  if ((threadIdx.x & 31) != 0) return;
+  if (a.gu_bias) v[0] += a.gu_bias[j], v[1] += a.gu_bias[j + a.ffn];
+  a.ws[rk * a.ffn + f] = a.activation == MoeActivation::kClampedSwiglu
+                             ? moe_clamped_swiglu(v[0], v[1], a.alpha, a.limit)
+                             : v[0] / (1.0f + __expf(-v[0])) * v[1];
 }
 
 template <class Rows>
@@ -315,7 +320,9 @@ __global__ void __launch_bounds__(kWarps * 32) moe_down_kernel(MoeExpertsArgs a,
   for (int64_t k = 0; k < a.top_k; ++k) {
     const int32_t e = a.ids[r * a.top_k + k];
     if (e < 0 || e >= a.experts) continue;
-    total += a.weights[r * a.top_k + k] * down.dot(int64_t(e) * a.dim + d, a.ws + (r * a.top_k + k) * a.ffn);
+    const int64_t j = int64_t(e) * a.dim + d;
+    const float out = down.dot(j, a.ws + (r * a.top_k + k) * a.ffn);
+    total += a.weights[r * a.top_k + k] * (a.down_bias ? out + a.down_bias[j] : out);
   }
   if ((threadIdx.x & 31) == 0) a.y[r * a.dim + d] += total;
 }

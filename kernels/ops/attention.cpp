@@ -18,6 +18,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
     return invalid_argument("sliding window is negative or longer than the cache");
   if (c.launch().float_attrs.size() > 1 && !(std::isfinite(c.fattr32(1)) && c.fattr32(1) >= 0))
     return invalid_argument("attention softcap is negative or not finite");
+  if (c.launch().inputs.size() > 5 && c.has_in(5)) KILN_RETURN_IF_ERROR(c.expect(c.in(5), "sinks", {DType::F32}, {h}));
   *scratch = attention_scratch_floats(c.model().max_seq, hd);
   return Status::ok();
 }
@@ -39,7 +40,8 @@ AttentionArgs args(const OpLaunch& l) {
           l.iattr(2),
           l.fattr32(0),
           l.launch().int_attrs.size() > 3 ? l.iattr(3) : 0,
-          l.launch().float_attrs.size() > 1 ? l.fattr32(1) : 0.0f};
+          l.launch().float_attrs.size() > 1 ? l.fattr32(1) : 0.0f,
+          l.launch().inputs.size() > 5 ? static_cast<const float*>(l.in_ptr(5)) : nullptr};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -61,11 +63,11 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-// Version 2 added the window attribute, version 3 the softcap; version 1 plans (no window) and
-// version 2 plans (no softcap) still load.
+// Version 2 added the window attribute, version 3 the softcap, version 4 the sinks; version 1 plans
+// (no window), version 2 plans (no softcap) and version 3 plans (no sinks) still load.
 const OpDef kAttentionOp{"attention",
-                         3,
-                         5,
+                         4,
+                         6,
                          1,
                          4,
                          2,
@@ -77,8 +79,15 @@ const OpDef kAttentionOp{"attention",
                          KILN_CUDA_BIND(bind_cuda),
                          KILN_CUDA_BIND(cuda_scratch_bytes)};
 
-const OpDef kAttentionOpV2 = [] {
+const OpDef kAttentionOpV3 = [] {
   OpDef d = kAttentionOp;
+  d.version = 3;
+  d.n_inputs = 5;
+  return d;
+}();
+
+const OpDef kAttentionOpV2 = [] {
+  OpDef d = kAttentionOpV3;
   d.version = 2;
   d.n_float_attrs = 1;
   return d;

@@ -1,5 +1,6 @@
 // moe_experts (kernels/moe.h): the routed experts' SwiGLU MLPs, weighted and summed per token.
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 
 #include "kernels/matmul.h"
@@ -21,11 +22,15 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   const int64_t ffn = cmul(c.in(4)->shape[1], c.in(4)->dtype == DType::I4 ? 2 : 1);
   if (c.in(4)->shape[0] % dim != 0) return invalid_argument("w_down rows are not a multiple of dim");
   const int64_t e = c.in(4)->shape[0] / dim;
-  if (c.launch().inputs.size() > 6) KILN_RETURN_IF_ERROR(expect_in_weights(c, {3, 4, 6, 7, 8, 9}));
+  const size_t n_in = c.launch().inputs.size();
+  // Version 4 has every input of versions 2-3, absent for float weights (then it checks as version 1).
+  const bool v4 = n_in > 10, asym = v4 ? c.has_in(8) || c.has_in(9) : n_in > 8;
+  const bool quant = v4 ? asym || c.has_in(6) || c.has_in(7) : n_in > 6;
+  if (quant) KILN_RETURN_IF_ERROR(expect_in_weights(c, {3, 4, 6, 7, 8, 9}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(0), "h", {DType::F32}, {rows, dim}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(1), "ids", {DType::I32}, {rows, k}));
   KILN_RETURN_IF_ERROR(c.expect(c.in(2), "weights", {DType::F32}, {rows, k}));
-  if (c.launch().inputs.size() > 8) {  // version 3: asymmetric i4 weights with their zero points
+  if (asym) {  // version 3: asymmetric i4 weights with their zero points
     for (int i : {3, 4})
       if (c.in(i)->dtype != DType::I4)
         return invalid_argument("moe_experts version 3 takes i4 weights, not " +
@@ -37,7 +42,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
         return invalid_argument("asymmetric i4 expert weights '" + c.in(3)->name + "' without their " + role);
       KILN_RETURN_IF_ERROR(c.expect(c.in(zi), role, {DType::I8}, c.in(si)->shape));
     }
-  } else if (c.launch().inputs.size() > 6) {  // version 2: quantized weights
+  } else if (quant) {  // version 2: quantized weights
     const DType t = c.in(3)->dtype;
     if (t != DType::I8 && t != DType::I4 && t != DType::F8E4M3)
       return invalid_argument("moe_experts version 2 takes i8, i4 or f8e4m3 weights, not " +
@@ -56,13 +61,24 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect_n_valid(5, rows));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "y", {DType::F32}, {rows, dim}));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "ws", {DType::F32}, {cmul(rows, k), ffn}));
+  if (v4) {  // the biases and the activation
+    if (c.has_in(10)) KILN_RETURN_IF_ERROR(c.expect(c.in(10), "gu_bias", {DType::F32}, {cmul(e, 2, ffn)}));
+    if (c.has_in(11)) KILN_RETURN_IF_ERROR(c.expect(c.in(11), "down_bias", {DType::F32}, {cmul(e, dim)}));
+    const int64_t act = c.iattr(2);
+    const float alpha = c.fattr32(0), limit = c.fattr32(1);
+    if (act != int64_t(MoeActivation::kSwiglu) && act != int64_t(MoeActivation::kClampedSwiglu))
+      return invalid_argument("expert activation " + std::to_string(act) + " is not 0 (SwiGLU) or 1 (clamped SwiGLU)");
+    if (act == int64_t(MoeActivation::kClampedSwiglu) && !(std::isfinite(alpha) && std::isfinite(limit) && limit > 0))
+      return invalid_argument("the clamped SwiGLU's alpha is not finite or its limit not positive and finite");
+  }
   *scratch = moe_experts_scratch_floats(dim, ffn);
   return Status::ok();
 }
 
 MoeExpertsArgs args(const OpLaunch& l) {
   const int64_t dim = l.in(0)->shape[1];
-  const bool v2 = l.launch().inputs.size() > 6, v3 = l.launch().inputs.size() > 8;
+  const size_t n_in = l.launch().inputs.size();
+  const bool v4 = n_in > 10, v2 = n_in > 6 && l.has_in(6), v3 = n_in > 8 && l.has_in(8);
   return {l.in_f32(0),
           l.in_i32(1),
           l.in_f32(2),
@@ -83,7 +99,12 @@ MoeExpertsArgs args(const OpLaunch& l) {
           v2 ? l.iattr(0) : 0,
           v2 ? l.iattr(1) : 0,
           v3 ? static_cast<const int8_t*>(l.in_ptr(8)) : nullptr,
-          v3 ? static_cast<const int8_t*>(l.in_ptr(9)) : nullptr};
+          v3 ? static_cast<const int8_t*>(l.in_ptr(9)) : nullptr,
+          v4 ? static_cast<const float*>(l.in_ptr(10)) : nullptr,
+          v4 ? static_cast<const float*>(l.in_ptr(11)) : nullptr,
+          v4 ? MoeActivation(l.iattr(2)) : MoeActivation::kSwiglu,
+          v4 ? l.fattr32(0) : 0.0f,
+          v4 ? l.fattr32(1) : 0.0f};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -115,5 +136,10 @@ const OpDef kMoeExpertsOp{"moe_experts",
 
 const OpDef kMoeExpertsOpV2 = later_version(kMoeExpertsOp, 2, 8, 2);
 const OpDef kMoeExpertsOpV3 = later_version(kMoeExpertsOpV2, 3, 10, 2);
+const OpDef kMoeExpertsOpV4 = [] {
+  OpDef d = later_version(kMoeExpertsOpV3, 4, 12, 3);
+  d.n_float_attrs = 2;
+  return d;
+}();
 
 }  // namespace kiln

@@ -26,6 +26,11 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
                       k > cmul(topk_group, e / groups) || (method == 2 && e / groups < 2)))
     return invalid_argument("expert groups are invalid");
   if (method == 2 && !c.has_in(2)) return invalid_argument("noaux_tc routing needs the correction bias");
+  if (c.launch().int_attrs.size() > 5) {  // version 2: logit_bias
+    if (c.iattr(5) != 0 && c.iattr(5) != 1) return invalid_argument("routing attributes are invalid");
+    if (c.iattr(5) == 1 && (method == 2 || !c.has_in(2)))
+      return invalid_argument("a logit bias needs the bias input and a routing other than noaux_tc");
+  }
   *scratch = moe_route_scratch_floats(e, dim, c.in(1)->dtype);
   return Status::ok();
 }
@@ -49,7 +54,8 @@ MoeRouteArgs args(const OpLaunch& l) {
           l.iattr(4) != 0,
           l.fattr32(0),
           l.in_i32(3),
-          l.batch_of(3)};
+          l.batch_of(3),
+          l.launch().int_attrs.size() > 5 && l.iattr(5) == 1};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -71,11 +77,12 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
+// Version 2 added the logit_bias attribute; version 1 plans still load.
 const OpDef kMoeRouteOp{"moe_route",
-                        1,
+                        2,
                         4,
                         2,
-                        5,
+                        6,
                         1,
                         {{3, "n_valid"}},
                         1,
@@ -84,5 +91,12 @@ const OpDef kMoeRouteOp{"moe_route",
                         bind_cpu_kernel<args, moe_route_cpu>,
                         KILN_CUDA_BIND(bind_cuda),
                         KILN_CUDA_BIND(cuda_scratch_bytes)};
+
+const OpDef kMoeRouteOpV1 = [] {
+  OpDef d = kMoeRouteOp;
+  d.version = 1;
+  d.n_int_attrs = 5;
+  return d;
+}();
 
 }  // namespace kiln

@@ -41,7 +41,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "GraniteConfig" || cls == "Gemma2Config" || cls == "GemmaConfig" || cls == "SmolLM3Config" ||
       cls == "PhiConfig" || cls == "Ernie4_5Config" || cls == "Olmo2Config" || cls == "MinistralConfig" ||
       cls == "GraniteMoeConfig" || cls == "Qwen2MoeConfig" || cls == "Olmo3Config" || cls == "Glm4Config" ||
-      cls == "Exaone4Config" || cls == "SeedOssConfig")
+      cls == "Exaone4Config" || cls == "SeedOssConfig" || cls == "GptOssConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -96,6 +96,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "Glm4Config",
                                 "Exaone4Config",
                                 "SeedOssConfig",
+                                "GptOssConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -267,10 +268,11 @@ TEST_CASE("config keys: a key left out reads as the library's default, or is ref
   // build the same model, or refuse, naming the key; never quietly use another default.
   TempDir d;
   for (const char* cls :
-       {"LlamaConfig", "MistralConfig",  "MixtralConfig", "Qwen2Config",      "Qwen3Config",      "Qwen3MoeConfig",
-        "Phi3Config",  "GemmaConfig",    "Gemma2Config",  "Gemma3TextConfig", "GraniteConfig",    "SmolLM3Config",
-        "PhiConfig",   "Ernie4_5Config", "Olmo2Config",   "MinistralConfig",  "GraniteMoeConfig", "Qwen2MoeConfig",
-        "Olmo3Config", "Glm4Config",     "Exaone4Config", "SeedOssConfig",    "DeepseekV2Config", "DeepseekV3Config"}) {
+       {"LlamaConfig",     "MistralConfig",    "MixtralConfig",  "Qwen2Config",      "Qwen3Config",
+        "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",    "Gemma2Config",     "Gemma3TextConfig",
+        "GraniteConfig",   "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config",   "Olmo2Config",
+        "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",      "Glm4Config",
+        "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",   "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     const std::string want = config_fingerprint(cls, full, d);
@@ -297,10 +299,11 @@ TEST_CASE("config keys: a null boolean reads as false, as Python's None does") {
   // as None, and its models test it with `if config.key:`: false, whatever the default.
   TempDir d;
   for (const char* cls :
-       {"LlamaConfig", "MistralConfig",  "MixtralConfig", "Qwen2Config",      "Qwen3Config",      "Qwen3MoeConfig",
-        "Phi3Config",  "GemmaConfig",    "Gemma2Config",  "Gemma3TextConfig", "GraniteConfig",    "SmolLM3Config",
-        "PhiConfig",   "Ernie4_5Config", "Olmo2Config",   "MinistralConfig",  "GraniteMoeConfig", "Qwen2MoeConfig",
-        "Olmo3Config", "Glm4Config",     "Exaone4Config", "SeedOssConfig",    "DeepseekV2Config", "DeepseekV3Config"}) {
+       {"LlamaConfig",     "MistralConfig",    "MixtralConfig",  "Qwen2Config",      "Qwen3Config",
+        "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",    "Gemma2Config",     "Gemma3TextConfig",
+        "GraniteConfig",   "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config",   "Olmo2Config",
+        "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",      "Glm4Config",
+        "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",   "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     for (auto it = full.begin(); it != full.end(); ++it) {

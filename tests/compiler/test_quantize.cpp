@@ -1070,8 +1070,8 @@ TEST_CASE("quantize: edited plans of quantized MoE experts are refused by the ve
 // plan dtype, and stay near transformers' unquantized logits (int8 moves the LLaMA fixtures' logits
 // by 2-2.5%, see the case above; these by 1.4-2.2%).
 TEST_CASE(
-    "quantize: DeepSeek (MLA, MoE), Mixtral, Qwen2-MoE and Gemma 3 int8, int4 and fp8 plans run near the unquantized "
-    "logits") {
+    "quantize: DeepSeek (MLA, MoE), Mixtral, Qwen2-MoE, GPT-OSS and Gemma 3 int8, int4 and fp8 plans run near the "
+    "unquantized logits") {
   TempDir d;
   struct Case {
     const char *family, *name, *kept, *scheme;
@@ -1092,7 +1092,11 @@ TEST_CASE(
                         // Qwen2-MoE's shared expert is quantized, its gate (one row) kept as the routers
                         Case{"qwen2_moe", "shared_f32", "a gate (Qwen2-MoE's shared_expert_gate", "int8", 0.1},
                         Case{"qwen2_moe", "shared_f32", "a gate (Qwen2-MoE's shared_expert_gate", "int4", 0.5},
-                        Case{"qwen2_moe", "shared_f32", "a gate (Qwen2-MoE's shared_expert_gate", "fp8", 0.2}}) {
+                        Case{"qwen2_moe", "shared_f32", "a gate (Qwen2-MoE's shared_expert_gate", "fp8", 0.2},
+                        // GPT-OSS's experts (transposed and deinterleaved from the checkpoint) quantized too
+                        Case{"gpt_oss", "sinks_f32", "the LM head", "int8", 0.1},
+                        Case{"gpt_oss", "sinks_f32", "the LM head", "int4", 0.5},
+                        Case{"gpt_oss", "sinks_f32", "the LM head", "fp8", 0.2}}) {
     CAPTURE(std::string(c.name));
     CAPTURE(std::string(c.scheme));
     const std::string dir = kiln::test::fixture(c.name, c.family);
@@ -1116,13 +1120,15 @@ TEST_CASE(
     CHECK(i8 > 0);
     // Qwen2-MoE: its shared expert's gate kept in f32, the shared expert quantized (both found).
     CHECK(shared == (std::string(c.family) == "qwen2_moe" ? 22 : 0));
-    // DeepSeek's and Mixtral's routed experts are quantized too (moe_experts version 2).
-    int moe_v2 = 0;
+    // DeepSeek's, Mixtral's and GPT-OSS's routed experts are quantized too (moe_experts version 2; GPT-OSS's
+    // version 4 with the scales in its place).
+    int moe_q = 0;
     for (const ProgramInfo& p : plan->programs())
       for (const LaunchInfo& l : p.launches)
-        moe_v2 +=
-            std::string(plan->kernels()[l.kernel]->name) == "moe_experts" && plan->kernels()[l.kernel]->version == 2;
-    CHECK((moe_v2 > 0) == (std::string(c.family) != "gemma3"));
+        moe_q += std::string(plan->kernels()[l.kernel]->name) == "moe_experts" &&
+                 plan->kernels()[l.kernel]->version == (std::string(c.family) == "gpt_oss" ? 4u : 2u) &&
+                 plan->tensors()[l.inputs[3]].dtype == qt && l.inputs[6] != kNoTensor;
+    CHECK((moe_q > 0) == (std::string(c.family) != "gemma3"));
     auto ctx = Context::create(plan, {}).take();
     std::vector<float> logits(ref.logits.size(), std::nanf(""));
     REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.data()).is_ok());

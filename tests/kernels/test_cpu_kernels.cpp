@@ -2,6 +2,7 @@
 // poisoned (NaN) before the run so an unwritten element fails.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -785,6 +786,113 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
   }
 }
 
+// GPT-OSS's MoE: moe_route version 2 adds the router bias to every logit before the softmax and the
+// top k (renormalized: the softmax over the top k logits); moe_experts version 4 adds each expert's gate,
+// up and down biases and applies the clamped SwiGLU (up' + 1)·gate'·sigmoid(alpha·gate'), gate' =
+// min(gate, limit), up' = clamp(up, ±limit). Both against double references, with ids out of range
+// and padding rows skipped, on 1 and 2 threads; the limit low enough that values reach it.
+TEST_CASE("moe_route's logit bias and moe_experts' biases and clamped SwiGLU match double references") {
+  const int64_t E = 5, D = 40, F = 24, K = 2, rows = 4;
+  uint32_t seed = 2950;
+  const auto h = random_floats(size_t(rows * D), seed++, 2.0f);
+  const auto gate = random_floats(size_t(E * D), seed++, 0.5f), rbias = random_floats(size_t(E), seed++, 1.0f);
+  const std::vector<int32_t> valid = {3};  // row 3 is padding
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    ThreadPool pool(threads, moe_route_scratch_floats(E, D, DType::F32) + moe_experts_scratch_floats(D, F));
+    // --- the router
+    std::vector<int32_t> ids(size_t(rows * K), 99);
+    std::vector<float> w(size_t(rows * K), kNaN);
+    MoeRouteArgs ra{h.data(),
+                    gate.data(),
+                    DType::F32,
+                    rbias.data(),
+                    DType::F32,
+                    ids.data(),
+                    w.data(),
+                    rows,
+                    D,
+                    E,
+                    K,
+                    MoeTopk::kGreedy,
+                    MoeScoring::kSoftmax,
+                    1,
+                    1,
+                    true,
+                    1.0f,
+                    valid.data(),
+                    1,
+                    true};
+    moe_route_cpu(ra, pool);
+    for (int64_t r = 0; r < rows; ++r) {
+      if (r >= valid[0]) {
+        for (int64_t k = 0; k < K; ++k) CHECK(ids[size_t(r * K + k)] == -1);
+        continue;
+      }
+      std::vector<double> lg(static_cast<size_t>(E));
+      for (int64_t e = 0; e < E; ++e) {
+        double d = rbias[size_t(e)];
+        for (int64_t i = 0; i < D; ++i) d += double(h[size_t(r * D + i)]) * gate[size_t(e * D + i)];
+        lg[size_t(e)] = d;
+      }
+      std::vector<int64_t> order(static_cast<size_t>(E));
+      for (int64_t e = 0; e < E; ++e) order[size_t(e)] = e;
+      std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return lg[size_t(x)] > lg[size_t(y)]; });
+      REQUIRE(lg[size_t(order[size_t(K - 1)])] - lg[size_t(order[size_t(K)])] > 1e-3);  // (no near tie)
+      double z = 0;
+      for (int64_t k = 0; k < K; ++k) z += std::exp(lg[size_t(order[size_t(k)])] - lg[size_t(order[0])]);
+      for (int64_t k = 0; k < K; ++k) {
+        CHECK(ids[size_t(r * K + k)] == order[size_t(k)]);
+        CHECK(w[size_t(r * K + k)] ==
+              doctest::Approx(std::exp(lg[size_t(order[size_t(k)])] - lg[size_t(order[0])]) / z).epsilon(1e-6));
+      }
+    }
+    // --- the experts (ids chosen here: one out of range)
+    const std::vector<int32_t> eids = {0, 4, 2, 7, 3, 3, 1, 0};
+    const auto ew = random_floats(size_t(rows * K), seed++);
+    const auto gu = random_floats(size_t(E * 2 * F * D), seed++, 0.6f),
+               down = random_floats(size_t(E * D * F), seed++, 0.3f);
+    const auto gub = random_floats(size_t(E * 2 * F), seed++, 0.5f), downb = random_floats(size_t(E * D), seed++, 0.5f);
+    const float alpha = 1.702f, limit = 1.25f;
+    std::vector<float> y(size_t(rows * D), 0.25f), ws(size_t(rows * K * F));
+    MoeExpertsArgs a{h.data(), eids.data(), ew.data(), gu.data(), down.data(), DType::F32,   y.data(), ws.data(),
+                     rows,     D,           E,         F,         K,           valid.data(), 1};
+    a.gu_bias = gub.data();
+    a.down_bias = downb.data();
+    a.activation = MoeActivation::kClampedSwiglu;
+    a.alpha = alpha;
+    a.limit = limit;
+    moe_experts_cpu(a, pool);
+    std::vector<float> ref(size_t(rows * D), 0.25f);
+    int clamped = 0;
+    for (int64_t r = 0; r < valid[0]; ++r)
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t e = eids[size_t(r * K + k)];
+        if (e < 0 || e >= E) continue;
+        std::vector<double> act(static_cast<size_t>(F));
+        for (int64_t f = 0; f < F; ++f) {
+          double g = gub[size_t(e * 2 * F + f)], u = gub[size_t(e * 2 * F + F + f)];
+          for (int64_t i = 0; i < D; ++i) {
+            g += double(h[size_t(r * D + i)]) * gu[size_t((e * 2 * F + f) * D + i)];
+            u += double(h[size_t(r * D + i)]) * gu[size_t((e * 2 * F + F + f) * D + i)];
+          }
+          clamped += g > limit || std::fabs(u) > limit;
+          g = std::min(g, double(limit));
+          u = std::max(-double(limit), std::min(u, double(limit)));
+          act[size_t(f)] = (u + 1) * g / (1 + std::exp(-double(alpha) * g));
+        }
+        for (int64_t d = 0; d < D; ++d) {
+          double o = downb[size_t(e * D + d)];
+          for (int64_t f = 0; f < F; ++f) o += act[size_t(f)] * down[size_t((e * D + d) * F + f)];
+          ref[size_t(r * D + d)] += float(double(ew[size_t(r * K + k)]) * o);
+        }
+      }
+    CHECK(clamped > 20);  // (the clamp is exercised)
+    CHECK(rel_l2(y.data(), ref.data(), ref.size()) < 1e-6);
+    for (int64_t i = valid[0] * D; i < rows * D; ++i) CHECK(y[size_t(i)] == 0.25f);  // padding rows untouched
+  }
+}
+
 // The row helpers the MoE experts and head_matmul read weights through: weight_rows_dot (up to 4 rows
 // side by side, in any order, a short set too) gives weight_row_dot's bits row by row, and weight_row_dot
 // gives dot_f32's on weight_row_values (i8: on q, times the row's scale), for every weight dtype, each CPU
@@ -1435,7 +1543,7 @@ void check_attention_loop(const AttentionArgs& a, const std::vector<float>& k_r,
           scores[size_t(j - j0)] = attention_softcap(
               (a.chunk >= kGemmMinRows ? gemm_ref(q, k, hd) : dot_f32(q, k, hd)) * a.scale, a.softcap);
         }
-        softmax_inplace(scores.data(), p - j0 + 1);
+        softmax_inplace(scores.data(), p - j0 + 1, attention_sink(a, h));
         for (int64_t j = j0; j <= p; ++j)
           axpy_f32(scores[size_t(j - j0)], v_r.data() + base + size_t(j * KVH * hd), o.data(), hd);
       }
@@ -1443,7 +1551,8 @@ void check_attention_loop(const AttentionArgs& a, const std::vector<float>& k_r,
     }
 }
 
-TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, windows, soft caps, cache dtypes)") {
+TEST_CASE(
+    "attention equals the per-head loop bit for bit (groups, head dims, windows, soft caps, sinks, cache dtypes)") {
   const std::string tiers = tiers_exercised("the AVX2 tiles");
   MESSAGE(tiers);
   uint32_t seed = 900;
@@ -1478,11 +1587,15 @@ TEST_CASE("attention equals the per-head loop bit for bit (groups, head dims, wi
               auto qkv = random_floats(size_t(batch * chunk * width), seed++, 3.0f);
               std::vector<float> out(size_t(batch * chunk * H * hd), kNaN);
               const float scale = 0.37f;
+              // GPT-OSS's sinks on a third of the cases (around the scores' scale)
+              const std::vector<float> sinks = random_floats(size_t(H), seed++, 3.0f);
+              const float* sk = (hd + window + chunk) % 3 == 0 ? sinks.data() : nullptr;
+              CAPTURE(sk != nullptr);
               attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(),
-                                          out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap},
+                                          out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap, sk},
                             pool);
               check_attention_loop(AttentionArgs{qkv.data(), nullptr, nullptr, cache_t, start.data(), valid.data(),
-                                                 out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap},
+                                                 out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap, sk},
                                    k_r, v_r);
             }
 }
@@ -1516,71 +1629,81 @@ TEST_CASE("attention past max_seq 4096 (odd row blocks) keeps its scratch aligne
 // window 0: every earlier position; 3 and 1: the last three, the position itself; 9: longer
 // than every row's context, so it cuts nothing. Soft cap 0.6 (Gemma 2's cap·tanh(s / cap), small
 // enough to bend these scores) or none.
-TEST_CASE("kv_write and attention match a double reference for causal GQA with padding rows, windows and soft caps") {
+// Sinks (GPT-OSS): one more logit per head in each softmax, weighing no value; a sink far above the
+// scores (+30) leaves almost nothing, one far below (−30) almost the plain softmax.
+TEST_CASE(
+    "kv_write and attention match a double reference for causal GQA with padding rows, windows, soft caps and sinks") {
   for (DType cache_t : {DType::F32, DType::BF16})
     for (int64_t window : {0, 3, 1, 9})
-      for (const float cap : {0.0f, 0.6f}) {
-        CAPTURE(std::string(dtype_name(cache_t)));
-        CAPTURE(window);
-        CAPTURE(cap);
-        const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
-        ThreadPool pool(2, attention_scratch_floats(S, hd));
-        // The cache already holds earlier positions; this step appends at start_pos.
-        std::vector<int32_t> start = {5, 0}, valid = {3, 4};
-        std::vector<float> k_all = random_floats(size_t(batch * S * KVH * hd), 12),
-                           v_all = random_floats(k_all.size(), 13);
-        std::vector<float> k_r, v_r;
-        auto kc = store(k_all, cache_t, &k_r);
-        auto vc = store(v_all, cache_t, &v_r);
-        auto qkv = random_floats(size_t(batch * chunk * width), 14);
-        kv_write_cpu(KvWriteArgs{qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), cache_t, batch, chunk, S,
-                                 H, KVH, hd},
-                     pool);
-        // Expected cache: new k/v (rounded to the cache dtype) at start+t for t < valid.
-        for (int64_t b = 0; b < batch; ++b)
-          for (int64_t t = 0; t < valid[size_t(b)]; ++t)
-            for (int64_t i = 0; i < KVH * hd; ++i) {
-              const size_t c = size_t((b * S + start[size_t(b)] + t) * KVH * hd + i);
-              const size_t q = size_t((b * chunk + t) * width + H * hd + i);
-              k_r[c] = load_as_f32(kc.data(), cache_t, c);
-              REQUIRE(std::fabs(load_as_f32(kc.data(), cache_t, c) - qkv[q]) <= std::fabs(qkv[q]) * 4e-3f);
-              REQUIRE(std::fabs(load_as_f32(vc.data(), cache_t, c) - qkv[q + size_t(KVH * hd)]) <=
-                      std::fabs(qkv[q + size_t(KVH * hd)]) * 4e-3f);
-              v_r[c] = load_as_f32(vc.data(), cache_t, c);
-            }
-        std::vector<float> out(size_t(batch * chunk * H * hd), kNaN), ref(out.size(), 0.0f);
-        const float scale = 1.0f / std::sqrt(float(hd));
-        attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
-                                    batch, chunk, S, H, KVH, hd, scale, window, cap},
-                      pool);
-        for (int64_t b = 0; b < batch; ++b)
-          for (int64_t t = 0; t < valid[size_t(b)]; ++t)
-            for (int64_t h = 0; h < H; ++h) {
-              const int64_t p = start[size_t(b)] + t, kvh = h / (H / KVH);
-              // Visible: j <= p and, with a window, j > p - window (transformers' sliding mask).
-              auto visible = [&](int64_t j) { return j <= p && (window == 0 || j > p - window); };
-              std::vector<double> s(size_t(p + 1), 0.0);
-              double mx = -1e300, sum = 0;
-              for (int64_t j = 0; j <= p; ++j) {
-                if (!visible(j)) continue;
-                double d = 0;
-                for (int64_t i = 0; i < hd; ++i)
-                  d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) *
-                       k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
-                s[size_t(j)] = cap > 0 ? double(cap) * std::tanh(d * scale / double(cap)) : d * scale;
-                mx = std::max(mx, s[size_t(j)]);
+      for (const float cap : {0.0f, 0.6f})
+        for (int sink_kind = 0; sink_kind < 3; ++sink_kind) {  // none, drawn, ±30
+          CAPTURE(std::string(dtype_name(cache_t)));
+          CAPTURE(window);
+          CAPTURE(cap);
+          CAPTURE(sink_kind);
+          const std::vector<float> sinks =
+              sink_kind == 1 ? random_floats(4, 15, 2.0f) : std::vector<float>{30.0f, -30.0f, 0.5f, -1.0f};
+          const float* sk = sink_kind == 0 ? nullptr : sinks.data();
+          const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
+          ThreadPool pool(2, attention_scratch_floats(S, hd));
+          // The cache already holds earlier positions; this step appends at start_pos.
+          std::vector<int32_t> start = {5, 0}, valid = {3, 4};
+          std::vector<float> k_all = random_floats(size_t(batch * S * KVH * hd), 12),
+                             v_all = random_floats(k_all.size(), 13);
+          std::vector<float> k_r, v_r;
+          auto kc = store(k_all, cache_t, &k_r);
+          auto vc = store(v_all, cache_t, &v_r);
+          auto qkv = random_floats(size_t(batch * chunk * width), 14);
+          kv_write_cpu(KvWriteArgs{qkv.data(), start.data(), valid.data(), kc.data(), vc.data(), cache_t, batch, chunk,
+                                   S, H, KVH, hd},
+                       pool);
+          // Expected cache: new k/v (rounded to the cache dtype) at start+t for t < valid.
+          for (int64_t b = 0; b < batch; ++b)
+            for (int64_t t = 0; t < valid[size_t(b)]; ++t)
+              for (int64_t i = 0; i < KVH * hd; ++i) {
+                const size_t c = size_t((b * S + start[size_t(b)] + t) * KVH * hd + i);
+                const size_t q = size_t((b * chunk + t) * width + H * hd + i);
+                k_r[c] = load_as_f32(kc.data(), cache_t, c);
+                REQUIRE(std::fabs(load_as_f32(kc.data(), cache_t, c) - qkv[q]) <= std::fabs(qkv[q]) * 4e-3f);
+                REQUIRE(std::fabs(load_as_f32(vc.data(), cache_t, c) - qkv[q + size_t(KVH * hd)]) <=
+                        std::fabs(qkv[q + size_t(KVH * hd)]) * 4e-3f);
+                v_r[c] = load_as_f32(vc.data(), cache_t, c);
               }
-              for (int64_t j = 0; j <= p; ++j) sum += (s[size_t(j)] = visible(j) ? std::exp(s[size_t(j)] - mx) : 0.0);
-              for (int64_t i = 0; i < hd; ++i) {
-                double o = 0;
-                for (int64_t j = 0; j <= p; ++j)
-                  o += s[size_t(j)] / sum * v_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
-                ref[size_t((b * chunk + t) * H * hd + h * hd + i)] = float(o);
+          std::vector<float> out(size_t(batch * chunk * H * hd), kNaN), ref(out.size(), 0.0f);
+          const float scale = 1.0f / std::sqrt(float(hd));
+          attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
+                                      batch, chunk, S, H, KVH, hd, scale, window, cap, sk},
+                        pool);
+          for (int64_t b = 0; b < batch; ++b)
+            for (int64_t t = 0; t < valid[size_t(b)]; ++t)
+              for (int64_t h = 0; h < H; ++h) {
+                const int64_t p = start[size_t(b)] + t, kvh = h / (H / KVH);
+                // Visible: j <= p and, with a window, j > p - window (transformers' sliding mask).
+                auto visible = [&](int64_t j) { return j <= p && (window == 0 || j > p - window); };
+                std::vector<double> s(size_t(p + 1), 0.0);
+                double mx = -1e300, sum = 0;
+                for (int64_t j = 0; j <= p; ++j) {
+                  if (!visible(j)) continue;
+                  double d = 0;
+                  for (int64_t i = 0; i < hd; ++i)
+                    d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) *
+                         k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
+                  s[size_t(j)] = cap > 0 ? double(cap) * std::tanh(d * scale / double(cap)) : d * scale;
+                  mx = std::max(mx, s[size_t(j)]);
+                }
+                if (sk) mx = std::max(mx, double(sk[h]));
+                for (int64_t j = 0; j <= p; ++j) sum += (s[size_t(j)] = visible(j) ? std::exp(s[size_t(j)] - mx) : 0.0);
+                if (sk) sum += std::exp(double(sk[h]) - mx);  // (the sink's weight, on no value)
+                for (int64_t i = 0; i < hd; ++i) {
+                  double o = 0;
+                  for (int64_t j = 0; j <= p; ++j)
+                    o += s[size_t(j)] / sum * v_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
+                  ref[size_t((b * chunk + t) * H * hd + h * hd + i)] = float(o);
+                }
               }
-            }
-        // Padding rows (t >= valid) must be zeros, not left over.
-        CHECK(rel_l2(out.data(), ref.data(), ref.size()) < 1e-6);
-      }
+          // Padding rows (t >= valid) must be zeros, not left over.
+          CHECK(rel_l2(out.data(), ref.data(), ref.size()) < 1e-6);
+        }
 }
 
 // The fused ops (kernels/fused.h) run their parts on the CPU: bit for bit what the separate

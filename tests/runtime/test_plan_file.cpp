@@ -63,6 +63,25 @@ fb::Launch* last_rows_launch(fb::Plan* p) {
   return nullptr;
 }
 
+// The tensor whose name ends in suffix.
+uint32_t tensor_named(const fb::Plan* p, const std::string& suffix) {
+  for (flatbuffers::uoffset_t i = 0; i < p->tensors()->size(); ++i) {
+    const std::string n = p->tensors()->Get(i)->name()->str();
+    if (n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) return i;
+  }
+  FAIL("no tensor named *" << suffix);
+  return 0;
+}
+
+// The prefill program's (program 0's) nth launch of this kernel.
+fb::Launch* prefill_launch(fb::Plan* p, const std::string& kernel, int nth = 0) {
+  auto* ls = p->mutable_programs()->GetMutableObject(0)->mutable_launches();
+  for (flatbuffers::uoffset_t i = 0; i < ls->size(); ++i)
+    if (p->kernels()->Get(ls->Get(i)->kernel())->name()->str() == kernel && nth-- == 0) return ls->GetMutableObject(i);
+  FAIL("the prefill program has no " << kernel << " launch");
+  return nullptr;
+}
+
 // The position of a program's input or output of this name.
 flatbuffers::uoffset_t input_slot(const fb::Program* p, const std::string& name) {
   for (flatbuffers::uoffset_t i = 0; i < p->input_names()->size(); ++i)
@@ -421,22 +440,8 @@ TEST_CASE(
       },
       &o);
   REQUIRE(load(bytes).is_ok());
-  auto tensor = [](const fb::Plan* p, const std::string& suffix) -> uint32_t {
-    for (flatbuffers::uoffset_t i = 0; i < p->tensors()->size(); ++i) {
-      const std::string n = p->tensors()->Get(i)->name()->str();
-      if (n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) return i;
-    }
-    FAIL("no tensor named *" << suffix);
-    return 0;
-  };
-  auto launch = [](fb::Plan* p, const std::string& kernel, int nth = 0) -> fb::Launch* {
-    auto* ls = p->mutable_programs()->GetMutableObject(0)->mutable_launches();
-    for (flatbuffers::uoffset_t i = 0; i < ls->size(); ++i)
-      if (p->kernels()->Get(ls->Get(i)->kernel())->name()->str() == kernel && nth-- == 0)
-        return ls->GetMutableObject(i);
-    FAIL("the prefill program has no " << kernel << " launch");
-    return nullptr;
-  };
+  auto tensor = tensor_named;
+  auto launch = [](fb::Plan* p, const std::string& kernel, int nth = 0) { return prefill_launch(p, kernel, nth); };
   struct Case {
     const char* name;
     std::function<void(fb::Plan*)> edit;
@@ -525,6 +530,57 @@ TEST_CASE("plan file: a gated add whose gate is edited to another tensor is refu
     const fb::Program* prog = p->programs()->Get(0);
     l->mutable_inputs()->Mutate(2, c.from >= 0 ? l->inputs()->Get(flatbuffers::uoffset_t(c.from))
                                                : prog->inputs()->Get(input_slot(prog, "start_pos")));
+    rehash(b);
+    const Status st = load(b);
+    REQUIRE(!st.is_ok());
+    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
+  }
+}
+
+// GPT-OSS's operands (attention version 4's sinks, moe_route version 2's logit bias, moe_experts version
+// 4's biases and activation) edited behind valid checksums: refused at load.
+TEST_CASE(
+    "plan file: GPT-OSS sinks, router bias, expert biases and activation edited behind valid checksums are refused") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "hub_f32", "gpt_oss", nullptr, &o);
+  REQUIRE(load(bytes).is_ok());
+  struct Case {
+    const char* name;
+    std::function<void(fb::Plan*)> edit;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"sinks are the expert ids",
+       [](fb::Plan* p) {
+         prefill_launch(p, "attention")->mutable_inputs()->Mutate(5, tensor_named(p, "layers.0.expert_ids"));
+       },
+       "(attention): sinks 'prefill.layers.0.expert_ids' has dtype i32"},
+      {"sinks are the router's bias (3 experts, 4 heads)",
+       [](fb::Plan* p) {
+         prefill_launch(p, "attention")->mutable_inputs()->Mutate(5, tensor_named(p, "layers.0.mlp.router.bias"));
+       },
+       "(attention): sinks 'model.layers.0.mlp.router.bias' has shape [3], expected [4]"},
+      {"gate|up biases are the down biases",
+       [](fb::Plan* p) {
+         fb::Launch* l = prefill_launch(p, "moe_experts");
+         l->mutable_inputs()->Mutate(10, l->inputs()->Get(11));
+       },
+       "(moe_experts): gu_bias 'model.layers.0.mlp.experts.down_proj_bias' has shape"},
+      {"activation 2", [](fb::Plan* p) { prefill_launch(p, "moe_experts")->mutable_int_attrs()->Mutate(2, 2); },
+       "expert activation 2 is not 0 (SwiGLU) or 1 (clamped SwiGLU)"},
+      {"limit -7", [](fb::Plan* p) { prefill_launch(p, "moe_experts")->mutable_float_attrs()->Mutate(1, -7.0); },
+       "the clamped SwiGLU's alpha is not finite or its limit not positive and finite"},
+      {"logit bias 2", [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_int_attrs()->Mutate(5, 2); },
+       "routing attributes are invalid"},
+      {"logit bias without the bias",
+       [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_inputs()->Mutate(2, kNoTensor); },
+       "a logit bias needs the bias input"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(std::string(c.name));
+    std::vector<uint8_t> b = bytes;
+    c.edit(mutable_root(b));
     rehash(b);
     const Status st = load(b);
     REQUIRE(!st.is_ok());
