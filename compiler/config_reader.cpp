@@ -25,8 +25,8 @@ void ConfigReader::refuse_quantized() const {
   fail("quantization_config",
        "has quant_method " + method +
            ": this is a quantized checkpoint kiln does not read (it reads f32, bf16 and f16 "
-           "weights, compressed-tensors and GPTQ int8 and int4 ones, and block-scaled FP8 ones as DeepSeek "
-           "ships them); use the model's unquantized release");
+           "weights, compressed-tensors and GPTQ int8 and int4 ones, block-scaled FP8 ones as DeepSeek "
+           "ships them, and GPT-OSS's MXFP4 experts); use the model's unquantized release");
 }
 
 int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64_t def) const {
@@ -708,7 +708,22 @@ ConfigReader::Quantization ConfigReader::quantization() const {
       out->push_back(e.get<std::string>());
     }
   };
-  if (method == "fp8") {
+  if (method == "mxfp4") {
+    // GPT-OSS as OpenAI ships it: its experts' X_blocks / X_scales pairs (Checkpoint::unpack_mxfp4),
+    // whatever modules_to_not_convert lists (the stored tensors say which are MXFP4; transformers
+    // converts only the experts). dequantize (transformers' own choice of kernels) changes no value.
+    read_.insert("quantization_config");
+    const json& c = j_["quantization_config"];
+    std::vector<std::string> unused;
+    names(c.value("modules_to_not_convert", json()), "modules_to_not_convert", &unused);
+    if (c.contains("dequantize") && !c["dequantize"].is_null() && !c["dequantize"].is_boolean())
+      fail("quantization_config", "has dequantize " + c["dequantize"].dump() + " (expected true or false)");
+    for (auto it = c.begin(); it != c.end(); ++it)
+      if (!it->is_null() && it.key() != "quant_method" && it.key() != "modules_to_not_convert" &&
+          it.key() != "dequantize")
+        quant_unmodeled_.push_back(key_value("quantization_config." + it.key(), *it));
+    q.mxfp4 = true;
+  } else if (method == "fp8") {
     q.fp8 = fp8_blocks(&q.fp8_block_rows, &q.fp8_block_cols);
     names(j_["quantization_config"].value("modules_to_not_convert", json()), "modules_to_not_convert",
           &q.not_converted);

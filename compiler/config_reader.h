@@ -105,6 +105,7 @@ class ConfigReader {
     bool asymmetric = false;                         // int4 with zero points
     bool gptq = false;                               // GPTQ's tensors, not compressed-tensors'
     bool fp8 = false;                                // FP8 block-scaled weights, DeepSeek's or compressed-tensors'
+    bool mxfp4 = false;                              // GPT-OSS's MXFP4 experts (quant_method "mxfp4")
     int64_t fp8_block_rows = 0, fp8_block_cols = 0;  // (compressed-tensors: 0 for the whole dimension)
     std::string fp8_scales = "weight_scale_inv";     // X.<this> scales X.weight (compressed-tensors: weight_scale)
     std::vector<std::string> gptq_skipped;           // GPTQ: patterns of modules left unquantized

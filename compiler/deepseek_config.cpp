@@ -33,6 +33,8 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   if (c.architecture != "DeepseekV2ForCausalLM" && c.architecture != "DeepseekV3ForCausalLM")
     throw CompileError(path + ": architecture '" + c.architecture + "' is not a DeepSeek V2/V3 model");
   c.v3 = c.architecture == "DeepseekV3ForCausalLM";
+  if (c.quant.mxfp4)
+    r.fail("quantization_config", "has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only");
   r.refuse_null_values({"rms_norm_eps", "hidden_act", "max_position_embeddings"},
                        c.v3 ? "DeepseekV3ForCausalLM" : "DeepseekV2ForCausalLM");
   if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish")  // (ACT2FN: one)

@@ -256,8 +256,6 @@ void read_smollm3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   r.has("max_window_layers");
 }
 
-// A mixture of experts in every layer (Mixtral, GraniteMoe): num_local_experts SwiGLU experts of
-// intermediate_size, num_experts_per_tok of them (defaults 8 and 2) picked per token.
 // GptOssConfig's keys past LLaMA's: q/k/v/o biases (attention_bias, on by default), a sink logit per
 // head, windows of sliding_window (default 128) in the layers layer_types names (by default the even
 // ones), experts in every layer (LlamaConfig::gpt_oss), and GptOssConfig's default RoPE (yarn, factor
@@ -315,6 +313,8 @@ void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   }
 }
 
+// A mixture of experts in every layer (Mixtral, GraniteMoe): num_local_experts SwiGLU experts of
+// intermediate_size, num_experts_per_tok of them (defaults 8 and 2) picked per token.
 void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.num_local_experts = r.pos_int("num_local_experts", false, 8);
@@ -362,6 +362,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       !gpt_oss)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
+  if (c.quant.mxfp4 && !gpt_oss)
+    r.fail("quantization_config", "has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only");
   c.architecture = qwen2         ? "Qwen2ForCausalLM"
                    : qwen2_moe   ? "Qwen2MoeForCausalLM"
                    : qwen3_moe   ? "Qwen3MoeForCausalLM"

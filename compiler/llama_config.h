@@ -86,6 +86,10 @@ struct LlamaConfig {
   // min(g, swiglu_limit), u' = clamp(u, ±swiglu_limit).
   bool gpt_oss = false;
   double swiglu_alpha = 1.702, swiglu_limit = 7.0;
+  // GPT-OSS's experts stored as MXFP4 (quant_method "mxfp4", set by the frontend from the checkpoint):
+  // gate_up_proj [E, 2·ffn, hidden] (rows interleaved) and down_proj [E, hidden, ffn], out-major as the
+  // blocks hold them (Checkpoint::unpack_mxfp4), not transformers' in-major float layout.
+  bool mxfp4_experts = false;
   std::vector<bool> moe_layer;  // by layer; empty: every layer (when there are experts)
   bool is_moe_layer(int64_t i) const { return num_local_experts > 0 && (moe_layer.empty() || moe_layer[size_t(i)]); }
   // Where the experts are: false, the hub's layout (Mixtral: block_sparse_moe.experts.<e>.w1/w3/w2;

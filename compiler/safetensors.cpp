@@ -361,7 +361,28 @@ void refuse_fp8_nan_codes(const StTensor& t, uint64_t nan_codes) {
     throw CompileError(t.file + ": FP8 weight '" + t.name + "' holds " + std::to_string(nan_codes) + " NaN codes");
 }
 
+namespace {
+
+// The 16 FP4 (e2m1) values, by code (sign in bit 3).
+constexpr float kFp4Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                  -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+}  // namespace
+
 void read_f32(const StTensor& t, float* out) {
+  if (t.mx_scale) {  // 32 values a group, two a byte: fp4 · 2^(e − 127), exact in f32
+    const int64_t groups = t.numel() / 32;
+    for (int64_t g = 0; g < groups; ++g) {
+      const float s = std::ldexp(1.0f, int(t.mx_scale[g]) - 127);
+      const uint8_t* in = t.data + g * 16;
+      float* o = out + g * 32;
+      for (int i = 0; i < 16; ++i) {
+        o[2 * i] = kFp4Values[in[i] & 15u] * s;
+        o[2 * i + 1] = kFp4Values[in[i] >> 4] * s;
+      }
+    }
+    return;
+  }
   if (t.block_scale) {
     const int64_t rows = t.shape[0], cols = t.shape[1], grid_cols = (cols + t.block_cols - 1) / t.block_cols;
     uint64_t nan_codes = 0;  // (counted in the same pass)
@@ -707,6 +728,53 @@ std::vector<std::string> Checkpoint::attach_fp8_block_scales(int64_t block_rows_
     made_scale_.push_back(std::move(scales));
   }
   return names;
+}
+
+int Checkpoint::unpack_mxfp4() {
+  static const std::string kBlocks = "_blocks", kScales = "_scales";
+  std::vector<std::string> bases;
+  for (const auto& kv : all_) {
+    const std::string& n = kv.first;
+    if (n.size() > kBlocks.size() && n.compare(n.size() - kBlocks.size(), kBlocks.size(), kBlocks) == 0)
+      bases.push_back(n.substr(0, n.size() - kBlocks.size()));
+    else if (n.size() > kScales.size() && n.compare(n.size() - kScales.size(), kScales.size(), kScales) == 0 &&
+             !find(n.substr(0, n.size() - kScales.size()) + kBlocks))
+      throw CompileError(kv.second->file + ": MXFP4 scales '" + n + "' have no " +
+                         n.substr(0, n.size() - kScales.size()) + kBlocks);
+  }
+  for (const std::string& base : bases) {
+    const StTensor* b = find(base + kBlocks);
+    const StTensor* s = find(base + kScales);
+    auto bad = [&](const std::string& msg) { throw CompileError(b->file + ": MXFP4 weight '" + base + "' " + msg); };
+    if (!s) bad("has no " + base + kScales);
+    if (find(base)) bad("is stored both unquantized and as MXFP4 blocks");
+    std::vector<int64_t> groups_shape(b->shape.begin(), b->shape.empty() ? b->shape.end() : b->shape.end() - 1);
+    if (b->st_dtype != "U8" || b->shape.size() < 2 || b->shape.back() != 16)
+      bad("has blocks of dtype " + b->st_dtype + " and shape " + shape_str(b->shape) +
+          " (expected U8 [..., groups, 16]: 32 FP4 values a group, two a byte)");
+    if (s->st_dtype != "U8" || s->shape != groups_shape)
+      bad("has scales of dtype " + s->st_dtype + " and shape " + shape_str(s->shape) + " (expected U8 " +
+          shape_str(groups_shape) + ": one E8M0 exponent a group of its blocks)");
+    const int64_t n_groups = s->numel();
+    for (int64_t g = 0; g < n_groups; ++g)
+      // (255: E8M0's NaN; from 253 up, 6 · 2^(e − 127) overflows f32, so its weights would be infinite)
+      if (s->data[g] >= 253)
+        bad("has scale exponent " + std::to_string(int(s->data[g])) + " for group " + std::to_string(g) +
+            (s->data[g] == 255 ? " (E8M0's NaN)"
+                               : " (its values 6 · 2^" + std::to_string(int(s->data[g]) - 127) + " overflow f32)"));
+    auto t = std::make_unique<StTensor>(*b);
+    t->name = base;
+    t->st_dtype = "MXFP4";
+    t->has_dtype = false;  // no DType holds its bytes: read_f32 (dequantized_on_read) is the only way in
+    t->shape = groups_shape;
+    t->shape.back() *= 32;
+    t->mx_scale = s->data;  // (in the file's mapping)
+    all_.erase(base + kBlocks);
+    all_.erase(base + kScales);
+    all_[base] = t.get();
+    made_.push_back(std::move(t));
+  }
+  return int(bases.size());
 }
 
 const StTensor* Checkpoint::find(const std::string& name) const {

@@ -51,8 +51,12 @@ struct StTensor {
   // scale_dtype when that is 16-bit).
   const float* block_scale = nullptr;
   int64_t block_rows = 0, block_cols = 0;
-  // Whether reading it computes its values (pre-quantized: row_scale or block_scale).
-  bool dequantized_on_read() const { return row_scale || block_scale; }
+  // An MXFP4 one (Checkpoint::unpack_mxfp4, GPT-OSS's experts as OpenAI ships them): data its packed
+  // FP4 (e2m1) values, two a byte (the low nibble first), mx_scale its E8M0 exponents (in the file's
+  // mapping), one per 32 consecutive values of the last dimension; value = fp4 · 2^(mx_scale − 127).
+  const uint8_t* mx_scale = nullptr;
+  // Whether reading it computes its values (pre-quantized: row_scale, block_scale or mx_scale).
+  bool dequantized_on_read() const { return row_scale || block_scale || mx_scale; }
   int64_t numel() const;
 };
 
@@ -137,6 +141,12 @@ class Checkpoint {
   // FP8 tensor of another kind (E5M2, not 2-D). (A NaN code is refused when the weight is read.)
   std::vector<std::string> attach_fp8_block_scales(int64_t block_rows, int64_t block_cols,
                                                    const std::string& scales = ".weight_scale_inv");
+  // Replaces every MXFP4 pair X_blocks (U8 [..., groups, 16]: 32 FP4 values a group, two a byte, the low
+  // nibble first) and X_scales (U8 [..., groups]: E8M0 exponents) with X, [..., groups · 32], read in
+  // place (StTensor::mx_scale), as transformers' Mxfp4 integration dequantizes them. Refuses a pair of
+  // other dtypes or shapes, an X stored beside it, an exponent 255 (E8M0's NaN), and one so large that
+  // its group's values would overflow f32. Returns how many.
+  int unpack_mxfp4();
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

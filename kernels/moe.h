@@ -1,4 +1,5 @@
-// Mixture of experts (DeepSeek V2/V3): the router and the routed experts.
+// Mixture of experts (DeepSeek V2/V3, Mixtral, Qwen-MoE, GraniteMoe, GPT-OSS): the router and the routed
+// experts.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -102,7 +103,7 @@ struct MoeExpertsArgs {
 // GPT-OSS's expert activation of a gate value g and an up value u (MoeActivation::kClampedSwiglu), as
 // transformers' GptOssExperts computes it in f32.
 KILN_HOST_DEVICE inline float moe_clamped_swiglu(float g, float u, float alpha, float limit) {
-  g = g < limit ? g : limit;  // (clamp(max=limit))
+  g = g > limit ? limit : g;  // (clamp(max=limit); a NaN stays NaN, as torch.clamp keeps it)
   u = u < -limit ? -limit : u > limit ? limit : u;
   return (u + 1.0f) * (g * (1.0f / (1.0f + expf(-g * alpha))));
 }

@@ -1412,6 +1412,70 @@ def draw_gpt_oss(model):
                 p.normal_(0.0, 0.2)
 
 
+FP4_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+
+
+def to_mxfp4(w):
+    """OpenAI's MXFP4 layout of a GptOss expert tensor w ([E, K, R], transformers' in-major layout):
+    blocks U8 [E, R, K/32, 16] (32 FP4 e2m1 values a group along K, two a byte, the low nibble first) and
+    scales U8 [E, R, K/32] (E8M0: 2^(s - 127)), each group's exponent the smallest that fits its largest
+    magnitude in 6, each value the nearest code. Returns (blocks, scales, the values they stand for, [E, K, R])."""
+    wt = w.transpose(1, 2).contiguous()
+    E, R, K = wt.shape
+    g = wt.reshape(E, R, K // 32, 32)
+    amax = g.abs().amax(-1).clamp_min(1e-30)
+    exp = torch.clamp(torch.ceil(torch.log2(amax / 6.0)), -127, 125).to(torch.int32)
+    scale = torch.ldexp(torch.ones_like(amax), exp)
+    codes = torch.tensor(FP4_VALUES)
+    idx = ((g / scale[..., None])[..., None] - codes).abs().argmin(-1)
+    blocks = (idx[..., 0::2] | (idx[..., 1::2] << 4)).to(torch.uint8).contiguous()
+    values = (codes[idx] * scale[..., None]).reshape(E, R, K).transpose(1, 2).contiguous()
+    return blocks, (exp + 127).to(torch.uint8).contiguous(), values
+
+
+def gpt_oss_mxfp4(src, dst):
+    """src's checkpoint with its experts in OpenAI's MXFP4 layout (gate_up_proj_blocks/_scales,
+    down_proj_blocks/_scales; quantization_config {"quant_method": "mxfp4", ...} as gpt-oss-20b's), the
+    reference transformers' logits on it (its Mxfp4 integration dequantizes them on the CPU). transformers
+    must read each expert tensor as the values to_mxfp4 meant."""
+    from transformers import GptOssForCausalLM
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    t = load_file(os.path.join(src, "model.safetensors"))
+    out, meant = {}, {}
+    for k, v in t.items():
+        if k.endswith("mlp.experts.gate_up_proj") or k.endswith("mlp.experts.down_proj"):
+            out[k + "_blocks"], out[k + "_scales"], meant[k] = to_mxfp4(v)
+        else:
+            out[k] = v
+    save_file(out, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
+    cfg = json.load(open(os.path.join(dst, "config.json")))
+    cfg["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
+        "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    model = GptOssForCausalLM.from_pretrained(dst, dtype=torch.float32).eval()
+    params = dict(model.named_parameters())
+    for k, v in meant.items():
+        assert torch.equal(params[k].float(), v), "transformers reads %s otherwise" % k
+    ref = load_file(os.path.join(src, "reference.safetensors"))
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        logits = model(ref["input_ids"]).logits.float().contiguous()
+        moved = ((logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        # greedy by argmax over full forwards (transformers' generate on the dequantized model)
+        ids = ref["prompt_ids"].clone()
+        for _ in range(NEW_TOKENS):
+            ids = torch.cat([ids, model(ids[None]).logits[0, -1].argmax()[None]])
+    print("  %s: MXFP4 experts (transformers' dequantization checked), logits %.3f from the f32 model's, greedy %s"
+          % (os.path.basename(dst), moved, ids[PROMPT_LEN:].tolist()))
+    assert moved > 1e-2, moved
+    save_file(dict(input_ids=ref["input_ids"], logits=logits, prompt_ids=ref["prompt_ids"],
+                   greedy_ids=ids.contiguous()), os.path.join(dst, "reference.safetensors"))
+
+
 def main_gpt_oss():
     from transformers import GptOssConfig, GptOssForCausalLM
 
@@ -1438,6 +1502,8 @@ def main_gpt_oss():
             diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
         print("  %s: without the sinks the logits move by %.3e (rel L2)" % (name, diff))
         assert diff > 1e-2, (name, diff)
+
+    gpt_oss_mxfp4(os.path.join(GPT_OSS_DIR, "sinks_f32"), os.path.join(GPT_OSS_DIR, "mxfp4_f32"))
 
     def hub(cfg):  # gpt-oss-20b's config.json keys (transformers 4.55): yarn as rope_scaling
         rp = cfg.pop("rope_parameters")

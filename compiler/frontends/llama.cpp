@@ -116,9 +116,10 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
       const MoeTensors t = moe_tensors(c, p);
       e[t.router] = {E, D};
-      if (c.gpt_oss) {  // [E, D, 2F] (gate and up columns interleaved) and [E, F, D], with biases
-        e[t.gate_up[0]] = {E, D, 2 * Fm};
-        e[t.down[0]] = {E, Fm, D};
+      if (c.gpt_oss) {  // [E, D, 2F] (gate and up columns interleaved) and [E, F, D] (MXFP4: [E, 2F, D] and [E, D,
+                        // F]), with biases
+        e[t.gate_up[0]] = c.mxfp4_experts ? std::vector<int64_t>{E, 2 * Fm, D} : std::vector<int64_t>{E, D, 2 * Fm};
+        e[t.down[0]] = c.mxfp4_experts ? std::vector<int64_t>{E, D, Fm} : std::vector<int64_t>{E, Fm, D};
         e[p + "mlp.router.bias"] = {E};
         e[t.gate_up[0] + "_bias"] = {E, 2 * Fm};
         e[t.down[0] + "_bias"] = {E, D};
@@ -227,19 +228,21 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // GPT-OSS's experts in kiln's layout, f32, from the checkpoint's [E, D, 2F] gate_up_proj (gate and
   // up interleaved: column 2f gate row f, 2f + 1 up row f) and [E, F, D] down_proj: every expert's gate
   // rows, then its up rows, each of D values; every expert's D down rows of F values. Their biases
-  // likewise (gate_up_proj_bias [E, 2F] deinterleaved; down_proj_bias as it is).
+  // likewise (gate_up_proj_bias [E, 2F] deinterleaved; down_proj_bias as it is). MXFP4 experts are
+  // stored out-major already ([E, 2F, D] with interleaved rows, [E, D, F]): deinterleaved only.
   auto gpt_oss_experts = [&](const std::string& name, bool gate_up, bool bias) {
     const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
-    return [name, gate_up, bias, E, Fm, D](const WeightFetch& fetch) {
+    const bool in_major = !bias && !c.mxfp4_experts;  // (transformers' float layout: transposed here)
+    return [name, gate_up, bias, in_major, E, Fm, D](const WeightFetch& fetch) {
       const std::vector<float> src = fetch(name);
       std::vector<float> out(src.size());
       const int64_t n = gate_up ? 2 * Fm : D, k = bias ? 1 : gate_up ? D : Fm;  // (out rows and their length)
       for (int64_t e = 0; e < E; ++e)
         for (int64_t j = 0; j < n; ++j) {
-          // the source column of out row j: gate_up's interleaving, or down's transpose
+          // the source row (out-major) or column (in-major) of out row j: gate_up's interleaving
           const int64_t col = gate_up ? (j < Fm ? 2 * j : 2 * (j - Fm) + 1) : j;
           for (int64_t i = 0; i < k; ++i)
-            out[size_t((e * n + j) * k + i)] = src[size_t(bias ? e * n + col : (e * k + i) * n + col)];
+            out[size_t((e * n + j) * k + i)] = src[size_t(in_major ? (e * k + i) * n + col : (e * n + col) * k + i)];
         }
       return out;
     };
@@ -504,6 +507,18 @@ FrontendBuild build_llama(const CompileOptions& o) {
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   const ConfigReader::Quantization& q = c.quant;
   unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers);
+  std::string mxfp4_note;
+  if (q.mxfp4) {  // (GPT-OSS only: the config reader refuses it elsewhere)
+    const int n = b.checkpoint.unpack_mxfp4();
+    if (n == 0)
+      throw CompileError(o.model_dir +
+                         ": config.json's quantization_config is MXFP4, but the checkpoint has no *_blocks tensor");
+    const StTensor* gu = b.checkpoint.find(hf_layer_prefix(0) + "mlp.experts.gate_up_proj");
+    c.mxfp4_experts = gu && gu->mx_scale;
+    mxfp4_note = std::to_string(n) +
+                 " MXFP4 expert tensors dequantized (FP4 times a power of two: exact in bf16 and "
+                 "f32; --quantize re-quantizes them)";
+  }
   const std::string fp8_note = q.fp8 ? attach_fp8_weights(o, b.checkpoint, q.fp8_block_rows, q.fp8_block_cols,
                                                           c.num_hidden_layers, nullptr, q.fp8_scales, &b.fp8_weights)
                                      : "";
@@ -548,6 +563,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   add_note(&g.info.notes, untie_note);
   add_note(&g.info.notes, dtype_note);
   add_note(&g.info.notes, fp8_note);
+  add_note(&g.info.notes, mxfp4_note);
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);
   return b;
 }

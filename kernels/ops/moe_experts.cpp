@@ -33,8 +33,9 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   if (asym) {  // version 3: asymmetric i4 weights with their zero points
     for (int i : {3, 4})
       if (c.in(i)->dtype != DType::I4)
-        return invalid_argument("moe_experts version 3 takes i4 weights, not " +
-                                std::string(dtype_name(c.in(i)->dtype)) + " ('" + c.in(i)->name + "')");
+        return invalid_argument(std::string(v4 ? "moe_experts version 4 with zero points" : "moe_experts version 3") +
+                                " takes i4 weights, not " + std::string(dtype_name(c.in(i)->dtype)) + " ('" +
+                                c.in(i)->name + "')");
     KILN_RETURN_IF_ERROR(expect_quantized(c, 3, "w_gu", 6, "gu_scale", DType::I4, cmul(e, 2, ffn), dim, c.iattr(0)));
     KILN_RETURN_IF_ERROR(expect_quantized(c, 4, "w_down", 7, "down_scale", DType::I4, cmul(e, dim), ffn, c.iattr(1)));
     for (const auto& [zi, role, si] : {std::tuple<int, const char*, int>{8, "gu_zero", 6}, {9, "down_zero", 7}}) {
@@ -45,8 +46,9 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   } else if (quant) {  // version 2: quantized weights
     const DType t = c.in(3)->dtype;
     if (t != DType::I8 && t != DType::I4 && t != DType::F8E4M3)
-      return invalid_argument("moe_experts version 2 takes i8, i4 or f8e4m3 weights, not " +
-                              std::string(dtype_name(t)) + " ('" + c.in(3)->name + "')");
+      return invalid_argument(std::string(v4 ? "moe_experts version 4 with scales" : "moe_experts version 2") +
+                              " takes i8, i4 or f8e4m3 weights, not " + std::string(dtype_name(t)) + " ('" +
+                              c.in(3)->name + "')");
     if (c.in(4)->dtype != t) return invalid_argument("w_down's dtype is not w_gu's");
     KILN_RETURN_IF_ERROR(expect_quantized(c, 3, "w_gu", 6, "gu_scale", t, cmul(e, 2, ffn), dim, c.iattr(0)));
     KILN_RETURN_IF_ERROR(expect_quantized(c, 4, "w_down", 7, "down_scale", t, cmul(e, dim), ffn, c.iattr(1)));

@@ -1101,6 +1101,78 @@ TEST_CASE("config: Seed-OSS (three bias keys, defaults, refusals)") {
         16);  // (SeedOssConfig: hidden / heads)
 }
 
+// GptOssForCausalLM: GptOssConfig's defaults (windows on the even layers, yarn when the file gives no
+// RoPE, 1.702 and 7 for the clamped SwiGLU), the hub's keys, and refusals.
+TEST_CASE("config: GPT-OSS (defaults, the hub's keys, refusals)") {
+  const LlamaConfig a = read_llama_config(kiln::test::fixture("sinks_f32", "gpt_oss") + "/config.json");
+  CHECK(a.architecture == "GptOssForCausalLM");
+  CHECK(a.gpt_oss);
+  CHECK(a.attention_bias);
+  CHECK(a.num_local_experts == 4);
+  CHECK(a.num_experts_per_tok == 2);
+  CHECK(a.moe_intermediate_size == 64);
+  CHECK(float(a.swiglu_limit) == 1.5f);
+  CHECK(float(a.swiglu_alpha) == 1.3f);
+  CHECK(a.window_of(0) == 6);
+  CHECK(a.window_of(1) == 0);
+  CHECK(a.rope.type == "yarn");
+  CHECK_FALSE(a.rope.truncate);
+  CHECK(a.unmodeled.empty());
+  std::ifstream in(kiln::test::fixture("hub_f32", "gpt_oss") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig b = parse_llama_config(hub.dump(), "config.json");
+  CHECK(b.unmodeled.empty());
+  CHECK_FALSE(b.attention_bias);
+  CHECK(float(b.swiglu_alpha) == 1.702f);  // (absent in the hub's files)
+  CHECK(b.rope.type == "yarn");
+  CHECK(b.rope.factor == 4.0);
+  CHECK(b.rope.original_max_position_embeddings == 64);
+  CHECK(b.rope.theta == 150000.0);
+  CHECK(b.window_of(0) == 0);
+  CHECK(b.window_of(1) == 5);
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k :
+         {"layer_types", "rope_scaling", "rope_theta", "sliding_window", "swiglu_limit", "head_dim",
+          "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "attention_bias", "experts_per_token"})
+      j.erase(k);
+    j["num_attention_heads"] = 16;
+  });
+  CHECK(d.attention_bias);
+  CHECK(d.window_of(0) == 128);  // (sliding, full, sliding)
+  CHECK(d.window_of(1) == 0);
+  CHECK(d.window_of(2) == 128);
+  CHECK(float(d.swiglu_limit) == 7.0f);
+  CHECK(d.head_dim == 64);
+  CHECK(d.num_key_value_heads == 8);
+  CHECK(d.max_position_embeddings == 131072);
+  CHECK(d.rms_norm_eps == 1e-5);
+  // GptOssConfig's default RoPE: yarn, factor 32 over 4096 positions, truncate false, base 150000
+  CHECK(d.rope.type == "yarn");
+  CHECK(d.rope.factor == 32.0);
+  CHECK(d.rope.original_max_position_embeddings == 4096);
+  CHECK_FALSE(d.rope.truncate);
+  CHECK(d.rope.theta == 150000.0);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["experts_per_token"] = 2; }).find("experts_per_token disagrees") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["swiglu_limit"] = 0; }).find("swiglu_limit must be a positive") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["swiglu_alpha"] = 1e39; }).find("swiglu_alpha must be a finite") !=
+        std::string::npos);
+  for (const char* k : {"sliding_window", "num_local_experts", "num_experts_per_tok", "swiglu_limit", "swiglu_alpha",
+                        "head_dim", "num_key_value_heads"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  CHECK(error_of([](nlohmann::json& j) { j["num_experts_per_tok"] = 4; }).find("exceeds num_local_experts") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_experts"] = 5; }).find("disagrees with num_local_experts") !=
+        std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["quantization_config"] = {{"quant_method", "mxfp4"}}; }).quant.mxfp4);
+  // hidden_act is never read (the experts' activation is the clamped SwiGLU).
+  CHECK(edited(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).gpt_oss);
+}
+
 // A null eps, activation, max_position_embeddings or rope_theta (top-level or in the RoPE object,
 // with rope_type) leaves transformers without a model (its config classes refuse the file, or its
 // RoPE init fails): refused by name for every family, never read as the default.

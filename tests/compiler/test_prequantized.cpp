@@ -1778,3 +1778,126 @@ TEST_CASE("prequantized: an f16 plan refuses weights beyond f16's range, dequant
   q.dtype = "f32";
   CHECK(kiln::test::compile_error(q) == "");
 }
+
+// GPT-OSS's experts as OpenAI ships them (quant_method "mxfp4": X_blocks U8 [E, rows, groups, 16] and
+// X_scales U8 [E, rows, groups], E8M0): dequantized as transformers' Mxfp4 integration dequantizes them
+// (tests/fixtures/gpt_oss/mxfp4_f32, whose reference is transformers' on that checkpoint; the parity
+// tests run it in f32 and bf16), in bf16 exactly as in f32, and with --quantize re-quantized.
+TEST_CASE("prequantized: GPT-OSS MXFP4 experts match transformers, exactly in bf16, and quantize") {
+  TempDir d;
+  const std::string src = kiln::test::fixture("mxfp4_f32", "gpt_oss");
+  const auto ref = kiln::test::load_reference(src);
+  std::vector<std::vector<float>> logits;
+  for (const char* dtype : {"f32", "bf16"}) {
+    CAPTURE(std::string(dtype));
+    CompileOptions o = options(src, d / (std::string(dtype) + ".kplan"));
+    o.dtype = dtype;
+    const CompileSummary s = compile_model(o);
+    CHECK_MESSAGE(s.notes.find("4 MXFP4 expert tensors dequantized") != std::string::npos, s.notes);
+    auto plan = load_plan(o.output);
+    for (const TensorInfo& t : plan->tensors())
+      if (t.name == "model.layers.0.mlp.experts.gate_up_proj.weight")
+        CHECK(t.dtype == (std::string(dtype) == "f32" ? DType::F32 : DType::BF16));
+    auto ctx = Context::create(plan, {}).take();
+    logits.emplace_back(ref.logits.size(), std::nanf(""));
+    REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.back().data()).is_ok());
+    const double err = kiln::test::rel_l2(logits.back().data(), ref.logits.data(), ref.logits.size());
+    CHECK(err < (std::string(dtype) == "f32" ? 1e-5 : 2e-2));
+    MESSAGE(dtype << ": rel L2 " << err << " from transformers' logits on the MXFP4 checkpoint");
+  }
+  // The bf16 plan's expert weights are the f32 plan's (FP4 times a power of two is exact in bf16).
+  auto f32 = load_plan(d / "f32.kplan"), bf16 = load_plan(d / "bf16.kplan");
+  for (const std::string n :
+       {"model.layers.0.mlp.experts.gate_up_proj.weight", "model.layers.1.mlp.experts.down_proj.weight"}) {
+    CAPTURE(n);
+    const TensorInfo *a = nullptr, *b = nullptr;
+    for (const TensorInfo& t : f32->tensors()) a = t.name == n ? &t : a;
+    for (const TensorInfo& t : bf16->tensors()) b = t.name == n ? &t : b;
+    REQUIRE(a);
+    REQUIRE(b);
+    const float* av = static_cast<const float*>(f32->weight_data(*a));
+    const uint8_t* bv = static_cast<const uint8_t*>(bf16->weight_data(*b));
+    int64_t same = 0;
+    for (int64_t i = 0; i < a->numel(); ++i) same += av[i] == load_as_f32(bv, DType::BF16, uint64_t(i));
+    CHECK(same == a->numel());
+  }
+  // --quantize int8: the dequantized experts re-quantized (moe_experts version 4 with scales).
+  CompileOptions q = options(src, d / "int8.kplan");
+  q.quantize = "int8";
+  compile_model(q);
+  auto plan = load_plan(q.output);
+  int experts = 0;
+  for (const TensorInfo& t : plan->tensors())
+    experts += t.name.find("mlp.experts.") != std::string::npos && t.dtype == DType::I8;
+  CHECK(experts == 4);
+  auto ctx = Context::create(plan, {}).take();
+  std::vector<float> l(ref.logits.size());
+  REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, l.data()).is_ok());
+  CHECK(kiln::test::rel_l2(l.data(), ref.logits.data(), ref.logits.size()) < 0.1);
+}
+
+TEST_CASE("prequantized: malformed MXFP4 checkpoints are refused by name") {
+  TempDir d;
+  const std::string src = kiln::test::fixture("mxfp4_f32", "gpt_oss");
+  const std::string w = "model.layers.1.mlp.experts.down_proj";
+  const std::vector<RefusedEdit> cases = {
+      {"no scales", [&](RawTensors& ts) { ts.erase(w + "_scales"); }, nullptr,
+       "MXFP4 weight '" + w + "' has no " + w + "_scales"},
+      {"scales without blocks", [&](RawTensors& ts) { ts.erase(w + "_blocks"); }, nullptr,
+       "MXFP4 scales '" + w + "_scales' have no " + w + "_blocks"},
+      {"blocks of I8", [&](RawTensors& ts) { ts[w + "_blocks"].dtype = "I8"; }, nullptr,
+       "has blocks of dtype I8 and shape [4, 64, 2, 16] (expected U8 [..., groups, 16]"},
+      {"blocks of 8 bytes",
+       [&](RawTensors& ts) {
+         RawTensor& b = ts[w + "_blocks"];
+         b.shape = {4, 64, 4, 8};
+       },
+       nullptr, "(expected U8 [..., groups, 16]"},
+      {"scales of another shape",
+       [&](RawTensors& ts) {
+         RawTensor& s = ts[w + "_scales"];
+         s.shape = {4, 2, 64};
+       },
+       nullptr, "has scales of dtype U8 and shape [4, 2, 64] (expected U8 [4, 64, 2]"},
+      {"a NaN exponent", [&](RawTensors& ts) { ts[w + "_scales"].bytes[9] = 255; }, nullptr,
+       "has scale exponent 255 for group 9 (E8M0's NaN)"},
+      {"an overflowing exponent", [&](RawTensors& ts) { ts[w + "_scales"].bytes[3] = 253; }, nullptr,
+       "has scale exponent 253 for group 3 (its values 6 · 2^126 overflow f32)"},
+      {"stored twice",
+       [&](RawTensors& ts) {
+         ts[w] = {"F32", {4, 64, 64}, std::vector<uint8_t>(4 * 64 * 64 * 4, 0)};
+       },
+       nullptr, "MXFP4 weight '" + w + "' is stored both unquantized and as MXFP4 blocks"},
+      {"no blocks at all",
+       [&](RawTensors& ts) {
+         for (const char* p : {"model.layers.0.mlp.experts.", "model.layers.1.mlp.experts."})
+           for (const char* t : {"gate_up_proj", "down_proj"}) {
+             ts.erase(std::string(p) + t + "_blocks");
+             ts.erase(std::string(p) + t + "_scales");
+           }
+       },
+       nullptr, "quantization_config is MXFP4, but the checkpoint has no *_blocks tensor"},
+      {"an unknown key", nullptr, [](nlohmann::json& j) { j["quantization_config"]["group_size"] = 64; },
+       "quantization_config.group_size"},
+      {"dequantize a string", nullptr, [](nlohmann::json& j) { j["quantization_config"]["dequantize"] = "yes"; },
+       "has dequantize \"yes\" (expected true or false)"},
+  };
+  check_refused(d, src, cases, "", "");
+  // Float experts with the MXFP4 config: their float shape is not the MXFP4 layout's.
+  const std::string plain = edited(
+      d, "float_experts", nullptr,
+      [](nlohmann::json& j) {
+        j["quantization_config"] = {{"quant_method", "mxfp4"}};
+      },
+      kiln::test::fixture("sinks_f32", "gpt_oss"));
+  CHECK(kiln::test::compile_error(options(plain, d / "p.kplan")).find("no *_blocks tensor") != std::string::npos);
+  // quant_method "mxfp4" is GPT-OSS's only.
+  const std::string llama = edited(
+      d, "llama_mxfp4", nullptr,
+      [](nlohmann::json& j) {
+        j["quantization_config"] = {{"quant_method", "mxfp4"}};
+      },
+      kiln::test::fixture("gqa_f32"));
+  CHECK(kiln::test::compile_error(options(llama, d / "l.kplan"))
+            .find("has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only") != std::string::npos);
+}

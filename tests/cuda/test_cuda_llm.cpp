@@ -276,6 +276,7 @@ struct AttentionCase {
   std::vector<int32_t> start, valid;
   int64_t window = 0;  // a sliding window (0: none)
   float softcap = 0;   // Gemma 2's score cap (0: none)
+  bool sinks = false;  // GPT-OSS's sink logit per head (drawn around the scores' scale, one above them)
 };
 
 template <typename Run>
@@ -288,19 +289,25 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
   CAPTURE(sh.max_seq);
   CAPTURE(sh.window);
   CAPTURE(sh.softcap);
+  CAPTURE(sh.sinks);
   const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
+  std::vector<float> sinks = random_floats(size_t(sh.heads), seed++, 3.0f);
+  sinks[0] = 5.0f;  // (above every score, yet its head's output stays large enough to check)
+  Dev dsinks(sinks);
   const auto kc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
   const auto vc = as_dtype(random_floats(size_t(sh.batch * sh.max_seq * sh.kv_heads * sh.hd), seed++), ct);
   const auto qkv = random_floats(size_t(rows * width), seed++, 2.0f);
   std::vector<float> oc(size_t(rows * sh.heads * sh.hd), kNaN);
   ThreadPool pool(2, attention_scratch_floats(sh.max_seq, sh.hd));
   const float scale = 1.0f / std::sqrt(float(sh.hd));
-  attention_cpu({qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
-                 sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window, sh.softcap},
-                pool);
+  attention_cpu(
+      {qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
+       sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window, sh.softcap, sh.sinks ? sinks.data() : nullptr},
+      pool);
   Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
   run(AttentionArgs{dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
-                    sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window, sh.softcap});
+                    sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window, sh.softcap,
+                    sh.sinks ? dsinks.as<float>() : nullptr});
   sync_ok();
   const auto og = dout.get<float>();
   CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
@@ -313,7 +320,8 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
 // (several 64-row query tiles, a partial last one), prompts continuing at a later position, GQA
 // and MHA, head_dim 64 to 256, partial chunks (padding rows get zeros), an idle batch row, and
 // rows whose position reaches max_seq (zeros, as on the CPU).
-TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, continued prompts, GQA, padding rows)") {
+TEST_CASE(
+    "cuda: tiled prefill attention matches the CPU kernel (query tiles, continued prompts, GQA, padding rows, sinks)") {
   if (skip_without_gpu()) return;
   uint32_t seed = 5000;
   const AttentionCase shapes[] = {
@@ -329,6 +337,9 @@ TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, co
       // Gemma 2's soft-capped scores, with and without a window
       {1, 130, 8, 2, 64, 512, {0}, {130}, 0, 1.5f},
       {2, 64, 8, 4, 128, 1024, {300, 0}, {64, 50}, 100, 0.7f},
+      // GPT-OSS's sinks, with and without a window
+      {1, 130, 8, 2, 64, 512, {0}, {130}, 0, 0, true},
+      {2, 64, 8, 4, 64, 1024, {300, 0}, {64, 50}, 100, 0, true},
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -337,14 +348,16 @@ TEST_CASE("cuda: tiled prefill attention matches the CPU kernel (query tiles, co
 
 // The one-pass kernel (a few rows, no split scratch) with sliding windows: shorter than the
 // context, of one position, and longer than it.
-TEST_CASE("cuda: one-pass attention with sliding windows and soft caps matches the CPU kernel") {
+TEST_CASE("cuda: one-pass attention with sliding windows, soft caps and sinks matches the CPU kernel") {
   if (skip_without_gpu()) return;
   uint32_t seed = 6000;
   const AttentionCase shapes[] = {
       {2, 4, 8, 2, 64, 300, {200, 0}, {4, 3}, 17},
       {1, 3, 4, 4, 128, 64, {10}, {3}, 1},
       {1, 2, 6, 2, 96, 128, {5}, {2}, 128},
-      {2, 4, 8, 2, 64, 300, {200, 0}, {4, 3}, 17, 1.5f},  // soft-capped scores
+      {2, 4, 8, 2, 64, 300, {200, 0}, {4, 3}, 17, 1.5f},     // soft-capped scores
+      {2, 4, 8, 2, 64, 300, {200, 0}, {4, 3}, 17, 0, true},  // sinks
+      {1, 3, 4, 4, 128, 64, {10}, {3}, 0, 0, true},
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -373,6 +386,9 @@ TEST_CASE(
       // soft-capped scores (Gemma 2)
       {1, 1, 32, 8, 128, 2048, {1500}, {1}, 0, 1.5f},
       {1, 1, 16, 2, 64, 4096, {4095}, {1}, 40, 0.7f},
+      // GPT-OSS's sinks (64 heads of 64, 8 KV heads), windowed and not
+      {1, 1, 64, 8, 64, 2048, {1500}, {1}, 128, 0, true},
+      {2, 1, 64, 8, 64, 2048, {1023, 3}, {1, 1}, 0, 0, true},
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -509,6 +525,96 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     moe_experts_cuda({dh.as<float>(), dids.as<int32_t>(), dw.as<float>(), dgu.p, ddown.p, DType::BF16, dy.as<float>(),
                       dws.as<float>(), rows, dim, E, F, K, nv ? dvalid.as<int32_t>() : nullptr, mc.batch},
                      nullptr);
+    sync_ok();
+    const auto yg = dy.get<float>();
+    CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
+  }
+  // GPT-OSS: the router's bias on its logits (moe_route version 2), the experts' biases and clamped
+  // SwiGLU (moe_experts version 4), at gpt-oss-20b's expert count and top-k, a padding row.
+  {
+    const int64_t batch = 2, chunk = 3, rows = batch * chunk, dim = 256, E = 32, K = 4, F = 96;
+    const std::vector<int32_t> valid = {3, 2};
+    const auto h = random_floats(size_t(rows * dim), seed++);
+    const auto gate = random_floats(size_t(E * dim), seed++, 0.3f), bias = random_floats(size_t(E), seed++, 1.0f);
+    std::vector<int32_t> ids_c(size_t(rows * K), -7);
+    std::vector<float> w_c(size_t(rows * K), kNaN);
+    Dev dh(h), dg(gate), db(bias), dids(ids_c), dw(w_c), dvalid(valid);
+    MoeRouteArgs rc{h.data(),
+                    gate.data(),
+                    DType::F32,
+                    bias.data(),
+                    DType::F32,
+                    ids_c.data(),
+                    w_c.data(),
+                    rows,
+                    dim,
+                    E,
+                    K,
+                    MoeTopk::kGreedy,
+                    MoeScoring::kSoftmax,
+                    1,
+                    1,
+                    true,
+                    1.0f,
+                    valid.data(),
+                    batch,
+                    true};
+    moe_route_cpu(rc, pool);
+    MoeRouteArgs rg = rc;
+    rg.h = dh.as<float>();
+    rg.gate = dg.p;
+    rg.bias = db.p;
+    rg.ids = dids.as<int32_t>();
+    rg.weights = dw.as<float>();
+    rg.n_valid = dvalid.as<int32_t>();
+    {
+      Dev scratch(std::vector<float>(moe_route_cuda_scratch_floats(rg), kNaN));
+      moe_route_cuda(rg, scratch.as<float>(), nullptr);
+      sync_ok();
+    }
+    CHECK(dids.get<int32_t>() == ids_c);
+    const auto wg = dw.get<float>();
+    CHECK(rel_l2(wg.data(), w_c.data(), w_c.size()) < 1e-5);
+    const auto wgu = as_dtype(random_floats(size_t(E * 2 * F * dim), seed++, 0.2f), DType::BF16);
+    const auto wdown = as_dtype(random_floats(size_t(E * dim * F), seed++, 0.1f), DType::BF16);
+    const auto gub = random_floats(size_t(E * 2 * F), seed++, 0.5f),
+               downb = random_floats(size_t(E * dim), seed++, 0.5f);
+    auto yc = random_floats(size_t(rows * dim), seed++);
+    std::vector<float> ws(size_t(rows * K * F), kNaN);
+    Dev dgu(wgu), ddown(wdown), dy(yc), dws(ws), dgub(gub), ddownb(downb);
+    MoeExpertsArgs ec{h.data(),
+                      ids_c.data(),
+                      w_c.data(),
+                      wgu.data(),
+                      wdown.data(),
+                      DType::BF16,
+                      yc.data(),
+                      ws.data(),
+                      rows,
+                      dim,
+                      E,
+                      F,
+                      K,
+                      valid.data(),
+                      batch};
+    ec.gu_bias = gub.data();
+    ec.down_bias = downb.data();
+    ec.activation = MoeActivation::kClampedSwiglu;
+    ec.alpha = 1.702f;
+    ec.limit = 1.5f;  // (low enough that values reach it)
+    moe_experts_cpu(ec, pool);
+    MoeExpertsArgs eg = ec;
+    eg.h = dh.as<float>();
+    eg.ids = dids.as<int32_t>();
+    eg.weights = dw.as<float>();
+    eg.w_gu = dgu.p;
+    eg.w_down = ddown.p;
+    eg.y = dy.as<float>();
+    eg.ws = dws.as<float>();
+    eg.n_valid = dvalid.as<int32_t>();
+    eg.gu_bias = dgub.as<float>();
+    eg.down_bias = ddownb.as<float>();
+    moe_experts_cuda(eg, nullptr);
     sync_ok();
     const auto yg = dy.get<float>();
     CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);

@@ -576,6 +576,19 @@ TEST_CASE(
       {"logit bias without the bias",
        [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_inputs()->Mutate(2, kNoTensor); },
        "a logit bias needs the bias input"},
+      {"scales on float experts",
+       [](fb::Plan* p) {
+         fb::Launch* l = prefill_launch(p, "moe_experts");
+         l->mutable_inputs()->Mutate(6, l->inputs()->Get(10));
+         l->mutable_inputs()->Mutate(7, l->inputs()->Get(11));
+       },
+       "moe_experts version 4 with scales takes i8, i4 or f8e4m3 weights, not f32"},
+      {"a zero point on float experts",
+       [](fb::Plan* p) {
+         fb::Launch* l = prefill_launch(p, "moe_experts");
+         l->mutable_inputs()->Mutate(8, l->inputs()->Get(10));
+       },
+       "moe_experts version 4 with zero points takes i4 weights, not f32"},
   };
   for (const Case& c : cases) {
     CAPTURE(std::string(c.name));

@@ -36,7 +36,7 @@ std::map<std::string, std::pair<uint64_t, int>> weights_by_dtype(const kiln::Pla
 // scheme ("int8, a scale per row", "int4, a scale per 128 values"), the weights, their bytes and their
 // scales' bytes, from the launches that read them (matmul version 2 and 3: w and its w_scale, version 4
 // also w_zero; moe_experts version 2: w_gu and w_down and their scales, version 3 also their zero
-// points; head_matmul version 2: w, w_scale and w_zero, DeepSeek's W_UK and W_UV rows of kv_b). A
+// points, version 4 either; head_matmul version 2: w, w_scale and w_zero, DeepSeek's W_UK and W_UV rows of kv_b). A
 // "weight" is a plan tensor: all of a layer's experts' w_gu rows are one.
 struct QuantScheme {
   std::string dtype;
