@@ -197,7 +197,7 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double
   const json* params = key ? &j_[key] : nullptr;
   refuse_null_base("rope_theta", params);
   r.theta = num("rope_theta", default_theta);
-  if (params) rope_object(*params, key, allowed, &r, partial_rotary, true);
+  if (params) rope_object(*params, key, allowed, &r, partial_rotary);
   if (r.theta <= 0) fail("rope_theta", "must be positive");
   return r;
 }
@@ -218,8 +218,7 @@ RopeConfig ConfigReader::rope_at(const json& params, const std::string& key, std
 }
 
 void ConfigReader::rope_object(const json& params, const std::string& key_name,
-                               std::initializer_list<const char*> allowed, RopeConfig* out, bool partial_rotary,
-                               bool flat) const {
+                               std::initializer_list<const char*> allowed, RopeConfig* out, bool partial_rotary) const {
   RopeConfig& r = *out;
   const std::string& key = key_name;
   if (!params.is_object()) fail(key, "must be an object");
@@ -245,11 +244,11 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   type = reads_as;
   r.type = type;
   // transformers' standardize_rope_params: an absent original_max_position_embeddings is the
-  // model's max_position_embeddings.
+  // model's max_position_embeddings. A config-level one is read only by Phi3Config (which declares the
+  // attribute; its longrope, below): the other config classes set it after standardize_rope_params has
+  // run (checked against transformers 5.24's LlamaConfig and GptOssConfig), so for them it stays an
+  // unknown key.
   auto original_positions = [&] {
-    // (one RoPE object for the model: a config-level original_max_position_embeddings wins, as
-    // standardize_rope_params gives it priority)
-    if (flat && has("original_max_position_embeddings")) return pos_int("original_max_position_embeddings", true);
     if (has(p, "original_max_position_embeddings")) return pos_int(p, "original_max_position_embeddings", true);
     if (max_positions_ <= 0) fail(key, "needs 'original_max_position_embeddings' for rope type " + type);
     return max_positions_;

@@ -186,9 +186,8 @@ class ConfigReader {
   void set_max_positions(int64_t n) const { max_positions_ = n; }
 
  private:
-  // flat: the model's one RoPE object (not one of several by layer type)
   void rope_object(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,
-                   RopeConfig* r, bool partial_rotary = false, bool flat = false) const;
+                   RopeConfig* r, bool partial_rotary = false) const;
 
   const nlohmann::json& j_;
   std::string path_;

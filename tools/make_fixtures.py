@@ -653,7 +653,8 @@ GPT_OSS_DIR = os.path.join(REPO, "tests", "fixtures", "gpt_oss")
 # 6, yarn (truncate false, as GptOssConfig's default), top-2 of 4. hub_f32: no attention biases, three
 # layers (full, sliding, sliding), top-1 of 3, GQA 4:1, its config.json in the hub's layout
 # (gpt-oss-20b's keys: rope_scaling, rope_theta, experts_per_token, initial_context_length, no
-# swiglu_alpha).
+# swiglu_alpha). default_rope_tied_f32: top-2 of 8, tied, a window of 3, and no RoPE keys in its config.json
+# (GptOssConfig's default: yarn, factor 32 over 4096 positions, truncate false, rope_theta 150000).
 GPT_OSS_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None, "intermediate_size": 64,
                 "head_dim": 16}
 GPT_OSS_YARN = {"rope_type": "yarn", "factor": 8.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False,
@@ -666,6 +667,8 @@ GPT_OSS_VARIANTS = [
                            num_local_experts=3, num_experts_per_tok=1, sliding_window=5, swiglu_limit=2.0,
                            layer_types=["full_attention", "sliding_attention", "sliding_attention"],
                            rope_parameters=dict(GPT_OSS_YARN, factor=4.0, original_max_position_embeddings=64))),
+    ("default_rope_tied_f32", 5357, dict(GPT_OSS_BASE, num_local_experts=8, num_experts_per_tok=2, sliding_window=3,
+                                         swiglu_limit=1.0, tie_word_embeddings=True, rope_parameters=None)),
 ]
 
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
@@ -1474,6 +1477,10 @@ def gpt_oss_mxfp4(src, dst):
     assert moved > 1e-2, moved
     save_file(dict(input_ids=ref["input_ids"], logits=logits, prompt_ids=ref["prompt_ids"],
                    greedy_ids=ids.contiguous()), os.path.join(dst, "reference.safetensors"))
+    with open(os.path.join(os.path.dirname(dst), "VERSIONS.txt"), "a") as f:
+        f.write("%s: %s's experts written as MXFP4 (to_mxfp4); its reference transformers' logits on that checkpoint "
+                "(the Mxfp4 integration dequantizing on the CPU), greedy by argmax over full forwards\n"
+                % (os.path.basename(dst), os.path.basename(src)))
 
 
 def main_gpt_oss():
@@ -1513,6 +1520,13 @@ def main_gpt_oss():
         cfg["initial_context_length"] = rp["original_max_position_embeddings"]
         assert cfg.pop("swiglu_alpha") == 1.702
     rewrite_as_hub(os.path.join(GPT_OSS_DIR, "hub_f32"), GptOssForCausalLM, "4.55.0.dev0", hub, flat_rope=False)
+
+    def no_rope(cfg):  # GptOssConfig's own default RoPE, nothing in the file
+        rp = cfg.pop("rope_parameters")
+        assert rp == {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False,
+                      "original_max_position_embeddings": 4096, "rope_theta": 150000.0}, rp
+    rewrite_as_hub(os.path.join(GPT_OSS_DIR, "default_rope_tied_f32"), GptOssForCausalLM, "5.24.0", no_rope,
+                   flat_rope=False)
 
 
 def main_ernie():

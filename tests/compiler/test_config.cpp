@@ -1803,13 +1803,18 @@ TEST_CASE("config: RoPE keys transformers fills in (standardize_rope_params, Gem
   c = parse(d, R"(, "rope_parameters": {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 4.0,
       "low_freq_factor": 1.0, "high_freq_factor": 4.0})");
   CHECK(c.rope.original_max_position_embeddings == 2048);  // (LlamaConfig's default max_position_embeddings)
-  // A config-level original_max_position_embeddings wins over the object's (standardize_rope_params);
-  // with default RoPE transformers reads it nowhere, so it stays an unknown key.
+  // A config-level original_max_position_embeddings is not the RoPE's: LlamaConfig (transformers 5.24)
+  // sets it only after standardize_rope_params has read the object's (or max_position_embeddings), so it
+  // stays an unknown key (only Phi3Config, which declares it, reads it: below).
   c = parse(d, R"(, "original_max_position_embeddings": 64, "rope_parameters": {"rope_type": "llama3",
       "rope_theta": 10000.0, "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
       "original_max_position_embeddings": 32})");
-  CHECK(c.rope.original_max_position_embeddings == 64);
-  CHECK(c.unmodeled.empty());
+  CHECK(c.rope.original_max_position_embeddings == 32);
+  REQUIRE(c.unmodeled.size() == 1);
+  CHECK(c.unmodeled[0] == "original_max_position_embeddings = 64");
+  c = parse(d, R"(, "max_position_embeddings": 128, "original_max_position_embeddings": 64, "rope_parameters": {
+      "rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0})");
+  CHECK(c.rope.original_max_position_embeddings == 128);
   c = parse(d, R"(, "original_max_position_embeddings": 64)");
   REQUIRE(c.unmodeled.size() == 1);
   CHECK(c.unmodeled[0] == "original_max_position_embeddings = 64");
