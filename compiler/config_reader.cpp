@@ -134,6 +134,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Exaone4ForCausalLM", "exaone4"},
                                                                {"SeedOssForCausalLM", "seed_oss"},
                                                                {"GptOssForCausalLM", "gpt_oss"},
+                                                               {"HeliumForCausalLM", "helium"},
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
                                                                {"Gemma2ForCausalLM", "gemma2"},

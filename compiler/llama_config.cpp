@@ -350,6 +350,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool exaone4 = arch == "Exaone4ForCausalLM" || arch == "exaone4";
   const bool seed_oss = arch == "SeedOssForCausalLM" || arch == "seed_oss";
   const bool gpt_oss = arch == "GptOssForCausalLM" || arch == "gpt_oss";
+  const bool helium = arch == "HeliumForCausalLM" || arch == "helium";
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
@@ -359,7 +360,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss)
+      !gpt_oss && !helium)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   if (c.quant.mxfp4 && !gpt_oss)
@@ -379,6 +380,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : exaone4     ? "Exaone4ForCausalLM"
                    : seed_oss    ? "SeedOssForCausalLM"
                    : gpt_oss     ? "GptOssForCausalLM"
+                   : helium      ? "HeliumForCausalLM"
                    : olmo2       ? "Olmo2ForCausalLM"
                    : gemma1      ? "GemmaForCausalLM"
                    : gemma2      ? "Gemma2ForCausalLM"
@@ -424,7 +426,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -443,10 +445,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // "head_dim", ...)). Other nulls read as absent keys.
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
-  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss)
+  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss || helium)
     r.refuse_null("num_key_value_heads", no_null);
-  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 ||
-      gpt_oss)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
+      helium)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -458,6 +460,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              : qwen2_moe                       ? 16
                              : exaone4                         ? 32
                              : seed_oss || gpt_oss             ? 8
+                             : helium                          ? 20
                              : qwen2 || qwen3                  ? 32
                              : gemma1                          ? 16
                              : gemma                           ? 4
@@ -468,8 +471,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                       std::to_string(c.num_attention_heads) + ")");
   if (r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
-  } else if (gpt_oss && !j.contains("head_dim")) {
-    c.head_dim = 64;  // (GptOssConfig's)
+  } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
+    c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
   } else if (((qwen3 && !qwen3_moe) || gemma || ernie || glm4 || seed_oss) && !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
@@ -486,13 +489,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : gemma1 || gemma2                                                     ? 8192
                                         : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss ? 131072
                                         : qwen2 || qwen3 || smollm3 || qwen2_moe                               ? 32768
-                                        : phi3                                                                 ? 4096
+                                        : phi3 || helium                                                       ? 4096
                                                                                                                : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps = phi ? r.num("layer_norm_eps", 1e-5)
-                   : glm4
-                       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+  c.rms_norm_eps = phi    ? r.num("layer_norm_eps", 1e-5)
+                   : glm4 ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+                   : helium
+                       ? r.num("rms_norm_eps", 1e-8)  // (HeliumConfig's)
                        : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's, SmolLM3's and ERNIE 4.5's config classes tie by default)
@@ -650,6 +654,18 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     read_exaone4(r, j, &c);
   } else if (gpt_oss) {
     read_gpt_oss(r, j, &c);
+  } else if (helium) {
+    // HeliumConfig: biases on q, k and v with attention_bias (never on o_proj), on the MLP with
+    // mlp_bias; a pairwise RoPE (GLM's rotate_half); o_proj maps hidden_size to hidden_size, so the
+    // heads must fill it (transformers cannot run the model otherwise).
+    c.qkv_bias = r.boolean("attention_bias", false);
+    c.mlp_bias = r.boolean("mlp_bias", false);
+    c.pairwise_rope = true;
+    if (c.num_attention_heads * c.head_dim != c.hidden_size)
+      r.fail("head_dim",
+             "times num_attention_heads (" + std::to_string(c.num_attention_heads * c.head_dim) +
+                 ") is not hidden_size (" + std::to_string(c.hidden_size) +
+                 "): Helium's o_proj maps hidden_size to hidden_size, and transformers cannot run this config");
   } else if (seed_oss) {
     // SeedOssConfig: biases on q, k and v with attention_bias (on by default), on o_proj with
     // attention_out_bias, on the MLP with mlp_bias. Its dropouts act in training only.
@@ -749,6 +765,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
              : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
              : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
              : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
+             : helium  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
                        : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4);
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",

@@ -58,7 +58,7 @@ struct LlamaConfig {
   bool exaone4 = false;
   // q and k RMSNorm-ed whole (OLMo 2, OLMo 3) rather than per head.
   bool qk_norm_whole() const { return olmo2 && !exaone4; }
-  // ERNIE 4.5, GLM-4: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's
+  // ERNIE 4.5, GLM-4, Helium: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's
   // and k's rotary rows inside each head into rotate-half's order (deinterleave).
   bool pairwise_rope = false;
   // GLM-4 (Glm4ForCausalLM): LLaMA with a pairwise RoPE over the first rotary_dim dims of each head,

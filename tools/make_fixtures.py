@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -21,6 +21,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only glm4      only tests/fixtures/glm4/ (tiny Glm4ForCausalLM checkpoints: partial pairwise RoPE, branch norms)
   --only exaone4   only tests/fixtures/exaone4/ (tiny Exaone4ForCausalLM checkpoints: windows, RoPE-less full layers)
   --only seed_oss  only tests/fixtures/seed_oss/ (tiny SeedOssForCausalLM checkpoints: q/k/v, o_proj and MLP biases)
+  --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
   --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
@@ -217,7 +218,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -669,6 +670,19 @@ GPT_OSS_VARIANTS = [
                            rope_parameters=dict(GPT_OSS_YARN, factor=4.0, original_max_position_embeddings=64))),
     ("default_rope_tied_f32", 5357, dict(GPT_OSS_BASE, num_local_experts=8, num_experts_per_tok=2, sliding_window=3,
                                          swiglu_limit=1.0, tie_word_embeddings=True, rope_parameters=None)),
+]
+
+HELIUM_DIR = os.path.join(REPO, "tests", "fixtures", "helium")
+# Helium (HeliumForCausalLM, Kyutai's Helium-1): LLaMA with a pairwise RoPE (rotate_half over pairs
+# (2i, 2i+1)), q/k/v biases with attention_bias (never on o_proj, which maps hidden_size to hidden_size),
+# MLP biases with mlp_bias. bias_f32: both biases, GQA 4:2, head_dim 16 (hidden / heads). hub_f32: no
+# biases, MHA, its config.json in the hub's layout (helium-1-2b's keys: rope_theta, torch_dtype).
+HELIUM_BASE = {"pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2, "head_dim": 16}
+HELIUM_VARIANTS = [
+    ("bias_f32", 5454, dict(HELIUM_BASE, num_key_value_heads=2, attention_bias=True, mlp_bias=True,
+                            rope_parameters={"rope_type": "default", "rope_theta": 100000.0})),
+    ("hub_f32", 5555, dict(HELIUM_BASE, num_key_value_heads=4, rope_parameters={"rope_type": "default",
+                                                                               "rope_theta": 20000.0})),
 ]
 
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
@@ -1527,6 +1541,33 @@ def main_gpt_oss():
                       "original_max_position_embeddings": 4096, "rope_theta": 150000.0}, rp
     rewrite_as_hub(os.path.join(GPT_OSS_DIR, "default_rope_tied_f32"), GptOssForCausalLM, "5.24.0", no_rope,
                    flat_rope=False)
+
+
+def main_helium():
+    from transformers import HeliumConfig, HeliumForCausalLM
+    import transformers.models.helium.modeling_helium as helium_modeling
+
+    def check(keys):
+        assert "model.layers.0.self_attn.o_proj.bias" not in keys, keys.keys()
+    main_llama_like("helium", HELIUM_DIR, HELIUM_VARIANTS, HeliumConfig, HeliumForCausalLM, check, draw_norms_around_one)
+    keys = safetensors_keys(os.path.join(HELIUM_DIR, "bias_f32"))
+    assert "model.layers.0.self_attn.q_proj.bias" in keys and "model.layers.0.mlp.down_proj.bias" in keys
+    for name, _, _ in HELIUM_VARIANTS:
+        out = os.path.join(HELIUM_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = HeliumForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        # The pairwise RoPE must matter: LLaMA's rotate-half gives other logits.
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as halves
+        saved = helium_modeling.apply_rotary_pos_emb
+        try:
+            helium_modeling.apply_rotary_pos_emb = halves
+            with torch.no_grad():
+                diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        finally:
+            helium_modeling.apply_rotary_pos_emb = saved
+        print("  %s: with rotate-half RoPE the logits move by %.3f (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+    rewrite_as_hub(os.path.join(HELIUM_DIR, "hub_f32"), HeliumForCausalLM, "4.48.0.dev0", lambda cfg: None)
 
 
 def main_ernie():
@@ -3691,6 +3732,8 @@ def main():
         main_seed_oss()
     if ARGS.only in ("all", "gpt_oss"):
         main_gpt_oss()
+    if ARGS.only in ("all", "helium"):
+        main_helium()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

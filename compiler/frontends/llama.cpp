@@ -194,7 +194,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                       std::vector<int64_t> rows = {}) {
     return on ? w(name, {n}, std::move(parts), std::move(rows)) : kNoTensor;
   };
-  // ERNIE 4.5's and GLM-4's pairwise RoPE: q's and k's rotary rows reordered inside each head
+  // ERNIE 4.5's, GLM-4's and Helium's pairwise RoPE: q's and k's rotary rows reordered inside each head
   // (deinterleave), the rest and v's kept.
   std::vector<int64_t> qkv_rows;
   if (c.pairwise_rope) {
@@ -579,7 +579,7 @@ extern const Frontend kLlamaFrontend{
      "PhiForCausalLM",       "phi",       "Ernie4_5ForCausalLM",   "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
      "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe",  "Qwen2MoeForCausalLM", "qwen2_moe",
      "Olmo3ForCausalLM",     "olmo3",     "Glm4ForCausalLM",       "glm4",        "Exaone4ForCausalLM",  "exaone4",
-     "SeedOssForCausalLM",   "seed_oss",  "GptOssForCausalLM",     "gpt_oss"},
+     "SeedOssForCausalLM",   "seed_oss",  "GptOssForCausalLM",     "gpt_oss",     "HeliumForCausalLM",   "helium"},
     nullptr,
     build_llama};
 

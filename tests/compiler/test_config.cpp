@@ -1101,6 +1101,45 @@ TEST_CASE("config: Seed-OSS (three bias keys, defaults, refusals)") {
         16);  // (SeedOssConfig: hidden / heads)
 }
 
+// HeliumForCausalLM: LLaMA with a pairwise RoPE, q/k/v and MLP biases on their own keys; HeliumConfig's
+// defaults; heads that do not fill hidden_size refused (its o_proj maps hidden_size to hidden_size).
+TEST_CASE("config: Helium (pairwise RoPE, biases, defaults, refusals)") {
+  const LlamaConfig a = read_llama_config(kiln::test::fixture("bias_f32", "helium") + "/config.json");
+  CHECK(a.architecture == "HeliumForCausalLM");
+  CHECK(a.pairwise_rope);
+  CHECK(a.qkv_bias);
+  CHECK_FALSE(a.attention_bias);  // (never on o_proj)
+  CHECK(a.mlp_bias);
+  CHECK(a.unmodeled.empty());
+  std::ifstream in(kiln::test::fixture("hub_f32", "helium") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig b = parse_llama_config(hub.dump(), "config.json");
+  CHECK(b.unmodeled.empty());
+  CHECK_FALSE(b.qkv_bias);
+  CHECK(b.rope.theta == 20000.0);
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"attention_bias", "mlp_bias", "head_dim", "num_key_value_heads", "max_position_embeddings",
+                          "rms_norm_eps", "rope_theta", "rope_scaling"})
+      j.erase(k);
+    j["num_attention_heads"] = 20;
+    j["hidden_size"] = 2560;
+  });
+  CHECK_FALSE(d.qkv_bias);
+  CHECK(d.head_dim == 128);  // HeliumConfig's
+  CHECK(d.num_key_value_heads == 20);
+  CHECK(d.max_position_embeddings == 4096);
+  CHECK(d.rms_norm_eps == 1e-8);
+  CHECK(d.rope.theta == 100000.0);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) {
+          j["head_dim"] = 8;
+        }).find("head_dim times num_attention_heads (32) is not hidden_size (64)") != std::string::npos);
+  for (const char* k : {"head_dim", "num_key_value_heads"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+}
+
 // GptOssForCausalLM: GptOssConfig's defaults (windows on the even layers, yarn when the file gives no
 // RoPE, 1.702 and 7 for the clamped SwiGLU), the hub's keys, and refusals.
 TEST_CASE("config: GPT-OSS (defaults, the hub's keys, refusals)") {
