@@ -135,6 +135,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"SeedOssForCausalLM", "seed_oss"},
                                                                {"GptOssForCausalLM", "gpt_oss"},
                                                                {"HeliumForCausalLM", "helium"},
+                                                               {"GraniteMoeSharedForCausalLM", "granitemoeshared"},
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
                                                                {"Gemma2ForCausalLM", "gemma2"},

@@ -355,7 +355,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
-  const bool granite_moe = arch == "GraniteMoeForCausalLM" || arch == "granitemoe";
+  const bool granite_moe_shared = arch == "GraniteMoeSharedForCausalLM" || arch == "granitemoeshared";
+  const bool granite_moe = arch == "GraniteMoeForCausalLM" || arch == "granitemoe" || granite_moe_shared;
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
@@ -365,30 +366,31 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   if (c.quant.mxfp4 && !gpt_oss)
     r.fail("quantization_config", "has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only");
-  c.architecture = qwen2         ? "Qwen2ForCausalLM"
-                   : qwen2_moe   ? "Qwen2MoeForCausalLM"
-                   : qwen3_moe   ? "Qwen3MoeForCausalLM"
-                   : qwen3       ? "Qwen3ForCausalLM"
-                   : mistral     ? "MistralForCausalLM"
-                   : ministral   ? "MinistralForCausalLM"
-                   : mixtral     ? "MixtralForCausalLM"
-                   : phi3        ? "Phi3ForCausalLM"
-                   : phi         ? "PhiForCausalLM"
-                   : ernie       ? "Ernie4_5ForCausalLM"
-                   : olmo3       ? "Olmo3ForCausalLM"
-                   : glm4        ? "Glm4ForCausalLM"
-                   : exaone4     ? "Exaone4ForCausalLM"
-                   : seed_oss    ? "SeedOssForCausalLM"
-                   : gpt_oss     ? "GptOssForCausalLM"
-                   : helium      ? "HeliumForCausalLM"
-                   : olmo2       ? "Olmo2ForCausalLM"
-                   : gemma1      ? "GemmaForCausalLM"
-                   : gemma2      ? "Gemma2ForCausalLM"
-                   : gemma       ? "Gemma3ForCausalLM"
-                   : granite_moe ? "GraniteMoeForCausalLM"
-                   : granite     ? "GraniteForCausalLM"
-                   : smollm3     ? "SmolLM3ForCausalLM"
-                                 : "LlamaForCausalLM";
+  c.architecture = qwen2                ? "Qwen2ForCausalLM"
+                   : qwen2_moe          ? "Qwen2MoeForCausalLM"
+                   : qwen3_moe          ? "Qwen3MoeForCausalLM"
+                   : qwen3              ? "Qwen3ForCausalLM"
+                   : mistral            ? "MistralForCausalLM"
+                   : ministral          ? "MinistralForCausalLM"
+                   : mixtral            ? "MixtralForCausalLM"
+                   : phi3               ? "Phi3ForCausalLM"
+                   : phi                ? "PhiForCausalLM"
+                   : ernie              ? "Ernie4_5ForCausalLM"
+                   : olmo3              ? "Olmo3ForCausalLM"
+                   : glm4               ? "Glm4ForCausalLM"
+                   : exaone4            ? "Exaone4ForCausalLM"
+                   : seed_oss           ? "SeedOssForCausalLM"
+                   : gpt_oss            ? "GptOssForCausalLM"
+                   : helium             ? "HeliumForCausalLM"
+                   : olmo2              ? "Olmo2ForCausalLM"
+                   : gemma1             ? "GemmaForCausalLM"
+                   : gemma2             ? "Gemma2ForCausalLM"
+                   : gemma              ? "Gemma3ForCausalLM"
+                   : granite_moe_shared ? "GraniteMoeSharedForCausalLM"
+                   : granite_moe        ? "GraniteMoeForCausalLM"
+                   : granite            ? "GraniteForCausalLM"
+                   : smollm3            ? "SmolLM3ForCausalLM"
+                                        : "LlamaForCausalLM";
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
   r.refuse_null_values({phi ? "layer_norm_eps" : "rms_norm_eps", gemma && !gemma1 ? "hidden_activation" : "hidden_act",
@@ -693,10 +695,18 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       // weighed by the softmax over those (Mixtral's renormalized top-k); no MLP biases. The aux
       // loss acts in training only.
       for (const char* k : {"num_local_experts", "num_experts_per_tok"})  // (its router fails on None)
-        r.refuse_null(k, "with which transformers 5 cannot run GraniteMoeForCausalLM: give its value");
+        r.refuse_null(k, "with which transformers 5 cannot run " + c.architecture + ": give its value");
       read_experts_in_every_layer(r, &c);
       c.norm_topk_prob = true;
       c.granite_moe = c.moe_fused = true;
+      if (granite_moe_shared) {
+        // GraniteMoeSharedConfig: beside the experts, a shared SwiGLU MLP of shared_intermediate_size
+        // (default 0: none) whose output joins theirs before residual_multiplier scales the sum.
+        r.refuse_null("shared_intermediate_size",
+                      "which GraniteMoeSharedConfig refuses: give its value (0 for no shared MLP)");
+        c.shared_expert_intermediate_size = r.count("shared_intermediate_size", 0);
+        c.granite_shared_mlp = c.shared_expert_intermediate_size > 0;
+      }
       for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
       r.hardwired("mlp_bias", false);
     } else {

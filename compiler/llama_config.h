@@ -78,6 +78,9 @@ struct LlamaConfig {
   // Qwen2-MoE: beside the routed experts, a shared SwiGLU expert of shared_expert_intermediate_size
   // (mlp.shared_expert) whose output is scaled by sigmoid(mlp.shared_expert_gate · x), per token; 0: none.
   int64_t shared_expert_intermediate_size = 0;
+  // GraniteMoeShared: that shared MLP is shared_mlp.input_linear ([gate | up]) and output_linear, with no
+  // gate of its own; its output joins the experts' before residual_multiplier scales them.
+  bool granite_shared_mlp = false;
   // GPT-OSS (GptOssForCausalLM): LLaMA with q/k/v/o biases, a learned sink logit per head in each
   // attention softmax (self_attn.sinks), windows in the layers window_layer marks, and experts in every
   // layer: a router with a bias (mlp.router), the softmax over its top-k logits, and experts with biases

@@ -746,22 +746,35 @@ int Checkpoint::unpack_mxfp4() {
     const StTensor* b = find(base + kBlocks);
     const StTensor* s = find(base + kScales);
     auto bad = [&](const std::string& msg) { throw CompileError(b->file + ": MXFP4 weight '" + base + "' " + msg); };
+    // (transformers' Mxfp4 integration converts GPT-OSS's expert tensors only: others would stay missing)
+    static const std::string kExperts[] = {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"};
+    if (std::none_of(std::begin(kExperts), std::end(kExperts), [&](const std::string& e) {
+          return base.size() >= e.size() && base.compare(base.size() - e.size(), e.size(), e) == 0;
+        }))
+      bad("is not an expert tensor (mlp.experts.gate_up_proj or down_proj), the only ones MXFP4 checkpoints hold");
     if (!s) bad("has no " + base + kScales);
     if (find(base)) bad("is stored both unquantized and as MXFP4 blocks");
     std::vector<int64_t> groups_shape(b->shape.begin(), b->shape.empty() ? b->shape.end() : b->shape.end() - 1);
-    if (b->st_dtype != "U8" || b->shape.size() < 2 || b->shape.back() != 16)
+    if (b->st_dtype != "U8" || b->shape.size() != 4 || b->shape.back() != 16)
       bad("has blocks of dtype " + b->st_dtype + " and shape " + shape_str(b->shape) +
-          " (expected U8 [..., groups, 16]: 32 FP4 values a group, two a byte)");
+          " (expected U8 [experts, rows, groups, 16]: 32 FP4 values a group, two a byte)");
     if (s->st_dtype != "U8" || s->shape != groups_shape)
       bad("has scales of dtype " + s->st_dtype + " and shape " + shape_str(s->shape) + " (expected U8 " +
           shape_str(groups_shape) + ": one E8M0 exponent a group of its blocks)");
     const int64_t n_groups = s->numel();
-    for (int64_t g = 0; g < n_groups; ++g)
-      // (255: E8M0's NaN; from 253 up, 6 · 2^(e − 127) overflows f32, so its weights would be infinite)
-      if (s->data[g] >= 253)
+    for (int64_t g = 0; g < n_groups; ++g) {
+      if (s->data[g] == 255) bad("has scale exponent 255 for group " + std::to_string(g) + " (E8M0's NaN)");
+      if (s->data[g] < 253) continue;  // (6 · 2^125 fits f32)
+      // 253, 254: the group's largest value must fit f32 (else its weights would be infinite)
+      float big = 0.0f;
+      for (int i = 0; i < 16; ++i)
+        big = std::max(
+            {big, std::fabs(kFp4Values[b->data[g * 16 + i] & 15u]), std::fabs(kFp4Values[b->data[g * 16 + i] >> 4])});
+      if (std::isinf(std::ldexp(big, int(s->data[g]) - 127)))
         bad("has scale exponent " + std::to_string(int(s->data[g])) + " for group " + std::to_string(g) +
-            (s->data[g] == 255 ? " (E8M0's NaN)"
-                               : " (its values 6 · 2^" + std::to_string(int(s->data[g]) - 127) + " overflow f32)"));
+            ": its largest value " + short_float(big) + " · 2^" + std::to_string(int(s->data[g]) - 127) +
+            " overflows f32");
+    }
     auto t = std::make_unique<StTensor>(*b);
     t->name = base;
     t->st_dtype = "MXFP4";

@@ -141,11 +141,13 @@ class Checkpoint {
   // FP8 tensor of another kind (E5M2, not 2-D). (A NaN code is refused when the weight is read.)
   std::vector<std::string> attach_fp8_block_scales(int64_t block_rows, int64_t block_cols,
                                                    const std::string& scales = ".weight_scale_inv");
-  // Replaces every MXFP4 pair X_blocks (U8 [..., groups, 16]: 32 FP4 values a group, two a byte, the low
-  // nibble first) and X_scales (U8 [..., groups]: E8M0 exponents) with X, [..., groups · 32], read in
+  // Replaces every MXFP4 pair X_blocks (U8 [E, R, groups, 16]: 32 FP4 values a group, two a byte, the low
+  // nibble first) and X_scales (U8 [E, R, groups]: E8M0 exponents) with X, [E, R, groups · 32], read in
   // place (StTensor::mx_scale), as transformers' Mxfp4 integration dequantizes them. Refuses a pair of
-  // other dtypes or shapes, an X stored beside it, an exponent 255 (E8M0's NaN), and one so large that
-  // its group's values would overflow f32. Returns how many.
+  // other dtypes or shapes (blocks [experts, rows, groups, 16]), one that is not a GPT-OSS expert tensor
+  // (mlp.experts.gate_up_proj, down_proj: transformers converts no other), an X stored beside it, an
+  // exponent 255 (E8M0's NaN), and one so large that its group's largest value overflows f32. Returns
+  // how many.
   int unpack_mxfp4();
 
  private:

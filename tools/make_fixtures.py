@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -21,6 +21,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only glm4      only tests/fixtures/glm4/ (tiny Glm4ForCausalLM checkpoints: partial pairwise RoPE, branch norms)
   --only exaone4   only tests/fixtures/exaone4/ (tiny Exaone4ForCausalLM checkpoints: windows, RoPE-less full layers)
   --only seed_oss  only tests/fixtures/seed_oss/ (tiny SeedOssForCausalLM checkpoints: q/k/v, o_proj and MLP biases)
+  --only granitemoeshared  only tests/fixtures/granitemoeshared/ (tiny GraniteMoeSharedForCausalLM checkpoints:
+                   GraniteMoe with a shared MLP)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -218,7 +220,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -767,6 +769,20 @@ GRANITEMOE_VARIANTS = [
                              "residual_multiplier": 1.5, "logits_scaling": 0.5}),
 ]
 
+GRANITEMOESHARED_DIR = os.path.join(REPO, "tests", "fixtures", "granitemoeshared")
+# GraniteMoeShared (IBM Granite 3.1/4 MoE): GraniteMoe with a shared SwiGLU MLP (shared_mlp.input_linear
+# [gate | up], output_linear) beside the experts, its output added to theirs before residual_multiplier.
+# shared_top2_f32: 4 experts, top 2, a shared MLP of 48. shared_top1_tied_f32: 3 experts, top 1, tied,
+# attention biases, a shared MLP of 96, the experts under transformers 5's in-memory names.
+GRANITEMOESHARED_VARIANTS = [
+    ("shared_top2_f32", 5656, {"num_local_experts": 4, "num_experts_per_tok": 2, "shared_intermediate_size": 48,
+                               "embedding_multiplier": 1.5, "attention_multiplier": 0.2, "residual_multiplier": 0.6,
+                               "logits_scaling": 2.0}),
+    ("shared_top1_tied_f32", 5757, {"num_local_experts": 3, "num_experts_per_tok": 1, "shared_intermediate_size": 96,
+                                    "tie_word_embeddings": True, "attention_bias": True, "embedding_multiplier": 2.0,
+                                    "attention_multiplier": 0.25, "residual_multiplier": 1.5, "logits_scaling": 0.5}),
+]
+
 MIXTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "mixtral")
 # Mixtral: a softmax router over num_local_experts SwiGLU experts in every layer, top-k renormalized.
 MIXTRAL_VARIANTS = [
@@ -1043,7 +1059,12 @@ def main_granitemoe():
         assert_router_gap(out, GraniteMoeForCausalLM)
         assert_moves(out, GraniteMoeForCausalLM, "residual_multiplier 1", 1e-2, residual_multiplier=1.0)
     # top1_tied_f32 with transformers 5's in-memory names: transformers reads it to the same logits.
-    out = os.path.join(GRANITEMOE_DIR, "top1_tied_f32")
+    rename_granite_experts(os.path.join(GRANITEMOE_DIR, "top1_tied_f32"), GraniteMoeForCausalLM)
+
+
+def rename_granite_experts(out, model_cls):
+    """out's GraniteMoe experts renamed to transformers 5's in-memory names (block_sparse_moe.experts.gate_up_proj,
+    experts.down_proj, router.weight); transformers must read the same logits from it."""
     t = load_file(os.path.join(out, "model.safetensors"))
     names = {"input_linear.weight": "experts.gate_up_proj", "output_linear.weight": "experts.down_proj",
              "router.layer.weight": "router.weight"}
@@ -1056,8 +1077,33 @@ def main_granitemoe():
     save_file(renamed, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
     ref = load_file(os.path.join(out, "reference.safetensors"))
     with torch.no_grad():
-        logits = load(out, torch.float32, GraniteMoeForCausalLM)(ref["input_ids"]).logits
+        logits = load(out, torch.float32, model_cls)(ref["input_ids"]).logits
     assert torch.equal(logits, ref["logits"]), "the renamed experts changed the model"
+
+
+def main_granitemoeshared():
+    from transformers import GraniteMoeSharedConfig, GraniteMoeSharedForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.shared_mlp.input_linear.weight" in keys, keys.keys()
+        assert "model.layers.0.block_sparse_moe.input_linear.weight" in keys, keys.keys()
+    main_llama_like("granitemoeshared", GRANITEMOESHARED_DIR, GRANITEMOESHARED_VARIANTS, GraniteMoeSharedConfig,
+                    GraniteMoeSharedForCausalLM, check)
+    for name, _, _ in GRANITEMOESHARED_VARIANTS:
+        out = os.path.join(GRANITEMOESHARED_DIR, name)
+        assert_router_gap(out, GraniteMoeSharedForCausalLM)
+        assert_moves(out, GraniteMoeSharedForCausalLM, "residual_multiplier 1", 1e-2, residual_multiplier=1.0)
+        # The shared MLP must matter: without it (its output zeroed) transformers gives other logits.
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = load(out, torch.float32, GraniteMoeSharedForCausalLM)
+        for m in model.modules():
+            if type(m).__name__ == "GraniteMoeSharedMLP":
+                m.register_forward_hook(lambda _m, _i, o: torch.zeros_like(o))
+        with torch.no_grad():
+            diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        print("  %s: without the shared MLP the logits move by %.3e (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+    rename_granite_experts(os.path.join(GRANITEMOESHARED_DIR, "shared_top1_tied_f32"), GraniteMoeSharedForCausalLM)
 
 
 def main_qwen3_moe():
@@ -3734,6 +3780,8 @@ def main():
         main_gpt_oss()
     if ARGS.only in ("all", "helium"):
         main_helium()
+    if ARGS.only in ("all", "granitemoeshared"):
+        main_granitemoeshared()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

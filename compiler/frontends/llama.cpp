@@ -130,7 +130,10 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
         for (const std::string& n : t.gate_up) e[n] = {Fm, D};
         for (const std::string& n : t.down) e[n] = {D, Fm};
       }
-      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0) {  // (Qwen2-MoE)
+      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp) {
+        e[p + "shared_mlp.input_linear.weight"] = {2 * Fs, D};
+        e[p + "shared_mlp.output_linear.weight"] = {D, Fs};
+      } else if (Fs > 0) {  // (Qwen2-MoE)
         e[p + "mlp.shared_expert.gate_proj.weight"] = e[p + "mlp.shared_expert.up_proj.weight"] = {Fs, D};
         e[p + "mlp.shared_expert.down_proj.weight"] = {D, Fs};
         e[p + "mlp.shared_expert_gate.weight"] = {1, D};
@@ -310,7 +313,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
         L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
       }
-      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0) {
+      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp) {
+        const std::string sh = p + "shared_mlp.";  // (GraniteMoeShared: [gate | up] as the gate|up weight)
+        L.shared_gu_w = w(sh + "input_linear.weight", {2 * Fs, D}, {sh + "input_linear.weight"});
+        L.shared_down_w = w(sh + "output_linear.weight", {D, Fs}, {sh + "output_linear.weight"});
+      } else if (Fs > 0) {
         const std::string sh = p + "mlp.shared_expert.";
         L.shared_gu_w = w(sh + "gate_up_proj.weight", {2 * Fs, D}, {sh + "gate_proj.weight", sh + "up_proj.weight"});
         L.shared_down_w = w(sh + "down_proj.weight", {D, Fs}, {sh + "down_proj.weight"});
@@ -471,17 +478,19 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                     L.experts_down_b},
                    {x, ws}, {0, 0, int64_t(MoeActivation::kClampedSwiglu)}, {c.swiglu_alpha, c.swiglu_limit});
         else add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
-        if (L.shared_gu_w != kNoTensor) {  // x += sigmoid(shared_expert_gate(h2)) · shared_expert(h2)
+        // x += sigmoid(shared_expert_gate(h2)) · shared_expert(h2) (Qwen2-MoE), or
+        // residual_multiplier · shared_mlp(h2) (GraniteMoeShared: no gate)
+        if (L.shared_gu_w != kNoTensor) {
           const int64_t Fs = c.shared_expert_intermediate_size;
           const uint32_t sgu = g.activation(p + "shared_gate_up", {N, 2 * Fs});
           const uint32_t sm = g.activation(p + "shared_act", {N, Fs});
           const uint32_t sout = g.activation(p + "shared_out", {N, D});
-          const uint32_t sg = g.activation(p + "shared_gate", {N, 1});
+          const uint32_t sg = L.shared_gate == kNoTensor ? kNoTensor : g.activation(p + "shared_gate", {N, 1});
           add_node(P, kMatmulOp, {h2, L.shared_gu_w, kNoTensor, n_valid}, {sgu}, {0});
           add_node(P, kSwigluOp, {sgu, n_valid}, {sm});
           add_node(P, kMatmulOp, {sm, L.shared_down_w, kNoTensor, n_valid}, {sout}, {0});
-          add_node(P, kMatmulOp, {h2, L.shared_gate, kNoTensor, n_valid}, {sg}, {0});
-          add_node(P, kAddOp, {x, sout, sg}, {x}, {}, {1.0});
+          if (sg != kNoTensor) add_node(P, kMatmulOp, {h2, L.shared_gate, kNoTensor, n_valid}, {sg}, {0});
+          add_node(P, kAddOp, {x, sout, sg}, {x}, {}, {c.granite ? c.residual_multiplier : 1.0});
         }
         continue;
       }
@@ -515,6 +524,19 @@ FrontendBuild build_llama(const CompileOptions& o) {
                          ": config.json's quantization_config is MXFP4, but the checkpoint has no *_blocks tensor");
     const StTensor* gu = b.checkpoint.find(hf_layer_prefix(0) + "mlp.experts.gate_up_proj");
     c.mxfp4_experts = gu && gu->mx_scale;
+    // One layout for every expert tensor (transformers reads a float one beside MXFP4 ones in its own
+    // layout; kiln does not mix them): all MXFP4, or refused by name.
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+      for (const char* part : {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"})
+        if (const StTensor* t = b.checkpoint.find(hf_layer_prefix(i) + part); t && bool(t->mx_scale) != c.mxfp4_experts)
+          throw CompileError(o.model_dir + ": the checkpoint mixes MXFP4 and unquantized experts ('" + t->name +
+                             "' is " + (t->mx_scale ? "MXFP4" : "unquantized") + ", " + hf_layer_prefix(0) +
+                             "mlp.experts.gate_up_proj " + (c.mxfp4_experts ? "MXFP4" : "unquantized") +
+                             "), which kiln does not read");
+    if (c.mxfp4_experts && (c.hidden_size % 32 != 0 || c.moe_intermediate_size % 32 != 0))
+      throw CompileError(o.model_dir + "/config.json: hidden_size (" + std::to_string(c.hidden_size) +
+                         ") and intermediate_size (" + std::to_string(c.moe_intermediate_size) +
+                         ") must be multiples of 32 for MXFP4 experts (32 values a group along each row)");
     mxfp4_note = std::to_string(n) +
                  " MXFP4 expert tensors dequantized (FP4 times a power of two: exact in bf16 and "
                  "f32; --quantize re-quantizes them)";
@@ -531,8 +553,17 @@ FrontendBuild build_llama(const CompileOptions& o) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;
       break;
     }
+  if (c.gpt_oss && !q.mxfp4 && b.checkpoint.find(hf_layer_prefix(0) + "mlp.experts.gate_up_proj_blocks"))
+    throw CompileError(o.model_dir +
+                       ": the checkpoint holds MXFP4 expert blocks (mlp.experts.gate_up_proj_blocks), but config.json "
+                       "has no quantization_config with quant_method \"mxfp4\"");
   check_llama_tensors(c, b.checkpoint);
   b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings);
+  for (int64_t i = 0; i < c.num_hidden_layers && c.mxfp4_experts; ++i)  // (a saved copy is in transformers' layout)
+    for (const char* part : {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"})
+      if (b.lora.replacement(hf_layer_prefix(i) + part))
+        throw CompileError("an adapter saves its own copy of " + hf_layer_prefix(i) + part +
+                           " (modules_to_save), which kiln does not merge over MXFP4 experts");
   const std::string lora_note = check_lora_config_keys(b.lora, o);
   const std::string untie_note = untie_saved_copies(b.lora, &c.tie_word_embeddings);
   // The checkpoint's dtype is what its weights are stored in (config.json's dtype may say
@@ -570,17 +601,58 @@ FrontendBuild build_llama(const CompileOptions& o) {
 
 }  // namespace
 
-extern const Frontend kLlamaFrontend{
-    "llama",
-    {"LlamaForCausalLM",     "llama",     "MistralForCausalLM",    "mistral",     "Qwen2ForCausalLM",    "qwen2",
-     "Qwen3ForCausalLM",     "qwen3",     "MixtralForCausalLM",    "mixtral",     "Qwen3MoeForCausalLM", "qwen3_moe",
-     "Phi3ForCausalLM",      "phi3",      "Gemma3ForCausalLM",     "gemma3_text", "Gemma2ForCausalLM",   "gemma2",
-     "GemmaForCausalLM",     "gemma",     "GraniteForCausalLM",    "granite",     "SmolLM3ForCausalLM",  "smollm3",
-     "PhiForCausalLM",       "phi",       "Ernie4_5ForCausalLM",   "ernie4_5",    "Olmo2ForCausalLM",    "olmo2",
-     "MinistralForCausalLM", "ministral", "GraniteMoeForCausalLM", "granitemoe",  "Qwen2MoeForCausalLM", "qwen2_moe",
-     "Olmo3ForCausalLM",     "olmo3",     "Glm4ForCausalLM",       "glm4",        "Exaone4ForCausalLM",  "exaone4",
-     "SeedOssForCausalLM",   "seed_oss",  "GptOssForCausalLM",     "gpt_oss",     "HeliumForCausalLM",   "helium"},
-    nullptr,
-    build_llama};
+extern const Frontend kLlamaFrontend{"llama",
+                                     {"LlamaForCausalLM",
+                                      "llama",
+                                      "MistralForCausalLM",
+                                      "mistral",
+                                      "Qwen2ForCausalLM",
+                                      "qwen2",
+                                      "Qwen3ForCausalLM",
+                                      "qwen3",
+                                      "MixtralForCausalLM",
+                                      "mixtral",
+                                      "Qwen3MoeForCausalLM",
+                                      "qwen3_moe",
+                                      "Phi3ForCausalLM",
+                                      "phi3",
+                                      "Gemma3ForCausalLM",
+                                      "gemma3_text",
+                                      "Gemma2ForCausalLM",
+                                      "gemma2",
+                                      "GemmaForCausalLM",
+                                      "gemma",
+                                      "GraniteForCausalLM",
+                                      "granite",
+                                      "SmolLM3ForCausalLM",
+                                      "smollm3",
+                                      "PhiForCausalLM",
+                                      "phi",
+                                      "Ernie4_5ForCausalLM",
+                                      "ernie4_5",
+                                      "Olmo2ForCausalLM",
+                                      "olmo2",
+                                      "MinistralForCausalLM",
+                                      "ministral",
+                                      "GraniteMoeForCausalLM",
+                                      "granitemoe",
+                                      "Qwen2MoeForCausalLM",
+                                      "qwen2_moe",
+                                      "Olmo3ForCausalLM",
+                                      "olmo3",
+                                      "Glm4ForCausalLM",
+                                      "glm4",
+                                      "Exaone4ForCausalLM",
+                                      "exaone4",
+                                      "SeedOssForCausalLM",
+                                      "seed_oss",
+                                      "GptOssForCausalLM",
+                                      "gpt_oss",
+                                      "HeliumForCausalLM",
+                                      "helium",
+                                      "GraniteMoeSharedForCausalLM",
+                                      "granitemoeshared"},
+                                     nullptr,
+                                     build_llama};
 
 }  // namespace kiln

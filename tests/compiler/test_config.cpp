@@ -1101,6 +1101,25 @@ TEST_CASE("config: Seed-OSS (three bias keys, defaults, refusals)") {
         16);  // (SeedOssConfig: hidden / heads)
 }
 
+// GraniteMoeSharedForCausalLM: GraniteMoe with a shared MLP of shared_intermediate_size (0, its default:
+// none, GraniteMoe's layer).
+TEST_CASE("config: GraniteMoeShared (the shared MLP's size, default, null)") {
+  std::ifstream in(kiln::test::fixture("shared_top2_f32", "granitemoeshared") + "/config.json");
+  const nlohmann::json j = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(j.dump(), "config.json");
+  CHECK(a.architecture == "GraniteMoeSharedForCausalLM");
+  CHECK(a.granite_moe);
+  CHECK(a.granite_shared_mlp);
+  CHECK(a.shared_expert_intermediate_size == 48);
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig b = edited(j, [](nlohmann::json& c) { c.erase("shared_intermediate_size"); });
+  CHECK_FALSE(b.granite_shared_mlp);
+  CHECK(b.shared_expert_intermediate_size == 0);
+  CHECK(edited_error(j, [](nlohmann::json& c) {
+          c["shared_intermediate_size"] = nullptr;
+        }).find("shared_intermediate_size is null") != std::string::npos);
+}
+
 // HeliumForCausalLM: LLaMA with a pairwise RoPE, q/k/v and MLP biases on their own keys; HeliumConfig's
 // defaults; heads that do not fill hidden_size refused (its o_proj maps hidden_size to hidden_size).
 TEST_CASE("config: Helium (pairwise RoPE, biases, defaults, refusals)") {
@@ -1121,12 +1140,12 @@ TEST_CASE("config: Helium (pairwise RoPE, biases, defaults, refusals)") {
     for (const char* k : {"attention_bias", "mlp_bias", "head_dim", "num_key_value_heads", "max_position_embeddings",
                           "rms_norm_eps", "rope_theta", "rope_scaling"})
       j.erase(k);
-    j["num_attention_heads"] = 20;
-    j["hidden_size"] = 2560;
+    j["num_attention_heads"] = 40;
+    j["hidden_size"] = 5120;
   });
   CHECK_FALSE(d.qkv_bias);
-  CHECK(d.head_dim == 128);  // HeliumConfig's
-  CHECK(d.num_key_value_heads == 20);
+  CHECK(d.head_dim == 128);            // HeliumConfig's
+  CHECK(d.num_key_value_heads == 20);  // (not one per head)
   CHECK(d.max_position_embeddings == 4096);
   CHECK(d.rms_norm_eps == 1e-8);
   CHECK(d.rope.theta == 100000.0);

@@ -41,7 +41,8 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "GraniteConfig" || cls == "Gemma2Config" || cls == "GemmaConfig" || cls == "SmolLM3Config" ||
       cls == "PhiConfig" || cls == "Ernie4_5Config" || cls == "Olmo2Config" || cls == "MinistralConfig" ||
       cls == "GraniteMoeConfig" || cls == "Qwen2MoeConfig" || cls == "Olmo3Config" || cls == "Glm4Config" ||
-      cls == "Exaone4Config" || cls == "SeedOssConfig" || cls == "GptOssConfig" || cls == "HeliumConfig")
+      cls == "Exaone4Config" || cls == "SeedOssConfig" || cls == "GptOssConfig" || cls == "HeliumConfig" ||
+      cls == "GraniteMoeSharedConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -98,6 +99,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "SeedOssConfig",
                                 "GptOssConfig",
                                 "HeliumConfig",
+                                "GraniteMoeSharedConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -268,12 +270,13 @@ TEST_CASE("config keys: a key left out reads as the library's default, or is ref
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
   // build the same model, or refuse, naming the key; never quietly use another default.
   TempDir d;
-  for (const char* cls : {"LlamaConfig",     "MistralConfig",    "MixtralConfig",  "Qwen2Config",    "Qwen3Config",
-                          "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",    "Gemma2Config",   "Gemma3TextConfig",
-                          "GraniteConfig",   "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config", "Olmo2Config",
-                          "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",    "Glm4Config",
-                          "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",   "DeepseekV2Config",
-                          "DeepseekV3Config"}) {
+  for (const char* cls :
+       {"LlamaConfig",      "MistralConfig",    "MixtralConfig",  "Qwen2Config",    "Qwen3Config",
+        "Qwen3MoeConfig",   "Phi3Config",       "GemmaConfig",    "Gemma2Config",   "Gemma3TextConfig",
+        "GraniteConfig",    "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config", "Olmo2Config",
+        "MinistralConfig",  "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",    "Glm4Config",
+        "Exaone4Config",    "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",   "GraniteMoeSharedConfig",
+        "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     const std::string want = config_fingerprint(cls, full, d);
@@ -299,12 +302,13 @@ TEST_CASE("config keys: a null boolean reads as false, as Python's None does") {
   // transformers keeps a null Optional[bool] (DeepseekV3Config's norm_topk_prob, rope_interleave)
   // as None, and its models test it with `if config.key:`: false, whatever the default.
   TempDir d;
-  for (const char* cls : {"LlamaConfig",     "MistralConfig",    "MixtralConfig",  "Qwen2Config",    "Qwen3Config",
-                          "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",    "Gemma2Config",   "Gemma3TextConfig",
-                          "GraniteConfig",   "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config", "Olmo2Config",
-                          "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",    "Glm4Config",
-                          "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",   "DeepseekV2Config",
-                          "DeepseekV3Config"}) {
+  for (const char* cls :
+       {"LlamaConfig",      "MistralConfig",    "MixtralConfig",  "Qwen2Config",    "Qwen3Config",
+        "Qwen3MoeConfig",   "Phi3Config",       "GemmaConfig",    "Gemma2Config",   "Gemma3TextConfig",
+        "GraniteConfig",    "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config", "Olmo2Config",
+        "MinistralConfig",  "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",    "Glm4Config",
+        "Exaone4Config",    "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",   "GraniteMoeSharedConfig",
+        "DeepseekV2Config", "DeepseekV3Config"}) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     for (auto it = full.begin(); it != full.end(); ++it) {

@@ -1803,7 +1803,7 @@ TEST_CASE("prequantized: GPT-OSS MXFP4 experts match transformers, exactly in bf
     REQUIRE(ctx->score(ref.input_ids.data(), ref.rows, ref.tokens, logits.back().data()).is_ok());
     const double err = kiln::test::rel_l2(logits.back().data(), ref.logits.data(), ref.logits.size());
     CHECK(err < (std::string(dtype) == "f32" ? 1e-5 : 2e-2));
-    MESSAGE(dtype << ": rel L2 " << err << " from transformers' logits on the MXFP4 checkpoint");
+    MESSAGE(std::string(dtype) << ": rel L2 " << err << " from transformers' logits on the MXFP4 checkpoint");
   }
   // The bf16 plan's expert weights are the f32 plan's (FP4 times a power of two is exact in bf16).
   auto f32 = load_plan(d / "f32.kplan"), bf16 = load_plan(d / "bf16.kplan");
@@ -1846,13 +1846,13 @@ TEST_CASE("prequantized: malformed MXFP4 checkpoints are refused by name") {
       {"scales without blocks", [&](RawTensors& ts) { ts.erase(w + "_blocks"); }, nullptr,
        "MXFP4 scales '" + w + "_scales' have no " + w + "_blocks"},
       {"blocks of I8", [&](RawTensors& ts) { ts[w + "_blocks"].dtype = "I8"; }, nullptr,
-       "has blocks of dtype I8 and shape [4, 64, 2, 16] (expected U8 [..., groups, 16]"},
+       "has blocks of dtype I8 and shape [4, 64, 2, 16] (expected U8 [experts, rows, groups, 16]"},
       {"blocks of 8 bytes",
        [&](RawTensors& ts) {
          RawTensor& b = ts[w + "_blocks"];
          b.shape = {4, 64, 4, 8};
        },
-       nullptr, "(expected U8 [..., groups, 16]"},
+       nullptr, "(expected U8 [experts, rows, groups, 16]"},
       {"scales of another shape",
        [&](RawTensors& ts) {
          RawTensor& s = ts[w + "_scales"];
@@ -1861,8 +1861,25 @@ TEST_CASE("prequantized: malformed MXFP4 checkpoints are refused by name") {
        nullptr, "has scales of dtype U8 and shape [4, 2, 64] (expected U8 [4, 64, 2]"},
       {"a NaN exponent", [&](RawTensors& ts) { ts[w + "_scales"].bytes[9] = 255; }, nullptr,
        "has scale exponent 255 for group 9 (E8M0's NaN)"},
-      {"an overflowing exponent", [&](RawTensors& ts) { ts[w + "_scales"].bytes[3] = 253; }, nullptr,
-       "has scale exponent 253 for group 3 (its values 6 · 2^126 overflow f32)"},
+      {"an overflowing exponent",
+       [&](RawTensors& ts) {
+         ts[w + "_scales"].bytes[3] = 253;
+         ts[w + "_blocks"].bytes[3 * 16 + 5] = 0x17;  // (codes 7 and 1: 6 and 0.5)
+       },
+       nullptr, "has scale exponent 253 for group 3: its largest value 6 · 2^126 overflows f32"},
+      {"an MXFP4 projection that is no expert",
+       [&](RawTensors& ts) {
+         ts["model.layers.0.self_attn.q_proj.weight_blocks"] = ts[w + "_blocks"];
+         ts["model.layers.0.self_attn.q_proj.weight_scales"] = ts[w + "_scales"];
+       },
+       nullptr, "MXFP4 weight 'model.layers.0.self_attn.q_proj.weight' is not an expert tensor"},
+      {"one layer's experts unquantized",
+       [&](RawTensors& ts) {
+         ts.erase(w + "_blocks");
+         ts.erase(w + "_scales");
+         ts[w] = {"F32", {4, 64, 64}, std::vector<uint8_t>(4 * 64 * 64 * 4, 0)};
+       },
+       nullptr, "the checkpoint mixes MXFP4 and unquantized experts ('" + w + "' is unquantized"},
       {"stored twice",
        [&](RawTensors& ts) {
          ts[w] = {"F32", {4, 64, 64}, std::vector<uint8_t>(4 * 64 * 64 * 4, 0)};
@@ -1891,6 +1908,27 @@ TEST_CASE("prequantized: malformed MXFP4 checkpoints are refused by name") {
       },
       kiln::test::fixture("sinks_f32", "gpt_oss"));
   CHECK(kiln::test::compile_error(options(plain, d / "p.kplan")).find("no *_blocks tensor") != std::string::npos);
+  // Exponents 253 and 254 whose groups' values fit f32 (codes up to 3 and 1.5): read, as transformers does.
+  const std::string big = edited(
+      d, "big_exponents",
+      [&](RawTensors& ts) {
+        ts[w + "_scales"].bytes[0] = 253;
+        ts[w + "_scales"].bytes[1] = 254;
+        std::fill_n(ts[w + "_blocks"].bytes.begin(), 16, uint8_t(0x55));       // 3, 3
+        std::fill_n(ts[w + "_blocks"].bytes.begin() + 16, 16, uint8_t(0x3b));  // −1.5, 1.5
+      },
+      nullptr, src);
+  compile_model(options(big, d / "big.kplan"));
+  // MXFP4 blocks without the config that says so; rows that are no whole number of groups.
+  const std::string no_cfg = edited(
+      d, "no_config", nullptr, [](nlohmann::json& j) { j.erase("quantization_config"); }, src);
+  CHECK(kiln::test::compile_error(options(no_cfg, d / "n.kplan"))
+            .find("holds MXFP4 expert blocks (mlp.experts.gate_up_proj_blocks), but config.json has no "
+                  "quantization_config") != std::string::npos);
+  const std::string narrow = edited(
+      d, "narrow", nullptr, [](nlohmann::json& j) { j["intermediate_size"] = 48; }, src);
+  CHECK(kiln::test::compile_error(options(narrow, d / "w.kplan"))
+            .find("and intermediate_size (48) must be multiples of 32 for MXFP4 experts") != std::string::npos);
   // quant_method "mxfp4" is GPT-OSS's only.
   const std::string llama = edited(
       d, "llama_mxfp4", nullptr,
