@@ -266,17 +266,20 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 
 }  // namespace
 
+// The LLM config classes kiln reads.
+const char* const kLlmConfigClasses[] = {
+    "LlamaConfig",      "MistralConfig",    "MixtralConfig",  "Qwen2Config",    "Qwen3Config",
+    "Qwen3MoeConfig",   "Phi3Config",       "GemmaConfig",    "Gemma2Config",   "Gemma3TextConfig",
+    "GraniteConfig",    "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config", "Olmo2Config",
+    "MinistralConfig",  "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",    "Glm4Config",
+    "Exaone4Config",    "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",   "GraniteMoeSharedConfig",
+    "DeepseekV2Config", "DeepseekV3Config"};
+
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
   // build the same model, or refuse, naming the key; never quietly use another default.
   TempDir d;
-  for (const char* cls :
-       {"LlamaConfig",      "MistralConfig",    "MixtralConfig",  "Qwen2Config",    "Qwen3Config",
-        "Qwen3MoeConfig",   "Phi3Config",       "GemmaConfig",    "Gemma2Config",   "Gemma3TextConfig",
-        "GraniteConfig",    "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config", "Olmo2Config",
-        "MinistralConfig",  "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",    "Glm4Config",
-        "Exaone4Config",    "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",   "GraniteMoeSharedConfig",
-        "DeepseekV2Config", "DeepseekV3Config"}) {
+  for (const char* cls : kLlmConfigClasses) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     const std::string want = config_fingerprint(cls, full, d);
@@ -302,13 +305,7 @@ TEST_CASE("config keys: a null boolean reads as false, as Python's None does") {
   // transformers keeps a null Optional[bool] (DeepseekV3Config's norm_topk_prob, rope_interleave)
   // as None, and its models test it with `if config.key:`: false, whatever the default.
   TempDir d;
-  for (const char* cls :
-       {"LlamaConfig",      "MistralConfig",    "MixtralConfig",  "Qwen2Config",    "Qwen3Config",
-        "Qwen3MoeConfig",   "Phi3Config",       "GemmaConfig",    "Gemma2Config",   "Gemma3TextConfig",
-        "GraniteConfig",    "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config", "Olmo2Config",
-        "MinistralConfig",  "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",    "Glm4Config",
-        "Exaone4Config",    "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",   "GraniteMoeSharedConfig",
-        "DeepseekV2Config", "DeepseekV3Config"}) {
+  for (const char* cls : kLlmConfigClasses) {
     CAPTURE(std::string(cls));
     const json full = defaults_of(cls);
     for (auto it = full.begin(); it != full.end(); ++it) {

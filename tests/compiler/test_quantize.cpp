@@ -19,6 +19,7 @@
 #include "compiler/passes/quantize.h"
 #include "compiler/safetensors.h"
 #include "plan_edit.h"
+#include "plan_edit_check.h"
 #include "runtime/context.h"
 #include "runtime/plan.h"
 #include "test_util.h"
@@ -46,25 +47,8 @@ CompileOptions int8_options(const std::string& dir, const std::string& out, cons
   return o;
 }
 
-// An edit of a plan's FlatBuffer, and what the verifier's refusal must say.
-struct PlanEdit {
-  const char* name;
-  std::function<void(fb::Plan*)> edit;
-  const char* expect;
-};
-
-// Each edit on a copy of the plan bytes, re-sealed behind valid checksums: refused, saying c.expect.
-void check_edits_refused(const std::vector<uint8_t>& bytes, const std::vector<PlanEdit>& cases) {
-  for (const PlanEdit& c : cases) {
-    CAPTURE(std::string(c.name));
-    std::vector<uint8_t> b = bytes;
-    c.edit(kiln::test::mutable_root(b));
-    kiln::test::rehash(b);
-    const Status st = kiln::test::load_status(b);
-    CHECK_FALSE(st.is_ok());
-    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
-  }
-}
+using kiln::test::check_edits_refused;
+using kiln::test::PlanEdit;
 
 // The first launch of the plan's first program (prefill) of op `op` whose input `w` has dtype `dt`
 // (w < 0: any launch of the op); fails the test when there is none.

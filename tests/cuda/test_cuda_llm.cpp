@@ -449,16 +449,19 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
   // Routing and experts: every method; V2-Lite's and V3's expert counts and groups; dims that take
   // the 16-byte path and odd ones that do not; a padding row (n_valid) and a token whose hidden
   // state is NaN (the serial top-k then decides, on both sides).
+  // GPT-OSS (gpt_oss): the router's bias on its logits (moe_route version 2), the experts' biases and
+  // clamped SwiGLU (moe_experts version 4), at gpt-oss-20b's expert count and top-k, a padding row.
   struct MoeCase {
     int64_t method, batch, chunk, dim, E, K, F, groups, topk_group;
     std::vector<int32_t> valid;
     int64_t nan_row;
+    bool gpt_oss = false;
   };
   const MoeCase cases[] = {
-      {0, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},  {1, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},
-      {2, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},  {0, 1, 1, 2048, 64, 6, 176, 1, 1, {}, -1},
+      {0, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},      {1, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},
+      {2, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},      {0, 1, 1, 2048, 64, 6, 176, 1, 1, {}, -1},
       {2, 2, 3, 512, 256, 8, 64, 8, 4, {3, 2}, -1}, {1, 1, 5, 250, 16, 4, 50, 4, 2, {}, 3},
-      {0, 1, 4, 257, 8, 2, 33, 1, 1, {}, -1},
+      {0, 1, 4, 257, 8, 2, 33, 1, 1, {}, -1},       {0, 2, 3, 256, 32, 4, 96, 1, 1, {3, 2}, -1, true},
   };
   for (const MoeCase& mc : cases) {
     const int64_t method = mc.method, rows = mc.batch * mc.chunk, dim = mc.dim, E = mc.E, K = mc.K, F = mc.F;
@@ -466,6 +469,7 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     CAPTURE(dim);
     CAPTURE(E);
     CAPTURE(F);
+    CAPTURE(mc.gpt_oss);
     auto h = random_floats(size_t(rows * dim), seed++);
     if (mc.nan_row >= 0) h[size_t(mc.nan_row * dim + 3)] = kNaN;
     const auto gate = random_floats(size_t(E * dim), seed++, 0.1f), bias = random_floats(size_t(E), seed++, 0.1f);
@@ -489,10 +493,11 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
                     method == 2 ? MoeScoring::kSigmoid : MoeScoring::kSoftmax,
                     mc.groups,
                     mc.topk_group,
-                    method == 2,
-                    2.5f,
+                    method == 2 || mc.gpt_oss,
+                    mc.gpt_oss ? 1.0f : 2.5f,
                     nv,
-                    mc.batch};
+                    mc.batch,
+                    mc.gpt_oss};
     moe_route_cpu(rc, pool);
     MoeRouteArgs rg = rc;
     rg.h = dh.as<float>();
@@ -518,69 +523,8 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     const auto wdown = as_dtype(random_floats(size_t(E * dim * F), seed++, 0.05f), DType::BF16);
     auto yc = random_floats(size_t(rows * dim), seed++);
     std::vector<float> ws(size_t(rows * K * F), kNaN);
-    Dev dgu(wgu), ddown(wdown), dy(yc), dws(ws);
-    moe_experts_cpu({h.data(), ids_c.data(), w_c.data(), wgu.data(), wdown.data(), DType::BF16, yc.data(), ws.data(),
-                     rows, dim, E, F, K, nv, mc.batch},
-                    pool);
-    moe_experts_cuda({dh.as<float>(), dids.as<int32_t>(), dw.as<float>(), dgu.p, ddown.p, DType::BF16, dy.as<float>(),
-                      dws.as<float>(), rows, dim, E, F, K, nv ? dvalid.as<int32_t>() : nullptr, mc.batch},
-                     nullptr);
-    sync_ok();
-    const auto yg = dy.get<float>();
-    CHECK(rel_l2(yg.data(), yc.data(), yc.size()) < 1e-5);
-  }
-  // GPT-OSS: the router's bias on its logits (moe_route version 2), the experts' biases and clamped
-  // SwiGLU (moe_experts version 4), at gpt-oss-20b's expert count and top-k, a padding row.
-  {
-    const int64_t batch = 2, chunk = 3, rows = batch * chunk, dim = 256, E = 32, K = 4, F = 96;
-    const std::vector<int32_t> valid = {3, 2};
-    const auto h = random_floats(size_t(rows * dim), seed++);
-    const auto gate = random_floats(size_t(E * dim), seed++, 0.3f), bias = random_floats(size_t(E), seed++, 1.0f);
-    std::vector<int32_t> ids_c(size_t(rows * K), -7);
-    std::vector<float> w_c(size_t(rows * K), kNaN);
-    Dev dh(h), dg(gate), db(bias), dids(ids_c), dw(w_c), dvalid(valid);
-    MoeRouteArgs rc{h.data(),
-                    gate.data(),
-                    DType::F32,
-                    bias.data(),
-                    DType::F32,
-                    ids_c.data(),
-                    w_c.data(),
-                    rows,
-                    dim,
-                    E,
-                    K,
-                    MoeTopk::kGreedy,
-                    MoeScoring::kSoftmax,
-                    1,
-                    1,
-                    true,
-                    1.0f,
-                    valid.data(),
-                    batch,
-                    true};
-    moe_route_cpu(rc, pool);
-    MoeRouteArgs rg = rc;
-    rg.h = dh.as<float>();
-    rg.gate = dg.p;
-    rg.bias = db.p;
-    rg.ids = dids.as<int32_t>();
-    rg.weights = dw.as<float>();
-    rg.n_valid = dvalid.as<int32_t>();
-    {
-      Dev scratch(std::vector<float>(moe_route_cuda_scratch_floats(rg), kNaN));
-      moe_route_cuda(rg, scratch.as<float>(), nullptr);
-      sync_ok();
-    }
-    CHECK(dids.get<int32_t>() == ids_c);
-    const auto wg = dw.get<float>();
-    CHECK(rel_l2(wg.data(), w_c.data(), w_c.size()) < 1e-5);
-    const auto wgu = as_dtype(random_floats(size_t(E * 2 * F * dim), seed++, 0.2f), DType::BF16);
-    const auto wdown = as_dtype(random_floats(size_t(E * dim * F), seed++, 0.1f), DType::BF16);
     const auto gub = random_floats(size_t(E * 2 * F), seed++, 0.5f),
                downb = random_floats(size_t(E * dim), seed++, 0.5f);
-    auto yc = random_floats(size_t(rows * dim), seed++);
-    std::vector<float> ws(size_t(rows * K * F), kNaN);
     Dev dgu(wgu), ddown(wdown), dy(yc), dws(ws), dgub(gub), ddownb(downb);
     MoeExpertsArgs ec{h.data(),
                       ids_c.data(),
@@ -595,13 +539,15 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
                       E,
                       F,
                       K,
-                      valid.data(),
-                      batch};
-    ec.gu_bias = gub.data();
-    ec.down_bias = downb.data();
-    ec.activation = MoeActivation::kClampedSwiglu;
-    ec.alpha = 1.702f;
-    ec.limit = 1.5f;  // (low enough that values reach it)
+                      nv,
+                      mc.batch};
+    if (mc.gpt_oss) {
+      ec.gu_bias = gub.data();
+      ec.down_bias = downb.data();
+      ec.activation = MoeActivation::kClampedSwiglu;
+      ec.alpha = 1.702f;
+      ec.limit = 0.05f;  // (low enough that these small values reach it)
+    }
     moe_experts_cpu(ec, pool);
     MoeExpertsArgs eg = ec;
     eg.h = dh.as<float>();
@@ -611,9 +557,11 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     eg.w_down = ddown.p;
     eg.y = dy.as<float>();
     eg.ws = dws.as<float>();
-    eg.n_valid = dvalid.as<int32_t>();
-    eg.gu_bias = dgub.as<float>();
-    eg.down_bias = ddownb.as<float>();
+    eg.n_valid = nv ? dvalid.as<int32_t>() : nullptr;
+    if (mc.gpt_oss) {
+      eg.gu_bias = dgub.as<float>();
+      eg.down_bias = ddownb.as<float>();
+    }
     moe_experts_cuda(eg, nullptr);
     sync_ok();
     const auto yg = dy.get<float>();

@@ -18,6 +18,7 @@
 
 #include "compiler/compile.h"
 #include "plan_edit.h"
+#include "plan_edit_check.h"
 #include "runtime/context.h"
 #include "runtime/mapped_file.h"
 #include "test_util.h"
@@ -442,48 +443,37 @@ TEST_CASE(
   REQUIRE(load(bytes).is_ok());
   auto tensor = tensor_named;
   auto launch = [](fb::Plan* p, const std::string& kernel, int nth = 0) { return prefill_launch(p, kernel, nth); };
-  struct Case {
-    const char* name;
-    std::function<void(fb::Plan*)> edit;
-    const char* expect;
-  };
-  const Case cases[] = {
-      {"router over the LM head's rows",
-       [&](fb::Plan* p) { launch(p, "moe_route")->mutable_inputs()->Mutate(1, tensor(p, "lm_head.weight")); },
-       "holds other experts than its router"},
-      {"int4 scales read from the arena",
-       [&](fb::Plan* p) {
-         fb::Launch* l = nullptr;
-         for (int i = 0; !l; ++i)
-           if (fb::Launch* m = launch(p, "matmul", i); p->tensors()->Get(m->inputs()->Get(1))->dtype() == fb::DType::I4)
-             l = m;
-         l->mutable_inputs()->Mutate(4, l->inputs()->Get(0));
-       },
-       "a quantized weight, scale or zero point, is not a plan weight"},
-      {"expert weights read from the arena",
-       [&](fb::Plan* p) {
-         auto* l = launch(p, "moe_experts");
-         l->mutable_inputs()->Mutate(6, tensor(p, "prefill.layers.0.expert_weights"));
-       },
-       "is not a plan weight"},
-      {"activation placed over a live one",
-       [&](fb::Plan* p) {
-         const uint32_t x = tensor(p, "prefill.x");
-         p->mutable_tensors()
-             ->GetMutableObject(tensor(p, "prefill.layers.0.qkv"))
-             ->mutate_offset(p->tensors()->Get(x)->offset());
-       },
-       "overwrote part of it"},
-  };
-  for (const Case& c : cases) {
-    CAPTURE(c.name);
-    std::vector<uint8_t> b = bytes;
-    c.edit(mutable_root(b));
-    rehash(b);
-    const Status st = load(b);
-    REQUIRE(!st.is_ok());
-    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
-  }
+  kiln::test::check_edits_refused(
+      bytes,
+      {
+          {"router over the LM head's rows",
+           [&](fb::Plan* p) { launch(p, "moe_route")->mutable_inputs()->Mutate(1, tensor(p, "lm_head.weight")); },
+           "holds other experts than its router"},
+          {"int4 scales read from the arena",
+           [&](fb::Plan* p) {
+             fb::Launch* l = nullptr;
+             for (int i = 0; !l; ++i)
+               if (fb::Launch* m = launch(p, "matmul", i);
+                   p->tensors()->Get(m->inputs()->Get(1))->dtype() == fb::DType::I4)
+                 l = m;
+             l->mutable_inputs()->Mutate(4, l->inputs()->Get(0));
+           },
+           "a quantized weight, scale or zero point, is not a plan weight"},
+          {"expert weights read from the arena",
+           [&](fb::Plan* p) {
+             auto* l = launch(p, "moe_experts");
+             l->mutable_inputs()->Mutate(6, tensor(p, "prefill.layers.0.expert_weights"));
+           },
+           "is not a plan weight"},
+          {"activation placed over a live one",
+           [&](fb::Plan* p) {
+             const uint32_t x = tensor(p, "prefill.x");
+             p->mutable_tensors()
+                 ->GetMutableObject(tensor(p, "prefill.layers.0.qkv"))
+                 ->mutate_offset(p->tensors()->Get(x)->offset());
+           },
+           "overwrote part of it"},
+      });
   // A token routed to more experts than 64 is refused when compiled, and in a plan.
   const std::string cfg_dir = d / "wide";
   kiln::test::copy_dir(o.model_dir, cfg_dir);
@@ -545,60 +535,48 @@ TEST_CASE(
   CompileOptions o;
   const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "hub_f32", "gpt_oss", nullptr, &o);
   REQUIRE(load(bytes).is_ok());
-  struct Case {
-    const char* name;
-    std::function<void(fb::Plan*)> edit;
-    const char* expect;
-  };
-  const Case cases[] = {
-      {"sinks are the expert ids",
-       [](fb::Plan* p) {
-         prefill_launch(p, "attention")->mutable_inputs()->Mutate(5, tensor_named(p, "layers.0.expert_ids"));
-       },
-       "(attention): sinks 'prefill.layers.0.expert_ids' has dtype i32"},
-      {"sinks are the router's bias (3 experts, 4 heads)",
-       [](fb::Plan* p) {
-         prefill_launch(p, "attention")->mutable_inputs()->Mutate(5, tensor_named(p, "layers.0.mlp.router.bias"));
-       },
-       "(attention): sinks 'model.layers.0.mlp.router.bias' has shape [3], expected [4]"},
-      {"gate|up biases are the down biases",
-       [](fb::Plan* p) {
-         fb::Launch* l = prefill_launch(p, "moe_experts");
-         l->mutable_inputs()->Mutate(10, l->inputs()->Get(11));
-       },
-       "(moe_experts): gu_bias 'model.layers.0.mlp.experts.down_proj_bias' has shape"},
-      {"activation 2", [](fb::Plan* p) { prefill_launch(p, "moe_experts")->mutable_int_attrs()->Mutate(2, 2); },
-       "expert activation 2 is not 0 (SwiGLU) or 1 (clamped SwiGLU)"},
-      {"limit -7", [](fb::Plan* p) { prefill_launch(p, "moe_experts")->mutable_float_attrs()->Mutate(1, -7.0); },
-       "the clamped SwiGLU's alpha is not finite or its limit not positive and finite"},
-      {"logit bias 2", [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_int_attrs()->Mutate(5, 2); },
-       "routing attributes are invalid"},
-      {"logit bias without the bias",
-       [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_inputs()->Mutate(2, kNoTensor); },
-       "a logit bias needs the bias input"},
-      {"scales on float experts",
-       [](fb::Plan* p) {
-         fb::Launch* l = prefill_launch(p, "moe_experts");
-         l->mutable_inputs()->Mutate(6, l->inputs()->Get(10));
-         l->mutable_inputs()->Mutate(7, l->inputs()->Get(11));
-       },
-       "moe_experts version 4 with scales takes i8, i4 or f8e4m3 weights, not f32"},
-      {"a zero point on float experts",
-       [](fb::Plan* p) {
-         fb::Launch* l = prefill_launch(p, "moe_experts");
-         l->mutable_inputs()->Mutate(8, l->inputs()->Get(10));
-       },
-       "moe_experts version 4 with zero points takes i4 weights, not f32"},
-  };
-  for (const Case& c : cases) {
-    CAPTURE(std::string(c.name));
-    std::vector<uint8_t> b = bytes;
-    c.edit(mutable_root(b));
-    rehash(b);
-    const Status st = load(b);
-    REQUIRE(!st.is_ok());
-    CHECK_MESSAGE(st.message().find(c.expect) != std::string::npos, st.message());
-  }
+  kiln::test::check_edits_refused(
+      bytes,
+      {
+          {"sinks are the expert ids",
+           [](fb::Plan* p) {
+             prefill_launch(p, "attention")->mutable_inputs()->Mutate(5, tensor_named(p, "layers.0.expert_ids"));
+           },
+           "(attention): sinks 'prefill.layers.0.expert_ids' has dtype i32"},
+          {"sinks are the router's bias (3 experts, 4 heads)",
+           [](fb::Plan* p) {
+             prefill_launch(p, "attention")->mutable_inputs()->Mutate(5, tensor_named(p, "layers.0.mlp.router.bias"));
+           },
+           "(attention): sinks 'model.layers.0.mlp.router.bias' has shape [3], expected [4]"},
+          {"gate|up biases are the down biases",
+           [](fb::Plan* p) {
+             fb::Launch* l = prefill_launch(p, "moe_experts");
+             l->mutable_inputs()->Mutate(10, l->inputs()->Get(11));
+           },
+           "(moe_experts): gu_bias 'model.layers.0.mlp.experts.down_proj_bias' has shape"},
+          {"activation 2", [](fb::Plan* p) { prefill_launch(p, "moe_experts")->mutable_int_attrs()->Mutate(2, 2); },
+           "expert activation 2 is not 0 (SwiGLU) or 1 (clamped SwiGLU)"},
+          {"limit -7", [](fb::Plan* p) { prefill_launch(p, "moe_experts")->mutable_float_attrs()->Mutate(1, -7.0); },
+           "the clamped SwiGLU's alpha is not finite or its limit not positive and finite"},
+          {"logit bias 2", [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_int_attrs()->Mutate(5, 2); },
+           "routing attributes are invalid"},
+          {"logit bias without the bias",
+           [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_inputs()->Mutate(2, kNoTensor); },
+           "a logit bias needs the bias input"},
+          {"scales on float experts",
+           [](fb::Plan* p) {
+             fb::Launch* l = prefill_launch(p, "moe_experts");
+             l->mutable_inputs()->Mutate(6, l->inputs()->Get(10));
+             l->mutable_inputs()->Mutate(7, l->inputs()->Get(11));
+           },
+           "moe_experts version 4 with scales takes i8, i4 or f8e4m3 weights, not f32"},
+          {"a zero point on float experts",
+           [](fb::Plan* p) {
+             fb::Launch* l = prefill_launch(p, "moe_experts");
+             l->mutable_inputs()->Mutate(8, l->inputs()->Get(10));
+           },
+           "moe_experts version 4 with zero points takes i4 weights, not f32"},
+      });
 }
 
 TEST_CASE("plan file: a tokenizer with more tokens than the model's vocabulary is refused, compiled or edited") {
