@@ -136,6 +136,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"GptOssForCausalLM", "gpt_oss"},
                                                                {"HeliumForCausalLM", "helium"},
                                                                {"GraniteMoeSharedForCausalLM", "granitemoeshared"},
+                                                               {"ArceeForCausalLM", "arcee"},
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
                                                                {"Gemma2ForCausalLM", "gemma2"},

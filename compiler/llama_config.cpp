@@ -351,6 +351,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool seed_oss = arch == "SeedOssForCausalLM" || arch == "seed_oss";
   const bool gpt_oss = arch == "GptOssForCausalLM" || arch == "gpt_oss";
   const bool helium = arch == "HeliumForCausalLM" || arch == "helium";
+  const bool arcee = arch == "ArceeForCausalLM" || arch == "arcee";
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
@@ -361,7 +362,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium)
+      !gpt_oss && !helium && !arcee)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   if (c.quant.mxfp4 && !gpt_oss)
@@ -382,6 +383,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : seed_oss           ? "SeedOssForCausalLM"
                    : gpt_oss            ? "GptOssForCausalLM"
                    : helium             ? "HeliumForCausalLM"
+                   : arcee              ? "ArceeForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
                    : gemma1             ? "GemmaForCausalLM"
                    : gemma2             ? "Gemma2ForCausalLM"
@@ -410,8 +412,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // PhiConfig's MLP: fc1, ACT2FN[hidden_act], fc2 (gelu_new, gelu_fast and gelu_pytorch_tanh are the
     // tanh GELU; gelu the exact one).
     const std::string act = r.str("hidden_act", "gelu_new");
-    if (act == "gelu_new" || act == "gelu_fast" || act == "gelu_pytorch_tanh") c.phi_activation = Activation::kGeluTanh;
-    else if (act == "gelu") c.phi_activation = Activation::kGelu;
+    if (act == "gelu_new" || act == "gelu_fast" || act == "gelu_pytorch_tanh") c.mlp_activation = Activation::kGeluTanh;
+    else if (act == "gelu") c.mlp_activation = Activation::kGelu;
     else r.fail("hidden_act", "must be \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or \"gelu\" for Phi");
   } else if (gemma) {
     // Gemma3TextConfig's activation key; hidden_act is not one of its attributes. Gemma 2's hub
@@ -425,6 +427,19 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (gpt_oss) {
     // (read_gpt_oss: GptOssConfig's hidden_act is never read)
+  } else if (arcee) {
+    // ArceeConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2)
+    const std::string act = r.str("hidden_act", "relu2");
+    if (act == "relu2") c.mlp_activation = Activation::kRelu2;
+    else if (act == "silu" || act == "swish") c.mlp_activation = Activation::kSilu;
+    else if (act == "gelu") c.mlp_activation = Activation::kGelu;
+    else if (act == "gelu_new" || act == "gelu_fast" || act == "gelu_pytorch_tanh")
+      c.mlp_activation = Activation::kGeluTanh;
+    else if (act == "quick_gelu") c.mlp_activation = Activation::kQuickGelu;
+    else
+      r.fail("hidden_act",
+             "must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
+             "\"quick_gelu\" for Arcee");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
@@ -491,15 +506,15 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : gemma1 || gemma2                                                     ? 8192
                                         : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss ? 131072
                                         : qwen2 || qwen3 || smollm3 || qwen2_moe                               ? 32768
-                                        : phi3 || helium                                                       ? 4096
+                                        : phi3 || helium || arcee                                              ? 4096
                                                                                                                : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps = phi    ? r.num("layer_norm_eps", 1e-5)
-                   : glm4 ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-                   : helium
-                       ? r.num("rms_norm_eps", 1e-8)  // (HeliumConfig's)
-                       : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss ? 1e-5 : 1e-6);
+  c.rms_norm_eps =
+      phi      ? r.num("layer_norm_eps", 1e-5)
+      : glm4   ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+      : helium ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
+               : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's, SmolLM3's and ERNIE 4.5's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie);
@@ -656,6 +671,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     read_exaone4(r, j, &c);
   } else if (gpt_oss) {
     read_gpt_oss(r, j, &c);
+  } else if (arcee) {
+    // ArceeConfig: LlamaConfig's biases (attention_bias on q, k, v and o; mlp_bias on up and down) and an
+    // ungated MLP (its activation read above).
+    c.arcee = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.mlp_bias = r.boolean("mlp_bias", false);
   } else if (helium) {
     // HeliumConfig: biases on q, k and v with attention_bias (never on o_proj), on the MLP with
     // mlp_bias; a pairwise RoPE (GLM's rotate_half); o_proj maps hidden_size to hidden_size, so the

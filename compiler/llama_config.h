@@ -40,10 +40,13 @@ struct LlamaConfig {
   bool qk_norm = false;  // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE
   // Phi-1/1.5/2 (PhiForCausalLM): one LayerNorm (with a bias; eps in rms_norm_eps) before
   // attention and the MLP, which run in parallel on it and both add into the residual; biases on
-  // q, k, v, the output projection (self_attn.dense), fc1 and fc2; an fc1 -> phi_activation -> fc2
+  // q, k, v, the output projection (self_attn.dense), fc1 and fc2; an fc1 -> mlp_activation -> fc2
   // MLP; a final LayerNorm (model.final_layernorm) and an LM head with a bias.
   bool phi = false;
-  Activation phi_activation = Activation::kGeluTanh;
+  Activation mlp_activation = Activation::kGeluTanh;  // (Phi's and Arcee's MLP)
+  // Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> mlp_activation (hidden_act,
+  // relu² by default) -> down_proj, no gate (Nemotron's), biases on both with mlp_bias.
+  bool arcee = false;
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k
   // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their

@@ -1,7 +1,8 @@
 // Small elementwise ops of the diffusion models, all f32 and channels-last.
 //
 // activation: y = f(x), f by kind: SiLU, exact (erf) GELU, tanh GELU, QuickGELU
-//   (x·sigmoid(1.702x), CLIP's "quick_gelu"). y may be x itself (in place).
+//   (x·sigmoid(1.702x), CLIP's "quick_gelu"), or relu(x)² (version 2; Arcee's "relu2"). y may be x
+//   itself (in place).
 //   x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; int attrs {kind}.
 // geglu: GEGLU on a fused projection: y = h · act(g) with [h | g] = x, act exact GELU
 //   (diffusers) or tanh GELU (Gemma's gelu_pytorch_tanh).
@@ -38,6 +39,7 @@ namespace kiln {
 // The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
 struct OpDef;
 extern const OpDef kActivationOp;
+extern const OpDef kActivationOpV1;  // version 1: without relu2
 extern const OpDef kGegluOp;
 extern const OpDef kGegluOpV1;
 extern const OpDef kSoftcapOp;
@@ -46,7 +48,9 @@ extern const OpDef kAddOpV1;
 extern const OpDef kConcatOp;
 extern const OpDef kImageMeanOp;
 
-enum class Activation : int64_t { kSilu = 0, kGelu = 1, kGeluTanh = 2, kQuickGelu = 3 };
+// kRelu2: relu(x)² (Arcee's hidden_act "relu2"; activation version 2 only).
+enum class Activation : int64_t { kSilu = 0, kGelu = 1, kGeluTanh = 2, kQuickGelu = 3, kRelu2 = 4 };
+// The kinds of activation version 1 and of geglu.
 inline bool activation_valid(int64_t k) { return k >= 0 && k <= 3; }
 
 struct ActivationArgs {

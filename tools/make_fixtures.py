@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -23,6 +23,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only seed_oss  only tests/fixtures/seed_oss/ (tiny SeedOssForCausalLM checkpoints: q/k/v, o_proj and MLP biases)
   --only granitemoeshared  only tests/fixtures/granitemoeshared/ (tiny GraniteMoeSharedForCausalLM checkpoints:
                    GraniteMoe with a shared MLP)
+  --only arcee     only tests/fixtures/arcee/ (tiny ArceeForCausalLM checkpoints: an ungated relu² MLP)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -220,7 +221,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -685,6 +686,20 @@ HELIUM_VARIANTS = [
                             rope_parameters={"rope_type": "default", "rope_theta": 100000.0})),
     ("hub_f32", 5555, dict(HELIUM_BASE, num_key_value_heads=4, rope_parameters={"rope_type": "default",
                                                                                "rope_theta": 20000.0})),
+]
+
+ARCEE_DIR = os.path.join(REPO, "tests", "fixtures", "arcee")
+# Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> ACT2FN[hidden_act] -> down_proj, no
+# gate (relu² by default). relu2_bias_f32: relu², attention and MLP biases, GQA. hub_yarn_f32: relu², yarn
+# (AFM-4.5B's long-context RoPE), tied, its config.json in the hub's layout (rope_theta, rope_scaling,
+# torch_dtype). gelu_f32: hidden_act gelu_pytorch_tanh (ACT2FN's any activation).
+ARCEE_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 1}
+ARCEE_VARIANTS = [
+    ("relu2_bias_f32", 5858, dict(ARCEE_BASE, num_key_value_heads=2, attention_bias=True, mlp_bias=True)),
+    ("hub_yarn_f32", 5959, dict(ARCEE_BASE, num_key_value_heads=4, tie_word_embeddings=True, head_dim=24,
+                                rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                                 "original_max_position_embeddings": 64})),
+    ("gelu_f32", 6060, dict(ARCEE_BASE, num_key_value_heads=1, hidden_act="gelu_pytorch_tanh")),
 ]
 
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
@@ -1587,6 +1602,24 @@ def main_gpt_oss():
                       "original_max_position_embeddings": 4096, "rope_theta": 150000.0}, rp
     rewrite_as_hub(os.path.join(GPT_OSS_DIR, "default_rope_tied_f32"), GptOssForCausalLM, "5.24.0", no_rope,
                    flat_rope=False)
+
+
+def main_arcee():
+    from transformers import ArceeConfig, ArceeForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.mlp.up_proj.weight" in keys and "model.layers.0.mlp.gate_proj.weight" not in keys
+    main_llama_like("arcee", ARCEE_DIR, ARCEE_VARIANTS, ArceeConfig, ArceeForCausalLM, check, draw_norms_around_one)
+    for name, _, overrides in ARCEE_VARIANTS:
+        # The activation must matter: another one gives other logits.
+        other = "silu" if overrides.get("hidden_act", "relu2") != "silu" else "relu2"
+        assert_moves(os.path.join(ARCEE_DIR, name), ArceeForCausalLM, "hidden_act " + other, 1e-2, hidden_act=other)
+
+    def hub(cfg):  # AFM-4.5B's keys (transformers 4.53): yarn as rope_scaling
+        rp = cfg.pop("rope_parameters")
+        cfg["rope_theta"] = rp.pop("rope_theta")
+        cfg["rope_scaling"] = rp
+    rewrite_as_hub(os.path.join(ARCEE_DIR, "hub_yarn_f32"), ArceeForCausalLM, "4.53.0", hub, flat_rope=False)
 
 
 def main_helium():
@@ -3782,6 +3815,8 @@ def main():
         main_helium()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
+    if ARGS.only in ("all", "arcee"):
+        main_arcee()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

@@ -207,7 +207,7 @@ uint32_t build_clip(Builder& B, const ClipTextConfig& c, uint32_t tokens, int64_
     B.linear(att, N, a + "out_proj", D, D, true, x);
     const uint32_t h2 = B.layer_norm(x, N, D, lp + "layer_norm2", c.layer_norm_eps);
     const uint32_t f = B.linear(h2, N, lp + "mlp.fc1", c.intermediate_size, D, true);
-    B.node(kActivationOp, {f}, {f}, {int64_t(c.act)});
+    B.node(kActivationOpV1, {f}, {f}, {int64_t(c.act)});
     B.linear(f, N, lp + "mlp.fc2", D, c.intermediate_size, true, x);
   }
   B.node(kLayerNormOp, {x, B.weight(p + "final_layer_norm.weight", {D}), B.weight(p + "final_layer_norm.bias", {D})},
@@ -285,9 +285,9 @@ uint32_t time_embedding(Builder& B, const UNetConfig& c, const std::string& p, u
   const uint32_t e = B.act("t_emb", {G, C0});
   B.node(kTimestepEmbeddingOp, {t, step}, {e}, {c.flip_sin_to_cos ? 1 : 0}, {c.freq_shift, 10000.0});
   const uint32_t h = B.linear(e, G, p + "time_embedding.linear_1", TD, C0, true);
-  B.node(kActivationOp, {h}, {h}, {int64_t(Activation::kSilu)});
+  B.node(kActivationOpV1, {h}, {h}, {int64_t(Activation::kSilu)});
   const uint32_t emb = B.linear(h, G, p + "time_embedding.linear_2", TD, TD, true);
-  B.node(kActivationOp, {emb}, {emb}, {int64_t(Activation::kSilu)});
+  B.node(kActivationOpV1, {emb}, {emb}, {int64_t(Activation::kSilu)});
   *temb_dim = TD;
   return emb;
 }
@@ -355,7 +355,7 @@ Img control_embedding(Builder& B, const UNetConfig& c, const Img& image) {
   const std::string p = "controlnet/controlnet_cond_embedding.";
   const auto& ch = c.cond_embedding_channels;
   auto silu = [&](const Img& x) {
-    B.node(kActivationOp, {x.id}, {x.id}, {int64_t(Activation::kSilu)});
+    B.node(kActivationOpV1, {x.id}, {x.id}, {int64_t(Activation::kSilu)});
     return x;
   };
   Img x = silu(B.conv(image, p + "conv_in", ch[0], 3, 1, 1));

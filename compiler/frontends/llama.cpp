@@ -141,6 +141,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     } else if (c.fused_projections || c.glm4) {
       e[p + "mlp.gate_up_proj.weight"] = {2 * F, D};
       e[p + "mlp.down_proj.weight"] = {D, F};
+    } else if (c.arcee) {  // (no gate)
+      e[p + "mlp.up_proj.weight"] = {F, D};
+      e[p + "mlp.down_proj.weight"] = {D, F};
     } else {
       e[p + "mlp.gate_proj.weight"] = {F, D};
       e[p + "mlp.up_proj.weight"] = {F, D};
@@ -158,7 +161,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "self_attn.k_norm.weight"] = {c.qk_norm_whole() ? kv : hd};
     }
     if (c.mlp_bias) {
-      e[p + "mlp.gate_proj.bias"] = {F};
+      if (!c.arcee) e[p + "mlp.gate_proj.bias"] = {F};
       e[p + "mlp.up_proj.bias"] = {F};
       e[p + "mlp.down_proj.bias"] = {D};
     }
@@ -328,6 +331,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.gu_w = w(p + "mlp.fc1.weight", {F, D}, {p + "mlp.fc1.weight"});
       L.gu_b = w(p + "mlp.fc1.bias", {F}, {p + "mlp.fc1.bias"});
       L.down_w = w(p + "mlp.fc2.weight", {D, F}, {p + "mlp.fc2.weight"});
+    } else if (c.arcee) {  // up only: the activation op, no gate
+      L.gu_w = w(p + "mlp.up_proj.weight", {F, D}, {p + "mlp.up_proj.weight"});
+      L.gu_b = opt_bias(c.mlp_bias, p + "mlp.up_proj.bias", F, {p + "mlp.up_proj.bias"});
+      L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
     } else if (c.gemma) {  // [up | gate], the GEGLU op's [h | g]
       L.gu_w = w(p + "mlp.up_gate_proj.weight", {2 * F, D}, {p + "mlp.up_proj.weight", p + "mlp.gate_proj.weight"});
       L.gu_b = kNoTensor;
@@ -410,7 +417,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t att = g.activation(p + "attn_out", {N, H * hd});
       const uint32_t h2 = c.olmo2 ? x : g.activation(p + "mlp_in", {N, D});
       const bool moe = c.is_moe_layer(i);
-      const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, c.phi ? F : 2 * F});
+      const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, c.phi || c.arcee ? F : 2 * F});
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
       // Gemma 2/3, OLMo 2 and GLM-4: each branch's output, then its norm, before the residual add; Granite:
       // the output times residual_multiplier.
@@ -455,7 +462,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       project_into_x(att, L.o_w, L.o_b, L.attn_out_norm);  // x += o_proj(att)
       if (c.phi) {  // x += fc2(act(fc1(h))): the MLP reads the attention's input, h
         add_node(P, kMatmulOp, {h, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-        add_node(P, kActivationOp, {gu}, {m}, {int64_t(c.phi_activation)});
+        add_node(P, kActivationOpV1, {gu}, {m}, {int64_t(c.mlp_activation)});
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
       }
@@ -495,7 +502,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         continue;
       }
       add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-      if (c.gemma) add_node(P, kGegluOp, {gu}, {m}, {int64_t(Activation::kGeluTanh)});
+      if (c.arcee)  // (version 2: relu² among its kinds)
+        add_node(P, kActivationOp, {gu}, {m}, {int64_t(c.mlp_activation)});
+      else if (c.gemma) add_node(P, kGegluOp, {gu}, {m}, {int64_t(Activation::kGeluTanh)});
       else add_node(P, kSwigluOp, {gu, n_valid}, {m});
       project_into_x(m, L.down_w, L.down_b, L.mlp_out_norm);  // x += down_proj(m)
     }
@@ -651,7 +660,9 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "HeliumForCausalLM",
                                       "helium",
                                       "GraniteMoeSharedForCausalLM",
-                                      "granitemoeshared"},
+                                      "granitemoeshared",
+                                      "ArceeForCausalLM",
+                                      "arcee"},
                                      nullptr,
                                      build_llama};
 

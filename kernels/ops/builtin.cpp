@@ -67,6 +67,7 @@ const OpRegistry& builtin_ops() {
       &kConv2dOp,
       &kConv2dOpV1,
       &kActivationOp,
+      &kActivationOpV1,
       &kGegluOp,
       &kGegluOpV1,
       &kSoftcapOp,

@@ -538,7 +538,7 @@ TEST_CASE("config: Phi-2 (partial rotary, activations, defaults, refusals)") {
   CHECK(c.head_dim == 80);
   CHECK(c.rotary() == 32);
   CHECK(c.rms_norm_eps == 1e-5);
-  CHECK(c.phi_activation == Activation::kGeluTanh);
+  CHECK(c.mlp_activation == Activation::kGeluTanh);
   CHECK_FALSE(c.tie_word_embeddings);
   CHECK(c.rope.theta == 10000.0);
   auto with = [&](const std::function<void(nlohmann::json&)>& edit) { return edited(hub, edit); };
@@ -550,7 +550,7 @@ TEST_CASE("config: Phi-2 (partial rotary, activations, defaults, refusals)") {
   });
   CHECK(absent.rotary() == 40);
   CHECK(absent.num_key_value_heads == 32);
-  CHECK(absent.phi_activation == Activation::kGeluTanh);
+  CHECK(absent.mlp_activation == Activation::kGeluTanh);
   CHECK(absent.rms_norm_eps == 1e-5);
   CHECK(absent.max_position_embeddings == 2048);
   // transformers 5's layout: the fraction inside rope_parameters
@@ -559,9 +559,9 @@ TEST_CASE("config: Phi-2 (partial rotary, activations, defaults, refusals)") {
           j.erase("rope_theta");
           j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", 0.25}};
         }).rotary() == 20);
-  CHECK(with([](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).phi_activation == Activation::kGelu);
+  CHECK(with([](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).mlp_activation == Activation::kGelu);
   for (const char* act : {"gelu_fast", "gelu_pytorch_tanh"})
-    CHECK(with([&](nlohmann::json& j) { j["hidden_act"] = act; }).phi_activation == Activation::kGeluTanh);
+    CHECK(with([&](nlohmann::json& j) { j["hidden_act"] = act; }).mlp_activation == Activation::kGeluTanh);
   CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "silu"; }).find("for Phi") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["qk_layernorm"] = true; }).find("qk_layernorm") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["layer_norm_eps"] = -1e-5; }).find("layer_norm_eps must not be negative") !=
@@ -1099,6 +1099,43 @@ TEST_CASE("config: Seed-OSS (three bias keys, defaults, refusals)") {
   CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).num_key_value_heads == 4);
   CHECK(edited(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).head_dim ==
         16);  // (SeedOssConfig: hidden / heads)
+}
+
+// ArceeForCausalLM: LLaMA with an ungated MLP whose activation is ACT2FN[hidden_act] (relu² by default).
+TEST_CASE("config: Arcee (the MLP's activation, biases, defaults)") {
+  std::ifstream in(kiln::test::fixture("hub_yarn_f32", "arcee") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "ArceeForCausalLM");
+  CHECK(a.arcee);
+  CHECK(a.mlp_activation == Activation::kRelu2);
+  CHECK(a.rope.type == "yarn");
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"hidden_act", "rms_norm_eps", "max_position_embeddings", "head_dim"}) j.erase(k);
+  });
+  CHECK(d.mlp_activation == Activation::kRelu2);  // ArceeConfig's default
+  CHECK(d.rms_norm_eps == 1e-5);
+  CHECK(d.max_position_embeddings == 4096);
+  CHECK(d.head_dim == 16);  // (hidden / heads)
+  for (const auto& [act, kind] :
+       std::vector<std::pair<std::string, Activation>>{{"silu", Activation::kSilu},
+                                                       {"gelu", Activation::kGelu},
+                                                       {"gelu_new", Activation::kGeluTanh},
+                                                       {"quick_gelu", Activation::kQuickGelu}}) {
+    const std::string name = act;  // (a lambda cannot capture a binding)
+    CAPTURE(name);
+    CHECK(edited(hub, [&](nlohmann::json& j) { j["hidden_act"] = name; }).mlp_activation == kind);
+  }
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["hidden_act"] = "relu";
+        }).find("hidden_act must be \"relu2\", \"silu\"") != std::string::npos);
+  const LlamaConfig b = edited(hub, [](nlohmann::json& j) {
+    j["attention_bias"] = true;
+    j["mlp_bias"] = true;
+  });
+  CHECK(b.attention_bias);
+  CHECK(b.mlp_bias);
 }
 
 // GraniteMoeSharedForCausalLM: GraniteMoe with a shared MLP of shared_intermediate_size (0, its default:

@@ -786,6 +786,36 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
   }
 }
 
+// The activation op's kinds against their formulas in double (relu², Arcee's, keeps a NaN as torch's relu
+// does), in place and not.
+TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU and relu² match their formulas") {
+  ThreadPool pool(2, 0);
+  std::vector<float> x = random_floats(1031, 77, 4.0f);
+  x[5] = kNaN;
+  x[6] = 0.0f;
+  x[7] = -0.0f;
+  for (int64_t kind = 0; kind <= int64_t(Activation::kRelu2); ++kind)
+    for (bool in_place : {false, true}) {
+      CAPTURE(kind);
+      CAPTURE(in_place);
+      std::vector<float> in = x, out(x.size(), kNaN);
+      activation_cpu({in.data(), in_place ? in.data() : out.data(), int64_t(x.size()), Activation(kind)}, pool);
+      const std::vector<float>& y = in_place ? in : out;
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double v = x[i];
+        const double want = kind == 0   ? v / (1 + std::exp(-v))
+                            : kind == 1 ? 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)))
+                            : kind == 2 ? 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)))
+                            : kind == 3 ? v / (1 + std::exp(-1.702 * v))
+                                        : (v > 0           ? v * v
+                                           : std::isnan(v) ? v
+                                                           : 0.0);
+        if (std::isnan(want)) CHECK(std::isnan(y[i]));
+        else CHECK(std::fabs(y[i] - want) <= 2e-6 * (1 + std::fabs(want)));
+      }
+    }
+}
+
 // GPT-OSS's MoE: moe_route version 2 adds the router bias to every logit before the softmax and the
 // top k (renormalized: the softmax over the top k logits); moe_experts version 4 adds each expert's gate,
 // up and down biases and applies the clamped SwiGLU (up' + 1)·gate'·sigmoid(alpha·gate'), gate' =

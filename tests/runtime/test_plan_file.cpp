@@ -579,6 +579,24 @@ TEST_CASE(
       });
 }
 
+// activation version 2 added relu² (Arcee); version 1 (what a runtime before it read) refuses the kind,
+// and version 2 refuses kinds past it.
+TEST_CASE("plan file: an activation kind its version does not have is refused") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "relu2_bias_f32", "arcee", nullptr, &o);
+  REQUIRE(load(bytes).is_ok());
+  auto version_of = [](fb::Plan* p, const char* kernel, uint32_t version) {
+    for (flatbuffers::uoffset_t i = 0; i < p->kernels()->size(); ++i)
+      if (p->kernels()->Get(i)->name()->str() == kernel)
+        p->mutable_kernels()->GetMutableObject(i)->mutate_version(version);
+  };
+  kiln::test::check_edits_refused(
+      bytes, {{"relu2 as version 1", [&](fb::Plan* p) { version_of(p, "activation", 1); }, "unknown activation kind"},
+              {"kind 5", [](fb::Plan* p) { prefill_launch(p, "activation")->mutable_int_attrs()->Mutate(0, 5); },
+               "unknown activation kind"}});
+}
+
 TEST_CASE("plan file: a tokenizer with more tokens than the model's vocabulary is refused, compiled or edited") {
   TempDir d;
   const std::string tok = kiln::test::fixtures_root() + "/tokenizers/bytelevel";  // 1211 ids
