@@ -591,6 +591,14 @@ TEST_CASE("plan file: an activation kind its version does not have is refused") 
       if (p->kernels()->Get(i)->name()->str() == kernel)
         p->mutable_kernels()->GetMutableObject(i)->mutate_version(version);
   };
+  // Phi's MLP activation (tanh GELU) stays version 1: a runtime from before relu² reads its plans.
+  const std::vector<uint8_t> phi = fixture_plan_bytes(d, kiln::test::fixture_names("phi").at(0), "phi", nullptr, &o);
+  auto phi_plan = kiln::Plan::load_memory(phi.data(), phi.size());
+  REQUIRE(phi_plan.is_ok());
+  int activations = 0;
+  for (const auto* k : phi_plan.value()->kernels())
+    if (std::string(k->name) == "activation") activations += k->version == 1 ? 1 : 100;
+  CHECK(activations == 1);
   kiln::test::check_edits_refused(
       bytes, {{"relu2 as version 1", [&](fb::Plan* p) { version_of(p, "activation", 1); }, "unknown activation kind"},
               {"kind 5", [](fb::Plan* p) { prefill_launch(p, "activation")->mutable_int_attrs()->Mutate(0, 5); },
