@@ -256,6 +256,25 @@ void read_smollm3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   r.has("max_window_layers");
 }
 
+// The activation op's kind of an ACT2FN name (transformers' activations.py): gelu_new, gelu_fast and
+// gelu_pytorch_tanh are the tanh GELU, gelu the exact one, swish SiLU; false for a name kiln has no kind for.
+bool act2fn_kind(const std::string& name, Activation* kind) {
+  static const std::pair<const char*, Activation> kNames[] = {{"gelu_new", Activation::kGeluTanh},
+                                                              {"gelu_fast", Activation::kGeluTanh},
+                                                              {"gelu_pytorch_tanh", Activation::kGeluTanh},
+                                                              {"gelu", Activation::kGelu},
+                                                              {"silu", Activation::kSilu},
+                                                              {"swish", Activation::kSilu},
+                                                              {"quick_gelu", Activation::kQuickGelu},
+                                                              {"relu2", Activation::kRelu2}};
+  for (const auto& [n, k] : kNames)
+    if (name == n) {
+      *kind = k;
+      return true;
+    }
+  return false;
+}
+
 // GptOssConfig's keys past LLaMA's: q/k/v/o biases (attention_bias, on by default), a sink logit per
 // head, windows of sliding_window (default 128) in the layers layer_types names (by default the even
 // ones), experts in every layer (LlamaConfig::gpt_oss), and GptOssConfig's default RoPE (yarn, factor
@@ -411,10 +430,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (phi) {
     // PhiConfig's MLP: fc1, ACT2FN[hidden_act], fc2 (gelu_new, gelu_fast and gelu_pytorch_tanh are the
     // tanh GELU; gelu the exact one).
-    const std::string act = r.str("hidden_act", "gelu_new");
-    if (act == "gelu_new" || act == "gelu_fast" || act == "gelu_pytorch_tanh") c.mlp_activation = Activation::kGeluTanh;
-    else if (act == "gelu") c.mlp_activation = Activation::kGelu;
-    else r.fail("hidden_act", "must be \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or \"gelu\" for Phi");
+    if (!act2fn_kind(r.str("hidden_act", "gelu_new"), &c.mlp_activation) ||
+        (c.mlp_activation != Activation::kGeluTanh && c.mlp_activation != Activation::kGelu))
+      r.fail("hidden_act", "must be \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or \"gelu\" for Phi");
   } else if (gemma) {
     // Gemma3TextConfig's activation key; hidden_act is not one of its attributes. Gemma 2's hub
     // configs carry hidden_act beside hidden_activation, which its MLP never reads.
@@ -429,14 +447,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // (read_gpt_oss: GptOssConfig's hidden_act is never read)
   } else if (arcee) {
     // ArceeConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2)
-    const std::string act = r.str("hidden_act", "relu2");
-    if (act == "relu2") c.mlp_activation = Activation::kRelu2;
-    else if (act == "silu" || act == "swish") c.mlp_activation = Activation::kSilu;
-    else if (act == "gelu") c.mlp_activation = Activation::kGelu;
-    else if (act == "gelu_new" || act == "gelu_fast" || act == "gelu_pytorch_tanh")
-      c.mlp_activation = Activation::kGeluTanh;
-    else if (act == "quick_gelu") c.mlp_activation = Activation::kQuickGelu;
-    else
+    if (!act2fn_kind(r.str("hidden_act", "relu2"), &c.mlp_activation))
       r.fail("hidden_act",
              "must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
              "\"quick_gelu\" for Arcee");
@@ -726,7 +737,6 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
         r.refuse_null("shared_intermediate_size",
                       "which GraniteMoeSharedConfig refuses: give its value (0 for no shared MLP)");
         c.shared_expert_intermediate_size = r.count("shared_intermediate_size", 0);
-        c.granite_shared_mlp = c.shared_expert_intermediate_size > 0;
       }
       for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
       r.hardwired("mlp_bias", false);

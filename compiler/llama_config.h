@@ -83,7 +83,7 @@ struct LlamaConfig {
   int64_t shared_expert_intermediate_size = 0;
   // GraniteMoeShared: that shared MLP is shared_mlp.input_linear ([gate | up]) and output_linear, with no
   // gate of its own; its output joins the experts' before residual_multiplier scales them.
-  bool granite_shared_mlp = false;
+  bool granite_shared_mlp() const { return granite_moe && shared_expert_intermediate_size > 0; }
   // GPT-OSS (GptOssForCausalLM): LLaMA with q/k/v/o biases, a learned sink logit per head in each
   // attention softmax (self_attn.sinks), windows in the layers window_layer marks, and experts in every
   // layer: a router with a bias (mlp.router), the softmax over its top-k logits, and experts with biases

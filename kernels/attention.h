@@ -11,9 +11,9 @@
 // none; Gemma 2's attn_logit_softcapping: each score s = q·k·scale becomes cap·tanh(s / cap) before
 // the softmax)}. Version 4 takes a sixth, optional input, sinks: (n_heads,) f32, GPT-OSS's learned
 // logit per head, one more score in each row's softmax (never soft-capped) whose weight multiplies no
-// value (it only shrinks the others; its CUDA paths have not run on a GPU yet). Version 3 has no sinks, version 2 no
-// softcap attribute, version 1 (plans written before windows) no window either. CPU scratch: attention_scratch_floats
-// floats per worker.
+// value (it only shrinks the others; its CUDA paths have not run on a GPU yet). Version 3 has no
+// sinks, version 2 no softcap attribute, version 1 (plans written before windows) no window either.
+// CPU scratch: attention_scratch_floats floats per worker.
 #pragma once
 #include <cmath>
 #include <cstdint>

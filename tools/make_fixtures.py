@@ -1242,6 +1242,22 @@ def assert_moves(out, model_cls, what, least, **overrides):
     assert diff > least, "%s: %s moves the logits by only %.2e" % (out, what, diff)
 
 
+def assert_rope_swap_moves(out, model_cls, modeling, rope_fn):
+    """The fixture at out must depend on its pairwise RoPE: transformers with modeling.apply_rotary_pos_emb
+    replaced by rope_fn (a rotate-half RoPE) gives logits more than 1e-2 (rel L2) from the reference's."""
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    model = model_cls.from_pretrained(out, dtype=torch.float32).eval()
+    saved = modeling.apply_rotary_pos_emb
+    try:
+        modeling.apply_rotary_pos_emb = rope_fn
+        with torch.no_grad():
+            diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+    finally:
+        modeling.apply_rotary_pos_emb = saved
+    print("  %s: with rotate-half RoPE the logits move by %.3f (rel L2)" % (os.path.basename(out), diff))
+    assert diff > 1e-2, (out, diff)
+
+
 def rewrite_as_hub(out, model_cls, version, edit, flat_rope=True):
     """Rewrites out/config.json as the hub ships the family (transformers 4 wrote it): edit(cfg)
     changes the family's own keys; with flat_rope, rope_parameters becomes rope_theta and a null
@@ -1402,8 +1418,6 @@ def main_glm4():
     main_llama_like("glm4", GLM4_DIR, GLM4_VARIANTS, Glm4Config, Glm4ForCausalLM, check, draw_norms_around_one)
     for name, _, overrides in GLM4_VARIANTS:
         out = os.path.join(GLM4_DIR, name)
-        ref = load_file(os.path.join(out, "reference.safetensors"))
-        model = Glm4ForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
         # The pairwise RoPE must matter: rotate-half over the same rotary dims gives other logits.
         def halves(q, k, cos, sin, unsqueeze_dim=1):
             cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
@@ -1413,15 +1427,7 @@ def main_glm4():
                 rot = torch.cat((-r[..., rd // 2:], r[..., : rd // 2]), dim=-1)
                 return torch.cat([r * cos + rot * sin, x[..., rd:]], dim=-1)
             return rope(q), rope(k)
-        saved = glm4_modeling.apply_rotary_pos_emb
-        try:
-            glm4_modeling.apply_rotary_pos_emb = halves
-            with torch.no_grad():
-                diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
-        finally:
-            glm4_modeling.apply_rotary_pos_emb = saved
-        print("  %s: with rotate-half RoPE the logits move by %.3f (rel L2)" % (name, diff))
-        assert diff > 1e-2, (name, diff)
+        assert_rope_swap_moves(out, Glm4ForCausalLM, glm4_modeling, halves)
         # So must the rotary fraction: all of each head instead.
         rp = dict(overrides["rope_parameters"], partial_rotary_factor=1.0)
         assert_moves(out, Glm4ForCausalLM, "RoPE over whole heads", 1e-2, rope_parameters=rp)
@@ -1632,20 +1638,9 @@ def main_helium():
     keys = safetensors_keys(os.path.join(HELIUM_DIR, "bias_f32"))
     assert "model.layers.0.self_attn.q_proj.bias" in keys and "model.layers.0.mlp.down_proj.bias" in keys
     for name, _, _ in HELIUM_VARIANTS:
-        out = os.path.join(HELIUM_DIR, name)
-        ref = load_file(os.path.join(out, "reference.safetensors"))
-        model = HeliumForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
         # The pairwise RoPE must matter: LLaMA's rotate-half gives other logits.
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as halves
-        saved = helium_modeling.apply_rotary_pos_emb
-        try:
-            helium_modeling.apply_rotary_pos_emb = halves
-            with torch.no_grad():
-                diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
-        finally:
-            helium_modeling.apply_rotary_pos_emb = saved
-        print("  %s: with rotate-half RoPE the logits move by %.3f (rel L2)" % (name, diff))
-        assert diff > 1e-2, (name, diff)
+        assert_rope_swap_moves(os.path.join(HELIUM_DIR, name), HeliumForCausalLM, helium_modeling, halves)
     rewrite_as_hub(os.path.join(HELIUM_DIR, "hub_f32"), HeliumForCausalLM, "4.48.0.dev0", lambda cfg: None)
 
 
@@ -1659,23 +1654,12 @@ def main_ernie():
     # The pairwise RoPE must matter: the same weights under LLaMA's rotate-half give other logits.
     pairwise = ernie_modeling.rotate_half
     for name, _, _ in ERNIE_VARIANTS:
-        out = os.path.join(ERNIE_DIR, name)
-        ref = load_file(os.path.join(out, "reference.safetensors"))
-        model = Ernie4_5ForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
-        try:
-            def halves(q, k, cos, sin, unsqueeze_dim=1):
-                cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
-                rot = lambda x: torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)
-                return q * cos + rot(q) * sin, k * cos + rot(k) * sin
-            saved = ernie_modeling.apply_rotary_pos_emb
-            ernie_modeling.apply_rotary_pos_emb = halves
-            with torch.no_grad():
-                diff = (model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
-        finally:
-            ernie_modeling.apply_rotary_pos_emb = saved
+        def halves(q, k, cos, sin, unsqueeze_dim=1):
+            cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+            rot = lambda x: torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)
+            return q * cos + rot(q) * sin, k * cos + rot(k) * sin
+        assert_rope_swap_moves(os.path.join(ERNIE_DIR, name), Ernie4_5ForCausalLM, ernie_modeling, halves)
         assert ernie_modeling.rotate_half is pairwise
-        assert diff > 1e-2, "%s: the pairwise RoPE changes the logits by only %.2e" % (name, diff)
-        print("  %s: with rotate-half RoPE the logits move by %.3f (rel L2)" % (name, diff))
     # tied_f32's config as the hub ships ERNIE-4.5-0.3B-PT (transformers 4 layout): the same model.
     rewrite_as_hub(os.path.join(ERNIE_DIR, "tied_f32"), Ernie4_5ForCausalLM, "4.54.0.dev0", lambda cfg: None)
 

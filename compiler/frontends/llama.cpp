@@ -130,7 +130,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
         for (const std::string& n : t.gate_up) e[n] = {Fm, D};
         for (const std::string& n : t.down) e[n] = {D, Fm};
       }
-      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp) {
+      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp()) {
         e[p + "shared_mlp.input_linear.weight"] = {2 * Fs, D};
         e[p + "shared_mlp.output_linear.weight"] = {D, Fs};
       } else if (Fs > 0) {  // (Qwen2-MoE)
@@ -316,7 +316,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
         L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
       }
-      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp) {
+      if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp()) {
         const std::string sh = p + "shared_mlp.";  // (GraniteMoeShared: [gate | up] as the gate|up weight)
         L.shared_gu_w = w(sh + "input_linear.weight", {2 * Fs, D}, {sh + "input_linear.weight"});
         L.shared_down_w = w(sh + "output_linear.weight", {D, Fs}, {sh + "output_linear.weight"});

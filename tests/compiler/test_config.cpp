@@ -1146,11 +1146,11 @@ TEST_CASE("config: GraniteMoeShared (the shared MLP's size, default, null)") {
   const LlamaConfig a = parse_llama_config(j.dump(), "config.json");
   CHECK(a.architecture == "GraniteMoeSharedForCausalLM");
   CHECK(a.granite_moe);
-  CHECK(a.granite_shared_mlp);
+  CHECK(a.granite_shared_mlp());
   CHECK(a.shared_expert_intermediate_size == 48);
   CHECK(a.unmodeled.empty());
   const LlamaConfig b = edited(j, [](nlohmann::json& c) { c.erase("shared_intermediate_size"); });
-  CHECK_FALSE(b.granite_shared_mlp);
+  CHECK_FALSE(b.granite_shared_mlp());
   CHECK(b.shared_expert_intermediate_size == 0);
   CHECK(edited_error(j, [](nlohmann::json& c) {
           c["shared_intermediate_size"] = nullptr;
