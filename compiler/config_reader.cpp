@@ -137,6 +137,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"HeliumForCausalLM", "helium"},
                                                                {"GraniteMoeSharedForCausalLM", "granitemoeshared"},
                                                                {"ArceeForCausalLM", "arcee"},
+                                                               {"CohereForCausalLM", "cohere"},
+                                                               {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
                                                                {"Gemma2ForCausalLM", "gemma2"},

@@ -256,6 +256,60 @@ void read_smollm3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   r.has("max_window_layers");
 }
 
+// CohereConfig's and Cohere2Config's keys past LLaMA's (LlamaConfig::cohere): attention biases, use_qk_norm
+// (Cohere only), logit_scale (default 0.0625); Cohere 2's windows of sliding_window (default 4096) in the
+// layers layer_types names (by default all but every sliding_window_pattern-th, default 4), RoPE in those
+// only, and the keys Cohere's own release wrote, each accepted at what transformers hard-wires.
+void read_cohere(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.cohere = c.pairwise_rope = true;
+  c.cohere2 = v2;
+  c.attention_bias = r.boolean("attention_bias", false);
+  r.refuse_null("logit_scale", "with which transformers cannot run " + c.architecture + ": give its value");
+  c.logit_scale = r.num("logit_scale", 0.0625);
+  if (!std::isfinite(float(c.logit_scale))) r.fail("logit_scale", "must be a finite number (as an f32)");
+  if (!v2) {
+    c.qk_norm = c.cohere_qk_norm = r.boolean("use_qk_norm", false);
+    return;
+  }
+  r.hardwired("use_qk_norm", false);
+  r.refuse_null("sliding_window",
+                "with which transformers 5 cannot run Cohere2ForCausalLM (it builds the sliding mask whatever the "
+                "layer types)");
+  c.sliding_window = r.pos_int("sliding_window", false, 4096);
+  int64_t pattern = 0;  // (the period that makes the layer types, when layer_types is absent)
+  if (r.has("layer_types")) {
+    c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
+    r.has("sliding_window_pattern");  // (read only to fill in an absent layer_types)
+  } else {
+    r.refuse_null("sliding_window_pattern", "without layer_types, which transformers cannot read: give them");
+    if (r.has("sliding_window_pattern") && !j["sliding_window_pattern"].is_number_integer())
+      r.fail("sliding_window_pattern", "is not a whole number: give layer_types");
+    pattern = r.pos_int("sliding_window_pattern", false, 4);
+    c.window_layer = periodic_windows(c.num_hidden_layers, pattern);
+  }
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.nope_layer.push_back(!c.window_layer[size_t(i)]);
+  // Cohere's release wrote its own code's settings beside transformers' keys; transformers never reads them
+  // and hard-wires what they describe: accepted at those values, refused otherwise (kiln does not guess).
+  r.has("cache_implementation");    // (how generate() keeps its cache)
+  r.has("use_parallel_embedding");  // (how a tensor-parallel run splits the embedding)
+  r.hardwired("order_of_interleaved_layers", "local_attn_first");
+  r.hardwired("position_embedding_type", "rope_gptj");
+  r.hardwired("rotary_pct", 1.0);
+  r.hardwired("use_gated_activation", true);
+  r.hardwired("use_parallel_block", true);
+  r.hardwired("use_embedding_sharing", c.tie_word_embeddings);
+  // layer_switch: the period of full layers in that code; it must describe the layer types transformers reads.
+  if (r.has("layer_switch")) {
+    const nlohmann::json& ls = j["layer_switch"];
+    if (!ls.is_number_integer() || ls.get<int64_t>() < 1 ||
+        periodic_windows(c.num_hidden_layers, ls.get<int64_t>()) != c.window_layer)
+      r.fail("layer_switch", "= " + ls.dump() + " does not describe the layer types transformers reads (" +
+                                 (pattern ? "every " + std::to_string(pattern) + "th layer full" : "layer_types") +
+                                 "), and transformers never reads it; kiln does not guess which was meant");
+  }
+}
+
 // The activation op's kind of an ACT2FN name (transformers' activations.py): gelu_new, gelu_fast and
 // gelu_pytorch_tanh are the tanh GELU, gelu the exact one, swish SiLU; false for a name kiln has no kind for.
 bool act2fn_kind(const std::string& name, Activation* kind) {
@@ -371,6 +425,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool gpt_oss = arch == "GptOssForCausalLM" || arch == "gpt_oss";
   const bool helium = arch == "HeliumForCausalLM" || arch == "helium";
   const bool arcee = arch == "ArceeForCausalLM" || arch == "arcee";
+  const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
+  const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
   const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
@@ -381,7 +437,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium && !arcee)
+      !gpt_oss && !helium && !arcee && !cohere)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   if (c.quant.mxfp4 && !gpt_oss)
@@ -403,6 +459,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : gpt_oss            ? "GptOssForCausalLM"
                    : helium             ? "HeliumForCausalLM"
                    : arcee              ? "ArceeForCausalLM"
+                   : cohere2            ? "Cohere2ForCausalLM"
+                   : cohere             ? "CohereForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
                    : gemma1             ? "GemmaForCausalLM"
                    : gemma2             ? "Gemma2ForCausalLM"
@@ -414,8 +472,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : "LlamaForCausalLM";
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
-  r.refuse_null_values({phi ? "layer_norm_eps" : "rms_norm_eps", gemma && !gemma1 ? "hidden_activation" : "hidden_act",
-                        "max_position_embeddings"},
+  r.refuse_null_values({phi || cohere ? "layer_norm_eps" : "rms_norm_eps",
+                        gemma && !gemma1 ? "hidden_activation" : "hidden_act", "max_position_embeddings"},
                        c.architecture);
   if (gemma1) {
     // GemmaConfig reads hidden_act, and its hub value "gelu" as the tanh GELU the checkpoints were
@@ -454,7 +512,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -476,7 +534,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss || helium)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      helium || cohere)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -514,7 +572,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
                                         seed_oss                                                               ? 524288
-                                        : gemma1 || gemma2                                                     ? 8192
+                                        : gemma1 || gemma2 || cohere                                           ? 8192
                                         : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss ? 131072
                                         : qwen2 || qwen3 || smollm3 || qwen2_moe                               ? 32768
                                         : phi3 || helium || arcee                                              ? 4096
@@ -522,13 +580,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
   c.rms_norm_eps =
-      phi      ? r.num("layer_norm_eps", 1e-5)
-      : glm4   ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-      : helium ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
+      phi || cohere ? r.num("layer_norm_eps", 1e-5)
+      : glm4        ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+      : helium      ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
                : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ? 1e-5 : 1e-6);
-  if (c.rms_norm_eps < 0) r.fail(phi ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
-  // (Gemma's, SmolLM3's and ERNIE 4.5's config classes tie by default)
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie);
+  if (c.rms_norm_eps < 0) r.fail(phi || cohere ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
+  // (Gemma's, SmolLM3's, ERNIE 4.5's and Cohere's config classes tie by default)
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie || cohere);
   if (qwen2 || qwen3 || qwen2_moe) {
     // Qwen2: biases on q, k and v (never on o_proj or the MLP). Qwen3: no biases unless
     // attention_bias (then on q, k, v and o_proj), and q_norm/k_norm over each head before RoPE.
@@ -688,6 +746,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.arcee = true;
     c.attention_bias = r.boolean("attention_bias", false);
     c.mlp_bias = r.boolean("mlp_bias", false);
+  } else if (cohere) {
+    read_cohere(r, j, cohere2, &c);
   } else if (helium) {
     // HeliumConfig: biases on q, k and v with attention_bias (never on o_proj), on the MLP with
     // mlp_bias; a pairwise RoPE (GLM's rotate_half); o_proj maps hidden_size to hidden_size, so the
@@ -769,7 +829,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Phi-3's attention none (Qwen2's hard-wires q/k/v biases without o_proj's: no value of
   // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
   // the values that change nothing.
-  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2 || glm4 || gpt_oss)
+  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2 || glm4 || gpt_oss || cohere)
     r.hardwired("mlp_bias", false);
   if (mistral || ministral || mixtral || phi3) r.hardwired("attention_bias", false);
   if (phi3) {
@@ -807,7 +867,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
              : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
              : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
              : helium  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
-                       : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4);
+             : cohere && !cohere2 ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
+                                  : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4);
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");

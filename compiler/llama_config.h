@@ -43,6 +43,17 @@ struct LlamaConfig {
   // q, k, v, the output projection (self_attn.dense), fc1 and fc2; an fc1 -> mlp_activation -> fc2
   // MLP; a final LayerNorm (model.final_layernorm) and an LM head with a bias.
   bool phi = false;
+  // Cohere (CohereForCausalLM: Command R, Command R+, Aya 23 and Expanse): Phi's parallel block with LayerNorms
+  // without a bias (input_layernorm before attention and the MLP, model.norm at the end; eps in rms_norm_eps),
+  // a SwiGLU MLP, biases on q, k, v and o_proj with attention_bias, a pairwise RoPE, the logits times
+  // logit_scale, and with use_qk_norm (cohere_qk_norm; qk_norm set too) a LayerNorm over each q and k head
+  // with weights of its own ([heads, head_dim]) before RoPE. Cohere 2 (Cohere2ForCausalLM: Command R7B,
+  // Command A; cohere set too): windows of sliding_window in the layers window_layer marks, RoPE in those
+  // only (nope_layer the others), no q/k norms.
+  bool cohere = false, cohere2 = false, cohere_qk_norm = false;
+  double logit_scale = 1;
+  // One norm before attention and the MLP, which run in parallel on it (Phi, Cohere).
+  bool parallel_block() const { return phi || cohere; }
   Activation mlp_activation = Activation::kGeluTanh;  // (Phi's and Arcee's MLP)
   // Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> mlp_activation (hidden_act,
   // relu² by default) -> down_proj, no gate (Nemotron's), biases on both with mlp_bias.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -24,6 +24,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only granitemoeshared  only tests/fixtures/granitemoeshared/ (tiny GraniteMoeSharedForCausalLM checkpoints:
                    GraniteMoe with a shared MLP)
   --only arcee     only tests/fixtures/arcee/ (tiny ArceeForCausalLM checkpoints: an ungated relu² MLP)
+  --only cohere    only tests/fixtures/cohere/ (tiny CohereForCausalLM checkpoints: parallel block, LayerNorms)
+  --only cohere2   only tests/fixtures/cohere2/ (tiny Cohere2ForCausalLM checkpoints: RoPE in sliding layers only)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -221,7 +223,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -700,6 +702,36 @@ ARCEE_VARIANTS = [
                                 rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                                                  "original_max_position_embeddings": 64})),
     ("gelu_f32", 6060, dict(ARCEE_BASE, num_key_value_heads=1, hidden_act="gelu_pytorch_tanh")),
+]
+
+COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
+# Cohere (CohereForCausalLM: Command R, R+, Aya): one LayerNorm without a bias before attention and the SwiGLU
+# MLP, which run in parallel on it; a pairwise RoPE (rotate_half over (2i, 2i+1)); the logits times
+# logit_scale; with use_qk_norm a LayerNorm over each q and k head with weights of its own. Norm weights
+# drawn around one. qk_norm_f32: use_qk_norm, attention biases, untied, logit_scale 0.3, GQA 4:2.
+# hub_f32: Command R's config.json layout (rope_theta, torch_dtype, use_qk_norm false), tied, MHA,
+# logit_scale 0.0625. yarn_mqa_f32: use_qk_norm with head_dim 24 (not hidden / heads), MQA, yarn.
+COHERE_BASE = {"pad_token_id": 0, "bos_token_id": 5, "eos_token_id": 2, "layer_norm_eps": 1e-5}
+COHERE_VARIANTS = [
+    ("qk_norm_f32", 6161, dict(COHERE_BASE, use_qk_norm=True, attention_bias=True, logit_scale=0.3,
+                               tie_word_embeddings=False, num_key_value_heads=2)),
+    ("hub_f32", 6262, dict(COHERE_BASE, num_key_value_heads=4, logit_scale=0.0625,
+                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+    ("yarn_mqa_f32", 6363, dict(COHERE_BASE, use_qk_norm=True, num_key_value_heads=1, head_dim=24, logit_scale=1.0,
+                                rope_parameters=dict(LLAMA_YARN))),
+]
+
+COHERE2_DIR = os.path.join(REPO, "tests", "fixtures", "cohere2")
+# Cohere 2 (Cohere2ForCausalLM: Command R7B, Command A): Cohere's layer without q/k norms, windows of
+# sliding_window in the sliding layers, RoPE in those only. sliding_f32: Cohere2Config's default layer types
+# (every 4th layer full) over 4 layers, window 5, attention biases, untied, logit_scale 0.5. hub_f32: Command
+# R7B's config.json layout (sliding_window_pattern 2 with the release's own keys: layer_switch,
+# order_of_interleaved_layers, position_embedding_type, rotary_pct, use_*), window 6, tied, logit_scale 0.25.
+COHERE2_VARIANTS = [
+    ("sliding_f32", 6464, dict(COHERE_BASE, num_hidden_layers=4, sliding_window=5, attention_bias=True,
+                               tie_word_embeddings=False, logit_scale=0.5, num_key_value_heads=2)),
+    ("hub_f32", 6565, dict(COHERE_BASE, num_key_value_heads=4, sliding_window=6, sliding_window_pattern=2,
+                           logit_scale=0.25, rope_parameters={"rope_type": "default", "rope_theta": 5000.0})),
 ]
 
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
@@ -1628,6 +1660,92 @@ def main_arcee():
     rewrite_as_hub(os.path.join(ARCEE_DIR, "hub_yarn_f32"), ArceeForCausalLM, "4.53.0", hub, flat_rope=False)
 
 
+def drop_rms_norm_eps(out_dir, variants):
+    """The llama fixtures' rms_norm_eps, which LayerNorm families' config classes keep as an attribute they never
+    read: dropped from each config.json (transformers must read the same model: the reference's logits)."""
+    for name, _, _ in variants:
+        path = os.path.join(out_dir, name, "config.json")
+        with open(path) as f:
+            cfg = json.load(f)
+        del cfg["rms_norm_eps"]
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
+def cohere_halves(q, k, cos, sin, unsqueeze_dim=1):
+    """Cohere's RoPE with LLaMA's rotate-half pairing in place of (2i, 2i+1): another RoPE."""
+    cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+    rot = lambda x: torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)
+    return q * cos + rot(q) * sin, k * cos + rot(k) * sin
+
+
+def main_cohere():
+    from transformers import CohereConfig, CohereForCausalLM
+    import transformers.models.cohere.modeling_cohere as cohere_modeling
+
+    def check(keys):
+        assert "model.layers.0.post_attention_layernorm.weight" not in keys, keys.keys()
+        assert "model.norm.weight" in keys and "model.norm.bias" not in keys, keys.keys()
+    main_llama_like("cohere", COHERE_DIR, COHERE_VARIANTS, CohereConfig, CohereForCausalLM, check, draw_norms_around_one)
+    drop_rms_norm_eps(COHERE_DIR, COHERE_VARIANTS)
+    for name, _, overrides in COHERE_VARIANTS:
+        out = os.path.join(COHERE_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        with torch.no_grad():
+            logits = load(out, torch.float32, CohereForCausalLM)(ref["input_ids"]).logits
+        assert torch.equal(logits, ref["logits"]), "dropping rms_norm_eps changed the model"
+        assert_rope_swap_moves(out, CohereForCausalLM, cohere_modeling, cohere_halves)
+        if overrides["logit_scale"] != 1.0:
+            assert_moves(out, CohereForCausalLM, "logit_scale 1", 1e-2, logit_scale=1.0)
+        if overrides.get("use_qk_norm"):
+            keys = safetensors_keys(out)
+            assert keys["model.layers.0.self_attn.q_norm.weight"][2] == [4, overrides.get("head_dim", 16)], keys
+            assert_moves(out, CohereForCausalLM, "no q/k norms", 1e-2, use_qk_norm=False)
+
+    def hub(cfg):  # CohereForAI/c4ai-command-r-v01's keys (transformers 4.38)
+        cfg["use_qk_norm"] = False
+    rewrite_as_hub(os.path.join(COHERE_DIR, "hub_f32"), CohereForCausalLM, "4.38.0.dev0", hub)
+
+
+def main_cohere2():
+    from transformers import Cohere2Config, Cohere2ForCausalLM
+    import transformers.models.cohere2.modeling_cohere2 as cohere2_modeling
+
+    def check(keys):
+        assert "model.layers.0.self_attn.q_norm.weight" not in keys, keys.keys()
+        assert "model.norm.weight" in keys and "model.norm.bias" not in keys, keys.keys()
+    main_llama_like("cohere2", COHERE2_DIR, COHERE2_VARIANTS, Cohere2Config, Cohere2ForCausalLM, check,
+                    draw_norms_around_one)
+    drop_rms_norm_eps(COHERE2_DIR, COHERE2_VARIANTS)
+    for name, _, overrides in COHERE2_VARIANTS:
+        out = os.path.join(COHERE2_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        config = Cohere2ForCausalLM.from_pretrained(out).config
+        assert "full_attention" in config.layer_types and "sliding_attention" in config.layer_types, config.layer_types
+        assert_rope_swap_moves(out, Cohere2ForCausalLM, cohere2_modeling, cohere_halves)
+        assert_moves(out, Cohere2ForCausalLM, "logit_scale 1", 1e-2, logit_scale=1.0)
+        # The full layers' missing RoPE must matter: with windows too long to cut anything, RoPE in every layer
+        # (every layer sliding) gives other logits than RoPE in the sliding layers only.
+        n = config.num_hidden_layers
+        with torch.no_grad():
+            a = Cohere2ForCausalLM.from_pretrained(out, sliding_window=4096).eval()(ref["input_ids"]).logits
+            b = Cohere2ForCausalLM.from_pretrained(out, sliding_window=4096, layer_types=["sliding_attention"] * n
+                                                   ).eval()(ref["input_ids"]).logits
+        diff = ((a - b).norm() / a.norm()).item()
+        print("  %s: with RoPE in the full layers too the logits move by %.3f (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+
+    def hub(cfg):  # CohereForAI/c4ai-command-r7b-12-2024's keys (transformers 4.48): its release's own settings
+        cfg.pop("layer_types")
+        cfg.update(sliding_window_pattern=2, layer_switch=2, order_of_interleaved_layers="local_attn_first",
+                   position_embedding_type="rope_gptj", rotary_pct=1.0, use_embedding_sharing=True,
+                   use_gated_activation=True, use_parallel_block=True, use_parallel_embedding=True,
+                   cache_implementation="hybrid", use_qk_norm=False)
+    before, after, _ = rewrite_as_hub(os.path.join(COHERE2_DIR, "hub_f32"), Cohere2ForCausalLM, "4.48.0.dev0", hub)
+    assert after.layer_types == before.layer_types, (after.layer_types, before.layer_types)
+
+
 def main_helium():
     from transformers import HeliumConfig, HeliumForCausalLM
     import transformers.models.helium.modeling_helium as helium_modeling
@@ -1676,15 +1794,7 @@ def main_phi():
         out = os.path.join(PHI_DIR, name)
         rp = dict(PhiForCausalLM.from_pretrained(out).config.rope_parameters, partial_rotary_factor=1.0)
         assert_moves(out, PhiForCausalLM, "RoPE over every dim", 1e-2, rope_parameters=rp)
-    # The llama fixtures' rms_norm_eps, which PhiConfig keeps as an attribute it never reads: dropped.
-    for name, _, _ in PHI_VARIANTS:
-        path = os.path.join(PHI_DIR, name, "config.json")
-        with open(path) as f:
-            cfg = json.load(f)
-        del cfg["rms_norm_eps"]
-        with open(path, "w") as f:
-            json.dump(cfg, f, indent=2, sort_keys=True)
-            f.write("\n")
+    drop_rms_norm_eps(PHI_DIR, PHI_VARIANTS)
     # hub_f32's config as the hub ships microsoft/phi-2 (transformers 4.37 wrote it): the same model.
     def hub(cfg):
         cfg["partial_rotary_factor"] = PHI_VARIANTS[0][2]["partial_rotary_factor"]
@@ -3801,6 +3911,10 @@ def main():
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):
         main_arcee()
+    if ARGS.only in ("all", "cohere"):
+        main_cohere()
+    if ARGS.only in ("all", "cohere2"):
+        main_cohere2()
     if ARGS.only in ("all", "phi3"):
         main_phi3()
     if ARGS.only in ("all", "lora"):

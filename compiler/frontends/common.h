@@ -55,7 +55,7 @@ struct LmProgramStart {
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
                                 double embed_scale = 1.0);
 
-// Ends it: final RMSNorm (a LayerNorm with norm_bias when given) and LM head (plus lm_head_bias
+// Ends it: final RMSNorm (a LayerNorm with norm_bias or layer_norm) and LM head (plus lm_head_bias
 // when given) over residual stream x (every row of x, or with last_rows each batch row's last
 // valid one, the `last_rows` gather), soft-capped when logit_softcap > 0
 // (Gemma: cap · tanh(logits / cap)), then the next token of each batch row (the `sample` kernel,
@@ -64,7 +64,7 @@ LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t bat
 // inputs only.
 void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, uint32_t lm_head, double eps,
                        const LmProgramIo& io, double logit_softcap = 0, uint32_t norm_bias = kNoTensor,
-                       uint32_t lm_head_bias = kNoTensor);
+                       uint32_t lm_head_bias = kNoTensor, bool layer_norm = false);
 
 // --- What every LLM frontend does around its graph (llama.cpp, deepseek.cpp).
 

@@ -137,7 +137,7 @@ class Builder {
   }
   uint32_t layer_norm(uint32_t x, int64_t n, int64_t d, const std::string& p, double eps) {
     const uint32_t y = act(p, {n, d});
-    node(kLayerNormOp, {x, weight(p + ".weight", {d}), weight(p + ".bias", {d})}, {y}, {}, {eps});
+    node(kLayerNormOpV1, {x, weight(p + ".weight", {d}), weight(p + ".bias", {d})}, {y}, {}, {eps});
     return y;
   }
   // y = x·Wᵀ (+ b); into `into` (+=) when given. conv1x1: W is stored (out, in, 1, 1).
@@ -210,7 +210,7 @@ uint32_t build_clip(Builder& B, const ClipTextConfig& c, uint32_t tokens, int64_
     B.node(kActivationOpV1, {f}, {f}, {int64_t(c.act)});
     B.linear(f, N, lp + "mlp.fc2", D, c.intermediate_size, true, x);
   }
-  B.node(kLayerNormOp, {x, B.weight(p + "final_layer_norm.weight", {D}), B.weight(p + "final_layer_norm.bias", {D})},
+  B.node(kLayerNormOpV1, {x, B.weight(p + "final_layer_norm.weight", {D}), B.weight(p + "final_layer_norm.bias", {D})},
          {out}, {}, {c.layer_norm_eps});
   return out;
 }

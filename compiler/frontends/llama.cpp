@@ -100,7 +100,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
     if (!c.olmo2) e[p + "input_layernorm.weight"] = {D};
-    e[p + "post_attention_layernorm.weight"] = {D};
+    if (!c.cohere) e[p + "post_attention_layernorm.weight"] = {D};  // (Cohere: one norm, both branches)
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.glm4) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
@@ -156,7 +156,10 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     }
     if (c.attention_bias || c.out_bias) e[p + "self_attn.o_proj.bias"] = {D};
     if (c.gpt_oss) e[p + "self_attn.sinks"] = {c.num_attention_heads};
-    if (c.qk_norm) {  // (OLMo 2's over q and k whole)
+    if (c.cohere_qk_norm) {  // (Cohere's weights for each head)
+      e[p + "self_attn.q_norm.weight"] = {c.num_attention_heads, hd};
+      e[p + "self_attn.k_norm.weight"] = {c.num_key_value_heads, hd};
+    } else if (c.qk_norm) {  // (OLMo 2's over q and k whole)
       e[p + "self_attn.q_norm.weight"] = {c.qk_norm_whole() ? q : hd};
       e[p + "self_attn.k_norm.weight"] = {c.qk_norm_whole() ? kv : hd};
     }
@@ -220,6 +223,20 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                                                         }});
   };
 
+  // Cohere's per-head q/k norm weights ([heads, head_dim]) as one row, each head's values reordered as
+  // the pairwise RoPE reorders q's and k's rows (qkv_rows' order within a head).
+  auto head_norm_w = [&](const std::string& name, int64_t heads) {
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < heads * hd; ++i) rows.push_back(qkv_rows[size_t(i % hd)]);
+    return g.weight(name, wt, {heads * hd}, WeightSource{{}, {}, [name, rows, hd](const WeightFetch& fetch) {
+                                                           const std::vector<float> v = fetch(name);
+                                                           std::vector<float> out(rows.size());
+                                                           for (size_t i = 0; i < rows.size(); ++i)
+                                                             out[i] = v[i / size_t(hd) * size_t(hd) + size_t(rows[i])];
+                                                           return out;
+                                                         }});
+  };
+
   // --- weights (QKV and gate|up concatenated along the output dimension)
   struct Layer {
     uint32_t attn_norm, qkv_w, qkv_b, q_norm, k_norm, o_w, o_b, mlp_norm, gu_w, gu_b, down_w, down_b, k_cache, v_cache;
@@ -269,14 +286,19 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.qkv_b =
         opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
                  {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"}, qkv_rows);
-    L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", c.qk_norm_whole() ? H * hd : hd) : kNoTensor;
-    L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", c.qk_norm_whole() ? KVH * hd : hd) : kNoTensor;
+    if (c.cohere_qk_norm) {  // [heads, head_dim], each head's rows in the order the pairwise RoPE gave q's and k's
+      L.q_norm = head_norm_w(p + "self_attn.q_norm.weight", H);
+      L.k_norm = head_norm_w(p + "self_attn.k_norm.weight", KVH);
+    } else {
+      L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", c.qk_norm_whole() ? H * hd : hd) : kNoTensor;
+      L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", c.qk_norm_whole() ? KVH * hd : hd) : kNoTensor;
+    }
     const std::string o = p + (c.phi ? "self_attn.dense" : "self_attn.o_proj");
     L.o_w = w(o + ".weight", {D, H * hd}, {o + ".weight"});
     L.o_b = opt_bias(c.attention_bias || c.out_bias, o + ".bias", D, {o + ".bias"});
     // LLaMA's post_attention_layernorm is the MLP's input norm; Gemma's normalizes the attention
     // output, and pre_feedforward_layernorm is the MLP's input norm (Gemma 1's are LLaMA's).
-    if (c.phi) {
+    if (c.parallel_block()) {
       L.mlp_norm = kNoTensor;  // (the MLP reads the attention's input norm)
     } else if (c.olmo2) {      // norms on the branches only
       L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
@@ -356,16 +378,20 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.v_cache = g.kv(p + "v_cache", wt, {B, S, KVH, hd});
     layers.push_back(L);
   }
-  // Granite divides the logits by logits_scaling: folded into the final norm's weight, kept in f32.
+  // Granite divides the logits by logits_scaling, Cohere multiplies them by logit_scale: folded into the final
+  // norm's weight (no bias in either), kept in f32.
   const std::string norm_name = c.phi ? "model.final_layernorm" : "model.norm";
-  const uint32_t norm = !c.granite || c.logits_scaling == 1.0
-                            ? norm_w(norm_name + ".weight", D)
-                            : g.weight("model.norm.weight", DType::F32, {D},
-                                       WeightSource{{}, {}, [s = c.logits_scaling](const WeightFetch& fetch) {
-                                                      std::vector<float> v = fetch("model.norm.weight");
-                                                      for (float& x : v) x = float(double(x) / s);
-                                                      return v;
-                                                    }});
+  const bool divide = c.granite && c.logits_scaling != 1.0, multiply = c.cohere && c.logit_scale != 1.0;
+  const uint32_t norm =
+      !divide && !multiply
+          ? norm_w(norm_name + ".weight", D)
+          : g.weight(
+                "model.norm.weight", DType::F32, {D},
+                WeightSource{{}, {}, [divide, s = divide ? c.logits_scaling : c.logit_scale](const WeightFetch& fetch) {
+                               std::vector<float> v = fetch("model.norm.weight");
+                               for (float& x : v) x = float(divide ? double(x) / s : double(x) * s);
+                               return v;
+                             }});
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
   // Phi: the final LayerNorm's bias and the LM head's
   const uint32_t norm_b = c.phi ? w(norm_name + ".bias", {D}, {norm_name + ".bias"}) : kNoTensor;
@@ -438,12 +464,16 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           add_node(P, kAddOp, {x, branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
         }
       };
-      if (c.phi) add_node(P, kLayerNormOp, {x, L.attn_norm, L.attn_norm_b}, {h}, {}, {eps});
+      if (c.phi) add_node(P, kLayerNormOpV1, {x, L.attn_norm, L.attn_norm_b}, {h}, {}, {eps});
+      else if (c.cohere) add_node(P, kLayerNormOp, {x, L.attn_norm, kNoTensor}, {h}, {}, {eps});  // (no bias)
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
-      if (c.qk_norm)  // per head of hd values, or (OLMo 2) one of H·hd and one of KVH·hd
+      if (c.cohere_qk_norm)  // a LayerNorm over each head, its weights its own (version 3)
+        add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv},
+                 {H, KVH, hd, hd, kHeadNormCenter | kHeadNormPerHeadWeights}, {eps});
+      else if (c.qk_norm)  // per head of hd values, or (OLMo 2) one of H·hd and one of KVH·hd
         add_node(
-            P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv},
+            P, kHeadRmsNormOpV2, {qkv, L.q_norm, L.k_norm}, {qkv},
             c.qk_norm_whole() ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd},
             {eps});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
@@ -460,9 +490,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         add_node(P, kAttentionOpV3, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win},
                  {scale, c.attn_logit_softcapping});
       project_into_x(att, L.o_w, L.o_b, L.attn_out_norm);  // x += o_proj(att)
-      if (c.phi) {  // x += fc2(act(fc1(h))): the MLP reads the attention's input, h
+      if (c.parallel_block()) {  // x += fc2(act(fc1(h))) (Cohere: down(SwiGLU(gate|up(h)))): the attention's input
         add_node(P, kMatmulOp, {h, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-        add_node(P, kActivationOpV1, {gu}, {m}, {int64_t(c.mlp_activation)});
+        if (c.cohere) add_node(P, kSwigluOp, {gu, n_valid}, {m});
+        else add_node(P, kActivationOpV1, {gu}, {m}, {int64_t(c.mlp_activation)});
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
       }
@@ -509,7 +540,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       project_into_x(m, L.down_w, L.down_b, L.mlp_out_norm);  // x += down_proj(m)
     }
     finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid}, c.final_logit_softcapping,
-                      norm_b, lm_head_b);
+                      norm_b, lm_head_b, c.cohere);
   }
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;
@@ -662,7 +693,11 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "GraniteMoeSharedForCausalLM",
                                       "granitemoeshared",
                                       "ArceeForCausalLM",
-                                      "arcee"},
+                                      "arcee",
+                                      "CohereForCausalLM",
+                                      "cohere",
+                                      "Cohere2ForCausalLM",
+                                      "cohere2"},
                                      nullptr,
                                      build_llama};
 

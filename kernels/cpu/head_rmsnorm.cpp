@@ -12,10 +12,20 @@ void head_rmsnorm_cpu(const HeadRmsNormArgs& a, ThreadPool& pool) {
       float* x = a.qkv + r * a.width + head_rmsnorm_offset(a, h);
       const int64_t d = head_rmsnorm_width(a, h);
       const void* w = h < a.n_q ? a.w_q : a.w_k;
-      double ss = 0.0;
-      for (int64_t k = 0; k < d; ++k) ss += double(x[k]) * double(x[k]);
+      const uint64_t w0 = head_rmsnorm_w_offset(a, h);
+      double mean = 0.0, ss = 0.0;
+      if (a.mode & kHeadNormCenter) {  // (LayerNorm: about the mean)
+        for (int64_t k = 0; k < d; ++k) mean += double(x[k]);
+        mean /= double(d);
+      }
+      for (int64_t k = 0; k < d; ++k) ss += (double(x[k]) - mean) * (double(x[k]) - mean);
       const float inv = float(1.0 / std::sqrt(ss / double(d) + double(a.eps)));
-      for (int64_t k = 0; k < d; ++k) x[k] = load_as_f32(w, a.w_dtype, uint64_t(k)) * (x[k] * inv);
+      if (a.mode & kHeadNormCenter) {
+        const float m = float(mean);
+        for (int64_t k = 0; k < d; ++k) x[k] = load_as_f32(w, a.w_dtype, w0 + uint64_t(k)) * ((x[k] - m) * inv);
+      } else {
+        for (int64_t k = 0; k < d; ++k) x[k] = load_as_f32(w, a.w_dtype, w0 + uint64_t(k)) * (x[k] * inv);
+      }
     }
   });
 }

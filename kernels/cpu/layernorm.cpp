@@ -17,7 +17,8 @@ void layernorm_cpu(const LayerNormArgs& a, ThreadPool& pool) {
       const float inv = float(1.0 / std::sqrt(v / double(a.dim) + double(a.eps)));
       const float m = float(mean);
       for (int64_t i = 0; i < a.dim; ++i)
-        y[i] = (x[i] - m) * inv * load_as_f32(a.w, a.w_dtype, uint64_t(i)) + load_as_f32(a.b, a.w_dtype, uint64_t(i));
+        y[i] = (x[i] - m) * inv * load_as_f32(a.w, a.w_dtype, uint64_t(i)) +
+               (a.b ? load_as_f32(a.b, a.w_dtype, uint64_t(i)) : 0.0f);
     }
   });
 }

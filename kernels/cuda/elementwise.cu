@@ -42,7 +42,8 @@ __global__ void rmsnorm_kernel(RmsNormArgs a) {
     a.y[r * a.dim + i] = cuda::ld(a.w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
 }
 
-// One warp per head: the sum of squares over its head_dim values, then the scaled values in place.
+// One warp per head: the sum of squares over its head_dim values (about their mean with
+// kHeadNormCenter), then the scaled values in place.
 __global__ void head_rmsnorm_kernel(HeadRmsNormArgs a) {
   cuda::pdl_trigger();
   const int64_t heads = a.n_q + a.n_k;
@@ -52,12 +53,18 @@ __global__ void head_rmsnorm_kernel(HeadRmsNormArgs a) {
   float* x = a.qkv + r * a.width + head_rmsnorm_offset(a, h);
   const int64_t d = head_rmsnorm_width(a, h);
   const void* w = h < a.n_q ? a.w_q : a.w_k;
+  const uint64_t w0 = head_rmsnorm_w_offset(a, h);
   const int lane = threadIdx.x % 32;
+  float m = 0.0f;
+  if (a.mode & kHeadNormCenter) {
+    for (int64_t i = lane; i < d; i += 32) m += x[i];
+    m = cuda::warp_sum(m) / float(d);
+  }
   float ss = 0.0f;
-  for (int64_t i = lane; i < d; i += 32) ss += x[i] * x[i];
+  for (int64_t i = lane; i < d; i += 32) ss += (x[i] - m) * (x[i] - m);
   ss = cuda::warp_sum(ss);
   const float inv = rsqrtf(ss / float(d) + a.eps);
-  for (int64_t i = lane; i < d; i += 32) x[i] = cuda::ld(w, a.w_dtype, uint64_t(i)) * (x[i] * inv);
+  for (int64_t i = lane; i < d; i += 32) x[i] = cuda::ld(w, a.w_dtype, w0 + uint64_t(i)) * ((x[i] - m) * inv);
 }
 
 // Rotates pair (i, i + rotary_dim/2) of head h of qkv row `row` in place and leaves the rotated

@@ -48,7 +48,8 @@ __global__ void __launch_bounds__(kNormThreads) layernorm_kernel(LayerNormArgs a
   const float inv = float(1.0 / sqrt(v / double(a.dim) + double(a.eps)));
   const float m = float(mean);
   for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x)
-    y[i] = (x[i] - m) * inv * cuda::ld(a.w, a.w_dtype, uint64_t(i)) + cuda::ld(a.b, a.w_dtype, uint64_t(i));
+    y[i] =
+        (x[i] - m) * inv * cuda::ld(a.w, a.w_dtype, uint64_t(i)) + (a.b ? cuda::ld(a.b, a.w_dtype, uint64_t(i)) : 0.0f);
 }
 
 // ---------------------------------------------------------------------------------------

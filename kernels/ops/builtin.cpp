@@ -32,6 +32,7 @@ const OpRegistry& builtin_ops() {
       &kRmsNormOp,
       &kRmsNormOpV1,
       &kHeadRmsNormOp,
+      &kHeadRmsNormOpV2,
       &kHeadRmsNormOpV1,
       &kMatmulOp,
       &kMatmulOpV2,
@@ -63,6 +64,7 @@ const OpRegistry& builtin_ops() {
       &kRopeKvWriteOp,
       // diffusion
       &kLayerNormOp,
+      &kLayerNormOpV1,
       &kGroupNormOp,
       &kConv2dOp,
       &kConv2dOpV1,

@@ -263,7 +263,7 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
         std::string::npos);
   CHECK(error_of("residual_multiplier", "0.22").find("residual_multiplier") != std::string::npos);
   CHECK(error_of("hidden_act", "gelu")
-            .find("must be \"silu\" for LLaMA, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe") !=
+            .find("must be \"silu\" for LLaMA, Cohere, Cohere 2, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe") !=
         std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
@@ -1138,6 +1138,83 @@ TEST_CASE("config: Arcee (the MLP's activation, biases, defaults)") {
   CHECK(b.mlp_bias);
 }
 
+// CohereForCausalLM and Cohere2ForCausalLM: Phi's parallel block with bias-less LayerNorms, a pairwise RoPE,
+// logit_scale, Cohere's use_qk_norm, Cohere 2's windows with RoPE in the sliding layers only, and the keys
+// Command R7B's release wrote beside transformers' (accepted where they say what transformers hard-wires).
+TEST_CASE("config: Cohere and Cohere 2 (defaults, q/k norms, layer types, the release's own keys, refusals)") {
+  std::ifstream in1(kiln::test::fixture("hub_f32", "cohere") + "/config.json");
+  const nlohmann::json r = nlohmann::json::parse(in1);
+  const LlamaConfig a = parse_llama_config(r.dump(), "config.json");
+  CHECK(a.architecture == "CohereForCausalLM");
+  CHECK((a.cohere && a.parallel_block() && a.pairwise_rope && !a.cohere2 && !a.qk_norm));
+  CHECK(a.logit_scale == 0.0625);
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(r, [](nlohmann::json& j) {
+    for (const char* k : {"layer_norm_eps", "max_position_embeddings", "tie_word_embeddings", "logit_scale",
+                          "rope_theta", "rope_scaling", "num_key_value_heads"})
+      j.erase(k);
+  });
+  CHECK(d.rms_norm_eps == 1e-5);  // (CohereConfig's defaults)
+  CHECK(d.max_position_embeddings == 8192);
+  CHECK(d.tie_word_embeddings);
+  CHECK(d.logit_scale == 0.0625);
+  CHECK(d.rope.theta == 500000.0);
+  CHECK(d.num_key_value_heads == d.num_attention_heads);
+  const LlamaConfig q = edited(r, [](nlohmann::json& j) { j["use_qk_norm"] = true; });
+  CHECK((q.qk_norm && q.cohere_qk_norm));
+  CHECK(edited_error(r, [](nlohmann::json& j) { j["logit_scale"] = nullptr; }).find("logit_scale is null") !=
+        std::string::npos);
+  const LlamaConfig u = edited(r, [](nlohmann::json& j) { j["rms_norm_eps"] = 1e-6; });
+  REQUIRE(u.unmodeled.size() == 1);  // (not CohereConfig's key: unknown, never read as the LayerNorms' eps)
+  CHECK(u.unmodeled[0].rfind("rms_norm_eps = ", 0) == 0);
+  CHECK(u.rms_norm_eps == 1e-5);
+
+  std::ifstream in2(kiln::test::fixture("hub_f32", "cohere2") + "/config.json");
+  const nlohmann::json h = nlohmann::json::parse(in2);
+  const LlamaConfig b = parse_llama_config(h.dump(), "config.json");
+  CHECK(b.architecture == "Cohere2ForCausalLM");
+  CHECK((b.cohere && b.cohere2 && !b.qk_norm));
+  CHECK(b.logit_scale == 0.25);
+  CHECK(b.sliding_window == 6);
+  CHECK(b.window_layer == std::vector<bool>{true, false});  // (sliding_window_pattern 2)
+  CHECK(b.nope_layer == std::vector<bool>{false, true});    // RoPE in the sliding layers only
+  CHECK(b.unmodeled.empty());                               // (the release's own keys, at what transformers hard-wires)
+  const LlamaConfig e = edited(h, [](nlohmann::json& j) {
+    for (const char* k : {"sliding_window", "sliding_window_pattern", "layer_switch", "rope_theta", "rope_scaling"})
+      j.erase(k);
+    j["num_hidden_layers"] = 8;
+  });
+  CHECK(e.sliding_window == 4096);  // (Cohere2Config's defaults: every 4th layer full, theta 10000)
+  CHECK(e.window_layer == std::vector<bool>{true, true, true, false, true, true, true, false});
+  CHECK(e.rope.theta == 10000.0);
+  const LlamaConfig t = edited(h, [](nlohmann::json& j) {
+    j["layer_types"] = {"full_attention", "sliding_attention"};
+    j.erase("layer_switch");
+  });
+  CHECK(t.window_layer == std::vector<bool>{false, true});
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, nlohmann::json>>{{"use_parallel_block", false},
+                                                           {"use_gated_activation", false},
+                                                           {"rotary_pct", 0.5},
+                                                           {"position_embedding_type", "rope"},
+                                                           {"order_of_interleaved_layers", "global_attn_first"},
+                                                           {"use_embedding_sharing", false},
+                                                           {"use_qk_norm", true}}) {
+    const std::string k = key;  // (a lambda cannot capture a binding)
+    const nlohmann::json v = value;
+    CAPTURE(k);
+    CHECK(edited_error(h, [&](nlohmann::json& j) { j[k] = v; }).find(k + " = ") != std::string::npos);
+  }
+  CHECK(edited_error(h, [](nlohmann::json& j) { j["layer_switch"] = 4; }).find("layer_switch = 4 does not describe") !=
+        std::string::npos);
+  CHECK(edited_error(h, [](nlohmann::json& j) { j["sliding_window"] = nullptr; }).find("sliding_window is null") !=
+        std::string::npos);
+  CHECK(edited_error(h, [](nlohmann::json& j) {
+          j.erase("layer_switch");
+          j["sliding_window_pattern"] = "LLLG";
+        }).find("sliding_window_pattern is not a whole number") != std::string::npos);
+}
+
 // GraniteMoeSharedForCausalLM: GraniteMoe with a shared MLP of shared_intermediate_size (0, its default:
 // none, GraniteMoe's layer).
 TEST_CASE("config: GraniteMoeShared (the shared MLP's size, default, null)") {
@@ -1293,8 +1370,9 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     };
     CHECK(error_with([](nlohmann::json&) {}).empty());
     const bool gemma23 = family == "gemma2" || family == "gemma3";
-    for (const char* k : {family == "phi" ? "layer_norm_eps" : "rms_norm_eps",
-                          gemma23 ? "hidden_activation" : "hidden_act", "max_position_embeddings"}) {
+    const bool layer_norm = family == "phi" || family == "cohere" || family == "cohere2";
+    for (const char* k : {layer_norm ? "layer_norm_eps" : "rms_norm_eps", gemma23 ? "hidden_activation" : "hidden_act",
+                          "max_position_embeddings"}) {
       CAPTURE(std::string(k));
       CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
             std::string::npos);

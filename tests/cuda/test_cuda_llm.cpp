@@ -162,26 +162,36 @@ TEST_CASE("cuda: embedding, rmsnorm, swiglu and rope match the CPU kernels") {
   }
 }
 
-TEST_CASE("cuda: head_rmsnorm (Qwen3's q_norm and k_norm) matches the CPU kernel, v heads untouched") {
+TEST_CASE(
+    "cuda: head_rmsnorm (Qwen3's q_norm and k_norm, Cohere's per-head LayerNorms) matches the CPU kernel, "
+    "v heads untouched") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2);
   for (const DType wt : {DType::F32, DType::BF16}) {
-    for (const int64_t hd : {128, 24, 40}) {  // a full warp's multiple, less than a warp, a warp and a bit
-      CAPTURE(hd);
-      const int64_t rows = 11, nq = 8, nk = 2, width = (nq + 2 * nk) * hd;
-      auto qc = random_floats(size_t(rows * width), 60 + uint32_t(hd), 2.0f);
-      const auto wq = as_dtype(random_floats(size_t(hd), 7), wt), wk = as_dtype(random_floats(size_t(hd), 8), wt);
-      const auto before = qc;
-      Dev dq(qc), dwq(wq), dwk(wk);
-      head_rmsnorm_cpu({qc.data(), wq.data(), wk.data(), wt, rows, width, nq, nk, hd, 1e-6f}, pool);
-      head_rmsnorm_cuda({dq.as<float>(), dwq.p, dwk.p, wt, rows, width, nq, nk, hd, 1e-6f}, nullptr);
-      sync_ok();
-      const auto qg = dq.get<float>();
-      CHECK(rel_l2(qg.data(), qc.data(), qc.size()) < 1e-6);
-      for (int64_t r = 0; r < rows; ++r)  // the v heads keep their values, bit for bit
-        for (int64_t i = (nq + nk) * hd; i < width; ++i)
-          CHECK(qg[size_t(r * width + i)] == before[size_t(r * width + i)]);
-    }
+    for (const int64_t hd : {128, 24, 40})  // a full warp's multiple, less than a warp, a warp and a bit
+      for (const int64_t mode : {int64_t(0), kHeadNormCenter | kHeadNormPerHeadWeights}) {
+        CAPTURE(hd);
+        CAPTURE(mode);
+        const bool per_head = mode & kHeadNormPerHeadWeights;
+        const int64_t rows = 11, nq = 8, nk = 2, width = (nq + 2 * nk) * hd;
+        auto qc = random_floats(size_t(rows * width), 60 + uint32_t(hd), 2.0f);
+        for (size_t i = 0; i < qc.size(); i += 3) qc[i] += 1.5f;  // (a mean away from zero)
+        const auto wq = as_dtype(random_floats(size_t(per_head ? nq * hd : hd), 7), wt);
+        const auto wk = as_dtype(random_floats(size_t(per_head ? nk * hd : hd), 8), wt);
+        const auto before = qc;
+        Dev dq(qc), dwq(wq), dwk(wk);
+        HeadRmsNormArgs ac{qc.data(), wq.data(), wk.data(), wt, rows, width, nq, nk, hd, 1e-6f};
+        HeadRmsNormArgs ag{dq.as<float>(), dwq.p, dwk.p, wt, rows, width, nq, nk, hd, 1e-6f};
+        ac.mode = ag.mode = mode;
+        head_rmsnorm_cpu(ac, pool);
+        head_rmsnorm_cuda(ag, nullptr);
+        sync_ok();
+        const auto qg = dq.get<float>();
+        CHECK(rel_l2(qg.data(), qc.data(), qc.size()) < 1e-6);
+        for (int64_t r = 0; r < rows; ++r)  // the v heads keep their values, bit for bit
+          for (int64_t i = (nq + nk) * hd; i < width; ++i)
+            CHECK(qg[size_t(r * width + i)] == before[size_t(r * width + i)]);
+      }
     // OLMo 2: q and k normalized whole (one q head of 8·64 values, one k head of 2·64)
     const int64_t rows = 7, qw = 8 * 64, kw = 2 * 64, width = qw + 2 * kw;
     auto qc = random_floats(size_t(rows * width), 77, 2.0f);

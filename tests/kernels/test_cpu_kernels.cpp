@@ -21,6 +21,7 @@
 #include "kernels/head_matmul.h"
 #include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
+#include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
@@ -103,34 +104,70 @@ void check_accumulated_rows(const std::vector<float>& y, const std::vector<float
 }  // namespace
 
 // Qwen3's per-head q/k norms and OLMo 2's whole-width ones (one q "head" of H·hd values, one k
-// "head" of KVH·hd: k_head_dim other than head_dim), against RMSNorm in double; v untouched.
-TEST_CASE("head_rmsnorm matches a double reference, per head and over q and k whole") {
+// "head" of KVH·hd: k_head_dim other than head_dim), against RMSNorm in double; Cohere's LayerNorms over
+// each head (version 3's modes: about the mean, each head its own weights) against LayerNorm in double; v
+// untouched.
+TEST_CASE("head_rmsnorm matches a double reference, per head and over q and k whole, RMS or LayerNorm") {
   ThreadPool pool(2);
   struct Case {
     int64_t nq, nk, hd, khd, v;  // v: the v values after the k heads
   };
-  for (const Case& c : {Case{8, 2, 24, 0, 48}, Case{1, 1, 6 * 16, 2 * 16, 2 * 16}, Case{1, 1, 64, 64, 64}}) {
-    CAPTURE(c.hd);
-    CAPTURE(c.khd);
-    const int64_t khd = c.khd > 0 ? c.khd : c.hd, rows = 5, width = c.nq * c.hd + c.nk * khd + c.v;
-    auto x = random_floats(size_t(rows * width), 91, 2.0f);
-    const auto wq = random_floats(size_t(c.hd), 92), wk = random_floats(size_t(khd), 93);
-    const auto before = x;
-    head_rmsnorm_cpu({x.data(), wq.data(), wk.data(), DType::F32, rows, width, c.nq, c.nk, c.hd, 1e-5f, c.khd}, pool);
-    std::vector<float> want = before;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t h = 0; h < c.nq + c.nk; ++h) {
-        const bool q = h < c.nq;
-        const int64_t d = q ? c.hd : khd, at = r * width + (q ? h * c.hd : c.nq * c.hd + (h - c.nq) * khd);
-        double ss = 0;
-        for (int64_t i = 0; i < d; ++i) ss += double(before[size_t(at + i)]) * before[size_t(at + i)];
-        const double inv = 1.0 / std::sqrt(ss / double(d) + 1e-5);
-        for (int64_t i = 0; i < d; ++i)
-          want[size_t(at + i)] = float(double((q ? wq : wk)[size_t(i)]) * before[size_t(at + i)] * inv);
-      }
-    CHECK(rel_l2(x.data(), want.data(), x.size()) < 1e-6);
-    for (int64_t r = 0; r < rows; ++r)  // the v values keep theirs, bit for bit
-      for (int64_t i = width - c.v; i < width; ++i) CHECK(x[size_t(r * width + i)] == before[size_t(r * width + i)]);
+  for (const int64_t mode :
+       {int64_t(0), kHeadNormCenter, kHeadNormPerHeadWeights, kHeadNormCenter | kHeadNormPerHeadWeights})
+    for (const Case& c : {Case{8, 2, 24, 0, 48}, Case{1, 1, 6 * 16, 2 * 16, 2 * 16}, Case{1, 1, 64, 64, 64}}) {
+      CAPTURE(mode);
+      CAPTURE(c.hd);
+      CAPTURE(c.khd);
+      const bool center = mode & kHeadNormCenter, per_head = mode & kHeadNormPerHeadWeights;
+      const int64_t khd = c.khd > 0 ? c.khd : c.hd, rows = 5, width = c.nq * c.hd + c.nk * khd + c.v;
+      auto x = random_floats(size_t(rows * width), 91, 2.0f);
+      for (size_t i = 0; i < x.size(); i += 3) x[i] += 1.5f;  // (a mean away from zero, so that centring matters)
+      const auto wq = random_floats(size_t(per_head ? c.nq * c.hd : c.hd), 92);
+      const auto wk = random_floats(size_t(per_head ? c.nk * khd : khd), 93);
+      const auto before = x;
+      HeadRmsNormArgs a{x.data(), wq.data(), wk.data(), DType::F32, rows, width, c.nq, c.nk, c.hd, 1e-5f, c.khd};
+      a.mode = mode;
+      head_rmsnorm_cpu(a, pool);
+      std::vector<float> want = before;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t h = 0; h < c.nq + c.nk; ++h) {
+          const bool q = h < c.nq;
+          const int64_t d = q ? c.hd : khd, at = r * width + (q ? h * c.hd : c.nq * c.hd + (h - c.nq) * khd);
+          const int64_t w0 = per_head ? (q ? h : h - c.nq) * d : 0;
+          double mean = 0, ss = 0;
+          for (int64_t i = 0; i < d && center; ++i) mean += double(before[size_t(at + i)]) / double(d);
+          for (int64_t i = 0; i < d; ++i) ss += (before[size_t(at + i)] - mean) * (before[size_t(at + i)] - mean);
+          const double inv = 1.0 / std::sqrt(ss / double(d) + 1e-5);
+          for (int64_t i = 0; i < d; ++i)
+            want[size_t(at + i)] = float(double((q ? wq : wk)[size_t(w0 + i)]) * (before[size_t(at + i)] - mean) * inv);
+        }
+      CHECK(rel_l2(x.data(), want.data(), x.size()) < 1e-6);
+      for (int64_t r = 0; r < rows; ++r)  // the v values keep theirs, bit for bit
+        for (int64_t i = width - c.v; i < width; ++i) CHECK(x[size_t(r * width + i)] == before[size_t(r * width + i)]);
+    }
+}
+
+// LayerNorm with a bias (CLIP, Phi) and without one (layernorm version 2: Cohere's), against double.
+TEST_CASE("layernorm matches a double reference, with and without a bias") {
+  ThreadPool pool(2);
+  const int64_t rows = 7, dim = 96;
+  auto x = random_floats(size_t(rows * dim), 94, 2.0f);
+  for (size_t i = 0; i < x.size(); i += 2) x[i] += 3.0f;
+  const auto w = random_floats(size_t(dim), 95), b = random_floats(size_t(dim), 96);
+  for (const bool bias : {true, false}) {
+    CAPTURE(bias);
+    std::vector<float> y(x.size()), want(x.size());
+    layernorm_cpu({x.data(), w.data(), bias ? b.data() : nullptr, DType::F32, y.data(), rows, dim, 1e-5f}, pool);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x.data() + r * dim;
+      double mean = 0, var = 0;
+      for (int64_t i = 0; i < dim; ++i) mean += double(xr[i]) / double(dim);
+      for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean) / double(dim);
+      for (int64_t i = 0; i < dim; ++i)
+        want[size_t(r * dim + i)] =
+            float((xr[i] - mean) / std::sqrt(var + 1e-5) * w[size_t(i)] + (bias ? b[size_t(i)] : 0.0));
+    }
+    CHECK(rel_l2(y.data(), want.data(), y.size()) < 1e-6);
   }
 }
 

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/compile.h"
+#include "kernels/head_rmsnorm.h"
 #include "plan_edit.h"
 #include "plan_edit_check.h"
 #include "runtime/context.h"
@@ -603,6 +604,47 @@ TEST_CASE("plan file: an activation kind its version does not have is refused") 
       bytes, {{"relu2 as version 1", [&](fb::Plan* p) { version_of(p, "activation", 1); }, "unknown activation kind"},
               {"kind 5", [](fb::Plan* p) { prefill_launch(p, "activation")->mutable_int_attrs()->Mutate(0, 5); },
                "unknown activation kind"}});
+}
+
+// Cohere's LayerNorms have no bias (layernorm version 2) and its q/k norms are LayerNorms with each head's own
+// weights (head_rmsnorm version 3's mode); other plans keep layernorm 1 and head_rmsnorm 2, which a runtime
+// from before reads. What each version does not have is refused.
+TEST_CASE("plan file: Cohere's bias-less LayerNorm and per-head q/k LayerNorms, and what their versions refuse") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "qk_norm_f32", "cohere", nullptr, &o);
+  REQUIRE(load(bytes).is_ok());
+  // Kernels of a name in a plan, as 1 per version-`want` entry and 100 per other version.
+  auto versions = [](const std::vector<uint8_t>& b, const char* name, uint32_t want) {
+    auto plan = kiln::Plan::load_memory(b.data(), b.size());
+    REQUIRE(plan.is_ok());
+    int n = 0;
+    for (const auto* k : plan.value()->kernels())
+      if (std::string(k->name) == name) n += k->version == want ? 1 : 100;
+    return n;
+  };
+  CHECK(versions(bytes, "layernorm", 2) == 1);
+  CHECK(versions(bytes, "head_rmsnorm", 3) == 1);
+  const std::vector<uint8_t> phi = fixture_plan_bytes(d, kiln::test::fixture_names("phi").at(0), "phi", nullptr, &o);
+  CHECK(versions(phi, "layernorm", 1) == 1);
+  const std::vector<uint8_t> qwen3 =
+      fixture_plan_bytes(d, kiln::test::fixture_names("qwen3").at(0), "qwen3", nullptr, &o);
+  CHECK(versions(qwen3, "head_rmsnorm", 2) == 1);
+  auto version_of = [](fb::Plan* p, const char* kernel, uint32_t version) {
+    for (flatbuffers::uoffset_t i = 0; i < p->kernels()->size(); ++i)
+      if (p->kernels()->Get(i)->name()->str() == kernel)
+        p->mutable_kernels()->GetMutableObject(i)->mutate_version(version);
+  };
+  auto mode = [](fb::Plan* p, int64_t m) { prefill_launch(p, "head_rmsnorm")->mutable_int_attrs()->Mutate(4, m); };
+  kiln::test::check_edits_refused(
+      bytes, {{"a bias-less LayerNorm as version 1", [&](fb::Plan* p) { version_of(p, "layernorm", 1); },
+               "missing operand b (layernorm version 1 has a bias)"},
+              {"norm mode 4", [&](fb::Plan* p) { mode(p, 4); }, "unknown norm mode"},
+              {"norm mode -1", [&](fb::Plan* p) { mode(p, -1); }, "unknown norm mode"},
+              {"per-head weights read as one head's", [&](fb::Plan* p) { mode(p, kiln::kHeadNormCenter); },
+               "has shape [64], expected [16]"},
+              {"the mode as version 2", [&](fb::Plan* p) { version_of(p, "head_rmsnorm", 2); },
+               "operand or attribute count does not match the kernel"}});
 }
 
 TEST_CASE("plan file: a tokenizer with more tokens than the model's vocabulary is refused, compiled or edited") {
