@@ -141,6 +141,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
+                                                               {"Gemma3ForConditionalGeneration", "gemma3"},
                                                                {"Gemma2ForCausalLM", "gemma2"},
                                                                {"GemmaForCausalLM", "gemma"},
                                                                {"GraniteForCausalLM", "granite"},

@@ -398,6 +398,62 @@ void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out) {
   if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
 }
 
+// Gemma3ForConditionalGeneration (model_type gemma3): its text model, Gemma 3's, from text_config, whose
+// absent keys are Gemma3TextConfig's defaults (the hub's files give only the sizes that differ). The vision
+// tower's keys (vision_config, mm_tokens_per_image, the image tokens') are read only to be left out: kiln
+// compiles the text model, for text prompts.
+LlamaConfig parse_gemma3_multimodal(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
+                                    const std::string& path) {
+  if (!r.has("text_config") || !j["text_config"].is_object())
+    r.fail("text_config",
+           "is missing or not an object: kiln compiles Gemma3ForConditionalGeneration's text model "
+           "from it");
+  nlohmann::json t = j["text_config"];
+  if (t.contains("model_type") && t["model_type"] != "gemma3_text")
+    r.fail("text_config", "has model_type " + t["model_type"].dump() + ", not \"gemma3_text\"");
+  if (t.contains("architectures") && t["architectures"] != nlohmann::json{"Gemma3ForCausalLM"})
+    r.fail("text_config", "names architectures " + t["architectures"].dump() + ", not Gemma3ForCausalLM's");
+  t["model_type"] = "gemma3_text";
+  t["architectures"] = {"Gemma3ForCausalLM"};
+  // (Gemma3TextConfig's defaults for the keys kiln otherwise requires: tests/fixtures/configs/Gemma3TextConfig.json)
+  for (const auto& [k, v] : {std::pair<const char*, int64_t>{"vocab_size", 262208},
+                             {"hidden_size", 2304},
+                             {"intermediate_size", 9216},
+                             {"num_hidden_layers", 26},
+                             {"num_attention_heads", 8}})
+    if (!t.contains(k)) t[k] = v;
+  // The file's dtype where text_config gives none; two that disagree are refused.
+  for (const char* k : {"torch_dtype", "dtype"}) {
+    if (!r.has(k)) continue;
+    for (const char* tk : {"torch_dtype", "dtype"})
+      if (t.contains(tk) && !t[tk].is_null() && t[tk] != j[k])
+        r.fail(k, "(" + j[k].dump() + ") disagrees with text_config's " + tk + " (" + t[tk].dump() + ")");
+    t[k] = j[k];
+  }
+  // Gemma3Config and Gemma3TextConfig each tie by default; two that disagree are refused rather than guessed.
+  const bool tie = r.boolean("tie_word_embeddings", true);
+  if (t.contains("tie_word_embeddings") && !t["tie_word_embeddings"].is_null() && t["tie_word_embeddings"] != tie)
+    r.fail("tie_word_embeddings", "disagrees with text_config's: kiln does not guess whether the LM head is tied");
+  t["tie_word_embeddings"] = tie;
+  // Gemma3ForConditionalGeneration never soft-caps its logits (Gemma3ForCausalLM does, by the same key).
+  if (t.contains("final_logit_softcapping") && !t["final_logit_softcapping"].is_null())
+    r.fail("text_config",
+           "sets final_logit_softcapping, which transformers' Gemma3ForConditionalGeneration never "
+           "applies (its Gemma3ForCausalLM does); kiln refuses rather than guess whether it should");
+  for (const char* k : {"vision_config", "mm_tokens_per_image", "boi_token_index", "eoi_token_index",
+                        "image_token_index", "boi_token_id", "eoi_token_id", "image_token_id"})
+    r.has(k);  // (the vision tower's, which kiln does not compile)
+  LlamaConfig c = parse_llama_config(t.dump(), path + ": text_config");
+  c.architecture = "Gemma3ForConditionalGeneration";
+  c.multimodal = true;
+  c.raw_json = text;
+  c.quant = r.quantization();
+  if (c.quant.mxfp4)
+    r.fail("quantization_config", "has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only");
+  for (std::string& k : r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS})) c.unmodeled.push_back(std::move(k));
+  return c;
+}
+
 }  // namespace
 
 LlamaConfig parse_llama_config(const std::string& text, const std::string& path) {
@@ -407,6 +463,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   const std::string arch = r.model_architecture();
+  if (arch == "Gemma3ForConditionalGeneration" || arch == "gemma3") return parse_gemma3_multimodal(r, j, text, path);
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";

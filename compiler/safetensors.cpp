@@ -290,9 +290,12 @@ Checkpoint Checkpoint::open_dir(const std::string& dir, const std::string& stem)
 void Checkpoint::absorb(Checkpoint&& other, const std::string& prefix,
                         const std::function<std::string(const std::string&)>& rename) {
   for (auto& f : other.files_) files_.push_back(std::move(f));
-  for (const auto& kv : other.all_)
-    if (!all_.emplace(prefix + (rename ? rename(kv.first) : kv.first), kv.second).second)
+  for (const auto& kv : other.all_) {
+    const std::string name = rename ? rename(kv.first) : kv.first;
+    if (name.empty()) continue;
+    if (!all_.emplace(prefix + name, kv.second).second)
       throw CompileError(kv.second->file + ": tensor '" + prefix + kv.first + "' appears twice");
+  }
   other.all_.clear();
 }
 

@@ -103,7 +103,8 @@ class Checkpoint {
   // One parsed file's tensors as a checkpoint (fuzzing the readers of pre-quantized layouts).
   static Checkpoint from_file(std::unique_ptr<SafetensorsFile> file);
   // Takes other's tensors under names prefix + name (a pipeline's components in one map).
-  // rename, when given, maps each of other's names first (e.g. old attention names to new).
+  // rename, when given, maps each of other's names first (e.g. old attention names to new); a name it maps
+  // to "" is left out (a vision tower kiln does not compile).
   void absorb(Checkpoint&& other, const std::string& prefix,
               const std::function<std::string(const std::string&)>& rename = nullptr);
   const StTensor* find(const std::string& name) const;

@@ -413,8 +413,9 @@ def build_variant(name, seed, overrides, dtype, save_kwargs, out_dir=OUT_DIR, co
             assert torch.equal(v, in_mem[k]), "reload mismatch for %s" % k
 
         g = torch.Generator().manual_seed(s)
-        input_ids = torch.randint(0, config.vocab_size, (SEQ_BATCH, SEQ_LEN), generator=g)
-        prompt_ids = torch.randint(0, config.vocab_size, (PROMPT_LEN,), generator=g)
+        tc = config.get_text_config()  # (an image-text model's text model: its vocabulary and special ids)
+        input_ids = torch.randint(0, tc.vocab_size, (SEQ_BATCH, SEQ_LEN), generator=g)
+        prompt_ids = torch.randint(0, tc.vocab_size, (PROMPT_LEN,), generator=g)
         with torch.no_grad():
             logits = ref_model(input_ids).logits.float().contiguous()
             greedy = ref_model.generate(
@@ -429,7 +430,7 @@ def build_variant(name, seed, overrides, dtype, save_kwargs, out_dir=OUT_DIR, co
             problems.append("min greedy margin %.2e < %g" % (min(margins), MIN_MARGIN))
         if len(set(new)) < MIN_DISTINCT_NEW:
             problems.append("only %d distinct greedy ids" % len(set(new)))
-        for special in (config.eos_token_id, config.bos_token_id):
+        for special in (tc.eos_token_id, tc.bos_token_id):
             if special is not None and special in new:
                 problems.append("greedy produced special id %d" % special)
         if problems:
@@ -1309,7 +1310,8 @@ def rewrite_as_hub(out, model_cls, version, edit, flat_rope=True):
         json.dump(dict(sorted(cfg.items())), f, indent=2)
         f.write("\n")
     after = model_cls.from_pretrained(out, dtype=torch.float32).config
-    assert after.rope_parameters == before.rope_parameters, (after.rope_parameters, before.rope_parameters)
+    rp_after, rp_before = after.get_text_config().rope_parameters, before.get_text_config().rope_parameters
+    assert rp_after == rp_before, (rp_after, rp_before)
     ref = load_file(os.path.join(out, "reference.safetensors"))
     with torch.no_grad():
         logits = load(out, torch.float32, model_cls)(ref["input_ids"]).logits
@@ -1337,6 +1339,62 @@ def main_gemma3():
     before, after, _ = rewrite_as_hub(os.path.join(GEMMA3_DIR, "pattern_f32"), Gemma3ForCausalLM, "4.50.0.dev0", hub,
                                       flat_rope=False)
     assert after.layer_types == before.layer_types, (after.layer_types, before.layer_types)
+    gemma3_vlm(GEMMA3_DIR)
+
+
+# Gemma3ForConditionalGeneration (Gemma 3 4B, 12B, 27B as the hub ships them): the text model, Gemma 3's, beside a
+# vision tower (a tiny SigLIP) and its projector, whose tensors kiln leaves out; the reference is the image-text
+# model's logits on text alone. vlm_f32: tied, pattern_f32's layer types and RoPEs, its config.json as
+# transformers 5 writes it. vlm_untied_f32: untied (language_model.lm_head.weight), its
+# config.json in the hub's layout (transformers 4.50: torch_dtype at the top only, rope_theta, rope_scaling,
+# rope_local_base_freq in text_config).
+GEMMA3_VLM_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         image_size=28, patch_size=14)
+GEMMA3_VLM_VARIANTS = [
+    ("vlm_f32", 2626, dict(GEMMA3_VARIANTS[0][2])),
+    ("vlm_untied_f32", 2727, dict(GEMMA3_BASE, num_hidden_layers=2, head_dim=16, tie_word_embeddings=False,
+                                  sliding_window=5, sliding_window_pattern=2, query_pre_attn_scalar=12,
+                                  rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0,
+                                                                      "rope_theta": 10000.0},
+                                                   "sliding_attention": {"rope_type": "default",
+                                                                         "rope_theta": 1000.0}})),
+]
+
+
+def gemma3_vlm(out_dir):
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    def config_cls(**text):
+        return Gemma3Config(text_config=text, vision_config=GEMMA3_VLM_VISION, mm_tokens_per_image=4,
+                            image_token_index=253, boi_token_index=254, eoi_token_index=255,
+                            tie_word_embeddings=text.get("tie_word_embeddings", True))
+    for name, seed, overrides in GEMMA3_VLM_VARIANTS:
+        print("== gemma3/%s" % name, flush=True)
+        out, _, _, config, _, ref = build_variant(name, seed, overrides, torch.float32, {}, out_dir, config_cls,
+                                                  Gemma3ForConditionalGeneration, random_biases=True,
+                                                  randomize=draw_gemma_norms)
+        keys = safetensors_keys(out)
+        assert "language_model.model.layers.0.self_attn.q_proj.weight" in keys, keys.keys()
+        assert any(k.startswith("vision_tower.") for k in keys) and any(k.startswith("multi_modal_projector.")
+                                                                        for k in keys), keys.keys()
+        assert ("language_model.lm_head.weight" in keys) == (not config.tie_word_embeddings), keys.keys()
+        save_file(ref, os.path.join(out, "reference.safetensors"))
+
+    def hub(cfg):  # google/gemma-3-4b-it's layout (transformers 4.50)
+        t = cfg["text_config"]
+        rp = t.pop("rope_parameters")
+        t.pop("layer_types")
+        t.pop("_sliding_window_pattern")
+        t["rope_theta"] = rp["full_attention"]["rope_theta"]
+        t["rope_scaling"] = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
+        t["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+        t.pop("dtype", None)
+    before, after, _ = rewrite_as_hub(os.path.join(out_dir, "vlm_untied_f32"), Gemma3ForConditionalGeneration,
+                                      "4.50.0.dev0", hub, flat_rope=False)
+    assert after.text_config.layer_types == before.text_config.layer_types
+    with open(os.path.join(out_dir, "VERSIONS.txt"), "a") as f:
+        f.write("vlm_f32, vlm_untied_f32: Gemma3ForConditionalGeneration (a tiny SigLIP vision tower), its logits on "
+                "text alone as the reference\n")
 
 
 def main_gemma2():

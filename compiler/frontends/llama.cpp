@@ -548,12 +548,41 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
 
 namespace {
 
+// Gemma3ForConditionalGeneration's text model: its tensors renamed as Gemma3ForCausalLM's (language_model.model.X
+// as the hub and transformers save them, model.language_model.X as transformers 5 holds them: model.X;
+// language_model.lm_head.weight: lm_head.weight), the vision tower's and the projector's left out. Returns
+// the note that says so.
+std::string text_model_of(const CompileOptions& o, Checkpoint* ck) {
+  if (!o.lora.empty())
+    throw CompileError(o.model_dir +
+                       ": --lora with Gemma3ForConditionalGeneration is not supported (kiln compiles "
+                       "its text model; adapters name the image-text model's modules)");
+  int left_out = 0;
+  Checkpoint text;
+  text.absorb(std::move(*ck), "", [&left_out](const std::string& n) -> std::string {
+    for (const char* p : {"language_model.model.", "model.language_model."})
+      if (n.rfind(p, 0) == 0) return "model." + n.substr(std::string(p).size());
+    if (n == "language_model.lm_head.weight") return "lm_head.weight";
+    for (const char* p :
+         {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."})
+      if (n.rfind(p, 0) == 0) {
+        ++left_out;
+        return "";
+      }
+    return n;  // (lm_head.weight, and whatever else: check_llama_tensors names it)
+  });
+  *ck = std::move(text);
+  return "Gemma3ForConditionalGeneration: its text model compiled (text prompts only); " + std::to_string(left_out) +
+         " vision tower and projector tensors left out";
+}
+
 FrontendBuild build_llama(const CompileOptions& o) {
   refuse_pipeline_options(o);
   LlamaConfig c = read_llama_config(o.model_dir + "/config.json");
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
+  const std::string vision_note = c.multimodal ? text_model_of(o, &b.checkpoint) : "";
   const ConfigReader::Quantization& q = c.quant;
   unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers);
   std::string mxfp4_note;
@@ -635,6 +664,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   add_note(&g.info.notes, dtype_note);
   add_note(&g.info.notes, fp8_note);
   add_note(&g.info.notes, mxfp4_note);
+  add_note(&g.info.notes, vision_note);
   b.summary = llm_summary(plan_dtype, lim, g.info.notes);
   return b;
 }
@@ -658,6 +688,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "phi3",
                                       "Gemma3ForCausalLM",
                                       "gemma3_text",
+                                      "Gemma3ForConditionalGeneration",
+                                      "gemma3",
                                       "Gemma2ForCausalLM",
                                       "gemma2",
                                       "GemmaForCausalLM",

@@ -1038,7 +1038,7 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
 // ERNIE 4.5's and OLMo 2's configs): compile and greedy generate from the CLI
 // give transformers' tokens; a layer type kiln does not know is refused naming the key.
 TEST_CASE(
-    "cli: EXAONE 4.0, GLM-4, Qwen2, Qwen2-MoE, Qwen3, Seed-OSS, GPT-OSS, Helium, Arcee, Cohere, Cohere 2, Gemma 1, 2 and 3, Granite, SmolLM3, Phi-2, ERNIE 4.5 and OLMo 2 and 3 checkpoints compile and generate transformers' greedy tokens") {
+    "cli: EXAONE 4.0, GLM-4, Qwen2, Qwen2-MoE, Qwen3, Seed-OSS, GPT-OSS, Helium, Arcee, Cohere, Cohere 2, Gemma 1, 2 and 3 (the text model of Gemma 3's image-text checkpoints too), Granite, SmolLM3, Phi-2, ERNIE 4.5 and OLMo 2 and 3 checkpoints compile and generate transformers' greedy tokens") {
   for (const auto& fam_name : {std::pair<const char*, const char*>{"qwen2", "sliding_f32"},
                                {"qwen3", "untied_f32"},
                                {"gemma3", "pattern_f32"},
@@ -1058,6 +1058,7 @@ TEST_CASE(
                                {"arcee", "hub_yarn_f32"},
                                {"cohere", "qk_norm_f32"},
                                {"cohere2", "hub_f32"},
+                               {"gemma3", "vlm_untied_f32"},
                                {"gemma2", "softcap_f32"},
                                {"granite", "multipliers_tied_f32"}}) {
     const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
@@ -1079,12 +1080,13 @@ TEST_CASE(
     CHECK(last_line(out) == expect);
     kiln::test::copy_dir(model, d / "sliding");
     std::ifstream in(model + "/config.json");
-    nlohmann::json cfg = nlohmann::json::parse(in);
+    nlohmann::json file = nlohmann::json::parse(in);
+    nlohmann::json& cfg = file.contains("text_config") ? file["text_config"] : file;  // (the text model's)
     cfg["use_sliding_window"] = true;
     cfg["layer_types"] = nlohmann::json::array();  // one per layer, one of them unknown
     for (int64_t i = 0; i < cfg["num_hidden_layers"].get<int64_t>(); ++i)
       cfg["layer_types"].push_back(i == 0 ? "chunked_attention" : "full_attention");
-    std::ofstream(d / "sliding/config.json") << cfg.dump();
+    std::ofstream(d / "sliding/config.json") << file.dump();
     CHECK(kiln::test::run_command(kCli + " compile " + (d / "sliding") + " -o " + (d / "s.kplan"), &out) != 0);
     CHECK(out.find("layer_types") != std::string::npos);
     CHECK(out.find("chunked_attention") != std::string::npos);

@@ -26,15 +26,16 @@ bool exists(const std::string& p) {
   return stat(p.c_str(), &st) == 0;
 }
 
-// Copies the gqa fixture into dir, rewriting model.safetensors through edit(name, shape) →
+// Copies a fixture (the gqa one by default) into dir, rewriting model.safetensors through edit(name, shape) →
 // keep?; edit may change the shape (data is cut or zero-extended to fit).
 template <typename Edit>
-void edited_copy(const std::string& dir, Edit edit) {
-  kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), dir);
+void edited_copy(const std::string& dir, Edit edit, const std::string& name = "gqa_f32",
+                 const std::string& family = "llama") {
+  kiln::test::copy_dir(kiln::test::fixture(name, family), dir);
   std::vector<StWriteTensor> out;
   std::vector<std::vector<uint8_t>> store;
   {
-    auto f = SafetensorsFile::open(kiln::test::fixture("gqa_f32") + "/model.safetensors");
+    auto f = SafetensorsFile::open(kiln::test::fixture(name, family) + "/model.safetensors");
     for (const auto& [name, t] : f->tensors()) {
       std::vector<int64_t> shape = t.shape;
       std::string new_name = name;
@@ -90,6 +91,30 @@ TEST_CASE("compile: an unexpected tensor is named") {
   const std::string err = compile_error(d / "m", d / "p.kplan");
   CHECK(err.find("unexpected tensor 'model.final_norm.weight'") != std::string::npos);
   CHECK(err.find("missing tensor 'model.norm.weight'") != std::string::npos);
+}
+
+// Gemma3ForConditionalGeneration: its text model's tensors read under language_model., the vision tower's left out;
+// a text tensor missing or stray is named as the text model's; --lora is refused.
+TEST_CASE("compile: Gemma 3's image-text checkpoint: text tensors named, vision left out, --lora refused") {
+  TempDir d;
+  edited_copy(
+      d / "m", [](std::string& n, std::vector<int64_t>&) { return n != "language_model.model.norm.weight"; }, "vlm_f32",
+      "gemma3");
+  CHECK(compile_error(d / "m", d / "p.kplan").find("missing tensor 'model.norm.weight'") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+  edited_copy(
+      d / "s",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n == "language_model.model.norm.weight") n = "language_model.model.final_norm.weight";
+        return true;
+      },
+      "vlm_f32", "gemma3");
+  CHECK(compile_error(d / "s", d / "p.kplan").find("unexpected tensor 'model.final_norm.weight'") != std::string::npos);
+  CompileOptions o;
+  o.lora = {LoraAdapterSpec{kiln::test::fixtures_root() + "/lora/all_linear_r8"}};
+  CHECK(compile_error(kiln::test::fixture("vlm_f32", "gemma3"), d / "p.kplan", o)
+            .find("--lora with Gemma3ForConditionalGeneration is not supported") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
 }
 
 TEST_CASE("compile: a truncated shard is named") {
@@ -157,7 +182,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
@@ -167,7 +192,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'GPTNeoXForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

@@ -1791,6 +1791,53 @@ TEST_CASE("compile: the default chunk is 64, 128 for CPU-only plans, at most max
 // Gemma3ForCausalLM: both layouts (transformers 5's layer_types and per-type rope_parameters; the
 // hub's sliding_window_pattern, rope_theta, rope_local_base_freq and rope_scaling) read to the
 // same model; Gemma3TextConfig's defaults for absent keys; what kiln cannot reproduce refused by name.
+// Gemma3ForConditionalGeneration: its text model from text_config, whose absent keys are Gemma3TextConfig's
+// defaults (as transformers' own catalog gives them: tests/fixtures/configs), the vision keys left out, and
+// what the wrapper and text_config must agree on.
+TEST_CASE("config: Gemma 3's image-text checkpoints (text_config, its defaults, the wrapper's keys, refusals)") {
+  std::ifstream in(kiln::test::fixture("vlm_untied_f32", "gemma3") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "Gemma3ForConditionalGeneration");
+  CHECK((a.multimodal && a.gemma && !a.gemma2 && !a.tie_word_embeddings));
+  CHECK((a.has_dtype && a.dtype == DType::F32));  // (the file's torch_dtype: text_config gives none)
+  CHECK(a.window_layer == std::vector<bool>{true, false});
+  CHECK(a.unmodeled.empty());  // (vision_config and the image tokens' keys: the vision tower's)
+  // The hub's text_config gives only the sizes that differ from Gemma3TextConfig's defaults.
+  std::ifstream cin(kiln::test::fixtures_root() + "/configs/Gemma3TextConfig.json");
+  const nlohmann::json defaults = nlohmann::json::parse(cin)["defaults"];
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"})
+      j["text_config"].erase(k);
+  });
+  CHECK(d.vocab_size == defaults["vocab_size"].get<int64_t>());
+  CHECK(d.hidden_size == defaults["hidden_size"].get<int64_t>());
+  CHECK(d.intermediate_size == defaults["intermediate_size"].get<int64_t>());
+  CHECK(d.num_hidden_layers == defaults["num_hidden_layers"].get<int64_t>());
+  CHECK(d.num_attention_heads == defaults["num_attention_heads"].get<int64_t>());
+  const LlamaConfig t = edited(hub, [](nlohmann::json& j) {
+    j.erase("tie_word_embeddings");
+    j["text_config"].erase("tie_word_embeddings");
+  });
+  CHECK(t.tie_word_embeddings);  // (both classes' default)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["vision_feature_layer"] = -1; }).unmodeled.size() == 1);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j.erase("text_config"); }).find("text_config is missing") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["text_config"]["model_type"] = "gemma2"; }).find("not \"gemma3_text\"") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["text_config"]["tie_word_embeddings"] = true;
+        }).find("tie_word_embeddings disagrees with text_config's") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["text_config"]["torch_dtype"] = "bfloat16";
+        }).find("disagrees with text_config's torch_dtype") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["text_config"]["final_logit_softcapping"] = 30.0; }).find("never applies") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["text_config"]["hidden_size"] = nullptr; }).find("hidden_size") !=
+        std::string::npos);
+}
+
 TEST_CASE("config: Gemma 3 (layer types, two RoPEs, both layouts, defaults, refusals)") {
   const LlamaConfig hub = read_llama_config(kiln::test::fixture("pattern_f32", "gemma3") + "/config.json");
   CHECK(hub.architecture == "Gemma3ForCausalLM");
