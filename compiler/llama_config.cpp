@@ -39,6 +39,39 @@ std::vector<bool> periodic_windows(int64_t layers, int64_t pattern) {
   return w;
 }
 
+// layer_types, or without it every sliding_window_pattern-th layer full (default `def`), as EXAONE 4.0's and
+// Cohere 2's config classes fill them in (a null pattern, or one that is not a whole number such as the hub's
+// "LLLG", is refused: transformers cannot read it without layer_types). Returns the pattern, or 0 when
+// layer_types gave the layers.
+int64_t read_window_layers(const ConfigReader& r, const nlohmann::json& j, int64_t def, LlamaConfig* c) {
+  if (r.has("layer_types")) {
+    c->window_layer = read_layer_types(r, j, c->num_hidden_layers);
+    r.has("sliding_window_pattern");  // (read only to fill in an absent layer_types)
+    return 0;
+  }
+  r.refuse_null("sliding_window_pattern", "without layer_types, which transformers cannot read: give them");
+  int64_t pattern = def;
+  if (r.has("sliding_window_pattern")) {
+    const nlohmann::json& p = j["sliding_window_pattern"];
+    if (!p.is_number() || !(p.get<double>() >= 1 && p.get<double>() <= 1e9) ||
+        p.get<double>() != std::floor(p.get<double>()))
+      r.fail("sliding_window_pattern",
+             "= " + p.dump() +
+                 " is not a whole number of layers, which transformers cannot read without layer_types: "
+                 "give them");
+    pattern = int64_t(p.get<double>());
+  }
+  c->window_layer = periodic_windows(c->num_hidden_layers, pattern);
+  return pattern;
+}
+
+// A null sliding_window, which transformers 5 cannot run `arch` with: it builds the sliding mask whatever the
+// layer types.
+void refuse_null_window(const ConfigReader& r, const std::string& arch) {
+  r.refuse_null("sliding_window", "with which transformers 5 cannot run " + arch +
+                                      " (it builds the sliding mask whatever the layer types)");
+}
+
 bool any_window_layer(const LlamaConfig& c) {
   return std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
 }
@@ -90,10 +123,7 @@ void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
     c.window_layer = periodic_windows(c.num_hidden_layers, 4);
   }
   const bool any_sliding = any_window_layer(c);
-  // (transformers builds the sliding mask whatever the layer types: it cannot run a null window)
-  r.refuse_null("sliding_window",
-                "with which transformers 5 cannot run Olmo3ForCausalLM (it builds the sliding mask whatever the "
-                "layer types)");
+  refuse_null_window(r, "Olmo3ForCausalLM");
   c.sliding_window = r.pos_int("sliding_window", false, 4096);
   // transformers 5 gives a sliding layer's RoPE without its own rope_theta Olmo3Config's 500000,
   // whatever the top-level rope_theta (convert_rope_params_to_dict pops it for the full layers
@@ -119,20 +149,11 @@ void read_exaone4(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   LlamaConfig& c = *out;
   c.olmo2 = c.exaone4 = c.qk_norm = true;
   const bool window = r.has("sliding_window") || !j.contains("sliding_window");
-  if (r.has("layer_types")) {
-    c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
-    r.has("sliding_window_pattern");  // (read only to fill in an absent layer_types)
-  } else {
-    // (Exaone4Config's __post_init__ fails on a null window, a null pattern or a string one such as
-    // the hub's "LLLG" without layer_types)
-    if (!window) r.fail("sliding_window", "is null without layer_types, which transformers cannot read: give them");
-    r.refuse_null("sliding_window_pattern", "without layer_types, which transformers cannot read: give them");
-    if (r.has("sliding_window_pattern") && !j["sliding_window_pattern"].is_number_integer())
-      r.fail("sliding_window_pattern",
-             "is not a whole number, which transformers cannot read without layer_types: give them");
-    const int64_t pattern = r.pos_int("sliding_window_pattern", false, 4);
-    c.window_layer = periodic_windows(c.num_hidden_layers, pattern);
-  }
+  // (Exaone4Config's __post_init__ fails on a null window, a null pattern or a string one such as the hub's
+  // "LLLG" without layer_types)
+  if (!window && !r.has("layer_types"))
+    r.fail("sliding_window", "is null without layer_types, which transformers cannot read: give them");
+  read_window_layers(r, j, 4, &c);
   const bool any_sliding = any_window_layer(c);
   if (window) {
     c.sliding_window = r.pos_int("sliding_window", false, 4096);
@@ -273,21 +294,9 @@ void read_cohere(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaC
     return;
   }
   r.hardwired("use_qk_norm", false);
-  r.refuse_null("sliding_window",
-                "with which transformers 5 cannot run Cohere2ForCausalLM (it builds the sliding mask whatever the "
-                "layer types)");
+  refuse_null_window(r, "Cohere2ForCausalLM");
   c.sliding_window = r.pos_int("sliding_window", false, 4096);
-  int64_t pattern = 0;  // (the period that makes the layer types, when layer_types is absent)
-  if (r.has("layer_types")) {
-    c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
-    r.has("sliding_window_pattern");  // (read only to fill in an absent layer_types)
-  } else {
-    r.refuse_null("sliding_window_pattern", "without layer_types, which transformers cannot read: give them");
-    if (r.has("sliding_window_pattern") && !j["sliding_window_pattern"].is_number_integer())
-      r.fail("sliding_window_pattern", "is not a whole number: give layer_types");
-    pattern = r.pos_int("sliding_window_pattern", false, 4);
-    c.window_layer = periodic_windows(c.num_hidden_layers, pattern);
-  }
+  const int64_t pattern = read_window_layers(r, j, 4, &c);  // (0: layer_types gave them)
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.nope_layer.push_back(!c.window_layer[size_t(i)]);
   // Cohere's release wrote its own code's settings beside transformers' keys; transformers never reads them
   // and hard-wires what they describe: accepted at those values, refused otherwise (kiln does not guess).
@@ -298,7 +307,10 @@ void read_cohere(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaC
   r.hardwired("rotary_pct", 1.0);
   r.hardwired("use_gated_activation", true);
   r.hardwired("use_parallel_block", true);
-  r.hardwired("use_embedding_sharing", c.tie_word_embeddings);
+  if (r.has("use_embedding_sharing") && j["use_embedding_sharing"] != c.tie_word_embeddings)
+    r.fail("use_embedding_sharing", "= " + j["use_embedding_sharing"].dump() + " disagrees with tie_word_embeddings (" +
+                                        (c.tie_word_embeddings ? "true" : "false") +
+                                        "), which transformers reads (it never reads this key); kiln does not guess");
   // layer_switch: the period of full layers in that code; it must describe the layer types transformers reads.
   if (r.has("layer_switch")) {
     const nlohmann::json& ls = j["layer_switch"];
@@ -339,10 +351,7 @@ void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   c.attention_bias = r.boolean("attention_bias", true);
   c.window_layer =
       r.has("layer_types") ? read_layer_types(r, j, c.num_hidden_layers) : periodic_windows(c.num_hidden_layers, 2);
-  // (transformers builds the sliding mask whatever the layer types: it cannot run a null window)
-  r.refuse_null("sliding_window",
-                "with which transformers 5 cannot run GptOssForCausalLM (it builds the sliding mask whatever the "
-                "layer types)");
+  refuse_null_window(r, "GptOssForCausalLM");
   c.sliding_window = r.pos_int("sliding_window", false, 128);
   for (const char* k : {"num_local_experts", "num_experts", "num_experts_per_tok", "swiglu_alpha", "swiglu_limit"})
     r.refuse_null(k, "with which transformers cannot run GptOssForCausalLM: give its value");
@@ -529,7 +538,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : "LlamaForCausalLM";
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
-  r.refuse_null_values({phi || cohere ? "layer_norm_eps" : "rms_norm_eps",
+  const bool layer_norm = phi || cohere;  // (their eps key: layer_norm_eps)
+  r.refuse_null_values({layer_norm ? "layer_norm_eps" : "rms_norm_eps",
                         gemma && !gemma1 ? "hidden_activation" : "hidden_act", "max_position_embeddings"},
                        c.architecture);
   if (gemma1) {
@@ -637,11 +647,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
   c.rms_norm_eps =
-      phi || cohere ? r.num("layer_norm_eps", 1e-5)
-      : glm4        ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-      : helium      ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
+      layer_norm ? r.num("layer_norm_eps", 1e-5)
+      : glm4     ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+      : helium   ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
                : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ? 1e-5 : 1e-6);
-  if (c.rms_norm_eps < 0) r.fail(phi || cohere ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
+  if (c.rms_norm_eps < 0) r.fail(layer_norm ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
   // (Gemma's, SmolLM3's, ERNIE 4.5's and Cohere's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie || cohere);
   if (qwen2 || qwen3 || qwen2_moe) {
@@ -774,9 +784,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // MinistralConfig: Mistral's layer with windows of sliding_window (default 4096) in the layers
     // layer_types names sliding (by default every layer). transformers builds the sliding mask
     // whatever the layer types, so it cannot run a null sliding_window.
-    r.refuse_null("sliding_window",
-                  "with which transformers 5 cannot run MinistralForCausalLM (it builds the sliding mask whatever "
-                  "the layer types)");
+    refuse_null_window(r, "MinistralForCausalLM");
     c.sliding_window = r.pos_int("sliding_window", false, 4096);
     c.window_layer = r.has("layer_types") ? read_layer_types(r, j, c.num_hidden_layers)
                                           : std::vector<bool>(size_t(c.num_hidden_layers), true);

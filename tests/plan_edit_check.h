@@ -30,4 +30,20 @@ inline void check_edits_refused(const std::vector<uint8_t>& bytes, const std::ve
   }
 }
 
+// Every kernel of this name in the plan's kernel table set to `version` (an edit).
+inline void set_kernel_version(fb::Plan* p, const std::string& kernel, uint32_t version) {
+  for (flatbuffers::uoffset_t i = 0; i < p->kernels()->size(); ++i)
+    if (p->kernels()->Get(i)->name()->str() == kernel)
+      p->mutable_kernels()->GetMutableObject(i)->mutate_version(version);
+}
+
+// A loaded plan's kernels of this name: 1 for each at version `want`, 100 for each at another (so that
+// `== 1` says: exactly one, at that version).
+inline int kernel_versions(const Plan& plan, const std::string& kernel, uint32_t want) {
+  int n = 0;
+  for (const OpDef* k : plan.kernels())
+    if (k->name == kernel) n += k->version == want ? 1 : 100;
+  return n;
+}
+
 }  // namespace kiln::test

@@ -224,10 +224,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   };
 
   // Cohere's per-head q/k norm weights ([heads, head_dim]) as one row, each head's values reordered as
-  // the pairwise RoPE reorders q's and k's rows (qkv_rows' order within a head).
+  // a pairwise RoPE reorders q's and k's rows (deinterleave; none without one).
   auto head_norm_w = [&](const std::string& name, int64_t heads) {
+    const std::vector<int64_t> perm = deinterleave(c.rotary(), c.pairwise_rope);
     std::vector<int64_t> rows;
-    for (int64_t i = 0; i < heads * hd; ++i) rows.push_back(qkv_rows[size_t(i % hd)]);
+    for (int64_t i = 0; i < heads * hd; ++i) rows.push_back(i % hd < c.rotary() ? perm[size_t(i % hd)] : i % hd);
     return g.weight(name, wt, {heads * hd}, WeightSource{{}, {}, [name, rows, hd](const WeightFetch& fetch) {
                                                            const std::vector<float> v = fetch(name);
                                                            std::vector<float> out(rows.size());
@@ -389,7 +390,14 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                 "model.norm.weight", DType::F32, {D},
                 WeightSource{{}, {}, [divide, s = divide ? c.logits_scaling : c.logit_scale](const WeightFetch& fetch) {
                                std::vector<float> v = fetch("model.norm.weight");
-                               for (float& x : v) x = float(divide ? double(x) / s : double(x) * s);
+                               for (float& x : v) {
+                                 x = float(divide ? double(x) / s : double(x) * s);
+                                 // (an f32 that overflows would turn the LM head's sums into NaN)
+                                 if (!std::isfinite(x))
+                                   throw CompileError(std::string("config.json's ") +
+                                                      (divide ? "logits_scaling" : "logit_scale") +
+                                                      " times model.norm.weight overflows f32, where kiln folds it");
+                               }
                                return v;
                              }});
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});

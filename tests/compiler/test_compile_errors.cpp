@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "compiler/compile.h"
 #include "compiler/error.h"
@@ -115,6 +116,26 @@ TEST_CASE("compile: Gemma 3's image-text checkpoint: text tensors named, vision 
   CHECK(compile_error(kiln::test::fixture("vlm_f32", "gemma3"), d / "p.kplan", o)
             .find("--lora with Gemma3ForConditionalGeneration is not supported") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
+}
+
+// Cohere's logit_scale and Granite's 1 / logits_scaling are folded into the final norm's f32 weight: a product
+// that overflows f32 (every logit would be NaN, where transformers gives infinities) is refused by name.
+TEST_CASE("compile: a logit scale whose fold into the final norm overflows f32 is refused") {
+  TempDir d;
+  for (const auto& [family, key, value] : {std::tuple<const char*, const char*, double>{"cohere", "logit_scale", 3e38},
+                                           {"granite", "logits_scaling", 1e-39}}) {
+    const std::string fam = family, k = key;  // (a lambda cannot capture a binding)
+    const double v = value;
+    CAPTURE(fam);
+    const std::string dir = d / fam;
+    kiln::test::copy_dir(kiln::test::fixture(kiln::test::fixture_names(fam).at(0), fam), dir);
+    std::ifstream in(dir + "/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg[k] = v;
+    std::ofstream(dir + "/config.json") << cfg.dump();
+    CHECK(compile_error(dir, d / "p.kplan").find(k + " times model.norm.weight overflows f32") != std::string::npos);
+    CHECK_FALSE(exists(d / "p.kplan"));
+  }
 }
 
 TEST_CASE("compile: a truncated shard is named") {

@@ -1044,7 +1044,7 @@ TEST_CASE("config: EXAONE 4.0 (hybrid windows, RoPE-less full layers, per-head q
   };
   CHECK(without_types([](nlohmann::json& j) {
           j["sliding_window_pattern"] = "LLLG";
-        }).find("sliding_window_pattern is not a whole number") != std::string::npos);
+        }).find("is not a whole number of layers") != std::string::npos);
   CHECK(without_types([](nlohmann::json& j) {
           j["sliding_window_pattern"] = nullptr;
         }).find("sliding_window_pattern is null") != std::string::npos);
@@ -1164,6 +1164,10 @@ TEST_CASE("config: Cohere and Cohere 2 (defaults, q/k norms, layer types, the re
   CHECK((q.qk_norm && q.cohere_qk_norm));
   CHECK(edited_error(r, [](nlohmann::json& j) { j["logit_scale"] = nullptr; }).find("logit_scale is null") !=
         std::string::npos);
+  CHECK(edited_error(r, [](nlohmann::json& j) { j["logit_scale"] = 1e39; }).find("logit_scale must be a finite") !=
+        std::string::npos);
+  CHECK(edited(r, [](nlohmann::json& j) { j["logit_scale"] = -0.5; }).logit_scale == -0.5);  // (as transformers)
+  CHECK(edited(r, [](nlohmann::json& j) { j["logit_scale"] = 0; }).logit_scale == 0);
   const LlamaConfig u = edited(r, [](nlohmann::json& j) { j["rms_norm_eps"] = 1e-6; });
   REQUIRE(u.unmodeled.size() == 1);  // (not CohereConfig's key: unknown, never read as the LayerNorms' eps)
   CHECK(u.unmodeled[0].rfind("rms_norm_eps = ", 0) == 0);
@@ -1212,7 +1216,12 @@ TEST_CASE("config: Cohere and Cohere 2 (defaults, q/k norms, layer types, the re
   CHECK(edited_error(h, [](nlohmann::json& j) {
           j.erase("layer_switch");
           j["sliding_window_pattern"] = "LLLG";
-        }).find("sliding_window_pattern is not a whole number") != std::string::npos);
+        }).find("is not a whole number of layers") != std::string::npos);
+  CHECK(edited(h, [](nlohmann::json& j) { j["sliding_window_pattern"] = 2.0; }).window_layer ==
+        std::vector<bool>{true, false});  // (transformers computes (i + 1) % 2.0 alike)
+  CHECK(edited_error(h, [](nlohmann::json& j) {
+          j["use_embedding_sharing"] = false;
+        }).find("use_embedding_sharing = false disagrees with tie_word_embeddings (true)") != std::string::npos);
 }
 
 // GraniteMoeSharedForCausalLM: GraniteMoe with a shared MLP of shared_intermediate_size (0, its default:

@@ -169,7 +169,8 @@ TEST_CASE(
   ThreadPool pool(2);
   for (const DType wt : {DType::F32, DType::BF16}) {
     for (const int64_t hd : {128, 24, 40})  // a full warp's multiple, less than a warp, a warp and a bit
-      for (const int64_t mode : {int64_t(0), kHeadNormCenter | kHeadNormPerHeadWeights}) {
+      for (const int64_t mode :
+           {int64_t(0), kHeadNormCenter, kHeadNormPerHeadWeights, kHeadNormCenter | kHeadNormPerHeadWeights}) {
         CAPTURE(hd);
         CAPTURE(mode);
         const bool per_head = mode & kHeadNormPerHeadWeights;
@@ -202,6 +203,23 @@ TEST_CASE(
     sync_ok();
     const auto qg = dq.get<float>();
     CHECK(rel_l2(qg.data(), qc.data(), qc.size()) < 1e-6);
+    // Per-head LayerNorms whose k heads are wider than the q heads (3 of 24, 2 of 40), each its own weights.
+    {
+      const int64_t hq = 24, hk = 40, w2 = 3 * hq + 2 * hk + 16;
+      auto pc = random_floats(size_t(rows * w2), 80, 2.0f);
+      for (size_t i = 0; i < pc.size(); i += 2) pc[i] -= 1.0f;
+      const auto pq = as_dtype(random_floats(size_t(3 * hq), 81), wt),
+                 pk = as_dtype(random_floats(size_t(2 * hk), 82), wt);
+      Dev dp(pc), dpq(pq), dpk(pk);
+      HeadRmsNormArgs ac{pc.data(), pq.data(), pk.data(), wt, rows, w2, 3, 2, hq, 1e-6f, hk};
+      HeadRmsNormArgs ag{dp.as<float>(), dpq.p, dpk.p, wt, rows, w2, 3, 2, hq, 1e-6f, hk};
+      ac.mode = ag.mode = kHeadNormCenter | kHeadNormPerHeadWeights;
+      head_rmsnorm_cpu(ac, pool);
+      head_rmsnorm_cuda(ag, nullptr);
+      sync_ok();
+      const auto pg = dp.get<float>();
+      CHECK(rel_l2(pg.data(), pc.data(), pc.size()) < 1e-6);
+    }
   }
 }
 

@@ -185,6 +185,23 @@ TEST_CASE("ops: the built-in registry has one op per name and version, each with
   CHECK(att3->n_float_attrs == 2);
   CHECK(att3->n_int_attrs == att2->n_int_attrs);
   CHECK((att2->bind_cpu == att3->bind_cpu));
+  // head_rmsnorm: versions 1, 2 and 3 take 3, 4 and 5 int attributes (k_head_dim, then Cohere's mode) on one
+  // kernel; layernorm version 2 (its bias optional) has version 1's operands and kernel, and its own check.
+  for (uint32_t v = 1; v <= 3; ++v) {
+    CAPTURE(v);
+    const OpDef* h = builtin_ops().find("head_rmsnorm", v);
+    REQUIRE(h);
+    CHECK(h->n_int_attrs == int(v) + 2);
+    CHECK((h->bind_cpu == builtin_ops().find("head_rmsnorm", 3)->bind_cpu));
+  }
+  const OpDef* ln1 = builtin_ops().find("layernorm", 1);
+  const OpDef* ln2 = builtin_ops().find("layernorm", 2);
+  REQUIRE(ln1);
+  REQUIRE(ln2);
+  CHECK(ln1->n_inputs == ln2->n_inputs);
+  CHECK(ln1->n_float_attrs == ln2->n_float_attrs);
+  CHECK((ln1->bind_cpu == ln2->bind_cpu));
+  CHECK_FALSE((ln1->validate == ln2->validate));
   // Ops whose inputs grew by an optional state operand (matmul's w_scale; n_valid, so the CPU skips
   // padding rows): the older version has one input less and no more state, the same entry points.
   struct Grown {

@@ -56,6 +56,13 @@ std::vector<uint8_t> fixture_plan_bytes(const TempDir& d, const std::string& nam
   return kiln::test::read_bytes(o.output);
 }
 
+// A plan's kernels of this name, as kiln::test::kernel_versions counts them.
+int versions(const std::vector<uint8_t>& b, const std::string& kernel, uint32_t want) {
+  auto plan = kiln::Plan::load_memory(b.data(), b.size());
+  REQUIRE(plan.is_ok());
+  return kiln::test::kernel_versions(*plan.value(), kernel, want);
+}
+
 // The prefill program's (program 0's) last_rows launch.
 fb::Launch* last_rows_launch(fb::Plan* p) {
   auto* ls = p->mutable_programs()->GetMutableObject(0)->mutable_launches();
@@ -587,64 +594,46 @@ TEST_CASE("plan file: an activation kind its version does not have is refused") 
   CompileOptions o;
   const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "relu2_bias_f32", "arcee", nullptr, &o);
   REQUIRE(load(bytes).is_ok());
-  auto version_of = [](fb::Plan* p, const char* kernel, uint32_t version) {
-    for (flatbuffers::uoffset_t i = 0; i < p->kernels()->size(); ++i)
-      if (p->kernels()->Get(i)->name()->str() == kernel)
-        p->mutable_kernels()->GetMutableObject(i)->mutate_version(version);
-  };
   // Phi's MLP activation (tanh GELU) stays version 1: a runtime from before relu² reads its plans.
-  const std::vector<uint8_t> phi = fixture_plan_bytes(d, kiln::test::fixture_names("phi").at(0), "phi", nullptr, &o);
-  auto phi_plan = kiln::Plan::load_memory(phi.data(), phi.size());
-  REQUIRE(phi_plan.is_ok());
-  int activations = 0;
-  for (const auto* k : phi_plan.value()->kernels())
-    if (std::string(k->name) == "activation") activations += k->version == 1 ? 1 : 100;
-  CHECK(activations == 1);
+  CHECK(versions(fixture_plan_bytes(d, kiln::test::fixture_names("phi").at(0), "phi", nullptr, &o), "activation", 1) ==
+        1);
   kiln::test::check_edits_refused(
-      bytes, {{"relu2 as version 1", [&](fb::Plan* p) { version_of(p, "activation", 1); }, "unknown activation kind"},
+      bytes, {{"relu2 as version 1", [](fb::Plan* p) { kiln::test::set_kernel_version(p, "activation", 1); },
+               "unknown activation kind"},
               {"kind 5", [](fb::Plan* p) { prefill_launch(p, "activation")->mutable_int_attrs()->Mutate(0, 5); },
                "unknown activation kind"}});
 }
 
 // Cohere's LayerNorms have no bias (layernorm version 2) and its q/k norms are LayerNorms with each head's own
-// weights (head_rmsnorm version 3's mode); other plans keep layernorm 1 and head_rmsnorm 2, which a runtime
-// from before reads. What each version does not have is refused.
+// weights (head_rmsnorm version 3's mode); other plans keep layernorm 1 (Phi's; the diffusion plans':
+// tests/diffusion/test_diffusion_api.cpp) and head_rmsnorm 2 (Qwen3's per head, OLMo 2's whole, EXAONE 4.0's),
+// which a runtime from before reads. What each version does not have is refused.
 TEST_CASE("plan file: Cohere's bias-less LayerNorm and per-head q/k LayerNorms, and what their versions refuse") {
   TempDir d;
   CompileOptions o;
   const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "qk_norm_f32", "cohere", nullptr, &o);
   REQUIRE(load(bytes).is_ok());
-  // Kernels of a name in a plan, as 1 per version-`want` entry and 100 per other version.
-  auto versions = [](const std::vector<uint8_t>& b, const char* name, uint32_t want) {
-    auto plan = kiln::Plan::load_memory(b.data(), b.size());
-    REQUIRE(plan.is_ok());
-    int n = 0;
-    for (const auto* k : plan.value()->kernels())
-      if (std::string(k->name) == name) n += k->version == want ? 1 : 100;
-    return n;
-  };
   CHECK(versions(bytes, "layernorm", 2) == 1);
   CHECK(versions(bytes, "head_rmsnorm", 3) == 1);
-  const std::vector<uint8_t> phi = fixture_plan_bytes(d, kiln::test::fixture_names("phi").at(0), "phi", nullptr, &o);
-  CHECK(versions(phi, "layernorm", 1) == 1);
-  const std::vector<uint8_t> qwen3 =
-      fixture_plan_bytes(d, kiln::test::fixture_names("qwen3").at(0), "qwen3", nullptr, &o);
-  CHECK(versions(qwen3, "head_rmsnorm", 2) == 1);
-  auto version_of = [](fb::Plan* p, const char* kernel, uint32_t version) {
-    for (flatbuffers::uoffset_t i = 0; i < p->kernels()->size(); ++i)
-      if (p->kernels()->Get(i)->name()->str() == kernel)
-        p->mutable_kernels()->GetMutableObject(i)->mutate_version(version);
+  auto first = [&](const char* family) {
+    return fixture_plan_bytes(d, kiln::test::fixture_names(family).at(0), family, nullptr, &o);
   };
+  CHECK(versions(first("phi"), "layernorm", 1) == 1);
+  for (const char* family : {"qwen3", "olmo2", "exaone4"}) {
+    CAPTURE(std::string(family));
+    CHECK(versions(first(family), "head_rmsnorm", 2) == 1);
+  }
   auto mode = [](fb::Plan* p, int64_t m) { prefill_launch(p, "head_rmsnorm")->mutable_int_attrs()->Mutate(4, m); };
   kiln::test::check_edits_refused(
-      bytes, {{"a bias-less LayerNorm as version 1", [&](fb::Plan* p) { version_of(p, "layernorm", 1); },
-               "missing operand b (layernorm version 1 has a bias)"},
-              {"norm mode 4", [&](fb::Plan* p) { mode(p, 4); }, "unknown norm mode"},
-              {"norm mode -1", [&](fb::Plan* p) { mode(p, -1); }, "unknown norm mode"},
-              {"per-head weights read as one head's", [&](fb::Plan* p) { mode(p, kiln::kHeadNormCenter); },
-               "has shape [64], expected [16]"},
-              {"the mode as version 2", [&](fb::Plan* p) { version_of(p, "head_rmsnorm", 2); },
-               "operand or attribute count does not match the kernel"}});
+      bytes,
+      {{"a bias-less LayerNorm as version 1", [](fb::Plan* p) { kiln::test::set_kernel_version(p, "layernorm", 1); },
+        "missing operand b (layernorm version 1 has a bias)"},
+       {"norm mode 4", [&](fb::Plan* p) { mode(p, 4); }, "unknown norm mode"},
+       {"norm mode -1", [&](fb::Plan* p) { mode(p, -1); }, "unknown norm mode"},
+       {"per-head weights read as one head's", [&](fb::Plan* p) { mode(p, kiln::kHeadNormCenter); },
+        "has shape [64], expected [16]"},
+       {"the mode as version 2", [](fb::Plan* p) { kiln::test::set_kernel_version(p, "head_rmsnorm", 2); },
+        "operand or attribute count does not match the kernel"}});
 }
 
 TEST_CASE("plan file: a tokenizer with more tokens than the model's vocabulary is refused, compiled or edited") {
