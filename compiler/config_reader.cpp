@@ -142,6 +142,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Phi3ForCausalLM", "phi3"},
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
                                                                {"Gemma3ForConditionalGeneration", "gemma3"},
+                                                               {"Mistral3ForConditionalGeneration", "mistral3"},
                                                                {"Gemma2ForCausalLM", "gemma2"},
                                                                {"GemmaForCausalLM", "gemma"},
                                                                {"GraniteForCausalLM", "granite"},

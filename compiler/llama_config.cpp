@@ -407,53 +407,87 @@ void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out) {
   if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
 }
 
-// Gemma3ForConditionalGeneration (model_type gemma3): its text model, Gemma 3's, from text_config, whose
-// absent keys are Gemma3TextConfig's defaults (the hub's files give only the sizes that differ). The vision
-// tower's keys (vision_config, mm_tokens_per_image, the image tokens') are read only to be left out: kiln
-// compiles the text model, for text prompts.
-LlamaConfig parse_gemma3_multimodal(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
-                                    const std::string& path) {
+// An image-text model whose text model kiln compiles (for text prompts): its class and model_type, its
+// text model's, the config class's defaults for keys kiln otherwise requires (where the hub's text_config
+// relies on them), and the vision tower's keys, read only to be left out.
+struct ImageTextModel {
+  const char *arch, *type, *text_arch, *text_type;
+  std::vector<std::pair<const char*, int64_t>> text_defaults;
+  std::vector<const char*> vision_keys;
+};
+
+const ImageTextModel* image_text_model(const std::string& arch) {
+  static const ImageTextModel kModels[] = {
+      // Gemma 3 4B/12B/27B: Gemma3TextConfig's defaults (tests/fixtures/configs/Gemma3TextConfig.json)
+      {"Gemma3ForConditionalGeneration",
+       "gemma3",
+       "Gemma3ForCausalLM",
+       "gemma3_text",
+       {{"vocab_size", 262208},
+        {"hidden_size", 2304},
+        {"intermediate_size", 9216},
+        {"num_hidden_layers", 26},
+        {"num_attention_heads", 8}},
+       {"vision_config", "mm_tokens_per_image", "boi_token_index", "eoi_token_index", "image_token_index",
+        "boi_token_id", "eoi_token_id", "image_token_id"}},
+      // Mistral Small 3.1/3.2, Magistral Small: a MistralConfig text_config (the hub's is complete)
+      {"Mistral3ForConditionalGeneration",
+       "mistral3",
+       "MistralForCausalLM",
+       "mistral",
+       {},
+       {"vision_config", "image_token_index", "image_token_id", "projector_hidden_act", "vision_feature_layer",
+        "multimodal_projector_bias", "spatial_merge_size"}}};
+  for (const ImageTextModel& m : kModels)
+    if (arch == m.arch || arch == m.type) return &m;
+  return nullptr;
+}
+
+// An image-text model's text model, from text_config (absent keys: m.text_defaults, then the text config
+// class's as for a text checkpoint). The file's dtype and tie_word_embeddings (the wrapper's, which
+// transformers 5 ties the LM head by; its class's default true) apply where text_config gives none; where both
+// give one and they disagree, kiln refuses rather than guess.
+LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
+                             const std::string& path, const ImageTextModel& m) {
   if (!r.has("text_config") || !j["text_config"].is_object())
     r.fail("text_config",
-           "is missing or not an object: kiln compiles Gemma3ForConditionalGeneration's text model "
-           "from it");
+           std::string("is missing or not an object: kiln compiles ") + m.arch + "'s text model from it");
   nlohmann::json t = j["text_config"];
-  if (t.contains("model_type") && t["model_type"] != "gemma3_text")
-    r.fail("text_config", "has model_type " + t["model_type"].dump() + ", not \"gemma3_text\"");
-  if (t.contains("architectures") && t["architectures"] != nlohmann::json{"Gemma3ForCausalLM"})
-    r.fail("text_config", "names architectures " + t["architectures"].dump() + ", not Gemma3ForCausalLM's");
-  t["model_type"] = "gemma3_text";
-  t["architectures"] = {"Gemma3ForCausalLM"};
-  // (Gemma3TextConfig's defaults for the keys kiln otherwise requires: tests/fixtures/configs/Gemma3TextConfig.json)
-  for (const auto& [k, v] : {std::pair<const char*, int64_t>{"vocab_size", 262208},
-                             {"hidden_size", 2304},
-                             {"intermediate_size", 9216},
-                             {"num_hidden_layers", 26},
-                             {"num_attention_heads", 8}})
+  if (t.contains("model_type") && t["model_type"] != m.text_type)
+    r.fail("text_config", "has model_type " + t["model_type"].dump() + ", not \"" + m.text_type + "\" (" + m.text_arch +
+                              ", the text model kiln reads for " + m.arch + ")");
+  if (t.contains("architectures") && t["architectures"] != nlohmann::json{m.text_arch})
+    r.fail("text_config", "names architectures " + t["architectures"].dump() + ", not " + m.text_arch + "'s");
+  t["model_type"] = m.text_type;
+  t["architectures"] = {m.text_arch};
+  for (const auto& [k, v] : m.text_defaults)
     if (!t.contains(k)) t[k] = v;
-  // The file's dtype where text_config gives none; two that disagree are refused.
+  const nlohmann::json given = t;  // (text_config as the file gives it)
+  if (r.has("torch_dtype") && r.has("dtype") && j["torch_dtype"] != j["dtype"])
+    r.fail("dtype", "(" + j["dtype"].dump() + ") disagrees with torch_dtype (" + j["torch_dtype"].dump() + ")");
   for (const char* k : {"torch_dtype", "dtype"}) {
     if (!r.has(k)) continue;
     for (const char* tk : {"torch_dtype", "dtype"})
-      if (t.contains(tk) && !t[tk].is_null() && t[tk] != j[k])
-        r.fail(k, "(" + j[k].dump() + ") disagrees with text_config's " + tk + " (" + t[tk].dump() + ")");
+      if (given.contains(tk) && !given[tk].is_null() && given[tk] != j[k])
+        r.fail(k, "(" + j[k].dump() + ") disagrees with text_config's " + tk + " (" + given[tk].dump() + ")");
     t[k] = j[k];
   }
-  // Gemma3Config and Gemma3TextConfig each tie by default; two that disagree are refused rather than guessed.
   const bool tie = r.boolean("tie_word_embeddings", true);
-  if (t.contains("tie_word_embeddings") && !t["tie_word_embeddings"].is_null() && t["tie_word_embeddings"] != tie)
-    r.fail("tie_word_embeddings", "disagrees with text_config's: kiln does not guess whether the LM head is tied");
-  t["tie_word_embeddings"] = tie;
+  if (given.contains("tie_word_embeddings") && !given["tie_word_embeddings"].is_null()) {
+    if (!given["tie_word_embeddings"].is_boolean())
+      r.fail("text_config", "has a tie_word_embeddings that is not true or false");
+    if (r.has("tie_word_embeddings") && given["tie_word_embeddings"] != tie)
+      r.fail("tie_word_embeddings", "disagrees with text_config's: kiln does not guess whether the LM head is tied");
+  }
+  t["tie_word_embeddings"] = tie;  // (a checkpoint with an LM head of its own is untied, as transformers does)
   // Gemma3ForConditionalGeneration never soft-caps its logits (Gemma3ForCausalLM does, by the same key).
   if (t.contains("final_logit_softcapping") && !t["final_logit_softcapping"].is_null())
-    r.fail("text_config",
-           "sets final_logit_softcapping, which transformers' Gemma3ForConditionalGeneration never "
-           "applies (its Gemma3ForCausalLM does); kiln refuses rather than guess whether it should");
-  for (const char* k : {"vision_config", "mm_tokens_per_image", "boi_token_index", "eoi_token_index",
-                        "image_token_index", "boi_token_id", "eoi_token_id", "image_token_id"})
-    r.has(k);  // (the vision tower's, which kiln does not compile)
+    r.fail("text_config", std::string("sets final_logit_softcapping, which transformers' ") + m.arch +
+                              " never applies (its " + m.text_arch +
+                              " does); kiln refuses rather than guess whether it should");
+  for (const char* k : m.vision_keys) r.has(k);  // (the vision tower's, which kiln does not compile)
   LlamaConfig c = parse_llama_config(t.dump(), path + ": text_config");
-  c.architecture = "Gemma3ForConditionalGeneration";
+  c.architecture = m.arch;
   c.multimodal = true;
   c.raw_json = text;
   c.quant = r.quantization();
@@ -472,7 +506,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   const std::string arch = r.model_architecture();
-  if (arch == "Gemma3ForConditionalGeneration" || arch == "gemma3") return parse_gemma3_multimodal(r, j, text, path);
+  if (const ImageTextModel* m = image_text_model(arch)) return parse_image_text(r, j, text, path, *m);
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";

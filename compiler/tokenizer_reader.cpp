@@ -158,7 +158,9 @@ void note_generation_settings(const json& g, const std::string& file, std::strin
 }
 
 // The generation config transformers' generate reads: generation_config.json, else (built from
-// its legacy keys) config.json; the file's name and its object, or an empty name.
+// its legacy keys) config.json, where an image-text model's special token ids come from its
+// text_config when the top level gives none (GenerationConfig.from_model_config reads the decoder's
+// config too; transformers 5 saves them there); the file's name and its object, or an empty name.
 std::pair<std::string, json> generation_config(const std::string& dir) {
   for (const char* name : {"generation_config.json", "config.json"}) {
     const std::string file = dir + "/" + name;
@@ -169,6 +171,9 @@ std::pair<std::string, json> generation_config(const std::string& dir) {
       if (std::string(name) == "config.json") return {"", json()};  // (config.json's own reader refuses it)
       throw CompileError(file + ": not a JSON object (transformers' GenerationConfig cannot read it)");
     }
+    if (std::string(name) == "config.json" && g.contains("text_config") && g["text_config"].is_object())
+      for (const char* k : {"eos_token_id", "bos_token_id", "pad_token_id"})
+        if ((!g.contains(k) || g[k].is_null()) && g["text_config"].contains(k)) g[k] = g["text_config"][k];
     return {name, std::move(g)};
   }
   return {"", json()};

@@ -1361,6 +1361,28 @@ GEMMA3_VLM_VARIANTS = [
 ]
 
 
+def image_text_fixtures(out_dir, variants, config_cls, model_cls, randomize, hub_variant, hub_edit, hub_version):
+    """Tiny image-text checkpoints (model_cls, a vision tower beside the text model) in out_dir, each referenced by
+    model_cls's logits on text alone; hub_variant's config.json then rewritten in the hub's layout (hub_edit)."""
+    for name, seed, overrides in variants:
+        print("== %s/%s" % (os.path.basename(out_dir), name), flush=True)
+        out, _, _, config, _, ref = build_variant(name, seed, overrides, torch.float32, {}, out_dir, config_cls,
+                                                  model_cls, random_biases=True, randomize=randomize)
+        keys = safetensors_keys(out)
+        assert "language_model.model.layers.0.self_attn.q_proj.weight" in keys, keys.keys()
+        assert any(k.startswith("vision_tower.") for k in keys) and any(k.startswith("multi_modal_projector.")
+                                                                        for k in keys), keys.keys()
+        assert ("language_model.lm_head.weight" in keys) == (not config.tie_word_embeddings), keys.keys()
+        save_file(ref, os.path.join(out, "reference.safetensors"))
+    before, after, _ = rewrite_as_hub(os.path.join(out_dir, hub_variant), model_cls, hub_version, hub_edit,
+                                      flat_rope=False)
+    layer_types = [getattr(c.get_text_config(), "layer_types", None) for c in (after, before)]
+    assert layer_types[0] == layer_types[1], layer_types
+    with open(os.path.join(out_dir, "VERSIONS.txt"), "a") as f:
+        f.write("%s: %s (a tiny vision tower), its logits on text alone as the reference\n"
+                % (", ".join(v[0] for v in variants), model_cls.__name__))
+
+
 def gemma3_vlm(out_dir):
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
@@ -1368,17 +1390,6 @@ def gemma3_vlm(out_dir):
         return Gemma3Config(text_config=text, vision_config=GEMMA3_VLM_VISION, mm_tokens_per_image=4,
                             image_token_index=253, boi_token_index=254, eoi_token_index=255,
                             tie_word_embeddings=text.get("tie_word_embeddings", True))
-    for name, seed, overrides in GEMMA3_VLM_VARIANTS:
-        print("== gemma3/%s" % name, flush=True)
-        out, _, _, config, _, ref = build_variant(name, seed, overrides, torch.float32, {}, out_dir, config_cls,
-                                                  Gemma3ForConditionalGeneration, random_biases=True,
-                                                  randomize=draw_gemma_norms)
-        keys = safetensors_keys(out)
-        assert "language_model.model.layers.0.self_attn.q_proj.weight" in keys, keys.keys()
-        assert any(k.startswith("vision_tower.") for k in keys) and any(k.startswith("multi_modal_projector.")
-                                                                        for k in keys), keys.keys()
-        assert ("language_model.lm_head.weight" in keys) == (not config.tie_word_embeddings), keys.keys()
-        save_file(ref, os.path.join(out, "reference.safetensors"))
 
     def hub(cfg):  # google/gemma-3-4b-it's layout (transformers 4.50)
         t = cfg["text_config"]
@@ -1389,12 +1400,41 @@ def gemma3_vlm(out_dir):
         t["rope_scaling"] = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
         t["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
         t.pop("dtype", None)
-    before, after, _ = rewrite_as_hub(os.path.join(out_dir, "vlm_untied_f32"), Gemma3ForConditionalGeneration,
-                                      "4.50.0.dev0", hub, flat_rope=False)
-    assert after.text_config.layer_types == before.text_config.layer_types
-    with open(os.path.join(out_dir, "VERSIONS.txt"), "a") as f:
-        f.write("vlm_f32, vlm_untied_f32: Gemma3ForConditionalGeneration (a tiny SigLIP vision tower), its logits on "
-                "text alone as the reference\n")
+    image_text_fixtures(out_dir, GEMMA3_VLM_VARIANTS, config_cls, Gemma3ForConditionalGeneration, draw_gemma_norms,
+                        "vlm_untied_f32", hub, "4.50.0.dev0")
+
+
+# Mistral3ForConditionalGeneration (Mistral Small 3.1/3.2, Magistral Small): Mistral's text model beside a tiny
+# Pixtral vision tower and projector; the reference is the image-text model's logits on text alone.
+# mistral3_f32: no window, head_dim 16 (not hidden / heads), untied, its config.json in Mistral Small 3.1's
+# layout (no top-level tie_word_embeddings, whose default ties the head, yet transformers keeps the checkpoint's
+# own LM head; rope_theta in text_config, torch_dtype at the top). mistral3_window_tied_f32: a window of 6, tied.
+MISTRAL3_VISION = dict(model_type="pixtral", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                       num_attention_heads=2, head_dim=16, image_size=28, patch_size=14)
+MISTRAL3_VARIANTS = [
+    ("mistral3_f32", 1616, {"sliding_window": None, "head_dim": 16, "num_attention_heads": 8,
+                            "tie_word_embeddings": False, "rope_parameters": {"rope_type": "default",
+                                                                              "rope_theta": 1e6}}),
+    ("mistral3_window_tied_f32", 1717, {"sliding_window": 6, "tie_word_embeddings": True}),
+]
+
+
+def mistral3_vlm(out_dir):
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    def config_cls(**text):
+        return Mistral3Config(text_config=dict(text, model_type="mistral"), vision_config=MISTRAL3_VISION,
+                              image_token_index=10, spatial_merge_size=1,
+                              tie_word_embeddings=text.get("tie_word_embeddings", False))
+
+    def hub(cfg):  # mistralai/Mistral-Small-3.1-24B-Instruct-2503's layout (transformers 4.50)
+        assert cfg.pop("tie_word_embeddings") is False
+        t = cfg["text_config"]
+        t["rope_theta"] = t.pop("rope_parameters")["rope_theta"]
+        t.pop("tie_word_embeddings")
+        t.pop("dtype", None)
+    image_text_fixtures(out_dir, MISTRAL3_VARIANTS, config_cls, Mistral3ForConditionalGeneration, None,
+                        "mistral3_f32", hub, "4.50.0.dev0")
 
 
 def main_gemma2():
@@ -1911,6 +1951,7 @@ def main_mistral():
     def check(keys):
         assert not any(k.endswith(".bias") for k in keys), keys.keys()
     main_llama_like("mistral", MISTRAL_DIR, MISTRAL_VARIANTS, MistralConfig, MistralForCausalLM, check)
+    mistral3_vlm(MISTRAL_DIR)
 
 
 # ---------------------------------------------------------------------------

@@ -556,31 +556,40 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
 
 namespace {
 
-// Gemma3ForConditionalGeneration's text model: its tensors renamed as Gemma3ForCausalLM's (language_model.model.X
-// as the hub and transformers save them, model.language_model.X as transformers 5 holds them: model.X;
-// language_model.lm_head.weight: lm_head.weight), the vision tower's and the projector's left out. Returns
-// the note that says so.
-std::string text_model_of(const CompileOptions& o, Checkpoint* ck) {
+// An image-text checkpoint's text model (Gemma3ForConditionalGeneration's, Mistral3ForConditionalGeneration's): its
+// tensors renamed as the text model's class names them (language_model.model.X as the hub and transformers save
+// them, model.language_model.X as transformers 5 holds them: model.X; language_model.lm_head.weight:
+// lm_head.weight), the vision tower's and the projector's left out. Returns the note that says so.
+std::string text_model_of(const CompileOptions& o, const std::string& arch, Checkpoint* ck) {
   if (!o.lora.empty())
-    throw CompileError(o.model_dir +
-                       ": --lora with Gemma3ForConditionalGeneration is not supported (kiln compiles "
+    throw CompileError(o.model_dir + ": --lora with " + arch +
+                       " is not supported (kiln compiles "
                        "its text model; adapters name the image-text model's modules)");
   int left_out = 0;
+  std::map<std::string, std::string> source;  // text model name -> the checkpoint's
   Checkpoint text;
-  text.absorb(std::move(*ck), "", [&left_out](const std::string& n) -> std::string {
-    for (const char* p : {"language_model.model.", "model.language_model."})
-      if (n.rfind(p, 0) == 0) return "model." + n.substr(std::string(p).size());
-    if (n == "language_model.lm_head.weight") return "lm_head.weight";
+  text.absorb(std::move(*ck), "", [&](const std::string& n) -> std::string {
     for (const char* p :
          {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."})
       if (n.rfind(p, 0) == 0) {
         ++left_out;
         return "";
       }
-    return n;  // (lm_head.weight, and whatever else: check_llama_tensors names it)
+    std::string to = n;  // (lm_head.weight as it is; anything else check_llama_tensors names)
+    for (const char* p : {"language_model.model.", "model.language_model."})
+      if (n.rfind(p, 0) == 0) to = "model." + n.substr(std::string(p).size());
+    if (n == "language_model.lm_head.weight") to = "lm_head.weight";
+    if (to == n && n.rfind("model.", 0) == 0)  // (a text checkpoint's names: transformers leaves them unread)
+      throw CompileError(o.model_dir + ": tensor '" + n + "' is not where " + arch +
+                         " keeps its text model (language_model.model., or model.language_model.): transformers "
+                         "does not load it");
+    if (const auto [it, fresh] = source.emplace(to, n); !fresh)
+      throw CompileError(o.model_dir + ": tensors '" + it->second + "' and '" + n + "' are both the text model's '" +
+                         to + "'");
+    return to;
   });
   *ck = std::move(text);
-  return "Gemma3ForConditionalGeneration: its text model compiled (text prompts only); " + std::to_string(left_out) +
+  return arch + ": its text model compiled (text prompts only); " + std::to_string(left_out) +
          " vision tower and projector tensors left out";
 }
 
@@ -590,7 +599,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
-  const std::string vision_note = c.multimodal ? text_model_of(o, &b.checkpoint) : "";
+  const std::string vision_note = c.multimodal ? text_model_of(o, c.architecture, &b.checkpoint) : "";
   const ConfigReader::Quantization& q = c.quant;
   unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers);
   std::string mxfp4_note;
@@ -698,6 +707,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "gemma3_text",
                                       "Gemma3ForConditionalGeneration",
                                       "gemma3",
+                                      "Mistral3ForConditionalGeneration",
+                                      "mistral3",
                                       "Gemma2ForCausalLM",
                                       "gemma2",
                                       "GemmaForCausalLM",

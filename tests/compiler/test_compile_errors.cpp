@@ -13,6 +13,7 @@
 #include "compiler/error.h"
 #include "compiler/frontends/frontend.h"
 #include "compiler/safetensors.h"
+#include "compiler/tokenizer_reader.h"
 #include "runtime/context.h"
 #include "runtime/plan.h"
 #include "test_util.h"
@@ -111,6 +112,37 @@ TEST_CASE("compile: Gemma 3's image-text checkpoint: text tensors named, vision 
       },
       "vlm_f32", "gemma3");
   CHECK(compile_error(d / "s", d / "p.kplan").find("unexpected tensor 'model.final_norm.weight'") != std::string::npos);
+  // A text checkpoint's names, where the image-text model keeps none: transformers leaves them unread.
+  edited_copy(
+      d / "t",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n.rfind("language_model.model.", 0) == 0) n = "model." + n.substr(21);
+        return true;
+      },
+      "vlm_f32", "gemma3");
+  CHECK(
+      compile_error(d / "t", d / "p.kplan").find("is not where Gemma3ForConditionalGeneration keeps its text model") !=
+      std::string::npos);
+  // One text tensor under both of transformers' names.
+  edited_copy(
+      d / "two",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n == "language_model.model.layers.0.mlp.up_proj.weight") n = "model.language_model.norm.weight";
+        return true;
+      },
+      "vlm_f32", "gemma3");
+  CHECK(compile_error(d / "two", d / "p.kplan").find("are both the text model's 'model.norm.weight'") !=
+        std::string::npos);
+  // transformers 5 saves an image-text model's special token ids in text_config: generate stops at them.
+  kiln::test::copy_dir(kiln::test::fixture("vlm_f32", "gemma3"), d / "eos");
+  {
+    std::ifstream in(d / "eos/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg.erase("eos_token_id");
+    cfg["text_config"]["eos_token_id"] = {1, 106};
+    std::ofstream(d / "eos/config.json") << cfg.dump();
+  }
+  CHECK(kiln::generation_notes_without_tokenizer(d / "eos").find("eos_token_id [1,106]") != std::string::npos);
   CompileOptions o;
   o.lora = {LoraAdapterSpec{kiln::test::fixtures_root() + "/lora/all_linear_r8"}};
   CHECK(compile_error(kiln::test::fixture("vlm_f32", "gemma3"), d / "p.kplan", o)
@@ -203,7 +235,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
@@ -213,7 +245,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'GPTNeoXForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

@@ -1360,7 +1360,12 @@ TEST_CASE("config: GPT-OSS (defaults, the hub's keys, refusals)") {
 TEST_CASE("config: nulls transformers cannot build or run a model from are refused in every family") {
   std::vector<std::pair<std::string, std::string>> fixtures = {{"llama", "gqa_f32"}, {"deepseek", "v3_noaux"}};
   for (const std::string& family : kiln::test::llm_fixture_families())
-    fixtures.push_back({family, kiln::test::fixture_names(family).at(0)});
+    for (const std::string& name : kiln::test::fixture_names(family)) {  // (the first text checkpoint's)
+      std::ifstream in(kiln::test::fixture(name, family) + "/config.json");
+      if (nlohmann::json::parse(in).contains("text_config")) continue;
+      fixtures.push_back({family, name});
+      break;
+    }
   for (const auto& fam_name : fixtures) {
     const std::string family = fam_name.first, name = fam_name.second;  // (a lambda cannot capture a binding)
     CAPTURE(family);
@@ -1841,10 +1846,45 @@ TEST_CASE("config: Gemma 3's image-text checkpoints (text_config, its defaults, 
   CHECK(error_of([](nlohmann::json& j) {
           j["text_config"]["torch_dtype"] = "bfloat16";
         }).find("disagrees with text_config's torch_dtype") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["dtype"] = "bfloat16";
+        }).find("dtype (\"bfloat16\") disagrees with torch_dtype") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["text_config"]["tie_word_embeddings"] = "false";
+        }).find("tie_word_embeddings that is not true or false") != std::string::npos);
+  const LlamaConfig u = edited(hub, [](nlohmann::json& j) { j.erase("tie_word_embeddings"); });
+  CHECK(u.tie_word_embeddings);  // (the wrapper's default ties; the checkpoint's own head unties it at compile time)
   CHECK(error_of([](nlohmann::json& j) { j["text_config"]["final_logit_softcapping"] = 30.0; }).find("never applies") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["text_config"]["hidden_size"] = nullptr; }).find("hidden_size") !=
         std::string::npos);
+}
+
+// Mistral3ForConditionalGeneration: Mistral's text model from text_config (the hub's is complete: missing keys are
+// refused as for MistralForCausalLM); tie_word_embeddings is the wrapper's (Mistral3Config's default true, which
+// transformers ties the head by; a checkpoint with a head of its own is untied at compile time).
+TEST_CASE("config: Mistral Small 3's image-text checkpoints (text_config, the wrapper's tie, refusals)") {
+  std::ifstream in(kiln::test::fixture("mistral3_f32", "mistral") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "Mistral3ForConditionalGeneration");
+  CHECK(a.multimodal);
+  CHECK(a.tie_word_embeddings);  // (absent: Mistral3Config's true; the checkpoint's own head unties it)
+  CHECK(a.sliding_window == 0);  // (null: none)
+  CHECK(a.head_dim == 16);
+  CHECK(a.rope.theta == 1e6);
+  CHECK(a.unmodeled.empty());
+  CHECK_FALSE(edited(hub, [](nlohmann::json& j) { j["tie_word_embeddings"] = false; }).tie_word_embeddings);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) {
+          j["text_config"]["model_type"] = "ministral3";
+        }).find("not \"mistral\" (MistralForCausalLM") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["text_config"].erase("vocab_size"); }).find("vocab_size") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["tie_word_embeddings"] = true;
+          j["text_config"]["tie_word_embeddings"] = false;
+        }).find("tie_word_embeddings disagrees with text_config's") != std::string::npos);
 }
 
 TEST_CASE("config: Gemma 3 (layer types, two RoPEs, both layouts, defaults, refusals)") {
