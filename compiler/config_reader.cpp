@@ -137,6 +137,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"HeliumForCausalLM", "helium"},
                                                                {"GraniteMoeSharedForCausalLM", "granitemoeshared"},
                                                                {"ArceeForCausalLM", "arcee"},
+                                                               {"Starcoder2ForCausalLM", "starcoder2"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

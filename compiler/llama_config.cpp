@@ -525,6 +525,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool gpt_oss = arch == "GptOssForCausalLM" || arch == "gpt_oss";
   const bool helium = arch == "HeliumForCausalLM" || arch == "helium";
   const bool arcee = arch == "ArceeForCausalLM" || arch == "arcee";
+  const bool starcoder2 = arch == "Starcoder2ForCausalLM" || arch == "starcoder2";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
@@ -537,7 +538,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium && !arcee && !cohere)
+      !gpt_oss && !helium && !arcee && !cohere && !starcoder2)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   if (c.quant.mxfp4 && !gpt_oss)
@@ -559,6 +560,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : gpt_oss            ? "GptOssForCausalLM"
                    : helium             ? "HeliumForCausalLM"
                    : arcee              ? "ArceeForCausalLM"
+                   : starcoder2         ? "Starcoder2ForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
@@ -572,9 +574,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : "LlamaForCausalLM";
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
-  const bool layer_norm = phi || cohere;  // (their eps key: layer_norm_eps)
-  r.refuse_null_values({layer_norm ? "layer_norm_eps" : "rms_norm_eps",
-                        gemma && !gemma1 ? "hidden_activation" : "hidden_act", "max_position_embeddings"},
+  const bool layer_norm = phi || cohere;  // (their eps key: layer_norm_eps; Starcoder2's norm_epsilon)
+  const char* eps_key = starcoder2 ? "norm_epsilon" : layer_norm ? "layer_norm_eps" : "rms_norm_eps";
+  r.refuse_null_values({eps_key, gemma && !gemma1 ? "hidden_activation" : "hidden_act", "max_position_embeddings"},
                        c.architecture);
   if (gemma1) {
     // GemmaConfig reads hidden_act, and its hub value "gelu" as the tanh GELU the checkpoints were
@@ -604,12 +606,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (gpt_oss) {
     // (read_gpt_oss: GptOssConfig's hidden_act is never read)
-  } else if (arcee) {
-    // ArceeConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2)
-    if (!act2fn_kind(r.str("hidden_act", "relu2"), &c.mlp_activation))
+  } else if (arcee || starcoder2) {
+    // ArceeConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2); Starcoder2Config: between
+    // c_fc and c_proj (default gelu_pytorch_tanh)
+    if (!act2fn_kind(r.str("hidden_act", arcee ? "relu2" : "gelu_pytorch_tanh"), &c.mlp_activation))
       r.fail("hidden_act",
-             "must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
-             "\"quick_gelu\" for Arcee");
+             std::string("must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
+                         "\"quick_gelu\" for ") +
+                 (arcee ? "Arcee" : "Starcoder2"));
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
@@ -632,7 +636,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // "head_dim", ...)). Other nulls read as absent keys.
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
-  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss || helium)
+  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss || helium ||
+      starcoder2)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
       helium || cohere)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
@@ -642,6 +647,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
            "is missing or null, with which transformers 5 cannot build MinistralForCausalLM: give its value");
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral || ministral || mixtral ? 8
+                             : starcoder2                      ? 2
                              : qwen3_moe || smollm3            ? 4
                              : ernie || glm4                   ? 2
                              : qwen2_moe                       ? 16
@@ -676,18 +682,19 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : gemma1 || gemma2 || cohere                                           ? 8192
                                         : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss ? 131072
                                         : qwen2 || qwen3 || smollm3 || qwen2_moe                               ? 32768
-                                        : phi3 || helium || arcee                                              ? 4096
+                                        : phi3 || helium || arcee || starcoder2                                ? 4096
                                                                                                                : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
   c.rms_norm_eps =
-      layer_norm ? r.num("layer_norm_eps", 1e-5)
-      : glm4     ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-      : helium   ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
+      starcoder2   ? r.num("norm_epsilon", 1e-5)
+      : layer_norm ? r.num("layer_norm_eps", 1e-5)
+      : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+      : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
                : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ? 1e-5 : 1e-6);
-  if (c.rms_norm_eps < 0) r.fail(layer_norm ? "layer_norm_eps" : "rms_norm_eps", "must not be negative");
-  // (Gemma's, SmolLM3's, ERNIE 4.5's and Cohere's config classes tie by default)
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie || cohere);
+  if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
+  // (Gemma's, SmolLM3's, ERNIE 4.5's, Cohere's and Starcoder2's config classes tie by default)
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie || cohere || starcoder2);
   if (qwen2 || qwen3 || qwen2_moe) {
     // Qwen2: biases on q, k and v (never on o_proj or the MLP). Qwen3: no biases unless
     // attention_bias (then on q, k, v and o_proj), and q_norm/k_norm over each head before RoPE.
@@ -847,6 +854,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.mlp_bias = r.boolean("mlp_bias", false);
   } else if (cohere) {
     read_cohere(r, j, cohere2, &c);
+  } else if (starcoder2) {
+    // Starcoder2Config: LayerNorms with biases (input_layernorm, post_attention_layernorm, model.norm), biases on
+    // q, k, v, o and the MLP's c_fc and c_proj with use_bias (on by default), windows of sliding_window in every
+    // layer (none by default). Its dropouts act in training only; the hub's files carry mlp_type and norm_type,
+    // which it never reads.
+    c.starcoder2 = true;
+    c.attention_bias = c.mlp_bias = r.boolean("use_bias", true);
+    if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
+    for (const char* k : {"residual_dropout", "embedding_dropout"}) r.has(k);
+    r.hardwired("mlp_type", "default");
+    r.hardwired("norm_type", "layer_norm");
   } else if (helium) {
     // HeliumConfig: biases on q, k and v with attention_bias (never on o_proj), on the MLP with
     // mlp_bias; a pairwise RoPE (GLM's rotate_half); o_proj maps hidden_size to hidden_size, so the

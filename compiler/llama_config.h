@@ -58,6 +58,13 @@ struct LlamaConfig {
   // Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> mlp_activation (hidden_act,
   // relu² by default) -> down_proj, no gate (Nemotron's), biases on both with mlp_bias.
   bool arcee = false;
+  // Starcoder2 (Starcoder2ForCausalLM: StarCoder2 3B/7B/15B): LLaMA's layer with LayerNorms that have biases
+  // (eps in rms_norm_eps) and an ungated MLP, c_fc -> mlp_activation -> c_proj, biases everywhere with use_bias.
+  bool starcoder2 = false;
+  // An MLP without a gate (Arcee, Starcoder2): up (c_fc) -> mlp_activation -> down (c_proj).
+  bool ungated_mlp() const { return arcee || starcoder2; }
+  // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2).
+  bool norm_biases() const { return phi || starcoder2; }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k
   // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their

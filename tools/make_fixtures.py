@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -26,6 +26,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only arcee     only tests/fixtures/arcee/ (tiny ArceeForCausalLM checkpoints: an ungated relu² MLP)
   --only cohere    only tests/fixtures/cohere/ (tiny CohereForCausalLM checkpoints: parallel block, LayerNorms)
   --only cohere2   only tests/fixtures/cohere2/ (tiny Cohere2ForCausalLM checkpoints: RoPE in sliding layers only)
+  --only starcoder2 only tests/fixtures/starcoder2/ (tiny Starcoder2ForCausalLM checkpoints: LayerNorms, c_fc/c_proj)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -223,7 +224,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -703,6 +704,22 @@ ARCEE_VARIANTS = [
                                 rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                                                  "original_max_position_embeddings": 64})),
     ("gelu_f32", 6060, dict(ARCEE_BASE, num_key_value_heads=1, hidden_act="gelu_pytorch_tanh")),
+]
+
+STARCODER2_DIR = os.path.join(REPO, "tests", "fixtures", "starcoder2")
+# Starcoder2 (Starcoder2ForCausalLM: StarCoder2 3B/7B/15B): LLaMA's layer with LayerNorms that have biases, an
+# ungated c_fc -> ACT2FN[hidden_act] -> c_proj MLP, biases everywhere with use_bias (norm weights drawn around
+# one, every bias drawn). bias_window_f32: use_bias, a window of 5, MQA, tied. hub_f32: StarCoder2-3B's
+# config.json layout (rope_theta, norm_type, mlp_type, dropouts, torch_dtype), GQA. nobias_gelu_f32: use_bias
+# false, the exact GELU, head_dim 24 (not hidden / heads), untied, llama3 RoPE.
+STARCODER2_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 0, "norm_epsilon": 1e-5}
+STARCODER2_VARIANTS = [
+    ("bias_window_f32", 6666, dict(STARCODER2_BASE, num_key_value_heads=1, sliding_window=5)),
+    ("hub_f32", 6767, dict(STARCODER2_BASE, num_key_value_heads=2, sliding_window=4096,
+                           rope_parameters={"rope_type": "default", "rope_theta": 999999.4420358813})),
+    ("nobias_gelu_f32", 6900, dict(STARCODER2_BASE, use_bias=False, hidden_act="gelu", head_dim=24,
+                                   num_key_value_heads=2, tie_word_embeddings=False,
+                                   rope_parameters=dict(LLAMA3_ROPE))),
 ]
 
 COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
@@ -1776,6 +1793,47 @@ def cohere_halves(q, k, cos, sin, unsqueeze_dim=1):
     cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
     rot = lambda x: torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)
     return q * cos + rot(q) * sin, k * cos + rot(k) * sin
+
+
+def draw_layernorms_around_one(model):
+    """LayerNorm weights start at one (their biases at zero, which draw_biases draws); drawn around one."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("norm.weight"):
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+
+
+def main_starcoder2():
+    from transformers import Starcoder2Config, Starcoder2ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.mlp.c_fc.weight" in keys and "model.norm.bias" in keys, keys.keys()
+        assert "model.layers.0.post_attention_layernorm.bias" in keys, keys.keys()
+    main_llama_like("starcoder2", STARCODER2_DIR, STARCODER2_VARIANTS, Starcoder2Config, Starcoder2ForCausalLM, check,
+                    draw_layernorms_around_one)
+    drop_rms_norm_eps(STARCODER2_DIR, STARCODER2_VARIANTS)
+    for name, _, overrides in STARCODER2_VARIANTS:
+        out = os.path.join(STARCODER2_DIR, name)
+        keys = safetensors_keys(out)
+        assert ("model.layers.0.mlp.c_proj.bias" in keys) == overrides.get("use_bias", True), keys.keys()
+        # The activation must matter: another one gives other logits.
+        other = "silu" if overrides.get("hidden_act", "gelu_pytorch_tanh") != "silu" else "gelu"
+        assert_moves(out, Starcoder2ForCausalLM, "hidden_act " + other, 1e-2, hidden_act=other)
+        # So must the LayerNorms' biases: transformers with them zeroed gives other logits.
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = load(out, torch.float32, Starcoder2ForCausalLM)
+        with torch.no_grad():
+            for n, prm in model.named_parameters():
+                if n.endswith("norm.bias"):
+                    prm.zero_()
+            diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        print("  %s: without the LayerNorms' biases the logits move by %.3e (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+
+    def hub(cfg):  # bigcode/starcoder2-3b's keys (transformers 4.37)
+        cfg.update(norm_type="layer_norm", mlp_type="default", attention_dropout=0.1, residual_dropout=0.1,
+                   embedding_dropout=0.1)
+    rewrite_as_hub(os.path.join(STARCODER2_DIR, "hub_f32"), Starcoder2ForCausalLM, "4.37.0.dev0", hub)
 
 
 def main_cohere():
@@ -4012,6 +4070,8 @@ def main():
         main_arcee()
     if ARGS.only in ("all", "cohere"):
         main_cohere()
+    if ARGS.only in ("all", "starcoder2"):
+        main_starcoder2()
     if ARGS.only in ("all", "cohere2"):
         main_cohere2()
     if ARGS.only in ("all", "phi3"):

@@ -96,11 +96,15 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   std::map<std::string, std::vector<int64_t>> e;
   e["model.embed_tokens.weight"] = {c.vocab_size, D};
   e["model.norm.weight"] = {D};
+  if (c.norm_biases()) e["model.norm.bias"] = {D};  // (Starcoder2's LayerNorms)
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
+  const std::string up = c.starcoder2 ? "mlp.c_fc" : "mlp.up_proj",
+                    down = c.starcoder2 ? "mlp.c_proj" : "mlp.down_proj";
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
     if (!c.olmo2) e[p + "input_layernorm.weight"] = {D};
     if (!c.cohere) e[p + "post_attention_layernorm.weight"] = {D};  // (Cohere: one norm, both branches)
+    if (c.norm_biases()) e[p + "input_layernorm.bias"] = e[p + "post_attention_layernorm.bias"] = {D};
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.glm4) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
@@ -141,9 +145,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     } else if (c.fused_projections || c.glm4) {
       e[p + "mlp.gate_up_proj.weight"] = {2 * F, D};
       e[p + "mlp.down_proj.weight"] = {D, F};
-    } else if (c.arcee) {  // (no gate)
-      e[p + "mlp.up_proj.weight"] = {F, D};
-      e[p + "mlp.down_proj.weight"] = {D, F};
+    } else if (c.ungated_mlp()) {  // (no gate)
+      e[p + up + ".weight"] = {F, D};
+      e[p + down + ".weight"] = {D, F};
     } else {
       e[p + "mlp.gate_proj.weight"] = {F, D};
       e[p + "mlp.up_proj.weight"] = {F, D};
@@ -164,9 +168,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "self_attn.k_norm.weight"] = {c.qk_norm_whole() ? kv : hd};
     }
     if (c.mlp_bias) {
-      if (!c.arcee) e[p + "mlp.gate_proj.bias"] = {F};
-      e[p + "mlp.up_proj.bias"] = {F};
-      e[p + "mlp.down_proj.bias"] = {D};
+      if (!c.ungated_mlp()) e[p + "mlp.gate_proj.bias"] = {F};
+      e[p + up + ".bias"] = {F};
+      e[p + down + ".bias"] = {D};
     }
   }
   return e;
@@ -242,7 +246,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   struct Layer {
     uint32_t attn_norm, qkv_w, qkv_b, q_norm, k_norm, o_w, o_b, mlp_norm, gu_w, gu_b, down_w, down_b, k_cache, v_cache;
     uint32_t attn_out_norm = kNoTensor, mlp_out_norm = kNoTensor;  // Gemma: on each branch before the residual add
-    uint32_t attn_norm_b = kNoTensor;                              // Phi: the LayerNorm's bias
+    uint32_t attn_norm_b = kNoTensor, mlp_norm_b = kNoTensor;      // Phi, Starcoder2: the LayerNorms' biases
     uint32_t router = kNoTensor;  // Mixtral: the router; gu_w and down_w then hold every expert
     // Qwen2-MoE: the shared expert's gate|up and down, and its gate (one row)
     uint32_t shared_gu_w = kNoTensor, shared_down_w = kNoTensor, shared_gate = kNoTensor;
@@ -277,7 +281,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     const std::string p = hf_layer_prefix(i);
     Layer L;
     L.attn_norm = c.olmo2 ? kNoTensor : norm_w(p + "input_layernorm.weight", D);
-    if (c.phi) L.attn_norm_b = w(p + "input_layernorm.bias", {D}, {p + "input_layernorm.bias"});
+    if (c.norm_biases()) L.attn_norm_b = w(p + "input_layernorm.bias", {D}, {p + "input_layernorm.bias"});
     L.qkv_w =
         w(p + "self_attn.qkv_proj.weight", {W, D},
           c.fused_projections ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
@@ -315,6 +319,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
     } else {
       L.mlp_norm = norm_w(p + "post_attention_layernorm.weight", D);
+      if (c.starcoder2)
+        L.mlp_norm_b = w(p + "post_attention_layernorm.bias", {D}, {p + "post_attention_layernorm.bias"});
     }
     if (c.is_moe_layer(i)) {
       // Experts stacked as DeepSeek's are: expert e's gate rows, then its up rows; its down rows.
@@ -354,10 +360,12 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.gu_w = w(p + "mlp.fc1.weight", {F, D}, {p + "mlp.fc1.weight"});
       L.gu_b = w(p + "mlp.fc1.bias", {F}, {p + "mlp.fc1.bias"});
       L.down_w = w(p + "mlp.fc2.weight", {D, F}, {p + "mlp.fc2.weight"});
-    } else if (c.arcee) {  // up only: the activation op, no gate
-      L.gu_w = w(p + "mlp.up_proj.weight", {F, D}, {p + "mlp.up_proj.weight"});
-      L.gu_b = opt_bias(c.mlp_bias, p + "mlp.up_proj.bias", F, {p + "mlp.up_proj.bias"});
-      L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
+    } else if (c.ungated_mlp()) {  // up only: the activation op, no gate (Starcoder2's c_fc and c_proj)
+      const std::string up = p + (c.starcoder2 ? "mlp.c_fc" : "mlp.up_proj");
+      const std::string dn = p + (c.starcoder2 ? "mlp.c_proj" : "mlp.down_proj");
+      L.gu_w = w(up + ".weight", {F, D}, {up + ".weight"});
+      L.gu_b = opt_bias(c.mlp_bias, up + ".bias", F, {up + ".bias"});
+      L.down_w = w(dn + ".weight", {D, F}, {dn + ".weight"});
     } else if (c.gemma) {  // [up | gate], the GEGLU op's [h | g]
       L.gu_w = w(p + "mlp.up_gate_proj.weight", {2 * F, D}, {p + "mlp.up_proj.weight", p + "mlp.gate_proj.weight"});
       L.gu_b = kNoTensor;
@@ -371,7 +379,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
       L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
     }
-    const std::string down = p + (c.phi ? "mlp.fc2" : "mlp.down_proj");
+    const std::string down = p + (c.phi ? "mlp.fc2" : c.starcoder2 ? "mlp.c_proj" : "mlp.down_proj");
     L.down_b = opt_bias(c.mlp_bias, down + ".bias", D, {down + ".bias"});
     if (c.gpt_oss)  // (f32, as the routers)
       L.sinks = g.weight(p + "self_attn.sinks", DType::F32, {H}, WeightSource{{p + "self_attn.sinks"}, {}, nullptr});
@@ -402,7 +410,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                              }});
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
   // Phi: the final LayerNorm's bias and the LM head's
-  const uint32_t norm_b = c.phi ? w(norm_name + ".bias", {D}, {norm_name + ".bias"}) : kNoTensor;
+  const uint32_t norm_b = c.norm_biases() ? w(norm_name + ".bias", {D}, {norm_name + ".bias"}) : kNoTensor;
   const uint32_t lm_head_b = c.phi ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
   // (Phi-4-mini: over the first rotary dims of each head only)
   const uint32_t inv_freq = g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
@@ -451,7 +459,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t att = g.activation(p + "attn_out", {N, H * hd});
       const uint32_t h2 = c.olmo2 ? x : g.activation(p + "mlp_in", {N, D});
       const bool moe = c.is_moe_layer(i);
-      const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, c.phi || c.arcee ? F : 2 * F});
+      const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, c.phi || c.ungated_mlp() ? F : 2 * F});
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
       // Gemma 2/3, OLMo 2 and GLM-4: each branch's output, then its norm, before the residual add; Granite:
       // the output times residual_multiplier.
@@ -472,7 +480,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           add_node(P, kAddOp, {x, branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
         }
       };
-      if (c.phi) add_node(P, kLayerNormOpV1, {x, L.attn_norm, L.attn_norm_b}, {h}, {}, {eps});
+      if (c.norm_biases()) add_node(P, kLayerNormOpV1, {x, L.attn_norm, L.attn_norm_b}, {h}, {}, {eps});
       else if (c.cohere) add_node(P, kLayerNormOp, {x, L.attn_norm, kNoTensor}, {h}, {}, {eps});  // (no bias)
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
@@ -505,7 +513,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
       }
-      if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
+      if (c.starcoder2) add_node(P, kLayerNormOpV1, {x, L.mlp_norm, L.mlp_norm_b}, {h2}, {}, {eps});
+      else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
         // Qwen3-MoE with norm_topk_prob).
@@ -541,8 +550,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         continue;
       }
       add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-      if (c.arcee)  // (version 2: relu² among its kinds)
-        add_node(P, kActivationOp, {gu}, {m}, {int64_t(c.mlp_activation)});
+      if (c.ungated_mlp())  // (version 2 where relu² may be among its kinds: Arcee's)
+        add_node(P, c.arcee || c.mlp_activation == Activation::kRelu2 ? kActivationOp : kActivationOpV1, {gu}, {m},
+                 {int64_t(c.mlp_activation)});
       else if (c.gemma) add_node(P, kGegluOp, {gu}, {m}, {int64_t(Activation::kGeluTanh)});
       else add_node(P, kSwigluOp, {gu, n_valid}, {m});
       project_into_x(m, L.down_w, L.down_b, L.mlp_out_norm);  // x += down_proj(m)
@@ -745,6 +755,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "granitemoeshared",
                                       "ArceeForCausalLM",
                                       "arcee",
+                                      "Starcoder2ForCausalLM",
+                                      "starcoder2",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

@@ -1224,6 +1224,49 @@ TEST_CASE("config: Cohere and Cohere 2 (defaults, q/k norms, layer types, the re
         }).find("use_embedding_sharing = false disagrees with tie_word_embeddings (true)") != std::string::npos);
 }
 
+// Starcoder2ForCausalLM: LayerNorms with biases, an ungated c_fc/c_proj MLP (ACT2FN[hidden_act]), biases with
+// use_bias, windows in every layer; the hub's mlp_type and norm_type at what transformers hard-wires.
+TEST_CASE("config: Starcoder2 (LayerNorms, the MLP's activation, use_bias, defaults, the hub's keys)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "starcoder2") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "Starcoder2ForCausalLM");
+  CHECK((a.starcoder2 && a.norm_biases() && a.ungated_mlp() && a.attention_bias && a.mlp_bias));
+  CHECK(a.mlp_activation == Activation::kGeluTanh);
+  CHECK(a.sliding_window == 4096);
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"norm_epsilon", "max_position_embeddings", "tie_word_embeddings", "sliding_window",
+                          "use_bias", "hidden_act", "num_key_value_heads", "rope_theta", "rope_scaling"})
+      j.erase(k);
+  });
+  CHECK(d.rms_norm_eps == 1e-5);  // (Starcoder2Config's defaults)
+  CHECK(d.max_position_embeddings == 4096);
+  CHECK(d.tie_word_embeddings);
+  CHECK(d.sliding_window == 0);
+  CHECK((d.attention_bias && d.mlp_bias));
+  CHECK(d.mlp_activation == Activation::kGeluTanh);
+  CHECK(d.num_key_value_heads == 2);
+  CHECK(d.rope.theta == 10000.0);
+  const LlamaConfig e = edited(hub, [](nlohmann::json& j) {
+    j["use_bias"] = false;
+    j["hidden_act"] = "gelu";
+    j["norm_epsilon"] = 1e-6;
+  });
+  CHECK_FALSE((e.attention_bias || e.mlp_bias));
+  CHECK(e.mlp_activation == Activation::kGelu);
+  CHECK(e.rms_norm_eps == 1e-6);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["norm_type"] = "rms_norm"; }).find("norm_type = \"rms_norm\"") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["mlp_type"] = "gated"; }).find("mlp_type = \"gated\"") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "relu"; }).find("for Starcoder2") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["norm_epsilon"] = nullptr; }).find("norm_epsilon is null") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).find("num_key_value_heads is null") !=
+        std::string::npos);
+}
+
 // GraniteMoeSharedForCausalLM: GraniteMoe with a shared MLP of shared_intermediate_size (0, its default:
 // none, GraniteMoe's layer).
 TEST_CASE("config: GraniteMoeShared (the shared MLP's size, default, null)") {
@@ -1385,8 +1428,10 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     CHECK(error_with([](nlohmann::json&) {}).empty());
     const bool gemma23 = family == "gemma2" || family == "gemma3";
     const bool layer_norm = family == "phi" || family == "cohere" || family == "cohere2";
-    for (const char* k : {layer_norm ? "layer_norm_eps" : "rms_norm_eps", gemma23 ? "hidden_activation" : "hidden_act",
-                          "max_position_embeddings"}) {
+    for (const char* k : {family == "starcoder2" ? "norm_epsilon"
+                          : layer_norm           ? "layer_norm_eps"
+                                                 : "rms_norm_eps",
+                          gemma23 ? "hidden_activation" : "hidden_act", "max_position_embeddings"}) {
       CAPTURE(std::string(k));
       CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
             std::string::npos);

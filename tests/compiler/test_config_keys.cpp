@@ -42,7 +42,8 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "PhiConfig" || cls == "Ernie4_5Config" || cls == "Olmo2Config" || cls == "MinistralConfig" ||
       cls == "GraniteMoeConfig" || cls == "Qwen2MoeConfig" || cls == "Olmo3Config" || cls == "Glm4Config" ||
       cls == "Exaone4Config" || cls == "SeedOssConfig" || cls == "GptOssConfig" || cls == "HeliumConfig" ||
-      cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" || cls == "CohereConfig" || cls == "Cohere2Config")
+      cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" || cls == "CohereConfig" || cls == "Cohere2Config" ||
+      cls == "Starcoder2Config")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -103,6 +104,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "ArceeConfig",
                                 "CohereConfig",
                                 "Cohere2Config",
+                                "Starcoder2Config",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -276,7 +278,8 @@ const char* const kLlmConfigClasses[] = {
     "GraniteConfig",   "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config",   "Olmo2Config",
     "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",      "Glm4Config",
     "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",     "GraniteMoeSharedConfig",
-    "ArceeConfig",     "CohereConfig",     "Cohere2Config",  "DeepseekV2Config", "DeepseekV3Config"};
+    "ArceeConfig",     "CohereConfig",     "Cohere2Config",  "Starcoder2Config", "DeepseekV2Config",
+    "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
