@@ -138,6 +138,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"GraniteMoeSharedForCausalLM", "granitemoeshared"},
                                                                {"ArceeForCausalLM", "arcee"},
                                                                {"Starcoder2ForCausalLM", "starcoder2"},
+                                                               {"StableLmForCausalLM", "stablelm"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

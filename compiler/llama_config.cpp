@@ -290,7 +290,7 @@ void read_cohere(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaC
   c.logit_scale = r.num("logit_scale", 0.0625);
   if (!std::isfinite(float(c.logit_scale))) r.fail("logit_scale", "must be a finite number (as an f32)");
   if (!v2) {
-    c.qk_norm = c.cohere_qk_norm = r.boolean("use_qk_norm", false);
+    c.qk_norm = c.head_layernorm = r.boolean("use_qk_norm", false);
     return;
   }
   r.hardwired("use_qk_norm", false);
@@ -526,6 +526,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool helium = arch == "HeliumForCausalLM" || arch == "helium";
   const bool arcee = arch == "ArceeForCausalLM" || arch == "arcee";
   const bool starcoder2 = arch == "Starcoder2ForCausalLM" || arch == "starcoder2";
+  const bool stablelm = arch == "StableLmForCausalLM" || arch == "stablelm";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
@@ -538,7 +539,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium && !arcee && !cohere && !starcoder2)
+      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   if (c.quant.mxfp4 && !gpt_oss)
@@ -561,6 +562,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : helium             ? "HeliumForCausalLM"
                    : arcee              ? "ArceeForCausalLM"
                    : starcoder2         ? "Starcoder2ForCausalLM"
+                   : stablelm           ? "StableLmForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
@@ -574,7 +576,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : "LlamaForCausalLM";
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
-  const bool layer_norm = phi || cohere;  // (their eps key: layer_norm_eps; Starcoder2's norm_epsilon)
+  const bool layer_norm = phi || cohere || stablelm;  // (their eps key: layer_norm_eps; Starcoder2's norm_epsilon)
   const char* eps_key = starcoder2 ? "norm_epsilon" : layer_norm ? "layer_norm_eps" : "rms_norm_eps";
   r.refuse_null_values({eps_key, gemma && !gemma1 ? "hidden_activation" : "hidden_act", "max_position_embeddings"},
                        c.architecture);
@@ -617,7 +619,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -637,7 +639,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
   if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss || helium ||
-      starcoder2)
+      starcoder2 || stablelm)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
       helium || cohere)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
@@ -648,6 +650,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral || ministral || mixtral ? 8
                              : starcoder2                      ? 2
+                             : stablelm                        ? 32
                              : qwen3_moe || smollm3            ? 4
                              : ernie || glm4                   ? 2
                              : qwen2_moe                       ? 16
@@ -662,7 +665,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     r.fail("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) + ") must divide num_attention_heads (" +
                                       std::to_string(c.num_attention_heads) + ")");
-  if (r.has("head_dim")) {
+  if (!stablelm && r.has("head_dim")) {  // (StableLmConfig has none: hidden_size / num_attention_heads)
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
@@ -682,7 +685,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : gemma1 || gemma2 || cohere                                           ? 8192
                                         : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss ? 131072
                                         : qwen2 || qwen3 || smollm3 || qwen2_moe                               ? 32768
-                                        : phi3 || helium || arcee || starcoder2                                ? 4096
+                                        : phi3 || helium || arcee || starcoder2 || stablelm                    ? 4096
                                                                                                                : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
@@ -854,6 +857,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.mlp_bias = r.boolean("mlp_bias", false);
   } else if (cohere) {
     read_cohere(r, j, cohere2, &c);
+  } else if (stablelm) {
+    // StableLmConfig (LlamaConfig::stablelm): biases on q, k and v with use_qkv_bias, per-head q/k LayerNorms with
+    // qk_layernorm, the parallel block with use_parallel_residual. Its dropouts act in training only.
+    c.stablelm = true;
+    c.qkv_bias = r.boolean("use_qkv_bias", false);
+    c.qk_norm = c.head_layernorm = r.boolean("qk_layernorm", false);
+    c.parallel_residual = r.boolean("use_parallel_residual", false);
+    for (const char* k : {"hidden_dropout", "attention_dropout"}) r.has(k);
   } else if (starcoder2) {
     // Starcoder2Config: LayerNorms with biases (input_layernorm, post_attention_layernorm, model.norm), biases on
     // q, k, v, o and the MLP's c_fc and c_proj with use_bias (on by default), windows of sliding_window in every
@@ -954,11 +965,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.hardwired("full_attn_mod", 1);
     r.hardwired("interpolate_factor", 1);
   }
-  if (phi3 || phi || glm4) {
+  if (phi3 || phi || glm4 || stablelm) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
     // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
-    // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5.
-    const double def = phi || glm4 ? 0.5 : 1.0;
+    // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5, StableLmConfig's 0.25.
+    const double def = stablelm ? 0.25 : phi || glm4 ? 0.5 : 1.0;
     r.refuse_null("partial_rotary_factor", "with which transformers cannot compute its RoPE: give its value");
     double f = r.num("partial_rotary_factor", def);
     const char* fkey = "partial_rotary_factor";
@@ -985,7 +996,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
              : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
              : helium  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
              : cohere && !cohere2 ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
-                                  : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4);
+                                  : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4 || stablelm);
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");

@@ -46,14 +46,24 @@ struct LlamaConfig {
   // Cohere (CohereForCausalLM: Command R, Command R+, Aya 23 and Expanse): Phi's parallel block with LayerNorms
   // without a bias (input_layernorm before attention and the MLP, model.norm at the end; eps in rms_norm_eps),
   // a SwiGLU MLP, biases on q, k, v and o_proj with attention_bias, a pairwise RoPE, the logits times
-  // logit_scale, and with use_qk_norm (cohere_qk_norm; qk_norm set too) a LayerNorm over each q and k head
-  // with weights of its own ([heads, head_dim]) before RoPE. Cohere 2 (Cohere2ForCausalLM: Command R7B,
-  // Command A; cohere set too): windows of sliding_window in the layers window_layer marks, RoPE in those
-  // only (nope_layer the others), no q/k norms.
-  bool cohere = false, cohere2 = false, cohere_qk_norm = false;
+  // logit_scale, and with use_qk_norm (head_layernorm) a LayerNorm over each q and k head with weights of its
+  // own ([heads, head_dim]) before RoPE. Cohere 2 (Cohere2ForCausalLM: Command R7B, Command A; cohere set
+  // too): windows of sliding_window in the layers window_layer marks, RoPE in those only (nope_layer the
+  // others), no q/k norms.
+  bool cohere = false, cohere2 = false;
   double logit_scale = 1;
-  // One norm before attention and the MLP, which run in parallel on it (Phi, Cohere).
-  bool parallel_block() const { return phi || cohere; }
+  // StableLM (StableLmForCausalLM: StableLM 2 1.6B/12B, StableLM Zephyr 3B): LLaMA's layer with LayerNorms
+  // that have biases, RoPE over the first rotary_dim dims of each head (partial_rotary_factor, default
+  // 0.25), biases on q, k and v with use_qkv_bias, with qk_layernorm (head_layernorm) a LayerNorm without a
+  // bias over each q and k head, each head's weights in a tensor of its own (q_layernorm.norms.<h>), and
+  // with use_parallel_residual (parallel_residual) Phi's parallel block.
+  bool stablelm = false, parallel_residual = false;
+  // A LayerNorm without a bias over each q and k head, every head with weights of its own, before RoPE
+  // (Cohere's use_qk_norm, StableLM's qk_layernorm; qk_norm set too).
+  bool head_layernorm = false;
+  // One norm before attention and the MLP, which run in parallel on it (Phi, Cohere, StableLM's parallel
+  // residual).
+  bool parallel_block() const { return phi || cohere || parallel_residual; }
   Activation mlp_activation = Activation::kGeluTanh;  // (Phi's and Arcee's MLP)
   // Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> mlp_activation (hidden_act,
   // relu² by default) -> down_proj, no gate (Nemotron's), biases on both with mlp_bias.
@@ -63,8 +73,8 @@ struct LlamaConfig {
   bool starcoder2 = false;
   // An MLP without a gate (Arcee, Starcoder2): up (c_fc) -> mlp_activation -> down (c_proj).
   bool ungated_mlp() const { return arcee || starcoder2; }
-  // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2).
-  bool norm_biases() const { return phi || starcoder2; }
+  // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM).
+  bool norm_biases() const { return phi || starcoder2 || stablelm; }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k
   // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their

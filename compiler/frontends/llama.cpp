@@ -103,8 +103,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
     if (!c.olmo2) e[p + "input_layernorm.weight"] = {D};
-    if (!c.cohere) e[p + "post_attention_layernorm.weight"] = {D};  // (Cohere: one norm, both branches)
-    if (c.norm_biases()) e[p + "input_layernorm.bias"] = e[p + "post_attention_layernorm.bias"] = {D};
+    if (!c.parallel_block()) e[p + "post_attention_layernorm.weight"] = {D};  // (one norm, both branches)
+    if (c.norm_biases()) e[p + "input_layernorm.bias"] = {D};
+    if (c.norm_biases() && !c.parallel_block()) e[p + "post_attention_layernorm.bias"] = {D};
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.glm4) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
@@ -160,7 +161,12 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     }
     if (c.attention_bias || c.out_bias) e[p + "self_attn.o_proj.bias"] = {D};
     if (c.gpt_oss) e[p + "self_attn.sinks"] = {c.num_attention_heads};
-    if (c.cohere_qk_norm) {  // (Cohere's weights for each head)
+    if (c.head_layernorm && c.stablelm) {  // (a tensor for each head)
+      for (int64_t h = 0; h < c.num_attention_heads; ++h)
+        e[p + "self_attn.q_layernorm.norms." + std::to_string(h) + ".weight"] = {hd};
+      for (int64_t h = 0; h < c.num_key_value_heads; ++h)
+        e[p + "self_attn.k_layernorm.norms." + std::to_string(h) + ".weight"] = {hd};
+    } else if (c.head_layernorm) {  // (Cohere's weights for each head)
       e[p + "self_attn.q_norm.weight"] = {c.num_attention_heads, hd};
       e[p + "self_attn.k_norm.weight"] = {c.num_key_value_heads, hd};
     } else if (c.qk_norm) {  // (OLMo 2's over q and k whole)
@@ -291,7 +297,15 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.qkv_b =
         opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
                  {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"}, qkv_rows);
-    if (c.cohere_qk_norm) {  // [heads, head_dim], each head's rows in the order the pairwise RoPE gave q's and k's
+    if (c.head_layernorm && c.stablelm) {  // each head's weights in a tensor of its own, one after another
+      for (const auto& [qk, heads, out] :
+           {std::tuple<const char*, int64_t, uint32_t*>{"q", H, &L.q_norm}, {"k", KVH, &L.k_norm}}) {
+        const std::string n = p + "self_attn." + qk + "_layernorm.norms.";
+        std::vector<std::string> parts;
+        for (int64_t h = 0; h < heads; ++h) parts.push_back(n + std::to_string(h) + ".weight");
+        *out = w(n + "weight", {heads * hd}, parts);
+      }
+    } else if (c.head_layernorm) {  // [heads, head_dim], each head's rows in the order a pairwise RoPE gave q's and k's
       L.q_norm = head_norm_w(p + "self_attn.q_norm.weight", H);
       L.k_norm = head_norm_w(p + "self_attn.k_norm.weight", KVH);
     } else {
@@ -319,7 +333,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
     } else {
       L.mlp_norm = norm_w(p + "post_attention_layernorm.weight", D);
-      if (c.starcoder2)
+      if (c.norm_biases())
         L.mlp_norm_b = w(p + "post_attention_layernorm.bias", {D}, {p + "post_attention_layernorm.bias"});
     }
     if (c.is_moe_layer(i)) {
@@ -484,7 +498,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       else if (c.cohere) add_node(P, kLayerNormOp, {x, L.attn_norm, kNoTensor}, {h}, {}, {eps});  // (no bias)
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
-      if (c.cohere_qk_norm)  // a LayerNorm over each head, its weights its own (version 3)
+      if (c.head_layernorm)  // a LayerNorm over each head, its weights its own (version 3)
         add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv},
                  {H, KVH, hd, hd, kHeadNormCenter | kHeadNormPerHeadWeights}, {eps});
       else if (c.qk_norm)  // per head of hd values, or (OLMo 2) one of H·hd and one of KVH·hd
@@ -508,12 +522,12 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       project_into_x(att, L.o_w, L.o_b, L.attn_out_norm);  // x += o_proj(att)
       if (c.parallel_block()) {  // x += fc2(act(fc1(h))) (Cohere: down(SwiGLU(gate|up(h)))): the attention's input
         add_node(P, kMatmulOp, {h, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-        if (c.cohere) add_node(P, kSwigluOp, {gu, n_valid}, {m});
-        else add_node(P, kActivationOpV1, {gu}, {m}, {int64_t(c.mlp_activation)});
+        if (c.phi) add_node(P, kActivationOpV1, {gu}, {m}, {int64_t(c.mlp_activation)});
+        else add_node(P, kSwigluOp, {gu, n_valid}, {m});  // (Cohere's, StableLM's)
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
       }
-      if (c.starcoder2) add_node(P, kLayerNormOpV1, {x, L.mlp_norm, L.mlp_norm_b}, {h2}, {}, {eps});
+      if (c.norm_biases()) add_node(P, kLayerNormOpV1, {x, L.mlp_norm, L.mlp_norm_b}, {h2}, {}, {eps});
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
@@ -757,6 +771,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "arcee",
                                       "Starcoder2ForCausalLM",
                                       "starcoder2",
+                                      "StableLmForCausalLM",
+                                      "stablelm",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

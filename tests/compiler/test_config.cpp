@@ -262,9 +262,11 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(error_of("embedding_multiplier", 1e39).find("embedding_multiplier must be a finite number") !=
         std::string::npos);
   CHECK(error_of("residual_multiplier", "0.22").find("residual_multiplier") != std::string::npos);
-  CHECK(error_of("hidden_act", "gelu")
-            .find("must be \"silu\" for LLaMA, Cohere, Cohere 2, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe") !=
-        std::string::npos);
+  CHECK(
+      error_of("hidden_act", "gelu")
+          .find(
+              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe") !=
+      std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
 
@@ -1161,7 +1163,7 @@ TEST_CASE("config: Cohere and Cohere 2 (defaults, q/k norms, layer types, the re
   CHECK(d.rope.theta == 500000.0);
   CHECK(d.num_key_value_heads == d.num_attention_heads);
   const LlamaConfig q = edited(r, [](nlohmann::json& j) { j["use_qk_norm"] = true; });
-  CHECK((q.qk_norm && q.cohere_qk_norm));
+  CHECK((q.qk_norm && q.head_layernorm));
   CHECK(edited_error(r, [](nlohmann::json& j) { j["logit_scale"] = nullptr; }).find("logit_scale is null") !=
         std::string::npos);
   CHECK(edited_error(r, [](nlohmann::json& j) { j["logit_scale"] = 1e39; }).find("logit_scale must be a finite") !=
@@ -1265,6 +1267,45 @@ TEST_CASE("config: Starcoder2 (LayerNorms, the MLP's activation, use_bias, defau
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).find("num_key_value_heads is null") !=
         std::string::npos);
+}
+
+// StableLmForCausalLM: LayerNorms with biases, a partial rotate-half RoPE (0.25 of each head by default), q/k/v
+// biases, per-head q/k LayerNorms and the parallel block on their keys; head_dim is hidden / heads whatever the
+// file says (StableLmConfig has no such key).
+TEST_CASE("config: StableLM (partial RoPE, q/k/v biases, per-head q/k LayerNorms, parallel residual, defaults)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "stablelm") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "StableLmForCausalLM");
+  CHECK((a.stablelm && a.norm_biases() && a.qkv_bias && !a.attention_bias && !a.head_layernorm));
+  CHECK_FALSE(a.parallel_block());
+  CHECK(a.rotary() == 4);  // (0.25 of 16)
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"layer_norm_eps", "max_position_embeddings", "tie_word_embeddings", "use_qkv_bias",
+                          "partial_rotary_factor", "num_key_value_heads", "qk_layernorm", "use_parallel_residual"})
+      j.erase(k);
+    j["num_attention_heads"] = 32;  // (so that StableLmConfig's 32 KV heads divide them; head_dim 16)
+    j["hidden_size"] = 512;
+  });
+  CHECK(d.rms_norm_eps == 1e-5);  // (StableLmConfig's defaults)
+  CHECK(d.max_position_embeddings == 4096);
+  CHECK_FALSE(d.tie_word_embeddings);
+  CHECK_FALSE(d.qkv_bias);
+  CHECK(d.rotary() == 4);  // (0.25 of 16)
+  CHECK(d.num_key_value_heads == 32);
+  const LlamaConfig e = edited(hub, [](nlohmann::json& j) {
+    j["qk_layernorm"] = true;
+    j["use_parallel_residual"] = true;
+    j["partial_rotary_factor"] = 0.5;
+  });
+  CHECK((e.head_layernorm && e.qk_norm && e.parallel_block()));
+  CHECK(e.rotary() == 8);
+  const LlamaConfig h = edited(hub, [](nlohmann::json& j) { j["head_dim"] = 32; });
+  CHECK(h.head_dim == 16);  // (hidden_size / num_attention_heads: the key is not StableLmConfig's)
+  REQUIRE(h.unmodeled.size() == 1);
+  CHECK(h.unmodeled[0].rfind("head_dim = ", 0) == 0);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("StableLM") != std::string::npos);
 }
 
 // GraniteMoeSharedForCausalLM: GraniteMoe with a shared MLP of shared_intermediate_size (0, its default:
@@ -1427,7 +1468,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     };
     CHECK(error_with([](nlohmann::json&) {}).empty());
     const bool gemma23 = family == "gemma2" || family == "gemma3";
-    const bool layer_norm = family == "phi" || family == "cohere" || family == "cohere2";
+    const bool layer_norm = family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm";
     for (const char* k : {family == "starcoder2" ? "norm_epsilon"
                           : layer_norm           ? "layer_norm_eps"
                                                  : "rms_norm_eps",

@@ -621,6 +621,8 @@ TEST_CASE("plan file: Cohere's bias-less LayerNorm and per-head q/k LayerNorms, 
   CHECK(versions(first("phi"), "layernorm", 1) == 1);
   CHECK(versions(first("starcoder2"), "layernorm", 1) == 1);   // (its LayerNorms have biases)
   CHECK(versions(first("starcoder2"), "activation", 1) == 1);  // (no relu²)
+  CHECK(versions(first("stablelm"), "layernorm", 1) == 1);     // (its LayerNorms have biases)
+  CHECK(versions(first("stablelm"), "head_rmsnorm", 3) == 1);  // (per-head LayerNorms)
   for (const char* family : {"qwen3", "olmo2", "exaone4"}) {
     CAPTURE(std::string(family));
     CHECK(versions(first(family), "head_rmsnorm", 2) == 1);
