@@ -407,6 +407,12 @@ void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out) {
   if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
 }
 
+// quant_method "mxfp4", which kiln reads for GPT-OSS only.
+void refuse_mxfp4(const ConfigReader& r, const ConfigReader::Quantization& q, bool gpt_oss) {
+  if (q.mxfp4 && !gpt_oss)
+    r.fail("quantization_config", "has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only");
+}
+
 // An image-text model whose text model kiln compiles (for text prompts): its class and model_type, its
 // text model's, the config class's defaults for keys kiln otherwise requires (where the hub's text_config
 // relies on them), and the vision tower's keys, read only to be left out.
@@ -414,6 +420,7 @@ struct ImageTextModel {
   const char *arch, *type, *text_arch, *text_type;
   std::vector<std::pair<const char*, int64_t>> text_defaults;
   std::vector<const char*> vision_keys;
+  bool softcap_unread;  // the text model's final_logit_softcapping, which this class never applies
 };
 
 const ImageTextModel* image_text_model(const std::string& arch) {
@@ -429,7 +436,8 @@ const ImageTextModel* image_text_model(const std::string& arch) {
         {"num_hidden_layers", 26},
         {"num_attention_heads", 8}},
        {"vision_config", "mm_tokens_per_image", "boi_token_index", "eoi_token_index", "image_token_index",
-        "boi_token_id", "eoi_token_id", "image_token_id"}},
+        "boi_token_id", "eoi_token_id", "image_token_id"},
+       true},
       // Mistral Small 3.1/3.2, Magistral Small: a MistralConfig text_config (the hub's is complete)
       {"Mistral3ForConditionalGeneration",
        "mistral3",
@@ -437,7 +445,8 @@ const ImageTextModel* image_text_model(const std::string& arch) {
        "mistral",
        {},
        {"vision_config", "image_token_index", "image_token_id", "projector_hidden_act", "vision_feature_layer",
-        "multimodal_projector_bias", "spatial_merge_size"}}};
+        "multimodal_projector_bias", "spatial_merge_size"},
+       false}};
   for (const ImageTextModel& m : kModels)
     if (arch == m.arch || arch == m.type) return &m;
   return nullptr;
@@ -463,8 +472,8 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   for (const auto& [k, v] : m.text_defaults)
     if (!t.contains(k)) t[k] = v;
   const nlohmann::json given = t;  // (text_config as the file gives it)
-  if (r.has("torch_dtype") && r.has("dtype") && j["torch_dtype"] != j["dtype"])
-    r.fail("dtype", "(" + j["dtype"].dump() + ") disagrees with torch_dtype (" + j["torch_dtype"].dump() + ")");
+  DType outer_dtype;
+  r.dtype(&outer_dtype);  // (refuses a dtype and a torch_dtype that disagree)
   for (const char* k : {"torch_dtype", "dtype"}) {
     if (!r.has(k)) continue;
     for (const char* tk : {"torch_dtype", "dtype"})
@@ -481,18 +490,22 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   }
   t["tie_word_embeddings"] = tie;  // (a checkpoint with an LM head of its own is untied, as transformers does)
   // Gemma3ForConditionalGeneration never soft-caps its logits (Gemma3ForCausalLM does, by the same key).
-  if (t.contains("final_logit_softcapping") && !t["final_logit_softcapping"].is_null())
+  if (m.softcap_unread && t.contains("final_logit_softcapping") && !t["final_logit_softcapping"].is_null())
     r.fail("text_config", std::string("sets final_logit_softcapping, which transformers' ") + m.arch +
                               " never applies (its " + m.text_arch +
                               " does); kiln refuses rather than guess whether it should");
+  // (transformers reads the wrapper's quantization_config only: text_config's is reported below, as unknown keys)
+  const bool text_quantization = t.contains("quantization_config") && !t["quantization_config"].is_null();
+  t.erase("quantization_config");
   for (const char* k : m.vision_keys) r.has(k);  // (the vision tower's, which kiln does not compile)
   LlamaConfig c = parse_llama_config(t.dump(), path + ": text_config");
   c.architecture = m.arch;
   c.multimodal = true;
   c.raw_json = text;
   c.quant = r.quantization();
-  if (c.quant.mxfp4)
-    r.fail("quantization_config", "has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only");
+  refuse_mxfp4(r, c.quant, false);
+  for (std::string& k : c.unmodeled) k = "text_config." + k;  // (the text config's unknown keys, named as such)
+  if (text_quantization) c.unmodeled.push_back("text_config.quantization_config (transformers never reads it)");
   for (std::string& k : r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS})) c.unmodeled.push_back(std::move(k));
   return c;
 }
@@ -542,8 +555,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
-  if (c.quant.mxfp4 && !gpt_oss)
-    r.fail("quantization_config", "has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only");
+  refuse_mxfp4(r, c.quant, gpt_oss);
   c.architecture = qwen2                ? "Qwen2ForCausalLM"
                    : qwen2_moe          ? "Qwen2MoeForCausalLM"
                    : qwen3_moe          ? "Qwen3MoeForCausalLM"

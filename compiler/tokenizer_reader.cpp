@@ -229,7 +229,7 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   if (cls.empty()) cls = text_of_key(model, "tokenizer_class");
   if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
   const std::string type = text_of_key(model, "model_type");
-  if (type == "mistral" || type == "mixtral" || type == "phi3") return;
+  if (type == "mistral" || type == "mixtral" || type == "phi3" || type == "mistral3") return;
   if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe" || type == "qwen2_moe")))
     cls = "Qwen2Tokenizer";
   auto note = [&](const std::string& n) { append_note(notes, n); };

@@ -189,7 +189,15 @@ struct ModuleEntry {
 
 }  // namespace
 
-void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck, int64_t layers) {
+std::vector<std::string> image_text_spellings(const std::string& module) {
+  static const std::string kModel = "model.";
+  if (module.compare(0, kModel.size(), kModel) == 0)
+    return {module, "language_model." + module, "model.language_model." + module.substr(kModel.size())};
+  return {module, "language_model." + module};
+}
+
+void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck, int64_t layers,
+                                    const ModuleSpellings& spellings) {
   auto ends = [](const std::string& n, const std::string& suffix) {
     return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
@@ -214,14 +222,20 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
     auto refuse = [&](const std::string& why) {
       throw CompileError(t.file + ": '" + module + "' is stored quantized (" + n + "), but config.json's " + why);
     };
+    const std::vector<std::string> names = spellings ? spellings(module) : std::vector<std::string>{module};
+    auto any_name = [&](const std::function<bool(const std::string&)>& f) {
+      return std::any_of(names.begin(), names.end(), f);
+    };
     for (const ModuleEntry& e : ignore)
-      if (e.matches(module) == 1) refuse("quantization_config.ignore lists it (\"" + e.text + "\")");
-    if (q.targets_given &&
-        std::none_of(targets.begin(), targets.end(), [&](const ModuleEntry& e) { return e.matches(module) != 0; }))
+      if (any_name([&](const std::string& m) { return e.matches(m) == 1; }))
+        refuse("quantization_config.ignore lists it (\"" + e.text + "\")");
+    if (q.targets_given && std::none_of(targets.begin(), targets.end(), [&](const ModuleEntry& e) {
+          return any_name([&](const std::string& m) { return e.matches(m) != 0; });
+        }))
       refuse("quantization_config.config_groups target no such module (targets: " + nlohmann::json(q.targets).dump() +
              ")");
     for (size_t i = 0; i < skipped.size(); ++i)
-      if (skipped[i].matches(module))
+      if (any_name([&](const std::string& m) { return skipped[i].matches(m); }))
         refuse("quantization_config.dynamic \"-:" + q.gptq_skipped[i] + "\" says the module was left unquantized");
     if (q.gptq && !q.gptq_lm_head && module == "lm_head")
       refuse("quantization_config.lm_head is false (the LM head left unquantized)");
@@ -231,7 +245,7 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
     };
     if (q.gptq && module != "lm_head" && q.gptq_blocks_given &&
         std::none_of(q.gptq_blocks.begin(), q.gptq_blocks.end(), [&](const std::string& b) {
-          return module.compare(0, b.size(), b) == 0;
+          return any_name([&](const std::string& m) { return m.compare(0, b.size(), b) == 0; });
         }))  // (optimum: startswith)
       refuse("quantization_config.block_name_to_quantize " + listed(q.gptq_blocks) +
              " names no block it is in (the module was left unquantized)");
@@ -241,12 +255,14 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
       refuse("quantization_config.modules_in_block_to_quantize " + listed(q.gptq_block_modules) +
              " has no name it ends with (the module was left unquantized)");
     for (const ModuleEntry& e : not_converted)
-      if (e.matches(module) == 1) refuse("quantization_config.modules_to_not_convert lists it (\"" + e.text + "\")");
+      if (any_name([&](const std::string& m) { return e.matches(m) == 1; }))
+        refuse("quantization_config.modules_to_not_convert lists it (\"" + e.text + "\")");
   }
 }
 
-void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck, int64_t layers) {
-  refuse_contradicted_exclusions(q, ck, layers);
+void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck, int64_t layers,
+                         const ModuleSpellings& spellings) {
+  refuse_contradicted_exclusions(q, ck, layers, spellings);
   if (q.prequantized.empty()) return;
   if (q.gptq && ck.unpack_gptq(q.bits, q.group, q.asymmetric) == 0)
     throw CompileError(o.model_dir +
@@ -305,10 +321,11 @@ std::string untie_saved_copies(const LoraSet& lora, bool* tie_word_embeddings) {
 }
 
 void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings) {
-  if (const StTensor* h = ck.find("lm_head.weight"); h && h->row_scale && tie_word_embeddings)
+  if (const StTensor* h = ck.find("lm_head.weight"); h && h->dequantized_on_read() && tie_word_embeddings)
     throw CompileError(h->file +
                        ": 'lm_head.weight' is pre-quantized, but config.json ties the LM head to the embedding "
-                       "(tie_word_embeddings true), which kiln would read in its place");
+                       "(tie_word_embeddings true, or its config class's default when the file gives none), which "
+                       "kiln would read in its place");
   if (const StTensor* e = ck.find("model.embed_tokens.weight"); e && e->row_scale)
     throw CompileError(e->file +
                        ": the embedding 'model.embed_tokens.weight' is pre-quantized; "

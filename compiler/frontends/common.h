@@ -93,7 +93,11 @@ LlmLimits llm_limits(const CompileOptions& o, int64_t max_position_embeddings, b
 // quantized that the config says is not.
 // layers: the model's decoder layers (num_hidden_layers); tensors of layers past them (DeepSeek's
 // multi-token-prediction layers, which kiln does not compile) are not checked.
-void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck, int64_t layers);
+// spellings: the names a module goes by in the config's lists besides kiln's (an image-text model's text
+// modules: the file's and transformers 5's, image_text_spellings); null: kiln's only.
+using ModuleSpellings = std::function<std::vector<std::string>(const std::string& module)>;
+void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantization& q, Checkpoint& ck, int64_t layers,
+                         const ModuleSpellings& spellings = nullptr);
 // A module the checkpoint stores quantized (X.weight_packed, X.qweight, an F8_E4M3 X.weight) that the
 // config says is not: listed in compressed-tensors' ignore or named by no config group's targets,
 // GPTQ's lm_head with lm_head false or a dynamic "-:" pattern (q.gptq_skipped), one of FP8's
@@ -104,7 +108,14 @@ void unpack_prequantized(const CompileOptions& o, const ConfigReader::Quantizati
 // transformers' modules_to_not_convert of literal text (a prefix ending at a "." or a suffix). A
 // pattern of other regex syntax is not checked, nor are layers past `layers`. Called by
 // unpack_prequantized.
-void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck, int64_t layers);
+// A list entry that names a module under any of its spellings names it (an exclusion that names it
+// contradicts the tensors; a target or block that names it covers it).
+void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const Checkpoint& ck, int64_t layers,
+                                    const ModuleSpellings& spellings = nullptr);
+// An image-text model's text module (kiln's name: model.X or lm_head) as the file names it
+// (language_model.model.X, language_model.lm_head) and as transformers 5 holds it (model.language_model.X,
+// lm_head), kiln's name first.
+std::vector<std::string> image_text_spellings(const std::string& module);
 // Whether checkpoint tensor `name` is a bias of zeros saved beside a GPTQ weight (as some writers, e.g.
 // GPTQ-for-LLaMa's layers, save one with every projection): ignorable where the model has no bias.
 bool gptq_zero_bias(const std::string& name, const Checkpoint& ck);

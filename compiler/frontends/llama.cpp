@@ -582,8 +582,9 @@ namespace {
 
 // An image-text checkpoint's text model (Gemma3ForConditionalGeneration's, Mistral3ForConditionalGeneration's): its
 // tensors renamed as the text model's class names them (language_model.model.X as the hub and transformers save
-// them, model.language_model.X as transformers 5 holds them: model.X; language_model.lm_head.weight:
-// lm_head.weight), the vision tower's and the projector's left out. Returns the note that says so.
+// them, model.language_model.X as transformers 5 holds them, language_model.X as a saved Gemma3Model has them:
+// model.X; language_model.lm_head.*: lm_head.*), the vision tower's and the projector's left out. Returns the
+// note that says so.
 std::string text_model_of(const CompileOptions& o, const std::string& arch, Checkpoint* ck) {
   if (!o.lora.empty())
     throw CompileError(o.model_dir + ": --lora with " + arch +
@@ -599,10 +600,17 @@ std::string text_model_of(const CompileOptions& o, const std::string& arch, Chec
         ++left_out;
         return "";
       }
-    std::string to = n;  // (lm_head.weight as it is; anything else check_llama_tensors names)
-    for (const char* p : {"language_model.model.", "model.language_model."})
-      if (n.rfind(p, 0) == 0) to = "model." + n.substr(std::string(p).size());
-    if (n == "language_model.lm_head.weight") to = "lm_head.weight";
+    std::string to = n;  // (lm_head.* as it is; anything else check_llama_tensors names)
+    // (the first rule whose prefix the name has: transformers' image-text loading rules, ^language_model last)
+    static const std::pair<const char*, const char*> kRules[] = {{"language_model.model.", "model."},
+                                                                 {"model.language_model.", "model."},
+                                                                 {"language_model.lm_head.", "lm_head."},
+                                                                 {"language_model.", "model."}};
+    for (const auto& [from, into] : kRules)
+      if (n.rfind(from, 0) == 0) {
+        to = into + n.substr(std::string(from).size());
+        break;
+      }
     if (to == n && n.rfind("model.", 0) == 0)  // (a text checkpoint's names: transformers leaves them unread)
       throw CompileError(o.model_dir + ": tensor '" + n + "' is not where " + arch +
                          " keeps its text model (language_model.model., or model.language_model.): transformers "
@@ -625,7 +633,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   const std::string vision_note = c.multimodal ? text_model_of(o, c.architecture, &b.checkpoint) : "";
   const ConfigReader::Quantization& q = c.quant;
-  unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers);
+  unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers, c.multimodal ? image_text_spellings : nullptr);
   std::string mxfp4_note;
   if (q.mxfp4) {  // (GPT-OSS only: the config reader refuses it elsewhere)
     const int n = b.checkpoint.unpack_mxfp4();

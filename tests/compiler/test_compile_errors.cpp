@@ -112,6 +112,15 @@ TEST_CASE("compile: Gemma 3's image-text checkpoint: text tensors named, vision 
       },
       "vlm_f32", "gemma3");
   CHECK(compile_error(d / "s", d / "p.kplan").find("unexpected tensor 'model.final_norm.weight'") != std::string::npos);
+  // A saved Gemma3Model's names (language_model.X), which transformers loads as model.language_model.X too.
+  edited_copy(
+      d / "lm",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n.rfind("language_model.model.", 0) == 0) n = "language_model." + n.substr(21);
+        return true;
+      },
+      "vlm_f32", "gemma3");
+  CHECK(compile_error(d / "lm", d / "lm.kplan").empty());
   // A text checkpoint's names, where the image-text model keeps none: transformers leaves them unread.
   edited_copy(
       d / "t",

@@ -1939,3 +1939,96 @@ TEST_CASE("prequantized: malformed MXFP4 checkpoints are refused by name") {
   CHECK(kiln::test::compile_error(options(llama, d / "l.kplan"))
             .find("has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only") != std::string::npos);
 }
+
+// A pre-quantized image-text checkpoint: a quantized text fixture wrapped as Mistral3ForConditionalGeneration
+// (its tensors under language_model. as the hub saves them, or under transformers 5's model.language_model.; its
+// quantization_config at the top, which transformers reads). The config's module lists name the text modules as
+// the file names them or as transformers 5 holds them: a block or target so named covers a module, an exclusion
+// so named contradicts a stored one. As shipped it matches the text fixture's reference.
+TEST_CASE("prequantized: an image-text checkpoint's lists name its text modules as the file or transformers 5 does") {
+  TempDir d;
+  auto wrap = [](nlohmann::json& j) {
+    nlohmann::json t = j;
+    for (const char* k : {"architectures", "quantization_config", "attention_bias", "mlp_bias", "pretraining_tp",
+                          "transformers_version", "torch_dtype", "dtype"})
+      t.erase(k);
+    t["model_type"] = "mistral";
+    t["sliding_window"] = nullptr;
+    nlohmann::json top = {{"architectures", {"Mistral3ForConditionalGeneration"}},
+                          {"model_type", "mistral3"},
+                          {"text_config", t},
+                          {"tie_word_embeddings", j.value("tie_word_embeddings", false)},
+                          {"quantization_config", j["quantization_config"]}};
+    if (j.contains("torch_dtype")) top["torch_dtype"] = j["torch_dtype"];
+    j = top;
+  };
+  auto renamed = [](const char* model_prefix, const char* head_prefix) {
+    return [=](RawTensors& ts) {
+      RawTensors out;
+      for (auto& [n, t] : ts)
+        out[n.rfind("model.", 0) == 0 ? model_prefix + n.substr(6) : head_prefix + n] = std::move(t);
+      ts = std::move(out);
+    };
+  };
+  const std::string gptq = kiln::test::fixture("gptq_w4g32_f32", "quantized");
+  const auto ref = kiln::test::load_reference(gptq);
+  int n = 0;
+  for (const auto& [names, block] : {std::pair<const char*, const char*>{"legacy", ""},
+                                     {"legacy", "model.language_model.layers"},
+                                     {"legacy", "language_model.model.layers"},
+                                     {"v5", "model.language_model.layers"}}) {
+    const std::string style = names, blocks = block;  // (a lambda cannot capture a binding)
+    CAPTURE(style);
+    CAPTURE(blocks);
+    const std::string dir = edited(
+        d, "gptq" + std::to_string(n++),
+        style == "v5" ? renamed("model.language_model.", "") : renamed("language_model.model.", "language_model."),
+        [&](nlohmann::json& j) {
+          wrap(j);
+          if (!blocks.empty()) j["quantization_config"]["block_name_to_quantize"] = blocks;
+        },
+        gptq);
+    CompileOptions o = options(dir, d / "g.kplan");
+    o.dtype = "f32";
+    compile_model(o);
+    kiln::test::check_reference(load_plan(o.output), ref, 2, 1e-3, true);
+  }
+  const std::string ct = fixture_dir();
+  auto ct_wrapped = [&](const std::string& name, const std::function<void(nlohmann::json&)>& q) {
+    return edited(
+        d, name, renamed("language_model.model.", "language_model."),
+        [&](nlohmann::json& j) {
+          wrap(j);
+          q(j["quantization_config"]);
+        },
+        ct);
+  };
+  {  // a target named as transformers 5 holds the modules covers them
+    CompileOptions o = options(
+        ct_wrapped("ct_targets",
+                   [](nlohmann::json& q) { q["config_groups"]["group_0"]["targets"] = {"re:.*language_model.*proj"}; }),
+        d / "c.kplan");
+    o.dtype = "f32";
+    compile_model(o);
+    kiln::test::check_reference(load_plan(o.output), kiln::test::load_reference(ct), 2, 1e-3, true);
+  }
+  for (const char* ignored :
+       {"model.language_model.layers.0.mlp.down_proj", "language_model.model.layers.0.mlp.down_proj"}) {
+    const std::string entry = ignored;
+    CAPTURE(entry);
+    CompileOptions o =
+        options(ct_wrapped("ct_ignore", [&](nlohmann::json& q) { q["ignore"].push_back(entry); }), d / "i.kplan");
+    const std::string err = kiln::test::compile_error(o);
+    CHECK(err.find("'model.layers.0.mlp.down_proj' is stored quantized") != std::string::npos);
+    CHECK(err.find("quantization_config.ignore lists it (\"" + entry + "\")") != std::string::npos);
+  }
+  CompileOptions o = options(edited(
+                                 d, "gptq_vision", renamed("language_model.model.", "language_model."),
+                                 [&](nlohmann::json& j) {
+                                   wrap(j);
+                                   j["quantization_config"]["block_name_to_quantize"] = "vision_tower.layers";
+                                 },
+                                 gptq),
+                             d / "v.kplan");
+  CHECK(kiln::test::compile_error(o).find("names no block it is in") != std::string::npos);
+}
