@@ -1812,19 +1812,12 @@ def drop_rms_norm_eps(out_dir, variants):
             f.write("\n")
 
 
-def cohere_halves(q, k, cos, sin, unsqueeze_dim=1):
-    """Cohere's RoPE with LLaMA's rotate-half pairing in place of (2i, 2i+1): another RoPE."""
+def rotate_half_rope(q, k, cos, sin, unsqueeze_dim=1):
+    """A pairwise RoPE's cos and sin (ERNIE's, Cohere's) with LLaMA's rotate-half pairing in place of (2i, 2i+1):
+    another RoPE."""
     cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
     rot = lambda x: torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)
     return q * cos + rot(q) * sin, k * cos + rot(k) * sin
-
-
-def draw_layernorms_around_one(model):
-    """LayerNorm weights start at one (their biases at zero, which draw_biases draws); drawn around one."""
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n.endswith("norm.weight"):
-                p.copy_(1.0 + 0.3 * torch.randn_like(p))
 
 
 def main_starcoder2():
@@ -1834,7 +1827,7 @@ def main_starcoder2():
         assert "model.layers.0.mlp.c_fc.weight" in keys and "model.norm.bias" in keys, keys.keys()
         assert "model.layers.0.post_attention_layernorm.bias" in keys, keys.keys()
     main_llama_like("starcoder2", STARCODER2_DIR, STARCODER2_VARIANTS, Starcoder2Config, Starcoder2ForCausalLM, check,
-                    draw_layernorms_around_one)
+                    draw_norms_around_one)  # (LayerNorm biases: draw_biases)
     drop_rms_norm_eps(STARCODER2_DIR, STARCODER2_VARIANTS)
     for name, _, overrides in STARCODER2_VARIANTS:
         out = os.path.join(STARCODER2_DIR, name)
@@ -1925,7 +1918,7 @@ def main_cohere():
         with torch.no_grad():
             logits = load(out, torch.float32, CohereForCausalLM)(ref["input_ids"]).logits
         assert torch.equal(logits, ref["logits"]), "dropping rms_norm_eps changed the model"
-        assert_rope_swap_moves(out, CohereForCausalLM, cohere_modeling, cohere_halves)
+        assert_rope_swap_moves(out, CohereForCausalLM, cohere_modeling, rotate_half_rope)
         if overrides["logit_scale"] != 1.0:
             assert_moves(out, CohereForCausalLM, "logit_scale 1", 1e-2, logit_scale=1.0)
         if overrides.get("use_qk_norm"):
@@ -1953,7 +1946,7 @@ def main_cohere2():
         ref = load_file(os.path.join(out, "reference.safetensors"))
         config = Cohere2ForCausalLM.from_pretrained(out).config
         assert "full_attention" in config.layer_types and "sliding_attention" in config.layer_types, config.layer_types
-        assert_rope_swap_moves(out, Cohere2ForCausalLM, cohere2_modeling, cohere_halves)
+        assert_rope_swap_moves(out, Cohere2ForCausalLM, cohere2_modeling, rotate_half_rope)
         assert_moves(out, Cohere2ForCausalLM, "logit_scale 1", 1e-2, logit_scale=1.0)
         # The full layers' missing RoPE must matter: with windows too long to cut anything, RoPE in every layer
         # (every layer sliding) gives other logits than RoPE in the sliding layers only.
@@ -2002,11 +1995,7 @@ def main_ernie():
     # The pairwise RoPE must matter: the same weights under LLaMA's rotate-half give other logits.
     pairwise = ernie_modeling.rotate_half
     for name, _, _ in ERNIE_VARIANTS:
-        def halves(q, k, cos, sin, unsqueeze_dim=1):
-            cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
-            rot = lambda x: torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)
-            return q * cos + rot(q) * sin, k * cos + rot(k) * sin
-        assert_rope_swap_moves(os.path.join(ERNIE_DIR, name), Ernie4_5ForCausalLM, ernie_modeling, halves)
+        assert_rope_swap_moves(os.path.join(ERNIE_DIR, name), Ernie4_5ForCausalLM, ernie_modeling, rotate_half_rope)
         assert ernie_modeling.rotate_half is pairwise
     # tied_f32's config as the hub ships ERNIE-4.5-0.3B-PT (transformers 4 layout): the same model.
     rewrite_as_hub(os.path.join(ERNIE_DIR, "tied_f32"), Ernie4_5ForCausalLM, "4.54.0.dev0", lambda cfg: None)
