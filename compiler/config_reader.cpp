@@ -139,6 +139,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"ArceeForCausalLM", "arcee"},
                                                                {"Starcoder2ForCausalLM", "starcoder2"},
                                                                {"StableLmForCausalLM", "stablelm"},
+                                                               {"OlmoeForCausalLM", "olmoe"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

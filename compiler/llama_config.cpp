@@ -540,6 +540,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool arcee = arch == "ArceeForCausalLM" || arch == "arcee";
   const bool starcoder2 = arch == "Starcoder2ForCausalLM" || arch == "starcoder2";
   const bool stablelm = arch == "StableLmForCausalLM" || arch == "stablelm";
+  const bool olmoe = arch == "OlmoeForCausalLM" || arch == "olmoe";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
@@ -552,7 +553,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm)
+      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -575,6 +576,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : arcee              ? "ArceeForCausalLM"
                    : starcoder2         ? "Starcoder2ForCausalLM"
                    : stablelm           ? "StableLmForCausalLM"
+                   : olmoe              ? "OlmoeForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
@@ -631,7 +633,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -697,16 +699,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : gemma1 || gemma2 || cohere                                           ? 8192
                                         : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss ? 131072
                                         : qwen2 || qwen3 || smollm3 || qwen2_moe                               ? 32768
-                                        : phi3 || helium || arcee || starcoder2 || stablelm                    ? 4096
+                                        : phi3 || helium || arcee || starcoder2 || stablelm || olmoe           ? 4096
                                                                                                                : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps =
-      starcoder2   ? r.num("norm_epsilon", 1e-5)
-      : layer_norm ? r.num("layer_norm_eps", 1e-5)
-      : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-      : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
-               : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ? 1e-5 : 1e-6);
+  c.rms_norm_eps = starcoder2   ? r.num("norm_epsilon", 1e-5)
+                   : layer_norm ? r.num("layer_norm_eps", 1e-5)
+                   : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+                   : helium
+                       ? r.num("rms_norm_eps", 1e-8)  // (HeliumConfig's)
+                       : r.num("rms_norm_eps",
+                               mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee || olmoe ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
   // (Gemma's, SmolLM3's, ERNIE 4.5's, Cohere's and Starcoder2's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie || cohere || starcoder2);
@@ -869,6 +872,27 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.mlp_bias = r.boolean("mlp_bias", false);
   } else if (cohere) {
     read_cohere(r, j, cohere2, &c);
+  } else if (olmoe) {
+    // OlmoeConfig (LlamaConfig::olmoe): LLaMA's biases with attention_bias; clip_qkv (q, k and v clamped after
+    // their projections), which kiln has no op for, refused unless null; num_experts (default 64) experts of
+    // intermediate_size in every layer, num_experts_per_tok (default 8) picked by softmax, renormalized with
+    // norm_topk_prob (default false). The router's aux loss acts in training only.
+    c.olmoe = c.qk_norm = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    r.only("clip_qkv", nullptr);
+    for (const char* k : {"num_experts", "num_local_experts", "num_experts_per_tok"})
+      r.refuse_null(k, "with which transformers cannot run OlmoeForCausalLM: give its value");
+    c.num_local_experts = r.count("num_local_experts", r.count("num_experts", 64));
+    if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != c.num_local_experts)
+      r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
+    if (c.num_local_experts < 1) r.fail("num_experts", "must be a positive integer");
+    if (c.num_local_experts > 4096) r.fail("num_experts", "is more than 4096");
+    c.num_experts_per_tok = r.experts_per_token(false, 8);
+    if (c.num_experts_per_tok > c.num_local_experts)
+      r.fail("num_experts_per_tok", "exceeds num_experts (" + std::to_string(c.num_local_experts) + ")");
+    c.moe_intermediate_size = c.intermediate_size;
+    c.norm_topk_prob = r.boolean("norm_topk_prob", false);
+    for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
   } else if (stablelm) {
     // StableLmConfig (LlamaConfig::stablelm): biases on q, k and v with use_qkv_bias, per-head q/k LayerNorms with
     // qk_layernorm, the parallel block with use_parallel_residual. Its dropouts act in training only.

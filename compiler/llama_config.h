@@ -87,8 +87,12 @@ struct LlamaConfig {
   // (Qwen3's), windows in the layers window_layer marks, and no RoPE on the others (nope_layer) when
   // sliding_window is set.
   bool exaone4 = false;
-  // q and k RMSNorm-ed whole (OLMo 2, OLMo 3) rather than per head.
-  bool qk_norm_whole() const { return olmo2 && !exaone4; }
+  // OLMoE (OlmoeForCausalLM: OLMoE-1B-7B): LLaMA's layer (input_layernorm, post_attention_layernorm) with q and
+  // k RMSNorm-ed whole after their projections (OLMo 2's q_norm and k_norm) and experts in every layer
+  // (Qwen3-MoE's: mlp.gate, mlp.experts.<e>), renormalized only with norm_topk_prob.
+  bool olmoe = false;
+  // q and k RMSNorm-ed whole (OLMo 2, OLMo 3, OLMoE) rather than per head.
+  bool qk_norm_whole() const { return (olmo2 && !exaone4) || olmoe; }
   // ERNIE 4.5, GLM-4, Helium: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's
   // and k's rotary rows inside each head into rotate-half's order (deinterleave).
   bool pairwise_rope = false;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -28,6 +28,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only cohere2   only tests/fixtures/cohere2/ (tiny Cohere2ForCausalLM checkpoints: RoPE in sliding layers only)
   --only starcoder2 only tests/fixtures/starcoder2/ (tiny Starcoder2ForCausalLM checkpoints: LayerNorms, c_fc/c_proj)
   --only stablelm  only tests/fixtures/stablelm/ (tiny StableLmForCausalLM checkpoints: per-head q/k LayerNorms)
+  --only olmoe     only tests/fixtures/olmoe/ (tiny OlmoeForCausalLM checkpoints: whole q/k norms, experts)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -225,7 +226,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -744,6 +745,20 @@ STABLELM_VARIANTS = [
     ("half_rotary_tied_f32", 7272, dict(STABLELM_BASE, qk_layernorm=True, num_key_value_heads=1, tie_word_embeddings=True,
                                         rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0,
                                                          "partial_rotary_factor": 0.5})),
+]
+
+OLMOE_DIR = os.path.join(REPO, "tests", "fixtures", "olmoe")
+# OLMoE (OlmoeForCausalLM: OLMoE-1B-7B): LLaMA's layer with q and k RMSNorm-ed whole after their projections
+# (OLMo 2's norms, drawn around one) and experts of intermediate_size in every layer, the softmax's top k,
+# renormalized only with norm_topk_prob. top2_f32: 4 experts, top 2 unnormalized, GQA. hub_norm_f32: 3 experts,
+# top 2 renormalized, MHA, tied, its config.json in OLMoE-1B-7B-0924's layout (rope_theta, clip_qkv null,
+# torch_dtype).
+OLMOE_BASE = {"pad_token_id": 1, "bos_token_id": None, "eos_token_id": 2}
+OLMOE_VARIANTS = [
+    ("top2_f32", 7373, dict(OLMOE_BASE, num_experts=4, num_experts_per_tok=2, intermediate_size=48,
+                            num_key_value_heads=2)),
+    ("hub_norm_f32", 7474, dict(OLMOE_BASE, num_experts=3, num_experts_per_tok=2, intermediate_size=40,
+                                norm_topk_prob=True, num_key_value_heads=4, tie_word_embeddings=True)),
 ]
 
 COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
@@ -1901,6 +1916,27 @@ def main_stablelm():
         cfg["qk_layernorm"] = False
         cfg["use_parallel_residual"] = False
     rewrite_as_hub(os.path.join(STABLELM_DIR, "hub_f32"), StableLmForCausalLM, "4.38.0", hub, flat_rope=False)
+
+
+def main_olmoe():
+    from transformers import OlmoeConfig, OlmoeForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.self_attn.q_norm.weight" in keys and "model.layers.0.input_layernorm.weight" in keys
+        assert keys["model.layers.0.self_attn.q_norm.weight"][2] == [BASE["hidden_size"]], keys.keys()
+        assert any(".mlp.experts.0.gate_proj.weight" in k for k in keys) or any(
+            k.endswith(".mlp.experts.gate_up_proj") for k in keys), keys.keys()
+    main_llama_like("olmoe", OLMOE_DIR, OLMOE_VARIANTS, OlmoeConfig, OlmoeForCausalLM, check, draw_norms_around_one)
+    for name, _, overrides in OLMOE_VARIANTS:
+        out = os.path.join(OLMOE_DIR, name)
+        assert_router_gap(out, OlmoeForCausalLM)
+        # The renormalization must matter: the other norm_topk_prob gives other logits.
+        flip = not overrides.get("norm_topk_prob", False)
+        assert_moves(out, OlmoeForCausalLM, "norm_topk_prob %s" % flip, 1e-2, norm_topk_prob=flip)
+
+    def hub(cfg):  # allenai/OLMoE-1B-7B-0924's keys (transformers 4.43)
+        cfg["clip_qkv"] = None
+    rewrite_as_hub(os.path.join(OLMOE_DIR, "hub_norm_f32"), OlmoeForCausalLM, "4.43.0.dev0", hub)
 
 
 def main_cohere():
@@ -4137,6 +4173,8 @@ def main():
         main_starcoder2()
     if ARGS.only in ("all", "stablelm"):
         main_stablelm()
+    if ARGS.only in ("all", "olmoe"):
+        main_olmoe()
     if ARGS.only in ("all", "cohere2"):
         main_cohere2()
     if ARGS.only in ("all", "phi3"):

@@ -265,7 +265,7 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(
       error_of("hidden_act", "gelu")
           .find(
-              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe") !=
+              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe") !=
       std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
@@ -1306,6 +1306,36 @@ TEST_CASE("config: StableLM (partial RoPE, q/k/v biases, per-head q/k LayerNorms
   REQUIRE(h.unmodeled.size() == 1);
   CHECK(h.unmodeled[0].rfind("head_dim = ", 0) == 0);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("StableLM") != std::string::npos);
+}
+
+// OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
+// unless null (kiln has no clamp there).
+TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
+  std::ifstream in(kiln::test::fixture("hub_norm_f32", "olmoe") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "OlmoeForCausalLM");
+  CHECK((a.olmoe && a.qk_norm && a.qk_norm_whole() && !a.olmo2));
+  CHECK((a.num_local_experts == 3 && a.num_experts_per_tok == 2 && a.norm_topk_prob));
+  CHECK(a.moe_intermediate_size == a.intermediate_size);
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"num_experts", "num_experts_per_tok", "norm_topk_prob", "rms_norm_eps",
+                          "max_position_embeddings", "tie_word_embeddings", "num_key_value_heads"})
+      j.erase(k);
+  });
+  CHECK((d.num_local_experts == 64 && d.num_experts_per_tok == 8 && !d.norm_topk_prob));  // (OlmoeConfig's)
+  CHECK(d.rms_norm_eps == 1e-5);
+  CHECK(d.max_position_embeddings == 4096);
+  CHECK_FALSE(d.tie_word_embeddings);
+  CHECK(d.num_key_value_heads == d.num_attention_heads);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["clip_qkv"] = 8.0; }).find("clip_qkv = 8.0 is not supported") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_experts"] = nullptr; }).find("num_experts is null") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_experts_per_tok"] = 4; }).find("exceeds num_experts (3)") !=
+        std::string::npos);
 }
 
 // GraniteMoeSharedForCausalLM: GraniteMoe with a shared MLP of shared_intermediate_size (0, its default:
