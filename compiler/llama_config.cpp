@@ -72,6 +72,15 @@ void refuse_null_window(const ConfigReader& r, const std::string& arch) {
                                       " (it builds the sliding mask whatever the layer types)");
 }
 
+// The expert count under num_local_experts or num_experts (transformers 5's attribute_map spellings; the
+// class's default `def`), two that disagree refused.
+int64_t read_expert_count(const ConfigReader& r, int64_t def) {
+  const int64_t n = r.count("num_local_experts", r.count("num_experts", def));
+  if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != n)
+    r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
+  return n;
+}
+
 bool any_window_layer(const LlamaConfig& c) {
   return std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
 }
@@ -355,9 +364,7 @@ void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   c.sliding_window = r.pos_int("sliding_window", false, 128);
   for (const char* k : {"num_local_experts", "num_experts", "num_experts_per_tok", "swiglu_alpha", "swiglu_limit"})
     r.refuse_null(k, "with which transformers cannot run GptOssForCausalLM: give its value");
-  c.num_local_experts = r.count("num_local_experts", r.count("num_experts", 128));
-  if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != c.num_local_experts)
-    r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
+  c.num_local_experts = read_expert_count(r, 128);
   if (c.num_local_experts < 1) r.fail("num_local_experts", "must be a positive integer");
   if (c.num_local_experts > 4096) r.fail("num_local_experts", "is more than 4096");
   c.num_experts_per_tok = r.experts_per_token(false, 4);
@@ -656,7 +663,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       starcoder2 || stablelm)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      helium || cohere || olmoe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -679,7 +686,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     r.fail("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) + ") must divide num_attention_heads (" +
                                       std::to_string(c.num_attention_heads) + ")");
-  if (!stablelm && r.has("head_dim")) {  // (StableLmConfig has none: hidden_size / num_attention_heads)
+  if (stablelm && r.has("head_dim") &&
+      (c.hidden_size % c.num_attention_heads != 0 ||
+       r.pos_int("head_dim", true) != c.hidden_size / c.num_attention_heads))
+    r.fail("head_dim",
+           "is not hidden_size / num_attention_heads, which StableLM's attention uses: transformers "
+           "cannot run this config");  // (its RoPE reads head_dim, its projections hidden / heads)
+  if (!stablelm && r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
@@ -739,9 +752,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       if (qwen2_moe) {
         c.num_local_experts = r.count("num_experts", 60);
       } else {
-        c.num_local_experts = r.count("num_local_experts", r.count("num_experts", 128));
-        if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != c.num_local_experts)
-          r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
+        c.num_local_experts = read_expert_count(r, 128);
       }
       c.num_experts_per_tok = r.experts_per_token(false, qwen2_moe ? 4 : 8);
       c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, qwen2_moe ? 1408 : 768);
@@ -882,16 +893,21 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.only("clip_qkv", nullptr);
     for (const char* k : {"num_experts", "num_local_experts", "num_experts_per_tok"})
       r.refuse_null(k, "with which transformers cannot run OlmoeForCausalLM: give its value");
-    c.num_local_experts = r.count("num_local_experts", r.count("num_experts", 64));
-    if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != c.num_local_experts)
-      r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
-    if (c.num_local_experts < 1) r.fail("num_experts", "must be a positive integer");
+    c.num_local_experts = read_expert_count(r, 64);
+    if (c.num_local_experts < 1)
+      r.fail(r.has("num_local_experts") ? "num_local_experts" : "num_experts", "must be a positive integer");
     if (c.num_local_experts > 4096) r.fail("num_experts", "is more than 4096");
     c.num_experts_per_tok = r.experts_per_token(false, 8);
     if (c.num_experts_per_tok > c.num_local_experts)
-      r.fail("num_experts_per_tok", "exceeds num_experts (" + std::to_string(c.num_local_experts) + ")");
+      r.fail("num_experts_per_tok", std::string(r.has("num_experts_per_tok") ? "" : "(absent: OlmoeConfig's 8) ") +
+                                        "exceeds num_experts (" + std::to_string(c.num_local_experts) + ")");
     c.moe_intermediate_size = c.intermediate_size;
     c.norm_topk_prob = r.boolean("norm_topk_prob", false);
+    // (q_norm spans hidden_size and k_norm (hidden_size / heads) · KV heads: other heads cannot run there)
+    if (c.head_dim * c.num_attention_heads != c.hidden_size)
+      r.fail("head_dim", "(" + std::to_string(c.head_dim) + ") times num_attention_heads is not hidden_size (" +
+                             std::to_string(c.hidden_size) +
+                             "): OLMoE's q_norm spans hidden_size, and transformers cannot run this config");
     for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
   } else if (stablelm) {
     // StableLmConfig (LlamaConfig::stablelm): biases on q, k and v with use_qkv_bias, per-head q/k LayerNorms with
@@ -909,7 +925,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.starcoder2 = true;
     c.attention_bias = c.mlp_bias = r.boolean("use_bias", true);
     if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
-    for (const char* k : {"residual_dropout", "embedding_dropout"}) r.has(k);
+    // (StarCoder2-15B's file also carries rms_norm_eps, which Starcoder2Config never reads: its LayerNorms read
+    // norm_epsilon)
+    for (const char* k : {"residual_dropout", "embedding_dropout", "rms_norm_eps"}) r.has(k);
     r.hardwired("mlp_type", "default");
     r.hardwired("norm_type", "layer_norm");
   } else if (helium) {

@@ -64,7 +64,7 @@ struct LlamaConfig {
   // One norm before attention and the MLP, which run in parallel on it (Phi, Cohere, StableLM's parallel
   // residual).
   bool parallel_block() const { return phi || cohere || parallel_residual; }
-  Activation mlp_activation = Activation::kGeluTanh;  // (Phi's and Arcee's MLP)
+  Activation mlp_activation = Activation::kGeluTanh;  // (Phi's, Arcee's and Starcoder2's MLP)
   // Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> mlp_activation (hidden_act,
   // relu² by default) -> down_proj, no gate (Nemotron's), biases on both with mlp_bias.
   bool arcee = false;
@@ -73,6 +73,9 @@ struct LlamaConfig {
   bool starcoder2 = false;
   // An MLP without a gate (Arcee, Starcoder2): up (c_fc) -> mlp_activation -> down (c_proj).
   bool ungated_mlp() const { return arcee || starcoder2; }
+  // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
+  const char* mlp_up_name() const { return starcoder2 ? "mlp.c_fc" : "mlp.up_proj"; }
+  const char* mlp_down_name() const { return phi ? "mlp.fc2" : starcoder2 ? "mlp.c_proj" : "mlp.down_proj"; }
   // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM).
   bool norm_biases() const { return phi || starcoder2 || stablelm; }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's

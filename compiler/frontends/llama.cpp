@@ -98,8 +98,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   e["model.norm.weight"] = {D};
   if (c.norm_biases()) e["model.norm.bias"] = {D};  // (Starcoder2's LayerNorms)
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
-  const std::string up = c.starcoder2 ? "mlp.c_fc" : "mlp.up_proj",
-                    down = c.starcoder2 ? "mlp.c_proj" : "mlp.down_proj";
+  const std::string up = c.mlp_up_name(), down = c.mlp_down_name();
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
     if (!c.olmo2) e[p + "input_layernorm.weight"] = {D};
@@ -252,7 +251,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   struct Layer {
     uint32_t attn_norm, qkv_w, qkv_b, q_norm, k_norm, o_w, o_b, mlp_norm, gu_w, gu_b, down_w, down_b, k_cache, v_cache;
     uint32_t attn_out_norm = kNoTensor, mlp_out_norm = kNoTensor;  // Gemma: on each branch before the residual add
-    uint32_t attn_norm_b = kNoTensor, mlp_norm_b = kNoTensor;      // Phi, Starcoder2: the LayerNorms' biases
+    uint32_t attn_norm_b = kNoTensor, mlp_norm_b = kNoTensor;      // Phi, Starcoder2, StableLM: the LayerNorms' biases
     uint32_t router = kNoTensor;  // Mixtral: the router; gu_w and down_w then hold every expert
     // Qwen2-MoE: the shared expert's gate|up and down, and its gate (one row)
     uint32_t shared_gu_w = kNoTensor, shared_down_w = kNoTensor, shared_gate = kNoTensor;
@@ -375,8 +374,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.gu_b = w(p + "mlp.fc1.bias", {F}, {p + "mlp.fc1.bias"});
       L.down_w = w(p + "mlp.fc2.weight", {D, F}, {p + "mlp.fc2.weight"});
     } else if (c.ungated_mlp()) {  // up only: the activation op, no gate (Starcoder2's c_fc and c_proj)
-      const std::string up = p + (c.starcoder2 ? "mlp.c_fc" : "mlp.up_proj");
-      const std::string dn = p + (c.starcoder2 ? "mlp.c_proj" : "mlp.down_proj");
+      const std::string up = p + c.mlp_up_name(), dn = p + c.mlp_down_name();
       L.gu_w = w(up + ".weight", {F, D}, {up + ".weight"});
       L.gu_b = opt_bias(c.mlp_bias, up + ".bias", F, {up + ".bias"});
       L.down_w = w(dn + ".weight", {D, F}, {dn + ".weight"});
@@ -393,7 +391,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           opt_bias(c.mlp_bias, p + "mlp.gate_up_proj.bias", 2 * F, {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
       L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
     }
-    const std::string down = p + (c.phi ? "mlp.fc2" : c.starcoder2 ? "mlp.c_proj" : "mlp.down_proj");
+    const std::string down = p + c.mlp_down_name();
     L.down_b = opt_bias(c.mlp_bias, down + ".bias", D, {down + ".bias"});
     if (c.gpt_oss)  // (f32, as the routers)
       L.sinks = g.weight(p + "self_attn.sinks", DType::F32, {H}, WeightSource{{p + "self_attn.sinks"}, {}, nullptr});
@@ -423,7 +421,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                                return v;
                              }});
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
-  // Phi: the final LayerNorm's bias and the LM head's
+  // The final LayerNorm's bias (Phi, Starcoder2, StableLM) and the LM head's (Phi)
   const uint32_t norm_b = c.norm_biases() ? w(norm_name + ".bias", {D}, {norm_name + ".bias"}) : kNoTensor;
   const uint32_t lm_head_b = c.phi ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
   // (Phi-4-mini: over the first rotary dims of each head only)

@@ -1262,6 +1262,8 @@ TEST_CASE("config: Starcoder2 (LayerNorms, the MLP's activation, use_bias, defau
   CHECK(error_of([](nlohmann::json& j) { j["norm_type"] = "rms_norm"; }).find("norm_type = \"rms_norm\"") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["mlp_type"] = "gated"; }).find("mlp_type = \"gated\"") != std::string::npos);
+  CHECK(hub.contains("rms_norm_eps"));  // (StarCoder2-15B's file carries it; transformers never reads it)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["rms_norm_eps"] = 0.5; }).rms_norm_eps == 1e-5);
   CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "relu"; }).find("for Starcoder2") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["norm_epsilon"] = nullptr; }).find("norm_epsilon is null") !=
         std::string::npos);
@@ -1270,8 +1272,8 @@ TEST_CASE("config: Starcoder2 (LayerNorms, the MLP's activation, use_bias, defau
 }
 
 // StableLmForCausalLM: LayerNorms with biases, a partial rotate-half RoPE (0.25 of each head by default), q/k/v
-// biases, per-head q/k LayerNorms and the parallel block on their keys; head_dim is hidden / heads whatever the
-// file says (StableLmConfig has no such key).
+// biases, per-head q/k LayerNorms and the parallel block on their keys; head_dim is hidden / heads (its
+// projections' width; a head_dim key of another value, which its RoPE would read, transformers cannot run).
 TEST_CASE("config: StableLM (partial RoPE, q/k/v biases, per-head q/k LayerNorms, parallel residual, defaults)") {
   std::ifstream in(kiln::test::fixture("hub_f32", "stablelm") + "/config.json");
   const nlohmann::json hub = nlohmann::json::parse(in);
@@ -1301,10 +1303,11 @@ TEST_CASE("config: StableLM (partial RoPE, q/k/v biases, per-head q/k LayerNorms
   });
   CHECK((e.head_layernorm && e.qk_norm && e.parallel_block()));
   CHECK(e.rotary() == 8);
-  const LlamaConfig h = edited(hub, [](nlohmann::json& j) { j["head_dim"] = 32; });
-  CHECK(h.head_dim == 16);  // (hidden_size / num_attention_heads: the key is not StableLmConfig's)
-  REQUIRE(h.unmodeled.size() == 1);
-  CHECK(h.unmodeled[0].rfind("head_dim = ", 0) == 0);
+  const LlamaConfig h = edited(hub, [](nlohmann::json& j) { j["head_dim"] = 16; });
+  CHECK(h.head_dim == 16);  // (hidden_size / num_attention_heads: accepted)
+  CHECK(h.unmodeled.empty());
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = 32; }).find("transformers cannot run") !=
+        std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("StableLM") != std::string::npos);
 }
 
@@ -1336,6 +1339,11 @@ TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["num_experts_per_tok"] = 4; }).find("exceeds num_experts (3)") !=
         std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j.erase("num_experts_per_tok"); }).find("(absent: OlmoeConfig's 8)") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = 32; }).find("OLMoE's q_norm spans hidden_size") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim is null") != std::string::npos);
 }
 
 // GraniteMoeSharedForCausalLM: GraniteMoe with a shared MLP of shared_intermediate_size (0, its default:
@@ -1508,8 +1516,10 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
             std::string::npos);
     }
     // Per family: Gemma 2's and 3's attention scale, the rotary fraction (Phi, Phi-3, GLM-4).
-    for (const char* k : {gemma23 ? "query_pre_attn_scalar" : "",
-                          family == "phi" || family == "phi3" || family == "glm4" ? "partial_rotary_factor" : ""})
+    for (const char* k :
+         {gemma23 ? "query_pre_attn_scalar" : "",
+          family == "phi" || family == "phi3" || family == "glm4" || family == "stablelm" ? "partial_rotary_factor"
+                                                                                          : ""})
       if (*k) {
         CAPTURE(std::string(k));
         CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
