@@ -140,6 +140,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Starcoder2ForCausalLM", "starcoder2"},
                                                                {"StableLmForCausalLM", "stablelm"},
                                                                {"OlmoeForCausalLM", "olmoe"},
+                                                               {"NemotronForCausalLM", "nemotron"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -548,6 +548,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool starcoder2 = arch == "Starcoder2ForCausalLM" || arch == "starcoder2";
   const bool stablelm = arch == "StableLmForCausalLM" || arch == "stablelm";
   const bool olmoe = arch == "OlmoeForCausalLM" || arch == "olmoe";
+  const bool nemotron = arch == "NemotronForCausalLM" || arch == "nemotron";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
@@ -560,7 +561,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe)
+      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe && !nemotron)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -584,6 +585,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : starcoder2         ? "Starcoder2ForCausalLM"
                    : stablelm           ? "StableLmForCausalLM"
                    : olmoe              ? "OlmoeForCausalLM"
+                   : nemotron           ? "NemotronForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
@@ -598,7 +600,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
   const bool layer_norm = phi || cohere || stablelm;  // (their eps key: layer_norm_eps; Starcoder2's norm_epsilon)
-  const char* eps_key = starcoder2 ? "norm_epsilon" : layer_norm ? "layer_norm_eps" : "rms_norm_eps";
+  const char* eps_key = starcoder2   ? "norm_epsilon"
+                        : nemotron   ? "norm_eps"
+                        : layer_norm ? "layer_norm_eps"
+                                     : "rms_norm_eps";
   r.refuse_null_values({eps_key, gemma && !gemma1 ? "hidden_activation" : "hidden_act", "max_position_embeddings"},
                        c.architecture);
   if (gemma1) {
@@ -629,14 +634,16 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (gpt_oss) {
     // (read_gpt_oss: GptOssConfig's hidden_act is never read)
-  } else if (arcee || starcoder2) {
-    // ArceeConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2); Starcoder2Config: between
-    // c_fc and c_proj (default gelu_pytorch_tanh)
-    if (!act2fn_kind(r.str("hidden_act", arcee ? "relu2" : "gelu_pytorch_tanh"), &c.mlp_activation))
+  } else if (arcee || starcoder2 || nemotron) {
+    // ArceeConfig and NemotronConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2);
+    // Starcoder2Config: between c_fc and c_proj (default gelu_pytorch_tanh)
+    if (!act2fn_kind(r.str("hidden_act", starcoder2 ? "gelu_pytorch_tanh" : "relu2"), &c.mlp_activation))
       r.fail("hidden_act",
              std::string("must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
                          "\"quick_gelu\" for ") +
-                 (arcee ? "Arcee" : "Starcoder2"));
+                 (arcee        ? "Arcee"
+                  : starcoder2 ? "Starcoder2"
+                               : "Nemotron"));
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
@@ -707,16 +714,18 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
-  c.max_position_embeddings = r.pos_int("max_position_embeddings", false,
-                                        seed_oss                                                               ? 524288
-                                        : gemma1 || gemma2 || cohere                                           ? 8192
-                                        : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss ? 131072
-                                        : qwen2 || qwen3 || smollm3 || qwen2_moe                               ? 32768
-                                        : phi3 || helium || arcee || starcoder2 || stablelm || olmoe           ? 4096
-                                                                                                               : 2048);
+  c.max_position_embeddings =
+      r.pos_int("max_position_embeddings", false,
+                seed_oss                                                                 ? 524288
+                : gemma1 || gemma2 || cohere                                             ? 8192
+                : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss   ? 131072
+                : qwen2 || qwen3 || smollm3 || qwen2_moe                                 ? 32768
+                : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron ? 4096
+                                                                                         : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
   c.rms_norm_eps = starcoder2   ? r.num("norm_epsilon", 1e-5)
+                   : nemotron   ? r.num("norm_eps", 1e-5)
                    : layer_norm ? r.num("layer_norm_eps", 1e-5)
                    : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
                    : helium
@@ -883,6 +892,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.mlp_bias = r.boolean("mlp_bias", false);
   } else if (cohere) {
     read_cohere(r, j, cohere2, &c);
+  } else if (nemotron) {
+    // NemotronConfig (LlamaConfig::nemotron): LLaMA's biases (attention_bias on q, k, v and o; mlp_bias on
+    // up_proj and down_proj); the rest is read below (partial_rotary_factor) and above (hidden_act).
+    c.nemotron = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.mlp_bias = r.boolean("mlp_bias", false);
   } else if (olmoe) {
     // OlmoeConfig (LlamaConfig::olmoe): LLaMA's biases with attention_bias; clip_qkv (q, k and v clamped after
     // their projections), which kiln has no op for, refused unless null; num_experts (default 64) experts of
@@ -1019,11 +1034,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.hardwired("full_attn_mod", 1);
     r.hardwired("interpolate_factor", 1);
   }
-  if (phi3 || phi || glm4 || stablelm) {
+  if (phi3 || phi || glm4 || stablelm || nemotron) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
     // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
     // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5, StableLmConfig's 0.25.
-    const double def = stablelm ? 0.25 : phi || glm4 ? 0.5 : 1.0;
+    const double def = stablelm ? 0.25 : phi || glm4 || nemotron ? 0.5 : 1.0;  // (NemotronConfig's 0.5)
     r.refuse_null("partial_rotary_factor", "with which transformers cannot compute its RoPE: give its value");
     double f = r.num("partial_rotary_factor", def);
     const char* fkey = "partial_rotary_factor";
@@ -1049,8 +1064,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
              : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
              : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
              : helium  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
-             : cohere && !cohere2 ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
-                                  : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4 || stablelm);
+             : cohere && !cohere2
+                 ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
+                 : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4 || stablelm || nemotron);
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");

@@ -71,13 +71,21 @@ struct LlamaConfig {
   // Starcoder2 (Starcoder2ForCausalLM: StarCoder2 3B/7B/15B): LLaMA's layer with LayerNorms that have biases
   // (eps in rms_norm_eps) and an ungated MLP, c_fc -> mlp_activation -> c_proj, biases everywhere with use_bias.
   bool starcoder2 = false;
-  // An MLP without a gate (Arcee, Starcoder2): up (c_fc) -> mlp_activation -> down (c_proj).
-  bool ungated_mlp() const { return arcee || starcoder2; }
+  // Nemotron (NemotronForCausalLM: Minitron, Nemotron-Mini): LLaMA's layer with LayerNorms that multiply by
+  // (1 + w) and have biases (LayerNorm1P; eps norm_eps), an ungated up_proj -> mlp_activation (relu² by
+  // default) -> down_proj MLP, RoPE over the first partial_rotary_factor (0.5) of each head, biases with
+  // attention_bias and mlp_bias.
+  bool nemotron = false;
+  // Norm weights that multiply by (1 + w), folded in f32 at compile time (Gemma's RMSNorms, Nemotron's
+  // LayerNorms).
+  bool one_plus_norms() const { return gemma || nemotron; }
+  // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
+  bool ungated_mlp() const { return arcee || starcoder2 || nemotron; }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
   const char* mlp_up_name() const { return starcoder2 ? "mlp.c_fc" : "mlp.up_proj"; }
   const char* mlp_down_name() const { return phi ? "mlp.fc2" : starcoder2 ? "mlp.c_proj" : "mlp.down_proj"; }
   // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM).
-  bool norm_biases() const { return phi || starcoder2 || stablelm; }
+  bool norm_biases() const { return phi || starcoder2 || stablelm || nemotron; }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k
   // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their

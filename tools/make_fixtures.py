@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -29,6 +29,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only starcoder2 only tests/fixtures/starcoder2/ (tiny Starcoder2ForCausalLM checkpoints: LayerNorms, c_fc/c_proj)
   --only stablelm  only tests/fixtures/stablelm/ (tiny StableLmForCausalLM checkpoints: per-head q/k LayerNorms)
   --only olmoe     only tests/fixtures/olmoe/ (tiny OlmoeForCausalLM checkpoints: whole q/k norms, experts)
+  --only nemotron  only tests/fixtures/nemotron/ (tiny NemotronForCausalLM checkpoints: LayerNorm1P, relu² MLP)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -226,7 +227,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -759,6 +760,23 @@ OLMOE_VARIANTS = [
                             num_key_value_heads=2)),
     ("hub_norm_f32", 7474, dict(OLMOE_BASE, num_experts=3, num_experts_per_tok=2, intermediate_size=40,
                                 norm_topk_prob=True, num_key_value_heads=4, tie_word_embeddings=True)),
+]
+
+NEMOTRON_DIR = os.path.join(REPO, "tests", "fixtures", "nemotron")
+# Nemotron (NemotronForCausalLM: Minitron, Nemotron-Mini): LLaMA's layer with LayerNorm1P norms ((1 + w), with
+# biases; weights drawn around zero, biases drawn), an ungated up_proj -> ACT2FN[hidden_act] (relu²) ->
+# down_proj MLP, RoPE over the first half of each head. relu2_bias_f32: attention and MLP biases, GQA.
+# hub_f32: Nemotron-Mini-4B's config.json layout (partial_rotary_factor and rope_theta at the top, norm_eps,
+# torch_dtype). gelu_hd24_tied_f32: the exact GELU, head_dim 24 (not hidden / heads), MQA, tied, llama3 RoPE.
+NEMOTRON_BASE = {"pad_token_id": None, "bos_token_id": 2, "eos_token_id": 3, "norm_eps": 1e-5}
+NEMOTRON_VARIANTS = [
+    ("relu2_bias_f32", 7575, dict(NEMOTRON_BASE, attention_bias=True, mlp_bias=True, num_key_value_heads=2)),
+    ("hub_f32", 7676, dict(NEMOTRON_BASE, num_key_value_heads=4,
+                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                            "partial_rotary_factor": 0.5})),
+    ("gelu_hd24_tied_f32", 7777, dict(NEMOTRON_BASE, hidden_act="gelu", head_dim=24, num_key_value_heads=1,
+                                      tie_word_embeddings=True,
+                                      rope_parameters=dict(LLAMA3_ROPE, partial_rotary_factor=0.5))),
 ]
 
 COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
@@ -1930,6 +1948,31 @@ def main_olmoe():
     def hub(cfg):  # allenai/OLMoE-1B-7B-0924's keys (transformers 4.43)
         cfg["clip_qkv"] = None
     rewrite_as_hub(os.path.join(OLMOE_DIR, "hub_norm_f32"), OlmoeForCausalLM, "4.43.0.dev0", hub)
+
+
+def main_nemotron():
+    from transformers import NemotronConfig, NemotronForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.mlp.up_proj.weight" in keys and "model.layers.0.mlp.gate_proj.weight" not in keys
+        assert "model.norm.bias" in keys and "model.layers.0.input_layernorm.bias" in keys, keys.keys()
+    main_llama_like("nemotron", NEMOTRON_DIR, NEMOTRON_VARIANTS, NemotronConfig, NemotronForCausalLM, check,
+                    draw_gemma_norms)
+    drop_rms_norm_eps(NEMOTRON_DIR, NEMOTRON_VARIANTS)
+    for name, _, overrides in NEMOTRON_VARIANTS:
+        out = os.path.join(NEMOTRON_DIR, name)
+        # The activation and the partial RoPE must matter: another of each gives other logits.
+        other = "silu" if overrides.get("hidden_act", "relu2") != "silu" else "relu2"
+        assert_moves(out, NemotronForCausalLM, "hidden_act " + other, 1e-2, hidden_act=other)
+        rp = dict(NemotronForCausalLM.from_pretrained(out).config.rope_parameters, partial_rotary_factor=1.0)
+        assert_moves(out, NemotronForCausalLM, "RoPE over every dim", 1e-2, rope_parameters=rp)
+
+    def hub(cfg):  # nvidia/Nemotron-Mini-4B-Instruct's keys (transformers 4.44): partial_rotary_factor at the top
+        rp = cfg.pop("rope_parameters")
+        cfg["rope_theta"] = rp["rope_theta"]
+        cfg["partial_rotary_factor"] = rp["partial_rotary_factor"]
+        cfg["rope_scaling"] = None
+    rewrite_as_hub(os.path.join(NEMOTRON_DIR, "hub_f32"), NemotronForCausalLM, "4.44.0.dev0", hub, flat_rope=False)
 
 
 def main_cohere():
@@ -4168,6 +4211,8 @@ def main():
         main_stablelm()
     if ARGS.only in ("all", "olmoe"):
         main_olmoe()
+    if ARGS.only in ("all", "nemotron"):
+        main_nemotron()
     if ARGS.only in ("all", "cohere2"):
         main_cohere2()
     if ARGS.only in ("all", "phi3"):

@@ -223,13 +223,19 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   }
   // An RMSNorm weight. Gemma's norms multiply by (1 + w): folded in here, in f32 whatever the plan
   // dtype (transformers computes 1 + w in f32 too).
-  auto norm_w = [&](const std::string& name, int64_t n) {
-    if (!c.gemma) return w(name, {n}, {name});
+  auto norm_w = [&](const std::string& name, int64_t n) {  // (Nemotron's LayerNorm1P too: its biases f32 then)
+    if (!c.one_plus_norms()) return w(name, {n}, {name});
     return g.weight(name, DType::F32, {n}, WeightSource{{}, {}, [name](const WeightFetch& fetch) {
                                                           std::vector<float> v = fetch(name);
                                                           for (float& x : v) x += 1.0f;
                                                           return v;
                                                         }});
+  };
+
+  // A LayerNorm's bias: in the plan dtype, f32 beside a folded (1 + w) weight (the op takes w and b of one dtype).
+  auto norm_b_w = [&](const std::string& name, int64_t n) {
+    if (!c.one_plus_norms()) return w(name, {n}, {name});
+    return g.weight(name, DType::F32, {n}, WeightSource{{name}, {}, nullptr});
   };
 
   // Cohere's per-head q/k norm weights ([heads, head_dim]) as one row, each head's values reordered as
@@ -286,7 +292,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     const std::string p = hf_layer_prefix(i);
     Layer L;
     L.attn_norm = c.olmo2 ? kNoTensor : norm_w(p + "input_layernorm.weight", D);
-    if (c.norm_biases()) L.attn_norm_b = w(p + "input_layernorm.bias", {D}, {p + "input_layernorm.bias"});
+    if (c.norm_biases()) L.attn_norm_b = norm_b_w(p + "input_layernorm.bias", D);
     L.qkv_w =
         w(p + "self_attn.qkv_proj.weight", {W, D},
           c.fused_projections ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
@@ -332,8 +338,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
     } else {
       L.mlp_norm = norm_w(p + "post_attention_layernorm.weight", D);
-      if (c.norm_biases())
-        L.mlp_norm_b = w(p + "post_attention_layernorm.bias", {D}, {p + "post_attention_layernorm.bias"});
+      if (c.norm_biases()) L.mlp_norm_b = norm_b_w(p + "post_attention_layernorm.bias", D);
     }
     if (c.is_moe_layer(i)) {
       // Experts stacked as DeepSeek's are: expert e's gate rows, then its up rows; its down rows.
@@ -422,7 +427,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                              }});
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
   // The final LayerNorm's bias (Phi, Starcoder2, StableLM) and the LM head's (Phi)
-  const uint32_t norm_b = c.norm_biases() ? w(norm_name + ".bias", {D}, {norm_name + ".bias"}) : kNoTensor;
+  const uint32_t norm_b = c.norm_biases() ? norm_b_w(norm_name + ".bias", D) : kNoTensor;
   const uint32_t lm_head_b = c.phi ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
   // (Phi-4-mini: over the first rotary dims of each head only)
   const uint32_t inv_freq = g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
@@ -781,6 +786,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "stablelm",
                                       "OlmoeForCausalLM",
                                       "olmoe",
+                                      "NemotronForCausalLM",
+                                      "nemotron",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

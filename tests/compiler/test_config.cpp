@@ -1346,6 +1346,34 @@ TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
   CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim is null") != std::string::npos);
 }
 
+// NemotronForCausalLM: LayerNorm1P norms ((1 + w), biases; eps norm_eps), an ungated relu² MLP, RoPE over the
+// first half of each head, LLaMA's biases.
+TEST_CASE("config: Nemotron (LayerNorm1P, relu², partial RoPE, defaults)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "nemotron") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "NemotronForCausalLM");
+  CHECK((a.nemotron && a.one_plus_norms() && a.norm_biases() && a.ungated_mlp()));
+  CHECK(a.mlp_activation == Activation::kRelu2);
+  CHECK(a.rotary() == 8);  // (0.5 of 16)
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"norm_eps", "hidden_act", "partial_rotary_factor", "max_position_embeddings",
+                          "tie_word_embeddings", "num_key_value_heads", "attention_bias", "mlp_bias"})
+      j.erase(k);
+  });
+  CHECK(d.rms_norm_eps == 1e-5);  // (NemotronConfig's defaults)
+  CHECK(d.mlp_activation == Activation::kRelu2);
+  CHECK(d.rotary() == 8);
+  CHECK(d.max_position_embeddings == 4096);
+  CHECK_FALSE((d.tie_word_embeddings || d.attention_bias || d.mlp_bias));
+  CHECK(d.num_key_value_heads == d.num_attention_heads);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "relu"; }).find("for Nemotron") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["norm_eps"] = nullptr; }).find("norm_eps is null") !=
+        std::string::npos);
+}
+
 // GraniteMoeSharedForCausalLM: GraniteMoe with a shared MLP of shared_intermediate_size (0, its default:
 // none, GraniteMoe's layer).
 TEST_CASE("config: GraniteMoeShared (the shared MLP's size, default, null)") {
@@ -1508,6 +1536,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     const bool gemma23 = family == "gemma2" || family == "gemma3";
     const bool layer_norm = family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm";
     for (const char* k : {family == "starcoder2" ? "norm_epsilon"
+                          : family == "nemotron" ? "norm_eps"
                           : layer_norm           ? "layer_norm_eps"
                                                  : "rms_norm_eps",
                           gemma23 ? "hidden_activation" : "hidden_act", "max_position_embeddings"}) {
@@ -1518,8 +1547,9 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     // Per family: Gemma 2's and 3's attention scale, the rotary fraction (Phi, Phi-3, GLM-4).
     for (const char* k :
          {gemma23 ? "query_pre_attn_scalar" : "",
-          family == "phi" || family == "phi3" || family == "glm4" || family == "stablelm" ? "partial_rotary_factor"
-                                                                                          : ""})
+          family == "phi" || family == "phi3" || family == "glm4" || family == "stablelm" || family == "nemotron"
+              ? "partial_rotary_factor"
+              : ""})
       if (*k) {
         CAPTURE(std::string(k));
         CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=

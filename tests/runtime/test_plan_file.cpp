@@ -622,6 +622,9 @@ TEST_CASE("plan file: Cohere's bias-less LayerNorm and per-head q/k LayerNorms, 
   CHECK(versions(first("starcoder2"), "layernorm", 1) == 1);   // (its LayerNorms have biases)
   CHECK(versions(first("starcoder2"), "activation", 1) == 1);  // (no relu²)
   CHECK(versions(first("stablelm"), "layernorm", 1) == 1);     // (its LayerNorms have biases)
+  CHECK(versions(first("nemotron"), "layernorm", 1) == 1);     // (LayerNorm1P: biases, (1 + w) folded)
+  CHECK(versions(first("nemotron"), "activation", 1) == 1);    // (gelu_hd24_tied_f32: the exact GELU, version 1)
+  CHECK(versions(fixture_plan_bytes(d, "relu2_bias_f32", "nemotron", nullptr, &o), "activation", 2) == 1);  // (relu²)
   CHECK(versions(first("stablelm"), "head_rmsnorm", 3) == 1);  // (per-head LayerNorms)
   for (const char* family : {"qwen3", "olmo2", "exaone4"}) {
     CAPTURE(std::string(family));
