@@ -1394,6 +1394,18 @@ def rewrite_as_hub(out, model_cls, version, edit, flat_rope=True):
     return before, after, cfg
 
 
+def gemma3_hub_rope(cfg):
+    """A Gemma 3 text config's RoPE and layer types as transformers 4 wrote them (the hub's files): rope_theta,
+    rope_scaling (the full layers') and rope_local_base_freq for transformers 5's rope_parameters by layer type,
+    no layer_types (sliding_window_pattern gives them)."""
+    rp = cfg.pop("rope_parameters")
+    cfg.pop("layer_types")
+    cfg.pop("_sliding_window_pattern")
+    cfg["rope_theta"] = rp["full_attention"]["rope_theta"]
+    cfg["rope_scaling"] = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
+    cfg["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+
+
 def main_gemma3():
     from transformers import Gemma3TextConfig, Gemma3ForCausalLM
 
@@ -1403,12 +1415,7 @@ def main_gemma3():
                     draw_gemma_norms)
     # pattern_f32's config as the hub ships Gemma 3 (transformers 4 wrote it): the same model.
     def hub(cfg):
-        rp = cfg.pop("rope_parameters")
-        cfg.pop("layer_types")
-        cfg.pop("_sliding_window_pattern")
-        cfg["rope_theta"] = rp["full_attention"]["rope_theta"]
-        cfg["rope_scaling"] = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
-        cfg["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+        gemma3_hub_rope(cfg)
         cfg["cache_implementation"] = "hybrid"
     before, after, _ = rewrite_as_hub(os.path.join(GEMMA3_DIR, "pattern_f32"), Gemma3ForCausalLM, "4.50.0.dev0", hub,
                                       flat_rope=False)
@@ -1466,14 +1473,8 @@ def gemma3_vlm(out_dir):
                             tie_word_embeddings=text.get("tie_word_embeddings", True))
 
     def hub(cfg):  # google/gemma-3-4b-it's layout (transformers 4.50)
-        t = cfg["text_config"]
-        rp = t.pop("rope_parameters")
-        t.pop("layer_types")
-        t.pop("_sliding_window_pattern")
-        t["rope_theta"] = rp["full_attention"]["rope_theta"]
-        t["rope_scaling"] = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
-        t["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
-        t.pop("dtype", None)
+        gemma3_hub_rope(cfg["text_config"])
+        cfg["text_config"].pop("dtype", None)
     image_text_fixtures(out_dir, GEMMA3_VLM_VARIANTS, config_cls, Gemma3ForConditionalGeneration, draw_gemma_norms,
                         "vlm_untied_f32", hub, "4.50.0.dev0")
 
