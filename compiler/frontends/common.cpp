@@ -68,6 +68,10 @@ LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t bat
   return s;
 }
 
+void add_layernorm(GraphProgram& P, uint32_t x, uint32_t w, uint32_t b, uint32_t y, double eps) {
+  add_node(P, b != kNoTensor ? kLayerNormOpV1 : kLayerNormOp, {x, w, b}, {y}, {}, {eps});
+}
+
 void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, uint32_t lm_head, double eps,
                        const LmProgramIo& io, double logit_softcap, uint32_t norm_bias, uint32_t lm_head_bias,
                        bool layer_norm) {
@@ -89,8 +93,7 @@ void finish_lm_program(Graph& g, LmProgramStart st, uint32_t x, uint32_t norm, u
   const int64_t rows = g.values[x].shape[0];
   const uint32_t xn = g.activation(prefix + "final_norm", {rows, dim});
   const uint32_t logits = g.activation(prefix + "logits", {rows, vocab});
-  if (norm_bias != kNoTensor) add_node(P, kLayerNormOpV1, {x, norm, norm_bias}, {xn}, {}, {eps});
-  else if (layer_norm) add_node(P, kLayerNormOp, {x, norm, kNoTensor}, {xn}, {}, {eps});  // (without a bias: version 2)
+  if (norm_bias != kNoTensor || layer_norm) add_layernorm(P, x, norm, norm_bias, xn, eps);
   else add_node(P, kRmsNormOp, {x, norm, io.n_valid}, {xn}, {}, {eps});
   add_node(P, kMatmulOp, {xn, lm_head, lm_head_bias, io.n_valid}, {logits}, {0});
   if (logit_softcap > 0) add_node(P, kSoftcapOp, {logits}, {logits}, {}, {logit_softcap});

@@ -55,6 +55,10 @@ struct LmProgramStart {
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
                                 double embed_scale = 1.0);
 
+// y = LayerNorm(x)·w (+ b): layernorm version 1 with a bias, version 2 without one (Cohere's), so that a plan
+// whose LayerNorms all have biases stays readable by a runtime from before version 2.
+void add_layernorm(GraphProgram& P, uint32_t x, uint32_t w, uint32_t b, uint32_t y, double eps);
+
 // Ends it: final RMSNorm (a LayerNorm with norm_bias or layer_norm) and LM head (plus lm_head_bias
 // when given) over residual stream x (every row of x, or with last_rows each batch row's last
 // valid one, the `last_rows` gather), soft-capped when logit_softcap > 0

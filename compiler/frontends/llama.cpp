@@ -12,7 +12,6 @@
 #include "kernels/elementwise.h"
 #include "kernels/head_rmsnorm.h"
 #include "kernels/kv_write.h"
-#include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
@@ -497,8 +496,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           add_node(P, kAddOp, {x, branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
         }
       };
-      if (c.norm_biases()) add_node(P, kLayerNormOpV1, {x, L.attn_norm, L.attn_norm_b}, {h}, {}, {eps});
-      else if (c.cohere) add_node(P, kLayerNormOp, {x, L.attn_norm, kNoTensor}, {h}, {}, {eps});  // (no bias)
+      if (c.norm_biases() || c.cohere) add_layernorm(P, x, L.attn_norm, L.attn_norm_b, h, eps);  // (Cohere's: no bias)
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.head_layernorm)  // a LayerNorm over each head, its weights its own (version 3)
@@ -530,7 +528,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
       }
-      if (c.norm_biases()) add_node(P, kLayerNormOpV1, {x, L.mlp_norm, L.mlp_norm_b}, {h2}, {}, {eps});
+      if (c.norm_biases()) add_layernorm(P, x, L.mlp_norm, L.mlp_norm_b, h2, eps);
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
