@@ -141,6 +141,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"StableLmForCausalLM", "stablelm"},
                                                                {"OlmoeForCausalLM", "olmoe"},
                                                                {"NemotronForCausalLM", "nemotron"},
+                                                               {"GPTNeoXForCausalLM", "gpt_neox"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -549,6 +549,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool stablelm = arch == "StableLmForCausalLM" || arch == "stablelm";
   const bool olmoe = arch == "OlmoeForCausalLM" || arch == "olmoe";
   const bool nemotron = arch == "NemotronForCausalLM" || arch == "nemotron";
+  const bool gpt_neox = arch == "GPTNeoXForCausalLM" || arch == "gpt_neox";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
@@ -561,7 +562,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe && !nemotron)
+      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe && !nemotron && !gpt_neox)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -586,6 +587,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : stablelm           ? "StableLmForCausalLM"
                    : olmoe              ? "OlmoeForCausalLM"
                    : nemotron           ? "NemotronForCausalLM"
+                   : gpt_neox           ? "GPTNeoXForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
@@ -599,7 +601,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                         : "LlamaForCausalLM";
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
-  const bool layer_norm = phi || cohere || stablelm;  // (their eps key: layer_norm_eps; Starcoder2's norm_epsilon)
+  // (their eps key: layer_norm_eps; Starcoder2's norm_epsilon)
+  const bool layer_norm = phi || cohere || stablelm || gpt_neox;
   const char* eps_key = starcoder2   ? "norm_epsilon"
                         : nemotron   ? "norm_eps"
                         : layer_norm ? "layer_norm_eps"
@@ -634,15 +637,20 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (gpt_oss) {
     // (read_gpt_oss: GptOssConfig's hidden_act is never read)
-  } else if (arcee || starcoder2 || nemotron) {
+  } else if (arcee || starcoder2 || nemotron || gpt_neox) {
     // ArceeConfig and NemotronConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2);
-    // Starcoder2Config: between c_fc and c_proj (default gelu_pytorch_tanh)
-    if (!act2fn_kind(r.str("hidden_act", starcoder2 ? "gelu_pytorch_tanh" : "relu2"), &c.mlp_activation))
+    // Starcoder2Config: between c_fc and c_proj (default gelu_pytorch_tanh); GPTNeoXConfig: between
+    // dense_h_to_4h and dense_4h_to_h (default gelu, the exact one)
+    if (!act2fn_kind(r.str("hidden_act", starcoder2 ? "gelu_pytorch_tanh"
+                                         : gpt_neox ? "gelu"
+                                                    : "relu2"),
+                     &c.mlp_activation))
       r.fail("hidden_act",
              std::string("must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
                          "\"quick_gelu\" for ") +
                  (arcee        ? "Arcee"
                   : starcoder2 ? "Starcoder2"
+                  : gpt_neox   ? "GPT-NeoX"
                                : "Nemotron"));
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
@@ -675,6 +683,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
            "is missing or null, with which transformers 5 cannot build MinistralForCausalLM: give its value");
+  // (GPTNeoXConfig has no such key: its attention has a k and a v head for each head)
+  if (gpt_neox) r.hardwired("num_key_value_heads", c.num_attention_heads);
   const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
                              : mistral || ministral || mixtral ? 8
                              : starcoder2                      ? 2
@@ -693,13 +703,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     r.fail("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) + ") must divide num_attention_heads (" +
                                       std::to_string(c.num_attention_heads) + ")");
-  if (stablelm && r.has("head_dim") &&
+  if ((stablelm || gpt_neox) && r.has("head_dim") &&
       (c.hidden_size % c.num_attention_heads != 0 ||
        r.pos_int("head_dim", true) != c.hidden_size / c.num_attention_heads))
     r.fail("head_dim",
-           "is not hidden_size / num_attention_heads, which StableLM's attention uses: transformers "
-           "cannot run this config");  // (its RoPE reads head_dim, its projections hidden / heads)
-  if (!stablelm && r.has("head_dim")) {
+           std::string("is not hidden_size / num_attention_heads, which ") + (stablelm ? "StableLM" : "GPT-NeoX") +
+               "'s attention uses: transformers cannot run this config");  // (its RoPE reads head_dim, its
+                                                                           // projections hidden / heads)
+  if (!stablelm && !gpt_neox && r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
@@ -924,6 +935,15 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              std::to_string(c.hidden_size) +
                              "): OLMoE's q_norm spans hidden_size, and transformers cannot run this config");
     for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
+  } else if (gpt_neox) {
+    // GPTNeoXConfig (LlamaConfig::gpt_neox): biases on query_key_value and dense with attention_bias (on by
+    // default), on the MLP always; the parallel block with use_parallel_residual (on by default). Its dropouts
+    // act in training only; Dolly v2's custom_pipelines registers a pipeline class, which the model never reads.
+    c.gpt_neox = true;
+    c.attention_bias = r.boolean("attention_bias", true);
+    c.mlp_bias = true;
+    c.neox_parallel = r.boolean("use_parallel_residual", true);
+    for (const char* k : {"hidden_dropout", "attention_dropout", "classifier_dropout", "custom_pipelines"}) r.has(k);
   } else if (stablelm) {
     // StableLmConfig (LlamaConfig::stablelm): biases on q, k and v with use_qkv_bias, per-head q/k LayerNorms with
     // qk_layernorm, the parallel block with use_parallel_residual. Its dropouts act in training only.
@@ -1034,18 +1054,47 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.hardwired("full_attn_mod", 1);
     r.hardwired("interpolate_factor", 1);
   }
-  if (phi3 || phi || glm4 || stablelm || nemotron) {
+  // GPTNeoXConfig's RoPE: rope_parameters (or rope_scaling) as given, its rope_theta and partial_rotary_factor
+  // filled in from rotary_emb_base (default 10000) and rotary_pct (default 0.25) where it has none. The top-level
+  // rope_theta and partial_rotary_factor other config classes read, it never reads: refused unless they agree.
+  double neox_theta = 10000.0, neox_pct = 0.25;
+  const char* neox_pct_key = "rotary_pct";
+  if (gpt_neox) {
+    const char* k = r.rope_key();
+    const json* params = k && j[k].is_object() ? &j[k] : nullptr;
+    auto given = [&](const char* key) { return params && params->contains(key) && !(*params)[key].is_null(); };
+    const std::string why = "and the RoPE object gives no value in its place: transformers cannot compute its RoPE";
+    if (!given("rope_theta")) r.refuse_null("rotary_emb_base", why);
+    if (!given("partial_rotary_factor")) r.refuse_null("rotary_pct", why);
+    const double base = r.num("rotary_emb_base", 10000.0), pct = r.num("rotary_pct", 0.25);
+    neox_theta = given("rope_theta") ? r.num(*params, "rope_theta", base) : base;
+    neox_pct = given("partial_rotary_factor") ? r.num(*params, "partial_rotary_factor", pct) : pct;
+    if (given("partial_rotary_factor")) neox_pct_key = k;
+    for (const auto& [key, value] :
+         {std::pair<const char*, double>{"rope_theta", neox_theta}, {"partial_rotary_factor", neox_pct}})
+      if (r.has(key) && r.num(key, value) != value)
+        r.fail(key, "= " + j[key].dump() +
+                        ", which GPTNeoXConfig never reads (it reads rotary_emb_base, rotary_pct and the RoPE "
+                        "object, which give " +
+                        short_float(value) + "); kiln refuses rather than guess which was meant");
+  }
+  if (phi3 || phi || glm4 || stablelm || nemotron || gpt_neox) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
     // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
-    // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5, StableLmConfig's 0.25.
+    // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5, StableLmConfig's 0.25;
+    // GPT-NeoX's read above.
     const double def = stablelm ? 0.25 : phi || glm4 || nemotron ? 0.5 : 1.0;  // (NemotronConfig's 0.5)
-    r.refuse_null("partial_rotary_factor", "with which transformers cannot compute its RoPE: give its value");
-    double f = r.num("partial_rotary_factor", def);
-    const char* fkey = "partial_rotary_factor";
-    if (const char* k = r.rope_key();
-        k && j[k].is_object() && j[k].contains("partial_rotary_factor") && !j[k]["partial_rotary_factor"].is_null()) {
-      f = r.num(j[k], "partial_rotary_factor", def);
-      fkey = k;
+    double f = neox_pct;
+    const char* fkey = neox_pct_key;
+    if (!gpt_neox) {
+      r.refuse_null("partial_rotary_factor", "with which transformers cannot compute its RoPE: give its value");
+      f = r.num("partial_rotary_factor", def);
+      fkey = "partial_rotary_factor";
+      if (const char* k = r.rope_key();
+          k && j[k].is_object() && j[k].contains("partial_rotary_factor") && !j[k]["partial_rotary_factor"].is_null()) {
+        f = r.num(j[k], "partial_rotary_factor", def);
+        fkey = k;
+      }
     }
     if (!(f > 0 && f <= 1)) r.fail(fkey, "partial_rotary_factor must be in (0, 1]");
     const int64_t rd = int64_t(double(c.head_dim) * f);
@@ -1059,11 +1108,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.has_dtype = r.dtype(&c.dtype);
   if ((!gemma || gemma1) && !olmo3 && !gpt_oss)  // (read_gemma, read_olmo3 and read_gpt_oss read theirs; Phi3Config
                                                  // reads its old names su and yarn as longrope)
-    c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
-             : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
-             : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
-             : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
-             : helium  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
+    c.rope = phi3       ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
+             : mixtral  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
+             : smollm3  ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
+             : ernie    ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
+             : helium   ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
+             : gpt_neox ? r.rope({"default", "linear", "llama3", "yarn"}, neox_theta, true)
              : cohere && !cohere2
                  ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
                  : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4 || stablelm || nemotron);

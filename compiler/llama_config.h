@@ -76,16 +76,27 @@ struct LlamaConfig {
   // default) -> down_proj MLP, RoPE over the first partial_rotary_factor (0.5) of each head, biases with
   // attention_bias and mlp_bias.
   bool nemotron = false;
+  // GPT-NeoX (GPTNeoXForCausalLM: Pythia, GPT-NeoX-20B, Dolly v2, RedPajama-INCITE, StableLM-Alpha): LayerNorms with
+  // biases (layer_norm_eps), q, k and v in one query_key_value tensor with each head's q, k and v rows together
+  // (the frontend renames the checkpoint's gpt_neox.* names to kiln's and regroups those rows), a rotate-half RoPE
+  // over the first rotary_pct (0.25) of each head, biases on query_key_value and dense with attention_bias (on by
+  // default), an ungated dense_h_to_4h -> mlp_activation (exact GELU by default) -> dense_4h_to_h MLP with biases,
+  // as many k/v heads as heads, and with use_parallel_residual (neox_parallel, on by default) the attention and
+  // the MLP both reading the layer's input, each through its own norm (input_layernorm,
+  // post_attention_layernorm), their outputs added to it.
+  bool gpt_neox = false, neox_parallel = false;
   // Norm weights that multiply by (1 + w), folded in f32 at compile time (Gemma's RMSNorms, Nemotron's
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
-  bool ungated_mlp() const { return arcee || starcoder2 || nemotron; }
+  bool ungated_mlp() const { return arcee || starcoder2 || nemotron || gpt_neox; }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
-  const char* mlp_up_name() const { return starcoder2 ? "mlp.c_fc" : "mlp.up_proj"; }
-  const char* mlp_down_name() const { return phi ? "mlp.fc2" : starcoder2 ? "mlp.c_proj" : "mlp.down_proj"; }
-  // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM).
-  bool norm_biases() const { return phi || starcoder2 || stablelm || nemotron; }
+  const char* mlp_up_name() const { return starcoder2 ? "mlp.c_fc" : gpt_neox ? "mlp.dense_h_to_4h" : "mlp.up_proj"; }
+  const char* mlp_down_name() const {
+    return phi ? "mlp.fc2" : starcoder2 ? "mlp.c_proj" : gpt_neox ? "mlp.dense_4h_to_h" : "mlp.down_proj";
+  }
+  // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM, Nemotron, GPT-NeoX).
+  bool norm_biases() const { return phi || starcoder2 || stablelm || nemotron || gpt_neox; }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k
   // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their

@@ -602,10 +602,16 @@ std::vector<LoraAdapterSpec> expand_lora_spec(const LoraAdapterSpec& spec) {
   return out;
 }
 
-LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base, bool tied_head) {
+LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base, bool tied_head,
+                      const ModuleNames& names) {
   LoraSet set;
   Impl& im = *set.impl_;
-  const std::set<std::string> modules = module_names(base);
+  // (a name as peft has it, and as the checkpoint has it)
+  auto peft = [&](const std::string& n) { return names.to_peft ? names.to_peft(n) : n; };
+  auto ck = [&](const std::string& n) { return names.from_peft ? names.from_peft(n) : n; };
+  std::set<std::string> modules;
+  for (const std::string& m : module_names(base)) modules.insert(peft(m));
+  const std::string embed_module = peft("model.embed_tokens");
   im.adapters.reserve(specs.size());
   for (const LoraAdapterSpec& spec : specs) {
     const std::string name = spec_name(spec);
@@ -690,13 +696,14 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
         bool listed = base_layer;
         for (const std::string& m : c.modules_to_save) {
           const size_t dot = plain.rfind('.');
-          listed = listed || (dot != std::string::npos && saved_under(plain.substr(0, dot), m)) ||
-                   // (ensure_weight_tying: peft saves the tied head with the embedding)
-                   (c.ensure_weight_tying && tied_embedding && plain == "lm_head.weight" &&
-                    saved_under("model.embed_tokens", m));
+          listed =
+              listed || (dot != std::string::npos && saved_under(plain.substr(0, dot), m)) ||
+              // (ensure_weight_tying: peft saves the tied head with the embedding)
+              (c.ensure_weight_tying && tied_embedding && plain == "lm_head.weight" && saved_under(embed_module, m));
         }
         if (!listed)
           throw CompileError(st_path + ": unrecognized key '" + key + "' (not a LoRA tensor or a module to save)");
+        plain = ck(plain);  // (the checkpoint's name from here on)
         const StTensor* b = base.find(plain);
         if (!b && plain == "lm_head.weight") b = tied_embedding;
         if (!b) throw CompileError(where + ": saved module tensor '" + plain + "' is not in the model");
@@ -731,11 +738,11 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     for (auto& [path, m] : mods) {
       const std::string mw = where + ", module '" + path + "'";
       if (!m.a || !m.b) throw CompileError(mw + ": needs both A and B matrices");
-      const StTensor* w = base.find(path + ".weight");
-      if (tied_embedding && path == "lm_head" && c.ensure_weight_tying) {
+      const StTensor* w = base.find(ck(path) + ".weight");
+      if (tied_embedding && ck(path) == "lm_head" && c.ensure_weight_tying) {
         // ensure_weight_tying: peft gives the tied head the embedding's adapter, transposed (A = Bᵀ,
         // B = Aᵀ: the same ΔW), and saves it too. The embedding's merge is the head's.
-        const auto e = mods.find("model.embed_tokens");
+        const auto e = mods.find(embed_module);
         if (e == mods.end() || e->second.kind != Kind::kEmbedding || !e->second.a || !e->second.b ||
             m.kind != Kind::kLinear || m.b_bias || m.magnitude || !transposed_values(*m.a, *e->second.b) ||
             !transposed_values(*m.b, *e->second.a))
@@ -796,7 +803,7 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       if (m.b_bias) {
         if (m.b_bias->shape != std::vector<int64_t>{b_rows})
           throw CompileError(mw + ": lora_B.bias has the wrong shape");
-        if (!base.find(path + ".bias"))
+        if (!base.find(ck(path) + ".bias"))
           throw CompileError(mw + ": lora_bias needs a bias in the base layer, which has none");
       }
       m.scale = spec.weight * (c.rslora ? alpha / std::sqrt(double(r)) : alpha / double(r));
@@ -808,8 +815,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
   for (const Adapter& ad : im.adapters) {
     im.records.push_back(ad.record);
     for (const Module& m : ad.modules) {
-      im.by_tensor[m.path + ".weight"].push_back({&ad, &m});
-      if (m.b_bias) im.by_tensor[m.path + ".bias"].push_back({&ad, &m});
+      im.by_tensor[ck(m.path) + ".weight"].push_back({&ad, &m});
+      if (m.b_bias) im.by_tensor[ck(m.path) + ".bias"].push_back({&ad, &m});
     }
     for (const auto& [name, t] : ad.replacements) {
       if (im.replacements.count(name))

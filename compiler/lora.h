@@ -14,6 +14,7 @@
 // LoRA delta is added). Features kiln does not merge (bias other than "none", trainable tokens,
 // target_parameters, layer replication, aLoRA, QALoRA) are refused with a clear error.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -79,7 +80,16 @@ class LoraSet {
   // modules, unsupported features. Throws CompileError naming the adapter, module and shapes.
   // `tied_head`: the model ties its LM head to the embedding (as transformers reads it: the config
   // says so and the checkpoint has no lm_head.weight of other values).
-  static LoraSet load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base, bool tied_head);
+  // `names`: how peft names the model's modules where the frontend renamed the checkpoint's (GPT-NeoX's
+  // gpt_neox.layers.<i>.attention.query_key_value is kiln's model.layers.<i>.self_attn.qkv_proj): to_peft maps a
+  // checkpoint module (or tensor) name to peft's, from_peft peft's back; null: the same names. Adapters, their
+  // target_modules and patterns are read in peft's names; touches(), apply() and replacement() take the
+  // checkpoint's.
+  struct ModuleNames {
+    std::function<std::string(const std::string&)> to_peft, from_peft;
+  };
+  static LoraSet load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base, bool tied_head,
+                      const ModuleNames& names = {});
 
   bool empty() const;
   // True if merging changes checkpoint tensor `name` (a ".weight" or ".bias").

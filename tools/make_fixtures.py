@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -30,6 +30,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only stablelm  only tests/fixtures/stablelm/ (tiny StableLmForCausalLM checkpoints: per-head q/k LayerNorms)
   --only olmoe     only tests/fixtures/olmoe/ (tiny OlmoeForCausalLM checkpoints: whole q/k norms, experts)
   --only nemotron  only tests/fixtures/nemotron/ (tiny NemotronForCausalLM checkpoints: LayerNorm1P, relu² MLP)
+  --only gpt_neox  only tests/fixtures/gpt_neox/ (tiny GPTNeoXForCausalLM checkpoints: Pythia's layout)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -227,7 +228,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -779,6 +780,29 @@ NEMOTRON_VARIANTS = [
                                       rope_parameters=dict(LLAMA3_ROPE, partial_rotary_factor=0.5))),
 ]
 
+GPT_NEOX_DIR = os.path.join(REPO, "tests", "fixtures", "gpt_neox")
+# GPT-NeoX (GPTNeoXForCausalLM: Pythia, GPT-NeoX-20B, Dolly v2, RedPajama-INCITE): LayerNorms with biases, q, k
+# and v in one query_key_value with each head's rows together, a rotate-half RoPE over the first rotary_pct of
+# each head, biases on query_key_value and dense with attention_bias, an ungated GELU MLP with biases, MHA, with
+# use_parallel_residual the attention and the MLP both reading the layer's input through norms of their own.
+# Norm weights drawn around one, every bias drawn. pythia_f32: Pythia's layout, its config.json as the hub ships
+# it (rotary_pct, rotary_emb_base, torch_dtype) and its old attention buffers (attention.bias, masked_bias,
+# rotary_emb.inv_freq) in model.safetensors. sequential_tied_f32: no parallel residual, no attention biases,
+# gelu_fast, tied, linear RoPE over half of each head. llama3_full_f32: 8 heads of 8, llama3 RoPE over every
+# dim, gelu_new.
+GPT_NEOX_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 0, "layer_norm_eps": 1e-5}
+GPT_NEOX_VARIANTS = [
+    ("pythia_f32", 7878, dict(GPT_NEOX_BASE, num_key_value_heads=4,
+                              rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                               "partial_rotary_factor": 0.25})),
+    ("sequential_tied_f32", 7979, dict(GPT_NEOX_BASE, num_key_value_heads=4, use_parallel_residual=False,
+                                       attention_bias=False, hidden_act="gelu_fast", tie_word_embeddings=True,
+                                       rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0,
+                                                        "partial_rotary_factor": 0.5})),
+    ("llama3_full_f32", 8080, dict(GPT_NEOX_BASE, num_attention_heads=8, num_key_value_heads=8, hidden_act="gelu_new",
+                                   rope_parameters=dict(LLAMA3_ROPE, partial_rotary_factor=1.0))),
+]
+
 COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
 # Cohere (CohereForCausalLM: Command R, R+, Aya): one LayerNorm without a bias before attention and the SwiGLU
 # MLP, which run in parallel on it; a pairwise RoPE (rotate_half over (2i, 2i+1)); the logits times
@@ -1041,8 +1065,9 @@ def check_rope_matters(out, model_cls, config, ref):
     print("  with the default RoPE instead of yarn the logits move by %.3f (rel L2)" % diff)
 
 
-def main_llama_like(family, out_dir, variants, config_cls, model_cls, check, randomize=None):
-    """Tiny checkpoints of a LLaMA-like architecture, with the llama fixtures' reference files."""
+def main_llama_like(family, out_dir, variants, config_cls, model_cls, check, randomize=None, head="lm_head.weight"):
+    """Tiny checkpoints of a LLaMA-like architecture, with the llama fixtures' reference files. head: the LM
+    head's name in the checkpoint (absent when tied)."""
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
     os.makedirs(out_dir)
@@ -1053,7 +1078,7 @@ def main_llama_like(family, out_dir, variants, config_cls, model_cls, check, ran
                                                               randomize=randomize)
         keys = safetensors_keys(out)
         check(keys)
-        assert ("lm_head.weight" in keys) == (not config.tie_word_embeddings), keys.keys()
+        assert (head in keys) == (not config.tie_word_embeddings), keys.keys()
         if (getattr(config, "sliding_window", None) or SEQ_LEN) < SEQ_LEN:
             # The window must change the reference: without it transformers gives other logits.
             # (a window longer than the sequences, so that every layer keeps its type and RoPE)
@@ -1834,14 +1859,16 @@ def main_arcee():
     rewrite_as_hub(os.path.join(ARCEE_DIR, "hub_yarn_f32"), ArceeForCausalLM, "4.53.0", hub, flat_rope=False)
 
 
-def drop_rms_norm_eps(out_dir, variants):
-    """The llama fixtures' rms_norm_eps, which LayerNorm families' config classes keep as an attribute they never
-    read: dropped from each config.json (transformers must read the same model: the reference's logits)."""
+def drop_rms_norm_eps(out_dir, variants, keys=("rms_norm_eps",)):
+    """The llama fixtures' rms_norm_eps (and any other of `keys`), which LayerNorm families' config classes keep as
+    an attribute they never read: dropped from each config.json (transformers must read the same model: the
+    reference's logits)."""
     for name, _, _ in variants:
         path = os.path.join(out_dir, name, "config.json")
         with open(path) as f:
             cfg = json.load(f)
-        del cfg["rms_norm_eps"]
+        for k in keys:
+            del cfg[k]
         with open(path, "w") as f:
             json.dump(cfg, f, indent=2, sort_keys=True)
             f.write("\n")
@@ -1974,6 +2001,97 @@ def main_nemotron():
         cfg["partial_rotary_factor"] = rp["partial_rotary_factor"]
         cfg["rope_scaling"] = None
     rewrite_as_hub(os.path.join(NEMOTRON_DIR, "hub_f32"), NemotronForCausalLM, "4.44.0.dev0", hub, flat_rope=False)
+
+
+def main_gpt_neox():
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    def check(keys):
+        assert "gpt_neox.layers.0.attention.query_key_value.weight" in keys, keys.keys()
+        assert "gpt_neox.final_layer_norm.bias" in keys and "gpt_neox.layers.0.mlp.dense_h_to_4h.bias" in keys
+    main_llama_like("gpt_neox", GPT_NEOX_DIR, GPT_NEOX_VARIANTS, GPTNeoXConfig, GPTNeoXForCausalLM, check,
+                    draw_norms_around_one, head="embed_out.weight")
+    # (GPTNeoXConfig keeps the llama fixtures' rms_norm_eps and num_key_value_heads as attributes it never reads)
+    drop_rms_norm_eps(GPT_NEOX_DIR, GPT_NEOX_VARIANTS, ("rms_norm_eps", "num_key_value_heads"))
+    for name, _, overrides in GPT_NEOX_VARIANTS:
+        out = os.path.join(GPT_NEOX_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        with torch.no_grad():
+            logits = load(out, torch.float32, GPTNeoXForCausalLM)(ref["input_ids"]).logits
+        assert torch.equal(logits, ref["logits"]), "dropping the unread keys changed the model"
+        # The block's layout and the partial RoPE must matter: the other layout, and RoPE over every dim, give
+        # other logits.
+        parallel = overrides.get("use_parallel_residual", True)
+        assert_moves(out, GPTNeoXForCausalLM, "use_parallel_residual %s" % (not parallel), 1e-2,
+                     use_parallel_residual=not parallel)
+        rp = GPTNeoXForCausalLM.from_pretrained(out).config.rope_parameters
+        if rp["partial_rotary_factor"] != 1.0:
+            assert_moves(out, GPTNeoXForCausalLM, "RoPE over every dim", 1e-2,
+                         rope_parameters=dict(rp, partial_rotary_factor=1.0))
+
+    def hub(cfg):  # EleutherAI/pythia-70m's keys (transformers 4.24): rotary_pct, rotary_emb_base
+        rp = cfg.pop("rope_parameters")
+        cfg["rotary_pct"] = rp["partial_rotary_factor"]
+        cfg["rotary_emb_base"] = rp["rope_theta"]
+        for k in ("attention_bias", "attention_dropout", "hidden_dropout", "classifier_dropout", "is_decoder",
+                  "pad_token_id"):
+            cfg.pop(k)
+    out = os.path.join(GPT_NEOX_DIR, "pythia_f32")
+    _, after, cfg = rewrite_as_hub(out, GPTNeoXForCausalLM, "4.24.0", hub, flat_rope=False)
+    # Pythia's model.safetensors (converted from its pytorch_model.bin) also holds each layer's causal-mask
+    # buffers and RoPE frequencies, which transformers ignores: the same logits with them.
+    path = os.path.join(out, "model.safetensors")
+    tensors = load_file(path)
+    n = cfg["max_position_embeddings"]
+    rot = int(cfg["hidden_size"] // cfg["num_attention_heads"] * cfg["rotary_pct"])
+    for i in range(cfg["num_hidden_layers"]):
+        p = "gpt_neox.layers.%d.attention." % i
+        tensors[p + "bias"] = torch.tril(torch.ones(n, n, dtype=torch.bool)).view(1, 1, n, n)
+        tensors[p + "masked_bias"] = torch.tensor(-1e9)
+        tensors[p + "rotary_emb.inv_freq"] = 1.0 / (cfg["rotary_emb_base"] ** (torch.arange(0, rot, 2).float() / rot))
+    save_file(tensors, path, metadata={"format": "pt"})
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, GPTNeoXForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "the old buffers changed the model"
+    print("  pythia_f32: model.safetensors given Pythia's attention buffers; config.json as the hub's")
+    main_gpt_neox_lora()
+
+
+GPT_NEOX_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "gpt_neox_lora")
+# peft adapters on GPT-NeoX fixtures (peft names the modules as transformers 5 holds them: gpt_neox.layers.<i>.
+# attention.query_key_value, ..., lm_head), references by peft as tests/fixtures/lora's. every_linear: every
+# Linear of each layer, a rank pattern on query_key_value (its merge lands on each head's q, k and v rows
+# together). saved_head_norm: query_key_value, with the LM head and the final LayerNorm saved whole
+# (modules_to_save). tied_embedding: a LoRA on a tied model's embedding (peft adds it to the embedding only:
+# the reference is the unmerged model's) and on dense.
+GPT_NEOX_LORA_CASES = [
+    dict(name="every_linear", base="pythia_f32", seed=4101,
+         adapters=[("adapter", dict(r=8, lora_alpha=16,
+                                    target_modules=["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+                                    rank_pattern={"query_key_value": 4}))]),
+    dict(name="saved_head_norm", base="pythia_f32", seed=4202,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["query_key_value"],
+                                    modules_to_save=["lm_head", "final_layer_norm"]))]),
+    dict(name="tied_embedding", base="sequential_tied_f32", seed=4303, reference_from="unmerged",
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["embed_in", "dense"]))]),
+]
+
+
+def main_gpt_neox_lora():
+    from transformers import GPTNeoXForCausalLM
+    os.chdir(REPO)  # (adapter_config.json's base_model_name_or_path: the repository's relative path)
+    if os.path.exists(GPT_NEOX_LORA_DIR):
+        shutil.rmtree(GPT_NEOX_LORA_DIR)
+    os.makedirs(GPT_NEOX_LORA_DIR)
+    for case in GPT_NEOX_LORA_CASES:
+        print("== gpt_neox_lora/%s" % case["name"], flush=True)
+        build_lora_case(dict(case, base_dir=os.path.relpath(GPT_NEOX_DIR, REPO), model_cls=GPTNeoXForCausalLM),
+                        GPT_NEOX_LORA_DIR)
+    with open(os.path.join(GPT_NEOX_LORA_DIR, "VERSIONS.txt"), "w") as f:
+        f.write("generated by: python3 tools/make_fixtures.py --only gpt_neox\n")
+        f.write("torch %s, transformers %s, peft %s\n" % (torch.__version__, transformers.__version__,
+                                                         peft.__version__))
 
 
 def main_cohere():
@@ -2351,8 +2469,15 @@ def load_adapters(base, out, adapters):
     return pm
 
 
+def lora_base(case, name=None):
+    """The base model a LoRA case's adapters are built on or applied to (case["base"] unless `name`): a llama
+    fixture, or one of case["base_dir"] (as case["model_cls"])."""
+    return load(os.path.join(case.get("base_dir", LLAMA_REL), name or case["base"]), torch.float32,
+                case.get("model_cls", LlamaForCausalLM))
+
+
 def check_rejected(case, out):
-    base = load(os.path.join(LLAMA_REL, case["base"]), torch.float32)
+    base = lora_base(case)
     try:
         load_adapters(base, out, case["adapters"])
     except Exception as e:  # noqa: BLE001
@@ -2367,7 +2492,7 @@ def check_rejected(case, out):
 def reference_for(case, out, input_ids, prompt_ids, base_logits_ref):
     adapters = case["adapters"]
     weights = {load_name(f): w for f, w in (case.get("weights") or {adapters[0][0]: 1.0}).items()}
-    base = load(os.path.join(LLAMA_REL, case["base"]), torch.float32)
+    base = lora_base(case)
     with torch.no_grad():
         base_logits = base(input_ids).logits.float()
     assert torch.allclose(base_logits, base_logits_ref, atol=1e-5, rtol=0), "base reload changed logits"
@@ -2425,11 +2550,12 @@ def reference_for(case, out, input_ids, prompt_ids, base_logits_ref):
     return ref, margins, rel_l2, diff_unmerged
 
 
-def build_lora_case(case):
+def build_lora_case(case, out_dir=LORA_DIR):
     name = case["name"]
-    out = os.path.join(LORA_DIR, name)
+    out = os.path.join(out_dir, name)
     built_on = case.get("built_on", case["base"])
-    base_ref = load_file(os.path.join(LLAMA_REL, case["base"], "reference.safetensors"))
+    base_dir = case.get("base_dir", LLAMA_REL)
+    base_ref = load_file(os.path.join(base_dir, case["base"], "reference.safetensors"))
     input_ids, prompt_ids = base_ref["input_ids"], base_ref["prompt_ids"]
     for attempt in range(MAX_SEED_TRIES):
         s = case["seed"] + attempt
@@ -2437,7 +2563,7 @@ def build_lora_case(case):
             shutil.rmtree(out)
         torch.manual_seed(s)
         g = torch.Generator().manual_seed(s)
-        model = load(os.path.join(LLAMA_REL, built_on), torch.float32)
+        model = lora_base(case, built_on)
         pm = None
         for folder, kw in case["adapters"]:
             cfg = LoraConfig(task_type="CAUSAL_LM", **kw)
@@ -2463,7 +2589,7 @@ def build_lora_case(case):
         print("  %s: seed %d, base %s%s" % (name, s, case["base"],
                                             "" if built_on == case["base"] else " (adapter built on %s)" % built_on))
         for f in folders:
-            describe_adapter_dir(os.path.join(out, f), os.path.join(LLAMA_REL, built_on))
+            describe_adapter_dir(os.path.join(out, f), os.path.join(base_dir, built_on))
         if not case.get("reference", True):
             check_rejected(case, out)
             return
@@ -4214,6 +4340,8 @@ def main():
         main_olmoe()
     if ARGS.only in ("all", "nemotron"):
         main_nemotron()
+    if ARGS.only in ("all", "gpt_neox"):
+        main_gpt_neox()
     if ARGS.only in ("all", "cohere2"):
         main_cohere2()
     if ARGS.only in ("all", "phi3"):

@@ -23,14 +23,17 @@ void check_layer_count(int64_t layers, const Checkpoint& ck, int64_t min_tensors
 }
 
 void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>& expected, const Checkpoint& ck,
-                              const std::function<bool(const std::string&)>& ignorable) {
+                              const std::function<bool(const std::string&)>& ignorable,
+                              const std::function<std::string(const std::string&)>& file_names) {
   std::vector<std::string> problems;
-  for (const auto& [name, shape] : expected) {
-    const StTensor* t = ck.find(name);
+  for (const auto& [key, shape] : expected) {
+    const StTensor* t = ck.find(key);
     if (!t) {
-      problems.push_back("missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
+      problems.push_back("missing tensor '" + (file_names ? file_names(key) : key) + "' (expected shape " +
+                         shape_str(shape) + ")");
       continue;
     }
+    const std::string& name = file_names ? t->name : key;
     if (t->shape != shape)
       problems.push_back("tensor '" + name + "' in " + t->file + " has shape " + shape_str(t->shape) + ", expected " +
                          shape_str(shape) + " from config.json");
@@ -38,9 +41,10 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
       problems.push_back("tensor '" + name + "' in " + t->file + " has dtype " + t->st_dtype +
                          " (supported: F32, BF16, F16)");
   }
-  for (const auto& [name, t] : ck.all())
-    if (!expected.count(name) && !ignorable(name))
-      problems.push_back("unexpected tensor '" + name + "' in " + t->file + " (shape " + shape_str(t->shape) + ")");
+  for (const auto& [key, t] : ck.all())
+    if (!expected.count(key) && !ignorable(key))
+      problems.push_back("unexpected tensor '" + (file_names ? t->name : key) + "' in " + t->file + " (shape " +
+                         shape_str(t->shape) + ")");
   if (problems.empty()) return;
   std::string msg = "checkpoint does not match config.json (" + std::to_string(problems.size()) + " problem" +
                     (problems.size() > 1 ? "s" : "") + "): ";

@@ -15,8 +15,11 @@ namespace kiln {
 // Compares a checkpoint with the tensors its config implies (name → shape): throws one
 // CompileError listing every missing, mis-shaped, non-float or unexpected tensor. Tensors for
 // which ignorable(name) is true may be present or not.
+// file_names: the checkpoint was renamed on reading (GPT-NeoX's): its tensors are named as the file has them
+// (StTensor::name), a missing one as file_names gives it.
 void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>& expected, const Checkpoint& ck,
-                              const std::function<bool(const std::string&)>& ignorable);
+                              const std::function<bool(const std::string&)>& ignorable,
+                              const std::function<std::string(const std::string&)>& file_names = nullptr);
 
 // Refuses a layer count the checkpoint cannot back (each layer has at least
 // min_tensors_per_layer tensors) before anything is sized from it.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 #include "compiler/error.h"
@@ -107,8 +108,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.glm4) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
-    if (c.fused_projections) {
+    if (c.fused_projections || c.gpt_neox) {
       e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
+      if (c.gpt_neox && c.attention_bias) e[p + "self_attn.qkv_proj.bias"] = {q + 2 * kv};
     } else {
       e[p + "self_attn.q_proj.weight"] = {q, D};
       e[p + "self_attn.k_proj.weight"] = {kv, D};
@@ -152,7 +154,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "mlp.up_proj.weight"] = {F, D};
       e[p + "mlp.down_proj.weight"] = {D, F};
     }
-    if (c.attention_bias || c.qkv_bias) {
+    if ((c.attention_bias || c.qkv_bias) && !c.gpt_neox) {
       e[p + "self_attn.q_proj.bias"] = {q};
       e[p + "self_attn.k_proj.bias"] = {kv};
       e[p + "self_attn.v_proj.bias"] = {kv};
@@ -182,6 +184,68 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
 
 namespace {
 
+// GPT-NeoX's module names as kiln's (to_kiln) and back as transformers 5 holds the model, which is what peft names
+// (to_neox). A module's path or a tensor's name, whole-component prefixes: gpt_neox.embed_in -> model.embed_tokens,
+// gpt_neox.final_layer_norm -> model.norm, embed_out (the hub's) and lm_head (transformers 5's) -> lm_head,
+// gpt_neox.layers.<i>.attention.query_key_value -> model.layers.<i>.self_attn.qkv_proj, ...attention.dense ->
+// ...self_attn.o_proj, the layers' other modules under model.layers.<i>. Other names are kept.
+const std::pair<const char*, const char*> kNeoxNames[] = {{"gpt_neox.embed_in", "model.embed_tokens"},
+                                                          {"gpt_neox.final_layer_norm", "model.norm"},
+                                                          {"lm_head", "lm_head"},
+                                                          {"embed_out", "lm_head"}};
+const std::pair<const char*, const char*> kNeoxLayerNames[] = {{"attention.query_key_value", "self_attn.qkv_proj"},
+                                                               {"attention.dense", "self_attn.o_proj"}};
+
+// n with its leading component(s) `from` (a whole dotted prefix) replaced by `to`; "" when it has no such prefix.
+std::string swap_prefix(const std::string& n, const std::string& from, const std::string& to) {
+  if (n.compare(0, from.size(), from) != 0 || (n.size() > from.size() && n[from.size()] != '.')) return "";
+  return to + n.substr(from.size());
+}
+
+// Renames a name under layers_from.<i>. as layers_to.<i>. with the layer's own names mapped (kNeoxLayerNames, in
+// the direction `forward` gives); "" when n is not a layer's.
+std::string neox_layer_name(const std::string& n, const std::string& layers_from, const std::string& layers_to,
+                            bool forward) {
+  const std::string rest = swap_prefix(n, layers_from, "");
+  if (rest.size() < 2) return "";
+  const size_t dot = rest.find('.', 1);
+  const std::string index = rest.substr(1, dot == std::string::npos ? std::string::npos : dot - 1);
+  if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) return "";
+  const std::string layer = layers_to + "." + index;
+  if (dot == std::string::npos) return layer;
+  const std::string inner = rest.substr(dot + 1);
+  for (const auto& [neox, kiln] : kNeoxLayerNames)
+    if (std::string r = swap_prefix(inner, forward ? neox : kiln, forward ? kiln : neox); !r.empty())
+      return layer + "." + r;
+  return layer + "." + inner;
+}
+
+std::string neox_to_kiln(const std::string& n) {
+  for (const auto& [neox, kiln] : kNeoxNames)
+    if (std::string r = swap_prefix(n, neox, kiln); !r.empty()) return r;
+  const std::string r = neox_layer_name(n, "gpt_neox.layers", "model.layers", true);
+  return r.empty() ? n : r;
+}
+
+std::string kiln_to_neox(const std::string& n) {
+  for (const auto& [neox, kiln] : kNeoxNames)
+    if (std::string r = swap_prefix(n, kiln, neox); !r.empty()) return r;
+  const std::string r = neox_layer_name(n, "model.layers", "gpt_neox.layers", false);
+  return r.empty() ? n : r;
+}
+
+// A GPT-NeoX module under its names in a quantization config's lists: kiln's, transformers 5's, the hub's head.
+std::vector<std::string> neox_spellings(const std::string& module) {
+  std::vector<std::string> s = {module, kiln_to_neox(module)};
+  if (module == "lm_head") s.push_back("embed_out");
+  return s;
+}
+
+// A tensor GPT-NeoX's checkpoint lacks, as the hub names it (embed_out for the head).
+std::string neox_file_name(const std::string& n) {
+  return n == "lm_head.weight" ? "embed_out.weight" : kiln_to_neox(n);
+}
+
 bool ignorable(const std::string& name, const LlamaConfig& c) {
   // Old conversions ship rotary buffers; tied checkpoints sometimes ship lm_head anyway.
   if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
@@ -192,8 +256,9 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
   check_layer_count(c.num_hidden_layers, ck, 9);
-  check_checkpoint_tensors(llama_tensor_shapes(c), ck,
-                           [&](const std::string& n) { return ignorable(n, c) || gptq_zero_bias(n, ck); });
+  check_checkpoint_tensors(
+      llama_tensor_shapes(c), ck, [&](const std::string& n) { return ignorable(n, c) || gptq_zero_bias(n, ck); },
+      c.gpt_neox ? std::function<std::string(const std::string&)>(neox_file_name) : nullptr);
 }
 
 Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
@@ -214,7 +279,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // ERNIE 4.5's, GLM-4's and Helium's pairwise RoPE: q's and k's rotary rows reordered inside each head
   // (deinterleave), the rest and v's kept.
   std::vector<int64_t> qkv_rows;
-  if (c.pairwise_rope) {
+  if (c.gpt_neox) {  // (query_key_value: each head's q, k and v rows together; kiln's: every q row, every k, every v)
+    for (int64_t r = 0; r < W; ++r) qkv_rows.push_back(r % (H * hd) / hd * 3 * hd + r / (H * hd) * hd + r % hd);
+  } else if (c.pairwise_rope) {
     const std::vector<int64_t> perm = deinterleave(c.rotary(), true);
     for (int64_t h = 0; h < H + KVH; ++h)
       for (int64_t i = 0; i < hd; ++i) qkv_rows.push_back(h * hd + (i < c.rotary() ? perm[size_t(i)] : i));
@@ -292,15 +359,17 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     Layer L;
     L.attn_norm = c.olmo2 ? kNoTensor : norm_w(p + "input_layernorm.weight", D);
     if (c.norm_biases()) L.attn_norm_b = norm_b_w(p + "input_layernorm.bias", D);
-    L.qkv_w =
-        w(p + "self_attn.qkv_proj.weight", {W, D},
-          c.fused_projections ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
-                              : std::vector<std::string>{p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                                                         p + "self_attn.v_proj.weight"},
-          qkv_rows);
-    L.qkv_b =
-        opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
-                 {p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"}, qkv_rows);
+    L.qkv_w = w(p + "self_attn.qkv_proj.weight", {W, D},
+                c.fused_projections || c.gpt_neox
+                    ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
+                    : std::vector<std::string>{p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                                               p + "self_attn.v_proj.weight"},
+                qkv_rows);
+    L.qkv_b = opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
+                       c.gpt_neox ? std::vector<std::string>{p + "self_attn.qkv_proj.bias"}
+                                  : std::vector<std::string>{p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
+                                                             p + "self_attn.v_proj.bias"},
+                       qkv_rows);
     if (c.head_layernorm && c.stablelm) {  // each head's weights in a tensor of its own, one after another
       for (const auto& [qk, heads, out] :
            {std::tuple<const char*, int64_t, uint32_t*>{"q", H, &L.q_norm}, {"k", KVH, &L.k_norm}}) {
@@ -498,6 +567,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       };
       if (c.norm_biases() || c.cohere) add_layernorm(P, x, L.attn_norm, L.attn_norm_b, h, eps);  // (Cohere's: no bias)
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
+      // (GPT-NeoX's parallel residual: the MLP's norm of the layer's input, before attention adds to it)
+      if (c.neox_parallel) add_layernorm(P, x, L.mlp_norm, L.mlp_norm_b, h2, eps);
       add_node(P, kMatmulOp, {h, L.qkv_w, L.qkv_b, n_valid}, {qkv}, {0});
       if (c.head_layernorm)  // a LayerNorm over each head, its weights its own (version 3)
         add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv},
@@ -528,8 +599,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
       }
-      if (c.norm_biases()) add_layernorm(P, x, L.mlp_norm, L.mlp_norm_b, h2, eps);
-      else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
+      if (c.norm_biases() && !c.neox_parallel) add_layernorm(P, x, L.mlp_norm, L.mlp_norm_b, h2, eps);
+      else if (!c.olmo2 && !c.neox_parallel) add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
         // Qwen3-MoE with norm_topk_prob).
@@ -626,6 +697,31 @@ std::string text_model_of(const CompileOptions& o, const std::string& arch, Chec
          " vision tower and projector tensors left out";
 }
 
+// A GPT-NeoX checkpoint's tensors under kiln's names (neox_to_kiln). The layers' old attention buffers, which
+// transformers ignores (attention.bias, attention.masked_bias: the causal mask; attention.rotary_emb.inv_freq),
+// are left out; a name already kiln's (model.*) is refused: transformers does not load it.
+void neox_model_of(const CompileOptions& o, Checkpoint* ck) {
+  std::map<std::string, std::string> source;  // kiln's name -> the checkpoint's
+  Checkpoint renamed;
+  renamed.absorb(std::move(*ck), "", [&](const std::string& n) -> std::string {
+    static const std::string kLayers = "gpt_neox.layers.";
+    if (n.rfind(kLayers, 0) == 0)
+      for (const char* buffer : {".attention.bias", ".attention.masked_bias", ".attention.rotary_emb.inv_freq"})
+        if (n.size() > std::strlen(buffer) && n.compare(n.size() - std::strlen(buffer), std::string::npos, buffer) == 0)
+          return "";
+    if (n.rfind("model.", 0) == 0)
+      throw CompileError(o.model_dir + ": tensor '" + n +
+                         "' is not a GPTNeoXForCausalLM name (its model is under gpt_neox.): transformers does not "
+                         "load it");
+    const std::string to = neox_to_kiln(n);
+    if (const auto [it, fresh] = source.emplace(to, n); !fresh)
+      throw CompileError(o.model_dir + ": tensors '" + it->second + "' and '" + n + "' are both GPT-NeoX's '" +
+                         kiln_to_neox(to) + "'");
+    return to;
+  });
+  *ck = std::move(renamed);
+}
+
 FrontendBuild build_llama(const CompileOptions& o) {
   refuse_pipeline_options(o);
   LlamaConfig c = read_llama_config(o.model_dir + "/config.json");
@@ -633,8 +729,12 @@ FrontendBuild build_llama(const CompileOptions& o) {
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   const std::string vision_note = c.multimodal ? text_model_of(o, c.architecture, &b.checkpoint) : "";
+  if (c.gpt_neox) neox_model_of(o, &b.checkpoint);
   const ConfigReader::Quantization& q = c.quant;
-  unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers, c.multimodal ? image_text_spellings : nullptr);
+  unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers,
+                      c.multimodal ? image_text_spellings
+                      : c.gpt_neox ? neox_spellings
+                                   : ModuleSpellings());
   std::string mxfp4_note;
   if (q.mxfp4) {  // (GPT-OSS only: the config reader refuses it elsewhere)
     const int n = b.checkpoint.unpack_mxfp4();
@@ -677,7 +777,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        ": the checkpoint holds MXFP4 expert blocks (mlp.experts.gate_up_proj_blocks), but config.json "
                        "has no quantization_config with quant_method \"mxfp4\"");
   check_llama_tensors(c, b.checkpoint);
-  b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings);
+  b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings,
+                         c.gpt_neox ? LoraSet::ModuleNames{kiln_to_neox, neox_to_kiln} : LoraSet::ModuleNames{});
   for (int64_t i = 0; i < c.num_hidden_layers && c.mxfp4_experts; ++i)  // (a saved copy is in transformers' layout)
     for (const char* part : {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"})
       if (b.lora.replacement(hf_layer_prefix(i) + part))
@@ -786,6 +887,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "olmoe",
                                       "NemotronForCausalLM",
                                       "nemotron",
+                                      "GPTNeoXForCausalLM",
+                                      "gpt_neox",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

@@ -159,6 +159,59 @@ TEST_CASE("compile: Gemma 3's image-text checkpoint: text tensors named, vision 
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
+// GPTNeoXForCausalLM: the checkpoint's gpt_neox.* names read as kiln's, Pythia's old attention buffers left out;
+// problems are named as the file names the tensors; a tensor under both head names, or under kiln's own names
+// (which transformers does not load), is refused.
+TEST_CASE("compile: GPT-NeoX checkpoints: tensors named as the file has them, both head names refused") {
+  TempDir d;
+  auto neox = [&](const std::string& dir, auto edit) { edited_copy(dir, edit, "pythia_f32", "gpt_neox"); };
+  neox(d / "m", [](std::string& n, std::vector<int64_t>&) {
+    return n != "gpt_neox.layers.1.attention.query_key_value.bias" && n != "embed_out.weight";
+  });
+  std::string err = compile_error(d / "m", d / "p.kplan");
+  CHECK(err.find("missing tensor 'gpt_neox.layers.1.attention.query_key_value.bias' (expected shape [192])") !=
+        std::string::npos);
+  CHECK(err.find("missing tensor 'embed_out.weight'") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+  neox(d / "s", [](std::string& n, std::vector<int64_t>& s) {
+    if (n == "gpt_neox.layers.0.attention.dense.weight") s = {64, 32};
+    if (n == "gpt_neox.final_layer_norm.bias") n = "gpt_neox.final_norm.bias";
+    return true;
+  });
+  err = compile_error(d / "s", d / "p.kplan");
+  CHECK(err.find("tensor 'gpt_neox.layers.0.attention.dense.weight'") != std::string::npos);
+  CHECK(err.find("expected [64, 64]") != std::string::npos);
+  CHECK(err.find("unexpected tensor 'gpt_neox.final_norm.bias'") != std::string::npos);
+  CHECK(err.find("missing tensor 'gpt_neox.final_layer_norm.bias'") != std::string::npos);
+  // transformers 5's head name reads as the hub's; both at once are one tensor twice.
+  neox(d / "t5", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "embed_out.weight") n = "lm_head.weight";
+    return true;
+  });
+  CHECK(compile_error(d / "t5", d / "t5.kplan").empty());
+  neox(d / "both", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "gpt_neox.layers.0.mlp.dense_h_to_4h.bias") n = "lm_head.weight";
+    return true;
+  });
+  CHECK(compile_error(d / "both", d / "p.kplan").find("are both GPT-NeoX's 'lm_head.weight'") != std::string::npos);
+  // A LLaMA-named tensor in a GPT-NeoX checkpoint: transformers does not load it.
+  neox(d / "llama", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "gpt_neox.embed_in.weight") n = "model.embed_tokens.weight";
+    return true;
+  });
+  CHECK(compile_error(d / "llama", d / "p.kplan")
+            .find("tensor 'model.embed_tokens.weight' is not a GPTNeoXForCausalLM "
+                  "name") != std::string::npos);
+  // Only the layers' own old buffers are left out: one elsewhere is a stray tensor.
+  neox(d / "buffer", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "gpt_neox.layers.0.attention.masked_bias") n = "gpt_neox.masked_bias";
+    return true;
+  });
+  CHECK(compile_error(d / "buffer", d / "p.kplan").find("unexpected tensor 'gpt_neox.masked_bias'") !=
+        std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
 // Cohere's logit_scale and Granite's 1 / logits_scaling are folded into the final norm's f32 weight: a product
 // that overflows f32 (every logit would be NaN, where transformers gives infinities) is refused by name.
 TEST_CASE("compile: a logit scale whose fold into the final norm overflows f32 is refused") {
@@ -244,17 +297,17 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
-  std::ofstream(d / "m/config.json") << R"({"architectures": ["GPTNeoXForCausalLM"], "vocab_size": 10})";
+  std::ofstream(d / "m/config.json") << R"({"architectures": ["FalconForCausalLM"], "vocab_size": 10})";
   const std::string err = compile_error(d / "m", d / "p.kplan");
   CHECK(
       err.find(
-          "architecture 'GPTNeoXForCausalLM' is not supported (supported: LlamaForCausalLM, "
+          "architecture 'FalconForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

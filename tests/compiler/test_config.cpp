@@ -117,12 +117,12 @@ TEST_CASE("config: bad values are errors naming the key") {
   CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
   CHECK(error_of(d, R"(, "rms_norm_eps": "small")").find("rms_norm_eps") != std::string::npos);
   CHECK(error_of(d, R"(, "tie_word_embeddings": 1)").find("tie_word_embeddings") != std::string::npos);
-  std::ofstream(d / "config.json") << R"({"architectures": ["GPTNeoXForCausalLM"], "vocab_size": 10})";
+  std::ofstream(d / "config.json") << R"({"architectures": ["FalconForCausalLM"], "vocab_size": 10})";
   try {
     read_llama_config(d / "config.json");
     FAIL("expected an error");
   } catch (const CompileError& e) {
-    CHECK(std::string(e.what()).find("GPTNeoXForCausalLM") != std::string::npos);
+    CHECK(std::string(e.what()).find("FalconForCausalLM") != std::string::npos);
   }
   std::ofstream(d / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64})";
   try {
@@ -1311,6 +1311,79 @@ TEST_CASE("config: StableLM (partial RoPE, q/k/v biases, per-head q/k LayerNorms
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("StableLM") != std::string::npos);
 }
 
+// GPTNeoXForCausalLM (Pythia's config.json as the hub ships it): LayerNorms with biases, a rotate-half RoPE over
+// rotary_pct of each head with base rotary_emb_base (or rope_parameters' own, which win), attention biases with
+// attention_bias, an ungated GELU MLP with biases, as many k/v heads as heads, the parallel residual with
+// use_parallel_residual. The top-level rope_theta and partial_rotary_factor other families read, GPTNeoXConfig
+// never reads: refused unless they agree with what it uses.
+TEST_CASE("config: GPT-NeoX (rotary_pct, rotary_emb_base, parallel residual, defaults, keys it never reads)") {
+  std::ifstream in(kiln::test::fixture("pythia_f32", "gpt_neox") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "GPTNeoXForCausalLM");
+  CHECK((a.gpt_neox && a.neox_parallel && a.norm_biases() && a.ungated_mlp() && a.attention_bias && a.mlp_bias));
+  CHECK((!a.parallel_block() && !a.qkv_bias && !a.tie_word_embeddings));
+  CHECK(a.mlp_activation == Activation::kGelu);
+  CHECK((a.num_key_value_heads == 4 && a.head_dim == 16));
+  CHECK(a.rotary() == 4);  // (0.25 of 16)
+  CHECK(a.rope.theta == 10000.0);
+  CHECK(a.unmodeled.empty());
+  CHECK(std::string(a.mlp_up_name()) == "mlp.dense_h_to_4h");
+  CHECK(std::string(a.mlp_down_name()) == "mlp.dense_4h_to_h");
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"layer_norm_eps", "max_position_embeddings", "tie_word_embeddings", "rotary_pct",
+                          "rotary_emb_base", "use_parallel_residual", "hidden_act"})
+      j.erase(k);
+  });
+  CHECK(d.rms_norm_eps == 1e-5);  // (GPTNeoXConfig's defaults)
+  CHECK(d.max_position_embeddings == 2048);
+  CHECK_FALSE(d.tie_word_embeddings);
+  CHECK(d.rotary() == 4);
+  CHECK(d.rope.theta == 10000.0);
+  CHECK(d.neox_parallel);
+  CHECK(d.mlp_activation == Activation::kGelu);
+  const LlamaConfig e = edited(hub, [](nlohmann::json& j) {
+    j["rotary_pct"] = 0.5;
+    j["rotary_emb_base"] = 500.0;
+    j["use_parallel_residual"] = false;
+    j["attention_bias"] = false;
+    j["hidden_act"] = "gelu_fast";
+    j["num_key_value_heads"] = 4;  // (as many as heads: accepted)
+    j["rope_theta"] = 500.0;       // (agrees with rotary_emb_base)
+  });
+  CHECK((e.rotary() == 8 && e.rope.theta == 500.0 && !e.neox_parallel && !e.attention_bias && e.mlp_bias));
+  CHECK(e.mlp_activation == Activation::kGeluTanh);
+  CHECK(e.unmodeled.empty());
+  // rope_scaling's (or rope_parameters') own rope_theta and partial_rotary_factor win over the old keys.
+  const LlamaConfig r = edited(hub, [](nlohmann::json& j) {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}, {"partial_rotary_factor", 1.0}, {"rope_theta", 7.0}};
+  });
+  CHECK((r.rotary() == 16 && r.rope.theta == 7.0 && r.rope.type == "linear"));
+  const LlamaConfig t5 = edited(hub, [](nlohmann::json& j) {  // (as transformers 5 saves it)
+    j.erase("rotary_pct");
+    j.erase("rotary_emb_base");
+    j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 20.0}, {"partial_rotary_factor", 0.5}};
+  });
+  CHECK((t5.rotary() == 8 && t5.rope.theta == 20.0));
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["rope_theta"] = 500.0; }).find("GPTNeoXConfig never reads") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["partial_rotary_factor"] = 1.0; }).find("GPTNeoXConfig never reads") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_key_value_heads"] = 2; }).find("num_key_value_heads") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = 32; }).find("transformers cannot run") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rotary_pct"] = nullptr; }).find("rotary_pct is null") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rotary_emb_base"] = nullptr; }).find("rotary_emb_base is null") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rotary_pct"] = 0.1; }).find("rotary dims") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "tanh"; }).find("GPT-NeoX") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+        }).find("dynamic") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_size"] = 66; }).find("divisible") != std::string::npos);
+}
+
 // OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
 // unless null (kiln has no clamp there).
 TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
@@ -1534,7 +1607,8 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     };
     CHECK(error_with([](nlohmann::json&) {}).empty());
     const bool gemma23 = family == "gemma2" || family == "gemma3";
-    const bool layer_norm = family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm";
+    const bool layer_norm =
+        family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm" || family == "gpt_neox";
     for (const char* k : {family == "starcoder2" ? "norm_epsilon"
                           : family == "nemotron" ? "norm_eps"
                           : layer_norm           ? "layer_norm_eps"

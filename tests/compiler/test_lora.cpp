@@ -148,6 +148,90 @@ TEST_CASE("lora: every peft fixture matches peft's model in f32 (logits and gree
   }
 }
 
+// GPT-NeoX: kiln renames the checkpoint's modules (gpt_neox.layers.<i>.attention.query_key_value is its
+// model.layers.<i>.self_attn.qkv_proj, each head's q, k and v rows regrouped); adapters, their target_modules,
+// patterns and modules_to_save name peft's (transformers 5's) modules, and so do kiln's messages. References by
+// peft (tests/fixtures/gpt_neox_lora, tools/make_fixtures.py --only gpt_neox).
+TEST_CASE("lora: GPT-NeoX adapters (peft's names for its renamed modules) match peft's model in f32") {
+  TempDir d;
+  auto neox_options = [&](const std::string& dir, const std::vector<LoraAdapterSpec>& lora, const std::string& out) {
+    CompileOptions o = options("", lora, out);
+    o.model_dir = kiln::test::fixture(kiln::test::read_line(dir + "/base.txt"), "gpt_neox");
+    return o;
+  };
+  const std::string root = kiln::test::fixtures_root() + "/gpt_neox_lora/";
+  for (const char* name : {"every_linear", "saved_head_norm", "tied_embedding"}) {
+    CAPTURE(std::string(name));
+    const std::string dir = root + name;
+    const CompileOptions o = neox_options(dir, fixture_adapters(dir), d / (std::string(name) + ".kplan"));
+    const double err = compiled_rel_l2(o, dir);
+    CHECK(err <= 1e-4);
+    MESSAGE(std::string(name) << ": rel L2 " << err);
+    const auto ref = kiln::test::load_reference(dir);
+    const auto base_ref = kiln::test::load_reference(o.model_dir);
+    CHECK(kiln::test::rel_l2(base_ref.logits.data(), ref.logits.data(), ref.logits.size()) > 1e-2);
+    auto plan = Plan::load_file(o.output);
+    REQUIRE(plan.is_ok());
+    auto ctx = Context::create(plan.value(), ContextOptions{});
+    REQUIRE(ctx.is_ok());
+    const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+    std::vector<int32_t> out(static_cast<size_t>(n_new));
+    int64_t n = 0;
+    REQUIRE(ctx.value()
+                ->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
+                           out.data(), &n, nullptr)
+                .is_ok());
+    CHECK(std::equal(out.begin(), out.end(), ref.greedy_ids.begin() + long(ref.prompt_ids.size())));
+  }
+  // The old head name (embed_out, transformers 4's) in an adapter's keys reads as lm_head.
+  const std::string dir = root + "saved_head_norm";
+  {
+    const std::string old = d / "old_names";
+    kiln::test::copy_dir(dir + "/adapter", old);
+    auto src = SafetensorsFile::open(old + "/adapter_model.safetensors");
+    std::vector<StWriteTensor> ts;
+    for (const auto& [n, t] : src->tensors())
+      ts.push_back({n == "base_model.model.lm_head.weight" ? "base_model.model.embed_out.weight" : n, t.dtype, t.shape,
+                    t.data, t.size});
+    write_safetensors(old + "/adapter_model.safetensors.new", ts);
+    src.reset();
+    std::rename((old + "/adapter_model.safetensors.new").c_str(), (old + "/adapter_model.safetensors").c_str());
+    std::ifstream in(old + "/adapter_config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    j["modules_to_save"] = {"embed_out", "final_layer_norm"};
+    std::ofstream(old + "/adapter_config.json") << j.dump(2);
+    CHECK(compiled_rel_l2(neox_options(dir, {{old, 1.0}}, d / "old.kplan"), dir) <= 1e-4);
+  }
+  // Messages and patterns in peft's names.
+  auto edited = [&](const std::string& folder, const std::function<void(nlohmann::json&)>& edit) {
+    const std::string a = d / folder;
+    kiln::test::copy_dir(root + "every_linear/adapter", a);
+    std::ifstream in(a + "/adapter_config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    edit(j);
+    std::ofstream(a + "/adapter_config.json") << j.dump(2);
+    return a;
+  };
+  const std::string every = root + "every_linear";
+  CHECK_THROWS_WITH_AS(
+      compile_model(neox_options(
+          every, {{edited("rank", [](nlohmann::json& j) { j["rank_pattern"] = nlohmann::json::object(); }), 1.0}},
+          d / "rank.kplan")),
+      doctest::Contains("module 'gpt_neox.layers.0.attention.query_key_value': A has rank 4 but adapter_config.json "
+                        "gives r = 8"),
+      CompileError);
+  const CompileOptions extra =
+      neox_options(every, {{edited("extra", [](nlohmann::json& j) { j["target_modules"].push_back("q_proj"); }), 1.0}},
+                   d / "extra.kplan");
+  CHECK(compile_model(extra).notes.find("target_modules names 'q_proj', which match no module of the model") !=
+        std::string::npos);
+  CHECK_THROWS_WITH_AS(
+      compile_model(neox_options(
+          every, {{edited("block", [](nlohmann::json& j) { j["target_modules"].push_back("attention"); }), 1.0}},
+          d / "block.kplan")),
+      doctest::Contains("matches 'gpt_neox.layers.0.attention', a block of the model"), CompileError);
+}
+
 // A tied checkpoint may ship lm_head.weight equal to the embedding (transformers still ties them):
 // the tied-head fixtures' adapters merge as they do on the checkpoint without it.
 TEST_CASE("lora: a tied checkpoint that ships an equal lm_head.weight merges as the tied one") {
