@@ -142,6 +142,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"OlmoeForCausalLM", "olmoe"},
                                                                {"NemotronForCausalLM", "nemotron"},
                                                                {"GPTNeoXForCausalLM", "gpt_neox"},
+                                                               {"Glm4MoeForCausalLM", "glm4_moe"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

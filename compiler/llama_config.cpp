@@ -81,6 +81,55 @@ int64_t read_expert_count(const ConfigReader& r, int64_t def) {
   return n;
 }
 
+// Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, experts
+// (n_routed_experts, or num_local_experts: its attribute_map; default 128) of moe_intermediate_size (1408) after the
+// first first_k_dense_replace (1) layers, num_experts_per_tok (8) of them routed as DeepSeek-V3's noaux_tc (n_group
+// and topk_group 1, norm_topk_prob true, routed_scaling_factor 1), n_shared_experts (1) shared ones. A null where
+// its config class types a number is refused (transformers 5 refuses the file). num_nextn_predict_layers (or
+// num_mtp_layers; 1): the multi-token-prediction layers the checkpoint holds after the model's, not compiled.
+void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.glm4_moe = true;
+  // (a null boolean reads as false, kiln's rule for every family)
+  for (const char* k : {"n_routed_experts", "num_local_experts", "num_experts_per_tok", "moe_intermediate_size",
+                        "n_shared_experts", "routed_scaling_factor", "n_group", "topk_group", "first_k_dense_replace",
+                        "num_nextn_predict_layers", "num_mtp_layers"})
+    r.refuse_null(k, "which Glm4MoeConfig refuses (transformers 5 cannot build the model): give its value");
+  c.qkv_bias = r.boolean("attention_bias", false);
+  c.qk_norm = r.boolean("use_qk_norm", false);
+  auto aliased = [&](const char* key, const char* alias, int64_t def) {  // (two spellings of one attribute)
+    const int64_t n = r.count(key, r.count(alias, def));
+    if (r.has(key) && r.has(alias) && r.count(alias, 0) != n)
+      r.fail(alias, std::string("disagrees with ") + key + ", its other spelling");
+    return n;
+  };
+  c.num_local_experts = aliased("n_routed_experts", "num_local_experts", 128);
+  if (c.num_local_experts < 2 || c.num_local_experts > 4096)
+    r.fail("n_routed_experts", "must be between 2 and 4096 (noaux_tc routing scores groups by their two best)");
+  c.num_experts_per_tok = r.experts_per_token(false, 8);
+  c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, 1408);
+  c.shared_expert_intermediate_size = c.moe_intermediate_size * r.count("n_shared_experts", 1);
+  c.routed_scaling_factor = r.num("routed_scaling_factor", 1.0);
+  if (!std::isfinite(float(c.routed_scaling_factor)))
+    r.fail("routed_scaling_factor", "must be a finite number (as an f32)");
+  c.n_group = r.pos_int("n_group", false, 1);
+  c.topk_group = r.pos_int("topk_group", false, 1);
+  if (c.num_local_experts % c.n_group != 0) r.fail("n_group", "must divide n_routed_experts");
+  if (c.num_local_experts / c.n_group < 2)
+    r.fail("n_group",
+           "leaves fewer than 2 experts per group, which noaux_tc routing needs (it sums each group's two "
+           "best scores)");
+  if (c.topk_group > c.n_group || c.n_group > 64) r.fail("topk_group", "must be at most n_group (and n_group <= 64)");
+  if (c.num_experts_per_tok > c.topk_group * (c.num_local_experts / c.n_group))
+    r.fail("num_experts_per_tok", "exceeds the experts of the topk_group groups routing keeps");
+  c.norm_topk_prob = r.boolean("norm_topk_prob", true);
+  const int64_t dense = r.count("first_k_dense_replace", 1);
+  c.moe_layer.assign(size_t(c.num_hidden_layers), false);
+  for (int64_t i = dense; i < c.num_hidden_layers; ++i) c.moe_layer[size_t(i)] = true;
+  c.mtp_layers = aliased("num_nextn_predict_layers", "num_mtp_layers", 1);
+  for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
+}
+
 bool any_window_layer(const LlamaConfig& c) {
   return std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
 }
@@ -550,6 +599,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool olmoe = arch == "OlmoeForCausalLM" || arch == "olmoe";
   const bool nemotron = arch == "NemotronForCausalLM" || arch == "nemotron";
   const bool gpt_neox = arch == "GPTNeoXForCausalLM" || arch == "gpt_neox";
+  const bool glm4_moe = arch == "Glm4MoeForCausalLM" || arch == "glm4_moe";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
@@ -562,7 +612,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe && !nemotron && !gpt_neox)
+      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe && !nemotron && !gpt_neox &&
+      !glm4_moe)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -588,6 +639,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : olmoe              ? "OlmoeForCausalLM"
                    : nemotron           ? "NemotronForCausalLM"
                    : gpt_neox           ? "GPTNeoXForCausalLM"
+                   : glm4_moe           ? "Glm4MoeForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
@@ -655,7 +707,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -675,10 +727,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
   if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss || helium ||
-      starcoder2 || stablelm)
+      starcoder2 || stablelm || glm4_moe)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere || olmoe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      helium || cohere || olmoe || glm4_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -693,7 +745,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              : ernie || glm4                   ? 2
                              : qwen2_moe                       ? 16
                              : exaone4                         ? 32
-                             : seed_oss || gpt_oss             ? 8
+                             : seed_oss || gpt_oss || glm4_moe ? 8
                              : helium                          ? 20
                              : qwen2 || qwen3                  ? 32
                              : gemma1                          ? 16
@@ -720,29 +772,32 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // num_attention_heads)
     c.head_dim = gemma ? 256 : 128;  // (Ernie4_5Config's, Glm4Config's and SeedOssConfig's 128 too)
   } else {
-    if (c.hidden_size % c.num_attention_heads != 0) r.fail("hidden_size", "is not divisible by num_attention_heads");
+    // (Glm4MoeConfig's attention and RoPE take hidden_size // num_attention_heads, rounded down)
+    if (c.hidden_size % c.num_attention_heads != 0 && !glm4_moe)
+      r.fail("hidden_size", "is not divisible by num_attention_heads");
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings =
       r.pos_int("max_position_embeddings", false,
-                seed_oss                                                                 ? 524288
-                : gemma1 || gemma2 || cohere                                             ? 8192
-                : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss   ? 131072
-                : qwen2 || qwen3 || smollm3 || qwen2_moe                                 ? 32768
-                : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron ? 4096
-                                                                                         : 2048);
+                seed_oss                                                                           ? 524288
+                : gemma1 || gemma2 || cohere                                                       ? 8192
+                : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe ? 131072
+                : qwen2 || qwen3 || smollm3 || qwen2_moe                                           ? 32768
+                : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron           ? 4096
+                                                                                                   : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps = starcoder2   ? r.num("norm_epsilon", 1e-5)
-                   : nemotron   ? r.num("norm_eps", 1e-5)
-                   : layer_norm ? r.num("layer_norm_eps", 1e-5)
-                   : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-                   : helium
-                       ? r.num("rms_norm_eps", 1e-8)  // (HeliumConfig's)
-                       : r.num("rms_norm_eps",
-                               mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee || olmoe ? 1e-5 : 1e-6);
+  c.rms_norm_eps =
+      starcoder2   ? r.num("norm_epsilon", 1e-5)
+      : nemotron   ? r.num("norm_eps", 1e-5)
+      : layer_norm ? r.num("layer_norm_eps", 1e-5)
+      : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+      : helium
+          ? r.num("rms_norm_eps", 1e-8)  // (HeliumConfig's)
+          : r.num("rms_norm_eps",
+                  mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee || olmoe || glm4_moe ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
   // (Gemma's, SmolLM3's, ERNIE 4.5's, Cohere's and Starcoder2's config classes tie by default)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie || cohere || starcoder2);
@@ -935,6 +990,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              std::to_string(c.hidden_size) +
                              "): OLMoE's q_norm spans hidden_size, and transformers cannot run this config");
     for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
+  } else if (glm4_moe) {
+    read_glm4_moe(r, &c);
   } else if (gpt_neox) {
     // GPTNeoXConfig (LlamaConfig::gpt_neox): biases on query_key_value and dense with attention_bias (on by
     // default), on the MLP always; the parallel block with use_parallel_residual (on by default). Its dropouts
@@ -1046,7 +1103,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Phi-3's attention none (Qwen2's hard-wires q/k/v biases without o_proj's: no value of
   // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
   // the values that change nothing.
-  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2 || glm4 || gpt_oss || cohere)
+  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2 || glm4 || gpt_oss || cohere ||
+      glm4_moe)
     r.hardwired("mlp_bias", false);
   if (mistral || ministral || mixtral || phi3) r.hardwired("attention_bias", false);
   if (phi3) {
@@ -1078,12 +1136,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                         "object, which give " +
                         short_float(value) + "); kiln refuses rather than guess which was meant");
   }
-  if (phi3 || phi || glm4 || stablelm || nemotron || gpt_neox) {
+  if (phi3 || phi || glm4 || stablelm || nemotron || gpt_neox || glm4_moe) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
     // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
     // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5, StableLmConfig's 0.25;
     // GPT-NeoX's read above.
-    const double def = stablelm ? 0.25 : phi || glm4 || nemotron ? 0.5 : 1.0;  // (NemotronConfig's 0.5)
+    // (NemotronConfig's and Glm4MoeConfig's 0.5)
+    const double def = stablelm ? 0.25 : phi || glm4 || nemotron || glm4_moe ? 0.5 : 1.0;
     double f = neox_pct;
     const char* fkey = neox_pct_key;
     if (!gpt_neox) {
@@ -1114,9 +1173,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
              : ernie    ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
              : helium   ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
              : gpt_neox ? r.rope({"default", "linear", "llama3", "yarn"}, neox_theta, true)
-             : cohere && !cohere2
-                 ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
-                 : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4 || stablelm || nemotron);
+             : cohere && !cohere2 ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
+                                  : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0,
+                                           phi || glm4 || stablelm || nemotron || glm4_moe);
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");

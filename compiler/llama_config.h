@@ -85,6 +85,17 @@ struct LlamaConfig {
   // the MLP both reading the layer's input, each through its own norm (input_layernorm,
   // post_attention_layernorm), their outputs added to it.
   bool gpt_neox = false, neox_parallel = false;
+  // GLM-4.5 (Glm4MoeForCausalLM: GLM-4.5, GLM-4.5-Air, GLM-4.6): LLaMA's layer with q/k/v biases (attention_bias),
+  // per-head q/k RMSNorms with use_qk_norm (qk_norm), a rotate-half RoPE over the first partial_rotary_factor
+  // (0.5) of each head, dense SwiGLU MLPs in the first first_k_dense_replace layers and experts in the others:
+  // routed as DeepSeek-V3 routes them (sigmoid scores, e_score_correction_bias for the choice, the best
+  // topk_group of n_group groups by their two best scores, the top num_experts_per_tok, renormalized with
+  // norm_topk_prob, times routed_scaling_factor), beside n_shared_experts shared experts (one SwiGLU of
+  // shared_expert_intermediate_size, no gate) added to them. The checkpoint's mtp_layers multi-token-prediction
+  // layers (num_nextn_predict_layers, after the model's) are not compiled.
+  bool glm4_moe = false;
+  double routed_scaling_factor = 1;
+  int64_t n_group = 1, topk_group = 1, mtp_layers = 0;
   // Norm weights that multiply by (1 + w), folded in f32 at compile time (Gemma's RMSNorms, Nemotron's
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }

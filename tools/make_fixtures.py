@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -31,6 +31,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only olmoe     only tests/fixtures/olmoe/ (tiny OlmoeForCausalLM checkpoints: whole q/k norms, experts)
   --only nemotron  only tests/fixtures/nemotron/ (tiny NemotronForCausalLM checkpoints: LayerNorm1P, relu² MLP)
   --only gpt_neox  only tests/fixtures/gpt_neox/ (tiny GPTNeoXForCausalLM checkpoints: Pythia's layout)
+  --only glm4_moe  only tests/fixtures/glm4_moe/ (tiny Glm4MoeForCausalLM checkpoints: GLM-4.5's noaux_tc experts)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -228,7 +229,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -801,6 +802,29 @@ GPT_NEOX_VARIANTS = [
                                                         "partial_rotary_factor": 0.5})),
     ("llama3_full_f32", 8080, dict(GPT_NEOX_BASE, num_attention_heads=8, num_key_value_heads=8, hidden_act="gelu_new",
                                    rope_parameters=dict(LLAMA3_ROPE, partial_rotary_factor=1.0))),
+]
+
+GLM4_MOE_DIR = os.path.join(REPO, "tests", "fixtures", "glm4_moe")
+# GLM-4.5 (Glm4MoeForCausalLM: GLM-4.5, GLM-4.5-Air, GLM-4.6): LLaMA's layer with q/k/v biases, optional per-head q/k
+# RMSNorms, a rotate-half RoPE over partial_rotary_factor (0.5) of each head, dense MLPs in the first
+# first_k_dense_replace layers, experts after them routed as DeepSeek-V3's noaux_tc (sigmoid scores,
+# e_score_correction_bias for the choice, groups) beside ungated shared experts. Norm weights, biases and
+# e_score_correction_bias drawn (ds_randomize). air_f32: GLM-4.5-Air's layout (attention biases, head_dim 24 not
+# hidden / heads, one dense layer, 8 experts top 2 renormalized, routed_scaling_factor 2.5, one shared expert), its
+# config.json as the hub ships it and a multi-token-prediction layer in the checkpoint (not part of the model).
+# qk_groups_f32: q/k norms, 4 groups of 2 experts with the best 2 groups kept, top 3 unnormalized, 2 shared
+# experts, every layer MoE, MQA, llama3 RoPE.
+GLM4_MOE_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": 2, "rms_norm_eps": 1e-5,
+                 "n_routed_experts": 8, "moe_intermediate_size": 32}
+GLM4_MOE_VARIANTS = [
+    ("air_f32", 8181, dict(GLM4_MOE_BASE, attention_bias=True, head_dim=24, first_k_dense_replace=1,
+                           num_experts_per_tok=2, n_shared_experts=1, routed_scaling_factor=2.5,
+                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                            "partial_rotary_factor": 0.5})),
+    ("qk_groups_f32", 8283, dict(GLM4_MOE_BASE, use_qk_norm=True, num_key_value_heads=1, first_k_dense_replace=0,
+                                 n_group=4, topk_group=2, num_experts_per_tok=3, norm_topk_prob=False,
+                                 n_shared_experts=2, num_nextn_predict_layers=0,
+                                 rope_parameters=dict(LLAMA3_ROPE, partial_rotary_factor=0.5))),
 ]
 
 COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
@@ -2094,6 +2118,63 @@ def main_gpt_neox_lora():
                                                          peft.__version__))
 
 
+def main_glm4_moe():
+    from transformers import Glm4MoeConfig, Glm4MoeForCausalLM
+
+    def check(keys):
+        assert "model.layers.1.mlp.gate.e_score_correction_bias" in keys, keys.keys()
+        assert "model.layers.1.mlp.experts.0.gate_proj.weight" in keys, keys.keys()
+        assert "model.layers.1.mlp.shared_experts.gate_proj.weight" in keys, keys.keys()
+    main_llama_like("glm4_moe", GLM4_MOE_DIR, GLM4_MOE_VARIANTS, Glm4MoeConfig, Glm4MoeForCausalLM, check,
+                    lambda m: ds_randomize(m, torch.Generator().manual_seed(81)))
+    for name, _, overrides in GLM4_MOE_VARIANTS:
+        out = os.path.join(GLM4_MOE_DIR, name)
+        model = load(out, torch.float32, Glm4MoeForCausalLM)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        # The routing re-derived (ds_route: what kiln implements) must be transformers', with no near tie at any
+        # cut, and the correction bias and groups must change some tokens' experts.
+        case = {"method": "noaux_tc"}
+        for label, ids in (("inputs", ref["input_ids"]), ("greedy", ref["greedy_ids"][None])):
+            captured = ds_capture(model, lambda: model(ids))
+            gap, _, notes = ds_check_routing(case, model, captured, label)
+            print("  %s %s: min routing gap %.3e; %s" % (name, label, gap, "; ".join(notes)))
+            assert gap > DS_MIN_ROUTE_MARGIN, (name, label, gap)
+            for n in notes:
+                if "e_score_correction_bias" in n and label == "inputs":
+                    assert int(n.split("of ")[1].split("/")[0]) >= DS_MIN_BIAS_FLIPS, n
+        if overrides.get("routed_scaling_factor", 1.0) != 1.0:
+            assert_moves(out, Glm4MoeForCausalLM, "routed_scaling_factor 1", 1e-2, routed_scaling_factor=1.0)
+        rp = Glm4MoeForCausalLM.from_pretrained(out).config.rope_parameters
+        assert_moves(out, Glm4MoeForCausalLM, "RoPE over every dim", 1e-2,
+                     rope_parameters=dict(rp, partial_rotary_factor=1.0))
+
+    def hub(cfg):  # zai-org/GLM-4.5-Air's keys (transformers 4.54): rope_theta and partial_rotary_factor at the top
+        rp = cfg.pop("rope_parameters")
+        cfg["rope_theta"] = rp["rope_theta"]
+        cfg["partial_rotary_factor"] = rp["partial_rotary_factor"]
+        cfg["rope_scaling"] = None
+        cfg["head_dim"] = 24
+    out = os.path.join(GLM4_MOE_DIR, "air_f32")
+    _, _, cfg = rewrite_as_hub(out, Glm4MoeForCausalLM, "4.54.0", hub, flat_rope=False)
+    # GLM-4.5's checkpoints hold a multi-token-prediction layer after the model's (num_nextn_predict_layers), which
+    # transformers leaves unread: the same logits with one.
+    path = os.path.join(out, "model.safetensors")
+    tensors = load_file(path)
+    n, d, g = cfg["num_hidden_layers"], cfg["hidden_size"], torch.Generator().manual_seed(82)
+    assert cfg["num_nextn_predict_layers"] == 1, cfg
+    p = "model.layers.%d." % n
+    for k, shape in (("eh_proj.weight", [d, 2 * d]), ("enorm.weight", [d]), ("hnorm.weight", [d]),
+                     ("shared_head.norm.weight", [d]), ("input_layernorm.weight", [d]),
+                     ("self_attn.q_proj.weight", [96, d]), ("mlp.gate.weight", [8, d])):
+        tensors[p + k] = 0.1 * torch.randn(shape, generator=g)
+    save_file(tensors, path, metadata={"format": "pt"})
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, Glm4MoeForCausalLM)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "the multi-token-prediction layer changed the model"
+    print("  air_f32: model.safetensors given a multi-token-prediction layer; config.json as the hub's")
+
+
 def main_cohere():
     from transformers import CohereConfig, CohereForCausalLM
     import transformers.models.cohere.modeling_cohere as cohere_modeling
@@ -2761,7 +2842,7 @@ def ds_route(method, cfg, router_logits, bias=None, grouped=True):
         scores = router_logits.softmax(dim=-1)
         choice = scores
     g_gap = float("inf")
-    if grouped and method != "greedy":
+    if grouped and method != "greedy" and cfg.n_group > cfg.topk_group:  # (keeping every group masks nothing)
         n_grp, per = cfg.n_group, n_exp // cfg.n_group
         grp = choice.view(-1, n_grp, per)
         gs = grp.topk(2, dim=-1).values.sum(-1) if method == "noaux_tc" else grp.max(dim=-1).values
@@ -4342,6 +4423,8 @@ def main():
         main_nemotron()
     if ARGS.only in ("all", "gpt_neox"):
         main_gpt_neox()
+    if ARGS.only in ("all", "glm4_moe"):
+        main_glm4_moe()
     if ARGS.only in ("all", "cohere2"):
         main_cohere2()
     if ARGS.only in ("all", "phi3"):

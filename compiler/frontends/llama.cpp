@@ -121,6 +121,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
       const MoeTensors t = moe_tensors(c, p);
       e[t.router] = {E, D};
+      if (c.glm4_moe) e[p + "mlp.gate.e_score_correction_bias"] = {E};
       if (c.gpt_oss) {  // [E, D, 2F] (gate and up columns interleaved) and [E, F, D] (MXFP4: [E, 2F, D] and [E, D,
                         // F]), with biases
         e[t.gate_up[0]] = c.mxfp4_experts ? std::vector<int64_t>{E, 2 * Fm, D} : std::vector<int64_t>{E, D, 2 * Fm};
@@ -138,6 +139,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp()) {
         e[p + "shared_mlp.input_linear.weight"] = {2 * Fs, D};
         e[p + "shared_mlp.output_linear.weight"] = {D, Fs};
+      } else if (Fs > 0 && c.glm4_moe) {  // (no gate)
+        e[p + "mlp.shared_experts.gate_proj.weight"] = e[p + "mlp.shared_experts.up_proj.weight"] = {Fs, D};
+        e[p + "mlp.shared_experts.down_proj.weight"] = {D, Fs};
       } else if (Fs > 0) {  // (Qwen2-MoE)
         e[p + "mlp.shared_expert.gate_proj.weight"] = e[p + "mlp.shared_expert.up_proj.weight"] = {Fs, D};
         e[p + "mlp.shared_expert.down_proj.weight"] = {D, Fs};
@@ -249,6 +253,11 @@ std::string neox_file_name(const std::string& n) {
 bool ignorable(const std::string& name, const LlamaConfig& c) {
   // Old conversions ship rotary buffers; tied checkpoints sometimes ship lm_head anyway.
   if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
+  // GLM-4.5's multi-token-prediction layers, after the model's (not compiled)
+  if (static const std::string kLayers = "model.layers."; c.mtp_layers > 0 && name.rfind(kLayers, 0) == 0) {
+    const int64_t i = std::atoll(name.c_str() + kLayers.size());
+    if (i >= c.num_hidden_layers && i < c.num_hidden_layers + c.mtp_layers) return true;
+  }
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
@@ -431,10 +440,18 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
         L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
       }
+      if (c.glm4_moe) {  // (e_score_correction_bias: f32, as the router)
+        const std::string b = p + "mlp.gate.e_score_correction_bias";
+        L.router_b = g.weight(b, DType::F32, {E}, WeightSource{{b}, {}, nullptr});
+      }
       if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp()) {
         const std::string sh = p + "shared_mlp.";  // (GraniteMoeShared: [gate | up] as the gate|up weight)
         L.shared_gu_w = w(sh + "input_linear.weight", {2 * Fs, D}, {sh + "input_linear.weight"});
         L.shared_down_w = w(sh + "output_linear.weight", {D, Fs}, {sh + "output_linear.weight"});
+      } else if (Fs > 0 && c.glm4_moe) {  // (GLM-4.5's shared experts: no gate)
+        const std::string sh = p + "mlp.shared_experts.";
+        L.shared_gu_w = w(sh + "gate_up_proj.weight", {2 * Fs, D}, {sh + "gate_proj.weight", sh + "up_proj.weight"});
+        L.shared_down_w = w(sh + "down_proj.weight", {D, Fs}, {sh + "down_proj.weight"});
       } else if (Fs > 0) {
         const std::string sh = p + "mlp.shared_expert.";
         L.shared_gu_w = w(sh + "gate_up_proj.weight", {2 * Fs, D}, {sh + "gate_proj.weight", sh + "up_proj.weight"});
@@ -608,11 +625,18 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         const uint32_t ew = g.activation(p + "expert_weights", {N, K});
         const uint32_t ws = g.activation(p + "expert_act", {N * K, c.moe_intermediate_size});
         // GPT-OSS: the router's bias added to its logits, then the softmax over the top K (the same).
+        // GLM-4.5: DeepSeek-V3's noaux_tc on sigmoid scores, e_score_correction_bias (the router's bias input)
+        // for the choice, the weights times routed_scaling_factor.
         std::vector<int64_t> route = {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1,
                                       c.norm_topk_prob ? 1 : 0};
+        if (c.glm4_moe)
+          route = {int64_t(MoeTopk::kNoauxTc), int64_t(MoeScoring::kSigmoid), c.n_group, c.topk_group,
+                   c.norm_topk_prob ? 1 : 0};
         if (c.gpt_oss) route.push_back(1);  // (logit_bias: version 2)
         add_node(P, c.gpt_oss ? kMoeRouteOp : kMoeRouteOpV1, {h2, L.router, L.router_b, n_valid}, {ids, ew}, route,
-                 {c.granite ? c.residual_multiplier : 1.0});  // (GraniteMoe's branch scale, on the weights)
+                 {c.granite    ? c.residual_multiplier  // (GraniteMoe's branch scale, on the weights)
+                  : c.glm4_moe ? c.routed_scaling_factor
+                               : 1.0});
         if (c.gpt_oss)  // x += the experts, with their biases and the clamped SwiGLU (version 4)
           add_node(P, kMoeExpertsOpV4,
                    {h2, ids, ew, L.gu_w, L.down_w, n_valid, kNoTensor, kNoTensor, kNoTensor, kNoTensor, L.experts_gu_b,
@@ -889,6 +913,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "nemotron",
                                       "GPTNeoXForCausalLM",
                                       "gpt_neox",
+                                      "Glm4MoeForCausalLM",
+                                      "glm4_moe",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

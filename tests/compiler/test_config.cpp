@@ -265,7 +265,7 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(
       error_of("hidden_act", "gelu")
           .find(
-              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM-4, Granite, GraniteMoe") !=
+              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM-4, GLM-4.5, Granite, GraniteMoe") !=
       std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
@@ -1384,6 +1384,69 @@ TEST_CASE("config: GPT-NeoX (rotary_pct, rotary_emb_base, parallel residual, def
   CHECK(error_of([](nlohmann::json& j) { j["hidden_size"] = 66; }).find("divisible") != std::string::npos);
 }
 
+// Glm4MoeForCausalLM (GLM-4.5-Air's config.json as the hub ships it): q/k/v biases, a rotate-half RoPE over
+// partial_rotary_factor of each head, dense layers, then experts routed as DeepSeek-V3's noaux_tc beside ungated
+// shared experts; the multi-token-prediction layers are counted but not compiled. Glm4MoeConfig's defaults for
+// every key left out; nulls it refuses and routing it cannot run are refused by name.
+TEST_CASE("config: GLM-4.5 (noaux_tc experts, shared experts, dense layers, partial RoPE, defaults)") {
+  std::ifstream in(kiln::test::fixture("air_f32", "glm4_moe") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "Glm4MoeForCausalLM");
+  CHECK((a.glm4_moe && a.qkv_bias && !a.attention_bias && !a.qk_norm && !a.pairwise_rope));
+  CHECK((a.head_dim == 24 && a.rotary() == 12));
+  CHECK((a.num_local_experts == 8 && a.num_experts_per_tok == 2 && a.moe_intermediate_size == 32));
+  CHECK((a.shared_expert_intermediate_size == 32 && a.routed_scaling_factor == 2.5 && a.norm_topk_prob));
+  CHECK((a.n_group == 1 && a.topk_group == 1 && a.mtp_layers == 1));
+  CHECK((!a.is_moe_layer(0) && a.is_moe_layer(1)));
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"n_routed_experts", "num_experts_per_tok", "moe_intermediate_size", "n_shared_experts",
+                          "routed_scaling_factor", "n_group", "topk_group", "first_k_dense_replace", "norm_topk_prob",
+                          "num_nextn_predict_layers", "partial_rotary_factor", "rms_norm_eps", "num_key_value_heads",
+                          "head_dim", "attention_bias"})
+      j.erase(k);
+    j["num_attention_heads"] = 8;  // (so that Glm4MoeConfig's 8 KV heads divide them)
+  });
+  CHECK((d.num_local_experts == 128 && d.num_experts_per_tok == 8 && d.moe_intermediate_size == 1408));
+  CHECK((d.shared_expert_intermediate_size == 1408 && d.routed_scaling_factor == 1.0 && d.norm_topk_prob));
+  CHECK((d.n_group == 1 && d.topk_group == 1 && d.mtp_layers == 1 && !d.is_moe_layer(0) && d.is_moe_layer(1)));
+  CHECK((d.head_dim == 8 && d.rotary() == 4 && d.num_key_value_heads == 8 && d.rms_norm_eps == 1e-5 && !d.qkv_bias));
+  const LlamaConfig e = edited(hub, [](nlohmann::json& j) {
+    j.erase("n_routed_experts");
+    j["num_local_experts"] = 16;  // (its attribute_map's spelling)
+    j["n_shared_experts"] = 0;
+    j["first_k_dense_replace"] = 0;
+    j["n_group"] = 4;
+    j["topk_group"] = 2;
+    j["use_qk_norm"] = true;
+    j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 50.0}, {"partial_rotary_factor", 1.0}};
+  });
+  CHECK((e.num_local_experts == 16 && e.shared_expert_intermediate_size == 0 && e.is_moe_layer(0)));
+  CHECK((e.n_group == 4 && e.topk_group == 2 && e.qk_norm && e.rotary() == 24 && e.rope.theta == 50.0));
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["num_local_experts"] = 4; }).find("disagrees with n_routed_experts") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["n_group"] = 3; }).find("must divide n_routed_experts") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["n_group"] = 8; }).find("fewer than 2 experts per group") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["n_group"] = 4;
+          j["topk_group"] = 1;
+          j["num_experts_per_tok"] = 3;
+        }).find("exceeds the experts of the topk_group groups") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["topk_group"] = 2; }).find("topk_group") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["routed_scaling_factor"] = 1e39; }).find("routed_scaling_factor") !=
+        std::string::npos);
+  for (const char* k : {"n_group", "topk_group", "n_shared_experts", "first_k_dense_replace"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("GLM-4.5") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias") != std::string::npos);
+}
+
 // OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
 // unless null (kiln has no clamp there).
 TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
@@ -1619,11 +1682,11 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
             std::string::npos);
     }
     // Per family: Gemma 2's and 3's attention scale, the rotary fraction (Phi, Phi-3, GLM-4).
-    for (const char* k :
-         {gemma23 ? "query_pre_attn_scalar" : "",
-          family == "phi" || family == "phi3" || family == "glm4" || family == "stablelm" || family == "nemotron"
-              ? "partial_rotary_factor"
-              : ""})
+    for (const char* k : {gemma23 ? "query_pre_attn_scalar" : "", family == "phi" || family == "phi3" ||
+                                                                          family == "glm4" || family == "stablelm" ||
+                                                                          family == "nemotron" || family == "glm4_moe"
+                                                                      ? "partial_rotary_factor"
+                                                                      : ""})
       if (*k) {
         CAPTURE(std::string(k));
         CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=

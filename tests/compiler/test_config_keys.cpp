@@ -44,7 +44,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "Exaone4Config" || cls == "SeedOssConfig" || cls == "GptOssConfig" || cls == "HeliumConfig" ||
       cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" || cls == "CohereConfig" || cls == "Cohere2Config" ||
       cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" ||
-      cls == "GPTNeoXConfig")
+      cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -70,6 +70,9 @@ json defaults_of(const std::string& cls) {
   if (cls == "DeepseekV2Config") j["num_experts_per_tok"] = 6;
   // MinistralConfig's head_dim defaults to None, with which its attention fails: Ministral-8B's value.
   if (cls == "MinistralConfig") j["head_dim"] = 128;
+  // Glm4MoeConfig's hidden_size 4096 over 96 heads leaves head_dim 42 (transformers' floor division) and 21 rotary
+  // dims, which kiln refuses (odd): GLM-4.5's own head_dim.
+  if (cls == "Glm4MoeConfig") j["head_dim"] = 128;
   if (cls == "LoraConfig") {  // a saved adapter has these set (peft fills them in save_pretrained)
     j["peft_type"] = "LORA";
     j["target_modules"] = json::array({"q_proj"});
@@ -110,6 +113,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "OlmoeConfig",
                                 "NemotronConfig",
                                 "GPTNeoXConfig",
+                                "Glm4MoeConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -284,7 +288,8 @@ const char* const kLlmConfigClasses[] = {
     "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",      "Glm4Config",
     "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",     "GraniteMoeSharedConfig",
     "ArceeConfig",     "CohereConfig",     "Cohere2Config",  "Starcoder2Config", "StableLmConfig",
-    "OlmoeConfig",     "NemotronConfig",   "GPTNeoXConfig",  "DeepseekV2Config", "DeepseekV3Config"};
+    "OlmoeConfig",     "NemotronConfig",   "GPTNeoXConfig",  "Glm4MoeConfig",    "DeepseekV2Config",
+    "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
