@@ -202,14 +202,17 @@ const char* ConfigReader::rope_key() const {
   return params ? "rope_parameters" : nullptr;
 }
 
-RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double default_theta,
-                              bool partial_rotary) const {
+RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double default_theta, bool partial_rotary,
+                              bool top_level_theta) const {
   RopeConfig r;
   nested_unmodeled_.clear();
   const char* key = rope_key();
   const json* params = key ? &j_[key] : nullptr;
-  refuse_null_base("rope_theta", params);
-  r.theta = num("rope_theta", default_theta);
+  r.theta = default_theta;
+  if (top_level_theta) {
+    refuse_null_base("rope_theta", params);
+    r.theta = num("rope_theta", default_theta);
+  }
   if (params) rope_object(*params, key, allowed, &r, partial_rotary);
   if (r.theta <= 0) fail("rope_theta", "must be positive");
   return r;

@@ -160,8 +160,10 @@ class ConfigReader {
   // allowed_types: the rope types kiln builds here; an entry "old=new" reads type old as new.
   // partial_rotary: the caller reads partial_rotary_factor itself (Phi-3); otherwise a value other
   // than 1 in the RoPE object is left unmodeled.
+  // top_level_theta false: the config class never reads a top-level rope_theta (GPTNeoXConfig: the caller
+  // checks it), so default_theta is the base unless the RoPE object gives its own.
   RopeConfig rope(std::initializer_list<const char*> allowed_types, double default_theta = 10000.0,
-                  bool partial_rotary = false) const;
+                  bool partial_rotary = false, bool top_level_theta = true) const;
   // One RoPE object (`key` names it in errors and unmodeled keys) whose rope_theta defaults to
   // `theta`: Gemma 3's per-layer-type rope_parameters.
   RopeConfig rope_at(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,

@@ -758,10 +758,16 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if ((stablelm || gpt_neox) && r.has("head_dim") &&
       (c.hidden_size % c.num_attention_heads != 0 ||
        r.pos_int("head_dim", true) != c.hidden_size / c.num_attention_heads))
-    r.fail("head_dim",
-           std::string("is not hidden_size / num_attention_heads, which ") + (stablelm ? "StableLM" : "GPT-NeoX") +
-               "'s attention uses: transformers cannot run this config");  // (its RoPE reads head_dim, its
-                                                                           // projections hidden / heads)
+    r.fail(
+        "head_dim",
+        std::string("is not hidden_size / num_attention_heads, which ") + (stablelm ? "StableLM" : "GPT-NeoX") +
+            "'s projections use (its RoPE would read head_dim): kiln refuses a head the two read apart");  // (its RoPE
+                                                                                                           // reads
+                                                                                                           // head_dim,
+                                                                                                           // its
+                                                                                                           // projections
+                                                                                                           // hidden /
+                                                                                                           // heads)
   if (!stablelm && !gpt_neox && r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
@@ -1000,7 +1006,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.attention_bias = r.boolean("attention_bias", true);
     c.mlp_bias = true;
     c.neox_parallel = r.boolean("use_parallel_residual", true);
-    for (const char* k : {"hidden_dropout", "attention_dropout", "classifier_dropout", "custom_pipelines"}) r.has(k);
+    // (GPT-NeoX-20B's file names its dropouts attention_probs_dropout_prob and hidden_dropout_prob)
+    for (const char* k : {"hidden_dropout", "attention_dropout", "classifier_dropout", "custom_pipelines",
+                          "attention_probs_dropout_prob", "hidden_dropout_prob"})
+      r.has(k);
   } else if (stablelm) {
     // StableLmConfig (LlamaConfig::stablelm): biases on q, k and v with use_qkv_bias, per-head q/k LayerNorms with
     // qk_layernorm, the parallel block with use_parallel_residual. Its dropouts act in training only.
@@ -1172,7 +1181,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
              : smollm3  ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
              : ernie    ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
              : helium   ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
-             : gpt_neox ? r.rope({"default", "linear", "llama3", "yarn"}, neox_theta, true)
+             : gpt_neox ? r.rope({"default", "linear", "llama3", "yarn"}, neox_theta, true, false)
              : cohere && !cohere2 ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
                                   : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0,
                                            phi || glm4 || stablelm || nemotron || glm4_moe);

@@ -703,12 +703,13 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
         }
         if (!listed)
           throw CompileError(st_path + ": unrecognized key '" + key + "' (not a LoRA tensor or a module to save)");
-        plain = ck(plain);  // (the checkpoint's name from here on)
+        const std::string shown = plain;  // (peft's name, in messages)
+        plain = ck(plain);                // (the checkpoint's name from here on)
         const StTensor* b = base.find(plain);
         if (!b && plain == "lm_head.weight") b = tied_embedding;
-        if (!b) throw CompileError(where + ": saved module tensor '" + plain + "' is not in the model");
+        if (!b) throw CompileError(where + ": saved module tensor '" + shown + "' is not in the model");
         if (b->shape != t.shape)
-          throw CompileError(where + ": saved module tensor '" + plain + "' has shape " + shape_str(t.shape) +
+          throw CompileError(where + ": saved module tensor '" + shown + "' has shape " + shape_str(t.shape) +
                              " but the model's is " + shape_str(b->shape) + " (a resized vocabulary is not supported)");
         if (!t.has_dtype || !dtype_is_float(t.dtype))
           throw CompileError(where + ": '" + key + "' is not a float tensor");
@@ -820,7 +821,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
     }
     for (const auto& [name, t] : ad.replacements) {
       if (im.replacements.count(name))
-        throw CompileError("adapter '" + ad.record.name + "': '" + name + "' is also replaced by another adapter");
+        throw CompileError("adapter '" + ad.record.name + "': '" + peft(name) +
+                           "' is also replaced by another adapter");
       im.replacements[name] = t;
     }
     im.saved.insert(ad.saved.begin(), ad.saved.end());

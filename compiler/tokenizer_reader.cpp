@@ -1,6 +1,7 @@
 #include "compiler/tokenizer_reader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "compiler/error.h"
@@ -233,6 +234,21 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe" || type == "qwen2_moe")))
     cls = "Qwen2Tokenizer";
   auto note = [&](const std::string& n) { append_note(notes, n); };
+  if (d.kind == TokenizerData::Kind::kByteLevelBpe && cls == "GPTNeoXTokenizer") {
+    // transformers 5's GPTNeoXTokenizer rebuilds the pipeline from the vocabulary and merges: NFC, then ByteLevel
+    // with GPT-2's split and tokenizer_config.json's add_prefix_space, which kiln's byte-level reading lacks.
+    if (cfg.contains("add_prefix_space") && cfg["add_prefix_space"].is_boolean() && cfg["add_prefix_space"].get<bool>())
+      throw CompileError(dir +
+                         "/tokenizer_config.json: add_prefix_space is true, with which transformers 5's "
+                         "GPTNeoXTokenizer puts a space before the text; kiln does not support it (set it false to "
+                         "tokenize as tokenizer.json does)");
+    if (!(d.nfc && d.split == TokenizerData::Split::kGpt2))
+      note(
+          "the tokenizer class GPTNeoXTokenizer, which transformers 5's AutoTokenizer rebuilds with an NFC normalizer "
+          "and GPT-2's split instead of tokenizer.json's pipeline; kiln follows tokenizer.json, as tokenizers does, "
+          "so ids can differ from AutoTokenizer's");
+    return;
+  }
   if (d.kind == TokenizerData::Kind::kByteLevelBpe) {
     if (cls == "Qwen2Tokenizer" && !(d.nfc && d.split == TokenizerData::Split::kQwen2))
       note(std::string("the tokenizer class Qwen2Tokenizer") + (type.empty() ? "" : " (model_type " + type + ")") +
@@ -504,8 +520,17 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   // normalized, which transformers' LlamaTokenizer splits out of the raw text as kiln does; a
   // normalized token that is not special, as add_tokens makes them, HF matches in the normalized
   // text.)
+  // NFC leaves ASCII other than letters and < = > (which combining marks can join) as it is and never joins it to
+  // a neighbour: a token of only such characters (Pythia's and GPT-NeoX-20B's runs of spaces) is found alike in the
+  // raw and the normalized text.
+  auto nfc_inert = [](const std::string& s) {
+    return std::all_of(s.begin(), s.end(), [](char ch) {
+      const unsigned char u = static_cast<unsigned char>(ch);
+      return u < 0x80 && !std::isalpha(u) && u != '<' && u != '=' && u != '>';
+    });
+  };
   for (const auto& a : d->added)
-    if (a.normalized && (d->nfc || (d->sp_prepend && !d->metaspace && !a.special)))
+    if (a.normalized && ((d->nfc && !nfc_inert(a.content)) || (d->sp_prepend && !d->metaspace && !a.special)))
       fail("added token '" + a.content + "' is normalized, which kiln does not support with " +
            (d->nfc ? "an NFC normalizer" : "a Prepend normalizer"));
   if (byte_level) {

@@ -226,8 +226,10 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
       if (ends(n, suffix)) module = n.substr(0, n.size() - std::string(suffix).size());
     if (ends(n, ".weight") && t.st_dtype.rfind("F8_E4M3", 0) == 0) module = n.substr(0, n.size() - 7);
     if (module.empty()) continue;
-    auto refuse = [&](const std::string& why) {
-      throw CompileError(t.file + ": '" + module + "' is stored quantized (" + n + "), but config.json's " + why);
+    auto refuse = [&](const std::string& why) {  // (named as the file names them: t.name)
+      const std::string file_module = t.name.substr(0, t.name.size() - (n.size() - module.size()));
+      throw CompileError(t.file + ": '" + file_module + "' is stored quantized (" + t.name + "), but config.json's " +
+                         why);
     };
     const std::vector<std::string> names = spellings ? spellings(module) : std::vector<std::string>{module};
     auto any_name = [&](const std::function<bool(const std::string&)>& f) {
@@ -257,8 +259,9 @@ void refuse_contradicted_exclusions(const ConfigReader::Quantization& q, const C
       refuse("quantization_config.block_name_to_quantize " + listed(q.gptq_blocks) +
              " names no block it is in (the module was left unquantized)");
     if (q.gptq && module != "lm_head" && q.gptq_block_modules_given &&
-        std::none_of(q.gptq_block_modules.begin(), q.gptq_block_modules.end(),
-                     [&](const std::string& m) { return ends(module, m) || module == m; }))
+        std::none_of(q.gptq_block_modules.begin(), q.gptq_block_modules.end(), [&](const std::string& e) {
+          return any_name([&](const std::string& m) { return ends(m, e) || m == e; });
+        }))
       refuse("quantization_config.modules_in_block_to_quantize " + listed(q.gptq_block_modules) +
              " has no name it ends with (the module was left unquantized)");
     for (const ModuleEntry& e : not_converted)

@@ -224,18 +224,28 @@ std::string neox_layer_name(const std::string& n, const std::string& layers_from
   return layer + "." + inner;
 }
 
-std::string neox_to_kiln(const std::string& n) {
-  for (const auto& [neox, kiln] : kNeoxNames)
-    if (std::string r = swap_prefix(n, neox, kiln); !r.empty()) return r;
-  const std::string r = neox_layer_name(n, "gpt_neox.layers", "model.layers", true);
-  return r.empty() ? n : r;
-}
-
 std::string kiln_to_neox(const std::string& n) {
   for (const auto& [neox, kiln] : kNeoxNames)
     if (std::string r = swap_prefix(n, kiln, neox); !r.empty()) return r;
   const std::string r = neox_layer_name(n, "model.layers", "gpt_neox.layers", false);
   return r.empty() ? n : r;
+}
+
+// Only a GPT-NeoX name maps: one kiln's name for it maps back to (embed_out, the hub's head, aside), so that kiln's
+// own names under gpt_neox.layers.<i>. (self_attn.qkv_proj, ...), which transformers does not load, stay as they are
+// and are refused as unexpected.
+std::string neox_to_kiln(const std::string& n) {
+  if (std::string r = swap_prefix(n, "embed_out", "lm_head"); !r.empty()) return r;
+  std::string r;
+  for (const auto& [neox, kiln] : kNeoxNames)
+    if (r.empty()) r = swap_prefix(n, neox, kiln);
+  if (r.empty()) r = neox_layer_name(n, "gpt_neox.layers", "model.layers", true);
+  return !r.empty() && kiln_to_neox(r) == n ? r : n;
+}
+
+// A module or tensor as peft names it on transformers 5's GPTNeoXForCausalLM (lm_head, not embed_out), as kiln's.
+std::string neox_peft_to_kiln(const std::string& n) {
+  return swap_prefix(n, "embed_out", "").empty() ? neox_to_kiln(n) : n;
 }
 
 // A GPT-NeoX module under its names in a quantization config's lists: kiln's, transformers 5's, the hub's head.
@@ -802,7 +812,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        "has no quantization_config with quant_method \"mxfp4\"");
   check_llama_tensors(c, b.checkpoint);
   b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings,
-                         c.gpt_neox ? LoraSet::ModuleNames{kiln_to_neox, neox_to_kiln} : LoraSet::ModuleNames{});
+                         c.gpt_neox ? LoraSet::ModuleNames{kiln_to_neox, neox_peft_to_kiln} : LoraSet::ModuleNames{});
   for (int64_t i = 0; i < c.num_hidden_layers && c.mxfp4_experts; ++i)  // (a saved copy is in transformers' layout)
     for (const char* part : {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"})
       if (b.lora.replacement(hf_layer_prefix(i) + part))

@@ -202,6 +202,14 @@ TEST_CASE("compile: GPT-NeoX checkpoints: tensors named as the file has them, bo
   CHECK(compile_error(d / "llama", d / "p.kplan")
             .find("tensor 'model.embed_tokens.weight' is not a GPTNeoXForCausalLM "
                   "name") != std::string::npos);
+  // kiln's own names under gpt_neox.layers.<i>., which transformers does not load, are not read as the module.
+  neox(d / "kiln_inner", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "gpt_neox.layers.0.attention.query_key_value.weight") n = "gpt_neox.layers.0.self_attn.qkv_proj.weight";
+    return true;
+  });
+  err = compile_error(d / "kiln_inner", d / "p.kplan");
+  CHECK(err.find("unexpected tensor 'gpt_neox.layers.0.self_attn.qkv_proj.weight'") != std::string::npos);
+  CHECK(err.find("missing tensor 'gpt_neox.layers.0.attention.query_key_value.weight'") != std::string::npos);
   // Only the layers' own old buffers are left out: one elsewhere is a stray tensor.
   neox(d / "buffer", [](std::string& n, std::vector<int64_t>&) {
     if (n == "gpt_neox.layers.0.attention.masked_bias") n = "gpt_neox.masked_bias";

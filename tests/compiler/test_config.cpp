@@ -1306,8 +1306,7 @@ TEST_CASE("config: StableLM (partial RoPE, q/k/v biases, per-head q/k LayerNorms
   const LlamaConfig h = edited(hub, [](nlohmann::json& j) { j["head_dim"] = 16; });
   CHECK(h.head_dim == 16);  // (hidden_size / num_attention_heads: accepted)
   CHECK(h.unmodeled.empty());
-  CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = 32; }).find("transformers cannot run") !=
-        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = 32; }).find("read apart") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("StableLM") != std::string::npos);
 }
 
@@ -1372,7 +1371,15 @@ TEST_CASE("config: GPT-NeoX (rotary_pct, rotary_emb_base, parallel residual, def
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["num_key_value_heads"] = 2; }).find("num_key_value_heads") !=
         std::string::npos);
-  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = 32; }).find("transformers cannot run") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = 32; }).find("read apart") != std::string::npos);
+  // GPTNeoXConfig never reads a top-level rope_theta: a null one changes nothing.
+  CHECK(error_of([](nlohmann::json& j) { j["rope_theta"] = nullptr; }).empty());
+  CHECK(edited(hub, [](nlohmann::json& j) { j["rope_theta"] = nullptr; }).rope.theta == 10000.0);
+  // GPT-NeoX-20B's dropout keys
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["attention_probs_dropout_prob"] = 0;
+          j["hidden_dropout_prob"] = 0;
+        }).unmodeled.empty());
   CHECK(error_of([](nlohmann::json& j) { j["rotary_pct"] = nullptr; }).find("rotary_pct is null") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["rotary_emb_base"] = nullptr; }).find("rotary_emb_base is null") !=
         std::string::npos);
@@ -1695,11 +1702,13 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     // A null top-level rope_theta: refused where the RoPE object gives none of its own (the config
     // classes fill it in with setdefault, so the object's wins), read where it does.
     const bool flat = base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type");
-    CHECK(error_with([](nlohmann::json& j) {
-            j["rope_theta"] = nullptr;
-            if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))
-              j["rope_parameters"].erase("rope_theta");
-          }).find("rope_theta is null, and the RoPE object gives no rope_theta of its own") != std::string::npos);
+    // (GPTNeoXConfig never reads a top-level rope_theta: its base is rotary_emb_base's, test_config's GPT-NeoX case)
+    if (family != "gpt_neox")
+      CHECK(error_with([](nlohmann::json& j) {
+              j["rope_theta"] = nullptr;
+              if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))
+                j["rope_parameters"].erase("rope_theta");
+            }).find("rope_theta is null, and the RoPE object gives no rope_theta of its own") != std::string::npos);
     if (flat) {
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;

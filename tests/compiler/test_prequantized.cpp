@@ -2019,7 +2019,9 @@ TEST_CASE("prequantized: an image-text checkpoint's lists name its text modules 
     CompileOptions o =
         options(ct_wrapped("ct_ignore", [&](nlohmann::json& q) { q["ignore"].push_back(entry); }), d / "i.kplan");
     const std::string err = kiln::test::compile_error(o);
-    CHECK(err.find("'model.layers.0.mlp.down_proj' is stored quantized") != std::string::npos);
+    // (named as the file names it)
+    CHECK(err.find("'language_model.model.layers.0.mlp.down_proj' is stored quantized "
+                   "(language_model.model.layers.0.mlp.down_proj.weight_packed)") != std::string::npos);
     CHECK(err.find("quantization_config.ignore lists it (\"" + entry + "\")") != std::string::npos);
   }
   CompileOptions o = options(edited(

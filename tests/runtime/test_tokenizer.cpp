@@ -1183,6 +1183,81 @@ TEST_CASE("tokenizer: a normalized added token beside Phi-3's Prepend normalizer
                        std::exception);
 }
 
+// Pythia's and GPT-NeoX-20B's tokenizer.json has an NFC normalizer and normalized added tokens made of spaces: NFC
+// neither changes nor joins such characters, so HF's match in the normalized text finds what kiln's match in the raw
+// text finds; the ids equal those of the same tokens not normalized. Other normalized added tokens stay refused with
+// NFC (a letter or < = > can take a combining mark).
+TEST_CASE("tokenizer: normalized added tokens NFC cannot change (runs of spaces) are read beside an NFC normalizer") {
+  kiln::test::TempDir d;
+  nlohmann::json j = nlohmann::json::parse(
+      kiln::test::read_bytes(kiln::test::fixtures_root() + "/real_tokenizers/qwen2/tokenizer.json"));
+  REQUIRE(j["normalizer"].dump().find("NFC") != std::string::npos);
+  int64_t next = 0;
+  for (const auto& a : j["added_tokens"]) next = std::max(next, a["id"].get<int64_t>() + 1);
+  for (const char* content : {"   ", "  \t", " !\" ", "  1"})
+    j["added_tokens"].push_back({{"id", next++},
+                                 {"content", content},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", false},
+                                 {"special", false}});
+  auto encode_all = [&](bool normalized) {
+    for (auto& a : j["added_tokens"])
+      if (!a["special"].get<bool>() &&
+          a["content"].get<std::string>().find_first_not_of(" \t!\"1") == std::string::npos)
+        a["normalized"] = normalized;
+    std::ofstream(d / "tokenizer.json") << j.dump();
+    TokenizerData td;
+    std::string notes;
+    REQUIRE(read_hf_tokenizer(d.path(), &td, &notes, false));
+    auto t = Tokenizer::create(std::move(td));
+    REQUIRE(t.is_ok());
+    std::vector<std::vector<int32_t>> out;
+    for (const char* text : {"a   b", "x  \ty", "e\xcc\x81   \xcc\x81", "say !\" now", "  1  1   11", "   "})
+      out.push_back(t.value()->encode(text, false));
+    return out;
+  };
+  const auto plain = encode_all(false), normalized = encode_all(true);
+  CHECK(normalized == plain);
+  CHECK(std::find(plain[0].begin(), plain[0].end(), int32_t(next - 4)) != plain[0].end());  // (the added "   ")
+  for (const char* content : {" a ", "  <", "=="}) {
+    CAPTURE(std::string(content));
+    nlohmann::json k = j;
+    k["added_tokens"].push_back({{"id", next},
+                                 {"content", content},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", true},
+                                 {"special", false}});
+    std::ofstream(d / "tokenizer.json") << k.dump();
+    TokenizerData td;
+    std::string notes;
+    CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &td, &notes, false),
+                         doctest::Contains("is normalized, which kiln does not support with an NFC normalizer"),
+                         std::exception);
+  }
+}
+
+// transformers 5's GPTNeoXTokenizer rebuilds its pipeline with tokenizer_config.json's add_prefix_space: true, which
+// puts a space before the text, is refused (kiln would tokenize without it).
+TEST_CASE("tokenizer: GPTNeoXTokenizer with add_prefix_space true is refused, false read as the file") {
+  kiln::test::TempDir d;
+  const std::string src = kiln::test::fixtures_root() + "/real_tokenizers/qwen2/tokenizer.json";
+  std::ofstream(d / "tokenizer.json") << nlohmann::json::parse(kiln::test::read_bytes(src)).dump();
+  TokenizerData td;
+  std::string notes;
+  std::ofstream(d / "tokenizer_config.json") << R"({"tokenizer_class": "GPTNeoXTokenizer", "add_prefix_space": false})";
+  CHECK(read_hf_tokenizer(d.path(), &td, &notes, false));
+  CHECK(notes.find("GPTNeoXTokenizer") != std::string::npos);  // (Qwen2's split is not GPT-2's)
+  std::ofstream(d / "tokenizer_config.json")
+      << R"({"tokenizer_class": "GPTNeoXTokenizerFast", "add_prefix_space": true})";
+  CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &td, &notes, false),
+                       doctest::Contains("add_prefix_space is true, with which transformers 5's GPTNeoXTokenizer"),
+                       std::exception);
+}
+
 TEST_CASE("tokenizer: byte-level added tokens decode through the ByteLevel decoder, as HF decodes them") {
   // DeepSeek-Coder's vocabulary has added tokens such as "ü", a character of the byte alphabet:
   // HF's decoder reads it as the byte 0xFC (not UTF-8 alone), so "üü" decodes as two U+FFFD, and
