@@ -265,8 +265,14 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
   if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
   // GLM-4.5's multi-token-prediction layers, after the model's (not compiled)
   if (static const std::string kLayers = "model.layers."; c.mtp_layers > 0 && name.rfind(kLayers, 0) == 0) {
-    const int64_t i = std::atoll(name.c_str() + kLayers.size());
-    if (i >= c.num_hidden_layers && i < c.num_hidden_layers + c.mtp_layers) return true;
+    const size_t dot = name.find('.', kLayers.size());
+    const std::string index = name.substr(kLayers.size(), dot == std::string::npos ? 0 : dot - kLayers.size());
+    // (a layer index as transformers writes it: digits, no leading zero)
+    if (!index.empty() && index.size() < 10 && index.find_first_not_of("0123456789") == std::string::npos &&
+        (index == "0" || index[0] != '0')) {
+      const int64_t i = std::stoll(index);
+      if (i >= c.num_hidden_layers && i < c.num_hidden_layers + c.mtp_layers) return true;
+    }
   }
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
@@ -275,8 +281,14 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
   check_layer_count(c.num_hidden_layers, ck, 9);
+  // (GLM-4.5 with n_shared_experts 0: transformers saves its shared MLP's empty tensors)
+  auto empty_shared = [&](const std::string& n) {
+    return c.glm4_moe && c.shared_expert_intermediate_size == 0 &&
+           n.find(".mlp.shared_experts.") != std::string::npos && ck.find(n)->numel() == 0;
+  };
   check_checkpoint_tensors(
-      llama_tensor_shapes(c), ck, [&](const std::string& n) { return ignorable(n, c) || gptq_zero_bias(n, ck); },
+      llama_tensor_shapes(c), ck,
+      [&](const std::string& n) { return ignorable(n, c) || gptq_zero_bias(n, ck) || empty_shared(n); },
       c.gpt_neox ? std::function<std::string(const std::string&)>(neox_file_name) : nullptr);
 }
 

@@ -220,6 +220,51 @@ TEST_CASE("compile: GPT-NeoX checkpoints: tensors named as the file has them, bo
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
+// Glm4MoeForCausalLM: the checkpoint's multi-token-prediction layers (num_nextn_predict_layers after the model's) are
+// left out, other layers past the model's and names that only look like them are not; with n_shared_experts 0, the
+// empty shared-MLP tensors transformers saves are read as nothing, a non-empty one refused.
+TEST_CASE("compile: GLM-4.5 checkpoints: MTP layers left out, others refused, empty shared experts read") {
+  TempDir d;
+  auto glm = [&](const std::string& dir, auto edit) { edited_copy(dir, edit, "air_f32", "glm4_moe"); };
+  REQUIRE(compile_error(kiln::test::fixture("air_f32", "glm4_moe"), d / "ok.kplan").empty());  // (its MTP layer 2)
+  for (const char* stray :
+       {"model.layers.3.eh_proj.weight", "model.layers.2x.eh_proj.weight", "model.layers.02.eh_proj.weight"}) {
+    CAPTURE(std::string(stray));
+    glm(d / "stray", [&](std::string& n, std::vector<int64_t>&) {
+      if (n == "model.layers.2.eh_proj.weight") n = stray;
+      return true;
+    });
+    CHECK(compile_error(d / "stray", d / "p.kplan").find("unexpected tensor '" + std::string(stray) + "'") !=
+          std::string::npos);
+  }
+  glm(d / "no_mtp", [](std::string&, std::vector<int64_t>&) { return true; });
+  {
+    std::ifstream in(d / "no_mtp/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg["num_nextn_predict_layers"] = 0;
+    std::ofstream(d / "no_mtp/config.json") << cfg.dump();
+  }
+  CHECK(compile_error(d / "no_mtp", d / "p.kplan").find("unexpected tensor 'model.layers.2.") != std::string::npos);
+  auto no_shared = [&](const std::string& dir, int64_t rows) {
+    glm(dir, [&](std::string& n, std::vector<int64_t>& s) {
+      if (n.find(".mlp.shared_experts.") != std::string::npos)
+        s = n.find("down_proj") != std::string::npos ? std::vector<int64_t>{s[0], rows}
+                                                     : std::vector<int64_t>{rows, s[1]};
+      return true;
+    });
+    std::ifstream in(dir + "/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg["n_shared_experts"] = 0;
+    std::ofstream(dir + "/config.json") << cfg.dump();
+  };
+  no_shared(d / "empty", 0);
+  CHECK(compile_error(d / "empty", d / "e.kplan").empty());
+  no_shared(d / "full", 32);
+  CHECK(compile_error(d / "full", d / "p.kplan").find("unexpected tensor 'model.layers.1.mlp.shared_experts.") !=
+        std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
 // Cohere's logit_scale and Granite's 1 / logits_scaling are folded into the final norm's f32 weight: a product
 // that overflows f32 (every logit would be NaN, where transformers gives infinities) is refused by name.
 TEST_CASE("compile: a logit scale whose fold into the final norm overflows f32 is refused") {

@@ -1317,6 +1317,53 @@ TEST_CASE("prequantized: GPTQ weights run as shipped and match AutoRound's dequa
 // AutoRound's GPTQ export of the DeepSeek-V2 fixture (tools/fixtures_quant.py): every Linear quantized,
 // the routed experts per expert (AutoRound splits transformers' fused ones), except kv_a_proj_with_mqa,
 // which its config's "dynamic" says it left unquantized ("-:<pattern>": {}), and the router. As shipped,
+// GPT-NeoX as AutoRound exports it (tools/fixtures_quant.py, NEOX_GPTQ_CASES): query_key_value (each head's q, k and v
+// rows together, regrouped at compile time), dense and the MLP kept as shipped under GPT-NeoX's names, and their
+// biases; against transformers on AutoRound's dequantization. A modules_in_block_to_quantize list in GPT-NeoX's
+// names, as optimum writes it, covers them.
+TEST_CASE("prequantized: GPTQ GPT-NeoX runs as shipped and matches AutoRound") {
+  TempDir d;
+  const std::string dir = kiln::test::fixture("neox_gptq_w4g32_asym_f32", "quantized");
+  const auto ref = kiln::test::load_reference(dir);
+  for (const std::string quantize : {"", "none"}) {
+    CAPTURE(quantize);
+    CompileOptions o = options(dir, d / ("neox" + quantize + ".kplan"));
+    o.quantize = quantize;
+    o.dtype = "f32";
+    const CompileSummary s = compile_model(o);
+    auto plan = load_plan(o.output);
+    int i4 = 0;
+    for (const TensorInfo& t : plan->tensors()) i4 += t.dtype == DType::I4;
+    CHECK(i4 == (quantize.empty() ? 8 : 0));
+    if (quantize.empty()) CHECK(s.notes.find("(8 as the checkpoint ships them, GPTQ)") != std::string::npos);
+    const double err = kiln::test::check_reference(plan, ref, 2, quantize.empty() ? 1e-3 : 1e-4, true).second;
+    MESSAGE("neox_gptq_w4g32_asym_f32 --quantize '" << quantize << "': rel L2 " << err);
+  }
+  CompileOptions o = options(
+      edited(
+          d, "listed", nullptr,
+          [](nlohmann::json& j) {
+            j["quantization_config"]["modules_in_block_to_quantize"] = {
+                {"attention.query_key_value"}, {"attention.dense"}, {"mlp.dense_h_to_4h"}, {"mlp.dense_4h_to_h"}};
+          },
+          dir),
+      d / "listed.kplan");
+  o.dtype = "f32";
+  compile_model(o);
+  kiln::test::check_reference(load_plan(o.output), ref, 1, 1e-3, true);
+  o = options(edited(
+                  d, "unlisted", nullptr,
+                  [](nlohmann::json& j) {
+                    j["quantization_config"]["modules_in_block_to_quantize"] = {{"attention.query_key_value"}};
+                  },
+                  dir),
+              d / "unlisted.kplan");
+  const std::string err = kiln::test::compile_error(o);  // (named as the file names it)
+  CHECK(err.find("'gpt_neox.layers.0.mlp.dense_4h_to_h' is stored quantized "
+                 "(gpt_neox.layers.0.mlp.dense_4h_to_h.qweight), but config.json's "
+                 "quantization_config.modules_in_block_to_quantize") != std::string::npos);
+}
+
 // the experts run quantized (moe_experts version 2, or 3 with the asymmetric zero points), MLA's q rows
 // split and reordered keep their q and scales; against transformers on AutoRound's dequantization.
 TEST_CASE("prequantized: GPTQ DeepSeek-V2 (experts quantized, exclusions) runs as shipped and matches AutoRound") {
