@@ -1883,10 +1883,10 @@ def main_arcee():
     rewrite_as_hub(os.path.join(ARCEE_DIR, "hub_yarn_f32"), ArceeForCausalLM, "4.53.0", hub, flat_rope=False)
 
 
-def drop_rms_norm_eps(out_dir, variants, keys=("rms_norm_eps",)):
+def drop_rms_norm_eps(out_dir, variants, keys=("rms_norm_eps",), model_cls=None):
     """The llama fixtures' rms_norm_eps (and any other of `keys`), which LayerNorm families' config classes keep as
     an attribute they never read: dropped from each config.json (transformers must read the same model: the
-    reference's logits)."""
+    reference's logits, checked when model_cls is given)."""
     for name, _, _ in variants:
         path = os.path.join(out_dir, name, "config.json")
         with open(path) as f:
@@ -1896,6 +1896,16 @@ def drop_rms_norm_eps(out_dir, variants, keys=("rms_norm_eps",)):
         with open(path, "w") as f:
             json.dump(cfg, f, indent=2, sort_keys=True)
             f.write("\n")
+        if model_cls:
+            assert_reference_logits(os.path.join(out_dir, name), model_cls, "dropping %s" % (keys,))
+
+
+def assert_reference_logits(out, model_cls, what):
+    """transformers must still give the fixture's reference logits, bit for bit, after `what` changed its files."""
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        logits = load(out, torch.float32, model_cls)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "%s: %s changed the model" % (out, what)
 
 
 def rotate_half_rope(q, k, cos, sin, unsqueeze_dim=1):
@@ -2036,13 +2046,9 @@ def main_gpt_neox():
     main_llama_like("gpt_neox", GPT_NEOX_DIR, GPT_NEOX_VARIANTS, GPTNeoXConfig, GPTNeoXForCausalLM, check,
                     draw_norms_around_one, head="embed_out.weight")
     # (GPTNeoXConfig keeps the llama fixtures' rms_norm_eps and num_key_value_heads as attributes it never reads)
-    drop_rms_norm_eps(GPT_NEOX_DIR, GPT_NEOX_VARIANTS, ("rms_norm_eps", "num_key_value_heads"))
+    drop_rms_norm_eps(GPT_NEOX_DIR, GPT_NEOX_VARIANTS, ("rms_norm_eps", "num_key_value_heads"), GPTNeoXForCausalLM)
     for name, _, overrides in GPT_NEOX_VARIANTS:
         out = os.path.join(GPT_NEOX_DIR, name)
-        ref = load_file(os.path.join(out, "reference.safetensors"))
-        with torch.no_grad():
-            logits = load(out, torch.float32, GPTNeoXForCausalLM)(ref["input_ids"]).logits
-        assert torch.equal(logits, ref["logits"]), "dropping the unread keys changed the model"
         # The block's layout and the partial RoPE must matter: the other layout, and RoPE over every dim, give
         # other logits.
         parallel = overrides.get("use_parallel_residual", True)
@@ -2074,10 +2080,7 @@ def main_gpt_neox():
         tensors[p + "masked_bias"] = torch.tensor(-1e9)
         tensors[p + "rotary_emb.inv_freq"] = 1.0 / (cfg["rotary_emb_base"] ** (torch.arange(0, rot, 2).float() / rot))
     save_file(tensors, path, metadata={"format": "pt"})
-    ref = load_file(os.path.join(out, "reference.safetensors"))
-    with torch.no_grad():
-        logits = load(out, torch.float32, GPTNeoXForCausalLM)(ref["input_ids"]).logits
-    assert torch.equal(logits, ref["logits"]), "the old buffers changed the model"
+    assert_reference_logits(out, GPTNeoXForCausalLM, "Pythia's old buffers")
     print("  pythia_f32: model.safetensors given Pythia's attention buffers; config.json as the hub's")
     main_gpt_neox_lora()
 
@@ -2168,10 +2171,7 @@ def main_glm4_moe():
                      ("self_attn.q_proj.weight", [96, d]), ("mlp.gate.weight", [8, d])):
         tensors[p + k] = 0.1 * torch.randn(shape, generator=g)
     save_file(tensors, path, metadata={"format": "pt"})
-    ref = load_file(os.path.join(out, "reference.safetensors"))
-    with torch.no_grad():
-        logits = load(out, torch.float32, Glm4MoeForCausalLM)(ref["input_ids"]).logits
-    assert torch.equal(logits, ref["logits"]), "the multi-token-prediction layer changed the model"
+    assert_reference_logits(out, Glm4MoeForCausalLM, "the multi-token-prediction layer")
     print("  air_f32: model.safetensors given a multi-token-prediction layer; config.json as the hub's")
 
 
@@ -2183,13 +2183,9 @@ def main_cohere():
         assert "model.layers.0.post_attention_layernorm.weight" not in keys, keys.keys()
         assert "model.norm.weight" in keys and "model.norm.bias" not in keys, keys.keys()
     main_llama_like("cohere", COHERE_DIR, COHERE_VARIANTS, CohereConfig, CohereForCausalLM, check, draw_norms_around_one)
-    drop_rms_norm_eps(COHERE_DIR, COHERE_VARIANTS)
+    drop_rms_norm_eps(COHERE_DIR, COHERE_VARIANTS, model_cls=CohereForCausalLM)
     for name, _, overrides in COHERE_VARIANTS:
         out = os.path.join(COHERE_DIR, name)
-        ref = load_file(os.path.join(out, "reference.safetensors"))
-        with torch.no_grad():
-            logits = load(out, torch.float32, CohereForCausalLM)(ref["input_ids"]).logits
-        assert torch.equal(logits, ref["logits"]), "dropping rms_norm_eps changed the model"
         assert_rope_swap_moves(out, CohereForCausalLM, cohere_modeling, rotate_half_rope)
         if overrides["logit_scale"] != 1.0:
             assert_moves(out, CohereForCausalLM, "logit_scale 1", 1e-2, logit_scale=1.0)

@@ -86,6 +86,17 @@ std::string adapter_with_nan(const TempDir& d, const std::string& folder, const 
   return dir;
 }
 
+// generate() on ctx continues the reference's prompt with its greedy tokens.
+void check_greedy(Context& ctx, const kiln::test::Reference& ref) {
+  const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
+  std::vector<int32_t> out(static_cast<size_t>(n_new));
+  int64_t n = 0;
+  REQUIRE(ctx.generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1, out.data(),
+                       &n, nullptr)
+              .is_ok());
+  CHECK(std::equal(out.begin(), out.end(), ref.greedy_ids.begin() + long(ref.prompt_ids.size())));
+}
+
 // Compiles o and returns the rel L2 of its logits (every position) from fixture dir's reference.
 double compiled_rel_l2(const CompileOptions& o, const std::string& dir) {
   compile_model(o);
@@ -136,14 +147,7 @@ TEST_CASE("lora: every peft fixture matches peft's model in f32 (logits and gree
     // The adapter really changed the model: the base's own logits are far from the merged ones.
     const auto base_ref = kiln::test::load_reference(kiln::test::fixture(base));
     CHECK(kiln::test::rel_l2(base_ref.logits.data(), ref.logits.data(), logits.size()) > 1e-2);
-    const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
-    std::vector<int32_t> out(static_cast<size_t>(n_new));
-    int64_t n = 0;
-    REQUIRE(ctx.value()
-                ->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
-                           out.data(), &n, nullptr)
-                .is_ok());
-    CHECK(std::equal(out.begin(), out.end(), ref.greedy_ids.begin() + long(ref.prompt_ids.size())));
+    check_greedy(*ctx.value(), ref);
     MESSAGE(name << ": rel L2 " << err);
   }
 }
@@ -174,14 +178,7 @@ TEST_CASE("lora: GPT-NeoX adapters (peft's names for its renamed modules) match 
     REQUIRE(plan.is_ok());
     auto ctx = Context::create(plan.value(), ContextOptions{});
     REQUIRE(ctx.is_ok());
-    const int64_t n_new = int64_t(ref.greedy_ids.size() - ref.prompt_ids.size());
-    std::vector<int32_t> out(static_cast<size_t>(n_new));
-    int64_t n = 0;
-    REQUIRE(ctx.value()
-                ->generate(ref.prompt_ids.data(), int64_t(ref.prompt_ids.size()), n_new, SamplingParams{}, -1,
-                           out.data(), &n, nullptr)
-                .is_ok());
-    CHECK(std::equal(out.begin(), out.end(), ref.greedy_ids.begin() + long(ref.prompt_ids.size())));
+    check_greedy(*ctx.value(), ref);
   }
   // The hub's head name (embed_out, which transformers 5 holds as lm_head) in an adapter: peft on transformers 5
   // finds no such module and leaves the saved copy unread; kiln refuses it by its name.

@@ -33,6 +33,12 @@ nlohmann::json cases(const std::string& family, const char* file = "cases.json")
 
 std::vector<int32_t> ids_of(const nlohmann::json& j) { return j.get<std::vector<int32_t>>(); }
 
+// A tokenizer.json added token that is not special.
+nlohmann::json added_token(int64_t id, const std::string& content, bool normalized) {
+  return {{"id", id},        {"content", content},       {"single_word", false}, {"lstrip", false},
+          {"rstrip", false}, {"normalized", normalized}, {"special", false}};
+}
+
 }  // namespace
 
 TEST_CASE("tokenizer: ids and decoding match HF tokenizers on every fixture case") {
@@ -1195,13 +1201,7 @@ TEST_CASE("tokenizer: normalized added tokens NFC cannot change (runs of spaces)
   int64_t next = 0;
   for (const auto& a : j["added_tokens"]) next = std::max(next, a["id"].get<int64_t>() + 1);
   for (const char* content : {"   ", "  \t", " !\" ", "  1"})
-    j["added_tokens"].push_back({{"id", next++},
-                                 {"content", content},
-                                 {"single_word", false},
-                                 {"lstrip", false},
-                                 {"rstrip", false},
-                                 {"normalized", false},
-                                 {"special", false}});
+    j["added_tokens"].push_back(added_token(next++, content, false));
   auto encode_all = [&](bool normalized) {
     for (auto& a : j["added_tokens"])
       if (!a["special"].get<bool>() &&
@@ -1224,13 +1224,7 @@ TEST_CASE("tokenizer: normalized added tokens NFC cannot change (runs of spaces)
   for (const char* content : {" a ", "  <", "=="}) {
     CAPTURE(std::string(content));
     nlohmann::json k = j;
-    k["added_tokens"].push_back({{"id", next},
-                                 {"content", content},
-                                 {"single_word", false},
-                                 {"lstrip", false},
-                                 {"rstrip", false},
-                                 {"normalized", true},
-                                 {"special", false}});
+    k["added_tokens"].push_back(added_token(next, content, true));
     std::ofstream(d / "tokenizer.json") << k.dump();
     TokenizerData td;
     std::string notes;
@@ -1269,13 +1263,7 @@ TEST_CASE("tokenizer: byte-level added tokens decode through the ByteLevel decod
   int64_t next = 0;
   for (const auto& a : j["added_tokens"]) next = std::max(next, a["id"].get<int64_t>() + 1);
   for (const char* content : {"\xC3\xBC\xC3\xBC", "x\xC4\xA0y", "\xC3\xBC x"})  // "üü", "xĠy", "ü x"
-    j["added_tokens"].push_back({{"id", next++},
-                                 {"content", content},
-                                 {"single_word", false},
-                                 {"lstrip", false},
-                                 {"rstrip", false},
-                                 {"normalized", false},
-                                 {"special", false}});
+    j["added_tokens"].push_back(added_token(next++, content, false));
   std::ofstream(d / "tokenizer.json") << j.dump();
   TokenizerData td;
   std::string notes;
