@@ -143,6 +143,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"NemotronForCausalLM", "nemotron"},
                                                                {"GPTNeoXForCausalLM", "gpt_neox"},
                                                                {"Glm4MoeForCausalLM", "glm4_moe"},
+                                                               {"FalconForCausalLM", "falcon"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -130,6 +130,52 @@ void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
   for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
 }
 
+// FalconConfig's k/v heads: num_kv_heads (default one per head) with new_decoder_architecture; one with multi_query
+// (the default; num_kv_heads is then never read); else one per head, which its layout ([heads, 3, head_dim]) needs.
+int64_t read_falcon_kv_heads(const ConfigReader& r, int64_t heads) {
+  const bool new_arch = r.boolean("new_decoder_architecture", false), multi_query = r.boolean("multi_query", true);
+  const int64_t kv = r.pos_int("num_kv_heads", false, heads);
+  if (new_arch) {
+    if (heads % kv != 0)
+      r.fail("num_kv_heads",
+             "(" + std::to_string(kv) + ") must divide num_attention_heads (" + std::to_string(heads) + ")");
+    return kv;
+  }
+  if (multi_query) return 1;
+  if (kv != heads)
+    r.fail("num_kv_heads",
+           "must equal num_attention_heads without new_decoder_architecture or multi_query (its "
+           "query_key_value holds each head's q, k and v: transformers cannot run this config)");
+  return heads;
+}
+
+// FalconConfig (LlamaConfig::falcon): biases with `bias`, the block's layout from parallel_attn,
+// new_decoder_architecture and num_ln_in_parallel_attn (null: 2 with the new architecture). ALiBi, which kiln has no
+// attention for, is refused; layouts transformers cannot run are refused by name. Its dropouts act in training
+// only; the old RW configs' apply_residual_connection_post_layernorm is read at the false transformers hard-wires.
+void read_falcon(const ConfigReader& r, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.falcon = true;
+  c.attention_bias = c.mlp_bias = r.boolean("bias", false);
+  r.only("alibi", false);
+  const bool new_arch = r.boolean("new_decoder_architecture", false), parallel = r.boolean("parallel_attn", true);
+  const int64_t norms = r.has("num_ln_in_parallel_attn") ? r.pos_int("num_ln_in_parallel_attn", true)
+                        : new_arch                       ? 2
+                                                         : 0;
+  if (new_arch && !parallel)
+    r.fail("parallel_attn",
+           "is false with new_decoder_architecture, which transformers cannot run (its layer "
+           "reads norms it does not build)");
+  if (norms > 2 || (norms == 2 && !new_arch))
+    r.fail("num_ln_in_parallel_attn",
+           "must be 1 or 2 with new_decoder_architecture (or null), and not 2 without it "
+           "(transformers cannot run it)");
+  c.neox_parallel = new_arch && norms == 2;
+  c.parallel_residual = parallel && !c.neox_parallel;
+  r.has("multi_query");  // (read with the k/v heads)
+  r.hardwired("apply_residual_connection_post_layernorm", false);
+}
+
 bool any_window_layer(const LlamaConfig& c) {
   return std::find(c.window_layer.begin(), c.window_layer.end(), true) != c.window_layer.end();
 }
@@ -600,6 +646,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool nemotron = arch == "NemotronForCausalLM" || arch == "nemotron";
   const bool gpt_neox = arch == "GPTNeoXForCausalLM" || arch == "gpt_neox";
   const bool glm4_moe = arch == "Glm4MoeForCausalLM" || arch == "glm4_moe";
+  const bool falcon = arch == "FalconForCausalLM" || arch == "falcon";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
@@ -613,7 +660,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
       !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe && !nemotron && !gpt_neox &&
-      !glm4_moe)
+      !glm4_moe && !falcon)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -640,6 +687,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : nemotron           ? "NemotronForCausalLM"
                    : gpt_neox           ? "GPTNeoXForCausalLM"
                    : glm4_moe           ? "Glm4MoeForCausalLM"
+                   : falcon             ? "FalconForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
@@ -657,9 +705,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool layer_norm = phi || cohere || stablelm || gpt_neox;
   const char* eps_key = starcoder2   ? "norm_epsilon"
                         : nemotron   ? "norm_eps"
+                        : falcon     ? "layer_norm_epsilon"
                         : layer_norm ? "layer_norm_eps"
                                      : "rms_norm_eps";
-  r.refuse_null_values({eps_key, gemma && !gemma1 ? "hidden_activation" : "hidden_act", "max_position_embeddings"},
+  r.refuse_null_values({eps_key,
+                        gemma && !gemma1 ? "hidden_activation"
+                        : falcon         ? "activation"
+                                         : "hidden_act",
+                        "max_position_embeddings"},
                        c.architecture);
   if (gemma1) {
     // GemmaConfig reads hidden_act, and its hub value "gelu" as the tanh GELU the checkpoints were
@@ -689,6 +742,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
   } else if (gpt_oss) {
     // (read_gpt_oss: GptOssConfig's hidden_act is never read)
+  } else if (falcon) {
+    // FalconConfig: get_activation(activation) between dense_h_to_4h and dense_4h_to_h (default gelu, the exact one)
+    if (!act2fn_kind(r.str("activation", "gelu"), &c.mlp_activation))
+      r.fail("activation",
+             "must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
+             "\"quick_gelu\" for Falcon");
   } else if (arcee || starcoder2 || nemotron || gpt_neox) {
     // ArceeConfig and NemotronConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2);
     // Starcoder2Config: between c_fc and c_proj (default gelu_pytorch_tanh); GPTNeoXConfig: between
@@ -713,7 +772,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
 
   c.vocab_size = r.pos_int("vocab_size", true);
   c.hidden_size = r.pos_int("hidden_size", true);
-  c.intermediate_size = r.pos_int("intermediate_size", true);
+  // (FalconConfig's ffn_hidden_size: 4 · hidden_size when absent or null)
+  c.intermediate_size =
+      falcon ? r.pos_int("ffn_hidden_size", false, 4 * c.hidden_size) : r.pos_int("intermediate_size", true);
   c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
   c.num_attention_heads = r.pos_int("num_attention_heads", true);
   // Absent: the config class's default (MistralConfig and MixtralConfig 8, Qwen3MoeConfig 4,
@@ -751,11 +812,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                              : gemma1                          ? 16
                              : gemma                           ? 4
                                                                : c.num_attention_heads;
-  c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
+  if (falcon) c.num_key_value_heads = read_falcon_kv_heads(r, c.num_attention_heads);
+  else c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     r.fail("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) + ") must divide num_attention_heads (" +
                                       std::to_string(c.num_attention_heads) + ")");
-  if ((stablelm || gpt_neox) && r.has("head_dim") &&
+  if ((stablelm || gpt_neox || falcon) && r.has("head_dim") &&
       (c.hidden_size % c.num_attention_heads != 0 ||
        r.pos_int("head_dim", true) != c.hidden_size / c.num_attention_heads))
     r.fail(
@@ -768,7 +830,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                                                                                            // projections
                                                                                                            // hidden /
                                                                                                            // heads)
-  if (!stablelm && !gpt_neox && r.has("head_dim")) {
+  if (!stablelm && !gpt_neox && !falcon && r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
@@ -798,6 +860,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   c.rms_norm_eps =
       starcoder2   ? r.num("norm_epsilon", 1e-5)
       : nemotron   ? r.num("norm_eps", 1e-5)
+      : falcon     ? r.num("layer_norm_epsilon", 1e-5)
       : layer_norm ? r.num("layer_norm_eps", 1e-5)
       : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
       : helium
@@ -806,7 +869,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                   mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee || olmoe || glm4_moe ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
   // (Gemma's, SmolLM3's, ERNIE 4.5's, Cohere's and Starcoder2's config classes tie by default)
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie || cohere || starcoder2);
+  // (and FalconConfig's)
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie || cohere || starcoder2 || falcon);
   if (qwen2 || qwen3 || qwen2_moe) {
     // Qwen2: biases on q, k and v (never on o_proj or the MLP). Qwen3: no biases unless
     // attention_bias (then on q, k, v and o_proj), and q_norm/k_norm over each head before RoPE.
@@ -998,6 +1062,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
   } else if (glm4_moe) {
     read_glm4_moe(r, &c);
+  } else if (falcon) {
+    read_falcon(r, &c);
   } else if (gpt_neox) {
     // GPTNeoXConfig (LlamaConfig::gpt_neox): biases on query_key_value and dense with attention_bias (on by
     // default), on the MLP always; the parallel block with use_parallel_residual (on by default). Its dropouts
@@ -1128,7 +1194,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const char* neox_pct_key = "rotary_pct";
   if (gpt_neox) {
     const char* k = r.rope_key();
-    const json* params = k && j[k].is_object() ? &j[k] : nullptr;
+    const nlohmann::json* params = k && j[k].is_object() ? &j[k] : nullptr;
     auto given = [&](const char* key) { return params && params->contains(key) && !(*params)[key].is_null(); };
     const std::string why = "and the RoPE object gives no value in its place: transformers cannot compute its RoPE";
     if (!given("rope_theta")) r.refuse_null("rotary_emb_base", why);

@@ -64,6 +64,9 @@ struct LlamaConfig {
   // One norm before attention and the MLP, which run in parallel on it (Phi, Cohere, StableLM's parallel
   // residual).
   bool parallel_block() const { return phi || cohere || parallel_residual; }
+  // q, k and v in one tensor with each group's rows together (GPT-NeoX: a group a head; Falcon), regrouped into
+  // kiln's every q row, every k, every v.
+  bool grouped_qkv() const { return gpt_neox || falcon; }
   Activation mlp_activation = Activation::kGeluTanh;  // (Phi's, Arcee's and Starcoder2's MLP)
   // Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> mlp_activation (hidden_act,
   // relu² by default) -> down_proj, no gate (Nemotron's), biases on both with mlp_bias.
@@ -85,6 +88,14 @@ struct LlamaConfig {
   // the MLP both reading the layer's input, each through its own norm (input_layernorm,
   // post_attention_layernorm), their outputs added to it.
   bool gpt_neox = false, neox_parallel = false;
+  // Falcon (FalconForCausalLM: Falcon-7B/40B/180B, Falcon2-11B): LayerNorms with biases (layer_norm_epsilon), q, k
+  // and v in one query_key_value (new_decoder_architecture: num_kv_heads groups of each group's q heads, its k, its
+  // v; else with multi_query every q head then one k and one v, or each head's q, k and v together), a rotate-half
+  // RoPE over every dim, biases on every projection with `bias`, an ungated dense_h_to_4h -> activation (exact GELU)
+  // -> dense_4h_to_h MLP, the LM head tied by default; with parallel_attn attention and the MLP in parallel on one
+  // norm (parallel_residual) or, with new_decoder_architecture and num_ln_in_parallel_attn 2, on two
+  // (neox_parallel: ln_attn, ln_mlp), else LLaMA's sequential layer.
+  bool falcon = false;
   // GLM-4.5 (Glm4MoeForCausalLM: GLM-4.5, GLM-4.5-Air, GLM-4.6): LLaMA's layer with q/k/v biases (attention_bias),
   // per-head q/k RMSNorms with use_qk_norm (qk_norm), a rotate-half RoPE over the first partial_rotary_factor
   // (0.5) of each head, dense SwiGLU MLPs in the first first_k_dense_replace layers and experts in the others:
@@ -100,14 +111,16 @@ struct LlamaConfig {
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
-  bool ungated_mlp() const { return arcee || starcoder2 || nemotron || gpt_neox; }
+  bool ungated_mlp() const { return arcee || starcoder2 || nemotron || gpt_neox || falcon; }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
-  const char* mlp_up_name() const { return starcoder2 ? "mlp.c_fc" : gpt_neox ? "mlp.dense_h_to_4h" : "mlp.up_proj"; }
+  const char* mlp_up_name() const {
+    return starcoder2 ? "mlp.c_fc" : gpt_neox || falcon ? "mlp.dense_h_to_4h" : "mlp.up_proj";
+  }
   const char* mlp_down_name() const {
-    return phi ? "mlp.fc2" : starcoder2 ? "mlp.c_proj" : gpt_neox ? "mlp.dense_4h_to_h" : "mlp.down_proj";
+    return phi ? "mlp.fc2" : starcoder2 ? "mlp.c_proj" : gpt_neox || falcon ? "mlp.dense_4h_to_h" : "mlp.down_proj";
   }
   // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM, Nemotron, GPT-NeoX).
-  bool norm_biases() const { return phi || starcoder2 || stablelm || nemotron || gpt_neox; }
+  bool norm_biases() const { return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon; }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k
   // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -32,6 +32,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only nemotron  only tests/fixtures/nemotron/ (tiny NemotronForCausalLM checkpoints: LayerNorm1P, relu² MLP)
   --only gpt_neox  only tests/fixtures/gpt_neox/ (tiny GPTNeoXForCausalLM checkpoints: Pythia's layout)
   --only glm4_moe  only tests/fixtures/glm4_moe/ (tiny Glm4MoeForCausalLM checkpoints: GLM-4.5's noaux_tc experts)
+  --only falcon    only tests/fixtures/falcon/ (tiny FalconForCausalLM checkpoints: Falcon-7B's and 40B's layouts)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -229,7 +230,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -825,6 +826,26 @@ GLM4_MOE_VARIANTS = [
                                  n_group=4, topk_group=2, num_experts_per_tok=3, norm_topk_prob=False,
                                  n_shared_experts=2, num_nextn_predict_layers=0,
                                  rope_parameters=dict(LLAMA3_ROPE, partial_rotary_factor=0.5))),
+]
+
+FALCON_DIR = os.path.join(REPO, "tests", "fixtures", "falcon")
+# Falcon (FalconForCausalLM: Falcon-7B/40B/180B, Falcon2-11B): LayerNorms with biases, q, k and v in one
+# query_key_value (new_decoder_architecture: groups of each group's q heads, its k and its v; multi_query: every q
+# head, one k, one v; else each head's q, k and v together), a rotate-half RoPE, biases with `bias`, an ungated GELU
+# MLP, with parallel_attn attention and the MLP in parallel on one norm or (new architecture) two. Norm weights drawn
+# around one, every bias drawn. falcon7b_f32: Falcon-7B's layout and hub config.json (multi_query, one norm, no
+# biases, tied). falcon40b_f32: Falcon-40B's (new architecture, 2 k/v groups, ln_attn and ln_mlp), untied, linear
+# RoPE. falcon2_f32: Falcon2-11B's (new architecture, one norm, num_kv_heads 1), gelu_new. sequential_bias_f32: no
+# parallel attention, MHA's per-head layout, biases, untied, llama3 RoPE.
+FALCON_BASE = {"pad_token_id": None, "bos_token_id": 11, "eos_token_id": 11, "ffn_hidden_size": 160}
+FALCON_VARIANTS = [
+    ("falcon7b_f32", 8383, dict(FALCON_BASE)),
+    ("falcon40b_f32", 8484, dict(FALCON_BASE, new_decoder_architecture=True, num_kv_heads=2, tie_word_embeddings=False,
+                                 rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0})),
+    ("falcon2_f32", 8585, dict(FALCON_BASE, new_decoder_architecture=True, num_kv_heads=1, num_ln_in_parallel_attn=1,
+                               activation="gelu_new")),
+    ("sequential_bias_f32", 8686, dict(FALCON_BASE, multi_query=False, parallel_attn=False, bias=True,
+                                       tie_word_embeddings=False, rope_parameters=dict(LLAMA3_ROPE))),
 ]
 
 COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
@@ -2107,18 +2128,33 @@ GPT_NEOX_LORA_CASES = [
 
 def main_gpt_neox_lora():
     from transformers import GPTNeoXForCausalLM
+    family_lora_cases("gpt_neox", GPT_NEOX_DIR, GPT_NEOX_LORA_DIR, GPT_NEOX_LORA_CASES, GPTNeoXForCausalLM)
+
+
+def family_lora_cases(family, family_dir, out_dir, cases, model_cls):
+    """peft adapters on a family's fixtures (tests/fixtures/<family>_lora), references as tests/fixtures/lora's."""
     os.chdir(REPO)  # (adapter_config.json's base_model_name_or_path: the repository's relative path)
-    if os.path.exists(GPT_NEOX_LORA_DIR):
-        shutil.rmtree(GPT_NEOX_LORA_DIR)
-    os.makedirs(GPT_NEOX_LORA_DIR)
-    for case in GPT_NEOX_LORA_CASES:
-        print("== gpt_neox_lora/%s" % case["name"], flush=True)
-        build_lora_case(dict(case, base_dir=os.path.relpath(GPT_NEOX_DIR, REPO), model_cls=GPTNeoXForCausalLM),
-                        GPT_NEOX_LORA_DIR)
-    with open(os.path.join(GPT_NEOX_LORA_DIR, "VERSIONS.txt"), "w") as f:
-        f.write("generated by: python3 tools/make_fixtures.py --only gpt_neox\n")
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir)
+    for case in cases:
+        print("== %s/%s" % (os.path.basename(out_dir), case["name"]), flush=True)
+        build_lora_case(dict(case, base_dir=os.path.relpath(family_dir, REPO), model_cls=model_cls), out_dir)
+    with open(os.path.join(out_dir, "VERSIONS.txt"), "w") as f:
+        f.write("generated by: python3 tools/make_fixtures.py --only %s\n" % family)
         f.write("torch %s, transformers %s, peft %s\n" % (torch.__version__, transformers.__version__,
                                                          peft.__version__))
+
+
+FALCON_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "falcon_lora")
+# peft adapters on Falcon fixtures (peft names transformer.h.<i>.self_attention.query_key_value, ...): every Linear of
+# Falcon-40B's layout (query_key_value's rows in k/v groups) with ln_attn and the final norm saved whole.
+FALCON_LORA_CASES = [
+    dict(name="every_linear_norms", base="falcon40b_f32", seed=4401,
+         adapters=[("adapter", dict(r=8, lora_alpha=16,
+                                    target_modules=["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+                                    modules_to_save=["ln_attn", "ln_f"]))]),
+]
 
 
 def main_glm4_moe():
@@ -2173,6 +2209,35 @@ def main_glm4_moe():
     save_file(tensors, path, metadata={"format": "pt"})
     assert_reference_logits(out, Glm4MoeForCausalLM, "the multi-token-prediction layer")
     print("  air_f32: model.safetensors given a multi-token-prediction layer; config.json as the hub's")
+
+
+def main_falcon():
+    from transformers import FalconConfig, FalconForCausalLM
+
+    def check(keys):
+        assert "transformer.h.0.self_attention.query_key_value.weight" in keys, keys.keys()
+        assert "transformer.ln_f.bias" in keys and "transformer.h.0.mlp.dense_h_to_4h.weight" in keys, keys.keys()
+    main_llama_like("falcon", FALCON_DIR, FALCON_VARIANTS, FalconConfig, FalconForCausalLM, check,
+                    draw_norms_around_one)
+    # (FalconConfig keeps the llama fixtures' keys it has no attribute for; it never reads them)
+    drop_rms_norm_eps(FALCON_DIR, FALCON_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "intermediate_size"),
+                      FalconForCausalLM)
+    for name, _, overrides in FALCON_VARIANTS:
+        out = os.path.join(FALCON_DIR, name)
+        # The block's layout must matter: sequential in place of parallel (or the reverse) gives other logits.
+        if not overrides.get("new_decoder_architecture"):
+            parallel = overrides.get("parallel_attn", True)
+            assert_moves(out, FalconForCausalLM, "parallel_attn %s" % (not parallel), 1e-2, parallel_attn=not parallel)
+
+    def hub(cfg):  # tiiuae/falcon-7b's keys (transformers 4.27, after its conversion to FalconForCausalLM)
+        cfg["rope_theta"] = cfg.pop("rope_parameters")["rope_theta"]
+        cfg["apply_residual_connection_post_layernorm"] = False
+        for k in ("num_ln_in_parallel_attn", "ffn_hidden_size", "num_kv_heads", "pad_token_id", "activation",
+                  "tie_word_embeddings", "max_position_embeddings", "rope_scaling"):
+            cfg.pop(k, None)
+        cfg["ffn_hidden_size"] = 160  # (not Falcon-7B's: 4 · hidden_size there, which this tiny model is not)
+    rewrite_as_hub(os.path.join(FALCON_DIR, "falcon7b_f32"), FalconForCausalLM, "4.27.4", hub, flat_rope=False)
+    family_lora_cases("falcon", FALCON_DIR, FALCON_LORA_DIR, FALCON_LORA_CASES, FalconForCausalLM)
 
 
 def main_cohere():
@@ -4421,6 +4486,8 @@ def main():
         main_gpt_neox()
     if ARGS.only in ("all", "glm4_moe"):
         main_glm4_moe()
+    if ARGS.only in ("all", "falcon"):
+        main_falcon()
     if ARGS.only in ("all", "cohere2"):
         main_cohere2()
     if ARGS.only in ("all", "phi3"):

@@ -108,9 +108,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.glm4) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
-    if (c.fused_projections || c.gpt_neox) {
+    if (c.fused_projections || c.grouped_qkv()) {
       e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
-      if (c.gpt_neox && c.attention_bias) e[p + "self_attn.qkv_proj.bias"] = {q + 2 * kv};
+      if (c.grouped_qkv() && c.attention_bias) e[p + "self_attn.qkv_proj.bias"] = {q + 2 * kv};
     } else {
       e[p + "self_attn.q_proj.weight"] = {q, D};
       e[p + "self_attn.k_proj.weight"] = {kv, D};
@@ -158,7 +158,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "mlp.up_proj.weight"] = {F, D};
       e[p + "mlp.down_proj.weight"] = {D, F};
     }
-    if ((c.attention_bias || c.qkv_bias) && !c.gpt_neox) {
+    if ((c.attention_bias || c.qkv_bias) && !c.grouped_qkv()) {
       e[p + "self_attn.q_proj.bias"] = {q};
       e[p + "self_attn.k_proj.bias"] = {kv};
       e[p + "self_attn.v_proj.bias"] = {kv};
@@ -188,17 +188,56 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
 
 namespace {
 
-// GPT-NeoX's module names as kiln's (to_kiln) and back as transformers 5 holds the model, which is what peft names
-// (to_neox). A module's path or a tensor's name, whole-component prefixes: gpt_neox.embed_in -> model.embed_tokens,
-// gpt_neox.final_layer_norm -> model.norm, embed_out (the hub's) and lm_head (transformers 5's) -> lm_head,
-// gpt_neox.layers.<i>.attention.query_key_value -> model.layers.<i>.self_attn.qkv_proj, ...attention.dense ->
-// ...self_attn.o_proj, the layers' other modules under model.layers.<i>. Other names are kept.
-const std::pair<const char*, const char*> kNeoxNames[] = {{"gpt_neox.embed_in", "model.embed_tokens"},
-                                                          {"gpt_neox.final_layer_norm", "model.norm"},
-                                                          {"lm_head", "lm_head"},
-                                                          {"embed_out", "lm_head"}};
-const std::pair<const char*, const char*> kNeoxLayerNames[] = {{"attention.query_key_value", "self_attn.qkv_proj"},
-                                                               {"attention.dense", "self_attn.o_proj"}};
+// A family whose checkpoints name kiln's modules otherwise (GPT-NeoX, Falcon): its names as kiln's (from_hub) and
+// back as transformers 5 holds the model, which is what peft names (to_hub). A module's path or a tensor's name, by
+// whole-component prefixes: `top` (both ways), a layer's modules under `layers`.<i>. (`inner`), the rest of a layer
+// kept under model.layers.<i>. Other names are kept.
+struct HubNames {
+  std::string architecture, root;                          // (root: the model's prefix, "gpt_neox")
+  std::vector<std::pair<std::string, std::string>> top;    // (the hub's, kiln's)
+  std::string layers;                                      // the hub's layer list ("gpt_neox.layers")
+  std::vector<std::pair<std::string, std::string>> inner;  // a layer's modules (the hub's, kiln's)
+  std::vector<std::string> buffers;  // a layer's buffers transformers ignores (left out), name suffixes
+  std::string old_head;              // the hub's name for the head transformers 5 calls lm_head (GPT-NeoX's embed_out)
+};
+// GPT-NeoX: gpt_neox.embed_in, gpt_neox.final_layer_norm, embed_out (the hub's) or lm_head (transformers 5's),
+// gpt_neox.layers.<i>.attention.query_key_value and .dense; Pythia's old causal-mask and RoPE buffers.
+const HubNames kNeoxNames{
+    "GPTNeoXForCausalLM",
+    "gpt_neox",
+    {{"gpt_neox.embed_in", "model.embed_tokens"}, {"gpt_neox.final_layer_norm", "model.norm"}, {"lm_head", "lm_head"}},
+    "gpt_neox.layers",
+    {{"attention.query_key_value", "self_attn.qkv_proj"}, {"attention.dense", "self_attn.o_proj"}},
+    {".attention.bias", ".attention.masked_bias", ".attention.rotary_emb.inv_freq"},
+    "embed_out"};
+// Falcon: transformer.word_embeddings, transformer.ln_f, lm_head, transformer.h.<i>.self_attention.query_key_value
+// and .dense; with two norms before the parallel attention and MLP (kFalconTwoNormNames) ln_attn and ln_mlp, else
+// input_layernorm (and post_attention_layernorm) as kiln names them.
+const HubNames kFalconNames{
+    "FalconForCausalLM",
+    "transformer",
+    {{"transformer.word_embeddings", "model.embed_tokens"}, {"transformer.ln_f", "model.norm"}, {"lm_head", "lm_head"}},
+    "transformer.h",
+    {{"self_attention.query_key_value", "self_attn.qkv_proj"}, {"self_attention.dense", "self_attn.o_proj"}},
+    {},
+    ""};
+const HubNames kFalconTwoNormNames{"FalconForCausalLM",
+                                   "transformer",
+                                   kFalconNames.top,
+                                   "transformer.h",
+                                   {{"self_attention.query_key_value", "self_attn.qkv_proj"},
+                                    {"self_attention.dense", "self_attn.o_proj"},
+                                    {"ln_attn", "input_layernorm"},
+                                    {"ln_mlp", "post_attention_layernorm"}},
+                                   {},
+                                   ""};
+
+// The family's names, or null where the checkpoint names modules as kiln does.
+const HubNames* hub_names(const LlamaConfig& c) {
+  if (c.gpt_neox) return &kNeoxNames;
+  if (c.falcon) return c.neox_parallel ? &kFalconTwoNormNames : &kFalconNames;
+  return nullptr;
+}
 
 // n with its leading component(s) `from` (a whole dotted prefix) replaced by `to`; "" when it has no such prefix.
 std::string swap_prefix(const std::string& n, const std::string& from, const std::string& to) {
@@ -206,10 +245,10 @@ std::string swap_prefix(const std::string& n, const std::string& from, const std
   return to + n.substr(from.size());
 }
 
-// Renames a name under layers_from.<i>. as layers_to.<i>. with the layer's own names mapped (kNeoxLayerNames, in
-// the direction `forward` gives); "" when n is not a layer's.
-std::string neox_layer_name(const std::string& n, const std::string& layers_from, const std::string& layers_to,
-                            bool forward) {
+// Renames a name under layers_from.<i>. as layers_to.<i>. with the layer's own names mapped (h.inner, in the
+// direction `forward` gives); "" when n is not a layer's.
+std::string hub_layer_name(const HubNames& h, const std::string& n, const std::string& layers_from,
+                           const std::string& layers_to, bool forward) {
   const std::string rest = swap_prefix(n, layers_from, "");
   if (rest.size() < 2) return "";
   const size_t dot = rest.find('.', 1);
@@ -218,46 +257,47 @@ std::string neox_layer_name(const std::string& n, const std::string& layers_from
   const std::string layer = layers_to + "." + index;
   if (dot == std::string::npos) return layer;
   const std::string inner = rest.substr(dot + 1);
-  for (const auto& [neox, kiln] : kNeoxLayerNames)
-    if (std::string r = swap_prefix(inner, forward ? neox : kiln, forward ? kiln : neox); !r.empty())
+  for (const auto& [hub, kiln] : h.inner)
+    if (std::string r = swap_prefix(inner, forward ? hub : kiln, forward ? kiln : hub); !r.empty())
       return layer + "." + r;
   return layer + "." + inner;
 }
 
-std::string kiln_to_neox(const std::string& n) {
-  for (const auto& [neox, kiln] : kNeoxNames)
-    if (std::string r = swap_prefix(n, kiln, neox); !r.empty()) return r;
-  const std::string r = neox_layer_name(n, "model.layers", "gpt_neox.layers", false);
+std::string to_hub(const HubNames& h, const std::string& n) {
+  for (const auto& [hub, kiln] : h.top)
+    if (std::string r = swap_prefix(n, kiln, hub); !r.empty()) return r;
+  const std::string r = hub_layer_name(h, n, "model.layers", h.layers, false);
   return r.empty() ? n : r;
 }
 
-// Only a GPT-NeoX name maps: one kiln's name for it maps back to (embed_out, the hub's head, aside), so that kiln's
-// own names under gpt_neox.layers.<i>. (self_attn.qkv_proj, ...), which transformers does not load, stay as they are
-// and are refused as unexpected.
-std::string neox_to_kiln(const std::string& n) {
-  if (std::string r = swap_prefix(n, "embed_out", "lm_head"); !r.empty()) return r;
+// Only the family's name maps: one kiln's name for it maps back to (the old head name aside), so that kiln's own
+// names under its layers (self_attn.qkv_proj, ...), which transformers does not load, stay as they are and are
+// refused as unexpected.
+std::string from_hub(const HubNames& h, const std::string& n) {
+  if (!h.old_head.empty())
+    if (std::string r = swap_prefix(n, h.old_head, "lm_head"); !r.empty()) return r;
   std::string r;
-  for (const auto& [neox, kiln] : kNeoxNames)
-    if (r.empty()) r = swap_prefix(n, neox, kiln);
-  if (r.empty()) r = neox_layer_name(n, "gpt_neox.layers", "model.layers", true);
-  return !r.empty() && kiln_to_neox(r) == n ? r : n;
+  for (const auto& [hub, kiln] : h.top)
+    if (r.empty()) r = swap_prefix(n, hub, kiln);
+  if (r.empty()) r = hub_layer_name(h, n, h.layers, "model.layers", true);
+  return !r.empty() && to_hub(h, r) == n ? r : n;
 }
 
-// A module or tensor as peft names it on transformers 5's GPTNeoXForCausalLM (lm_head, not embed_out), as kiln's.
-std::string neox_peft_to_kiln(const std::string& n) {
-  return swap_prefix(n, "embed_out", "").empty() ? neox_to_kiln(n) : n;
+// A module or tensor as peft names it on transformers 5's model (lm_head, not the old head name), as kiln's.
+std::string peft_to_kiln(const HubNames& h, const std::string& n) {
+  return h.old_head.empty() || swap_prefix(n, h.old_head, "").empty() ? from_hub(h, n) : n;
 }
 
-// A GPT-NeoX module under its names in a quantization config's lists: kiln's, transformers 5's, the hub's head.
-std::vector<std::string> neox_spellings(const std::string& module) {
-  std::vector<std::string> s = {module, kiln_to_neox(module)};
-  if (module == "lm_head") s.push_back("embed_out");
+// A module under its names in a quantization config's lists: kiln's, transformers 5's, the hub's old head name.
+std::vector<std::string> hub_spellings(const HubNames& h, const std::string& module) {
+  std::vector<std::string> s = {module, to_hub(h, module)};
+  if (module == "lm_head" && !h.old_head.empty()) s.push_back(h.old_head);
   return s;
 }
 
-// A tensor GPT-NeoX's checkpoint lacks, as the hub names it (embed_out for the head).
-std::string neox_file_name(const std::string& n) {
-  return n == "lm_head.weight" ? "embed_out.weight" : kiln_to_neox(n);
+// A tensor the checkpoint lacks, as the hub names it (the old head name for the head).
+std::string hub_file_name(const HubNames& h, const std::string& n) {
+  return n == "lm_head.weight" && !h.old_head.empty() ? h.old_head + ".weight" : to_hub(h, n);
 }
 
 bool ignorable(const std::string& name, const LlamaConfig& c) {
@@ -289,7 +329,9 @@ void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
   check_checkpoint_tensors(
       llama_tensor_shapes(c), ck,
       [&](const std::string& n) { return ignorable(n, c) || gptq_zero_bias(n, ck) || empty_shared(n); },
-      c.gpt_neox ? std::function<std::string(const std::string&)>(neox_file_name) : nullptr);
+      hub_names(c) ? std::function<std::string(const std::string&)>(
+                         [h = hub_names(c)](const std::string& n) { return hub_file_name(*h, n); })
+                   : nullptr);
 }
 
 Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
@@ -310,8 +352,15 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // ERNIE 4.5's, GLM-4's and Helium's pairwise RoPE: q's and k's rotary rows reordered inside each head
   // (deinterleave), the rest and v's kept.
   std::vector<int64_t> qkv_rows;
-  if (c.gpt_neox) {  // (query_key_value: each head's q, k and v rows together; kiln's: every q row, every k, every v)
-    for (int64_t r = 0; r < W; ++r) qkv_rows.push_back(r % (H * hd) / hd * 3 * hd + r / (H * hd) * hd + r % hd);
+  if (c.grouped_qkv()) {
+    // query_key_value: KVH groups of each group's H / KVH q heads, its k head, its v head (GPT-NeoX: a group a head;
+    // Falcon's multi_query: one group); kiln's: every q row, every k, every v.
+    const int64_t per = H / KVH;
+    for (int64_t r = 0; r < W; ++r) {
+      const int64_t head = r / hd, group = head < H ? head / per : head < H + KVH ? head - H : head - H - KVH;
+      const int64_t in_group = head < H ? head % per : head < H + KVH ? per : per + 1;
+      qkv_rows.push_back((group * (per + 2) + in_group) * hd + r % hd);
+    }
   } else if (c.pairwise_rope) {
     const std::vector<int64_t> perm = deinterleave(c.rotary(), true);
     for (int64_t h = 0; h < H + KVH; ++h)
@@ -391,16 +440,17 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.attn_norm = c.olmo2 ? kNoTensor : norm_w(p + "input_layernorm.weight", D);
     if (c.norm_biases()) L.attn_norm_b = norm_b_w(p + "input_layernorm.bias", D);
     L.qkv_w = w(p + "self_attn.qkv_proj.weight", {W, D},
-                c.fused_projections || c.gpt_neox
+                c.fused_projections || c.grouped_qkv()
                     ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
                     : std::vector<std::string>{p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
                                                p + "self_attn.v_proj.weight"},
                 qkv_rows);
-    L.qkv_b = opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
-                       c.gpt_neox ? std::vector<std::string>{p + "self_attn.qkv_proj.bias"}
-                                  : std::vector<std::string>{p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
-                                                             p + "self_attn.v_proj.bias"},
-                       qkv_rows);
+    L.qkv_b =
+        opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
+                 c.grouped_qkv() ? std::vector<std::string>{p + "self_attn.qkv_proj.bias"}
+                                 : std::vector<std::string>{p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
+                                                            p + "self_attn.v_proj.bias"},
+                 qkv_rows);
     if (c.head_layernorm && c.stablelm) {  // each head's weights in a tensor of its own, one after another
       for (const auto& [qk, heads, out] :
            {std::tuple<const char*, int64_t, uint32_t*>{"q", H, &L.q_norm}, {"k", KVH, &L.k_norm}}) {
@@ -633,7 +683,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       project_into_x(att, L.o_w, L.o_b, L.attn_out_norm);  // x += o_proj(att)
       if (c.parallel_block()) {  // x += fc2(act(fc1(h))) (Cohere: down(SwiGLU(gate|up(h)))): the attention's input
         add_node(P, kMatmulOp, {h, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-        if (c.phi) add_node(P, kActivationOpV1, {gu}, {m}, {int64_t(c.mlp_activation)});
+        if (c.phi || c.ungated_mlp())  // (Falcon's ungated MLP too; version 2 where relu² may be among its kinds)
+          add_node(P, c.mlp_activation == Activation::kRelu2 ? kActivationOp : kActivationOpV1, {gu}, {m},
+                   {int64_t(c.mlp_activation)});
         else add_node(P, kSwigluOp, {gu, n_valid}, {m});  // (Cohere's, StableLM's)
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
@@ -743,26 +795,23 @@ std::string text_model_of(const CompileOptions& o, const std::string& arch, Chec
          " vision tower and projector tensors left out";
 }
 
-// A GPT-NeoX checkpoint's tensors under kiln's names (neox_to_kiln). The layers' old attention buffers, which
-// transformers ignores (attention.bias, attention.masked_bias: the causal mask; attention.rotary_emb.inv_freq),
-// are left out; a name already kiln's (model.*) is refused: transformers does not load it.
-void neox_model_of(const CompileOptions& o, Checkpoint* ck) {
+// A checkpoint's tensors under kiln's names (from_hub). The layers' old buffers, which transformers ignores
+// (Pythia's attention.bias, attention.masked_bias: the causal mask; attention.rotary_emb.inv_freq), are left out; a
+// name already kiln's (model.*) is refused: transformers does not load it.
+void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
   std::map<std::string, std::string> source;  // kiln's name -> the checkpoint's
   Checkpoint renamed;
   renamed.absorb(std::move(*ck), "", [&](const std::string& n) -> std::string {
-    static const std::string kLayers = "gpt_neox.layers.";
-    if (n.rfind(kLayers, 0) == 0)
-      for (const char* buffer : {".attention.bias", ".attention.masked_bias", ".attention.rotary_emb.inv_freq"})
-        if (n.size() > std::strlen(buffer) && n.compare(n.size() - std::strlen(buffer), std::string::npos, buffer) == 0)
-          return "";
+    if (n.rfind(h.layers + ".", 0) == 0)
+      for (const std::string& buffer : h.buffers)
+        if (n.size() > buffer.size() && n.compare(n.size() - buffer.size(), std::string::npos, buffer) == 0) return "";
     if (n.rfind("model.", 0) == 0)
-      throw CompileError(o.model_dir + ": tensor '" + n +
-                         "' is not a GPTNeoXForCausalLM name (its model is under gpt_neox.): transformers does not "
-                         "load it");
-    const std::string to = neox_to_kiln(n);
+      throw CompileError(o.model_dir + ": tensor '" + n + "' is not a " + h.architecture +
+                         " name (its model is under " + h.root + ".): transformers does not load it");
+    const std::string to = from_hub(h, n);
     if (const auto [it, fresh] = source.emplace(to, n); !fresh)
-      throw CompileError(o.model_dir + ": tensors '" + it->second + "' and '" + n + "' are both GPT-NeoX's '" +
-                         kiln_to_neox(to) + "'");
+      throw CompileError(o.model_dir + ": tensors '" + it->second + "' and '" + n + "' are both " + h.architecture +
+                         "'s '" + to_hub(h, to) + "'");
     return to;
   });
   *ck = std::move(renamed);
@@ -775,11 +824,12 @@ FrontendBuild build_llama(const CompileOptions& o) {
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   const std::string vision_note = c.multimodal ? text_model_of(o, c.architecture, &b.checkpoint) : "";
-  if (c.gpt_neox) neox_model_of(o, &b.checkpoint);
+  const HubNames* hub = hub_names(c);
+  if (hub) hub_model_of(o, *hub, &b.checkpoint);
   const ConfigReader::Quantization& q = c.quant;
   unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers,
-                      c.multimodal ? image_text_spellings
-                      : c.gpt_neox ? neox_spellings
+                      c.multimodal ? ModuleSpellings(image_text_spellings)
+                      : hub        ? ModuleSpellings([hub](const std::string& m) { return hub_spellings(*hub, m); })
                                    : ModuleSpellings());
   std::string mxfp4_note;
   if (q.mxfp4) {  // (GPT-OSS only: the config reader refuses it elsewhere)
@@ -824,7 +874,9 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        "has no quantization_config with quant_method \"mxfp4\"");
   check_llama_tensors(c, b.checkpoint);
   b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings,
-                         c.gpt_neox ? LoraSet::ModuleNames{kiln_to_neox, neox_peft_to_kiln} : LoraSet::ModuleNames{});
+                         hub ? LoraSet::ModuleNames{[hub](const std::string& n) { return to_hub(*hub, n); },
+                                                    [hub](const std::string& n) { return peft_to_kiln(*hub, n); }}
+                             : LoraSet::ModuleNames{});
   for (int64_t i = 0; i < c.num_hidden_layers && c.mxfp4_experts; ++i)  // (a saved copy is in transformers' layout)
     for (const char* part : {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"})
       if (b.lora.replacement(hf_layer_prefix(i) + part))
@@ -937,6 +989,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "gpt_neox",
                                       "Glm4MoeForCausalLM",
                                       "glm4_moe",
+                                      "FalconForCausalLM",
+                                      "falcon",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

@@ -117,12 +117,12 @@ TEST_CASE("config: bad values are errors naming the key") {
   CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
   CHECK(error_of(d, R"(, "rms_norm_eps": "small")").find("rms_norm_eps") != std::string::npos);
   CHECK(error_of(d, R"(, "tie_word_embeddings": 1)").find("tie_word_embeddings") != std::string::npos);
-  std::ofstream(d / "config.json") << R"({"architectures": ["FalconForCausalLM"], "vocab_size": 10})";
+  std::ofstream(d / "config.json") << R"({"architectures": ["BloomForCausalLM"], "vocab_size": 10})";
   try {
     read_llama_config(d / "config.json");
     FAIL("expected an error");
   } catch (const CompileError& e) {
-    CHECK(std::string(e.what()).find("FalconForCausalLM") != std::string::npos);
+    CHECK(std::string(e.what()).find("BloomForCausalLM") != std::string::npos);
   }
   std::ofstream(d / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64})";
   try {
@@ -1454,6 +1454,67 @@ TEST_CASE("config: GLM-4.5 (noaux_tc experts, shared experts, dense layers, part
   CHECK(error_of([](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias") != std::string::npos);
 }
 
+// FalconForCausalLM (Falcon-7B's config.json as the hub ships it): LayerNorms with biases (layer_norm_epsilon), one
+// k/v head with multi_query, attention and the MLP in parallel on one norm, no biases, tied; the new decoder
+// architecture's groups and norms; layouts transformers cannot run and ALiBi refused by name.
+TEST_CASE("config: Falcon (multi_query, new_decoder_architecture, parallel_attn, defaults)") {
+  std::ifstream in(kiln::test::fixture("falcon7b_f32", "falcon") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "FalconForCausalLM");
+  CHECK((a.falcon && a.grouped_qkv() && a.norm_biases() && a.ungated_mlp() && a.parallel_block() && !a.neox_parallel));
+  CHECK((a.num_key_value_heads == 1 && a.head_dim == 16 && a.rotary() == 16 && a.intermediate_size == 160));
+  CHECK((!a.attention_bias && !a.mlp_bias && a.tie_word_embeddings && a.mlp_activation == Activation::kGelu));
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"layer_norm_epsilon", "multi_query", "parallel_attn", "bias", "ffn_hidden_size", "alibi",
+                          "new_decoder_architecture", "apply_residual_connection_post_layernorm"})
+      j.erase(k);
+  });
+  CHECK((d.rms_norm_eps == 1e-5 && d.num_key_value_heads == 1 && d.parallel_block() && d.intermediate_size == 256));
+  CHECK((d.tie_word_embeddings && d.max_position_embeddings == 2048));
+  const LlamaConfig n = edited(hub, [](nlohmann::json& j) {
+    j["new_decoder_architecture"] = true;
+    j["num_kv_heads"] = 2;
+  });
+  CHECK((n.num_key_value_heads == 2 && n.neox_parallel && !n.parallel_block()));
+  const LlamaConfig n1 = edited(hub, [](nlohmann::json& j) {
+    j["new_decoder_architecture"] = true;
+    j["num_ln_in_parallel_attn"] = 1;
+  });
+  CHECK((n1.num_key_value_heads == 4 && !n1.neox_parallel && n1.parallel_block()));
+  const LlamaConfig q = edited(hub, [](nlohmann::json& j) {
+    j["multi_query"] = false;
+    j["parallel_attn"] = false;
+    j["bias"] = true;
+  });
+  CHECK((q.num_key_value_heads == 4 && !q.parallel_block() && !q.neox_parallel && q.attention_bias && q.mlp_bias));
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["alibi"] = true; }).find("alibi") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["new_decoder_architecture"] = true;
+          j["parallel_attn"] = false;
+        }).find("parallel_attn") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_ln_in_parallel_attn"] = 2; }).find("num_ln_in_parallel_attn") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["multi_query"] = false;
+          j["num_kv_heads"] = 2;
+        }).find("num_kv_heads") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["new_decoder_architecture"] = true;
+          j["num_kv_heads"] = 3;
+        }).find("must divide") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["apply_residual_connection_post_layernorm"] = true;
+        }).find("apply_residual_connection_post_layernorm") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["activation"] = "tanh"; }).find("Falcon") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = 32; }).find("read apart") != std::string::npos);
+  // (FalconConfig has no intermediate_size: its width is ffn_hidden_size; the key stays unmodeled, refused by name)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["intermediate_size"] = 160; }).unmodeled ==
+        std::vector<std::string>{"intermediate_size = 160"});
+}
+
 // OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
 // unless null (kiln has no clamp there).
 TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
@@ -1681,9 +1742,13 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
         family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm" || family == "gpt_neox";
     for (const char* k : {family == "starcoder2" ? "norm_epsilon"
                           : family == "nemotron" ? "norm_eps"
+                          : family == "falcon"   ? "layer_norm_epsilon"
                           : layer_norm           ? "layer_norm_eps"
                                                  : "rms_norm_eps",
-                          gemma23 ? "hidden_activation" : "hidden_act", "max_position_embeddings"}) {
+                          gemma23              ? "hidden_activation"
+                          : family == "falcon" ? "activation"
+                                               : "hidden_act",
+                          "max_position_embeddings"}) {
       CAPTURE(std::string(k));
       CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
             std::string::npos);

@@ -156,21 +156,30 @@ TEST_CASE("lora: every peft fixture matches peft's model in f32 (logits and gree
 // model.layers.<i>.self_attn.qkv_proj, each head's q, k and v rows regrouped); adapters, their target_modules,
 // patterns and modules_to_save name peft's (transformers 5's) modules, and so do kiln's messages. References by
 // peft (tests/fixtures/gpt_neox_lora, tools/make_fixtures.py --only gpt_neox).
-TEST_CASE("lora: GPT-NeoX adapters (peft's names for its renamed modules) match peft's model in f32") {
+TEST_CASE("lora: GPT-NeoX and Falcon adapters (peft's names for their renamed modules) match peft's model in f32") {
   TempDir d;
-  auto neox_options = [&](const std::string& dir, const std::vector<LoraAdapterSpec>& lora, const std::string& out) {
+  auto family_options = [&](const std::string& family, const std::string& dir, const std::vector<LoraAdapterSpec>& lora,
+                            const std::string& out) {
     CompileOptions o = options("", lora, out);
-    o.model_dir = kiln::test::fixture(kiln::test::read_line(dir + "/base.txt"), "gpt_neox");
+    o.model_dir = kiln::test::fixture(kiln::test::read_line(dir + "/base.txt"), family);
     return o;
   };
+  auto neox_options = [&](const std::string& dir, const std::vector<LoraAdapterSpec>& lora, const std::string& out) {
+    return family_options("gpt_neox", dir, lora, out);
+  };
   const std::string root = kiln::test::fixtures_root() + "/gpt_neox_lora/";
-  for (const char* name : {"every_linear", "saved_head_norm", "tied_embedding"}) {
-    CAPTURE(std::string(name));
-    const std::string dir = root + name;
-    const CompileOptions o = neox_options(dir, fixture_adapters(dir), d / (std::string(name) + ".kplan"));
+  // (Falcon's: query_key_value in k/v groups, ln_attn and the final norm saved)
+  for (const auto& fam_name : std::vector<std::pair<std::string, std::string>>{{"gpt_neox", "every_linear"},
+                                                                               {"gpt_neox", "saved_head_norm"},
+                                                                               {"gpt_neox", "tied_embedding"},
+                                                                               {"falcon", "every_linear_norms"}}) {
+    const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
+    CAPTURE(name);
+    const std::string dir = kiln::test::fixtures_root() + "/" + family + "_lora/" + name;
+    const CompileOptions o = family_options(family, dir, fixture_adapters(dir), d / (name + ".kplan"));
     const double err = compiled_rel_l2(o, dir);
     CHECK(err <= 1e-4);
-    MESSAGE(std::string(name) << ": rel L2 " << err);
+    MESSAGE(name << ": rel L2 " << err);
     const auto ref = kiln::test::load_reference(dir);
     const auto base_ref = kiln::test::load_reference(o.model_dir);
     CHECK(kiln::test::rel_l2(base_ref.logits.data(), ref.logits.data(), ref.logits.size()) > 1e-2);
