@@ -159,17 +159,21 @@ void read_falcon(const ConfigReader& r, LlamaConfig* out) {
   c.attention_bias = c.mlp_bias = r.boolean("bias", false);
   r.only("alibi", false);
   const bool new_arch = r.boolean("new_decoder_architecture", false), parallel = r.boolean("parallel_attn", true);
-  const int64_t norms = r.has("num_ln_in_parallel_attn") ? r.pos_int("num_ln_in_parallel_attn", true)
-                        : new_arch                       ? 2
-                                                         : 0;
+  // (its layer builds ln_attn and ln_mlp for a parallel block with 2, input_layernorm otherwise; the new
+  // architecture reads the two with 2 and input_layernorm alone with 1, the old one input_layernorm only)
+  const int64_t norms = r.has("num_ln_in_parallel_attn") ? r.count("num_ln_in_parallel_attn", 0) : new_arch ? 2 : 0;
   if (new_arch && !parallel)
     r.fail("parallel_attn",
            "is false with new_decoder_architecture, which transformers cannot run (its layer "
            "reads norms it does not build)");
-  if (norms > 2 || (norms == 2 && !new_arch))
+  if (new_arch && norms != 1 && norms != 2)
     r.fail("num_ln_in_parallel_attn",
-           "must be 1 or 2 with new_decoder_architecture (or null), and not 2 without it "
-           "(transformers cannot run it)");
+           "must be 1 or 2 (or null) with new_decoder_architecture: transformers cannot "
+           "run another");
+  if (!new_arch && parallel && norms == 2)
+    r.fail("num_ln_in_parallel_attn",
+           "is 2 with parallel_attn and without new_decoder_architecture, which "
+           "transformers cannot run (its layer builds two norms and reads input_layernorm)");
   c.neox_parallel = new_arch && norms == 2;
   c.parallel_residual = parallel && !c.neox_parallel;
   r.has("multi_query");  // (read with the k/v heads)
@@ -746,8 +750,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // FalconConfig: get_activation(activation) between dense_h_to_4h and dense_4h_to_h (default gelu, the exact one)
     if (!act2fn_kind(r.str("activation", "gelu"), &c.mlp_activation))
       r.fail("activation",
-             "must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
-             "\"quick_gelu\" for Falcon");
+             "must be \"relu2\", \"silu\" (\"swish\"), \"gelu\", \"gelu_new\", \"gelu_fast\", "
+             "\"gelu_pytorch_tanh\" or \"quick_gelu\" for Falcon");
   } else if (arcee || starcoder2 || nemotron || gpt_neox) {
     // ArceeConfig and NemotronConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2);
     // Starcoder2Config: between c_fc and c_proj (default gelu_pytorch_tanh); GPTNeoXConfig: between
@@ -771,7 +775,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
-  c.hidden_size = r.pos_int("hidden_size", true);
+  // (FalconConfig takes n_embed, its old name, in hidden_size's place)
+  if (falcon && r.has("n_embed") && r.has("hidden_size") &&
+      r.pos_int("n_embed", true) != r.pos_int("hidden_size", true))
+    r.fail("n_embed", "disagrees with hidden_size (FalconConfig takes n_embed in its place): give one");
+  c.hidden_size = falcon && r.has("n_embed") ? r.pos_int("n_embed", true) : r.pos_int("hidden_size", true);
   // (FalconConfig's ffn_hidden_size: 4 · hidden_size when absent or null)
   c.intermediate_size =
       falcon ? r.pos_int("ffn_hidden_size", false, 4 * c.hidden_size) : r.pos_int("intermediate_size", true);
@@ -817,19 +825,18 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     r.fail("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) + ") must divide num_attention_heads (" +
                                       std::to_string(c.num_attention_heads) + ")");
-  if ((stablelm || gpt_neox || falcon) && r.has("head_dim") &&
+  // (StableLM's and GPT-NeoX's projections use hidden / heads, their RoPE head_dim: kiln refuses a head the two read
+  // apart; FalconConfig derives head_dim and cannot take it as a key)
+  if (falcon && r.has("head_dim"))
+    r.fail("head_dim",
+           "is a key FalconConfig cannot take (it derives head_dim from hidden_size / num_attention_heads; "
+           "transformers refuses the file): remove it");
+  if ((stablelm || gpt_neox) && r.has("head_dim") &&
       (c.hidden_size % c.num_attention_heads != 0 ||
        r.pos_int("head_dim", true) != c.hidden_size / c.num_attention_heads))
-    r.fail(
-        "head_dim",
-        std::string("is not hidden_size / num_attention_heads, which ") + (stablelm ? "StableLM" : "GPT-NeoX") +
-            "'s projections use (its RoPE would read head_dim): kiln refuses a head the two read apart");  // (its RoPE
-                                                                                                           // reads
-                                                                                                           // head_dim,
-                                                                                                           // its
-                                                                                                           // projections
-                                                                                                           // hidden /
-                                                                                                           // heads)
+    r.fail("head_dim", std::string("is not hidden_size / num_attention_heads, which ") +
+                           (stablelm ? "StableLM" : "GPT-NeoX") +
+                           "'s projections use (its RoPE would read head_dim): kiln refuses a head the two read apart");
   if (!stablelm && !gpt_neox && !falcon && r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {

@@ -1498,6 +1498,23 @@ TEST_CASE("config: Falcon (multi_query, new_decoder_architecture, parallel_attn,
   CHECK(error_of([](nlohmann::json& j) { j["num_ln_in_parallel_attn"] = 2; }).find("num_ln_in_parallel_attn") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
+          j["new_decoder_architecture"] = true;
+          j["num_ln_in_parallel_attn"] = 3;
+        }).find("num_ln_in_parallel_attn") != std::string::npos);
+  // (transformers runs these: the old architecture reads input_layernorm whatever the count, sequential or not)
+  for (int64_t n : {0, 3})
+    CHECK(edited(hub, [&](nlohmann::json& j) { j["num_ln_in_parallel_attn"] = n; }).parallel_block());
+  CHECK(!edited(hub, [](nlohmann::json& j) {
+           j["parallel_attn"] = false;
+           j["num_ln_in_parallel_attn"] = 2;
+         }).parallel_block());
+  // n_embed, FalconConfig's old name for hidden_size
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["n_embed"] = j["hidden_size"];
+          j.erase("hidden_size");
+        }).hidden_size == 64);
+  CHECK(error_of([](nlohmann::json& j) { j["n_embed"] = 32; }).find("n_embed") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
           j["multi_query"] = false;
           j["num_kv_heads"] = 2;
         }).find("num_kv_heads") != std::string::npos);
@@ -1509,7 +1526,7 @@ TEST_CASE("config: Falcon (multi_query, new_decoder_architecture, parallel_attn,
           j["apply_residual_connection_post_layernorm"] = true;
         }).find("apply_residual_connection_post_layernorm") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["activation"] = "tanh"; }).find("Falcon") != std::string::npos);
-  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = 32; }).find("read apart") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = 16; }).find("FalconConfig cannot take") != std::string::npos);
   // (FalconConfig has no intermediate_size: its width is ffn_hidden_size; the key stays unmodeled, refused by name)
   CHECK(edited(hub, [](nlohmann::json& j) { j["intermediate_size"] = 160; }).unmodeled ==
         std::vector<std::string>{"intermediate_size = 160"});
