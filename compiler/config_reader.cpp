@@ -144,6 +144,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"GPTNeoXForCausalLM", "gpt_neox"},
                                                                {"Glm4MoeForCausalLM", "glm4_moe"},
                                                                {"FalconForCausalLM", "falcon"},
+                                                               {"GPTJForCausalLM", "gptj"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -119,7 +119,8 @@ void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
     r.fail("n_group",
            "leaves fewer than 2 experts per group, which noaux_tc routing needs (it sums each group's two "
            "best scores)");
-  if (c.topk_group > c.n_group || c.n_group > 64) r.fail("topk_group", "must be at most n_group (and n_group <= 64)");
+  if (c.n_group > 64) r.fail("n_group", "must be at most 64");
+  if (c.topk_group > c.n_group) r.fail("topk_group", "must be at most n_group");
   if (c.num_experts_per_tok > c.topk_group * (c.num_local_experts / c.n_group))
     r.fail("num_experts_per_tok", "exceeds the experts of the topk_group groups routing keeps");
   c.norm_topk_prob = r.boolean("norm_topk_prob", true);
@@ -616,6 +617,62 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   return c;
 }
 
+// GPTJConfig (LlamaConfig::gptj), under its attribute names (n_embd, n_head, n_layer, n_positions; its attribute_map
+// reads hidden_size, num_attention_heads, num_hidden_layers and max_position_embeddings as them, refused where both
+// spellings disagree) and defaults: n_inner (4 · n_embd when null), rotary_dim (64; null, a RoPE over hidden_size
+// that transformers cannot apply to a head, refused), activation_function (gelu_new), layer_norm_epsilon, untied.
+// GPT-J-6B's file also carries rotary and scale_attn_weights, which GPTJ never reads (read at what it hard-wires), and
+// the sequence-summary settings of a head GPTJForCausalLM has not.
+LlamaConfig parse_gptj(const ConfigReader& r, const std::string& text) {
+  LlamaConfig c;
+  c.raw_json = text;
+  c.architecture = "GPTJForCausalLM";
+  c.gptj = c.parallel_residual = c.pairwise_rope = c.mlp_bias = true;
+  c.quant = r.quantization();
+  refuse_mxfp4(r, c.quant, false);
+  r.refuse_null_values({"layer_norm_epsilon", "activation_function", "n_positions", "n_embd", "n_head", "n_layer"},
+                       c.architecture);
+  auto spelled = [&](const char* own, const char* mapped) -> const char* {
+    if (r.has(own) && r.has(mapped) && r.num(own, 0) != r.num(mapped, 0))
+      r.fail(mapped, std::string("disagrees with ") + own + ", the attribute GPTJConfig maps it to");
+    return r.has(mapped) && !r.has(own) ? mapped : own;
+  };
+  c.vocab_size = r.pos_int("vocab_size", false, 50400);
+  c.hidden_size = r.pos_int(spelled("n_embd", "hidden_size"), false, 4096);
+  c.num_hidden_layers = r.pos_int(spelled("n_layer", "num_hidden_layers"), false, 28);
+  c.num_attention_heads = c.num_key_value_heads = r.pos_int(spelled("n_head", "num_attention_heads"), false, 16);
+  c.max_position_embeddings = r.pos_int(spelled("n_positions", "max_position_embeddings"), false, 2048);
+  r.set_max_positions(c.max_position_embeddings);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    r.fail("n_embd", "is not divisible by n_head (transformers refuses the model)");
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  c.intermediate_size = r.pos_int("n_inner", false, 4 * c.hidden_size);
+  r.refuse_null("rotary_dim",
+                "with which GPT-J's RoPE spans hidden_size, not a head: transformers cannot apply it; give its value");
+  const int64_t rd = r.pos_int("rotary_dim", false, 64);
+  if (rd > c.head_dim || rd % 2 != 0 || rd < 2)
+    r.fail("rotary_dim", "(" + std::to_string(rd) + ") must be even, at least 2 and at most a head's " +
+                             std::to_string(c.head_dim) + " dims");
+  if (rd != c.head_dim) c.rotary_dim = rd;
+  c.rope.type = "default";
+  c.rope.theta = 10000.0;  // (GPT-J's sinusoid table: a fixed base)
+  if (!act2fn_kind(r.str("activation_function", "gelu_new"), &c.mlp_activation))
+    r.fail("activation_function",
+           "must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
+           "\"quick_gelu\" for GPT-J");
+  c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
+  if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+  r.hardwired("rotary", true);
+  r.hardwired("scale_attn_weights", true);
+  for (const char* k : {"attn_pdrop", "summary_activation", "summary_first_dropout", "summary_proj_to_labels",
+                        "summary_type", "summary_use_proj"})
+    r.has(k);
+  c.has_dtype = r.dtype(&c.dtype);
+  c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
+  return c;
+}
+
 }  // namespace
 
 LlamaConfig parse_llama_config(const std::string& text, const std::string& path) {
@@ -626,6 +683,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   ConfigReader r(j, path);
   const std::string arch = r.model_architecture();
   if (const ImageTextModel* m = image_text_model(arch)) return parse_image_text(r, j, text, path, *m);
+  if (arch == "GPTJForCausalLM" || arch == "gptj") return parse_gptj(r, text);
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";

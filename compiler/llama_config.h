@@ -96,6 +96,11 @@ struct LlamaConfig {
   // norm (parallel_residual) or, with new_decoder_architecture and num_ln_in_parallel_attn 2, on two
   // (neox_parallel: ln_attn, ln_mlp), else LLaMA's sequential layer.
   bool falcon = false;
+  // GPT-J (GPTJForCausalLM: GPT-J-6B, GPT4All-J, Pygmalion-6B): one LayerNorm with a bias (ln_1) before attention and
+  // the MLP, which run in parallel on it (parallel_residual); q/k/v/out projections without biases; a pairwise RoPE
+  // (rotate_every_two) over the first rotary_dim dims of each head, base 10000; an ungated fc_in -> activation
+  // (tanh GELU by default) -> fc_out MLP with biases; a final LayerNorm and an LM head with a bias.
+  bool gptj = false;
   // GLM-4.5 (Glm4MoeForCausalLM: GLM-4.5, GLM-4.5-Air, GLM-4.6): LLaMA's layer with q/k/v biases (attention_bias),
   // per-head q/k RMSNorms with use_qk_norm (qk_norm), a rotate-half RoPE over the first partial_rotary_factor
   // (0.5) of each head, dense SwiGLU MLPs in the first first_k_dense_replace layers and experts in the others:
@@ -111,16 +116,20 @@ struct LlamaConfig {
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
-  bool ungated_mlp() const { return arcee || starcoder2 || nemotron || gpt_neox || falcon; }
+  bool ungated_mlp() const { return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj; }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
   const char* mlp_up_name() const {
-    return starcoder2 ? "mlp.c_fc" : gpt_neox || falcon ? "mlp.dense_h_to_4h" : "mlp.up_proj";
+    return starcoder2 ? "mlp.c_fc" : gptj ? "mlp.fc_in" : gpt_neox || falcon ? "mlp.dense_h_to_4h" : "mlp.up_proj";
   }
   const char* mlp_down_name() const {
-    return phi ? "mlp.fc2" : starcoder2 ? "mlp.c_proj" : gpt_neox || falcon ? "mlp.dense_4h_to_h" : "mlp.down_proj";
+    return phi                  ? "mlp.fc2"
+           : starcoder2         ? "mlp.c_proj"
+           : gptj               ? "mlp.fc_out"
+           : gpt_neox || falcon ? "mlp.dense_4h_to_h"
+                                : "mlp.down_proj";
   }
   // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM, Nemotron, GPT-NeoX).
-  bool norm_biases() const { return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon; }
+  bool norm_biases() const { return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj; }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k
   // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their

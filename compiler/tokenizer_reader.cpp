@@ -212,7 +212,8 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
 // file as written, as tokenizers does, and notes where AutoTokenizer's pipeline differs.
 void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_text, const TokenizerData& d,
                                 std::string* notes) {
-  if (!notes || d.kind == TokenizerData::Kind::kClipBpe) return;
+  // (no early return without notes: the GPTNeoXTokenizer check below refuses as well as notes)
+  if (d.kind == TokenizerData::Kind::kClipBpe) return;
   const json cfg = json::parse(cfg_text, nullptr, false);
   if (!cfg.is_object()) return;
   json model = json::object();
@@ -233,7 +234,9 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   if (type == "mistral" || type == "mixtral" || type == "phi3" || type == "mistral3") return;
   if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe" || type == "qwen2_moe")))
     cls = "Qwen2Tokenizer";
-  auto note = [&](const std::string& n) { append_note(notes, n); };
+  auto note = [&](const std::string& n) {
+    if (notes) append_note(notes, n);
+  };
   if (d.kind == TokenizerData::Kind::kByteLevelBpe && cls == "GPTNeoXTokenizer") {
     // transformers 5's GPTNeoXTokenizer rebuilds the pipeline from the vocabulary and merges: NFC, then ByteLevel
     // with GPT-2's split and tokenizer_config.json's add_prefix_space, which kiln's byte-level reading lacks.
@@ -520,19 +523,42 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
   // normalized, which transformers' LlamaTokenizer splits out of the raw text as kiln does; a
   // normalized token that is not special, as add_tokens makes them, HF matches in the normalized
   // text.)
-  // NFC leaves ASCII other than letters and < = > (which combining marks can join) as it is and never joins it to
-  // a neighbour: a token of only such characters (Pythia's and GPT-NeoX-20B's runs of spaces) is found alike in the
-  // raw and the normalized text.
+  // NFC leaves ASCII other than letters, < = > (which combining marks can join), ; and ` (which U+037E and U+1FEF
+  // become) as it is and never joins it to a neighbour: a token of only such characters (Pythia's and
+  // GPT-NeoX-20B's runs of spaces) is found alike in the raw and the normalized text. HF splits the tokens that are
+  // not normalized out first, kiln all in one pass: the same where none of those shares a character with a
+  // normalized one can overlap (one inside the other, or the end of one the start of the other) or strips the spaces
+  // around it.
   auto nfc_inert = [](const std::string& s) {
     return std::all_of(s.begin(), s.end(), [](char ch) {
       const unsigned char u = static_cast<unsigned char>(ch);
-      return u < 0x80 && !std::isalpha(u) && u != '<' && u != '=' && u != '>';
+      return u < 0x80 && !std::isalpha(u) && std::string("<=>;`").find(char(u)) == std::string::npos;
     });
   };
+  auto overlap = [](const std::string& x, const std::string& y) {  // (x's end is y's start)
+    for (size_t n = 1; n < std::min(x.size(), y.size()); ++n)
+      if (x.compare(x.size() - n, n, y, 0, n) == 0) return true;
+    return false;
+  };
+  auto apart = [&](const TokenizerData::Added& a) {  // (a token not normalized that cannot meet a normalized one)
+    if (a.normalized) return true;
+    for (const auto& b : d->added)
+      if (b.normalized &&
+          (a.content.find(b.content) != std::string::npos || b.content.find(a.content) != std::string::npos ||
+           overlap(a.content, b.content) || overlap(b.content, a.content) ||
+           ((a.lstrip || a.rstrip) && b.content.find_first_of(" \t\n\r") != std::string::npos)))
+        return false;
+    return true;
+  };
+  const bool nfc_ok = std::all_of(d->added.begin(), d->added.end(), apart);
   for (const auto& a : d->added)
-    if (a.normalized && ((d->nfc && !nfc_inert(a.content)) || (d->sp_prepend && !d->metaspace && !a.special)))
+    if (a.normalized &&
+        ((d->nfc && (!nfc_inert(a.content) || !nfc_ok)) || (d->sp_prepend && !d->metaspace && !a.special)))
       fail("added token '" + a.content + "' is normalized, which kiln does not support with " +
-           (d->nfc ? "an NFC normalizer" : "a Prepend normalizer"));
+           (d->nfc ? "an NFC normalizer" : "a Prepend normalizer") +
+           (d->nfc && nfc_inert(a.content) ? " beside an added token that is not normalized and shares its "
+                                             "characters or strips spaces (HF splits that one out first)"
+                                           : ""));
   if (byte_level) {
     d->kind = TokenizerData::Kind::kByteLevelBpe;
     if (sp_replace || d->sp_prepend) fail("mixes byte-level and SentencePiece-style settings");

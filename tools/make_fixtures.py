@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -33,6 +33,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only gpt_neox  only tests/fixtures/gpt_neox/ (tiny GPTNeoXForCausalLM checkpoints: Pythia's layout)
   --only glm4_moe  only tests/fixtures/glm4_moe/ (tiny Glm4MoeForCausalLM checkpoints: GLM-4.5's noaux_tc experts)
   --only falcon    only tests/fixtures/falcon/ (tiny FalconForCausalLM checkpoints: Falcon-7B's and 40B's layouts)
+  --only gptj      only tests/fixtures/gptj/ (tiny GPTJForCausalLM checkpoints: GPT-J-6B's layout)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -230,7 +231,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -848,6 +849,19 @@ FALCON_VARIANTS = [
                                        tie_word_embeddings=False, rope_parameters=dict(LLAMA3_ROPE))),
 ]
 
+GPTJ_DIR = os.path.join(REPO, "tests", "fixtures", "gptj")
+# GPT-J (GPTJForCausalLM: GPT-J-6B, GPT4All-J): one LayerNorm with a bias before attention and the MLP in parallel,
+# q/k/v/out without biases, a pairwise RoPE (rotate_every_two) over rotary_dim dims of each head, an ungated MLP with
+# biases, an LM head with a bias. Norm weights drawn around one, every bias drawn. hub_f32: GPT-J-6B's layout and
+# config.json (rotary over half of each head, gelu_new, untied, its legacy keys) with the old attention buffers in
+# model.safetensors. tied_full_f32: 2 heads of 32, rotary over every dim, exact GELU, tied.
+GPTJ_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 0, "n_inner": 160}
+GPTJ_VARIANTS = [
+    ("hub_f32", 8787, dict(GPTJ_BASE, rotary_dim=8)),
+    ("tied_full_f32", 8888, dict(GPTJ_BASE, num_attention_heads=2, rotary_dim=32, activation_function="gelu",
+                                 tie_word_embeddings=True, layer_norm_epsilon=1e-6)),
+]
+
 COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
 # Cohere (CohereForCausalLM: Command R, R+, Aya): one LayerNorm without a bias before attention and the SwiGLU
 # MLP, which run in parallel on it; a pairwise RoPE (rotate_half over (2i, 2i+1)); the logits times
@@ -1454,7 +1468,9 @@ def rewrite_as_hub(out, model_cls, version, edit, flat_rope=True):
         json.dump(dict(sorted(cfg.items())), f, indent=2)
         f.write("\n")
     after = model_cls.from_pretrained(out, dtype=torch.float32).config
-    rp_after, rp_before = after.get_text_config().rope_parameters, before.get_text_config().rope_parameters
+    # (GPTJConfig has no rope_parameters: its RoPE is fixed)
+    rp_after = getattr(after.get_text_config(), "rope_parameters", None)
+    rp_before = getattr(before.get_text_config(), "rope_parameters", None)
     assert rp_after == rp_before, (rp_after, rp_before)
     ref = load_file(os.path.join(out, "reference.safetensors"))
     with torch.no_grad():
@@ -2238,6 +2254,61 @@ def main_falcon():
         cfg["ffn_hidden_size"] = 160  # (not Falcon-7B's: 4 · hidden_size there, which this tiny model is not)
     rewrite_as_hub(os.path.join(FALCON_DIR, "falcon7b_f32"), FalconForCausalLM, "4.27.4", hub, flat_rope=False)
     family_lora_cases("falcon", FALCON_DIR, FALCON_LORA_DIR, FALCON_LORA_CASES, FalconForCausalLM)
+
+
+def main_gptj():
+    from transformers import GPTJConfig, GPTJForCausalLM
+    import transformers.models.gptj.modeling_gptj as gptj_modeling
+
+    def check(keys):
+        assert "transformer.h.0.attn.q_proj.weight" in keys and "lm_head.bias" in keys, keys.keys()
+        assert "transformer.h.0.mlp.fc_in.bias" in keys and "transformer.ln_f.bias" in keys, keys.keys()
+    main_llama_like("gptj", GPTJ_DIR, GPTJ_VARIANTS, GPTJConfig, GPTJForCausalLM, check, draw_norms_around_one)
+    # (GPTJConfig keeps the llama fixtures' keys it has no attribute for; it never reads them)
+    drop_rms_norm_eps(GPTJ_DIR, GPTJ_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "intermediate_size",
+                                                "rope_parameters"), GPTJForCausalLM)
+    for name, _, _ in GPTJ_VARIANTS:
+        out = os.path.join(GPTJ_DIR, name)
+        # The pairwise RoPE must matter: rotate-half's pairing in its place gives other logits.
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = GPTJForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        saved = gptj_modeling.rotate_every_two
+        try:
+            gptj_modeling.rotate_every_two = lambda x: torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]),
+                                                                 dim=-1)
+            with torch.no_grad():
+                diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        finally:
+            gptj_modeling.rotate_every_two = saved
+        print("  %s: with rotate-half's pairing the logits move by %.3e (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+
+    def hub(cfg):  # EleutherAI/gpt-j-6b's keys (transformers 4.18)
+        cfg.update(rotary=True, scale_attn_weights=True, gradient_checkpointing=False, summary_activation=None,
+                   summary_first_dropout=0.1, summary_proj_to_labels=True, summary_type="cls_index",
+                   summary_use_proj=True, tokenizer_class="GPT2Tokenizer")
+    out = os.path.join(GPTJ_DIR, "hub_f32")
+    _, _, cfg = rewrite_as_hub(out, GPTJForCausalLM, "4.18.0.dev0", hub, flat_rope=False)
+    # GPT-J-6B's checkpoint also holds each layer's causal-mask buffers, which transformers ignores.
+    path = os.path.join(out, "model.safetensors")
+    tensors = load_file(path)
+    n = cfg["n_positions"]
+    for i in range(cfg["n_layer"]):
+        tensors["transformer.h.%d.attn.bias" % i] = torch.tril(torch.ones(n, n, dtype=torch.bool)).view(1, 1, n, n)
+        tensors["transformer.h.%d.attn.masked_bias" % i] = torch.tensor(-1e9)
+    save_file(tensors, path, metadata={"format": "pt"})
+    assert_reference_logits(out, GPTJForCausalLM, "GPT-J-6B's old buffers")
+    family_lora_cases("gptj", GPTJ_DIR, GPTJ_LORA_DIR, GPTJ_LORA_CASES, GPTJForCausalLM)
+
+
+GPTJ_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "gptj_lora")
+# peft adapters on GPT-J fixtures (peft names transformer.h.<i>.attn.q_proj, ..., mlp.fc_in): q, v, out_proj and
+# fc_in of GPT-J-6B's layout, with ln_1 and the LM head (weight and bias) saved whole.
+GPTJ_LORA_CASES = [
+    dict(name="attn_mlp_saved", base="hub_f32", seed=4501,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "out_proj", "fc_in"],
+                                    modules_to_save=["ln_1", "lm_head"]))]),
+]
 
 
 def main_cohere():
@@ -4139,6 +4210,39 @@ def main_tokenizers():
 # --- real tokenizers (tests/fixtures/real_tokenizers/) ------------------------------------------------------
 
 REAL_TOK_DIR = os.path.join(REPO, "tests", "fixtures", "real_tokenizers")
+NFC_ADDED_DIR = os.path.join(REPO, "tests", "fixtures", "tokenizers", "nfc_added")
+# Normalized added tokens beside an NFC normalizer, as Pythia's and GPT-NeoX-20B's tokenizer.json has them (runs of
+# spaces): Qwen2's real tokenizer.json (NFC, byte-level) with four such tokens added (added_tokens.json), and the ids
+# the tokenizers library gives texts around them (cases.json); the same tokens not normalized give the same ids,
+# checked here.
+NFC_ADDED_TOKENS = ["   ", "  \t", " !\" ", "  1"]
+NFC_ADDED_TEXTS = ["a   b", "x  \ty", "e\u0301   \u0301", "say !\" now", "  1  1   11", "   ", "\u00e9  \t\u0301!",
+                   "<|im_start|>   <|im_end|>"]
+
+
+def main_nfc_added():
+    from tokenizers import Tokenizer
+    with open(os.path.join(REAL_TOK_DIR, "qwen2", "tokenizer.json"), encoding="utf-8") as f:
+        j = json.load(f)
+    assert any(n.get("type") == "NFC" for n in [j["normalizer"]] + j["normalizer"].get("normalizers", [])), j["normalizer"]
+    nxt = max(a["id"] for a in j["added_tokens"]) + 1
+    added = [dict(id=nxt + i, content=c, single_word=False, lstrip=False, rstrip=False, normalized=True, special=False)
+             for i, c in enumerate(NFC_ADDED_TOKENS)]
+    ids = {}
+    for normalized in (True, False):
+        k = dict(j, added_tokens=j["added_tokens"] + [dict(a, normalized=normalized) for a in added])
+        t = Tokenizer.from_str(json.dumps(k))
+        ids[normalized] = [t.encode(x, add_special_tokens=False).ids for x in NFC_ADDED_TEXTS]
+    assert ids[True] == ids[False], ids
+    assert all(any(i >= nxt for i in row) for row in ids[True][:6]), ids[True]  # (the added tokens are used)
+    os.makedirs(NFC_ADDED_DIR, exist_ok=True)
+    with open(os.path.join(NFC_ADDED_DIR, "added_tokens.json"), "w") as f:
+        json.dump(added, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(NFC_ADDED_DIR, "cases.json"), "w") as f:
+        json.dump([dict(text=x, ids=i) for x, i in zip(NFC_ADDED_TEXTS, ids[True])], f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print("  tokenizers/nfc_added: %d texts, ids %s" % (len(NFC_ADDED_TEXTS), ids[True]))
 # what these two tokenizers treat specially: a leading space or "▁" (Metaspace prepends only where none leads),
 # text after a special token, control bytes the GPT-2-style vocabulary lacks, long runs
 REAL_EXTRA_TEXTS = [
@@ -4488,6 +4592,8 @@ def main():
         main_glm4_moe()
     if ARGS.only in ("all", "falcon"):
         main_falcon()
+    if ARGS.only in ("all", "gptj"):
+        main_gptj()
     if ARGS.only in ("all", "cohere2"):
         main_cohere2()
     if ARGS.only in ("all", "phi3"):
@@ -4500,6 +4606,8 @@ def main():
         main_tokenizers()
     if ARGS.only in ("all", "real_tokenizers"):
         main_real_tokenizers()
+    if ARGS.only in ("all", "nfc_added"):
+        main_nfc_added()
     if ARGS.only in ("all", "chat_templates"):
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import fixtures_chat

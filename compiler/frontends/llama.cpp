@@ -98,6 +98,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   e["model.norm.weight"] = {D};
   if (c.norm_biases()) e["model.norm.bias"] = {D};  // (Starcoder2's LayerNorms)
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
+  if (c.gptj) e["lm_head.bias"] = {c.vocab_size};  // (also when tied: only the weight is shared)
   const std::string up = c.mlp_up_name(), down = c.mlp_down_name();
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
@@ -232,9 +233,25 @@ const HubNames kFalconTwoNormNames{"FalconForCausalLM",
                                    {},
                                    ""};
 
+// GPT-J: transformer.wte, transformer.ln_f, lm_head, transformer.h.<i>.ln_1, attn.q_proj/k_proj/v_proj/out_proj, and
+// the mlp's fc_in/fc_out as they are; its old checkpoints' causal-mask buffers.
+const HubNames kGptjNames{
+    "GPTJForCausalLM",
+    "transformer",
+    {{"transformer.wte", "model.embed_tokens"}, {"transformer.ln_f", "model.norm"}, {"lm_head", "lm_head"}},
+    "transformer.h",
+    {{"ln_1", "input_layernorm"},
+     {"attn.q_proj", "self_attn.q_proj"},
+     {"attn.k_proj", "self_attn.k_proj"},
+     {"attn.v_proj", "self_attn.v_proj"},
+     {"attn.out_proj", "self_attn.o_proj"}},
+    {".attn.bias", ".attn.masked_bias"},
+    ""};
+
 // The family's names, or null where the checkpoint names modules as kiln does.
 const HubNames* hub_names(const LlamaConfig& c) {
   if (c.gpt_neox) return &kNeoxNames;
+  if (c.gptj) return &kGptjNames;
   if (c.falcon) return c.neox_parallel ? &kFalconTwoNormNames : &kFalconNames;
   return nullptr;
 }
@@ -285,7 +302,10 @@ std::string from_hub(const HubNames& h, const std::string& n) {
 
 // A module or tensor as peft names it on transformers 5's model (lm_head, not the old head name), as kiln's.
 std::string peft_to_kiln(const HubNames& h, const std::string& n) {
-  return h.old_head.empty() || swap_prefix(n, h.old_head, "").empty() ? from_hub(h, n) : n;
+  const bool old_head =
+      !h.old_head.empty() && n.compare(0, h.old_head.size(), h.old_head) == 0 &&
+      (n.size() == h.old_head.size() || n[h.old_head.size()] == '.');  // (the module itself, or its tensors)
+  return old_head ? n : from_hub(h, n);
 }
 
 // A module under its names in a quantization config's lists: kiln's, transformers 5's, the hub's old head name.
@@ -320,7 +340,8 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
 }  // namespace
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
-  check_layer_count(c.num_hidden_layers, ck, 9);
+  // (Falcon-7B's layer has 6 tensors: qkv, dense, the MLP's two weights, one norm's weight and bias)
+  check_layer_count(c.num_hidden_layers, ck, c.falcon ? 6 : 9);
   // (GLM-4.5 with n_shared_experts 0: transformers saves its shared MLP's empty tensors)
   auto empty_shared = [&](const std::string& n) {
     return c.glm4_moe && c.shared_expert_intermediate_size == 0 &&
@@ -585,7 +606,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
   // The final LayerNorm's bias (Phi, Starcoder2, StableLM) and the LM head's (Phi)
   const uint32_t norm_b = c.norm_biases() ? norm_b_w(norm_name + ".bias", D) : kNoTensor;
-  const uint32_t lm_head_b = c.phi ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
+  const uint32_t lm_head_b = c.phi || c.gptj ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
   // (Phi-4-mini: over the first rotary dims of each head only)
   const uint32_t inv_freq = g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
                                      WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
@@ -991,6 +1012,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "glm4_moe",
                                       "FalconForCausalLM",
                                       "falcon",
+                                      "GPTJForCausalLM",
+                                      "gptj",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

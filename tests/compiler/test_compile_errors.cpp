@@ -266,6 +266,39 @@ TEST_CASE("compile: GLM-4.5 checkpoints: MTP layers left out, others refused, em
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
+// Falcon-7B's layer has only 6 tensors: a checkpoint of many layers (32 here, as Falcon-7B's) passes the layer-count
+// guard, which sizes nothing before it has checked the checkpoint can back the count.
+TEST_CASE("compile: Falcon checkpoints of many six-tensor layers compile") {
+  TempDir d;
+  const std::string src = kiln::test::fixture("falcon7b_f32", "falcon");
+  kiln::test::copy_dir(src, d / "deep");
+  {
+    auto f = SafetensorsFile::open(src + "/model.safetensors");
+    std::vector<StWriteTensor> out;
+    static const std::string kLayer0 = "transformer.h.0.";
+    for (const auto& [name, t] : f->tensors()) {
+      if (name.rfind("transformer.h.", 0) != 0) {
+        out.push_back({name, t.dtype, t.shape, t.data, t.size});
+        continue;
+      }
+      if (name.rfind(kLayer0, 0) != 0) continue;
+      for (int i = 0; i < 32; ++i)
+        out.push_back({"transformer.h." + std::to_string(i) + "." + name.substr(kLayer0.size()), t.dtype, t.shape,
+                       t.data, t.size});
+    }
+    REQUIRE(out.size() == 3 + 32 * 6);  // (word_embeddings, ln_f: a tied head)
+    write_safetensors(d / "deep/model.safetensors", out);
+  }
+  {
+    std::ifstream in(d / "deep/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg["num_hidden_layers"] = 32;
+    std::ofstream(d / "deep/config.json") << cfg.dump();
+  }
+  CHECK(compile_error(d / "deep", d / "deep.kplan").empty());
+  CHECK(exists(d / "deep.kplan"));
+}
+
 // Cohere's logit_scale and Granite's 1 / logits_scaling are folded into the final norm's f32 weight: a product
 // that overflows f32 (every logit would be NaN, where transformers gives infinities) is refused by name.
 TEST_CASE("compile: a logit scale whose fold into the final norm overflows f32 is refused") {
@@ -351,7 +384,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
@@ -361,7 +394,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'BloomForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

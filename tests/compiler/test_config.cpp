@@ -1532,6 +1532,51 @@ TEST_CASE("config: Falcon (multi_query, new_decoder_architecture, parallel_attn,
         std::vector<std::string>{"intermediate_size = 160"});
 }
 
+// GPTJForCausalLM (GPT-J-6B's config.json as the hub ships it): its attribute names (n_embd, n_head, n_layer,
+// n_positions; the names its attribute_map reads as them), one LayerNorm before the parallel attention and MLP, a
+// pairwise RoPE over rotary_dim, an ungated MLP with biases, an LM head with a bias; its legacy keys at the values
+// GPTJ hard-wires.
+TEST_CASE("config: GPT-J (attribute names, rotary_dim, parallel block, legacy keys, defaults)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "gptj") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "GPTJForCausalLM");
+  CHECK((a.gptj && a.parallel_block() && a.pairwise_rope && a.norm_biases() && a.ungated_mlp() && a.mlp_bias));
+  CHECK((!a.attention_bias && !a.tie_word_embeddings && a.mlp_activation == Activation::kGeluTanh));
+  CHECK((a.hidden_size == 64 && a.num_attention_heads == 4 && a.num_key_value_heads == 4 && a.head_dim == 16));
+  CHECK((a.rotary() == 8 && a.intermediate_size == 160 && a.max_position_embeddings == 256 && a.rope.theta == 1e4));
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k :
+         {"n_inner", "activation_function", "layer_norm_epsilon", "n_positions", "rotary", "scale_attn_weights"})
+      j.erase(k);
+  });
+  CHECK((d.intermediate_size == 256 && d.mlp_activation == Activation::kGeluTanh && d.rms_norm_eps == 1e-5));
+  CHECK(d.max_position_embeddings == 2048);
+  const LlamaConfig m = edited(hub, [](nlohmann::json& j) {  // (the names its attribute_map reads)
+    j["hidden_size"] = j["n_embd"];
+    j.erase("n_embd");
+    j["num_attention_heads"] = 2;
+    j.erase("n_head");
+    j["rotary_dim"] = 32;
+  });
+  CHECK((m.hidden_size == 64 && m.num_attention_heads == 2 && m.rotary() == 32 && m.unmodeled.empty()));
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_size"] = 32; }).find("disagrees with n_embd") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rotary_dim"] = nullptr; }).find("rotary_dim is null") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rotary_dim"] = 32; }).find("rotary_dim") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rotary_dim"] = 7; }).find("must be even") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["n_head"] = 3; }).find("not divisible by n_head") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["scale_attn_weights"] = false; }).find("scale_attn_weights") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["activation_function"] = "tanh"; }).find("GPT-J") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["layer_norm_epsilon"] = nullptr; }).find("layer_norm_epsilon is null") !=
+        std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+        }).unmodeled == std::vector<std::string>{"rope_scaling = {\"factor\":2.0,\"type\":\"linear\"}"});
+}
+
 // OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
 // unless null (kiln has no clamp there).
 TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
@@ -1757,15 +1802,17 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     const bool gemma23 = family == "gemma2" || family == "gemma3";
     const bool layer_norm =
         family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm" || family == "gpt_neox";
-    for (const char* k : {family == "starcoder2" ? "norm_epsilon"
-                          : family == "nemotron" ? "norm_eps"
-                          : family == "falcon"   ? "layer_norm_epsilon"
-                          : layer_norm           ? "layer_norm_eps"
-                                                 : "rms_norm_eps",
+    const bool gptj = family == "gptj";
+    for (const char* k : {family == "starcoder2"       ? "norm_epsilon"
+                          : family == "nemotron"       ? "norm_eps"
+                          : family == "falcon" || gptj ? "layer_norm_epsilon"
+                          : layer_norm                 ? "layer_norm_eps"
+                                                       : "rms_norm_eps",
                           gemma23              ? "hidden_activation"
                           : family == "falcon" ? "activation"
+                          : gptj               ? "activation_function"
                                                : "hidden_act",
-                          "max_position_embeddings"}) {
+                          gptj ? "n_positions" : "max_position_embeddings"}) {
       CAPTURE(std::string(k));
       CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
             std::string::npos);
@@ -1785,7 +1832,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     // classes fill it in with setdefault, so the object's wins), read where it does.
     const bool flat = base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type");
     // (GPTNeoXConfig never reads a top-level rope_theta: its base is rotary_emb_base's, test_config's GPT-NeoX case)
-    if (family != "gpt_neox")
+    if (family != "gpt_neox" && !gptj)  // (GPTJConfig has no RoPE settings: its base is fixed)
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;
               if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))

@@ -44,7 +44,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "Exaone4Config" || cls == "SeedOssConfig" || cls == "GptOssConfig" || cls == "HeliumConfig" ||
       cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" || cls == "CohereConfig" || cls == "Cohere2Config" ||
       cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" ||
-      cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "FalconConfig")
+      cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "FalconConfig" || cls == "GPTJConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -115,6 +115,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "GPTNeoXConfig",
                                 "Glm4MoeConfig",
                                 "FalconConfig",
+                                "GPTJConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -283,14 +284,14 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 
 // The LLM config classes kiln reads.
 const char* const kLlmConfigClasses[] = {
-    "LlamaConfig",      "MistralConfig",    "MixtralConfig",  "Qwen2Config",      "Qwen3Config",
-    "Qwen3MoeConfig",   "Phi3Config",       "GemmaConfig",    "Gemma2Config",     "Gemma3TextConfig",
-    "GraniteConfig",    "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config",   "Olmo2Config",
-    "MinistralConfig",  "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",      "Glm4Config",
-    "Exaone4Config",    "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",     "GraniteMoeSharedConfig",
-    "ArceeConfig",      "CohereConfig",     "Cohere2Config",  "Starcoder2Config", "StableLmConfig",
-    "OlmoeConfig",      "NemotronConfig",   "GPTNeoXConfig",  "Glm4MoeConfig",    "FalconConfig",
-    "DeepseekV2Config", "DeepseekV3Config"};
+    "LlamaConfig",     "MistralConfig",    "MixtralConfig",   "Qwen2Config",      "Qwen3Config",
+    "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",     "Gemma2Config",     "Gemma3TextConfig",
+    "GraniteConfig",   "SmolLM3Config",    "PhiConfig",       "Ernie4_5Config",   "Olmo2Config",
+    "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig",  "Olmo3Config",      "Glm4Config",
+    "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",    "HeliumConfig",     "GraniteMoeSharedConfig",
+    "ArceeConfig",     "CohereConfig",     "Cohere2Config",   "Starcoder2Config", "StableLmConfig",
+    "OlmoeConfig",     "NemotronConfig",   "GPTNeoXConfig",   "Glm4MoeConfig",    "FalconConfig",
+    "GPTJConfig",      "DeepseekV2Config", "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must

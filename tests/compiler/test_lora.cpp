@@ -156,7 +156,7 @@ TEST_CASE("lora: every peft fixture matches peft's model in f32 (logits and gree
 // model.layers.<i>.self_attn.qkv_proj, each head's q, k and v rows regrouped); adapters, their target_modules,
 // patterns and modules_to_save name peft's (transformers 5's) modules, and so do kiln's messages. References by
 // peft (tests/fixtures/gpt_neox_lora, tools/make_fixtures.py --only gpt_neox).
-TEST_CASE("lora: GPT-NeoX and Falcon adapters (peft's names for their renamed modules) match peft's model in f32") {
+TEST_CASE("lora: GPT-NeoX, Falcon and GPT-J adapters (peft's names for their renamed modules) match peft's model") {
   TempDir d;
   auto family_options = [&](const std::string& family, const std::string& dir, const std::vector<LoraAdapterSpec>& lora,
                             const std::string& out) {
@@ -172,7 +172,8 @@ TEST_CASE("lora: GPT-NeoX and Falcon adapters (peft's names for their renamed mo
   for (const auto& fam_name : std::vector<std::pair<std::string, std::string>>{{"gpt_neox", "every_linear"},
                                                                                {"gpt_neox", "saved_head_norm"},
                                                                                {"gpt_neox", "tied_embedding"},
-                                                                               {"falcon", "every_linear_norms"}}) {
+                                                                               {"falcon", "every_linear_norms"},
+                                                                               {"gptj", "attn_mlp_saved"}}) {
     const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
     CAPTURE(name);
     const std::string dir = kiln::test::fixtures_root() + "/" + family + "_lora/" + name;
@@ -210,6 +211,25 @@ TEST_CASE("lora: GPT-NeoX and Falcon adapters (peft's names for their renamed mo
     CHECK_THROWS_WITH_AS(compile_model(neox_options(dir, {{old, 1.0}}, d / "old.kplan")),
                          doctest::Contains("saved module tensor 'embed_out.weight' is not in the model"), CompileError);
     CHECK_FALSE(exists(d / "old.kplan"));
+    // a LoRA on embed_out likewise (peft on transformers 5 leaves lm_head a plain Linear)
+    const std::string lora_old = d / "lora_old";
+    kiln::test::copy_dir(root + "every_linear/adapter", lora_old);
+    auto every = SafetensorsFile::open(lora_old + "/adapter_model.safetensors");
+    std::vector<StWriteTensor> with_head;
+    for (const auto& [n, t] : every->tensors()) with_head.push_back({n, t.dtype, t.shape, t.data, t.size});
+    const std::vector<float> a(size_t(8 * 64), 0.01f), b(size_t(256 * 8), 0.01f);
+    with_head.push_back({"base_model.model.embed_out.lora_A.weight", DType::F32, {8, 64}, a.data(), a.size() * 4});
+    with_head.push_back({"base_model.model.embed_out.lora_B.weight", DType::F32, {256, 8}, b.data(), b.size() * 4});
+    write_safetensors(lora_old + "/adapter_model.safetensors.new", with_head);
+    every.reset();
+    std::rename((lora_old + "/adapter_model.safetensors.new").c_str(),
+                (lora_old + "/adapter_model.safetensors").c_str());
+    std::ifstream cin(lora_old + "/adapter_config.json");
+    nlohmann::json cj = nlohmann::json::parse(cin);
+    cj["target_modules"].push_back("embed_out");
+    std::ofstream(lora_old + "/adapter_config.json") << cj.dump(2);
+    CHECK_THROWS_WITH_AS(compile_model(neox_options(dir, {{lora_old, 1.0}}, d / "lora_old.kplan")),
+                         doctest::Contains("module 'embed_out': the module is not in the model"), CompileError);
   }
   // Messages and patterns in peft's names.
   auto edited = [&](const std::string& folder, const std::function<void(nlohmann::json&)>& edit) {

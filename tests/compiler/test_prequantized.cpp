@@ -1314,9 +1314,6 @@ TEST_CASE("prequantized: GPTQ weights run as shipped and match AutoRound's dequa
   kiln::test::check_reference(cuda_target_plan(d, w4, "all", DType::I4, 8, "f32"), ref, 2, 1e-3, true);
 }
 
-// AutoRound's GPTQ export of the DeepSeek-V2 fixture (tools/fixtures_quant.py): every Linear quantized,
-// the routed experts per expert (AutoRound splits transformers' fused ones), except kv_a_proj_with_mqa,
-// which its config's "dynamic" says it left unquantized ("-:<pattern>": {}), and the router. As shipped,
 // GPT-NeoX as AutoRound exports it (tools/fixtures_quant.py, NEOX_GPTQ_CASES): query_key_value (each head's q, k and v
 // rows together, regrouped at compile time), dense and the MLP kept as shipped under GPT-NeoX's names, and their
 // biases; against transformers on AutoRound's dequantization. A modules_in_block_to_quantize list in GPT-NeoX's
@@ -1364,6 +1361,9 @@ TEST_CASE("prequantized: GPTQ GPT-NeoX runs as shipped and matches AutoRound") {
                  "quantization_config.modules_in_block_to_quantize") != std::string::npos);
 }
 
+// AutoRound's GPTQ export of the DeepSeek-V2 fixture (tools/fixtures_quant.py): every Linear quantized,
+// the routed experts per expert (AutoRound splits transformers' fused ones), except kv_a_proj_with_mqa,
+// which its config's "dynamic" says it left unquantized ("-:<pattern>": {}), and the router. As shipped,
 // the experts run quantized (moe_experts version 2, or 3 with the asymmetric zero points), MLA's q rows
 // split and reordered keep their q and scales; against transformers on AutoRound's dequantization.
 TEST_CASE("prequantized: GPTQ DeepSeek-V2 (experts quantized, exclusions) runs as shipped and matches AutoRound") {
