@@ -630,7 +630,8 @@ LlamaConfig parse_gptj(const ConfigReader& r, const std::string& text) {
   c.gptj = c.parallel_residual = c.pairwise_rope = c.mlp_bias = true;
   c.quant = r.quantization();
   refuse_mxfp4(r, c.quant, false);
-  r.refuse_null_values({"layer_norm_epsilon", "activation_function", "n_positions", "n_embd", "n_head", "n_layer"},
+  r.refuse_null_values({"layer_norm_epsilon", "activation_function", "n_positions", "n_embd", "n_head", "n_layer",
+                        "max_position_embeddings", "hidden_size", "num_attention_heads", "num_hidden_layers"},
                        c.architecture);
   auto spelled = [&](const char* own, const char* mapped) -> const char* {
     if (r.has(own) && r.has(mapped) && r.num(own, 0) != r.num(mapped, 0))
@@ -646,6 +647,9 @@ LlamaConfig parse_gptj(const ConfigReader& r, const std::string& text) {
   if (c.hidden_size % c.num_attention_heads != 0)
     r.fail("n_embd", "is not divisible by n_head (transformers refuses the model)");
   c.head_dim = c.hidden_size / c.num_attention_heads;
+  if (c.head_dim % 2 != 0)
+    r.fail("n_embd", "/ n_head gives heads of " + std::to_string(c.head_dim) +
+                         " dims: kiln's RoPE needs an even head (transformers runs it)");
   c.intermediate_size = r.pos_int("n_inner", false, 4 * c.hidden_size);
   r.refuse_null("rotary_dim",
                 "with which GPT-J's RoPE spans hidden_size, not a head: transformers cannot apply it; give its value");
@@ -658,8 +662,8 @@ LlamaConfig parse_gptj(const ConfigReader& r, const std::string& text) {
   c.rope.theta = 10000.0;  // (GPT-J's sinusoid table: a fixed base)
   if (!act2fn_kind(r.str("activation_function", "gelu_new"), &c.mlp_activation))
     r.fail("activation_function",
-           "must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
-           "\"quick_gelu\" for GPT-J");
+           "must be \"relu2\", \"silu\" (\"swish\"), \"gelu\", \"gelu_new\", \"gelu_fast\", "
+           "\"gelu_pytorch_tanh\" or \"quick_gelu\" for GPT-J");
   c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
   if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);

@@ -920,6 +920,11 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        std::to_string(c.rope.original_max_position_embeddings) +
                        ", which one fixed plan cannot follow; compile with --max-seq " +
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
+  if (c.gptj && lim.max_seq > c.max_position_embeddings)  // (its sin/cos table has n_positions rows)
+    throw CompileError(o.model_dir + "/config.json: GPT-J's RoPE is a table of n_positions = " +
+                       std::to_string(c.max_position_embeddings) +
+                       " positions, past which transformers cannot run it; compile with --max-seq " +
+                       std::to_string(c.max_position_embeddings) + " or less");
   Graph& g = b.graph = build_llama_graph(c, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
   g.info.kv_bytes_per_token =
       uint64_t(c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim) * dtype_size(plan_dtype);

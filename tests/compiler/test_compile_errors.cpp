@@ -299,6 +299,19 @@ TEST_CASE("compile: Falcon checkpoints of many six-tensor layers compile") {
   CHECK(exists(d / "deep.kplan"));
 }
 
+// GPT-J's RoPE is a sin/cos table of n_positions rows (transformers cannot run positions past it): a longer
+// --max-seq is refused, one within it compiles.
+TEST_CASE("compile: GPT-J refuses a --max-seq past n_positions") {
+  TempDir d;
+  CompileOptions o;
+  o.max_seq = 257;  // (the fixture's n_positions: 256)
+  CHECK(compile_error(kiln::test::fixture("hub_f32", "gptj"), d / "p.kplan", o)
+            .find("compile with --max-seq 256 or less") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+  o.max_seq = 256;
+  CHECK(compile_error(kiln::test::fixture("hub_f32", "gptj"), d / "ok.kplan", o).empty());
+}
+
 // Cohere's logit_scale and Granite's 1 / logits_scaling are folded into the final norm's f32 weight: a product
 // that overflows f32 (every logit would be NaN, where transformers gives infinities) is refused by name.
 TEST_CASE("compile: a logit scale whose fold into the final norm overflows f32 is refused") {

@@ -1572,6 +1572,16 @@ TEST_CASE("config: GPT-J (attribute names, rotary_dim, parallel block, legacy ke
   CHECK(error_of([](nlohmann::json& j) { j["activation_function"] = "tanh"; }).find("GPT-J") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["layer_norm_epsilon"] = nullptr; }).find("layer_norm_epsilon is null") !=
         std::string::npos);
+  // (a null under the names its attribute_map reads is no absent key: transformers cannot build the model)
+  for (const char* k : {"num_attention_heads", "hidden_size", "num_hidden_layers", "max_position_embeddings"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  CHECK(error_of([](nlohmann::json& j) {
+          j["n_embd"] = 24;
+          j["n_head"] = 8;
+          j["rotary_dim"] = 2;
+        }).find("needs an even head") != std::string::npos);
   CHECK(edited(hub, [](nlohmann::json& j) {
           j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
         }).unmodeled == std::vector<std::string>{"rope_scaling = {\"factor\":2.0,\"type\":\"linear\"}"});
