@@ -176,8 +176,7 @@ void read_falcon(const ConfigReader& r, LlamaConfig* out) {
            "is 2 with parallel_attn and without new_decoder_architecture, which "
            "transformers cannot run (its layer builds two norms and reads input_layernorm)");
   c.neox_parallel = new_arch && norms == 2;
-  c.parallel_residual = parallel && !c.neox_parallel;
-  r.has("multi_query");  // (read with the k/v heads)
+  c.parallel_residual = parallel && !c.neox_parallel;  // (multi_query: read with the k/v heads)
   r.hardwired("apply_residual_connection_post_layernorm", false);
 }
 

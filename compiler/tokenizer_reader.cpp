@@ -550,7 +550,7 @@ void parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& co
         return false;
     return true;
   };
-  const bool nfc_ok = std::all_of(d->added.begin(), d->added.end(), apart);
+  const bool nfc_ok = !d->nfc || std::all_of(d->added.begin(), d->added.end(), apart);  // (NFC's rule only)
   for (const auto& a : d->added)
     if (a.normalized &&
         ((d->nfc && (!nfc_inert(a.content) || !nfc_ok)) || (d->sp_prepend && !d->metaspace && !a.special)))

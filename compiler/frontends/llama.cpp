@@ -222,16 +222,11 @@ const HubNames kFalconNames{
     {{"self_attention.query_key_value", "self_attn.qkv_proj"}, {"self_attention.dense", "self_attn.o_proj"}},
     {},
     ""};
-const HubNames kFalconTwoNormNames{"FalconForCausalLM",
-                                   "transformer",
-                                   kFalconNames.top,
-                                   "transformer.h",
-                                   {{"self_attention.query_key_value", "self_attn.qkv_proj"},
-                                    {"self_attention.dense", "self_attn.o_proj"},
-                                    {"ln_attn", "input_layernorm"},
-                                    {"ln_mlp", "post_attention_layernorm"}},
-                                   {},
-                                   ""};
+const HubNames kFalconTwoNormNames = [] {
+  HubNames h = kFalconNames;
+  h.inner.insert(h.inner.end(), {{"ln_attn", "input_layernorm"}, {"ln_mlp", "post_attention_layernorm"}});
+  return h;
+}();
 
 // GPT-J: transformer.wte, transformer.ln_f, lm_head, transformer.h.<i>.ln_1, attn.q_proj/k_proj/v_proj/out_proj, and
 // the mlp's fc_in/fc_out as they are; its old checkpoints' causal-mask buffers.
