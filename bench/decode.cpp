@@ -168,10 +168,16 @@ double decode_weight_bytes(const kiln::Plan& p) {
   std::map<uint32_t, double> bytes;
   for (const kiln::LaunchInfo& l : p.programs()[size_t(prog)].launches) {
     double frac = 1.0;
-    if (p.kernels()[l.kernel] == &kiln::kEmbeddingOp) {  // one row per token
-      const auto& table = p.tensors()[l.inputs[1]];
-      frac = std::min(1.0, double(p.tensors()[l.inputs[0]].numel()) / double(table.shape[0]));
-    } else if (std::string(p.kernels()[l.kernel]->name) == "moe_experts") {  // (every version)
+    const std::string op = p.kernels()[l.kernel]->name;
+    if (op == "embedding") {  // one row per token, of the table and of a position table (every version)
+      for (size_t k : {size_t(1), size_t(3)}) {
+        if (k >= l.inputs.size() || l.inputs[k] == kiln::kNoTensor) continue;
+        const auto& table = p.tensors()[l.inputs[k]];
+        const double rows = std::min(double(table.shape[0]), double(p.tensors()[l.inputs[0]].numel()));
+        bytes[l.inputs[k]] = std::max(bytes[l.inputs[k]], double(table.size_bytes) * rows / double(table.shape[0]));
+      }
+      continue;
+    } else if (op == "moe_experts") {  // (every version)
       const auto& ids = p.tensors()[l.inputs[1]];
       const auto& down = p.tensors()[l.inputs[4]];
       const auto& h = p.tensors()[l.inputs[0]];

@@ -145,6 +145,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Glm4MoeForCausalLM", "glm4_moe"},
                                                                {"FalconForCausalLM", "falcon"},
                                                                {"GPTJForCausalLM", "gptj"},
+                                                               {"GPT2LMHeadModel", "gpt2"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -616,6 +616,40 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   return c;
 }
 
+// The dimensions of a config class with GPT-2's attribute names (n_embd, n_head, n_layer, n_positions), whose
+// attribute_map reads hidden_size, num_attention_heads, num_hidden_layers and max_position_embeddings as them (refused
+// where both spellings disagree), null refused as transformers 5 refuses it; vocab_size too, and n_inner (4 · n_embd
+// when absent or null) as intermediate_size, layer_norm_epsilon and activation_function (gelu_new). `cls` and
+// `family` name the class and the family in errors.
+void read_gpt_dims(const ConfigReader& r, LlamaConfig& c, const char* cls, const char* family, int64_t vocab,
+                   int64_t hidden, int64_t layers, int64_t heads, int64_t positions) {
+  r.refuse_null_values({"layer_norm_epsilon", "activation_function", "n_positions", "n_embd", "n_head", "n_layer",
+                        "max_position_embeddings", "hidden_size", "num_attention_heads", "num_hidden_layers"},
+                       c.architecture);
+  auto spelled = [&](const char* own, const char* mapped) -> const char* {
+    if (r.has(own) && r.has(mapped) && r.num(own, 0) != r.num(mapped, 0))
+      r.fail(mapped, std::string("disagrees with ") + own + ", the attribute " + cls + " maps it to");
+    return r.has(mapped) && !r.has(own) ? mapped : own;
+  };
+  c.vocab_size = r.pos_int("vocab_size", false, vocab);
+  c.hidden_size = r.pos_int(spelled("n_embd", "hidden_size"), false, hidden);
+  c.num_hidden_layers = r.pos_int(spelled("n_layer", "num_hidden_layers"), false, layers);
+  c.num_attention_heads = c.num_key_value_heads = r.pos_int(spelled("n_head", "num_attention_heads"), false, heads);
+  c.max_position_embeddings = r.pos_int(spelled("n_positions", "max_position_embeddings"), false, positions);
+  r.set_max_positions(c.max_position_embeddings);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    r.fail("n_embd", "is not divisible by n_head (transformers refuses the model)");
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  c.intermediate_size = r.pos_int("n_inner", false, 4 * c.hidden_size);
+  c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
+  if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
+  if (!act2fn_kind(r.str("activation_function", "gelu_new"), &c.mlp_activation))
+    r.fail("activation_function",
+           std::string("must be \"relu2\", \"silu\" (\"swish\"), \"gelu\", \"gelu_new\", \"gelu_fast\", "
+                       "\"gelu_pytorch_tanh\" or \"quick_gelu\" for ") +
+               family);
+}
+
 // GPTJConfig (LlamaConfig::gptj), under its attribute names (n_embd, n_head, n_layer, n_positions; its attribute_map
 // reads hidden_size, num_attention_heads, num_hidden_layers and max_position_embeddings as them, refused where both
 // spellings disagree) and defaults: n_inner (4 · n_embd when null), rotary_dim (64; null, a RoPE over hidden_size
@@ -629,27 +663,10 @@ LlamaConfig parse_gptj(const ConfigReader& r, const std::string& text) {
   c.gptj = c.parallel_residual = c.pairwise_rope = c.mlp_bias = true;
   c.quant = r.quantization();
   refuse_mxfp4(r, c.quant, false);
-  r.refuse_null_values({"layer_norm_epsilon", "activation_function", "n_positions", "n_embd", "n_head", "n_layer",
-                        "max_position_embeddings", "hidden_size", "num_attention_heads", "num_hidden_layers"},
-                       c.architecture);
-  auto spelled = [&](const char* own, const char* mapped) -> const char* {
-    if (r.has(own) && r.has(mapped) && r.num(own, 0) != r.num(mapped, 0))
-      r.fail(mapped, std::string("disagrees with ") + own + ", the attribute GPTJConfig maps it to");
-    return r.has(mapped) && !r.has(own) ? mapped : own;
-  };
-  c.vocab_size = r.pos_int("vocab_size", false, 50400);
-  c.hidden_size = r.pos_int(spelled("n_embd", "hidden_size"), false, 4096);
-  c.num_hidden_layers = r.pos_int(spelled("n_layer", "num_hidden_layers"), false, 28);
-  c.num_attention_heads = c.num_key_value_heads = r.pos_int(spelled("n_head", "num_attention_heads"), false, 16);
-  c.max_position_embeddings = r.pos_int(spelled("n_positions", "max_position_embeddings"), false, 2048);
-  r.set_max_positions(c.max_position_embeddings);
-  if (c.hidden_size % c.num_attention_heads != 0)
-    r.fail("n_embd", "is not divisible by n_head (transformers refuses the model)");
-  c.head_dim = c.hidden_size / c.num_attention_heads;
+  read_gpt_dims(r, c, "GPTJConfig", "GPT-J", 50400, 4096, 28, 16, 2048);
   if (c.head_dim % 2 != 0)
     r.fail("n_embd", "/ n_head gives heads of " + std::to_string(c.head_dim) +
                          " dims: kiln's RoPE needs an even head (transformers runs it)");
-  c.intermediate_size = r.pos_int("n_inner", false, 4 * c.hidden_size);
   r.refuse_null("rotary_dim",
                 "with which GPT-J's RoPE spans hidden_size, not a head: transformers cannot apply it; give its value");
   const int64_t rd = r.pos_int("rotary_dim", false, 64);
@@ -659,17 +676,43 @@ LlamaConfig parse_gptj(const ConfigReader& r, const std::string& text) {
   if (rd != c.head_dim) c.rotary_dim = rd;
   c.rope.type = "default";
   c.rope.theta = 10000.0;  // (GPT-J's sinusoid table: a fixed base)
-  if (!act2fn_kind(r.str("activation_function", "gelu_new"), &c.mlp_activation))
-    r.fail("activation_function",
-           "must be \"relu2\", \"silu\" (\"swish\"), \"gelu\", \"gelu_new\", \"gelu_fast\", "
-           "\"gelu_pytorch_tanh\" or \"quick_gelu\" for GPT-J");
-  c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
-  if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
   r.hardwired("rotary", true);
   r.hardwired("scale_attn_weights", true);
   for (const char* k : {"attn_pdrop", "summary_activation", "summary_first_dropout", "summary_proj_to_labels",
                         "summary_type", "summary_use_proj"})
+    r.has(k);
+  c.has_dtype = r.dtype(&c.dtype);
+  c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
+  return c;
+}
+
+// GPT2Config (LlamaConfig::gpt2), under the same attribute names as GPT-J's (read_gpt_dims) and its defaults:
+// activation_function (gelu_new), scale_attn_weights (head_dim^-½; false: 1) and scale_attn_by_inverse_layer_idx (a
+// further 1 / (layer + 1)), the LM head tied. reorder_and_upcast_attn only upcasts eager attention to f32 (kiln
+// computes in f32 anyway). Pre-quantized checkpoints (their Conv1D layers) and add_cross_attention (an encoder-decoder
+// model's decoder) are refused; n_ctx, which old configs carry and transformers never reads, and the
+// sequence-summary settings of a head GPT2LMHeadModel has not, are read and left.
+LlamaConfig parse_gpt2(const ConfigReader& r, const std::string& text) {
+  LlamaConfig c;
+  c.raw_json = text;
+  c.architecture = "GPT2LMHeadModel";
+  c.gpt2 = c.attention_bias = c.mlp_bias = true;
+  c.quant = r.quantization();
+  if (!c.quant.prequantized.empty() || c.quant.fp8 || c.quant.mxfp4)
+    r.fail("quantization_config",
+           "is set: kiln does not read pre-quantized GPT-2 checkpoints (their Conv1D layers); compile the "
+           "unquantized checkpoint, with --quantize for quantized weights");
+  read_gpt_dims(r, c, "GPT2Config", "GPT-2", 50257, 768, 12, 12, 1024);
+  c.gpt2_unscaled = !r.boolean("scale_attn_weights", true);
+  c.gpt2_layer_scaled = r.boolean("scale_attn_by_inverse_layer_idx", false);
+  if (r.boolean("add_cross_attention", false))
+    r.fail("add_cross_attention",
+           "is true: its layers' cross-attention belongs to an encoder-decoder model's decoder; kiln compiles "
+           "GPT2LMHeadModel as a decoder-only model");
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  for (const char* k : {"attn_pdrop", "n_ctx", "reorder_and_upcast_attn", "summary_activation", "summary_first_dropout",
+                        "summary_proj_to_labels", "summary_type", "summary_use_proj"})
     r.has(k);
   c.has_dtype = r.dtype(&c.dtype);
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
@@ -687,6 +730,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const std::string arch = r.model_architecture();
   if (const ImageTextModel* m = image_text_model(arch)) return parse_image_text(r, j, text, path, *m);
   if (arch == "GPTJForCausalLM" || arch == "gptj") return parse_gptj(r, text);
+  if (arch == "GPT2LMHeadModel" || arch == "gpt2") return parse_gpt2(r, text);
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";

@@ -793,6 +793,27 @@ int Checkpoint::unpack_mxfp4() {
   return int(bases.size());
 }
 
+void Checkpoint::transpose(const std::string& name) {
+  const StTensor* src = find(name);
+  if (!src) throw CompileError("tensor '" + name + "' is missing");
+  if (src->shape.size() != 2 || !src->has_dtype || src->dequantized_on_read())
+    throw CompileError(src->file + ": tensor '" + src->name + "' (" + src->st_dtype + ", " +
+                       std::to_string(src->shape.size()) +
+                       " dimensions) cannot be transposed: kiln reads it as a 2-D float tensor");
+  const int64_t rows = src->shape[0], cols = src->shape[1];
+  const size_t es = dtype_size(src->dtype);
+  auto bytes = std::make_unique<std::vector<uint8_t>>(size_t(src->size));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      std::memcpy(bytes->data() + size_t(c * rows + r) * es, src->data + size_t(r * cols + c) * es, es);
+  auto t = std::make_unique<StTensor>(*src);
+  t->shape = {cols, rows};
+  t->data = bytes->data();
+  all_[name] = t.get();
+  made_.push_back(std::move(t));
+  made_bytes_.push_back(std::move(bytes));
+}
+
 const StTensor* Checkpoint::find(const std::string& name) const {
   auto it = all_.find(name);
   return it == all_.end() ? nullptr : it->second;

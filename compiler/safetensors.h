@@ -150,6 +150,10 @@ class Checkpoint {
   // exponent 255 (E8M0's NaN), and one so large that its group's largest value overflows f32. Returns
   // how many.
   int unpack_mxfp4();
+  // Replaces 2-D tensor `name` by its transpose, a copy the checkpoint owns in the same dtype (GPT-2's Conv1D
+  // weights, stored [in, out], as the [out, in] rows kiln's matmuls read). Throws CompileError naming the tensor
+  // when it is not a 2-D tensor of a dtype kiln holds (pre-quantized ones included).
+  void transpose(const std::string& name);
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
@@ -158,6 +162,7 @@ class Checkpoint {
   std::vector<std::unique_ptr<StTensor>> made_;
   std::vector<std::unique_ptr<std::vector<float>>> made_scale_;
   std::vector<std::unique_ptr<std::vector<int8_t>>> made_zero_;
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> made_bytes_;  // transpose()'s copies
 };
 
 const char* dtype_to_safetensors(DType t);

@@ -237,19 +237,22 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   auto note = [&](const std::string& n) {
     if (notes) append_note(notes, n);
   };
-  if (d.kind == TokenizerData::Kind::kByteLevelBpe && cls == "GPTNeoXTokenizer") {
-    // transformers 5's GPTNeoXTokenizer rebuilds the pipeline from the vocabulary and merges: NFC, then ByteLevel
-    // with GPT-2's split and tokenizer_config.json's add_prefix_space, which kiln's byte-level reading lacks.
+  // (GPT2Tokenizer: tokenizer_config.json's class, or model_type gpt2's, which AutoTokenizer maps to it)
+  const bool neox = cls == "GPTNeoXTokenizer", gpt2 = cls == "GPT2Tokenizer" || (cls.empty() && type == "gpt2");
+  if (d.kind == TokenizerData::Kind::kByteLevelBpe && (neox || gpt2)) {
+    // transformers 5's GPTNeoXTokenizer and GPT2Tokenizer rebuild the pipeline from the vocabulary and merges: NFC
+    // (GPT-NeoX's; GPT-2's has no normalizer), then ByteLevel with GPT-2's split and tokenizer_config.json's
+    // add_prefix_space, which kiln's byte-level reading lacks.
+    const std::string name = neox ? "GPTNeoXTokenizer" : "GPT2Tokenizer";
     if (cfg.contains("add_prefix_space") && cfg["add_prefix_space"].is_boolean() && cfg["add_prefix_space"].get<bool>())
-      throw CompileError(dir +
-                         "/tokenizer_config.json: add_prefix_space is true, with which transformers 5's "
-                         "GPTNeoXTokenizer puts a space before the text; kiln does not support it (set it false to "
+      throw CompileError(dir + "/tokenizer_config.json: add_prefix_space is true, with which transformers 5's " + name +
+                         " puts a space before the text; kiln does not support it (set it false to "
                          "tokenize as tokenizer.json does)");
-    if (!(d.nfc && d.split == TokenizerData::Split::kGpt2))
-      note(
-          "the tokenizer class GPTNeoXTokenizer, which transformers 5's AutoTokenizer rebuilds with an NFC normalizer "
-          "and GPT-2's split instead of tokenizer.json's pipeline; kiln follows tokenizer.json, as tokenizers does, "
-          "so ids can differ from AutoTokenizer's");
+    if (!(d.nfc == neox && d.split == TokenizerData::Split::kGpt2))
+      note("the tokenizer class " + name + ", which transformers 5's AutoTokenizer rebuilds with " +
+           (neox ? "an NFC normalizer" : "no normalizer") +
+           " and GPT-2's split instead of tokenizer.json's pipeline; kiln follows tokenizer.json, as tokenizers "
+           "does, so ids can differ from AutoTokenizer's");
     return;
   }
   if (d.kind == TokenizerData::Kind::kByteLevelBpe) {

@@ -34,6 +34,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only glm4_moe  only tests/fixtures/glm4_moe/ (tiny Glm4MoeForCausalLM checkpoints: GLM-4.5's noaux_tc experts)
   --only falcon    only tests/fixtures/falcon/ (tiny FalconForCausalLM checkpoints: Falcon-7B's and 40B's layouts)
   --only gptj      only tests/fixtures/gptj/ (tiny GPTJForCausalLM checkpoints: GPT-J-6B's layout)
+  --only gpt2      only tests/fixtures/gpt2/ (tiny GPT2LMHeadModel checkpoints: learned positions, Conv1D layers)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -231,7 +232,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -860,6 +861,24 @@ GPTJ_VARIANTS = [
     ("hub_f32", 8787, dict(GPTJ_BASE, rotary_dim=8)),
     ("tied_full_f32", 8888, dict(GPTJ_BASE, num_attention_heads=2, rotary_dim=32, activation_function="gelu",
                                  tie_word_embeddings=True, layer_norm_epsilon=1e-6)),
+]
+
+GPT2_DIR = os.path.join(REPO, "tests", "fixtures", "gpt2")
+# GPT-2 (GPT2LMHeadModel: GPT-2, DistilGPT2, DialoGPT): learned absolute positions (wpe) added to the embedding, no
+# RoPE, LayerNorms with biases, every projection a Conv1D ([in, out]) with a bias, an ungated MLP, the LM head tied.
+# Norm weights drawn around one, every bias drawn. hub_f32: openai-community/gpt2's layout: its config.json keys
+# (n_ctx, the sequence-summary settings) and a model.safetensors of GPT2Model's names (h.<i>.*, wte, wpe: no
+# transformer. prefix) with the old causal-mask buffers. layer_scaled_f32: scale_attn_by_inverse_layer_idx and
+# reorder_and_upcast_attn, exact GELU, n_inner null (4 · n_embd), untied, 3 layers. unscaled_f32: scale_attn_weights
+# false, 2 heads of 32, untied.
+GPT2_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 0, "n_inner": 160}
+GPT2_VARIANTS = [
+    ("hub_f32", 9191, dict(GPT2_BASE)),
+    ("layer_scaled_f32", 9292, dict(GPT2_BASE, scale_attn_by_inverse_layer_idx=True, reorder_and_upcast_attn=True,
+                                    activation_function="gelu", n_inner=None, tie_word_embeddings=False,
+                                    layer_norm_epsilon=1e-6, num_hidden_layers=3)),
+    ("unscaled_f32", 9393, dict(GPT2_BASE, scale_attn_weights=False, num_attention_heads=2,
+                                tie_word_embeddings=False)),
 ]
 
 COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
@@ -2301,6 +2320,68 @@ def main_gptj():
     family_lora_cases("gptj", GPTJ_DIR, GPTJ_LORA_DIR, GPTJ_LORA_CASES, GPTJForCausalLM)
 
 
+def main_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    def check(keys):
+        assert "transformer.h.0.attn.c_attn.weight" in keys and "transformer.wpe.weight" in keys, keys.keys()
+        assert "transformer.h.0.mlp.c_fc.bias" in keys and "transformer.h.0.ln_2.bias" in keys, keys.keys()
+
+    def norms_around_one(model):  # (ln_1, ln_2, ln_f)
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if ".ln_" in n and n.endswith(".weight"):
+                    p.copy_(1.0 + 0.3 * torch.randn_like(p))
+    main_llama_like("gpt2", GPT2_DIR, GPT2_VARIANTS, GPT2Config, GPT2LMHeadModel, check, norms_around_one)
+    # (GPT2Config keeps the llama fixtures' keys it has no attribute for; it never reads them)
+    drop_rms_norm_eps(GPT2_DIR, GPT2_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "intermediate_size",
+                                                "rope_parameters"), GPT2LMHeadModel)
+    # Each attention scale must matter: transformers without it gives other logits.
+    assert_moves(os.path.join(GPT2_DIR, "layer_scaled_f32"), GPT2LMHeadModel, "scale_attn_by_inverse_layer_idx false",
+                 1e-2, scale_attn_by_inverse_layer_idx=False)
+    assert_moves(os.path.join(GPT2_DIR, "unscaled_f32"), GPT2LMHeadModel, "scale_attn_weights true", 1e-2,
+                 scale_attn_weights=True)
+
+    def hub(cfg):  # openai-community/gpt2's keys (transformers 4.26)
+        keep = {"activation_function", "architectures", "attn_pdrop", "bos_token_id", "dtype", "embd_pdrop",
+                "eos_token_id", "initializer_range", "layer_norm_epsilon", "model_type", "n_embd", "n_head", "n_inner",
+                "n_layer", "n_positions", "resid_pdrop", "vocab_size"}
+        for k in list(cfg):
+            if k not in keep:
+                del cfg[k]
+        cfg.update(n_ctx=cfg["n_positions"], summary_activation=None, summary_first_dropout=0.1,
+                   summary_proj_to_labels=True, summary_type="cls_index", summary_use_proj=True,
+                   task_specific_params={"text-generation": {"do_sample": True, "max_length": 50}})
+    out = os.path.join(GPT2_DIR, "hub_f32")
+    _, _, cfg = rewrite_as_hub(out, GPT2LMHeadModel, "4.26.0.dev0", hub, flat_rope=False)
+    # The hub's model.safetensors is GPT2Model's (no transformer. prefix, no lm_head: tied), with each layer's
+    # causal-mask buffers, which transformers ignores.
+    path = os.path.join(out, "model.safetensors")
+    tensors = {k[len("transformer."):]: v for k, v in load_file(path).items()}
+    assert not any(k.startswith("lm_head") for k in tensors), tensors.keys()
+    n = cfg["n_positions"]
+    for i in range(cfg["n_layer"]):
+        tensors["h.%d.attn.bias" % i] = torch.tril(torch.ones(n, n)).view(1, 1, n, n)
+        tensors["h.%d.attn.masked_bias" % i] = torch.tensor(-1e4)
+    save_file(tensors, path, metadata={"format": "pt"})
+    assert_reference_logits(out, GPT2LMHeadModel, "GPT2Model's names and the old buffers")
+    family_lora_cases("gpt2", GPT2_DIR, GPT2_LORA_DIR, GPT2_LORA_CASES, GPT2LMHeadModel)
+
+
+GPT2_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "gpt2_lora")
+# peft adapters on GPT-2 fixtures (peft names transformer.h.<i>.attn.c_attn, ...): every Conv1D (fan_in_fan_out: peft's
+# update is (B·A)ᵀ in the checkpoint's [in, out] layout), with ln_1 and the position embedding saved whole; and c_attn
+# with the LM head (a Linear: peft turns fan_in_fan_out off for it). On the untied fixtures (the tied hub one's greedy
+# continuations under a random adapter repeat a token).
+GPT2_LORA_CASES = [
+    dict(name="conv1d_saved", base="layer_scaled_f32", seed=4601,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["c_attn", "c_proj", "c_fc"],
+                                    fan_in_fan_out=True, modules_to_save=["ln_1", "wpe"]))]),
+    dict(name="c_attn_head", base="unscaled_f32", seed=4602,
+         adapters=[("adapter", dict(r=4, lora_alpha=8, target_modules=["c_attn", "lm_head"], fan_in_fan_out=True))]),
+]
+
+
 GPTJ_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "gptj_lora")
 # peft adapters on GPT-J fixtures (peft names transformer.h.<i>.attn.q_proj, ..., mlp.fc_in): q, v, out_proj and
 # fc_in of GPT-J-6B's layout, with ln_1 and the LM head (weight and bias) saved whole.
@@ -2602,7 +2683,7 @@ def describe_layers(pm):
 
 def expected_merged(pm, weights):
     """Merged weights by the plain formulas (what kiln implements), from the loaded adapters:
-    linear  W + sum_i w_i * s_i * B_i @ A_i
+    linear  W + sum_i w_i * s_i * B_i @ A_i   (a Conv1D's [in, out] weight: (B_i @ A_i)^T)
     embed   W + sum_i w_i * s_i * (B_i @ A_i)^T
     DoRA    m / ||W + s*B@A||_row * (W + s*B@A)   (single adapter, w = 1)
     modules_to_save: the saved copy."""
@@ -2618,6 +2699,9 @@ def expected_merged(pm, weights):
                     delta = (mod.lora_embedding_B[ad] @ mod.lora_embedding_A[ad]).T
                 else:
                     continue
+                if mod.fan_in_fan_out:  # (GPT-2's Conv1D layers: the weight is [in, out])
+                    assert ad not in mod.lora_magnitude_vector
+                    delta = delta.T
                 s = mod.scaling[ad]
                 if ad in mod.lora_magnitude_vector:
                     assert len(weights) == 1 and w == 1.0
@@ -2726,7 +2810,8 @@ def reference_for(case, out, input_ids, prompt_ids, base_logits_ref):
         with torch.no_grad():
             greedy = pm.generate(
                 input_ids=prompt_ids[None], max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-                do_sample=False, eos_token_id=None, pad_token_id=0)[0]
+                do_sample=False, eos_token_id=None, pad_token_id=0,
+                attention_mask=torch.ones_like(prompt_ids[None]))[0]
         manual, margins = greedy_manual(pm, prompt_ids)
         assert torch.equal(greedy, manual), (greedy, manual)
         with torch.no_grad():
@@ -2752,7 +2837,8 @@ def reference_for(case, out, input_ids, prompt_ids, base_logits_ref):
         logits = merged(input_ids).logits.float().contiguous()
         greedy = merged.generate(
             prompt_ids[None], max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-            do_sample=False, eos_token_id=None, pad_token_id=0)[0]
+            do_sample=False, eos_token_id=None, pad_token_id=0,
+            attention_mask=torch.ones_like(prompt_ids[None]))[0]  # (else it masks prompt ids equal to 0)
     manual, margins = greedy_manual(merged, prompt_ids)
     assert greedy.shape == (PROMPT_LEN + NEW_TOKENS,), greedy.shape
     assert torch.equal(greedy, manual), (greedy, manual)
@@ -4594,6 +4680,8 @@ def main():
         main_falcon()
     if ARGS.only in ("all", "gptj"):
         main_gptj()
+    if ARGS.only in ("all", "gpt2"):
+        main_gpt2()
     if ARGS.only in ("all", "cohere2"):
         main_cohere2()
     if ARGS.only in ("all", "phi3"):

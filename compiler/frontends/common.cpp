@@ -59,7 +59,7 @@ std::vector<LmProgramSpec> lm_programs(int64_t chunk) {
 }
 
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
-                                double embed_scale) {
+                                double embed_scale, uint32_t start_pos, uint32_t pos_table) {
   LmProgramStart s;
   s.program.name = spec.name;
   s.prefix = std::string(spec.name) + ".";
@@ -68,7 +68,8 @@ LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t bat
   s.head = spec.head;
   s.tokens = g.state(s.prefix + "tokens", {batch, spec.chunk});
   s.x = g.activation(s.prefix + "x", {s.rows, dim});
-  add_node(s.program, kEmbeddingOp, {s.tokens, embed}, {s.x}, {}, {embed_scale});
+  if (pos_table == kNoTensor) add_node(s.program, kEmbeddingOpV2, {s.tokens, embed}, {s.x}, {}, {embed_scale});
+  else add_node(s.program, kEmbeddingOp, {s.tokens, embed, start_pos, pos_table}, {s.x}, {}, {embed_scale});
   return s;
 }
 

@@ -55,8 +55,10 @@ struct LmProgramStart {
   int64_t rows;
   bool last_rows, head;
 };
+// (pos_table: GPT-2's learned positions, added to the embedding at start_pos; kNoTensor: none)
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
-                                double embed_scale = 1.0);
+                                double embed_scale = 1.0, uint32_t start_pos = kNoTensor,
+                                uint32_t pos_table = kNoTensor);
 
 // y = LayerNorm(x)·w (+ b): layernorm version 1 with a bias, version 2 without one (Cohere's), so that a plan
 // whose LayerNorms all have biases stays readable by a runtime from before version 2.

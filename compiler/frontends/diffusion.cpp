@@ -189,7 +189,8 @@ uint32_t build_clip(Builder& B, const ClipTextConfig& c, uint32_t tokens, int64_
   const std::string p = "text_encoder/text_model.";
   const int64_t D = c.hidden_size, H = c.num_attention_heads, hd = D / H, N = G * L;
   uint32_t x = B.act("embed", {N, D});
-  B.node(kEmbeddingOp, {tokens, B.weight(p + "embeddings.token_embedding.weight", {c.vocab_size, D})}, {x}, {}, {1.0});
+  B.node(kEmbeddingOpV2, {tokens, B.weight(p + "embeddings.token_embedding.weight", {c.vocab_size, D})}, {x}, {},
+         {1.0});
   // The first L rows of the position table, broadcast over the batch.
   const uint32_t pos = B.leading_rows(p + "embeddings.position_embedding.weight", c.max_position_embeddings, D, L);
   B.node(kAddOp, {x, pos, kNoTensor}, {x}, {}, {1.0});

@@ -87,6 +87,15 @@ std::map<std::string, std::vector<int64_t>> phi_tensor_shapes(const LlamaConfig&
   return e;
 }
 
+// GPT-2's Conv1D weights (stored [in, out]) under kiln's names: the frontend transposes them.
+std::vector<std::string> gpt2_conv1d_weights(const LlamaConfig& c) {
+  std::vector<std::string> names;
+  for (int64_t i = 0; c.gpt2 && i < c.num_hidden_layers; ++i)
+    for (const char* m : {"self_attn.qkv_proj", "self_attn.o_proj", "mlp.c_fc", "mlp.c_proj"})
+      names.push_back(hf_layer_prefix(i) + m + ".weight");
+  return names;
+}
+
 }  // namespace
 
 std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfig& c) {
@@ -99,6 +108,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   if (c.norm_biases()) e["model.norm.bias"] = {D};  // (Starcoder2's LayerNorms)
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
   if (c.gptj) e["lm_head.bias"] = {c.vocab_size};  // (also when tied: only the weight is shared)
+  if (c.gpt2) e["model.embed_positions.weight"] = {c.max_position_embeddings, D};
   const std::string up = c.mlp_up_name(), down = c.mlp_down_name();
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
@@ -109,9 +119,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.glm4) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
-    if (c.fused_projections || c.grouped_qkv()) {
+    if (c.fused_projections || c.grouped_qkv() || c.gpt2) {
       e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
-      if (c.grouped_qkv() && c.attention_bias) e[p + "self_attn.qkv_proj.bias"] = {q + 2 * kv};
+      if ((c.grouped_qkv() || c.gpt2) && c.attention_bias) e[p + "self_attn.qkv_proj.bias"] = {q + 2 * kv};
     } else {
       e[p + "self_attn.q_proj.weight"] = {q, D};
       e[p + "self_attn.k_proj.weight"] = {kv, D};
@@ -159,7 +169,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "mlp.up_proj.weight"] = {F, D};
       e[p + "mlp.down_proj.weight"] = {D, F};
     }
-    if ((c.attention_bias || c.qkv_bias) && !c.grouped_qkv()) {
+    if ((c.attention_bias || c.qkv_bias) && !c.grouped_qkv() && !c.gpt2) {
       e[p + "self_attn.q_proj.bias"] = {q};
       e[p + "self_attn.k_proj.bias"] = {kv};
       e[p + "self_attn.v_proj.bias"] = {kv};
@@ -184,6 +194,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + down + ".bias"] = {D};
     }
   }
+  for (const std::string& n : gpt2_conv1d_weights(c)) std::swap(e[n][0], e[n][1]);  // (as the checkpoint holds them)
   return e;
 }
 
@@ -243,9 +254,26 @@ const HubNames kGptjNames{
     {".attn.bias", ".attn.masked_bias"},
     ""};
 
+// GPT-2: transformer.wte, transformer.wpe, transformer.ln_f, lm_head, transformer.h.<i>.ln_1, ln_2, attn.c_attn and
+// attn.c_proj (the mlp's c_fc and c_proj as they are); the old causal-mask buffers.
+const HubNames kGpt2Names{"GPT2LMHeadModel",
+                          "transformer",
+                          {{"transformer.wte", "model.embed_tokens"},
+                           {"transformer.wpe", "model.embed_positions"},
+                           {"transformer.ln_f", "model.norm"},
+                           {"lm_head", "lm_head"}},
+                          "transformer.h",
+                          {{"ln_1", "input_layernorm"},
+                           {"ln_2", "post_attention_layernorm"},
+                           {"attn.c_attn", "self_attn.qkv_proj"},
+                           {"attn.c_proj", "self_attn.o_proj"}},
+                          {".attn.bias", ".attn.masked_bias"},
+                          ""};
+
 // The family's names, or null where the checkpoint names modules as kiln does.
 const HubNames* hub_names(const LlamaConfig& c) {
   if (c.gpt_neox) return &kNeoxNames;
+  if (c.gpt2) return &kGpt2Names;
   if (c.gptj) return &kGptjNames;
   if (c.falcon) return c.neox_parallel ? &kFalconTwoNormNames : &kFalconNames;
   return nullptr;
@@ -456,17 +484,17 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.attn_norm = c.olmo2 ? kNoTensor : norm_w(p + "input_layernorm.weight", D);
     if (c.norm_biases()) L.attn_norm_b = norm_b_w(p + "input_layernorm.bias", D);
     L.qkv_w = w(p + "self_attn.qkv_proj.weight", {W, D},
-                c.fused_projections || c.grouped_qkv()
+                c.fused_projections || c.grouped_qkv() || c.gpt2
                     ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
                     : std::vector<std::string>{p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
                                                p + "self_attn.v_proj.weight"},
                 qkv_rows);
-    L.qkv_b =
-        opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
-                 c.grouped_qkv() ? std::vector<std::string>{p + "self_attn.qkv_proj.bias"}
-                                 : std::vector<std::string>{p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
-                                                            p + "self_attn.v_proj.bias"},
-                 qkv_rows);
+    L.qkv_b = opt_bias(c.attention_bias || c.qkv_bias, p + "self_attn.qkv_proj.bias", W,
+                       c.grouped_qkv() || c.gpt2
+                           ? std::vector<std::string>{p + "self_attn.qkv_proj.bias"}
+                           : std::vector<std::string>{p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
+                                                      p + "self_attn.v_proj.bias"},
+                       qkv_rows);
     if (c.head_layernorm && c.stablelm) {  // each head's weights in a tensor of its own, one after another
       for (const auto& [qk, heads, out] :
            {std::tuple<const char*, int64_t, uint32_t*>{"q", H, &L.q_norm}, {"k", KVH, &L.k_norm}}) {
@@ -602,9 +630,15 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // The final LayerNorm's bias (Phi, Starcoder2, StableLM) and the LM head's (Phi)
   const uint32_t norm_b = c.norm_biases() ? norm_b_w(norm_name + ".bias", D) : kNoTensor;
   const uint32_t lm_head_b = c.phi || c.gptj ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
-  // (Phi-4-mini: over the first rotary dims of each head only)
-  const uint32_t inv_freq = g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
-                                     WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
+  // (Phi-4-mini: over the first rotary dims of each head only; GPT-2: none, its positions learned)
+  const uint32_t inv_freq = c.gpt2 ? kNoTensor
+                                   : g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
+                                              WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
+  // GPT-2's learned positions: the rows of the max_seq positions a plan can hold.
+  std::vector<int64_t> positions(size_t(c.gpt2 ? S : 0));
+  for (size_t r = 0; r < positions.size(); ++r) positions[r] = int64_t(r);
+  const uint32_t pos_table =
+      c.gpt2 ? w("model.embed_positions.weight", {S, D}, {"model.embed_positions.weight"}, positions) : kNoTensor;
   // Gemma 2's and 3's and OLMo 3's sliding layers have their own RoPE.
   const uint32_t inv_freq_local = c.layer_type_rope()
                                       ? g.weight("rope.inv_freq_local", DType::F32, {hd / 2},
@@ -615,8 +649,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t start_pos = g.state("start_pos", {B});
   const uint32_t n_valid = g.state("n_valid", {B});
   const double eps = c.rms_norm_eps;
-  const double scale =
-      c.granite ? c.attention_multiplier : 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
+  const double scale = c.granite         ? c.attention_multiplier
+                       : c.gpt2_unscaled ? 1.0
+                                         : 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
   const double rope_scale = rope_attention_factor(c.rope);  // multiplies cos and sin (LongRoPE's)
   // Gemma: the embedding times √hidden_size as transformers has it, a buffer cast to the weights'
   // dtype (f32, or rounded to bf16/f16: √1152 is 34 in bf16).
@@ -635,7 +670,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const bool scaled_residual = c.granite && c.residual_multiplier != 1.0;
 
   for (const LmProgramSpec& spec : lm_programs(o.chunk)) {
-    LmProgramStart st = begin_lm_program(g, spec, B, D, embed, embed_scale);
+    LmProgramStart st = begin_lm_program(g, spec, B, D, embed, embed_scale, start_pos, pos_table);
     GraphProgram& P = st.program;
     const int64_t N = st.rows;
     const std::string& a = st.prefix;
@@ -684,18 +719,21 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
             c.qk_norm_whole() ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd},
             {eps});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
-      if (!c.nope(i))  // (SmolLM3's RoPE-less layers)
+      if (!c.nope(i) && !c.gpt2)  // (SmolLM3's RoPE-less layers; GPT-2's)
         add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
                  {local_rope ? rope_attention_factor(c.rope_local) : rope_scale});
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
       // A window as long as the cache cuts nothing: the plan says none.
       const int64_t win = c.window_of(i) < S ? c.window_of(i) : 0;
+      // GPT-2: head_dim^-½ (or 1), and with scale_attn_by_inverse_layer_idx over (layer + 1) (in double: transformers
+      // divides its f32 scale by float(layer + 1) in Python floats, then the kernel rounds the product)
+      const double layer_scale = c.gpt2_layer_scaled ? scale / double(i + 1) : scale;
       if (L.sinks != kNoTensor)  // (GPT-OSS: version 4, with the sinks)
         add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid, L.sinks}, {att}, {H, KVH, hd, win},
                  {scale, c.attn_logit_softcapping});
       else
         add_node(P, kAttentionOpV3, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win},
-                 {scale, c.attn_logit_softcapping});
+                 {layer_scale, c.attn_logit_softcapping});
       project_into_x(att, L.o_w, L.o_b, L.attn_out_norm);  // x += o_proj(att)
       if (c.parallel_block()) {  // x += fc2(act(fc1(h))) (Cohere: down(SwiGLU(gate|up(h)))): the attention's input
         add_node(P, kMatmulOp, {h, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
@@ -816,8 +854,17 @@ std::string text_model_of(const CompileOptions& o, const std::string& arch, Chec
 // name already kiln's (model.*) is refused: transformers does not load it.
 void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
   std::map<std::string, std::string> source;  // kiln's name -> the checkpoint's
+  // A checkpoint of the base model (GPT2Model's, as the hub ships GPT-2: h.<i>.*, wte) has no tensor under the root:
+  // transformers loads its names under it (the head's, lm_head, aside).
+  bool rooted = false;
+  for (const auto& [n, t] : ck->all()) rooted = rooted || n.rfind(h.root + ".", 0) == 0;
   Checkpoint renamed;
-  renamed.absorb(std::move(*ck), "", [&](const std::string& n) -> std::string {
+  renamed.absorb(std::move(*ck), "", [&](const std::string& given) -> std::string {
+    auto under = [&](const std::string& module) {
+      return !module.empty() && (given == module || given.rfind(module + ".", 0) == 0);
+    };
+    const bool keep = rooted || under("lm_head") || under(h.old_head) || under("model");
+    const std::string n = keep ? given : h.root + "." + given;
     if (n.rfind(h.layers + ".", 0) == 0)
       for (const std::string& buffer : h.buffers)
         if (n.size() > buffer.size() && n.compare(n.size() - buffer.size(), std::string::npos, buffer) == 0) return "";
@@ -825,8 +872,8 @@ void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
       throw CompileError(o.model_dir + ": tensor '" + n + "' is not a " + h.architecture +
                          " name (its model is under " + h.root + ".): transformers does not load it");
     const std::string to = from_hub(h, n);
-    if (const auto [it, fresh] = source.emplace(to, n); !fresh)
-      throw CompileError(o.model_dir + ": tensors '" + it->second + "' and '" + n + "' are both " + h.architecture +
+    if (const auto [it, fresh] = source.emplace(to, given); !fresh)
+      throw CompileError(o.model_dir + ": tensors '" + it->second + "' and '" + given + "' are both " + h.architecture +
                          "'s '" + to_hub(h, to) + "'");
     return to;
   });
@@ -889,6 +936,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        ": the checkpoint holds MXFP4 expert blocks (mlp.experts.gate_up_proj_blocks), but config.json "
                        "has no quantization_config with quant_method \"mxfp4\"");
   check_llama_tensors(c, b.checkpoint);
+  for (const std::string& n : gpt2_conv1d_weights(c)) b.checkpoint.transpose(n);  // (kiln's [out, in] rows)
   b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings,
                          hub ? LoraSet::ModuleNames{[hub](const std::string& n) { return to_hub(*hub, n); },
                                                     [hub](const std::string& n) { return peft_to_kiln(*hub, n); }}
@@ -915,9 +963,11 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        std::to_string(c.rope.original_max_position_embeddings) +
                        ", which one fixed plan cannot follow; compile with --max-seq " +
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
-  if (c.gptj && lim.max_seq > c.max_position_embeddings)  // (its sin/cos table has n_positions rows)
-    throw CompileError(o.model_dir + "/config.json: GPT-J's RoPE is a table of n_positions = " +
-                       std::to_string(c.max_position_embeddings) +
+  // (GPT-J's sin/cos table and GPT-2's learned positions have n_positions rows)
+  if ((c.gptj || c.gpt2) && lim.max_seq > c.max_position_embeddings)
+    throw CompileError(o.model_dir + "/config.json: " +
+                       (c.gptj ? "GPT-J's RoPE is a table" : "GPT-2 learned its positions (transformer.wpe)") +
+                       " of n_positions = " + std::to_string(c.max_position_embeddings) +
                        " positions, past which transformers cannot run it; compile with --max-seq " +
                        std::to_string(c.max_position_embeddings) + " or less");
   Graph& g = b.graph = build_llama_graph(c, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
@@ -1014,6 +1064,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "falcon",
                                       "GPTJForCausalLM",
                                       "gptj",
+                                      "GPT2LMHeadModel",
+                                      "gpt2",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

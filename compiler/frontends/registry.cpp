@@ -1,4 +1,6 @@
 // The frontends compile_model knows: one line per model family.
+#include <cctype>
+
 #include "compiler/config_reader.h"
 #include "compiler/error.h"
 #include "compiler/frontends/frontend.h"
@@ -19,7 +21,8 @@ std::string supported_architectures() {
   std::string s;
   for (const Frontend* f : frontends())
     for (const char* a : f->architectures)
-      if (std::string(a).find("For") != std::string::npos) s += (s.empty() ? "" : ", ") + std::string(a);
+      if (std::isupper(static_cast<unsigned char>(a[0])))  // (the classes; model_types are lower case)
+        s += (s.empty() ? "" : ", ") + std::string(a);
   return s;
 }
 

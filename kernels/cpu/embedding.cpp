@@ -13,6 +13,9 @@ void embedding_cpu(const EmbeddingArgs& a, ThreadPool& pool) {
                      a.table_dtype, a.y + r * a.dim, uint64_t(a.dim));
       if (a.scale != 1.0f)
         for (int64_t d = 0; d < a.dim; ++d) a.y[r * a.dim + d] *= a.scale;
+      if (const int64_t pos = embedding_position_row(a, r); pos >= 0)
+        for (int64_t d = 0; d < a.dim; ++d)
+          a.y[r * a.dim + d] += load_as_f32(a.pos_table, a.pos_dtype, uint64_t(pos * a.dim + d));
     }
   });
 }

@@ -27,6 +27,7 @@ const OpRegistry& builtin_ops() {
   static const OpRegistry ops({
       // LLMs
       &kEmbeddingOp,
+      &kEmbeddingOpV2,
       &kEmbeddingOpV1,
       &kLastRowsOp,
       &kRmsNormOp,

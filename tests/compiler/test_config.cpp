@@ -1587,6 +1587,56 @@ TEST_CASE("config: GPT-J (attribute names, rotary_dim, parallel block, legacy ke
         }).unmodeled == std::vector<std::string>{"rope_scaling = {\"factor\":2.0,\"type\":\"linear\"}"});
 }
 
+// GPT2LMHeadModel (openai-community/gpt2's config.json as the hub ships it): GPT-J's attribute names, learned
+// positions (no RoPE), LayerNorms with biases, c_attn/c_proj/c_fc with biases, the head tied; n_ctx and the
+// sequence-summary settings read and left; the two attention scales; cross-attention and quantization refused.
+TEST_CASE("config: GPT-2 (attribute names, attention scales, n_ctx, defaults, refusals)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "gpt2") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE(hub.contains("n_ctx"));
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "GPT2LMHeadModel");
+  CHECK((a.gpt2 && !a.parallel_block() && a.norm_biases() && a.ungated_mlp() && a.mlp_bias && a.attention_bias));
+  CHECK(
+      (a.tie_word_embeddings && a.mlp_activation == Activation::kGeluTanh && !a.gpt2_unscaled && !a.gpt2_layer_scaled));
+  CHECK((a.hidden_size == 64 && a.num_attention_heads == 4 && a.num_key_value_heads == 4 && a.head_dim == 16));
+  CHECK((a.intermediate_size == 160 && a.max_position_embeddings == 256 && a.rms_norm_eps == 1e-5));
+  CHECK(std::string(a.mlp_up_name()) == "mlp.c_fc");
+  CHECK(std::string(a.mlp_down_name()) == "mlp.c_proj");
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"n_inner", "activation_function", "layer_norm_epsilon", "n_positions", "vocab_size"})
+      j.erase(k);
+    j["scale_attn_weights"] = false;
+    j["scale_attn_by_inverse_layer_idx"] = true;
+    j["reorder_and_upcast_attn"] = true;
+    j["tie_word_embeddings"] = false;
+  });
+  CHECK((d.intermediate_size == 256 && d.mlp_activation == Activation::kGeluTanh && d.rms_norm_eps == 1e-5));
+  CHECK((d.max_position_embeddings == 1024 && d.vocab_size == 50257 && !d.tie_word_embeddings));
+  CHECK((d.gpt2_unscaled && d.gpt2_layer_scaled && d.unmodeled.empty()));
+  const LlamaConfig n = edited(hub, [](nlohmann::json& j) { j["n_inner"] = nullptr; });  // (None: 4 · n_embd)
+  CHECK(n.intermediate_size == 256);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_size"] = 32; }).find("GPT2Config maps it to") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["n_head"] = 3; }).find("not divisible by n_head") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["activation_function"] = "tanh"; }).find("GPT-2") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["add_cross_attention"] = true; }).find("add_cross_attention is true") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["add_cross_attention"] = false; }).empty());
+  CHECK(error_of([](nlohmann::json& j) {
+          j["quantization_config"] = {
+              {"quant_method", "gptq"}, {"bits", 4}, {"group_size", 128}, {"desc_act", false}, {"sym", true}};
+        }).find("pre-quantized GPT-2") != std::string::npos);
+  for (const char* k : {"num_attention_heads", "hidden_size", "num_hidden_layers", "max_position_embeddings"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  // A RoPE setting is no GPT2Config key: unmodeled, refused by name.
+  CHECK(edited(hub, [](nlohmann::json& j) { j["rope_theta"] = 10000.0; }).unmodeled ==
+        std::vector<std::string>{"rope_theta = 10000.0"});
+}
+
 // OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
 // unless null (kiln has no clamp there).
 TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
@@ -1812,7 +1862,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     const bool gemma23 = family == "gemma2" || family == "gemma3";
     const bool layer_norm =
         family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm" || family == "gpt_neox";
-    const bool gptj = family == "gptj";
+    const bool gptj = family == "gptj" || family == "gpt2";  // (GPT-2 has the same attribute names)
     for (const char* k : {family == "starcoder2"       ? "norm_epsilon"
                           : family == "nemotron"       ? "norm_eps"
                           : family == "falcon" || gptj ? "layer_norm_epsilon"
@@ -1842,7 +1892,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     // classes fill it in with setdefault, so the object's wins), read where it does.
     const bool flat = base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type");
     // (GPTNeoXConfig never reads a top-level rope_theta: its base is rotary_emb_base's, test_config's GPT-NeoX case)
-    if (family != "gpt_neox" && !gptj)  // (GPTJConfig has no RoPE settings: its base is fixed)
+    if (family != "gpt_neox" && !gptj)  // (GPTJConfig has no RoPE settings: its base is fixed; GPT-2 has no RoPE)
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;
               if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))
@@ -2455,7 +2505,7 @@ TEST_CASE("config: Gemma 3 (layer types, two RoPEs, both layouts, defaults, refu
     g.hidden_size = 72;
     const Graph graph = build_llama_graph(g, LlamaBuildOptions{wt, 16, 1, 4});
     const Node& first = graph.programs.at(0).nodes.at(0);
-    REQUIRE(first.kernel == &kEmbeddingOp);
+    REQUIRE(first.kernel == &kEmbeddingOpV2);
     CHECK(first.float_attrs.at(0) == (wt == DType::BF16 ? 8.5 : double(float(std::sqrt(72.0)))));
   }
   // A key inside a RoPE object that kiln does not model is left over, named with its object.

@@ -44,7 +44,8 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "Exaone4Config" || cls == "SeedOssConfig" || cls == "GptOssConfig" || cls == "HeliumConfig" ||
       cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" || cls == "CohereConfig" || cls == "Cohere2Config" ||
       cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" ||
-      cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "FalconConfig" || cls == "GPTJConfig")
+      cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "FalconConfig" || cls == "GPTJConfig" ||
+      cls == "GPT2Config")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -116,6 +117,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "Glm4MoeConfig",
                                 "FalconConfig",
                                 "GPTJConfig",
+                                "GPT2Config",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -271,7 +273,8 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
     << ' ' << c.moe_fused << ' ' << c.mixtral_names << ' ' << c.fused_projections << ' ' << c.rotary_dim << ' '
     << c.gemma << ' ' << c.query_pre_attn_scalar << ' ' << c.final_logit_softcapping << ' ' << c.gemma2 << ' '
     << c.attn_logit_softcapping << ' ' << c.granite << ' ' << c.embedding_multiplier << ' ' << c.attention_multiplier
-    << ' ' << c.residual_multiplier << ' ' << c.logits_scaling << ' ' << c.has_dtype << ' ' << int(c.dtype) << " |";
+    << ' ' << c.residual_multiplier << ' ' << c.logits_scaling << ' ' << c.has_dtype << ' ' << int(c.dtype) << ' '
+    << int(c.mlp_activation) << ' ' << c.gpt2_unscaled << ' ' << c.gpt2_layer_scaled << " |";
   if (c.sliding_window > 0)  // (which layers would window matters only with a window)
     for (bool b : c.window_layer) s << ' ' << b;
   s << " |";
@@ -284,14 +287,14 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 
 // The LLM config classes kiln reads.
 const char* const kLlmConfigClasses[] = {
-    "LlamaConfig",     "MistralConfig",    "MixtralConfig",   "Qwen2Config",      "Qwen3Config",
-    "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",     "Gemma2Config",     "Gemma3TextConfig",
-    "GraniteConfig",   "SmolLM3Config",    "PhiConfig",       "Ernie4_5Config",   "Olmo2Config",
-    "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig",  "Olmo3Config",      "Glm4Config",
-    "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",    "HeliumConfig",     "GraniteMoeSharedConfig",
-    "ArceeConfig",     "CohereConfig",     "Cohere2Config",   "Starcoder2Config", "StableLmConfig",
-    "OlmoeConfig",     "NemotronConfig",   "GPTNeoXConfig",   "Glm4MoeConfig",    "FalconConfig",
-    "GPTJConfig",      "DeepseekV2Config", "DeepseekV3Config"};
+    "LlamaConfig",     "MistralConfig",    "MixtralConfig",    "Qwen2Config",      "Qwen3Config",
+    "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",      "Gemma2Config",     "Gemma3TextConfig",
+    "GraniteConfig",   "SmolLM3Config",    "PhiConfig",        "Ernie4_5Config",   "Olmo2Config",
+    "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig",   "Olmo3Config",      "Glm4Config",
+    "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",     "HeliumConfig",     "GraniteMoeSharedConfig",
+    "ArceeConfig",     "CohereConfig",     "Cohere2Config",    "Starcoder2Config", "StableLmConfig",
+    "OlmoeConfig",     "NemotronConfig",   "GPTNeoXConfig",    "Glm4MoeConfig",    "FalconConfig",
+    "GPTJConfig",      "GPT2Config",       "DeepseekV2Config", "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must

@@ -123,6 +123,29 @@ TEST_CASE("cuda: embedding, rmsnorm, swiglu and rope match the CPU kernels") {
     sync_ok();
     CHECK(dy.get<float>() == yc);  // one f32 multiply: bit for bit
   }
+  {  // GPT-2's learned positions (version 3): batch 2 of chunk 3, the second row's last position past the table
+    const int64_t vocab = 50, dim = 40, positions = 9;
+    const auto table = as_dtype(random_floats(size_t(vocab * dim), 4), DType::F16);
+    const auto pos = random_floats(size_t(positions * dim), 5);
+    const std::vector<int32_t> tok = {3, 7, 49, 0, 12, 8}, start = {0, 7};
+    std::vector<float> yc(tok.size() * size_t(dim), kNaN), yg = yc;
+    Dev dt(table), dp(pos), dtok(tok), ds(start), dy(yg);
+    EmbeddingArgs c{tok.data(), table.data(), DType::F16, yc.data(), int64_t(tok.size()), vocab, dim, 1.0f};
+    c.start_pos = start.data();
+    c.pos_table = pos.data();
+    c.batch = 2;
+    c.positions = positions;
+    EmbeddingArgs g = c;
+    g.tokens = dtok.as<int32_t>();
+    g.table = dt.p;
+    g.y = dy.as<float>();
+    g.start_pos = ds.as<int32_t>();
+    g.pos_table = dp.p;
+    embedding_cpu(c, pool);
+    embedding_cuda(g, nullptr);
+    sync_ok();
+    CHECK(dy.get<float>() == yc);  // one f32 add: bit for bit
+  }
   {
     const int64_t rows = 7, dim = 2048;
     const auto x = random_floats(size_t(rows * dim), 2, 3.0f);

@@ -1358,6 +1358,34 @@ TEST_CASE("embedding gathers rows (times a scale) and fences out-of-range ids to
   }
 }
 
+// Version 3 (GPT-2's learned positions): row b·chunk + t adds the position table's row start_pos[b] + t, and nothing
+// where that position is outside the table (a padding row past max_seq).
+TEST_CASE("embedding adds the position table's row at each token's position, nothing past the table") {
+  ThreadPool pool(2);
+  const int64_t vocab = 11, dim = 6, positions = 5, chunk = 3;
+  std::vector<float> t_r, p_r;
+  auto table = store(random_floats(size_t(vocab * dim), 9), DType::BF16, &t_r);
+  auto pos = store(random_floats(size_t(positions * dim), 10), DType::F16, &p_r);
+  const std::vector<int32_t> tokens = {3, 0, 10, 7, 1, 2}, start = {1, 3};
+  std::vector<float> y(tokens.size() * size_t(dim), kNaN);
+  EmbeddingArgs a{tokens.data(), table.data(), DType::BF16, y.data(), int64_t(tokens.size()), vocab, dim, 2.0f};
+  a.start_pos = start.data();
+  a.pos_table = pos.data();
+  a.pos_dtype = DType::F16;
+  a.batch = 2;
+  a.positions = positions;
+  embedding_cpu(a, pool);
+  for (int64_t r = 0; r < int64_t(tokens.size()); ++r) {
+    CAPTURE(r);
+    const int64_t p = start[size_t(r / chunk)] + r % chunk;  // 1 2 3 | 3 4 5 (5: past the table)
+    for (int64_t i = 0; i < dim; ++i) {
+      const float want =
+          t_r[size_t(tokens[size_t(r)] * dim + i)] * 2.0f + (p < positions ? p_r[size_t(p * dim + i)] : 0.0f);
+      REQUIRE(y[size_t(r * dim + i)] == want);
+    }
+  }
+}
+
 TEST_CASE("last_rows takes each batch row's last valid row (n_valid clamped to the chunk) and zeros idle rows") {
   ThreadPool pool(2);
   const int64_t batch = 5, chunk = 4, dim = 7;

@@ -14,6 +14,7 @@
 #include "compiler/error.h"
 #include "compiler/passes/memory_plan.h"
 #include "kernels/elementwise.h"
+#include "kernels/embedding.h"
 #include "kernels/op.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -438,6 +439,60 @@ TEST_CASE("ops: add version 2 takes a (rows, 1) f32 gate and refuses any other, 
     CHECK(check(kAddOp, {0, 1, 2}, shape, DType::F32).find("gate") != std::string::npos);
   CHECK(check(kAddOp, {0, 1, 2}, {rows, 1}, DType::BF16).find("gate") != std::string::npos);
   CHECK(check(kAddOp, {kNoTensor, 1, 2}, {rows, 1}, DType::F32).find("needs its operand a") != std::string::npos);
+}
+
+// embedding version 3 (GPT-2's learned positions) takes start_pos (a state input) and a position table of the
+// embedding's width and at least max_seq rows, both or neither; version 2 (no positions) takes two operands.
+TEST_CASE("ops: embedding version 3 checks its start_pos and position table, version 2 takes neither") {
+  const int64_t batch = 2, chunk = 3, vocab = 10, dim = 8, max_seq = 16;
+  ModelInfo model;
+  model.vocab_size = vocab;
+  model.max_seq = max_seq;
+  auto tensor = [](const char* name, DType dt, std::vector<int64_t> shape, Region region, uint64_t offset) {
+    TensorInfo t{name, dt, std::move(shape), region, offset};
+    t.size_bytes = uint64_t(t.numel()) * dtype_size(dt);
+    return t;
+  };
+  struct Case {
+    std::vector<int64_t> start_shape, pos_shape;
+    Region start_region;
+    std::vector<uint32_t> inputs;
+    const char* want;  // "" or a part of the message
+  };
+  auto check = [&](const OpDef& op, const Case& k) {
+    const std::vector<TensorInfo> t = {tensor("tokens", DType::I32, {batch, chunk}, Region::kState, 0),
+                                       tensor("table", DType::F32, {vocab, dim}, Region::kWeights, 0),
+                                       tensor("start_pos", DType::I32, k.start_shape, k.start_region, 4096),
+                                       tensor("pos", DType::BF16, k.pos_shape, Region::kWeights, 8192),
+                                       tensor("y", DType::F32, {batch * chunk, dim}, Region::kArena, 0)};
+    LaunchInfo li;
+    li.inputs = k.inputs;
+    li.outputs = {4};
+    li.float_attrs = {1.0};
+    uint64_t scratch = 0;
+    return validate_launch(op, li, t, model, &scratch).message();
+  };
+  REQUIRE(builtin_ops().find("embedding", 3) == &kEmbeddingOp);
+  REQUIRE(builtin_ops().find("embedding", 2) == &kEmbeddingOpV2);
+  const std::vector<uint32_t> all = {0, 1, 2, 3};
+  const Region state = Region::kState;
+  CHECK(check(kEmbeddingOp, {{batch}, {max_seq, dim}, state, all, ""}) == "");
+  CHECK(check(kEmbeddingOp, {{batch}, {max_seq + 5, dim}, state, all, ""}) == "");
+  CHECK(check(kEmbeddingOp, {{batch}, {max_seq, dim}, state, {0, 1, kNoTensor, kNoTensor}, ""}) == "");
+  CHECK(check(kEmbeddingOpV2, {{batch}, {max_seq, dim}, state, {0, 1}, ""}) == "");
+  CHECK(check(kEmbeddingOpV2, {{batch}, {max_seq, dim}, state, all, ""}) != "");  // (two operands)
+  for (const Case& k : std::vector<Case>{{{batch}, {max_seq, dim}, state, {0, 1, 2, kNoTensor}, "come together"},
+                                         {{batch}, {max_seq, dim}, state, {0, 1, kNoTensor, 3}, "come together"},
+                                         {{batch}, {max_seq - 1, dim}, state, all, "fewer than max_seq 16"},
+                                         {{batch}, {max_seq, dim + 1}, state, all, "pos_table"},
+                                         {{batch}, {max_seq * dim}, state, all, "pos_table"},
+                                         {{4}, {max_seq, dim}, state, all, "multiple of the batch"},
+                                         {{batch, 1}, {max_seq, dim}, state, all, "start_pos"},
+                                         {{batch}, {max_seq, dim}, Region::kArena, all, "state"}}) {
+    CAPTURE(k.want);
+    const std::string err = check(kEmbeddingOp, k);
+    CHECK_MESSAGE(err.find(k.want) != std::string::npos, err);
+  }
 }
 
 // A token routed to more than kMaxMoeTopK experts is refused in a plan (the compiler refuses the

@@ -1264,6 +1264,37 @@ TEST_CASE("tokenizer: GPTNeoXTokenizer with add_prefix_space true is refused, fa
                        std::exception);
 }
 
+// GPT2Tokenizer (tokenizer_config.json's class, or model_type gpt2's without one, as openai-community/gpt2 ships
+// it) rebuilds likewise, without a normalizer: add_prefix_space true refused; a tokenizer.json with another pipeline
+// noted; GPT-2's own (ByteLevel with its regex, no normalizer: the bytelevel fixture's vocabulary with it) read
+// without a note.
+TEST_CASE("tokenizer: GPT2Tokenizer with add_prefix_space true is refused, another pipeline noted") {
+  kiln::test::TempDir d;
+  std::string notes;
+  const std::string qwen2 = kiln::test::fixtures_root() + "/real_tokenizers/qwen2/tokenizer.json";
+  const std::string gpt2 = kiln::test::fixtures_root() + "/tokenizers/bytelevel/tokenizer.json";
+  std::ofstream(d / "config.json") << R"({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]})";
+  std::ofstream(d / "tokenizer_config.json") << R"({"model_max_length": 1024})";
+  std::ofstream(d / "tokenizer.json") << nlohmann::json::parse(kiln::test::read_bytes(qwen2)).dump();
+  TokenizerData qwen2_td, gpt2_td, refused_td;
+  CHECK(read_hf_tokenizer(d.path(), &qwen2_td, &notes, false));
+  CHECK(notes.find("GPT2Tokenizer, which transformers 5's AutoTokenizer rebuilds with no normalizer") !=
+        std::string::npos);
+  notes.clear();
+  nlohmann::json own = nlohmann::json::parse(kiln::test::read_bytes(gpt2));
+  own["normalizer"] = nullptr;
+  own["pre_tokenizer"] = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  std::ofstream(d / "tokenizer.json") << own.dump();
+  CHECK(read_hf_tokenizer(d.path(), &gpt2_td, &notes, false));
+  CHECK(gpt2_td.split == TokenizerData::Split::kGpt2);
+  CHECK(notes.find("GPT2Tokenizer") == std::string::npos);
+  std::ofstream(d / "tokenizer_config.json") << R"({"tokenizer_class": "GPT2TokenizerFast", "add_prefix_space": true})";
+  CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &refused_td, &notes, false),
+                       doctest::Contains("add_prefix_space is true, with which transformers 5's GPT2Tokenizer"),
+                       std::exception);
+}
+
 TEST_CASE("tokenizer: byte-level added tokens decode through the ByteLevel decoder, as HF decodes them") {
   // DeepSeek-Coder's vocabulary has added tokens such as "ü", a character of the byte alphabet:
   // HF's decoder reads it as the byte 0xFC (not UTF-8 alone), so "üü" decodes as two U+FFFD, and
