@@ -146,6 +146,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"FalconForCausalLM", "falcon"},
                                                                {"GPTJForCausalLM", "gptj"},
                                                                {"GPT2LMHeadModel", "gpt2"},
+                                                               {"OPTForCausalLM", "opt"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -432,6 +432,11 @@ void read_cohere(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaC
 
 // The activation op's kind of an ACT2FN name (transformers' activations.py): gelu_new, gelu_fast and
 // gelu_pytorch_tanh are the tanh GELU, gelu the exact one, swish SiLU; false for a name kiln has no kind for.
+// The names act2fn_kind reads, for errors.
+const char* const kAct2fnNames =
+    "\"relu\", \"relu2\", \"silu\" (\"swish\"), \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
+    "\"quick_gelu\"";
+
 bool act2fn_kind(const std::string& name, Activation* kind) {
   static const std::pair<const char*, Activation> kNames[] = {{"gelu_new", Activation::kGeluTanh},
                                                               {"gelu_fast", Activation::kGeluTanh},
@@ -440,7 +445,8 @@ bool act2fn_kind(const std::string& name, Activation* kind) {
                                                               {"silu", Activation::kSilu},
                                                               {"swish", Activation::kSilu},
                                                               {"quick_gelu", Activation::kQuickGelu},
-                                                              {"relu2", Activation::kRelu2}};
+                                                              {"relu2", Activation::kRelu2},
+                                                              {"relu", Activation::kRelu}};
   for (const auto& [n, k] : kNames)
     if (name == n) {
       *kind = k;
@@ -623,9 +629,10 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
 // `family` name the class and the family in errors.
 void read_gpt_dims(const ConfigReader& r, LlamaConfig& c, const char* cls, const char* family, int64_t vocab,
                    int64_t hidden, int64_t layers, int64_t heads, int64_t positions) {
-  r.refuse_null_values({"layer_norm_epsilon", "activation_function", "n_positions", "n_embd", "n_head", "n_layer",
-                        "max_position_embeddings", "hidden_size", "num_attention_heads", "num_hidden_layers"},
-                       c.architecture);
+  r.refuse_null_values(
+      {"layer_norm_epsilon", "activation_function", "n_positions", "n_embd", "n_head", "n_layer",
+       "max_position_embeddings", "hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size"},
+      c.architecture);
   auto spelled = [&](const char* own, const char* mapped) -> const char* {
     if (r.has(own) && r.has(mapped) && r.num(own, 0) != r.num(mapped, 0))
       r.fail(mapped, std::string("disagrees with ") + own + ", the attribute " + cls + " maps it to");
@@ -644,10 +651,7 @@ void read_gpt_dims(const ConfigReader& r, LlamaConfig& c, const char* cls, const
   c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
   if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
   if (!act2fn_kind(r.str("activation_function", "gelu_new"), &c.mlp_activation))
-    r.fail("activation_function",
-           std::string("must be \"relu2\", \"silu\" (\"swish\"), \"gelu\", \"gelu_new\", \"gelu_fast\", "
-                       "\"gelu_pytorch_tanh\" or \"quick_gelu\" for ") +
-               family);
+    r.fail("activation_function", std::string("must be ") + kAct2fnNames + " for " + family);
 }
 
 // GPTJConfig (LlamaConfig::gptj), under its attribute names (n_embd, n_head, n_layer, n_positions; its attribute_map
@@ -704,6 +708,11 @@ LlamaConfig parse_gpt2(const ConfigReader& r, const std::string& text) {
            "is set: kiln does not read pre-quantized GPT-2 checkpoints (their Conv1D layers); compile the "
            "unquantized checkpoint, with --quantize for quantized weights");
   read_gpt_dims(r, c, "GPT2Config", "GPT-2", 50257, 768, 12, 12, 1024);
+  // (GPT2Config types its switches bool, not Optional: transformers 5 refuses a null, where reading it as false
+  // would drop the attention's scale)
+  r.refuse_null_values({"scale_attn_weights", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn",
+                        "add_cross_attention", "tie_word_embeddings"},
+                       c.architecture);
   c.gpt2_unscaled = !r.boolean("scale_attn_weights", true);
   c.gpt2_layer_scaled = r.boolean("scale_attn_by_inverse_layer_idx", false);
   if (r.boolean("add_cross_attention", false))
@@ -711,9 +720,59 @@ LlamaConfig parse_gpt2(const ConfigReader& r, const std::string& text) {
            "is true: its layers' cross-attention belongs to an encoder-decoder model's decoder; kiln compiles "
            "GPT2LMHeadModel as a decoder-only model");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  // (and the keys of GPT-2's older hub files, which transformers 5 never reads: gpt2-medium's n_special and
+  // predict_special_tokens, distilgpt2's _num_labels, output_past)
   for (const char* k : {"attn_pdrop", "n_ctx", "reorder_and_upcast_attn", "summary_activation", "summary_first_dropout",
-                        "summary_proj_to_labels", "summary_type", "summary_use_proj"})
+                        "summary_proj_to_labels", "summary_type", "summary_use_proj", "n_special",
+                        "predict_special_tokens", "_num_labels", "output_past"})
     r.has(k);
+  c.has_dtype = r.dtype(&c.dtype);
+  c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
+  return c;
+}
+
+// OPTConfig (LlamaConfig::opt) and its defaults: hidden_size, num_hidden_layers, num_attention_heads, ffn_dim,
+// max_position_embeddings, activation_function (relu), enable_bias, the LM head tied; its LayerNorms' eps is
+// torch's default (1e-5: no key sets it). OPT-350m's layout (a LayerNorm after each branch with do_layer_norm_before
+// false, word_embed_proj_dim other than hidden_size: projections around the decoder), LayerNorms without weights
+// (layer_norm_elementwise_affine false) and _remove_final_layer_norm are refused by name.
+LlamaConfig parse_opt(const ConfigReader& r, const std::string& text) {
+  LlamaConfig c;
+  c.raw_json = text;
+  c.architecture = "OPTForCausalLM";
+  c.opt = true;
+  c.quant = r.quantization();
+  refuse_mxfp4(r, c.quant, false);
+  r.refuse_null_values({"activation_function", "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
+                        "max_position_embeddings", "vocab_size", "do_layer_norm_before", "_remove_final_layer_norm",
+                        "enable_bias", "layer_norm_elementwise_affine", "tie_word_embeddings"},
+                       c.architecture);
+  c.vocab_size = r.pos_int("vocab_size", false, 50272);
+  c.hidden_size = r.pos_int("hidden_size", false, 768);
+  c.num_hidden_layers = r.pos_int("num_hidden_layers", false, 12);
+  c.num_attention_heads = c.num_key_value_heads = r.pos_int("num_attention_heads", false, 12);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    r.fail("hidden_size", "is not divisible by num_attention_heads (transformers refuses the model)");
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  c.intermediate_size = r.pos_int("ffn_dim", false, 3072);
+  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, 2048);
+  r.set_max_positions(c.max_position_embeddings);
+  if (!act2fn_kind(r.str("activation_function", "relu"), &c.mlp_activation))
+    r.fail("activation_function", std::string("must be ") + kAct2fnNames + " for OPT");
+  c.attention_bias = c.mlp_bias = r.boolean("enable_bias", true);
+  c.rms_norm_eps = 1e-5;  // (nn.LayerNorm's default)
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  if (!r.boolean("do_layer_norm_before", true))
+    r.fail("do_layer_norm_before",
+           "is false (OPT-350m's layout: a LayerNorm after each branch), which kiln does not build");
+  if (r.boolean("_remove_final_layer_norm", false))
+    r.fail("_remove_final_layer_norm", "is true: kiln builds OPT with its final LayerNorm");
+  if (!r.boolean("layer_norm_elementwise_affine", true))
+    r.fail("layer_norm_elementwise_affine", "is false (LayerNorms without weights), which kiln does not build");
+  if (r.pos_int("word_embed_proj_dim", false, c.hidden_size) != c.hidden_size)  // (null: hidden_size)
+    r.fail("word_embed_proj_dim",
+           "differs from hidden_size (OPT-350m's projections around the decoder), which kiln does not build");
+  for (const char* k : {"layerdrop", "init_std", "activation_dropout"}) r.has(k);  // (the last: old files')
   c.has_dtype = r.dtype(&c.dtype);
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
   return c;
@@ -731,6 +790,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (const ImageTextModel* m = image_text_model(arch)) return parse_image_text(r, j, text, path, *m);
   if (arch == "GPTJForCausalLM" || arch == "gptj") return parse_gptj(r, text);
   if (arch == "GPT2LMHeadModel" || arch == "gpt2") return parse_gpt2(r, text);
+  if (arch == "OPTForCausalLM" || arch == "opt") return parse_opt(r, text);
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
@@ -854,9 +914,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (falcon) {
     // FalconConfig: get_activation(activation) between dense_h_to_4h and dense_4h_to_h (default gelu, the exact one)
     if (!act2fn_kind(r.str("activation", "gelu"), &c.mlp_activation))
-      r.fail("activation",
-             "must be \"relu2\", \"silu\" (\"swish\"), \"gelu\", \"gelu_new\", \"gelu_fast\", "
-             "\"gelu_pytorch_tanh\" or \"quick_gelu\" for Falcon");
+      r.fail("activation", std::string("must be ") + kAct2fnNames + " for Falcon");
   } else if (arcee || starcoder2 || nemotron || gpt_neox) {
     // ArceeConfig and NemotronConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2);
     // Starcoder2Config: between c_fc and c_proj (default gelu_pytorch_tanh); GPTNeoXConfig: between
@@ -865,13 +923,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                          : gpt_neox ? "gelu"
                                                     : "relu2"),
                      &c.mlp_activation))
-      r.fail("hidden_act",
-             std::string("must be \"relu2\", \"silu\", \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
-                         "\"quick_gelu\" for ") +
-                 (arcee        ? "Arcee"
-                  : starcoder2 ? "Starcoder2"
-                  : gpt_neox   ? "GPT-NeoX"
-                               : "Nemotron"));
+      r.fail("hidden_act", std::string("must be ") + kAct2fnNames + " for " +
+                               (arcee        ? "Arcee"
+                                : starcoder2 ? "Starcoder2"
+                                : gpt_neox   ? "GPT-NeoX"
+                                             : "Nemotron"));
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",

@@ -108,6 +108,15 @@ struct LlamaConfig {
   // biases, every projection a Conv1D (stored [in, out]: the frontend transposes it); attention scaled by
   // head_dim^-½ (1 with gpt2_unscaled) and by 1 / (layer + 1) with gpt2_layer_scaled; the LM head tied by default.
   bool gpt2 = false, gpt2_unscaled = false, gpt2_layer_scaled = false;
+  // OPT (OPTForCausalLM: Meta's OPT-125m to OPT-66B, Galactica): learned absolute positions (model.embed_positions,
+  // the hub's model.decoder.embed_positions: n_positions + 2 rows, position p at row p + 2) added to the embedding,
+  // no RoPE; LayerNorms with biases before attention and the MLP (self_attn_layer_norm, final_layer_norm) and after
+  // the last layer; q, k, v and out_proj with biases and an ungated fc1 -> activation (relu) -> fc2 MLP with biases,
+  // both with enable_bias; the LM head tied by default.
+  bool opt = false;
+  // Learned absolute positions (GPT-2, OPT) in place of RoPE, their table's row for position 0.
+  bool learned_positions() const { return gpt2 || opt; }
+  int64_t position_offset() const { return opt ? 2 : 0; }
   // GLM-4.5 (Glm4MoeForCausalLM: GLM-4.5, GLM-4.5-Air, GLM-4.6): LLaMA's layer with q/k/v biases (attention_bias),
   // per-head q/k RMSNorms with use_qk_norm (qk_norm), a rotate-half RoPE over the first partial_rotary_factor
   // (0.5) of each head, dense SwiGLU MLPs in the first first_k_dense_replace layers and experts in the others:
@@ -123,23 +132,26 @@ struct LlamaConfig {
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
-  bool ungated_mlp() const { return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2; }
+  bool ungated_mlp() const { return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2 || opt; }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
   const char* mlp_up_name() const {
-    return starcoder2 || gpt2   ? "mlp.c_fc"
+    return opt                  ? "mlp.fc1"
+           : starcoder2 || gpt2 ? "mlp.c_fc"
            : gptj               ? "mlp.fc_in"
            : gpt_neox || falcon ? "mlp.dense_h_to_4h"
                                 : "mlp.up_proj";
   }
   const char* mlp_down_name() const {
-    return phi                  ? "mlp.fc2"
+    return phi || opt           ? "mlp.fc2"
            : starcoder2 || gpt2 ? "mlp.c_proj"
            : gptj               ? "mlp.fc_out"
            : gpt_neox || falcon ? "mlp.dense_4h_to_h"
                                 : "mlp.down_proj";
   }
   // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM, Nemotron, GPT-NeoX).
-  bool norm_biases() const { return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj || gpt2; }
+  bool norm_biases() const {
+    return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj || gpt2 || opt;
+  }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k
   // RMSNorm-ed whole (q_norm over H·head_dim values, k_norm over KVH·head_dim) after their

@@ -40,12 +40,20 @@ struct Module {
   double scale = 1.0;                   // s · alpha / r (or / √r)
 };
 
+std::vector<int64_t> transposed_shape(std::vector<int64_t> s) {
+  std::reverse(s.begin(), s.end());
+  return s;
+}
+
 struct Adapter {
   LoraRecord record;
   std::unique_ptr<SafetensorsFile> file;
   std::vector<Module> modules;
   std::map<std::string, const StTensor*> replacements;  // modules_to_save: tensor name → copy
   std::set<std::string> saved;                          // the names modules_to_save replaces
+  // Saved copies of the tensors the frontend transposed (ModuleNames::transposed), transposed, and their bytes
+  std::vector<std::unique_ptr<StTensor>> transposed;
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> transposed_bytes;
   bool ensure_weight_tying = false;
 };
 
@@ -708,15 +716,22 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
         const StTensor* b = base.find(plain);
         if (!b && plain == "lm_head.weight") b = tied_embedding;
         if (!b) throw CompileError(where + ": saved module tensor '" + shown + "' is not in the model");
-        if (b->shape != t.shape)
-          throw CompileError(where + ": saved module tensor '" + shown + "' has shape " + shape_str(t.shape) +
-                             " but the model's is " + shape_str(b->shape) + " (a resized vocabulary is not supported)");
         if (!t.has_dtype || !dtype_is_float(t.dtype))
           throw CompileError(where + ": '" + key + "' is not a float tensor");
-        if (base_layer && same_values(t, *b)) continue;  // (the model's own: nothing to replace)
-        if (!all_finite(t))
+        const StTensor* copy = &t;
+        if (names.transposed && names.transposed(plain) && t.shape.size() == 2) {  // (as the checkpoint's was)
+          ad.transposed_bytes.push_back(std::make_unique<std::vector<uint8_t>>());
+          ad.transposed.push_back(transposed_copy(t, ad.transposed_bytes.back().get()));
+          copy = ad.transposed.back().get();
+        }
+        if (b->shape != copy->shape)
+          throw CompileError(where + ": saved module tensor '" + shown + "' has shape " + shape_str(t.shape) +
+                             " but the model's is " + shape_str(copy == &t ? b->shape : transposed_shape(b->shape)) +
+                             " (a resized vocabulary is not supported)");
+        if (base_layer && same_values(*copy, *b)) continue;  // (the model's own: nothing to replace)
+        if (!all_finite(*copy))
           throw CompileError(where + ": saved module tensor '" + key + "' holds a NaN or an infinity");
-        ad.replacements[plain] = &t;
+        ad.replacements[plain] = copy;
         if (!base_layer) ad.saved.insert(plain);
         continue;
       }

@@ -85,8 +85,11 @@ class LoraSet {
   // checkpoint module (or tensor) name to peft's, from_peft peft's back; null: the same names. Adapters, their
   // target_modules and patterns are read in peft's names; touches(), apply() and replacement() take the
   // checkpoint's.
+  // `transposed`: the checkpoint tensors (kiln's names) the frontend transposed (GPT-2's Conv1D weights, stored
+  // [in, out]); an adapter's saved copy of one is stored as the checkpoint stored it, and is transposed likewise.
   struct ModuleNames {
     std::function<std::string(const std::string&)> to_peft, from_peft;
+    std::function<bool(const std::string&)> transposed;
   };
   static LoraSet load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base, bool tied_head,
                       const ModuleNames& names = {});

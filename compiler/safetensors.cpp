@@ -793,22 +793,32 @@ int Checkpoint::unpack_mxfp4() {
   return int(bases.size());
 }
 
+std::unique_ptr<StTensor> transposed_copy(const StTensor& src, std::vector<uint8_t>* bytes) {
+  if (src.shape.size() != 2 || !src.has_dtype || src.dequantized_on_read())
+    throw CompileError(src.file + ": tensor '" + src.name + "' (" + src.st_dtype + ", " +
+                       std::to_string(src.shape.size()) +
+                       " dimensions) cannot be transposed: kiln reads it as a 2-D float tensor");
+  const int64_t rows = src.shape[0], cols = src.shape[1];
+  const size_t es = dtype_size(src.dtype);
+  bytes->resize(size_t(src.size));
+  // In 64 x 64 blocks: both sides' cache lines reused (a row-by-row copy writes a column, one line per value).
+  constexpr int64_t kBlock = 64;
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
+    for (int64_t c0 = 0; c0 < cols; c0 += kBlock)
+      for (int64_t c = c0; c < std::min(cols, c0 + kBlock); ++c)
+        for (int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r)
+          std::memcpy(bytes->data() + size_t(c * rows + r) * es, src.data + size_t(r * cols + c) * es, es);
+  auto t = std::make_unique<StTensor>(src);
+  t->shape = {cols, rows};
+  t->data = bytes->data();
+  return t;
+}
+
 void Checkpoint::transpose(const std::string& name) {
   const StTensor* src = find(name);
   if (!src) throw CompileError("tensor '" + name + "' is missing");
-  if (src->shape.size() != 2 || !src->has_dtype || src->dequantized_on_read())
-    throw CompileError(src->file + ": tensor '" + src->name + "' (" + src->st_dtype + ", " +
-                       std::to_string(src->shape.size()) +
-                       " dimensions) cannot be transposed: kiln reads it as a 2-D float tensor");
-  const int64_t rows = src->shape[0], cols = src->shape[1];
-  const size_t es = dtype_size(src->dtype);
-  auto bytes = std::make_unique<std::vector<uint8_t>>(size_t(src->size));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      std::memcpy(bytes->data() + size_t(c * rows + r) * es, src->data + size_t(r * cols + c) * es, es);
-  auto t = std::make_unique<StTensor>(*src);
-  t->shape = {cols, rows};
-  t->data = bytes->data();
+  auto bytes = std::make_unique<std::vector<uint8_t>>();
+  auto t = transposed_copy(*src, bytes.get());
   all_[name] = t.get();
   made_.push_back(std::move(t));
   made_bytes_.push_back(std::move(bytes));

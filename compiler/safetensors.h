@@ -60,6 +60,9 @@ struct StTensor {
   int64_t numel() const;
 };
 
+// A copy of 2-D tensor t transposed, its bytes in *bytes (which must outlive it), in t's dtype. Throws CompileError
+// naming the tensor when it is not a 2-D tensor of a dtype kiln holds (pre-quantized ones included).
+std::unique_ptr<StTensor> transposed_copy(const StTensor& t, std::vector<uint8_t>* bytes);
 // Row r's q of a pre-quantized int8 or int4 weight (StTensor::row_scale set), as floats: shape[1] values.
 void quantized_q(const StTensor& t, int64_t r, float* out);
 

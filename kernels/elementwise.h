@@ -39,6 +39,7 @@ namespace kiln {
 // The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
 struct OpDef;
 extern const OpDef kActivationOp;
+extern const OpDef kActivationOpV2;  // version 2: without relu
 extern const OpDef kActivationOpV1;  // version 1: without relu2
 extern const OpDef kGegluOp;
 extern const OpDef kGegluOpV1;
@@ -48,10 +49,13 @@ extern const OpDef kAddOpV1;
 extern const OpDef kConcatOp;
 extern const OpDef kImageMeanOp;
 
-// kRelu2: relu(x)² (Arcee's hidden_act "relu2"; activation version 2 only).
-enum class Activation : int64_t { kSilu = 0, kGelu = 1, kGeluTanh = 2, kQuickGelu = 3, kRelu2 = 4 };
+// kRelu2: relu(x)² (Arcee's hidden_act "relu2"; activation version 2 and later); kRelu: relu(x) (OPT's
+// activation_function "relu"; version 3).
+enum class Activation : int64_t { kSilu = 0, kGelu = 1, kGeluTanh = 2, kQuickGelu = 3, kRelu2 = 4, kRelu = 5 };
 // The kinds of activation version 1 and of geglu.
 inline bool activation_valid(int64_t k) { return k >= 0 && k <= 3; }
+// The activation op of the oldest version that has kind k (plans keep the version their kinds need).
+const OpDef& activation_op_for(Activation k);
 
 struct ActivationArgs {
   const float* x;

@@ -35,6 +35,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only falcon    only tests/fixtures/falcon/ (tiny FalconForCausalLM checkpoints: Falcon-7B's and 40B's layouts)
   --only gptj      only tests/fixtures/gptj/ (tiny GPTJForCausalLM checkpoints: GPT-J-6B's layout)
   --only gpt2      only tests/fixtures/gpt2/ (tiny GPT2LMHeadModel checkpoints: learned positions, Conv1D layers)
+  --only opt       only tests/fixtures/opt/ (tiny OPTForCausalLM checkpoints: learned positions from row 2, relu)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -232,7 +233,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -879,6 +880,20 @@ GPT2_VARIANTS = [
                                     layer_norm_epsilon=1e-6, num_hidden_layers=3)),
     ("unscaled_f32", 9393, dict(GPT2_BASE, scale_attn_weights=False, num_attention_heads=2,
                                 tie_word_embeddings=False)),
+]
+
+OPT_DIR = os.path.join(REPO, "tests", "fixtures", "opt")
+# OPT (OPTForCausalLM: OPT-125m to 66B, Galactica): learned absolute positions (embed_positions, position p at row
+# p + 2) added to the embedding, no RoPE, LayerNorms with biases before attention and the MLP and after the last
+# layer, q/k/v/out and fc1/fc2 with biases (enable_bias), relu, the LM head tied. Norm weights drawn around one,
+# every bias drawn, weights at init_std 0.1. hub_f32: facebook/opt-125m's layout: its config.json keys and a
+# model.safetensors of OPTModel's names (decoder.*: no model. prefix). untied_nobias_f32: enable_bias false, exact
+# GELU, 2 heads of 32, untied.
+OPT_BASE = {"pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2, "ffn_dim": 160, "init_std": 0.1}
+OPT_VARIANTS = [
+    ("hub_f32", 9494, dict(OPT_BASE)),
+    ("untied_nobias_f32", 9595, dict(OPT_BASE, enable_bias=False, activation_function="gelu", num_attention_heads=2,
+                                     tie_word_embeddings=False)),
 ]
 
 COHERE_DIR = os.path.join(REPO, "tests", "fixtures", "cohere")
@@ -2368,10 +2383,61 @@ def main_gpt2():
     family_lora_cases("gpt2", GPT2_DIR, GPT2_LORA_DIR, GPT2_LORA_CASES, GPT2LMHeadModel)
 
 
+def main_opt():
+    from transformers import OPTConfig, OPTForCausalLM
+
+    def check(keys):
+        assert "model.decoder.embed_positions.weight" in keys, keys.keys()
+        assert "model.decoder.layers.0.self_attn_layer_norm.bias" in keys and "model.decoder.layers.0.fc1.weight" in keys
+    main_llama_like("opt", OPT_DIR, OPT_VARIANTS, OPTConfig, OPTForCausalLM, check, draw_norms_around_one)
+    # (OPTConfig keeps the llama fixtures' keys it has no attribute for; it never reads them)
+    drop_rms_norm_eps(OPT_DIR, OPT_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "intermediate_size",
+                                              "rope_parameters", "initializer_range"), OPTForCausalLM)
+    # The position offset must matter: positions read from row p (not p + 2) give other logits.
+    out = os.path.join(OPT_DIR, "untied_nobias_f32")
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    model = OPTForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    with torch.no_grad():
+        shifted = model(ref["input_ids"], position_ids=torch.arange(ref["input_ids"].shape[1])[None] - 2).logits
+    diff = ((shifted - ref["logits"]).norm() / ref["logits"].norm()).item()
+    print("  untied_nobias_f32: with positions from row p the logits move by %.3e (rel L2)" % diff)
+    assert diff > 1e-2, diff
+
+    def hub(cfg):  # facebook/opt-125m's keys (transformers 4.21)
+        keep = {"activation_function", "architectures", "attention_dropout", "bos_token_id", "do_layer_norm_before",
+                "dropout", "dtype", "eos_token_id", "ffn_dim", "hidden_size", "init_std", "layerdrop",
+                "max_position_embeddings", "model_type", "num_attention_heads", "num_hidden_layers", "pad_token_id",
+                "vocab_size", "word_embed_proj_dim"}
+        for k in list(cfg):
+            if k not in keep:
+                del cfg[k]
+        cfg.update(activation_dropout=0.0, prefix="</s>", _remove_final_layer_norm=False)
+    out = os.path.join(OPT_DIR, "hub_f32")
+    rewrite_as_hub(out, OPTForCausalLM, "4.21.0.dev0", hub, flat_rope=False)
+    # The hub's model.safetensors is OPTModel's (no model. prefix, no lm_head: tied).
+    path = os.path.join(out, "model.safetensors")
+    tensors = {k[len("model."):]: v for k, v in load_file(path).items()}
+    assert all(k.startswith("decoder.") for k in tensors), tensors.keys()
+    save_file(tensors, path, metadata={"format": "pt"})
+    assert_reference_logits(out, OPTForCausalLM, "OPTModel's names")
+    family_lora_cases("opt", OPT_DIR, OPT_LORA_DIR, OPT_LORA_CASES, OPTForCausalLM)
+
+
+OPT_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "opt_lora")
+# peft adapters on OPT fixtures (peft names model.decoder.layers.<i>.self_attn.q_proj, fc1, ...): q, v, out_proj and
+# fc1, with final_layer_norm saved whole (a suffix: each layer's MLP norm and the decoder's final one).
+OPT_LORA_CASES = [
+    dict(name="attn_fc1_norms", base="untied_nobias_f32", seed=4701,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "out_proj", "fc1"],
+                                    modules_to_save=["final_layer_norm"]))]),
+]
+
+
 GPT2_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "gpt2_lora")
 # peft adapters on GPT-2 fixtures (peft names transformer.h.<i>.attn.c_attn, ...): every Conv1D (fan_in_fan_out: peft's
 # update is (B·A)ᵀ in the checkpoint's [in, out] layout), with ln_1 and the position embedding saved whole; and c_attn
-# with the LM head (a Linear: peft turns fan_in_fan_out off for it). On the untied fixtures (the tied hub one's greedy
+# with the LM head (a Linear: peft turns fan_in_fan_out off for it); and c_attn with every c_proj and c_fc saved whole
+# (copies of Conv1D layers, [in, out] as the checkpoint's). On the untied fixtures (the tied hub one's greedy
 # continuations under a random adapter repeat a token).
 GPT2_LORA_CASES = [
     dict(name="conv1d_saved", base="layer_scaled_f32", seed=4601,
@@ -2379,6 +2445,9 @@ GPT2_LORA_CASES = [
                                     fan_in_fan_out=True, modules_to_save=["ln_1", "wpe"]))]),
     dict(name="c_attn_head", base="unscaled_f32", seed=4602,
          adapters=[("adapter", dict(r=4, lora_alpha=8, target_modules=["c_attn", "lm_head"], fan_in_fan_out=True))]),
+    dict(name="saved_conv1d", base="layer_scaled_f32", seed=4603,
+         adapters=[("adapter", dict(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True,
+                                    modules_to_save=["c_proj", "c_fc"]))]),
 ]
 
 
@@ -4682,6 +4751,8 @@ def main():
         main_gptj()
     if ARGS.only in ("all", "gpt2"):
         main_gpt2()
+    if ARGS.only in ("all", "opt"):
+        main_opt()
     if ARGS.only in ("all", "cohere2"):
         main_cohere2()
     if ARGS.only in ("all", "phi3"):

@@ -108,7 +108,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   if (c.norm_biases()) e["model.norm.bias"] = {D};  // (Starcoder2's LayerNorms)
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
   if (c.gptj) e["lm_head.bias"] = {c.vocab_size};  // (also when tied: only the weight is shared)
-  if (c.gpt2) e["model.embed_positions.weight"] = {c.max_position_embeddings, D};
+  if (c.learned_positions()) e["model.embed_positions.weight"] = {c.max_position_embeddings + c.position_offset(), D};
   const std::string up = c.mlp_up_name(), down = c.mlp_down_name();
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
@@ -194,7 +194,8 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + down + ".bias"] = {D};
     }
   }
-  for (const std::string& n : gpt2_conv1d_weights(c)) std::swap(e[n][0], e[n][1]);  // (as the checkpoint holds them)
+  for (const std::string& n : gpt2_conv1d_weights(c))
+    std::swap(e.at(n)[0], e.at(n)[1]);  // (as the checkpoint holds them)
   return e;
 }
 
@@ -270,8 +271,26 @@ const HubNames kGpt2Names{"GPT2LMHeadModel",
                           {".attn.bias", ".attn.masked_bias"},
                           ""};
 
+// OPT: model.decoder.embed_tokens, embed_positions and final_layer_norm, lm_head, model.decoder.layers.<i>.
+// self_attn_layer_norm, final_layer_norm (the MLP's norm), self_attn.out_proj, fc1 and fc2 (q/k/v_proj as they are).
+const HubNames kOptNames{"OPTForCausalLM",
+                         "model",
+                         {{"model.decoder.embed_tokens", "model.embed_tokens"},
+                          {"model.decoder.embed_positions", "model.embed_positions"},
+                          {"model.decoder.final_layer_norm", "model.norm"},
+                          {"lm_head", "lm_head"}},
+                         "model.decoder.layers",
+                         {{"self_attn_layer_norm", "input_layernorm"},
+                          {"final_layer_norm", "post_attention_layernorm"},
+                          {"self_attn.out_proj", "self_attn.o_proj"},
+                          {"fc1", "mlp.fc1"},
+                          {"fc2", "mlp.fc2"}},
+                         {},
+                         ""};
+
 // The family's names, or null where the checkpoint names modules as kiln does.
 const HubNames* hub_names(const LlamaConfig& c) {
+  if (c.opt) return &kOptNames;
   if (c.gpt_neox) return &kNeoxNames;
   if (c.gpt2) return &kGpt2Names;
   if (c.gptj) return &kGptjNames;
@@ -631,14 +650,16 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t norm_b = c.norm_biases() ? norm_b_w(norm_name + ".bias", D) : kNoTensor;
   const uint32_t lm_head_b = c.phi || c.gptj ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
   // (Phi-4-mini: over the first rotary dims of each head only; GPT-2: none, its positions learned)
-  const uint32_t inv_freq = c.gpt2 ? kNoTensor
-                                   : g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
-                                              WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
-  // GPT-2's learned positions: the rows of the max_seq positions a plan can hold.
-  std::vector<int64_t> positions(size_t(c.gpt2 ? S : 0));
-  for (size_t r = 0; r < positions.size(); ++r) positions[r] = int64_t(r);
+  const uint32_t inv_freq = c.learned_positions()
+                                ? kNoTensor
+                                : g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
+                                           WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
+  // GPT-2's and OPT's learned positions: the rows of the max_seq positions a plan can hold (OPT's from row 2).
+  std::vector<int64_t> positions(size_t(c.learned_positions() ? S : 0));
+  for (size_t r = 0; r < positions.size(); ++r) positions[r] = int64_t(r) + c.position_offset();
   const uint32_t pos_table =
-      c.gpt2 ? w("model.embed_positions.weight", {S, D}, {"model.embed_positions.weight"}, positions) : kNoTensor;
+      c.learned_positions() ? w("model.embed_positions.weight", {S, D}, {"model.embed_positions.weight"}, positions)
+                            : kNoTensor;
   // Gemma 2's and 3's and OLMo 3's sliding layers have their own RoPE.
   const uint32_t inv_freq_local = c.layer_type_rope()
                                       ? g.weight("rope.inv_freq_local", DType::F32, {hd / 2},
@@ -719,7 +740,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
             c.qk_norm_whole() ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd},
             {eps});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
-      if (!c.nope(i) && !c.gpt2)  // (SmolLM3's RoPE-less layers; GPT-2's)
+      if (!c.nope(i) && !c.learned_positions())  // (SmolLM3's RoPE-less layers; GPT-2's and OPT's)
         add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
                  {local_rope ? rope_attention_factor(c.rope_local) : rope_scale});
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
@@ -738,8 +759,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       if (c.parallel_block()) {  // x += fc2(act(fc1(h))) (Cohere: down(SwiGLU(gate|up(h)))): the attention's input
         add_node(P, kMatmulOp, {h, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
         if (c.phi || c.ungated_mlp())  // (Falcon's ungated MLP too; version 2 where relu² may be among its kinds)
-          add_node(P, c.mlp_activation == Activation::kRelu2 ? kActivationOp : kActivationOpV1, {gu}, {m},
-                   {int64_t(c.mlp_activation)});
+          add_node(P, activation_op_for(c.mlp_activation), {gu}, {m}, {int64_t(c.mlp_activation)});
         else add_node(P, kSwigluOp, {gu, n_valid}, {m});  // (Cohere's, StableLM's)
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
@@ -789,8 +809,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       }
       add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
       if (c.ungated_mlp())  // (version 2 where relu² may be among its kinds: Arcee's)
-        add_node(P, c.arcee || c.mlp_activation == Activation::kRelu2 ? kActivationOp : kActivationOpV1, {gu}, {m},
-                 {int64_t(c.mlp_activation)});
+        add_node(
+            P, c.arcee && c.mlp_activation != Activation::kRelu ? kActivationOpV2 : activation_op_for(c.mlp_activation),
+            {gu}, {m}, {int64_t(c.mlp_activation)});
       else if (c.gemma) add_node(P, kGegluOp, {gu}, {m}, {int64_t(Activation::kGeluTanh)});
       else add_node(P, kSwigluOp, {gu, n_valid}, {m});
       project_into_x(m, L.down_w, L.down_b, L.mlp_out_norm);  // x += down_proj(m)
@@ -868,10 +889,11 @@ void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
     if (n.rfind(h.layers + ".", 0) == 0)
       for (const std::string& buffer : h.buffers)
         if (n.size() > buffer.size() && n.compare(n.size() - buffer.size(), std::string::npos, buffer) == 0) return "";
-    if (n.rfind("model.", 0) == 0)
-      throw CompileError(o.model_dir + ": tensor '" + n + "' is not a " + h.architecture +
-                         " name (its model is under " + h.root + ".): transformers does not load it");
     const std::string to = from_hub(h, n);
+    if (to == n && n.rfind("model.", 0) == 0)  // (kiln's own names; OPT's hub names are under model.decoder.)
+      throw CompileError(o.model_dir + ": tensor '" + n + "' is not a " + h.architecture +
+                         " name (its model is under " + h.layers.substr(0, h.layers.rfind('.') + 1) +
+                         "): transformers does not load it");
     if (const auto [it, fresh] = source.emplace(to, given); !fresh)
       throw CompileError(o.model_dir + ": tensors '" + it->second + "' and '" + given + "' are both " + h.architecture +
                          "'s '" + to_hub(h, to) + "'");
@@ -936,10 +958,14 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        ": the checkpoint holds MXFP4 expert blocks (mlp.experts.gate_up_proj_blocks), but config.json "
                        "has no quantization_config with quant_method \"mxfp4\"");
   check_llama_tensors(c, b.checkpoint);
-  for (const std::string& n : gpt2_conv1d_weights(c)) b.checkpoint.transpose(n);  // (kiln's [out, in] rows)
+  const std::vector<std::string> conv1d = gpt2_conv1d_weights(c);
+  for (const std::string& n : conv1d) b.checkpoint.transpose(n);  // (kiln's [out, in] rows)
   b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings,
                          hub ? LoraSet::ModuleNames{[hub](const std::string& n) { return to_hub(*hub, n); },
-                                                    [hub](const std::string& n) { return peft_to_kiln(*hub, n); }}
+                                                    [hub](const std::string& n) { return peft_to_kiln(*hub, n); },
+                                                    [conv1d](const std::string& n) {
+                                                      return std::find(conv1d.begin(), conv1d.end(), n) != conv1d.end();
+                                                    }}
                              : LoraSet::ModuleNames{});
   for (int64_t i = 0; i < c.num_hidden_layers && c.mxfp4_experts; ++i)  // (a saved copy is in transformers' layout)
     for (const char* part : {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"})
@@ -964,10 +990,13 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        ", which one fixed plan cannot follow; compile with --max-seq " +
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
   // (GPT-J's sin/cos table and GPT-2's learned positions have n_positions rows)
-  if ((c.gptj || c.gpt2) && lim.max_seq > c.max_position_embeddings)
+  if ((c.gptj || c.learned_positions()) && lim.max_seq > c.max_position_embeddings)
     throw CompileError(o.model_dir + "/config.json: " +
-                       (c.gptj ? "GPT-J's RoPE is a table" : "GPT-2 learned its positions (transformer.wpe)") +
-                       " of n_positions = " + std::to_string(c.max_position_embeddings) +
+                       (c.gptj   ? "GPT-J's RoPE is a table"
+                        : c.gpt2 ? "GPT-2 learned its positions (transformer.wpe)"
+                                 : "OPT learned its positions (model.decoder.embed_positions)") +
+                       " of " + (c.opt ? "max_position_embeddings" : "n_positions") + " = " +
+                       std::to_string(c.max_position_embeddings) +
                        " positions, past which transformers cannot run it; compile with --max-seq " +
                        std::to_string(c.max_position_embeddings) + " or less");
   Graph& g = b.graph = build_llama_graph(c, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
@@ -1066,6 +1095,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "gptj",
                                       "GPT2LMHeadModel",
                                       "gpt2",
+                                      "OPTForCausalLM",
+                                      "opt",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

@@ -24,6 +24,8 @@ inline float apply(Activation k, float x) {
       return x / (1.0f + std::exp(-1.702f * x));
     case Activation::kRelu2:  // (a NaN stays NaN, as torch's relu keeps it)
       return x > 0.0f ? x * x : x == x ? 0.0f : x;
+    case Activation::kRelu:
+      return x > 0.0f ? x : x == x ? 0.0f : x;
   }
   return x;
 }

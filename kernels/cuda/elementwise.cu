@@ -17,9 +17,10 @@ __global__ void embedding_kernel(EmbeddingArgs a) {
   const int64_t r = int64_t(i / uint64_t(a.dim)), d = int64_t(i % uint64_t(a.dim));
   int64_t id = a.tokens[r];
   if (id < 0 || id >= a.vocab) id = 0;
-  float v = cuda::ld(a.table, a.table_dtype, uint64_t(id * a.dim + d)) * a.scale;
+  // (rounded as the CPU rounds: the product, then the sum, never one fused multiply-add)
+  float v = __fmul_rn(cuda::ld(a.table, a.table_dtype, uint64_t(id * a.dim + d)), a.scale);
   if (const int64_t pos = embedding_position_row(a, r); pos >= 0)
-    v += cuda::ld(a.pos_table, a.pos_dtype, uint64_t(pos * a.dim + d));
+    v = __fadd_rn(v, cuda::ld(a.pos_table, a.pos_dtype, uint64_t(pos * a.dim + d)));
   a.y[i] = v;
 }
 

@@ -32,6 +32,8 @@ __device__ __forceinline__ float apply(Activation kind, float x) {
       return x / (1.0f + expf(-1.702f * x));
     case Activation::kRelu2:  // (a NaN stays NaN, as torch's relu keeps it)
       return x > 0.0f ? x * x : x == x ? 0.0f : x;
+    case Activation::kRelu:
+      return x > 0.0f ? x : x == x ? 0.0f : x;
   }
   return x;
 }

@@ -1,5 +1,5 @@
-// activation (kernels/elementwise.h): SiLU, GELU, tanh GELU, QuickGELU or (version 2) relu², in place or
-// not. Version 1 plans (without relu²) still load.
+// activation (kernels/elementwise.h): SiLU, GELU, tanh GELU, QuickGELU, (version 2) relu² or (version 3) relu, in
+// place or not. Version 1 plans (without relu²) and version 2 plans (without relu) still load.
 #include "kernels/elementwise.h"
 #include "kernels/ops/op_cuda.h"
 
@@ -25,12 +25,17 @@ Status validate_v2(const OpCheck& c, uint64_t* scratch) {
   return validate(c, scratch);
 }
 
+Status validate_v3(const OpCheck& c, uint64_t* scratch) {
+  if (c.iattr(0) == int64_t(Activation::kRelu)) return validate_kind_free(c, scratch);
+  return validate_v2(c, scratch);
+}
+
 ActivationArgs args(const OpLaunch& l) { return {l.in_f32(0), l.out_f32(0), l.in(0)->numel(), Activation(l.iattr(0))}; }
 
 }  // namespace
 
 const OpDef kActivationOp{"activation",
-                          2,
+                          3,
                           1,
                           1,
                           1,
@@ -38,10 +43,17 @@ const OpDef kActivationOp{"activation",
                           {},
                           0,
                           true,
-                          validate_v2,
+                          validate_v3,
                           bind_cpu_kernel<args, activation_cpu>,
                           KILN_CUDA_BIND(bind_cuda_kernel<args, activation_cuda>),
                           nullptr};
+
+const OpDef kActivationOpV2 = [] {
+  OpDef d = kActivationOp;
+  d.version = 2;
+  d.validate = validate_v2;
+  return d;
+}();
 
 const OpDef kActivationOpV1 = [] {
   OpDef d = kActivationOp;
@@ -49,5 +61,9 @@ const OpDef kActivationOpV1 = [] {
   d.validate = validate;
   return d;
 }();
+
+const OpDef& activation_op_for(Activation k) {
+  return k == Activation::kRelu ? kActivationOp : k == Activation::kRelu2 ? kActivationOpV2 : kActivationOpV1;
+}
 
 }  // namespace kiln

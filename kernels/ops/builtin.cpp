@@ -70,6 +70,7 @@ const OpRegistry& builtin_ops() {
       &kConv2dOp,
       &kConv2dOpV1,
       &kActivationOp,
+      &kActivationOpV2,
       &kActivationOpV1,
       &kGegluOp,
       &kGegluOpV1,

@@ -1120,18 +1120,18 @@ TEST_CASE("config: Arcee (the MLP's activation, biases, defaults)") {
   CHECK(d.rms_norm_eps == 1e-5);
   CHECK(d.max_position_embeddings == 4096);
   CHECK(d.head_dim == 16);  // (hidden / heads)
-  for (const auto& [act, kind] :
-       std::vector<std::pair<std::string, Activation>>{{"silu", Activation::kSilu},
-                                                       {"gelu", Activation::kGelu},
-                                                       {"gelu_new", Activation::kGeluTanh},
-                                                       {"quick_gelu", Activation::kQuickGelu}}) {
+  for (const auto& [act, kind] : std::vector<std::pair<std::string, Activation>>{{"silu", Activation::kSilu},
+                                                                                 {"gelu", Activation::kGelu},
+                                                                                 {"gelu_new", Activation::kGeluTanh},
+                                                                                 {"quick_gelu", Activation::kQuickGelu},
+                                                                                 {"relu", Activation::kRelu}}) {
     const std::string name = act;  // (a lambda cannot capture a binding)
     CAPTURE(name);
     CHECK(edited(hub, [&](nlohmann::json& j) { j["hidden_act"] = name; }).mlp_activation == kind);
   }
   CHECK(edited_error(hub, [](nlohmann::json& j) {
-          j["hidden_act"] = "relu";
-        }).find("hidden_act must be \"relu2\", \"silu\"") != std::string::npos);
+          j["hidden_act"] = "tanh";
+        }).find("hidden_act must be \"relu\", \"relu2\", \"silu\"") != std::string::npos);
   const LlamaConfig b = edited(hub, [](nlohmann::json& j) {
     j["attention_bias"] = true;
     j["mlp_bias"] = true;
@@ -1264,7 +1264,7 @@ TEST_CASE("config: Starcoder2 (LayerNorms, the MLP's activation, use_bias, defau
   CHECK(error_of([](nlohmann::json& j) { j["mlp_type"] = "gated"; }).find("mlp_type = \"gated\"") != std::string::npos);
   CHECK(hub.contains("rms_norm_eps"));  // (StarCoder2-15B's file carries it; transformers never reads it)
   CHECK(edited(hub, [](nlohmann::json& j) { j["rms_norm_eps"] = 0.5; }).rms_norm_eps == 1e-5);
-  CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "relu"; }).find("for Starcoder2") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "tanh"; }).find("for Starcoder2") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["norm_epsilon"] = nullptr; }).find("norm_epsilon is null") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).find("num_key_value_heads is null") !=
@@ -1617,6 +1617,15 @@ TEST_CASE("config: GPT-2 (attribute names, attention scales, n_ctx, defaults, re
   CHECK((d.gpt2_unscaled && d.gpt2_layer_scaled && d.unmodeled.empty()));
   const LlamaConfig n = edited(hub, [](nlohmann::json& j) { j["n_inner"] = nullptr; });  // (None: 4 · n_embd)
   CHECK(n.intermediate_size == 256);
+  // (gpt2-medium's and distilgpt2's older keys, which transformers 5 never reads)
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["n_special"] = 0;
+          j["predict_special_tokens"] = true;
+          j["_num_labels"] = 1;
+          j["output_past"] = true;
+        }).unmodeled.empty());
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["vocab_size"] = nullptr; }).find("vocab_size is null") !=
+        std::string::npos);
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   CHECK(error_of([](nlohmann::json& j) { j["hidden_size"] = 32; }).find("GPT2Config maps it to") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["n_head"] = 3; }).find("not divisible by n_head") != std::string::npos);
@@ -1635,6 +1644,54 @@ TEST_CASE("config: GPT-2 (attribute names, attention scales, n_ctx, defaults, re
   // A RoPE setting is no GPT2Config key: unmodeled, refused by name.
   CHECK(edited(hub, [](nlohmann::json& j) { j["rope_theta"] = 10000.0; }).unmodeled ==
         std::vector<std::string>{"rope_theta = 10000.0"});
+}
+
+// OPTForCausalLM (facebook/opt-125m's config.json as the hub ships it): learned positions from row 2, LayerNorms with
+// biases (eps: torch's default), q/k/v/out and fc1/fc2 with biases (enable_bias), relu, the head tied; OPT-350m's
+// layout and the other switches kiln does not build refused by name.
+TEST_CASE("config: OPT (defaults, enable_bias, activation, the layouts refused)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "opt") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE(hub.contains("activation_dropout"));
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "OPTForCausalLM");
+  CHECK((a.opt && a.learned_positions() && a.position_offset() == 2 && !a.parallel_block() && a.norm_biases()));
+  CHECK((a.ungated_mlp() && a.mlp_bias && a.attention_bias && a.tie_word_embeddings));
+  CHECK(a.mlp_activation == Activation::kRelu);
+  CHECK((a.hidden_size == 64 && a.num_attention_heads == 4 && a.num_key_value_heads == 4 && a.head_dim == 16));
+  CHECK((a.intermediate_size == 160 && a.max_position_embeddings == 256 && a.rms_norm_eps == 1e-5));
+  CHECK(std::string(a.mlp_up_name()) == "mlp.fc1");
+  CHECK(std::string(a.mlp_down_name()) == "mlp.fc2");
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"ffn_dim", "activation_function", "max_position_embeddings", "vocab_size", "hidden_size",
+                          "num_attention_heads", "word_embed_proj_dim"})
+      j.erase(k);
+    j["enable_bias"] = false;
+    j["tie_word_embeddings"] = false;
+  });
+  CHECK((d.intermediate_size == 3072 && d.mlp_activation == Activation::kRelu && d.max_position_embeddings == 2048));
+  CHECK((d.vocab_size == 50272 && d.hidden_size == 768 && d.num_attention_heads == 12 && !d.tie_word_embeddings));
+  CHECK((!d.attention_bias && !d.mlp_bias && d.unmodeled.empty()));
+  CHECK(edited(hub, [](nlohmann::json& j) { j["word_embed_proj_dim"] = nullptr; }).hidden_size == 64);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["do_layer_norm_before"] = false; }).find("OPT-350m") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["word_embed_proj_dim"] = 32; }).find("word_embed_proj_dim differs") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["_remove_final_layer_norm"] = true; }).find("_remove_final_layer_norm") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["layer_norm_elementwise_affine"] = false;
+        }).find("layer_norm_elementwise_affine is false") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_attention_heads"] = 3; }).find("not divisible") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["activation_function"] = "tanh"; }).find("for OPT") != std::string::npos);
+  for (const char* k : {"ffn_dim", "hidden_size", "vocab_size", "activation_function"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  // OPTConfig has no eps key: one given is unmodeled, refused by name.
+  CHECK(edited(hub, [](nlohmann::json& j) { j["layer_norm_eps"] = 1e-6; }).unmodeled ==
+        std::vector<std::string>{"layer_norm_eps = 1e-06"});
 }
 
 // OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
@@ -1694,7 +1751,7 @@ TEST_CASE("config: Nemotron (LayerNorm1P, relu², partial RoPE, defaults)") {
   CHECK(d.max_position_embeddings == 4096);
   CHECK_FALSE((d.tie_word_embeddings || d.attention_bias || d.mlp_bias));
   CHECK(d.num_key_value_heads == d.num_attention_heads);
-  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "relu"; }).find("for Nemotron") !=
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "tanh"; }).find("for Nemotron") !=
         std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["norm_eps"] = nullptr; }).find("norm_eps is null") !=
         std::string::npos);
@@ -1863,14 +1920,16 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     const bool layer_norm =
         family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm" || family == "gpt_neox";
     const bool gptj = family == "gptj" || family == "gpt2";  // (GPT-2 has the same attribute names)
-    for (const char* k : {family == "starcoder2"       ? "norm_epsilon"
+    const bool opt = family == "opt";                        // (no eps key: its LayerNorms' is torch's default)
+    for (const char* k : {opt                          ? "ffn_dim"
+                          : family == "starcoder2"     ? "norm_epsilon"
                           : family == "nemotron"       ? "norm_eps"
                           : family == "falcon" || gptj ? "layer_norm_epsilon"
                           : layer_norm                 ? "layer_norm_eps"
                                                        : "rms_norm_eps",
                           gemma23              ? "hidden_activation"
                           : family == "falcon" ? "activation"
-                          : gptj               ? "activation_function"
+                          : gptj || opt        ? "activation_function"
                                                : "hidden_act",
                           gptj ? "n_positions" : "max_position_embeddings"}) {
       CAPTURE(std::string(k));
@@ -1892,7 +1951,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     // classes fill it in with setdefault, so the object's wins), read where it does.
     const bool flat = base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type");
     // (GPTNeoXConfig never reads a top-level rope_theta: its base is rotary_emb_base's, test_config's GPT-NeoX case)
-    if (family != "gpt_neox" && !gptj)  // (GPTJConfig has no RoPE settings: its base is fixed; GPT-2 has no RoPE)
+    if (family != "gpt_neox" && !gptj && !opt)  // (GPTJConfig's RoPE base is fixed; GPT-2 and OPT have none)
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;
               if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))

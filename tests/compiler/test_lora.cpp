@@ -157,7 +157,7 @@ TEST_CASE("lora: every peft fixture matches peft's model in f32 (logits and gree
 // patterns and modules_to_save name peft's (transformers 5's) modules, and so do kiln's messages. References by
 // peft (tests/fixtures/gpt_neox_lora, tools/make_fixtures.py --only gpt_neox).
 TEST_CASE(
-    "lora: GPT-NeoX, Falcon, GPT-J and GPT-2 adapters (peft's names for their renamed modules, GPT-2's Conv1D layers) match peft's model") {
+    "lora: GPT-NeoX, Falcon, GPT-J, GPT-2 and OPT adapters (peft's names for their renamed modules, GPT-2's Conv1D layers and their saved copies) match peft's model") {
   TempDir d;
   auto family_options = [&](const std::string& family, const std::string& dir, const std::vector<LoraAdapterSpec>& lora,
                             const std::string& out) {
@@ -176,7 +176,9 @@ TEST_CASE(
                                                                                {"falcon", "every_linear_norms"},
                                                                                {"gptj", "attn_mlp_saved"},
                                                                                {"gpt2", "conv1d_saved"},
-                                                                               {"gpt2", "c_attn_head"}}) {
+                                                                               {"gpt2", "c_attn_head"},
+                                                                               {"gpt2", "saved_conv1d"},
+                                                                               {"opt", "attn_fc1_norms"}}) {
     const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
     CAPTURE(name);
     const std::string dir = kiln::test::fixtures_root() + "/" + family + "_lora/" + name;

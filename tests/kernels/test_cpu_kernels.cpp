@@ -825,13 +825,13 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
 
 // The activation op's kinds against their formulas in double (relu², Arcee's, keeps a NaN as torch's relu
 // does), in place and not.
-TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU and relu² match their formulas") {
+TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU, relu² and relu match their formulas") {
   ThreadPool pool(2, 0);
   std::vector<float> x = random_floats(1031, 77, 4.0f);
   x[5] = kNaN;
   x[6] = 0.0f;
   x[7] = -0.0f;
-  for (int64_t kind = 0; kind <= int64_t(Activation::kRelu2); ++kind)
+  for (int64_t kind = 0; kind <= int64_t(Activation::kRelu); ++kind)
     for (bool in_place : {false, true}) {
       CAPTURE(kind);
       CAPTURE(in_place);
@@ -844,7 +844,7 @@ TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU and relu² match their f
                             : kind == 1 ? 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)))
                             : kind == 2 ? 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)))
                             : kind == 3 ? v / (1 + std::exp(-1.702 * v))
-                                        : (v > 0           ? v * v
+                                        : (v > 0           ? (kind == 4 ? v * v : v)
                                            : std::isnan(v) ? v
                                                            : 0.0);
         if (std::isnan(want)) CHECK(std::isnan(y[i]));

@@ -604,6 +604,41 @@ TEST_CASE("plan file: an activation kind its version does not have is refused") 
                "unknown activation kind"}});
 }
 
+// GPT-2's and OPT's learned positions (embedding version 3: the program's start_pos and a position table of max_seq
+// rows or more) and OPT's relu (activation version 3); other plans keep embedding 2. What the versions do not have,
+// and a position table or start_pos that is not what version 3 reads, are refused.
+TEST_CASE("plan file: learned positions (embedding 3) and relu (activation 3), and what their versions refuse") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> gpt2 = fixture_plan_bytes(d, "hub_f32", "gpt2", nullptr, &o);
+  REQUIRE(load(gpt2).is_ok());
+  CHECK(versions(gpt2, "embedding", 3) == 1);
+  CHECK(versions(gpt2, "activation", 1) == 1);  // (tanh GELU)
+  CHECK(versions(fixture_plan_bytes(d, kiln::test::llama_fixture_names().at(0), "llama", nullptr, &o), "embedding",
+                 2) == 1);
+  auto input = [](fb::Plan* p, flatbuffers::uoffset_t i, uint32_t to) {
+    prefill_launch(p, "embedding")->mutable_inputs()->Mutate(i, to);
+  };
+  kiln::test::check_edits_refused(
+      gpt2, {{"positions as version 2", [](fb::Plan* p) { kiln::test::set_kernel_version(p, "embedding", 2); },
+              "operand or attribute count does not match"},
+             {"no start_pos", [&](fb::Plan* p) { input(p, 2, kNoTensor); }, "come together"},
+             {"no position table", [&](fb::Plan* p) { input(p, 3, kNoTensor); }, "come together"},
+             {"the tokens as start_pos",
+              [&](fb::Plan* p) { input(p, 2, prefill_launch(p, "embedding")->inputs()->Get(0)); }, "start_pos"},
+             {"a LayerNorm's weight as the position table",
+              [&](fb::Plan* p) { input(p, 3, tensor_named(p, "model.norm.weight")); }, "pos_table"}});
+  const std::vector<uint8_t> opt = fixture_plan_bytes(d, "hub_f32", "opt", nullptr, &o);
+  REQUIRE(load(opt).is_ok());
+  CHECK(versions(opt, "embedding", 3) == 1);
+  CHECK(versions(opt, "activation", 3) == 1);  // (relu)
+  kiln::test::check_edits_refused(
+      opt, {{"relu as version 2", [](fb::Plan* p) { kiln::test::set_kernel_version(p, "activation", 2); },
+             "unknown activation kind"},
+            {"kind 6", [](fb::Plan* p) { prefill_launch(p, "activation")->mutable_int_attrs()->Mutate(0, 6); },
+             "unknown activation kind"}});
+}
+
 // Cohere's LayerNorms have no bias (layernorm version 2) and its q/k norms are LayerNorms with each head's own
 // weights (head_rmsnorm version 3's mode); other plans keep layernorm 1 (Phi's; the diffusion plans':
 // tests/diffusion/test_diffusion_api.cpp) and head_rmsnorm 2 (Qwen3's per head, OLMo 2's whole, EXAONE 4.0's),
