@@ -26,6 +26,13 @@ using namespace kiln;
 
 namespace {
 
+// A tensor of the plan's table, its bytes those of its shape.
+TensorInfo tensor(const char* name, DType dt, std::vector<int64_t> shape, Region region, uint64_t offset) {
+  TensorInfo t{name, dt, std::move(shape), region, offset};
+  t.size_bytes = uint64_t(t.numel()) * dtype_size(dt);
+  return t;
+}
+
 // test_scale: y = s · x, elementwise.
 // x: (n,) f32 → y: (n,) f32 (may be x itself). Plan operands: inputs {x}; outputs {y}; float attrs {s}.
 struct ScaleArgs {
@@ -412,15 +419,10 @@ TEST_CASE(
 TEST_CASE("ops: add version 2 takes a (rows, 1) f32 gate and refuses any other, and version 1 still loads") {
   const int64_t rows = 6, cols = 8;
   const ModelInfo model;
-  auto tensor = [](const char* name, DType dt, std::vector<int64_t> shape, uint64_t offset) {
-    TensorInfo t{name, dt, std::move(shape), Region::kArena, offset};
-    t.size_bytes = uint64_t(t.numel()) * dtype_size(dt);
-    return t;
-  };
   auto check = [&](const OpDef& op, std::vector<uint32_t> inputs, std::vector<int64_t> gate_shape, DType gate_dtype) {
-    const std::vector<TensorInfo> t = {tensor("x", DType::F32, {rows, cols}, 0),
-                                       tensor("b", DType::F32, {rows, cols}, 4096),
-                                       tensor("g", gate_dtype, std::move(gate_shape), 8192)};
+    const std::vector<TensorInfo> t = {tensor("x", DType::F32, {rows, cols}, Region::kArena, 0),
+                                       tensor("b", DType::F32, {rows, cols}, Region::kArena, 4096),
+                                       tensor("g", gate_dtype, std::move(gate_shape), Region::kArena, 8192)};
     LaunchInfo li;
     li.inputs = std::move(inputs);
     li.outputs = {0};
@@ -448,11 +450,6 @@ TEST_CASE("ops: embedding version 3 checks its start_pos and position table, ver
   ModelInfo model;
   model.vocab_size = vocab;
   model.max_seq = max_seq;
-  auto tensor = [](const char* name, DType dt, std::vector<int64_t> shape, Region region, uint64_t offset) {
-    TensorInfo t{name, dt, std::move(shape), region, offset};
-    t.size_bytes = uint64_t(t.numel()) * dtype_size(dt);
-    return t;
-  };
   struct Case {
     std::vector<int64_t> start_shape, pos_shape;
     Region start_region;
@@ -499,11 +496,6 @@ TEST_CASE("ops: embedding version 3 checks its start_pos and position table, ver
 // config too): an outside test's re-sealed plans routed to 4096 experts (34 s a token) and read
 // 2^20 ids from a cache.
 TEST_CASE("ops: moe_route and moe_experts refuse top_k past 64 or the experts") {
-  auto tensor = [](const char* name, DType dt, std::vector<int64_t> shape, Region region, uint64_t offset) {
-    TensorInfo t{name, dt, std::move(shape), region, offset};
-    t.size_bytes = uint64_t(t.numel()) * dtype_size(dt);
-    return t;
-  };
   const ModelInfo model;
   for (const int64_t k : {64, 65}) {
     CAPTURE(k);
