@@ -129,7 +129,11 @@ class ConfigReader {
   double num(const nlohmann::json& o, const char* k, double def) const;
   double num(const char* k, double def) const { return num(j_, k, def); }
   // Absent: def; null: false (Python reads None as false; transformers keeps a null Optional[bool]).
-  bool boolean(const char* k, bool def) const;
+  // With strict_booleans (transformers 5's config classes, which type their switches bool and refuse a null), a
+  // null is refused by name unless `nullable` (a field the class types Optional[bool]).
+  bool boolean(const char* k, bool def, bool nullable = false) const;
+  // transformers 5's readers: a null boolean is refused unless boolean() is told the field is nullable.
+  void set_strict_booleans() { strict_booleans_ = true; }
   // Refuses key k when the file sets it null ("k is null, " + why), where transformers cannot build
   // the model from a null and kiln's reading of it would be a guess.
   void refuse_null(const char* k, const std::string& why) const {
@@ -195,6 +199,7 @@ class ConfigReader {
   std::string path_;
   mutable std::set<std::string> read_;
   mutable int64_t max_positions_ = 0;
+  bool strict_booleans_ = false;
   mutable std::vector<std::string> nested_unmodeled_;
   mutable std::vector<std::string> quant_unmodeled_;  // prequantized()'s
 };

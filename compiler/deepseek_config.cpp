@@ -26,6 +26,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   const nlohmann::json j = parse_json_limited(text.data(), text.data() + text.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
+  r.set_strict_booleans();
   c.architecture = r.model_architecture();
   c.quant = r.quantization();
   if (c.architecture == "deepseek_v2") c.architecture = "DeepseekV2ForCausalLM";
@@ -66,7 +67,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
   c.has_dtype = r.dtype(&c.dtype);
   c.rope = r.rope({"default", "yarn"});
-  c.rope_interleave = c.v3 ? r.boolean("rope_interleave", true) : true;
+  c.rope_interleave = c.v3 ? r.boolean("rope_interleave", true, true) : true;  // (Optional[bool]: None is false)
 
   // --- MoE
   c.n_routed_experts = r.count("n_routed_experts", c.v3 ? 256 : 64);
@@ -82,7 +83,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
     if (c.v3) {
       c.topk_method = MoeTopk::kNoauxTc;
       c.scoring = MoeScoring::kSigmoid;
-      c.norm_topk_prob = r.boolean("norm_topk_prob", true);
+      c.norm_topk_prob = r.boolean("norm_topk_prob", true, true);  // (Optional[bool]: None is false)
     } else {
       const std::string m = r.str("topk_method", "greedy");
       if (m == "greedy") c.topk_method = MoeTopk::kGreedy;

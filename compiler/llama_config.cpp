@@ -134,7 +134,9 @@ void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
 // FalconConfig's k/v heads: num_kv_heads (default one per head) with new_decoder_architecture; one with multi_query
 // (the default; num_kv_heads is then never read); else one per head, which its layout ([heads, 3, head_dim]) needs.
 int64_t read_falcon_kv_heads(const ConfigReader& r, int64_t heads) {
-  const bool new_arch = r.boolean("new_decoder_architecture", false), multi_query = r.boolean("multi_query", true);
+  // (FalconConfig types its switches Optional[bool]: None is false)
+  const bool new_arch = r.boolean("new_decoder_architecture", false, true),
+             multi_query = r.boolean("multi_query", true, true);
   const int64_t kv = r.pos_int("num_kv_heads", false, heads);
   if (new_arch) {
     if (heads % kv != 0)
@@ -157,9 +159,10 @@ int64_t read_falcon_kv_heads(const ConfigReader& r, int64_t heads) {
 void read_falcon(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.falcon = true;
-  c.attention_bias = c.mlp_bias = r.boolean("bias", false);
+  c.attention_bias = c.mlp_bias = r.boolean("bias", false, true);  // (Optional[bool] switches: None is false)
   r.only("alibi", false);
-  const bool new_arch = r.boolean("new_decoder_architecture", false), parallel = r.boolean("parallel_attn", true);
+  const bool new_arch = r.boolean("new_decoder_architecture", false, true),
+             parallel = r.boolean("parallel_attn", true, true);
   // (its layer builds ln_attn and ln_mlp for a parallel block with 2, input_layernorm otherwise; the new
   // architecture reads the two with 2 and input_layernorm alone with 1, the old one input_layernorm only)
   const int64_t norms = r.has("num_ln_in_parallel_attn") ? r.count("num_ln_in_parallel_attn", 0) : new_arch ? 2 : 0;
@@ -398,7 +401,7 @@ void read_cohere(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaC
   c.logit_scale = r.num("logit_scale", 0.0625);
   if (!std::isfinite(float(c.logit_scale))) r.fail("logit_scale", "must be a finite number (as an f32)");
   if (!v2) {
-    c.qk_norm = c.head_layernorm = r.boolean("use_qk_norm", false);
+    c.qk_norm = c.head_layernorm = r.boolean("use_qk_norm", false, true);  // (CohereConfig: Optional[bool])
     return;
   }
   r.hardwired("use_qk_norm", false);
@@ -430,13 +433,14 @@ void read_cohere(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaC
   }
 }
 
-// The activation op's kind of an ACT2FN name (transformers' activations.py): gelu_new, gelu_fast and
-// gelu_pytorch_tanh are the tanh GELU, gelu the exact one, swish SiLU; false for a name kiln has no kind for.
 // The names act2fn_kind reads, for errors.
 const char* const kAct2fnNames =
     "\"relu\", \"relu2\", \"silu\" (\"swish\"), \"gelu\", \"gelu_new\", \"gelu_fast\", \"gelu_pytorch_tanh\" or "
     "\"quick_gelu\"";
 
+// The activation op's kind of an ACT2FN name (transformers' activations.py): gelu_new, gelu_fast and
+// gelu_pytorch_tanh are the tanh GELU, gelu the exact one, swish SiLU, relu and relu2 (relu²) theirs; false for a name
+// kiln has no kind for.
 bool act2fn_kind(const std::string& name, Activation* kind) {
   static const std::pair<const char*, Activation> kNames[] = {{"gelu_new", Activation::kGeluTanh},
                                                               {"gelu_fast", Activation::kGeluTanh},
@@ -708,11 +712,6 @@ LlamaConfig parse_gpt2(const ConfigReader& r, const std::string& text) {
            "is set: kiln does not read pre-quantized GPT-2 checkpoints (their Conv1D layers); compile the "
            "unquantized checkpoint, with --quantize for quantized weights");
   read_gpt_dims(r, c, "GPT2Config", "GPT-2", 50257, 768, 12, 12, 1024);
-  // (GPT2Config types its switches bool, not Optional: transformers 5 refuses a null, where reading it as false
-  // would drop the attention's scale)
-  r.refuse_null_values({"scale_attn_weights", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn",
-                        "add_cross_attention", "tie_word_embeddings"},
-                       c.architecture);
   c.gpt2_unscaled = !r.boolean("scale_attn_weights", true);
   c.gpt2_layer_scaled = r.boolean("scale_attn_by_inverse_layer_idx", false);
   if (r.boolean("add_cross_attention", false))
@@ -744,8 +743,7 @@ LlamaConfig parse_opt(const ConfigReader& r, const std::string& text) {
   c.quant = r.quantization();
   refuse_mxfp4(r, c.quant, false);
   r.refuse_null_values({"activation_function", "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
-                        "max_position_embeddings", "vocab_size", "do_layer_norm_before", "_remove_final_layer_norm",
-                        "enable_bias", "layer_norm_elementwise_affine", "tie_word_embeddings"},
+                        "max_position_embeddings", "vocab_size"},
                        c.architecture);
   c.vocab_size = r.pos_int("vocab_size", false, 50272);
   c.hidden_size = r.pos_int("hidden_size", false, 768);
@@ -772,7 +770,9 @@ LlamaConfig parse_opt(const ConfigReader& r, const std::string& text) {
   if (r.pos_int("word_embed_proj_dim", false, c.hidden_size) != c.hidden_size)  // (null: hidden_size)
     r.fail("word_embed_proj_dim",
            "differs from hidden_size (OPT-350m's projections around the decoder), which kiln does not build");
-  for (const char* k : {"layerdrop", "init_std", "activation_dropout"}) r.has(k);  // (the last: old files')
+  // (activation_dropout: old files'; learned_embeddings, scale_embeddings: Galactica's, which OPT never reads)
+  for (const char* k : {"layerdrop", "init_std", "activation_dropout", "learned_embeddings", "scale_embeddings"})
+    r.has(k);
   c.has_dtype = r.dtype(&c.dtype);
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
   return c;
@@ -786,6 +786,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const nlohmann::json j = parse_json_limited(text.data(), text.data() + text.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
+  r.set_strict_booleans();
   const std::string arch = r.model_architecture();
   if (const ImageTextModel* m = image_text_model(arch)) return parse_image_text(r, j, text, path, *m);
   if (arch == "GPTJForCausalLM" || arch == "gptj") return parse_gptj(r, text);
@@ -1292,7 +1293,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.qkv_bias = r.boolean("attention_bias", true);
   } else if (ernie) {
     // Ernie4_5Config: LLaMA with use_bias (q, k, v, o and the MLP) and a pairwise RoPE.
-    c.attention_bias = c.mlp_bias = r.boolean("use_bias", false);
+    c.attention_bias = c.mlp_bias = r.boolean("use_bias", false, true);  // (Ernie4_5Config: Optional[bool])
     c.pairwise_rope = true;
   } else if (granite) {
     // GraniteConfig: LLaMA's biases and four multipliers (its defaults 1; attention_multiplier

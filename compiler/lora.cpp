@@ -725,9 +725,10 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
           copy = ad.transposed.back().get();
         }
         if (b->shape != copy->shape)
-          throw CompileError(where + ": saved module tensor '" + shown + "' has shape " + shape_str(t.shape) +
-                             " but the model's is " + shape_str(copy == &t ? b->shape : transposed_shape(b->shape)) +
-                             " (a resized vocabulary is not supported)");
+          throw CompileError(
+              where + ": saved module tensor '" + shown + "' has shape " + shape_str(t.shape) + " but the model's is " +
+              shape_str(copy == &t ? b->shape : transposed_shape(b->shape)) +
+              (copy == &t ? " (a resized vocabulary is not supported)" : " (as the checkpoint holds it)"));
         if (base_layer && same_values(*copy, *b)) continue;  // (the model's own: nothing to replace)
         if (!all_finite(*copy))
           throw CompileError(where + ": saved module tensor '" + key + "' holds a NaN or an infinity");

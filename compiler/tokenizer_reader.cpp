@@ -240,7 +240,8 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   // (GPT2Tokenizer: tokenizer_config.json's class, or without one that of the model_types of the families kiln
   // compiles that AutoTokenizer maps to it)
   const bool gpt2_type = type == "gpt2" || type == "gptj" || type == "opt" || type == "phi" || type == "starcoder2";
-  const bool neox = cls == "GPTNeoXTokenizer", gpt2 = cls == "GPT2Tokenizer" || (cls.empty() && gpt2_type);
+  const bool neox = cls == "GPTNeoXTokenizer" || (cls.empty() && (type == "gpt_neox" || type == "olmoe"));
+  const bool gpt2 = cls == "GPT2Tokenizer" || (cls.empty() && gpt2_type);
   if (d.kind == TokenizerData::Kind::kByteLevelBpe && (neox || gpt2)) {
     // transformers 5's GPTNeoXTokenizer and GPT2Tokenizer rebuild the pipeline from the vocabulary and merges: NFC
     // (GPT-NeoX's; GPT-2's has no normalizer), then ByteLevel with GPT-2's split and tokenizer_config.json's

@@ -1,7 +1,8 @@
 """The config keys of the reference libraries' config classes, with their defaults.
 
 Run by tools/make_fixtures.py --only configs (inside its venv). Writes
-tests/fixtures/configs/<Class>.json = {"class", "library", "version", "defaults": {key: default}}
+tests/fixtures/configs/<Class>.json = {"class", "library", "version", "defaults": {key: default}} (transformers
+classes also "null_refused": the boolean keys whose null the class refuses)
 for every config class kiln's compiler reads. tests/compiler/test_config_keys.cpp checks each key
 against kiln's readers: a key is either read (modeled, with its non-default values built or
 refused by name) or listed as not changing the numbers; a key a new library version adds fails
@@ -46,10 +47,10 @@ def init_defaults(cls):
     return out
 
 
-def write(out_dir, name, library, version, defaults):
+def write(out_dir, name, library, version, defaults, extra=None):
     with open(os.path.join(out_dir, name + ".json"), "w") as f:
-        json.dump({"class": name, "library": library, "version": version, "defaults": defaults}, f, indent=1,
-                  sort_keys=True)
+        json.dump(dict({"class": name, "library": library, "version": version, "defaults": defaults}, **(extra or {})),
+                  f, indent=1, sort_keys=True)
         f.write("\n")
     print("configs/%s.json: %d keys (%s %s)" % (name, len(defaults), library, version))
 
@@ -66,7 +67,15 @@ def main(repo):
         defaults = jsonable(cls().to_dict())
         for k, v in init_defaults(cls).items():
             defaults.setdefault(k, v)
-        write(out_dir, name, "transformers", transformers.__version__, defaults)
+        # The boolean keys whose null the class refuses (typed bool, not Optional[bool]: strict dataclass checks)
+        null_refused = []
+        for k, v in sorted(defaults.items()):
+            if isinstance(v, bool):
+                try:
+                    cls(**{k: None})
+                except Exception:
+                    null_refused.append(k)
+        write(out_dir, name, "transformers", transformers.__version__, defaults, {"null_refused": null_refused})
     for name in DIFFUSERS:
         write(out_dir, name, "diffusers", diffusers.__version__, init_defaults(getattr(diffusers, name)))
     fields = {}

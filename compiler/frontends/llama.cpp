@@ -872,7 +872,8 @@ std::string text_model_of(const CompileOptions& o, const std::string& arch, Chec
 
 // A checkpoint's tensors under kiln's names (from_hub). The layers' old buffers, which transformers ignores
 // (Pythia's attention.bias, attention.masked_bias: the causal mask; attention.rotary_emb.inv_freq), are left out; a
-// name already kiln's (model.*) is refused: transformers does not load it.
+// name already kiln's (model.*, not the family's own: OPT's model.decoder.*) is refused: transformers does not load it.
+// A checkpoint of the base model (no tensor under the family's root) is read under it, as transformers reads it.
 void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
   std::map<std::string, std::string> source;  // kiln's name -> the checkpoint's
   // A checkpoint of the base model (GPT2Model's, as the hub ships GPT-2: h.<i>.*, wte) has no tensor under the root:
@@ -889,11 +890,11 @@ void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
     if (n.rfind(h.layers + ".", 0) == 0)
       for (const std::string& buffer : h.buffers)
         if (n.size() > buffer.size() && n.compare(n.size() - buffer.size(), std::string::npos, buffer) == 0) return "";
-    const std::string to = from_hub(h, n);
-    if (to == n && n.rfind("model.", 0) == 0)  // (kiln's own names; OPT's hub names are under model.decoder.)
-      throw CompileError(o.model_dir + ": tensor '" + n + "' is not a " + h.architecture +
-                         " name (its model is under " + h.layers.substr(0, h.layers.rfind('.') + 1) +
-                         "): transformers does not load it");
+    const std::string to = from_hub(h, n), model = h.layers.substr(0, h.layers.rfind('.') + 1);
+    // (kiln's own names; a stray name under OPT's model.decoder. is reported as unexpected, as the others' are)
+    if (to == n && n.rfind("model.", 0) == 0 && n.rfind(model, 0) != 0)
+      throw CompileError(o.model_dir + ": tensor '" + given + "' is not a " + h.architecture +
+                         " name (its model is under " + model + "): transformers does not load it");
     if (const auto [it, fresh] = source.emplace(to, given); !fresh)
       throw CompileError(o.model_dir + ": tensors '" + it->second + "' and '" + given + "' are both " + h.architecture +
                          "'s '" + to_hub(h, to) + "'");

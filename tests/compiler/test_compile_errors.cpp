@@ -221,6 +221,40 @@ TEST_CASE("compile: GPT-NeoX checkpoints: tensors named as the file has them, bo
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
+// OPT's and GPT-2's hub checkpoints are their base models' (OPTModel: decoder.*, GPT2Model: h.<i>.*), read under the
+// root as transformers reads them. A LLaMA-named tensor is refused by name (the file's), a stray tensor under OPT's
+// model.decoder. is unexpected, and a Conv1D weight stored [out, in] is a shape error naming the file's tensor.
+TEST_CASE("compile: OPT and GPT-2 hub checkpoints: base-model names read, kiln's names and stray tensors refused") {
+  TempDir d;
+  auto opt = [&](const std::string& dir, auto edit) { edited_copy(dir, edit, "hub_f32", "opt"); };
+  REQUIRE(compile_error(kiln::test::fixture("hub_f32", "opt"), d / "ok.kplan").empty());  // (decoder.*)
+  opt(d / "llama", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "decoder.layers.0.fc1.weight") n = "model.layers.0.mlp.fc1.weight";
+    return true;
+  });
+  CHECK(compile_error(d / "llama", d / "p.kplan")
+            .find("tensor 'model.layers.0.mlp.fc1.weight' is not a OPTForCausalLM name (its model is under "
+                  "model.decoder.)") != std::string::npos);
+  opt(d / "stray", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "decoder.layers.0.fc1.bias") n = "decoder.version";
+    return true;
+  });
+  std::string err = compile_error(d / "stray", d / "p.kplan");
+  CHECK(err.find("unexpected tensor 'decoder.version'") != std::string::npos);
+  CHECK(err.find("missing tensor 'model.decoder.layers.0.fc1.bias'") != std::string::npos);
+  edited_copy(
+      d / "gpt2",
+      [](std::string& n, std::vector<int64_t>& s) {
+        if (n == "h.0.mlp.c_fc.weight") std::swap(s[0], s[1]);  // ([out, in]: a Linear's layout)
+        return true;
+      },
+      "hub_f32", "gpt2");
+  CHECK(compile_error(d / "gpt2", d / "p.kplan")
+            .find("tensor 'h.0.mlp.c_fc.weight' in " + (d / "gpt2/model.safetensors") +
+                  " has shape [160, 64], expected [64, 160]") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
 // Glm4MoeForCausalLM: the checkpoint's multi-token-prediction layers (num_nextn_predict_layers after the model's) are
 // left out, other layers past the model's and names that only look like them are not; with n_shared_experts 0, the
 // empty shared-MLP tensors transformers saves are read as nothing, a non-empty one refused.

@@ -1633,6 +1633,11 @@ TEST_CASE("config: GPT-2 (attribute names, attention scales, n_ctx, defaults, re
   CHECK(error_of([](nlohmann::json& j) { j["add_cross_attention"] = true; }).find("add_cross_attention is true") !=
         std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["add_cross_attention"] = false; }).empty());
+  // (switches GPT2Config types bool: transformers 5 refuses a null, where false would drop the attention's scale)
+  for (const char* k : {"scale_attn_weights", "scale_attn_by_inverse_layer_idx", "tie_word_embeddings"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
   CHECK(error_of([](nlohmann::json& j) {
           j["quantization_config"] = {
               {"quant_method", "gptq"}, {"bits", 4}, {"group_size", 128}, {"desc_act", false}, {"sym", true}};
@@ -1685,6 +1690,10 @@ TEST_CASE("config: OPT (defaults, enable_bias, activation, the layouts refused)"
         }).find("layer_norm_elementwise_affine is false") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["num_attention_heads"] = 3; }).find("not divisible") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["activation_function"] = "tanh"; }).find("for OPT") != std::string::npos);
+  for (const char* k : {"enable_bias", "do_layer_norm_before", "tie_word_embeddings"}) {  // (typed bool)
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
   for (const char* k : {"ffn_dim", "hidden_size", "vocab_size", "activation_function"}) {
     CAPTURE(std::string(k));
     CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);

@@ -5,6 +5,7 @@
 // setting of another model) is refused by name unless --allow-unknown-config.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -323,37 +324,44 @@ TEST_CASE("config keys: a key left out reads as the library's default, or is ref
   }
 }
 
-TEST_CASE("config keys: a null boolean reads as false, as Python's None does, or is refused by name") {
-  // transformers keeps a null Optional[bool] (DeepseekV3Config's norm_topk_prob, rope_interleave)
-  // as None, and its models test it with `if config.key:`: false, whatever the default. Where the class types
-  // the key bool (GPT2Config's, OPTConfig's switches), transformers 5 refuses the file, and so does kiln, by name
-  // (those classes' typed switches only: elsewhere a null still reads as false).
+TEST_CASE("config keys: a null boolean is refused by name where the class refuses it, else reads as false") {
+  // transformers 5 refuses a null for a key its class types bool (strict dataclass checks: the catalog's
+  // null_refused): kiln refuses it too, naming the key, unless it does not read the key (the same model as without
+  // it). A key typed Optional[bool] (DeepseekV3Config's norm_topk_prob, FalconConfig's switches) keeps a null as
+  // None, which its models test with `if config.key:`: false, whatever the default.
   TempDir d;
   for (const char* cls : kLlmConfigClasses) {
     CAPTURE(std::string(cls));
-    const bool refuses_null = std::string(cls) == "GPT2Config" || std::string(cls) == "OPTConfig";
     const json full = defaults_of(cls);
+    const json refused = catalog(cls).at("null_refused");
+    const std::string as_default = config_fingerprint(cls, full, d);
     for (auto it = full.begin(); it != full.end(); ++it) {
       if (!it->is_boolean()) continue;
       const std::string key = it.key();
       CAPTURE(key);
+      const bool strict = std::find(refused.begin(), refused.end(), key) != refused.end();
       json null_j = full, false_j = full;
       null_j[key] = nullptr;
       false_j[key] = false;
-      std::string got, want;
-      try {
-        want = config_fingerprint(cls, false_j, d);
-      } catch (const CompileError&) {
-        continue;  // (false itself is refused)
-      }
+      std::string got;
       try {
         got = config_fingerprint(cls, null_j, d);
       } catch (const CompileError& e) {
-        CHECK(refuses_null);
-        CHECK_MESSAGE(std::string(e.what()).find(key + " is null") != std::string::npos, e.what());
+        if (strict) CHECK_MESSAGE(std::string(e.what()).find(key + " is null") != std::string::npos, e.what());
+        else
+          CHECK_THROWS_AS(config_fingerprint(cls, false_j, d), CompileError);  // (read as false, refused as false is)
         continue;
       }
-      CHECK(got == want);
+      if (strict) {  // (read: refused above; not read: the model as without it)
+        CHECK(got == as_default);
+        continue;
+      }
+      try {
+        CHECK(got == config_fingerprint(cls, false_j, d));
+      } catch (const CompileError&) {
+        // (false itself is refused: a null must not build a model then either)
+        FAIL_CHECK("a null " << key << " built a model that false does not");
+      }
     }
   }
 }

@@ -152,6 +152,30 @@ TEST_CASE("lora: every peft fixture matches peft's model in f32 (logits and gree
   }
 }
 
+// A saved copy of a GPT-2 Conv1D layer is [in, out], as the checkpoint's: one stored [out, in] (a Linear's layout) is
+// refused, naming both shapes as the checkpoint holds them.
+TEST_CASE("lora: a saved copy of a GPT-2 Conv1D layer in a Linear's layout is refused") {
+  TempDir d;
+  const std::string src = kiln::test::fixtures_root() + "/gpt2_lora/saved_conv1d/adapter";
+  const std::string dir = d / "adapter";
+  kiln::test::copy_dir(src, dir);
+  auto f = SafetensorsFile::open(src + "/adapter_model.safetensors");
+  std::vector<StWriteTensor> ts;
+  for (const auto& [n, t] : f->tensors()) {
+    std::vector<int64_t> shape = t.shape;
+    if (n == "base_model.model.transformer.h.1.mlp.c_fc.weight") std::swap(shape[0], shape[1]);
+    ts.push_back({n, t.dtype, shape, t.data, t.size});
+  }
+  write_safetensors(dir + "/adapter_model.safetensors", ts);
+  CompileOptions o = options("", {{dir, 1.0}}, d / "p.kplan");
+  o.model_dir = kiln::test::fixture("layer_scaled_f32", "gpt2");
+  CHECK_THROWS_WITH_AS(compile_model(o),
+                       doctest::Contains("saved module tensor 'transformer.h.1.mlp.c_fc.weight' has shape [256, 64] "
+                                         "but the model's is [64, 256] (as the checkpoint holds it)"),
+                       CompileError);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
 // GPT-NeoX: kiln renames the checkpoint's modules (gpt_neox.layers.<i>.attention.query_key_value is its
 // model.layers.<i>.self_attn.qkv_proj, each head's q, k and v rows regrouped); adapters, their target_modules,
 // patterns and modules_to_save name peft's (transformers 5's) modules, and so do kiln's messages. References by

@@ -1289,6 +1289,25 @@ TEST_CASE("tokenizer: GPT2Tokenizer with add_prefix_space true is refused, anoth
   CHECK(read_hf_tokenizer(d.path(), &gpt2_td, &notes, false));
   CHECK(gpt2_td.split == TokenizerData::Split::kGpt2);
   CHECK(notes.find("GPT2Tokenizer") == std::string::npos);
+  // Without a class, the model types of kiln's families that AutoTokenizer maps to GPT2Tokenizer or GPTNeoXTokenizer
+  // (and none for LLaMA's, whose tokenizer.json is read as it is).
+  std::ofstream(d / "tokenizer.json") << nlohmann::json::parse(kiln::test::read_bytes(qwen2)).dump();
+  for (const auto& [type, name] : std::vector<std::pair<std::string, std::string>>{{"gptj", "GPT2Tokenizer"},
+                                                                                   {"opt", "GPT2Tokenizer"},
+                                                                                   {"phi", "GPT2Tokenizer"},
+                                                                                   {"starcoder2", "GPT2Tokenizer"},
+                                                                                   {"gpt_neox", "GPTNeoXTokenizer"},
+                                                                                   {"olmoe", "GPTNeoXTokenizer"},
+                                                                                   {"llama", ""}}) {
+    const std::string t = type, n = name;  // (CAPTURE cannot take a binding)
+    CAPTURE(t);
+    std::ofstream(d / "config.json") << nlohmann::json{{"model_type", t}}.dump();
+    TokenizerData td;
+    notes.clear();
+    CHECK(read_hf_tokenizer(d.path(), &td, &notes, false));
+    if (n.empty()) CHECK(notes.find("Tokenizer, which transformers 5's AutoTokenizer rebuilds") == std::string::npos);
+    else CHECK(notes.find(n + ", which transformers 5's AutoTokenizer rebuilds") != std::string::npos);
+  }
   std::ofstream(d / "tokenizer_config.json") << R"({"tokenizer_class": "GPT2TokenizerFast", "add_prefix_space": true})";
   CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &refused_td, &notes, false),
                        doctest::Contains("add_prefix_space is true, with which transformers 5's GPT2Tokenizer"),
