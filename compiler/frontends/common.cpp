@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "compiler/error.h"
 #include "compiler/tokenizer_reader.h"
@@ -152,6 +153,16 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
   std::string notes;
   if (o.no_tokenizer || !read_hf_tokenizer(o.model_dir, &td, &notes, !o.no_chat_template)) {
     add_note(&g.info.notes, generation_notes_without_tokenizer(o.model_dir));
+    // A slow tokenizer's files (the hub's OPT and older GPT-2-era repos ship no tokenizer.json): not read, said so.
+    std::string found;
+    for (const char* f : {"vocab.json", "merges.txt", "tokenizer.model"})
+      if (!o.no_tokenizer && std::filesystem::exists(o.model_dir + "/" + f))
+        found += (found.empty() ? "" : ", ") + std::string(f);
+    if (!found.empty())
+      add_note(&g.info.notes,
+               "the folder's " + found +
+                   " not read: kiln reads tokenizer.json (transformers' AutoTokenizer.from_pretrained(folder)"
+                   ".save_pretrained(folder) writes one), so the plan has no tokenizer");
     return;
   }
   add_note(&g.info.notes, notes);

@@ -253,6 +253,18 @@ TEST_CASE("compile: OPT and GPT-2 hub checkpoints: base-model names read, kiln's
             .find("tensor 'h.0.mlp.c_fc.weight' in " + (d / "gpt2/model.safetensors") +
                   " has shape [160, 64], expected [64, 160]") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
+  // The hub's OPT repos ship a slow tokenizer (vocab.json, merges.txt) and no tokenizer.json: the plan has none, and
+  // says why.
+  kiln::test::copy_dir(kiln::test::fixture("hub_f32", "opt"), d / "slow");
+  std::ofstream(d / "slow/vocab.json") << R"({"a": 0})";
+  std::ofstream(d / "slow/merges.txt") << "#version: 0.2\n";
+  CompileOptions o;
+  o.model_dir = d / "slow";
+  o.output = d / "slow.kplan";
+  CHECK(compile_model(o).notes.find("the folder's vocab.json, merges.txt not read: kiln reads tokenizer.json") !=
+        std::string::npos);
+  o.model_dir = kiln::test::fixture("hub_f32", "opt");
+  CHECK(compile_model(o).notes.find("not read: kiln reads tokenizer.json") == std::string::npos);
 }
 
 // Glm4MoeForCausalLM: the checkpoint's multi-token-prediction layers (num_nextn_predict_layers after the model's) are
