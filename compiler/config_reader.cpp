@@ -100,10 +100,7 @@ std::vector<std::string> ConfigReader::unmodeled(std::initializer_list<const cha
 }
 
 bool ConfigReader::boolean(const char* k, bool def, bool nullable) const {
-  if (strict_booleans_ && !nullable)
-    refuse_null(k,
-                "which transformers 5 refuses (its config class types it bool, not Optional): give true or false, "
-                "or leave it out for its default");
+  if (strict_booleans_ && !nullable) refuse_null_switch(k);
   if (!has(k)) return j_.contains(k) ? false : def;  // null: Python's None, which reads as false
   if (!j_[k].is_boolean()) fail(k, "must be true or false");
   return j_[k].get<bool>();

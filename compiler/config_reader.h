@@ -134,6 +134,12 @@ class ConfigReader {
   bool boolean(const char* k, bool def, bool nullable = false) const;
   // transformers 5's readers: a null boolean is refused unless boolean() is told the field is nullable.
   void set_strict_booleans() { strict_booleans_ = true; }
+  // Refuses a null for switch k, which the config class types bool (a key read otherwise than by boolean()).
+  void refuse_null_switch(const char* k) const {
+    refuse_null(k,
+                "which transformers 5 refuses (its config class types it bool, not Optional): give true or false, "
+                "or leave it out for its default");
+  }
   // Refuses key k when the file sets it null ("k is null, " + why), where transformers cannot build
   // the model from a null and kiln's reading of it would be a guess.
   void refuse_null(const char* k, const std::string& why) const {

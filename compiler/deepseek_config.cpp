@@ -107,6 +107,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
     }
   }
   c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", c.v3 ? 1 : 0);
+  if (!c.v3) r.refuse_null_switch("mlp_bias");  // (DeepseekV2Config types it bool; V3's has no such field)
   r.only("mlp_bias", false);
   // Keys transformers itself ignores for this model: V3 always routes noaux_tc on sigmoid scores,
   // V2 never renormalizes; the MoE keys of a dense model and the group keys of greedy routing.

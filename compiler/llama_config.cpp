@@ -90,7 +90,7 @@ int64_t read_expert_count(const ConfigReader& r, int64_t def) {
 void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.glm4_moe = true;
-  // (a null boolean reads as false, kiln's rule for every family)
+  // (its switches are typed bool: a null is refused, as the strict reader refuses it)
   for (const char* k : {"n_routed_experts", "num_local_experts", "num_experts_per_tok", "moe_intermediate_size",
                         "n_shared_experts", "routed_scaling_factor", "n_group", "topk_group", "first_k_dense_replace",
                         "num_nextn_predict_layers", "num_mtp_layers"})
@@ -537,6 +537,7 @@ struct ImageTextModel {
   std::vector<std::pair<const char*, int64_t>> text_defaults;
   std::vector<const char*> vision_keys;
   bool softcap_unread;  // the text model's final_logit_softcapping, which this class never applies
+  bool tie_nullable;    // the class types tie_word_embeddings Optional[bool] (None: untied)
 };
 
 const ImageTextModel* image_text_model(const std::string& arch) {
@@ -553,6 +554,7 @@ const ImageTextModel* image_text_model(const std::string& arch) {
         {"num_attention_heads", 8}},
        {"vision_config", "mm_tokens_per_image", "boi_token_index", "eoi_token_index", "image_token_index",
         "boi_token_id", "eoi_token_id", "image_token_id"},
+       true,
        true},
       // Mistral Small 3.1/3.2, Magistral Small: a MistralConfig text_config (the hub's is complete)
       {"Mistral3ForConditionalGeneration",
@@ -562,6 +564,7 @@ const ImageTextModel* image_text_model(const std::string& arch) {
        {},
        {"vision_config", "image_token_index", "image_token_id", "projector_hidden_act", "vision_feature_layer",
         "multimodal_projector_bias", "spatial_merge_size"},
+       false,
        false}};
   for (const ImageTextModel& m : kModels)
     if (arch == m.arch || arch == m.type) return &m;
@@ -597,7 +600,10 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
         r.fail(k, "(" + j[k].dump() + ") disagrees with text_config's " + tk + " (" + given[tk].dump() + ")");
     t[k] = j[k];
   }
-  const bool tie = r.boolean("tie_word_embeddings", true);
+  // (Gemma3Config types it Optional[bool], None untied; Mistral3Config bool; their text configs bool)
+  const bool tie = r.boolean("tie_word_embeddings", true, m.tie_nullable);
+  if (given.contains("tie_word_embeddings") && given["tie_word_embeddings"].is_null())
+    r.fail("text_config", "has a null tie_word_embeddings, which transformers 5 refuses: give true or false");
   if (given.contains("tie_word_embeddings") && !given["tie_word_embeddings"].is_null()) {
     if (!given["tie_word_embeddings"].is_boolean())
       r.fail("text_config", "has a tie_word_embeddings that is not true or false");
@@ -719,6 +725,7 @@ LlamaConfig parse_gpt2(const ConfigReader& r, const std::string& text) {
            "is true: its layers' cross-attention belongs to an encoder-decoder model's decoder; kiln compiles "
            "GPT2LMHeadModel as a decoder-only model");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  r.refuse_null_switch("reorder_and_upcast_attn");  // (read and left below: a bool switch all the same)
   // (and the keys of GPT-2's older hub files, which transformers 5 never reads: gpt2-medium's n_special and
   // predict_special_tokens, distilgpt2's _num_labels, output_past)
   for (const char* k : {"attn_pdrop", "n_ctx", "reorder_and_upcast_attn", "summary_activation", "summary_first_dropout",
@@ -1148,7 +1155,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // Phi-1/1.5/2: biases everywhere, one LayerNorm before attention and MLP in parallel
     // (LlamaConfig::phi). Dropouts act in training only.
     c.phi = c.attention_bias = c.mlp_bias = true;
-    r.only("qk_layernorm", false);
+    if (r.boolean("qk_layernorm", false))  // (typed bool: a null refused)
+      r.fail("qk_layernorm", "is true, which kiln does not build for Phi (transformers' per-head q/k LayerNorms)");
     for (const char* k : {"resid_pdrop", "embd_pdrop"}) r.has(k);
   } else if (phi3) {
     // Phi-3: LLaMA with fused projections, an optional window (none unless set) and LongRoPE

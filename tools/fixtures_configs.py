@@ -59,6 +59,7 @@ def main(repo):
     import diffusers
     import peft
     import transformers
+    from huggingface_hub.errors import StrictDataclassFieldValidationError
 
     out_dir = os.path.join(repo, "tests", "fixtures", "configs")
     os.makedirs(out_dir, exist_ok=True)
@@ -73,7 +74,8 @@ def main(repo):
             if isinstance(v, bool):
                 try:
                     cls(**{k: None})
-                except Exception:
+                except StrictDataclassFieldValidationError as e:
+                    assert k in str(e), (name, k, str(e))
                     null_refused.append(k)
         write(out_dir, name, "transformers", transformers.__version__, defaults, {"null_refused": null_refused})
     for name in DIFFUSERS:

@@ -1651,6 +1651,21 @@ TEST_CASE("config: GPT-2 (attribute names, attention scales, n_ctx, defaults, re
         std::vector<std::string>{"rope_theta = 10000.0"});
 }
 
+// A null switch transformers 5 refuses (its class types it bool) is refused by name, not read as false: GPT-NeoX's
+// use_parallel_residual (false builds the sequential layer from the same tensors) and GLM-4.5's norm_topk_prob.
+TEST_CASE("config: a null bool switch the class types bool is refused, not read as another model") {
+  for (const auto& [family, name, key] :
+       {std::tuple<const char*, const char*, const char*>{"gpt_neox", "pythia_f32", "use_parallel_residual"},
+        {"glm4_moe", "air_f32", "norm_topk_prob"}}) {
+    const std::string k = key;  // (CAPTURE cannot take a binding)
+    CAPTURE(k);
+    std::ifstream in(kiln::test::fixture(name, family) + "/config.json");
+    const nlohmann::json hub = nlohmann::json::parse(in);
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(k + " is null, which transformers 5") !=
+          std::string::npos);
+  }
+}
+
 // OPTForCausalLM (facebook/opt-125m's config.json as the hub ships it): learned positions from row 2, LayerNorms with
 // biases (eps: torch's default), q/k/v/out and fc1/fc2 with biases (enable_bias), relu, the head tied; OPT-350m's
 // layout and the other switches kiln does not build refused by name.
@@ -2428,6 +2443,22 @@ TEST_CASE("config: Mistral Small 3's image-text checkpoints (text_config, the wr
   CHECK(a.architecture == "Mistral3ForConditionalGeneration");
   CHECK(a.multimodal);
   CHECK(a.tie_word_embeddings);  // (absent: Mistral3Config's true; the checkpoint's own head unties it)
+  // A null tie: Mistral3Config types it bool (refused, as transformers 5 refuses it), Gemma3Config Optional[bool]
+  // (None: untied); a null in text_config is refused for both (their text config classes type it bool).
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["tie_word_embeddings"] = nullptr;
+        }).find("tie_word_embeddings is null") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["text_config"]["tie_word_embeddings"] = nullptr;
+        }).find("has a null tie_word_embeddings") != std::string::npos);
+  {
+    std::ifstream gin(kiln::test::fixture("vlm_untied_f32", "gemma3") + "/config.json");
+    const nlohmann::json gemma = nlohmann::json::parse(gin);
+    CHECK_FALSE(edited(gemma, [](nlohmann::json& j) {
+                  j["tie_word_embeddings"] = nullptr;
+                  j["text_config"].erase("tie_word_embeddings");
+                }).tie_word_embeddings);
+  }
   CHECK(a.sliding_window == 0);  // (null: none)
   CHECK(a.head_dim == 16);
   CHECK(a.rope.theta == 1e6);

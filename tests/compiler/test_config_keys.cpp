@@ -276,7 +276,8 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
     << c.gemma << ' ' << c.query_pre_attn_scalar << ' ' << c.final_logit_softcapping << ' ' << c.gemma2 << ' '
     << c.attn_logit_softcapping << ' ' << c.granite << ' ' << c.embedding_multiplier << ' ' << c.attention_multiplier
     << ' ' << c.residual_multiplier << ' ' << c.logits_scaling << ' ' << c.has_dtype << ' ' << int(c.dtype) << ' '
-    << int(c.mlp_activation) << ' ' << c.gpt2_unscaled << ' ' << c.gpt2_layer_scaled << " |";
+    << int(c.mlp_activation) << ' ' << c.gpt2_unscaled << ' ' << c.gpt2_layer_scaled << ' ' << c.neox_parallel << ' '
+    << c.parallel_residual << ' ' << c.out_bias << ' ' << c.head_layernorm << ' ' << c.learned_positions() << " |";
   if (c.sliding_window > 0)  // (which layers would window matters only with a window)
     for (bool b : c.window_layer) s << ' ' << b;
   s << " |";
@@ -352,8 +353,19 @@ TEST_CASE("config keys: a null boolean is refused by name where the class refuse
           CHECK_THROWS_AS(config_fingerprint(cls, false_j, d), CompileError);  // (read as false, refused as false is)
         continue;
       }
-      if (strict) {  // (read: refused above; not read: the model as without it)
+      if (strict) {  // (read: refused above; not read: the model as without it, whatever its value)
         CHECK(got == as_default);
+        json flipped = full;
+        flipped[key] = !it->get<bool>();
+        std::string other;
+        try {
+          other = config_fingerprint(cls, flipped, d);
+        } catch (const CompileError& e) {
+          FAIL_CHECK("kiln reads " << key << " (refuses " << flipped[key].dump() << ": " << std::string(e.what())
+                                   << ") but not its null");
+          continue;
+        }
+        CHECK_MESSAGE(other == as_default, "kiln reads " << key << " but not its null");
         continue;
       }
       try {
