@@ -109,10 +109,10 @@ struct LlamaConfig {
   // head_dim^-½ (1 with gpt2_unscaled) and by 1 / (layer + 1) with gpt2_layer_scaled; the LM head tied by default.
   bool gpt2 = false, gpt2_unscaled = false, gpt2_layer_scaled = false;
   // OPT (OPTForCausalLM: Meta's OPT-125m to OPT-66B, Galactica): learned absolute positions (model.embed_positions,
-  // the hub's model.decoder.embed_positions: n_positions + 2 rows, position p at row p + 2) added to the embedding,
-  // no RoPE; LayerNorms with biases before attention and the MLP (self_attn_layer_norm, final_layer_norm) and after
-  // the last layer; q, k, v and out_proj with biases and an ungated fc1 -> activation (relu) -> fc2 MLP with biases,
-  // both with enable_bias; the LM head tied by default.
+  // the hub's model.decoder.embed_positions: max_position_embeddings + 2 rows, position p at row p + 2) added to the
+  // embedding, no RoPE; LayerNorms with biases before attention and the MLP (self_attn_layer_norm, final_layer_norm)
+  // and after the last layer; q, k, v and out_proj with biases and an ungated fc1 -> activation (relu) -> fc2 MLP with
+  // biases, both with enable_bias; the LM head tied by default.
   bool opt = false;
   // Learned absolute positions (GPT-2, OPT) in place of RoPE, their table's row for position 0.
   bool learned_positions() const { return gpt2 || opt; }

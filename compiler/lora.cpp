@@ -318,8 +318,9 @@ Config read_config_text(const std::string& text, const std::string& path) {
   // Metadata; training-only settings (dropout, Megatron layers); which modules were adapted
   // (exclude_modules, layers_to_transform, layers_pattern: checked against the tensors, selects());
   // initialisation settings (those that change the base weights are refused through
-  // init_lora_weights above); fan_in_fan_out (peft turns it off for the Linear layers kiln's
-  // models have); qalora_group_size (QALoRA is refused); runtime_config (never saved).
+  // init_lora_weights above); fan_in_fan_out (peft sets it per layer, whatever the config says: off for a Linear, on
+  // for GPT-2's Conv1D, whose weights the frontend transposes); qalora_group_size (QALoRA is refused); runtime_config
+  // (never saved).
   c.unmodeled =
       reader.unmodeled({"task_type",      "auto_mapping",      "peft_version",        "base_model_name_or_path",
                         "revision",       "inference_mode",    "lora_dropout",        "megatron_config",

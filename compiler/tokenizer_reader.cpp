@@ -204,12 +204,15 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
 // tokenizer_config.json's tokenizer_class (else config.json's), unless config.json's model_type
 // overrides it (mistral and mixtral without Mistral's own files and phi3: the file as written;
 // qwen2: Qwen2Tokenizer whatever the class; qwen3, qwen3_moe and qwen2_moe without a class:
-// Qwen2Tokenizer)
+// Qwen2Tokenizer; gpt_neox and olmoe without a class: GPTNeoXTokenizer; gpt2, gptj, opt, phi and starcoder2 without
+// one: GPT2Tokenizer)
 // or an auto_map names remote code. LlamaTokenizer and CodeLlamaTokenizer build no normalizer and
 // a Metaspace without split, prepending "▁" per `legacy` and `add_prefix_space` (CodeLlama's per
 // add_prefix_space alone), fuse_unk and byte_fallback on; Qwen2Tokenizer a byte-level one with an
-// NFC normalizer and Qwen2's split pattern, over a byte-level file's vocabulary too. kiln reads the
-// file as written, as tokenizers does, and notes where AutoTokenizer's pipeline differs.
+// NFC normalizer and Qwen2's split pattern, over a byte-level file's vocabulary too; GPTNeoXTokenizer
+// and GPT2Tokenizer a byte-level one with GPT-2's split and add_prefix_space (NFC: GPT-NeoX's only). kiln reads
+// the file as written, as tokenizers does, notes where AutoTokenizer's pipeline differs, and refuses
+// add_prefix_space true for the last two.
 void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_text, const TokenizerData& d,
                                 std::string* notes) {
   // (no early return without notes: the GPTNeoXTokenizer check below refuses as well as notes)

@@ -1,7 +1,7 @@
 // Row gathers of the LLM programs.
 //
 // embedding: rows of a table by token id, times a scale (Gemma's √hidden; 1 elsewhere), plus (version 3,
-// GPT-2's learned absolute positions) the row of a position table at each token's position.
+// GPT-2's and OPT's learned absolute positions) the row of a position table at each token's position.
 // tokens: (rows,) i32; table: (vocab, dim) f32|bf16|f16; start_pos: (batch,) i32; pos_table: (positions, dim)
 // f32|bf16|f16 → y: (rows, dim) f32, y[r] = scale · table[tokens[r]] + pos_table[start_pos[b] + t] for row
 // r = b·chunk + t (chunk = rows / batch).

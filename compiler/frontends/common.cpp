@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
+#include <stdexcept>
 
 #include "compiler/error.h"
+#include "compiler/safetensors.h"
 #include "compiler/tokenizer_reader.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
@@ -69,6 +70,8 @@ LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t bat
   s.head = spec.head;
   s.tokens = g.state(s.prefix + "tokens", {batch, spec.chunk});
   s.x = g.activation(s.prefix + "x", {s.rows, dim});
+  if (pos_table != kNoTensor && start_pos == kNoTensor)
+    throw std::logic_error("begin_lm_program: a position table needs start_pos");
   if (pos_table == kNoTensor) add_node(s.program, kEmbeddingOpV2, {s.tokens, embed}, {s.x}, {}, {embed_scale});
   else add_node(s.program, kEmbeddingOp, {s.tokens, embed, start_pos, pos_table}, {s.x}, {}, {embed_scale});
   return s;
@@ -156,9 +159,8 @@ void read_llm_tokenizer(const CompileOptions& o, Graph& g) {
     // A slow tokenizer's files (the hub's OPT and older GPT-2-era repos ship no tokenizer.json): not read, said so.
     std::string found;
     for (const char* f : {"vocab.json", "merges.txt", "tokenizer.model"})
-      if (!o.no_tokenizer && std::filesystem::exists(o.model_dir + "/" + f))
-        found += (found.empty() ? "" : ", ") + std::string(f);
-    if (!found.empty())
+      if (path_exists(o.model_dir + "/" + f)) found += (found.empty() ? "" : ", ") + std::string(f);
+    if (!o.no_tokenizer && !found.empty())
       add_note(&g.info.notes,
                "the folder's " + found +
                    " not read: kiln reads tokenizer.json (transformers' AutoTokenizer.from_pretrained(folder)"

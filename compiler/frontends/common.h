@@ -55,7 +55,8 @@ struct LmProgramStart {
   int64_t rows;
   bool last_rows, head;
 };
-// (pos_table: GPT-2's learned positions, added to the embedding at start_pos; kNoTensor: none)
+// (pos_table: GPT-2's and OPT's learned positions, added to the embedding at start_pos, which it needs; kNoTensor:
+// none)
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
                                 double embed_scale = 1.0, uint32_t start_pos = kNoTensor,
                                 uint32_t pos_table = kNoTensor);

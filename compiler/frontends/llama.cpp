@@ -751,14 +751,14 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const double layer_scale = c.gpt2_layer_scaled ? scale / double(i + 1) : scale;
       if (L.sinks != kNoTensor)  // (GPT-OSS: version 4, with the sinks)
         add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid, L.sinks}, {att}, {H, KVH, hd, win},
-                 {scale, c.attn_logit_softcapping});
+                 {layer_scale, c.attn_logit_softcapping});
       else
         add_node(P, kAttentionOpV3, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win},
                  {layer_scale, c.attn_logit_softcapping});
       project_into_x(att, L.o_w, L.o_b, L.attn_out_norm);  // x += o_proj(att)
       if (c.parallel_block()) {  // x += fc2(act(fc1(h))) (Cohere: down(SwiGLU(gate|up(h)))): the attention's input
         add_node(P, kMatmulOp, {h, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-        if (c.phi || c.ungated_mlp())  // (Falcon's ungated MLP too; version 2 where relu² may be among its kinds)
+        if (c.phi || c.ungated_mlp())  // (Falcon's ungated MLP too; the version its kind needs)
           add_node(P, activation_op_for(c.mlp_activation), {gu}, {m}, {int64_t(c.mlp_activation)});
         else add_node(P, kSwigluOp, {gu, n_valid}, {m});  // (Cohere's, StableLM's)
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
@@ -808,7 +808,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         continue;
       }
       add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-      if (c.ungated_mlp())  // (version 2 where relu² may be among its kinds: Arcee's)
+      if (c.ungated_mlp())  // (the version its kind needs; Arcee's plans keep version 2 but for relu)
         add_node(
             P, c.arcee && c.mlp_activation != Activation::kRelu ? kActivationOpV2 : activation_op_for(c.mlp_activation),
             {gu}, {m}, {int64_t(c.mlp_activation)});
@@ -990,7 +990,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        std::to_string(c.rope.original_max_position_embeddings) +
                        ", which one fixed plan cannot follow; compile with --max-seq " +
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
-  // (GPT-J's sin/cos table and GPT-2's learned positions have n_positions rows)
+  // (GPT-J's sin/cos table and GPT-2's and OPT's learned positions have n_positions rows)
   if ((c.gptj || c.learned_positions()) && lim.max_seq > c.max_position_embeddings)
     throw CompileError(o.model_dir + "/config.json: " +
                        (c.gptj   ? "GPT-J's RoPE is a table"
