@@ -876,16 +876,14 @@ std::string text_model_of(const CompileOptions& o, const std::string& arch, Chec
 // A checkpoint of the base model (no tensor under the family's root) is read under it, as transformers reads it.
 void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
   std::map<std::string, std::string> source;  // kiln's name -> the checkpoint's
-  // A checkpoint of the base model (GPT2Model's, as the hub ships GPT-2: h.<i>.*, wte) has no tensor under the root:
-  // transformers loads its names under it (the head's, lm_head, aside).
-  bool rooted = false;
-  for (const auto& [n, t] : ck->all()) rooted = rooted || n.rfind(h.root + ".", 0) == 0;
+  // A base model's names (GPT2Model's, as the hub ships GPT-2: h.<i>.*, wte; OPTModel's decoder.*) are read under the
+  // root, name by name as transformers reads them (a checkpoint may mix both), the head's (lm_head) aside.
   Checkpoint renamed;
   renamed.absorb(std::move(*ck), "", [&](const std::string& given) -> std::string {
     auto under = [&](const std::string& module) {
       return !module.empty() && (given == module || given.rfind(module + ".", 0) == 0);
     };
-    const bool keep = rooted || under("lm_head") || under(h.old_head) || under("model");
+    const bool keep = under(h.root) || under("lm_head") || under(h.old_head) || under("model");
     const std::string n = keep ? given : h.root + "." + given;
     if (n.rfind(h.layers + ".", 0) == 0)
       for (const std::string& buffer : h.buffers)

@@ -222,8 +222,9 @@ TEST_CASE("compile: GPT-NeoX checkpoints: tensors named as the file has them, bo
 }
 
 // OPT's and GPT-2's hub checkpoints are their base models' (OPTModel: decoder.*, GPT2Model: h.<i>.*), read under the
-// root as transformers reads them. A LLaMA-named tensor is refused by name (the file's), a stray tensor under OPT's
-// model.decoder. is unexpected, and a Conv1D weight stored [out, in] is a shape error naming the file's tensor.
+// root as transformers reads them, name by name. A LLaMA-named tensor is refused by name (the file's), a stray tensor
+// under OPT's model.decoder. is unexpected, and a Conv1D weight stored [out, in] is a shape error naming the file's
+// tensor.
 TEST_CASE("compile: OPT and GPT-2 hub checkpoints: base-model names read, kiln's names and stray tensors refused") {
   TempDir d;
   auto opt = [&](const std::string& dir, auto edit) { edited_copy(dir, edit, "hub_f32", "opt"); };
@@ -252,6 +253,27 @@ TEST_CASE("compile: OPT and GPT-2 hub checkpoints: base-model names read, kiln's
   CHECK(compile_error(d / "gpt2", d / "p.kplan")
             .find("tensor 'h.0.mlp.c_fc.weight' in " + (d / "gpt2/model.safetensors") +
                   " has shape [160, 64], expected [64, 160]") != std::string::npos);
+  // A checkpoint mixing both (layer 0 under transformer., the rest bare) is read name by name, as transformers reads
+  // it: the same model.
+  edited_copy(
+      d / "mixed",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n.rfind("h.0.", 0) == 0) n = "transformer." + n;
+        return true;
+      },
+      "hub_f32", "gpt2");
+  CompileOptions m;
+  m.model_dir = d / "mixed";
+  m.output = d / "mixed.kplan";
+  m.max_seq = 64;
+  compile_model(m);
+  auto plan = Plan::load_file(m.output);
+  REQUIRE(plan.is_ok());
+  auto ctx = Context::create(plan.value(), ContextOptions{});
+  REQUIRE(ctx.is_ok());
+  const auto ref = kiln::test::load_reference(kiln::test::fixture("hub_f32", "gpt2"));
+  const std::vector<float> logits = kiln::test::score_reference(*ctx.value(), ref);
+  CHECK(kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size()) <= 1e-4);
   CHECK_FALSE(exists(d / "p.kplan"));
   // The hub's OPT repos ship a slow tokenizer (vocab.json, merges.txt) and no tokenizer.json: the plan has none, and
   // says why.
