@@ -29,10 +29,13 @@ Status OpCheck::expect_state(const TensorInfo* t, const char* role) const {
 }
 
 Status OpCheck::expect_n_valid(int i, int64_t rows) const {
-  if (!has_in(i)) return Status::ok();
-  KILN_RETURN_IF_ERROR(expect_rank(in(i), "n_valid", 1));
-  KILN_RETURN_IF_ERROR(expect(in(i), "n_valid", {DType::I32}, in(i)->shape));
-  KILN_RETURN_IF_ERROR(expect_state(in(i), "n_valid"));
+  return has_in(i) ? expect_batch_state(i, "n_valid", rows) : Status::ok();
+}
+
+Status OpCheck::expect_batch_state(int i, const char* role, int64_t rows) const {
+  KILN_RETURN_IF_ERROR(expect_rank(in(i), role, 1));
+  KILN_RETURN_IF_ERROR(expect(in(i), role, {DType::I32}, in(i)->shape));
+  KILN_RETURN_IF_ERROR(expect_state(in(i), role));
   if (rows % in(i)->shape[0] != 0) return invalid_argument("rows are not a multiple of the batch");
   return Status::ok();
 }

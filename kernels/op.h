@@ -124,6 +124,8 @@ class OpCheck : public OpLaunch {
   Status expect_state(const TensorInfo* t, const char* role) const;
   // An optional n_valid input i: an i32 state tensor (batch,) whose batch divides `rows`.
   Status expect_n_valid(int i, int64_t rows) const;
+  // Input i (present): an i32 state tensor (batch,) whose batch divides `rows` (n_valid, embedding's start_pos).
+  Status expect_batch_state(int i, const char* role, int64_t rows) const;
 };
 
 constexpr std::initializer_list<DType> kFloatTypes = {DType::F32, DType::BF16, DType::F16};

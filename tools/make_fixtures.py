@@ -2290,6 +2290,15 @@ def main_falcon():
     family_lora_cases("falcon", FALCON_DIR, FALCON_LORA_DIR, FALCON_LORA_CASES, FalconForCausalLM)
 
 
+def add_old_mask_buffers(tensors, layer, cfg, dtype, masked):
+    """The causal-mask buffers old GPT-J and GPT-2 checkpoints hold in each layer (layer % i: its attention's prefix),
+    which transformers ignores: bias, the lower triangle of n_positions² in dtype, and masked_bias."""
+    n = cfg["n_positions"]
+    for i in range(cfg["n_layer"]):
+        tensors[layer % i + "bias"] = torch.tril(torch.ones(n, n, dtype=dtype)).view(1, 1, n, n)
+        tensors[layer % i + "masked_bias"] = torch.tensor(masked)
+
+
 def main_gptj():
     from transformers import GPTJConfig, GPTJForCausalLM
     import transformers.models.gptj.modeling_gptj as gptj_modeling
@@ -2326,10 +2335,7 @@ def main_gptj():
     # GPT-J-6B's checkpoint also holds each layer's causal-mask buffers, which transformers ignores.
     path = os.path.join(out, "model.safetensors")
     tensors = load_file(path)
-    n = cfg["n_positions"]
-    for i in range(cfg["n_layer"]):
-        tensors["transformer.h.%d.attn.bias" % i] = torch.tril(torch.ones(n, n, dtype=torch.bool)).view(1, 1, n, n)
-        tensors["transformer.h.%d.attn.masked_bias" % i] = torch.tensor(-1e9)
+    add_old_mask_buffers(tensors, "transformer.h.%d.attn.", cfg, torch.bool, -1e9)
     save_file(tensors, path, metadata={"format": "pt"})
     assert_reference_logits(out, GPTJForCausalLM, "GPT-J-6B's old buffers")
     family_lora_cases("gptj", GPTJ_DIR, GPTJ_LORA_DIR, GPTJ_LORA_CASES, GPTJForCausalLM)
@@ -2374,10 +2380,7 @@ def main_gpt2():
     path = os.path.join(out, "model.safetensors")
     tensors = {k[len("transformer."):]: v for k, v in load_file(path).items()}
     assert not any(k.startswith("lm_head") for k in tensors), tensors.keys()
-    n = cfg["n_positions"]
-    for i in range(cfg["n_layer"]):
-        tensors["h.%d.attn.bias" % i] = torch.tril(torch.ones(n, n)).view(1, 1, n, n)
-        tensors["h.%d.attn.masked_bias" % i] = torch.tensor(-1e4)
+    add_old_mask_buffers(tensors, "h.%d.attn.", cfg, torch.float32, -1e4)
     save_file(tensors, path, metadata={"format": "pt"})
     assert_reference_logits(out, GPT2LMHeadModel, "GPT2Model's names and the old buffers")
     family_lora_cases("gpt2", GPT2_DIR, GPT2_LORA_DIR, GPT2_LORA_CASES, GPT2LMHeadModel)

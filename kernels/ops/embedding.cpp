@@ -26,11 +26,7 @@ Status validate(const OpCheck& c, uint64_t*) {
     const TensorInfo* start = c.in(2);
     const TensorInfo* pos = c.in(3);
     if (!start || !pos) return invalid_argument("start_pos and pos_table come together");
-    KILN_RETURN_IF_ERROR(c.expect_rank(start, "start_pos", 1));
-    KILN_RETURN_IF_ERROR(c.expect(start, "start_pos", {DType::I32}, start->shape));
-    KILN_RETURN_IF_ERROR(c.expect_state(start, "start_pos"));
-    if (start->shape[0] < 1 || tok->numel() % start->shape[0] != 0)
-      return invalid_argument("token rows are not a multiple of the batch");
+    KILN_RETURN_IF_ERROR(c.expect_batch_state(2, "start_pos", tok->numel()));
     KILN_RETURN_IF_ERROR(c.expect_rank(pos, "pos_table", 2));
     KILN_RETURN_IF_ERROR(c.expect(pos, "pos_table", kFloatTypes, {pos->shape[0], table->shape[1]}));
     // Every position a token of the plan can hold (below max_seq) must have its row.
