@@ -148,6 +148,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"GPTJForCausalLM", "gptj"},
                                                                {"GPT2LMHeadModel", "gpt2"},
                                                                {"OPTForCausalLM", "opt"},
+                                                               {"GPTNeoForCausalLM", "gpt_neo"},
+                                                               {"GPTBigCodeForCausalLM", "gpt_bigcode"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -632,36 +632,44 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   return c;
 }
 
-// The dimensions of a config class with GPT-2's attribute names (n_embd, n_head, n_layer, n_positions), whose
-// attribute_map reads hidden_size, num_attention_heads, num_hidden_layers and max_position_embeddings as them (refused
-// where both spellings disagree), null refused as transformers 5 refuses it; vocab_size too, and n_inner (4 · n_embd
-// when absent or null) as intermediate_size, layer_norm_epsilon and activation_function (gelu_new). `cls` and
-// `family` name the class and the family in errors.
-void read_gpt_dims(const ConfigReader& r, LlamaConfig& c, const char* cls, const char* family, int64_t vocab,
-                   int64_t hidden, int64_t layers, int64_t heads, int64_t positions) {
+// A GPT-style config class's own attribute names for its dimensions (its attribute_map reads hidden_size,
+// num_hidden_layers, num_attention_heads and max_position_embeddings as them), its inner size's (4 · hidden when
+// absent or null) and its default activation; `cls` and `family` name the class and the family in errors.
+struct GptNames {
+  const char *embd, *layer, *head, *positions, *inner, *activation, *cls, *family;
+};
+GptNames gpt2_names(const char* cls, const char* family, const char* activation = "gelu_new") {
+  return {"n_embd", "n_layer", "n_head", "n_positions", "n_inner", activation, cls, family};
+}
+
+// The dimensions of a GPT-style config class under its own names (n.embd ...) or those its attribute_map reads as
+// them (refused where both spellings disagree), null refused as transformers 5 refuses it; vocab_size too,
+// layer_norm_epsilon and activation_function.
+void read_gpt_dims(const ConfigReader& r, LlamaConfig& c, const GptNames& n, int64_t vocab, int64_t hidden,
+                   int64_t layers, int64_t heads, int64_t positions) {
   r.refuse_null_values(
-      {"layer_norm_epsilon", "activation_function", "n_positions", "n_embd", "n_head", "n_layer",
-       "max_position_embeddings", "hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size"},
+      {"layer_norm_epsilon", "activation_function", n.positions, n.embd, n.head, n.layer, "max_position_embeddings",
+       "hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size"},
       c.architecture);
   auto spelled = [&](const char* own, const char* mapped) -> const char* {
     if (r.has(own) && r.has(mapped) && r.num(own, 0) != r.num(mapped, 0))
-      r.fail(mapped, std::string("disagrees with ") + own + ", the attribute " + cls + " maps it to");
+      r.fail(mapped, std::string("disagrees with ") + own + ", the attribute " + n.cls + " maps it to");
     return r.has(mapped) && !r.has(own) ? mapped : own;
   };
   c.vocab_size = r.pos_int("vocab_size", false, vocab);
-  c.hidden_size = r.pos_int(spelled("n_embd", "hidden_size"), false, hidden);
-  c.num_hidden_layers = r.pos_int(spelled("n_layer", "num_hidden_layers"), false, layers);
-  c.num_attention_heads = c.num_key_value_heads = r.pos_int(spelled("n_head", "num_attention_heads"), false, heads);
-  c.max_position_embeddings = r.pos_int(spelled("n_positions", "max_position_embeddings"), false, positions);
+  c.hidden_size = r.pos_int(spelled(n.embd, "hidden_size"), false, hidden);
+  c.num_hidden_layers = r.pos_int(spelled(n.layer, "num_hidden_layers"), false, layers);
+  c.num_attention_heads = c.num_key_value_heads = r.pos_int(spelled(n.head, "num_attention_heads"), false, heads);
+  c.max_position_embeddings = r.pos_int(spelled(n.positions, "max_position_embeddings"), false, positions);
   r.set_max_positions(c.max_position_embeddings);
   if (c.hidden_size % c.num_attention_heads != 0)
-    r.fail("n_embd", "is not divisible by n_head (transformers refuses the model)");
+    r.fail(n.embd, std::string("is not divisible by ") + n.head + " (transformers refuses the model)");
   c.head_dim = c.hidden_size / c.num_attention_heads;
-  c.intermediate_size = r.pos_int("n_inner", false, 4 * c.hidden_size);
+  c.intermediate_size = r.pos_int(n.inner, false, 4 * c.hidden_size);
   c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
   if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
-  if (!act2fn_kind(r.str("activation_function", "gelu_new"), &c.mlp_activation))
-    r.fail("activation_function", std::string("must be ") + kAct2fnNames + " for " + family);
+  if (!act2fn_kind(r.str("activation_function", n.activation), &c.mlp_activation))
+    r.fail("activation_function", std::string("must be ") + kAct2fnNames + " for " + n.family);
 }
 
 // GPTJConfig (LlamaConfig::gptj), under its attribute names (n_embd, n_head, n_layer, n_positions; its attribute_map
@@ -677,7 +685,7 @@ LlamaConfig parse_gptj(const ConfigReader& r, const std::string& text) {
   c.gptj = c.parallel_residual = c.pairwise_rope = c.mlp_bias = true;
   c.quant = r.quantization();
   refuse_mxfp4(r, c.quant, false);
-  read_gpt_dims(r, c, "GPTJConfig", "GPT-J", 50400, 4096, 28, 16, 2048);
+  read_gpt_dims(r, c, gpt2_names("GPTJConfig", "GPT-J"), 50400, 4096, 28, 16, 2048);
   if (c.head_dim % 2 != 0)
     r.fail("n_embd", "/ n_head gives heads of " + std::to_string(c.head_dim) +
                          " dims: kiln's RoPE needs an even head (transformers runs it)");
@@ -717,8 +725,8 @@ LlamaConfig parse_gpt2(const ConfigReader& r, const std::string& text) {
     r.fail("quantization_config",
            "is set: kiln does not read pre-quantized GPT-2 checkpoints (their Conv1D layers); compile the "
            "unquantized checkpoint, with --quantize for quantized weights");
-  read_gpt_dims(r, c, "GPT2Config", "GPT-2", 50257, 768, 12, 12, 1024);
-  c.gpt2_unscaled = !r.boolean("scale_attn_weights", true);
+  read_gpt_dims(r, c, gpt2_names("GPT2Config", "GPT-2"), 50257, 768, 12, 12, 1024);
+  c.unscaled_attention = !r.boolean("scale_attn_weights", true);
   c.gpt2_layer_scaled = r.boolean("scale_attn_by_inverse_layer_idx", false);
   if (r.boolean("add_cross_attention", false))
     r.fail("add_cross_attention",
@@ -731,6 +739,113 @@ LlamaConfig parse_gpt2(const ConfigReader& r, const std::string& text) {
   for (const char* k : {"attn_pdrop", "n_ctx", "reorder_and_upcast_attn", "summary_activation", "summary_first_dropout",
                         "summary_proj_to_labels", "summary_type", "summary_use_proj", "n_special",
                         "predict_special_tokens", "_num_labels", "output_past"})
+    r.has(k);
+  c.has_dtype = r.dtype(&c.dtype);
+  c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
+  return c;
+}
+
+// GPTNeoConfig (LlamaConfig::gpt_neo) and its defaults: hidden_size, num_layers and num_heads (its attribute_map
+// reads num_hidden_layers and num_attention_heads as them), max_position_embeddings, intermediate_size (4 · hidden
+// when null), activation_function (gelu_new), window_size (256), the LM head tied. Each layer's attention is "global"
+// or "local" (a window of window_size): attention_types ([[["global", "local"], 12]] when absent or null) repeats
+// each list of types its count of times; a file's attention_layers (the expanded list, which transformers 5 saves)
+// overrides it, as transformers sets the file's keys after expanding attention_types.
+LlamaConfig parse_gpt_neo(const ConfigReader& r, const nlohmann::json& j, const std::string& text) {
+  LlamaConfig c;
+  c.raw_json = text;
+  c.architecture = "GPTNeoForCausalLM";
+  c.gpt_neo = c.unscaled_attention = c.out_bias = c.mlp_bias = true;
+  c.quant = r.quantization();
+  refuse_mxfp4(r, c.quant, false);
+  read_gpt_dims(r, c,
+                {"hidden_size", "num_layers", "num_heads", "max_position_embeddings", "intermediate_size", "gelu_new",
+                 "GPTNeoConfig", "GPT-Neo"},
+                50257, 2048, 24, 16, 2048);
+  r.refuse_null_values({"window_size"}, c.architecture);
+  c.sliding_window = r.pos_int("window_size", false, 256);
+  // attention_types: a list of [types, count] (types: a list of "global" and "local"), repeated in order
+  std::vector<std::string> expanded;
+  if (r.has("attention_types") && !j["attention_types"].is_null()) {
+    const nlohmann::json& at = j["attention_types"];
+    if (!at.is_array()) r.fail("attention_types", "must be a list of [[types...], count] entries");
+    for (const nlohmann::json& e : at) {
+      if (!e.is_array() || e.size() != 2 || !e[0].is_array() || !e[1].is_number_integer() || e[1].get<int64_t>() < 0)
+        r.fail("attention_types", "has an entry " + e.dump() + " that is not [[types...], count]");
+      for (const nlohmann::json& t : e[0])
+        if (!t.is_string()) r.fail("attention_types", "has a type " + t.dump() + " that is not a string");
+      // (expanded no further than one past num_layers: a longer list is refused below all the same)
+      for (int64_t k = 0; k < e[1].get<int64_t>() && !e[0].empty() && int64_t(expanded.size()) <= c.num_hidden_layers;
+           ++k)
+        for (const nlohmann::json& t : e[0]) expanded.push_back(t.get<std::string>());
+    }
+  } else {
+    for (int k = 0; k < 12; ++k) expanded.insert(expanded.end(), {"global", "local"});
+  }
+  std::vector<std::string> types = expanded;
+  const char* key = "attention_types";
+  r.refuse_null("attention_layers",
+                "which transformers 5 refuses (it reads the file's list over attention_types): "
+                "give the list, or leave it out for attention_types'");
+  if (r.has("attention_layers")) {
+    const nlohmann::json& al = j["attention_layers"];
+    if (!al.is_array()) r.fail("attention_layers", "must be a list of \"global\" and \"local\"");
+    types.clear();
+    for (const nlohmann::json& t : al) {
+      if (!t.is_string()) r.fail("attention_layers", "has a type " + t.dump() + " that is not a string");
+      types.push_back(t.get<std::string>());
+    }
+    key = "attention_layers";
+    if (types != expanded)
+      c.config_note =
+          "config.json's attention_layers differs from what its attention_types expands to; kiln reads "
+          "attention_layers, as transformers does (it sets the file's keys after expanding the types)";
+  }
+  if (int64_t(types.size()) != c.num_hidden_layers)
+    r.fail(key, "gives " + std::to_string(types.size()) + " layer types for num_layers = " +
+                    std::to_string(c.num_hidden_layers) + " (transformers refuses the config)");
+  for (const std::string& t : types) {
+    if (t != "global" && t != "local")
+      r.fail(key, "has a layer type '" + t + "': GPT-Neo's are \"global\" and \"local\" (transformers runs no other)");
+    c.window_layer.push_back(t == "local");
+  }
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  // (and EleutherAI's hub files' sequence-summary settings of a head GPTNeoForCausalLM has not)
+  for (const char* k : {"embed_dropout", "resid_dropout", "classifier_dropout", "summary_activation",
+                        "summary_first_dropout", "summary_proj_to_labels", "summary_type", "summary_use_proj"})
+    r.has(k);
+  c.has_dtype = r.dtype(&c.dtype);
+  c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
+  return c;
+}
+
+// GPTBigCodeConfig (LlamaConfig::gpt_bigcode), under GPT-2's attribute names (read_gpt_dims) and its defaults:
+// activation_function (gelu_pytorch_tanh), multi_query (one k/v head), scale_attn_weights, the LM head tied.
+// attention_softmax_in_fp32 and scale_attention_softmax_in_fp32 only upcast the softmax (kiln's is f32 anyway);
+// num_key_value_heads, which GPTBigCodeConfig derives from multi_query, is never read by its model. StarCoder's hub
+// file also carries the first implementation's runtime settings (inference_runner, pre_allocate_kv_cache, ...),
+// which transformers never read, and the sequence-summary settings of a head GPTBigCodeForCausalLM has not.
+LlamaConfig parse_gpt_bigcode(const ConfigReader& r, const std::string& text) {
+  LlamaConfig c;
+  c.raw_json = text;
+  c.architecture = "GPTBigCodeForCausalLM";
+  c.gpt_bigcode = c.attention_bias = c.mlp_bias = true;
+  c.quant = r.quantization();
+  refuse_mxfp4(r, c.quant, false);
+  read_gpt_dims(r, c, gpt2_names("GPTBigCodeConfig", "GPT-BigCode", "gelu_pytorch_tanh"), 50257, 768, 12, 12, 1024);
+  if (r.boolean("multi_query", true)) c.num_key_value_heads = 1;
+  c.unscaled_attention = !r.boolean("scale_attn_weights", true);
+  if (r.boolean("add_cross_attention", false))
+    r.fail("add_cross_attention",
+           "is true: its layers' cross-attention belongs to an encoder-decoder model's decoder; kiln compiles "
+           "GPTBigCodeForCausalLM as a decoder-only model");
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  r.boolean("attention_softmax_in_fp32", true);
+  r.boolean("scale_attention_softmax_in_fp32", true);
+  for (const char* k :
+       {"attn_pdrop", "num_key_value_heads", "inference_runner", "max_batch_size", "max_sequence_length",
+        "pad_key_length", "pre_allocate_kv_cache", "validate_runner_input", "summary_activation",
+        "summary_first_dropout", "summary_proj_to_labels", "summary_type", "summary_use_proj", "n_ctx"})
     r.has(k);
   c.has_dtype = r.dtype(&c.dtype);
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
@@ -799,6 +914,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (arch == "GPTJForCausalLM" || arch == "gptj") return parse_gptj(r, text);
   if (arch == "GPT2LMHeadModel" || arch == "gpt2") return parse_gpt2(r, text);
   if (arch == "OPTForCausalLM" || arch == "opt") return parse_opt(r, text);
+  if (arch == "GPTNeoForCausalLM" || arch == "gpt_neo") return parse_gpt_neo(r, j, text);
+  if (arch == "GPTBigCodeForCausalLM" || arch == "gpt_bigcode") return parse_gpt_bigcode(r, text);
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";

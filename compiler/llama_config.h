@@ -20,6 +20,7 @@ namespace kiln {
 
 struct LlamaConfig {
   std::string architecture = "LlamaForCausalLM";
+  std::string config_note;  // what the reader read otherwise than a user may expect (a note in the plan)
   int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0;
   int64_t num_attention_heads = 0, num_key_value_heads = 0, head_dim = 0;
   int64_t max_position_embeddings = 0;
@@ -64,9 +65,9 @@ struct LlamaConfig {
   // One norm before attention and the MLP, which run in parallel on it (Phi, Cohere, StableLM's parallel
   // residual).
   bool parallel_block() const { return phi || cohere || parallel_residual; }
-  // q, k and v in one tensor with each group's rows together (GPT-NeoX: a group a head; Falcon), regrouped into
-  // kiln's every q row, every k, every v.
-  bool grouped_qkv() const { return gpt_neox || falcon; }
+  // q, k and v in one tensor with each group's rows together (GPT-NeoX: a group a head; Falcon; GPT-BigCode: a
+  // group a head, or with multi_query one of every head), regrouped into kiln's every q row, every k, every v.
+  bool grouped_qkv() const { return gpt_neox || falcon || gpt_bigcode; }
   Activation mlp_activation = Activation::kGeluTanh;  // (Phi's, Arcee's and Starcoder2's MLP)
   // Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> mlp_activation (hidden_act,
   // relu² by default) -> down_proj, no gate (Nemotron's), biases on both with mlp_bias.
@@ -106,16 +107,29 @@ struct LlamaConfig {
   // no RoPE; LayerNorms with biases (ln_1, ln_2, ln_f); q, k and v in one c_attn (every q row, every k, every v, as
   // kiln holds them) with a bias, c_proj with a bias; an ungated c_fc -> activation (tanh GELU) -> c_proj MLP with
   // biases, every projection a Conv1D (stored [in, out]: the frontend transposes it); attention scaled by
-  // head_dim^-½ (1 with gpt2_unscaled) and by 1 / (layer + 1) with gpt2_layer_scaled; the LM head tied by default.
-  bool gpt2 = false, gpt2_unscaled = false, gpt2_layer_scaled = false;
+  // head_dim^-½ (1 with unscaled_attention) and by 1 / (layer + 1) with gpt2_layer_scaled; the LM head tied by default.
+  bool gpt2 = false, gpt2_layer_scaled = false;
+  // Attention scores not scaled (GPT-2's and GPT-BigCode's scale_attn_weights false; GPT-Neo's always).
+  bool unscaled_attention = false;
+  // GPT-Neo (GPTNeoForCausalLM: EleutherAI's GPT-Neo 125M/1.3B/2.7B, the TinyStories models): GPT-2's learned
+  // positions (transformer.wpe), LayerNorms with biases (ln_1, ln_2, ln_f) and ungated c_fc -> activation -> c_proj
+  // MLP with biases (Linear layers), q/k/v projections without biases and out_proj with one (attn.attention.*),
+  // attention unscaled, windows of window_size in the layers its attention types mark local; the LM head tied.
+  bool gpt_neo = false;
+  // GPT-BigCode (GPTBigCodeForCausalLM: StarCoder, SantaCoder, WizardCoder, tiny_starcoder): GPT-2's layer with Linear
+  // layers; c_attn holds q, k and v (with multi_query one k/v head: every q row, then k, then v; without, each
+  // head's q, k and v together: grouped_qkv), attention scaled unless scale_attn_weights is false.
+  bool gpt_bigcode = false;
   // OPT (OPTForCausalLM: Meta's OPT-125m to OPT-66B, Galactica): learned absolute positions (model.embed_positions,
   // the hub's model.decoder.embed_positions: max_position_embeddings + 2 rows, position p at row p + 2) added to the
   // embedding, no RoPE; LayerNorms with biases before attention and the MLP (self_attn_layer_norm, final_layer_norm)
   // and after the last layer; q, k, v and out_proj with biases and an ungated fc1 -> activation (relu) -> fc2 MLP with
   // biases, both with enable_bias; the LM head tied by default.
   bool opt = false;
-  // Learned absolute positions (GPT-2, OPT) in place of RoPE, their table's row for position 0.
-  bool learned_positions() const { return gpt2 || opt; }
+  // Learned absolute positions (GPT-2, GPT-Neo, GPT-BigCode, OPT) in place of RoPE, their table's row for position 0.
+  bool learned_positions() const { return gpt2 || gpt_neo || gpt_bigcode || opt; }
+  // GPT-2's layout (transformer.wte/wpe/ln_f, h.<i>.ln_1/ln_2, mlp.c_fc/c_proj): GPT-2, GPT-Neo, GPT-BigCode.
+  bool gpt2_layout() const { return gpt2 || gpt_neo || gpt_bigcode; }
   int64_t position_offset() const { return opt ? 2 : 0; }
   // GLM-4.5 (Glm4MoeForCausalLM: GLM-4.5, GLM-4.5-Air, GLM-4.6): LLaMA's layer with q/k/v biases (attention_bias),
   // per-head q/k RMSNorms with use_qk_norm (qk_norm), a rotate-half RoPE over the first partial_rotary_factor
@@ -132,25 +146,27 @@ struct LlamaConfig {
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
-  bool ungated_mlp() const { return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2 || opt; }
+  bool ungated_mlp() const {
+    return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt;
+  }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
   const char* mlp_up_name() const {
-    return opt                  ? "mlp.fc1"
-           : starcoder2 || gpt2 ? "mlp.c_fc"
-           : gptj               ? "mlp.fc_in"
-           : gpt_neox || falcon ? "mlp.dense_h_to_4h"
-                                : "mlp.up_proj";
+    return opt                           ? "mlp.fc1"
+           : starcoder2 || gpt2_layout() ? "mlp.c_fc"
+           : gptj                        ? "mlp.fc_in"
+           : gpt_neox || falcon          ? "mlp.dense_h_to_4h"
+                                         : "mlp.up_proj";
   }
   const char* mlp_down_name() const {
-    return phi || opt           ? "mlp.fc2"
-           : starcoder2 || gpt2 ? "mlp.c_proj"
-           : gptj               ? "mlp.fc_out"
-           : gpt_neox || falcon ? "mlp.dense_4h_to_h"
-                                : "mlp.down_proj";
+    return phi || opt                    ? "mlp.fc2"
+           : starcoder2 || gpt2_layout() ? "mlp.c_proj"
+           : gptj                        ? "mlp.fc_out"
+           : gpt_neox || falcon          ? "mlp.dense_4h_to_h"
+                                         : "mlp.down_proj";
   }
   // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM, Nemotron, GPT-NeoX).
   bool norm_biases() const {
-    return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj || gpt2 || opt;
+    return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt;
   }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k

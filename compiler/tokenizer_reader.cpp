@@ -204,8 +204,8 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
 // tokenizer_config.json's tokenizer_class (else config.json's), unless config.json's model_type
 // overrides it (mistral and mixtral without Mistral's own files and phi3: the file as written;
 // qwen2: Qwen2Tokenizer whatever the class; qwen3, qwen3_moe and qwen2_moe without a class:
-// Qwen2Tokenizer; gpt_neox and olmoe without a class: GPTNeoXTokenizer; gpt2, gptj, opt, phi and starcoder2 without
-// one: GPT2Tokenizer)
+// Qwen2Tokenizer; gpt_neox and olmoe without a class: GPTNeoXTokenizer; gpt2, gptj, gpt_neo, opt, phi and
+// starcoder2 without one: GPT2Tokenizer)
 // or an auto_map names remote code. LlamaTokenizer and CodeLlamaTokenizer build no normalizer and
 // a Metaspace without split, prepending "▁" per `legacy` and `add_prefix_space` (CodeLlama's per
 // add_prefix_space alone), fuse_unk and byte_fallback on; Qwen2Tokenizer a byte-level one with an
@@ -242,7 +242,8 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   };
   // (GPT2Tokenizer: tokenizer_config.json's class, or without one that of the model_types of the families kiln
   // compiles that AutoTokenizer maps to it)
-  const bool gpt2_type = type == "gpt2" || type == "gptj" || type == "opt" || type == "phi" || type == "starcoder2";
+  const bool gpt2_type =
+      type == "gpt2" || type == "gptj" || type == "opt" || type == "phi" || type == "starcoder2" || type == "gpt_neo";
   const bool neox = cls == "GPTNeoXTokenizer" || (cls.empty() && (type == "gpt_neox" || type == "olmoe"));
   const bool gpt2 = cls == "GPT2Tokenizer" || (cls.empty() && gpt2_type);
   if (d.kind == TokenizerData::Kind::kByteLevelBpe && (neox || gpt2)) {

@@ -18,7 +18,7 @@ import inspect
 import json
 import os
 
-TRANSFORMERS = ["LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config", "GemmaConfig", "Gemma2Config", "Gemma3TextConfig", "GraniteConfig", "SmolLM3Config", "PhiConfig", "Ernie4_5Config", "Olmo2Config", "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config", "Glm4Config", "Exaone4Config", "SeedOssConfig", "GptOssConfig", "HeliumConfig", "GraniteMoeSharedConfig", "ArceeConfig", "CohereConfig", "Cohere2Config", "Starcoder2Config", "StableLmConfig", "OlmoeConfig", "NemotronConfig", "GPTNeoXConfig", "Glm4MoeConfig", "FalconConfig", "GPTJConfig", "GPT2Config", "OPTConfig", "DeepseekV2Config", "DeepseekV3Config", "CLIPTextConfig"]
+TRANSFORMERS = ["LlamaConfig", "MistralConfig", "MixtralConfig", "Qwen2Config", "Qwen3Config", "Qwen3MoeConfig", "Phi3Config", "GemmaConfig", "Gemma2Config", "Gemma3TextConfig", "GraniteConfig", "SmolLM3Config", "PhiConfig", "Ernie4_5Config", "Olmo2Config", "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config", "Glm4Config", "Exaone4Config", "SeedOssConfig", "GptOssConfig", "HeliumConfig", "GraniteMoeSharedConfig", "ArceeConfig", "CohereConfig", "Cohere2Config", "Starcoder2Config", "StableLmConfig", "OlmoeConfig", "NemotronConfig", "GPTNeoXConfig", "Glm4MoeConfig", "FalconConfig", "GPTJConfig", "GPT2Config", "OPTConfig", "GPTNeoConfig", "GPTBigCodeConfig", "DeepseekV2Config", "DeepseekV3Config", "CLIPTextConfig"]
 DIFFUSERS = ["UNet2DConditionModel", "AutoencoderKL", "ControlNetModel", "DDIMScheduler", "EulerDiscreteScheduler",
              "EulerAncestralDiscreteScheduler", "DPMSolverMultistepScheduler", "PNDMScheduler",
              "LMSDiscreteScheduler", "DDPMScheduler", "HeunDiscreteScheduler"]

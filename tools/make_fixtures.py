@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -35,6 +35,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only falcon    only tests/fixtures/falcon/ (tiny FalconForCausalLM checkpoints: Falcon-7B's and 40B's layouts)
   --only gptj      only tests/fixtures/gptj/ (tiny GPTJForCausalLM checkpoints: GPT-J-6B's layout)
   --only gpt2      only tests/fixtures/gpt2/ (tiny GPT2LMHeadModel checkpoints: learned positions, Conv1D layers)
+  --only gpt_neo   only tests/fixtures/gpt_neo/ (tiny GPTNeoForCausalLM checkpoints: global and local layers)
+  --only gpt_bigcode  only tests/fixtures/gpt_bigcode/ (tiny GPTBigCodeForCausalLM checkpoints: multi-query c_attn)
   --only opt       only tests/fixtures/opt/ (tiny OPTForCausalLM checkpoints: learned positions from row 2, relu)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
@@ -233,7 +235,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -880,6 +882,41 @@ GPT2_VARIANTS = [
                                     layer_norm_epsilon=1e-6, num_hidden_layers=3)),
     ("unscaled_f32", 9393, dict(GPT2_BASE, scale_attn_weights=False, num_attention_heads=2,
                                 tie_word_embeddings=False)),
+]
+
+GPT_NEO_DIR = os.path.join(REPO, "tests", "fixtures", "gpt_neo")
+# GPT-Neo (GPTNeoForCausalLM: GPT-Neo 125M-2.7B, the TinyStories models): GPT-2's learned positions, LayerNorms and
+# ungated MLP with biases (Linear layers), q/k/v without biases, out_proj with one, attention unscaled, windows of
+# window_size in the layers its attention types mark local, the LM head tied. Norm weights drawn around one, every
+# bias drawn. hub_f32: EleutherAI/gpt-neo-125m's layout: its config.json keys (attention_layers beside
+# attention_types, the sequence-summary settings) and the old causal-mask buffers (attn.attention.bias, masked_bias),
+# global and local layers, a window of 6. local_first_f32: 3 layers, local, global, local (attention_types of two
+# entries, no attention_layers), a window of 4, intermediate_size null (4 · hidden), exact GELU, 2 heads of 32,
+# untied. stale_types_f32: local_first_f32 with attention_types all global beside attention_layers, which transformers
+# reads in its place.
+GPT_NEO_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 0, "num_layers": 2, "num_heads": 4,
+                "attention_types": [[["global", "local"], 1]], "window_size": 6}
+GPT_NEO_VARIANTS = [
+    ("hub_f32", 9696, dict(GPT_NEO_BASE)),
+    ("local_first_f32", 9797, dict(GPT_NEO_BASE, num_layers=3, num_hidden_layers=3, num_heads=2,
+                                   num_attention_heads=2, attention_types=[[["local"], 1], [["global", "local"], 1]],
+                                   window_size=4, intermediate_size=None, activation_function="gelu",
+                                   tie_word_embeddings=False, layer_norm_epsilon=1e-6)),
+]
+
+GPT_BIGCODE_DIR = os.path.join(REPO, "tests", "fixtures", "gpt_bigcode")
+# GPT-BigCode (GPTBigCodeForCausalLM: StarCoder, SantaCoder, WizardCoder): GPT-2's layer with Linear layers, q, k and v
+# in one c_attn with a bias, the LM head tied. Norm weights drawn around one, every bias drawn. starcoder_f32 (weights
+# at initializer_range 0.3: at 0.1 the tied head's greedy continuations repeat one token):
+# bigcode/starcoder's layout: multi_query (one k/v head: every q row, then k, then v), its config.json keys (the
+# first implementation's runtime settings, the sequence-summary ones). mha_unscaled_f32: multi_query false (each
+# head's q, k and v rows together), scale_attn_weights false, exact GELU, n_inner null, 2 heads of 32, untied.
+GPT_BIGCODE_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 0, "n_inner": 160}
+GPT_BIGCODE_VARIANTS = [
+    ("starcoder_f32", 9898, dict(GPT_BIGCODE_BASE, initializer_range=0.3)),
+    ("mha_unscaled_f32", 9999, dict(GPT_BIGCODE_BASE, multi_query=False, scale_attn_weights=False,
+                                    activation_function="gelu", n_inner=None, num_attention_heads=2,
+                                    tie_word_embeddings=False, layer_norm_epsilon=1e-6)),
 ]
 
 OPT_DIR = os.path.join(REPO, "tests", "fixtures", "opt")
@@ -2291,10 +2328,10 @@ def main_falcon():
 
 
 def add_old_mask_buffers(tensors, layer, cfg, dtype, masked):
-    """The causal-mask buffers old GPT-J and GPT-2 checkpoints hold in each layer (layer % i: its attention's prefix),
-    which transformers ignores: bias, the lower triangle of n_positions² in dtype, and masked_bias."""
-    n = cfg["n_positions"]
-    for i in range(cfg["n_layer"]):
+    """The causal-mask buffers old GPT-J, GPT-2 and GPT-Neo checkpoints hold in each layer (layer % i: its attention's
+    prefix), which transformers ignores: bias, the lower triangle of n_positions² in dtype, and masked_bias."""
+    n = cfg.get("n_positions", cfg.get("max_position_embeddings"))
+    for i in range(cfg.get("n_layer", cfg.get("num_layers"))):
         tensors[layer % i + "bias"] = torch.tril(torch.ones(n, n, dtype=dtype)).view(1, 1, n, n)
         tensors[layer % i + "masked_bias"] = torch.tensor(masked)
 
@@ -2348,12 +2385,7 @@ def main_gpt2():
         assert "transformer.h.0.attn.c_attn.weight" in keys and "transformer.wpe.weight" in keys, keys.keys()
         assert "transformer.h.0.mlp.c_fc.bias" in keys and "transformer.h.0.ln_2.bias" in keys, keys.keys()
 
-    def norms_around_one(model):  # (ln_1, ln_2, ln_f)
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                if ".ln_" in n and n.endswith(".weight"):
-                    p.copy_(1.0 + 0.3 * torch.randn_like(p))
-    main_llama_like("gpt2", GPT2_DIR, GPT2_VARIANTS, GPT2Config, GPT2LMHeadModel, check, norms_around_one)
+    main_llama_like("gpt2", GPT2_DIR, GPT2_VARIANTS, GPT2Config, GPT2LMHeadModel, check, gpt_norms_around_one)
     # (GPT2Config keeps the llama fixtures' keys it has no attribute for; it never reads them)
     drop_rms_norm_eps(GPT2_DIR, GPT2_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "intermediate_size",
                                                 "rope_parameters"), GPT2LMHeadModel)
@@ -2424,6 +2456,122 @@ def main_opt():
     save_file(tensors, path, metadata={"format": "pt"})
     assert_reference_logits(out, OPTForCausalLM, "OPTModel's names")
     family_lora_cases("opt", OPT_DIR, OPT_LORA_DIR, OPT_LORA_CASES, OPTForCausalLM)
+
+
+def gpt_norms_around_one(model):  # (GPT-2's layout: ln_1, ln_2, ln_f)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if ".ln_" in n and n.endswith(".weight"):
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+
+
+def main_gpt_neo():
+    from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+    def check(keys):
+        assert "transformer.h.0.attn.attention.q_proj.weight" in keys and "transformer.wpe.weight" in keys, keys.keys()
+        assert "transformer.h.0.attn.attention.out_proj.bias" in keys, keys.keys()
+        assert "transformer.h.0.attn.attention.q_proj.bias" not in keys, keys.keys()
+    main_llama_like("gpt_neo", GPT_NEO_DIR, GPT_NEO_VARIANTS, GPTNeoConfig, GPTNeoForCausalLM, check,
+                    gpt_norms_around_one)
+    # (GPTNeoConfig keeps the llama fixtures' keys it has no attribute for; it never reads them)
+    drop_rms_norm_eps(GPT_NEO_DIR, GPT_NEO_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "rope_parameters"),
+                      GPTNeoForCausalLM)
+    for name, _, _ in GPT_NEO_VARIANTS:  # The windows must matter: without them transformers gives other logits.
+        assert_moves(os.path.join(GPT_NEO_DIR, name), GPTNeoForCausalLM, "window_size 4096", 1e-2, window_size=4096)
+    out = os.path.join(GPT_NEO_DIR, "local_first_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    assert cfg.pop("attention_layers") == ["local", "global", "local"], cfg
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    assert_reference_logits(out, GPTNeoForCausalLM, "attention_types alone")
+    # A stale attention_types beside attention_layers: transformers sets the file's attention_layers after expanding
+    # the types, so the model is the same.
+    stale = os.path.join(GPT_NEO_DIR, "stale_types_f32")
+    shutil.copytree(out, stale)
+    cfg.update(attention_types=[[["global"], 3]], attention_layers=["local", "global", "local"])
+    with open(os.path.join(stale, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    assert_reference_logits(stale, GPTNeoForCausalLM, "a stale attention_types beside attention_layers")
+
+    def hub(cfg):  # EleutherAI/gpt-neo-125m's keys (transformers 4.9)
+        keep = {"activation_function", "architectures", "attention_dropout", "attention_layers", "attention_types",
+                "bos_token_id", "dtype", "embed_dropout", "eos_token_id", "hidden_size", "initializer_range",
+                "intermediate_size", "layer_norm_epsilon", "max_position_embeddings", "model_type", "num_heads",
+                "num_layers", "resid_dropout", "use_cache", "vocab_size", "window_size"}
+        for k in list(cfg):
+            if k not in keep:
+                del cfg[k]
+        cfg.update(gradient_checkpointing=False, summary_activation=None, summary_first_dropout=0.1,
+                   summary_proj_to_labels=True, summary_type="cls_index", summary_use_proj=True)
+    out = os.path.join(GPT_NEO_DIR, "hub_f32")
+    _, _, cfg = rewrite_as_hub(out, GPTNeoForCausalLM, "4.9.0.dev0", hub, flat_rope=False)
+    assert cfg["attention_layers"] == ["global", "local"], cfg
+    # GPT-Neo's checkpoints also hold each layer's causal-mask buffers, which transformers ignores.
+    path = os.path.join(out, "model.safetensors")
+    tensors = load_file(path)
+    add_old_mask_buffers(tensors, "transformer.h.%d.attn.attention.", cfg, torch.bool, -1e9)
+    save_file(tensors, path, metadata={"format": "pt"})
+    assert_reference_logits(out, GPTNeoForCausalLM, "GPT-Neo's old buffers")
+    family_lora_cases("gpt_neo", GPT_NEO_DIR, GPT_NEO_LORA_DIR, GPT_NEO_LORA_CASES, GPTNeoForCausalLM)
+
+
+def main_gpt_bigcode():
+    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
+
+    def check(keys):
+        assert "transformer.h.0.attn.c_attn.weight" in keys and "transformer.wpe.weight" in keys, keys.keys()
+        assert "transformer.h.0.mlp.c_fc.bias" in keys and "transformer.h.0.attn.c_proj.bias" in keys, keys.keys()
+    main_llama_like("gpt_bigcode", GPT_BIGCODE_DIR, GPT_BIGCODE_VARIANTS, GPTBigCodeConfig, GPTBigCodeForCausalLM,
+                    check, gpt_norms_around_one)
+    # (GPTBigCodeConfig keeps the llama fixtures' keys it has no attribute for; it never reads them)
+    drop_rms_norm_eps(GPT_BIGCODE_DIR, GPT_BIGCODE_VARIANTS, ("rms_norm_eps", "num_key_value_heads",
+                                                              "intermediate_size", "rope_parameters"),
+                      GPTBigCodeForCausalLM)
+    out = os.path.join(GPT_BIGCODE_DIR, "mha_unscaled_f32")
+    assert_moves(out, GPTBigCodeForCausalLM, "scale_attn_weights true", 1e-2, scale_attn_weights=True)
+
+    def hub(cfg):  # bigcode/starcoder's keys (transformers 4.28.1)
+        keep = {"activation_function", "architectures", "attention_softmax_in_fp32", "attn_pdrop", "bos_token_id",
+                "dtype", "embd_pdrop", "eos_token_id", "initializer_range", "layer_norm_epsilon", "model_type",
+                "multi_query", "n_embd", "n_head", "n_inner", "n_layer", "n_positions", "resid_pdrop",
+                "scale_attention_softmax_in_fp32", "scale_attn_weights", "use_cache", "vocab_size"}
+        for k in list(cfg):
+            if k not in keep:
+                del cfg[k]
+        cfg.update(inference_runner=0, max_batch_size=None, max_sequence_length=None, pad_key_length=True,
+                   pre_allocate_kv_cache=False, validate_runner_input=True, summary_activation=None,
+                   summary_first_dropout=0.1, summary_proj_to_labels=True, summary_type="cls_index",
+                   summary_use_proj=True)
+    rewrite_as_hub(os.path.join(GPT_BIGCODE_DIR, "starcoder_f32"), GPTBigCodeForCausalLM, "4.28.1", hub,
+                   flat_rope=False)
+    family_lora_cases("gpt_bigcode", GPT_BIGCODE_DIR, GPT_BIGCODE_LORA_DIR, GPT_BIGCODE_LORA_CASES,
+                      GPTBigCodeForCausalLM)
+
+
+GPT_NEO_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "gpt_neo_lora")
+# peft adapters on GPT-Neo fixtures (peft names transformer.h.<i>.attn.attention.q_proj, ..., mlp.c_fc): q, v, out_proj
+# and c_fc, with ln_1 and the position embedding saved whole.
+GPT_NEO_LORA_CASES = [
+    dict(name="attn_mlp_saved", base="local_first_f32", seed=4801,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "out_proj", "c_fc"],
+                                    modules_to_save=["ln_1", "wpe"]))]),
+]
+
+GPT_BIGCODE_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "gpt_bigcode_lora")
+# peft adapters on GPT-BigCode fixtures (peft names transformer.h.<i>.attn.c_attn, ...): every Linear of the MHA
+# fixture (c_attn's rows each head's q, k and v together) with ln_f saved whole; c_attn of the multi-query one.
+GPT_BIGCODE_LORA_CASES = [
+    dict(name="every_linear_norm", base="mha_unscaled_f32", seed=4901,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["c_attn", "c_proj", "c_fc"],
+                                    modules_to_save=["ln_f"]))]),
+    dict(name="mqa_c_attn", base="starcoder_f32", seed=4902,
+         adapters=[("adapter", dict(r=4, lora_alpha=8, target_modules=["c_attn"]))]),
+]
 
 
 OPT_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "opt_lora")
@@ -4754,6 +4902,10 @@ def main():
         main_gptj()
     if ARGS.only in ("all", "gpt2"):
         main_gpt2()
+    if ARGS.only in ("all", "gpt_neo"):
+        main_gpt_neo()
+    if ARGS.only in ("all", "gpt_bigcode"):
+        main_gpt_bigcode()
     if ARGS.only in ("all", "opt"):
         main_opt()
     if ARGS.only in ("all", "cohere2"):

@@ -271,6 +271,28 @@ const HubNames kGpt2Names{"GPT2LMHeadModel",
                           {".attn.bias", ".attn.masked_bias"},
                           ""};
 
+// GPT-Neo: GPT-2's names but for attn.attention.q_proj/k_proj/v_proj/out_proj; the old causal-mask buffers.
+const HubNames kGptNeoNames = [] {
+  HubNames h = kGpt2Names;
+  h.architecture = "GPTNeoForCausalLM";
+  h.inner = {{"ln_1", "input_layernorm"},
+             {"ln_2", "post_attention_layernorm"},
+             {"attn.attention.q_proj", "self_attn.q_proj"},
+             {"attn.attention.k_proj", "self_attn.k_proj"},
+             {"attn.attention.v_proj", "self_attn.v_proj"},
+             {"attn.attention.out_proj", "self_attn.o_proj"}};
+  h.buffers = {".attn.attention.bias", ".attn.attention.masked_bias"};
+  return h;
+}();
+
+// GPT-BigCode: GPT-2's names (c_attn and c_proj Linear layers), no buffers.
+const HubNames kBigCodeNames = [] {
+  HubNames h = kGpt2Names;
+  h.architecture = "GPTBigCodeForCausalLM";
+  h.buffers = {};
+  return h;
+}();
+
 // OPT: model.decoder.embed_tokens, embed_positions and final_layer_norm, lm_head, model.decoder.layers.<i>.
 // self_attn_layer_norm, final_layer_norm (the MLP's norm), self_attn.out_proj, fc1 and fc2 (q/k/v_proj as they are).
 const HubNames kOptNames{"OPTForCausalLM",
@@ -293,6 +315,8 @@ const HubNames* hub_names(const LlamaConfig& c) {
   if (c.opt) return &kOptNames;
   if (c.gpt_neox) return &kNeoxNames;
   if (c.gpt2) return &kGpt2Names;
+  if (c.gpt_neo) return &kGptNeoNames;
+  if (c.gpt_bigcode) return &kBigCodeNames;
   if (c.gptj) return &kGptjNames;
   if (c.falcon) return c.neox_parallel ? &kFalconTwoNormNames : &kFalconNames;
   return nullptr;
@@ -417,7 +441,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   std::vector<int64_t> qkv_rows;
   if (c.grouped_qkv()) {
     // query_key_value: KVH groups of each group's H / KVH q heads, its k head, its v head (GPT-NeoX: a group a head;
-    // Falcon's multi_query: one group); kiln's: every q row, every k, every v.
+    // Falcon's and GPT-BigCode's multi_query: one group); kiln's: every q row, every k, every v.
     const int64_t per = H / KVH;
     for (int64_t r = 0; r < W; ++r) {
       const int64_t head = r / hd, group = head < H ? head / per : head < H + KVH ? head - H : head - H - KVH;
@@ -670,9 +694,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t start_pos = g.state("start_pos", {B});
   const uint32_t n_valid = g.state("n_valid", {B});
   const double eps = c.rms_norm_eps;
-  const double scale = c.granite         ? c.attention_multiplier
-                       : c.gpt2_unscaled ? 1.0
-                                         : 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
+  const double scale = c.granite              ? c.attention_multiplier
+                       : c.unscaled_attention ? 1.0
+                                              : 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
   const double rope_scale = rope_attention_factor(c.rope);  // multiplies cos and sin (LongRoPE's)
   // Gemma: the embedding times √hidden_size as transformers has it, a buffer cast to the weights'
   // dtype (f32, or rounded to bf16/f16: √1152 is 34 in bf16).
@@ -988,13 +1012,15 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        std::to_string(c.rope.original_max_position_embeddings) +
                        ", which one fixed plan cannot follow; compile with --max-seq " +
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
-  // (GPT-J's sin/cos table and GPT-2's and OPT's learned positions have n_positions rows)
+  // (GPT-J's sin/cos table and the learned positions have n_positions rows; GPT-Neo's local layers' mask too)
   if ((c.gptj || c.learned_positions()) && lim.max_seq > c.max_position_embeddings)
     throw CompileError(o.model_dir + "/config.json: " +
-                       (c.gptj   ? "GPT-J's RoPE is a table"
-                        : c.gpt2 ? "GPT-2 learned its positions (transformer.wpe)"
-                                 : "OPT learned its positions (model.decoder.embed_positions)") +
-                       " of " + (c.opt ? "max_position_embeddings" : "n_positions") + " = " +
+                       (c.gptj          ? "GPT-J's RoPE is a table"
+                        : c.opt         ? "OPT learned its positions (model.decoder.embed_positions)"
+                        : c.gpt_neo     ? "GPT-Neo learned its positions (transformer.wpe)"
+                        : c.gpt_bigcode ? "GPT-BigCode learned its positions (transformer.wpe)"
+                                        : "GPT-2 learned its positions (transformer.wpe)") +
+                       " of " + (c.opt || c.gpt_neo ? "max_position_embeddings" : "n_positions") + " = " +
                        std::to_string(c.max_position_embeddings) +
                        " positions, past which transformers cannot run it; compile with --max-seq " +
                        std::to_string(c.max_position_embeddings) + " or less");
@@ -1005,6 +1031,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
       uint64_t(c.num_hidden_layers * 2 * c.num_attention_heads * c.head_dim) * dtype_size(plan_dtype);
   g.info.source_dtype = stored;
   read_llm_tokenizer(o, g);
+  add_note(&g.info.notes, c.config_note);
   add_note(&g.info.notes, key_note);
   add_note(&g.info.notes, tie_note);
   add_note(&g.info.notes, lora_note);
@@ -1096,6 +1123,10 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "gpt2",
                                       "OPTForCausalLM",
                                       "opt",
+                                      "GPTNeoForCausalLM",
+                                      "gpt_neo",
+                                      "GPTBigCodeForCausalLM",
+                                      "gpt_bigcode",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

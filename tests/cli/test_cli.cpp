@@ -1038,7 +1038,7 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
 // ERNIE 4.5's and OLMo 2's configs): compile and greedy generate from the CLI
 // give transformers' tokens; a layer type kiln does not know is refused naming the key.
 TEST_CASE(
-    "cli: EXAONE 4.0, GLM-4, Qwen2, Qwen2-MoE, Qwen3, Seed-OSS, GPT-OSS, Helium, Arcee, Cohere, Cohere 2, Starcoder2, StableLM, OLMoE, Nemotron, GPT-NeoX, GPT-J, GPT-2, OPT, GLM-4.5, Falcon, Gemma 1, 2 and 3, the text models of Gemma 3's and Mistral Small 3's image-text checkpoints, Granite, SmolLM3, Phi-2, ERNIE 4.5 and OLMo 2 and 3 checkpoints compile and generate transformers' greedy tokens") {
+    "cli: EXAONE 4.0, GLM-4, Qwen2, Qwen2-MoE, Qwen3, Seed-OSS, GPT-OSS, Helium, Arcee, Cohere, Cohere 2, Starcoder2, StableLM, OLMoE, Nemotron, GPT-NeoX, GPT-J, GPT-2, GPT-Neo, GPT-BigCode, OPT, GLM-4.5, Falcon, Gemma 1, 2 and 3, the text models of Gemma 3's and Mistral Small 3's image-text checkpoints, Granite, SmolLM3, Phi-2, ERNIE 4.5 and OLMo 2 and 3 checkpoints compile and generate transformers' greedy tokens") {
   for (const auto& fam_name : {std::pair<const char*, const char*>{"qwen2", "sliding_f32"},
                                {"qwen3", "untied_f32"},
                                {"gemma3", "pattern_f32"},
@@ -1067,6 +1067,8 @@ TEST_CASE(
                                {"falcon", "falcon7b_f32"},
                                {"gptj", "hub_f32"},
                                {"gpt2", "hub_f32"},
+                               {"gpt_neo", "hub_f32"},
+                               {"gpt_bigcode", "starcoder_f32"},
                                {"opt", "hub_f32"},
                                {"gemma3", "vlm_untied_f32"},
                                {"mistral", "mistral3_f32"},
@@ -1095,8 +1097,11 @@ TEST_CASE(
     nlohmann::json& cfg = file.contains("text_config") ? file["text_config"] : file;  // (the text model's)
     cfg["use_sliding_window"] = true;
     cfg["layer_types"] = nlohmann::json::array();  // one per layer, one of them unknown
-    const int64_t layers = (cfg.contains("n_layer") ? cfg["n_layer"] : cfg["num_hidden_layers"]).get<int64_t>();
-    for (int64_t i = 0; i < layers; ++i)  // (GPT-J's attribute name: n_layer)
+    const int64_t layers = (cfg.contains("n_layer")      ? cfg["n_layer"]
+                            : cfg.contains("num_layers") ? cfg["num_layers"]
+                                                         : cfg["num_hidden_layers"])
+                               .get<int64_t>();
+    for (int64_t i = 0; i < layers; ++i)  // (GPT-J's attribute name: n_layer; GPT-Neo's num_layers)
       cfg["layer_types"].push_back(i == 0 ? "chunked_attention" : "full_attention");
     std::ofstream(d / "sliding/config.json") << file.dump();
     CHECK(kiln::test::run_command(kCli + " compile " + (d / "sliding") + " -o " + (d / "s.kplan"), &out) != 0);

@@ -367,22 +367,23 @@ TEST_CASE("compile: Falcon checkpoints of many six-tensor layers compile") {
   CHECK(exists(d / "deep.kplan"));
 }
 
-// GPT-J's RoPE is a sin/cos table of n_positions rows, GPT-2's and OPT's positions a learned table of as many
-// (transformers cannot run positions past it): a longer --max-seq is refused, one within it compiles.
-TEST_CASE("compile: GPT-J, GPT-2 and OPT refuse a --max-seq past n_positions") {
-  for (const char* family : {"gptj", "gpt2", "opt"}) {
+// GPT-J's RoPE is a sin/cos table of n_positions rows, the positions of GPT-2, GPT-Neo, GPT-BigCode and OPT a learned
+// table of as many (transformers cannot run positions past it): a longer --max-seq is refused, one within it compiles.
+TEST_CASE("compile: GPT-J, GPT-2, GPT-Neo, GPT-BigCode and OPT refuse a --max-seq past n_positions") {
+  for (const char* family : {"gptj", "gpt2", "opt", "gpt_neo", "gpt_bigcode"}) {
     CAPTURE(family);
     TempDir d;
     CompileOptions o;
     o.max_seq = 257;  // (the fixtures' n_positions: 256)
-    const std::string err = compile_error(kiln::test::fixture("hub_f32", family), d / "p.kplan", o);
+    const std::string fixture = std::string(family) == "gpt_bigcode" ? "starcoder_f32" : "hub_f32";
+    const std::string err = compile_error(kiln::test::fixture(fixture, family), d / "p.kplan", o);
     CHECK(err.find("compile with --max-seq 256 or less") != std::string::npos);
-    CHECK(err.find(std::string(family) == "gpt2"  ? "transformer.wpe"
-                   : std::string(family) == "opt" ? "model.decoder.embed_positions"
-                                                  : "RoPE") != std::string::npos);
+    CHECK(err.find(std::string(family) == "opt"    ? "model.decoder.embed_positions"
+                   : std::string(family) == "gptj" ? "RoPE"
+                                                   : "transformer.wpe") != std::string::npos);
     CHECK_FALSE(exists(d / "p.kplan"));
     o.max_seq = 256;
-    CHECK(compile_error(kiln::test::fixture("hub_f32", family), d / "ok.kplan", o).empty());
+    CHECK(compile_error(kiln::test::fixture(fixture, family), d / "ok.kplan", o).empty());
   }
 }
 
@@ -471,7 +472,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
@@ -481,7 +482,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'BloomForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

@@ -1597,8 +1597,8 @@ TEST_CASE("config: GPT-2 (attribute names, attention scales, n_ctx, defaults, re
   const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
   CHECK(a.architecture == "GPT2LMHeadModel");
   CHECK((a.gpt2 && !a.parallel_block() && a.norm_biases() && a.ungated_mlp() && a.mlp_bias && a.attention_bias));
-  CHECK(
-      (a.tie_word_embeddings && a.mlp_activation == Activation::kGeluTanh && !a.gpt2_unscaled && !a.gpt2_layer_scaled));
+  CHECK((a.tie_word_embeddings && a.mlp_activation == Activation::kGeluTanh && !a.unscaled_attention &&
+         !a.gpt2_layer_scaled));
   CHECK((a.hidden_size == 64 && a.num_attention_heads == 4 && a.num_key_value_heads == 4 && a.head_dim == 16));
   CHECK((a.intermediate_size == 160 && a.max_position_embeddings == 256 && a.rms_norm_eps == 1e-5));
   CHECK(std::string(a.mlp_up_name()) == "mlp.c_fc");
@@ -1614,7 +1614,7 @@ TEST_CASE("config: GPT-2 (attribute names, attention scales, n_ctx, defaults, re
   });
   CHECK((d.intermediate_size == 256 && d.mlp_activation == Activation::kGeluTanh && d.rms_norm_eps == 1e-5));
   CHECK((d.max_position_embeddings == 1024 && d.vocab_size == 50257 && !d.tie_word_embeddings));
-  CHECK((d.gpt2_unscaled && d.gpt2_layer_scaled && d.unmodeled.empty()));
+  CHECK((d.unscaled_attention && d.gpt2_layer_scaled && d.unmodeled.empty()));
   const LlamaConfig n = edited(hub, [](nlohmann::json& j) { j["n_inner"] = nullptr; });  // (None: 4 · n_embd)
   CHECK(n.intermediate_size == 256);
   // (gpt2-medium's and distilgpt2's older keys, which transformers 5 never reads)
@@ -1716,6 +1716,151 @@ TEST_CASE("config: OPT (defaults, enable_bias, activation, the layouts refused)"
   // OPTConfig has no eps key: one given is unmodeled, refused by name.
   CHECK(edited(hub, [](nlohmann::json& j) { j["layer_norm_eps"] = 1e-6; }).unmodeled ==
         std::vector<std::string>{"layer_norm_eps = 1e-06"});
+}
+
+// GPTNeoForCausalLM (EleutherAI/gpt-neo-125m's config.json as the hub ships it): GPT-2's learned positions and
+// layout with Linear layers, q/k/v without biases, out_proj with one, attention unscaled, windows of window_size in the
+// layers attention_layers (else the expanded attention_types) marks local.
+TEST_CASE("config: GPT-Neo (attention types and layers, windows, attribute names, defaults, refusals)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "gpt_neo") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE((hub.contains("attention_layers") && hub.contains("summary_type")));
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "GPTNeoForCausalLM");
+  CHECK((a.gpt_neo && a.gpt2_layout() && a.learned_positions() && a.position_offset() == 0 && a.unscaled_attention));
+  CHECK((!a.attention_bias && a.out_bias && a.mlp_bias && a.norm_biases() && a.ungated_mlp() && !a.parallel_block()));
+  CHECK((!a.grouped_qkv() && a.tie_word_embeddings && a.mlp_activation == Activation::kGeluTanh));
+  CHECK((a.hidden_size == 64 && a.num_attention_heads == 4 && a.num_key_value_heads == 4 && a.head_dim == 16));
+  CHECK((a.intermediate_size == 160 && a.max_position_embeddings == 256 && a.rms_norm_eps == 1e-5));
+  CHECK((a.sliding_window == 6 && a.window_layer == std::vector<bool>{false, true}));
+  CHECK((a.window_of(0) == 0 && a.window_of(1) == 6));
+  CHECK(std::string(a.mlp_up_name()) == "mlp.c_fc");
+  CHECK(std::string(a.mlp_down_name()) == "mlp.c_proj");
+  CHECK((a.unmodeled.empty() && a.config_note.empty()));
+  // GPTNeoConfig's defaults: [[["global", "local"], 12]] over 24 layers, windows of 256, 4 · hidden, gelu_new
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"attention_layers", "attention_types", "window_size", "intermediate_size",
+                          "activation_function", "layer_norm_epsilon", "vocab_size", "num_layers", "num_heads"})
+      j.erase(k);
+    j["tie_word_embeddings"] = false;
+  });
+  CHECK((d.num_hidden_layers == 24 && d.num_attention_heads == 16 && d.head_dim == 4 && d.sliding_window == 256));
+  CHECK((d.intermediate_size == 256 && d.mlp_activation == Activation::kGeluTanh && d.vocab_size == 50257));
+  REQUIRE(d.window_layer.size() == 24);
+  for (size_t i = 0; i < 24; ++i) CHECK(d.window_layer[i] == (i % 2 == 1));
+  CHECK((!d.tie_word_embeddings && d.unmodeled.empty()));
+  // attention_types alone, of two entries; attention_types null: the default
+  const LlamaConfig t = edited(hub, [](nlohmann::json& j) {
+    j.erase("attention_layers");
+    j["attention_types"] = nlohmann::json::parse(R"([[["local"], 1], [["global", "local"], 1]])");
+    j["num_layers"] = 3;
+  });
+  CHECK((t.window_layer == std::vector<bool>{true, false, true} && t.config_note.empty()));
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j.erase("attention_layers");
+          j["attention_types"] = nullptr;
+          j["num_layers"] = 24;
+        }).window_layer.size() == 24);
+  // the attribute names GPTNeoConfig maps to num_layers and num_heads
+  const LlamaConfig m = edited(hub, [](nlohmann::json& j) {
+    j.erase("num_layers");
+    j.erase("num_heads");
+    j["num_hidden_layers"] = 2;
+    j["num_attention_heads"] = 2;
+  });
+  CHECK((m.num_hidden_layers == 2 && m.num_attention_heads == 2 && m.head_dim == 32 && m.unmodeled.empty()));
+  // A stale attention_types beside attention_layers: transformers reads attention_layers (it sets the file's keys
+  // after expanding the types; tests/fixtures/gpt_neo/stale_types_f32 checks it against transformers), with a note.
+  const LlamaConfig s =
+      edited(hub, [](nlohmann::json& j) { j["attention_types"] = nlohmann::json::parse(R"([[["global"], 2]])"); });
+  CHECK(s.window_layer == std::vector<bool>{false, true});
+  CHECK(s.config_note.find("attention_layers differs from what its attention_types expands to") != std::string::npos);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) {
+          j["attention_layers"] = {"global", "local", "local"};
+        }).find("attention_layers gives 3 layer types for num_layers = 2") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j.erase("attention_layers");
+          j["attention_types"] = nlohmann::json::parse(R"([[["global"], 3]])");
+        }).find("attention_types gives 3 layer types") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["attention_layers"] = {"global", "sparse"};
+        }).find("has a layer type 'sparse'") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["attention_layers"] = nullptr; }).find("attention_layers is null") !=
+        std::string::npos);
+  for (const char* bad :
+       {R"([["global", 1]])", R"([[["global"], -1]])", R"([[["global"], 1.5]])", R"({"a": 1})", R"([[[1], 2]])"}) {
+    CAPTURE(std::string(bad));
+    CHECK(error_of([&](nlohmann::json& j) {
+            j.erase("attention_layers");
+            j["attention_types"] = nlohmann::json::parse(bad);
+          }).find("attention_types") != std::string::npos);
+  }
+  // (a huge count over no types, or over some, ends: expanded no further than num_layers + 1)
+  CHECK(error_of([](nlohmann::json& j) {
+          j.erase("attention_layers");
+          j["attention_types"] = nlohmann::json::parse(R"([[[], 9000000000000000000], [["local"], 2000000000]])");
+        }).find("attention_types gives 3 layer types for num_layers = 2") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["window_size"] = nullptr; }).find("window_size is null") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["window_size"] = 0; }).find("window_size") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_attention_heads"] = 2; }).find("GPTNeoConfig maps it to") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_heads"] = 3; }).find("not divisible by num_heads") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["activation_function"] = "tanh"; }).find("GPT-Neo") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["tie_word_embeddings"] = nullptr; }).find("tie_word_embeddings is null") !=
+        std::string::npos);
+  for (const char* k : {"num_layers", "num_heads", "hidden_size", "max_position_embeddings", "vocab_size"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  // GPTNeoConfig has no RoPE: a RoPE setting is unmodeled, refused by name.
+  CHECK(edited(hub, [](nlohmann::json& j) { j["rope_theta"] = 10000.0; }).unmodeled ==
+        std::vector<std::string>{"rope_theta = 10000.0"});
+}
+
+// GPTBigCodeForCausalLM (bigcode/starcoder's config.json as the hub ships it): GPT-2's attribute names and layout with
+// Linear layers, multi_query's one k/v head, the attention scale, the head tied; the first implementation's runtime
+// settings read and left.
+TEST_CASE("config: GPT-BigCode (multi_query, attention scale, StarCoder's keys, defaults, refusals)") {
+  std::ifstream in(kiln::test::fixture("starcoder_f32", "gpt_bigcode") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE((hub.contains("inference_runner") && hub.contains("pre_allocate_kv_cache")));
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "GPTBigCodeForCausalLM");
+  CHECK((a.gpt_bigcode && a.gpt2_layout() && a.learned_positions() && a.grouped_qkv() && !a.unscaled_attention));
+  CHECK((a.attention_bias && a.mlp_bias && a.norm_biases() && a.ungated_mlp() && !a.parallel_block()));
+  CHECK((a.tie_word_embeddings && a.mlp_activation == Activation::kGeluTanh && a.sliding_window == 0));
+  CHECK((a.hidden_size == 64 && a.num_attention_heads == 4 && a.num_key_value_heads == 1 && a.head_dim == 16));
+  CHECK((a.intermediate_size == 160 && a.max_position_embeddings == 256 && a.rms_norm_eps == 1e-5));
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"n_inner", "activation_function", "layer_norm_epsilon", "n_positions", "vocab_size",
+                          "multi_query", "scale_attn_weights"})
+      j.erase(k);
+  });
+  CHECK((d.intermediate_size == 256 && d.mlp_activation == Activation::kGeluTanh && d.max_position_embeddings == 1024));
+  CHECK((d.vocab_size == 50257 && d.num_key_value_heads == 1 && !d.unscaled_attention && d.unmodeled.empty()));
+  const LlamaConfig m = edited(hub, [](nlohmann::json& j) {
+    j["multi_query"] = false;
+    j["scale_attn_weights"] = false;
+    j["num_key_value_heads"] = 1;  // (GPTBigCodeConfig's attribute from multi_query, which its model never reads)
+    j["tie_word_embeddings"] = false;
+  });
+  CHECK((m.num_key_value_heads == 4 && m.unscaled_attention && !m.tie_word_embeddings && m.unmodeled.empty()));
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_size"] = 32; }).find("GPTBigCodeConfig maps it to") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["activation_function"] = "tanh"; }).find("GPT-BigCode") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["add_cross_attention"] = true; }).find("add_cross_attention is true") !=
+        std::string::npos);
+  for (const char* k : {"multi_query", "scale_attn_weights", "attention_softmax_in_fp32",
+                        "scale_attention_softmax_in_fp32", "tie_word_embeddings"}) {  // (typed bool)
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
 }
 
 // OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
@@ -1943,17 +2088,19 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     const bool gemma23 = family == "gemma2" || family == "gemma3";
     const bool layer_norm =
         family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm" || family == "gpt_neox";
-    const bool gptj = family == "gptj" || family == "gpt2";  // (GPT-2 has the same attribute names)
-    const bool opt = family == "opt";                        // (no eps key: its LayerNorms' is torch's default)
-    for (const char* k : {opt                          ? "ffn_dim"
-                          : family == "starcoder2"     ? "norm_epsilon"
-                          : family == "nemotron"       ? "norm_eps"
-                          : family == "falcon" || gptj ? "layer_norm_epsilon"
-                          : layer_norm                 ? "layer_norm_eps"
-                                                       : "rms_norm_eps",
+    // (GPT-2 and GPT-BigCode have GPT-J's attribute names; GPT-Neo its eps and activation keys)
+    const bool gptj = family == "gptj" || family == "gpt2" || family == "gpt_bigcode";
+    const bool neo = family == "gpt_neo";
+    const bool opt = family == "opt";  // (no eps key: its LayerNorms' is torch's default)
+    for (const char* k : {opt                                 ? "ffn_dim"
+                          : family == "starcoder2"            ? "norm_epsilon"
+                          : family == "nemotron"              ? "norm_eps"
+                          : family == "falcon" || gptj || neo ? "layer_norm_epsilon"
+                          : layer_norm                        ? "layer_norm_eps"
+                                                              : "rms_norm_eps",
                           gemma23              ? "hidden_activation"
                           : family == "falcon" ? "activation"
-                          : gptj || opt        ? "activation_function"
+                          : gptj || opt || neo ? "activation_function"
                                                : "hidden_act",
                           gptj ? "n_positions" : "max_position_embeddings"}) {
       CAPTURE(std::string(k));
@@ -1975,7 +2122,8 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     // classes fill it in with setdefault, so the object's wins), read where it does.
     const bool flat = base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type");
     // (GPTNeoXConfig never reads a top-level rope_theta: its base is rotary_emb_base's, test_config's GPT-NeoX case)
-    if (family != "gpt_neox" && !gptj && !opt)  // (GPTJConfig's RoPE base is fixed; GPT-2 and OPT have none)
+    // (GPTJConfig's RoPE base is fixed; GPT-2, GPT-Neo, GPT-BigCode and OPT have none)
+    if (family != "gpt_neox" && !gptj && !opt && !neo)
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;
               if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))

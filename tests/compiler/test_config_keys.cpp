@@ -46,7 +46,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" || cls == "CohereConfig" || cls == "Cohere2Config" ||
       cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" ||
       cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "FalconConfig" || cls == "GPTJConfig" ||
-      cls == "GPT2Config" || cls == "OPTConfig")
+      cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -120,6 +120,8 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "GPTJConfig",
                                 "GPT2Config",
                                 "OPTConfig",
+                                "GPTNeoConfig",
+                                "GPTBigCodeConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -276,8 +278,9 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
     << c.gemma << ' ' << c.query_pre_attn_scalar << ' ' << c.final_logit_softcapping << ' ' << c.gemma2 << ' '
     << c.attn_logit_softcapping << ' ' << c.granite << ' ' << c.embedding_multiplier << ' ' << c.attention_multiplier
     << ' ' << c.residual_multiplier << ' ' << c.logits_scaling << ' ' << c.has_dtype << ' ' << int(c.dtype) << ' '
-    << int(c.mlp_activation) << ' ' << c.gpt2_unscaled << ' ' << c.gpt2_layer_scaled << ' ' << c.neox_parallel << ' '
-    << c.parallel_residual << ' ' << c.out_bias << ' ' << c.head_layernorm << ' ' << c.learned_positions() << " |";
+    << int(c.mlp_activation) << ' ' << c.unscaled_attention << ' ' << c.gpt2_layer_scaled << ' ' << c.neox_parallel
+    << ' ' << c.parallel_residual << ' ' << c.out_bias << ' ' << c.head_layernorm << ' ' << c.learned_positions()
+    << " |";
   if (c.sliding_window > 0)  // (which layers would window matters only with a window)
     for (bool b : c.window_layer) s << ' ' << b;
   s << " |";
@@ -290,14 +293,15 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 
 // The LLM config classes kiln reads.
 const char* const kLlmConfigClasses[] = {
-    "LlamaConfig",     "MistralConfig",    "MixtralConfig",  "Qwen2Config",      "Qwen3Config",
-    "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",    "Gemma2Config",     "Gemma3TextConfig",
-    "GraniteConfig",   "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config",   "Olmo2Config",
-    "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",      "Glm4Config",
-    "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",     "GraniteMoeSharedConfig",
-    "ArceeConfig",     "CohereConfig",     "Cohere2Config",  "Starcoder2Config", "StableLmConfig",
-    "OlmoeConfig",     "NemotronConfig",   "GPTNeoXConfig",  "Glm4MoeConfig",    "FalconConfig",
-    "GPTJConfig",      "GPT2Config",       "OPTConfig",      "DeepseekV2Config", "DeepseekV3Config"};
+    "LlamaConfig",      "MistralConfig",    "MixtralConfig",  "Qwen2Config",      "Qwen3Config",
+    "Qwen3MoeConfig",   "Phi3Config",       "GemmaConfig",    "Gemma2Config",     "Gemma3TextConfig",
+    "GraniteConfig",    "SmolLM3Config",    "PhiConfig",      "Ernie4_5Config",   "Olmo2Config",
+    "MinistralConfig",  "GraniteMoeConfig", "Qwen2MoeConfig", "Olmo3Config",      "Glm4Config",
+    "Exaone4Config",    "SeedOssConfig",    "GptOssConfig",   "HeliumConfig",     "GraniteMoeSharedConfig",
+    "ArceeConfig",      "CohereConfig",     "Cohere2Config",  "Starcoder2Config", "StableLmConfig",
+    "OlmoeConfig",      "NemotronConfig",   "GPTNeoXConfig",  "Glm4MoeConfig",    "FalconConfig",
+    "GPTJConfig",       "GPT2Config",       "OPTConfig",      "GPTNeoConfig",     "GPTBigCodeConfig",
+    "DeepseekV2Config", "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must

@@ -1290,12 +1290,14 @@ TEST_CASE("tokenizer: GPT2Tokenizer with add_prefix_space true is refused, anoth
   CHECK(gpt2_td.split == TokenizerData::Split::kGpt2);
   CHECK(notes.find("GPT2Tokenizer") == std::string::npos);
   // Without a class, the model types of kiln's families that AutoTokenizer maps to GPT2Tokenizer or GPTNeoXTokenizer
-  // (and none for LLaMA's, whose tokenizer.json is read as it is).
+  // (and none for LLaMA's and GPT-BigCode's, whose tokenizer.json is read as it is).
   std::ofstream(d / "tokenizer.json") << nlohmann::json::parse(kiln::test::read_bytes(qwen2)).dump();
   for (const auto& [type, name] : std::vector<std::pair<std::string, std::string>>{{"gptj", "GPT2Tokenizer"},
                                                                                    {"opt", "GPT2Tokenizer"},
                                                                                    {"phi", "GPT2Tokenizer"},
                                                                                    {"starcoder2", "GPT2Tokenizer"},
+                                                                                   {"gpt_neo", "GPT2Tokenizer"},
+                                                                                   {"gpt_bigcode", ""},
                                                                                    {"gpt_neox", "GPTNeoXTokenizer"},
                                                                                    {"olmoe", "GPTNeoXTokenizer"},
                                                                                    {"llama", ""}}) {
