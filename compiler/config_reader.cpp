@@ -150,6 +150,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"OPTForCausalLM", "opt"},
                                                                {"GPTNeoForCausalLM", "gpt_neo"},
                                                                {"GPTBigCodeForCausalLM", "gpt_bigcode"},
+                                                               {"BloomForCausalLM", "bloom"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -642,34 +642,50 @@ GptNames gpt2_names(const char* cls, const char* family, const char* activation 
   return {"n_embd", "n_layer", "n_head", "n_positions", "n_inner", activation, cls, family};
 }
 
+// Which of a config class's own attribute name and the name its attribute_map reads as it the file gives (the own
+// one where both are given; refused where they disagree).
+const char* attribute_key(const ConfigReader& r, const char* own, const char* mapped, const char* cls) {
+  if (r.has(own) && r.has(mapped) && r.num(own, 0) != r.num(mapped, 0))
+    r.fail(mapped, std::string("disagrees with ") + own + ", the attribute " + cls + " maps it to");
+  return r.has(mapped) && !r.has(own) ? mapped : own;
+}
+
 // The dimensions of a GPT-style config class under its own names (n.embd ...) or those its attribute_map reads as
-// them (refused where both spellings disagree), null refused as transformers 5 refuses it; vocab_size too,
-// layer_norm_epsilon and activation_function.
+// them (attribute_key), null refused as transformers 5 refuses it; vocab_size too, layer_norm_epsilon and
+// activation_function.
 void read_gpt_dims(const ConfigReader& r, LlamaConfig& c, const GptNames& n, int64_t vocab, int64_t hidden,
                    int64_t layers, int64_t heads, int64_t positions) {
   r.refuse_null_values(
       {"layer_norm_epsilon", "activation_function", n.positions, n.embd, n.head, n.layer, "max_position_embeddings",
        "hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size"},
       c.architecture);
-  auto spelled = [&](const char* own, const char* mapped) -> const char* {
-    if (r.has(own) && r.has(mapped) && r.num(own, 0) != r.num(mapped, 0))
-      r.fail(mapped, std::string("disagrees with ") + own + ", the attribute " + n.cls + " maps it to");
-    return r.has(mapped) && !r.has(own) ? mapped : own;
-  };
+  auto spelled = [&](const char* own, const char* mapped) { return attribute_key(r, own, mapped, n.cls); };
   c.vocab_size = r.pos_int("vocab_size", false, vocab);
   c.hidden_size = r.pos_int(spelled(n.embd, "hidden_size"), false, hidden);
   c.num_hidden_layers = r.pos_int(spelled(n.layer, "num_hidden_layers"), false, layers);
-  c.num_attention_heads = c.num_key_value_heads = r.pos_int(spelled(n.head, "num_attention_heads"), false, heads);
+  const char* head_key = spelled(n.head, "num_attention_heads");
+  c.num_attention_heads = c.num_key_value_heads = r.pos_int(head_key, false, heads);
   c.max_position_embeddings = r.pos_int(spelled(n.positions, "max_position_embeddings"), false, positions);
   r.set_max_positions(c.max_position_embeddings);
   if (c.hidden_size % c.num_attention_heads != 0)
-    r.fail(n.embd, std::string("is not divisible by ") + n.head + " (transformers refuses the model)");
+    r.fail(n.embd, std::string("is not divisible by ") + head_key + " (transformers refuses the model)");
   c.head_dim = c.hidden_size / c.num_attention_heads;
   c.intermediate_size = r.pos_int(n.inner, false, 4 * c.hidden_size);
   c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
   if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
   if (!act2fn_kind(r.str("activation_function", n.activation), &c.mlp_activation))
     r.fail("activation_function", std::string("must be ") + kAct2fnNames + " for " + n.family);
+}
+
+// GPT-2's and GPT-BigCode's switches: scale_attn_weights (false: unscaled_attention), add_cross_attention (refused:
+// its layers' cross-attention is an encoder-decoder model's decoder's), the LM head tied by default.
+void read_gpt2_switches(const ConfigReader& r, LlamaConfig& c) {
+  c.unscaled_attention = !r.boolean("scale_attn_weights", true);
+  if (r.boolean("add_cross_attention", false))
+    r.fail("add_cross_attention",
+           "is true: its layers' cross-attention belongs to an encoder-decoder model's decoder; kiln compiles " +
+               c.architecture + " as a decoder-only model");
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
 }
 
 // GPTJConfig (LlamaConfig::gptj), under its attribute names (n_embd, n_head, n_layer, n_positions; its attribute_map
@@ -726,13 +742,8 @@ LlamaConfig parse_gpt2(const ConfigReader& r, const std::string& text) {
            "is set: kiln does not read pre-quantized GPT-2 checkpoints (their Conv1D layers); compile the "
            "unquantized checkpoint, with --quantize for quantized weights");
   read_gpt_dims(r, c, gpt2_names("GPT2Config", "GPT-2"), 50257, 768, 12, 12, 1024);
-  c.unscaled_attention = !r.boolean("scale_attn_weights", true);
+  read_gpt2_switches(r, c);
   c.gpt2_layer_scaled = r.boolean("scale_attn_by_inverse_layer_idx", false);
-  if (r.boolean("add_cross_attention", false))
-    r.fail("add_cross_attention",
-           "is true: its layers' cross-attention belongs to an encoder-decoder model's decoder; kiln compiles "
-           "GPT2LMHeadModel as a decoder-only model");
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
   r.refuse_null_switch("reorder_and_upcast_attn");  // (read and left below: a bool switch all the same)
   // (and the keys of GPT-2's older hub files, which transformers 5 never reads: gpt2-medium's n_special and
   // predict_special_tokens, distilgpt2's _num_labels, output_past)
@@ -763,51 +774,76 @@ LlamaConfig parse_gpt_neo(const ConfigReader& r, const nlohmann::json& j, const 
                  "GPTNeoConfig", "GPT-Neo"},
                 50257, 2048, 24, 16, 2048);
   r.refuse_null_values({"window_size"}, c.architecture);
-  c.sliding_window = r.pos_int("window_size", false, 256);
-  // attention_types: a list of [types, count] (types: a list of "global" and "local"), repeated in order
-  std::vector<std::string> expanded;
-  if (r.has("attention_types") && !j["attention_types"].is_null()) {
-    const nlohmann::json& at = j["attention_types"];
-    if (!at.is_array()) r.fail("attention_types", "must be a list of [[types...], count] entries");
-    for (const nlohmann::json& e : at) {
-      if (!e.is_array() || e.size() != 2 || !e[0].is_array() || !e[1].is_number_integer() || e[1].get<int64_t>() < 0)
-        r.fail("attention_types", "has an entry " + e.dump() + " that is not [[types...], count]");
-      for (const nlohmann::json& t : e[0])
-        if (!t.is_string()) r.fail("attention_types", "has a type " + t.dump() + " that is not a string");
-      // (expanded no further than one past num_layers: a longer list is refused below all the same)
-      for (int64_t k = 0; k < e[1].get<int64_t>() && !e[0].empty() && int64_t(expanded.size()) <= c.num_hidden_layers;
-           ++k)
-        for (const nlohmann::json& t : e[0]) expanded.push_back(t.get<std::string>());
+  // (a window past 2^31 covers any sequence kiln compiles: global attention, as transformers runs it)
+  const bool past = r.has("window_size") && j["window_size"].is_number_unsigned() &&
+                    j["window_size"].get<uint64_t>() > (uint64_t(1) << 31);
+  c.sliding_window = past ? int64_t(1) << 31 : r.pos_int("window_size", false, 256);
+  // Each layer's attention type, "global" or "local" (true: windowed).
+  auto layer_type = [](const nlohmann::json& t, std::string* problem) {
+    if (!(t == "global" || t == "local"))
+      *problem =
+          "has a layer type " + t.dump() + ": GPT-Neo's are \"global\" and \"local\" (transformers runs no other)";
+    return t == "local";
+  };
+  // attention_types: a list of [types, count], each list of types repeated count times (none for a count below 1, as
+  // Python's range), in order; its length counted before anything is expanded (a count may be huge). from_types
+  // stays empty where it does not give num_layers types of those two (problem says why).
+  const bool given_types = r.has("attention_types") && !j["attention_types"].is_null();
+  const nlohmann::json at =
+      given_types ? j["attention_types"] : nlohmann::json::parse(R"([[["global", "local"], 12]])");
+  std::string problem;
+  constexpr int64_t kHuge = int64_t(1) << 40;
+  int64_t count = 0;
+  std::vector<int64_t> counts;  // (each entry's)
+  if (!at.is_array()) problem = "must be a list of [[types...], count] entries";
+  for (size_t e = 0; problem.empty() && e < at.size(); ++e) {
+    const nlohmann::json& entry = at[e];
+    // (as Python reads item[0] and item[1]: more items are left, a bool counts 0 or 1)
+    if (!entry.is_array() || entry.size() < 2 || !entry[0].is_array() ||
+        !(entry[1].is_number_integer() || entry[1].is_boolean())) {
+      problem = "has an entry " + entry.dump() + " that is not [[types...], count]";
+      break;
     }
-  } else {
-    for (int k = 0; k < 12; ++k) expanded.insert(expanded.end(), {"global", "local"});
+    const int64_t n = entry[1].is_boolean() ? int64_t(entry[1] == true)
+                      : entry[1].is_number_unsigned() && entry[1].get<uint64_t>() > uint64_t(kHuge)
+                          ? kHuge
+                          : std::min(kHuge, std::max<int64_t>(0, entry[1].get<int64_t>()));
+    counts.push_back(n);
+    if (n > 0) count = std::min(kHuge, count + n * int64_t(std::min<size_t>(entry[0].size(), size_t(kHuge) / n)));
   }
-  std::vector<std::string> types = expanded;
-  const char* key = "attention_types";
+  if (problem.empty() && count != c.num_hidden_layers)
+    problem = "gives " + (count == kHuge ? std::string("more than 2^40") : std::to_string(count)) +
+              " layer types for num_layers = " + std::to_string(c.num_hidden_layers) +
+              " (transformers refuses the config)";
+  std::vector<bool> from_types;
+  for (size_t e = 0; problem.empty() && e < at.size(); ++e)
+    for (int64_t k = 0; !at[e][0].empty() && k < counts[e]; ++k)
+      for (const nlohmann::json& t : at[e][0]) from_types.push_back(layer_type(t, &problem));
+  if (!problem.empty()) from_types.clear();
+  // (transformers expands attention_types even beside attention_layers: past 2^31 types it runs out of memory)
+  if (count > (int64_t(1) << 31))
+    r.fail("attention_types",
+           "gives more than 2^31 layer types, which transformers cannot expand (it does so before "
+           "reading attention_layers)");
   r.refuse_null("attention_layers",
                 "which transformers 5 refuses (it reads the file's list over attention_types): "
                 "give the list, or leave it out for attention_types'");
-  if (r.has("attention_layers")) {
+  if (r.has("attention_layers")) {  // (the file's list, which transformers sets over what the types expand to)
     const nlohmann::json& al = j["attention_layers"];
     if (!al.is_array()) r.fail("attention_layers", "must be a list of \"global\" and \"local\"");
-    types.clear();
-    for (const nlohmann::json& t : al) {
-      if (!t.is_string()) r.fail("attention_layers", "has a type " + t.dump() + " that is not a string");
-      types.push_back(t.get<std::string>());
-    }
-    key = "attention_layers";
-    if (types != expanded)
+    if (int64_t(al.size()) != c.num_hidden_layers)
+      r.fail("attention_layers", "gives " + std::to_string(al.size()) + " layer types for num_layers = " +
+                                     std::to_string(c.num_hidden_layers) + " (transformers refuses the config)");
+    std::string bad;
+    for (const nlohmann::json& t : al) c.window_layer.push_back(layer_type(t, &bad));
+    if (!bad.empty()) r.fail("attention_layers", bad);
+    if (given_types && from_types != c.window_layer)
       c.config_note =
           "config.json's attention_layers differs from what its attention_types expands to; kiln reads "
           "attention_layers, as transformers does (it sets the file's keys after expanding the types)";
-  }
-  if (int64_t(types.size()) != c.num_hidden_layers)
-    r.fail(key, "gives " + std::to_string(types.size()) + " layer types for num_layers = " +
-                    std::to_string(c.num_hidden_layers) + " (transformers refuses the config)");
-  for (const std::string& t : types) {
-    if (t != "global" && t != "local")
-      r.fail(key, "has a layer type '" + t + "': GPT-Neo's are \"global\" and \"local\" (transformers runs no other)");
-    c.window_layer.push_back(t == "local");
+  } else {
+    if (!problem.empty()) r.fail("attention_types", problem);
+    c.window_layer = from_types;
   }
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
   // (and EleutherAI's hub files' sequence-summary settings of a head GPTNeoForCausalLM has not)
@@ -834,18 +870,72 @@ LlamaConfig parse_gpt_bigcode(const ConfigReader& r, const std::string& text) {
   refuse_mxfp4(r, c.quant, false);
   read_gpt_dims(r, c, gpt2_names("GPTBigCodeConfig", "GPT-BigCode", "gelu_pytorch_tanh"), 50257, 768, 12, 12, 1024);
   if (r.boolean("multi_query", true)) c.num_key_value_heads = 1;
-  c.unscaled_attention = !r.boolean("scale_attn_weights", true);
-  if (r.boolean("add_cross_attention", false))
-    r.fail("add_cross_attention",
-           "is true: its layers' cross-attention belongs to an encoder-decoder model's decoder; kiln compiles "
-           "GPTBigCodeForCausalLM as a decoder-only model");
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  read_gpt2_switches(r, c);
   r.boolean("attention_softmax_in_fp32", true);
   r.boolean("scale_attention_softmax_in_fp32", true);
   for (const char* k :
        {"attn_pdrop", "num_key_value_heads", "inference_runner", "max_batch_size", "max_sequence_length",
         "pad_key_length", "pre_allocate_kv_cache", "validate_runner_input", "summary_activation",
         "summary_first_dropout", "summary_proj_to_labels", "summary_type", "summary_use_proj", "n_ctx"})
+    r.has(k);
+  c.has_dtype = r.dtype(&c.dtype);
+  c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
+  return c;
+}
+
+// BloomConfig (LlamaConfig::bloom) and its defaults: hidden_size (64; a file's n_embed in its place, as BloomConfig
+// reads it), n_layer (2) and n_head (8) (its attribute_map reads num_hidden_layers and num_attention_heads as them),
+// layer_norm_epsilon, vocab_size (250880), the LM head tied. The MLP is 4 · hidden and its GELU the tanh one,
+// whatever the file says (BLOOM's hub files carry n_inner null and Megatron's settings, which transformers never
+// reads: read and left). slow_but_exact with pretraining_tp > 1 sums the output projections in slices without their
+// biases (output_biases_dropped, noted). apply_residual_connection_post_layernorm true is refused. ALiBi reaches
+// any length: max_position_embeddings is left unbounded (--max-seq defaults to 2048).
+LlamaConfig parse_bloom(const ConfigReader& r, const std::string& text) {
+  LlamaConfig c;
+  c.raw_json = text;
+  c.architecture = "BloomForCausalLM";
+  c.bloom = c.attention_bias = c.mlp_bias = true;
+  c.quant = r.quantization();
+  refuse_mxfp4(r, c.quant, false);
+  r.refuse_null_values({"vocab_size", "hidden_size", "n_layer", "n_head", "num_hidden_layers", "num_attention_heads",
+                        "layer_norm_epsilon", "pretraining_tp"},
+                       c.architecture);
+  c.vocab_size = r.pos_int("vocab_size", false, 250880);
+  c.hidden_size = r.pos_int("hidden_size", false, 64);
+  if (r.has("n_embed")) {  // (BloomConfig pops it and sets hidden_size from it; null: hidden_size stays)
+    const int64_t n_embed = r.pos_int("n_embed", false, c.hidden_size);
+    if (r.has("hidden_size") && n_embed != c.hidden_size)
+      c.config_note = "config.json's n_embed (" + std::to_string(n_embed) + ") replaces its hidden_size (" +
+                      std::to_string(c.hidden_size) + "), as BloomConfig reads them";
+    c.hidden_size = n_embed;
+  }
+  c.num_hidden_layers = r.pos_int(attribute_key(r, "n_layer", "num_hidden_layers", "BloomConfig"), false, 2);
+  c.num_attention_heads = c.num_key_value_heads =
+      r.pos_int(attribute_key(r, "n_head", "num_attention_heads", "BloomConfig"), false, 8);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    r.fail("hidden_size", "is not divisible by n_head (transformers refuses the model)");
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  c.intermediate_size = 4 * c.hidden_size;
+  c.mlp_activation = Activation::kGeluTanh;
+  c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
+  if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
+  c.max_position_embeddings = int64_t(1) << 24;
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  if (r.boolean("apply_residual_connection_post_layernorm", false))
+    r.fail("apply_residual_connection_post_layernorm",
+           "is true (each branch's residual the normed input), which kiln does not build");
+  const bool slow_but_exact = r.boolean("slow_but_exact", false);
+  if (slow_but_exact && r.pos_int("pretraining_tp", false, 1) > 1) {
+    c.output_biases_dropped = true;
+    c.config_note +=
+        std::string(c.config_note.empty() ? "" : "; ") +
+        "config.json's slow_but_exact with pretraining_tp > 1: transformers' BLOOM then multiplies by the "
+        "attention's dense and the MLP's dense_4h_to_h weights in slices and leaves out their biases; kiln "
+        "does as it does (set slow_but_exact false for the biases)";
+  }
+  r.pos_int("pretraining_tp", false, 1);
+  for (const char* k : {"hidden_dropout", "attention_softmax_in_fp32", "bias_dropout_fusion", "masked_softmax_fusion",
+                        "n_inner", "offset_alibi", "skip_bias_add", "skip_bias_add_qkv", "seq_length"})
     r.has(k);
   c.has_dtype = r.dtype(&c.dtype);
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
@@ -916,6 +1006,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (arch == "OPTForCausalLM" || arch == "opt") return parse_opt(r, text);
   if (arch == "GPTNeoForCausalLM" || arch == "gpt_neo") return parse_gpt_neo(r, j, text);
   if (arch == "GPTBigCodeForCausalLM" || arch == "gpt_bigcode") return parse_gpt_bigcode(r, text);
+  if (arch == "BloomForCausalLM" || arch == "bloom") return parse_bloom(r, text);
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";

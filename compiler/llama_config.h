@@ -32,7 +32,7 @@ struct LlamaConfig {
   // Sliding-window attention: a query of a windowed layer sees only the last sliding_window
   // positions (itself included); 0: no window. Mistral, Mixtral, Phi-3 and Qwen3-MoE window every
   // layer (window_layer empty); Qwen2 and Qwen3 the layers window_layer marks (layer_types, or
-  // max_window_layers and up).
+  // max_window_layers and up); GPT-Neo its local layers (window_layer always filled).
   int64_t sliding_window = 0;
   std::vector<bool> window_layer;
   int64_t window_of(int64_t i) const {
@@ -65,9 +65,10 @@ struct LlamaConfig {
   // One norm before attention and the MLP, which run in parallel on it (Phi, Cohere, StableLM's parallel
   // residual).
   bool parallel_block() const { return phi || cohere || parallel_residual; }
-  // q, k and v in one tensor with each group's rows together (GPT-NeoX: a group a head; Falcon; GPT-BigCode: a
-  // group a head, or with multi_query one of every head), regrouped into kiln's every q row, every k, every v.
-  bool grouped_qkv() const { return gpt_neox || falcon || gpt_bigcode; }
+  // q, k and v in one tensor with each group's rows together (GPT-NeoX and BLOOM: a group a head; Falcon;
+  // GPT-BigCode: a group a head, or with multi_query one of every head), regrouped into kiln's every q row, every k,
+  // every v.
+  bool grouped_qkv() const { return gpt_neox || falcon || gpt_bigcode || bloom; }
   Activation mlp_activation = Activation::kGeluTanh;  // (Phi's, Arcee's and Starcoder2's MLP)
   // Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> mlp_activation (hidden_act,
   // relu² by default) -> down_proj, no gate (Nemotron's), biases on both with mlp_bias.
@@ -126,6 +127,17 @@ struct LlamaConfig {
   // and after the last layer; q, k, v and out_proj with biases and an ungated fc1 -> activation (relu) -> fc2 MLP with
   // biases, both with enable_bias; the LM head tied by default.
   bool opt = false;
+  // BLOOM (BloomForCausalLM: BigScience's BLOOM 560m to 176B, BLOOMZ): the embedding followed by a LayerNorm
+  // (model.embed_norm, the hub's word_embeddings_layernorm) and no positions: ALiBi (attention's linear biases,
+  // each head's slope m_h: key j's score for the query at position p gains m_h·(j − p)); LayerNorms with biases;
+  // q, k and v in one query_key_value with each head's rows together (grouped_qkv) and a bias, dense with a bias;
+  // an ungated dense_h_to_4h -> tanh GELU -> dense_4h_to_h MLP of 4·hidden with biases; the LM head tied.
+  bool bloom = false;
+  // BLOOM with slow_but_exact and pretraining_tp > 1: transformers sums the attention's dense and the MLP's
+  // dense_4h_to_h in slices of their weights and leaves their biases out (the checkpoint holds them all the same).
+  bool output_biases_dropped = false;
+  // ALiBi in place of RoPE (BLOOM's slopes).
+  bool alibi() const { return bloom; }
   // Learned absolute positions (GPT-2, GPT-Neo, GPT-BigCode, OPT) in place of RoPE, their table's row for position 0.
   bool learned_positions() const { return gpt2 || gpt_neo || gpt_bigcode || opt; }
   // GPT-2's layout (transformer.wte/wpe/ln_f, h.<i>.ln_1/ln_2, mlp.c_fc/c_proj): GPT-2, GPT-Neo, GPT-BigCode.
@@ -147,26 +159,26 @@ struct LlamaConfig {
   bool one_plus_norms() const { return gemma || nemotron; }
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
   bool ungated_mlp() const {
-    return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt;
+    return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom;
   }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
   const char* mlp_up_name() const {
     return opt                           ? "mlp.fc1"
            : starcoder2 || gpt2_layout() ? "mlp.c_fc"
            : gptj                        ? "mlp.fc_in"
-           : gpt_neox || falcon          ? "mlp.dense_h_to_4h"
+           : gpt_neox || falcon || bloom ? "mlp.dense_h_to_4h"
                                          : "mlp.up_proj";
   }
   const char* mlp_down_name() const {
     return phi || opt                    ? "mlp.fc2"
            : starcoder2 || gpt2_layout() ? "mlp.c_proj"
            : gptj                        ? "mlp.fc_out"
-           : gpt_neox || falcon          ? "mlp.dense_4h_to_h"
+           : gpt_neox || falcon || bloom ? "mlp.dense_4h_to_h"
                                          : "mlp.down_proj";
   }
   // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM, Nemotron, GPT-NeoX).
   bool norm_biases() const {
-    return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt;
+    return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom;
   }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k

@@ -202,7 +202,8 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
 // transformers 5's AutoTokenizer does not read a SentencePiece-style tokenizer.json as written when
 // the class it picks builds its own pipeline from the vocabulary and merges. It picks
 // tokenizer_config.json's tokenizer_class (else config.json's), unless config.json's model_type
-// overrides it (mistral and mixtral without Mistral's own files and phi3: the file as written;
+// overrides it (the types it maps to TokenizersBackend or, without Mistral's own files, MistralCommonBackend: the
+// file as written;
 // qwen2: Qwen2Tokenizer whatever the class; qwen3, qwen3_moe and qwen2_moe without a class:
 // Qwen2Tokenizer; gpt_neox and olmoe without a class: GPTNeoXTokenizer; gpt2, gptj, gpt_neo, opt, phi and
 // starcoder2 without one: GPT2Tokenizer)
@@ -234,7 +235,13 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   if (cls.empty()) cls = text_of_key(model, "tokenizer_class");
   if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
   const std::string type = text_of_key(model, "model_type");
-  if (type == "mistral" || type == "mixtral" || type == "phi3" || type == "mistral3") return;
+  // (model types AutoTokenizer maps to TokenizersBackend or MistralCommonBackend: tokenizer.json as written, whatever
+  // class tokenizer_config.json names: StarCoder's GPT2Tokenizer, say)
+  static const char* const kAsWritten[] = {
+      "mistral", "mixtral", "ministral", "mistral3",         "phi3",     "granite",  "granitemoe", "ernie4_5",
+      "olmo2",   "olmo3",   "glm4",      "granitemoeshared", "stablelm", "nemotron", "glm4_moe",   "gpt_bigcode"};
+  for (const char* t : kAsWritten)
+    if (type == t) return;
   if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe" || type == "qwen2_moe")))
     cls = "Qwen2Tokenizer";
   auto note = [&](const std::string& n) {

@@ -11,8 +11,12 @@
 // none; Gemma 2's attn_logit_softcapping: each score s = q·k·scale becomes cap·tanh(s / cap) before
 // the softmax)}. Version 4 takes a sixth, optional input, sinks: (n_heads,) f32, GPT-OSS's learned
 // logit per head, one more score in each row's softmax (never soft-capped) whose weight multiplies no
-// value (it only shrinks the others; its CUDA paths have not run on a GPU yet). Version 3 has no
-// sinks, version 2 no softcap attribute, version 1 (plans written before windows) no window either.
+// value (it only shrinks the others; its CUDA paths have not run on a GPU yet). Version 5 takes a seventh,
+// optional input, alibi: (n_heads,) f32, each head's ALiBi slope m: key j's score for the query at position p
+// gains m·(j − p) (after the scale, before the soft cap; BLOOM's and MPT's linear biases, which softmax reads
+// as theirs: they differ by a constant per row; its CUDA paths have not run on a GPU yet). Version 4 has no
+// alibi, version 3 no sinks, version 2 no softcap attribute, version 1 (plans written before windows) no window
+// either.
 // CPU scratch: attention_scratch_floats floats per worker.
 #pragma once
 #include <cmath>
@@ -30,6 +34,7 @@ extern const OpDef kAttentionOp;
 extern const OpDef kAttentionOpV1;
 extern const OpDef kAttentionOpV2;
 extern const OpDef kAttentionOpV3;
+extern const OpDef kAttentionOpV4;
 
 struct AttentionArgs {
   const float* qkv;
@@ -44,7 +49,13 @@ struct AttentionArgs {
   int64_t window = 0;  // > 0: each query sees only the last `window` positions (itself included)
   float softcap = 0;   // > 0: scores soft-capped at ±softcap (attention_softcap)
   const float* sinks = nullptr;  // (n_heads,): each head's sink logit; null: none
+  const float* alibi = nullptr;  // (n_heads,): each head's ALiBi slope; null: none
 };
+
+// Head h's ALiBi bias for key position `key` seen from query position p (0 without ALiBi).
+KILN_HOST_DEVICE inline float attention_alibi(const AttentionArgs& a, int64_t h, int64_t key, int64_t p) {
+  return a.alibi ? a.alibi[h] * float(key - p) : 0.0f;
+}
 
 // Head h's sink logit, −inf without sinks (a score of weight 0).
 KILN_HOST_DEVICE inline float attention_sink(const AttentionArgs& a, int64_t h) {

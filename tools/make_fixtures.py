@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -37,6 +37,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only gpt2      only tests/fixtures/gpt2/ (tiny GPT2LMHeadModel checkpoints: learned positions, Conv1D layers)
   --only gpt_neo   only tests/fixtures/gpt_neo/ (tiny GPTNeoForCausalLM checkpoints: global and local layers)
   --only gpt_bigcode  only tests/fixtures/gpt_bigcode/ (tiny GPTBigCodeForCausalLM checkpoints: multi-query c_attn)
+  --only bloom     only tests/fixtures/bloom/ (tiny BloomForCausalLM checkpoints: ALiBi, the embedding's LayerNorm)
   --only opt       only tests/fixtures/opt/ (tiny OPTForCausalLM checkpoints: learned positions from row 2, relu)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
@@ -235,7 +236,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -917,6 +918,23 @@ GPT_BIGCODE_VARIANTS = [
     ("mha_unscaled_f32", 9999, dict(GPT_BIGCODE_BASE, multi_query=False, scale_attn_weights=False,
                                     activation_function="gelu", n_inner=None, num_attention_heads=2,
                                     tie_word_embeddings=False, layer_norm_epsilon=1e-6)),
+]
+
+BLOOM_DIR = os.path.join(REPO, "tests", "fixtures", "bloom")
+# BLOOM (BloomForCausalLM: BLOOM 560m-176B, BLOOMZ): the embedding followed by a LayerNorm, ALiBi in place of positions,
+# LayerNorms with biases, q/k/v in one query_key_value (each head's rows together) with a bias, an ungated tanh-GELU
+# MLP of 4 · hidden with biases, the LM head tied. Norm weights drawn around one, every bias drawn. hub_f32:
+# bigscience/bloom-560m's layout: its config.json keys (n_inner null, Megatron's settings) and a model.safetensors of
+# BloomModel's names (h.<i>.*, word_embeddings: no transformer. prefix), 4 heads, weights at initializer_range 0.3 (at
+# 0.1 the tied head's greedy continuations repeat one token). six_heads_f32: 6 heads (ALiBi's
+# slopes for a head count that is no power of two), n_embed for hidden_size, 3 layers, slow_but_exact with
+# pretraining_tp 2 (the output projections summed in slices, which leaves out their biases), untied.
+BLOOM_BASE = {"pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2}
+BLOOM_VARIANTS = [
+    ("hub_f32", 10101, dict(BLOOM_BASE, initializer_range=0.3)),
+    ("six_heads_f32", 10202, dict(BLOOM_BASE, num_attention_heads=6, hidden_size=96, num_hidden_layers=3,
+                                  slow_but_exact=True, pretraining_tp=2, tie_word_embeddings=False,
+                                  layer_norm_epsilon=1e-6)),
 ]
 
 OPT_DIR = os.path.join(REPO, "tests", "fixtures", "opt")
@@ -2551,6 +2569,71 @@ def main_gpt_bigcode():
                    flat_rope=False)
     family_lora_cases("gpt_bigcode", GPT_BIGCODE_DIR, GPT_BIGCODE_LORA_DIR, GPT_BIGCODE_LORA_CASES,
                       GPTBigCodeForCausalLM)
+
+
+def main_bloom():
+    from transformers import BloomConfig, BloomForCausalLM
+    import transformers.models.bloom.modeling_bloom as bloom_modeling
+
+    def check(keys):
+        assert "transformer.word_embeddings_layernorm.bias" in keys, keys.keys()
+        assert "transformer.h.0.self_attention.query_key_value.bias" in keys, keys.keys()
+        assert "transformer.h.0.mlp.dense_4h_to_h.bias" in keys, keys.keys()
+    main_llama_like("bloom", BLOOM_DIR, BLOOM_VARIANTS, BloomConfig, BloomForCausalLM, check, draw_norms_around_one)
+    # (BloomConfig keeps the llama fixtures' keys it has no attribute for; it never reads them)
+    drop_rms_norm_eps(BLOOM_DIR, BLOOM_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "intermediate_size",
+                                                  "rope_parameters", "max_position_embeddings"), BloomForCausalLM)
+    for name, _, _ in BLOOM_VARIANTS:  # ALiBi must matter: without its slopes transformers gives other logits.
+        out = os.path.join(BLOOM_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = BloomForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        saved = bloom_modeling._get_alibi_slopes
+        try:
+            bloom_modeling._get_alibi_slopes = lambda n, device: torch.zeros(n, device=device)
+            with torch.no_grad():
+                diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        finally:
+            bloom_modeling._get_alibi_slopes = saved
+        print("  %s: without ALiBi the logits move by %.3e (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+    out = os.path.join(BLOOM_DIR, "six_heads_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["n_embed"] = cfg.pop("hidden_size")  # (older BLOOM files' name, which BloomConfig reads as hidden_size)
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    assert_reference_logits(out, BloomForCausalLM, "n_embed for hidden_size")
+    # slow_but_exact must matter: transformers' sliced output projections leave out their biases.
+    assert_moves(out, BloomForCausalLM, "slow_but_exact false", 1e-2, slow_but_exact=False)
+
+    def hub(cfg):  # bigscience/bloom-560m's keys (transformers 4.27)
+        cfg.update(attention_softmax_in_fp32=True, bias_dropout_fusion=True, masked_softmax_fusion=True, n_inner=None,
+                   offset_alibi=100, skip_bias_add=True, skip_bias_add_qkv=False, unk_token_id=0)
+        for k in ("tie_word_embeddings", "output_attentions"):
+            cfg.pop(k, None)
+    out = os.path.join(BLOOM_DIR, "hub_f32")
+    rewrite_as_hub(out, BloomForCausalLM, "4.27.0.dev0", hub, flat_rope=False)
+    # The hub's model.safetensors is BloomModel's (no transformer. prefix, no lm_head: tied).
+    path = os.path.join(out, "model.safetensors")
+    tensors = {k[len("transformer."):]: v for k, v in load_file(path).items()}
+    assert not any(k.startswith("lm_head") for k in tensors), tensors.keys()
+    save_file(tensors, path, metadata={"format": "pt"})
+    assert_reference_logits(out, BloomForCausalLM, "BloomModel's names")
+    family_lora_cases("bloom", BLOOM_DIR, BLOOM_LORA_DIR, BLOOM_LORA_CASES, BloomForCausalLM)
+
+
+BLOOM_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "bloom_lora")
+# peft adapters on BLOOM fixtures (peft names transformer.h.<i>.self_attention.query_key_value, ...): query_key_value
+# (its rows each head's q, k and v together) and dense_h_to_4h of the six-head fixture, with the embedding's LayerNorm
+# saved. (Not dense or dense_4h_to_h: with slow_but_exact BLOOM multiplies by their weights itself, so peft's
+# unmerged model skips their adapters and its merged one does not.)
+BLOOM_LORA_CASES = [
+    dict(name="qkv_mlp_embed_norm", base="six_heads_f32", seed=5001,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["query_key_value", "dense_h_to_4h"],
+                                    modules_to_save=["word_embeddings_layernorm"]))]),
+]
 
 
 GPT_NEO_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "gpt_neo_lora")
@@ -4906,6 +4989,8 @@ def main():
         main_gpt_neo()
     if ARGS.only in ("all", "gpt_bigcode"):
         main_gpt_bigcode()
+    if ARGS.only in ("all", "bloom"):
+        main_bloom()
     if ARGS.only in ("all", "opt"):
         main_opt()
     if ARGS.only in ("all", "cohere2"):

@@ -20,8 +20,10 @@ namespace kiln {
 
 void check_layer_count(int64_t layers, const Checkpoint& ck, int64_t min_tensors_per_layer) {
   if (uint64_t(layers) > ck.all().size() / uint64_t(min_tensors_per_layer) + 1)
-    throw CompileError("config.json says num_hidden_layers = " + std::to_string(layers) +
-                       " but the checkpoint has only " + std::to_string(ck.all().size()) + " tensors");
+    throw CompileError("config.json gives " + std::to_string(layers) +
+                       " layers (num_hidden_layers, the name its config class reads as it, or the class's default "
+                       "where the file gives neither) but the checkpoint has only " +
+                       std::to_string(ck.all().size()) + " tensors");
 }
 
 void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>& expected, const Checkpoint& ck,
@@ -61,7 +63,8 @@ std::vector<LmProgramSpec> lm_programs(int64_t chunk) {
 }
 
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
-                                double embed_scale, uint32_t start_pos, uint32_t pos_table) {
+                                double embed_scale, uint32_t start_pos, uint32_t pos_table, uint32_t norm_w,
+                                uint32_t norm_b, double norm_eps) {
   LmProgramStart s;
   s.program.name = spec.name;
   s.prefix = std::string(spec.name) + ".";
@@ -72,8 +75,10 @@ LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t bat
   s.x = g.activation(s.prefix + "x", {s.rows, dim});
   if (pos_table != kNoTensor && start_pos == kNoTensor)
     throw std::logic_error("begin_lm_program: a position table needs start_pos");
-  if (pos_table == kNoTensor) add_node(s.program, kEmbeddingOpV2, {s.tokens, embed}, {s.x}, {}, {embed_scale});
-  else add_node(s.program, kEmbeddingOp, {s.tokens, embed, start_pos, pos_table}, {s.x}, {}, {embed_scale});
+  const uint32_t e = norm_w == kNoTensor ? s.x : g.activation(s.prefix + "embedding", {s.rows, dim});
+  if (pos_table == kNoTensor) add_node(s.program, kEmbeddingOpV2, {s.tokens, embed}, {e}, {}, {embed_scale});
+  else add_node(s.program, kEmbeddingOp, {s.tokens, embed, start_pos, pos_table}, {e}, {}, {embed_scale});
+  if (norm_w != kNoTensor) add_layernorm(s.program, e, norm_w, norm_b, s.x, norm_eps);
   return s;
 }
 

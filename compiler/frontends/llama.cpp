@@ -96,6 +96,19 @@ std::vector<std::string> gpt2_conv1d_weights(const LlamaConfig& c) {
   return names;
 }
 
+// BLOOM's ALiBi slopes for n heads, as transformers' _get_alibi_slopes computes them: with p the largest power of
+// two up to n, base^k for k = 1..p (base = 2^(-2^-(log2 p - 3)), rounded to f32; the powers in f32), then for the
+// other n - p heads extra^k for k = 1, 3, 5, ... (extra: the base for 2p).
+std::vector<float> bloom_alibi_slopes(int64_t n) {
+  int64_t p = 1;
+  while (p * 2 <= n) p *= 2;
+  auto base_for = [](int64_t q) { return float(std::pow(2.0, -std::pow(2.0, -(std::log2(double(q)) - 3.0)))); };
+  std::vector<float> s;
+  for (int64_t k = 1; k <= p; ++k) s.push_back(powf(base_for(p), float(k)));
+  for (int64_t k = 1; int64_t(s.size()) < n; k += 2) s.push_back(powf(base_for(2 * p), float(k)));
+  return s;
+}
+
 }  // namespace
 
 std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfig& c) {
@@ -109,6 +122,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
   if (c.gptj) e["lm_head.bias"] = {c.vocab_size};  // (also when tied: only the weight is shared)
   if (c.learned_positions()) e["model.embed_positions.weight"] = {c.max_position_embeddings + c.position_offset(), D};
+  if (c.bloom) e["model.embed_norm.weight"] = e["model.embed_norm.bias"] = {D};
   const std::string up = c.mlp_up_name(), down = c.mlp_down_name();
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
@@ -201,10 +215,10 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
 
 namespace {
 
-// A family whose checkpoints name kiln's modules otherwise (GPT-NeoX, Falcon): its names as kiln's (from_hub) and
-// back as transformers 5 holds the model, which is what peft names (to_hub). A module's path or a tensor's name, by
-// whole-component prefixes: `top` (both ways), a layer's modules under `layers`.<i>. (`inner`), the rest of a layer
-// kept under model.layers.<i>. Other names are kept.
+// A family whose checkpoints name kiln's modules otherwise (GPT-NeoX, Falcon, the GPT-2 family, OPT, BLOOM): its names
+// as kiln's (from_hub) and back as transformers 5 holds the model, which is what peft names (to_hub). A module's path
+// or a tensor's name, by whole-component prefixes: `top` (both ways), a layer's modules under `layers`.<i>. (`inner`),
+// the rest of a layer kept under model.layers.<i>. Other names are kept.
 struct HubNames {
   std::string architecture, root;                          // (root: the model's prefix, "gpt_neox")
   std::vector<std::pair<std::string, std::string>> top;    // (the hub's, kiln's)
@@ -239,6 +253,20 @@ const HubNames kFalconTwoNormNames = [] {
   h.inner.insert(h.inner.end(), {{"ln_attn", "input_layernorm"}, {"ln_mlp", "post_attention_layernorm"}});
   return h;
 }();
+
+// BLOOM: transformer.word_embeddings, word_embeddings_layernorm, ln_f, lm_head, transformer.h.<i>.
+// self_attention.query_key_value and .dense (the norms and the MLP as kiln names them).
+const HubNames kBloomNames{
+    "BloomForCausalLM",
+    "transformer",
+    {{"transformer.word_embeddings", "model.embed_tokens"},
+     {"transformer.word_embeddings_layernorm", "model.embed_norm"},
+     {"transformer.ln_f", "model.norm"},
+     {"lm_head", "lm_head"}},
+    "transformer.h",
+    {{"self_attention.query_key_value", "self_attn.qkv_proj"}, {"self_attention.dense", "self_attn.o_proj"}},
+    {},
+    ""};
 
 // GPT-J: transformer.wte, transformer.ln_f, lm_head, transformer.h.<i>.ln_1, attn.q_proj/k_proj/v_proj/out_proj, and
 // the mlp's fc_in/fc_out as they are; its old checkpoints' causal-mask buffers.
@@ -317,6 +345,7 @@ const HubNames* hub_names(const LlamaConfig& c) {
   if (c.gpt2) return &kGpt2Names;
   if (c.gpt_neo) return &kGptNeoNames;
   if (c.gpt_bigcode) return &kBigCodeNames;
+  if (c.bloom) return &kBloomNames;
   if (c.gptj) return &kGptjNames;
   if (c.falcon) return c.neox_parallel ? &kFalconTwoNormNames : &kFalconNames;
   return nullptr;
@@ -555,7 +584,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     }
     const std::string o = p + (c.phi ? "self_attn.dense" : "self_attn.o_proj");
     L.o_w = w(o + ".weight", {D, H * hd}, {o + ".weight"});
-    L.o_b = opt_bias(c.attention_bias || c.out_bias, o + ".bias", D, {o + ".bias"});
+    L.o_b = opt_bias((c.attention_bias || c.out_bias) && !c.output_biases_dropped, o + ".bias", D, {o + ".bias"});
     // LLaMA's post_attention_layernorm is the MLP's input norm; Gemma's normalizes the attention
     // output, and pre_feedforward_layernorm is the MLP's input norm (Gemma 1's are LLaMA's).
     if (c.parallel_block()) {
@@ -641,7 +670,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.down_w = w(p + "mlp.down_proj.weight", {D, F}, {p + "mlp.down_proj.weight"});
     }
     const std::string down = p + c.mlp_down_name();
-    L.down_b = opt_bias(c.mlp_bias, down + ".bias", D, {down + ".bias"});
+    L.down_b = opt_bias(c.mlp_bias && !c.output_biases_dropped, down + ".bias", D, {down + ".bias"});
     if (c.gpt_oss)  // (f32, as the routers)
       L.sinks = g.weight(p + "self_attn.sinks", DType::F32, {H}, WeightSource{{p + "self_attn.sinks"}, {}, nullptr});
     L.k_cache = g.kv(p + "k_cache", wt, {B, S, KVH, hd});
@@ -673,17 +702,23 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // The final LayerNorm's bias (Phi, Starcoder2, StableLM) and the LM head's (Phi)
   const uint32_t norm_b = c.norm_biases() ? norm_b_w(norm_name + ".bias", D) : kNoTensor;
   const uint32_t lm_head_b = c.phi || c.gptj ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
-  // (Phi-4-mini: over the first rotary dims of each head only; GPT-2: none, its positions learned)
-  const uint32_t inv_freq = c.learned_positions()
+  // (Phi-4-mini: over the first rotary dims of each head only; none for learned positions and BLOOM's ALiBi)
+  const uint32_t inv_freq = c.learned_positions() || c.alibi()
                                 ? kNoTensor
                                 : g.weight("rope.inv_freq", DType::F32, {c.rotary() / 2},
                                            WeightSource{{}, rope_inv_freq(c.rope, c.rotary()), nullptr});
-  // GPT-2's and OPT's learned positions: the rows of the max_seq positions a plan can hold (OPT's from row 2).
+  // Learned positions: the rows of the max_seq positions a plan can hold (OPT's from row 2).
   std::vector<int64_t> positions(size_t(c.learned_positions() ? S : 0));
   for (size_t r = 0; r < positions.size(); ++r) positions[r] = int64_t(r) + c.position_offset();
   const uint32_t pos_table =
       c.learned_positions() ? w("model.embed_positions.weight", {S, D}, {"model.embed_positions.weight"}, positions)
                             : kNoTensor;
+  // BLOOM's LayerNorm of the embedding, and its ALiBi slopes (f32, as transformers computes them)
+  const uint32_t embed_norm = c.bloom ? w("model.embed_norm.weight", {D}, {"model.embed_norm.weight"}) : kNoTensor;
+  const uint32_t embed_norm_b = c.bloom ? w("model.embed_norm.bias", {D}, {"model.embed_norm.bias"}) : kNoTensor;
+  const uint32_t alibi =
+      c.alibi() ? g.weight("alibi.slopes", DType::F32, {H}, WeightSource{{}, bloom_alibi_slopes(H), nullptr})
+                : kNoTensor;
   // Gemma 2's and 3's and OLMo 3's sliding layers have their own RoPE.
   const uint32_t inv_freq_local = c.layer_type_rope()
                                       ? g.weight("rope.inv_freq_local", DType::F32, {hd / 2},
@@ -715,7 +750,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const bool scaled_residual = c.granite && c.residual_multiplier != 1.0;
 
   for (const LmProgramSpec& spec : lm_programs(o.chunk)) {
-    LmProgramStart st = begin_lm_program(g, spec, B, D, embed, embed_scale, start_pos, pos_table);
+    LmProgramStart st =
+        begin_lm_program(g, spec, B, D, embed, embed_scale, start_pos, pos_table, embed_norm, embed_norm_b, eps);
     GraphProgram& P = st.program;
     const int64_t N = st.rows;
     const std::string& a = st.prefix;
@@ -764,7 +800,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
             c.qk_norm_whole() ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd},
             {eps});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
-      if (!c.nope(i) && !c.learned_positions())  // (SmolLM3's RoPE-less layers; GPT-2's and OPT's)
+      if (!c.nope(i) && !c.learned_positions() && !c.alibi())  // (SmolLM3's RoPE-less layers; GPT-2's, BLOOM's)
         add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
                  {local_rope ? rope_attention_factor(c.rope_local) : rope_scale});
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
@@ -773,8 +809,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       // GPT-2: head_dim^-½ (or 1), and with scale_attn_by_inverse_layer_idx over (layer + 1) (in double: transformers
       // divides its f32 scale by float(layer + 1) in Python floats, then the kernel rounds the product)
       const double layer_scale = c.gpt2_layer_scaled ? scale / double(i + 1) : scale;
-      if (L.sinks != kNoTensor)  // (GPT-OSS: version 4, with the sinks)
-        add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid, L.sinks}, {att}, {H, KVH, hd, win},
+      if (alibi != kNoTensor)  // (BLOOM: version 5, with the slopes)
+        add_node(P, kAttentionOp, {qkv, L.k_cache, L.v_cache, start_pos, n_valid, kNoTensor, alibi}, {att},
+                 {H, KVH, hd, win}, {layer_scale, c.attn_logit_softcapping});
+      else if (L.sinks != kNoTensor)  // (GPT-OSS: version 4, with the sinks)
+        add_node(P, kAttentionOpV4, {qkv, L.k_cache, L.v_cache, start_pos, n_valid, L.sinks}, {att}, {H, KVH, hd, win},
                  {layer_scale, c.attn_logit_softcapping});
       else
         add_node(P, kAttentionOpV3, {qkv, L.k_cache, L.v_cache, start_pos, n_valid}, {att}, {H, KVH, hd, win},
@@ -1014,16 +1053,14 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
   // (GPT-J's sin/cos table and the learned positions have n_positions rows; GPT-Neo's local layers' mask too)
   if ((c.gptj || c.learned_positions()) && lim.max_seq > c.max_position_embeddings)
-    throw CompileError(o.model_dir + "/config.json: " +
-                       (c.gptj          ? "GPT-J's RoPE is a table"
-                        : c.opt         ? "OPT learned its positions (model.decoder.embed_positions)"
-                        : c.gpt_neo     ? "GPT-Neo learned its positions (transformer.wpe)"
-                        : c.gpt_bigcode ? "GPT-BigCode learned its positions (transformer.wpe)"
-                                        : "GPT-2 learned its positions (transformer.wpe)") +
-                       " of " + (c.opt || c.gpt_neo ? "max_position_embeddings" : "n_positions") + " = " +
-                       std::to_string(c.max_position_embeddings) +
-                       " positions, past which transformers cannot run it; compile with --max-seq " +
-                       std::to_string(c.max_position_embeddings) + " or less");
+    throw CompileError(
+        o.model_dir + "/config.json: " +
+        (c.gptj ? std::string("GPT-J's RoPE is a table")
+                : c.architecture + " learned its positions (" + to_hub(*hub, "model.embed_positions") + ")") +
+        " of " + (c.opt || c.gpt_neo ? "max_position_embeddings" : "n_positions") + " = " +
+        std::to_string(c.max_position_embeddings) +
+        " positions, past which transformers cannot run it; compile with --max-seq " +
+        std::to_string(c.max_position_embeddings) + " or less");
   Graph& g = b.graph = build_llama_graph(c, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
   g.info.kv_bytes_per_token =
       uint64_t(c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim) * dtype_size(plan_dtype);
@@ -1127,6 +1164,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "gpt_neo",
                                       "GPTBigCodeForCausalLM",
                                       "gpt_bigcode",
+                                      "BloomForCausalLM",
+                                      "bloom",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

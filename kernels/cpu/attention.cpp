@@ -29,10 +29,13 @@ const float* cache_row(const void* cache, DType t, uint64_t index, int64_t n, fl
   return dst;
 }
 
-// Gemma 2's soft cap on a row of scores (cap 0: none).
-void softcap_scores(float* s, int64_t n, float cap) {
-  if (cap > 0)
-    for (int64_t j = 0; j < n; ++j) s[j] = attention_softcap(s[j], cap);
+// The scores s[0..] of keys j0..p for the query at position p of head h: ALiBi's bias added (attention_alibi), then
+// Gemma 2's soft cap (cap 0: none).
+void bias_and_cap(const AttentionArgs& a, int64_t h, float* s, int64_t j0, int64_t p) {
+  if (a.alibi)
+    for (int64_t j = j0; j <= p; ++j) s[j - j0] += attention_alibi(a, h, j, p);
+  if (a.softcap > 0)
+    for (int64_t j = 0; j <= p - j0; ++j) s[j] = attention_softcap(s[j], a.softcap);
 }
 
 // q·k for a chunk's scores: from kGemmMinRows rows (prefill) the chain of FMAs over head_dim (gemm_ref,
@@ -216,7 +219,7 @@ void attention_tiled(const AttentionArgs& a, ThreadPool& pool) {
       }
       for (int64_t i = 0; i < nr; ++i)
         for (int64_t h = 0; h < nh; ++h) {
-          softcap_scores(score_row(i, h) + j0[i], p[i] - j0[i] + 1, a.softcap);
+          bias_and_cap(a, h0 + h, score_row(i, h) + j0[i], j0[i], p[i]);
           softmax_inplace(score_row(i, h) + j0[i], p[i] - j0[i] + 1, attention_sink(a, h0 + h));
         }
       // The weighted sums of V, in key order for every row: both heads share each value row.
@@ -280,7 +283,7 @@ void attention_cpu(const AttentionArgs& a, ThreadPool& pool) {
         const float* k = cache_row(a.k_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);
         scores[j - j0] = score_dot(chain, q, k, a.head_dim) * a.scale;
       }
-      softcap_scores(scores, p - j0 + 1, a.softcap);
+      bias_and_cap(a, h, scores, j0, p);
       softmax_inplace(scores, p - j0 + 1, attention_sink(a, h));
       for (int64_t j = j0; j <= p; ++j) {
         const float* v = cache_row(a.v_cache, a.cache_dtype, base + uint64_t(j * kv), a.head_dim, rowbuf);

@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a)
       const int64_t d = lane + 32 * e;
       if (d < hd) s += qv[e] * cuda::ld(a.k_cache, a.cache_dtype, row + uint64_t(d));
     }
-    s = attention_softcap(cuda::warp_sum(s), a.softcap);
+    s = attention_softcap(cuda::warp_sum(s) + attention_alibi(a, h, j, p), a.softcap);
     const float m_new = fmaxf(m, s);
     const float corr = __expf(m - m_new), w = __expf(s - m_new);
     l = l * corr + w;
@@ -142,8 +142,8 @@ __global__ void __launch_bounds__(cuda::kSdpaThreads, NC <= 10 ? 2 : 1)
       Qs, KV, Ps, S, D4, q0, kv_begin, n_keys, a.scale, a.softcap,
       [&](int64_t kv0) { cache_load_tile(KV, S, D4, a.k_cache, a.cache_dtype, base, kv, kv0, n_keys, D); },
       [&](int64_t kv0) { cache_load_tile(KV, SV, SV, a.v_cache, a.cache_dtype, base, kv, kv0, n_keys, D); },
-      [&](int64_t qi, int64_t key) { return key <= start + qi && key >= attention_first_key(start + qi, a.window); }, o,
-      m, l);
+      [&](int64_t qi, int64_t key) { return key <= start + qi && key >= attention_first_key(start + qi, a.window); },
+      [&](int64_t qi, int64_t key) { return attention_alibi(a, h, key, start + qi); }, o, m, l);
 
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
       float sc = 0.0f;
 #pragma unroll
       for (int e = 0; e < PL; ++e) sc += qv[g][e] * kr[e];
-      sc = attention_softcap(cuda::warp_sum(sc), a.softcap);
+      sc = attention_softcap(cuda::warp_sum(sc) + attention_alibi(a, kvh * G + g, j, p), a.softcap);
       const float m_new = fmaxf(m[g], sc);
       const float corr = __expf(m[g] - m_new), w = __expf(sc - m_new);
       l[g] = l[g] * corr + w;

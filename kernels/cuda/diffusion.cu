@@ -287,7 +287,8 @@ __global__ void __launch_bounds__(kSdpaThreads, NC <= 10 ? 2 : 1) sdpa_kernel(Sd
       Qs, KV, Ps, S, D4, q0, 0, n_keys, a.scale, 0.0f,
       [&](int64_t kv0) { sdpa_load_tile(KV, S, D4, kv_base, a.wkv, a.k_off + h * D, kv0, a.lk, D, vec); },
       [&](int64_t kv0) { sdpa_load_tile(KV, SV, SV, kv_base, a.wkv, a.v_off + h * D, kv0, a.lk, D, vec); },
-      [&](int64_t qi, int64_t key) { return key < a.lk && (!a.causal || key <= qi); }, o, m, l);
+      [&](int64_t qi, int64_t key) { return key < a.lk && (!a.causal || key <= qi); },
+      [](int64_t, int64_t) { return 0.0f; }, o, m, l);
 
   const int64_t ow = a.heads * D;
 #pragma unroll

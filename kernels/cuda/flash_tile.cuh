@@ -104,13 +104,14 @@ __device__ __forceinline__ void flash_init(float (&o)[4][NC], float (&m)[4], flo
 
 // The key-tile loop of one block (see the comment above): Q is in Qs; for each 64-key tile from
 // kv_begin (a multiple of 64) to n_keys, load_k(kv0) fills KV with K rows (stride S) and load_v(kv0) with V rows
-// (stride 16·NC); visible(qi, key) says whether query row qi (q0 + its index) sees key. Scores are q·k·scale,
-// soft-capped when softcap > 0 (attention_softcap). Accumulates into the thread's o, m, l.
-template <int NC, class LoadK, class LoadV, class Visible>
+// (stride 16·NC); visible(qi, key) says whether query row qi (q0 + its index) sees key. Scores are q·k·scale plus
+// bias(qi, key) (ALiBi's; 0 for none), soft-capped when softcap > 0 (attention_softcap). Accumulates into the
+// thread's o, m, l.
+template <int NC, class LoadK, class LoadV, class Visible, class Bias>
 __device__ __forceinline__ void flash_tile_loop(const float* Qs, float* KV, float* Ps, int S, int D4, int64_t q0,
                                                 int64_t kv_begin, int64_t n_keys, float scale, float softcap,
                                                 const LoadK& load_k, const LoadV& load_v, const Visible& visible,
-                                                float (&o)[4][NC], float (&m)[4], float (&l)[4]) {
+                                                const Bias& bias, float (&o)[4][NC], float (&m)[4], float (&l)[4]) {
   constexpr int SV = 16 * NC;
   const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
   for (int64_t kv0 = kv_begin; kv0 < n_keys; kv0 += kSdpaBKV) {
@@ -148,7 +149,7 @@ __device__ __forceinline__ void flash_tile_loop(const float* Qs, float* KV, floa
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int64_t key = kv0 + tx + 16 * j;
-        s[i][j] = visible(qi, key) ? attention_softcap(s[i][j] * scale, softcap) : -INFINITY;
+        s[i][j] = visible(qi, key) ? attention_softcap(s[i][j] * scale + bias(qi, key), softcap) : -INFINITY;
         mx = fmaxf(mx, s[i][j]);
       }
 #pragma unroll

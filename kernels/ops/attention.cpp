@@ -19,6 +19,7 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   if (c.launch().float_attrs.size() > 1 && !(std::isfinite(c.fattr32(1)) && c.fattr32(1) >= 0))
     return invalid_argument("attention softcap is negative or not finite");
   if (c.launch().inputs.size() > 5 && c.has_in(5)) KILN_RETURN_IF_ERROR(c.expect(c.in(5), "sinks", {DType::F32}, {h}));
+  if (c.launch().inputs.size() > 6 && c.has_in(6)) KILN_RETURN_IF_ERROR(c.expect(c.in(6), "alibi", {DType::F32}, {h}));
   *scratch = attention_scratch_floats(c.model().max_seq, hd);
   return Status::ok();
 }
@@ -41,7 +42,8 @@ AttentionArgs args(const OpLaunch& l) {
           l.fattr32(0),
           l.launch().int_attrs.size() > 3 ? l.iattr(3) : 0,
           l.launch().float_attrs.size() > 1 ? l.fattr32(1) : 0.0f,
-          l.launch().inputs.size() > 5 ? static_cast<const float*>(l.in_ptr(5)) : nullptr};
+          l.launch().inputs.size() > 5 ? static_cast<const float*>(l.in_ptr(5)) : nullptr,
+          l.launch().inputs.size() > 6 ? static_cast<const float*>(l.in_ptr(6)) : nullptr};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -63,11 +65,11 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-// Version 2 added the window attribute, version 3 the softcap, version 4 the sinks; version 1 plans
-// (no window), version 2 plans (no softcap) and version 3 plans (no sinks) still load.
+// Version 2 added the window attribute, version 3 the softcap, version 4 the sinks, version 5 the ALiBi slopes;
+// plans of every earlier version still load.
 const OpDef kAttentionOp{"attention",
-                         4,
-                         6,
+                         5,
+                         7,
                          1,
                          4,
                          2,
@@ -79,8 +81,15 @@ const OpDef kAttentionOp{"attention",
                          KILN_CUDA_BIND(bind_cuda),
                          KILN_CUDA_BIND(cuda_scratch_bytes)};
 
-const OpDef kAttentionOpV3 = [] {
+const OpDef kAttentionOpV4 = [] {
   OpDef d = kAttentionOp;
+  d.version = 4;
+  d.n_inputs = 6;
+  return d;
+}();
+
+const OpDef kAttentionOpV3 = [] {
+  OpDef d = kAttentionOpV4;
   d.version = 3;
   d.n_inputs = 5;
   return d;

@@ -47,6 +47,7 @@ const OpRegistry& builtin_ops() {
       &kAttentionOpV1,
       &kAttentionOpV2,
       &kAttentionOpV3,
+      &kAttentionOpV4,
       &kSwigluOp,
       &kSwigluOpV1,
       &kSampleOp,

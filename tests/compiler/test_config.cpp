@@ -117,12 +117,12 @@ TEST_CASE("config: bad values are errors naming the key") {
   CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
   CHECK(error_of(d, R"(, "rms_norm_eps": "small")").find("rms_norm_eps") != std::string::npos);
   CHECK(error_of(d, R"(, "tie_word_embeddings": 1)").find("tie_word_embeddings") != std::string::npos);
-  std::ofstream(d / "config.json") << R"({"architectures": ["BloomForCausalLM"], "vocab_size": 10})";
+  std::ofstream(d / "config.json") << R"({"architectures": ["RwkvForCausalLM"], "vocab_size": 10})";
   try {
     read_llama_config(d / "config.json");
     FAIL("expected an error");
   } catch (const CompileError& e) {
-    CHECK(std::string(e.what()).find("BloomForCausalLM") != std::string::npos);
+    CHECK(std::string(e.what()).find("RwkvForCausalLM") != std::string::npos);
   }
   std::ofstream(d / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64})";
   try {
@@ -1785,22 +1785,47 @@ TEST_CASE("config: GPT-Neo (attention types and layers, windows, attribute names
         }).find("attention_types gives 3 layer types") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
           j["attention_layers"] = {"global", "sparse"};
-        }).find("has a layer type 'sparse'") != std::string::npos);
+        }).find("has a layer type \"sparse\"") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["attention_layers"] = nullptr; }).find("attention_layers is null") !=
         std::string::npos);
-  for (const char* bad :
-       {R"([["global", 1]])", R"([[["global"], -1]])", R"([[["global"], 1.5]])", R"({"a": 1})", R"([[[1], 2]])"}) {
+  for (const char* bad : {R"([["global", 1]])", R"([[["global"], -1]])", R"([[["global"], 1.5]])", R"({"a": 1})",
+                          R"([[[1], 2]])", R"([[["global", "local"]]])"}) {
     CAPTURE(std::string(bad));
     CHECK(error_of([&](nlohmann::json& j) {
             j.erase("attention_layers");
             j["attention_types"] = nlohmann::json::parse(bad);
           }).find("attention_types") != std::string::npos);
   }
-  // (a huge count over no types, or over some, ends: expanded no further than num_layers + 1)
+  // (a huge count over no types, or over some, ends: counted before anything is expanded)
   CHECK(error_of([](nlohmann::json& j) {
           j.erase("attention_layers");
           j["attention_types"] = nlohmann::json::parse(R"([[[], 9000000000000000000], [["local"], 2000000000]])");
-        }).find("attention_types gives 3 layer types for num_layers = 2") != std::string::npos);
+        }).find("attention_types gives 2000000000 layer types for num_layers = 2") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j.erase("attention_layers");
+          j["attention_types"] = nlohmann::json::parse(R"([[["local"], 18446744073709551615]])");
+        }).find("attention_types gives more than 2^31 layer types, which transformers cannot expand") !=
+        std::string::npos);
+  // (refused beside attention_layers too: transformers expands the types first)
+  CHECK(error_of([](nlohmann::json& j) {
+          j["attention_types"] = nlohmann::json::parse(R"([[["local"], 1000000000000]])");
+        }).find("which transformers cannot expand") != std::string::npos);
+  // (as Python reads an entry: its first two items, a bool count as 0 or 1)
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j.erase("attention_layers");
+          j["attention_types"] = nlohmann::json::parse(R"([[["global", "local"], true, 5]])");
+        }).window_layer == std::vector<bool>{false, true});
+  // (a window past 2^31: every position, as transformers runs it)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["window_size"] = 1000000000000; }).window_of(1) == (int64_t(1) << 31));
+  // Beside attention_layers, attention_types is only expanded (and thrown away) by transformers: a count below 1 (an
+  // empty range) or another type builds the same model; kiln reads attention_layers and notes the difference.
+  for (const char* odd : {R"([[["global"], -1]])", R"([[["global", "sparse"], 1]])", R"([[[1, 2], 1]])"}) {
+    CAPTURE(std::string(odd));
+    const LlamaConfig o = edited(hub, [&](nlohmann::json& j) { j["attention_types"] = nlohmann::json::parse(odd); });
+    CHECK((o.window_layer == std::vector<bool>{false, true} && !o.config_note.empty()));
+  }
+  // (no attention_types in the file: nothing to differ from)
+  CHECK(edited(hub, [](nlohmann::json& j) { j.erase("attention_types"); }).config_note.empty());
   CHECK(error_of([](nlohmann::json& j) { j["window_size"] = nullptr; }).find("window_size is null") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["window_size"] = 0; }).find("window_size") != std::string::npos);
@@ -1861,6 +1886,68 @@ TEST_CASE("config: GPT-BigCode (multi_query, attention scale, StarCoder's keys, 
     CAPTURE(std::string(k));
     CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
   }
+}
+
+// BloomForCausalLM (bigscience/bloom-560m's config.json as the hub ships it): the embedding's LayerNorm, ALiBi,
+// LayerNorms with biases, query_key_value by head, a 4 · hidden tanh-GELU MLP, the head tied; Megatron's keys read
+// and left; n_embed for hidden_size; slow_but_exact's dropped biases; the post-LayerNorm residual refused.
+TEST_CASE("config: BLOOM (ALiBi, n_embed, slow_but_exact, Megatron's keys, defaults, refusals)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "bloom") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE((hub.contains("offset_alibi") && hub.contains("n_inner") && !hub.contains("tie_word_embeddings")));
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "BloomForCausalLM");
+  CHECK((a.bloom && a.alibi() && !a.learned_positions() && a.grouped_qkv() && a.norm_biases() && a.ungated_mlp()));
+  CHECK((a.attention_bias && a.mlp_bias && a.tie_word_embeddings && !a.output_biases_dropped));
+  CHECK((a.hidden_size == 64 && a.num_attention_heads == 4 && a.num_key_value_heads == 4 && a.head_dim == 16));
+  CHECK((a.intermediate_size == 256 && a.mlp_activation == Activation::kGeluTanh && a.rms_norm_eps == 1e-5));
+  CHECK(a.max_position_embeddings == (int64_t(1) << 24));  // (ALiBi: no table; --max-seq defaults to 2048)
+  CHECK(std::string(a.mlp_up_name()) == "mlp.dense_h_to_4h");
+  CHECK((a.unmodeled.empty() && a.config_note.empty()));
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"hidden_size", "n_layer", "n_head", "layer_norm_epsilon", "vocab_size"}) j.erase(k);
+    j["tie_word_embeddings"] = false;
+    j["n_inner"] = 1000;  // (BloomConfig has none: the MLP is 4 · hidden whatever the file says)
+  });
+  CHECK((d.hidden_size == 64 && d.num_hidden_layers == 2 && d.num_attention_heads == 8 && d.vocab_size == 250880));
+  CHECK((d.intermediate_size == 256 && !d.tie_word_embeddings && d.unmodeled.empty()));
+  // n_embed replaces hidden_size, as BloomConfig pops it (a note where both are given and differ; null: none)
+  const LlamaConfig e = edited(hub, [](nlohmann::json& j) { j["n_embed"] = 96; });
+  CHECK((e.hidden_size == 96 && e.head_dim == 24 && e.config_note.find("n_embed (96) replaces") != std::string::npos));
+  CHECK(edited(hub, [](nlohmann::json& j) { j["n_embed"] = nullptr; }).hidden_size == 64);
+  const LlamaConfig m = edited(hub, [](nlohmann::json& j) {
+    j.erase("n_layer");
+    j.erase("n_head");
+    j["num_hidden_layers"] = 3;
+    j["num_attention_heads"] = 2;
+  });
+  CHECK((m.num_hidden_layers == 3 && m.num_attention_heads == 2 && m.unmodeled.empty()));
+  // slow_but_exact with pretraining_tp > 1: transformers leaves the output projections' biases out (noted)
+  const LlamaConfig s = edited(hub, [](nlohmann::json& j) {
+    j["slow_but_exact"] = true;
+    j["pretraining_tp"] = 4;
+  });
+  CHECK((s.output_biases_dropped && s.config_note.find("leaves out their biases") != std::string::npos));
+  CHECK_FALSE(edited(hub, [](nlohmann::json& j) { j["slow_but_exact"] = true; }).output_biases_dropped);
+  CHECK_FALSE(edited(hub, [](nlohmann::json& j) { j["pretraining_tp"] = 4; }).output_biases_dropped);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) {
+          j["apply_residual_connection_post_layernorm"] = true;
+        }).find("apply_residual_connection_post_layernorm is true") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_attention_heads"] = 2; }).find("BloomConfig maps it to") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["n_head"] = 3; }).find("not divisible by n_head") != std::string::npos);
+  for (const char* k : {"apply_residual_connection_post_layernorm", "slow_but_exact", "tie_word_embeddings"}) {
+    CAPTURE(std::string(k));  // (typed bool)
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  for (const char* k : {"hidden_size", "n_layer", "n_head", "vocab_size", "layer_norm_epsilon"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  // BloomConfig has no RoPE or positions: such a key is unmodeled, refused by name.
+  CHECK(edited(hub, [](nlohmann::json& j) { j["max_position_embeddings"] = 2048; }).unmodeled ==
+        std::vector<std::string>{"max_position_embeddings = 2048"});
 }
 
 // OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
@@ -2092,17 +2179,21 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     const bool gptj = family == "gptj" || family == "gpt2" || family == "gpt_bigcode";
     const bool neo = family == "gpt_neo";
     const bool opt = family == "opt";  // (no eps key: its LayerNorms' is torch's default)
-    for (const char* k : {opt                                 ? "ffn_dim"
-                          : family == "starcoder2"            ? "norm_epsilon"
-                          : family == "nemotron"              ? "norm_eps"
-                          : family == "falcon" || gptj || neo ? "layer_norm_epsilon"
-                          : layer_norm                        ? "layer_norm_eps"
-                                                              : "rms_norm_eps",
+    const bool bloom = family == "bloom";  // (no activation key, no positions: its n_layer and n_head then)
+    for (const char* k : {opt                                          ? "ffn_dim"
+                          : family == "starcoder2"                     ? "norm_epsilon"
+                          : family == "nemotron"                       ? "norm_eps"
+                          : family == "falcon" || gptj || neo || bloom ? "layer_norm_epsilon"
+                          : layer_norm                                 ? "layer_norm_eps"
+                                                                       : "rms_norm_eps",
                           gemma23              ? "hidden_activation"
                           : family == "falcon" ? "activation"
                           : gptj || opt || neo ? "activation_function"
+                          : bloom              ? "n_layer"
                                                : "hidden_act",
-                          gptj ? "n_positions" : "max_position_embeddings"}) {
+                          gptj    ? "n_positions"
+                          : bloom ? "n_head"
+                                  : "max_position_embeddings"}) {
       CAPTURE(std::string(k));
       CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
             std::string::npos);
@@ -2122,8 +2213,8 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     // classes fill it in with setdefault, so the object's wins), read where it does.
     const bool flat = base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type");
     // (GPTNeoXConfig never reads a top-level rope_theta: its base is rotary_emb_base's, test_config's GPT-NeoX case)
-    // (GPTJConfig's RoPE base is fixed; GPT-2, GPT-Neo, GPT-BigCode and OPT have none)
-    if (family != "gpt_neox" && !gptj && !opt && !neo)
+    // (GPTJConfig's RoPE base is fixed; GPT-2, GPT-Neo, GPT-BigCode, OPT and BLOOM have none)
+    if (family != "gpt_neox" && !gptj && !opt && !neo && !bloom)
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;
               if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))

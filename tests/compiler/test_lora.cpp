@@ -181,7 +181,7 @@ TEST_CASE("lora: a saved copy of a GPT-2 Conv1D layer in a Linear's layout is re
 // patterns and modules_to_save name peft's (transformers 5's) modules, and so do kiln's messages. References by
 // peft (tests/fixtures/gpt_neox_lora, tools/make_fixtures.py --only gpt_neox).
 TEST_CASE(
-    "lora: GPT-NeoX, Falcon, GPT-J, GPT-2, GPT-Neo, GPT-BigCode and OPT adapters (peft's names for their renamed modules, GPT-2's Conv1D layers and their saved copies) match peft's model") {
+    "lora: GPT-NeoX, Falcon, GPT-J, GPT-2, GPT-Neo, GPT-BigCode, BLOOM and OPT adapters (peft's names for their renamed modules, GPT-2's Conv1D layers and their saved copies) match peft's model") {
   TempDir d;
   auto family_options = [&](const std::string& family, const std::string& dir, const std::vector<LoraAdapterSpec>& lora,
                             const std::string& out) {
@@ -205,7 +205,8 @@ TEST_CASE(
                                                                                {"opt", "attn_fc1_norms"},
                                                                                {"gpt_neo", "attn_mlp_saved"},
                                                                                {"gpt_bigcode", "every_linear_norm"},
-                                                                               {"gpt_bigcode", "mqa_c_attn"}}) {
+                                                                               {"gpt_bigcode", "mqa_c_attn"},
+                                                                               {"bloom", "qkv_mlp_embed_norm"}}) {
     const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
     CAPTURE(name);
     const std::string dir = kiln::test::fixtures_root() + "/" + family + "_lora/" + name;

@@ -328,6 +328,7 @@ struct AttentionCase {
   int64_t window = 0;  // a sliding window (0: none)
   float softcap = 0;   // Gemma 2's score cap (0: none)
   bool sinks = false;  // GPT-OSS's sink logit per head (drawn around the scores' scale, one above them)
+  bool alibi = false;  // BLOOM's ALiBi slopes (transformers' for the head count)
 };
 
 template <typename Run>
@@ -341,7 +342,11 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
   CAPTURE(sh.window);
   CAPTURE(sh.softcap);
   CAPTURE(sh.sinks);
+  CAPTURE(sh.alibi);
   const int64_t rows = sh.batch * sh.chunk, width = (sh.heads + 2 * sh.kv_heads) * sh.hd;
+  std::vector<float> slopes(size_t(sh.heads));
+  for (int64_t h = 0; h < sh.heads; ++h) slopes[size_t(h)] = std::pow(2.0f, -8.0f * float(h + 1) / float(sh.heads));
+  Dev dslopes(slopes);
   std::vector<float> sinks = random_floats(size_t(sh.heads), seed++, 3.0f);
   sinks[0] = 5.0f;  // (above every score, yet its head's output stays large enough to check)
   Dev dsinks(sinks);
@@ -351,14 +356,14 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
   std::vector<float> oc(size_t(rows * sh.heads * sh.hd), kNaN);
   ThreadPool pool(2, attention_scratch_floats(sh.max_seq, sh.hd));
   const float scale = 1.0f / std::sqrt(float(sh.hd));
-  attention_cpu(
-      {qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
-       sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window, sh.softcap, sh.sinks ? sinks.data() : nullptr},
-      pool);
+  attention_cpu({qkv.data(), kc.data(), vc.data(), ct, sh.start.data(), sh.valid.data(), oc.data(), sh.batch, sh.chunk,
+                 sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window, sh.softcap,
+                 sh.sinks ? sinks.data() : nullptr, sh.alibi ? slopes.data() : nullptr},
+                pool);
   Dev dk(kc), dv(vc), dqkv(qkv), ds(sh.start), dn(sh.valid), dout(std::vector<float>(oc.size(), kNaN));
   run(AttentionArgs{dqkv.as<float>(), dk.p, dv.p, ct, ds.as<int32_t>(), dn.as<int32_t>(), dout.as<float>(), sh.batch,
                     sh.chunk, sh.max_seq, sh.heads, sh.kv_heads, sh.hd, scale, sh.window, sh.softcap,
-                    sh.sinks ? dsinks.as<float>() : nullptr});
+                    sh.sinks ? dsinks.as<float>() : nullptr, sh.alibi ? dslopes.as<float>() : nullptr});
   sync_ok();
   const auto og = dout.get<float>();
   CHECK(std::count_if(og.begin(), og.end(), [](float v) { return !std::isfinite(v); }) == 0);
@@ -372,7 +377,8 @@ void check_attention_case(const AttentionCase& sh, DType ct, uint32_t& seed, con
 // and MHA, head_dim 64 to 256, partial chunks (padding rows get zeros), an idle batch row, and
 // rows whose position reaches max_seq (zeros, as on the CPU).
 TEST_CASE(
-    "cuda: tiled prefill attention matches the CPU kernel (query tiles, continued prompts, GQA, padding rows, sinks)") {
+    "cuda: tiled prefill attention matches the CPU kernel (query tiles, continued prompts, GQA, padding rows, sinks, "
+    "ALiBi)") {
   if (skip_without_gpu()) return;
   uint32_t seed = 5000;
   const AttentionCase shapes[] = {
@@ -391,6 +397,9 @@ TEST_CASE(
       // GPT-OSS's sinks, with and without a window
       {1, 130, 8, 2, 64, 512, {0}, {130}, 0, 0, true},
       {2, 64, 8, 4, 64, 1024, {300, 0}, {64, 50}, 100, 0, true},
+      // BLOOM's ALiBi (MHA), from position 0 and on a continued prompt
+      {1, 130, 8, 8, 64, 512, {0}, {130}, 0, 0, false, true},
+      {2, 64, 16, 16, 128, 1024, {300, 0}, {64, 50}, 0, 0, false, true},
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -399,7 +408,7 @@ TEST_CASE(
 
 // The one-pass kernel (a few rows, no split scratch) with sliding windows: shorter than the
 // context, of one position, and longer than it.
-TEST_CASE("cuda: one-pass attention with sliding windows, soft caps and sinks matches the CPU kernel") {
+TEST_CASE("cuda: one-pass attention with sliding windows, soft caps, sinks and ALiBi matches the CPU kernel") {
   if (skip_without_gpu()) return;
   uint32_t seed = 6000;
   const AttentionCase shapes[] = {
@@ -409,6 +418,7 @@ TEST_CASE("cuda: one-pass attention with sliding windows, soft caps and sinks ma
       {2, 4, 8, 2, 64, 300, {200, 0}, {4, 3}, 17, 1.5f},     // soft-capped scores
       {2, 4, 8, 2, 64, 300, {200, 0}, {4, 3}, 17, 0, true},  // sinks
       {1, 3, 4, 4, 128, 64, {10}, {3}, 0, 0, true},
+      {2, 4, 6, 6, 64, 300, {200, 0}, {4, 3}, 0, 0, false, true},  // ALiBi
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
@@ -440,6 +450,9 @@ TEST_CASE(
       // GPT-OSS's sinks (64 heads of 64, 8 KV heads), windowed and not
       {1, 1, 64, 8, 64, 2048, {1500}, {1}, 128, 0, true},
       {2, 1, 64, 8, 64, 2048, {1023, 3}, {1, 1}, 0, 0, true},
+      // BLOOM's ALiBi (MHA: a group a head), a long context and a short one
+      {1, 1, 16, 16, 64, 2048, {1500}, {1}, 0, 0, false, true},
+      {2, 1, 12, 12, 128, 512, {300, 3}, {1, 1}, 0, 0, false, true},
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)

@@ -1635,8 +1635,9 @@ void check_attention_loop(const AttentionArgs& a, const std::vector<float>& k_r,
         const int64_t j0 = attention_first_key(p, a.window);
         for (int64_t j = j0; j <= p; ++j) {
           const float* k = k_r.data() + base + size_t(j * KVH * hd);
-          scores[size_t(j - j0)] = attention_softcap(
-              (a.chunk >= kGemmMinRows ? gemm_ref(q, k, hd) : dot_f32(q, k, hd)) * a.scale, a.softcap);
+          float s = (a.chunk >= kGemmMinRows ? gemm_ref(q, k, hd) : dot_f32(q, k, hd)) * a.scale;
+          if (a.alibi) s += a.alibi[h] * float(j - p);  // (BLOOM's linear bias, before the cap)
+          scores[size_t(j - j0)] = attention_softcap(s, a.softcap);
         }
         softmax_inplace(scores.data(), p - j0 + 1, attention_sink(a, h));
         for (int64_t j = j0; j <= p; ++j)
@@ -1647,7 +1648,8 @@ void check_attention_loop(const AttentionArgs& a, const std::vector<float>& k_r,
 }
 
 TEST_CASE(
-    "attention equals the per-head loop bit for bit (groups, head dims, windows, soft caps, sinks, cache dtypes)") {
+    "attention equals the per-head loop bit for bit (groups, head dims, windows, soft caps, sinks, ALiBi, cache "
+    "dtypes)") {
   const std::string tiers = tiers_exercised("the AVX2 tiles");
   MESSAGE(tiers);
   uint32_t seed = 900;
@@ -1686,11 +1688,15 @@ TEST_CASE(
               const std::vector<float> sinks = random_floats(size_t(H), seed++, 3.0f);
               const float* sk = (hd + window + chunk) % 3 == 0 ? sinks.data() : nullptr;
               CAPTURE(sk != nullptr);
+              // BLOOM's ALiBi slopes on half the cases (steep enough to bend these scores)
+              const std::vector<float> slopes = random_floats(size_t(H), seed++, 0.5f);
+              const float* al = (hd + chunk + H) % 2 == 1 ? slopes.data() : nullptr;
+              CAPTURE(al != nullptr);
               attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(),
-                                          out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap, sk},
+                                          out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap, sk, al},
                             pool);
               check_attention_loop(AttentionArgs{qkv.data(), nullptr, nullptr, cache_t, start.data(), valid.data(),
-                                                 out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap, sk},
+                                                 out.data(), batch, chunk, S, H, KVH, hd, scale, window, cap, sk, al},
                                    k_r, v_r);
             }
 }
@@ -1725,20 +1731,24 @@ TEST_CASE("attention past max_seq 4096 (odd row blocks) keeps its scratch aligne
 // than every row's context, so it cuts nothing. Soft cap 0.6 (Gemma 2's cap·tanh(s / cap), small
 // enough to bend these scores) or none.
 // Sinks (GPT-OSS): one more logit per head in each softmax, weighing no value; a sink far above the
-// scores (+30) leaves almost nothing, one far below (−30) almost the plain softmax.
+// scores (+30) leaves almost nothing, one far below (−30) almost the plain softmax. ALiBi (BLOOM): key j's score
+// for the query at position p gains slope_h·(j − p), before the cap.
 TEST_CASE(
-    "kv_write and attention match a double reference for causal GQA with padding rows, windows, soft caps and sinks") {
+    "kv_write and attention match a double reference for causal GQA with padding rows, windows, soft caps, sinks and "
+    "ALiBi") {
   for (DType cache_t : {DType::F32, DType::BF16})
     for (int64_t window : {0, 3, 1, 9})
       for (const float cap : {0.0f, 0.6f})
-        for (int sink_kind = 0; sink_kind < 3; ++sink_kind) {  // none, drawn, ±30
+        for (int sink_kind = 0; sink_kind < 4; ++sink_kind) {  // none, drawn, ±30; none with ALiBi
           CAPTURE(std::string(dtype_name(cache_t)));
           CAPTURE(window);
           CAPTURE(cap);
           CAPTURE(sink_kind);
+          const std::vector<float> slopes = {0.5f, 0.25f, 0.125f, 1.5f};
+          const float* al = sink_kind == 3 ? slopes.data() : nullptr;
           const std::vector<float> sinks =
               sink_kind == 1 ? random_floats(4, 15, 2.0f) : std::vector<float>{30.0f, -30.0f, 0.5f, -1.0f};
-          const float* sk = sink_kind == 0 ? nullptr : sinks.data();
+          const float* sk = sink_kind == 0 || sink_kind == 3 ? nullptr : sinks.data();
           const int64_t batch = 2, chunk = 4, S = 16, H = 4, KVH = 2, hd = 8, width = (H + 2 * KVH) * hd;
           ThreadPool pool(2, attention_scratch_floats(S, hd));
           // The cache already holds earlier positions; this step appends at start_pos.
@@ -1767,7 +1777,7 @@ TEST_CASE(
           std::vector<float> out(size_t(batch * chunk * H * hd), kNaN), ref(out.size(), 0.0f);
           const float scale = 1.0f / std::sqrt(float(hd));
           attention_cpu(AttentionArgs{qkv.data(), kc.data(), vc.data(), cache_t, start.data(), valid.data(), out.data(),
-                                      batch, chunk, S, H, KVH, hd, scale, window, cap, sk},
+                                      batch, chunk, S, H, KVH, hd, scale, window, cap, sk, al},
                         pool);
           for (int64_t b = 0; b < batch; ++b)
             for (int64_t t = 0; t < valid[size_t(b)]; ++t)
@@ -1783,7 +1793,8 @@ TEST_CASE(
                   for (int64_t i = 0; i < hd; ++i)
                     d += double(qkv[size_t((b * chunk + t) * width + h * hd + i)]) *
                          k_r[size_t(((b * S + j) * KVH + kvh) * hd + i)];
-                  s[size_t(j)] = cap > 0 ? double(cap) * std::tanh(d * scale / double(cap)) : d * scale;
+                  const double biased = d * scale + (al ? double(al[h]) * double(j - p) : 0.0);
+                  s[size_t(j)] = cap > 0 ? double(cap) * std::tanh(biased / double(cap)) : biased;
                   mx = std::max(mx, s[size_t(j)]);
                 }
                 if (sk) mx = std::max(mx, double(sk[h]));

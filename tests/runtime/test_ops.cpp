@@ -193,6 +193,14 @@ TEST_CASE("ops: the built-in registry has one op per name and version, each with
   CHECK(att3->n_float_attrs == 2);
   CHECK(att3->n_int_attrs == att2->n_int_attrs);
   CHECK((att2->bind_cpu == att3->bind_cpu));
+  // version 4 adds the sinks (a sixth input), version 5 the ALiBi slopes (a seventh), on the same kernel
+  const OpDef* att4 = builtin_ops().find("attention", 4);
+  const OpDef* att5 = builtin_ops().find("attention", 5);
+  REQUIRE(att4);
+  REQUIRE(att5);
+  CHECK((att3->n_inputs == 5 && att4->n_inputs == 6 && att5->n_inputs == 7));
+  CHECK((att4->n_int_attrs == att3->n_int_attrs && att5->n_float_attrs == att3->n_float_attrs));
+  CHECK((att3->bind_cpu == att5->bind_cpu && att4->validate == att5->validate));
   // head_rmsnorm: versions 1, 2 and 3 take 3, 4 and 5 int attributes (k_head_dim, then Cohere's mode) on one
   // kernel; layernorm version 2 (its bias optional) has version 1's operands and kernel, and its own check.
   for (uint32_t v = 1; v <= 3; ++v) {

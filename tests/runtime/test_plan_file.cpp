@@ -587,6 +587,32 @@ TEST_CASE(
       });
 }
 
+// BLOOM's operands (attention version 5's ALiBi slopes) edited behind valid checksums: refused at load. Only BLOOM's
+// plans take attention version 5 (GPT-OSS's keep 4, the others 3).
+TEST_CASE("plan file: BLOOM's ALiBi slopes edited behind valid checksums are refused") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "hub_f32", "bloom", nullptr, &o);
+  REQUIRE(load(bytes).is_ok());
+  CHECK(versions(bytes, "attention", 5) == 1);
+  CHECK(versions(fixture_plan_bytes(d, "hub_f32", "gpt_oss", nullptr, &o), "attention", 4) == 1);
+  CHECK(versions(fixture_plan_bytes(d, "hub_f32", "gpt2", nullptr, &o), "attention", 3) == 1);
+  kiln::test::check_edits_refused(
+      bytes,
+      {
+          {"slopes are the tokens",
+           [](fb::Plan* p) {
+             prefill_launch(p, "attention")->mutable_inputs()->Mutate(6, tensor_named(p, "prefill.tokens"));
+           },
+           "(attention): alibi 'prefill.tokens' has dtype i32"},
+          {"slopes are the embedding norm's bias (64 values, 4 heads)",
+           [](fb::Plan* p) {
+             prefill_launch(p, "attention")->mutable_inputs()->Mutate(6, tensor_named(p, "model.embed_norm.bias"));
+           },
+           "(attention): alibi 'model.embed_norm.bias' has shape [64], expected [4]"},
+      });
+}
+
 // activation version 2 added relu² (Arcee); version 1 (what a runtime before it read) refuses the kind,
 // and version 2 refuses kinds past it.
 TEST_CASE("plan file: an activation kind its version does not have is refused") {

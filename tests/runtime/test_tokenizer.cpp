@@ -1310,7 +1310,18 @@ TEST_CASE("tokenizer: GPT2Tokenizer with add_prefix_space true is refused, anoth
     if (n.empty()) CHECK(notes.find("Tokenizer, which transformers 5's AutoTokenizer rebuilds") == std::string::npos);
     else CHECK(notes.find(n + ", which transformers 5's AutoTokenizer rebuilds") != std::string::npos);
   }
+  // A class named where the model_type's AutoTokenizer class is TokenizersBackend (StarCoder's tokenizer_config.json
+  // names GPT2Tokenizer): transformers 5 reads tokenizer.json as written, and so does kiln, without a note.
   std::ofstream(d / "tokenizer_config.json") << R"({"tokenizer_class": "GPT2TokenizerFast", "add_prefix_space": true})";
+  for (const char* t : {"gpt_bigcode", "stablelm", "granite", "olmo2", "ministral"}) {
+    CAPTURE(std::string(t));
+    std::ofstream(d / "config.json") << nlohmann::json{{"model_type", t}}.dump();
+    TokenizerData td;
+    notes.clear();
+    CHECK(read_hf_tokenizer(d.path(), &td, &notes, false));
+    CHECK(notes.find("rebuilds") == std::string::npos);
+  }
+  std::ofstream(d / "config.json") << R"({"model_type": "gpt2"})";
   CHECK_THROWS_WITH_AS(read_hf_tokenizer(d.path(), &refused_td, &notes, false),
                        doctest::Contains("add_prefix_space is true, with which transformers 5's GPT2Tokenizer"),
                        std::exception);
