@@ -151,6 +151,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"GPTNeoForCausalLM", "gpt_neo"},
                                                                {"GPTBigCodeForCausalLM", "gpt_bigcode"},
                                                                {"BloomForCausalLM", "bloom"},
+                                                               {"MptForCausalLM", "mpt"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -153,9 +153,10 @@ int64_t read_falcon_kv_heads(const ConfigReader& r, int64_t heads) {
 }
 
 // FalconConfig (LlamaConfig::falcon): biases with `bias`, the block's layout from parallel_attn,
-// new_decoder_architecture and num_ln_in_parallel_attn (null: 2 with the new architecture). ALiBi, which kiln has no
-// attention for, is refused; layouts transformers cannot run are refused by name. Its dropouts act in training
-// only; the old RW configs' apply_residual_connection_post_layernorm is read at the false transformers hard-wires.
+// new_decoder_architecture and num_ln_in_parallel_attn (null: 2 with the new architecture). ALiBi is refused
+// (Falcon-RW's: transformers rounds its slopes and biases to bf16 and scales them with the scores, which kiln's ALiBi
+// does not follow); layouts transformers cannot run are refused by name. Its dropouts act in training only; the old RW
+// configs' apply_residual_connection_post_layernorm is read at the false transformers hard-wires.
 void read_falcon(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.falcon = true;
@@ -791,17 +792,18 @@ LlamaConfig parse_gpt_neo(const ConfigReader& r, const nlohmann::json& j, const 
   const bool given_types = r.has("attention_types") && !j["attention_types"].is_null();
   const nlohmann::json at =
       given_types ? j["attention_types"] : nlohmann::json::parse(R"([[["global", "local"], 12]])");
-  std::string problem;
+  std::string problem, structure;  // (structure: what transformers cannot expand, refused beside attention_layers too)
   constexpr int64_t kHuge = int64_t(1) << 40;
   int64_t count = 0;
   std::vector<int64_t> counts;  // (each entry's)
-  if (!at.is_array()) problem = "must be a list of [[types...], count] entries";
-  for (size_t e = 0; problem.empty() && e < at.size(); ++e) {
+  if (!at.is_array()) structure = "must be a list of [[types...], count] entries";
+  for (size_t e = 0; structure.empty() && e < at.size(); ++e) {
     const nlohmann::json& entry = at[e];
-    // (as Python reads item[0] and item[1]: more items are left, a bool counts 0 or 1)
-    if (!entry.is_array() || entry.size() < 2 || !entry[0].is_array() ||
+    // (as Python reads item[0] and item[1]: more items are left, a bool counts 0 or 1, a string's characters are
+    // types)
+    if (!entry.is_array() || entry.size() < 2 || !(entry[0].is_array() || entry[0].is_string()) ||
         !(entry[1].is_number_integer() || entry[1].is_boolean())) {
-      problem = "has an entry " + entry.dump() + " that is not [[types...], count]";
+      structure = "has an entry " + entry.dump() + " that is not [[types...], count]";
       break;
     }
     const int64_t n = entry[1].is_boolean() ? int64_t(entry[1] == true)
@@ -809,8 +811,10 @@ LlamaConfig parse_gpt_neo(const ConfigReader& r, const nlohmann::json& j, const 
                           ? kHuge
                           : std::min(kHuge, std::max<int64_t>(0, entry[1].get<int64_t>()));
     counts.push_back(n);
+    if (!entry[0].is_array()) problem = "has an entry " + entry.dump() + " whose types are a string, not a list";
     if (n > 0) count = std::min(kHuge, count + n * int64_t(std::min<size_t>(entry[0].size(), size_t(kHuge) / n)));
   }
+  if (!structure.empty()) r.fail("attention_types", structure);
   if (problem.empty() && count != c.num_hidden_layers)
     problem = "gives " + (count == kHuge ? std::string("more than 2^40") : std::to_string(count)) +
               " layer types for num_layers = " + std::to_string(c.num_hidden_layers) +
@@ -913,7 +917,10 @@ LlamaConfig parse_bloom(const ConfigReader& r, const std::string& text) {
   c.num_attention_heads = c.num_key_value_heads =
       r.pos_int(attribute_key(r, "n_head", "num_attention_heads", "BloomConfig"), false, 8);
   if (c.hidden_size % c.num_attention_heads != 0)
-    r.fail("hidden_size", "is not divisible by n_head (transformers refuses the model)");
+    r.fail(r.has("n_embed") ? "n_embed" : "hidden_size",
+           std::string("is not divisible by ") +
+               (r.has("n_head") || !r.has("num_attention_heads") ? "n_head" : "num_attention_heads") +
+               " (transformers refuses the model)");
   c.head_dim = c.hidden_size / c.num_attention_heads;
   c.intermediate_size = 4 * c.hidden_size;
   c.mlp_activation = Activation::kGeluTanh;
@@ -925,7 +932,10 @@ LlamaConfig parse_bloom(const ConfigReader& r, const std::string& text) {
     r.fail("apply_residual_connection_post_layernorm",
            "is true (each branch's residual the normed input), which kiln does not build");
   const bool slow_but_exact = r.boolean("slow_but_exact", false);
-  if (slow_but_exact && r.pos_int("pretraining_tp", false, 1) > 1) {
+  // (any whole number: BloomConfig takes 0 or less, which runs the plain projections)
+  const double tp = r.num("pretraining_tp", 1);
+  if (tp != std::floor(tp)) r.fail("pretraining_tp", "must be a whole number");
+  if (slow_but_exact && tp > 1) {
     c.output_biases_dropped = true;
     c.config_note +=
         std::string(c.config_note.empty() ? "" : "; ") +
@@ -933,12 +943,92 @@ LlamaConfig parse_bloom(const ConfigReader& r, const std::string& text) {
         "attention's dense and the MLP's dense_4h_to_h weights in slices and leaves out their biases; kiln "
         "does as it does (set slow_but_exact false for the biases)";
   }
-  r.pos_int("pretraining_tp", false, 1);
   for (const char* k : {"hidden_dropout", "attention_softmax_in_fp32", "bias_dropout_fusion", "masked_softmax_fusion",
                         "n_inner", "offset_alibi", "skip_bias_add", "skip_bias_add_qkv", "seq_length"})
     r.has(k);
   c.has_dtype = r.dtype(&c.dtype);
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS});
+  return c;
+}
+
+// MptConfig (LlamaConfig::mpt) and its defaults: d_model (2048), n_heads (16) and n_layers (24) (its attribute_map
+// reads hidden_size, num_attention_heads and num_hidden_layers as them), max_seq_len (2048: the ALiBi table
+// transformers builds, past which it cannot run), vocab_size (50368), layer_norm_epsilon, the LM head tied, and
+// attn_config (MptAttentionConfig's defaults when absent or null) for softmax_scale. transformers' MPT hard-wires
+// what mosaicml's own code reads from these: 4 · d_model MLPs (expansion_ratio), no biases (no_bias), LayerNorms,
+// ALiBi with alibi_bias_max 8, multi-head attention, no logit_scale, prefix_lm, qk_ln or sequence ids; any other value
+// is refused by name. clip_qkv (a clamp kiln does not build) is refused unless null. emb_pdrop, embedding_fraction
+// (a training-time gradient split), learned_pos_emb (which transformers never reads: no positions beside ALiBi),
+// init_device, init_config, verbose, tokenizer_name and attn_impl change nothing: read and left.
+LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std::string& text) {
+  LlamaConfig c;
+  c.raw_json = text;
+  c.architecture = "MptForCausalLM";
+  c.mpt = true;
+  c.quant = r.quantization();
+  refuse_mxfp4(r, c.quant, false);
+  r.refuse_null_values({"d_model", "n_heads", "n_layers", "hidden_size", "num_attention_heads", "num_hidden_layers",
+                        "max_seq_len", "vocab_size", "layer_norm_epsilon", "expansion_ratio"},
+                       c.architecture);
+  c.vocab_size = r.pos_int("vocab_size", false, 50368);
+  c.hidden_size = r.pos_int(attribute_key(r, "d_model", "hidden_size", "MptConfig"), false, 2048);
+  c.num_hidden_layers = r.pos_int(attribute_key(r, "n_layers", "num_hidden_layers", "MptConfig"), false, 24);
+  const char* head_key = attribute_key(r, "n_heads", "num_attention_heads", "MptConfig");
+  c.num_attention_heads = c.num_key_value_heads = r.pos_int(head_key, false, 16);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    r.fail(head_key, std::string("does not divide d_model (transformers refuses the model)"));
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  c.intermediate_size = 4 * c.hidden_size;
+  c.mlp_activation = Activation::kGelu;
+  c.max_position_embeddings = r.pos_int("max_seq_len", false, 2048);
+  c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
+  if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  r.hardwired("expansion_ratio", 4);
+  r.refuse_null_switch("no_bias");
+  r.hardwired("no_bias", true);
+  r.refuse_null_switch("learned_pos_emb");
+  r.hardwired("logit_scale", nullptr);
+  r.only("norm_type", {"low_precision_layernorm", "layernorm"});
+  for (const char* k : {"emb_pdrop", "embedding_fraction", "learned_pos_emb", "init_device", "init_config", "verbose",
+                        "tokenizer_name"})
+    r.has(k);
+  // attn_config: MptAttentionConfig's keys (a dict; null: its defaults)
+  if (r.has("attn_config") && !j["attn_config"].is_object())
+    r.fail("attn_config", "must be an object of MptAttentionConfig's keys");
+  const nlohmann::json attn = r.has("attn_config") ? j["attn_config"] : nlohmann::json::object();
+  ConfigReader a(attn, "attn_config");
+  a.set_strict_booleans();
+  auto wired = [&](const char* k, const nlohmann::json& builds) {
+    if (attn.contains(k) && attn[k].is_null())  // (MptAttentionConfig types each of these: null refused)
+      r.fail("attn_config", std::string("has a null ") + k + ", which transformers 5 refuses: give " + builds.dump() +
+                                " or leave it out");
+    if (a.has(k) && attn[k] != builds)
+      r.fail("attn_config", std::string("has ") + k + " = " + attn[k].dump() +
+                                ", which transformers' MptForCausalLM never reads (it builds " + builds.dump() +
+                                "); kiln refuses rather than guess what the checkpoint means");
+  };
+  wired("attn_type", "multihead_attention");
+  wired("alibi", true);
+  wired("alibi_bias_max", 8);
+  wired("prefix_lm", false);
+  wired("qk_ln", false);
+  wired("attn_uses_sequence_id", false);
+  if (a.has("clip_qkv"))
+    r.fail("attn_config", "has clip_qkv = " + attn["clip_qkv"].dump() +
+                              ": transformers clamps q, k and v to it, which kiln does not build (null: none)");
+  if (a.has("softmax_scale")) {
+    if (!attn["softmax_scale"].is_number() || !(attn["softmax_scale"].get<double>() > 0))
+      r.fail("attn_config", "has softmax_scale = " + attn["softmax_scale"].dump() +
+                                ": give a positive number (null: "
+                                "head_dim^-1/2)");
+    c.softmax_scale = attn["softmax_scale"].get<double>();
+  }
+  for (const char* k : {"attn_pdrop", "attn_impl"}) a.has(k);
+  for (std::string& k : a.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype"}))
+    c.unmodeled.push_back("attn_config." + k);
+  c.has_dtype = r.dtype(&c.dtype);
+  for (std::string& k : r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS})) c.unmodeled.push_back(std::move(k));
   return c;
 }
 
@@ -1007,6 +1097,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (arch == "GPTNeoForCausalLM" || arch == "gpt_neo") return parse_gpt_neo(r, j, text);
   if (arch == "GPTBigCodeForCausalLM" || arch == "gpt_bigcode") return parse_gpt_bigcode(r, text);
   if (arch == "BloomForCausalLM" || arch == "bloom") return parse_bloom(r, text);
+  if (arch == "MptForCausalLM" || arch == "mpt") return parse_mpt(r, j, text);
   c.quant = r.quantization();
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";

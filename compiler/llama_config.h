@@ -136,8 +136,18 @@ struct LlamaConfig {
   // BLOOM with slow_but_exact and pretraining_tp > 1: transformers sums the attention's dense and the MLP's
   // dense_4h_to_h in slices of their weights and leaves their biases out (the checkpoint holds them all the same).
   bool output_biases_dropped = false;
-  // ALiBi in place of RoPE (BLOOM's slopes).
-  bool alibi() const { return bloom; }
+  // MPT (MptForCausalLM: MosaicML's MPT-7B and MPT-30B and their instruct, chat and storywriter tunes): LayerNorms
+  // without biases (norm_1, norm_2, norm_f), no positions but ALiBi (MPT's slopes), q, k and v in one Wqkv (every q
+  // row, every k, every v) and out_proj without biases, an ungated up_proj -> exact GELU -> down_proj MLP of
+  // 4·d_model without biases, the attention scaled by softmax_scale (head_dim^-½ when null); the LM head tied.
+  bool mpt = false;
+  double softmax_scale = 0;  // > 0: the attention's scale in place of head_dim^-½ (MPT's attn_config.softmax_scale)
+  // ALiBi in place of RoPE (BLOOM's slopes, or MPT's).
+  bool alibi() const { return bloom || mpt; }
+  // q, k and v in one tensor, every q row, then every k, then every v (Phi-3's qkv_proj, GPT-2's c_attn, MPT's Wqkv).
+  bool fused_qkv() const { return fused_projections || gpt2 || mpt; }
+  // LayerNorms (with biases: norm_biases(); without: Cohere's and MPT's) in place of RMSNorms.
+  bool layer_norms() const { return norm_biases() || cohere || mpt; }
   // Learned absolute positions (GPT-2, GPT-Neo, GPT-BigCode, OPT) in place of RoPE, their table's row for position 0.
   bool learned_positions() const { return gpt2 || gpt_neo || gpt_bigcode || opt; }
   // GPT-2's layout (transformer.wte/wpe/ln_f, h.<i>.ln_1/ln_2, mlp.c_fc/c_proj): GPT-2, GPT-Neo, GPT-BigCode.
@@ -159,7 +169,7 @@ struct LlamaConfig {
   bool one_plus_norms() const { return gemma || nemotron; }
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
   bool ungated_mlp() const {
-    return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom;
+    return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom || mpt;
   }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
   const char* mlp_up_name() const {

@@ -52,9 +52,10 @@ struct AttentionArgs {
   const float* alibi = nullptr;  // (n_heads,): each head's ALiBi slope; null: none
 };
 
-// Head h's ALiBi bias for key position `key` seen from query position p (0 without ALiBi).
+// Head h's ALiBi bias for key position `key` seen from query position p (−0 without ALiBi: x + −0 is x, so adding it
+// changes no score's bits).
 KILN_HOST_DEVICE inline float attention_alibi(const AttentionArgs& a, int64_t h, int64_t key, int64_t p) {
-  return a.alibi ? a.alibi[h] * float(key - p) : 0.0f;
+  return a.alibi ? a.alibi[h] * float(key - p) : -0.0f;
 }
 
 // Head h's sink logit, −inf without sinks (a score of weight 0).

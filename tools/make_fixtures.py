@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -38,6 +38,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only gpt_neo   only tests/fixtures/gpt_neo/ (tiny GPTNeoForCausalLM checkpoints: global and local layers)
   --only gpt_bigcode  only tests/fixtures/gpt_bigcode/ (tiny GPTBigCodeForCausalLM checkpoints: multi-query c_attn)
   --only bloom     only tests/fixtures/bloom/ (tiny BloomForCausalLM checkpoints: ALiBi, the embedding's LayerNorm)
+  --only mpt       only tests/fixtures/mpt/ (tiny MptForCausalLM checkpoints: MPT's ALiBi, bias-less LayerNorms)
   --only opt       only tests/fixtures/opt/ (tiny OPTForCausalLM checkpoints: learned positions from row 2, relu)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
@@ -236,7 +237,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -934,6 +935,21 @@ BLOOM_VARIANTS = [
     ("hub_f32", 10101, dict(BLOOM_BASE, initializer_range=0.3)),
     ("six_heads_f32", 10202, dict(BLOOM_BASE, num_attention_heads=6, hidden_size=96, num_hidden_layers=3,
                                   slow_but_exact=True, pretraining_tp=2, tie_word_embeddings=False,
+                                  layer_norm_epsilon=1e-6)),
+]
+
+MPT_DIR = os.path.join(REPO, "tests", "fixtures", "mpt")
+# MPT (MptForCausalLM: MPT-7B, MPT-30B and their tunes): LayerNorms without biases, ALiBi (MPT's slopes) in place of
+# positions, q/k/v in one Wqkv and out_proj without biases, an ungated exact-GELU MLP of 4 · d_model without biases,
+# the LM head tied. Norm weights drawn around one. hub_f32: mosaicml/mpt-7b's config.json keys (attn_config whole,
+# init_config, learned_pos_emb, norm_type, ...), 4 heads, weights at initializer_range 0.3 (at 0.1 the tied head's
+# greedy continuations repeat one token). six_heads_f32: 6 heads (slopes for a head count that is no power of two),
+# attn_config's softmax_scale 0.3, 3 layers, untied.
+MPT_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 0, "max_seq_len": 256}
+MPT_VARIANTS = [
+    ("hub_f32", 10303, dict(MPT_BASE, initializer_range=0.3)),
+    ("six_heads_f32", 10404, dict(MPT_BASE, num_attention_heads=6, hidden_size=96, num_hidden_layers=3,
+                                  attn_config={"softmax_scale": 0.3}, tie_word_embeddings=False,
                                   layer_norm_epsilon=1e-6)),
 ]
 
@@ -2622,6 +2638,59 @@ def main_bloom():
     save_file(tensors, path, metadata={"format": "pt"})
     assert_reference_logits(out, BloomForCausalLM, "BloomModel's names")
     family_lora_cases("bloom", BLOOM_DIR, BLOOM_LORA_DIR, BLOOM_LORA_CASES, BloomForCausalLM)
+
+
+def main_mpt():
+    from transformers import MptConfig, MptForCausalLM
+    import transformers.models.mpt.modeling_mpt as mpt_modeling
+
+    def check(keys):
+        assert "transformer.blocks.0.attn.Wqkv.weight" in keys and "transformer.norm_f.weight" in keys, keys.keys()
+        assert "transformer.blocks.0.ffn.up_proj.weight" in keys, keys.keys()
+        assert not any(k.endswith(".bias") for k in keys), keys.keys()
+    main_llama_like("mpt", MPT_DIR, MPT_VARIANTS, MptConfig, MptForCausalLM, check, draw_norms_around_one)
+    # (MptConfig keeps the llama fixtures' keys it has no attribute for; it never reads them)
+    drop_rms_norm_eps(MPT_DIR, MPT_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "intermediate_size",
+                                              "rope_parameters", "max_position_embeddings"), MptForCausalLM)
+    for name, _, _ in MPT_VARIANTS:  # ALiBi must matter: without its slopes transformers gives other logits.
+        out = os.path.join(MPT_DIR, name)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        model = MptForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        saved = mpt_modeling.build_mpt_alibi_tensor
+        try:
+            mpt_modeling.build_mpt_alibi_tensor = lambda n, length, bias_max=8, device=None: torch.zeros(
+                n, 1, length, device=device)
+            with torch.no_grad():
+                diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        finally:
+            mpt_modeling.build_mpt_alibi_tensor = saved
+        print("  %s: without ALiBi the logits move by %.3e (rel L2)" % (name, diff))
+        assert diff > 1e-2, (name, diff)
+    assert_moves(os.path.join(MPT_DIR, "six_heads_f32"), MptForCausalLM, "softmax_scale null", 1e-2,
+                 attn_config={"softmax_scale": None})
+
+    def hub(cfg):  # mosaicml/mpt-7b's keys (transformers 4.28), without its auto_map (mosaicml's own code)
+        attn = {k: cfg["attn_config"][k] for k in ("alibi", "alibi_bias_max", "attn_impl", "attn_pdrop", "attn_type",
+                                                   "attn_uses_sequence_id", "clip_qkv", "prefix_lm", "qk_ln",
+                                                   "softmax_scale")}
+        cfg["attn_config"] = attn
+        cfg.update(init_config={"emb_init_std": None, "init_div_is_residual": True, "init_gain": 0,
+                                "init_nonlinearity": "relu", "init_std": 0.02, "name": "kaiming_normal_",
+                                "verbose": 0}, verbose=0, tokenizer_name="EleutherAI/gpt-neox-20b")
+        for k in ("tie_word_embeddings", "output_attentions"):
+            cfg.pop(k, None)
+    rewrite_as_hub(os.path.join(MPT_DIR, "hub_f32"), MptForCausalLM, "4.28.1", hub, flat_rope=False)
+    family_lora_cases("mpt", MPT_DIR, MPT_LORA_DIR, MPT_LORA_CASES, MptForCausalLM)
+
+
+MPT_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "mpt_lora")
+# peft adapters on MPT fixtures (peft names transformer.blocks.<i>.attn.Wqkv, ffn.up_proj, ...): every Linear of the
+# six-head fixture with norm_f saved whole.
+MPT_LORA_CASES = [
+    dict(name="every_linear_norm", base="six_heads_f32", seed=5101,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["Wqkv", "out_proj", "up_proj", "down_proj"],
+                                    modules_to_save=["norm_f"]))]),
+]
 
 
 BLOOM_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "bloom_lora")
@@ -4991,6 +5060,8 @@ def main():
         main_gpt_bigcode()
     if ARGS.only in ("all", "bloom"):
         main_bloom()
+    if ARGS.only in ("all", "mpt"):
+        main_mpt()
     if ARGS.only in ("all", "opt"):
         main_opt()
     if ARGS.only in ("all", "cohere2"):

@@ -109,6 +109,22 @@ std::vector<float> bloom_alibi_slopes(int64_t n) {
   return s;
 }
 
+// MPT's ALiBi slopes for n heads, as transformers' build_mpt_alibi_tensor computes them (alibi_bias_max 8): with P
+// the power of two at or above n, 1 / 2^(i · 8 / P) for i = 1..P (in f32), the odd-numbered then the even-numbered
+// ones where P is not n, the first n kept.
+std::vector<float> mpt_alibi_slopes(int64_t n) {
+  int64_t p = 1;
+  while (p < n) p *= 2;
+  std::vector<float> all;
+  for (int64_t i = 1; i <= p; ++i) all.push_back(1.0f / exp2f(float(i) * float(8.0 / double(p))));
+  if (p == n) return all;
+  std::vector<float> s;
+  for (int64_t i = 1; i < p; i += 2) s.push_back(all[size_t(i)]);
+  for (int64_t i = 0; i < p; i += 2) s.push_back(all[size_t(i)]);
+  s.resize(size_t(n));
+  return s;
+}
+
 }  // namespace
 
 std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfig& c) {
@@ -133,9 +149,10 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.glm4) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
-    if (c.fused_projections || c.grouped_qkv() || c.gpt2) {
+    if (c.fused_qkv() || c.grouped_qkv()) {
       e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
-      if ((c.grouped_qkv() || c.gpt2) && c.attention_bias) e[p + "self_attn.qkv_proj.bias"] = {q + 2 * kv};
+      if ((c.grouped_qkv() || c.gpt2) && c.attention_bias)
+        e[p + "self_attn.qkv_proj.bias"] = {q + 2 * kv};  // (not Phi-3's)
     } else {
       e[p + "self_attn.q_proj.weight"] = {q, D};
       e[p + "self_attn.k_proj.weight"] = {kv, D};
@@ -268,6 +285,22 @@ const HubNames kBloomNames{
     {},
     ""};
 
+// MPT: transformer.wte, transformer.norm_f, lm_head, transformer.blocks.<i>.norm_1, norm_2, attn.Wqkv, attn.out_proj,
+// ffn.up_proj and ffn.down_proj.
+const HubNames kMptNames{
+    "MptForCausalLM",
+    "transformer",
+    {{"transformer.wte", "model.embed_tokens"}, {"transformer.norm_f", "model.norm"}, {"lm_head", "lm_head"}},
+    "transformer.blocks",
+    {{"norm_1", "input_layernorm"},
+     {"norm_2", "post_attention_layernorm"},
+     {"attn.Wqkv", "self_attn.qkv_proj"},
+     {"attn.out_proj", "self_attn.o_proj"},
+     {"ffn.up_proj", "mlp.up_proj"},
+     {"ffn.down_proj", "mlp.down_proj"}},
+    {},
+    ""};
+
 // GPT-J: transformer.wte, transformer.ln_f, lm_head, transformer.h.<i>.ln_1, attn.q_proj/k_proj/v_proj/out_proj, and
 // the mlp's fc_in/fc_out as they are; its old checkpoints' causal-mask buffers.
 const HubNames kGptjNames{
@@ -346,6 +379,7 @@ const HubNames* hub_names(const LlamaConfig& c) {
   if (c.gpt_neo) return &kGptNeoNames;
   if (c.gpt_bigcode) return &kBigCodeNames;
   if (c.bloom) return &kBloomNames;
+  if (c.mpt) return &kMptNames;
   if (c.gptj) return &kGptjNames;
   if (c.falcon) return c.neox_parallel ? &kFalconTwoNormNames : &kFalconNames;
   return nullptr;
@@ -556,7 +590,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.attn_norm = c.olmo2 ? kNoTensor : norm_w(p + "input_layernorm.weight", D);
     if (c.norm_biases()) L.attn_norm_b = norm_b_w(p + "input_layernorm.bias", D);
     L.qkv_w = w(p + "self_attn.qkv_proj.weight", {W, D},
-                c.fused_projections || c.grouped_qkv() || c.gpt2
+                c.fused_qkv() || c.grouped_qkv()
                     ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
                     : std::vector<std::string>{p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
                                                p + "self_attn.v_proj.weight"},
@@ -716,9 +750,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // BLOOM's LayerNorm of the embedding, and its ALiBi slopes (f32, as transformers computes them)
   const uint32_t embed_norm = c.bloom ? w("model.embed_norm.weight", {D}, {"model.embed_norm.weight"}) : kNoTensor;
   const uint32_t embed_norm_b = c.bloom ? w("model.embed_norm.bias", {D}, {"model.embed_norm.bias"}) : kNoTensor;
-  const uint32_t alibi =
-      c.alibi() ? g.weight("alibi.slopes", DType::F32, {H}, WeightSource{{}, bloom_alibi_slopes(H), nullptr})
-                : kNoTensor;
+  const uint32_t alibi = c.alibi()
+                             ? g.weight("alibi.slopes", DType::F32, {H},
+                                        WeightSource{{}, c.mpt ? mpt_alibi_slopes(H) : bloom_alibi_slopes(H), nullptr})
+                             : kNoTensor;
   // Gemma 2's and 3's and OLMo 3's sliding layers have their own RoPE.
   const uint32_t inv_freq_local = c.layer_type_rope()
                                       ? g.weight("rope.inv_freq_local", DType::F32, {hd / 2},
@@ -730,6 +765,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t n_valid = g.state("n_valid", {B});
   const double eps = c.rms_norm_eps;
   const double scale = c.granite              ? c.attention_multiplier
+                       : c.softmax_scale > 0  ? c.softmax_scale
                        : c.unscaled_attention ? 1.0
                                               : 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
   const double rope_scale = rope_attention_factor(c.rope);  // multiplies cos and sin (LongRoPE's)
@@ -786,7 +822,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           add_node(P, kAddOp, {x, branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
         }
       };
-      if (c.norm_biases() || c.cohere) add_layernorm(P, x, L.attn_norm, L.attn_norm_b, h, eps);  // (Cohere's: no bias)
+      if (c.layer_norms()) add_layernorm(P, x, L.attn_norm, L.attn_norm_b, h, eps);  // (Cohere's, MPT's: no bias)
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
       // (GPT-NeoX's parallel residual: the MLP's norm of the layer's input, before attention adds to it)
       if (c.neox_parallel) add_layernorm(P, x, L.mlp_norm, L.mlp_norm_b, h2, eps);
@@ -827,7 +863,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         project_into_x(m, L.down_w, L.down_b, kNoTensor);
         continue;
       }
-      if (c.norm_biases() && !c.neox_parallel) add_layernorm(P, x, L.mlp_norm, L.mlp_norm_b, h2, eps);
+      if (c.layer_norms() && !c.neox_parallel) add_layernorm(P, x, L.mlp_norm, L.mlp_norm_b, h2, eps);
       else if (!c.olmo2 && !c.neox_parallel) add_node(P, kRmsNormOp, {x, L.mlp_norm, n_valid}, {h2}, {}, {eps});
       if (const int64_t K = c.num_experts_per_tok; moe) {
         // The router: softmax over every expert, the top K, renormalized to sum to one (Mixtral;
@@ -880,7 +916,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       project_into_x(m, L.down_w, L.down_b, L.mlp_out_norm);  // x += down_proj(m)
     }
     finish_lm_program(g, std::move(st), x, norm, lm_head, eps, {tokens, start_pos, n_valid}, c.final_logit_softcapping,
-                      norm_b, lm_head_b, c.cohere);
+                      norm_b, lm_head_b, c.layer_norms());
   }
   set_lm_info(g, c.architecture, V, S, B, o.chunk, c.dtype, wt, c.raw_json);
   return g;
@@ -1034,6 +1070,18 @@ FrontendBuild build_llama(const CompileOptions& o) {
       if (b.lora.replacement(hf_layer_prefix(i) + part))
         throw CompileError("an adapter saves its own copy of " + hf_layer_prefix(i) + part +
                            " (modules_to_save), which kiln does not merge over MXFP4 experts");
+  // (BLOOM's sliced output projections multiply by the base weights themselves: peft's model leaves an adapter on
+  // them out, its merged one does not; kiln does not pick one)
+  for (int64_t i = 0; i < c.num_hidden_layers && c.output_biases_dropped; ++i)
+    for (const char* m : {"self_attn.o_proj", "mlp.dense_4h_to_h"})
+      if (b.lora.touches(hf_layer_prefix(i) + m + ".weight") || b.lora.touches(hf_layer_prefix(i) + m + ".bias"))
+        throw CompileError(o.model_dir +
+                           "/config.json: slow_but_exact with pretraining_tp > 1 makes transformers' BLOOM "
+                           "multiply by " +
+                           to_hub(*hub, hf_layer_prefix(i) + m) +
+                           "'s weights itself, so peft's model leaves an adapter on it out (and its merge_and_unload "
+                           "does not); kiln refuses rather than pick one: set slow_but_exact false, or leave the "
+                           "module out of the adapter");
   const std::string lora_note = check_lora_config_keys(b.lora, o);
   const std::string untie_note = untie_saved_copies(b.lora, &c.tie_word_embeddings);
   // The checkpoint's dtype is what its weights are stored in (config.json's dtype may say
@@ -1052,13 +1100,17 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        ", which one fixed plan cannot follow; compile with --max-seq " +
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
   // (GPT-J's sin/cos table and the learned positions have n_positions rows; GPT-Neo's local layers' mask too)
-  if ((c.gptj || c.learned_positions()) && lim.max_seq > c.max_position_embeddings)
+  if ((c.gptj || c.learned_positions() || c.mpt) && lim.max_seq > c.max_position_embeddings)
     throw CompileError(
         o.model_dir + "/config.json: " +
-        (c.gptj ? std::string("GPT-J's RoPE is a table")
-                : c.architecture + " learned its positions (" + to_hub(*hub, "model.embed_positions") + ")") +
-        " of " + (c.opt || c.gpt_neo ? "max_position_embeddings" : "n_positions") + " = " +
-        std::to_string(c.max_position_embeddings) +
+        (c.gptj  ? std::string("GPT-J's RoPE is a table")
+         : c.mpt ? std::string("MPT's ALiBi is a table (transformers builds it for max_seq_len)")
+                 : c.architecture + " learned its positions (" + to_hub(*hub, "model.embed_positions") + ")") +
+        " of " +
+        (c.opt || c.gpt_neo ? "max_position_embeddings"
+         : c.mpt            ? "max_seq_len"
+                            : "n_positions") +
+        " = " + std::to_string(c.max_position_embeddings) +
         " positions, past which transformers cannot run it; compile with --max-seq " +
         std::to_string(c.max_position_embeddings) + " or less");
   Graph& g = b.graph = build_llama_graph(c, LlamaBuildOptions{plan_dtype, lim.max_seq, lim.batch, lim.chunk});
@@ -1166,6 +1218,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "gpt_bigcode",
                                       "BloomForCausalLM",
                                       "bloom",
+                                      "MptForCausalLM",
+                                      "mpt",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

@@ -288,7 +288,7 @@ __global__ void __launch_bounds__(kSdpaThreads, NC <= 10 ? 2 : 1) sdpa_kernel(Sd
       [&](int64_t kv0) { sdpa_load_tile(KV, S, D4, kv_base, a.wkv, a.k_off + h * D, kv0, a.lk, D, vec); },
       [&](int64_t kv0) { sdpa_load_tile(KV, SV, SV, kv_base, a.wkv, a.v_off + h * D, kv0, a.lk, D, vec); },
       [&](int64_t qi, int64_t key) { return key < a.lk && (!a.causal || key <= qi); },
-      [](int64_t, int64_t) { return 0.0f; }, o, m, l);
+      [](int64_t, int64_t) { return -0.0f; }, o, m, l);  // (x + −0 is x: no bias)
 
   const int64_t ow = a.heads * D;
 #pragma unroll

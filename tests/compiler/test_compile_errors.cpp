@@ -369,8 +369,8 @@ TEST_CASE("compile: Falcon checkpoints of many six-tensor layers compile") {
 
 // GPT-J's RoPE is a sin/cos table of n_positions rows, the positions of GPT-2, GPT-Neo, GPT-BigCode and OPT a learned
 // table of as many (transformers cannot run positions past it): a longer --max-seq is refused, one within it compiles.
-TEST_CASE("compile: GPT-J, GPT-2, GPT-Neo, GPT-BigCode and OPT refuse a --max-seq past n_positions") {
-  for (const char* family : {"gptj", "gpt2", "opt", "gpt_neo", "gpt_bigcode"}) {
+TEST_CASE("compile: GPT-J, GPT-2, GPT-Neo, GPT-BigCode, OPT and MPT refuse a --max-seq past n_positions") {
+  for (const char* family : {"gptj", "gpt2", "opt", "gpt_neo", "gpt_bigcode", "mpt"}) {
     CAPTURE(family);
     TempDir d;
     CompileOptions o;
@@ -380,6 +380,7 @@ TEST_CASE("compile: GPT-J, GPT-2, GPT-Neo, GPT-BigCode and OPT refuse a --max-se
     CHECK(err.find("compile with --max-seq 256 or less") != std::string::npos);
     CHECK(err.find(std::string(family) == "opt"    ? "model.decoder.embed_positions"
                    : std::string(family) == "gptj" ? "RoPE"
+                   : std::string(family) == "mpt"  ? "MPT's ALiBi is a table (transformers builds it for max_seq_len)"
                                                    : "transformer.wpe") != std::string::npos);
     CHECK_FALSE(exists(d / "p.kplan"));
     o.max_seq = 256;
@@ -472,7 +473,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
@@ -482,7 +483,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'RwkvForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, Glm4ForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

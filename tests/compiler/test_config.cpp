@@ -1824,6 +1824,14 @@ TEST_CASE("config: GPT-Neo (attention types and layers, windows, attribute names
     const LlamaConfig o = edited(hub, [&](nlohmann::json& j) { j["attention_types"] = nlohmann::json::parse(odd); });
     CHECK((o.window_layer == std::vector<bool>{false, true} && !o.config_note.empty()));
   }
+  // (what transformers cannot expand is refused beside attention_layers too: a count not a whole number, an entry
+  // without its count)
+  for (const char* bad : {R"([[["global"], 1.5]])", R"([[["global"]]])", R"([[5, 1]])", R"({"a": 1})"}) {
+    CAPTURE(std::string(bad));
+    CHECK(error_of([&](nlohmann::json& j) {
+            j["attention_types"] = nlohmann::json::parse(bad);
+          }).find("attention_types") != std::string::npos);
+  }
   // (no attention_types in the file: nothing to differ from)
   CHECK(edited(hub, [](nlohmann::json& j) { j.erase("attention_types"); }).config_note.empty());
   CHECK(error_of([](nlohmann::json& j) { j["window_size"] = nullptr; }).find("window_size is null") !=
@@ -1930,13 +1938,24 @@ TEST_CASE("config: BLOOM (ALiBi, n_embed, slow_but_exact, Megatron's keys, defau
   CHECK((s.output_biases_dropped && s.config_note.find("leaves out their biases") != std::string::npos));
   CHECK_FALSE(edited(hub, [](nlohmann::json& j) { j["slow_but_exact"] = true; }).output_biases_dropped);
   CHECK_FALSE(edited(hub, [](nlohmann::json& j) { j["pretraining_tp"] = 4; }).output_biases_dropped);
+  CHECK_FALSE(edited(hub,
+                     [](nlohmann::json& j) {  // (BloomConfig takes 0 or less: the plain projections)
+                       j["slow_but_exact"] = true;
+                       j["pretraining_tp"] = 0;
+                     })
+                  .output_biases_dropped);
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   CHECK(error_of([](nlohmann::json& j) {
           j["apply_residual_connection_post_layernorm"] = true;
         }).find("apply_residual_connection_post_layernorm is true") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["num_attention_heads"] = 2; }).find("BloomConfig maps it to") !=
         std::string::npos);
-  CHECK(error_of([](nlohmann::json& j) { j["n_head"] = 3; }).find("not divisible by n_head") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["n_head"] = 3; }).find("hidden_size is not divisible by n_head") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["n_embed"] = 66; }).find("n_embed is not divisible by n_head") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["pretraining_tp"] = 1.5; }).find("pretraining_tp must be a whole number") !=
+        std::string::npos);
   for (const char* k : {"apply_residual_connection_post_layernorm", "slow_but_exact", "tie_word_embeddings"}) {
     CAPTURE(std::string(k));  // (typed bool)
     CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
@@ -1948,6 +1967,75 @@ TEST_CASE("config: BLOOM (ALiBi, n_embed, slow_but_exact, Megatron's keys, defau
   // BloomConfig has no RoPE or positions: such a key is unmodeled, refused by name.
   CHECK(edited(hub, [](nlohmann::json& j) { j["max_position_embeddings"] = 2048; }).unmodeled ==
         std::vector<std::string>{"max_position_embeddings = 2048"});
+}
+
+// MptForCausalLM (mosaicml/mpt-7b's config.json keys): MPT's ALiBi, bias-less LayerNorms, Wqkv, a 4 · d_model exact
+// GELU MLP, the head tied, attn_config's softmax_scale; what transformers hard-wires refused at other values.
+TEST_CASE("config: MPT (attn_config, ALiBi, hard-wired keys, defaults, refusals)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "mpt") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE((hub.contains("init_config") && hub.contains("attn_config") && hub.contains("learned_pos_emb")));
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "MptForCausalLM");
+  CHECK((a.mpt && a.alibi() && a.fused_qkv() && !a.grouped_qkv() && a.layer_norms() && !a.norm_biases()));
+  CHECK((!a.attention_bias && !a.mlp_bias && a.ungated_mlp() && a.tie_word_embeddings && a.softmax_scale == 0));
+  CHECK((a.hidden_size == 64 && a.num_attention_heads == 4 && a.num_key_value_heads == 4 && a.head_dim == 16));
+  CHECK((a.intermediate_size == 256 && a.mlp_activation == Activation::kGelu && a.max_position_embeddings == 256));
+  CHECK(a.unmodeled.empty());
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"d_model", "n_heads", "n_layers", "max_seq_len", "vocab_size", "attn_config"}) j.erase(k);
+    j["tie_word_embeddings"] = false;
+  });
+  CHECK((d.hidden_size == 2048 && d.num_attention_heads == 16 && d.num_hidden_layers == 24 && d.vocab_size == 50368));
+  CHECK((d.max_position_embeddings == 2048 && !d.tie_word_embeddings && d.unmodeled.empty()));
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"] = nullptr; }).unmodeled.empty());
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["softmax_scale"] = 0.25; }).softmax_scale == 0.25);
+  const LlamaConfig m = edited(hub, [](nlohmann::json& j) {
+    j.erase("d_model");
+    j.erase("n_heads");
+    j["hidden_size"] = 64;
+    j["num_attention_heads"] = 2;
+  });
+  CHECK((m.head_dim == 32 && m.unmodeled.empty()));
+  // (an unknown key inside attn_config is named as such)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["rope"] = true; }).unmodeled ==
+        std::vector<std::string>{"attn_config.rope = true"});
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  for (const auto& [key, value] : std::vector<std::pair<const char*, nlohmann::json>>{
+           {"expansion_ratio", 8}, {"no_bias", false}, {"logit_scale", 2.0}, {"norm_type", "rmsnorm"}}) {
+    const std::string k = key;  // (CAPTURE cannot take a binding)
+    const nlohmann::json v = value;
+    CAPTURE(k);
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = v; }).find(k) != std::string::npos);
+  }
+  for (const auto& [key, value] :
+       std::vector<std::pair<const char*, nlohmann::json>>{{"attn_type", "multiquery_attention"},
+                                                           {"alibi", false},
+                                                           {"alibi_bias_max", 16},
+                                                           {"prefix_lm", true},
+                                                           {"qk_ln", true},
+                                                           {"attn_uses_sequence_id", true},
+                                                           {"clip_qkv", 8.0},
+                                                           {"softmax_scale", -1.0}}) {
+    const std::string k = key;
+    const nlohmann::json v = value;
+    CAPTURE(k);
+    CHECK(error_of([&](nlohmann::json& j) { j["attn_config"][k] = v; }).find("attn_config has " + k) !=
+          std::string::npos);
+  }
+  for (const char* k : {"alibi", "qk_ln", "attn_type", "alibi_bias_max"}) {  // (MptAttentionConfig types them)
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j["attn_config"][k] = nullptr; }).find(std::string("has a null ") + k) !=
+          std::string::npos);
+  }
+  CHECK(error_of([](nlohmann::json& j) { j["attn_config"] = 3; }).find("attn_config must be an object") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["n_heads"] = 3; }).find("does not divide d_model") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["hidden_size"] = 32; }).find("MptConfig maps it to") != std::string::npos);
+  for (const char* k : {"no_bias", "learned_pos_emb", "tie_word_embeddings", "d_model", "max_seq_len"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
 }
 
 // OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
@@ -2180,19 +2268,22 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     const bool neo = family == "gpt_neo";
     const bool opt = family == "opt";  // (no eps key: its LayerNorms' is torch's default)
     const bool bloom = family == "bloom";  // (no activation key, no positions: its n_layer and n_head then)
-    for (const char* k : {opt                                          ? "ffn_dim"
-                          : family == "starcoder2"                     ? "norm_epsilon"
-                          : family == "nemotron"                       ? "norm_eps"
-                          : family == "falcon" || gptj || neo || bloom ? "layer_norm_epsilon"
-                          : layer_norm                                 ? "layer_norm_eps"
-                                                                       : "rms_norm_eps",
+    const bool mpt = family == "mpt";      // (no activation key: n_layers and max_seq_len)
+    for (const char* k : {opt                                                 ? "ffn_dim"
+                          : family == "starcoder2"                            ? "norm_epsilon"
+                          : family == "nemotron"                              ? "norm_eps"
+                          : family == "falcon" || gptj || neo || bloom || mpt ? "layer_norm_epsilon"
+                          : layer_norm                                        ? "layer_norm_eps"
+                                                                              : "rms_norm_eps",
                           gemma23              ? "hidden_activation"
                           : family == "falcon" ? "activation"
                           : gptj || opt || neo ? "activation_function"
                           : bloom              ? "n_layer"
+                          : mpt                ? "n_layers"
                                                : "hidden_act",
                           gptj    ? "n_positions"
                           : bloom ? "n_head"
+                          : mpt   ? "max_seq_len"
                                   : "max_position_embeddings"}) {
       CAPTURE(std::string(k));
       CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
@@ -2213,8 +2304,8 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     // classes fill it in with setdefault, so the object's wins), read where it does.
     const bool flat = base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type");
     // (GPTNeoXConfig never reads a top-level rope_theta: its base is rotary_emb_base's, test_config's GPT-NeoX case)
-    // (GPTJConfig's RoPE base is fixed; GPT-2, GPT-Neo, GPT-BigCode, OPT and BLOOM have none)
-    if (family != "gpt_neox" && !gptj && !opt && !neo && !bloom)
+    // (GPTJConfig's RoPE base is fixed; GPT-2, GPT-Neo, GPT-BigCode, OPT, BLOOM and MPT have none)
+    if (family != "gpt_neox" && !gptj && !opt && !neo && !bloom && !mpt)
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;
               if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))

@@ -47,7 +47,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" ||
       cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "FalconConfig" || cls == "GPTJConfig" ||
       cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" ||
-      cls == "BloomConfig")
+      cls == "BloomConfig" || cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -124,6 +124,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "GPTNeoConfig",
                                 "GPTBigCodeConfig",
                                 "BloomConfig",
+                                "MptConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "CLIPTextConfig",
@@ -295,15 +296,15 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 
 // The LLM config classes kiln reads.
 const char* const kLlmConfigClasses[] = {
-    "LlamaConfig",     "MistralConfig",    "MixtralConfig",   "Qwen2Config",      "Qwen3Config",
-    "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",     "Gemma2Config",     "Gemma3TextConfig",
-    "GraniteConfig",   "SmolLM3Config",    "PhiConfig",       "Ernie4_5Config",   "Olmo2Config",
-    "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig",  "Olmo3Config",      "Glm4Config",
-    "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",    "HeliumConfig",     "GraniteMoeSharedConfig",
-    "ArceeConfig",     "CohereConfig",     "Cohere2Config",   "Starcoder2Config", "StableLmConfig",
-    "OlmoeConfig",     "NemotronConfig",   "GPTNeoXConfig",   "Glm4MoeConfig",    "FalconConfig",
-    "GPTJConfig",      "GPT2Config",       "OPTConfig",       "GPTNeoConfig",     "GPTBigCodeConfig",
-    "BloomConfig",     "DeepseekV2Config", "DeepseekV3Config"};
+    "LlamaConfig",     "MistralConfig",    "MixtralConfig",    "Qwen2Config",      "Qwen3Config",
+    "Qwen3MoeConfig",  "Phi3Config",       "GemmaConfig",      "Gemma2Config",     "Gemma3TextConfig",
+    "GraniteConfig",   "SmolLM3Config",    "PhiConfig",        "Ernie4_5Config",   "Olmo2Config",
+    "MinistralConfig", "GraniteMoeConfig", "Qwen2MoeConfig",   "Olmo3Config",      "Glm4Config",
+    "Exaone4Config",   "SeedOssConfig",    "GptOssConfig",     "HeliumConfig",     "GraniteMoeSharedConfig",
+    "ArceeConfig",     "CohereConfig",     "Cohere2Config",    "Starcoder2Config", "StableLmConfig",
+    "OlmoeConfig",     "NemotronConfig",   "GPTNeoXConfig",    "Glm4MoeConfig",    "FalconConfig",
+    "GPTJConfig",      "GPT2Config",       "OPTConfig",        "GPTNeoConfig",     "GPTBigCodeConfig",
+    "BloomConfig",     "MptConfig",        "DeepseekV2Config", "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must

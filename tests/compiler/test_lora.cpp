@@ -176,12 +176,57 @@ TEST_CASE("lora: a saved copy of a GPT-2 Conv1D layer in a Linear's layout is re
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
+// BLOOM with slow_but_exact and pretraining_tp > 1 multiplies by dense's and dense_4h_to_h's weights itself: peft's
+// model leaves an adapter on them out while merge_and_unload does not, so kiln refuses one rather than pick; with
+// slow_but_exact false the same adapter compiles.
+TEST_CASE("lora: an adapter on BLOOM's sliced output projections (slow_but_exact) is refused") {
+  TempDir d;
+  const std::string src = kiln::test::fixtures_root() + "/bloom_lora/qkv_mlp_embed_norm/adapter";
+  const std::string dir = d / "adapter";
+  kiln::test::copy_dir(src, dir);
+  auto f = SafetensorsFile::open(src + "/adapter_model.safetensors");
+  std::vector<StWriteTensor> ts;
+  const std::string qkv = "base_model.model.transformer.h.0.self_attention.query_key_value.lora_A.weight";
+  const std::string dense = "base_model.model.transformer.h.0.self_attention.dense.";
+  const std::vector<float> b = kiln::test::random_floats(96 * 8, 7);
+  for (const auto& [n, t] : f->tensors()) {
+    ts.push_back({n, t.dtype, t.shape, t.data, t.size});
+    if (n == qkv) ts.push_back({dense + "lora_A.weight", t.dtype, t.shape, t.data, t.size});  // ([8, 96])
+  }
+  REQUIRE(ts.size() == f->tensors().size() + 1);
+  ts.push_back({dense + "lora_B.weight", DType::F32, {96, 8}, b.data(), b.size() * 4});
+  write_safetensors(dir + "/adapter_model.safetensors", ts);
+  {
+    std::ifstream in(dir + "/adapter_config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    j["target_modules"].push_back("dense");
+    std::ofstream(dir + "/adapter_config.json") << j.dump(2);
+  }
+  CompileOptions o = options("", {{dir, 1.0}}, d / "p.kplan");
+  o.model_dir = kiln::test::fixture("six_heads_f32", "bloom");
+  CHECK_THROWS_WITH_AS(compile_model(o),
+                       doctest::Contains("slow_but_exact with pretraining_tp > 1 makes transformers' BLOOM multiply "
+                                         "by transformer.h.0.self_attention.dense's weights itself"),
+                       CompileError);
+  CHECK_FALSE(exists(d / "p.kplan"));
+  kiln::test::copy_dir(o.model_dir, d / "exact");
+  {
+    std::ifstream in(d / "exact/config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    j["slow_but_exact"] = false;
+    std::ofstream(d / "exact/config.json") << j.dump(2);
+  }
+  o.model_dir = d / "exact";
+  compile_model(o);
+  CHECK(exists(d / "p.kplan"));
+}
+
 // GPT-NeoX: kiln renames the checkpoint's modules (gpt_neox.layers.<i>.attention.query_key_value is its
 // model.layers.<i>.self_attn.qkv_proj, each head's q, k and v rows regrouped); adapters, their target_modules,
 // patterns and modules_to_save name peft's (transformers 5's) modules, and so do kiln's messages. References by
 // peft (tests/fixtures/gpt_neox_lora, tools/make_fixtures.py --only gpt_neox).
 TEST_CASE(
-    "lora: GPT-NeoX, Falcon, GPT-J, GPT-2, GPT-Neo, GPT-BigCode, BLOOM and OPT adapters (peft's names for their renamed modules, GPT-2's Conv1D layers and their saved copies) match peft's model") {
+    "lora: GPT-NeoX, Falcon, GPT-J, GPT-2, GPT-Neo, GPT-BigCode, BLOOM, MPT and OPT adapters (peft's names for their renamed modules, GPT-2's Conv1D layers and their saved copies) match peft's model") {
   TempDir d;
   auto family_options = [&](const std::string& family, const std::string& dir, const std::vector<LoraAdapterSpec>& lora,
                             const std::string& out) {
@@ -206,7 +251,8 @@ TEST_CASE(
                                                                                {"gpt_neo", "attn_mlp_saved"},
                                                                                {"gpt_bigcode", "every_linear_norm"},
                                                                                {"gpt_bigcode", "mqa_c_attn"},
-                                                                               {"bloom", "qkv_mlp_embed_norm"}}) {
+                                                                               {"bloom", "qkv_mlp_embed_norm"},
+                                                                               {"mpt", "every_linear_norm"}}) {
     const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
     CAPTURE(name);
     const std::string dir = kiln::test::fixtures_root() + "/" + family + "_lora/" + name;

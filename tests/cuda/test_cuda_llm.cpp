@@ -328,7 +328,7 @@ struct AttentionCase {
   int64_t window = 0;  // a sliding window (0: none)
   float softcap = 0;   // Gemma 2's score cap (0: none)
   bool sinks = false;  // GPT-OSS's sink logit per head (drawn around the scores' scale, one above them)
-  bool alibi = false;  // BLOOM's ALiBi slopes (transformers' for the head count)
+  bool alibi = false;  // ALiBi slopes (2^(−8(h+1)/heads): MPT's for a power-of-two head count)
 };
 
 template <typename Run>
@@ -453,6 +453,7 @@ TEST_CASE(
       // BLOOM's ALiBi (MHA: a group a head), a long context and a short one
       {1, 1, 16, 16, 64, 2048, {1500}, {1}, 0, 0, false, true},
       {2, 1, 12, 12, 128, 512, {300, 3}, {1, 1}, 0, 0, false, true},
+      {1, 1, 32, 8, 64, 2048, {1023}, {1}, 0, 0, false, true},  // (a group of 4: each head its own slope)
   };
   for (DType ct : {DType::F32, DType::BF16})
     for (const AttentionCase& sh : shapes)
