@@ -1538,20 +1538,26 @@ def assert_moves(out, model_cls, what, least, **overrides):
     assert diff > least, "%s: %s moves the logits by only %.2e" % (out, what, diff)
 
 
-def assert_rope_swap_moves(out, model_cls, modeling, rope_fn):
-    """The fixture at out must depend on its pairwise RoPE: transformers with modeling.apply_rotary_pos_emb
-    replaced by rope_fn (a rotate-half RoPE) gives logits more than 1e-2 (rel L2) from the reference's."""
+def assert_patched_moves(out, model_cls, modeling, name, fn, what):
+    """The fixture at out must depend on what modeling.<name> computes: transformers with it replaced by fn gives
+    logits more than 1e-2 (rel L2) from the reference's."""
     ref = load_file(os.path.join(out, "reference.safetensors"))
     model = model_cls.from_pretrained(out, dtype=torch.float32).eval()
-    saved = modeling.apply_rotary_pos_emb
+    saved = getattr(modeling, name)
     try:
-        modeling.apply_rotary_pos_emb = rope_fn
+        setattr(modeling, name, fn)
         with torch.no_grad():
             diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
     finally:
-        modeling.apply_rotary_pos_emb = saved
-    print("  %s: with rotate-half RoPE the logits move by %.3f (rel L2)" % (os.path.basename(out), diff))
-    assert diff > 1e-2, (out, diff)
+        setattr(modeling, name, saved)
+    print("  %s: %s the logits move by %.3f (rel L2)" % (os.path.basename(out), what, diff))
+    assert diff > 1e-2, (out, what, diff)
+
+
+def assert_rope_swap_moves(out, model_cls, modeling, rope_fn):
+    """The fixture at out must depend on its pairwise RoPE: transformers with modeling.apply_rotary_pos_emb
+    replaced by rope_fn (a rotate-half RoPE) gives other logits."""
+    assert_patched_moves(out, model_cls, modeling, "apply_rotary_pos_emb", rope_fn, "with rotate-half RoPE")
 
 
 def rewrite_as_hub(out, model_cls, version, edit, flat_rope=True):
@@ -2600,18 +2606,8 @@ def main_bloom():
     drop_rms_norm_eps(BLOOM_DIR, BLOOM_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "intermediate_size",
                                                   "rope_parameters", "max_position_embeddings"), BloomForCausalLM)
     for name, _, _ in BLOOM_VARIANTS:  # ALiBi must matter: without its slopes transformers gives other logits.
-        out = os.path.join(BLOOM_DIR, name)
-        ref = load_file(os.path.join(out, "reference.safetensors"))
-        model = BloomForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
-        saved = bloom_modeling._get_alibi_slopes
-        try:
-            bloom_modeling._get_alibi_slopes = lambda n, device: torch.zeros(n, device=device)
-            with torch.no_grad():
-                diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
-        finally:
-            bloom_modeling._get_alibi_slopes = saved
-        print("  %s: without ALiBi the logits move by %.3e (rel L2)" % (name, diff))
-        assert diff > 1e-2, (name, diff)
+        assert_patched_moves(os.path.join(BLOOM_DIR, name), BloomForCausalLM, bloom_modeling, "_get_alibi_slopes",
+                             lambda n, device: torch.zeros(n, device=device), "without ALiBi")
     out = os.path.join(BLOOM_DIR, "six_heads_f32")
     path = os.path.join(out, "config.json")
     with open(path) as f:
@@ -2653,19 +2649,9 @@ def main_mpt():
     drop_rms_norm_eps(MPT_DIR, MPT_VARIANTS, ("rms_norm_eps", "num_key_value_heads", "intermediate_size",
                                               "rope_parameters", "max_position_embeddings"), MptForCausalLM)
     for name, _, _ in MPT_VARIANTS:  # ALiBi must matter: without its slopes transformers gives other logits.
-        out = os.path.join(MPT_DIR, name)
-        ref = load_file(os.path.join(out, "reference.safetensors"))
-        model = MptForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
-        saved = mpt_modeling.build_mpt_alibi_tensor
-        try:
-            mpt_modeling.build_mpt_alibi_tensor = lambda n, length, bias_max=8, device=None: torch.zeros(
-                n, 1, length, device=device)
-            with torch.no_grad():
-                diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
-        finally:
-            mpt_modeling.build_mpt_alibi_tensor = saved
-        print("  %s: without ALiBi the logits move by %.3e (rel L2)" % (name, diff))
-        assert diff > 1e-2, (name, diff)
+        assert_patched_moves(os.path.join(MPT_DIR, name), MptForCausalLM, mpt_modeling, "build_mpt_alibi_tensor",
+                             lambda n, length, bias_max=8, device=None: torch.zeros(n, 1, length, device=device),
+                             "without ALiBi")
     assert_moves(os.path.join(MPT_DIR, "six_heads_f32"), MptForCausalLM, "softmax_scale null", 1e-2,
                  attn_config={"softmax_scale": None})
 
