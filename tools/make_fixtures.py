@@ -2593,6 +2593,18 @@ def main_gpt_bigcode():
                       GPTBigCodeForCausalLM)
 
 
+ALIBI_HEADS = list(range(1, 65)) + [71, 80, 96, 112, 128]
+
+
+def write_alibi_slopes(path, slopes_of):
+    """transformers' ALiBi slopes (f32) for each head count of ALIBI_HEADS, as {"heads": [slopes]} (each value the
+    exact f32, written as Python's repr of it)."""
+    out = {str(n): [float(v) for v in slopes_of(n).float().flatten().tolist()] for n in ALIBI_HEADS}
+    with open(path, "w") as f:
+        json.dump(out, f)
+        f.write("\n")
+
+
 def main_bloom():
     from transformers import BloomConfig, BloomForCausalLM
     import transformers.models.bloom.modeling_bloom as bloom_modeling
@@ -2633,6 +2645,8 @@ def main_bloom():
     assert not any(k.startswith("lm_head") for k in tensors), tensors.keys()
     save_file(tensors, path, metadata={"format": "pt"})
     assert_reference_logits(out, BloomForCausalLM, "BloomModel's names")
+    write_alibi_slopes(os.path.join(BLOOM_DIR, "alibi_slopes.json"),
+                       lambda n: bloom_modeling._get_alibi_slopes(n, torch.device("cpu")))
     family_lora_cases("bloom", BLOOM_DIR, BLOOM_LORA_DIR, BLOOM_LORA_CASES, BloomForCausalLM)
 
 
@@ -2666,6 +2680,8 @@ def main_mpt():
         for k in ("tie_word_embeddings", "output_attentions"):
             cfg.pop(k, None)
     rewrite_as_hub(os.path.join(MPT_DIR, "hub_f32"), MptForCausalLM, "4.28.1", hub, flat_rope=False)
+    write_alibi_slopes(os.path.join(MPT_DIR, "alibi_slopes.json"),
+                       lambda n: mpt_modeling.build_mpt_alibi_tensor(n, 2)[:, 0, 0] / -1.0)  # (key 0 of 2: −slope)
     family_lora_cases("mpt", MPT_DIR, MPT_LORA_DIR, MPT_LORA_CASES, MptForCausalLM)
 
 

@@ -96,7 +96,9 @@ std::vector<std::string> gpt2_conv1d_weights(const LlamaConfig& c) {
   return names;
 }
 
-// BLOOM's ALiBi slopes for n heads, as transformers' _get_alibi_slopes computes them: with p the largest power of
+}  // namespace
+
+// BLOOM's ALiBi slopes for n heads by transformers' _get_alibi_slopes: with p the largest power of
 // two up to n, base^k for k = 1..p (base = 2^(-2^-(log2 p - 3)), rounded to f32; the powers in f32), then for the
 // other n - p heads extra^k for k = 1, 3, 5, ... (extra: the base for 2p).
 std::vector<float> bloom_alibi_slopes(int64_t n) {
@@ -124,8 +126,6 @@ std::vector<float> mpt_alibi_slopes(int64_t n) {
   s.resize(size_t(n));
   return s;
 }
-
-}  // namespace
 
 std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfig& c) {
   if (c.phi) return phi_tensor_shapes(c);
@@ -747,7 +747,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t pos_table =
       c.learned_positions() ? w("model.embed_positions.weight", {S, D}, {"model.embed_positions.weight"}, positions)
                             : kNoTensor;
-  // BLOOM's LayerNorm of the embedding, and its ALiBi slopes (f32, as transformers computes them)
+  // BLOOM's LayerNorm of the embedding, and its ALiBi slopes (f32, by transformers' formula)
   const uint32_t embed_norm = c.bloom ? w("model.embed_norm.weight", {D}, {"model.embed_norm.weight"}) : kNoTensor;
   const uint32_t embed_norm_b = c.bloom ? w("model.embed_norm.bias", {D}, {"model.embed_norm.bias"}) : kNoTensor;
   const uint32_t alibi = c.alibi()

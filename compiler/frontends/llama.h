@@ -24,4 +24,9 @@ void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck);
 
 Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o);
 
+// ALiBi's slopes for n heads by transformers' formulas, in f32: BLOOM's (_get_alibi_slopes) and MPT's
+// (build_mpt_alibi_tensor, alibi_bias_max 8). (torch's vectorized pow may round a slope an ulp otherwise.)
+std::vector<float> bloom_alibi_slopes(int64_t n);
+std::vector<float> mpt_alibi_slopes(int64_t n);
+
 }  // namespace kiln

@@ -1969,6 +1969,35 @@ TEST_CASE("config: BLOOM (ALiBi, n_embed, slow_but_exact, Megatron's keys, defau
         std::vector<std::string>{"max_position_embeddings = 2048"});
 }
 
+// ALiBi's slopes against transformers' own (_get_alibi_slopes, build_mpt_alibi_tensor; tests/fixtures/{bloom,mpt}/
+// alibi_slopes.json) for 1 to 64 heads and more: each within an ulp (torch's vectorized pow may round one otherwise
+// than libm's correctly rounded one: an effect of 6e-8 on a score), most of them equal.
+TEST_CASE("config: BLOOM's and MPT's ALiBi slopes are transformers' (1 to 128 heads)") {
+  for (const char* family : {"bloom", "mpt"}) {
+    CAPTURE(std::string(family));
+    std::ifstream in(kiln::test::fixtures_root() + "/" + family + "/alibi_slopes.json");
+    REQUIRE(in.good());
+    const nlohmann::json ref = nlohmann::json::parse(in);
+    REQUIRE(ref.size() >= 64);
+    int equal = 0, total = 0;
+    for (auto it = ref.begin(); it != ref.end(); ++it) {
+      const int64_t n = std::stoll(it.key());
+      CAPTURE(n);
+      const std::vector<float> s = std::string(family) == "bloom" ? bloom_alibi_slopes(n) : mpt_alibi_slopes(n);
+      REQUIRE(int64_t(s.size()) == n);
+      REQUIRE(it->size() == size_t(n));
+      for (int64_t h = 0; h < n; ++h) {
+        const float t = float((*it)[size_t(h)].get<double>());
+        CHECK(std::fabs(s[size_t(h)] - t) <= std::nextafter(t, 1.0f) - t);
+        equal += s[size_t(h)] == t;
+        ++total;
+      }
+    }
+    MESSAGE(family << ": " << equal << " of " << total << " slopes equal transformers', the rest within an ulp");
+    CHECK(equal * 10 >= total * 9);
+  }
+}
+
 // MptForCausalLM (mosaicml/mpt-7b's config.json keys): MPT's ALiBi, bias-less LayerNorms, Wqkv, a 4 · d_model exact
 // GELU MLP, the head tied, attn_config's softmax_scale; what transformers hard-wires refused at other values.
 TEST_CASE("config: MPT (attn_config, ALiBi, hard-wired keys, defaults, refusals)") {
