@@ -120,8 +120,11 @@ std::string ConfigReader::architecture() const {
 }
 
 std::string ConfigReader::model_architecture() const {
-  const std::string a = architecture();
+  std::string a = architecture();
   if (a.empty()) fail("architectures", "and model_type are both missing (or not strings): the config names no model");
+  // The class name of a family's own (remote) code, which transformers' AutoModelForCausalLM reads by model_type as
+  // its class: mosaicml's MPTForCausalLM.
+  if (a == "MPTForCausalLM" && has("model_type") && j_["model_type"] == "mpt") a = "MptForCausalLM";
   // transformers' AutoModelForCausalLM builds the class of model_type, whatever architectures says.
   static const std::pair<const char*, const char*> kTypes[] = {{"LlamaForCausalLM", "llama"},
                                                                {"MistralForCausalLM", "mistral"},

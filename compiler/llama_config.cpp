@@ -1014,15 +1014,19 @@ LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std:
   wired("prefix_lm", false);
   wired("qk_ln", false);
   wired("attn_uses_sequence_id", false);
-  if (a.has("clip_qkv"))
+  // (clip_qkv 0 clamps nothing: transformers tests it for truth)
+  if (a.has("clip_qkv") && !(attn["clip_qkv"].is_number() && attn["clip_qkv"].get<double>() == 0))
     r.fail("attn_config", "has clip_qkv = " + attn["clip_qkv"].dump() +
-                              ": transformers clamps q, k and v to it, which kiln does not build (null: none)");
+                              ": transformers clamps q, k and v to it, which kiln does not build (null or 0: none)");
   if (a.has("softmax_scale")) {
-    if (!attn["softmax_scale"].is_number() || !(attn["softmax_scale"].get<double>() > 0))
-      r.fail("attn_config", "has softmax_scale = " + attn["softmax_scale"].dump() +
-                                ": give a positive number (null: "
-                                "head_dim^-1/2)");
-    c.softmax_scale = attn["softmax_scale"].get<double>();
+    // (0: transformers multiplies the scores by it, mosaicml's code reads it as head_dim^-1/2: refused)
+    const nlohmann::json& s = attn["softmax_scale"];
+    if (!s.is_number() || !std::isfinite(s.get<double>()) || s.get<double>() == 0)
+      r.fail("attn_config", "has softmax_scale = " + s.dump() +
+                                ": give a finite number other than 0, which transformers and mosaicml's code read "
+                                "otherwise (null: head_dim^-1/2)");
+    c.softmax_scale_given = true;
+    c.softmax_scale = s.get<double>();
   }
   for (const char* k : {"attn_pdrop", "attn_impl"}) a.has(k);
   for (std::string& k : a.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype"}))

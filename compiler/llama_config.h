@@ -141,7 +141,9 @@ struct LlamaConfig {
   // row, every k, every v) and out_proj without biases, an ungated up_proj -> exact GELU -> down_proj MLP of
   // 4·d_model without biases, the attention scaled by softmax_scale (head_dim^-½ when null); the LM head tied.
   bool mpt = false;
-  double softmax_scale = 0;  // > 0: the attention's scale in place of head_dim^-½ (MPT's attn_config.softmax_scale)
+  // MPT's attn_config.softmax_scale, given: the attention's scale in place of head_dim^-½ (any finite value but 0)
+  bool softmax_scale_given = false;
+  double softmax_scale = 0;
   // ALiBi in place of RoPE (BLOOM's slopes, or MPT's).
   bool alibi() const { return bloom || mpt; }
   // q, k and v in one tensor, every q row, then every k, then every v (Phi-3's qkv_proj, GPT-2's c_attn, MPT's Wqkv).

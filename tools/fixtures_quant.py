@@ -556,6 +556,10 @@ DS_GPTQ_CASES = [("ds_gptq_w4g32_f32", 4, 32, True), ("ds_gptq_w4g32_asym_f32", 
 # The same on GPT-NeoX's Pythia-layout fixture: query_key_value (each head's q, k and v rows together), dense and
 # the MLP quantized as shipped under GPT-NeoX's names; the reference loads the dequantized weights likewise.
 NEOX_GPTQ_CASES = [("neox_gptq_w4g32_asym_f32", 4, 32, False)]
+# The same on StarCoder's layout (GPT-BigCode, multi_query: c_attn every q row, then k, then v) and BLOOM's
+# (query_key_value by head, the embedding's LayerNorm and ALiBi), as the hub's GPTQ StarCoder and BLOOMZ ship.
+BIGCODE_GPTQ_CASES = [("bigcode_gptq_w4g32_f32", 4, 32, True)]
+BLOOM_GPTQ_CASES = [("bloom_gptq_w4g32_asym_f32", 4, 32, False)]
 # and for this one reference_lora.safetensors: the same with the LoRA fixture all_linear_r8 (made for the
 # base, gqa_f32) merged by peft into the dequantized weights
 LORA_GPTQ_CASE = "gptq_w4g32_asym_f32"
@@ -574,10 +578,13 @@ def gptq_fixtures(repo, only=None):
 
     for (name, bits, group, sym), family in ([(c, "llama") for c in GPTQ_CASES] +
                                              [(c, "deepseek") for c in DS_GPTQ_CASES] +
-                                             [(c, "gpt_neox") for c in NEOX_GPTQ_CASES]):
+                                             [(c, "gpt_neox") for c in NEOX_GPTQ_CASES] +
+                                             [(c, "gpt_bigcode") for c in BIGCODE_GPTQ_CASES] +
+                                             [(c, "bloom") for c in BLOOM_GPTQ_CASES]):
         if only and name not in only:
             continue
-        base_name = {"llama": "gqa_f32", "deepseek": "v2_greedy_yarn", "gpt_neox": "pythia_f32"}[family]
+        base_name = {"llama": "gqa_f32", "deepseek": "v2_greedy_yarn", "gpt_neox": "pythia_f32",
+                     "gpt_bigcode": "starcoder_f32", "bloom": "hub_f32"}[family]
         base = os.path.join(repo, "tests", "fixtures", family, base_name)
         ref = load_file(os.path.join(base, "reference.safetensors"))
         out = os.path.join(repo, "tests", "fixtures", "quantized", name)

@@ -469,8 +469,9 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
 }  // namespace
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
-  // (Falcon-7B's layer has 6 tensors: qkv, dense, the MLP's two weights, one norm's weight and bias)
-  check_layer_count(c.num_hidden_layers, ck, c.falcon ? 6 : 9);
+  // (Falcon-7B's and MPT's layers have 6 tensors: Falcon's qkv, dense, the MLP's two weights, one norm's weight and
+  // bias; MPT's two norms, Wqkv, out_proj and the MLP's two weights)
+  check_layer_count(c.num_hidden_layers, ck, c.falcon || c.mpt ? 6 : 9);
   // (GLM-4.5 with n_shared_experts 0: transformers saves its shared MLP's empty tensors)
   auto empty_shared = [&](const std::string& n) {
     return c.glm4_moe && c.shared_expert_intermediate_size == 0 &&
@@ -764,10 +765,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t start_pos = g.state("start_pos", {B});
   const uint32_t n_valid = g.state("n_valid", {B});
   const double eps = c.rms_norm_eps;
-  const double scale = c.granite              ? c.attention_multiplier
-                       : c.softmax_scale > 0  ? c.softmax_scale
-                       : c.unscaled_attention ? 1.0
-                                              : 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
+  const double scale = c.granite               ? c.attention_multiplier
+                       : c.softmax_scale_given ? c.softmax_scale
+                       : c.unscaled_attention  ? 1.0
+                                               : 1.0 / std::sqrt(c.gemma ? c.query_pre_attn_scalar : double(hd));
   const double rope_scale = rope_attention_factor(c.rope);  // multiplies cos and sin (LongRoPE's)
   // Gemma: the embedding times √hidden_size as transformers has it, a buffer cast to the weights'
   // dtype (f32, or rounded to bf16/f16: √1152 is 34 in bf16).

@@ -334,37 +334,45 @@ TEST_CASE("compile: GLM-4.5 checkpoints: MTP layers left out, others refused, em
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
-// Falcon-7B's layer has only 6 tensors: a checkpoint of many layers (32 here, as Falcon-7B's) passes the layer-count
-// guard, which sizes nothing before it has checked the checkpoint can back the count.
-TEST_CASE("compile: Falcon checkpoints of many six-tensor layers compile") {
-  TempDir d;
-  const std::string src = kiln::test::fixture("falcon7b_f32", "falcon");
-  kiln::test::copy_dir(src, d / "deep");
-  {
-    auto f = SafetensorsFile::open(src + "/model.safetensors");
-    std::vector<StWriteTensor> out;
-    static const std::string kLayer0 = "transformer.h.0.";
-    for (const auto& [name, t] : f->tensors()) {
-      if (name.rfind("transformer.h.", 0) != 0) {
-        out.push_back({name, t.dtype, t.shape, t.data, t.size});
-        continue;
+// Falcon-7B's and MPT's layers have only 6 tensors: a checkpoint of many layers (32 here, as Falcon-7B's and MPT-7B's)
+// passes the layer-count guard, which sizes nothing before it has checked the checkpoint can back the count. (MPT's
+// under mosaicml's class name, MPTForCausalLM, which transformers reads by model_type as MptForCausalLM.)
+TEST_CASE("compile: Falcon and MPT checkpoints of many six-tensor layers compile") {
+  for (const auto& [family, name, layers, key, others] :
+       {std::tuple<const char*, const char*, const char*, const char*, size_t>{
+            "falcon", "falcon7b_f32", "transformer.h.", "num_hidden_layers", 3},
+        {"mpt", "hub_f32", "transformer.blocks.", "n_layers", 2}}) {
+    const std::string prefix = layers, layer0 = prefix + "0.", k = key;  // (a lambda cannot capture a binding)
+    const size_t rest = others;
+    CAPTURE(k);
+    TempDir d;
+    const std::string src = kiln::test::fixture(name, family);
+    kiln::test::copy_dir(src, d / "deep");
+    {
+      auto f = SafetensorsFile::open(src + "/model.safetensors");
+      std::vector<StWriteTensor> out;
+      for (const auto& [n, t] : f->tensors()) {
+        if (n.rfind(prefix, 0) != 0) {
+          out.push_back({n, t.dtype, t.shape, t.data, t.size});
+          continue;
+        }
+        if (n.rfind(layer0, 0) != 0) continue;
+        for (int i = 0; i < 32; ++i)
+          out.push_back({prefix + std::to_string(i) + "." + n.substr(layer0.size()), t.dtype, t.shape, t.data, t.size});
       }
-      if (name.rfind(kLayer0, 0) != 0) continue;
-      for (int i = 0; i < 32; ++i)
-        out.push_back({"transformer.h." + std::to_string(i) + "." + name.substr(kLayer0.size()), t.dtype, t.shape,
-                       t.data, t.size});
+      REQUIRE(out.size() == rest + 32 * 6);  // (the embedding and the final norm (its bias): a tied head)
+      write_safetensors(d / "deep/model.safetensors", out);
     }
-    REQUIRE(out.size() == 3 + 32 * 6);  // (word_embeddings, ln_f: a tied head)
-    write_safetensors(d / "deep/model.safetensors", out);
+    {
+      std::ifstream in(d / "deep/config.json");
+      nlohmann::json cfg = nlohmann::json::parse(in);
+      cfg[k] = 32;
+      if (std::string(family) == "mpt") cfg["architectures"] = {"MPTForCausalLM"};
+      std::ofstream(d / "deep/config.json") << cfg.dump();
+    }
+    CHECK(compile_error(d / "deep", d / "deep.kplan").empty());
+    CHECK(exists(d / "deep.kplan"));
   }
-  {
-    std::ifstream in(d / "deep/config.json");
-    nlohmann::json cfg = nlohmann::json::parse(in);
-    cfg["num_hidden_layers"] = 32;
-    std::ofstream(d / "deep/config.json") << cfg.dump();
-  }
-  CHECK(compile_error(d / "deep", d / "deep.kplan").empty());
-  CHECK(exists(d / "deep.kplan"));
 }
 
 // GPT-J's RoPE is a sin/cos table of n_positions rows, the positions of GPT-2, GPT-Neo, GPT-BigCode and OPT a learned

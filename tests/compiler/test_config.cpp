@@ -2007,7 +2007,7 @@ TEST_CASE("config: MPT (attn_config, ALiBi, hard-wired keys, defaults, refusals)
   const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
   CHECK(a.architecture == "MptForCausalLM");
   CHECK((a.mpt && a.alibi() && a.fused_qkv() && !a.grouped_qkv() && a.layer_norms() && !a.norm_biases()));
-  CHECK((!a.attention_bias && !a.mlp_bias && a.ungated_mlp() && a.tie_word_embeddings && a.softmax_scale == 0));
+  CHECK((!a.attention_bias && !a.mlp_bias && a.ungated_mlp() && a.tie_word_embeddings && !a.softmax_scale_given));
   CHECK((a.hidden_size == 64 && a.num_attention_heads == 4 && a.num_key_value_heads == 4 && a.head_dim == 16));
   CHECK((a.intermediate_size == 256 && a.mlp_activation == Activation::kGelu && a.max_position_embeddings == 256));
   CHECK(a.unmodeled.empty());
@@ -2019,6 +2019,13 @@ TEST_CASE("config: MPT (attn_config, ALiBi, hard-wired keys, defaults, refusals)
   CHECK((d.max_position_embeddings == 2048 && !d.tie_word_embeddings && d.unmodeled.empty()));
   CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"] = nullptr; }).unmodeled.empty());
   CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["softmax_scale"] = 0.25; }).softmax_scale == 0.25);
+  // (a negative scale, as transformers and mosaicml's code both take it; clip_qkv 0 clamps nothing)
+  const LlamaConfig neg = edited(hub, [](nlohmann::json& j) { j["attn_config"]["softmax_scale"] = -0.5; });
+  CHECK((neg.softmax_scale_given && neg.softmax_scale == -0.5));
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = 0.0; }).unmodeled.empty());
+  // (mosaicml's class name, which transformers reads by model_type)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["architectures"] = {"MPTForCausalLM"}; }).architecture ==
+        "MptForCausalLM");
   const LlamaConfig m = edited(hub, [](nlohmann::json& j) {
     j.erase("d_model");
     j.erase("n_heads");
@@ -2045,7 +2052,7 @@ TEST_CASE("config: MPT (attn_config, ALiBi, hard-wired keys, defaults, refusals)
                                                            {"qk_ln", true},
                                                            {"attn_uses_sequence_id", true},
                                                            {"clip_qkv", 8.0},
-                                                           {"softmax_scale", -1.0}}) {
+                                                           {"softmax_scale", 0.0}}) {
     const std::string k = key;
     const nlohmann::json v = value;
     CAPTURE(k);
