@@ -957,7 +957,8 @@ LlamaConfig parse_bloom(const ConfigReader& r, const std::string& text) {
 // attn_config (MptAttentionConfig's defaults when absent or null) for softmax_scale. transformers' MPT hard-wires
 // what mosaicml's own code reads from these: 4 · d_model MLPs (expansion_ratio), no biases (no_bias), LayerNorms,
 // ALiBi with alibi_bias_max 8, multi-head attention, no logit_scale, prefix_lm, qk_ln or sequence ids; any other value
-// is refused by name. clip_qkv (a clamp kiln does not build) is refused unless null. emb_pdrop, embedding_fraction
+// is refused by name. clip_qkv (a clamp kiln does not build) is refused unless null or 0, softmax_scale 0 (which
+// transformers multiplies by and mosaicml's code reads as the default) too. emb_pdrop, embedding_fraction
 // (a training-time gradient split), learned_pos_emb (which transformers never reads: no positions beside ALiBi),
 // init_device, init_config, verbose, tokenizer_name and attn_impl change nothing: read and left.
 LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std::string& text) {

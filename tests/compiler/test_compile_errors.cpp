@@ -334,39 +334,49 @@ TEST_CASE("compile: GLM-4.5 checkpoints: MTP layers left out, others refused, em
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
-// Falcon-7B's and MPT's layers have only 6 tensors: a checkpoint of many layers (32 here, as Falcon-7B's and MPT-7B's)
-// passes the layer-count guard, which sizes nothing before it has checked the checkpoint can back the count. (MPT's
-// under mosaicml's class name, MPTForCausalLM, which transformers reads by model_type as MptForCausalLM.)
-TEST_CASE("compile: Falcon and MPT checkpoints of many six-tensor layers compile") {
-  for (const auto& [family, name, layers, key, others] :
-       {std::tuple<const char*, const char*, const char*, const char*, size_t>{
-            "falcon", "falcon7b_f32", "transformer.h.", "num_hidden_layers", 3},
-        {"mpt", "hub_f32", "transformer.blocks.", "n_layers", 2}}) {
+// Layers of few tensors (Falcon-7B's, Phi-3's and MPT's 6; Cohere's, Cohere 2's and Arcee's 8): a checkpoint of as
+// many layers as the real models have passes the layer-count guard, which sizes nothing before it has checked the
+// checkpoint can back the count. (MPT's under mosaicml's class name, MPTForCausalLM, which transformers reads by
+// model_type as MptForCausalLM.)
+TEST_CASE("compile: checkpoints of many layers of few tensors compile (Falcon, Phi-3, MPT, Cohere, Arcee)") {
+  for (const auto& [family, name, layers, key, depth] :
+       {std::tuple<const char*, const char*, const char*, const char*, int>{"falcon", "falcon7b_f32", "transformer.h.",
+                                                                            "num_hidden_layers", 32},
+        {"mpt", "hub_f32", "transformer.blocks.", "n_layers", 32},
+        {"phi3", "default_rope_f32", "model.layers.", "num_hidden_layers", 40},
+        {"cohere", "hub_f32", "model.layers.", "num_hidden_layers", 40},
+        {"cohere2", "hub_f32", "model.layers.", "num_hidden_layers", 32},
+        {"arcee", "hub_yarn_f32", "model.layers.", "num_hidden_layers", 36}}) {
     const std::string prefix = layers, layer0 = prefix + "0.", k = key;  // (a lambda cannot capture a binding)
-    const size_t rest = others;
-    CAPTURE(k);
+    const int n_layers = depth;
+    CAPTURE(std::string(family));
     TempDir d;
     const std::string src = kiln::test::fixture(name, family);
     kiln::test::copy_dir(src, d / "deep");
     {
       auto f = SafetensorsFile::open(src + "/model.safetensors");
       std::vector<StWriteTensor> out;
+      size_t rest = 0, per_layer = 0;
       for (const auto& [n, t] : f->tensors()) {
         if (n.rfind(prefix, 0) != 0) {
           out.push_back({n, t.dtype, t.shape, t.data, t.size});
+          ++rest;
           continue;
         }
         if (n.rfind(layer0, 0) != 0) continue;
-        for (int i = 0; i < 32; ++i)
+        ++per_layer;
+        for (int i = 0; i < n_layers; ++i)
           out.push_back({prefix + std::to_string(i) + "." + n.substr(layer0.size()), t.dtype, t.shape, t.data, t.size});
       }
-      REQUIRE(out.size() == rest + 32 * 6);  // (the embedding and the final norm (its bias): a tied head)
+      CAPTURE(per_layer);
+      REQUIRE(per_layer <= 8);  // (fewer than 9 a layer, which the guard once assumed)
+      REQUIRE(out.size() == rest + size_t(n_layers) * per_layer);
       write_safetensors(d / "deep/model.safetensors", out);
     }
     {
       std::ifstream in(d / "deep/config.json");
       nlohmann::json cfg = nlohmann::json::parse(in);
-      cfg[k] = 32;
+      cfg[k] = n_layers;
       if (std::string(family) == "mpt") cfg["architectures"] = {"MPTForCausalLM"};
       std::ofstream(d / "deep/config.json") << cfg.dump();
     }
