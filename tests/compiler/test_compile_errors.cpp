@@ -347,9 +347,9 @@ TEST_CASE("compile: checkpoints of many layers of few tensors compile (Falcon, P
         {"cohere", "hub_f32", "model.layers.", "num_hidden_layers", 40},
         {"cohere2", "hub_f32", "model.layers.", "num_hidden_layers", 32},
         {"arcee", "hub_yarn_f32", "model.layers.", "num_hidden_layers", 36}}) {
-    const std::string prefix = layers, layer0 = prefix + "0.", k = key;  // (a lambda cannot capture a binding)
-    const int n_layers = depth;
-    CAPTURE(std::string(family));
+    const std::string prefix = layers, layer0 = prefix + "0.", k = key, fam = family;  // (a lambda cannot capture a
+    const int n_layers = depth;                                                        // binding)
+    CAPTURE(fam);
     TempDir d;
     const std::string src = kiln::test::fixture(name, family);
     kiln::test::copy_dir(src, d / "deep");
@@ -377,7 +377,7 @@ TEST_CASE("compile: checkpoints of many layers of few tensors compile (Falcon, P
       std::ifstream in(d / "deep/config.json");
       nlohmann::json cfg = nlohmann::json::parse(in);
       cfg[k] = n_layers;
-      if (std::string(family) == "mpt") cfg["architectures"] = {"MPTForCausalLM"};
+      if (fam == "mpt") cfg["architectures"] = {"MPTForCausalLM"};
       std::ofstream(d / "deep/config.json") << cfg.dump();
     }
     CHECK(compile_error(d / "deep", d / "deep.kplan").empty());

@@ -1314,44 +1314,18 @@ TEST_CASE("prequantized: GPTQ weights run as shipped and match AutoRound's dequa
   kiln::test::check_reference(cuda_target_plan(d, w4, "all", DType::I4, 8, "f32"), ref, 2, 1e-3, true);
 }
 
-// StarCoder's layout (GPT-BigCode, multi_query's c_attn) and BLOOM's (query_key_value by head, regrouped; ALiBi) as
-// AutoRound exports them (tools/fixtures_quant.py, BIGCODE_GPTQ_CASES and BLOOM_GPTQ_CASES), under their own names;
-// against transformers on AutoRound's dequantization: int4 as shipped (within 1e-3: AutoRound rounds scale·(q − z) to
-// float16, kiln's kernels keep f32) and dequantized with --quantize none (within 1e-4).
-TEST_CASE("prequantized: GPTQ StarCoder and BLOOM run as shipped and match AutoRound") {
-  TempDir d;
-  for (const char* name : {"bigcode_gptq_w4g32_f32", "bloom_gptq_w4g32_asym_f32"}) {
-    const std::string dir = kiln::test::fixture(name, "quantized");
-    const auto ref = kiln::test::load_reference(dir);
-    for (const std::string quantize : {"", "none"}) {
-      CAPTURE(std::string(name));
-      CAPTURE(quantize);
-      CompileOptions o = options(dir, d / (std::string(name) + quantize + ".kplan"));
-      o.quantize = quantize;
-      o.dtype = "f32";
-      const CompileSummary s = compile_model(o);
-      auto plan = load_plan(o.output);
-      int i4 = 0;
-      for (const TensorInfo& t : plan->tensors()) i4 += t.dtype == DType::I4;
-      CHECK(i4 == (quantize.empty() ? 8 : 0));
-      if (quantize.empty()) CHECK(s.notes.find("(8 as the checkpoint ships them, GPTQ)") != std::string::npos);
-      const double err = kiln::test::check_reference(plan, ref, 2, quantize.empty() ? 1e-3 : 1e-4, true).second;
-      MESSAGE(name << " --quantize '" << quantize << "': rel L2 " << err);
-    }
-  }
-}
+namespace {
 
-// GPT-NeoX as AutoRound exports it (tools/fixtures_quant.py, NEOX_GPTQ_CASES): query_key_value (each head's q, k and v
-// rows together, regrouped at compile time), dense and the MLP kept as shipped under GPT-NeoX's names, and their
-// biases; against transformers on AutoRound's dequantization. A modules_in_block_to_quantize list in GPT-NeoX's
-// names, as optimum writes it, covers them.
-TEST_CASE("prequantized: GPTQ GPT-NeoX runs as shipped and matches AutoRound") {
-  TempDir d;
-  const std::string dir = kiln::test::fixture("neox_gptq_w4g32_asym_f32", "quantized");
+// A GPTQ fixture of tools/fixtures_quant.py (8 quantized Linears) against transformers on AutoRound's dequantization:
+// int4 as shipped (within 1e-3: AutoRound rounds scale·(q − z) to float16, kiln's kernels keep f32) and dequantized
+// with --quantize none (within 1e-4).
+void check_gptq_fixture(const TempDir& d, const std::string& name) {
+  const std::string dir = kiln::test::fixture(name, "quantized");
   const auto ref = kiln::test::load_reference(dir);
   for (const std::string quantize : {"", "none"}) {
+    CAPTURE(name);
     CAPTURE(quantize);
-    CompileOptions o = options(dir, d / ("neox" + quantize + ".kplan"));
+    CompileOptions o = options(dir, d / (name + quantize + ".kplan"));
     o.quantize = quantize;
     o.dtype = "f32";
     const CompileSummary s = compile_model(o);
@@ -1361,8 +1335,28 @@ TEST_CASE("prequantized: GPTQ GPT-NeoX runs as shipped and matches AutoRound") {
     CHECK(i4 == (quantize.empty() ? 8 : 0));
     if (quantize.empty()) CHECK(s.notes.find("(8 as the checkpoint ships them, GPTQ)") != std::string::npos);
     const double err = kiln::test::check_reference(plan, ref, 2, quantize.empty() ? 1e-3 : 1e-4, true).second;
-    MESSAGE("neox_gptq_w4g32_asym_f32 --quantize '" << quantize << "': rel L2 " << err);
+    MESSAGE(name << " --quantize '" << quantize << "': rel L2 " << err);
   }
+}
+
+}  // namespace
+
+// StarCoder's layout (GPT-BigCode, multi_query's c_attn) and BLOOM's (query_key_value by head, regrouped; ALiBi) as
+// AutoRound exports them (tools/fixtures_quant.py, BIGCODE_GPTQ_CASES and BLOOM_GPTQ_CASES), under their own names.
+TEST_CASE("prequantized: GPTQ StarCoder and BLOOM run as shipped and match AutoRound") {
+  TempDir d;
+  for (const char* name : {"bigcode_gptq_w4g32_f32", "bloom_gptq_w4g32_asym_f32"}) check_gptq_fixture(d, name);
+}
+
+// GPT-NeoX as AutoRound exports it (tools/fixtures_quant.py, NEOX_GPTQ_CASES): query_key_value (each head's q, k and v
+// rows together, regrouped at compile time), dense and the MLP kept as shipped under GPT-NeoX's names, and their
+// biases; against transformers on AutoRound's dequantization. A modules_in_block_to_quantize list in GPT-NeoX's
+// names, as optimum writes it, covers them.
+TEST_CASE("prequantized: GPTQ GPT-NeoX runs as shipped and matches AutoRound") {
+  TempDir d;
+  const std::string dir = kiln::test::fixture("neox_gptq_w4g32_asym_f32", "quantized");
+  check_gptq_fixture(d, "neox_gptq_w4g32_asym_f32");
+  const auto ref = kiln::test::load_reference(dir);
   CompileOptions o = options(
       edited(
           d, "listed", nullptr,
