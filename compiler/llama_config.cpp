@@ -793,7 +793,7 @@ LlamaConfig parse_gpt_neo(const ConfigReader& r, const nlohmann::json& j, const 
   const nlohmann::json at =
       given_types ? j["attention_types"] : nlohmann::json::parse(R"([[["global", "local"], 12]])");
   std::string problem, structure;  // (structure: what transformers cannot expand, refused beside attention_layers too)
-  constexpr int64_t kHuge = int64_t(1) << 40;
+  constexpr int64_t kHuge = (int64_t(1) << 31) + 1;  // (counts saturate here: past 2^31 types, refused below)
   int64_t count = 0;
   std::vector<int64_t> counts;  // (each entry's)
   if (!at.is_array()) structure = "must be a list of [[types...], count] entries";
@@ -816,7 +816,7 @@ LlamaConfig parse_gpt_neo(const ConfigReader& r, const nlohmann::json& j, const 
   }
   if (!structure.empty()) r.fail("attention_types", structure);
   if (problem.empty() && count != c.num_hidden_layers)
-    problem = "gives " + (count == kHuge ? std::string("more than 2^40") : std::to_string(count)) +
+    problem = "gives " + std::to_string(count) +
               " layer types for num_layers = " + std::to_string(c.num_hidden_layers) +
               " (transformers refuses the config)";
   std::vector<bool> from_types;
@@ -825,7 +825,7 @@ LlamaConfig parse_gpt_neo(const ConfigReader& r, const nlohmann::json& j, const 
       for (const nlohmann::json& t : at[e][0]) from_types.push_back(layer_type(t, &problem));
   if (!problem.empty()) from_types.clear();
   // (transformers expands attention_types even beside attention_layers: past 2^31 types it runs out of memory)
-  if (count > (int64_t(1) << 31))
+  if (count == kHuge)
     r.fail("attention_types",
            "gives more than 2^31 layer types, which transformers cannot expand (it does so before "
            "reading attention_layers)");

@@ -469,20 +469,9 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
 }  // namespace
 
 void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
-  // The fewest tensors a layer of this config holds, counted on its first layers (each kind of layer the family
-  // has: dense and MoE), and never more than 6, the fewest of any family kiln reads (Phi-3's and MPT's two norms,
-  // fused q/k/v, o, and two MLP weights; Falcon-7B's), so that no layer kind past the first ones is under-counted.
-  LlamaConfig first = c;
-  first.num_hidden_layers = std::min<int64_t>(c.num_hidden_layers, 8);
-  const std::map<std::string, std::vector<int64_t>> shapes = llama_tensor_shapes(first);
-  int64_t per_layer = 6;
-  for (int64_t i = 0; i < first.num_hidden_layers; ++i) {
-    const std::string p = hf_layer_prefix(i);
-    int64_t n = 0;
-    for (auto it = shapes.lower_bound(p); it != shapes.end() && it->first.compare(0, p.size(), p) == 0; ++it) ++n;
-    per_layer = std::min(per_layer, std::max<int64_t>(n, 1));
-  }
-  check_layer_count(c.num_hidden_layers, ck, per_layer);
+  // (6 tensors a layer: the fewest of any family kiln reads, Phi-3's, MPT's and Falcon-7B's: two norms or one
+  // norm's weight and bias, fused q/k/v, o, two MLP weights)
+  check_layer_count(c.num_hidden_layers, ck, 6);
   // (GLM-4.5 with n_shared_experts 0: transformers saves its shared MLP's empty tensors)
   auto empty_shared = [&](const std::string& n) {
     return c.glm4_moe && c.shared_expert_intermediate_size == 0 &&

@@ -382,6 +382,15 @@ TEST_CASE("compile: checkpoints of many layers of few tensors compile (Falcon, P
     }
     CHECK(compile_error(d / "deep", d / "deep.kplan").empty());
     CHECK(exists(d / "deep.kplan"));
+    // (and a count the checkpoint cannot back is refused before anything is sized for it)
+    {
+      std::ifstream in(d / "deep/config.json");
+      nlohmann::json cfg = nlohmann::json::parse(in);
+      cfg[k] = 1000000;
+      std::ofstream(d / "deep/config.json") << cfg.dump();
+    }
+    CHECK(compile_error(d / "deep", d / "big.kplan").find("gives 1000000 layers") != std::string::npos);
+    CHECK_FALSE(exists(d / "big.kplan"));
   }
 }
 
