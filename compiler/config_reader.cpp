@@ -134,6 +134,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Qwen3MoeForCausalLM", "qwen3_moe"},
                                                                {"Qwen2MoeForCausalLM", "qwen2_moe"},
                                                                {"Olmo3ForCausalLM", "olmo3"},
+                                                               {"GlmForCausalLM", "glm"},
                                                                {"Glm4ForCausalLM", "glm4"},
                                                                {"Exaone4ForCausalLM", "exaone4"},
                                                                {"SeedOssForCausalLM", "seed_oss"},

@@ -1115,7 +1115,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool phi = arch == "PhiForCausalLM" || arch == "phi";
   const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5";
   const bool olmo3 = arch == "Olmo3ForCausalLM" || arch == "olmo3";
-  const bool glm4 = arch == "Glm4ForCausalLM" || arch == "glm4";
+  const bool glm1 = arch == "GlmForCausalLM" || arch == "glm";
+  const bool glm4 = arch == "Glm4ForCausalLM" || arch == "glm4" || glm1;
   const bool exaone4 = arch == "Exaone4ForCausalLM" || arch == "exaone4";
   const bool seed_oss = arch == "SeedOssForCausalLM" || arch == "seed_oss";
   const bool gpt_oss = arch == "GptOssForCausalLM" || arch == "gpt_oss";
@@ -1156,6 +1157,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : phi                ? "PhiForCausalLM"
                    : ernie              ? "Ernie4_5ForCausalLM"
                    : olmo3              ? "Olmo3ForCausalLM"
+                   : glm1               ? "GlmForCausalLM"
                    : glm4               ? "Glm4ForCausalLM"
                    : exaone4            ? "Exaone4ForCausalLM"
                    : seed_oss           ? "SeedOssForCausalLM"
@@ -1602,6 +1604,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // each branch's output, fused gate|up, a pairwise RoPE over the first partial_rotary_factor
     // (default 0.5) of each head (read below).
     c.glm4 = c.pairwise_rope = true;
+    c.glm4_branch_norms = !glm1;  // (GlmConfig: GLM-4's layer without them)
     c.qkv_bias = r.boolean("attention_bias", true);
   } else if (ernie) {
     // Ernie4_5Config: LLaMA with use_bias (q, k, v, o and the MLP) and a pairwise RoPE.

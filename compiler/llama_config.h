@@ -213,10 +213,12 @@ struct LlamaConfig {
   // ERNIE 4.5, GLM-4, Helium: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's
   // and k's rotary rows inside each head into rotate-half's order (deinterleave).
   bool pairwise_rope = false;
-  // GLM-4 (Glm4ForCausalLM): LLaMA with a pairwise RoPE over the first rotary_dim dims of each head,
-  // an RMSNorm on each branch's output (post_self_attn_layernorm, post_mlp_layernorm) before the
-  // residual add, post_attention_layernorm as the MLP's input norm, and gate|up in one gate_up_proj.
+  // GLM-4 (Glm4ForCausalLM, and GlmForCausalLM's glm-4-9b): LLaMA with a pairwise RoPE over the first
+  // rotary_dim dims of each head and gate|up in one gate_up_proj; with glm4_branch_norms (Glm4 only) an
+  // RMSNorm on each branch's output (post_self_attn_layernorm, post_mlp_layernorm) before the residual
+  // add, post_attention_layernorm as the MLP's input norm.
   bool glm4 = false;
+  bool glm4_branch_norms = false;
   // SmolLM3: the layers nope_layer marks take no RoPE (no_rope_layers' zeros); empty: none.
   std::vector<bool> nope_layer;
   bool nope(int64_t i) const { return !nope_layer.empty() && nope_layer[size_t(i)]; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,glm,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -19,6 +19,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only olmo2     only tests/fixtures/olmo2/ (tiny Olmo2ForCausalLM checkpoints: norms after each branch, whole q/k norms)
   --only olmo3     only tests/fixtures/olmo3/ (tiny Olmo3ForCausalLM checkpoints: windows, RoPE by layer type)
   --only glm4      only tests/fixtures/glm4/ (tiny Glm4ForCausalLM checkpoints: partial pairwise RoPE, branch norms)
+  --only glm       only tests/fixtures/glm/ (tiny GlmForCausalLM checkpoints: glm-4-9b's layer, no branch norms)
   --only exaone4   only tests/fixtures/exaone4/ (tiny Exaone4ForCausalLM checkpoints: windows, RoPE-less full layers)
   --only seed_oss  only tests/fixtures/seed_oss/ (tiny SeedOssForCausalLM checkpoints: q/k/v, o_proj and MLP biases)
   --only granitemoeshared  only tests/fixtures/granitemoeshared/ (tiny GraniteMoeSharedForCausalLM checkpoints:
@@ -237,7 +238,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "glm", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1030,6 +1031,21 @@ GLM4_VARIANTS = [
                                                  "partial_rotary_factor": 0.75})),
 ]
 
+GLM_DIR = os.path.join(REPO, "tests", "fixtures", "glm")
+# glm-4-9b (GlmForCausalLM: glm-4-9b-chat-hf, glm-edge): GLM-4's layer without its branch norms. chat_hf_f32: q/k/v
+# biases, GlmConfig's 0.5 of head_dim 16, GQA (2 k/v heads), its config.json as glm-4-9b-chat-hf ships
+# (transformers 4.46: top-level rope_theta and partial_rotary_factor). tied_f32: 0.75 of head_dim 24 (not
+# hidden / heads), MHA, tied, no biases.
+GLM_VARIANTS = [
+    ("chat_hf_f32", 4646, dict(GLM4_BASE, head_dim=16, num_key_value_heads=2,
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                "partial_rotary_factor": 0.5})),
+    ("tied_f32", 4747, dict(GLM4_BASE, head_dim=24, num_key_value_heads=4, tie_word_embeddings=True,
+                            attention_bias=False,
+                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                             "partial_rotary_factor": 0.75})),
+]
+
 PHI_DIR = os.path.join(REPO, "tests", "fixtures", "phi")
 # Phi-1/1.5/2 (PhiForCausalLM): one LayerNorm (weights and biases drawn away from 1 and 0) before
 # attention and a fc1 -> GELU -> fc2 MLP run in parallel, biases everywhere, partial RoPE, a final
@@ -1811,16 +1827,13 @@ def main_olmo3():
     rewrite_as_hub(os.path.join(OLMO3_DIR, "hub_tied_f32"), Olmo3ForCausalLM, "4.57.0", hub, flat_rope=False)
 
 
-def main_glm4():
-    from transformers import Glm4Config, Glm4ForCausalLM
-    import transformers.models.glm4.modeling_glm4 as glm4_modeling
-
-    def check(keys):
-        assert "model.layers.0.post_self_attn_layernorm.weight" in keys and \
-            "model.layers.0.mlp.gate_up_proj.weight" in keys, keys.keys()
-    main_llama_like("glm4", GLM4_DIR, GLM4_VARIANTS, Glm4Config, Glm4ForCausalLM, check, draw_norms_around_one)
-    for name, _, overrides in GLM4_VARIANTS:
-        out = os.path.join(GLM4_DIR, name)
+def glm_fixtures(family, out_dir, variants, config_cls, model_cls, modeling, check, randomize, hub_variant, version):
+    """GLM-4's (Glm4ForCausalLM) and glm-4-9b's (GlmForCausalLM) fixtures: each variant's pairwise RoPE and rotary
+    fraction must matter; hub_variant's config.json rewritten as the hub ships it (partial_rotary_factor
+    top-level)."""
+    main_llama_like(family, out_dir, variants, config_cls, model_cls, check, randomize)
+    for name, _, overrides in variants:
+        out = os.path.join(out_dir, name)
         # The pairwise RoPE must matter: rotate-half over the same rotary dims gives other logits.
         def halves(q, k, cos, sin, unsqueeze_dim=1):
             cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
@@ -1830,16 +1843,41 @@ def main_glm4():
                 rot = torch.cat((-r[..., rd // 2:], r[..., : rd // 2]), dim=-1)
                 return torch.cat([r * cos + rot * sin, x[..., rd:]], dim=-1)
             return rope(q), rope(k)
-        assert_rope_swap_moves(out, Glm4ForCausalLM, glm4_modeling, halves)
+        assert_rope_swap_moves(out, model_cls, modeling, halves)
         # So must the rotary fraction: all of each head instead.
         rp = dict(overrides["rope_parameters"], partial_rotary_factor=1.0)
-        assert_moves(out, Glm4ForCausalLM, "RoPE over whole heads", 1e-2, rope_parameters=rp)
+        assert_moves(out, model_cls, "RoPE over whole heads", 1e-2, rope_parameters=rp)
+    factor = [v for n, _, v in variants if n == hub_variant][0]["rope_parameters"]["partial_rotary_factor"]
 
-    def hub(cfg):  # GLM-4-9B-0414's keys (transformers 4.51): partial_rotary_factor top-level
+    def hub(cfg):  # the hub's keys (transformers 4): partial_rotary_factor top-level
         cfg.pop("rope_scaling")
-        cfg["partial_rotary_factor"] = 0.75
-    before, after, _ = rewrite_as_hub(os.path.join(GLM4_DIR, "hub_tied_f32"), Glm4ForCausalLM, "4.51.3", hub)
-    assert after.rope_parameters["partial_rotary_factor"] == 0.75, after.rope_parameters
+        cfg["partial_rotary_factor"] = factor
+    before, after, _ = rewrite_as_hub(os.path.join(out_dir, hub_variant), model_cls, version, hub)
+    assert after.rope_parameters["partial_rotary_factor"] == factor, after.rope_parameters
+
+
+def main_glm4():
+    from transformers import Glm4Config, Glm4ForCausalLM
+    import transformers.models.glm4.modeling_glm4 as glm4_modeling
+
+    def check(keys):
+        assert "model.layers.0.post_self_attn_layernorm.weight" in keys and \
+            "model.layers.0.mlp.gate_up_proj.weight" in keys, keys.keys()
+    # (GLM-4-9B-0414's config.json: transformers 4.51)
+    glm_fixtures("glm4", GLM4_DIR, GLM4_VARIANTS, Glm4Config, Glm4ForCausalLM, glm4_modeling, check,
+                 draw_norms_around_one, "hub_tied_f32", "4.51.3")
+
+
+def main_glm():
+    from transformers import GlmConfig, GlmForCausalLM
+    import transformers.models.glm.modeling_glm as glm_modeling
+
+    def check(keys):
+        assert "model.layers.0.post_self_attn_layernorm.weight" not in keys and \
+            "model.layers.0.mlp.gate_up_proj.weight" in keys, keys.keys()
+    # (glm-4-9b-chat-hf's config.json: transformers 4.46)
+    glm_fixtures("glm", GLM_DIR, GLM_VARIANTS, GlmConfig, GlmForCausalLM, glm_modeling, check, None, "chat_hf_f32",
+                 "4.46.0")
 
 
 def main_exaone4():
@@ -5024,6 +5062,8 @@ def main():
         main_olmo3()
     if ARGS.only in ("all", "glm4"):
         main_glm4()
+    if ARGS.only in ("all", "glm"):
+        main_glm()
     if ARGS.only in ("all", "exaone4"):
         main_exaone4()
     if ARGS.only in ("all", "seed_oss"):

@@ -148,7 +148,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     if (c.norm_biases() && !c.parallel_block()) e[p + "post_attention_layernorm.bias"] = {D};
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
-    if (c.glm4) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
+    if (c.glm4_branch_norms) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
     if (c.fused_qkv() || c.grouped_qkv()) {
       e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
       if ((c.grouped_qkv() || c.gpt2) && c.attention_bias)
@@ -628,7 +628,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
       L.mlp_norm = kNoTensor;
       L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
-    } else if (c.glm4) {
+    } else if (c.glm4_branch_norms) {
       L.attn_out_norm = norm_w(p + "post_self_attn_layernorm.weight", D);
       L.mlp_norm = norm_w(p + "post_attention_layernorm.weight", D);
       L.mlp_out_norm = norm_w(p + "post_mlp_layernorm.weight", D);
@@ -806,7 +806,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
       // Gemma 2/3, OLMo 2 and GLM-4: each branch's output, then its norm, before the residual add; Granite:
       // the output times residual_multiplier.
-      const bool branch_norms = c.sandwich_norms() || c.olmo2 || c.glm4;
+      const bool branch_norms = c.sandwich_norms() || c.olmo2 || c.glm4_branch_norms;
       const uint32_t branch = branch_norms || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
       const uint32_t branch_n = branch_norms ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
       // x += in·Wᵀ + b: accumulated straight into x (LLaMA), or through the branch buffer.
@@ -1179,6 +1179,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "qwen2_moe",
                                       "Olmo3ForCausalLM",
                                       "olmo3",
+                                      "GlmForCausalLM",
+                                      "glm",
                                       "Glm4ForCausalLM",
                                       "glm4",
                                       "Exaone4ForCausalLM",

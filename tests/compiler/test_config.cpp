@@ -2325,12 +2325,12 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
       CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
             std::string::npos);
     }
-    // Per family: Gemma 2's and 3's attention scale, the rotary fraction (Phi, Phi-3, GLM-4).
-    for (const char* k : {gemma23 ? "query_pre_attn_scalar" : "", family == "phi" || family == "phi3" ||
-                                                                          family == "glm4" || family == "stablelm" ||
-                                                                          family == "nemotron" || family == "glm4_moe"
-                                                                      ? "partial_rotary_factor"
-                                                                      : ""})
+    // Per family: Gemma 2's and 3's attention scale, the rotary fraction (Phi, Phi-3, GLM-4, ...).
+    for (const char* k : {gemma23 ? "query_pre_attn_scalar" : "",
+                          family == "phi" || family == "phi3" || family == "glm4" || family == "glm" ||
+                                  family == "stablelm" || family == "nemotron" || family == "glm4_moe"
+                              ? "partial_rotary_factor"
+                              : ""})
       if (*k) {
         CAPTURE(std::string(k));
         CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
