@@ -135,6 +135,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Qwen2MoeForCausalLM", "qwen2_moe"},
                                                                {"Olmo3ForCausalLM", "olmo3"},
                                                                {"GlmForCausalLM", "glm"},
+                                                               {"OlmoForCausalLM", "olmo"},
                                                                {"Glm4ForCausalLM", "glm4"},
                                                                {"Exaone4ForCausalLM", "exaone4"},
                                                                {"SeedOssForCausalLM", "seed_oss"},

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -87,6 +88,21 @@ int64_t read_expert_count(const ConfigReader& r, int64_t def) {
 // and topk_group 1, norm_topk_prob true, routed_scaling_factor 1), n_shared_experts (1) shared ones. A null where
 // its config class types a number is refused (transformers 5 refuses the file). num_nextn_predict_layers (or
 // num_mtp_layers; 1): the multi-token-prediction layers the checkpoint holds after the model's, not compiled.
+// clip_qkv (OLMo, OLMoE, MPT's attn_config; key: the key named in errors): q, k and v clamped to [-c, c] after their
+// projections (OLMoE's after its q/k norms), or -1 for none. Null: none; 0 clamps every value to 0 where transformers
+// tests the key against None (OLMo, OLMoE: kiln does as well) and none where it tests it for truth (MPT:
+// zero_is_none). Refused: a negative value (torch would set every value to -c) and one past f32's range.
+double read_clip_qkv(const ConfigReader& r, const nlohmann::json& o, const char* key, bool zero_is_none) {
+  if (!r.has(o, "clip_qkv")) return -1;
+  const nlohmann::json& v = o["clip_qkv"];
+  if (!v.is_number() || !(v.get<double>() >= 0) || v.get<double>() > double(std::numeric_limits<float>::max()))
+    r.fail(key, std::string(&o == &r.doc() ? "" : "has clip_qkv = " + v.dump() + ", which ") +
+                    "must be null or a number from 0 to f32's largest (transformers clamps q, k and v to "
+                    "[-clip_qkv, clip_qkv])");
+  const double c = v.get<double>();
+  return c == 0 && zero_is_none ? -1 : c;
+}
+
 void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.glm4_moe = true;
@@ -1016,9 +1032,7 @@ LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std:
   wired("qk_ln", false);
   wired("attn_uses_sequence_id", false);
   // (clip_qkv 0 clamps nothing: transformers tests it for truth)
-  if (a.has("clip_qkv") && !(attn["clip_qkv"].is_number() && attn["clip_qkv"].get<double>() == 0))
-    r.fail("attn_config", "has clip_qkv = " + attn["clip_qkv"].dump() +
-                              ": transformers clamps q, k and v to it, which kiln does not build (null or 0: none)");
+  if (a.has("clip_qkv")) c.clip_qkv = read_clip_qkv(r, attn, "attn_config", true);
   if (a.has("softmax_scale")) {
     // (0: transformers multiplies the scores by it, mosaicml's code reads it as head_dim^-1/2: refused)
     const nlohmann::json& s = attn["softmax_scale"];
@@ -1125,6 +1139,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool starcoder2 = arch == "Starcoder2ForCausalLM" || arch == "starcoder2";
   const bool stablelm = arch == "StableLmForCausalLM" || arch == "stablelm";
   const bool olmoe = arch == "OlmoeForCausalLM" || arch == "olmoe";
+  const bool olmo1 = arch == "OlmoForCausalLM" || arch == "olmo";
   const bool nemotron = arch == "NemotronForCausalLM" || arch == "nemotron";
   const bool gpt_neox = arch == "GPTNeoXForCausalLM" || arch == "gpt_neox";
   const bool glm4_moe = arch == "Glm4MoeForCausalLM" || arch == "glm4_moe";
@@ -1141,8 +1156,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
       !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe && !nemotron && !gpt_neox &&
-      !glm4_moe && !falcon)
+      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe && !olmo1 && !nemotron &&
+      !gpt_neox && !glm4_moe && !falcon)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1167,6 +1182,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : starcoder2         ? "Starcoder2ForCausalLM"
                    : stablelm           ? "StableLmForCausalLM"
                    : olmoe              ? "OlmoeForCausalLM"
+                   : olmo1              ? "OlmoForCausalLM"
                    : nemotron           ? "NemotronForCausalLM"
                    : gpt_neox           ? "GPTNeoXForCausalLM"
                    : glm4_moe           ? "Glm4MoeForCausalLM"
@@ -1186,7 +1202,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // hidden_activation; Phi's eps layer_norm_eps).
   // (their eps key: layer_norm_eps; Starcoder2's norm_epsilon)
   const bool layer_norm = phi || cohere || stablelm || gpt_neox;
-  const char* eps_key = starcoder2   ? "norm_epsilon"
+  // (OlmoConfig has none: its LayerNorms take 1e-5)
+  const char* eps_key = olmo1        ? ""
+                        : starcoder2 ? "norm_epsilon"
                         : nemotron   ? "norm_eps"
                         : falcon     ? "layer_norm_epsilon"
                         : layer_norm ? "layer_norm_eps"
@@ -1274,7 +1292,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
       starcoder2 || stablelm || glm4_moe)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere || olmoe || glm4_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      helium || cohere || olmoe || olmo1 ||
+      glm4_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -1339,16 +1358,17 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                                                                                                    : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps =
-      starcoder2   ? r.num("norm_epsilon", 1e-5)
-      : nemotron   ? r.num("norm_eps", 1e-5)
-      : falcon     ? r.num("layer_norm_epsilon", 1e-5)
-      : layer_norm ? r.num("layer_norm_eps", 1e-5)
-      : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-      : helium
-          ? r.num("rms_norm_eps", 1e-8)  // (HeliumConfig's)
-          : r.num("rms_norm_eps",
-                  mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee || olmoe || glm4_moe ? 1e-5 : 1e-6);
+  c.rms_norm_eps = olmo1        ? 1e-5
+                   : starcoder2 ? r.num("norm_epsilon", 1e-5)
+                   : nemotron   ? r.num("norm_eps", 1e-5)
+                   : falcon     ? r.num("layer_norm_epsilon", 1e-5)
+                   : layer_norm ? r.num("layer_norm_eps", 1e-5)
+                   : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+                   : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
+                            : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ||
+                                                            olmoe || glm4_moe
+                                                        ? 1e-5
+                                                        : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
   // (Gemma's, SmolLM3's, ERNIE 4.5's, Cohere's and Starcoder2's config classes tie by default)
   // (and FalconConfig's)
@@ -1517,6 +1537,12 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.nemotron = true;
     c.attention_bias = r.boolean("attention_bias", false);
     c.mlp_bias = r.boolean("mlp_bias", false);
+  } else if (olmo1) {
+    // OlmoConfig (LlamaConfig::olmo1): LLaMA's layer with LayerNorms that have neither weight nor bias (eps 1e-5,
+    // no key), biases on q, k, v and o with attention_bias, and clip_qkv.
+    c.olmo1 = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.clip_qkv = read_clip_qkv(r, r.doc(), "clip_qkv", false);
   } else if (olmoe) {
     // OlmoeConfig (LlamaConfig::olmoe): LLaMA's biases with attention_bias; clip_qkv (q, k and v clamped after
     // their projections), which kiln has no op for, refused unless null; num_experts (default 64) experts of
@@ -1524,7 +1550,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // norm_topk_prob (default false). The router's aux loss acts in training only.
     c.olmoe = c.qk_norm = true;
     c.attention_bias = r.boolean("attention_bias", false);
-    r.only("clip_qkv", nullptr);
+    c.clip_qkv = read_clip_qkv(r, r.doc(), "clip_qkv", false);
     for (const char* k : {"num_experts", "num_local_experts", "num_experts_per_tok"})
       r.refuse_null(k, "with which transformers cannot run OlmoeForCausalLM: give its value");
     c.num_local_experts = read_expert_count(r, 64);

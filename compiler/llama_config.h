@@ -148,8 +148,9 @@ struct LlamaConfig {
   bool alibi() const { return bloom || mpt; }
   // q, k and v in one tensor, every q row, then every k, then every v (Phi-3's qkv_proj, GPT-2's c_attn, MPT's Wqkv).
   bool fused_qkv() const { return fused_projections || gpt2 || mpt; }
-  // LayerNorms (with biases: norm_biases(); without: Cohere's and MPT's) in place of RMSNorms.
-  bool layer_norms() const { return norm_biases() || cohere || mpt; }
+  // LayerNorms (with biases: norm_biases(); without: Cohere's and MPT's; with neither weight nor bias: OLMo's) in
+  // place of RMSNorms.
+  bool layer_norms() const { return norm_biases() || cohere || mpt || olmo1; }
   // Learned absolute positions (GPT-2, GPT-Neo, GPT-BigCode, OPT) in place of RoPE, their table's row for position 0.
   bool learned_positions() const { return gpt2 || gpt_neo || gpt_bigcode || opt; }
   // GPT-2's layout (transformer.wte/wpe/ln_f, h.<i>.ln_1/ln_2, mlp.c_fc/c_proj): GPT-2, GPT-Neo, GPT-BigCode.
@@ -208,6 +209,13 @@ struct LlamaConfig {
   // k RMSNorm-ed whole after their projections (OLMo 2's q_norm and k_norm) and experts in every layer
   // (Qwen3-MoE's: mlp.gate, mlp.experts.<e>), renormalized only with norm_topk_prob.
   bool olmoe = false;
+  // OLMo (OlmoForCausalLM: OLMo-1B-hf, OLMo-7B-hf, OLMo-7B-0424-hf, OLMo-7B-0724-hf): LLaMA's layer with LayerNorms
+  // that have neither weight nor bias (the compiler gives them a weight of ones), LLaMA's biases with
+  // attention_bias, and clip_qkv.
+  bool olmo1 = false;
+  // OLMo's, OLMoE's and MPT's clip_qkv: q, k and v clamped to [-clip_qkv, clip_qkv] after their projections (and
+  // OLMoE's q/k norms), before RoPE; negative: none.
+  double clip_qkv = -1;
   // q and k RMSNorm-ed whole (OLMo 2, OLMo 3, OLMoE) rather than per head.
   bool qk_norm_whole() const { return (olmo2 && !exaone4) || olmoe; }
   // ERNIE 4.5, GLM-4, Helium: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's

@@ -205,7 +205,7 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
 // overrides it (the types it maps to TokenizersBackend or, without Mistral's own files, MistralCommonBackend: the
 // file as written;
 // qwen2: Qwen2Tokenizer whatever the class; qwen3, qwen3_moe and qwen2_moe without a class:
-// Qwen2Tokenizer; gpt_neox, olmoe and mpt without a class: GPTNeoXTokenizer; gpt2, gptj, gpt_neo, opt, phi and
+// Qwen2Tokenizer; gpt_neox, olmoe, olmo and mpt without a class: GPTNeoXTokenizer; gpt2, gptj, gpt_neo, opt, phi and
 // starcoder2 without one: GPT2Tokenizer)
 // or an auto_map names remote code. LlamaTokenizer and CodeLlamaTokenizer build no normalizer and
 // a Metaspace without split, prepending "▁" per `legacy` and `add_prefix_space` (CodeLlama's per
@@ -252,8 +252,8 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   // compiles that AutoTokenizer maps to it)
   const bool gpt2_type =
       type == "gpt2" || type == "gptj" || type == "opt" || type == "phi" || type == "starcoder2" || type == "gpt_neo";
-  const bool neox =
-      cls == "GPTNeoXTokenizer" || (cls.empty() && (type == "gpt_neox" || type == "olmoe" || type == "mpt"));
+  const bool neox = cls == "GPTNeoXTokenizer" ||
+                    (cls.empty() && (type == "gpt_neox" || type == "olmoe" || type == "olmo" || type == "mpt"));
   const bool gpt2 = cls == "GPT2Tokenizer" || (cls.empty() && gpt2_type);
   if (d.kind == TokenizerData::Kind::kByteLevelBpe && (neox || gpt2)) {
     // transformers 5's GPTNeoXTokenizer and GPT2Tokenizer rebuild the pipeline from the vocabulary and merges: NFC

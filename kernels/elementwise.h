@@ -1,4 +1,4 @@
-// Small elementwise ops of the diffusion models, all f32 and channels-last.
+// Small elementwise ops (the diffusion models', Gemma's soft cap, clip_qkv's clamp), all f32 and channels-last.
 //
 // activation: y = f(x), f by kind: SiLU, exact (erf) GELU, tanh GELU, QuickGELU
 //   (x·sigmoid(1.702x), CLIP's "quick_gelu"), or relu(x)² (version 2; Arcee's "relu2"). y may be x
@@ -10,6 +10,9 @@
 //   kGeluTanh} (version 1, without the attribute: kGelu).
 // softcap: y = cap · tanh(x / cap) (Gemma's final logit soft-capping); y may be x.
 //   x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; float attrs {cap > 0}.
+// clamp: y = min(max(x, lo), hi), NaN kept (torch's clamp: OLMo's, OLMoE's and MPT's clip_qkv on q, k and v);
+//   y may be x. x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; float attrs {lo, hi}, finite,
+//   lo <= hi.
 // add: y = a + scale · b, b broadcast over the rows (row r uses b[r mod m]); y may be a.
 //   Without a, y = scale · b (a broadcast copy).
 //   a: (rows, cols) f32 or absent; b: (m, cols) f32|bf16|f16 → y: (rows, cols); the shapes
@@ -44,6 +47,7 @@ extern const OpDef kActivationOpV1;  // version 1: without relu2
 extern const OpDef kGegluOp;
 extern const OpDef kGegluOpV1;
 extern const OpDef kSoftcapOp;
+extern const OpDef kClampOp;
 extern const OpDef kAddOp;
 extern const OpDef kAddOpV1;
 extern const OpDef kConcatOp;
@@ -78,6 +82,16 @@ struct SoftcapArgs {
   float cap;
 };
 
+struct ClampArgs {
+  const float* x;
+  float* y;
+  int64_t n;  // rows · cols
+  float lo, hi;
+};
+
+// clamp's value: lo below lo, hi above hi, x otherwise (NaN fails both tests: kept, as torch.clamp keeps it).
+KILN_HOST_DEVICE inline float clamp_value(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+
 struct AddArgs {
   const float* a;  // may be null
   const void* b;
@@ -103,6 +117,7 @@ struct ConcatArgs {
 void activation_cpu(const ActivationArgs& a, ThreadPool& pool);
 void geglu_cpu(const GegluArgs& a, ThreadPool& pool);
 void softcap_cpu(const SoftcapArgs& a, ThreadPool& pool);
+void clamp_cpu(const ClampArgs& a, ThreadPool& pool);
 void add_cpu(const AddArgs& a, ThreadPool& pool);
 void concat_cpu(const ConcatArgs& a, ThreadPool& pool);
 

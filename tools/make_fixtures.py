@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,glm,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,glm,olmo,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -19,6 +19,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only olmo2     only tests/fixtures/olmo2/ (tiny Olmo2ForCausalLM checkpoints: norms after each branch, whole q/k norms)
   --only olmo3     only tests/fixtures/olmo3/ (tiny Olmo3ForCausalLM checkpoints: windows, RoPE by layer type)
   --only glm4      only tests/fixtures/glm4/ (tiny Glm4ForCausalLM checkpoints: partial pairwise RoPE, branch norms)
+  --only olmo      only tests/fixtures/olmo/ (tiny OlmoForCausalLM checkpoints: weightless LayerNorms, clip_qkv)
   --only glm       only tests/fixtures/glm/ (tiny GlmForCausalLM checkpoints: glm-4-9b's layer, no branch norms)
   --only exaone4   only tests/fixtures/exaone4/ (tiny Exaone4ForCausalLM checkpoints: windows, RoPE-less full layers)
   --only seed_oss  only tests/fixtures/seed_oss/ (tiny SeedOssForCausalLM checkpoints: q/k/v, o_proj and MLP biases)
@@ -238,7 +239,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "glm", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "glm", "olmo", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -771,6 +772,21 @@ OLMOE_VARIANTS = [
                             num_key_value_heads=2)),
     ("hub_norm_f32", 7474, dict(OLMOE_BASE, num_experts=3, num_experts_per_tok=2, intermediate_size=40,
                                 norm_topk_prob=True, num_key_value_heads=4, tie_word_embeddings=True)),
+    # clip_f32: clip_qkv 1.0 (q and k clamped after their norms), 4 experts, top 2, GQA.
+    ("clip_f32", 7878, dict(OLMOE_BASE, num_experts=4, num_experts_per_tok=2, intermediate_size=48,
+                            num_key_value_heads=2, clip_qkv=1.0)),
+]
+
+OLMO_DIR = os.path.join(REPO, "tests", "fixtures", "olmo")
+# OLMo (OlmoForCausalLM: OLMo-1B-hf, OLMo-7B-hf, OLMo-7B-0424-hf): LLaMA's layer with LayerNorms of neither weight
+# nor bias (eps 1e-5, no key), biases on q, k, v and o with attention_bias, and clip_qkv: q, k and v clamped to
+# [-clip_qkv, clip_qkv] after their projections. clip_bias_f32: clip_qkv 0.6 (as OLMo-7B-0424's 8 does, it clamps
+# part of q, k and v), biases, GQA. hub_tied_f32: OLMo-1B-hf's config.json layout (rope_theta, clip_qkv null,
+# torch_dtype), MHA, tied.
+OLMO_BASE = {"pad_token_id": 1, "bos_token_id": None, "eos_token_id": 2}
+OLMO_VARIANTS = [
+    ("clip_bias_f32", 7171, dict(OLMO_BASE, clip_qkv=0.6, attention_bias=True, num_key_value_heads=2)),
+    ("hub_tied_f32", 7272, dict(OLMO_BASE, num_key_value_heads=4, tie_word_embeddings=True)),
 ]
 
 NEMOTRON_DIR = os.path.join(REPO, "tests", "fixtures", "nemotron")
@@ -952,6 +968,8 @@ MPT_VARIANTS = [
     ("six_heads_f32", 10404, dict(MPT_BASE, num_attention_heads=6, hidden_size=96, num_hidden_layers=3,
                                   attn_config={"softmax_scale": 0.3}, tie_word_embeddings=False,
                                   layer_norm_epsilon=1e-6)),
+    # clip_f32: attn_config's clip_qkv 0.6 (Wqkv's output clamped), weights at initializer_range 0.3.
+    ("clip_f32", 10505, dict(MPT_BASE, initializer_range=0.3, attn_config={"clip_qkv": 0.6})),
 ]
 
 OPT_DIR = os.path.join(REPO, "tests", "fixtures", "opt")
@@ -2193,9 +2211,29 @@ def main_olmoe():
         flip = not overrides.get("norm_topk_prob", False)
         assert_moves(out, OlmoeForCausalLM, "norm_topk_prob %s" % flip, 1e-2, norm_topk_prob=flip)
 
+    # clip_qkv must matter: without it transformers gives other logits.
+    assert_moves(os.path.join(OLMOE_DIR, "clip_f32"), OlmoeForCausalLM, "clip_qkv null", 1e-2, clip_qkv=None)
+
     def hub(cfg):  # allenai/OLMoE-1B-7B-0924's keys (transformers 4.43)
         cfg["clip_qkv"] = None
     rewrite_as_hub(os.path.join(OLMOE_DIR, "hub_norm_f32"), OlmoeForCausalLM, "4.43.0.dev0", hub)
+
+
+def main_olmo():
+    from transformers import OlmoConfig, OlmoForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.self_attn.q_proj.weight" in keys, keys.keys()
+        assert not any("norm" in k for k in keys), keys.keys()  # (LayerNorms without parameters)
+    main_llama_like("olmo", OLMO_DIR, OLMO_VARIANTS, OlmoConfig, OlmoForCausalLM, check)
+    # (OlmoConfig keeps the llama fixtures' rms_norm_eps, which it never reads)
+    drop_rms_norm_eps(OLMO_DIR, OLMO_VARIANTS, model_cls=OlmoForCausalLM)
+    # clip_qkv must matter: without it transformers gives other logits.
+    assert_moves(os.path.join(OLMO_DIR, "clip_bias_f32"), OlmoForCausalLM, "clip_qkv null", 1e-2, clip_qkv=None)
+
+    def hub(cfg):  # allenai/OLMo-1B-hf's keys (transformers 4.40)
+        cfg["clip_qkv"] = None
+    rewrite_as_hub(os.path.join(OLMO_DIR, "hub_tied_f32"), OlmoForCausalLM, "4.40.0.dev0", hub)
 
 
 def main_nemotron():
@@ -2706,6 +2744,8 @@ def main_mpt():
                              "without ALiBi")
     assert_moves(os.path.join(MPT_DIR, "six_heads_f32"), MptForCausalLM, "softmax_scale null", 1e-2,
                  attn_config={"softmax_scale": None})
+    assert_moves(os.path.join(MPT_DIR, "clip_f32"), MptForCausalLM, "clip_qkv null", 1e-2,
+                 attn_config={"clip_qkv": None})
 
     def hub(cfg):  # mosaicml/mpt-7b's keys (transformers 4.28), without its auto_map (mosaicml's own code)
         attn = {k: cfg["attn_config"][k] for k in ("alibi", "alibi_bias_max", "attn_impl", "attn_pdrop", "attn_type",
@@ -5064,6 +5104,8 @@ def main():
         main_glm4()
     if ARGS.only in ("all", "glm"):
         main_glm()
+    if ARGS.only in ("all", "olmo"):
+        main_olmo()
     if ARGS.only in ("all", "exaone4"):
         main_exaone4()
     if ARGS.only in ("all", "seed_oss"):

@@ -133,7 +133,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
   std::map<std::string, std::vector<int64_t>> e;
   e["model.embed_tokens.weight"] = {c.vocab_size, D};
-  e["model.norm.weight"] = {D};
+  if (!c.olmo1) e["model.norm.weight"] = {D};       // (OLMo's LayerNorms have no weight)
   if (c.norm_biases()) e["model.norm.bias"] = {D};  // (Starcoder2's LayerNorms)
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
   if (c.gptj) e["lm_head.bias"] = {c.vocab_size};  // (also when tied: only the weight is shared)
@@ -142,8 +142,8 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   const std::string up = c.mlp_up_name(), down = c.mlp_down_name();
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
-    if (!c.olmo2) e[p + "input_layernorm.weight"] = {D};
-    if (!c.parallel_block()) e[p + "post_attention_layernorm.weight"] = {D};  // (one norm, both branches)
+    if (!c.olmo2 && !c.olmo1) e[p + "input_layernorm.weight"] = {D};
+    if (!c.parallel_block() && !c.olmo1) e[p + "post_attention_layernorm.weight"] = {D};  // (one norm, both branches)
     if (c.norm_biases()) e[p + "input_layernorm.bias"] = {D};
     if (c.norm_biases() && !c.parallel_block()) e[p + "post_attention_layernorm.bias"] = {D};
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
@@ -520,7 +520,15 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   }
   // An RMSNorm weight. Gemma's norms multiply by (1 + w): folded in here, in f32 whatever the plan
   // dtype (transformers computes 1 + w in f32 too).
+  // OLMo's LayerNorms: one weight of ones (f32) for all of them.
+  uint32_t ones = kNoTensor;
   auto norm_w = [&](const std::string& name, int64_t n) {  // (Nemotron's LayerNorm1P too: its biases f32 then)
+    if (c.olmo1) {
+      if (ones == kNoTensor)
+        ones =
+            g.weight("layernorm.ones", DType::F32, {n}, WeightSource{{}, std::vector<float>(size_t(n), 1.0f), nullptr});
+      return ones;
+    }
     if (!c.one_plus_norms()) return w(name, {n}, {name});
     return g.weight(name, DType::F32, {n}, WeightSource{{}, {}, [name](const WeightFetch& fetch) {
                                                           std::vector<float> v = fetch(name);
@@ -836,6 +844,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
             P, kHeadRmsNormOpV2, {qkv, L.q_norm, L.k_norm}, {qkv},
             c.qk_norm_whole() ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd},
             {eps});
+      // (OLMo's, OLMoE's and MPT's clip_qkv: q, k and v clamped, after OLMoE's norms, before RoPE)
+      if (c.clip_qkv >= 0) add_node(P, kClampOp, {qkv}, {qkv}, {}, {-c.clip_qkv, c.clip_qkv});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
       if (!c.nope(i) && !c.learned_positions() && !c.alibi())  // (SmolLM3's RoPE-less layers; GPT-2's, BLOOM's)
         add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
@@ -1183,6 +1193,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "glm",
                                       "Glm4ForCausalLM",
                                       "glm4",
+                                      "OlmoForCausalLM",
+                                      "olmo",
                                       "Exaone4ForCausalLM",
                                       "exaone4",
                                       "SeedOssForCausalLM",

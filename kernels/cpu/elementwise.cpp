@@ -55,6 +55,12 @@ void softcap_cpu(const SoftcapArgs& a, ThreadPool& pool) {
   });
 }
 
+void clamp_cpu(const ClampArgs& a, ThreadPool& pool) {
+  pool.parallel_for(a.n, 4096, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) a.y[i] = clamp_value(a.x[i], a.lo, a.hi);
+  });
+}
+
 void add_cpu(const AddArgs& a, ThreadPool& pool) {
   pool.parallel_for(a.rows, 1, [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {

@@ -111,6 +111,7 @@ void conv2d_cuda(const Conv2dArgs& a, cudaStream_t s);
 void activation_cuda(const ActivationArgs& a, cudaStream_t s);
 void geglu_cuda(const GegluArgs& a, cudaStream_t s);
 void softcap_cuda(const SoftcapArgs& a, cudaStream_t s);
+void clamp_cuda(const ClampArgs& a, cudaStream_t s);
 void add_cuda(const AddArgs& a, cudaStream_t s);
 void concat_cuda(const ConcatArgs& a, cudaStream_t s);
 void image_mean_cuda(const ImageMeanArgs& a, cudaStream_t s);

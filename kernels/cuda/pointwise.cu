@@ -63,6 +63,13 @@ __global__ void softcap_kernel(SoftcapArgs a) {
 }
 
 template <typename I>
+__global__ void clamp_kernel(ClampArgs a) {
+  const I i = I(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= I(a.n)) return;
+  a.y[i] = clamp_value(a.x[i], a.lo, a.hi);
+}
+
+template <typename I>
 __global__ void add_kernel(AddArgs a) {
   const I idx = I(blockIdx.x) * blockDim.x + threadIdx.x;
   const I cols = I(a.cols);
@@ -101,6 +108,10 @@ void activation_cuda(const ActivationArgs& a, cudaStream_t s) {
 
 void softcap_cuda(const SoftcapArgs& a, cudaStream_t s) {
   launch_ew(softcap_kernel<uint32_t>, softcap_kernel<uint64_t>, uint64_t(a.n), uint64_t(a.n), a, s);
+}
+
+void clamp_cuda(const ClampArgs& a, cudaStream_t s) {
+  launch_ew(clamp_kernel<uint32_t>, clamp_kernel<uint64_t>, uint64_t(a.n), uint64_t(a.n), a, s);
 }
 
 void geglu_cuda(const GegluArgs& a, cudaStream_t s) {

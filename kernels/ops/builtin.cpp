@@ -76,6 +76,7 @@ const OpRegistry& builtin_ops() {
       &kGegluOp,
       &kGegluOpV1,
       &kSoftcapOp,
+      &kClampOp,
       &kAddOp,
       &kAddOpV1,
       &kConcatOp,

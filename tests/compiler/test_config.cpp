@@ -2022,7 +2022,10 @@ TEST_CASE("config: MPT (attn_config, ALiBi, hard-wired keys, defaults, refusals)
   // (a negative scale, as transformers and mosaicml's code both take it; clip_qkv 0 clamps nothing)
   const LlamaConfig neg = edited(hub, [](nlohmann::json& j) { j["attn_config"]["softmax_scale"] = -0.5; });
   CHECK((neg.softmax_scale_given && neg.softmax_scale == -0.5));
-  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = 0.0; }).unmodeled.empty());
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = 0.0; }).clip_qkv < 0);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = 8; }).clip_qkv == 8.0);
+  CHECK(hub["attn_config"]["clip_qkv"].is_null());
+  CHECK(parse_llama_config(hub.dump(), "config.json").clip_qkv < 0);
   // (mosaicml's class name, which transformers reads by model_type)
   CHECK(edited(hub, [](nlohmann::json& j) { j["architectures"] = {"MPTForCausalLM"}; }).architecture ==
         "MptForCausalLM");
@@ -2051,7 +2054,9 @@ TEST_CASE("config: MPT (attn_config, ALiBi, hard-wired keys, defaults, refusals)
                                                            {"prefix_lm", true},
                                                            {"qk_ln", true},
                                                            {"attn_uses_sequence_id", true},
-                                                           {"clip_qkv", 8.0},
+                                                           {"clip_qkv", -1.0},
+                                                           {"clip_qkv", 1e39},
+                                                           {"clip_qkv", "8"},
                                                            {"softmax_scale", 0.0}}) {
     const std::string k = key;
     const nlohmann::json v = value;
@@ -2074,8 +2079,39 @@ TEST_CASE("config: MPT (attn_config, ALiBi, hard-wired keys, defaults, refusals)
   }
 }
 
-// OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv refused
-// unless null (kiln has no clamp there).
+// OlmoForCausalLM: LLaMA's layer with LayerNorms of neither weight nor bias (eps 1e-5, no key: an rms_norm_eps is
+// a key OlmoConfig does not know), biases with attention_bias, clip_qkv.
+TEST_CASE("config: OLMo (weightless LayerNorms, attention_bias, clip_qkv, defaults, the hub's keys)") {
+  std::ifstream in(kiln::test::fixture("hub_tied_f32", "olmo") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "OlmoForCausalLM");
+  CHECK((a.olmo1 && a.layer_norms() && !a.norm_biases() && !a.attention_bias && a.tie_word_embeddings));
+  CHECK((a.clip_qkv < 0 && a.rms_norm_eps == 1e-5 && a.unmodeled.empty()));
+  std::ifstream in2(kiln::test::fixture("clip_bias_f32", "olmo") + "/config.json");
+  const LlamaConfig b = parse_llama_config(nlohmann::json::parse(in2).dump(), "config.json");
+  CHECK((b.clip_qkv == 0.6 && b.attention_bias && b.num_key_value_heads == 2));
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"clip_qkv", "attention_bias", "max_position_embeddings", "tie_word_embeddings",
+                          "num_key_value_heads", "hidden_act"})
+      j.erase(k);
+  });
+  CHECK((d.clip_qkv < 0 && !d.attention_bias && d.max_position_embeddings == 2048 && !d.tie_word_embeddings));
+  CHECK((d.num_key_value_heads == d.num_attention_heads && d.unmodeled.empty()));  // (OlmoConfig's defaults)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).num_key_value_heads ==
+        a.num_attention_heads);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 0; }).clip_qkv == 0.0);  // (every q, k, v value 0)
+  // (no eps key: transformers keeps one as an attribute OlmoLayerNorm never reads)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["rms_norm_eps"] = 0.5; }).unmodeled ==
+        std::vector<std::string>{"rms_norm_eps = 0.5"});
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["clip_qkv"] = -8; }).find("clip_qkv must be null or a number from 0") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim is null") != std::string::npos);
+}
+
+// OlmoeForCausalLM: LLaMA's layer with q and k RMSNorm-ed whole and experts in every layer; clip_qkv read (0 clamps
+// to 0, as transformers tests it against None), refused negative or past f32's range.
 TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
   std::ifstream in(kiln::test::fixture("hub_norm_f32", "olmoe") + "/config.json");
   const nlohmann::json hub = nlohmann::json::parse(in);
@@ -2096,8 +2132,13 @@ TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
   CHECK_FALSE(d.tie_word_embeddings);
   CHECK(d.num_key_value_heads == d.num_attention_heads);
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
-  CHECK(error_of([](nlohmann::json& j) { j["clip_qkv"] = 8.0; }).find("clip_qkv = 8.0 is not supported") !=
-        std::string::npos);
+  CHECK(a.clip_qkv < 0);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 8.0; }).clip_qkv == 8.0);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 0; }).clip_qkv == 0.0);
+  for (const nlohmann::json& v :
+       {nlohmann::json(-0.5), nlohmann::json(1e39), nlohmann::json("8"), nlohmann::json(true)})
+    CHECK(error_of([&](nlohmann::json& j) { j["clip_qkv"] = v; }).find("clip_qkv must be null or a number from 0") !=
+          std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["num_experts"] = nullptr; }).find("num_experts is null") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["num_experts_per_tok"] = 4; }).find("exceeds num_experts (3)") !=
@@ -2310,6 +2351,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
                           : family == "nemotron"                              ? "norm_eps"
                           : family == "falcon" || gptj || neo || bloom || mpt ? "layer_norm_epsilon"
                           : layer_norm                                        ? "layer_norm_eps"
+                          : family == "olmo"                                  ? ""  // (no eps key)
                                                                               : "rms_norm_eps",
                           gemma23              ? "hidden_activation"
                           : family == "falcon" ? "activation"
@@ -2322,8 +2364,9 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
                           : mpt   ? "max_seq_len"
                                   : "max_position_embeddings"}) {
       CAPTURE(std::string(k));
-      CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
-            std::string::npos);
+      if (*k)
+        CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+              std::string::npos);
     }
     // Per family: Gemma 2's and 3's attention scale, the rotary fraction (Phi, Phi-3, GLM-4, ...).
     for (const char* k : {gemma23 ? "query_pre_attn_scalar" : "",

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "cuda/cuda_test.h"
@@ -173,7 +174,8 @@ TEST_CASE("cuda: conv2d matches the CPU kernel (3x3, 1x1, stride 2, upsample, st
     }
 }
 
-TEST_CASE("cuda: activation, geglu (exact and tanh), softcap, add, concat and image_mean match the CPU kernels") {
+TEST_CASE(
+    "cuda: activation, geglu (exact and tanh), softcap, clamp, add, concat and image_mean match the CPU kernels") {
   if (skip_without_gpu()) return;
   ThreadPool pool(2);
   uint32_t seed = 1300;
@@ -211,6 +213,19 @@ TEST_CASE("cuda: activation, geglu (exact and tanh), softcap, add, concat and im
     softcap_cuda({dx.as<float>(), in_place ? dx.as<float>() : dy.as<float>(), n, 30.0f}, nullptr);
     sync_ok();
     CHECK(diff_of((in_place ? dx : dy).get<float>(), yc) < 1e-6);
+  }
+  for (bool in_place : {false, true}) {  // (clip_qkv: NaN and infinities as the CPU kernel, bit for bit)
+    CAPTURE(in_place);
+    const int64_t n = 3 * 4099;
+    auto x = random_floats(size_t(n), seed++, 12.0f);
+    x[0] = kNaN, x[1] = std::numeric_limits<float>::infinity(), x[2] = -x[1], x[3] = -0.0f;
+    std::vector<float> yc(size_t(n), kNaN);
+    Dev dx(x), dy(yc);
+    clamp_cpu({x.data(), yc.data(), n, -8.0f, 8.0f}, pool);
+    clamp_cuda({dx.as<float>(), in_place ? dx.as<float>() : dy.as<float>(), n, -8.0f, 8.0f}, nullptr);
+    sync_ok();
+    const std::vector<float> yd = (in_place ? dx : dy).get<float>();
+    CHECK(std::memcmp(yd.data(), yc.data(), yc.size() * 4) == 0);
   }
   for (DType bt : {DType::F32, DType::BF16, DType::F16})
     for (int64_t b_rows : {1, 5, 10})

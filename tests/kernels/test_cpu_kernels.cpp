@@ -1427,6 +1427,30 @@ TEST_CASE("geglu (exact and tanh GELU) and softcap match a double reference") {
   for (float y : v) CHECK(std::fabs(y) <= 15.0f);
 }
 
+// OLMo's, OLMoE's and MPT's clip_qkv: torch.clamp(x, -c, c), in place or not; NaN stays NaN, infinities and the
+// bounds themselves clamp to the bounds, -0 inside stays -0.
+TEST_CASE("clamp equals torch.clamp's definition, NaN kept") {
+  ThreadPool pool(2);
+  auto x = random_floats(9000, 43, 12.0f);  // (more than one CPU task)
+  const float inf = std::numeric_limits<float>::infinity();
+  x[0] = kNaN, x[1] = inf, x[2] = -inf, x[3] = 8.0f, x[4] = -8.0f, x[5] = -0.0f, x[6] = 8.000001f;
+  for (bool in_place : {false, true}) {
+    CAPTURE(in_place);
+    std::vector<float> xi = x, y(x.size(), kNaN);
+    clamp_cpu(ClampArgs{xi.data(), in_place ? xi.data() : y.data(), int64_t(x.size()), -8.0f, 8.0f}, pool);
+    const std::vector<float>& out = in_place ? xi : y;
+    CHECK(std::isnan(out[0]));
+    CHECK(std::signbit(out[5]));
+    int64_t clamped = 0;
+    for (size_t i = 1; i < x.size(); ++i) {
+      const float want = x[i] < -8.0f ? -8.0f : x[i] > 8.0f ? 8.0f : x[i];
+      clamped += want != x[i];
+      REQUIRE(std::memcmp(&out[i], &want, 4) == 0);
+    }
+    CHECK(clamped > 1000);  // (both bounds are reached many times)
+  }
+}
+
 TEST_CASE("swiglu matches silu(gate) * up") {
   ThreadPool pool(2);
   const int64_t rows = 3, ffn = 9;

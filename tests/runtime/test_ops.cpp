@@ -421,6 +421,27 @@ TEST_CASE(
   }
 }
 
+// clamp (clip_qkv): the verifier refuses bounds that are not finite or not ordered (after their rounding to f32).
+TEST_CASE("ops: clamp refuses bounds that are infinite, NaN or not ordered") {
+  const ModelInfo model;
+  const std::vector<TensorInfo> t = {tensor("x", DType::F32, {4, 8}, Region::kArena, 0)};
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const auto& b : std::vector<std::pair<double, double>>{
+           {-8, 8}, {3, 3}, {-1e-3, 0}, {8, -8}, {-inf, 8}, {-8, inf}, {NAN, 8}, {-8, NAN}, {-1e39, 0}, {0, 1e39}}) {
+    const double lo = b.first, hi = b.second;  // (CAPTURE cannot take a binding)
+    CAPTURE(lo);
+    CAPTURE(hi);
+    LaunchInfo li;
+    li.inputs = {0};
+    li.outputs = {0};
+    li.float_attrs = {lo, hi};
+    uint64_t scratch = 0;
+    const Status st = validate_launch(kClampOp, li, t, model, &scratch);
+    if (std::isfinite(float(lo)) && std::isfinite(float(hi)) && lo <= hi) CHECK_MESSAGE(st.is_ok(), st.message());
+    else CHECK(st.message().find("clamp bounds must be finite, lo <= hi") != std::string::npos);
+  }
+}
+
 // add version 2 (Qwen2-MoE's shared expert): a gate of one f32 per output row scales each row's b by
 // its sigmoid; the verifier refuses a gate of another shape or dtype, or one without a. Version 1
 // (two operands) still loads.

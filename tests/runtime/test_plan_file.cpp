@@ -9,12 +9,14 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "compiler/compile.h"
 #include "kernels/head_rmsnorm.h"
@@ -611,6 +613,30 @@ TEST_CASE("plan file: BLOOM's ALiBi slopes edited behind valid checksums are ref
            },
            "(attention): alibi 'model.embed_norm.bias' has shape [64], expected [4]"},
       });
+}
+
+// OLMo's clip_qkv is one clamp launch a layer, only in plans whose config sets it; bounds edited behind valid
+// checksums are refused.
+TEST_CASE("plan file: OLMo's clip_qkv bounds edited behind valid checksums are refused") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "clip_bias_f32", "olmo", nullptr, &o);
+  REQUIRE(load(bytes).is_ok());
+  CHECK(versions(bytes, "clamp", 1) == 1);
+  CHECK(versions(fixture_plan_bytes(d, "hub_tied_f32", "olmo", nullptr, &o), "clamp", 1) == 0);
+  const char* why = "clamp bounds must be finite, lo <= hi";
+  const char* finite = "has an attribute that is not a finite f32";  // (every op's, before clamp's own check)
+  kiln::test::check_edits_refused(
+      bytes,
+      {{"lo above hi", [](fb::Plan* p) { prefill_launch(p, "clamp")->mutable_float_attrs()->Mutate(0, 1.0); }, why},
+       {"an infinite hi",
+        [](fb::Plan* p) {
+          prefill_launch(p, "clamp", 1)->mutable_float_attrs()->Mutate(1, std::numeric_limits<double>::infinity());
+        },
+        finite},
+       {"a NaN lo", [](fb::Plan* p) { prefill_launch(p, "clamp")->mutable_float_attrs()->Mutate(0, NAN); }, finite},
+       {"hi past f32", [](fb::Plan* p) { prefill_launch(p, "clamp")->mutable_float_attrs()->Mutate(1, 1e39); },
+        finite}});
 }
 
 // activation version 2 added relu² (Arcee); version 1 (what a runtime before it read) refuses the kind,

@@ -1300,6 +1300,7 @@ TEST_CASE("tokenizer: GPT2Tokenizer with add_prefix_space true is refused, anoth
                                                                                    {"gpt_bigcode", ""},
                                                                                    {"gpt_neox", "GPTNeoXTokenizer"},
                                                                                    {"olmoe", "GPTNeoXTokenizer"},
+                                                                                   {"olmo", "GPTNeoXTokenizer"},
                                                                                    {"mpt", "GPTNeoXTokenizer"},
                                                                                    {"llama", ""}}) {
     const std::string t = type, n = name;  // (CAPTURE cannot take a binding)
