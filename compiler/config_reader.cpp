@@ -135,6 +135,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Qwen2MoeForCausalLM", "qwen2_moe"},
                                                                {"Olmo3ForCausalLM", "olmo3"},
                                                                {"GlmForCausalLM", "glm"},
+                                                               {"Ministral3ForCausalLM", "ministral3"},
                                                                {"OlmoForCausalLM", "olmo"},
                                                                {"Glm4ForCausalLM", "glm4"},
                                                                {"Exaone4ForCausalLM", "exaone4"},
@@ -340,6 +341,12 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     if (r.beta_fast == 0) r.beta_fast = 32;  // transformers: `or 32`
     if (r.beta_slow == 0) r.beta_slow = 1;
   }
+  if (llama4_scaling_) {  // (a missing key: transformers' attention multiplies by or divides by None)
+    for (const char* k : {"llama_4_scaling_beta", "original_max_position_embeddings"})
+      if (!has(p, k)) fail(key, std::string("needs '") + k + "', which Ministral3's attention reads");
+    r.llama4_scaling_beta = num(p, "llama_4_scaling_beta", 0.0);
+    r.llama4_scaling_positions = pos_int(p, "original_max_position_embeddings", true);
+  }
   // Strict configs inside the object too: the keys above (each read for the rope types that
   // use it, and ignored by transformers for the others), a rotary fraction of 1, and nothing
   // else (e.g. LongRoPE's factors, M-RoPE sections, a partial rotary fraction).
@@ -363,6 +370,9 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
       continue;
     if (it.key() == "partial_rotary_factor" && (partial_rotary || (it->is_number() && it->get<double>() == 1.0)))
       continue;
+    // (Ministral3Config's own default object also carries max_position_embeddings, which transformers' RoPE never
+    // reads there)
+    if ((it.key() == "llama_4_scaling_beta" || it.key() == "max_position_embeddings") && llama4_scaling_) continue;
     nested_unmodeled_.push_back(key_value(key + "." + it.key(), *it));
   }
 }

@@ -25,6 +25,11 @@ struct RopeConfig {
   // (short) and beyond it (long; kiln refuses plans that long). factor: given, or
   // max_position_embeddings / original_max_position_embeddings.
   std::vector<double> short_factor, long_factor;
+  // Ministral 3's (read where set_llama4_scaling() asked for it): queries at position p scaled by
+  // 1 + llama4_scaling_beta · ln(1 + floor(p / llama4_scaling_positions)), exactly 1 below llama4_scaling_positions
+  // (the object's original_max_position_embeddings).
+  double llama4_scaling_beta = 0;
+  int64_t llama4_scaling_positions = 0;
 };
 
 // A GPTQ `dynamic` exclusion's pattern (after its "-:") in the form AutoRound and GPTQModel write:
@@ -196,6 +201,9 @@ class ConfigReader {
   // The model's max_position_embeddings (the config class's default when absent), which RoPE
   // objects fall back on as transformers' standardize_rope_params does: set it before rope().
   void set_max_positions(int64_t n) const { max_positions_ = n; }
+  // rope() then reads the object's llama_4_scaling_beta and original_max_position_embeddings, both required
+  // (Ministral3's attention reads them whatever the rope type); elsewhere llama_4_scaling_beta is an unknown key.
+  void set_llama4_scaling() const { llama4_scaling_ = true; }
 
  private:
   void rope_object(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,
@@ -205,6 +213,7 @@ class ConfigReader {
   std::string path_;
   mutable std::set<std::string> read_;
   mutable int64_t max_positions_ = 0;
+  mutable bool llama4_scaling_ = false;
   bool strict_booleans_ = false;
   mutable std::vector<std::string> nested_unmodeled_;
   mutable std::vector<std::string> quant_unmodeled_;  // prequantized()'s

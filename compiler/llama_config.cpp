@@ -82,16 +82,11 @@ int64_t read_expert_count(const ConfigReader& r, int64_t def) {
   return n;
 }
 
-// Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, experts
-// (n_routed_experts, or num_local_experts: its attribute_map; default 128) of moe_intermediate_size (1408) after the
-// first first_k_dense_replace (1) layers, num_experts_per_tok (8) of them routed as DeepSeek-V3's noaux_tc (n_group
-// and topk_group 1, norm_topk_prob true, routed_scaling_factor 1), n_shared_experts (1) shared ones. A null where
-// its config class types a number is refused (transformers 5 refuses the file). num_nextn_predict_layers (or
-// num_mtp_layers; 1): the multi-token-prediction layers the checkpoint holds after the model's, not compiled.
 // clip_qkv (OLMo, OLMoE, MPT's attn_config; key: the key named in errors): q, k and v clamped to [-c, c] after their
 // projections (OLMoE's after its q/k norms), or -1 for none. Null: none; 0 clamps every value to 0 where transformers
 // tests the key against None (OLMo, OLMoE: kiln does as well) and none where it tests it for truth (MPT:
-// zero_is_none). Refused: a negative value (torch would set every value to -c) and one past f32's range.
+// zero_is_none). Refused: a negative value (torch would set every value to -c: min above max gives max) and one past
+// f32's range.
 double read_clip_qkv(const ConfigReader& r, const nlohmann::json& o, const char* key, bool zero_is_none) {
   if (!r.has(o, "clip_qkv")) return -1;
   const nlohmann::json& v = o["clip_qkv"];
@@ -103,6 +98,12 @@ double read_clip_qkv(const ConfigReader& r, const nlohmann::json& o, const char*
   return c == 0 && zero_is_none ? -1 : c;
 }
 
+// Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, experts
+// (n_routed_experts, or num_local_experts: its attribute_map; default 128) of moe_intermediate_size (1408) after the
+// first first_k_dense_replace (1) layers, num_experts_per_tok (8) of them routed as DeepSeek-V3's noaux_tc (n_group
+// and topk_group 1, norm_topk_prob true, routed_scaling_factor 1), n_shared_experts (1) shared ones. A null where
+// its config class types a number is refused (transformers 5 refuses the file). num_nextn_predict_layers (or
+// num_mtp_layers; 1): the multi-token-prediction layers the checkpoint holds after the model's, not compiled.
 void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.glm4_moe = true;
@@ -555,6 +556,8 @@ struct ImageTextModel {
   std::vector<const char*> vision_keys;
   bool softcap_unread;  // the text model's final_logit_softcapping, which this class never applies
   bool tie_nullable;    // the class types tie_word_embeddings Optional[bool] (None: untied)
+  // A second text model the class builds where text_config's model_type names it (none: null)
+  const char *alt_text_arch = nullptr, *alt_text_type = nullptr;
 };
 
 const ImageTextModel* image_text_model(const std::string& arch) {
@@ -573,7 +576,7 @@ const ImageTextModel* image_text_model(const std::string& arch) {
         "boi_token_id", "eoi_token_id", "image_token_id"},
        true,
        true},
-      // Mistral Small 3.1/3.2, Magistral Small: a MistralConfig text_config (the hub's is complete)
+      // Mistral Small 3.1/3.2, Magistral Small: a MistralConfig text_config (the hub's is complete); Ministral 3
       {"Mistral3ForConditionalGeneration",
        "mistral3",
        "MistralForCausalLM",
@@ -582,7 +585,10 @@ const ImageTextModel* image_text_model(const std::string& arch) {
        {"vision_config", "image_token_index", "image_token_id", "projector_hidden_act", "vision_feature_layer",
         "multimodal_projector_bias", "spatial_merge_size"},
        false,
-       false}};
+       false,
+       // Ministral 3 (3B, 8B, 14B): a Ministral3Config text_config
+       "Ministral3ForCausalLM",
+       "ministral3"}};
   for (const ImageTextModel& m : kModels)
     if (arch == m.arch || arch == m.type) return &m;
   return nullptr;
@@ -598,15 +604,22 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
     r.fail("text_config",
            std::string("is missing or not an object: kiln compiles ") + m.arch + "'s text model from it");
   nlohmann::json t = j["text_config"];
-  if (t.contains("model_type") && t["model_type"] != m.text_type)
-    r.fail("text_config", "has model_type " + t["model_type"].dump() + ", not \"" + m.text_type + "\" (" + m.text_arch +
-                              ", the text model kiln reads for " + m.arch + ")");
-  if (t.contains("architectures") && t["architectures"] != nlohmann::json{m.text_arch})
-    r.fail("text_config", "names architectures " + t["architectures"].dump() + ", not " + m.text_arch + "'s");
-  t["model_type"] = m.text_type;
-  t["architectures"] = {m.text_arch};
-  for (const auto& [k, v] : m.text_defaults)
-    if (!t.contains(k)) t[k] = v;
+  // (the other text model the class takes, by text_config's model_type; without one, the first)
+  const bool alt = m.alt_text_type && t.contains("model_type") && t["model_type"] == m.alt_text_type;
+  const char* text_arch = alt ? m.alt_text_arch : m.text_arch;
+  const char* text_type = alt ? m.alt_text_type : m.text_type;
+  if (t.contains("model_type") && t["model_type"] != text_type)
+    r.fail("text_config",
+           "has model_type " + t["model_type"].dump() + ", not \"" + m.text_type + "\" (" + m.text_arch +
+               (m.alt_text_type ? std::string(") or \"") + m.alt_text_type + "\" (" + m.alt_text_arch : std::string()) +
+               ", the text models kiln reads for " + m.arch + ")");
+  if (t.contains("architectures") && t["architectures"] != nlohmann::json{text_arch})
+    r.fail("text_config", "names architectures " + t["architectures"].dump() + ", not " + text_arch + "'s");
+  t["model_type"] = text_type;
+  t["architectures"] = {text_arch};
+  if (!alt)
+    for (const auto& [k, v] : m.text_defaults)
+      if (!t.contains(k)) t[k] = v;
   const nlohmann::json given = t;  // (text_config as the file gives it)
   DType outer_dtype;
   r.dtype(&outer_dtype);  // (refuses a dtype and a torch_dtype that disagree)
@@ -631,7 +644,7 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   // Gemma3ForConditionalGeneration never soft-caps its logits (Gemma3ForCausalLM does, by the same key).
   if (m.softcap_unread && t.contains("final_logit_softcapping") && !t["final_logit_softcapping"].is_null())
     r.fail("text_config", std::string("sets final_logit_softcapping, which transformers' ") + m.arch +
-                              " never applies (its " + m.text_arch +
+                              " never applies (its " + text_arch +
                               " does); kiln refuses rather than guess whether it should");
   // (transformers reads the wrapper's quantization_config only: text_config's is reported below, as unknown keys)
   const bool text_quantization = t.contains("quantization_config") && !t["quantization_config"].is_null();
@@ -973,8 +986,8 @@ LlamaConfig parse_bloom(const ConfigReader& r, const std::string& text) {
 // attn_config (MptAttentionConfig's defaults when absent or null) for softmax_scale. transformers' MPT hard-wires
 // what mosaicml's own code reads from these: 4 · d_model MLPs (expansion_ratio), no biases (no_bias), LayerNorms,
 // ALiBi with alibi_bias_max 8, multi-head attention, no logit_scale, prefix_lm, qk_ln or sequence ids; any other value
-// is refused by name. clip_qkv (a clamp kiln does not build) is refused unless null or 0, softmax_scale 0 (which
-// transformers multiplies by and mosaicml's code reads as the default) too. emb_pdrop, embedding_fraction
+// is refused by name, as is softmax_scale 0 (which transformers multiplies by and mosaicml's code reads as the
+// default); clip_qkv clamps Wqkv's output (read_clip_qkv). emb_pdrop, embedding_fraction
 // (a training-time gradient split), learned_pos_emb (which transformers never reads: no positions beside ALiBi),
 // init_device, init_config, verbose, tokenizer_name and attn_impl change nothing: read and left.
 LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std::string& text) {
@@ -1121,6 +1134,24 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool ministral = arch == "MinistralForCausalLM" || arch == "ministral";
+  const bool ministral3 = arch == "Ministral3ForCausalLM" || arch == "ministral3";
+  // Ministral3Config without a RoPE object: its own (yarn, Ministral 3's) in place of the file's nothing.
+  if (ministral3 && !(j.contains("rope_parameters") && !j["rope_parameters"].is_null()) &&
+      !(j.contains("rope_scaling") && !j["rope_scaling"].is_null())) {
+    nlohmann::json k = j;
+    k["rope_parameters"] = {{"rope_type", "yarn"},
+                            {"rope_theta", 1e6},
+                            {"factor", 16.0},
+                            {"original_max_position_embeddings", 16384},
+                            {"beta_fast", 32.0},
+                            {"beta_slow", 1.0},
+                            {"mscale", 1.0},
+                            {"mscale_all_dim", 1.0},
+                            {"llama_4_scaling_beta", 0.1}};
+    LlamaConfig d = parse_llama_config(k.dump(), path);
+    d.raw_json = text;
+    return d;
+  }
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";
   const bool qwen2_moe = arch == "Qwen2MoeForCausalLM" || arch == "qwen2_moe";
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe;
@@ -1154,10 +1185,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool granite_moe = arch == "GraniteMoeForCausalLM" || arch == "granitemoe" || granite_moe_shared;
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
-  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !qwen3 && !mixtral && !phi3 && !gemma &&
-      !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 && !exaone4 && !seed_oss &&
-      !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe && !olmo1 && !nemotron &&
-      !gpt_neox && !glm4_moe && !falcon)
+  if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
+      !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
+      !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
+      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1166,6 +1197,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : qwen3_moe          ? "Qwen3MoeForCausalLM"
                    : qwen3              ? "Qwen3ForCausalLM"
                    : mistral            ? "MistralForCausalLM"
+                   : ministral3         ? "Ministral3ForCausalLM"
                    : ministral          ? "MinistralForCausalLM"
                    : mixtral            ? "MixtralForCausalLM"
                    : phi3               ? "Phi3ForCausalLM"
@@ -1263,7 +1295,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, Ministral, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -1300,20 +1332,20 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
            "is missing or null, with which transformers 5 cannot build MinistralForCausalLM: give its value");
   // (GPTNeoXConfig has no such key: its attention has a k and a v head for each head)
   if (gpt_neox) r.hardwired("num_key_value_heads", c.num_attention_heads);
-  const int64_t kv_default = j.contains("num_key_value_heads") ? c.num_attention_heads
-                             : mistral || ministral || mixtral ? 8
-                             : starcoder2                      ? 2
-                             : stablelm                        ? 32
-                             : qwen3_moe || smollm3            ? 4
-                             : ernie || glm4                   ? 2
-                             : qwen2_moe                       ? 16
-                             : exaone4                         ? 32
-                             : seed_oss || gpt_oss || glm4_moe ? 8
-                             : helium                          ? 20
-                             : qwen2 || qwen3                  ? 32
-                             : gemma1                          ? 16
-                             : gemma                           ? 4
-                                                               : c.num_attention_heads;
+  const int64_t kv_default = j.contains("num_key_value_heads")               ? c.num_attention_heads
+                             : mistral || ministral || mixtral || ministral3 ? 8
+                             : starcoder2                                    ? 2
+                             : stablelm                                      ? 32
+                             : qwen3_moe || smollm3                          ? 4
+                             : ernie || glm4                                 ? 2
+                             : qwen2_moe                                     ? 16
+                             : exaone4                                       ? 32
+                             : seed_oss || gpt_oss || glm4_moe               ? 8
+                             : helium                                        ? 20
+                             : qwen2 || qwen3                                ? 32
+                             : gemma1                                        ? 16
+                             : gemma                                         ? 4
+                                                                             : c.num_attention_heads;
   if (falcon) c.num_key_value_heads = read_falcon_kv_heads(r, c.num_attention_heads);
   else c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
@@ -1335,11 +1367,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
-  } else if (((qwen3 && !qwen3_moe) || gemma || ernie || glm4 || seed_oss) && !j.contains("head_dim")) {
+  } else if (((qwen3 && !qwen3_moe) || gemma || ernie || glm4 || seed_oss || ministral3) && !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
-    c.head_dim = gemma ? 256 : 128;  // (Ernie4_5Config's, Glm4Config's and SeedOssConfig's 128 too)
+    // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's and Ministral3Config's 128 too; Ministral3Config reads a null
+    // one as hidden / heads, below)
+    c.head_dim = gemma ? 256 : 128;
   } else {
     // (Glm4MoeConfig's attention and RoPE take hidden_size // num_attention_heads, rounded down)
     if (c.hidden_size % c.num_attention_heads != 0 && !glm4_moe)
@@ -1350,7 +1384,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings =
       r.pos_int("max_position_embeddings", false,
-                seed_oss                                                                           ? 524288
+                ministral3                                                                         ? 262144
+                : seed_oss                                                                         ? 524288
                 : gemma1 || gemma2 || cohere                                                       ? 8192
                 : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe ? 131072
                 : qwen2 || qwen3 || smollm3 || qwen2_moe                                           ? 32768
@@ -1366,7 +1401,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
                    : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
                             : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ||
-                                                            olmoe || glm4_moe
+                                                            olmoe || glm4_moe || ministral3
                                                         ? 1e-5
                                                         : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
@@ -1506,11 +1541,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     c.sliding_window = r.pos_int("sliding_window", false, 4096);
     c.window_layer = r.has("layer_types") ? read_layer_types(r, j, c.num_hidden_layers)
                                           : std::vector<bool>(size_t(c.num_hidden_layers), true);
-  } else if (mistral) {
+  } else if (mistral || ministral3) {
     // Mistral: LLaMA whose attention sees the last sliding_window positions (MistralConfig's
-    // default 4096 when the key is absent; null: all).
-    if (!j.contains("sliding_window")) c.sliding_window = 4096;
+    // default 4096 when the key is absent, Ministral3Config's none; null: all). Ministral 3 also scales its
+    // queries past the RoPE object's original_max_position_embeddings (read below; refused there by the compiler).
+    if (!j.contains("sliding_window") && mistral) c.sliding_window = 4096;
     else if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
+    if (ministral3) r.set_llama4_scaling();
   } else if (smollm3) {
     read_smollm3(r, j, &c);
   } else if (olmo2) {
@@ -1542,10 +1579,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // no key), biases on q, k, v and o with attention_bias, and clip_qkv.
     c.olmo1 = true;
     c.attention_bias = r.boolean("attention_bias", false);
+    r.has("rms_norm_eps");  // (OlmoConfig keeps a stray one, from LLaMA-style tooling, as an attribute never read)
     c.clip_qkv = read_clip_qkv(r, r.doc(), "clip_qkv", false);
   } else if (olmoe) {
     // OlmoeConfig (LlamaConfig::olmoe): LLaMA's biases with attention_bias; clip_qkv (q, k and v clamped after
-    // their projections), which kiln has no op for, refused unless null; num_experts (default 64) experts of
+    // their projections and norms: read_clip_qkv); num_experts (default 64) experts of
     // intermediate_size in every layer, num_experts_per_tok (default 8) picked by softmax, renormalized with
     // norm_topk_prob (default false). The router's aux loss acts in training only.
     c.olmoe = c.qk_norm = true;
@@ -1688,10 +1726,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // Phi-3's attention none (Qwen2's hard-wires q/k/v biases without o_proj's: no value of
   // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
   // the values that change nothing.
-  if (qwen2 || qwen3 || mistral || ministral || mixtral || phi3 || gemma || olmo2 || glm4 || gpt_oss || cohere ||
-      glm4_moe)
+  if (qwen2 || qwen3 || mistral || ministral || ministral3 || mixtral || phi3 || gemma || olmo2 || glm4 || gpt_oss ||
+      cohere || glm4_moe)
     r.hardwired("mlp_bias", false);
-  if (mistral || ministral || mixtral || phi3) r.hardwired("attention_bias", false);
+  if (mistral || ministral || ministral3 || mixtral || phi3) r.hardwired("attention_bias", false);
   if (phi3) {
     r.hardwired("lm_head_bias", false);
     r.hardwired("full_attn_mod", 1);

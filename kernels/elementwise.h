@@ -11,8 +11,9 @@
 // softcap: y = cap · tanh(x / cap) (Gemma's final logit soft-capping); y may be x.
 //   x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; float attrs {cap > 0}.
 // clamp: y = min(max(x, lo), hi), NaN kept (torch's clamp: OLMo's, OLMoE's and MPT's clip_qkv on q, k and v);
-//   y may be x. x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; float attrs {lo, hi}, finite,
-//   lo <= hi.
+//   y may be x. x: (rows, cols) → y: (rows, cols); n_valid: (batch,) i32, whose batch divides rows: the CPU kernel
+//   skips each batch row's padding rows (as swiglu). Plan: inputs {x, n_valid}; outputs {y}; float attrs {lo, hi},
+//   finite, lo <= hi.
 // add: y = a + scale · b, b broadcast over the rows (row r uses b[r mod m]); y may be a.
 //   Without a, y = scale · b (a broadcast copy).
 //   a: (rows, cols) f32 or absent; b: (m, cols) f32|bf16|f16 → y: (rows, cols); the shapes
@@ -85,8 +86,10 @@ struct SoftcapArgs {
 struct ClampArgs {
   const float* x;
   float* y;
-  int64_t n;  // rows · cols
+  int64_t rows, cols;
   float lo, hi;
+  const int32_t* n_valid = nullptr;  // (batch,), or null: every row
+  int64_t batch = 1;
 };
 
 // clamp's value: lo below lo, hi above hi, x otherwise (NaN fails both tests: kept, as torch.clamp keeps it).

@@ -63,7 +63,7 @@ inline std::vector<std::string> llm_fixture_families() {
           "qwen2_moe", "olmo3",   "glm4",      "exaone4",    "seed_oss", "gpt_oss", "helium",      "granitemoeshared",
           "arcee",     "cohere",  "cohere2",   "starcoder2", "stablelm", "olmoe",   "nemotron",    "gpt_neox",
           "glm4_moe",  "falcon",  "gptj",      "gpt2",       "opt",      "gpt_neo", "gpt_bigcode", "bloom",
-          "mpt",       "glm",     "olmo"};
+          "mpt",       "glm",     "olmo",      "ministral3"};
 }
 
 double rel_l2(const float* out, const float* ref, size_t n);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 
 #include "compiler/error.h"
 #include "compiler/frontends/common.h"
@@ -524,6 +525,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   uint32_t ones = kNoTensor;
   auto norm_w = [&](const std::string& name, int64_t n) {  // (Nemotron's LayerNorm1P too: its biases f32 then)
     if (c.olmo1) {
+      if (n != D) throw std::logic_error("OLMo's weightless norms are all of hidden_size");
       if (ones == kNoTensor)
         ones =
             g.weight("layernorm.ones", DType::F32, {n}, WeightSource{{}, std::vector<float>(size_t(n), 1.0f), nullptr});
@@ -845,7 +847,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
             c.qk_norm_whole() ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd},
             {eps});
       // (OLMo's, OLMoE's and MPT's clip_qkv: q, k and v clamped, after OLMoE's norms, before RoPE)
-      if (c.clip_qkv >= 0) add_node(P, kClampOp, {qkv}, {qkv}, {}, {-c.clip_qkv, c.clip_qkv});
+      if (c.clip_qkv >= 0) add_node(P, kClampOp, {qkv, n_valid}, {qkv}, {}, {-c.clip_qkv, c.clip_qkv});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
       if (!c.nope(i) && !c.learned_positions() && !c.alibi())  // (SmolLM3's RoPE-less layers; GPT-2's, BLOOM's)
         add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
@@ -1110,6 +1112,14 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        std::to_string(c.rope.original_max_position_embeddings) +
                        ", which one fixed plan cannot follow; compile with --max-seq " +
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
+  // (Ministral 3's query scale is 1 below llama4_scaling_positions: a plan no longer would need it)
+  if (c.rope.llama4_scaling_beta != 0 && lim.max_seq > c.rope.llama4_scaling_positions)
+    throw CompileError(o.model_dir + "/config.json: " + c.architecture +
+                       " scales its queries at position p by 1 + llama_4_scaling_beta * ln(1 + floor(p / " +
+                       std::to_string(c.rope.llama4_scaling_positions) +
+                       ")) (rope_parameters' original_max_position_embeddings), which kiln does not build; compile "
+                       "with --max-seq " +
+                       std::to_string(c.rope.llama4_scaling_positions) + " or less, where that scale is 1");
   // (GPT-J's sin/cos table and the learned positions have n_positions rows; GPT-Neo's local layers' mask too)
   if ((c.gptj || c.learned_positions() || c.mpt) && lim.max_seq > c.max_position_embeddings)
     throw CompileError(
@@ -1151,6 +1161,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "llama",
                                       "MistralForCausalLM",
                                       "mistral",
+                                      "Ministral3ForCausalLM",
+                                      "ministral3",
                                       "Qwen2ForCausalLM",
                                       "qwen2",
                                       "Qwen3ForCausalLM",

@@ -1,5 +1,7 @@
 #include "kernels/elementwise.h"
 
+#include "kernels/cpu/rows.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -56,8 +58,8 @@ void softcap_cpu(const SoftcapArgs& a, ThreadPool& pool) {
 }
 
 void clamp_cpu(const ClampArgs& a, ThreadPool& pool) {
-  pool.parallel_for(a.n, 4096, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) a.y[i] = clamp_value(a.x[i], a.lo, a.hi);
+  parallel_valid_rows(pool, a.n_valid, a.batch, a.rows / a.batch, 1, [&](int64_t r, int) {
+    for (int64_t i = r * a.cols; i < (r + 1) * a.cols; ++i) a.y[i] = clamp_value(a.x[i], a.lo, a.hi);
   });
 }
 

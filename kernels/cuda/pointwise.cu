@@ -63,9 +63,9 @@ __global__ void softcap_kernel(SoftcapArgs a) {
 }
 
 template <typename I>
-__global__ void clamp_kernel(ClampArgs a) {
+__global__ void clamp_kernel(ClampArgs a) {  // (every row, padding too)
   const I i = I(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= I(a.n)) return;
+  if (i >= I(a.rows) * I(a.cols)) return;
   a.y[i] = clamp_value(a.x[i], a.lo, a.hi);
 }
 
@@ -111,7 +111,8 @@ void softcap_cuda(const SoftcapArgs& a, cudaStream_t s) {
 }
 
 void clamp_cuda(const ClampArgs& a, cudaStream_t s) {
-  launch_ew(clamp_kernel<uint32_t>, clamp_kernel<uint64_t>, uint64_t(a.n), uint64_t(a.n), a, s);
+  const uint64_t n = uint64_t(a.rows) * uint64_t(a.cols);
+  launch_ew(clamp_kernel<uint32_t>, clamp_kernel<uint64_t>, n, n, a, s);
 }
 
 void geglu_cuda(const GegluArgs& a, cudaStream_t s) {

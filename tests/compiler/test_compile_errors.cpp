@@ -289,6 +289,53 @@ TEST_CASE("compile: OPT and GPT-2 hub checkpoints: base-model names read, kiln's
   CHECK(compile_model(o).notes.find("not read: kiln reads tokenizer.json") == std::string::npos);
 }
 
+// Ministral 3 scales its queries from position original_max_position_embeddings (its RoPE object's) on: a plan that
+// long is refused, naming the bound; one no longer, or a beta of 0 (a scale of 1 everywhere), compiles.
+TEST_CASE("compile: Ministral 3 refuses a --max-seq past its query scale's bound") {
+  TempDir d;
+  const std::string dir = d / "m";
+  kiln::test::copy_dir(kiln::test::fixture("yarn_f32", "ministral3"), dir);
+  auto with = [&](double beta) {
+    std::ifstream in(kiln::test::fixture("yarn_f32", "ministral3") + "/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg["rope_parameters"]["original_max_position_embeddings"] = 16;
+    cfg["rope_parameters"]["llama_4_scaling_beta"] = beta;
+    std::ofstream(dir + "/config.json") << cfg.dump();
+  };
+  CompileOptions o;
+  o.chunk = 8;
+  with(0.1);
+  o.max_seq = 32;
+  CHECK(compile_error(dir, d / "p.kplan", o).find("compile with --max-seq 16 or less, where that scale is 1") !=
+        std::string::npos);
+  o.max_seq = 16;
+  CHECK(compile_error(dir, d / "p.kplan", o).empty());
+  with(0.0);
+  o.max_seq = 32;
+  CHECK(compile_error(dir, d / "p.kplan", o).empty());
+}
+
+// GlmForCausalLM (glm-4-9b) and Glm4ForCausalLM (GLM-4-0414) differ by GLM-4's two branch norms: a GLM-4 checkpoint
+// labelled glm is refused for them, and a glm-4-9b one labelled glm4 for their absence.
+TEST_CASE("compile: GLM and GLM-4 checkpoints are told apart by their branch norms") {
+  TempDir d;
+  for (const bool to_glm : {true, false}) {
+    CAPTURE(to_glm);
+    const std::string dir = d / (to_glm ? "glm" : "glm4");
+    kiln::test::copy_dir(kiln::test::fixture(to_glm ? "partial_f32" : "chat_hf_f32", to_glm ? "glm4" : "glm"), dir);
+    std::ifstream in(dir + "/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    in.close();
+    cfg["architectures"] = {to_glm ? "GlmForCausalLM" : "Glm4ForCausalLM"};
+    cfg["model_type"] = to_glm ? "glm" : "glm4";
+    std::ofstream(dir + "/config.json") << cfg.dump();
+    const std::string err = compile_error(dir, d / "p.kplan");
+    CAPTURE(err);
+    CHECK(err.find(to_glm ? "unexpected tensor 'model.layers.0.post_self_attn_layernorm.weight'"
+                          : "model.layers.0.post_self_attn_layernorm.weight") != std::string::npos);
+  }
+}
+
 // Glm4MoeForCausalLM: the checkpoint's multi-token-prediction layers (num_nextn_predict_layers after the model's) are
 // left out, other layers past the model's and names that only look like them are not; with n_shared_experts 0, the
 // empty shared-MLP tensors transformers saves are read as nothing, a non-empty one refused.
@@ -499,7 +546,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(std::string(frontend_for(kiln::test::fixture("top2_f32", "mixtral")).family) == "llama");
   CHECK(
       supported_architectures() ==
-      "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
+      "LlamaForCausalLM, MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
       "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
@@ -509,7 +556,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       err.find(
           "architecture 'RwkvForCausalLM' is not supported (supported: LlamaForCausalLM, "
-          "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
+          "MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
           "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));

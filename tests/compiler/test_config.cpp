@@ -265,7 +265,7 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(
       error_of("hidden_act", "gelu")
           .find(
-              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM-4, GLM-4.5, Granite, GraniteMoe") !=
+              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe") !=
       std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
@@ -975,7 +975,7 @@ TEST_CASE("config: OLMo 3 (windows by layer type, RoPE by layer type, the hub's 
 TEST_CASE("config: GLM-4 (partial pairwise RoPE, q/k/v biases, defaults, refusals)") {
   const LlamaConfig a = read_llama_config(kiln::test::fixture("partial_f32", "glm4") + "/config.json");
   CHECK(a.architecture == "Glm4ForCausalLM");
-  CHECK(a.glm4);
+  CHECK((a.glm4 && a.glm4_branch_norms));
   CHECK(a.pairwise_rope);
   CHECK(a.qkv_bias);
   CHECK_FALSE(a.attention_bias);  // (never on o_proj)
@@ -1006,6 +1006,75 @@ TEST_CASE("config: GLM-4 (partial pairwise RoPE, q/k/v biases, defaults, refusal
           j["partial_rotary_factor"] = 0.05;
         }).find("rotary dims, which must be even, at least 2") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("GLM-4") != std::string::npos);
+  // GlmForCausalLM (glm-4-9b-chat-hf's config.json): GLM-4's reading without the branch norms, GlmConfig's defaults.
+  std::ifstream in_glm(kiln::test::fixture("chat_hf_f32", "glm") + "/config.json");
+  const nlohmann::json glm = nlohmann::json::parse(in_glm);
+  const LlamaConfig g = parse_llama_config(glm.dump(), "config.json");
+  CHECK(g.architecture == "GlmForCausalLM");
+  CHECK((g.glm4 && !g.glm4_branch_norms && g.pairwise_rope && g.qkv_bias && !g.attention_bias));
+  CHECK((g.head_dim == 16 && g.rotary() == 8 && g.num_key_value_heads == 2 && g.unmodeled.empty()));
+  const LlamaConfig gd = edited(glm, [](nlohmann::json& j) {
+    for (const char* k : {"attention_bias", "partial_rotary_factor", "num_key_value_heads", "head_dim", "rms_norm_eps",
+                          "max_position_embeddings"})
+      j.erase(k);
+  });
+  CHECK((gd.qkv_bias && gd.head_dim == 128 && gd.rotary() == 64 && gd.num_key_value_heads == 2));
+  CHECK((gd.rms_norm_eps == 1.5625e-7 && gd.max_position_embeddings == 131072));
+  for (const char* k : {"num_key_value_heads", "head_dim"})  // (GlmAttention cannot take None)
+    CHECK(edited_error(glm, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+          std::string::npos);
+}
+
+// Ministral3ForCausalLM (and Mistral3ForConditionalGeneration's ministral3 text_config): Mistral's layer without
+// MistralConfig's default window, Ministral3Config's defaults (its yarn RoPE object with the query scale's beta and
+// bound; a null head_dim or num_key_value_heads read as transformers reads them); the query scale's keys required.
+TEST_CASE("config: Ministral 3 (its RoPE object and query scale, defaults, nulls, the image-text wrapper)") {
+  std::ifstream in(kiln::test::fixture("yarn_f32", "ministral3") + "/config.json");
+  const nlohmann::json base = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(base.dump(), "config.json");
+  CHECK(a.architecture == "Ministral3ForCausalLM");
+  CHECK((a.rope.type == "yarn" && a.rope.factor == 16.0 && a.rope.original_max_position_embeddings == 16384));
+  CHECK((a.rope.llama4_scaling_beta == 0.1 && a.rope.llama4_scaling_positions == 16384));
+  CHECK((a.sliding_window == 0 && a.head_dim == 24 && a.num_key_value_heads == 2 && a.unmodeled.empty()));
+  const LlamaConfig d = edited(base, [](nlohmann::json& j) {
+    for (const char* k : {"rope_parameters", "head_dim", "num_key_value_heads", "rms_norm_eps", "sliding_window",
+                          "max_position_embeddings", "tie_word_embeddings"})
+      j.erase(k);
+    j["num_attention_heads"] = 8;  // (for the default 8 k/v heads)
+  });
+  CHECK((d.rope.type == "yarn" && d.rope.theta == 1e6 && d.rope.factor == 16.0));  // (Ministral3Config's)
+  CHECK((d.rope.original_max_position_embeddings == 16384 && d.rope.mscale == 1.0 && d.rope.mscale_all_dim == 1.0));
+  CHECK((d.rope.llama4_scaling_beta == 0.1 && d.rope.llama4_scaling_positions == 16384));
+  CHECK((d.head_dim == 128 && d.num_key_value_heads == 8 && d.rms_norm_eps == 1e-5 && d.sliding_window == 0));
+  CHECK((d.max_position_embeddings == 262144 && !d.tie_word_embeddings && d.unmodeled.empty()));
+  CHECK(d.raw_json.find("llama_4_scaling_beta") == std::string::npos);  // (the file as given, not the default)
+  // (Ministral3Config reads a null head_dim as hidden / heads and a null num_key_value_heads as one per head)
+  const LlamaConfig n = edited(base, [](nlohmann::json& j) { j["head_dim"] = j["num_key_value_heads"] = nullptr; });
+  CHECK((n.head_dim == 16 && n.num_key_value_heads == 4));
+  CHECK(edited(base, [](nlohmann::json& j) { j["sliding_window"] = 6; }).sliding_window == 6);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(base, edit); };
+  for (const char* k : {"llama_4_scaling_beta", "original_max_position_embeddings"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) {
+            j["rope_parameters"].erase(k);
+          }).find(std::string("needs '") + k + "', which Ministral3's attention reads") != std::string::npos);
+  }
+  // (elsewhere the query scale's beta is a key kiln does not know: MistralConfig's attention never reads it)
+  nlohmann::json mistral = base;
+  mistral["architectures"] = {"MistralForCausalLM"};
+  mistral["model_type"] = "mistral";
+  CHECK(parse_llama_config(mistral.dump(), "config.json").unmodeled ==
+        std::vector<std::string>{"rope_parameters.llama_4_scaling_beta = 0.1"});
+  // The image-text wrapper's ministral3 text_config; another model_type is named with both it reads.
+  std::ifstream in_vlm(kiln::test::fixture("vlm_tied_f32", "ministral3") + "/config.json");
+  const nlohmann::json vlm = nlohmann::json::parse(in_vlm);
+  const LlamaConfig v = parse_llama_config(vlm.dump(), "config.json");
+  CHECK((v.architecture == "Mistral3ForConditionalGeneration" && v.multimodal && v.tie_word_embeddings));
+  CHECK((v.rope.llama4_scaling_beta == 0.1 && v.head_dim == 128 && v.unmodeled.empty()));
+  nlohmann::json other = vlm;
+  other["text_config"]["model_type"] = "qwen2";
+  CHECK(edited_error(other, [](nlohmann::json&) {
+        }).find("not \"mistral\" (MistralForCausalLM) or \"ministral3\" (Ministral3ForCausalLM") != std::string::npos);
 }
 
 // Exaone4ForCausalLM: OLMo 2's layer with per-head q/k norms; windows in the sliding layers and no
@@ -2100,10 +2169,15 @@ TEST_CASE("config: OLMo (weightless LayerNorms, attention_bias, clip_qkv, defaul
   CHECK((d.num_key_value_heads == d.num_attention_heads && d.unmodeled.empty()));  // (OlmoConfig's defaults)
   CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).num_key_value_heads ==
         a.num_attention_heads);
-  CHECK(edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 0; }).clip_qkv == 0.0);  // (every q, k, v value 0)
-  // (no eps key: transformers keeps one as an attribute OlmoLayerNorm never reads)
-  CHECK(edited(hub, [](nlohmann::json& j) { j["rms_norm_eps"] = 0.5; }).unmodeled ==
-        std::vector<std::string>{"rms_norm_eps = 0.5"});
+  CHECK(
+      edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 0; }).clip_qkv ==
+      0.0);  // (every q, k, v value 0)
+             // (no eps key: transformers keeps a stray rms_norm_eps, as LLaMA-style tooling writes it, as an attribute
+  // OlmoLayerNorm never reads; another key is unknown)
+  const LlamaConfig stray = edited(hub, [](nlohmann::json& j) { j["rms_norm_eps"] = 0.5; });
+  CHECK((stray.unmodeled.empty() && stray.rms_norm_eps == 1e-5));
+  CHECK(edited(hub, [](nlohmann::json& j) { j["layer_norm_eps"] = 0.5; }).unmodeled ==
+        std::vector<std::string>{"layer_norm_eps = 0.5"});
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   CHECK(error_of([](nlohmann::json& j) { j["clip_qkv"] = -8; }).find("clip_qkv must be null or a number from 0") !=
         std::string::npos);
@@ -2875,8 +2949,11 @@ TEST_CASE("config: Mistral Small 3's image-text checkpoints (text_config, the wr
   CHECK_FALSE(edited(hub, [](nlohmann::json& j) { j["tie_word_embeddings"] = false; }).tie_word_embeddings);
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   CHECK(error_of([](nlohmann::json& j) {
-          j["text_config"]["model_type"] = "ministral3";
-        }).find("not \"mistral\" (MistralForCausalLM") != std::string::npos);
+          j["text_config"]["model_type"] = "qwen2";
+        }).find("not \"mistral\" (MistralForCausalLM) or \"ministral3\" (Ministral3ForCausalLM") != std::string::npos);
+  // (a ministral3 text_config without a RoPE object takes Ministral3Config's: yarn, with the query scale)
+  const LlamaConfig m3 = edited(hub, [](nlohmann::json& j) { j["text_config"]["model_type"] = "ministral3"; });
+  CHECK((m3.rope.type == "yarn" && m3.rope.llama4_scaling_beta == 0.1 && m3.unmodeled.empty()));
   CHECK(error_of([](nlohmann::json& j) { j["text_config"].erase("vocab_size"); }).find("vocab_size") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {

@@ -216,13 +216,13 @@ TEST_CASE(
   }
   for (bool in_place : {false, true}) {  // (clip_qkv: NaN and infinities as the CPU kernel, bit for bit)
     CAPTURE(in_place);
-    const int64_t n = 3 * 4099;
+    const int64_t rows = 3, cols = 4099, n = rows * cols;
     auto x = random_floats(size_t(n), seed++, 12.0f);
     x[0] = kNaN, x[1] = std::numeric_limits<float>::infinity(), x[2] = -x[1], x[3] = -0.0f;
     std::vector<float> yc(size_t(n), kNaN);
     Dev dx(x), dy(yc);
-    clamp_cpu({x.data(), yc.data(), n, -8.0f, 8.0f}, pool);
-    clamp_cuda({dx.as<float>(), in_place ? dx.as<float>() : dy.as<float>(), n, -8.0f, 8.0f}, nullptr);
+    clamp_cpu({x.data(), yc.data(), rows, cols, -8.0f, 8.0f}, pool);
+    clamp_cuda({dx.as<float>(), in_place ? dx.as<float>() : dy.as<float>(), rows, cols, -8.0f, 8.0f}, nullptr);
     sync_ok();
     const std::vector<float> yd = (in_place ? dx : dy).get<float>();
     CHECK(std::memcmp(yd.data(), yc.data(), yc.size() * 4) == 0);

@@ -1428,27 +1428,36 @@ TEST_CASE("geglu (exact and tanh GELU) and softcap match a double reference") {
 }
 
 // OLMo's, OLMoE's and MPT's clip_qkv: torch.clamp(x, -c, c), in place or not; NaN stays NaN, infinities and the
-// bounds themselves clamp to the bounds, -0 inside stays -0.
-TEST_CASE("clamp equals torch.clamp's definition, NaN kept") {
+// bounds themselves clamp to the bounds, -0 inside stays -0. With n_valid each batch row's padding rows are left
+// untouched.
+TEST_CASE("clamp equals torch.clamp's definition, NaN kept, and skips padding rows") {
   ThreadPool pool(2);
-  auto x = random_floats(9000, 43, 12.0f);  // (more than one CPU task)
+  const int64_t batch = 2, chunk = 5, rows = batch * chunk, cols = 900;  // (more than one CPU task)
+  auto x = random_floats(size_t(rows * cols), 43, 12.0f);
   const float inf = std::numeric_limits<float>::infinity();
   x[0] = kNaN, x[1] = inf, x[2] = -inf, x[3] = 8.0f, x[4] = -8.0f, x[5] = -0.0f, x[6] = 8.000001f;
-  for (bool in_place : {false, true}) {
-    CAPTURE(in_place);
-    std::vector<float> xi = x, y(x.size(), kNaN);
-    clamp_cpu(ClampArgs{xi.data(), in_place ? xi.data() : y.data(), int64_t(x.size()), -8.0f, 8.0f}, pool);
-    const std::vector<float>& out = in_place ? xi : y;
-    CHECK(std::isnan(out[0]));
-    CHECK(std::signbit(out[5]));
-    int64_t clamped = 0;
-    for (size_t i = 1; i < x.size(); ++i) {
-      const float want = x[i] < -8.0f ? -8.0f : x[i] > 8.0f ? 8.0f : x[i];
-      clamped += want != x[i];
-      REQUIRE(std::memcmp(&out[i], &want, 4) == 0);
+  const std::vector<int32_t> n_valid = {2, 5};  // (batch row 0: rows 2 to 4 are padding)
+  for (bool in_place : {false, true})
+    for (bool with_nv : {false, true}) {
+      CAPTURE(in_place);
+      CAPTURE(with_nv);
+      std::vector<float> xi = x, y(x.size(), kNaN);
+      clamp_cpu(ClampArgs{xi.data(), in_place ? xi.data() : y.data(), rows, cols, -8.0f, 8.0f,
+                          with_nv ? n_valid.data() : nullptr, with_nv ? batch : 1},
+                pool);
+      const std::vector<float>& out = in_place ? xi : y;
+      CHECK(std::isnan(out[0]));
+      CHECK(std::signbit(out[5]));
+      int64_t clamped = 0;
+      for (size_t i = 1; i < x.size(); ++i) {
+        const int64_t r = int64_t(i) / cols;
+        const bool padding = with_nv && r % chunk >= n_valid[size_t(r / chunk)];
+        const float want = padding ? (in_place ? x[i] : kNaN) : x[i] < -8.0f ? -8.0f : x[i] > 8.0f ? 8.0f : x[i];
+        clamped += want != x[i];
+        REQUIRE(std::memcmp(&out[i], &want, 4) == 0);
+      }
+      CHECK(clamped > 1000);  // (both bounds are reached many times)
     }
-    CHECK(clamped > 1000);  // (both bounds are reached many times)
-  }
 }
 
 TEST_CASE("swiglu matches silu(gate) * up") {

@@ -432,7 +432,7 @@ TEST_CASE("ops: clamp refuses bounds that are infinite, NaN or not ordered") {
     CAPTURE(lo);
     CAPTURE(hi);
     LaunchInfo li;
-    li.inputs = {0};
+    li.inputs = {0, kNoTensor};
     li.outputs = {0};
     li.float_attrs = {lo, hi};
     uint64_t scratch = 0;

@@ -624,6 +624,33 @@ TEST_CASE("plan file: OLMo's clip_qkv bounds edited behind valid checksums are r
   REQUIRE(load(bytes).is_ok());
   CHECK(versions(bytes, "clamp", 1) == 1);
   CHECK(versions(fixture_plan_bytes(d, "hub_tied_f32", "olmo", nullptr, &o), "clamp", 1) == 0);
+  {  // One clamp a layer (a RoPE a layer) in every program, on the qkv matmul's output, right before its RoPE.
+    std::vector<uint8_t> b = bytes;
+    const fb::Plan* p = kiln::test::mutable_root(b);
+    auto name_of = [&](const fb::Launch* l) { return p->kernels()->Get(l->kernel())->name()->str(); };
+    int programs = 0;
+    for (const fb::Program* prog : *p->programs()) {
+      int clamps = 0, ropes = 0;
+      const auto* ls = prog->launches();
+      for (flatbuffers::uoffset_t i = 0; i < ls->size(); ++i) {
+        const std::string k = name_of(ls->Get(i));
+        ropes += k == "rope" || k == "rope_kv_write";
+        if (k != "clamp") continue;
+        ++clamps;
+        REQUIRE((i > 0 && i + 1 < ls->size()));
+        const fb::Launch *before = ls->Get(i - 1), *clamp = ls->Get(i), *after = ls->Get(i + 1);
+        CHECK(name_of(before) == "matmul");
+        CHECK(before->outputs()->Get(0) == clamp->inputs()->Get(0));
+        CHECK(clamp->outputs()->Get(0) == clamp->inputs()->Get(0));  // (in place)
+        CHECK((name_of(after) == "rope" || name_of(after) == "rope_kv_write"));
+        CHECK(after->inputs()->Get(2) == clamp->outputs()->Get(0));
+        CHECK((clamp->float_attrs()->Get(0) == -0.6 && clamp->float_attrs()->Get(1) == 0.6));
+      }
+      CHECK(clamps == ropes);
+      programs += ropes == 2;  // (the fixture's 2 layers)
+    }
+    CHECK(programs == 4);  // (prefill, score, decode and ingest)
+  }
   const char* why = "clamp bounds must be finite, lo <= hi";
   const char* finite = "has an attribute that is not a finite f32";  // (every op's, before clamp's own check)
   kiln::test::check_edits_refused(
