@@ -1902,8 +1902,8 @@ def main_glm():
             "model.layers.0.mlp.gate_up_proj.weight" in keys, keys.keys()
     # (glm-4-9b-chat-hf's config.json: transformers 4.46)
     glm_fixtures("glm", GLM_DIR, GLM_VARIANTS, GlmConfig, GlmForCausalLM, glm_modeling, check, draw_norms_around_one,
-                 "chat_hf_f32",
-                 "4.46.0")
+                 "chat_hf_f32", "4.46.0")
+    family_lora_cases("glm", GLM_DIR, GLM_LORA_DIR, GLM_LORA_CASES, GlmForCausalLM)
 
 
 def main_exaone4():
@@ -2242,6 +2242,7 @@ def main_olmo():
     def hub(cfg):  # allenai/OLMo-1B-hf's keys (transformers 4.40)
         cfg["clip_qkv"] = None
     rewrite_as_hub(os.path.join(OLMO_DIR, "hub_tied_f32"), OlmoForCausalLM, "4.40.0.dev0", hub)
+    family_lora_cases("olmo", OLMO_DIR, OLMO_LORA_DIR, OLMO_LORA_CASES, OlmoForCausalLM)
 
 
 def main_nemotron():
@@ -2356,6 +2357,31 @@ def family_lora_cases(family, family_dir, out_dir, cases, model_cls):
         f.write("torch %s, transformers %s, peft %s\n" % (torch.__version__, transformers.__version__,
                                                          peft.__version__))
 
+
+GLM_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "glm_lora")
+# peft adapters on glm-4-9b fixtures: q, v and o with the fused gate_up_proj (its rows gate then up), the final norm
+# saved whole.
+GLM_LORA_CASES = [
+    dict(name="qvo_gate_up_norm", base="chat_hf_f32", seed=4801,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj", "gate_up_proj"],
+                                    modules_to_save=["norm"]))]),
+]
+
+OLMO_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "olmo_lora")
+# peft adapters on OLMo fixtures: every Linear of the clip_qkv fixture (the clamp after the adapted projections).
+OLMO_LORA_CASES = [
+    dict(name="every_linear_clip", base="clip_bias_f32", seed=4802,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                        "gate_proj", "up_proj", "down_proj"]))]),
+]
+
+MINISTRAL3_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "ministral3_lora")
+# peft adapters on Ministral 3 fixtures: attention and MLP of the yarn fixture.
+MINISTRAL3_LORA_CASES = [
+    dict(name="attn_mlp", base="yarn_f32", seed=4803,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                        "gate_proj", "up_proj", "down_proj"]))]),
+]
 
 FALCON_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "falcon_lora")
 # peft adapters on Falcon fixtures (peft names transformer.h.<i>.self_attention.query_key_value, ...): every Linear of
@@ -3060,10 +3086,11 @@ def main_ministral3():
                               image_token_index=10, spatial_merge_size=1,
                               tie_word_embeddings=text.get("tie_word_embeddings", False))
 
-    def hub(cfg):  # mistralai/Ministral-3-3B-Instruct-2512-BF16's layout (transformers 5.0)
+    def hub(cfg):  # the hub's Ministral 3 layout (transformers 5.0)
         cfg["text_config"].pop("dtype", None)
     image_text_fixtures(MINISTRAL3_DIR, MINISTRAL3_VLM_VARIANTS, config_cls, Mistral3ForConditionalGeneration, None,
                         "vlm_tied_f32", hub, "5.0.0")
+    family_lora_cases("ministral3", MINISTRAL3_DIR, MINISTRAL3_LORA_DIR, MINISTRAL3_LORA_CASES, Ministral3ForCausalLM)
 
 
 def main_mistral():
