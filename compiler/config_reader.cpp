@@ -228,7 +228,7 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double
     refuse_null_base("rope_theta", params);
     r.theta = num("rope_theta", default_theta);
   }
-  if (params) rope_object(*params, key, allowed, &r, partial_rotary);
+  if (params) rope_object(*params, key, allowed, &r, partial_rotary, true);
   if (r.theta <= 0) fail("rope_theta", "must be positive");
   return r;
 }
@@ -249,7 +249,8 @@ RopeConfig ConfigReader::rope_at(const json& params, const std::string& key, std
 }
 
 void ConfigReader::rope_object(const json& params, const std::string& key_name,
-                               std::initializer_list<const char*> allowed, RopeConfig* out, bool partial_rotary) const {
+                               std::initializer_list<const char*> allowed, RopeConfig* out, bool partial_rotary,
+                               bool top_level_positions) const {
   RopeConfig& r = *out;
   const std::string& key = key_name;
   if (!params.is_object()) fail(key, "must be an object");
@@ -274,16 +275,23 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
       reads_as == type ? "" : " (the config class reads rope type " + type + " as " + reads_as + ")";
   type = reads_as;
   r.type = type;
-  // transformers' standardize_rope_params: an absent original_max_position_embeddings is the
-  // model's max_position_embeddings. A config-level one is read only by Phi3Config (which declares the
-  // attribute; its longrope, below): the other config classes set it after standardize_rope_params has
-  // run (checked against transformers 5.24's LlamaConfig and GptOssConfig), so for them it stays an
-  // unknown key.
+  // transformers' standardize_rope_params: an absent original_max_position_embeddings is the model's
+  // max_position_embeddings; for the model's llama3 and yarn (not a layer type's) a config-level one overrides the
+  // object's, as the RoPE init computes them (checked against transformers 5.24's LlamaConfig: its inv_freq moves).
+  // LongRoPE reads its own below (Phi3Config).
   auto original_positions = [&] {
+    if (top_level_positions && j_.contains("original_max_position_embeddings")) {
+      if (j_["original_max_position_embeddings"].is_null())
+        fail("original_max_position_embeddings",
+             "is null, with which transformers cannot compute its " + type + " RoPE");
+      has(p, "original_max_position_embeddings");  // (its copy, overridden)
+      return pos_int("original_max_position_embeddings", true);
+    }
     if (has(p, "original_max_position_embeddings")) return pos_int(p, "original_max_position_embeddings", true);
     if (max_positions_ <= 0) fail(key, "needs 'original_max_position_embeddings' for rope type " + type);
     return max_positions_;
   };
+
   // yarn's factor null: max_position_embeddings / original_max_position_embeddings, as transformers derives it
   const bool yarn_derived_factor = type == "yarn" && p.contains("factor") && p["factor"].is_null();
   if ((type == "linear" || type == "llama3" || type == "yarn") && !yarn_derived_factor) {
@@ -342,10 +350,16 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     if (r.beta_slow == 0) r.beta_slow = 1;
   }
   if (llama4_scaling_) {  // (a missing key: transformers' attention multiplies by or divides by None)
+    // (the bound: the object's original_max_position_embeddings as standardize_rope_params leaves it, which fills
+    // it in for llama3 and yarn only)
+    const bool filled = type == "llama3" || type == "yarn";
     for (const char* k : {"llama_4_scaling_beta", "original_max_position_embeddings"})
-      if (!has(p, k)) fail(key, std::string("needs '") + k + "', which Ministral3's attention reads");
+      if (!has(p, k) && !(filled && std::string(k) == "original_max_position_embeddings"))
+        fail(key, std::string("needs '") + k + "', which Ministral3's attention reads");
     r.llama4_scaling_beta = num(p, "llama_4_scaling_beta", 0.0);
-    r.llama4_scaling_positions = pos_int(p, "original_max_position_embeddings", true);
+    r.llama4_scaling_positions =
+        filled ? r.original_max_position_embeddings : pos_int(p, "original_max_position_embeddings", true);
+    r.llama4_scaling_source = "original_max_position_embeddings in " + key;
   }
   // Strict configs inside the object too: the keys above (each read for the rope types that
   // use it, and ignored by transformers for the others), a rotary fraction of 1, and nothing

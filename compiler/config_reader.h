@@ -30,6 +30,7 @@ struct RopeConfig {
   // (the object's original_max_position_embeddings).
   double llama4_scaling_beta = 0;
   int64_t llama4_scaling_positions = 0;
+  std::string llama4_scaling_source;  // where the bound comes from, for errors
 };
 
 // A GPTQ `dynamic` exclusion's pattern (after its "-:") in the form AutoRound and GPTQModel write:
@@ -206,8 +207,11 @@ class ConfigReader {
   void set_llama4_scaling() const { llama4_scaling_ = true; }
 
  private:
+  // top_level_positions: the model's RoPE (not a layer type's), whose llama3 and yarn transformers computes with a
+  // top-level original_max_position_embeddings over the object's (its RoPE init standardizes the parameters again
+  // once every key of the file is an attribute).
   void rope_object(const nlohmann::json& params, const std::string& key, std::initializer_list<const char*> allowed,
-                   RopeConfig* r, bool partial_rotary = false) const;
+                   RopeConfig* r, bool partial_rotary = false, bool top_level_positions = false) const;
 
   const nlohmann::json& j_;
   std::string path_;

@@ -637,9 +637,11 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   if (given.contains("tie_word_embeddings") && !given["tie_word_embeddings"].is_null()) {
     if (!given["tie_word_embeddings"].is_boolean())
       r.fail("text_config", "has a tie_word_embeddings that is not true or false");
-    if (r.has("tie_word_embeddings") && given["tie_word_embeddings"] != tie)
-      r.fail("tie_word_embeddings", "disagrees with text_config's: kiln does not guess whether the LM head is tied");
   }
+  // (both given and apart, as transformers 5 saves a tied Mistral3Config over Ministral3Config's untied default:
+  // transformers 5 ties by the file's own, and so does kiln, with a note)
+  const bool tie_apart = r.has("tie_word_embeddings") && given.contains("tie_word_embeddings") &&
+                         given["tie_word_embeddings"].is_boolean() && given["tie_word_embeddings"] != tie;
   t["tie_word_embeddings"] = tie;  // (a checkpoint with an LM head of its own is untied, as transformers does)
   // Gemma3ForConditionalGeneration never soft-caps its logits (Gemma3ForCausalLM does, by the same key).
   if (m.softcap_unread && t.contains("final_logit_softcapping") && !t["final_logit_softcapping"].is_null())
@@ -651,6 +653,12 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   t.erase("quantization_config");
   for (const char* k : m.vision_keys) r.has(k);  // (the vision tower's, which kiln does not compile)
   LlamaConfig c = parse_llama_config(t.dump(), path + ": text_config");
+  if (!c.rope.llama4_scaling_source.empty()) c.rope.llama4_scaling_source += " (text_config)";
+  if (tie_apart)
+    c.config_note += std::string(c.config_note.empty() ? "" : "; ") + "text_config's tie_word_embeddings (" +
+                     given["tie_word_embeddings"].dump() +
+                     ") is not what transformers 5 ties the LM head by: " + m.arch + "'s own (" +
+                     (tie ? "true" : "false") + ") is read";
   c.architecture = m.arch;
   c.multimodal = true;
   c.raw_json = text;
@@ -1135,9 +1143,9 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool ministral = arch == "MinistralForCausalLM" || arch == "ministral";
   const bool ministral3 = arch == "Ministral3ForCausalLM" || arch == "ministral3";
-  // Ministral3Config without a RoPE object: its own (yarn, Ministral 3's) in place of the file's nothing.
-  if (ministral3 && !(j.contains("rope_parameters") && !j["rope_parameters"].is_null()) &&
-      !(j.contains("rope_scaling") && !j["rope_scaling"].is_null())) {
+  // Ministral3Config without rope_parameters: its own (yarn, Ministral 3's), set before transformers reads a legacy
+  // rope_scaling over it (`rope_scaling or rope_parameters`: an empty or false one leaves the default).
+  if (ministral3 && !(j.contains("rope_parameters") && !j["rope_parameters"].is_null())) {
     nlohmann::json k = j;
     k["rope_parameters"] = {{"rope_type", "yarn"},
                             {"rope_theta", 1e6},
@@ -1150,6 +1158,8 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                             {"llama_4_scaling_beta", 0.1}};
     LlamaConfig d = parse_llama_config(k.dump(), path);
     d.raw_json = text;
+    if (d.rope.llama4_scaling_source == "original_max_position_embeddings in rope_parameters")
+      d.rope.llama4_scaling_source = "original_max_position_embeddings of Ministral3Config's default RoPE object";
     return d;
   }
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";

@@ -1103,8 +1103,12 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const DType plan_dtype = parse_plan_dtype(o.dtype, stored);
   const std::string dtype_note = config_dtype_note(o, c.has_dtype, c.dtype, stored);
   b.fp8_dtype_upcasts = q.fp8_scales == "weight_scale_inv";
+  // (the default --max-seq stops at Ministral 3's query scale's bound, past which it is refused below)
   const LlmLimits lim =
-      llm_limits(o, c.max_position_embeddings, !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
+      llm_limits(o,
+                 c.rope.llama4_scaling_beta != 0 ? std::min(c.max_position_embeddings, c.rope.llama4_scaling_positions)
+                                                 : c.max_position_embeddings,
+                 !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
   if (c.rope.type == "longrope" && lim.max_seq > c.rope.original_max_position_embeddings)
     throw CompileError(o.model_dir +
                        "/config.json: LongRoPE switches to its long_factor for sequences longer than "
@@ -1116,9 +1120,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
   if (c.rope.llama4_scaling_beta != 0 && lim.max_seq > c.rope.llama4_scaling_positions)
     throw CompileError(o.model_dir + "/config.json: " + c.architecture +
                        " scales its queries at position p by 1 + llama_4_scaling_beta * ln(1 + floor(p / " +
-                       std::to_string(c.rope.llama4_scaling_positions) +
-                       ")) (rope_parameters' original_max_position_embeddings), which kiln does not build; compile "
-                       "with --max-seq " +
+                       std::to_string(c.rope.llama4_scaling_positions) + ")) (" + c.rope.llama4_scaling_source +
+                       "), which kiln does not build; compile with --max-seq " +
                        std::to_string(c.rope.llama4_scaling_positions) + " or less, where that scale is 1");
   // (GPT-J's sin/cos table and the learned positions have n_positions rows; GPT-Neo's local layers' mask too)
   if ((c.gptj || c.learned_positions() || c.mpt) && lim.max_seq > c.max_position_embeddings)

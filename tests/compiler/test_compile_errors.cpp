@@ -305,14 +305,31 @@ TEST_CASE("compile: Ministral 3 refuses a --max-seq past its query scale's bound
   CompileOptions o;
   o.chunk = 8;
   with(0.1);
-  o.max_seq = 32;
-  CHECK(compile_error(dir, d / "p.kplan", o).find("compile with --max-seq 16 or less, where that scale is 1") !=
-        std::string::npos);
+  for (const int64_t n : {17, 32}) {
+    CAPTURE(n);
+    o.max_seq = n;
+    const std::string err = compile_error(dir, d / "p.kplan", o);
+    CHECK(err.find("(original_max_position_embeddings in rope_parameters), which kiln does not build") !=
+          std::string::npos);
+    CHECK(err.find("compile with --max-seq 16 or less, where that scale is 1") != std::string::npos);
+  }
   o.max_seq = 16;
+  CHECK(compile_error(dir, d / "p.kplan", o).empty());
+  o.max_seq = 0;  // (the default: 2048, or the bound when it is less)
   CHECK(compile_error(dir, d / "p.kplan", o).empty());
   with(0.0);
   o.max_seq = 32;
   CHECK(compile_error(dir, d / "p.kplan", o).empty());
+  // The image-text class names text_config's bound.
+  const std::string vlm = d / "vlm";
+  kiln::test::copy_dir(kiln::test::fixture("vlm_tied_f32", "ministral3"), vlm);
+  std::ifstream in(vlm + "/config.json");
+  nlohmann::json cfg = nlohmann::json::parse(in);
+  in.close();
+  cfg["text_config"]["rope_parameters"]["original_max_position_embeddings"] = 16;
+  std::ofstream(vlm + "/config.json") << cfg.dump();
+  CHECK(compile_error(vlm, d / "v.kplan", o)
+            .find("(original_max_position_embeddings in rope_parameters (text_config))") != std::string::npos);
 }
 
 // GlmForCausalLM (glm-4-9b) and Glm4ForCausalLM (GLM-4-0414) differ by GLM-4's two branch norms: a GLM-4 checkpoint

@@ -1048,6 +1048,35 @@ TEST_CASE("config: Ministral 3 (its RoPE object and query scale, defaults, nulls
   CHECK((d.head_dim == 128 && d.num_key_value_heads == 8 && d.rms_norm_eps == 1e-5 && d.sliding_window == 0));
   CHECK((d.max_position_embeddings == 262144 && !d.tie_word_embeddings && d.unmodeled.empty()));
   CHECK(d.raw_json.find("llama_4_scaling_beta") == std::string::npos);  // (the file as given, not the default)
+  CHECK(d.rope.llama4_scaling_source.find("Ministral3Config's default RoPE object") != std::string::npos);
+  // transformers: `rope_scaling or rope_parameters` over the default: an empty or false legacy key leaves the default,
+  // a given one wins (as transformers 4 wrote it, `type` for `rope_type`).
+  for (const nlohmann::json& legacy : {nlohmann::json::object(), nlohmann::json(false)}) {
+    const LlamaConfig e = edited(base, [&](nlohmann::json& j) {
+      j.erase("rope_parameters");
+      j["rope_scaling"] = legacy;
+    });
+    CHECK((e.rope.type == "yarn" && e.rope.theta == 1e6 && e.rope.llama4_scaling_positions == 16384));
+  }
+  const LlamaConfig l = edited(base, [](nlohmann::json& j) {
+    j["rope_scaling"] = j["rope_parameters"];
+    j["rope_scaling"].erase("rope_type");
+    j["rope_scaling"]["type"] = "yarn";
+    j["rope_scaling"]["original_max_position_embeddings"] = 4096;
+    j.erase("rope_parameters");
+  });
+  CHECK((l.rope.type == "yarn" && l.rope.llama4_scaling_positions == 4096 && l.unmodeled.empty()));
+  CHECK(l.rope.llama4_scaling_source == "original_max_position_embeddings in rope_scaling");
+  // A yarn object without the bound: standardize_rope_params fills in max_position_embeddings, which the attention
+  // then reads; a default-type object gets none (refused below). A top-level one overrides the object's.
+  const LlamaConfig f =
+      edited(base, [](nlohmann::json& j) { j["rope_parameters"].erase("original_max_position_embeddings"); });
+  CHECK((f.rope.original_max_position_embeddings == 256 && f.rope.llama4_scaling_positions == 256));
+  const LlamaConfig t = edited(base, [](nlohmann::json& j) { j["original_max_position_embeddings"] = 64; });
+  CHECK((t.rope.original_max_position_embeddings == 64 && t.rope.llama4_scaling_positions == 64));
+  CHECK(edited(base, [](nlohmann::json& j) {
+          j["rope_parameters"]["llama_4_scaling_beta"] = -0.5;
+        }).rope.llama4_scaling_beta == -0.5);
   // (Ministral3Config reads a null head_dim as hidden / heads and a null num_key_value_heads as one per head)
   const LlamaConfig n = edited(base, [](nlohmann::json& j) { j["head_dim"] = j["num_key_value_heads"] = nullptr; });
   CHECK((n.head_dim == 16 && n.num_key_value_heads == 4));
@@ -1056,9 +1085,16 @@ TEST_CASE("config: Ministral 3 (its RoPE object and query scale, defaults, nulls
   for (const char* k : {"llama_4_scaling_beta", "original_max_position_embeddings"}) {
     CAPTURE(std::string(k));
     CHECK(error_of([&](nlohmann::json& j) {
+            j["rope_parameters"] = {{"rope_type", "default"},
+                                    {"rope_theta", 1e6},
+                                    {"llama_4_scaling_beta", 0.1},
+                                    {"original_max_position_embeddings", 16384}};
             j["rope_parameters"].erase(k);
           }).find(std::string("needs '") + k + "', which Ministral3's attention reads") != std::string::npos);
   }
+  CHECK(error_of([](nlohmann::json& j) {
+          j["rope_parameters"].erase("llama_4_scaling_beta");
+        }).find("needs 'llama_4_scaling_beta'") != std::string::npos);
   // (elsewhere the query scale's beta is a key kiln does not know: MistralConfig's attention never reads it)
   nlohmann::json mistral = base;
   mistral["architectures"] = {"MistralForCausalLM"};
@@ -2897,9 +2933,12 @@ TEST_CASE("config: Gemma 3's image-text checkpoints (text_config, its defaults, 
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["text_config"]["model_type"] = "gemma2"; }).find("not \"gemma3_text\"") !=
         std::string::npos);
-  CHECK(error_of([](nlohmann::json& j) {
-          j["text_config"]["tie_word_embeddings"] = true;
-        }).find("tie_word_embeddings disagrees with text_config's") != std::string::npos);
+  {  // (the file's own tie_word_embeddings, as transformers 5 ties by it, with a note)
+    const LlamaConfig t = edited(hub, [](nlohmann::json& j) { j["text_config"]["tie_word_embeddings"] = true; });
+    CHECK_FALSE(t.tie_word_embeddings);
+    CHECK(t.config_note.find("text_config's tie_word_embeddings (true) is not what transformers 5 ties") !=
+          std::string::npos);
+  }
   CHECK(error_of([](nlohmann::json& j) {
           j["text_config"]["torch_dtype"] = "bfloat16";
         }).find("disagrees with text_config's torch_dtype") != std::string::npos);
@@ -2956,10 +2995,14 @@ TEST_CASE("config: Mistral Small 3's image-text checkpoints (text_config, the wr
   CHECK((m3.rope.type == "yarn" && m3.rope.llama4_scaling_beta == 0.1 && m3.unmodeled.empty()));
   CHECK(error_of([](nlohmann::json& j) { j["text_config"].erase("vocab_size"); }).find("vocab_size") !=
         std::string::npos);
-  CHECK(error_of([](nlohmann::json& j) {
-          j["tie_word_embeddings"] = true;
-          j["text_config"]["tie_word_embeddings"] = false;
-        }).find("tie_word_embeddings disagrees with text_config's") != std::string::npos);
+  {  // (transformers 5 saves a tied Mistral3Config over Ministral3Config's untied default: read as tied, noted)
+    const LlamaConfig t = edited(hub, [](nlohmann::json& j) {
+      j["tie_word_embeddings"] = true;
+      j["text_config"]["tie_word_embeddings"] = false;
+    });
+    CHECK(t.tie_word_embeddings);
+    CHECK(t.config_note.find("Mistral3ForConditionalGeneration's own (true) is read") != std::string::npos);
+  }
 }
 
 TEST_CASE("config: Gemma 3 (layer types, two RoPEs, both layouts, defaults, refusals)") {
@@ -3147,18 +3190,20 @@ TEST_CASE("config: RoPE keys transformers fills in (standardize_rope_params, Gem
   c = parse(d, R"(, "rope_parameters": {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 4.0,
       "low_freq_factor": 1.0, "high_freq_factor": 4.0})");
   CHECK(c.rope.original_max_position_embeddings == 2048);  // (LlamaConfig's default max_position_embeddings)
-  // A config-level original_max_position_embeddings is not the RoPE's: LlamaConfig (transformers 5.24)
-  // sets it only after standardize_rope_params has read the object's (or max_position_embeddings), so it
-  // stays an unknown key (only Phi3Config, which declares it, reads it: below).
+  // A config-level original_max_position_embeddings overrides the object's for llama3 and yarn: transformers' RoPE
+  // init standardizes the parameters again once it is an attribute (transformers 5.24's LlamaConfig: inv_freq moves);
+  // a null one is refused; for other rope types it changes nothing and stays an unknown key.
   c = parse(d, R"(, "original_max_position_embeddings": 64, "rope_parameters": {"rope_type": "llama3",
       "rope_theta": 10000.0, "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
       "original_max_position_embeddings": 32})");
-  CHECK(c.rope.original_max_position_embeddings == 32);
-  REQUIRE(c.unmodeled.size() == 1);
-  CHECK(c.unmodeled[0] == "original_max_position_embeddings = 64");
+  CHECK(c.rope.original_max_position_embeddings == 64);
+  CHECK(c.unmodeled.empty());
+  CHECK_THROWS_WITH_AS(parse(d, R"(, "original_max_position_embeddings": null, "rope_parameters": {"rope_type":
+      "yarn", "rope_theta": 10000.0, "factor": 4.0})"),
+                       doctest::Contains("original_max_position_embeddings is null"), std::exception);
   c = parse(d, R"(, "max_position_embeddings": 128, "original_max_position_embeddings": 64, "rope_parameters": {
       "rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0})");
-  CHECK(c.rope.original_max_position_embeddings == 128);
+  CHECK(c.rope.original_max_position_embeddings == 64);
   c = parse(d, R"(, "original_max_position_embeddings": 64)");
   REQUIRE(c.unmodeled.size() == 1);
   CHECK(c.unmodeled[0] == "original_max_position_embeddings = 64");

@@ -1453,7 +1453,7 @@ TEST_CASE("clamp equals torch.clamp's definition, NaN kept, and skips padding ro
         const int64_t r = int64_t(i) / cols;
         const bool padding = with_nv && r % chunk >= n_valid[size_t(r / chunk)];
         const float want = padding ? (in_place ? x[i] : kNaN) : x[i] < -8.0f ? -8.0f : x[i] > 8.0f ? 8.0f : x[i];
-        clamped += want != x[i];
+        clamped += !padding && want != x[i];
         REQUIRE(std::memcmp(&out[i], &want, 4) == 0);
       }
       CHECK(clamped > 1000);  // (both bounds are reached many times)

@@ -440,6 +440,23 @@ TEST_CASE("ops: clamp refuses bounds that are infinite, NaN or not ordered") {
     if (std::isfinite(float(lo)) && std::isfinite(float(hi)) && lo <= hi) CHECK_MESSAGE(st.is_ok(), st.message());
     else CHECK(st.message().find("clamp bounds must be finite, lo <= hi") != std::string::npos);
   }
+  // x of rank 2; n_valid an i32 (batch,) state tensor whose batch divides the rows.
+  auto refusal = [&](std::vector<int64_t> x_shape, DType nv_dtype, int64_t batch, Region nv_region) {
+    const std::vector<TensorInfo> u = {tensor("x", DType::F32, std::move(x_shape), Region::kArena, 0),
+                                       tensor("n_valid", nv_dtype, {batch}, nv_region, 0)};
+    LaunchInfo li;
+    li.inputs = {0, 1};
+    li.outputs = {0};
+    li.float_attrs = {-1.0, 1.0};
+    uint64_t scratch = 0;
+    return validate_launch(kClampOp, li, u, model, &scratch).message();
+  };
+  CHECK(refusal({4, 8}, DType::I32, 2, Region::kState) == "");
+  CHECK(refusal({32}, DType::I32, 2, Region::kState).find("rank") != std::string::npos);
+  CHECK(refusal({4, 8}, DType::F32, 2, Region::kState).find("n_valid") != std::string::npos);
+  CHECK(refusal({4, 8}, DType::I32, 3, Region::kState).find("rows are not a multiple of the batch") !=
+        std::string::npos);
+  CHECK(refusal({4, 8}, DType::I32, 2, Region::kArena).find("n_valid") != std::string::npos);
 }
 
 // add version 2 (Qwen2-MoE's shared expert): a gate of one f32 per output row scales each row's b by
