@@ -279,8 +279,11 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   // max_position_embeddings; for the model's llama3 and yarn (not a layer type's) a config-level one overrides the
   // object's, as the RoPE init computes them (checked against transformers 5.24's LlamaConfig: its inv_freq moves).
   // LongRoPE reads its own below (Phi3Config).
+  std::string positions_source;  // (which of these gave it, for errors)
   auto original_positions = [&] {
+    positions_source = "original_max_position_embeddings in " + key;
     if (top_level_positions && j_.contains("original_max_position_embeddings")) {
+      positions_source = "the top-level original_max_position_embeddings";
       if (j_["original_max_position_embeddings"].is_null())
         fail("original_max_position_embeddings",
              "is null, with which transformers cannot compute its " + type + " RoPE");
@@ -289,6 +292,7 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     }
     if (has(p, "original_max_position_embeddings")) return pos_int(p, "original_max_position_embeddings", true);
     if (max_positions_ <= 0) fail(key, "needs 'original_max_position_embeddings' for rope type " + type);
+    positions_source = "max_position_embeddings (" + key + " gives no original_max_position_embeddings)";
     return max_positions_;
   };
 
@@ -318,8 +322,9 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
         out.push_back(x.get<double>());
       }
     }
-    // original_max_position_embeddings: Phi3Config always has the attribute (default 4096), and
-    // transformers' standardize_rope_params lets it override the object's copy.
+    // original_max_position_embeddings: Phi3Config always has the attribute (default 4096; a null refused with the
+    // file, where llama_config.cpp reads Phi-3), and transformers' standardize_rope_params lets it override the
+    // object's copy.
     r.original_max_position_embeddings =
         has("original_max_position_embeddings") ? pos_int("original_max_position_embeddings", true) : 4096;
     has(p, "original_max_position_embeddings");  // (its copy, overridden)
@@ -359,7 +364,7 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     r.llama4_scaling_beta = num(p, "llama_4_scaling_beta", 0.0);
     r.llama4_scaling_positions =
         filled ? r.original_max_position_embeddings : pos_int(p, "original_max_position_embeddings", true);
-    r.llama4_scaling_source = "original_max_position_embeddings in " + key;
+    r.llama4_scaling_source = filled ? positions_source : "original_max_position_embeddings in " + key;
   }
   // Strict configs inside the object too: the keys above (each read for the rope types that
   // use it, and ignored by transformers for the others), a rotary fraction of 1, and nothing

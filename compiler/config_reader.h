@@ -27,7 +27,7 @@ struct RopeConfig {
   std::vector<double> short_factor, long_factor;
   // Ministral 3's (read where set_llama4_scaling() asked for it): queries at position p scaled by
   // 1 + llama4_scaling_beta · ln(1 + floor(p / llama4_scaling_positions)), exactly 1 below llama4_scaling_positions
-  // (the object's original_max_position_embeddings).
+  // (original_max_position_embeddings as transformers' standardize_rope_params leaves it in the object).
   double llama4_scaling_beta = 0;
   int64_t llama4_scaling_positions = 0;
   std::string llama4_scaling_source;  // where the bound comes from, for errors

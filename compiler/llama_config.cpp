@@ -524,6 +524,12 @@ void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
     c.rope.beta_slow = 1.0;
     c.rope.truncate = false;
     c.rope.original_max_position_embeddings = 4096;
+    // (a top-level one overrides the default object's, as transformers' RoPE init standardizes it again)
+    if (r.doc().contains("original_max_position_embeddings")) {
+      if (r.doc()["original_max_position_embeddings"].is_null())
+        r.fail("original_max_position_embeddings", "is null, with which transformers cannot compute its yarn RoPE");
+      c.rope.original_max_position_embeddings = r.pos_int("original_max_position_embeddings", true);
+    }
   } else {
     c.rope = r.rope({"default", "linear", "llama3", "yarn"}, 150000.0);  // (GptOssConfig's default_theta)
   }
@@ -595,9 +601,9 @@ const ImageTextModel* image_text_model(const std::string& arch) {
 }
 
 // An image-text model's text model, from text_config (absent keys: m.text_defaults, then the text config
-// class's as for a text checkpoint). The file's dtype and tie_word_embeddings (the wrapper's, which
-// transformers 5 ties the LM head by; its class's default true) apply where text_config gives none; where both
-// give one and they disagree, kiln refuses rather than guess.
+// class's as for a text checkpoint). The file's dtype applies where text_config gives none (where both give one and
+// they disagree, kiln refuses rather than guess); the file's tie_word_embeddings (its class's default where absent)
+// is what transformers 5 ties the LM head by, whatever text_config says (noted where that differs).
 LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
                              const std::string& path, const ImageTextModel& m) {
   if (!r.has("text_config") || !j["text_config"].is_object())
@@ -640,8 +646,8 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   }
   // (both given and apart, as transformers 5 saves a tied Mistral3Config over Ministral3Config's untied default:
   // transformers 5 ties by the file's own, and so does kiln, with a note)
-  const bool tie_apart = r.has("tie_word_embeddings") && given.contains("tie_word_embeddings") &&
-                         given["tie_word_embeddings"].is_boolean() && given["tie_word_embeddings"] != tie;
+  const bool tie_apart = given.contains("tie_word_embeddings") && given["tie_word_embeddings"].is_boolean() &&
+                         given["tie_word_embeddings"] != tie;
   t["tie_word_embeddings"] = tie;  // (a checkpoint with an LM head of its own is untied, as transformers does)
   // Gemma3ForConditionalGeneration never soft-caps its logits (Gemma3ForCausalLM does, by the same key).
   if (m.softcap_unread && t.contains("final_logit_softcapping") && !t["final_logit_softcapping"].is_null())
@@ -1158,7 +1164,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                             {"llama_4_scaling_beta", 0.1}};
     LlamaConfig d = parse_llama_config(k.dump(), path);
     d.raw_json = text;
-    if (d.rope.llama4_scaling_source == "original_max_position_embeddings in rope_parameters")
+    if (d.rope.llama4_scaling_source == "original_max_position_embeddings in rope_parameters")  // (the default's)
       d.rope.llama4_scaling_source = "original_max_position_embeddings of Ministral3Config's default RoPE object";
     return d;
   }
@@ -1798,6 +1804,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.fail("partial_rotary_factor", "other than 1 is not supported for this architecture");
   }
   c.has_dtype = r.dtype(&c.dtype);
+  if (phi3)
+    r.refuse_null(
+        "original_max_position_embeddings",
+        "which Phi3Config types int (transformers 5 refuses the file): give its value or leave it out for 4096");
   if ((!gemma || gemma1) && !olmo3 && !gpt_oss)  // (read_gemma, read_olmo3 and read_gpt_oss read theirs; Phi3Config
                                                  // reads its old names su and yarn as longrope)
     c.rope = phi3       ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)

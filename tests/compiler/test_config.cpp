@@ -1072,8 +1072,17 @@ TEST_CASE("config: Ministral 3 (its RoPE object and query scale, defaults, nulls
   const LlamaConfig f =
       edited(base, [](nlohmann::json& j) { j["rope_parameters"].erase("original_max_position_embeddings"); });
   CHECK((f.rope.original_max_position_embeddings == 256 && f.rope.llama4_scaling_positions == 256));
+  CHECK(f.rope.llama4_scaling_source ==
+        "max_position_embeddings (rope_parameters gives no original_max_position_embeddings)");
   const LlamaConfig t = edited(base, [](nlohmann::json& j) { j["original_max_position_embeddings"] = 64; });
   CHECK((t.rope.original_max_position_embeddings == 64 && t.rope.llama4_scaling_positions == 64));
+  CHECK(t.rope.llama4_scaling_source == "the top-level original_max_position_embeddings");
+  const LlamaConfig td = edited(base, [](nlohmann::json& j) {
+    j.erase("rope_parameters");
+    j["original_max_position_embeddings"] = 64;
+  });
+  CHECK((td.rope.llama4_scaling_positions == 64 &&
+         td.rope.llama4_scaling_source == "the top-level original_max_position_embeddings"));
   CHECK(edited(base, [](nlohmann::json& j) {
           j["rope_parameters"]["llama_4_scaling_beta"] = -0.5;
         }).rope.llama4_scaling_beta == -0.5);
@@ -2995,6 +3004,14 @@ TEST_CASE("config: Mistral Small 3's image-text checkpoints (text_config, the wr
   CHECK((m3.rope.type == "yarn" && m3.rope.llama4_scaling_beta == 0.1 && m3.unmodeled.empty()));
   CHECK(error_of([](nlohmann::json& j) { j["text_config"].erase("vocab_size"); }).find("vocab_size") !=
         std::string::npos);
+  {  // (the file's default, true, whatever text_config gives: noted)
+    const LlamaConfig t = edited(hub, [](nlohmann::json& j) {
+      j.erase("tie_word_embeddings");
+      j["text_config"]["tie_word_embeddings"] = false;
+    });
+    CHECK((t.tie_word_embeddings &&
+           t.config_note.find("text_config's tie_word_embeddings (false)") != std::string::npos));
+  }
   {  // (transformers 5 saves a tied Mistral3Config over Ministral3Config's untied default: read as tied, noted)
     const LlamaConfig t = edited(hub, [](nlohmann::json& j) {
       j["tie_word_embeddings"] = true;
@@ -3222,8 +3239,35 @@ TEST_CASE("config: RoPE keys transformers fills in (standardize_rope_params, Gem
   CHECK(c.rope.type == "yarn");
   CHECK(c.rope.factor == 4.0);
   CHECK(c.unmodeled.empty());
+  // (a layer type's yarn takes no top-level original_max_position_embeddings: transformers standardizes nested
+  // objects with setdefault only; the key stays unknown)
+  nlohmann::json g2 = g;
+  g2["original_max_position_embeddings"] = 16;
+  c = parse_llama_config(g2.dump(), "config.json");
+  CHECK(c.rope.original_max_position_embeddings == 32);
+  CHECK(c.unmodeled == std::vector<std::string>{"original_max_position_embeddings = 16"});
   g["rope_parameters"]["full_attention"].erase("factor");  // (transformers: a KeyError)
   CHECK(edited_error(g, [](nlohmann::json&) {}).find("needs 'factor'") != std::string::npos);
+  // GPT-OSS without a RoPE object: GptOssConfig's default yarn, its bound overridden by a top-level one; a null one
+  // refused. Phi3Config types the key int: a null one is refused whatever the rope type.
+  std::ifstream in_oss(kiln::test::fixture("default_rope_tied_f32", "gpt_oss") + "/config.json");
+  nlohmann::json oss = nlohmann::json::parse(in_oss);
+  REQUIRE_FALSE(oss.contains("rope_parameters"));
+  CHECK(parse_llama_config(oss.dump(), "config.json").rope.original_max_position_embeddings == 4096);
+  oss["original_max_position_embeddings"] = 16;
+  c = parse_llama_config(oss.dump(), "config.json");
+  CHECK((c.rope.original_max_position_embeddings == 16 && c.unmodeled.empty()));
+  oss["original_max_position_embeddings"] = nullptr;
+  CHECK(edited_error(oss, [](nlohmann::json&) {}).find("original_max_position_embeddings is null") !=
+        std::string::npos);
+  for (const char* name : {"default_rope_f32", "longrope_f32"}) {
+    CAPTURE(std::string(name));
+    std::ifstream in_phi3(kiln::test::fixture(name, "phi3") + "/config.json");
+    nlohmann::json phi3 = nlohmann::json::parse(in_phi3);
+    phi3["original_max_position_embeddings"] = nullptr;
+    CHECK(edited_error(phi3, [](nlohmann::json&) {}).find("original_max_position_embeddings is null") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("config: DeepSeek-V2 ignores rope_interleave, as transformers' DeepseekV2 does") {
