@@ -1336,11 +1336,11 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   // "head_dim", ...)). Other nulls read as absent keys.
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
-  if (mistral || ministral || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss || helium ||
-      starcoder2 || stablelm || glm4_moe)
+  if (mistral || ministral || ministral3 || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss ||
+      helium || starcoder2 || stablelm || glm4_moe)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere || olmoe || olmo1 ||
+      helium || cohere || olmoe || olmo1 || ministral3 ||
       glm4_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
@@ -1387,8 +1387,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
-    // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's and Ministral3Config's 128 too; Ministral3Config reads a null
-    // one as hidden / heads, below)
+    // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's and Ministral3Config's 128 too)
     c.head_dim = gemma ? 256 : 128;
   } else {
     // (Glm4MoeConfig's attention and RoPE take hidden_size // num_attention_heads, rounded down)

@@ -303,7 +303,8 @@ struct LlamaConfig {
   double embedding_multiplier = 1, attention_multiplier = 0, residual_multiplier = 1, logits_scaling = 1;
   RopeConfig rope_local;
   // An image-text checkpoint's text model (architecture: Gemma3ForConditionalGeneration, Gemma 3 4B/12B/27B;
-  // Mistral3ForConditionalGeneration, Mistral Small 3.1/3.2): Gemma 3's or Mistral's, read from text_config; its
+  // Mistral3ForConditionalGeneration, Mistral Small 3.1/3.2 and Ministral 3): Gemma 3's, Mistral's or Ministral 3's,
+  // read from text_config; its
   // tensors under language_model.model. (language_model.lm_head.weight), the vision tower's left out.
   bool multimodal = false;
   bool has_dtype = false;

@@ -1086,9 +1086,10 @@ TEST_CASE("config: Ministral 3 (its RoPE object and query scale, defaults, nulls
   CHECK(edited(base, [](nlohmann::json& j) {
           j["rope_parameters"]["llama_4_scaling_beta"] = -0.5;
         }).rope.llama4_scaling_beta == -0.5);
-  // (Ministral3Config reads a null head_dim as hidden / heads and a null num_key_value_heads as one per head)
-  const LlamaConfig n = edited(base, [](nlohmann::json& j) { j["head_dim"] = j["num_key_value_heads"] = nullptr; });
-  CHECK((n.head_dim == 16 && n.num_key_value_heads == 4));
+  // (Ministral3Config types head_dim and num_key_value_heads int: transformers 5 refuses a null one)
+  for (const char* k : {"head_dim", "num_key_value_heads"})
+    CHECK(edited_error(base, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+          std::string::npos);
   CHECK(edited(base, [](nlohmann::json& j) { j["sliding_window"] = 6; }).sliding_window == 6);
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(base, edit); };
   for (const char* k : {"llama_4_scaling_beta", "original_max_position_embeddings"}) {
@@ -2137,7 +2138,7 @@ TEST_CASE("config: MPT (attn_config, ALiBi, hard-wired keys, defaults, refusals)
   const LlamaConfig neg = edited(hub, [](nlohmann::json& j) { j["attn_config"]["softmax_scale"] = -0.5; });
   CHECK((neg.softmax_scale_given && neg.softmax_scale == -0.5));
   CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = 0.0; }).clip_qkv < 0);
-  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = 8; }).clip_qkv == 8.0);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = 8.0; }).clip_qkv == 8.0);
   CHECK(hub["attn_config"]["clip_qkv"].is_null());
   CHECK(parse_llama_config(hub.dump(), "config.json").clip_qkv < 0);
   // (mosaicml's class name, which transformers reads by model_type)
@@ -2214,10 +2215,8 @@ TEST_CASE("config: OLMo (weightless LayerNorms, attention_bias, clip_qkv, defaul
   CHECK((d.num_key_value_heads == d.num_attention_heads && d.unmodeled.empty()));  // (OlmoConfig's defaults)
   CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).num_key_value_heads ==
         a.num_attention_heads);
-  CHECK(
-      edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 0; }).clip_qkv ==
-      0.0);  // (every q, k, v value 0)
-             // (no eps key: transformers keeps a stray rms_norm_eps, as LLaMA-style tooling writes it, as an attribute
+  CHECK(edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 0.0; }).clip_qkv == 0.0);  // (every q, k, v value 0)
+  // (no eps key: transformers keeps a stray rms_norm_eps, as LLaMA-style tooling writes it, as an attribute
   // OlmoLayerNorm never reads; another key is unknown)
   const LlamaConfig stray = edited(hub, [](nlohmann::json& j) { j["rms_norm_eps"] = 0.5; });
   CHECK((stray.unmodeled.empty() && stray.rms_norm_eps == 1e-5));
@@ -2253,7 +2252,7 @@ TEST_CASE("config: OLMoE (whole q/k norms, experts, defaults, clip_qkv)") {
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   CHECK(a.clip_qkv < 0);
   CHECK(edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 8.0; }).clip_qkv == 8.0);
-  CHECK(edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 0; }).clip_qkv == 0.0);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 0.0; }).clip_qkv == 0.0);
   for (const nlohmann::json& v :
        {nlohmann::json(-0.5), nlohmann::json(1e39), nlohmann::json("8"), nlohmann::json(true)})
     CHECK(error_of([&](nlohmann::json& j) { j["clip_qkv"] = v; }).find("clip_qkv must be null or a number from 0") !=
