@@ -233,6 +233,13 @@ RopeConfig ConfigReader::rope(std::initializer_list<const char*> allowed, double
   return r;
 }
 
+int64_t ConfigReader::top_level_original_positions(int64_t object, const std::string& type) const {
+  if (!j_.contains("original_max_position_embeddings")) return object;
+  if (j_["original_max_position_embeddings"].is_null())
+    fail("original_max_position_embeddings", "is null, with which transformers cannot compute its " + type + " RoPE");
+  return pos_int("original_max_position_embeddings", true);
+}
+
 RopeConfig ConfigReader::rope_at(const json& params, const std::string& key, std::initializer_list<const char*> allowed,
                                  double theta) const {
   RopeConfig r;
@@ -284,11 +291,8 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     positions_source = "original_max_position_embeddings in " + key;
     if (top_level_positions && j_.contains("original_max_position_embeddings")) {
       positions_source = "the top-level original_max_position_embeddings";
-      if (j_["original_max_position_embeddings"].is_null())
-        fail("original_max_position_embeddings",
-             "is null, with which transformers cannot compute its " + type + " RoPE");
       has(p, "original_max_position_embeddings");  // (its copy, overridden)
-      return pos_int("original_max_position_embeddings", true);
+      return top_level_original_positions(0, type);
     }
     if (has(p, "original_max_position_embeddings")) return pos_int(p, "original_max_position_embeddings", true);
     if (max_positions_ <= 0) fail(key, "needs 'original_max_position_embeddings' for rope type " + type);

@@ -205,6 +205,10 @@ class ConfigReader {
   // rope() then reads the object's llama_4_scaling_beta and original_max_position_embeddings, both required
   // (Ministral3's attention reads them whatever the rope type); elsewhere llama_4_scaling_beta is an unknown key.
   void set_llama4_scaling() const { llama4_scaling_ = true; }
+  // The model's llama3 or yarn RoPE's original_max_position_embeddings where a top-level one overrides the object's
+  // (transformers' RoPE init standardizes the parameters again once every key is an attribute): the file's, a null
+  // one refused; `object` where the file has none.
+  int64_t top_level_original_positions(int64_t object, const std::string& type) const;
 
  private:
   // top_level_positions: the model's RoPE (not a layer type's), whose llama3 and yarn transformers computes with a

@@ -523,13 +523,7 @@ void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
     c.rope.beta_fast = 32.0;
     c.rope.beta_slow = 1.0;
     c.rope.truncate = false;
-    c.rope.original_max_position_embeddings = 4096;
-    // (a top-level one overrides the default object's, as transformers' RoPE init standardizes it again)
-    if (r.doc().contains("original_max_position_embeddings")) {
-      if (r.doc()["original_max_position_embeddings"].is_null())
-        r.fail("original_max_position_embeddings", "is null, with which transformers cannot compute its yarn RoPE");
-      c.rope.original_max_position_embeddings = r.pos_int("original_max_position_embeddings", true);
-    }
+    c.rope.original_max_position_embeddings = r.top_level_original_positions(4096, "yarn");  // (or the file's)
   } else {
     c.rope = r.rope({"default", "linear", "llama3", "yarn"}, 150000.0);  // (GptOssConfig's default_theta)
   }
