@@ -164,6 +164,9 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Gemma3ForCausalLM", "gemma3_text"},
                                                                {"Gemma3ForConditionalGeneration", "gemma3"},
                                                                {"Mistral3ForConditionalGeneration", "mistral3"},
+                                                               {"Qwen2VLForConditionalGeneration", "qwen2_vl"},
+                                                               {"Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl"},
+                                                               {"Qwen3VLForConditionalGeneration", "qwen3_vl"},
                                                                {"Gemma2ForCausalLM", "gemma2"},
                                                                {"GemmaForCausalLM", "gemma"},
                                                                {"GraniteForCausalLM", "granite"},
@@ -396,6 +399,7 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     // (Ministral3Config's own default object also carries max_position_embeddings, which transformers' RoPE never
     // reads there)
     if ((it.key() == "llama_4_scaling_beta" || it.key() == "max_position_embeddings") && llama4_scaling_) continue;
+    if ((it.key() == "mrope_section" && mrope_ > 0) || (it.key() == "mrope_interleaved" && mrope_ == 2)) continue;
     nested_unmodeled_.push_back(key_value(key + "." + it.key(), *it));
   }
 }

@@ -205,6 +205,9 @@ class ConfigReader {
   // rope() then reads the object's llama_4_scaling_beta and original_max_position_embeddings, both required
   // (Ministral3's attention reads them whatever the rope type); elsewhere llama_4_scaling_beta is an unknown key.
   void set_llama4_scaling() const { llama4_scaling_ = true; }
+  // rope() then leaves M-RoPE's keys to the caller (check_mrope_section): mrope_section, and with `interleaved`
+  // mrope_interleaved (Qwen3-VL's, never read: its sections always interleave); elsewhere they are unknown keys.
+  void set_mrope(bool interleaved) const { mrope_ = interleaved ? 2 : 1; }
   // The model's llama3 or yarn RoPE's original_max_position_embeddings where a top-level one overrides the object's
   // (transformers' RoPE init standardizes the parameters again once every key is an attribute): the file's, a null
   // one refused; `object` where the file has none.
@@ -222,6 +225,7 @@ class ConfigReader {
   mutable std::set<std::string> read_;
   mutable int64_t max_positions_ = 0;
   mutable bool llama4_scaling_ = false;
+  mutable int mrope_ = 0;  // (set_mrope: 1, or 2 with mrope_interleaved)
   bool strict_booleans_ = false;
   mutable std::vector<std::string> nested_unmodeled_;
   mutable std::vector<std::string> quant_unmodeled_;  // prequantized()'s

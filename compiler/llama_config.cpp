@@ -552,13 +552,85 @@ void refuse_mxfp4(const ConfigReader& r, const ConfigReader::Quantization& q, bo
 // relies on them), and the vision tower's keys, read only to be left out.
 struct ImageTextModel {
   const char *arch, *type, *text_arch, *text_type;
-  std::vector<std::pair<const char*, int64_t>> text_defaults;
+  std::vector<std::pair<const char*, nlohmann::json>> text_defaults;
   std::vector<const char*> vision_keys;
   bool softcap_unread;  // the text model's final_logit_softcapping, which this class never applies
   bool tie_nullable;    // the class types tie_word_embeddings Optional[bool] (None: untied)
   // A second text model the class builds where text_config's model_type names it (none: null)
   const char *alt_text_arch = nullptr, *alt_text_type = nullptr;
+  LlamaConfig::TextNames names = LlamaConfig::TextNames::kLlava;
+  // Qwen2-VL's and Qwen2.5-VL's config classes: without text_config, the text model's keys are the file's top-level
+  // ones (kQwen2VlTextKeys), as the hub ships them; the LM head tied where either the file or text_config ties it.
+  bool flat = false;
+  bool tie_default = true;  // (the class's tie_word_embeddings where the file gives none)
 };
+
+// The keys Qwen2VLConfig and Qwen2_5_VLConfig move into their text_config when the file has none (the text config
+// class's own, and the RoPE's); the file's dtype is copied.
+const char* const kQwen2VlTextKeys[] = {
+    "vocab_size",          "hidden_size",         "intermediate_size", "num_hidden_layers",
+    "num_attention_heads", "num_key_value_heads", "hidden_act",        "max_position_embeddings",
+    "initializer_range",   "rms_norm_eps",        "use_cache",         "use_sliding_window",
+    "sliding_window",      "max_window_layers",   "layer_types",       "attention_dropout",
+    "rope_parameters",     "rope_scaling",        "rope_theta",        "bos_token_id",
+    "eos_token_id",        "pad_token_id"};
+
+// Qwen2VLTextConfig's and Qwen2_5_VLTextConfig's defaults (the same), and Qwen3VLTextConfig's, where they differ from
+// Qwen2Config's and Qwen3Config's or where kiln requires the key (tests/fixtures/configs/Qwen2_5_VLConfig.json ...).
+std::vector<std::pair<const char*, nlohmann::json>> qwen_vl_text_defaults(bool qwen3) {
+  if (qwen3)
+    return {{"vocab_size", 151936},
+            {"hidden_size", 4096},
+            {"intermediate_size", 22016},
+            {"num_hidden_layers", 32},
+            {"num_attention_heads", 32},
+            {"num_key_value_heads", 32},
+            {"head_dim", 128},
+            {"max_position_embeddings", 128000},
+            {"rms_norm_eps", 1e-6},
+            {"rope_theta", 500000.0}};
+  return {{"vocab_size", 152064},
+          {"hidden_size", 8192},
+          {"intermediate_size", 29568},
+          {"num_hidden_layers", 80},
+          {"num_attention_heads", 64},
+          {"num_key_value_heads", 8},
+          {"max_position_embeddings", 32768},
+          {"rms_norm_eps", 1e-5},
+          {"max_window_layers", 80},
+          {"rope_theta", 1000000.0}};
+}
+
+// M-RoPE (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) rotates sections of the frequencies by an image token's temporal, height
+// and width positions; a text token's three are its position, so for text alone it is the plain RoPE kiln builds. The
+// sections must be what transformers can run: a list of integers (null: refused), Qwen2-VL's (`split`, default
+// [16, 24, 24]) summing to head_dim / 2, which torch.split needs; Qwen3-VL's (default [24, 20, 20]) at least three,
+// which it indexes.
+void check_mrope_section(const ConfigReader& r, const nlohmann::json& j, int64_t head_dim, bool split) {
+  const char* key = r.rope_key();
+  const nlohmann::json* p = key && j[key].is_object() && j[key].contains("mrope_section") ? &j[key] : nullptr;
+  const nlohmann::json s = p ? (*p)["mrope_section"] : split ? nlohmann::json{16, 24, 24} : nlohmann::json{24, 20, 20};
+  const std::string where = p ? std::string(key) + "'s mrope_section" : "the default mrope_section " + s.dump();
+  const bool ints = s.is_array() && std::all_of(s.begin(), s.end(), [](const nlohmann::json& x) {
+                      return x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= (int64_t(1) << 20);
+                    });
+  if (!ints || s.size() < (split ? 1u : 3u))
+    r.fail(key ? key : "rope_parameters", where + " must be a list of " + (split ? "" : "at least three ") +
+                                              "non-negative integers (transformers cannot run the model otherwise)");
+  int64_t sum = 0;
+  for (const nlohmann::json& x : s) sum += x.get<int64_t>();
+  if (split && sum != head_dim / 2)
+    r.fail(key ? key : "rope_parameters", where + " sums to " + std::to_string(sum) +
+                                              ", not head_dim / 2 = " + std::to_string(head_dim / 2) +
+                                              ": transformers cannot split the rotary frequencies by it");
+}
+
+// The image-text models' vision keys Qwen2-VL, Qwen2.5-VL and Qwen3-VL share (vision_token_id: the hub files', which
+// no config class reads)
+std::vector<const char*> qwen_vl_vision_keys() {
+  return {"vision_config",         "image_token_id",      "video_token_id",
+          "vision_start_token_id", "vision_end_token_id", "vision_token_id"};
+}
 
 const ImageTextModel* image_text_model(const std::string& arch) {
   static const ImageTextModel kModels[] = {
@@ -588,7 +660,16 @@ const ImageTextModel* image_text_model(const std::string& arch) {
        false,
        // Ministral 3 (3B, 8B, 14B): a Ministral3Config text_config
        "Ministral3ForCausalLM",
-       "ministral3"}};
+       "ministral3"},
+      // Qwen2-VL 2B/7B/72B, Qwen2.5-VL 3B/7B/32B/72B: Qwen2's layer (M-RoPE, plain RoPE for text alone)
+      {"Qwen2VLForConditionalGeneration", "qwen2_vl", "Qwen2VLTextModel", "qwen2_vl_text", qwen_vl_text_defaults(false),
+       qwen_vl_vision_keys(), false, false, nullptr, nullptr, LlamaConfig::TextNames::kQwen2Vl, true, false},
+      {"Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl", "Qwen2_5_VLTextModel", "qwen2_5_vl_text",
+       qwen_vl_text_defaults(false), qwen_vl_vision_keys(), false, false, nullptr, nullptr,
+       LlamaConfig::TextNames::kQwen2Vl, true, false},
+      // Qwen3-VL 2B/4B/8B/32B: Qwen3's layer (interleaved M-RoPE, plain RoPE for text alone)
+      {"Qwen3VLForConditionalGeneration", "qwen3_vl", "Qwen3VLTextModel", "qwen3_vl_text", qwen_vl_text_defaults(true),
+       qwen_vl_vision_keys(), false, false, nullptr, nullptr, LlamaConfig::TextNames::kQwen3Vl, false, false}};
   for (const ImageTextModel& m : kModels)
     if (arch == m.arch || arch == m.type) return &m;
   return nullptr;
@@ -598,12 +679,23 @@ const ImageTextModel* image_text_model(const std::string& arch) {
 // class's as for a text checkpoint). The file's dtype applies where text_config gives none (where both give one and
 // they disagree, kiln refuses rather than guess); the file's tie_word_embeddings (its class's default where absent)
 // is what transformers 5 ties the LM head by, whatever text_config says (noted where that differs).
+LlamaConfig parse_llama_text(const std::string& text, const std::string& path, const ImageTextModel* within);
+
 LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
                              const std::string& path, const ImageTextModel& m) {
-  if (!r.has("text_config") || !j["text_config"].is_object())
+  // (Qwen2-VL's and Qwen2.5-VL's hub files: no text_config, the text model's keys at the top)
+  const bool flat = m.flat && !r.has("text_config");
+  if (!flat && (!r.has("text_config") || !j["text_config"].is_object()))
     r.fail("text_config",
            std::string("is missing or not an object: kiln compiles ") + m.arch + "'s text model from it");
-  nlohmann::json t = j["text_config"];
+  nlohmann::json t = nlohmann::json::object();
+  for (const char* k : kQwen2VlTextKeys) {
+    if (!m.flat || !j.contains(k)) continue;
+    if (flat) t[k] = j[k];
+    // (beside text_config, a top-level copy transformers never reads: read where it is text_config's)
+    if (flat || (j["text_config"].contains(k) && j["text_config"][k] == j[k])) r.has(k);
+  }
+  if (!flat) t = j["text_config"];
   // (the other text model the class takes, by text_config's model_type; without one, the first)
   const bool alt = m.alt_text_type && t.contains("model_type") && t["model_type"] == m.alt_text_type;
   const char* text_arch = alt ? m.alt_text_arch : m.text_arch;
@@ -613,7 +705,7 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
            "has model_type " + t["model_type"].dump() + ", not \"" + m.text_type + "\" (" + m.text_arch +
                (m.alt_text_type ? std::string(") or \"") + m.alt_text_type + "\" (" + m.alt_text_arch : std::string()) +
                ", the text models kiln reads for " + m.arch + ")");
-  if (t.contains("architectures") && t["architectures"] != nlohmann::json{text_arch})
+  if (t.contains("architectures") && !t["architectures"].is_null() && t["architectures"] != nlohmann::json{text_arch})
     r.fail("text_config", "names architectures " + t["architectures"].dump() + ", not " + text_arch + "'s");
   t["model_type"] = text_type;
   t["architectures"] = {text_arch};
@@ -631,7 +723,7 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
     t[k] = j[k];
   }
   // (Gemma3Config types it Optional[bool], None untied; Mistral3Config bool; their text configs bool)
-  const bool tie = r.boolean("tie_word_embeddings", true, m.tie_nullable);
+  bool tie = r.boolean("tie_word_embeddings", m.tie_default, m.tie_nullable);
   if (given.contains("tie_word_embeddings") && given["tie_word_embeddings"].is_null())
     r.fail("text_config", "has a null tie_word_embeddings, which transformers 5 refuses: give true or false");
   if (given.contains("tie_word_embeddings") && !given["tie_word_embeddings"].is_null()) {
@@ -640,6 +732,8 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   }
   // (both given and apart, as transformers 5 saves a tied Mistral3Config over Ministral3Config's untied default:
   // transformers 5 ties by the file's own, and so does kiln, with a note)
+  // (Qwen2VLConfig and Qwen2_5_VLConfig tie where text_config does, whatever the file says)
+  if (m.flat && given.contains("tie_word_embeddings") && given["tie_word_embeddings"] == true) tie = true;
   const bool tie_apart = given.contains("tie_word_embeddings") && given["tie_word_embeddings"].is_boolean() &&
                          given["tie_word_embeddings"] != tie;
   t["tie_word_embeddings"] = tie;  // (a checkpoint with an LM head of its own is untied, as transformers does)
@@ -652,7 +746,7 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   const bool text_quantization = t.contains("quantization_config") && !t["quantization_config"].is_null();
   t.erase("quantization_config");
   for (const char* k : m.vision_keys) r.has(k);  // (the vision tower's, which kiln does not compile)
-  LlamaConfig c = parse_llama_config(t.dump(), path + ": text_config");
+  LlamaConfig c = parse_llama_text(t.dump(), flat ? path : path + ": text_config", &m);
   if (!c.rope.llama4_scaling_source.empty()) c.rope.llama4_scaling_source += " (text_config)";
   if (tie_apart)
     c.config_note += std::string(c.config_note.empty() ? "" : "; ") + "text_config's tie_word_embeddings (" +
@@ -661,10 +755,12 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
                      (tie ? "true" : "false") + ") is read";
   c.architecture = m.arch;
   c.multimodal = true;
+  c.text_names = m.names;
   c.raw_json = text;
   c.quant = r.quantization();
   refuse_mxfp4(r, c.quant, false);
-  for (std::string& k : c.unmodeled) k = "text_config." + k;  // (the text config's unknown keys, named as such)
+  if (!flat)
+    for (std::string& k : c.unmodeled) k = "text_config." + k;  // (the text config's unknown keys, named as such)
   if (text_quantization) c.unmodeled.push_back("text_config.quantization_config (transformers never reads it)");
   for (std::string& k : r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS})) c.unmodeled.push_back(std::move(k));
   return c;
@@ -1122,7 +1218,10 @@ LlamaConfig parse_opt(const ConfigReader& r, const std::string& text) {
 
 }  // namespace
 
-LlamaConfig parse_llama_config(const std::string& text, const std::string& path) {
+namespace {
+
+// parse_llama_config; `within`: the image-text model whose text model this is (its text classes are read there only)
+LlamaConfig parse_llama_text(const std::string& text, const std::string& path, const ImageTextModel* within) {
   LlamaConfig c;
   c.raw_json = text;
   const nlohmann::json j = parse_json_limited(text.data(), text.data() + text.size(), path);
@@ -1139,7 +1238,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   if (arch == "BloomForCausalLM" || arch == "bloom") return parse_bloom(r, text);
   if (arch == "MptForCausalLM" || arch == "mpt") return parse_mpt(r, j, text);
   c.quant = r.quantization();
-  const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2";
+  // (the text models of Qwen2-VL, Qwen2.5-VL and Qwen3-VL: Qwen2's and Qwen3's layers with M-RoPE)
+  const bool qwen2_vl = within && (arch == "Qwen2VLTextModel" || arch == "Qwen2_5_VLTextModel");
+  const bool qwen3_vl = within && arch == "Qwen3VLTextModel";
+  const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2" || qwen2_vl;
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool ministral = arch == "MinistralForCausalLM" || arch == "ministral";
   const bool ministral3 = arch == "Ministral3ForCausalLM" || arch == "ministral3";
@@ -1156,7 +1258,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                             {"mscale", 1.0},
                             {"mscale_all_dim", 1.0},
                             {"llama_4_scaling_beta", 0.1}};
-    LlamaConfig d = parse_llama_config(k.dump(), path);
+    LlamaConfig d = parse_llama_text(k.dump(), path, within);
     d.raw_json = text;
     if (d.rope.llama4_scaling_source == "original_max_position_embeddings in rope_parameters")  // (the default's)
       d.rope.llama4_scaling_source = "original_max_position_embeddings of Ministral3Config's default RoPE object";
@@ -1164,7 +1266,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
   }
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";
   const bool qwen2_moe = arch == "Qwen2MoeForCausalLM" || arch == "qwen2_moe";
-  const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe;
+  const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe || qwen3_vl;
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
   const bool phi = arch == "PhiForCausalLM" || arch == "phi";
@@ -1240,6 +1342,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                    : granite            ? "GraniteForCausalLM"
                    : smollm3            ? "SmolLM3ForCausalLM"
                                         : "LlamaForCausalLM";
+  if (qwen2_vl || qwen3_vl) c.architecture = arch;
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
   // (their eps key: layer_norm_eps; Starcoder2's norm_epsilon)
@@ -1367,11 +1470,13 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.fail("head_dim",
            "is a key FalconConfig cannot take (it derives head_dim from hidden_size / num_attention_heads; "
            "transformers refuses the file): remove it");
-  if ((stablelm || gpt_neox) && r.has("head_dim") &&
+  if ((stablelm || gpt_neox || qwen2_vl) && r.has("head_dim") &&
       (c.hidden_size % c.num_attention_heads != 0 ||
        r.pos_int("head_dim", true) != c.hidden_size / c.num_attention_heads))
     r.fail("head_dim", std::string("is not hidden_size / num_attention_heads, which ") +
-                           (stablelm ? "StableLM" : "GPT-NeoX") +
+                           (stablelm   ? "StableLM"
+                            : gpt_neox ? "GPT-NeoX"
+                                       : c.architecture.c_str()) +
                            "'s projections use (its RoPE would read head_dim): kiln refuses a head the two read apart");
   if (!stablelm && !gpt_neox && !falcon && r.has("head_dim")) {
     c.head_dim = r.pos_int("head_dim", true);
@@ -1425,7 +1530,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // as layer_types; read below).
     if (qwen2) {
       c.qkv_bias = true;
-      r.only("use_mrope", false);  // hub Qwen2/2.5 configs carry it; true is Qwen2-VL's M-RoPE
+      if (!qwen2_vl) r.only("use_mrope", false);  // hub Qwen2/2.5 configs carry it; true is Qwen2-VL's M-RoPE
     } else if (qwen2_moe) {
       c.qkv_bias = r.boolean("qkv_bias", true);  // (Qwen2MoeConfig's key)
     } else {
@@ -1471,13 +1576,14 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     // then of sliding_window positions (default 4096; null: none) in the layers layer_types names
     // "sliding_attention", or without layer_types in layers max_window_layers (default 28) and
     // up (Qwen2-MoE: refused, below). Qwen3MoeConfig has neither key: its window covers every
-    // layer.
-    const bool use_window = r.boolean("use_sliding_window", false);
+    // layer. Qwen3VLTextConfig has none of these keys: its attention sees every position, whatever a file says.
+    const bool use_window = !qwen3_vl && r.boolean("use_sliding_window", false);
     // (Qwen2MoeConfig writes 0 when use_sliding_window is off: none, as null)
-    const int64_t window = !j.contains("sliding_window") ? 4096
-                           : !r.has("sliding_window")    ? 0
-                           : qwen2_moe                   ? r.count("sliding_window", 0)
-                                                         : r.pos_int("sliding_window", true);
+    const int64_t window = qwen3_vl                        ? 0
+                           : !j.contains("sliding_window") ? 4096
+                           : !r.has("sliding_window")      ? 0
+                           : qwen2_moe                     ? r.count("sliding_window", 0)
+                                                           : r.pos_int("sliding_window", true);
     if (use_window) c.sliding_window = window;
     if (qwen2_moe) {  // (Qwen2MoeConfig refuses a null max_window_layers; its model builds the sliding
                       // mask with use_sliding_window on, and fails without a window)
@@ -1487,8 +1593,10 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
                       "with which transformers cannot run Qwen2MoeForCausalLM with use_sliding_window on: give its "
                       "value, or turn use_sliding_window off");
     }
-    const int64_t max_window_layers = r.count("max_window_layers", 28);
-    if (qwen3_moe) {
+    const int64_t max_window_layers = qwen3_vl ? 0 : r.count("max_window_layers", 28);
+    if (qwen3_vl) {
+      c.window_layer.assign(size_t(c.num_hidden_layers), false);
+    } else if (qwen3_moe) {
       r.has("layer_types");  // not a Qwen3MoeConfig attribute: transformers never reads it
     } else if (r.has("layer_types")) {
       c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
@@ -1801,23 +1909,34 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& path)
     r.refuse_null(
         "original_max_position_embeddings",
         "which Phi3Config types int (transformers 5 refuses the file): give its value or leave it out for 4096");
+  if (qwen2_vl || qwen3_vl) r.set_mrope(qwen3_vl);
   if ((!gemma || gemma1) && !olmo3 && !gpt_oss)  // (read_gemma, read_olmo3 and read_gpt_oss read theirs; Phi3Config
                                                  // reads its old names su and yarn as longrope)
-    c.rope = phi3       ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
-             : mixtral  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
-             : smollm3  ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
-             : ernie    ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
-             : helium   ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
-             : gpt_neox ? r.rope({"default", "linear", "llama3", "yarn"}, neox_theta, true, false)
+    c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
+             : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
+             : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
+             : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
+             : helium  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
+             // (Qwen2VLTextConfig reads rope type mrope as default)
+             : qwen2_vl           ? r.rope({"default", "linear", "llama3", "yarn", "mrope=default"}, 1e6)
+             : qwen3_vl           ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)
+             : gpt_neox           ? r.rope({"default", "linear", "llama3", "yarn"}, neox_theta, true, false)
              : cohere && !cohere2 ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
                                   : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0,
                                            phi || glm4 || stablelm || nemotron || glm4_moe);
+  if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");
   // max_sequence_length: early LLaMA conversions' copy of the training length, which transformers never reads.
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "max_sequence_length"});
   return c;
+}
+
+}  // namespace
+
+LlamaConfig parse_llama_config(const std::string& text, const std::string& path) {
+  return parse_llama_text(text, path, nullptr);
 }
 
 LlamaConfig llama_config_from_shape(int64_t vocab, int64_t hidden, int64_t ffn, int64_t layers, int64_t heads,

@@ -303,10 +303,15 @@ struct LlamaConfig {
   double embedding_multiplier = 1, attention_multiplier = 0, residual_multiplier = 1, logits_scaling = 1;
   RopeConfig rope_local;
   // An image-text checkpoint's text model (architecture: Gemma3ForConditionalGeneration, Gemma 3 4B/12B/27B;
-  // Mistral3ForConditionalGeneration, Mistral Small 3.1/3.2 and Ministral 3): Gemma 3's, Mistral's or Ministral 3's,
-  // read from text_config; its
-  // tensors under language_model.model. (language_model.lm_head.weight), the vision tower's left out.
+  // Mistral3ForConditionalGeneration, Mistral Small 3.1/3.2 and Ministral 3; Qwen2VLForConditionalGeneration,
+  // Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration): Gemma 3's, Mistral's, Ministral 3's,
+  // Qwen2's or Qwen3's layer, read from text_config (Qwen2-VL's hub files: from the top-level keys); the vision
+  // tower's tensors left out.
   bool multimodal = false;
+  // Where its tensors are: under language_model.model. or model.language_model. (kLlava: Gemma 3, Mistral 3); under
+  // model. or model.language_model. beside visual. (kQwen2Vl: Qwen2-VL, Qwen2.5-VL); under model.language_model.
+  // beside model.visual. (kQwen3Vl: Qwen3-VL). lm_head.weight as it is.
+  enum class TextNames { kLlava, kQwen2Vl, kQwen3Vl } text_names = TextNames::kLlava;
   bool has_dtype = false;
   DType dtype = DType::F32;              // torch_dtype / dtype, when given
   std::string raw_json;                  // the file, verbatim

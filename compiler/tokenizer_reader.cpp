@@ -204,7 +204,8 @@ void add_generation_stop_ids(const std::string& dir, TokenizerData* d, std::stri
 // tokenizer_config.json's tokenizer_class (else config.json's), unless config.json's model_type
 // overrides it (the types it maps to TokenizersBackend or, without Mistral's own files, MistralCommonBackend: the
 // file as written;
-// qwen2: Qwen2Tokenizer whatever the class; qwen3, qwen3_moe and qwen2_moe without a class:
+// qwen2: Qwen2Tokenizer whatever the class; qwen3, qwen3_moe, qwen2_moe, qwen2_vl, qwen2_5_vl and qwen3_vl without a
+// class:
 // Qwen2Tokenizer; gpt_neox, olmoe, olmo and mpt without a class: GPTNeoXTokenizer; gpt2, gptj, gpt_neo, opt, phi and
 // starcoder2 without one: GPT2Tokenizer)
 // or an auto_map names remote code. LlamaTokenizer and CodeLlamaTokenizer build no normalizer and
@@ -243,7 +244,8 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
                                            "nemotron", "glm4_moe", "gpt_bigcode"};
   for (const char* t : kAsWritten)
     if (type == t) return;
-  if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe" || type == "qwen2_moe")))
+  if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe" || type == "qwen2_moe" ||
+                                          type == "qwen2_vl" || type == "qwen2_5_vl" || type == "qwen3_vl")))
     cls = "Qwen2Tokenizer";
   auto note = [&](const std::string& n) {
     if (notes) append_note(notes, n);

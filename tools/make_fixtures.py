@@ -1307,7 +1307,9 @@ def main_qwen2():
 
     def check(keys):
         assert "model.layers.0.self_attn.q_proj.bias" in keys and "model.layers.0.self_attn.o_proj.bias" not in keys
-    main_llama_like("qwen2", QWEN2_DIR, QWEN2_VARIANTS, Qwen2Config, Qwen2ForCausalLM, check)
+        main_llama_like("qwen2", QWEN2_DIR, QWEN2_VARIANTS, Qwen2Config, Qwen2ForCausalLM, check)
+    qwen2_vl_fixtures()
+
 
 
 def main_qwen3():
@@ -1315,7 +1317,149 @@ def main_qwen3():
 
     def check(keys):
         assert "model.layers.0.self_attn.q_norm.weight" in keys and "model.layers.0.self_attn.k_norm.weight" in keys
-    main_llama_like("qwen3", QWEN3_DIR, QWEN3_VARIANTS, Qwen3Config, Qwen3ForCausalLM, check, draw_head_norms)
+        main_llama_like("qwen3", QWEN3_DIR, QWEN3_VARIANTS, Qwen3Config, Qwen3ForCausalLM, check, draw_head_norms)
+    qwen3_vl_fixtures()
+
+
+# Qwen2-VL, Qwen2.5-VL and Qwen3-VL (Qwen2VLForConditionalGeneration ...): Qwen2's and Qwen3's text models beside a
+# tiny vision tower; the reference is the image-text model's logits on text alone, where M-RoPE's three positions are
+# the token's. Each fixture's files as one source ships them, which transformers must read as the same model (its
+# logits bit for bit):
+# vl25_hub_f32: Qwen2.5-VL-7B-Instruct's flat config.json (the text keys at the top, rope_theta and an "mrope"
+# rope_scaling, torch_dtype), tensors as the hub has them (model.*, visual.*), untied.
+# vl25_window_tied_f32: Qwen2.5-VL as transformers 5 saves its config (text_config), tensors as transformers 5 holds
+# them (model.language_model.*, model.visual.*), tied, a window of 6 in layer 1 (max_window_layers 1).
+# vl2_text_tied_f32: Qwen2-VL whose text_config alone ties the head (Qwen2VLConfig ties where either does).
+# qwen3: vl_hub_tied_f32: Qwen3-VL-4B-Instruct's layout (text_config with rope_theta and an interleaved mrope
+# rope_scaling), tied, head_dim 24 (not hidden / heads), attention biases; vl_f32: untied, as transformers 5 saves it.
+QWEN2_VL_TEXT = dict(bos_token_id=1, eos_token_id=2, rope_parameters={"rope_type": "default", "rope_theta": 1e6,
+                                                                      "mrope_section": [2, 3, 3]})
+QWEN2_VL_VARIANTS = [
+    ("vl25_hub_f32", 2626, dict(QWEN2_VL_TEXT, tie_word_embeddings=False)),
+    ("vl25_window_tied_f32", 2727, dict(QWEN2_VL_TEXT, tie_word_embeddings=True, use_sliding_window=True,
+                                        sliding_window=6, max_window_layers=1)),
+    ("vl2_text_tied_f32", 2828, dict(QWEN2_VL_TEXT, tie_word_embeddings=True)),
+]
+QWEN3_VL_VARIANTS = [
+    ("vl_hub_tied_f32", 2929, dict(bos_token_id=1, eos_token_id=2, tie_word_embeddings=True, head_dim=24,
+                                   attention_bias=True,
+                                   rope_parameters={"rope_type": "default", "rope_theta": 5e6,
+                                                    "mrope_section": [4, 4, 4], "mrope_interleaved": True})),
+    ("vl_f32", 3030, dict(bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
+                          rope_parameters={"rope_type": "default", "rope_theta": 5e5, "mrope_section": [2, 3, 3]})),
+]
+
+
+def qwen_vl_variant(out_dir, variant, config_cls, model_cls, randomize, edit, rename):
+    """One Qwen-VL fixture: built, its reference saved, then config.json edited (edit(cfg)) and its tensors renamed
+    (rename(name)) as a source ships them; transformers must read the same model from the result."""
+    name, seed, overrides = variant
+    print("== %s/%s" % (os.path.basename(out_dir), name), flush=True)
+    out, _, _, config, _, ref = build_variant(name, seed, overrides, torch.float32, {}, out_dir, config_cls,
+                                              model_cls, random_biases=True, randomize=randomize)
+    save_file(ref, os.path.join(out, "reference.safetensors"))
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    edit(cfg)
+    with open(path, "w") as f:
+        json.dump(dict(sorted(cfg.items())), f, indent=2)
+        f.write("\n")
+    st = os.path.join(out, "model.safetensors")
+    tensors = load_file(st)
+    save_file({rename(k): v for k, v in tensors.items()}, st, metadata={"format": "pt"})
+    keys = safetensors_keys(out)
+    assert any(k.startswith(("visual.", "model.visual.")) for k in keys), keys.keys()
+    assert ("lm_head.weight" in keys) == (not config.tie_word_embeddings), keys.keys()
+    with torch.no_grad():
+        logits = load(out, torch.float32, model_cls)(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "%s: the files as shipped changed the model" % name
+    print("  %s: config.json %s" % (name, json.dumps(cfg, sort_keys=True)))
+    return out
+
+
+def qwen2_vl_fixtures():
+    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLConfig,
+                              Qwen2VLForConditionalGeneration)
+    vision25 = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=BASE["hidden_size"],
+                    fullatt_block_indexes=[0])
+    vision2 = dict(depth=1, embed_dim=32, hidden_size=BASE["hidden_size"], num_heads=2)
+
+    def config25(**text):
+        return Qwen2_5_VLConfig(text_config=text, vision_config=vision25,
+                                tie_word_embeddings=text.get("tie_word_embeddings", False))
+
+    def config2(**text):
+        return Qwen2VLConfig(text_config=text, vision_config=vision2,
+                             tie_word_embeddings=text.get("tie_word_embeddings", False))
+
+    def hub(cfg):  # Qwen/Qwen2.5-VL-7B-Instruct's config.json (transformers 4.41.2)
+        t = cfg.pop("text_config")
+        for k in ("model_type", "dtype", "layer_types", "pad_token_id"):
+            t.pop(k, None)
+        rp = t.pop("rope_parameters")
+        t["rope_theta"] = rp.pop("rope_theta")
+        assert rp.pop("rope_type") == "default"
+        t["rope_scaling"] = dict(rp, type="mrope")
+        t["sliding_window"] = 32768  # (use_sliding_window false: none)
+        cfg.update(t)
+        cfg["torch_dtype"] = cfg.pop("dtype")
+        cfg["vision_token_id"] = 151654
+        cfg["transformers_version"] = "4.41.2"
+
+    def held(k):  # transformers 5's names for the hub's
+        return "model.visual." + k[len("visual."):] if k.startswith("visual.") else (
+            "model.language_model." + k[len("model."):] if k.startswith("model.") else k)
+
+    def text_ties(cfg):
+        assert cfg["tie_word_embeddings"] is True
+        cfg["tie_word_embeddings"] = False
+        cfg["text_config"]["tie_word_embeddings"] = True
+
+    v = QWEN2_VL_VARIANTS
+    qwen_vl_variant(QWEN2_DIR, v[0], config25, Qwen2_5_VLForConditionalGeneration, None, hub, lambda k: k)
+    out = qwen_vl_variant(QWEN2_DIR, v[1], config25, Qwen2_5_VLForConditionalGeneration, None, lambda c: None, held)
+    # (its window matters: transformers without it gives other logits)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    cfg = Qwen2_5_VLConfig.from_pretrained(out)
+    t = cfg.text_config
+    t.use_sliding_window, t.sliding_window, t.layer_types = False, None, ["full_attention"] * t.num_hidden_layers
+    plain = Qwen2_5_VLForConditionalGeneration.from_pretrained(out, dtype=torch.float32, config=cfg).eval()
+    with torch.no_grad():
+        diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
+    assert diff > 1e-2, "vl25_window_tied_f32: the window moves the logits by only %.2e" % diff
+    print("  vl25_window_tied_f32: without its window the logits move by %.3f (rel L2)" % diff)
+    qwen_vl_variant(QWEN2_DIR, v[2], config2, Qwen2VLForConditionalGeneration, None, text_ties, lambda k: k)
+    with open(os.path.join(QWEN2_DIR, "VERSIONS.txt"), "a") as f:
+        f.write("%s: Qwen2_5_VLForConditionalGeneration / Qwen2VLForConditionalGeneration (a tiny vision tower), "
+                "their logits on text alone as the reference\n" % ", ".join(x[0] for x in v))
+
+
+def qwen3_vl_fixtures():
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+    vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=BASE["hidden_size"],
+                  deepstack_visual_indexes=[0])
+
+    def config(**text):
+        return Qwen3VLConfig(text_config=text, vision_config=vision,
+                             tie_word_embeddings=text.get("tie_word_embeddings", False))
+
+    def hub(cfg):  # Qwen/Qwen3-VL-4B-Instruct's config.json (transformers 4.57)
+        t = cfg["text_config"]
+        rp = t.pop("rope_parameters")
+        t["rope_theta"] = rp.pop("rope_theta")
+        t["rope_scaling"] = rp
+        t["dtype"] = cfg["dtype"] = "float32"
+        cfg["transformers_version"] = "4.57.0.dev0"
+
+    qwen_vl_variant(QWEN3_DIR, QWEN3_VL_VARIANTS[0], config, Qwen3VLForConditionalGeneration, draw_head_norms, hub,
+                    lambda k: k)
+    qwen_vl_variant(QWEN3_DIR, QWEN3_VL_VARIANTS[1], config, Qwen3VLForConditionalGeneration, draw_head_norms,
+                    lambda c: None, lambda k: k)
+    with open(os.path.join(QWEN3_DIR, "VERSIONS.txt"), "a") as f:
+        f.write("%s: Qwen3VLForConditionalGeneration (a tiny vision tower), its logits on text alone as the "
+                "reference\n" % ", ".join(x[0] for x in QWEN3_VL_VARIANTS))
+
 
 
 def main_granite():

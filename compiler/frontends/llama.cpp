@@ -940,9 +940,13 @@ namespace {
 // An image-text checkpoint's text model (Gemma3ForConditionalGeneration's, Mistral3ForConditionalGeneration's): its
 // tensors renamed as the text model's class names them (language_model.model.X as the hub and transformers save
 // them, model.language_model.X as transformers 5 holds them, language_model.X as a saved Gemma3Model has them:
-// model.X; language_model.lm_head.*: lm_head.*), the vision tower's and the projector's left out. Returns the
-// note that says so.
-std::string text_model_of(const CompileOptions& o, const std::string& arch, Checkpoint* ck) {
+// model.X; language_model.lm_head.*: lm_head.*), the vision tower's and the projector's left out. Qwen2-VL's and
+// Qwen2.5-VL's (LlamaConfig::TextNames::kQwen2Vl): model.X as the hub has them, model.language_model.X as
+// transformers 5 holds them, visual.* or model.visual.* left out; Qwen3-VL's: model.language_model.X only. Returns
+// the note that says so.
+std::string text_model_of(const CompileOptions& o, const LlamaConfig& c, Checkpoint* ck) {
+  const std::string& arch = c.architecture;
+  const bool llava = c.text_names == LlamaConfig::TextNames::kLlava;
   if (!o.lora.empty())
     throw CompileError(o.model_dir + ": --lora with " + arch +
                        " is not supported (kiln compiles "
@@ -951,8 +955,11 @@ std::string text_model_of(const CompileOptions& o, const std::string& arch, Chec
   std::map<std::string, std::string> source;  // text model name -> the checkpoint's
   Checkpoint text;
   text.absorb(std::move(*ck), "", [&](const std::string& n) -> std::string {
-    for (const char* p :
-         {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."})
+    static const char* const kLlavaVision[] = {"vision_tower.", "multi_modal_projector.", "model.vision_tower.",
+                                               "model.multi_modal_projector."};
+    static const char* const kQwenVision[] = {"visual.", "model.visual."};
+    for (const char* p : llava ? std::vector<const char*>(std::begin(kLlavaVision), std::end(kLlavaVision))
+                               : std::vector<const char*>(std::begin(kQwenVision), std::end(kQwenVision)))
       if (n.rfind(p, 0) == 0) {
         ++left_out;
         return "";
@@ -964,14 +971,15 @@ std::string text_model_of(const CompileOptions& o, const std::string& arch, Chec
                                                                  {"language_model.lm_head.", "lm_head."},
                                                                  {"language_model.", "model."}};
     for (const auto& [from, into] : kRules)
-      if (n.rfind(from, 0) == 0) {
+      if ((llava || std::string(from) == "model.language_model.") && n.rfind(from, 0) == 0) {
         to = into + n.substr(std::string(from).size());
         break;
       }
-    if (to == n && n.rfind("model.", 0) == 0)  // (a text checkpoint's names: transformers leaves them unread)
-      throw CompileError(o.model_dir + ": tensor '" + n + "' is not where " + arch +
-                         " keeps its text model (language_model.model., or model.language_model.): transformers "
-                         "does not load it");
+    // (a text checkpoint's names: transformers leaves them unread, but for Qwen2-VL's, whose hub files have them)
+    if (to == n && n.rfind("model.", 0) == 0 && c.text_names != LlamaConfig::TextNames::kQwen2Vl)
+      throw CompileError(o.model_dir + ": tensor '" + n + "' is not where " + arch + " keeps its text model (" +
+                         (llava ? "language_model.model., or model.language_model." : "model.language_model.") +
+                         "): transformers does not load it");
     if (const auto [it, fresh] = source.emplace(to, n); !fresh)
       throw CompileError(o.model_dir + ": tensors '" + it->second + "' and '" + n + "' are both the text model's '" +
                          to + "'");
@@ -979,7 +987,7 @@ std::string text_model_of(const CompileOptions& o, const std::string& arch, Chec
   });
   *ck = std::move(text);
   return arch + ": its text model compiled (text prompts only); " + std::to_string(left_out) +
-         " vision tower and projector tensors left out";
+         (llava ? " vision tower and projector tensors left out" : " vision tower tensors left out");
 }
 
 // A checkpoint's tensors under kiln's names (from_hub). The layers' old buffers, which transformers ignores
@@ -1019,7 +1027,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string key_note = check_config_keys(c.unmodeled, o.model_dir + "/config.json", o);
   FrontendBuild b;
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
-  const std::string vision_note = c.multimodal ? text_model_of(o, c.architecture, &b.checkpoint) : "";
+  const std::string vision_note = c.multimodal ? text_model_of(o, c, &b.checkpoint) : "";
   const HubNames* hub = hub_names(c);
   if (hub) hub_model_of(o, *hub, &b.checkpoint);
   const ConfigReader::Quantization& q = c.quant;
@@ -1182,6 +1190,12 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "gemma3",
                                       "Mistral3ForConditionalGeneration",
                                       "mistral3",
+                                      "Qwen2VLForConditionalGeneration",
+                                      "qwen2_vl",
+                                      "Qwen2_5_VLForConditionalGeneration",
+                                      "qwen2_5_vl",
+                                      "Qwen3VLForConditionalGeneration",
+                                      "qwen3_vl",
                                       "Gemma2ForCausalLM",
                                       "gemma2",
                                       "GemmaForCausalLM",
