@@ -610,7 +610,7 @@ void check_mrope_section(const ConfigReader& r, const nlohmann::json& j, int64_t
   const char* key = r.rope_key();
   const nlohmann::json* p = key && j[key].is_object() && j[key].contains("mrope_section") ? &j[key] : nullptr;
   const nlohmann::json s = p ? (*p)["mrope_section"] : split ? nlohmann::json{16, 24, 24} : nlohmann::json{24, 20, 20};
-  const std::string where = p ? std::string(key) + "'s mrope_section" : "the default mrope_section " + s.dump();
+  const std::string where = p ? "mrope_section" : "gives no mrope_section, and the default " + s.dump();
   const bool ints = s.is_array() && std::all_of(s.begin(), s.end(), [](const nlohmann::json& x) {
                       return x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= (int64_t(1) << 20);
                     });
@@ -1577,7 +1577,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     // "sliding_attention", or without layer_types in layers max_window_layers (default 28) and
     // up (Qwen2-MoE: refused, below). Qwen3MoeConfig has neither key: its window covers every
     // layer. Qwen3VLTextConfig has none of these keys: its attention sees every position, whatever a file says.
-    const bool use_window = !qwen3_vl && r.boolean("use_sliding_window", false);
+    // (Qwen2VLTextConfig types it Optional[bool]: None, no window)
+    const bool use_window = !qwen3_vl && r.boolean("use_sliding_window", false, qwen2_vl);
     // (Qwen2MoeConfig writes 0 when use_sliding_window is off: none, as null)
     const int64_t window = qwen3_vl                        ? 0
                            : !j.contains("sliding_window") ? 4096

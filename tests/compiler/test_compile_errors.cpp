@@ -159,6 +159,46 @@ TEST_CASE("compile: Gemma 3's image-text checkpoint: text tensors named, vision 
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
+// Qwen2-VL's and Qwen2.5-VL's text tensors under model. (the hub's names) or model.language_model. (transformers 5's,
+// vl25_window_tied_f32's), the vision tower's (visual., model.visual.) left out; Qwen3-VL's under
+// model.language_model. only; Llava's names are neither's.
+TEST_CASE("compile: Qwen-VL image-text checkpoints: text tensors named, vision left out, others refused") {
+  TempDir d;
+  CHECK(compile_error(kiln::test::fixture("vl25_window_tied_f32", "qwen2"), d / "t5.kplan").empty());
+  edited_copy(
+      d / "two",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n == "model.layers.0.mlp.up_proj.weight") n = "model.language_model.norm.weight";
+        return true;
+      },
+      "vl25_hub_f32", "qwen2");
+  CHECK(compile_error(d / "two", d / "p.kplan").find("are both the text model's 'model.norm.weight'") !=
+        std::string::npos);
+  edited_copy(
+      d / "llava",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n == "model.norm.weight") n = "language_model.model.norm.weight";
+        return true;
+      },
+      "vl25_hub_f32", "qwen2");
+  CHECK(compile_error(d / "llava", d / "p.kplan").find("'language_model.model.norm.weight'") != std::string::npos);
+  edited_copy(
+      d / "m", [](std::string& n, std::vector<int64_t>&) { return n != "model.language_model.norm.weight"; }, "vl_f32",
+      "qwen3");
+  CHECK(compile_error(d / "m", d / "p.kplan").find("missing tensor 'model.norm.weight'") != std::string::npos);
+  edited_copy(
+      d / "q3",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n.rfind("model.language_model.", 0) == 0) n = "model." + n.substr(21);
+        return true;
+      },
+      "vl_f32", "qwen3");
+  CHECK(compile_error(d / "q3", d / "p.kplan")
+            .find("is not where Qwen3VLForConditionalGeneration keeps its text model (model.language_model.)") !=
+        std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
 // GPTNeoXForCausalLM: the checkpoint's gpt_neox.* names read as kiln's, Pythia's old attention buffers left out;
 // problems are named as the file names the tensors; a tensor under both head names, or under kiln's own names
 // (which transformers does not load), is refused.
@@ -564,7 +604,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
@@ -574,7 +614,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'RwkvForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

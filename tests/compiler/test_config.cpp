@@ -3278,3 +3278,162 @@ TEST_CASE("config: DeepSeek-V2 ignores rope_interleave, as transformers' Deepsee
   CHECK(c.rope_interleave);  // V2 always rotates pairs
   CHECK(c.unmodeled.empty());
 }
+
+// Qwen2VLForConditionalGeneration and Qwen2_5_VLForConditionalGeneration: Qwen2's text model, from text_config or,
+// as the hub ships them, from the file's top-level keys (Qwen2_5_VLTextConfig's defaults for absent ones); an
+// "mrope" RoPE read as plain RoPE (for text, M-RoPE's three positions are the token's), its sections checked as
+// transformers needs them; the head tied where the file or text_config ties it.
+TEST_CASE("config: Qwen2-VL and Qwen2.5-VL image-text checkpoints (flat and nested, M-RoPE, tie, refusals)") {
+  std::ifstream in(kiln::test::fixture("vl25_hub_f32", "qwen2") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE_FALSE(hub.contains("text_config"));
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "Qwen2_5_VLForConditionalGeneration");
+  CHECK(a.multimodal);
+  CHECK(a.text_names == LlamaConfig::TextNames::kQwen2Vl);
+  CHECK(a.unmodeled.empty());
+  CHECK(a.qkv_bias);
+  CHECK_FALSE(a.attention_bias);
+  CHECK_FALSE(a.tie_word_embeddings);
+  CHECK(a.sliding_window == 0);  // (use_sliding_window false, whatever sliding_window says)
+  CHECK(a.head_dim == 16);
+  CHECK(a.rope.type == "default");
+  CHECK(a.rope.theta == 1e6);
+  CHECK(a.rms_norm_eps == 1e-5);
+  // Absent keys: Qwen2_5_VLTextConfig's defaults, not Qwen2Config's.
+  const LlamaConfig defaults = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"rope_theta", "rms_norm_eps", "max_position_embeddings"}) j.erase(k);
+  });
+  CHECK(defaults.rope.theta == 1e6);
+  CHECK(defaults.rms_norm_eps == 1e-5);
+  CHECK(defaults.max_position_embeddings == 32768);
+  // A key the text model never sees (the wrapper keeps it): unknown, as kiln's other unknown keys.
+  const LlamaConfig stray = edited(hub, [](nlohmann::json& j) {
+    j["head_dim"] = 32;
+    j["use_mrope"] = true;
+  });
+  CHECK(stray.head_dim == 16);
+  CHECK(stray.unmodeled == std::vector<std::string>{"head_dim = 32", "use_mrope = true"});
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  // M-RoPE's sections: summing to head_dim / 2 (torch.split), a list of integers; the default [16, 24, 24] needs a
+  // head_dim of 128.
+  CHECK(error_of([](nlohmann::json& j) {
+          j["rope_scaling"]["mrope_section"] = {2, 3, 4};
+        }).find("rope_scaling mrope_section sums to 9, not head_dim / 2 = 8") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["rope_scaling"].erase("mrope_section");
+        }).find("gives no mrope_section, and the default [16,24,24] sums to 64") != std::string::npos);
+  for (const nlohmann::json& bad : {nlohmann::json(nullptr), nlohmann::json(8), nlohmann::json{2.0, 3, 3},
+                                    nlohmann::json{-2, 5, 5}, nlohmann::json::array()})
+    CHECK(error_of([&](nlohmann::json& j) {
+            j["rope_scaling"]["mrope_section"] = bad;
+          }).find("must be a list of non-negative integers") != std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["rope_scaling"]["mrope_section"] = {4, 4}; }).unmodeled.empty());
+  // (Qwen3-VL's key, which Qwen2-VL never reads)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["rope_scaling"]["mrope_interleaved"] = true; }).unmodeled ==
+        std::vector<std::string>{"rope_scaling.mrope_interleaved = true"});
+  // Another rope type beside the sections (transformers' own RoPE init for it).
+  const LlamaConfig yarn = edited(hub, [](nlohmann::json& j) {
+    j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"mrope_section", {2, 3, 3}}};
+  });
+  CHECK((yarn.rope.type == "yarn" && yarn.rope.factor == 4.0 && yarn.unmodeled.empty()));
+  // head_dim: the attention takes hidden_size / num_attention_heads, the RoPE head_dim: refused apart.
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["text_config"] = {{"head_dim", 16}};
+          for (const char* k : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                "num_attention_heads", "num_key_value_heads", "rope_scaling"})
+            j["text_config"][k] = j[k];
+        }).head_dim == 16);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["text_config"] = {{"head_dim", 8}};
+          for (const char* k : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                "num_attention_heads", "num_key_value_heads", "rope_scaling"})
+            j["text_config"][k] = j[k];
+        }).find("is not hidden_size / num_attention_heads") != std::string::npos);
+  // Not a top-level architecture: the text model is read within its image-text model only.
+  CHECK(error_of([](nlohmann::json& j) {
+          j["architectures"] = {"Qwen2_5_VLTextModel"};
+          j.erase("model_type");
+        }).find("is not LLaMA") != std::string::npos);
+
+  // transformers 5's layout: text_config; top-level copies of its keys (transformers never reads them) read where
+  // they agree, unknown where they differ.
+  std::ifstream nin(kiln::test::fixture("vl2_text_tied_f32", "qwen2") + "/config.json");
+  const nlohmann::json nested = nlohmann::json::parse(nin);
+  REQUIRE(nested["tie_word_embeddings"] == false);
+  REQUIRE(nested["text_config"]["tie_word_embeddings"] == true);
+  const LlamaConfig b = parse_llama_config(nested.dump(), "config.json");
+  CHECK(b.architecture == "Qwen2VLForConditionalGeneration");
+  CHECK(b.tie_word_embeddings);  // (Qwen2VLConfig ties where text_config does)
+  CHECK(b.config_note.empty());
+  CHECK(b.unmodeled.empty());
+  const LlamaConfig copies = edited(nested, [](nlohmann::json& j) {
+    j["hidden_size"] = j["text_config"]["hidden_size"];
+    j["rms_norm_eps"] = 0.5;
+  });
+  CHECK(copies.unmodeled == std::vector<std::string>{"rms_norm_eps = 0.5"});
+  CHECK(copies.rms_norm_eps == 1e-5);
+  const LlamaConfig file_ties = edited(nested, [](nlohmann::json& j) {
+    j["tie_word_embeddings"] = true;
+    j["text_config"]["tie_word_embeddings"] = false;
+  });
+  CHECK(file_ties.tie_word_embeddings);
+  CHECK(file_ties.config_note.find("Qwen2VLForConditionalGeneration's own (true) is read") != std::string::npos);
+  CHECK_FALSE(edited(nested, [](nlohmann::json& j) {
+                j["text_config"].erase("tie_word_embeddings");
+              }).tie_word_embeddings);  // (both absent or false: Qwen2VLConfig's default, untied)
+  // use_sliding_window is Optional[bool] there: null, no window
+  CHECK(edited(nested, [](nlohmann::json& j) {
+          j["text_config"]["use_sliding_window"] = nullptr;
+          j["text_config"]["sliding_window"] = 6;
+          j["text_config"].erase("layer_types");
+        }).sliding_window == 0);
+  CHECK(edited_error(nested, [](nlohmann::json& j) {
+          j["text_config"]["model_type"] = "qwen2";
+        }).find("not \"qwen2_vl_text\" (Qwen2VLTextModel") != std::string::npos);
+  // (a null text_config: the flat layout, absent keys Qwen2VLTextConfig's defaults)
+  const LlamaConfig flat = edited(nested, [](nlohmann::json& j) { j["text_config"] = nullptr; });
+  CHECK((flat.num_attention_heads == 64 && flat.num_key_value_heads == 8 && flat.hidden_size == 8192 &&
+         flat.num_hidden_layers == 80 && flat.head_dim == 128));
+}
+
+// Qwen3VLForConditionalGeneration: Qwen3's text model from text_config (Qwen3VLTextConfig's defaults; no sliding
+// window keys: a file's are unknown), interleaved M-RoPE read as plain RoPE, the head tied by the file's key.
+TEST_CASE("config: Qwen3-VL image-text checkpoints (text_config, interleaved M-RoPE, no windows, refusals)") {
+  std::ifstream in(kiln::test::fixture("vl_hub_tied_f32", "qwen3") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "Qwen3VLForConditionalGeneration");
+  CHECK(a.text_names == LlamaConfig::TextNames::kQwen3Vl);
+  CHECK(a.unmodeled.empty());
+  CHECK(a.qk_norm);
+  CHECK(a.attention_bias);
+  CHECK(a.head_dim == 24);
+  CHECK(a.tie_word_embeddings);
+  CHECK(a.rope.theta == 5e6);
+  CHECK(a.rope.type == "default");
+  const LlamaConfig window = edited(hub, [](nlohmann::json& j) {
+    j["text_config"]["use_sliding_window"] = true;
+    j["text_config"]["sliding_window"] = 4;
+  });
+  CHECK(window.sliding_window == 0);
+  CHECK(window.unmodeled ==
+        std::vector<std::string>{"text_config.sliding_window = 4", "text_config.use_sliding_window = true"});
+  const LlamaConfig defaults = edited(hub, [](nlohmann::json& j) {
+    j["text_config"].erase("head_dim");
+    j["text_config"].erase("rope_theta");
+    j["text_config"]["rope_scaling"].erase("mrope_section");  // (its default [24, 20, 20]: any head_dim)
+  });
+  CHECK((defaults.head_dim == 128 && defaults.rope.theta == 5e5 && defaults.unmodeled.empty()));
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) {
+          j["text_config"]["rope_scaling"]["mrope_section"] = {8, 4};
+        }).find("must be a list of at least three non-negative integers") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["text_config"]["rope_scaling"]["rope_type"] = "mrope";
+        }).find("rope type 'mrope'") != std::string::npos);  // (Qwen3VLTextConfig does not rename it)
+  CHECK(error_of([](nlohmann::json& j) { j["text_config"]["head_dim"] = nullptr; }).find("head_dim") !=
+        std::string::npos);
+  CHECK_FALSE(edited(hub, [](nlohmann::json& j) { j["tie_word_embeddings"] = false; }).tie_word_embeddings);
+  CHECK(error_of([](nlohmann::json& j) { j.erase("text_config"); }).find("text_config") != std::string::npos);
+}

@@ -32,11 +32,32 @@ json catalog(const std::string& cls) {
   return json::parse(in);
 }
 
-// Runs kiln's reader for `cls` on the config j; returns what it left unmodeled.
+// The image-text model an image-text text config class (Qwen2_5_VLTextConfig ...) is read within, or null.
+const char* image_text_of(const std::string& cls) {
+  return cls == "Qwen2VLTextConfig"      ? "Qwen2VLForConditionalGeneration"
+         : cls == "Qwen2_5_VLTextConfig" ? "Qwen2_5_VLForConditionalGeneration"
+         : cls == "Qwen3VLTextConfig"    ? "Qwen3VLForConditionalGeneration"
+                                         : nullptr;
+}
+
+// A config file of class `cls` holding j: j, or an image-text model's with j as its text_config.
+std::string file_of(const std::string& cls, const json& j) {
+  if (const char* arch = image_text_of(cls)) return json{{"architectures", {arch}}, {"text_config", j}}.dump();
+  return j.dump();
+}
+
+// Runs kiln's reader for `cls` on the config j; returns what it left unmodeled (an image-text text config's keys
+// named as text_config's own).
 std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& d) {
   const std::string path = d / (cls + ".json");
   std::ofstream(path) << j.dump();
-  const std::string text = j.dump();
+  const std::string text = file_of(cls, j);
+  if (image_text_of(cls)) {
+    std::vector<std::string> left = parse_llama_config(text, path).unmodeled;
+    for (std::string& k : left)
+      if (k.rfind("text_config.", 0) == 0) k = k.substr(std::string("text_config.").size());
+    return left;
+  }
   if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
       cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig" || cls == "Gemma3TextConfig" ||
       cls == "GraniteConfig" || cls == "Gemma2Config" || cls == "GemmaConfig" || cls == "SmolLM3Config" ||
@@ -85,6 +106,9 @@ json defaults_of(const std::string& cls) {
 }
 
 const char* const kClasses[] = {"LlamaConfig",
+                                "Qwen2VLTextConfig",
+                                "Qwen2_5_VLTextConfig",
+                                "Qwen3VLTextConfig",
                                 "MistralConfig",
                                 "MixtralConfig",
                                 "Qwen2Config",
@@ -260,7 +284,7 @@ std::string rope_fingerprint(const RopeConfig& r) {
 
 // Every field of the parsed model config that shapes the model, as text (not raw_json, unmodeled).
 std::string config_fingerprint(const std::string& cls, const json& j, const TempDir& d) {
-  const std::string text = j.dump(), path = d / (cls + ".json");
+  const std::string text = file_of(cls, j), path = d / (cls + ".json");
   std::ostringstream s;
   if (cls.rfind("Deepseek", 0) == 0) {
     const DeepseekConfig c = parse_deepseek_config(text, path);
@@ -299,19 +323,56 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 }  // namespace
 
 // The LLM config classes kiln reads.
-const char* const kLlmConfigClasses[] = {
-    "LlamaConfig",      "MistralConfig",    "MixtralConfig",    "Qwen2Config",
-    "Qwen3Config",      "Qwen3MoeConfig",   "Phi3Config",       "GemmaConfig",
-    "Gemma2Config",     "Gemma3TextConfig", "GraniteConfig",    "SmolLM3Config",
-    "PhiConfig",        "Ernie4_5Config",   "Olmo2Config",      "MinistralConfig",
-    "GraniteMoeConfig", "Qwen2MoeConfig",   "Olmo3Config",      "Glm4Config",
-    "GlmConfig",        "OlmoConfig",       "Ministral3Config", "Exaone4Config",
-    "SeedOssConfig",    "GptOssConfig",     "HeliumConfig",     "GraniteMoeSharedConfig",
-    "ArceeConfig",      "CohereConfig",     "Cohere2Config",    "Starcoder2Config",
-    "StableLmConfig",   "OlmoeConfig",      "NemotronConfig",   "GPTNeoXConfig",
-    "Glm4MoeConfig",    "FalconConfig",     "GPTJConfig",       "GPT2Config",
-    "OPTConfig",        "GPTNeoConfig",     "GPTBigCodeConfig", "BloomConfig",
-    "MptConfig",        "DeepseekV2Config", "DeepseekV3Config"};
+const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
+                                         "Qwen2_5_VLTextConfig",
+                                         "Qwen3VLTextConfig",
+                                         "LlamaConfig",
+                                         "MistralConfig",
+                                         "MixtralConfig",
+                                         "Qwen2Config",
+                                         "Qwen3Config",
+                                         "Qwen3MoeConfig",
+                                         "Phi3Config",
+                                         "GemmaConfig",
+                                         "Gemma2Config",
+                                         "Gemma3TextConfig",
+                                         "GraniteConfig",
+                                         "SmolLM3Config",
+                                         "PhiConfig",
+                                         "Ernie4_5Config",
+                                         "Olmo2Config",
+                                         "MinistralConfig",
+                                         "GraniteMoeConfig",
+                                         "Qwen2MoeConfig",
+                                         "Olmo3Config",
+                                         "Glm4Config",
+                                         "GlmConfig",
+                                         "OlmoConfig",
+                                         "Ministral3Config",
+                                         "Exaone4Config",
+                                         "SeedOssConfig",
+                                         "GptOssConfig",
+                                         "HeliumConfig",
+                                         "GraniteMoeSharedConfig",
+                                         "ArceeConfig",
+                                         "CohereConfig",
+                                         "Cohere2Config",
+                                         "Starcoder2Config",
+                                         "StableLmConfig",
+                                         "OlmoeConfig",
+                                         "NemotronConfig",
+                                         "GPTNeoXConfig",
+                                         "Glm4MoeConfig",
+                                         "FalconConfig",
+                                         "GPTJConfig",
+                                         "GPT2Config",
+                                         "OPTConfig",
+                                         "GPTNeoConfig",
+                                         "GPTBigCodeConfig",
+                                         "BloomConfig",
+                                         "MptConfig",
+                                         "DeepseekV2Config",
+                                         "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
