@@ -167,6 +167,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Qwen2VLForConditionalGeneration", "qwen2_vl"},
                                                                {"Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl"},
                                                                {"Qwen3VLForConditionalGeneration", "qwen3_vl"},
+                                                               {"Qwen3VLMoeForConditionalGeneration", "qwen3_vl_moe"},
                                                                {"Gemma2ForCausalLM", "gemma2"},
                                                                {"GemmaForCausalLM", "gemma"},
                                                                {"GraniteForCausalLM", "granite"},

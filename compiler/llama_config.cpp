@@ -577,7 +577,20 @@ const char* const kQwen2VlTextKeys[] = {
 
 // Qwen2VLTextConfig's and Qwen2_5_VLTextConfig's defaults (the same), and Qwen3VLTextConfig's, where they differ from
 // Qwen2Config's and Qwen3Config's or where kiln requires the key (tests/fixtures/configs/Qwen2_5_VLConfig.json ...).
-std::vector<std::pair<const char*, nlohmann::json>> qwen_vl_text_defaults(bool qwen3) {
+std::vector<std::pair<const char*, nlohmann::json>> qwen_vl_text_defaults(bool qwen3, bool moe = false) {
+  if (moe)  // (Qwen3VLMoeTextConfig's; its head_dim: hidden_size / num_attention_heads)
+    return {{"vocab_size", 151936},
+            {"hidden_size", 2048},
+            {"intermediate_size", 5632},
+            {"num_hidden_layers", 24},
+            {"num_attention_heads", 16},
+            {"num_key_value_heads", 16},
+            {"max_position_embeddings", 128000},
+            {"rms_norm_eps", 1e-6},
+            {"rope_theta", 500000.0},
+            {"num_experts", 60},
+            {"num_experts_per_tok", 4},
+            {"moe_intermediate_size", 1408}};
   if (qwen3)
     return {{"vocab_size", 151936},
             {"hidden_size", 4096},
@@ -669,7 +682,11 @@ const ImageTextModel* image_text_model(const std::string& arch) {
        LlamaConfig::TextNames::kQwen2Vl, true, false},
       // Qwen3-VL 2B/4B/8B/32B: Qwen3's layer (interleaved M-RoPE, plain RoPE for text alone)
       {"Qwen3VLForConditionalGeneration", "qwen3_vl", "Qwen3VLTextModel", "qwen3_vl_text", qwen_vl_text_defaults(true),
-       qwen_vl_vision_keys(), false, false, nullptr, nullptr, LlamaConfig::TextNames::kQwen3Vl, false, false}};
+       qwen_vl_vision_keys(), false, false, nullptr, nullptr, LlamaConfig::TextNames::kQwen3Vl, false, false},
+      // Qwen3-VL 30B-A3B, 235B-A22B: Qwen3-MoE's layer (top-k weights always normalized, experts fused)
+      {"Qwen3VLMoeForConditionalGeneration", "qwen3_vl_moe", "Qwen3VLMoeTextModel", "qwen3_vl_moe_text",
+       qwen_vl_text_defaults(true, true), qwen_vl_vision_keys(), false, false, nullptr, nullptr,
+       LlamaConfig::TextNames::kQwen3Vl, false, false}};
   for (const ImageTextModel& m : kModels)
     if (arch == m.arch || arch == m.type) return &m;
   return nullptr;
@@ -710,8 +727,8 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   t["model_type"] = text_type;
   t["architectures"] = {text_arch};
   if (!alt)
-    for (const auto& [k, v] : m.text_defaults)
-      if (!t.contains(k)) t[k] = v;
+    for (const auto& [k, v] : m.text_defaults)  // (num_experts: absent under either of its names)
+      if (!t.contains(k) && !(std::string(k) == "num_experts" && t.contains("num_local_experts"))) t[k] = v;
   const nlohmann::json given = t;  // (text_config as the file gives it)
   DType outer_dtype;
   r.dtype(&outer_dtype);  // (refuses a dtype and a torch_dtype that disagree)
@@ -725,7 +742,7 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   // (Gemma3Config types it Optional[bool], None untied; Mistral3Config bool; their text configs bool)
   bool tie = r.boolean("tie_word_embeddings", m.tie_default, m.tie_nullable);
   if (given.contains("tie_word_embeddings") && given["tie_word_embeddings"].is_null())
-    r.fail("text_config", "has a null tie_word_embeddings, which transformers 5 refuses: give true or false");
+    r.fail("text_config.tie_word_embeddings", "is null, which transformers 5 refuses: give true or false");
   if (given.contains("tie_word_embeddings") && !given["tie_word_embeddings"].is_null()) {
     if (!given["tie_word_embeddings"].is_boolean())
       r.fail("text_config", "has a tie_word_embeddings that is not true or false");
@@ -1240,7 +1257,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   c.quant = r.quantization();
   // (the text models of Qwen2-VL, Qwen2.5-VL and Qwen3-VL: Qwen2's and Qwen3's layers with M-RoPE)
   const bool qwen2_vl = within && (arch == "Qwen2VLTextModel" || arch == "Qwen2_5_VLTextModel");
-  const bool qwen3_vl = within && arch == "Qwen3VLTextModel";
+  const bool qwen3_vl_moe = within && arch == "Qwen3VLMoeTextModel";
+  const bool qwen3_vl = within && (arch == "Qwen3VLTextModel" || qwen3_vl_moe);
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "qwen2" || qwen2_vl;
   const bool mistral = arch == "MistralForCausalLM" || arch == "mistral";
   const bool ministral = arch == "MinistralForCausalLM" || arch == "ministral";
@@ -1264,7 +1282,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       d.rope.llama4_scaling_source = "original_max_position_embeddings of Ministral3Config's default RoPE object";
     return d;
   }
-  const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe";
+  const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe" || qwen3_vl_moe;
   const bool qwen2_moe = arch == "Qwen2MoeForCausalLM" || arch == "qwen2_moe";
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe || qwen3_vl;
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
@@ -1554,7 +1572,11 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, qwen2_moe ? 1408 : 768);
       // Qwen2-MoE: a shared expert beside the routed ones, gated by sigmoid(shared_expert_gate(x)).
       if (qwen2_moe) c.shared_expert_intermediate_size = r.pos_int("shared_expert_intermediate_size", false, 5632);
-      c.norm_topk_prob = r.boolean("norm_topk_prob", false);
+      // (Qwen3-VL-MoE's router always normalizes its top-k weights: its config class has no such key)
+      if (qwen3_vl_moe) r.hardwired("norm_topk_prob", true);
+      c.norm_topk_prob = qwen3_vl_moe || r.boolean("norm_topk_prob", false);
+      // (its experts fused, in transformers' layout or the hub's transposed one: the frontend reads either)
+      c.experts_transposable = qwen3_vl_moe;
       const int64_t step = r.pos_int("decoder_sparse_step", false, 1);
       c.moe_layer.assign(size_t(c.num_hidden_layers), false);
       for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.moe_layer[size_t(i)] = (i + 1) % step == 0;
@@ -1580,6 +1602,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     // (Qwen2VLTextConfig types it Optional[bool]: None, no window)
     const bool use_window = !qwen3_vl && r.boolean("use_sliding_window", false, qwen2_vl);
     // (Qwen2MoeConfig writes 0 when use_sliding_window is off: none, as null)
+    if (qwen3_vl_moe) r.has("sliding_window");  // (Qwen3VLMoeTextConfig sets it to None whatever the file says)
     const int64_t window = qwen3_vl                        ? 0
                            : !j.contains("sliding_window") ? 4096
                            : !r.has("sliding_window")      ? 0

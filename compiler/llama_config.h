@@ -262,6 +262,10 @@ struct LlamaConfig {
   // true, transformers 5's in-memory one (mlp.experts.gate_up_proj, mlp.experts.down_proj). Set
   // by the frontend from the checkpoint.
   bool moe_fused = false;
+  // Qwen3-VL-MoE: fused experts that may also be stored [E, hidden, 2·ffn] and [E, ffn, hidden] (the hub's
+  // layout, which transformers transposes where a tensor's shape is not its own); experts_in_major: the frontend
+  // found that layout in the checkpoint.
+  bool experts_transposable = false, experts_in_major = false;
   bool mixtral_names = false;  // block_sparse_moe / w1 w3 w2 rather than mlp / gate_proj up_proj down_proj
   // GraniteMoe: every expert in one tensor (moe_fused), named as shipped (block_sparse_moe.input_linear,
   // output_linear, router.layer) or, granite_moe_renamed (set by the frontend from the checkpoint),

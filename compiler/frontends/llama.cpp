@@ -172,9 +172,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
         e[p + "mlp.router.bias"] = {E};
         e[t.gate_up[0] + "_bias"] = {E, 2 * Fm};
         e[t.down[0] + "_bias"] = {E, D};
-      } else if (c.moe_fused) {
-        e[t.gate_up[0]] = {E, 2 * Fm, D};
-        e[t.down[0]] = {E, D, Fm};
+      } else if (c.moe_fused) {  // (Qwen3-VL-MoE's hub layout: [E, D, 2F] and [E, F, D])
+        e[t.gate_up[0]] = c.experts_in_major ? std::vector<int64_t>{E, D, 2 * Fm} : std::vector<int64_t>{E, 2 * Fm, D};
+        e[t.down[0]] = c.experts_in_major ? std::vector<int64_t>{E, Fm, D} : std::vector<int64_t>{E, D, Fm};
       } else {
         for (const std::string& n : t.gate_up) e[n] = {Fm, D};
         for (const std::string& n : t.down) e[n] = {D, Fm};
@@ -576,17 +576,20 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // rows, then its up rows, each of D values; every expert's D down rows of F values. Their biases
   // likewise (gate_up_proj_bias [E, 2F] deinterleaved; down_proj_bias as it is). MXFP4 experts are
   // stored out-major already ([E, 2F, D] with interleaved rows, [E, D, F]): deinterleaved only.
-  auto gpt_oss_experts = [&](const std::string& name, bool gate_up, bool bias) {
+  // Qwen3-VL-MoE's in the hub's layout (experts_in_major: [E, D, 2F], gate columns then up columns, and [E, F, D]):
+  // transposed only.
+  auto fused_experts = [&](const std::string& name, bool gate_up, bool bias) {
     const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
-    const bool in_major = !bias && !c.mxfp4_experts;  // (transformers' float layout: transposed here)
-    return [name, gate_up, bias, in_major, E, Fm, D](const WeightFetch& fetch) {
+    // (transformers' float layout: transposed here)
+    const bool in_major = !bias && (c.gpt_oss ? !c.mxfp4_experts : c.experts_in_major), interleaved = c.gpt_oss;
+    return [name, gate_up, bias, in_major, interleaved, E, Fm, D](const WeightFetch& fetch) {
       const std::vector<float> src = fetch(name);
       std::vector<float> out(src.size());
       const int64_t n = gate_up ? 2 * Fm : D, k = bias ? 1 : gate_up ? D : Fm;  // (out rows and their length)
       for (int64_t e = 0; e < E; ++e)
         for (int64_t j = 0; j < n; ++j) {
           // the source row (out-major) or column (in-major) of out row j: gate_up's interleaving
-          const int64_t col = gate_up ? (j < Fm ? 2 * j : 2 * (j - Fm) + 1) : j;
+          const int64_t col = gate_up && interleaved ? (j < Fm ? 2 * j : 2 * (j - Fm) + 1) : j;
           for (int64_t i = 0; i < k; ++i)
             out[size_t((e * n + j) * k + i)] = src[size_t(in_major ? (e * k + i) * n + col : (e * n + col) * k + i)];
         }
@@ -660,15 +663,20 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       if (c.gpt_oss) {  // (transposed and deinterleaved: only moved, so --quantize quantizes them)
         const std::string gu = t.gate_up[0], dn = t.down[0];
         L.gu_w = g.weight(gu + ".weight", wt, {E * 2 * Fm, D},
-                          WeightSource{{}, {}, gpt_oss_experts(gu, true, false), {}, true});
-        L.down_w = g.weight(dn + ".weight", wt, {E * D, Fm},
-                            WeightSource{{}, {}, gpt_oss_experts(dn, false, false), {}, true});
+                          WeightSource{{}, {}, fused_experts(gu, true, false), {}, true});
+        L.down_w =
+            g.weight(dn + ".weight", wt, {E * D, Fm}, WeightSource{{}, {}, fused_experts(dn, false, false), {}, true});
         L.experts_gu_b = g.weight(gu + "_bias", DType::F32, {E * 2 * Fm},
-                                  WeightSource{{}, {}, gpt_oss_experts(gu + "_bias", true, true)});
-        L.experts_down_b = g.weight(dn + "_bias", DType::F32, {E * D},
-                                    WeightSource{{}, {}, gpt_oss_experts(dn + "_bias", false, true)});
+                                  WeightSource{{}, {}, fused_experts(gu + "_bias", true, true)});
+        L.experts_down_b =
+            g.weight(dn + "_bias", DType::F32, {E * D}, WeightSource{{}, {}, fused_experts(dn + "_bias", false, true)});
         L.router_b =
             g.weight(p + "mlp.router.bias", DType::F32, {E}, WeightSource{{p + "mlp.router.bias"}, {}, nullptr});
+      } else if (c.experts_in_major) {  // (Qwen3-VL-MoE's hub layout: transposed, only moved)
+        L.gu_w = g.weight(t.gate_up[0] + ".weight", wt, {E * 2 * Fm, D},
+                          WeightSource{{}, {}, fused_experts(t.gate_up[0], true, false), {}, true});
+        L.down_w = g.weight(t.down[0] + ".weight", wt, {E * D, Fm},
+                            WeightSource{{}, {}, fused_experts(t.down[0], false, false), {}, true});
       } else {
         L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
         L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
@@ -1069,7 +1077,12 @@ FrontendBuild build_llama(const CompileOptions& o) {
     c.granite_moe_renamed = b.checkpoint.find(hf_layer_prefix(0) + "block_sparse_moe.experts.gate_up_proj") != nullptr;
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
-      c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;
+      const StTensor* gu = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj");
+      c.moe_fused = gu != nullptr;
+      // (transformers transposes a tensor whose shape is not its own [E, 2F, D]: the hub's [E, D, 2F])
+      c.experts_in_major =
+          gu && c.experts_transposable &&
+          gu->shape != std::vector<int64_t>{c.num_local_experts, 2 * c.moe_intermediate_size, c.hidden_size};
       break;
     }
   if (c.gpt_oss && !q.mxfp4 && b.checkpoint.find(hf_layer_prefix(0) + "mlp.experts.gate_up_proj_blocks"))
@@ -1196,6 +1209,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "qwen2_5_vl",
                                       "Qwen3VLForConditionalGeneration",
                                       "qwen3_vl",
+                                      "Qwen3VLMoeForConditionalGeneration",
+                                      "qwen3_vl_moe",
                                       "Gemma2ForCausalLM",
                                       "gemma2",
                                       "GemmaForCausalLM",

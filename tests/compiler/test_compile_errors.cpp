@@ -196,6 +196,17 @@ TEST_CASE("compile: Qwen-VL image-text checkpoints: text tensors named, vision l
   CHECK(compile_error(d / "q3", d / "p.kplan")
             .find("is not where Qwen3VLForConditionalGeneration keeps its text model (model.language_model.)") !=
         std::string::npos);
+  // Qwen3-VL-MoE's experts: the hub's [E, D, 2F] (vl_moe_f32) or transformers' [E, 2F, D] (vl_moe_held_tied_f32),
+  // one layout for a checkpoint; another shape is named.
+  CHECK(compile_error(kiln::test::fixture("vl_moe_held_tied_f32", "qwen3_moe"), d / "held.kplan").empty());
+  edited_copy(
+      d / "mixed",
+      [](std::string& n, std::vector<int64_t>& s) {
+        if (n == "model.language_model.layers.0.mlp.experts.down_proj") s = {s[0], s[2], s[1]};
+        return true;
+      },
+      "vl_moe_f32", "qwen3_moe");
+  CHECK(compile_error(d / "mixed", d / "p.kplan").find("model.layers.0.mlp.experts.down_proj") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
@@ -604,7 +615,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
@@ -614,7 +625,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'RwkvForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

@@ -2980,7 +2980,7 @@ TEST_CASE("config: Mistral Small 3's image-text checkpoints (text_config, the wr
         }).find("tie_word_embeddings is null") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) {
           j["text_config"]["tie_word_embeddings"] = nullptr;
-        }).find("has a null tie_word_embeddings") != std::string::npos);
+        }).find("text_config.tie_word_embeddings is null") != std::string::npos);
   {
     std::ifstream gin(kiln::test::fixture("vlm_untied_f32", "gemma3") + "/config.json");
     const nlohmann::json gemma = nlohmann::json::parse(gin);
@@ -3436,4 +3436,45 @@ TEST_CASE("config: Qwen3-VL image-text checkpoints (text_config, interleaved M-R
         std::string::npos);
   CHECK_FALSE(edited(hub, [](nlohmann::json& j) { j["tie_word_embeddings"] = false; }).tie_word_embeddings);
   CHECK(error_of([](nlohmann::json& j) { j.erase("text_config"); }).find("text_config") != std::string::npos);
+}
+
+// Qwen3VLMoeForConditionalGeneration: Qwen3-MoE's text model (Qwen3VLMoeTextConfig's defaults; its router always
+// renormalizes the top-k weights; head_dim hidden / heads when absent; sliding_window set to none whatever the file
+// says), its fused experts read in either layout.
+TEST_CASE("config: Qwen3-VL-MoE image-text checkpoints (experts, always-normalized routing, defaults, refusals)") {
+  std::ifstream in(kiln::test::fixture("vl_moe_f32", "qwen3_moe") + "/config.json");
+  const nlohmann::json cfg = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(cfg.dump(), "config.json");
+  CHECK(a.architecture == "Qwen3VLMoeForConditionalGeneration");
+  CHECK(a.text_names == LlamaConfig::TextNames::kQwen3Vl);
+  CHECK(a.unmodeled.empty());
+  CHECK(a.qk_norm);
+  CHECK(a.norm_topk_prob);
+  CHECK(a.experts_transposable);
+  CHECK(a.num_local_experts == 4);
+  CHECK(a.num_experts_per_tok == 2);
+  CHECK(a.moe_intermediate_size == 48);
+  CHECK((a.is_moe_layer(0) && !a.is_moe_layer(1)));
+  CHECK(a.rope.theta == 5e6);
+  CHECK_FALSE(a.tie_word_embeddings);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(cfg, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["text_config"]["norm_topk_prob"] = false; }).find("norm_topk_prob") !=
+        std::string::npos);
+  CHECK(edited(cfg, [](nlohmann::json& j) { j["text_config"]["norm_topk_prob"] = true; }).unmodeled.empty());
+  CHECK(edited(cfg, [](nlohmann::json& j) { j["text_config"]["sliding_window"] = 4; }).sliding_window == 0);
+  const LlamaConfig defaults = edited(cfg, [](nlohmann::json& j) {
+    nlohmann::json& t = j["text_config"];
+    for (const char* k :
+         {"num_experts", "num_local_experts", "num_experts_per_tok", "moe_intermediate_size", "head_dim", "rope_theta"})
+      t.erase(k);
+    t["rope_parameters"].erase("rope_theta");
+  });
+  CHECK(defaults.num_local_experts == 60);
+  CHECK(defaults.num_experts_per_tok == 4);
+  CHECK(defaults.moe_intermediate_size == 1408);
+  CHECK(defaults.head_dim == 16);  // (hidden_size / num_attention_heads: Qwen3VLMoeTextConfig's None)
+  CHECK(defaults.rope.theta == 5e5);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["text_config"]["num_experts_per_tok"] = nullptr;
+        }).find("num_experts_per_tok") != std::string::npos);
 }

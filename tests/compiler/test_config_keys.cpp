@@ -37,6 +37,7 @@ const char* image_text_of(const std::string& cls) {
   return cls == "Qwen2VLTextConfig"      ? "Qwen2VLForConditionalGeneration"
          : cls == "Qwen2_5_VLTextConfig" ? "Qwen2_5_VLForConditionalGeneration"
          : cls == "Qwen3VLTextConfig"    ? "Qwen3VLForConditionalGeneration"
+         : cls == "Qwen3VLMoeTextConfig" ? "Qwen3VLMoeForConditionalGeneration"
                                          : nullptr;
 }
 
@@ -109,6 +110,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "Qwen2VLTextConfig",
                                 "Qwen2_5_VLTextConfig",
                                 "Qwen3VLTextConfig",
+                                "Qwen3VLMoeTextConfig",
                                 "MistralConfig",
                                 "MixtralConfig",
                                 "Qwen2Config",
@@ -323,56 +325,20 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 }  // namespace
 
 // The LLM config classes kiln reads.
-const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
-                                         "Qwen2_5_VLTextConfig",
-                                         "Qwen3VLTextConfig",
-                                         "LlamaConfig",
-                                         "MistralConfig",
-                                         "MixtralConfig",
-                                         "Qwen2Config",
-                                         "Qwen3Config",
-                                         "Qwen3MoeConfig",
-                                         "Phi3Config",
-                                         "GemmaConfig",
-                                         "Gemma2Config",
-                                         "Gemma3TextConfig",
-                                         "GraniteConfig",
-                                         "SmolLM3Config",
-                                         "PhiConfig",
-                                         "Ernie4_5Config",
-                                         "Olmo2Config",
-                                         "MinistralConfig",
-                                         "GraniteMoeConfig",
-                                         "Qwen2MoeConfig",
-                                         "Olmo3Config",
-                                         "Glm4Config",
-                                         "GlmConfig",
-                                         "OlmoConfig",
-                                         "Ministral3Config",
-                                         "Exaone4Config",
-                                         "SeedOssConfig",
-                                         "GptOssConfig",
-                                         "HeliumConfig",
-                                         "GraniteMoeSharedConfig",
-                                         "ArceeConfig",
-                                         "CohereConfig",
-                                         "Cohere2Config",
-                                         "Starcoder2Config",
-                                         "StableLmConfig",
-                                         "OlmoeConfig",
-                                         "NemotronConfig",
-                                         "GPTNeoXConfig",
-                                         "Glm4MoeConfig",
-                                         "FalconConfig",
-                                         "GPTJConfig",
-                                         "GPT2Config",
-                                         "OPTConfig",
-                                         "GPTNeoConfig",
-                                         "GPTBigCodeConfig",
-                                         "BloomConfig",
-                                         "MptConfig",
-                                         "DeepseekV2Config",
-                                         "DeepseekV3Config"};
+const char* const kLlmConfigClasses[] = {
+    "Qwen2VLTextConfig", "Qwen2_5_VLTextConfig", "Qwen3VLTextConfig", "Qwen3VLMoeTextConfig",
+    "LlamaConfig",       "MistralConfig",        "MixtralConfig",     "Qwen2Config",
+    "Qwen3Config",       "Qwen3MoeConfig",       "Phi3Config",        "GemmaConfig",
+    "Gemma2Config",      "Gemma3TextConfig",     "GraniteConfig",     "SmolLM3Config",
+    "PhiConfig",         "Ernie4_5Config",       "Olmo2Config",       "MinistralConfig",
+    "GraniteMoeConfig",  "Qwen2MoeConfig",       "Olmo3Config",       "Glm4Config",
+    "GlmConfig",         "OlmoConfig",           "Ministral3Config",  "Exaone4Config",
+    "SeedOssConfig",     "GptOssConfig",         "HeliumConfig",      "GraniteMoeSharedConfig",
+    "ArceeConfig",       "CohereConfig",         "Cohere2Config",     "Starcoder2Config",
+    "StableLmConfig",    "OlmoeConfig",          "NemotronConfig",    "GPTNeoXConfig",
+    "Glm4MoeConfig",     "FalconConfig",         "GPTJConfig",        "GPT2Config",
+    "OPTConfig",         "GPTNeoConfig",         "GPTBigCodeConfig",  "BloomConfig",
+    "MptConfig",         "DeepseekV2Config",     "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
