@@ -563,6 +563,9 @@ struct ImageTextModel {
   // ones (kQwen2VlTextKeys), as the hub ships them; the LM head tied where either the file or text_config ties it.
   bool flat = false;
   bool tie_default = true;  // (the class's tie_word_embeddings where the file gives none)
+  // text_config's class types tie_word_embeddings bool (a null refused); else it has no such field, and a null there
+  // is no value (Qwen2-VL's, Qwen3-VL's)
+  bool text_tie_typed = true;
 };
 
 // The keys Qwen2VLConfig and Qwen2_5_VLConfig move into their text_config when the file has none (the text config
@@ -576,7 +579,8 @@ const char* const kQwen2VlTextKeys[] = {
     "eos_token_id",        "pad_token_id"};
 
 // Qwen2VLTextConfig's and Qwen2_5_VLTextConfig's defaults (the same), and Qwen3VLTextConfig's, where they differ from
-// Qwen2Config's and Qwen3Config's or where kiln requires the key (tests/fixtures/configs/Qwen2_5_VLConfig.json ...).
+// Qwen2Config's and Qwen3Config's or where kiln requires the key (tests/fixtures/configs/Qwen2_5_VLTextConfig.json
+// ...).
 std::vector<std::pair<const char*, nlohmann::json>> qwen_vl_text_defaults(bool qwen3, bool moe = false) {
   if (moe)  // (Qwen3VLMoeTextConfig's; its head_dim: hidden_size / num_attention_heads)
     return {{"vocab_size", 151936},
@@ -616,26 +620,30 @@ std::vector<std::pair<const char*, nlohmann::json>> qwen_vl_text_defaults(bool q
 
 // M-RoPE (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) rotates sections of the frequencies by an image token's temporal, height
 // and width positions; a text token's three are its position, so for text alone it is the plain RoPE kiln builds. The
-// sections must be what transformers can run: a list of integers (null: refused), Qwen2-VL's (`split`, default
-// [16, 24, 24]) summing to head_dim / 2, which torch.split needs; Qwen3-VL's (default [24, 20, 20]) at least three,
-// which it indexes.
+// sections must be what transformers can run: a list of integers (null: refused); Qwen2-VL's (`split`, default
+// [16, 24, 24]) non-negative and summing to head_dim / 2, which torch.split needs; Qwen3-VL's (default [24, 20, 20])
+// at least three, which it indexes (and slices by: any integers).
 void check_mrope_section(const ConfigReader& r, const nlohmann::json& j, int64_t head_dim, bool split) {
   const char* key = r.rope_key();
   const nlohmann::json* p = key && j[key].is_object() && j[key].contains("mrope_section") ? &j[key] : nullptr;
   const nlohmann::json s = p ? (*p)["mrope_section"] : split ? nlohmann::json{16, 24, 24} : nlohmann::json{24, 20, 20};
-  const std::string where = p ? "mrope_section" : "gives no mrope_section, and the default " + s.dump();
-  const bool ints = s.is_array() && std::all_of(s.begin(), s.end(), [](const nlohmann::json& x) {
-                      return x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= (int64_t(1) << 20);
-                    });
+  // (named as the file has it: its RoPE object's mrope_section, or the default where the file gives none)
+  const std::string name = p ? key : "mrope_section", where = p ? "mrope_section" : "is not given, and the default";
+  const int64_t bound = int64_t(1) << 20;
+  const bool ints =
+      s.is_array() && std::all_of(s.begin(), s.end(), [&](const nlohmann::json& x) {
+        return x.is_number_integer() && x.get<int64_t>() >= (split ? 0 : -bound) && x.get<int64_t>() <= bound;
+      });
   if (!ints || s.size() < (split ? 1u : 3u))
-    r.fail(key ? key : "rope_parameters", where + " must be a list of " + (split ? "" : "at least three ") +
-                                              "non-negative integers (transformers cannot run the model otherwise)");
+    r.fail(name, where + (split ? " must be a list of non-negative integers (transformers cannot split the rotary "
+                                  "frequencies by anything else)"
+                                : " must be a list of at least three integers (transformers indexes and slices by "
+                                  "them; kiln reads nothing else)"));
   int64_t sum = 0;
   for (const nlohmann::json& x : s) sum += x.get<int64_t>();
   if (split && sum != head_dim / 2)
-    r.fail(key ? key : "rope_parameters", where + " sums to " + std::to_string(sum) +
-                                              ", not head_dim / 2 = " + std::to_string(head_dim / 2) +
-                                              ": transformers cannot split the rotary frequencies by it");
+    r.fail(name, where + " " + s.dump() + " sums to " + std::to_string(sum) + ", not head_dim / 2 = " +
+                     std::to_string(head_dim / 2) + ": transformers cannot split the rotary frequencies by it");
 }
 
 // The image-text models' vision keys Qwen2-VL, Qwen2.5-VL and Qwen3-VL share (vision_token_id: the hub files', which
@@ -676,17 +684,20 @@ const ImageTextModel* image_text_model(const std::string& arch) {
        "ministral3"},
       // Qwen2-VL 2B/7B/72B, Qwen2.5-VL 3B/7B/32B/72B: Qwen2's layer (M-RoPE, plain RoPE for text alone)
       {"Qwen2VLForConditionalGeneration", "qwen2_vl", "Qwen2VLTextModel", "qwen2_vl_text", qwen_vl_text_defaults(false),
-       qwen_vl_vision_keys(), false, false, nullptr, nullptr, LlamaConfig::TextNames::kQwen2Vl, true, false},
+       qwen_vl_vision_keys(), /*softcap_unread=*/false, /*tie_nullable=*/false, nullptr, nullptr,
+       LlamaConfig::TextNames::kQwen2Vl, /*flat=*/true, /*tie_default=*/false, /*text_tie_typed=*/false},
       {"Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl", "Qwen2_5_VLTextModel", "qwen2_5_vl_text",
-       qwen_vl_text_defaults(false), qwen_vl_vision_keys(), false, false, nullptr, nullptr,
-       LlamaConfig::TextNames::kQwen2Vl, true, false},
+       qwen_vl_text_defaults(false), qwen_vl_vision_keys(), /*softcap_unread=*/false, /*tie_nullable=*/false, nullptr,
+       nullptr, LlamaConfig::TextNames::kQwen2Vl, /*flat=*/true, /*tie_default=*/false, /*text_tie_typed=*/false},
       // Qwen3-VL 2B/4B/8B/32B: Qwen3's layer (interleaved M-RoPE, plain RoPE for text alone)
       {"Qwen3VLForConditionalGeneration", "qwen3_vl", "Qwen3VLTextModel", "qwen3_vl_text", qwen_vl_text_defaults(true),
-       qwen_vl_vision_keys(), false, false, nullptr, nullptr, LlamaConfig::TextNames::kQwen3Vl, false, false},
+       qwen_vl_vision_keys(), /*softcap_unread=*/false, /*tie_nullable=*/false, nullptr, nullptr,
+       LlamaConfig::TextNames::kQwen3Vl, /*flat=*/false, /*tie_default=*/false, /*text_tie_typed=*/false},
       // Qwen3-VL 30B-A3B, 235B-A22B: Qwen3-MoE's layer (top-k weights always normalized, experts fused)
       {"Qwen3VLMoeForConditionalGeneration", "qwen3_vl_moe", "Qwen3VLMoeTextModel", "qwen3_vl_moe_text",
-       qwen_vl_text_defaults(true, true), qwen_vl_vision_keys(), false, false, nullptr, nullptr,
-       LlamaConfig::TextNames::kQwen3Vl, false, false}};
+       qwen_vl_text_defaults(true, true), qwen_vl_vision_keys(), /*softcap_unread=*/false, /*tie_nullable=*/false,
+       nullptr, nullptr, LlamaConfig::TextNames::kQwen3Vl, /*flat=*/false, /*tie_default=*/false,
+       /*text_tie_typed=*/true}};
   for (const ImageTextModel& m : kModels)
     if (arch == m.arch || arch == m.type) return &m;
   return nullptr;
@@ -741,7 +752,7 @@ LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, con
   }
   // (Gemma3Config types it Optional[bool], None untied; Mistral3Config bool; their text configs bool)
   bool tie = r.boolean("tie_word_embeddings", m.tie_default, m.tie_nullable);
-  if (given.contains("tie_word_embeddings") && given["tie_word_embeddings"].is_null())
+  if (given.contains("tie_word_embeddings") && given["tie_word_embeddings"].is_null() && m.text_tie_typed)
     r.fail("text_config.tie_word_embeddings", "is null, which transformers 5 refuses: give true or false");
   if (given.contains("tie_word_embeddings") && !given["tie_word_embeddings"].is_null()) {
     if (!given["tie_word_embeddings"].is_boolean())
@@ -1642,6 +1653,11 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                "layer_types");
       c.window_layer.assign(size_t(c.num_hidden_layers), false);
     } else {
+      // (Qwen2VLTextConfig types it Optional[int], but fails on a null where it picks the windowed layers)
+      if (qwen2_vl && use_window && window > 0 && j.contains("max_window_layers") && j["max_window_layers"].is_null())
+        r.fail("max_window_layers",
+               "is null, with which transformers cannot pick the windowed layers (use_sliding_window is on, "
+               "layer_types absent): give its value");
       for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(i >= max_window_layers);
     }
   } else if (gemma1) {

@@ -1307,7 +1307,7 @@ def main_qwen2():
 
     def check(keys):
         assert "model.layers.0.self_attn.q_proj.bias" in keys and "model.layers.0.self_attn.o_proj.bias" not in keys
-        main_llama_like("qwen2", QWEN2_DIR, QWEN2_VARIANTS, Qwen2Config, Qwen2ForCausalLM, check)
+    main_llama_like("qwen2", QWEN2_DIR, QWEN2_VARIANTS, Qwen2Config, Qwen2ForCausalLM, check)
     qwen2_vl_fixtures()
 
 
@@ -1317,7 +1317,7 @@ def main_qwen3():
 
     def check(keys):
         assert "model.layers.0.self_attn.q_norm.weight" in keys and "model.layers.0.self_attn.k_norm.weight" in keys
-        main_llama_like("qwen3", QWEN3_DIR, QWEN3_VARIANTS, Qwen3Config, Qwen3ForCausalLM, check, draw_head_norms)
+    main_llama_like("qwen3", QWEN3_DIR, QWEN3_VARIANTS, Qwen3Config, Qwen3ForCausalLM, check, draw_head_norms)
     qwen3_vl_fixtures()
 
 

@@ -950,8 +950,8 @@ namespace {
 // them, model.language_model.X as transformers 5 holds them, language_model.X as a saved Gemma3Model has them:
 // model.X; language_model.lm_head.*: lm_head.*), the vision tower's and the projector's left out. Qwen2-VL's and
 // Qwen2.5-VL's (LlamaConfig::TextNames::kQwen2Vl): model.X as the hub has them, model.language_model.X as
-// transformers 5 holds them, visual.* or model.visual.* left out; Qwen3-VL's: model.language_model.X only. Returns
-// the note that says so.
+// transformers 5 holds them, language_model.X as a saved Qwen2VLModel has them, visual.* or model.visual.* left out;
+// Qwen3-VL's: the same but model.X. Returns the note that says so.
 std::string text_model_of(const CompileOptions& o, const LlamaConfig& c, Checkpoint* ck) {
   const std::string& arch = c.architecture;
   const bool llava = c.text_names == LlamaConfig::TextNames::kLlava;
@@ -963,23 +963,25 @@ std::string text_model_of(const CompileOptions& o, const LlamaConfig& c, Checkpo
   std::map<std::string, std::string> source;  // text model name -> the checkpoint's
   Checkpoint text;
   text.absorb(std::move(*ck), "", [&](const std::string& n) -> std::string {
-    static const char* const kLlavaVision[] = {"vision_tower.", "multi_modal_projector.", "model.vision_tower.",
-                                               "model.multi_modal_projector."};
-    static const char* const kQwenVision[] = {"visual.", "model.visual."};
-    for (const char* p : llava ? std::vector<const char*>(std::begin(kLlavaVision), std::end(kLlavaVision))
-                               : std::vector<const char*>(std::begin(kQwenVision), std::end(kQwenVision)))
+    static const std::vector<const char*> kLlavaVision = {"vision_tower.", "multi_modal_projector.",
+                                                          "model.vision_tower.", "model.multi_modal_projector."};
+    static const std::vector<const char*> kQwenVision = {"visual.", "model.visual."};
+    for (const char* p : llava ? kLlavaVision : kQwenVision)
       if (n.rfind(p, 0) == 0) {
         ++left_out;
         return "";
       }
     std::string to = n;  // (lm_head.* as it is; anything else check_llama_tensors names)
-    // (the first rule whose prefix the name has: transformers' image-text loading rules, ^language_model last)
-    static const std::pair<const char*, const char*> kRules[] = {{"language_model.model.", "model."},
-                                                                 {"model.language_model.", "model."},
-                                                                 {"language_model.lm_head.", "lm_head."},
-                                                                 {"language_model.", "model."}};
-    for (const auto& [from, into] : kRules)
-      if ((llava || std::string(from) == "model.language_model.") && n.rfind(from, 0) == 0) {
+    // (the first rule whose prefix the name has: transformers' image-text loading rules, ^language_model last; a
+    // saved Qwen2VLModel's or Qwen3VLModel's language_model.X loads as model.language_model.X)
+    using Rule = std::pair<const char*, const char*>;
+    static const std::vector<Rule> kLlavaRules = {{"language_model.model.", "model."},
+                                                  {"model.language_model.", "model."},
+                                                  {"language_model.lm_head.", "lm_head."},
+                                                  {"language_model.", "model."}};
+    static const std::vector<Rule> kQwenRules = {{"model.language_model.", "model."}, {"language_model.", "model."}};
+    for (const auto& [from, into] : llava ? kLlavaRules : kQwenRules)
+      if (n.rfind(from, 0) == 0) {
         to = into + n.substr(std::string(from).size());
         break;
       }

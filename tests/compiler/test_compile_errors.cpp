@@ -174,6 +174,15 @@ TEST_CASE("compile: Qwen-VL image-text checkpoints: text tensors named, vision l
       "vl25_hub_f32", "qwen2");
   CHECK(compile_error(d / "two", d / "p.kplan").find("are both the text model's 'model.norm.weight'") !=
         std::string::npos);
+  // A saved Qwen2VLModel's names (language_model.X), which transformers loads as model.language_model.X.
+  edited_copy(
+      d / "base",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n.rfind("model.", 0) == 0) n = "language_model." + n.substr(6);
+        return true;
+      },
+      "vl25_hub_f32", "qwen2");
+  CHECK(compile_error(d / "base", d / "base.kplan").empty());
   edited_copy(
       d / "llava",
       [](std::string& n, std::vector<int64_t>&) {
@@ -181,7 +190,7 @@ TEST_CASE("compile: Qwen-VL image-text checkpoints: text tensors named, vision l
         return true;
       },
       "vl25_hub_f32", "qwen2");
-  CHECK(compile_error(d / "llava", d / "p.kplan").find("'language_model.model.norm.weight'") != std::string::npos);
+  CHECK(compile_error(d / "llava", d / "p.kplan").find("missing tensor 'model.norm.weight'") != std::string::npos);
   edited_copy(
       d / "m", [](std::string& n, std::vector<int64_t>&) { return n != "model.language_model.norm.weight"; }, "vl_f32",
       "qwen3");

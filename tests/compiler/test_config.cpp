@@ -3319,10 +3319,10 @@ TEST_CASE("config: Qwen2-VL and Qwen2.5-VL image-text checkpoints (flat and nest
   // head_dim of 128.
   CHECK(error_of([](nlohmann::json& j) {
           j["rope_scaling"]["mrope_section"] = {2, 3, 4};
-        }).find("rope_scaling mrope_section sums to 9, not head_dim / 2 = 8") != std::string::npos);
+        }).find("rope_scaling mrope_section [2,3,4] sums to 9, not head_dim / 2 = 8") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
           j["rope_scaling"].erase("mrope_section");
-        }).find("gives no mrope_section, and the default [16,24,24] sums to 64") != std::string::npos);
+        }).find("mrope_section is not given, and the default [16,24,24] sums to 64") != std::string::npos);
   for (const nlohmann::json& bad : {nlohmann::json(nullptr), nlohmann::json(8), nlohmann::json{2.0, 3, 3},
                                     nlohmann::json{-2, 5, 5}, nlohmann::json::array()})
     CHECK(error_of([&](nlohmann::json& j) {
@@ -3382,6 +3382,16 @@ TEST_CASE("config: Qwen2-VL and Qwen2.5-VL image-text checkpoints (flat and nest
   CHECK_FALSE(edited(nested, [](nlohmann::json& j) {
                 j["text_config"].erase("tie_word_embeddings");
               }).tie_word_embeddings);  // (both absent or false: Qwen2VLConfig's default, untied)
+  // (a null text_config tie: no value there, Qwen2VLTextConfig has no such field)
+  CHECK_FALSE(
+      edited(nested, [](nlohmann::json& j) { j["text_config"]["tie_word_embeddings"] = nullptr; }).tie_word_embeddings);
+  // max_window_layers is Optional[int], but a null fails where transformers picks the windowed layers
+  CHECK(edited_error(nested, [](nlohmann::json& j) {
+          j["text_config"]["use_sliding_window"] = true;
+          j["text_config"]["sliding_window"] = 6;
+          j["text_config"]["max_window_layers"] = nullptr;
+          j["text_config"].erase("layer_types");
+        }).find("max_window_layers is null") != std::string::npos);
   // use_sliding_window is Optional[bool] there: null, no window
   CHECK(edited(nested, [](nlohmann::json& j) {
           j["text_config"]["use_sliding_window"] = nullptr;
@@ -3428,7 +3438,13 @@ TEST_CASE("config: Qwen3-VL image-text checkpoints (text_config, interleaved M-R
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   CHECK(error_of([](nlohmann::json& j) {
           j["text_config"]["rope_scaling"]["mrope_section"] = {8, 4};
-        }).find("must be a list of at least three non-negative integers") != std::string::npos);
+        }).find("must be a list of at least three integers") != std::string::npos);
+  // (transformers slices Qwen3-VL's sections: any integers run)
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["text_config"]["rope_scaling"]["mrope_section"] = {-1, 4, 40, 2};
+        }).unmodeled.empty());
+  // (Qwen3VLTextConfig has no tie_word_embeddings: a null in text_config is no value; the file's key ties)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["text_config"]["tie_word_embeddings"] = nullptr; }).tie_word_embeddings);
   CHECK(error_of([](nlohmann::json& j) {
           j["text_config"]["rope_scaling"]["rope_type"] = "mrope";
         }).find("rope type 'mrope'") != std::string::npos);  // (Qwen3VLTextConfig does not rename it)

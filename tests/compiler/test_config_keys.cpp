@@ -418,3 +418,24 @@ TEST_CASE("config keys: a null boolean is refused by name where the class refuse
     }
   }
 }
+
+// Qwen2VLConfig and Qwen2_5_VLConfig without text_config (the hub's files) move the text config class's keys from the
+// top of the file into it: every key of the class read there builds the model text_config gives, nothing left over.
+TEST_CASE("config keys: Qwen2-VL's flat layout (its text keys at the top) reads as its text_config") {
+  TempDir d;
+  for (const char* cls : {"Qwen2VLTextConfig", "Qwen2_5_VLTextConfig"}) {
+    CAPTURE(std::string(cls));
+    const json text = defaults_of(cls);
+    json flat = text;
+    flat.erase("model_type");
+    flat["architectures"] = {image_text_of(cls)};
+    std::vector<std::string> left = parse_llama_config(flat.dump(), d / "flat.json").unmodeled;
+    std::string list;
+    for (const std::string& k : left) list += k + "; ";
+    CHECK_MESSAGE(left.empty(), "not modeled: " << list);
+    CHECK(config_fingerprint("flat", flat, d) == config_fingerprint(cls, text, d));
+    // (and a value there is read: not the default's model)
+    flat["rms_norm_eps"] = 0.25;
+    CHECK(config_fingerprint("flat", flat, d) != config_fingerprint(cls, text, d));
+  }
+}
