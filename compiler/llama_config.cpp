@@ -1613,7 +1613,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     // (Qwen2VLTextConfig types it Optional[bool]: None, no window)
     const bool use_window = !qwen3_vl && r.boolean("use_sliding_window", false, qwen2_vl);
     // (Qwen2MoeConfig writes 0 when use_sliding_window is off: none, as null)
-    if (qwen3_vl_moe) r.has("sliding_window");  // (Qwen3VLMoeTextConfig sets it to None whatever the file says)
+
     const int64_t window = qwen3_vl                        ? 0
                            : !j.contains("sliding_window") ? 4096
                            : !r.has("sliding_window")      ? 0

@@ -9,6 +9,7 @@
 // activations are errors.
 #pragma once
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -259,13 +260,14 @@ struct LlamaConfig {
   bool is_moe_layer(int64_t i) const { return num_local_experts > 0 && (moe_layer.empty() || moe_layer[size_t(i)]); }
   // Where the experts are: false, the hub's layout (Mixtral: block_sparse_moe.experts.<e>.w1/w3/w2;
   // Qwen3-MoE: mlp.experts.<e>.gate_proj/up_proj/down_proj; what transformers 5 also saves);
-  // true, transformers 5's in-memory one (mlp.experts.gate_up_proj, mlp.experts.down_proj). Set
-  // by the frontend from the checkpoint.
+  // true, transformers 5's in-memory one (mlp.experts.gate_up_proj, mlp.experts.down_proj; Qwen3-VL-MoE's only
+  // one, see experts_transposable). Set by the frontend from the checkpoint.
   bool moe_fused = false;
-  // Qwen3-VL-MoE: fused experts that may also be stored [E, hidden, 2·ffn] and [E, ffn, hidden] (the hub's
-  // layout, which transformers transposes where a tensor's shape is not its own); experts_in_major: the frontend
-  // found that layout in the checkpoint.
-  bool experts_transposable = false, experts_in_major = false;
+  // Qwen3-VL-MoE: fused experts only (moe_fused), each tensor in transformers' layout or the hub's, [E, hidden,
+  // 2·ffn] and [E, ffn, hidden], which transformers transposes where a tensor's shape is not its own (a square one
+  // kept as it is); experts_in_major: the tensors (kiln's names) the frontend found in the hub's layout.
+  bool experts_transposable = false;
+  std::set<std::string> experts_in_major;
   bool mixtral_names = false;  // block_sparse_moe / w1 w3 w2 rather than mlp / gate_proj up_proj down_proj
   // GraniteMoe: every expert in one tensor (moe_fused), named as shipped (block_sparse_moe.input_linear,
   // output_linear, router.layer) or, granite_moe_renamed (set by the frontend from the checkpoint),

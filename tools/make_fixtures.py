@@ -1618,17 +1618,21 @@ def main_qwen3_moe():
 
 # Qwen3-VL-MoE (Qwen3VLMoeForConditionalGeneration: Qwen3-VL-30B-A3B, 235B-A22B): Qwen3-MoE's text model (top-k
 # weights always renormalized, experts fused) beside a tiny vision tower; the reference its logits on text alone.
-# vl_moe_f32: layer 0 MoE, layer 1 dense (mlp_only_layers), untied, its experts as the hub ships them ([E, hidden,
-# 2·ffn] gate_up_proj, [E, ffn, hidden] down_proj: transformers transposes a tensor whose shape is not its own).
-# vl_moe_held_tied_f32: tied, every layer MoE, head_dim 24, its experts as transformers saves them (its own layout,
-# [E, 2·ffn, hidden] and [E, hidden, ffn]).
+# vl_moe_f32: layers 0 and 2 MoE, layer 1 dense (mlp_only_layers), untied, its experts as the hub ships them ([E,
+# hidden, 2·ffn] gate_up_proj, [E, ffn, hidden] down_proj: transformers transposes a tensor whose shape is not its
+# own). vl_moe_held_tied_f32: tied, every layer MoE, head_dim 24, its experts as transformers saves them (its own
+# layout, [E, 2·ffn, hidden] and [E, hidden, ffn]). vl_moe_square_f32: ffn = hidden, gate_up_proj in the hub's layout,
+# the square down_proj in transformers' (which it keeps as it is: a square tensor's shape is its own).
 QWEN3_VL_MOE_VARIANTS = [
     ("vl_moe_f32", 3131, dict(bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, num_experts=4,
                               num_experts_per_tok=2, moe_intermediate_size=48, mlp_only_layers=[1],
+                              num_hidden_layers=3,
                               rope_parameters={"rope_type": "default", "rope_theta": 5e6,
                                                "mrope_section": [2, 3, 3], "mrope_interleaved": True})),
     ("vl_moe_held_tied_f32", 3232, dict(bos_token_id=1, eos_token_id=2, tie_word_embeddings=True, num_experts=3,
                                         num_experts_per_tok=2, moe_intermediate_size=40, head_dim=24)),
+    ("vl_moe_square_f32", 3333, dict(bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, num_experts=4,
+                                     num_experts_per_tok=2, moe_intermediate_size=BASE["hidden_size"])),
 ]
 
 
@@ -1646,32 +1650,42 @@ def qwen3_vl_moe_fixtures():
         keys = safetensors_keys(out)
         return [keys["model.language_model.layers.0.mlp.experts." + n][2] for n in ("gate_up_proj", "down_proj")]
 
-    # vl_moe_f32: saved by transformers ([E, 2F, D], [E, D, F]), then its experts transposed as the hub ships them,
-    # which transformers must read as the same model
+    def transpose_experts(out, parts):
+        """The experts' tensors named by parts transposed (the hub's layout where the shape changes); transformers
+        must read the same model."""
+        st = os.path.join(out, "model.safetensors")
+        tensors = load_file(st)
+        for k in list(tensors):
+            if k.endswith(tuple("mlp.experts." + p for p in parts)):
+                tensors[k] = tensors[k].transpose(1, 2).contiguous()
+        save_file(tensors, st, metadata={"format": "pt"})
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        with torch.no_grad():
+            logits = load(out, torch.float32, Qwen3VLMoeForConditionalGeneration)(ref["input_ids"]).logits
+        assert torch.equal(logits, ref["logits"]), "%s: the experts' layout changed the model" % out
+
+    # vl_moe_f32: saved by transformers ([E, 2F, D], [E, D, F]), then its experts transposed as the hub ships them
     out = qwen_vl_variant(QWEN3_MOE_DIR, QWEN3_VL_MOE_VARIANTS[0], config, Qwen3VLMoeForConditionalGeneration,
                           draw_head_norms, lambda c: None, lambda k: k)
     assert experts_of(out) == [[4, 2 * 48, D], [4, D, 48]], experts_of(out)
-    st = os.path.join(out, "model.safetensors")
-    tensors = load_file(st)
-    for k in list(tensors):
-        if k.endswith(("mlp.experts.gate_up_proj", "mlp.experts.down_proj")):
-            tensors[k] = tensors[k].transpose(1, 2).contiguous()
-    save_file(tensors, st, metadata={"format": "pt"})
+    transpose_experts(out, ("gate_up_proj", "down_proj"))
     assert experts_of(out) == [[4, D, 2 * 48], [4, 48, D]], experts_of(out)
-    assert "model.language_model.layers.1.mlp.gate_proj.weight" in safetensors_keys(out)
-    ref = load_file(os.path.join(out, "reference.safetensors"))
-    with torch.no_grad():
-        logits = load(out, torch.float32, Qwen3VLMoeForConditionalGeneration)(ref["input_ids"]).logits
-    assert torch.equal(logits, ref["logits"]), "vl_moe_f32: the hub's expert layout changed the model"
+    keys = safetensors_keys(out)
+    assert "model.language_model.layers.1.mlp.gate_proj.weight" in keys, keys
+    assert keys["model.language_model.layers.2.mlp.experts.down_proj"][2] == [4, 48, D], keys
     assert_router_gap(out, Qwen3VLMoeForConditionalGeneration)
     out = qwen_vl_variant(QWEN3_MOE_DIR, QWEN3_VL_MOE_VARIANTS[1], config, Qwen3VLMoeForConditionalGeneration,
                           draw_head_norms, lambda c: None, lambda k: k)
     assert experts_of(out) == [[3, 80, D], [3, D, 40]], experts_of(out)
     assert_router_gap(out, Qwen3VLMoeForConditionalGeneration)
+    out = qwen_vl_variant(QWEN3_MOE_DIR, QWEN3_VL_MOE_VARIANTS[2], config, Qwen3VLMoeForConditionalGeneration,
+                          draw_head_norms, lambda c: None, lambda k: k)
+    transpose_experts(out, ("gate_up_proj",))
+    assert experts_of(out) == [[4, D, 2 * D], [4, D, D]], experts_of(out)
+    assert_router_gap(out, Qwen3VLMoeForConditionalGeneration)
     with open(os.path.join(QWEN3_MOE_DIR, "VERSIONS.txt"), "a") as f:
         f.write("%s: Qwen3VLMoeForConditionalGeneration (a tiny vision tower), its logits on text alone as the "
                 "reference\n" % ", ".join(x[0] for x in QWEN3_VL_MOE_VARIANTS))
-
 
 
 def main_qwen2_moe():

@@ -173,8 +173,10 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
         e[t.gate_up[0] + "_bias"] = {E, 2 * Fm};
         e[t.down[0] + "_bias"] = {E, D};
       } else if (c.moe_fused) {  // (Qwen3-VL-MoE's hub layout: [E, D, 2F] and [E, F, D])
-        e[t.gate_up[0]] = c.experts_in_major ? std::vector<int64_t>{E, D, 2 * Fm} : std::vector<int64_t>{E, 2 * Fm, D};
-        e[t.down[0]] = c.experts_in_major ? std::vector<int64_t>{E, Fm, D} : std::vector<int64_t>{E, D, Fm};
+        const bool gu_in = c.experts_in_major.count(t.gate_up[0]) > 0,
+                   down_in = c.experts_in_major.count(t.down[0]) > 0;
+        e[t.gate_up[0]] = gu_in ? std::vector<int64_t>{E, D, 2 * Fm} : std::vector<int64_t>{E, 2 * Fm, D};
+        e[t.down[0]] = down_in ? std::vector<int64_t>{E, Fm, D} : std::vector<int64_t>{E, D, Fm};
       } else {
         for (const std::string& n : t.gate_up) e[n] = {Fm, D};
         for (const std::string& n : t.down) e[n] = {D, Fm};
@@ -576,12 +578,13 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // rows, then its up rows, each of D values; every expert's D down rows of F values. Their biases
   // likewise (gate_up_proj_bias [E, 2F] deinterleaved; down_proj_bias as it is). MXFP4 experts are
   // stored out-major already ([E, 2F, D] with interleaved rows, [E, D, F]): deinterleaved only.
-  // Qwen3-VL-MoE's in the hub's layout (experts_in_major: [E, D, 2F], gate columns then up columns, and [E, F, D]):
+  // Qwen3-VL-MoE's in the hub's layout (experts_in_major: [E, D, 2F], gate columns then up columns, or [E, F, D]):
   // transposed only.
   auto fused_experts = [&](const std::string& name, bool gate_up, bool bias) {
     const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
-    // (transformers' float layout: transposed here)
-    const bool in_major = !bias && (c.gpt_oss ? !c.mxfp4_experts : c.experts_in_major), interleaved = c.gpt_oss;
+    // (transformers' float layout for GPT-OSS, the hub's for Qwen3-VL-MoE: transposed here)
+    const bool in_major = !bias && (c.gpt_oss ? !c.mxfp4_experts : c.experts_in_major.count(name) > 0),
+               interleaved = c.gpt_oss;
     return [name, gate_up, bias, in_major, interleaved, E, Fm, D](const WeightFetch& fetch) {
       const std::vector<float> src = fetch(name);
       std::vector<float> out(src.size());
@@ -672,14 +675,15 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
             g.weight(dn + "_bias", DType::F32, {E * D}, WeightSource{{}, {}, fused_experts(dn + "_bias", false, true)});
         L.router_b =
             g.weight(p + "mlp.router.bias", DType::F32, {E}, WeightSource{{p + "mlp.router.bias"}, {}, nullptr});
-      } else if (c.experts_in_major) {  // (Qwen3-VL-MoE's hub layout: transposed, only moved)
-        L.gu_w = g.weight(t.gate_up[0] + ".weight", wt, {E * 2 * Fm, D},
-                          WeightSource{{}, {}, fused_experts(t.gate_up[0], true, false), {}, true});
-        L.down_w = g.weight(t.down[0] + ".weight", wt, {E * D, Fm},
-                            WeightSource{{}, {}, fused_experts(t.down[0], false, false), {}, true});
-      } else {
-        L.gu_w = w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
-        L.down_w = w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
+      } else {  // (Qwen3-VL-MoE's in the hub's layout: transposed, only moved)
+        L.gu_w = c.experts_in_major.count(t.gate_up[0])
+                     ? g.weight(t.gate_up[0] + ".weight", wt, {E * 2 * Fm, D},
+                                WeightSource{{}, {}, fused_experts(t.gate_up[0], true, false), {}, true})
+                     : w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
+        L.down_w = c.experts_in_major.count(t.down[0])
+                       ? g.weight(t.down[0] + ".weight", wt, {E * D, Fm},
+                                  WeightSource{{}, {}, fused_experts(t.down[0], false, false), {}, true})
+                       : w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
       }
       if (c.glm4_moe) {  // (e_score_correction_bias: f32, as the router)
         const std::string b = p + "mlp.gate.e_score_correction_bias";
@@ -1077,14 +1081,25 @@ FrontendBuild build_llama(const CompileOptions& o) {
   refuse_prequantized_embedding(b.checkpoint, c.tie_word_embeddings);
   if (c.granite_moe)  // (the names of the first layer's experts)
     c.granite_moe_renamed = b.checkpoint.find(hf_layer_prefix(0) + "block_sparse_moe.experts.gate_up_proj") != nullptr;
+  // Qwen3-VL-MoE: fused experts (transformers loads no per-expert tensors), each tensor in its layout or, where the
+  // shape is not its own but the transpose of it, the hub's (transformers' check_dims transpose, tensor by tensor)
+  if (c.experts_transposable) {
+    c.moe_fused = true;
+    const int64_t E = c.num_local_experts, F2 = 2 * c.moe_intermediate_size, F = c.moe_intermediate_size,
+                  D = c.hidden_size;
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+      if (c.is_moe_layer(i))
+        for (const auto& [part, own, hub] : {std::tuple<const char*, std::vector<int64_t>, std::vector<int64_t>>{
+                                                 "gate_up_proj", {E, F2, D}, {E, D, F2}},
+                                             {"down_proj", {E, D, F}, {E, F, D}}}) {
+          const std::string n = hf_layer_prefix(i) + "mlp.experts." + part;
+          if (const StTensor* t = b.checkpoint.find(n); t && t->shape != own && t->shape == hub)
+            c.experts_in_major.insert(n);
+        }
+  }
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
-      const StTensor* gu = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj");
-      c.moe_fused = gu != nullptr;
-      // (transformers transposes a tensor whose shape is not its own [E, 2F, D]: the hub's [E, D, 2F])
-      c.experts_in_major =
-          gu && c.experts_transposable &&
-          gu->shape != std::vector<int64_t>{c.num_local_experts, 2 * c.moe_intermediate_size, c.hidden_size};
+      c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;
       break;
     }
   if (c.gpt_oss && !q.mxfp4 && b.checkpoint.find(hf_layer_prefix(0) + "mlp.experts.gate_up_proj_blocks"))

@@ -205,17 +205,30 @@ TEST_CASE("compile: Qwen-VL image-text checkpoints: text tensors named, vision l
   CHECK(compile_error(d / "q3", d / "p.kplan")
             .find("is not where Qwen3VLForConditionalGeneration keeps its text model (model.language_model.)") !=
         std::string::npos);
-  // Qwen3-VL-MoE's experts: the hub's [E, D, 2F] (vl_moe_f32) or transformers' [E, 2F, D] (vl_moe_held_tied_f32),
-  // one layout for a checkpoint; another shape is named.
+  // Qwen3-VL-MoE's experts, tensor by tensor: the hub's [E, D, 2F] / [E, F, D] (vl_moe_f32) or transformers' own
+  // (vl_moe_held_tied_f32; vl_moe_square_f32 mixes them, its square down_proj read as it is, as transformers reads
+  // it: the parity tests check their numbers); any other shape is named with the one expected.
   CHECK(compile_error(kiln::test::fixture("vl_moe_held_tied_f32", "qwen3_moe"), d / "held.kplan").empty());
   edited_copy(
-      d / "mixed",
+      d / "shape",
       [](std::string& n, std::vector<int64_t>& s) {
-        if (n == "model.language_model.layers.0.mlp.experts.down_proj") s = {s[0], s[2], s[1]};
+        if (n == "model.language_model.layers.2.mlp.experts.down_proj") s = {s[0], s[1] + 1, s[2]};
         return true;
       },
       "vl_moe_f32", "qwen3_moe");
-  CHECK(compile_error(d / "mixed", d / "p.kplan").find("model.layers.0.mlp.experts.down_proj") != std::string::npos);
+  CHECK(compile_error(d / "shape", d / "p.kplan").find("model.layers.2.mlp.experts.down_proj") != std::string::npos);
+  // (per-expert tensors, Qwen3-MoE's: transformers loads none of them for Qwen3-VL-MoE)
+  edited_copy(
+      d / "unfused",
+      [](std::string& n, std::vector<int64_t>&) {
+        const std::string e = "model.language_model.layers.0.mlp.experts.";
+        if (n == e + "gate_up_proj") n = e + "0.gate_proj.weight";
+        if (n == e + "down_proj") n = e + "0.down_proj.weight";
+        return true;
+      },
+      "vl_moe_f32", "qwen3_moe");
+  CHECK(compile_error(d / "unfused", d / "p.kplan").find("missing tensor 'model.layers.0.mlp.experts.gate_up_proj'") !=
+        std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
