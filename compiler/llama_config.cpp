@@ -1609,11 +1609,10 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     // then of sliding_window positions (default 4096; null: none) in the layers layer_types names
     // "sliding_attention", or without layer_types in layers max_window_layers (default 28) and
     // up (Qwen2-MoE: refused, below). Qwen3MoeConfig has neither key: its window covers every
-    // layer. Qwen3VLTextConfig has none of these keys: its attention sees every position, whatever a file says.
-    // (Qwen2VLTextConfig types it Optional[bool]: None, no window)
+    // layer. Qwen3-VL's text configs read none of these keys: its attention sees every position (a file's keys
+    // are unknown). (Qwen2VLTextConfig types use_sliding_window Optional[bool]: None, no window)
     const bool use_window = !qwen3_vl && r.boolean("use_sliding_window", false, qwen2_vl);
     // (Qwen2MoeConfig writes 0 when use_sliding_window is off: none, as null)
-
     const int64_t window = qwen3_vl                        ? 0
                            : !j.contains("sliding_window") ? 4096
                            : !r.has("sliding_window")      ? 0

@@ -172,7 +172,8 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
         e[p + "mlp.router.bias"] = {E};
         e[t.gate_up[0] + "_bias"] = {E, 2 * Fm};
         e[t.down[0] + "_bias"] = {E, D};
-      } else if (c.moe_fused) {  // (Qwen3-VL-MoE's hub layout: [E, D, 2F] and [E, F, D])
+      } else if (c.moe_fused) {
+        // [E, 2F, D] and [E, D, F]; Qwen3-VL-MoE's in the hub's layout (experts_in_major): [E, D, 2F], [E, F, D]
         const bool gu_in = c.experts_in_major.count(t.gate_up[0]) > 0,
                    down_in = c.experts_in_major.count(t.down[0]) > 0;
         e[t.gate_up[0]] = gu_in ? std::vector<int64_t>{E, D, 2 * Fm} : std::vector<int64_t>{E, 2 * Fm, D};

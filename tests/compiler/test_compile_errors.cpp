@@ -216,7 +216,20 @@ TEST_CASE("compile: Qwen-VL image-text checkpoints: text tensors named, vision l
         return true;
       },
       "vl_moe_f32", "qwen3_moe");
-  CHECK(compile_error(d / "shape", d / "p.kplan").find("model.layers.2.mlp.experts.down_proj") != std::string::npos);
+  {
+    const std::string err = compile_error(d / "shape", d / "p.kplan");
+    CHECK(err.find("'model.layers.2.mlp.experts.down_proj'") != std::string::npos);
+    CHECK(err.find("expected [4, 64, 48]") != std::string::npos);
+  }
+  // (layer by layer and tensor by tensor: here layer 0's down_proj alone in the hub's layout)
+  edited_copy(
+      d / "mixed",
+      [](std::string& n, std::vector<int64_t>& s) {
+        if (n == "model.language_model.layers.0.mlp.experts.down_proj") s = {s[0], s[2], s[1]};
+        return true;
+      },
+      "vl_moe_held_tied_f32", "qwen3_moe");
+  CHECK(compile_error(d / "mixed", d / "mixed.kplan").empty());
   // (per-expert tensors, Qwen3-MoE's: transformers loads none of them for Qwen3-VL-MoE)
   edited_copy(
       d / "unfused",
