@@ -664,27 +664,28 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const MoeTensors t = moe_tensors(c, p);
       L.router = g.weight(t.router, DType::F32, {E, D}, WeightSource{{t.router}, {}, nullptr});
       L.gu_b = kNoTensor;
-      if (c.gpt_oss) {  // (transposed and deinterleaved: only moved, so --quantize quantizes them)
+      // (a fused tensor transposed or deinterleaved here: only moved, so --quantize quantizes it)
+      auto moved = [&](const std::string& n, bool gate_up) {
+        return g.weight(n + ".weight", wt,
+                        gate_up ? std::vector<int64_t>{E * 2 * Fm, D} : std::vector<int64_t>{E * D, Fm},
+                        WeightSource{{}, {}, fused_experts(n, gate_up, false), {}, true});
+      };
+      if (c.gpt_oss) {
         const std::string gu = t.gate_up[0], dn = t.down[0];
-        L.gu_w = g.weight(gu + ".weight", wt, {E * 2 * Fm, D},
-                          WeightSource{{}, {}, fused_experts(gu, true, false), {}, true});
-        L.down_w =
-            g.weight(dn + ".weight", wt, {E * D, Fm}, WeightSource{{}, {}, fused_experts(dn, false, false), {}, true});
+        L.gu_w = moved(gu, true);
+        L.down_w = moved(dn, false);
         L.experts_gu_b = g.weight(gu + "_bias", DType::F32, {E * 2 * Fm},
                                   WeightSource{{}, {}, fused_experts(gu + "_bias", true, true)});
         L.experts_down_b =
             g.weight(dn + "_bias", DType::F32, {E * D}, WeightSource{{}, {}, fused_experts(dn + "_bias", false, true)});
         L.router_b =
             g.weight(p + "mlp.router.bias", DType::F32, {E}, WeightSource{{p + "mlp.router.bias"}, {}, nullptr});
-      } else {  // (Qwen3-VL-MoE's in the hub's layout: transposed, only moved)
+      } else {  // (Qwen3-VL-MoE's in the hub's layout: transposed)
         L.gu_w = c.experts_in_major.count(t.gate_up[0])
-                     ? g.weight(t.gate_up[0] + ".weight", wt, {E * 2 * Fm, D},
-                                WeightSource{{}, {}, fused_experts(t.gate_up[0], true, false), {}, true})
+                     ? moved(t.gate_up[0], true)
                      : w(p + "mlp.experts.gate_up_proj.weight", {E * 2 * Fm, D}, t.gate_up);
-        L.down_w = c.experts_in_major.count(t.down[0])
-                       ? g.weight(t.down[0] + ".weight", wt, {E * D, Fm},
-                                  WeightSource{{}, {}, fused_experts(t.down[0], false, false), {}, true})
-                       : w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
+        L.down_w = c.experts_in_major.count(t.down[0]) ? moved(t.down[0], false)
+                                                       : w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
       }
       if (c.glm4_moe) {  // (e_score_correction_bias: f32, as the router)
         const std::string b = p + "mlp.gate.e_score_correction_bias";

@@ -1,10 +1,10 @@
 #include "kernels/elementwise.h"
 
-#include "kernels/cpu/rows.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+
+#include "kernels/cpu/rows.h"
 
 namespace kiln {
 
