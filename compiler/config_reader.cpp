@@ -174,6 +174,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"SmolLM3ForCausalLM", "smollm3"},
                                                                {"PhiForCausalLM", "phi"},
                                                                {"Ernie4_5ForCausalLM", "ernie4_5"},
+                                                               {"Ernie4_5_MoeForCausalLM", "ernie4_5_moe"},
                                                                {"Olmo2ForCausalLM", "olmo2"},
                                                                {"MinistralForCausalLM", "ministral"},
                                                                {"GraniteMoeForCausalLM", "granitemoe"},

@@ -10,6 +10,7 @@
 #include "compiler/error.h"
 #include "compiler/frontends/frontend.h"
 #include "compiler/json_util.h"
+#include "kernels/moe.h"
 
 namespace kiln {
 
@@ -98,6 +99,64 @@ double read_clip_qkv(const ConfigReader& r, const nlohmann::json& o, const char*
   return c == 0 && zero_is_none ? -1 : c;
 }
 
+// One attribute under either of two spellings (a config class's attribute_map), `def` when absent; two that
+// disagree refused.
+int64_t aliased_count(const ConfigReader& r, const char* key, const char* alias, int64_t def) {
+  const int64_t n = r.count(key, r.count(alias, def));
+  if (r.has(key) && r.has(alias) && r.count(alias, 0) != n)
+    r.fail(alias, std::string("disagrees with ") + key + ", its other spelling");
+  return n;
+}
+
+// Ernie4_5_MoeConfig (LlamaConfig::ernie_moe): experts (moe_num_experts, or num_experts: its attribute_map; default
+// 64) of moe_intermediate_size (1536) in the layers i from moe_layer_start_index (1) to moe_layer_end_index (-1: the
+// last) where i + 1 is a multiple of moe_layer_interval (1), moe_k (or num_experts_per_tok; 6) of them chosen,
+// moe_num_shared_experts (2) shared ones of moe_intermediate_size each, and moe_norm_min (1e-12). A null where
+// transformers computes with the value is refused (it cannot run the model). The ERNIE hub files' other MoE keys are
+// read as transformers reads them (never): moe_capacity (training's token drop), moe_use_aux_free (the bias is in the
+// checkpoint or not), moe_gate "topk" and moe_gate_act "softmax" (transformers' routing: others refused).
+void read_ernie_moe(const ConfigReader& r, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.ernie_moe = true;
+  for (const char* k :
+       {"moe_num_experts", "num_experts", "moe_k", "num_experts_per_tok", "moe_intermediate_size",
+        "moe_num_shared_experts", "moe_layer_start_index", "moe_layer_end_index", "moe_layer_interval", "moe_norm_min"})
+    r.refuse_null(k, "with which transformers 5 cannot run Ernie4_5_MoeForCausalLM: give its value");
+  if (r.boolean("use_bias", false, true))
+    r.fail("use_bias",
+           "is true, which kiln does not build for ERNIE 4.5 MoE (biases on the dense and shared MLPs beside experts "
+           "without them)");
+  c.num_local_experts = aliased_count(r, "moe_num_experts", "num_experts", 64);
+  if (c.num_local_experts < 2 || c.num_local_experts > 4096)
+    r.fail(r.has("num_experts") && !r.has("moe_num_experts") ? "num_experts" : "moe_num_experts",
+           "must be between 2 and 4096");
+  c.num_experts_per_tok = aliased_count(r, "moe_k", "num_experts_per_tok", 6);
+  const char* k_key = r.has("num_experts_per_tok") && !r.has("moe_k") ? "num_experts_per_tok" : "moe_k";
+  if (c.num_experts_per_tok < 1 || c.num_experts_per_tok > kMaxMoeTopK)
+    r.fail(k_key, "must be between 1 and " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
+  if (c.num_experts_per_tok > c.num_local_experts) r.fail(k_key, "exceeds the number of experts");
+  c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, 1536);
+  c.shared_expert_intermediate_size = c.moe_intermediate_size * r.count("moe_num_shared_experts", 2);
+  c.moe_norm_min = r.num("moe_norm_min", 1e-12);
+  if (!std::isfinite(float(c.moe_norm_min))) r.fail("moe_norm_min", "must be a finite number (as an f32)");
+  auto index = [&](const char* k, int64_t def) {  // (an integer, negative ones too)
+    if (!r.has(k)) return def;
+    const nlohmann::json& v = r.doc()[k];
+    if (!v.is_number_integer() || v.get<int64_t>() < -(int64_t(1) << 31) || v.get<int64_t>() > (int64_t(1) << 31))
+      r.fail(k, "must be an integer");
+    return v.get<int64_t>();
+  };
+  const int64_t first = index("moe_layer_start_index", 1), end = index("moe_layer_end_index", -1);
+  const int64_t last = end == -1 ? c.num_hidden_layers - 1 : end;  // (its __post_init__)
+  const int64_t interval = r.pos_int("moe_layer_interval", false, 1);
+  c.moe_layer.assign(size_t(c.num_hidden_layers), false);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+    c.moe_layer[size_t(i)] = (i + 1) % interval == 0 && i >= first && i <= last;
+  r.only("moe_gate", "topk");
+  r.only("moe_gate_act", "softmax");
+  for (const char* k : {"moe_capacity", "moe_use_aux_free", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
+}
+
 // Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, experts
 // (n_routed_experts, or num_local_experts: its attribute_map; default 128) of moe_intermediate_size (1408) after the
 // first first_k_dense_replace (1) layers, num_experts_per_tok (8) of them routed as DeepSeek-V3's noaux_tc (n_group
@@ -114,13 +173,7 @@ void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
     r.refuse_null(k, "which Glm4MoeConfig refuses (transformers 5 cannot build the model): give its value");
   c.qkv_bias = r.boolean("attention_bias", false);
   c.qk_norm = r.boolean("use_qk_norm", false);
-  auto aliased = [&](const char* key, const char* alias, int64_t def) {  // (two spellings of one attribute)
-    const int64_t n = r.count(key, r.count(alias, def));
-    if (r.has(key) && r.has(alias) && r.count(alias, 0) != n)
-      r.fail(alias, std::string("disagrees with ") + key + ", its other spelling");
-    return n;
-  };
-  c.num_local_experts = aliased("n_routed_experts", "num_local_experts", 128);
+  c.num_local_experts = aliased_count(r, "n_routed_experts", "num_local_experts", 128);
   if (c.num_local_experts < 2 || c.num_local_experts > 4096)
     r.fail("n_routed_experts", "must be between 2 and 4096 (noaux_tc routing scores groups by their two best)");
   c.num_experts_per_tok = r.experts_per_token(false, 8);
@@ -144,7 +197,7 @@ void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
   const int64_t dense = r.count("first_k_dense_replace", 1);
   c.moe_layer.assign(size_t(c.num_hidden_layers), false);
   for (int64_t i = dense; i < c.num_hidden_layers; ++i) c.moe_layer[size_t(i)] = true;
-  c.mtp_layers = aliased("num_nextn_predict_layers", "num_mtp_layers", 1);
+  c.mtp_layers = aliased_count(r, "num_nextn_predict_layers", "num_mtp_layers", 1);
   for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
 }
 
@@ -1299,7 +1352,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
   const bool phi = arch == "PhiForCausalLM" || arch == "phi";
-  const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5";
+  const bool ernie_moe = arch == "Ernie4_5_MoeForCausalLM" || arch == "ernie4_5_moe";
+  const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5" || ernie_moe;
   const bool olmo3 = arch == "Olmo3ForCausalLM" || arch == "olmo3";
   const bool glm1 = arch == "GlmForCausalLM" || arch == "glm";
   const bool glm4 = arch == "Glm4ForCausalLM" || arch == "glm4" || glm1;
@@ -1343,6 +1397,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : mixtral            ? "MixtralForCausalLM"
                    : phi3               ? "Phi3ForCausalLM"
                    : phi                ? "PhiForCausalLM"
+                   : ernie_moe          ? "Ernie4_5_MoeForCausalLM"
                    : ernie              ? "Ernie4_5ForCausalLM"
                    : olmo3              ? "Olmo3ForCausalLM"
                    : glm1               ? "GlmForCausalLM"
@@ -1463,11 +1518,11 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
   if (mistral || ministral || ministral3 || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss ||
-      helium || starcoder2 || stablelm || glm4_moe)
+      helium || starcoder2 || stablelm || glm4_moe || ernie_moe)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere || olmoe || olmo1 || ministral3 ||
-      glm4_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe ||
+      ernie_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
     r.fail("head_dim",
@@ -1478,7 +1533,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                              : mistral || ministral || mixtral || ministral3 ? 8
                              : starcoder2                                    ? 2
                              : stablelm                                      ? 32
-                             : qwen3_moe || smollm3                          ? 4
+                             : qwen3_moe || smollm3 || ernie_moe             ? 4
                              : ernie || glm4                                 ? 2
                              : qwen2_moe                                     ? 16
                              : exaone4                                       ? 32
@@ -1511,7 +1566,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
-  } else if (((qwen3 && !qwen3_moe) || gemma || ernie || glm4 || seed_oss || ministral3) && !j.contains("head_dim")) {
+  } else if (((qwen3 && !qwen3_moe) || gemma || (ernie && !ernie_moe) || glm4 || seed_oss || ministral3) &&
+             !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
@@ -1830,6 +1886,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     // Ernie4_5Config: LLaMA with use_bias (q, k, v, o and the MLP) and a pairwise RoPE.
     c.attention_bias = c.mlp_bias = r.boolean("use_bias", false, true);  // (Ernie4_5Config: Optional[bool])
     c.pairwise_rope = true;
+    if (ernie_moe) read_ernie_moe(r, &c);
   } else if (granite) {
     // GraniteConfig: LLaMA's biases and four multipliers (its defaults 1; attention_multiplier
     // replaces head_dim^-½ whatever it is).

@@ -168,6 +168,18 @@ struct LlamaConfig {
   bool glm4_moe = false;
   double routed_scaling_factor = 1;
   int64_t n_group = 1, topk_group = 1, mtp_layers = 0;
+  // ERNIE 4.5 MoE (Ernie4_5_MoeForCausalLM: ERNIE-4.5-21B-A3B, ERNIE-4.5-300B-A47B; `ernie` set too): ERNIE 4.5's
+  // layer with experts in the layers moe_layer marks, routed by their softmax scores with e_score_correction_bias
+  // added for the choice only (noaux_tc's, one group), the chosen scores renormalized over max(sum, moe_norm_min),
+  // beside ungated shared experts (mlp.shared_experts, of shared_expert_intermediate_size). The checkpoint's
+  // multi-token-prediction tensors (any name holding "mtp", which transformers leaves unread) are not compiled.
+  bool ernie_moe = false;
+  double moe_norm_min = 1e-12;
+  // ERNIE 4.5 MoE's e_score_correction_bias ([1, experts]) under transformers 5's in-memory name
+  // (mlp.gate.moe_statics.*) rather than the hub's (mlp.moe_statics.*). Set by the frontend from the checkpoint.
+  bool ernie_bias_in_gate = false;
+  // Routing by noaux_tc with e_score_correction_bias, and shared experts without a gate under mlp.shared_experts.
+  bool noaux_experts() const { return glm4_moe || ernie_moe; }
   // Norm weights that multiply by (1 + w), folded in f32 at compile time (Gemma's RMSNorms, Nemotron's
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }

@@ -14,6 +14,7 @@ namespace kiln {
 struct OpDef;
 extern const OpDef kMoeRouteOp;
 extern const OpDef kMoeRouteOpV1;    // version 1: no logit_bias attribute
+extern const OpDef kMoeRouteOpV3;    // version 3: norm_min (ERNIE 4.5's renormalization floor)
 extern const OpDef kMoeExpertsOp;    // version 1: float expert weights
 extern const OpDef kMoeExpertsOpV2;  // version 2: i8, i4 or f8e4m3 expert weights with their scales
 extern const OpDef kMoeExpertsOpV3;  // version 3: asymmetric i4 expert weights with their scales and zero points
@@ -29,8 +30,9 @@ enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
 //   → ids: (rows, top_k) i32; weights: (rows, top_k) f32
 // int attrs {method (MoeTopk), scoring (MoeScoring), n_group, topk_group, norm_topk_prob, logit_bias
 // (version 2; version 1 has five)};
-// float attrs {routed_scaling_factor}. Plan operands: inputs {h, gate, bias?, n_valid?};
-// outputs {ids, weights}. CPU scratch: 2·experts floats per worker.
+// float attrs {routed_scaling_factor, norm_min (version 3)}: with norm_min, the renormalized weights are divided by
+// max(sum, norm_min) (ERNIE 4.5's moe_norm_min) rather than by sum + 1e-20 (DeepSeek's). Plan operands: inputs {h,
+// gate, bias?, n_valid?}; outputs {ids, weights}. CPU scratch: 2·experts floats per worker.
 struct MoeRouteArgs {
   const float* h;
   const void* gate;
@@ -48,6 +50,8 @@ struct MoeRouteArgs {
   const int32_t* n_valid;
   int64_t batch;
   bool logit_bias = false;  // bias added to the logits (GPT-OSS) rather than to the choice (noaux_tc)
+  bool sum_floor = false;   // renormalize by max(sum, norm_min) (version 3) rather than by sum + 1e-20
+  float norm_min = 0.0f;
 };
 
 // Routed experts, reading only the selected experts' weights (a gather-GEMV per token).

@@ -61,12 +61,14 @@ KILN_HOST_DEVICE inline void moe_top_k(const MoeRouteArgs& a, const float* score
   }
 }
 
-// The chosen weights renormalised (norm_topk_prob) and scaled.
+// The chosen weights renormalised (norm_topk_prob: over their sum plus 1e-20, or with sum_floor over max(sum,
+// norm_min), as torch.clamp keeps a NaN sum) and scaled.
 KILN_HOST_DEVICE inline void moe_finish_weights(const MoeRouteArgs& a, float* w) {
   if (a.norm_topk_prob) {
     double sum = 0.0;
     for (int64_t k = 0; k < a.top_k; ++k) sum += w[k];
-    for (int64_t k = 0; k < a.top_k; ++k) w[k] = float(w[k] / (sum + 1e-20));
+    const double denom = !a.sum_floor ? sum + 1e-20 : sum < double(a.norm_min) ? double(a.norm_min) : sum;
+    for (int64_t k = 0; k < a.top_k; ++k) w[k] = float(w[k] / denom);
   }
   for (int64_t k = 0; k < a.top_k; ++k) w[k] *= a.routed_scaling_factor;
 }

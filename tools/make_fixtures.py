@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -47,6 +47,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
   --only ernie4_5  only tests/fixtures/ernie4_5/ (tiny Ernie4_5ForCausalLM checkpoints: pairwise RoPE, use_bias)
+  --only ernie4_5_moe  only tests/fixtures/ernie4_5_moe/ (tiny Ernie4_5_MoeForCausalLM checkpoints: softmax routing with
+                   a correction bias, moe_norm_min, shared experts, the hub's layout and transformers 5's)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
   --only gemma     only tests/fixtures/gemma/ (tiny GemmaForCausalLM checkpoints: Gemma 1, a hub-style config)
@@ -240,7 +242,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1031,6 +1033,35 @@ ERNIE_VARIANTS = [
                                    rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
                                                     "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                                     "original_max_position_embeddings": 64})),
+]
+
+ERNIE_MOE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5_moe")
+# ERNIE 4.5 MoE (Ernie4_5_MoeForCausalLM: ERNIE-4.5-21B-A3B, ERNIE-4.5-300B-A47B): ERNIE 4.5's layer (pairwise RoPE)
+# with experts in the layers moe_layer_start_index..moe_layer_end_index whose index + 1 is a multiple of
+# moe_layer_interval, chosen by softmax scores plus e_score_correction_bias (drawn: ERNIE_MOE_BIAS_STD), weighed by
+# the chosen scores over max(sum, moe_norm_min), beside ungated shared experts. Norm weights drawn (ds_randomize).
+# hub_tied_f32: ERNIE-4.5-21B-A3B-PT's layout (config.json as the hub ships it: rope_theta, moe_capacity, moe_gate,
+# moe_use_aux_free, torch_dtype; per-expert tensors and mlp.moe_statics as saved; multi-token-prediction tensors
+# transformers leaves unread), tied, the first layer dense, 8 experts top 3, 2 shared.
+# norm_min_held_f32: moe_norm_min 0.9, above most chosen sums (so the floor changes the weights), tensors as
+# transformers 5 holds them (fused experts, mlp.gate.moe_statics), experts in layers 0-2 of 4 (moe_layer_end_index
+# 2), no shared experts, untied, MQA, head_dim 24.
+# interval_alias_f32: moe_layer_interval 2 (experts in layers 1 and 3 of 4), one shared expert, llama3 RoPE, the
+# expert counts under their attribute_map spellings (num_experts, num_experts_per_tok).
+ERNIE_MOE_BASE = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "moe_num_experts": 8,
+                  "moe_intermediate_size": 32}
+ERNIE_MOE_BIAS_STD = 0.05
+ERNIE_MOE_VARIANTS = [
+    ("hub_tied_f32", 3636, dict(ERNIE_MOE_BASE, num_hidden_layers=3, tie_word_embeddings=True, moe_k=3,
+                                moe_num_shared_experts=2, moe_layer_start_index=1,
+                                rope_parameters={"rope_type": "default", "rope_theta": 500000.0})),
+    ("norm_min_held_f32", 3737, dict(ERNIE_MOE_BASE, num_hidden_layers=4, tie_word_embeddings=False, moe_k=2,
+                                     moe_num_shared_experts=0, moe_layer_start_index=0, moe_layer_end_index=2,
+                                     moe_norm_min=0.9, num_key_value_heads=1, head_dim=24,
+                                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+    ("interval_alias_f32", 3838, dict(ERNIE_MOE_BASE, num_hidden_layers=4, tie_word_embeddings=False, moe_k=2,
+                                      moe_num_shared_experts=1, moe_layer_start_index=0, moe_layer_interval=2,
+                                      rope_parameters=LLAMA3_ROPE)),
 ]
 
 GLM4_DIR = os.path.join(REPO, "tests", "fixtures", "glm4")
@@ -3187,6 +3218,126 @@ def main_ernie():
         assert ernie_modeling.rotate_half is pairwise
     # tied_f32's config as the hub ships ERNIE-4.5-0.3B-PT (transformers 4 layout): the same model.
     rewrite_as_hub(os.path.join(ERNIE_DIR, "tied_f32"), Ernie4_5ForCausalLM, "4.54.0.dev0", lambda cfg: None)
+
+
+def ernie_moe_randomize(model):
+    """Norm weights drawn (ds_randomize), e_score_correction_bias at ERNIE_MOE_BIAS_STD: near the softmax scores'
+    spread, so that both the scores and the bias pick experts."""
+    ds_randomize(model, torch.Generator().manual_seed(36))
+    with torch.no_grad():
+        for _, mod in model.named_modules():
+            if hasattr(mod, "e_score_correction_bias"):
+                mod.e_score_correction_bias.mul_(ERNIE_MOE_BIAS_STD / DS_BIAS_STD)
+
+
+def ernie_moe_check_routing(out, model_cls):
+    """transformers' expert choice and weights re-derived from its router logits (softmax scores, the bias for the
+    choice, the chosen scores over max(sum, moe_norm_min)) with no near tie at the top-k cut; the bias must change
+    some tokens' experts."""
+    model = load(out, torch.float32, model_cls)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    cfg = model.config
+    gates = [(i, layer.mlp.gate) for i, layer in enumerate(model.model.layers) if hasattr(layer.mlp, "gate")]
+    assert gates, out
+    for label, ids in (("inputs", ref["input_ids"]), ("greedy", ref["greedy_ids"][None])):
+        got, hooks = {}, []
+        for i, gate in gates:
+            hooks.append(gate.register_forward_hook(
+                lambda mod, inp, o, i=i: got.__setitem__(i, tuple(t.detach().clone() for t in o))))
+        with torch.no_grad():
+            model(ids)
+        for h in hooks:
+            h.remove()
+        for i, gate in gates:
+            logits, w_hf, idx_hf = got[i]
+            bias = gate.moe_statics.e_score_correction_bias.squeeze()
+            scores = logits.float().softmax(dim=-1)
+            choice = scores + bias
+            srt = choice.sort(dim=-1, descending=True).values
+            gap = (srt[:, cfg.moe_k - 1] - srt[:, cfg.moe_k]).min().item()
+            assert gap > DS_MIN_ROUTE_MARGIN, (out, label, i, gap)
+            idx = choice.topk(cfg.moe_k, dim=-1).indices
+            assert torch.equal(idx.sort(-1).values, idx_hf.sort(-1).values), (out, label, i)
+            w = scores.gather(1, idx)
+            w = w / w.sum(-1, keepdim=True).clamp(min=cfg.moe_norm_min)
+            assert torch.allclose(w, w_hf, rtol=1e-6, atol=1e-7), (out, label, i)
+            plain = scores.topk(cfg.moe_k, dim=-1).indices.sort(-1).values
+            flips = sum(a != b for a, b in zip(plain.tolist(), idx.sort(-1).values.tolist()))
+            floored = (w_hf.sum(-1) < 1 - 1e-6).sum().item()
+            print("  %s %s layer %d: min routing gap %.3e; the bias changes the experts of %d/%d tokens; %d below "
+                  "one after moe_norm_min" % (os.path.basename(out), label, i, gap, flips, len(idx), floored))
+            if label == "inputs":
+                assert flips >= DS_MIN_BIAS_FLIPS, (out, i, flips)
+
+
+def main_ernie_moe():
+    from transformers import Ernie4_5_MoeConfig, Ernie4_5_MoeForCausalLM
+    import transformers.models.ernie4_5_moe.modeling_ernie4_5_moe as modeling
+
+    def check(keys):
+        assert "model.layers.1.mlp.gate.weight" in keys, keys.keys()
+        assert "model.layers.1.mlp.moe_statics.e_score_correction_bias" in keys, keys.keys()
+        assert "model.layers.1.mlp.experts.0.gate_proj.weight" in keys, keys.keys()
+    main_llama_like("ernie4_5_moe", ERNIE_MOE_DIR, ERNIE_MOE_VARIANTS, Ernie4_5_MoeConfig, Ernie4_5_MoeForCausalLM,
+                    check, ernie_moe_randomize)
+    cls = Ernie4_5_MoeForCausalLM
+    for name, _, overrides in ERNIE_MOE_VARIANTS:
+        out = os.path.join(ERNIE_MOE_DIR, name)
+        ernie_moe_check_routing(out, cls)
+        assert_rope_swap_moves(out, cls, modeling, rotate_half_rope)
+        if overrides.get("moe_norm_min", 1e-12) != 1e-12:
+            assert_moves(out, cls, "moe_norm_min 1e-12", 1e-2, moe_norm_min=1e-12)
+    assert_moves(os.path.join(ERNIE_MOE_DIR, "interval_alias_f32"), cls, "moe_layer_interval 1", 1e-2,
+                 moe_layer_interval=1)
+
+    def hub(cfg):  # baidu/ERNIE-4.5-21B-A3B-PT's keys (transformers 4.54): rope_theta, the MoE keys ERNIE's code reads
+        cfg.pop("moe_layer_end_index")  # (the last layer: its default)
+        cfg.pop("moe_norm_min")
+        cfg.update(moe_capacity=[8, 8, 8], moe_gate="topk", moe_use_aux_free=True)
+    out = os.path.join(ERNIE_MOE_DIR, "hub_tied_f32")
+    _, _, cfg = rewrite_as_hub(out, cls, "4.54.0.dev0", hub)
+    # The hub's checkpoints hold a multi-token-prediction block (mtp_*), which transformers leaves unread.
+    path = os.path.join(out, "model.safetensors")
+    tensors = load_file(path)
+    d, g = cfg["hidden_size"], torch.Generator().manual_seed(37)
+    for k, shape in (("model.mtp_block.0.self_attn.q_proj.weight", [d, d]), ("model.mtp_emb_norm.0.weight", [d]),
+                     ("model.mtp_hidden_norm.0.weight", [d]), ("model.mtp_linear_proj.0.weight", [d, 2 * d])):
+        tensors[k] = 0.1 * torch.randn(shape, generator=g)
+    save_file(tensors, path, metadata={"format": "pt"})
+    assert_reference_logits(out, cls, "the multi-token-prediction tensors")
+    print("  hub_tied_f32: model.safetensors given multi-token-prediction tensors")
+    # norm_min_held_f32: the tensors as transformers 5 holds them (fused experts, the bias under mlp.gate).
+    out = os.path.join(ERNIE_MOE_DIR, "norm_min_held_f32")
+    model = load(out, torch.float32, cls)
+    held = {k: v.contiguous() for k, v in model.state_dict().items()
+            if k != "lm_head.weight" or not model.config.tie_word_embeddings}
+    assert "model.layers.0.mlp.experts.gate_up_proj" in held and \
+        "model.layers.0.mlp.gate.moe_statics.e_score_correction_bias" in held, held.keys()
+    save_file(held, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    # (transformers' grouped experts sum in another order over the fused tensors it loads than over those it fuses
+    # from the hub's: the reference is taken again from these files, a float-noise step from the first one)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    model = load(out, torch.float32, cls)
+    with torch.no_grad():
+        logits = model(ref["input_ids"]).logits.float().contiguous()
+    diff = ((logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+    assert diff < 1e-6, diff
+    assert torch.equal(greedy_manual(model, ref["prompt_ids"])[0], ref["greedy_ids"])
+    save_file(dict(ref, logits=logits), os.path.join(out, "reference.safetensors"))
+    print("  norm_min_held_f32: transformers 5's tensor names; its logits from them %.2e (rel L2) from the hub "
+          "layout's, greedy identical" % diff)
+    # interval_alias_f32: the expert counts under their attribute_map spellings.
+    out = os.path.join(ERNIE_MOE_DIR, "interval_alias_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["num_experts"] = cfg.pop("moe_num_experts")
+    cfg["num_experts_per_tok"] = cfg.pop("moe_k")
+    with open(path, "w") as f:
+        json.dump(dict(sorted(cfg.items())), f, indent=2)
+        f.write("\n")
+    assert_reference_logits(out, cls, "the attribute_map spellings")
+    print("  interval_alias_f32: config.json with num_experts and num_experts_per_tok")
 
 
 def main_phi():
@@ -5385,6 +5536,8 @@ def main():
         main_olmo2()
     if ARGS.only in ("all", "ernie4_5"):
         main_ernie()
+    if ARGS.only in ("all", "ernie4_5_moe"):
+        main_ernie_moe()
     if ARGS.only in ("all", "phi"):
         main_phi()
     if ARGS.only in ("all", "smollm3"):

@@ -31,6 +31,13 @@ struct MoeTensors {
   std::vector<std::string> gate_up, down;
 };
 
+// noaux_tc's e_score_correction_bias of an MoE layer (GLM-4.5's [experts]; ERNIE 4.5 MoE's [1, experts], the hub's
+// name or transformers 5's).
+std::string correction_bias_name(const LlamaConfig& c, const std::string& p) {
+  if (!c.ernie_moe) return p + "mlp.gate.e_score_correction_bias";
+  return p + (c.ernie_bias_in_gate ? "mlp.gate.moe_statics." : "mlp.moe_statics.") + "e_score_correction_bias";
+}
+
 MoeTensors moe_tensors(const LlamaConfig& c, const std::string& p) {
   MoeTensors t;
   if (c.gpt_oss) {  // (with their biases: mlp.router.bias, experts.gate_up_proj_bias, experts.down_proj_bias)
@@ -164,7 +171,8 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
       const MoeTensors t = moe_tensors(c, p);
       e[t.router] = {E, D};
-      if (c.glm4_moe) e[p + "mlp.gate.e_score_correction_bias"] = {E};
+      if (c.noaux_experts())
+        e[correction_bias_name(c, p)] = c.ernie_moe ? std::vector<int64_t>{1, E} : std::vector<int64_t>{E};
       if (c.gpt_oss) {  // [E, D, 2F] (gate and up columns interleaved) and [E, F, D] (MXFP4: [E, 2F, D] and [E, D,
                         // F]), with biases
         e[t.gate_up[0]] = c.mxfp4_experts ? std::vector<int64_t>{E, 2 * Fm, D} : std::vector<int64_t>{E, D, 2 * Fm};
@@ -185,7 +193,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp()) {
         e[p + "shared_mlp.input_linear.weight"] = {2 * Fs, D};
         e[p + "shared_mlp.output_linear.weight"] = {D, Fs};
-      } else if (Fs > 0 && c.glm4_moe) {  // (no gate)
+      } else if (Fs > 0 && c.noaux_experts()) {  // (no gate)
         e[p + "mlp.shared_experts.gate_proj.weight"] = e[p + "mlp.shared_experts.up_proj.weight"] = {Fs, D};
         e[p + "mlp.shared_experts.down_proj.weight"] = {D, Fs};
       } else if (Fs > 0) {  // (Qwen2-MoE)
@@ -467,6 +475,9 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
       if (i >= c.num_hidden_layers && i < c.num_hidden_layers + c.mtp_layers) return true;
     }
   }
+  // ERNIE 4.5 MoE's multi-token-prediction tensors (mtp_block, mtp_emb_norm, ...), which transformers leaves unread
+  // (_keys_to_ignore_on_load_unexpected: "mtp" anywhere in the name)
+  if (c.ernie_moe && name.find("mtp") != std::string::npos) return true;
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
@@ -687,15 +698,15 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         L.down_w = c.experts_in_major.count(t.down[0]) ? moved(t.down[0], false)
                                                        : w(p + "mlp.experts.down_proj.weight", {E * D, Fm}, t.down);
       }
-      if (c.glm4_moe) {  // (e_score_correction_bias: f32, as the router)
-        const std::string b = p + "mlp.gate.e_score_correction_bias";
+      if (c.noaux_experts()) {  // (e_score_correction_bias: f32, as the router)
+        const std::string b = correction_bias_name(c, p);
         L.router_b = g.weight(b, DType::F32, {E}, WeightSource{{b}, {}, nullptr});
       }
       if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp()) {
         const std::string sh = p + "shared_mlp.";  // (GraniteMoeShared: [gate | up] as the gate|up weight)
         L.shared_gu_w = w(sh + "input_linear.weight", {2 * Fs, D}, {sh + "input_linear.weight"});
         L.shared_down_w = w(sh + "output_linear.weight", {D, Fs}, {sh + "output_linear.weight"});
-      } else if (Fs > 0 && c.glm4_moe) {  // (GLM-4.5's shared experts: no gate)
+      } else if (Fs > 0 && c.noaux_experts()) {  // (GLM-4.5's and ERNIE 4.5 MoE's shared experts: no gate)
         const std::string sh = p + "mlp.shared_experts.";
         L.shared_gu_w = w(sh + "gate_up_proj.weight", {2 * Fs, D}, {sh + "gate_proj.weight", sh + "up_proj.weight"});
         L.shared_down_w = w(sh + "down_proj.weight", {D, Fs}, {sh + "down_proj.weight"});
@@ -906,11 +917,19 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         if (c.glm4_moe)
           route = {int64_t(MoeTopk::kNoauxTc), int64_t(MoeScoring::kSigmoid), c.n_group, c.topk_group,
                    c.norm_topk_prob ? 1 : 0};
+        // ERNIE 4.5 MoE: noaux_tc on softmax scores (one group), the chosen scores over max(sum, moe_norm_min)
+        // (version 3's norm_min).
+        if (c.ernie_moe) route = {int64_t(MoeTopk::kNoauxTc), int64_t(MoeScoring::kSoftmax), 1, 1, 1, 0};
         if (c.gpt_oss) route.push_back(1);  // (logit_bias: version 2)
-        add_node(P, c.gpt_oss ? kMoeRouteOp : kMoeRouteOpV1, {h2, L.router, L.router_b, n_valid}, {ids, ew}, route,
-                 {c.granite    ? c.residual_multiplier  // (GraniteMoe's branch scale, on the weights)
-                  : c.glm4_moe ? c.routed_scaling_factor
-                               : 1.0});
+        std::vector<double> route_f = {c.granite    ? c.residual_multiplier  // (GraniteMoe's branch scale)
+                                       : c.glm4_moe ? c.routed_scaling_factor
+                                                    : 1.0};
+        if (c.ernie_moe) route_f.push_back(c.moe_norm_min);
+        add_node(P,
+                 c.ernie_moe ? kMoeRouteOpV3
+                 : c.gpt_oss ? kMoeRouteOp
+                             : kMoeRouteOpV1,
+                 {h2, L.router, L.router_b, n_valid}, {ids, ew}, route, route_f);
         if (c.gpt_oss)  // x += the experts, with their biases and the clamped SwiGLU (version 4)
           add_node(P, kMoeExpertsOpV4,
                    {h2, ids, ew, L.gu_w, L.down_w, n_valid, kNoTensor, kNoTensor, kNoTensor, kNoTensor, L.experts_gu_b,
@@ -1102,6 +1121,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;
+      c.ernie_bias_in_gate =  // (ERNIE 4.5 MoE's correction bias under transformers 5's name)
+          c.ernie_moe && b.checkpoint.find(hf_layer_prefix(i) + "mlp.gate.moe_statics.e_score_correction_bias");
       break;
     }
   if (c.gpt_oss && !q.mxfp4 && b.checkpoint.find(hf_layer_prefix(0) + "mlp.experts.gate_up_proj_blocks"))
@@ -1242,6 +1263,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "phi",
                                       "Ernie4_5ForCausalLM",
                                       "ernie4_5",
+                                      "Ernie4_5_MoeForCausalLM",
+                                      "ernie4_5_moe",
                                       "Olmo2ForCausalLM",
                                       "olmo2",
                                       "MinistralForCausalLM",

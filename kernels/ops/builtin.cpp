@@ -57,6 +57,7 @@ const OpRegistry& builtin_ops() {
       &kMlaAttentionOp,
       &kMoeRouteOp,
       &kMoeRouteOpV1,
+      &kMoeRouteOpV3,
       &kMoeExpertsOp,
       &kMoeExpertsOpV2,
       &kMoeExpertsOpV3,

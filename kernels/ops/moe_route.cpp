@@ -1,4 +1,6 @@
 // moe_route (kernels/moe.h): each token's top-k experts and their weights (DeepSeek's gating).
+#include <cmath>
+
 #include "kernels/moe.h"
 #include "kernels/ops/op_cuda.h"
 
@@ -31,6 +33,8 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
     if (c.iattr(5) == 1 && (method == 2 || !c.has_in(2)))
       return invalid_argument("a logit bias needs the bias input and a routing other than noaux_tc");
   }
+  if (c.launch().float_attrs.size() > 1 && !std::isfinite(c.fattr32(1)))  // version 3: norm_min
+    return invalid_argument("norm_min must be finite (as an f32)");
   *scratch = moe_route_scratch_floats(e, dim, c.in(1)->dtype);
   return Status::ok();
 }
@@ -55,7 +59,9 @@ MoeRouteArgs args(const OpLaunch& l) {
           l.fattr32(0),
           l.in_i32(3),
           l.batch_of(3),
-          l.launch().int_attrs.size() > 5 && l.iattr(5) == 1};
+          l.launch().int_attrs.size() > 5 && l.iattr(5) == 1,
+          l.launch().float_attrs.size() > 1,
+          l.launch().float_attrs.size() > 1 ? l.fattr32(1) : 0.0f};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -77,7 +83,7 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-// Version 2 added the logit_bias attribute; version 1 plans still load.
+// Version 2 added the logit_bias attribute, version 3 the norm_min float attribute; older plans still load.
 const OpDef kMoeRouteOp{"moe_route",
                         2,
                         4,
@@ -91,6 +97,13 @@ const OpDef kMoeRouteOp{"moe_route",
                         bind_cpu_kernel<args, moe_route_cpu>,
                         KILN_CUDA_BIND(bind_cuda),
                         KILN_CUDA_BIND(cuda_scratch_bytes)};
+
+const OpDef kMoeRouteOpV3 = [] {
+  OpDef d = kMoeRouteOp;
+  d.version = 3;
+  d.n_float_attrs = 2;
+  return d;
+}();
 
 const OpDef kMoeRouteOpV1 = [] {
   OpDef d = kMoeRouteOp;

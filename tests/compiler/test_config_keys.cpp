@@ -62,15 +62,15 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
   if (cls == "LlamaConfig" || cls == "MistralConfig" || cls == "Qwen2Config" || cls == "Qwen3Config" ||
       cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig" || cls == "Gemma3TextConfig" ||
       cls == "GraniteConfig" || cls == "Gemma2Config" || cls == "GemmaConfig" || cls == "SmolLM3Config" ||
-      cls == "PhiConfig" || cls == "Ernie4_5Config" || cls == "Olmo2Config" || cls == "MinistralConfig" ||
-      cls == "GraniteMoeConfig" || cls == "Qwen2MoeConfig" || cls == "Olmo3Config" || cls == "Glm4Config" ||
-      cls == "GlmConfig" || cls == "OlmoConfig" || cls == "Ministral3Config" || cls == "Exaone4Config" ||
-      cls == "SeedOssConfig" || cls == "GptOssConfig" || cls == "HeliumConfig" || cls == "GraniteMoeSharedConfig" ||
-      cls == "ArceeConfig" || cls == "CohereConfig" || cls == "Cohere2Config" || cls == "Starcoder2Config" ||
-      cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" || cls == "GPTNeoXConfig" ||
-      cls == "Glm4MoeConfig" || cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" ||
-      cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" ||
-      cls == "MptConfig")
+      cls == "PhiConfig" || cls == "Ernie4_5Config" || cls == "Ernie4_5_MoeConfig" || cls == "Olmo2Config" ||
+      cls == "MinistralConfig" || cls == "GraniteMoeConfig" || cls == "Qwen2MoeConfig" || cls == "Olmo3Config" ||
+      cls == "Glm4Config" || cls == "GlmConfig" || cls == "OlmoConfig" || cls == "Ministral3Config" ||
+      cls == "Exaone4Config" || cls == "SeedOssConfig" || cls == "GptOssConfig" || cls == "HeliumConfig" ||
+      cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" || cls == "CohereConfig" || cls == "Cohere2Config" ||
+      cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" ||
+      cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "FalconConfig" || cls == "GPTJConfig" ||
+      cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" ||
+      cls == "BloomConfig" || cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -124,6 +124,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "SmolLM3Config",
                                 "PhiConfig",
                                 "Ernie4_5Config",
+                                "Ernie4_5_MoeConfig",
                                 "Olmo2Config",
                                 "MinistralConfig",
                                 "GraniteMoeConfig",
@@ -307,13 +308,13 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
     << c.max_position_embeddings << ' ' << c.rms_norm_eps << ' ' << c.tie_word_embeddings << ' ' << c.attention_bias
     << ' ' << c.mlp_bias << ' ' << c.qkv_bias << ' ' << c.sliding_window << ' ' << c.qk_norm << ' '
     << c.num_local_experts << ' ' << c.num_experts_per_tok << ' ' << c.moe_intermediate_size << ' ' << c.norm_topk_prob
-    << ' ' << c.moe_fused << ' ' << c.mixtral_names << ' ' << c.fused_projections << ' ' << c.rotary_dim << ' '
-    << c.gemma << ' ' << c.query_pre_attn_scalar << ' ' << c.final_logit_softcapping << ' ' << c.gemma2 << ' '
-    << c.attn_logit_softcapping << ' ' << c.granite << ' ' << c.embedding_multiplier << ' ' << c.attention_multiplier
-    << ' ' << c.residual_multiplier << ' ' << c.logits_scaling << ' ' << c.has_dtype << ' ' << int(c.dtype) << ' '
-    << int(c.mlp_activation) << ' ' << c.unscaled_attention << ' ' << c.gpt2_layer_scaled << ' ' << c.neox_parallel
-    << ' ' << c.parallel_residual << ' ' << c.out_bias << ' ' << c.head_layernorm << ' ' << c.learned_positions()
-    << " |";
+    << ' ' << c.moe_fused << ' ' << c.shared_expert_intermediate_size << ' ' << c.moe_norm_min << ' ' << c.mixtral_names
+    << ' ' << c.fused_projections << ' ' << c.rotary_dim << ' ' << c.gemma << ' ' << c.query_pre_attn_scalar << ' '
+    << c.final_logit_softcapping << ' ' << c.gemma2 << ' ' << c.attn_logit_softcapping << ' ' << c.granite << ' '
+    << c.embedding_multiplier << ' ' << c.attention_multiplier << ' ' << c.residual_multiplier << ' '
+    << c.logits_scaling << ' ' << c.has_dtype << ' ' << int(c.dtype) << ' ' << int(c.mlp_activation) << ' '
+    << c.unscaled_attention << ' ' << c.gpt2_layer_scaled << ' ' << c.neox_parallel << ' ' << c.parallel_residual << ' '
+    << c.out_bias << ' ' << c.head_layernorm << ' ' << c.learned_positions() << " |";
   if (c.sliding_window > 0)  // (which layers would window matters only with a window)
     for (bool b : c.window_layer) s << ' ' << b;
   s << " |";
@@ -325,20 +326,58 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 }  // namespace
 
 // The LLM config classes kiln reads.
-const char* const kLlmConfigClasses[] = {
-    "Qwen2VLTextConfig", "Qwen2_5_VLTextConfig", "Qwen3VLTextConfig", "Qwen3VLMoeTextConfig",
-    "LlamaConfig",       "MistralConfig",        "MixtralConfig",     "Qwen2Config",
-    "Qwen3Config",       "Qwen3MoeConfig",       "Phi3Config",        "GemmaConfig",
-    "Gemma2Config",      "Gemma3TextConfig",     "GraniteConfig",     "SmolLM3Config",
-    "PhiConfig",         "Ernie4_5Config",       "Olmo2Config",       "MinistralConfig",
-    "GraniteMoeConfig",  "Qwen2MoeConfig",       "Olmo3Config",       "Glm4Config",
-    "GlmConfig",         "OlmoConfig",           "Ministral3Config",  "Exaone4Config",
-    "SeedOssConfig",     "GptOssConfig",         "HeliumConfig",      "GraniteMoeSharedConfig",
-    "ArceeConfig",       "CohereConfig",         "Cohere2Config",     "Starcoder2Config",
-    "StableLmConfig",    "OlmoeConfig",          "NemotronConfig",    "GPTNeoXConfig",
-    "Glm4MoeConfig",     "FalconConfig",         "GPTJConfig",        "GPT2Config",
-    "OPTConfig",         "GPTNeoConfig",         "GPTBigCodeConfig",  "BloomConfig",
-    "MptConfig",         "DeepseekV2Config",     "DeepseekV3Config"};
+const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
+                                         "Qwen2_5_VLTextConfig",
+                                         "Qwen3VLTextConfig",
+                                         "Qwen3VLMoeTextConfig",
+                                         "LlamaConfig",
+                                         "MistralConfig",
+                                         "MixtralConfig",
+                                         "Qwen2Config",
+                                         "Qwen3Config",
+                                         "Qwen3MoeConfig",
+                                         "Phi3Config",
+                                         "GemmaConfig",
+                                         "Gemma2Config",
+                                         "Gemma3TextConfig",
+                                         "GraniteConfig",
+                                         "SmolLM3Config",
+                                         "PhiConfig",
+                                         "Ernie4_5Config",
+                                         "Ernie4_5_MoeConfig",
+                                         "Olmo2Config",
+                                         "MinistralConfig",
+                                         "GraniteMoeConfig",
+                                         "Qwen2MoeConfig",
+                                         "Olmo3Config",
+                                         "Glm4Config",
+                                         "GlmConfig",
+                                         "OlmoConfig",
+                                         "Ministral3Config",
+                                         "Exaone4Config",
+                                         "SeedOssConfig",
+                                         "GptOssConfig",
+                                         "HeliumConfig",
+                                         "GraniteMoeSharedConfig",
+                                         "ArceeConfig",
+                                         "CohereConfig",
+                                         "Cohere2Config",
+                                         "Starcoder2Config",
+                                         "StableLmConfig",
+                                         "OlmoeConfig",
+                                         "NemotronConfig",
+                                         "GPTNeoXConfig",
+                                         "Glm4MoeConfig",
+                                         "FalconConfig",
+                                         "GPTJConfig",
+                                         "GPT2Config",
+                                         "OPTConfig",
+                                         "GPTNeoConfig",
+                                         "GPTBigCodeConfig",
+                                         "BloomConfig",
+                                         "MptConfig",
+                                         "DeepseekV2Config",
+                                         "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
