@@ -484,6 +484,39 @@ TEST_CASE("compile: GLM-4.5 checkpoints: MTP layers left out, others refused, em
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
+// Ernie4_5_MoeForCausalLM: the hub's multi-token-prediction tensors (mtp_* : transformers leaves any name holding
+// "mtp" unread) are left out; the correction bias is read under the hub's name or transformers 5's, a missing or
+// misshapen one named; no plan is written for a broken checkpoint.
+TEST_CASE("compile: ERNIE 4.5 MoE checkpoints: MTP tensors left out, the correction bias checked by name") {
+  TempDir d;
+  auto ernie = [&](const std::string& dir, auto edit) { edited_copy(dir, edit, "hub_tied_f32", "ernie4_5_moe"); };
+  REQUIRE(compile_error(kiln::test::fixture("hub_tied_f32", "ernie4_5_moe"), d / "ok.kplan").empty());  // (its mtp_*)
+  const std::string bias = "model.layers.1.mlp.moe_statics.e_score_correction_bias";
+  ernie(d / "no_bias", [&](std::string& n, std::vector<int64_t>&) { return n != bias; });
+  CHECK(compile_error(d / "no_bias", d / "p.kplan").find("missing tensor '" + bias + "'") != std::string::npos);
+  ernie(d / "flat_bias", [&](std::string& n, std::vector<int64_t>& s) {
+    if (n == bias) s = {8};  // (transformers holds it [1, experts])
+    return true;
+  });
+  CHECK(compile_error(d / "flat_bias", d / "p.kplan").find(bias) != std::string::npos);
+  ernie(d / "short_router", [&](std::string& n, std::vector<int64_t>& s) {
+    if (n == "model.layers.2.mlp.gate.weight") s = {7, s[1]};
+    return true;
+  });
+  CHECK(compile_error(d / "short_router", d / "p.kplan").find("model.layers.2.mlp.gate.weight") != std::string::npos);
+  ernie(d / "no_expert",
+        [&](std::string& n, std::vector<int64_t>&) { return n != "model.layers.2.mlp.experts.7.down_proj.weight"; });
+  CHECK(compile_error(d / "no_expert", d / "p.kplan").find("model.layers.2.mlp.experts.7.down_proj.weight") !=
+        std::string::npos);
+  ernie(d / "stray", [&](std::string& n, std::vector<int64_t>&) {
+    if (n == "model.mtp_emb_norm.0.weight") n = "model.layers.0.extra_norm.weight";
+    return true;
+  });
+  CHECK(compile_error(d / "stray", d / "p.kplan").find("unexpected tensor 'model.layers.0.extra_norm.weight'") !=
+        std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
 // Layers of few tensors (Falcon-7B's, Phi-3's and MPT's 6; Cohere's, Cohere 2's and Arcee's 8): a checkpoint of as
 // many layers as the real models have passes the layer-count guard, which sizes nothing before it has checked the
 // checkpoint can back the count. (MPT's under mosaicml's class name, MPTForCausalLM, which transformers reads by

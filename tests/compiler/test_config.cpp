@@ -1569,6 +1569,72 @@ TEST_CASE("config: GLM-4.5 (noaux_tc experts, shared experts, dense layers, part
   CHECK(error_of([](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias") != std::string::npos);
 }
 
+// Ernie4_5_MoeForCausalLM (ERNIE-4.5-21B-A3B-PT's config.json layout): ERNIE 4.5's pairwise RoPE, experts in the layers
+// moe_layer_start_index..moe_layer_end_index every moe_layer_interval, noaux_tc on softmax scores, moe_norm_min,
+// ungated shared experts; the hub's training keys read as transformers reads them (never). Ernie4_5_MoeConfig's
+// defaults for every key left out; its attribute_map spellings; nulls it cannot run and values kiln does not build
+// refused by name.
+TEST_CASE("config: ERNIE 4.5 MoE (experts by layer range, moe_norm_min, shared experts, hub keys, defaults)") {
+  std::ifstream in(kiln::test::fixture("hub_tied_f32", "ernie4_5_moe") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "Ernie4_5_MoeForCausalLM");
+  CHECK(a.unmodeled.empty());  // (moe_capacity, moe_gate, moe_use_aux_free: the hub's)
+  CHECK((a.ernie_moe && a.pairwise_rope && !a.attention_bias && !a.mlp_bias && a.tie_word_embeddings));
+  CHECK((a.num_local_experts == 8 && a.num_experts_per_tok == 3 && a.moe_intermediate_size == 32));
+  CHECK((a.shared_expert_intermediate_size == 64 && a.moe_norm_min == 1e-12 && a.head_dim == 16));
+  CHECK((!a.is_moe_layer(0) && a.is_moe_layer(1) && a.is_moe_layer(2)));
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"moe_num_experts", "moe_k", "moe_intermediate_size", "moe_num_shared_experts",
+                          "moe_layer_start_index", "moe_layer_interval", "num_key_value_heads", "rope_theta",
+                          "tie_word_embeddings", "rms_norm_eps", "max_position_embeddings"})
+      j.erase(k);
+  });
+  CHECK((d.num_local_experts == 64 && d.num_experts_per_tok == 6 && d.moe_intermediate_size == 1536));
+  CHECK((d.shared_expert_intermediate_size == 2 * 1536 && d.num_key_value_heads == 4 && d.head_dim == 16));
+  CHECK((d.rope.theta == 5e5 && d.tie_word_embeddings && d.rms_norm_eps == 1e-5));
+  CHECK((d.max_position_embeddings == 131072 && !d.is_moe_layer(0) && d.is_moe_layer(1) && d.is_moe_layer(2)));
+  const LlamaConfig e = edited(hub, [](nlohmann::json& j) {
+    j.erase("moe_num_experts");
+    j.erase("moe_k");
+    j["num_experts"] = 16;  // (its attribute_map's spellings)
+    j["num_experts_per_tok"] = 2;
+    j["num_hidden_layers"] = 6;
+    j["moe_layer_start_index"] = 0;
+    j["moe_layer_end_index"] = 4;
+    j["moe_layer_interval"] = 2;
+    j["moe_num_shared_experts"] = 0;
+    j["moe_norm_min"] = 0.5;
+    j["head_dim"] = 24;
+  });
+  CHECK((e.num_local_experts == 16 && e.num_experts_per_tok == 2 && e.shared_expert_intermediate_size == 0));
+  CHECK((e.moe_norm_min == 0.5 && e.head_dim == 24));
+  CHECK(e.moe_layer == std::vector<bool>{false, true, false, true, false, false});  // ((i + 1) % 2 == 0, i <= 4)
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["num_experts"] = 4; }).find("disagrees with moe_num_experts") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["moe_k"] = 9; }).find("moe_k exceeds the number of experts") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["moe_num_experts"] = 1; }).find("moe_num_experts must be between 2") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["moe_layer_interval"] = 0; }).find("moe_layer_interval") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["moe_layer_start_index"] = 1.5;
+        }).find("moe_layer_start_index must be an integer") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["moe_norm_min"] = 1e39; }).find("moe_norm_min must be a finite number") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["use_bias"] = true; }).find("use_bias is true") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["moe_gate_act"] = "sigmoid"; }).find("moe_gate_act") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["moe_gate"] = "top2"; }).find("moe_gate") != std::string::npos);
+  for (const char* k :
+       {"moe_num_experts", "moe_k", "moe_num_shared_experts", "moe_layer_start_index", "moe_layer_end_index",
+        "moe_layer_interval", "moe_norm_min", "num_key_value_heads", "head_dim"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+}
+
 // FalconForCausalLM (Falcon-7B's config.json as the hub ships it): LayerNorms with biases (layer_norm_epsilon), one
 // k/v head with multi_query, attention and the MLP in parallel on one norm, no biases, tied; the new decoder
 // architecture's groups and norms; layouts transformers cannot run and ALiBi refused by name.

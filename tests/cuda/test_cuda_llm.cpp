@@ -516,17 +516,24 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
   // state is NaN (the serial top-k then decides, on both sides).
   // GPT-OSS (gpt_oss): the router's bias on its logits (moe_route version 2), the experts' biases and
   // clamped SwiGLU (moe_experts version 4), at gpt-oss-20b's expert count and top-k, a padding row.
+  // ERNIE 4.5 MoE (ernie): noaux_tc on softmax scores, one group, the weights over max(sum, norm_min) (moe_route
+  // version 3) with a floor above most sums, at ERNIE-4.5-21B-A3B's expert count and top-k.
   struct MoeCase {
     int64_t method, batch, chunk, dim, E, K, F, groups, topk_group;
     std::vector<int32_t> valid;
     int64_t nan_row;
-    bool gpt_oss = false;
+    bool gpt_oss = false, ernie = false;
   };
   const MoeCase cases[] = {
-      {0, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},      {1, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},
-      {2, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},      {0, 1, 1, 2048, 64, 6, 176, 1, 1, {}, -1},
-      {2, 2, 3, 512, 256, 8, 64, 8, 4, {3, 2}, -1}, {1, 1, 5, 250, 16, 4, 50, 4, 2, {}, 3},
-      {0, 1, 4, 257, 8, 2, 33, 1, 1, {}, -1},       {0, 2, 3, 256, 32, 4, 96, 1, 1, {3, 2}, -1, true},
+      {0, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},
+      {1, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},
+      {2, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},
+      {0, 1, 1, 2048, 64, 6, 176, 1, 1, {}, -1},
+      {2, 2, 3, 512, 256, 8, 64, 8, 4, {3, 2}, -1},
+      {1, 1, 5, 250, 16, 4, 50, 4, 2, {}, 3},
+      {0, 1, 4, 257, 8, 2, 33, 1, 1, {}, -1},
+      {0, 2, 3, 256, 32, 4, 96, 1, 1, {3, 2}, -1, true},
+      {2, 2, 3, 256, 64, 6, 96, 1, 1, {3, 1}, -1, false, true},
   };
   for (const MoeCase& mc : cases) {
     const int64_t method = mc.method, rows = mc.batch * mc.chunk, dim = mc.dim, E = mc.E, K = mc.K, F = mc.F;
@@ -535,6 +542,7 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     CAPTURE(E);
     CAPTURE(F);
     CAPTURE(mc.gpt_oss);
+    CAPTURE(mc.ernie);
     auto h = random_floats(size_t(rows * dim), seed++);
     if (mc.nan_row >= 0) h[size_t(mc.nan_row * dim + 3)] = kNaN;
     const auto gate = random_floats(size_t(E * dim), seed++, 0.1f), bias = random_floats(size_t(E), seed++, 0.1f);
@@ -555,14 +563,16 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
                     E,
                     K,
                     MoeTopk(method),
-                    method == 2 ? MoeScoring::kSigmoid : MoeScoring::kSoftmax,
+                    method == 2 && !mc.ernie ? MoeScoring::kSigmoid : MoeScoring::kSoftmax,
                     mc.groups,
                     mc.topk_group,
                     method == 2 || mc.gpt_oss,
-                    mc.gpt_oss ? 1.0f : 2.5f,
+                    mc.gpt_oss || mc.ernie ? 1.0f : 2.5f,
                     nv,
                     mc.batch,
-                    mc.gpt_oss};
+                    mc.gpt_oss,
+                    mc.ernie,
+                    0.9f};
     moe_route_cpu(rc, pool);
     MoeRouteArgs rg = rc;
     rg.h = dh.as<float>();

@@ -853,6 +853,78 @@ TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU, relu² and relu match t
     }
 }
 
+// ERNIE 4.5 MoE's router (moe_route version 3): softmax scores, the correction bias added for the choice only
+// (noaux_tc, one group), the chosen scores divided by max(their sum, norm_min). Against a double reference with
+// floors below every sum (plain renormalization), above every sum (the floor divides) and between (both kinds of
+// rows), on 1 and 2 threads.
+TEST_CASE("moe_route version 3's norm_min floors the renormalization as ERNIE 4.5 MoE does") {
+  const int64_t E = 8, D = 32, K = 3, rows = 6;
+  uint32_t seed = 2900;
+  const auto h = random_floats(size_t(rows * D), seed++, 1.0f);
+  const auto gate = random_floats(size_t(E * D), seed++, 0.3f), bias = random_floats(size_t(E), seed++, 0.05f);
+  for (float floor : {1e-12f, 0.75f, 2.0f})
+    for (int threads : {1, 2}) {
+      CAPTURE(floor);
+      CAPTURE(threads);
+      ThreadPool pool(threads, moe_route_scratch_floats(E, D, DType::F32));
+      std::vector<int32_t> ids(size_t(rows * K), 99);
+      std::vector<float> w(size_t(rows * K), kNaN);
+      MoeRouteArgs ra{h.data(),
+                      gate.data(),
+                      DType::F32,
+                      bias.data(),
+                      DType::F32,
+                      ids.data(),
+                      w.data(),
+                      rows,
+                      D,
+                      E,
+                      K,
+                      MoeTopk::kNoauxTc,
+                      MoeScoring::kSoftmax,
+                      1,
+                      1,
+                      true,
+                      1.0f,
+                      nullptr,
+                      1,
+                      false,
+                      true,
+                      floor};
+      moe_route_cpu(ra, pool);
+      int floored = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<double> p(static_cast<size_t>(E)), choice(static_cast<size_t>(E));
+        double mx = -1e300, z = 0;
+        for (int64_t e = 0; e < E; ++e) {
+          double d = 0;
+          for (int64_t i = 0; i < D; ++i) d += double(h[size_t(r * D + i)]) * gate[size_t(e * D + i)];
+          p[size_t(e)] = d;
+          mx = std::max(mx, d);
+        }
+        for (double& v : p) z += (v = std::exp(v - mx));
+        for (int64_t e = 0; e < E; ++e) choice[size_t(e)] = (p[size_t(e)] /= z) + bias[size_t(e)];
+        std::vector<int64_t> order(static_cast<size_t>(E));
+        for (int64_t e = 0; e < E; ++e) order[size_t(e)] = e;
+        std::sort(order.begin(), order.end(),
+                  [&](int64_t x, int64_t y) { return choice[size_t(x)] > choice[size_t(y)]; });
+        REQUIRE(choice[size_t(order[size_t(K - 1)])] - choice[size_t(order[size_t(K)])] > 1e-4);  // (no near tie)
+        double sum = 0;
+        for (int64_t k = 0; k < K; ++k) sum += p[size_t(order[size_t(k)])];
+        floored += sum < floor;
+        for (int64_t k = 0; k < K; ++k) {
+          CHECK(ids[size_t(r * K + k)] == order[size_t(k)]);
+          CHECK(w[size_t(r * K + k)] ==
+                doctest::Approx(p[size_t(order[size_t(k)])] / std::max(sum, double(floor))).epsilon(1e-6));
+        }
+      }
+      // (1e-12: no row floored; 2: every row; 0.75: some of each)
+      if (floor < 1e-6f) CHECK(floored == 0);
+      else if (floor > 1.5f) CHECK(floored == rows);
+      else CHECK((floored > 0 && floored < rows));
+    }
+}
+
 // GPT-OSS's MoE: moe_route version 2 adds the router bias to every logit before the softmax and the
 // top k (renormalized: the softmax over the top k logits); moe_experts version 4 adds each expert's gate,
 // up and down biases and applies the clamped SwiGLU (up' + 1)·gate'·sigmoid(alpha·gate'), gate' =

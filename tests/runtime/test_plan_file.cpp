@@ -589,6 +589,39 @@ TEST_CASE(
       });
 }
 
+// ERNIE 4.5 MoE's routing (moe_route version 3's norm_min, which the loader holds to a finite f32 as every float
+// attribute; only its plans take version 3: GLM-4.5's keep 1, GPT-OSS's 2) edited behind valid checksums: refused at
+// load.
+TEST_CASE("plan file: ERNIE 4.5 MoE's routing floor and bias edited behind valid checksums are refused") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "hub_tied_f32", "ernie4_5_moe", nullptr, &o);
+  REQUIRE(load(bytes).is_ok());
+  CHECK(versions(bytes, "moe_route", 3) == 1);
+  CHECK(versions(fixture_plan_bytes(d, "air_f32", "glm4_moe", nullptr, &o), "moe_route", 1) == 1);
+  CHECK(versions(fixture_plan_bytes(d, "hub_f32", "gpt_oss", nullptr, &o), "moe_route", 2) == 1);
+  kiln::test::check_edits_refused(
+      bytes,
+      {
+          {"norm_min inf",
+           [](fb::Plan* p) {
+             prefill_launch(p, "moe_route")->mutable_float_attrs()->Mutate(1, std::numeric_limits<double>::infinity());
+           },
+           "has an attribute that is not a finite f32"},
+          {"norm_min NaN",
+           [](fb::Plan* p) {
+             prefill_launch(p, "moe_route")->mutable_float_attrs()->Mutate(1, std::numeric_limits<double>::quiet_NaN());
+           },
+           "has an attribute that is not a finite f32"},
+          {"norm_min past f32",
+           [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_float_attrs()->Mutate(1, 1e39); },
+           "has an attribute that is not a finite f32"},
+          {"noaux_tc without its bias",
+           [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_inputs()->Mutate(2, kNoTensor); },
+           "noaux_tc routing needs the correction bias"},
+      });
+}
+
 // BLOOM's operands (attention version 5's ALiBi slopes) edited behind valid checksums: refused at load. Only BLOOM's
 // plans take attention version 5 (GPT-OSS's keep 4, the others 3).
 TEST_CASE("plan file: BLOOM's ALiBi slopes edited behind valid checksums are refused") {
