@@ -175,6 +175,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"PhiForCausalLM", "phi"},
                                                                {"Ernie4_5ForCausalLM", "ernie4_5"},
                                                                {"Ernie4_5_MoeForCausalLM", "ernie4_5_moe"},
+                                                               {"HunYuanDenseV1ForCausalLM", "hunyuan_v1_dense"},
                                                                {"Olmo2ForCausalLM", "olmo2"},
                                                                {"MinistralForCausalLM", "ministral"},
                                                                {"GraniteMoeForCausalLM", "granitemoe"},
@@ -341,6 +342,14 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     r.factor =
         has(p, "factor") ? num(p, "factor", 1.0) : double(max_positions_) / double(r.original_max_position_embeddings);
   }
+  if (type == "ntk_alpha") {  // (its config class reads "dynamic" with a truthy alpha so; without one, dynamic NTK)
+    if (!has(p, "alpha") || (p["alpha"].is_number() && p["alpha"].get<double>() == 0))
+      fail(key,
+           "has rope type dynamic without an alpha: transformers' dynamic NTK RoPE, whose frequencies change with "
+           "the sequence length, which kiln does not build");
+    r.alpha = num(p, "alpha", 0.0);
+    if (!(r.alpha > 0) || !std::isfinite(r.alpha)) fail(key, "alpha must be a positive number");
+  }
   if (type == "longrope" || type == "yarn") {  // (cos and sin times it; < 0: derived, see rope_attention_factor)
     r.attention_factor = num(p, "attention_factor", -1.0);
     // (negative: transformers warns and multiplies cos and sin by it; kiln refuses rather than guess)
@@ -402,6 +411,7 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     // reads there)
     if ((it.key() == "llama_4_scaling_beta" || it.key() == "max_position_embeddings") && llama4_scaling_) continue;
     if ((it.key() == "mrope_section" && mrope_ > 0) || (it.key() == "mrope_interleaved" && mrope_ == 2)) continue;
+    if (it.key() == "alpha" && type == "ntk_alpha") continue;
     nested_unmodeled_.push_back(key_value(key + "." + it.key(), *it));
   }
 }

@@ -112,9 +112,11 @@ int64_t aliased_count(const ConfigReader& r, const char* key, const char* alias,
 // 64) of moe_intermediate_size (1536) in the layers i from moe_layer_start_index (1) to moe_layer_end_index (-1: the
 // last) where i + 1 is a multiple of moe_layer_interval (1), moe_k (or num_experts_per_tok; 6) of them chosen,
 // moe_num_shared_experts (2) shared ones of moe_intermediate_size each, and moe_norm_min (1e-12). A null where
-// transformers computes with the value is refused (it cannot run the model). The ERNIE hub files' other MoE keys are
-// read as transformers reads them (never): moe_capacity (training's token drop), moe_use_aux_free (the bias is in the
-// checkpoint or not), moe_gate "topk" and moe_gate_act "softmax" (transformers' routing: others refused).
+// transformers computes with the value is refused (it cannot run the model). The ERNIE hub files' own keys, which
+// transformers never reads: moe_capacity (training's token drop), moe_use_aux_free and num_nextn_predict_layers (the
+// checkpoint's correction bias and mtp tensors say: kiln reads the bias, needed, and leaves the mtp tensors out) are
+// left; moe_gate, moe_gate_act and use_rmsnorm are read at transformers' routing and norms ("topk", "softmax", true),
+// others refused rather than dropped.
 void read_ernie_moe(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.ernie_moe = true;
@@ -142,8 +144,10 @@ void read_ernie_moe(const ConfigReader& r, LlamaConfig* out) {
   auto index = [&](const char* k, int64_t def) {  // (an integer, negative ones too)
     if (!r.has(k)) return def;
     const nlohmann::json& v = r.doc()[k];
-    if (!v.is_number_integer() || v.get<int64_t>() < -(int64_t(1) << 31) || v.get<int64_t>() > (int64_t(1) << 31))
-      r.fail(k, "must be an integer");
+    constexpr int64_t kBound = int64_t(1) << 31;
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() >= uint64_t(kBound)) ||
+        v.get<int64_t>() < -kBound || v.get<int64_t>() >= kBound)
+      r.fail(k, "must be an integer in [-2^31, 2^31)");
     return v.get<int64_t>();
   };
   const int64_t first = index("moe_layer_start_index", 1), end = index("moe_layer_end_index", -1);
@@ -154,7 +158,10 @@ void read_ernie_moe(const ConfigReader& r, LlamaConfig* out) {
     c.moe_layer[size_t(i)] = (i + 1) % interval == 0 && i >= first && i <= last;
   r.only("moe_gate", "topk");
   r.only("moe_gate_act", "softmax");
-  for (const char* k : {"moe_capacity", "moe_use_aux_free", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
+  r.hardwired("use_rmsnorm", true);
+  for (const char* k :
+       {"moe_capacity", "moe_use_aux_free", "num_nextn_predict_layers", "router_aux_loss_coef", "output_router_logits"})
+    r.has(k);
 }
 
 // Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, experts
@@ -1352,6 +1359,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
   const bool phi = arch == "PhiForCausalLM" || arch == "phi";
+  const bool hunyuan = arch == "HunYuanDenseV1ForCausalLM" || arch == "hunyuan_v1_dense";
   const bool ernie_moe = arch == "Ernie4_5_MoeForCausalLM" || arch == "ernie4_5_moe";
   const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5" || ernie_moe;
   const bool olmo3 = arch == "Olmo3ForCausalLM" || arch == "olmo3";
@@ -1383,7 +1391,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
-      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon)
+      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1397,6 +1405,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : mixtral            ? "MixtralForCausalLM"
                    : phi3               ? "Phi3ForCausalLM"
                    : phi                ? "PhiForCausalLM"
+                   : hunyuan            ? "HunYuanDenseV1ForCausalLM"
                    : ernie_moe          ? "Ernie4_5_MoeForCausalLM"
                    : ernie              ? "Ernie4_5ForCausalLM"
                    : olmo3              ? "Olmo3ForCausalLM"
@@ -1492,7 +1501,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -1524,9 +1533,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe ||
       ernie_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
-  if (ministral && !r.has("head_dim"))  // (MinistralConfig's default None: its attention fails)
+  if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
     r.fail("head_dim",
-           "is missing or null, with which transformers 5 cannot build MinistralForCausalLM: give its value");
+           "is missing or null, with which transformers 5 cannot build " + c.architecture + ": give its value");
   // (GPTNeoXConfig has no such key: its attention has a k and a v head for each head)
   if (gpt_neox) r.hardwired("num_key_value_heads", c.num_attention_heads);
   const int64_t kv_default = j.contains("num_key_value_heads")               ? c.num_attention_heads
@@ -1600,7 +1609,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
                    : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
                             : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ||
-                                                            olmoe || glm4_moe || ministral3
+                                                            olmoe || glm4_moe || ministral3 || hunyuan
                                                         ? 1e-5
                                                         : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
@@ -1882,6 +1891,18 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.glm4 = c.pairwise_rope = true;
     c.glm4_branch_norms = !glm1;  // (GlmConfig: GLM-4's layer without them)
     c.qkv_bias = r.boolean("attention_bias", true);
+  } else if (hunyuan) {
+    // HunYuanDenseV1Config: LLaMA's biases with attention_bias (q, k, v and o; never the MLP), q/k norms over each head
+    // after RoPE. The hub's files carry the remote code's switches, which transformers never reads: read at the
+    // values its class hard-wires (others refused by name); cla_share_factor only acts with use_cla.
+    c.hunyuan = c.qk_norm = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    r.hardwired("use_qk_norm", true);
+    r.hardwired("use_cla", false);
+    r.hardwired("mlp_bias", false);
+    r.hardwired("use_rotary_pos_emb", true);
+    r.hardwired("attention_head_dim", c.head_dim);
+    for (const char* k : {"cla_share_factor", "eod_token_id"}) r.has(k);
   } else if (ernie) {
     // Ernie4_5Config: LLaMA with use_bias (q, k, v, o and the MLP) and a pairwise RoPE.
     c.attention_bias = c.mlp_bias = r.boolean("use_bias", false, true);  // (Ernie4_5Config: Optional[bool])
@@ -2013,6 +2034,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
              : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
              : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
              : helium  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
+             // (HunYuanDenseV1Config: "dynamic" with an alpha is a fixed NTK base, its ntk_alpha)
+             : hunyuan ? r.rope({"default", "linear", "llama3", "yarn", "dynamic=ntk_alpha"}, 10000.0)
              // (Qwen2VLTextConfig reads rope type mrope as default)
              : qwen2_vl           ? r.rope({"default", "linear", "llama3", "yarn", "mrope=default"}, 1e6)
              : qwen3_vl           ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)
@@ -2021,6 +2044,11 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                                   : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0,
                                            phi || glm4 || stablelm || nemotron || glm4_moe);
   if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
+  if (c.rope.type == "ntk_alpha") {  // theta · alpha^(d / (d - 2)) in double, as Python computes the base
+    if (c.head_dim <= 2) r.fail("head_dim", "must be more than 2 for the ntk_alpha RoPE (alpha^(d / (d - 2)))");
+    c.rope.theta *= std::pow(c.rope.alpha, double(c.head_dim) / double(c.head_dim - 2));
+    c.rope.type = "default";
+  }
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");

@@ -168,7 +168,15 @@ struct LlamaConfig {
   bool glm4_moe = false;
   double routed_scaling_factor = 1;
   int64_t n_group = 1, topk_group = 1, mtp_layers = 0;
-  // ERNIE 4.5 MoE (Ernie4_5_MoeForCausalLM: ERNIE-4.5-21B-A3B, ERNIE-4.5-300B-A47B; `ernie` set too): ERNIE 4.5's
+  // HunYuan dense (HunYuanDenseV1ForCausalLM: Hunyuan-0.5B/1.8B/4B/7B, Hunyuan-MT-7B): LLaMA's layer with biases on q,
+  // k, v and o under attention_bias, and q and k RMSNorm-ed over each head (self_attn.query_layernorm,
+  // key_layernorm) after RoPE rather than before it.
+  bool hunyuan = false;
+  bool qk_norm_after_rope() const { return hunyuan; }
+  // The per-head q/k norms' modules (qk_norm): HunYuan's names, or Qwen3's (q_norm, k_norm) for the others.
+  std::string q_norm_module() const { return hunyuan ? "self_attn.query_layernorm" : "self_attn.q_norm"; }
+  std::string k_norm_module() const { return hunyuan ? "self_attn.key_layernorm" : "self_attn.k_norm"; }
+  // ERNIE 4.5 MoE (Ernie4_5_MoeForCausalLM: ERNIE-4.5-21B-A3B, ERNIE-4.5-300B-A47B): ERNIE 4.5's
   // layer with experts in the layers moe_layer marks, routed by their softmax scores with e_score_correction_bias
   // added for the choice only (noaux_tc's, one group), the chosen scores renormalized over max(sum, moe_norm_min),
   // beside ungated shared experts (mlp.shared_experts, of shared_expert_intermediate_size). The checkpoint's

@@ -228,8 +228,8 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       e[p + "self_attn.q_norm.weight"] = {c.num_attention_heads, hd};
       e[p + "self_attn.k_norm.weight"] = {c.num_key_value_heads, hd};
     } else if (c.qk_norm) {  // (OLMo 2's over q and k whole)
-      e[p + "self_attn.q_norm.weight"] = {c.qk_norm_whole() ? q : hd};
-      e[p + "self_attn.k_norm.weight"] = {c.qk_norm_whole() ? kv : hd};
+      e[p + c.q_norm_module() + ".weight"] = {c.qk_norm_whole() ? q : hd};
+      e[p + c.k_norm_module() + ".weight"] = {c.qk_norm_whole() ? kv : hd};
     }
     if (c.mlp_bias) {
       if (!c.ungated_mlp()) e[p + "mlp.gate_proj.bias"] = {F};
@@ -642,8 +642,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.q_norm = head_norm_w(p + "self_attn.q_norm.weight", H);
       L.k_norm = head_norm_w(p + "self_attn.k_norm.weight", KVH);
     } else {
-      L.q_norm = c.qk_norm ? norm_w(p + "self_attn.q_norm.weight", c.qk_norm_whole() ? H * hd : hd) : kNoTensor;
-      L.k_norm = c.qk_norm ? norm_w(p + "self_attn.k_norm.weight", c.qk_norm_whole() ? KVH * hd : hd) : kNoTensor;
+      L.q_norm = c.qk_norm ? norm_w(p + c.q_norm_module() + ".weight", c.qk_norm_whole() ? H * hd : hd) : kNoTensor;
+      L.k_norm = c.qk_norm ? norm_w(p + c.k_norm_module() + ".weight", c.qk_norm_whole() ? KVH * hd : hd) : kNoTensor;
     }
     const std::string o = p + (c.phi ? "self_attn.dense" : "self_attn.o_proj");
     L.o_w = w(o + ".weight", {D, H * hd}, {o + ".weight"});
@@ -866,17 +866,21 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       if (c.head_layernorm)  // a LayerNorm over each head, its weights its own (version 3)
         add_node(P, kHeadRmsNormOp, {qkv, L.q_norm, L.k_norm}, {qkv},
                  {H, KVH, hd, hd, kHeadNormCenter | kHeadNormPerHeadWeights}, {eps});
-      else if (c.qk_norm)  // per head of hd values, or (OLMo 2) one of H·hd and one of KVH·hd
+      // per head of hd values, or (OLMo 2) one of H·hd and one of KVH·hd (HunYuan's: after RoPE, below)
+      auto qk_norms = [&] {
         add_node(
             P, kHeadRmsNormOpV2, {qkv, L.q_norm, L.k_norm}, {qkv},
             c.qk_norm_whole() ? std::vector<int64_t>{1, 1, H * hd, KVH * hd} : std::vector<int64_t>{H, KVH, hd, hd},
             {eps});
+      };
+      if (c.qk_norm && !c.head_layernorm && !c.qk_norm_after_rope()) qk_norms();
       // (OLMo's, OLMoE's and MPT's clip_qkv: q, k and v clamped, after OLMoE's norms, before RoPE)
       if (c.clip_qkv >= 0) add_node(P, kClampOp, {qkv, n_valid}, {qkv}, {}, {-c.clip_qkv, c.clip_qkv});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
       if (!c.nope(i) && !c.learned_positions() && !c.alibi())  // (SmolLM3's RoPE-less layers; GPT-2's, BLOOM's)
         add_node(P, kRopeOp, {local_rope ? inv_freq_local : inv_freq, start_pos, qkv, n_valid}, {qkv}, {H + KVH, hd},
                  {local_rope ? rope_attention_factor(c.rope_local) : rope_scale});
+      if (c.qk_norm_after_rope()) qk_norms();
       add_node(P, kKvWriteOp, {qkv, start_pos, n_valid}, {L.k_cache, L.v_cache}, {H, KVH, hd});
       // A window as long as the cache cuts nothing: the plan says none.
       const int64_t win = c.window_of(i) < S ? c.window_of(i) : 0;
@@ -1265,6 +1269,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "ernie4_5",
                                       "Ernie4_5_MoeForCausalLM",
                                       "ernie4_5_moe",
+                                      "HunYuanDenseV1ForCausalLM",
+                                      "hunyuan_v1_dense",
                                       "Olmo2ForCausalLM",
                                       "olmo2",
                                       "MinistralForCausalLM",

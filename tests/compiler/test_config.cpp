@@ -1569,6 +1569,51 @@ TEST_CASE("config: GLM-4.5 (noaux_tc experts, shared experts, dense layers, part
   CHECK(error_of([](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias") != std::string::npos);
 }
 
+// HunYuanDenseV1ForCausalLM (Hunyuan-7B-Instruct's config.json layout): attention biases under attention_bias, q/k
+// norms after RoPE, and a "dynamic" rope_scaling with alpha, which HunYuanDenseV1Config reads as a fixed NTK base
+// theta · alpha^(d / (d - 2)); the remote code's switches read at the values transformers hard-wires, others refused.
+TEST_CASE("config: HunYuan dense (q/k norms after RoPE, NTK-alpha RoPE, remote-code switches, defaults)") {
+  std::ifstream in(kiln::test::fixture("hub_ntk_tied_f32", "hunyuan_v1_dense") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "HunYuanDenseV1ForCausalLM");
+  CHECK(a.unmodeled.empty());
+  CHECK((a.hunyuan && a.qk_norm && a.qk_norm_after_rope() && !a.attention_bias && !a.mlp_bias));
+  CHECK((a.tie_word_embeddings && a.head_dim == 16 && a.q_norm_module() == "self_attn.query_layernorm"));
+  CHECK(a.rope.type == "default");
+  CHECK(a.rope.theta == 10000.0 * std::pow(50.0, 16.0 / 14.0));  // (Python's double arithmetic)
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"rope_theta", "rope_scaling", "num_key_value_heads", "tie_word_embeddings", "rms_norm_eps",
+                          "max_position_embeddings", "attention_bias", "use_qk_norm", "use_cla", "cla_share_factor",
+                          "mlp_bias", "use_rotary_pos_emb", "attention_head_dim", "eod_token_id"})
+      j.erase(k);
+  });
+  CHECK((d.rope.theta == 10000.0 && d.num_key_value_heads == 4 && !d.tie_word_embeddings));
+  CHECK((d.rms_norm_eps == 1e-5 && d.max_position_embeddings == 2048 && !d.attention_bias));
+  const LlamaConfig b = edited(hub, [](nlohmann::json& j) {
+    j["attention_bias"] = true;
+    j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  });
+  CHECK((b.attention_bias && !b.mlp_bias && b.rope.type == "linear" && b.rope.theta == 10000.0));
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"].erase("alpha"); }).find("dynamic NTK") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = 0; }).find("dynamic NTK") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = -2; }).find("alpha must be a positive") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = "x"; }).find("alpha") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j.erase("head_dim"); }).find("head_dim is missing or null") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = 2; }).find("head_dim") != std::string::npos);
+  for (const auto& [key, value] : {std::pair<const char*, nlohmann::json>{"use_cla", true},
+                                   {"use_qk_norm", false},
+                                   {"mlp_bias", true},
+                                   {"use_rotary_pos_emb", false},
+                                   {"attention_head_dim", 32}}) {
+    CAPTURE(std::string(key));
+    CHECK(error_of([&](nlohmann::json& j) { j[key] = value; }).find(key) != std::string::npos);
+  }
+}
+
 // Ernie4_5_MoeForCausalLM (ERNIE-4.5-21B-A3B-PT's config.json layout): ERNIE 4.5's pairwise RoPE, experts in the layers
 // moe_layer_start_index..moe_layer_end_index every moe_layer_interval, noaux_tc on softmax scores, moe_norm_min,
 // ungated shared experts; the hub's training keys read as transformers reads them (never). Ernie4_5_MoeConfig's
@@ -1622,6 +1667,19 @@ TEST_CASE("config: ERNIE 4.5 MoE (experts by layer range, moe_norm_min, shared e
   CHECK(error_of([](nlohmann::json& j) {
           j["moe_layer_start_index"] = 1.5;
         }).find("moe_layer_start_index must be an integer") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["moe_layer_start_index"] = uint64_t(18446744073709551615ull);
+        }).find("moe_layer_start_index must be an integer in [-2^31, 2^31)") != std::string::npos);  // (not -1)
+  CHECK(error_of([](nlohmann::json& j) {
+          j["moe_layer_end_index"] = int64_t(1) << 31;
+        }).find("moe_layer_end_index must be an integer") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["use_rmsnorm"] = false; }).find("use_rmsnorm") != std::string::npos);
+  CHECK(edited(hub,
+               [](nlohmann::json& j) {  // (the hub's keys transformers never reads)
+                 j["use_rmsnorm"] = true;
+                 j["num_nextn_predict_layers"] = 1;
+               })
+            .unmodeled.empty());
   CHECK(error_of([](nlohmann::json& j) { j["moe_norm_min"] = 1e39; }).find("moe_norm_min must be a finite number") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["use_bias"] = true; }).find("use_bias is true") != std::string::npos);
