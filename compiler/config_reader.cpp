@@ -176,6 +176,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Ernie4_5ForCausalLM", "ernie4_5"},
                                                                {"Ernie4_5_MoeForCausalLM", "ernie4_5_moe"},
                                                                {"HunYuanDenseV1ForCausalLM", "hunyuan_v1_dense"},
+                                                               {"HunYuanMoEV1ForCausalLM", "hunyuan_v1_moe"},
                                                                {"Olmo2ForCausalLM", "olmo2"},
                                                                {"MinistralForCausalLM", "ministral"},
                                                                {"GraniteMoeForCausalLM", "granitemoe"},
@@ -345,10 +346,12 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   if (type == "ntk_alpha") {  // (its config class reads "dynamic" with a truthy alpha so; without one, dynamic NTK)
     if (!has(p, "alpha") || (p["alpha"].is_number() && p["alpha"].get<double>() == 0))
       fail(key,
-           "has rope type dynamic without an alpha: transformers' dynamic NTK RoPE, whose frequencies change with "
-           "the sequence length, which kiln does not build");
+           "has rope type dynamic without an alpha (absent or 0): transformers' dynamic NTK RoPE, whose frequencies "
+           "change with the sequence length, which kiln does not build");
     r.alpha = num(p, "alpha", 0.0);
     if (!(r.alpha > 0) || !std::isfinite(r.alpha)) fail(key, "alpha must be a positive number");
+    // (transformers validates a dynamic RoPE's factor, which the fixed NTK base never reads: it refuses one without)
+    if (!has(p, "factor")) fail(key, "needs 'factor' for rope type dynamic (transformers refuses it without one)");
   }
   if (type == "longrope" || type == "yarn") {  // (cos and sin times it; < 0: derived, see rope_attention_factor)
     r.attention_factor = num(p, "attention_factor", -1.0);

@@ -15,7 +15,7 @@ namespace kiln {
 struct RopeConfig {
   std::string type = "default";  // default | linear | llama3 | yarn | longrope | ntk_alpha (the reader's)
   // ntk_alpha (HunYuan's "dynamic" with alpha): the base stretched to theta · alpha^(d / (d - 2)), which the
-  // family's reader folds into theta (d: the rotary dims) before anything builds it.
+  // family's reader folds into theta (d: head_dim, as transformers takes it) before anything builds it.
   double alpha = 0;
   double theta = 10000.0;
   double factor = 1.0;

@@ -164,6 +164,53 @@ void read_ernie_moe(const ConfigReader& r, LlamaConfig* out) {
     r.has(k);
 }
 
+// HunYuanMoEV1Config (LlamaConfig::hunyuan_moe): experts in every layer, num_experts (or num_local_experts, its
+// attribute_map; default 1) of intermediate_size, the top moe_topk (1) by softmax, renormalized, beside one shared MLP
+// of intermediate_size. moe_topk may be a list of one value per layer (its router reads moe_topk[layer]): kiln reads
+// one whose layers agree. A list of expert counts transformers 5 cannot build (its experts take the list whole). The
+// hub files' remote-code keys transformers never reads are read at what its model builds: moe_intermediate_size
+// (intermediate_size), num_shared_expert (1), use_mixed_mlp_moe (true); an int or a list of such.
+void read_hunyuan_moe(const ConfigReader& r, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.hunyuan_moe = true;
+  r.refuse_null_values({"num_experts", "num_local_experts", "moe_topk"}, "HunYuanMoEV1ForCausalLM");
+  for (const char* k : {"num_experts", "num_local_experts"})
+    if (r.has(k) && r.doc()[k].is_array())
+      r.fail(k,
+             "is a list, with which transformers 5 cannot build HunYuanMoEV1ForCausalLM (its experts take the "
+             "count whole): give one count");
+  c.num_local_experts = aliased_count(r, "num_experts", "num_local_experts", 1);
+  if (c.num_local_experts < 1 || c.num_local_experts > 4096) r.fail("num_experts", "must be between 1 and 4096");
+  // One value for every layer: a number, or a list of at least num_hidden_layers numbers that agree (`where` says
+  // which entries transformers reads).
+  auto every_layer = [&](const char* k, int64_t def, bool whole_list) -> int64_t {
+    if (!r.has(k)) return def;
+    const nlohmann::json& v = r.doc()[k];
+    if (!v.is_array()) return r.count(k, def);
+    const size_t n = whole_list ? v.size() : size_t(c.num_hidden_layers);
+    if (v.size() < size_t(c.num_hidden_layers))
+      r.fail(k, "lists " + std::to_string(v.size()) + " values for " + std::to_string(c.num_hidden_layers) +
+                    " layers, which transformers cannot run");
+    for (size_t i = 0; i < n; ++i)
+      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 0 || v[i] != v[0])
+        r.fail(k, "lists values that are not one non-negative integer for every layer, which kiln does not build");
+    return v[0].get<int64_t>();
+  };
+  c.num_experts_per_tok = every_layer("moe_topk", 1, false);
+  if (c.num_experts_per_tok < 1 || c.num_experts_per_tok > kMaxMoeTopK)
+    r.fail("moe_topk", "must be between 1 and " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
+  if (c.num_experts_per_tok > c.num_local_experts) r.fail("moe_topk", "exceeds the number of experts");
+  c.moe_intermediate_size = c.shared_expert_intermediate_size = c.intermediate_size;
+  c.norm_topk_prob = true;
+  if (r.has("moe_intermediate_size") && every_layer("moe_intermediate_size", 0, true) != c.intermediate_size)
+    r.fail("moe_intermediate_size",
+           "is not intermediate_size, the width transformers builds HunYuan's experts with (it never reads this key)");
+  if (r.has("num_shared_expert") && every_layer("num_shared_expert", 0, true) != 1)
+    r.fail("num_shared_expert", "is not 1, the one shared MLP transformers builds (it never reads this key)");
+  r.hardwired("use_mixed_mlp_moe", true);
+  for (const char* k : {"sep_token_id", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
+}
+
 // Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, experts
 // (n_routed_experts, or num_local_experts: its attribute_map; default 128) of moe_intermediate_size (1408) after the
 // first first_k_dense_replace (1) layers, num_experts_per_tok (8) of them routed as DeepSeek-V3's noaux_tc (n_group
@@ -1359,7 +1406,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool mixtral = arch == "MixtralForCausalLM" || arch == "mixtral";
   const bool phi3 = arch == "Phi3ForCausalLM" || arch == "phi3";
   const bool phi = arch == "PhiForCausalLM" || arch == "phi";
-  const bool hunyuan = arch == "HunYuanDenseV1ForCausalLM" || arch == "hunyuan_v1_dense";
+  const bool hunyuan_moe = arch == "HunYuanMoEV1ForCausalLM" || arch == "hunyuan_v1_moe";
+  const bool hunyuan = arch == "HunYuanDenseV1ForCausalLM" || arch == "hunyuan_v1_dense" || hunyuan_moe;
   const bool ernie_moe = arch == "Ernie4_5_MoeForCausalLM" || arch == "ernie4_5_moe";
   const bool ernie = arch == "Ernie4_5ForCausalLM" || arch == "ernie4_5" || ernie_moe;
   const bool olmo3 = arch == "Olmo3ForCausalLM" || arch == "olmo3";
@@ -1405,6 +1453,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : mixtral            ? "MixtralForCausalLM"
                    : phi3               ? "Phi3ForCausalLM"
                    : phi                ? "PhiForCausalLM"
+                   : hunyuan_moe        ? "HunYuanMoEV1ForCausalLM"
                    : hunyuan            ? "HunYuanDenseV1ForCausalLM"
                    : ernie_moe          ? "Ernie4_5_MoeForCausalLM"
                    : ernie              ? "Ernie4_5ForCausalLM"
@@ -1893,8 +1942,10 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.qkv_bias = r.boolean("attention_bias", true);
   } else if (hunyuan) {
     // HunYuanDenseV1Config: LLaMA's biases with attention_bias (q, k, v and o; never the MLP), q/k norms over each head
-    // after RoPE. The hub's files carry the remote code's switches, which transformers never reads: read at the
-    // values its class hard-wires (others refused by name); cla_share_factor only acts with use_cla.
+    // after RoPE. The hub's files (Hy-MT2-7B's, HunyuanImage-2.1's reprompt model's) carry the remote code's
+    // switches, which transformers never reads: read at the values its class hard-wires (others refused by name);
+    // cla_share_factor acts only with use_cla, class_num, dense_list and pool_type only with a classification head,
+    // and the multimodal token ids, pad_id and org_vocab_size change no logit.
     c.hunyuan = c.qk_norm = true;
     c.attention_bias = r.boolean("attention_bias", false);
     r.hardwired("use_qk_norm", true);
@@ -1902,7 +1953,13 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     r.hardwired("mlp_bias", false);
     r.hardwired("use_rotary_pos_emb", true);
     r.hardwired("attention_head_dim", c.head_dim);
-    for (const char* k : {"cla_share_factor", "eod_token_id"}) r.has(k);
+    r.hardwired("add_classification_head", false);
+    r.only("norm_type", nlohmann::json::array({"rms", "hf_rms"}));  // (RMSNorm, either implementation)
+    for (const char* k :
+         {"cla_share_factor", "eod_token_id", "class_num", "dense_list", "pool_type", "im_start_id", "im_end_id",
+          "im_newline_id", "text_start_id", "text_end_id", "mask_init_id", "pad_id", "org_vocab_size"})
+      r.has(k);
+    if (hunyuan_moe) read_hunyuan_moe(r, &c);
   } else if (ernie) {
     // Ernie4_5Config: LLaMA with use_bias (q, k, v, o and the MLP) and a pairwise RoPE.
     c.attention_bias = c.mlp_bias = r.boolean("use_bias", false, true);  // (Ernie4_5Config: Optional[bool])
@@ -2048,6 +2105,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     if (c.head_dim <= 2) r.fail("head_dim", "must be more than 2 for the ntk_alpha RoPE (alpha^(d / (d - 2)))");
     c.rope.theta *= std::pow(c.rope.alpha, double(c.head_dim) / double(c.head_dim - 2));
     c.rope.type = "default";
+    if (!std::isfinite(c.rope.theta) || !(c.rope.theta > 0))  // (Python overflows, or the base is 0: no RoPE)
+      r.fail(r.rope_key() ? r.rope_key() : "rope_parameters",
+             "gives a base theta · alpha^(d / (d - 2)) that is not a positive finite number");
   }
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",

@@ -39,7 +39,7 @@ struct LlamaConfig {
   int64_t window_of(int64_t i) const {
     return sliding_window > 0 && (window_layer.empty() || window_layer[size_t(i)]) ? sliding_window : 0;
   }
-  bool qk_norm = false;  // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE
+  bool qk_norm = false;  // Qwen3: q_norm and k_norm (RMSNorm over each head) before RoPE (HunYuan's: after it)
   // Phi-1/1.5/2 (PhiForCausalLM): one LayerNorm (with a bias; eps in rms_norm_eps) before
   // attention and the MLP, which run in parallel on it and both add into the residual; biases on
   // q, k, v, the output projection (self_attn.dense), fc1 and fc2; an fc1 -> mlp_activation -> fc2
@@ -173,6 +173,14 @@ struct LlamaConfig {
   // key_layernorm) after RoPE rather than before it.
   bool hunyuan = false;
   bool qk_norm_after_rope() const { return hunyuan; }
+  // HunYuan MoE (HunYuanMoEV1ForCausalLM: Hunyuan-A13B; `hunyuan` set too): HunYuan dense's layer with experts in every
+  // layer, the top num_experts_per_tok of a softmax router (mlp.gate.wg) renormalized, beside one ungated shared MLP
+  // (mlp.shared_mlp) of shared_expert_intermediate_size.
+  bool hunyuan_moe = false;
+  // Where an MoE layer's ungated shared experts are (GLM-4.5's, ERNIE 4.5 MoE's, HunYuan MoE's); empty: none such.
+  std::string ungated_shared_prefix() const {
+    return glm4_moe || ernie_moe ? "mlp.shared_experts." : hunyuan_moe ? "mlp.shared_mlp." : "";
+  }
   // The per-head q/k norms' modules (qk_norm): HunYuan's names, or Qwen3's (q_norm, k_norm) for the others.
   std::string q_norm_module() const { return hunyuan ? "self_attn.query_layernorm" : "self_attn.q_norm"; }
   std::string k_norm_module() const { return hunyuan ? "self_attn.key_layernorm" : "self_attn.k_norm"; }

@@ -58,13 +58,30 @@ inline std::vector<std::string> llama_fixture_names() { return fixture_names("ll
 // The LLaMA-frontend families with their own fixture folders (besides llama/), each with a transformers
 // reference: the parity tests run every fixture of each, on the CPU and on CUDA.
 inline std::vector<std::string> llm_fixture_families() {
-  return {"qwen2",     "qwen3",      "qwen3_moe",        "mistral",         "mixtral",  "phi3",     "gemma",
-          "gemma2",    "gemma3",     "granite",          "smollm3",         "phi",      "ernie4_5", "olmo2",
-          "ministral", "granitemoe", "qwen2_moe",        "olmo3",           "glm4",     "exaone4",  "seed_oss",
-          "gpt_oss",   "helium",     "granitemoeshared", "arcee",           "cohere",   "cohere2",  "starcoder2",
-          "stablelm",  "olmoe",      "nemotron",         "gpt_neox",        "glm4_moe", "falcon",   "gptj",
-          "gpt2",      "opt",        "gpt_neo",          "gpt_bigcode",     "bloom",    "mpt",      "glm",
-          "olmo",      "ministral3", "ernie4_5_moe",     "hunyuan_v1_dense"};
+  return {"qwen2",         "qwen3",
+          "qwen3_moe",     "mistral",
+          "mixtral",       "phi3",
+          "gemma",         "gemma2",
+          "gemma3",        "granite",
+          "smollm3",       "phi",
+          "ernie4_5",      "olmo2",
+          "ministral",     "granitemoe",
+          "qwen2_moe",     "olmo3",
+          "glm4",          "exaone4",
+          "seed_oss",      "gpt_oss",
+          "helium",        "granitemoeshared",
+          "arcee",         "cohere",
+          "cohere2",       "starcoder2",
+          "stablelm",      "olmoe",
+          "nemotron",      "gpt_neox",
+          "glm4_moe",      "falcon",
+          "gptj",          "gpt2",
+          "opt",           "gpt_neo",
+          "gpt_bigcode",   "bloom",
+          "mpt",           "glm",
+          "olmo",          "ministral3",
+          "ernie4_5_moe",  "hunyuan_v1_dense",
+          "hunyuan_v1_moe"};
 }
 
 double rel_l2(const float* out, const float* ref, size_t n);

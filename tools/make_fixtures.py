@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -51,6 +51,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    a correction bias, moe_norm_min, shared experts, the hub's layout and transformers 5's)
   --only hunyuan_v1_dense  only tests/fixtures/hunyuan_v1_dense/ (tiny HunYuanDenseV1ForCausalLM checkpoints: q/k norms
                    after RoPE, the NTK-alpha RoPE, attention biases)
+  --only hunyuan_v1_moe  only tests/fixtures/hunyuan_v1_moe/ (tiny HunYuanMoEV1ForCausalLM checkpoints: HunYuan's layer
+                   with softmax-routed experts and a shared MLP, the hub's layout and transformers 5's)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
   --only gemma     only tests/fixtures/gemma/ (tiny GemmaForCausalLM checkpoints: Gemma 1, a hub-style config)
@@ -244,7 +246,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1040,17 +1042,34 @@ ERNIE_VARIANTS = [
 HUNYUAN_DIR = os.path.join(REPO, "tests", "fixtures", "hunyuan_v1_dense")
 # HunYuan dense (HunYuanDenseV1ForCausalLM: Hunyuan-0.5B/1.8B/4B/7B, Hunyuan-MT-7B): LLaMA's layer with q, k, v and o
 # biases under attention_bias and per-head q/k RMSNorms (query_layernorm, key_layernorm) after RoPE. Norm weights drawn
-# around one. hub_ntk_tied_f32: the hub's layout (config.json as Hunyuan-7B-Instruct ships it: rope_theta and a
-# "dynamic" rope_scaling with alpha, the NTK base transformers fixes from it; the remote code's switches use_qk_norm,
-# use_cla, mlp_bias, attention_head_dim ...; torch_dtype), tied, GQA. bias_untied_f32: attention_bias, MQA, head_dim 24
-# (not hidden / heads), llama3 RoPE, untied.
+# around one. hub_ntk_tied_f32: the hub's layout (config.json as Hy-MT2-7B ships it: rope_theta and a "dynamic"
+# rope_scaling with alpha, the NTK base transformers fixes from it; the remote code's switches use_qk_norm, use_cla,
+# mlp_bias, attention_head_dim, its token ids and classification-head keys; torch_dtype), tied, GQA. bias_untied_f32:
+# attention_bias, MQA, head_dim 24 (not hidden / heads), llama3 RoPE, untied.
 HUNYUAN_BASE = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "eod_token_id": 3}
+# The hub's "dynamic" RoPE object (Hy-MT2-7B's; transformers reads alpha and validates factor, nothing else)
+HUNYUAN_NTK = {"rope_type": "dynamic", "factor": 1.0, "beta_fast": 32, "beta_slow": 1, "mscale": 1.0,
+               "mscale_all_dim": 1.0, "rope_theta": 10000.0}
 HUNYUAN_VARIANTS = [
     ("hub_ntk_tied_f32", 3939, dict(HUNYUAN_BASE, head_dim=16, tie_word_embeddings=True,
-                                    rope_parameters={"rope_type": "dynamic", "alpha": 50.0, "factor": 1.0,
-                                                     "rope_theta": 10000.0})),
+                                    rope_parameters=dict(HUNYUAN_NTK, alpha=50.0))),
     ("bias_untied_f32", 4040, dict(HUNYUAN_BASE, head_dim=24, num_key_value_heads=1, attention_bias=True,
                                    tie_word_embeddings=False, rope_parameters=LLAMA3_ROPE)),
+]
+
+HUNYUAN_MOE_DIR = os.path.join(REPO, "tests", "fixtures", "hunyuan_v1_moe")
+# HunYuan MoE (HunYuanMoEV1ForCausalLM: Hunyuan-A13B): HunYuan dense's layer with experts of intermediate_size in every
+# layer, the top moe_topk of a softmax router (mlp.gate.wg) renormalized, beside one ungated shared MLP (mlp.shared_mlp).
+# Norm weights drawn around one. hub_tied_f32: Hunyuan-A13B-Instruct's layout (config.json with rope_theta, a "dynamic"
+# rope_scaling with alpha, moe_topk and the remote code's moe_intermediate_size / num_shared_expert as per-layer lists,
+# its switches; per-expert tensors as saved), tied, 8 experts top 2. held_bias_f32: attention biases, MQA, head_dim 24,
+# 4 experts top 3, untied, llama3 RoPE, tensors as transformers 5 holds them (fused experts).
+HUNYUAN_MOE_BASE = dict(HUNYUAN_BASE, intermediate_size=48)
+HUNYUAN_MOE_VARIANTS = [
+    ("hub_tied_f32", 4141, dict(HUNYUAN_MOE_BASE, head_dim=16, tie_word_embeddings=True, num_experts=8, moe_topk=2,
+                                rope_parameters=dict(HUNYUAN_NTK, alpha=20.0))),
+    ("held_bias_f32", 4242, dict(HUNYUAN_MOE_BASE, head_dim=24, num_key_value_heads=1, attention_bias=True,
+                                 tie_word_embeddings=False, num_experts=4, moe_topk=3, rope_parameters=LLAMA3_ROPE)),
 ]
 
 ERNIE_MOE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5_moe")
@@ -3362,6 +3381,18 @@ def main_ernie_moe():
     print("  interval_alias_f32: config.json with num_experts and num_experts_per_tok")
 
 
+def hunyuan_hub(cfg, alpha):
+    """A HunYuan config.json as tencent/Hy-MT2-7B ships it (transformers 4.57.6): a "dynamic" rope_scaling with alpha,
+    its remote code's switches, token ids and classification-head keys, which transformers never reads."""
+    rope = {k: v for k, v in HUNYUAN_NTK.items() if k not in ("rope_type", "rope_theta")}
+    cfg["rope_scaling"] = dict(rope, type="dynamic", alpha=alpha)
+    cfg.update(add_classification_head=False, attention_dropout=0.1, attention_head_dim=cfg["head_dim"],
+               cla_share_factor=2, class_num=0, dense_list=[cfg["hidden_size"], 0], im_end_id=5, im_newline_id=11,
+               im_start_id=4, mask_init_id=12, mlp_bias=False, norm_type="rms", org_vocab_size=cfg["vocab_size"],
+               pad_id=cfg["pad_token_id"], pool_type="last", sep_token_id=4, text_end_id=7, text_start_id=6,
+               use_cla=False, use_qk_norm=True, use_rotary_pos_emb=True)
+
+
 def main_hunyuan():
     from transformers import HunYuanDenseV1Config, HunYuanDenseV1ForCausalLM
     import transformers.models.hunyuan_v1_dense.modeling_hunyuan_v1_dense as modeling
@@ -3396,11 +3427,63 @@ def main_hunyuan():
     rp = cls.from_pretrained(out).config.rope_parameters
     assert_moves(out, cls, "alpha 1 (the base unstretched)", 1e-2, rope_parameters=dict(rp, alpha=1.0))
 
-    def hub(cfg):  # tencent/Hunyuan-7B-Instruct's keys (its remote code's, transformers 4.41)
-        cfg["rope_scaling"] = {"type": "dynamic", "alpha": 50.0, "factor": 1.0}
-        cfg.update(use_qk_norm=True, use_cla=False, cla_share_factor=2, mlp_bias=False, use_rotary_pos_emb=True,
-                   attention_head_dim=cfg["head_dim"])
-    rewrite_as_hub(out, cls, "4.41.2", hub)
+    rewrite_as_hub(out, cls, "4.57.6", lambda cfg: hunyuan_hub(cfg, 50.0))
+
+
+def main_hunyuan_moe():
+    from transformers import HunYuanMoEV1Config, HunYuanMoEV1ForCausalLM
+    cls = HunYuanMoEV1ForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.mlp.gate.wg.weight" in keys, keys.keys()
+        assert "model.layers.0.mlp.experts.0.gate_proj.weight" in keys, keys.keys()
+        assert "model.layers.0.mlp.shared_mlp.down_proj.weight" in keys, keys.keys()
+        assert "model.layers.0.self_attn.query_layernorm.weight" in keys, keys.keys()
+    main_llama_like("hunyuan_v1_moe", HUNYUAN_MOE_DIR, HUNYUAN_MOE_VARIANTS, HunYuanMoEV1Config, cls, check,
+                    draw_norms_around_one)
+    for name, _, _ in HUNYUAN_MOE_VARIANTS:  # no near tie at any top-k cut of transformers' routing
+        out = os.path.join(HUNYUAN_MOE_DIR, name)
+        model = load(out, torch.float32, cls)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        for label, ids in (("inputs", ref["input_ids"]), ("greedy", ref["greedy_ids"][None])):
+            got, hooks = {}, []
+            for i, layer in enumerate(model.model.layers):
+                hooks.append(layer.mlp.gate.register_forward_hook(
+                    lambda mod, inp, o, i=i: got.__setitem__(i, o[0].detach().clone())))
+            with torch.no_grad():
+                model(ids)
+            for h in hooks:
+                h.remove()
+            k = model.config.moe_topk
+            gap = min((s[:, k - 1] - s[:, k]).min().item()
+                      for s in (lg.float().softmax(-1).sort(-1, descending=True).values for lg in got.values()))
+            print("  %s %s: min routing gap %.3e" % (name, label, gap))
+            assert gap > DS_MIN_ROUTE_MARGIN, (name, label, gap)
+
+    def hub(cfg):  # Hunyuan-A13B-Instruct's remote code's MoE keys beside Hy-MT2's
+        n = cfg["num_hidden_layers"]
+        hunyuan_hub(cfg, 20.0)
+        cfg.update(moe_topk=[cfg["moe_topk"]] * n, moe_intermediate_size=[cfg["intermediate_size"]] * n,
+                   num_shared_expert=[1] * n, use_mixed_mlp_moe=True)
+    rewrite_as_hub(os.path.join(HUNYUAN_MOE_DIR, "hub_tied_f32"), cls, "4.57.6", hub)
+    # held_bias_f32: the tensors as transformers 5 holds them (fused experts).
+    out = os.path.join(HUNYUAN_MOE_DIR, "held_bias_f32")
+    model = load(out, torch.float32, cls)
+    held = {k: v.contiguous() for k, v in model.state_dict().items()}
+    assert "model.layers.0.mlp.experts.gate_up_proj" in held, held.keys()
+    save_file(held, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    # (transformers' grouped experts sum in another order over the fused tensors it loads than over those it fuses:
+    # the reference is taken again from these files, a float-noise step from the first one)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    model = load(out, torch.float32, cls)
+    with torch.no_grad():
+        logits = model(ref["input_ids"]).logits.float().contiguous()
+    diff = ((logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+    assert diff < 1e-6, diff
+    assert torch.equal(greedy_manual(model, ref["prompt_ids"])[0], ref["greedy_ids"])
+    save_file(dict(ref, logits=logits), os.path.join(out, "reference.safetensors"))
+    print("  held_bias_f32: transformers 5's tensor names; its logits from them %.2e (rel L2) from the saved "
+          "layout's, greedy identical" % diff)
 
 
 def main_phi():
@@ -5603,6 +5686,8 @@ def main():
         main_ernie_moe()
     if ARGS.only in ("all", "hunyuan_v1_dense"):
         main_hunyuan()
+    if ARGS.only in ("all", "hunyuan_v1_moe"):
+        main_hunyuan_moe()
     if ARGS.only in ("all", "phi"):
         main_phi()
     if ARGS.only in ("all", "smollm3"):

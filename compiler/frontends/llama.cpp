@@ -50,7 +50,7 @@ MoeTensors moe_tensors(const LlamaConfig& c, const std::string& p) {
     return {m + "router.layer.weight", {m + "input_linear.weight"}, {m + "output_linear.weight"}};
   }
   const std::string m = c.mixtral_names && !c.moe_fused ? p + "block_sparse_moe." : p + "mlp.";
-  t.router = m + "gate.weight";
+  t.router = m + (c.hunyuan_moe ? "gate.wg.weight" : "gate.weight");  // (HunYuan MoE's router: gate.wg)
   if (c.moe_fused) {
     t.gate_up = {m + "experts.gate_up_proj"};
     t.down = {m + "experts.down_proj"};
@@ -193,9 +193,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
       if (const int64_t Fs = c.shared_expert_intermediate_size; Fs > 0 && c.granite_shared_mlp()) {
         e[p + "shared_mlp.input_linear.weight"] = {2 * Fs, D};
         e[p + "shared_mlp.output_linear.weight"] = {D, Fs};
-      } else if (Fs > 0 && c.noaux_experts()) {  // (no gate)
-        e[p + "mlp.shared_experts.gate_proj.weight"] = e[p + "mlp.shared_experts.up_proj.weight"] = {Fs, D};
-        e[p + "mlp.shared_experts.down_proj.weight"] = {D, Fs};
+      } else if (const std::string sh = p + c.ungated_shared_prefix(); Fs > 0 && sh != p) {  // (no gate)
+        e[sh + "gate_proj.weight"] = e[sh + "up_proj.weight"] = {Fs, D};
+        e[sh + "down_proj.weight"] = {D, Fs};
       } else if (Fs > 0) {  // (Qwen2-MoE)
         e[p + "mlp.shared_expert.gate_proj.weight"] = e[p + "mlp.shared_expert.up_proj.weight"] = {Fs, D};
         e[p + "mlp.shared_expert.down_proj.weight"] = {D, Fs};
@@ -706,8 +706,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         const std::string sh = p + "shared_mlp.";  // (GraniteMoeShared: [gate | up] as the gate|up weight)
         L.shared_gu_w = w(sh + "input_linear.weight", {2 * Fs, D}, {sh + "input_linear.weight"});
         L.shared_down_w = w(sh + "output_linear.weight", {D, Fs}, {sh + "output_linear.weight"});
-      } else if (Fs > 0 && c.noaux_experts()) {  // (GLM-4.5's and ERNIE 4.5 MoE's shared experts: no gate)
-        const std::string sh = p + "mlp.shared_experts.";
+      } else if (const std::string sh = p + c.ungated_shared_prefix();
+                 Fs > 0 && sh != p) {  // (GLM-4.5's, ERNIE 4.5 MoE's and HunYuan MoE's shared experts: no gate)
         L.shared_gu_w = w(sh + "gate_up_proj.weight", {2 * Fs, D}, {sh + "gate_proj.weight", sh + "up_proj.weight"});
         L.shared_down_w = w(sh + "down_proj.weight", {D, Fs}, {sh + "down_proj.weight"});
       } else if (Fs > 0) {
@@ -1271,6 +1271,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "ernie4_5_moe",
                                       "HunYuanDenseV1ForCausalLM",
                                       "hunyuan_v1_dense",
+                                      "HunYuanMoEV1ForCausalLM",
+                                      "hunyuan_v1_moe",
                                       "Olmo2ForCausalLM",
                                       "olmo2",
                                       "MinistralForCausalLM",

@@ -1581,11 +1581,35 @@ TEST_CASE("config: HunYuan dense (q/k norms after RoPE, NTK-alpha RoPE, remote-c
   CHECK((a.hunyuan && a.qk_norm && a.qk_norm_after_rope() && !a.attention_bias && !a.mlp_bias));
   CHECK((a.tie_word_embeddings && a.head_dim == 16 && a.q_norm_module() == "self_attn.query_layernorm"));
   CHECK(a.rope.type == "default");
-  CHECK(a.rope.theta == 10000.0 * std::pow(50.0, 16.0 / 14.0));  // (Python's double arithmetic)
+  CHECK(a.rope.theta == 874339.3107950698);  // (Python's 10000.0 * 50.0 ** (16 / 14))
   const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
-    for (const char* k : {"rope_theta", "rope_scaling", "num_key_value_heads", "tie_word_embeddings", "rms_norm_eps",
-                          "max_position_embeddings", "attention_bias", "use_qk_norm", "use_cla", "cla_share_factor",
-                          "mlp_bias", "use_rotary_pos_emb", "attention_head_dim", "eod_token_id"})
+    for (const char* k : {"rope_theta",
+                          "rope_scaling",
+                          "num_key_value_heads",
+                          "tie_word_embeddings",
+                          "rms_norm_eps",
+                          "max_position_embeddings",
+                          "attention_bias",
+                          "use_qk_norm",
+                          "use_cla",
+                          "cla_share_factor",
+                          "mlp_bias",
+                          "use_rotary_pos_emb",
+                          "attention_head_dim",
+                          "eod_token_id",
+                          "norm_type",
+                          "add_classification_head",
+                          "class_num",
+                          "dense_list",
+                          "pool_type",
+                          "pad_id",
+                          "org_vocab_size",
+                          "im_start_id",
+                          "im_end_id",
+                          "im_newline_id",
+                          "mask_init_id",
+                          "text_start_id",
+                          "text_end_id"})
       j.erase(k);
   });
   CHECK((d.rope.theta == 10000.0 && d.num_key_value_heads == 4 && !d.tie_word_embeddings));
@@ -1601,6 +1625,12 @@ TEST_CASE("config: HunYuan dense (q/k norms after RoPE, NTK-alpha RoPE, remote-c
   CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = -2; }).find("alpha must be a positive") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = "x"; }).find("alpha") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["rope_scaling"].erase("factor");
+        }).find("needs 'factor' for rope type dynamic") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = 1e300; }).find("not a positive finite") !=
+        std::string::npos);  // (Python overflows computing the base)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["norm_type"] = "hf_rms"; }).unmodeled.empty());
   CHECK(error_of([](nlohmann::json& j) { j.erase("head_dim"); }).find("head_dim is missing or null") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = 2; }).find("head_dim") != std::string::npos);
@@ -1608,9 +1638,61 @@ TEST_CASE("config: HunYuan dense (q/k norms after RoPE, NTK-alpha RoPE, remote-c
                                    {"use_qk_norm", false},
                                    {"mlp_bias", true},
                                    {"use_rotary_pos_emb", false},
-                                   {"attention_head_dim", 32}}) {
+                                   {"attention_head_dim", 32},
+                                   {"add_classification_head", true},
+                                   {"norm_type", "ln"}}) {
     CAPTURE(std::string(key));
     CHECK(error_of([&](nlohmann::json& j) { j[key] = value; }).find(key) != std::string::npos);
+  }
+}
+
+// HunYuanMoEV1ForCausalLM (Hunyuan-A13B's config.json layout): HunYuan dense's layer with softmax-routed experts of
+// intermediate_size in every layer beside one shared MLP; moe_topk and the remote code's moe_intermediate_size and
+// num_shared_expert as per-layer lists, read where their layers agree; lists transformers cannot build refused.
+TEST_CASE("config: HunYuan MoE (experts in every layer, per-layer lists, shared MLP, defaults)") {
+  std::ifstream in(kiln::test::fixture("hub_tied_f32", "hunyuan_v1_moe") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "HunYuanMoEV1ForCausalLM");
+  CHECK(a.unmodeled.empty());
+  CHECK((a.hunyuan && a.hunyuan_moe && a.qk_norm_after_rope() && a.norm_topk_prob));
+  CHECK((a.num_local_experts == 8 && a.num_experts_per_tok == 2 && a.moe_intermediate_size == 48));
+  CHECK((a.shared_expert_intermediate_size == 48 && a.is_moe_layer(0) && a.is_moe_layer(1)));
+  CHECK(a.ungated_shared_prefix() == "mlp.shared_mlp.");
+  CHECK(a.rope.theta == 306825.4809268781);  // (Python's 10000.0 * 20.0 ** (16 / 14))
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"num_experts", "moe_topk", "moe_intermediate_size", "num_shared_expert", "use_mixed_mlp_moe"})
+      j.erase(k);
+  });
+  CHECK((d.num_local_experts == 1 && d.num_experts_per_tok == 1 && d.moe_intermediate_size == 48));
+  const LlamaConfig e = edited(hub, [](nlohmann::json& j) {
+    j.erase("num_experts");
+    j["num_local_experts"] = 6;  // (its attribute_map's spelling)
+    j["moe_topk"] = {3, 3, 5};   // (one entry per layer is read; a third is past the model's two layers)
+  });
+  CHECK((e.num_local_experts == 6 && e.num_experts_per_tok == 3));
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["moe_topk"] = {2, 3}; }).find("moe_topk lists values") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["moe_topk"] = {2}; }).find("moe_topk lists 1 values for 2 layers") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["num_experts"] = {8, 8};
+        }).find("num_experts is a list") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_local_experts"] = 4; }).find("disagrees with num_experts") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["moe_topk"] = 9; }).find("moe_topk exceeds the number of experts") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["moe_topk"] = 0; }).find("moe_topk must be between 1") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["moe_intermediate_size"] = {48, 32};
+        }).find("moe_intermediate_size") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_shared_expert"] = 2; }).find("num_shared_expert is not 1") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["use_mixed_mlp_moe"] = false; }).find("use_mixed_mlp_moe") !=
+        std::string::npos);
+  for (const char* k : {"num_experts", "moe_topk"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
   }
 }
 

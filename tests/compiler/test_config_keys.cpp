@@ -63,14 +63,14 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "Qwen3MoeConfig" || cls == "Phi3Config" || cls == "MixtralConfig" || cls == "Gemma3TextConfig" ||
       cls == "GraniteConfig" || cls == "Gemma2Config" || cls == "GemmaConfig" || cls == "SmolLM3Config" ||
       cls == "PhiConfig" || cls == "Ernie4_5Config" || cls == "Ernie4_5_MoeConfig" || cls == "HunYuanDenseV1Config" ||
-      cls == "Olmo2Config" || cls == "MinistralConfig" || cls == "GraniteMoeConfig" || cls == "Qwen2MoeConfig" ||
-      cls == "Olmo3Config" || cls == "Glm4Config" || cls == "GlmConfig" || cls == "OlmoConfig" ||
-      cls == "Ministral3Config" || cls == "Exaone4Config" || cls == "SeedOssConfig" || cls == "GptOssConfig" ||
-      cls == "HeliumConfig" || cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" || cls == "CohereConfig" ||
-      cls == "Cohere2Config" || cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" ||
-      cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "FalconConfig" ||
-      cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" ||
-      cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
+      cls == "HunYuanMoEV1Config" || cls == "Olmo2Config" || cls == "MinistralConfig" || cls == "GraniteMoeConfig" ||
+      cls == "Qwen2MoeConfig" || cls == "Olmo3Config" || cls == "Glm4Config" || cls == "GlmConfig" ||
+      cls == "OlmoConfig" || cls == "Ministral3Config" || cls == "Exaone4Config" || cls == "SeedOssConfig" ||
+      cls == "GptOssConfig" || cls == "HeliumConfig" || cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" ||
+      cls == "CohereConfig" || cls == "Cohere2Config" || cls == "Starcoder2Config" || cls == "StableLmConfig" ||
+      cls == "OlmoeConfig" || cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" ||
+      cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" ||
+      cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -95,8 +95,8 @@ json defaults_of(const std::string& cls) {
   // runs (transformers' router needs it): V2-Lite's value.
   if (cls == "DeepseekV2Config") j["num_experts_per_tok"] = 6;
   // MinistralConfig's head_dim defaults to None, with which its attention fails: Ministral-8B's value.
-  // (HunYuanDenseV1Config's too: Hunyuan-7B's value)
-  if (cls == "MinistralConfig" || cls == "HunYuanDenseV1Config") j["head_dim"] = 128;
+  // (HunYuanDenseV1Config's and HunYuanMoEV1Config's too: Hunyuan-7B's and -A13B's value)
+  if (cls == "MinistralConfig" || cls == "HunYuanDenseV1Config" || cls == "HunYuanMoEV1Config") j["head_dim"] = 128;
   // Glm4MoeConfig's hidden_size 4096 over 96 heads leaves head_dim 42 (transformers' floor division) and 21 rotary
   // dims, which kiln refuses (odd): GLM-4.5's own head_dim.
   if (cls == "Glm4MoeConfig") j["head_dim"] = 128;
@@ -127,6 +127,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "Ernie4_5Config",
                                 "Ernie4_5_MoeConfig",
                                 "HunYuanDenseV1Config",
+                                "HunYuanMoEV1Config",
                                 "Olmo2Config",
                                 "MinistralConfig",
                                 "GraniteMoeConfig",
@@ -328,32 +329,59 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 }  // namespace
 
 // The LLM config classes kiln reads.
-const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",  "Qwen2_5_VLTextConfig",
-                                         "Qwen3VLTextConfig",  "Qwen3VLMoeTextConfig",
-                                         "LlamaConfig",        "MistralConfig",
-                                         "MixtralConfig",      "Qwen2Config",
-                                         "Qwen3Config",        "Qwen3MoeConfig",
-                                         "Phi3Config",         "GemmaConfig",
-                                         "Gemma2Config",       "Gemma3TextConfig",
-                                         "GraniteConfig",      "SmolLM3Config",
-                                         "PhiConfig",          "Ernie4_5Config",
-                                         "Ernie4_5_MoeConfig", "HunYuanDenseV1Config",
-                                         "Olmo2Config",        "MinistralConfig",
-                                         "GraniteMoeConfig",   "Qwen2MoeConfig",
-                                         "Olmo3Config",        "Glm4Config",
-                                         "GlmConfig",          "OlmoConfig",
-                                         "Ministral3Config",   "Exaone4Config",
-                                         "SeedOssConfig",      "GptOssConfig",
-                                         "HeliumConfig",       "GraniteMoeSharedConfig",
-                                         "ArceeConfig",        "CohereConfig",
-                                         "Cohere2Config",      "Starcoder2Config",
-                                         "StableLmConfig",     "OlmoeConfig",
-                                         "NemotronConfig",     "GPTNeoXConfig",
-                                         "Glm4MoeConfig",      "FalconConfig",
-                                         "GPTJConfig",         "GPT2Config",
-                                         "OPTConfig",          "GPTNeoConfig",
-                                         "GPTBigCodeConfig",   "BloomConfig",
-                                         "MptConfig",          "DeepseekV2Config",
+const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
+                                         "Qwen2_5_VLTextConfig",
+                                         "Qwen3VLTextConfig",
+                                         "Qwen3VLMoeTextConfig",
+                                         "LlamaConfig",
+                                         "MistralConfig",
+                                         "MixtralConfig",
+                                         "Qwen2Config",
+                                         "Qwen3Config",
+                                         "Qwen3MoeConfig",
+                                         "Phi3Config",
+                                         "GemmaConfig",
+                                         "Gemma2Config",
+                                         "Gemma3TextConfig",
+                                         "GraniteConfig",
+                                         "SmolLM3Config",
+                                         "PhiConfig",
+                                         "Ernie4_5Config",
+                                         "Ernie4_5_MoeConfig",
+                                         "HunYuanDenseV1Config",
+                                         "HunYuanMoEV1Config",
+                                         "Olmo2Config",
+                                         "MinistralConfig",
+                                         "GraniteMoeConfig",
+                                         "Qwen2MoeConfig",
+                                         "Olmo3Config",
+                                         "Glm4Config",
+                                         "GlmConfig",
+                                         "OlmoConfig",
+                                         "Ministral3Config",
+                                         "Exaone4Config",
+                                         "SeedOssConfig",
+                                         "GptOssConfig",
+                                         "HeliumConfig",
+                                         "GraniteMoeSharedConfig",
+                                         "ArceeConfig",
+                                         "CohereConfig",
+                                         "Cohere2Config",
+                                         "Starcoder2Config",
+                                         "StableLmConfig",
+                                         "OlmoeConfig",
+                                         "NemotronConfig",
+                                         "GPTNeoXConfig",
+                                         "Glm4MoeConfig",
+                                         "FalconConfig",
+                                         "GPTJConfig",
+                                         "GPT2Config",
+                                         "OPTConfig",
+                                         "GPTNeoConfig",
+                                         "GPTBigCodeConfig",
+                                         "BloomConfig",
+                                         "MptConfig",
+                                         "DeepseekV2Config",
                                          "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
