@@ -670,9 +670,10 @@ TEST_CASE("parity: bf16 plans stay near transformers' f32 logits on every fixtur
     const double err = kiln::test::rel_l2(logits.data(), ref.logits.data(), ref.logits.size());
     // Dense fixtures measure 2e-3 to 8e-3. In the MoE fixtures rounding flips some experts of the
     // tiny random routers (DeepSeek V3 noaux 0.10, Qwen3-MoE norm 0.058 when written, GLM-4.5's grouped noaux
-    // qk_groups_f32 0.076, OLMoE's clip_f32 0.035, where transformers' own bf16 run is 0.032 from its f32 logits).
+    // qk_groups_f32 0.076, OLMoE's clip_f32 0.035, where transformers' own bf16 run is 0.032 from its f32 logits;
+    // HunYuan MoE's hub_tied_f32 0.066, transformers' bf16 0.067).
     const bool moe = family == "deepseek" || family == "qwen3_moe" || family == "mixtral" || family == "glm4_moe" ||
-                     (family == "olmoe" && name == "clip_f32");
+                     (family == "olmoe" && name == "clip_f32") || family == "hunyuan_v1_moe";
     CHECK(err <= (moe ? 0.12 : 2e-2));
     MESSAGE(family << "/" << name << " bf16: rel L2 " << err);
   }
