@@ -3259,6 +3259,28 @@ def main_ernie():
     rewrite_as_hub(os.path.join(ERNIE_DIR, "tied_f32"), Ernie4_5ForCausalLM, "4.54.0.dev0", lambda cfg: None)
 
 
+def save_as_held(out, model_cls, must_hold):
+    """Rewrites out/model.safetensors as transformers 5 holds the model in memory (fused experts under its own names,
+    must_hold among them), and takes the reference again from those files: transformers' grouped experts sum in another
+    order over fused tensors it loads than over those it fuses itself, a float-noise step (under 1e-6 rel L2, greedy
+    identical). Returns that step."""
+    model = load(out, torch.float32, model_cls)
+    held = {k: v.contiguous() for k, v in model.state_dict().items()
+            if k != "lm_head.weight" or not model.config.tie_word_embeddings}
+    for k in must_hold:
+        assert k in held, (k, held.keys())
+    save_file(held, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    model = load(out, torch.float32, model_cls)
+    with torch.no_grad():
+        logits = model(ref["input_ids"]).logits.float().contiguous()
+    diff = ((logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+    assert diff < 1e-6, diff
+    assert torch.equal(greedy_manual(model, ref["prompt_ids"])[0], ref["greedy_ids"])
+    save_file(dict(ref, logits=logits), os.path.join(out, "reference.safetensors"))
+    return diff
+
+
 def ernie_moe_randomize(model):
     """Norm weights drawn (ds_randomize), e_score_correction_bias at ERNIE_MOE_BIAS_STD: near the softmax scores'
     spread, so that both the scores and the bias pick experts."""
@@ -3348,23 +3370,9 @@ def main_ernie_moe():
     assert_reference_logits(out, cls, "the multi-token-prediction tensors")
     print("  hub_tied_f32: model.safetensors given multi-token-prediction tensors")
     # norm_min_held_f32: the tensors as transformers 5 holds them (fused experts, the bias under mlp.gate).
-    out = os.path.join(ERNIE_MOE_DIR, "norm_min_held_f32")
-    model = load(out, torch.float32, cls)
-    held = {k: v.contiguous() for k, v in model.state_dict().items()
-            if k != "lm_head.weight" or not model.config.tie_word_embeddings}
-    assert "model.layers.0.mlp.experts.gate_up_proj" in held and \
-        "model.layers.0.mlp.gate.moe_statics.e_score_correction_bias" in held, held.keys()
-    save_file(held, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
-    # (transformers' grouped experts sum in another order over the fused tensors it loads than over those it fuses
-    # from the hub's: the reference is taken again from these files, a float-noise step from the first one)
-    ref = load_file(os.path.join(out, "reference.safetensors"))
-    model = load(out, torch.float32, cls)
-    with torch.no_grad():
-        logits = model(ref["input_ids"]).logits.float().contiguous()
-    diff = ((logits - ref["logits"]).norm() / ref["logits"].norm()).item()
-    assert diff < 1e-6, diff
-    assert torch.equal(greedy_manual(model, ref["prompt_ids"])[0], ref["greedy_ids"])
-    save_file(dict(ref, logits=logits), os.path.join(out, "reference.safetensors"))
+    diff = save_as_held(os.path.join(ERNIE_MOE_DIR, "norm_min_held_f32"), cls,
+                        ["model.layers.0.mlp.experts.gate_up_proj",
+                         "model.layers.0.mlp.gate.moe_statics.e_score_correction_bias"])
     print("  norm_min_held_f32: transformers 5's tensor names; its logits from them %.2e (rel L2) from the hub "
           "layout's, greedy identical" % diff)
     # interval_alias_f32: the expert counts under their attribute_map spellings.
@@ -3467,21 +3475,8 @@ def main_hunyuan_moe():
                    num_shared_expert=[1] * n, use_mixed_mlp_moe=True)
     rewrite_as_hub(os.path.join(HUNYUAN_MOE_DIR, "hub_tied_f32"), cls, "4.57.6", hub)
     # held_bias_f32: the tensors as transformers 5 holds them (fused experts).
-    out = os.path.join(HUNYUAN_MOE_DIR, "held_bias_f32")
-    model = load(out, torch.float32, cls)
-    held = {k: v.contiguous() for k, v in model.state_dict().items()}
-    assert "model.layers.0.mlp.experts.gate_up_proj" in held, held.keys()
-    save_file(held, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
-    # (transformers' grouped experts sum in another order over the fused tensors it loads than over those it fuses:
-    # the reference is taken again from these files, a float-noise step from the first one)
-    ref = load_file(os.path.join(out, "reference.safetensors"))
-    model = load(out, torch.float32, cls)
-    with torch.no_grad():
-        logits = model(ref["input_ids"]).logits.float().contiguous()
-    diff = ((logits - ref["logits"]).norm() / ref["logits"].norm()).item()
-    assert diff < 1e-6, diff
-    assert torch.equal(greedy_manual(model, ref["prompt_ids"])[0], ref["greedy_ids"])
-    save_file(dict(ref, logits=logits), os.path.join(out, "reference.safetensors"))
+    diff = save_as_held(os.path.join(HUNYUAN_MOE_DIR, "held_bias_f32"), cls,
+                        ["model.layers.0.mlp.experts.gate_up_proj"])
     print("  held_bias_f32: transformers 5's tensor names; its logits from them %.2e (rel L2) from the saved "
           "layout's, greedy identical" % diff)
 
