@@ -177,6 +177,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Ernie4_5_MoeForCausalLM", "ernie4_5_moe"},
                                                                {"HunYuanDenseV1ForCausalLM", "hunyuan_v1_dense"},
                                                                {"HunYuanMoEV1ForCausalLM", "hunyuan_v1_moe"},
+                                                               {"Dots1ForCausalLM", "dots1"},
                                                                {"Olmo2ForCausalLM", "olmo2"},
                                                                {"MinistralForCausalLM", "ministral"},
                                                                {"GraniteMoeForCausalLM", "granitemoe"},

@@ -192,14 +192,18 @@ void read_hunyuan_moe(const ConfigReader& r, LlamaConfig* out) {
       r.fail(k, "lists " + std::to_string(v.size()) + " values for " + std::to_string(c.num_hidden_layers) +
                     " layers, which transformers cannot run");
     for (size_t i = 0; i < n; ++i)
-      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 0 || v[i] != v[0])
-        r.fail(k, "lists values that are not one non-negative integer for every layer, which kiln does not build");
+      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 0) r.fail(k, "must list non-negative integers");
+      else if (v[i] != v[0])
+        r.fail(k, "lists different values for its layers (" + v[0].dump() + ", " + v[i].dump() +
+                      "), which kiln does not build: one value for every layer");
     return v[0].get<int64_t>();
   };
   c.num_experts_per_tok = every_layer("moe_topk", 1, false);
   if (c.num_experts_per_tok < 1 || c.num_experts_per_tok > kMaxMoeTopK)
     r.fail("moe_topk", "must be between 1 and " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
-  if (c.num_experts_per_tok > c.num_local_experts) r.fail("moe_topk", "exceeds the number of experts");
+  if (c.num_experts_per_tok > c.num_local_experts)
+    r.fail("moe_topk", "exceeds the number of experts (" + std::to_string(c.num_local_experts) +
+                           (r.has("num_experts") || r.has("num_local_experts") ? "" : ", num_experts' default") + ")");
   c.moe_intermediate_size = c.shared_expert_intermediate_size = c.intermediate_size;
   c.norm_topk_prob = true;
   if (r.has("moe_intermediate_size") && every_layer("moe_intermediate_size", 0, true) != c.intermediate_size)
@@ -208,31 +212,43 @@ void read_hunyuan_moe(const ConfigReader& r, LlamaConfig* out) {
   if (r.has("num_shared_expert") && every_layer("num_shared_expert", 0, true) != 1)
     r.fail("num_shared_expert", "is not 1, the one shared MLP transformers builds (it never reads this key)");
   r.hardwired("use_mixed_mlp_moe", true);
-  for (const char* k : {"sep_token_id", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
+  // (the remote code's training-time token dropping, off, and layers left dense, none: what transformers builds)
+  r.hardwired("moe_drop_tokens", false);
+  r.hardwired("moe_random_routing_dropped_token", false);
+  r.hardwired("moe_layer_num_skipped", 0);
+  for (const char* k : {"sep_token_id", "capacity_factor", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
 }
 
-// Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, experts
-// (n_routed_experts, or num_local_experts: its attribute_map; default 128) of moe_intermediate_size (1408) after the
-// first first_k_dense_replace (1) layers, num_experts_per_tok (8) of them routed as DeepSeek-V3's noaux_tc (n_group
-// and topk_group 1, norm_topk_prob true, routed_scaling_factor 1), n_shared_experts (1) shared ones. A null where
-// its config class types a number is refused (transformers 5 refuses the file). num_nextn_predict_layers (or
-// num_mtp_layers; 1): the multi-token-prediction layers the checkpoint holds after the model's, not compiled.
-void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
+// Experts routed as DeepSeek-V3's noaux_tc, under the keys GLM-4.5's and dots.llm1's config classes share:
+// n_routed_experts (or num_local_experts: their attribute_map) of moe_intermediate_size after the first
+// first_k_dense_replace layers, num_experts_per_tok of them chosen by sigmoid scores plus e_score_correction_bias in
+// the best topk_group of n_group groups, renormalized with norm_topk_prob, times routed_scaling_factor, beside
+// n_shared_experts shared ones. `d`: the class's defaults, a negative one for a key it has none for that runs (absent
+// or null refused). A null where the class types a number is refused (transformers cannot build the model).
+struct NoauxDefaults {
+  const char* architecture;
+  int64_t experts, top_k, ffn, shared, dense;
+  bool norm_topk_prob;
+};
+void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConfig* out) {
   LlamaConfig& c = *out;
-  c.glm4_moe = true;
-  // (its switches are typed bool: a null is refused, as the strict reader refuses it)
   for (const char* k : {"n_routed_experts", "num_local_experts", "num_experts_per_tok", "moe_intermediate_size",
-                        "n_shared_experts", "routed_scaling_factor", "n_group", "topk_group", "first_k_dense_replace",
-                        "num_nextn_predict_layers", "num_mtp_layers"})
-    r.refuse_null(k, "which Glm4MoeConfig refuses (transformers 5 cannot build the model): give its value");
-  c.qkv_bias = r.boolean("attention_bias", false);
-  c.qk_norm = r.boolean("use_qk_norm", false);
-  c.num_local_experts = aliased_count(r, "n_routed_experts", "num_local_experts", 128);
+                        "n_shared_experts", "routed_scaling_factor", "n_group", "topk_group", "first_k_dense_replace"})
+    r.refuse_null(k, std::string("with which transformers 5 cannot build ") + d.architecture + ": give its value");
+  auto needed = [&](const char* k, int64_t def, const char* alias = nullptr) {
+    if (def < 0 && !r.has(k) && !(alias && r.has(alias)))
+      r.fail(k, std::string("is missing, with which transformers 5 cannot build ") + d.architecture +
+                    " (its config class has no default that runs): give its value");
+  };
+  needed("n_routed_experts", d.experts, "num_local_experts");
+  needed("num_experts_per_tok", d.top_k);
+  needed("n_shared_experts", d.shared);
+  c.num_local_experts = aliased_count(r, "n_routed_experts", "num_local_experts", d.experts);
   if (c.num_local_experts < 2 || c.num_local_experts > 4096)
     r.fail("n_routed_experts", "must be between 2 and 4096 (noaux_tc routing scores groups by their two best)");
-  c.num_experts_per_tok = r.experts_per_token(false, 8);
-  c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, 1408);
-  c.shared_expert_intermediate_size = c.moe_intermediate_size * r.count("n_shared_experts", 1);
+  c.num_experts_per_tok = r.experts_per_token(false, d.top_k);
+  c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, d.ffn);
+  c.shared_expert_intermediate_size = c.moe_intermediate_size * r.count("n_shared_experts", d.shared);
   c.routed_scaling_factor = r.num("routed_scaling_factor", 1.0);
   if (!std::isfinite(float(c.routed_scaling_factor)))
     r.fail("routed_scaling_factor", "must be a finite number (as an f32)");
@@ -247,12 +263,59 @@ void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
   if (c.topk_group > c.n_group) r.fail("topk_group", "must be at most n_group");
   if (c.num_experts_per_tok > c.topk_group * (c.num_local_experts / c.n_group))
     r.fail("num_experts_per_tok", "exceeds the experts of the topk_group groups routing keeps");
-  c.norm_topk_prob = r.boolean("norm_topk_prob", true);
-  const int64_t dense = r.count("first_k_dense_replace", 1);
+  c.norm_topk_prob = r.boolean("norm_topk_prob", d.norm_topk_prob, c.dots1);  // (Dots1Config: Optional[bool])
+  const int64_t dense = r.count("first_k_dense_replace", d.dense);
   c.moe_layer.assign(size_t(c.num_hidden_layers), false);
   for (int64_t i = dense; i < c.num_hidden_layers; ++i) c.moe_layer[size_t(i)] = true;
-  c.mtp_layers = aliased_count(r, "num_nextn_predict_layers", "num_mtp_layers", 1);
   for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
+}
+
+// Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, noaux_tc
+// experts (read_noaux_experts: 128 experts of 1408, top 8, renormalized, one shared, after one dense layer).
+// num_nextn_predict_layers (or num_mtp_layers; 1): the multi-token-prediction layers the checkpoint holds after the
+// model's, not compiled.
+void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.glm4_moe = true;
+  // (its switches are typed bool: a null is refused, as the strict reader refuses it)
+  for (const char* k : {"num_nextn_predict_layers", "num_mtp_layers"})
+    r.refuse_null(k, "which Glm4MoeConfig refuses (transformers 5 cannot build the model): give its value");
+  c.qkv_bias = r.boolean("attention_bias", false);
+  c.qk_norm = r.boolean("use_qk_norm", false);
+  read_noaux_experts(r, {"Glm4MoeForCausalLM", 128, 8, 1408, 1, 1, true}, &c);
+  c.mtp_layers = aliased_count(r, "num_nextn_predict_layers", "num_mtp_layers", 1);
+}
+
+bool any_window_layer(const LlamaConfig& c);
+
+// Dots1Config (LlamaConfig::dots1): Qwen3's attention (q/k norms over each head before RoPE; biases on q, k, v and o
+// with attention_bias) with windows of sliding_window (4096; null: none) in the layers layer_types names, or without
+// it the layers from max_window_layers (62) up; noaux_tc experts (read_noaux_experts: n_routed_experts,
+// num_experts_per_tok and n_shared_experts required, 1408 wide, not renormalized, no dense layer).
+void read_dots1(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.dots1 = c.qk_norm = true;
+  c.attention_bias = r.boolean("attention_bias", false);
+  read_noaux_experts(r, {"Dots1ForCausalLM", -1, -1, 1408, -1, 0, false}, &c);
+  const int64_t window = r.has("sliding_window")        ? r.pos_int("sliding_window", true)
+                         : j.contains("sliding_window") ? 0
+                                                        : 4096;
+  if (r.has("layer_types")) {
+    r.has("max_window_layers");  // (layer_types rules)
+    c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
+    if (any_window_layer(c) && window == 0)
+      r.fail("layer_types",
+             "names sliding_attention layers, but sliding_window is null: they have no window (transformers cannot "
+             "run this config)");
+  } else {
+    if (window > 0)
+      r.refuse_null("max_window_layers",
+                    "with which transformers cannot pick the windowed layers (sliding_window is set, layer_types "
+                    "absent): give its value");
+    const int64_t from = r.count("max_window_layers", 62);
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(window > 0 && i >= from);
+  }
+  if (any_window_layer(c)) c.sliding_window = window;
 }
 
 // FalconConfig's k/v heads: num_kv_heads (default one per head) with new_decoder_architecture; one with multi_query
@@ -1425,6 +1488,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool nemotron = arch == "NemotronForCausalLM" || arch == "nemotron";
   const bool gpt_neox = arch == "GPTNeoXForCausalLM" || arch == "gpt_neox";
   const bool glm4_moe = arch == "Glm4MoeForCausalLM" || arch == "glm4_moe";
+  const bool dots1 = arch == "Dots1ForCausalLM" || arch == "dots1";
   const bool falcon = arch == "FalconForCausalLM" || arch == "falcon";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
@@ -1439,7 +1503,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
-      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan)
+      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1472,6 +1536,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : nemotron           ? "NemotronForCausalLM"
                    : gpt_neox           ? "GPTNeoXForCausalLM"
                    : glm4_moe           ? "Glm4MoeForCausalLM"
+                   : dots1              ? "Dots1ForCausalLM"
                    : falcon             ? "FalconForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
@@ -1550,7 +1615,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -1579,7 +1644,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       helium || starcoder2 || stablelm || glm4_moe || ernie_moe)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe ||
+      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 ||
       ernie_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
@@ -1594,7 +1659,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                              : qwen3_moe || smollm3 || ernie_moe             ? 4
                              : ernie || glm4                                 ? 2
                              : qwen2_moe                                     ? 16
-                             : exaone4                                       ? 32
+                             : exaone4 || dots1                              ? 32
                              : seed_oss || gpt_oss || glm4_moe               ? 8
                              : helium                                        ? 20
                              : qwen2 || qwen3                                ? 32
@@ -1879,6 +1944,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
   } else if (glm4_moe) {
     read_glm4_moe(r, &c);
+  } else if (dots1) {
+    read_dots1(r, j, &c);
   } else if (falcon) {
     read_falcon(r, &c);
   } else if (gpt_neox) {

@@ -179,7 +179,7 @@ struct LlamaConfig {
   bool hunyuan_moe = false;
   // Where an MoE layer's ungated shared experts are (GLM-4.5's, ERNIE 4.5 MoE's, HunYuan MoE's); empty: none such.
   std::string ungated_shared_prefix() const {
-    return glm4_moe || ernie_moe ? "mlp.shared_experts." : hunyuan_moe ? "mlp.shared_mlp." : "";
+    return glm4_moe || ernie_moe || dots1 ? "mlp.shared_experts." : hunyuan_moe ? "mlp.shared_mlp." : "";
   }
   // The per-head q/k norms' modules (qk_norm): HunYuan's names, or Qwen3's (q_norm, k_norm) for the others.
   std::string q_norm_module() const { return hunyuan ? "self_attn.query_layernorm" : "self_attn.q_norm"; }
@@ -195,7 +195,14 @@ struct LlamaConfig {
   // (mlp.gate.moe_statics.*) rather than the hub's (mlp.moe_statics.*). Set by the frontend from the checkpoint.
   bool ernie_bias_in_gate = false;
   // Routing by noaux_tc with e_score_correction_bias, and shared experts without a gate under mlp.shared_experts.
-  bool noaux_experts() const { return glm4_moe || ernie_moe; }
+  bool noaux_experts() const { return glm4_moe || ernie_moe || dots1; }
+  // dots.llm1 (Dots1ForCausalLM: dots.llm1.base, dots.llm1.inst): Qwen3's attention (per-head q/k norms before RoPE,
+  // biases with attention_bias), windows in the layers window_layer marks, dense MLPs in the first
+  // first_k_dense_replace layers and GLM-4.5's experts after them (DeepSeek-V3's noaux_tc on sigmoid scores, groups,
+  // routed_scaling_factor, ungated shared experts).
+  bool dots1 = false;
+  // noaux_tc routing on sigmoid scores, with groups and routed_scaling_factor (GLM-4.5, dots.llm1).
+  bool sigmoid_noaux() const { return glm4_moe || dots1; }
   // Norm weights that multiply by (1 + w), folded in f32 at compile time (Gemma's RMSNorms, Nemotron's
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }

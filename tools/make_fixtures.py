@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -53,6 +53,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    after RoPE, the NTK-alpha RoPE, attention biases)
   --only hunyuan_v1_moe  only tests/fixtures/hunyuan_v1_moe/ (tiny HunYuanMoEV1ForCausalLM checkpoints: HunYuan's layer
                    with softmax-routed experts and a shared MLP, the hub's layout and transformers 5's)
+  --only dots1     only tests/fixtures/dots1/ (tiny Dots1ForCausalLM checkpoints: Qwen3's attention, windows,
+                   noaux_tc experts with groups and shared experts)
   --only phi       only tests/fixtures/phi/ (tiny PhiForCausalLM checkpoints: Phi-2's parallel block, LayerNorms)
   --only smollm3   only tests/fixtures/smollm3/ (tiny SmolLM3ForCausalLM checkpoints: RoPE-less layers, windows)
   --only gemma     only tests/fixtures/gemma/ (tiny GemmaForCausalLM checkpoints: Gemma 1, a hub-style config)
@@ -246,7 +248,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -857,6 +859,25 @@ GLM4_MOE_VARIANTS = [
                                  n_group=4, topk_group=2, num_experts_per_tok=3, norm_topk_prob=False,
                                  n_shared_experts=2, num_nextn_predict_layers=0,
                                  rope_parameters=dict(LLAMA3_ROPE, partial_rotary_factor=0.5))),
+]
+
+DOTS1_DIR = os.path.join(REPO, "tests", "fixtures", "dots1")
+# dots.llm1 (Dots1ForCausalLM: dots.llm1.base, dots.llm1.inst): Qwen3's attention (per-head q/k norms before RoPE,
+# biases with attention_bias), windows of sliding_window from max_window_layers up, dense MLPs in the first
+# first_k_dense_replace layers and GLM-4.5's experts after them (DeepSeek-V3's noaux_tc on sigmoid scores, groups,
+# routed_scaling_factor, ungated shared experts). Norm weights, biases and e_score_correction_bias drawn
+# (ds_randomize). groups_f32: one dense layer, 4 groups of 2 experts with the best 2 kept, top 3 renormalized, times
+# 2.5, 2 shared experts, untied. window_tied_f32: a window of 6 in layer 1 (max_window_layers 1), attention biases, MQA,
+# head_dim 24, every layer MoE, top 2 unnormalized, one shared expert, tied.
+DOTS1_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": 2, "n_routed_experts": 8,
+              "moe_intermediate_size": 32}
+DOTS1_VARIANTS = [
+    ("groups_f32", 8484, dict(DOTS1_BASE, num_hidden_layers=3, first_k_dense_replace=1, n_group=4, topk_group=2,
+                              num_experts_per_tok=3, norm_topk_prob=True, routed_scaling_factor=2.5,
+                              n_shared_experts=2, tie_word_embeddings=False, sliding_window=None)),
+    ("window_tied_f32", 8686, dict(DOTS1_BASE, num_experts_per_tok=2, n_shared_experts=1, attention_bias=True,
+                                   sliding_window=6, max_window_layers=1, tie_word_embeddings=True, head_dim=24,
+                                   num_key_value_heads=1)),
 ]
 
 FALCON_DIR = os.path.join(REPO, "tests", "fixtures", "falcon")
@@ -2681,6 +2702,26 @@ FALCON_LORA_CASES = [
 ]
 
 
+def check_noaux_fixture(out, model_cls, overrides):
+    """A fixture of DeepSeek-V3's noaux_tc experts (GLM-4.5, dots.llm1): the routing re-derived (ds_route: what kiln
+    implements) must be transformers', with no near tie at any cut, and the correction bias must change some tokens'
+    experts; a routed_scaling_factor other than 1 must move the logits."""
+    name = os.path.basename(out)
+    model = load(out, torch.float32, model_cls)
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    case = {"method": "noaux_tc"}
+    for label, ids in (("inputs", ref["input_ids"]), ("greedy", ref["greedy_ids"][None])):
+        captured = ds_capture(model, lambda: model(ids))
+        gap, _, notes = ds_check_routing(case, model, captured, label)
+        print("  %s %s: min routing gap %.3e; %s" % (name, label, gap, "; ".join(notes)))
+        assert gap > DS_MIN_ROUTE_MARGIN, (name, label, gap)
+        for n in notes:
+            if "e_score_correction_bias" in n and label == "inputs":
+                assert int(n.split("of ")[1].split("/")[0]) >= DS_MIN_BIAS_FLIPS, n
+    if overrides.get("routed_scaling_factor", 1.0) != 1.0:
+        assert_moves(out, model_cls, "routed_scaling_factor 1", 1e-2, routed_scaling_factor=1.0)
+
+
 def main_glm4_moe():
     from transformers import Glm4MoeConfig, Glm4MoeForCausalLM
 
@@ -2692,21 +2733,7 @@ def main_glm4_moe():
                     lambda m: ds_randomize(m, torch.Generator().manual_seed(81)))
     for name, _, overrides in GLM4_MOE_VARIANTS:
         out = os.path.join(GLM4_MOE_DIR, name)
-        model = load(out, torch.float32, Glm4MoeForCausalLM)
-        ref = load_file(os.path.join(out, "reference.safetensors"))
-        # The routing re-derived (ds_route: what kiln implements) must be transformers', with no near tie at any
-        # cut, and the correction bias and groups must change some tokens' experts.
-        case = {"method": "noaux_tc"}
-        for label, ids in (("inputs", ref["input_ids"]), ("greedy", ref["greedy_ids"][None])):
-            captured = ds_capture(model, lambda: model(ids))
-            gap, _, notes = ds_check_routing(case, model, captured, label)
-            print("  %s %s: min routing gap %.3e; %s" % (name, label, gap, "; ".join(notes)))
-            assert gap > DS_MIN_ROUTE_MARGIN, (name, label, gap)
-            for n in notes:
-                if "e_score_correction_bias" in n and label == "inputs":
-                    assert int(n.split("of ")[1].split("/")[0]) >= DS_MIN_BIAS_FLIPS, n
-        if overrides.get("routed_scaling_factor", 1.0) != 1.0:
-            assert_moves(out, Glm4MoeForCausalLM, "routed_scaling_factor 1", 1e-2, routed_scaling_factor=1.0)
+        check_noaux_fixture(out, Glm4MoeForCausalLM, overrides)
         rp = Glm4MoeForCausalLM.from_pretrained(out).config.rope_parameters
         assert_moves(out, Glm4MoeForCausalLM, "RoPE over every dim", 1e-2,
                      rope_parameters=dict(rp, partial_rotary_factor=1.0))
@@ -2733,6 +2760,20 @@ def main_glm4_moe():
     save_file(tensors, path, metadata={"format": "pt"})
     assert_reference_logits(out, Glm4MoeForCausalLM, "the multi-token-prediction layer")
     print("  air_f32: model.safetensors given a multi-token-prediction layer; config.json as the hub's")
+
+
+def main_dots1():
+    from transformers import Dots1Config, Dots1ForCausalLM
+
+    def check(keys):
+        assert "model.layers.1.mlp.gate.e_score_correction_bias" in keys, keys.keys()
+        assert "model.layers.1.mlp.experts.0.gate_proj.weight" in keys, keys.keys()
+        assert "model.layers.1.mlp.shared_experts.gate_proj.weight" in keys, keys.keys()
+        assert "model.layers.0.self_attn.q_norm.weight" in keys, keys.keys()
+    main_llama_like("dots1", DOTS1_DIR, DOTS1_VARIANTS, Dots1Config, Dots1ForCausalLM, check,
+                    lambda m: ds_randomize(m, torch.Generator().manual_seed(84)))
+    for name, _, overrides in DOTS1_VARIANTS:
+        check_noaux_fixture(os.path.join(DOTS1_DIR, name), Dots1ForCausalLM, overrides)
 
 
 def main_falcon():
@@ -5683,6 +5724,8 @@ def main():
         main_hunyuan()
     if ARGS.only in ("all", "hunyuan_v1_moe"):
         main_hunyuan_moe()
+    if ARGS.only in ("all", "dots1"):
+        main_dots1()
     if ARGS.only in ("all", "phi"):
         main_phi()
     if ARGS.only in ("all", "smollm3"):

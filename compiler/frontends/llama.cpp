@@ -489,7 +489,7 @@ void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
   check_layer_count(c.num_hidden_layers, ck, 6);
   // (GLM-4.5 with n_shared_experts 0: transformers saves its shared MLP's empty tensors)
   auto empty_shared = [&](const std::string& n) {
-    return c.glm4_moe && c.shared_expert_intermediate_size == 0 &&
+    return c.sigmoid_noaux() && c.shared_expert_intermediate_size == 0 &&
            n.find(".mlp.shared_experts.") != std::string::npos && ck.find(n)->numel() == 0;
   };
   check_checkpoint_tensors(
@@ -918,16 +918,16 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         // for the choice, the weights times routed_scaling_factor.
         std::vector<int64_t> route = {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1,
                                       c.norm_topk_prob ? 1 : 0};
-        if (c.glm4_moe)
+        if (c.sigmoid_noaux())
           route = {int64_t(MoeTopk::kNoauxTc), int64_t(MoeScoring::kSigmoid), c.n_group, c.topk_group,
                    c.norm_topk_prob ? 1 : 0};
         // ERNIE 4.5 MoE: noaux_tc on softmax scores (one group), the chosen scores over max(sum, moe_norm_min)
         // (version 3's norm_min).
         if (c.ernie_moe) route = {int64_t(MoeTopk::kNoauxTc), int64_t(MoeScoring::kSoftmax), 1, 1, 1, 0};
         if (c.gpt_oss) route.push_back(1);  // (logit_bias: version 2)
-        std::vector<double> route_f = {c.granite    ? c.residual_multiplier  // (GraniteMoe's branch scale)
-                                       : c.glm4_moe ? c.routed_scaling_factor
-                                                    : 1.0};
+        std::vector<double> route_f = {c.granite           ? c.residual_multiplier  // (GraniteMoe's branch scale)
+                                       : c.sigmoid_noaux() ? c.routed_scaling_factor
+                                                           : 1.0};
         if (c.ernie_moe) route_f.push_back(c.moe_norm_min);
         add_node(P,
                  c.ernie_moe ? kMoeRouteOpV3
@@ -1313,6 +1313,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "gpt_neox",
                                       "Glm4MoeForCausalLM",
                                       "glm4_moe",
+                                      "Dots1ForCausalLM",
+                                      "dots1",
                                       "FalconForCausalLM",
                                       "falcon",
                                       "GPTJForCausalLM",

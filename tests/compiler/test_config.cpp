@@ -1569,6 +1569,65 @@ TEST_CASE("config: GLM-4.5 (noaux_tc experts, shared experts, dense layers, part
   CHECK(error_of([](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias") != std::string::npos);
 }
 
+// Dots1ForCausalLM: Qwen3's attention (per-head q/k norms before RoPE, biases with attention_bias), windows from
+// layer_types or, without it, from max_window_layers up where sliding_window is set, and GLM-4.5's noaux_tc experts
+// (groups, routed_scaling_factor, ungated shared experts) after first_k_dense_replace dense layers. Dots1Config has no
+// default that runs for the expert counts: absent or null refused; its other defaults for keys left out.
+TEST_CASE("config: dots.llm1 (noaux_tc experts, Qwen3 attention, windows, defaults)") {
+  std::ifstream in(kiln::test::fixture("window_tied_f32", "dots1") + "/config.json");
+  const nlohmann::json file = nlohmann::json::parse(in);
+  const LlamaConfig a = parse_llama_config(file.dump(), "config.json");
+  CHECK(a.architecture == "Dots1ForCausalLM");
+  CHECK(a.unmodeled.empty());
+  CHECK((a.dots1 && a.sigmoid_noaux() && a.qk_norm && !a.qk_norm_after_rope() && a.attention_bias));
+  CHECK((a.num_local_experts == 8 && a.num_experts_per_tok == 2 && a.shared_expert_intermediate_size == 32));
+  CHECK((!a.norm_topk_prob && a.routed_scaling_factor == 1.0 && a.is_moe_layer(0) && a.is_moe_layer(1)));
+  CHECK((a.sliding_window == 6 && a.window_layer == std::vector<bool>{false, true} && a.head_dim == 24));
+  CHECK(a.ungated_shared_prefix() == "mlp.shared_experts.");
+  // without layer_types: the layers from max_window_layers up
+  CHECK(edited(file, [](nlohmann::json& j) { j.erase("layer_types"); }).window_layer == std::vector<bool>{false, true});
+  const LlamaConfig none = edited(file, [](nlohmann::json& j) {
+    j.erase("layer_types");
+    j["sliding_window"] = nullptr;
+  });
+  CHECK((none.sliding_window == 0 && none.window_layer == std::vector<bool>{false, false}));
+  const LlamaConfig d = edited(file, [](nlohmann::json& j) {
+    for (const char* k :
+         {"layer_types", "sliding_window", "max_window_layers", "first_k_dense_replace", "n_group", "topk_group",
+          "norm_topk_prob", "routed_scaling_factor", "moe_intermediate_size", "num_key_value_heads", "head_dim",
+          "attention_bias", "rms_norm_eps", "tie_word_embeddings", "max_position_embeddings"})
+      j.erase(k);
+    j["num_attention_heads"] = 32;  // (Dots1Config's 32 k/v heads: one per head)
+  });
+  CHECK((d.sliding_window == 0 && d.moe_intermediate_size == 1408 && d.shared_expert_intermediate_size == 1408));
+  CHECK((d.n_group == 1 && d.topk_group == 1 && !d.norm_topk_prob && d.routed_scaling_factor == 1.0));
+  CHECK((d.is_moe_layer(0) && d.num_key_value_heads == 32 && d.head_dim == 2 && !d.attention_bias));
+  CHECK((d.rms_norm_eps == 1e-6 && !d.tie_word_embeddings && d.max_position_embeddings == 2048));
+  const LlamaConfig n = edited(file, [](nlohmann::json& j) { j["norm_topk_prob"] = nullptr; });  // (Optional[bool])
+  CHECK(!n.norm_topk_prob);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(file, edit); };
+  for (const char* k : {"n_routed_experts", "num_experts_per_tok", "n_shared_experts"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j.erase(k); }).find(std::string(k) + " is missing") != std::string::npos);
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  CHECK(error_of([](nlohmann::json& j) {
+          j.erase("n_routed_experts");
+          j["num_local_experts"] = 8;  // (its attribute_map's spelling)
+        }) == "");
+  CHECK(error_of([](nlohmann::json& j) { j["num_local_experts"] = 4; }).find("disagrees with n_routed_experts") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j.erase("layer_types");
+          j["max_window_layers"] = nullptr;
+        }).find("max_window_layers is null") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["sliding_window"] = nullptr; }).find("sliding_window is null") !=
+        std::string::npos);  // (layer_types names a sliding layer)
+  CHECK(error_of([](nlohmann::json& j) { j["n_group"] = 3; }).find("must divide n_routed_experts") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim is null") != std::string::npos);
+}
+
 // HunYuanDenseV1ForCausalLM (Hunyuan-7B-Instruct's config.json layout): attention biases under attention_bias, q/k
 // norms after RoPE, and a "dynamic" rope_scaling with alpha, which HunYuanDenseV1Config reads as a fixed NTK base
 // theta · alpha^(d / (d - 2)); the remote code's switches read at the values transformers hard-wires, others refused.
@@ -1672,7 +1731,18 @@ TEST_CASE("config: HunYuan MoE (experts in every layer, per-layer lists, shared 
   });
   CHECK((e.num_local_experts == 6 && e.num_experts_per_tok == 3));
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
-  CHECK(error_of([](nlohmann::json& j) { j["moe_topk"] = {2, 3}; }).find("moe_topk lists values") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["moe_topk"] = {2, 3};
+        }).find("moe_topk lists different values") != std::string::npos);
+  CHECK(edited(hub,
+               [](nlohmann::json& j) {  // (Hunyuan-A13B's remote code's no-op settings)
+                 j["moe_drop_tokens"] = false;
+                 j["moe_random_routing_dropped_token"] = false;
+                 j["moe_layer_num_skipped"] = 0;
+                 j["capacity_factor"] = 1.0;
+               })
+            .unmodeled.empty());
+  CHECK(error_of([](nlohmann::json& j) { j["moe_drop_tokens"] = true; }).find("moe_drop_tokens") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["moe_topk"] = {2}; }).find("moe_topk lists 1 values for 2 layers") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {

@@ -69,8 +69,9 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "GptOssConfig" || cls == "HeliumConfig" || cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" ||
       cls == "CohereConfig" || cls == "Cohere2Config" || cls == "Starcoder2Config" || cls == "StableLmConfig" ||
       cls == "OlmoeConfig" || cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" ||
-      cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" ||
-      cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
+      cls == "Dots1Config" || cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" ||
+      cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" ||
+      cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -100,6 +101,12 @@ json defaults_of(const std::string& cls) {
   // Glm4MoeConfig's hidden_size 4096 over 96 heads leaves head_dim 42 (transformers' floor division) and 21 rotary
   // dims, which kiln refuses (odd): GLM-4.5's own head_dim.
   if (cls == "Glm4MoeConfig") j["head_dim"] = 128;
+  // Dots1Config's expert counts default to None, with which its model fails: dots.llm1's values.
+  if (cls == "Dots1Config") {
+    j["n_routed_experts"] = 128;
+    j["num_experts_per_tok"] = 6;
+    j["n_shared_experts"] = 2;
+  }
   if (cls == "LoraConfig") {  // a saved adapter has these set (peft fills them in save_pretrained)
     j["peft_type"] = "LORA";
     j["target_modules"] = json::array({"q_proj"});
@@ -151,6 +158,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "NemotronConfig",
                                 "GPTNeoXConfig",
                                 "Glm4MoeConfig",
+                                "Dots1Config",
                                 "FalconConfig",
                                 "GPTJConfig",
                                 "GPT2Config",
@@ -373,6 +381,7 @@ const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
                                          "NemotronConfig",
                                          "GPTNeoXConfig",
                                          "Glm4MoeConfig",
+                                         "Dots1Config",
                                          "FalconConfig",
                                          "GPTJConfig",
                                          "GPT2Config",
