@@ -351,8 +351,9 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
            "change with the sequence length, which kiln does not build");
     r.alpha = num(p, "alpha", 0.0);
     if (!(r.alpha > 0) || !std::isfinite(r.alpha)) fail(key, "alpha must be a positive number");
-    // (transformers validates a dynamic RoPE's factor, which the fixed NTK base never reads: it refuses one without)
-    if (!has(p, "factor")) fail(key, "needs 'factor' for rope type dynamic (transformers refuses it without one)");
+    // (transformers validates that a dynamic RoPE has a factor key, which the fixed NTK base never reads: it refuses
+    // an object without one, null or not)
+    if (!p.contains("factor")) fail(key, "needs 'factor' for rope type dynamic (transformers refuses it without one)");
   }
   if (type == "longrope" || type == "yarn") {  // (cos and sin times it; < 0: derived, see rope_attention_factor)
     r.attention_factor = num(p, "attention_factor", -1.0);

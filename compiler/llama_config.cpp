@@ -181,24 +181,30 @@ void read_hunyuan_moe(const ConfigReader& r, LlamaConfig* out) {
              "count whole): give one count");
   c.num_local_experts = aliased_count(r, "num_experts", "num_local_experts", 1);
   if (c.num_local_experts < 1 || c.num_local_experts > 4096) r.fail("num_experts", "must be between 1 and 4096");
-  // One value for every layer: a number, or a list of at least num_hidden_layers numbers that agree (`where` says
-  // which entries transformers reads).
-  auto every_layer = [&](const char* k, int64_t def, bool whole_list) -> int64_t {
+  // One value for every layer: a number, or a list of non-negative integers that agree: moe_topk's first
+  // num_hidden_layers (its router reads moe_topk[layer]: a shorter list transformers cannot run), or the whole of a
+  // remote-code key's (`by_layer` false: transformers never reads it).
+  auto every_layer = [&](const char* k, int64_t def, bool by_layer) -> int64_t {
     if (!r.has(k)) return def;
     const nlohmann::json& v = r.doc()[k];
     if (!v.is_array()) return r.count(k, def);
-    const size_t n = whole_list ? v.size() : size_t(c.num_hidden_layers);
-    if (v.size() < size_t(c.num_hidden_layers))
+    if (v.empty() || (by_layer && v.size() < size_t(c.num_hidden_layers)))
       r.fail(k, "lists " + std::to_string(v.size()) + " values for " + std::to_string(c.num_hidden_layers) +
                     " layers, which transformers cannot run");
-    for (size_t i = 0; i < n; ++i)
-      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 0) r.fail(k, "must list non-negative integers");
-      else if (v[i] != v[0])
+    const size_t n = by_layer ? size_t(c.num_hidden_layers) : v.size();
+    for (size_t i = 0; i < v.size(); ++i)
+      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 0 || v[i].get<int64_t>() > (int64_t(1) << 31))
+        r.fail(k, "must list non-negative integers (as transformers types it)");
+      else if (i < n && v[i] != v[0])
         r.fail(k, "lists different values for its layers (" + v[0].dump() + ", " + v[i].dump() +
                       "), which kiln does not build: one value for every layer");
     return v[0].get<int64_t>();
   };
-  c.num_experts_per_tok = every_layer("moe_topk", 1, false);
+  // (num_experts_per_tok: moe_topk under its attribute_map's spelling)
+  const int64_t spelled = every_layer("num_experts_per_tok", 1, true);
+  c.num_experts_per_tok = every_layer("moe_topk", spelled, true);
+  if (r.has("moe_topk") && r.has("num_experts_per_tok") && spelled != c.num_experts_per_tok)
+    r.fail("num_experts_per_tok", "disagrees with moe_topk, its other spelling");
   if (c.num_experts_per_tok < 1 || c.num_experts_per_tok > kMaxMoeTopK)
     r.fail("moe_topk", "must be between 1 and " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
   if (c.num_experts_per_tok > c.num_local_experts)
@@ -206,10 +212,10 @@ void read_hunyuan_moe(const ConfigReader& r, LlamaConfig* out) {
                            (r.has("num_experts") || r.has("num_local_experts") ? "" : ", num_experts' default") + ")");
   c.moe_intermediate_size = c.shared_expert_intermediate_size = c.intermediate_size;
   c.norm_topk_prob = true;
-  if (r.has("moe_intermediate_size") && every_layer("moe_intermediate_size", 0, true) != c.intermediate_size)
+  if (r.has("moe_intermediate_size") && every_layer("moe_intermediate_size", 0, false) != c.intermediate_size)
     r.fail("moe_intermediate_size",
            "is not intermediate_size, the width transformers builds HunYuan's experts with (it never reads this key)");
-  if (r.has("num_shared_expert") && every_layer("num_shared_expert", 0, true) != 1)
+  if (r.has("num_shared_expert") && every_layer("num_shared_expert", 0, false) != 1)
     r.fail("num_shared_expert", "is not 1, the one shared MLP transformers builds (it never reads this key)");
   r.hardwired("use_mixed_mlp_moe", true);
   // (the remote code's training-time token dropping, off, and layers left dense, none: what transformers builds)
@@ -229,12 +235,23 @@ struct NoauxDefaults {
   const char* architecture;
   int64_t experts, top_k, ffn, shared, dense;
   bool norm_topk_prob;
+  const char* null_refused;  // why a null count is refused
 };
 void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConfig* out) {
   LlamaConfig& c = *out;
-  for (const char* k : {"n_routed_experts", "num_local_experts", "num_experts_per_tok", "moe_intermediate_size",
-                        "n_shared_experts", "routed_scaling_factor", "n_group", "topk_group", "first_k_dense_replace"})
-    r.refuse_null(k, std::string("with which transformers 5 cannot build ") + d.architecture + ": give its value");
+  r.refuse_null("first_k_dense_replace", d.null_refused);
+  const int64_t dense = r.count("first_k_dense_replace", d.dense);
+  static const char* const kKeys[] = {
+      "n_routed_experts",      "num_local_experts", "num_experts_per_tok", "moe_intermediate_size", "n_shared_experts",
+      "routed_scaling_factor", "n_group",           "topk_group",          "norm_topk_prob"};
+  // Dense layers only (Dots1Config types its expert keys Optional: its model never reads them then): none read.
+  if (c.dots1 && dense >= c.num_hidden_layers) {
+    for (const char* k : kKeys) r.has(k);
+    c.moe_layer.assign(size_t(c.num_hidden_layers), false);
+    return;
+  }
+  for (const char* k : kKeys)
+    if (std::string(k) != "norm_topk_prob") r.refuse_null(k, d.null_refused);
   auto needed = [&](const char* k, int64_t def, const char* alias = nullptr) {
     if (def < 0 && !r.has(k) && !(alias && r.has(alias)))
       r.fail(k, std::string("is missing, with which transformers 5 cannot build ") + d.architecture +
@@ -264,7 +281,6 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
   if (c.num_experts_per_tok > c.topk_group * (c.num_local_experts / c.n_group))
     r.fail("num_experts_per_tok", "exceeds the experts of the topk_group groups routing keeps");
   c.norm_topk_prob = r.boolean("norm_topk_prob", d.norm_topk_prob, c.dots1);  // (Dots1Config: Optional[bool])
-  const int64_t dense = r.count("first_k_dense_replace", d.dense);
   c.moe_layer.assign(size_t(c.num_hidden_layers), false);
   for (int64_t i = dense; i < c.num_hidden_layers; ++i) c.moe_layer[size_t(i)] = true;
   for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
@@ -280,9 +296,12 @@ void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
   // (its switches are typed bool: a null is refused, as the strict reader refuses it)
   for (const char* k : {"num_nextn_predict_layers", "num_mtp_layers"})
     r.refuse_null(k, "which Glm4MoeConfig refuses (transformers 5 cannot build the model): give its value");
+  read_noaux_experts(r,
+                     {"Glm4MoeForCausalLM", 128, 8, 1408, 1, 1, true,
+                      "which Glm4MoeConfig refuses (transformers 5 cannot build the model): give its value"},
+                     &c);
   c.qkv_bias = r.boolean("attention_bias", false);
   c.qk_norm = r.boolean("use_qk_norm", false);
-  read_noaux_experts(r, {"Glm4MoeForCausalLM", 128, 8, 1408, 1, 1, true}, &c);
   c.mtp_layers = aliased_count(r, "num_nextn_predict_layers", "num_mtp_layers", 1);
 }
 
@@ -296,25 +315,29 @@ void read_dots1(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
   LlamaConfig& c = *out;
   c.dots1 = c.qk_norm = true;
   c.attention_bias = r.boolean("attention_bias", false);
-  read_noaux_experts(r, {"Dots1ForCausalLM", -1, -1, 1408, -1, 0, false}, &c);
-  const int64_t window = r.has("sliding_window")        ? r.pos_int("sliding_window", true)
-                         : j.contains("sliding_window") ? 0
-                                                        : 4096;
+  read_noaux_experts(r,
+                     {"Dots1ForCausalLM", -1, -1, 1408, -1, 0, false,
+                      "with which transformers 5 cannot run Dots1ForCausalLM (its MoE layers compute with it): give "
+                      "its value"},
+                     &c);
+  // (a null sliding_window: none; 0 is a window transformers cannot run in a sliding layer)
+  const bool window_set = r.has("sliding_window") || !j.contains("sliding_window");
+  const int64_t window = r.has("sliding_window") ? r.count("sliding_window", 0) : window_set ? 4096 : 0;
   if (r.has("layer_types")) {
-    r.has("max_window_layers");  // (layer_types rules)
+    r.count("max_window_layers", 62);  // (layer_types rules; still a count, as its class types it)
     c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
-    if (any_window_layer(c) && window == 0)
-      r.fail("layer_types",
-             "names sliding_attention layers, but sliding_window is null: they have no window (transformers cannot "
-             "run this config)");
   } else {
-    if (window > 0)
+    if (window_set)
       r.refuse_null("max_window_layers",
                     "with which transformers cannot pick the windowed layers (sliding_window is set, layer_types "
                     "absent): give its value");
     const int64_t from = r.count("max_window_layers", 62);
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(window > 0 && i >= from);
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(window_set && i >= from);
   }
+  if (any_window_layer(c) && window == 0)
+    r.fail(r.has("layer_types") ? "layer_types" : "max_window_layers",
+           std::string("picks sliding_attention layers, but sliding_window is ") + (window_set ? "0" : "null") +
+               ": they have no window (transformers cannot run this config)");
   if (any_window_layer(c)) c.sliding_window = window;
 }
 

@@ -1591,6 +1591,16 @@ TEST_CASE("config: dots.llm1 (noaux_tc experts, Qwen3 attention, windows, defaul
     j["sliding_window"] = nullptr;
   });
   CHECK((none.sliding_window == 0 && none.window_layer == std::vector<bool>{false, false}));
+  // a window of 0 runs where no layer slides (max_window_layers past the layers), not where one does
+  CHECK(edited(file, [](nlohmann::json& j) {
+          j.erase("layer_types");
+          j["sliding_window"] = 0;
+          j["max_window_layers"] = 2;
+        }).window_layer == std::vector<bool>{false, false});
+  CHECK(edited_error(file, [](nlohmann::json& j) {
+          j.erase("layer_types");
+          j["sliding_window"] = 0;
+        }).find("max_window_layers picks sliding_attention layers, but sliding_window is 0") != std::string::npos);
   const LlamaConfig d = edited(file, [](nlohmann::json& j) {
     for (const char* k :
          {"layer_types", "sliding_window", "max_window_layers", "first_k_dense_replace", "n_group", "topk_group",
@@ -1605,6 +1615,14 @@ TEST_CASE("config: dots.llm1 (noaux_tc experts, Qwen3 attention, windows, defaul
   CHECK((d.rms_norm_eps == 1e-6 && !d.tie_word_embeddings && d.max_position_embeddings == 2048));
   const LlamaConfig n = edited(file, [](nlohmann::json& j) { j["norm_topk_prob"] = nullptr; });  // (Optional[bool])
   CHECK(!n.norm_topk_prob);
+  // Dense layers only: the expert keys are never read (transformers builds no MoE), absent, null or unrunnable
+  const LlamaConfig dense = edited(file, [](nlohmann::json& j) {
+    j["first_k_dense_replace"] = 2;
+    j.erase("n_routed_experts");
+    j["n_shared_experts"] = nullptr;
+    j["n_group"] = 3;
+  });
+  CHECK((dense.unmodeled.empty() && !dense.is_moe_layer(0) && !dense.is_moe_layer(1)));
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(file, edit); };
   for (const char* k : {"n_routed_experts", "num_experts_per_tok", "n_shared_experts"}) {
     CAPTURE(std::string(k));
@@ -1621,7 +1639,9 @@ TEST_CASE("config: dots.llm1 (noaux_tc experts, Qwen3 attention, windows, defaul
           j.erase("layer_types");
           j["max_window_layers"] = nullptr;
         }).find("max_window_layers is null") != std::string::npos);
-  CHECK(error_of([](nlohmann::json& j) { j["sliding_window"] = nullptr; }).find("sliding_window is null") !=
+  CHECK(error_of([](nlohmann::json& j) {
+          j["sliding_window"] = nullptr;
+        }).find("layer_types picks sliding_attention layers, but sliding_window is null") !=
         std::string::npos);  // (layer_types names a sliding layer)
   CHECK(error_of([](nlohmann::json& j) { j["n_group"] = 3; }).find("must divide n_routed_experts") !=
         std::string::npos);
@@ -1687,6 +1707,8 @@ TEST_CASE("config: HunYuan dense (q/k norms after RoPE, NTK-alpha RoPE, remote-c
   CHECK(error_of([](nlohmann::json& j) {
           j["rope_scaling"].erase("factor");
         }).find("needs 'factor' for rope type dynamic") != std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["rope_scaling"]["factor"] = nullptr; }).rope.theta ==
+        874339.3107950698);  // (present, null: transformers' check passes; the NTK base never reads it)
   CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = 1e300; }).find("not a positive finite") !=
         std::string::npos);  // (Python overflows computing the base)
   CHECK(edited(hub, [](nlohmann::json& j) { j["norm_type"] = "hf_rms"; }).unmodeled.empty());
@@ -1755,7 +1777,18 @@ TEST_CASE("config: HunYuan MoE (experts in every layer, per-layer lists, shared 
   CHECK(error_of([](nlohmann::json& j) { j["moe_topk"] = 0; }).find("moe_topk must be between 1") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
           j["moe_intermediate_size"] = {48, 32};
-        }).find("moe_intermediate_size") != std::string::npos);
+        }).find("moe_intermediate_size lists different values") != std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["moe_intermediate_size"] = {48}; }).unmodeled.empty());  // (never read)
+  CHECK(error_of([](nlohmann::json& j) {
+          j["moe_topk"] = {2, 2, "x"};
+        }).find("moe_topk must list non-negative") != std::string::npos);
+  const LlamaConfig spelled = edited(hub, [](nlohmann::json& j) {
+    j.erase("moe_topk");
+    j["num_experts_per_tok"] = 3;  // (moe_topk's attribute_map spelling)
+  });
+  CHECK(spelled.num_experts_per_tok == 3);
+  CHECK(error_of([](nlohmann::json& j) { j["num_experts_per_tok"] = 3; }).find("disagrees with moe_topk") !=
+        std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["num_shared_expert"] = 2; }).find("num_shared_expert is not 1") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["use_mixed_mlp_moe"] = false; }).find("use_mixed_mlp_moe") !=
