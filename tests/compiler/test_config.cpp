@@ -1722,8 +1722,10 @@ TEST_CASE("config: HunYuan dense (q/k norms after RoPE, NTK-alpha RoPE, remote-c
                                    {"attention_head_dim", 32},
                                    {"add_classification_head", true},
                                    {"norm_type", "ln"}}) {
-    CAPTURE(std::string(key));
-    CHECK(error_of([&](nlohmann::json& j) { j[key] = value; }).find(key) != std::string::npos);
+    const std::string k = key;  // (a lambda cannot capture a binding before C++20)
+    const nlohmann::json v = value;
+    CAPTURE(k);
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = v; }).find(k) != std::string::npos);
   }
 }
 

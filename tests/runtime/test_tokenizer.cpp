@@ -1315,7 +1315,8 @@ TEST_CASE("tokenizer: GPT2Tokenizer with add_prefix_space true is refused, anoth
   // A class named where the model_type's AutoTokenizer class is TokenizersBackend (StarCoder's tokenizer_config.json
   // names GPT2Tokenizer): transformers 5 reads tokenizer.json as written, and so does kiln, without a note.
   std::ofstream(d / "tokenizer_config.json") << R"({"tokenizer_class": "GPT2TokenizerFast", "add_prefix_space": true})";
-  for (const char* t : {"gpt_bigcode", "stablelm", "granite", "olmo2", "ministral", "glm", "ministral3"}) {
+  for (const char* t :
+       {"gpt_bigcode", "stablelm", "granite", "olmo2", "ministral", "glm", "ministral3", "ernie4_5", "ernie4_5_moe"}) {
     CAPTURE(std::string(t));
     std::ofstream(d / "config.json") << nlohmann::json{{"model_type", t}}.dump();
     TokenizerData td;
