@@ -177,7 +177,8 @@ struct LlamaConfig {
   // layer, the top num_experts_per_tok of a softmax router (mlp.gate.wg) renormalized, beside one ungated shared MLP
   // (mlp.shared_mlp) of shared_expert_intermediate_size.
   bool hunyuan_moe = false;
-  // Where an MoE layer's ungated shared experts are (GLM-4.5's, ERNIE 4.5 MoE's, HunYuan MoE's); empty: none such.
+  // Where an MoE layer's ungated shared experts are (GLM-4.5's, dots.llm1's, ERNIE 4.5 MoE's, HunYuan MoE's); empty:
+  // none such.
   std::string ungated_shared_prefix() const {
     return glm4_moe || ernie_moe || dots1 ? "mlp.shared_experts." : hunyuan_moe ? "mlp.shared_mlp." : "";
   }
@@ -194,7 +195,8 @@ struct LlamaConfig {
   // ERNIE 4.5 MoE's e_score_correction_bias ([1, experts]) under transformers 5's in-memory name
   // (mlp.gate.moe_statics.*) rather than the hub's (mlp.moe_statics.*). Set by the frontend from the checkpoint.
   bool ernie_bias_in_gate = false;
-  // Routing by noaux_tc with e_score_correction_bias, and shared experts without a gate under mlp.shared_experts.
+  // Routing by noaux_tc with e_score_correction_bias for the choice (GLM-4.5, dots.llm1: sigmoid scores; ERNIE 4.5 MoE:
+  // softmax).
   bool noaux_experts() const { return glm4_moe || ernie_moe || dots1; }
   // dots.llm1 (Dots1ForCausalLM: dots.llm1.base, dots.llm1.inst): Qwen3's attention (per-head q/k norms before RoPE,
   // biases with attention_bias), windows in the layers window_layer marks, dense MLPs in the first

@@ -1,5 +1,5 @@
-// Mixture of experts (DeepSeek V2/V3, Mixtral, Qwen-MoE, GraniteMoe, GPT-OSS): the router and the routed
-// experts.
+// Mixture of experts (DeepSeek V2/V3, Mixtral, Qwen-MoE, GraniteMoe, GPT-OSS, ERNIE 4.5 MoE, ...): the router and the
+// routed experts.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -29,7 +29,7 @@ enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
 //   router bias, added to every logit before scoring)
 //   → ids: (rows, top_k) i32; weights: (rows, top_k) f32
 // int attrs {method (MoeTopk), scoring (MoeScoring), n_group, topk_group, norm_topk_prob, logit_bias
-// (version 2; version 1 has five)};
+// (versions 2 and 3; version 1 has five)};
 // float attrs {routed_scaling_factor, norm_min (version 3)}: with norm_min, the renormalized weights are divided by
 // max(sum, norm_min) (ERNIE 4.5's moe_norm_min) rather than by sum + 1e-20 (DeepSeek's). Plan operands: inputs {h,
 // gate, bias?, n_valid?}; outputs {ids, weights}. CPU scratch: 2·experts floats per worker.

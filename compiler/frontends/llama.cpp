@@ -707,7 +707,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         L.shared_gu_w = w(sh + "input_linear.weight", {2 * Fs, D}, {sh + "input_linear.weight"});
         L.shared_down_w = w(sh + "output_linear.weight", {D, Fs}, {sh + "output_linear.weight"});
       } else if (const std::string sh = p + c.ungated_shared_prefix();
-                 Fs > 0 && sh != p) {  // (GLM-4.5's, ERNIE 4.5 MoE's and HunYuan MoE's shared experts: no gate)
+                 Fs > 0 &&
+                 sh != p) {  // (GLM-4.5's, dots.llm1's, ERNIE 4.5 MoE's, HunYuan MoE's shared experts: no gate)
         L.shared_gu_w = w(sh + "gate_up_proj.weight", {2 * Fs, D}, {sh + "gate_proj.weight", sh + "up_proj.weight"});
         L.shared_down_w = w(sh + "down_proj.weight", {D, Fs}, {sh + "down_proj.weight"});
       } else if (Fs > 0) {
@@ -914,8 +915,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         const uint32_t ew = g.activation(p + "expert_weights", {N, K});
         const uint32_t ws = g.activation(p + "expert_act", {N * K, c.moe_intermediate_size});
         // GPT-OSS: the router's bias added to its logits, then the softmax over the top K (the same).
-        // GLM-4.5: DeepSeek-V3's noaux_tc on sigmoid scores, e_score_correction_bias (the router's bias input)
-        // for the choice, the weights times routed_scaling_factor.
+        // GLM-4.5, dots.llm1: DeepSeek-V3's noaux_tc on sigmoid scores, e_score_correction_bias (the router's bias
+        // input) for the choice, the weights times routed_scaling_factor.
         std::vector<int64_t> route = {int64_t(MoeTopk::kGreedy), int64_t(MoeScoring::kSoftmax), 1, 1,
                                       c.norm_topk_prob ? 1 : 0};
         if (c.sigmoid_noaux())
