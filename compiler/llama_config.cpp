@@ -74,13 +74,19 @@ void refuse_null_window(const ConfigReader& r, const std::string& arch) {
                                       " (it builds the sliding mask whatever the layer types)");
 }
 
+// One attribute under either of two spellings (a config class's attribute_map), `def` when absent; two that
+// disagree refused.
+int64_t aliased_count(const ConfigReader& r, const char* key, const char* alias, int64_t def) {
+  const int64_t n = r.count(key, r.count(alias, def));
+  if (r.has(key) && r.has(alias) && r.count(alias, 0) != n)
+    r.fail(alias, std::string("disagrees with ") + key + ", its other spelling");
+  return n;
+}
+
 // The expert count under num_local_experts or num_experts (transformers 5's attribute_map spellings; the
 // class's default `def`), two that disagree refused.
 int64_t read_expert_count(const ConfigReader& r, int64_t def) {
-  const int64_t n = r.count("num_local_experts", r.count("num_experts", def));
-  if (r.has("num_local_experts") && r.has("num_experts") && r.count("num_experts", 0) != n)
-    r.fail("num_experts", "disagrees with num_local_experts, its other spelling");
-  return n;
+  return aliased_count(r, "num_local_experts", "num_experts", def);
 }
 
 // clip_qkv (OLMo, OLMoE, MPT's attn_config; key: the key named in errors): q, k and v clamped to [-c, c] after their
@@ -97,15 +103,6 @@ double read_clip_qkv(const ConfigReader& r, const nlohmann::json& o, const char*
                     "[-clip_qkv, clip_qkv])");
   const double c = v.get<double>();
   return c == 0 && zero_is_none ? -1 : c;
-}
-
-// One attribute under either of two spellings (a config class's attribute_map), `def` when absent; two that
-// disagree refused.
-int64_t aliased_count(const ConfigReader& r, const char* key, const char* alias, int64_t def) {
-  const int64_t n = r.count(key, r.count(alias, def));
-  if (r.has(key) && r.has(alias) && r.count(alias, 0) != n)
-    r.fail(alias, std::string("disagrees with ") + key + ", its other spelling");
-  return n;
 }
 
 // Ernie4_5_MoeConfig (LlamaConfig::ernie_moe): experts (moe_num_experts, or num_experts: its attribute_map; default

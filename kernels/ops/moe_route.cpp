@@ -31,7 +31,6 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
     if (c.iattr(5) == 1 && (method == 2 || !c.has_in(2)))
       return invalid_argument("a logit bias needs the bias input and a routing other than noaux_tc");
   }
-
   *scratch = moe_route_scratch_floats(e, dim, c.in(1)->dtype);
   return Status::ok();
 }
