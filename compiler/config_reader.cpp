@@ -12,6 +12,8 @@ namespace kiln {
 using json = nlohmann::json;
 
 void ConfigReader::fail(const std::string& key, const std::string& msg) const {
+  for (const auto& [k, as_written] : spelled_)
+    if (k == key) throw CompileError(path_ + ": " + as_written + " " + msg);
   throw CompileError(path_ + ": " + key + " " + msg);
 }
 
@@ -125,6 +127,9 @@ std::string ConfigReader::model_architecture() const {
   // The class name of a family's own (remote) code, which transformers' AutoModelForCausalLM reads by model_type as
   // its class: mosaicml's MPTForCausalLM.
   if (a == "MPTForCausalLM" && has("model_type") && j_["model_type"] == "mpt") a = "MptForCausalLM";
+  // EXAONE 3.0 / 3.5: the hub's remote ExaoneForCausalLM, which transformers 5 builds (and saves) as LlamaForCausalLM
+  // with model_type exaone; kiln's name for both is ExaoneForCausalLM.
+  if (a == "LlamaForCausalLM" && has("model_type") && j_["model_type"] == "exaone") a = "ExaoneForCausalLM";
   // transformers' AutoModelForCausalLM builds the class of model_type, whatever architectures says.
   static const std::pair<const char*, const char*> kTypes[] = {{"LlamaForCausalLM", "llama"},
                                                                {"MistralForCausalLM", "mistral"},
@@ -139,6 +144,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"OlmoForCausalLM", "olmo"},
                                                                {"Glm4ForCausalLM", "glm4"},
                                                                {"Exaone4ForCausalLM", "exaone4"},
+                                                               {"ExaoneForCausalLM", "exaone"},
                                                                {"SeedOssForCausalLM", "seed_oss"},
                                                                {"GptOssForCausalLM", "gpt_oss"},
                                                                {"HeliumForCausalLM", "helium"},

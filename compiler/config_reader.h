@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/dtype.h"
@@ -58,6 +59,9 @@ class ConfigReader {
   ConfigReader(const nlohmann::json& j, std::string path) : j_(j), path_(std::move(path)) {}
   const nlohmann::json& doc() const { return j_; }
   [[noreturn]] void fail(const std::string& key, const std::string& msg) const;
+  // fail() names key `key` as `as_written` (a config read under its attributes' names, whose file spells some of
+  // them otherwise: ExaoneConfig's attribute_map).
+  void set_spelling(const std::string& key, const std::string& as_written) { spelled_.emplace_back(key, as_written); }
   // Whether key k of o is present and not null. A top-level key asked about counts as modeled
   // (unmodeled() leaves it out): the reader either builds its value or refuses it.
   bool has(const nlohmann::json& o, const char* k) const {
@@ -230,6 +234,7 @@ class ConfigReader {
   mutable bool llama4_scaling_ = false;
   mutable int mrope_ = 0;  // (set_mrope: 1, or 2 with mrope_interleaved)
   bool strict_booleans_ = false;
+  std::vector<std::pair<std::string, std::string>> spelled_;  // (set_spelling's)
   mutable std::vector<std::string> nested_unmodeled_;
   mutable std::vector<std::string> quant_unmodeled_;  // prequantized()'s
 };

@@ -897,7 +897,41 @@ const ImageTextModel* image_text_model(const std::string& arch) {
 // class's as for a text checkpoint). The file's dtype applies where text_config gives none (where both give one and
 // they disagree, kiln refuses rather than guess); the file's tie_word_embeddings (its class's default where absent)
 // is what transformers 5 ties the LM head by, whatever text_config says (noted where that differs).
-LlamaConfig parse_llama_text(const std::string& text, const std::string& path, const ImageTextModel* within);
+// `spelled`: set where the text is an EXAONE file read under its attributes' names (parse_exaone): the keys the file
+// spells otherwise, for errors.
+using Spellings = std::vector<std::pair<std::string, std::string>>;  // (attribute, the file's key)
+LlamaConfig parse_llama_text(const std::string& text, const std::string& path, const ImageTextModel* within,
+                             const Spellings* spelled = nullptr);
+
+// ExaoneConfig's attribute_map: the hub's EXAONE 3.0 / 3.5 files (its remote code's) spell num_hidden_layers,
+// rms_norm_eps and hidden_act as num_layers, layer_norm_epsilon and activation_function. The file is read with each
+// under its attribute's name, errors naming the file's key; both spellings given with different values are refused
+// (transformers reads the alias's, whatever the order: kiln does not guess which was meant).
+LlamaConfig parse_exaone(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
+                         const std::string& path) {
+  static const std::pair<const char*, const char*> kSpellings[] = {{"num_layers", "num_hidden_layers"},
+                                                                   {"layer_norm_epsilon", "rms_norm_eps"},
+                                                                   {"activation_function", "hidden_act"}};
+  nlohmann::json k = j;
+  Spellings spelled;
+  // (ExaoneConfig refuses a null attribute; a null alias it takes, and its model fails on it)
+  r.refuse_null_values({"num_hidden_layers", "rms_norm_eps", "hidden_act"}, "ExaoneForCausalLM");
+  for (const auto& [alias, key] : kSpellings) {
+    if (!j.contains(alias)) continue;
+    r.refuse_null(alias, std::string("with which transformers cannot run ExaoneForCausalLM (it reads it as ") + key +
+                             "): give its value, or leave it out for " + key + " or its default");
+    if (j.contains(key) && j[key] != j[alias])
+      r.fail(alias, "= " + j[alias].dump() + " disagrees with " + key + " = " + j[key].dump() +
+                        ", its other spelling (ExaoneConfig's attribute_map; transformers reads " + alias +
+                        "): give one");
+    k[key] = j[alias];
+    k.erase(alias);
+    spelled.emplace_back(key, alias);
+  }
+  LlamaConfig c = parse_llama_text(k.dump(), path, nullptr, &spelled);
+  c.raw_json = text;
+  return c;
+}
 
 LlamaConfig parse_image_text(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
                              const std::string& path, const ImageTextModel& m) {
@@ -1439,14 +1473,19 @@ LlamaConfig parse_opt(const ConfigReader& r, const std::string& text) {
 namespace {
 
 // parse_llama_config; `within`: the image-text model whose text model this is (its text classes are read there only)
-LlamaConfig parse_llama_text(const std::string& text, const std::string& path, const ImageTextModel* within) {
+LlamaConfig parse_llama_text(const std::string& text, const std::string& path, const ImageTextModel* within,
+                             const Spellings* spelled) {
   LlamaConfig c;
   c.raw_json = text;
   const nlohmann::json j = parse_json_limited(text.data(), text.data() + text.size(), path);
   if (!j.is_object()) throw CompileError(path + ": not a JSON object");
   ConfigReader r(j, path);
   r.set_strict_booleans();
+  if (spelled)
+    for (const auto& [key, as_written] : *spelled) r.set_spelling(key, as_written);
   const std::string arch = r.model_architecture();
+  const bool exaone = arch == "ExaoneForCausalLM" || arch == "exaone";
+  if (exaone && !spelled) return parse_exaone(r, j, text, path);
   if (const ImageTextModel* m = image_text_model(arch)) return parse_image_text(r, j, text, path, *m);
   if (arch == "GPTJForCausalLM" || arch == "gptj") return parse_gptj(r, text);
   if (arch == "GPT2LMHeadModel" || arch == "gpt2") return parse_gpt2(r, text);
@@ -1523,7 +1562,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
-      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1)
+      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1545,6 +1584,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : glm1               ? "GlmForCausalLM"
                    : glm4               ? "Glm4ForCausalLM"
                    : exaone4            ? "Exaone4ForCausalLM"
+                   : exaone             ? "ExaoneForCausalLM"
                    : seed_oss           ? "SeedOssForCausalLM"
                    : gpt_oss            ? "GptOssForCausalLM"
                    : helium             ? "HeliumForCausalLM"
@@ -1635,7 +1675,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -1680,7 +1720,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                              : ernie || glm4                                 ? 2
                              : qwen2_moe                                     ? 16
                              : exaone4 || dots1                              ? 32
-                             : seed_oss || gpt_oss || glm4_moe               ? 8
+                             : seed_oss || gpt_oss || glm4_moe || exaone     ? 8
                              : helium                                        ? 20
                              : qwen2 || qwen3                                ? 32
                              : gemma1                                        ? 16
@@ -1731,7 +1771,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                 : gemma1 || gemma2 || cohere                                                       ? 8192
                 : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe ? 131072
                 : qwen2 || qwen3 || smollm3 || qwen2_moe                                           ? 32768
-                : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron           ? 4096
+                : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone ? 4096
                                                                                                    : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
@@ -1743,7 +1783,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
                    : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
                             : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ||
-                                                            olmoe || glm4_moe || ministral3 || hunyuan
+                                                            olmoe || glm4_moe || ministral3 || hunyuan || exaone
                                                         ? 1e-5
                                                         : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
@@ -2091,6 +2131,13 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.residual_multiplier = multiplier("residual_multiplier");
     c.logits_scaling = multiplier("logits_scaling");
     if (float(c.logits_scaling) == 0) r.fail("logits_scaling", "must not be zero (the logits are divided by it)");
+  } else if (exaone) {
+    // ExaoneConfig: LlamaConfig's biases (attention_bias on q, k, v and o; mlp_bias on the MLP). The hub's files carry
+    // the remote code's embed_dropout, which acts in training only.
+    c.exaone = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.mlp_bias = r.boolean("mlp_bias", false);
+    r.has("embed_dropout");
   } else {
     c.attention_bias = r.boolean("attention_bias", false);
     c.mlp_bias = r.boolean("mlp_bias", false);
@@ -2173,20 +2220,21 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (qwen2_vl || qwen3_vl) r.set_mrope(qwen3_vl);
   if ((!gemma || gemma1) && !olmo3 && !gpt_oss)  // (read_gemma, read_olmo3 and read_gpt_oss read theirs; Phi3Config
                                                  // reads its old names su and yarn as longrope)
-    c.rope = phi3      ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
-             : mixtral ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
-             : smollm3 ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
-             : ernie   ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's
-             : helium  ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
-             // (HunYuanDenseV1Config: "dynamic" with an alpha is a fixed NTK base, its ntk_alpha)
-             : hunyuan ? r.rope({"default", "linear", "llama3", "yarn", "dynamic=ntk_alpha"}, 10000.0)
-             // (Qwen2VLTextConfig reads rope type mrope as default)
-             : qwen2_vl           ? r.rope({"default", "linear", "llama3", "yarn", "mrope=default"}, 1e6)
-             : qwen3_vl           ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)
-             : gpt_neox           ? r.rope({"default", "linear", "llama3", "yarn"}, neox_theta, true, false)
-             : cohere && !cohere2 ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
-                                  : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0,
-                                           phi || glm4 || stablelm || nemotron || glm4_moe);
+    c.rope =
+        phi3              ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
+        : mixtral         ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
+        : smollm3         ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
+        : ernie || exaone ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's, ExaoneConfig's
+        : helium          ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
+        // (HunYuanDenseV1Config: "dynamic" with an alpha is a fixed NTK base, its ntk_alpha)
+        : hunyuan ? r.rope({"default", "linear", "llama3", "yarn", "dynamic=ntk_alpha"}, 10000.0)
+        // (Qwen2VLTextConfig reads rope type mrope as default)
+        : qwen2_vl ? r.rope({"default", "linear", "llama3", "yarn", "mrope=default"}, 1e6)
+        : qwen3_vl ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)
+        : gpt_neox ? r.rope({"default", "linear", "llama3", "yarn"}, neox_theta, true, false)
+        : cohere && !cohere2
+            ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
+            : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4 || stablelm || nemotron || glm4_moe);
   if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
   if (c.rope.type == "ntk_alpha") {  // theta · alpha^(d / (d - 2)) in double, as Python computes the base
     if (c.head_dim <= 2) r.fail("head_dim", "must be more than 2 for the ntk_alpha RoPE (alpha^(d / (d - 2)))");

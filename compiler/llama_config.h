@@ -243,6 +243,12 @@ struct LlamaConfig {
   // (Qwen3's), windows in the layers window_layer marks, and no RoPE on the others (nope_layer) when
   // sliding_window is set.
   bool exaone4 = false;
+  // EXAONE 3.0 / 3.5 (ExaoneConfig: model_type exaone, the hub's remote ExaoneForCausalLM, which transformers 5 builds
+  // as LlamaForCausalLM): LLaMA under other names (transformer.h.<i>.attn.attention.q_proj, ln_1, mlp.c_fc_0, ...,
+  // which the frontend reads as kiln's) and other config spellings (num_layers, layer_norm_epsilon,
+  // activation_function).
+  bool exaone = false;
+
   // OLMoE (OlmoeForCausalLM: OLMoE-1B-7B): LLaMA's layer (input_layernorm, post_attention_layernorm) with q and
   // k RMSNorm-ed whole after their projections (OLMo 2's q_norm and k_norm) and experts in every layer
   // (Qwen3-MoE's: mlp.gate, mlp.experts.<e>), renormalized only with norm_topk_prob.

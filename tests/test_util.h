@@ -105,7 +105,8 @@ inline std::vector<std::string> llm_fixture_families() {
           "ernie4_5_moe",
           "hunyuan_v1_dense",
           "hunyuan_v1_moe",
-          "dots1"};
+          "dots1",
+          "exaone"};
 }
 
 double rel_l2(const float* out, const float* ref, size_t n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -43,6 +43,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only bloom     only tests/fixtures/bloom/ (tiny BloomForCausalLM checkpoints: ALiBi, the embedding's LayerNorm)
   --only mpt       only tests/fixtures/mpt/ (tiny MptForCausalLM checkpoints: MPT's ALiBi, bias-less LayerNorms)
   --only opt       only tests/fixtures/opt/ (tiny OPTForCausalLM checkpoints: learned positions from row 2, relu)
+  --only exaone    only tests/fixtures/exaone/ and exaone_lora/ (tiny EXAONE 3.0 / 3.5 checkpoints: the hub's names
+                   and config spellings)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -248,7 +250,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1043,6 +1045,55 @@ COHERE2_VARIANTS = [
     ("hub_f32", 6565, dict(COHERE_BASE, num_key_value_heads=4, sliding_window=6, sliding_window_pattern=2,
                            logit_scale=0.25, rope_parameters={"rope_type": "default", "rope_theta": 5000.0})),
 ]
+
+EXAONE_DIR = os.path.join(REPO, "tests", "fixtures", "exaone")
+# EXAONE 3.0 / 3.5 (model_type exaone: the hub's remote ExaoneForCausalLM, which transformers 5 builds as
+# LlamaForCausalLM from ExaoneConfig and saves under the hub's names, transformer.h.<i>.attn.attention.q_proj, ln_1,
+# mlp.c_fc_0, ...). hub_f32: EXAONE-3.0-7.8B-Instruct's config.json layout (ExaoneForCausalLM with its auto_map,
+# num_layers, layer_norm_epsilon, activation_function, embed_dropout, rope_theta with a null rope_scaling,
+# torch_dtype; no head_dim), GQA 4:2, untied, tensors as transformers 5 saves them (the hub's names).
+# llama3_tied_bias_f32: EXAONE 3.5's settings (tied, a llama3 RoPE with theta 1e6) with q/k/v/o and MLP biases
+# (ExaoneConfig's attention_bias and mlp_bias), head_dim 24 (not hidden / heads), MHA, the config as transformers 5
+# saves it (LlamaForCausalLM, model_type exaone) and the tensors under LLaMA's names (model.layers.<i>.self_attn.*),
+# which transformers 5 loads as they are.
+EXAONE_BASE = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+EXAONE_VARIANTS = [
+    ("hub_f32", 6161, dict(EXAONE_BASE, rope_parameters={"rope_type": "default", "rope_theta": 500000.0})),
+    ("llama3_tied_bias_f32", 6262, dict(EXAONE_BASE, num_key_value_heads=4, tie_word_embeddings=True,
+                                        attention_bias=True, mlp_bias=True, head_dim=24,
+                                        rope_parameters=dict(LLAMA3_ROPE, rope_theta=1e6))),
+]
+EXAONE_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "exaone_lora")
+# peft adapters on EXAONE fixtures (peft names transformers 5's modules: model.layers.<i>.self_attn.q_proj, ...):
+# every Linear of the hub fixture with the final norm saved whole.
+EXAONE_LORA_CASES = [
+    dict(name="every_linear_norm", base="hub_f32", seed=4804,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                        "gate_proj", "up_proj", "down_proj"],
+                                    modules_to_save=["norm"]))]),
+]
+# transformers 5's renaming of EXAONE's hub names (its conversion_mapping), reversed: LLaMA's names back to the hub's
+EXAONE_HUB_NAMES = [("model.embed_tokens.", "transformer.wte."), ("model.layers.", "transformer.h."),
+                    ("model.norm.", "transformer.ln_f."), (".self_attn.o_proj.", ".attn.attention.out_proj."),
+                    (".self_attn.", ".attn.attention."), (".input_layernorm.", ".ln_1."),
+                    (".post_attention_layernorm.", ".ln_2."), (".mlp.gate_proj.", ".mlp.c_fc_0."),
+                    (".mlp.up_proj.", ".mlp.c_fc_1."), (".mlp.down_proj.", ".mlp.c_proj.")]
+
+
+class ExaoneLM:
+    """The model transformers 5's AutoModelForCausalLM builds for model_type exaone (LlamaForCausalLM, with the
+    family's renaming of the checkpoint's names), as a model class for the fixture helpers."""
+    def __new__(cls, config):
+        from transformers import AutoModelForCausalLM
+        return AutoModelForCausalLM.from_config(config)
+
+    @staticmethod
+    def from_pretrained(*args, **kwargs):
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(*args, **kwargs)
+        assert type(model).__name__ == "LlamaForCausalLM" and model.config.model_type == "exaone", type(model)
+        return model
+
 
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
 # ERNIE 4.5 (Ernie4_5ForCausalLM): LLaMA whose RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half),
@@ -3282,6 +3333,46 @@ def main_helium():
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as halves
         assert_rope_swap_moves(os.path.join(HELIUM_DIR, name), HeliumForCausalLM, helium_modeling, halves)
     rewrite_as_hub(os.path.join(HELIUM_DIR, "hub_f32"), HeliumForCausalLM, "4.48.0.dev0", lambda cfg: None)
+
+
+def main_exaone():
+    from transformers import ExaoneConfig
+
+    def check(keys):  # (transformers 5 saves the hub's names)
+        assert "transformer.h.0.attn.attention.out_proj.weight" in keys and "transformer.wte.weight" in keys, keys
+        assert "transformer.h.0.mlp.c_fc_0.weight" in keys and "model.norm.weight" not in keys, keys
+    head = "lm_head.weight"
+    main_llama_like("exaone", EXAONE_DIR, EXAONE_VARIANTS, ExaoneConfig, ExaoneLM, check, draw_norms_around_one, head)
+
+    def hub(cfg):  # LGAI-EXAONE/EXAONE-3.0-7.8B-Instruct's keys (its remote code's spellings)
+        for key in ("attention_bias", "mlp_bias", "head_dim"):
+            cfg.pop(key)
+        cfg["num_layers"] = cfg.pop("num_hidden_layers")
+        cfg["layer_norm_epsilon"] = cfg.pop("rms_norm_eps")
+        cfg["activation_function"] = cfg.pop("hidden_act")
+        cfg.update(architectures=["ExaoneForCausalLM"], embed_dropout=0.0,
+                   auto_map={"AutoConfig": "configuration_exaone.ExaoneConfig",
+                             "AutoModelForCausalLM": "modeling_exaone.ExaoneForCausalLM",
+                             "AutoModelForSequenceClassification": "modeling_exaone.ExaoneForSequenceClassification"})
+    before, after, _ = rewrite_as_hub(os.path.join(EXAONE_DIR, "hub_f32"), ExaoneLM, "4.43.0", hub)
+    for key in ("num_hidden_layers", "rms_norm_eps", "hidden_act", "head_dim", "attention_bias", "mlp_bias"):
+        assert getattr(before, key) == getattr(after, key), (key, before, after)  # (the spellings read as the same)
+    out = os.path.join(EXAONE_DIR, "llama3_tied_bias_f32")
+    assert_moves(out, ExaoneLM, "the default RoPE in place of llama3", 1e-3,
+                 rope_parameters={"rope_type": "default", "rope_theta": 1e6})
+    # LLaMA's names, which transformers 5 loads as they are (its renaming rules leave them)
+    path = os.path.join(out, "model.safetensors")
+    tensors = load_file(path)
+
+    def llama_name(n):
+        for kiln, hub_name in EXAONE_HUB_NAMES:
+            n = n.replace(hub_name, kiln)
+        return n
+    renamed = {llama_name(k): v for k, v in tensors.items()}
+    assert len(renamed) == len(tensors) and all(k.startswith("model.") for k in renamed), sorted(renamed)
+    save_file(renamed, path, metadata={"format": "pt"})
+    assert_reference_logits(out, ExaoneLM, "LLaMA's tensor names")
+    family_lora_cases("exaone", EXAONE_DIR, EXAONE_LORA_DIR, EXAONE_LORA_CASES, ExaoneLM)
 
 
 def main_ernie():
@@ -5764,6 +5855,8 @@ def main():
         main_gpt_oss()
     if ARGS.only in ("all", "helium"):
         main_helium()
+    if ARGS.only in ("all", "exaone"):
+        main_exaone()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

@@ -255,6 +255,9 @@ struct HubNames {
   std::vector<std::pair<std::string, std::string>> inner;  // a layer's modules (the hub's, kiln's)
   std::vector<std::string> buffers;  // a layer's buffers transformers ignores (left out), name suffixes
   std::string old_head;              // the hub's name for the head transformers 5 calls lm_head (GPT-NeoX's embed_out)
+  // transformers 5 renames the hub's names as it loads them (EXAONE's conversion rules): it holds the model under
+  // kiln's names, loads those too, and peft names them so; a base model's names (no root) it does not load.
+  bool renamed_on_load = false;
 };
 // GPT-NeoX: gpt_neox.embed_in, gpt_neox.final_layer_norm, embed_out (the hub's) or lm_head (transformers 5's),
 // gpt_neox.layers.<i>.attention.query_key_value and .dense; Pythia's old causal-mask and RoPE buffers.
@@ -383,9 +386,31 @@ const HubNames kOptNames{"OPTForCausalLM",
                          {},
                          ""};
 
+// EXAONE 3.0 / 3.5: transformer.wte, transformer.ln_f, lm_head, transformer.h.<i>.ln_1, ln_2,
+// attn.attention.q_proj/k_proj/v_proj/out_proj, mlp.c_fc_0 (gate), c_fc_1 (up) and c_proj (down), which transformers 5
+// renames to LLaMA's (kiln's) as it loads them.
+const HubNames kExaoneNames{
+    "ExaoneForCausalLM",
+    "transformer",
+    {{"transformer.wte", "model.embed_tokens"}, {"transformer.ln_f", "model.norm"}, {"lm_head", "lm_head"}},
+    "transformer.h",
+    {{"ln_1", "input_layernorm"},
+     {"ln_2", "post_attention_layernorm"},
+     {"attn.attention.q_proj", "self_attn.q_proj"},
+     {"attn.attention.k_proj", "self_attn.k_proj"},
+     {"attn.attention.v_proj", "self_attn.v_proj"},
+     {"attn.attention.out_proj", "self_attn.o_proj"},
+     {"mlp.c_fc_0", "mlp.gate_proj"},
+     {"mlp.c_fc_1", "mlp.up_proj"},
+     {"mlp.c_proj", "mlp.down_proj"}},
+    {},
+    "",
+    true};
+
 // The family's names, or null where the checkpoint names modules as kiln does.
 const HubNames* hub_names(const LlamaConfig& c) {
   if (c.opt) return &kOptNames;
+  if (c.exaone) return &kExaoneNames;
   if (c.gpt_neox) return &kNeoxNames;
   if (c.gpt2) return &kGpt2Names;
   if (c.gpt_neo) return &kGptNeoNames;
@@ -1043,14 +1068,14 @@ void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
     auto under = [&](const std::string& module) {
       return !module.empty() && (given == module || given.rfind(module + ".", 0) == 0);
     };
-    const bool keep = under(h.root) || under("lm_head") || under(h.old_head) || under("model");
+    const bool keep = under(h.root) || under("lm_head") || under(h.old_head) || under("model") || h.renamed_on_load;
     const std::string n = keep ? given : h.root + "." + given;
     if (n.rfind(h.layers + ".", 0) == 0)
       for (const std::string& buffer : h.buffers)
         if (n.size() > buffer.size() && n.compare(n.size() - buffer.size(), std::string::npos, buffer) == 0) return "";
     const std::string to = from_hub(h, n), model = h.layers.substr(0, h.layers.rfind('.') + 1);
     // (kiln's own names; a stray name under OPT's model.decoder. is reported as unexpected, as the others' are)
-    if (to == n && n.rfind("model.", 0) == 0 && n.rfind(model, 0) != 0)
+    if (to == n && n.rfind("model.", 0) == 0 && n.rfind(model, 0) != 0 && !h.renamed_on_load)
       throw CompileError(o.model_dir + ": tensor '" + given + "' is not a " + h.architecture +
                          " name (its model is under " + model + "): transformers does not load it");
     if (const auto [it, fresh] = source.emplace(to, given); !fresh)
@@ -1138,7 +1163,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::vector<std::string> conv1d = gpt2_conv1d_weights(c);
   for (const std::string& n : conv1d) b.checkpoint.transpose(n);  // (kiln's [out, in] rows)
   b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings,
-                         hub ? LoraSet::ModuleNames{[hub](const std::string& n) { return to_hub(*hub, n); },
+                         hub && !hub->renamed_on_load
+                             ? LoraSet::ModuleNames{[hub](const std::string& n) { return to_hub(*hub, n); },
                                                     [hub](const std::string& n) { return peft_to_kiln(*hub, n); },
                                                     [conv1d](const std::string& n) {
                                                       return std::find(conv1d.begin(), conv1d.end(), n) != conv1d.end();
@@ -1292,6 +1318,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "olmo",
                                       "Exaone4ForCausalLM",
                                       "exaone4",
+                                      "ExaoneForCausalLM",
+                                      "exaone",
                                       "SeedOssForCausalLM",
                                       "seed_oss",
                                       "GptOssForCausalLM",

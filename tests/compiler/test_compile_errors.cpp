@@ -307,7 +307,45 @@ TEST_CASE("compile: GPT-NeoX checkpoints: tensors named as the file has them, bo
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
-// OPT's and GPT-2's hub checkpoints are their base models' (OPTModel: decoder.*, GPT2Model: h.<i>.*), read under the
+// EXAONE 3's checkpoints under the hub's names (transformer.h.<i>.attn.attention.*, ln_1, mlp.c_fc_0, ...), which
+// transformers 5 renames to LLaMA's as it loads them, and under LLaMA's, which it loads as they are; a tensor under
+// both names is refused, and messages name the hub's.
+TEST_CASE("compile: EXAONE 3 checkpoints: the hub's names and LLaMA's read, one tensor under both refused") {
+  TempDir d;
+  auto exaone = [&](const std::string& dir, auto edit) { edited_copy(dir, edit, "hub_f32", "exaone"); };
+  exaone(d / "m", [](std::string& n, std::vector<int64_t>& s) {
+    if (n == "transformer.h.0.attn.attention.out_proj.weight") s = {64, 32};
+    return n != "transformer.h.1.mlp.c_fc_1.weight";
+  });
+  std::string err = compile_error(d / "m", d / "p.kplan");
+  CHECK(err.find("missing tensor 'transformer.h.1.mlp.c_fc_1.weight' (expected shape [160, 64])") != std::string::npos);
+  CHECK(err.find("tensor 'transformer.h.0.attn.attention.out_proj.weight'") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+  // (one tensor under LLaMA's name beside the hub's: transformers loads both spellings)
+  exaone(d / "mixed", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "transformer.h.1.mlp.c_proj.weight") n = "model.layers.1.mlp.down_proj.weight";
+    if (n == "transformer.wte.weight") n = "model.embed_tokens.weight";
+    return true;
+  });
+  CHECK(compile_error(d / "mixed", d / "mixed.kplan").empty());
+  exaone(d / "both", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "transformer.h.1.ln_1.weight") n = "model.layers.0.input_layernorm.weight";
+    return true;
+  });
+  CHECK(compile_error(d / "both", d / "p.kplan").find("are both ExaoneForCausalLM's 'transformer.h.0.ln_1.weight'") !=
+        std::string::npos);
+  // A base model's names (no transformer. prefix): transformers' renaming does not load them.
+  exaone(d / "base", [](std::string& n, std::vector<int64_t>&) {
+    if (n == "transformer.h.0.ln_2.weight") n = "h.0.ln_2.weight";
+    return true;
+  });
+  err = compile_error(d / "base", d / "p.kplan");
+  CHECK(err.find("unexpected tensor 'h.0.ln_2.weight'") != std::string::npos);
+  CHECK(err.find("missing tensor 'transformer.h.0.ln_2.weight'") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
+// OPT's and GPT-2's hub checkpoints are their base models'  (OPTModel: decoder.*, GPT2Model: h.<i>.*), read under the
 // root as transformers reads them, name by name. A LLaMA-named tensor is refused by name (the file's), a stray tensor
 // under OPT's model.decoder. is unexpected, and a Conv1D weight stored [out, in] is a shape error naming the file's
 // tensor.
@@ -683,7 +721,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, ExaoneForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
@@ -693,7 +731,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'RwkvForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, ExaoneForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

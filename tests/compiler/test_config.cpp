@@ -265,7 +265,7 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(
       error_of("hidden_act", "gelu")
           .find(
-              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe") !=
+              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe") !=
       std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
@@ -2628,6 +2628,108 @@ TEST_CASE("config: GraniteMoeShared (the shared MLP's size, default, null)") {
 
 // HeliumForCausalLM: LLaMA with a pairwise RoPE, q/k/v and MLP biases on their own keys; HeliumConfig's
 // defaults; heads that do not fill hidden_size refused (its o_proj maps hidden_size to hidden_size).
+// EXAONE 3.0 / 3.5 (model_type exaone): the hub's EXAONE-3.0-7.8B-Instruct config.json (its remote code's
+// ExaoneForCausalLM, num_layers, layer_norm_epsilon, activation_function, embed_dropout) and transformers 5's saved
+// form (LlamaForCausalLM with model_type exaone) both read as ExaoneConfig; its defaults; the two spellings of a key
+// that disagree refused, errors naming the file's key.
+TEST_CASE("config: EXAONE 3 (the hub's spellings, transformers 5's class name, defaults, refusals)") {
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "activation_function": "silu", "architectures": ["ExaoneForCausalLM"], "attention_dropout": 0.0,
+    "auto_map": {"AutoConfig": "configuration_exaone.ExaoneConfig",
+                 "AutoModelForCausalLM": "modeling_exaone.ExaoneForCausalLM",
+                 "AutoModelForSequenceClassification": "modeling_exaone.ExaoneForSequenceClassification"},
+    "bos_token_id": 1, "embed_dropout": 0.0, "eos_token_id": 361, "hidden_size": 4096, "initializer_range": 0.02,
+    "intermediate_size": 14336, "layer_norm_epsilon": 1e-05, "max_position_embeddings": 4096, "model_type": "exaone",
+    "num_attention_heads": 32, "num_key_value_heads": 8, "num_layers": 32, "pad_token_id": 0, "rope_scaling": null,
+    "rope_theta": 500000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.45.2",
+    "use_cache": true, "vocab_size": 102400})");
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "ExaoneForCausalLM");
+  CHECK(a.exaone);
+  CHECK(a.unmodeled.empty());
+  CHECK(a.num_hidden_layers == 32);
+  CHECK(a.rms_norm_eps == 1e-5);
+  CHECK(a.head_dim == 128);
+  CHECK(a.num_key_value_heads == 8);
+  CHECK(a.rope.theta == 500000.0);
+  CHECK_FALSE(a.tie_word_embeddings);
+  CHECK_FALSE(a.attention_bias);
+  CHECK(a.raw_json == hub.dump());  // (the file as given, not as read)
+  // transformers 5's file: LlamaForCausalLM, model_type exaone, the attributes' own names
+  const LlamaConfig t = read_llama_config(kiln::test::fixture("llama3_tied_bias_f32", "exaone") + "/config.json");
+  CHECK(t.architecture == "ExaoneForCausalLM");
+  CHECK(t.exaone);
+  CHECK(t.unmodeled.empty());
+  CHECK(t.attention_bias);
+  CHECK(t.mlp_bias);
+  CHECK(t.tie_word_embeddings);
+  CHECK(t.head_dim == 24);
+  CHECK(t.rope.type == "llama3");
+  // (the architecture kiln names it by: transformers' AutoModelForCausalLM builds model_type's class)
+  CHECK(edited(hub, [](nlohmann::json& j) { j.erase("architectures"); }).architecture == "ExaoneForCausalLM");
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["model_type"] = "llama";
+        }).find("model_type 'llama' is not ExaoneForCausalLM's 'exaone'") != std::string::npos);
+  // ExaoneConfig's defaults (LlamaConfig's but these)
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"num_key_value_heads", "max_position_embeddings", "layer_norm_epsilon", "rope_theta",
+                          "rope_scaling", "tie_word_embeddings", "activation_function"})
+      j.erase(k);
+  });
+  CHECK(d.num_key_value_heads == 8);
+  CHECK(d.max_position_embeddings == 4096);
+  CHECK(d.rms_norm_eps == 1e-5);
+  CHECK(d.rope.theta == 500000.0);
+  CHECK_FALSE(d.tie_word_embeddings);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).num_key_value_heads == 32);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).head_dim == 128);
+  // the attributes' names beside (or in place of) the hub's spellings
+  const LlamaConfig both = edited(hub, [](nlohmann::json& j) {
+    j["num_hidden_layers"] = 32;
+    j["rms_norm_eps"] = 1e-5;
+    j["hidden_act"] = "silu";
+  });
+  CHECK(both.num_hidden_layers == 32);
+  CHECK(both.unmodeled.empty());
+  const LlamaConfig own = edited(hub, [](nlohmann::json& j) {
+    j["num_hidden_layers"] = 3;
+    j.erase("num_layers");
+    j["rms_norm_eps"] = 1e-6;
+    j.erase("layer_norm_epsilon");
+  });
+  CHECK(own.num_hidden_layers == 3);
+  CHECK(own.rms_norm_eps == 1e-6);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
+  CHECK(error_of([](nlohmann::json& j) {
+          j["num_hidden_layers"] = 30;
+        }).find("num_layers = 32 disagrees with num_hidden_layers = 30, its other spelling") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["rms_norm_eps"] = 1e-6;
+        }).find("layer_norm_epsilon = 1e-05 disagrees with rms_norm_eps") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["hidden_act"] = "gelu";
+        }).find("activation_function = \"silu\" disagrees with hidden_act") != std::string::npos);
+  // errors name the file's key
+  CHECK(error_of([](nlohmann::json& j) {
+          j["activation_function"] = "gelu";
+        }).find("config.json: activation_function must be \"silu\"") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_layers"] = 0; }).find("config.json: num_layers must be a positive") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["layer_norm_epsilon"] = nullptr;
+        }).find("config.json: layer_norm_epsilon is null") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["num_layers"] = nullptr; }).find("config.json: num_layers is null") !=
+        std::string::npos);
+  // (ExaoneConfig refuses a null attribute even beside its alias's value)
+  CHECK(error_of([](nlohmann::json& j) { j["rms_norm_eps"] = nullptr; }).find("config.json: rms_norm_eps is null") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j.erase("num_layers"); }).find("num_hidden_layers is missing") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["embed_dropout"] = 0.1; }) == "");  // (training only)
+  CHECK(error_of([](nlohmann::json& j) { j["attention_bias"] = nullptr; }).find("attention_bias is null") !=
+        std::string::npos);
+}
+
 TEST_CASE("config: Helium (pairwise RoPE, biases, defaults, refusals)") {
   const LlamaConfig a = read_llama_config(kiln::test::fixture("bias_f32", "helium") + "/config.json");
   CHECK(a.architecture == "HeliumForCausalLM");
