@@ -130,6 +130,8 @@ std::string ConfigReader::model_architecture() const {
   // EXAONE 3.0 / 3.5: the hub's remote ExaoneForCausalLM, which transformers 5 builds (and saves) as LlamaForCausalLM
   // with model_type exaone; kiln's name for both is ExaoneForCausalLM.
   if (a == "LlamaForCausalLM" && has("model_type") && j_["model_type"] == "exaone") a = "ExaoneForCausalLM";
+  // (K-EXAONE's hub files name the class ExaoneMoEForCausalLM, transformers' ExaoneMoeForCausalLM)
+  if (a == "ExaoneMoEForCausalLM" && has("model_type") && j_["model_type"] == "exaone_moe") a = "ExaoneMoeForCausalLM";
   // transformers' AutoModelForCausalLM builds the class of model_type, whatever architectures says.
   static const std::pair<const char*, const char*> kTypes[] = {{"LlamaForCausalLM", "llama"},
                                                                {"MistralForCausalLM", "mistral"},
@@ -145,6 +147,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Glm4ForCausalLM", "glm4"},
                                                                {"Exaone4ForCausalLM", "exaone4"},
                                                                {"ExaoneForCausalLM", "exaone"},
+                                                               {"ExaoneMoeForCausalLM", "exaone_moe"},
                                                                {"SeedOssForCausalLM", "seed_oss"},
                                                                {"GptOssForCausalLM", "gpt_oss"},
                                                                {"HeliumForCausalLM", "helium"},

@@ -227,20 +227,26 @@ void read_hunyuan_moe(const ConfigReader& r, LlamaConfig* out) {
 // first_k_dense_replace layers, num_experts_per_tok of them chosen by sigmoid scores plus e_score_correction_bias in
 // the best topk_group of n_group groups, renormalized with norm_topk_prob, times routed_scaling_factor, beside
 // n_shared_experts shared ones. `d`: the class's defaults, a negative one for a key it has none for that runs (absent
-// or null refused). A null where the class types a number is refused (transformers cannot build the model).
+// or null refused), and its keys where they are spelled otherwise (ExaoneMoeConfig's num_experts, without an alias,
+// and num_shared_experts). A null where the class types a number is refused (transformers cannot build the model).
 struct NoauxDefaults {
   const char* architecture;
   int64_t experts, top_k, ffn, shared, dense;
   bool norm_topk_prob;
   const char* null_refused;  // why a null count is refused
+  const char* experts_key = "n_routed_experts";
+  const char* experts_alias = "num_local_experts";  // (null: none)
+  const char* shared_key = "n_shared_experts";
+  double routed_scaling_factor = 1.0;
 };
 void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConfig* out) {
   LlamaConfig& c = *out;
   r.refuse_null("first_k_dense_replace", d.null_refused);
   const int64_t dense = r.count("first_k_dense_replace", d.dense);
-  static const char* const kKeys[] = {
-      "n_routed_experts",      "num_local_experts", "num_experts_per_tok", "moe_intermediate_size", "n_shared_experts",
-      "routed_scaling_factor", "n_group",           "topk_group",          "norm_topk_prob"};
+  std::vector<const char*> kKeys = {d.experts_key, "num_experts_per_tok",   "moe_intermediate_size",
+                                    d.shared_key,  "routed_scaling_factor", "n_group",
+                                    "topk_group",  "norm_topk_prob"};
+  if (d.experts_alias) kKeys.push_back(d.experts_alias);
   // Dense layers only (Dots1Config types its expert keys Optional: its model never reads them then): none read.
   if (c.dots1 && dense >= c.num_hidden_layers) {
     for (const char* k : kKeys) r.has(k);
@@ -254,21 +260,22 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
       r.fail(k, std::string("is missing, with which transformers 5 cannot build ") + d.architecture +
                     " (its config class has no default that runs): give its value");
   };
-  needed("n_routed_experts", d.experts, "num_local_experts");
+  needed(d.experts_key, d.experts, d.experts_alias);
   needed("num_experts_per_tok", d.top_k);
-  needed("n_shared_experts", d.shared);
-  c.num_local_experts = aliased_count(r, "n_routed_experts", "num_local_experts", d.experts);
+  needed(d.shared_key, d.shared);
+  c.num_local_experts =
+      d.experts_alias ? aliased_count(r, d.experts_key, d.experts_alias, d.experts) : r.count(d.experts_key, d.experts);
   if (c.num_local_experts < 2 || c.num_local_experts > 4096)
-    r.fail("n_routed_experts", "must be between 2 and 4096 (noaux_tc routing scores groups by their two best)");
+    r.fail(d.experts_key, "must be between 2 and 4096 (noaux_tc routing scores groups by their two best)");
   c.num_experts_per_tok = r.experts_per_token(false, d.top_k);
   c.moe_intermediate_size = r.pos_int("moe_intermediate_size", false, d.ffn);
-  c.shared_expert_intermediate_size = c.moe_intermediate_size * r.count("n_shared_experts", d.shared);
-  c.routed_scaling_factor = r.num("routed_scaling_factor", 1.0);
+  c.shared_expert_intermediate_size = c.moe_intermediate_size * r.count(d.shared_key, d.shared);
+  c.routed_scaling_factor = r.num("routed_scaling_factor", d.routed_scaling_factor);
   if (!std::isfinite(float(c.routed_scaling_factor)))
     r.fail("routed_scaling_factor", "must be a finite number (as an f32)");
   c.n_group = r.pos_int("n_group", false, 1);
   c.topk_group = r.pos_int("topk_group", false, 1);
-  if (c.num_local_experts % c.n_group != 0) r.fail("n_group", "must divide n_routed_experts");
+  if (c.num_local_experts % c.n_group != 0) r.fail("n_group", std::string("must divide ") + d.experts_key);
   if (c.num_local_experts / c.n_group < 2)
     r.fail("n_group",
            "leaves fewer than 2 experts per group, which noaux_tc routing needs (it sums each group's two "
@@ -280,6 +287,18 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
   c.norm_topk_prob = r.boolean("norm_topk_prob", d.norm_topk_prob, c.dots1);  // (Dots1Config: Optional[bool])
   c.moe_layer.assign(size_t(c.num_hidden_layers), false);
   for (int64_t i = dense; i < c.num_hidden_layers; ++i) c.moe_layer[size_t(i)] = true;
+  // (ExaoneMoeConfig: mlp_layer_types, one "dense" or "sparse" per layer, over first_k_dense_replace)
+  if (c.exaone_moe && r.has("mlp_layer_types")) {
+    const nlohmann::json& m = r.doc()["mlp_layer_types"];
+    if (!m.is_array()) r.fail("mlp_layer_types", "must be a list");
+    if (int64_t(m.size()) != c.num_hidden_layers)
+      r.fail("mlp_layer_types", "must name one type per layer (transformers refuses the file otherwise)");
+    for (size_t i = 0; i < m.size(); ++i) {
+      if (m[i] != "dense" && m[i] != "sparse")
+        r.fail("mlp_layer_types", "names a type other than \"dense\" and \"sparse\" (" + m[i].dump() + ")");
+      c.moe_layer[i] = m[i] == "sparse";
+    }
+  }
   for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
 }
 
@@ -460,13 +479,11 @@ void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
   read_rope_by_layer_type(r, j, {"default", "linear", "llama3", "yarn"}, theta, "rope_theta", kTheta, nullptr, &c);
 }
 
-// Exaone4Config's keys past LLaMA's: OLMo 2's layer with q and k normalized per head, windows of
-// sliding_window in the layers layer_types names (else every sliding_window_pattern-th layer full),
-// and with a window set, no RoPE on the full layers. A null sliding_window: no windows, RoPE
-// everywhere.
-void read_exaone4(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+// EXAONE 4.0's windows (Exaone4Config's, ExaoneMoeConfig's): of sliding_window in the layers layer_types names (else
+// every sliding_window_pattern-th layer full), and with a window set, no RoPE on the full layers. A null
+// sliding_window: no windows, RoPE everywhere.
+void read_exaone_windows(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
   LlamaConfig& c = *out;
-  c.olmo2 = c.exaone4 = c.qk_norm = true;
   const bool window = r.has("sliding_window") || !j.contains("sliding_window");
   // (Exaone4Config's __post_init__ fails on a null window, a null pattern or a string one such as the hub's
   // "LLLG" without layer_types)
@@ -480,6 +497,38 @@ void read_exaone4(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
   } else if (any_sliding) {
     r.fail("sliding_window", "is null, but layers are of type sliding_attention");
   }
+}
+
+// Exaone4Config's keys past LLaMA's: OLMo 2's layer with q and k normalized per head and EXAONE 4.0's windows.
+void read_exaone4(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+  out->olmo2 = out->exaone4 = out->qk_norm = true;
+  read_exaone_windows(r, j, out);
+}
+
+// ExaoneMoeConfig (LlamaConfig::exaone_moe): EXAONE 4.0's attention and windows in LLaMA's layer, noaux_tc experts
+// (read_noaux_experts: num_experts 64 of moe_intermediate_size 1024, top 8, renormalized, times
+// routed_scaling_factor 2.5, num_shared_experts 1) in the layers mlp_layer_types calls "sparse" (else all but the
+// first first_k_dense_replace, 1).
+void read_exaone_moe(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+  out->exaone_moe = out->qk_norm = true;
+  // (ExaoneMoeConfig types sliding_window int: its full layers never take RoPE)
+  r.refuse_null("sliding_window",
+                "which ExaoneMoeConfig refuses (transformers 5 cannot build the model): give its "
+                "value, or leave it out for 4096");
+  read_exaone_windows(r, j, out);
+  NoauxDefaults d{"ExaoneMoeForCausalLM",
+                  64,
+                  8,
+                  1024,
+                  1,
+                  1,
+                  true,
+                  "which ExaoneMoeConfig refuses (transformers 5 cannot build the model): give its value"};
+  d.experts_key = "num_experts";
+  d.experts_alias = nullptr;
+  d.shared_key = "num_shared_experts";
+  d.routed_scaling_factor = 2.5;
+  read_noaux_experts(r, d, out);
 }
 
 // Gemma3TextConfig's (v2: Gemma2Config's) keys past LLaMA's (see LlamaConfig::gemma), with its
@@ -1536,6 +1585,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool glm1 = arch == "GlmForCausalLM" || arch == "glm";
   const bool glm4 = arch == "Glm4ForCausalLM" || arch == "glm4" || glm1;
   const bool exaone4 = arch == "Exaone4ForCausalLM" || arch == "exaone4";
+  const bool exaone_moe = arch == "ExaoneMoeForCausalLM" || arch == "exaone_moe";
   const bool seed_oss = arch == "SeedOssForCausalLM" || arch == "seed_oss";
   const bool gpt_oss = arch == "GptOssForCausalLM" || arch == "gpt_oss";
   const bool helium = arch == "HeliumForCausalLM" || arch == "helium";
@@ -1562,7 +1612,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
-      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone)
+      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1585,6 +1635,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : glm4               ? "Glm4ForCausalLM"
                    : exaone4            ? "Exaone4ForCausalLM"
                    : exaone             ? "ExaoneForCausalLM"
+                   : exaone_moe         ? "ExaoneMoeForCausalLM"
                    : seed_oss           ? "SeedOssForCausalLM"
                    : gpt_oss            ? "GptOssForCausalLM"
                    : helium             ? "HeliumForCausalLM"
@@ -1675,7 +1726,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -1701,11 +1752,11 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
   if (mistral || ministral || ministral3 || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss ||
-      helium || starcoder2 || stablelm || glm4_moe || ernie_moe)
+      helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 ||
-      ernie_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe ||
+      exaone_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
     r.fail("head_dim",
@@ -1719,7 +1770,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                              : qwen3_moe || smollm3 || ernie_moe             ? 4
                              : ernie || glm4                                 ? 2
                              : qwen2_moe                                     ? 16
-                             : exaone4 || dots1                              ? 32
+                             : exaone4 || dots1 || exaone_moe                ? 32
                              : seed_oss || gpt_oss || glm4_moe || exaone     ? 8
                              : helium                                        ? 20
                              : qwen2 || qwen3                                ? 32
@@ -1775,17 +1826,18 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                                                                                                    : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps = olmo1        ? 1e-5
-                   : starcoder2 ? r.num("norm_epsilon", 1e-5)
-                   : nemotron   ? r.num("norm_eps", 1e-5)
-                   : falcon     ? r.num("layer_norm_epsilon", 1e-5)
-                   : layer_norm ? r.num("layer_norm_eps", 1e-5)
-                   : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-                   : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
-                            : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ||
-                                                            olmoe || glm4_moe || ministral3 || hunyuan || exaone
-                                                        ? 1e-5
-                                                        : 1e-6);
+  c.rms_norm_eps =
+      olmo1        ? 1e-5
+      : starcoder2 ? r.num("norm_epsilon", 1e-5)
+      : nemotron   ? r.num("norm_eps", 1e-5)
+      : falcon     ? r.num("layer_norm_epsilon", 1e-5)
+      : layer_norm ? r.num("layer_norm_eps", 1e-5)
+      : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+      : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
+                   : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee || olmoe ||
+                                               glm4_moe || ministral3 || hunyuan || exaone || exaone_moe
+                                               ? 1e-5
+                                               : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
   // (Gemma's, SmolLM3's, ERNIE 4.5's, Cohere's and Starcoder2's config classes tie by default)
   // (and FalconConfig's)
@@ -1953,6 +2005,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     if (olmo3) read_olmo3(r, j, &c);
   } else if (exaone4) {
     read_exaone4(r, j, &c);
+  } else if (exaone_moe) {
+    read_exaone_moe(r, j, &c);
   } else if (gpt_oss) {
     read_gpt_oss(r, j, &c);
   } else if (arcee) {

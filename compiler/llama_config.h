@@ -180,7 +180,7 @@ struct LlamaConfig {
   // Where an MoE layer's ungated shared experts are (GLM-4.5's, dots.llm1's, ERNIE 4.5 MoE's, HunYuan MoE's); empty:
   // none such.
   std::string ungated_shared_prefix() const {
-    return glm4_moe || ernie_moe || dots1 ? "mlp.shared_experts." : hunyuan_moe ? "mlp.shared_mlp." : "";
+    return glm4_moe || ernie_moe || dots1 || exaone_moe ? "mlp.shared_experts." : hunyuan_moe ? "mlp.shared_mlp." : "";
   }
   // The per-head q/k norms' modules (qk_norm): HunYuan's names, or Qwen3's (q_norm, k_norm) for the others.
   std::string q_norm_module() const { return hunyuan ? "self_attn.query_layernorm" : "self_attn.q_norm"; }
@@ -192,19 +192,27 @@ struct LlamaConfig {
   // multi-token-prediction tensors (any name holding "mtp", which transformers leaves unread) are not compiled.
   bool ernie_moe = false;
   double moe_norm_min = 1e-12;
-  // ERNIE 4.5 MoE's e_score_correction_bias ([1, experts]) under transformers 5's in-memory name
-  // (mlp.gate.moe_statics.*) rather than the hub's (mlp.moe_statics.*). Set by the frontend from the checkpoint.
-  bool ernie_bias_in_gate = false;
-  // Routing by noaux_tc with e_score_correction_bias for the choice (GLM-4.5, dots.llm1: sigmoid scores; ERNIE 4.5 MoE:
-  // softmax).
-  bool noaux_experts() const { return glm4_moe || ernie_moe || dots1; }
+  // ERNIE 4.5 MoE's and EXAONE MoE's e_score_correction_bias under transformers 5's in-memory name (ERNIE's
+  // mlp.gate.moe_statics.*, EXAONE's mlp.gate.*) rather than the hub's (mlp.moe_statics.*, mlp.*). Set by the
+  // frontend from the checkpoint.
+  bool correction_bias_in_gate = false;
+  // Routing by noaux_tc with e_score_correction_bias for the choice (GLM-4.5, dots.llm1, EXAONE MoE: sigmoid scores;
+  // ERNIE 4.5 MoE: softmax).
+  bool noaux_experts() const { return glm4_moe || ernie_moe || dots1 || exaone_moe; }
   // dots.llm1 (Dots1ForCausalLM: dots.llm1.base, dots.llm1.inst): Qwen3's attention (per-head q/k norms before RoPE,
   // biases with attention_bias), windows in the layers window_layer marks, dense MLPs in the first
   // first_k_dense_replace layers and GLM-4.5's experts after them (DeepSeek-V3's noaux_tc on sigmoid scores, groups,
   // routed_scaling_factor, ungated shared experts).
   bool dots1 = false;
-  // noaux_tc routing on sigmoid scores, with groups and routed_scaling_factor (GLM-4.5, dots.llm1).
-  bool sigmoid_noaux() const { return glm4_moe || dots1; }
+  // EXAONE MoE (ExaoneMoeForCausalLM: K-EXAONE-236B-A23B): EXAONE 4.0's attention (per-head q/k norms before RoPE,
+  // windows in the layers window_layer marks, no RoPE in the others when sliding_window is set) in LLaMA's layer, dense
+  // MLPs where moe_layer is false and GLM-4.5's experts elsewhere (noaux_tc on sigmoid scores, groups,
+  // routed_scaling_factor, ungated shared experts), the correction bias at mlp.e_score_correction_bias (the hub's) or
+  // mlp.gate.e_score_correction_bias (transformers 5's). The checkpoint's multi-token-prediction tensors (any name
+  // holding "mtp", which transformers leaves unread) are not compiled.
+  bool exaone_moe = false;
+  // noaux_tc routing on sigmoid scores, with groups and routed_scaling_factor (GLM-4.5, dots.llm1, EXAONE MoE).
+  bool sigmoid_noaux() const { return glm4_moe || dots1 || exaone_moe; }
   // Norm weights that multiply by (1 + w), folded in f32 at compile time (Gemma's RMSNorms, Nemotron's
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }

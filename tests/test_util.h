@@ -106,7 +106,8 @@ inline std::vector<std::string> llm_fixture_families() {
           "hunyuan_v1_dense",
           "hunyuan_v1_moe",
           "dots1",
-          "exaone"};
+          "exaone",
+          "exaone_moe"};
 }
 
 double rel_l2(const float* out, const float* ref, size_t n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -43,6 +43,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only bloom     only tests/fixtures/bloom/ (tiny BloomForCausalLM checkpoints: ALiBi, the embedding's LayerNorm)
   --only mpt       only tests/fixtures/mpt/ (tiny MptForCausalLM checkpoints: MPT's ALiBi, bias-less LayerNorms)
   --only opt       only tests/fixtures/opt/ (tiny OPTForCausalLM checkpoints: learned positions from row 2, relu)
+  --only exaone_moe  only tests/fixtures/exaone_moe/ (tiny ExaoneMoeForCausalLM checkpoints: EXAONE 4.0's
+                   attention, noaux_tc experts)
   --only exaone    only tests/fixtures/exaone/ and exaone_lora/ (tiny EXAONE 3.0 / 3.5 checkpoints: the hub's names
                    and config spellings)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
@@ -250,7 +252,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -880,6 +882,31 @@ DOTS1_VARIANTS = [
     ("window_tied_f32", 8686, dict(DOTS1_BASE, num_experts_per_tok=2, n_shared_experts=1, attention_bias=True,
                                    sliding_window=6, max_window_layers=1, tie_word_embeddings=True, head_dim=24,
                                    num_key_value_heads=1)),
+]
+
+EXAONE_MOE_DIR = os.path.join(REPO, "tests", "fixtures", "exaone_moe")
+# EXAONE MoE (ExaoneMoeForCausalLM: K-EXAONE-236B-A23B): EXAONE 4.0's attention (per-head q/k norms before RoPE,
+# windows of sliding_window in the sliding layers, no RoPE in the full ones while sliding_window is set) in LLaMA's
+# pre-norm layer, dense MLPs in the layers mlp_layer_types calls dense (else the first first_k_dense_replace) and
+# DeepSeek-V3's noaux_tc experts elsewhere (sigmoid scores, groups, routed_scaling_factor, ungated shared experts).
+# Norm weights and e_score_correction_bias drawn (ds_randomize). hub_window_f32: a window of 6 in layers 0 and 2
+# (sliding_window_pattern 2), one dense layer, 4 groups of 2 experts with the best 2 kept, top 3 renormalized, times
+# 2.5, one shared expert, untied; architectures spelled ExaoneMoEForCausalLM (as vLLM and llama.cpp register
+# K-EXAONE), the tensors as transformers 5 saves them (per expert, the correction bias at mlp.e_score_correction_bias)
+# plus multi-token-prediction tensors (mtp.*), which transformers leaves unread. held_tied_f32: ExaoneMoeConfig's
+# window (4096, past the sequences) and pattern (4: every layer of three sliding, RoPE everywhere), mlp_layer_types
+# sparse/dense/sparse, top 2 unnormalized, times 1.5, two shared experts,
+# head_dim 24, MQA, tied, the tensors as transformers 5 holds them (fused experts, mlp.gate.e_score_correction_bias).
+EXAONE_MOE_BASE = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "num_experts": 8,
+                   "moe_intermediate_size": 32, "num_hidden_layers": 3,
+                   "rope_parameters": {"rope_type": "default", "rope_theta": 1e6}}
+EXAONE_MOE_VARIANTS = [
+    ("hub_window_f32", 9494, dict(EXAONE_MOE_BASE, sliding_window=6, sliding_window_pattern=2, first_k_dense_replace=1,
+                                  n_group=4, topk_group=2, num_experts_per_tok=3, routed_scaling_factor=2.5,
+                                  num_shared_experts=1, tie_word_embeddings=False)),
+    ("held_tied_f32", 9595, dict(EXAONE_MOE_BASE, mlp_layer_types=["sparse", "dense", "sparse"], num_experts_per_tok=2,
+                                 norm_topk_prob=False, routed_scaling_factor=1.5, num_shared_experts=2,
+                                 tie_word_embeddings=True, head_dim=24, num_key_value_heads=1)),
 ]
 
 FALCON_DIR = os.path.join(REPO, "tests", "fixtures", "falcon")
@@ -2759,6 +2786,8 @@ def check_noaux_fixture(out, model_cls, overrides):
     experts; a routed_scaling_factor other than 1 must move the logits."""
     name = os.path.basename(out)
     model = load(out, torch.float32, model_cls)
+    if not hasattr(model.config, "n_routed_experts"):  # (ExaoneMoeConfig's num_experts)
+        model.config.n_routed_experts = model.config.num_experts
     ref = load_file(os.path.join(out, "reference.safetensors"))
     case = {"method": "noaux_tc"}
     for label, ids in (("inputs", ref["input_ids"]), ("greedy", ref["greedy_ids"][None])):
@@ -2825,6 +2854,43 @@ def main_dots1():
                     lambda m: ds_randomize(m, torch.Generator().manual_seed(84)))
     for name, _, overrides in DOTS1_VARIANTS:
         check_noaux_fixture(os.path.join(DOTS1_DIR, name), Dots1ForCausalLM, overrides)
+
+
+def main_exaone_moe():
+    from transformers import ExaoneMoeConfig, ExaoneMoeForCausalLM
+
+    def check(keys):  # (transformers 5 saves the hub's names: per expert, the bias outside the router)
+        assert "model.layers.2.mlp.e_score_correction_bias" in keys, keys.keys()
+        assert "model.layers.2.mlp.experts.0.gate_proj.weight" in keys, keys.keys()
+        assert "model.layers.2.mlp.shared_experts.gate_proj.weight" in keys, keys.keys()
+        assert "model.layers.0.self_attn.q_norm.weight" in keys, keys.keys()
+    main_llama_like("exaone_moe", EXAONE_MOE_DIR, EXAONE_MOE_VARIANTS, ExaoneMoeConfig, ExaoneMoeForCausalLM, check,
+                    lambda m: ds_randomize(m, torch.Generator().manual_seed(94)))
+    for name, _, overrides in EXAONE_MOE_VARIANTS:
+        check_noaux_fixture(os.path.join(EXAONE_MOE_DIR, name), ExaoneMoeForCausalLM, overrides)
+    out = os.path.join(EXAONE_MOE_DIR, "hub_window_f32")
+    # The full layers' missing RoPE must matter: RoPE everywhere (and no window) gives other logits.
+    assert_moves(out, ExaoneMoeForCausalLM, "RoPE in every layer", 1e-2, sliding_window=4096,
+                 layer_types=["sliding_attention"] * 3)
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["architectures"] = ["ExaoneMoEForCausalLM"]
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    path = os.path.join(out, "model.safetensors")
+    tensors = load_file(path)
+    d, g = cfg["hidden_size"], torch.Generator().manual_seed(95)
+    for k, shape in (("mtp.fc.weight", [d, 2 * d]), ("mtp.pre_fc_norm_embedding.weight", [d]),
+                     ("mtp.layers.0.input_layernorm.weight", [d]), ("mtp.layers.0.mlp.gate.weight", [8, d])):
+        tensors[k] = 0.1 * torch.randn(shape, generator=g)
+    save_file(tensors, path, metadata={"format": "pt"})
+    assert_reference_logits(out, ExaoneMoeForCausalLM, "the hub's class name and the multi-token-prediction tensors")
+    out = os.path.join(EXAONE_MOE_DIR, "held_tied_f32")
+    diff = save_as_held(out, ExaoneMoeForCausalLM, ["model.layers.0.mlp.experts.gate_up_proj",
+                                                     "model.layers.0.mlp.gate.e_score_correction_bias"])
+    print("  held_tied_f32: saved as transformers 5 holds it; reference retaken (moved %.2e)" % diff)
 
 
 def main_falcon():
@@ -5857,6 +5923,8 @@ def main():
         main_helium()
     if ARGS.only in ("all", "exaone"):
         main_exaone()
+    if ARGS.only in ("all", "exaone_moe"):
+        main_exaone_moe()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

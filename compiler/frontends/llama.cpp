@@ -31,11 +31,13 @@ struct MoeTensors {
   std::vector<std::string> gate_up, down;
 };
 
-// noaux_tc's e_score_correction_bias of an MoE layer (GLM-4.5's [experts]; ERNIE 4.5 MoE's [1, experts], the hub's
-// name or transformers 5's).
+// noaux_tc's e_score_correction_bias of an MoE layer (GLM-4.5's [experts]; ERNIE 4.5 MoE's [1, experts] and EXAONE
+// MoE's [experts], the hub's name or transformers 5's).
 std::string correction_bias_name(const LlamaConfig& c, const std::string& p) {
-  if (!c.ernie_moe) return p + "mlp.gate.e_score_correction_bias";
-  return p + (c.ernie_bias_in_gate ? "mlp.gate.moe_statics." : "mlp.moe_statics.") + "e_score_correction_bias";
+  const std::string where = c.correction_bias_in_gate ? "mlp.gate." : "mlp.";
+  if (c.ernie_moe) return p + where + "moe_statics.e_score_correction_bias";
+  if (c.exaone_moe) return p + where + "e_score_correction_bias";
+  return p + "mlp.gate.e_score_correction_bias";
 }
 
 MoeTensors moe_tensors(const LlamaConfig& c, const std::string& p) {
@@ -502,7 +504,8 @@ bool ignorable(const std::string& name, const LlamaConfig& c) {
   }
   // ERNIE 4.5 MoE's multi-token-prediction tensors (mtp_block, mtp_emb_norm, ...), which transformers leaves unread
   // (_keys_to_ignore_on_load_unexpected: "mtp" anywhere in the name)
-  if (c.ernie_moe && name.find("mtp") != std::string::npos) return true;
+  // (EXAONE MoE's likewise: transformers leaves "mtp.*" unread)
+  if ((c.ernie_moe || c.exaone_moe) && name.find("mtp") != std::string::npos) return true;
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
@@ -1151,8 +1154,9 @@ FrontendBuild build_llama(const CompileOptions& o) {
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;
-      c.ernie_bias_in_gate =  // (ERNIE 4.5 MoE's correction bias under transformers 5's name)
-          c.ernie_moe && b.checkpoint.find(hf_layer_prefix(i) + "mlp.gate.moe_statics.e_score_correction_bias");
+      // (ERNIE 4.5 MoE's and EXAONE MoE's correction bias under transformers 5's name, else the hub's)
+      c.correction_bias_in_gate = true;
+      c.correction_bias_in_gate = b.checkpoint.find(correction_bias_name(c, hf_layer_prefix(i))) != nullptr;
       break;
     }
   if (c.gpt_oss && !q.mxfp4 && b.checkpoint.find(hf_layer_prefix(0) + "mlp.experts.gate_up_proj_blocks"))
@@ -1320,6 +1324,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "exaone4",
                                       "ExaoneForCausalLM",
                                       "exaone",
+                                      "ExaoneMoeForCausalLM",
+                                      "exaone_moe",
                                       "SeedOssForCausalLM",
                                       "seed_oss",
                                       "GptOssForCausalLM",

@@ -265,7 +265,7 @@ TEST_CASE("config: Granite (the four multipliers, hub keys, refusals)") {
   CHECK(
       error_of("hidden_act", "gelu")
           .find(
-              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe") !=
+              "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe") !=
       std::string::npos);
   CHECK(error_of("attention_multiplier", -0.5) == "");  // (transformers takes any number)
 }
@@ -2728,6 +2728,89 @@ TEST_CASE("config: EXAONE 3 (the hub's spellings, transformers 5's class name, d
   CHECK(error_of([](nlohmann::json& j) { j["embed_dropout"] = 0.1; }) == "");  // (training only)
   CHECK(error_of([](nlohmann::json& j) { j["attention_bias"] = nullptr; }).find("attention_bias is null") !=
         std::string::npos);
+}
+
+// EXAONE MoE (ExaoneMoeForCausalLM, K-EXAONE): EXAONE 4.0's windows and NoPE full layers, noaux_tc experts under
+// ExaoneMoeConfig's names (num_experts, num_shared_experts) and defaults (routed_scaling_factor 2.5), mlp_layer_types
+// over first_k_dense_replace; the hub's class spelling ExaoneMoEForCausalLM.
+TEST_CASE("config: EXAONE MoE (windows, NoPE layers, experts, mlp_layer_types, defaults, refusals)") {
+  const LlamaConfig a = read_llama_config(kiln::test::fixture("hub_window_f32", "exaone_moe") + "/config.json");
+  CHECK(a.architecture == "ExaoneMoeForCausalLM");  // (the file says ExaoneMoEForCausalLM)
+  CHECK(a.exaone_moe);
+  CHECK(a.sigmoid_noaux());
+  CHECK(a.qk_norm);
+  CHECK_FALSE(a.olmo2);  // (LLaMA's pre-norm layer, not EXAONE 4.0's)
+  CHECK(a.unmodeled.empty());
+  CHECK(a.num_local_experts == 8);
+  CHECK(a.num_experts_per_tok == 3);
+  CHECK(a.n_group == 4);
+  CHECK(a.topk_group == 2);
+  CHECK(a.shared_expert_intermediate_size == 32);
+  CHECK(a.routed_scaling_factor == 2.5);
+  CHECK_FALSE(a.is_moe_layer(0));
+  CHECK(a.is_moe_layer(1));
+  CHECK(a.window_of(0) == 6);
+  CHECK(a.window_of(1) == 0);
+  CHECK_FALSE(a.nope(0));
+  CHECK(a.nope(1));  // (a full layer takes no RoPE while sliding_window is set)
+  std::ifstream in(kiln::test::fixture("held_tied_f32", "exaone_moe") + "/config.json");
+  const nlohmann::json held = nlohmann::json::parse(in);
+  const LlamaConfig b = parse_llama_config(held.dump(), "config.json");
+  CHECK(b.is_moe_layer(0));
+  CHECK_FALSE(b.is_moe_layer(1));  // (mlp_layer_types over first_k_dense_replace 1)
+  CHECK(b.is_moe_layer(2));
+  CHECK(b.shared_expert_intermediate_size == 64);
+  CHECK_FALSE(b.norm_topk_prob);
+  CHECK(b.head_dim == 24);
+  // ExaoneMoeConfig's defaults
+  const LlamaConfig d = edited(held, [](nlohmann::json& j) {
+    for (const char* k : {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "num_shared_experts",
+                          "routed_scaling_factor", "norm_topk_prob", "mlp_layer_types", "layer_types", "sliding_window",
+                          "sliding_window_pattern", "num_key_value_heads", "head_dim"})
+      j.erase(k);
+    j["num_hidden_layers"] = 5;
+    j["num_attention_heads"] = 32;
+    j["hidden_size"] = 1024;
+  });
+  CHECK(d.num_local_experts == 64);
+  CHECK(d.num_experts_per_tok == 8);
+  CHECK(d.moe_intermediate_size == 1024);
+  CHECK(d.shared_expert_intermediate_size == 1024);
+  CHECK(d.routed_scaling_factor == 2.5);
+  CHECK(d.norm_topk_prob);
+  CHECK_FALSE(d.is_moe_layer(0));  // (first_k_dense_replace 1)
+  CHECK(d.is_moe_layer(4));
+  CHECK(d.window_of(0) == 4096);
+  CHECK(d.window_of(3) == 0);  // (every 4th layer full)
+  CHECK(d.nope(3));
+  CHECK(d.num_key_value_heads == 32);
+  CHECK(d.head_dim == 32);
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(held, edit); };
+  CHECK(error_of([](nlohmann::json& j) { j["sliding_window"] = nullptr; }).find("sliding_window is null") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["mlp_layer_types"] = {"sparse", "dense"};
+        }).find("mlp_layer_types must name one type per layer") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["mlp_layer_types"] = {"sparse", "moe", "dense"};
+        }).find("mlp_layer_types names a type other than") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) { j["mlp_layer_types"] = "sparse"; }).find("mlp_layer_types must be a list") !=
+        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["num_experts"] = 6;
+          j["n_group"] = 4;
+        }).find("n_group must divide num_experts") != std::string::npos);
+  for (const char* k : {"num_experts", "num_shared_experts", "num_key_value_heads", "head_dim", "n_group"}) {
+    CAPTURE(std::string(k));
+    CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
+  }
+  // (another family's spelling of the expert count is no key of ExaoneMoeConfig)
+  CHECK(edited(held, [](nlohmann::json& j) { j["n_routed_experts"] = 8; }).unmodeled.size() == 1);
+  CHECK(edited_error(held, [](nlohmann::json& j) { j["architectures"] = {"ExaoneMoEForCausalLM"}; }) == "");
+  CHECK(edited_error(held, [](nlohmann::json& j) {
+          j["architectures"] = {"ExaoneMoEForCausalLM"};
+          j["model_type"] = "exaone4";
+        }).find("ExaoneMoEForCausalLM") != std::string::npos);
 }
 
 TEST_CASE("config: Helium (pairwise RoPE, biases, defaults, refusals)") {
