@@ -969,7 +969,8 @@ LlamaConfig parse_exaone(const ConfigReader& r, const nlohmann::json& j, const s
     if (!j.contains(alias)) continue;
     r.refuse_null(alias, std::string("with which transformers cannot run ExaoneForCausalLM (it reads it as ") + key +
                              "): give its value, or leave it out for " + key + " or its default");
-    if (j.contains(key) && j[key] != j[alias])
+    // (a value of another JSON type disagrees too: 2.0 is no int to ExaoneConfig)
+    if (j.contains(key) && (j[key] != j[alias] || j[key].type() != j[alias].type()))
       r.fail(alias, "= " + j[alias].dump() + " disagrees with " + key + " = " + j[key].dump() +
                         ", its other spelling (ExaoneConfig's attribute_map; transformers reads " + alias +
                         "): give one");
@@ -1814,6 +1815,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
+  // (validate_architecture of LlamaConfig, ExaoneConfig, ArceeConfig and Gemma3TextConfig: whatever head_dim is)
+  if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || arcee || (gemma && !gemma1 && !gemma2)) &&
+      c.hidden_size % c.num_attention_heads != 0)
+    r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
+                              std::to_string(c.num_attention_heads) + "), which " + c.architecture +
+                              "'s config class refuses whatever head_dim is");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings =
       r.pos_int("max_position_embeddings", false,

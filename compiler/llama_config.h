@@ -256,6 +256,9 @@ struct LlamaConfig {
   // which the frontend reads as kiln's) and other config spellings (num_layers, layer_norm_epsilon,
   // activation_function).
   bool exaone = false;
+  // Whether the checkpoint names any tensor as the family's hub layout does (HubNames families; set by the frontend):
+  // EXAONE's missing tensors are named so then, else as kiln (and LLaMA) name them.
+  bool hub_named_checkpoint = true;
 
   // OLMoE (OlmoeForCausalLM: OLMoE-1B-7B): LLaMA's layer (input_layernorm, post_attention_layernorm) with q and
   // k RMSNorm-ed whole after their projections (OLMo 2's q_norm and k_norm) and experts in every layer

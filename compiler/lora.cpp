@@ -693,7 +693,8 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       std::string plain;
       const auto [local_path, role] = split_key(key, kp.size(), &plain);
       // A pipeline component's adapter: its module paths live under spec.prefix in `base`.
-      const std::string path = spec.prefix + local_path;
+      const std::string path =
+          spec.prefix + (role.empty() || !names.lora_path ? std::string(local_path) : names.lora_path(local_path));
       plain = spec.prefix + plain;
       if (role.empty()) {
         // A full tensor that replaces the base one: a modules_to_save copy (its module must be

@@ -90,6 +90,10 @@ class LoraSet {
   struct ModuleNames {
     std::function<std::string(const std::string&)> to_peft, from_peft;
     std::function<bool(const std::string&)> transposed;
+    // A LoRA tensor's module path as peft renames it when it loads the adapter onto a transformers 5 model whose
+    // checkpoint names it renames (EXAONE's hub names: peft applies the model's rules to the LoRA keys, leaving saved
+    // copies as they are); null: as saved.
+    std::function<std::string(const std::string&)> lora_path;
   };
   static LoraSet load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base, bool tied_head,
                       const ModuleNames& names = {});

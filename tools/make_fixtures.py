@@ -1092,8 +1092,12 @@ EXAONE_VARIANTS = [
 ]
 EXAONE_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "exaone_lora")
 # peft adapters on EXAONE fixtures (peft names transformers 5's modules: model.layers.<i>.self_attn.q_proj, ...):
-# every Linear of the hub fixture with the final norm saved whole.
+# every Linear of the hub fixture with the final norm saved whole (peft's "norm" also saves every *_layernorm);
+# qkv_hub_names: q, k and v, the adapter's tensors renamed to the hub's names (as one trained on the remote code's
+# model names them), which peft renames back by the model's rules as it loads them.
 EXAONE_LORA_CASES = [
+    dict(name="qkv_hub_names", base="hub_f32", seed=4806,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj"]))]),
     dict(name="every_linear_norm", base="hub_f32", seed=4804,
          adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
                                                                         "gate_proj", "up_proj", "down_proj"],
@@ -3439,6 +3443,28 @@ def main_exaone():
     save_file(renamed, path, metadata={"format": "pt"})
     assert_reference_logits(out, ExaoneLM, "LLaMA's tensor names")
     family_lora_cases("exaone", EXAONE_DIR, EXAONE_LORA_DIR, EXAONE_LORA_CASES, ExaoneLM)
+    from peft import PeftModel
+    adapter = os.path.join(EXAONE_LORA_DIR, "qkv_hub_names", "adapter")
+    path = os.path.join(adapter, "adapter_model.safetensors")
+    tensors = load_file(path)
+
+    def hub_name(n):
+        for kiln, hub_name in EXAONE_HUB_NAMES:
+            n = n.replace(kiln, hub_name, 1)
+        return n
+    renamed = {hub_name(k): v for k, v in tensors.items()}
+    assert all(".attn.attention." in k and ".transformer.h." in k for k in renamed), sorted(renamed)
+    save_file(renamed, path, metadata={"format": "pt"})
+    ref = load_file(os.path.join(EXAONE_LORA_DIR, "qkv_hub_names", "reference.safetensors"))
+    base = ExaoneLM.from_pretrained(os.path.join(EXAONE_DIR, "hub_f32"), dtype=torch.float32).eval()
+    with torch.no_grad():
+        plain = base(ref["input_ids"]).logits.float()
+        logits = PeftModel.from_pretrained(base, adapter).eval()(ref["input_ids"]).logits.float()
+    diff = ((logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+    moved = ((plain - ref["logits"]).norm() / ref["logits"].norm()).item()
+    print("  qkv_hub_names: the adapter under the hub's names; peft's model %.2e from the reference (the base %.3f)"
+          % (diff, moved))
+    assert diff < 1e-5 and moved > 1e-2, (diff, moved)
 
 
 def main_ernie():

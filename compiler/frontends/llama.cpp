@@ -246,8 +246,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
 
 namespace {
 
-// A family whose checkpoints name kiln's modules otherwise (GPT-NeoX, Falcon, the GPT-2 family, OPT, BLOOM): its names
-// as kiln's (from_hub) and back as transformers 5 holds the model, which is what peft names (to_hub). A module's path
+// A family whose checkpoints name kiln's modules otherwise (GPT-NeoX, Falcon, the GPT-2 family, OPT, BLOOM, MPT, GPT-J,
+// EXAONE 3): its names as kiln's (from_hub) and back as transformers 5 holds the model, which is what peft names
+// (to_hub; EXAONE's: see load_name). A module's path
 // or a tensor's name, by whole-component prefixes: `top` (both ways), a layer's modules under `layers`.<i>. (`inner`),
 // the rest of a layer kept under model.layers.<i>. Other names are kept.
 struct HubNames {
@@ -257,10 +258,31 @@ struct HubNames {
   std::vector<std::pair<std::string, std::string>> inner;  // a layer's modules (the hub's, kiln's)
   std::vector<std::string> buffers;  // a layer's buffers transformers ignores (left out), name suffixes
   std::string old_head;              // the hub's name for the head transformers 5 calls lm_head (GPT-NeoX's embed_out)
-  // transformers 5 renames the hub's names as it loads them (EXAONE's conversion rules): it holds the model under
-  // kiln's names, loads those too, and peft names them so; a base model's names (no root) it does not load.
-  bool renamed_on_load = false;
+  // Set where transformers 5 renames the checkpoint's names by rules as it loads them (EXAONE's conversion mapping):
+  // each name as it loads it. It holds the model under kiln's names, which peft's adapters and the quantization
+  // libraries' module lists then name; the table above only names tensors in messages.
+  std::string (*load_name)(const std::string&) = nullptr;
 };
+
+// transformers 5's renaming of EXAONE 3's checkpoint names as it loads them (conversion_mapping's "exaone" rules, in
+// their order, each replacing its first match; the first three only at the start): the hub's names to LLaMA's,
+// whatever mix of the two a name holds. A module's path renames as its tensors' do (with a trailing dot).
+std::string exaone_loaded_name(const std::string& name) {
+  std::string n = name;
+  static const std::pair<std::string, std::string> kStart[] = {{"transformer.wte.", "model.embed_tokens."},
+                                                               {"transformer.h.", "model.layers."},
+                                                               {"transformer.ln_f.", "model.norm."}};
+  static const std::pair<std::string, std::string> kAnywhere[] = {
+      {".attn.attention.", ".self_attn."}, {".self_attn.out_proj.", ".self_attn.o_proj."},
+      {".ln_1.", ".input_layernorm."},     {".ln_2.", ".post_attention_layernorm."},
+      {".mlp.c_fc_0.", ".mlp.gate_proj."}, {".mlp.c_fc_1.", ".mlp.up_proj."},
+      {".mlp.c_proj.", ".mlp.down_proj."}};
+  for (const auto& [from, to] : kStart)
+    if (n.compare(0, from.size(), from) == 0) n = to + n.substr(from.size());
+  for (const auto& [from, to] : kAnywhere)
+    if (const size_t at = n.find(from); at != std::string::npos) n.replace(at, from.size(), to);
+  return n;
+}
 // GPT-NeoX: gpt_neox.embed_in, gpt_neox.final_layer_norm, embed_out (the hub's) or lm_head (transformers 5's),
 // gpt_neox.layers.<i>.attention.query_key_value and .dense; Pythia's old causal-mask and RoPE buffers.
 const HubNames kNeoxNames{
@@ -407,7 +429,7 @@ const HubNames kExaoneNames{
      {"mlp.c_proj", "mlp.down_proj"}},
     {},
     "",
-    true};
+    exaone_loaded_name};
 
 // The family's names, or null where the checkpoint names modules as kiln does.
 const HubNames* hub_names(const LlamaConfig& c) {
@@ -483,6 +505,13 @@ std::vector<std::string> hub_spellings(const HubNames& h, const std::string& mod
   return s;
 }
 
+// A module's path as transformers loads it, for a family whose names it renames by rules (h.load_name): as its
+// tensors' names rename, with a trailing dot.
+std::string loaded_module(const HubNames& h, const std::string& module) {
+  const std::string n = h.load_name(module + ".");
+  return n.substr(0, n.size() - 1);
+}
+
 // A tensor the checkpoint lacks, as the hub names it (the old head name for the head).
 std::string hub_file_name(const HubNames& h, const std::string& n) {
   return n == "lm_head.weight" && !h.old_head.empty() ? h.old_head + ".weight" : to_hub(h, n);
@@ -523,9 +552,11 @@ void check_llama_tensors(const LlamaConfig& c, const Checkpoint& ck) {
   check_checkpoint_tensors(
       llama_tensor_shapes(c), ck,
       [&](const std::string& n) { return ignorable(n, c) || gptq_zero_bias(n, ck) || empty_shared(n); },
-      hub_names(c) ? std::function<std::string(const std::string&)>(
-                         [h = hub_names(c)](const std::string& n) { return hub_file_name(*h, n); })
-                   : nullptr);
+      // (EXAONE's under kiln's names where the checkpoint names none of its tensors as the hub does)
+      hub_names(c) && (c.hub_named_checkpoint || !hub_names(c)->load_name)
+          ? std::function<std::string(const std::string&)>(
+                [h = hub_names(c)](const std::string& n) { return hub_file_name(*h, n); })
+          : nullptr);
 }
 
 Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
@@ -1062,8 +1093,10 @@ std::string text_model_of(const CompileOptions& o, const LlamaConfig& c, Checkpo
 // (Pythia's attention.bias, attention.masked_bias: the causal mask; attention.rotary_emb.inv_freq), are left out; a
 // name already kiln's (model.*, not the family's own: OPT's model.decoder.*) is refused: transformers does not load it.
 // A checkpoint of the base model (no tensor under the family's root) is read under it, as transformers reads it.
-void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
+// Returns whether any name was the family's (not kiln's).
+bool hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
   std::map<std::string, std::string> source;  // kiln's name -> the checkpoint's
+  bool renamed_any = false;
   // A base model's names (GPT2Model's, as the hub ships GPT-2: h.<i>.*, wte; OPTModel's decoder.*) are read under the
   // root, name by name as transformers reads them (a checkpoint may mix both), the head's (lm_head) aside.
   Checkpoint renamed;
@@ -1071,14 +1104,16 @@ void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
     auto under = [&](const std::string& module) {
       return !module.empty() && (given == module || given.rfind(module + ".", 0) == 0);
     };
-    const bool keep = under(h.root) || under("lm_head") || under(h.old_head) || under("model") || h.renamed_on_load;
+    const bool keep = under(h.root) || under("lm_head") || under(h.old_head) || under("model") || h.load_name;
     const std::string n = keep ? given : h.root + "." + given;
     if (n.rfind(h.layers + ".", 0) == 0)
       for (const std::string& buffer : h.buffers)
         if (n.size() > buffer.size() && n.compare(n.size() - buffer.size(), std::string::npos, buffer) == 0) return "";
-    const std::string to = from_hub(h, n), model = h.layers.substr(0, h.layers.rfind('.') + 1);
+    const std::string to = h.load_name ? h.load_name(n) : from_hub(h, n);
+    const std::string model = h.layers.substr(0, h.layers.rfind('.') + 1);
+    renamed_any = renamed_any || to != n;
     // (kiln's own names; a stray name under OPT's model.decoder. is reported as unexpected, as the others' are)
-    if (to == n && n.rfind("model.", 0) == 0 && n.rfind(model, 0) != 0 && !h.renamed_on_load)
+    if (to == n && n.rfind("model.", 0) == 0 && n.rfind(model, 0) != 0 && !h.load_name)
       throw CompileError(o.model_dir + ": tensor '" + given + "' is not a " + h.architecture +
                          " name (its model is under " + model + "): transformers does not load it");
     if (const auto [it, fresh] = source.emplace(to, given); !fresh)
@@ -1087,6 +1122,7 @@ void hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
     return to;
   });
   *ck = std::move(renamed);
+  return renamed_any;
 }
 
 FrontendBuild build_llama(const CompileOptions& o) {
@@ -1097,12 +1133,17 @@ FrontendBuild build_llama(const CompileOptions& o) {
   b.checkpoint = Checkpoint::open_dir(o.model_dir);
   const std::string vision_note = c.multimodal ? text_model_of(o, c, &b.checkpoint) : "";
   const HubNames* hub = hub_names(c);
-  if (hub) hub_model_of(o, *hub, &b.checkpoint);
+  if (hub) c.hub_named_checkpoint = hub_model_of(o, *hub, &b.checkpoint);
+  // (EXAONE: transformers' quantizers match kiln's names, its FP8 one after renaming modules_to_not_convert by the
+  // family's rules)
+  if (hub && hub->load_name)
+    for (std::string& m : c.quant.not_converted) m = loaded_module(*hub, m);
   const ConfigReader::Quantization& q = c.quant;
   unpack_prequantized(o, q, b.checkpoint, c.num_hidden_layers,
                       c.multimodal ? ModuleSpellings(image_text_spellings)
-                      : hub        ? ModuleSpellings([hub](const std::string& m) { return hub_spellings(*hub, m); })
-                                   : ModuleSpellings());
+                      : hub && !hub->load_name
+                          ? ModuleSpellings([hub](const std::string& m) { return hub_spellings(*hub, m); })
+                          : ModuleSpellings());
   std::string mxfp4_note;
   if (q.mxfp4) {  // (GPT-OSS only: the config reader refuses it elsewhere)
     const int n = b.checkpoint.unpack_mxfp4();
@@ -1166,14 +1207,15 @@ FrontendBuild build_llama(const CompileOptions& o) {
   check_llama_tensors(c, b.checkpoint);
   const std::vector<std::string> conv1d = gpt2_conv1d_weights(c);
   for (const std::string& n : conv1d) b.checkpoint.transpose(n);  // (kiln's [out, in] rows)
-  b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings,
-                         hub && !hub->renamed_on_load
-                             ? LoraSet::ModuleNames{[hub](const std::string& n) { return to_hub(*hub, n); },
-                                                    [hub](const std::string& n) { return peft_to_kiln(*hub, n); },
-                                                    [conv1d](const std::string& n) {
-                                                      return std::find(conv1d.begin(), conv1d.end(), n) != conv1d.end();
-                                                    }}
-                             : LoraSet::ModuleNames{});
+  b.lora = LoraSet::load(
+      o.lora, b.checkpoint, c.tie_word_embeddings,
+      hub && hub->load_name ? LoraSet::ModuleNames{nullptr, nullptr, nullptr,
+                                                   [hub](const std::string& m) { return loaded_module(*hub, m); }}
+      : hub                 ? LoraSet::ModuleNames{
+                  [hub](const std::string& n) { return to_hub(*hub, n); },
+                  [hub](const std::string& n) { return peft_to_kiln(*hub, n); },
+                  [conv1d](const std::string& n) { return std::find(conv1d.begin(), conv1d.end(), n) != conv1d.end(); }}
+            : LoraSet::ModuleNames{});
   for (int64_t i = 0; i < c.num_hidden_layers && c.mxfp4_experts; ++i)  // (a saved copy is in transformers' layout)
     for (const char* part : {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"})
       if (b.lora.replacement(hf_layer_prefix(i) + part))

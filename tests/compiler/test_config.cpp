@@ -115,6 +115,9 @@ TEST_CASE("config: bad values are errors naming the key") {
   CHECK(error_of(d, R"(, "dtype": "float64")").find("float64") != std::string::npos);
   CHECK(error_of(d, R"(, "head_dim": -4)").find("head_dim") != std::string::npos);
   CHECK(error_of(d, R"(, "head_dim": 7)").find("even") != std::string::npos);
+  // (LlamaConfig's validate_architecture refuses hidden_size not a multiple of the heads, whatever head_dim is)
+  CHECK(error_of(d, R"(, "num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 16)")
+            .find("hidden_size (64) is not a multiple of num_attention_heads (6)") != std::string::npos);
   CHECK(error_of(d, R"(, "rms_norm_eps": "small")").find("rms_norm_eps") != std::string::npos);
   CHECK(error_of(d, R"(, "tie_word_embeddings": 1)").find("tie_word_embeddings") != std::string::npos);
   std::ofstream(d / "config.json") << R"({"architectures": ["RwkvForCausalLM"], "vocab_size": 10})";
@@ -2626,8 +2629,6 @@ TEST_CASE("config: GraniteMoeShared (the shared MLP's size, default, null)") {
         }).find("shared_intermediate_size is null") != std::string::npos);
 }
 
-// HeliumForCausalLM: LLaMA with a pairwise RoPE, q/k/v and MLP biases on their own keys; HeliumConfig's
-// defaults; heads that do not fill hidden_size refused (its o_proj maps hidden_size to hidden_size).
 // EXAONE 3.0 / 3.5 (model_type exaone): the hub's EXAONE-3.0-7.8B-Instruct config.json (its remote code's
 // ExaoneForCausalLM, num_layers, layer_norm_epsilon, activation_function, embed_dropout) and transformers 5's saved
 // form (LlamaForCausalLM with model_type exaone) both read as ExaoneConfig; its defaults; the two spellings of a key
@@ -2726,6 +2727,15 @@ TEST_CASE("config: EXAONE 3 (the hub's spellings, transformers 5's class name, d
   CHECK(error_of([](nlohmann::json& j) { j.erase("num_layers"); }).find("num_hidden_layers is missing") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["embed_dropout"] = 0.1; }) == "");  // (training only)
+  // (the same number as another JSON type: ExaoneConfig refuses 32.0 for an int)
+  CHECK(error_of([](nlohmann::json& j) { j["num_hidden_layers"] = 32.0; }).find("num_layers = 32 disagrees") !=
+        std::string::npos);
+  // (ExaoneConfig's validate_architecture, LlamaConfig's: whatever head_dim is)
+  CHECK(error_of([](nlohmann::json& j) {
+          j["num_attention_heads"] = 24;
+          j["head_dim"] = 128;
+          j["num_key_value_heads"] = 8;
+        }).find("hidden_size (4096) is not a multiple of num_attention_heads (24)") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["attention_bias"] = nullptr; }).find("attention_bias is null") !=
         std::string::npos);
 }
@@ -2813,6 +2823,8 @@ TEST_CASE("config: EXAONE MoE (windows, NoPE layers, experts, mlp_layer_types, d
         }).find("ExaoneMoEForCausalLM") != std::string::npos);
 }
 
+// HeliumForCausalLM: LLaMA with a pairwise RoPE, q/k/v and MLP biases on their own keys; HeliumConfig's
+// defaults; heads that do not fill hidden_size refused (its o_proj maps hidden_size to hidden_size).
 TEST_CASE("config: Helium (pairwise RoPE, biases, defaults, refusals)") {
   const LlamaConfig a = read_llama_config(kiln::test::fixture("bias_f32", "helium") + "/config.json");
   CHECK(a.architecture == "HeliumForCausalLM");

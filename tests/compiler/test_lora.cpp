@@ -256,7 +256,8 @@ TEST_CASE(
                                                                                {"glm", "qvo_gate_up_norm"},
                                                                                {"olmo", "every_linear_clip"},
                                                                                {"ministral3", "attn_mlp"},
-                                                                               {"exaone", "every_linear_norm"}}) {
+                                                                               {"exaone", "every_linear_norm"},
+                                                                               {"exaone", "qkv_hub_names"}}) {
     const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
     CAPTURE(name);
     const std::string dir = kiln::test::fixtures_root() + "/" + family + "_lora/" + name;
@@ -272,6 +273,21 @@ TEST_CASE(
     auto ctx = Context::create(plan.value(), ContextOptions{});
     REQUIRE(ctx.is_ok());
     check_greedy(*ctx.value(), ref);
+  }
+  // An EXAONE adapter under the hub's names (peft renames its LoRA tensors as it loads them) whose target_modules leave
+  // out a module it has tensors for: peft wraps no such module and drops them; kiln refuses, naming it as peft does.
+  {
+    const std::string dir = kiln::test::fixtures_root() + "/exaone_lora/qkv_hub_names";
+    const std::string qk = d / "exaone_qk";
+    kiln::test::copy_dir(dir + "/adapter", qk);
+    std::ifstream in(qk + "/adapter_config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    j["target_modules"] = {"q_proj", "k_proj"};
+    std::ofstream(qk + "/adapter_config.json") << j.dump(2);
+    CHECK_THROWS_WITH_AS(compile_model(family_options("exaone", dir, {{qk, 1.0}}, d / "qk.kplan")),
+                         doctest::Contains("module 'model.layers.0.self_attn.v_proj': the adapter has LoRA tensors "
+                                           "for it, but"),
+                         CompileError);
   }
   // The hub's head name (embed_out, which transformers 5 holds as lm_head) in an adapter: peft on transformers 5
   // finds no such module and leaves the saved copy unread; kiln refuses it by its name.

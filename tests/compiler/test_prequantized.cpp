@@ -2102,3 +2102,75 @@ TEST_CASE("prequantized: an image-text checkpoint's lists name its text modules 
                              d / "v.kplan");
   CHECK(kiln::test::compile_error(o).find("names no block it is in") != std::string::npos);
 }
+
+// EXAONE 3: transformers 5 holds the model under LLaMA's names, whatever the checkpoint's, so compressed-tensors'
+// targets and ignore and optimum's block_name_to_quantize match those names (the hub's match nothing: a module they
+// alone would cover is left as stored, for good or ill), while its FP8 quantizer renames modules_to_not_convert by the
+// family's rules first. Checked on LLaMA checkpoints renamed as EXAONE's hub names them.
+TEST_CASE("prequantized: EXAONE 3's module lists name its modules as transformers 5 holds them") {
+  TempDir d;
+  auto hub_name = [](std::string n) {
+    static const std::pair<std::string, std::string> kStart[] = {{"model.embed_tokens.", "transformer.wte."},
+                                                                 {"model.layers.", "transformer.h."},
+                                                                 {"model.norm.", "transformer.ln_f."}};
+    static const std::pair<std::string, std::string> kInner[] = {{".self_attn.o_proj.", ".attn.attention.out_proj."},
+                                                                 {".self_attn.", ".attn.attention."},
+                                                                 {".input_layernorm.", ".ln_1."},
+                                                                 {".post_attention_layernorm.", ".ln_2."},
+                                                                 {".mlp.gate_proj.", ".mlp.c_fc_0."},
+                                                                 {".mlp.up_proj.", ".mlp.c_fc_1."},
+                                                                 {".mlp.down_proj.", ".mlp.c_proj."}};
+    for (const auto& [from, to] : kStart)
+      if (n.rfind(from, 0) == 0) n = to + n.substr(from.size());
+    for (const auto& [from, to] : kInner)
+      if (const size_t at = n.find(from); at != std::string::npos) n.replace(at, from.size(), to);
+    return n;
+  };
+  auto hub = [&](RawTensors& ts) {
+    RawTensors out;
+    for (auto& [n, t] : ts) out[hub_name(n)] = std::move(t);
+    REQUIRE(out.count("transformer.h.0.attn.attention.q_proj.weight_packed") + out.count("transformer.wte.weight") > 0);
+    ts = std::move(out);
+  };
+  // config.json as EXAONE's, with quantization_config's `key` set to v
+  auto exaone = [](const char* key, nlohmann::json v) {
+    return [key, v](nlohmann::json& j) {
+      j["model_type"] = "exaone";
+      j["architectures"] = {"ExaoneForCausalLM"};
+      auto& q = j["quantization_config"];
+      if (std::string(key) == "targets") q["config_groups"]["group_0"]["targets"] = v;
+      else if (*key) q[key] = v;
+    };
+  };
+  const std::string ct = kiln::test::fixture("ct_w4a16_g32_f32", "quantized");
+  const std::string gptq = kiln::test::fixture("gptq_w4g32_f32", "quantized");
+  const std::string fp8 = kiln::test::fixture("llama_fp8_b48", "quantized");
+  const std::string q0 = "transformer.h.0.attn.attention.q_proj";
+  check_refused(d, ct,
+                {{"hub-named targets", hub, exaone("targets", {"re:.*attn\\.attention\\..*", "re:.*mlp\\..*"}),
+                  "target no such module"},
+                 {"LLaMA-named ignore", hub, exaone("ignore", {"lm_head", "model.layers.0.self_attn.q_proj"}),
+                  "'" + q0 + "' is stored quantized (" + q0 + ".weight_packed), but config.json's " +
+                      "quantization_config.ignore lists it"}},
+                "", "");
+  check_refused(d, gptq,
+                {{"hub-named block", hub, exaone("block_name_to_quantize", "transformer.h"),
+                  "block_name_to_quantize [\"transformer.h\"] names no block it is in"}},
+                "", "");
+  check_refused(d, fp8,
+                {{"hub-named module not converted", hub,
+                  exaone("modules_to_not_convert", {"lm_head", "transformer.h.1.mlp.c_proj"}),
+                  "'transformer.h.1.mlp.c_proj' is stored quantized (transformer.h.1.mlp.c_proj.weight)"}},
+                "", "");
+  int n = 0;
+  for (const auto& [src, config] : std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>>{
+           {ct, exaone("", nullptr)},
+           {ct, exaone("targets", {"re:.*self_attn\\..*", "re:.*mlp\\..*"})},
+           {ct, exaone("ignore", {"lm_head", q0})},  // (matches no module of transformers 5's model)
+           {gptq, exaone("block_name_to_quantize", "model.layers")},
+           {fp8, exaone("modules_to_not_convert", {"lm_head", "transformer.h.1.mlp.c_fc_0.bias"})}}) {
+    CAPTURE(n);
+    const std::string dir = edited(d, "exaone" + std::to_string(n++), hub, config, src);
+    CHECK(kiln::test::compile_error(options(dir, d / "fine.kplan")) == "");
+  }
+}
