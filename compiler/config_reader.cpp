@@ -130,8 +130,9 @@ std::string ConfigReader::model_architecture() const {
   // EXAONE 3.0 / 3.5: the hub's remote ExaoneForCausalLM, which transformers 5 builds (and saves) as LlamaForCausalLM
   // with model_type exaone; kiln's name for both is ExaoneForCausalLM.
   if (a == "LlamaForCausalLM" && has("model_type") && j_["model_type"] == "exaone") a = "ExaoneForCausalLM";
-  // (K-EXAONE's hub files name the class ExaoneMoEForCausalLM, transformers' ExaoneMoeForCausalLM)
-  if (a == "ExaoneMoEForCausalLM" && has("model_type") && j_["model_type"] == "exaone_moe") a = "ExaoneMoeForCausalLM";
+  // (K-EXAONE's hub files name the class ExaoneMoEForCausalLM, transformers' ExaoneMoeForCausalLM: one class, whose
+  // model_type is checked below)
+  if (a == "ExaoneMoEForCausalLM") a = "ExaoneMoeForCausalLM";
   // transformers' AutoModelForCausalLM builds the class of model_type, whatever architectures says.
   static const std::pair<const char*, const char*> kTypes[] = {{"LlamaForCausalLM", "llama"},
                                                                {"MistralForCausalLM", "mistral"},

@@ -46,6 +46,9 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   c.intermediate_size = r.pos_int("intermediate_size", true);
   c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
   c.num_attention_heads = r.pos_int("num_attention_heads", true);
+  if (!c.v3 && c.hidden_size % c.num_attention_heads != 0)  // (DeepseekV2Config.validate_architecture)
+    r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
+                              std::to_string(c.num_attention_heads) + "), which DeepseekV2Config refuses");
   const int64_t kvh = r.pos_int("num_key_value_heads", false, c.num_attention_heads);
   if (kvh != c.num_attention_heads)
     r.fail("num_key_value_heads", "must equal num_attention_heads for MLA (transformers repeats K/V by their ratio)");

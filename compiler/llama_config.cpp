@@ -287,18 +287,7 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
   c.norm_topk_prob = r.boolean("norm_topk_prob", d.norm_topk_prob, c.dots1);  // (Dots1Config: Optional[bool])
   c.moe_layer.assign(size_t(c.num_hidden_layers), false);
   for (int64_t i = dense; i < c.num_hidden_layers; ++i) c.moe_layer[size_t(i)] = true;
-  // (ExaoneMoeConfig: mlp_layer_types, one "dense" or "sparse" per layer, over first_k_dense_replace)
-  if (c.exaone_moe && r.has("mlp_layer_types")) {
-    const nlohmann::json& m = r.doc()["mlp_layer_types"];
-    if (!m.is_array()) r.fail("mlp_layer_types", "must be a list");
-    if (int64_t(m.size()) != c.num_hidden_layers)
-      r.fail("mlp_layer_types", "must name one type per layer (transformers refuses the file otherwise)");
-    for (size_t i = 0; i < m.size(); ++i) {
-      if (m[i] != "dense" && m[i] != "sparse")
-        r.fail("mlp_layer_types", "names a type other than \"dense\" and \"sparse\" (" + m[i].dump() + ")");
-      c.moe_layer[i] = m[i] == "sparse";
-    }
-  }
+
   for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
 }
 
@@ -529,6 +518,40 @@ void read_exaone_moe(const ConfigReader& r, const nlohmann::json& j, LlamaConfig
   d.shared_key = "num_shared_experts";
   d.routed_scaling_factor = 2.5;
   read_noaux_experts(r, d, out);
+  LlamaConfig& c = *out;
+  // mlp_layer_types: one "dense" or "sparse" per layer, over first_k_dense_replace
+  if (r.has("mlp_layer_types")) {
+    const nlohmann::json& m = j["mlp_layer_types"];
+    if (!m.is_array()) r.fail("mlp_layer_types", "must be a list");
+    if (int64_t(m.size()) != c.num_hidden_layers)
+      r.fail("mlp_layer_types", "must name one type per layer (transformers refuses the file otherwise)");
+    for (size_t i = 0; i < m.size(); ++i) {
+      if (m[i] != "dense" && m[i] != "sparse")
+        r.fail("mlp_layer_types", "names a type other than \"dense\" and \"sparse\" (" + m[i].dump() + ")");
+      c.moe_layer[i] = m[i] == "sparse";
+    }
+  }
+  // The keys of the remote code K-EXAONE's files were written with (its ExaoneMoEConfig), which transformers 5 never
+  // reads: is_moe_layer (one 0/1 or boolean per layer) accepted where it names the layers transformers builds, else
+  // refused (the two would build different models); first_last_k_dense_replace, which that code did not read either;
+  // num_nextn_predict_layers, the mtp.* tensors' count (left out).
+  if (r.has("is_moe_layer")) {
+    const nlohmann::json& m = j["is_moe_layer"];
+    if (!m.is_array() || int64_t(m.size()) != c.num_hidden_layers)
+      r.fail("is_moe_layer", "must list one entry per layer");
+    for (size_t i = 0; i < m.size(); ++i) {
+      if (!(m[i].is_boolean() || (m[i].is_number_integer() && (m[i] == 0 || m[i] == 1))))
+        r.fail("is_moe_layer", "must list 0 or 1 (or a boolean) per layer, not " + m[i].dump());
+      const bool moe = m[i].is_boolean() ? m[i].get<bool>() : m[i] == 1;
+      if (moe != c.is_moe_layer(int64_t(i)))
+        r.fail("is_moe_layer", "says layer " + std::to_string(i) + " is " + (moe ? "" : "not ") +
+                                   "an MoE layer, but transformers 5 (which never reads is_moe_layer) builds it " +
+                                   (moe ? "dense" : "with experts") +
+                                   " from mlp_layer_types or first_k_dense_replace: make them agree");
+    }
+  }
+  r.has("first_last_k_dense_replace");
+  r.has("num_nextn_predict_layers");
 }
 
 // Gemma3TextConfig's (v2: Gemma2Config's) keys past LLaMA's (see LlamaConfig::gemma), with its

@@ -667,6 +667,20 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
                              ": target_modules names lm_head, which this model ties to its embedding: a LoRA on "
                              "a tied head has no single merged form (peft's merged model differs from its "
                              "unmerged one)");
+    // (peft's conversion for transformers 5's fused experts: gate_proj and up_proj are one parameter)
+    if (names.moe_fused_targets.size() == 3 && c.target_modules.is_array()) {
+      auto named = [&](const std::string& leaf) {
+        for (const json& t : c.target_modules)
+          if (t.is_string() && ends_with_component(t.get<std::string>(), leaf)) return true;
+        return false;
+      };
+      const std::string& g = names.moe_fused_targets[0];
+      const std::string& u = names.moe_fused_targets[1];
+      if (named(g) != named(u))
+        throw CompileError(where + ": target_modules names " + (named(g) ? g : u) + " without " + (named(g) ? u : g) +
+                           ", which peft refuses for this model (transformers 5 fuses the experts' two into "
+                           "gate_up_proj)");
+    }
     if (const std::vector<std::string> missing = check_targets(c, own, where); !missing.empty())
       im.notes.push_back(where + ": target_modules names " + quoted_list(missing) +
                          ", which match no module of the model: as peft, kiln adapts the others");
@@ -807,6 +821,14 @@ LoraSet LoraSet::load(const std::vector<LoraAdapterSpec>& specs, const Checkpoin
       if (ap && !(ap->is_number() && std::isfinite(ap->get<double>())))
         throw CompileError(cfg_path + ": alpha_pattern values must be finite numbers (" + ap->dump() + " for '" +
                            local + "')");
+      if (const std::string leaf = local.substr(local.rfind('.') + 1);
+          std::find(names.moe_fused_targets.begin(), names.moe_fused_targets.end(), leaf) !=
+              names.moe_fused_targets.end() &&
+          local.find(".experts.") == std::string::npos)
+        throw CompileError(mw + ": a LoRA on " + leaf +
+                           " outside the experts, which peft on transformers 5 leaves unloaded for this model (it "
+                           "moves gate_proj, up_proj and down_proj targets to the fused experts' parameters): kiln "
+                           "refuses rather than merge what peft drops");
       if (const std::string why = not_selected(c, local, cfg_path); !why.empty())
         throw CompileError(mw + ": the adapter has LoRA tensors for it, but " + cfg_path + "'s " + why +
                            " (peft would not load them)");

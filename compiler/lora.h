@@ -94,6 +94,11 @@ class LoraSet {
     // checkpoint names it renames (EXAONE's hub names: peft applies the model's rules to the LoRA keys, leaving saved
     // copies as they are); null: as saved.
     std::function<std::string(const std::string&)> lora_path;
+    // The MLP projections peft moves from target_modules to the fused experts' parameters on this model (the
+    // transformers 5 MoE models it converts: gate_proj, up_proj and down_proj, the first two fused into one; empty:
+    // none). A LoRA on such a projection outside the experts (a dense layer's, a shared expert's) it then leaves
+    // unloaded, and a list naming one of the fused pair without the other it refuses: kiln refuses both.
+    std::vector<std::string> moe_fused_targets;
   };
   static LoraSet load(const std::vector<LoraAdapterSpec>& specs, const Checkpoint& base, bool tied_head,
                       const ModuleNames& names = {});

@@ -2846,32 +2846,32 @@ def main_glm4_moe():
     print("  air_f32: model.safetensors given a multi-token-prediction layer; config.json as the hub's")
 
 
+def main_noaux_like(family, out_dir, variants, config_cls, model_cls, seed, held):
+    """Tiny checkpoints of a family with DeepSeek-V3's noaux_tc experts beside Qwen3-style q/k norms (dots.llm1,
+    EXAONE MoE): norms and correction biases drawn (ds_randomize with `seed`), each name in `held` among the saved
+    tensors, the routing checked (check_noaux_fixture)."""
+    def check(keys):
+        for k in held:
+            assert k in keys, (k, keys.keys())
+    main_llama_like(family, out_dir, variants, config_cls, model_cls, check,
+                    lambda m: ds_randomize(m, torch.Generator().manual_seed(seed)))
+    for name, _, overrides in variants:
+        check_noaux_fixture(os.path.join(out_dir, name), model_cls, overrides)
+
+
 def main_dots1():
     from transformers import Dots1Config, Dots1ForCausalLM
-
-    def check(keys):
-        assert "model.layers.1.mlp.gate.e_score_correction_bias" in keys, keys.keys()
-        assert "model.layers.1.mlp.experts.0.gate_proj.weight" in keys, keys.keys()
-        assert "model.layers.1.mlp.shared_experts.gate_proj.weight" in keys, keys.keys()
-        assert "model.layers.0.self_attn.q_norm.weight" in keys, keys.keys()
-    main_llama_like("dots1", DOTS1_DIR, DOTS1_VARIANTS, Dots1Config, Dots1ForCausalLM, check,
-                    lambda m: ds_randomize(m, torch.Generator().manual_seed(84)))
-    for name, _, overrides in DOTS1_VARIANTS:
-        check_noaux_fixture(os.path.join(DOTS1_DIR, name), Dots1ForCausalLM, overrides)
+    main_noaux_like("dots1", DOTS1_DIR, DOTS1_VARIANTS, Dots1Config, Dots1ForCausalLM, 84,
+                    ["model.layers.1.mlp.gate.e_score_correction_bias", "model.layers.1.mlp.experts.0.gate_proj.weight",
+                     "model.layers.1.mlp.shared_experts.gate_proj.weight", "model.layers.0.self_attn.q_norm.weight"])
 
 
 def main_exaone_moe():
     from transformers import ExaoneMoeConfig, ExaoneMoeForCausalLM
-
-    def check(keys):  # (transformers 5 saves the hub's names: per expert, the bias outside the router)
-        assert "model.layers.2.mlp.e_score_correction_bias" in keys, keys.keys()
-        assert "model.layers.2.mlp.experts.0.gate_proj.weight" in keys, keys.keys()
-        assert "model.layers.2.mlp.shared_experts.gate_proj.weight" in keys, keys.keys()
-        assert "model.layers.0.self_attn.q_norm.weight" in keys, keys.keys()
-    main_llama_like("exaone_moe", EXAONE_MOE_DIR, EXAONE_MOE_VARIANTS, ExaoneMoeConfig, ExaoneMoeForCausalLM, check,
-                    lambda m: ds_randomize(m, torch.Generator().manual_seed(94)))
-    for name, _, overrides in EXAONE_MOE_VARIANTS:
-        check_noaux_fixture(os.path.join(EXAONE_MOE_DIR, name), ExaoneMoeForCausalLM, overrides)
+    # (transformers 5 saves the hub's names: per expert, the bias outside the router)
+    main_noaux_like("exaone_moe", EXAONE_MOE_DIR, EXAONE_MOE_VARIANTS, ExaoneMoeConfig, ExaoneMoeForCausalLM, 94,
+                    ["model.layers.2.mlp.e_score_correction_bias", "model.layers.2.mlp.experts.0.gate_proj.weight",
+                     "model.layers.2.mlp.shared_experts.gate_proj.weight", "model.layers.0.self_attn.q_norm.weight"])
     out = os.path.join(EXAONE_MOE_DIR, "hub_window_f32")
     # The full layers' missing RoPE must matter: RoPE everywhere (and no window) gives other logits.
     assert_moves(out, ExaoneMoeForCausalLM, "RoPE in every layer", 1e-2, sliding_window=4096,

@@ -321,7 +321,11 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   size_t mtp_tensors = 0;
   check_deepseek_tensors(c, b.checkpoint, &mtp_tensors);
   mtp_tensors += mtp_scales;
-  b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings);
+  // (peft's transformers 5 conversion maps deepseek_v2 and deepseek_v3 to Qwen2-MoE's: its MLP targets go to the
+  // fused experts)
+  LoraSet::ModuleNames names;
+  names.moe_fused_targets = {"gate_proj", "up_proj", "down_proj"};
+  b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings, names);
   const std::string lora_note = check_lora_config_keys(b.lora, o);
   const std::string untie_note = untie_saved_copies(b.lora, &c.tie_word_embeddings);
   const DType stored = b.checkpoint.find("model.embed_tokens.weight")->dtype;

@@ -1207,15 +1207,19 @@ FrontendBuild build_llama(const CompileOptions& o) {
   check_llama_tensors(c, b.checkpoint);
   const std::vector<std::string> conv1d = gpt2_conv1d_weights(c);
   for (const std::string& n : conv1d) b.checkpoint.transpose(n);  // (kiln's [out, in] rows)
-  b.lora = LoraSet::load(
-      o.lora, b.checkpoint, c.tie_word_embeddings,
+  LoraSet::ModuleNames lora_names =
       hub && hub->load_name ? LoraSet::ModuleNames{nullptr, nullptr, nullptr,
                                                    [hub](const std::string& m) { return loaded_module(*hub, m); }}
       : hub                 ? LoraSet::ModuleNames{
                   [hub](const std::string& n) { return to_hub(*hub, n); },
                   [hub](const std::string& n) { return peft_to_kiln(*hub, n); },
                   [conv1d](const std::string& n) { return std::find(conv1d.begin(), conv1d.end(), n) != conv1d.end(); }}
-            : LoraSet::ModuleNames{});
+            : LoraSet::ModuleNames{};
+  // (the MoE model types peft's transformers 5 conversion maps to Qwen2-MoE's: its MLP targets go to fused experts)
+  if (c.architecture == "Qwen3MoeForCausalLM" || c.glm4_moe || c.dots1 || c.ernie_moe || c.hunyuan_moe || c.olmoe ||
+      c.exaone_moe)
+    lora_names.moe_fused_targets = {"gate_proj", "up_proj", "down_proj"};
+  b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings, lora_names);
   for (int64_t i = 0; i < c.num_hidden_layers && c.mxfp4_experts; ++i)  // (a saved copy is in transformers' layout)
     for (const char* part : {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"})
       if (b.lora.replacement(hf_layer_prefix(i) + part))

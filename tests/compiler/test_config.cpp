@@ -2814,13 +2814,58 @@ TEST_CASE("config: EXAONE MoE (windows, NoPE layers, experts, mlp_layer_types, d
     CAPTURE(std::string(k));
     CHECK(error_of([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") != std::string::npos);
   }
+  // The remote code's keys in K-EXAONE's files (transformers 5 never reads them): is_moe_layer where it agrees,
+  // first_last_k_dense_replace and num_nextn_predict_layers.
+  const LlamaConfig hubkeys = edited(held, [](nlohmann::json& j) {
+    j["is_moe_layer"] = {1, false, 1};
+    j["first_last_k_dense_replace"] = 2;
+    j["num_nextn_predict_layers"] = 1;
+  });
+  CHECK(hubkeys.unmodeled.empty());
+  CHECK(error_of([](nlohmann::json& j) {
+          j["is_moe_layer"] = {0, 1, 1};
+        }).find("is_moe_layer says layer 0 is not an MoE layer, but transformers 5") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["is_moe_layer"] = {1, 0};
+        }).find("is_moe_layer must list one entry") != std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["is_moe_layer"] = {1, 0, 2};
+        }).find("must list 0 or 1") != std::string::npos);
   // (another family's spelling of the expert count is no key of ExaoneMoeConfig)
   CHECK(edited(held, [](nlohmann::json& j) { j["n_routed_experts"] = 8; }).unmodeled.size() == 1);
   CHECK(edited_error(held, [](nlohmann::json& j) { j["architectures"] = {"ExaoneMoEForCausalLM"}; }) == "");
   CHECK(edited_error(held, [](nlohmann::json& j) {
           j["architectures"] = {"ExaoneMoEForCausalLM"};
           j["model_type"] = "exaone4";
-        }).find("ExaoneMoEForCausalLM") != std::string::npos);
+        }).find("model_type 'exaone4' is not ExaoneMoeForCausalLM's 'exaone_moe'") != std::string::npos);
+}
+
+// The config classes whose validate_architecture refuses hidden_size not a multiple of num_attention_heads whatever
+// head_dim says (LlamaConfig's, ExaoneConfig's, ArceeConfig's, Gemma3TextConfig's, DeepseekV2Config's): refused by
+// name, as transformers 5 refuses the file.
+TEST_CASE("config: hidden_size not a multiple of the heads is refused where the config class refuses it") {
+  for (const auto& fam_name : {std::pair<const char*, const char*>{"llama", "gqa_f32"},
+                               {"exaone", "llama3_tied_bias_f32"},
+                               {"arcee", "gelu_f32"},
+                               {"gemma3", "pattern_f32"},
+                               {"deepseek", "v2_bias"}}) {
+    const std::string family = fam_name.first, name = fam_name.second;
+    CAPTURE(family);
+    std::ifstream in(kiln::test::fixture(name, family) + "/config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    REQUIRE(j["hidden_size"] == 64);
+    j["num_attention_heads"] = 6;
+    j["num_key_value_heads"] = family == "deepseek" ? 6 : 1;
+    if (family != "deepseek") j["head_dim"] = 16;
+    std::string err;
+    try {
+      if (family == "deepseek") parse_deepseek_config(j.dump(), "config.json");
+      else parse_llama_config(j.dump(), "config.json");
+    } catch (const CompileError& e) {
+      err = e.what();
+    }
+    CHECK_MESSAGE(err.find("hidden_size (64) is not a multiple of num_attention_heads (6)") != std::string::npos, err);
+  }
 }
 
 // HeliumForCausalLM: LLaMA with a pairwise RoPE, q/k/v and MLP biases on their own keys; HeliumConfig's

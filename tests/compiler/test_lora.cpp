@@ -804,7 +804,7 @@ TEST_CASE("lora: layers_to_transform takes a MoE expert's layer index as peft do
                       {{m + ".lora_A.weight", DType::F32, {8, 64}, a.data(), a.size() * 4},
                        {m + ".lora_B.weight", DType::F32, {32, 8}, b.data(), b.size() * 4}});
     nlohmann::json j = {{"peft_type", "LORA"},        {"r", 8},
-                        {"lora_alpha", 16},           {"target_modules", {"gate_proj"}},
+                        {"lora_alpha", 16},           {"target_modules", {"gate_proj", "up_proj"}},
                         {"layers_to_transform", {1}}, {"layers_pattern", nullptr}};
     j.merge_patch(patch);
     std::ofstream(dir + "/adapter_config.json") << j.dump();
@@ -827,6 +827,55 @@ TEST_CASE("lora: layers_to_transform takes a MoE expert's layer index as peft do
   CHECK(adapter("empty", {{"layers_to_transform", nlohmann::json::array()}}) == "");  // (peft: no filter)
   // Named exactly: peft takes it without the layer filter; an exclusion regex RE2 cannot read is not checked.
   CHECK(adapter("exact",
-                {{"target_modules", {"model.layers.1.mlp.experts.2.gate_proj"}}, {"layers_to_transform", {5}}}) == "");
+                {{"target_modules", {"model.layers.1.mlp.experts.2.gate_proj", "model.layers.1.mlp.experts.2.up_proj"}},
+                 {"layers_to_transform", {5}}}) == "");
   CHECK(adapter("lookahead", {{"exclude_modules", "^(?!.*layers).*lm_head$"}}) == "");
+}
+
+// peft on transformers 5 converts the adapters of the MoE models whose experts transformers fuses (GLM-4.5, dots.llm1,
+// ERNIE 4.5 MoE, HunYuan MoE, OLMoE, Qwen3-MoE, EXAONE MoE, DeepSeek): gate_proj, up_proj and down_proj targets become
+// the fused experts' parameters, so a LoRA on a dense layer's or a shared expert's projection is left unloaded, and
+// gate_proj without up_proj (or the reverse) is refused. kiln refuses both rather than merge what peft drops; the
+// experts' own LoRA merges, and other families keep their dense MLP's.
+TEST_CASE("lora: MoE models peft converts for fused experts: dense and shared MLP LoRA and half a gate|up refused") {
+  TempDir d;
+  auto compile_with = [&](const std::string& name, const std::string& family, const std::string& base,
+                          const std::string& module, int64_t out, int64_t in, const nlohmann::json& targets) {
+    const std::string dir = d / name;
+    REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+    std::vector<float> a(size_t(4 * in), 0.01f), b(size_t(out * 4), 0.01f);
+    const std::string m = "base_model.model." + module;
+    write_safetensors(dir + "/adapter_model.safetensors",
+                      {{m + ".lora_A.weight", DType::F32, {4, in}, a.data(), a.size() * 4},
+                       {m + ".lora_B.weight", DType::F32, {out, 4}, b.data(), b.size() * 4}});
+    std::ofstream(dir + "/adapter_config.json")
+        << nlohmann::json{{"peft_type", "LORA"}, {"r", 4}, {"lora_alpha", 8}, {"target_modules", targets}}.dump();
+    CompileOptions o;
+    o.model_dir = kiln::test::fixture(base, family);
+    o.output = d / (name + ".kplan");
+    o.max_seq = 8;
+    o.chunk = 4;
+    o.lora = {{dir, 1.0}};
+    return kiln::test::compile_error(o);
+  };
+  const nlohmann::json mlp = {"gate_proj", "up_proj", "down_proj"};
+  // EXAONE MoE hub_window_f32: layer 0 dense (160 wide), layers 1 and 2 experts of 32 with a shared one of 32
+  CHECK(compile_with("dense", "exaone_moe", "hub_window_f32", "model.layers.0.mlp.gate_proj", 160, 64, mlp)
+            .find("module 'model.layers.0.mlp.gate_proj': a LoRA on gate_proj outside the experts, which peft on "
+                  "transformers 5 leaves unloaded") != std::string::npos);
+  CHECK(
+      compile_with("shared", "exaone_moe", "hub_window_f32", "model.layers.1.mlp.shared_experts.down_proj", 64, 32, mlp)
+          .find("a LoRA on down_proj outside the experts") != std::string::npos);
+  CHECK(compile_with("expert", "exaone_moe", "hub_window_f32", "model.layers.1.mlp.experts.2.down_proj", 64, 32, mlp) ==
+        "");
+  CHECK(compile_with("half", "exaone_moe", "hub_window_f32", "model.layers.1.mlp.experts.2.gate_proj", 32, 64,
+                     {"gate_proj", "q_proj"})
+            .find("target_modules names gate_proj without up_proj, which peft refuses") != std::string::npos);
+  CHECK(compile_with("half_path", "glm4_moe", "air_f32", "model.layers.1.mlp.experts.2.up_proj", 32, 64,
+                     {"model.layers.1.mlp.experts.2.up_proj"})
+            .find("target_modules names up_proj without gate_proj") != std::string::npos);
+  CHECK(compile_with("deepseek_dense", "deepseek", "v3_noaux", "model.layers.0.mlp.up_proj", 128, 64, mlp)
+            .find("a LoRA on up_proj outside the experts") != std::string::npos);
+  // (a dense model's MLP: peft converts nothing)
+  CHECK(compile_with("llama", "llama", "gqa_f32", "model.layers.0.mlp.gate_proj", 160, 64, {"gate_proj"}) == "");
 }
