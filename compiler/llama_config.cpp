@@ -287,7 +287,6 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
   c.norm_topk_prob = r.boolean("norm_topk_prob", d.norm_topk_prob, c.dots1);  // (Dots1Config: Optional[bool])
   c.moe_layer.assign(size_t(c.num_hidden_layers), false);
   for (int64_t i = dense; i < c.num_hidden_layers; ++i) c.moe_layer[size_t(i)] = true;
-
   for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
 }
 
@@ -561,8 +560,7 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
   c.gemma = true;
   c.gemma2 = v2;
   c.qk_norm = !v2;
-  if (v2 && c.hidden_size % c.num_attention_heads != 0)  // (Gemma2Config.validate_architecture)
-    r.fail("hidden_size", "is not a multiple of num_attention_heads (Gemma2Config refuses it)");
+
   c.attention_bias = r.boolean("attention_bias", false);
   r.refuse_null("query_pre_attn_scalar", "which transformers 5 refuses: give its value, or leave it out for 256");
   c.query_pre_attn_scalar = r.num("query_pre_attn_scalar", 256);
@@ -1838,8 +1836,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
-  // (validate_architecture of LlamaConfig, ExaoneConfig, ArceeConfig and Gemma3TextConfig: whatever head_dim is)
-  if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || arcee || (gemma && !gemma1 && !gemma2)) &&
+  // (validate_architecture of LlamaConfig, ExaoneConfig, ArceeConfig, Gemma2Config and Gemma3TextConfig: whatever
+  // head_dim is)
+  if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || arcee || (gemma && !gemma1)) &&
       c.hidden_size % c.num_attention_heads != 0)
     r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_attention_heads) + "), which " + c.architecture +

@@ -33,11 +33,15 @@ struct MoeTensors {
 
 // noaux_tc's e_score_correction_bias of an MoE layer (GLM-4.5's [experts]; ERNIE 4.5 MoE's [1, experts] and EXAONE
 // MoE's [experts], the hub's name or transformers 5's).
-std::string correction_bias_name(const LlamaConfig& c, const std::string& p) {
-  const std::string where = c.correction_bias_in_gate ? "mlp.gate." : "mlp.";
+// `in_gate`: under transformers 5's name (c.correction_bias_in_gate, once the frontend has read the checkpoint).
+std::string correction_bias_name(const LlamaConfig& c, const std::string& p, bool in_gate) {
+  const std::string where = in_gate ? "mlp.gate." : "mlp.";
   if (c.ernie_moe) return p + where + "moe_statics.e_score_correction_bias";
   if (c.exaone_moe) return p + where + "e_score_correction_bias";
   return p + "mlp.gate.e_score_correction_bias";
+}
+std::string correction_bias_name(const LlamaConfig& c, const std::string& p) {
+  return correction_bias_name(c, p, c.correction_bias_in_gate);
 }
 
 MoeTensors moe_tensors(const LlamaConfig& c, const std::string& p) {
@@ -1196,8 +1200,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
     if (c.is_moe_layer(i)) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;
       // (ERNIE 4.5 MoE's and EXAONE MoE's correction bias under transformers 5's name, else the hub's)
-      c.correction_bias_in_gate = true;
-      c.correction_bias_in_gate = b.checkpoint.find(correction_bias_name(c, hf_layer_prefix(i))) != nullptr;
+      c.correction_bias_in_gate = b.checkpoint.find(correction_bias_name(c, hf_layer_prefix(i), true)) != nullptr;
       break;
     }
   if (c.gpt_oss && !q.mxfp4 && b.checkpoint.find(hf_layer_prefix(0) + "mlp.experts.gate_up_proj_blocks"))

@@ -325,7 +325,7 @@ TEST_CASE("config: Gemma 2 (hub keys, default layer types and caps, null caps, r
         }).find("final_logit_softcapping must be positive (or null)") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
           j["hidden_size"] = 2300;
-        }).find("hidden_size is not a multiple of num_attention_heads") != std::string::npos);
+        }).find("hidden_size (2300) is not a multiple of num_attention_heads") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
           j["use_bidirectional_attention"] = true;
         }).find("use_bidirectional_attention") != std::string::npos);
@@ -2841,12 +2841,13 @@ TEST_CASE("config: EXAONE MoE (windows, NoPE layers, experts, mlp_layer_types, d
 }
 
 // The config classes whose validate_architecture refuses hidden_size not a multiple of num_attention_heads whatever
-// head_dim says (LlamaConfig's, ExaoneConfig's, ArceeConfig's, Gemma3TextConfig's, DeepseekV2Config's): refused by
-// name, as transformers 5 refuses the file.
+// head_dim says (LlamaConfig's, ExaoneConfig's, ArceeConfig's, Gemma2Config's, Gemma3TextConfig's, DeepseekV2Config's):
+// refused by name, as transformers 5 refuses the file.
 TEST_CASE("config: hidden_size not a multiple of the heads is refused where the config class refuses it") {
   for (const auto& fam_name : {std::pair<const char*, const char*>{"llama", "gqa_f32"},
                                {"exaone", "llama3_tied_bias_f32"},
                                {"arcee", "gelu_f32"},
+                               {"gemma2", "softcap_f32"},
                                {"gemma3", "pattern_f32"},
                                {"deepseek", "v2_bias"}}) {
     const std::string family = fam_name.first, name = fam_name.second;

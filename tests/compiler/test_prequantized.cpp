@@ -2167,8 +2167,7 @@ TEST_CASE("prequantized: EXAONE 3's module lists name its modules as transformer
            {ct, exaone("", nullptr)},
            {ct, exaone("targets", {"re:.*self_attn\\..*", "re:.*mlp\\..*"})},
            {ct, exaone("ignore", {"lm_head", q0})},  // (matches no module of transformers 5's model)
-           {gptq, exaone("block_name_to_quantize", "model.layers")},
-           {fp8, exaone("modules_to_not_convert", {"lm_head", "transformer.h.1.mlp.c_fc_0.bias"})}}) {
+           {gptq, exaone("block_name_to_quantize", "model.layers")}}) {
     CAPTURE(n);
     const std::string dir = edited(d, "exaone" + std::to_string(n++), hub, config, src);
     CHECK(kiln::test::compile_error(options(dir, d / "fine.kplan")) == "");
