@@ -354,11 +354,16 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     r.factor =
         has(p, "factor") ? num(p, "factor", 1.0) : double(max_positions_) / double(r.original_max_position_embeddings);
   }
-  if (type == "ntk_alpha") {  // (its config class reads "dynamic" with a truthy alpha so; without one, dynamic NTK)
-    if (!has(p, "alpha") || (p["alpha"].is_number() && p["alpha"].get<double>() == 0))
-      fail(key,
-           "has rope type dynamic without an alpha (absent or 0): transformers' dynamic NTK RoPE, whose frequencies "
-           "change with the sequence length, which kiln does not build");
+  // (HunYuan's config class reads "dynamic" with a truthy alpha as ntk_alpha; without one, as dynamic NTK)
+  const bool alpha_read = type == "ntk_alpha";
+  if (alpha_read && (!has(p, "alpha") || (p["alpha"].is_number() && p["alpha"].get<double>() == 0)))
+    r.type = type = "dynamic";
+  if (type == "dynamic") {  // (transformers' KeyError without a factor; a null or a string fails its RoPE init)
+    if (!has(p, "factor") || !p["factor"].is_number())
+      fail(key, "needs a number 'factor' for rope type dynamic (transformers' dynamic NTK RoPE)");
+    r.factor = p["factor"].get<double>();
+  }
+  if (type == "ntk_alpha") {
     r.alpha = num(p, "alpha", 0.0);
     if (!(r.alpha > 0) || !std::isfinite(r.alpha)) fail(key, "alpha must be a positive number");
     // (transformers validates that a dynamic RoPE has a factor key, which the fixed NTK base never reads: it refuses
@@ -426,7 +431,7 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     // reads there)
     if ((it.key() == "llama_4_scaling_beta" || it.key() == "max_position_embeddings") && llama4_scaling_) continue;
     if ((it.key() == "mrope_section" && mrope_ > 0) || (it.key() == "mrope_interleaved" && mrope_ == 2)) continue;
-    if (it.key() == "alpha" && type == "ntk_alpha") continue;
+    if (it.key() == "alpha" && alpha_read) continue;
     nested_unmodeled_.push_back(key_value(key + "." + it.key(), *it));
   }
 }

@@ -2301,23 +2301,23 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
         "original_max_position_embeddings",
         "which Phi3Config types int (transformers 5 refuses the file): give its value or leave it out for 4096");
   if (qwen2_vl || qwen3_vl) r.set_mrope(qwen3_vl);
+  // (the rope types of the families whose rotary embedding is transformers' shared one, dynamic_rope_update's)
+  const std::initializer_list<const char*> scaled = {"default", "linear", "llama3", "yarn", "dynamic"};
   if ((!gemma || gemma1) && !olmo3 && !gpt_oss)  // (read_gemma, read_olmo3 and read_gpt_oss read theirs; Phi3Config
                                                  // reads its old names su and yarn as longrope)
-    c.rope =
-        phi3              ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
-        : mixtral         ? r.rope({"default", "linear", "llama3", "yarn"}, 1e6)  // MixtralConfig's default_theta
-        : smollm3         ? r.rope({"default", "linear", "llama3", "yarn"}, 2e6)  // SmolLM3Config's
-        : ernie || exaone ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // Ernie4_5Config's, ExaoneConfig's
-        : helium          ? r.rope({"default", "linear", "llama3", "yarn"}, 1e5)  // HeliumConfig's
-        // (HunYuanDenseV1Config: "dynamic" with an alpha is a fixed NTK base, its ntk_alpha)
-        : hunyuan ? r.rope({"default", "linear", "llama3", "yarn", "dynamic=ntk_alpha"}, 10000.0)
-        // (Qwen2VLTextConfig reads rope type mrope as default)
-        : qwen2_vl ? r.rope({"default", "linear", "llama3", "yarn", "mrope=default"}, 1e6)
-        : qwen3_vl ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)
-        : gpt_neox ? r.rope({"default", "linear", "llama3", "yarn"}, neox_theta, true, false)
-        : cohere && !cohere2
-            ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)  // CohereConfig's
-            : r.rope({"default", "linear", "llama3", "yarn"}, 10000.0, phi || glm4 || stablelm || nemotron || glm4_moe);
+    c.rope = phi3              ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
+             : mixtral         ? r.rope(scaled, 1e6)  // MixtralConfig's default_theta
+             : smollm3         ? r.rope(scaled, 2e6)  // SmolLM3Config's
+             : ernie || exaone ? r.rope(scaled, 5e5)  // Ernie4_5Config's, ExaoneConfig's
+             : helium          ? r.rope(scaled, 1e5)  // HeliumConfig's
+             // (HunYuanDenseV1Config: "dynamic" with an alpha is a fixed NTK base, its ntk_alpha; without, dynamic NTK)
+             : hunyuan ? r.rope({"default", "linear", "llama3", "yarn", "dynamic=ntk_alpha"}, 10000.0)
+             // (Qwen2VLTextConfig reads rope type mrope as default)
+             : qwen2_vl           ? r.rope({"default", "linear", "llama3", "yarn", "mrope=default"}, 1e6)
+             : qwen3_vl           ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)
+             : gpt_neox           ? r.rope(scaled, neox_theta, true, false)
+             : cohere && !cohere2 ? r.rope(scaled, 5e5)  // CohereConfig's
+                                  : r.rope(scaled, 10000.0, phi || glm4 || stablelm || nemotron || glm4_moe);
   if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
   if (c.rope.type == "ntk_alpha") {  // theta · alpha^(d / (d - 2)) in double, as Python computes the base
     if (c.head_dim <= 2) r.fail("head_dim", "must be more than 2 for the ntk_alpha RoPE (alpha^(d / (d - 2)))");
@@ -2326,6 +2326,21 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     if (!std::isfinite(c.rope.theta) || !(c.rope.theta > 0))  // (Python overflows, or the base is 0: no RoPE)
       r.fail(r.rope_key() ? r.rope_key() : "rope_parameters",
              "gives a base theta · alpha^(d / (d - 2)) that is not a positive finite number");
+  }
+  if (c.rope.type == "dynamic") {  // transformers' _compute_dynamic_ntk_parameters at M, in double as Python computes
+    const char* key = r.rope_key() ? r.rope_key() : "rope_parameters";
+    const int64_t d = c.rotary();
+    if (d <= 2) r.fail(key, "rope type dynamic needs a rotary dimension above 2 (its base is raised to d / (d - 2))");
+    if (c.max_position_embeddings <= 0)
+      r.fail("max_position_embeddings", "must be positive for rope type dynamic (its frequencies change past it)");
+    const double f = c.rope.factor, m = double(c.max_position_embeddings);
+    c.rope.theta *= std::pow(f * m / m - (f - 1), double(d) / double(d - 2));
+    if (!std::isfinite(c.rope.theta) || !(c.rope.theta > 0))
+      r.fail(key,
+             "gives a dynamic NTK base theta · ((factor · M / M) - (factor - 1))^(d / (d - 2)) that is not a "
+             "positive finite number");
+    c.rope.type = "default";
+    c.rope.dynamic_positions = c.max_position_embeddings;
   }
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",

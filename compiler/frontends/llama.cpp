@@ -1261,6 +1261,13 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        std::to_string(c.rope.original_max_position_embeddings) +
                        ", which one fixed plan cannot follow; compile with --max-seq " +
                        std::to_string(c.rope.original_max_position_embeddings) + " or less");
+  if (c.rope.dynamic_positions > 0 && lim.max_seq > c.rope.dynamic_positions)
+    throw CompileError(o.model_dir +
+                       "/config.json: rope type dynamic (transformers' dynamic NTK RoPE) recomputes its frequencies "
+                       "from the sequence length once it passes max_position_embeddings = " +
+                       std::to_string(c.rope.dynamic_positions) +
+                       ", which one fixed plan cannot follow; compile with --max-seq " +
+                       std::to_string(c.rope.dynamic_positions) + " or less, where they are the default RoPE's");
   // (Ministral 3's query scale is 1 below llama4_scaling_positions: a plan no longer would need it)
   if (c.rope.llama4_scaling_beta != 0 && lim.max_seq > c.rope.llama4_scaling_positions)
     throw CompileError(o.model_dir + "/config.json: " + c.architecture +

@@ -413,6 +413,50 @@ TEST_CASE("compile: OPT and GPT-2 hub checkpoints: base-model names read, kiln's
   CHECK(compile_model(o).notes.find("not read: kiln reads tokenizer.json") == std::string::npos);
 }
 
+// rope type dynamic: transformers' dynamic NTK RoPE recomputes its frequencies once a sequence passes
+// max_position_embeddings: a plan that long is refused, naming the bound; one no longer compiles, to the same plan as
+// the default RoPE's.
+TEST_CASE("compile: a dynamic NTK RoPE refuses a --max-seq past max_position_embeddings") {
+  TempDir d;
+  auto with = [&](const std::string& dir, const nlohmann::json& rope) {
+    kiln::test::copy_dir(kiln::test::fixture("gqa_f32", "llama"), dir);
+    std::ifstream in(kiln::test::fixture("gqa_f32", "llama") + "/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg["max_position_embeddings"] = 16;
+    if (!rope.is_null()) cfg["rope_scaling"] = rope;
+    std::ofstream(dir + "/config.json") << cfg.dump();
+  };
+  with(d / "dyn", {{"rope_type", "dynamic"}, {"factor", 4.0}});
+  with(d / "plain", nullptr);
+  CompileOptions o;
+  o.chunk = 8;
+  for (const int64_t n : {17, 64}) {
+    CAPTURE(n);
+    o.max_seq = n;
+    const std::string err = compile_error(d / "dyn", d / "p.kplan", o);
+    CHECK(err.find("rope type dynamic (transformers' dynamic NTK RoPE) recomputes its frequencies from the sequence "
+                   "length once it passes max_position_embeddings = 16") != std::string::npos);
+    CHECK(err.find("compile with --max-seq 16 or less") != std::string::npos);
+    CHECK(!std::filesystem::exists(d / "p.kplan"));
+  }
+  for (const int64_t n : {16, 0}) {  // (0: the default, max_position_embeddings here)
+    CAPTURE(n);
+    o.max_seq = n;
+    REQUIRE(compile_error(d / "dyn", d / "dyn.kplan", o).empty());
+    REQUIRE(compile_error(d / "plain", d / "plain.kplan", o).empty());
+    // (the weight segments, rope.inv_freq among them, byte for byte: their checksums)
+    std::vector<std::vector<uint64_t>> sums;
+    for (const std::string p : {d / "dyn.kplan", d / "plain.kplan"}) {
+      auto plan = Plan::load_file(p);
+      REQUIRE(plan.is_ok());
+      sums.emplace_back();
+      for (const SegmentInfo& s : plan.value()->segments()) sums.back().insert(sums.back().end(), {s.offset, s.xxh3});
+    }
+    CHECK(sums[0].size() > 10);
+    CHECK(sums[0] == sums[1]);
+  }
+}
+
 // Ministral 3 scales its queries from position original_max_position_embeddings (its RoPE object's) on: a plan that
 // long is refused, naming the bound; one no longer, or a beta of 0 (a scale of 1 everywhere), compiles.
 TEST_CASE("compile: Ministral 3 refuses a --max-seq past its query scale's bound") {

@@ -96,6 +96,39 @@ TEST_CASE("config: transformers 4 keys (rope_theta, rope_scaling, torch_dtype)")
   CHECK(n.max_position_embeddings == 2048);
 }
 
+// rope type dynamic (transformers' dynamic NTK): the default frequencies below max_position_embeddings, where
+// _compute_dynamic_ntk_parameters' base theta · ((factor · M / M) - (factor - 1))^(d / (d - 2)) is theta; the plan's
+// bound is that M (the frontend refuses a longer --max-seq: test_compile_errors).
+TEST_CASE("config: a dynamic NTK RoPE reads as the default RoPE up to max_position_embeddings") {
+  TempDir d;
+  for (const char* rs :
+       {R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 4.0})",
+        R"(, "rope_scaling": {"type": "dynamic", "factor": 2})",
+        R"(, "rope_parameters": {"rope_type": "dynamic", "factor": 0.5, "rope_theta": 5e7})",
+        R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 1.3}, "max_position_embeddings": 3000)"}) {
+    CAPTURE(rs);
+    const LlamaConfig c = parse(d, rs);
+    CHECK(c.rope.type == "default");
+    CHECK(c.rope.theta == (std::string(rs).find("5e7") != std::string::npos ? 5e7 : 10000.0));
+    CHECK(c.rope.dynamic_positions == c.max_position_embeddings);
+    CHECK(c.unmodeled.empty());
+  }
+  CHECK(parse(d, "").rope.dynamic_positions == 0);
+  CHECK(parse(d, R"(, "rope_scaling": {"rope_type": "linear", "factor": 2.0})").rope.dynamic_positions == 0);
+  for (const char* rs : {R"({"rope_type": "dynamic"})", R"({"rope_type": "dynamic", "factor": null})",
+                         R"({"rope_type": "dynamic", "factor": "2"})", R"({"rope_type": "dynamic", "factor": true})"})
+    CHECK(
+        error_of(d, std::string(R"(, "rope_scaling": )") + rs).find("needs a number 'factor' for rope type dynamic") !=
+        std::string::npos);
+  // (factor · M overflows: Python's base is nan)
+  CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 1e308})").find("not a positive finite") !=
+        std::string::npos);
+  CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}, "head_dim": 2)")
+            .find("rotary dimension above 2") != std::string::npos);
+  // (a key the dynamic RoPE never reads: transformers warns and ignores it; kiln leaves it unmodeled)
+  CHECK(parse(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0, "beta_fast": 4})").unmodeled.empty());
+}
+
 TEST_CASE("config: bad values are errors naming the key") {
   TempDir d;
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "longrope", "factor": 4.0})").find("rope type 'longrope'") !=
@@ -104,8 +137,7 @@ TEST_CASE("config: bad values are errors naming the key") {
         std::string::npos);
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "attention_factor": -0.5})")
             .find("attention_factor must not be negative") != std::string::npos);
-  CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 4.0})").find("not support") !=
-        std::string::npos);
+
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "llama3", "factor": 8.0})").find("low_freq_factor") !=
         std::string::npos);
   CHECK(error_of(d, R"(, "rope_parameters": {"rope_type": "linear"})").find("factor") != std::string::npos);
@@ -1503,9 +1535,11 @@ TEST_CASE("config: GPT-NeoX (rotary_pct, rotary_emb_base, parallel residual, def
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["rotary_pct"] = 0.1; }).find("rotary dims") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["hidden_act"] = "tanh"; }).find("GPT-NeoX") != std::string::npos);
-  CHECK(error_of([](nlohmann::json& j) {
-          j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
-        }).find("dynamic") != std::string::npos);
+  const LlamaConfig dyn = edited(hub, [](nlohmann::json& j) {
+    j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+  });
+  CHECK((dyn.rope.type == "default" && dyn.rope.theta == hub["rotary_emb_base"].get<double>()));
+  CHECK(dyn.rope.dynamic_positions == dyn.max_position_embeddings);
   CHECK(error_of([](nlohmann::json& j) { j["hidden_size"] = 66; }).find("divisible") != std::string::npos);
 }
 
@@ -1702,8 +1736,21 @@ TEST_CASE("config: HunYuan dense (q/k norms after RoPE, NTK-alpha RoPE, remote-c
   });
   CHECK((b.attention_bias && !b.mlp_bias && b.rope.type == "linear" && b.rope.theta == 10000.0));
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
-  CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"].erase("alpha"); }).find("dynamic NTK") != std::string::npos);
-  CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = 0; }).find("dynamic NTK") != std::string::npos);
+  // (alpha absent, null or 0: HunYuanDenseV1RotaryEmbedding keeps rope type dynamic, transformers' dynamic NTK)
+  for (const nlohmann::json& alpha : {nlohmann::json(), nlohmann::json(0), nlohmann::json(0.0)}) {
+    CAPTURE(alpha.dump());
+    const LlamaConfig n = edited(hub, [&](nlohmann::json& j) {
+      j["rope_scaling"]["alpha"] = alpha;
+      if (alpha.is_null()) j["rope_scaling"].erase("alpha");
+    });
+    CHECK((n.rope.type == "default" && n.rope.theta == hub["rope_theta"].get<double>()));
+    CHECK(
+        (n.rope.dynamic_positions > 0 && n.rope.dynamic_positions == n.max_position_embeddings && n.unmodeled.empty()));
+  }
+  CHECK(error_of([](nlohmann::json& j) {
+          j["rope_scaling"].erase("alpha");
+          j["rope_scaling"]["factor"] = nullptr;
+        }).find("needs a number 'factor' for rope type dynamic") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = -2; }).find("alpha must be a positive") !=
         std::string::npos);
   CHECK(error_of([](nlohmann::json& j) { j["rope_scaling"]["alpha"] = "x"; }).find("alpha") != std::string::npos);
