@@ -130,6 +130,8 @@ std::string ConfigReader::model_architecture() const {
   // EXAONE 3.0 / 3.5: the hub's remote ExaoneForCausalLM, which transformers 5 builds (and saves) as LlamaForCausalLM
   // with model_type exaone; kiln's name for both is ExaoneForCausalLM.
   if (a == "LlamaForCausalLM" && has("model_type") && j_["model_type"] == "exaone") a = "ExaoneForCausalLM";
+  // (InternLM3 likewise: the hub's remote InternLM3ForCausalLM, LlamaForCausalLM with model_type internlm3)
+  if (a == "LlamaForCausalLM" && has("model_type") && j_["model_type"] == "internlm3") a = "InternLM3ForCausalLM";
   // (K-EXAONE's hub files name the class ExaoneMoEForCausalLM, transformers' ExaoneMoeForCausalLM: one class, whose
   // model_type is checked below)
   if (a == "ExaoneMoEForCausalLM") a = "ExaoneMoeForCausalLM";
@@ -149,6 +151,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Exaone4ForCausalLM", "exaone4"},
                                                                {"ExaoneForCausalLM", "exaone"},
                                                                {"ExaoneMoeForCausalLM", "exaone_moe"},
+                                                               {"InternLM3ForCausalLM", "internlm3"},
                                                                {"SeedOssForCausalLM", "seed_oss"},
                                                                {"GptOssForCausalLM", "gpt_oss"},
                                                                {"HeliumForCausalLM", "helium"},

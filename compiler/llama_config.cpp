@@ -973,31 +973,70 @@ using Spellings = std::vector<std::pair<std::string, std::string>>;  // (attribu
 LlamaConfig parse_llama_text(const std::string& text, const std::string& path, const ImageTextModel* within,
                              const Spellings* spelled = nullptr);
 
-// ExaoneConfig's attribute_map: the hub's EXAONE 3.0 / 3.5 files (its remote code's) spell num_hidden_layers,
-// rms_norm_eps and hidden_act as num_layers, layer_norm_epsilon and activation_function. The file is read with each
-// under its attribute's name, errors naming the file's key; both spellings given with different values are refused
-// (transformers reads the alias's, whatever the order: kiln does not guess which was meant).
-LlamaConfig parse_exaone(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
-                         const std::string& path) {
-  static const std::pair<const char*, const char*> kSpellings[] = {{"num_layers", "num_hidden_layers"},
-                                                                   {"layer_norm_epsilon", "rms_norm_eps"},
-                                                                   {"activation_function", "hidden_act"}};
-  nlohmann::json k = j;
-  Spellings spelled;
-  // (ExaoneConfig refuses a null attribute; a null alias it takes, and its model fails on it)
-  r.refuse_null_values({"num_hidden_layers", "rms_norm_eps", "hidden_act"}, "ExaoneForCausalLM");
-  for (const auto& [alias, key] : kSpellings) {
+using AttributeMap = std::vector<std::pair<const char*, const char*>>;  // (alias, attribute)
+
+// A config class's attribute_map: j read with each alias under its attribute's name (into *k), errors naming the
+// file's key (*spelled); both spellings given with different values are refused (transformers reads the alias's,
+// whatever the order: kiln does not guess which was meant).
+void read_attribute_map(const ConfigReader& r, const nlohmann::json& j, const AttributeMap& aliases,
+                        const char* config_class, nlohmann::json* k, Spellings* spelled) {
+  for (const auto& [alias, key] : aliases) {
     if (!j.contains(alias)) continue;
-    r.refuse_null(alias, std::string("with which transformers cannot run ExaoneForCausalLM (it reads it as ") + key +
-                             "): give its value, or leave it out for " + key + " or its default");
-    // (a value of another JSON type disagrees too: 2.0 is no int to ExaoneConfig)
+    // (a value of another JSON type disagrees too: 2.0 is no int to the class)
     if (j.contains(key) && (j[key] != j[alias] || j[key].type() != j[alias].type()))
       r.fail(alias, "= " + j[alias].dump() + " disagrees with " + key + " = " + j[key].dump() +
-                        ", its other spelling (ExaoneConfig's attribute_map; transformers reads " + alias +
+                        ", its other spelling (" + config_class + "'s attribute_map; transformers reads " + alias +
                         "): give one");
-    k[key] = j[alias];
-    k.erase(alias);
-    spelled.emplace_back(key, alias);
+    (*k)[key] = j[alias];
+    k->erase(alias);
+    spelled->emplace_back(key, alias);
+  }
+}
+
+// ExaoneConfig's attribute_map: the hub's EXAONE 3.0 / 3.5 files (its remote code's) spell num_hidden_layers,
+// rms_norm_eps and hidden_act as num_layers, layer_norm_epsilon and activation_function.
+LlamaConfig parse_exaone(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
+                         const std::string& path) {
+  const AttributeMap aliases = {{"num_layers", "num_hidden_layers"},
+                                {"layer_norm_epsilon", "rms_norm_eps"},
+                                {"activation_function", "hidden_act"}};
+  // (ExaoneConfig refuses a null attribute; a null alias it takes, and its model fails on it)
+  r.refuse_null_values({"num_hidden_layers", "rms_norm_eps", "hidden_act"}, "ExaoneForCausalLM");
+  for (const auto& [alias, key] : aliases)
+    r.refuse_null(alias, std::string("with which transformers cannot run ExaoneForCausalLM (it reads it as ") + key +
+                             "): give its value, or leave it out for " + key + " or its default");
+  nlohmann::json k = j;
+  Spellings spelled;
+  read_attribute_map(r, j, aliases, "ExaoneConfig", &k, &spelled);
+  LlamaConfig c = parse_llama_text(k.dump(), path, nullptr, &spelled);
+  c.raw_json = text;
+  return c;
+}
+
+// InternLM3Config's attribute_map: the hub's files (its remote code's) spell attention_bias and mlp_bias as qkv_bias
+// and bias; the remote code puts qkv_bias on q, k and v and bias on o_proj and the MLP, LlamaForCausalLM
+// attention_bias on q, k, v and o_proj: the class refuses the two apart (validate_architecture), which is where they
+// agree. A null alias it takes as given (no biases, where both are null).
+LlamaConfig parse_internlm3(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
+                            const std::string& path) {
+  r.refuse_null_values({"attention_bias", "mlp_bias"}, "InternLM3ForCausalLM");  // (strict bools; the aliases not)
+  nlohmann::json k = j;
+  Spellings spelled;
+  read_attribute_map(r, j, {{"qkv_bias", "attention_bias"}, {"bias", "mlp_bias"}}, "InternLM3Config", &k, &spelled);
+  auto as_read = [&](const char* key) { return k.contains(key) ? k[key] : nlohmann::json(false); };
+  const nlohmann::json attention = as_read("attention_bias"), mlp = as_read("mlp_bias");
+  auto named = [&](const char* key) {
+    for (const auto& [key_, alias] : spelled)
+      if (key_ == key) return alias;
+    return std::string(key);
+  };
+  if (attention != mlp || attention.type() != mlp.type())
+    r.fail(named("attention_bias"), "= " + attention.dump() + " differs from " + named("mlp_bias") + " = " +
+                                        mlp.dump() +
+                                        ", which InternLM3Config refuses (LlamaForCausalLM puts one bias setting on "
+                                        "q, k, v and o_proj): give them the same value");
+  if (attention.is_null() && j.contains("qkv_bias") && j.contains("bias")) {  // (both aliases null: no biases)
+    k["attention_bias"] = k["mlp_bias"] = false;
   }
   LlamaConfig c = parse_llama_text(k.dump(), path, nullptr, &spelled);
   c.raw_json = text;
@@ -1557,6 +1596,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const std::string arch = r.model_architecture();
   const bool exaone = arch == "ExaoneForCausalLM" || arch == "exaone";
   if (exaone && !spelled) return parse_exaone(r, j, text, path);
+  const bool internlm3 = arch == "InternLM3ForCausalLM" || arch == "internlm3";
+  if (internlm3 && !spelled) return parse_internlm3(r, j, text, path);
   if (const ImageTextModel* m = image_text_model(arch)) return parse_image_text(r, j, text, path, *m);
   if (arch == "GPTJForCausalLM" || arch == "gptj") return parse_gptj(r, text);
   if (arch == "GPT2LMHeadModel" || arch == "gpt2") return parse_gpt2(r, text);
@@ -1634,7 +1675,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
-      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe)
+      !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe &&
+      !internlm3)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1658,6 +1700,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : exaone4            ? "Exaone4ForCausalLM"
                    : exaone             ? "ExaoneForCausalLM"
                    : exaone_moe         ? "ExaoneMoeForCausalLM"
+                   : internlm3          ? "InternLM3ForCausalLM"
                    : seed_oss           ? "SeedOssForCausalLM"
                    : gpt_oss            ? "GptOssForCausalLM"
                    : helium             ? "HeliumForCausalLM"
@@ -1748,7 +1791,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, InternLM3, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -1790,7 +1833,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                              : starcoder2                                    ? 2
                              : stablelm                                      ? 32
                              : qwen3_moe || smollm3 || ernie_moe             ? 4
-                             : ernie || glm4                                 ? 2
+                             : ernie || glm4 || internlm3                    ? 2
                              : qwen2_moe                                     ? 16
                              : exaone4 || dots1 || exaone_moe                ? 32
                              : seed_oss || gpt_oss || glm4_moe || exaone     ? 8
@@ -1822,12 +1865,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
-  } else if (((qwen3 && !qwen3_moe) || gemma || (ernie && !ernie_moe) || glm4 || seed_oss || ministral3) &&
+  } else if (((qwen3 && !qwen3_moe) || gemma || (ernie && !ernie_moe) || glm4 || seed_oss || ministral3 || internlm3) &&
              !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
-    // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's and Ministral3Config's 128 too)
+    // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's, Ministral3Config's and InternLM3Config's 128 too)
     c.head_dim = gemma ? 256 : 128;
   } else {
     // (Glm4MoeConfig's attention and RoPE take hidden_size // num_attention_heads, rounded down)
@@ -1836,9 +1879,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
-  // (validate_architecture of LlamaConfig, ExaoneConfig, ArceeConfig, Gemma2Config and Gemma3TextConfig: whatever
-  // head_dim is)
-  if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || arcee || (gemma && !gemma1)) &&
+  // (validate_architecture of LlamaConfig, ExaoneConfig, InternLM3Config, ArceeConfig, Gemma2Config and
+  // Gemma3TextConfig: whatever head_dim is)
+  if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || internlm3 || arcee || (gemma && !gemma1)) &&
       c.hidden_size % c.num_attention_heads != 0)
     r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_attention_heads) + "), which " + c.architecture +
@@ -1850,7 +1893,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                 : seed_oss                                                                         ? 524288
                 : gemma1 || gemma2 || cohere                                                       ? 8192
                 : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe ? 131072
-                : qwen2 || qwen3 || smollm3 || qwen2_moe                                           ? 32768
+                : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                              ? 32768
                 : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone ? 4096
                                                                                                    : 2048);
   r.set_max_positions(c.max_position_embeddings);
@@ -1864,7 +1907,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
       : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
                    : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee || olmoe ||
-                                               glm4_moe || ministral3 || hunyuan || exaone || exaone_moe
+                                               glm4_moe || ministral3 || hunyuan || exaone || exaone_moe || internlm3
                                                ? 1e-5
                                                : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");

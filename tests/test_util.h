@@ -107,7 +107,8 @@ inline std::vector<std::string> llm_fixture_families() {
           "hunyuan_v1_moe",
           "dots1",
           "exaone",
-          "exaone_moe"};
+          "exaone_moe",
+          "internlm3"};
 }
 
 double rel_l2(const float* out, const float* ref, size_t n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -47,6 +47,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    attention, noaux_tc experts)
   --only exaone    only tests/fixtures/exaone/ and exaone_lora/ (tiny EXAONE 3.0 / 3.5 checkpoints: the hub's names
                    and config spellings)
+  --only internlm3  only tests/fixtures/internlm3/ and internlm3_lora/ (tiny InternLM3 checkpoints: the hub's
+                   config spellings, a dynamic NTK RoPE, InternLM3Config's defaults)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
   --only gpt_oss   only tests/fixtures/gpt_oss/ (tiny GptOssForCausalLM checkpoints: attention sinks, biased router
                    and experts, the clamped SwiGLU)
@@ -252,7 +254,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1111,19 +1113,53 @@ EXAONE_HUB_NAMES = [("model.embed_tokens.", "transformer.wte."), ("model.layers.
                     (".mlp.up_proj.", ".mlp.c_fc_1."), (".mlp.down_proj.", ".mlp.c_proj.")]
 
 
-class ExaoneLM:
-    """The model transformers 5's AutoModelForCausalLM builds for model_type exaone (LlamaForCausalLM, with the
-    family's renaming of the checkpoint's names), as a model class for the fixture helpers."""
-    def __new__(cls, config):
-        from transformers import AutoModelForCausalLM
-        return AutoModelForCausalLM.from_config(config)
+def built_as_llama(model_type, name):
+    """The model transformers 5's AutoModelForCausalLM builds for model_type (LlamaForCausalLM from the family's
+    config class, with the family's renaming of the checkpoint's names), as a model class for the fixture helpers."""
+    class Built:
+        def __new__(cls, config):
+            from transformers import AutoModelForCausalLM
+            return AutoModelForCausalLM.from_config(config)
 
-    @staticmethod
-    def from_pretrained(*args, **kwargs):
-        from transformers import AutoModelForCausalLM
-        model = AutoModelForCausalLM.from_pretrained(*args, **kwargs)
-        assert type(model).__name__ == "LlamaForCausalLM" and model.config.model_type == "exaone", type(model)
-        return model
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            from transformers import AutoModelForCausalLM
+            model = AutoModelForCausalLM.from_pretrained(*args, **kwargs)
+            assert type(model).__name__ == "LlamaForCausalLM" and model.config.model_type == model_type, type(model)
+            return model
+    Built.__name__ = Built.__qualname__ = name
+    return Built
+
+
+ExaoneLM = built_as_llama("exaone", "ExaoneLM")
+
+
+INTERNLM3_DIR = os.path.join(REPO, "tests", "fixtures", "internlm3")
+# InternLM3 (model_type internlm3: the hub's remote InternLM3ForCausalLM, which transformers 5 builds as
+# LlamaForCausalLM from InternLM3Config; the tensors under LLaMA's names in both).
+# hub_dynamic_f32: internlm3-8b-instruct's config.json layout (InternLM3ForCausalLM with its auto_map, the remote
+# code's qkv_bias and bias, head_dim, rope_theta 5e7 with a "dynamic" rope_scaling of factor 6, torch_dtype), GQA 4:2,
+# untied; max_position_embeddings 64 (the hub's 32768), the longest plan the tests compile, past which transformers'
+# dynamic NTK RoPE recomputes its frequencies (checked below).
+# bias_tied_f32: qkv_bias and bias true (attention_bias and mlp_bias: q/k/v/o and MLP biases), tied, as transformers
+# 5 saves it (LlamaForCausalLM, model_type internlm3) without head_dim and num_key_value_heads, which InternLM3Config
+# reads as its defaults 128 (not hidden / heads) and 2.
+INTERNLM3_BASE = {"pad_token_id": 2, "bos_token_id": 1, "eos_token_id": 2}
+INTERNLM3_VARIANTS = [
+    ("hub_dynamic_f32", 6363, dict(INTERNLM3_BASE, max_position_embeddings=64, head_dim=16,
+                                   rope_parameters={"rope_type": "dynamic", "factor": 6.0, "rope_theta": 5e7})),
+    ("bias_tied_f32", 6464, dict(INTERNLM3_BASE, tie_word_embeddings=True, attention_bias=True, mlp_bias=True,
+                                 head_dim=128)),
+]
+INTERNLM3_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "internlm3_lora")
+# a peft adapter on every Linear of the hub fixture (peft names transformers 5's modules, LLaMA's)
+INTERNLM3_LORA_CASES = [
+    dict(name="every_linear", base="hub_dynamic_f32", seed=4807,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                        "gate_proj", "up_proj", "down_proj"]))]),
+]
+InternLM3LM = built_as_llama("internlm3", "InternLM3LM")
+
 
 
 ERNIE_DIR = os.path.join(REPO, "tests", "fixtures", "ernie4_5")
@@ -3403,6 +3439,65 @@ def main_helium():
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as halves
         assert_rope_swap_moves(os.path.join(HELIUM_DIR, name), HeliumForCausalLM, helium_modeling, halves)
     rewrite_as_hub(os.path.join(HELIUM_DIR, "hub_f32"), HeliumForCausalLM, "4.48.0.dev0", lambda cfg: None)
+
+
+def check_dynamic_bound(out, model_cls):
+    """A dynamic NTK RoPE (rope type dynamic) must be the default RoPE for sequences up to max_position_embeddings
+    (the reference's logits, and those of a sequence that long, bit for bit with rope type default in its place) and
+    another past it (transformers recomputes its frequencies from the length)."""
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    config = model_cls.from_pretrained(out).config
+    assert config.rope_parameters["rope_type"] == "dynamic", config.rope_parameters
+    default = {"rope_type": "default", "rope_theta": config.rope_parameters["rope_theta"]}
+    plain = model_cls.from_pretrained(out, dtype=torch.float32, attn_implementation="eager",
+                                      rope_parameters=default).eval()
+    dynamic = load(out, torch.float32, model_cls)
+    m = config.max_position_embeddings
+    ids = torch.randint(0, config.vocab_size, (1, m + 16), generator=torch.Generator().manual_seed(m))
+    with torch.no_grad():
+        assert torch.equal(plain(ref["input_ids"]).logits, ref["logits"]), out
+        assert torch.equal(plain(ids[:, :m]).logits, dynamic(ids[:, :m]).logits), out
+        a, b = plain(ids).logits, dynamic(ids).logits
+    diff = ((a - b).norm() / a.norm()).item()
+    print("  %s: the default RoPE's logits up to max_position_embeddings = %d; past it (%d tokens) the dynamic RoPE's "
+          "move by %.3e (rel L2)" % (os.path.basename(out), m, m + 16, diff))
+    assert diff > 1e-3, (out, diff)
+
+
+def main_internlm3():
+    from transformers import InternLM3Config
+
+    def check(keys):  # (LLaMA's names)
+        assert "model.layers.0.self_attn.q_proj.weight" in keys and "model.norm.weight" in keys, keys
+    main_llama_like("internlm3", INTERNLM3_DIR, INTERNLM3_VARIANTS, InternLM3Config, InternLM3LM, check,
+                    draw_norms_around_one)
+    out = os.path.join(INTERNLM3_DIR, "hub_dynamic_f32")
+
+    def hub(cfg):  # internlm/internlm3-8b-instruct's keys (its remote code's spellings)
+        cfg["qkv_bias"] = cfg.pop("attention_bias")
+        cfg["bias"] = cfg.pop("mlp_bias")
+        cfg["rope_scaling"] = {"factor": 6.0, "rope_type": "dynamic"}
+        cfg.update(architectures=["InternLM3ForCausalLM"],
+                   auto_map={"AutoConfig": "configuration_internlm3.InternLM3Config",
+                             "AutoModel": "modeling_internlm3.InternLM3Model",
+                             "AutoModelForCausalLM": "modeling_internlm3.InternLM3ForCausalLM"})
+    before, after, _ = rewrite_as_hub(out, InternLM3LM, "4.47.1", hub)
+    for key in ("attention_bias", "mlp_bias", "head_dim", "max_position_embeddings"):
+        assert getattr(before, key) == getattr(after, key), (key, before, after)  # (the spellings read as the same)
+    check_dynamic_bound(out, InternLM3LM)
+    out = os.path.join(INTERNLM3_DIR, "bias_tied_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    for key in ("head_dim", "num_key_value_heads"):
+        del cfg[key]
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    config = InternLM3LM.from_pretrained(out).config
+    assert config.head_dim == 128 and config.num_key_value_heads == 2 and config.hidden_size // 4 != 128, config
+    assert_reference_logits(out, InternLM3LM, "leaving head_dim and num_key_value_heads to InternLM3Config")
+    family_lora_cases("internlm3", INTERNLM3_DIR, INTERNLM3_LORA_DIR, INTERNLM3_LORA_CASES, InternLM3LM)
 
 
 def main_exaone():
@@ -5951,6 +6046,8 @@ def main():
         main_exaone()
     if ARGS.only in ("all", "exaone_moe"):
         main_exaone_moe()
+    if ARGS.only in ("all", "internlm3"):
+        main_internlm3()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

@@ -1254,27 +1254,28 @@ FrontendBuild build_llama(const CompileOptions& o) {
                  c.rope.llama4_scaling_beta != 0 ? std::min(c.max_position_embeddings, c.rope.llama4_scaling_positions)
                                                  : c.max_position_embeddings,
                  !q.prequantized.empty() || (q.fp8 && keeps_fp8(o, b.fp8_dtype_upcasts)));
-  if (c.rope.type == "longrope" && lim.max_seq > c.rope.original_max_position_embeddings)
-    throw CompileError(o.model_dir +
-                       "/config.json: LongRoPE switches to its long_factor for sequences longer than "
-                       "original_max_position_embeddings = " +
-                       std::to_string(c.rope.original_max_position_embeddings) +
-                       ", which one fixed plan cannot follow; compile with --max-seq " +
-                       std::to_string(c.rope.original_max_position_embeddings) + " or less");
-  if (c.rope.dynamic_positions > 0 && lim.max_seq > c.rope.dynamic_positions)
-    throw CompileError(o.model_dir +
-                       "/config.json: rope type dynamic (transformers' dynamic NTK RoPE) recomputes its frequencies "
-                       "from the sequence length once it passes max_position_embeddings = " +
-                       std::to_string(c.rope.dynamic_positions) +
-                       ", which one fixed plan cannot follow; compile with --max-seq " +
-                       std::to_string(c.rope.dynamic_positions) + " or less, where they are the default RoPE's");
+  // (a RoPE that changes past `bound` positions, which one fixed plan cannot follow: `what` it does, `then` below it)
+  auto bound_max_seq = [&](bool applies, int64_t bound, const std::string& what, const std::string& then) {
+    if (applies && lim.max_seq > bound)
+      throw CompileError(o.model_dir + "/config.json: " + what + "; compile with --max-seq " + std::to_string(bound) +
+                         " or less" + then);
+  };
+  const int64_t long_after = c.rope.original_max_position_embeddings;
+  bound_max_seq(c.rope.type == "longrope", long_after,
+                "LongRoPE switches to its long_factor for sequences longer than original_max_position_embeddings = " +
+                    std::to_string(long_after) + ", which one fixed plan cannot follow",
+                "");
+  bound_max_seq(c.rope.dynamic_positions > 0, c.rope.dynamic_positions,
+                "rope type dynamic (transformers' dynamic NTK RoPE) recomputes its frequencies from the sequence "
+                "length once it passes max_position_embeddings = " +
+                    std::to_string(c.rope.dynamic_positions) + ", which one fixed plan cannot follow",
+                ", where they are the default RoPE's");
   // (Ministral 3's query scale is 1 below llama4_scaling_positions: a plan no longer would need it)
-  if (c.rope.llama4_scaling_beta != 0 && lim.max_seq > c.rope.llama4_scaling_positions)
-    throw CompileError(o.model_dir + "/config.json: " + c.architecture +
-                       " scales its queries at position p by 1 + llama_4_scaling_beta * ln(1 + floor(p / " +
-                       std::to_string(c.rope.llama4_scaling_positions) + ")) (" + c.rope.llama4_scaling_source +
-                       "), which kiln does not build; compile with --max-seq " +
-                       std::to_string(c.rope.llama4_scaling_positions) + " or less, where that scale is 1");
+  bound_max_seq(c.rope.llama4_scaling_beta != 0, c.rope.llama4_scaling_positions,
+                c.architecture + " scales its queries at position p by 1 + llama_4_scaling_beta * ln(1 + floor(p / " +
+                    std::to_string(c.rope.llama4_scaling_positions) + ")) (" + c.rope.llama4_scaling_source +
+                    "), which kiln does not build",
+                ", where that scale is 1");
   // (GPT-J's sin/cos table and the learned positions have n_positions rows; GPT-Neo's local layers' mask too)
   if ((c.gptj || c.learned_positions() || c.mpt) && lim.max_seq > c.max_position_embeddings)
     throw CompileError(
@@ -1382,6 +1383,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "exaone",
                                       "ExaoneMoeForCausalLM",
                                       "exaone_moe",
+                                      "InternLM3ForCausalLM",
+                                      "internlm3",
                                       "SeedOssForCausalLM",
                                       "seed_oss",
                                       "GptOssForCausalLM",

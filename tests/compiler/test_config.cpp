@@ -2790,6 +2790,90 @@ TEST_CASE("config: EXAONE 3 (the hub's spellings, transformers 5's class name, d
 // EXAONE MoE (ExaoneMoeForCausalLM, K-EXAONE): EXAONE 4.0's windows and NoPE full layers, noaux_tc experts under
 // ExaoneMoeConfig's names (num_experts, num_shared_experts) and defaults (routed_scaling_factor 2.5), mlp_layer_types
 // over first_k_dense_replace; the hub's class spelling ExaoneMoEForCausalLM.
+// InternLM3 (model_type internlm3): the hub's InternLM3ForCausalLM (remote code) or transformers 5's LlamaForCausalLM
+// with that model_type; InternLM3Config's attribute_map reads qkv_bias and bias as attention_bias and mlp_bias, which
+// it refuses apart; its defaults (head_dim 128 whatever hidden / heads is, 2 KV heads, 32768 positions).
+TEST_CASE("config: InternLM3 (the hub's spellings, a dynamic RoPE, transformers 5's class name, defaults, refusals)") {
+  // internlm3-8b-instruct's config.json (its keys as public copies of it show them)
+  const nlohmann::json hub = nlohmann::json::parse(R"({
+    "architectures": ["InternLM3ForCausalLM"], "attention_dropout": 0.0,
+    "auto_map": {"AutoConfig": "configuration_internlm3.InternLM3Config",
+                 "AutoModel": "modeling_internlm3.InternLM3Model",
+                 "AutoModelForCausalLM": "modeling_internlm3.InternLM3ForCausalLM"},
+    "bias": false, "bos_token_id": 1, "eos_token_id": 2, "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096,
+    "initializer_range": 0.02, "intermediate_size": 10240, "max_position_embeddings": 32768, "model_type": "internlm3",
+    "num_attention_heads": 32, "num_hidden_layers": 48, "num_key_value_heads": 2, "pad_token_id": 2,
+    "qkv_bias": false, "rms_norm_eps": 1e-05, "rope_scaling": {"factor": 6.0, "rope_type": "dynamic"},
+    "rope_theta": 50000000, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.47.1",
+    "use_cache": true, "vocab_size": 128512})");
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "InternLM3ForCausalLM");
+  CHECK(a.unmodeled.empty());
+  CHECK((a.num_hidden_layers == 48 && a.head_dim == 128 && a.num_key_value_heads == 2 && a.rms_norm_eps == 1e-5));
+  CHECK((a.rope.type == "default" && a.rope.theta == 5e7 && a.rope.dynamic_positions == 32768));
+  CHECK((!a.attention_bias && !a.mlp_bias && !a.tie_word_embeddings));
+  CHECK(a.raw_json == hub.dump());  // (the file as given, not as read)
+  // transformers 5's file: LlamaForCausalLM, model_type internlm3, the attributes' own names
+  const LlamaConfig t = read_llama_config(kiln::test::fixture("bias_tied_f32", "internlm3") + "/config.json");
+  CHECK(t.architecture == "InternLM3ForCausalLM");
+  CHECK(t.unmodeled.empty());
+  CHECK((t.attention_bias && t.mlp_bias && t.tie_word_embeddings && t.rope.dynamic_positions == 0));
+  CHECK((t.hidden_size == 64 && t.head_dim == 128 && t.num_key_value_heads == 2));  // (InternLM3Config's defaults)
+  CHECK(edited(hub, [](nlohmann::json& j) { j.erase("architectures"); }).architecture == "InternLM3ForCausalLM");
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["model_type"] = "llama"; }).find("'internlm3'") !=
+        std::string::npos);
+  // InternLM3Config's defaults (a null head_dim or num_key_value_heads: hidden / heads, one per head)
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "rope_theta",
+                          "rope_scaling", "tie_word_embeddings", "hidden_act", "head_dim", "qkv_bias", "bias"})
+      j.erase(k);
+    j["hidden_size"] = 1024;
+  });
+  CHECK((d.num_key_value_heads == 2 && d.head_dim == 128 && d.max_position_embeddings == 32768));
+  CHECK((d.rms_norm_eps == 1e-5 && d.rope.theta == 10000.0 && !d.tie_word_embeddings && !d.attention_bias));
+  const LlamaConfig n = edited(hub, [](nlohmann::json& j) {
+    j["hidden_size"] = 1024;
+    j["num_key_value_heads"] = nullptr;
+    j["head_dim"] = nullptr;
+  });
+  CHECK((n.num_key_value_heads == 32 && n.head_dim == 32));
+  // the biases: either spelling (errors name the file's), equal as InternLM3Config requires
+  for (const auto& names : {std::pair<std::string, std::string>{"qkv_bias", "bias"},
+                            {"attention_bias", "mlp_bias"},
+                            {"qkv_bias", "mlp_bias"}}) {
+    const std::string qkv = names.first, bias = names.second;  // (a lambda cannot capture a binding)
+    CAPTURE(qkv + "/" + bias);
+    const auto spelled = [&](const nlohmann::json& attention, const nlohmann::json& mlp) {
+      return [=](nlohmann::json& j) {
+        j.erase("qkv_bias");
+        j.erase("bias");
+        j[qkv] = attention;
+        j[bias] = mlp;
+      };
+    };
+    const LlamaConfig b = edited(hub, spelled(true, true));
+    CHECK((b.attention_bias && b.mlp_bias && b.unmodeled.empty()));
+    const std::string apart = edited_error(hub, spelled(true, false));
+    CHECK(apart.find(qkv + " = true differs from " + bias + " = false, which InternLM3Config refuses") !=
+          std::string::npos);
+  }
+  // (both aliases null: transformers passes None on, no biases; one null beside false: it refuses the two apart)
+  const LlamaConfig none = edited(hub, [](nlohmann::json& j) { j["qkv_bias"] = j["bias"] = nullptr; });
+  CHECK((!none.attention_bias && !none.mlp_bias));
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["qkv_bias"] = nullptr; }).find("qkv_bias = null differs") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["attention_bias"] = nullptr; }).find("attention_bias is null") !=
+        std::string::npos);
+  // both spellings of one: agreeing read, disagreeing refused (transformers reads the alias's)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attention_bias"] = false; }).unmodeled.empty());
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["mlp_bias"] = true; })
+            .find("bias = false disagrees with mlp_bias = true, its other spelling (InternLM3Config's attribute_map") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["qkv_bias"] = 1; }).find("qkv_bias") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_size"] = 4001; }).find("not a multiple") !=
+        std::string::npos);
+}
+
 TEST_CASE("config: EXAONE MoE (windows, NoPE layers, experts, mlp_layer_types, defaults, refusals)") {
   const LlamaConfig a = read_llama_config(kiln::test::fixture("hub_window_f32", "exaone_moe") + "/config.json");
   CHECK(a.architecture == "ExaoneMoeForCausalLM");  // (the file says ExaoneMoEForCausalLM)
