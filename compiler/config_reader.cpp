@@ -358,9 +358,13 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
         has(p, "factor") ? num(p, "factor", 1.0) : double(max_positions_) / double(r.original_max_position_embeddings);
   }
   // (HunYuan's config class reads "dynamic" with a truthy alpha as ntk_alpha; without one, as dynamic NTK)
+  // (HunYuanDenseV1RotaryEmbedding tests `rope_parameters.get("alpha")`: absent or falsy in Python's sense)
   const bool alpha_read = type == "ntk_alpha";
-  if (alpha_read && (!has(p, "alpha") || (p["alpha"].is_number() && p["alpha"].get<double>() == 0)))
-    r.type = type = "dynamic";
+  auto falsy = [](const json& v) {
+    return v.is_null() || v == false || (v.is_number() && v.get<double>() == 0) || v == "" ||
+           ((v.is_array() || v.is_object()) && v.empty());
+  };
+  if (alpha_read && (!p.contains("alpha") || falsy(p["alpha"]))) r.type = type = "dynamic";
   if (type == "dynamic") {  // (transformers' KeyError without a factor; a null or a string fails its RoPE init)
     if (!has(p, "factor") || !p["factor"].is_number())
       fail(key, "needs a number 'factor' for rope type dynamic (transformers' dynamic NTK RoPE)");

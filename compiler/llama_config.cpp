@@ -967,8 +967,8 @@ const ImageTextModel* image_text_model(const std::string& arch) {
 // class's as for a text checkpoint). The file's dtype applies where text_config gives none (where both give one and
 // they disagree, kiln refuses rather than guess); the file's tie_word_embeddings (its class's default where absent)
 // is what transformers 5 ties the LM head by, whatever text_config says (noted where that differs).
-// `spelled`: set where the text is an EXAONE file read under its attributes' names (parse_exaone): the keys the file
-// spells otherwise, for errors.
+// `spelled`: set where the text is an EXAONE or InternLM3 file read under its attributes' names (parse_exaone,
+// parse_internlm3): the keys the file spells otherwise, for errors.
 using Spellings = std::vector<std::pair<std::string, std::string>>;  // (attribute, the file's key)
 LlamaConfig parse_llama_text(const std::string& text, const std::string& path, const ImageTextModel* within,
                              const Spellings* spelled = nullptr);
@@ -2374,6 +2374,13 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     const char* key = r.rope_key() ? r.rope_key() : "rope_parameters";
     const int64_t d = c.rotary();
     if (d <= 2) r.fail(key, "rope type dynamic needs a rotary dimension above 2 (its base is raised to d / (d - 2))");
+    // (it takes getattr(config, "head_dim", hidden // heads), None where these classes leave a null (MixtralConfig an
+    // absent) head_dim so, which its init cannot multiply: transformers cannot build the model)
+    if ((mixtral && !r.has("head_dim")) || (j.contains("head_dim") && j["head_dim"].is_null() &&
+                                            (qwen2 || qwen3_moe || starcoder2 || stablelm || gpt_neox)))
+      r.fail("head_dim", std::string(j.contains("head_dim") ? "is null" : "is missing") + ", which " + c.architecture +
+                             "'s config keeps as None, and transformers' dynamic NTK RoPE cannot build from it (it "
+                             "reads head_dim before hidden_size / num_attention_heads): give its value");
     if (c.max_position_embeddings <= 0)
       r.fail("max_position_embeddings", "must be positive for rope type dynamic (its frequencies change past it)");
     const double f = c.rope.factor, m = double(c.max_position_embeddings);

@@ -120,11 +120,25 @@ TEST_CASE("config: a dynamic NTK RoPE reads as the default RoPE up to max_positi
     CHECK(
         error_of(d, std::string(R"(, "rope_scaling": )") + rs).find("needs a number 'factor' for rope type dynamic") !=
         std::string::npos);
-  // (factor · M overflows: Python's base is nan)
+  // (factor · M overflows: Python's base is inf, and transformers runs with frequencies 1, 0, 0, ...; kiln refuses)
   CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 1e308})").find("not a positive finite") !=
         std::string::npos);
   CHECK(error_of(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}, "head_dim": 2)")
             .find("rotary dimension above 2") != std::string::npos);
+  // (transformers' dynamic init reads head_dim before hidden / heads: where the config class keeps a null (Mixtral's
+  // an absent) head_dim as None, it cannot build the model)
+  for (const auto& fx : {std::pair<std::string, std::string>{"mixtral", "top2_f32"}, {"qwen2", "tied_f32"}}) {
+    CAPTURE(fx.first);
+    std::ifstream in(kiln::test::fixture(fx.second, fx.first) + "/config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    const int64_t head_dim = j["hidden_size"].get<int64_t>() / j["num_attention_heads"].get<int64_t>();
+    j.erase("rope_scaling");
+    j["rope_parameters"] = {{"rope_type", "dynamic"}, {"factor", 2.0}, {"rope_theta", 10000.0}};
+    if (fx.first == "qwen2") j["head_dim"] = nullptr;
+    CHECK(edited_error(j, [](nlohmann::json&) {}).find("transformers' dynamic NTK RoPE cannot build from it") !=
+          std::string::npos);
+    CHECK(edited(j, [&](nlohmann::json& k) { k["head_dim"] = head_dim; }).rope.dynamic_positions > 0);
+  }
   // (a key the dynamic RoPE never reads: transformers warns and ignores it; kiln leaves it unmodeled)
   CHECK(parse(d, R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0, "beta_fast": 4})").unmodeled.empty());
 }
@@ -1737,11 +1751,13 @@ TEST_CASE("config: HunYuan dense (q/k norms after RoPE, NTK-alpha RoPE, remote-c
   CHECK((b.attention_bias && !b.mlp_bias && b.rope.type == "linear" && b.rope.theta == 10000.0));
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) { return edited_error(hub, edit); };
   // (alpha absent, null or 0: HunYuanDenseV1RotaryEmbedding keeps rope type dynamic, transformers' dynamic NTK)
-  for (const nlohmann::json& alpha : {nlohmann::json(), nlohmann::json(0), nlohmann::json(0.0)}) {
+  // (falsy in Python's sense: `if rope_parameters.get("alpha")`)
+  for (const nlohmann::json& alpha : {nlohmann::json("absent"), nlohmann::json(), nlohmann::json(0),
+                                      nlohmann::json(0.0), nlohmann::json(false), nlohmann::json("")}) {
     CAPTURE(alpha.dump());
     const LlamaConfig n = edited(hub, [&](nlohmann::json& j) {
       j["rope_scaling"]["alpha"] = alpha;
-      if (alpha.is_null()) j["rope_scaling"].erase("alpha");
+      if (alpha == "absent") j["rope_scaling"].erase("alpha");
     });
     CHECK((n.rope.type == "default" && n.rope.theta == hub["rope_theta"].get<double>()));
     CHECK(
