@@ -132,6 +132,7 @@ std::string ConfigReader::model_architecture() const {
   if (a == "LlamaForCausalLM" && has("model_type") && j_["model_type"] == "exaone") a = "ExaoneForCausalLM";
   // (InternLM3 likewise: the hub's remote InternLM3ForCausalLM, LlamaForCausalLM with model_type internlm3)
   if (a == "LlamaForCausalLM" && has("model_type") && j_["model_type"] == "internlm3") a = "InternLM3ForCausalLM";
+  if (a == "LlamaForCausalLM" && has("model_type") && j_["model_type"] == "iquestcoder") a = "IQuestCoderForCausalLM";
   // (K-EXAONE's hub files name the class ExaoneMoEForCausalLM, transformers' ExaoneMoeForCausalLM: one class, whose
   // model_type is checked below)
   if (a == "ExaoneMoEForCausalLM") a = "ExaoneMoeForCausalLM";
@@ -152,6 +153,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"ExaoneForCausalLM", "exaone"},
                                                                {"ExaoneMoeForCausalLM", "exaone_moe"},
                                                                {"InternLM3ForCausalLM", "internlm3"},
+                                                               {"IQuestCoderForCausalLM", "iquestcoder"},
                                                                {"SeedOssForCausalLM", "seed_oss"},
                                                                {"GptOssForCausalLM", "gpt_oss"},
                                                                {"HeliumForCausalLM", "helium"},
@@ -360,11 +362,7 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
   // (HunYuan's config class reads "dynamic" with a truthy alpha as ntk_alpha; without one, as dynamic NTK)
   // (HunYuanDenseV1RotaryEmbedding tests `rope_parameters.get("alpha")`: absent or falsy in Python's sense)
   const bool alpha_read = type == "ntk_alpha";
-  auto falsy = [](const json& v) {
-    return v.is_null() || v == false || (v.is_number() && v.get<double>() == 0) || v == "" ||
-           ((v.is_array() || v.is_object()) && v.empty());
-  };
-  if (alpha_read && (!p.contains("alpha") || falsy(p["alpha"]))) r.type = type = "dynamic";
+  if (alpha_read && (!p.contains("alpha") || python_falsy(p["alpha"]))) r.type = type = "dynamic";
   if (type == "dynamic") {  // (transformers' KeyError without a factor; a null or a string fails its RoPE init)
     if (!has(p, "factor") || !p["factor"].is_number())
       fail(key, "needs a number 'factor' for rope type dynamic (transformers' dynamic NTK RoPE)");
@@ -441,6 +439,11 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     if (it.key() == "alpha" && alpha_read) continue;
     nested_unmodeled_.push_back(key_value(key + "." + it.key(), *it));
   }
+}
+
+bool python_falsy(const nlohmann::json& v) {
+  return v.is_null() || v == false || (v.is_number() && v.get<double>() == 0) || v == "" ||
+         ((v.is_array() || v.is_object()) && v.empty());
 }
 
 double yarn_get_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }

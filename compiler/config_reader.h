@@ -270,5 +270,7 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim);
 double rope_attention_factor(const RopeConfig& rope);
 // yarn's get_mscale: 1 for scale <= 1, else 0.1·mscale·ln(scale) + 1.
 double yarn_get_mscale(double scale, double mscale);
+// Whether Python reads the JSON value as false (`if value:`): null, false, 0, "", [] and {}.
+bool python_falsy(const nlohmann::json& v);
 
 }  // namespace kiln

@@ -1598,6 +1598,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (exaone && !spelled) return parse_exaone(r, j, text, path);
   const bool internlm3 = arch == "InternLM3ForCausalLM" || arch == "internlm3";
   if (internlm3 && !spelled) return parse_internlm3(r, j, text, path);
+  const bool iquestcoder = arch == "IQuestCoderForCausalLM" || arch == "iquestcoder";
   if (const ImageTextModel* m = image_text_model(arch)) return parse_image_text(r, j, text, path, *m);
   if (arch == "GPTJForCausalLM" || arch == "gptj") return parse_gptj(r, text);
   if (arch == "GPT2LMHeadModel" || arch == "gpt2") return parse_gpt2(r, text);
@@ -1676,7 +1677,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
       !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe &&
-      !internlm3)
+      !internlm3 && !iquestcoder)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1701,6 +1702,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : exaone             ? "ExaoneForCausalLM"
                    : exaone_moe         ? "ExaoneMoeForCausalLM"
                    : internlm3          ? "InternLM3ForCausalLM"
+                   : iquestcoder        ? "IQuestCoderForCausalLM"
                    : seed_oss           ? "SeedOssForCausalLM"
                    : gpt_oss            ? "GptOssForCausalLM"
                    : helium             ? "HeliumForCausalLM"
@@ -1791,7 +1793,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, InternLM3, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, InternLM3, IQuest-Coder, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -1828,20 +1830,20 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
            "is missing or null, with which transformers 5 cannot build " + c.architecture + ": give its value");
   // (GPTNeoXConfig has no such key: its attention has a k and a v head for each head)
   if (gpt_neox) r.hardwired("num_key_value_heads", c.num_attention_heads);
-  const int64_t kv_default = j.contains("num_key_value_heads")               ? c.num_attention_heads
-                             : mistral || ministral || mixtral || ministral3 ? 8
-                             : starcoder2                                    ? 2
-                             : stablelm                                      ? 32
-                             : qwen3_moe || smollm3 || ernie_moe             ? 4
-                             : ernie || glm4 || internlm3                    ? 2
-                             : qwen2_moe                                     ? 16
-                             : exaone4 || dots1 || exaone_moe                ? 32
-                             : seed_oss || gpt_oss || glm4_moe || exaone     ? 8
-                             : helium                                        ? 20
-                             : qwen2 || qwen3                                ? 32
-                             : gemma1                                        ? 16
-                             : gemma                                         ? 4
-                                                                             : c.num_attention_heads;
+  const int64_t kv_default = j.contains("num_key_value_heads")                          ? c.num_attention_heads
+                             : mistral || ministral || mixtral || ministral3            ? 8
+                             : starcoder2                                               ? 2
+                             : stablelm                                                 ? 32
+                             : qwen3_moe || smollm3 || ernie_moe                        ? 4
+                             : ernie || glm4 || internlm3                               ? 2
+                             : qwen2_moe                                                ? 16
+                             : exaone4 || dots1 || exaone_moe                           ? 32
+                             : seed_oss || gpt_oss || glm4_moe || exaone || iquestcoder ? 8
+                             : helium                                                   ? 20
+                             : qwen2 || qwen3                                           ? 32
+                             : gemma1                                                   ? 16
+                             : gemma                                                    ? 4
+                                                                                        : c.num_attention_heads;
   if (falcon) c.num_key_value_heads = read_falcon_kv_heads(r, c.num_attention_heads);
   else c.num_key_value_heads = r.pos_int("num_key_value_heads", false, kv_default);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
@@ -1865,12 +1867,14 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.head_dim = r.pos_int("head_dim", true);
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
-  } else if (((qwen3 && !qwen3_moe) || gemma || (ernie && !ernie_moe) || glm4 || seed_oss || ministral3 || internlm3) &&
+  } else if (((qwen3 && !qwen3_moe) || gemma || (ernie && !ernie_moe) || glm4 || seed_oss || ministral3 || internlm3 ||
+              iquestcoder) &&
              !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
-    // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's, Ministral3Config's and InternLM3Config's 128 too)
+    // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's, Ministral3Config's, InternLM3Config's and IQuestCoderConfig's
+    // 128 too)
     c.head_dim = gemma ? 256 : 128;
   } else {
     // (Glm4MoeConfig's attention and RoPE take hidden_size // num_attention_heads, rounded down)
@@ -1879,37 +1883,38 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
-  // (validate_architecture of LlamaConfig, ExaoneConfig, InternLM3Config, ArceeConfig, Gemma2Config and
-  // Gemma3TextConfig: whatever head_dim is)
-  if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || internlm3 || arcee || (gemma && !gemma1)) &&
+  // (validate_architecture of LlamaConfig, ExaoneConfig, InternLM3Config, IQuestCoderConfig, ArceeConfig,
+  // Gemma2Config and Gemma3TextConfig: whatever head_dim is)
+  if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || internlm3 || iquestcoder || arcee ||
+       (gemma && !gemma1)) &&
       c.hidden_size % c.num_attention_heads != 0)
     r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_attention_heads) + "), which " + c.architecture +
                               "'s config class refuses whatever head_dim is");
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
-  c.max_position_embeddings =
-      r.pos_int("max_position_embeddings", false,
-                ministral3                                                                         ? 262144
-                : seed_oss                                                                         ? 524288
-                : gemma1 || gemma2 || cohere                                                       ? 8192
-                : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe ? 131072
-                : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                              ? 32768
-                : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone ? 4096
-                                                                                                   : 2048);
+  c.max_position_embeddings = r.pos_int(
+      "max_position_embeddings", false,
+      ministral3                                                                                        ? 262144
+      : seed_oss                                                                                        ? 524288
+      : gemma1 || gemma2 || cohere                                                                      ? 8192
+      : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe || iquestcoder ? 131072
+      : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                                             ? 32768
+      : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone                ? 4096
+                                                                                                        : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps =
-      olmo1        ? 1e-5
-      : starcoder2 ? r.num("norm_epsilon", 1e-5)
-      : nemotron   ? r.num("norm_eps", 1e-5)
-      : falcon     ? r.num("layer_norm_epsilon", 1e-5)
-      : layer_norm ? r.num("layer_norm_eps", 1e-5)
-      : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-      : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
-                   : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee || olmoe ||
-                                               glm4_moe || ministral3 || hunyuan || exaone || exaone_moe || internlm3
-                                               ? 1e-5
-                                               : 1e-6);
+  c.rms_norm_eps = olmo1        ? 1e-5
+                   : starcoder2 ? r.num("norm_epsilon", 1e-5)
+                   : nemotron   ? r.num("norm_eps", 1e-5)
+                   : falcon     ? r.num("layer_norm_epsilon", 1e-5)
+                   : layer_norm ? r.num("layer_norm_eps", 1e-5)
+                   : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+                   : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
+                            : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ||
+                                                            olmoe || glm4_moe || ministral3 || hunyuan || exaone ||
+                                                            exaone_moe || internlm3 || iquestcoder
+                                                        ? 1e-5
+                                                        : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
   // (Gemma's, SmolLM3's, ERNIE 4.5's, Cohere's and Starcoder2's config classes tie by default)
   // (and FalconConfig's)
@@ -2267,6 +2272,20 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else {
     c.attention_bias = r.boolean("attention_bias", false);
     c.mlp_bias = r.boolean("mlp_bias", false);
+    if (iquestcoder) {
+      // IQuestCoderConfig refuses a clip_qkv other than None and a use_sliding_window Python reads as true (its
+      // remote code's clamp and windows, which LlamaForCausalLM has not); the window's size and first layer, which
+      // only a window reads, are read and left (the hub's files: false, null and 0).
+      if (r.has("clip_qkv"))
+        r.fail("clip_qkv", "= " + j["clip_qkv"].dump() +
+                               ", which IQuestCoderConfig refuses (transformers' LlamaForCausalLM clamps nothing): "
+                               "give null");
+      if (j.contains("use_sliding_window") && !python_falsy(j["use_sliding_window"]))
+        r.fail("use_sliding_window", "= " + j["use_sliding_window"].dump() +
+                                         ", which IQuestCoderConfig refuses (transformers' LlamaForCausalLM has no "
+                                         "windows): give false");
+      for (const char* k : {"use_sliding_window", "sliding_window", "max_window_layers"}) r.has(k);
+    }
     // SmolLM2's hub config (nanotron's export): a marker, transformers.js's settings, and the RoPE
     // layout transformers' rotate_half always is.
     r.has("is_llama_config");

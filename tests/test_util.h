@@ -108,7 +108,8 @@ inline std::vector<std::string> llm_fixture_families() {
           "dots1",
           "exaone",
           "exaone_moe",
-          "internlm3"};
+          "internlm3",
+          "iquestcoder"};
 }
 
 double rel_l2(const float* out, const float* ref, size_t n);

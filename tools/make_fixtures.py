@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -47,6 +47,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    attention, noaux_tc experts)
   --only exaone    only tests/fixtures/exaone/ and exaone_lora/ (tiny EXAONE 3.0 / 3.5 checkpoints: the hub's names
                    and config spellings)
+  --only iquestcoder  only tests/fixtures/iquestcoder/ (tiny IQuest-Coder V1 checkpoints: the hub's remote-code
+                   keys, IQuestCoderConfig's defaults)
   --only internlm3  only tests/fixtures/internlm3/ and internlm3_lora/ (tiny InternLM3 checkpoints: the hub's
                    config spellings, a dynamic NTK RoPE, InternLM3Config's defaults)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
@@ -254,7 +256,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1159,6 +1161,25 @@ INTERNLM3_LORA_CASES = [
                                                                         "gate_proj", "up_proj", "down_proj"]))]),
 ]
 InternLM3LM = built_as_llama("internlm3", "InternLM3LM")
+
+IQUESTCODER_DIR = os.path.join(REPO, "tests", "fixtures", "iquestcoder")
+# IQuest-Coder V1 (model_type iquestcoder: the hub's remote IQuestCoderForCausalLM, which transformers 5 builds as
+# LlamaForCausalLM from IQuestCoderConfig; LLaMA's tensor names in both).
+# hub_f32: IQuest-Coder-V1's config.json layout (IQuestCoderForCausalLM with its auto_map, the remote code's
+# clip_qkv null, use_sliding_window false, sliding_window null and max_window_layers 0, rope_theta with a null
+# rope_scaling, head_dim, torch_dtype), GQA 4:2, untied.
+# defaults_bias_tied_f32: q/k/v/o and MLP biases, tied, 8 heads, as transformers 5 saves it (LlamaForCausalLM,
+# model_type iquestcoder) without head_dim and num_key_value_heads, which IQuestCoderConfig reads as its defaults 128
+# (not hidden / heads) and 8.
+IQUESTCODER_BASE = {"bos_token_id": 1, "eos_token_id": 2}
+IQUESTCODER_VARIANTS = [
+    ("hub_f32", 6565, dict(IQUESTCODER_BASE, head_dim=16,
+                           rope_parameters={"rope_type": "default", "rope_theta": 500000.0})),
+    ("defaults_bias_tied_f32", 6666, dict(IQUESTCODER_BASE, num_attention_heads=8, num_key_value_heads=8,
+                                          head_dim=128, tie_word_embeddings=True, attention_bias=True, mlp_bias=True,
+                                          rope_parameters={"rope_type": "default", "rope_theta": 1e6})),
+]
+IQuestCoderLM = built_as_llama("iquestcoder", "IQuestCoderLM")
 
 
 
@@ -3464,6 +3485,41 @@ def check_dynamic_bound(out, model_cls):
     assert diff > 1e-3, (out, diff)
 
 
+def drop_config_keys(out, model_cls, keys):
+    """Removes keys from out/config.json, which the config class must read as the values the model was built with
+    (the reference's logits bit for bit); returns the config as transformers reads it."""
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    for key in keys:
+        del cfg[key]
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    assert_reference_logits(out, model_cls, "leaving %s to its config class" % ", ".join(keys))
+    return model_cls.from_pretrained(out).config
+
+
+def main_iquestcoder():
+    from transformers import IQuestCoderConfig
+
+    def check(keys):  # (LLaMA's names)
+        assert "model.layers.0.self_attn.q_proj.weight" in keys and "model.norm.weight" in keys, keys
+    main_llama_like("iquestcoder", IQUESTCODER_DIR, IQUESTCODER_VARIANTS, IQuestCoderConfig, IQuestCoderLM, check,
+                    draw_norms_around_one)
+
+    def hub(cfg):  # IQuestLab/IQuest-Coder-V1's keys (its remote code's)
+        cfg.update(architectures=["IQuestCoderForCausalLM"], clip_qkv=None, use_sliding_window=False,
+                   sliding_window=None, max_window_layers=0,
+                   auto_map={"AutoConfig": "configuration_iquestcoder.IQuestCoderConfig",
+                             "AutoModel": "modeling_iquestcoder.IQuestCoderModel",
+                             "AutoModelForCausalLM": "modeling_iquestcoder.IQuestCoderForCausalLM"})
+    rewrite_as_hub(os.path.join(IQUESTCODER_DIR, "hub_f32"), IQuestCoderLM, "4.52.4", hub)
+    config = drop_config_keys(os.path.join(IQUESTCODER_DIR, "defaults_bias_tied_f32"), IQuestCoderLM,
+                              ("head_dim", "num_key_value_heads"))
+    assert config.head_dim == 128 and config.num_key_value_heads == 8 and config.hidden_size // 8 != 128, config
+
+
 def main_internlm3():
     from transformers import InternLM3Config
 
@@ -3485,18 +3541,9 @@ def main_internlm3():
     for key in ("attention_bias", "mlp_bias", "head_dim", "max_position_embeddings"):
         assert getattr(before, key) == getattr(after, key), (key, before, after)  # (the spellings read as the same)
     check_dynamic_bound(out, InternLM3LM)
-    out = os.path.join(INTERNLM3_DIR, "bias_tied_f32")
-    path = os.path.join(out, "config.json")
-    with open(path) as f:
-        cfg = json.load(f)
-    for key in ("head_dim", "num_key_value_heads"):
-        del cfg[key]
-    with open(path, "w") as f:
-        json.dump(cfg, f, indent=2, sort_keys=True)
-        f.write("\n")
-    config = InternLM3LM.from_pretrained(out).config
+    config = drop_config_keys(os.path.join(INTERNLM3_DIR, "bias_tied_f32"), InternLM3LM,
+                              ("head_dim", "num_key_value_heads"))
     assert config.head_dim == 128 and config.num_key_value_heads == 2 and config.hidden_size // 4 != 128, config
-    assert_reference_logits(out, InternLM3LM, "leaving head_dim and num_key_value_heads to InternLM3Config")
     family_lora_cases("internlm3", INTERNLM3_DIR, INTERNLM3_LORA_DIR, INTERNLM3_LORA_CASES, InternLM3LM)
 
 
@@ -6048,6 +6095,8 @@ def main():
         main_exaone_moe()
     if ARGS.only in ("all", "internlm3"):
         main_internlm3()
+    if ARGS.only in ("all", "iquestcoder"):
+        main_iquestcoder()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

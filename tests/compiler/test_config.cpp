@@ -2890,6 +2890,58 @@ TEST_CASE("config: InternLM3 (the hub's spellings, a dynamic RoPE, transformers 
         std::string::npos);
 }
 
+// IQuest-Coder V1 (model_type iquestcoder): the hub's IQuestCoderForCausalLM (remote code) or transformers 5's
+// LlamaForCausalLM with that model_type; IQuestCoderConfig's defaults, and the remote code's clamp and windows, which
+// the class refuses on (clip_qkv other than None, use_sliding_window true in Python's sense).
+TEST_CASE("config: IQuest-Coder (the hub's remote-code keys, transformers 5's class name, defaults, refusals)") {
+  const nlohmann::json hub =
+      nlohmann::json::parse(std::ifstream(kiln::test::fixture("hub_f32", "iquestcoder") + "/config.json"));
+  REQUIRE(hub.contains("clip_qkv"));
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "IQuestCoderForCausalLM");
+  CHECK(a.unmodeled.empty());
+  CHECK((a.head_dim == 16 && a.num_key_value_heads == 2 && a.rope.theta == 500000.0 && a.clip_qkv < 0));
+  const LlamaConfig t =
+      read_llama_config(kiln::test::fixture("defaults_bias_tied_f32", "iquestcoder") + "/config.json");
+  CHECK(t.architecture == "IQuestCoderForCausalLM");
+  CHECK(t.unmodeled.empty());
+  CHECK((t.attention_bias && t.mlp_bias && t.tie_word_embeddings));
+  CHECK((t.num_attention_heads == 8 && t.head_dim == 128 && t.num_key_value_heads == 8));  // (the class's defaults)
+  CHECK(edited(hub, [](nlohmann::json& j) { j.erase("architectures"); }).architecture == "IQuestCoderForCausalLM");
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k :
+         {"num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "rope_theta", "rope_scaling", "head_dim",
+          "clip_qkv", "use_sliding_window", "sliding_window", "max_window_layers"})
+      j.erase(k);
+    j["num_attention_heads"] = 8;
+  });
+  CHECK((d.num_key_value_heads == 8 && d.head_dim == 128 && d.max_position_embeddings == 131072));
+  CHECK((d.rms_norm_eps == 1e-5 && d.rope.theta == 10000.0));
+  const LlamaConfig n = edited(hub, [](nlohmann::json& j) {
+    j["num_key_value_heads"] = nullptr;
+    j["head_dim"] = nullptr;
+  });
+  CHECK((n.num_key_value_heads == 4 && n.head_dim == 16));
+  // the remote code's window keys at values that open no window: read (sliding_window and max_window_layers
+  // whatever they are: only a window reads them)
+  for (const nlohmann::json& off : {nlohmann::json(false), nlohmann::json(), nlohmann::json(0)})
+    CHECK(edited(hub, [&](nlohmann::json& j) {
+            j["use_sliding_window"] = off;
+            j["sliding_window"] = 4096;
+            j["max_window_layers"] = 1;
+          }).unmodeled.empty());
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["clip_qkv"] = 8;
+        }).find("clip_qkv = 8, which IQuestCoderConfig refuses") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["clip_qkv"] = 0; }).find("clip_qkv = 0") != std::string::npos);
+  for (const nlohmann::json& on : {nlohmann::json(true), nlohmann::json(1), nlohmann::json("no")})
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j["use_sliding_window"] = on; })
+              .find("which IQuestCoderConfig refuses (transformers' LlamaForCausalLM has no windows)") !=
+          std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_size"] = 66; }).find("not a multiple") !=
+        std::string::npos);
+}
+
 TEST_CASE("config: EXAONE MoE (windows, NoPE layers, experts, mlp_layer_types, defaults, refusals)") {
   const LlamaConfig a = read_llama_config(kiln::test::fixture("hub_window_f32", "exaone_moe") + "/config.json");
   CHECK(a.architecture == "ExaoneMoeForCausalLM");  // (the file says ExaoneMoEForCausalLM)

@@ -66,12 +66,13 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "HunYuanMoEV1Config" || cls == "Olmo2Config" || cls == "MinistralConfig" || cls == "GraniteMoeConfig" ||
       cls == "Qwen2MoeConfig" || cls == "Olmo3Config" || cls == "Glm4Config" || cls == "GlmConfig" ||
       cls == "OlmoConfig" || cls == "Ministral3Config" || cls == "Exaone4Config" || cls == "ExaoneConfig" ||
-      cls == "ExaoneMoeConfig" || cls == "InternLM3Config" || cls == "SeedOssConfig" || cls == "GptOssConfig" ||
-      cls == "HeliumConfig" || cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" || cls == "CohereConfig" ||
-      cls == "Cohere2Config" || cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" ||
-      cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "Dots1Config" ||
-      cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" ||
-      cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
+      cls == "ExaoneMoeConfig" || cls == "InternLM3Config" || cls == "IQuestCoderConfig" || cls == "SeedOssConfig" ||
+      cls == "GptOssConfig" || cls == "HeliumConfig" || cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" ||
+      cls == "CohereConfig" || cls == "Cohere2Config" || cls == "Starcoder2Config" || cls == "StableLmConfig" ||
+      cls == "OlmoeConfig" || cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" ||
+      cls == "Dots1Config" || cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" ||
+      cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" ||
+      cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -148,6 +149,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "ExaoneConfig",
                                 "ExaoneMoeConfig",
                                 "InternLM3Config",
+                                "IQuestCoderConfig",
                                 "SeedOssConfig",
                                 "GptOssConfig",
                                 "HeliumConfig",
@@ -340,35 +342,65 @@ std::string config_fingerprint(const std::string& cls, const json& j, const Temp
 }  // namespace
 
 // The LLM config classes kiln reads.
-const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",  "Qwen2_5_VLTextConfig",
-                                         "Qwen3VLTextConfig",  "Qwen3VLMoeTextConfig",
-                                         "LlamaConfig",        "MistralConfig",
-                                         "MixtralConfig",      "Qwen2Config",
-                                         "Qwen3Config",        "Qwen3MoeConfig",
-                                         "Phi3Config",         "GemmaConfig",
-                                         "Gemma2Config",       "Gemma3TextConfig",
-                                         "GraniteConfig",      "SmolLM3Config",
-                                         "PhiConfig",          "Ernie4_5Config",
-                                         "Ernie4_5_MoeConfig", "HunYuanDenseV1Config",
-                                         "HunYuanMoEV1Config", "Olmo2Config",
-                                         "MinistralConfig",    "GraniteMoeConfig",
-                                         "Qwen2MoeConfig",     "Olmo3Config",
-                                         "Glm4Config",         "GlmConfig",
-                                         "OlmoConfig",         "Ministral3Config",
-                                         "Exaone4Config",      "ExaoneConfig",
-                                         "ExaoneMoeConfig",    "InternLM3Config",
-                                         "SeedOssConfig",      "GptOssConfig",
-                                         "HeliumConfig",       "GraniteMoeSharedConfig",
-                                         "ArceeConfig",        "CohereConfig",
-                                         "Cohere2Config",      "Starcoder2Config",
-                                         "StableLmConfig",     "OlmoeConfig",
-                                         "NemotronConfig",     "GPTNeoXConfig",
-                                         "Glm4MoeConfig",      "Dots1Config",
-                                         "FalconConfig",       "GPTJConfig",
-                                         "GPT2Config",         "OPTConfig",
-                                         "GPTNeoConfig",       "GPTBigCodeConfig",
-                                         "BloomConfig",        "MptConfig",
-                                         "DeepseekV2Config",   "DeepseekV3Config"};
+const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
+                                         "Qwen2_5_VLTextConfig",
+                                         "Qwen3VLTextConfig",
+                                         "Qwen3VLMoeTextConfig",
+                                         "LlamaConfig",
+                                         "MistralConfig",
+                                         "MixtralConfig",
+                                         "Qwen2Config",
+                                         "Qwen3Config",
+                                         "Qwen3MoeConfig",
+                                         "Phi3Config",
+                                         "GemmaConfig",
+                                         "Gemma2Config",
+                                         "Gemma3TextConfig",
+                                         "GraniteConfig",
+                                         "SmolLM3Config",
+                                         "PhiConfig",
+                                         "Ernie4_5Config",
+                                         "Ernie4_5_MoeConfig",
+                                         "HunYuanDenseV1Config",
+                                         "HunYuanMoEV1Config",
+                                         "Olmo2Config",
+                                         "MinistralConfig",
+                                         "GraniteMoeConfig",
+                                         "Qwen2MoeConfig",
+                                         "Olmo3Config",
+                                         "Glm4Config",
+                                         "GlmConfig",
+                                         "OlmoConfig",
+                                         "Ministral3Config",
+                                         "Exaone4Config",
+                                         "ExaoneConfig",
+                                         "ExaoneMoeConfig",
+                                         "InternLM3Config",
+                                         "IQuestCoderConfig",
+                                         "SeedOssConfig",
+                                         "GptOssConfig",
+                                         "HeliumConfig",
+                                         "GraniteMoeSharedConfig",
+                                         "ArceeConfig",
+                                         "CohereConfig",
+                                         "Cohere2Config",
+                                         "Starcoder2Config",
+                                         "StableLmConfig",
+                                         "OlmoeConfig",
+                                         "NemotronConfig",
+                                         "GPTNeoXConfig",
+                                         "Glm4MoeConfig",
+                                         "Dots1Config",
+                                         "FalconConfig",
+                                         "GPTJConfig",
+                                         "GPT2Config",
+                                         "OPTConfig",
+                                         "GPTNeoConfig",
+                                         "GPTBigCodeConfig",
+                                         "BloomConfig",
+                                         "MptConfig",
+                                         "DeepseekV2Config",
+                                         "DeepseekV3Config"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
