@@ -829,6 +829,11 @@ const StTensor* Checkpoint::find(const std::string& name) const {
   return it == all_.end() ? nullptr : it->second;
 }
 
+bool Checkpoint::alias(const std::string& name, const std::string& existing) {
+  const StTensor* t = find(existing);
+  return t && all_.emplace(name, t).second;
+}
+
 void write_safetensors(const std::string& path, const std::vector<StWriteTensor>& tensors) {
   json h = json::object();
   uint64_t off = 0;

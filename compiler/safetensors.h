@@ -111,6 +111,9 @@ class Checkpoint {
   void absorb(Checkpoint&& other, const std::string& prefix,
               const std::function<std::string(const std::string&)>& rename = nullptr);
   const StTensor* find(const std::string& name) const;
+  // Reads tensor `existing` under `name` too (a tied model's embedding from its head); false where `name` is taken
+  // or `existing` absent.
+  bool alias(const std::string& name, const std::string& existing);
   const std::map<std::string, const StTensor*>& all() const { return all_; }
   // Replaces every compressed-tensors pack-quantized weight by X.weight, a pre-quantized tensor
   // (StTensor::row_scale) whose values are q · scale, as compressed-tensors decompresses it; q is

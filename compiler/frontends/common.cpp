@@ -316,6 +316,14 @@ bool gptq_zero_bias(const std::string& name, const Checkpoint& ck) {
   return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
 }
 
+std::string embedding_from_tied_head(Checkpoint& ck, bool tie_word_embeddings) {
+  if (!tie_word_embeddings || ck.find("model.embed_tokens.weight") ||
+      !ck.alias("model.embed_tokens.weight", "lm_head.weight"))
+    return "";
+  return "the checkpoint holds the tied LM head and no embedding: the embedding is the head's weights, as "
+         "transformers 5 ties them";
+}
+
 std::string untie_distinct_head(const Checkpoint& ck, bool* tie_word_embeddings) {
   const StTensor* h = ck.find("lm_head.weight");
   const StTensor* e = ck.find("model.embed_tokens.weight");

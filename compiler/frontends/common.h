@@ -130,6 +130,9 @@ std::vector<std::string> image_text_spellings(const std::string& module);
 // Whether checkpoint tensor `name` is a bias of zeros saved beside a GPTQ weight (as some writers, e.g.
 // GPTQ-for-LLaMa's layers, save one with every projection): ignorable where the model has no bias.
 bool gptq_zero_bias(const std::string& name, const Checkpoint& ck);
+// A tied model whose checkpoint holds its head (lm_head.weight) and no embedding: transformers 5 ties the embedding
+// to the head it loads, and so does kiln (the embedding reads the head's tensor). Returns a note, or "".
+std::string embedding_from_tied_head(Checkpoint& ck, bool tie_word_embeddings);
 // Refuses a pre-quantized embedding, and a pre-quantized lm_head.weight that config.json ties to it.
 void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings);
 // transformers (5.x) ties the LM head to the embedding only when the checkpoint has no lm_head.weight

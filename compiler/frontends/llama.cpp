@@ -1176,6 +1176,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const std::string fp8_note = q.fp8 ? attach_fp8_weights(o, b.checkpoint, q.fp8_block_rows, q.fp8_block_cols,
                                                           c.num_hidden_layers, nullptr, q.fp8_scales, &b.fp8_weights)
                                      : "";
+  const std::string head_note = embedding_from_tied_head(b.checkpoint, c.tie_word_embeddings);
   const std::string tie_note = untie_distinct_head(b.checkpoint, &c.tie_word_embeddings);
   refuse_prequantized_embedding(b.checkpoint, c.tie_word_embeddings);
   if (c.granite_moe)  // (the names of the first layer's experts)
@@ -1299,6 +1300,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   read_llm_tokenizer(o, g);
   add_note(&g.info.notes, c.config_note);
   add_note(&g.info.notes, key_note);
+  add_note(&g.info.notes, head_note);
   add_note(&g.info.notes, tie_note);
   add_note(&g.info.notes, lora_note);
   add_note(&g.info.notes, untie_note);
