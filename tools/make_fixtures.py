@@ -2547,16 +2547,7 @@ def drop_rms_norm_eps(out_dir, variants, keys=("rms_norm_eps",), model_cls=None)
     an attribute they never read: dropped from each config.json (transformers must read the same model: the
     reference's logits, checked when model_cls is given)."""
     for name, _, _ in variants:
-        path = os.path.join(out_dir, name, "config.json")
-        with open(path) as f:
-            cfg = json.load(f)
-        for k in keys:
-            del cfg[k]
-        with open(path, "w") as f:
-            json.dump(cfg, f, indent=2, sort_keys=True)
-            f.write("\n")
-        if model_cls:
-            assert_reference_logits(os.path.join(out_dir, name), model_cls, "dropping %s" % (keys,))
+        drop_config_keys(os.path.join(out_dir, name), model_cls, keys)
 
 
 def assert_reference_logits(out, model_cls, what):
@@ -3487,7 +3478,8 @@ def check_dynamic_bound(out, model_cls):
 
 def drop_config_keys(out, model_cls, keys):
     """Removes keys from out/config.json, which the config class must read as the values the model was built with
-    (the reference's logits bit for bit); returns the config as transformers reads it."""
+    (the reference's logits bit for bit, checked when model_cls is given); returns the config as transformers reads
+    it (None without model_cls)."""
     path = os.path.join(out, "config.json")
     with open(path) as f:
         cfg = json.load(f)
@@ -3496,6 +3488,8 @@ def drop_config_keys(out, model_cls, keys):
     with open(path, "w") as f:
         json.dump(cfg, f, indent=2, sort_keys=True)
         f.write("\n")
+    if not model_cls:
+        return None
     assert_reference_logits(out, model_cls, "leaving %s to its config class" % ", ".join(keys))
     return model_cls.from_pretrained(out).config
 
