@@ -32,7 +32,7 @@ struct RopeConfig {
   // dynamic (transformers' dynamic NTK, its dynamic_rope_update): the default frequencies for sequences up to
   // max_position_embeddings, recomputed from the length beyond it. The family's reader folds its base, theta ·
   // ((factor · M / M) − (factor − 1))^(d / (d − 2)) (M: max_position_embeddings; theta up to rounding), into theta
-  // and sets dynamic_positions to M: plans longer than that are refused.
+  // and sets dynamic_positions to M: plans longer than that are refused (either RoPE of a model with two).
   int64_t dynamic_positions = 0;
   // Ministral 3's (read where set_llama4_scaling() asked for it): queries at position p scaled by
   // 1 + llama4_scaling_beta · ln(1 + floor(p / llama4_scaling_positions)), exactly 1 below llama4_scaling_positions

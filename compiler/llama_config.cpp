@@ -464,7 +464,8 @@ void read_olmo3(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out
            "is not 500000 and the sliding layers' RoPE gives none of its own: transformers 5 gives those layers "
            "500000 (Olmo3Config's default), transformers 4 gave them rope_theta; give "
            "rope_parameters.sliding_attention.rope_theta");
-  read_rope_by_layer_type(r, j, {"default", "linear", "llama3", "yarn"}, theta, "rope_theta", kTheta, nullptr, &c);
+  read_rope_by_layer_type(r, j, {"default", "linear", "llama3", "yarn", "dynamic"}, theta, "rope_theta", kTheta,
+                          nullptr, &c);
 }
 
 // EXAONE 4.0's windows (Exaone4Config's, ExaoneMoeConfig's): of sliding_window in the layers layer_types names (else
@@ -602,7 +603,7 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
   // RoPE: transformers 5's rope_parameters by layer type, or the hub's rope_theta (global, default
   // 1e6) with rope_scaling (global layers only) and rope_local_base_freq (sliding, default 1e4).
   // Gemma 2: one RoPE for every layer, as LLaMA's.
-  const std::initializer_list<const char*> types = {"default", "linear", "llama3", "yarn"};
+  const std::initializer_list<const char*> types = {"default", "linear", "llama3", "yarn", "dynamic"};
   if (v2) {
     c.rope = r.rope(types);
     c.rope_local = c.rope;
@@ -785,7 +786,7 @@ void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
     c.rope.truncate = false;
     c.rope.original_max_position_embeddings = r.top_level_original_positions(4096, "yarn");  // (or the file's)
   } else {
-    c.rope = r.rope({"default", "linear", "llama3", "yarn"}, 150000.0);  // (GptOssConfig's default_theta)
+    c.rope = r.rope({"default", "linear", "llama3", "yarn", "dynamic"}, 150000.0);  // (GptOssConfig's default_theta)
   }
 }
 
@@ -2363,7 +2364,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
         "original_max_position_embeddings",
         "which Phi3Config types int (transformers 5 refuses the file): give its value or leave it out for 4096");
   if (qwen2_vl || qwen3_vl) r.set_mrope(qwen3_vl);
-  // (the rope types of the families whose rotary embedding is transformers' shared one, dynamic_rope_update's)
+  // (the rope types of the families whose rotary embedding is transformers' shared one, dynamic_rope_update's: also
+  // read_gemma's, read_olmo3's and read_gpt_oss's)
   const std::initializer_list<const char*> scaled = {"default", "linear", "llama3", "yarn", "dynamic"};
   if ((!gemma || gemma1) && !olmo3 && !gpt_oss)  // (read_gemma, read_olmo3 and read_gpt_oss read theirs; Phi3Config
                                                  // reads its old names su and yarn as longrope)
@@ -2389,8 +2391,10 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       r.fail(r.rope_key() ? r.rope_key() : "rope_parameters",
              "gives a base theta · alpha^(d / (d - 2)) that is not a positive finite number");
   }
-  if (c.rope.type == "dynamic") {  // transformers' _compute_dynamic_ntk_parameters at M, in double as Python computes
-    const char* key = r.rope_key() ? r.rope_key() : "rope_parameters";
+  // rope type dynamic: transformers' _compute_dynamic_ntk_parameters at M, in double as Python computes it (the
+  // sliding layers' RoPE of Gemma 3 and OLMo 3 likewise)
+  auto fold_dynamic = [&](RopeConfig* rope, const char* key) {
+    if (rope->type != "dynamic") return;
     const int64_t d = c.rotary();
     if (d <= 2) r.fail(key, "rope type dynamic needs a rotary dimension above 2 (its base is raised to d / (d - 2))");
     // (it takes getattr(config, "head_dim", hidden // heads), None where these classes leave a null (MixtralConfig an
@@ -2402,15 +2406,17 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                              "reads head_dim before hidden_size / num_attention_heads): give its value");
     if (c.max_position_embeddings <= 0)
       r.fail("max_position_embeddings", "must be positive for rope type dynamic (its frequencies change past it)");
-    const double f = c.rope.factor, m = double(c.max_position_embeddings);
-    c.rope.theta *= std::pow(f * m / m - (f - 1), double(d) / double(d - 2));
-    if (!std::isfinite(c.rope.theta) || !(c.rope.theta > 0))
+    const double f = rope->factor, m = double(c.max_position_embeddings);
+    rope->theta *= std::pow(f * m / m - (f - 1), double(d) / double(d - 2));
+    if (!std::isfinite(rope->theta) || !(rope->theta > 0))
       r.fail(key,
              "gives a dynamic NTK base theta · ((factor · M / M) - (factor - 1))^(d / (d - 2)) that is not a "
              "positive finite number");
-    c.rope.type = "default";
-    c.rope.dynamic_positions = c.max_position_embeddings;
-  }
+    rope->type = "default";
+    rope->dynamic_positions = c.max_position_embeddings;
+  };
+  fold_dynamic(&c.rope, r.rope_key() ? r.rope_key() : "rope_parameters");
+  fold_dynamic(&c.rope_local, "rope_parameters.sliding_attention");
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
            "short_factor must hold rotary dims / 2 = " + std::to_string(c.rotary() / 2) + " numbers");

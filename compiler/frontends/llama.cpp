@@ -1266,10 +1266,11 @@ FrontendBuild build_llama(const CompileOptions& o) {
                 "LongRoPE switches to its long_factor for sequences longer than original_max_position_embeddings = " +
                     std::to_string(long_after) + ", which one fixed plan cannot follow",
                 "");
-  bound_max_seq(c.rope.dynamic_positions > 0, c.rope.dynamic_positions,
+  const int64_t dynamic_after = std::max(c.rope.dynamic_positions, c.rope_local.dynamic_positions);
+  bound_max_seq(dynamic_after > 0, dynamic_after,
                 "rope type dynamic (transformers' dynamic NTK RoPE) recomputes its frequencies from the sequence "
                 "length once it passes max_position_embeddings = " +
-                    std::to_string(c.rope.dynamic_positions) + ", which one fixed plan cannot follow",
+                    std::to_string(dynamic_after) + ", which one fixed plan cannot follow",
                 ", where they are the default RoPE's");
   // (Ministral 3's query scale is 1 below llama4_scaling_positions: a plan no longer would need it)
   bound_max_seq(c.rope.llama4_scaling_beta != 0, c.rope.llama4_scaling_positions,

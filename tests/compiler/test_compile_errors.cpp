@@ -466,44 +466,65 @@ TEST_CASE("compile: OPT and GPT-2 hub checkpoints: base-model names read, kiln's
 // the default RoPE's.
 TEST_CASE("compile: a dynamic NTK RoPE refuses a --max-seq past max_position_embeddings") {
   TempDir d;
-  auto with = [&](const std::string& dir, const nlohmann::json& rope) {
-    kiln::test::copy_dir(kiln::test::fixture("gqa_f32", "llama"), dir);
-    std::ifstream in(kiln::test::fixture("gqa_f32", "llama") + "/config.json");
+  // (a fixture with max_position_embeddings 16 and the RoPE object `rope` under `key` (null: none), rope_theta kept;
+  // Gemma 3's and OLMo 3's legacy rope_scaling is their full layers' RoPE)
+  auto with = [&](const std::string& dir, const std::string& family, const std::string& name, const char* key,
+                  const nlohmann::json& rope) {
+    kiln::test::copy_dir(kiln::test::fixture(name, family), dir);
+    std::ifstream in(kiln::test::fixture(name, family) + "/config.json");
     nlohmann::json cfg = nlohmann::json::parse(in);
     cfg["max_position_embeddings"] = 16;
-    if (!rope.is_null()) cfg["rope_scaling"] = rope;
+    const double theta =
+        cfg.contains(key) && cfg[key].contains("rope_theta") ? cfg[key]["rope_theta"].get<double>() : 0;
+    cfg.erase(key);
+    if (!rope.is_null()) cfg[key] = rope;
+    if (theta > 0) cfg[key]["rope_theta"] = theta;
     std::ofstream(dir + "/config.json") << cfg.dump();
   };
-  with(d / "dyn", {{"rope_type", "dynamic"}, {"factor", 4.0}});
-  with(d / "plain", nullptr);
-  CompileOptions o;
-  o.chunk = 8;
-  for (const int64_t n : {17, 64}) {
-    CAPTURE(n);
-    o.max_seq = n;
-    const std::string err = compile_error(d / "dyn", d / "p.kplan", o);
-    CHECK(err.find("rope type dynamic (transformers' dynamic NTK RoPE) recomputes its frequencies from the sequence "
-                   "length once it passes max_position_embeddings = 16") != std::string::npos);
-    CHECK(err.find("compile with --max-seq 16 or less") != std::string::npos);
-    CHECK(!std::filesystem::exists(d / "p.kplan"));
-  }
-  for (const int64_t n : {16, 0}) {  // (0: the default, max_position_embeddings here)
-    CAPTURE(n);
-    o.max_seq = n;
-    REQUIRE(compile_error(d / "dyn", d / "dyn.kplan", o).empty());
-    REQUIRE(compile_error(d / "plain", d / "plain.kplan", o).empty());
-    // (the weight segments, rope.inv_freq among them, byte for byte: their checksums)
-    std::vector<std::vector<uint64_t>> sums;
-    for (const std::string p : {d / "dyn.kplan", d / "plain.kplan"}) {
-      auto plan = Plan::load_file(p);
-      REQUIRE(plan.is_ok());
-      sums.emplace_back();
-      for (const SegmentInfo& s : plan.value()->segments()) sums.back().insert(sums.back().end(), {s.offset, s.xxh3});
+  const nlohmann::json dynamic = {{"rope_type", "dynamic"}, {"factor", 4.0}}, plain = {{"rope_type", "default"}};
+  for (const auto& fx : {std::tuple<std::string, std::string, const char*>{"llama", "gqa_f32", "rope_scaling"},
+                         {"gemma2", "nocap_untied_f32", "rope_parameters"},
+                         {"gemma3", "pattern_f32", "rope_scaling"},
+                         {"olmo3", "hub_tied_f32", "rope_scaling"},
+                         {"gpt_oss", "default_rope_tied_f32", "rope_parameters"}}) {
+    const std::string family = std::get<0>(fx), name = std::get<1>(fx);
+    const char* key = std::get<2>(fx);
+    CAPTURE(family);
+    const std::string dyn = d / (family + "_dyn"), def = d / (family + "_default");
+    with(dyn, family, name, key, dynamic);
+    with(def, family, name, key, family == "llama" ? nlohmann::json() : plain);
+    CompileOptions o;
+    o.chunk = 8;
+    for (const int64_t n : {17, 64}) {
+      CAPTURE(n);
+      o.max_seq = n;
+      const std::string err = compile_error(dyn, d / "p.kplan", o);
+      CHECK(err.find("rope type dynamic (transformers' dynamic NTK RoPE) recomputes its frequencies from the "
+                     "sequence length once it passes max_position_embeddings = 16") != std::string::npos);
+      CHECK(err.find("compile with --max-seq 16 or less") != std::string::npos);
+      CHECK(!std::filesystem::exists(d / "p.kplan"));
     }
-    CHECK(sums[0].size() > 10);
-    CHECK(sums[0] == sums[1]);
+    for (const int64_t n : {16, 0}) {  // (0: the default, max_position_embeddings here)
+      CAPTURE(n);
+      o.max_seq = n;
+      REQUIRE(compile_error(dyn, d / "dyn.kplan", o).empty());
+      REQUIRE(compile_error(def, d / "plain.kplan", o).empty());
+      // (the weight segments, rope.inv_freq (and the sliding layers' RoPE) among them, byte for byte: their
+      // checksums)
+      std::vector<std::vector<uint64_t>> sums;
+      for (const std::string p : {d / "dyn.kplan", d / "plain.kplan"}) {
+        auto plan = Plan::load_file(p);
+        REQUIRE(plan.is_ok());
+        sums.emplace_back();
+        for (const SegmentInfo& s : plan.value()->segments()) sums.back().insert(sums.back().end(), {s.offset, s.xxh3});
+      }
+      CHECK(sums[0].size() > 10);
+      CHECK(sums[0] == sums[1]);
+    }
   }
   // InternLM3's hub layout (rope_scaling dynamic, factor 6; max_position_embeddings 64 in the fixture)
+  CompileOptions o;
+  o.chunk = 8;
   const std::string hub = kiln::test::fixture("hub_dynamic_f32", "internlm3");
   o.max_seq = 65;
   CHECK(compile_error(hub, d / "i.kplan", o).find("compile with --max-seq 64 or less") != std::string::npos);

@@ -3843,7 +3843,7 @@ TEST_CASE("config: Gemma 3 (layer types, two RoPEs, both layouts, defaults, refu
       {"rope_parameters",
        [](nlohmann::json& j) { j["rope_parameters"]["chunked_attention"] = nlohmann::json::object(); }},
       {"rope_parameters.sliding_attention",
-       [](nlohmann::json& j) { j["rope_parameters"]["sliding_attention"]["rope_type"] = "dynamic"; }},
+       [](nlohmann::json& j) { j["rope_parameters"]["sliding_attention"]["rope_type"] = "longrope"; }},
       {"rope_parameters.full_attention",
        [](nlohmann::json& j) { j["rope_parameters"]["full_attention"]["rope_theta"] = -1; }},
       // transformers' yarn reads truncate at the top of rope_parameters only: a layer type's is not
