@@ -37,12 +37,16 @@ void check_checkpoint_tensors(const std::map<std::string, std::vector<int64_t>>&
                          shape_str(shape) + ")");
       continue;
     }
-    const std::string& name = file_names ? t->name : key;
+    std::string what = "'" + (file_names ? t->name : key) + "'";
+    // (a tied model's embedding read from its head: embedding_from_tied_head)
+    if (key != "lm_head.weight" && t == ck.find("lm_head.weight"))
+      what =
+          "'" + (file_names ? t->name : std::string("lm_head.weight")) + "' (read as the tied embedding '" + key + "')";
     if (t->shape != shape)
-      problems.push_back("tensor '" + name + "' in " + t->file + " has shape " + shape_str(t->shape) + ", expected " +
+      problems.push_back("tensor " + what + " in " + t->file + " has shape " + shape_str(t->shape) + ", expected " +
                          shape_str(shape) + " from config.json");
     else if ((!t->has_dtype || !dtype_is_float(t->dtype)) && !t->dequantized_on_read())
-      problems.push_back("tensor '" + name + "' in " + t->file + " has dtype " + t->st_dtype +
+      problems.push_back("tensor " + what + " in " + t->file + " has dtype " + t->st_dtype +
                          " (supported: F32, BF16, F16)");
   }
   for (const auto& [key, t] : ck.all())
@@ -358,7 +362,12 @@ std::string untie_saved_copies(const LoraSet& lora, bool* tie_word_embeddings) {
 }
 
 void refuse_prequantized_embedding(const Checkpoint& ck, bool tie_word_embeddings) {
-  if (const StTensor* h = ck.find("lm_head.weight"); h && h->dequantized_on_read() && tie_word_embeddings)
+  const StTensor* h = ck.find("lm_head.weight");
+  if (h && h == ck.find("model.embed_tokens.weight") && h->dequantized_on_read())  // (embedding_from_tied_head's)
+    throw CompileError(h->file +
+                       ": 'lm_head.weight' is pre-quantized, and config.json ties the embedding to it (the checkpoint "
+                       "holds no embedding of its own); kiln reads pre-quantized Linear weights only");
+  if (h && h->dequantized_on_read() && tie_word_embeddings)
     throw CompileError(h->file +
                        ": 'lm_head.weight' is pre-quantized, but config.json ties the LM head to the embedding "
                        "(tie_word_embeddings true, or its config class's default when the file gives none), which "

@@ -315,6 +315,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
                                    ? attach_fp8_weights(o, b.checkpoint, q.fp8_block_rows, q.fp8_block_cols,
                                                         c.num_hidden_layers, &mtp_scales, q.fp8_scales, &b.fp8_weights)
                                    : "";
+  const std::string head_note = embedding_from_tied_head(b.checkpoint, c.tie_word_embeddings);
   const std::string tie_note = untie_distinct_head(b.checkpoint, &c.tie_word_embeddings);
   refuse_prequantized_embedding(b.checkpoint, c.tie_word_embeddings);
   b.fp8_dtype_upcasts = q.fp8_scales == "weight_scale_inv";
@@ -349,6 +350,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   g.info.source_dtype = stored;
   read_llm_tokenizer(o, g);
   add_note(&g.info.notes, key_note);
+  add_note(&g.info.notes, head_note);
   add_note(&g.info.notes, tie_note);
   add_note(&g.info.notes, lora_note);
   add_note(&g.info.notes, untie_note);

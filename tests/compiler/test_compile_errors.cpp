@@ -81,6 +81,7 @@ TEST_CASE("compile: a tied checkpoint with only the LM head reads it as the embe
                          {"gpt2", "hub_f32"},
                          {"opt", "hub_f32"},
                          {"gemma", "hub_tied_f32"},
+                         {"gpt_neox", "sequential_tied_f32"},
                          {"exaone", "llama3_tied_bias_f32"}}) {
     const std::string family = fx.first, name = fx.second;
     CAPTURE(family);
@@ -89,10 +90,10 @@ TEST_CASE("compile: a tied checkpoint with only the LM head reads it as the embe
     edited_copy(
         dir,
         [&](std::string& n, std::vector<int64_t>&) {
-          for (const char* e :
-               {"model.embed_tokens.weight", "wte.weight", "decoder.embed_tokens.weight", "transformer.wte.weight"})
+          for (const char* e : {"model.embed_tokens.weight", "wte.weight", "decoder.embed_tokens.weight",
+                                "transformer.wte.weight", "gpt_neox.embed_in.weight"})
             if (n == e) {
-              n = "lm_head.weight";
+              n = family == "gpt_neox" ? "embed_out.weight" : "lm_head.weight";  // (GPT-NeoX's head)
               ++renamed;
             }
           return true;
@@ -117,6 +118,49 @@ TEST_CASE("compile: a tied checkpoint with only the LM head reads it as the embe
   CHECK(compile_error(d / "untied", d / "u.kplan").find("missing tensor 'model.embed_tokens.weight'") !=
         std::string::npos);
   CHECK_FALSE(exists(d / "u.kplan"));
+  // a head of the wrong shape is named as the file has it
+  edited_copy(
+      d / "wide",
+      [](std::string& n, std::vector<int64_t>& shape) {
+        if (n == "model.embed_tokens.weight") {
+          n = "lm_head.weight";
+          shape[0] += 8;
+        }
+        return true;
+      },
+      "tied_f32");
+  CHECK(compile_error(d / "wide", d / "w.kplan")
+            .find("tensor 'lm_head.weight' (read as the tied embedding 'model.embed_tokens.weight') in ") !=
+        std::string::npos);
+  // DeepSeek too: made tied, its head alone reads as the same model as its head's values under the embedding's name
+  // (the plans' weight segments byte for byte)
+  std::vector<std::vector<uint64_t>> sums;
+  for (const bool head_only : {true, false}) {
+    const std::string dir = d / (head_only ? "ds_head" : "ds_embedding");
+    edited_copy(
+        dir,
+        [&](std::string& n, std::vector<int64_t>&) {
+          if (n == "model.embed_tokens.weight") return false;
+          if (n == "lm_head.weight" && !head_only) n = "model.embed_tokens.weight";
+          return true;
+        },
+        "v2_bias", "deepseek");
+    std::ifstream in(dir + "/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg["tie_word_embeddings"] = true;
+    std::ofstream(dir + "/config.json") << cfg.dump();
+    CompileOptions m;
+    m.model_dir = dir;
+    m.output = dir + ".kplan";
+    m.max_seq = 64;
+    CHECK((compile_model(m).notes.find("holds the tied LM head and no embedding") != std::string::npos) == head_only);
+    auto plan = Plan::load_file(m.output);
+    REQUIRE(plan.is_ok());
+    sums.emplace_back();
+    for (const SegmentInfo& s : plan.value()->segments()) sums.back().insert(sums.back().end(), {s.offset, s.xxh3});
+  }
+  CHECK(sums[0].size() > 10);
+  CHECK(sums[0] == sums[1]);
 }
 
 TEST_CASE("compile: a wrong shape is named with expected and found shapes") {
