@@ -54,6 +54,16 @@ void edited_copy(const std::string& dir, Edit edit, const std::string& name = "g
   write_safetensors(dir + "/model.safetensors", out);
 }
 
+// A plan's weight segments as (offset, checksum) pairs: two plans whose weights are byte for byte the same give the
+// same list (empty where the plan does not load).
+std::vector<uint64_t> weight_segments(const std::string& path) {
+  std::vector<uint64_t> sums;
+  auto plan = Plan::load_file(path);
+  if (plan.is_ok())
+    for (const SegmentInfo& s : plan.value()->segments()) sums.insert(sums.end(), {s.offset, s.xxh3});
+  return sums;
+}
+
 std::string compile_error(const std::string& dir, const std::string& plan, CompileOptions o = {}) {
   o.model_dir = dir;
   o.output = plan;
@@ -154,10 +164,7 @@ TEST_CASE("compile: a tied checkpoint with only the LM head reads it as the embe
     m.output = dir + ".kplan";
     m.max_seq = 64;
     CHECK((compile_model(m).notes.find("holds the tied LM head and no embedding") != std::string::npos) == head_only);
-    auto plan = Plan::load_file(m.output);
-    REQUIRE(plan.is_ok());
-    sums.emplace_back();
-    for (const SegmentInfo& s : plan.value()->segments()) sums.back().insert(sums.back().end(), {s.offset, s.xxh3});
+    sums.push_back(weight_segments(m.output));
   }
   CHECK(sums[0].size() > 10);
   CHECK(sums[0] == sums[1]);
@@ -555,15 +562,9 @@ TEST_CASE("compile: a dynamic NTK RoPE refuses a --max-seq past max_position_emb
       REQUIRE(compile_error(def, d / "plain.kplan", o).empty());
       // (the weight segments, rope.inv_freq (and the sliding layers' RoPE) among them, byte for byte: their
       // checksums)
-      std::vector<std::vector<uint64_t>> sums;
-      for (const std::string p : {d / "dyn.kplan", d / "plain.kplan"}) {
-        auto plan = Plan::load_file(p);
-        REQUIRE(plan.is_ok());
-        sums.emplace_back();
-        for (const SegmentInfo& s : plan.value()->segments()) sums.back().insert(sums.back().end(), {s.offset, s.xxh3});
-      }
-      CHECK(sums[0].size() > 10);
-      CHECK(sums[0] == sums[1]);
+      const std::vector<uint64_t> dynamic_sums = weight_segments(d / "dyn.kplan");
+      CHECK(dynamic_sums.size() > 10);
+      CHECK(dynamic_sums == weight_segments(d / "plain.kplan"));
     }
   }
   // InternLM3's hub layout (rope_scaling dynamic, factor 6; max_position_embeddings 64 in the fixture)
