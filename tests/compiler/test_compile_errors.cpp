@@ -42,12 +42,14 @@ void edited_copy(const std::string& dir, Edit edit, const std::string& name = "g
       std::vector<int64_t> shape = t.shape;
       std::string new_name = name;
       if (!edit(new_name, shape)) continue;
-      uint64_t n = dtype_size(t.dtype);
+      // (an FP8 weight, which the reader holds as no kiln dtype, written back as one)
+      const DType dtype = t.st_dtype == "F8_E4M3" ? DType::F8E4M3 : t.dtype;
+      uint64_t n = dtype_size(dtype);
       for (int64_t d : shape) n *= uint64_t(d);
       std::vector<uint8_t> bytes(t.data, t.data + std::min<uint64_t>(n, t.size));
       bytes.resize(n, 0);
       store.push_back(std::move(bytes));
-      out.push_back({new_name, t.dtype, shape, nullptr, n});
+      out.push_back({new_name, dtype, shape, nullptr, n});
     }
   }
   for (size_t i = 0; i < out.size(); ++i) out[i].data = store[i].data();
@@ -142,6 +144,27 @@ TEST_CASE("compile: a tied checkpoint with only the LM head reads it as the embe
   CHECK(compile_error(d / "wide", d / "w.kplan")
             .find("tensor 'lm_head.weight' (read as the tied embedding 'model.embed_tokens.weight') in ") !=
         std::string::npos);
+  // a pre-quantized head (an FP8 one with its block scales, made tied with a vocabulary of its rows) is no embedding
+  edited_copy(
+      d / "fp8_head",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (n == "model.embed_tokens.weight" || n == "lm_head.weight") return false;
+        if (n.rfind("model.layers.0.self_attn.q_proj.weight", 0) == 0) n.replace(0, 38, "lm_head.weight");
+        return true;
+      },
+      "llama_fp8_b48", "quantized");
+  {
+    std::ifstream in(d / "fp8_head/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg["vocab_size"] = 64;  // (q_proj's rows)
+    cfg["tie_word_embeddings"] = true;
+    std::ofstream(d / "fp8_head/config.json") << cfg.dump();
+  }
+
+  CHECK(compile_error(d / "fp8_head", d / "q.kplan")
+            .find("'lm_head.weight' is pre-quantized, and config.json ties the embedding to it (the checkpoint holds "
+                  "no embedding of its own)") != std::string::npos);
+  CHECK_FALSE(exists(d / "q.kplan"));
   // DeepSeek too: made tied, its head alone reads as the same model as its head's values under the embedding's name
   // (the plans' weight segments byte for byte)
   std::vector<std::vector<uint64_t>> sums;
