@@ -1036,9 +1036,7 @@ LlamaConfig parse_internlm3(const ConfigReader& r, const nlohmann::json& j, cons
                                         mlp.dump() +
                                         ", which InternLM3Config refuses (LlamaForCausalLM puts one bias setting on "
                                         "q, k, v and o_proj): give them the same value");
-  if (attention.is_null() && j.contains("qkv_bias") && j.contains("bias")) {  // (both aliases null: no biases)
-    k["attention_bias"] = k["mlp_bias"] = false;
-  }
+  if (attention.is_null()) k["attention_bias"] = k["mlp_bias"] = false;  // (both aliases null: no biases)
   LlamaConfig c = parse_llama_text(k.dump(), path, nullptr, &spelled);
   c.raw_json = text;
   return c;
@@ -2383,13 +2381,18 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
              : cohere && !cohere2 ? r.rope(scaled, 5e5)  // CohereConfig's
                                   : r.rope(scaled, 10000.0, phi || glm4 || stablelm || nemotron || glm4_moe);
   if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
-  if (c.rope.type == "ntk_alpha") {  // theta · alpha^(d / (d - 2)) in double, as Python computes the base
+  // An NTK-stretched base, theta · b^(d / (d - 2)) in double as Python computes it, read as the default RoPE's
+  // (`what` names it in errors)
+  auto stretch_base = [&](RopeConfig* rope, double b, int64_t d, const char* key, const std::string& what) {
+    rope->theta *= std::pow(b, double(d) / double(d - 2));
+    rope->type = "default";
+    if (!std::isfinite(rope->theta) || !(rope->theta > 0))  // (Python overflows, or the base is 0: no RoPE)
+      r.fail(key, "gives a " + what + " that is not a positive finite number");
+  };
+  const char* rope_key = r.rope_key() ? r.rope_key() : "rope_parameters";
+  if (c.rope.type == "ntk_alpha") {  // (HunYuan's: b = alpha, d = head_dim as transformers takes it)
     if (c.head_dim <= 2) r.fail("head_dim", "must be more than 2 for the ntk_alpha RoPE (alpha^(d / (d - 2)))");
-    c.rope.theta *= std::pow(c.rope.alpha, double(c.head_dim) / double(c.head_dim - 2));
-    c.rope.type = "default";
-    if (!std::isfinite(c.rope.theta) || !(c.rope.theta > 0))  // (Python overflows, or the base is 0: no RoPE)
-      r.fail(r.rope_key() ? r.rope_key() : "rope_parameters",
-             "gives a base theta · alpha^(d / (d - 2)) that is not a positive finite number");
+    stretch_base(&c.rope, c.rope.alpha, c.head_dim, rope_key, "base theta · alpha^(d / (d - 2))");
   }
   // rope type dynamic: transformers' _compute_dynamic_ntk_parameters at M, in double as Python computes it (the
   // sliding layers' RoPE of Gemma 3 and OLMo 3 likewise)
@@ -2404,18 +2407,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       r.fail("head_dim", std::string(j.contains("head_dim") ? "is null" : "is missing") + ", which " + c.architecture +
                              "'s config keeps as None, and transformers' dynamic NTK RoPE cannot build from it (it "
                              "reads head_dim before hidden_size / num_attention_heads): give its value");
-    if (c.max_position_embeddings <= 0)
-      r.fail("max_position_embeddings", "must be positive for rope type dynamic (its frequencies change past it)");
-    const double f = rope->factor, m = double(c.max_position_embeddings);
-    rope->theta *= std::pow(f * m / m - (f - 1), double(d) / double(d - 2));
-    if (!std::isfinite(rope->theta) || !(rope->theta > 0))
-      r.fail(key,
-             "gives a dynamic NTK base theta · ((factor · M / M) - (factor - 1))^(d / (d - 2)) that is not a "
-             "positive finite number");
-    rope->type = "default";
+    const double f = rope->factor, m = double(c.max_position_embeddings);  // (M: positive, as read)
+    stretch_base(rope, f * m / m - (f - 1), d, key,
+                 "dynamic NTK base theta · ((factor · M / M) - (factor - 1))^(d / (d - 2))");
     rope->dynamic_positions = c.max_position_embeddings;
   };
-  fold_dynamic(&c.rope, r.rope_key() ? r.rope_key() : "rope_parameters");
+  fold_dynamic(&c.rope, rope_key);
   fold_dynamic(&c.rope_local, "rope_parameters.sliding_attention");
   if (c.rope.type == "longrope" && int64_t(c.rope.short_factor.size()) != c.rotary() / 2)
     r.fail("rope_parameters",
