@@ -159,6 +159,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"HeliumForCausalLM", "helium"},
                                                                {"GraniteMoeSharedForCausalLM", "granitemoeshared"},
                                                                {"ArceeForCausalLM", "arcee"},
+                                                               {"ApertusForCausalLM", "apertus"},
                                                                {"Starcoder2ForCausalLM", "starcoder2"},
                                                                {"StableLmForCausalLM", "stablelm"},
                                                                {"OlmoeForCausalLM", "olmoe"},

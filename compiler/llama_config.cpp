@@ -1634,6 +1634,37 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       d.rope.llama4_scaling_source = "original_max_position_embeddings of Ministral3Config's default RoPE object";
     return d;
   }
+  // ApertusConfig without a RoPE object (rope_parameters and rope_scaling absent, null, empty or false): its own
+  // (llama3, theta 1.2e7, factor 8 over 8192 positions), whatever rope_theta says. transformers 4.56-4.57 took that
+  // default only for an absent rope_scaling, with rope_theta, and read a null one as no scaling: where the two read a
+  // file apart kiln refuses rather than guess.
+  if (const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus";
+      apertus && (!j.contains("rope_parameters") || python_falsy(j["rope_parameters"])) &&
+      (!j.contains("rope_scaling") || python_falsy(j["rope_scaling"]))) {
+    constexpr double kTheta = 1.2e7;
+    if (j.contains("rope_scaling"))
+      r.fail(
+          "rope_scaling",
+          "= " + j["rope_scaling"].dump() +
+              ": transformers 5 reads ApertusConfig's default RoPE in its place (llama3, rope_theta 1.2e7, factor 8, "
+              "original_max_position_embeddings 8192, low_freq_factor 1, high_freq_factor 4), transformers 4.56-4.57 "
+              "read it as no scaling (the default RoPE, rope_theta as given): kiln does not guess which was meant; "
+              "give the RoPE object");
+    if (j.contains("rope_theta") && !(j["rope_theta"].is_number() && j["rope_theta"].get<double>() == kTheta))
+      r.fail("rope_theta", "= " + j["rope_theta"].dump() +
+                               " without rope_scaling: transformers 5 ignores it for ApertusConfig's default RoPE "
+                               "(llama3, rope_theta 1.2e7), transformers 4.56-4.57 read that RoPE with it: kiln does "
+                               "not guess which was meant; give rope_scaling or rope_parameters");
+    nlohmann::json k = j;
+    k.erase("rope_theta");
+    k.erase("rope_scaling");
+    k["rope_parameters"] = {{"rope_type", "llama3"},  {"rope_theta", kTheta},
+                            {"factor", 8.0},          {"original_max_position_embeddings", 8192},
+                            {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0}};
+    LlamaConfig d = parse_llama_text(k.dump(), path, within);
+    d.raw_json = text;
+    return d;
+  }
   const bool qwen3_moe = arch == "Qwen3MoeForCausalLM" || arch == "qwen3_moe" || qwen3_vl_moe;
   const bool qwen2_moe = arch == "Qwen2MoeForCausalLM" || arch == "qwen2_moe";
   const bool qwen3 = arch == "Qwen3ForCausalLM" || arch == "qwen3" || qwen3_moe || qwen3_vl;
@@ -1672,11 +1703,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool granite_moe = arch == "GraniteMoeForCausalLM" || arch == "granitemoe" || granite_moe_shared;
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
+  const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
       !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe &&
-      !internlm3 && !iquestcoder)
+      !internlm3 && !iquestcoder && !apertus)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1706,6 +1738,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : gpt_oss            ? "GptOssForCausalLM"
                    : helium             ? "HeliumForCausalLM"
                    : arcee              ? "ArceeForCausalLM"
+                   : apertus            ? "ApertusForCausalLM"
                    : starcoder2         ? "Starcoder2ForCausalLM"
                    : stablelm           ? "StableLmForCausalLM"
                    : olmoe              ? "OlmoeForCausalLM"
@@ -1789,6 +1822,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                                 : starcoder2 ? "Starcoder2"
                                 : gpt_neox   ? "GPT-NeoX"
                                              : "Nemotron"));
+  } else if (apertus) {
+    // ApertusConfig: xIELU (its default; the MLP's act_fn then holds its parameters) or ACT2FN[hidden_act] between
+    // up_proj and down_proj (NemotronMLP's)
+    if (const std::string act = r.str("hidden_act", "xielu"); act == "xielu") c.mlp_activation = Activation::kXielu;
+    else if (!act2fn_kind(act, &c.mlp_activation))
+      r.fail("hidden_act", std::string("must be \"xielu\" or ") + kAct2fnNames + " for Apertus");
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
@@ -1821,8 +1860,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe ||
-      exaone_moe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe || exaone_moe ||
+      apertus)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
     r.fail("head_dim",
@@ -1899,6 +1938,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe || iquestcoder ? 131072
       : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                                             ? 32768
       : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone                ? 4096
+      : apertus                                                                                         ? 65536
                                                                                                         : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
@@ -1911,7 +1951,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
                             : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ||
                                                             olmoe || glm4_moe || ministral3 || hunyuan || exaone ||
-                                                            exaone_moe || internlm3 || iquestcoder
+                                                            exaone_moe || internlm3 || iquestcoder || apertus
                                                         ? 1e-5
                                                         : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
@@ -2085,6 +2125,18 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     read_exaone_moe(r, j, &c);
   } else if (gpt_oss) {
     read_gpt_oss(r, j, &c);
+  } else if (apertus) {
+    // ApertusConfig: LlamaAttention (attention_bias on q, k, v and o) with q_norm and k_norm over each head before
+    // RoPE, its norms attention_layernorm and feedforward_layernorm, an ungated MLP (its activation read above). Its
+    // hub files carry the remote code's keys, which transformers never reads: at the values its model is, read; others
+    // refused. (hidden_dropout acts in training only)
+    c.apertus = true;
+    c.qk_norm = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    r.hardwired("qk_norm", true);
+    r.hardwired("post_norm", false);
+    r.hardwired("mlp_bias", false);
+    r.has("hidden_dropout");
   } else if (arcee) {
     // ArceeConfig: LlamaConfig's biases (attention_bias on q, k, v and o; mlp_bias on up and down) and an
     // ungated MLP (its activation read above).
@@ -2368,10 +2420,11 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if ((!gemma || gemma1) && !olmo3 && !gpt_oss)  // (read_gemma, read_olmo3 and read_gpt_oss read theirs; Phi3Config
                                                  // reads its old names su and yarn as longrope)
     c.rope = phi3              ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
-             : mixtral         ? r.rope(scaled, 1e6)  // MixtralConfig's default_theta
-             : smollm3         ? r.rope(scaled, 2e6)  // SmolLM3Config's
-             : ernie || exaone ? r.rope(scaled, 5e5)  // Ernie4_5Config's, ExaoneConfig's
-             : helium          ? r.rope(scaled, 1e5)  // HeliumConfig's
+             : mixtral         ? r.rope(scaled, 1e6)    // MixtralConfig's default_theta
+             : smollm3         ? r.rope(scaled, 2e6)    // SmolLM3Config's
+             : ernie || exaone ? r.rope(scaled, 5e5)    // Ernie4_5Config's, ExaoneConfig's
+             : helium          ? r.rope(scaled, 1e5)    // HeliumConfig's
+             : apertus         ? r.rope(scaled, 1.2e7)  // ApertusConfig's default_theta (its RoPE object's, above)
              // (HunYuanDenseV1Config: "dynamic" with an alpha is a fixed NTK base, its ntk_alpha; without, dynamic NTK)
              : hunyuan ? r.rope({"default", "linear", "llama3", "yarn", "dynamic=ntk_alpha"}, 10000.0)
              // (Qwen2VLTextConfig reads rope type mrope as default)

@@ -74,6 +74,16 @@ struct LlamaConfig {
   // Arcee (ArceeForCausalLM, AFM-4.5B): LLaMA whose MLP is up_proj -> mlp_activation (hidden_act,
   // relu² by default) -> down_proj, no gate (Nemotron's), biases on both with mlp_bias.
   bool arcee = false;
+  // Apertus (ApertusForCausalLM: Apertus-8B, 70B): LLaMA's attention with q_norm and k_norm over each head before
+  // RoPE, its norms named attention_layernorm and feedforward_layernorm, and an ungated MLP, up_proj ->
+  // mlp_activation (xIELU by default, with each layer's parameters: xielu) -> down_proj.
+  bool apertus = false;
+  // xIELU's parameters, layer by layer, as XIELUActivation computes them from mlp.act_fn.alpha_p, alpha_n, beta and
+  // eps (the frontend reads them from the checkpoint).
+  std::vector<XieluParams> xielu;
+  // The layer's norm before attention and the MLP's input norm, as the checkpoint names them.
+  const char* attn_norm_module() const { return apertus ? "attention_layernorm" : "input_layernorm"; }
+  const char* mlp_norm_module() const { return apertus ? "feedforward_layernorm" : "post_attention_layernorm"; }
   // Starcoder2 (Starcoder2ForCausalLM: StarCoder2 3B/7B/15B): LLaMA's layer with LayerNorms that have biases
   // (eps in rms_norm_eps) and an ungated MLP, c_fc -> mlp_activation -> c_proj, biases everywhere with use_bias.
   bool starcoder2 = false;
@@ -218,7 +228,8 @@ struct LlamaConfig {
   bool one_plus_norms() const { return gemma || nemotron; }
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
   bool ungated_mlp() const {
-    return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom || mpt;
+    return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom || mpt ||
+           apertus;
   }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
   const char* mlp_up_name() const {

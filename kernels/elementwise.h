@@ -1,9 +1,10 @@
 // Small elementwise ops (the diffusion models', Gemma's soft cap, clip_qkv's clamp), all f32 and channels-last.
 //
 // activation: y = f(x), f by kind: SiLU, exact (erf) GELU, tanh GELU, QuickGELU
-//   (x·sigmoid(1.702x), CLIP's "quick_gelu"), or relu(x)² (version 2; Arcee's "relu2"). y may be x
-//   itself (in place).
-//   x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; int attrs {kind}.
+//   (x·sigmoid(1.702x), CLIP's "quick_gelu"), relu(x)² (version 2; Arcee's "relu2"), relu (version 3)
+//   or xIELU (version 4; Apertus's "xielu", xielu_value). y may be x itself (in place).
+//   x: (rows, cols) → y: (rows, cols). Plan: inputs {x}; outputs {y}; int attrs {kind}; version 4 float
+//   attrs {alpha_p, alpha_n, beta, eps}, finite, which only xIELU reads (0 for every other kind).
 // geglu: GEGLU on a fused projection: y = h · act(g) with [h | g] = x, act exact GELU
 //   (diffusers) or tanh GELU (Gemma's gelu_pytorch_tanh).
 //   x: (rows, 2·f) → y: (rows, f). Plan: inputs {x}; outputs {y}; int attrs {kind: kGelu or
@@ -43,6 +44,7 @@ namespace kiln {
 // The ops (their definitions: kernels/ops/<name>.cpp; the registry: kernels/op.h).
 struct OpDef;
 extern const OpDef kActivationOp;
+extern const OpDef kActivationOpV3;  // version 3: without xIELU (and its float attributes)
 extern const OpDef kActivationOpV2;  // version 2: without relu
 extern const OpDef kActivationOpV1;  // version 1: without relu2
 extern const OpDef kGegluOp;
@@ -55,18 +57,41 @@ extern const OpDef kConcatOp;
 extern const OpDef kImageMeanOp;
 
 // kRelu2: relu(x)² (Arcee's hidden_act "relu2"; activation version 2 and later); kRelu: relu(x) (OPT's
-// activation_function "relu"; version 3).
-enum class Activation : int64_t { kSilu = 0, kGelu = 1, kGeluTanh = 2, kQuickGelu = 3, kRelu2 = 4, kRelu = 5 };
+// activation_function "relu"; version 3); kXielu: xIELU (Apertus's hidden_act "xielu"; version 4).
+enum class Activation : int64_t {
+  kSilu = 0,
+  kGelu = 1,
+  kGeluTanh = 2,
+  kQuickGelu = 3,
+  kRelu2 = 4,
+  kRelu = 5,
+  kXielu = 6
+};
 // The kinds of activation version 1 and of geglu.
 inline bool activation_valid(int64_t k) { return k >= 0 && k <= 3; }
 // The activation op of the oldest version that has kind k (plans keep the version their kinds need).
 const OpDef& activation_op_for(Activation k);
+
+// xIELU's parameters as transformers' XIELUActivation computes them from its tensors: alpha_p = softplus(alpha_p),
+// alpha_n = beta + softplus(alpha_n), beta and eps as stored.
+struct XieluParams {
+  float alpha_p = 0, alpha_n = 0, beta = 0, eps = 0;
+};
+
+// xIELU as transformers' _xielu_python computes it in f32: alpha_p·x·x + beta·x for x > 0, else
+// (expm1(min(x, eps)) − x)·alpha_n + beta·x (a NaN stays NaN: torch.min keeps it).
+KILN_HOST_DEVICE inline float xielu_value(float x, const XieluParams& p) {
+  if (x > 0.0f) return p.alpha_p * x * x + p.beta * x;
+  const float m = x > p.eps ? p.eps : x;
+  return (expm1f(m) - x) * p.alpha_n + p.beta * x;
+}
 
 struct ActivationArgs {
   const float* x;
   float* y;
   int64_t n;  // rows · cols
   Activation kind;
+  XieluParams xielu = {};  // (kXielu's)
 };
 
 struct GegluArgs {

@@ -109,7 +109,8 @@ inline std::vector<std::string> llm_fixture_families() {
           "exaone",
           "exaone_moe",
           "internlm3",
-          "iquestcoder"};
+          "iquestcoder",
+          "apertus"};
 }
 
 double rel_l2(const float* out, const float* ref, size_t n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -49,6 +49,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    and config spellings)
   --only iquestcoder  only tests/fixtures/iquestcoder/ (tiny IQuest-Coder V1 checkpoints: the hub's remote-code
                    keys, IQuestCoderConfig's defaults)
+  --only apertus   only tests/fixtures/apertus/ and apertus_lora/ (tiny ApertusForCausalLM checkpoints: xIELU with
+                   each layer's parameters, q/k norms, the hub's keys, ApertusConfig's default RoPE)
   --only internlm3  only tests/fixtures/internlm3/ and internlm3_lora/ (tiny InternLM3 checkpoints: the hub's
                    config spellings, a dynamic NTK RoPE, InternLM3Config's defaults)
   --only helium    only tests/fixtures/helium/ (tiny HeliumForCausalLM checkpoints: pairwise RoPE, q/k/v biases)
@@ -256,7 +258,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1180,6 +1182,36 @@ IQUESTCODER_VARIANTS = [
                                           rope_parameters={"rope_type": "default", "rope_theta": 1e6})),
 ]
 IQuestCoderLM = built_as_llama("iquestcoder", "IQuestCoderLM")
+
+APERTUS_DIR = os.path.join(REPO, "tests", "fixtures", "apertus")
+# Apertus (ApertusForCausalLM: Apertus-8B, 70B): LLaMA's attention with q_norm and k_norm over each head before RoPE,
+# norms named attention_layernorm and feedforward_layernorm, an ungated MLP up_proj -> xIELU -> down_proj whose
+# activation holds each layer's parameters (mlp.act_fn.alpha_p, alpha_n: drawn; beta, eps: buffers, drawn too so
+# that each matters; the norms drawn around one).
+# hub_f32: Apertus-8B's config.json layout (rope_theta and a llama3 rope_scaling, the remote code's qk_norm, post_norm,
+# mlp_bias and hidden_dropout, torch_dtype), GQA 4:2, untied; llama3 over 16 original positions, theta 1e4, so that
+# its scaling matters over the test's positions.
+# defaults_bias_tied_f32: as transformers 5 saves it without a RoPE object and num_key_value_heads, which
+# ApertusConfig reads as its default llama3 RoPE (theta 1.2e7, 8192 original positions) and one KV head a head;
+# attention biases, tied.
+# gelu_f32: hidden_act gelu (ACT2FN's: no xIELU parameters), MQA.
+APERTUS_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 1}
+APERTUS_VARIANTS = [
+    ("hub_f32", 7171, dict(APERTUS_BASE, rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0,
+                                                          "factor": 8.0, "low_freq_factor": 1.0,
+                                                          "high_freq_factor": 4.0,
+                                                          "original_max_position_embeddings": 16})),
+    ("defaults_bias_tied_f32", 7272, dict(APERTUS_BASE, rope_parameters=None, num_key_value_heads=None,
+                                          attention_bias=True, tie_word_embeddings=True)),
+    ("gelu_f32", 7373, dict(APERTUS_BASE, num_key_value_heads=1, hidden_act="gelu")),
+]
+APERTUS_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "apertus_lora")
+# a peft adapter on every Linear of the hub fixture (its ungated MLP: up_proj and down_proj)
+APERTUS_LORA_CASES = [
+    dict(name="every_linear", base="hub_f32", seed=4907,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                        "up_proj", "down_proj"]))]),
+]
 
 
 
@@ -3512,6 +3544,54 @@ def main_iquestcoder():
     config = drop_config_keys(os.path.join(IQUESTCODER_DIR, "defaults_bias_tied_f32"), IQuestCoderLM,
                               ("head_dim", "num_key_value_heads"))
     assert config.head_dim == 128 and config.num_key_value_heads == 8 and config.hidden_size // 8 != 128, config
+
+
+def draw_apertus(model):
+    """Apertus's norms drawn around one; each layer's xIELU parameters drawn about transformers' initial values
+    (alpha_p and alpha_n before their softplus, beta about 0.5, eps in [-0.3, -0.05] so that min(x, eps) matters)."""
+    draw_norms_around_one(model)
+    with torch.no_grad():
+        for n, p in list(model.named_parameters()) + list(model.named_buffers()):
+            if n.endswith(("act_fn.alpha_p", "act_fn.alpha_n")):
+                p.add_(0.5 * torch.randn_like(p))
+            elif n.endswith("act_fn.beta"):
+                p.copy_(0.5 + 0.2 * torch.randn_like(p))
+            elif n.endswith("act_fn.eps"):
+                p.copy_(-0.05 - 0.25 * torch.rand_like(p))
+
+
+def main_apertus():
+    from transformers import ApertusConfig, ApertusForCausalLM
+
+    def check(keys):
+        layer = "model.layers.0."
+        assert layer + "attention_layernorm.weight" in keys and layer + "self_attn.q_norm.weight" in keys, keys
+        assert layer + "mlp.up_proj.weight" in keys and layer + "mlp.gate_proj.weight" not in keys, keys
+    main_llama_like("apertus", APERTUS_DIR, APERTUS_VARIANTS, ApertusConfig, ApertusForCausalLM, check, draw_apertus)
+    for name in ("hub_f32", "defaults_bias_tied_f32"):
+        out = os.path.join(APERTUS_DIR, name)
+        keys = safetensors_keys(out)
+        shapes = {k: list(v.shape) for k, v in load_file(os.path.join(out, "model.safetensors")).items()
+                  if ".act_fn." in k}
+        assert shapes["model.layers.1.mlp.act_fn.alpha_p"] == [1] and shapes["model.layers.1.mlp.act_fn.eps"] == [], \
+            shapes
+        # The activation must matter: relu² in its place gives other logits.
+        assert_moves(out, ApertusForCausalLM, "hidden_act relu2", 1e-2, hidden_act="relu2")
+    assert not any(".act_fn." in k for k in safetensors_keys(os.path.join(APERTUS_DIR, "gelu_f32"))), "gelu_f32"
+    out = os.path.join(APERTUS_DIR, "hub_f32")
+    assert_moves(out, ApertusForCausalLM, "the default RoPE", 1e-2,
+                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+
+    def hub(cfg):  # swiss-ai/Apertus-8B-2509's keys (transformers 4.56): llama3 as rope_scaling, the remote code's
+        rp = cfg.pop("rope_parameters")
+        cfg["rope_theta"] = rp.pop("rope_theta")
+        cfg["rope_scaling"] = rp
+        cfg.update(qk_norm=True, post_norm=False, mlp_bias=False, hidden_dropout=0.0)
+    rewrite_as_hub(out, ApertusForCausalLM, "4.56.0.dev0", hub, flat_rope=False)
+    config = drop_config_keys(os.path.join(APERTUS_DIR, "defaults_bias_tied_f32"), ApertusForCausalLM,
+                              ("rope_parameters", "num_key_value_heads"))
+    assert config.rope_parameters["rope_theta"] == 1.2e7 and config.num_key_value_heads == 4, config
+    family_lora_cases("apertus", APERTUS_DIR, APERTUS_LORA_DIR, APERTUS_LORA_CASES, ApertusForCausalLM)
 
 
 def main_internlm3():
@@ -6091,6 +6171,8 @@ def main():
         main_internlm3()
     if ARGS.only in ("all", "iquestcoder"):
         main_iquestcoder()
+    if ARGS.only in ("all", "apertus"):
+        main_apertus()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

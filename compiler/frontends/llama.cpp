@@ -156,10 +156,15 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   const std::string up = c.mlp_up_name(), down = c.mlp_down_name();
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
-    if (!c.olmo2 && !c.olmo1) e[p + "input_layernorm.weight"] = {D};
-    if (!c.parallel_block() && !c.olmo1) e[p + "post_attention_layernorm.weight"] = {D};  // (one norm, both branches)
-    if (c.norm_biases()) e[p + "input_layernorm.bias"] = {D};
-    if (c.norm_biases() && !c.parallel_block()) e[p + "post_attention_layernorm.bias"] = {D};
+    const std::string attn_norm = p + c.attn_norm_module(), mlp_norm = p + c.mlp_norm_module();
+    if (!c.olmo2 && !c.olmo1) e[attn_norm + ".weight"] = {D};
+    if (!c.parallel_block() && !c.olmo1) e[mlp_norm + ".weight"] = {D};  // (one norm, both branches)
+    if (c.norm_biases()) e[attn_norm + ".bias"] = {D};
+    if (c.norm_biases() && !c.parallel_block()) e[mlp_norm + ".bias"] = {D};
+    if (c.mlp_activation == Activation::kXielu) {  // (as XIELUActivation holds them: [1], [1], scalars)
+      e[p + "mlp.act_fn.alpha_p"] = e[p + "mlp.act_fn.alpha_n"] = {1};
+      e[p + "mlp.act_fn.beta"] = e[p + "mlp.act_fn.eps"] = {};
+    }
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.glm4_branch_norms) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
@@ -679,8 +684,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
     Layer L;
-    L.attn_norm = c.olmo2 ? kNoTensor : norm_w(p + "input_layernorm.weight", D);
-    if (c.norm_biases()) L.attn_norm_b = norm_b_w(p + "input_layernorm.bias", D);
+    L.attn_norm = c.olmo2 ? kNoTensor : norm_w(p + c.attn_norm_module() + ".weight", D);
+    if (c.norm_biases()) L.attn_norm_b = norm_b_w(p + c.attn_norm_module() + ".bias", D);
     L.qkv_w = w(p + "self_attn.qkv_proj.weight", {W, D},
                 c.fused_qkv() || c.grouped_qkv()
                     ? std::vector<std::string>{p + "self_attn.qkv_proj.weight"}
@@ -728,8 +733,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.mlp_norm = norm_w(p + "pre_feedforward_layernorm.weight", D);
       L.mlp_out_norm = norm_w(p + "post_feedforward_layernorm.weight", D);
     } else {
-      L.mlp_norm = norm_w(p + "post_attention_layernorm.weight", D);
-      if (c.norm_biases()) L.mlp_norm_b = norm_b_w(p + "post_attention_layernorm.bias", D);
+      L.mlp_norm = norm_w(p + c.mlp_norm_module() + ".weight", D);
+      if (c.norm_biases()) L.mlp_norm_b = norm_b_w(p + c.mlp_norm_module() + ".bias", D);
     }
     if (c.is_moe_layer(i)) {
       // Experts stacked as DeepSeek's are: expert e's gate rows, then its up rows; its down rows.
@@ -1021,7 +1026,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         continue;
       }
       add_node(P, kMatmulOp, {h2, L.gu_w, L.gu_b, n_valid}, {gu}, {0});
-      if (c.ungated_mlp())  // (the version its kind needs; Arcee's plans keep version 2 but for relu)
+      if (c.mlp_activation == Activation::kXielu) {  // (Apertus: version 4, with the layer's parameters)
+        const XieluParams& a = c.xielu.at(size_t(i));
+        add_node(P, kActivationOp, {gu}, {m}, {int64_t(Activation::kXielu)}, {a.alpha_p, a.alpha_n, a.beta, a.eps});
+      } else if (c.ungated_mlp())  // (the version its kind needs; Arcee's plans keep version 2 but for relu)
         add_node(
             P, c.arcee && c.mlp_activation != Activation::kRelu ? kActivationOpV2 : activation_op_for(c.mlp_activation),
             {gu}, {m}, {int64_t(c.mlp_activation)});
@@ -1098,6 +1106,30 @@ std::string text_model_of(const CompileOptions& o, const LlamaConfig& c, Checkpo
 // name already kiln's (model.*, not the family's own: OPT's model.decoder.*) is refused: transformers does not load it.
 // A checkpoint of the base model (no tensor under the family's root) is read under it, as transformers reads it.
 // Returns whether any name was the family's (not kiln's).
+// Apertus's xIELU parameters, layer by layer, as transformers' XIELUActivation computes them in f32 from its tensors
+// (softplus: torch's, x above 20 kept); a value that is not finite is refused by name.
+std::vector<XieluParams> read_xielu_params(const CompileOptions& o, const Checkpoint& ck, int64_t layers) {
+  auto softplus = [](float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); };
+  std::vector<XieluParams> out;
+  for (int64_t i = 0; i < layers; ++i) {
+    float v[4];
+    const char* names[4] = {"alpha_p", "alpha_n", "beta", "eps"};
+    for (int k = 0; k < 4; ++k) {
+      const std::string n = hf_layer_prefix(i) + "mlp.act_fn." + names[k];
+      read_f32(*ck.find(n), &v[k]);
+      if (!std::isfinite(v[k]))
+        throw CompileError(o.model_dir + ": tensor '" + n + "' is " + short_float(v[k]) +
+                           ", with which xIELU is not finite");
+    }
+    XieluParams a{softplus(v[0]), v[2] + softplus(v[1]), v[2], v[3]};
+    if (!std::isfinite(a.alpha_p) || !std::isfinite(a.alpha_n))
+      throw CompileError(o.model_dir + ": layer " + std::to_string(i) +
+                         "'s xIELU parameters overflow f32 (softplus of mlp.act_fn.alpha_p or alpha_n)");
+    out.push_back(a);
+  }
+  return out;
+}
+
 bool hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
   std::map<std::string, std::string> source;  // kiln's name -> the checkpoint's
   bool renamed_any = false;
@@ -1209,6 +1241,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        ": the checkpoint holds MXFP4 expert blocks (mlp.experts.gate_up_proj_blocks), but config.json "
                        "has no quantization_config with quant_method \"mxfp4\"");
   check_llama_tensors(c, b.checkpoint);
+  if (c.mlp_activation == Activation::kXielu) c.xielu = read_xielu_params(o, b.checkpoint, c.num_hidden_layers);
   const std::vector<std::string> conv1d = gpt2_conv1d_weights(c);
   for (const std::string& n : conv1d) b.checkpoint.transpose(n);  // (kiln's [out, in] rows)
   LoraSet::ModuleNames lora_names =
@@ -1400,6 +1433,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "granitemoeshared",
                                       "ArceeForCausalLM",
                                       "arcee",
+                                      "ApertusForCausalLM",
+                                      "apertus",
                                       "Starcoder2ForCausalLM",
                                       "starcoder2",
                                       "StableLmForCausalLM",

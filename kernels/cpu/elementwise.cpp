@@ -28,6 +28,8 @@ inline float apply(Activation k, float x) {
       return x > 0.0f ? x * x : x == x ? 0.0f : x;
     case Activation::kRelu:
       return x > 0.0f ? x : x == x ? 0.0f : x;
+    case Activation::kXielu:  // (activation_cpu applies it with its parameters)
+      break;
   }
   return x;
 }
@@ -36,7 +38,10 @@ inline float apply(Activation k, float x) {
 
 void activation_cpu(const ActivationArgs& a, ThreadPool& pool) {
   pool.parallel_for(a.n, 4096, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) a.y[i] = apply(a.kind, a.x[i]);
+    if (a.kind == Activation::kXielu)
+      for (int64_t i = i0; i < i1; ++i) a.y[i] = xielu_value(a.x[i], a.xielu);
+    else
+      for (int64_t i = i0; i < i1; ++i) a.y[i] = apply(a.kind, a.x[i]);
   });
 }
 

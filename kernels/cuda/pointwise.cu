@@ -34,6 +34,8 @@ __device__ __forceinline__ float apply(Activation kind, float x) {
       return x > 0.0f ? x * x : x == x ? 0.0f : x;
     case Activation::kRelu:
       return x > 0.0f ? x : x == x ? 0.0f : x;
+    case Activation::kXielu:  // (activation_kernel applies it with its parameters)
+      break;
   }
   return x;
 }
@@ -42,7 +44,7 @@ template <typename I>
 __global__ void activation_kernel(ActivationArgs a) {
   const I i = I(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= I(a.n)) return;
-  a.y[i] = apply(a.kind, a.x[i]);
+  a.y[i] = a.kind == Activation::kXielu ? xielu_value(a.x[i], a.xielu) : apply(a.kind, a.x[i]);
 }
 
 template <typename I>

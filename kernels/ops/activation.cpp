@@ -1,5 +1,7 @@
-// activation (kernels/elementwise.h): SiLU, GELU, tanh GELU, QuickGELU, (version 2) relu² or (version 3) relu, in
-// place or not. Version 1 plans (without relu²) and version 2 plans (without relu) still load.
+// activation (kernels/elementwise.h): SiLU, GELU, tanh GELU, QuickGELU, (version 2) relu², (version 3) relu or
+// (version 4, with its float attributes) xIELU, in place or not. Version 1 plans (without relu²), version 2 plans
+// (without relu) and version 3 plans (without xIELU) still load.
+
 #include "kernels/elementwise.h"
 #include "kernels/ops/op_cuda.h"
 
@@ -30,40 +32,76 @@ Status validate_v3(const OpCheck& c, uint64_t* scratch) {
   return validate_v2(c, scratch);
 }
 
+// Version 4: xIELU's parameters (finite in f32, as the loader holds every float attribute); every other kind's 0.
+Status validate_v4(const OpCheck& c, uint64_t* scratch) {
+  if (c.iattr(0) < 0 || c.iattr(0) > int64_t(Activation::kXielu)) return invalid_argument("unknown activation kind");
+
+  if (c.iattr(0) != int64_t(Activation::kXielu)) {
+    for (int i = 0; i < 4; ++i)
+      if (c.fattr(i) != 0)
+        return invalid_argument("activation's float attributes must be 0 for a kind other than xIELU");
+    return validate_v3(c, scratch);
+  }
+  return validate_kind_free(c, scratch);
+}
+
 ActivationArgs args(const OpLaunch& l) { return {l.in_f32(0), l.out_f32(0), l.in(0)->numel(), Activation(l.iattr(0))}; }
+
+ActivationArgs args_v4(const OpLaunch& l) {
+  ActivationArgs a = args(l);
+  a.xielu = {l.fattr32(0), l.fattr32(1), l.fattr32(2), l.fattr32(3)};
+  return a;
+}
 
 }  // namespace
 
 const OpDef kActivationOp{"activation",
-                          3,
+                          4,
                           1,
                           1,
                           1,
-                          0,
+                          4,
                           {},
                           0,
                           true,
-                          validate_v3,
-                          bind_cpu_kernel<args, activation_cpu>,
-                          KILN_CUDA_BIND(bind_cuda_kernel<args, activation_cuda>),
+                          validate_v4,
+                          bind_cpu_kernel<args_v4, activation_cpu>,
+                          KILN_CUDA_BIND(bind_cuda_kernel<args_v4, activation_cuda>),
                           nullptr};
 
+const OpDef kActivationOpV3{"activation",
+                            3,
+                            1,
+                            1,
+                            1,
+                            0,
+                            {},
+                            0,
+                            true,
+                            validate_v3,
+                            bind_cpu_kernel<args, activation_cpu>,
+                            KILN_CUDA_BIND(bind_cuda_kernel<args, activation_cuda>),
+                            nullptr};
+
 const OpDef kActivationOpV2 = [] {
-  OpDef d = kActivationOp;
+  OpDef d = kActivationOpV3;
   d.version = 2;
   d.validate = validate_v2;
   return d;
 }();
 
 const OpDef kActivationOpV1 = [] {
-  OpDef d = kActivationOp;
+  OpDef d = kActivationOpV3;
   d.version = 1;
   d.validate = validate;
   return d;
 }();
 
 const OpDef& activation_op_for(Activation k) {
-  return k == Activation::kRelu ? kActivationOp : k == Activation::kRelu2 ? kActivationOpV2 : kActivationOpV1;
+  return k == Activation::kXielu   ? kActivationOp
+         : k == Activation::kRelu  ? kActivationOpV3
+         : k == Activation::kRelu2 ? kActivationOpV2
+                                   : kActivationOpV1;
 }
 
 }  // namespace kiln

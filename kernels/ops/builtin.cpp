@@ -72,6 +72,7 @@ const OpRegistry& builtin_ops() {
       &kConv2dOp,
       &kConv2dOpV1,
       &kActivationOp,
+      &kActivationOpV3,
       &kActivationOpV2,
       &kActivationOpV1,
       &kGegluOp,

@@ -4,7 +4,9 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <tuple>
@@ -432,6 +434,69 @@ TEST_CASE("compile: GPT-NeoX checkpoints: tensors named as the file has them, bo
 // EXAONE 3's checkpoints under the hub's names (transformer.h.<i>.attn.attention.*, ln_1, mlp.c_fc_0, ...), which
 // transformers 5 renames to LLaMA's as it loads them, and under LLaMA's, which it loads as they are; a tensor under
 // both names is refused, and messages name the hub's.
+// Apertus: each layer's xIELU parameters as XIELUActivation holds them (alpha_p and alpha_n [1], beta and eps scalars)
+// and its norms as ApertusForCausalLM names them. One of them missing, of another shape, or not finite, and LLaMA's
+// norm names (which transformers leaves unread), are refused by name, no plan written.
+TEST_CASE("compile: Apertus's xIELU parameters and norm names: missing, misshapen, not finite or LLaMA's refused") {
+  TempDir d;
+  const std::string act = "model.layers.1.mlp.act_fn.";
+  auto refused = [&](const std::string& dir, const std::string& want) {
+    CAPTURE(dir);
+    CHECK(compile_error(dir, d / "p.kplan").find(want) != std::string::npos);
+    CHECK_FALSE(exists(d / "p.kplan"));
+  };
+  edited_copy(
+      d / "missing", [&](std::string& n, std::vector<int64_t>&) { return n != act + "eps"; }, "hub_f32", "apertus");
+  refused(d / "missing", "missing tensor '" + act + "eps' (expected shape [])");
+  edited_copy(
+      d / "shape",
+      [&](std::string& n, std::vector<int64_t>& s) {
+        if (n == act + "beta") s = {1};
+        return true;
+      },
+      "hub_f32", "apertus");
+  refused(d / "shape", "tensor '" + act + "beta' in ");
+  edited_copy(
+      d / "llama_names",
+      [](std::string& n, std::vector<int64_t>&) {
+        if (const size_t at = n.find("attention_layernorm"); at != std::string::npos)
+          n.replace(at, std::string("attention_layernorm").size(), "input_layernorm");
+        return true;
+      },
+      "hub_f32", "apertus");
+  refused(d / "llama_names", "missing tensor 'model.layers.0.attention_layernorm.weight'");
+  refused(d / "llama_names", "unexpected tensor 'model.layers.0.input_layernorm.weight'");
+  for (const float bad :
+       {std::nanf(""), INFINITY, 200.0f}) {  // (softplus(200) is 200; e^200 overflows f32: it is kept)
+    CAPTURE(bad);
+    kiln::test::copy_dir(kiln::test::fixture("hub_f32", "apertus"), d / "nan");
+    std::vector<StWriteTensor> out;
+    std::vector<std::vector<uint8_t>> store;
+    {
+      auto f = SafetensorsFile::open(kiln::test::fixture("hub_f32", "apertus") + "/model.safetensors");
+      for (const auto& [name, t] : f->tensors()) {
+        REQUIRE(t.dtype == DType::F32);
+        store.emplace_back(t.data, t.data + t.size);
+        if (name == act + "alpha_n") std::memcpy(store.back().data(), &bad, sizeof bad);
+        out.push_back({name, t.dtype, t.shape, nullptr, t.size});
+      }
+    }
+    for (size_t i = 0; i < out.size(); ++i) out[i].data = store[i].data();
+    write_safetensors(d / "nan/model.safetensors", out);
+    if (std::isfinite(bad)) {  // (alpha_n = beta + 200: compiled)
+      CompileOptions o;
+      o.model_dir = d / "nan";
+      o.output = d / "p.kplan";
+      compile_model(o);
+      CHECK(exists(d / "p.kplan"));
+      std::remove((d / "p.kplan").c_str());
+    } else {
+      refused(d / "nan", "tensor '" + act + "alpha_n' is ");
+      refused(d / "nan", ", with which xIELU is not finite");
+    }
+  }
+}
+
 TEST_CASE("compile: EXAONE 3 checkpoints: the hub's names and LLaMA's read, one tensor under both refused") {
   TempDir d;
   auto exaone = [&](const std::string& dir, auto edit) { edited_copy(dir, edit, "hub_f32", "exaone"); };
@@ -941,7 +1006,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
   CHECK(
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
-      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, ExaoneForCausalLM, ExaoneMoeForCausalLM, InternLM3ForCausalLM, IQuestCoderForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
+      "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, ExaoneForCausalLM, ExaoneMoeForCausalLM, InternLM3ForCausalLM, IQuestCoderForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, ApertusForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
       "DeepseekV3ForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
@@ -951,7 +1016,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'RwkvForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, ExaoneForCausalLM, ExaoneMoeForCausalLM, InternLM3ForCausalLM, IQuestCoderForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, ExaoneForCausalLM, ExaoneMoeForCausalLM, InternLM3ForCausalLM, IQuestCoderForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, ApertusForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

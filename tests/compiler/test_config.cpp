@@ -2942,6 +2942,74 @@ TEST_CASE("config: IQuest-Coder (the hub's remote-code keys, transformers 5's cl
         std::string::npos);
 }
 
+// Apertus (ApertusForCausalLM): its hub keys (a llama3 rope_scaling beside rope_theta, the remote code's qk_norm,
+// post_norm, mlp_bias and hidden_dropout), xIELU by default or ACT2FN's, ApertusConfig's defaults (its own llama3
+// RoPE without a RoPE object, one KV head a head, 65536 positions), and the files transformers 5 and 4.56-4.57 read
+// apart (a RoPE object left null, or rope_theta without one), refused.
+TEST_CASE("config: Apertus (hub keys, xIELU, ApertusConfig's default RoPE, what transformers versions read apart)") {
+  const nlohmann::json hub =
+      nlohmann::json::parse(std::ifstream(kiln::test::fixture("hub_f32", "apertus") + "/config.json"));
+  REQUIRE(hub.contains("qk_norm"));
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "ApertusForCausalLM");
+  CHECK(a.unmodeled.empty());
+  CHECK((a.apertus && a.qk_norm && a.ungated_mlp() && a.mlp_activation == Activation::kXielu));
+  CHECK((a.rope.type == "llama3" && a.rope.theta == 10000.0 && a.rope.factor == 8.0 &&
+         a.rope.original_max_position_embeddings == 16));
+  CHECK((std::string(a.attn_norm_module()) == "attention_layernorm" &&
+         std::string(a.mlp_norm_module()) == "feedforward_layernorm"));
+  const LlamaConfig t = read_llama_config(kiln::test::fixture("defaults_bias_tied_f32", "apertus") + "/config.json");
+  CHECK(t.unmodeled.empty());
+  CHECK((t.attention_bias && t.tie_word_embeddings && t.num_key_value_heads == 4));
+  CHECK((t.rope.type == "llama3" && t.rope.theta == 1.2e7 && t.rope.factor == 8.0 &&
+         t.rope.original_max_position_embeddings == 8192 && t.rope.low_freq_factor == 1.0 &&
+         t.rope.high_freq_factor == 4.0));
+  CHECK(edited(hub, [](nlohmann::json& j) { j.erase("architectures"); }).architecture == "ApertusForCausalLM");
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k :
+         {"num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "rope_theta", "rope_scaling", "hidden_act",
+          "qk_norm", "post_norm", "mlp_bias", "hidden_dropout", "attention_bias"})
+      j.erase(k);
+  });
+  CHECK((d.num_key_value_heads == 4 && d.max_position_embeddings == 65536 && d.rms_norm_eps == 1e-5));
+  CHECK((d.mlp_activation == Activation::kXielu && d.rope.theta == 1.2e7 && !d.attention_bias));
+  // the class's default RoPE wherever the file's RoPE object is falsy and rope_theta, if given, is the default's
+  for (const nlohmann::json& none : {nlohmann::json(), nlohmann::json::object(), nlohmann::json(false)}) {
+    const LlamaConfig p = edited(hub, [&](nlohmann::json& j) {
+      j.erase("rope_scaling");
+      j["rope_theta"] = 12000000;
+      j["rope_parameters"] = none;
+    });
+    CHECK((p.rope.type == "llama3" && p.rope.theta == 1.2e7 && p.rope.original_max_position_embeddings == 8192));
+  }
+  CHECK(edited(hub, [](nlohmann::json& j) { j.erase("rope_theta"); }).rope.theta == 1.2e7);  // (default_theta)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["hidden_act"] = "relu2"; }).mlp_activation == Activation::kRelu2);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["hidden_act"] = "silu"; }).mlp_activation == Activation::kSilu);
+  // refused: what transformers 5 and 4.56-4.57 read apart, the remote code's keys at other values, other activations
+  for (const nlohmann::json& none : {nlohmann::json(), nlohmann::json::object(), nlohmann::json(false)})
+    CHECK(edited_error(hub, [&](nlohmann::json& j) {
+            j["rope_scaling"] = none;
+          }).find("transformers 5 reads ApertusConfig's default RoPE in its place") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j.erase("rope_scaling");
+        }).find("rope_theta = 10000.0 without rope_scaling: transformers 5 ignores it") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j.erase("rope_scaling");
+          j["rope_theta"] = nullptr;
+        }).find("rope_theta = null without rope_scaling") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["qk_norm"] = false;
+        }).find("qk_norm = false, which transformers' ApertusForCausalLM never reads") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["post_norm"] = true; }).find("post_norm = true") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias = true") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["hidden_act"] = "xielu2";
+        }).find("must be \"xielu\" or \"relu\"") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim") != std::string::npos);
+}
+
 TEST_CASE("config: EXAONE MoE (windows, NoPE layers, experts, mlp_layer_types, defaults, refusals)") {
   const LlamaConfig a = read_llama_config(kiln::test::fixture("hub_window_f32", "exaone_moe") + "/config.json");
   CHECK(a.architecture == "ExaoneMoeForCausalLM");  // (the file says ExaoneMoEForCausalLM)
@@ -3255,12 +3323,19 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     const bool flat = base.contains("rope_parameters") && base["rope_parameters"].contains("rope_type");
     // (GPTNeoXConfig never reads a top-level rope_theta: its base is rotary_emb_base's, test_config's GPT-NeoX case)
     // (GPTJConfig's RoPE base is fixed; GPT-2, GPT-Neo, GPT-BigCode, OPT, BLOOM and MPT have none)
+    // (Apertus without a RoPE object: transformers 5 ignores rope_theta for its class's default RoPE, transformers
+    // 4.56-4.57 read that RoPE with it, and cannot with null)
+    const bool apertus_default =
+        family == "apertus" && !base.contains("rope_parameters") && !base.contains("rope_scaling");
     if (family != "gpt_neox" && !gptj && !opt && !neo && !bloom && !mpt)
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;
               if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))
                 j["rope_parameters"].erase("rope_theta");
-            }).find("rope_theta is null, and the RoPE object gives no rope_theta of its own") != std::string::npos);
+            })
+                .find(apertus_default ? "rope_theta = null without rope_scaling"
+                                      : "rope_theta is null, and the RoPE object gives no rope_theta of its own") !=
+            std::string::npos);
     if (flat) {
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;

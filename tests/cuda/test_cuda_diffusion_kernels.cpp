@@ -179,7 +179,9 @@ TEST_CASE(
   if (skip_without_gpu()) return;
   ThreadPool pool(2);
   uint32_t seed = 1300;
-  for (int64_t kind = 0; kind <= int64_t(Activation::kRelu); ++kind)  // (relu²: Arcee's; relu: OPT's)
+  const XieluParams xp{0.7f, 1.1f, 0.45f, -0.2f};
+  for (int64_t kind = 0; kind <= int64_t(Activation::kXielu);
+       ++kind)  // (relu²: Arcee's; relu: OPT's; xIELU: Apertus's)
     for (bool in_place : {false, true}) {
       CAPTURE(kind);
       CAPTURE(in_place);
@@ -187,8 +189,8 @@ TEST_CASE(
       const auto x = random_floats(size_t(n), seed++, 3.0f);
       std::vector<float> yc(size_t(n), kNaN);
       Dev dx(x), dy(yc);
-      activation_cpu({x.data(), yc.data(), n, Activation(kind)}, pool);
-      activation_cuda({dx.as<float>(), in_place ? dx.as<float>() : dy.as<float>(), n, Activation(kind)}, nullptr);
+      activation_cpu({x.data(), yc.data(), n, Activation(kind), xp}, pool);
+      activation_cuda({dx.as<float>(), in_place ? dx.as<float>() : dy.as<float>(), n, Activation(kind), xp}, nullptr);
       sync_ok();
       CHECK(diff_of((in_place ? dx : dy).get<float>(), yc) < 1e-6);
     }

@@ -824,19 +824,21 @@ TEST_CASE("moe_experts with quantized weights equals the float experts on the de
 }
 
 // The activation op's kinds against their formulas in double (relu², Arcee's, keeps a NaN as torch's relu
-// does), in place and not.
-TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU, relu² and relu match their formulas") {
+// does; xIELU, Apertus's, with parameters as XIELUActivation's softplus leaves them, its eps large enough to matter),
+// in place and not.
+TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU, relu², relu and xIELU match their formulas") {
   ThreadPool pool(2, 0);
   std::vector<float> x = random_floats(1031, 77, 4.0f);
   x[5] = kNaN;
   x[6] = 0.0f;
   x[7] = -0.0f;
-  for (int64_t kind = 0; kind <= int64_t(Activation::kRelu); ++kind)
+  const XieluParams xp{0.7f, 1.1f, 0.45f, -0.2f};
+  for (int64_t kind = 0; kind <= int64_t(Activation::kXielu); ++kind)
     for (bool in_place : {false, true}) {
       CAPTURE(kind);
       CAPTURE(in_place);
       std::vector<float> in = x, out(x.size(), kNaN);
-      activation_cpu({in.data(), in_place ? in.data() : out.data(), int64_t(x.size()), Activation(kind)}, pool);
+      activation_cpu({in.data(), in_place ? in.data() : out.data(), int64_t(x.size()), Activation(kind), xp}, pool);
       const std::vector<float>& y = in_place ? in : out;
       for (size_t i = 0; i < x.size(); ++i) {
         const double v = x[i];
@@ -844,9 +846,12 @@ TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU, relu² and relu match t
                             : kind == 1 ? 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)))
                             : kind == 2 ? 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)))
                             : kind == 3 ? v / (1 + std::exp(-1.702 * v))
-                                        : (v > 0           ? (kind == 4 ? v * v : v)
-                                           : std::isnan(v) ? v
-                                                           : 0.0);
+                            : kind == 6
+                                ? (v > 0 ? xp.alpha_p * v * v + xp.beta * v
+                                         : (std::expm1(std::min(v, double(xp.eps))) - v) * xp.alpha_n + xp.beta * v)
+                                : (v > 0           ? (kind == 4 ? v * v : v)
+                                   : std::isnan(v) ? v
+                                                   : 0.0);
         if (std::isnan(want)) CHECK(std::isnan(y[i]));
         else CHECK(std::fabs(y[i] - want) <= 2e-6 * (1 + std::fabs(want)));
       }

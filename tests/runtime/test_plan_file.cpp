@@ -716,6 +716,34 @@ TEST_CASE("plan file: an activation kind its version does not have is refused") 
                "unknown activation kind"}});
 }
 
+// Apertus's xIELU (activation version 4: the kind and its four parameters, one launch a layer in each program); other
+// plans keep versions 1-3. A version 3 launch of it, parameters that are not finite in f32 (the loader's check of every
+// float attribute), and parameters on another kind are refused.
+TEST_CASE("plan file: xIELU (activation 4) and what its version refuses") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "hub_f32", "apertus", nullptr, &o);
+  REQUIRE(load(bytes).is_ok());
+  CHECK(versions(bytes, "activation", 4) == 1);
+  CHECK(versions(fixture_plan_bytes(d, "gelu_f32", "apertus", nullptr, &o), "activation", 1) == 1);  // (exact GELU)
+  auto fattr = [](int i, double v) {
+    return [i, v](fb::Plan* p) {
+      prefill_launch(p, "activation")->mutable_float_attrs()->Mutate(flatbuffers::uoffset_t(i), v);
+    };
+  };
+  kiln::test::check_edits_refused(
+      bytes,
+      {{"xIELU as version 3", [](fb::Plan* p) { kiln::test::set_kernel_version(p, "activation", 3); },
+        "operand or attribute count does not match"},
+       {"a NaN alpha_p", fattr(0, NAN), "not a finite f32"},
+       {"an eps past f32", fattr(3, 1e39), "not a finite f32"},
+       {"an infinite beta", fattr(2, INFINITY), "not a finite f32"},
+       {"relu with parameters", [](fb::Plan* p) { prefill_launch(p, "activation")->mutable_int_attrs()->Mutate(0, 5); },
+        "must be 0 for a kind other than xIELU"},
+       {"kind 7", [](fb::Plan* p) { prefill_launch(p, "activation")->mutable_int_attrs()->Mutate(0, 7); },
+        "unknown activation kind"}});
+}
+
 // GPT-2's and OPT's learned positions (embedding version 3: the program's start_pos and a position table of max_seq
 // rows or more) and OPT's relu (activation version 3); other plans keep embedding 2. What the versions do not have,
 // and a position table or start_pos that is not what version 3 reads, are refused.
