@@ -1634,14 +1634,21 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       d.rope.llama4_scaling_source = "original_max_position_embeddings of Ministral3Config's default RoPE object";
     return d;
   }
-  // ApertusConfig without a RoPE object (rope_parameters and rope_scaling absent, null, empty or false): its own
-  // (llama3, theta 1.2e7, factor 8 over 8192 positions), whatever rope_theta says. transformers 4.56-4.57 took that
-  // default only for an absent rope_scaling, with rope_theta, and read a null one as no scaling: where the two read a
-  // file apart kiln refuses rather than guess.
+  // ApertusConfig without a RoPE object (rope_parameters absent or null, rope_scaling absent or one Python reads as
+  // false): its own (llama3, theta 1.2e7, factor 8 over 8192 positions), whatever rope_theta says. transformers
+  // 4.56-4.57 took that default only for an absent rope_scaling, with rope_theta, and read a null one as no scaling; it
+  // never reads rope_parameters, which transformers 5 reads as given where it is {} (the default RoPE): where the two
+  // read a file apart kiln refuses rather than guess.
   if (const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus";
-      apertus && (!j.contains("rope_parameters") || python_falsy(j["rope_parameters"])) &&
-      (!j.contains("rope_scaling") || python_falsy(j["rope_scaling"]))) {
+      apertus && (!j.contains("rope_scaling") || python_falsy(j["rope_scaling"])) &&
+      (!j.contains("rope_parameters") || j["rope_parameters"].is_null() ||
+       (j["rope_parameters"].is_object() && j["rope_parameters"].empty()))) {
     constexpr double kTheta = 1.2e7;
+    if (j.contains("rope_parameters") && !j["rope_parameters"].is_null())
+      r.fail("rope_parameters",
+             "= {}: transformers 5 reads it as the default RoPE (no scaling, rope_theta "
+             "1.2e7 or as given), transformers 4.56-4.57 never read it (ApertusConfig's llama3 "
+             "RoPE): kiln does not guess which was meant; give the RoPE object");
     if (j.contains("rope_scaling"))
       r.fail(
           "rope_scaling",
@@ -1651,10 +1658,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
               "read it as no scaling (the default RoPE, rope_theta as given): kiln does not guess which was meant; "
               "give the RoPE object");
     if (j.contains("rope_theta") && !(j["rope_theta"].is_number() && j["rope_theta"].get<double>() == kTheta))
-      r.fail("rope_theta", "= " + j["rope_theta"].dump() +
-                               " without rope_scaling: transformers 5 ignores it for ApertusConfig's default RoPE "
-                               "(llama3, rope_theta 1.2e7), transformers 4.56-4.57 read that RoPE with it: kiln does "
-                               "not guess which was meant; give rope_scaling or rope_parameters");
+      r.fail("rope_theta",
+             "= " + j["rope_theta"].dump() +
+                 " without rope_scaling: transformers 5 ignores it for ApertusConfig's default RoPE "
+                 "(llama3, rope_theta 1.2e7), transformers 4.56-4.57 " +
+                 (j["rope_theta"].is_null() ? "cannot build that RoPE without it" : "read that RoPE with it") +
+                 ": kiln does not guess which was meant; give rope_scaling or rope_parameters");
     nlohmann::json k = j;
     k.erase("rope_theta");
     k.erase("rope_scaling");

@@ -1206,11 +1206,16 @@ APERTUS_VARIANTS = [
     ("gelu_f32", 7373, dict(APERTUS_BASE, num_key_value_heads=1, hidden_act="gelu")),
 ]
 APERTUS_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "apertus_lora")
-# a peft adapter on every Linear of the hub fixture (its ungated MLP: up_proj and down_proj)
+# every_linear: a peft adapter on every Linear of the hub fixture (its ungated MLP: up_proj and down_proj).
+# act_fn_saved: q and v, with the xIELU activations saved (modules_to_save: each layer's alpha_p and alpha_n
+# perturbed; beta and eps as the model's), which peft's model reads in place of the checkpoint's.
 APERTUS_LORA_CASES = [
     dict(name="every_linear", base="hub_f32", seed=4907,
          adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
                                                                         "up_proj", "down_proj"]))]),
+    dict(name="act_fn_saved", base="hub_f32", seed=5007,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                    modules_to_save=["act_fn"]))]),
 ]
 
 
@@ -3579,6 +3584,16 @@ def main_apertus():
         assert_moves(out, ApertusForCausalLM, "hidden_act relu2", 1e-2, hidden_act="relu2")
     assert not any(".act_fn." in k for k in safetensors_keys(os.path.join(APERTUS_DIR, "gelu_f32"))), "gelu_f32"
     out = os.path.join(APERTUS_DIR, "hub_f32")
+    # Each drawn buffer must matter too: beta at 0.5 or eps at the hub's -1e-6 gives other logits.
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    for buffer, value in (("beta", 0.5), ("eps", -1e-6)):
+        model = load(out, torch.float32, ApertusForCausalLM)
+        with torch.no_grad():
+            for layer in model.model.layers:
+                getattr(layer.mlp.act_fn, buffer).fill_(value)
+            diff = ((model(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        print("  hub_f32: with every %s at %g the logits move by %.3e (rel L2)" % (buffer, value, diff))
+        assert diff > 1e-3, (buffer, diff)
     assert_moves(out, ApertusForCausalLM, "the default RoPE", 1e-2,
                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
 
@@ -4223,7 +4238,8 @@ def describe_adapter_dir(path, built_on_dir):
     with safe_open(st, "pt") as sf:
         for k in sf.keys():
             t = sf.get_tensor(k)
-            assert t.abs().max() > 0 and t.std() > 0, "adapter tensor %s is zero/constant" % k
+            # (a saved copy of a scalar, xIELU's: one value, constant by nature)
+            assert t.abs().max() > 0 and (t.numel() == 1 or t.std() > 0), "adapter tensor %s is zero/constant" % k
             note = ""
             if k.endswith(".base_layer.weight"):
                 # save_embedding_layers="auto" stores the targeted embedding's own (unchanged) base weight

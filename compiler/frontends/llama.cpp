@@ -1101,14 +1101,13 @@ std::string text_model_of(const CompileOptions& o, const LlamaConfig& c, Checkpo
          (llava ? " vision tower and projector tensors left out" : " vision tower tensors left out");
 }
 
-// A checkpoint's tensors under kiln's names (from_hub). The layers' old buffers, which transformers ignores
-// (Pythia's attention.bias, attention.masked_bias: the causal mask; attention.rotary_emb.inv_freq), are left out; a
-// name already kiln's (model.*, not the family's own: OPT's model.decoder.*) is refused: transformers does not load it.
-// A checkpoint of the base model (no tensor under the family's root) is read under it, as transformers reads it.
-// Returns whether any name was the family's (not kiln's).
-// Apertus's xIELU parameters, layer by layer, as transformers' XIELUActivation computes them in f32 from its tensors
-// (softplus: torch's, x above 20 kept); a value that is not finite is refused by name.
-std::vector<XieluParams> read_xielu_params(const CompileOptions& o, const Checkpoint& ck, int64_t layers) {
+// Apertus's xIELU parameters, layer by layer, as transformers' XIELUActivation (_xielu_python) computes them in f32
+// from its tensors (softplus: torch's, x above 20 kept): an adapter's saved copy (modules_to_save) in place of the
+// checkpoint's, as peft's model reads it. A value that is not finite is refused by name. (transformers run in bf16
+// rounds softplus and beta + softplus to bf16, within the bf16 plans' bound; its optional xIELU CUDA wheel takes
+// beta and eps from the constructor, not the checkpoint, which kiln does not follow.)
+std::vector<XieluParams> read_xielu_params(const CompileOptions& o, const Checkpoint& ck, const LoraSet& lora,
+                                           int64_t layers) {
   auto softplus = [](float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); };
   std::vector<XieluParams> out;
   for (int64_t i = 0; i < layers; ++i) {
@@ -1116,10 +1115,11 @@ std::vector<XieluParams> read_xielu_params(const CompileOptions& o, const Checkp
     const char* names[4] = {"alpha_p", "alpha_n", "beta", "eps"};
     for (int k = 0; k < 4; ++k) {
       const std::string n = hf_layer_prefix(i) + "mlp.act_fn." + names[k];
-      read_f32(*ck.find(n), &v[k]);
+      const StTensor* copy = lora.replacement(n);
+      read_f32(copy ? *copy : *ck.find(n), &v[k]);
       if (!std::isfinite(v[k]))
-        throw CompileError(o.model_dir + ": tensor '" + n + "' is " + short_float(v[k]) +
-                           ", with which xIELU is not finite");
+        throw CompileError(o.model_dir + ": tensor '" + n + "'" + (copy ? " (an adapter's saved copy)" : "") + " is " +
+                           short_float(v[k]) + ", with which xIELU is not finite");
     }
     XieluParams a{softplus(v[0]), v[2] + softplus(v[1]), v[2], v[3]};
     if (!std::isfinite(a.alpha_p) || !std::isfinite(a.alpha_n))
@@ -1130,6 +1130,11 @@ std::vector<XieluParams> read_xielu_params(const CompileOptions& o, const Checkp
   return out;
 }
 
+// A checkpoint's tensors under kiln's names (from_hub). The layers' old buffers, which transformers ignores
+// (Pythia's attention.bias, attention.masked_bias: the causal mask; attention.rotary_emb.inv_freq), are left out; a
+// name already kiln's (model.*, not the family's own: OPT's model.decoder.*) is refused: transformers does not load it.
+// A checkpoint of the base model (no tensor under the family's root) is read under it, as transformers reads it.
+// Returns whether any name was the family's (not kiln's).
 bool hub_model_of(const CompileOptions& o, const HubNames& h, Checkpoint* ck) {
   std::map<std::string, std::string> source;  // kiln's name -> the checkpoint's
   bool renamed_any = false;
@@ -1241,7 +1246,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
                        ": the checkpoint holds MXFP4 expert blocks (mlp.experts.gate_up_proj_blocks), but config.json "
                        "has no quantization_config with quant_method \"mxfp4\"");
   check_llama_tensors(c, b.checkpoint);
-  if (c.mlp_activation == Activation::kXielu) c.xielu = read_xielu_params(o, b.checkpoint, c.num_hidden_layers);
+
   const std::vector<std::string> conv1d = gpt2_conv1d_weights(c);
   for (const std::string& n : conv1d) b.checkpoint.transpose(n);  // (kiln's [out, in] rows)
   LoraSet::ModuleNames lora_names =
@@ -1257,6 +1262,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
       c.exaone_moe)
     lora_names.moe_fused_targets = {"gate_proj", "up_proj", "down_proj"};
   b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings, lora_names);
+  if (c.mlp_activation == Activation::kXielu) c.xielu = read_xielu_params(o, b.checkpoint, b.lora, c.num_hidden_layers);
+
   for (int64_t i = 0; i < c.num_hidden_layers && c.mxfp4_experts; ++i)  // (a saved copy is in transformers' layout)
     for (const char* part : {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"})
       if (b.lora.replacement(hf_layer_prefix(i) + part))

@@ -431,9 +431,6 @@ TEST_CASE("compile: GPT-NeoX checkpoints: tensors named as the file has them, bo
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
-// EXAONE 3's checkpoints under the hub's names (transformer.h.<i>.attn.attention.*, ln_1, mlp.c_fc_0, ...), which
-// transformers 5 renames to LLaMA's as it loads them, and under LLaMA's, which it loads as they are; a tensor under
-// both names is refused, and messages name the hub's.
 // Apertus: each layer's xIELU parameters as XIELUActivation holds them (alpha_p and alpha_n [1], beta and eps scalars)
 // and its norms as ApertusForCausalLM names them. One of them missing, of another shape, or not finite, and LLaMA's
 // norm names (which transformers leaves unread), are refused by name, no plan written.
@@ -466,10 +463,23 @@ TEST_CASE("compile: Apertus's xIELU parameters and norm names: missing, misshape
       "hub_f32", "apertus");
   refused(d / "llama_names", "missing tensor 'model.layers.0.attention_layernorm.weight'");
   refused(d / "llama_names", "unexpected tensor 'model.layers.0.input_layernorm.weight'");
-  for (const float bad :
-       {std::nanf(""), INFINITY, 200.0f}) {  // (softplus(200) is 200; e^200 overflows f32: it is kept)
-    CAPTURE(bad);
-    kiln::test::copy_dir(kiln::test::fixture("hub_f32", "apertus"), d / "nan");
+  // Each tensor's value replaced (a NaN, an infinity, 200: softplus(200) is 200, compiled; 3e38 in both beta and
+  // alpha_n: beta + softplus(alpha_n) overflows f32, refused), and an adapter's saved copy of a NaN alpha_p (refused as
+  // every saved tensor that is not finite).
+  struct Case {
+    std::vector<std::string> tensors;
+    float value;
+    const char* want;  // (empty: compiled)
+  };
+  for (const Case& k :
+       {Case{{"alpha_n"}, std::nanf(""), "' is nan, with which xIELU is not finite"},
+        Case{{"alpha_p"}, INFINITY, "' is inf, with which xIELU is not finite"},
+        Case{{"beta"}, -INFINITY, "' is -inf, with which xIELU is not finite"},
+        Case{{"eps"}, std::nanf(""), "' is nan, with which xIELU is not finite"}, Case{{"alpha_n"}, 200.0f, ""},
+        Case{{"beta", "alpha_n"}, 3e38f, "layer 1's xIELU parameters overflow f32"}}) {
+    CAPTURE(k.tensors.back());
+    CAPTURE(k.value);
+    kiln::test::copy_dir(kiln::test::fixture("hub_f32", "apertus"), d / "bad");
     std::vector<StWriteTensor> out;
     std::vector<std::vector<uint8_t>> store;
     {
@@ -477,26 +487,57 @@ TEST_CASE("compile: Apertus's xIELU parameters and norm names: missing, misshape
       for (const auto& [name, t] : f->tensors()) {
         REQUIRE(t.dtype == DType::F32);
         store.emplace_back(t.data, t.data + t.size);
-        if (name == act + "alpha_n") std::memcpy(store.back().data(), &bad, sizeof bad);
+        for (const std::string& part : k.tensors)
+          if (name == act + part) std::memcpy(store.back().data(), &k.value, sizeof k.value);
         out.push_back({name, t.dtype, t.shape, nullptr, t.size});
       }
     }
     for (size_t i = 0; i < out.size(); ++i) out[i].data = store[i].data();
-    write_safetensors(d / "nan/model.safetensors", out);
-    if (std::isfinite(bad)) {  // (alpha_n = beta + 200: compiled)
+    write_safetensors(d / "bad/model.safetensors", out);
+    if (!*k.want) {
       CompileOptions o;
-      o.model_dir = d / "nan";
+      o.model_dir = d / "bad";
       o.output = d / "p.kplan";
       compile_model(o);
       CHECK(exists(d / "p.kplan"));
       std::remove((d / "p.kplan").c_str());
+    } else if (k.tensors.size() == 1) {
+      refused(d / "bad", "tensor '" + act + k.tensors[0] + k.want);
     } else {
-      refused(d / "nan", "tensor '" + act + "alpha_n' is ");
-      refused(d / "nan", ", with which xIELU is not finite");
+      refused(d / "bad", k.want);
     }
+  }
+  {
+    const std::string saved = kiln::test::fixtures_root() + "/apertus_lora/act_fn_saved/adapter";
+    kiln::test::copy_dir(saved, d / "adapter");
+    std::vector<StWriteTensor> out;
+    std::vector<std::vector<uint8_t>> store;
+    {
+      auto f = SafetensorsFile::open(saved + "/adapter_model.safetensors");
+      for (const auto& [name, t] : f->tensors()) {
+        store.emplace_back(t.data, t.data + t.size);
+        if (name == "base_model.model." + act + "alpha_p") {
+          const float nan = std::nanf("");
+          std::memcpy(store.back().data(), &nan, sizeof nan);
+        }
+        out.push_back({name, t.dtype, t.shape, nullptr, t.size});
+      }
+    }
+    for (size_t i = 0; i < out.size(); ++i) out[i].data = store[i].data();
+    write_safetensors(d / "adapter/adapter_model.safetensors", out);
+    CompileOptions o;
+    o.model_dir = kiln::test::fixture("hub_f32", "apertus");
+    o.output = d / "p.kplan";
+    o.lora = {{d / "adapter", 1.0}};
+    CHECK(kiln::test::compile_error(o).find("saved module tensor 'base_model.model." + act +
+                                            "alpha_p' holds a NaN or an infinity") != std::string::npos);
+    CHECK_FALSE(exists(d / "p.kplan"));
   }
 }
 
+// EXAONE 3's checkpoints under the hub's names (transformer.h.<i>.attn.attention.*, ln_1, mlp.c_fc_0, ...), which
+// transformers 5 renames to LLaMA's as it loads them, and under LLaMA's, which it loads as they are; a tensor under
+// both names is refused, and messages name the hub's.
 TEST_CASE("compile: EXAONE 3 checkpoints: the hub's names and LLaMA's read, one tensor under both refused") {
   TempDir d;
   auto exaone = [&](const std::string& dir, auto edit) { edited_copy(dir, edit, "hub_f32", "exaone"); };

@@ -2973,15 +2973,23 @@ TEST_CASE("config: Apertus (hub keys, xIELU, ApertusConfig's default RoPE, what 
   });
   CHECK((d.num_key_value_heads == 4 && d.max_position_embeddings == 65536 && d.rms_norm_eps == 1e-5));
   CHECK((d.mlp_activation == Activation::kXielu && d.rope.theta == 1.2e7 && !d.attention_bias));
-  // the class's default RoPE wherever the file's RoPE object is falsy and rope_theta, if given, is the default's
-  for (const nlohmann::json& none : {nlohmann::json(), nlohmann::json::object(), nlohmann::json(false)}) {
-    const LlamaConfig p = edited(hub, [&](nlohmann::json& j) {
-      j.erase("rope_scaling");
-      j["rope_theta"] = 12000000;
-      j["rope_parameters"] = none;
-    });
-    CHECK((p.rope.type == "llama3" && p.rope.theta == 1.2e7 && p.rope.original_max_position_embeddings == 8192));
-  }
+  // the class's default RoPE where the file has no RoPE object (a null rope_parameters) and rope_theta, if given, is
+  // the default's
+  const LlamaConfig p = edited(hub, [&](nlohmann::json& j) {
+    j.erase("rope_scaling");
+    j["rope_theta"] = 12000000;
+    j["rope_parameters"] = nullptr;
+  });
+  CHECK((p.rope.type == "llama3" && p.rope.theta == 1.2e7 && p.rope.original_max_position_embeddings == 8192));
+  // an empty rope_parameters: transformers 5's default RoPE, transformers 4.56-4.57's llama3 (it never reads the key)
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j.erase("rope_scaling");
+          j["rope_parameters"] = nlohmann::json::object();
+        }).find("rope_parameters = {}: transformers 5 reads it as the default RoPE") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j.erase("rope_scaling");
+          j["rope_parameters"] = false;
+        }).find("rope_parameters") != std::string::npos);
   CHECK(edited(hub, [](nlohmann::json& j) { j.erase("rope_theta"); }).rope.theta == 1.2e7);  // (default_theta)
   CHECK(edited(hub, [](nlohmann::json& j) { j["hidden_act"] = "relu2"; }).mlp_activation == Activation::kRelu2);
   CHECK(edited(hub, [](nlohmann::json& j) { j["hidden_act"] = "silu"; }).mlp_activation == Activation::kSilu);
@@ -2993,10 +3001,14 @@ TEST_CASE("config: Apertus (hub keys, xIELU, ApertusConfig's default RoPE, what 
   CHECK(edited_error(hub, [](nlohmann::json& j) {
           j.erase("rope_scaling");
         }).find("rope_theta = 10000.0 without rope_scaling: transformers 5 ignores it") != std::string::npos);
-  CHECK(edited_error(hub, [](nlohmann::json& j) {
-          j.erase("rope_scaling");
-          j["rope_theta"] = nullptr;
-        }).find("rope_theta = null without rope_scaling") != std::string::npos);
+  CHECK(edited_error(hub,
+                     [](nlohmann::json& j) {
+                       j.erase("rope_scaling");
+                       j["rope_theta"] = nullptr;
+                     })
+            .find("rope_theta = null without rope_scaling: transformers 5 ignores it for ApertusConfig's default RoPE "
+                  "(llama3, rope_theta 1.2e7), transformers 4.56-4.57 cannot build that RoPE without it") !=
+        std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) {
           j["qk_norm"] = false;
         }).find("qk_norm = false, which transformers' ApertusForCausalLM never reads") != std::string::npos);

@@ -742,6 +742,13 @@ TEST_CASE("plan file: xIELU (activation 4) and what its version refuses") {
         "must be 0 for a kind other than xIELU"},
        {"kind 7", [](fb::Plan* p) { prefill_launch(p, "activation")->mutable_int_attrs()->Mutate(0, 7); },
         "unknown activation kind"}});
+  // xIELU in an older version's launch (OPT's relu: version 3, without the parameters)
+  const std::vector<uint8_t> opt = fixture_plan_bytes(d, "hub_f32", "opt", nullptr, &o);
+  REQUIRE(versions(opt, "activation", 3) == 1);
+  kiln::test::check_edits_refused(
+      opt,
+      {{"xIELU in version 3", [](fb::Plan* p) { prefill_launch(p, "activation")->mutable_int_attrs()->Mutate(0, 6); },
+        "unknown activation kind"}});
 }
 
 // GPT-2's and OPT's learned positions (embedding version 3: the program's start_pos and a position table of max_seq
