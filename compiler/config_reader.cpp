@@ -127,6 +127,8 @@ std::string ConfigReader::model_architecture() const {
   // The class name of a family's own (remote) code, which transformers' AutoModelForCausalLM reads by model_type as
   // its class: mosaicml's MPTForCausalLM.
   if (a == "MPTForCausalLM" && has("model_type") && j_["model_type"] == "mpt") a = "MptForCausalLM";
+  // (Phi-3.5-MoE's hub files name its remote PhiMoEForCausalLM; transformers' class is PhimoeForCausalLM)
+  if (a == "PhiMoEForCausalLM" && has("model_type") && j_["model_type"] == "phimoe") a = "PhimoeForCausalLM";
   // EXAONE 3.0 / 3.5: the hub's remote ExaoneForCausalLM, which transformers 5 builds (and saves) as LlamaForCausalLM
   // with model_type exaone; kiln's name for both is ExaoneForCausalLM.
   if (a == "LlamaForCausalLM" && has("model_type") && j_["model_type"] == "exaone") a = "ExaoneForCausalLM";
@@ -160,6 +162,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"GraniteMoeSharedForCausalLM", "granitemoeshared"},
                                                                {"ArceeForCausalLM", "arcee"},
                                                                {"ApertusForCausalLM", "apertus"},
+                                                               {"PhimoeForCausalLM", "phimoe"},
                                                                {"Starcoder2ForCausalLM", "starcoder2"},
                                                                {"StableLmForCausalLM", "stablelm"},
                                                                {"OlmoeForCausalLM", "olmoe"},
@@ -353,8 +356,14 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     // original_max_position_embeddings: Phi3Config always has the attribute (default 4096; a null refused with the
     // file, where llama_config.cpp reads Phi-3), and transformers' standardize_rope_params lets it override the
     // object's copy.
-    r.original_max_position_embeddings =
-        has("original_max_position_embeddings") ? pos_int("original_max_position_embeddings", true) : 4096;
+    // (PhimoeConfig's: the object's, else max_position_embeddings, as standardize_rope_params fills it in)
+    if (phimoe_rope_)
+      r.original_max_position_embeddings = has(p, "original_max_position_embeddings")
+                                               ? pos_int(p, "original_max_position_embeddings", true)
+                                               : max_positions_;
+    else
+      r.original_max_position_embeddings =
+          has("original_max_position_embeddings") ? pos_int("original_max_position_embeddings", true) : 4096;
     has(p, "original_max_position_embeddings");  // (its copy, overridden)
     if (!has(p, "factor") && max_positions_ <= 0) fail(key, "needs 'factor' (or max_position_embeddings)");
     r.factor =
@@ -376,7 +385,19 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     // an object without one, null or not)
     if (!p.contains("factor")) fail(key, "needs 'factor' for rope type dynamic (transformers refuses it without one)");
   }
-  if (type == "longrope" || type == "yarn") {  // (cos and sin times it; < 0: derived, see rope_attention_factor)
+  if (phimoe_rope_ &&
+      type != "default") {  // (PhimoeConfig.validate_rope: numbers; its RoPE never reads attention_factor)
+    for (const char* k : {"short_mscale", "long_mscale"})
+      if (!p.contains(k) || !p[k].is_number() || p[k].is_boolean())
+        fail(key, std::string("needs a number '") + k + "' (PhimoeConfig refuses the file without one)");
+    if (has(p, "attention_factor"))
+      fail(key,
+           "attention_factor is a key Phimoe's rotary embedding never reads (it multiplies by short_mscale): "
+           "remove it");
+    r.attention_factor = num(p, "short_mscale", 1.0);
+    r.long_mscale = num(p, "long_mscale", 1.0);
+    if (r.attention_factor < 0 || r.long_mscale < 0) fail(key, "short_mscale and long_mscale must not be negative");
+  } else if (type == "longrope" || type == "yarn") {  // (cos and sin times it; < 0: derived, see rope_attention_factor)
     r.attention_factor = num(p, "attention_factor", -1.0);
     // (negative: transformers warns and multiplies cos and sin by it; kiln refuses rather than guess)
     if (has(p, "attention_factor") && r.attention_factor < 0) fail(key, "attention_factor must not be negative");
@@ -438,6 +459,7 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     if ((it.key() == "llama_4_scaling_beta" || it.key() == "max_position_embeddings") && llama4_scaling_) continue;
     if ((it.key() == "mrope_section" && mrope_ > 0) || (it.key() == "mrope_interleaved" && mrope_ == 2)) continue;
     if (it.key() == "alpha" && alpha_read) continue;
+    if ((it.key() == "short_mscale" || it.key() == "long_mscale") && phimoe_rope_ && type != "default") continue;
     nested_unmodeled_.push_back(key_value(key + "." + it.key(), *it));
   }
 }

@@ -40,6 +40,10 @@ struct RopeConfig {
   double llama4_scaling_beta = 0;
   int64_t llama4_scaling_positions = 0;
   std::string llama4_scaling_source;  // where the bound comes from, for errors
+  // Phi-3.5-MoE's LongRoPE (read where set_phimoe_rope() asked for it): cos and sin times short_mscale (its
+  // attention_factor here) up to original_max_position_embeddings, long_mscale past it, the short factors throughout
+  // (transformers 5's PhimoeRotaryEmbedding).
+  double long_mscale = 0;
 };
 
 // A GPTQ `dynamic` exclusion's pattern (after its "-:") in the form AutoRound and GPTQModel write:
@@ -220,6 +224,9 @@ class ConfigReader {
   // rope() then leaves M-RoPE's keys to the caller (check_mrope_section): mrope_section, and with `interleaved`
   // mrope_interleaved (Qwen3-VL's, never read: its sections always interleave); elsewhere they are unknown keys.
   void set_mrope(bool interleaved) const { mrope_ = interleaved ? 2 : 1; }
+  // rope() reads PhimoeConfig's LongRoPE: short_mscale and long_mscale (numbers, required for any rope type but
+  // default), original_max_position_embeddings from the object alone (else max_position_embeddings).
+  void set_phimoe_rope() const { phimoe_rope_ = true; }
   // The model's llama3 or yarn RoPE's original_max_position_embeddings where a top-level one overrides the object's
   // (transformers' RoPE init standardizes the parameters again once every key is an attribute): the file's, a null
   // one refused; `object` where the file has none.
@@ -238,6 +245,7 @@ class ConfigReader {
   mutable int64_t max_positions_ = 0;
   mutable bool llama4_scaling_ = false;
   mutable int mrope_ = 0;  // (set_mrope: 1, or 2 with mrope_interleaved)
+  mutable bool phimoe_rope_ = false;
   bool strict_booleans_ = false;
   std::vector<std::pair<std::string, std::string>> spelled_;  // (set_spelling's)
   mutable std::vector<std::string> nested_unmodeled_;

@@ -792,9 +792,9 @@ void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
 
 // A mixture of experts in every layer (Mixtral, GraniteMoe): num_local_experts SwiGLU experts of
 // intermediate_size, num_experts_per_tok of them (defaults 8 and 2) picked per token.
-void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out) {
+void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out, int64_t default_experts = 8) {
   LlamaConfig& c = *out;
-  c.num_local_experts = r.pos_int("num_local_experts", false, 8);
+  c.num_local_experts = r.pos_int("num_local_experts", false, default_experts);
   c.num_experts_per_tok = r.experts_per_token(false, 2);
   c.moe_intermediate_size = c.intermediate_size;
   if (c.num_experts_per_tok > c.num_local_experts)
@@ -1713,11 +1713,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus";
+  const bool phimoe = arch == "PhimoeForCausalLM" || arch == "phimoe";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
       !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe &&
-      !internlm3 && !iquestcoder && !apertus)
+      !internlm3 && !iquestcoder && !apertus && !phimoe)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1729,6 +1730,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : ministral3         ? "Ministral3ForCausalLM"
                    : ministral          ? "MinistralForCausalLM"
                    : mixtral            ? "MixtralForCausalLM"
+                   : phimoe             ? "PhimoeForCausalLM"
                    : phi3               ? "Phi3ForCausalLM"
                    : phi                ? "PhiForCausalLM"
                    : hunyuan_moe        ? "HunYuanMoEV1ForCausalLM"
@@ -1840,7 +1842,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, InternLM3, IQuest-Coder, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, InternLM3, IQuest-Coder, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, Phi-3.5-MoE, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
   }
 
@@ -1869,8 +1871,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe || exaone_moe ||
-      apertus)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe || exaone_moe || apertus ||
+      phimoe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
     r.fail("head_dim",
@@ -1878,7 +1880,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   // (GPTNeoXConfig has no such key: its attention has a k and a v head for each head)
   if (gpt_neox) r.hardwired("num_key_value_heads", c.num_attention_heads);
   const int64_t kv_default = j.contains("num_key_value_heads")                          ? c.num_attention_heads
-                             : mistral || ministral || mixtral || ministral3            ? 8
+                             : mistral || ministral || mixtral || ministral3 || phimoe  ? 8
                              : starcoder2                                               ? 2
                              : stablelm                                                 ? 32
                              : qwen3_moe || smollm3 || ernie_moe                        ? 4
@@ -1948,6 +1950,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                                             ? 32768
       : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone                ? 4096
       : apertus                                                                                         ? 65536
+      : phimoe                                                                                          ? 131072
                                                                                                         : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
@@ -1960,7 +1963,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
                             : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ||
                                                             olmoe || glm4_moe || ministral3 || hunyuan || exaone ||
-                                                            exaone_moe || internlm3 || iquestcoder || apertus
+                                                            exaone_moe || internlm3 || iquestcoder || apertus || phimoe
                                                         ? 1e-5
                                                         : 1e-6);
   if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
@@ -2105,6 +2108,27 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     read_experts_in_every_layer(r, &c);
     c.mixtral_names = true;
     for (const char* k : {"router_jitter_noise", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
+  } else if (phimoe) {
+    // PhimoeConfig (LlamaConfig::phimoe): Mixtral's experts in every layer (block_sparse_moe) routed by the
+    // sparsemixer, two experts a token whatever num_experts_per_tok says (refused unless 2), with router_jitter_noise
+    // its threshold; LayerNorms with biases (eps rms_norm_eps); biases on q, k, v and o with attention_bias and on the
+    // head with lm_head_bias; windows of sliding_window (none by default). input_jitter_noise and the aux loss act in
+    // training only. Its LongRoPE is read below.
+    c.phimoe = true;
+    if (r.has("sliding_window")) c.sliding_window = r.pos_int("sliding_window", true);
+    read_experts_in_every_layer(r, &c, 16);  // (PhimoeConfig's 16)
+    if (c.num_experts_per_tok != 2)
+      r.fail("num_experts_per_tok", "= " + std::to_string(c.num_experts_per_tok) +
+                                        ", which Phimoe's sparsemixer never reads (it always routes a token to two "
+                                        "experts): give 2");
+    if (c.num_local_experts < 2) r.fail("num_local_experts", "must be at least 2 (the sparsemixer picks two)");
+    c.mixtral_names = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.lm_head_bias = r.boolean("lm_head_bias", false);
+    c.router_jitter_noise = r.num("router_jitter_noise", 0.01);
+    if (!std::isfinite(c.router_jitter_noise)) r.fail("router_jitter_noise", "must be finite");
+    for (const char* k : {"input_jitter_noise", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
+    r.set_phimoe_rope();
   } else if (ministral) {
     // MinistralConfig: Mistral's layer with windows of sliding_window (default 4096) in the layers
     // layer_types names sliding (by default every layer). transformers builds the sliding mask
@@ -2429,10 +2453,11 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if ((!gemma || gemma1) && !olmo3 && !gpt_oss)  // (read_gemma, read_olmo3 and read_gpt_oss read theirs; Phi3Config
                                                  // reads its old names su and yarn as longrope)
     c.rope = phi3              ? r.rope({"default", "longrope", "su=longrope", "yarn=longrope"}, 10000.0, true)
-             : mixtral         ? r.rope(scaled, 1e6)    // MixtralConfig's default_theta
-             : smollm3         ? r.rope(scaled, 2e6)    // SmolLM3Config's
-             : ernie || exaone ? r.rope(scaled, 5e5)    // Ernie4_5Config's, ExaoneConfig's
-             : helium          ? r.rope(scaled, 1e5)    // HeliumConfig's
+             : mixtral         ? r.rope(scaled, 1e6)                   // MixtralConfig's default_theta
+             : phimoe          ? r.rope({"default", "longrope"}, 1e6)  // PhimoeConfig's
+             : smollm3         ? r.rope(scaled, 2e6)                   // SmolLM3Config's
+             : ernie || exaone ? r.rope(scaled, 5e5)                   // Ernie4_5Config's, ExaoneConfig's
+             : helium          ? r.rope(scaled, 1e5)                   // HeliumConfig's
              : apertus         ? r.rope(scaled, 1.2e7)  // ApertusConfig's default_theta (its RoPE object's, above)
              // (HunYuanDenseV1Config: "dynamic" with an alpha is a fixed NTK base, its ntk_alpha; without, dynamic NTK)
              : hunyuan ? r.rope({"default", "linear", "llama3", "yarn", "dynamic=ntk_alpha"}, 10000.0)
@@ -2443,6 +2468,15 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
              : cohere && !cohere2 ? r.rope(scaled, 5e5)  // CohereConfig's
                                   : r.rope(scaled, 10000.0, phi || glm4 || stablelm || nemotron || glm4_moe);
   if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
+  // (PhimoeConfig's own original_max_position_embeddings, which its LongRoPE never reads: the object's is, else
+  // max_position_embeddings; the hub's files give both, equal)
+  if (phimoe && r.has("original_max_position_embeddings") && c.rope.type == "longrope" &&
+      r.pos_int("original_max_position_embeddings", true) != c.rope.original_max_position_embeddings)
+    r.fail("original_max_position_embeddings",
+           "= " + j["original_max_position_embeddings"].dump() +
+               ", which Phimoe's LongRoPE never reads (it reads the RoPE object's, " +
+               std::to_string(c.rope.original_max_position_embeddings) +
+               "): kiln refuses rather than guess which was meant");
   // An NTK-stretched base, theta · b^(d / (d - 2)) in double as Python computes it, read as the default RoPE's
   // (`what` names it in errors)
   auto stretch_base = [&](RopeConfig* rope, double b, int64_t d, const char* key, const std::string& what) {

@@ -78,6 +78,11 @@ struct LlamaConfig {
   // RoPE, its norms named attention_layernorm and feedforward_layernorm, and an ungated MLP, up_proj ->
   // mlp_activation (xIELU by default, with each layer's parameters: xielu) -> down_proj.
   bool apertus = false;
+  // Phi-3.5-MoE (PhimoeForCausalLM: Phi-3.5-MoE-instruct, Phi-tiny-MoE): Mixtral's experts routed by the sparsemixer
+  // (router_jitter_noise its threshold), LayerNorms with biases, biases on q/k/v/o (attention_bias) and on the head
+  // (lm_head_bias), LongRoPE times short_mscale.
+  bool phimoe = false, lm_head_bias = false;
+  double router_jitter_noise = 0.01;
   // xIELU's parameters, layer by layer, as XIELUActivation computes them from mlp.act_fn.alpha_p, alpha_n, beta and
   // eps (the frontend reads them from the checkpoint).
   std::vector<XieluParams> xielu;
@@ -248,7 +253,8 @@ struct LlamaConfig {
   }
   // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM, Nemotron, GPT-NeoX).
   bool norm_biases() const {
-    return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom;
+    return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom ||
+           phimoe;
   }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k

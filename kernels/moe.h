@@ -15,12 +15,14 @@ struct OpDef;
 extern const OpDef kMoeRouteOp;
 extern const OpDef kMoeRouteOpV1;    // version 1: no logit_bias attribute
 extern const OpDef kMoeRouteOpV3;    // version 3: norm_min (ERNIE 4.5's renormalization floor)
+extern const OpDef kMoeRouteOpV4;    // version 4: jitter_eps and the sparsemixer routing (Phi-3.5-MoE)
 extern const OpDef kMoeExpertsOp;    // version 1: float expert weights
 extern const OpDef kMoeExpertsOpV2;  // version 2: i8, i4 or f8e4m3 expert weights with their scales
 extern const OpDef kMoeExpertsOpV3;  // version 3: asymmetric i4 expert weights with their scales and zero points
 extern const OpDef kMoeExpertsOpV4;  // version 4: expert biases and GPT-OSS's clamped SwiGLU
 
-enum class MoeTopk : int64_t { kGreedy = 0, kGroupLimitedGreedy = 1, kNoauxTc = 2 };
+// kSparseMixer: Phi-3.5-MoE's sparsemixer (moe_route version 4; moe_sparsemixer).
+enum class MoeTopk : int64_t { kGreedy = 0, kGroupLimitedGreedy = 1, kNoauxTc = 2, kSparseMixer = 3 };
 enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
 
 // Router, as transformers' DeepseekV2/V3 gates compute it in f32.
@@ -31,8 +33,10 @@ enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
 // int attrs {method (MoeTopk), scoring (MoeScoring), n_group, topk_group, norm_topk_prob, logit_bias
 // (versions 2 and 3; version 1 has five)};
 // float attrs {routed_scaling_factor, norm_min (version 3)}: with norm_min, the renormalized weights are divided by
-// max(sum, norm_min) (ERNIE 4.5's moe_norm_min) rather than by sum + 1e-20 (DeepSeek's). Plan operands: inputs {h,
-// gate, bias?, n_valid?}; outputs {ids, weights}. CPU scratch: 2·experts floats per worker.
+// max(sum, norm_min) (ERNIE 4.5's moe_norm_min) rather than by sum + 1e-20 (DeepSeek's). Version 4 adds a third float
+// attribute, jitter_eps, and method kSparseMixer, which reads it (0 for the other methods): Phi-3.5-MoE's routing
+// from the raw logits (moe_sparsemixer; top_k 2, scoring softmax, no bias, no groups, norm_topk_prob 0). Plan operands:
+// inputs {h, gate, bias?, n_valid?}; outputs {ids, weights}. CPU scratch: 2·experts floats per worker.
 struct MoeRouteArgs {
   const float* h;
   const void* gate;
@@ -52,6 +56,7 @@ struct MoeRouteArgs {
   bool logit_bias = false;  // bias added to the logits (GPT-OSS) rather than to the choice (noaux_tc)
   bool sum_floor = false;   // renormalize by max(sum, norm_min) (version 3) rather than by sum + 1e-20
   float norm_min = 0.0f;
+  float jitter_eps = 0.0f;  // kSparseMixer's (version 4)
 };
 
 // Routed experts, reading only the selected experts' weights (a gather-GEMV per token).

@@ -73,6 +73,33 @@ KILN_HOST_DEVICE inline void moe_finish_weights(const MoeRouteArgs& a, float* w)
   for (int64_t k = 0; k < a.top_k; ++k) w[k] *= a.routed_scaling_factor;
 }
 
+// Phi-3.5-MoE's sparsemixer as transformers computes it in eval (training off), in f32, from the E raw logits s: the
+// best expert (the highest logit, the lower id on a tie), its weight the softmax at it over the experts e whose
+// (max − s_e) / max(|s_e|, max) is at most 2·jitter_eps (the others masked to −inf; a NaN ratio masks nothing); then
+// the same for the best of the others, the first one masked too (its threshold's factor still |s_e| clamped at the
+// second max). Always two experts (top_k 2), whatever num_experts_per_tok says.
+KILN_HOST_DEVICE inline void moe_sparsemixer(const MoeRouteArgs& a, const float* s, int32_t* ids, float* w) {
+  const int64_t E = a.experts;
+  const float bound = 2.0f * a.jitter_eps;
+  int64_t first = -1;
+  for (int k = 0; k < 2; ++k) {
+    int64_t best = -1;
+    for (int64_t e = 0; e < E; ++e)
+      if (e != first && (best < 0 || s[e] > s[best])) best = e;
+    const float m = s[best];
+    float sum = 0.0f;
+    for (int64_t e = 0; e < E; ++e) {
+      if (e == first) continue;
+      const float mag = s[e] < 0.0f ? -s[e] : s[e];
+      if ((m - s[e]) / (mag < m ? m : mag) > bound) continue;
+      sum += expf(s[e] - m);
+    }
+    ids[k] = int32_t(best);
+    w[k] = 1.0f / sum;  // (exp(s_best − max) is 1)
+    first = best;
+  }
+}
+
 // scores: the E expert scores (softmax or sigmoid); choice: the E selection scores (scores plus
 // the noaux_tc bias), masked in place. Writes top_k ids (ties go to the lower id) and weights.
 KILN_HOST_DEVICE inline void moe_select(const MoeRouteArgs& a, const float* scores, float* choice, int32_t* ids,

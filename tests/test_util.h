@@ -110,7 +110,8 @@ inline std::vector<std::string> llm_fixture_families() {
           "exaone_moe",
           "internlm3",
           "iquestcoder",
-          "apertus"};
+          "apertus",
+          "phimoe"};
 }
 
 double rel_l2(const float* out, const float* ref, size_t n);

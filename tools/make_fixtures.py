@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -49,6 +49,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    and config spellings)
   --only iquestcoder  only tests/fixtures/iquestcoder/ (tiny IQuest-Coder V1 checkpoints: the hub's remote-code
                    keys, IQuestCoderConfig's defaults)
+  --only phimoe    only tests/fixtures/phimoe/ and phimoe_lora/ (tiny PhimoeForCausalLM checkpoints: the
+                   sparsemixer, LayerNorms with biases, LongRoPE's mscales, the hub's keys)
   --only apertus   only tests/fixtures/apertus/ and apertus_lora/ (tiny ApertusForCausalLM checkpoints: xIELU with
                    each layer's parameters, q/k norms, the hub's keys, ApertusConfig's default RoPE)
   --only internlm3  only tests/fixtures/internlm3/ and internlm3_lora/ (tiny InternLM3 checkpoints: the hub's
@@ -258,7 +260,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1183,6 +1185,32 @@ IQUESTCODER_VARIANTS = [
 ]
 IQuestCoderLM = built_as_llama("iquestcoder", "IQuestCoderLM")
 
+PHIMOE_DIR = os.path.join(REPO, "tests", "fixtures", "phimoe")
+# Phi-3.5-MoE (PhimoeForCausalLM): Mixtral's experts routed by the sparsemixer (two experts a token, each weighted by
+# the softmax over the experts whose logits are within 2·router_jitter_noise of the best, relatively), LayerNorms with
+# biases (drawn, weights around one), biases drawn everywhere they are.
+# hub_longrope_f32: Phi-3.5-MoE-instruct's config.json layout (PhiMoEForCausalLM with its auto_map, a "longrope"
+# rope_scaling with short_mscale and long_mscale, original_max_position_embeddings 64 at the top and in the object,
+# sliding_window as long as max_position_embeddings, attention and head biases, input_jitter_noise, torch_dtype), the
+# hub's router_jitter_noise 0.01 (the sparsemixer then keeps one expert's softmax at each step: weights 1).
+# jitter_bias_tied_f32: router_jitter_noise 0.3 (the softmax over several experts), attention biases, tied.
+# window_f32: windows of 5, MQA, router_jitter_noise 0.1.
+PHIMOE_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 1, "num_local_experts": 4,
+               "num_experts_per_tok": 2}
+PHIMOE_VARIANTS = [
+    ("hub_longrope_f32", 8181, dict(PHIMOE_BASE, attention_bias=True, lm_head_bias=True, input_jitter_noise=0.01,
+                                    router_jitter_noise=0.01, original_max_position_embeddings=64,
+                                    rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                                                     "short_factor": [1.0 + 0.31 * i for i in range(8)],
+                                                     "long_factor": [4.0 + i for i in range(8)],
+                                                     "short_mscale": 1.2, "long_mscale": 1.3,
+                                                     "original_max_position_embeddings": 64})),
+    ("jitter_bias_tied_f32", 8282, dict(PHIMOE_BASE, attention_bias=True, tie_word_embeddings=True,
+                                        router_jitter_noise=0.3)),
+    ("window_f32", 8484, dict(PHIMOE_BASE, num_key_value_heads=1, sliding_window=5, router_jitter_noise=0.1)),
+]
+PHIMOE_MIN_MARGIN = 1e-4  # every sparsemixer decision (a pick, a mask) stands this far from its tie
+
 APERTUS_DIR = os.path.join(REPO, "tests", "fixtures", "apertus")
 # Apertus (ApertusForCausalLM: Apertus-8B, 70B): LLaMA's attention with q_norm and k_norm over each head before RoPE,
 # norms named attention_layernorm and feedforward_layernorm, an ungated MLP up_proj -> xIELU -> down_proj whose
@@ -1195,6 +1223,13 @@ APERTUS_DIR = os.path.join(REPO, "tests", "fixtures", "apertus")
 # ApertusConfig reads as its default llama3 RoPE (theta 1.2e7, 8192 original positions) and one KV head a head;
 # attention biases, tied.
 # gelu_f32: hidden_act gelu (ACT2FN's: no xIELU parameters), MQA.
+PHIMOE_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "phimoe_lora")
+# a peft adapter on the attention of the hub fixture (its experts are fused parameters peft does not wrap) and the head
+PHIMOE_LORA_CASES = [
+    dict(name="attn_head", base="hub_longrope_f32", seed=5107,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                        "lm_head"]))]),
+]
 APERTUS_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 1}
 APERTUS_VARIANTS = [
     ("hub_f32", 7171, dict(APERTUS_BASE, rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0,
@@ -3607,6 +3642,69 @@ def main_apertus():
                               ("rope_parameters", "num_key_value_heads"))
     assert config.rope_parameters["rope_theta"] == 1.2e7 and config.num_key_value_heads == 4, config
     family_lora_cases("apertus", APERTUS_DIR, APERTUS_LORA_DIR, APERTUS_LORA_CASES, ApertusForCausalLM)
+
+
+def sparsemixer_margin(out, model_cls):
+    """The smallest margin of the sparsemixer's decisions over every layer and token of the fixture's inputs: the
+    gap between the best and the next logit at each of its two picks, and each ratio (max − s_e) / max(|s_e|, max)'s
+    distance from its threshold 2·router_jitter_noise (a near tie could let f32 rounding decide otherwise)."""
+    model = model_cls.from_pretrained(out, dtype=torch.float32).eval()
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    bound = 2 * model.config.router_jitter_noise
+    margins = []
+
+    def hook(_m, _inp, outp):
+        s = outp[0].float()
+        first = None
+        for _ in range(2):
+            masked = s if first is None else s.scatter(-1, first, float("-inf"))
+            top = torch.topk(masked, 2, dim=-1)
+            margins.append((top.values[:, 0] - top.values[:, 1]).min().item())
+            m = top.values[:, :1]
+            ratio = (m - s) / s.abs().clamp(min=m)
+            if first is not None:
+                ratio = ratio.scatter(-1, first, float("inf"))
+            margins.append((ratio - bound).abs().min().item())
+            first = top.indices[:, :1]
+    for r in [m for m in model.modules() if type(m).__name__ == "PhimoeTopKRouter"]:
+        r.register_forward_hook(hook)
+    with torch.no_grad():
+        model(ref["input_ids"])
+        model(ref["greedy_ids"][None])
+    return min(margins)
+
+
+def main_phimoe():
+    from transformers import PhimoeConfig, PhimoeForCausalLM
+
+    def check(keys):
+        layer = "model.layers.0."
+        assert layer + "block_sparse_moe.experts.0.w1.weight" in keys and layer + "input_layernorm.bias" in keys, keys
+    main_llama_like("phimoe", PHIMOE_DIR, PHIMOE_VARIANTS, PhimoeConfig, PhimoeForCausalLM, check,
+                    draw_norms_around_one)
+    for name, _, overrides in PHIMOE_VARIANTS:
+        out = os.path.join(PHIMOE_DIR, name)
+        margin = sparsemixer_margin(out, PhimoeForCausalLM)
+        print("  %s: min sparsemixer margin %.3e" % (name, margin))
+        assert margin > PHIMOE_MIN_MARGIN, (name, margin)
+        # The threshold must matter where it lets several experts share a step: the hub's 0.01 or 0.5 moves logits.
+        if overrides["router_jitter_noise"] > 0.01:
+            assert_moves(out, PhimoeForCausalLM, "router_jitter_noise 0.01", 1e-2, router_jitter_noise=0.01)
+    out = os.path.join(PHIMOE_DIR, "hub_longrope_f32")
+    model = PhimoeForCausalLM.from_pretrained(out)
+    assert model.model.rotary_emb(torch.zeros(1, 2, 64), torch.arange(2)[None])[0][0, 0, 0].item() == \
+        torch.tensor(1.2).item(), "short_mscale does not scale cos"
+
+    def hub(cfg):  # microsoft/Phi-3.5-MoE-instruct's keys (transformers 4.43, its remote code's class name)
+        rp = cfg.pop("rope_parameters")
+        cfg["rope_theta"] = rp.pop("rope_theta")
+        rp["type"] = rp.pop("rope_type")
+        cfg["rope_scaling"] = rp
+        cfg.update(architectures=["PhiMoEForCausalLM"], sliding_window=cfg["max_position_embeddings"],
+                   auto_map={"AutoConfig": "configuration_phimoe.PhiMoEConfig",
+                             "AutoModelForCausalLM": "modeling_phimoe.PhiMoEForCausalLM"})
+    rewrite_as_hub(out, PhimoeForCausalLM, "4.43.3", hub, flat_rope=False)
+    family_lora_cases("phimoe", PHIMOE_DIR, PHIMOE_LORA_DIR, PHIMOE_LORA_CASES, PhimoeForCausalLM)
 
 
 def main_internlm3():
@@ -6189,6 +6287,8 @@ def main():
         main_iquestcoder()
     if ARGS.only in ("all", "apertus"):
         main_apertus()
+    if ARGS.only in ("all", "phimoe"):
+        main_phimoe()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

@@ -150,7 +150,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   if (!c.olmo1) e["model.norm.weight"] = {D};       // (OLMo's LayerNorms have no weight)
   if (c.norm_biases()) e["model.norm.bias"] = {D};  // (Starcoder2's LayerNorms)
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
-  if (c.gptj) e["lm_head.bias"] = {c.vocab_size};  // (also when tied: only the weight is shared)
+  if (c.gptj || c.lm_head_bias) e["lm_head.bias"] = {c.vocab_size};  // (also when tied: only the weight is shared)
   if (c.learned_positions()) e["model.embed_positions.weight"] = {c.max_position_embeddings + c.position_offset(), D};
   if (c.bloom) e["model.embed_norm.weight"] = e["model.embed_norm.bias"] = {D};
   const std::string up = c.mlp_up_name(), down = c.mlp_down_name();
@@ -840,7 +840,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
   // The final LayerNorm's bias (Phi, Starcoder2, StableLM) and the LM head's (Phi)
   const uint32_t norm_b = c.norm_biases() ? norm_b_w(norm_name + ".bias", D) : kNoTensor;
-  const uint32_t lm_head_b = c.phi || c.gptj ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
+  const uint32_t lm_head_b = c.phi || c.gptj || c.lm_head_bias ? w("lm_head.bias", {V}, {"lm_head.bias"}) : kNoTensor;
   // (Phi-4-mini: over the first rotary dims of each head only; none for learned positions and BLOOM's ALiBi)
   const uint32_t inv_freq = c.learned_positions() || c.alibi()
                                 ? kNoTensor
@@ -993,15 +993,19 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         // ERNIE 4.5 MoE: noaux_tc on softmax scores (one group), the chosen scores over max(sum, moe_norm_min)
         // (version 3's norm_min).
         if (c.ernie_moe) route = {int64_t(MoeTopk::kNoauxTc), int64_t(MoeScoring::kSoftmax), 1, 1, 1, 0};
+        // Phi-3.5-MoE: the sparsemixer from the raw logits, router_jitter_noise its threshold (version 4)
+        if (c.phimoe) route = {int64_t(MoeTopk::kSparseMixer), int64_t(MoeScoring::kSoftmax), 1, 1, 0, 0};
         if (c.gpt_oss) route.push_back(1);  // (logit_bias: version 2)
         std::vector<double> route_f = {c.granite           ? c.residual_multiplier  // (GraniteMoe's branch scale)
                                        : c.sigmoid_noaux() ? c.routed_scaling_factor
                                                            : 1.0};
         if (c.ernie_moe) route_f.push_back(c.moe_norm_min);
+        if (c.phimoe) route_f.insert(route_f.end(), {0.0, c.router_jitter_noise});
         add_node(P,
-                 c.ernie_moe ? kMoeRouteOpV3
-                 : c.gpt_oss ? kMoeRouteOp
-                             : kMoeRouteOpV1,
+                 c.phimoe      ? kMoeRouteOpV4
+                 : c.ernie_moe ? kMoeRouteOpV3
+                 : c.gpt_oss   ? kMoeRouteOp
+                               : kMoeRouteOpV1,
                  {h2, L.router, L.router_b, n_valid}, {ids, ew}, route, route_f);
         if (c.gpt_oss)  // x += the experts, with their biases and the clamped SwiGLU (version 4)
           add_node(P, kMoeExpertsOpV4,
@@ -1303,8 +1307,12 @@ FrontendBuild build_llama(const CompileOptions& o) {
   };
   const int64_t long_after = c.rope.original_max_position_embeddings;
   bound_max_seq(c.rope.type == "longrope", long_after,
-                "LongRoPE switches to its long_factor for sequences longer than original_max_position_embeddings = " +
-                    std::to_string(long_after) + ", which one fixed plan cannot follow",
+                c.phimoe ? "Phi-3.5-MoE's LongRoPE switches to long_mscale (transformers 5, keeping short_factor; its "
+                           "hub code to long_factor) for sequences longer than original_max_position_embeddings = " +
+                               std::to_string(long_after) + ", which one fixed plan cannot follow"
+                         : "LongRoPE switches to its long_factor for sequences longer than "
+                           "original_max_position_embeddings = " +
+                               std::to_string(long_after) + ", which one fixed plan cannot follow",
                 "");
   const int64_t dynamic_after = std::max(c.rope.dynamic_positions, c.rope_local.dynamic_positions);
   bound_max_seq(dynamic_after > 0, dynamic_after,
@@ -1442,6 +1450,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "arcee",
                                       "ApertusForCausalLM",
                                       "apertus",
+                                      "PhimoeForCausalLM",
+                                      "phimoe",
                                       "Starcoder2ForCausalLM",
                                       "starcoder2",
                                       "StableLmForCausalLM",

@@ -33,6 +33,11 @@ void moe_route_cpu(const MoeRouteArgs& a, ThreadPool& pool) {
         scores[e] = dot_f32_any(h, static_cast<const uint8_t*>(a.gate) + uint64_t(e * a.dim) * esz, a.gate_dtype, a.dim,
                                 widened) +
                     (a.logit_bias ? load_as_f32(a.bias, a.bias_dtype, uint64_t(e)) : 0.0f);
+      if (a.method == MoeTopk::kSparseMixer) {  // (from the raw logits)
+        moe_sparsemixer(a, scores, ids, w);
+        moe_finish_weights(a, w);
+        continue;
+      }
       if (a.scoring == MoeScoring::kSoftmax) {
         float mx = scores[0];
         for (int64_t e = 1; e < E; ++e) mx = std::max(mx, scores[e]);

@@ -206,6 +206,13 @@ __global__ void __launch_bounds__(32) moe_pick_kernel(MoeRouteArgs a, const floa
     return;
   }
   const float* lg = logits + r * E;
+  if (a.method == MoeTopk::kSparseMixer) {  // (serial, from the raw logits: Phi-3.5-MoE's few experts)
+    if (lane == 0) {
+      moe_sparsemixer(a, lg, ids, w);
+      moe_finish_weights(a, w);
+    }
+    return;
+  }
   if (a.scoring == MoeScoring::kSoftmax) {
     // The max skips NaN (a NaN logit makes the sum, and so every score, NaN either way); the sum
     // stays serial, in expert order.

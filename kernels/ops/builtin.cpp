@@ -58,6 +58,7 @@ const OpRegistry& builtin_ops() {
       &kMoeRouteOp,
       &kMoeRouteOpV1,
       &kMoeRouteOpV3,
+      &kMoeRouteOpV4,
       &kMoeExpertsOp,
       &kMoeExpertsOpV2,
       &kMoeExpertsOpV3,

@@ -18,12 +18,19 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
   KILN_RETURN_IF_ERROR(c.expect(&c.out(0), "ids", {DType::I32}, {rows, k}));
   KILN_RETURN_IF_ERROR(c.expect(&c.out(1), "weights", {DType::F32}, {rows, k}));
   const int64_t method = c.iattr(0), scoring = c.iattr(1), groups = c.iattr(2), topk_group = c.iattr(3);
-  if (method < 0 || method > 2 || scoring < 0 || scoring > 1 || (c.iattr(4) != 0 && c.iattr(4) != 1))
+  const bool v4 = c.launch().float_attrs.size() > 2;  // (version 4: jitter_eps, sparsemixer)
+  if (method < 0 || method > (v4 ? 3 : 2) || scoring < 0 || scoring > 1 || (c.iattr(4) != 0 && c.iattr(4) != 1))
     return invalid_argument("routing attributes are invalid");
+  if (v4 && method != 3 && c.fattr(2) != 0)
+    return invalid_argument("jitter_eps must be 0 for a routing other than sparsemixer");
+  if (method == 3 && (k != 2 || scoring != 0 || c.iattr(4) != 0 || c.has_in(2)))
+    return invalid_argument(
+        "sparsemixer routing picks two experts from softmax logits, without a bias or renormalization");
   if (k > e) return invalid_argument("top_k exceeds the number of experts");
   if (k < 1 || k > kMaxMoeTopK) return invalid_argument("top_k is not in [1, " + std::to_string(kMaxMoeTopK) + "]");
-  if (method != 0 && (groups <= 0 || groups > 64 || e % groups != 0 || topk_group <= 0 || topk_group > groups ||
-                      k > cmul(topk_group, e / groups) || (method == 2 && e / groups < 2)))
+  if ((method == 1 || method == 2) &&
+      (groups <= 0 || groups > 64 || e % groups != 0 || topk_group <= 0 || topk_group > groups ||
+       k > cmul(topk_group, e / groups) || (method == 2 && e / groups < 2)))
     return invalid_argument("expert groups are invalid");
   if (method == 2 && !c.has_in(2)) return invalid_argument("noaux_tc routing needs the correction bias");
   if (c.launch().int_attrs.size() > 5) {  // version 2: logit_bias
@@ -57,7 +64,8 @@ MoeRouteArgs args(const OpLaunch& l) {
           l.batch_of(3),
           l.launch().int_attrs.size() > 5 && l.iattr(5) == 1,
           l.launch().float_attrs.size() > 1,
-          l.launch().float_attrs.size() > 1 ? l.fattr32(1) : 0.0f};
+          l.launch().float_attrs.size() > 1 ? l.fattr32(1) : 0.0f,
+          l.launch().float_attrs.size() > 2 ? l.fattr32(2) : 0.0f};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -79,7 +87,8 @@ Result<CudaLaunch> bind_cuda(const OpLaunch& l, const CudaBindEnv& env) {
 
 }  // namespace
 
-// Version 2 added the logit_bias attribute, version 3 the norm_min float attribute; older plans still load.
+// Version 2 added the logit_bias attribute, version 3 the norm_min float attribute, version 4 jitter_eps and the
+// sparsemixer routing; older plans still load.
 const OpDef kMoeRouteOp{"moe_route",
                         2,
                         4,
@@ -93,6 +102,13 @@ const OpDef kMoeRouteOp{"moe_route",
                         bind_cpu_kernel<args, moe_route_cpu>,
                         KILN_CUDA_BIND(bind_cuda),
                         KILN_CUDA_BIND(cuda_scratch_bytes)};
+
+const OpDef kMoeRouteOpV4 = [] {
+  OpDef d = kMoeRouteOp;
+  d.version = 4;
+  d.n_float_attrs = 3;
+  return d;
+}();
 
 const OpDef kMoeRouteOpV3 = [] {
   OpDef d = kMoeRouteOp;

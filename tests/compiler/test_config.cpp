@@ -3022,6 +3022,71 @@ TEST_CASE("config: Apertus (hub keys, xIELU, ApertusConfig's default RoPE, what 
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim") != std::string::npos);
 }
 
+// Phi-3.5-MoE (PhimoeForCausalLM; the hub's PhiMoEForCausalLM with model_type phimoe): the sparsemixer's keys,
+// LayerNorms with biases, attention and head biases, LongRoPE times short_mscale with the object's
+// original_max_position_embeddings, PhimoeConfig's defaults, and what it never reads refused.
+TEST_CASE("config: Phi-3.5-MoE (hub keys, sparsemixer, LongRoPE's mscales, defaults, refusals)") {
+  const nlohmann::json hub =
+      nlohmann::json::parse(std::ifstream(kiln::test::fixture("hub_longrope_f32", "phimoe") + "/config.json"));
+  REQUIRE(hub["architectures"][0] == "PhiMoEForCausalLM");
+  const LlamaConfig a = parse_llama_config(hub.dump(), "config.json");
+  CHECK(a.architecture == "PhimoeForCausalLM");
+  CHECK(a.unmodeled.empty());
+  CHECK((a.phimoe && a.layer_norms() && a.norm_biases() && a.attention_bias && a.lm_head_bias && a.mixtral_names));
+  CHECK((a.num_local_experts == 4 && a.num_experts_per_tok == 2 && a.router_jitter_noise == 0.01));
+  CHECK((a.rope.type == "longrope" && a.rope.attention_factor == 1.2 && a.rope.long_mscale == 1.3 &&
+         a.rope.original_max_position_embeddings == 64 && a.rope.theta == 10000.0));
+  CHECK(a.sliding_window == 256);
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k :
+         {"num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "rope_theta", "rope_scaling",
+          "num_local_experts", "num_experts_per_tok", "router_jitter_noise", "input_jitter_noise", "attention_bias",
+          "lm_head_bias", "sliding_window", "original_max_position_embeddings"})
+      j.erase(k);
+    j["num_attention_heads"] = 8;
+  });
+  CHECK((d.num_key_value_heads == 8 && d.max_position_embeddings == 131072 && d.rms_norm_eps == 1e-5));
+  CHECK((d.num_local_experts == 16 && d.num_experts_per_tok == 2 && d.router_jitter_noise == 0.01));
+  CHECK((d.rope.type == "default" && d.rope.theta == 1e6 && !d.attention_bias && !d.lm_head_bias &&
+         d.sliding_window == 0));
+  // the object's original_max_position_embeddings, else max_position_embeddings (a top-level one never read)
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["rope_scaling"].erase("original_max_position_embeddings");
+          j.erase("original_max_position_embeddings");
+        }).rope.original_max_position_embeddings == 256);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["original_max_position_embeddings"] = 32; })
+            .find("original_max_position_embeddings = 32, which Phimoe's LongRoPE never reads (it reads the RoPE "
+                  "object's, 64)") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["num_experts_per_tok"] = 1;
+        }).find("num_experts_per_tok = 1, which Phimoe's sparsemixer never reads") != std::string::npos);
+  for (const char* k : {"short_mscale", "long_mscale"}) {
+    CAPTURE(std::string(k));
+    CHECK(edited_error(hub, [&](nlohmann::json& j) {
+            j["rope_scaling"].erase(k);
+          }).find(std::string("needs a number '") + k + "'") != std::string::npos);
+    CHECK(edited_error(hub, [&](nlohmann::json& j) {
+            j["rope_scaling"][k] = "1.2";
+          }).find(std::string("needs a number '") + k + "'") != std::string::npos);
+  }
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["rope_scaling"]["attention_factor"] = 1.2;
+        }).find("attention_factor is a key Phimoe's rotary embedding never reads") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["rope_scaling"]["type"] = "yarn"; }).find("rope type 'yarn'") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("Phi-3.5-MoE") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["router_jitter_noise"] = "x"; }).find("router_jitter_noise") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j.erase("model_type"); }).find("PhiMoEForCausalLM") !=
+        std::string::npos);
+  // a default RoPE object with mscales: keys it never reads there
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["rope_scaling"] = {{"type", "default"}, {"short_mscale", 1.2}};
+        }).unmodeled.size() == 1);
+}
+
 TEST_CASE("config: EXAONE MoE (windows, NoPE layers, experts, mlp_layer_types, defaults, refusals)") {
   const LlamaConfig a = read_llama_config(kiln::test::fixture("hub_window_f32", "exaone_moe") + "/config.json");
   CHECK(a.architecture == "ExaoneMoeForCausalLM");  // (the file says ExaoneMoEForCausalLM)

@@ -68,11 +68,11 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "OlmoConfig" || cls == "Ministral3Config" || cls == "Exaone4Config" || cls == "ExaoneConfig" ||
       cls == "ExaoneMoeConfig" || cls == "InternLM3Config" || cls == "IQuestCoderConfig" || cls == "SeedOssConfig" ||
       cls == "GptOssConfig" || cls == "HeliumConfig" || cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" ||
-      cls == "ApertusConfig" || cls == "CohereConfig" || cls == "Cohere2Config" || cls == "Starcoder2Config" ||
-      cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" || cls == "GPTNeoXConfig" ||
-      cls == "Glm4MoeConfig" || cls == "Dots1Config" || cls == "FalconConfig" || cls == "GPTJConfig" ||
-      cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" ||
-      cls == "BloomConfig" || cls == "MptConfig")
+      cls == "ApertusConfig" || cls == "PhimoeConfig" || cls == "CohereConfig" || cls == "Cohere2Config" ||
+      cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" ||
+      cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "Dots1Config" || cls == "FalconConfig" ||
+      cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" ||
+      cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -156,6 +156,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "GraniteMoeSharedConfig",
                                 "ArceeConfig",
                                 "ApertusConfig",
+                                "PhimoeConfig",
                                 "CohereConfig",
                                 "Cohere2Config",
                                 "Starcoder2Config",
@@ -384,6 +385,7 @@ const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
                                          "GraniteMoeSharedConfig",
                                          "ArceeConfig",
                                          "ApertusConfig",
+                                         "PhimoeConfig",
                                          "CohereConfig",
                                          "Cohere2Config",
                                          "Starcoder2Config",

@@ -517,7 +517,8 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
   // GPT-OSS (gpt_oss): the router's bias on its logits (moe_route version 2), the experts' biases and
   // clamped SwiGLU (moe_experts version 4), at gpt-oss-20b's expert count and top-k, a padding row.
   // ERNIE 4.5 MoE (ernie): noaux_tc on softmax scores, one group, the weights over max(sum, norm_min) (moe_route
-  // version 3) with a floor above most sums, at ERNIE-4.5-21B-A3B's expert count and top-k.
+  // version 3) with a floor above most sums, at ERNIE-4.5-21B-A3B's expert count and top-k. Method 3: Phi-3.5-MoE's
+  // sparsemixer at its expert count, a threshold that keeps several experts' softmax.
   struct MoeCase {
     int64_t method, batch, chunk, dim, E, K, F, groups, topk_group;
     std::vector<int32_t> valid;
@@ -534,6 +535,7 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
       {0, 1, 4, 257, 8, 2, 33, 1, 1, {}, -1},
       {0, 2, 3, 256, 32, 4, 96, 1, 1, {3, 2}, -1, true},
       {2, 2, 3, 256, 64, 6, 96, 1, 1, {3, 1}, -1, false, true},
+      {3, 2, 3, 256, 16, 2, 96, 1, 1, {3, 2}, -1},  // (Phi-3.5-MoE's sparsemixer: moe_route version 4)
   };
   for (const MoeCase& mc : cases) {
     const int64_t method = mc.method, rows = mc.batch * mc.chunk, dim = mc.dim, E = mc.E, K = mc.K, F = mc.F;
@@ -573,6 +575,7 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
                     mc.gpt_oss,
                     mc.ernie,
                     0.9f};
+    rc.jitter_eps = method == 3 ? 0.3f : 0.0f;
     moe_route_cpu(rc, pool);
     MoeRouteArgs rg = rc;
     rg.h = dh.as<float>();

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <random>
 #include <thread>
 #include <vector>
@@ -862,6 +863,88 @@ TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU, relu², relu and xIELU 
 // (noaux_tc, one group), the chosen scores divided by max(their sum, norm_min). Against a double reference with
 // floors below every sum (plain renormalization), above every sum (the floor divides) and between (both kinds of
 // rows), on 1 and 2 threads.
+// Phi-3.5-MoE's sparsemixer (moe_route version 4, method 3) against transformers' sparsemixer written out in double:
+// from the raw logits, the best expert weighted by the softmax over those whose (max - s) / max(|s|, max) is at most
+// 2·jitter_eps, then the best of the others likewise (the first masked too); thresholds that keep one expert (weights
+// 1), some, and every one; a padding row; 1 and 2 threads.
+TEST_CASE("moe_route's sparsemixer (version 4) picks and weighs two experts as Phi-3.5-MoE does") {
+  const int64_t E = 16, D = 32, K = 2, rows = 7;
+  uint32_t seed = 3100;
+  const auto h = random_floats(size_t(rows * D), seed++, 1.0f);
+  const auto gate = random_floats(size_t(E * D), seed++, 0.3f);
+  const std::vector<int32_t> valid = {6};  // (row 6 is padding)
+  std::map<float, int> kept_several;       // steps whose softmax keeps more than one expert, by threshold
+  for (float jitter : {0.01f, 0.3f, 100.0f})
+    for (int threads : {1, 2}) {
+      CAPTURE(jitter);
+      CAPTURE(threads);
+      ThreadPool pool(threads, moe_route_scratch_floats(E, D, DType::F32));
+      std::vector<int32_t> ids(size_t(rows * K), 99);
+      std::vector<float> w(size_t(rows * K), kNaN);
+      MoeRouteArgs ra{h.data(),
+                      gate.data(),
+                      DType::F32,
+                      nullptr,
+                      DType::F32,
+                      ids.data(),
+                      w.data(),
+                      rows,
+                      D,
+                      E,
+                      K,
+                      MoeTopk::kSparseMixer,
+                      MoeScoring::kSoftmax,
+                      1,
+                      1,
+                      false,
+                      1.0f,
+                      valid.data(),
+                      1};
+      ra.jitter_eps = jitter;
+      moe_route_cpu(ra, pool);
+      int shared = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        if (r == 6) {
+          CHECK((ids[size_t(r * K)] == -1 && ids[size_t(r * K + 1)] == -1));
+          continue;
+        }
+        std::vector<double> s(static_cast<size_t>(E));
+        for (int64_t e = 0; e < E; ++e) {
+          double d = 0;
+          for (int64_t i = 0; i < D; ++i) d += double(h[size_t(r * D + i)]) * gate[size_t(e * D + i)];
+          s[size_t(e)] = d;
+        }
+        int64_t first = -1;
+        for (int64_t k = 0; k < K; ++k) {
+          int64_t best = -1;
+          for (int64_t e = 0; e < E; ++e)
+            if (e != first && (best < 0 || s[size_t(e)] > s[size_t(best)])) best = e;
+          const double m = s[size_t(best)];
+          double z = 0, runner = -1e300;
+          int kept = 0;
+          for (int64_t e = 0; e < E; ++e) {
+            if (e == first) continue;
+            if (e != best) runner = std::max(runner, s[size_t(e)]);
+            const double ratio = (m - s[size_t(e)]) / std::max(std::fabs(s[size_t(e)]), m);
+            REQUIRE(std::fabs(ratio - 2.0 * jitter) > 1e-4);  // (no mask decided by rounding)
+            if (ratio > 2.0 * jitter) continue;
+            z += std::exp(s[size_t(e)] - m);
+            ++kept;
+          }
+          REQUIRE(m - runner > 1e-4);  // (no near tie)
+          shared += kept > 1;
+          CHECK(ids[size_t(r * K + k)] == best);
+          CHECK(w[size_t(r * K + k)] == doctest::Approx(1.0 / z).epsilon(1e-6));
+          first = best;
+        }
+      }
+      kept_several[jitter] = shared;
+    }
+  // (the hub's threshold keeps one expert at most steps (weight 1), a threshold of 200 every expert at every step)
+  CHECK(kept_several[100.0f] == 2 * (rows - 1));
+  CHECK(kept_several[0.01f] < rows - 1);
+}
+
 TEST_CASE("moe_route version 3's norm_min floors the renormalization as ERNIE 4.5 MoE does") {
   const int64_t E = 8, D = 32, K = 3, rows = 6;
   uint32_t seed = 2900;

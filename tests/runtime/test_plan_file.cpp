@@ -751,6 +751,36 @@ TEST_CASE("plan file: xIELU (activation 4) and what its version refuses") {
         "unknown activation kind"}});
 }
 
+// Phi-3.5-MoE's sparsemixer (moe_route version 4: method 3 and jitter_eps); other MoE plans keep versions 1-3. The
+// method in an older version, jitter_eps on another method or not finite in f32, and the sparsemixer with what it
+// never reads (a third expert, renormalization), are refused.
+TEST_CASE("plan file: Phi-3.5-MoE's sparsemixer (moe_route 4) and what its version refuses") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "hub_longrope_f32", "phimoe", nullptr, &o);
+  REQUIRE(load(bytes).is_ok());
+  CHECK(versions(bytes, "moe_route", 4) == 1);
+  CHECK(versions(fixture_plan_bytes(d, "top2_f32", "mixtral", nullptr, &o), "moe_route", 1) == 1);
+  auto route = [](fb::Plan* p) { return prefill_launch(p, "moe_route"); };
+  kiln::test::check_edits_refused(
+      bytes,
+      {{"sparsemixer as version 3", [](fb::Plan* p) { kiln::test::set_kernel_version(p, "moe_route", 3); },
+        "operand or attribute count does not match"},
+       {"a NaN jitter_eps", [&](fb::Plan* p) { route(p)->mutable_float_attrs()->Mutate(2, NAN); }, "not a finite f32"},
+       {"greedy with a jitter_eps", [&](fb::Plan* p) { route(p)->mutable_int_attrs()->Mutate(0, 0); },
+        "jitter_eps must be 0"},
+       {"method 4", [&](fb::Plan* p) { route(p)->mutable_int_attrs()->Mutate(0, 4); },
+        "routing attributes are invalid"},
+       {"renormalized", [&](fb::Plan* p) { route(p)->mutable_int_attrs()->Mutate(4, 1); }, "sparsemixer routing picks"},
+       {"sigmoid scores", [&](fb::Plan* p) { route(p)->mutable_int_attrs()->Mutate(1, 1); },
+        "sparsemixer routing picks"}});
+  const std::vector<uint8_t> ernie = fixture_plan_bytes(d, "hub_tied_f32", "ernie4_5_moe", nullptr, &o);
+  kiln::test::check_edits_refused(
+      ernie, {{"the sparsemixer in version 3",
+               [](fb::Plan* p) { prefill_launch(p, "moe_route")->mutable_int_attrs()->Mutate(0, 3); },
+               "routing attributes are invalid"}});
+}
+
 // GPT-2's and OPT's learned positions (embedding version 3: the program's start_pos and a position table of max_seq
 // rows or more) and OPT's relu (activation version 3); other plans keep embedding 2. What the versions do not have,
 // and a position table or start_pos that is not what version 3 reads, are refused.
