@@ -357,6 +357,11 @@ void ConfigReader::rope_object(const json& params, const std::string& key_name,
     // file, where llama_config.cpp reads Phi-3), and transformers' standardize_rope_params lets it override the
     // object's copy.
     // (PhimoeConfig's: the object's, else max_position_embeddings, as standardize_rope_params fills it in)
+    if (phimoe_rope_ && p.contains("original_max_position_embeddings") &&
+        p["original_max_position_embeddings"].is_null())
+      fail(key,
+           "original_max_position_embeddings is null, with which transformers cannot compute Phimoe's LongRoPE: "
+           "give its value or leave it out");
     if (phimoe_rope_)
       r.original_max_position_embeddings = has(p, "original_max_position_embeddings")
                                                ? pos_int(p, "original_max_position_embeddings", true)

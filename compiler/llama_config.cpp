@@ -791,7 +791,7 @@ void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
 }
 
 // A mixture of experts in every layer (Mixtral, GraniteMoe): num_local_experts SwiGLU experts of
-// intermediate_size, num_experts_per_tok of them (defaults 8 and 2) picked per token.
+// intermediate_size, num_experts_per_tok of them (defaults default_experts, Mixtral's 8, and 2) picked per token.
 void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out, int64_t default_experts = 8) {
   LlamaConfig& c = *out;
   c.num_local_experts = r.pos_int("num_local_experts", false, default_experts);
@@ -1868,7 +1868,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
   if (mistral || ministral || ministral3 || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss ||
-      helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe)
+      helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe || phimoe)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
       helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe || exaone_moe || apertus ||
@@ -2121,12 +2121,17 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       r.fail("num_experts_per_tok", "= " + std::to_string(c.num_experts_per_tok) +
                                         ", which Phimoe's sparsemixer never reads (it always routes a token to two "
                                         "experts): give 2");
-    if (c.num_local_experts < 2) r.fail("num_local_experts", "must be at least 2 (the sparsemixer picks two)");
+
     c.mixtral_names = true;
     c.attention_bias = r.boolean("attention_bias", false);
     c.lm_head_bias = r.boolean("lm_head_bias", false);
+    r.refuse_null("router_jitter_noise",
+                  "which PhimoeConfig types float (transformers 5 refuses the file): give its value");
     c.router_jitter_noise = r.num("router_jitter_noise", 0.01);
-    if (!std::isfinite(c.router_jitter_noise)) r.fail("router_jitter_noise", "must be finite");
+    if (!std::isfinite(float(c.router_jitter_noise)) || c.router_jitter_noise < 0)
+      r.fail("router_jitter_noise",
+             "must be a number of at least 0, finite in f32 (below 0 the sparsemixer masks every "
+             "expert, and transformers' logits are NaN)");
     for (const char* k : {"input_jitter_noise", "router_aux_loss_coef", "output_router_logits"}) r.has(k);
     r.set_phimoe_rope();
   } else if (ministral) {
@@ -2474,7 +2479,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       r.pos_int("original_max_position_embeddings", true) != c.rope.original_max_position_embeddings)
     r.fail("original_max_position_embeddings",
            "= " + j["original_max_position_embeddings"].dump() +
-               ", which Phimoe's LongRoPE never reads (it reads the RoPE object's, " +
+               ", which Phimoe's LongRoPE never reads (it reads the RoPE object's, or without one "
+               "max_position_embeddings: " +
                std::to_string(c.rope.original_max_position_embeddings) +
                "): kiln refuses rather than guess which was meant");
   // An NTK-stretched base, theta · b^(d / (d - 2)) in double as Python computes it, read as the default RoPE's

@@ -32,9 +32,9 @@ enum class MoeScoring : int64_t { kSoftmax = 0, kSigmoid = 1 };
 //   → ids: (rows, top_k) i32; weights: (rows, top_k) f32
 // int attrs {method (MoeTopk), scoring (MoeScoring), n_group, topk_group, norm_topk_prob, logit_bias
 // (versions 2 and 3; version 1 has five)};
-// float attrs {routed_scaling_factor, norm_min (version 3)}: with norm_min, the renormalized weights are divided by
-// max(sum, norm_min) (ERNIE 4.5's moe_norm_min) rather than by sum + 1e-20 (DeepSeek's). Version 4 adds a third float
-// attribute, jitter_eps, and method kSparseMixer, which reads it (0 for the other methods): Phi-3.5-MoE's routing
+// float attrs {routed_scaling_factor, norm_min (versions 3 and 4)}: with norm_min, the renormalized weights are divided
+// by max(sum, norm_min) (ERNIE 4.5's moe_norm_min) rather than by sum + 1e-20 (DeepSeek's). Version 4 adds a third
+// float attribute, jitter_eps, and method kSparseMixer, which reads it (0 for the other methods): Phi-3.5-MoE's routing
 // from the raw logits (moe_sparsemixer; top_k 2, scoring softmax, no bias, no groups, norm_topk_prob 0). Plan operands:
 // inputs {h, gate, bias?, n_valid?}; outputs {ids, weights}. CPU scratch: 2·experts floats per worker.
 struct MoeRouteArgs {

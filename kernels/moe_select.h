@@ -77,7 +77,8 @@ KILN_HOST_DEVICE inline void moe_finish_weights(const MoeRouteArgs& a, float* w)
 // best expert (the highest logit, the lower id on a tie), its weight the softmax at it over the experts e whose
 // (max − s_e) / max(|s_e|, max) is at most 2·jitter_eps (the others masked to −inf; a NaN ratio masks nothing); then
 // the same for the best of the others, the first one masked too (its threshold's factor still |s_e| clamped at the
-// second max). Always two experts (top_k 2), whatever num_experts_per_tok says.
+// second max). Always two experts (top_k 2), whatever num_experts_per_tok says. (A NaN logit is never the best here
+// unless it comes first, where torch.max picks it; the weights are NaN either way.)
 KILN_HOST_DEVICE inline void moe_sparsemixer(const MoeRouteArgs& a, const float* s, int32_t* ids, float* w) {
   const int64_t E = a.experts;
   const float bound = 2.0f * a.jitter_eps;

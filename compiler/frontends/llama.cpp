@@ -1308,7 +1308,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const int64_t long_after = c.rope.original_max_position_embeddings;
   bound_max_seq(c.rope.type == "longrope", long_after,
                 c.phimoe ? "Phi-3.5-MoE's LongRoPE switches to long_mscale (transformers 5, keeping short_factor; its "
-                           "hub code to long_factor) for sequences longer than original_max_position_embeddings = " +
+                           "hub code to long_factor and long_mscale) for sequences longer than "
+                           "original_max_position_embeddings = " +
                                std::to_string(long_after) + ", which one fixed plan cannot follow"
                          : "LongRoPE switches to its long_factor for sequences longer than "
                            "original_max_position_embeddings = " +

@@ -23,9 +23,10 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
     return invalid_argument("routing attributes are invalid");
   if (v4 && method != 3 && c.fattr(2) != 0)
     return invalid_argument("jitter_eps must be 0 for a routing other than sparsemixer");
-  if (method == 3 && (k != 2 || scoring != 0 || c.iattr(4) != 0 || c.has_in(2)))
+  if (method == 3 && (k != 2 || scoring != 0 || c.iattr(4) != 0 || c.has_in(2) || c.fattr(2) < 0))
     return invalid_argument(
-        "sparsemixer routing picks two experts from softmax logits, without a bias or renormalization");
+        "sparsemixer routing picks two experts from softmax logits, without a bias or renormalization, by a "
+        "jitter_eps of at least 0");
   if (k > e) return invalid_argument("top_k exceeds the number of experts");
   if (k < 1 || k > kMaxMoeTopK) return invalid_argument("top_k is not in [1, " + std::to_string(kMaxMoeTopK) + "]");
   if ((method == 1 || method == 2) &&

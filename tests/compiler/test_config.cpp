@@ -3056,7 +3056,7 @@ TEST_CASE("config: Phi-3.5-MoE (hub keys, sparsemixer, LongRoPE's mscales, defau
         }).rope.original_max_position_embeddings == 256);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["original_max_position_embeddings"] = 32; })
             .find("original_max_position_embeddings = 32, which Phimoe's LongRoPE never reads (it reads the RoPE "
-                  "object's, 64)") != std::string::npos);
+                  "object's, or without one max_position_embeddings: 64)") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) {
           j["num_experts_per_tok"] = 1;
         }).find("num_experts_per_tok = 1, which Phimoe's sparsemixer never reads") != std::string::npos);
@@ -3077,8 +3077,22 @@ TEST_CASE("config: Phi-3.5-MoE (hub keys, sparsemixer, LongRoPE's mscales, defau
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("Phi-3.5-MoE") !=
         std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["num_key_value_heads"] = nullptr;
+        }).find("num_key_value_heads is null") != std::string::npos);  // (PhimoeConfig's int: refused)
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["rope_scaling"]["original_max_position_embeddings"] = nullptr; })
+            .find("original_max_position_embeddings is null, with which transformers cannot compute Phimoe's "
+                  "LongRoPE") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["router_jitter_noise"] = 1e39; }).find("finite in f32") !=
+        std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["router_jitter_noise"] = "x"; }).find("router_jitter_noise") !=
         std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["router_jitter_noise"] = nullptr;
+        }).find("router_jitter_noise is null") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["router_jitter_noise"] = -0.1;
+        }).find("below 0 the sparsemixer masks every expert") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j.erase("model_type"); }).find("PhiMoEForCausalLM") !=
         std::string::npos);
   // a default RoPE object with mscales: keys it never reads there

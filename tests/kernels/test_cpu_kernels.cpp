@@ -859,14 +859,12 @@ TEST_CASE("activation: SiLU, GELU, tanh GELU, QuickGELU, relu², relu and xIELU 
     }
 }
 
-// ERNIE 4.5 MoE's router (moe_route version 3): softmax scores, the correction bias added for the choice only
-// (noaux_tc, one group), the chosen scores divided by max(their sum, norm_min). Against a double reference with
-// floors below every sum (plain renormalization), above every sum (the floor divides) and between (both kinds of
-// rows), on 1 and 2 threads.
 // Phi-3.5-MoE's sparsemixer (moe_route version 4, method 3) against transformers' sparsemixer written out in double:
 // from the raw logits, the best expert weighted by the softmax over those whose (max - s) / max(|s|, max) is at most
-// 2·jitter_eps, then the best of the others likewise (the first masked too); thresholds that keep one expert (weights
-// 1), some, and every one; a padding row; 1 and 2 threads.
+// 2·jitter_eps, then the best of the others likewise (the first masked too); the hub's threshold (one expert kept at
+// most steps: weights 1), 0.3, and one that keeps every expert; a padding row (no experts, weights 0); 1 and 2 threads.
+// Then logits set by hand, their weights worked out by hand (as torch gives them): ties (the lower id, and 0/0 ratios
+// masking nothing) and a row of negative logits.
 TEST_CASE("moe_route's sparsemixer (version 4) picks and weighs two experts as Phi-3.5-MoE does") {
   const int64_t E = 16, D = 32, K = 2, rows = 7;
   uint32_t seed = 3100;
@@ -906,6 +904,7 @@ TEST_CASE("moe_route's sparsemixer (version 4) picks and weighs two experts as P
       for (int64_t r = 0; r < rows; ++r) {
         if (r == 6) {
           CHECK((ids[size_t(r * K)] == -1 && ids[size_t(r * K + 1)] == -1));
+          CHECK((w[size_t(r * K)] == 0.0f && w[size_t(r * K + 1)] == 0.0f));
           continue;
         }
         std::vector<double> s(static_cast<size_t>(E));
@@ -943,8 +942,34 @@ TEST_CASE("moe_route's sparsemixer (version 4) picks and weighs two experts as P
   // (the hub's threshold keeps one expert at most steps (weight 1), a threshold of 200 every expert at every step)
   CHECK(kept_several[100.0f] == 2 * (rows - 1));
   CHECK(kept_several[0.01f] < rows - 1);
+  // Hand-set logits (h a row of them, the gate the identity): [0, 0, -1, 0] with jitter 0.01: expert 0 (the first of
+  // the tied best), its softmax over 0, 1 and 3 (0/0 ratios, kept; -1's ratio 1, masked): 1/3; then expert 1 over 1
+  // and 3: 1/2. [-1, -2, -1.01, -5]: expert 0 over 0 and 2 (ratio 0.01/1.01): 1/(1 + e^-0.01); then expert 2 alone: 1.
+  {
+    const int64_t n = 4;
+    std::vector<float> eye(size_t(n * n), 0.0f);
+    for (int64_t e = 0; e < n; ++e) eye[size_t(e * n + e)] = 1.0f;
+    const std::vector<float> logits = {0.0f, 0.0f, -1.0f, 0.0f, -1.0f, -2.0f, -1.01f, -5.0f};
+    ThreadPool pool(1, moe_route_scratch_floats(n, n, DType::F32));
+    std::vector<int32_t> ids(4, 99);
+    std::vector<float> w(4, kNaN);
+    MoeRouteArgs ra{
+        logits.data(),         eye.data(),           DType::F32, nullptr, DType::F32, ids.data(), w.data(), 2, n, n, 2,
+        MoeTopk::kSparseMixer, MoeScoring::kSoftmax, 1,          1,       false,      1.0f,       nullptr,  1};
+    ra.jitter_eps = 0.01f;
+    moe_route_cpu(ra, pool);
+    CHECK(ids == std::vector<int32_t>{0, 1, 0, 2});
+    CHECK(w[0] == doctest::Approx(1.0 / 3.0).epsilon(1e-6));
+    CHECK(w[1] == doctest::Approx(0.5).epsilon(1e-6));
+    CHECK(w[2] == doctest::Approx(1.0 / (1.0 + std::exp(double(-1.01f - -1.0f)))).epsilon(1e-6));
+    CHECK(w[3] == 1.0f);
+  }
 }
 
+// ERNIE 4.5 MoE's router (moe_route version 3): softmax scores, the correction bias added for the choice only
+// (noaux_tc, one group), the chosen scores divided by max(their sum, norm_min). Against a double reference with
+// floors below every sum (plain renormalization), above every sum (the floor divides) and between (both kinds of
+// rows), on 1 and 2 threads.
 TEST_CASE("moe_route version 3's norm_min floors the renormalization as ERNIE 4.5 MoE does") {
   const int64_t E = 8, D = 32, K = 3, rows = 6;
   uint32_t seed = 2900;

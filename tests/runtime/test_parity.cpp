@@ -672,12 +672,14 @@ TEST_CASE("parity: bf16 plans stay near transformers' f32 logits on every fixtur
     // tiny random routers (DeepSeek V3 noaux 0.10, Qwen3-MoE norm 0.058 when written, GLM-4.5's grouped noaux
     // qk_groups_f32 0.076, OLMoE's clip_f32 0.035, where transformers' own bf16 run is 0.032 from its f32 logits;
     // HunYuan MoE's hub_tied_f32 0.066, transformers' bf16 0.067; dots.llm1's window_tied_f32 0.035, transformers'
-    // 0.036; EXAONE MoE's hub_window_f32 0.039 and held_tied_f32 0.051, transformers' 0.083 and 0.052).
+    // 0.036; EXAONE MoE's hub_window_f32 0.039 and held_tied_f32 0.051, transformers' 0.083 and 0.052). Phi-3.5-MoE's
+    // sparsemixer adds the threshold's discontinuity: hub_longrope_f32 0.009, jitter_bias_tied_f32 0.144 and window_f32
+    // 0.112, transformers' own bf16 runs 0.054, 0.146 and 0.113.
     const bool moe = family == "deepseek" || family == "qwen3_moe" || family == "mixtral" || family == "glm4_moe" ||
                      (family == "olmoe" && name == "clip_f32") ||
                      (family == "hunyuan_v1_moe" && name == "hub_tied_f32") ||
                      (family == "dots1" && name == "window_tied_f32") || family == "exaone_moe";
-    CHECK(err <= (moe ? 0.12 : 2e-2));
+    CHECK(err <= (family == "phimoe" && name != "hub_longrope_f32" ? 0.15 : moe ? 0.12 : 2e-2));
     MESSAGE(family << "/" << name << " bf16: rel L2 " << err);
   }
 }

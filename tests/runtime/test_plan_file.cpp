@@ -773,6 +773,8 @@ TEST_CASE("plan file: Phi-3.5-MoE's sparsemixer (moe_route 4) and what its versi
         "routing attributes are invalid"},
        {"renormalized", [&](fb::Plan* p) { route(p)->mutable_int_attrs()->Mutate(4, 1); }, "sparsemixer routing picks"},
        {"sigmoid scores", [&](fb::Plan* p) { route(p)->mutable_int_attrs()->Mutate(1, 1); },
+        "sparsemixer routing picks"},
+       {"a negative jitter_eps", [&](fb::Plan* p) { route(p)->mutable_float_attrs()->Mutate(2, -0.01); },
         "sparsemixer routing picks"}});
   const std::vector<uint8_t> ernie = fixture_plan_bytes(d, "hub_tied_f32", "ernie4_5_moe", nullptr, &o);
   kiln::test::check_edits_refused(
