@@ -163,6 +163,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"ArceeForCausalLM", "arcee"},
                                                                {"ApertusForCausalLM", "apertus"},
                                                                {"PhimoeForCausalLM", "phimoe"},
+                                                               {"Jais2ForCausalLM", "jais2"},
                                                                {"Starcoder2ForCausalLM", "starcoder2"},
                                                                {"StableLmForCausalLM", "stablelm"},
                                                                {"OlmoeForCausalLM", "olmoe"},

@@ -1714,11 +1714,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus";
   const bool phimoe = arch == "PhimoeForCausalLM" || arch == "phimoe";
+  const bool jais2 = arch == "Jais2ForCausalLM" || arch == "jais2";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
       !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe &&
-      !internlm3 && !iquestcoder && !apertus && !phimoe)
+      !internlm3 && !iquestcoder && !apertus && !phimoe && !jais2)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1750,6 +1751,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : helium             ? "HeliumForCausalLM"
                    : arcee              ? "ArceeForCausalLM"
                    : apertus            ? "ApertusForCausalLM"
+                   : jais2              ? "Jais2ForCausalLM"
                    : starcoder2         ? "Starcoder2ForCausalLM"
                    : stablelm           ? "StableLmForCausalLM"
                    : olmoe              ? "OlmoeForCausalLM"
@@ -1774,7 +1776,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   // Nulls every one of these config classes refuses (Gemma 2's and 3's activation key is
   // hidden_activation; Phi's eps layer_norm_eps).
   // (their eps key: layer_norm_eps; Starcoder2's norm_epsilon)
-  const bool layer_norm = phi || cohere || stablelm || gpt_neox;
+  const bool layer_norm = phi || cohere || stablelm || gpt_neox || jais2;
   // (OlmoConfig has none: its LayerNorms take 1e-5)
   const char* eps_key = olmo1        ? ""
                         : starcoder2 ? "norm_epsilon"
@@ -1820,7 +1822,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     // FalconConfig: get_activation(activation) between dense_h_to_4h and dense_4h_to_h (default gelu, the exact one)
     if (!act2fn_kind(r.str("activation", "gelu"), &c.mlp_activation))
       r.fail("activation", std::string("must be ") + kAct2fnNames + " for Falcon");
-  } else if (arcee || starcoder2 || nemotron || gpt_neox) {
+  } else if (arcee || starcoder2 || nemotron || gpt_neox || jais2) {
     // ArceeConfig and NemotronConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2);
     // Starcoder2Config: between c_fc and c_proj (default gelu_pytorch_tanh); GPTNeoXConfig: between
     // dense_h_to_4h and dense_4h_to_h (default gelu, the exact one)
@@ -1830,6 +1832,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                      &c.mlp_activation))
       r.fail("hidden_act", std::string("must be ") + kAct2fnNames + " for " +
                                (arcee        ? "Arcee"
+                                : jais2      ? "Jais 2"
                                 : starcoder2 ? "Starcoder2"
                                 : gpt_neox   ? "GPT-NeoX"
                                              : "Nemotron"));
@@ -1934,7 +1937,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   // (validate_architecture of LlamaConfig, ExaoneConfig, InternLM3Config, IQuestCoderConfig, ArceeConfig,
   // Gemma2Config and Gemma3TextConfig: whatever head_dim is)
-  if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || internlm3 || iquestcoder || arcee ||
+  if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || internlm3 || iquestcoder || arcee || jais2 ||
        (gemma && !gemma1)) &&
       c.hidden_size % c.num_attention_heads != 0)
     r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
@@ -1945,7 +1948,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       "max_position_embeddings", false,
       ministral3                                                                                        ? 262144
       : seed_oss                                                                                        ? 524288
-      : gemma1 || gemma2 || cohere                                                                      ? 8192
+      : gemma1 || gemma2 || cohere || jais2                                                             ? 8192
       : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe || iquestcoder ? 131072
       : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                                             ? 32768
       : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone                ? 4096
@@ -2175,6 +2178,18 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     r.hardwired("post_norm", false);
     r.hardwired("mlp_bias", false);
     r.has("hidden_dropout");
+  } else if (jais2) {
+    // Jais2Config (LlamaConfig::jais2): LlamaConfig's keys with LayerNorms that have biases (layer_norm_eps; it has no
+    // rms_norm_eps, which a file may still carry: read where it is the LayerNorms' eps, else refused), biases on q, k,
+    // v and o (attention_bias) and on up and down (mlp_bias), both on by default, an ungated MLP (its activation,
+    // relu² by default, read above).
+    c.jais2 = true;
+    c.attention_bias = r.boolean("attention_bias", true);
+    c.mlp_bias = r.boolean("mlp_bias", true);
+    if (r.has("rms_norm_eps") && r.num("rms_norm_eps", 0.0) != c.rms_norm_eps)
+      r.fail("rms_norm_eps", "= " + j["rms_norm_eps"].dump() +
+                                 ", which Jais2Config never reads (its LayerNorms take layer_norm_eps = " +
+                                 short_float(float(c.rms_norm_eps)) + "): kiln refuses rather than guess");
   } else if (arcee) {
     // ArceeConfig: LlamaConfig's biases (attention_bias on q, k, v and o; mlp_bias on up and down) and an
     // ungated MLP (its activation read above).

@@ -82,6 +82,9 @@ struct LlamaConfig {
   // (router_jitter_noise its threshold), LayerNorms with biases, biases on q/k/v/o (attention_bias) and on the head
   // (lm_head_bias), LongRoPE times short_mscale.
   bool phimoe = false, lm_head_bias = false;
+  // Jais 2 (Jais2ForCausalLM: Jais-2-8B-Chat, 70B): LLaMA's layer with LayerNorms that have biases (layer_norm_eps), an
+  // ungated MLP (up_proj -> mlp_activation, relu² by default -> down_proj) and biases on q/k/v/o and up/down.
+  bool jais2 = false;
   double router_jitter_noise = 0.01;
   // xIELU's parameters, layer by layer, as XIELUActivation computes them from mlp.act_fn.alpha_p, alpha_n, beta and
   // eps (the frontend reads them from the checkpoint).
@@ -234,7 +237,7 @@ struct LlamaConfig {
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
   bool ungated_mlp() const {
     return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom || mpt ||
-           apertus;
+           apertus || jais2;
   }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
   const char* mlp_up_name() const {
@@ -254,7 +257,7 @@ struct LlamaConfig {
   // LayerNorms with biases as the layer's norms and the final one (Phi, Starcoder2, StableLM, Nemotron, GPT-NeoX).
   bool norm_biases() const {
     return phi || starcoder2 || stablelm || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom ||
-           phimoe;
+           phimoe || jais2;
   }
   // OLMo 2 (Olmo2ForCausalLM): no norm before attention or the MLP; an RMSNorm on each branch's
   // output (post_attention_layernorm, post_feedforward_layernorm) before the residual add; q and k

@@ -111,7 +111,8 @@ inline std::vector<std::string> llm_fixture_families() {
           "internlm3",
           "iquestcoder",
           "apertus",
-          "phimoe"};
+          "phimoe",
+          "jais2"};
 }
 
 double rel_l2(const float* out, const float* ref, size_t n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -49,6 +49,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    and config spellings)
   --only iquestcoder  only tests/fixtures/iquestcoder/ (tiny IQuest-Coder V1 checkpoints: the hub's remote-code
                    keys, IQuestCoderConfig's defaults)
+  --only jais2     only tests/fixtures/jais2/ and jais2_lora/ (tiny Jais2ForCausalLM checkpoints: LayerNorms with
+                   biases, the ungated relu² MLP, Jais2Config's defaults)
   --only phimoe    only tests/fixtures/phimoe/ and phimoe_lora/ (tiny PhimoeForCausalLM checkpoints: the
                    sparsemixer, LayerNorms with biases, LongRoPE's mscales, the hub's keys)
   --only apertus   only tests/fixtures/apertus/ and apertus_lora/ (tiny ApertusForCausalLM checkpoints: xIELU with
@@ -260,7 +262,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1210,6 +1212,29 @@ PHIMOE_VARIANTS = [
     ("window_f32", 8484, dict(PHIMOE_BASE, num_key_value_heads=1, sliding_window=5, router_jitter_noise=0.1)),
 ]
 PHIMOE_MIN_MARGIN = 1e-4  # every sparsemixer decision (a pick, a mask) stands this far from its tie
+
+JAIS2_DIR = os.path.join(REPO, "tests", "fixtures", "jais2")
+# Jais 2 (Jais2ForCausalLM: Jais-2-8B-Chat, 70B): LLaMA's layer with LayerNorms that have biases, an ungated
+# up_proj -> relu² -> down_proj MLP, biases on q/k/v/o and up/down (Jais2Config's defaults: on); norm weights drawn
+# around one, every bias drawn.
+# defaults_f32: Jais2Config's defaults (relu², both biases, layer_norm_eps) as transformers 5 saves it without
+# attention_bias, mlp_bias, hidden_act and num_key_value_heads (one per head), GQA left to a later variant.
+# gqa_silu_tied_f32: GQA 4:2, hidden_act silu, no biases, tied, rope_theta 5e5.
+JAIS2_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 1, "num_key_value_heads": 4}
+JAIS2_VARIANTS = [
+    ("defaults_f32", 7474, dict(JAIS2_BASE)),
+    ("gqa_silu_tied_f32", 7575, dict(JAIS2_BASE, num_key_value_heads=2, hidden_act="silu", attention_bias=False,
+                                     mlp_bias=False, tie_word_embeddings=True,
+                                     rope_parameters={"rope_type": "default", "rope_theta": 5e5})),
+]
+JAIS2_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "jais2_lora")
+# a peft adapter on every Linear of defaults_f32 (its ungated MLP: up_proj and down_proj) with its final norm saved
+JAIS2_LORA_CASES = [
+    dict(name="every_linear_norm", base="defaults_f32", seed=5207,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                        "up_proj", "down_proj"],
+                                    modules_to_save=["norm"]))]),
+]
 
 APERTUS_DIR = os.path.join(REPO, "tests", "fixtures", "apertus")
 # Apertus (ApertusForCausalLM: Apertus-8B, 70B): LLaMA's attention with q_norm and k_norm over each head before RoPE,
@@ -3705,6 +3730,24 @@ def main_phimoe():
                              "AutoModelForCausalLM": "modeling_phimoe.PhiMoEForCausalLM"})
     rewrite_as_hub(out, PhimoeForCausalLM, "4.43.3", hub, flat_rope=False)
     family_lora_cases("phimoe", PHIMOE_DIR, PHIMOE_LORA_DIR, PHIMOE_LORA_CASES, PhimoeForCausalLM)
+
+
+def main_jais2():
+    from transformers import Jais2Config, Jais2ForCausalLM
+
+    def check(keys):
+        layer = "model.layers.0."
+        assert layer + "input_layernorm.bias" in keys and layer + "mlp.up_proj.weight" in keys, keys
+        assert layer + "mlp.gate_proj.weight" not in keys, keys
+    # (BASE's rms_norm_eps is not Jais2Config's: its LayerNorms take layer_norm_eps)
+    variants = [(n, s, dict(o, layer_norm_eps=1e-5)) for n, s, o in JAIS2_VARIANTS]
+    main_llama_like("jais2", JAIS2_DIR, variants, Jais2Config, Jais2ForCausalLM, check, draw_norms_around_one)
+    drop_rms_norm_eps(JAIS2_DIR, JAIS2_VARIANTS, model_cls=Jais2ForCausalLM)
+    out = os.path.join(JAIS2_DIR, "defaults_f32")
+    assert_moves(out, Jais2ForCausalLM, "hidden_act silu", 1e-2, hidden_act="silu")
+    config = drop_config_keys(out, Jais2ForCausalLM, ("attention_bias", "mlp_bias", "hidden_act", "num_key_value_heads"))
+    assert config.attention_bias and config.mlp_bias and config.hidden_act == "relu2", config
+    family_lora_cases("jais2", JAIS2_DIR, JAIS2_LORA_DIR, JAIS2_LORA_CASES, Jais2ForCausalLM)
 
 
 def main_internlm3():
@@ -6289,6 +6332,8 @@ def main():
         main_apertus()
     if ARGS.only in ("all", "phimoe"):
         main_phimoe()
+    if ARGS.only in ("all", "jais2"):
+        main_jais2()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

@@ -3101,6 +3101,35 @@ TEST_CASE("config: Phi-3.5-MoE (hub keys, sparsemixer, LongRoPE's mscales, defau
         }).unmodeled.size() == 1);
 }
 
+// Jais 2 (Jais2ForCausalLM): Jais2Config's defaults (relu², attention and MLP biases, one KV head a head, 8192
+// positions, layer_norm_eps), its LayerNorms with biases, another ACT2FN activation, and an rms_norm_eps it never
+// reads refused unless it is the LayerNorms' eps.
+TEST_CASE("config: Jais 2 (defaults, LayerNorms, ungated MLP, refusals)") {
+  const nlohmann::json d0 =
+      nlohmann::json::parse(std::ifstream(kiln::test::fixture("defaults_f32", "jais2") + "/config.json"));
+  REQUIRE_FALSE(d0.contains("attention_bias"));
+  const LlamaConfig a = parse_llama_config(d0.dump(), "config.json");
+  CHECK(a.architecture == "Jais2ForCausalLM");
+  CHECK(a.unmodeled.empty());
+  CHECK((a.jais2 && a.layer_norms() && a.norm_biases() && a.ungated_mlp() && a.attention_bias && a.mlp_bias));
+  CHECK((a.mlp_activation == Activation::kRelu2 && a.num_key_value_heads == 4 && a.rms_norm_eps == 1e-5));
+  const LlamaConfig d = edited(d0, [](nlohmann::json& j) {
+    for (const char* k : {"max_position_embeddings", "layer_norm_eps", "head_dim", "rope_parameters"}) j.erase(k);
+  });
+  CHECK((d.max_position_embeddings == 8192 && d.rms_norm_eps == 1e-5 && d.head_dim == 16 && d.rope.theta == 10000.0));
+  const LlamaConfig t = read_llama_config(kiln::test::fixture("gqa_silu_tied_f32", "jais2") + "/config.json");
+  CHECK((t.mlp_activation == Activation::kSilu && !t.attention_bias && !t.mlp_bias && t.tie_word_embeddings &&
+         t.num_key_value_heads == 2 && t.rope.theta == 5e5));
+  CHECK(edited(d0, [](nlohmann::json& j) { j["rms_norm_eps"] = 1e-5; }).unmodeled.empty());
+  CHECK(edited_error(d0, [](nlohmann::json& j) { j["rms_norm_eps"] = 1e-6; })
+            .find("rms_norm_eps = 1e-06, which Jais2Config never reads (its LayerNorms take layer_norm_eps") !=
+        std::string::npos);
+  CHECK(edited_error(d0, [](nlohmann::json& j) { j["hidden_act"] = "xielu"; }).find("for Jais 2") != std::string::npos);
+  CHECK(edited_error(d0, [](nlohmann::json& j) { j["layer_norm_eps"] = nullptr; }).find("layer_norm_eps is null") !=
+        std::string::npos);
+  CHECK(edited_error(d0, [](nlohmann::json& j) { j["hidden_size"] = 66; }).find("not a multiple") != std::string::npos);
+}
+
 TEST_CASE("config: EXAONE MoE (windows, NoPE layers, experts, mlp_layer_types, defaults, refusals)") {
   const LlamaConfig a = read_llama_config(kiln::test::fixture("hub_window_f32", "exaone_moe") + "/config.json");
   CHECK(a.architecture == "ExaoneMoeForCausalLM");  // (the file says ExaoneMoEForCausalLM)
@@ -3368,8 +3397,8 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     };
     CHECK(error_with([](nlohmann::json&) {}).empty());
     const bool gemma23 = family == "gemma2" || family == "gemma3";
-    const bool layer_norm =
-        family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm" || family == "gpt_neox";
+    const bool layer_norm = family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm" ||
+                            family == "gpt_neox" || family == "jais2";
     // (GPT-2 and GPT-BigCode have GPT-J's attribute names; GPT-Neo its eps and activation keys)
     const bool gptj = family == "gptj" || family == "gpt2" || family == "gpt_bigcode";
     const bool neo = family == "gpt_neo";

@@ -68,11 +68,11 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "OlmoConfig" || cls == "Ministral3Config" || cls == "Exaone4Config" || cls == "ExaoneConfig" ||
       cls == "ExaoneMoeConfig" || cls == "InternLM3Config" || cls == "IQuestCoderConfig" || cls == "SeedOssConfig" ||
       cls == "GptOssConfig" || cls == "HeliumConfig" || cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" ||
-      cls == "ApertusConfig" || cls == "PhimoeConfig" || cls == "CohereConfig" || cls == "Cohere2Config" ||
-      cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" || cls == "NemotronConfig" ||
-      cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "Dots1Config" || cls == "FalconConfig" ||
-      cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" ||
-      cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
+      cls == "ApertusConfig" || cls == "PhimoeConfig" || cls == "Jais2Config" || cls == "CohereConfig" ||
+      cls == "Cohere2Config" || cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" ||
+      cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "Dots1Config" ||
+      cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" ||
+      cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
@@ -157,6 +157,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "ArceeConfig",
                                 "ApertusConfig",
                                 "PhimoeConfig",
+                                "Jais2Config",
                                 "CohereConfig",
                                 "Cohere2Config",
                                 "Starcoder2Config",
@@ -386,6 +387,7 @@ const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
                                          "ArceeConfig",
                                          "ApertusConfig",
                                          "PhimoeConfig",
+                                         "Jais2Config",
                                          "CohereConfig",
                                          "Cohere2Config",
                                          "Starcoder2Config",
