@@ -2124,7 +2124,6 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       r.fail("num_experts_per_tok", "= " + std::to_string(c.num_experts_per_tok) +
                                         ", which Phimoe's sparsemixer never reads (it always routes a token to two "
                                         "experts): give 2");
-
     c.mixtral_names = true;
     c.attention_bias = r.boolean("attention_bias", false);
     c.lm_head_bias = r.boolean("lm_head_bias", false);

@@ -35,7 +35,6 @@ Status validate_v3(const OpCheck& c, uint64_t* scratch) {
 // Version 4: xIELU's parameters (finite in f32, as the loader holds every float attribute); every other kind's 0.
 Status validate_v4(const OpCheck& c, uint64_t* scratch) {
   if (c.iattr(0) < 0 || c.iattr(0) > int64_t(Activation::kXielu)) return invalid_argument("unknown activation kind");
-
   if (c.iattr(0) != int64_t(Activation::kXielu)) {
     for (int i = 0; i < 4; ++i)
       if (c.fattr(i) != 0)
