@@ -41,6 +41,28 @@ int64_t ConfigReader::pos_int(const json& o, const char* k, bool required, int64
   return o[k].get<int64_t>();
 }
 
+int64_t ConfigReader::aliased_count(const char* key, const char* alias, int64_t def) const {
+  const int64_t n = count(key, count(alias, def));
+  if (has(key) && has(alias) && count(alias, 0) != n)
+    fail(alias, std::string("disagrees with ") + key + ", its other spelling");
+  return n;
+}
+
+bool ConfigReader::mlp_layer_types(int64_t layers, std::vector<bool>* sparse) const {
+  if (!has("mlp_layer_types")) return false;
+  const json& m = j_["mlp_layer_types"];
+  if (!m.is_array()) fail("mlp_layer_types", "must be a list");
+  if (int64_t(m.size()) != layers)
+    fail("mlp_layer_types", "must name one type per layer (transformers refuses the file otherwise)");
+  sparse->resize(m.size());
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (m[i] != "dense" && m[i] != "sparse")
+      fail("mlp_layer_types", "names a type other than \"dense\" and \"sparse\" (" + m[i].dump() + ")");
+    (*sparse)[i] = m[i] == "sparse";
+  }
+  return true;
+}
+
 int64_t ConfigReader::count(const char* k, int64_t def) const {
   if (!has(k)) return def;
   if (!j_[k].is_number_integer() || j_[k].get<int64_t>() < 0) fail(k, "must be a non-negative integer");
@@ -202,7 +224,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"MinistralForCausalLM", "ministral"},
                                                                {"GraniteMoeForCausalLM", "granitemoe"},
                                                                {"DeepseekV2ForCausalLM", "deepseek_v2"},
-                                                               {"DeepseekV3ForCausalLM", "deepseek_v3"}};
+                                                               {"DeepseekV3ForCausalLM", "deepseek_v3"},
+                                                               {"Glm4MoeLiteForCausalLM", "glm4_moe_lite"}};
   if (has("model_type") && j_["model_type"].is_string())
     for (const auto& [arch, type] : kTypes)
       if (a == arch && j_["model_type"].get<std::string>() != type)

@@ -148,6 +148,13 @@ class ConfigReader {
   int64_t pos_int(const char* k, bool required, int64_t def = 0) const { return pos_int(j_, k, required, def); }
   // A non-negative integer (at most 2^31).
   int64_t count(const char* k, int64_t def) const;
+  // One count under either of two spellings (a config class's attribute_map), `def` when absent; two that
+  // disagree refused.
+  int64_t aliased_count(const char* key, const char* alias, int64_t def) const;
+  // mlp_layer_types, where given: one "dense" or "sparse" per layer, written into sparse (sized `layers`); false
+  // when absent.
+  bool mlp_layer_types(int64_t layers, std::vector<bool>* sparse) const;
+
   double num(const nlohmann::json& o, const char* k, double def) const;
   double num(const char* k, double def) const { return num(j_, k, def); }
   // Absent: def; null: false (Python reads None as false; transformers keeps a null Optional[bool]).

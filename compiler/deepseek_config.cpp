@@ -31,62 +31,112 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   c.quant = r.quantization();
   if (c.architecture == "deepseek_v2") c.architecture = "DeepseekV2ForCausalLM";
   if (c.architecture == "deepseek_v3") c.architecture = "DeepseekV3ForCausalLM";
-  if (c.architecture != "DeepseekV2ForCausalLM" && c.architecture != "DeepseekV3ForCausalLM")
-    throw CompileError(path + ": architecture '" + c.architecture + "' is not a DeepSeek V2/V3 model");
-  c.v3 = c.architecture == "DeepseekV3ForCausalLM";
+  if (c.architecture == "glm4_moe_lite") c.architecture = "Glm4MoeLiteForCausalLM";
+  if (c.architecture != "DeepseekV2ForCausalLM" && c.architecture != "DeepseekV3ForCausalLM" &&
+      c.architecture != "Glm4MoeLiteForCausalLM")
+    throw CompileError(path + ": architecture '" + c.architecture +
+                       "' is not a DeepSeek V2/V3 (or GLM-4.7-Flash) model");
+  // GLM-4.7-Flash: DeepseekV3Attention and V3's router, with Glm4MoeLiteConfig's defaults for absent keys.
+  const bool lite = c.glm_lite = c.architecture == "Glm4MoeLiteForCausalLM";
+  c.v3 = c.architecture == "DeepseekV3ForCausalLM" || lite;
   if (c.quant.mxfp4)
     r.fail("quantization_config", "has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only");
-  r.refuse_null_values({"rms_norm_eps", "hidden_act", "max_position_embeddings"},
-                       c.v3 ? "DeepseekV3ForCausalLM" : "DeepseekV2ForCausalLM");
+  r.refuse_null_values({"rms_norm_eps", "hidden_act", "max_position_embeddings"}, c.architecture);
   if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish")  // (ACT2FN: one)
     r.fail("hidden_act", "must be \"silu\"");
 
-  c.vocab_size = r.pos_int("vocab_size", true);
-  c.hidden_size = r.pos_int("hidden_size", true);
-  c.intermediate_size = r.pos_int("intermediate_size", true);
-  c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
-  c.num_attention_heads = r.pos_int("num_attention_heads", true);
+  c.vocab_size = r.pos_int("vocab_size", !lite, 154880);
+  c.hidden_size = r.pos_int("hidden_size", !lite, 2048);
+  c.intermediate_size = r.pos_int("intermediate_size", !lite, 10240);
+  c.num_hidden_layers = r.pos_int("num_hidden_layers", !lite, 47);
+  c.num_attention_heads = r.pos_int("num_attention_heads", !lite, 20);
   if (!c.v3 && c.hidden_size % c.num_attention_heads != 0)  // (DeepseekV2Config.validate_architecture)
     r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_attention_heads) + "), which DeepseekV2Config refuses");
-  const int64_t kvh = r.pos_int("num_key_value_heads", false, c.num_attention_heads);
+  const int64_t kvh = r.pos_int("num_key_value_heads", false, lite ? 20 : c.num_attention_heads);
+  if (kvh != c.num_attention_heads && !r.has("num_key_value_heads"))
+    r.fail("num_key_value_heads", "is absent, which Glm4MoeLiteConfig reads as 20, not num_attention_heads (" +
+                                      std::to_string(c.num_attention_heads) + "): give it (MLA needs the two equal)");
   if (kvh != c.num_attention_heads)
     r.fail("num_key_value_heads", "must equal num_attention_heads for MLA (transformers repeats K/V by their ratio)");
   // Absent keys read as the config class's defaults (DeepseekV2Config's or DeepseekV3Config's), as
   // transformers reads them; q_lora_rank null is no low-rank query (V2-Lite), absent 1536.
-  c.q_lora_rank = r.count("q_lora_rank", j.contains("q_lora_rank") ? 0 : 1536);
+  c.q_lora_rank = r.count("q_lora_rank", j.contains("q_lora_rank") ? 0 : lite ? 768 : 1536);
   if (r.has("q_lora_rank") && c.q_lora_rank == 0)  // (transformers builds a rank-0 q_a_proj: use null)
     r.fail("q_lora_rank", "0 is a low-rank query of rank 0 to transformers; null means a full q_proj");
-  c.kv_lora_rank = r.pos_int("kv_lora_rank", true);
-  c.qk_nope_head_dim = r.pos_int("qk_nope_head_dim", true);
-  c.qk_rope_head_dim = r.pos_int("qk_rope_head_dim", true);
-  c.v_head_dim = r.pos_int("v_head_dim", true);
+  c.kv_lora_rank = r.pos_int("kv_lora_rank", !lite, 512);
+  c.qk_nope_head_dim = r.pos_int("qk_nope_head_dim", !lite, 192);
+  c.qk_rope_head_dim = r.pos_int("qk_rope_head_dim", !lite, 64);
+  // (Glm4MoeLiteConfig's attribute_map: a head_dim key sets qk_rope_head_dim, after qk_head_dim was computed from
+  // qk_rope_head_dim, so transformers cannot load a checkpoint where the two differ)
+  if (lite && r.has("head_dim") && r.count("head_dim", 0) != c.qk_rope_head_dim)
+    r.fail("head_dim",
+           "= " + std::to_string(r.count("head_dim", 0)) + ", which Glm4MoeLiteConfig reads as qk_rope_head_dim (" +
+               std::to_string(c.qk_rope_head_dim) + (r.has("qk_rope_head_dim") ? "" : ", its default") +
+               ") after computing qk_head_dim from the latter: transformers cannot load such a checkpoint; make them "
+               "agree");
+  c.v_head_dim = r.pos_int("v_head_dim", !lite, 256);
   if (c.qk_rope_head_dim % 2 != 0) r.fail("qk_rope_head_dim", "must be even");
-  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, c.v3 ? 4096 : 2048);
+  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, lite ? 202752 : c.v3 ? 4096 : 2048);
   r.set_max_positions(c.max_position_embeddings);
-  c.rms_norm_eps = r.num("rms_norm_eps", 1e-6);
+  c.rms_norm_eps = r.num("rms_norm_eps", lite ? 1e-5 : 1e-6);
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   c.attention_bias = r.boolean("attention_bias", false);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
   c.has_dtype = r.dtype(&c.dtype);
   c.rope = r.rope({"default", "yarn"});
-  c.rope_interleave = c.v3 ? r.boolean("rope_interleave", true, true) : true;  // (Optional[bool]: None is false)
+  // (DeepseekV3Config's Optional[bool]: None is false; Glm4MoeLiteConfig types it bool and refuses a null)
+  c.rope_interleave = c.v3 ? r.boolean("rope_interleave", true, !lite) : true;
+  if (lite) {
+    // Glm4MoeLiteRotaryEmbedding rotates qk_rope_head_dim * partial_rotary_factor dimensions (the top-level key
+    // moves into the RoPE object) of the qk_rope_head_dim that the attention rotates: only 1 runs.
+    const char* rk = r.rope_key();
+    for (const nlohmann::json* o : {&j, rk ? &j[rk] : nullptr})
+      if (o && o->is_object() && o->contains("partial_rotary_factor") &&
+          !((*o)["partial_rotary_factor"].is_number() && (*o)["partial_rotary_factor"].get<double>() == 1.0))
+        r.fail(o == &j ? "partial_rotary_factor" : rk,
+               std::string(o == &j ? "" : "has partial_rotary_factor ") + "= " + (*o)["partial_rotary_factor"].dump() +
+                   ", which transformers' Glm4MoeLiteForCausalLM cannot run (its RoPE would cover only that "
+                   "fraction of qk_rope_head_dim, the dimensions it rotates): only 1 is read");
+    r.has("partial_rotary_factor");
+  }
 
   // --- MoE
-  c.n_routed_experts = r.count("n_routed_experts", c.v3 ? 256 : 64);
-  c.first_k_dense_replace = r.count("first_k_dense_replace", c.v3 ? 3 : 0);
+  c.n_routed_experts = lite ? r.aliased_count("n_routed_experts", "num_local_experts", 64)
+                            : r.count("n_routed_experts", c.v3 ? 256 : 64);
+  if (lite) {
+    // MoE layers: mlp_layer_types, else all but the first (Glm4MoeLiteConfig never reads first_k_dense_replace,
+    // which the hub's files carry; one that disagrees is refused).
+    c.moe_layer.assign(size_t(c.num_hidden_layers), true);
+    c.moe_layer[0] = false;
+    r.mlp_layer_types(c.num_hidden_layers, &c.moe_layer);
+    const int64_t k = r.count("first_k_dense_replace", 0);
+    for (int64_t i = 0; i < c.num_hidden_layers && r.has("first_k_dense_replace"); ++i)
+      if ((i >= k) != c.moe_layer[size_t(i)])
+        r.fail("first_k_dense_replace",
+               "= " + std::to_string(k) + ", which transformers' Glm4MoeLiteForCausalLM never reads: it builds layer " +
+                   std::to_string(i) + (c.moe_layer[size_t(i)] ? " with experts" : " dense") +
+                   " from mlp_layer_types (absent: only the first layer dense); make them agree");
+    bool sparse = false;
+    for (bool s : c.moe_layer) sparse = sparse || s;
+    if (sparse && c.n_routed_experts == 0)
+      r.fail(r.has("num_local_experts") ? "num_local_experts" : "n_routed_experts",
+             "is 0, with which transformers cannot build the layers mlp_layer_types makes sparse");
+  } else {
+    c.first_k_dense_replace = r.count("first_k_dense_replace", c.v3 ? 3 : 0);
+  }
   if (c.n_routed_experts > 0) {
-    c.moe_intermediate_size = r.pos_int("moe_intermediate_size", true);
-    c.num_experts_per_tok = r.experts_per_token(true);
+    c.moe_intermediate_size = r.pos_int("moe_intermediate_size", !lite, 1536);
+    c.num_experts_per_tok = r.experts_per_token(!lite, 4);
     c.n_shared_experts = r.count("n_shared_experts", c.v3 ? 1 : 2);
     if (c.num_experts_per_tok > c.n_routed_experts) r.fail("num_experts_per_tok", "exceeds n_routed_experts");
     if (r.count("moe_layer_freq", 1) != 1)
       r.fail("moe_layer_freq", "other than 1 is not supported (transformers ignores it; the layers would differ)");
-    c.routed_scaling_factor = r.num("routed_scaling_factor", c.v3 ? 2.5 : 1.0);
+    c.routed_scaling_factor = r.num("routed_scaling_factor", lite ? 1.8 : c.v3 ? 2.5 : 1.0);
     if (c.v3) {
       c.topk_method = MoeTopk::kNoauxTc;
       c.scoring = MoeScoring::kSigmoid;
-      c.norm_topk_prob = r.boolean("norm_topk_prob", true, true);  // (Optional[bool]: None is false)
+      c.norm_topk_prob = r.boolean("norm_topk_prob", true, !lite);  // (V3's Optional[bool]: None is false)
     } else {
       const std::string m = r.str("topk_method", "greedy");
       if (m == "greedy") c.topk_method = MoeTopk::kGreedy;
@@ -98,8 +148,8 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
       c.norm_topk_prob = false;  // transformers' DeepseekV2 router never renormalizes
     }
     if (c.topk_method != MoeTopk::kGreedy) {
-      c.n_group = r.pos_int("n_group", true);
-      c.topk_group = r.pos_int("topk_group", true);
+      c.n_group = r.pos_int("n_group", !lite, 1);
+      c.topk_group = r.pos_int("topk_group", !lite, 1);
       if (c.n_routed_experts % c.n_group != 0) r.fail("n_group", "must divide n_routed_experts");
       if (c.topk_group > c.n_group || c.n_group > 64)
         r.fail("topk_group", "must be at most n_group (and n_group <= 64)");
@@ -109,7 +159,8 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
         r.fail("n_group", "leaves fewer than 2 experts per group, which noaux_tc scoring needs");
     }
   }
-  c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", c.v3 ? 1 : 0);
+  // (Glm4MoeLiteConfig has no such field: the hub's files give 1, and transformers skips those tensors)
+  c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", c.v3 && !lite ? 1 : 0);
   if (!c.v3) r.refuse_null_switch("mlp_bias");  // (DeepseekV2Config types it bool; V3's has no such field)
   r.only("mlp_bias", false);
   // Keys transformers itself ignores for this model: V3 always routes noaux_tc on sigmoid scores,

@@ -74,19 +74,10 @@ void refuse_null_window(const ConfigReader& r, const std::string& arch) {
                                       " (it builds the sliding mask whatever the layer types)");
 }
 
-// One attribute under either of two spellings (a config class's attribute_map), `def` when absent; two that
-// disagree refused.
-int64_t aliased_count(const ConfigReader& r, const char* key, const char* alias, int64_t def) {
-  const int64_t n = r.count(key, r.count(alias, def));
-  if (r.has(key) && r.has(alias) && r.count(alias, 0) != n)
-    r.fail(alias, std::string("disagrees with ") + key + ", its other spelling");
-  return n;
-}
-
 // The expert count under num_local_experts or num_experts (transformers 5's attribute_map spellings; the
 // class's default `def`), two that disagree refused.
 int64_t read_expert_count(const ConfigReader& r, int64_t def) {
-  return aliased_count(r, "num_local_experts", "num_experts", def);
+  return r.aliased_count("num_local_experts", "num_experts", def);
 }
 
 // clip_qkv (OLMo, OLMoE, MPT's attn_config; key: the key named in errors): q, k and v clamped to [-c, c] after their
@@ -125,11 +116,11 @@ void read_ernie_moe(const ConfigReader& r, LlamaConfig* out) {
     r.fail("use_bias",
            "is true, which kiln does not build for ERNIE 4.5 MoE (biases on the dense and shared MLPs beside experts "
            "without them)");
-  c.num_local_experts = aliased_count(r, "moe_num_experts", "num_experts", 64);
+  c.num_local_experts = r.aliased_count("moe_num_experts", "num_experts", 64);
   if (c.num_local_experts < 2 || c.num_local_experts > 4096)
     r.fail(r.has("num_experts") && !r.has("moe_num_experts") ? "num_experts" : "moe_num_experts",
            "must be between 2 and 4096");
-  c.num_experts_per_tok = aliased_count(r, "moe_k", "num_experts_per_tok", 6);
+  c.num_experts_per_tok = r.aliased_count("moe_k", "num_experts_per_tok", 6);
   const char* k_key = r.has("num_experts_per_tok") && !r.has("moe_k") ? "num_experts_per_tok" : "moe_k";
   if (c.num_experts_per_tok < 1 || c.num_experts_per_tok > kMaxMoeTopK)
     r.fail(k_key, "must be between 1 and " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
@@ -176,7 +167,7 @@ void read_hunyuan_moe(const ConfigReader& r, LlamaConfig* out) {
       r.fail(k,
              "is a list, with which transformers 5 cannot build HunYuanMoEV1ForCausalLM (its experts take the "
              "count whole): give one count");
-  c.num_local_experts = aliased_count(r, "num_experts", "num_local_experts", 1);
+  c.num_local_experts = r.aliased_count("num_experts", "num_local_experts", 1);
   if (c.num_local_experts < 1 || c.num_local_experts > 4096) r.fail("num_experts", "must be between 1 and 4096");
   // One value for every layer: a number, or a list of non-negative integers that agree: moe_topk's first
   // num_hidden_layers (its router reads moe_topk[layer]: a shorter list transformers cannot run), or the whole of a
@@ -264,7 +255,7 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
   needed("num_experts_per_tok", d.top_k);
   needed(d.shared_key, d.shared);
   c.num_local_experts =
-      d.experts_alias ? aliased_count(r, d.experts_key, d.experts_alias, d.experts) : r.count(d.experts_key, d.experts);
+      d.experts_alias ? r.aliased_count(d.experts_key, d.experts_alias, d.experts) : r.count(d.experts_key, d.experts);
   if (c.num_local_experts < 2 || c.num_local_experts > 4096)
     r.fail(d.experts_key, "must be between 2 and 4096 (noaux_tc routing scores groups by their two best)");
   c.num_experts_per_tok = r.experts_per_token(false, d.top_k);
@@ -306,7 +297,7 @@ void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
                      &c);
   c.qkv_bias = r.boolean("attention_bias", false);
   c.qk_norm = r.boolean("use_qk_norm", false);
-  c.mtp_layers = aliased_count(r, "num_nextn_predict_layers", "num_mtp_layers", 1);
+  c.mtp_layers = r.aliased_count("num_nextn_predict_layers", "num_mtp_layers", 1);
 }
 
 bool any_window_layer(const LlamaConfig& c);
@@ -519,18 +510,7 @@ void read_exaone_moe(const ConfigReader& r, const nlohmann::json& j, LlamaConfig
   d.routed_scaling_factor = 2.5;
   read_noaux_experts(r, d, out);
   LlamaConfig& c = *out;
-  // mlp_layer_types: one "dense" or "sparse" per layer, over first_k_dense_replace
-  if (r.has("mlp_layer_types")) {
-    const nlohmann::json& m = j["mlp_layer_types"];
-    if (!m.is_array()) r.fail("mlp_layer_types", "must be a list");
-    if (int64_t(m.size()) != c.num_hidden_layers)
-      r.fail("mlp_layer_types", "must name one type per layer (transformers refuses the file otherwise)");
-    for (size_t i = 0; i < m.size(); ++i) {
-      if (m[i] != "dense" && m[i] != "sparse")
-        r.fail("mlp_layer_types", "names a type other than \"dense\" and \"sparse\" (" + m[i].dump() + ")");
-      c.moe_layer[i] = m[i] == "sparse";
-    }
-  }
+  r.mlp_layer_types(c.num_hidden_layers, &c.moe_layer);  // (over first_k_dense_replace)
   // The keys of the remote code K-EXAONE's files were written with (its ExaoneMoEConfig), which transformers 5 never
   // reads: is_moe_layer (one 0/1 or boolean per layer) accepted where it names the layers transformers builds, else
   // refused (the two would build different models); first_last_k_dense_replace, which that code did not read either;

@@ -91,6 +91,7 @@ inline std::vector<std::string> llm_fixture_families() {
           "nemotron",
           "gpt_neox",
           "glm4_moe",
+          "glm4_moe_lite",
           "falcon",
           "gptj",
           "gpt2",

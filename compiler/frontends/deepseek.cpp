@@ -99,9 +99,13 @@ void check_deepseek_tensors(const DeepseekConfig& c, const Checkpoint& ck, size_
   size_t mtp = 0;
   for (const auto& kv : ck.all()) mtp += is_mtp(kv.first, c);
   if (mtp_tensors) *mtp_tensors = mtp;
+  // (n_shared_experts 0: transformers builds, and saves, a shared MLP with empty tensors)
+  auto empty_shared = [&](const std::string& n) {
+    return c.n_shared_experts == 0 && n.find(".mlp.shared_experts.") != std::string::npos && ck.find(n)->numel() == 0;
+  };
   check_checkpoint_tensors(deepseek_tensor_shapes(c), ck, [&](const std::string& n) {
     return is_mtp(n, c) || n.find("rotary_emb.inv_freq") != std::string::npos ||
-           (c.tie_word_embeddings && n == "lm_head.weight") || gptq_zero_bias(n, ck);
+           (c.tie_word_embeddings && n == "lm_head.weight") || gptq_zero_bias(n, ck) || empty_shared(n);
   });
 }
 
@@ -373,10 +377,10 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
 
 }  // namespace
 
-extern const Frontend kDeepseekFrontend{
-    "deepseek",
-    {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "deepseek_v2", "deepseek_v3"},
-    nullptr,
-    build_deepseek};
+extern const Frontend kDeepseekFrontend{"deepseek",
+                                        {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "Glm4MoeLiteForCausalLM",
+                                         "deepseek_v2", "deepseek_v3", "glm4_moe_lite"},
+                                        nullptr,
+                                        build_deepseek};
 
 }  // namespace kiln

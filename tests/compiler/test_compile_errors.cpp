@@ -816,6 +816,47 @@ TEST_CASE("compile: GLM-4.5 checkpoints: MTP layers left out, others refused, em
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
+// Glm4MoeLiteForCausalLM (the DeepSeek frontend): the hub's MTP layer left out only where num_nextn_predict_layers
+// names it; the checkpoint's dense and MoE layers must be those mlp_layer_types names; with n_shared_experts 0, the
+// empty shared-MLP tensors transformers saves are read as nothing, a non-empty one refused.
+TEST_CASE("compile: GLM-4.7-Flash checkpoints: MTP layer, mlp_layer_types against the tensors, empty shared experts") {
+  TempDir d;
+  auto lite = [&](const std::string& dir, const std::string& name, auto edit, auto cfg_edit) {
+    edited_copy(dir, edit, name, "glm4_moe_lite");
+    std::ifstream in(dir + "/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    cfg_edit(cfg);
+    std::ofstream(dir + "/config.json") << cfg.dump();
+  };
+  auto keep = [](std::string&, std::vector<int64_t>&) { return true; };
+  REQUIRE(compile_error(kiln::test::fixture("hub_f32", "glm4_moe_lite"), d / "ok.kplan").empty());  // (MTP layer 3)
+  lite(d / "no_mtp", "hub_f32", keep, [](nlohmann::json& c) { c.erase("num_nextn_predict_layers"); });
+  CHECK(compile_error(d / "no_mtp", d / "p.kplan").find("unexpected tensor 'model.layers.3.") != std::string::npos);
+  lite(d / "types", "pattern_yarn_f32", keep, [](nlohmann::json& c) {
+    c["mlp_layer_types"] = {"dense", "dense", "sparse"};
+  });
+  const std::string types = compile_error(d / "types", d / "p.kplan");
+  CHECK(types.find("missing tensor 'model.layers.0.mlp.gate_proj.weight'") != std::string::npos);
+  CHECK(types.find("unexpected tensor 'model.layers.0.mlp.experts.0.") != std::string::npos);
+  auto no_shared = [&](const std::string& dir, int64_t rows) {
+    lite(
+        dir, "bias_tied_f32",
+        [&](std::string& n, std::vector<int64_t>& s) {
+          if (n.find(".mlp.shared_experts.") != std::string::npos)
+            s = n.find("down_proj") != std::string::npos ? std::vector<int64_t>{s[0], rows}
+                                                         : std::vector<int64_t>{rows, s[1]};
+          return true;
+        },
+        [](nlohmann::json& c) { c["n_shared_experts"] = 0; });
+  };
+  no_shared(d / "empty", 0);
+  CHECK(compile_error(d / "empty", d / "e.kplan").empty());
+  no_shared(d / "full", 32);
+  CHECK(compile_error(d / "full", d / "p.kplan").find("unexpected tensor 'model.layers.1.mlp.shared_experts.") !=
+        std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
 // Ernie4_5_MoeForCausalLM: the hub's multi-token-prediction tensors (mtp_* : transformers leaves any name holding
 // "mtp" unread) are left out; the correction bias is read under the hub's name or transformers 5's, a missing or
 // misshapen one named; no plan is written for a broken checkpoint.
@@ -1038,6 +1079,7 @@ TEST_CASE("compile and load: a FIFO where a file should be is refused at once, n
 TEST_CASE("compile: each model family's frontend is found by architecture or layout, and others are refused") {
   CHECK(std::string(frontend_for(kiln::test::fixture("gqa_f32")).family) == "llama");
   CHECK(std::string(frontend_for(kiln::test::fixture("v3_noaux", "deepseek")).family) == "deepseek");
+  CHECK(std::string(frontend_for(kiln::test::fixture("hub_f32", "glm4_moe_lite")).family) == "deepseek");
   CHECK(std::string(frontend_for(kiln::test::fixture("sd15_tiny", "diffusion") + "/pipeline").family) ==
         "diffusers pipeline");
   CHECK(std::string(frontend_for(kiln::test::fixture("tied_f32", "qwen2")).family) == "llama");
@@ -1048,7 +1090,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       supported_architectures() ==
       "LlamaForCausalLM, MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, "
       "Qwen3MoeForCausalLM, Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, ExaoneForCausalLM, ExaoneMoeForCausalLM, InternLM3ForCausalLM, IQuestCoderForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, ApertusForCausalLM, PhimoeForCausalLM, Jais2ForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, "
-      "DeepseekV3ForCausalLM");
+      "DeepseekV3ForCausalLM, Glm4MoeLiteForCausalLM");
   TempDir d;
   kiln::test::copy_dir(kiln::test::fixture("gqa_f32"), d / "m");
   std::ofstream(d / "m/config.json") << R"({"architectures": ["RwkvForCausalLM"], "vocab_size": 10})";
@@ -1057,7 +1099,7 @@ TEST_CASE("compile: each model family's frontend is found by architecture or lay
       err.find(
           "architecture 'RwkvForCausalLM' is not supported (supported: LlamaForCausalLM, "
           "MistralForCausalLM, Ministral3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, "
-          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, ExaoneForCausalLM, ExaoneMoeForCausalLM, InternLM3ForCausalLM, IQuestCoderForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, ApertusForCausalLM, PhimoeForCausalLM, Jais2ForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, or a "
+          "Phi3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration, Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration, Gemma2ForCausalLM, GemmaForCausalLM, GraniteForCausalLM, SmolLM3ForCausalLM, PhiForCausalLM, Ernie4_5ForCausalLM, Ernie4_5_MoeForCausalLM, HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM, Olmo2ForCausalLM, MinistralForCausalLM, GraniteMoeForCausalLM, Qwen2MoeForCausalLM, Olmo3ForCausalLM, GlmForCausalLM, Glm4ForCausalLM, OlmoForCausalLM, Exaone4ForCausalLM, ExaoneForCausalLM, ExaoneMoeForCausalLM, InternLM3ForCausalLM, IQuestCoderForCausalLM, SeedOssForCausalLM, GptOssForCausalLM, HeliumForCausalLM, GraniteMoeSharedForCausalLM, ArceeForCausalLM, ApertusForCausalLM, PhimoeForCausalLM, Jais2ForCausalLM, Starcoder2ForCausalLM, StableLmForCausalLM, OlmoeForCausalLM, NemotronForCausalLM, GPTNeoXForCausalLM, Glm4MoeForCausalLM, Dots1ForCausalLM, FalconForCausalLM, GPTJForCausalLM, GPT2LMHeadModel, OPTForCausalLM, GPTNeoForCausalLM, GPTBigCodeForCausalLM, BloomForCausalLM, MptForCausalLM, CohereForCausalLM, Cohere2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, Glm4MoeLiteForCausalLM, or a "
           "diffusers pipeline folder") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
   // transformers' AutoModelForCausalLM builds model_type's class: a model_type other than the

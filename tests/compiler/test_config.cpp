@@ -3388,7 +3388,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
       nlohmann::json j = base;
       edit(j);
       try {
-        if (family == "deepseek") parse_deepseek_config(j.dump(), "config.json");
+        if (family == "deepseek" || family == "glm4_moe_lite") parse_deepseek_config(j.dump(), "config.json");
         else parse_llama_config(j.dump(), "config.json");
       } catch (const std::exception& e) {
         return std::string(e.what());
@@ -4225,6 +4225,118 @@ TEST_CASE("config: DeepSeek-V2 ignores rope_interleave, as transformers' Deepsee
   const DeepseekConfig c = parse_deepseek_config(j.dump(), "config.json");
   CHECK(c.rope_interleave);  // V2 always rotates pairs
   CHECK(c.unmodeled.empty());
+}
+
+// GLM-4.7-Flash (Glm4MoeLiteForCausalLM): DeepSeek-V3's MLA and router read with Glm4MoeLiteConfig's defaults, the
+// MoE layers from mlp_layer_types (default: all but the first); the hub's keys transformers never reads accepted
+// where they describe the model it builds, refused where they do not.
+TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, refusals)") {
+  auto read = [](const nlohmann::json& j) { return parse_deepseek_config(j.dump(), "config.json"); };
+  auto error = [&](const nlohmann::json& j) {
+    try {
+      read(j);
+    } catch (const CompileError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  std::ifstream in(kiln::test::fixture("hub_f32", "glm4_moe_lite") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE(hub.contains("first_k_dense_replace"));
+  REQUIRE_FALSE(hub.contains("mlp_layer_types"));
+  const DeepseekConfig c = read(hub);
+  CHECK(c.architecture == "Glm4MoeLiteForCausalLM");
+  CHECK((c.v3 && c.glm_lite));
+  CHECK(c.unmodeled.empty());
+  CHECK((!c.is_moe_layer(0) && c.is_moe_layer(1) && c.is_moe_layer(2)));
+  CHECK(c.num_nextn_predict_layers == 1);
+  CHECK(c.rope.theta == 1e6);
+  CHECK(c.routed_scaling_factor == 1.8);
+  CHECK((c.topk_method == MoeTopk::kNoauxTc && c.scoring == MoeScoring::kSigmoid && c.norm_topk_prob));
+  // model_type alone, and Glm4MoeLiteConfig's defaults for absent keys (not DeepseekV3Config's).
+  nlohmann::json bare = {{"model_type", "glm4_moe_lite"}};
+  const DeepseekConfig d = read(bare);
+  CHECK(d.architecture == "Glm4MoeLiteForCausalLM");
+  CHECK((d.vocab_size == 154880 && d.hidden_size == 2048 && d.num_hidden_layers == 47 && d.num_attention_heads == 20));
+  CHECK((d.q_lora_rank == 768 && d.kv_lora_rank == 512 && d.qk_nope_head_dim == 192 && d.qk_rope_head_dim == 64 &&
+         d.v_head_dim == 256));
+  CHECK((d.n_routed_experts == 64 && d.num_experts_per_tok == 4 && d.n_shared_experts == 1 &&
+         d.moe_intermediate_size == 1536 && d.n_group == 1 && d.topk_group == 1));
+  CHECK((d.routed_scaling_factor == 1.8 && d.rms_norm_eps == 1e-5 && d.max_position_embeddings == 202752));
+  CHECK((d.rope_interleave && d.num_nextn_predict_layers == 0 && !d.is_moe_layer(0) && d.is_moe_layer(46)));
+  // mlp_layer_types: any pattern; first_k_dense_replace (never read) must agree with it.
+  nlohmann::json j = hub;
+  j.erase("first_k_dense_replace");
+  j["mlp_layer_types"] = {"sparse", "dense", "sparse"};
+  const DeepseekConfig p = read(j);
+  CHECK((p.is_moe_layer(0) && !p.is_moe_layer(1) && p.is_moe_layer(2)));
+  j["first_k_dense_replace"] = 0;
+  CHECK(error(j).find("first_k_dense_replace = 0, which transformers' Glm4MoeLiteForCausalLM never reads: it builds "
+                      "layer 1 dense") != std::string::npos);
+  j = hub;
+  j["first_k_dense_replace"] = 2;
+  CHECK(error(j).find("first_k_dense_replace = 2") != std::string::npos);
+  j["mlp_layer_types"] = {"dense", "dense", "sparse"};
+  CHECK(read(j).is_moe_layer(2));
+  CHECK_FALSE(read(j).is_moe_layer(1));
+  j["mlp_layer_types"] = {"dense", "sparse"};
+  CHECK(error(j).find("mlp_layer_types must name one type per layer") != std::string::npos);
+  j["mlp_layer_types"] = {"dense", "moe", "sparse"};
+  CHECK(error(j).find("names a type other than") != std::string::npos);
+  // Experts: num_local_experts is n_routed_experts' other spelling; none with a sparse layer is refused.
+  j = hub;
+  j.erase("n_routed_experts");
+  j["num_local_experts"] = 4;
+  CHECK(read(j).n_routed_experts == 4);
+  j["n_routed_experts"] = 8;
+  CHECK(error(j).find("num_local_experts disagrees with n_routed_experts") != std::string::npos);
+  j = hub;
+  j["n_routed_experts"] = 0;
+  CHECK(error(j).find("n_routed_experts is 0") != std::string::npos);
+  j["first_k_dense_replace"] = 3;
+  j["mlp_layer_types"] = {"dense", "dense", "dense"};
+  CHECK(read(j).n_routed_experts == 0);
+  // head_dim: set into qk_rope_head_dim after qk_head_dim was computed: only equal values load in transformers.
+  j = hub;
+  j["head_dim"] = hub["qk_rope_head_dim"];
+  CHECK(read(j).unmodeled.empty());
+  j["head_dim"] = 16;
+  CHECK(error(j).find("head_dim = 16, which Glm4MoeLiteConfig reads as qk_rope_head_dim (8)") != std::string::npos);
+  j.erase("qk_rope_head_dim");
+  CHECK(error(j).find("qk_rope_head_dim (64, its default)") != std::string::npos);
+  // MLA: K/V heads equal to the heads; absent, Glm4MoeLiteConfig's 20.
+  j = hub;
+  j.erase("num_key_value_heads");
+  CHECK(error(j).find("num_key_value_heads is absent, which Glm4MoeLiteConfig reads as 20") != std::string::npos);
+  j["num_attention_heads"] = 20;
+  CHECK(read(j).num_attention_heads == 20);
+  // partial_rotary_factor: only 1 (the hub's), at the top or in the RoPE object.
+  j = hub;
+  j["partial_rotary_factor"] = 0.5;
+  CHECK(error(j).find("partial_rotary_factor = 0.5, which transformers' Glm4MoeLiteForCausalLM cannot run") !=
+        std::string::npos);
+  j = hub;
+  j.erase("partial_rotary_factor");
+  j.erase("rope_theta");
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", 0.5}};
+  CHECK(error(j).find("rope_parameters has partial_rotary_factor = 0.5") != std::string::npos);
+  j["rope_parameters"]["partial_rotary_factor"] = 1.0;
+  CHECK(read(j).unmodeled.empty());
+  // Booleans Glm4MoeLiteConfig types bool (DeepseekV3Config's Optional[bool] reads a null as false).
+  for (const char* k : {"rope_interleave", "norm_topk_prob"}) {
+    CAPTURE(std::string(k));
+    j = hub;
+    j[k] = nullptr;
+    CHECK(error(j).find(k) != std::string::npos);
+  }
+  j = hub;
+  j["rope_interleave"] = false;
+  CHECK_FALSE(read(j).rope_interleave);
+  // The architecture and model_type must name the same class.
+  j = hub;
+  j["model_type"] = "deepseek_v3";
+  CHECK(error(j).find("model_type 'deepseek_v3' is not Glm4MoeLiteForCausalLM's 'glm4_moe_lite'") != std::string::npos);
 }
 
 // Qwen2VLForConditionalGeneration and Qwen2_5_VLForConditionalGeneration: Qwen2's text model, from text_config or,

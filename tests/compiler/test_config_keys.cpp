@@ -74,7 +74,8 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" ||
       cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
-  if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config") return parse_deepseek_config(text, path).unmodeled;
+  if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config" || cls == "Glm4MoeLiteConfig")
+    return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
   if (cls == "UNet2DConditionModel") return read_unet_config(path).unmodeled;
   if (cls == "ControlNetModel") return read_unet_config(path, true).unmodeled;
@@ -177,6 +178,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "MptConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
+                                "Glm4MoeLiteConfig",
                                 "CLIPTextConfig",
                                 "UNet2DConditionModel",
                                 "ControlNetModel",
@@ -308,14 +310,16 @@ std::string rope_fingerprint(const RopeConfig& r) {
 std::string config_fingerprint(const std::string& cls, const json& j, const TempDir& d) {
   const std::string text = file_of(cls, j), path = d / (cls + ".json");
   std::ostringstream s;
-  if (cls.rfind("Deepseek", 0) == 0) {
+  if (cls.rfind("Deepseek", 0) == 0 || cls == "Glm4MoeLiteConfig") {
     const DeepseekConfig c = parse_deepseek_config(text, path);
+    std::string moe_layers;
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) moe_layers += c.is_moe_layer(i) ? 'm' : 'd';
     s << c.architecture << ' ' << c.v3 << ' ' << c.vocab_size << ' ' << c.hidden_size << ' ' << c.intermediate_size
       << ' ' << c.moe_intermediate_size << ' ' << c.num_hidden_layers << ' ' << c.num_attention_heads << ' '
       << c.q_lora_rank << ' ' << c.kv_lora_rank << ' ' << c.qk_nope_head_dim << ' ' << c.qk_rope_head_dim << ' '
-      << c.v_head_dim << ' ' << c.first_k_dense_replace << ' ' << c.n_routed_experts << ' ' << c.num_experts_per_tok
-      << ' ' << c.n_shared_experts << ' ' << c.n_group << ' ' << c.topk_group << ' ' << int(c.topk_method) << ' '
-      << int(c.scoring) << ' ' << c.norm_topk_prob << ' ' << c.routed_scaling_factor << ' '
+      << c.v_head_dim << ' ' << c.first_k_dense_replace << ' ' << moe_layers << ' ' << c.n_routed_experts << ' '
+      << c.num_experts_per_tok << ' ' << c.n_shared_experts << ' ' << c.n_group << ' ' << c.topk_group << ' '
+      << int(c.topk_method) << ' ' << int(c.scoring) << ' ' << c.norm_topk_prob << ' ' << c.routed_scaling_factor << ' '
       << c.num_nextn_predict_layers << ' ' << c.max_position_embeddings << ' ' << c.rms_norm_eps << ' '
       << c.attention_bias << ' ' << c.tie_word_embeddings << ' ' << c.rope_interleave << ' ' << c.has_dtype << ' '
       << int(c.dtype) << " | " << rope_fingerprint(c.rope);
@@ -406,7 +410,8 @@ const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
                                          "BloomConfig",
                                          "MptConfig",
                                          "DeepseekV2Config",
-                                         "DeepseekV3Config"};
+                                         "DeepseekV3Config",
+                                         "Glm4MoeLiteConfig"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
