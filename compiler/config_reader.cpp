@@ -225,7 +225,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"GraniteMoeForCausalLM", "granitemoe"},
                                                                {"DeepseekV2ForCausalLM", "deepseek_v2"},
                                                                {"DeepseekV3ForCausalLM", "deepseek_v3"},
-                                                               {"Glm4MoeLiteForCausalLM", "glm4_moe_lite"}};
+                                                               {"Glm4MoeLiteForCausalLM", "glm4_moe_lite"},
+                                                               {"YoutuForCausalLM", "youtu"}};
   if (has("model_type") && j_["model_type"].is_string())
     for (const auto& [arch, type] : kTypes)
       if (a == arch && j_["model_type"].get<std::string>() != type)

@@ -20,6 +20,32 @@ DeepseekConfig read_deepseek_config(const std::string& path) {
   return parse_deepseek_config(read_text_file(path), path);
 }
 
+namespace {
+
+// A config class's defaults for the keys kiln requires of DeepSeek V2/V3 files (`given` false: those keys must be
+// present) and the rest; kv_heads 0: num_attention_heads.
+struct ClassDefaults {
+  const char* cls;
+  bool given;
+  int64_t vocab, hidden, intermediate, layers, heads, kv_heads, q_lora, kv_lora, qk_nope, qk_rope, v_head, max_pos;
+  double eps;
+  bool tie;
+};
+
+const ClassDefaults& class_defaults(const std::string& arch) {
+  static const ClassDefaults kV2{"DeepseekV2Config", false, 0, 0, 0, 0, 0, 0, 1536, 0, 0, 0, 0, 2048, 1e-6, false};
+  static const ClassDefaults kV3{"DeepseekV3Config", false, 0, 0, 0, 0, 0, 0, 1536, 0, 0, 0, 0, 4096, 1e-6, false};
+  static const ClassDefaults kLite{
+      "Glm4MoeLiteConfig", true, 154880, 2048, 10240, 47, 20, 20, 768, 512, 192, 64, 256, 202752, 1e-5, false};
+  static const ClassDefaults kYoutu{"YoutuConfig", true, 128256, 2048, 6144, 32,     16,   16,
+                                    1536,          512,  128,    64,   128,  131072, 1e-6, true};
+  if (arch == "Glm4MoeLiteForCausalLM") return kLite;
+  if (arch == "YoutuForCausalLM") return kYoutu;
+  return arch == "DeepseekV3ForCausalLM" ? kV3 : kV2;
+}
+
+}  // namespace
+
 DeepseekConfig parse_deepseek_config(const std::string& text, const std::string& path) {
   DeepseekConfig c;
   c.raw_json = text;
@@ -32,41 +58,47 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   if (c.architecture == "deepseek_v2") c.architecture = "DeepseekV2ForCausalLM";
   if (c.architecture == "deepseek_v3") c.architecture = "DeepseekV3ForCausalLM";
   if (c.architecture == "glm4_moe_lite") c.architecture = "Glm4MoeLiteForCausalLM";
+  if (c.architecture == "youtu") c.architecture = "YoutuForCausalLM";
   if (c.architecture != "DeepseekV2ForCausalLM" && c.architecture != "DeepseekV3ForCausalLM" &&
-      c.architecture != "Glm4MoeLiteForCausalLM")
+      c.architecture != "Glm4MoeLiteForCausalLM" && c.architecture != "YoutuForCausalLM")
     throw CompileError(path + ": architecture '" + c.architecture +
-                       "' is not a DeepSeek V2/V3 (or GLM-4.7-Flash) model");
-  // GLM-4.7-Flash: DeepseekV3Attention and V3's router, with Glm4MoeLiteConfig's defaults for absent keys.
+                       "' is not a DeepSeek V2/V3 (or GLM-4.7-Flash, Youtu-LLM) model");
+  // GLM-4.7-Flash: DeepseekV3Attention and V3's router; Youtu-LLM: DeepseekV3Attention in LLaMA's layer with a
+  // dense MLP everywhere. Each with its config class's defaults for absent keys.
   const bool lite = c.glm_lite = c.architecture == "Glm4MoeLiteForCausalLM";
-  c.v3 = c.architecture == "DeepseekV3ForCausalLM" || lite;
+  const bool youtu = c.youtu = c.architecture == "YoutuForCausalLM";
+  c.v3 = c.architecture == "DeepseekV3ForCausalLM" || lite || youtu;
+  const ClassDefaults& def = class_defaults(c.architecture);
   if (c.quant.mxfp4)
     r.fail("quantization_config", "has quant_method \"mxfp4\", which kiln reads for GptOssForCausalLM only");
   r.refuse_null_values({"rms_norm_eps", "hidden_act", "max_position_embeddings"}, c.architecture);
   if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish")  // (ACT2FN: one)
     r.fail("hidden_act", "must be \"silu\"");
 
-  c.vocab_size = r.pos_int("vocab_size", !lite, 154880);
-  c.hidden_size = r.pos_int("hidden_size", !lite, 2048);
-  c.intermediate_size = r.pos_int("intermediate_size", !lite, 10240);
-  c.num_hidden_layers = r.pos_int("num_hidden_layers", !lite, 47);
-  c.num_attention_heads = r.pos_int("num_attention_heads", !lite, 20);
+  c.vocab_size = r.pos_int("vocab_size", !def.given, def.vocab);
+  c.hidden_size = r.pos_int("hidden_size", !def.given, def.hidden);
+  c.intermediate_size = r.pos_int("intermediate_size", !def.given, def.intermediate);
+  c.num_hidden_layers = r.pos_int("num_hidden_layers", !def.given, def.layers);
+  c.num_attention_heads = r.pos_int("num_attention_heads", !def.given, def.heads);
   if (!c.v3 && c.hidden_size % c.num_attention_heads != 0)  // (DeepseekV2Config.validate_architecture)
     r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_attention_heads) + "), which DeepseekV2Config refuses");
-  const int64_t kvh = r.pos_int("num_key_value_heads", false, lite ? 20 : c.num_attention_heads);
+  if (youtu) r.refuse_null_values({"num_key_value_heads"}, c.architecture);  // (YoutuConfig types it int)
+  const int64_t kvh = r.pos_int("num_key_value_heads", false, def.kv_heads ? def.kv_heads : c.num_attention_heads);
   if (kvh != c.num_attention_heads && !r.has("num_key_value_heads"))
-    r.fail("num_key_value_heads", "is absent, which Glm4MoeLiteConfig reads as 20, not num_attention_heads (" +
+    r.fail("num_key_value_heads", std::string("is absent, which ") + def.cls + " reads as " +
+                                      std::to_string(def.kv_heads) + ", not num_attention_heads (" +
                                       std::to_string(c.num_attention_heads) + "): give it (MLA needs the two equal)");
   if (kvh != c.num_attention_heads)
     r.fail("num_key_value_heads", "must equal num_attention_heads for MLA (transformers repeats K/V by their ratio)");
-  // Absent keys read as the config class's defaults (DeepseekV2Config's or DeepseekV3Config's), as
-  // transformers reads them; q_lora_rank null is no low-rank query (V2-Lite), absent 1536.
-  c.q_lora_rank = r.count("q_lora_rank", j.contains("q_lora_rank") ? 0 : lite ? 768 : 1536);
+  // Absent keys read as the config class's defaults, as transformers reads them; q_lora_rank null is no low-rank
+  // query (V2-Lite).
+  c.q_lora_rank = r.count("q_lora_rank", j.contains("q_lora_rank") ? 0 : def.q_lora);
   if (r.has("q_lora_rank") && c.q_lora_rank == 0)  // (transformers builds a rank-0 q_a_proj: use null)
     r.fail("q_lora_rank", "0 is a low-rank query of rank 0 to transformers; null means a full q_proj");
-  c.kv_lora_rank = r.pos_int("kv_lora_rank", !lite, 512);
-  c.qk_nope_head_dim = r.pos_int("qk_nope_head_dim", !lite, 192);
-  c.qk_rope_head_dim = r.pos_int("qk_rope_head_dim", !lite, 64);
+  c.kv_lora_rank = r.pos_int("kv_lora_rank", !def.given, def.kv_lora);
+  c.qk_nope_head_dim = r.pos_int("qk_nope_head_dim", !def.given, def.qk_nope);
+  c.qk_rope_head_dim = r.pos_int("qk_rope_head_dim", !def.given, def.qk_rope);
   // (Glm4MoeLiteConfig's attribute_map: a head_dim key sets qk_rope_head_dim, after qk_head_dim was computed from
   // qk_rope_head_dim, so transformers cannot load a checkpoint where the two differ)
   if (lite && r.has("head_dim") && r.count("head_dim", 0) != c.qk_rope_head_dim)
@@ -75,14 +107,21 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
                std::to_string(c.qk_rope_head_dim) + (r.has("qk_rope_head_dim") ? "" : ", its default") +
                ") after computing qk_head_dim from the latter: transformers cannot load such a checkpoint; make them "
                "agree");
-  c.v_head_dim = r.pos_int("v_head_dim", !lite, 256);
+  // (DeepseekV3Config, YoutuConfig: head_dim is qk_rope_head_dim unless the file gives its own, over which the RoPE is
+  // then computed, for the qk_rope_head_dim dimensions the attention rotates: transformers cannot run that)
+  if (c.v3 && !lite && r.has("head_dim") && r.count("head_dim", 0) != c.qk_rope_head_dim)
+    r.fail("head_dim", "= " + std::to_string(r.count("head_dim", 0)) + ", which " + def.cls +
+                           " builds its RoPE over, but the attention rotates qk_rope_head_dim (" +
+                           std::to_string(c.qk_rope_head_dim) +
+                           ") dimensions: transformers cannot run such a model (leave head_dim out)");
+  c.v_head_dim = r.pos_int("v_head_dim", !def.given, def.v_head);
   if (c.qk_rope_head_dim % 2 != 0) r.fail("qk_rope_head_dim", "must be even");
-  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, lite ? 202752 : c.v3 ? 4096 : 2048);
+  c.max_position_embeddings = r.pos_int("max_position_embeddings", false, def.max_pos);
   r.set_max_positions(c.max_position_embeddings);
-  c.rms_norm_eps = r.num("rms_norm_eps", lite ? 1e-5 : 1e-6);
+  c.rms_norm_eps = r.num("rms_norm_eps", def.eps);
   if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
   c.attention_bias = r.boolean("attention_bias", false);
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", def.tie);
   c.has_dtype = r.dtype(&c.dtype);
   c.rope = r.rope({"default", "yarn"});
   // (DeepseekV3Config's Optional[bool]: None is false; Glm4MoeLiteConfig types it bool and refuses a null)
@@ -102,8 +141,10 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   }
 
   // --- MoE
-  c.n_routed_experts = lite ? r.aliased_count("n_routed_experts", "num_local_experts", 64)
-                            : r.count("n_routed_experts", c.v3 ? 256 : 64);
+  // (Youtu-LLM: YoutuConfig deletes DeepseekV3Config's MoE fields; its layers are all dense)
+  c.n_routed_experts = youtu  ? 0
+                       : lite ? r.aliased_count("n_routed_experts", "num_local_experts", 64)
+                              : r.count("n_routed_experts", c.v3 ? 256 : 64);
   if (lite) {
     // MoE layers: mlp_layer_types, else all but the first (Glm4MoeLiteConfig never reads first_k_dense_replace,
     // which the hub's files carry; one that disagrees is refused).
@@ -122,7 +163,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
     if (sparse && c.n_routed_experts == 0)
       r.fail(r.has("num_local_experts") ? "num_local_experts" : "n_routed_experts",
              "is 0, with which transformers cannot build the layers mlp_layer_types makes sparse");
-  } else {
+  } else if (!youtu) {
     c.first_k_dense_replace = r.count("first_k_dense_replace", c.v3 ? 3 : 0);
   }
   if (c.n_routed_experts > 0) {
@@ -160,22 +201,33 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
     }
   }
   // (Glm4MoeLiteConfig has no such field: the hub's files give 1, and transformers skips those tensors)
-  c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", c.v3 && !lite ? 1 : 0);
+  c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", c.v3 && !lite && !youtu ? 1 : 0);
   if (!c.v3) r.refuse_null_switch("mlp_bias");  // (DeepseekV2Config types it bool; V3's has no such field)
   r.only("mlp_bias", false);
   // Keys transformers itself ignores for this model: V3 always routes noaux_tc on sigmoid scores,
   // V2 never renormalizes; the MoE keys of a dense model and the group keys of greedy routing.
   const bool moe = c.n_routed_experts > 0, grouped = moe && c.topk_method != MoeTopk::kGreedy;
-  const std::vector<std::pair<const char*, bool>> ignored = {
-      {"topk_method", c.v3},           {"scoring_func", c.v3},        {"norm_topk_prob", !c.v3},
-      {"moe_intermediate_size", !moe}, {"num_experts_per_tok", !moe}, {"n_shared_experts", !moe},
-      {"routed_scaling_factor", !moe}, {"moe_layer_freq", !moe},      {"n_group", !grouped},
-      {"topk_group", !grouped},        {"rope_interleave", !c.v3}};
+  const std::vector<std::pair<const char*, bool>> ignored = {{"topk_method", c.v3},
+                                                             {"scoring_func", c.v3},
+                                                             {"norm_topk_prob", !c.v3},
+                                                             {"moe_intermediate_size", !moe},
+                                                             {"num_experts_per_tok", !moe},
+                                                             {"n_shared_experts", !moe},
+                                                             {"routed_scaling_factor", !moe},
+                                                             {"moe_layer_freq", !moe},
+                                                             {"n_group", !grouped},
+                                                             {"topk_group", !grouped},
+                                                             {"rope_interleave", !c.v3},
+                                                             {"n_routed_experts", youtu},
+                                                             {"first_k_dense_replace", youtu},
+                                                             {"num_local_experts", youtu},
+                                                             {"norm_topk_prob", youtu}};
   for (const auto& [k, yes] : ignored)
     if (yes) r.has(k);
-  // Derived (qk_head_dim, head_dim), the MTP alias (its layers are skipped), training-only MoE keys.
+  // Derived (qk_head_dim, head_dim), the MTP alias (its layers are skipped), training-only keys (MoE losses,
+  // YoutuConfig's embedding initializer).
   c.unmodeled = r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "qk_head_dim", "head_dim", "num_mtp_layers",
-                             "aux_loss_alpha", "seq_aux", "ep_size"});
+                             "aux_loss_alpha", "seq_aux", "ep_size", "embedding_initializer_range"});
   return c;
 }
 

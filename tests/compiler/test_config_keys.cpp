@@ -74,7 +74,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" ||
       cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
-  if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config" || cls == "Glm4MoeLiteConfig")
+  if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config" || cls == "Glm4MoeLiteConfig" || cls == "YoutuConfig")
     return parse_deepseek_config(text, path).unmodeled;
   if (cls == "CLIPTextConfig") return read_clip_text_config(path).unmodeled;
   if (cls == "UNet2DConditionModel") return read_unet_config(path).unmodeled;
@@ -179,6 +179,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "Glm4MoeLiteConfig",
+                                "YoutuConfig",
                                 "CLIPTextConfig",
                                 "UNet2DConditionModel",
                                 "ControlNetModel",
@@ -310,7 +311,7 @@ std::string rope_fingerprint(const RopeConfig& r) {
 std::string config_fingerprint(const std::string& cls, const json& j, const TempDir& d) {
   const std::string text = file_of(cls, j), path = d / (cls + ".json");
   std::ostringstream s;
-  if (cls.rfind("Deepseek", 0) == 0 || cls == "Glm4MoeLiteConfig") {
+  if (cls.rfind("Deepseek", 0) == 0 || cls == "Glm4MoeLiteConfig" || cls == "YoutuConfig") {
     const DeepseekConfig c = parse_deepseek_config(text, path);
     std::string moe_layers;
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) moe_layers += c.is_moe_layer(i) ? 'm' : 'd';
@@ -411,7 +412,8 @@ const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
                                          "MptConfig",
                                          "DeepseekV2Config",
                                          "DeepseekV3Config",
-                                         "Glm4MoeLiteConfig"};
+                                         "Glm4MoeLiteConfig",
+                                         "YoutuConfig"};
 
 TEST_CASE("config keys: a key left out reads as the library's default, or is refused by name") {
   // transformers fills a key a config.json leaves out with its config class's default: kiln must
