@@ -48,16 +48,22 @@ int64_t ConfigReader::aliased_count(const char* key, const char* alias, int64_t 
   return n;
 }
 
-bool ConfigReader::mlp_layer_types(int64_t layers, std::vector<bool>* sparse) const {
+bool ConfigReader::mlp_layer_types(int64_t layers, std::vector<bool>* sparse, const char* unchecked_by) const {
   if (!has("mlp_layer_types")) return false;
   const json& m = j_["mlp_layer_types"];
   if (!m.is_array()) fail("mlp_layer_types", "must be a list");
+  const std::string cls = unchecked_by ? std::string("transformers' ") + unchecked_by : "";
   if (int64_t(m.size()) != layers)
-    fail("mlp_layer_types", "must name one type per layer (transformers refuses the file otherwise)");
+    fail("mlp_layer_types", "must name one type per layer (" +
+                                (unchecked_by ? cls + " reads the first num_hidden_layers entries of a longer list "
+                                                      "and fails on a shorter one: kiln refuses both"
+                                              : std::string("transformers refuses the file otherwise")) +
+                                ")");
   sparse->resize(m.size());
   for (size_t i = 0; i < m.size(); ++i) {
     if (m[i] != "dense" && m[i] != "sparse")
-      fail("mlp_layer_types", "names a type other than \"dense\" and \"sparse\" (" + m[i].dump() + ")");
+      fail("mlp_layer_types", "names a type other than \"dense\" and \"sparse\" (" + m[i].dump() + ")" +
+                                  (unchecked_by ? ", which " + cls + " builds as a dense layer: kiln refuses it" : ""));
     (*sparse)[i] = m[i] == "sparse";
   }
   return true;

@@ -152,8 +152,9 @@ class ConfigReader {
   // disagree refused.
   int64_t aliased_count(const char* key, const char* alias, int64_t def) const;
   // mlp_layer_types, where given: one "dense" or "sparse" per layer, written into sparse (sized `layers`); false
-  // when absent.
-  bool mlp_layer_types(int64_t layers, std::vector<bool>* sparse) const;
+  // when absent. unchecked_by: the model class whose config does not validate the list (kiln still refuses other
+  // lengths and types, saying what that class would do); null where the config class refuses them.
+  bool mlp_layer_types(int64_t layers, std::vector<bool>* sparse, const char* unchecked_by = nullptr) const;
 
   double num(const nlohmann::json& o, const char* k, double def) const;
   double num(const char* k, double def) const { return num(j_, k, def); }

@@ -83,7 +83,19 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   if (!c.v3 && c.hidden_size % c.num_attention_heads != 0)  // (DeepseekV2Config.validate_architecture)
     r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_attention_heads) + "), which DeepseekV2Config refuses");
-  if (youtu) r.refuse_null_values({"num_key_value_heads"}, c.architecture);  // (YoutuConfig types it int)
+  // (Glm4MoeLiteConfig and YoutuConfig type these int or float, not Optional: transformers 5 refuses a null; a null
+  // head_dim or num_local_experts, their aliases, leaves the model without a value)
+  if (lite)
+    r.refuse_null_values({"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                          "num_key_value_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
+                          "head_dim", "moe_intermediate_size", "n_shared_experts", "n_routed_experts",
+                          "num_local_experts", "num_experts_per_tok", "routed_scaling_factor", "n_group", "topk_group"},
+                         c.architecture);
+  if (youtu)
+    r.refuse_null_values(
+        {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+         "num_key_value_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "head_dim"},
+        c.architecture);
   const int64_t kvh = r.pos_int("num_key_value_heads", false, def.kv_heads ? def.kv_heads : c.num_attention_heads);
   if (kvh != c.num_attention_heads && !r.has("num_key_value_heads"))
     r.fail("num_key_value_heads", std::string("is absent, which ") + def.cls + " reads as " +
@@ -98,17 +110,14 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
     r.fail("q_lora_rank", "0 is a low-rank query of rank 0 to transformers; null means a full q_proj");
   c.kv_lora_rank = r.pos_int("kv_lora_rank", !def.given, def.kv_lora);
   c.qk_nope_head_dim = r.pos_int("qk_nope_head_dim", !def.given, def.qk_nope);
-  c.qk_rope_head_dim = r.pos_int("qk_rope_head_dim", !def.given, def.qk_rope);
-  // (Glm4MoeLiteConfig's attribute_map: a head_dim key sets qk_rope_head_dim, after qk_head_dim was computed from
-  // qk_rope_head_dim, so transformers cannot load a checkpoint where the two differ)
-  if (lite && r.has("head_dim") && r.count("head_dim", 0) != c.qk_rope_head_dim)
-    r.fail("head_dim",
-           "= " + std::to_string(r.count("head_dim", 0)) + ", which Glm4MoeLiteConfig reads as qk_rope_head_dim (" +
-               std::to_string(c.qk_rope_head_dim) + (r.has("qk_rope_head_dim") ? "" : ", its default") +
-               ") after computing qk_head_dim from the latter: transformers cannot load such a checkpoint; make them "
-               "agree");
+  // (Glm4MoeLiteConfig's attribute_map: head_dim is qk_rope_head_dim's other spelling, which transformers reads over
+  // it; two that disagree are refused, as other readers of the file take qk_rope_head_dim)
+  c.qk_rope_head_dim = lite ? r.aliased_count("qk_rope_head_dim", "head_dim", def.qk_rope)
+                            : r.pos_int("qk_rope_head_dim", !def.given, def.qk_rope);
+  if (c.qk_rope_head_dim == 0) r.fail(r.has("head_dim") ? "head_dim" : "qk_rope_head_dim", "must be positive");
   // (DeepseekV3Config, YoutuConfig: head_dim is qk_rope_head_dim unless the file gives its own, over which the RoPE is
   // then computed, for the qk_rope_head_dim dimensions the attention rotates: transformers cannot run that)
+  if (c.v3 && !lite) r.refuse_null("head_dim", "with which transformers cannot compute its RoPE");
   if (c.v3 && !lite && r.has("head_dim") && r.count("head_dim", 0) != c.qk_rope_head_dim)
     r.fail("head_dim", "= " + std::to_string(r.count("head_dim", 0)) + ", which " + def.cls +
                            " builds its RoPE over, but the attention rotates qk_rope_head_dim (" +
@@ -127,17 +136,18 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   // (DeepseekV3Config's Optional[bool]: None is false; Glm4MoeLiteConfig types it bool and refuses a null)
   c.rope_interleave = c.v3 ? r.boolean("rope_interleave", true, !lite) : true;
   if (lite) {
-    // Glm4MoeLiteRotaryEmbedding rotates qk_rope_head_dim * partial_rotary_factor dimensions (the top-level key
-    // moves into the RoPE object) of the qk_rope_head_dim that the attention rotates: only 1 runs.
+    // Glm4MoeLiteRotaryEmbedding covers qk_rope_head_dim * partial_rotary_factor dimensions of the qk_rope_head_dim
+    // that the attention rotates: only 1 runs. The RoPE object's value wins; else a top-level one that is not null
+    // (transformers 5 moves it into the object when the object has none).
     const char* rk = r.rope_key();
-    for (const nlohmann::json* o : {&j, rk ? &j[rk] : nullptr})
-      if (o && o->is_object() && o->contains("partial_rotary_factor") &&
-          !((*o)["partial_rotary_factor"].is_number() && (*o)["partial_rotary_factor"].get<double>() == 1.0))
-        r.fail(o == &j ? "partial_rotary_factor" : rk,
-               std::string(o == &j ? "" : "has partial_rotary_factor ") + "= " + (*o)["partial_rotary_factor"].dump() +
-                   ", which transformers' Glm4MoeLiteForCausalLM cannot run (its RoPE would cover only that "
-                   "fraction of qk_rope_head_dim, the dimensions it rotates): only 1 is read");
-    r.has("partial_rotary_factor");
+    const char* key = "partial_rotary_factor";
+    const nlohmann::json* f = r.has(key) ? &j[key] : nullptr;
+    if (rk && j[rk].is_object() && j[rk].contains(key)) f = &j[rk][key];
+    if (f && !(f->is_number() && f->get<double>() == 1.0))
+      r.fail(f == &j[key] ? key : rk,
+             std::string(f == &j[key] ? "" : "has partial_rotary_factor ") + "= " + f->dump() +
+                 ", which transformers' Glm4MoeLiteForCausalLM cannot run (its RoPE would cover only that fraction "
+                 "of qk_rope_head_dim, the dimensions it rotates): only 1 is read");
   }
 
   // --- MoE
@@ -147,22 +157,30 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
                               : r.count("n_routed_experts", c.v3 ? 256 : 64);
   if (lite) {
     // MoE layers: mlp_layer_types, else all but the first (Glm4MoeLiteConfig never reads first_k_dense_replace,
-    // which the hub's files carry; one that disagrees is refused).
-    c.moe_layer.assign(size_t(c.num_hidden_layers), true);
-    c.moe_layer[0] = false;
-    r.mlp_layer_types(c.num_hidden_layers, &c.moe_layer);
-    const int64_t k = r.count("first_k_dense_replace", 0);
-    for (int64_t i = 0; i < c.num_hidden_layers && r.has("first_k_dense_replace"); ++i)
-      if ((i >= k) != c.moe_layer[size_t(i)])
-        r.fail("first_k_dense_replace",
-               "= " + std::to_string(k) + ", which transformers' Glm4MoeLiteForCausalLM never reads: it builds layer " +
-                   std::to_string(i) + (c.moe_layer[size_t(i)] ? " with experts" : " dense") +
-                   " from mlp_layer_types (absent: only the first layer dense); make them agree");
-    bool sparse = false;
+    // which the hub's files carry; one that disagrees is refused). (A list is as long as the file allows; without
+    // one, moe_layer stays empty and first_k_dense_replace is 1.)
+    c.first_k_dense_replace = 1;
+    const bool listed = r.mlp_layer_types(c.num_hidden_layers, &c.moe_layer, "Glm4MoeLiteForCausalLM");
+    if (r.has("first_k_dense_replace")) {
+      const int64_t k = r.count("first_k_dense_replace", 0);
+      auto experts = [&](int64_t i) { return listed ? bool(c.moe_layer[size_t(i)]) : i >= 1; };
+      // (without a list, the first layer where the two differ is 0 or 1)
+      const int64_t n = listed ? c.num_hidden_layers : std::min<int64_t>(c.num_hidden_layers, 2);
+      for (int64_t i = 0; i < n; ++i)
+        if ((i >= k) != experts(i))
+          r.fail("first_k_dense_replace",
+                 "= " + std::to_string(k) +
+                     ", which transformers' Glm4MoeLiteForCausalLM never reads: it builds layer " + std::to_string(i) +
+                     (experts(i) ? " with experts" : " dense") +
+                     " from mlp_layer_types (absent: only the first layer dense); make them agree");
+    }
+    bool sparse = !listed && c.num_hidden_layers > 1;
     for (bool s : c.moe_layer) sparse = sparse || s;
     if (sparse && c.n_routed_experts == 0)
       r.fail(r.has("num_local_experts") ? "num_local_experts" : "n_routed_experts",
-             "is 0, with which transformers cannot build the layers mlp_layer_types makes sparse");
+             std::string("is 0: transformers' Glm4MoeLiteForCausalLM builds experts in the layers ") +
+                 (listed ? "mlp_layer_types makes sparse" : "after the first (mlp_layer_types' default)") +
+                 " and fails on them");
   } else if (!youtu) {
     c.first_k_dense_replace = r.count("first_k_dense_replace", c.v3 ? 3 : 0);
   }
@@ -200,8 +218,12 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
         r.fail("n_group", "leaves fewer than 2 experts per group, which noaux_tc scoring needs");
     }
   }
-  // (Glm4MoeLiteConfig has no such field: the hub's files give 1, and transformers skips those tensors)
+  // (Glm4MoeLiteConfig has no such field: the hub's files give 1, whose model.layers.47.* transformers skips)
   c.num_nextn_predict_layers = r.count("num_nextn_predict_layers", c.v3 && !lite && !youtu ? 1 : 0);
+  if (lite) {  // (the hub's keys, which Glm4MoeLiteConfig never reads: accepted at the router it builds)
+    r.hardwired("topk_method", "noaux_tc");
+    r.hardwired("scoring_func", "sigmoid");
+  }
   if (!c.v3) r.refuse_null_switch("mlp_bias");  // (DeepseekV2Config types it bool; V3's has no such field)
   r.only("mlp_bias", false);
   // Keys transformers itself ignores for this model: V3 always routes noaux_tc on sigmoid scores,

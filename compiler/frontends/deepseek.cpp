@@ -99,9 +99,16 @@ void check_deepseek_tensors(const DeepseekConfig& c, const Checkpoint& ck, size_
   size_t mtp = 0;
   for (const auto& kv : ck.all()) mtp += is_mtp(kv.first, c);
   if (mtp_tensors) *mtp_tensors = mtp;
-  // (n_shared_experts 0: transformers builds, and saves, a shared MLP with empty tensors)
+  // (n_shared_experts 0: transformers builds, and saves, each MoE layer's shared MLP with empty tensors: gate_proj
+  // and up_proj [0, hidden_size], down_proj [hidden_size, 0])
   auto empty_shared = [&](const std::string& n) {
-    return c.n_shared_experts == 0 && n.find(".mlp.shared_experts.") != std::string::npos && ck.find(n)->numel() == 0;
+    const int64_t l = layer_of(n);
+    if (c.n_shared_experts != 0 || l < 0 || l >= c.num_hidden_layers || !c.is_moe_layer(l)) return false;
+    const std::string p = hf_layer_prefix(l) + "mlp.shared_experts.";
+    const std::vector<int64_t> in = {0, c.hidden_size}, out = {c.hidden_size, 0};
+    const std::vector<int64_t>& s = ck.find(n)->shape;
+    return ((n == p + "gate_proj.weight" || n == p + "up_proj.weight") && s == in) ||
+           (n == p + "down_proj.weight" && s == out);
   };
   check_checkpoint_tensors(deepseek_tensor_shapes(c), ck, [&](const std::string& n) {
     return is_mtp(n, c) || n.find("rotary_emb.inv_freq") != std::string::npos ||

@@ -854,6 +854,29 @@ TEST_CASE("compile: GLM-4.7-Flash checkpoints: MTP layer, mlp_layer_types agains
   no_shared(d / "full", 32);
   CHECK(compile_error(d / "full", d / "p.kplan").find("unexpected tensor 'model.layers.1.mlp.shared_experts.") !=
         std::string::npos);
+  // (only a MoE layer's three, shaped as transformers saves them: not on the dense layer 0, nor another shape)
+  lite(
+      d / "dense_layer", "bias_tied_f32",
+      [](std::string& n, std::vector<int64_t>& s) {
+        if (n.find(".mlp.shared_experts.") != std::string::npos)
+          s = n.find("down_proj") != std::string::npos ? std::vector<int64_t>{s[0], 0} : std::vector<int64_t>{0, s[1]};
+        if (n == "model.layers.1.mlp.shared_experts.up_proj.weight")
+          n = "model.layers.0.mlp.shared_experts.up_proj.weight";
+        return true;
+      },
+      [](nlohmann::json& c) { c["n_shared_experts"] = 0; });
+  CHECK(compile_error(d / "dense_layer", d / "p.kplan")
+            .find("unexpected tensor 'model.layers.0.mlp.shared_experts.up_proj.weight'") != std::string::npos);
+  lite(
+      d / "rank1", "bias_tied_f32",
+      [](std::string& n, std::vector<int64_t>& s) {
+        if (n.find(".mlp.shared_experts.") != std::string::npos)
+          s = n.find("gate_proj") != std::string::npos ? std::vector<int64_t>{0} : std::vector<int64_t>{0, s[1]};
+        return true;
+      },
+      [](nlohmann::json& c) { c["n_shared_experts"] = 0; });
+  CHECK(compile_error(d / "rank1", d / "p.kplan")
+            .find("unexpected tensor 'model.layers.1.mlp.shared_experts.gate_proj") != std::string::npos);
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 

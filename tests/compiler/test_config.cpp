@@ -4281,9 +4281,25 @@ TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, 
   CHECK(read(j).is_moe_layer(2));
   CHECK_FALSE(read(j).is_moe_layer(1));
   j["mlp_layer_types"] = {"dense", "sparse"};
-  CHECK(error(j).find("mlp_layer_types must name one type per layer") != std::string::npos);
+  CHECK(error(j).find("mlp_layer_types must name one type per layer (transformers' Glm4MoeLiteForCausalLM reads the "
+                      "first num_hidden_layers entries of a longer list and fails on a shorter one") !=
+        std::string::npos);
   j["mlp_layer_types"] = {"dense", "moe", "sparse"};
-  CHECK(error(j).find("names a type other than") != std::string::npos);
+  CHECK(error(j).find("names a type other than \"dense\" and \"sparse\" (\"moe\"), which transformers' "
+                      "Glm4MoeLiteForCausalLM builds as a dense layer") != std::string::npos);
+  // Without mlp_layer_types: first_k_dense_replace 1 only (0 makes layer 0 MoE, 2 layer 1 dense); a list of one
+  // layer is dense whatever first_k_dense_replace says past it.
+  j = hub;
+  j["first_k_dense_replace"] = 0;
+  CHECK(error(j).find("first_k_dense_replace = 0, which transformers' Glm4MoeLiteForCausalLM never reads: it builds "
+                      "layer 0 dense") != std::string::npos);
+  j["num_hidden_layers"] = 1;
+  j["first_k_dense_replace"] = 5;
+  CHECK_FALSE(read(j).is_moe_layer(0));
+  // A huge layer count reads in constant time without mlp_layer_types (nothing is sized by it here).
+  j = hub;
+  j["num_hidden_layers"] = 2000000000;
+  CHECK((read(j).is_moe_layer(1999999999) && !read(j).is_moe_layer(0)));
   // Experts: num_local_experts is n_routed_experts' other spelling; none with a sparse layer is refused.
   j = hub;
   j.erase("n_routed_experts");
@@ -4293,18 +4309,40 @@ TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, 
   CHECK(error(j).find("num_local_experts disagrees with n_routed_experts") != std::string::npos);
   j = hub;
   j["n_routed_experts"] = 0;
-  CHECK(error(j).find("n_routed_experts is 0") != std::string::npos);
+  CHECK(error(j).find("n_routed_experts is 0: transformers' Glm4MoeLiteForCausalLM builds experts in the layers after "
+                      "the first") != std::string::npos);
   j["first_k_dense_replace"] = 3;
   j["mlp_layer_types"] = {"dense", "dense", "dense"};
   CHECK(read(j).n_routed_experts == 0);
-  // head_dim: set into qk_rope_head_dim after qk_head_dim was computed: only equal values load in transformers.
+  // head_dim: qk_rope_head_dim's other spelling (transformers reads it over qk_rope_head_dim); two that disagree are
+  // refused, null too.
   j = hub;
   j["head_dim"] = hub["qk_rope_head_dim"];
   CHECK(read(j).unmodeled.empty());
   j["head_dim"] = 16;
-  CHECK(error(j).find("head_dim = 16, which Glm4MoeLiteConfig reads as qk_rope_head_dim (8)") != std::string::npos);
+  CHECK(error(j).find("head_dim disagrees with qk_rope_head_dim, its other spelling") != std::string::npos);
   j.erase("qk_rope_head_dim");
-  CHECK(error(j).find("qk_rope_head_dim (64, its default)") != std::string::npos);
+  CHECK(read(j).qk_rope_head_dim == 16);
+  j["head_dim"] = nullptr;
+  CHECK(error(j).find("head_dim is null") != std::string::npos);
+  // Keys Glm4MoeLiteConfig types int or float: a null is refused (transformers 5 refuses it), not read as the default.
+  for (const char* k : {"num_key_value_heads", "n_routed_experts", "num_local_experts", "num_experts_per_tok",
+                        "n_group", "routed_scaling_factor", "n_shared_experts", "vocab_size"}) {
+    CAPTURE(std::string(k));
+    j = hub;
+    j[k] = nullptr;
+    CHECK(error(j).find(std::string(k) + " is null") != std::string::npos);
+  }
+  // The hub's topk_method and scoring_func, which Glm4MoeLiteConfig never reads: accepted at noaux_tc on sigmoid.
+  j = hub;
+  j["scoring_func"] = "sigmoid";
+  CHECK(read(j).unmodeled.empty());
+  j["topk_method"] = "greedy";
+  CHECK(error(j).find("topk_method = \"greedy\", which transformers' Glm4MoeLiteForCausalLM never reads") !=
+        std::string::npos);
+  j = hub;
+  j["scoring_func"] = "softmax";
+  CHECK(error(j).find("scoring_func = \"softmax\"") != std::string::npos);
   // MLA: K/V heads equal to the heads; absent, Glm4MoeLiteConfig's 20.
   j = hub;
   j.erase("num_key_value_heads");
@@ -4323,6 +4361,14 @@ TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, 
   j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", 0.5}};
   CHECK(error(j).find("rope_parameters has partial_rotary_factor = 0.5") != std::string::npos);
   j["rope_parameters"]["partial_rotary_factor"] = 1.0;
+  CHECK(read(j).unmodeled.empty());
+  // (the object's value wins over a top-level one, which transformers 5 moves in only where the object has none; a
+  // top-level null is no value)
+  j["partial_rotary_factor"] = 0.5;
+  CHECK(read(j).unmodeled.empty());
+  j["rope_parameters"].erase("partial_rotary_factor");
+  CHECK(error(j).find("partial_rotary_factor = 0.5") != std::string::npos);
+  j["partial_rotary_factor"] = nullptr;
   CHECK(read(j).unmodeled.empty());
   // Booleans Glm4MoeLiteConfig types bool (DeepseekV3Config's Optional[bool] reads a null as false).
   for (const char* k : {"rope_interleave", "norm_topk_prob"}) {
