@@ -69,6 +69,18 @@ bool ConfigReader::mlp_layer_types(int64_t layers, std::vector<bool>* sparse, co
   return true;
 }
 
+void ConfigReader::full_rotary_only(const std::string& model) const {
+  const char* rk = rope_key();
+  const char* key = "partial_rotary_factor";
+  const json* f = has(key) ? &j_[key] : nullptr;
+  if (rk && j_[rk].is_object() && j_[rk].contains(key)) f = &j_[rk][key];
+  if (f && !(f->is_number() && f->get<double>() == 1.0))
+    fail(f == &j_[key] ? key : rk, std::string(f == &j_[key] ? "" : "has partial_rotary_factor ") + "= " + f->dump() +
+                                       ", which transformers' " + model +
+                                       " cannot run (its RoPE would cover only that fraction of the dimensions its "
+                                       "attention rotates): only 1 is read");
+}
+
 int64_t ConfigReader::count(const char* k, int64_t def) const {
   if (!has(k)) return def;
   if (!j_[k].is_number_integer() || j_[k].get<int64_t>() < 0) fail(k, "must be a non-negative integer");
@@ -232,7 +244,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"DeepseekV2ForCausalLM", "deepseek_v2"},
                                                                {"DeepseekV3ForCausalLM", "deepseek_v3"},
                                                                {"Glm4MoeLiteForCausalLM", "glm4_moe_lite"},
-                                                               {"YoutuForCausalLM", "youtu"}};
+                                                               {"YoutuForCausalLM", "youtu"},
+                                                               {"SolarOpenForCausalLM", "solar_open"}};
   if (has("model_type") && j_["model_type"].is_string())
     for (const auto& [arch, type] : kTypes)
       if (a == arch && j_["model_type"].get<std::string>() != type)

@@ -155,6 +155,10 @@ class ConfigReader {
   // when absent. unchecked_by: the model class whose config does not validate the list (kiln still refuses other
   // lengths and types, saying what that class would do); null where the config class refuses them.
   bool mlp_layer_types(int64_t layers, std::vector<bool>* sparse, const char* unchecked_by = nullptr) const;
+  // partial_rotary_factor for a model class whose attention rotates every dimension it builds its RoPE over a
+  // fraction of (model: its name, in the refusal): only 1 runs. The RoPE object's value wins, else a top-level one
+  // that is not null (transformers 5 moves it into the object where the object has none).
+  void full_rotary_only(const std::string& model) const;
 
   double num(const nlohmann::json& o, const char* k, double def) const;
   double num(const char* k, double def) const { return num(j_, k, def); }

@@ -133,22 +133,16 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", def.tie);
   c.has_dtype = r.dtype(&c.dtype);
   c.rope = r.rope({"default", "yarn"});
+  // (yarn's factor null: transformers infers it for the RoPE, but its attention's softmax scale reads it as given)
+  if (const char* rk = r.rope_key(); c.rope.type == "yarn" && c.rope.mscale_all_dim != 0 && rk && j[rk].is_object() &&
+                                     j[rk].contains("factor") && j[rk]["factor"].is_null())
+    r.fail(rk,
+           "has factor null beside mscale_all_dim, with which transformers' attention cannot compute its softmax "
+           "scale (yarn_get_mscale of None): give factor");
   // (DeepseekV3Config's Optional[bool]: None is false; Glm4MoeLiteConfig types it bool and refuses a null)
   c.rope_interleave = c.v3 ? r.boolean("rope_interleave", true, !lite) : true;
-  if (lite) {
-    // Glm4MoeLiteRotaryEmbedding covers qk_rope_head_dim * partial_rotary_factor dimensions of the qk_rope_head_dim
-    // that the attention rotates: only 1 runs. The RoPE object's value wins; else a top-level one that is not null
-    // (transformers 5 moves it into the object when the object has none).
-    const char* rk = r.rope_key();
-    const char* key = "partial_rotary_factor";
-    const nlohmann::json* f = r.has(key) ? &j[key] : nullptr;
-    if (rk && j[rk].is_object() && j[rk].contains(key)) f = &j[rk][key];
-    if (f && !(f->is_number() && f->get<double>() == 1.0))
-      r.fail(f == &j[key] ? key : rk,
-             std::string(f == &j[key] ? "" : "has partial_rotary_factor ") + "= " + f->dump() +
-                 ", which transformers' Glm4MoeLiteForCausalLM cannot run (its RoPE would cover only that fraction "
-                 "of qk_rope_head_dim, the dimensions it rotates): only 1 is read");
-  }
+  // (Glm4MoeLiteRotaryEmbedding covers qk_rope_head_dim * partial_rotary_factor of the qk_rope_head_dim rotated)
+  if (lite) r.full_rotary_only(c.architecture);
 
   // --- MoE
   // (Youtu-LLM: YoutuConfig deletes DeepseekV3Config's MoE fields; its layers are all dense)
@@ -172,7 +166,9 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
                  "= " + std::to_string(k) +
                      ", which transformers' Glm4MoeLiteForCausalLM never reads: it builds layer " + std::to_string(i) +
                      (experts(i) ? " with experts" : " dense") +
-                     " from mlp_layer_types (absent: only the first layer dense); make them agree");
+                     (listed ? " from mlp_layer_types"
+                             : " by default (mlp_layer_types absent: only the first layer dense)") +
+                     "; make them agree");
     }
     bool sparse = !listed && c.num_hidden_layers > 1;
     for (bool s : c.moe_layer) sparse = sparse || s;

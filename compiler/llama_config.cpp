@@ -281,6 +281,20 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
   for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
 }
 
+// SolarOpenConfig (LlamaConfig::glm4_moe, as SolarOpenForCausalLM): Glm4MoeConfig's noaux_tc experts in every layer
+// (128 of 1280, top 8, renormalized, one shared) under LLaMA's attention (q/k/v biases with attention_bias). The keys
+// it deletes from Glm4MoeConfig are never read by transformers: the hub's first_k_dense_replace 0 accepted, use_qk_norm
+// false accepted, the MTP keys naming layers whose tensors are left out (the hub's files give none).
+void read_solar_open(const ConfigReader& r, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  const char* null_refused = "which SolarOpenConfig refuses (transformers 5 cannot build the model): give its value";
+  r.hardwired("first_k_dense_replace", 0);
+  r.hardwired("use_qk_norm", false);
+  read_noaux_experts(r, {"SolarOpenForCausalLM", 128, 8, 1280, 1, 0, true, null_refused}, &c);
+  c.qkv_bias = r.boolean("attention_bias", false);
+  c.mtp_layers = r.aliased_count("num_nextn_predict_layers", "num_mtp_layers", 0);
+}
+
 // Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, noaux_tc
 // experts (read_noaux_experts: 128 experts of 1408, top 8, renormalized, one shared, after one dense layer).
 // num_nextn_predict_layers (or num_mtp_layers; 1): the multi-token-prediction layers the checkpoint holds after the
@@ -288,6 +302,10 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
 void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.glm4_moe = true;
+  if (c.architecture == "SolarOpenForCausalLM") {
+    read_solar_open(r, out);
+    return;
+  }
   // (its switches are typed bool: a null is refused, as the strict reader refuses it)
   for (const char* k : {"num_nextn_predict_layers", "num_mtp_layers"})
     r.refuse_null(k, "which Glm4MoeConfig refuses (transformers 5 cannot build the model): give its value");
@@ -1679,7 +1697,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool olmo1 = arch == "OlmoForCausalLM" || arch == "olmo";
   const bool nemotron = arch == "NemotronForCausalLM" || arch == "nemotron";
   const bool gpt_neox = arch == "GPTNeoXForCausalLM" || arch == "gpt_neox";
-  const bool glm4_moe = arch == "Glm4MoeForCausalLM" || arch == "glm4_moe";
+  // (Solar Open: Glm4MoeConfig's experts in every layer under LLaMA's attention; read as GLM-4.5's otherwise)
+  const bool solar = arch == "SolarOpenForCausalLM" || arch == "solar_open";
+  const bool glm4_moe = arch == "Glm4MoeForCausalLM" || arch == "glm4_moe" || solar;
   const bool dots1 = arch == "Dots1ForCausalLM" || arch == "dots1";
   const bool falcon = arch == "FalconForCausalLM" || arch == "falcon";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
@@ -1738,6 +1758,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : olmo1              ? "OlmoForCausalLM"
                    : nemotron           ? "NemotronForCausalLM"
                    : gpt_neox           ? "GPTNeoXForCausalLM"
+                   : solar              ? "SolarOpenForCausalLM"
                    : glm4_moe           ? "Glm4MoeForCausalLM"
                    : dots1              ? "Dots1ForCausalLM"
                    : falcon             ? "FalconForCausalLM"
@@ -1826,7 +1847,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     r.fail(
         "hidden_act",
         "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, InternLM3, IQuest-Coder, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, Phi-3.5-MoE, "
-        "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS and SmolLM3 (GPT-OSS never reads it)");
+        "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS, SmolLM3 and Solar Open (GPT-OSS never reads it)");
   }
 
   c.vocab_size = r.pos_int("vocab_size", true);
@@ -1836,8 +1857,10 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     r.fail("n_embed", "disagrees with hidden_size (FalconConfig takes n_embed in its place): give one");
   c.hidden_size = falcon && r.has("n_embed") ? r.pos_int("n_embed", true) : r.pos_int("hidden_size", true);
   // (FalconConfig's ffn_hidden_size: 4 · hidden_size when absent or null)
-  c.intermediate_size =
-      falcon ? r.pos_int("ffn_hidden_size", false, 4 * c.hidden_size) : r.pos_int("intermediate_size", true);
+  // (SolarOpenConfig deletes intermediate_size: its layers have no dense MLP, whatever the hub's file gives)
+  c.intermediate_size = falcon  ? r.pos_int("ffn_hidden_size", false, 4 * c.hidden_size)
+                        : solar ? r.pos_int("intermediate_size", false, 10240)
+                                : r.pos_int("intermediate_size", true);
   c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
   c.num_attention_heads = r.pos_int("num_attention_heads", true);
   // Absent: the config class's default (MistralConfig and MixtralConfig 8, Qwen3MoeConfig 4,
@@ -1900,13 +1923,13 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
   } else if (((qwen3 && !qwen3_moe) || gemma || (ernie && !ernie_moe) || glm4 || seed_oss || ministral3 || internlm3 ||
-              iquestcoder) &&
+              iquestcoder || solar) &&
              !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
-    // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's, Ministral3Config's, InternLM3Config's and IQuestCoderConfig's
-    // 128 too)
+    // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's, Ministral3Config's, InternLM3Config's, IQuestCoderConfig's and
+    // SolarOpenConfig's 128 too)
     c.head_dim = gemma ? 256 : 128;
   } else {
     // (Glm4MoeConfig's attention and RoPE take hidden_size // num_attention_heads, rounded down)
@@ -2412,7 +2435,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                         "object, which give " +
                         short_float(value) + "); kiln refuses rather than guess which was meant");
   }
-  if (phi3 || phi || glm4 || stablelm || nemotron || gpt_neox || glm4_moe) {
+  if (solar) {
+    r.full_rotary_only(c.architecture);  // (LlamaAttention rotates all of head_dim)
+  } else if (phi3 || phi || glm4 || stablelm || nemotron || gpt_neox || glm4_moe) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
     // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
     // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5, StableLmConfig's 0.25;
@@ -2465,6 +2490,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
              : qwen3_vl           ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)
              : gpt_neox           ? r.rope(scaled, neox_theta, true, false)
              : cohere && !cohere2 ? r.rope(scaled, 5e5)  // CohereConfig's
+             : solar              ? r.rope(scaled, 1e6)  // SolarOpenConfig's default_theta
                                   : r.rope(scaled, 10000.0, phi || glm4 || stablelm || nemotron || glm4_moe);
   if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
   // (PhimoeConfig's own original_max_position_embeddings, which its LongRoPE never reads: the object's is, else

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -49,6 +49,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    and config spellings)
   --only iquestcoder  only tests/fixtures/iquestcoder/ (tiny IQuest-Coder V1 checkpoints: the hub's remote-code
                    keys, IQuestCoderConfig's defaults)
+  --only solar_open  only tests/fixtures/solar_open/ (tiny SolarOpenForCausalLM checkpoints: GLM-4.5's experts in
+                   every layer under LLaMA's attention, the hub's keys)
   --only jais2     only tests/fixtures/jais2/ and jais2_lora/ (tiny Jais2ForCausalLM checkpoints: LayerNorms with
                    biases, the ungated relu² MLP, Jais2Config's defaults)
   --only phimoe    only tests/fixtures/phimoe/ and phimoe_lora/ (tiny PhimoeForCausalLM checkpoints: the
@@ -266,7 +268,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -743,7 +745,7 @@ ARCEE_DIR = os.path.join(REPO, "tests", "fixtures", "arcee")
 ARCEE_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 1}
 ARCEE_VARIANTS = [
     ("relu2_bias_f32", 5858, dict(ARCEE_BASE, num_key_value_heads=2, attention_bias=True, mlp_bias=True)),
-    ("hub_yarn_f32", 5959, dict(ARCEE_BASE, num_key_value_heads=4, tie_word_embeddings=True, head_dim=24,
+    ("hub_yarn_f32", 8791, dict(ARCEE_BASE, num_key_value_heads=4, tie_word_embeddings=True, head_dim=24,
                                 rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                                                  "original_max_position_embeddings": 64})),
     ("gelu_f32", 6060, dict(ARCEE_BASE, num_key_value_heads=1, hidden_act="gelu_pytorch_tanh")),
@@ -877,6 +879,26 @@ GLM4_MOE_VARIANTS = [
                                  n_group=4, topk_group=2, num_experts_per_tok=3, norm_topk_prob=False,
                                  n_shared_experts=2, num_nextn_predict_layers=0,
                                  rope_parameters=dict(LLAMA3_ROPE, partial_rotary_factor=0.5))),
+]
+
+SOLAR_OPEN_DIR = os.path.join(REPO, "tests", "fixtures", "solar_open")
+# Solar Open (SolarOpenForCausalLM: upstage/Solar-Open-100B): GLM-4.5's noaux_tc experts (DeepSeek-V3's routing on
+# sigmoid scores plus e_score_correction_bias, groups, routed_scaling_factor, shared experts) in every layer, under
+# LLaMA's attention (q/k/v biases with attention_bias, none on o), RoPE over all of head_dim. Norm weights, biases and
+# the correction bias drawn (ds_randomize). hub_yarn_f32: Solar-Open-100B's config.json keys (rope_theta with a yarn
+# rope_scaling of transformers 4's "type", partial_rotary_factor 1.0, first_k_dense_replace 0 and intermediate_size,
+# which SolarOpenConfig deletes; no n_group, topk_group, use_qk_norm or attention_bias), top 2 of 8, one shared expert.
+# groups_bias_f32: attention biases, MQA, head_dim 24, 4 groups of 2 experts with the best 2 kept, top 3 unnormalized
+# times 2.5, two shared experts, tied.
+SOLAR_OPEN_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": 2, "rms_norm_eps": 1e-5,
+                   "n_routed_experts": 8, "moe_intermediate_size": 32}
+SOLAR_OPEN_VARIANTS = [
+    ("hub_yarn_f32", 8791, dict(SOLAR_OPEN_BASE, num_experts_per_tok=2, n_shared_experts=1, routed_scaling_factor=1.0,
+                                head_dim=16, rope_parameters={"rope_type": "yarn", "rope_theta": 1000000.0,
+                                                              "factor": 2.0, "original_max_position_embeddings": 64})),
+    ("groups_bias_f32", 8888, dict(SOLAR_OPEN_BASE, attention_bias=True, num_key_value_heads=1, head_dim=24, n_group=4,
+                                   topk_group=2, num_experts_per_tok=3, norm_topk_prob=False, routed_scaling_factor=2.5,
+                                   n_shared_experts=2, tie_word_embeddings=True)),
 ]
 
 DOTS1_DIR = os.path.join(REPO, "tests", "fixtures", "dots1")
@@ -2169,8 +2191,10 @@ def rewrite_as_hub(out, model_cls, version, edit, flat_rope=True):
     # (GPTJConfig has no rope_parameters: its RoPE is fixed)
     rp_after = getattr(after.get_text_config(), "rope_parameters", None)
     rp_before = getattr(before.get_text_config(), "rope_parameters", None)
-    # (transformers keeps a transformers-4 "type" key beside the rope_type it reads it as)
-    keep = lambda rp: {k: v for k, v in rp.items() if k != "type"} if isinstance(rp, dict) else rp  # noqa: E731
+    # (transformers keeps a transformers-4 "type" key beside the rope_type it reads it as; a top-level
+    # partial_rotary_factor of 1 moves into the object, where it changes nothing)
+    keep = lambda rp: {k: v for k, v in rp.items() if k != "type" and not (k == "partial_rotary_factor" and v == 1.0)} \
+        if isinstance(rp, dict) else rp  # noqa: E731
     assert keep(rp_after) == keep(rp_before), (rp_after, rp_before)
     ref = load_file(os.path.join(out, "reference.safetensors"))
     with torch.no_grad():
@@ -2993,6 +3017,30 @@ def main_glm4_moe():
     save_file(tensors, path, metadata={"format": "pt"})
     assert_reference_logits(out, Glm4MoeForCausalLM, "the multi-token-prediction layer")
     print("  air_f32: model.safetensors given a multi-token-prediction layer; config.json as the hub's")
+
+
+def main_solar_open():
+    from transformers import SolarOpenConfig, SolarOpenForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.mlp.gate.e_score_correction_bias" in keys, keys.keys()
+        assert "model.layers.0.mlp.experts.0.gate_proj.weight" in keys, keys.keys()
+        assert "model.layers.0.mlp.shared_experts.gate_proj.weight" in keys, keys.keys()
+        assert "model.layers.0.self_attn.o_proj.bias" not in keys, keys.keys()
+    main_llama_like("solar_open", SOLAR_OPEN_DIR, SOLAR_OPEN_VARIANTS, SolarOpenConfig, SolarOpenForCausalLM, check,
+                    lambda m: ds_randomize(m, torch.Generator().manual_seed(87)))
+    for name, _, overrides in SOLAR_OPEN_VARIANTS:
+        check_noaux_fixture(os.path.join(SOLAR_OPEN_DIR, name), SolarOpenForCausalLM, overrides)
+
+    def hub(cfg):  # upstage/Solar-Open-100B's keys: rope_theta, a transformers-4 yarn rope_scaling, and keys
+        rp = cfg.pop("rope_parameters")  # SolarOpenConfig deletes or never had
+        cfg["rope_theta"] = rp["rope_theta"]
+        cfg["rope_scaling"] = {"type": "yarn", "factor": rp["factor"],
+                               "original_max_position_embeddings": rp["original_max_position_embeddings"]}
+        for k in ("n_group", "topk_group", "attention_bias"):
+            cfg.pop(k)
+        cfg.update(partial_rotary_factor=1.0, first_k_dense_replace=0, intermediate_size=10240)
+    rewrite_as_hub(os.path.join(SOLAR_OPEN_DIR, "hub_yarn_f32"), SolarOpenForCausalLM, "4.57.1", hub, flat_rope=False)
 
 
 def main_noaux_like(family, out_dir, variants, config_cls, model_cls, seed, held):
@@ -6556,6 +6604,8 @@ def main():
         main_phimoe()
     if ARGS.only in ("all", "jais2"):
         main_jais2()
+    if ARGS.only in ("all", "solar_open"):
+        main_solar_open()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

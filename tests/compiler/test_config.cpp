@@ -4292,7 +4292,14 @@ TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, 
   j = hub;
   j["first_k_dense_replace"] = 0;
   CHECK(error(j).find("first_k_dense_replace = 0, which transformers' Glm4MoeLiteForCausalLM never reads: it builds "
-                      "layer 0 dense") != std::string::npos);
+                      "layer 0 dense by default (mlp_layer_types absent") != std::string::npos);
+  // yarn's factor null beside mscale_all_dim: transformers' softmax scale cannot be computed (DeepSeek-V3's too).
+  j = hub;
+  j["rope_scaling"] = {
+      {"rope_type", "yarn"}, {"factor", nullptr}, {"original_max_position_embeddings", 64}, {"mscale_all_dim", 1.0}};
+  CHECK(error(j).find("rope_scaling has factor null beside mscale_all_dim") != std::string::npos);
+  j["rope_scaling"].erase("mscale_all_dim");
+  CHECK(read(j).rope.type == "yarn");
   j["num_hidden_layers"] = 1;
   j["first_k_dense_replace"] = 5;
   CHECK_FALSE(read(j).is_moe_layer(0));
@@ -4384,6 +4391,55 @@ TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, 
   j = hub;
   j["model_type"] = "deepseek_v3";
   CHECK(error(j).find("model_type 'deepseek_v3' is not Glm4MoeLiteForCausalLM's 'glm4_moe_lite'") != std::string::npos);
+}
+
+// Solar Open (SolarOpenForCausalLM): GLM-4.5's experts in every layer under LLaMA's attention, RoPE over all of
+// head_dim; the keys SolarOpenConfig deletes from Glm4MoeConfig read where they describe its model, refused otherwise.
+TEST_CASE("config: Solar Open (hub keys, every layer MoE, full RoPE, deleted keys, refusals)") {
+  std::ifstream in(kiln::test::fixture("hub_yarn_f32", "solar_open") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE((hub.contains("first_k_dense_replace") && hub.contains("intermediate_size") &&
+           hub.contains("partial_rotary_factor") && !hub.contains("n_group")));
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "SolarOpenForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK((c.glm4_moe && c.is_moe_layer(0) && c.is_moe_layer(1)));
+  CHECK((!c.qk_norm && !c.qkv_bias && c.rotary_dim == 0 && c.mtp_layers == 0));
+  CHECK((c.rope.type == "yarn" && c.rope.theta == 1e6 && c.rope.factor == 2.0));
+  CHECK((c.num_local_experts == 8 && c.num_experts_per_tok == 2 && c.n_group == 1 && c.topk_group == 1));
+  // SolarOpenConfig's defaults: RoPE base 1e6, head_dim 128, no dense MLP (intermediate_size unread).
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"rope_theta", "rope_scaling", "head_dim", "intermediate_size", "partial_rotary_factor",
+                          "first_k_dense_replace"})
+      j.erase(k);
+  });
+  CHECK((d.rope.type == "default" && d.rope.theta == 1e6 && d.head_dim == 128 && d.is_moe_layer(0)));
+  // The keys it deletes: first_k_dense_replace 0 and use_qk_norm false only; partial_rotary_factor 1 only.
+  CHECK(
+      edited_error(hub, [](nlohmann::json& j) {
+        j["first_k_dense_replace"] = 1;
+      }).find("first_k_dense_replace = 1, which transformers' SolarOpenForCausalLM never reads") != std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["use_qk_norm"] = false; }).unmodeled.empty());
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["use_qk_norm"] = true; }).find("use_qk_norm = true") !=
+        std::string::npos);
+  CHECK(
+      edited_error(hub, [](nlohmann::json& j) {
+        j["partial_rotary_factor"] = 0.5;
+      }).find("partial_rotary_factor = 0.5, which transformers' SolarOpenForCausalLM cannot run") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["rope_scaling"]["partial_rotary_factor"] = 0.5;
+        }).find("rope_scaling has partial_rotary_factor = 0.5") != std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["partial_rotary_factor"] = nullptr; }).rotary_dim == 0);
+  // attention_bias: q, k and v (LLaMA's o_proj has none here); nulls refused where the class types a number.
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attention_bias"] = true; }).qkv_bias);
+  for (const char* k : {"n_routed_experts", "num_experts_per_tok", "n_shared_experts", "head_dim"}) {
+    CAPTURE(std::string(k));
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+          std::string::npos);
+  }
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["model_type"] = "glm4_moe";
+        }).find("model_type 'glm4_moe' is not SolarOpenForCausalLM's 'solar_open'") != std::string::npos);
 }
 
 // Youtu-LLM (YoutuForCausalLM): DeepSeek-V3's MLA in LLaMA's layer, every MLP dense, YoutuConfig's defaults for

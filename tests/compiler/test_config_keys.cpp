@@ -70,9 +70,10 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "GptOssConfig" || cls == "HeliumConfig" || cls == "GraniteMoeSharedConfig" || cls == "ArceeConfig" ||
       cls == "ApertusConfig" || cls == "PhimoeConfig" || cls == "Jais2Config" || cls == "CohereConfig" ||
       cls == "Cohere2Config" || cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" ||
-      cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "Dots1Config" ||
-      cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" ||
-      cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
+      cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "SolarOpenConfig" ||
+      cls == "Dots1Config" || cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" ||
+      cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" ||
+      cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config" || cls == "Glm4MoeLiteConfig" || cls == "YoutuConfig")
     return parse_deepseek_config(text, path).unmodeled;
@@ -167,6 +168,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "NemotronConfig",
                                 "GPTNeoXConfig",
                                 "Glm4MoeConfig",
+                                "SolarOpenConfig",
                                 "Dots1Config",
                                 "FalconConfig",
                                 "GPTJConfig",
@@ -401,6 +403,7 @@ const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
                                          "NemotronConfig",
                                          "GPTNeoXConfig",
                                          "Glm4MoeConfig",
+                                         "SolarOpenConfig",
                                          "Dots1Config",
                                          "FalconConfig",
                                          "GPTJConfig",
