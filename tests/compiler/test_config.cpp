@@ -4228,19 +4228,22 @@ TEST_CASE("config: DeepSeek-V2 ignores rope_interleave, as transformers' Deepsee
   CHECK(c.unmodeled.empty());
 }
 
+// The error parse_deepseek_config gives for j, or "(no error)".
+std::string deepseek_error(const nlohmann::json& j) {
+  try {
+    parse_deepseek_config(j.dump(), "config.json");
+  } catch (const CompileError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 // GLM-4.7-Flash (Glm4MoeLiteForCausalLM): DeepSeek-V3's MLA and router read with Glm4MoeLiteConfig's defaults, the
 // MoE layers from mlp_layer_types (default: all but the first); the hub's keys transformers never reads accepted
 // where they describe the model it builds, refused where they do not.
 TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, refusals)") {
   auto read = [](const nlohmann::json& j) { return parse_deepseek_config(j.dump(), "config.json"); };
-  auto error = [&](const nlohmann::json& j) {
-    try {
-      read(j);
-    } catch (const CompileError& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
-  };
+  auto error = deepseek_error;
   std::ifstream in(kiln::test::fixture("hub_f32", "glm4_moe_lite") + "/config.json");
   const nlohmann::json hub = nlohmann::json::parse(in);
   REQUIRE(hub.contains("first_k_dense_replace"));
@@ -4446,14 +4449,7 @@ TEST_CASE("config: Solar Open (hub keys, every layer MoE, full RoPE, deleted key
 // absent keys; the MoE keys YoutuConfig deletes are never read (its model has no experts).
 TEST_CASE("config: Youtu-LLM (hub keys, defaults, dense layers, head_dim, refusals)") {
   auto read = [](const nlohmann::json& j) { return parse_deepseek_config(j.dump(), "config.json"); };
-  auto error = [&](const nlohmann::json& j) {
-    try {
-      read(j);
-    } catch (const CompileError& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
-  };
+  auto error = deepseek_error;
   std::ifstream in(kiln::test::fixture("hub_tied_f32", "youtu") + "/config.json");
   const nlohmann::json hub = nlohmann::json::parse(in);
   const DeepseekConfig c = read(hub);
