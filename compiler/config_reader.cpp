@@ -73,12 +73,13 @@ void ConfigReader::full_rotary_only(const std::string& model) const {
   const char* rk = rope_key();
   const char* key = "partial_rotary_factor";
   const json* f = has(key) ? &j_[key] : nullptr;
-  if (rk && j_[rk].is_object() && j_[rk].contains(key)) f = &j_[rk][key];
+  const bool in_object = rk && j_[rk].is_object() && j_[rk].contains(key);
+  if (in_object) f = &j_[rk][key];
   if (f && !(f->is_number() && f->get<double>() == 1.0))
-    fail(f == &j_[key] ? key : rk, std::string(f == &j_[key] ? "" : "has partial_rotary_factor ") + "= " + f->dump() +
-                                       ", which transformers' " + model +
-                                       " cannot run (its RoPE would cover only that fraction of the dimensions its "
-                                       "attention rotates): only 1 is read");
+    fail(in_object ? rk : key, std::string(in_object ? "has partial_rotary_factor " : "") + "= " + f->dump() +
+                                   ", which transformers' " + model +
+                                   " cannot run (its RoPE would cover only that fraction of the dimensions its "
+                                   "attention rotates): only 1 is read");
 }
 
 int64_t ConfigReader::count(const char* k, int64_t def) const {

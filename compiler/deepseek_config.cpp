@@ -23,7 +23,8 @@ DeepseekConfig read_deepseek_config(const std::string& path) {
 namespace {
 
 // A config class's defaults for the keys kiln requires of DeepSeek V2/V3 files (`given` false: those keys must be
-// present) and the rest; kv_heads 0: num_attention_heads.
+// present) and the rest; kv_heads 0: num_attention_heads (kiln's reading of DeepSeek V2/V3 files; their classes' own
+// defaults differ, the hub's files give the key).
 struct ClassDefaults {
   const char* cls;
   bool given;
@@ -96,13 +97,17 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
         {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
          "num_key_value_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "head_dim"},
         c.architecture);
+  // MLA builds one K and V per head from the latent: transformers' attention repeats them num_attention_heads //
+  // num_key_value_heads times, which runs (as the same model) only where that is 1, and its eager attention fails
+  // where it is 0. (Absent: the class's default; kiln's reading of V2/V3 files takes num_attention_heads.)
   const int64_t kvh = r.pos_int("num_key_value_heads", false, def.kv_heads ? def.kv_heads : c.num_attention_heads);
-  if (kvh != c.num_attention_heads && !r.has("num_key_value_heads"))
-    r.fail("num_key_value_heads", std::string("is absent, which ") + def.cls + " reads as " +
-                                      std::to_string(def.kv_heads) + ", not num_attention_heads (" +
-                                      std::to_string(c.num_attention_heads) + "): give it (MLA needs the two equal)");
-  if (kvh != c.num_attention_heads)
-    r.fail("num_key_value_heads", "must equal num_attention_heads for MLA (transformers repeats K/V by their ratio)");
+  if (c.num_attention_heads / kvh != 1)
+    r.fail("num_key_value_heads",
+           std::string(r.has("num_key_value_heads") ? "" : "is absent, which ") +
+               (r.has("num_key_value_heads") ? "" : std::string(def.cls) + " reads as " + std::to_string(kvh) + ": ") +
+               "num_attention_heads // num_key_value_heads is " + std::to_string(c.num_attention_heads / kvh) +
+               ", and transformers repeats MLA's per-head K/V that many times, so its attention cannot run (MLA "
+               "needs num_key_value_heads equal to num_attention_heads, or at least more than half of it)");
   // Absent keys read as the config class's defaults, as transformers reads them; q_lora_rank null is no low-rank
   // query (V2-Lite).
   c.q_lora_rank = r.count("q_lora_rank", j.contains("q_lora_rank") ? 0 : def.q_lora);
@@ -117,12 +122,16 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   if (c.qk_rope_head_dim == 0) r.fail(r.has("head_dim") ? "head_dim" : "qk_rope_head_dim", "must be positive");
   // (DeepseekV3Config, YoutuConfig: head_dim is qk_rope_head_dim unless the file gives its own, over which the RoPE is
   // then computed, for the qk_rope_head_dim dimensions the attention rotates: transformers cannot run that)
-  if (c.v3 && !lite) r.refuse_null("head_dim", "with which transformers cannot compute its RoPE");
+  if (c.v3 && !lite)
+    r.refuse_null("head_dim",
+                  "with which transformers builds its RoPE over hidden_size / num_attention_heads "
+                  "dimensions, not qk_rope_head_dim's: kiln refuses it (leave head_dim out)");
   if (c.v3 && !lite && r.has("head_dim") && r.count("head_dim", 0) != c.qk_rope_head_dim)
     r.fail("head_dim", "= " + std::to_string(r.count("head_dim", 0)) + ", which " + def.cls +
                            " builds its RoPE over, but the attention rotates qk_rope_head_dim (" +
                            std::to_string(c.qk_rope_head_dim) +
-                           ") dimensions: transformers cannot run such a model (leave head_dim out)");
+                           ") dimensions: transformers cannot run such a model (but for the degenerate cases where "
+                           "the two broadcast) and kiln refuses it (leave head_dim out)");
   c.v_head_dim = r.pos_int("v_head_dim", !def.given, def.v_head);
   if (c.qk_rope_head_dim % 2 != 0) r.fail("qk_rope_head_dim", "must be even");
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false, def.max_pos);

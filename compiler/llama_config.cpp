@@ -227,13 +227,14 @@ struct NoauxDefaults {
   const char* null_refused;  // why a null count is refused
   const char* experts_key = "n_routed_experts";
   const char* experts_alias = "num_local_experts";  // (null: none)
+  bool dense_key = true;  // false: the class has no first_k_dense_replace (dense layers: `dense`)
   const char* shared_key = "n_shared_experts";
   double routed_scaling_factor = 1.0;
 };
 void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConfig* out) {
   LlamaConfig& c = *out;
-  r.refuse_null("first_k_dense_replace", d.null_refused);
-  const int64_t dense = r.count("first_k_dense_replace", d.dense);
+  if (d.dense_key) r.refuse_null("first_k_dense_replace", d.null_refused);
+  const int64_t dense = d.dense_key ? r.count("first_k_dense_replace", d.dense) : d.dense;
   std::vector<const char*> kKeys = {d.experts_key, "num_experts_per_tok",   "moe_intermediate_size",
                                     d.shared_key,  "routed_scaling_factor", "n_group",
                                     "topk_group",  "norm_topk_prob"};
@@ -283,16 +284,20 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
 
 // SolarOpenConfig (LlamaConfig::glm4_moe, as SolarOpenForCausalLM): Glm4MoeConfig's noaux_tc experts in every layer
 // (128 of 1280, top 8, renormalized, one shared) under LLaMA's attention (q/k/v biases with attention_bias). The keys
-// it deletes from Glm4MoeConfig are never read by transformers: the hub's first_k_dense_replace 0 accepted, use_qk_norm
-// false accepted, the MTP keys naming layers whose tensors are left out (the hub's files give none).
+// it deletes from Glm4MoeConfig are never read by transformers: the hub's first_k_dense_replace 0 accepted (null too),
+// use_qk_norm false, any intermediate_size (its layers have no dense MLP); num_nextn_predict_layers names layers whose
+// tensors are left out (SolarOpenConfig has no MTP layers; the hub's files give none), num_mtp_layers nothing.
 void read_solar_open(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   const char* null_refused = "which SolarOpenConfig refuses (transformers 5 cannot build the model): give its value";
   r.hardwired("first_k_dense_replace", 0);
   r.hardwired("use_qk_norm", false);
-  read_noaux_experts(r, {"SolarOpenForCausalLM", 128, 8, 1280, 1, 0, true, null_refused}, &c);
+  NoauxDefaults d{"SolarOpenForCausalLM", 128, 8, 1280, 1, 0, true, null_refused};
+  d.dense_key = false;
+  read_noaux_experts(r, d, &c);
   c.qkv_bias = r.boolean("attention_bias", false);
-  c.mtp_layers = r.aliased_count("num_nextn_predict_layers", "num_mtp_layers", 0);
+  c.mtp_layers = r.count("num_nextn_predict_layers", 0);
+  r.has("num_mtp_layers");
 }
 
 // Glm4MoeConfig (LlamaConfig::glm4_moe): q/k/v biases with attention_bias, q/k norms with use_qk_norm, noaux_tc
@@ -1858,8 +1863,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   c.hidden_size = falcon && r.has("n_embed") ? r.pos_int("n_embed", true) : r.pos_int("hidden_size", true);
   // (FalconConfig's ffn_hidden_size: 4 · hidden_size when absent or null)
   // (SolarOpenConfig deletes intermediate_size: its layers have no dense MLP, whatever the hub's file gives)
+  if (solar) r.has("intermediate_size");
   c.intermediate_size = falcon  ? r.pos_int("ffn_hidden_size", false, 4 * c.hidden_size)
-                        : solar ? r.pos_int("intermediate_size", false, 10240)
+                        : solar ? 0
                                 : r.pos_int("intermediate_size", true);
   c.num_hidden_layers = r.pos_int("num_hidden_layers", true);
   c.num_attention_heads = r.pos_int("num_attention_heads", true);

@@ -4296,6 +4296,15 @@ TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, 
   j["first_k_dense_replace"] = 0;
   CHECK(error(j).find("first_k_dense_replace = 0, which transformers' Glm4MoeLiteForCausalLM never reads: it builds "
                       "layer 0 dense by default (mlp_layer_types absent") != std::string::npos);
+  // MLA's K/V heads: transformers repeats the per-head K/V num_attention_heads // num_key_value_heads times, the same
+  // model where that is 1.
+  j = hub;
+  j["num_key_value_heads"] = 3;
+  CHECK(read(j).num_attention_heads == 4);
+  j["num_key_value_heads"] = 2;
+  CHECK(error(j).find("num_attention_heads // num_key_value_heads is 2") != std::string::npos);
+  j["num_key_value_heads"] = 5;
+  CHECK(error(j).find("num_attention_heads // num_key_value_heads is 0") != std::string::npos);
   // yarn's factor null beside mscale_all_dim: transformers' softmax scale cannot be computed (DeepSeek-V3's too).
   j = hub;
   j["rope_scaling"] = {
@@ -4303,6 +4312,11 @@ TEST_CASE("config: GLM-4.7-Flash (hub keys, defaults, mlp_layer_types, aliases, 
   CHECK(error(j).find("rope_scaling has factor null beside mscale_all_dim") != std::string::npos);
   j["rope_scaling"].erase("mscale_all_dim");
   CHECK(read(j).rope.type == "yarn");
+  std::ifstream in3(kiln::test::fixture("v3_noaux", "deepseek") + "/config.json");
+  nlohmann::json v3 = nlohmann::json::parse(in3);
+  REQUIRE(v3["rope_parameters"]["mscale_all_dim"] == 0.5);
+  v3["rope_parameters"]["factor"] = nullptr;
+  CHECK(error(v3).find("rope_parameters has factor null beside mscale_all_dim") != std::string::npos);
   j["num_hidden_layers"] = 1;
   j["first_k_dense_replace"] = 5;
   CHECK_FALSE(read(j).is_moe_layer(0));
@@ -4417,7 +4431,14 @@ TEST_CASE("config: Solar Open (hub keys, every layer MoE, full RoPE, deleted key
       j.erase(k);
   });
   CHECK((d.rope.type == "default" && d.rope.theta == 1e6 && d.head_dim == 128 && d.is_moe_layer(0)));
-  // The keys it deletes: first_k_dense_replace 0 and use_qk_norm false only; partial_rotary_factor 1 only.
+  // The keys it deletes: first_k_dense_replace 0 (or null) and use_qk_norm false only, any intermediate_size;
+  // partial_rotary_factor (which it reads) 1 only.
+  CHECK(edited(hub, [](nlohmann::json& j) { j["first_k_dense_replace"] = nullptr; }).is_moe_layer(0));
+  CHECK(edited(hub, [](nlohmann::json& j) { j["intermediate_size"] = 0; }).unmodeled.empty());
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["num_mtp_layers"] = 2;
+          j["num_nextn_predict_layers"] = 1;
+        }).mtp_layers == 1);
   CHECK(
       edited_error(hub, [](nlohmann::json& j) {
         j["first_k_dense_replace"] = 1;
@@ -4488,7 +4509,7 @@ TEST_CASE("config: Youtu-LLM (hub keys, defaults, dense layers, head_dim, refusa
   // MLA: K/V heads equal to the heads; YoutuConfig types the key int (null refused), absent 16.
   j = hub;
   j["num_key_value_heads"] = nullptr;
-  CHECK(error(j).find("num_key_value_heads") != std::string::npos);
+  CHECK(error(j).find("num_key_value_heads is null") != std::string::npos);
   j.erase("num_key_value_heads");
   CHECK(error(j).find("num_key_value_heads is absent, which YoutuConfig reads as 16") != std::string::npos);
   j["num_attention_heads"] = 16;
