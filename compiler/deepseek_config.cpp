@@ -141,7 +141,9 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   c.attention_bias = r.boolean("attention_bias", false);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", def.tie);
   c.has_dtype = r.dtype(&c.dtype);
-  c.rope = r.rope({"default", "yarn"});
+  // (V3's, GLM-4.7-Flash's and Youtu-LLM's RoPE classes take transformers' RoPE types, of which kiln builds these;
+  // dynamic NTK's frequencies follow the sequence length)
+  c.rope = c.v3 ? r.rope({"default", "yarn", "linear", "llama3"}) : r.rope({"default", "yarn"});
   // (yarn's factor null: transformers infers it for the RoPE, but its attention's softmax scale reads it as given)
   if (const char* rk = r.rope_key(); c.rope.type == "yarn" && c.rope.mscale_all_dim != 0 && rk && j[rk].is_object() &&
                                      j[rk].contains("factor") && j[rk]["factor"].is_null())

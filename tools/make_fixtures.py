@@ -4815,6 +4815,14 @@ def ds_expected_rope(rp, dim):
     inv = torch.tensor([base ** (-(2 * i) / dim) for i in range(dim // 2)], dtype=torch.float64)
     if rp["rope_type"] == "default":
         return inv, 1.0
+    if rp["rope_type"] == "llama3":  # (low frequencies divided by factor, high ones kept, a smooth blend between)
+        factor, lo, hi = rp["factor"], rp["low_freq_factor"], rp["high_freq_factor"]
+        old = rp["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        scaled = torch.where(wavelen > old / lo, inv / factor, inv)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        mid = (wavelen >= old / hi) & (wavelen <= old / lo)
+        return torch.where(mid, (1 - smooth) * scaled / factor + smooth * scaled, scaled), 1.0
     factor, orig = rp["factor"], rp["original_max_position_embeddings"]
     ms = lambda s, m=1.0: 1.0 if s <= 1 else 0.1 * m * math.log(s) + 1.0  # noqa: E731
     if rp.get("mscale") and rp.get("mscale_all_dim"):
@@ -5265,7 +5273,8 @@ def youtu_defaults(out, cfg):
 
 # hub_tied_f32: Youtu-LLM-2B's layout (rope_theta 1.6e6, a low-rank query, pairwise RoPE, tied head, qk_head_dim
 # written). yarn_bias_f32: q_proj without a low rank, rope_interleave false, yarn, attention biases, an untied head.
-# defaults_f32: YoutuConfig's defaults for the keys left out.
+# defaults_f32: YoutuConfig's defaults for the keys left out. llama3_f32: Llama 3's RoPE scaling (transformers'
+# YoutuRotaryEmbedding takes any RoPE type), rotate-half layout.
 YOUTU_CASES = [
     dict(name="hub_tied_f32", arch="youtu", seed=5501, method="noaux_tc", dir=YOUTU_DIR, drop=YOUTU_DROP,
          config=dict(q_lora_rank=24, tie_word_embeddings=True,
@@ -5275,6 +5284,8 @@ YOUTU_CASES = [
                      tie_word_embeddings=False)),
     dict(name="defaults_f32", arch="youtu", seed=5703, method="noaux_tc", dir=YOUTU_DIR, drop=YOUTU_DROP,
          rewrite=youtu_defaults, config=dict(q_lora_rank=24)),
+    dict(name="llama3_f32", arch="youtu", seed=5904, method="noaux_tc", dir=YOUTU_DIR, drop=YOUTU_DROP,
+         config=dict(q_lora_rank=24, rope_interleave=False, rope_parameters=LLAMA3_ROPE)),
 ]
 
 

@@ -4506,6 +4506,17 @@ TEST_CASE("config: Youtu-LLM (hub keys, defaults, dense layers, head_dim, refusa
   CHECK(read(v3).unmodeled.empty());
   v3["head_dim"] = 2 * v3["qk_rope_head_dim"].get<int64_t>();
   CHECK(error(v3).find("which DeepseekV3Config builds its RoPE over") != std::string::npos);
+  // RoPE types: V3's, GLM-4.7-Flash's and Youtu's classes take transformers' types (kiln: linear and llama3 beside
+  // default and yarn; dynamic refused); DeepSeek-V2's reading stays at default and yarn.
+  v3.erase("head_dim");
+  v3["rope_parameters"] = {{"rope_type", "linear"}, {"rope_theta", 10000.0}, {"factor", 2.0}};
+  CHECK(read(v3).rope.type == "linear");
+  v3["rope_parameters"]["rope_type"] = "dynamic";
+  CHECK(error(v3).find("rope type 'dynamic', which kiln does not support here") != std::string::npos);
+  std::ifstream in2(kiln::test::fixture("v2_bias", "deepseek") + "/config.json");
+  nlohmann::json v2 = nlohmann::json::parse(in2);
+  v2["rope_parameters"] = {{"rope_type", "linear"}, {"rope_theta", 10000.0}, {"factor", 2.0}};
+  CHECK(error(v2).find("rope type 'linear', which kiln does not support here") != std::string::npos);
   // MLA: K/V heads equal to the heads; YoutuConfig types the key int (null refused), absent 16.
   j = hub;
   j["num_key_value_heads"] = nullptr;

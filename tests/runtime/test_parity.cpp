@@ -99,7 +99,7 @@ std::vector<std::pair<std::string, std::string>> llm_fixtures() {
     CHECK_MESSAGE(names.size() >= 2, family << " has fewer than two fixtures");
     for (const std::string& n : names) cases.push_back({family, n});
   }
-  REQUIRE(cases.size() >= 170);
+  REQUIRE(cases.size() >= 171);
   return cases;
 }
 
