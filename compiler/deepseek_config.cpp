@@ -86,25 +86,24 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
                               std::to_string(c.num_attention_heads) + "), which DeepseekV2Config refuses");
   // (Glm4MoeLiteConfig and YoutuConfig type these int or float, not Optional: transformers 5 refuses a null; a null
   // head_dim or num_local_experts, their aliases, leaves the model without a value)
-  if (lite)
-    r.refuse_null_values({"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                          "num_key_value_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
-                          "head_dim", "moe_intermediate_size", "n_shared_experts", "n_routed_experts",
-                          "num_local_experts", "num_experts_per_tok", "routed_scaling_factor", "n_group", "topk_group"},
-                         c.architecture);
-  if (youtu)
+  if (lite || youtu)
     r.refuse_null_values(
         {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
          "num_key_value_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "head_dim"},
         c.architecture);
+  if (lite)
+    r.refuse_null_values({"moe_intermediate_size", "n_shared_experts", "n_routed_experts", "num_local_experts",
+                          "num_experts_per_tok", "routed_scaling_factor", "n_group", "topk_group"},
+                         c.architecture);
   // MLA builds one K and V per head from the latent: transformers' attention repeats them num_attention_heads //
   // num_key_value_heads times, which runs (as the same model) only where that is 1, and its eager attention fails
   // where it is 0. (Absent: the class's default; kiln's reading of V2/V3 files takes num_attention_heads.)
   const int64_t kvh = r.pos_int("num_key_value_heads", false, def.kv_heads ? def.kv_heads : c.num_attention_heads);
   if (c.num_attention_heads / kvh != 1)
     r.fail("num_key_value_heads",
-           std::string(r.has("num_key_value_heads") ? "" : "is absent, which ") +
-               (r.has("num_key_value_heads") ? "" : std::string(def.cls) + " reads as " + std::to_string(kvh) + ": ") +
+           (r.has("num_key_value_heads")
+                ? std::string()
+                : "is absent, which " + std::string(def.cls) + " reads as " + std::to_string(kvh) + ": ") +
                "num_attention_heads // num_key_value_heads is " + std::to_string(c.num_attention_heads / kvh) +
                ", and transformers repeats MLA's per-head K/V that many times, so its attention cannot run (MLA "
                "needs num_key_value_heads equal to num_attention_heads, or at least more than half of it)");
@@ -238,7 +237,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   const bool moe = c.n_routed_experts > 0, grouped = moe && c.topk_method != MoeTopk::kGreedy;
   const std::vector<std::pair<const char*, bool>> ignored = {{"topk_method", c.v3},
                                                              {"scoring_func", c.v3},
-                                                             {"norm_topk_prob", !c.v3},
+                                                             {"norm_topk_prob", !c.v3 || youtu},
                                                              {"moe_intermediate_size", !moe},
                                                              {"num_experts_per_tok", !moe},
                                                              {"n_shared_experts", !moe},
@@ -249,8 +248,7 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
                                                              {"rope_interleave", !c.v3},
                                                              {"n_routed_experts", youtu},
                                                              {"first_k_dense_replace", youtu},
-                                                             {"num_local_experts", youtu},
-                                                             {"norm_topk_prob", youtu}};
+                                                             {"num_local_experts", youtu}};
   for (const auto& [k, yes] : ignored)
     if (yes) r.has(k);
   // Derived (qk_head_dim, head_dim), the MTP alias (its layers are skipped), training-only keys (MoE losses,

@@ -289,6 +289,7 @@ void read_noaux_experts(const ConfigReader& r, const NoauxDefaults& d, LlamaConf
 // tensors are left out (SolarOpenConfig has no MTP layers; the hub's files give none), num_mtp_layers nothing.
 void read_solar_open(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
+  c.glm4_moe = true;
   const char* null_refused = "which SolarOpenConfig refuses (transformers 5 cannot build the model): give its value";
   r.hardwired("first_k_dense_replace", 0);
   r.hardwired("use_qk_norm", false);
@@ -307,10 +308,7 @@ void read_solar_open(const ConfigReader& r, LlamaConfig* out) {
 void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.glm4_moe = true;
-  if (c.architecture == "SolarOpenForCausalLM") {
-    read_solar_open(r, out);
-    return;
-  }
+
   // (its switches are typed bool: a null is refused, as the strict reader refuses it)
   for (const char* k : {"num_nextn_predict_layers", "num_mtp_layers"})
     r.refuse_null(k, "which Glm4MoeConfig refuses (transformers 5 cannot build the model): give its value");
@@ -2245,6 +2243,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                              std::to_string(c.hidden_size) +
                              "): OLMoE's q_norm spans hidden_size, and transformers cannot run this config");
     for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
+  } else if (solar) {
+    read_solar_open(r, &c);
   } else if (glm4_moe) {
     read_glm4_moe(r, &c);
   } else if (dots1) {
