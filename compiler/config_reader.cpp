@@ -246,7 +246,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"DeepseekV3ForCausalLM", "deepseek_v3"},
                                                                {"Glm4MoeLiteForCausalLM", "glm4_moe_lite"},
                                                                {"YoutuForCausalLM", "youtu"},
-                                                               {"SolarOpenForCausalLM", "solar_open"}};
+                                                               {"SolarOpenForCausalLM", "solar_open"},
+                                                               {"MiniMaxM2ForCausalLM", "minimax_m2"}};
   if (has("model_type") && j_["model_type"].is_string())
     for (const auto& [arch, type] : kTypes)
       if (a == arch && j_["model_type"].get<std::string>() != type)
@@ -957,7 +958,8 @@ bool ConfigReader::fp8_blocks(int64_t* block_rows, int64_t* block_cols) const {
                                     "block scales and dynamic activations, as DeepSeek-V3/R1 ship them)");
   };
   auto get = [&](const char* k, const json& def) { return q.contains(k) && !q[k].is_null() ? q[k] : def; };
-  if (get("fmt", "e4m3") != "e4m3") refuse("fmt " + q["fmt"].dump());
+  // (MiniMax-M2's files spell the same format as torch names it)
+  if (get("fmt", "e4m3") != "e4m3" && get("fmt", "e4m3") != "float8_e4m3fn") refuse("fmt " + q["fmt"].dump());
   if (get("activation_scheme", "dynamic") != "dynamic") refuse("activation_scheme " + q["activation_scheme"].dump());
   // How the scales are formatted for activation kernels (DeepSeek-V3.1's ue8m0: powers of two,
   // still stored as floats), and what a loader should leave unconverted: the stored tensors say

@@ -323,6 +323,51 @@ void read_glm4_moe(const ConfigReader& r, LlamaConfig* out) {
 
 bool any_window_layer(const LlamaConfig& c);
 
+// MiniMaxM2Config (LlamaConfig::minimax_m2): num_local_experts (or num_experts, its attribute_map; 256) experts of
+// intermediate_size in every layer, the top num_experts_per_tok (8) of sigmoid scores plus e_score_correction_bias,
+// renormalized; q/k norms over the whole projection. Its RoPE (rotary_dim) is read below. The hub's files carry
+// MiniMax's own code's keys, which transformers never reads: at the values transformers' model is, accepted, others
+// refused. Its multi-token-prediction keys describe modules transformers never builds (a checkpoint's tensors of them
+// are refused as unexpected).
+void read_minimax_m2(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
+  LlamaConfig& c = *out;
+  c.minimax_m2 = c.qk_norm = c.mixtral_names = true;
+  for (const char* k : {"num_local_experts", "num_experts", "num_experts_per_tok"})
+    r.refuse_null(k, "which MiniMaxM2Config refuses (transformers 5 cannot build the model): give its value");
+  c.num_local_experts = read_expert_count(r, 256);
+  const char* experts_key = r.has("num_local_experts") || !r.has("num_experts") ? "num_local_experts" : "num_experts";
+  if (c.num_local_experts < 2 || c.num_local_experts > 4096)
+    r.fail(experts_key, "must be between 2 and 4096 (kiln routes MiniMax-M2's experts as noaux_tc does)");
+  c.num_experts_per_tok = r.experts_per_token(false, 8);
+  if (c.num_experts_per_tok > c.num_local_experts)
+    r.fail("num_experts_per_tok", std::string(r.has("num_experts_per_tok") ? "" : "(absent: MiniMaxM2Config's 8) ") +
+                                      "exceeds " + experts_key + " (" + std::to_string(c.num_local_experts) + ")");
+  c.moe_intermediate_size = c.intermediate_size;
+  c.norm_topk_prob = true;  // (n_group, topk_group and routed_scaling_factor: 1, LlamaConfig's)
+  r.hardwired("use_qk_norm", true);
+  r.hardwired("qk_norm_type", "per_layer");
+  r.hardwired("scoring_func", "sigmoid");
+  r.hardwired("use_routing_bias", true);
+  r.hardwired("shared_intermediate_size", 0);
+  // (MiniMax-Text-01's layer kinds: 1 softmax attention, 0 lightning attention, which MiniMaxM2ForCausalLM never
+  // builds: every layer of it is softmax attention)
+  if (r.has("attn_type_list")) {
+    const nlohmann::json& t = j["attn_type_list"];
+    if (!t.is_array()) r.fail("attn_type_list", "must be a list of layer types (1: softmax attention)");
+    for (size_t i = 0; i < t.size(); ++i)
+      if (t[i] != 1)
+        r.fail("attn_type_list",
+               "has " + (t[i].is_number() ? t[i].dump() : std::string("a non-number")) + " at index " +
+                   std::to_string(i) +
+                   ", which transformers' MiniMaxM2ForCausalLM never reads (every layer of it is softmax attention, "
+                   "type 1; 0 is MiniMax-Text-01's lightning attention): kiln refuses rather than guess what the "
+                   "checkpoint means");
+  }
+  for (const char* k : {"use_mtp", "num_mtp_modules", "mtp_transformer_layers", "router_jitter_noise",
+                        "router_aux_loss_coef", "output_router_logits"})
+    r.has(k);
+}
+
 // Dots1Config (LlamaConfig::dots1): Qwen3's attention (q/k norms over each head before RoPE; biases on q, k, v and o
 // with attention_bias) with windows of sliding_window (4096; null: none) in the layers layer_types names, or without
 // it the layers from max_window_layers (62) up; noaux_tc experts (read_noaux_experts: n_routed_experts,
@@ -1704,6 +1749,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool solar = arch == "SolarOpenForCausalLM" || arch == "solar_open";
   const bool glm4_moe = arch == "Glm4MoeForCausalLM" || arch == "glm4_moe" || solar;
   const bool dots1 = arch == "Dots1ForCausalLM" || arch == "dots1";
+  const bool minimax_m2 = arch == "MiniMaxM2ForCausalLM" || arch == "minimax_m2";
   const bool falcon = arch == "FalconForCausalLM" || arch == "falcon";
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
@@ -1722,7 +1768,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
       !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe &&
-      !internlm3 && !iquestcoder && !apertus && !phimoe && !jais2)
+      !internlm3 && !iquestcoder && !apertus && !phimoe && !jais2 && !minimax_m2)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1764,6 +1810,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : solar              ? "SolarOpenForCausalLM"
                    : glm4_moe           ? "Glm4MoeForCausalLM"
                    : dots1              ? "Dots1ForCausalLM"
+                   : minimax_m2         ? "MiniMaxM2ForCausalLM"
                    : falcon             ? "FalconForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
@@ -1849,7 +1896,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, InternLM3, IQuest-Coder, dots.llm1, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, Phi-3.5-MoE, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, InternLM3, IQuest-Coder, dots.llm1, MiniMax-M2, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, Phi-3.5-MoE, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS, SmolLM3 and Solar Open (GPT-OSS never reads it)");
   }
 
@@ -1878,11 +1925,11 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
   if (mistral || ministral || ministral3 || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss ||
-      helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe || phimoe)
+      helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe || phimoe || minimax_m2)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
       helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe || exaone_moe || apertus ||
-      phimoe)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      phimoe || minimax_m2)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
     r.fail("head_dim",
@@ -1898,6 +1945,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                              : qwen2_moe                                                ? 16
                              : exaone4 || dots1 || exaone_moe                           ? 32
                              : seed_oss || gpt_oss || glm4_moe || exaone || iquestcoder ? 8
+                             : minimax_m2                                               ? 8
                              : helium                                                   ? 20
                              : qwen2 || qwen3                                           ? 32
                              : gemma1                                                   ? 16
@@ -1927,13 +1975,13 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
   } else if (((qwen3 && !qwen3_moe) || gemma || (ernie && !ernie_moe) || glm4 || seed_oss || ministral3 || internlm3 ||
-              iquestcoder || solar) &&
+              iquestcoder || solar || minimax_m2) &&
              !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
     // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's, Ministral3Config's, InternLM3Config's, IQuestCoderConfig's and
-    // SolarOpenConfig's 128 too)
+    // SolarOpenConfig's and MiniMaxM2Config's 128 too)
     c.head_dim = gemma ? 256 : 128;
   } else {
     // (Glm4MoeConfig's attention and RoPE take hidden_size // num_attention_heads, rounded down)
@@ -1960,6 +2008,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                                             ? 32768
       : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone                ? 4096
       : apertus                                                                                         ? 65536
+      : minimax_m2                                                                                      ? 196608
       : phimoe                                                                                          ? 131072
                                                                                                         : 2048);
   r.set_max_positions(c.max_position_embeddings);
@@ -2249,6 +2298,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     read_glm4_moe(r, &c);
   } else if (dots1) {
     read_dots1(r, j, &c);
+  } else if (minimax_m2) {
+    read_minimax_m2(r, j, &c);
   } else if (falcon) {
     read_falcon(r, &c);
   } else if (gpt_neox) {
@@ -2409,9 +2460,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
   // the values that change nothing.
   if (qwen2 || qwen3 || mistral || ministral || ministral3 || mixtral || phi3 || gemma || olmo2 || glm4 || gpt_oss ||
-      cohere || glm4_moe)
+      cohere || glm4_moe || minimax_m2)
     r.hardwired("mlp_bias", false);
-  if (mistral || ministral || ministral3 || mixtral || phi3) r.hardwired("attention_bias", false);
+  if (mistral || ministral || ministral3 || mixtral || phi3 || minimax_m2) r.hardwired("attention_bias", false);
   if (phi3) {
     r.hardwired("lm_head_bias", false);
     r.hardwired("full_attn_mod", 1);
@@ -2443,7 +2494,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   }
   if (solar) {
     r.full_rotary_only(c.architecture);  // (LlamaAttention rotates all of head_dim)
-  } else if (phi3 || phi || glm4 || stablelm || nemotron || gpt_neox || glm4_moe) {
+  } else if (phi3 || phi || glm4 || stablelm || nemotron || gpt_neox || glm4_moe || minimax_m2) {
     // Phi3Config: the fraction in rope_parameters (transformers 5) or top-level (the hub), of
     // head_dim dims (transformers' RoPE init: head_dim, or hidden_size / num_attention_heads),
     // rounded down (int()). PhiConfig's and Glm4Config's default is 0.5, StableLmConfig's 0.25;
@@ -2453,6 +2504,13 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     double f = neox_pct;
     const char* fkey = neox_pct_key;
     if (!gpt_neox) {
+      // (MiniMaxM2Config: a null factor is no factor to transformers, which then rotates every dim, whatever
+      // rotary_dim says; MiniMax's code reads rotary_dim)
+      if (minimax_m2)
+        for (const char* k : {"partial_rotary_factor", "rotary_dim"})
+          r.refuse_null(k,
+                        "which transformers 5 reads as RoPE over all of head_dim (whatever rotary_dim says) and "
+                        "MiniMax's code otherwise: kiln does not guess; give its value or leave it out");
       r.refuse_null("partial_rotary_factor", "with which transformers cannot compute its RoPE: give its value");
       f = r.num("partial_rotary_factor", def);
       fkey = "partial_rotary_factor";
@@ -2460,6 +2518,22 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
           k && j[k].is_object() && j[k].contains("partial_rotary_factor") && !j[k]["partial_rotary_factor"].is_null()) {
         f = r.num(j[k], "partial_rotary_factor", def);
         fkey = k;
+      }
+      // MiniMaxM2Config: rotary_dim / head_dim where no partial_rotary_factor is given (setdefault); MiniMax's code
+      // reads rotary_dim, transformers a factor given beside it: the two must agree.
+      if (minimax_m2 && r.has("rotary_dim")) {
+        const int64_t dims = r.pos_int("rotary_dim", true);
+        if (dims > c.head_dim)
+          r.fail("rotary_dim", "= " + std::to_string(dims) + " exceeds head_dim (" + std::to_string(c.head_dim) + ")");
+        if (fkey == std::string("partial_rotary_factor") && !r.has("partial_rotary_factor")) {
+          f = double(dims) / double(c.head_dim);
+          fkey = "rotary_dim";
+        } else if (int64_t(double(c.head_dim) * f) != dims) {
+          r.fail("rotary_dim", "= " + std::to_string(dims) + ", but partial_rotary_factor (" + short_float(float(f)) +
+                                   ") gives " + std::to_string(int64_t(double(c.head_dim) * f)) +
+                                   " rotary dims: transformers reads the factor, MiniMax's code rotary_dim; kiln "
+                                   "does not guess which was meant");
+        }
       }
     }
     if (!(f > 0 && f <= 1)) r.fail(fkey, "partial_rotary_factor must be in (0, 1]");
@@ -2495,8 +2569,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
              : qwen2_vl           ? r.rope({"default", "linear", "llama3", "yarn", "mrope=default"}, 1e6)
              : qwen3_vl           ? r.rope({"default", "linear", "llama3", "yarn"}, 5e5)
              : gpt_neox           ? r.rope(scaled, neox_theta, true, false)
-             : cohere && !cohere2 ? r.rope(scaled, 5e5)  // CohereConfig's
-             : solar              ? r.rope(scaled, 1e6)  // SolarOpenConfig's default_theta
+             : cohere && !cohere2 ? r.rope(scaled, 5e5)        // CohereConfig's
+             : solar              ? r.rope(scaled, 1e6)        // SolarOpenConfig's default_theta
+             : minimax_m2         ? r.rope(scaled, 5e6, true)  // MiniMaxM2Config's (the factor read above)
                                   : r.rope(scaled, 10000.0, phi || glm4 || stablelm || nemotron || glm4_moe);
   if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
   // (PhimoeConfig's own original_max_position_embeddings, which its LongRoPE never reads: the object's is, else

@@ -210,13 +210,13 @@ struct LlamaConfig {
   // multi-token-prediction tensors (any name holding "mtp", which transformers leaves unread) are not compiled.
   bool ernie_moe = false;
   double moe_norm_min = 1e-12;
-  // ERNIE 4.5 MoE's and EXAONE MoE's e_score_correction_bias under transformers 5's in-memory name (ERNIE's
-  // mlp.gate.moe_statics.*, EXAONE's mlp.gate.*) rather than the hub's (mlp.moe_statics.*, mlp.*). Set by the
-  // frontend from the checkpoint.
+  // ERNIE 4.5 MoE's, EXAONE MoE's and MiniMax-M2's e_score_correction_bias under transformers 5's in-memory name
+  // (ERNIE's mlp.gate.moe_statics.*, EXAONE's mlp.gate.*, MiniMax-M2's mlp.*) rather than the hub's
+  // (mlp.moe_statics.*, mlp.*, block_sparse_moe.*). Set by the frontend from the checkpoint.
   bool correction_bias_in_gate = false;
   // Routing by noaux_tc with e_score_correction_bias for the choice (GLM-4.5, dots.llm1, EXAONE MoE: sigmoid scores;
   // ERNIE 4.5 MoE: softmax).
-  bool noaux_experts() const { return glm4_moe || ernie_moe || dots1 || exaone_moe; }
+  bool noaux_experts() const { return glm4_moe || ernie_moe || dots1 || exaone_moe || minimax_m2; }
   // dots.llm1 (Dots1ForCausalLM: dots.llm1.base, dots.llm1.inst): Qwen3's attention (per-head q/k norms before RoPE,
   // biases with attention_bias), windows in the layers window_layer marks, dense MLPs in the first
   // first_k_dense_replace layers and GLM-4.5's experts after them (DeepSeek-V3's noaux_tc on sigmoid scores, groups,
@@ -229,8 +229,15 @@ struct LlamaConfig {
   // mlp.gate.e_score_correction_bias (transformers 5's). The checkpoint's multi-token-prediction tensors (any name
   // holding "mtp", which transformers leaves unread) are not compiled.
   bool exaone_moe = false;
-  // noaux_tc routing on sigmoid scores, with groups and routed_scaling_factor (GLM-4.5, dots.llm1, EXAONE MoE).
-  bool sigmoid_noaux() const { return glm4_moe || dots1 || exaone_moe; }
+  // MiniMax-M2 (MiniMaxM2ForCausalLM: MiniMax-M2, M2.1, M2.5): Mixtral's layer (block_sparse_moe, experts w1/w3/w2 of
+  // intermediate_size in every layer) with q and k RMSNorm-ed whole after their projections (OLMo 2's), RoPE over the
+  // first rotary_dim dims of each head, and the top num_experts_per_tok of sigmoid scores plus e_score_correction_bias
+  // (block_sparse_moe.e_score_correction_bias, the hub's, or mlp.e_score_correction_bias, transformers 5's),
+  // renormalized (noaux_tc with one group, no scaling, no shared expert).
+  bool minimax_m2 = false;
+  // noaux_tc routing on sigmoid scores, with groups and routed_scaling_factor (GLM-4.5, dots.llm1, EXAONE MoE,
+  // MiniMax-M2).
+  bool sigmoid_noaux() const { return glm4_moe || dots1 || exaone_moe || minimax_m2; }
   // Norm weights that multiply by (1 + w), folded in f32 at compile time (Gemma's RMSNorms, Nemotron's
   // LayerNorms).
   bool one_plus_norms() const { return gemma || nemotron; }
@@ -291,8 +298,8 @@ struct LlamaConfig {
   // OLMo's, OLMoE's and MPT's clip_qkv: q, k and v clamped to [-clip_qkv, clip_qkv] after their projections (and
   // OLMoE's q/k norms), before RoPE; negative: none.
   double clip_qkv = -1;
-  // q and k RMSNorm-ed whole (OLMo 2, OLMo 3, OLMoE) rather than per head.
-  bool qk_norm_whole() const { return (olmo2 && !exaone4) || olmoe; }
+  // q and k RMSNorm-ed whole (OLMo 2, OLMo 3, OLMoE, MiniMax-M2) rather than per head.
+  bool qk_norm_whole() const { return (olmo2 && !exaone4) || olmoe || minimax_m2; }
   // ERNIE 4.5, GLM-4, Helium: RoPE rotates pairs (2i, 2i+1) (GLM's rotate_half); the compiler reorders q's
   // and k's rotary rows inside each head into rotate-half's order (deinterleave).
   bool pairwise_rope = false;

@@ -94,6 +94,7 @@ inline std::vector<std::string> llm_fixture_families() {
           "glm4_moe_lite",
           "youtu",
           "solar_open",
+          "minimax_m2",
           "falcon",
           "gptj",
           "gpt2",

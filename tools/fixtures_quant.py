@@ -456,8 +456,12 @@ def compressed_tensors_fixtures(repo, only=None):
 # derives the block size as rows // scale_rows, which mis-reads partial blocks, so it is not used.
 # (name, family, base fixture, block size). The LLaMA one (48 × 48 blocks on 64-wide weights, all
 # partial at the edges) stands for the same layout in LLaMA-family releases (e.g. Qwen3's FP8 ones).
+# MiniMax-M2's FP8 release has the same layout (its attention's q/k/v/o and its experts' w1/w3/w2, 128 × 128 blocks)
+# under its own quantization_config: "fmt": "float8_e4m3fn" and modules_to_not_convert naming the router, the
+# correction bias and the head; its fixture keeps those.
 FP8_CASES = [("ds_v3_fp8_b32", "deepseek", "v3_noaux", (32, 32)), ("llama_fp8_b48", "llama", "gqa_f32", (48, 48)),
-             ("llama_fp8_b48x16", "llama", "gqa_f32", (48, 16))]  # non-square: rows and columns not swapped
+             ("llama_fp8_b48x16", "llama", "gqa_f32", (48, 16)),  # non-square: rows and columns not swapped
+             ("minimax_m2_fp8_b32", "minimax_m2", "hub_f32", (32, 32))]
 
 
 def fp8_block_fixtures(repo):
@@ -465,21 +469,23 @@ def fp8_block_fixtures(repo):
     import shutil
     import torch
     from safetensors.torch import load_file, save_file
-    from transformers import DeepseekV3ForCausalLM, LlamaForCausalLM
+    from transformers import DeepseekV3ForCausalLM, LlamaForCausalLM, MiniMaxM2ForCausalLM
 
     for name, family, base_name, (br, bc) in FP8_CASES:
         base = os.path.join(repo, "tests", "fixtures", family, base_name)
         out = os.path.join(repo, "tests", "fixtures", "quantized", name)
         ref = load_file(os.path.join(base, "reference.safetensors"))
         tensors = load_file(os.path.join(base, "model.safetensors"))
-        model_cls = DeepseekV3ForCausalLM if family == "deepseek" else LlamaForCausalLM
+        model_cls = {"deepseek": DeepseekV3ForCausalLM, "minimax_m2": MiniMaxM2ForCausalLM}.get(family, LlamaForCausalLM)
         model = model_cls.from_pretrained(base, dtype=torch.float32).eval()
         params = dict(model.named_parameters())
         quantized = 0
         partial = 0
         with torch.no_grad():
             for key in sorted(tensors):
-                if not (key.endswith("_proj.weight") or key.endswith("_proj_with_mqa.weight")) or ".layers." not in key:
+                expert_w = ".block_sparse_moe.experts." in key and key.rsplit(".", 2)[1] in ("w1", "w2", "w3")
+                if not (key.endswith("_proj.weight") or key.endswith("_proj_with_mqa.weight") or expert_w) or \
+                        ".layers." not in key:
                     continue
                 w = tensors[key].float()
                 rows, cols = w.shape
@@ -501,9 +507,12 @@ def fp8_block_fixtures(repo):
                 elif key in params:  # the per-expert tensors the HF model holds as fused experts are set below
                     params[key].copy_(deq)
                 else:
-                    experts = model.get_submodule(key.split(".experts.")[0] + ".experts")
+                    # (MiniMax-M2's hub names: block_sparse_moe and w1/w3/w2, transformers' mlp and gate/up/down)
+                    experts = model.get_submodule(key.split(".experts.")[0].replace(".block_sparse_moe", ".mlp") +
+                                                  ".experts")
                     e = int(key.split(".experts.")[1].split(".")[0])
                     kind = key.rsplit(".", 2)[1]
+                    kind = {"w1": "gate_proj", "w3": "up_proj", "w2": "down_proj"}.get(kind, kind)
                     if kind == "down_proj":
                         experts.down_proj.data[e].copy_(deq)
                     else:
@@ -524,6 +533,9 @@ def fp8_block_fixtures(repo):
             cfg = json.load(f)
         cfg["quantization_config"] = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
                                       "weight_block_size": [br, bc]}
+        if family == "minimax_m2":  # (MiniMax-M2's own)
+            cfg["quantization_config"].update(fmt="float8_e4m3fn",
+                                              modules_to_not_convert=["gate", "e_score_correction_bias", "lm_head"])
         with open(os.path.join(out, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2, sort_keys=True)
         save_file({"input_ids": ref["input_ids"], "prompt_ids": ref["prompt_ids"], "greedy_ids": greedy.contiguous(),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,minimax_m2,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -51,6 +51,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    keys, IQuestCoderConfig's defaults)
   --only solar_open  only tests/fixtures/solar_open/ (tiny SolarOpenForCausalLM checkpoints: GLM-4.5's experts in
                    every layer under LLaMA's attention, the hub's keys)
+  --only minimax_m2  only tests/fixtures/minimax_m2/ (tiny MiniMaxM2ForCausalLM checkpoints: Mixtral's layer with
+                   whole q/k norms, partial RoPE, sigmoid routing with a correction bias, the hub's keys)
   --only jais2     only tests/fixtures/jais2/ and jais2_lora/ (tiny Jais2ForCausalLM checkpoints: LayerNorms with
                    biases, the ungated relu² MLP, Jais2Config's defaults)
   --only phimoe    only tests/fixtures/phimoe/ and phimoe_lora/ (tiny PhimoeForCausalLM checkpoints: the
@@ -268,7 +270,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -899,6 +901,30 @@ SOLAR_OPEN_VARIANTS = [
     ("groups_bias_f32", 8888, dict(SOLAR_OPEN_BASE, attention_bias=True, num_key_value_heads=1, head_dim=24, n_group=4,
                                    topk_group=2, num_experts_per_tok=3, norm_topk_prob=False, routed_scaling_factor=2.5,
                                    n_shared_experts=2, tie_word_embeddings=True)),
+]
+
+MINIMAX_M2_DIR = os.path.join(REPO, "tests", "fixtures", "minimax_m2")
+# MiniMax-M2 (MiniMaxM2ForCausalLM: MiniMax-M2, M2.1, M2.5): Mixtral's layer (block_sparse_moe, experts w1/w3/w2 of
+# intermediate_size in every layer) with q_norm and k_norm over the whole q and k projections (before the split into
+# heads), RoPE (rotate-half) over the first rotary_dim dims of each head, and the top num_experts_per_tok of sigmoid
+# scores plus e_score_correction_bias (block_sparse_moe's), renormalized. Norm weights and the correction bias drawn
+# (ds_randomize). hub_f32: MiniMax-M2's config.json keys (rope_theta, rotary_dim half of head_dim, the keys of
+# MiniMax's own code at the values transformers' model is: use_qk_norm, qk_norm_type, scoring_func, use_routing_bias,
+# shared_intermediate_size 0, attn_type_list, the MTP keys), head_dim 24 (not hidden / heads), top 2 of 8, untied.
+# yarn_tied_f32: yarn over a quarter of each head (partial_rotary_factor 0.25 in rope_parameters), MQA, top 3, tied.
+# held_f32: RoPE over every dim, MiniMaxM2Config's head_dim (128, whatever hidden / heads is), saved as transformers 5
+# holds it (mlp.experts.gate_up_proj, mlp.gate.weight, mlp.e_score_correction_bias).
+MINIMAX_M2_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": 2, "num_local_experts": 8,
+                   "intermediate_size": 32, "rms_norm_eps": 1e-6}
+MINIMAX_M2_VARIANTS = [
+    ("hub_f32", 9696, dict(MINIMAX_M2_BASE, num_experts_per_tok=2, head_dim=24, tie_word_embeddings=False,
+                           rope_parameters={"rope_type": "default", "rope_theta": 5e6, "partial_rotary_factor": 0.5})),
+    ("yarn_tied_f32", 9797, dict(MINIMAX_M2_BASE, num_experts_per_tok=3, num_key_value_heads=1, head_dim=16,
+                                 tie_word_embeddings=True,
+                                 rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 2.0,
+                                                  "original_max_position_embeddings": 64,
+                                                  "partial_rotary_factor": 0.25})),
+    ("held_f32", 9898, dict(MINIMAX_M2_BASE, num_experts_per_tok=2, tie_word_embeddings=False)),
 ]
 
 DOTS1_DIR = os.path.join(REPO, "tests", "fixtures", "dots1")
@@ -2965,6 +2991,9 @@ def check_noaux_fixture(out, model_cls, overrides):
     model = load(out, torch.float32, model_cls)
     if not hasattr(model.config, "n_routed_experts"):  # (ExaoneMoeConfig's num_experts)
         model.config.n_routed_experts = model.config.num_experts
+    if model_cls.__name__ == "MiniMaxM2ForCausalLM":  # (its router: one group, renormalized, no scaling)
+        model.config.n_group = model.config.topk_group = 1
+        model.config.norm_topk_prob, model.config.routed_scaling_factor = True, 1.0
     ref = load_file(os.path.join(out, "reference.safetensors"))
     case = {"method": "noaux_tc"}
     for label, ids in (("inputs", ref["input_ids"]), ("greedy", ref["greedy_ids"][None])):
@@ -3041,6 +3070,35 @@ def main_solar_open():
             cfg.pop(k)
         cfg.update(partial_rotary_factor=1.0, first_k_dense_replace=0, intermediate_size=10240)
     rewrite_as_hub(os.path.join(SOLAR_OPEN_DIR, "hub_yarn_f32"), SolarOpenForCausalLM, "4.57.1", hub, flat_rope=False)
+
+
+def main_minimax_m2():
+    from transformers import MiniMaxM2Config, MiniMaxM2ForCausalLM
+    main_noaux_like("minimax_m2", MINIMAX_M2_DIR, MINIMAX_M2_VARIANTS, MiniMaxM2Config, MiniMaxM2ForCausalLM, 96,
+                    ["model.layers.1.block_sparse_moe.e_score_correction_bias",
+                     "model.layers.1.block_sparse_moe.gate.weight", "model.layers.1.block_sparse_moe.experts.0.w1.weight",
+                     "model.layers.0.self_attn.q_norm.weight"])
+    for name, _, overrides in MINIMAX_M2_VARIANTS:
+        # (q_norm and k_norm span the whole projection: per-head norms of the same weights give other logits)
+        out = os.path.join(MINIMAX_M2_DIR, name)
+        rp = MiniMaxM2ForCausalLM.from_pretrained(out).config.rope_parameters
+        if rp.get("partial_rotary_factor", 1.0) != 1.0:
+            assert_moves(out, MiniMaxM2ForCausalLM, "RoPE over every dim", 1e-2,
+                         rope_parameters=dict(rp, partial_rotary_factor=1.0))
+
+    def hub(cfg):  # MiniMaxAI/MiniMax-M2's keys (transformers 4.46.1, its own code's): rotary_dim for the factor
+        layers = cfg["num_hidden_layers"]
+        cfg.pop("rope_scaling")
+        cfg.update(rotary_dim=cfg["head_dim"] // 2, use_qk_norm=True, qk_norm_type="per_layer", scoring_func="sigmoid",
+                   use_routing_bias=True, shared_intermediate_size=0, attn_type_list=[1] * layers, use_mtp=True,
+                   num_mtp_modules=3, mtp_transformer_layers=1,
+                   auto_map={"AutoConfig": "configuration_minimax_m2.MiniMaxM2Config",
+                             "AutoModelForCausalLM": "modeling_minimax_m2.MiniMaxM2ForCausalLM"})
+    rewrite_as_hub(os.path.join(MINIMAX_M2_DIR, "hub_f32"), MiniMaxM2ForCausalLM, "4.46.1", hub)
+    out = os.path.join(MINIMAX_M2_DIR, "held_f32")
+    diff = save_as_held(out, MiniMaxM2ForCausalLM, ["model.layers.0.mlp.experts.gate_up_proj",
+                                                     "model.layers.0.mlp.e_score_correction_bias"])
+    print("  held_f32: saved as transformers 5 holds it; reference retaken (moved %.2e)" % diff)
 
 
 def main_noaux_like(family, out_dir, variants, config_cls, model_cls, seed, held):
@@ -4790,6 +4848,8 @@ def ds_check_routing(case, model, captured, label):
     min_gap, hists, notes = float("inf"), {}, []
     for layer, (logits, w_hf, idx_hf) in sorted(captured.items()):
         bias = getattr(gates[layer], "e_score_correction_bias", None)
+        if bias is None:  # (MiniMax-M2's: beside the router, on the MoE block)
+            bias = getattr(model.model.layers[layer].mlp, "e_score_correction_bias", None)
         order = idx_hf.argsort(dim=-1)
         idx_hf, w_hf = idx_hf.gather(1, order), w_hf.gather(1, order)
         idx, w, g_gap, e_gap = ds_route(method, cfg, logits, bias)
@@ -6593,6 +6653,8 @@ def main():
         main_jais2()
     if ARGS.only in ("all", "solar_open"):
         main_solar_open()
+    if ARGS.only in ("all", "minimax_m2"):
+        main_minimax_m2()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

@@ -31,13 +31,14 @@ struct MoeTensors {
   std::vector<std::string> gate_up, down;
 };
 
-// noaux_tc's e_score_correction_bias of an MoE layer (GLM-4.5's [experts]; ERNIE 4.5 MoE's [1, experts] and EXAONE
-// MoE's [experts], the hub's name or transformers 5's).
+// noaux_tc's e_score_correction_bias of an MoE layer (GLM-4.5's [experts]; ERNIE 4.5 MoE's [1, experts], EXAONE
+// MoE's and MiniMax-M2's [experts], the hub's name or transformers 5's).
 // `in_gate`: under transformers 5's name (c.correction_bias_in_gate, once the frontend has read the checkpoint).
 std::string correction_bias_name(const LlamaConfig& c, const std::string& p, bool in_gate) {
   const std::string where = in_gate ? "mlp.gate." : "mlp.";
   if (c.ernie_moe) return p + where + "moe_statics.e_score_correction_bias";
   if (c.exaone_moe) return p + where + "e_score_correction_bias";
+  if (c.minimax_m2) return p + (in_gate ? "mlp." : "block_sparse_moe.") + "e_score_correction_bias";
   return p + "mlp.gate.e_score_correction_bias";
 }
 std::string correction_bias_name(const LlamaConfig& c, const std::string& p) {
@@ -1241,7 +1242,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
   for (int64_t i = 0; i < c.num_hidden_layers && !c.moe_fused; ++i)  // the layout of the first MoE layer
     if (c.is_moe_layer(i)) {
       c.moe_fused = b.checkpoint.find(hf_layer_prefix(i) + "mlp.experts.gate_up_proj") != nullptr;
-      // (ERNIE 4.5 MoE's and EXAONE MoE's correction bias under transformers 5's name, else the hub's)
+      // (ERNIE 4.5 MoE's, EXAONE MoE's and MiniMax-M2's correction bias under transformers 5's name, else the hub's)
       c.correction_bias_in_gate = b.checkpoint.find(correction_bias_name(c, hf_layer_prefix(i), true)) != nullptr;
       break;
     }
@@ -1469,6 +1470,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "glm4_moe",
                                       "SolarOpenForCausalLM",
                                       "solar_open",
+                                      "MiniMaxM2ForCausalLM",
+                                      "minimax_m2",
                                       "Dots1ForCausalLM",
                                       "dots1",
                                       "FalconForCausalLM",

@@ -4466,6 +4466,89 @@ TEST_CASE("config: Solar Open (hub keys, every layer MoE, full RoPE, deleted key
         }).find("model_type 'glm4_moe' is not SolarOpenForCausalLM's 'solar_open'") != std::string::npos);
 }
 
+// MiniMax-M2 (MiniMaxM2ForCausalLM): Mixtral's layer with whole q/k norms, RoPE over rotary_dim dims of each head,
+// sigmoid routing with a correction bias; the keys of MiniMax's own code read where they describe transformers' model.
+TEST_CASE("config: MiniMax-M2 (hub keys, rotary_dim, defaults, remote-code keys, refusals)") {
+  std::ifstream in(kiln::test::fixture("hub_f32", "minimax_m2") + "/config.json");
+  const nlohmann::json hub = nlohmann::json::parse(in);
+  REQUIRE((hub.contains("rotary_dim") && hub.contains("attn_type_list") && hub.contains("use_routing_bias") &&
+           !hub.contains("rope_parameters") && !hub.contains("partial_rotary_factor")));
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK(c.architecture == "MiniMaxM2ForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK((c.minimax_m2 && c.mixtral_names && c.qk_norm && c.qk_norm_whole() && c.sigmoid_noaux()));
+  CHECK((c.is_moe_layer(0) && c.is_moe_layer(1) && c.num_local_experts == 8 && c.num_experts_per_tok == 2));
+  CHECK((c.moe_intermediate_size == 32 && c.norm_topk_prob && c.n_group == 1 && c.topk_group == 1 &&
+         c.routed_scaling_factor == 1.0 && c.shared_expert_intermediate_size == 0));
+  CHECK((c.head_dim == 24 && c.rotary_dim == 12 && c.rope.type == "default" && c.rope.theta == 5e6));
+  // MiniMaxM2Config's defaults: 256 experts, top 8, head_dim 128, RoPE base 5e6 over every dim, 196608 positions.
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"rope_theta", "rotary_dim", "head_dim", "num_local_experts", "num_experts_per_tok",
+                          "num_key_value_heads", "max_position_embeddings", "rms_norm_eps"})
+      j.erase(k);
+    j["num_attention_heads"] = 16;
+  });
+  CHECK((d.num_local_experts == 256 && d.num_experts_per_tok == 8 && d.head_dim == 128 && d.rotary_dim == 0));
+  CHECK((d.rope.theta == 5e6 && d.num_key_value_heads == 8 && d.max_position_embeddings == 196608 &&
+         d.rms_norm_eps == 1e-6));
+  // num_experts: its attribute_map's alias; the factor beside rotary_dim must agree with it (transformers reads the
+  // factor, MiniMax's code rotary_dim); a factor alone reads as transformers 5 writes it.
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j.erase("num_local_experts");
+          j["num_experts"] = 4;
+        }).num_local_experts == 4);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["partial_rotary_factor"] = 0.5; }).rotary_dim == 12);
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j.erase("rotary_dim");
+          j["rope_scaling"] = {{"rope_type", "default"}, {"partial_rotary_factor", 0.25}};
+        }).rotary_dim == 6);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["partial_rotary_factor"] = 0.25;
+        }).find("rotary_dim = 12, but partial_rotary_factor (0.25) gives 6 rotary dims") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["rotary_dim"] = 48; }).find("rotary_dim = 48 exceeds head_dim") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["rotary_dim"] = 7; }).find("gives 7 rotary dims") !=
+        std::string::npos);
+  for (const char* k : {"rotary_dim", "partial_rotary_factor"}) {
+    CAPTURE(std::string(k));
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+          std::string::npos);
+  }
+  // MiniMax's own keys: at transformers' model, read; otherwise refused by name.
+  for (const auto& kv : {std::pair<const char*, nlohmann::json>{"use_qk_norm", false},
+                         {"qk_norm_type", "per_head"},
+                         {"scoring_func", "softmax"},
+                         {"use_routing_bias", false},
+                         {"shared_intermediate_size", 1536},
+                         {"attention_bias", true}}) {
+    const std::string k = kv.first;  // (CAPTURE cannot take a binding)
+    const nlohmann::json v = kv.second;
+    CAPTURE(k);
+    CHECK(edited_error(hub, [&](nlohmann::json& j) {
+            j[k] = v;
+          }).find(k + " = " + v.dump() + ", which transformers'") != std::string::npos);
+  }
+  CHECK(edited_error(hub,
+                     [](nlohmann::json& j) {
+                       j["attn_type_list"] = {1, 0};
+                     })
+            .find("attn_type_list has 0 at index 1, which transformers' MiniMaxM2ForCausalLM never reads") !=
+        std::string::npos);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_type_list"] = {1, 1, 1}; }).unmodeled.empty());
+  for (const char* k : {"num_local_experts", "num_experts_per_tok", "head_dim", "num_key_value_heads"}) {
+    CAPTURE(std::string(k));
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+          std::string::npos);
+  }
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["num_experts_per_tok"] = 9; }).find("exceeds num_local_experts") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["num_local_experts"] = 1; }).find("must be between 2 and 4096") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["model_type"] = "mixtral";
+        }).find("model_type 'mixtral' is not MiniMaxM2ForCausalLM's 'minimax_m2'") != std::string::npos);
+}
+
 // Youtu-LLM (YoutuForCausalLM): DeepSeek-V3's MLA in LLaMA's layer, every MLP dense, YoutuConfig's defaults for
 // absent keys; the MoE keys YoutuConfig deletes are never read (its model has no experts).
 TEST_CASE("config: Youtu-LLM (hub keys, defaults, dense layers, head_dim, refusals)") {
