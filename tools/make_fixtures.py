@@ -51,7 +51,7 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    keys, IQuestCoderConfig's defaults)
   --only solar_open  only tests/fixtures/solar_open/ (tiny SolarOpenForCausalLM checkpoints: GLM-4.5's experts in
                    every layer under LLaMA's attention, the hub's keys)
-  --only minimax_m2  only tests/fixtures/minimax_m2/ (tiny MiniMaxM2ForCausalLM checkpoints: Mixtral's layer with
+  --only minimax_m2  only tests/fixtures/minimax_m2/ and minimax_m2_lora/ (tiny MiniMaxM2ForCausalLM checkpoints: Mixtral's layer with
                    whole q/k norms, partial RoPE, sigmoid routing with a correction bias, the hub's keys)
   --only jais2     only tests/fixtures/jais2/ and jais2_lora/ (tiny Jais2ForCausalLM checkpoints: LayerNorms with
                    biases, the ungated relu² MLP, Jais2Config's defaults)
@@ -914,6 +914,16 @@ MINIMAX_M2_DIR = os.path.join(REPO, "tests", "fixtures", "minimax_m2")
 # yarn_tied_f32: yarn over a quarter of each head (partial_rotary_factor 0.25 in rope_parameters), MQA, top 3, tied.
 # held_f32: RoPE over every dim, MiniMaxM2Config's head_dim (128, whatever hidden / heads is), saved as transformers 5
 # holds it (mlp.experts.gate_up_proj, mlp.gate.weight, mlp.e_score_correction_bias).
+MINIMAX_M2_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "minimax_m2_lora")
+# a peft adapter on held_f32's attention and head (peft 0.21 on transformers 5 saves a LoRA on the experts'
+# w1/w3/w2 as target_parameters of the fused experts, which kiln does not merge), with the whole-projection q_norm and
+# k_norm saved (modules_to_save).
+MINIMAX_M2_LORA_CASES = [
+    dict(name="attn_head_qk_norms", base="held_f32", seed=5407,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                        "lm_head"],
+                                    modules_to_save=["q_norm", "k_norm"]))]),
+]
 MINIMAX_M2_BASE = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": 2, "num_local_experts": 8,
                    "intermediate_size": 32, "rms_norm_eps": 1e-6}
 MINIMAX_M2_VARIANTS = [
@@ -3099,6 +3109,7 @@ def main_minimax_m2():
     diff = save_as_held(out, MiniMaxM2ForCausalLM, ["model.layers.0.mlp.experts.gate_up_proj",
                                                      "model.layers.0.mlp.e_score_correction_bias"])
     print("  held_f32: saved as transformers 5 holds it; reference retaken (moved %.2e)" % diff)
+    family_lora_cases("minimax_m2", MINIMAX_M2_DIR, MINIMAX_M2_LORA_DIR, MINIMAX_M2_LORA_CASES, MiniMaxM2ForCausalLM)
 
 
 def main_noaux_like(family, out_dir, variants, config_cls, model_cls, seed, held):
