@@ -247,7 +247,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"Glm4MoeLiteForCausalLM", "glm4_moe_lite"},
                                                                {"YoutuForCausalLM", "youtu"},
                                                                {"SolarOpenForCausalLM", "solar_open"},
-                                                               {"MiniMaxM2ForCausalLM", "minimax_m2"}};
+                                                               {"MiniMaxM2ForCausalLM", "minimax_m2"},
+                                                               {"HyperCLOVAXForCausalLM", "hyperclovax"}};
   if (has("model_type") && j_["model_type"].is_string())
     for (const auto& [arch, type] : kTypes)
       if (a == arch && j_["model_type"].get<std::string>() != type)

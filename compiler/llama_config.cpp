@@ -1759,7 +1759,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
   const bool granite_moe_shared = arch == "GraniteMoeSharedForCausalLM" || arch == "granitemoeshared";
   const bool granite_moe = arch == "GraniteMoeForCausalLM" || arch == "granitemoe" || granite_moe_shared;
-  const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe;
+  const bool hyperclovax = arch == "HyperCLOVAXForCausalLM" || arch == "hyperclovax";
+  const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe || hyperclovax;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus";
   const bool phimoe = arch == "PhimoeForCausalLM" || arch == "phimoe";
@@ -1820,6 +1821,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : gemma              ? "Gemma3ForCausalLM"
                    : granite_moe_shared ? "GraniteMoeSharedForCausalLM"
                    : granite_moe        ? "GraniteMoeForCausalLM"
+                   : hyperclovax        ? "HyperCLOVAXForCausalLM"
                    : granite            ? "GraniteForCausalLM"
                    : smollm3            ? "SmolLM3ForCausalLM"
                                         : "LlamaForCausalLM";
@@ -1896,7 +1898,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, InternLM3, IQuest-Coder, dots.llm1, MiniMax-M2, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, Phi-3.5-MoE, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, HyperCLOVAX, InternLM3, IQuest-Coder, dots.llm1, MiniMax-M2, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, Phi-3.5-MoE, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS, SmolLM3 and Solar Open (GPT-OSS never reads it)");
   }
 
@@ -1927,9 +1929,10 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (mistral || ministral || ministral3 || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss ||
       helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe || phimoe || minimax_m2)
     r.refuse_null("num_key_value_heads", no_null);
-  if ((qwen3 && !qwen3_moe) || gemma || phi || granite || olmo2 || smollm3 || qwen2_moe || glm4 || exaone4 || gpt_oss ||
-      helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe || exaone_moe || apertus ||
-      phimoe || minimax_m2)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+  if ((qwen3 && !qwen3_moe) || gemma || phi || (granite && !hyperclovax) || olmo2 || smollm3 || qwen2_moe || glm4 ||
+      exaone4 || gpt_oss || helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe ||
+      exaone_moe || apertus || phimoe ||
+      minimax_m2)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
     r.fail("head_dim",
@@ -1993,7 +1996,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   // (validate_architecture of LlamaConfig, ExaoneConfig, InternLM3Config, IQuestCoderConfig, ArceeConfig,
   // Gemma2Config and Gemma3TextConfig: whatever head_dim is)
   if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || internlm3 || iquestcoder || arcee || jais2 ||
-       (gemma && !gemma1)) &&
+       (gemma && !gemma1) || hyperclovax) &&
       c.hidden_size % c.num_attention_heads != 0)
     r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_attention_heads) + "), which " + c.architecture +
@@ -2421,10 +2424,17 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       return v;
     };
     c.embedding_multiplier = multiplier("embedding_multiplier");
-    c.attention_multiplier = multiplier("attention_multiplier");
+    // (HyperCLOVAXConfig: attention_multiplier Optional, null or absent head_dim^-½ in Python's double)
+    c.attention_multiplier = hyperclovax && !r.has("attention_multiplier") ? std::pow(double(c.head_dim), -0.5)
+                                                                           : multiplier("attention_multiplier");
     c.residual_multiplier = multiplier("residual_multiplier");
     c.logits_scaling = multiplier("logits_scaling");
-    if (float(c.logits_scaling) == 0) r.fail("logits_scaling", "must not be zero (the logits are divided by it)");
+    if (hyperclovax) {  // (its logits are multiplied by logits_scaling, and its branches normalized with use_post_norm)
+      c.hyperclovax = true;
+      c.post_norms = r.boolean("use_post_norm", true);
+    } else if (float(c.logits_scaling) == 0) {
+      r.fail("logits_scaling", "must not be zero (the logits are divided by it)");
+    }
   } else if (exaone) {
     // ExaoneConfig: LlamaConfig's biases (attention_bias on q, k, v and o; mlp_bias on the MLP). The hub's files carry
     // the remote code's embed_dropout, which acts in training only.

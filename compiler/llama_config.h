@@ -388,6 +388,13 @@ struct LlamaConfig {
   // logits_scaling.
   bool granite = false;
   double embedding_multiplier = 1, attention_multiplier = 0, residual_multiplier = 1, logits_scaling = 1;
+  // HyperCLOVAX (HyperCLOVAXForCausalLM: HyperCLOVAX-SEED-Think-14B; `granite` set too): Granite's layer and
+  // multipliers (attention_multiplier head_dim^-½ by default), the logits multiplied by logits_scaling rather than
+  // divided, and with post_norms (use_post_norm) each branch's output RMSNorm-ed (post_norm1, post_norm2) before
+  // residual_multiplier scales it into the residual stream (Peri-LN).
+  bool hyperclovax = false, post_norms = false;
+  // Norms on each branch's output before the residual add (Gemma 2/3, OLMo 2, GLM-4, HyperCLOVAX's Peri-LN).
+  bool branch_norms() const { return sandwich_norms() || olmo2 || glm4_branch_norms || (hyperclovax && post_norms); }
   RopeConfig rope_local;
   // An image-text checkpoint's text model (architecture: Gemma3ForConditionalGeneration, Gemma 3 4B/12B/27B;
   // Mistral3ForConditionalGeneration, Mistral Small 3.1/3.2 and Ministral 3; Qwen2VLForConditionalGeneration,

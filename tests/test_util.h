@@ -95,6 +95,7 @@ inline std::vector<std::string> llm_fixture_families() {
           "youtu",
           "solar_open",
           "minimax_m2",
+          "hyperclovax",
           "falcon",
           "gptj",
           "gpt2",

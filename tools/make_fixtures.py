@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,minimax_m2,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,minimax_m2,hyperclovax,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -53,6 +53,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    every layer under LLaMA's attention, the hub's keys)
   --only minimax_m2  only tests/fixtures/minimax_m2/ and minimax_m2_lora/ (tiny MiniMaxM2ForCausalLM checkpoints: Mixtral's layer with
                    whole q/k norms, partial RoPE, sigmoid routing with a correction bias, the hub's keys)
+  --only hyperclovax  only tests/fixtures/hyperclovax/ (tiny HyperCLOVAXForCausalLM checkpoints: Granite's
+                   multipliers, the logits multiplied, Peri-LN's post norms)
   --only jais2     only tests/fixtures/jais2/ and jais2_lora/ (tiny Jais2ForCausalLM checkpoints: LayerNorms with
                    biases, the ungated relu² MLP, Jais2Config's defaults)
   --only phimoe    only tests/fixtures/phimoe/ and phimoe_lora/ (tiny PhimoeForCausalLM checkpoints: the
@@ -270,7 +272,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -619,6 +621,23 @@ GRANITE_VARIANTS = [
     ("bias_untied_f32", 2525, {"tie_word_embeddings": False, "attention_bias": True, "mlp_bias": True,
                                "embedding_multiplier": 3.0, "attention_multiplier": 0.3, "residual_multiplier": 1.0,
                                "logits_scaling": 0.5}),
+]
+
+HYPERCLOVAX_DIR = os.path.join(REPO, "tests", "fixtures", "hyperclovax")
+# HyperCLOVAX (HyperCLOVAXForCausalLM: HyperCLOVAX-SEED-Think-14B): Granite's layer and four multipliers, the logits
+# multiplied by logits_scaling (Granite divides), and with use_post_norm an RMSNorm on each branch's output (post_norm1,
+# post_norm2) before residual_multiplier scales it into the residual stream (Peri-LN). Norm weights drawn (ds_randomize).
+# peri_ln_f32: every multiplier other than 1, GQA, untied. defaults_tied_f32: HyperCLOVAXConfig's defaults for
+# head_dim (hidden / heads) and attention_multiplier (head_dim^-½), logits times 2, tied. plain_llama3_f32:
+# use_post_norm false, head_dim 24 (not hidden / heads), attention biases, llama3 RoPE.
+HYPERCLOVAX_VARIANTS = [
+    ("peri_ln_f32", 2626, {"tie_word_embeddings": False, "embedding_multiplier": 1.5, "attention_multiplier": 0.2,
+                           "residual_multiplier": 0.6, "logits_scaling": 0.25, "use_post_norm": True}),
+    ("defaults_tied_f32", 2727, {"tie_word_embeddings": True, "head_dim": None, "attention_multiplier": None,
+                                 "logits_scaling": 2.0}),
+    ("plain_llama3_f32", 2828, {"tie_word_embeddings": False, "use_post_norm": False, "head_dim": 24,
+                                "attention_bias": True, "residual_multiplier": 0.7, "logits_scaling": 3.0,
+                                "rope_parameters": dict(LLAMA3_ROPE)}),
 ]
 
 MINISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "ministral")
@@ -1867,6 +1886,41 @@ def main_granite():
                 diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
             assert diff > 1e-2, "%s: %s changes the logits by only %.2e" % (name, key, diff)
             print("  %s: %s at 1 moves the logits by %.3f (rel L2)" % (name, key, diff))
+
+
+def main_hyperclovax():
+    from transformers import HyperCLOVAXConfig, HyperCLOVAXForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.post_attention_layernorm.weight" in keys, keys.keys()
+    main_llama_like("hyperclovax", HYPERCLOVAX_DIR, HYPERCLOVAX_VARIANTS, HyperCLOVAXConfig, HyperCLOVAXForCausalLM,
+                    check, lambda m: ds_randomize(m, torch.Generator().manual_seed(26)))
+    for name, _, overrides in HYPERCLOVAX_VARIANTS:
+        out = os.path.join(HYPERCLOVAX_DIR, name)
+        keys = safetensors_keys(out)
+        assert ("model.layers.0.post_norm1.weight" in keys) == overrides.get("use_post_norm", True), name
+        # Each multiplier other than 1, and the post norms, must change the reference.
+        moves = {k: 1.0 for k in ("embedding_multiplier", "attention_multiplier", "residual_multiplier",
+                                  "logits_scaling") if overrides.get(k, 1.0) not in (1.0, None)}
+        if overrides.get("attention_multiplier", 0) is None:  # (its default: head_dim^-½)
+            moves["attention_multiplier"] = 1.0
+        if overrides.get("use_post_norm", True):
+            moves["use_post_norm"] = False
+        for key, value in moves.items():
+            assert_moves(out, HyperCLOVAXForCausalLM, "%s at %s" % (key, value), 1e-2, **{key: value})
+    # transformers writes the values it derives; a file without them (defaults_tied_f32: no head_dim,
+    # attention_multiplier or use_post_norm) must read as the same model.
+    out = os.path.join(HYPERCLOVAX_DIR, "defaults_tied_f32")
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    for k in ("head_dim", "attention_multiplier", "use_post_norm"):
+        cfg.pop(k)
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    assert_reference_logits(out, HyperCLOVAXForCausalLM, "leaving out head_dim, attention_multiplier and use_post_norm")
+    print("  defaults_tied_f32: config.json without head_dim, attention_multiplier and use_post_norm")
 
 
 def assert_router_gap(out, model_cls, least=None, on_logits=False):
@@ -6666,6 +6720,8 @@ def main():
         main_solar_open()
     if ARGS.only in ("all", "minimax_m2"):
         main_minimax_m2()
+    if ARGS.only in ("all", "hyperclovax"):
+        main_hyperclovax()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

@@ -169,6 +169,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     if (c.sandwich_norms()) e[p + "pre_feedforward_layernorm.weight"] = {D};
     if (c.sandwich_norms() || c.olmo2) e[p + "post_feedforward_layernorm.weight"] = {D};
     if (c.glm4_branch_norms) e[p + "post_self_attn_layernorm.weight"] = e[p + "post_mlp_layernorm.weight"] = {D};
+    if (c.hyperclovax && c.post_norms) e[p + "post_norm1.weight"] = e[p + "post_norm2.weight"] = {D};
     if (c.fused_qkv() || c.grouped_qkv()) {
       e[p + "self_attn.qkv_proj.weight"] = {q + 2 * kv, D};
       if ((c.grouped_qkv() || c.gpt2) && c.attention_bias)
@@ -729,6 +730,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       L.attn_out_norm = norm_w(p + "post_self_attn_layernorm.weight", D);
       L.mlp_norm = norm_w(p + "post_attention_layernorm.weight", D);
       L.mlp_out_norm = norm_w(p + "post_mlp_layernorm.weight", D);
+    } else if (c.hyperclovax && c.post_norms) {  // (Peri-LN: LLaMA's norms, and one on each branch's output)
+      L.attn_out_norm = norm_w(p + "post_norm1.weight", D);
+      L.mlp_norm = norm_w(p + "post_attention_layernorm.weight", D);
+      L.mlp_out_norm = norm_w(p + "post_norm2.weight", D);
     } else if (c.sandwich_norms()) {
       L.attn_out_norm = norm_w(p + "post_attention_layernorm.weight", D);
       L.mlp_norm = norm_w(p + "pre_feedforward_layernorm.weight", D);
@@ -817,27 +822,31 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     L.v_cache = g.kv(p + "v_cache", wt, {B, S, KVH, hd});
     layers.push_back(L);
   }
-  // Granite divides the logits by logits_scaling, Cohere multiplies them by logit_scale: folded into the final
-  // norm's weight (no bias in either), kept in f32.
+  // Granite divides the logits by logits_scaling, Cohere multiplies them by logit_scale (HyperCLOVAX by
+  // logits_scaling): folded into the final norm's weight (no bias in any), kept in f32.
   const std::string norm_name = c.phi ? "model.final_layernorm" : "model.norm";
-  const bool divide = c.granite && c.logits_scaling != 1.0, multiply = c.cohere && c.logit_scale != 1.0;
+  const bool divide = c.granite && !c.hyperclovax && c.logits_scaling != 1.0,
+             multiply = (c.cohere && c.logit_scale != 1.0) || (c.hyperclovax && c.logits_scaling != 1.0);
+  const char* scale_key = c.cohere ? "logit_scale" : "logits_scaling";
   const uint32_t norm =
       !divide && !multiply
           ? norm_w(norm_name + ".weight", D)
           : g.weight(
                 "model.norm.weight", DType::F32, {D},
-                WeightSource{{}, {}, [divide, s = divide ? c.logits_scaling : c.logit_scale](const WeightFetch& fetch) {
-                               std::vector<float> v = fetch("model.norm.weight");
-                               for (float& x : v) {
-                                 x = float(divide ? double(x) / s : double(x) * s);
-                                 // (an f32 that overflows would turn the LM head's sums into NaN)
-                                 if (!std::isfinite(x))
-                                   throw CompileError(std::string("config.json's ") +
-                                                      (divide ? "logits_scaling" : "logit_scale") +
-                                                      " times model.norm.weight overflows f32, where kiln folds it");
-                               }
-                               return v;
-                             }});
+                WeightSource{
+                    {},
+                    {},
+                    [divide, scale_key, s = c.cohere ? c.logit_scale : c.logits_scaling](const WeightFetch& fetch) {
+                      std::vector<float> v = fetch("model.norm.weight");
+                      for (float& x : v) {
+                        x = float(divide ? double(x) / s : double(x) * s);
+                        // (an f32 that overflows would turn the LM head's sums into NaN)
+                        if (!std::isfinite(x))
+                          throw CompileError(std::string("config.json's ") + scale_key +
+                                             " times model.norm.weight overflows f32, where kiln folds it");
+                      }
+                      return v;
+                    }});
   const uint32_t lm_head = c.tie_word_embeddings ? embed : w("lm_head.weight", {V, D}, {"lm_head.weight"});
   // The final LayerNorm's bias (Phi, Starcoder2, StableLM) and the LM head's (Phi)
   const uint32_t norm_b = c.norm_biases() ? norm_b_w(norm_name + ".bias", D) : kNoTensor;
@@ -911,7 +920,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
       // Gemma 2/3, OLMo 2 and GLM-4: each branch's output, then its norm, before the residual add; Granite:
       // the output times residual_multiplier.
-      const bool branch_norms = c.sandwich_norms() || c.olmo2 || c.glm4_branch_norms;
+      const bool branch_norms = c.branch_norms();
       const uint32_t branch = branch_norms || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
       const uint32_t branch_n = branch_norms ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
       // x += in·Wᵀ + b: accumulated straight into x (LLaMA), or through the branch buffer.
@@ -923,7 +932,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
         add_node(P, kMatmulOp, {in, w, bias, n_valid}, {branch}, {0});
         if (branch_norms) {
           add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
-          add_node(P, kAddOp, {x, branch_n, kNoTensor}, {x}, {}, {1.0});
+          add_node(P, kAddOp, {x, branch_n, kNoTensor}, {x}, {}, {c.granite ? c.residual_multiplier : 1.0});
         } else {
           add_node(P, kAddOp, {x, branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
         }
@@ -1472,6 +1481,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "solar_open",
                                       "MiniMaxM2ForCausalLM",
                                       "minimax_m2",
+                                      "HyperCLOVAXForCausalLM",
+                                      "hyperclovax",
                                       "Dots1ForCausalLM",
                                       "dots1",
                                       "FalconForCausalLM",

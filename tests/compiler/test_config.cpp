@@ -4549,6 +4549,51 @@ TEST_CASE("config: MiniMax-M2 (hub keys, rotary_dim, defaults, remote-code keys,
         }).find("model_type 'mixtral' is not MiniMaxM2ForCausalLM's 'minimax_m2'") != std::string::npos);
 }
 
+// HyperCLOVAX (HyperCLOVAXForCausalLM): Granite's multipliers with the logits multiplied, Peri-LN's post norms,
+// HyperCLOVAXConfig's own defaults for head_dim and attention_multiplier.
+TEST_CASE("config: HyperCLOVAX (multipliers, post norms, derived defaults, refusals)") {
+  std::ifstream in(kiln::test::fixture("peri_ln_f32", "hyperclovax") + "/config.json");
+  const nlohmann::json file = nlohmann::json::parse(in);
+  const LlamaConfig c = parse_llama_config(file.dump(), "config.json");
+  CHECK(c.architecture == "HyperCLOVAXForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK((c.granite && c.hyperclovax && c.post_norms && c.branch_norms()));
+  CHECK((c.embedding_multiplier == 1.5 && c.attention_multiplier == 0.2 && c.residual_multiplier == 0.6 &&
+         c.logits_scaling == 0.25));
+  // Absent or null: head_dim hidden / heads, attention_multiplier head_dim^-½ (as HyperCLOVAXConfig derives them),
+  // use_post_norm true; other multipliers 1.
+  for (const bool null : {false, true}) {
+    CAPTURE(null);
+    const LlamaConfig d = edited(file, [&](nlohmann::json& j) {
+      for (const char* k : {"head_dim", "attention_multiplier"})
+        if (null) j[k] = nullptr;
+        else j.erase(k);
+      j.erase("use_post_norm");
+      j.erase("embedding_multiplier");
+      j["num_attention_heads"] = 2;
+      j["num_key_value_heads"] = 1;
+    });
+    CHECK((d.head_dim == 32 && d.attention_multiplier == std::pow(32.0, -0.5) && d.post_norms &&
+           d.embedding_multiplier == 1.0));
+  }
+  CHECK_FALSE(edited(file, [](nlohmann::json& j) { j["use_post_norm"] = false; }).branch_norms());
+  // The logits are multiplied: 0 runs (Granite's division refuses it).
+  CHECK(edited(file, [](nlohmann::json& j) { j["logits_scaling"] = 0.0; }).logits_scaling == 0.0);
+  for (const char* k : {"use_post_norm", "residual_multiplier", "logits_scaling", "embedding_multiplier"}) {
+    CAPTURE(std::string(k));
+    CHECK(edited_error(file, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+          std::string::npos);
+  }
+  // (validate_architecture: hidden_size a multiple of the heads, whatever head_dim is)
+  CHECK(edited_error(file, [](nlohmann::json& j) {
+          j["num_attention_heads"] = 3;
+          j["num_key_value_heads"] = 1;
+        }).find("is not a multiple of num_attention_heads") != std::string::npos);
+  CHECK(edited_error(file, [](nlohmann::json& j) {
+          j["model_type"] = "granite";
+        }).find("model_type 'granite' is not HyperCLOVAXForCausalLM's 'hyperclovax'") != std::string::npos);
+}
+
 // Youtu-LLM (YoutuForCausalLM): DeepSeek-V3's MLA in LLaMA's layer, every MLP dense, YoutuConfig's defaults for
 // absent keys; the MoE keys YoutuConfig deletes are never read (its model has no experts).
 TEST_CASE("config: Youtu-LLM (hub keys, defaults, dense layers, head_dim, refusals)") {
