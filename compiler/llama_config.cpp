@@ -344,6 +344,12 @@ void read_minimax_m2(const ConfigReader& r, const nlohmann::json& j, LlamaConfig
                                       "exceeds " + experts_key + " (" + std::to_string(c.num_local_experts) + ")");
   c.moe_intermediate_size = c.intermediate_size;
   c.norm_topk_prob = true;  // (n_group, topk_group and routed_scaling_factor: 1, LlamaConfig's)
+  // (a null: MiniMax's code tests these keys, and reads null as off, where transformers builds them on)
+  for (const char* k : {"use_qk_norm", "qk_norm_type", "scoring_func", "use_routing_bias", "shared_intermediate_size",
+                        "attn_type_list"})
+    r.refuse_null(k,
+                  "which transformers' MiniMaxM2ForCausalLM never reads and MiniMax's own code reads otherwise than "
+                  "transformers' model is: kiln refuses rather than guess; give the hub's value or leave it out");
   r.hardwired("use_qk_norm", true);
   r.hardwired("qk_norm_type", "per_layer");
   r.hardwired("scoring_func", "sigmoid");
@@ -2548,6 +2554,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     }
     if (!(f > 0 && f <= 1)) r.fail(fkey, "partial_rotary_factor must be in (0, 1]");
     const int64_t rd = int64_t(double(c.head_dim) * f);
+    if (fkey == std::string("rotary_dim") && (rd < 2 || rd % 2 != 0))  // (MiniMaxM2Config's factor, read back)
+      r.fail("rotary_dim", "= " + j["rotary_dim"].dump() + " over head_dim " + std::to_string(c.head_dim) +
+                               " is the factor " + short_float(float(f)) + ", which transformers reads back as " +
+                               std::to_string(rd) +
+                               " rotary dims (int(head_dim · factor)): they must be even and at "
+                               "least 2");
     if (rd < 2 || rd % 2 != 0 || rd > c.head_dim)
       r.fail(fkey, "partial_rotary_factor " + std::to_string(f) + " gives " + std::to_string(rd) +
                        " rotary dims, which must be even, at least 2 and at most head_dim");

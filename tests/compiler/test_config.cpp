@@ -4507,7 +4507,15 @@ TEST_CASE("config: MiniMax-M2 (hub keys, rotary_dim, defaults, remote-code keys,
         }).find("rotary_dim = 12, but partial_rotary_factor (0.25) gives 6 rotary dims") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["rotary_dim"] = 48; }).find("rotary_dim = 48 exceeds head_dim") !=
         std::string::npos);
-  CHECK(edited_error(hub, [](nlohmann::json& j) { j["rotary_dim"] = 7; }).find("gives 7 rotary dims") !=
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["rotary_dim"] = 7; }).find("reads back as 7 rotary dims") !=
+        std::string::npos);
+  // (30 over 44: the factor 0.6818..., which int(44 · factor) reads back as 29)
+  CHECK(edited_error(hub,
+                     [](nlohmann::json& j) {
+                       j["head_dim"] = 44;
+                       j["rotary_dim"] = 30;
+                     })
+            .find("rotary_dim = 30 over head_dim 44 is the factor 0.681818, which transformers reads back as 29") !=
         std::string::npos);
   for (const char* k : {"rotary_dim", "partial_rotary_factor"}) {
     CAPTURE(std::string(k));
@@ -4535,6 +4543,13 @@ TEST_CASE("config: MiniMax-M2 (hub keys, rotary_dim, defaults, remote-code keys,
             .find("attn_type_list has 0 at index 1, which transformers' MiniMaxM2ForCausalLM never reads") !=
         std::string::npos);
   CHECK(edited(hub, [](nlohmann::json& j) { j["attn_type_list"] = {1, 1, 1}; }).unmodeled.empty());
+  for (const char* k : {"use_qk_norm", "qk_norm_type", "scoring_func", "use_routing_bias", "shared_intermediate_size",
+                        "attn_type_list"}) {
+    CAPTURE(std::string(k));
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; })
+              .find(std::string(k) + " is null, which transformers' MiniMaxM2ForCausalLM never reads") !=
+          std::string::npos);
+  }
   for (const char* k : {"num_local_experts", "num_experts_per_tok", "head_dim", "num_key_value_heads"}) {
     CAPTURE(std::string(k));
     CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
