@@ -248,7 +248,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"YoutuForCausalLM", "youtu"},
                                                                {"SolarOpenForCausalLM", "solar_open"},
                                                                {"MiniMaxM2ForCausalLM", "minimax_m2"},
-                                                               {"HyperCLOVAXForCausalLM", "hyperclovax"}};
+                                                               {"HyperCLOVAXForCausalLM", "hyperclovax"},
+                                                               {"NanoChatForCausalLM", "nanochat"}};
   if (has("model_type") && j_["model_type"].is_string())
     for (const auto& [arch, type] : kTypes)
       if (a == arch && j_["model_type"].get<std::string>() != type)

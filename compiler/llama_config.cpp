@@ -1766,6 +1766,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool granite_moe_shared = arch == "GraniteMoeSharedForCausalLM" || arch == "granitemoeshared";
   const bool granite_moe = arch == "GraniteMoeForCausalLM" || arch == "granitemoe" || granite_moe_shared;
   const bool hyperclovax = arch == "HyperCLOVAXForCausalLM" || arch == "hyperclovax";
+  const bool nanochat = arch == "NanoChatForCausalLM" || arch == "nanochat";
   const bool granite = arch == "GraniteForCausalLM" || arch == "granite" || granite_moe || hyperclovax;
   const bool smollm3 = arch == "SmolLM3ForCausalLM" || arch == "smollm3";
   const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus";
@@ -1775,7 +1776,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
       !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe &&
-      !internlm3 && !iquestcoder && !apertus && !phimoe && !jais2 && !minimax_m2)
+      !internlm3 && !iquestcoder && !apertus && !phimoe && !jais2 && !minimax_m2 && !nanochat)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1818,6 +1819,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : glm4_moe           ? "Glm4MoeForCausalLM"
                    : dots1              ? "Dots1ForCausalLM"
                    : minimax_m2         ? "MiniMaxM2ForCausalLM"
+                   : nanochat           ? "NanoChatForCausalLM"
                    : falcon             ? "FalconForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
@@ -1881,7 +1883,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     // FalconConfig: get_activation(activation) between dense_h_to_4h and dense_4h_to_h (default gelu, the exact one)
     if (!act2fn_kind(r.str("activation", "gelu"), &c.mlp_activation))
       r.fail("activation", std::string("must be ") + kAct2fnNames + " for Falcon");
-  } else if (arcee || starcoder2 || nemotron || gpt_neox || jais2) {
+  } else if (arcee || starcoder2 || nemotron || gpt_neox || jais2 || nanochat) {
     // ArceeConfig and NemotronConfig: ACT2FN[hidden_act] between up_proj and down_proj (default relu2);
     // Starcoder2Config: between c_fc and c_proj (default gelu_pytorch_tanh); GPTNeoXConfig: between
     // dense_h_to_4h and dense_4h_to_h (default gelu, the exact one)
@@ -1892,6 +1894,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       r.fail("hidden_act", std::string("must be ") + kAct2fnNames + " for " +
                                (arcee        ? "Arcee"
                                 : jais2      ? "Jais 2"
+                                : nanochat   ? "nanochat"
                                 : starcoder2 ? "Starcoder2"
                                 : gpt_neox   ? "GPT-NeoX"
                                              : "Nemotron"));
@@ -1937,8 +1940,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || (granite && !hyperclovax) || olmo2 || smollm3 || qwen2_moe || glm4 ||
       exaone4 || gpt_oss || helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe ||
-      exaone_moe || apertus || phimoe ||
-      minimax_m2)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      exaone_moe || apertus || phimoe || minimax_m2 ||
+      nanochat)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
     r.fail("head_dim",
@@ -2309,6 +2312,16 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     read_dots1(r, j, &c);
   } else if (minimax_m2) {
     read_minimax_m2(r, j, &c);
+  } else if (nanochat) {
+    // NanoChatConfig (LlamaConfig::nanochat): biases on q, k, v and o with attention_bias (Qwen3's attention), the
+    // logits capped at final_logit_softcapping (15; null: none); its norms have no weight, its MLP no bias.
+    c.nanochat = c.qk_norm = true;
+    c.attention_bias = r.boolean("attention_bias", false);
+    if (!(j.contains("final_logit_softcapping") && j["final_logit_softcapping"].is_null())) {
+      c.final_logit_softcapping = r.num("final_logit_softcapping", 15.0);
+      if (!(c.final_logit_softcapping > 0) || !std::isfinite(float(c.final_logit_softcapping)))
+        r.fail("final_logit_softcapping", "must be positive and finite in f32 (or null: no cap)");
+    }
   } else if (falcon) {
     read_falcon(r, &c);
   } else if (gpt_neox) {

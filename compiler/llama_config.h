@@ -190,7 +190,7 @@ struct LlamaConfig {
   // k, v and o under attention_bias, and q and k RMSNorm-ed over each head (self_attn.query_layernorm,
   // key_layernorm) after RoPE rather than before it.
   bool hunyuan = false;
-  bool qk_norm_after_rope() const { return hunyuan; }
+  bool qk_norm_after_rope() const { return hunyuan || nanochat; }
   // HunYuan MoE (HunYuanMoEV1ForCausalLM: Hunyuan-A13B; `hunyuan` set too): HunYuan dense's layer with experts in every
   // layer, the top num_experts_per_tok of a softmax router (mlp.gate.wg) renormalized, beside one ungated shared MLP
   // (mlp.shared_mlp) of shared_expert_intermediate_size.
@@ -244,18 +244,18 @@ struct LlamaConfig {
   // An MLP without a gate (Arcee, Starcoder2, Nemotron): up (c_fc) -> mlp_activation -> down (c_proj).
   bool ungated_mlp() const {
     return arcee || starcoder2 || nemotron || gpt_neox || falcon || gptj || gpt2_layout() || opt || bloom || mpt ||
-           apertus || jais2;
+           apertus || jais2 || nanochat;
   }
   // The MLP's up projection (of an ungated MLP) and its down projection, as the checkpoint names them.
   const char* mlp_up_name() const {
-    return opt                           ? "mlp.fc1"
+    return opt || nanochat               ? "mlp.fc1"
            : starcoder2 || gpt2_layout() ? "mlp.c_fc"
            : gptj                        ? "mlp.fc_in"
            : gpt_neox || falcon || bloom ? "mlp.dense_h_to_4h"
                                          : "mlp.up_proj";
   }
   const char* mlp_down_name() const {
-    return phi || opt                    ? "mlp.fc2"
+    return phi || opt || nanochat        ? "mlp.fc2"
            : starcoder2 || gpt2_layout() ? "mlp.c_proj"
            : gptj                        ? "mlp.fc_out"
            : gpt_neox || falcon || bloom ? "mlp.dense_4h_to_h"
@@ -295,6 +295,14 @@ struct LlamaConfig {
   // that have neither weight nor bias (the compiler gives them a weight of ones), LLaMA's biases with
   // attention_bias, and clip_qkv.
   bool olmo1 = false;
+  // nanochat (NanoChatForCausalLM: karpathy's nanochat-d20, d32): LLaMA's layer with RMSNorms that have no weight
+  // (its L2Norm, x·rsqrt(mean(x²) + eps): the compiler gives them a weight of ones), that norm on the embedding too, q
+  // and k RMS-normalized per head after RoPE, a RoPE turning the other way (its rotate_half is (x2, -x1): the compiler
+  // swaps the halves of each q and k head's rows, under which the standard RoPE computes the same scores), an ungated
+  // MLP (mlp.fc1, hidden_act: relu² by default, mlp.fc2) and the logits soft-capped (final_logit_softcapping).
+  bool nanochat = false;
+  // Norms without a weight (OLMo's LayerNorms, nanochat's RMSNorms).
+  bool weightless_norms() const { return olmo1 || nanochat; }
   // OLMo's, OLMoE's and MPT's clip_qkv: q, k and v clamped to [-clip_qkv, clip_qkv] after their projections (and
   // OLMoE's q/k norms), before RoPE; negative: none.
   double clip_qkv = -1;

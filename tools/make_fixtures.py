@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,minimax_m2,hyperclovax,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,minimax_m2,hyperclovax,nanochat,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -55,6 +55,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    whole q/k norms, partial RoPE, sigmoid routing with a correction bias, the hub's keys)
   --only hyperclovax  only tests/fixtures/hyperclovax/ (tiny HyperCLOVAXForCausalLM checkpoints: Granite's
                    multipliers, the logits multiplied, Peri-LN's post norms)
+  --only nanochat  only tests/fixtures/nanochat/ and nanochat_lora/ (tiny NanoChatForCausalLM checkpoints: weightless norms, q/k norms
+                   after a RoPE turning the other way, relu², the logit soft cap)
   --only jais2     only tests/fixtures/jais2/ and jais2_lora/ (tiny Jais2ForCausalLM checkpoints: LayerNorms with
                    biases, the ungated relu² MLP, Jais2Config's defaults)
   --only phimoe    only tests/fixtures/phimoe/ and phimoe_lora/ (tiny PhimoeForCausalLM checkpoints: the
@@ -272,7 +274,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "nanochat", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -638,6 +640,29 @@ HYPERCLOVAX_VARIANTS = [
     ("plain_llama3_f32", 2828, {"tie_word_embeddings": False, "use_post_norm": False, "head_dim": 24,
                                 "attention_bias": True, "residual_multiplier": 0.7, "logits_scaling": 3.0,
                                 "rope_parameters": dict(LLAMA3_ROPE)}),
+]
+
+NANOCHAT_DIR = os.path.join(REPO, "tests", "fixtures", "nanochat")
+# nanochat (NanoChatForCausalLM: karpathy's nanochat-d20/d32 as transformers converts them): LLaMA's layer with
+# weightless RMSNorms (one on the embedding too), q and k normalized per head after a RoPE that turns the other way
+# (rotate_half (x2, -x1)), an ungated fc1 -> relu² -> fc2 MLP and the logits soft-capped (15 by default).
+# d_f32: NanoChatConfig's keys and defaults (relu², cap 15, RoPE base 10000), GQA, untied. bias_f32: attention
+# biases, MQA, a head_dim of 24 in the file (not hidden / heads: the attention reads any head_dim the config holds),
+# no cap (null), gelu_pytorch_tanh, llama3 RoPE. (Tied, a tiny random nanochat repeats its last token: its
+# weightless final norm makes the head score the input's own embedding highest.)
+NANOCHAT_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "nanochat_lora")
+# a peft adapter on every Linear of d_f32 (q and k: rows kiln reorders for its RoPE) and the head
+NANOCHAT_LORA_CASES = [
+    dict(name="every_linear_head", base="d_f32", seed=5507,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "fc1",
+                                                                        "fc2", "lm_head"]))]),
+]
+NANOCHAT_BASE = {"pad_token_id": None, "bos_token_id": 0, "eos_token_id": 1}
+NANOCHAT_VARIANTS = [
+    ("d_f32", 3131, dict(NANOCHAT_BASE, num_key_value_heads=2, tie_word_embeddings=False)),
+    ("bias_f32", 3232, dict(NANOCHAT_BASE, num_key_value_heads=1, attention_bias=True, head_dim=24,
+                            final_logit_softcapping=None, hidden_act="gelu_pytorch_tanh", tie_word_embeddings=False,
+                            rope_parameters=dict(LLAMA3_ROPE))),
 ]
 
 MINISTRAL_DIR = os.path.join(REPO, "tests", "fixtures", "ministral")
@@ -1886,6 +1911,27 @@ def main_granite():
                 diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
             assert diff > 1e-2, "%s: %s changes the logits by only %.2e" % (name, key, diff)
             print("  %s: %s at 1 moves the logits by %.3f (rel L2)" % (name, key, diff))
+
+
+def main_nanochat():
+    from transformers import NanoChatConfig, NanoChatForCausalLM
+    from transformers.models.nanochat import modeling_nanochat
+
+    def check(keys):
+        assert "model.layers.0.mlp.fc1.weight" in keys and not any("norm" in k for k in keys), keys.keys()
+    main_llama_like("nanochat", NANOCHAT_DIR, NANOCHAT_VARIANTS, NanoChatConfig, NanoChatForCausalLM, check)
+    standard = lambda x: torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)  # noqa: E731
+    for name, _, overrides in NANOCHAT_VARIANTS:
+        out = os.path.join(NANOCHAT_DIR, name)
+        # (its RoPE's direction, and the soft cap, must change the logits)
+        assert_patched_moves(out, NanoChatForCausalLM, modeling_nanochat, "rotate_half", standard,
+                             "with LLaMA's rotate_half")
+        if overrides.get("final_logit_softcapping", 15.0) is not None:
+            # (at 15 on tiny random logits: a small step, still far above the parity bound of 1e-4)
+            assert_moves(out, NanoChatForCausalLM, "no soft cap", 1e-3, final_logit_softcapping=None)
+    with open(os.path.join(NANOCHAT_DIR, "bias_f32", "config.json")) as f:
+        assert json.load(f)["head_dim"] == 24
+    family_lora_cases("nanochat", NANOCHAT_DIR, NANOCHAT_LORA_DIR, NANOCHAT_LORA_CASES, NanoChatForCausalLM)
 
 
 def main_hyperclovax():
@@ -6722,6 +6768,8 @@ def main():
         main_minimax_m2()
     if ARGS.only in ("all", "hyperclovax"):
         main_hyperclovax()
+    if ARGS.only in ("all", "nanochat"):
+        main_nanochat()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

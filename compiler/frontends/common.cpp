@@ -68,7 +68,7 @@ std::vector<LmProgramSpec> lm_programs(int64_t chunk) {
 
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
                                 double embed_scale, uint32_t start_pos, uint32_t pos_table, uint32_t norm_w,
-                                uint32_t norm_b, double norm_eps) {
+                                uint32_t norm_b, double norm_eps, bool rms_norm) {
   LmProgramStart s;
   s.program.name = spec.name;
   s.prefix = std::string(spec.name) + ".";
@@ -82,7 +82,8 @@ LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t bat
   const uint32_t e = norm_w == kNoTensor ? s.x : g.activation(s.prefix + "embedding", {s.rows, dim});
   if (pos_table == kNoTensor) add_node(s.program, kEmbeddingOpV2, {s.tokens, embed}, {e}, {}, {embed_scale});
   else add_node(s.program, kEmbeddingOp, {s.tokens, embed, start_pos, pos_table}, {e}, {}, {embed_scale});
-  if (norm_w != kNoTensor) add_layernorm(s.program, e, norm_w, norm_b, s.x, norm_eps);
+  if (norm_w != kNoTensor && rms_norm) add_node(s.program, kRmsNormOp, {e, norm_w, kNoTensor}, {s.x}, {}, {norm_eps});
+  else if (norm_w != kNoTensor) add_layernorm(s.program, e, norm_w, norm_b, s.x, norm_eps);
   return s;
 }
 

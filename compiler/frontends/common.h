@@ -56,11 +56,12 @@ struct LmProgramStart {
   bool last_rows, head;
 };
 // (pos_table: GPT-2's and OPT's learned positions, added to the embedding at start_pos, which it needs; kNoTensor:
-// none. norm_w, norm_b: BLOOM's LayerNorm of the embedding (eps norm_eps) before x; kNoTensor: none)
+// none. norm_w, norm_b: BLOOM's LayerNorm of the embedding (eps norm_eps) before x, or with rms_norm nanochat's
+// RMSNorm (norm_b unused); kNoTensor: none)
 LmProgramStart begin_lm_program(Graph& g, const LmProgramSpec& spec, int64_t batch, int64_t dim, uint32_t embed,
                                 double embed_scale = 1.0, uint32_t start_pos = kNoTensor,
                                 uint32_t pos_table = kNoTensor, uint32_t norm_w = kNoTensor,
-                                uint32_t norm_b = kNoTensor, double norm_eps = 0);
+                                uint32_t norm_b = kNoTensor, double norm_eps = 0, bool rms_norm = false);
 
 // y = LayerNorm(x)·w (+ b): layernorm version 1 with a bias, version 2 without one (Cohere's), so that a plan
 // whose LayerNorms all have biases stays readable by a runtime from before version 2.

@@ -148,7 +148,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
   std::map<std::string, std::vector<int64_t>> e;
   e["model.embed_tokens.weight"] = {c.vocab_size, D};
-  if (!c.olmo1) e["model.norm.weight"] = {D};       // (OLMo's LayerNorms have no weight)
+  if (!c.weightless_norms()) e["model.norm.weight"] = {D};  // (OLMo's LayerNorms, nanochat's RMSNorms: none)
   if (c.norm_biases()) e["model.norm.bias"] = {D};  // (Starcoder2's LayerNorms)
   if (!c.tie_word_embeddings) e["lm_head.weight"] = {c.vocab_size, D};
   if (c.gptj || c.lm_head_bias) e["lm_head.bias"] = {c.vocab_size};  // (also when tied: only the weight is shared)
@@ -158,8 +158,8 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = hf_layer_prefix(i);
     const std::string attn_norm = p + c.attn_norm_module(), mlp_norm = p + c.mlp_norm_module();
-    if (!c.olmo2 && !c.olmo1) e[attn_norm + ".weight"] = {D};
-    if (!c.parallel_block() && !c.olmo1) e[mlp_norm + ".weight"] = {D};  // (one norm, both branches)
+    if (!c.olmo2 && !c.weightless_norms()) e[attn_norm + ".weight"] = {D};
+    if (!c.parallel_block() && !c.weightless_norms()) e[mlp_norm + ".weight"] = {D};  // (one norm, both branches)
     if (c.norm_biases()) e[attn_norm + ".bias"] = {D};
     if (c.norm_biases() && !c.parallel_block()) e[mlp_norm + ".bias"] = {D};
     if (c.mlp_activation == Activation::kXielu) {  // (as XIELUActivation holds them: [1], [1], scalars)
@@ -240,7 +240,7 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
     } else if (c.head_layernorm) {  // (Cohere's weights for each head)
       e[p + "self_attn.q_norm.weight"] = {c.num_attention_heads, hd};
       e[p + "self_attn.k_norm.weight"] = {c.num_key_value_heads, hd};
-    } else if (c.qk_norm) {  // (OLMo 2's over q and k whole)
+    } else if (c.qk_norm && !c.weightless_norms()) {  // (OLMo 2's over q and k whole)
       e[p + c.q_norm_module() + ".weight"] = {c.qk_norm_whole() ? q : hd};
       e[p + c.k_norm_module() + ".weight"] = {c.qk_norm_whole() ? kv : hd};
     }
@@ -602,18 +602,21 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
     for (int64_t h = 0; h < H + KVH; ++h)
       for (int64_t i = 0; i < hd; ++i) qkv_rows.push_back(h * hd + (i < c.rotary() ? perm[size_t(i)] : i));
     for (int64_t i = (H + KVH) * hd; i < W; ++i) qkv_rows.push_back(i);
+  } else if (c.nanochat) {  // (its RoPE turns the other way: the standard one on each q and k head's halves swapped)
+    for (int64_t h = 0; h < H + KVH; ++h)
+      for (int64_t i = 0; i < hd; ++i) qkv_rows.push_back(h * hd + (i + hd / 2) % hd);
+    for (int64_t i = (H + KVH) * hd; i < W; ++i) qkv_rows.push_back(i);
   }
   // An RMSNorm weight. Gemma's norms multiply by (1 + w): folded in here, in f32 whatever the plan
   // dtype (transformers computes 1 + w in f32 too).
-  // OLMo's LayerNorms: one weight of ones (f32) for all of them.
-  uint32_t ones = kNoTensor;
+  // OLMo's LayerNorms and nanochat's RMSNorms: one weight of ones (f32) for all of them of a width.
+  std::map<int64_t, uint32_t> ones;
   auto norm_w = [&](const std::string& name, int64_t n) {  // (Nemotron's LayerNorm1P too: its biases f32 then)
-    if (c.olmo1) {
-      if (n != D) throw std::logic_error("OLMo's weightless norms are all of hidden_size");
-      if (ones == kNoTensor)
-        ones =
-            g.weight("layernorm.ones", DType::F32, {n}, WeightSource{{}, std::vector<float>(size_t(n), 1.0f), nullptr});
-      return ones;
+    if (c.weightless_norms()) {
+      if (!ones.count(n))
+        ones[n] = g.weight(n == D ? "layernorm.ones" : "layernorm.ones." + std::to_string(n), DType::F32, {n},
+                           WeightSource{{}, std::vector<float>(size_t(n), 1.0f), nullptr});
+      return ones[n];
     }
     if (!c.one_plus_norms()) return w(name, {n}, {name});
     return g.weight(name, DType::F32, {n}, WeightSource{{}, {}, [name](const WeightFetch& fetch) {
@@ -863,7 +866,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       c.learned_positions() ? w("model.embed_positions.weight", {S, D}, {"model.embed_positions.weight"}, positions)
                             : kNoTensor;
   // BLOOM's LayerNorm of the embedding, and its ALiBi slopes (f32, by transformers' formula)
-  const uint32_t embed_norm = c.bloom ? w("model.embed_norm.weight", {D}, {"model.embed_norm.weight"}) : kNoTensor;
+  // (nanochat's weightless RMSNorm: the final norm's module, on the embedding too)
+  const uint32_t embed_norm = c.bloom      ? w("model.embed_norm.weight", {D}, {"model.embed_norm.weight"})
+                              : c.nanochat ? norm_w("model.norm.weight", D)
+                                           : kNoTensor;
   const uint32_t embed_norm_b = c.bloom ? w("model.embed_norm.bias", {D}, {"model.embed_norm.bias"}) : kNoTensor;
   const uint32_t alibi = c.alibi()
                              ? g.weight("alibi.slopes", DType::F32, {H},
@@ -901,8 +907,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   const bool scaled_residual = c.granite && c.residual_multiplier != 1.0;
 
   for (const LmProgramSpec& spec : lm_programs(o.chunk)) {
-    LmProgramStart st =
-        begin_lm_program(g, spec, B, D, embed, embed_scale, start_pos, pos_table, embed_norm, embed_norm_b, eps);
+    LmProgramStart st = begin_lm_program(g, spec, B, D, embed, embed_scale, start_pos, pos_table, embed_norm,
+                                         embed_norm_b, eps, c.nanochat);
     GraphProgram& P = st.program;
     const int64_t N = st.rows;
     const std::string& a = st.prefix;
@@ -1483,6 +1489,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "minimax_m2",
                                       "HyperCLOVAXForCausalLM",
                                       "hyperclovax",
+                                      "NanoChatForCausalLM",
+                                      "nanochat",
                                       "Dots1ForCausalLM",
                                       "dots1",
                                       "FalconForCausalLM",

@@ -4609,6 +4609,50 @@ TEST_CASE("config: HyperCLOVAX (multipliers, post norms, derived defaults, refus
         }).find("model_type 'granite' is not HyperCLOVAXForCausalLM's 'hyperclovax'") != std::string::npos);
 }
 
+// nanochat (NanoChatForCausalLM): weightless norms, q/k norms after a RoPE turning the other way, relu², the soft cap.
+TEST_CASE("config: nanochat (defaults, head_dim from the file, soft cap, refusals)") {
+  std::ifstream in(kiln::test::fixture("d_f32", "nanochat") + "/config.json");
+  const nlohmann::json file = nlohmann::json::parse(in);
+  const LlamaConfig c = parse_llama_config(file.dump(), "config.json");
+  CHECK(c.architecture == "NanoChatForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK((c.nanochat && c.weightless_norms() && c.qk_norm && c.qk_norm_after_rope() && c.ungated_mlp()));
+  CHECK((c.mlp_activation == kiln::Activation::kRelu2 && c.final_logit_softcapping == 15.0 && !c.attention_bias));
+  CHECK(std::string(c.mlp_up_name()) == "mlp.fc1");
+  // NanoChatConfig's defaults: one K/V head a head, RoPE base 10000, eps 1e-6, 2048 positions, cap 15, untied.
+  const LlamaConfig d = edited(file, [](nlohmann::json& j) {
+    for (const char* k : {"num_key_value_heads", "rope_parameters", "rms_norm_eps", "max_position_embeddings",
+                          "final_logit_softcapping", "hidden_act", "tie_word_embeddings"})
+      j.erase(k);
+  });
+  CHECK((d.num_key_value_heads == d.num_attention_heads && d.rope.theta == 10000.0 && d.rms_norm_eps == 1e-6 &&
+         d.max_position_embeddings == 2048 && d.final_logit_softcapping == 15.0 && !d.tie_word_embeddings &&
+         d.mlp_activation == kiln::Activation::kRelu2));
+  // A null cap is none; a null num_key_value_heads one a head; a head_dim in the file is read (its attention's
+  // getattr), a null one refused (transformers cannot build it).
+  CHECK(edited(file, [](nlohmann::json& j) { j["final_logit_softcapping"] = nullptr; }).final_logit_softcapping == 0);
+  CHECK(edited(file, [](nlohmann::json& j) { j["num_key_value_heads"] = nullptr; }).num_key_value_heads ==
+        c.num_attention_heads);
+  CHECK(edited(file, [](nlohmann::json& j) { j["head_dim"] = 24; }).head_dim == 24);
+  CHECK(edited_error(file, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim is null") !=
+        std::string::npos);
+  for (const double cap : {0.0, -1.0}) {
+    CAPTURE(cap);
+    CHECK(edited_error(file, [&](nlohmann::json& j) {
+            j["final_logit_softcapping"] = cap;
+          }).find("final_logit_softcapping must be positive") != std::string::npos);
+  }
+  CHECK(edited_error(file, [](nlohmann::json& j) { j["hidden_act"] = "swiglu"; }).find("for nanochat") !=
+        std::string::npos);
+  // Later nanochat exports' keys (remote code): unmodeled, which the compiler refuses by name.
+  const LlamaConfig later = edited(file, [](nlohmann::json& j) { j["window_pattern"] = "SSSL"; });
+  REQUIRE(later.unmodeled.size() == 1);
+  CHECK(later.unmodeled[0] == "window_pattern = \"SSSL\"");
+  CHECK(edited_error(file, [](nlohmann::json& j) {
+          j["model_type"] = "llama";
+        }).find("model_type 'llama' is not NanoChatForCausalLM's 'nanochat'") != std::string::npos);
+}
+
 // Youtu-LLM (YoutuForCausalLM): DeepSeek-V3's MLA in LLaMA's layer, every MLP dense, YoutuConfig's defaults for
 // absent keys; the MoE keys YoutuConfig deletes are never read (its model has no experts).
 TEST_CASE("config: Youtu-LLM (hub keys, defaults, dense layers, head_dim, refusals)") {

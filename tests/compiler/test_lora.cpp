@@ -227,7 +227,7 @@ TEST_CASE("lora: an adapter on BLOOM's sliced output projections (slow_but_exact
 // peft (tests/fixtures/gpt_neox_lora, tools/make_fixtures.py --only gpt_neox). (Apertus's act_fn_saved: the saved
 // xIELU activations' parameters, read in place of the checkpoint's.)
 TEST_CASE(
-    "lora: GPT-NeoX, Falcon, GPT-J, GPT-2, GPT-Neo, GPT-BigCode, BLOOM, MPT, OPT, GLM, OLMo, Ministral 3, EXAONE 3, InternLM3, Apertus, Phi-3.5-MoE, Jais 2, GLM-4.7-Flash, Youtu-LLM and MiniMax-M2 adapters (peft's names for their renamed modules, GPT-2's Conv1D layers and their saved copies, Apertus's saved activations) match peft's model") {
+    "lora: GPT-NeoX, Falcon, GPT-J, GPT-2, GPT-Neo, GPT-BigCode, BLOOM, MPT, OPT, GLM, OLMo, Ministral 3, EXAONE 3, InternLM3, Apertus, Phi-3.5-MoE, Jais 2, GLM-4.7-Flash, Youtu-LLM, MiniMax-M2 and nanochat adapters (peft's names for their renamed modules, GPT-2's Conv1D layers and their saved copies, Apertus's saved activations) match peft's model") {
   TempDir d;
   auto family_options = [&](const std::string& family, const std::string& dir, const std::vector<LoraAdapterSpec>& lora,
                             const std::string& out) {
@@ -266,7 +266,8 @@ TEST_CASE(
                                                                                {"jais2", "every_linear_norm"},
                                                                                {"glm4_moe_lite", "mla_norm"},
                                                                                {"youtu", "every_linear"},
-                                                                               {"minimax_m2", "attn_head_qk_norms"}}) {
+                                                                               {"minimax_m2", "attn_head_qk_norms"},
+                                                                               {"nanochat", "every_linear_head"}}) {
     const std::string family = fam_name.first, name = fam_name.second;  // (CAPTURE cannot take a binding)
     CAPTURE(name);
     const std::string dir = kiln::test::fixtures_root() + "/" + family + "_lora/" + name;
