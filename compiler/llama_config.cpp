@@ -2437,7 +2437,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     // (a null multiplier: transformers' eager attention fails on it, its sdpa takes a null
     // attention_multiplier as head_dim^-½, and the others fail in both: refused rather than read as 1)
     auto multiplier = [&](const char* k) {
-      r.refuse_null(k, "with which transformers 5 cannot run Granite (give its value; absent, it is 1)");
+      r.refuse_null(k, "with which transformers 5 cannot run " + c.architecture + " (give its value; absent, it is 1)");
       const double v = r.num(k, 1.0);
       if (!std::isfinite(float(v))) r.fail(k, "must be a finite number (as an f32)");
       return v;
