@@ -238,6 +238,8 @@ Config read_config_text(const std::string& text, const std::string& path) {
   if (has("peft_type") && j["peft_type"] != "LORA")
     refuse("peft_type " + j["peft_type"].dump() + " is not supported (kiln merges LORA adapters)");
   Config c;  // (absent r and lora_alpha: LoraConfig's defaults, 8 and 8)
+  for (const char* k : {"r", "lora_alpha"})  // (peft's scaling divides lora_alpha by r: it cannot load a null)
+    if (j.contains(k) && j[k].is_null()) refuse(std::string(k) + " is null, which peft cannot load: give its value");
   if (has("r")) {
     if (!j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0) refuse("r must be a positive integer");
     c.r = j["r"].get<int64_t>();

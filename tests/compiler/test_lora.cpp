@@ -542,6 +542,13 @@ TEST_CASE("lora: bad adapters are refused with a clear error and no plan") {
   cases.push_back({"rank disagrees",
                    {{edited_adapter(d, "t3", [](nlohmann::json& j) { j["r"] = 4; }), 1.0}},
                    "has rank 8 but adapter_config.json gives r = 4"});
+  // (peft's scaling divides lora_alpha by r: it cannot load a null of either)
+  cases.push_back({"r null",
+                   {{edited_adapter(d, "tn_r", [](nlohmann::json& j) { j["r"] = nullptr; }), 1.0}},
+                   "r is null, which peft cannot load"});
+  cases.push_back({"lora_alpha null",
+                   {{edited_adapter(d, "tn_alpha", [](nlohmann::json& j) { j["lora_alpha"] = nullptr; }), 1.0}},
+                   "lora_alpha is null, which peft cannot load"});
   cases.push_back({"bias all",
                    {{edited_adapter(d, "t4", [](nlohmann::json& j) { j["bias"] = "all"; }), 1.0}},
                    "bias \"all\" is not supported"});
