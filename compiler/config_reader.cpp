@@ -249,7 +249,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"SolarOpenForCausalLM", "solar_open"},
                                                                {"MiniMaxM2ForCausalLM", "minimax_m2"},
                                                                {"HyperCLOVAXForCausalLM", "hyperclovax"},
-                                                               {"NanoChatForCausalLM", "nanochat"}};
+                                                               {"NanoChatForCausalLM", "nanochat"},
+                                                               {"VaultGemmaForCausalLM", "vaultgemma"}};
   if (has("model_type") && j_["model_type"].is_string())
     for (const auto& [arch, type] : kTypes)
       if (a == arch && j_["model_type"].get<std::string>() != type)

@@ -622,7 +622,8 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
   auto softcap = [&](const char* k, double def) {
     if (j.contains(k) && j[k].is_null()) return 0.0;
     const double v = r.num(k, def);
-    if (r.has(k) && (!(v > 0) || !std::isfinite(float(v)))) r.fail(k, "must be positive (or null)");
+    if (r.has(k) && (!(float(v) > 0) || !std::isfinite(float(v))))
+      r.fail(k, "must be positive and finite in f32 (or null)");
     return v;
   };
   c.final_logit_softcapping = softcap("final_logit_softcapping", v2 ? 30.0 : 0.0);
@@ -1219,7 +1220,8 @@ void read_gpt_dims(const ConfigReader& r, LlamaConfig& c, const GptNames& n, int
   c.head_dim = c.hidden_size / c.num_attention_heads;
   c.intermediate_size = r.pos_int(n.inner, false, 4 * c.hidden_size);
   c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
-  if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
+  if (!(c.rms_norm_eps >= 0) || !std::isfinite(float(c.rms_norm_eps)))
+    r.fail("layer_norm_epsilon", "must not be negative, and must be finite in f32");
   if (!act2fn_kind(r.str("activation_function", n.activation), &c.mlp_activation))
     r.fail("activation_function", std::string("must be ") + kAct2fnNames + " for " + n.family);
 }
@@ -1471,7 +1473,8 @@ LlamaConfig parse_bloom(const ConfigReader& r, const std::string& text) {
   c.intermediate_size = 4 * c.hidden_size;
   c.mlp_activation = Activation::kGeluTanh;
   c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
-  if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
+  if (!(c.rms_norm_eps >= 0) || !std::isfinite(float(c.rms_norm_eps)))
+    r.fail("layer_norm_epsilon", "must not be negative, and must be finite in f32");
   c.max_position_embeddings = int64_t(1) << 24;
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
   if (r.boolean("apply_residual_connection_post_layernorm", false))
@@ -1529,7 +1532,8 @@ LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std:
   c.mlp_activation = Activation::kGelu;
   c.max_position_embeddings = r.pos_int("max_seq_len", false, 2048);
   c.rms_norm_eps = r.num("layer_norm_epsilon", 1e-5);
-  if (c.rms_norm_eps < 0) r.fail("layer_norm_epsilon", "must not be negative");
+  if (!(c.rms_norm_eps >= 0) || !std::isfinite(float(c.rms_norm_eps)))
+    r.fail("layer_norm_epsilon", "must not be negative, and must be finite in f32");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
   r.hardwired("expansion_ratio", 4);
   r.refuse_null_switch("no_bias");
@@ -1760,7 +1764,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool cohere2 = arch == "Cohere2ForCausalLM" || arch == "cohere2";
   const bool cohere = arch == "CohereForCausalLM" || arch == "cohere" || cohere2;
   const bool olmo2 = arch == "Olmo2ForCausalLM" || arch == "olmo2" || olmo3;
-  const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2";
+  const bool vaultgemma = arch == "VaultGemmaForCausalLM" || arch == "vaultgemma";
+  const bool gemma2 = arch == "Gemma2ForCausalLM" || arch == "gemma2" || vaultgemma;
   const bool gemma1 = arch == "GemmaForCausalLM" || arch == "gemma";
   const bool gemma = arch == "Gemma3ForCausalLM" || arch == "gemma3_text" || gemma2 || gemma1;
   const bool granite_moe_shared = arch == "GraniteMoeSharedForCausalLM" || arch == "granitemoeshared";
@@ -1825,6 +1830,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : cohere             ? "CohereForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
                    : gemma1             ? "GemmaForCausalLM"
+                   : vaultgemma         ? "VaultGemmaForCausalLM"
                    : gemma2             ? "Gemma2ForCausalLM"
                    : gemma              ? "Gemma3ForCausalLM"
                    : granite_moe_shared ? "GraniteMoeSharedForCausalLM"
@@ -1876,7 +1882,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       r.has("sliding_window_size");
     }
     if (r.str("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh")
-      r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2 and Gemma 3");
+      r.fail("hidden_activation", "must be \"gelu_pytorch_tanh\" for Gemma 2, VaultGemma and Gemma 3");
   } else if (gpt_oss) {
     // (read_gpt_oss: GptOssConfig's hidden_act is never read)
   } else if (falcon) {
@@ -2037,7 +2043,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                                                             exaone_moe || internlm3 || iquestcoder || apertus || phimoe
                                                         ? 1e-5
                                                         : 1e-6);
-  if (c.rms_norm_eps < 0) r.fail(eps_key, "must not be negative");
+  if (!(c.rms_norm_eps >= 0) || !std::isfinite(float(c.rms_norm_eps)))
+    r.fail(eps_key, "must not be negative, and must be finite in f32");
   // (Gemma's, SmolLM3's, ERNIE 4.5's, Cohere's and Starcoder2's config classes tie by default)
   // (and FalconConfig's)
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", gemma || smollm3 || ernie || cohere || starcoder2 || falcon);
@@ -2158,6 +2165,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     r.only("use_bidirectional_attention", false);
   } else if (gemma) {
     read_gemma(r, j, gemma2, &c);
+    c.vaultgemma = vaultgemma;  // (Gemma2Config's keys and defaults, its layer without the branch norms)
   } else if (phi) {
     // Phi-1/1.5/2: biases everywhere, one LayerNorm before attention and MLP in parallel
     // (LlamaConfig::phi). Dropouts act in training only.
@@ -2319,7 +2327,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.attention_bias = r.boolean("attention_bias", false);
     if (!(j.contains("final_logit_softcapping") && j["final_logit_softcapping"].is_null())) {
       c.final_logit_softcapping = r.num("final_logit_softcapping", 15.0);
-      if (!(c.final_logit_softcapping > 0) || !std::isfinite(float(c.final_logit_softcapping)))
+      if (!(float(c.final_logit_softcapping) > 0) || !std::isfinite(float(c.final_logit_softcapping)))
         r.fail("final_logit_softcapping", "must be positive and finite in f32 (or null: no cap)");
     }
   } else if (falcon) {

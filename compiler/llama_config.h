@@ -91,7 +91,9 @@ struct LlamaConfig {
   std::vector<XieluParams> xielu;
   // The layer's norm before attention and the MLP's input norm, as the checkpoint names them.
   const char* attn_norm_module() const { return apertus ? "attention_layernorm" : "input_layernorm"; }
-  const char* mlp_norm_module() const { return apertus ? "feedforward_layernorm" : "post_attention_layernorm"; }
+  const char* mlp_norm_module() const {
+    return apertus ? "feedforward_layernorm" : vaultgemma ? "pre_feedforward_layernorm" : "post_attention_layernorm";
+  }
   // Starcoder2 (Starcoder2ForCausalLM: StarCoder2 3B/7B/15B): LLaMA's layer with LayerNorms that have biases
   // (eps in rms_norm_eps) and an ungated MLP, c_fc -> mlp_activation -> c_proj, biases everywhere with use_bias.
   bool starcoder2 = false;
@@ -387,9 +389,12 @@ struct LlamaConfig {
   // scale, (1 + w) norms and GEGLU; query_pre_attn_scalar is head_dim.
   bool gemma1 = false;
   // Norms on each branch's output and pre_feedforward_layernorm as the MLP's input norm (Gemma 2, 3).
-  bool sandwich_norms() const { return gemma && !gemma1; }
+  // VaultGemma (VaultGemmaForCausalLM: Google's VaultGemma 1B; gemma2 set too): Gemma 2 without the branch norms
+  // (post_attention_layernorm, post_feedforward_layernorm): LLaMA's norms, the MLP's pre_feedforward_layernorm.
+  bool vaultgemma = false;
+  bool sandwich_norms() const { return gemma && !gemma1 && !vaultgemma; }
   // Sliding layers with a RoPE of their own (rope_local): Gemma 2 and 3, OLMo 3.
-  bool layer_type_rope() const { return sandwich_norms() || olmo3; }
+  bool layer_type_rope() const { return (gemma && !gemma1) || olmo3; }
   // Granite (GraniteForCausalLM): LLaMA with four multipliers: the embedding times
   // embedding_multiplier, attention scores times attention_multiplier (in place of head_dim^-½),
   // each branch times residual_multiplier before the residual add, the logits divided by

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,minimax_m2,hyperclovax,nanochat,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,minimax_m2,hyperclovax,nanochat,vaultgemma,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -57,6 +57,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    multipliers, the logits multiplied, Peri-LN's post norms)
   --only nanochat  only tests/fixtures/nanochat/ and nanochat_lora/ (tiny NanoChatForCausalLM checkpoints: weightless norms, q/k norms
                    after a RoPE turning the other way, relu², the logit soft cap)
+  --only vaultgemma  only tests/fixtures/vaultgemma/ (tiny VaultGemmaForCausalLM checkpoints: Gemma 2 without its
+                   branch norms)
   --only jais2     only tests/fixtures/jais2/ and jais2_lora/ (tiny Jais2ForCausalLM checkpoints: LayerNorms with
                    biases, the ungated relu² MLP, Jais2Config's defaults)
   --only phimoe    only tests/fixtures/phimoe/ and phimoe_lora/ (tiny PhimoeForCausalLM checkpoints: the
@@ -274,7 +276,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "nanochat", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "nanochat", "vaultgemma", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1657,6 +1659,16 @@ GEMMA2_VARIANTS = [
                                     rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0})),
 ]
 
+VAULTGEMMA_DIR = os.path.join(REPO, "tests", "fixtures", "vaultgemma")
+# VaultGemma (VaultGemmaForCausalLM: google/vaultgemma-1b): Gemma 2 without its branch norms (a norm before attention
+# and pre_feedforward_layernorm before the MLP, LLaMA's layout, Gemma's 1 + w RMSNorms drawn around zero), with Gemma
+# 2's soft caps, query_pre_attn_scalar, windows in the sliding layers and the embedding times sqrt(hidden_size).
+# softcap_untied_f32: both caps, windows of 6 in turn (Gemma2Config's default layer types), theta 2e4. nocap_untied_f32:
+# no caps, attention biases, head_dim 24, linear RoPE, untied, a window of 5 in layer 1.
+# (Gemma 2's variants, untied: tied, a tiny random VaultGemma repeats one token)
+VAULTGEMMA_VARIANTS = [(name.replace("softcap_f32", "softcap_untied_f32"), seed + 5050,
+                        dict(overrides, tie_word_embeddings=False)) for name, seed, overrides in GEMMA2_VARIANTS]
+
 GEMMA_DIR = os.path.join(REPO, "tests", "fixtures", "gemma")
 # Gemma 1 (GemmaForCausalLM): LLaMA's layer (a norm before attention and one before the MLP) with
 # Gemma's RMSNorms (1 + w, drawn around zero), the embedding times sqrt(hidden_size) and a tanh-GELU
@@ -2474,6 +2486,19 @@ def main_gemma2():
             diff = (plain(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()
         assert diff > 1e-2, "softcap_f32: %s changes the logits by only %.2e" % (key, diff)
         print("  softcap_f32: without %s the logits move by %.3f (rel L2)" % (key, diff))
+
+
+def main_vaultgemma():
+    from transformers import VaultGemmaConfig, VaultGemmaForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.pre_feedforward_layernorm.weight" in keys, keys.keys()
+        assert not any("post_feedforward_layernorm" in k or "post_attention_layernorm" in k for k in keys), keys.keys()
+    main_llama_like("vaultgemma", VAULTGEMMA_DIR, VAULTGEMMA_VARIANTS, VaultGemmaConfig, VaultGemmaForCausalLM, check,
+                    draw_gemma_norms)
+    out = os.path.join(VAULTGEMMA_DIR, "softcap_untied_f32")  # (its caps must matter)
+    for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+        assert_moves(out, VaultGemmaForCausalLM, "no " + key, 1e-2, **{key: None})
 
 
 def draw_layernorms(model):
@@ -6770,6 +6795,8 @@ def main():
         main_hyperclovax()
     if ARGS.only in ("all", "nanochat"):
         main_nanochat()
+    if ARGS.only in ("all", "vaultgemma"):
+        main_vaultgemma()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

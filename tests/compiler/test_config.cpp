@@ -365,18 +365,19 @@ TEST_CASE("config: Gemma 2 (hub keys, default layer types and caps, null caps, r
   CHECK(null.final_logit_softcapping == 0);
   CHECK(error_of([](nlohmann::json& j) {
           j["attn_logit_softcapping"] = 0;
-        }).find("attn_logit_softcapping must be positive (or null)") != std::string::npos);
+        }).find("attn_logit_softcapping must be positive and finite in f32 (or null)") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
           j["final_logit_softcapping"] = -1;
-        }).find("final_logit_softcapping must be positive (or null)") != std::string::npos);
+        }).find("final_logit_softcapping must be positive and finite in f32 (or null)") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
           j["hidden_size"] = 2300;
         }).find("hidden_size (2300) is not a multiple of num_attention_heads") != std::string::npos);
   CHECK(error_of([](nlohmann::json& j) {
           j["use_bidirectional_attention"] = true;
         }).find("use_bidirectional_attention") != std::string::npos);
-  CHECK(error_of([](nlohmann::json& j) { j["hidden_activation"] = "gelu"; }).find("for Gemma 2 and Gemma 3") !=
-        std::string::npos);
+  CHECK(error_of([](nlohmann::json& j) {
+          j["hidden_activation"] = "gelu";
+        }).find("for Gemma 2, VaultGemma and Gemma 3") != std::string::npos);
   // gemma-2-9b's and 27b's hub configs also carry sliding_window_size (transformers never reads it);
   // 27b's head_dim (128) and query_pre_attn_scalar (144) are neither hidden / heads nor each other.
   struct Hub {
@@ -3397,7 +3398,7 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
       return std::string();
     };
     CHECK(error_with([](nlohmann::json&) {}).empty());
-    const bool gemma23 = family == "gemma2" || family == "gemma3";
+    const bool gemma23 = family == "gemma2" || family == "gemma3" || family == "vaultgemma";
     const bool layer_norm = family == "phi" || family == "cohere" || family == "cohere2" || family == "stablelm" ||
                             family == "gpt_neox" || family == "jais2";
     // (GPT-2 and GPT-BigCode have GPT-J's attribute names; GPT-Neo its eps and activation keys)
@@ -4636,12 +4637,15 @@ TEST_CASE("config: nanochat (defaults, head_dim from the file, soft cap, refusal
   CHECK(edited(file, [](nlohmann::json& j) { j["head_dim"] = 24; }).head_dim == 24);
   CHECK(edited_error(file, [](nlohmann::json& j) { j["head_dim"] = nullptr; }).find("head_dim is null") !=
         std::string::npos);
-  for (const double cap : {0.0, -1.0}) {
+  for (const double cap : {0.0, -1.0, 1e-50}) {  // (1e-50: zero in f32)
     CAPTURE(cap);
     CHECK(edited_error(file, [&](nlohmann::json& j) {
             j["final_logit_softcapping"] = cap;
           }).find("final_logit_softcapping must be positive") != std::string::npos);
   }
+  CHECK(edited_error(file, [](nlohmann::json& j) {
+          j["rms_norm_eps"] = 1e300;
+        }).find("rms_norm_eps must not be negative, and must be finite in f32") != std::string::npos);
   CHECK(edited_error(file, [](nlohmann::json& j) { j["hidden_act"] = "swiglu"; }).find("for nanochat") !=
         std::string::npos);
   // Later nanochat exports' keys (remote code): unmodeled, which the compiler refuses by name.
@@ -4651,6 +4655,32 @@ TEST_CASE("config: nanochat (defaults, head_dim from the file, soft cap, refusal
   CHECK(edited_error(file, [](nlohmann::json& j) {
           j["model_type"] = "llama";
         }).find("model_type 'llama' is not NanoChatForCausalLM's 'nanochat'") != std::string::npos);
+}
+
+// VaultGemma (VaultGemmaForCausalLM): Gemma 2's keys and defaults, its layer without the branch norms.
+TEST_CASE("config: VaultGemma (Gemma 2's keys, no branch norms)") {
+  std::ifstream in(kiln::test::fixture("softcap_untied_f32", "vaultgemma") + "/config.json");
+  const nlohmann::json file = nlohmann::json::parse(in);
+  const LlamaConfig c = parse_llama_config(file.dump(), "config.json");
+  CHECK(c.architecture == "VaultGemmaForCausalLM");
+  CHECK(c.unmodeled.empty());
+  CHECK((c.gemma && c.gemma2 && c.vaultgemma && !c.sandwich_norms() && !c.branch_norms() && c.layer_type_rope()));
+  CHECK(std::string(c.mlp_norm_module()) == "pre_feedforward_layernorm");
+  CHECK((c.final_logit_softcapping == 3.0 && c.attn_logit_softcapping == 0.5 && c.query_pre_attn_scalar == 20));
+  // Gemma2Config's defaults (the caps 30 and 50, a window of 4096 in every other layer, tied)
+  const LlamaConfig d = edited(file, [](nlohmann::json& j) {
+    for (const char* k : {"final_logit_softcapping", "attn_logit_softcapping", "sliding_window", "layer_types",
+                          "tie_word_embeddings", "query_pre_attn_scalar"})
+      j.erase(k);
+  });
+  CHECK((d.final_logit_softcapping == 30.0 && d.attn_logit_softcapping == 50.0 && d.sliding_window == 4096 &&
+         d.tie_word_embeddings && d.query_pre_attn_scalar == 256 && d.window_layer[0] && !d.window_layer[1]));
+  CHECK(edited_error(file, [](nlohmann::json& j) {
+          j["use_bidirectional_attention"] = true;
+        }).find("use_bidirectional_attention") != std::string::npos);
+  CHECK(edited_error(file, [](nlohmann::json& j) {
+          j["model_type"] = "gemma2";
+        }).find("model_type 'gemma2' is not VaultGemmaForCausalLM's 'vaultgemma'") != std::string::npos);
 }
 
 // Youtu-LLM (YoutuForCausalLM): DeepSeek-V3's MLA in LLaMA's layer, every MLP dense, YoutuConfig's defaults for

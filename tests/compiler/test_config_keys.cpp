@@ -71,9 +71,10 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "ApertusConfig" || cls == "PhimoeConfig" || cls == "Jais2Config" || cls == "CohereConfig" ||
       cls == "Cohere2Config" || cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" ||
       cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "SolarOpenConfig" ||
-      cls == "MiniMaxM2Config" || cls == "HyperCLOVAXConfig" || cls == "NanoChatConfig" || cls == "Dots1Config" ||
-      cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" ||
-      cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
+      cls == "MiniMaxM2Config" || cls == "HyperCLOVAXConfig" || cls == "NanoChatConfig" || cls == "VaultGemmaConfig" ||
+      cls == "Dots1Config" || cls == "FalconConfig" || cls == "GPTJConfig" || cls == "GPT2Config" ||
+      cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" || cls == "BloomConfig" ||
+      cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config" || cls == "Glm4MoeLiteConfig" || cls == "YoutuConfig")
     return parse_deepseek_config(text, path).unmodeled;
@@ -172,6 +173,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "MiniMaxM2Config",
                                 "HyperCLOVAXConfig",
                                 "NanoChatConfig",
+                                "VaultGemmaConfig",
                                 "Dots1Config",
                                 "FalconConfig",
                                 "GPTJConfig",
@@ -410,6 +412,7 @@ const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
                                          "MiniMaxM2Config",
                                          "HyperCLOVAXConfig",
                                          "NanoChatConfig",
+                                         "VaultGemmaConfig",
                                          "Dots1Config",
                                          "FalconConfig",
                                          "GPTJConfig",
