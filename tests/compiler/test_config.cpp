@@ -56,6 +56,21 @@ std::string edited_error(const nlohmann::json& base, const std::function<void(nl
   return "";
 }
 
+// A fixture's config.json, checked to read as `architecture` with every key modeled, and to be refused under
+// `other_type`, another model_type (transformers builds model_type's class: `type` is the architecture's own).
+nlohmann::json family_config(const std::string& name, const std::string& family, const std::string& architecture,
+                             const std::string& type, const std::string& other_type) {
+  std::ifstream in(kiln::test::fixture(name, family) + "/config.json");
+  const nlohmann::json file = nlohmann::json::parse(in);
+  const LlamaConfig c = parse_llama_config(file.dump(), "config.json");
+  CHECK(c.architecture == architecture);
+  CHECK(c.unmodeled.empty());
+  CHECK(edited_error(file, [&](nlohmann::json& j) {
+          j["model_type"] = other_type;
+        }).find("model_type '" + other_type + "' is not " + architecture + "'s '" + type + "'") != std::string::npos);
+  return file;
+}
+
 }  // namespace
 
 TEST_CASE("config: transformers 5 fixture keys (rope_parameters, dtype, head_dim)") {
@@ -4470,13 +4485,10 @@ TEST_CASE("config: Solar Open (hub keys, every layer MoE, full RoPE, deleted key
 // MiniMax-M2 (MiniMaxM2ForCausalLM): Mixtral's layer with whole q/k norms, RoPE over rotary_dim dims of each head,
 // sigmoid routing with a correction bias; the keys of MiniMax's own code read where they describe transformers' model.
 TEST_CASE("config: MiniMax-M2 (hub keys, rotary_dim, defaults, remote-code keys, refusals)") {
-  std::ifstream in(kiln::test::fixture("hub_f32", "minimax_m2") + "/config.json");
-  const nlohmann::json hub = nlohmann::json::parse(in);
+  const nlohmann::json hub = family_config("hub_f32", "minimax_m2", "MiniMaxM2ForCausalLM", "minimax_m2", "mixtral");
   REQUIRE((hub.contains("rotary_dim") && hub.contains("attn_type_list") && hub.contains("use_routing_bias") &&
            !hub.contains("rope_parameters") && !hub.contains("partial_rotary_factor")));
   const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
-  CHECK(c.architecture == "MiniMaxM2ForCausalLM");
-  CHECK(c.unmodeled.empty());
   CHECK((c.minimax_m2 && c.mixtral_names && c.qk_norm && c.qk_norm_whole() && c.sigmoid_noaux()));
   CHECK((c.is_moe_layer(0) && c.is_moe_layer(1) && c.num_local_experts == 8 && c.num_experts_per_tok == 2));
   CHECK((c.moe_intermediate_size == 32 && c.norm_topk_prob && c.n_group == 1 && c.topk_group == 1 &&
@@ -4560,19 +4572,14 @@ TEST_CASE("config: MiniMax-M2 (hub keys, rotary_dim, defaults, remote-code keys,
         std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["num_local_experts"] = 1; }).find("must be between 2 and 4096") !=
         std::string::npos);
-  CHECK(edited_error(hub, [](nlohmann::json& j) {
-          j["model_type"] = "mixtral";
-        }).find("model_type 'mixtral' is not MiniMaxM2ForCausalLM's 'minimax_m2'") != std::string::npos);
 }
 
 // HyperCLOVAX (HyperCLOVAXForCausalLM): Granite's multipliers with the logits multiplied, Peri-LN's post norms,
 // HyperCLOVAXConfig's own defaults for head_dim and attention_multiplier.
 TEST_CASE("config: HyperCLOVAX (multipliers, post norms, derived defaults, refusals)") {
-  std::ifstream in(kiln::test::fixture("peri_ln_f32", "hyperclovax") + "/config.json");
-  const nlohmann::json file = nlohmann::json::parse(in);
+  const nlohmann::json file =
+      family_config("peri_ln_f32", "hyperclovax", "HyperCLOVAXForCausalLM", "hyperclovax", "granite");
   const LlamaConfig c = parse_llama_config(file.dump(), "config.json");
-  CHECK(c.architecture == "HyperCLOVAXForCausalLM");
-  CHECK(c.unmodeled.empty());
   CHECK((c.granite && c.hyperclovax && c.post_norms && c.branch_norms()));
   CHECK((c.embedding_multiplier == 1.5 && c.attention_multiplier == 0.2 && c.residual_multiplier == 0.6 &&
          c.logits_scaling == 0.25));
@@ -4605,18 +4612,12 @@ TEST_CASE("config: HyperCLOVAX (multipliers, post norms, derived defaults, refus
           j["num_attention_heads"] = 3;
           j["num_key_value_heads"] = 1;
         }).find("is not a multiple of num_attention_heads") != std::string::npos);
-  CHECK(edited_error(file, [](nlohmann::json& j) {
-          j["model_type"] = "granite";
-        }).find("model_type 'granite' is not HyperCLOVAXForCausalLM's 'hyperclovax'") != std::string::npos);
 }
 
 // nanochat (NanoChatForCausalLM): weightless norms, q/k norms after a RoPE turning the other way, relu², the soft cap.
 TEST_CASE("config: nanochat (defaults, head_dim from the file, soft cap, refusals)") {
-  std::ifstream in(kiln::test::fixture("d_f32", "nanochat") + "/config.json");
-  const nlohmann::json file = nlohmann::json::parse(in);
+  const nlohmann::json file = family_config("d_f32", "nanochat", "NanoChatForCausalLM", "nanochat", "llama");
   const LlamaConfig c = parse_llama_config(file.dump(), "config.json");
-  CHECK(c.architecture == "NanoChatForCausalLM");
-  CHECK(c.unmodeled.empty());
   CHECK((c.nanochat && c.weightless_norms() && c.qk_norm && c.qk_norm_after_rope() && c.ungated_mlp()));
   CHECK((c.mlp_activation == kiln::Activation::kRelu2 && c.final_logit_softcapping == 15.0 && !c.attention_bias));
   CHECK(std::string(c.mlp_up_name()) == "mlp.fc1");
@@ -4652,18 +4653,13 @@ TEST_CASE("config: nanochat (defaults, head_dim from the file, soft cap, refusal
   const LlamaConfig later = edited(file, [](nlohmann::json& j) { j["window_pattern"] = "SSSL"; });
   REQUIRE(later.unmodeled.size() == 1);
   CHECK(later.unmodeled[0] == "window_pattern = \"SSSL\"");
-  CHECK(edited_error(file, [](nlohmann::json& j) {
-          j["model_type"] = "llama";
-        }).find("model_type 'llama' is not NanoChatForCausalLM's 'nanochat'") != std::string::npos);
 }
 
 // VaultGemma (VaultGemmaForCausalLM): Gemma 2's keys and defaults, its layer without the branch norms.
 TEST_CASE("config: VaultGemma (Gemma 2's keys, no branch norms)") {
-  std::ifstream in(kiln::test::fixture("softcap_untied_f32", "vaultgemma") + "/config.json");
-  const nlohmann::json file = nlohmann::json::parse(in);
+  const nlohmann::json file =
+      family_config("softcap_untied_f32", "vaultgemma", "VaultGemmaForCausalLM", "vaultgemma", "gemma2");
   const LlamaConfig c = parse_llama_config(file.dump(), "config.json");
-  CHECK(c.architecture == "VaultGemmaForCausalLM");
-  CHECK(c.unmodeled.empty());
   CHECK((c.gemma && c.gemma2 && c.vaultgemma && !c.sandwich_norms() && !c.branch_norms() && c.layer_type_rope()));
   CHECK(std::string(c.mlp_norm_module()) == "pre_feedforward_layernorm");
   CHECK((c.final_logit_softcapping == 3.0 && c.attn_logit_softcapping == 0.5 && c.query_pre_attn_scalar == 20));
@@ -4678,9 +4674,6 @@ TEST_CASE("config: VaultGemma (Gemma 2's keys, no branch norms)") {
   CHECK(edited_error(file, [](nlohmann::json& j) {
           j["use_bidirectional_attention"] = true;
         }).find("use_bidirectional_attention") != std::string::npos);
-  CHECK(edited_error(file, [](nlohmann::json& j) {
-          j["model_type"] = "gemma2";
-        }).find("model_type 'gemma2' is not VaultGemmaForCausalLM's 'vaultgemma'") != std::string::npos);
 }
 
 // Youtu-LLM (YoutuForCausalLM): DeepSeek-V3's MLA in LLaMA's layer, every MLP dense, YoutuConfig's defaults for
