@@ -136,7 +136,8 @@ DeepseekConfig parse_deepseek_config(const std::string& text, const std::string&
   c.max_position_embeddings = r.pos_int("max_position_embeddings", false, def.max_pos);
   r.set_max_positions(c.max_position_embeddings);
   c.rms_norm_eps = r.num("rms_norm_eps", def.eps);
-  if (c.rms_norm_eps < 0) r.fail("rms_norm_eps", "must not be negative");
+  if (!(c.rms_norm_eps >= 0) || !std::isfinite(float(c.rms_norm_eps)))
+    r.fail("rms_norm_eps", "must not be negative, and must be finite in f32");
   c.attention_bias = r.boolean("attention_bias", false);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", def.tie);
   c.has_dtype = r.dtype(&c.dtype);

@@ -327,8 +327,8 @@ bool any_window_layer(const LlamaConfig& c);
 // intermediate_size in every layer, the top num_experts_per_tok (8) of sigmoid scores plus e_score_correction_bias,
 // renormalized; q/k norms over the whole projection. Its RoPE (rotary_dim) is read below. The hub's files carry
 // MiniMax's own code's keys, which transformers never reads: at the values transformers' model is, accepted, others
-// refused. Its multi-token-prediction keys describe modules transformers never builds (a checkpoint's tensors of them
-// are refused as unexpected).
+// refused. Its multi-token-prediction keys describe modules transformers never builds: their layers' tensors are left
+// out.
 void read_minimax_m2(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* out) {
   LlamaConfig& c = *out;
   c.minimax_m2 = c.qk_norm = c.mixtral_names = true;
@@ -369,8 +369,11 @@ void read_minimax_m2(const ConfigReader& r, const nlohmann::json& j, LlamaConfig
                    "type 1; 0 is MiniMax-Text-01's lightning attention): kiln refuses rather than guess what the "
                    "checkpoint means");
   }
-  for (const char* k : {"use_mtp", "num_mtp_modules", "mtp_transformer_layers", "router_jitter_noise",
-                        "router_aux_loss_coef", "output_router_logits"})
+  // (its multi-token-prediction modules, which transformers never builds: with use_mtp, num_mtp_modules layers after
+  // the model's, model.layers.<num_hidden_layers + i>, whose tensors are left out as transformers leaves them unread)
+  if (r.boolean("use_mtp", false)) c.mtp_layers = r.count("num_mtp_modules", 0);
+  for (const char* k : {"num_mtp_modules", "mtp_transformer_layers", "router_jitter_noise", "router_aux_loss_coef",
+                        "output_router_logits"})
     r.has(k);
 }
 
@@ -634,7 +637,9 @@ void read_gemma(const ConfigReader& r, const nlohmann::json& j, bool v2, LlamaCo
            "is set, but transformers' Gemma 3 never applies it (hub configs set it null); kiln refuses rather than "
            "guess whether it should");
   }
-  r.only("use_bidirectional_attention", false);
+  // (VaultGemmaConfig has no such key, and its attention is causal whatever a file says: transformers never reads it)
+  if (c.vaultgemma) r.has("use_bidirectional_attention");
+  else r.only("use_bidirectional_attention", false);
   r.has("cache_implementation");  // "hybrid" in hub configs: how generate() keeps its cache
   // Layer types: layer_types, or the hub's sliding_window_pattern (every n-th layer full), default
   // 6. transformers 5 also writes _sliding_window_pattern, which it never reads back. Gemma 2:
@@ -2164,8 +2169,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.query_pre_attn_scalar = double(c.head_dim);
     r.only("use_bidirectional_attention", false);
   } else if (gemma) {
-    read_gemma(r, j, gemma2, &c);
     c.vaultgemma = vaultgemma;  // (Gemma2Config's keys and defaults, its layer without the branch norms)
+    read_gemma(r, j, gemma2, &c);
   } else if (phi) {
     // Phi-1/1.5/2: biases everywhere, one LayerNorm before attention and MLP in parallel
     // (LlamaConfig::phi). Dropouts act in training only.

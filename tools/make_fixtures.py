@@ -956,7 +956,8 @@ MINIMAX_M2_DIR = os.path.join(REPO, "tests", "fixtures", "minimax_m2")
 # scores plus e_score_correction_bias (block_sparse_moe's), renormalized. Norm weights and the correction bias drawn
 # (ds_randomize). hub_f32: MiniMax-M2's config.json keys (rope_theta, rotary_dim half of head_dim, the keys of
 # MiniMax's own code at the values transformers' model is: use_qk_norm, qk_norm_type, scoring_func, use_routing_bias,
-# shared_intermediate_size 0, attn_type_list, the MTP keys), head_dim 24 (not hidden / heads), top 2 of 8, untied.
+# shared_intermediate_size 0, attn_type_list, the MTP keys, and three MTP layers' tensors after the model's), head_dim
+# 24 (not hidden / heads), top 2 of 8, untied.
 # yarn_tied_f32: yarn over a quarter of each head (partial_rotary_factor 0.25 in rope_parameters), MQA, top 3, tied.
 # held_f32: RoPE over every dim, MiniMaxM2Config's head_dim (128, whatever hidden / heads is), saved as transformers 5
 # holds it (mlp.experts.gate_up_proj, mlp.gate.weight, mlp.e_score_correction_bias).
@@ -3229,7 +3230,21 @@ def main_minimax_m2():
                    num_mtp_modules=3, mtp_transformer_layers=1,
                    auto_map={"AutoConfig": "configuration_minimax_m2.MiniMaxM2Config",
                              "AutoModelForCausalLM": "modeling_minimax_m2.MiniMaxM2ForCausalLM"})
-    rewrite_as_hub(os.path.join(MINIMAX_M2_DIR, "hub_f32"), MiniMaxM2ForCausalLM, "4.46.1", hub)
+    out = os.path.join(MINIMAX_M2_DIR, "hub_f32")
+    _, _, cfg = rewrite_as_hub(out, MiniMaxM2ForCausalLM, "4.46.1", hub)
+    # The multi-token-prediction modules use_mtp names (num_mtp_modules layers after the model's, as vLLM and SGLang
+    # read MiniMax's files), which transformers leaves unread: the same logits with them.
+    path = os.path.join(out, "model.safetensors")
+    tensors = load_file(path)
+    n, d, g = cfg["num_hidden_layers"], cfg["hidden_size"], torch.Generator().manual_seed(97)
+    for m in range(cfg["num_mtp_modules"]):
+        p = "model.layers.%d." % (n + m)
+        for k, shape in (("input_layernorm.weight", [d]), ("self_attn.q_proj.weight", [96, d]),
+                         ("block_sparse_moe.gate.weight", [8, d]), ("block_sparse_moe.experts.0.w1.weight", [32, d])):
+            tensors[p + k] = 0.1 * torch.randn(shape, generator=g)
+    save_file(tensors, path, metadata={"format": "pt"})
+    assert_reference_logits(out, MiniMaxM2ForCausalLM, "the multi-token-prediction layers")
+    print("  hub_f32: model.safetensors given %d multi-token-prediction layers" % cfg["num_mtp_modules"])
     out = os.path.join(MINIMAX_M2_DIR, "held_f32")
     diff = save_as_held(out, MiniMaxM2ForCausalLM, ["model.layers.0.mlp.experts.gate_up_proj",
                                                      "model.layers.0.mlp.e_score_correction_bias"])

@@ -924,8 +924,8 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const bool moe = c.is_moe_layer(i);
       const uint32_t gu = moe ? kNoTensor : g.activation(p + "gate_up", {N, c.phi || c.ungated_mlp() ? F : 2 * F});
       const uint32_t m = moe ? kNoTensor : g.activation(p + "mlp_act", {N, F});
-      // Gemma 2/3, OLMo 2 and GLM-4: each branch's output, then its norm, before the residual add; Granite:
-      // the output times residual_multiplier.
+      // Gemma 2/3, OLMo 2, GLM-4 and HyperCLOVAX: each branch's output, then its norm, before the residual add
+      // (HyperCLOVAX's norm times residual_multiplier); Granite: the output times residual_multiplier.
       const bool branch_norms = c.branch_norms();
       const uint32_t branch = branch_norms || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
       const uint32_t branch_n = branch_norms ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;

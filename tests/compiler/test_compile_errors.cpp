@@ -816,6 +816,26 @@ TEST_CASE("compile: GLM-4.5 checkpoints: MTP layers left out, others refused, em
   CHECK_FALSE(exists(d / "p.kplan"));
 }
 
+// MiniMaxM2ForCausalLM: with use_mtp, the num_mtp_modules layers after the model's are left out (hub_f32 holds three);
+// a layer past them, or any of them without use_mtp, is refused.
+TEST_CASE("compile: MiniMax-M2 checkpoints: MTP layers left out with use_mtp, refused without") {
+  TempDir d;
+  REQUIRE(compile_error(kiln::test::fixture("hub_f32", "minimax_m2"), d / "ok.kplan").empty());
+  auto edited_config = [&](const std::string& dir, const std::function<void(nlohmann::json&)>& edit) {
+    edited_copy(
+        dir, [](std::string&, std::vector<int64_t>&) { return true; }, "hub_f32", "minimax_m2");
+    std::ifstream in(dir + "/config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    edit(cfg);
+    std::ofstream(dir + "/config.json") << cfg.dump();
+  };
+  edited_config(d / "two", [](nlohmann::json& c) { c["num_mtp_modules"] = 2; });
+  CHECK(compile_error(d / "two", d / "p.kplan").find("unexpected tensor 'model.layers.4.") != std::string::npos);
+  edited_config(d / "off", [](nlohmann::json& c) { c["use_mtp"] = false; });
+  CHECK(compile_error(d / "off", d / "p.kplan").find("unexpected tensor 'model.layers.2.") != std::string::npos);
+  CHECK_FALSE(exists(d / "p.kplan"));
+}
+
 // Glm4MoeLiteForCausalLM (the DeepSeek frontend): the hub's MTP layer left out only where num_nextn_predict_layers
 // names it; the checkpoint's dense and MoE layers must be those mlp_layer_types names; with n_shared_experts 0, the
 // empty shared-MLP tensors transformers saves are read as nothing, a non-empty one refused.
