@@ -936,12 +936,9 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           return;
         }
         add_node(P, kMatmulOp, {in, w, bias, n_valid}, {branch}, {0});
-        if (branch_norms) {
-          add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
-          add_node(P, kAddOp, {x, branch_n, kNoTensor}, {x}, {}, {c.granite ? c.residual_multiplier : 1.0});
-        } else {
-          add_node(P, kAddOp, {x, branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
-        }
+        if (branch_norms) add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
+        // (residual_multiplier: 1 but for Granite's family)
+        add_node(P, kAddOp, {x, branch_norms ? branch_n : branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
       };
       if (c.layer_norms()) add_layernorm(P, x, L.attn_norm, L.attn_norm_b, h, eps);  // (Cohere's, MPT's: no bias)
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
