@@ -250,7 +250,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"MiniMaxM2ForCausalLM", "minimax_m2"},
                                                                {"HyperCLOVAXForCausalLM", "hyperclovax"},
                                                                {"NanoChatForCausalLM", "nanochat"},
-                                                               {"VaultGemmaForCausalLM", "vaultgemma"}};
+                                                               {"VaultGemmaForCausalLM", "vaultgemma"},
+                                                               {"CwmForCausalLM", "cwm"}};
   if (has("model_type") && j_["model_type"].is_string())
     for (const auto& [arch, type] : kTypes)
       if (a == arch && j_["model_type"].get<std::string>() != type)

@@ -1700,17 +1700,20 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   // 4.56-4.57 took that default only for an absent rope_scaling, with rope_theta, and read a null one as no scaling; it
   // never reads rope_parameters, which transformers 5 reads as given where it is {} (the default RoPE): where the two
   // read a file apart kiln refuses rather than guess.
-  if (const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus";
-      apertus && (!j.contains("rope_scaling") || python_falsy(j["rope_scaling"])) &&
+  // CwmConfig likewise (llama3, theta 1e6, factor 16 over 8192 positions): transformers 5 ignores a top-level
+  // rope_theta there, which kiln refuses rather than guess (a {} rope_parameters is the default RoPE, read below).
+  if (const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus",
+      cwm = arch == "CwmForCausalLM" || arch == "cwm";
+      (apertus || cwm) && (!j.contains("rope_scaling") || python_falsy(j["rope_scaling"])) &&
       (!j.contains("rope_parameters") || j["rope_parameters"].is_null() ||
-       (j["rope_parameters"].is_object() && j["rope_parameters"].empty()))) {
-    constexpr double kTheta = 1.2e7;
+       (apertus && j["rope_parameters"].is_object() && j["rope_parameters"].empty()))) {
+    const double kTheta = apertus ? 1.2e7 : 1e6;
     if (j.contains("rope_parameters") && !j["rope_parameters"].is_null())
       r.fail("rope_parameters",
              "= {}: transformers 5 reads it as the default RoPE (no scaling, rope_theta "
              "1.2e7 or as given), transformers 4.56-4.57 never read it (ApertusConfig's llama3 "
              "RoPE): kiln does not guess which was meant; give the RoPE object");
-    if (j.contains("rope_scaling"))
+    if (apertus && j.contains("rope_scaling"))
       r.fail(
           "rope_scaling",
           "= " + j["rope_scaling"].dump() +
@@ -1718,7 +1721,14 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
               "original_max_position_embeddings 8192, low_freq_factor 1, high_freq_factor 4), transformers 4.56-4.57 "
               "read it as no scaling (the default RoPE, rope_theta as given): kiln does not guess which was meant; "
               "give the RoPE object");
-    if (j.contains("rope_theta") && !(j["rope_theta"].is_number() && j["rope_theta"].get<double>() == kTheta))
+    if (cwm && r.has("rope_theta") && !(j["rope_theta"].is_number() && j["rope_theta"].get<double>() == kTheta))
+      r.fail("rope_theta", "= " + j["rope_theta"].dump() +
+                               " without a RoPE object: transformers 5 ignores it for CwmConfig's default RoPE "
+                               "(llama3, rope_theta 1e6, factor 16, original_max_position_embeddings 8192, "
+                               "low_freq_factor 1, high_freq_factor 4): kiln refuses rather than guess which was "
+                               "meant; give rope_parameters");
+    if (apertus && j.contains("rope_theta") &&
+        !(j["rope_theta"].is_number() && j["rope_theta"].get<double>() == kTheta))
       r.fail("rope_theta",
              "= " + j["rope_theta"].dump() +
                  " without rope_scaling: transformers 5 ignores it for ApertusConfig's default RoPE "
@@ -1728,9 +1738,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     nlohmann::json k = j;
     k.erase("rope_theta");
     k.erase("rope_scaling");
-    k["rope_parameters"] = {{"rope_type", "llama3"},  {"rope_theta", kTheta},
-                            {"factor", 8.0},          {"original_max_position_embeddings", 8192},
-                            {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0}};
+    k["rope_parameters"] = {{"rope_type", "llama3"},          {"rope_theta", kTheta},
+                            {"factor", apertus ? 8.0 : 16.0}, {"original_max_position_embeddings", 8192},
+                            {"low_freq_factor", 1.0},         {"high_freq_factor", 4.0}};
     LlamaConfig d = parse_llama_text(k.dump(), path, within);
     d.raw_json = text;
     return d;
@@ -1782,11 +1792,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool apertus = arch == "ApertusForCausalLM" || arch == "apertus";
   const bool phimoe = arch == "PhimoeForCausalLM" || arch == "phimoe";
   const bool jais2 = arch == "Jais2ForCausalLM" || arch == "jais2";
+  const bool cwm = arch == "CwmForCausalLM" || arch == "cwm";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
       !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe &&
-      !internlm3 && !iquestcoder && !apertus && !phimoe && !jais2 && !minimax_m2 && !nanochat)
+      !internlm3 && !iquestcoder && !apertus && !phimoe && !jais2 && !minimax_m2 && !nanochat && !cwm)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1818,6 +1829,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : helium             ? "HeliumForCausalLM"
                    : arcee              ? "ArceeForCausalLM"
                    : apertus            ? "ApertusForCausalLM"
+                   : cwm                ? "CwmForCausalLM"
                    : jais2              ? "Jais2ForCausalLM"
                    : starcoder2         ? "Starcoder2ForCausalLM"
                    : stablelm           ? "StableLmForCausalLM"
@@ -1918,7 +1930,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, HyperCLOVAX, InternLM3, IQuest-Coder, dots.llm1, MiniMax-M2, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, Phi-3.5-MoE, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, HyperCLOVAX, InternLM3, IQuest-Coder, dots.llm1, MiniMax-M2, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, Phi-3.5-MoE, CWM, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS, SmolLM3 and Solar Open (GPT-OSS never reads it)");
   }
 
@@ -1947,12 +1959,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const std::string no_null = "from which transformers 5 cannot build " + c.architecture +
                               " (transformers 4 read it otherwise than an absent one): give its value";
   if (mistral || ministral || ministral3 || mixtral || qwen3_moe || qwen2_moe || gemma || glm4 || exaone4 || gpt_oss ||
-      helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe || phimoe || minimax_m2)
+      helium || starcoder2 || stablelm || glm4_moe || ernie_moe || exaone_moe || phimoe || minimax_m2 || cwm)
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || (granite && !hyperclovax) || olmo2 || smollm3 || qwen2_moe || glm4 ||
       exaone4 || gpt_oss || helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe ||
-      exaone_moe || apertus || phimoe || minimax_m2 ||
-      nanochat)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      exaone_moe || apertus || phimoe || minimax_m2 || nanochat ||
+      cwm)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
     r.fail("head_dim",
@@ -1968,7 +1980,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                              : qwen2_moe                                                ? 16
                              : exaone4 || dots1 || exaone_moe                           ? 32
                              : seed_oss || gpt_oss || glm4_moe || exaone || iquestcoder ? 8
-                             : minimax_m2                                               ? 8
+                             : minimax_m2 || cwm                                        ? 8
                              : helium                                                   ? 20
                              : qwen2 || qwen3                                           ? 32
                              : gemma1                                                   ? 16
@@ -1998,13 +2010,13 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if ((gpt_oss || helium) && !j.contains("head_dim")) {
     c.head_dim = gpt_oss ? 64 : 128;  // (GptOssConfig's, HeliumConfig's)
   } else if (((qwen3 && !qwen3_moe) || gemma || (ernie && !ernie_moe) || glm4 || seed_oss || ministral3 || internlm3 ||
-              iquestcoder || solar || minimax_m2) &&
+              iquestcoder || solar || minimax_m2 || cwm) &&
              !j.contains("head_dim")) {
     // Qwen3Config's default 128 and GemmaConfig's (Gemma2Config's, Gemma3TextConfig's) 256, whatever hidden_size /
     // num_attention_heads is (Qwen3MoeConfig has no head_dim: its attention takes hidden_size /
     // num_attention_heads)
     // (Ernie4_5Config's, Glm4Config's, SeedOssConfig's, Ministral3Config's, InternLM3Config's, IQuestCoderConfig's and
-    // SolarOpenConfig's and MiniMaxM2Config's 128 too)
+    // SolarOpenConfig's, MiniMaxM2Config's and CwmConfig's 128 too)
     c.head_dim = gemma ? 256 : 128;
   } else {
     // (Glm4MoeConfig's attention and RoPE take hidden_size // num_attention_heads, rounded down)
@@ -2024,30 +2036,31 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   // Absent: the config class's default (it sizes LongRoPE's and yarn's derived factors).
   c.max_position_embeddings = r.pos_int(
       "max_position_embeddings", false,
-      ministral3                                                                                        ? 262144
-      : seed_oss                                                                                        ? 524288
-      : gemma1 || gemma2 || cohere || jais2                                                             ? 8192
-      : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe || iquestcoder ? 131072
-      : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                                             ? 32768
-      : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone                ? 4096
-      : apertus                                                                                         ? 65536
-      : minimax_m2                                                                                      ? 196608
-      : phimoe                                                                                          ? 131072
-                                                                                                        : 2048);
+      ministral3                                                                                               ? 262144
+      : seed_oss                                                                                               ? 524288
+      : gemma1 || gemma2 || cohere || jais2                                                                    ? 8192
+      : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe || iquestcoder || cwm ? 131072
+      : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                                                    ? 32768
+      : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone                       ? 4096
+      : apertus                                                                                                ? 65536
+      : minimax_m2                                                                                             ? 196608
+      : phimoe                                                                                                 ? 131072
+                                                                                                               : 2048);
   r.set_max_positions(c.max_position_embeddings);
   // (the config classes' defaults; PhiConfig's LayerNorms read layer_norm_eps)
-  c.rms_norm_eps = olmo1        ? 1e-5
-                   : starcoder2 ? r.num("norm_epsilon", 1e-5)
-                   : nemotron   ? r.num("norm_eps", 1e-5)
-                   : falcon     ? r.num("layer_norm_epsilon", 1e-5)
-                   : layer_norm ? r.num("layer_norm_eps", 1e-5)
-                   : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
-                   : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
-                            : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee ||
-                                                            olmoe || glm4_moe || ministral3 || hunyuan || exaone ||
-                                                            exaone_moe || internlm3 || iquestcoder || apertus || phimoe
-                                                        ? 1e-5
-                                                        : 1e-6);
+  c.rms_norm_eps =
+      olmo1        ? 1e-5
+      : starcoder2 ? r.num("norm_epsilon", 1e-5)
+      : nemotron   ? r.num("norm_eps", 1e-5)
+      : falcon     ? r.num("layer_norm_epsilon", 1e-5)
+      : layer_norm ? r.num("layer_norm_eps", 1e-5)
+      : glm4       ? r.num("rms_norm_eps", 1.5625e-7)  // (Glm4Config's)
+      : helium     ? r.num("rms_norm_eps", 1e-8)       // (HeliumConfig's)
+                   : r.num("rms_norm_eps", mixtral || phi3 || ernie || olmo2 || exaone4 || gpt_oss || arcee || olmoe ||
+                                               glm4_moe || ministral3 || hunyuan || exaone || exaone_moe || internlm3 ||
+                                               iquestcoder || apertus || phimoe || cwm
+                                               ? 1e-5
+                                               : 1e-6);
   if (!(c.rms_norm_eps >= 0) || !std::isfinite(float(c.rms_norm_eps)))
     r.fail(eps_key, "must not be negative, and must be finite in f32");
   // (Gemma's, SmolLM3's, ERNIE 4.5's, Cohere's and Starcoder2's config classes tie by default)
@@ -2467,6 +2480,19 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     } else if (float(c.logits_scaling) == 0) {
       r.fail("logits_scaling", "must not be zero (the logits are divided by it)");
     }
+  } else if (cwm) {
+    // CwmConfig: LLaMA (mlp_bias on the MLP) whose attention has no biases whatever attention_bias says (CwmConfig
+    // drops the key; its q, k, v and o have none), with windows of sliding_window (default 8192; null: transformers
+    // cannot build the mask) in the layers layer_types names sliding (by default all but every 4th, from layer 0).
+    c.mlp_bias = r.boolean("mlp_bias", false);
+    r.has("attention_bias");
+    refuse_null_window(r, "CwmForCausalLM");
+    c.sliding_window = r.pos_int("sliding_window", false, 8192);
+    if (r.has("layer_types")) {
+      c.window_layer = read_layer_types(r, j, c.num_hidden_layers);
+    } else {
+      for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.window_layer.push_back(i % 4 != 0);
+    }
   } else if (exaone) {
     // ExaoneConfig: LlamaConfig's biases (attention_bias on q, k, v and o; mlp_bias on the MLP). The hub's files carry
     // the remote code's embed_dropout, which acts in training only.
@@ -2620,6 +2646,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
              : cohere && !cohere2 ? r.rope(scaled, 5e5)        // CohereConfig's
              : solar              ? r.rope(scaled, 1e6)        // SolarOpenConfig's default_theta
              : minimax_m2         ? r.rope(scaled, 5e6, true)  // MiniMaxM2Config's (the factor read above)
+             : cwm                ? r.rope(scaled, 1e6)        // CwmConfig's default_theta (its RoPE object's, above)
                                   : r.rope(scaled, 10000.0, phi || glm4 || stablelm || nemotron || glm4_moe);
   if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
   // (PhimoeConfig's own original_max_position_embeddings, which its LongRoPE never reads: the object's is, else

@@ -98,6 +98,7 @@ inline std::vector<std::string> llm_fixture_families() {
           "hyperclovax",
           "nanochat",
           "vaultgemma",
+          "cwm",
           "falcon",
           "gptj",
           "gpt2",

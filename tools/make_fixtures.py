@@ -59,6 +59,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    after a RoPE turning the other way, relu², the logit soft cap)
   --only vaultgemma  only tests/fixtures/vaultgemma/ (tiny VaultGemmaForCausalLM checkpoints: Gemma 2 without its
                    branch norms)
+  --only cwm       only tests/fixtures/cwm/ (tiny CwmForCausalLM checkpoints: LLaMA with windows in the sliding
+                   layers, CwmConfig's default llama3 RoPE and layer types)
   --only jais2     only tests/fixtures/jais2/ and jais2_lora/ (tiny Jais2ForCausalLM checkpoints: LayerNorms with
                    biases, the ungated relu² MLP, Jais2Config's defaults)
   --only phimoe    only tests/fixtures/phimoe/ and phimoe_lora/ (tiny PhimoeForCausalLM checkpoints: the
@@ -276,7 +278,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "nanochat", "vaultgemma", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "nanochat", "vaultgemma", "cwm", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1670,6 +1672,23 @@ VAULTGEMMA_DIR = os.path.join(REPO, "tests", "fixtures", "vaultgemma")
 VAULTGEMMA_VARIANTS = [(name.replace("softcap_f32", "softcap_untied_f32"), seed + 5050,
                         dict(overrides, tie_word_embeddings=False)) for name, seed, overrides in GEMMA2_VARIANTS]
 
+CWM_DIR = os.path.join(REPO, "tests", "fixtures", "cwm")
+# CWM (CwmForCausalLM: facebook/cwm, cwm-sft, cwm-pretrain): LLaMA without attention biases, with windows of
+# sliding_window in the layers layer_types names sliding. hub_defaults_f32: CwmConfig's defaults left out of its
+# config.json: its llama3 RoPE object (theta 1e6, factor 16 over 8192 positions), its layer types (layers 0 and 4 full,
+# the others sliding) and head_dim 128; a window of 5, GQA. mixed_bias_tied_f32: layer types given (sliding, full,
+# sliding), a window of 6, mlp_bias, head_dim 16, MHA, yarn RoPE, tied.
+CWM_BASE = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": None}
+CWM_VARIANTS = [
+    ("hub_defaults_f32", 8181, dict(CWM_BASE, num_hidden_layers=5, sliding_window=5, rope_parameters=None,
+                                    num_key_value_heads=2)),
+    ("mixed_bias_tied_f32", 8282, dict(CWM_BASE, num_hidden_layers=3, sliding_window=6, mlp_bias=True, head_dim=16,
+                                       num_key_value_heads=4, tie_word_embeddings=True,
+                                       layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                                       rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                                        "original_max_position_embeddings": 8})),
+]
+
 GEMMA_DIR = os.path.join(REPO, "tests", "fixtures", "gemma")
 # Gemma 1 (GemmaForCausalLM): LLaMA's layer (a norm before attention and one before the MLP) with
 # Gemma's RMSNorms (1 + w, drawn around zero), the embedding times sqrt(hidden_size) and a tanh-GELU
@@ -2500,6 +2519,31 @@ def main_vaultgemma():
     out = os.path.join(VAULTGEMMA_DIR, "softcap_untied_f32")  # (its caps must matter)
     for key in ("attn_logit_softcapping", "final_logit_softcapping"):
         assert_moves(out, VaultGemmaForCausalLM, "no " + key, 1e-2, **{key: None})
+
+
+def main_cwm():
+    from transformers import CwmConfig, CwmForCausalLM
+
+    def check(keys):
+        assert not any(k.endswith("_proj.bias") and "self_attn" in k for k in keys), keys.keys()
+    main_llama_like("cwm", CWM_DIR, CWM_VARIANTS, CwmConfig, CwmForCausalLM, check)
+    hub = os.path.join(CWM_DIR, "hub_defaults_f32")
+    cfg = CwmConfig.from_pretrained(hub)
+    assert cfg.head_dim == 128 and cfg.rope_parameters["rope_type"] == "llama3", cfg
+    # The defaults must matter: the RoPE's theta and llama3 scaling (over these few positions it moves only the
+    # slowest frequencies, still several times kiln's parity bound of 1e-4), the full layers among the sliding ones.
+    assert_moves(hub, CwmForCausalLM, "LLaMA's default RoPE (theta 1e4)", 1e-2,
+                 rope_parameters={"rope_type": "default", "rope_theta": 1e4})
+    assert_moves(hub, CwmForCausalLM, "the default RoPE at theta 1e6", 5e-4,
+                 rope_parameters={"rope_type": "default", "rope_theta": 1e6})
+    assert_moves(hub, CwmForCausalLM, "every layer sliding", 1e-2, layer_types=["sliding_attention"] * 5)
+    mixed = os.path.join(CWM_DIR, "mixed_bias_tied_f32")
+    assert_moves(mixed, CwmForCausalLM, "every layer sliding", 1e-2, layer_types=["sliding_attention"] * 3)
+
+    def hub_keys(c):  # (CwmConfig's defaults: its RoPE object, layer types and head_dim left out)
+        for k in ("layer_types", "head_dim", "rope_parameters"):
+            c.pop(k)
+    rewrite_as_hub(hub, CwmForCausalLM, "4.57.0", hub_keys, flat_rope=False)
 
 
 def draw_layernorms(model):
@@ -6812,6 +6856,8 @@ def main():
         main_nanochat()
     if ARGS.only in ("all", "vaultgemma"):
         main_vaultgemma()
+    if ARGS.only in ("all", "cwm"):
+        main_cwm()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

@@ -3464,7 +3464,10 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     // 4.56-4.57 read that RoPE with it, and cannot with null)
     const bool apertus_default =
         family == "apertus" && !base.contains("rope_parameters") && !base.contains("rope_scaling");
-    if (family != "gpt_neox" && !gptj && !opt && !neo && !bloom && !mpt)
+    // (CWM without a RoPE object: transformers 5 ignores rope_theta for CwmConfig's default RoPE, null too)
+    const bool cwm_default = family == "cwm" && !base.contains("rope_parameters") && !base.contains("rope_scaling");
+    if (cwm_default) CHECK(error_with([](nlohmann::json& j) { j["rope_theta"] = nullptr; }).empty());
+    else if (family != "gpt_neox" && !gptj && !opt && !neo && !bloom && !mpt)
       CHECK(error_with([](nlohmann::json& j) {
               j["rope_theta"] = nullptr;
               if (j.contains("rope_parameters") && j["rope_parameters"].contains("rope_type"))
@@ -4678,6 +4681,72 @@ TEST_CASE("config: VaultGemma (Gemma 2's keys, no branch norms)") {
          d.tie_word_embeddings && d.query_pre_attn_scalar == 256 && d.window_layer[0] && !d.window_layer[1]));
   // (a key VaultGemmaConfig does not have: its attention is causal whatever it says, as transformers runs it)
   CHECK(edited(file, [](nlohmann::json& j) { j["use_bidirectional_attention"] = true; }).unmodeled.empty());
+}
+
+// CWM (CwmForCausalLM): LLaMA with windows in the sliding layers; CwmConfig's defaults where its file leaves them out.
+TEST_CASE("config: CWM (defaults: llama3 RoPE, layer types, head_dim, windows, refusals)") {
+  const nlohmann::json hub = family_config("hub_defaults_f32", "cwm", "CwmForCausalLM", "cwm", "llama");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  // No RoPE object: CwmConfig's own (llama3, theta 1e6, factor 16 over 8192 positions, frequency factors 1 and 4).
+  CHECK((c.rope.type == "llama3" && c.rope.theta == 1e6 && c.rope.factor == 16.0 &&
+         c.rope.original_max_position_embeddings == 8192 && c.rope.low_freq_factor == 1.0 &&
+         c.rope.high_freq_factor == 4.0));
+  // No layer_types: every 4th layer full, from layer 0; no head_dim: 128; no attention biases.
+  CHECK(c.window_layer == std::vector<bool>{false, true, true, true, false});
+  CHECK((c.sliding_window == 5 && c.window_of(0) == 0 && c.window_of(1) == 5 && c.head_dim == 128));
+  CHECK((!c.attention_bias && !c.mlp_bias && c.rms_norm_eps == 1e-5));
+  // CwmConfig's other defaults: a window of 8192, 8 K/V heads, 131072 positions, untied.
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"sliding_window", "num_key_value_heads", "max_position_embeddings", "tie_word_embeddings",
+                          "rms_norm_eps", "mlp_bias"})
+      j.erase(k);
+    j["num_attention_heads"] = 16;
+  });
+  CHECK((d.sliding_window == 8192 && d.num_key_value_heads == 8 && d.max_position_embeddings == 131072 &&
+         !d.tie_word_embeddings && d.rms_norm_eps == 1e-5 && !d.mlp_bias));
+  // A null or empty (Python-false) rope_scaling and a null rope_parameters read as none given, and the default's
+  // rope_theta as written; attention_bias, which CwmConfig drops, changes nothing.
+  for (const nlohmann::json& rs : {nlohmann::json(nullptr), nlohmann::json::object()}) {
+    const LlamaConfig e = edited(hub, [&](nlohmann::json& j) {
+      j["rope_scaling"] = rs;
+      j["rope_parameters"] = nullptr;
+      j["rope_theta"] = 1e6;
+      j["attention_bias"] = true;
+    });
+    CHECK((e.rope.type == "llama3" && e.rope.factor == 16.0 && e.rope.theta == 1e6 && !e.attention_bias));
+    CHECK(e.unmodeled.empty());
+  }
+  // A RoPE object is read as given: {} the default RoPE at the top-level rope_theta (else 1e6); rope_scaling with it.
+  const LlamaConfig empty = edited(hub, [](nlohmann::json& j) {
+    j["rope_parameters"] = nlohmann::json::object();
+    j["rope_theta"] = 5e5;
+  });
+  CHECK((empty.rope.type == "default" && empty.rope.theta == 5e5));
+  const LlamaConfig scaled = edited(hub, [](nlohmann::json& j) {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+    j["rope_theta"] = 5e5;
+  });
+  CHECK((scaled.rope.type == "linear" && scaled.rope.factor == 2.0 && scaled.rope.theta == 5e5));
+  // A top-level rope_theta with no RoPE object, which transformers 5 ignores for CwmConfig's: refused.
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j["rope_theta"] = 5e5;
+        }).find("rope_theta = 500000.0 without a RoPE object: transformers 5 ignores it") != std::string::npos);
+  // Layer types as given; a null sliding_window or head_dim refused (transformers cannot build the model).
+  const nlohmann::json mixed = family_config("mixed_bias_tied_f32", "cwm", "CwmForCausalLM", "cwm", "llama");
+  const LlamaConfig m = parse_llama_config(mixed.dump(), "config.json");
+  CHECK((m.window_layer == std::vector<bool>{true, false, true} && m.sliding_window == 6 && m.mlp_bias &&
+         m.head_dim == 16 && m.tie_word_embeddings && m.rope.type == "yarn"));
+  CHECK(edited(mixed, [](nlohmann::json& j) { j["layer_types"] = nullptr; }).window_layer ==
+        std::vector<bool>{false, true, true});
+  for (const char* k : {"sliding_window", "head_dim", "num_key_value_heads"}) {
+    CAPTURE(std::string(k));
+    CHECK(edited_error(mixed, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+          std::string::npos);
+  }
+  CHECK(edited_error(mixed, [](nlohmann::json& j) {
+          j["layer_types"] = {"full_attention"};
+        }).find("layer_types must name one type per layer") != std::string::npos);
+  CHECK(edited_error(mixed, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("CWM") != std::string::npos);
 }
 
 // Youtu-LLM (YoutuForCausalLM): DeepSeek-V3's MLA in LLaMA's layer, every MLP dense, YoutuConfig's defaults for
