@@ -251,7 +251,8 @@ std::string ConfigReader::model_architecture() const {
                                                                {"HyperCLOVAXForCausalLM", "hyperclovax"},
                                                                {"NanoChatForCausalLM", "nanochat"},
                                                                {"VaultGemmaForCausalLM", "vaultgemma"},
-                                                               {"CwmForCausalLM", "cwm"}};
+                                                               {"CwmForCausalLM", "cwm"},
+                                                               {"FlexOlmoForCausalLM", "flex_olmo"}};
   if (has("model_type") && j_["model_type"].is_string())
     for (const auto& [arch, type] : kTypes)
       if (a == arch && j_["model_type"].get<std::string>() != type)

@@ -850,6 +850,29 @@ void read_gpt_oss(const ConfigReader& r, const nlohmann::json& j, LlamaConfig* o
 
 // A mixture of experts in every layer (Mixtral, GraniteMoe): num_local_experts SwiGLU experts of
 // intermediate_size, num_experts_per_tok of them (defaults default_experts, Mixtral's 8, and 2) picked per token.
+// OlmoeConfig's and FlexOlmoConfig's experts (num_experts, default `experts`, of intermediate_size in every layer,
+// the top num_experts_per_tok, default `top_k`, by softmax, renormalized with norm_topk_prob, default false). The
+// router's aux loss acts in training only.
+void read_olmoe_experts(const ConfigReader& r, LlamaConfig* out, int64_t experts, int64_t top_k) {
+  LlamaConfig& c = *out;
+  for (const char* k : {"num_experts", "num_local_experts", "num_experts_per_tok"})
+    r.refuse_null(k, "with which transformers cannot run " + c.architecture + ": give its value");
+  c.num_local_experts = read_expert_count(r, experts);
+  if (c.num_local_experts < 1)
+    r.fail(r.has("num_local_experts") ? "num_local_experts" : "num_experts", "must be a positive integer");
+  if (c.num_local_experts > 4096) r.fail("num_experts", "is more than 4096");
+  c.num_experts_per_tok = r.experts_per_token(false, top_k);
+  if (c.num_experts_per_tok > c.num_local_experts)
+    r.fail("num_experts_per_tok",
+           (r.has("num_experts_per_tok") ? ""
+                                         : "(absent: " + c.architecture.substr(0, c.architecture.size() - 11) +
+                                               "Config's " + std::to_string(top_k) + ") ") +
+               "exceeds num_experts (" + std::to_string(c.num_local_experts) + ")");
+  c.moe_intermediate_size = c.intermediate_size;
+  c.norm_topk_prob = r.boolean("norm_topk_prob", false);
+  for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
+}
+
 void read_experts_in_every_layer(const ConfigReader& r, LlamaConfig* out, int64_t default_experts = 8) {
   LlamaConfig& c = *out;
   c.num_local_experts = r.pos_int("num_local_experts", false, default_experts);
@@ -1793,11 +1816,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   const bool phimoe = arch == "PhimoeForCausalLM" || arch == "phimoe";
   const bool jais2 = arch == "Jais2ForCausalLM" || arch == "jais2";
   const bool cwm = arch == "CwmForCausalLM" || arch == "cwm";
+  const bool flex_olmo = arch == "FlexOlmoForCausalLM" || arch == "flex_olmo";
   if (arch != "LlamaForCausalLM" && arch != "llama" && !qwen2 && !mistral && !ministral3 && !qwen3 && !mixtral &&
       !phi3 && !gemma && !granite && !smollm3 && !phi && !ernie && !olmo2 && !ministral && !qwen2_moe && !glm4 &&
       !exaone4 && !seed_oss && !gpt_oss && !helium && !arcee && !cohere && !starcoder2 && !stablelm && !olmoe &&
       !olmo1 && !nemotron && !gpt_neox && !glm4_moe && !falcon && !hunyuan && !dots1 && !exaone && !exaone_moe &&
-      !internlm3 && !iquestcoder && !apertus && !phimoe && !jais2 && !minimax_m2 && !nanochat && !cwm)
+      !internlm3 && !iquestcoder && !apertus && !phimoe && !jais2 && !minimax_m2 && !nanochat && !cwm && !flex_olmo)
     throw CompileError(path + ": architecture '" + arch +
                        "' is not LLaMA (kiln supports: " + supported_architectures() + ")");
   refuse_mxfp4(r, c.quant, gpt_oss);
@@ -1845,6 +1869,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                    : falcon             ? "FalconForCausalLM"
                    : cohere2            ? "Cohere2ForCausalLM"
                    : cohere             ? "CohereForCausalLM"
+                   : flex_olmo          ? "FlexOlmoForCausalLM"
                    : olmo2              ? "Olmo2ForCausalLM"
                    : gemma1             ? "GemmaForCausalLM"
                    : vaultgemma         ? "VaultGemmaForCausalLM"
@@ -1930,7 +1955,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   } else if (const std::string act = r.str("hidden_act", "silu"); act != "silu" && act != "swish") {  // (ACT2FN: one)
     r.fail(
         "hidden_act",
-        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, HyperCLOVAX, InternLM3, IQuest-Coder, dots.llm1, MiniMax-M2, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, Phi-3, Phi-3.5-MoE, CWM, "
+        "must be \"silu\" for LLaMA, Cohere, Cohere 2, StableLM, OLMo, OLMoE, ERNIE 4.5, EXAONE 3.0 and 3.5, EXAONE 4.0, EXAONE MoE, GLM, GLM-4, GLM-4.5, Granite, GraniteMoe, Helium, HunYuan, HyperCLOVAX, InternLM3, IQuest-Coder, dots.llm1, MiniMax-M2, Ministral, Ministral 3, Mistral, Mixtral, OLMo 2, OLMo 3, FlexOlmo, Phi-3, Phi-3.5-MoE, CWM, "
         "Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Seed-OSS, SmolLM3 and Solar Open (GPT-OSS never reads it)");
   }
 
@@ -1963,8 +1988,8 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     r.refuse_null("num_key_value_heads", no_null);
   if ((qwen3 && !qwen3_moe) || gemma || phi || (granite && !hyperclovax) || olmo2 || smollm3 || qwen2_moe || glm4 ||
       exaone4 || gpt_oss || helium || cohere || olmoe || olmo1 || ministral3 || glm4_moe || dots1 || ernie_moe ||
-      exaone_moe || apertus || phimoe || minimax_m2 || nanochat ||
-      cwm)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
+      exaone_moe || apertus || phimoe || minimax_m2 || nanochat || cwm ||
+      flex_olmo)  // (SeedOssConfig reads a null as hidden / heads, as kiln does below)
     r.refuse_null("head_dim", no_null);
   if ((ministral || hunyuan) && !r.has("head_dim"))  // (MinistralConfig's, HunYuanDenseV1Config's None: it fails)
     r.fail("head_dim",
@@ -2025,10 +2050,10 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
-  // (validate_architecture of LlamaConfig, ExaoneConfig, InternLM3Config, IQuestCoderConfig, ArceeConfig,
-  // Gemma2Config and Gemma3TextConfig: whatever head_dim is)
+  // (validate_architecture of LlamaConfig (CwmConfig's too), ExaoneConfig, InternLM3Config, IQuestCoderConfig,
+  // ArceeConfig, Gemma2Config and Gemma3TextConfig: whatever head_dim is)
   if ((arch == "LlamaForCausalLM" || arch == "llama" || exaone || internlm3 || iquestcoder || arcee || jais2 ||
-       (gemma && !gemma1) || hyperclovax) &&
+       (gemma && !gemma1) || hyperclovax || cwm) &&
       c.hidden_size % c.num_attention_heads != 0)
     r.fail("hidden_size", "(" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_attention_heads) + "), which " + c.architecture +
@@ -2041,7 +2066,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       : gemma1 || gemma2 || cohere || jais2                                                                    ? 8192
       : mistral || ministral || mixtral || gemma || ernie || glm4 || gpt_oss || glm4_moe || iquestcoder || cwm ? 131072
       : qwen2 || qwen3 || smollm3 || qwen2_moe || internlm3                                                    ? 32768
-      : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone                       ? 4096
+      : phi3 || helium || arcee || starcoder2 || stablelm || olmoe || nemotron || exaone || flex_olmo          ? 4096
       : apertus                                                                                                ? 65536
       : minimax_m2                                                                                             ? 196608
       : phimoe                                                                                                 ? 131072
@@ -2247,12 +2272,17 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     if (ministral3) r.set_llama4_scaling();
   } else if (smollm3) {
     read_smollm3(r, j, &c);
-  } else if (olmo2) {
+  } else if (olmo2 || flex_olmo) {
     // Olmo2Config: LLaMA's keys but mlp_bias (its MLP has no biases), and the layer of
-    // LlamaConfig::olmo2; Olmo3Config's windows and RoPE by layer type besides.
+    // LlamaConfig::olmo2; Olmo3Config's windows and RoPE by layer type besides. FlexOlmoConfig: that layer with
+    // OLMoE's experts (default 7, the top 5) in every layer (LlamaConfig::flex_olmo).
     c.olmo2 = c.qk_norm = true;
     c.attention_bias = r.boolean("attention_bias", false);
     if (olmo3) read_olmo3(r, j, &c);
+    if (flex_olmo) {
+      c.flex_olmo = true;
+      read_olmoe_experts(r, &c, 7, 5);
+    }
   } else if (exaone4) {
     read_exaone4(r, j, &c);
   } else if (exaone_moe) {
@@ -2312,24 +2342,12 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     c.olmoe = c.qk_norm = true;
     c.attention_bias = r.boolean("attention_bias", false);
     c.clip_qkv = read_clip_qkv(r, r.doc(), "clip_qkv", false);
-    for (const char* k : {"num_experts", "num_local_experts", "num_experts_per_tok"})
-      r.refuse_null(k, "with which transformers cannot run OlmoeForCausalLM: give its value");
-    c.num_local_experts = read_expert_count(r, 64);
-    if (c.num_local_experts < 1)
-      r.fail(r.has("num_local_experts") ? "num_local_experts" : "num_experts", "must be a positive integer");
-    if (c.num_local_experts > 4096) r.fail("num_experts", "is more than 4096");
-    c.num_experts_per_tok = r.experts_per_token(false, 8);
-    if (c.num_experts_per_tok > c.num_local_experts)
-      r.fail("num_experts_per_tok", std::string(r.has("num_experts_per_tok") ? "" : "(absent: OlmoeConfig's 8) ") +
-                                        "exceeds num_experts (" + std::to_string(c.num_local_experts) + ")");
-    c.moe_intermediate_size = c.intermediate_size;
-    c.norm_topk_prob = r.boolean("norm_topk_prob", false);
+    read_olmoe_experts(r, &c, 64, 8);
     // (q_norm spans hidden_size and k_norm (hidden_size / heads) · KV heads: other heads cannot run there)
     if (c.head_dim * c.num_attention_heads != c.hidden_size)
       r.fail("head_dim", "(" + std::to_string(c.head_dim) + ") times num_attention_heads is not hidden_size (" +
                              std::to_string(c.hidden_size) +
                              "): OLMoE's q_norm spans hidden_size, and transformers cannot run this config");
-    for (const char* k : {"router_aux_loss_coef", "output_router_logits"}) r.has(k);
   } else if (solar) {
     read_solar_open(r, &c);
   } else if (glm4_moe) {
@@ -2528,7 +2546,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   // attention_bias says that). Phi-4-mini's hub config also carries its remote code's keys, at
   // the values that change nothing.
   if (qwen2 || qwen3 || mistral || ministral || ministral3 || mixtral || phi3 || gemma || olmo2 || glm4 || gpt_oss ||
-      cohere || glm4_moe || minimax_m2)
+      cohere || glm4_moe || minimax_m2 || flex_olmo)
     r.hardwired("mlp_bias", false);
   if (mistral || ministral || ministral3 || mixtral || phi3 || minimax_m2) r.hardwired("attention_bias", false);
   if (phi3) {
@@ -2647,6 +2665,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
              : solar              ? r.rope(scaled, 1e6)        // SolarOpenConfig's default_theta
              : minimax_m2         ? r.rope(scaled, 5e6, true)  // MiniMaxM2Config's (the factor read above)
              : cwm                ? r.rope(scaled, 1e6)        // CwmConfig's default_theta (its RoPE object's, above)
+             : flex_olmo          ? r.rope(scaled, 5e5)        // FlexOlmoConfig's default_theta
                                   : r.rope(scaled, 10000.0, phi || glm4 || stablelm || nemotron || glm4_moe);
   if (qwen2_vl || qwen3_vl) check_mrope_section(r, j, c.head_dim, qwen2_vl);
   // (PhimoeConfig's own original_max_position_embeddings, which its LongRoPE never reads: the object's is, else

@@ -293,6 +293,9 @@ struct LlamaConfig {
   // k RMSNorm-ed whole after their projections (OLMo 2's q_norm and k_norm) and experts in every layer
   // (Qwen3-MoE's: mlp.gate, mlp.experts.<e>), renormalized only with norm_topk_prob.
   bool olmoe = false;
+  // FlexOlmo (FlexOlmoForCausalLM: FlexOlmo-7x7B-1T; olmo2 set too): OLMo 2's layer (norms on the branches only, q
+  // and k normalized whole) with OLMoE's experts in every layer, the norm after the MLP taking the experts' sum alone.
+  bool flex_olmo = false;
   // OLMo (OlmoForCausalLM: OLMo-1B-hf, OLMo-7B-hf, OLMo-7B-0424-hf, OLMo-7B-0724-hf): LLaMA's layer with LayerNorms
   // that have neither weight nor bias (the compiler gives them a weight of ones), LLaMA's biases with
   // attention_bias, and clip_qkv.

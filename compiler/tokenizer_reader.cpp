@@ -239,10 +239,10 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   // (model types AutoTokenizer maps to TokenizersBackend or MistralCommonBackend: tokenizer.json as written, whatever
   // class tokenizer_config.json names: StarCoder's GPT2Tokenizer, say)
   static const char* const kAsWritten[] = {
-      "mistral",      "mixtral",          "ministral",   "ministral3",    "mistral3",   "phi3",
-      "granite",      "granitemoe",       "ernie4_5",    "olmo2",         "olmo3",      "glm4",
-      "glm",          "granitemoeshared", "stablelm",    "nemotron",      "glm4_moe",   "gpt_bigcode",
-      "ernie4_5_moe", "internlm3",        "iquestcoder", "glm4_moe_lite", "minimax_m2", "hyperclovax"};
+      "mistral",       "mixtral",    "ministral",   "ministral3",  "mistral3",     "phi3",      "granite",
+      "granitemoe",    "ernie4_5",   "olmo2",       "olmo3",       "glm4",         "glm",       "granitemoeshared",
+      "stablelm",      "nemotron",   "glm4_moe",    "gpt_bigcode", "ernie4_5_moe", "internlm3", "iquestcoder",
+      "glm4_moe_lite", "minimax_m2", "hyperclovax", "flex_olmo"};
   for (const char* t : kAsWritten)
     if (type == t) return;
   if (type == "qwen2" || (cls.empty() && (type == "qwen3" || type == "qwen3_moe" || type == "qwen2_moe" ||

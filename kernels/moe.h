@@ -20,6 +20,7 @@ extern const OpDef kMoeExpertsOp;    // version 1: float expert weights
 extern const OpDef kMoeExpertsOpV2;  // version 2: i8, i4 or f8e4m3 expert weights with their scales
 extern const OpDef kMoeExpertsOpV3;  // version 3: asymmetric i4 expert weights with their scales and zero points
 extern const OpDef kMoeExpertsOpV4;  // version 4: expert biases and GPT-OSS's clamped SwiGLU
+extern const OpDef kMoeExpertsOpV5;  // version 5: y accumulated into or written
 
 // kSparseMixer: Phi-3.5-MoE's sparsemixer (moe_route version 4; moe_sparsemixer).
 enum class MoeTopk : int64_t { kGreedy = 0, kGroupLimitedGreedy = 1, kNoauxTc = 2, kSparseMixer = 3 };
@@ -80,6 +81,8 @@ struct MoeRouteArgs {
 // int attrs {gu_group, down_group, activation (MoeActivation)}; float attrs {alpha, limit}. gu_bias:
 // (experts·2·ffn,) f32, added to each gate and up row's output; down_bias: (experts·dim,) f32, added to
 // each down row's output before the routing weight multiplies it (GPT-OSS).
+// Version 5: version 4's operands and attributes and a fourth int attribute, accumulate: 1 y += the sum (as versions
+// 1-4 always do), 0 y = the sum, y's old value never read (FlexOlmo: OLMo 2's norm on the experts' sum alone).
 // CUDA (kernels/cuda/deepseek.cu) runs every version; versions 2-4 have not run on a GPU yet.
 enum class MoeActivation : int64_t {
   kSwiglu = 0,  // silu(g)·u
@@ -107,6 +110,7 @@ struct MoeExpertsArgs {
   const float* down_bias = nullptr;
   MoeActivation activation = MoeActivation::kSwiglu;
   float alpha = 0, limit = 0;
+  bool accumulate = true;  // version 5's attribute (see above); false: y = the sum
 };
 
 // GPT-OSS's expert activation of a gate value g and an up value u (MoeActivation::kClampedSwiglu), as

@@ -99,6 +99,7 @@ inline std::vector<std::string> llm_fixture_families() {
           "nanochat",
           "vaultgemma",
           "cwm",
+          "flex_olmo",
           "falcon",
           "gptj",
           "gpt2",

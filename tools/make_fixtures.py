@@ -59,6 +59,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
                    after a RoPE turning the other way, relu², the logit soft cap)
   --only vaultgemma  only tests/fixtures/vaultgemma/ (tiny VaultGemmaForCausalLM checkpoints: Gemma 2 without its
                    branch norms)
+  --only flex_olmo  only tests/fixtures/flex_olmo/ (tiny FlexOlmoForCausalLM checkpoints: OLMo 2's layer with
+                   OLMoE's experts, the norm after the MLP on the experts' sum)
   --only cwm       only tests/fixtures/cwm/ (tiny CwmForCausalLM checkpoints: LLaMA with windows in the sliding
                    layers, CwmConfig's default llama3 RoPE and layer types)
   --only jais2     only tests/fixtures/jais2/ and jais2_lora/ (tiny Jais2ForCausalLM checkpoints: LayerNorms with
@@ -278,7 +280,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "nanochat", "vaultgemma", "cwm", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "nanochat", "vaultgemma", "cwm", "flex_olmo", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1689,6 +1691,24 @@ CWM_VARIANTS = [
                                                         "original_max_position_embeddings": 8})),
 ]
 
+FLEX_OLMO_DIR = os.path.join(REPO, "tests", "fixtures", "flex_olmo")
+# FlexOlmo (FlexOlmoForCausalLM: allenai/FlexOlmo-7x7B-1T): OLMo 2's layer (no norm before attention or the MLP, an
+# RMSNorm on each branch's output, q and k normalized whole; norms drawn around one) with OLMoE's experts of
+# intermediate_size in every layer, the softmax's top k, renormalized only with norm_topk_prob: the norm after the MLP
+# takes the experts' sum alone. top2_bias_f32: 4 experts, top 2 unnormalized, GQA, attention biases, its config.json
+# in the hub's layout (rope_theta, rope_scaling null, torch_dtype). defaults_norm_tied_f32: FlexOlmoConfig's 7 experts
+# and top 5 (keys left out of config.json), renormalized, MHA, tied, yarn RoPE.
+FLEX_OLMO_BASE = {"pad_token_id": 1, "bos_token_id": None, "eos_token_id": 2}
+FLEX_OLMO_VARIANTS = [
+    ("top2_bias_f32", 8383, dict(FLEX_OLMO_BASE, num_experts=4, num_experts_per_tok=2, intermediate_size=48,
+                                 num_key_value_heads=2, attention_bias=True,
+                                 rope_parameters={"rope_type": "default", "rope_theta": 500000.0})),
+    ("defaults_norm_tied_f32", 8484, dict(FLEX_OLMO_BASE, num_experts=7, num_experts_per_tok=5, intermediate_size=40,
+                                          norm_topk_prob=True, num_key_value_heads=4, tie_word_embeddings=True,
+                                          rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                                           "original_max_position_embeddings": 8})),
+]
+
 GEMMA_DIR = os.path.join(REPO, "tests", "fixtures", "gemma")
 # Gemma 1 (GemmaForCausalLM): LLaMA's layer (a norm before attention and one before the MLP) with
 # Gemma's RMSNorms (1 + w, drawn around zero), the embedding times sqrt(hidden_size) and a tanh-GELU
@@ -2519,6 +2539,39 @@ def main_vaultgemma():
     out = os.path.join(VAULTGEMMA_DIR, "softcap_untied_f32")  # (its caps must matter)
     for key in ("attn_logit_softcapping", "final_logit_softcapping"):
         assert_moves(out, VaultGemmaForCausalLM, "no " + key, 1e-2, **{key: None})
+
+
+def main_flex_olmo():
+    from transformers import FlexOlmoConfig, FlexOlmoForCausalLM
+
+    def check(keys):
+        assert "model.layers.0.input_layernorm.weight" not in keys, keys.keys()
+        assert "model.layers.0.post_feedforward_layernorm.weight" in keys, keys.keys()
+        assert keys["model.layers.0.self_attn.q_norm.weight"][2] == [BASE["hidden_size"]], keys.keys()
+        assert any(".mlp.experts.0.gate_proj.weight" in k for k in keys) or any(
+            k.endswith(".mlp.experts.gate_up_proj") for k in keys), keys.keys()
+    main_llama_like("flex_olmo", FLEX_OLMO_DIR, FLEX_OLMO_VARIANTS, FlexOlmoConfig, FlexOlmoForCausalLM, check,
+                    draw_norms_around_one)
+    for name, _, overrides in FLEX_OLMO_VARIANTS:
+        out = os.path.join(FLEX_OLMO_DIR, name)
+        assert_router_gap(out, FlexOlmoForCausalLM)
+        # The renormalization scales a token's experts' sum by one factor, which the norm after the MLP takes out
+        # (but for its eps): the other norm_topk_prob moves the logits by eps-level amounts only.
+        flip = not overrides.get("norm_topk_prob", False)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        other = FlexOlmoForCausalLM.from_pretrained(out, dtype=torch.float32, norm_topk_prob=flip).eval()
+        with torch.no_grad():
+            diff = ((other(ref["input_ids"]).logits - ref["logits"]).norm() / ref["logits"].norm()).item()
+        print("  %s: with norm_topk_prob %s the logits move by %.3e (rel L2: the norm takes the scale out)"
+              % (name, flip, diff))
+        assert diff < 1e-3, diff
+    rewrite_as_hub(os.path.join(FLEX_OLMO_DIR, "top2_bias_f32"), FlexOlmoForCausalLM, "4.57.0", lambda cfg: None)
+
+    def defaults(cfg):  # (FlexOlmoConfig's 7 experts and top 5 left out)
+        for k in ("num_experts", "num_experts_per_tok"):
+            cfg.pop(k)
+    rewrite_as_hub(os.path.join(FLEX_OLMO_DIR, "defaults_norm_tied_f32"), FlexOlmoForCausalLM, "4.57.0", defaults,
+                   flat_rope=False)
 
 
 def main_cwm():
@@ -6858,6 +6911,8 @@ def main():
         main_vaultgemma()
     if ARGS.only in ("all", "cwm"):
         main_cwm()
+    if ARGS.only in ("all", "flex_olmo"):
+        main_flex_olmo()
     if ARGS.only in ("all", "granitemoeshared"):
         main_granitemoeshared()
     if ARGS.only in ("all", "arcee"):

@@ -929,6 +929,11 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
       const bool branch_norms = c.branch_norms();
       const uint32_t branch = branch_norms || scaled_residual ? g.activation(p + "branch_out", {N, D}) : kNoTensor;
       const uint32_t branch_n = branch_norms ? g.activation(p + "branch_norm", {N, D}) : kNoTensor;
+      // x += the branch buffer (or its norm) (residual_multiplier: 1 but for Granite's family).
+      auto join_branch = [&](uint32_t out_norm) {
+        if (branch_norms) add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
+        add_node(P, kAddOp, {x, branch_norms ? branch_n : branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
+      };
       // x += in·Wᵀ + b: accumulated straight into x (LLaMA), or through the branch buffer.
       auto project_into_x = [&](uint32_t in, uint32_t w, uint32_t bias, uint32_t out_norm) {
         if (branch == kNoTensor) {
@@ -936,9 +941,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
           return;
         }
         add_node(P, kMatmulOp, {in, w, bias, n_valid}, {branch}, {0});
-        if (branch_norms) add_node(P, kRmsNormOp, {branch, out_norm, n_valid}, {branch_n}, {}, {eps});
-        // (residual_multiplier: 1 but for Granite's family)
-        add_node(P, kAddOp, {x, branch_norms ? branch_n : branch, kNoTensor}, {x}, {}, {c.residual_multiplier});
+        join_branch(out_norm);
       };
       if (c.layer_norms()) add_layernorm(P, x, L.attn_norm, L.attn_norm_b, h, eps);  // (Cohere's, MPT's: no bias)
       else if (!c.olmo2) add_node(P, kRmsNormOp, {x, L.attn_norm, n_valid}, {h}, {}, {eps});
@@ -1025,7 +1028,13 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                    {h2, ids, ew, L.gu_w, L.down_w, n_valid, kNoTensor, kNoTensor, kNoTensor, kNoTensor, L.experts_gu_b,
                     L.experts_down_b},
                    {x, ws}, {0, 0, int64_t(MoeActivation::kClampedSwiglu)}, {c.swiglu_alpha, c.swiglu_limit});
+        else if (branch_norms)  // (FlexOlmo: the experts' sum written (version 5), normalized, then added to x)
+          add_node(P, kMoeExpertsOpV5,
+                   {h2, ids, ew, L.gu_w, L.down_w, n_valid, kNoTensor, kNoTensor, kNoTensor, kNoTensor, kNoTensor,
+                    kNoTensor},
+                   {branch, ws}, {0, 0, int64_t(MoeActivation::kSwiglu), 0}, {0.0, 0.0});
         else add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
+        if (branch_norms) join_branch(L.mlp_out_norm);
         // x += sigmoid(shared_expert_gate(h2)) · shared_expert(h2) (Qwen2-MoE), or
         // residual_multiplier · shared_mlp(h2) (GraniteMoeShared: no gate)
         if (L.shared_gu_w != kNoTensor) {
@@ -1276,7 +1285,7 @@ FrontendBuild build_llama(const CompileOptions& o) {
             : LoraSet::ModuleNames{};
   // (the MoE model types peft's transformers 5 conversion maps to Qwen2-MoE's: its MLP targets go to fused experts)
   if (c.architecture == "Qwen3MoeForCausalLM" || c.glm4_moe || c.dots1 || c.ernie_moe || c.hunyuan_moe || c.olmoe ||
-      c.exaone_moe)
+      c.exaone_moe || c.flex_olmo)
     lora_names.moe_fused_targets = {"gate_proj", "up_proj", "down_proj"};
   b.lora = LoraSet::load(o.lora, b.checkpoint, c.tie_word_embeddings, lora_names);
   if (c.mlp_activation == Activation::kXielu) c.xielu = read_xielu_params(o, b.checkpoint, b.lora, c.num_hidden_layers);
@@ -1492,6 +1501,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "vaultgemma",
                                       "CwmForCausalLM",
                                       "cwm",
+                                      "FlexOlmoForCausalLM",
+                                      "flex_olmo",
                                       "Dots1ForCausalLM",
                                       "dots1",
                                       "FalconForCausalLM",

@@ -319,13 +319,14 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
   std::vector<uint32_t> moe_partner(g.values.size(), kNoTensor);
   for (const GraphProgram& p : g.programs)
     for (const Node& n : p.nodes) {
-      const bool moe = n.kernel == &kMoeExpertsOp || n.kernel == &kMoeExpertsOpV4;
+      // (version 5: version 4's operands and accumulate)
+      const bool v4 = n.kernel == &kMoeExpertsOpV4 || n.kernel == &kMoeExpertsOpV5;
+      const bool moe = n.kernel == &kMoeExpertsOp || v4;
       if (n.kernel == &kMoeExpertsOp && n.inputs.size() != 6)
         throw CompileError("internal: a moe_experts node without its 6 operands");
-      if (n.kernel == &kMoeExpertsOpV4 &&
-          (n.inputs.size() != 12 || n.int_attrs.size() != 3 ||
-           std::any_of(n.inputs.begin() + 6, n.inputs.begin() + 10, [](uint32_t v) { return v != kNoTensor; })))
-        throw CompileError("internal: a moe_experts version 4 node without its 12 operands, or with scales");
+      if (v4 && (n.inputs.size() != 12 || n.int_attrs.size() != (n.kernel == &kMoeExpertsOpV4 ? 3u : 4u) ||
+                 std::any_of(n.inputs.begin() + 6, n.inputs.begin() + 10, [](uint32_t v) { return v != kNoTensor; })))
+        throw CompileError("internal: a moe_experts version 4 or 5 node without its 12 operands, or with scales");
       for (size_t i = 0; i < n.inputs.size(); ++i)
         if (n.inputs[i] != kNoTensor)
           ++((n.kernel == &kMatmulOp && i == 1) || (moe && (i == 3 || i == 4)) ||
@@ -490,11 +491,12 @@ QuantizeReport quantize_weights(Graph& g, const QuantizeOptions& o) {
         n.inputs[3] = scale_of[n.inputs[1]];
         n.inputs[4] = asym ? zero_of[n.inputs[1]] : kNoTensor;
         n.inputs[1] = i8_of[n.inputs[1]];
-      } else if ((n.kernel == &kMoeExpertsOp || n.kernel == &kMoeExpertsOpV4) && scale_of[n.inputs[3]] != kNoTensor) {
+      } else if ((n.kernel == &kMoeExpertsOp || n.kernel == &kMoeExpertsOpV4 || n.kernel == &kMoeExpertsOpV5) &&
+                 scale_of[n.inputs[3]] != kNoTensor) {
         if (scale_of[n.inputs[4]] == kNoTensor)
           throw CompileError("internal: one MoE expert weight quantized: " + g.values[n.inputs[3]].name + ", not " +
                              g.values[n.inputs[4]].name);
-        if (n.kernel == &kMoeExpertsOpV4) {  // (the scales and zero points in their places, the rest kept)
+        if (n.kernel != &kMoeExpertsOp) {  // (versions 4-5: the scales and zero points in their places, the rest kept)
           n.int_attrs[0] = group_of[n.inputs[3]];
           n.int_attrs[1] = group_of[n.inputs[4]];
           n.inputs[6] = scale_of[n.inputs[3]];

@@ -61,6 +61,7 @@ void moe_experts_cpu(const MoeExpertsArgs& a, ThreadPool& pool) {
     if (!row_is_valid(a.n_valid, chunk, r)) continue;
     const float* h = a.h + r * a.dim;
     float* y = a.y + r * a.dim;
+    if (!a.accumulate) std::fill(y, y + a.dim, 0.0f);  // (version 5: y = the sum)
     for (int64_t k = 0; k < a.top_k; ++k) {
       const int32_t e = a.ids[r * a.top_k + k];
       if (e < 0 || e >= a.experts) continue;

@@ -331,7 +331,7 @@ __global__ void __launch_bounds__(kWarps * 32) moe_down_kernel(MoeExpertsArgs a,
     const float out = down.dot(j, a.ws + (r * a.top_k + k) * a.ffn);
     total += a.weights[r * a.top_k + k] * (a.down_bias ? out + a.down_bias[j] : out);
   }
-  if ((threadIdx.x & 31) == 0) a.y[r * a.dim + d] += total;
+  if ((threadIdx.x & 31) == 0) a.y[r * a.dim + d] = a.accumulate ? a.y[r * a.dim + d] + total : total;
 }
 
 template <class Rows>

@@ -63,6 +63,7 @@ const OpRegistry& builtin_ops() {
       &kMoeExpertsOpV2,
       &kMoeExpertsOpV3,
       &kMoeExpertsOpV4,
+      &kMoeExpertsOpV5,
       // fused (compiler/passes/fuse.h)
       &kFusedMatmulOp,
       &kRopeKvWriteOp,

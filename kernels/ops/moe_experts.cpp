@@ -72,6 +72,8 @@ Status validate(const OpCheck& c, uint64_t* scratch) {
       return invalid_argument("expert activation " + std::to_string(act) + " is not 0 (SwiGLU) or 1 (clamped SwiGLU)");
     if (act == int64_t(MoeActivation::kClampedSwiglu) && !(std::isfinite(alpha) && std::isfinite(limit) && limit > 0))
       return invalid_argument("the clamped SwiGLU's alpha is not finite or its limit not positive and finite");
+    if (c.launch().int_attrs.size() > 3 && c.iattr(3) != 0 && c.iattr(3) != 1)  // (version 5)
+      return invalid_argument("accumulate " + std::to_string(c.iattr(3)) + " is not 0 (y = the sum) or 1 (y +=)");
   }
   *scratch = moe_experts_scratch_floats(dim, ffn);
   return Status::ok();
@@ -106,7 +108,8 @@ MoeExpertsArgs args(const OpLaunch& l) {
           v4 ? static_cast<const float*>(l.in_ptr(11)) : nullptr,
           v4 ? MoeActivation(l.iattr(2)) : MoeActivation::kSwiglu,
           v4 ? l.fattr32(0) : 0.0f,
-          v4 ? l.fattr32(1) : 0.0f};
+          v4 ? l.fattr32(1) : 0.0f,
+          l.launch().int_attrs.size() > 3 ? l.iattr(3) == 1 : true};
 }
 
 #ifdef KILN_WITH_CUDA
@@ -141,6 +144,11 @@ const OpDef kMoeExpertsOpV3 = later_version(kMoeExpertsOpV2, 3, 10, 2);
 const OpDef kMoeExpertsOpV4 = [] {
   OpDef d = later_version(kMoeExpertsOpV3, 4, 12, 3);
   d.n_float_attrs = 2;
+  return d;
+}();
+const OpDef kMoeExpertsOpV5 = [] {
+  OpDef d = later_version(kMoeExpertsOpV4, 5, 12, 4);
+  d.reads_output = [](const OpLaunch& l, int i) { return i == 0 && l.iattr(3) == 1; };  // (accumulate)
   return d;
 }();
 

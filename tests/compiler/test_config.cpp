@@ -4683,6 +4683,51 @@ TEST_CASE("config: VaultGemma (Gemma 2's keys, no branch norms)") {
   CHECK(edited(file, [](nlohmann::json& j) { j["use_bidirectional_attention"] = true; }).unmodeled.empty());
 }
 
+// FlexOlmo (FlexOlmoForCausalLM): OLMo 2's layer with OLMoE's experts; FlexOlmoConfig's defaults.
+TEST_CASE("config: FlexOlmo (OLMo 2's layer, OLMoE's experts, defaults, refusals)") {
+  const nlohmann::json hub = family_config("top2_bias_f32", "flex_olmo", "FlexOlmoForCausalLM", "flex_olmo", "olmo2");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK((c.flex_olmo && c.olmo2 && !c.olmoe && c.qk_norm && c.qk_norm_whole() && c.branch_norms()));
+  CHECK((c.num_local_experts == 4 && c.num_experts_per_tok == 2 && !c.norm_topk_prob && c.attention_bias &&
+         c.moe_intermediate_size == c.intermediate_size && c.is_moe_layer(0) && c.is_moe_layer(1)));
+  CHECK((c.rope.theta == 500000.0 && c.clip_qkv < 0));
+  // FlexOlmoConfig's defaults: 7 experts, the top 5, unnormalized, RoPE base 500000, eps 1e-6, 4096 positions,
+  // one K/V head a head, untied; attention biases off.
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k :
+         {"num_experts", "num_experts_per_tok", "norm_topk_prob", "rope_theta", "rope_scaling", "rms_norm_eps",
+          "max_position_embeddings", "num_key_value_heads", "tie_word_embeddings", "attention_bias"})
+      j.erase(k);
+  });
+  CHECK((d.num_local_experts == 7 && d.num_experts_per_tok == 5 && !d.norm_topk_prob && d.rope.theta == 500000.0 &&
+         d.rms_norm_eps == 1e-6 && d.max_position_embeddings == 4096 &&
+         d.num_key_value_heads == d.num_attention_heads && !d.tie_word_embeddings && !d.attention_bias));
+  // num_local_experts is num_experts' other name (attribute_map); a head_dim in the file is read (Olmo2Attention's
+  // getattr): q_norm and k_norm then span heads · head_dim.
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j.erase("num_experts");
+          j["num_local_experts"] = 3;
+        }).num_local_experts == 3);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["head_dim"] = 24; }).head_dim == 24);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["num_experts"] = 1; }).find("exceeds num_experts (1)") !=
+        std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) {
+          j.erase("num_experts_per_tok");
+        }).find("(absent: FlexOlmoConfig's 5) exceeds num_experts (4)") != std::string::npos);
+  for (const char* k : {"num_experts", "num_experts_per_tok", "head_dim"}) {
+    CAPTURE(std::string(k));
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
+          std::string::npos);
+  }
+  // Keys FlexOlmoConfig does not have (OLMoE's clip_qkv: Olmo2Attention clamps nothing): unmodeled, which the
+  // compiler refuses by name; mlp_bias only at false.
+  const LlamaConfig clip = edited(hub, [](nlohmann::json& j) { j["clip_qkv"] = 8.0; });
+  REQUIRE(clip.unmodeled.size() == 1);
+  CHECK(clip.unmodeled[0] == "clip_qkv = 8.0");
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias") != std::string::npos);
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("FlexOlmo") != std::string::npos);
+}
+
 // CWM (CwmForCausalLM): LLaMA with windows in the sliding layers; CwmConfig's defaults where its file leaves them out.
 TEST_CASE("config: CWM (defaults: llama3 RoPE, layer types, head_dim, windows, refusals)") {
   const nlohmann::json hub = family_config("hub_defaults_f32", "cwm", "CwmForCausalLM", "cwm", "llama");
@@ -4747,6 +4792,11 @@ TEST_CASE("config: CWM (defaults: llama3 RoPE, layer types, head_dim, windows, r
           j["layer_types"] = {"full_attention"};
         }).find("layer_types must name one type per layer") != std::string::npos);
   CHECK(edited_error(mixed, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("CWM") != std::string::npos);
+  // (CwmConfig's validate_architecture, LlamaConfig's: hidden_size a multiple of the heads, whatever head_dim is)
+  CHECK(edited_error(mixed, [](nlohmann::json& j) {
+          j["num_attention_heads"] = 5;
+          j["num_key_value_heads"] = 1;
+        }).find("is not a multiple of num_attention_heads") != std::string::npos);
 }
 
 // Youtu-LLM (YoutuForCausalLM): DeepSeek-V3's MLA in LLaMA's layer, every MLP dense, YoutuConfig's defaults for

@@ -72,9 +72,9 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "Cohere2Config" || cls == "Starcoder2Config" || cls == "StableLmConfig" || cls == "OlmoeConfig" ||
       cls == "NemotronConfig" || cls == "GPTNeoXConfig" || cls == "Glm4MoeConfig" || cls == "SolarOpenConfig" ||
       cls == "MiniMaxM2Config" || cls == "HyperCLOVAXConfig" || cls == "NanoChatConfig" || cls == "VaultGemmaConfig" ||
-      cls == "CwmConfig" || cls == "Dots1Config" || cls == "FalconConfig" || cls == "GPTJConfig" ||
-      cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" || cls == "GPTBigCodeConfig" ||
-      cls == "BloomConfig" || cls == "MptConfig")
+      cls == "CwmConfig" || cls == "FlexOlmoConfig" || cls == "Dots1Config" || cls == "FalconConfig" ||
+      cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" ||
+      cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config" || cls == "Glm4MoeLiteConfig" || cls == "YoutuConfig")
     return parse_deepseek_config(text, path).unmodeled;
@@ -175,6 +175,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "NanoChatConfig",
                                 "VaultGemmaConfig",
                                 "CwmConfig",
+                                "FlexOlmoConfig",
                                 "Dots1Config",
                                 "FalconConfig",
                                 "GPTJConfig",
@@ -415,6 +416,7 @@ const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
                                          "NanoChatConfig",
                                          "VaultGemmaConfig",
                                          "CwmConfig",
+                                         "FlexOlmoConfig",
                                          "Dots1Config",
                                          "FalconConfig",
                                          "GPTJConfig",

@@ -694,6 +694,43 @@ TEST_CASE("moe_experts with bf16 and f16 weights equals the f32 experts on the w
   }
 }
 
+// moe_experts version 5 with accumulate 0 writes the sum: y's old values (NaN here) are never read, and the rows
+// equal those that accumulating adds to zeros, bit for bit; rows past n_valid keep what they held; with accumulate 1
+// y += the sum, as versions 1-4 (onto 0.5: the same terms, added in another order).
+TEST_CASE("moe_experts version 5 writes the experts' sum or adds it") {
+  const int64_t E = 3, D = 40, F = 24, K = 2, rows = 4;
+  uint32_t seed = 2024;
+  const auto h = random_floats(size_t(rows * D), seed++, 2.0f);
+  const std::vector<int32_t> ids = {0, 2, 1, -1, 2, 2, 0, 1};  // -1: skipped
+  const auto wts = random_floats(size_t(rows * K), seed++);
+  const auto gu = random_floats(size_t(E * 2 * F * D), seed++, 0.2f),
+             down = random_floats(size_t(E * D * F), seed++, 0.2f);
+  const std::vector<int32_t> valid = {3};
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    ThreadPool pool(threads, moe_experts_scratch_floats(D, F));
+    auto run = [&](float fill, bool accumulate) {
+      std::vector<float> y(size_t(rows * D), fill), ws(size_t(rows * K * F));
+      MoeExpertsArgs a{h.data(), ids.data(), wts.data(), gu.data(), down.data(), DType::F32,   y.data(), ws.data(),
+                       rows,     D,          E,          F,         K,           valid.data(), 1};
+      a.accumulate = accumulate;
+      moe_experts_cpu(a, pool);
+      return y;
+    };
+    const std::vector<float> added = run(0.0f, true), written = run(std::nanf(""), false), onto = run(0.5f, true);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t d = 0; d < D; ++d) {
+        const size_t i = size_t(r * D + d);
+        if (r < valid[0]) {
+          CHECK(std::memcmp(&written[i], &added[i], 4) == 0);
+          CHECK(onto[i] == doctest::Approx(0.5 + added[i]).epsilon(1e-5));  // (the sum in another order)
+        } else {
+          CHECK(std::isnan(written[i]));  // (a padding row: left as it was)
+        }
+      }
+  }
+}
+
 // moe_experts version 2 reads i8, i4 and f8e4m3 expert weights as matmul does (version 3 asymmetric i4,
 // with zero points 0 to 16): i4 and f8e4m3 rows are the f32 products q · scale (float(nibble − zero) ·
 // scale), so the output is version 1's on those values, bit for bit; i8 rows take

@@ -783,6 +783,23 @@ TEST_CASE("plan file: Phi-3.5-MoE's sparsemixer (moe_route 4) and what its versi
                "routing attributes are invalid"}});
 }
 
+// FlexOlmo's moe_experts (version 5: accumulate 0 writes the experts' sum into the branch buffer its norm reads); other
+// MoE plans keep versions 1-4. An accumulate other than 0 and 1, and the attribute in version 4, are refused.
+TEST_CASE("plan file: FlexOlmo's moe_experts (version 5's accumulate) and what its version refuses") {
+  TempDir d;
+  CompileOptions o;
+  const std::vector<uint8_t> bytes = fixture_plan_bytes(d, "top2_bias_f32", "flex_olmo", nullptr, &o);
+  REQUIRE(load(bytes).is_ok());
+  CHECK(versions(bytes, "moe_experts", 5) == 1);
+  CHECK(versions(fixture_plan_bytes(d, "top2_f32", "olmoe", nullptr, &o), "moe_experts", 1) == 1);
+  kiln::test::check_edits_refused(
+      bytes,
+      {{"accumulate 2", [](fb::Plan* p) { prefill_launch(p, "moe_experts")->mutable_int_attrs()->Mutate(3, 2); },
+        "accumulate 2 is not 0 (y = the sum) or 1 (y +=)"},
+       {"version 5's attributes as version 4", [](fb::Plan* p) { kiln::test::set_kernel_version(p, "moe_experts", 4); },
+        "operand or attribute count does not match"}});
+}
+
 // GPT-2's and OPT's learned positions (embedding version 3: the program's start_pos and a position table of max_seq
 // rows or more) and OPT's relu (activation version 3); other plans keep embedding 2. What the versions do not have,
 // and a position table or start_pos that is not what version 3 reads, are refused.
