@@ -2044,8 +2044,9 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
     // SolarOpenConfig's, MiniMaxM2Config's and CwmConfig's 128 too)
     c.head_dim = gemma ? 256 : 128;
   } else {
-    // (Glm4MoeConfig's attention and RoPE take hidden_size // num_attention_heads, rounded down)
-    if (c.hidden_size % c.num_attention_heads != 0 && !glm4_moe)
+    // (Glm4MoeConfig's, OLMo 2's, OLMo 3's, EXAONE 4.0's and FlexOlmo's attention and RoPE take hidden_size //
+    // num_attention_heads, rounded down)
+    if (c.hidden_size % c.num_attention_heads != 0 && !glm4_moe && !olmo2 && !exaone4 && !flex_olmo)
       r.fail("hidden_size", "is not divisible by num_attention_heads");
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }

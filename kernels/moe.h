@@ -83,7 +83,7 @@ struct MoeRouteArgs {
 // each down row's output before the routing weight multiplies it (GPT-OSS).
 // Version 5: version 4's operands and attributes and a fourth int attribute, accumulate: 1 y += the sum (as versions
 // 1-4 always do), 0 y = the sum, y's old value never read (FlexOlmo: OLMo 2's norm on the experts' sum alone).
-// CUDA (kernels/cuda/deepseek.cu) runs every version; versions 2-4 have not run on a GPU yet.
+// CUDA (kernels/cuda/deepseek.cu) runs every version; versions 2-5 have not run on a GPU yet.
 enum class MoeActivation : int64_t {
   kSwiglu = 0,  // silu(g)·u
   // GPT-OSS: g' = min(g, limit), u' = clamp(u, −limit, limit), (u' + 1)·g'·sigmoid(alpha·g')

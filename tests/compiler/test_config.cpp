@@ -4709,6 +4709,8 @@ TEST_CASE("config: FlexOlmo (OLMo 2's layer, OLMoE's experts, defaults, refusals
           j["num_local_experts"] = 3;
         }).num_local_experts == 3);
   CHECK(edited(hub, [](nlohmann::json& j) { j["head_dim"] = 24; }).head_dim == 24);
+  // Without head_dim: hidden_size // heads, rounded down, as Olmo2Attention takes it (64 // 6 = 10).
+  CHECK(edited(hub, [](nlohmann::json& j) { j["num_attention_heads"] = 6; }).head_dim == 10);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["num_experts"] = 1; }).find("exceeds num_experts (1)") !=
         std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) {

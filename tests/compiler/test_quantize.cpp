@@ -1054,8 +1054,8 @@ TEST_CASE("quantize: edited plans of quantized MoE experts are refused by the ve
 // plan dtype, and stay near transformers' unquantized logits (int8 moves the LLaMA fixtures' logits
 // by 2-2.5%, see the case above; these by 1.4-2.2%).
 TEST_CASE(
-    "quantize: DeepSeek (MLA, MoE), Mixtral, Qwen2-MoE, GPT-OSS and Gemma 3 int8, int4 and fp8 plans run near the "
-    "unquantized logits") {
+    "quantize: DeepSeek (MLA, MoE), Mixtral, Qwen2-MoE, GPT-OSS, FlexOlmo and Gemma 3 int8, int4 and fp8 plans run "
+    "near the unquantized logits") {
   TempDir d;
   struct Case {
     const char *family, *name, *kept, *scheme;
@@ -1080,7 +1080,11 @@ TEST_CASE(
                         // GPT-OSS's experts (transposed and deinterleaved from the checkpoint) quantized too
                         Case{"gpt_oss", "sinks_f32", "the LM head", "int8", 0.1},
                         Case{"gpt_oss", "sinks_f32", "the LM head", "int4", 0.5},
-                        Case{"gpt_oss", "sinks_f32", "the LM head", "fp8", 0.2}}) {
+                        Case{"gpt_oss", "sinks_f32", "the LM head", "fp8", 0.2},
+                        // FlexOlmo's experts write their sum (moe_experts version 5, its scales in their places)
+                        Case{"flex_olmo", "top2_bias_f32", "the LM head", "int8", 0.1},
+                        Case{"flex_olmo", "top2_bias_f32", "the LM head", "int4", 0.5},
+                        Case{"flex_olmo", "top2_bias_f32", "the LM head", "fp8", 0.2}}) {
     CAPTURE(std::string(c.name));
     CAPTURE(std::string(c.scheme));
     const std::string dir = kiln::test::fixture(c.name, c.family);
@@ -1104,14 +1108,16 @@ TEST_CASE(
     CHECK(i8 > 0);
     // Qwen2-MoE: its shared expert's gate kept in f32, the shared expert quantized (both found).
     CHECK(shared == (std::string(c.family) == "qwen2_moe" ? 22 : 0));
-    // DeepSeek's, Mixtral's and GPT-OSS's routed experts are quantized too (moe_experts version 2; GPT-OSS's
-    // version 4 with the scales in its place).
+    // DeepSeek's, Mixtral's, GPT-OSS's and FlexOlmo's routed experts are quantized too (moe_experts version 2;
+    // GPT-OSS's version 4 and FlexOlmo's version 5 with the scales in their places, FlexOlmo's accumulate 0 kept).
+    const std::string fam = c.family;
+    const uint32_t moe_version = fam == "gpt_oss" ? 4u : fam == "flex_olmo" ? 5u : 2u;
     int moe_q = 0;
     for (const ProgramInfo& p : plan->programs())
       for (const LaunchInfo& l : p.launches)
         moe_q += std::string(plan->kernels()[l.kernel]->name) == "moe_experts" &&
-                 plan->kernels()[l.kernel]->version == (std::string(c.family) == "gpt_oss" ? 4u : 2u) &&
-                 plan->tensors()[l.inputs[3]].dtype == qt && l.inputs[6] != kNoTensor;
+                 plan->kernels()[l.kernel]->version == moe_version && plan->tensors()[l.inputs[3]].dtype == qt &&
+                 l.inputs[6] != kNoTensor && (moe_version != 5 || l.int_attrs[3] == 0);
     CHECK((moe_q > 0) == (std::string(c.family) != "gemma3"));
     auto ctx = Context::create(plan, {}).take();
     std::vector<float> logits(ref.logits.size(), std::nanf(""));

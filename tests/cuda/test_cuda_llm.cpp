@@ -518,12 +518,13 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
   // clamped SwiGLU (moe_experts version 4), at gpt-oss-20b's expert count and top-k, a padding row.
   // ERNIE 4.5 MoE (ernie): noaux_tc on softmax scores, one group, the weights over max(sum, norm_min) (moe_route
   // version 3) with a floor above most sums, at ERNIE-4.5-21B-A3B's expert count and top-k. Method 3: Phi-3.5-MoE's
-  // sparsemixer at its expert count, a threshold that keeps several experts' softmax.
+  // sparsemixer at its expert count, a threshold that keeps several experts' softmax. write: FlexOlmo's experts
+  // writing their sum (moe_experts version 5, accumulate 0) over valid rows holding NaN, padding rows kept.
   struct MoeCase {
     int64_t method, batch, chunk, dim, E, K, F, groups, topk_group;
     std::vector<int32_t> valid;
     int64_t nan_row;
-    bool gpt_oss = false, ernie = false;
+    bool gpt_oss = false, ernie = false, write = false;
   };
   const MoeCase cases[] = {
       {0, 1, 7, 256, 64, 6, 96, 8, 3, {}, -1},
@@ -536,6 +537,7 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
       {0, 2, 3, 256, 32, 4, 96, 1, 1, {3, 2}, -1, true},
       {2, 2, 3, 256, 64, 6, 96, 1, 1, {3, 1}, -1, false, true},
       {3, 2, 3, 256, 16, 2, 96, 1, 1, {3, 2}, -1},  // (Phi-3.5-MoE's sparsemixer: moe_route version 4)
+      {0, 2, 3, 256, 7, 5, 64, 1, 1, {3, 1}, -1, false, false, true},  // (FlexOlmo: moe_experts version 5)
   };
   for (const MoeCase& mc : cases) {
     const int64_t method = mc.method, rows = mc.batch * mc.chunk, dim = mc.dim, E = mc.E, K = mc.K, F = mc.F;
@@ -545,6 +547,7 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     CAPTURE(F);
     CAPTURE(mc.gpt_oss);
     CAPTURE(mc.ernie);
+    CAPTURE(mc.write);
     auto h = random_floats(size_t(rows * dim), seed++);
     if (mc.nan_row >= 0) h[size_t(mc.nan_row * dim + 3)] = kNaN;
     const auto gate = random_floats(size_t(E * dim), seed++, 0.1f), bias = random_floats(size_t(E), seed++, 0.1f);
@@ -600,6 +603,10 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
     const auto wgu = as_dtype(random_floats(size_t(E * 2 * F * dim), seed++, 0.05f), DType::BF16);
     const auto wdown = as_dtype(random_floats(size_t(E * dim * F), seed++, 0.05f), DType::BF16);
     auto yc = random_floats(size_t(rows * dim), seed++);
+    if (mc.write)  // (the rows the experts write hold NaN: a kernel that read them would give NaN)
+      for (int64_t r = 0; r < rows; ++r)
+        if (mc.valid.empty() || r % mc.chunk < mc.valid[size_t(r / mc.chunk)])
+          std::fill(yc.begin() + r * dim, yc.begin() + (r + 1) * dim, kNaN);
     std::vector<float> ws(size_t(rows * K * F), kNaN);
     const auto gub = random_floats(size_t(E * 2 * F), seed++, 0.5f),
                downb = random_floats(size_t(E * dim), seed++, 0.5f);
@@ -626,6 +633,7 @@ TEST_CASE("cuda: head_matmul, MLA and MoE kernels match the CPU kernels") {
       ec.alpha = 1.702f;
       ec.limit = 0.05f;  // (low enough that these small values reach it)
     }
+    ec.accumulate = !mc.write;
     moe_experts_cpu(ec, pool);
     MoeExpertsArgs eg = ec;
     eg.h = dh.as<float>();

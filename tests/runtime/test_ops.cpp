@@ -538,6 +538,26 @@ TEST_CASE("ops: embedding version 3 checks its start_pos and position table, ver
   }
 }
 
+// moe_experts version 5 reads y's old value only with accumulate 1 (the loader's read-before-write check asks for a
+// write before it then); versions 1-4 always add into y.
+TEST_CASE("ops: moe_experts reads its output's old value with accumulate 1 only") {
+  const ModelInfo model;
+  const std::vector<TensorInfo> t;
+  for (uint32_t version : {1u, 2u, 3u, 4u, 5u}) {
+    CAPTURE(version);
+    const OpDef* experts = builtin_ops().find("moe_experts", version);
+    REQUIRE(experts);
+    REQUIRE(bool(experts->reads_output));
+    for (int64_t accumulate : {0, 1}) {
+      LaunchInfo x;
+      x.int_attrs.assign(size_t(experts->n_int_attrs), 0);
+      if (version == 5) x.int_attrs[3] = accumulate;
+      CHECK(experts->reads_output(OpLaunch(x, t, model), 0) == (version < 5 || accumulate == 1));
+      CHECK_FALSE(experts->reads_output(OpLaunch(x, t, model), 1));  // (ws)
+    }
+  }
+}
+
 // A token routed to more than kMaxMoeTopK experts is refused in a plan (the compiler refuses the
 // config too): an outside test's re-sealed plans routed to 4096 experts (34 s a token) and read
 // 2^20 ids from a cache.

@@ -676,12 +676,14 @@ TEST_CASE("parity: bf16 plans stay near transformers' f32 logits on every fixtur
     // sparsemixer adds the threshold's discontinuity: hub_longrope_f32 0.009, jitter_bias_tied_f32 0.144 and window_f32
     // 0.112, transformers' own bf16 runs 0.054, 0.146 and 0.113. Solar Open's grouped groups_bias_f32 0.107,
     // transformers' 0.111. MiniMax-M2's yarn_tied_f32 0.047 and held_f32 0.024, transformers' 0.047 and 0.024
-    // (its hub_f32 0.0077, under the dense bound: transformers' 0.045).
+    // (its hub_f32 0.0077, under the dense bound: transformers' 0.045). FlexOlmo's defaults_norm_tied_f32 (7 experts,
+    // top 5) 0.033, as transformers in f32 on the same bf16-rounded weights (router and norms f32): 0.033.
     const bool moe =
         family == "deepseek" || family == "qwen3_moe" || family == "mixtral" || family == "glm4_moe" ||
         (family == "olmoe" && name == "clip_f32") || (family == "hunyuan_v1_moe" && name == "hub_tied_f32") ||
         (family == "dots1" && name == "window_tied_f32") || family == "exaone_moe" ||
-        (family == "solar_open" && name == "groups_bias_f32") || (family == "minimax_m2" && name != "hub_f32");
+        (family == "solar_open" && name == "groups_bias_f32") || (family == "minimax_m2" && name != "hub_f32") ||
+        (family == "flex_olmo" && name == "defaults_norm_tied_f32");
     CHECK(err <= (family == "phimoe" && name != "hub_longrope_f32" ? 0.15 : moe ? 0.12 : 2e-2));
     MESSAGE(family << "/" << name << " bf16: rel L2 " << err);
   }
