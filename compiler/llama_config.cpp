@@ -18,16 +18,19 @@ LlamaConfig read_llama_config(const std::string& path) { return parse_llama_conf
 
 namespace {
 
-// layer_types: one "full_attention" or "sliding_attention" per layer, as window_layer (true: sliding).
+// layer_types: one "full_attention" or "sliding_attention" per layer, as window_layer (true: sliding). (transformers 5
+// reads the legacy "attention" as "full_attention": remap_legacy_layer_types)
 std::vector<bool> read_layer_types(const ConfigReader& r, const nlohmann::json& j, int64_t layers) {
   const nlohmann::json& lt = j["layer_types"];
   if (!lt.is_array()) r.fail("layer_types", "must be a list");
   if (int64_t(lt.size()) != layers) r.fail("layer_types", "must name one type per layer");
   std::vector<bool> sliding;
   for (const auto& t : lt) {
-    if (t != "full_attention" && t != "sliding_attention")
+    if (t != "full_attention" && t != "sliding_attention" && t != "attention")
       r.fail("layer_types",
-             "names a layer type other than \"full_attention\" and \"sliding_attention\" (" + t.dump() + ")");
+             "names a layer type other than \"full_attention\" (or its legacy name \"attention\") and "
+             "\"sliding_attention\" (" +
+                 t.dump() + ")");
     sliding.push_back(t == "sliding_attention");
   }
   return sliding;

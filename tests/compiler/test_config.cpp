@@ -283,6 +283,10 @@ TEST_CASE("config: Qwen3 (head norms, explicit or default head_dim, attention_bi
   w["layer_types"] = {"full_attention", "chunked_attention"};
   CHECK_THROWS_WITH_AS(parse_llama_config(w.dump(), "config.json"), doctest::Contains("chunked_attention"),
                        std::exception);
+  // (transformers 5 reads the legacy "attention" as "full_attention")
+  w["layer_types"] = {"sliding_attention", "attention"};
+  const LlamaConfig legacy = parse_llama_config(w.dump(), "config.json");
+  CHECK((legacy.window_of(0) == 4096 && legacy.window_of(1) == 0));
 }
 
 // MixtralForCausalLM: Mistral's attention with a mixture of experts in every layer; MixtralConfig's
