@@ -1028,13 +1028,15 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                    {h2, ids, ew, L.gu_w, L.down_w, n_valid, kNoTensor, kNoTensor, kNoTensor, kNoTensor, L.experts_gu_b,
                     L.experts_down_b},
                    {x, ws}, {0, 0, int64_t(MoeActivation::kClampedSwiglu)}, {c.swiglu_alpha, c.swiglu_limit});
-        else if (branch_norms)  // (FlexOlmo: the experts' sum written (version 5), normalized, then added to x)
+        else if (branch_norms) {  // (FlexOlmo: the experts' sum written (version 5), normalized, then added to x)
           add_node(P, kMoeExpertsOpV5,
                    {h2, ids, ew, L.gu_w, L.down_w, n_valid, kNoTensor, kNoTensor, kNoTensor, kNoTensor, kNoTensor,
                     kNoTensor},
                    {branch, ws}, {0, 0, int64_t(MoeActivation::kSwiglu), 0}, {0.0, 0.0});
-        else add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
-        if (branch_norms) join_branch(L.mlp_out_norm);
+          join_branch(L.mlp_out_norm);
+        } else {
+          add_node(P, kMoeExpertsOp, {h2, ids, ew, L.gu_w, L.down_w, n_valid}, {x, ws});  // x += the experts
+        }
         // x += sigmoid(shared_expert_gate(h2)) · shared_expert(h2) (Qwen2-MoE), or
         // residual_multiplier · shared_mlp(h2) (GraniteMoeShared: no gate)
         if (L.shared_gu_w != kNoTensor) {
