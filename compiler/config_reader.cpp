@@ -219,6 +219,7 @@ std::string ConfigReader::model_architecture() const {
                                                                {"GPTBigCodeForCausalLM", "gpt_bigcode"},
                                                                {"BloomForCausalLM", "bloom"},
                                                                {"MptForCausalLM", "mpt"},
+                                                               {"DbrxForCausalLM", "dbrx"},
                                                                {"CohereForCausalLM", "cohere"},
                                                                {"Cohere2ForCausalLM", "cohere2"},
                                                                {"Phi3ForCausalLM", "phi3"},

@@ -1616,6 +1616,133 @@ LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std:
   return c;
 }
 
+// DbrxConfig (LlamaConfig::dbrx) and its defaults: d_model (2048), n_heads (16), n_layers (24) and max_seq_len (2048)
+// (its attribute_map reads hidden_size, num_attention_heads, num_hidden_layers and max_position_embeddings as them),
+// vocab_size (32000), the LM head untied (tied refused, as DbrxConfig refuses it). attn_config (DbrxAttentionConfig's
+// keys; absent or null: its defaults): kv_n_heads (1), clip_qkv (Wqkv's output clamped; null: none, 0 clamps every
+// value to 0 as transformers tests it against None). ffn_config (DbrxFFNConfig's): ffn_hidden_size (3584),
+// moe_num_experts (4), moe_top_k (1), moe_normalize_expert_weights (1.0: the top-k weights divided by their sum, the
+// 1-norm; null: not renormalized; another p-norm refused), ffn_act_fn ({"name": "silu"}). LayerNorms at torch's eps
+// (1e-5: no key sets it). RoPE: transformers 5 reads rope_parameters (or rope_theta / rope_scaling; default theta 1e4)
+// and never attn_config.rope_theta, which DBRX's own code and transformers 4 take as the base (databricks/dbrx-*'s
+// files give 5e5 there and no RoPE of their own): kiln takes attn_config.rope_theta where the file has no RoPE at the
+// top, and refuses the two where they disagree rather than guess. Training-only keys (the dropouts, moe_jitter_eps,
+// moe_loss_weight) change nothing, nor does the top-level num_key_value_heads (DbrxConfig's copy of kv_n_heads, which
+// its attention never reads); ffn_config.hidden_size (which DbrxConfig overwrites with d_model) and mosaicml's
+// uniform_expert_assignment are read only at the values transformers builds.
+LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
+                       const std::string& path) {
+  LlamaConfig c;
+  c.raw_json = text;
+  c.architecture = "DbrxForCausalLM";
+  c.dbrx = true;
+  c.quant = r.quantization();
+  refuse_mxfp4(r, c.quant, false);
+  r.refuse_null_values({"d_model", "n_heads", "n_layers", "max_seq_len", "hidden_size", "num_attention_heads",
+                        "num_hidden_layers", "max_position_embeddings", "vocab_size"},
+                       c.architecture);
+  c.vocab_size = r.pos_int("vocab_size", false, 32000);
+  c.hidden_size = r.pos_int(attribute_key(r, "d_model", "hidden_size", "DbrxConfig"), false, 2048);
+  c.num_hidden_layers = r.pos_int(attribute_key(r, "n_layers", "num_hidden_layers", "DbrxConfig"), false, 24);
+  const char* head_key = attribute_key(r, "n_heads", "num_attention_heads", "DbrxConfig");
+  c.num_attention_heads = r.pos_int(head_key, false, 16);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    r.fail(head_key, std::string("does not divide d_model (transformers cannot run the model)"));
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  c.max_position_embeddings =
+      r.pos_int(attribute_key(r, "max_seq_len", "max_position_embeddings", "DbrxConfig"), false, 2048);
+  r.set_max_positions(c.max_position_embeddings);
+  c.rms_norm_eps = 1e-5;  // (nn.LayerNorm's default)
+  r.refuse_null_switch("tie_word_embeddings");
+  if (r.boolean("tie_word_embeddings", false))
+    r.fail("tie_word_embeddings", "is true, which DbrxConfig refuses (DBRX's LM head is its own)");
+  // attn_config and ffn_config: objects of their classes' keys (null: the defaults)
+  auto sub = [&](const char* k, const char* cls) {
+    if (r.has(k) && !j[k].is_object()) r.fail(k, std::string("must be an object of ") + cls + "'s keys");
+    return r.has(k) ? j[k] : nlohmann::json::object();
+  };
+  const nlohmann::json attn = sub("attn_config", "DbrxAttentionConfig"), ffn = sub("ffn_config", "DbrxFFNConfig");
+  ConfigReader a(attn, path + ": attn_config"), f(ffn, path + ": ffn_config");
+  a.set_strict_booleans();
+  f.set_strict_booleans();
+  a.refuse_null_values({"kv_n_heads", "attn_pdrop"}, c.architecture);
+  c.num_key_value_heads = a.pos_int("kv_n_heads", false, 1);
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    a.fail("kv_n_heads", "does not divide n_heads (transformers cannot run the model)");
+  r.has("num_key_value_heads");  // (DbrxConfig's copy of kv_n_heads, which no DBRX attention reads)
+  c.clip_qkv = read_clip_qkv(a, attn, "clip_qkv", false);
+  a.has("attn_pdrop");
+  // RoPE: the top level's (transformers 5's) or attn_config.rope_theta (DBRX's own); both: they must agree
+  const bool top_rope = r.rope_key() != nullptr || r.has("rope_theta");
+  c.rope = r.rope({"default", "linear", "llama3", "yarn", "dynamic"}, 10000.0);
+  if (a.has("rope_theta")) {
+    const nlohmann::json& t = attn["rope_theta"];
+    if (!t.is_number() || !(t.get<double>() > 0) || !std::isfinite(t.get<double>()))
+      a.fail("rope_theta", "= " + t.dump() + " must be a positive number");
+    if (!top_rope) {
+      c.rope.theta = t.get<double>();
+    } else if (c.rope.theta != t.get<double>()) {
+      r.fail("attn_config",
+             "has rope_theta = " + t.dump() +
+                 " (the RoPE base of DBRX's own code and transformers 4), but the file's "
+                 "RoPE at the top has base " +
+                 nlohmann::json(c.rope.theta).dump() +
+                 " (the one transformers 5 reads): kiln refuses rather than guess; keep one, or make them agree");
+    }
+  }
+  // ffn_config
+  f.refuse_null_values({"ffn_hidden_size", "moe_num_experts", "moe_top_k", "moe_loss_weight", "hidden_size"},
+                       c.architecture);
+  c.intermediate_size = c.moe_intermediate_size = f.pos_int("ffn_hidden_size", false, 3584);
+  c.num_local_experts = f.pos_int("moe_num_experts", false, 4);
+  if (c.num_local_experts > 4096) f.fail("moe_num_experts", "is more than 4096");
+  c.num_experts_per_tok = f.pos_int("moe_top_k", false, 1);
+  if (c.num_experts_per_tok > kMaxMoeTopK)
+    f.fail("moe_top_k", "is more than " + std::to_string(kMaxMoeTopK) + " (the most kiln routes a token to)");
+  if (c.num_experts_per_tok > c.num_local_experts)
+    f.fail("moe_top_k", "exceeds moe_num_experts (" + std::to_string(c.num_local_experts) + ")");
+  c.norm_topk_prob = true;
+  if (ffn.contains("moe_normalize_expert_weights")) {
+    f.has("moe_normalize_expert_weights");
+    const nlohmann::json& p = ffn["moe_normalize_expert_weights"];
+    if (p.is_null()) c.norm_topk_prob = false;
+    else if (!p.is_number() || p.get<double>() != 1)
+      f.fail("moe_normalize_expert_weights",
+             "= " + p.dump() +
+                 ": transformers divides the chosen experts' weights by their p-norm for this p; kiln builds p = 1 "
+                 "(their sum) or null (no division) only");
+  }
+  if (ffn.contains("ffn_act_fn") && !ffn["ffn_act_fn"].is_null()) {
+    f.has("ffn_act_fn");
+    const nlohmann::json& act = ffn["ffn_act_fn"];
+    if (!act.is_object()) f.fail("ffn_act_fn", "must be an object with the activation's name");
+    for (const auto& [k, v] : act.items())
+      if (k != "name")
+        f.fail("ffn_act_fn", "has " + k + " = " + v.dump() +
+                                 ", an argument DBRX's own code passes to the activation and transformers drops: "
+                                 "kiln refuses rather than guess");
+    if (act.contains("name") && act["name"] != "silu" && act["name"] != "swish")
+      f.fail("ffn_act_fn",
+             "names the activation " + act["name"].dump() + ": kiln builds DBRX's experts with silu only");
+  }
+  if (f.has("hidden_size") && ffn["hidden_size"] != c.hidden_size)
+    f.fail("hidden_size", "= " + ffn["hidden_size"].dump() + " is not d_model (" + std::to_string(c.hidden_size) +
+                              "), which DbrxConfig overwrites it with: kiln refuses rather than guess");
+  if (f.has("uniform_expert_assignment") && ffn["uniform_expert_assignment"] != false)
+    f.fail("uniform_expert_assignment",
+           "= " + ffn["uniform_expert_assignment"].dump() +
+               ", which transformers never reads (mosaicml's code then routes tokens uniformly): kiln builds false");
+  for (const char* k : {"moe_jitter_eps", "moe_loss_weight"}) f.has(k);
+  for (const char* k : {"emb_pdrop"}) r.has(k);
+  for (std::string& k : a.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype"}))
+    c.unmodeled.push_back("attn_config." + k);
+  for (std::string& k : f.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype"}))
+    c.unmodeled.push_back("ffn_config." + k);
+  c.has_dtype = r.dtype(&c.dtype);
+  for (std::string& k : r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS})) c.unmodeled.push_back(std::move(k));
+  return c;
+}
+
 // OPTConfig (LlamaConfig::opt) and its defaults: hidden_size, num_hidden_layers, num_attention_heads, ffn_dim,
 // max_position_embeddings, activation_function (relu), enable_bias, the LM head tied; its LayerNorms' eps is
 // torch's default (1e-5: no key sets it). OPT-350m's layout (a LayerNorm after each branch with do_layer_norm_before
@@ -1693,6 +1820,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
   if (arch == "GPTBigCodeForCausalLM" || arch == "gpt_bigcode") return parse_gpt_bigcode(r, text);
   if (arch == "BloomForCausalLM" || arch == "bloom") return parse_bloom(r, text);
   if (arch == "MptForCausalLM" || arch == "mpt") return parse_mpt(r, j, text);
+  if (arch == "DbrxForCausalLM" || arch == "dbrx") return parse_dbrx(r, j, text, path);
   c.quant = r.quantization();
   // (the text models of Qwen2-VL, Qwen2.5-VL and Qwen3-VL: Qwen2's and Qwen3's layers with M-RoPE)
   const bool qwen2_vl = within && (arch == "Qwen2VLTextModel" || arch == "Qwen2_5_VLTextModel");

@@ -165,13 +165,20 @@ struct LlamaConfig {
   // MPT's attn_config.softmax_scale, given: the attention's scale in place of head_dim^-½ (any finite value but 0)
   bool softmax_scale_given = false;
   double softmax_scale = 0;
+  // DBRX (DbrxForCausalLM: Databricks' DBRX base and instruct): MPT's layout (LayerNorms without biases, q, k and v in
+  // one Wqkv and out_proj without biases, clip_qkv) with RoPE and grouped kv heads, and experts in every layer: the
+  // top moe_top_k of a softmax router (ffn.router.layer), renormalized unless moe_normalize_expert_weights is null,
+  // SwiGLU experts whose gate (w1), up (v1) and down (w2) are each one [experts · ffn, d_model] tensor (w2 holds each
+  // expert's down projection transposed); the LM head untied.
+  bool dbrx = false;
   // ALiBi in place of RoPE (BLOOM's slopes, or MPT's).
   bool alibi() const { return bloom || mpt; }
-  // q, k and v in one tensor, every q row, then every k, then every v (Phi-3's qkv_proj, GPT-2's c_attn, MPT's Wqkv).
-  bool fused_qkv() const { return fused_projections || gpt2 || mpt; }
-  // LayerNorms (with biases: norm_biases(); without: Cohere's and MPT's; with neither weight nor bias: OLMo's) in
-  // place of RMSNorms.
-  bool layer_norms() const { return norm_biases() || cohere || mpt || olmo1; }
+  // q, k and v in one tensor, every q row, then every k, then every v (Phi-3's qkv_proj, GPT-2's c_attn, MPT's and
+  // DBRX's Wqkv).
+  bool fused_qkv() const { return fused_projections || gpt2 || mpt || dbrx; }
+  // LayerNorms (with biases: norm_biases(); without: Cohere's, MPT's and DBRX's; with neither weight nor bias: OLMo's)
+  // in place of RMSNorms.
+  bool layer_norms() const { return norm_biases() || cohere || mpt || dbrx || olmo1; }
   // Learned absolute positions (GPT-2, GPT-Neo, GPT-BigCode, OPT) in place of RoPE, their table's row for position 0.
   bool learned_positions() const { return gpt2 || gpt_neo || gpt_bigcode || opt; }
   // GPT-2's layout (transformer.wte/wpe/ln_f, h.<i>.ln_1/ln_2, mlp.c_fc/c_proj): GPT-2, GPT-Neo, GPT-BigCode.

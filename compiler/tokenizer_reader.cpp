@@ -254,7 +254,7 @@ void note_llama_tokenizer_class(const std::string& dir, const std::string& cfg_t
   // (GPT2Tokenizer: tokenizer_config.json's class, or without one that of the model_types of the families kiln
   // compiles that AutoTokenizer maps to it)
   const bool gpt2_type = type == "gpt2" || type == "gptj" || type == "opt" || type == "phi" || type == "starcoder2" ||
-                         type == "gpt_neo" || type == "jais2";
+                         type == "gpt_neo" || type == "jais2" || type == "dbrx";
   const bool neox = cls == "GPTNeoXTokenizer" ||
                     (cls.empty() && (type == "gpt_neox" || type == "olmoe" || type == "olmo" || type == "mpt"));
   const bool gpt2 = cls == "GPT2Tokenizer" || (cls.empty() && gpt2_type);

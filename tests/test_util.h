@@ -108,6 +108,7 @@ inline std::vector<std::string> llm_fixture_families() {
           "gpt_bigcode",
           "bloom",
           "mpt",
+          "dbrx",
           "glm",
           "olmo",
           "ministral3",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tiny random Llama / DeepSeek checkpoints + reference outputs for kiln tests.
 
-Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,minimax_m2,hyperclovax,nanochat,vaultgemma,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
+Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,granitemoe,smollm3,phi,ernie4_5,ernie4_5_moe,hunyuan_v1_dense,hunyuan_v1_moe,dots1,olmo2,olmo3,glm4,glm,olmo,ministral3,exaone4,seed_oss,gpt_oss,helium,exaone,exaone_moe,internlm3,iquestcoder,apertus,phimoe,jais2,solar_open,minimax_m2,hyperclovax,nanochat,vaultgemma,granitemoeshared,arcee,cohere,cohere2,starcoder2,stablelm,olmoe,nemotron,gpt_neox,glm4_moe,falcon,gptj,gpt2,gpt_neo,gpt_bigcode,bloom,mpt,dbrx,opt,ministral,gemma,gemma2,qwen3_moe,qwen2_moe,mistral,mixtral,phi3,gemma3,regex_splits,lora,deepseek,glm4_moe_lite,youtu,tokenizers,real_tokenizers,chat_templates,diffusion,configs}]
 
   --only all       (default) the llama, Qwen2, Mistral, LoRA and DeepSeek fixtures, then the tokenizer, real
                    tokenizer and diffusion fixtures
@@ -42,6 +42,8 @@ Usage:  python3 tools/make_fixtures.py [--only {all,llama,qwen2,qwen3,granite,gr
   --only gpt_bigcode  only tests/fixtures/gpt_bigcode/ (tiny GPTBigCodeForCausalLM checkpoints: multi-query c_attn)
   --only bloom     only tests/fixtures/bloom/ (tiny BloomForCausalLM checkpoints: ALiBi, the embedding's LayerNorm)
   --only mpt       only tests/fixtures/mpt/ (tiny MptForCausalLM checkpoints: MPT's ALiBi, bias-less LayerNorms)
+  --only dbrx      only tests/fixtures/dbrx/ and dbrx_lora/ (tiny DbrxForCausalLM checkpoints: MPT's layout with RoPE
+                   and experts; the hub's attn_config.rope_theta)
   --only opt       only tests/fixtures/opt/ (tiny OPTForCausalLM checkpoints: learned positions from row 2, relu)
   --only exaone_moe  only tests/fixtures/exaone_moe/ (tiny ExaoneMoeForCausalLM checkpoints: EXAONE 4.0's
                    attention, noaux_tc experts)
@@ -280,7 +282,7 @@ def parse_args():
     ap = argparse.ArgumentParser(
         description="Generate kiln test fixtures (llama checkpoints, LoRA adapters, DeepSeek checkpoints, "
                     "tokenizers, diffusion pipelines).")
-    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "nanochat", "vaultgemma", "cwm", "flex_olmo", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
+    ap.add_argument("--only", choices=["all", "llama", "qwen2", "qwen3", "granite", "granitemoe", "smollm3", "phi", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "dots1", "olmo2", "olmo3", "glm4", "glm", "olmo", "ministral3", "exaone4", "seed_oss", "gpt_oss", "helium", "exaone", "exaone_moe", "internlm3", "iquestcoder", "apertus", "phimoe", "jais2", "solar_open", "minimax_m2", "hyperclovax", "nanochat", "vaultgemma", "cwm", "flex_olmo", "granitemoeshared", "arcee", "cohere", "cohere2", "starcoder2", "stablelm", "olmoe", "nemotron", "gpt_neox", "glm4_moe", "falcon", "gptj", "gpt2", "gpt_neo", "gpt_bigcode", "bloom", "mpt", "dbrx", "opt", "ministral", "gemma", "gemma2", "qwen3_moe", "qwen2_moe", "mistral", "mixtral", "phi3", "gemma3", "regex_splits", "lora", "deepseek", "glm4_moe_lite", "youtu", "tokenizers", "real_tokenizers", "nfc_added",
                                        "chat_templates", "diffusion", "configs", "quant"],
                     default="all",
                     help="which fixture family to (re)generate (default: all)")
@@ -1150,6 +1152,39 @@ MPT_VARIANTS = [
                                   layer_norm_epsilon=1e-6)),
     # clip_f32: attn_config's clip_qkv 0.6 (Wqkv's output clamped), weights at initializer_range 0.3.
     ("clip_f32", 10505, dict(MPT_BASE, initializer_range=0.3, attn_config={"clip_qkv": 0.6})),
+]
+
+DBRX_DIR = os.path.join(REPO, "tests", "fixtures", "dbrx")
+# DBRX (DbrxForCausalLM: Databricks' DBRX base and instruct): MPT's layout (LayerNorms without biases, q/k/v in one
+# Wqkv and out_proj without biases, clip_qkv) with RoPE, grouped kv heads (attn_config.kv_n_heads) and experts in
+# every layer (ffn.router.layer, a softmax router whose top moe_top_k are divided by their 1-norm unless
+# moe_normalize_expert_weights is null; ffn.experts.mlp.w1/v1/w2, each [experts · ffn, d_model], w2 each expert's down
+# projection transposed); the LM head untied. Norm weights drawn around one.
+# transformers 5.24 never reads attn_config.rope_theta (DBRX's own code and transformers 4 take it as the RoPE base;
+# transformers 5's rotary embedding reads rope_parameters, 1e4 without) and cannot build the model without it (its
+# attention reads the attribute): every fixture is built with rope_parameters giving the same base.
+# hub_f32: config.json as databricks/dbrx-instruct's (transformers 4.38: attn_config {clip_qkv, kv_n_heads,
+# rope_theta 5e5}, ffn_config {ffn_hidden_size, moe_jitter_eps, moe_loss_weight, moe_num_experts, moe_top_k}, no RoPE
+# object), 2 kv heads of 4, clip_qkv 0.6, 4 experts of 48, the top 2, 3 layers.
+# mqa_nonorm_yarn_f32: as transformers 5.24 saves it (rope_parameters and attn_config.rope_theta both, equal): one kv
+# head (kv_n_heads' default), clip_qkv 8 (databricks' value; transformers 5.24 cannot run DBRX without one: it calls
+# clamp with neither bound), 8 experts of 32, the top 3 not renormalized (moe_normalize_expert_weights null),
+# yarn (factor 2 over 128 positions, base 2e4).
+# (d_model given under its own name: DbrxConfig sets ffn_config.hidden_size from it before the attribute_map's
+# hidden_size reaches it)
+DBRX_BASE = {"pad_token_id": None, "bos_token_id": 1, "eos_token_id": 2, "max_position_embeddings": 256,
+             "d_model": BASE["hidden_size"]}
+DBRX_VARIANTS = [
+    ("hub_f32", 12101, dict(DBRX_BASE, num_hidden_layers=3, rope_parameters={"rope_type": "default", "rope_theta": 5e5},
+                            attn_config={"kv_n_heads": 2, "clip_qkv": 0.6, "rope_theta": 5e5},
+                            ffn_config={"ffn_hidden_size": 48, "moe_num_experts": 4, "moe_top_k": 2,
+                                        "moe_jitter_eps": 0.01, "moe_loss_weight": 0.05})),
+    ("mqa_nonorm_yarn_f32", 12232, dict(DBRX_BASE, rope_parameters={"rope_type": "yarn", "rope_theta": 2e4,
+                                                                    "factor": 2.0,
+                                                                    "original_max_position_embeddings": 128},
+                                        attn_config={"rope_theta": 2e4, "clip_qkv": 8},
+                                        ffn_config={"ffn_hidden_size": 32, "moe_num_experts": 8, "moe_top_k": 3,
+                                                    "moe_normalize_expert_weights": None})),
 ]
 
 OPT_DIR = os.path.join(REPO, "tests", "fixtures", "opt")
@@ -2040,15 +2075,17 @@ def moe_min_gap(out, model_cls, on_logits=False):
     MoE layer and token of the fixture's inputs (a near tie could let f32 rounding pick another expert)."""
     model = model_cls.from_pretrained(out, dtype=torch.float32).eval()
     ref = load_file(os.path.join(out, "reference.safetensors"))
-    k = model.config.get_text_config().num_experts_per_tok
+    tc = model.config.get_text_config()
+    k = tc.ffn_config.moe_top_k if hasattr(tc, "ffn_config") else tc.num_experts_per_tok  # (DBRX's: ffn_config)
     gaps = []
 
     def hook(_m, _inp, outp):
-        probs = outp[0].float() if on_logits else torch.softmax(outp[0].float(), dim=-1)
+        logits = outp if torch.is_tensor(outp) else outp[0]  # (DbrxRouter returns the logits alone)
+        probs = logits.float() if on_logits else torch.softmax(logits.float(), dim=-1)
         top = torch.topk(probs, min(k + 1, probs.shape[-1]), dim=-1).values
         if top.shape[-1] > k:
             gaps.append((top[:, k - 1] - top[:, k]).min().item())
-    routers = [m for m in model.modules() if type(m).__name__.endswith("TopKRouter")]
+    routers = [m for m in model.modules() if type(m).__name__.endswith("TopKRouter") or type(m).__name__ == "DbrxRouter"]
     assert routers, "no router modules"
     for r in routers:
         r.register_forward_hook(hook)
@@ -3745,6 +3782,90 @@ def main_mpt():
     write_alibi_slopes(os.path.join(MPT_DIR, "alibi_slopes.json"),
                        lambda n: mpt_modeling.build_mpt_alibi_tensor(n, 2)[:, 0, 0] / -1.0)  # (key 0 of 2: −slope)
     family_lora_cases("mpt", MPT_DIR, MPT_LORA_DIR, MPT_LORA_CASES, MptForCausalLM)
+
+
+def draw_dbrx_norms(model):
+    """DBRX's LayerNorm weights (norm_1, norm_2, norm_f) drawn around one so that they matter."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith(("norm_1.weight", "norm_2.weight", "norm_f.weight")):
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+
+
+def main_dbrx():
+    from transformers import DbrxForCausalLM
+
+    def check(keys):
+        e = "transformer.blocks.0.ffn.experts.mlp."
+        shapes = [keys[e + w][2] for w in ("w1", "v1", "w2")]  # (each [experts · ffn, d_model])
+        experts = keys["transformer.blocks.0.ffn.router.layer.weight"][2][0]
+        assert shapes[0] == shapes[1] == shapes[2] and shapes[0][0] % experts == 0, shapes
+        assert shapes[0][1] == BASE["hidden_size"], shapes
+        assert "transformer.blocks.0.norm_attn_norm.attn.Wqkv.weight" in keys, keys.keys()
+        assert not any(k.endswith(".bias") for k in keys), keys.keys()
+    from transformers import DbrxConfig
+    main_llama_like("dbrx", DBRX_DIR, DBRX_VARIANTS, DbrxConfig, DbrxForCausalLM, check, draw_dbrx_norms)
+    # (DbrxConfig keeps the llama fixtures' keys it has no attribute for; it never reads them)
+    # (and num_key_value_heads, which the llama fixtures' keys set after DbrxConfig copied kv_n_heads into it)
+    drop_rms_norm_eps(DBRX_DIR, DBRX_VARIANTS, ("rms_norm_eps", "intermediate_size", "num_key_value_heads"),
+                      DbrxForCausalLM)
+    hub = os.path.join(DBRX_DIR, "hub_f32")
+    mqa = os.path.join(DBRX_DIR, "mqa_nonorm_yarn_f32")
+    for out in (hub, mqa):
+        assert_router_gap(out, DbrxForCausalLM)
+    attn = json.load(open(os.path.join(hub, "config.json")))["attn_config"]
+    assert_moves(hub, DbrxForCausalLM, "clip_qkv 1e3 (none clipped)", 1e-2,
+                 attn_config={"kv_n_heads": 2, "clip_qkv": 1e3, "rope_theta": 5e5})
+    assert attn["clip_qkv"] == 0.6, attn
+    ffn = json.load(open(os.path.join(mqa, "config.json")))["ffn_config"]
+    assert_moves(mqa, DbrxForCausalLM, "the top 3 renormalized", 1e-2,
+                 ffn_config=dict({k: ffn[k] for k in ("ffn_hidden_size", "moe_num_experts", "moe_top_k")},
+                                 moe_normalize_expert_weights=1.0))
+    assert_moves(hub, DbrxForCausalLM, "theta 1e4 (transformers 5.24's reading of the hub's file)", 1e-3,
+                 rope_parameters={"rope_type": "default", "rope_theta": 1e4})
+
+    # hub_f32's config.json as databricks/dbrx-instruct ships it (transformers 4.38; without its auto_map, DBRX's own
+    # code): transformers 5.24 reads that file with RoPE base 1e4 (it never reads attn_config.rope_theta); with the
+    # base the file gives there it is the reference's model bit for bit.
+    path = os.path.join(hub, "config.json")
+    cfg = json.load(open(path))
+    out = {k: cfg[k] for k in ("architectures", "d_model", "emb_pdrop", "initializer_range", "max_seq_len",
+                               "model_type", "n_heads", "n_layers", "output_router_logits", "resid_pdrop",
+                               "tie_word_embeddings", "use_cache", "vocab_size", "bos_token_id", "eos_token_id")}
+    out["attn_config"] = {"clip_qkv": 0.6, "kv_n_heads": 2, "model_type": "", "rope_theta": 500000}
+    out["ffn_config"] = {k: cfg["ffn_config"][k] for k in ("ffn_hidden_size", "moe_jitter_eps", "moe_loss_weight",
+                                                          "moe_num_experts", "moe_top_k")}
+    out["ffn_config"]["model_type"] = ""
+    out.update(router_aux_loss_coef=0.05, torch_dtype="float32", transformers_version="4.38.2")
+    with open(path, "w") as f:
+        json.dump(dict(sorted(out.items())), f, indent=2)
+        f.write("\n")
+    read = DbrxForCausalLM.from_pretrained(hub, dtype=torch.float32).config
+    assert read.rope_parameters["rope_theta"] == 1e4, read.rope_parameters
+    assert_reference_logits_with(hub, DbrxForCausalLM, "the hub's config.json at its attn_config.rope_theta",
+                                 rope_parameters={"rope_type": "default", "rope_theta": 5e5})
+    print("  hub_f32: config.json rewritten in the hub's layout:", json.dumps(out, sort_keys=True))
+    family_lora_cases("dbrx", DBRX_DIR, DBRX_LORA_DIR, DBRX_LORA_CASES, DbrxForCausalLM)
+
+
+def assert_reference_logits_with(out, model_cls, what, **overrides):
+    """transformers, given the overrides, must read out's files as the reference's model (its logits bit for bit)."""
+    ref = load_file(os.path.join(out, "reference.safetensors"))
+    with torch.no_grad():
+        model = model_cls.from_pretrained(out, dtype=torch.float32, attn_implementation="eager", **overrides).eval()
+        logits = model(ref["input_ids"]).logits
+    assert torch.equal(logits, ref["logits"]), "%s: %s is not the reference's model" % (out, what)
+
+
+DBRX_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "dbrx_lora")
+# peft adapters on DBRX fixtures (peft names transformer.blocks.<i>.norm_attn_norm.attn.Wqkv, ffn.router.layer, ...):
+# Wqkv, out_proj and the routers (the experts are parameters, no Linear peft wraps), norm_f saved whole. (On the
+# fixture transformers 5 reads as its reference: hub_f32's file it reads at another RoPE base.)
+DBRX_LORA_CASES = [
+    dict(name="attn_router_norm", base="mqa_nonorm_yarn_f32", seed=5121,
+         adapters=[("adapter", dict(r=8, lora_alpha=16, target_modules=["Wqkv", "out_proj", "layer"],
+                                    modules_to_save=["norm_f"]))]),
+]
 
 
 MPT_LORA_DIR = os.path.join(REPO, "tests", "fixtures", "mpt_lora")
@@ -6943,6 +7064,8 @@ def main():
         main_bloom()
     if ARGS.only in ("all", "mpt"):
         main_mpt()
+    if ARGS.only in ("all", "dbrx"):
+        main_dbrx()
     if ARGS.only in ("all", "opt"):
         main_opt()
     if ARGS.only in ("all", "cohere2"):

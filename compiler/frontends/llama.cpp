@@ -56,6 +56,10 @@ MoeTensors moe_tensors(const LlamaConfig& c, const std::string& p) {
     if (c.granite_moe_renamed) return {m + "router.weight", {m + "experts.gate_up_proj"}, {m + "experts.down_proj"}};
     return {m + "router.layer.weight", {m + "input_linear.weight"}, {m + "output_linear.weight"}};
   }
+  if (c.dbrx) {  // (gate, up and down: [experts · ffn, hidden] each)
+    const std::string m = p + "mlp.";
+    return {m + "gate.weight", {m + "experts.w1", m + "experts.v1"}, {m + "experts.w2"}};
+  }
   const std::string m = c.mixtral_names && !c.moe_fused ? p + "block_sparse_moe." : p + "mlp.";
   t.router = m + (c.hunyuan_moe ? "gate.wg.weight" : "gate.weight");  // (HunYuan MoE's router: gate.wg)
   if (c.moe_fused) {
@@ -193,6 +197,9 @@ std::map<std::string, std::vector<int64_t>> llama_tensor_shapes(const LlamaConfi
         e[p + "mlp.router.bias"] = {E};
         e[t.gate_up[0] + "_bias"] = {E, 2 * Fm};
         e[t.down[0] + "_bias"] = {E, D};
+      } else if (c.dbrx) {
+        for (const std::string& n : t.gate_up) e[n] = {E * Fm, D};
+        e[t.down[0]] = {E * Fm, D};
       } else if (c.moe_fused) {
         // [E, 2F, D] and [E, D, F]; Qwen3-VL-MoE's in the hub's layout (experts_in_major): [E, D, 2F], [E, F, D]
         const bool gu_in = c.experts_in_major.count(t.gate_up[0]) > 0,
@@ -351,6 +358,23 @@ const HubNames kMptNames{
     {},
     ""};
 
+// DBRX: transformer.wte, transformer.norm_f, lm_head, transformer.blocks.<i>.norm_attn_norm.norm_1, norm_2,
+// attn.Wqkv and attn.out_proj, ffn.router.layer (the router, kiln's mlp.gate) and ffn.experts.mlp.w1, v1 and w2 (the
+// experts' gate, up and down, kiln's mlp.experts.*: parameters, no .weight).
+const HubNames kDbrxNames{
+    "DbrxForCausalLM",
+    "transformer",
+    {{"transformer.wte", "model.embed_tokens"}, {"transformer.norm_f", "model.norm"}, {"lm_head", "lm_head"}},
+    "transformer.blocks",
+    {{"norm_attn_norm.norm_1", "input_layernorm"},
+     {"norm_attn_norm.norm_2", "post_attention_layernorm"},
+     {"norm_attn_norm.attn.Wqkv", "self_attn.qkv_proj"},
+     {"norm_attn_norm.attn.out_proj", "self_attn.o_proj"},
+     {"ffn.router.layer", "mlp.gate"},
+     {"ffn.experts.mlp", "mlp.experts"}},
+    {},
+    ""};
+
 // GPT-J: transformer.wte, transformer.ln_f, lm_head, transformer.h.<i>.ln_1, attn.q_proj/k_proj/v_proj/out_proj, and
 // the mlp's fc_in/fc_out as they are; its old checkpoints' causal-mask buffers.
 const HubNames kGptjNames{
@@ -452,6 +476,7 @@ const HubNames* hub_names(const LlamaConfig& c) {
   if (c.gpt_bigcode) return &kBigCodeNames;
   if (c.bloom) return &kBloomNames;
   if (c.mpt) return &kMptNames;
+  if (c.dbrx) return &kDbrxNames;
   if (c.gptj) return &kGptjNames;
   if (c.falcon) return c.neox_parallel ? &kFalconTwoNormNames : &kFalconNames;
   return nullptr;
@@ -668,7 +693,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   auto fused_experts = [&](const std::string& name, bool gate_up, bool bias) {
     const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
     // (transformers' float layout for GPT-OSS, the hub's for Qwen3-VL-MoE: transposed here)
-    const bool in_major = !bias && (c.gpt_oss ? !c.mxfp4_experts : c.experts_in_major.count(name) > 0),
+    const bool in_major = !bias && (c.gpt_oss ? !c.mxfp4_experts : c.dbrx || c.experts_in_major.count(name) > 0),
                interleaved = c.gpt_oss;
     return [name, gate_up, bias, in_major, interleaved, E, Fm, D](const WeightFetch& fetch) {
       const std::vector<float> src = fetch(name);
@@ -768,6 +793,24 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
             g.weight(dn + "_bias", DType::F32, {E * D}, WeightSource{{}, {}, fused_experts(dn + "_bias", false, true)});
         L.router_b =
             g.weight(p + "mlp.router.bias", DType::F32, {E}, WeightSource{{p + "mlp.router.bias"}, {}, nullptr});
+      } else if (c.dbrx) {  // (expert e: its block of w1's rows (gate), then of v1's (up); w2's block transposed)
+        L.gu_w = g.weight(p + "mlp.experts.gate_up_proj.weight", wt, {E * 2 * Fm, D},
+                          WeightSource{{},
+                                       {},
+                                       [gate = t.gate_up[0], up = t.gate_up[1], E, Fm, D](const WeightFetch& fetch) {
+                                         const std::vector<float> gv = fetch(gate), uv = fetch(up);
+                                         const size_t block = size_t(Fm * D);
+                                         std::vector<float> out;
+                                         out.reserve(2 * gv.size());
+                                         for (size_t e = 0; e < size_t(E); ++e)
+                                           for (const std::vector<float>* s : {&gv, &uv})
+                                             out.insert(out.end(), s->begin() + ptrdiff_t(e * block),
+                                                        s->begin() + ptrdiff_t((e + 1) * block));
+                                         return out;
+                                       },
+                                       {},
+                                       true});
+        L.down_w = moved(t.down[0], false);
       } else {  // (Qwen3-VL-MoE's in the hub's layout: transposed)
         L.gu_w = c.experts_in_major.count(t.gate_up[0])
                      ? moved(t.gate_up[0], true)
@@ -1523,6 +1566,8 @@ extern const Frontend kLlamaFrontend{"llama",
                                       "bloom",
                                       "MptForCausalLM",
                                       "mpt",
+                                      "DbrxForCausalLM",
+                                      "dbrx",
                                       "CohereForCausalLM",
                                       "cohere",
                                       "Cohere2ForCausalLM",

@@ -1038,7 +1038,7 @@ TEST_CASE("cli: chat-template renders and tokenizes conversations as apply_chat_
 // ERNIE 4.5's and OLMo 2's configs): compile and greedy generate from the CLI
 // give transformers' tokens; a layer type kiln does not know is refused naming the key.
 TEST_CASE(
-    "cli: EXAONE 3.0/3.5, 4.0 and MoE, InternLM3, IQuest-Coder, Apertus, Phi-3.5-MoE, GLM-4 (0414 and 9b), Qwen2, Qwen2-MoE, Qwen3, Seed-OSS, GPT-OSS, Helium, Arcee, Jais 2, Cohere, Cohere 2, Starcoder2, StableLM, OLMoE, Nemotron, GPT-NeoX, GPT-J, GPT-2, GPT-Neo, GPT-BigCode, BLOOM, MPT, OPT, GLM-4.5, GLM-4.7-Flash, Youtu-LLM, MiniMax-M2, HyperCLOVAX, nanochat, VaultGemma, CWM, FlexOlmo, Solar Open, dots.llm1, Falcon, Gemma 1, 2 and 3, the text models of Gemma 3's, Mistral Small 3's, Ministral 3's, Qwen2.5-VL's, Qwen3-VL's and Qwen3-VL-MoE's image-text checkpoints, Granite, SmolLM3, Phi-2, ERNIE 4.5, ERNIE 4.5 MoE, HunYuan dense and MoE and OLMo 1, 2 and 3 checkpoints compile and generate transformers' greedy tokens") {
+    "cli: EXAONE 3.0/3.5, 4.0 and MoE, InternLM3, IQuest-Coder, Apertus, Phi-3.5-MoE, GLM-4 (0414 and 9b), Qwen2, Qwen2-MoE, Qwen3, Seed-OSS, GPT-OSS, Helium, Arcee, Jais 2, Cohere, Cohere 2, Starcoder2, StableLM, OLMoE, Nemotron, GPT-NeoX, GPT-J, GPT-2, GPT-Neo, GPT-BigCode, BLOOM, MPT, DBRX, OPT, GLM-4.5, GLM-4.7-Flash, Youtu-LLM, MiniMax-M2, HyperCLOVAX, nanochat, VaultGemma, CWM, FlexOlmo, Solar Open, dots.llm1, Falcon, Gemma 1, 2 and 3, the text models of Gemma 3's, Mistral Small 3's, Ministral 3's, Qwen2.5-VL's, Qwen3-VL's and Qwen3-VL-MoE's image-text checkpoints, Granite, SmolLM3, Phi-2, ERNIE 4.5, ERNIE 4.5 MoE, HunYuan dense and MoE and OLMo 1, 2 and 3 checkpoints compile and generate transformers' greedy tokens") {
   for (const auto& fam_name : {std::pair<const char*, const char*>{"qwen2", "sliding_f32"},
                                {"qwen3", "untied_f32"},
                                {"gemma3", "pattern_f32"},
@@ -1094,6 +1094,7 @@ TEST_CASE(
                                {"gpt_bigcode", "starcoder_f32"},
                                {"bloom", "hub_f32"},
                                {"mpt", "hub_f32"},
+                               {"dbrx", "hub_f32"},
                                {"opt", "hub_f32"},
                                {"gemma3", "vlm_untied_f32"},
                                {"mistral", "mistral3_f32"},

@@ -3426,7 +3426,9 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
     const bool opt = family == "opt";  // (no eps key: its LayerNorms' is torch's default)
     const bool bloom = family == "bloom";  // (no activation key, no positions: its n_layer and n_head then)
     const bool mpt = family == "mpt";      // (no activation key: n_layers and max_seq_len)
+    const bool dbrx = family == "dbrx";    // (MPT's names, no eps key: its LayerNorms' is torch's default)
     for (const char* k : {opt                                                 ? "ffn_dim"
+                          : dbrx                                              ? ""
                           : family == "starcoder2"                            ? "norm_epsilon"
                           : family == "nemotron"                              ? "norm_eps"
                           : family == "falcon" || gptj || neo || bloom || mpt ? "layer_norm_epsilon"
@@ -3437,12 +3439,12 @@ TEST_CASE("config: nulls transformers cannot build or run a model from are refus
                           : family == "falcon" ? "activation"
                           : gptj || opt || neo ? "activation_function"
                           : bloom              ? "n_layer"
-                          : mpt                ? "n_layers"
+                          : mpt || dbrx        ? "n_layers"
                                                : "hidden_act",
-                          gptj    ? "n_positions"
-                          : bloom ? "n_head"
-                          : mpt   ? "max_seq_len"
-                                  : "max_position_embeddings"}) {
+                          gptj          ? "n_positions"
+                          : bloom       ? "n_head"
+                          : mpt || dbrx ? "max_seq_len"
+                                        : "max_position_embeddings"}) {
       CAPTURE(std::string(k));
       if (*k)
         CHECK(error_with([&](nlohmann::json& j) { j[k] = nullptr; }).find(std::string(k) + " is null") !=
@@ -4732,6 +4734,108 @@ TEST_CASE("config: FlexOlmo (OLMo 2's layer, OLMoE's experts, defaults, refusals
   CHECK(clip.unmodeled[0] == "clip_qkv = 8.0");
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["mlp_bias"] = true; }).find("mlp_bias") != std::string::npos);
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_act"] = "gelu"; }).find("FlexOlmo") != std::string::npos);
+}
+
+// DBRX (DbrxForCausalLM): MPT's layout with RoPE and experts; DbrxConfig's defaults and sub-configs, and the RoPE base
+// its hub files give in attn_config (which transformers 5 never reads).
+TEST_CASE("config: DBRX (attn_config, ffn_config, defaults, the RoPE base, refusals)") {
+  const nlohmann::json hub = family_config("hub_f32", "dbrx", "DbrxForCausalLM", "dbrx", "mpt");
+  const LlamaConfig c = parse_llama_config(hub.dump(), "config.json");
+  CHECK((c.dbrx && !c.mpt && c.layer_norms() && c.fused_qkv() && !c.alibi() && !c.norm_biases()));
+  CHECK((c.hidden_size == 64 && c.num_attention_heads == 4 && c.num_key_value_heads == 2 && c.head_dim == 16 &&
+         c.num_hidden_layers == 3 && c.max_position_embeddings == 256 && c.vocab_size == 256));
+  CHECK((c.num_local_experts == 4 && c.num_experts_per_tok == 2 && c.norm_topk_prob && c.moe_intermediate_size == 48 &&
+         c.is_moe_layer(0) && c.is_moe_layer(2)));
+  CHECK((c.clip_qkv == 0.6 && !c.tie_word_embeddings && c.rms_norm_eps == 1e-5));
+  // No RoPE at the top: attn_config.rope_theta is the base (DBRX's own code, transformers 4).
+  CHECK((c.rope.type == "default" && c.rope.theta == 5e5));
+  // As transformers 5.24 saves it: rope_parameters and attn_config.rope_theta both, equal.
+  std::ifstream in(kiln::test::fixture("mqa_nonorm_yarn_f32", "dbrx") + "/config.json");
+  const nlohmann::json saved = nlohmann::json::parse(in);
+  const LlamaConfig s = parse_llama_config(saved.dump(), "config.json");
+  CHECK((s.rope.type == "yarn" && s.rope.theta == 2e4 && s.rope.factor == 2.0 && s.num_key_value_heads == 1 &&
+         !s.norm_topk_prob && s.num_local_experts == 8 && s.num_experts_per_tok == 3 && s.unmodeled.empty()));
+  // DbrxConfig's defaults: d_model 2048, 16 heads, 24 layers, 2048 positions, 32000 tokens; one kv head, no clip;
+  // 4 experts of 3584, the top 1, renormalized; RoPE base 1e4.
+  const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
+    for (const char* k : {"d_model", "n_heads", "n_layers", "max_seq_len", "vocab_size", "attn_config", "ffn_config",
+                          "tie_word_embeddings"})
+      j.erase(k);
+  });
+  CHECK((d.hidden_size == 2048 && d.num_attention_heads == 16 && d.num_hidden_layers == 24 &&
+         d.max_position_embeddings == 2048 && d.vocab_size == 32000 && d.num_key_value_heads == 1 && d.clip_qkv < 0 &&
+         d.num_local_experts == 4 && d.moe_intermediate_size == 3584 && d.num_experts_per_tok == 1 &&
+         d.norm_topk_prob && d.rope.theta == 1e4 && !d.tie_word_embeddings));
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"] = nullptr; }).num_key_value_heads == 1);
+  // The attribute_map's names; a null moe_normalize_expert_weights leaves the top k as the softmax gives them.
+  const LlamaConfig named = edited(hub, [](nlohmann::json& j) {
+    j["hidden_size"] = j["d_model"];
+    j.erase("d_model");
+    j["num_hidden_layers"] = 2;
+    j.erase("n_layers");
+    j["ffn_config"]["moe_normalize_expert_weights"] = nullptr;
+  });
+  CHECK((named.hidden_size == 64 && named.num_hidden_layers == 2 && !named.norm_topk_prob));
+  CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_size"] = 32; }).find("disagrees with d_model") !=
+        std::string::npos);
+  // The RoPE base: the top level's where attn_config has none, both where they agree; refused where they disagree.
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["attn_config"].erase("rope_theta");
+          j["rope_theta"] = 3e4;
+        }).rope.theta == 3e4);
+  const LlamaConfig agree = edited(hub, [](nlohmann::json& j) {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+    j["rope_theta"] = 5e5;
+  });
+  CHECK((agree.rope.type == "linear" && agree.rope.theta == 5e5));
+  for (const nlohmann::json& top :
+       {nlohmann::json{{"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 1e4}}}},
+        nlohmann::json{{"rope_theta", 1e4}}, nlohmann::json{{"rope_parameters", {{"rope_type", "default"}}}}}) {
+    CAPTURE(top.dump());
+    CHECK(edited_error(hub, [&](nlohmann::json& j) { j.update(top); })
+              .find("attn_config has rope_theta = 500000 (the RoPE base of DBRX's own code and transformers 4), but "
+                    "the file's RoPE at the top has base 10000.0") != std::string::npos);
+  }
+  // (DbrxConfig's copy of kv_n_heads, which no attention reads; a null rope_theta in attn_config: none)
+  CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = 4; }).num_key_value_heads == 2);
+  CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["rope_theta"] = nullptr; }).rope.theta == 1e4);
+  // Refused by name: what transformers refuses or cannot run, and what kiln does not build.
+  for (const auto& [edit, message] : std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>>{
+           {[](nlohmann::json& j) { j["tie_word_embeddings"] = true; }, "tie_word_embeddings is true"},
+           {[](nlohmann::json& j) { j["n_heads"] = 3; }, "n_heads does not divide d_model"},
+           {[](nlohmann::json& j) { j["attn_config"]["kv_n_heads"] = 3; }, "kv_n_heads does not divide n_heads"},
+           {[](nlohmann::json& j) { j["attn_config"]["kv_n_heads"] = nullptr; }, "kv_n_heads is null"},
+           {[](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = -1; }, "clip_qkv must be null or a number"},
+           {[](nlohmann::json& j) { j["attn_config"]["rope_theta"] = 0; }, "rope_theta = 0 must be a positive"},
+           {[](nlohmann::json& j) { j["attn_config"] = 3; }, "attn_config must be an object"},
+           {[](nlohmann::json& j) { j["ffn_config"]["ffn_hidden_size"] = nullptr; }, "ffn_hidden_size is null"},
+           {[](nlohmann::json& j) { j["ffn_config"]["moe_top_k"] = 5; }, "moe_top_k exceeds moe_num_experts (4)"},
+           {[](nlohmann::json& j) { j["ffn_config"]["moe_normalize_expert_weights"] = 2.0; },
+            "moe_normalize_expert_weights = 2.0: transformers divides"},
+           {[](nlohmann::json& j) {
+              j["ffn_config"]["ffn_act_fn"] = {{"name", "gelu"}};
+            },
+            "names the activation \"gelu\""},
+           {[](nlohmann::json& j) {
+              j["ffn_config"]["ffn_act_fn"] = {{"name", "silu"}, {"beta", 2}};
+            },
+            "has beta = 2, an argument"},
+           {[](nlohmann::json& j) { j["ffn_config"]["hidden_size"] = 32; }, "hidden_size = 32 is not d_model (64)"},
+           {[](nlohmann::json& j) { j["ffn_config"]["uniform_expert_assignment"] = true; },
+            "uniform_expert_assignment = true"}}) {
+    CAPTURE(message);
+    CHECK(edited_error(hub, edit).find(message) != std::string::npos);
+  }
+  // What DbrxConfig reads as its own: silu under either name, ffn_config.hidden_size at d_model, mosaicml's switch off.
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          j["ffn_config"]["ffn_act_fn"] = {{"name", "swish"}};
+          j["ffn_config"]["hidden_size"] = 64;
+          j["ffn_config"]["uniform_expert_assignment"] = false;
+        }).unmodeled.empty());
+  // Keys neither class has: unmodeled, which the compiler refuses by name.
+  const LlamaConfig extra = edited(hub, [](nlohmann::json& j) { j["attn_config"]["qk_ln"] = true; });
+  REQUIRE(extra.unmodeled.size() == 1);
+  CHECK(extra.unmodeled[0] == "attn_config.qk_ln = true");
 }
 
 // CWM (CwmForCausalLM): LLaMA with windows in the sliding layers; CwmConfig's defaults where its file leaves them out.

@@ -74,7 +74,7 @@ std::vector<std::string> read_as(const std::string& cls, json j, const TempDir& 
       cls == "MiniMaxM2Config" || cls == "HyperCLOVAXConfig" || cls == "NanoChatConfig" || cls == "VaultGemmaConfig" ||
       cls == "CwmConfig" || cls == "FlexOlmoConfig" || cls == "Dots1Config" || cls == "FalconConfig" ||
       cls == "GPTJConfig" || cls == "GPT2Config" || cls == "OPTConfig" || cls == "GPTNeoConfig" ||
-      cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig")
+      cls == "GPTBigCodeConfig" || cls == "BloomConfig" || cls == "MptConfig" || cls == "DbrxConfig")
     return parse_llama_config(text, path).unmodeled;
   if (cls == "DeepseekV2Config" || cls == "DeepseekV3Config" || cls == "Glm4MoeLiteConfig" || cls == "YoutuConfig")
     return parse_deepseek_config(text, path).unmodeled;
@@ -185,6 +185,7 @@ const char* const kClasses[] = {"LlamaConfig",
                                 "GPTBigCodeConfig",
                                 "BloomConfig",
                                 "MptConfig",
+                                "DbrxConfig",
                                 "DeepseekV2Config",
                                 "DeepseekV3Config",
                                 "Glm4MoeLiteConfig",
@@ -426,6 +427,7 @@ const char* const kLlmConfigClasses[] = {"Qwen2VLTextConfig",
                                          "GPTBigCodeConfig",
                                          "BloomConfig",
                                          "MptConfig",
+                                         "DbrxConfig",
                                          "DeepseekV2Config",
                                          "DeepseekV3Config",
                                          "Glm4MoeLiteConfig",

@@ -254,6 +254,7 @@ TEST_CASE(
                                                                                {"gpt_bigcode", "mqa_c_attn"},
                                                                                {"bloom", "qkv_mlp_embed_norm"},
                                                                                {"mpt", "every_linear_norm"},
+                                                                               {"dbrx", "attn_router_norm"},
                                                                                {"glm", "qvo_gate_up_norm"},
                                                                                {"olmo", "every_linear_clip"},
                                                                                {"ministral3", "attn_mlp"},

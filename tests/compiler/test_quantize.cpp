@@ -1084,7 +1084,11 @@ TEST_CASE(
                         // FlexOlmo's experts write their sum (moe_experts version 5, its scales in their places)
                         Case{"flex_olmo", "top2_bias_f32", "the LM head", "int8", 0.1},
                         Case{"flex_olmo", "top2_bias_f32", "the LM head", "int4", 0.5},
-                        Case{"flex_olmo", "top2_bias_f32", "the LM head", "fp8", 0.2}}) {
+                        Case{"flex_olmo", "top2_bias_f32", "the LM head", "fp8", 0.2},
+                        // DBRX's experts: gate|up joined from w1 and v1, down transposed from w2 (moved, quantized)
+                        Case{"dbrx", "mqa_nonorm_yarn_f32", "the LM head", "int8", 0.1},
+                        Case{"dbrx", "mqa_nonorm_yarn_f32", "the LM head", "int4", 0.5},
+                        Case{"dbrx", "mqa_nonorm_yarn_f32", "the LM head", "fp8", 0.2}}) {
     CAPTURE(std::string(c.name));
     CAPTURE(std::string(c.scheme));
     const std::string dir = kiln::test::fixture(c.name, c.family);
@@ -1108,7 +1112,7 @@ TEST_CASE(
     CHECK(i8 > 0);
     // Qwen2-MoE: its shared expert's gate kept in f32, the shared expert quantized (both found).
     CHECK(shared == (std::string(c.family) == "qwen2_moe" ? 22 : 0));
-    // DeepSeek's, Mixtral's, GPT-OSS's and FlexOlmo's routed experts are quantized too (moe_experts version 2;
+    // DeepSeek's, Mixtral's, GPT-OSS's, FlexOlmo's and DBRX's routed experts are quantized too (moe_experts version 2;
     // GPT-OSS's version 4 and FlexOlmo's version 5 with the scales in their places, FlexOlmo's accumulate 0 kept).
     const std::string fam = c.family;
     const uint32_t moe_version = fam == "gpt_oss" ? 4u : fam == "flex_olmo" ? 5u : 2u;
