@@ -1531,6 +1531,27 @@ LlamaConfig parse_bloom(const ConfigReader& r, const std::string& text) {
   return c;
 }
 
+// MosaicML's config classes' dimensions (MptConfig's and DbrxConfig's, `cls`): d_model (2048), n_layers (24) and
+// n_heads (16), or the names their attribute_map reads as them (attribute_key), n_heads dividing d_model (one K/V head
+// a head: DBRX sets its own), and vocab_size (default `vocab`).
+void read_mosaic_dims(const ConfigReader& r, LlamaConfig& c, const char* cls, int64_t vocab) {
+  c.vocab_size = r.pos_int("vocab_size", false, vocab);
+  c.hidden_size = r.pos_int(attribute_key(r, "d_model", "hidden_size", cls), false, 2048);
+  c.num_hidden_layers = r.pos_int(attribute_key(r, "n_layers", "num_hidden_layers", cls), false, 24);
+  const char* head_key = attribute_key(r, "n_heads", "num_attention_heads", cls);
+  c.num_attention_heads = c.num_key_value_heads = r.pos_int(head_key, false, 16);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    r.fail(head_key, std::string("does not divide d_model (transformers refuses the model)"));
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+}
+
+// A sub-config's keys (MPT's and DBRX's attn_config, DBRX's ffn_config: `name`) its reader left unmodeled, as
+// "name.key = value".
+void add_unmodeled(LlamaConfig& c, const ConfigReader& sub, const std::string& name) {
+  for (std::string& k : sub.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype"}))
+    c.unmodeled.push_back(name + "." + k);
+}
+
 // MptConfig (LlamaConfig::mpt) and its defaults: d_model (2048), n_heads (16) and n_layers (24) (its attribute_map
 // reads hidden_size, num_attention_heads and num_hidden_layers as them), max_seq_len (2048: the ALiBi table
 // transformers builds, past which it cannot run), vocab_size (50368), layer_norm_epsilon, the LM head tied, and
@@ -1551,14 +1572,7 @@ LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std:
   r.refuse_null_values({"d_model", "n_heads", "n_layers", "hidden_size", "num_attention_heads", "num_hidden_layers",
                         "max_seq_len", "vocab_size", "layer_norm_epsilon", "expansion_ratio"},
                        c.architecture);
-  c.vocab_size = r.pos_int("vocab_size", false, 50368);
-  c.hidden_size = r.pos_int(attribute_key(r, "d_model", "hidden_size", "MptConfig"), false, 2048);
-  c.num_hidden_layers = r.pos_int(attribute_key(r, "n_layers", "num_hidden_layers", "MptConfig"), false, 24);
-  const char* head_key = attribute_key(r, "n_heads", "num_attention_heads", "MptConfig");
-  c.num_attention_heads = c.num_key_value_heads = r.pos_int(head_key, false, 16);
-  if (c.hidden_size % c.num_attention_heads != 0)
-    r.fail(head_key, std::string("does not divide d_model (transformers refuses the model)"));
-  c.head_dim = c.hidden_size / c.num_attention_heads;
+  read_mosaic_dims(r, c, "MptConfig", 50368);
   c.intermediate_size = 4 * c.hidden_size;
   c.mlp_activation = Activation::kGelu;
   c.max_position_embeddings = r.pos_int("max_seq_len", false, 2048);
@@ -1609,8 +1623,7 @@ LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std:
     c.softmax_scale = s.get<double>();
   }
   for (const char* k : {"attn_pdrop", "attn_impl"}) a.has(k);
-  for (std::string& k : a.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype"}))
-    c.unmodeled.push_back("attn_config." + k);
+  add_unmodeled(c, a, "attn_config");
   c.has_dtype = r.dtype(&c.dtype);
   for (std::string& k : r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS})) c.unmodeled.push_back(std::move(k));
   return c;
@@ -1641,14 +1654,7 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
   r.refuse_null_values({"d_model", "n_heads", "n_layers", "max_seq_len", "hidden_size", "num_attention_heads",
                         "num_hidden_layers", "max_position_embeddings", "vocab_size"},
                        c.architecture);
-  c.vocab_size = r.pos_int("vocab_size", false, 32000);
-  c.hidden_size = r.pos_int(attribute_key(r, "d_model", "hidden_size", "DbrxConfig"), false, 2048);
-  c.num_hidden_layers = r.pos_int(attribute_key(r, "n_layers", "num_hidden_layers", "DbrxConfig"), false, 24);
-  const char* head_key = attribute_key(r, "n_heads", "num_attention_heads", "DbrxConfig");
-  c.num_attention_heads = r.pos_int(head_key, false, 16);
-  if (c.hidden_size % c.num_attention_heads != 0)
-    r.fail(head_key, std::string("does not divide d_model (transformers cannot run the model)"));
-  c.head_dim = c.hidden_size / c.num_attention_heads;
+  read_mosaic_dims(r, c, "DbrxConfig", 32000);
   c.max_position_embeddings =
       r.pos_int(attribute_key(r, "max_seq_len", "max_position_embeddings", "DbrxConfig"), false, 2048);
   r.set_max_positions(c.max_position_embeddings);
@@ -1734,10 +1740,8 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
                ", which transformers never reads (mosaicml's code then routes tokens uniformly): kiln builds false");
   for (const char* k : {"moe_jitter_eps", "moe_loss_weight"}) f.has(k);
   for (const char* k : {"emb_pdrop"}) r.has(k);
-  for (std::string& k : a.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype"}))
-    c.unmodeled.push_back("attn_config." + k);
-  for (std::string& k : f.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype"}))
-    c.unmodeled.push_back("ffn_config." + k);
+  add_unmodeled(c, a, "attn_config");
+  add_unmodeled(c, f, "ffn_config");
   c.has_dtype = r.dtype(&c.dtype);
   for (std::string& k : r.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS})) c.unmodeled.push_back(std::move(k));
   return c;
