@@ -593,6 +593,12 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim) {
       inv[size_t(i)] = inter * (1.0f - ef) + extra * ef;
     }
   }
+  // (a base or factor past f32's range: transformers' frequencies are inf or NaN too, and so are its logits)
+  for (float f : inv)
+    if (!std::isfinite(f))
+      throw CompileError("the RoPE (type " + rope.type + ", rope_theta " + nlohmann::json(rope.theta).dump() +
+                         ") gives frequencies that are not finite in f32, as transformers computes them (its logits "
+                         "are then NaN): kiln refuses it");
   return inv;
 }
 

@@ -1531,6 +1531,28 @@ LlamaConfig parse_bloom(const ConfigReader& r, const std::string& text) {
   return c;
 }
 
+// A RoPE's base folded in as theta · b^(d / (d - 2)) (HunYuan's ntk_alpha, dynamic NTK's), read as type default
+// thereafter; one that is not a positive finite number refused (key: the RoPE's key; what: the formula, in errors).
+void stretch_rope_base(const ConfigReader& r, RopeConfig* rope, double b, int64_t d, const char* key,
+                       const std::string& what) {
+  rope->theta *= std::pow(b, double(d) / double(d - 2));
+  rope->type = "default";
+  if (!std::isfinite(rope->theta) || !(rope->theta > 0))  // (Python overflows, or the base is 0: no RoPE)
+    r.fail(key, "gives a " + what + " that is not a positive finite number");
+}
+
+// rope type dynamic over d rotary dims: transformers' _compute_dynamic_ntk_parameters at M (max_position_embeddings,
+// positive as read), in double as Python computes it; plans longer than M are refused (dynamic_positions: transformers
+// recomputes the frequencies past it, which one fixed plan cannot follow).
+void fold_dynamic_rope(const ConfigReader& r, RopeConfig* rope, int64_t d, int64_t M, const char* key) {
+  if (rope->type != "dynamic") return;
+  if (d <= 2) r.fail(key, "rope type dynamic needs a rotary dimension above 2 (its base is raised to d / (d - 2))");
+  const double f = rope->factor, m = double(M);
+  stretch_rope_base(r, rope, f * m / m - (f - 1), d, key,
+                    "dynamic NTK base theta · ((factor · M / M) - (factor - 1))^(d / (d - 2))");
+  rope->dynamic_positions = M;
+}
+
 // MosaicML's config classes' dimensions (MptConfig's and DbrxConfig's, `cls`): d_model (2048), n_layers (24) and
 // n_heads (16), or the names their attribute_map reads as them (attribute_key), n_heads dividing d_model (one K/V head
 // a head: DBRX sets its own), and vocab_size (default `vocab`).
@@ -1543,6 +1565,13 @@ void read_mosaic_dims(const ConfigReader& r, LlamaConfig& c, const char* cls, in
   if (c.hidden_size % c.num_attention_heads != 0)
     r.fail(head_key, std::string("does not divide d_model (transformers refuses the model)"));
   c.head_dim = c.hidden_size / c.num_attention_heads;
+}
+
+// A sub-config (MPT's and DBRX's attn_config, DBRX's ffn_config: key k, of class cls's keys): an object, {} where
+// absent or null (the class's defaults).
+nlohmann::json sub_config(const ConfigReader& r, const nlohmann::json& j, const char* k, const char* cls) {
+  if (r.has(k) && !j[k].is_object()) r.fail(k, std::string("must be an object of ") + cls + "'s keys");
+  return r.has(k) ? j[k] : nlohmann::json::object();
 }
 
 // A sub-config's keys (MPT's and DBRX's attn_config, DBRX's ffn_config: `name`) its reader left unmodeled, as
@@ -1589,10 +1618,7 @@ LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std:
   for (const char* k : {"emb_pdrop", "embedding_fraction", "learned_pos_emb", "init_device", "init_config", "verbose",
                         "tokenizer_name"})
     r.has(k);
-  // attn_config: MptAttentionConfig's keys (a dict; null: its defaults)
-  if (r.has("attn_config") && !j["attn_config"].is_object())
-    r.fail("attn_config", "must be an object of MptAttentionConfig's keys");
-  const nlohmann::json attn = r.has("attn_config") ? j["attn_config"] : nlohmann::json::object();
+  const nlohmann::json attn = sub_config(r, j, "attn_config", "MptAttentionConfig");
   ConfigReader a(attn, "attn_config");
   a.set_strict_booleans();
   auto wired = [&](const char* k, const nlohmann::json& builds) {
@@ -1640,9 +1666,10 @@ LlamaConfig parse_mpt(const ConfigReader& r, const nlohmann::json& j, const std:
 // and never attn_config.rope_theta, which DBRX's own code and transformers 4 take as the base (databricks/dbrx-*'s
 // files give 5e5 there and no RoPE of their own): kiln takes attn_config.rope_theta where the file has no RoPE at the
 // top, and refuses the two where they disagree rather than guess. Training-only keys (the dropouts, moe_jitter_eps,
-// moe_loss_weight) change nothing, nor does the top-level num_key_value_heads (DbrxConfig's copy of kv_n_heads, which
-// its attention never reads); ffn_config.hidden_size (which DbrxConfig overwrites with d_model) and mosaicml's
-// uniform_expert_assignment are read only at the values transformers builds.
+// moe_loss_weight) change nothing, nor do the top-level num_key_value_heads (DbrxConfig's copy of kv_n_heads, which
+// its attention never reads) and ffn_config.hidden_size (which DbrxConfig overwrites with d_model); mosaicml's
+// uniform_expert_assignment is read only at false (what transformers builds). An odd head size is refused (RoPE
+// rotates pairs).
 LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std::string& text,
                        const std::string& path) {
   LlamaConfig c;
@@ -1655,6 +1682,10 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
                         "num_hidden_layers", "max_position_embeddings", "vocab_size"},
                        c.architecture);
   read_mosaic_dims(r, c, "DbrxConfig", 32000);
+  if (c.head_dim % 2 != 0)
+    r.fail(attribute_key(r, "n_heads", "num_attention_heads", "DbrxConfig"),
+           "leaves an odd head size (d_model / n_heads = " + std::to_string(c.head_dim) +
+               "), which RoPE cannot rotate in pairs (transformers cannot run the model)");
   c.max_position_embeddings =
       r.pos_int(attribute_key(r, "max_seq_len", "max_position_embeddings", "DbrxConfig"), false, 2048);
   r.set_max_positions(c.max_position_embeddings);
@@ -1663,11 +1694,8 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
   if (r.boolean("tie_word_embeddings", false))
     r.fail("tie_word_embeddings", "is true, which DbrxConfig refuses (DBRX's LM head is its own)");
   // attn_config and ffn_config: objects of their classes' keys (null: the defaults)
-  auto sub = [&](const char* k, const char* cls) {
-    if (r.has(k) && !j[k].is_object()) r.fail(k, std::string("must be an object of ") + cls + "'s keys");
-    return r.has(k) ? j[k] : nlohmann::json::object();
-  };
-  const nlohmann::json attn = sub("attn_config", "DbrxAttentionConfig"), ffn = sub("ffn_config", "DbrxFFNConfig");
+  const nlohmann::json attn = sub_config(r, j, "attn_config", "DbrxAttentionConfig"),
+                       ffn = sub_config(r, j, "ffn_config", "DbrxFFNConfig");
   ConfigReader a(attn, path + ": attn_config"), f(ffn, path + ": ffn_config");
   a.set_strict_booleans();
   f.set_strict_booleans();
@@ -1679,7 +1707,10 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
   c.clip_qkv = read_clip_qkv(a, attn, "clip_qkv", false);
   a.has("attn_pdrop");
   // RoPE: the top level's (transformers 5's) or attn_config.rope_theta (DBRX's own); both: they must agree
-  const bool top_rope = r.rope_key() != nullptr || r.has("rope_theta");
+  const char* rope_key = r.rope_key();
+  const bool top_rope = rope_key != nullptr || r.has("rope_theta");
+  const bool top_theta =
+      r.has("rope_theta") || (rope_key && j[rope_key].is_object() && r.has(j[rope_key], "rope_theta"));
   c.rope = r.rope({"default", "linear", "llama3", "yarn", "dynamic"}, 10000.0);
   if (a.has("rope_theta")) {
     const nlohmann::json& t = attn["rope_theta"];
@@ -1687,15 +1718,22 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
       a.fail("rope_theta", "= " + t.dump() + " must be a positive number");
     if (!top_rope) {
       c.rope.theta = t.get<double>();
+      if (c.rope.theta != 10000.0)
+        c.config_note = "RoPE base " + t.dump() +
+                        " from attn_config.rope_theta, as DBRX's own code and transformers 4 read it (transformers 5 "
+                        "reads this file at its default base 10000: it never reads attn_config.rope_theta)";
     } else if (c.rope.theta != t.get<double>()) {
       r.fail("attn_config",
              "has rope_theta = " + t.dump() +
-                 " (the RoPE base of DBRX's own code and transformers 4), but the file's "
-                 "RoPE at the top has base " +
+                 " (the RoPE base of DBRX's own code and transformers 4), but the file's RoPE at the "
+                 "top " +
+                 (top_theta ? "has base " : "gives no base, which transformers 5 reads as its default ") +
                  nlohmann::json(c.rope.theta).dump() +
-                 " (the one transformers 5 reads): kiln refuses rather than guess; keep one, or make them agree");
+                 " (the one transformers 5 reads): kiln refuses rather than guess; keep one, or make "
+                 "them agree");
     }
   }
+  fold_dynamic_rope(r, &c.rope, c.head_dim, c.max_position_embeddings, rope_key ? rope_key : "rope_parameters");
   // ffn_config
   f.refuse_null_values({"ffn_hidden_size", "moe_num_experts", "moe_top_k", "moe_loss_weight", "hidden_size"},
                        c.architecture);
@@ -1711,6 +1749,7 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
   if (ffn.contains("moe_normalize_expert_weights")) {
     f.has("moe_normalize_expert_weights");
     const nlohmann::json& p = ffn["moe_normalize_expert_weights"];
+    // (an integer 1 too, as DBRX's own code and transformers 4 read it; transformers 5.24's strict class takes floats)
     if (p.is_null()) c.norm_topk_prob = false;
     else if (!p.is_number() || p.get<double>() != 1)
       f.fail("moe_normalize_expert_weights",
@@ -1731,9 +1770,7 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
       f.fail("ffn_act_fn",
              "names the activation " + act["name"].dump() + ": kiln builds DBRX's experts with silu only");
   }
-  if (f.has("hidden_size") && ffn["hidden_size"] != c.hidden_size)
-    f.fail("hidden_size", "= " + ffn["hidden_size"].dump() + " is not d_model (" + std::to_string(c.hidden_size) +
-                              "), which DbrxConfig overwrites it with: kiln refuses rather than guess");
+  f.has("hidden_size");  // (which DbrxConfig overwrites with d_model and DBRX's own code never has)
   if (f.has("uniform_expert_assignment") && ffn["uniform_expert_assignment"] != false)
     f.fail("uniform_expert_assignment",
            "= " + ffn["uniform_expert_assignment"].dump() +
@@ -2816,23 +2853,14 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                "): kiln refuses rather than guess which was meant");
   // An NTK-stretched base, theta · b^(d / (d - 2)) in double as Python computes it, read as the default RoPE's
   // (`what` names it in errors)
-  auto stretch_base = [&](RopeConfig* rope, double b, int64_t d, const char* key, const std::string& what) {
-    rope->theta *= std::pow(b, double(d) / double(d - 2));
-    rope->type = "default";
-    if (!std::isfinite(rope->theta) || !(rope->theta > 0))  // (Python overflows, or the base is 0: no RoPE)
-      r.fail(key, "gives a " + what + " that is not a positive finite number");
-  };
   const char* rope_key = r.rope_key() ? r.rope_key() : "rope_parameters";
   if (c.rope.type == "ntk_alpha") {  // (HunYuan's: b = alpha, d = head_dim as transformers takes it)
     if (c.head_dim <= 2) r.fail("head_dim", "must be more than 2 for the ntk_alpha RoPE (alpha^(d / (d - 2)))");
-    stretch_base(&c.rope, c.rope.alpha, c.head_dim, rope_key, "base theta · alpha^(d / (d - 2))");
+    stretch_rope_base(r, &c.rope, c.rope.alpha, c.head_dim, rope_key, "base theta · alpha^(d / (d - 2))");
   }
-  // rope type dynamic: transformers' _compute_dynamic_ntk_parameters at M, in double as Python computes it (the
-  // sliding layers' RoPE of Gemma 3 and OLMo 3 likewise)
+  // rope type dynamic (fold_dynamic_rope; the sliding layers' RoPE of Gemma 3 and OLMo 3 likewise)
   auto fold_dynamic = [&](RopeConfig* rope, const char* key) {
     if (rope->type != "dynamic") return;
-    const int64_t d = c.rotary();
-    if (d <= 2) r.fail(key, "rope type dynamic needs a rotary dimension above 2 (its base is raised to d / (d - 2))");
     // (it takes getattr(config, "head_dim", hidden // heads), None where these classes leave a null (MixtralConfig an
     // absent) head_dim so, which its init cannot multiply: transformers cannot build the model)
     if ((mixtral && !r.has("head_dim")) || (j.contains("head_dim") && j["head_dim"].is_null() &&
@@ -2840,10 +2868,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
       r.fail("head_dim", std::string(j.contains("head_dim") ? "is null" : "is missing") + ", which " + c.architecture +
                              "'s config keeps as None, and transformers' dynamic NTK RoPE cannot build from it (it "
                              "reads head_dim before hidden_size / num_attention_heads): give its value");
-    const double f = rope->factor, m = double(c.max_position_embeddings);  // (M: positive, as read)
-    stretch_base(rope, f * m / m - (f - 1), d, key,
-                 "dynamic NTK base theta · ((factor · M / M) - (factor - 1))^(d / (d - 2))");
-    rope->dynamic_positions = c.max_position_embeddings;
+    fold_dynamic_rope(r, rope, c.rotary(), c.max_position_embeddings, key);
   };
   fold_dynamic(&c.rope, rope_key);
   fold_dynamic(&c.rope_local, "rope_parameters.sliding_attention");

@@ -315,8 +315,8 @@ struct LlamaConfig {
   bool nanochat = false;
   // Norms without a weight (OLMo's LayerNorms, nanochat's RMSNorms).
   bool weightless_norms() const { return olmo1 || nanochat; }
-  // OLMo's, OLMoE's and MPT's clip_qkv: q, k and v clamped to [-clip_qkv, clip_qkv] after their projections (and
-  // OLMoE's q/k norms), before RoPE; negative: none.
+  // OLMo's, OLMoE's, MPT's and DBRX's clip_qkv: q, k and v clamped to [-clip_qkv, clip_qkv] after their projections
+  // (and OLMoE's q/k norms), before RoPE; negative: none.
   double clip_qkv = -1;
   // q and k RMSNorm-ed whole (OLMo 2, OLMo 3, OLMoE, MiniMax-M2) rather than per head.
   bool qk_norm_whole() const { return (olmo2 && !exaone4) || olmoe || minimax_m2; }

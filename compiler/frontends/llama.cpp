@@ -689,10 +689,10 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
   // likewise (gate_up_proj_bias [E, 2F] deinterleaved; down_proj_bias as it is). MXFP4 experts are
   // stored out-major already ([E, 2F, D] with interleaved rows, [E, D, F]): deinterleaved only.
   // Qwen3-VL-MoE's in the hub's layout (experts_in_major: [E, D, 2F], gate columns then up columns, or [E, F, D]):
-  // transposed only.
+  // transposed only. DBRX's w2 ([E · F, D], each expert's down projection transposed) likewise.
   auto fused_experts = [&](const std::string& name, bool gate_up, bool bias) {
     const int64_t E = c.num_local_experts, Fm = c.moe_intermediate_size;
-    // (transformers' float layout for GPT-OSS, the hub's for Qwen3-VL-MoE: transposed here)
+    // (transformers' float layout for GPT-OSS, the hub's for Qwen3-VL-MoE, DBRX's w2: transposed here)
     const bool in_major = !bias && (c.gpt_oss ? !c.mxfp4_experts : c.dbrx || c.experts_in_major.count(name) > 0),
                interleaved = c.gpt_oss;
     return [name, gate_up, bias, in_major, interleaved, E, Fm, D](const WeightFetch& fetch) {
@@ -798,14 +798,16 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
                           WeightSource{{},
                                        {},
                                        [gate = t.gate_up[0], up = t.gate_up[1], E, Fm, D](const WeightFetch& fetch) {
-                                         const std::vector<float> gv = fetch(gate), uv = fetch(up);
+                                         // (one source held at a time beside the output: the real model's are GBs)
                                          const size_t block = size_t(Fm * D);
-                                         std::vector<float> out;
-                                         out.reserve(2 * gv.size());
-                                         for (size_t e = 0; e < size_t(E); ++e)
-                                           for (const std::vector<float>* s : {&gv, &uv})
-                                             out.insert(out.end(), s->begin() + ptrdiff_t(e * block),
-                                                        s->begin() + ptrdiff_t((e + 1) * block));
+                                         std::vector<float> out(2 * size_t(E) * block);
+                                         for (size_t half = 0; half < 2; ++half) {
+                                           const std::vector<float> src = fetch(half == 0 ? gate : up);
+                                           for (size_t e = 0; e < size_t(E); ++e)
+                                             std::copy(src.begin() + ptrdiff_t(e * block),
+                                                       src.begin() + ptrdiff_t((e + 1) * block),
+                                                       out.begin() + ptrdiff_t((2 * e + half) * block));
+                                         }
                                          return out;
                                        },
                                        {},
@@ -1002,7 +1004,7 @@ Graph build_llama_graph(const LlamaConfig& c, const LlamaBuildOptions& o) {
             {eps});
       };
       if (c.qk_norm && !c.head_layernorm && !c.qk_norm_after_rope()) qk_norms();
-      // (OLMo's, OLMoE's and MPT's clip_qkv: q, k and v clamped, after OLMoE's norms, before RoPE)
+      // (OLMo's, OLMoE's, MPT's and DBRX's clip_qkv: q, k and v clamped, after OLMoE's norms, before RoPE)
       if (c.clip_qkv >= 0) add_node(P, kClampOp, {qkv, n_valid}, {qkv}, {}, {-c.clip_qkv, c.clip_qkv});
       const bool local_rope = inv_freq_local != kNoTensor && c.window_of(i) > 0;
       if (!c.nope(i) && !c.learned_positions() && !c.alibi())  // (SmolLM3's RoPE-less layers; GPT-2's, BLOOM's)
@@ -1385,7 +1387,8 @@ FrontendBuild build_llama(const CompileOptions& o) {
   const int64_t dynamic_after = std::max(c.rope.dynamic_positions, c.rope_local.dynamic_positions);
   bound_max_seq(dynamic_after > 0, dynamic_after,
                 "rope type dynamic (transformers' dynamic NTK RoPE) recomputes its frequencies from the sequence "
-                "length once it passes max_position_embeddings = " +
+                "length once it passes " +
+                    std::string(c.dbrx ? "max_seq_len" : "max_position_embeddings") + " = " +
                     std::to_string(dynamic_after) + ", which one fixed plan cannot follow",
                 ", where they are the default RoPE's");
   // (Ministral 3's query scale is 1 below llama4_scaling_positions: a plan no longer would need it)

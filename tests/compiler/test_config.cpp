@@ -230,6 +230,14 @@ TEST_CASE("rope inv_freq: default, linear and llama3 bands") {
       CHECK(l3[i] == doctest::Approx((1 - smooth) * base[i] / 8.0 + smooth * base[i]).epsilon(1e-5));
     }
   }
+  // A base or factor past f32's range gives inf frequencies (transformers' logits are NaN): refused.
+  RopeConfig tiny;
+  tiny.theta = 1e-300;
+  CHECK_THROWS_WITH_AS(rope_inv_freq(tiny, 16), doctest::Contains("gives frequencies that are not finite"),
+                       CompileError);
+  r.type = "linear";
+  r.factor = 1e-300;
+  CHECK_THROWS_WITH_AS(rope_inv_freq(r, 16), doctest::Contains("type linear"), CompileError);
 }
 
 // Qwen3ForCausalLM: LLaMA with q_norm/k_norm, no biases unless attention_bias (then on o_proj
@@ -4747,14 +4755,21 @@ TEST_CASE("config: DBRX (attn_config, ffn_config, defaults, the RoPE base, refus
   CHECK((c.num_local_experts == 4 && c.num_experts_per_tok == 2 && c.norm_topk_prob && c.moe_intermediate_size == 48 &&
          c.is_moe_layer(0) && c.is_moe_layer(2)));
   CHECK((c.clip_qkv == 0.6 && !c.tie_word_embeddings && c.rms_norm_eps == 1e-5));
-  // No RoPE at the top: attn_config.rope_theta is the base (DBRX's own code, transformers 4).
+  // No RoPE at the top: attn_config.rope_theta is the base (DBRX's own code, transformers 4), which the plan notes.
   CHECK((c.rope.type == "default" && c.rope.theta == 5e5));
+  CHECK(c.config_note.find("RoPE base 500000 from attn_config.rope_theta") != std::string::npos);
   // As transformers 5.24 saves it: rope_parameters and attn_config.rope_theta both, equal.
   std::ifstream in(kiln::test::fixture("mqa_nonorm_yarn_f32", "dbrx") + "/config.json");
   const nlohmann::json saved = nlohmann::json::parse(in);
   const LlamaConfig s = parse_llama_config(saved.dump(), "config.json");
   CHECK((s.rope.type == "yarn" && s.rope.theta == 2e4 && s.rope.factor == 2.0 && s.num_key_value_heads == 1 &&
-         !s.norm_topk_prob && s.num_local_experts == 8 && s.num_experts_per_tok == 3 && s.unmodeled.empty()));
+         !s.norm_topk_prob && s.num_local_experts == 8 && s.num_experts_per_tok == 3 && s.unmodeled.empty() &&
+         s.config_note.empty()));
+  // Dynamic NTK: folded at max_seq_len, past which the compiler refuses the plan (dynamic_positions).
+  const LlamaConfig dynamic = edited(saved, [](nlohmann::json& j) {
+    j["rope_parameters"] = {{"rope_type", "dynamic"}, {"factor", 2.0}, {"rope_theta", 2e4}};
+  });
+  CHECK((dynamic.rope.type == "default" && dynamic.rope.dynamic_positions == 256 && dynamic.rope.theta == 2e4));
   // DbrxConfig's defaults: d_model 2048, 16 heads, 24 layers, 2048 positions, 32000 tokens; one kv head, no clip;
   // 4 experts of 3584, the top 1, renormalized; RoPE base 1e4.
   const LlamaConfig d = edited(hub, [](nlohmann::json& j) {
@@ -4794,7 +4809,11 @@ TEST_CASE("config: DBRX (attn_config, ffn_config, defaults, the RoPE base, refus
     CAPTURE(top.dump());
     CHECK(edited_error(hub, [&](nlohmann::json& j) { j.update(top); })
               .find("attn_config has rope_theta = 500000 (the RoPE base of DBRX's own code and transformers 4), but "
-                    "the file's RoPE at the top has base 10000.0") != std::string::npos);
+                    "the file's RoPE at the top " +
+                    std::string(top.dump().find("rope_theta") != std::string::npos
+                                    ? "has base 10000.0"
+                                    : "gives no base, which transformers 5 reads as its default 10000.0")) !=
+          std::string::npos);
   }
   // (DbrxConfig's copy of kv_n_heads, which no attention reads; a null rope_theta in attn_config: none)
   CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = 4; }).num_key_value_heads == 2);
@@ -4803,6 +4822,7 @@ TEST_CASE("config: DBRX (attn_config, ffn_config, defaults, the RoPE base, refus
   for (const auto& [edit, message] : std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>>{
            {[](nlohmann::json& j) { j["tie_word_embeddings"] = true; }, "tie_word_embeddings is true"},
            {[](nlohmann::json& j) { j["n_heads"] = 3; }, "n_heads does not divide d_model"},
+           {[](nlohmann::json& j) { j["n_heads"] = 64; }, "n_heads leaves an odd head size (d_model / n_heads = 1)"},
            {[](nlohmann::json& j) { j["attn_config"]["kv_n_heads"] = 3; }, "kv_n_heads does not divide n_heads"},
            {[](nlohmann::json& j) { j["attn_config"]["kv_n_heads"] = nullptr; }, "kv_n_heads is null"},
            {[](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = -1; }, "clip_qkv must be null or a number"},
@@ -4820,16 +4840,16 @@ TEST_CASE("config: DBRX (attn_config, ffn_config, defaults, the RoPE base, refus
               j["ffn_config"]["ffn_act_fn"] = {{"name", "silu"}, {"beta", 2}};
             },
             "has beta = 2, an argument"},
-           {[](nlohmann::json& j) { j["ffn_config"]["hidden_size"] = 32; }, "hidden_size = 32 is not d_model (64)"},
            {[](nlohmann::json& j) { j["ffn_config"]["uniform_expert_assignment"] = true; },
             "uniform_expert_assignment = true"}}) {
     CAPTURE(message);
     CHECK(edited_error(hub, edit).find(message) != std::string::npos);
   }
-  // What DbrxConfig reads as its own: silu under either name, ffn_config.hidden_size at d_model, mosaicml's switch off.
+  // What DbrxConfig reads as its own: silu under either name, mosaicml's switch off; ffn_config.hidden_size, which it
+  // overwrites with d_model, whatever its value.
   CHECK(edited(hub, [](nlohmann::json& j) {
           j["ffn_config"]["ffn_act_fn"] = {{"name", "swish"}};
-          j["ffn_config"]["hidden_size"] = 64;
+          j["ffn_config"]["hidden_size"] = 32;
           j["ffn_config"]["uniform_expert_assignment"] = false;
         }).unmodeled.empty());
   // Keys neither class has: unmodeled, which the compiler refuses by name.
