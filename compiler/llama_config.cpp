@@ -1575,9 +1575,11 @@ nlohmann::json sub_config(const ConfigReader& r, const nlohmann::json& j, const 
 }
 
 // A sub-config's keys (MPT's and DBRX's attn_config, DBRX's ffn_config: `name`) its reader left unmodeled, as
-// "name.key = value".
+// "name.key = value". (transformers 4 wrote every PretrainedConfig attribute into them, databricks' files so: its
+// dtype and tie_word_embeddings there are the class defaults, which no model reads.)
 void add_unmodeled(LlamaConfig& c, const ConfigReader& sub, const std::string& name) {
-  for (std::string& k : sub.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype"}))
+  for (std::string& k :
+       sub.unmodeled({KILN_TRANSFORMERS_IRRELEVANT_KEYS, "dtype", "torch_dtype", "tie_word_embeddings"}))
     c.unmodeled.push_back(name + "." + k);
 }
 

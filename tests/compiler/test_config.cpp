@@ -4791,6 +4791,12 @@ TEST_CASE("config: DBRX (attn_config, ffn_config, defaults, the RoPE base, refus
     j["ffn_config"]["moe_normalize_expert_weights"] = nullptr;
   });
   CHECK((named.hidden_size == 64 && named.num_hidden_layers == 2 && !named.norm_topk_prob));
+  // databricks' files write moe_normalize_expert_weights as the integer 1 (transformers 5.24's strict class refuses
+  // it; DBRX's own code and transformers 4 divide by the sum): read as 1.
+  const LlamaConfig integer =
+      edited(hub, [](nlohmann::json& j) { j["ffn_config"]["moe_normalize_expert_weights"] = 1; });
+  CHECK((integer.norm_topk_prob && integer.unmodeled.empty()));
+  CHECK(hub["attn_config"]["tie_word_embeddings"] == true);  // (transformers 4's sub-config attributes: read and left)
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_size"] = 32; }).find("disagrees with d_model") !=
         std::string::npos);
   // The RoPE base: the top level's where attn_config has none, both where they agree; refused where they disagree.
