@@ -1165,8 +1165,7 @@ DBRX_DIR = os.path.join(REPO, "tests", "fixtures", "dbrx")
 # attention reads the attribute): every fixture is built with rope_parameters giving the same base.
 # hub_f32: config.json as databricks/dbrx-instruct's (transformers 4.38: attn_config {attn_pdrop, clip_qkv,
 # kv_n_heads, rope_theta 5e5}, ffn_config {ffn_act_fn, ffn_hidden_size, moe_jitter_eps, moe_loss_weight,
-# moe_normalize_expert_weights 1.0, moe_num_experts, moe_top_k, uniform_expert_assignment}, each with every
-# PretrainedConfig attribute transformers 4 wrote into sub-configs; no RoPE object), 2 kv heads of 4, clip_qkv 0.6, 4 experts of 48, the top 2, 3 layers.
+# moe_normalize_expert_weights, moe_num_experts, moe_top_k}, no RoPE object), 2 kv heads of 4, clip_qkv 0.6, 4 experts of 48, the top 2, 3 layers.
 # mqa_nonorm_yarn_f32: as transformers 5.24 saves it (rope_parameters and attn_config.rope_theta both, equal): one kv
 # head (kv_n_heads' default), clip_qkv 8 (databricks' value; transformers 5.24 cannot run DBRX without one: it calls
 # clamp with neither bound), 8 experts of 32, the top 3 not renormalized (moe_normalize_expert_weights null),
@@ -3827,37 +3826,19 @@ def main_dbrx():
 
     # hub_f32's config.json as databricks/dbrx-instruct ships it (transformers 4.38; without its auto_map, DBRX's own
     # code): transformers 5.24 reads that file with RoPE base 1e4 (it never reads attn_config.rope_theta); with the
-    # base the file gives there it is the reference's model bit for bit.
+    # base the file gives there it is the reference's model bit for bit. (transformers 4.46.3, which reads
+    # attn_config.rope_theta, gave the reference's logits bit for bit from this file: checked once, outside the venv.)
     path = os.path.join(hub, "config.json")
     cfg = json.load(open(path))
     out = {k: cfg[k] for k in ("architectures", "d_model", "emb_pdrop", "initializer_range", "max_seq_len",
                                "model_type", "n_heads", "n_layers", "output_router_logits", "resid_pdrop",
                                "tie_word_embeddings", "use_cache", "vocab_size", "bos_token_id", "eos_token_id")}
-    # (transformers 4.38 wrote every PretrainedConfig attribute into each sub-config: tie_word_embeddings true,
-    # torch_dtype null, generation defaults; DBRX's own keys as databricks' files give them, but for
-    # moe_normalize_expert_weights: there an integer 1, which transformers 5.24's strict DbrxFFNConfig refuses (kiln
-    # reads it as 1.0: tests/compiler/test_config.cpp))
-    pretrained = {"_name_or_path": "", "add_cross_attention": False, "architectures": None, "bad_words_ids": None,
-                  "begin_suppress_tokens": None, "bos_token_id": None, "chunk_size_feed_forward": 0,
-                  "cross_attention_hidden_size": None, "decoder_start_token_id": None, "diversity_penalty": 0.0,
-                  "do_sample": False, "early_stopping": False, "encoder_no_repeat_ngram_size": 0, "eos_token_id": None,
-                  "exponential_decay_length_penalty": None, "finetuning_task": None, "forced_bos_token_id": None,
-                  "forced_eos_token_id": None, "id2label": {"0": "LABEL_0", "1": "LABEL_1"}, "is_decoder": False,
-                  "is_encoder_decoder": False, "label2id": {"LABEL_0": 0, "LABEL_1": 1}, "length_penalty": 1.0,
-                  "max_length": 20, "min_length": 0, "model_type": "", "no_repeat_ngram_size": 0,
-                  "num_beam_groups": 1, "num_beams": 1, "num_return_sequences": 1, "output_attentions": False,
-                  "output_hidden_states": False, "output_scores": False, "pad_token_id": None, "prefix": None,
-                  "problem_type": None, "pruned_heads": {}, "remove_invalid_values": False,
-                  "repetition_penalty": 1.0, "return_dict": True, "return_dict_in_generate": False,
-                  "sep_token_id": None, "suppress_tokens": None, "task_specific_params": None, "temperature": 1.0,
-                  "tf_legacy_loss": False, "tie_encoder_decoder": False, "tie_word_embeddings": True,
-                  "tokenizer_class": None, "top_k": 50, "top_p": 1.0, "torch_dtype": None, "torchscript": False,
-                  "typical_p": 1.0, "use_bfloat16": False}
-    out["attn_config"] = dict(pretrained, attn_pdrop=0, clip_qkv=0.6, kv_n_heads=2, rope_theta=500000)
-    out["ffn_config"] = dict(pretrained, ffn_act_fn={"name": "silu"}, moe_normalize_expert_weights=1.0,
-                             uniform_expert_assignment=False,
-                             **{k: cfg["ffn_config"][k] for k in ("ffn_hidden_size", "moe_jitter_eps",
-                                                                 "moe_loss_weight", "moe_num_experts", "moe_top_k")})
+    # (each sub-config with DBRX's own keys and model_type "", the keys transformers 4.46's DbrxAttentionConfig and
+    # DbrxFFNConfig accept; the PretrainedConfig attributes other writers add there are test_config's)
+    out["attn_config"] = {"attn_pdrop": 0, "clip_qkv": 0.6, "kv_n_heads": 2, "model_type": "", "rope_theta": 500000}
+    out["ffn_config"] = dict({k: cfg["ffn_config"][k] for k in ("ffn_hidden_size", "moe_jitter_eps", "moe_loss_weight",
+                                                               "moe_num_experts", "moe_top_k")},
+                             ffn_act_fn={"name": "silu"}, model_type="", moe_normalize_expert_weights=1.0)
     out.update(router_aux_loss_coef=0.05, torch_dtype="float32", transformers_version="4.38.2")
     with open(path, "w") as f:
         json.dump(dict(sorted(out.items())), f, indent=2)

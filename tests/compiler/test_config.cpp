@@ -4796,7 +4796,16 @@ TEST_CASE("config: DBRX (attn_config, ffn_config, defaults, the RoPE base, refus
   const LlamaConfig integer =
       edited(hub, [](nlohmann::json& j) { j["ffn_config"]["moe_normalize_expert_weights"] = 1; });
   CHECK((integer.norm_topk_prob && integer.unmodeled.empty()));
-  CHECK(hub["attn_config"]["tie_word_embeddings"] == true);  // (transformers 4's sub-config attributes: read and left)
+  // Writers that serialize the sub-configs whole (transformers' to_dict; MLX conversions of databricks' files) add the
+  // PretrainedConfig attributes, their tie_word_embeddings and torch_dtype among them: class defaults no model reads.
+  CHECK(edited(hub, [](nlohmann::json& j) {
+          for (const char* sub : {"attn_config", "ffn_config"})
+            j[sub].update({{"tie_word_embeddings", true},
+                           {"torch_dtype", "bfloat16"},
+                           {"return_dict", true},
+                           {"id2label", {{"0", "LABEL_0"}}},
+                           {"top_k", 50}});
+        }).unmodeled.empty());
   CHECK(edited_error(hub, [](nlohmann::json& j) { j["hidden_size"] = 32; }).find("disagrees with d_model") !=
         std::string::npos);
   // The RoPE base: the top level's where attn_config has none, both where they agree; refused where they disagree.
