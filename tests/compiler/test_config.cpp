@@ -4834,7 +4834,7 @@ TEST_CASE("config: DBRX (attn_config, ffn_config, defaults, the RoPE base, refus
   CHECK(edited(hub, [](nlohmann::json& j) { j["num_key_value_heads"] = 4; }).num_key_value_heads == 2);
   CHECK(edited(hub, [](nlohmann::json& j) { j["attn_config"]["rope_theta"] = nullptr; }).rope.theta == 1e4);
   // Refused by name: what transformers refuses or cannot run, and what kiln does not build.
-  for (const auto& [edit, message] : std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>>{
+  for (const auto& edit_message : std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>>{
            {[](nlohmann::json& j) { j["tie_word_embeddings"] = true; }, "tie_word_embeddings is true"},
            {[](nlohmann::json& j) { j["n_heads"] = 3; }, "n_heads does not divide d_model"},
            {[](nlohmann::json& j) { j["n_heads"] = 64; }, "n_heads leaves an odd head size (d_model / n_heads = 1)"},
@@ -4857,8 +4857,9 @@ TEST_CASE("config: DBRX (attn_config, ffn_config, defaults, the RoPE base, refus
             "has beta = 2, an argument"},
            {[](nlohmann::json& j) { j["ffn_config"]["uniform_expert_assignment"] = true; },
             "uniform_expert_assignment = true"}}) {
+    const std::string message = edit_message.second;  // (CAPTURE cannot take a binding)
     CAPTURE(message);
-    CHECK(edited_error(hub, edit).find(message) != std::string::npos);
+    CHECK(edited_error(hub, edit_message.first).find(message) != std::string::npos);
   }
   // What DbrxConfig reads as its own: silu under either name, mosaicml's switch off; ffn_config.hidden_size, which it
   // overwrites with d_model, whatever its value.
