@@ -1555,8 +1555,8 @@ void fold_dynamic_rope(const ConfigReader& r, RopeConfig* rope, int64_t d, int64
 
 // MosaicML's config classes' dimensions (MptConfig's and DbrxConfig's, `cls`): d_model (2048), n_layers (24) and
 // n_heads (16), or the names their attribute_map reads as them (attribute_key), n_heads dividing d_model (one K/V head
-// a head: DBRX sets its own), and vocab_size (default `vocab`).
-void read_mosaic_dims(const ConfigReader& r, LlamaConfig& c, const char* cls, int64_t vocab) {
+// a head: DBRX sets its own), and vocab_size (default `vocab`). Returns the heads' key as the file spells it.
+const char* read_mosaic_dims(const ConfigReader& r, LlamaConfig& c, const char* cls, int64_t vocab) {
   c.vocab_size = r.pos_int("vocab_size", false, vocab);
   c.hidden_size = r.pos_int(attribute_key(r, "d_model", "hidden_size", cls), false, 2048);
   c.num_hidden_layers = r.pos_int(attribute_key(r, "n_layers", "num_hidden_layers", cls), false, 24);
@@ -1565,6 +1565,7 @@ void read_mosaic_dims(const ConfigReader& r, LlamaConfig& c, const char* cls, in
   if (c.hidden_size % c.num_attention_heads != 0)
     r.fail(head_key, std::string("does not divide d_model (transformers refuses the model)"));
   c.head_dim = c.hidden_size / c.num_attention_heads;
+  return head_key;
 }
 
 // A sub-config (MPT's and DBRX's attn_config, DBRX's ffn_config: key k, of class cls's keys): an object, {} where
@@ -1683,11 +1684,10 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
   r.refuse_null_values({"d_model", "n_heads", "n_layers", "max_seq_len", "hidden_size", "num_attention_heads",
                         "num_hidden_layers", "max_position_embeddings", "vocab_size"},
                        c.architecture);
-  read_mosaic_dims(r, c, "DbrxConfig", 32000);
+  const char* head_key = read_mosaic_dims(r, c, "DbrxConfig", 32000);
   if (c.head_dim % 2 != 0)
-    r.fail(attribute_key(r, "n_heads", "num_attention_heads", "DbrxConfig"),
-           "leaves an odd head size (d_model / n_heads = " + std::to_string(c.head_dim) +
-               "), which RoPE cannot rotate in pairs (transformers cannot run the model)");
+    r.fail(head_key, "leaves an odd head size (d_model / n_heads = " + std::to_string(c.head_dim) +
+                         "), which RoPE cannot rotate in pairs (transformers cannot run the model)");
   c.max_position_embeddings =
       r.pos_int(attribute_key(r, "max_seq_len", "max_position_embeddings", "DbrxConfig"), false, 2048);
   r.set_max_positions(c.max_position_embeddings);
@@ -1759,8 +1759,7 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
                  ": transformers divides the chosen experts' weights by their p-norm for this p; kiln builds p = 1 "
                  "(their sum) or null (no division) only");
   }
-  if (ffn.contains("ffn_act_fn") && !ffn["ffn_act_fn"].is_null()) {
-    f.has("ffn_act_fn");
+  if (f.has("ffn_act_fn")) {  // (null: silu)
     const nlohmann::json& act = ffn["ffn_act_fn"];
     if (!act.is_object()) f.fail("ffn_act_fn", "must be an object with the activation's name");
     for (const auto& [k, v] : act.items())
@@ -1778,7 +1777,7 @@ LlamaConfig parse_dbrx(const ConfigReader& r, const nlohmann::json& j, const std
            "= " + ffn["uniform_expert_assignment"].dump() +
                ", which transformers never reads (mosaicml's code then routes tokens uniformly): kiln builds false");
   for (const char* k : {"moe_jitter_eps", "moe_loss_weight"}) f.has(k);
-  for (const char* k : {"emb_pdrop"}) r.has(k);
+  r.has("emb_pdrop");
   add_unmodeled(c, a, "attn_config");
   add_unmodeled(c, f, "ffn_config");
   c.has_dtype = r.dtype(&c.dtype);
@@ -2853,8 +2852,7 @@ LlamaConfig parse_llama_text(const std::string& text, const std::string& path, c
                "max_position_embeddings: " +
                std::to_string(c.rope.original_max_position_embeddings) +
                "): kiln refuses rather than guess which was meant");
-  // An NTK-stretched base, theta · b^(d / (d - 2)) in double as Python computes it, read as the default RoPE's
-  // (`what` names it in errors)
+  // NTK-stretched bases (stretch_rope_base): HunYuan's ntk_alpha, dynamic NTK's
   const char* rope_key = r.rope_key() ? r.rope_key() : "rope_parameters";
   if (c.rope.type == "ntk_alpha") {  // (HunYuan's: b = alpha, d = head_dim as transformers takes it)
     if (c.head_dim <= 2) r.fail("head_dim", "must be more than 2 for the ntk_alpha RoPE (alpha^(d / (d - 2)))");
